@@ -1,0 +1,27 @@
+// Runs node's built-in test runner over TypeScript test files (through tsx), so `npm test`
+// needs no glob support from the shell. Usage: node scripts/run-tests.mjs [dir-or-file …]
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+function collect(path, out) {
+  if (statSync(path).isDirectory()) {
+    for (const name of readdirSync(path).sort()) collect(join(path, name), out);
+  } else if (path.endsWith('.test.ts')) {
+    out.push(path);
+  }
+  return out;
+}
+
+const roots = process.argv.slice(2);
+const files = (roots.length ? roots : ['test']).flatMap((root) => collect(root, []));
+if (files.length === 0) {
+  console.error('no test files found');
+  process.exit(1);
+}
+const result = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=300000', '--test-reporter=spec', ...files],
+  { stdio: 'inherit', env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent' } },
+);
+process.exit(result.status ?? 1);

@@ -1,0 +1,47 @@
+import { Command, CommanderError } from 'commander';
+import { registerDemo } from './commands/demo.js';
+import { registerDoctor } from './commands/doctor.js';
+import { registerLedger } from './commands/ledger.js';
+import { registerMap } from './commands/map.js';
+import { registerReplay } from './commands/replay.js';
+import { registerSandbox } from './commands/sandbox.js';
+import { registerServe } from './commands/serve.js';
+import { registerSync } from './commands/sync.js';
+import { registerValidate } from './commands/validate.js';
+
+/** Builds the command line. Each command lives in src/commands/<name>.ts and sets `process.exitCode`. */
+export function buildProgram(): Command {
+  const program = new Command('opencrvs-bridge')
+    .description(
+      'Delivers births and deaths from hospital systems (FHIR R4, DHIS2) to OpenCRVS exactly once.\n' +
+        'Configuration: --config FILE or the BRIDGE_CONFIG environment variable.',
+    )
+    .showHelpAfterError()
+    .exitOverride();
+  for (const register of [
+    registerServe,
+    registerSync,
+    registerMap,
+    registerValidate,
+    registerDoctor,
+    registerLedger,
+    registerReplay,
+    registerSandbox,
+    registerDemo,
+  ]) {
+    register(program);
+  }
+  return program;
+}
+
+/** Runs the CLI; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    throw err;
+  }
+  return typeof process.exitCode === 'number' ? process.exitCode : 0;
+}

@@ -1,0 +1,21 @@
+import { type BridgeConfig, ConfigError, loadConfig } from '../config/index.js';
+
+/** The config file from --config, else BRIDGE_CONFIG. The CLI is, with config/, a reader of process.env. */
+export function configPath(option: string | undefined): string | undefined {
+  return option ?? process.env.BRIDGE_CONFIG;
+}
+
+/** Loads the configuration or prints the key path of the problem and returns undefined (exit code 2). */
+export function loadConfigOrReport(option: string | undefined): BridgeConfig | undefined {
+  const file = configPath(option);
+  try {
+    return loadConfig({ file, env: process.env });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`configuration error: ${err.message}`);
+      process.exitCode = 2;
+      return undefined;
+    }
+    throw err;
+  }
+}

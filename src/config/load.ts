@@ -1,0 +1,169 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import { ConfigError } from './errors.js';
+import { createAjv, describeAjvError, readProfileJson } from './schema.js';
+import type { BridgeConfig } from './types.js';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** `…File` key → the key it fills. A secret can come inline, from ${ENV}, or from a file. */
+const SECRET_FILE_KEYS: Readonly<Record<string, string>> = {
+  clientSecretFile: 'clientSecret',
+  accessTokenFile: 'accessToken',
+  tokenFile: 'token',
+  passwordFile: 'password',
+  secretFile: 'secret',
+  hmacSecretFile: 'hmacSecret',
+};
+
+const DEFAULT_MAPPINGS: Readonly<Record<string, string[]>> = {
+  fhir: ['birth.fhir', 'death.fhir'],
+  dhis2: ['birth.dhis2', 'death.dhis2'],
+};
+
+let validator: ReturnType<ReturnType<typeof createAjv>['compile']> | undefined;
+function validateSchema(data: unknown) {
+  validator ??= createAjv().compile(readProfileJson('config.schema.json') as object);
+  return { ok: validator(data), errors: validator.errors ?? [] };
+}
+
+/** Replaces `${NAME}` in every string with the environment value; an unset name is an error. */
+function interpolate(value: unknown, env: Env, path: string, file?: string): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+      const found = env[name];
+      if (found === undefined) throw new ConfigError(path, `environment variable ${name} is not set`, file);
+      return found;
+    });
+  }
+  if (Array.isArray(value)) return value.map((item, i) => interpolate(item, env, `${path}[${i}]`, file));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, env, path ? `${path}.${k}` : k, file);
+    return out;
+  }
+  return value;
+}
+
+/** Reads every `…File` secret into its plain key (in place), relative paths from the config's folder. */
+function resolveSecretFiles(node: unknown, path: string, baseDir: string, file?: string): void {
+  if (Array.isArray(node)) {
+    for (const [i, item] of node.entries()) resolveSecretFiles(item, `${path}[${i}]`, baseDir, file);
+    return;
+  }
+  if (!node || typeof node !== 'object') return;
+  const obj = node as Record<string, unknown>;
+  for (const [key, value] of Object.entries(obj)) {
+    const keyPath = path ? `${path}.${key}` : key;
+    const target = SECRET_FILE_KEYS[key];
+    if (target && typeof value === 'string') {
+      if (obj[target] !== undefined) throw new ConfigError(keyPath, `give either ${target} or ${key}, not both`, file);
+      let text: string;
+      try {
+        text = readFileSync(isAbsolute(value) ? value : resolve(baseDir, value), 'utf8');
+      } catch (err) {
+        throw new ConfigError(
+          keyPath,
+          `cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+          file,
+        );
+      }
+      const secret = text.replace(/\r?\n$/, '');
+      if (!secret) throw new ConfigError(keyPath, 'the file is empty', file);
+      obj[target] = secret;
+      delete obj[key];
+    } else {
+      resolveSecretFiles(value, keyPath, baseDir, file);
+    }
+  }
+}
+
+function checkSemantics(config: BridgeConfig, file?: string): void {
+  const o = config.opencrvs;
+  if (o.domain) {
+    o.tokenUrl ??= `https://gateway.${o.domain}/auth/token`;
+    o.eventsUrl ??= `https://register.${o.domain}/api/events`;
+  }
+  if (!o.eventsUrl) throw new ConfigError('opencrvs.eventsUrl', 'is required (or give opencrvs.domain)', file);
+  if (!o.accessToken) {
+    if (!o.tokenUrl) throw new ConfigError('opencrvs.tokenUrl', 'is required (or give opencrvs.domain)', file);
+    if (!o.clientId) throw new ConfigError('opencrvs.clientId', 'is required (or give opencrvs.accessToken)', file);
+    if (!o.clientSecret) {
+      throw new ConfigError('opencrvs.clientSecret', 'is required (clientSecret, clientSecretFile, or an environment reference)', file);
+    }
+  }
+  if (config.delivery.mode === 'single-call' && o.version !== '2.0') {
+    throw new ConfigError('delivery.mode', 'single-call needs OpenCRVS version 2.0', file);
+  }
+  const seen = new Set<string>();
+  for (const [i, source] of config.sources.entries()) {
+    if (seen.has(source.id)) throw new ConfigError(`sources[${i}].id`, `duplicate source id "${source.id}"`, file);
+    seen.add(source.id);
+    source.auth ??= { type: 'none' };
+    source.poll ??= { enabled: true, schedule: '*/1 * * * *', overlapSeconds: 30, pageSize: 100 };
+    source.mappings ??= [...(DEFAULT_MAPPINGS[source.kind] ?? [])];
+    const auth = source.auth;
+    const need = (key: keyof typeof auth, why: string) => {
+      if (!auth[key]) throw new ConfigError(`sources[${i}].auth.${key}`, `is required for ${why}`, file);
+    };
+    if (auth.type === 'bearer' || auth.type === 'pat') need('token', `auth type ${auth.type}`);
+    if (auth.type === 'basic') {
+      need('username', 'basic auth');
+      need('password', 'basic auth');
+    }
+    if (auth.type === 'oauth2') {
+      need('tokenUrl', 'oauth2');
+      need('clientId', 'oauth2');
+      need('clientSecret', 'oauth2');
+    }
+  }
+}
+
+export interface LoadConfigOptions {
+  /** YAML text; when absent, `file` is read. */
+  text?: string;
+  file?: string;
+  env?: Env;
+}
+
+/**
+ * Loads, interpolates, validates and normalises a configuration. Every problem is a ConfigError
+ * naming the key path, so start-up can stop with a message an engineer can act on.
+ */
+export function loadConfig(options: LoadConfigOptions): BridgeConfig {
+  const { file } = options;
+  const env = options.env ?? {};
+  let text = options.text;
+  if (text === undefined) {
+    if (!file) throw new ConfigError('', 'no configuration file given (--config or BRIDGE_CONFIG)');
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError('', `cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, file);
+    }
+  }
+  const doc = parseDocument(text);
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0];
+    const where = first?.linePos?.[0] ? `line ${first.linePos[0].line}` : '';
+    throw new ConfigError(where, `invalid YAML: ${first?.message.split('\n')[0] ?? 'parse error'}`, file);
+  }
+  const raw = interpolate(doc.toJS() ?? {}, env, '', file);
+  resolveSecretFiles(raw, '', file ? dirname(resolve(file)) : process.cwd(), file);
+  const { ok, errors } = validateSchema(raw);
+  if (!ok) {
+    const first = errors[0];
+    const { path, problem } = first ? describeAjvError(first) : { path: '', problem: 'invalid' };
+    const more = errors.length > 1 ? ` (and ${errors.length - 1} more problem${errors.length > 2 ? 's' : ''})` : '';
+    throw new ConfigError(path, `${problem}${more}`, file);
+  }
+  const config = raw as BridgeConfig;
+  checkSemantics(config, file);
+  return config;
+}
+
+/** Builds a config from an object (tests, the demo) through the same validation. */
+export function configFromObject(value: unknown, env: Env = {}): BridgeConfig {
+  return loadConfig({ text: JSON.stringify(value), env });
+}

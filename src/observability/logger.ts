@@ -1,0 +1,38 @@
+import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino';
+import { redactDeep, scrubString } from './redact.js';
+
+export type { Logger } from 'pino';
+
+export interface LoggerSettings {
+  level?: string;
+  /** Where JSON lines go; defaults to stdout. Tests pass a stream to inspect what was logged. */
+  destination?: DestinationStream;
+}
+
+/**
+ * The one logger factory. Every object logged passes through `redactDeep` (sensitive keys at any
+ * depth) and every message string through `scrubString` (credentials in URLs, bearer tokens, JWTs).
+ * Components take a child: `logger.child({ component: 'delivery' })`.
+ */
+export function createLogger(settings: LoggerSettings = {}): Logger {
+  const options: LoggerOptions = {
+    level: settings.level ?? 'info',
+    base: { service: 'opencrvs-bridge' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: {
+      level: (label) => ({ level: label }),
+      log: (object) => redactDeep(object) as Record<string, unknown>,
+      bindings: (bindings) => redactDeep(bindings) as Record<string, unknown>,
+    },
+    hooks: {
+      logMethod(args, method) {
+        const scrubbed = args.map((arg) => (typeof arg === 'string' ? scrubString(arg) : arg));
+        method.apply(this, scrubbed as Parameters<typeof method>);
+      },
+    },
+  };
+  return settings.destination ? pino(options, settings.destination) : pino(options);
+}
+
+/** A logger that writes nothing, for library code used without a logger. */
+export const silentLogger: Logger = pino({ level: 'silent' });

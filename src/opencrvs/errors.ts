@@ -1,0 +1,77 @@
+/**
+ * How the delivery layer must react to a failure:
+ * - `retryable`: try again later (network error, timeout, 429, 5xx); `retryAfterMs` when the server said so;
+ * - `permanent`: this record will never be accepted as sent (400 field problems, 404 event, `Rejected`);
+ * - `operator`: a human must fix something global (credentials revoked, scope missing, unknown office):
+ *   hold the whole queue rather than burn every record into dead letters.
+ */
+export type ErrorClassification = 'retryable' | 'permanent' | 'operator';
+
+/** Why the error happened, finer than the classification (for ledgers, metrics and tests). */
+export type OpenCrvsErrorKind =
+  | 'network'
+  | 'timeout'
+  | 'rate-limited'
+  | 'server'
+  | 'bad-request'
+  | 'not-found'
+  | 'rejected'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'unknown-office'
+  | 'already-notified'
+  | 'conflict'
+  | 'invalid-response'
+  | 'config';
+
+export interface OpenCrvsErrorInit {
+  kind: OpenCrvsErrorKind;
+  classification: ErrorClassification;
+  /** OpenCRVS's own message (never contains the client secret; see the token client). */
+  message: string;
+  status?: number;
+  /** The parsed response body (JSON when it was JSON, else the text, truncated). */
+  body?: unknown;
+  retryAfterMs?: number;
+  /** The call that failed, e.g. `notify`; never a URL with credentials. */
+  operation?: string;
+  cause?: unknown;
+}
+
+/** The one error type of the OpenCRVS client. */
+export class OpenCrvsError extends Error {
+  readonly kind: OpenCrvsErrorKind;
+  readonly classification: ErrorClassification;
+  readonly status?: number;
+  readonly body?: unknown;
+  readonly retryAfterMs?: number;
+  readonly operation?: string;
+  /** The OpenCRVS message as received (for 400s, the JSON-encoded list of field problems). */
+  readonly opencrvsMessage: string;
+
+  constructor(init: OpenCrvsErrorInit) {
+    super(
+      `${init.operation ? `${init.operation}: ` : ''}${init.status ? `HTTP ${init.status}: ` : ''}${init.message}`,
+      {
+        cause: init.cause,
+      },
+    );
+    this.name = 'OpenCrvsError';
+    this.kind = init.kind;
+    this.classification = init.classification;
+    this.status = init.status;
+    this.body = init.body;
+    this.retryAfterMs = init.retryAfterMs;
+    this.operation = init.operation;
+    this.opencrvsMessage = init.message;
+  }
+
+  /** 409 on notify: the event is already in NOTIFIED state (by our earlier attempt). */
+  get alreadyNotified(): boolean {
+    return this.kind === 'already-notified';
+  }
+}
+
+export function isOpenCrvsError(value: unknown): value is OpenCrvsError {
+  return value instanceof OpenCrvsError;
+}

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config/index.js';
+
+const minimal = `
+opencrvs:
+  domain: farajaland.example.org
+  clientId: bridge
+  clientSecret: s3cret
+`;
+
+function errorOf(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  it('derives the token and events URLs from the domain and applies defaults', () => {
+    const config = loadConfig({ text: minimal });
+    assert.equal(config.opencrvs.tokenUrl, 'https://gateway.farajaland.example.org/auth/token');
+    assert.equal(config.opencrvs.eventsUrl, 'https://register.farajaland.example.org/api/events');
+    assert.equal(config.opencrvs.version, '2.0');
+    assert.equal(config.delivery.concurrency, 4);
+    assert.equal(config.http.port, 8080);
+  });
+
+  it('names the path of an unknown key', () => {
+    const err = errorOf(() => loadConfig({ text: `${minimal}  clientSecrett: x\n` }));
+    assert.equal(err.path, 'opencrvs.clientSecrett');
+    assert.match(err.message, /unknown key/);
+  });
+
+  it('names the path of a bad value inside a list', () => {
+    const text = `${minimal}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: not-a-url\n`;
+    const err = errorOf(() => loadConfig({ text }));
+    assert.equal(err.path, 'sources[0].baseUrl');
+  });
+
+  it('reads secrets from the environment and from files, never both', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
+    writeFileSync(join(dir, 'secret.txt'), 'from-file\n');
+    const fromEnv = loadConfig({
+      text: 'opencrvs: { domain: x.org, clientId: a, clientSecret: "${OCRVS_SECRET}" }',
+      env: { OCRVS_SECRET: 'from-env' },
+    });
+    assert.equal(fromEnv.opencrvs.clientSecret, 'from-env');
+    const file = join(dir, 'bridge.yaml');
+    writeFileSync(file, 'opencrvs: { domain: x.org, clientId: a, clientSecretFile: secret.txt }');
+    assert.equal(loadConfig({ file }).opencrvs.clientSecret, 'from-file');
+    const both = errorOf(() =>
+      loadConfig({ text: `opencrvs: { domain: x.org, clientId: a, clientSecret: b, clientSecretFile: ${file} }` }),
+    );
+    assert.equal(both.path, 'opencrvs.clientSecretFile');
+  });
+
+  it('reports an unset environment variable with its key path', () => {
+    const err = errorOf(() => loadConfig({ text: 'opencrvs: { domain: x.org, clientId: a, clientSecret: "${NOPE}" }' }));
+    assert.equal(err.path, 'opencrvs.clientSecret');
+    assert.match(err.message, /NOPE is not set/);
+  });
+
+  it('requires credentials and knows single-call needs 2.0', () => {
+    assert.equal(errorOf(() => loadConfig({ text: 'opencrvs: { domain: x.org, clientId: a }' })).path, 'opencrvs.clientSecret');
+    const err = errorOf(() =>
+      loadConfig({ text: `${minimal}  version: "1.9"\ndelivery: { mode: single-call }\n` }),
+    );
+    assert.equal(err.path, 'delivery.mode');
+  });
+
+  it('fills source defaults and rejects duplicate ids', () => {
+    const text = `${minimal}sources:\n  - { id: emr, kind: fhir, baseUrl: "http://emr/fhir" }\n  - { id: emr, kind: fhir, baseUrl: "http://emr2/fhir" }\n`;
+    assert.equal(errorOf(() => loadConfig({ text })).path, 'sources[1].id');
+    const ok = loadConfig({ text: `${minimal}sources:\n  - { id: emr, kind: fhir, baseUrl: "http://emr/fhir" }\n` });
+    assert.deepEqual(ok.sources[0]?.mappings, ['birth.fhir', 'death.fhir']);
+    assert.equal(ok.sources[0]?.poll.overlapSeconds, 30);
+  });
+});
