@@ -1,0 +1,112 @@
+// One table from an OpenCRVS answer to an OpenCrvsError (docs/opencrvs-api.md §3.6). The delivery
+// layer acts on `classification` only: retryable → back off, permanent → dead letter with OpenCRVS's
+// message, operator → hold the queue (a global problem would otherwise burn every record).
+import { type ErrorClassification, OpenCrvsError, type OpenCrvsErrorKind } from './errors.js';
+import { parseRetryAfter } from './retry-after.js';
+
+export interface HttpFailure {
+  operation: string;
+  status: number;
+  /** Parsed JSON when the answer was JSON, else its text (already scrubbed and truncated). */
+  body: unknown;
+  retryAfter?: string | null;
+}
+
+// v2.0: "createdAtLocation is required and must be a valid location id", "createdAtLocation must be a
+// valid location id"; v1.9: "… must be a valid office id", "createdAtLocation must be an office location".
+const UNKNOWN_OFFICE = /createdAtLocation.*(valid (location|office) id|must be an office location)/i;
+// "Action 'NOTIFY' cannot be performed on an event in 'NOTIFIED' state …"
+const ALREADY_NOTIFIED = /NOTIFIED/;
+const EVENT_NOT_FOUND = /event not found/i;
+
+/** OpenCRVS's own words: `message` (REST and Hapi bodies), else the OAuth `error` pair, else the text. */
+export function messageOf(body: unknown, status: number): string {
+  if (typeof body === 'string') return body.trim() === '' ? `HTTP ${status}` : body.trim();
+  if (body && typeof body === 'object' && !Array.isArray(body)) {
+    const record: Record<string, unknown> = { ...body };
+    if (typeof record.message === 'string' && record.message !== '') return record.message;
+    if (typeof record.error === 'string') {
+      const detail = typeof record.error_description === 'string' ? `: ${record.error_description}` : '';
+      return `${record.error}${detail}`;
+    }
+  }
+  return `HTTP ${status}`;
+}
+
+/** A 400 whose message is a JSON-encoded list of field problems yields that list, else undefined. */
+export function fieldProblemsOf(message: string): unknown[] | undefined {
+  if (!message.trimStart().startsWith('[')) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(message);
+    return Array.isArray(parsed) ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function classifyHttpFailure(failure: HttpFailure, nowMs: number): OpenCrvsError {
+  const { operation, status, body } = failure;
+  const message = messageOf(body, status);
+  const make = (kind: OpenCrvsErrorKind, classification: ErrorClassification, extra: { body?: unknown } = {}) =>
+    new OpenCrvsError({ kind, classification, message, status, operation, body, ...extra });
+
+  if (status === 429 || status === 402 || status === 408 || status >= 500) {
+    // 402 is how OpenCRVS's own rate limiter answers; 408 is a proxy giving up on a slow upstream.
+    const retryAfterMs = parseRetryAfter(failure.retryAfter, nowMs);
+    const kind: OpenCrvsErrorKind = status >= 500 ? 'server' : status === 408 ? 'timeout' : 'rate-limited';
+    return new OpenCrvsError({ kind, classification: 'retryable', message, status, operation, body, retryAfterMs });
+  }
+  switch (status) {
+    case 400: {
+      if (UNKNOWN_OFFICE.test(message)) return make('unknown-office', 'operator');
+      const problems = fieldProblemsOf(message);
+      return make('bad-request', 'permanent', problems ? { body: problems } : {});
+    }
+    case 401:
+      return make('unauthorized', 'operator');
+    case 403:
+      return make('forbidden', 'operator');
+    case 404:
+      // A missing event is about this record; any other 404 means the events URL is wrong, which
+      // would dead-letter every record if treated as permanent.
+      return EVENT_NOT_FOUND.test(message) ? make('not-found', 'permanent') : make('config', 'operator');
+    case 409:
+      if (operation.startsWith('notify') || operation === 'createAndNotify') {
+        if (ALREADY_NOTIFIED.test(message)) return make('already-notified', 'permanent');
+      }
+      return make('conflict', 'permanent');
+    case 413:
+      return make('bad-request', 'permanent');
+    case 415:
+      // We always send exactly `application/json`; a 415 means a proxy rewrote it or a bug here.
+      return make('config', 'operator');
+    default:
+      return make('bad-request', 'permanent');
+  }
+}
+
+export interface TransportFailureDetail {
+  /** e.g. `fetch failed (ECONNRESET: other side closed)`; scrubbed by the caller. */
+  description: string;
+  timedOut: boolean;
+}
+
+/** Flattens a fetch rejection (TypeError with an undici cause chain, or a TimeoutError) into text. */
+export function describeTransportFailure(err: unknown): TransportFailureDetail {
+  const parts: string[] = [];
+  let timedOut = false;
+  let current: unknown = err;
+  for (let depth = 0; depth < 4 && current; depth++) {
+    if (current instanceof Error) {
+      if (current.name === 'TimeoutError' || current.name === 'AbortError') timedOut = true;
+      const code = 'code' in current && typeof current.code === 'string' ? `${current.code}: ` : '';
+      parts.push(`${code}${current.message}`);
+      current = current.cause;
+    } else {
+      parts.push(String(current));
+      current = undefined;
+    }
+  }
+  const [head, ...rest] = parts;
+  return { description: rest.length ? `${head} (${rest.join('; ')})` : (head ?? 'unknown error'), timedOut };
+}

@@ -1,0 +1,205 @@
+// The production OpenCRVS client (docs/opencrvs-api.md): token handling, create, notify,
+// create-and-notify and locations for OpenCRVS 2.0 and 1.9, every answer validated and every
+// failure turned into one classified OpenCrvsError.
+import type { OpenCrvsSettings } from '../config/types.js';
+import { type Logger, silentLogger } from '../observability/logger.js';
+import { classifyHttpFailure } from './classify.js';
+import { OpenCrvsError } from './errors.js';
+import { type ExchangeResponse, errorBodyOf, exchange, type Transport } from './http.js';
+import { fhirLocationsUrl, locationsFromFhirBundle } from './locations-v1.js';
+import { readNotifyOutcome } from './outcome.js';
+import { schemaProblem, validateEventDocument, validateFhirLocationBundle, validateLocations } from './schemas.js';
+import { SecretScrubber } from './scrub.js';
+import { clientCredentialsTokenSource, staticTokenSource, type TokenSource } from './token.js';
+import type { EventDocument, Location, LocationQuery, NotifyResult, OpenCrvsApi } from './types.js';
+
+export interface OpenCrvsClientDeps {
+  logger?: Logger;
+  fetch?: typeof fetch;
+  now?: () => number;
+}
+
+export interface OpenCrvsClient extends OpenCrvsApi {
+  readonly version: '2.0' | '1.9';
+  /** Tokens obtained from the token endpoint so far (the first included; 0 with a static token). */
+  tokenRenewals(): number;
+  /** Forgets the cached token. The client holds no sockets of its own. */
+  close?(): void;
+}
+
+// Exactly this string: a charset parameter gets 415 from some OpenCRVS versions (§3).
+const JSON_HEADERS = { 'Content-Type': 'application/json', Accept: 'application/json' };
+
+export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsClientDeps = {}): OpenCrvsClient {
+  const logger = (deps.logger ?? silentLogger).child({ component: 'opencrvs' });
+  const now = deps.now ?? Date.now;
+  const scrubber = new SecretScrubber();
+  scrubber.add(settings.clientSecret);
+  scrubber.add(settings.accessToken);
+  const transport: Transport = { fetch: deps.fetch ?? globalThis.fetch, timeoutMs: settings.timeoutMs, scrubber };
+  const version = settings.version;
+  const eventsUrl = trimSlash(required(settings.eventsUrl, 'eventsUrl'));
+  const tokens = tokenSourceFor(settings, transport, logger, now);
+
+  /** One authorised request; a 401 gets one retry with a fresh token, then is an operator problem. */
+  async function call(operation: string, method: 'GET' | 'POST', url: string, payload?: unknown) {
+    const started = performance.now();
+    let token = await tokens.get();
+    const send = () =>
+      exchange(transport, {
+        operation,
+        method,
+        url,
+        headers: { ...JSON_HEADERS, Authorization: `Bearer ${token.value}` },
+        body: payload === undefined ? undefined : JSON.stringify(payload),
+      });
+    let response = await send();
+    if (response.status === 401 && tokens.invalidate(token)) {
+      logger.warn({ operation }, 'OpenCRVS refused the token; retrying once with a new one');
+      token = await tokens.get();
+      response = await send();
+    }
+    logger.debug({ operation, status: response.status, ms: Math.round(performance.now() - started) }, 'OpenCRVS call');
+    if (response.status < 200 || response.status >= 300) {
+      const body = errorBodyOf(transport, response);
+      throw classifyHttpFailure({ operation, status: response.status, body, retryAfter: response.retryAfter }, now());
+    }
+    return response;
+  }
+
+  async function postEvent(operation: string, path: string, payload: unknown): Promise<EventDocument> {
+    return eventOf(operation, await call(operation, 'POST', `${eventsUrl}${path}`, payload));
+  }
+
+  async function listLocations(query: LocationQuery = {}): Promise<Location[]> {
+    if (version === '1.9') {
+      const url = fhirLocationsUrl(settings, query.locationType);
+      const response = await call('listLocations', 'GET', url);
+      if (!validateFhirLocationBundle(response.json))
+        throw invalidResponse('listLocations', validateFhirLocationBundle.errors);
+      return locationsFromFhirBundle(response.json).filter(
+        (l) => (!query.id || l.id === query.id) && (!query.externalId || l.externalId === query.externalId),
+      );
+    }
+    const url = new URL(`${eventsUrl}/locations`);
+    if (query.locationType) url.searchParams.set('locationType', query.locationType);
+    // Only the first value of a repeated key is read (§3.5): one id per call.
+    if (query.id) url.searchParams.set('locationIds', query.id);
+    if (query.externalId) url.searchParams.set('externalId', query.externalId);
+    const response = await call('listLocations', 'GET', url.toString());
+    if (!validateLocations(response.json)) throw invalidResponse('listLocations', validateLocations.errors);
+    return response.json;
+  }
+
+  return {
+    version,
+    tokenRenewals: () => tokens.renewals(),
+    close: () => tokens.clear(),
+
+    createEvent: (input) =>
+      // 1.9 drops createdAtLocation silently, so one body serves both versions.
+      postEvent('createEvent', '/events', {
+        type: input.type,
+        transactionId: input.transactionId,
+        createdAtLocation: input.createdAtLocation,
+      }),
+
+    async notify(input): Promise<NotifyResult> {
+      const common = {
+        type: 'NOTIFY',
+        transactionId: input.transactionId,
+        createdAtLocation: input.createdAtLocation,
+        declaration: input.declaration,
+        annotation: input.annotation ?? {},
+      };
+      const event =
+        version === '1.9'
+          ? await postEvent('notify', '/events/notifications', { eventId: input.eventId, ...common })
+          : await postEvent('notify', `/events/${encodeURIComponent(input.eventId)}/notify`, {
+              ...common,
+              keepAssignment: false,
+            });
+      return readNotifyOutcome(event, input.transactionId, 'notify');
+    },
+
+    async createAndNotify(input): Promise<NotifyResult> {
+      if (version !== '2.0') {
+        throw new OpenCrvsError({
+          kind: 'config',
+          classification: 'operator',
+          message: `create-and-notify in one call needs OpenCRVS 2.0 (configured: ${version}); use two-step delivery`,
+          operation: 'createAndNotify',
+        });
+      }
+      const event = await postEvent('createAndNotify', '/events/notify', {
+        eventType: input.eventType,
+        transactionId: input.transactionId,
+        createdAtLocation: input.createdAtLocation,
+        declaration: input.declaration,
+        annotation: input.annotation ?? {},
+      });
+      return readNotifyOutcome(event, input.transactionId, 'createAndNotify');
+    },
+
+    listLocations,
+
+    async checkToken() {
+      const token = await tokens.get();
+      return { scopes: [...token.scopes], expiresAt: token.expiresAt };
+    },
+  };
+
+  function eventOf(operation: string, response: ExchangeResponse): EventDocument {
+    if (!validateEventDocument(response.json)) throw invalidResponse(operation, validateEventDocument.errors);
+    return response.json;
+  }
+}
+
+/**
+ * A 2xx whose body is not what OpenCRVS sends is classified retryable, not permanent: it is almost
+ * always something in between (a proxy's HTML page, a truncated body, a half-deployed upgrade), the
+ * record itself is not at fault, and every write is idempotent on its transactionId, so a later
+ * attempt reads the real answer. If it persists, the delivery layer's attempt budget ends it.
+ */
+function invalidResponse(operation: string, errors: Parameters<typeof schemaProblem>[0]): OpenCrvsError {
+  return new OpenCrvsError({
+    kind: 'invalid-response',
+    classification: 'retryable',
+    message: `unexpected answer: ${schemaProblem(errors)}`,
+    operation,
+  });
+}
+
+function tokenSourceFor(
+  settings: OpenCrvsSettings,
+  transport: Transport,
+  logger: Logger,
+  now: () => number,
+): TokenSource {
+  if (settings.accessToken) return staticTokenSource(settings.accessToken);
+  return clientCredentialsTokenSource(
+    {
+      tokenUrl: required(settings.tokenUrl, 'tokenUrl'),
+      clientId: required(settings.clientId, 'clientId'),
+      clientSecret: required(settings.clientSecret, 'clientSecret'),
+      renewBeforeSeconds: settings.tokenRenewBeforeSeconds,
+    },
+    transport,
+    logger,
+    now,
+  );
+}
+
+function required(value: string | undefined, key: string): string {
+  if (value) return value;
+  throw new OpenCrvsError({
+    kind: 'config',
+    classification: 'operator',
+    message: `opencrvs.${key} is not set`,
+    operation: 'configure',
+  });
+}
+
+function trimSlash(url: string): string {
+  return url.replace(/\/+$/, '');
+}

@@ -1,0 +1,59 @@
+// OpenCRVS 1.9 has no `GET /locations` in the events service; locations come from the v1 FHIR
+// location API on the gateway (docs/opencrvs-api.md §6) and are turned into the 2.0 shape here.
+import type { OpenCrvsSettings } from '../config/types.js';
+import { OpenCrvsError } from './errors.js';
+import type { FhirLocation, FhirLocationBundle } from './schemas.js';
+import type { Location } from './types.js';
+
+const LOCATION_TYPE_SYSTEM = 'http://opencrvs.org/specs/location-type';
+const INTERNAL_ID_SYSTEM = 'http://opencrvs.org/specs/id/internal-id';
+
+/**
+ * `GET https://gateway.<domain>/location?type=…&_count=0`. Without `domain`, the gateway root is
+ * taken from a token URL of the gateway form (`…/auth/token`) or an events URL of the gateway form
+ * (`…/events` not under `/api/`); `_count=0` asks for every location in one page.
+ */
+export function fhirLocationsUrl(settings: OpenCrvsSettings, locationType?: string): string {
+  const root = gatewayRoot(settings);
+  const url = new URL(`${root}/location`);
+  if (locationType) url.searchParams.set('type', locationType);
+  url.searchParams.set('_count', '0');
+  return url.toString();
+}
+
+function gatewayRoot(settings: OpenCrvsSettings): string {
+  if (settings.domain) return `https://gateway.${settings.domain}`;
+  const fromToken = settings.tokenUrl?.match(/^(.*)\/auth\/token\/?$/);
+  if (fromToken?.[1] && !fromToken[1].endsWith('/api')) return fromToken[1];
+  const fromEvents = settings.eventsUrl?.match(/^(.*)\/events\/?$/);
+  if (fromEvents?.[1] && !fromEvents[1].endsWith('/api')) return fromEvents[1];
+  throw new OpenCrvsError({
+    kind: 'config',
+    classification: 'operator',
+    message: 'cannot tell the gateway URL for the v1 location API: set opencrvs.domain',
+    operation: 'listLocations',
+  });
+}
+
+export function locationsFromFhirBundle(bundle: FhirLocationBundle): Location[] {
+  const out: Location[] = [];
+  for (const entry of bundle.entry ?? []) {
+    if (entry.resource) out.push(fromFhir(entry.resource));
+  }
+  return out;
+}
+
+function fromFhir(resource: FhirLocation): Location {
+  const type = resource.type?.coding?.find((c) => c.system === LOCATION_TYPE_SYSTEM)?.code;
+  const externalId = resource.identifier?.find((i) => i.system === INTERNAL_ID_SYSTEM)?.value ?? null;
+  const parent = resource.partOf?.reference?.replace(/^Location\//, '');
+  return {
+    id: resource.id,
+    name: resource.name ?? '',
+    externalId,
+    // `Location/0` is the root of the v1 hierarchy, not an area.
+    administrativeAreaId: parent && parent !== '0' ? parent : null,
+    validUntil: null,
+    locationType: type ?? 'UNKNOWN',
+  };
+}

@@ -1,0 +1,164 @@
+// Access tokens for a system ("Health") client: client credentials in the query string (the only
+// form every version from 1.4 to 2.0 reads), no expires_in and no refresh token, so expiry comes from
+// the JWT's `exp`. One request in flight at a time: concurrent callers share it.
+import type { Logger } from '../observability/logger.js';
+import { classifyHttpFailure, messageOf } from './classify.js';
+import { OpenCrvsError } from './errors.js';
+import { errorBodyOf, exchange, type Transport } from './http.js';
+import { readJwtClaims, scopesOf } from './jwt.js';
+import { schemaProblem, validateTokenResponse } from './schemas.js';
+
+export interface AccessToken {
+  value: string;
+  /** Milliseconds since the epoch; Infinity for a static token without a readable `exp`. */
+  expiresAt: number;
+  /** When to fetch the next one (before `expiresAt`). */
+  renewAt: number;
+  scopes: string[];
+}
+
+export interface TokenSource {
+  get(): Promise<AccessToken>;
+  /** Drops `token` if it is still the cached one (after a 401); returns whether a new one can be fetched. */
+  invalidate(token: AccessToken): boolean;
+  /** Tokens obtained from the token endpoint so far (the first one included). */
+  renewals(): number;
+  clear(): void;
+}
+
+/** A token given in the configuration: nothing to renew, so a 401 is final. */
+export function staticTokenSource(accessToken: string): TokenSource {
+  const claims = readJwtClaims(accessToken);
+  const expiresAt = claims ? claims.exp * 1000 : Number.POSITIVE_INFINITY;
+  const token: AccessToken = {
+    value: accessToken,
+    expiresAt,
+    renewAt: expiresAt,
+    scopes: claims ? scopesOf(claims) : [],
+  };
+  return {
+    get: async () => token,
+    invalidate: () => false,
+    renewals: () => 0,
+    clear: () => {},
+  };
+}
+
+export interface ClientCredentials {
+  tokenUrl: string;
+  clientId: string;
+  clientSecret: string;
+  renewBeforeSeconds: number;
+}
+
+export function clientCredentialsTokenSource(
+  credentials: ClientCredentials,
+  transport: Transport,
+  logger: Logger,
+  now: () => number,
+): TokenSource {
+  let cached: AccessToken | undefined;
+  let inflight: Promise<AccessToken> | undefined;
+  let obtained = 0;
+
+  async function request(): Promise<AccessToken> {
+    const url = new URL(credentials.tokenUrl);
+    url.searchParams.set('client_id', credentials.clientId);
+    url.searchParams.set('client_secret', credentials.clientSecret);
+    url.searchParams.set('grant_type', 'client_credentials');
+    const response = await exchange(transport, {
+      operation: 'token',
+      method: 'POST',
+      url: url.toString(),
+      headers: { Accept: 'application/json' },
+    });
+    const receivedAt = now();
+    if (response.status < 200 || response.status >= 300)
+      throw tokenFailure(response.status, errorBodyOf(transport, response), response.retryAfter, receivedAt);
+    if (!validateTokenResponse(response.json)) {
+      throw invalidTokenResponse(`token response ${schemaProblem(validateTokenResponse.errors)}`);
+    }
+    const value = response.json.access_token;
+    transport.scrubber.add(value);
+    const claims = readJwtClaims(value);
+    if (!claims) throw invalidTokenResponse('access_token is not a JWT with a numeric exp');
+    const expiresAt = claims.exp * 1000;
+    // Renew `renewBeforeSeconds` ahead of expiry, but never sooner than half-way through the token's
+    // life, so a short-lived token (or a large setting) cannot make every call fetch a new one.
+    const renewAt = Math.max(
+      expiresAt - credentials.renewBeforeSeconds * 1000,
+      receivedAt + (expiresAt - receivedAt) / 2,
+    );
+    obtained += 1;
+    const token: AccessToken = { value, expiresAt, renewAt, scopes: scopesOf(claims) };
+    logger.info(
+      { expiresAt: new Date(expiresAt).toISOString(), scopes: token.scopes.length },
+      'obtained OpenCRVS access token',
+    );
+    return token;
+  }
+
+  function refresh(): Promise<AccessToken> {
+    if (!inflight) {
+      const previous = cached;
+      inflight = request()
+        .then((token) => {
+          cached = token;
+          return token;
+        })
+        .catch((err: unknown) => {
+          // A token that has not expired yet stays usable when the endpoint is briefly unreachable.
+          if (
+            previous &&
+            err instanceof OpenCrvsError &&
+            err.classification === 'retryable' &&
+            now() < previous.expiresAt
+          ) {
+            logger.warn({ kind: err.kind }, 'token renewal failed; using the current token until it expires');
+            return previous;
+          }
+          throw err;
+        })
+        .finally(() => {
+          inflight = undefined;
+        });
+    }
+    return inflight;
+  }
+
+  return {
+    get: async () => (cached && now() < cached.renewAt ? cached : refresh()),
+    invalidate(token) {
+      if (cached?.value === token.value) cached = undefined;
+      return true;
+    },
+    renewals: () => obtained,
+    clear() {
+      cached = undefined;
+    },
+  };
+}
+
+/**
+ * The message names the status and OpenCRVS's error, never the URL (its query holds the secret).
+ * 401 invalid_client (unknown, wrong or deactivated client) and other 4xx are operator problems:
+ * no record can be delivered until someone fixes the credentials or the configuration.
+ */
+function tokenFailure(status: number, body: unknown, retryAfter: string | null, nowMs: number): OpenCrvsError {
+  const retryable = classifyHttpFailure({ operation: 'token', status, body, retryAfter }, nowMs);
+  if (retryable.classification === 'retryable') return retryable;
+  return new OpenCrvsError({
+    kind: status === 401 || status === 403 ? 'unauthorized' : 'config',
+    classification: 'operator',
+    message: messageOf(body, status),
+    status,
+    operation: 'token',
+    body,
+  });
+}
+
+// Retryable like every unexpected answer shape (see client.ts): a proxy error page or a truncated
+// answer is usually transient, and asking for a token again is harmless.
+function invalidTokenResponse(why: string): OpenCrvsError {
+  return new OpenCrvsError({ kind: 'invalid-response', classification: 'retryable', message: why, operation: 'token' });
+}

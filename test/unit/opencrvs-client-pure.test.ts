@@ -1,0 +1,278 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { classifyHttpFailure, describeTransportFailure } from '../../src/opencrvs/classify.js';
+import { OpenCrvsError, type OpenCrvsErrorKind } from '../../src/opencrvs/errors.js';
+import { readJwtClaims, readJwtExpiryMs } from '../../src/opencrvs/jwt.js';
+import { LocationResolver } from '../../src/opencrvs/locations.js';
+import { readNotifyOutcome } from '../../src/opencrvs/outcome.js';
+import { parseRetryAfter } from '../../src/opencrvs/retry-after.js';
+import type { EventAction, EventDocument, Location, LocationQuery, OpenCrvsApi } from '../../src/opencrvs/types.js';
+
+function jwt(payload: unknown): string {
+  const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${part({ alg: 'RS256', typ: 'JWT' })}.${part(payload)}.c2lnbmF0dXJl`;
+}
+
+function thrown(fn: () => unknown): OpenCrvsError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof OpenCrvsError) return err;
+    throw err;
+  }
+  assert.fail('expected an OpenCrvsError');
+}
+
+describe('JWT expiry', () => {
+  it('reads exp in milliseconds from a base64url payload without checking the signature', () => {
+    // "??>" and "??~" encode to base64url with '-' and '_' where base64 would have '+' and '/'.
+    const token = jwt({ exp: 1_900_000_000, sub: 'client', scope: ['record.notify'], note: '??>??~' });
+    assert.match(token.split('.')[1] ?? '', /[-_]/);
+    assert.equal(readJwtExpiryMs(token), 1_900_000_000_000);
+    assert.deepEqual(readJwtClaims(token)?.scope, ['record.notify']);
+  });
+
+  it('gives nothing for text that is not a JWT or has no numeric exp', () => {
+    assert.equal(readJwtExpiryMs('opaque-token'), undefined);
+    assert.equal(readJwtExpiryMs('a.b.c'), undefined);
+    assert.equal(readJwtExpiryMs(jwt({ exp: '1900000000' })), undefined);
+    assert.equal(readJwtExpiryMs(jwt({ sub: 'x' })), undefined);
+    assert.equal(readJwtExpiryMs(`${jwt({ exp: 1 })}.extra`), undefined);
+  });
+});
+
+describe('Retry-After', () => {
+  const now = Date.parse('2026-01-01T00:00:00Z');
+
+  it('reads delay-seconds', () => {
+    assert.equal(parseRetryAfter('120', now), 120_000);
+    assert.equal(parseRetryAfter(' 0 ', now), 0);
+  });
+
+  it('reads an HTTP date relative to now and never goes negative', () => {
+    assert.equal(parseRetryAfter('Thu, 01 Jan 2026 00:00:30 GMT', now), 30_000);
+    assert.equal(parseRetryAfter('Wed, 31 Dec 2025 23:00:00 GMT', now), 0);
+  });
+
+  it('ignores absent or unreadable values', () => {
+    for (const value of [null, undefined, '', 'soon', '-5', '1.5'])
+      assert.equal(parseRetryAfter(value, now), undefined);
+  });
+});
+
+describe('error classification', () => {
+  const rows: Array<[number, string, string, OpenCrvsErrorKind, string]> = [
+    [429, 'notify', 'Too many requests', 'rate-limited', 'retryable'],
+    [500, 'notify', 'Internal server error', 'server', 'retryable'],
+    [502, 'createEvent', '<html>Bad gateway</html>', 'server', 'retryable'],
+    [503, 'notify', 'unavailable', 'server', 'retryable'],
+    [400, 'notify', '[{"message":"Unexpected field","id":"foo.bar","value":"hello"}]', 'bad-request', 'permanent'],
+    [400, 'createEvent', 'No configuration found for event type: wedding', 'bad-request', 'permanent'],
+    [400, 'createEvent', 'createdAtLocation is required and must be a valid location id', 'unknown-office', 'operator'],
+    [400, 'notify', 'createdAtLocation must be a valid location id', 'unknown-office', 'operator'],
+    [400, 'notify', 'createdAtLocation is required and must be a valid office id', 'unknown-office', 'operator'],
+    [400, 'notify', 'createdAtLocation must be an office location', 'unknown-office', 'operator'],
+    [401, 'notify', 'Invalid token', 'unauthorized', 'operator'],
+    [403, 'notify', 'Forbidden', 'forbidden', 'operator'],
+    [404, 'notify', 'Event not found with ID: 1f7c', 'not-found', 'permanent'],
+    [404, 'createEvent', 'Not Found', 'config', 'operator'],
+    [
+      409,
+      'notify',
+      "Action 'NOTIFY' cannot be performed on an event in 'NOTIFIED' state",
+      'already-notified',
+      'permanent',
+    ],
+    [
+      409,
+      'createAndNotify',
+      "Action 'NOTIFY' cannot be performed on an event in 'NOTIFIED' state",
+      'already-notified',
+      'permanent',
+    ],
+    [409, 'notify', 'System user can not perform action on assigned event', 'conflict', 'permanent'],
+    [409, 'createEvent', 'conflict', 'conflict', 'permanent'],
+    [413, 'notify', 'Payload too large', 'bad-request', 'permanent'],
+    [415, 'notify', 'Unsupported media type', 'config', 'operator'],
+  ];
+  for (const [status, operation, message, kind, classification] of rows) {
+    it(`${status} on ${operation} "${message.slice(0, 40)}" is ${kind}/${classification}`, () => {
+      const err = classifyHttpFailure({ operation, status, body: { message, code: 'X' } }, 0);
+      assert.equal(err.kind, kind);
+      assert.equal(err.classification, classification);
+      assert.equal(err.status, status);
+      assert.equal(err.opencrvsMessage, message);
+      assert.equal(err.alreadyNotified, kind === 'already-notified');
+    });
+  }
+
+  it('keeps the JSON-encoded field problems as the message and the parsed list as the body', () => {
+    const message = '[{"message":"Invalid input","id":"child.name","value":{"firstname":999}}]';
+    const err = classifyHttpFailure({ operation: 'notify', status: 400, body: { message, code: 'BAD_REQUEST' } }, 0);
+    assert.equal(err.opencrvsMessage, message);
+    assert.deepEqual(err.body, [{ message: 'Invalid input', id: 'child.name', value: { firstname: 999 } }]);
+  });
+
+  it('reads Hapi and OAuth error bodies and carries Retry-After', () => {
+    const hapi = classifyHttpFailure(
+      {
+        operation: 'notify',
+        status: 503,
+        body: { statusCode: 503, error: 'Service Unavailable', message: 'down' },
+        retryAfter: '7',
+      },
+      0,
+    );
+    assert.equal(hapi.opencrvsMessage, 'down');
+    assert.equal(hapi.retryAfterMs, 7000);
+    const oauth = classifyHttpFailure(
+      { operation: 'x', status: 400, body: { error: 'invalid_request', error_description: 'missing id' } },
+      0,
+    );
+    assert.equal(oauth.opencrvsMessage, 'invalid_request: missing id');
+    assert.equal(classifyHttpFailure({ operation: 'x', status: 500, body: '' }, 0).opencrvsMessage, 'HTTP 500');
+  });
+
+  it('recognises a timeout anywhere in a fetch failure chain', () => {
+    const timeout = new DOMException('The operation was aborted due to timeout', 'TimeoutError');
+    assert.equal(describeTransportFailure(timeout).timedOut, true);
+    const reset = new TypeError('fetch failed', {
+      cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }),
+    });
+    const detail = describeTransportFailure(reset);
+    assert.equal(detail.timedOut, false);
+    assert.equal(detail.description, 'fetch failed (UND_ERR_SOCKET: other side closed)');
+  });
+});
+
+describe('NOTIFY outcome', () => {
+  const action = (fields: Partial<EventAction> & Pick<EventAction, 'id' | 'type' | 'status'>): EventAction => ({
+    transactionId: 'other',
+    ...fields,
+  });
+  const event = (actions: EventAction[]): EventDocument => ({
+    id: 'e1',
+    type: 'birth',
+    trackingId: 'B7K2QZ',
+    createdAt: '2026-01-01T00:00:00Z',
+    updatedAt: '2026-01-01T00:00:00Z',
+    actions: [action({ id: 'c', type: 'CREATE', status: 'Accepted', transactionId: 'tx-create' }), ...actions],
+  });
+
+  it('is accepted when our NOTIFY is Accepted', () => {
+    const result = readNotifyOutcome(
+      event([
+        action({ id: 'r', type: 'NOTIFY', status: 'Requested', transactionId: 'tx' }),
+        action({ id: 'a', type: 'NOTIFY', status: 'Accepted', transactionId: 'tx', originalActionId: 'r' }),
+      ]),
+      'tx',
+      'notify',
+    );
+    assert.deepEqual([result.outcome, result.eventId, result.trackingId], ['accepted', 'e1', 'B7K2QZ']);
+  });
+
+  it('is accepted when an Accepted action points at our Requested one', () => {
+    const doc = event([
+      action({ id: 'r', type: 'NOTIFY', status: 'Requested', transactionId: 'tx' }),
+      action({ id: 'a', type: 'NOTIFY', status: 'Accepted', transactionId: 'confirmation', originalActionId: 'r' }),
+    ]);
+    assert.equal(readNotifyOutcome(doc, 'tx', 'notify').outcome, 'accepted');
+  });
+
+  it('is pending with only our Requested action, even when someone else’s NOTIFY was accepted', () => {
+    const doc = event([
+      action({ id: 'x', type: 'NOTIFY', status: 'Accepted', transactionId: 'someone-else' }),
+      action({ id: 'r', type: 'NOTIFY', status: 'Requested', transactionId: 'tx' }),
+    ]);
+    assert.equal(readNotifyOutcome(doc, 'tx', 'notify').outcome, 'pending');
+  });
+
+  it('throws a permanent rejected error for a Rejected NOTIFY inside a 200', () => {
+    const err = thrown(() =>
+      readNotifyOutcome(
+        event([
+          action({ id: 'r', type: 'NOTIFY', status: 'Requested', transactionId: 'tx' }),
+          action({ id: 'j', type: 'NOTIFY', status: 'Rejected', transactionId: 'tx', originalActionId: 'r' }),
+        ]),
+        'tx',
+        'notify',
+      ),
+    );
+    assert.deepEqual([err.kind, err.classification], ['rejected', 'permanent']);
+    assert.deepEqual(err.body, { eventId: 'e1', trackingId: 'B7K2QZ', actionId: 'j' });
+  });
+
+  it('calls an answer without our NOTIFY an invalid, retryable response', () => {
+    const err = thrown(() => readNotifyOutcome(event([]), 'tx', 'notify'));
+    assert.deepEqual([err.kind, err.classification], ['invalid-response', 'retryable']);
+  });
+});
+
+describe('LocationResolver', () => {
+  const office: Location = {
+    id: '0b1c7a6e-3d0b-4a8e-9c55-1f2a3b4c5d6e',
+    name: 'Ibombo District Office',
+    externalId: 'CRVS_OFFICE_JWMRGwDBXK',
+    locationType: 'CRVS_OFFICE',
+  };
+  const facility: Location = {
+    id: '9d8c7b6a-1111-4222-8333-444455556666',
+    name: 'Chikobo Rural Health Centre',
+    externalId: 'HEALTH_FACILITY_1',
+    locationType: 'HEALTH_FACILITY',
+  };
+
+  function fakeApi(): { api: OpenCrvsApi; queries: LocationQuery[] } {
+    const queries: LocationQuery[] = [];
+    const unused = () => Promise.reject(new Error('not used'));
+    const api: OpenCrvsApi = {
+      createEvent: unused,
+      notify: unused,
+      createAndNotify: unused,
+      checkToken: unused,
+      listLocations: async (query = {}) => {
+        queries.push(query);
+        return [office, facility].filter(
+          (l) => (!query.id || l.id === query.id) && (!query.externalId || l.externalId === query.externalId),
+        );
+      },
+    };
+    return { api, queries };
+  }
+
+  it('looks a UUID up by id and anything else by externalId, once each', async () => {
+    const { api, queries } = fakeApi();
+    const resolver = new LocationResolver(api);
+    assert.equal((await resolver.resolve(office.id, 'CRVS_OFFICE')).name, office.name);
+    assert.equal((await resolver.resolve('HEALTH_FACILITY_1', 'HEALTH_FACILITY')).id, facility.id);
+    await resolver.resolve(office.id);
+    await resolver.resolve('HEALTH_FACILITY_1');
+    assert.deepEqual(queries, [{ id: office.id }, { externalId: 'HEALTH_FACILITY_1' }]);
+  });
+
+  it('refuses a location of the wrong type and an unknown reference as unknown-office', async () => {
+    const { api } = fakeApi();
+    const resolver = new LocationResolver(api);
+    await assert.rejects(resolver.resolve('HEALTH_FACILITY_1', 'CRVS_OFFICE'), (err: unknown) => {
+      assert.ok(err instanceof OpenCrvsError);
+      assert.deepEqual([err.kind, err.classification], ['unknown-office', 'operator']);
+      assert.match(err.message, /is a HEALTH_FACILITY, not a CRVS_OFFICE/);
+      return true;
+    });
+    await assert.rejects(resolver.resolve('CRVS_OFFICE_nope'), { kind: 'unknown-office' });
+  });
+
+  it('preloads many references so resolveSync answers, and names every unknown one', async () => {
+    const { api } = fakeApi();
+    const resolver = new LocationResolver(api);
+    await resolver.preload([{ ref: 'CRVS_OFFICE_JWMRGwDBXK', type: 'CRVS_OFFICE' }, { ref: facility.id }]);
+    assert.equal(resolver.resolveSync('CRVS_OFFICE_JWMRGwDBXK'), office.id);
+    assert.equal(resolver.resolveSync(facility.id), facility.id);
+    assert.equal(resolver.resolveSync('elsewhere'), undefined);
+    await assert.rejects(resolver.preload([{ ref: 'A_1' }, { ref: office.id }, { ref: 'B_2' }]), (err: unknown) => {
+      assert.ok(err instanceof OpenCrvsError && err.kind === 'unknown-office');
+      assert.match(err.message, /A_1.*B_2/);
+      return true;
+    });
+  });
+});
