@@ -1,0 +1,532 @@
+// The client against a tiny local HTTP server that answers what each test scripts: request shapes,
+// token caching and renewal, the 401 retry, transport failures, and that no secret leaks.
+import assert from 'node:assert/strict';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import type { OpenCrvsSettings } from '../../src/config/types.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { createOpenCrvsClient, type OpenCrvsClientDeps, OpenCrvsError } from '../../src/opencrvs/index.js';
+
+const SECRET = 'sup3r-s3cret-Value-42';
+const OFFICE = '0b1c7a6e-3d0b-4a8e-9c55-1f2a3b4c5d6e';
+
+interface Seen {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+interface Reply {
+  status?: number;
+  json?: unknown;
+  text?: string;
+  headers?: Record<string, string>;
+  delayMs?: number;
+  drop?: boolean;
+}
+type Handler = (req: Seen) => Reply;
+
+let server: Server;
+let base = '';
+let seen: Seen[] = [];
+let handlers = new Map<string, Handler>();
+let clock = Date.parse('2026-03-01T10:00:00Z');
+let issued: string[] = [];
+
+function jwt(payload: Record<string, unknown>): string {
+  const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${part({ alg: 'RS256' })}.${part(payload)}.${Buffer.from(`sig-${issued.length}`).toString('base64url')}`;
+}
+
+function issueToken(ttlSeconds = 600): Reply {
+  const token = jwt({
+    sub: 'bridge',
+    scope: ['record.create', 'record.notify'],
+    exp: Math.floor(clock / 1000) + ttlSeconds,
+    n: issued.length,
+  });
+  issued.push(token);
+  return { json: { access_token: token, token_type: 'Bearer' }, headers: { 'Cache-Control': 'no-store' } };
+}
+
+function eventDoc(txNotify?: string, status: 'Requested' | 'Accepted' | 'Rejected' = 'Accepted') {
+  const actions: unknown[] = [
+    {
+      id: 'a-create',
+      type: 'CREATE',
+      status: 'Accepted',
+      transactionId: 'tx-c',
+      createdAtLocation: OFFICE,
+      declaration: {},
+    },
+  ];
+  if (txNotify) {
+    actions.push({ id: 'a-req', type: 'NOTIFY', status: 'Requested', transactionId: txNotify, declaration: {} });
+    if (status !== 'Requested') {
+      actions.push({
+        id: 'a-conf',
+        type: 'NOTIFY',
+        status,
+        transactionId: txNotify,
+        originalActionId: 'a-req',
+        declaration: {},
+      });
+    }
+  }
+  return { id: 'ev-1', type: 'birth', trackingId: 'B7K2QZ', createdAt: 'x', updatedAt: 'y', actions };
+}
+
+function on(route: string, handler: Handler) {
+  handlers.set(route, handler);
+}
+
+function settings(overrides: Partial<OpenCrvsSettings> = {}): OpenCrvsSettings {
+  return {
+    tokenUrl: `${base}/auth/token`,
+    eventsUrl: `${base}/events`,
+    clientId: 'bridge',
+    clientSecret: SECRET,
+    version: '2.0',
+    country: 'farajaland',
+    timeoutMs: 1000,
+    tokenRenewBeforeSeconds: 60,
+    ...overrides,
+  };
+}
+
+function client(overrides: Partial<OpenCrvsSettings> = {}, deps: OpenCrvsClientDeps = {}) {
+  return createOpenCrvsClient(settings(overrides), { now: () => clock, ...deps });
+}
+
+async function failure(promise: Promise<unknown>): Promise<OpenCrvsError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof OpenCrvsError) return err;
+    throw err;
+  }
+  assert.fail('expected an OpenCrvsError');
+}
+
+const notifyInput = {
+  eventId: 'ev-1',
+  transactionId: 'tx-n',
+  createdAtLocation: OFFICE,
+  declaration: { 'child.dob': '2026-02-01' },
+};
+const eventPath = (req: Seen) => req.path !== '/auth/token';
+
+before(async () => {
+  server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      const entry: Seen = {
+        method: req.method ?? '',
+        path: url.pathname,
+        query: url.searchParams,
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString(),
+      };
+      seen.push(entry);
+      const handler = handlers.get(`${entry.method} ${entry.path}`);
+      const reply: Reply = handler ? handler(entry) : { status: 404, json: { message: 'Not Found' } };
+      if (reply.drop) {
+        req.socket.destroy();
+        return;
+      }
+      const send = () => {
+        if (res.destroyed) return;
+        const body = reply.text ?? JSON.stringify(reply.json ?? {});
+        res.writeHead(reply.status ?? 200, {
+          'Content-Type': reply.text ? 'text/html' : 'application/json',
+          ...reply.headers,
+        });
+        res.end(body);
+      };
+      if (reply.delayMs) setTimeout(send, reply.delayMs).unref();
+      else send();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+after(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+beforeEach(() => {
+  seen = [];
+  issued = [];
+  handlers = new Map();
+  on('POST /auth/token', () => issueToken());
+});
+
+describe('OpenCRVS client requests', () => {
+  it('asks for a token with client credentials in the query string and an empty body', async () => {
+    const c = client();
+    const scopes = await c.checkToken();
+    const [req] = seen;
+    assert.equal(req?.method, 'POST');
+    assert.equal(req?.query.get('client_id'), 'bridge');
+    assert.equal(req?.query.get('client_secret'), SECRET);
+    assert.equal(req?.query.get('grant_type'), 'client_credentials');
+    assert.equal(req?.body, '');
+    assert.deepEqual(scopes.scopes, ['record.create', 'record.notify']);
+    assert.equal(scopes.expiresAt, (Math.floor(clock / 1000) + 600) * 1000);
+  });
+
+  it('creates an event with exact JSON headers, the bearer token and the create body', async () => {
+    on('POST /events/events', () => ({ json: eventDoc() }));
+    const event = await client().createEvent({ type: 'birth', transactionId: 'tx-c', createdAtLocation: OFFICE });
+    assert.equal(event.trackingId, 'B7K2QZ');
+    const req = seen.find(eventPath);
+    assert.equal(req?.headers['content-type'], 'application/json');
+    assert.equal(req?.headers.accept, 'application/json');
+    assert.equal(req?.headers.authorization, `Bearer ${issued[0]}`);
+    assert.deepEqual(JSON.parse(req?.body ?? ''), { type: 'birth', transactionId: 'tx-c', createdAtLocation: OFFICE });
+  });
+
+  it('notifies on 2.0 at /events/{id}/notify with keepAssignment false and reads acceptance', async () => {
+    on('POST /events/events/ev-1/notify', () => ({ json: eventDoc('tx-n') }));
+    const result = await client().notify(notifyInput);
+    assert.deepEqual([result.outcome, result.eventId, result.trackingId], ['accepted', 'ev-1', 'B7K2QZ']);
+    assert.deepEqual(JSON.parse(seen.find(eventPath)?.body ?? ''), {
+      type: 'NOTIFY',
+      transactionId: 'tx-n',
+      createdAtLocation: OFFICE,
+      declaration: { 'child.dob': '2026-02-01' },
+      annotation: {},
+      keepAssignment: false,
+    });
+  });
+
+  it('reports a 202 with only the Requested action as pending', async () => {
+    on('POST /events/events/ev-1/notify', () => ({ status: 202, json: eventDoc('tx-n', 'Requested') }));
+    assert.equal((await client().notify(notifyInput)).outcome, 'pending');
+  });
+
+  it('throws a permanent rejected error when the 200 answer holds a Rejected NOTIFY', async () => {
+    on('POST /events/events/ev-1/notify', () => ({ json: eventDoc('tx-n', 'Rejected') }));
+    const err = await failure(client().notify(notifyInput));
+    assert.deepEqual([err.kind, err.classification], ['rejected', 'permanent']);
+  });
+
+  it('notifies on 1.9 at /events/notifications with the event id in the body', async () => {
+    on('POST /events/events/notifications', () => ({ json: eventDoc('tx-n') }));
+    const result = await client({ version: '1.9' }).notify(notifyInput);
+    assert.equal(result.outcome, 'accepted');
+    const body = JSON.parse(seen.find(eventPath)?.body ?? '');
+    assert.equal(body.eventId, 'ev-1');
+    assert.equal(body.type, 'NOTIFY');
+    assert.equal('waitFor' in body || 'keepAssignment' in body, false);
+  });
+
+  it('creates and notifies in one call on 2.0 and refuses it on 1.9 without a request', async () => {
+    on('POST /events/events/notify', () => ({ json: eventDoc('tx-n') }));
+    const input = { eventType: 'birth', transactionId: 'tx-n', createdAtLocation: OFFICE, declaration: {} };
+    assert.equal((await client().createAndNotify(input)).outcome, 'accepted');
+    assert.deepEqual(Object.keys(JSON.parse(seen.find(eventPath)?.body ?? '')).sort(), [
+      'annotation',
+      'createdAtLocation',
+      'declaration',
+      'eventType',
+      'transactionId',
+    ]);
+    seen = [];
+    const err = await failure(client({ version: '1.9' }).createAndNotify(input));
+    assert.deepEqual([err.kind, err.classification], ['config', 'operator']);
+    assert.equal(seen.length, 0);
+  });
+
+  it('lists locations one id per call with the query keys of the events service', async () => {
+    const loc = {
+      id: OFFICE,
+      name: 'Ibombo District Office',
+      externalId: 'CRVS_OFFICE_JWMRGwDBXK',
+      administrativeAreaId: null,
+      validUntil: null,
+      locationType: 'CRVS_OFFICE',
+    };
+    on('GET /events/locations', () => ({ json: [loc] }));
+    const c = client();
+    assert.deepEqual(await c.listLocations({ locationType: 'CRVS_OFFICE', id: OFFICE }), [loc]);
+    await c.listLocations({ externalId: 'CRVS_OFFICE_JWMRGwDBXK' });
+    const [first, second] = seen.filter(eventPath);
+    assert.deepEqual(
+      [...(first?.query ?? [])],
+      [
+        ['locationType', 'CRVS_OFFICE'],
+        ['locationIds', OFFICE],
+      ],
+    );
+    assert.deepEqual([...(second?.query ?? [])], [['externalId', 'CRVS_OFFICE_JWMRGwDBXK']]);
+  });
+
+  it('lists locations on 1.9 from the v1 FHIR location API of the gateway', async () => {
+    on('GET /location', () => ({
+      json: {
+        resourceType: 'Bundle',
+        entry: [
+          {
+            resource: {
+              resourceType: 'Location',
+              id: OFFICE,
+              name: 'Ibombo District Office',
+              type: { coding: [{ system: 'http://opencrvs.org/specs/location-type', code: 'CRVS_OFFICE' }] },
+              identifier: [{ system: 'http://opencrvs.org/specs/id/internal-id', value: 'CRVS_OFFICE_JWMRGwDBXK' }],
+              partOf: { reference: 'Location/area-1' },
+            },
+          },
+        ],
+      },
+    }));
+    const found = await client({ version: '1.9' }).listLocations({
+      locationType: 'CRVS_OFFICE',
+      externalId: 'CRVS_OFFICE_JWMRGwDBXK',
+    });
+    assert.deepEqual(found, [
+      {
+        id: OFFICE,
+        name: 'Ibombo District Office',
+        externalId: 'CRVS_OFFICE_JWMRGwDBXK',
+        administrativeAreaId: 'area-1',
+        validUntil: null,
+        locationType: 'CRVS_OFFICE',
+      },
+    ]);
+    assert.equal(seen.find(eventPath)?.query.get('type'), 'CRVS_OFFICE');
+  });
+});
+
+describe('OpenCRVS client tokens', () => {
+  it('reuses one token and lets concurrent first callers share a single token request', async () => {
+    on('POST /auth/token', () => ({ ...issueToken(), delayMs: 50 }));
+    on('POST /events/events', () => ({ json: eventDoc() }));
+    const c = client();
+    const input = { type: 'birth', transactionId: 'tx-c', createdAtLocation: OFFICE };
+    await Promise.all(Array.from({ length: 5 }, () => c.createEvent(input)));
+    await c.createEvent(input);
+    assert.equal(seen.filter((r) => r.path === '/auth/token').length, 1);
+    assert.equal(c.tokenRenewals(), 1);
+  });
+
+  it('renews the token tokenRenewBeforeSeconds before exp', async () => {
+    on('POST /events/events', () => ({ json: eventDoc() }));
+    const c = client({ tokenRenewBeforeSeconds: 60 });
+    const input = { type: 'birth', transactionId: 'tx-c', createdAtLocation: OFFICE };
+    const start = clock;
+    try {
+      await c.createEvent(input);
+      clock = start + 539_000; // 61 s before exp: still the first token
+      await c.createEvent(input);
+      assert.equal(c.tokenRenewals(), 1);
+      clock = start + 541_000; // 59 s before exp: renew
+      await c.createEvent(input);
+      assert.equal(c.tokenRenewals(), 2);
+      const auths = seen.filter(eventPath).map((r) => r.headers.authorization);
+      assert.deepEqual(auths, [`Bearer ${issued[0]}`, `Bearer ${issued[0]}`, `Bearer ${issued[1]}`]);
+    } finally {
+      clock = start;
+    }
+  });
+
+  it('retries a 401 once with a fresh token', async () => {
+    on('POST /events/events', (req) =>
+      req.headers.authorization === `Bearer ${issued[0]}`
+        ? { status: 401, json: { statusCode: 401, error: 'Unauthorized', message: 'Invalid token' } }
+        : { json: eventDoc() },
+    );
+    const c = client();
+    await c.createEvent({ type: 'birth', transactionId: 'tx-c', createdAtLocation: OFFICE });
+    assert.equal(c.tokenRenewals(), 2);
+    assert.equal(seen.filter(eventPath).length, 2);
+  });
+
+  it('calls a second 401 an operator problem', async () => {
+    on('POST /events/events', () => ({
+      status: 401,
+      json: { statusCode: 401, error: 'Unauthorized', message: 'Invalid token' },
+    }));
+    const err = await failure(
+      client().createEvent({ type: 'birth', transactionId: 'tx-c', createdAtLocation: OFFICE }),
+    );
+    assert.deepEqual([err.kind, err.classification, err.status], ['unauthorized', 'operator', 401]);
+    assert.equal(seen.filter(eventPath).length, 2);
+  });
+
+  it('does not retry a 401 with a static token, and never asks the token endpoint', async () => {
+    on('POST /events/events', () => ({ status: 401, json: { message: 'expired' } }));
+    const c = client({ accessToken: jwt({ exp: 2_000_000_000, scope: ['record.notify'] }), clientSecret: undefined });
+    assert.deepEqual((await c.checkToken()).scopes, ['record.notify']);
+    const err = await failure(c.createEvent({ type: 'birth', transactionId: 'tx-c', createdAtLocation: OFFICE }));
+    assert.equal(err.kind, 'unauthorized');
+    assert.deepEqual(
+      seen.map((r) => r.path),
+      ['/events/events'],
+    );
+    assert.equal(c.tokenRenewals(), 0);
+  });
+
+  it('calls a 401 invalid_client from the token endpoint an operator problem', async () => {
+    on('POST /auth/token', () => ({
+      status: 401,
+      json: { error: 'invalid_client', error_description: 'Invalid client id or secret' },
+    }));
+    const err = await failure(client().checkToken());
+    assert.deepEqual([err.kind, err.classification], ['unauthorized', 'operator']);
+    assert.equal(err.message, 'token: HTTP 401: invalid_client: Invalid client id or secret');
+  });
+
+  it('calls a token endpoint answer without a JWT an invalid, retryable response', async () => {
+    on('POST /auth/token', () => ({ json: { access_token: 'opaque', token_type: 'Bearer' } }));
+    const err = await failure(client().checkToken());
+    assert.deepEqual([err.kind, err.classification], ['invalid-response', 'retryable']);
+  });
+});
+
+describe('OpenCRVS client failures', () => {
+  const create = (c = client()) => c.createEvent({ type: 'birth', transactionId: 'tx-c', createdAtLocation: OFFICE });
+
+  it('classifies 503 with Retry-After as retryable with the delay', async () => {
+    on('POST /events/events', () => ({ status: 503, json: { message: 'busy' }, headers: { 'Retry-After': '12' } }));
+    const err = await failure(create());
+    assert.deepEqual([err.kind, err.classification, err.retryAfterMs], ['server', 'retryable', 12_000]);
+  });
+
+  it('classifies 429 with an HTTP-date Retry-After as rate-limited', async () => {
+    const at = new Date(clock + 90_000).toUTCString();
+    on('POST /events/events', () => ({ status: 429, json: { message: 'slow down' }, headers: { 'Retry-After': at } }));
+    const err = await failure(create());
+    assert.deepEqual([err.kind, err.classification, err.retryAfterMs], ['rate-limited', 'retryable', 90_000]);
+  });
+
+  it('classifies a dropped connection as a retryable network error', async () => {
+    on('POST /events/events', () => ({ drop: true }));
+    const err = await failure(create());
+    assert.deepEqual([err.kind, err.classification], ['network', 'retryable']);
+  });
+
+  it('classifies a refused connection as a retryable network error', async () => {
+    const err = await failure(create(client({ eventsUrl: 'http://127.0.0.1:1/events' })));
+    assert.deepEqual([err.kind, err.classification], ['network', 'retryable']);
+  });
+
+  it('classifies an answer slower than timeoutMs as a retryable timeout', async () => {
+    on('POST /events/events', () => ({ json: eventDoc(), delayMs: 800 }));
+    const err = await failure(create(client({ timeoutMs: 150 })));
+    assert.deepEqual([err.kind, err.classification], ['timeout', 'retryable']);
+  });
+
+  it('keeps the field problems of a 400 as the message and the parsed list as the body', async () => {
+    const message = '[{"message":"Unexpected field","id":"foo.bar","value":"hello"}]';
+    on('POST /events/events/ev-1/notify', () => ({ status: 400, json: { message, code: 'BAD_REQUEST' } }));
+    const err = await failure(client().notify(notifyInput));
+    assert.deepEqual([err.kind, err.classification, err.opencrvsMessage], ['bad-request', 'permanent', message]);
+    assert.deepEqual(err.body, [{ message: 'Unexpected field', id: 'foo.bar', value: 'hello' }]);
+  });
+
+  it('treats a 409 NOTIFIED on notify as already notified', async () => {
+    on('POST /events/events/ev-1/notify', () => ({
+      status: 409,
+      json: { message: "Action 'NOTIFY' cannot be performed on an event in 'NOTIFIED' state" },
+    }));
+    const err = await failure(client().notify(notifyInput));
+    assert.equal(err.alreadyNotified, true);
+    assert.equal(err.classification, 'permanent');
+  });
+
+  it('classifies 403, 404, 413 and 415 answers', async () => {
+    const cases: Array<[number, string, string, string]> = [
+      [403, 'Forbidden', 'forbidden', 'operator'],
+      [404, 'Event not found with ID: ev-1', 'not-found', 'permanent'],
+      [413, 'Payload too large', 'bad-request', 'permanent'],
+      [415, 'Unsupported media type', 'config', 'operator'],
+    ];
+    for (const [status, message, kind, classification] of cases) {
+      on('POST /events/events/ev-1/notify', () => ({ status, json: { message } }));
+      const err = await failure(client().notify(notifyInput));
+      assert.deepEqual(
+        [err.status, err.kind, err.classification, err.opencrvsMessage],
+        [status, kind, classification, message],
+      );
+    }
+  });
+
+  it('calls a 200 that is not an EventDocument an invalid, retryable response', async () => {
+    on('POST /events/events', () => ({ text: '<html>gateway says hi</html>' }));
+    const html = await failure(create());
+    assert.deepEqual([html.kind, html.classification], ['invalid-response', 'retryable']);
+    on('POST /events/events', () => ({ json: { ...eventDoc(), trackingId: 7 } }));
+    const shape = await failure(create());
+    assert.equal(shape.kind, 'invalid-response');
+    assert.match(shape.message, /trackingId/);
+  });
+});
+
+describe('OpenCRVS client secrecy', () => {
+  it('never puts the client secret or a token in a log line or an error', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'debug', destination: { write: (line: string) => lines.push(line) } });
+    const errors: OpenCrvsError[] = [];
+    const collect = async (promise: Promise<unknown>) => {
+      try {
+        await promise;
+      } catch (err) {
+        assert.ok(err instanceof OpenCrvsError, String(err));
+        errors.push(err);
+      }
+    };
+    const deps = { logger };
+    const input = { type: 'birth', transactionId: 'tx-c', createdAtLocation: OFFICE };
+
+    // Successful calls, a 401 retry, and answers that echo the credentials back.
+    on('POST /events/events', (req) =>
+      req.headers.authorization === `Bearer ${issued[0]}`
+        ? { status: 401, json: { message: 'bad' } }
+        : { json: eventDoc() },
+    );
+    const good = client({}, deps);
+    await good.createEvent(input);
+    on('POST /events/events', (req) => ({
+      status: 500,
+      json: { message: `failed for ${req.headers.authorization}`, url: `/auth/token?client_secret=${SECRET}` },
+    }));
+    await collect(good.createEvent(input));
+    on('POST /auth/token', (req) => ({
+      status: 401,
+      json: { error: 'invalid_client', error_description: `unknown secret ${req.query.get('client_secret')}` },
+    }));
+    await collect(client({}, deps).checkToken());
+    on('POST /auth/token', () => ({ drop: true }));
+    await collect(client({}, deps).checkToken());
+    await collect(client({ tokenUrl: 'http://127.0.0.1:1/auth/token' }, deps).checkToken());
+    // A fetch whose own error quotes the URL it was given (the token URL carries the secret).
+    const quoting: typeof fetch = async (url) => {
+      throw new TypeError(`Failed to fetch ${String(url)}`);
+    };
+    await collect(client({}, { logger, fetch: quoting }).checkToken());
+
+    assert.equal(errors.length, 5);
+    assert.ok(issued.length >= 2);
+    assert.ok(lines.length > 0);
+    const texts = [
+      ...lines,
+      ...errors.flatMap((err) => [
+        err.message,
+        err.stack ?? '',
+        JSON.stringify(err.body) ?? '',
+        err.cause instanceof Error ? `${err.cause.message}\n${err.cause.stack}` : String(err.cause),
+      ]),
+    ];
+    for (const text of texts) {
+      assert.equal(text.includes(SECRET), false, `secret leaked: ${text}`);
+      for (const token of issued) assert.equal(text.includes(token), false, `token leaked: ${text}`);
+    }
+  });
+});
