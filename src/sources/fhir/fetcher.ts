@@ -1,0 +1,53 @@
+import type { Resource } from '@medplum/fhirtypes';
+import type { ResourceFetcher } from '../../mapping/index.js';
+import type { FhirSourceClient } from './fhir-client.js';
+
+/**
+ * The mapping layer's view of a live FHIR source, with a cache that lives for one pass: a birth's
+ * mother and encounter are read once even when the child, the encounter and three observations all
+ * changed in the same page. `reads` counts server calls (context assembly is bounded per event).
+ */
+export class CachingFetcher implements ResourceFetcher {
+  reads = 0;
+  private readonly resources = new Map<string, Promise<Resource | undefined>>();
+  private readonly searches = new Map<string, Promise<Resource[]>>();
+
+  constructor(
+    private readonly client: FhirSourceClient,
+    private readonly maxCacheEntries = 5_000,
+  ) {}
+
+  /** Seeds the cache with resources already in hand (e.g. the page being processed). */
+  prime(resources: Resource[]): void {
+    for (const resource of resources) {
+      if (resource.id && this.resources.size < this.maxCacheEntries) {
+        this.resources.set(`${resource.resourceType}/${resource.id}`, Promise.resolve(resource));
+      }
+    }
+  }
+
+  read(type: string, id: string): Promise<Resource | undefined> {
+    const key = `${type}/${id}`;
+    let found = this.resources.get(key);
+    if (!found) {
+      this.reads++;
+      found = this.client.read(type, id);
+      if (this.resources.size < this.maxCacheEntries) this.resources.set(key, found);
+      // A failed read must not stay cached for the rest of the pass.
+      found.catch(() => this.resources.delete(key));
+    }
+    return found;
+  }
+
+  search(type: string, params: Record<string, string>): Promise<Resource[]> {
+    const key = `${type}?${new URLSearchParams(Object.entries(params).sort()).toString()}`;
+    let found = this.searches.get(key);
+    if (!found) {
+      this.reads++;
+      found = this.client.searchAll(type, params);
+      if (this.searches.size < this.maxCacheEntries) this.searches.set(key, found);
+      found.catch(() => this.searches.delete(key));
+    }
+    return found;
+  }
+}

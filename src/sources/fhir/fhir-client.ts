@@ -1,0 +1,184 @@
+import type { Bundle, Resource } from '@medplum/fhirtypes';
+import { Client, type FhirResource } from 'fhir-kit-client';
+import type { SourceSettings } from '../../config/types.js';
+import type { Logger } from '../../observability/logger.js';
+import { createSourceAuthenticator, type SourceAuthenticator } from '../shared/source-auth.js';
+
+/** A failed call to a FHIR source. `retryable` covers network errors, timeouts, 429 and 5xx. */
+export class FhirSourceError extends Error {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'FhirSourceError';
+  }
+}
+
+export interface FhirSourceClientOptions {
+  logger: Logger;
+  /** Attempts per call for retryable failures (the poller retries whole passes on top). */
+  attempts?: number;
+  /** Base delay of the per-call backoff; doubled per attempt. */
+  retryBaseMs?: number;
+}
+
+// Searches are read with `Cache-Control: no-cache` (HAPI reuses identical searches for about a
+// minute) but never `no-store`, which would disable HAPI's paging cursors.
+const SEARCH_HEADERS = { 'cache-control': 'no-cache' };
+const MAX_SEARCH_PAGES = 20;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
+function isResource(value: unknown): value is Resource {
+  return isRecord(value) && typeof value.resourceType === 'string';
+}
+
+function isBundle(value: unknown): value is Bundle {
+  return isResource(value) && value.resourceType === 'Bundle';
+}
+
+// fhir-kit-client types bodies as plain records; a FHIR resource is one.
+function toFhirKitResource(resource: Resource): FhirResource {
+  const body: FhirResource = { ...resource };
+  return body;
+}
+
+function statusOf(err: unknown): number | undefined {
+  if (isRecord(err) && isRecord(err.response) && typeof err.response.status === 'number') return err.response.status;
+  return undefined;
+}
+
+/**
+ * The bridge's own reads from a FHIR source (fhir-kit-client underneath): auth headers, a timeout on
+ * every call, bounded retries with backoff, and errors that never carry the response body (it may
+ * hold personal data) or the request URL's query (it may hold search values).
+ */
+export class FhirSourceClient {
+  readonly baseUrl: string;
+  private readonly client: Client;
+  private readonly auth: SourceAuthenticator;
+  private readonly attempts: number;
+  private readonly retryBaseMs: number;
+  private readonly log: Logger;
+
+  constructor(
+    readonly settings: SourceSettings,
+    options: FhirSourceClientOptions,
+  ) {
+    this.baseUrl = settings.baseUrl.replace(/\/+$/, '');
+    this.client = new Client({ baseUrl: this.baseUrl });
+    this.auth = createSourceAuthenticator(settings.auth, settings.timeoutMs);
+    this.attempts = options.attempts ?? 3;
+    this.retryBaseMs = options.retryBaseMs ?? 500;
+    this.log = options.logger.child({ component: 'fhir-client', source: settings.id });
+  }
+
+  private async call<T>(
+    operation: string,
+    run: (options: { headers: Record<string, string>; signal: AbortSignal }) => Promise<T>,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<T> {
+    let lastError: FhirSourceError | undefined;
+    for (let attempt = 1; attempt <= this.attempts; attempt++) {
+      try {
+        const headers = { accept: 'application/fhir+json', ...(await this.auth.headers()), ...extraHeaders };
+        return await run({ headers, signal: AbortSignal.timeout(this.settings.timeoutMs) });
+      } catch (err) {
+        const status = statusOf(err);
+        if (status === 401) this.auth.invalidate();
+        const timedOut = isRecord(err) && (err.name === 'TimeoutError' || err.name === 'AbortError');
+        const retryable = status === undefined || status === 401 || status === 429 || status >= 500;
+        const reason = status !== undefined ? `HTTP ${status}` : timedOut ? 'timeout' : 'network error';
+        lastError = new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
+          cause: status === undefined ? err : undefined,
+        });
+        if (!retryable || attempt === this.attempts) break;
+        const delay = this.retryBaseMs * 2 ** (attempt - 1);
+        this.log.debug({ operation, attempt, reason, delayMs: delay }, 'retrying source call');
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+    throw lastError ?? new FhirSourceError(`${operation} failed`, undefined, true);
+  }
+
+  /** Reads one resource; undefined when the server says 404/410 (deleted or never existed). */
+  async read(type: string, id: string): Promise<Resource | undefined> {
+    try {
+      const result: unknown = await this.call(`read ${type}`, (options) =>
+        this.client.read({ resourceType: type, id, options }),
+      );
+      if (!isResource(result)) throw new FhirSourceError(`read ${type}: not a FHIR resource`, undefined, false);
+      return result;
+    } catch (err) {
+      if (err instanceof FhirSourceError && (err.status === 404 || err.status === 410)) return undefined;
+      throw err;
+    }
+  }
+
+  /** One search page. */
+  async searchPage(type: string, params: Record<string, string>): Promise<Bundle> {
+    const result: unknown = await this.call(
+      `search ${type}`,
+      (options) => this.client.search({ resourceType: type, searchParams: params, options }),
+      SEARCH_HEADERS,
+    );
+    if (!isBundle(result)) throw new FhirSourceError(`search ${type}: not a Bundle`, undefined, false);
+    return result;
+  }
+
+  /** Follows `Bundle.link[next]` exactly as the server gave it (it is opaque). */
+  async nextPage(bundle: Bundle): Promise<Bundle | undefined> {
+    const next = bundle.link?.find((link) => link.relation === 'next')?.url;
+    if (!next) return undefined;
+    const result: unknown = await this.call(
+      'next page',
+      (options) => this.client.request(next, { options }),
+      SEARCH_HEADERS,
+    );
+    if (!isBundle(result)) throw new FhirSourceError('next page: not a Bundle', undefined, false);
+    return result;
+  }
+
+  /** All matching resources (search-mode `match` only), bounded to MAX_SEARCH_PAGES pages. */
+  async searchAll(type: string, params: Record<string, string>): Promise<Resource[]> {
+    const out: Resource[] = [];
+    let page: Bundle | undefined = await this.searchPage(type, params);
+    for (let pages = 1; page && pages <= MAX_SEARCH_PAGES; pages++) {
+      for (const entry of page.entry ?? []) {
+        if (entry.resource && entry.search?.mode !== 'include' && entry.search?.mode !== 'outcome')
+          out.push(entry.resource);
+      }
+      page = pages < MAX_SEARCH_PAGES ? await this.nextPage(page) : undefined;
+    }
+    return out;
+  }
+
+  /** Conditional update (If-Match on the version), for write-back. Returns the new resource. */
+  async update(resource: Resource & { id: string }, ifMatchVersion?: string): Promise<Resource> {
+    const headers: Record<string, string> = ifMatchVersion ? { 'if-match': `W/"${ifMatchVersion}"` } : {};
+    const result: unknown = await this.call(
+      `update ${resource.resourceType}`,
+      (options) =>
+        this.client.update({
+          resourceType: resource.resourceType,
+          id: resource.id,
+          body: toFhirKitResource(resource),
+          options,
+        }),
+      headers,
+    );
+    if (!isResource(result)) throw new FhirSourceError('update: not a FHIR resource', undefined, false);
+    return result;
+  }
+
+  async capabilityStatement(): Promise<Resource> {
+    const result: unknown = await this.call('capabilities', (options) => this.client.capabilityStatement(options));
+    if (!isResource(result)) throw new FhirSourceError('capabilities: not a FHIR resource', undefined, false);
+    return result;
+  }
+}

@@ -1,0 +1,197 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+/**
+ * Subscription notifications, whatever wire style the server uses (fhir-sources.md §2), reduced to
+ * what the bridge acts on. A notification is only a hint: the bridge re-reads the resources itself.
+ */
+export type ParsedNotification =
+  /** "Something matching changed", with no detail (HAPI classic without payload, Medplum delete): poll. */
+  | { kind: 'ping'; style: string }
+  | { kind: 'handshake' | 'heartbeat'; style: 'backport'; eventsSinceStart?: number }
+  | {
+      kind: 'event';
+      style: string;
+      refs: string[];
+      deleted?: boolean;
+      eventNumbers?: number[];
+      eventsSinceStart?: number;
+    };
+
+/** A notification the receiver must refuse, with the HTTP status and an OperationOutcome code. */
+export class NotificationError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: 'invalid' | 'security' | 'not-found' | 'not-supported' | 'too-costly',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'NotificationError';
+  }
+}
+
+export interface NotificationAuth {
+  secret?: string;
+  hmacSecret?: string;
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  // timingSafeEqual needs equal lengths; comparing against itself keeps the time constant.
+  if (left.length !== right.length) {
+    timingSafeEqual(left, left);
+    return false;
+  }
+  return timingSafeEqual(left, right);
+}
+
+/**
+ * Checks the shared secrets before anything is parsed: `Authorization: Bearer <secret>` (sent by
+ * servers through Subscription.channel.header) and/or `X-Signature` = hex HMAC-SHA256 of the raw body.
+ */
+export function authenticateNotification(
+  auth: NotificationAuth,
+  headers: { authorization?: string; signature?: string },
+  rawBody: Buffer,
+): void {
+  if (auth.secret !== undefined) {
+    const given = headers.authorization?.match(/^Bearer\s+(.+)$/i)?.[1]?.trim();
+    if (!given || !safeEqual(given, auth.secret)) {
+      throw new NotificationError(401, 'security', 'missing or wrong bearer secret');
+    }
+  }
+  if (auth.hmacSecret !== undefined) {
+    const given = headers.signature?.trim().toLowerCase();
+    const expected = createHmac('sha256', auth.hmacSecret).update(rawBody).digest('hex');
+    if (!given || !safeEqual(given, expected))
+      throw new NotificationError(401, 'security', 'missing or wrong X-Signature');
+  }
+}
+
+const REF_PATTERN = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/;
+
+/** `https://x/fhir/Patient/1/_history/2` or `Patient/1` → `Patient/1`. */
+export function relativeRef(reference: string): string | undefined {
+  const match = REF_PATTERN.exec(reference);
+  return match ? `${match[1]}/${match[2]}` : undefined;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function partsNamed(parameters: unknown[], name: string): Record<string, unknown>[] {
+  return parameters.filter((p): p is Record<string, unknown> => isRecord(p) && p.name === name);
+}
+
+function numberOf(value: unknown): number | undefined {
+  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : Number.NaN;
+  return Number.isInteger(n) && n >= 0 ? n : undefined;
+}
+
+function paramValue(param: Record<string, unknown> | undefined): unknown {
+  if (!param) return undefined;
+  for (const [key, value] of Object.entries(param)) if (key.startsWith('value')) return value;
+  return undefined;
+}
+
+/** Backport IG notification Bundle (R4 `Parameters` status, or R4B `SubscriptionStatus`). */
+function parseBackport(bundle: Record<string, unknown>): ParsedNotification {
+  const entries = Array.isArray(bundle.entry) ? bundle.entry.filter(isRecord) : [];
+  const status = entries[0]?.resource;
+  if (!isRecord(status))
+    throw new NotificationError(400, 'invalid', 'history Bundle without a subscription status entry');
+  let type: unknown;
+  let eventsSinceStart: number | undefined;
+  const eventNumbers: number[] = [];
+  const refs = new Set<string>();
+  if (status.resourceType === 'Parameters' && Array.isArray(status.parameter)) {
+    const params = status.parameter;
+    type = paramValue(partsNamed(params, 'type')[0]);
+    eventsSinceStart = numberOf(paramValue(partsNamed(params, 'events-since-subscription-start')[0]));
+    for (const event of partsNamed(params, 'notification-event')) {
+      const parts = Array.isArray(event.part) ? event.part : [];
+      const number = numberOf(paramValue(partsNamed(parts, 'event-number')[0]));
+      if (number !== undefined) eventNumbers.push(number);
+      const focus = paramValue(partsNamed(parts, 'focus')[0]);
+      const ref = isRecord(focus) && typeof focus.reference === 'string' ? relativeRef(focus.reference) : undefined;
+      if (ref) refs.add(ref);
+    }
+  } else if (status.resourceType === 'SubscriptionStatus') {
+    type = status.type;
+    eventsSinceStart = numberOf(status.eventsSinceSubscriptionStart);
+    for (const event of Array.isArray(status.notificationEvent) ? status.notificationEvent.filter(isRecord) : []) {
+      const number = numberOf(event.eventNumber);
+      if (number !== undefined) eventNumbers.push(number);
+      const focus = event.focus;
+      const ref = isRecord(focus) && typeof focus.reference === 'string' ? relativeRef(focus.reference) : undefined;
+      if (ref) refs.add(ref);
+    }
+  } else {
+    throw new NotificationError(400, 'invalid', 'history Bundle whose first entry is not a subscription status');
+  }
+  if (type === 'handshake' || type === 'heartbeat') return { kind: type, style: 'backport', eventsSinceStart };
+  if (type !== 'event-notification' && type !== 'query-event') {
+    throw new NotificationError(400, 'invalid', 'unknown subscription notification type');
+  }
+  // id-only and full-resource payloads also list the resources as entries after the status.
+  for (const entry of entries.slice(1)) {
+    const url =
+      typeof entry.fullUrl === 'string' ? entry.fullUrl : isRecord(entry.request) ? entry.request.url : undefined;
+    const resource = entry.resource;
+    const ref =
+      isRecord(resource) && typeof resource.resourceType === 'string' && typeof resource.id === 'string'
+        ? `${resource.resourceType}/${resource.id}`
+        : typeof url === 'string'
+          ? relativeRef(url)
+          : undefined;
+    if (ref) refs.add(ref);
+  }
+  if (refs.size === 0) return { kind: 'ping', style: 'backport-empty' };
+  return { kind: 'event', style: 'backport', refs: [...refs], eventNumbers, eventsSinceStart };
+}
+
+export interface IncomingNotification {
+  method: string;
+  /** From `/fhir-subscription/{source}/{Type}/{id}` (HAPI classic with payload). */
+  pathRef?: { type: string; id: string };
+  contentType?: string;
+  rawBody: Buffer;
+}
+
+/** Parses any supported wire style. Throws NotificationError (4xx) for malformed input. */
+export function parseNotification(input: IncomingNotification): ParsedNotification {
+  const { method, pathRef, rawBody } = input;
+  if (pathRef) {
+    if (!/^[A-Z][A-Za-z]+$/.test(pathRef.type) || !/^[A-Za-z0-9\-.]{1,64}$/.test(pathRef.id)) {
+      throw new NotificationError(400, 'invalid', 'bad resource type or id in the path');
+    }
+    if (method === 'DELETE')
+      return { kind: 'event', style: 'hapi-payload', refs: [`${pathRef.type}/${pathRef.id}`], deleted: true };
+    if (method !== 'PUT' && method !== 'POST') throw new NotificationError(405, 'not-supported', 'method not allowed');
+    return { kind: 'event', style: 'hapi-payload', refs: [`${pathRef.type}/${pathRef.id}`] };
+  }
+  if (method !== 'POST') throw new NotificationError(405, 'not-supported', 'method not allowed');
+  if (rawBody.length === 0 || rawBody.toString('utf8').trim() === '') return { kind: 'ping', style: 'hapi-empty' };
+  const type = (input.contentType ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type && type !== 'application/json' && type !== 'application/fhir+json') {
+    throw new NotificationError(415, 'not-supported', 'content type must be application/fhir+json or application/json');
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(rawBody.toString('utf8'));
+  } catch {
+    throw new NotificationError(400, 'invalid', 'body is not valid JSON');
+  }
+  if (!isRecord(body)) throw new NotificationError(400, 'invalid', 'body must be a JSON object');
+  if (Object.keys(body).length === 0) return { kind: 'ping', style: 'medplum-delete' };
+  if (body.resourceType === 'Bundle' && body.type === 'history') return parseBackport(body);
+  if (
+    typeof body.resourceType === 'string' &&
+    typeof body.id === 'string' &&
+    /^[A-Z][A-Za-z]+$/.test(body.resourceType)
+  ) {
+    return { kind: 'event', style: 'resource', refs: [`${body.resourceType}/${body.id}`] };
+  }
+  throw new NotificationError(400, 'invalid', 'not a FHIR resource or subscription notification Bundle');
+}

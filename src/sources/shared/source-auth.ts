@@ -1,0 +1,75 @@
+import type { SourceAuth } from '../../config/types.js';
+
+/**
+ * Authorization headers for a source system. OAuth2 client credentials (SMART backend services
+ * style, client secret posted in the form body) caches the token until shortly before it expires
+ * and shares one refresh between concurrent callers.
+ */
+export interface SourceAuthenticator {
+  headers(): Promise<Record<string, string>>;
+  /** Drops a cached token after a 401 so the next call fetches a new one. */
+  invalidate(): void;
+}
+
+const RENEW_BEFORE_MS = 30_000;
+
+export function createSourceAuthenticator(auth: SourceAuth, timeoutMs: number): SourceAuthenticator {
+  switch (auth.type) {
+    case 'none':
+      return { headers: async () => ({}), invalidate: () => {} };
+    case 'bearer':
+      return { headers: async () => ({ authorization: `Bearer ${auth.token}` }), invalidate: () => {} };
+    case 'pat':
+      // DHIS2 personal access tokens use their own scheme.
+      return { headers: async () => ({ authorization: `ApiToken ${auth.token}` }), invalidate: () => {} };
+    case 'basic': {
+      const encoded = Buffer.from(`${auth.username}:${auth.password}`).toString('base64');
+      return { headers: async () => ({ authorization: `Basic ${encoded}` }), invalidate: () => {} };
+    }
+    case 'oauth2':
+      return oauth2ClientCredentials(auth, timeoutMs);
+  }
+}
+
+function oauth2ClientCredentials(auth: SourceAuth, timeoutMs: number): SourceAuthenticator {
+  let cached: { token: string; expiresAt: number } | undefined;
+  let inFlight: Promise<string> | undefined;
+
+  async function fetchToken(): Promise<string> {
+    const form = new URLSearchParams({ grant_type: 'client_credentials' });
+    if (auth.scope) form.set('scope', auth.scope);
+    form.set('client_id', auth.clientId ?? '');
+    form.set('client_secret', auth.clientSecret ?? '');
+    const response = await fetch(auth.tokenUrl ?? '', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: form.toString(),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    // The message names the status only: the response may echo credentials.
+    if (!response.ok) throw new Error(`source token endpoint answered HTTP ${response.status}`);
+    const body: unknown = await response.json();
+    const token = body && typeof body === 'object' ? (body as Record<string, unknown>).access_token : undefined;
+    const expiresIn = body && typeof body === 'object' ? (body as Record<string, unknown>).expires_in : undefined;
+    if (typeof token !== 'string' || token.length === 0)
+      throw new Error('source token endpoint returned no access_token');
+    const lifetimeMs = typeof expiresIn === 'number' && expiresIn > 0 ? expiresIn * 1000 : 300_000;
+    cached = { token, expiresAt: Date.now() + lifetimeMs };
+    return token;
+  }
+
+  return {
+    async headers() {
+      if (!cached || cached.expiresAt - RENEW_BEFORE_MS <= Date.now()) {
+        inFlight ??= fetchToken().finally(() => {
+          inFlight = undefined;
+        });
+        await inFlight;
+      }
+      return { authorization: `Bearer ${cached?.token}` };
+    },
+    invalidate() {
+      cached = undefined;
+    },
+  };
+}

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import {
+  authenticateNotification,
+  NotificationError,
+  parseNotification,
+  relativeRef,
+} from '../../src/sources/fhir/notification.js';
+
+const fixture = (name: string) => readFileSync(new URL(`../fixtures/subscriptions/${name}`, import.meta.url));
+
+function refusal(fn: () => unknown): NotificationError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof NotificationError) return err;
+    throw err;
+  }
+  assert.fail('expected a NotificationError');
+}
+
+describe('subscription notifications', () => {
+  it('reads the focus and event number of a backport id-only notification (HL7 example)', () => {
+    const parsed = parseNotification({ method: 'POST', rawBody: fixture('r4-backport-notification-id-only.json') });
+    assert.equal(parsed.kind, 'event');
+    if (parsed.kind !== 'event') return;
+    assert.deepEqual(parsed.refs, ['Encounter/86009987-eabe-42bf-8c02-b112b18cb616']);
+    assert.deepEqual(parsed.eventNumbers, [2]);
+    assert.equal(parsed.eventsSinceStart, 2);
+  });
+
+  it('recognises a backport handshake (HL7 example)', () => {
+    const parsed = parseNotification({ method: 'POST', rawBody: fixture('r4-backport-notification-handshake.json') });
+    assert.equal(parsed.kind, 'handshake');
+  });
+
+  it('treats an empty POST as a ping (HAPI classic without payload)', () => {
+    assert.deepEqual(parseNotification({ method: 'POST', rawBody: Buffer.alloc(0) }), {
+      kind: 'ping',
+      style: 'hapi-empty',
+    });
+  });
+
+  it('takes the resource from the path for HAPI classic PUT and DELETE', () => {
+    const put = parseNotification({
+      method: 'PUT',
+      pathRef: { type: 'Patient', id: 'p1' },
+      rawBody: Buffer.from('{}'),
+    });
+    assert.deepEqual(put, { kind: 'event', style: 'hapi-payload', refs: ['Patient/p1'] });
+    const del = parseNotification({
+      method: 'DELETE',
+      pathRef: { type: 'Patient', id: 'p1' },
+      rawBody: Buffer.alloc(0),
+    });
+    assert.equal(del.kind === 'event' && del.deleted, true);
+  });
+
+  it('reads a posted resource (Medplum style) and an empty object as a ping', () => {
+    const body = Buffer.from(JSON.stringify({ resourceType: 'Patient', id: 'abc' }));
+    assert.deepEqual(parseNotification({ method: 'POST', rawBody: body, contentType: 'application/fhir+json' }), {
+      kind: 'event',
+      style: 'resource',
+      refs: ['Patient/abc'],
+    });
+    assert.equal(parseNotification({ method: 'POST', rawBody: Buffer.from('{}') }).kind, 'ping');
+  });
+
+  it('refuses malformed JSON, arrays, non-FHIR bodies and other content types with 4xx', () => {
+    assert.equal(refusal(() => parseNotification({ method: 'POST', rawBody: Buffer.from('{nope') })).status, 400);
+    assert.equal(refusal(() => parseNotification({ method: 'POST', rawBody: Buffer.from('[1]') })).status, 400);
+    assert.equal(refusal(() => parseNotification({ method: 'POST', rawBody: Buffer.from('{"a":1}') })).status, 400);
+    const xml = refusal(() =>
+      parseNotification({ method: 'POST', rawBody: Buffer.from('<x/>'), contentType: 'application/xml' }),
+    );
+    assert.equal(xml.status, 415);
+    const badPath = refusal(() =>
+      parseNotification({ method: 'PUT', pathRef: { type: 'patient', id: 'x' }, rawBody: Buffer.alloc(0) }),
+    );
+    assert.equal(badPath.status, 400);
+  });
+
+  it('normalises absolute and versioned references', () => {
+    assert.equal(relativeRef('https://emr.example/fhir/Patient/1/_history/3'), 'Patient/1');
+    assert.equal(relativeRef('Observation/x-1'), 'Observation/x-1');
+    assert.equal(relativeRef('not a ref'), undefined);
+  });
+
+  it('accepts the right bearer secret and HMAC and refuses wrong or missing ones', () => {
+    const body = Buffer.from('{"resourceType":"Patient","id":"1"}');
+    const signature = createHmac('sha256', 'hmac-key').update(body).digest('hex');
+    authenticateNotification(
+      { secret: 's3cret', hmacSecret: 'hmac-key' },
+      { authorization: 'Bearer s3cret', signature },
+      body,
+    );
+    assert.equal(refusal(() => authenticateNotification({ secret: 's3cret' }, {}, body)).status, 401);
+    assert.equal(
+      refusal(() => authenticateNotification({ secret: 's3cret' }, { authorization: 'Bearer s3cre' }, body)).status,
+      401,
+    );
+    const tampered = Buffer.from('{"resourceType":"Patient","id":"2"}');
+    assert.equal(
+      refusal(() => authenticateNotification({ hmacSecret: 'hmac-key' }, { signature }, tampered)).status,
+      401,
+    );
+  });
+});
