@@ -21,7 +21,7 @@ const EVENT_NOT_FOUND = /event not found/i;
 
 /** OpenCRVS's own words: `message` (REST and Hapi bodies), else the OAuth `error` pair, else the text. */
 export function messageOf(body: unknown, status: number): string {
-  if (typeof body === 'string') return body.trim() === '' ? `HTTP ${status}` : body.trim();
+  if (typeof body === 'string') return textMessage(body, status);
   if (body && typeof body === 'object' && !Array.isArray(body)) {
     const record: Record<string, unknown> = { ...body };
     if (typeof record.message === 'string' && record.message !== '') return record.message;
@@ -31,6 +31,14 @@ export function messageOf(body: unknown, status: number): string {
     }
   }
   return `HTTP ${status}`;
+}
+
+// Proxies (nginx in front of OpenCRVS) answer 502–504 with an HTML page: keep its title or text, short.
+function textMessage(text: string, status: number): string {
+  const title = /<title>([^<]*)<\/title>/i.exec(text)?.[1];
+  const plain = (title ?? text.replace(/<[^>]*>/g, ' ')).replace(/\s+/g, ' ').trim();
+  if (plain === '') return `HTTP ${status}`;
+  return plain.length > 200 ? `${plain.slice(0, 200)}…` : plain;
 }
 
 /** A 400 whose message is a JSON-encoded list of field problems yields that list, else undefined. */

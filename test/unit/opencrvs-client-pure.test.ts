@@ -131,6 +131,11 @@ describe('error classification', () => {
     );
     assert.equal(oauth.opencrvsMessage, 'invalid_request: missing id');
     assert.equal(classifyHttpFailure({ operation: 'x', status: 500, body: '' }, 0).opencrvsMessage, 'HTTP 500');
+    const html = '<html>\n<head><title>503 Service Temporarily Unavailable</title></head><body>…</body></html>';
+    assert.equal(
+      classifyHttpFailure({ operation: 'x', status: 503, body: html }, 0).opencrvsMessage,
+      '503 Service Temporarily Unavailable',
+    );
   });
 
   it('recognises a timeout anywhere in a fetch failure chain', () => {
