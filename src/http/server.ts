@@ -1,0 +1,68 @@
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import express, { type Express, type NextFunction, type Request, type Response, type Router } from 'express';
+import type { Logger } from '../observability/logger.js';
+import { sendOutcome } from './operation-outcome.js';
+
+export interface MountedRouter {
+  path: string;
+  router: Router;
+}
+
+/**
+ * The bridge's one express app: subscription receiver, health, metrics and admin are mounted on it
+ * by the composition root. Every request gets an id (echoed as X-Request-Id) and one log line with
+ * method, route, status and duration — never query strings or bodies.
+ */
+export function createHttpApp(routers: MountedRouter[], logger: Logger): Express {
+  const log = logger.child({ component: 'http' });
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const incoming = req.headers['x-request-id'];
+    const requestId = typeof incoming === 'string' && /^[\w-]{1,64}$/.test(incoming) ? incoming : randomUUID();
+    res.setHeader('X-Request-Id', requestId);
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      log.debug(
+        { requestId, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 },
+        'request',
+      );
+    });
+    next();
+  });
+  for (const { path, router } of routers) app.use(path, router);
+  app.use((_req: Request, res: Response) => sendOutcome(res, 404, 'not-found', 'no such endpoint'));
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    log.error({ err, method: req.method, path: req.path }, 'request failed');
+    if (!res.headersSent) sendOutcome(res, 500, 'exception', 'internal error');
+  });
+  return app;
+}
+
+/** Listens and resolves with the server and its actual port (0 picks a free one). */
+export function listen(app: Express, port: number, host: string): Promise<{ server: Server; port: number }> {
+  return new Promise((resolve, reject) => {
+    const server = app.listen(port, host);
+    server.once('error', reject);
+    server.once('listening', () => {
+      const address = server.address();
+      resolve({ server, port: typeof address === 'object' && address ? address.port : port });
+    });
+  });
+}
+
+/** Stops accepting, lets in-flight requests finish, then drops idle keep-alive connections. */
+export function closeServer(server: Server, graceMs = 5_000): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => server.closeAllConnections(), graceMs);
+    force.unref();
+    server.close(() => {
+      clearTimeout(force);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}

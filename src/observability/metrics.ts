@@ -1,0 +1,89 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * The bridge's Prometheus metrics. Labels carry only bounded, non-personal values (state, event
+ * type, source id, classification), never record ids or names. Gauges that mirror stored state
+ * (events by state, inbox depth, poll lag) are refreshed by `collect` callbacks at scrape time.
+ */
+export class BridgeMetrics {
+  readonly registry = new Registry();
+  readonly eventsByState: Gauge<'state' | 'event_type'>;
+  readonly deliveries: Counter<'outcome' | 'event_type'>;
+  readonly retries: Counter<'classification' | 'kind'>;
+  readonly deliveryLatency: Histogram<'event_type'>;
+  readonly tokenRenewals: Gauge;
+  readonly pollLag: Gauge<'source' | 'resource_type'>;
+  readonly pollFailures: Gauge<'source'>;
+  readonly inboxDepth: Gauge;
+  readonly held: Gauge;
+  readonly subscriptionGaps: Gauge<'source'>;
+
+  constructor(options: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'bridge_' });
+    this.eventsByState = new Gauge({
+      name: 'bridge_events',
+      help: 'Ledger rows by state and event type',
+      labelNames: ['state', 'event_type'],
+      registers,
+    });
+    this.deliveries = new Counter({
+      name: 'bridge_deliveries_total',
+      help: 'Delivery attempts by outcome (delivered, pending, retry, dead, held)',
+      labelNames: ['outcome', 'event_type'],
+      registers,
+    });
+    this.retries = new Counter({
+      name: 'bridge_delivery_errors_total',
+      help: 'Failed delivery attempts by error classification and kind',
+      labelNames: ['classification', 'kind'],
+      registers,
+    });
+    this.deliveryLatency = new Histogram({
+      name: 'bridge_delivery_latency_seconds',
+      help: 'Time from the source event first seen to OpenCRVS accepting it',
+      labelNames: ['event_type'],
+      buckets: [0.1, 0.5, 1, 2, 5, 15, 60, 300, 900, 3600, 21600, 86400],
+      registers,
+    });
+    this.tokenRenewals = new Gauge({
+      name: 'bridge_opencrvs_token_renewals',
+      help: 'OpenCRVS tokens obtained since start',
+      registers,
+    });
+    this.pollLag = new Gauge({
+      name: 'bridge_source_poll_lag_seconds',
+      help: 'Now minus the poll watermark, per source and resource type',
+      labelNames: ['source', 'resource_type'],
+      registers,
+    });
+    this.pollFailures = new Gauge({
+      name: 'bridge_source_poll_consecutive_failures',
+      help: 'Consecutive failed poll passes per source',
+      labelNames: ['source'],
+      registers,
+    });
+    this.inboxDepth = new Gauge({
+      name: 'bridge_inbox_depth',
+      help: 'Subscription notifications stored, not yet processed',
+      registers,
+    });
+    this.held = new Gauge({
+      name: 'bridge_queue_held',
+      help: '1 while delivery is held for an operator problem',
+      registers,
+    });
+    this.subscriptionGaps = new Gauge({
+      name: 'bridge_subscription_gaps',
+      help: 'Subscription gaps detected since start (each triggers a catch-up poll)',
+      labelNames: ['source'],
+      registers,
+    });
+  }
+
+  /** Prometheus text exposition. `refresh` updates the state-mirroring gauges first. */
+  async render(refresh?: () => void): Promise<{ contentType: string; body: string }> {
+    refresh?.();
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

@@ -1,0 +1,233 @@
+import type { Logger } from '../../observability/logger.js';
+import type { SourcePipeline } from '../pipeline.js';
+import { CachingFetcher } from './fetcher.js';
+import type { FhirSourceClient } from './fhir-client.js';
+import type { InboxRow, InboxStore } from './inbox.js';
+import type { ParsedNotification } from './notification.js';
+
+export interface MetaStore {
+  getMeta(key: string): string | undefined;
+  setMeta(key: string, value: string): void;
+}
+
+export interface ProcessorSource {
+  id: string;
+  client: FhirSourceClient;
+  pipeline: SourcePipeline;
+  /** A reconciliation pass (the poller's pollOnce): run on pings, gaps and heartbeat silence. */
+  catchUp: () => Promise<unknown>;
+  heartbeatSeconds?: number;
+}
+
+export interface SubscriptionStatus {
+  lastNotificationAt?: number;
+  lastEventNumber?: number;
+  gaps: number;
+  lastGapAt?: number;
+  lastGapReason?: string;
+  catchUps: number;
+}
+
+export interface InboxProcessorDeps {
+  inbox: InboxStore;
+  sources: ProcessorSource[];
+  meta: MetaStore;
+  logger: Logger;
+  now?: () => number;
+  /** Rows per processing round (bounded work per tick). */
+  batchSize?: number;
+  /** Tries per inbox row before it is left to the poller. */
+  maxAttempts?: number;
+  idleIntervalMs?: number;
+}
+
+const eventNumberKey = (sourceId: string) => `subscription:${sourceId}:eventNumber`;
+
+/**
+ * Works through stored notifications in arrival order: re-reads each referenced resource from the
+ * source (a notification is a hint, never registration data), maps and records it; turns pings,
+ * event-number gaps and heartbeat silence into catch-up polls. Duplicates change nothing because
+ * the ledger is keyed by the source event, not by the notification.
+ */
+export class InboxProcessor {
+  private readonly log: Logger;
+  private readonly sources = new Map<string, ProcessorSource>();
+  private readonly statuses = new Map<string, SubscriptionStatus>();
+  private readonly now: () => number;
+  private timer: NodeJS.Timeout | undefined;
+  private silenceTimer: NodeJS.Timeout | undefined;
+  private running: Promise<number> | undefined;
+  private stopped = true;
+
+  constructor(private readonly deps: InboxProcessorDeps) {
+    this.log = deps.logger.child({ component: 'inbox' });
+    this.now = deps.now ?? Date.now;
+    for (const source of deps.sources) {
+      this.sources.set(source.id, source);
+      const stored = deps.meta.getMeta(eventNumberKey(source.id));
+      this.statuses.set(source.id, {
+        gaps: 0,
+        catchUps: 0,
+        lastEventNumber: stored === undefined ? undefined : Number(stored),
+        // Silence is measured from start-up until the first notification arrives.
+        lastNotificationAt: this.now(),
+      });
+    }
+  }
+
+  status(sourceId: string): SubscriptionStatus | undefined {
+    return this.statuses.get(sourceId);
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.schedule(0);
+    const periods = this.deps.sources.map((s) => s.heartbeatSeconds).filter((s): s is number => !!s);
+    if (periods.length > 0) {
+      this.silenceTimer = setInterval(() => this.checkSilence(), Math.min(...periods) * 500);
+      this.silenceTimer.unref();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.silenceTimer) clearInterval(this.silenceTimer);
+    await this.running?.catch(() => undefined);
+  }
+
+  /** Called by the receiver after a store: process soon instead of at the next idle tick. */
+  wake(): void {
+    if (!this.stopped) this.schedule(0);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.processOnce()
+        .then((count) => {
+          if (!this.stopped) this.schedule(count > 0 ? 0 : (this.deps.idleIntervalMs ?? 1000));
+        })
+        .catch((err) => {
+          this.log.error({ err }, 'inbox round failed');
+          if (!this.stopped) this.schedule(this.deps.idleIntervalMs ?? 1000);
+        });
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  /** Processes up to one batch of due rows; returns how many rows were handled. */
+  processOnce(): Promise<number> {
+    this.running ??= this.round().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async round(): Promise<number> {
+    const rows = this.deps.inbox.due(this.deps.batchSize ?? 50, this.now());
+    for (const row of rows) await this.handle(row);
+    return rows.length;
+  }
+
+  private async handle(row: InboxRow): Promise<void> {
+    const source = this.sources.get(row.sourceId);
+    if (!source) {
+      this.deps.inbox.abandon(row.id, 'source no longer configured', this.now());
+      return;
+    }
+    const status = this.statuses.get(source.id) ?? { gaps: 0, catchUps: 0 };
+    status.lastNotificationAt = Math.max(status.lastNotificationAt ?? 0, row.receivedAt);
+    const notification = row.notification;
+    try {
+      this.trackEventNumbers(source, status, notification);
+      if (notification.kind === 'ping')
+        this.catchUp(source, status, `notification without detail (${notification.style})`);
+      if (notification.kind === 'event' && !notification.deleted) await this.evaluate(source, notification.refs);
+      this.deps.inbox.done(row.id, this.now());
+    } catch (err) {
+      const attempts = row.attempts + 1;
+      const message = err instanceof Error ? err.message : String(err);
+      if (attempts >= (this.deps.maxAttempts ?? 8)) {
+        this.deps.inbox.abandon(row.id, message, this.now());
+        this.log.warn({ inboxId: row.id, source: source.id, attempts }, 'notification abandoned; reconciling by poll');
+        this.catchUp(source, status, 'notification could not be processed');
+      } else {
+        // 1 s, 2 s, 4 s … capped at 5 minutes.
+        const delay = Math.min(1000 * 2 ** (attempts - 1), 300_000);
+        this.deps.inbox.retry(row.id, this.now() + delay, message);
+      }
+    }
+  }
+
+  private async evaluate(source: ProcessorSource, refs: string[]): Promise<void> {
+    const fetcher = new CachingFetcher(source.client);
+    const resources = [];
+    for (const ref of refs) {
+      const [type, id] = ref.split('/');
+      if (!type || !id) continue;
+      const resource = await fetcher.read(type, id);
+      if (resource) resources.push(resource);
+    }
+    const { results } = await source.pipeline.evaluate(resources, fetcher);
+    source.pipeline.commit(results);
+  }
+
+  /** Backport event numbers: a jump means notifications were lost; catch up by polling. */
+  private trackEventNumbers(
+    source: ProcessorSource,
+    status: SubscriptionStatus,
+    notification: ParsedNotification,
+  ): void {
+    let last = status.lastEventNumber;
+    if (notification.kind === 'handshake') {
+      last = notification.eventsSinceStart ?? 0;
+    } else if (notification.kind === 'heartbeat') {
+      const total = notification.eventsSinceStart;
+      if (total !== undefined && last !== undefined && total > last) {
+        this.gap(source, status, `heartbeat reports ${total - last} unseen event(s)`);
+      }
+      if (total !== undefined) last = Math.max(last ?? 0, total);
+    } else if (notification.kind === 'event' && notification.eventNumbers && notification.eventNumbers.length > 0) {
+      const numbers = [...notification.eventNumbers].sort((a, b) => a - b);
+      const first = numbers[0] ?? 0;
+      if (last !== undefined && first > last + 1)
+        this.gap(source, status, `event numbers jumped from ${last} to ${first}`);
+      last = Math.max(last ?? 0, numbers[numbers.length - 1] ?? 0);
+    }
+    if (last !== undefined && last !== status.lastEventNumber) {
+      status.lastEventNumber = last;
+      this.deps.meta.setMeta(eventNumberKey(source.id), String(last));
+    }
+  }
+
+  private gap(source: ProcessorSource, status: SubscriptionStatus, reason: string): void {
+    status.gaps++;
+    status.lastGapAt = this.now();
+    status.lastGapReason = reason;
+    this.log.warn({ source: source.id, reason }, 'subscription gap detected');
+    this.catchUp(source, status, reason);
+  }
+
+  private catchUp(source: ProcessorSource, status: SubscriptionStatus, reason: string): void {
+    status.catchUps++;
+    this.log.info({ source: source.id, reason }, 'catch-up poll');
+    source.catchUp().catch((err) => this.log.warn({ err, source: source.id }, 'catch-up poll failed'));
+  }
+
+  /** Heartbeats stopped for longer than twice their period: something is lost; poll. */
+  checkSilence(): void {
+    const now = this.now();
+    for (const source of this.deps.sources) {
+      if (!source.heartbeatSeconds) continue;
+      const status = this.statuses.get(source.id);
+      if (!status) continue;
+      const silentFor = now - (status.lastNotificationAt ?? now);
+      if (silentFor > 2 * source.heartbeatSeconds * 1000) {
+        // Restart the silence clock so one outage triggers one catch-up per period, not one per tick.
+        status.lastNotificationAt = now;
+        this.gap(source, status, `no notification for ${Math.round(silentFor / 1000)} s`);
+      }
+    }
+  }
+}

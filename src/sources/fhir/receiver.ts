@@ -1,0 +1,58 @@
+import type { Logger } from '../../observability/logger.js';
+import type { InboxStore } from './inbox.js';
+import {
+  authenticateNotification,
+  type IncomingNotification,
+  type NotificationAuth,
+  NotificationError,
+  parseNotification,
+} from './notification.js';
+
+export interface ReceiverSource {
+  id: string;
+  auth: NotificationAuth;
+}
+
+export interface ReceiverRequest extends IncomingNotification {
+  sourceId: string;
+  authorization?: string;
+  signature?: string;
+}
+
+export type ReceiverOutcome = { status: number; stored?: number; kind: string };
+
+/**
+ * The subscription receiver without a web framework: authenticate (before parsing), parse, store
+ * durably, then answer. Handshakes and heartbeats are stored too (the processor uses them for gap
+ * detection) and answered 2xx like everything else.
+ */
+export class SubscriptionReceiver {
+  private readonly sources = new Map<string, ReceiverSource>();
+  private readonly log: Logger;
+
+  constructor(
+    sources: ReceiverSource[],
+    private readonly inbox: InboxStore,
+    logger: Logger,
+    private readonly onStored?: (sourceId: string) => void,
+  ) {
+    for (const source of sources) this.sources.set(source.id, source);
+    this.log = logger.child({ component: 'subscription-receiver' });
+  }
+
+  hasSource(sourceId: string): boolean {
+    return this.sources.has(sourceId);
+  }
+
+  /** Throws NotificationError for anything refused (the HTTP layer turns it into an OperationOutcome). */
+  receive(request: ReceiverRequest, now = Date.now()): ReceiverOutcome {
+    const source = this.sources.get(request.sourceId);
+    if (!source) throw new NotificationError(404, 'not-found', 'unknown source');
+    authenticateNotification(source.auth, request, request.rawBody);
+    const notification = parseNotification(request);
+    const stored = this.inbox.add(source.id, notification, now);
+    this.log.debug({ source: source.id, kind: notification.kind, inboxId: stored }, 'notification stored');
+    this.onStored?.(source.id);
+    return { status: 200, stored, kind: notification.kind };
+  }
+}
