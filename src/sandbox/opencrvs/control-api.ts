@@ -1,0 +1,118 @@
+import { Ajv, type JSONSchemaType } from 'ajv';
+import express, { type Response, Router } from 'express';
+import type { ClientRegistry } from './auth.js';
+import type { SimContext } from './context.js';
+import type { FaultController } from './faults.js';
+import type { SeededLocations } from './seed.js';
+import type { SandboxConfig, SimClientInput, SimEvent } from './types.js';
+
+// The sandbox's own inspection and control API, under /_sandbox: nothing OpenCRVS has. Unauthenticated
+// on purpose (the simulator binds to 127.0.0.1 by default and holds only test data).
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+
+const rate = { type: 'number', minimum: 0, maximum: 1, nullable: true } as const;
+
+const configSchema: JSONSchemaType<SandboxConfig> = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    actionConfirmation: { type: 'string', enum: ['accept', 'pending', 'reject'], nullable: true },
+    seed: { type: 'integer', nullable: true },
+    faults: {
+      type: 'object',
+      nullable: true,
+      additionalProperties: false,
+      properties: {
+        errorRate: rate,
+        errorStatus: { type: 'integer', minimum: 400, maximum: 599, nullable: true },
+        retryAfterSeconds: { type: 'integer', minimum: 0, nullable: true },
+        delayMs: { type: 'integer', minimum: 0, maximum: 600_000, nullable: true },
+        dropRate: rate,
+        commitThenFailRate: rate,
+        operations: {
+          type: 'array',
+          nullable: true,
+          items: { type: 'string', enum: ['create', 'notify', 'createAndNotify', 'locations'] },
+        },
+        times: { type: 'integer', minimum: 0, nullable: true },
+      },
+    },
+  },
+};
+
+const clientSchema: JSONSchemaType<SimClientInput> = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['clientId', 'clientSecret'],
+  properties: {
+    clientId: { type: 'string', minLength: 1 },
+    clientSecret: { type: 'string', minLength: 1 },
+    scopes: { type: 'array', items: { type: 'string' }, nullable: true },
+    tokenTtlSeconds: { type: 'integer', minimum: 0, nullable: true },
+  },
+};
+
+const validateConfig = ajv.compile(configSchema);
+const validateClient = ajv.compile(clientSchema);
+
+function invalid(res: Response, errors: typeof validateConfig.errors): void {
+  const first = errors?.[0];
+  res.status(400).json({ error: `${first?.instancePath || '/'} ${first?.message ?? 'is invalid'}` });
+}
+
+export interface ControlDeps {
+  ctx: SimContext;
+  clients: ClientRegistry;
+  faults: FaultController;
+  seed: SeededLocations;
+}
+
+export function controlRouter({ ctx, clients, faults, seed }: ControlDeps): Router {
+  const router = Router();
+  router.use(express.json({ limit: '1mb' }));
+
+  router.get('/events', (req, res) => {
+    const { transactionId, type } = req.query;
+    let events: SimEvent[] = ctx.store.list();
+    if (typeof type === 'string') events = events.filter((e) => e.type === type);
+    if (typeof transactionId === 'string') {
+      events = events.filter((e) => e.actions.some((a) => a.transactionId === transactionId));
+    }
+    res.json(events);
+  });
+  router.get('/events/:id', (req, res) => {
+    const event = ctx.store.get(req.params.id);
+    if (event) res.json(event);
+    else res.status(404).json({ error: 'no such event' });
+  });
+  router.post('/reset', (_req, res) => {
+    ctx.store.reset();
+    clients.reset();
+    faults.reset();
+    res.status(204).end();
+  });
+  router.post('/clients', (req, res) => {
+    if (!validateClient(req.body)) return invalid(res, validateClient.errors);
+    clients.upsert(req.body);
+    res.status(204).end();
+  });
+  router.delete('/clients/:id', (req, res) => {
+    res.status(clients.remove(req.params.id) ? 204 : 404).end();
+  });
+  router.get('/config', (_req, res) => {
+    res.json(faults.snapshot());
+  });
+  router.post('/config', (req, res) => {
+    if (!validateConfig(req.body)) return invalid(res, validateConfig.errors);
+    faults.configure(req.body);
+    res.status(204).end();
+  });
+  router.get('/locations', (_req, res) => {
+    res.json(seed);
+  });
+  router.use((_req, res) => {
+    res.status(404).json({ error: 'unknown sandbox control path' });
+  });
+  return router;
+}

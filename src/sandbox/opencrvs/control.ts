@@ -1,0 +1,73 @@
+import type { SandboxConfig, SimClientInput, SimEvent } from './types.js';
+
+export type { SandboxConfig, SimEvent } from './types.js';
+
+const TIMEOUT_MS = 10_000;
+
+function isSimEventList(value: unknown): value is SimEvent[] {
+  return (
+    Array.isArray(value) &&
+    value.every(
+      (e) =>
+        typeof e === 'object' &&
+        e !== null &&
+        typeof e.id === 'string' &&
+        typeof e.trackingId === 'string' &&
+        Array.isArray(e.actions),
+    )
+  );
+}
+
+/** A typed client of the simulator's /_sandbox control API, for tests and the demo. */
+export class OpenCrvsSandboxControl {
+  readonly #root: string;
+
+  /** `baseUrl` is the simulator's base URL (`simulator.baseUrl`). */
+  constructor(baseUrl: string) {
+    this.#root = `${baseUrl.replace(/\/+$/, '')}/_sandbox`;
+  }
+
+  async #call(method: string, path: string, body?: unknown): Promise<Response> {
+    const response = await fetch(`${this.#root}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+    if (!response.ok) {
+      throw new Error(`sandbox control ${method} ${path}: HTTP ${response.status} ${await response.text()}`);
+    }
+    return response;
+  }
+
+  /** Deletes every event, restores the seeded clients and clears faults and confirmation mode. */
+  async reset(): Promise<void> {
+    await this.#call('POST', '/reset');
+  }
+
+  /** Sets the confirmation mode and/or replaces the faults (see SandboxConfig). */
+  async configure(config: SandboxConfig): Promise<void> {
+    await this.#call('POST', '/config', config);
+  }
+
+  /** Adds or replaces a client; replacing revokes the tokens it already holds. */
+  async addClient(client: SimClientInput): Promise<void> {
+    await this.#call('POST', '/clients', client);
+  }
+
+  /** Removes a client: its tokens are answered 401 from now on. */
+  async removeClient(clientId: string): Promise<void> {
+    await this.#call('DELETE', `/clients/${encodeURIComponent(clientId)}`);
+  }
+
+  /** Every stored event with its actions; `transactionId` keeps those with an action of that id. */
+  async events(filter: { transactionId?: string; type?: string } = {}): Promise<SimEvent[]> {
+    const query = new URLSearchParams();
+    if (filter.transactionId) query.set('transactionId', filter.transactionId);
+    if (filter.type) query.set('type', filter.type);
+    const qs = query.size > 0 ? `?${query}` : '';
+    const body: unknown = await (await this.#call('GET', `/events${qs}`)).json();
+    if (!isSimEventList(body)) throw new Error('sandbox control: unexpected /events answer');
+    return body;
+  }
+}

@@ -1,0 +1,144 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import express, { type Request, type RequestHandler, type Response, Router } from 'express';
+import type { Logger } from '../../observability/logger.js';
+import { authenticate, type ClientRegistry } from './auth.js';
+import type { SimContext } from './context.js';
+import { eventsError, NOT_FOUND } from './errors.js';
+import { handleCreate } from './events-create.js';
+import { handleLocations } from './events-locations.js';
+import { handleCreateAndNotify, handleNotify } from './events-notify.js';
+import type { FaultController } from './faults.js';
+import type { SimTokenClaims, TokenSigner } from './jwt.js';
+import type { SimOperation, SimResponse } from './types.js';
+
+export interface EventsRouterDeps {
+  ctx: SimContext;
+  clients: ClientRegistry;
+  signer: TokenSigner;
+  faults: FaultController;
+  bodyLimitBytes: number;
+  logger: Logger;
+  /** Aborted when the simulator closes, so requests parked by a delay fault end with it. */
+  shutdown: AbortSignal;
+}
+
+export function send(res: Response, response: SimResponse): void {
+  if (response.headers) res.set(response.headers);
+  res.status(response.status);
+  if (typeof response.body === 'string') res.send(response.body);
+  else res.json(response.body);
+}
+
+interface BodyParserError {
+  type?: unknown;
+}
+
+/** Maps body-parser failures to what the events service answers. */
+function bodyError(err: unknown): SimResponse {
+  const type = typeof err === 'object' && err !== null ? (err as BodyParserError).type : undefined;
+  if (type === 'entity.too.large') return eventsError(413, 'Request body is too large');
+  if (type === 'charset.unsupported' || type === 'encoding.unsupported') {
+    return eventsError(415, 'Unsupported content encoding or charset');
+  }
+  if (type === 'entity.parse.failed') {
+    return {
+      status: 400,
+      body: {
+        message: 'Failed to parse request body',
+        code: 'PARSE_ERROR',
+        data: { code: 'PARSE_ERROR', httpStatus: 400 },
+      },
+    };
+  }
+  return eventsError(400, 'Failed to read request body');
+}
+
+type Handler = (req: Request, claims: SimTokenClaims) => SimResponse;
+
+/**
+ * The events service behind the gateway, in the order a real request meets it: infrastructure faults
+ * (nginx), the gateway's bearer check (401), the REST adapter's content type (415) and body limit
+ * (413), then the procedure. `commitThenFail` runs the procedure and loses the answer.
+ */
+export function eventsRouter(deps: EventsRouterDeps): Router {
+  const { ctx, clients, signer, faults, logger } = deps;
+  const parseJson = express.json({ limit: deps.bodyLimitBytes, strict: false, type: () => true });
+  const readBody = (req: Request, res: Response) =>
+    new Promise<void>((resolve, reject) => parseJson(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
+
+  const route =
+    (operation: SimOperation, handler: Handler): RequestHandler =>
+    async (req, res) => {
+      const delay = faults.delayMs(operation);
+      if (delay > 0) {
+        try {
+          await sleep(delay, undefined, { signal: deps.shutdown });
+        } catch {
+          req.socket.destroy();
+          return;
+        }
+      }
+      const decision = faults.decide(operation);
+      if (decision.kind === 'drop') {
+        logger.debug({ operation, fault: 'drop' }, 'sandbox fault');
+        req.socket.destroy();
+        return;
+      }
+      if (decision.kind === 'error') {
+        logger.debug({ operation, fault: 'error', status: decision.response.status }, 'sandbox fault');
+        send(res, decision.response);
+        return;
+      }
+      const auth = authenticate(req.headers.authorization, clients, signer);
+      if (!auth.ok) return send(res, auth.response);
+      if (req.method === 'POST') {
+        const contentType = req.headers['content-type'];
+        const hasBody =
+          Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+        const mime = contentType?.split(';')[0]?.trim().toLowerCase();
+        if (mime !== 'application/json' && (contentType !== undefined || hasBody)) {
+          return send(res, eventsError(415, `Unsupported content-type "${contentType ?? ''}"`));
+        }
+        try {
+          await readBody(req, res);
+        } catch (err) {
+          return send(res, bodyError(err));
+        }
+      }
+      const response = handler(req, auth.claims);
+      logger.debug({ operation, status: response.status }, 'sandbox events call');
+      if (decision.kind === 'commitThenFail') {
+        logger.debug({ operation, fault: 'commitThenFail' }, 'sandbox fault');
+        req.socket.destroy();
+        return;
+      }
+      send(res, response);
+    };
+
+  const router = Router();
+  router.post(
+    '/events',
+    route('create', (req, claims) => handleCreate(ctx, claims, req.body)),
+  );
+  if (ctx.version === '2.0') {
+    router.post(
+      '/events/notify',
+      route('createAndNotify', (req, claims) => handleCreateAndNotify(ctx, claims, req.body)),
+    );
+    router.post(
+      '/events/:eventId/notify',
+      route('notify', (req, claims) => handleNotify(ctx, claims, String(req.params.eventId), req.body)),
+    );
+    router.get(
+      '/locations',
+      route('locations', (req) => handleLocations(ctx, req.query)),
+    );
+  } else {
+    router.post(
+      '/events/notifications',
+      route('notify', (req, claims) => handleNotify(ctx, claims, undefined, req.body)),
+    );
+  }
+  router.use((_req, res) => send(res, NOT_FOUND));
+  return router;
+}

@@ -1,0 +1,91 @@
+import { generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
+
+// RS256 tokens shaped like OpenCRVS's auth service issues them (docs/opencrvs-api.md §2). The key pair
+// is generated per simulator start: tokens do not survive a restart, as with a re-keyed deployment.
+
+export interface SimTokenClaims {
+  iss: string;
+  aud: string[];
+  sub: string;
+  userType: 'system';
+  scope: string[];
+  iat: number;
+  exp: number;
+}
+
+export const TOKEN_ISSUER = 'opencrvs:auth-service';
+export const TOKEN_AUDIENCE = ['opencrvs:gateway-user', 'opencrvs:events-user'];
+
+export type VerifyResult =
+  | { ok: true; claims: SimTokenClaims }
+  | { ok: false; reason: 'malformed' | 'signature' | 'expired' };
+
+const b64url = (data: string | Buffer) => Buffer.from(data).toString('base64url');
+
+function isStringArray(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((item) => typeof item === 'string');
+}
+
+function readClaims(payload: unknown): SimTokenClaims | undefined {
+  if (typeof payload !== 'object' || payload === null) return undefined;
+  const p = payload as Record<string, unknown>;
+  const { iss, sub, iat, exp, aud, scope } = p;
+  if (typeof iss !== 'string' || typeof sub !== 'string' || typeof iat !== 'number' || typeof exp !== 'number') {
+    return undefined;
+  }
+  if (!isStringArray(aud) || !isStringArray(scope)) return undefined;
+  return { iss, aud, sub, userType: 'system', scope, iat, exp };
+}
+
+export class TokenSigner {
+  readonly #privateKey: KeyObject;
+  readonly #publicKey: KeyObject;
+
+  constructor() {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    this.#privateKey = privateKey;
+    this.#publicKey = publicKey;
+  }
+
+  issue(clientId: string, scope: string[], ttlSeconds: number, nowMs = Date.now()): string {
+    const iat = Math.floor(nowMs / 1000);
+    const claims: SimTokenClaims = {
+      iss: TOKEN_ISSUER,
+      aud: TOKEN_AUDIENCE,
+      sub: clientId,
+      userType: 'system',
+      scope,
+      iat,
+      exp: iat + ttlSeconds,
+    };
+    const signingInput = `${b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT' }))}.${b64url(JSON.stringify(claims))}`;
+    const signature = sign('RSA-SHA256', Buffer.from(signingInput), this.#privateKey);
+    return `${signingInput}.${signature.toString('base64url')}`;
+  }
+
+  verify(token: string, nowMs = Date.now()): VerifyResult {
+    const parts = token.split('.');
+    if (parts.length !== 3) return { ok: false, reason: 'malformed' };
+    const [header, payload, signature] = parts as [string, string, string];
+    let claims: SimTokenClaims | undefined;
+    try {
+      const head: unknown = JSON.parse(Buffer.from(header, 'base64url').toString('utf8'));
+      if (typeof head !== 'object' || head === null || (head as { alg?: unknown }).alg !== 'RS256') {
+        return { ok: false, reason: 'malformed' };
+      }
+      claims = readClaims(JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')));
+    } catch {
+      return { ok: false, reason: 'malformed' };
+    }
+    if (!claims) return { ok: false, reason: 'malformed' };
+    const valid = verify(
+      'RSA-SHA256',
+      Buffer.from(`${header}.${payload}`),
+      this.#publicKey,
+      Buffer.from(signature, 'base64url'),
+    );
+    if (!valid) return { ok: false, reason: 'signature' };
+    if (claims.exp <= Math.floor(nowMs / 1000)) return { ok: false, reason: 'expired' };
+    return { ok: true, claims };
+  }
+}
