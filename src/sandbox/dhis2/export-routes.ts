@@ -1,0 +1,228 @@
+import { type Request, type Response, Router } from 'express';
+import { ORG_UNIT_TREE } from './constants.js';
+import { applyFields, parseFields } from './fields.js';
+import {
+  BadRequestError,
+  comparator,
+  listParam,
+  orgUnitScope,
+  type PageEnvelope,
+  pageOf,
+  param,
+  parsePaging,
+  updatedWindow,
+} from './query.js';
+import type { TrackerStore } from './store.js';
+import type { RelationshipItem } from './types.js';
+
+/** Default `fields` of each export endpoint (dhis2-core request params, 2.41). */
+const DEFAULT_FIELDS = {
+  trackedEntities: '*,!relationships,!enrollments,!events,!programOwners',
+  enrollments: '*,!relationships,!events,!attributes',
+  events: '*,!relationships',
+  relationships:
+    'relationship,relationshipType,createdAtClient,from[trackedEntity[trackedEntity],enrollment[enrollment],event[event]],to[trackedEntity[trackedEntity],enrollment[enrollment],event[event]]',
+};
+
+const ORDERABLE = {
+  trackedEntities: [
+    'createdAt',
+    'createdAtClient',
+    'enrolledAt',
+    'inactive',
+    'trackedEntity',
+    'updatedAt',
+    'updatedAtClient',
+  ],
+  enrollments: [
+    'completedAt',
+    'createdAt',
+    'createdAtClient',
+    'enrolledAt',
+    'enrollment',
+    'occurredAt',
+    'status',
+    'trackedEntity',
+    'updatedAt',
+    'updatedAtClient',
+  ],
+  events: [
+    'completedAt',
+    'createdAt',
+    'createdAtClient',
+    'enrollment',
+    'event',
+    'occurredAt',
+    'orgUnit',
+    'program',
+    'programStage',
+    'scheduledAt',
+    'status',
+    'trackedEntity',
+    'updatedAt',
+    'updatedAtClient',
+  ],
+} as const;
+
+function searchParams(req: Request): URLSearchParams {
+  return new URL(req.originalUrl, 'http://simulator.invalid').searchParams;
+}
+
+function notFound(type: string, uid: string): BadRequestError & { status: number } {
+  return Object.assign(new BadRequestError(`${type} with id ${uid} could not be found.`), { status: 404 });
+}
+
+/** GET /api/tracker/{trackedEntities,enrollments,events,relationships}: filters, order, paging, fields. */
+export function exportRoutes(store: TrackerStore, envelope: () => PageEnvelope): Router {
+  const router = Router();
+  const known = () => new Set([...ORG_UNIT_TREE.map((ou) => ou.id), ...store.orgUnitsInData()]);
+  const fieldsOf = (params: URLSearchParams, key: keyof typeof DEFAULT_FIELDS) =>
+    parseFields(param(params, 'fields') ?? DEFAULT_FIELDS[key]);
+  const sortable = <T extends object>(item: T, uid: string, extra: Record<string, unknown> = {}) => ({
+    uid,
+    sequence: store.order(uid),
+    get: (field: string): unknown => (field in extra ? extra[field] : Reflect.get(item, field)),
+  });
+
+  router.get('/trackedEntities', (req: Request, res: Response) => {
+    const params = searchParams(req);
+    const paging = parsePaging(params);
+    const program = param(params, 'program');
+    const type = param(params, 'trackedEntityType');
+    const uids = listParam(params, 'trackedEntities', 'trackedEntity');
+    if (!program && !type && !uids.length)
+      throw new BadRequestError('Either a program or tracked entity type must be specified');
+    const inScope = orgUnitScope(params, known(), ['orgUnits', 'orgUnit']);
+    const inWindow = updatedWindow(params);
+    const stage = param(params, 'programStage');
+    const status = param(params, 'enrollmentStatus', 'programStatus');
+    const order = comparator(params, ORDERABLE.trackedEntities);
+    const rows = store
+      .allTrackedEntities()
+      .flatMap((te) => {
+        const uid = te.trackedEntity ?? '';
+        const enrollment = program ? store.enrollmentsOf(uid).find((en) => en.program === program) : undefined;
+        if (program && !enrollment) return [];
+        if (type && te.trackedEntityType !== type) return [];
+        if (uids.length && !uids.includes(uid)) return [];
+        if (status && enrollment?.status !== status) return [];
+        if (
+          stage &&
+          !store
+            .enrollmentsOf(uid)
+            .some((en) => store.eventsOf(en.enrollment ?? '').some((ev) => ev.programStage === stage))
+        )
+          return [];
+        // With a program, DHIS2 scopes by the program owner org unit (here: the enrollment's), else by the registering one.
+        if (!inScope(enrollment?.orgUnit ?? te.orgUnit) || !inWindow(te.updatedAt)) return [];
+        return [{ te, key: sortable(te, uid, { enrolledAt: enrollment?.enrolledAt }) }];
+      })
+      .sort((a, b) => order(a.key, b.key));
+    const fields = fieldsOf(params, 'trackedEntities');
+    res.json(
+      pageOf(rows, paging, 'trackedEntities', envelope(), ({ te }) =>
+        applyFields(store.trackedEntityView(te, program), fields),
+      ),
+    );
+  });
+
+  router.get('/trackedEntities/:uid', (req: Request<{ uid: string }>, res: Response) => {
+    const params = searchParams(req);
+    const te = store.trackedEntity(req.params.uid);
+    if (!te || te.deleted) throw notFound('TrackedEntity', req.params.uid);
+    const program = param(params, 'program');
+    res.json(applyFields(store.trackedEntityView(te, program), fieldsOf(params, 'trackedEntities')));
+  });
+
+  router.get('/enrollments', (req: Request, res: Response) => {
+    const params = searchParams(req);
+    const paging = parsePaging(params);
+    const program = param(params, 'program');
+    const trackedEntity = param(params, 'trackedEntity');
+    const uids = listParam(params, 'enrollments', 'enrollment');
+    const status = param(params, 'status', 'enrollmentStatus', 'programStatus');
+    const inScope = orgUnitScope(params, known(), ['orgUnits', 'orgUnit']);
+    const inWindow = updatedWindow(params);
+    const order = comparator(params, ORDERABLE.enrollments);
+    const rows = store
+      .allEnrollments()
+      .filter((en) => (!program || en.program === program) && (!trackedEntity || en.trackedEntity === trackedEntity))
+      .filter((en) => (!uids.length || uids.includes(en.enrollment ?? '')) && (!status || en.status === status))
+      .filter((en) => inScope(en.orgUnit) && inWindow(en.updatedAt))
+      .map((en) => ({ en, key: sortable(en, en.enrollment ?? '') }))
+      .sort((a, b) => order(a.key, b.key));
+    const fields = fieldsOf(params, 'enrollments');
+    res.json(
+      pageOf(rows, paging, 'enrollments', envelope(), ({ en }) => applyFields(store.enrollmentView(en), fields)),
+    );
+  });
+
+  router.get('/enrollments/:uid', (req: Request<{ uid: string }>, res: Response) => {
+    const en = store.enrollment(req.params.uid);
+    if (!en || en.deleted) throw notFound('Enrollment', req.params.uid);
+    res.json(applyFields(store.enrollmentView(en), fieldsOf(searchParams(req), 'enrollments')));
+  });
+
+  router.get('/events', (req: Request, res: Response) => {
+    const params = searchParams(req);
+    const paging = parsePaging(params);
+    const program = param(params, 'program');
+    const stage = param(params, 'programStage');
+    const trackedEntity = param(params, 'trackedEntity');
+    const enrollments = listParam(params, 'enrollments', 'enrollment');
+    const uids = listParam(params, 'events', 'event');
+    const status = param(params, 'status');
+    const inScope = orgUnitScope(params, known(), ['orgUnit', 'orgUnits']);
+    const inWindow = updatedWindow(params);
+    const order = comparator(params, ORDERABLE.events);
+    const rows = store
+      .allEvents()
+      .filter((ev) => (!program || ev.program === program) && (!stage || ev.programStage === stage))
+      .filter((ev) => (!trackedEntity || ev.trackedEntity === trackedEntity) && (!status || ev.status === status))
+      .filter(
+        (ev) =>
+          (!enrollments.length || enrollments.includes(ev.enrollment ?? '')) &&
+          (!uids.length || uids.includes(ev.event ?? '')),
+      )
+      .filter((ev) => inScope(ev.orgUnit) && inWindow(ev.updatedAt))
+      .map((ev) => ({ ev, key: sortable(ev, ev.event ?? '') }))
+      .sort((a, b) => order(a.key, b.key));
+    const fields = fieldsOf(params, 'events');
+    res.json(pageOf(rows, paging, 'events', envelope(), ({ ev }) => applyFields(store.eventView(ev), fields)));
+  });
+
+  router.get('/events/:uid', (req: Request<{ uid: string }>, res: Response) => {
+    const ev = store.event(req.params.uid);
+    if (!ev || ev.deleted) throw notFound('Event', req.params.uid);
+    res.json(applyFields(store.eventView(ev), fieldsOf(searchParams(req), 'events')));
+  });
+
+  router.get('/relationships', (req: Request, res: Response) => {
+    const params = searchParams(req);
+    const paging = parsePaging(params);
+    const given = (['trackedEntity', 'enrollment', 'event'] as const).flatMap((kind) => {
+      const uid = param(params, kind);
+      return uid ? [{ kind, uid }] : [];
+    });
+    const [target] = given;
+    if (given.length !== 1 || !target)
+      throw new BadRequestError('Exactly one of trackedEntity, enrollment or event must be specified.');
+    const exists: Record<keyof RelationshipItem, (uid: string) => boolean> = {
+      trackedEntity: (uid) => Boolean(store.trackedEntity(uid)),
+      enrollment: (uid) => Boolean(store.enrollment(uid)),
+      event: (uid) => Boolean(store.event(uid)),
+    };
+    if (!exists[target.kind](target.uid))
+      throw notFound(
+        target.kind === 'trackedEntity' ? 'TrackedEntity' : target.kind === 'enrollment' ? 'Enrollment' : 'Event',
+        target.uid,
+      );
+    const fields = fieldsOf(params, 'relationships');
+    const rows = store.relationshipsOf(target.kind, target.uid);
+    res.json(
+      pageOf(rows, paging, 'relationships', envelope(), (rel) => applyFields(store.relationshipView(rel), fields)),
+    );
+  });
+
+  return router;
+}

@@ -1,0 +1,192 @@
+import { ORG_UNIT_TREE } from './constants.js';
+import { parseDhis2DateTime } from './time.js';
+
+/** A request DHIS2 would answer with 400 Bad Request and this message. */
+export class BadRequestError extends Error {}
+
+/** DHIS2 2.41+ (`pager` + named list, as the docs examples show) or 2.40 (`page`… + `instances`). */
+export type PageEnvelope = 'trackedEntities' | 'instances';
+
+export const DEFAULT_PAGE_SIZE = 50;
+/** Sandbox limit: larger pages are refused so a misconfigured poller fails loudly in tests. */
+export const MAX_PAGE_SIZE = 1000;
+
+export function param(params: URLSearchParams, ...names: string[]): string | undefined {
+  for (const name of names) {
+    const value = params.get(name);
+    if (value !== null && value.trim() !== '') return value.trim();
+  }
+  return undefined;
+}
+
+/** Comma- (or, as older DHIS2 clients send, semicolon-) separated uid lists. */
+export function listParam(params: URLSearchParams, ...names: string[]): string[] {
+  const values = names.flatMap((name) => params.getAll(name));
+  return values
+    .flatMap((v) => v.split(/[,;]/))
+    .map((v) => v.trim())
+    .filter(Boolean);
+}
+
+export function boolParam(params: URLSearchParams, name: string, fallback: boolean): boolean {
+  const value = param(params, name);
+  if (value === undefined) return fallback;
+  if (/^true$/i.test(value)) return true;
+  if (/^false$/i.test(value)) return false;
+  throw new BadRequestError(`Value '${value}' is not valid for parameter ${name}. It should be of type Boolean.`);
+}
+
+export interface PageRequest {
+  paging: boolean;
+  page: number;
+  pageSize: number;
+  totalPages: boolean;
+}
+
+export function parsePaging(params: URLSearchParams): PageRequest {
+  const intParam = (name: string, fallback: number): number => {
+    const value = param(params, name);
+    if (value === undefined) return fallback;
+    if (!/^-?\d+$/.test(value))
+      throw new BadRequestError(`Value '${value}' is not valid for parameter ${name}. It should be of type Integer.`);
+    return Number(value);
+  };
+  const page = intParam('page', 1);
+  const pageSize = intParam('pageSize', DEFAULT_PAGE_SIZE);
+  if (page < 1) throw new BadRequestError('page must be greater than or equal to 1 if specified');
+  if (pageSize < 1) throw new BadRequestError('pageSize must be greater than or equal to 1 if specified');
+  if (pageSize > MAX_PAGE_SIZE) throw new BadRequestError(`pageSize must be less than or equal to ${MAX_PAGE_SIZE}`);
+  const skipPaging = boolParam(params, 'skipPaging', false);
+  return {
+    paging: boolParam(params, 'paging', true) && !skipPaging,
+    page,
+    pageSize,
+    totalPages: boolParam(params, 'totalPages', false),
+  };
+}
+
+/** Shapes one page of already filtered and ordered items into the configured envelope. */
+export function pageOf<T>(
+  items: T[],
+  request: PageRequest,
+  key: string,
+  envelope: PageEnvelope,
+  view: (item: T) => unknown,
+): Record<string, unknown> {
+  const listKey = envelope === 'instances' ? 'instances' : key;
+  if (!request.paging) return { [listKey]: items.map(view) };
+  const start = (request.page - 1) * request.pageSize;
+  // Views are built for the requested page only: nesting enrollments and events is the costly part.
+  const slice = items.slice(start, start + request.pageSize).map(view);
+  const totals = request.totalPages
+    ? { total: items.length, pageCount: Math.ceil(items.length / request.pageSize) }
+    : {};
+  const pager = { page: request.page, pageSize: request.pageSize, ...totals };
+  return envelope === 'instances' ? { ...pager, instances: slice } : { pager, [listKey]: slice };
+}
+
+/** updatedAfter/updatedBefore, inclusive at both ends like DHIS2's `lastupdated >= :start` SQL. */
+export function updatedWindow(params: URLSearchParams): (updatedAt: string | undefined) => boolean {
+  const bound = (name: string): number | undefined => {
+    const value = param(params, name);
+    if (value === undefined) return undefined;
+    const ms = parseDhis2DateTime(value);
+    if (ms === undefined) throw new BadRequestError(`Invalid date time '${value}' for parameter ${name}`);
+    return ms;
+  };
+  const after = bound('updatedAfter');
+  const before = bound('updatedBefore');
+  return (updatedAt) => {
+    if (after === undefined && before === undefined) return true;
+    const ms = updatedAt ? parseDhis2DateTime(updatedAt) : undefined;
+    if (ms === undefined) return false;
+    return (after === undefined || ms >= after) && (before === undefined || ms <= before);
+  };
+}
+
+const MODES = ['SELECTED', 'CHILDREN', 'DESCENDANTS', 'ACCESSIBLE', 'CAPTURE', 'ALL'] as const;
+
+/**
+ * Which org units a request selects. The simulated user is a superuser whose capture and search scope is
+ * the whole tree, so ACCESSIBLE, CAPTURE and ALL select everything; with no org unit and no mode DHIS2
+ * (2.41) falls back to ACCESSIBLE.
+ */
+export function orgUnitScope(
+  params: URLSearchParams,
+  known: Set<string>,
+  names: string[],
+): (orgUnit: string | undefined) => boolean {
+  const selected = listParam(params, ...names);
+  const rawMode = param(params, 'orgUnitMode', 'ouMode')?.toUpperCase();
+  const mode = MODES.find((m) => m === (rawMode ?? (selected.length ? 'SELECTED' : 'ACCESSIBLE')));
+  if (!mode) throw new BadRequestError(`Value '${rawMode}' is not valid for parameter orgUnitMode.`);
+  if (mode === 'ACCESSIBLE' || mode === 'CAPTURE' || mode === 'ALL') {
+    if (selected.length)
+      throw new BadRequestError(
+        `orgUnitMode ${mode} cannot be used with orgUnits. Please remove the orgUnits parameter and try again.`,
+      );
+    return () => true;
+  }
+  if (!selected.length)
+    throw new BadRequestError(
+      `At least one org unit is required for orgUnitMode: ${mode}. Please add an orgUnits or use a different orgUnitMode.`,
+    );
+  for (const uid of selected) {
+    if (!known.has(uid)) throw new BadRequestError(`Organisation unit does not exist: ${uid}`);
+  }
+  const allowed = new Set(selected);
+  if (mode !== 'SELECTED') {
+    let frontier = [...selected];
+    // CHILDREN goes one level down; DESCENDANTS to the leaves. The tree is tiny, so a breadth walk is fine.
+    for (let depth = 0; frontier.length && (mode === 'DESCENDANTS' || depth < 1); depth++) {
+      frontier = ORG_UNIT_TREE.filter((ou) => ou.parent && frontier.includes(ou.parent)).map((ou) => ou.id);
+      for (const id of frontier) allowed.add(id);
+    }
+  }
+  return (orgUnit) => orgUnit !== undefined && allowed.has(orgUnit);
+}
+
+export interface Sortable {
+  uid: string;
+  sequence: number;
+  get(field: string): unknown;
+}
+
+/**
+ * `order=updatedAt:asc,createdAt:desc`, with the uid as the last key so equal timestamps still page
+ * stably. Without `order`, newest first by internal id, as DHIS2 does.
+ */
+export function comparator(params: URLSearchParams, allowed: readonly string[]): (a: Sortable, b: Sortable) => number {
+  const text = param(params, 'order');
+  if (!text) return (a, b) => b.sequence - a.sequence;
+  const keys = text.split(',').map((part) => {
+    const [field = '', direction = 'asc'] = part.trim().split(':');
+    if (!allowed.includes(field))
+      throw new BadRequestError(
+        `order parameter is invalid. Cannot order by '${field}'. Supported are ${allowed.join(', ')}.`,
+      );
+    if (!/^(asc|desc)$/i.test(direction))
+      throw new BadRequestError(`order parameter is invalid. Unknown sort direction '${direction}'.`);
+    return { field, sign: /^desc$/i.test(direction) ? -1 : 1 };
+  });
+  return (a, b) => {
+    for (const { field, sign } of keys) {
+      const diff = compareValues(a.get(field), b.get(field));
+      if (diff !== 0) return sign * diff;
+    }
+    return a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0;
+  };
+}
+
+function compareValues(a: unknown, b: unknown): number {
+  if (a === b) return 0;
+  if (a === undefined || a === null) return -1;
+  if (b === undefined || b === null) return 1;
+  if (typeof a === 'string' && typeof b === 'string') {
+    const ma = parseDhis2DateTime(a);
+    const mb = parseDhis2DateTime(b);
+    if (ma !== undefined && mb !== undefined) return ma - mb;
+    return a < b ? -1 : 1;
+  }
+  return String(a) < String(b) ? -1 : 1;
+}

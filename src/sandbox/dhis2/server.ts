@@ -1,0 +1,184 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { type Logger, silentLogger } from '../../observability/logger.js';
+import { DEFAULT_SANDBOX_AUTH, type Dhis2AuthOptions, dhis2Error, requireAuth } from './auth.js';
+import { CHILD_PROGRAMME, DEATH_PROGRAMME, ORG_UNITS, SIMULATED_DHIS2_VERSION } from './constants.js';
+import { exportRoutes } from './export-routes.js';
+import { FieldFilterError } from './fields.js';
+import { describeImportPayloadErrors, isTrackerImportPayload } from './import-schema.js';
+import { importTracker } from './importer.js';
+import { BadRequestError, type PageEnvelope, param } from './query.js';
+import { TrackerStore } from './store.js';
+import { formatDhis2DateTime } from './time.js';
+import type { ImportStrategy, TrackedEntity, WriteRecord } from './types.js';
+
+export interface Dhis2SimulatorOptions {
+  /** 0 picks a free port (tests); the CLI uses DEFAULT_DHIS2_SIMULATOR_PORT. */
+  port?: number;
+  host?: string;
+  /** Accepted credentials; defaults to DEFAULT_SANDBOX_AUTH (admin/district and a sandbox token). */
+  auth?: Dhis2AuthOptions;
+  seed?: TrackedEntity[];
+  logger?: Logger;
+  /** List envelope: 'trackedEntities' (2.41+, `pager` + named list; default) or 'instances' (2.40). */
+  pageEnvelope?: PageEnvelope;
+}
+
+export interface Dhis2Simulator {
+  /** http://127.0.0.1:<port>; the API is under /api. */
+  baseUrl: string;
+  port: number;
+  seed(entities: TrackedEntity[]): void;
+  writes(): WriteRecord[];
+  trackedEntity(uid: string): TrackedEntity | undefined;
+  close(): Promise<void>;
+}
+
+const IMPORT_STRATEGIES: readonly ImportStrategy[] = ['CREATE', 'UPDATE', 'CREATE_AND_UPDATE', 'DELETE'];
+/** Bounded so a long demo run cannot grow memory without limit. */
+const MAX_WRITE_RECORDS = 10_000;
+
+/** Seeds nested tracked entities, keeping their timestamps; throws with DHIS2's messages if any is invalid. */
+function seedStore(store: TrackerStore, entities: TrackedEntity[]): void {
+  const payload = { trackedEntities: structuredClone(entities) };
+  if (!isTrackerImportPayload(payload))
+    throw new BadRequestError(`DHIS2 simulator seed is malformed: ${describeImportPayloadErrors()}`);
+  const { report } = importTracker(store, payload, { importStrategy: 'CREATE_AND_UPDATE', keepTimestamps: true });
+  if (report.status === 'ERROR') {
+    const first = report.validationReport.errorReports.slice(0, 3).map((e) => `${e.errorCode} ${e.message}`);
+    throw new BadRequestError(`DHIS2 simulator seed rejected: ${first.join('; ')}`);
+  }
+}
+
+export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): Promise<Dhis2Simulator> {
+  const logger = (options.logger ?? silentLogger).child({ component: 'dhis2-simulator' });
+  const auth = options.auth ?? DEFAULT_SANDBOX_AUTH;
+  const envelope = options.pageEnvelope ?? 'trackedEntities';
+  const store = new TrackerStore();
+  const writes: WriteRecord[] = [];
+  if (options.seed) seedStore(store, options.seed);
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(express.json({ limit: '20mb' }));
+  app.use((req, _res, next) => {
+    logger.debug({ method: req.method, path: req.path }, 'dhis2 simulator request');
+    next();
+  });
+
+  // Test control API (no auth: it is how tests and the demo arrange the world).
+  app.post('/_sandbox/reset', (_req, res) => {
+    store.reset();
+    writes.length = 0;
+    res.status(204).end();
+  });
+  app.post('/_sandbox/seed', (req, res) => {
+    const body: unknown = req.body;
+    // An array of nested tracked entities; a `{ trackedEntities: [...] }` import body is accepted too.
+    const payload = Array.isArray(body) ? { trackedEntities: body } : body;
+    if (!isTrackerImportPayload(payload)) throw new BadRequestError(`Invalid seed: ${describeImportPayloadErrors()}`);
+    const entities = payload.trackedEntities ?? [];
+    seedStore(store, entities);
+    res.json({ status: 'OK', seeded: entities.length });
+  });
+  app.get('/_sandbox/writes', (_req, res) => {
+    res.json(writes);
+  });
+
+  const api = express.Router();
+  api.use(requireAuth(auth));
+  api.get('/system/info', (req, res) => {
+    res.json({
+      contextPath: `${req.protocol}://${req.get('host') ?? ''}`,
+      version: SIMULATED_DHIS2_VERSION,
+      revision: 'sandbox',
+      serverDate: formatDhis2DateTime(Date.now()),
+      serverTimeZoneId: 'Etc/UTC',
+      serverTimeZoneDisplayName: 'Coordinated Universal Time',
+      calendar: 'iso8601',
+      dateFormat: 'yyyy-mm-dd',
+      systemName: 'DHIS2 simulator (opencrvs-bridge sandbox)',
+      systemId: 'opencrvs-bridge-dhis2-simulator',
+    });
+  });
+  api.get('/me', (_req, res) => {
+    const username = String(res.locals.username ?? 'admin');
+    res.json({
+      id: 'SbxUserAdm1',
+      username,
+      firstName: 'Sandbox',
+      surname: 'Administrator',
+      displayName: 'Sandbox Administrator',
+      authorities: ['ALL'],
+      organisationUnits: [{ id: ORG_UNITS.sierraLeone }],
+      teiSearchOrganisationUnits: [{ id: ORG_UNITS.sierraLeone }],
+      programs: [CHILD_PROGRAMME, DEATH_PROGRAMME],
+    });
+  });
+  api.use(
+    '/tracker',
+    exportRoutes(store, () => envelope),
+  );
+  api.post('/tracker', (req, res) => {
+    const params = new URL(req.originalUrl, 'http://simulator.invalid').searchParams;
+    const strategy = (param(params, 'importStrategy') ?? 'CREATE_AND_UPDATE').toUpperCase();
+    const importStrategy = IMPORT_STRATEGIES.find((s) => s === strategy);
+    if (!importStrategy) throw new BadRequestError(`Value '${strategy}' is not valid for parameter importStrategy.`);
+    if ((param(params, 'async') ?? 'true').toLowerCase() !== 'false') {
+      // Async imports answer with a job reference the client must poll; the simulator only does sync.
+      throw new BadRequestError('The DHIS2 simulator supports only synchronous imports: add async=false.');
+    }
+    const body: unknown = req.body;
+    if (!isTrackerImportPayload(body))
+      throw new BadRequestError(`Invalid tracker payload: ${describeImportPayloadErrors()}`);
+    const payload = structuredClone(body);
+    const validateOnly = (param(params, 'importMode') ?? '').toUpperCase() === 'VALIDATE';
+    const { httpStatus, report } = importTracker(store, body, { importStrategy, validateOnly });
+    writes.push({ receivedAt: formatDhis2DateTime(Date.now()), importStrategy, payload, httpStatus, report });
+    if (writes.length > MAX_WRITE_RECORDS) writes.shift();
+    logger.info({ importStrategy, status: report.status, stats: report.stats }, 'dhis2 simulator import');
+    res.status(httpStatus).json(report);
+  });
+  api.use((_req, res) => dhis2Error(res, 404, 'Not Found', 'No endpoint here in the DHIS2 simulator.'));
+  app.use('/api', api);
+
+  app.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(err);
+    const status =
+      typeof err === 'object' && err !== null && 'status' in err && typeof err.status === 'number' ? err.status : 500;
+    if (err instanceof BadRequestError || err instanceof FieldFilterError) {
+      return dhis2Error(res, status === 404 ? 404 : 400, status === 404 ? 'Not Found' : 'Bad Request', err.message);
+    }
+    if (status >= 400 && status < 500)
+      return dhis2Error(res, status, 'Bad Request', 'The request body could not be read as JSON.');
+    logger.error({ err }, 'dhis2 simulator failure');
+    dhis2Error(res, 500, 'Internal Server Error', 'The DHIS2 simulator failed to handle the request.');
+  });
+
+  const host = options.host ?? '127.0.0.1';
+  const server: Server = await new Promise((resolve, reject) => {
+    const listening = app.listen(options.port ?? 0, host, (error?: Error) =>
+      error ? reject(error) : resolve(listening),
+    );
+  });
+  const { port } = server.address() as AddressInfo;
+  const baseUrl = `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${port}`;
+  logger.info({ port }, 'dhis2 simulator listening');
+
+  return {
+    baseUrl,
+    port,
+    seed: (entities) => seedStore(store, entities),
+    writes: () => structuredClone(writes),
+    trackedEntity: (uid) => {
+      const te = store.trackedEntity(uid);
+      return te && !te.deleted ? structuredClone(store.trackedEntityView(te)) : undefined;
+    },
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,190 @@
+import { ATTRIBUTE_METADATA } from './constants.js';
+import { MonotonicClock } from './time.js';
+import type { Attribute, Enrollment, Event, Relationship, RelationshipItem, TrackedEntity, Uid } from './types.js';
+
+/**
+ * The simulator's data, kept flat and normalised the way DHIS2 stores it (tracked entities, enrollments,
+ * events and relationships in their own tables, linked by uid). Nested export views are built on read,
+ * so a write to one event shows up in every view that contains it.
+ */
+export class TrackerStore {
+  readonly clock: MonotonicClock;
+  private readonly trackedEntities = new Map<Uid, TrackedEntity>();
+  private readonly enrollments = new Map<Uid, Enrollment>();
+  private readonly events = new Map<Uid, Event>();
+  private readonly relationships = new Map<Uid, Relationship>();
+  /** Insertion order: DHIS2 orders by internal id (newest first) when no `order` is given. */
+  private readonly sequence = new Map<Uid, number>();
+  private nextSequence = 1;
+
+  constructor(clock: MonotonicClock = new MonotonicClock()) {
+    this.clock = clock;
+  }
+
+  reset(): void {
+    this.trackedEntities.clear();
+    this.enrollments.clear();
+    this.events.clear();
+    this.relationships.clear();
+    this.sequence.clear();
+  }
+
+  // ---- raw access (stored objects; callers must not mutate them except through put*) ----
+
+  trackedEntity(uid: Uid): TrackedEntity | undefined {
+    return this.trackedEntities.get(uid);
+  }
+  enrollment(uid: Uid): Enrollment | undefined {
+    return this.enrollments.get(uid);
+  }
+  event(uid: Uid): Event | undefined {
+    return this.events.get(uid);
+  }
+  relationship(uid: Uid): Relationship | undefined {
+    return this.relationships.get(uid);
+  }
+  allTrackedEntities(): TrackedEntity[] {
+    return [...this.trackedEntities.values()].filter((te) => !te.deleted);
+  }
+  allEnrollments(): Enrollment[] {
+    return [...this.enrollments.values()].filter((en) => !en.deleted);
+  }
+  allEvents(): Event[] {
+    return [...this.events.values()].filter((ev) => !ev.deleted);
+  }
+  order(uid: Uid): number {
+    return this.sequence.get(uid) ?? 0;
+  }
+
+  /** Every organisation unit referenced by stored data (used to tell unknown org units from empty ones). */
+  orgUnitsInData(): Set<string> {
+    const out = new Set<string>();
+    for (const item of [...this.trackedEntities.values(), ...this.enrollments.values(), ...this.events.values()]) {
+      if (item.orgUnit) out.add(item.orgUnit);
+    }
+    return out;
+  }
+
+  enrollmentsOf(trackedEntity: Uid): Enrollment[] {
+    return this.allEnrollments().filter((en) => en.trackedEntity === trackedEntity);
+  }
+  eventsOf(enrollment: Uid): Event[] {
+    return this.allEvents().filter((ev) => ev.enrollment === enrollment);
+  }
+
+  /** Relationships with the given object at either end (DHIS2 lists both directions). */
+  relationshipsOf(kind: keyof RelationshipItem, uid: Uid): Relationship[] {
+    const matches = (item: RelationshipItem) => itemUid(item, kind) === uid;
+    return [...this.relationships.values()].filter((rel) => matches(rel.from) || matches(rel.to));
+  }
+
+  // ---- writes ----
+
+  putTrackedEntity(te: TrackedEntity & { trackedEntity: Uid }): void {
+    this.remember(te.trackedEntity);
+    this.trackedEntities.set(te.trackedEntity, te);
+  }
+  putEnrollment(en: Enrollment & { enrollment: Uid }): void {
+    this.remember(en.enrollment);
+    this.enrollments.set(en.enrollment, en);
+  }
+  putEvent(ev: Event & { event: Uid }): void {
+    this.remember(ev.event);
+    this.events.set(ev.event, ev);
+  }
+  putRelationship(rel: Relationship & { relationship: Uid }): void {
+    this.remember(rel.relationship);
+    this.relationships.set(rel.relationship, rel);
+  }
+  deleteRelationship(uid: Uid): void {
+    this.relationships.delete(uid);
+  }
+
+  private remember(uid: Uid): void {
+    if (!this.sequence.has(uid)) this.sequence.set(uid, this.nextSequence++);
+  }
+
+  // ---- export views (full; the `fields` filter trims them) ----
+
+  /** A tracked entity with enrollments (only `program`'s when given), relationships and program owners. */
+  trackedEntityView(te: TrackedEntity, program?: Uid): TrackedEntity {
+    const uid = te.trackedEntity ?? '';
+    const enrollments = this.enrollmentsOf(uid).filter((en) => !program || en.program === program);
+    const owners = new Map<string, string>();
+    for (const en of this.enrollmentsOf(uid))
+      if (en.program && !owners.has(en.program)) owners.set(en.program, en.orgUnit ?? '');
+    return {
+      ...te,
+      attributes: (te.attributes ?? []).map(withMetadata),
+      enrollments: enrollments.map((en) => this.enrollmentView(en)),
+      relationships: this.relationshipsOf('trackedEntity', uid).map((rel) => this.relationshipView(rel)),
+      programOwners: [...owners].map(([ownerProgram, orgUnit]) => ({
+        orgUnit,
+        trackedEntity: uid,
+        program: ownerProgram,
+      })),
+    };
+  }
+
+  /** An enrollment with its events, its relationships and the tracked entity's attributes. */
+  enrollmentView(en: Enrollment): Enrollment {
+    const uid = en.enrollment ?? '';
+    const te = en.trackedEntity ? this.trackedEntities.get(en.trackedEntity) : undefined;
+    return {
+      ...en,
+      events: this.eventsOf(uid).map((ev) => this.eventView(ev)),
+      relationships: this.relationshipsOf('enrollment', uid).map((rel) => this.relationshipView(rel)),
+      attributes: (te?.attributes ?? []).map(withMetadata),
+      notes: en.notes ?? [],
+    };
+  }
+
+  eventView(ev: Event): Event {
+    return {
+      ...ev,
+      dataValues: ev.dataValues ?? [],
+      notes: ev.notes ?? [],
+      relationships: this.relationshipsOf('event', ev.event ?? '').map((rel) => this.relationshipView(rel)),
+    };
+  }
+
+  /** Relationship ends embed the related object (attributes included) so a client can read the mother's name. */
+  relationshipView(rel: Relationship): Relationship {
+    return {
+      ...rel,
+      bidirectional: rel.bidirectional ?? false,
+      from: this.itemView(rel.from),
+      to: this.itemView(rel.to),
+    };
+  }
+
+  private itemView(item: RelationshipItem): RelationshipItem {
+    const teUid = itemUid(item, 'trackedEntity');
+    if (teUid) {
+      const te = this.trackedEntities.get(teUid);
+      const { enrollments: _e, relationships: _r, programOwners: _p, ...flat } = te ?? {};
+      return { trackedEntity: { ...flat, trackedEntity: teUid, attributes: (te?.attributes ?? []).map(withMetadata) } };
+    }
+    const enUid = itemUid(item, 'enrollment');
+    if (enUid) {
+      const { events: _e, relationships: _r, ...flat } = this.enrollments.get(enUid) ?? {};
+      return { enrollment: { ...flat, enrollment: enUid } };
+    }
+    const evUid = itemUid(item, 'event');
+    const { relationships: _r, ...flat } = (evUid ? this.events.get(evUid) : undefined) ?? {};
+    return { event: { ...flat, event: evUid ?? '' } };
+  }
+}
+
+export function itemUid(item: RelationshipItem, kind: keyof RelationshipItem): Uid | undefined {
+  if (kind === 'trackedEntity') return item.trackedEntity?.trackedEntity;
+  if (kind === 'enrollment') return item.enrollment?.enrollment;
+  return item.event?.event;
+}
+
+/** DHIS2 fills displayName/valueType/code from metadata on export; payload copies are not trusted. */
+function withMetadata(attribute: Attribute): Attribute {
+  const meta = ATTRIBUTE_METADATA[attribute.attribute];
+  if (!meta) return { ...attribute };
+  return { ...attribute, ...meta };
+}

@@ -1,0 +1,300 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import {
+  BIRTH_STAGE,
+  buildDemoChildProgramme,
+  CHILD_PROGRAMME,
+  DEATH_PROGRAMME,
+  DEFAULT_SANDBOX_AUTH,
+  type Dhis2Simulator,
+  ORG_UNITS,
+  startDhis2Simulator,
+  TRACKED_ENTITY_TYPE_PERSON,
+} from '../../src/sandbox/dhis2/index.js';
+
+const BASE_DATE = '2025-03-01T12:00:00.000';
+const BIRTHS = 23;
+const DEATHS = 4;
+const basic = `Basic ${Buffer.from(`${DEFAULT_SANDBOX_AUTH.username}:${DEFAULT_SANDBOX_AUTH.password}`).toString('base64')}`;
+
+function fixture(name: string): unknown {
+  return JSON.parse(readFileSync(new URL(`../fixtures/dhis2/${name}`, import.meta.url), 'utf8'));
+}
+
+async function get(sim: Dhis2Simulator, path: string, authorization: string | null = basic) {
+  const headers: Record<string, string> = authorization ? { Authorization: authorization } : {};
+  const res = await fetch(`${sim.baseUrl}${path}`, { headers, signal: AbortSignal.timeout(5000) });
+  // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON and assert on it
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+const children = `/api/tracker/trackedEntities?program=${CHILD_PROGRAMME}&orgUnits=${ORG_UNITS.sierraLeone}&orgUnitMode=DESCENDANTS`;
+
+describe('DHIS2 simulator: tracker export', () => {
+  let sim: Dhis2Simulator;
+  before(async () => {
+    sim = await startDhis2Simulator({
+      seed: buildDemoChildProgramme({ births: BIRTHS, deaths: DEATHS, seed: 42, baseDate: BASE_DATE }),
+    });
+  });
+  after(() => sim.close());
+
+  it('pages through every child exactly once, oldest update first, with totals when asked', async () => {
+    const seen: string[] = [];
+    const stamps: string[] = [];
+    for (let page = 1; page < 20; page++) {
+      const { status, body } = await get(
+        sim,
+        `${children}&order=updatedAt:asc&pageSize=5&page=${page}&totalPages=true`,
+      );
+      assert.equal(status, 200);
+      assert.deepEqual(body.pager, { page, pageSize: 5, total: BIRTHS, pageCount: 5 });
+      for (const te of body.trackedEntities) {
+        seen.push(te.trackedEntity);
+        stamps.push(te.updatedAt);
+      }
+      if (body.trackedEntities.length < 5) break;
+    }
+    assert.equal(seen.length, BIRTHS);
+    assert.equal(new Set(seen).size, BIRTHS);
+    assert.deepEqual([...stamps].sort(), stamps);
+  });
+
+  it('keeps paging stable by uid when many records share one updatedAt', async () => {
+    const same = await startDhis2Simulator({
+      seed: ['Aaaaaaaaaa1', 'Ccccccccc01', 'Bbbbbbbbbb1', 'Ddddddddd01', 'Eeeeeeeeee1'].map((trackedEntity) => ({
+        trackedEntity,
+        trackedEntityType: TRACKED_ENTITY_TYPE_PERSON,
+        orgUnit: ORG_UNITS.ngelehunChc,
+        createdAt: BASE_DATE,
+        updatedAt: BASE_DATE,
+      })),
+    });
+    try {
+      const path = `/api/tracker/trackedEntities?trackedEntityType=${TRACKED_ENTITY_TYPE_PERSON}&orgUnits=${ORG_UNITS.ngelehunChc}&order=updatedAt:asc&pageSize=2`;
+      const pages = await Promise.all([1, 2, 3].map((page) => get(same, `${path}&page=${page}`)));
+      const uids = pages.flatMap((p) =>
+        p.body.trackedEntities.map((te: { trackedEntity: string }) => te.trackedEntity),
+      );
+      assert.deepEqual(uids, ['Aaaaaaaaaa1', 'Bbbbbbbbbb1', 'Ccccccccc01', 'Ddddddddd01', 'Eeeeeeeeee1']);
+    } finally {
+      await same.close();
+    }
+  });
+
+  it('updatedAfter keeps records updated at or after the instant (inclusive, like DHIS2) and drops older ones', async () => {
+    const all = (await get(sim, `${children}&order=updatedAt:asc&paging=false`)).body.trackedEntities;
+    const cutoff = all[10].updatedAt;
+    const { body } = await get(sim, `${children}&order=updatedAt:asc&paging=false&updatedAfter=${cutoff}`);
+    assert.equal(body.trackedEntities.length, BIRTHS - 10);
+    assert.equal(body.trackedEntities[0].trackedEntity, all[10].trackedEntity);
+    const zoned = await get(sim, `${children}&paging=false&updatedAfter=${encodeURIComponent(`${cutoff}+01:00`)}`);
+    assert.ok(zoned.body.trackedEntities.length > BIRTHS - 10, 'an explicit offset is honoured');
+    const future = await get(sim, `${children}&paging=false&updatedAfter=2030-01-01`);
+    assert.deepEqual(future.body.trackedEntities, []);
+  });
+
+  it('filters by org unit: SELECTED facility, DESCENDANTS of a district, and refuses an unknown unit', async () => {
+    const every = (await get(sim, `${children}&paging=false`)).body.trackedEntities;
+    const ngelehun = (
+      await get(
+        sim,
+        `/api/tracker/trackedEntities?program=${CHILD_PROGRAMME}&orgUnits=${ORG_UNITS.ngelehunChc}&paging=false`,
+      )
+    ).body.trackedEntities;
+    const bo = (
+      await get(
+        sim,
+        `/api/tracker/trackedEntities?program=${CHILD_PROGRAMME}&orgUnits=${ORG_UNITS.bo}&orgUnitMode=DESCENDANTS&paging=false`,
+      )
+    ).body.trackedEntities;
+    const boOnly = await get(
+      sim,
+      `/api/tracker/trackedEntities?program=${CHILD_PROGRAMME}&orgUnits=${ORG_UNITS.bo}&paging=false`,
+    );
+    assert.ok(ngelehun.length > 0 && ngelehun.length < every.length);
+    assert.ok(ngelehun.every((te: { orgUnit: string }) => te.orgUnit === ORG_UNITS.ngelehunChc));
+    assert.deepEqual(
+      bo.map((te: { trackedEntity: string }) => te.trackedEntity).sort(),
+      ngelehun.map((te: { trackedEntity: string }) => te.trackedEntity).sort(),
+    );
+    assert.deepEqual(boOnly.body.trackedEntities, [], 'a district holds no records of its own');
+    const both = await get(
+      sim,
+      `/api/tracker/trackedEntities?program=${CHILD_PROGRAMME}&orgUnits=${ORG_UNITS.ngelehunChc},${ORG_UNITS.gbenikoroMchp}&paging=false`,
+    );
+    assert.equal(both.body.trackedEntities.length, every.length);
+    const unknown = await get(sim, `/api/tracker/trackedEntities?program=${CHILD_PROGRAMME}&orgUnits=Xxxxxxxxxx1`);
+    assert.equal(unknown.status, 400);
+    assert.equal(unknown.body.httpStatusCode, 400);
+  });
+
+  it('filters by program: children only in the Child Programme, deaths only in the death programme, everyone by type', async () => {
+    assert.equal((await get(sim, `${children}&paging=false`)).body.trackedEntities.length, BIRTHS);
+    const deaths = await get(
+      sim,
+      `/api/tracker/trackedEntities?program=${DEATH_PROGRAMME}&orgUnitMode=ACCESSIBLE&paging=false`,
+    );
+    assert.equal(deaths.body.trackedEntities.length, DEATHS);
+    const persons = await get(
+      sim,
+      `/api/tracker/trackedEntities?trackedEntityType=${TRACKED_ENTITY_TYPE_PERSON}&orgUnitMode=ALL&paging=false`,
+    );
+    assert.equal(persons.body.trackedEntities.length, 2 * BIRTHS + DEATHS);
+    const neither = await get(sim, `/api/tracker/trackedEntities?orgUnitMode=ALL`);
+    assert.equal(neither.status, 400);
+  });
+
+  it('nests enrollments, events and relationships only when fields asks for them', async () => {
+    const plain = (await get(sim, `${children}&pageSize=1`)).body.trackedEntities[0];
+    assert.ok(Array.isArray(plain.attributes));
+    assert.equal(plain.enrollments, undefined);
+    assert.equal(plain.relationships, undefined);
+
+    const full = (await get(sim, `${children}&pageSize=1&fields=*`)).body.trackedEntities[0];
+    const [enrollment] = full.enrollments;
+    assert.equal(enrollment.program, CHILD_PROGRAMME);
+    const [birth] = enrollment.events;
+    assert.equal(birth.programStage, BIRTH_STAGE);
+    assert.ok(birth.dataValues.length >= 3);
+    assert.equal(full.relationships.length, 1);
+    assert.ok(full.relationships[0].to.trackedEntity.attributes.length >= 2, 'the mother end carries her attributes');
+
+    const narrow = (
+      await get(
+        sim,
+        `${children}&pageSize=1&fields=trackedEntity,enrollments[events[event,dataValues[dataElement,value]]]`,
+      )
+    ).body.trackedEntities[0];
+    assert.deepEqual(Object.keys(narrow), ['trackedEntity', 'enrollments']);
+    assert.deepEqual(Object.keys(narrow.enrollments[0]), ['events']);
+    assert.deepEqual(Object.keys(narrow.enrollments[0].events[0]), ['event', 'dataValues']);
+    assert.deepEqual(Object.keys(narrow.enrollments[0].events[0].dataValues[0]), ['dataElement', 'value']);
+  });
+
+  it('answers paging=false with the bare list, as the OpenFn workflow asks (fields=:all)', async () => {
+    const { body } = await get(
+      sim,
+      `/api/tracker/trackedEntities?orgUnits=${ORG_UNITS.ngelehunChc}&program=${CHILD_PROGRAMME}&fields=:all&paging=false`,
+    );
+    assert.deepEqual(Object.keys(body), ['trackedEntities']);
+    assert.ok(body.trackedEntities[0].enrollments[0].events.length > 0);
+  });
+
+  it('uses the envelope of the docs example (pager + named list) for tracked entities, events and enrollments', async () => {
+    const docs = {
+      trackedEntities: fixture('dhis2-docs/GET_api_tracker_trackedEntities__list_response.json'),
+      events: fixture('dhis2-docs/GET_api_tracker_events__list_response.json'),
+      enrollments: fixture('dhis2-docs/GET_api_tracker_enrollments__list_response.json'),
+    };
+    for (const [key, example] of Object.entries(docs)) {
+      const { status, body } = await get(sim, `/api/tracker/${key}?program=${CHILD_PROGRAMME}&pageSize=1`);
+      assert.equal(status, 200);
+      assert.deepEqual(Object.keys(body).sort(), Object.keys(example as object).sort(), key);
+      assert.deepEqual(body.pager, { page: 1, pageSize: 1 });
+      const documented = Object.keys((example as Record<string, object[]>)[key]?.[0] ?? {});
+      const missing = documented.filter(
+        (k) =>
+          !(k in body[key][0]) &&
+          !['geometry', 'createdAtClient', 'updatedAtClient', 'followup', 'scheduledAt'].includes(k),
+      );
+      assert.deepEqual(missing, [], `${key} items carry the documented properties`);
+    }
+  });
+
+  it('answers with the 2.40 envelope (page fields + instances) when configured so', async () => {
+    const old = await startDhis2Simulator({
+      pageEnvelope: 'instances',
+      seed: buildDemoChildProgramme({ births: 3, deaths: 0, seed: 1, baseDate: BASE_DATE }),
+    });
+    try {
+      const { body } = await get(
+        old,
+        `/api/tracker/trackedEntities?program=${CHILD_PROGRAMME}&pageSize=2&totalPages=true`,
+      );
+      assert.deepEqual(Object.keys(body).sort(), ['instances', 'page', 'pageCount', 'pageSize', 'total']);
+      assert.equal(body.instances.length, 2);
+    } finally {
+      await old.close();
+    }
+  });
+
+  it('lists events and enrollments by program, stage, org unit and updatedAfter', async () => {
+    const events = (
+      await get(
+        sim,
+        `/api/tracker/events?program=${CHILD_PROGRAMME}&programStage=${BIRTH_STAGE}&order=updatedAt:asc&paging=false`,
+      )
+    ).body.events;
+    assert.equal(events.length, BIRTHS);
+    const atNgelehun = (
+      await get(sim, `/api/tracker/events?program=${CHILD_PROGRAMME}&orgUnit=${ORG_UNITS.ngelehunChc}&paging=false`)
+    ).body.events;
+    assert.ok(
+      atNgelehun.length > 0 && atNgelehun.every((ev: { orgUnit: string }) => ev.orgUnit === ORG_UNITS.ngelehunChc),
+    );
+    const later = (
+      await get(sim, `/api/tracker/events?program=${CHILD_PROGRAMME}&updatedAfter=${events[5].updatedAt}&paging=false`)
+    ).body.events;
+    assert.equal(later.length, BIRTHS - 5);
+    const enrollments = await get(
+      sim,
+      `/api/tracker/enrollments?program=${DEATH_PROGRAMME}&pageSize=2&page=2&totalPages=true`,
+    );
+    assert.deepEqual(enrollments.body.pager, { page: 2, pageSize: 2, total: DEATHS, pageCount: 2 });
+    assert.equal(
+      enrollments.body.enrollments[0].events,
+      undefined,
+      'events are not part of the default enrollment fields',
+    );
+  });
+
+  it('refuses requests without valid credentials with the DHIS2 401 envelope', async () => {
+    const none = await get(sim, '/api/system/info', null);
+    assert.equal(none.status, 401);
+    assert.deepEqual(none.body, {
+      httpStatus: 'Unauthorized',
+      httpStatusCode: 401,
+      status: 'ERROR',
+      message: 'Unauthorized',
+    });
+    assert.equal((await get(sim, '/api/me', 'ApiToken d2pat_wrong')).status, 401);
+    assert.equal((await get(sim, '/api/me', `Basic ${Buffer.from('admin:wrong').toString('base64')}`)).status, 401);
+    assert.equal((await get(sim, '/api/me', `ApiToken ${DEFAULT_SANDBOX_AUTH.pat}`)).status, 200);
+
+    const tokenOnly = await startDhis2Simulator({ auth: { pat: 'd2pat_onlyThisToken' } });
+    try {
+      assert.equal((await get(tokenOnly, '/api/me')).status, 401, 'Basic is refused when only a token is configured');
+      assert.equal((await get(tokenOnly, '/api/me', 'ApiToken d2pat_onlyThisToken')).status, 200);
+    } finally {
+      await tokenOnly.close();
+    }
+  });
+
+  it('reports a 2.41 version, the server date and the current user for doctor checks', async () => {
+    const info = (await get(sim, '/api/system/info')).body;
+    assert.match(info.version, /^2\.41\./);
+    assert.match(info.serverDate, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}$/);
+    const me = (await get(sim, '/api/me')).body;
+    assert.equal(me.username, 'admin');
+    assert.deepEqual(me.organisationUnits, [{ id: ORG_UNITS.sierraLeone }]);
+  });
+
+  it('answers bad parameters with 400 in the DHIS2 error envelope', async () => {
+    for (const query of [
+      '&pageSize=5000',
+      '&updatedAfter=yesterday',
+      '&order=nonsense:asc',
+      '&page=0',
+      '&fields=enrollments[events',
+    ]) {
+      const { status, body } = await get(sim, `${children}${query}`);
+      assert.equal(status, 400, query);
+      assert.equal(body.status, 'ERROR');
+      assert.equal(body.httpStatus, 'Bad Request');
+    }
+    const missing = await get(sim, '/api/tracker/trackedEntities/Xxxxxxxxxx1');
+    assert.equal(missing.status, 404);
+  });
+});
