@@ -1,0 +1,155 @@
+// One attempt on one claimed row: send, classify the answer, settle the row, report the outcome.
+import type { HoldState, Ledger, LedgerError, LedgerRow, Settlement } from '../ledger/index.js';
+import type { Logger } from '../observability/logger.js';
+import type { OpenCrvsApi } from '../opencrvs/types.js';
+import { type ClassifiedFailure, classifyFailure } from './errors.js';
+import { decideRetry, type RetryPolicy } from './retry-policy.js';
+import { ensureEvent, type SendMode, type SendProgress, sendRow } from './send.js';
+import type { DeliveryOutcome } from './types.js';
+
+export type AttemptResult = 'delivered' | 'delivered-pending' | 'retry' | 'dead' | 'held' | 'lost';
+
+export interface AttemptDeps {
+  ledger: Ledger;
+  api: OpenCrvsApi;
+  mode: SendMode;
+  policy: RetryPolicy;
+  workerId: string;
+  logger: Logger;
+  now: () => number;
+  random: () => number;
+  emit: (event: DeliveryOutcome) => void;
+  /** Called when an operator problem shows: the worker stores the hold and pauses. */
+  onHold: (hold: HoldState) => void;
+}
+
+export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<AttemptResult> {
+  const { ledger, workerId, logger } = deps;
+  const startedAt = deps.now();
+  const progress: SendProgress = { step: row.eventId ? 'notify' : 'create' };
+  let settlement: Settlement;
+  let delayMs: number | undefined;
+  let reason: string | undefined;
+
+  if (!row.payload) {
+    // Payloads are purged only after delivery, so this is a damaged row; replay with a re-mapped payload.
+    settlement = {
+      outcome: 'dead',
+      error: { classification: 'permanent', kind: 'internal', message: 'no payload stored for this row' },
+    };
+  } else {
+    try {
+      const sent = await sendRow(deps.api, ledger, row, row.payload, deps.mode, progress);
+      settlement = {
+        outcome: sent.outcome === 'accepted' ? 'delivered' : 'delivered-pending',
+        eventId: sent.eventId,
+        trackingId: sent.trackingId,
+      };
+    } catch (err) {
+      const failure = classifyFailure(err);
+      let decided: Decided;
+      if (failure.alreadyNotified) {
+        // 409 "cannot be performed on an event in NOTIFIED state": the event is the one created with
+        // our deterministic create transactionId, so it was notified by an earlier attempt of ours whose
+        // answer was lost. Delivered. (Create is idempotent: it also tells a single-call the event id.)
+        decided = await alreadyNotified(deps, row, progress);
+      } else {
+        decided = decide(deps, row, failure);
+      }
+      ({ settlement, delayMs, reason } = decided);
+    }
+  }
+
+  const settled = ledger.settle({
+    id: row.id,
+    workerId,
+    claimedPayloadHash: row.payloadHash,
+    step: progress.step,
+    startedAt,
+    settlement,
+  });
+  if (!settled) {
+    // The lock was reset (stale) or handed back at shutdown: a newer attempt owns the row now.
+    logger.warn({ rowId: row.id, step: progress.step }, 'attempt finished after losing its lock; result not recorded');
+    return 'lost';
+  }
+  const latencyMs = deps.now() - startedAt;
+  const current = ledger.get(row.id);
+  const error: LedgerError | undefined = 'error' in settlement ? settlement.error : undefined;
+  const fields = {
+    rowId: row.id,
+    eventType: row.eventType,
+    attempt: row.attempts,
+    step: progress.step,
+    latencyMs,
+    ...(error ? { errorKind: error.kind, status: error.status, classification: error.classification } : {}),
+  };
+  switch (settlement.outcome) {
+    case 'delivered':
+    case 'delivered-pending':
+      logger.info({ ...fields, state: settlement.outcome }, 'delivered to OpenCRVS');
+      deps.emit({ type: settlement.outcome === 'delivered' ? 'delivered' : 'pending', row: current, latencyMs });
+      break;
+    case 'retry':
+      logger.warn({ ...fields, delayMs, message: error?.message }, 'delivery failed; will retry');
+      deps.emit({ type: 'retry', row: current, latencyMs, error, delayMs });
+      break;
+    case 'dead':
+      logger.error({ ...fields, reason, message: error?.message }, 'delivery failed permanently; row is dead');
+      deps.emit({ type: 'dead', row: current, latencyMs, error, reason: reason ?? 'permanent error' });
+      break;
+    case 'held':
+      deps.onHold({
+        reason: reason ?? 'operator problem',
+        since: deps.now(),
+        kind: error?.kind ?? 'unknown',
+        ...(error?.status !== undefined ? { status: error.status } : {}),
+        rowId: row.id,
+      });
+      deps.emit({ type: 'held', row: current, latencyMs, error, reason });
+      break;
+  }
+  return settlement.outcome;
+}
+
+interface Decided {
+  settlement: Settlement;
+  delayMs?: number;
+  reason?: string;
+}
+
+function decide(deps: AttemptDeps, row: LedgerRow, failure: ClassifiedFailure): Decided {
+  const now = deps.now();
+  const decision = decideRetry(
+    {
+      attempts: row.attempts,
+      firstSeenAt: row.queuedAt,
+      now,
+      error: { classification: failure.classification, retryAfterMs: failure.retryAfterMs },
+    },
+    deps.policy,
+    deps.random,
+  );
+  const { error } = failure;
+  switch (decision.action) {
+    case 'retry':
+      return { settlement: { outcome: 'retry', error, nextRunAt: now + decision.delayMs }, delayMs: decision.delayMs };
+    case 'dead':
+      return { settlement: { outcome: 'dead', error }, reason: decision.reason };
+    case 'hold':
+      return {
+        settlement: { outcome: 'held', error },
+        reason: `${error.kind}${error.status ? ` (HTTP ${error.status})` : ''}: ${error.message}`,
+      };
+  }
+}
+
+async function alreadyNotified(deps: AttemptDeps, row: LedgerRow, progress: SendProgress): Promise<Decided> {
+  try {
+    const event = await ensureEvent(deps.api, deps.ledger, row, row.payload?.office ?? row.office ?? '', progress);
+    return { settlement: { outcome: 'delivered', eventId: event.eventId, trackingId: event.trackingId } };
+  } catch (err) {
+    // Could not learn the event id: the usual policy for that failure (a retry meets the 409 again).
+    return decide(deps, row, classifyFailure(err));
+  }
+}

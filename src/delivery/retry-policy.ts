@@ -1,0 +1,76 @@
+// What to do after a failed attempt: a pure function of the attempt count, the row's age, the error's
+// classification and a random number, so tests can assert the actual delays.
+import type { ErrorClassification } from '../opencrvs/errors.js';
+
+export interface RetryPolicy {
+  /** Delay before the 2nd attempt (before jitter); doubles with each attempt. */
+  baseDelayMs: number;
+  /** Cap of the doubled delay (before a Retry-After floor). */
+  maxDelayMs: number;
+  /** Attempts in one budget, the failing one included; at this count a retryable error is final. */
+  maxAttempts: number;
+  /** The budget's age limit, from the row's `queuedAt`: no retry is scheduled past it. */
+  maxAgeMs: number;
+}
+
+export interface RetryInput {
+  /** Attempts made so far, the one that just failed included (counted at claim). */
+  attempts: number;
+  /** Start of the retry budget (the row's `queuedAt`: first recorded, replayed or requeued). */
+  firstSeenAt: number;
+  now: number;
+  error: { classification: ErrorClassification; retryAfterMs?: number };
+}
+
+export type RetryDecision =
+  | { action: 'retry'; delayMs: number }
+  | { action: 'dead'; reason: string }
+  | { action: 'hold'; reason: string };
+
+/**
+ * - `operator` → hold (the whole queue waits for a human; the attempt is not burned);
+ * - `permanent` → dead at once;
+ * - `retryable` → dead when `maxAttempts` is reached or the next try would fall past `maxAgeMs`;
+ *   otherwise retry after `min(maxDelayMs, baseDelayMs · 2^(attempts−1))` with "equal jitter" (a
+ *   uniform draw in the upper half of that delay, so retries of many rows that failed together spread
+ *   out but never come back sooner than half the backoff), raised to `Retry-After` when the server
+ *   asked for longer (a floor: it knows when it will be back; the cap does not override it).
+ *
+ * With the defaults (base 2 s, cap 1 h, 25 attempts) the delays are about 2 s, 4 s, 8 s … 34 min, then
+ * 1 h: the 25th attempt comes about 7–14 hours after the first, well inside the default one-week age limit.
+ */
+export function decideRetry(input: RetryInput, policy: RetryPolicy, random: () => number): RetryDecision {
+  const { classification } = input.error;
+  if (classification === 'operator') return { action: 'hold', reason: 'needs an operator' };
+  if (classification === 'permanent') return { action: 'dead', reason: 'permanent error' };
+  if (input.attempts >= policy.maxAttempts) {
+    return { action: 'dead', reason: `gave up after ${input.attempts} attempts (maxAttempts ${policy.maxAttempts})` };
+  }
+  const exponent = Math.max(0, input.attempts - 1);
+  // 2^exponent overflows to Infinity long before it matters; min() keeps it finite.
+  const backoff = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.min(exponent, 52));
+  const r = Math.min(Math.max(random(), 0), 1);
+  const jittered = Math.round(backoff / 2 + (backoff / 2) * r);
+  const delayMs = Math.max(jittered, Math.ceil(input.error.retryAfterMs ?? 0));
+  const deadline = input.firstSeenAt + policy.maxAgeMs;
+  if (input.now + delayMs > deadline) {
+    const ageHours = Math.round(((input.now - input.firstSeenAt) / 3_600_000) * 10) / 10;
+    return { action: 'dead', reason: `gave up after ${input.attempts} attempts over ${ageHours} h (max age reached)` };
+  }
+  return { action: 'retry', delayMs };
+}
+
+/** The policy from DeliverySettings (hours to milliseconds). */
+export function retryPolicyFrom(settings: {
+  baseDelayMs: number;
+  maxDelayMs: number;
+  maxAttempts: number;
+  maxAgeHours: number;
+}): RetryPolicy {
+  return {
+    baseDelayMs: settings.baseDelayMs,
+    maxDelayMs: settings.maxDelayMs,
+    maxAttempts: settings.maxAttempts,
+    maxAgeMs: settings.maxAgeHours * 3_600_000,
+  };
+}

@@ -1,0 +1,72 @@
+// The calls for one claimed row. Two-step (default): create with the row's create transactionId, store
+// the event id in its own write, then notify: a crash between the two resumes at notify, and create is
+// idempotent anyway. Single-call: `POST /events/notify` with the base transactionId.
+import type { Ledger, LedgerPayload, LedgerRow } from '../ledger/index.js';
+import type { OpenCrvsApi } from '../opencrvs/types.js';
+
+export type SendMode = 'two-step' | 'single-call';
+
+export interface SendResult {
+  outcome: 'accepted' | 'pending';
+  eventId: string;
+  trackingId: string;
+}
+
+/** Which call is running; read after a failure to record where the attempt stopped. */
+export interface SendProgress {
+  step: 'create' | 'notify' | 'createAndNotify';
+}
+
+export async function sendRow(
+  api: OpenCrvsApi,
+  ledger: Ledger,
+  row: LedgerRow,
+  payload: LedgerPayload,
+  mode: SendMode,
+  progress: SendProgress,
+): Promise<SendResult> {
+  // Once an event exists (a two-step create, or a mode switch) only the notify is left to do.
+  if (mode === 'single-call' && !row.eventId) {
+    progress.step = 'createAndNotify';
+    const result = await api.createAndNotify({
+      eventType: row.eventType,
+      transactionId: row.baseTransactionId,
+      createdAtLocation: payload.office,
+      declaration: payload.declaration,
+      ...(payload.annotation ? { annotation: payload.annotation } : {}),
+    });
+    return { outcome: result.outcome, eventId: result.eventId, trackingId: result.trackingId };
+  }
+  const created = await ensureEvent(api, ledger, row, payload.office, progress);
+  progress.step = 'notify';
+  const result = await api.notify({
+    eventId: created.eventId,
+    transactionId: row.notifyTransactionId,
+    createdAtLocation: payload.office,
+    declaration: payload.declaration,
+    ...(payload.annotation ? { annotation: payload.annotation } : {}),
+  });
+  return { outcome: result.outcome, eventId: result.eventId, trackingId: result.trackingId };
+}
+
+/**
+ * The row's OpenCRVS event: the stored one, or create it (idempotent on the create transactionId, which
+ * is also the create step of a single-call: either mode finds the same event) and store it at once.
+ */
+export async function ensureEvent(
+  api: OpenCrvsApi,
+  ledger: Ledger,
+  row: LedgerRow,
+  office: string,
+  progress: SendProgress,
+): Promise<{ eventId: string; trackingId: string }> {
+  if (row.eventId && row.trackingId) return { eventId: row.eventId, trackingId: row.trackingId };
+  progress.step = 'create';
+  const event = await api.createEvent({
+    type: row.eventType,
+    transactionId: row.createTransactionId,
+    createdAtLocation: office,
+  });
+  ledger.recordCreated(row.id, event.id, event.trackingId);
+  return { eventId: event.id, trackingId: event.trackingId };
+}

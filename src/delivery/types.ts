@@ -1,0 +1,60 @@
+import type { DeliverySettings } from '../config/types.js';
+import type { Ledger, LedgerError, LedgerRow } from '../ledger/index.js';
+import type { Logger } from '../observability/logger.js';
+import type { OpenCrvsApi } from '../opencrvs/types.js';
+
+/**
+ * Reported after each settled attempt and on hold changes (metrics, write-back of the tracking id):
+ * `delivered` (NOTIFY accepted, or already ours: 409), `pending` (delivered-pending: NOTIFY
+ * `Requested`), `retry` (scheduled again after `delayMs`), `dead`, `held` (the queue stops for an
+ * operator problem), `resumed` (a probe succeeded).
+ */
+export interface DeliveryOutcome {
+  type: 'delivered' | 'pending' | 'retry' | 'dead' | 'held' | 'resumed';
+  /** The row as settled (absent for `resumed`). */
+  row?: LedgerRow;
+  /** Claim to settle, for the attempt's calls. */
+  latencyMs?: number;
+  error?: LedgerError;
+  delayMs?: number;
+  /** For `dead`, `held` and `resumed`: why. */
+  reason?: string;
+}
+
+export interface DeliveryWorkerDeps {
+  ledger: Ledger;
+  api: OpenCrvsApi;
+  settings: DeliverySettings;
+  logger?: Logger;
+  /** Names the lock holder; default `<hostname>:<pid>:<random>`. */
+  workerId?: string;
+  now?: () => number;
+  random?: () => number;
+  /** Must not throw (a throw is logged and ignored). */
+  onOutcome?: (event: DeliveryOutcome) => void;
+}
+
+export interface DeliveryWorker {
+  readonly workerId: string;
+  /** Runs the claim loop on timers until stop(): up to `concurrency` rows in flight. */
+  start(): void;
+  /**
+   * Stops claiming; waits up to `drainMs` (default 30 s) for rows in flight, then hands back rows
+   * still held (claimed but unstarted, or unfinished at the deadline) with their attempt not counted.
+   */
+  stop(options?: { drainMs?: number }): Promise<void>;
+  /** Claims up to `concurrency` due rows and processes them (or runs a due hold probe); returns how many. */
+  processNext(): Promise<number>;
+  /**
+   * Processes until no row is pending, failed or delivering (waiting for retry times as needed), or the
+   * queue is held; throws after `timeoutMs` (default 60 s). For `sync --once` and tests.
+   */
+  runUntilIdle(options?: { timeoutMs?: number }): Promise<void>;
+  /** The current hold, if delivery is paused for an operator problem. */
+  held(): { reason: string; since: number } | undefined;
+  /**
+   * Checks the token and re-tries the held row; resumes delivery (returns true) unless the problem is
+   * still there. True at once when not held.
+   */
+  probe(): Promise<boolean>;
+}

@@ -1,0 +1,244 @@
+// The delivery worker: claims due rows from the ledger and sends them to OpenCRVS, at most
+// `concurrency` at a time, pausing the whole queue while an operator problem lasts.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { HoldState } from '../ledger/index.js';
+import { silentLogger } from '../observability/logger.js';
+import { type AttemptDeps, runAttempt } from './attempt.js';
+import { classifyFailure } from './errors.js';
+import { retryPolicyFrom } from './retry-policy.js';
+import type { DeliveryOutcome, DeliveryWorker, DeliveryWorkerDeps } from './types.js';
+
+/** Delivered payloads are purged on this period (their retention is hours; minutes of slack are fine). */
+const PURGE_EVERY_MS = 10 * 60_000;
+/** Stale locks are looked for at half the lock timeout, and at least this often. */
+const STALE_CHECK_MAX_MS = 60_000;
+const DEFAULT_DRAIN_MS = 30_000;
+const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+
+export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
+  const { ledger, api, settings } = deps;
+  const now = deps.now ?? Date.now;
+  const workerId = deps.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const logger = (deps.logger ?? silentLogger).child({ component: 'delivery', workerId });
+  const concurrency = Math.max(1, settings.concurrency);
+  const lockTimeoutMs = settings.lockTimeoutSeconds * 1000;
+  const probeEveryMs = settings.holdProbeSeconds * 1000;
+
+  const inFlight = new Map<number, Promise<unknown>>();
+  let hold: HoldState | undefined = ledger.getHold();
+  // A hold found at start (set before a restart) is probed at once: the operator may have fixed it.
+  let nextProbeAt = now();
+  let nextStaleCheckAt = 0;
+  let nextPurgeAt = 0;
+  let running = false;
+  let stopping = false;
+  let loop: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+  /** Counts operator refusals, so a probe can tell whether its own re-try was refused again. */
+  let holdsRaised = 0;
+
+  const emit = (event: DeliveryOutcome) => {
+    try {
+      deps.onOutcome?.(event);
+    } catch (err) {
+      logger.error({ err }, 'onOutcome hook threw; ignored');
+    }
+  };
+
+  const attemptDeps: AttemptDeps = {
+    ledger,
+    api,
+    mode: settings.mode,
+    policy: retryPolicyFrom(settings),
+    workerId,
+    logger,
+    now,
+    random: deps.random ?? Math.random,
+    emit,
+    onHold: (next) => {
+      holdsRaised++;
+      // Keep the first `since`: the hold started then, whatever later attempts found.
+      hold = hold ? { ...next, since: hold.since } : next;
+      ledger.setHold(hold);
+      nextProbeAt = now() + probeEveryMs;
+      logger.error({ kind: next.kind, status: next.status, reason: next.reason }, 'delivery held for an operator');
+    },
+  };
+
+  const release = (why: string) => {
+    if (!hold) return;
+    const since = hold.since;
+    hold = undefined;
+    ledger.setHold(undefined);
+    logger.info({ heldForMs: now() - since, why }, 'delivery resumed');
+    emit({ type: 'resumed', reason: why });
+  };
+
+  /** Another process (a second worker, the CLI) may set or clear the hold: the ledger is the truth. */
+  const refreshHold = () => {
+    const stored = ledger.getHold();
+    if (!stored && hold) hold = undefined;
+    else if (stored && !hold) {
+      hold = stored;
+      nextProbeAt = now() + probeEveryMs;
+    } else if (stored) hold = stored;
+  };
+
+  const maintenance = () => {
+    const at = now();
+    if (at >= nextStaleCheckAt) {
+      nextStaleCheckAt = at + Math.min(Math.max(lockTimeoutMs / 2, 10), STALE_CHECK_MAX_MS);
+      const reset = ledger.resetStaleLocks(lockTimeoutMs, at);
+      if (reset > 0) logger.warn({ reset }, 'stale locks reset; rows are due again');
+    }
+    if (at >= nextPurgeAt) {
+      nextPurgeAt = at + PURGE_EVERY_MS;
+      ledger.purgePayloads(at);
+    }
+  };
+
+  const track = (id: number, work: Promise<unknown>) => {
+    const tracked = work
+      .catch((err) => logger.error({ err, rowId: id }, 'delivery attempt crashed'))
+      .finally(() => {
+        inFlight.delete(id);
+        wake?.();
+      });
+    inFlight.set(id, tracked);
+    return tracked;
+  };
+
+  const startRows = (rows: ReturnType<typeof ledger.claimDue>) =>
+    rows.map((row) => {
+      if (stopping || hold) {
+        // Claimed but not started: give it back untouched, its attempt not counted.
+        ledger.handBack([row.id], workerId);
+        return Promise.resolve();
+      }
+      return track(row.id, runAttempt(attemptDeps, row));
+    });
+
+  const probe = async (): Promise<boolean> => {
+    refreshHold();
+    if (!hold) return true;
+    nextProbeAt = now() + probeEveryMs;
+    try {
+      await api.checkToken();
+    } catch (err) {
+      const failure = classifyFailure(err);
+      logger.warn({ kind: failure.error.kind, status: failure.error.status }, 'hold probe: token check failed');
+      return false;
+    }
+    // The token is fine; only a real call tells whether the scope or office problem is gone.
+    const held = hold.rowId;
+    const row = (held !== undefined ? ledger.claimRow(held, workerId) : undefined) ?? ledger.claimDue(workerId, 1)[0];
+    if (!row) {
+      release('token check passed; nothing waiting to re-try');
+      return true;
+    }
+    const before = holdsRaised;
+    const result = await track(row.id, runAttempt(attemptDeps, row));
+    if (holdsRaised > before) return false;
+    release(`probe re-try ended ${String(result)}`);
+    return true;
+  };
+
+  const processNext = async (): Promise<number> => {
+    maintenance();
+    refreshHold();
+    if (hold) {
+      if (now() < nextProbeAt) return 0;
+      return (await probe()) ? 1 : 0;
+    }
+    const free = concurrency - inFlight.size;
+    if (free <= 0 || stopping) return 0;
+    const rows = ledger.claimDue(workerId, free, now());
+    await Promise.all(startRows(rows));
+    return rows.length;
+  };
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, Math.max(0, ms));
+      function done() {
+        clearTimeout(timer);
+        if (wake === done) wake = undefined;
+        resolve();
+      }
+      wake = done;
+    });
+
+  const runLoop = async () => {
+    while (running) {
+      try {
+        maintenance();
+        refreshHold();
+        if (hold) {
+          if (now() >= nextProbeAt) await probe();
+          else await sleep(Math.min(settings.pollIntervalMs, nextProbeAt - now()));
+          continue;
+        }
+        const free = concurrency - inFlight.size;
+        const rows = free > 0 ? ledger.claimDue(workerId, free, now()) : [];
+        startRows(rows);
+        // Full, or nothing more due: wait for a slot to free up or the next poll.
+        if (rows.length === 0 || rows.length >= free) await sleep(settings.pollIntervalMs);
+      } catch (err) {
+        logger.error({ err }, 'delivery loop error; backing off');
+        await sleep(settings.pollIntervalMs);
+      }
+    }
+  };
+
+  return {
+    workerId,
+    start() {
+      if (running) return;
+      running = true;
+      stopping = false;
+      logger.info({ concurrency, mode: settings.mode }, 'delivery worker started');
+      loop = runLoop();
+    },
+    async stop(options = {}) {
+      running = false;
+      stopping = true;
+      wake?.();
+      await loop;
+      loop = undefined;
+      const drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
+      if (inFlight.size > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        const deadline = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, drainMs);
+        });
+        await Promise.race([Promise.allSettled([...inFlight.values()]), deadline]);
+        clearTimeout(timer);
+      }
+      // Still running at the deadline: give the rows back. If the call did reach OpenCRVS, the resend
+      // carries the same transactionId and is answered idempotently; the late settle is ignored.
+      const unfinished = [...inFlight.keys()];
+      if (unfinished.length > 0) {
+        const n = ledger.handBack(unfinished, workerId);
+        logger.warn({ handedBack: n }, 'rows still in flight at the drain deadline were handed back');
+      }
+      logger.info('delivery worker stopped');
+    },
+    processNext,
+    async runUntilIdle(options = {}) {
+      const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+      for (;;) {
+        const n = await processNext();
+        if (hold) return;
+        if (n > 0) continue;
+        if (inFlight.size === 0 && ledger.outstanding() === 0) return;
+        if (Date.now() >= deadline) throw new Error('delivery did not become idle before the timeout');
+        const next = ledger.nextDueAt();
+        const wait = next === undefined ? settings.pollIntervalMs : next - now();
+        await sleep(Math.min(Math.max(wait, 5), settings.pollIntervalMs));
+      }
+    },
+    held: () => (hold ? { reason: hold.reason, since: hold.since } : undefined),
+    probe,
+  };
+}

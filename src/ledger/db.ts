@@ -1,0 +1,55 @@
+// Opens the SQLite file with the durability the ledger promises and brings the schema up to date.
+import Database from 'better-sqlite3';
+import type { Logger } from '../observability/logger.js';
+import { MIGRATIONS, type Migration } from './migrations/index.js';
+
+export type Db = Database.Database;
+
+/**
+ * WAL lets the CLI and health read while the worker writes. `synchronous=FULL` makes every commit
+ * durable before it returns: a sender told "received" (or a cursor moved past an event) must survive a
+ * power cut, which NORMAL does not promise in WAL mode.
+ */
+export function openDatabase(path: string, options: { busyTimeoutMs: number; logger: Logger }): Db {
+  const db = new Database(path);
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs))}`);
+    db.pragma('foreign_keys = ON');
+    migrate(db, MIGRATIONS, options.logger, Date.now());
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}
+
+export function migrate(db: Db, migrations: readonly Migration[], logger: Logger, now: number): number[] {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+  const applied = new Set(
+    db
+      .prepare<[], { version: number }>('SELECT version FROM schema_migrations')
+      .all()
+      .map((r) => r.version),
+  );
+  const known = new Set(migrations.map((m) => m.version));
+  const unknown = [...applied].filter((v) => !known.has(v));
+  if (unknown.length > 0) {
+    // A newer bridge wrote this file; running old code on it could corrupt rows.
+    throw new Error(`ledger schema version ${Math.max(...unknown)} is newer than this bridge understands`);
+  }
+  const insert = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+  const done: number[] = [];
+  for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (applied.has(migration.version)) continue;
+    db.transaction(() => {
+      db.exec(migration.sql);
+      insert.run(migration.version, migration.name, now);
+    }).immediate();
+    logger.info({ version: migration.version, migration: migration.name }, 'ledger migration applied');
+    done.push(migration.version);
+  }
+  return done;
+}

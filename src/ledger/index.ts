@@ -1,0 +1,27 @@
+// The ledger/outbox: one SQLite row per source event, the same row the delivery worker claims.
+export { canonicalJson, hashPayload } from './hash.js';
+export { openLedger } from './ledger.js';
+export { DEFAULT_LIST_LIMIT } from './queries.js';
+export { TRANSACTION_NAMESPACE, type TransactionIds, transactionIdsFor } from './transaction-ids.js';
+export {
+  type AttemptOutcome,
+  type AttemptRow,
+  HOLD_META_KEY,
+  type HoldState,
+  LEDGER_STATES,
+  type Ledger,
+  type LedgerError,
+  type LedgerErrorClassification,
+  type LedgerOptions,
+  type LedgerPayload,
+  type LedgerRow,
+  type LedgerState,
+  type ListFilter,
+  type RecordChange,
+  type RecordEventInput,
+  type RecordInvalidInput,
+  type RecordSkippedInput,
+  type ReplayResult,
+  type SettleInput,
+  type Settlement,
+} from './types.js';

@@ -1,0 +1,62 @@
+// openLedger: the composition of the ledger's parts over one SQLite connection.
+import { type Logger, silentLogger } from '../observability/logger.js';
+import { openDatabase } from './db.js';
+import { createOutbox } from './outbox.js';
+import { createQueries } from './queries.js';
+import { createRecorder } from './record.js';
+import { HOLD_META_KEY, type Ledger, type LedgerOptions } from './types.js';
+
+const HOUR_MS = 3_600_000;
+/** StoreSettings.payloadRetentionHours defaults to a week: time to look into a surprise, then forget. */
+const DEFAULT_RETENTION_HOURS = 168;
+
+/**
+ * Opens (creating and migrating as needed) the ledger at `path`. WAL, `synchronous=FULL`,
+ * `busy_timeout`, numbered migrations recorded in `schema_migrations`. One connection per process is
+ * enough (better-sqlite3 is synchronous); other processes (CLI, a second worker) may open the same file.
+ */
+export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
+  const logger: Logger = (options.logger ?? silentLogger).child({ component: 'ledger' });
+  const now = options.now ?? Date.now;
+  const retentionMs = (options.payloadRetentionHours ?? DEFAULT_RETENTION_HOURS) * HOUR_MS;
+  const db = openDatabase(path, { busyTimeoutMs: options.busyTimeoutMs ?? 5000, logger });
+  const recorder = createRecorder(db, now);
+  const outbox = createOutbox(db);
+  const queries = createQueries(db);
+
+  return {
+    path,
+    recordEvent: recorder.recordEvent,
+    recordSkipped: recorder.recordSkipped,
+    recordInvalid: recorder.recordInvalid,
+    transaction: <T>(fn: () => T): T => db.transaction(fn).immediate(),
+    getCursor: queries.getCursor,
+    setCursor: (sourceId, name, value) => queries.setCursor(sourceId, name, value, now()),
+    get: queries.get,
+    findByKey: queries.findByKey,
+    list: (filter = {}) => queries.list(filter),
+    counts: queries.counts,
+    attempts: queries.attempts,
+    replay: (ids, remap) => queries.replay(ids, remap, now()),
+    getMeta: queries.getMeta,
+    setMeta: (key, value) => queries.setMeta(key, value, now()),
+    getHold: queries.getHold,
+    setHold: (hold) => queries.setMeta(HOLD_META_KEY, hold ? JSON.stringify(hold) : null, now()),
+    purgePayloads: (at = now()) => {
+      const purged = queries.purgePayloads(at - retentionMs);
+      if (purged > 0) logger.info({ purged }, 'payloads of delivered rows dropped after retention');
+      return purged;
+    },
+    claimDue: (workerId, limit, at = now()) => outbox.claimDue(workerId, limit, at),
+    claimRow: (id, workerId, at = now()) => outbox.claimRow(id, workerId, at),
+    recordCreated: (id, eventId, trackingId) => outbox.recordCreated(id, eventId, trackingId, now()),
+    settle: (input) => outbox.settle(input, now()),
+    handBack: (ids, workerId) => outbox.handBack(ids, workerId, now()),
+    resetStaleLocks: (olderThanMs, at = now()) => outbox.resetStaleLocks(olderThanMs, at),
+    nextDueAt: outbox.nextDueAt,
+    outstanding: outbox.outstanding,
+    close: () => {
+      if (db.open) db.close();
+    },
+  };
+}

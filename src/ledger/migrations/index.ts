@@ -1,0 +1,8 @@
+// Migrations are TypeScript modules (not .sql files) so the compiled build ships them with no asset
+// copying. Append new ones to the list; never edit or reorder a shipped one.
+import { migration001 } from './001-initial.js';
+import type { Migration } from './types.js';
+
+export type { Migration } from './types.js';
+
+export const MIGRATIONS: readonly Migration[] = [migration001];

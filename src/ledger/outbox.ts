@@ -1,0 +1,155 @@
+// The outbox side of the ledger: claiming due rows, recording progress, releasing them. Every write
+// that ends an attempt checks `locked_by`, so a worker whose lock was reset as stale (and whose row
+// another worker may now hold) cannot overwrite the newer attempt.
+import type { Db } from './db.js';
+import { errorColumns, type SqlLedgerRow, toLedgerRow } from './rows.js';
+import type { LedgerError, LedgerRow, SettleInput } from './types.js';
+
+export interface Outbox {
+  claimDue(workerId: string, limit: number, now: number): LedgerRow[];
+  claimRow(id: number, workerId: string, now: number): LedgerRow | undefined;
+  recordCreated(id: number, eventId: string, trackingId: string, now: number): void;
+  settle(input: SettleInput, now: number): boolean;
+  handBack(ids: number[], workerId: string, now: number): number;
+  resetStaleLocks(olderThanMs: number, now: number): number;
+  nextDueAt(): number | undefined;
+  outstanding(): number;
+}
+
+export function createOutbox(db: Db): Outbox {
+  // One statement, so two workers (even in two processes) can never claim the same row: SQLite runs
+  // writers one at a time and the inner SELECT sees only rows still waiting. The partial index
+  // `ledger_rows_due` serves the ORDER BY … LIMIT without scanning the queue.
+  const claimDue = db.prepare<{ workerId: string; now: number; limit: number }, SqlLedgerRow>(`
+    UPDATE ledger_rows SET state = 'delivering', locked_by = @workerId, locked_at = @now,
+      attempts = attempts + 1, updated_at = @now
+    WHERE id IN (
+      SELECT id FROM ledger_rows INDEXED BY ledger_rows_due
+      WHERE state IN ('pending', 'failed') AND next_run_at <= @now
+      ORDER BY next_run_at, id LIMIT @limit)
+    RETURNING *`);
+  const claimRow = db.prepare<{ id: number; workerId: string; now: number }, SqlLedgerRow>(`
+    UPDATE ledger_rows SET state = 'delivering', locked_by = @workerId, locked_at = @now,
+      attempts = attempts + 1, updated_at = @now
+    WHERE id = @id AND state IN ('pending', 'failed')
+    RETURNING *`);
+  // Not conditional on the lock: the event id belongs to our deterministic transactionId whoever asked.
+  const recordCreated = db.prepare(`
+    UPDATE ledger_rows SET event_id = @eventId, tracking_id = @trackingId, updated_at = @now
+    WHERE id = @id AND (event_id IS NULL OR event_id = @eventId)`);
+  const lockedRow = db.prepare<{ id: number; workerId: string }, SqlLedgerRow>(
+    `SELECT * FROM ledger_rows WHERE id = @id AND locked_by = @workerId AND state = 'delivering'`,
+  );
+  const delivered = db.prepare(`
+    UPDATE ledger_rows SET state = @state, event_id = @eventId, tracking_id = @trackingId, delivered_at = @now,
+      locked_by = NULL, locked_at = NULL, last_error_classification = NULL, last_error_kind = NULL,
+      last_error_status = NULL, last_error_message = NULL, updated_at = @now,
+      updated_after_notification_at = CASE WHEN @newer THEN @now ELSE updated_after_notification_at END,
+      updates_after_notification = updates_after_notification + @newer
+    WHERE id = @id`);
+  const failed = db.prepare(`
+    UPDATE ledger_rows SET state = @state, next_run_at = @nextRunAt, locked_by = NULL, locked_at = NULL,
+      attempts = attempts - @uncount, last_error_classification = @errClassification, last_error_kind = @errKind,
+      last_error_status = @errStatus, last_error_message = @errMessage, updated_at = @now
+    WHERE id = @id`);
+  const audit = db.prepare(`
+    INSERT INTO ledger_attempts (row_id, attempt, worker_id, step, outcome, started_at, finished_at,
+      error_classification, error_kind, error_status, error_message, next_run_at)
+    VALUES (@id, @attempt, @workerId, @step, @outcome, @startedAt, @now,
+      @errClassification, @errKind, @errStatus, @errMessage, @nextRunAt)`);
+  // Handed back rows were never sent: the attempt is not counted, and they keep their place in line.
+  const handBack = db.prepare(`
+    UPDATE ledger_rows SET state = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,
+      attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_at = NULL, updated_at = @now
+    WHERE id = @id AND locked_by = @workerId AND state = 'delivering'`);
+  // A stale lock means the worker died or hung mid-attempt: the attempt may have reached OpenCRVS, so
+  // it stays counted; the row is due at once and the deterministic transactionIds make a resend safe.
+  const resetStale = db.prepare(`
+    UPDATE ledger_rows SET state = 'failed', locked_by = NULL, locked_at = NULL, next_run_at = @now,
+      last_error_classification = 'retryable', last_error_kind = 'stale-lock', last_error_status = NULL,
+      last_error_message = 'the worker holding this row stopped (lock expired); resending', updated_at = @now
+    WHERE state = 'delivering' AND locked_at <= @cutoff`);
+  const nextDue = db.prepare<[], { at: number | null }>(
+    `SELECT MIN(next_run_at) AS at FROM ledger_rows WHERE state IN ('pending', 'failed')`,
+  );
+  const outstanding = db.prepare<[], { n: number }>(
+    `SELECT COUNT(*) AS n FROM ledger_rows WHERE state IN ('pending', 'failed', 'delivering')`,
+  );
+
+  const settle = db.transaction((input: SettleInput, now: number): boolean => {
+    const row = lockedRow.get({ id: input.id, workerId: input.workerId });
+    if (!row) return false;
+    const { settlement } = input;
+    let error: LedgerError | null = null;
+    let nextRunAt: number | null = null;
+    if (!('error' in settlement)) {
+      const newer = input.claimedPayloadHash !== row.payload_hash ? 1 : 0;
+      delivered.run({
+        id: row.id,
+        state: settlement.outcome,
+        eventId: settlement.eventId,
+        trackingId: settlement.trackingId,
+        newer,
+        now,
+      });
+    } else {
+      error = settlement.error;
+      const err = errorColumns(error);
+      const held = settlement.outcome === 'held';
+      nextRunAt = settlement.outcome === 'retry' ? settlement.nextRunAt : held ? row.next_run_at : null;
+      failed.run({
+        id: row.id,
+        state: settlement.outcome === 'dead' ? 'dead' : held && row.attempts <= 1 ? 'pending' : 'failed',
+        nextRunAt: nextRunAt ?? row.next_run_at,
+        uncount: held ? 1 : 0,
+        errClassification: err.classification,
+        errKind: err.kind,
+        errStatus: err.status,
+        errMessage: err.message,
+        now,
+      });
+    }
+    const err = errorColumns(error);
+    audit.run({
+      id: row.id,
+      attempt: row.attempts,
+      workerId: input.workerId,
+      step: input.step,
+      outcome: settlement.outcome,
+      startedAt: input.startedAt,
+      now,
+      errClassification: err.classification,
+      errKind: err.kind,
+      errStatus: err.status,
+      errMessage: err.message,
+      nextRunAt: settlement.outcome === 'retry' ? nextRunAt : null,
+    });
+    return true;
+  });
+
+  const handBackAll = db.transaction((ids: number[], workerId: string, now: number): number => {
+    let n = 0;
+    for (const id of ids) n += handBack.run({ id, workerId, now }).changes;
+    return n;
+  });
+
+  return {
+    claimDue: (workerId, limit, now) =>
+      claimDue
+        .all({ workerId, now, limit: Math.max(0, Math.floor(limit)) })
+        .map(toLedgerRow)
+        .sort((a, b) => a.nextRunAt - b.nextRunAt || a.id - b.id),
+    claimRow: (id, workerId, now) => {
+      const row = claimRow.get({ id, workerId, now });
+      return row ? toLedgerRow(row) : undefined;
+    },
+    recordCreated: (id, eventId, trackingId, now) => {
+      recordCreated.run({ id, eventId, trackingId, now });
+    },
+    settle: (input, now) => settle.immediate(input, now),
+    handBack: (ids, workerId, now) => (ids.length === 0 ? 0 : handBackAll.immediate(ids, workerId, now)),
+    resetStaleLocks: (olderThanMs, now) => resetStale.run({ now, cutoff: now - olderThanMs }).changes,
+    nextDueAt: () => nextDue.get()?.at ?? undefined,
+    outstanding: () => outstanding.get()?.n ?? 0,
+  };
+}

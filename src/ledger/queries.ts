@@ -1,0 +1,185 @@
+// Reading the ledger (CLI, admin UI, health), cursors, meta, replay and the payload purge.
+import type { Db } from './db.js';
+import { hashPayload } from './hash.js';
+import { type SqlAttemptRow, type SqlLedgerRow, toAttemptRow, toLedgerRow } from './rows.js';
+import {
+  type AttemptRow,
+  HOLD_META_KEY,
+  type HoldState,
+  LEDGER_STATES,
+  type LedgerPayload,
+  type LedgerRow,
+  type LedgerState,
+  type ListFilter,
+  type ReplayResult,
+} from './types.js';
+
+/** `list()` without a limit returns at most this many rows: every read stays bounded. */
+export const DEFAULT_LIST_LIMIT = 1000;
+
+export interface Queries {
+  get(id: number): LedgerRow | undefined;
+  findByKey(sourceId: string, eventType: string, subjectKey: string): LedgerRow | undefined;
+  list(filter: ListFilter): LedgerRow[];
+  counts(): Array<{ state: LedgerState; eventType: string; count: number }>;
+  attempts(id: number): AttemptRow[];
+  getCursor(sourceId: string, name: string): string | undefined;
+  setCursor(sourceId: string, name: string, value: string, now: number): void;
+  getMeta(key: string): string | undefined;
+  setMeta(key: string, value: string | null, now: number): void;
+  getHold(): HoldState | undefined;
+  replay(
+    ids: number[] | 'dead',
+    remap: ((row: LedgerRow) => LedgerPayload | undefined) | undefined,
+    now: number,
+  ): ReplayResult;
+  purgePayloads(cutoff: number): number;
+}
+
+function isState(value: string): value is LedgerState {
+  return (LEDGER_STATES as readonly string[]).includes(value);
+}
+
+export function createQueries(db: Db): Queries {
+  const byId = db.prepare<[number], SqlLedgerRow>('SELECT * FROM ledger_rows WHERE id = ?');
+  const byKey = db.prepare<[string, string, string], SqlLedgerRow>(
+    'SELECT * FROM ledger_rows WHERE source_id = ? AND event_type = ? AND subject_key = ?',
+  );
+  const counts = db.prepare<[], { state: string; event_type: string; n: number }>(
+    'SELECT state, event_type, COUNT(*) AS n FROM ledger_rows GROUP BY state, event_type ORDER BY state, event_type',
+  );
+  const attempts = db.prepare<[number], SqlAttemptRow>('SELECT * FROM ledger_attempts WHERE row_id = ? ORDER BY id');
+  const getCursor = db.prepare<[string, string], { value: string }>(
+    'SELECT value FROM cursors WHERE source_id = ? AND name = ?',
+  );
+  const setCursor = db.prepare(`
+    INSERT INTO cursors (source_id, name, value, updated_at) VALUES (@sourceId, @name, @value, @now)
+    ON CONFLICT (source_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`);
+  const getMeta = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?');
+  const setMeta = db.prepare(`
+    INSERT INTO meta (key, value, updated_at) VALUES (@key, @value, @now)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`);
+  const deleteMeta = db.prepare('DELETE FROM meta WHERE key = ?');
+  const deadIds = db.prepare<[], { id: number }>(`SELECT id FROM ledger_rows WHERE state = 'dead' ORDER BY id`);
+  const requeue = db.prepare(`
+    UPDATE ledger_rows SET state = 'pending', attempts = 0, next_run_at = @now, queued_at = @now,
+      payload = @payload, payload_hash = @payloadHash, office = @office, facility = @facility, updated_at = @now
+    WHERE id = @id AND state = 'dead'`);
+  const purge = db.prepare(`
+    UPDATE ledger_rows SET payload = NULL
+    WHERE payload IS NOT NULL AND state IN ('delivered', 'delivered-pending') AND delivered_at <= @cutoff`);
+
+  const replay = db.transaction(
+    (ids: number[] | 'dead', remap: ((row: LedgerRow) => LedgerPayload | undefined) | undefined, now: number) => {
+      const result: ReplayResult = { requeued: [], skipped: [] };
+      const targets = ids === 'dead' ? deadIds.all().map((r) => r.id) : ids;
+      for (const id of targets) {
+        const found = byId.get(id);
+        if (!found) {
+          result.skipped.push({ id, reason: 'no such row' });
+          continue;
+        }
+        const row = toLedgerRow(found);
+        if (row.state !== 'dead') {
+          result.skipped.push({ id, reason: `state is ${row.state}, not dead` });
+          continue;
+        }
+        const remapped = remap?.(row);
+        const payload = remapped ?? row.payload;
+        if (!payload) {
+          result.skipped.push({ id, reason: 'no payload to send: the source record must be mapped again' });
+          continue;
+        }
+        requeue.run({
+          id,
+          now,
+          payload: JSON.stringify(payload),
+          payloadHash: remapped ? hashPayload(remapped) : row.payloadHash,
+          office: payload.office,
+          facility: payload.facility ?? null,
+        });
+        result.requeued.push(id);
+      }
+      return result;
+    },
+  );
+
+  return {
+    get: (id) => {
+      const row = byId.get(id);
+      return row ? toLedgerRow(row) : undefined;
+    },
+    findByKey: (sourceId, eventType, subjectKey) => {
+      const row = byKey.get(sourceId, eventType, subjectKey);
+      return row ? toLedgerRow(row) : undefined;
+    },
+    list: (filter) => {
+      const where: string[] = [];
+      const params: Record<string, string | number> = {};
+      if (filter.states && filter.states.length > 0) {
+        const names = filter.states.map((state, i) => {
+          params[`s${i}`] = state;
+          return `@s${i}`;
+        });
+        where.push(`state IN (${names.join(', ')})`);
+      }
+      if (filter.eventType !== undefined) {
+        where.push('event_type = @eventType');
+        params.eventType = filter.eventType;
+      }
+      if (filter.sourceId !== undefined) {
+        where.push('source_id = @sourceId');
+        params.sourceId = filter.sourceId;
+      }
+      if (filter.since !== undefined) {
+        where.push('updated_at >= @since');
+        params.since = filter.since;
+      }
+      if (filter.until !== undefined) {
+        where.push('updated_at <= @until');
+        params.until = filter.until;
+      }
+      params.limit = Math.max(0, Math.floor(filter.limit ?? DEFAULT_LIST_LIMIT));
+      params.offset = Math.max(0, Math.floor(filter.offset ?? 0));
+      const sql = `SELECT * FROM ledger_rows ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY id DESC LIMIT @limit OFFSET @offset`;
+      return db.prepare<Record<string, string | number>, SqlLedgerRow>(sql).all(params).map(toLedgerRow);
+    },
+    counts: () =>
+      counts.all().flatMap((r) => (isState(r.state) ? [{ state: r.state, eventType: r.event_type, count: r.n }] : [])),
+    attempts: (id) => attempts.all(id).map(toAttemptRow),
+    getCursor: (sourceId, name) => getCursor.get(sourceId, name)?.value,
+    setCursor: (sourceId, name, value, now) => {
+      setCursor.run({ sourceId, name, value, now });
+    },
+    getMeta: (key) => getMeta.get(key)?.value,
+    setMeta: (key, value, now) => {
+      if (value === null) deleteMeta.run(key);
+      else setMeta.run({ key, value, now });
+    },
+    getHold: () => parseHold(getMeta.get(HOLD_META_KEY)?.value),
+    replay: (ids, remap, now) => replay.immediate(ids, remap, now),
+    purgePayloads: (cutoff) => purge.run({ cutoff }).changes,
+  };
+}
+
+export function parseHold(text: string | undefined): HoldState | undefined {
+  if (text === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const record: Record<string, unknown> = { ...value };
+  if (typeof record.reason !== 'string' || typeof record.since !== 'number') return undefined;
+  const hold: HoldState = {
+    reason: record.reason,
+    since: record.since,
+    kind: typeof record.kind === 'string' ? record.kind : 'unknown',
+  };
+  if (typeof record.status === 'number') hold.status = record.status;
+  if (typeof record.rowId === 'number') hold.rowId = record.rowId;
+  return hold;
+}

@@ -1,0 +1,217 @@
+// Recording source events: idempotent on the natural key (INSERT … ON CONFLICT DO NOTHING, then a
+// re-select), so a poll page read twice, a redelivered subscription notification or two sources racing
+// on one subject all end in one row. What a later version does depends on how far the row has got.
+import type { Db } from './db.js';
+import { errorColumns, type SqlLedgerRow, toLedgerRow } from './rows.js';
+import { transactionIdsFor } from './transaction-ids.js';
+import type {
+  LedgerError,
+  LedgerRow,
+  RecordChange,
+  RecordEventInput,
+  RecordInvalidInput,
+  RecordSkippedInput,
+} from './types.js';
+
+type Clock = () => number;
+
+export interface Recorder {
+  recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };
+  recordSkipped(input: RecordSkippedInput): LedgerRow;
+  recordInvalid(input: RecordInvalidInput): LedgerRow;
+}
+
+interface KeyInput {
+  sourceId: string;
+  eventType: string;
+  subjectKey: string;
+}
+
+export function createRecorder(db: Db, now: Clock): Recorder {
+  const insert = db.prepare(`
+    INSERT INTO ledger_rows (source_id, event_type, subject_key, source_ref, source_version, mapping_id, state,
+      attempts, next_run_at, base_transaction_id, create_transaction_id, notify_transaction_id, office, facility,
+      payload, payload_hash, last_error_classification, last_error_kind, last_error_status, last_error_message,
+      first_seen_at, queued_at, created_at, updated_at, skip_reason)
+    VALUES (@sourceId, @eventType, @subjectKey, @sourceRef, @sourceVersion, @mappingId, @state,
+      0, @now, @base, @create, @notify, @office, @facility,
+      @payload, @payloadHash, @errClassification, @errKind, @errStatus, @errMessage,
+      @seenAt, @now, @now, @now, @skipReason)
+    ON CONFLICT (source_id, event_type, subject_key) DO NOTHING`);
+  const byKey = db.prepare<[string, string, string], SqlLedgerRow>(
+    'SELECT * FROM ledger_rows WHERE source_id = ? AND event_type = ? AND subject_key = ?',
+  );
+  const replacePayload = db.prepare(`
+    UPDATE ledger_rows SET payload = @payload, payload_hash = @payloadHash, office = @office, facility = @facility,
+      source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId, updated_at = @now
+    WHERE id = @id`);
+  const requeue = db.prepare(`
+    UPDATE ledger_rows SET state = 'pending', attempts = 0, next_run_at = @now, queued_at = @now, skip_reason = NULL,
+      payload = @payload, payload_hash = @payloadHash, office = @office, facility = @facility,
+      source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId, updated_at = @now
+    WHERE id = @id`);
+  const markUpdatedAfterNotification = db.prepare(`
+    UPDATE ledger_rows SET updated_after_notification_at = @now,
+      updates_after_notification = updates_after_notification + 1,
+      payload_hash = @payloadHash, source_ref = @sourceRef, source_version = @sourceVersion, updated_at = @now
+    WHERE id = @id`);
+  const markSkipped = db.prepare(`
+    UPDATE ledger_rows SET state = 'skipped', skip_reason = @reason, payload = NULL, payload_hash = NULL,
+      source_ref = @sourceRef, updated_at = @now
+    WHERE id = @id`);
+  const markInvalid = db.prepare(`
+    UPDATE ledger_rows SET state = 'dead', payload = NULL, payload_hash = NULL, skip_reason = NULL,
+      last_error_classification = @errClassification, last_error_kind = @errKind, last_error_status = NULL,
+      last_error_message = @errMessage, mapping_id = @mappingId, source_ref = @sourceRef, updated_at = @now
+    WHERE id = @id`);
+
+  const reselect = (key: KeyInput): SqlLedgerRow => {
+    const row = byKey.get(key.sourceId, key.eventType, key.subjectKey);
+    if (!row) throw new Error('ledger row vanished inside its own transaction');
+    return row;
+  };
+
+  const insertRow = (
+    key: KeyInput,
+    fields: {
+      sourceRef: string;
+      state: 'pending' | 'dead' | 'skipped';
+      sourceVersion?: string | null;
+      mappingId?: string | null;
+      office?: string | null;
+      facility?: string | null;
+      payload?: string | null;
+      payloadHash?: string | null;
+      error?: LedgerError | null;
+      skipReason?: string | null;
+      seenAt?: number;
+    },
+  ): boolean => {
+    const at = now();
+    const ids = transactionIdsFor(key.sourceId, key.eventType, key.subjectKey);
+    const err = errorColumns(fields.error ?? null);
+    const result = insert.run({
+      ...key,
+      sourceRef: fields.sourceRef,
+      sourceVersion: fields.sourceVersion ?? null,
+      mappingId: fields.mappingId ?? null,
+      state: fields.state,
+      now: at,
+      base: ids.base,
+      create: ids.create,
+      notify: ids.notify,
+      office: fields.office ?? null,
+      facility: fields.facility ?? null,
+      payload: fields.payload ?? null,
+      payloadHash: fields.payloadHash ?? null,
+      errClassification: err.classification,
+      errKind: err.kind,
+      errStatus: err.status,
+      errMessage: err.message,
+      seenAt: fields.seenAt ?? at,
+      skipReason: fields.skipReason ?? null,
+    });
+    return result.changes === 1;
+  };
+
+  const recordEvent = db.transaction((input: RecordEventInput): { row: LedgerRow; change: RecordChange } => {
+    const payload = JSON.stringify(input.payload);
+    const fields = {
+      sourceRef: input.sourceRef,
+      sourceVersion: input.sourceVersion ?? null,
+      mappingId: input.mappingId ?? null,
+      office: input.payload.office,
+      facility: input.payload.facility ?? null,
+      payload,
+      payloadHash: input.payloadHash,
+    };
+    if (insertRow(input, { ...fields, state: 'pending', seenAt: input.seenAt })) {
+      return { row: toLedgerRow(reselect(input)), change: 'inserted' };
+    }
+    const existing = reselect(input);
+    const params = { ...fields, id: existing.id, now: now() };
+    const same = existing.payload_hash === input.payloadHash;
+    let change: RecordChange = 'unchanged';
+    switch (existing.state) {
+      case 'delivered':
+      case 'delivered-pending':
+        // Already notified: OpenCRVS has the event. Record that the source moved on; never send again.
+        if (!same) {
+          markUpdatedAfterNotification.run(params);
+          change = 'updated-after-notification';
+        }
+        break;
+      case 'pending':
+      case 'failed':
+      case 'delivering':
+        // Not yet delivered: the next attempt sends the newer payload. A worker holding the row keeps
+        // sending the copy it claimed; `settle` compares hashes and, if that copy was delivered, records
+        // this version as an update after notification (it was never sent) instead of losing it.
+        if (!same) {
+          replacePayload.run(params);
+          change = 'replaced';
+        }
+        break;
+      case 'dead':
+      case 'skipped':
+        // A new version may be what fixes the row (a corrected record, or one that became notifiable):
+        // it goes back to the queue with a fresh retry budget. The same payload again stays where it is.
+        if (!same || existing.state === 'skipped') {
+          requeue.run(params);
+          change = 'replaced';
+        }
+        break;
+    }
+    return { row: toLedgerRow(reselect(input)), change };
+  });
+
+  const recordSkipped = db.transaction((input: RecordSkippedInput): LedgerRow => {
+    if (insertRow(input, { sourceRef: input.sourceRef, state: 'skipped', skipReason: input.reason })) {
+      return toLedgerRow(reselect(input));
+    }
+    const existing = reselect(input);
+    // A later version that is no longer notifiable cancels a delivery that has not happened; once
+    // delivered (or in flight) the OpenCRVS event stands and the row keeps its state.
+    const cancellable = ['pending', 'failed', 'dead', 'skipped'].includes(existing.state);
+    if (cancellable && (existing.state !== 'skipped' || existing.skip_reason !== input.reason)) {
+      markSkipped.run({ id: existing.id, reason: input.reason, sourceRef: input.sourceRef, now: now() });
+    }
+    return toLedgerRow(reselect(input));
+  });
+
+  const recordInvalid = db.transaction((input: RecordInvalidInput): LedgerRow => {
+    const error: LedgerError = {
+      classification: 'permanent',
+      kind: 'mapping',
+      message: input.errors.map((e) => `${e.field}: ${e.message}`).join('; ') || 'invalid mapping output',
+    };
+    const err = errorColumns(error);
+    if (insertRow(input, { sourceRef: input.sourceRef, mappingId: input.mappingId, state: 'dead', error })) {
+      return toLedgerRow(reselect(input));
+    }
+    const existing = reselect(input);
+    // Not yet delivered: sending the older valid payload would send stale data, so the row becomes a
+    // visible dead letter until a valid version arrives (recordEvent requeues it) or an operator replays.
+    // Delivered or in flight: the OpenCRVS event stands; nothing to record that could be sent.
+    const replaceable = ['pending', 'failed', 'dead', 'skipped'].includes(existing.state);
+    const alreadySame = existing.state === 'dead' && existing.last_error_message === err.message;
+    if (replaceable && !alreadySame) {
+      markInvalid.run({
+        id: existing.id,
+        errClassification: err.classification,
+        errKind: err.kind,
+        errMessage: err.message,
+        mappingId: input.mappingId ?? existing.mapping_id,
+        sourceRef: input.sourceRef,
+        now: now(),
+      });
+    }
+    return toLedgerRow(reselect(input));
+  });
+
+  return {
+    recordEvent: (input) => recordEvent.immediate(input),
+    recordSkipped: (input) => recordSkipped.immediate(input),
+    recordInvalid: (input) => recordInvalid.immediate(input),
+  };
+}

@@ -1,0 +1,184 @@
+// From SQLite rows to the ledger's types. The columns are ours, but the payload is JSON text: it is
+// checked on the way out rather than trusted.
+import {
+  type AttemptOutcome,
+  type AttemptRow,
+  LEDGER_STATES,
+  type LedgerError,
+  type LedgerErrorClassification,
+  type LedgerPayload,
+  type LedgerRow,
+  type LedgerState,
+} from './types.js';
+
+export interface SqlLedgerRow {
+  id: number;
+  source_id: string;
+  event_type: string;
+  subject_key: string;
+  source_ref: string;
+  source_version: string | null;
+  mapping_id: string | null;
+  state: string;
+  attempts: number;
+  next_run_at: number;
+  locked_by: string | null;
+  locked_at: number | null;
+  base_transaction_id: string;
+  create_transaction_id: string;
+  notify_transaction_id: string;
+  office: string | null;
+  facility: string | null;
+  payload: string | null;
+  payload_hash: string | null;
+  event_id: string | null;
+  tracking_id: string | null;
+  last_error_classification: string | null;
+  last_error_kind: string | null;
+  last_error_status: number | null;
+  last_error_message: string | null;
+  first_seen_at: number;
+  queued_at: number;
+  created_at: number;
+  updated_at: number;
+  delivered_at: number | null;
+  updated_after_notification_at: number | null;
+  updates_after_notification: number;
+  skip_reason: string | null;
+}
+
+export interface SqlAttemptRow {
+  id: number;
+  row_id: number;
+  attempt: number;
+  worker_id: string;
+  step: string;
+  outcome: string;
+  started_at: number;
+  finished_at: number;
+  error_classification: string | null;
+  error_kind: string | null;
+  error_status: number | null;
+  error_message: string | null;
+  next_run_at: number | null;
+}
+
+const CLASSIFICATIONS: readonly string[] = ['retryable', 'permanent', 'operator'];
+const OUTCOMES: readonly string[] = ['delivered', 'delivered-pending', 'retry', 'dead', 'held', 'abandoned'];
+
+function isState(value: string): value is LedgerState {
+  return (LEDGER_STATES as readonly string[]).includes(value);
+}
+
+function isClassification(value: string): value is LedgerErrorClassification {
+  return CLASSIFICATIONS.includes(value);
+}
+
+function isOutcome(value: string): value is AttemptOutcome {
+  return OUTCOMES.includes(value);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Parses a stored payload; a damaged one reads as null (the worker then dead-letters the row). */
+export function parsePayload(text: string | null): LedgerPayload | null {
+  if (text === null) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!isRecord(value) || !isRecord(value.declaration) || typeof value.office !== 'string') return null;
+  const payload: LedgerPayload = { declaration: value.declaration, office: value.office };
+  if (typeof value.facility === 'string') payload.facility = value.facility;
+  if (isRecord(value.annotation)) payload.annotation = value.annotation;
+  return payload;
+}
+
+function errorOf(
+  classification: string | null,
+  kind: string | null,
+  status: number | null,
+  message: string | null,
+): LedgerError | null {
+  if (classification === null || !isClassification(classification)) return null;
+  const error: LedgerError = { classification, kind: kind ?? 'unknown', message: message ?? '' };
+  if (status !== null) error.status = status;
+  return error;
+}
+
+export function toLedgerRow(r: SqlLedgerRow): LedgerRow {
+  if (!isState(r.state)) throw new Error(`ledger row ${r.id} has an unknown state`);
+  return {
+    id: r.id,
+    sourceId: r.source_id,
+    eventType: r.event_type,
+    subjectKey: r.subject_key,
+    sourceRef: r.source_ref,
+    sourceVersion: r.source_version,
+    mappingId: r.mapping_id,
+    state: r.state,
+    attempts: r.attempts,
+    nextRunAt: r.next_run_at,
+    lockedBy: r.locked_by,
+    lockedAt: r.locked_at,
+    baseTransactionId: r.base_transaction_id,
+    createTransactionId: r.create_transaction_id,
+    notifyTransactionId: r.notify_transaction_id,
+    office: r.office,
+    facility: r.facility,
+    payload: parsePayload(r.payload),
+    payloadHash: r.payload_hash,
+    eventId: r.event_id,
+    trackingId: r.tracking_id,
+    lastError: errorOf(r.last_error_classification, r.last_error_kind, r.last_error_status, r.last_error_message),
+    firstSeenAt: r.first_seen_at,
+    queuedAt: r.queued_at,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    deliveredAt: r.delivered_at,
+    updatedAfterNotificationAt: r.updated_after_notification_at,
+    updatesAfterNotification: r.updates_after_notification,
+    skipReason: r.skip_reason,
+  };
+}
+
+export function toAttemptRow(r: SqlAttemptRow): AttemptRow {
+  return {
+    id: r.id,
+    rowId: r.row_id,
+    attempt: r.attempt,
+    workerId: r.worker_id,
+    step: r.step,
+    outcome: isOutcome(r.outcome) ? r.outcome : 'abandoned',
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    error: errorOf(r.error_classification, r.error_kind, r.error_status, r.error_message),
+    nextRunAt: r.next_run_at,
+  };
+}
+
+/** Column values for a LedgerError (all null when there is none). */
+export function errorColumns(error: LedgerError | null): {
+  classification: string | null;
+  kind: string | null;
+  status: number | null;
+  message: string | null;
+} {
+  return {
+    classification: error?.classification ?? null,
+    kind: error?.kind ?? null,
+    status: error?.status ?? null,
+    message: error ? truncate(error.message, MAX_ERROR_MESSAGE) : null,
+  };
+}
+
+/** Error messages are OpenCRVS's text; 4 kB keeps field-problem lists readable and rows small. */
+const MAX_ERROR_MESSAGE = 4096;
+
+export function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}

@@ -1,0 +1,24 @@
+// Deterministic OpenCRVS transactionIds: the same source event always yields the same ids, on every
+// retry, after every crash and on every machine, so OpenCRVS's idempotency on transactionId makes a
+// resend harmless (docs/opencrvs-api.md §3, §7: OpenCRVS runs no duplicate detection on notifications).
+import { v5 as uuidv5 } from 'uuid';
+
+/**
+ * The project's UUIDv5 namespace. Generated once for opencrvs-bridge; it must never change, or every
+ * event still in flight would get new transactionIds (and could be created twice).
+ */
+export const TRANSACTION_NAMESPACE = '3f0b7c52-8d6e-4f7a-9a51-2c4e1b7d9e63';
+
+export interface TransactionIds {
+  /** Used by single-call create-and-notify (`POST /events/notify`). */
+  base: string;
+  create: string;
+  notify: string;
+}
+
+export function transactionIdsFor(sourceId: string, eventType: string, subjectKey: string): TransactionIds {
+  const base = uuidv5(`${sourceId}\n${eventType}\n${subjectKey}`, TRANSACTION_NAMESPACE);
+  // OpenCRVS keys the create step of `POST /events/notify` as `<transactionId>:create` itself, which is
+  // exactly our two-step create id: switching delivery modes finds the same event instead of a new one.
+  return { base, create: `${base}:create`, notify: `${base}:notify` };
+}

@@ -1,0 +1,244 @@
+// The ledger as the rest of the bridge sees it. One row per source event (natural key: source id,
+// event type, subject key); the same row is the outbox job that the delivery worker claims.
+import type { Logger } from '../observability/logger.js';
+
+/**
+ * Row states (the job row is the state machine, as in graphile-worker):
+ * - `pending`: waiting to be sent (new, replayed, or handed back);
+ * - `delivering`: claimed by a worker (`lockedBy`/`lockedAt` set);
+ * - `failed`: the last attempt failed with a retryable error; runs again at `nextRunAt`;
+ * - `delivered`: OpenCRVS accepted the NOTIFY (or already had it from us: 409 already notified);
+ * - `delivered-pending`: NOTIFY `Requested`, the country configuration decides later;
+ * - `dead`: permanent error, invalid mapping output, or retry budget spent; replayable;
+ * - `skipped`: not a notifiable event (`skipReason` says why).
+ * A queue-wide hold (bad credentials, missing scope) is not a row state: it lives in meta
+ * (`HOLD_META_KEY`) and the rows stay `pending`/`failed` with no attempt burned.
+ */
+export type LedgerState = 'pending' | 'delivering' | 'failed' | 'delivered' | 'delivered-pending' | 'dead' | 'skipped';
+
+export const LEDGER_STATES: readonly LedgerState[] = [
+  'pending',
+  'delivering',
+  'failed',
+  'delivered',
+  'delivered-pending',
+  'dead',
+  'skipped',
+];
+
+/** Same values as the OpenCRVS client's ErrorClassification; repeated so the ledger depends on no client. */
+export type LedgerErrorClassification = 'retryable' | 'permanent' | 'operator';
+
+/**
+ * The last error of a row or an attempt. `kind` is the client's OpenCrvsErrorKind, or one of the
+ * ledger's own: `mapping` (invalid mapping output), `stale-lock` (a worker died holding the row),
+ * `internal` (a bug: an exception that was not an OpenCrvsError).
+ */
+export interface LedgerError {
+  classification: LedgerErrorClassification;
+  kind: string;
+  status?: number;
+  /** OpenCRVS's own message (for a 400 the JSON-encoded field problems); never personal data we add. */
+  message: string;
+}
+
+export interface LedgerPayload {
+  declaration: Record<string, unknown>;
+  /** Resolved OpenCRVS office UUID (`createdAtLocation`). */
+  office: string;
+  facility?: string;
+  annotation?: Record<string, unknown>;
+}
+
+export interface RecordEventInput {
+  sourceId: string;
+  eventType: string;
+  /** The subject the event is about, e.g. `Patient/123`; part of the natural key. */
+  subjectKey: string;
+  /** The resource that triggered the event, e.g. `Encounter/9`; shown in the ledger. */
+  sourceRef: string;
+  sourceVersion?: string;
+  mappingId?: string;
+  /** A hash of what would be sent (see `hashPayload`); a different hash means a new version. */
+  payloadHash: string;
+  payload: LedgerPayload;
+  /** When the source first showed the event (default: now); starts nothing but the display. */
+  seenAt?: number;
+}
+
+/**
+ * What `recordEvent` did: `inserted` a new row; `replaced` the payload of a not yet delivered row;
+ * `unchanged` (same payload hash); `updated-after-notification`: the event was already notified, the
+ * new version is recorded on the row and never sent as a second event.
+ */
+export type RecordChange = 'inserted' | 'replaced' | 'unchanged' | 'updated-after-notification';
+
+export interface RecordSkippedInput {
+  sourceId: string;
+  eventType: string;
+  subjectKey: string;
+  sourceRef: string;
+  reason: string;
+}
+
+export interface RecordInvalidInput {
+  sourceId: string;
+  eventType: string;
+  subjectKey: string;
+  sourceRef: string;
+  mappingId?: string;
+  errors: Array<{ field: string; message: string }>;
+}
+
+export interface LedgerRow {
+  id: number;
+  sourceId: string;
+  eventType: string;
+  subjectKey: string;
+  sourceRef: string;
+  sourceVersion: string | null;
+  mappingId: string | null;
+  state: LedgerState;
+  /** Attempts in the current budget (counted at claim; reset by replay). */
+  attempts: number;
+  nextRunAt: number;
+  lockedBy: string | null;
+  lockedAt: number | null;
+  createTransactionId: string;
+  notifyTransactionId: string;
+  /** For `mode: single-call` (`POST /events/notify`). */
+  baseTransactionId: string;
+  office: string | null;
+  facility: string | null;
+  /** Null once delivered and purged, and for skipped/invalid rows. */
+  payload: LedgerPayload | null;
+  payloadHash: string | null;
+  eventId: string | null;
+  trackingId: string | null;
+  lastError: LedgerError | null;
+  firstSeenAt: number;
+  /** Start of the current retry budget (insert, replay, or requeue by a new version of a dead row). */
+  queuedAt: number;
+  createdAt: number;
+  updatedAt: number;
+  deliveredAt: number | null;
+  updatedAfterNotificationAt: number | null;
+  updatesAfterNotification: number;
+  skipReason: string | null;
+}
+
+export type AttemptOutcome = 'delivered' | 'delivered-pending' | 'retry' | 'dead' | 'held' | 'abandoned';
+
+/** The audit row of one attempt (one claim that reached OpenCRVS or tried to). */
+export interface AttemptRow {
+  id: number;
+  rowId: number;
+  attempt: number;
+  workerId: string;
+  /** The last call made: `create`, `notify` or `createAndNotify`. */
+  step: string;
+  outcome: AttemptOutcome;
+  startedAt: number;
+  finishedAt: number;
+  error: LedgerError | null;
+  /** For `retry`: when the row runs again. */
+  nextRunAt: number | null;
+}
+
+export interface ListFilter {
+  states?: LedgerState[];
+  eventType?: string;
+  sourceId?: string;
+  /** On `updatedAt`, inclusive, epoch milliseconds. */
+  since?: number;
+  until?: number;
+  limit?: number;
+  offset?: number;
+}
+
+export interface ReplayResult {
+  requeued: number[];
+  skipped: Array<{ id: number; reason: string }>;
+}
+
+/** How a settled attempt ends; written by the delivery worker through `Ledger.settle`. */
+export type Settlement =
+  | { outcome: 'delivered' | 'delivered-pending'; eventId: string; trackingId: string }
+  | { outcome: 'retry'; error: LedgerError; nextRunAt: number }
+  | { outcome: 'dead'; error: LedgerError }
+  /** Operator problem: the row goes back unlocked, its attempt not counted, the error kept visible. */
+  | { outcome: 'held'; error: LedgerError };
+
+export interface SettleInput {
+  id: number;
+  workerId: string;
+  /** The payload hash the worker claimed; a different current hash means a newer version arrived. */
+  claimedPayloadHash: string | null;
+  step: string;
+  startedAt: number;
+  settlement: Settlement;
+}
+
+export interface LedgerOptions {
+  logger?: Logger;
+  now?: () => number;
+  /** Payloads of delivered rows are dropped this long after delivery (StoreSettings.payloadRetentionHours). */
+  payloadRetentionHours?: number;
+  /** SQLite busy timeout (another connection holds the write lock); default 5000 ms. */
+  busyTimeoutMs?: number;
+}
+
+/** The meta key holding the queue-wide hold (JSON of `HoldState`), read by the CLI and health. */
+export const HOLD_META_KEY = 'delivery.hold';
+
+export interface HoldState {
+  reason: string;
+  since: number;
+  kind: string;
+  status?: number;
+  /** The row whose attempt revealed the problem; the probe re-tries it. */
+  rowId?: number;
+}
+
+export interface Ledger {
+  readonly path: string;
+  recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };
+  recordSkipped(input: RecordSkippedInput): LedgerRow;
+  recordInvalid(input: RecordInvalidInput): LedgerRow;
+  /** Runs `fn` in one immediate (write-locking) transaction; `fn` must be synchronous. */
+  transaction<T>(fn: () => T): T;
+  getCursor(sourceId: string, name: string): string | undefined;
+  setCursor(sourceId: string, name: string, value: string): void;
+  get(id: number): LedgerRow | undefined;
+  findByKey(sourceId: string, eventType: string, subjectKey: string): LedgerRow | undefined;
+  list(filter?: ListFilter): LedgerRow[];
+  counts(): Array<{ state: LedgerState; eventType: string; count: number }>;
+  attempts(id: number): AttemptRow[];
+  replay(ids: number[] | 'dead', remap?: (row: LedgerRow) => LedgerPayload | undefined): ReplayResult;
+  getMeta(key: string): string | undefined;
+  /** `null` deletes the key. */
+  setMeta(key: string, value: string | null): void;
+  /** The queue-wide hold, parsed from meta, or undefined. */
+  getHold(): HoldState | undefined;
+  setHold(hold: HoldState | undefined): void;
+  purgePayloads(now?: number): number;
+
+  // ---- outbox operations, used by the delivery worker ----
+  /** Atomically claims up to `limit` due rows (pending/failed, nextRunAt <= now), counting the attempt. */
+  claimDue(workerId: string, limit: number, now?: number): LedgerRow[];
+  /** Claims one row by id if it is pending/failed (due or not): the hold probe's re-try. */
+  claimRow(id: number, workerId: string, now?: number): LedgerRow | undefined;
+  /** Stores the OpenCRVS event id right after create, in its own write, so a crash resumes at notify. */
+  recordCreated(id: number, eventId: string, trackingId: string): void;
+  /** Ends a claimed attempt; returns false when this worker no longer holds the lock (nothing written). */
+  settle(input: SettleInput): boolean;
+  /** Gives claimed rows back unstarted: unlocked, attempt not counted. Returns how many. */
+  handBack(ids: number[], workerId: string): number;
+  /** Returns rows locked longer than `olderThanMs` to `failed`, due now; returns how many. */
+  resetStaleLocks(olderThanMs: number, now?: number): number;
+  /** The earliest `nextRunAt` of a waiting row, or undefined when nothing waits. */
+  nextDueAt(): number | undefined;
+  /** Rows pending, failed or delivering (the work not finished). */
+  outstanding(): number;
+  close(): void;
+}

@@ -1,0 +1,238 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { type Ledger, openLedger } from '../../src/ledger/index.js';
+import { eventInput, payload, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
+
+const retryErr = { classification: 'retryable' as const, kind: 'server', status: 503, message: 'Service Unavailable' };
+
+describe('ledger: outbox', () => {
+  let clock: TestClock;
+  let ledger: Ledger;
+  let path: string;
+  let cleanup: () => void;
+  beforeEach(() => {
+    clock = testClock();
+    ({ ledger, path, cleanup } = tempLedger(clock, 1));
+  });
+  afterEach(() => cleanup());
+
+  it('claims due rows in run-time order, counting the attempt at claim and locking them', () => {
+    for (const s of ['1', '2', '3']) ledger.recordEvent(eventInput(s));
+    const claimed = ledger.claimDue('w1', 2);
+    assert.deepEqual(
+      claimed.map((r) => r.subjectKey),
+      ['Patient/1', 'Patient/2'],
+    );
+    for (const row of claimed) {
+      assert.equal(row.state, 'delivering');
+      assert.equal(row.attempts, 1);
+      assert.equal(row.lockedBy, 'w1');
+      assert.equal(row.lockedAt, clock.now());
+    }
+    assert.deepEqual(
+      ledger.claimDue('w1', 5).map((r) => r.subjectKey),
+      ['Patient/3'],
+    );
+    assert.equal(ledger.claimDue('w1', 5).length, 0);
+  });
+
+  it('two claimers on separate connections never get the same row', () => {
+    const other = openLedger(path, { now: clock.now });
+    try {
+      for (let i = 0; i < 200; i++) ledger.recordEvent(eventInput(String(i)));
+      const seen = new Map<number, string>();
+      for (;;) {
+        const a = ledger.claimDue('a', 3);
+        const b = other.claimDue('b', 4);
+        for (const row of a) {
+          assert.ok(!seen.has(row.id), `row ${row.id} claimed twice`);
+          seen.set(row.id, 'a');
+        }
+        for (const row of b) {
+          assert.ok(!seen.has(row.id), `row ${row.id} claimed twice`);
+          seen.set(row.id, 'b');
+        }
+        if (a.length === 0 && b.length === 0) break;
+      }
+      assert.equal(seen.size, 200);
+      assert.ok([...seen.values()].includes('a') && [...seen.values()].includes('b'));
+    } finally {
+      other.close();
+    }
+  });
+
+  it('does not claim a failed row before its next run time', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const [claimed] = ledger.claimDue('w1', 1);
+    ledger.settle({
+      id: row.id,
+      workerId: 'w1',
+      claimedPayloadHash: claimed?.payloadHash ?? null,
+      step: 'create',
+      startedAt: clock.now(),
+      settlement: { outcome: 'retry', error: retryErr, nextRunAt: clock.now() + 4000 },
+    });
+    const failed = ledger.get(row.id);
+    assert.equal(failed?.state, 'failed');
+    assert.deepEqual(failed?.lastError, retryErr);
+    assert.equal(ledger.nextDueAt(), clock.now() + 4000);
+    clock.advance(3999);
+    assert.equal(ledger.claimDue('w1', 1).length, 0);
+    clock.advance(1);
+    const [again] = ledger.claimDue('w1', 1);
+    assert.equal(again?.attempts, 2);
+  });
+
+  it('writes an audit row per settled attempt with the classified error', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    let [claimed] = ledger.claimDue('w1', 1);
+    ledger.settle({
+      id: row.id,
+      workerId: 'w1',
+      claimedPayloadHash: claimed?.payloadHash ?? null,
+      step: 'notify',
+      startedAt: clock.now(),
+      settlement: { outcome: 'retry', error: retryErr, nextRunAt: clock.now() },
+    });
+    [claimed] = ledger.claimDue('w1', 1);
+    ledger.settle({
+      id: row.id,
+      workerId: 'w1',
+      claimedPayloadHash: claimed?.payloadHash ?? null,
+      step: 'notify',
+      startedAt: clock.now(),
+      settlement: { outcome: 'delivered-pending', eventId: 'e1', trackingId: 'T1' },
+    });
+    const attempts = ledger.attempts(row.id);
+    assert.deepEqual(
+      attempts.map((a) => [a.attempt, a.outcome, a.step, a.error?.status ?? null]),
+      [
+        [1, 'retry', 'notify', 503],
+        [2, 'delivered-pending', 'notify', null],
+      ],
+    );
+    const delivered = ledger.get(row.id);
+    assert.equal(delivered?.state, 'delivered-pending');
+    assert.equal(delivered?.lastError, null);
+    assert.equal(delivered?.deliveredAt, clock.now());
+  });
+
+  it('hands back claimed rows unstarted with their attempt not counted', () => {
+    ledger.recordEvent(eventInput('1'));
+    const [claimed] = ledger.claimDue('w1', 1);
+    assert.ok(claimed);
+    assert.equal(ledger.handBack([claimed.id], 'someone-else'), 0);
+    assert.equal(ledger.handBack([claimed.id], 'w1'), 1);
+    const row = ledger.get(claimed.id);
+    assert.equal(row?.state, 'pending');
+    assert.equal(row?.attempts, 0);
+    assert.equal(row?.lockedBy, null);
+  });
+
+  it('a held attempt goes back to the queue without burning the attempt', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const [claimed] = ledger.claimDue('w1', 1);
+    const operator = { classification: 'operator' as const, kind: 'forbidden', status: 403, message: 'no scope' };
+    ledger.settle({
+      id: row.id,
+      workerId: 'w1',
+      claimedPayloadHash: claimed?.payloadHash ?? null,
+      step: 'create',
+      startedAt: clock.now(),
+      settlement: { outcome: 'held', error: operator },
+    });
+    const after = ledger.get(row.id);
+    assert.equal(after?.state, 'pending');
+    assert.equal(after?.attempts, 0);
+    assert.deepEqual(after?.lastError, operator);
+    assert.equal(ledger.attempts(row.id)[0]?.outcome, 'held');
+  });
+
+  it('resets stale locks so another worker can resend, and ignores the late result of the lost worker', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const [claimed] = ledger.claimDue('dead-worker', 1);
+    clock.advance(299_999);
+    assert.equal(ledger.resetStaleLocks(300_000), 0);
+    clock.advance(1);
+    assert.equal(ledger.resetStaleLocks(300_000), 1);
+    const reset = ledger.get(row.id);
+    assert.equal(reset?.state, 'failed');
+    assert.equal(reset?.attempts, 1);
+    assert.equal(reset?.lastError?.kind, 'stale-lock');
+    const [reclaimed] = ledger.claimDue('w2', 1);
+    assert.equal(reclaimed?.attempts, 2);
+    const late = ledger.settle({
+      id: row.id,
+      workerId: 'dead-worker',
+      claimedPayloadHash: claimed?.payloadHash ?? null,
+      step: 'notify',
+      startedAt: clock.now(),
+      settlement: { outcome: 'dead', error: { classification: 'permanent', kind: 'x', message: 'late' } },
+    });
+    assert.equal(late, false);
+    assert.equal(ledger.get(row.id)?.lockedBy, 'w2');
+  });
+
+  it('a version arriving during a failed attempt is what the next attempt sends', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const [claimed] = ledger.claimDue('w1', 1);
+    ledger.recordEvent(eventInput('1', payload('Newer'), '2'));
+    ledger.settle({
+      id: row.id,
+      workerId: 'w1',
+      claimedPayloadHash: claimed?.payloadHash ?? null,
+      step: 'notify',
+      startedAt: clock.now(),
+      settlement: { outcome: 'retry', error: retryErr, nextRunAt: clock.now() },
+    });
+    const [next] = ledger.claimDue('w1', 1);
+    assert.deepEqual(next?.payload?.declaration['child.name'], { firstname: 'Newer', surname: 'Child' });
+    assert.equal(next?.updatesAfterNotification, 0);
+  });
+
+  it('stores the event id after create in its own write, keeping the first one', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    ledger.recordCreated(row.id, 'event-1', 'TRK001');
+    ledger.recordCreated(row.id, 'event-2', 'TRK002');
+    assert.equal(ledger.get(row.id)?.eventId, 'event-1');
+    assert.equal(ledger.get(row.id)?.trackingId, 'TRK001');
+  });
+
+  it('purges payloads of rows delivered longer ago than the retention, and only those', () => {
+    const delivered = ledger.recordEvent(eventInput('1')).row;
+    ledger.recordEvent(eventInput('2'));
+    const [claimed] = ledger.claimDue('w1', 1);
+    ledger.settle({
+      id: delivered.id,
+      workerId: 'w1',
+      claimedPayloadHash: claimed?.payloadHash ?? null,
+      step: 'notify',
+      startedAt: clock.now(),
+      settlement: { outcome: 'delivered', eventId: 'e1', trackingId: 'T1' },
+    });
+    clock.advance(3_599_999);
+    assert.equal(ledger.purgePayloads(), 0);
+    clock.advance(1);
+    assert.equal(ledger.purgePayloads(), 1);
+    const purged = ledger.get(delivered.id);
+    assert.equal(purged?.payload, null);
+    assert.equal(purged?.trackingId, 'T1');
+    assert.equal(purged?.office !== null, true);
+    assert.ok(ledger.findByKey('emr', 'birth', 'Patient/2')?.payload);
+  });
+
+  it('claims through the partial due index rather than a scan of the table', () => {
+    const db = new Database(path, { readonly: true });
+    const plan = db
+      .prepare(
+        `EXPLAIN QUERY PLAN SELECT id FROM ledger_rows INDEXED BY ledger_rows_due
+         WHERE state IN ('pending', 'failed') AND next_run_at <= 0 ORDER BY next_run_at, id LIMIT 4`,
+      )
+      .all()
+      .map((r) => JSON.stringify(r));
+    db.close();
+    assert.ok(plan.some((line) => line.includes('ledger_rows_due')));
+    assert.ok(!plan.some((line) => line.includes('TEMP B-TREE')), 'no sort step');
+  });
+});

@@ -1,0 +1,264 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { type Ledger, openLedger, transactionIdsFor } from '../../src/ledger/index.js';
+import { eventInput, OFFICE, payload, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
+
+describe('ledger: recording events', () => {
+  let clock: TestClock;
+  let ledger: Ledger;
+  let cleanup: () => void;
+  beforeEach(() => {
+    clock = testClock();
+    ({ ledger, cleanup } = tempLedger(clock));
+  });
+  afterEach(() => cleanup());
+
+  it('recording the same event twice leaves one row, the second call reporting unchanged', () => {
+    const first = ledger.recordEvent(eventInput('1'));
+    const second = ledger.recordEvent(eventInput('1'));
+    assert.equal(first.change, 'inserted');
+    assert.equal(second.change, 'unchanged');
+    assert.equal(second.row.id, first.row.id);
+    assert.deepEqual(ledger.counts(), [{ state: 'pending', eventType: 'birth', count: 1 }]);
+    assert.equal(first.row.state, 'pending');
+    assert.equal(first.row.attempts, 0);
+    assert.deepEqual(first.row.payload, payload());
+    assert.equal(first.row.office, OFFICE);
+  });
+
+  it('derives deterministic transactionIds from the natural key (UUIDv5, suffixed per step)', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const ids = transactionIdsFor('emr', 'birth', 'Patient/1');
+    assert.match(ids.base, /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal(row.baseTransactionId, ids.base);
+    assert.equal(row.createTransactionId, `${ids.base}:create`);
+    assert.equal(row.notifyTransactionId, `${ids.base}:notify`);
+    assert.equal(transactionIdsFor('emr', 'birth', 'Patient/1').base, ids.base);
+    assert.notEqual(transactionIdsFor('emr', 'death', 'Patient/1').base, ids.base);
+    assert.notEqual(transactionIdsFor('emr2', 'birth', 'Patient/1').base, ids.base);
+  });
+
+  it('a later version of a not yet delivered event replaces the pending payload', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const result = ledger.recordEvent(eventInput('1', payload('Newer'), '2'));
+    assert.equal(result.change, 'replaced');
+    assert.equal(result.row.id, row.id);
+    assert.equal(result.row.sourceVersion, '2');
+    assert.deepEqual(result.row.payload?.declaration['child.name'], { firstname: 'Newer', surname: 'Child' });
+    assert.equal(result.row.state, 'pending');
+  });
+
+  it('a later version after notification is recorded on the same row and never queued again', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const [claimed] = ledger.claimDue('w1', 10);
+    assert.ok(claimed);
+    assert.ok(
+      ledger.settle({
+        id: row.id,
+        workerId: 'w1',
+        claimedPayloadHash: claimed.payloadHash,
+        step: 'notify',
+        startedAt: clock.now(),
+        settlement: { outcome: 'delivered', eventId: 'e-1', trackingId: 'B7K2QZ' },
+      }),
+    );
+    clock.advance(1000);
+    const later = ledger.recordEvent(eventInput('1', payload('Changed'), '2'));
+    assert.equal(later.change, 'updated-after-notification');
+    assert.equal(later.row.id, row.id);
+    assert.equal(later.row.state, 'delivered');
+    assert.equal(later.row.updatesAfterNotification, 1);
+    assert.equal(later.row.updatedAfterNotificationAt, clock.now());
+    assert.equal(later.row.sourceVersion, '2');
+    assert.equal(later.row.trackingId, 'B7K2QZ');
+    // The same later version seen again (an overlapping poll) is not counted twice.
+    assert.equal(ledger.recordEvent(eventInput('1', payload('Changed'), '2')).change, 'unchanged');
+    assert.equal(ledger.get(row.id)?.updatesAfterNotification, 1);
+    assert.equal(ledger.claimDue('w1', 10).length, 0);
+  });
+
+  it('a version arriving while a worker sends the row is sent next time, or counted as an update if the send succeeded', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const [claimed] = ledger.claimDue('w1', 1);
+    assert.ok(claimed);
+    assert.equal(ledger.recordEvent(eventInput('1', payload('During'), '2')).change, 'replaced');
+    ledger.settle({
+      id: row.id,
+      workerId: 'w1',
+      claimedPayloadHash: claimed.payloadHash,
+      step: 'notify',
+      startedAt: clock.now(),
+      settlement: { outcome: 'delivered', eventId: 'e-1', trackingId: 'AAAAAA' },
+    });
+    const after = ledger.get(row.id);
+    assert.equal(after?.state, 'delivered');
+    assert.equal(after?.updatesAfterNotification, 1);
+  });
+
+  it('a new version of a dead event requeues it with a fresh budget; the same payload again does not', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const [claimed] = ledger.claimDue('w1', 1);
+    ledger.settle({
+      id: row.id,
+      workerId: 'w1',
+      claimedPayloadHash: claimed?.payloadHash ?? null,
+      step: 'notify',
+      startedAt: clock.now(),
+      settlement: { outcome: 'dead', error: { classification: 'permanent', kind: 'bad-request', message: 'x' } },
+    });
+    assert.equal(ledger.recordEvent(eventInput('1')).change, 'unchanged');
+    assert.equal(ledger.get(row.id)?.state, 'dead');
+    clock.advance(5000);
+    const fixed = ledger.recordEvent(eventInput('1', payload('Fixed'), '2'));
+    assert.equal(fixed.change, 'replaced');
+    assert.equal(fixed.row.state, 'pending');
+    assert.equal(fixed.row.attempts, 0);
+    assert.equal(fixed.row.queuedAt, clock.now());
+  });
+
+  it('records skipped events with their reason, and a notifiable later version queues them', () => {
+    const skipped = ledger.recordSkipped({
+      sourceId: 'emr',
+      eventType: 'birth',
+      subjectKey: 'Patient/9',
+      sourceRef: 'Encounter/9',
+      reason: 'not a live birth',
+    });
+    assert.equal(skipped.state, 'skipped');
+    assert.equal(skipped.skipReason, 'not a live birth');
+    assert.equal(skipped.payload, null);
+    assert.equal(ledger.claimDue('w1', 10).length, 0);
+    const later = ledger.recordEvent(eventInput('9'));
+    assert.equal(later.change, 'replaced');
+    assert.equal(later.row.state, 'pending');
+  });
+
+  it('keeps invalid mapping output visible as dead with a permanent mapping error and no payload', () => {
+    const row = ledger.recordInvalid({
+      sourceId: 'emr',
+      eventType: 'birth',
+      subjectKey: 'Patient/5',
+      sourceRef: 'Encounter/5',
+      mappingId: 'birth.fhir',
+      errors: [{ field: 'child.gender', message: 'not one of male, female, unknown' }],
+    });
+    assert.equal(row.state, 'dead');
+    assert.equal(row.payload, null);
+    assert.deepEqual(row.lastError, {
+      classification: 'permanent',
+      kind: 'mapping',
+      message: 'child.gender: not one of male, female, unknown',
+    });
+    const replay = ledger.replay([row.id]);
+    assert.deepEqual(replay.requeued, []);
+    assert.equal(replay.skipped[0]?.id, row.id);
+    const remapped = ledger.replay('dead', () => payload('Remapped'));
+    assert.deepEqual(remapped.requeued, [row.id]);
+    const after = ledger.get(row.id);
+    assert.equal(after?.state, 'pending');
+    assert.equal(after?.payload?.office, OFFICE);
+    assert.ok(after?.payloadHash);
+  });
+
+  it('replay only touches dead rows and resets their budget', () => {
+    const a = ledger.recordEvent(eventInput('a')).row;
+    const b = ledger.recordEvent(eventInput('b')).row;
+    for (const claimed of ledger.claimDue('w1', 1)) {
+      ledger.settle({
+        id: claimed.id,
+        workerId: 'w1',
+        claimedPayloadHash: claimed.payloadHash,
+        step: 'notify',
+        startedAt: clock.now(),
+        settlement: { outcome: 'dead', error: { classification: 'retryable', kind: 'server', message: 'gave up' } },
+      });
+    }
+    const result = ledger.replay([a.id, b.id, 999]);
+    assert.deepEqual(result.requeued, [a.id]);
+    assert.deepEqual(
+      result.skipped.map((s) => s.id),
+      [b.id, 999],
+    );
+    assert.equal(ledger.get(a.id)?.attempts, 0);
+    assert.equal(ledger.get(a.id)?.state, 'pending');
+  });
+
+  it('commits cursors and rows together: a throw inside the transaction rolls both back', () => {
+    ledger.transaction(() => {
+      ledger.recordEvent(eventInput('1'));
+      ledger.setCursor('emr', 'Encounter', '2026-01-01T00:00:00Z');
+    });
+    assert.throws(
+      () =>
+        ledger.transaction(() => {
+          ledger.recordEvent(eventInput('2'));
+          ledger.setCursor('emr', 'Encounter', '2026-02-01T00:00:00Z');
+          throw new Error('page failed half way');
+        }),
+      /half way/,
+    );
+    assert.equal(ledger.getCursor('emr', 'Encounter'), '2026-01-01T00:00:00Z');
+    assert.equal(ledger.findByKey('emr', 'birth', 'Patient/2'), undefined);
+    assert.ok(ledger.findByKey('emr', 'birth', 'Patient/1'));
+    assert.equal(ledger.getCursor('emr', 'other'), undefined);
+  });
+
+  it('lists rows by filter, newest first, and counts them by state and event type', () => {
+    for (const s of ['1', '2', '3']) ledger.recordEvent(eventInput(s));
+    ledger.recordSkipped({ sourceId: 'dhis2', eventType: 'death', subjectKey: 'TEI/1', sourceRef: 'x', reason: 'r' });
+    assert.deepEqual(
+      ledger.list({ states: ['pending'] }).map((r) => r.subjectKey),
+      ['Patient/3', 'Patient/2', 'Patient/1'],
+    );
+    assert.equal(ledger.list({ sourceId: 'dhis2' }).length, 1);
+    assert.equal(ledger.list({ eventType: 'death', states: ['skipped'] }).length, 1);
+    assert.equal(ledger.list({ limit: 2, offset: 1 }).length, 2);
+    assert.equal(ledger.list({ since: clock.now() + 1 }).length, 0);
+    assert.deepEqual(ledger.counts(), [
+      { state: 'pending', eventType: 'birth', count: 3 },
+      { state: 'skipped', eventType: 'death', count: 1 },
+    ]);
+  });
+
+  it('stores the hold in meta for the CLI and health to read', () => {
+    assert.equal(ledger.getHold(), undefined);
+    ledger.setHold({
+      reason: 'forbidden (HTTP 403): missing scope',
+      since: 5,
+      kind: 'forbidden',
+      status: 403,
+      rowId: 1,
+    });
+    assert.deepEqual(ledger.getHold(), {
+      reason: 'forbidden (HTTP 403): missing scope',
+      since: 5,
+      kind: 'forbidden',
+      status: 403,
+      rowId: 1,
+    });
+    ledger.setHold(undefined);
+    assert.equal(ledger.getHold(), undefined);
+    ledger.setMeta('x', 'y');
+    assert.equal(ledger.getMeta('x'), 'y');
+    ledger.setMeta('x', null);
+    assert.equal(ledger.getMeta('x'), undefined);
+  });
+});
+
+describe('ledger: schema', () => {
+  it('applies numbered migrations once and refuses a file written by a newer schema', () => {
+    const { ledger, path, cleanup } = tempLedger();
+    ledger.close();
+    openLedger(path).close();
+    const db = new Database(path);
+    assert.deepEqual(db.prepare('SELECT version, name FROM schema_migrations').all(), [
+      { version: 1, name: 'initial' },
+    ]);
+    assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+    db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)").run();
+    db.close();
+    assert.throws(() => openLedger(path), /newer than this bridge/);
+    cleanup();
+  });
+});

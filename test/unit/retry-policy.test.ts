@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decideRetry, type RetryPolicy, retryPolicyFrom } from '../../src/delivery/retry-policy.js';
+
+const policy: RetryPolicy = { baseDelayMs: 2000, maxDelayMs: 60_000, maxAttempts: 10, maxAgeMs: 24 * 3_600_000 };
+const T0 = 1_700_000_000_000;
+const retryable = { classification: 'retryable' as const };
+const fixed = (r: number) => () => r;
+
+function delayFor(attempts: number, r: number, retryAfterMs?: number): number {
+  const decision = decideRetry(
+    { attempts, firstSeenAt: T0, now: T0 + 1000, error: { ...retryable, retryAfterMs } },
+    policy,
+    fixed(r),
+  );
+  assert.equal(decision.action, 'retry');
+  return decision.action === 'retry' ? decision.delayMs : -1;
+}
+
+describe('retry policy', () => {
+  it('doubles the delay from the base with each attempt, jittered within the upper half', () => {
+    // random = 1 gives the full backoff, 0 gives half of it.
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map((n) => delayFor(n, 1)),
+      [2000, 4000, 8000, 16000, 32000],
+    );
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map((n) => delayFor(n, 0)),
+      [1000, 2000, 4000, 8000, 16000],
+    );
+    assert.equal(delayFor(3, 0.5), 6000);
+  });
+
+  it('caps the backoff at maxDelayMs', () => {
+    assert.equal(delayFor(6, 1), 60_000);
+    assert.equal(delayFor(9, 1), 60_000);
+    assert.equal(delayFor(9, 0), 30_000);
+  });
+
+  it('honours Retry-After as a floor, even above the cap, but not when the backoff is longer', () => {
+    assert.equal(delayFor(1, 0, 30_000), 30_000);
+    assert.equal(delayFor(9, 1, 90_000), 90_000);
+    assert.equal(delayFor(4, 1, 1000), 16_000);
+  });
+
+  it('gives up with the attempt count once maxAttempts is reached', () => {
+    const decision = decideRetry({ attempts: 10, firstSeenAt: T0, now: T0, error: retryable }, policy, fixed(0));
+    assert.equal(decision.action, 'dead');
+    assert.match(decision.action === 'dead' ? decision.reason : '', /10 attempts/);
+    assert.equal(
+      decideRetry({ attempts: 9, firstSeenAt: T0, now: T0, error: retryable }, policy, fixed(0)).action,
+      'retry',
+    );
+  });
+
+  it('gives up when the next try would fall past the maximum age', () => {
+    const now = T0 + policy.maxAgeMs - 5000;
+    // attempt 3 with random 1: 8 s > 5 s left → dead; with random 0: 4 s fits → retry.
+    assert.equal(decideRetry({ attempts: 3, firstSeenAt: T0, now, error: retryable }, policy, fixed(1)).action, 'dead');
+    assert.deepEqual(decideRetry({ attempts: 3, firstSeenAt: T0, now, error: retryable }, policy, fixed(0)), {
+      action: 'retry',
+      delayMs: 4000,
+    });
+  });
+
+  it('sends permanent errors to dead at once and holds for operator errors, whatever the budget', () => {
+    assert.equal(
+      decideRetry({ attempts: 1, firstSeenAt: T0, now: T0, error: { classification: 'permanent' } }, policy, fixed(0))
+        .action,
+      'dead',
+    );
+    assert.equal(
+      decideRetry({ attempts: 99, firstSeenAt: T0, now: T0, error: { classification: 'operator' } }, policy, fixed(0))
+        .action,
+      'hold',
+    );
+  });
+
+  it('reads the policy from delivery settings in hours', () => {
+    assert.equal(
+      retryPolicyFrom({ baseDelayMs: 1, maxDelayMs: 2, maxAttempts: 3, maxAgeHours: 1.5 }).maxAgeMs,
+      5_400_000,
+    );
+  });
+});
