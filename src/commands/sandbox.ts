@@ -1,11 +1,103 @@
 import type { Command } from 'commander';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { startOpenCrvsSimulator } from '../sandbox/opencrvs/index.js';
+
+/** All options of the sandbox command, as commander parses them (each simulator reads its own). */
+type SandboxOptions = Record<string, string | undefined>;
+
+interface RunningSimulator {
+  /** Lines printed once it is up: addresses and (sandbox-only) credentials. */
+  summary: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * One simulator of the sandbox command: its flags and how to start it. Adding a simulator (the FHIR
+ * server: --fhir-port, --seed, …) is one more entry in SIMULATORS.
+ */
+interface SimulatorEntry {
+  addOptions(command: Command): void;
+  start(options: SandboxOptions, logger: Logger): Promise<RunningSimulator>;
+}
+
+function parsePort(value: string | undefined, fallback: number, flag: string): number {
+  if (value === undefined) return fallback;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${flag} must be a port number (0-65535)`);
+  return port;
+}
+
+const openCrvs: SimulatorEntry = {
+  addOptions(command) {
+    command
+      .option('--opencrvs-port <port>', 'port of the OpenCRVS simulator (default 7070; 0 = any free port)')
+      .option('--client-id <id>', 'system client id of the OpenCRVS simulator', 'sandbox-client')
+      .option('--client-secret <secret>', 'system client secret of the OpenCRVS simulator', 'sandbox-secret')
+      .option('--version <version>', 'OpenCRVS version to simulate: 2.0 or 1.9', '2.0')
+      .option('--host <host>', 'address to listen on', '127.0.0.1');
+  },
+  async start(options, logger) {
+    const version = options.version ?? '2.0';
+    if (version !== '2.0' && version !== '1.9') throw new Error('--version must be 2.0 or 1.9');
+    const sim = await startOpenCrvsSimulator({
+      port: parsePort(options.opencrvsPort, 7070, '--opencrvs-port'),
+      host: options.host,
+      version,
+      clientId: options.clientId,
+      clientSecret: options.clientSecret,
+      logger,
+    });
+    const notifyPath = version === '2.0' ? 'POST /events/{eventId}/notify' : 'POST /events/notifications';
+    return {
+      summary: [
+        `OpenCRVS simulator (v${version}, Farajaland) on ${sim.baseUrl}`,
+        `  token URL:      ${sim.tokenUrl}`,
+        `  events URL:     ${sim.eventsUrl}   (create: POST /events, notify: ${notifyPath})`,
+        `  client id:      ${sim.clientId}`,
+        `  client secret:  ${sim.clientSecret}   (sandbox credentials, not for real use)`,
+        `  control API:    ${sim.baseUrl}/_sandbox/{events,reset,clients,config,locations}`,
+        '  location UUIDs are derived from the Farajaland CSV ids; real deployments differ, use externalId.',
+      ],
+      close: () => sim.close(),
+    };
+  },
+};
+
+const SIMULATORS: SimulatorEntry[] = [openCrvs];
+
+function waitForShutdownSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: string) => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
 
 export function registerSandbox(program: Command): void {
-  program
+  const command = program
     .command('sandbox')
-    .description('(not implemented yet)')
-    .action(() => {
-      console.error('opencrvs-bridge sandbox: not implemented yet');
+    .description('run the simulators (OpenCRVS events API and auth) until interrupted');
+  for (const simulator of SIMULATORS) simulator.addOptions(command);
+  command.action(async (options: SandboxOptions) => {
+    const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'info' }).child({ component: 'sandbox' });
+    const running: RunningSimulator[] = [];
+    try {
+      for (const simulator of SIMULATORS) running.push(await simulator.start(options, logger));
+    } catch (err) {
+      console.error(`opencrvs-bridge sandbox: ${err instanceof Error ? err.message : String(err)}`);
+      await Promise.allSettled(running.map((sim) => sim.close()));
       process.exitCode = 2;
-    });
+      return;
+    }
+    for (const sim of running) console.log(sim.summary.join('\n'));
+    console.log('Press Ctrl+C to stop.');
+    const signal = await waitForShutdownSignal();
+    logger.info({ signal }, 'sandbox stopping');
+    await Promise.allSettled(running.map((sim) => sim.close()));
+    process.exitCode = 0;
+  });
 }

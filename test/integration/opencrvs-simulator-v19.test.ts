@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
+import {
+  byExternalId,
+  call,
+  decodeJwt,
+  events,
+  getToken,
+  office,
+  problems,
+  tokenQuery,
+} from './opencrvs-simulator-helpers.js';
+
+describe('OpenCRVS simulator v1.9 mode', () => {
+  let sim: OpenCrvsSimulator;
+  let api: ReturnType<typeof events>;
+  let officeId: string;
+
+  before(async () => {
+    sim = await startOpenCrvsSimulator({ port: 0, version: '1.9' });
+    officeId = office(sim).id;
+  });
+  after(() => sim.close());
+  beforeEach(async () => {
+    await sim.control.reset();
+    api = events(sim, await getToken(sim));
+  });
+
+  const create = async (transactionId = 'c1') => {
+    const result = await api.post('/events', { type: 'birth', transactionId, createdAtLocation: officeId, extra: 1 });
+    assert.equal(result.status, 200, result.text);
+    return result.json;
+  };
+  const notification = (eventId: string, transactionId: string, extra: Record<string, unknown> = {}) => ({
+    eventId,
+    transactionId,
+    type: 'NOTIFY',
+    createdAtLocation: officeId,
+    declaration: { 'child.name': { firstname: 'Jane', surname: 'Doe' } },
+    annotation: {},
+    ...extra,
+  });
+
+  test('the token endpoint reads only the query string and issues the v1.9 Health scopes', async () => {
+    const body = await call(sim.tokenUrl, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: tokenQuery(sim.clientId, sim.clientSecret),
+    });
+    assert.equal(body.status, 400);
+    assert.equal(body.json.error, 'invalid_request');
+    assert.deepEqual(decodeJwt(await getToken(sim)).scope, [
+      'notification-api',
+      'record.create[event=birth|death|tennis-club-membership]',
+      'record.notify[event=birth|death|tennis-club-membership]',
+    ]);
+  });
+
+  test('create drops unknown keys and createdAtLocation; actions carry createdByRole HEALTH', async () => {
+    const event = await create();
+    const [action] = event.actions;
+    assert.equal(action.type, 'CREATE');
+    assert.equal(action.createdByRole, 'HEALTH');
+    assert.equal(action.createdAtLocation, undefined);
+  });
+
+  test('notify is POST /events/notifications with eventId in the body; unknown keys are dropped', async () => {
+    const event = await create();
+    const result = await api.post('/events/notifications', notification(event.id, 'n1', { waitFor: true, x: 1 }));
+    assert.equal(result.status, 200, result.text);
+    const statuses = result.json.actions.map((a: { type: string; status: string }) => `${a.type}:${a.status}`);
+    assert.deepEqual(statuses, ['CREATE:Accepted', 'NOTIFY:Requested', 'NOTIFY:Accepted']);
+    assert.equal(result.json.actions[1].createdByRole, 'HEALTH');
+    assert.equal(result.json.actions[1].createdAtLocation, officeId);
+  });
+
+  test('a notification without eventId is 400 with zod 3 issues', async () => {
+    const result = await api.post('/events/notifications', { transactionId: 'n1', createdAtLocation: officeId });
+    assert.equal(result.status, 400);
+    assert.equal(result.json.message, 'Input validation failed');
+    assert.deepEqual(result.json.issues, [
+      { code: 'invalid_type', expected: 'string', received: 'undefined', path: ['eventId'], message: 'Required' },
+    ]);
+  });
+
+  test('an unknown eventId is 404', async () => {
+    const id = '00000000-0000-4000-8000-000000000000';
+    const result = await api.post('/events/notifications', notification(id, 'n1'));
+    assert.equal(result.status, 404);
+    assert.equal(result.json.message, `Event not found with ID: ${id}`);
+  });
+
+  test('createdAtLocation is required and must be a leaf (office) location', async () => {
+    const event = await create();
+    const missing = await api.post('/events/notifications', notification(event.id, 'n1', { createdAtLocation: null }));
+    assert.equal(missing.status, 400);
+    assert.equal(missing.json.message, 'createdAtLocation is required and must be a valid office id');
+    for (const parent of ['RNblUNSnSpQ', 'IkYcYBUcyY2']) {
+      const id = byExternalId(sim, parent).id;
+      const result = await api.post('/events/notifications', notification(event.id, 'n1', { createdAtLocation: id }));
+      assert.equal(result.status, 400);
+      assert.equal(result.json.message, 'createdAtLocation must be an office location');
+    }
+  });
+
+  test('declaration problems use the same JSON-encoded list', async () => {
+    const event = await create();
+    const result = await api.post(
+      '/events/notifications',
+      notification(event.id, 'n1', { declaration: { 'foo.bar': 'hello' } }),
+    );
+    assert.deepEqual(problems(result), [{ message: 'Unexpected field', id: 'foo.bar', value: 'hello' }]);
+  });
+
+  test('a second notification with a new transactionId is 409; a replay is 200', async () => {
+    const event = await create();
+    assert.equal((await api.post('/events/notifications', notification(event.id, 'n1'))).status, 200);
+    assert.equal((await api.post('/events/notifications', notification(event.id, 'n1'))).status, 200);
+    const second = await api.post('/events/notifications', notification(event.id, 'n2'));
+    assert.equal(second.status, 409);
+    assert.ok(second.json.message.startsWith("Action 'NOTIFY' cannot be performed on an event in 'NOTIFIED' state"));
+  });
+
+  test('the v2.0-only paths do not exist: /events/{id}/notify, /events/notify and /locations are 404', async () => {
+    const event = await create();
+    assert.equal((await api.post(`/events/${event.id}/notify`, notification(event.id, 'n1'))).status, 404);
+    assert.equal((await api.post('/events/notify', { eventType: 'birth' })).status, 404);
+    assert.equal((await api.get('/locations')).status, 404);
+  });
+
+  test('v1.9 scopes are checked per event type', async () => {
+    await sim.control.addClient({
+      clientId: 'deaths',
+      clientSecret: 'pw',
+      scopes: ['record.create[event=death]', 'record.notify[event=death]'],
+    });
+    const deaths = events(sim, await getToken(sim, 'deaths', 'pw'));
+    assert.equal((await deaths.post('/events', { type: 'birth', transactionId: 'x' })).status, 403);
+    assert.equal((await deaths.post('/events', { type: 'death', transactionId: 'x' })).status, 200);
+  });
+});
