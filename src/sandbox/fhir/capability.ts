@@ -1,0 +1,44 @@
+import { globalSchema, isResourceType } from '@medplum/core';
+import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
+
+let cached: CapabilityStatement | undefined;
+
+const INTERACTIONS = [
+  'read',
+  'vread',
+  'update',
+  'patch',
+  'delete',
+  'history-instance',
+  'create',
+  'search-type',
+] as const;
+
+/** What the sandbox serves, for clients (and `doctor`) that check `GET [base]/metadata` first. */
+export function capabilityStatement(): CapabilityStatement {
+  if (cached) return cached;
+  const resource: CapabilityStatementRestResource[] = Object.keys(globalSchema.types)
+    .filter((type) => isResourceType(type))
+    .sort()
+    .map((type) => ({
+      type,
+      versioning: 'versioned',
+      readHistory: true,
+      updateCreate: true,
+      conditionalCreate: true,
+      conditionalUpdate: true,
+      interaction: INTERACTIONS.map((code) => ({ code })),
+      searchParam: [{ name: '_lastUpdated', type: 'date' }],
+    }));
+  cached = {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date: new Date().toISOString(),
+    kind: 'instance',
+    software: { name: 'opencrvs-bridge FHIR sandbox (@medplum/fhir-router MemoryRepository)' },
+    fhirVersion: '4.0.1',
+    format: ['application/fhir+json', 'application/json'],
+    rest: [{ mode: 'server', interaction: [{ code: 'transaction' }, { code: 'batch' }], resource }],
+  };
+  return cached;
+}

@@ -1,0 +1,113 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { FhirRouter } from '@medplum/fhir-router';
+import type { Resource } from '@medplum/fhirtypes';
+import { type Logger, silentLogger } from '../../observability/logger.js';
+import { loadR4Definitions } from './definitions.js';
+import { NotificationEmitter, type NotifyOptions, type SubscriptionEmitter } from './emitter.js';
+import { BASE_PATH, fhirRequestListener, type HttpDeps, writeThroughRouter } from './http.js';
+import type { NotifyStyle } from './notify-styles.js';
+import { SandboxRepository } from './repository.js';
+import { readSeed, unpackSeed } from './seed.js';
+import { SerialQueue } from './serial-queue.js';
+
+export type { SubscriptionEmitter } from './emitter.js';
+export type { NotifyStyle } from './notify-styles.js';
+export { NOTIFY_STYLES } from './notify-styles.js';
+
+export interface FhirSandboxOptions {
+  /** 0 = a free port; the CLI defaults to 8090. */
+  port?: number;
+  host?: string;
+  /** A directory of JSON files, or resources/Bundles; stored before the emitter starts (no notifications). */
+  seed?: string | unknown[];
+  notify?: {
+    url: string;
+    style: NotifyStyle;
+    secret?: string;
+    headers?: Record<string, string>;
+    heartbeatSeconds?: number;
+    resourceTypes?: string[];
+  };
+  logger?: Logger;
+}
+
+export interface FhirSandbox {
+  /** http://127.0.0.1:<port>/fhir */
+  baseUrl: string;
+  port: number;
+  emitter?: SubscriptionEmitter;
+  /** create or update through the same path as HTTP (so notifications fire) */
+  upsert(resource: Resource): Promise<Resource>;
+  close(): Promise<void>;
+}
+
+/** Test-only knobs that are not part of the public options. */
+export interface FhirSandboxInternals {
+  /** Server clock in epoch ms (tests freeze it to produce ties on _lastUpdated). */
+  clock?: () => number;
+}
+
+export function startFhirSandbox(options: FhirSandboxOptions = {}): Promise<FhirSandbox> {
+  return startFhirSandboxWith(options, {});
+}
+
+export async function startFhirSandboxWith(
+  options: FhirSandboxOptions,
+  internals: FhirSandboxInternals,
+): Promise<FhirSandbox> {
+  loadR4Definitions();
+  const logger = (options.logger ?? silentLogger).child({ component: 'fhir-sandbox' });
+  const repo = new SandboxRepository(internals.clock);
+  const writes = new SerialQueue();
+  let baseUrl = '';
+  const deps: HttpDeps = { router: new FhirRouter(), repo, writes, baseUrl: () => baseUrl, logger };
+
+  if (options.seed !== undefined) {
+    const started = performance.now();
+    const resources = unpackSeed(await readSeed(options.seed));
+    for (const resource of resources) await writeThroughRouter(deps, resource);
+    logger.info({ resources: resources.length, ms: Math.round(performance.now() - started) }, 'fhir sandbox seeded');
+  }
+
+  const server = createServer(fhirRequestListener(deps));
+  // Keep-alive sockets would hold close() open until they time out.
+  server.keepAliveTimeout = 1000;
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const publicHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  baseUrl = `http://${publicHost.includes(':') ? `[${publicHost}]` : publicHost}:${port}${BASE_PATH}`;
+
+  let emitter: NotificationEmitter | undefined;
+  let unsubscribe: (() => void) | undefined;
+  if (options.notify) {
+    const notifyOptions: NotifyOptions = options.notify;
+    const created = new NotificationEmitter(notifyOptions, baseUrl, logger);
+    emitter = created;
+    unsubscribe = repo.onChange((change) => created.notify(change));
+    created.start();
+  }
+  logger.info({ port, notifyStyle: options.notify?.style }, 'fhir sandbox listening');
+
+  return {
+    baseUrl,
+    port,
+    emitter,
+    upsert: (resource) => writeThroughRouter(deps, resource),
+    close: async () => {
+      unsubscribe?.();
+      await emitter?.close();
+      await new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeIdleConnections();
+      });
+    },
+  };
+}

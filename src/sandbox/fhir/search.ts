@@ -1,0 +1,296 @@
+import {
+  badRequest,
+  evalFhirPath,
+  type Filter,
+  globalSchema,
+  matchesSearchRequest,
+  OperationOutcomeError,
+  type SearchRequest,
+  type SortRule,
+  splitSearchOnComma,
+} from '@medplum/core';
+import { matchesDatePrefix, parseDateRange } from './date-range.js';
+import type { StoredRecord } from './repository.js';
+
+export interface SearchSource {
+  recordsOf(resourceType: string): Iterable<StoredRecord>;
+  logOf(resourceType: string): readonly StoredRecord[];
+  isCurrent(record: StoredRecord): boolean;
+}
+
+export interface SearchResult {
+  /** All matches, ignoring paging. */
+  total: number;
+  page: StoredRecord[];
+  /** Opaque position after the last entry of `page`, present when more matches follow. */
+  nextCursor?: string;
+}
+
+export const DEFAULT_COUNT = 20; // HAPI's and Medplum's default page size
+export const MAX_COUNT = 1000;
+
+type Key = (string | number)[];
+type Matcher = (record: StoredRecord) => boolean;
+
+// Search parameter types Medplum's in-memory matcher silently never matches; refusing them is more
+// honest than answering an empty page.
+const UNSUPPORTED_TYPES = new Set(['number', 'quantity', 'composite', 'special']);
+
+/**
+ * Keyset paging: results are ordered by the sort key plus the write sequence number as final
+ * tie-breaker, and the cursor is the key of the last entry, so a resource updated while a client
+ * pages moves to the end instead of shifting every later page by one.
+ *
+ * The common incremental poll (`_sort=_lastUpdated`, or no _sort, one type) walks the repository's
+ * write log from the cursor and stops after one page. Anything else makes one linear pass: cheap
+ * filters (`_lastUpdated` on a timestamp, `_id`, tokens and references cached per version) and
+ * Medplum's FHIRPath matcher for the rest, then a sort on precomputed keys.
+ */
+export function searchRecords(source: SearchSource, request: SearchRequest): SearchResult {
+  const types = request.types?.length ? request.types : [request.resourceType];
+  const rules = sortRulesOf(request, types);
+  const cursor = request.cursor === undefined ? undefined : decodeCursor(request.cursor, rules.length);
+  const offset = Math.max(0, request.offset ?? 0);
+  const count = Math.min(Math.max(0, request.count ?? DEFAULT_COUNT), MAX_COUNT);
+  const matchersByType = types.map((type) => (request.filters ?? []).map((filter) => compileFilter(type, filter)));
+  const matches = (record: StoredRecord, matchers: Matcher[]): boolean => matchers.every((m) => m(record));
+
+  let total = 0;
+  types.forEach((type, i) => {
+    const matchers = matchersByType[i] ?? [];
+    for (const record of source.recordsOf(type)) if (matches(record, matchers)) total++;
+  });
+
+  const rule = rules[0];
+  const type = types[0];
+  let rows: { record: StoredRecord; key: Key }[];
+  if (types.length === 1 && type && rules.length === 1 && rule?.code === '_lastUpdated') {
+    rows = walkLog(source, type, rule.descending ?? false, cursor, offset + count + 1, matchersByType[0] ?? []);
+  } else {
+    rows = [];
+    types.forEach((t, i) => {
+      const matchers = matchersByType[i] ?? [];
+      for (const record of source.recordsOf(t)) {
+        if (!matches(record, matchers)) continue;
+        const key = keyOf(record, rules);
+        if (cursor && compareKeys(key, cursor, rules) <= 0) continue;
+        rows.push({ record, key });
+      }
+    });
+    rows.sort((a, b) => compareKeys(a.key, b.key, rules));
+  }
+  const pageRows = rows.slice(offset, offset + count);
+  const last = pageRows.at(-1);
+  const more = rows.length > offset + count;
+  return {
+    total,
+    page: pageRows.map((row) => row.record),
+    ...(more && last ? { nextCursor: encodeCursor(last.key) } : {}),
+  };
+}
+
+/** Up to `limit` current, matching versions after the cursor, in (lastUpdated, seq) order or its reverse. */
+function walkLog(
+  source: SearchSource,
+  type: string,
+  descending: boolean,
+  cursor: Key | undefined,
+  limit: number,
+  matchers: Matcher[],
+): { record: StoredRecord; key: Key }[] {
+  const log = source.logOf(type);
+  // The log is in seq order, so the cursor's seq (its last element) locates the starting point.
+  const cursorSeq = cursor ? Number(cursor[cursor.length - 1]) : undefined;
+  const rows: { record: StoredRecord; key: Key }[] = [];
+  const step = descending ? -1 : 1;
+  let i: number;
+  if (!descending) i = cursorSeq === undefined ? 0 : upperBound(log, cursorSeq);
+  else i = (cursorSeq === undefined ? log.length : upperBound(log, cursorSeq - 1)) - 1; // seqs are integers
+  for (; i >= 0 && i < log.length && rows.length < limit; i += step) {
+    const record = log[i] as StoredRecord;
+    if (!source.isCurrent(record) || !matchers.every((m) => m(record))) continue;
+    rows.push({ record, key: [record.ts, record.seq] });
+  }
+  return rows;
+}
+
+/** Index of the first log entry whose seq is greater than `seq`. */
+function upperBound(log: readonly StoredRecord[], seq: number): number {
+  let lo = 0;
+  let hi = log.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((log[mid] as StoredRecord).seq <= seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function sortRulesOf(request: SearchRequest, types: string[]): SortRule[] {
+  // Without _sort the order is still total (oldest change first), so paging stays exact.
+  const rules = request.sortRules?.length ? request.sortRules : [{ code: '_lastUpdated', descending: false }];
+  for (const rule of rules) {
+    if (rule.code === '_lastUpdated' || rule.code === '_id') continue;
+    for (const type of types) {
+      if (!globalSchema.types[type]?.searchParams?.[rule.code]?.expression) {
+        throw new OperationOutcomeError(badRequest(`Unknown sort parameter for ${type}: ${rule.code}`));
+      }
+    }
+  }
+  return rules;
+}
+
+function keyOf(record: StoredRecord, rules: SortRule[]): Key {
+  const key: Key = rules.map((rule) => sortValue(record, rule.code));
+  key.push(record.seq);
+  return key;
+}
+
+function sortValue(record: StoredRecord, code: string): string | number {
+  if (code === '_lastUpdated') return record.ts;
+  if (code === '_id') return record.resource.id;
+  const cacheKey = `sort:${code}`;
+  let value = record.cache.get(cacheKey);
+  if (typeof value !== 'string') {
+    const expression = globalSchema.types[record.resource.resourceType]?.searchParams?.[code]?.expression ?? '';
+    value = JSON.stringify(evalFhirPath(expression, record.resource));
+    record.cache.set(cacheKey, value);
+  }
+  return value as string;
+}
+
+function compareKeys(a: Key, b: Key, rules: SortRule[]): number {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as string | number;
+    const y = b[i] as string | number;
+    if (x === y) continue;
+    const cmp = x < y ? -1 : 1;
+    // The final element (seq) follows the direction of the last rule, as the log walk does.
+    return (rules[i] ?? rules[rules.length - 1])?.descending ? -cmp : cmp;
+  }
+  return 0;
+}
+
+function encodeCursor(key: Key): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+function decodeCursor(cursor: string, ruleCount: number): Key {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    parsed = undefined;
+  }
+  if (
+    !Array.isArray(parsed) ||
+    parsed.length !== ruleCount + 1 ||
+    !parsed.every((v) => typeof v === 'string' || typeof v === 'number')
+  ) {
+    throw new OperationOutcomeError(badRequest('Invalid _cursor (it belongs to a different search)'));
+  }
+  return parsed;
+}
+
+function compileFilter(type: string, filter: Filter): Matcher {
+  if (filter.code === '_lastUpdated') {
+    const range = parseDateRange(filter.value);
+    return (record) => matchesDatePrefix(record.ts, filter.operator, range);
+  }
+  if (filter.code === '_id' && filter.operator === 'eq') {
+    const ids = new Set(splitSearchOnComma(filter.value));
+    return (record) => ids.has(record.resource.id);
+  }
+  const param = globalSchema.types[type]?.searchParams?.[filter.code];
+  if (!param?.expression) {
+    throw new OperationOutcomeError(badRequest(`Unknown search parameter for ${type}: ${filter.code}`));
+  }
+  if (UNSUPPORTED_TYPES.has(param.type ?? '')) {
+    throw new OperationOutcomeError(badRequest(`Search on ${param.type} parameters is not supported: ${filter.code}`));
+  }
+  if (param.type === 'reference' && filter.operator === 'eq') {
+    const wanted = splitSearchOnComma(filter.value);
+    const expression = param.expression;
+    return (record) =>
+      referencesOf(record, filter.code, expression).some((ref) => wanted.some((value) => sameReference(ref, value)));
+  }
+  if (param.type === 'token' && (filter.operator === 'eq' || filter.operator === 'not' || filter.operator === 'ne')) {
+    const wanted = splitSearchOnComma(filter.value).map(parseToken);
+    const expression = param.expression;
+    const negated = filter.operator !== 'eq';
+    return (record) =>
+      tokensOf(record, filter.code, expression).some((token) => wanted.some((w) => matchesToken(token, w))) !== negated;
+  }
+  const single: SearchRequest = { resourceType: type as SearchRequest['resourceType'], filters: [filter] };
+  return (record) => matchesSearchRequest(record.resource, single);
+}
+
+/** Reference strings a search parameter selects, evaluated once per stored version. */
+export function referencesOf(record: StoredRecord, code: string, expression: string): string[] {
+  const cacheKey = `ref:${code}`;
+  const cached = record.cache.get(cacheKey);
+  if (Array.isArray(cached)) return cached as string[];
+  const refs: string[] = [];
+  for (const value of evalFhirPath(expression, record.resource)) {
+    if (typeof value === 'string') refs.push(value);
+    else if (typeof value === 'object' && value !== null) {
+      const reference = (value as { reference?: unknown }).reference;
+      if (typeof reference === 'string') refs.push(reference);
+    }
+  }
+  record.cache.set(cacheKey, refs);
+  return refs;
+}
+
+/** `Patient/1` matches `Patient/1`, a bare `1`, and an absolute `http://…/Patient/1`, either way round. */
+function sameReference(stored: string, wanted: string): boolean {
+  return stored === wanted || stored.endsWith(`/${wanted}`) || wanted.endsWith(`/${stored}`);
+}
+
+interface Token {
+  system?: string;
+  value?: string;
+}
+
+/**
+ * Token values a search parameter selects (Coding, CodeableConcept, Identifier, ContactPoint, code,
+ * boolean, string), lower-cased and evaluated once per stored version. Matching follows Medplum's
+ * in-memory matcher: `code`, `system|code`, `|code` (no system), `system|`, case-insensitive, exact.
+ */
+function tokensOf(record: StoredRecord, code: string, expression: string): Token[] {
+  const cacheKey = `token:${code}`;
+  const cached = record.cache.get(cacheKey);
+  if (Array.isArray(cached)) return cached as Token[];
+  const tokens: Token[] = [];
+  const push = (system: unknown, value: unknown): void => {
+    tokens.push({
+      ...(typeof system === 'string' ? { system: system.toLowerCase() } : {}),
+      ...(value === undefined || value === null ? {} : { value: String(value).toLowerCase() }),
+    });
+  };
+  for (const value of evalFhirPath(expression, record.resource)) {
+    if (typeof value !== 'object' || value === null) push(undefined, value);
+    else if (Array.isArray((value as { coding?: unknown }).coding)) {
+      for (const coding of (value as { coding: { system?: unknown; code?: unknown }[] }).coding) {
+        push(coding.system, coding.code);
+      }
+    } else if ('code' in value) push((value as { system?: unknown }).system, (value as { code?: unknown }).code);
+    else if ('value' in value) push((value as { system?: unknown }).system, (value as { value?: unknown }).value);
+  }
+  record.cache.set(cacheKey, tokens);
+  return tokens;
+}
+
+function parseToken(input: string): { system?: string; value?: string; hasSystemPart: boolean } {
+  const bar = input.indexOf('|');
+  if (bar < 0) return { value: input.toLowerCase(), hasSystemPart: false };
+  const system = input.slice(0, bar).toLowerCase();
+  const value = input.slice(bar + 1).toLowerCase();
+  return { ...(system ? { system } : {}), ...(value ? { value } : {}), hasSystemPart: true };
+}
+
+function matchesToken(token: Token, wanted: ReturnType<typeof parseToken>): boolean {
+  if (!wanted.hasSystemPart) return token.value === wanted.value;
+  if (!wanted.system) return wanted.value !== undefined && !token.system && token.value === wanted.value;
+  return token.system === wanted.system && (wanted.value === undefined || token.value === wanted.value);
+}
