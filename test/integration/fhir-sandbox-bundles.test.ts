@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 
+// biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary FHIR JSON and assert on it field by field
 type Json = Record<string, any>;
 
 async function post(url: string, body: unknown): Promise<{ status: number; body: Json }> {

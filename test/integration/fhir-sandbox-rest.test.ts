@@ -4,6 +4,7 @@ import { type FhirSandbox, startFhirSandbox, startFhirSandboxWith } from '../../
 
 const FHIR_JSON = { 'Content-Type': 'application/fhir+json' };
 
+// biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary FHIR JSON and assert on it field by field
 type Json = Record<string, any>;
 
 async function call(
