@@ -1,11 +1,127 @@
+// `opencrvs-bridge ledger`: what happened to each event. The default view shows ids, states, errors
+// and tracking ids, never declarations (personal data); `--json` is the same data for scripts.
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
+import { type HoldState, LEDGER_STATES, type LedgerRow, type LedgerState, openLedger } from '../ledger/index.js';
+import { loadConfigOrReport } from './options.js';
+
+interface LedgerOptions {
+  config?: string;
+  status?: string;
+  eventType?: string;
+  source?: string;
+  limit?: string;
+  json?: boolean;
+}
+
+const MESSAGE_WIDTH = 60;
 
 export function registerLedger(program: Command): void {
   program
     .command('ledger')
-    .description('(not implemented yet)')
-    .action(() => {
-      console.error('opencrvs-bridge ledger: not implemented yet');
-      process.exitCode = 2;
+    .description('Show what happened to each event: state, attempts, last error, tracking id (no personal data).')
+    .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
+    .option('--status <states>', `only these states, comma-separated (${LEDGER_STATES.join(', ')})`)
+    .option('--event-type <type>', 'only this event type (birth, death, …)')
+    .option('--source <id>', 'only this source id')
+    .option('--limit <n>', 'at most this many rows, newest first', '100')
+    .option('--json', 'print JSON instead of a table')
+    .action((options: LedgerOptions) => runLedger(options));
+}
+
+function runLedger(options: LedgerOptions): void {
+  const states = parseStates(options.status);
+  const limit = Number(options.limit ?? '100');
+  if (states === undefined || !Number.isInteger(limit) || limit < 1) {
+    console.error(
+      states === undefined
+        ? `--status: expected one or more of ${LEDGER_STATES.join(', ')}`
+        : '--limit: expected a positive integer',
+    );
+    process.exitCode = 2;
+    return;
+  }
+  const config = loadConfigOrReport(options.config);
+  if (!config) return;
+  if (!existsSync(config.store.path)) {
+    if (options.json) console.log(JSON.stringify({ hold: null, counts: [], rows: [] }, null, 2));
+    else console.log(`No ledger at ${config.store.path} yet: nothing has been recorded.`);
+    return;
+  }
+  const ledger = openLedger(config.store.path, { payloadRetentionHours: config.store.payloadRetentionHours });
+  try {
+    const rows = ledger.list({
+      states: states.length ? states : undefined,
+      eventType: options.eventType,
+      sourceId: options.source,
+      limit,
     });
+    const hold = ledger.getHold();
+    const counts = ledger.counts();
+    if (options.json) {
+      console.log(JSON.stringify({ hold: hold ?? null, counts, rows: rows.map(publicView) }, null, 2));
+      return;
+    }
+    if (hold) console.log(holdBanner(hold));
+    const totals = new Map<string, number>();
+    for (const c of counts) totals.set(c.state, (totals.get(c.state) ?? 0) + c.count);
+    console.log(totals.size ? [...totals].map(([state, n]) => `${state}: ${n}`).join('  ') : 'The ledger is empty.');
+    if (rows.length) console.log(`\n${table(rows)}`);
+  } finally {
+    ledger.close();
+  }
+}
+
+function parseStates(value: string | undefined): LedgerState[] | undefined {
+  if (value === undefined) return [];
+  const parts = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const valid = parts.filter((p): p is LedgerState => (LEDGER_STATES as readonly string[]).includes(p));
+  return valid.length === parts.length && parts.length > 0 ? valid : undefined;
+}
+
+function holdBanner(hold: HoldState): string {
+  return (
+    `DELIVERY HELD since ${new Date(hold.since).toISOString()}: ${hold.reason}\n` +
+    'Nothing is being sent; no row is dead-lettered. Fix the credentials, scopes or office, and delivery ' +
+    'resumes by itself at the next probe.\n'
+  );
+}
+
+/** Everything but the payload (personal data) and the lock internals. */
+function publicView(row: LedgerRow): Record<string, unknown> {
+  const { payload: _payload, payloadHash: _hash, ...rest } = row;
+  return { ...rest, hasPayload: row.payload !== null };
+}
+
+function lastErrorText(row: LedgerRow): string {
+  if (row.state === 'skipped') return row.skipReason ? `skipped: ${row.skipReason}` : '';
+  const error = row.lastError;
+  if (!error) return row.updatesAfterNotification ? `updated ×${row.updatesAfterNotification} after notification` : '';
+  const status = error.status ? ` ${error.status}` : '';
+  const text = `${error.classification}/${error.kind}${status}: ${error.message.replace(/\s+/g, ' ')}`;
+  return text.length > MESSAGE_WIDTH ? `${text.slice(0, MESSAGE_WIDTH - 1)}…` : text;
+}
+
+function table(rows: LedgerRow[]): string {
+  const header = ['ID', 'STATE', 'EVENT', 'SOURCE REF', 'ATTEMPTS', 'TRACKING', 'UPDATED', 'LAST ERROR'];
+  const body = rows.map((r) => [
+    String(r.id),
+    r.state,
+    r.eventType,
+    `${r.sourceId}:${r.sourceRef}`,
+    String(r.attempts),
+    r.trackingId ?? '',
+    new Date(r.updatedAt).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    lastErrorText(r),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((line) => (line[i] ?? '').length)));
+  const format = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [format(header), ...body.map(format)].join('\n');
 }

@@ -1,0 +1,269 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { DeliverySettings } from '../../src/config/types.js';
+import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker } from '../../src/delivery/index.js';
+import type { Ledger } from '../../src/ledger/index.js';
+import { FakeOpenCrvs } from './delivery-fake-api.js';
+import { eventInput, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
+
+const settings: DeliverySettings = {
+  mode: 'two-step',
+  concurrency: 4,
+  maxAttempts: 5,
+  maxAgeHours: 24,
+  baseDelayMs: 1000,
+  maxDelayMs: 60_000,
+  pollIntervalMs: 50,
+  lockTimeoutSeconds: 300,
+  holdProbeSeconds: 60,
+};
+
+describe('delivery worker', () => {
+  let clock: TestClock;
+  let ledger: Ledger;
+  let cleanup: () => void;
+  let api: FakeOpenCrvs;
+  let outcomes: DeliveryOutcome[];
+  const worker = (overrides: Partial<DeliverySettings> = {}): DeliveryWorker =>
+    createDeliveryWorker({
+      ledger,
+      api,
+      settings: { ...settings, ...overrides },
+      workerId: 'w-test',
+      now: clock.now,
+      random: () => 1,
+      onOutcome: (event) => outcomes.push(event),
+    });
+
+  beforeEach(() => {
+    clock = testClock();
+    ({ ledger, cleanup } = tempLedger(clock, 1));
+    api = new FakeOpenCrvs();
+    outcomes = [];
+  });
+  afterEach(() => cleanup());
+
+  it('creates then notifies with the row transactionIds and records the tracking id', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    assert.equal(await worker().processNext(), 1);
+    assert.deepEqual(api.calls, [
+      { op: 'create', transactionId: row.createTransactionId },
+      { op: 'notify', transactionId: row.notifyTransactionId },
+    ]);
+    const done = ledger.get(row.id);
+    assert.equal(done?.state, 'delivered');
+    assert.equal(done?.eventId, 'event-1');
+    assert.equal(done?.trackingId, 'TRK001');
+    assert.deepEqual(
+      outcomes.map((o) => o.type),
+      ['delivered'],
+    );
+    assert.equal(outcomes[0]?.row?.trackingId, 'TRK001');
+  });
+
+  it('resumes at notify when the create succeeded but the notify failed', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    api.fail('notify', { classification: 'retryable', kind: 'server', status: 502 });
+    const w = worker();
+    await w.processNext();
+    const failed = ledger.get(row.id);
+    assert.equal(failed?.state, 'failed');
+    assert.equal(failed?.eventId, 'event-1');
+    assert.equal(failed?.nextRunAt, clock.now() + 1000);
+    clock.advance(1000);
+    await w.processNext();
+    assert.equal(api.count('create'), 1);
+    assert.equal(api.count('notify'), 2);
+    assert.equal(ledger.get(row.id)?.state, 'delivered');
+    assert.equal(ledger.get(row.id)?.attempts, 2);
+  });
+
+  it('uses one create-and-notify call with the base transactionId in single-call mode', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    await worker({ mode: 'single-call' }).processNext();
+    assert.deepEqual(api.calls, [{ op: 'createAndNotify', transactionId: row.baseTransactionId }]);
+    assert.equal(ledger.get(row.id)?.state, 'delivered');
+  });
+
+  it('marks a Requested notify as delivered-pending', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    api.outcome = 'pending';
+    await worker().processNext();
+    assert.equal(ledger.get(row.id)?.state, 'delivered-pending');
+    assert.equal(outcomes[0]?.type, 'pending');
+  });
+
+  it('treats a 409 already-notified as delivered, learning the event id from the idempotent create', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    api.fail('createAndNotify', {
+      classification: 'permanent',
+      kind: 'already-notified',
+      status: 409,
+      message: "Action 'NOTIFY' cannot be performed on an event in 'NOTIFIED' state",
+    });
+    await worker({ mode: 'single-call' }).processNext();
+    const done = ledger.get(row.id);
+    assert.equal(done?.state, 'delivered');
+    assert.equal(done?.trackingId, 'TRK001');
+    assert.deepEqual(
+      api.calls.map((c) => c.op),
+      ['createAndNotify', 'create'],
+    );
+  });
+
+  it('sends a 400 to dead at once with the OpenCRVS field message, without the echoed value', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    api.fail('notify', {
+      classification: 'permanent',
+      kind: 'bad-request',
+      status: 400,
+      message: '[{"message":"Invalid input","id":"child.name","value":{"firstname":999}}]',
+    });
+    await worker().processNext();
+    const dead = ledger.get(row.id);
+    assert.equal(dead?.state, 'dead');
+    assert.deepEqual(dead?.lastError, {
+      classification: 'permanent',
+      kind: 'bad-request',
+      status: 400,
+      message: '[{"message":"Invalid input","id":"child.name"}]',
+    });
+    assert.equal(outcomes[0]?.type, 'dead');
+  });
+
+  it('backs off with the policy delays, honours Retry-After, then dead-letters after maxAttempts', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    api.fail('create', { classification: 'retryable', kind: 'server', status: 503 }, 5);
+    api.failures.create?.splice(1, 1, {
+      kind: 'rate-limited',
+      classification: 'retryable',
+      status: 429,
+      message: 'slow down',
+      retryAfterMs: 30_000,
+    });
+    const w = worker();
+    const delays: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await w.processNext();
+      const current = ledger.get(row.id);
+      if (current?.state === 'failed') {
+        delays.push(current.nextRunAt - clock.now());
+        clock.set(current.nextRunAt);
+      }
+    }
+    // random = 1: base 1 s doubling; the 2nd failure's Retry-After (30 s) beats its 2 s backoff.
+    assert.deepEqual(delays, [1000, 30_000, 4000, 8000]);
+    const dead = ledger.get(row.id);
+    assert.equal(dead?.state, 'dead');
+    assert.equal(dead?.attempts, 5);
+    assert.equal(dead?.lastError?.status, 503);
+    assert.match(outcomes.at(-1)?.reason ?? '', /5 attempts/);
+  });
+
+  it('holds the whole queue on an operator error without burning attempts, and resumes after a probe', async () => {
+    const rows = ['1', '2', '3'].map((s) => ledger.recordEvent(eventInput(s)).row);
+    api.always.create = { kind: 'forbidden', classification: 'operator', status: 403, message: 'Forbidden' };
+    const w = worker({ concurrency: 1, holdProbeSeconds: 60 });
+    assert.equal(await w.processNext(), 1);
+    assert.match(w.held()?.reason ?? '', /forbidden \(HTTP 403\)/);
+    assert.equal(ledger.getHold()?.rowId, rows[0]?.id);
+    assert.equal(await w.processNext(), 0, 'nothing is claimed while held');
+    for (const row of rows) {
+      const current = ledger.get(row.id);
+      assert.equal(current?.state, 'pending');
+      assert.equal(current?.attempts, 0);
+    }
+    // Probe due but the problem is still there: still held, still nothing burned.
+    clock.advance(60_000);
+    assert.equal(await w.probe(), false);
+    assert.ok(w.held());
+    assert.equal(ledger.get(rows[0]?.id ?? 0)?.attempts, 0);
+    // Fixed by the operator: the next due probe re-tries the held row and resumes.
+    api.always.create = undefined;
+    clock.advance(60_000);
+    assert.equal(await w.processNext(), 1);
+    assert.equal(w.held(), undefined);
+    assert.equal(ledger.getHold(), undefined);
+    await w.processNext();
+    await w.processNext();
+    assert.deepEqual(
+      rows.map((r) => ledger.get(r.id)?.state),
+      ['delivered', 'delivered', 'delivered'],
+    );
+    assert.deepEqual(
+      outcomes.map((o) => o.type),
+      ['held', 'held', 'delivered', 'resumed', 'delivered', 'delivered'],
+    );
+  });
+
+  it('keeps the hold across a restart and probes it at once', async () => {
+    ledger.recordEvent(eventInput('1'));
+    api.always.notify = { kind: 'unauthorized', classification: 'operator', status: 401, message: 'Unauthorized' };
+    await worker().processNext();
+    assert.ok(ledger.getHold());
+    const restarted = worker();
+    assert.ok(restarted.held());
+    api.always.notify = undefined;
+    assert.equal(await restarted.processNext(), 1);
+    assert.equal(restarted.held(), undefined);
+  });
+
+  it('stays held when the token check of the probe fails', async () => {
+    ledger.recordEvent(eventInput('1'));
+    api.always.create = { kind: 'unauthorized', classification: 'operator', status: 401, message: 'Unauthorized' };
+    api.always.checkToken = {
+      kind: 'unauthorized',
+      classification: 'operator',
+      status: 401,
+      message: 'invalid_client',
+    };
+    const w = worker();
+    await w.processNext();
+    assert.equal(await w.probe(), false);
+    assert.equal(api.count('create'), 1, 'no row re-try when the token is refused');
+  });
+
+  it('resets stale locks of a dead worker before claiming', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    ledger.claimDue('crashed-worker', 1);
+    clock.advance(300_000);
+    await worker().processNext();
+    const done = ledger.get(row.id);
+    assert.equal(done?.state, 'delivered');
+    assert.equal(done?.attempts, 2);
+  });
+
+  it('drains in-flight rows on stop and hands back what is still unfinished at the deadline', async () => {
+    ledger.recordEvent(eventInput('1'));
+    const { row: slow } = ledger.recordEvent(eventInput('2'));
+    let release: (() => void) | undefined;
+    const original = api.createEvent.bind(api);
+    api.createEvent = async (input) => {
+      if (input.transactionId === slow.createTransactionId) await new Promise<void>((r) => (release = r));
+      return original(input);
+    };
+    const w = worker({ concurrency: 2, pollIntervalMs: 10 });
+    w.start();
+    while (!release) await new Promise((r) => setTimeout(r, 5));
+    await w.stop({ drainMs: 50 });
+    const handedBack = ledger.get(slow.id);
+    assert.equal(handedBack?.state, 'pending');
+    assert.equal(handedBack?.attempts, 0);
+    assert.equal(handedBack?.lockedBy, null);
+    assert.equal(ledger.findByKey('emr', 'birth', 'Patient/1')?.state, 'delivered');
+    release();
+    await new Promise((r) => setTimeout(r, 20));
+    // The late answer does not overwrite the handed-back row.
+    assert.equal(ledger.get(slow.id)?.state, 'pending');
+  });
+
+  it('purges delivered payloads after the retention while it runs', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const w = worker();
+    await w.processNext();
+    assert.ok(ledger.get(row.id)?.payload);
+    clock.advance(3_600_000 + 10 * 60_000);
+    await w.processNext();
+    assert.equal(ledger.get(row.id)?.payload, null);
+  });
+});

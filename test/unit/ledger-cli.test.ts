@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { Command, CommanderError } from 'commander';
+import { registerLedger } from '../../src/commands/ledger.js';
+import { registerReplay } from '../../src/commands/replay.js';
+import { openLedger } from '../../src/ledger/index.js';
+import { eventInput } from './ledger-helpers.js';
+
+async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const log = console.log;
+  const error = console.error;
+  console.log = (...parts: unknown[]) => out.push(parts.join(' '));
+  console.error = (...parts: unknown[]) => err.push(parts.join(' '));
+  process.exitCode = undefined;
+  try {
+    // Only these two commands: the full CLI pulls in parts built elsewhere.
+    const program = new Command('opencrvs-bridge').exitOverride();
+    program.configureOutput({ writeErr: (text) => err.push(text), writeOut: (text) => out.push(text) });
+    registerLedger(program);
+    registerReplay(program);
+    let code = 0;
+    try {
+      await program.parseAsync(['node', 'opencrvs-bridge', ...args]);
+      code = typeof process.exitCode === 'number' ? process.exitCode : 0;
+    } catch (e) {
+      if (!(e instanceof CommanderError)) throw e;
+      code = e.exitCode;
+    }
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  } finally {
+    console.log = log;
+    console.error = error;
+    process.exitCode = undefined;
+  }
+}
+
+describe('ledger and replay commands', () => {
+  let dir: string;
+  let config: string;
+  let db: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ledger-cli-'));
+    db = join(dir, 'bridge.db');
+    config = join(dir, 'bridge.yaml');
+    writeFileSync(
+      config,
+      `opencrvs:\n  domain: example.org\n  clientId: bridge\n  clientSecret: s3cret-value\nstore:\n  path: ${db}\n`,
+    );
+    const ledger = openLedger(db);
+    ledger.recordEvent(eventInput('1'));
+    const { row } = ledger.recordEvent(eventInput('2'));
+    const [claimed] = ledger.claimDue('w', 2).filter((r) => r.id === row.id);
+    ledger.handBack(
+      ledger
+        .list({ states: ['delivering'] })
+        .filter((r) => r.id !== row.id)
+        .map((r) => r.id),
+      'w',
+    );
+    ledger.settle({
+      id: row.id,
+      workerId: 'w',
+      claimedPayloadHash: claimed?.payloadHash ?? null,
+      step: 'notify',
+      startedAt: 0,
+      settlement: {
+        outcome: 'dead',
+        error: { classification: 'permanent', kind: 'bad-request', status: 400, message: 'Unexpected field foo.bar' },
+      },
+    });
+    ledger.setHold({ reason: 'forbidden (HTTP 403): Forbidden', since: 0, kind: 'forbidden', status: 403 });
+    ledger.close();
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('shows rows, errors and the hold without any declaration content', async () => {
+    const { code, out } = await run(['ledger', '--config', config]);
+    assert.equal(code, 0);
+    assert.match(out, /DELIVERY HELD since 1970-01-01T00:00:00.000Z: forbidden \(HTTP 403\)/);
+    assert.match(out, /dead: 1 {2}pending: 1/);
+    assert.match(out, /ID\s+STATE\s+EVENT\s+SOURCE REF/);
+    assert.match(out, /dead\s+birth\s+emr:Encounter\/2\s+1\s+.*permanent\/bad-request 400: Unexpected field foo.bar/);
+    assert.doesNotMatch(out, /Test|Child|2026-01-02/);
+  });
+
+  it('filters by status and prints JSON without payloads', async () => {
+    const { code, out } = await run(['ledger', '--config', config, '--status', 'dead', '--json']);
+    assert.equal(code, 0);
+    const parsed: { rows: Array<Record<string, unknown>>; hold: unknown } = JSON.parse(out);
+    assert.equal(parsed.rows.length, 1);
+    assert.equal(parsed.rows[0]?.state, 'dead');
+    assert.equal(parsed.rows[0]?.payload, undefined);
+    assert.equal(parsed.rows[0]?.hasPayload, true);
+    assert.ok(parsed.hold);
+    assert.doesNotMatch(out, /Child/);
+  });
+
+  it('rejects an unknown status with exit code 2', async () => {
+    const { code, err } = await run(['ledger', '--config', config, '--status', 'lost']);
+    assert.equal(code, 2);
+    assert.match(err, /--status/);
+  });
+
+  it('replays dead rows by id or all with --dead, and reports rows that are not dead', async () => {
+    const dead = await run(['replay', '--config', config, '--dead']);
+    assert.equal(dead.code, 0);
+    assert.match(dead.out, /Requeued 1 row\(s\): 2/);
+    const again = await run(['replay', '--config', config, '1']);
+    assert.equal(again.code, 1);
+    assert.match(again.out, /Skipped 1: state is pending, not dead/);
+    const ledger = openLedger(db);
+    assert.equal(ledger.get(2)?.state, 'pending');
+    ledger.close();
+  });
+
+  it('answers a usage error with exit code 2', async () => {
+    assert.equal((await run(['replay', '--config', config])).code, 2);
+    assert.equal((await run(['replay', '--config', config, 'abc'])).code, 2);
+    assert.equal((await run(['replay', '--config', config, '1', '--dead'])).code, 2);
+    assert.equal((await run(['ledger', '--config', join(dir, 'missing.yaml')])).code, 2);
+  });
+});
