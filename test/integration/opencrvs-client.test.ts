@@ -1,0 +1,386 @@
+// The production client against the real OpenCRVS simulator over HTTP: tokens, idempotency, the
+// answers OpenCRVS gives for bad input and confirmation modes, and every injected fault.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { OpenCrvsSettings } from '../../src/config/types.js';
+import { createLogger } from '../../src/observability/logger.js';
+import {
+  createOpenCrvsClient,
+  LocationResolver,
+  type OpenCrvsClientDeps,
+  OpenCrvsError,
+} from '../../src/opencrvs/index.js';
+import { OpenCrvsSandboxControl } from '../../src/sandbox/opencrvs/control.js';
+import { startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
+
+type Simulator = Awaited<ReturnType<typeof startOpenCrvsSimulator>>;
+
+const declaration = { 'child.name': { firstname: 'Jane', surname: 'Doe' }, 'child.dob': '2026-01-15' };
+
+function settingsFor(sim: Simulator, overrides: Partial<OpenCrvsSettings> = {}): OpenCrvsSettings {
+  return {
+    tokenUrl: sim.tokenUrl,
+    eventsUrl: sim.eventsUrl,
+    clientId: sim.clientId,
+    clientSecret: sim.clientSecret,
+    version: '2.0',
+    country: 'farajaland',
+    timeoutMs: 3000,
+    tokenRenewBeforeSeconds: 60,
+    ...overrides,
+  };
+}
+
+async function failure(promise: Promise<unknown>): Promise<OpenCrvsError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof OpenCrvsError) return err;
+    throw err;
+  }
+  assert.fail('expected an OpenCrvsError');
+}
+
+function capturingLogger() {
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'debug', destination: { write: (line: string) => lines.push(line) } });
+  return { logger, lines };
+}
+
+/** Waits until the wall clock enters a new second (the simulator compares token iat in whole seconds). */
+async function nextSecond(): Promise<void> {
+  await sleep(1000 - (Date.now() % 1000) + 20);
+}
+
+describe('OpenCRVS client against the 2.0 simulator', () => {
+  let sim: Simulator;
+  let control: OpenCrvsSandboxControl;
+  let office = '';
+
+  const client = (overrides: Partial<OpenCrvsSettings> = {}, deps: OpenCrvsClientDeps = {}) =>
+    createOpenCrvsClient(settingsFor(sim, overrides), deps);
+  const tx = (label: string) => `${label}-${randomUUID()}`;
+  const newEvent = (c = client()) =>
+    c.createEvent({ type: 'birth', transactionId: tx('create'), createdAtLocation: office });
+  const eventsInSim = async () => control.events();
+
+  before(async () => {
+    sim = await startOpenCrvsSimulator({ port: 0 });
+    control = new OpenCrvsSandboxControl(sim.baseUrl);
+    const found = sim.locations.find((l) => l.locationType === 'CRVS_OFFICE');
+    assert.ok(found, 'the simulator seeds at least one office');
+    office = found.id;
+  });
+
+  after(async () => {
+    await sim.close();
+  });
+
+  beforeEach(async () => {
+    await control.reset();
+  });
+
+  describe('tokens', () => {
+    it('caches the token and renews it before expiry without a 401', async () => {
+      await control.addClient({ clientId: 'short-lived', clientSecret: 'short-lived-secret', tokenTtlSeconds: 2 });
+      const { logger, lines } = capturingLogger();
+      const c = client(
+        { clientId: 'short-lived', clientSecret: 'short-lived-secret', tokenRenewBeforeSeconds: 1 },
+        { logger },
+      );
+      await newEvent(c);
+      await newEvent(c);
+      assert.equal(c.tokenRenewals(), 1);
+      const { expiresAt } = await c.checkToken();
+      await sleep(Math.max(0, expiresAt - Date.now()) + 100);
+      await newEvent(c);
+      assert.equal(c.tokenRenewals(), 2);
+      assert.equal(lines.filter((line) => line.includes('refused the token')).length, 0);
+    });
+
+    it('gets a new token once when OpenCRVS refuses the cached one', async () => {
+      await control.addClient({ clientId: 'rotated', clientSecret: 'rotated-secret-1' });
+      const c = client({ clientId: 'rotated', clientSecret: 'rotated-secret-1' });
+      await newEvent(c);
+      await nextSecond();
+      await control.removeClient('rotated');
+      await control.addClient({ clientId: 'rotated', clientSecret: 'rotated-secret-1' });
+      await newEvent(c);
+      assert.equal(c.tokenRenewals(), 2);
+    });
+
+    it('calls a revoked client an operator problem', async () => {
+      await control.addClient({ clientId: 'revoked', clientSecret: 'revoked-secret-1' });
+      const c = client({ clientId: 'revoked', clientSecret: 'revoked-secret-1' });
+      await newEvent(c);
+      await control.removeClient('revoked');
+      const err = await failure(newEvent(c));
+      assert.deepEqual([err.kind, err.classification], ['unauthorized', 'operator']);
+      assert.equal(err.message.includes('revoked-secret-1'), false);
+    });
+
+    it('calls a missing notify scope an operator problem', async () => {
+      await control.addClient({
+        clientId: 'creator',
+        clientSecret: 'creator-secret-1',
+        scopes: ['type=record.create'],
+      });
+      const c = client({ clientId: 'creator', clientSecret: 'creator-secret-1' });
+      const event = await newEvent(c);
+      const err = await failure(
+        c.notify({ eventId: event.id, transactionId: tx('notify'), createdAtLocation: office, declaration }),
+      );
+      assert.deepEqual([err.status, err.kind, err.classification], [403, 'forbidden', 'operator']);
+    });
+
+    it('reports the scopes of the token', async () => {
+      const { scopes, expiresAt } = await client().checkToken();
+      assert.ok(scopes.some((s) => s.includes('record.notify')));
+      assert.ok(expiresAt > Date.now());
+    });
+  });
+
+  describe('events', () => {
+    it('creates once per transactionId: a replay returns the same event', async () => {
+      const c = client();
+      const input = { type: 'birth', transactionId: tx('create'), createdAtLocation: office };
+      const first = await c.createEvent(input);
+      const again = await c.createEvent(input);
+      assert.deepEqual([again.id, again.trackingId], [first.id, first.trackingId]);
+      assert.match(first.trackingId, /^[0-9A-Z]{6}$/);
+      assert.equal((await eventsInSim()).length, 1);
+    });
+
+    it('notifies once per transactionId and reads acceptance from the actions', async () => {
+      const c = client();
+      const event = await newEvent(c);
+      const input = { eventId: event.id, transactionId: tx('notify'), createdAtLocation: office, declaration };
+      const first = await c.notify(input);
+      const again = await c.notify(input);
+      assert.deepEqual([first.outcome, again.outcome], ['accepted', 'accepted']);
+      assert.equal(again.trackingId, event.trackingId);
+      const [stored] = await eventsInSim();
+      const requested = stored?.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Requested') ?? [];
+      assert.equal(requested.length, 1);
+    });
+
+    it('creates and notifies in one idempotent call', async () => {
+      const c = client();
+      const input = { eventType: 'birth', transactionId: tx('single'), createdAtLocation: office, declaration };
+      const first = await c.createAndNotify(input);
+      const again = await c.createAndNotify(input);
+      assert.equal(first.outcome, 'accepted');
+      assert.deepEqual([again.eventId, again.trackingId], [first.eventId, first.trackingId]);
+      assert.equal((await eventsInSim()).length, 1);
+    });
+
+    it('gives back the field problems of a 400 as a list', async () => {
+      const c = client();
+      const event = await newEvent(c);
+      const err = await failure(
+        c.notify({
+          eventId: event.id,
+          transactionId: tx('notify'),
+          createdAtLocation: office,
+          declaration: { 'foo.bar': 'hello', 'child.name': { firstname: 999 } },
+        }),
+      );
+      assert.deepEqual([err.status, err.kind, err.classification], [400, 'bad-request', 'permanent']);
+      assert.ok(Array.isArray(err.body));
+      assert.deepEqual(JSON.parse(err.opencrvsMessage), err.body);
+      const ids = err.body.map((p: unknown) => (p && typeof p === 'object' && 'id' in p ? p.id : undefined));
+      assert.ok(ids.includes('foo.bar'), err.opencrvsMessage);
+    });
+
+    it('calls a body over the size limit a permanent failure', async () => {
+      const c = client();
+      const event = await newEvent(c);
+      const huge = { ...declaration, 'child.reason': 'x'.repeat(2 * 1024 * 1024) };
+      const err = await failure(
+        c.notify({ eventId: event.id, transactionId: tx('notify'), createdAtLocation: office, declaration: huge }),
+      );
+      assert.deepEqual([err.status, err.classification], [413, 'permanent']);
+    });
+
+    it('calls an unknown office an operator problem', async () => {
+      const err = await failure(
+        client().createEvent({ type: 'birth', transactionId: tx('create'), createdAtLocation: randomUUID() }),
+      );
+      assert.deepEqual([err.status, err.kind, err.classification], [400, 'unknown-office', 'operator']);
+    });
+
+    it('treats a second notification of a notified event as already notified', async () => {
+      const c = client();
+      const event = await newEvent(c);
+      await c.notify({ eventId: event.id, transactionId: tx('notify'), createdAtLocation: office, declaration });
+      const err = await failure(
+        c.notify({ eventId: event.id, transactionId: tx('notify'), createdAtLocation: office, declaration }),
+      );
+      assert.deepEqual([err.status, err.kind, err.alreadyNotified], [409, 'already-notified', true]);
+    });
+
+    it('gives a permanent not-found for an unknown event', async () => {
+      const err = await failure(
+        client().notify({ eventId: randomUUID(), transactionId: tx('notify'), createdAtLocation: office, declaration }),
+      );
+      assert.deepEqual([err.status, err.kind, err.classification], [404, 'not-found', 'permanent']);
+    });
+
+    it('throws a permanent rejection when the country configuration rejects, though HTTP was 200', async () => {
+      await control.configure({ actionConfirmation: 'reject' });
+      const c = client();
+      const event = await newEvent(c);
+      const err = await failure(
+        c.notify({ eventId: event.id, transactionId: tx('notify'), createdAtLocation: office, declaration }),
+      );
+      assert.deepEqual([err.kind, err.classification, err.status], ['rejected', 'permanent', undefined]);
+    });
+
+    it('reports pending when the country configuration has not decided', async () => {
+      await control.configure({ actionConfirmation: 'pending' });
+      const c = client();
+      const event = await newEvent(c);
+      const result = await c.notify({
+        eventId: event.id,
+        transactionId: tx('notify'),
+        createdAtLocation: office,
+        declaration,
+      });
+      assert.equal(result.outcome, 'pending');
+    });
+  });
+
+  describe('faults', () => {
+    it('classifies 503 with Retry-After as retryable with the delay', async () => {
+      await control.configure({ faults: { errorRate: 1, errorStatus: 503, retryAfterSeconds: 7 } });
+      const err = await failure(newEvent());
+      assert.deepEqual(
+        [err.status, err.kind, err.classification, err.retryAfterMs],
+        [503, 'server', 'retryable', 7000],
+      );
+    });
+
+    it('classifies 429 as rate-limited and 500 as a retryable server error', async () => {
+      await control.configure({ faults: { errorRate: 1, errorStatus: 429, retryAfterSeconds: 3 } });
+      const limited = await failure(newEvent());
+      assert.deepEqual(
+        [limited.kind, limited.classification, limited.retryAfterMs],
+        ['rate-limited', 'retryable', 3000],
+      );
+      await control.configure({ faults: { errorRate: 1, errorStatus: 500 } });
+      const server = await failure(newEvent());
+      assert.deepEqual([server.kind, server.classification], ['server', 'retryable']);
+    });
+
+    it('classifies a dropped connection as a retryable network error', async () => {
+      await control.configure({ faults: { dropRate: 1 } });
+      const err = await failure(newEvent());
+      assert.deepEqual([err.kind, err.classification], ['network', 'retryable']);
+      assert.equal((await eventsInSim()).length, 0);
+    });
+
+    it('classifies an answer slower than timeoutMs as a retryable timeout', async () => {
+      await control.configure({ faults: { delayMs: 1500 } });
+      const err = await failure(newEvent(client({ timeoutMs: 300 })));
+      assert.deepEqual([err.kind, err.classification], ['timeout', 'retryable']);
+    });
+
+    it('finds the committed event on replay after commit-then-fail', async () => {
+      const c = client();
+      const input = { type: 'birth', transactionId: tx('create'), createdAtLocation: office };
+      await control.configure({ faults: { commitThenFailRate: 1 } });
+      const err = await failure(c.createEvent(input));
+      assert.equal(err.classification, 'retryable');
+      await control.configure({ faults: {} });
+      const replay = await c.createEvent(input);
+      const stored = await eventsInSim();
+      assert.equal(stored.length, 1);
+      assert.equal(stored[0]?.id, replay.id);
+    });
+
+    it('finds the committed notification on replay after commit-then-fail', async () => {
+      const c = client();
+      const event = await newEvent(c);
+      const input = { eventId: event.id, transactionId: tx('notify'), createdAtLocation: office, declaration };
+      await control.configure({ faults: { commitThenFailRate: 1 } });
+      assert.equal((await failure(c.notify(input))).classification, 'retryable');
+      await control.configure({ faults: {} });
+      assert.equal((await c.notify(input)).outcome, 'accepted');
+      const [stored] = await eventsInSim();
+      assert.equal(stored?.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Requested').length, 1);
+    });
+  });
+
+  describe('locations', () => {
+    it('resolves offices and facilities by id, by externalId and checks their type', async () => {
+      const c = client();
+      const resolver = new LocationResolver(c);
+      const seededOffice = sim.locations.find((l) => l.locationType === 'CRVS_OFFICE');
+      const facility = sim.locations.find((l) => l.locationType === 'HEALTH_FACILITY');
+      assert.ok(seededOffice && facility);
+      assert.equal((await resolver.resolve(seededOffice.id, 'CRVS_OFFICE')).externalId, seededOffice.externalId);
+      assert.equal((await resolver.resolve(facility.externalId, 'HEALTH_FACILITY')).id, facility.id);
+      assert.equal(resolver.resolveSync(facility.externalId), facility.id);
+      await assert.rejects(resolver.resolve(facility.externalId, 'CRVS_OFFICE'), { kind: 'unknown-office' });
+      await assert.rejects(resolver.resolve('CRVS_OFFICE_doesNotExist'), { kind: 'unknown-office' });
+      await assert.rejects(resolver.resolve(randomUUID()), { kind: 'unknown-office' });
+    });
+
+    it('lists locations of one type', async () => {
+      const facilities = await client().listLocations({ locationType: 'HEALTH_FACILITY' });
+      assert.ok(facilities.length > 0);
+      assert.ok(facilities.every((l) => l.locationType === 'HEALTH_FACILITY'));
+      const byId = await client().listLocations({ id: office });
+      assert.deepEqual(
+        byId.map((l) => l.id),
+        [office],
+      );
+    });
+  });
+});
+
+describe('OpenCRVS client against the 1.9 simulator', () => {
+  let sim: Simulator;
+  let office = '';
+
+  before(async () => {
+    sim = await startOpenCrvsSimulator({ port: 0, version: '1.9' });
+    const found = sim.locations.find((l) => l.locationType === 'CRVS_OFFICE');
+    assert.ok(found);
+    office = found.id;
+  });
+
+  after(async () => {
+    await sim.close();
+  });
+
+  it('creates and notifies through /events/notifications, idempotently', async () => {
+    const c = createOpenCrvsClient(settingsFor(sim, { version: '1.9' }));
+    const event = await c.createEvent({ type: 'birth', transactionId: `c-${randomUUID()}`, createdAtLocation: office });
+    const input = { eventId: event.id, transactionId: `n-${randomUUID()}`, createdAtLocation: office, declaration };
+    const first = await c.notify(input);
+    const again = await c.notify(input);
+    assert.deepEqual(
+      [first.outcome, first.trackingId, again.trackingId],
+      ['accepted', event.trackingId, event.trackingId],
+    );
+    const events = await new OpenCrvsSandboxControl(sim.baseUrl).events();
+    const stored = events.find((e) => e.id === event.id);
+    assert.equal(stored?.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Requested').length, 1);
+  });
+
+  it('refuses create-and-notify as a configuration problem', async () => {
+    const c = createOpenCrvsClient(settingsFor(sim, { version: '1.9' }));
+    const err = await failure(
+      c.createAndNotify({
+        eventType: 'birth',
+        transactionId: `s-${randomUUID()}`,
+        createdAtLocation: office,
+        declaration,
+      }),
+    );
+    assert.deepEqual([err.kind, err.classification], ['config', 'operator']);
+  });
+});
