@@ -186,6 +186,28 @@ describe('OpenCRVS simulator v2.0: events API', () => {
     });
   });
 
+  describe('uniqueness and reading', () => {
+    test('a NOTIFY transactionId already used on another event is refused (500) and stores nothing', async () => {
+      const a = await create('ca');
+      const b = await create('cb');
+      assert.equal((await api.post(`/events/${a.id}/notify`, notifyBody('shared'))).status, 200);
+      const reused = await api.post(`/events/${b.id}/notify`, notifyBody('shared'));
+      assert.equal(reused.status, 500);
+      const stored = (await sim.control.events()).find((e) => e.id === b.id);
+      assert.equal(stored?.actions.length, 1);
+    });
+
+    test('GET /events/{id} needs record.read, which a Health client lacks', async () => {
+      const event = await create();
+      assert.equal((await api.get(`/events/${event.id}`)).status, 403);
+      await sim.control.addClient({ clientId: 'reader', clientSecret: 'pw', scopes: ['type=record.read'] });
+      const reader = events(sim, await getToken(sim, 'reader', 'pw'));
+      const read = await reader.get(`/events/${event.id}`);
+      assert.equal(read.status, 200);
+      assert.equal(read.json.trackingId, event.trackingId);
+    });
+  });
+
   describe('notify: declaration values', () => {
     test('a valid notification gets NOTIFY Requested (with the declaration) then NOTIFY Accepted', async () => {
       const event = await create();

@@ -33,7 +33,7 @@ const configSchema: JSONSchemaType<SandboxConfig> = {
         operations: {
           type: 'array',
           nullable: true,
-          items: { type: 'string', enum: ['create', 'notify', 'createAndNotify', 'locations'] },
+          items: { type: 'string', enum: ['create', 'notify', 'createAndNotify', 'locations', 'read'] },
         },
         times: { type: 'integer', minimum: 0, nullable: true },
       },

@@ -64,3 +64,12 @@ export function handleCreate(ctx: SimContext, claims: SimTokenClaims, body: unkn
   const event = createOrReuse(ctx, claims, eventType, transactionId, location);
   return event ? ok(event) : uniqueViolation(CREATE_PATH);
 }
+
+/** `GET /events/{eventId}`: needs `record.read`, which a Health client does not have (403). */
+export function handleRead(ctx: SimContext, claims: SimTokenClaims, eventId: string): SimResponse {
+  if (!hasScopeType(claims.scope, 'record.read', ctx.version)) return forbidden('event.get');
+  const event = ctx.store.get(eventId);
+  if (!event) return eventsError(404, `Event not found with ID: ${eventId}`, 'event.get');
+  if (!allowsEvent(claims.scope, 'record.read', event.type, ctx.version)) return forbidden('event.get');
+  return ok(event);
+}

@@ -4,7 +4,7 @@ import type { Logger } from '../../observability/logger.js';
 import { authenticate, type ClientRegistry } from './auth.js';
 import type { SimContext } from './context.js';
 import { eventsError, NOT_FOUND } from './errors.js';
-import { handleCreate } from './events-create.js';
+import { handleCreate, handleRead } from './events-create.js';
 import { handleLocations } from './events-locations.js';
 import { handleCreateAndNotify, handleNotify } from './events-notify.js';
 import type { FaultController } from './faults.js';
@@ -139,6 +139,10 @@ export function eventsRouter(deps: EventsRouterDeps): Router {
       route('notify', (req, claims) => handleNotify(ctx, claims, undefined, req.body)),
     );
   }
+  router.get(
+    '/events/:eventId',
+    route('read', (req, claims) => handleRead(ctx, claims, String(req.params.eventId))),
+  );
   router.use((_req, res) => send(res, NOT_FOUND));
   return router;
 }

@@ -47,7 +47,7 @@ export interface SimEvent {
 export type ActionConfirmation = 'accept' | 'pending' | 'reject';
 
 /** Which events-API calls a fault applies to (all when absent). */
-export type SimOperation = 'create' | 'notify' | 'createAndNotify' | 'locations';
+export type SimOperation = 'create' | 'notify' | 'createAndNotify' | 'locations' | 'read';
 
 export interface FaultConfig {
   /** Share of requests answered with `errorStatus` without committing anything (0..1). */
