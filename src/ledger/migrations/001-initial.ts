@@ -47,8 +47,9 @@ export const migration001: Migration = {
     -- entries whatever the size of the queue or of the delivered history.
     CREATE INDEX ledger_rows_due ON ledger_rows (next_run_at, id) WHERE state IN ('pending', 'failed');
     CREATE INDEX ledger_rows_locked ON ledger_rows (locked_at) WHERE state = 'delivering';
+    -- counts() by state and event type read this index alone. No index on updated_at: every state
+    -- change would write one more page, and list() walks ids newest first with a LIMIT anyway.
     CREATE INDEX ledger_rows_state ON ledger_rows (state, event_type);
-    CREATE INDEX ledger_rows_updated ON ledger_rows (updated_at);
     CREATE INDEX ledger_rows_purge ON ledger_rows (delivered_at)
       WHERE payload IS NOT NULL AND state IN ('delivered', 'delivered-pending');
 
