@@ -177,6 +177,28 @@ describe('FHIR sandbox repository and keyset search', () => {
     }
   });
 
+  it('pages a selective filter (few matches among many resources) the same way in both directions', async () => {
+    const repo = new SandboxRepository(() => 1_700_000_000_000);
+    for (let i = 0; i < 400; i++) {
+      const subject = { reference: i % 20 === 0 ? 'Patient/a' : `Patient/other-${i}` };
+      await repo.updateResource({ resourceType: 'Observation', id: `o${i}`, status: 'final', code: {}, subject });
+    }
+    for (const sort of ['_lastUpdated', '-_lastUpdated']) {
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const query: Record<string, string> = { subject: 'Patient/a', _sort: sort, _count: '3' };
+        if (cursor) query._cursor = cursor;
+        const result = searchRecords(repo, parseSearchRequest('Observation', query));
+        assert.equal(result.total, 20);
+        seen.push(...result.page.map((r) => r.resource.id));
+        cursor = result.nextCursor;
+      } while (cursor);
+      const expected = Array.from({ length: 20 }, (_, i) => `o${i * 20}`);
+      assert.deepEqual(seen, sort === '_lastUpdated' ? expected : expected.reverse(), sort);
+    }
+  });
+
   it('announces writes as create, update and delete with their versions', async () => {
     const repo = new SandboxRepository();
     const changes: string[] = [];

@@ -1,6 +1,6 @@
 import { badRequest, globalSchema, OperationOutcomeError, type SearchRequest } from '@medplum/core';
 import type { SandboxRepository, StoredRecord } from './repository.js';
-import { referencesOf } from './search.js';
+import { lastTwoSegments, referencesOf } from './search.js';
 
 /**
  * `_include` and `_revinclude` for one page (one level; `:iterate` is not followed). Referenced
@@ -21,7 +21,7 @@ export function includedRecords(repo: SandboxRepository, request: SearchRequest,
     for (const record of page) {
       if (record.resource.resourceType !== target.resourceType) continue;
       for (const ref of referencesOf(record, target.searchParam, expression)) {
-        const [type, id] = ref.split('/').slice(-2);
+        const [type, id] = lastTwoSegments(ref).split('/');
         if (!type || !id || (target.targetType && target.targetType !== type)) continue;
         add(repo.record(type, id));
       }
@@ -32,7 +32,7 @@ export function includedRecords(repo: SandboxRepository, request: SearchRequest,
     const wanted = new Set(page.map(keyOf));
     for (const record of repo.recordsOf(target.resourceType)) {
       const refs = referencesOf(record, target.searchParam, expression);
-      if (refs.some((ref) => wanted.has(ref.split('/').slice(-2).join('/')))) add(record);
+      if (refs.some((ref) => wanted.has(lastTwoSegments(ref)))) add(record);
     }
   }
   return out;

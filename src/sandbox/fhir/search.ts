@@ -30,6 +30,9 @@ export const DEFAULT_COUNT = 20; // HAPI's and Medplum's default page size
 export const MAX_COUNT = 1000;
 
 type Key = (string | number)[];
+
+// Below one match per 8 log entries, sorting the matches is cheaper than walking the write log.
+const SELECTIVE_RATIO = 8;
 type Matcher = (record: StoredRecord) => boolean;
 
 // Search parameter types Medplum's in-memory matcher silently never matches; refusing them is more
@@ -55,23 +58,28 @@ export function searchRecords(source: SearchSource, request: SearchRequest): Sea
   const matchersByType = types.map((type) => (request.filters ?? []).map((filter) => compileFilter(type, filter)));
   const matches = (record: StoredRecord, matchers: Matcher[]): boolean => matchers.every((m) => m(record));
 
-  let total = 0;
-  types.forEach((type, i) => {
-    const matchers = matchersByType[i] ?? [];
-    for (const record of source.recordsOf(type)) if (matches(record, matchers)) total++;
-  });
-
   const rule = rules[0];
   const type = types[0];
-  let rows: { record: StoredRecord; key: Key }[];
+  let total = 0;
+  let rows: { record: StoredRecord; key: Key }[] = [];
   if (types.length === 1 && type && rules.length === 1 && rule?.code === '_lastUpdated') {
-    rows = walkLog(source, type, rule.descending ?? false, cursor, offset + count + 1, matchersByType[0] ?? []);
+    const matchers = matchersByType[0] ?? [];
+    const matched: StoredRecord[] = [];
+    for (const record of source.recordsOf(type)) if (matches(record, matchers)) matched.push(record);
+    total = matched.length;
+    const descending = rule.descending ?? false;
+    if (matched.length * SELECTIVE_RATIO < source.logOf(type).length) {
+      // A selective filter (`subject=…`): sorting the few matches beats walking the whole log.
+      rows = bySeq(matched, descending, cursor);
+    } else {
+      rows = walkLog(source, type, descending, cursor, offset + count + 1, matchers);
+    }
   } else {
-    rows = [];
     types.forEach((t, i) => {
       const matchers = matchersByType[i] ?? [];
       for (const record of source.recordsOf(t)) {
         if (!matches(record, matchers)) continue;
+        total++;
         const key = keyOf(record, rules);
         if (cursor && compareKeys(key, cursor, rules) <= 0) continue;
         rows.push({ record, key });
@@ -114,6 +122,18 @@ function walkLog(
   return rows;
 }
 
+function bySeq(
+  records: StoredRecord[],
+  descending: boolean,
+  cursor: Key | undefined,
+): { record: StoredRecord; key: Key }[] {
+  const cursorSeq = cursor ? Number(cursor[cursor.length - 1]) : undefined;
+  const after =
+    cursorSeq === undefined ? records : records.filter((r) => (descending ? r.seq < cursorSeq : r.seq > cursorSeq));
+  after.sort((a, b) => (descending ? b.seq - a.seq : a.seq - b.seq));
+  return after.map((record) => ({ record, key: [record.ts, record.seq] }));
+}
+
 /** Index of the first log entry whose seq is greater than `seq`. */
 function upperBound(log: readonly StoredRecord[], seq: number): number {
   let lo = 0;
@@ -149,12 +169,12 @@ function keyOf(record: StoredRecord, rules: SortRule[]): Key {
 function sortValue(record: StoredRecord, code: string): string | number {
   if (code === '_lastUpdated') return record.ts;
   if (code === '_id') return record.resource.id;
-  const cacheKey = `sort:${code}`;
-  let value = record.cache.get(cacheKey);
+  const cache = cacheOf(record, 'sort');
+  let value = cache.get(code);
   if (typeof value !== 'string') {
     const expression = globalSchema.types[record.resource.resourceType]?.searchParams?.[code]?.expression ?? '';
     value = JSON.stringify(evalFhirPath(expression, record.resource));
-    record.cache.set(cacheKey, value);
+    cache.set(code, value);
   }
   return value as string;
 }
@@ -209,10 +229,16 @@ function compileFilter(type: string, filter: Filter): Matcher {
     throw new OperationOutcomeError(badRequest(`Search on ${param.type} parameters is not supported: ${filter.code}`));
   }
   if (param.type === 'reference' && filter.operator === 'eq') {
-    const wanted = splitSearchOnComma(filter.value);
+    // `Patient/1` matches `Patient/1`, `http://…/Patient/1` and a bare `1`, whichever side is absolute.
+    const typed = new Set<string>();
+    const bare = new Set<string>();
+    for (const value of splitSearchOnComma(filter.value)) {
+      if (value.includes('/')) typed.add(lastTwoSegments(value));
+      else bare.add(value);
+    }
     const expression = param.expression;
     return (record) =>
-      referencesOf(record, filter.code, expression).some((ref) => wanted.some((value) => sameReference(ref, value)));
+      normalisedReferencesOf(record, filter.code, expression).some((ref) => typed.has(ref.typed) || bare.has(ref.id));
   }
   if (param.type === 'token' && (filter.operator === 'eq' || filter.operator === 'not' || filter.operator === 'ne')) {
     const wanted = splitSearchOnComma(filter.value).map(parseToken);
@@ -227,8 +253,8 @@ function compileFilter(type: string, filter: Filter): Matcher {
 
 /** Reference strings a search parameter selects, evaluated once per stored version. */
 export function referencesOf(record: StoredRecord, code: string, expression: string): string[] {
-  const cacheKey = `ref:${code}`;
-  const cached = record.cache.get(cacheKey);
+  const cache = cacheOf(record, 'ref');
+  const cached = cache.get(code);
   if (Array.isArray(cached)) return cached as string[];
   const refs: string[] = [];
   for (const value of evalFhirPath(expression, record.resource)) {
@@ -238,13 +264,30 @@ export function referencesOf(record: StoredRecord, code: string, expression: str
       if (typeof reference === 'string') refs.push(reference);
     }
   }
-  record.cache.set(cacheKey, refs);
+  cache.set(code, refs);
   return refs;
 }
 
-/** `Patient/1` matches `Patient/1`, a bare `1`, and an absolute `http://…/Patient/1`, either way round. */
-function sameReference(stored: string, wanted: string): boolean {
-  return stored === wanted || stored.endsWith(`/${wanted}`) || wanted.endsWith(`/${stored}`);
+/** `Type/id` of a relative or absolute reference (`_history/n` suffixes are not expected in searches). */
+export function lastTwoSegments(reference: string): string {
+  const parts = reference.split('/');
+  return parts.slice(-2).join('/');
+}
+
+function normalisedReferencesOf(
+  record: StoredRecord,
+  code: string,
+  expression: string,
+): { typed: string; id: string }[] {
+  const cache = cacheOf(record, 'nref');
+  const cached = cache.get(code);
+  if (Array.isArray(cached)) return cached as { typed: string; id: string }[];
+  const refs = referencesOf(record, code, expression).map((ref) => {
+    const typed = lastTwoSegments(ref);
+    return { typed, id: typed.split('/').pop() ?? typed };
+  });
+  cache.set(code, refs);
+  return refs;
 }
 
 interface Token {
@@ -258,8 +301,8 @@ interface Token {
  * in-memory matcher: `code`, `system|code`, `|code` (no system), `system|`, case-insensitive, exact.
  */
 function tokensOf(record: StoredRecord, code: string, expression: string): Token[] {
-  const cacheKey = `token:${code}`;
-  const cached = record.cache.get(cacheKey);
+  const cache = cacheOf(record, 'token');
+  const cached = cache.get(code);
   if (Array.isArray(cached)) return cached as Token[];
   const tokens: Token[] = [];
   const push = (system: unknown, value: unknown): void => {
@@ -277,7 +320,7 @@ function tokensOf(record: StoredRecord, code: string, expression: string): Token
     } else if ('code' in value) push((value as { system?: unknown }).system, (value as { code?: unknown }).code);
     else if ('value' in value) push((value as { system?: unknown }).system, (value as { value?: unknown }).value);
   }
-  record.cache.set(cacheKey, tokens);
+  cache.set(code, tokens);
   return tokens;
 }
 
@@ -293,4 +336,17 @@ function matchesToken(token: Token, wanted: ReturnType<typeof parseToken>): bool
   if (!wanted.hasSystemPart) return token.value === wanted.value;
   if (!wanted.system) return wanted.value !== undefined && !token.system && token.value === wanted.value;
   return token.system === wanted.system && (wanted.value === undefined || token.value === wanted.value);
+}
+
+/**
+ * Per-version cache of evaluated search-parameter values, by kind then parameter code. Keys are
+ * constant strings (no concatenation per lookup): this lookup runs once per resource per search.
+ */
+function cacheOf(record: StoredRecord, kind: 'sort' | 'ref' | 'nref' | 'token'): Map<string, unknown> {
+  let cache = record.cache.get(kind) as Map<string, unknown> | undefined;
+  if (!cache) {
+    cache = new Map();
+    record.cache.set(kind, cache);
+  }
+  return cache;
 }
