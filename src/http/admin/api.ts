@@ -1,0 +1,107 @@
+// The JSON API behind the admin page (`/admin/api/...`), usable by scripts with a Bearer token.
+import express, { type Request, type Response, type Router } from 'express';
+import { LEDGER_STATES } from '../../ledger/index.js';
+import { adminError } from './auth.js';
+import { parseListQuery, QueryError } from './list-query.js';
+import type { AdminSettingsView, AdminTarget } from './types.js';
+import { eventDetail, listItem } from './views.js';
+
+function rowId(req: Request, res: Response): number | undefined {
+  const text = String(req.params.id);
+  if (!/^\d{1,12}$/.test(text)) {
+    adminError(res, 400, 'id: a ledger row number');
+    return undefined;
+  }
+  return Number(text);
+}
+
+function summary(target: AdminTarget, settings: AdminSettingsView) {
+  const { ledger } = target;
+  const counts = ledger.counts();
+  const byState: Record<string, number> = Object.fromEntries(LEDGER_STATES.map((state) => [state, 0]));
+  const byEventType: Record<string, number> = {};
+  for (const { state, eventType, count } of counts) {
+    byState[state] = (byState[state] ?? 0) + count;
+    byEventType[eventType] = (byEventType[eventType] ?? 0) + count;
+  }
+  const held = target.held();
+  // The worker's view decides whether delivery is held; the stored hold adds what kind of problem it is.
+  const stored = held ? ledger.getHold() : undefined;
+  return {
+    now: Date.now(),
+    counts,
+    byState,
+    byEventType,
+    outstanding: ledger.outstanding(),
+    nextDueAt: ledger.nextDueAt() ?? null,
+    hold: held
+      ? {
+          held: true,
+          reason: held.reason,
+          since: held.since,
+          kind: stored?.kind ?? null,
+          status: stored?.status ?? null,
+          rowId: stored?.rowId ?? null,
+        }
+      : { held: false },
+    sources: target.sourceStatuses(),
+    showPersonalData: settings.showPersonalData,
+  };
+}
+
+export function adminApi(target: AdminTarget, settings: AdminSettingsView): Router {
+  const router = express.Router();
+  const { ledger } = target;
+  const pii = settings.showPersonalData;
+
+  router.get('/events', (req, res) => {
+    let query: ReturnType<typeof parseListQuery>;
+    try {
+      query = parseListQuery(req.query);
+    } catch (err) {
+      if (err instanceof QueryError) return adminError(res, 400, err.message);
+      throw err;
+    }
+    // One row more than asked tells whether a next page exists without a COUNT over the table.
+    const rows = ledger.list({ ...query.filter, limit: query.limit + 1, offset: query.offset });
+    res.json({
+      events: rows.slice(0, query.limit).map((row) => listItem(row, pii)),
+      limit: query.limit,
+      offset: query.offset,
+      hasMore: rows.length > query.limit,
+    });
+  });
+
+  router.get('/events/:id', (req, res) => {
+    const id = rowId(req, res);
+    if (id === undefined) return;
+    const row = ledger.get(id);
+    if (!row) return adminError(res, 404, `no ledger row ${id}`);
+    res.json(eventDetail(row, ledger.attempts(id), pii));
+  });
+
+  router.get('/summary', (_req, res) => {
+    res.json(summary(target, settings));
+  });
+
+  router.post('/events/:id/replay', async (req, res) => {
+    const id = rowId(req, res);
+    if (id === undefined) return;
+    const row = ledger.get(id);
+    if (!row) return adminError(res, 404, `no ledger row ${id}`);
+    if (row.state !== 'dead') return adminError(res, 409, `row ${id} is ${row.state}, not dead: only dead rows replay`);
+    const result = await target.replay([id]);
+    const skipped = result.skipped.find((s) => s.id === id);
+    if (skipped) return adminError(res, 409, `row ${id} not replayed: ${skipped.reason}`);
+    const after = ledger.get(id);
+    res.json({ ...result, event: after ? listItem(after, pii) : null });
+  });
+
+  router.post('/replay-dead', async (_req, res) => {
+    res.json(await target.replay('dead'));
+  });
+
+  router.all('/events/:id/replay', (_req, res) => adminError(res, 405, 'use POST'));
+  router.all('/replay-dead', (_req, res) => adminError(res, 405, 'use POST'));
+  return router;
+}

@@ -1,0 +1,73 @@
+// Admin authentication: one shared token, sent as a Bearer token (scripts) or as the password of HTTP
+// Basic auth (the browser page: the browser prompts once and re-sends the credentials on every
+// same-origin request, including the page's own fetch() calls).
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+
+export const ADMIN_REALM = 'opencrvs-bridge admin';
+
+export type AuthScheme = 'bearer' | 'basic';
+
+// Comparing fixed-length digests keeps the comparison constant-time whatever the lengths.
+function sameSecret(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given, 'utf8').digest();
+  const b = createHash('sha256').update(expected, 'utf8').digest();
+  return timingSafeEqual(a, b);
+}
+
+/** Which scheme carried the right token, or undefined (absent, malformed or wrong). */
+export function authenticate(authorization: string | undefined, token: string): AuthScheme | undefined {
+  if (!authorization) return undefined;
+  const match = /^(\S+)\s+(\S+)\s*$/.exec(authorization);
+  if (!match?.[1] || !match[2]) return undefined;
+  const scheme = match[1].toLowerCase();
+  if (scheme === 'bearer') return sameSecret(match[2], token) ? 'bearer' : undefined;
+  if (scheme === 'basic') {
+    const decoded = Buffer.from(match[2], 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon < 0) return undefined;
+    // Any user name: the token is the only secret.
+    return sameSecret(decoded.slice(colon + 1), token) ? 'basic' : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * Basic credentials are attached by the browser to any request to this origin, including a form
+ * post from another site (CSRF). A state-changing request authenticated by Basic must therefore come
+ * from our own page: its Origin (sent by every current browser on POST) must name this host. Requests
+ * with a Bearer token are safe (a browser never adds one by itself), and so are Basic requests without
+ * an Origin header, which only non-browser clients (curl, scripts) send.
+ */
+export function sameOriginOrNoBrowser(req: Request): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return req.headers['sec-fetch-site'] !== 'cross-site';
+  if (origin === 'null') return false;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+export function adminError(res: Response, status: number, error: string): void {
+  res.status(status).json({ error });
+}
+
+/** Rejects unauthenticated requests (401 with a Basic challenge) and cross-origin Basic POSTs (403). */
+export function requireToken(token: string): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const scheme = authenticate(req.headers.authorization, token);
+    if (!scheme) {
+      res.setHeader('WWW-Authenticate', `Basic realm="${ADMIN_REALM}", charset="UTF-8"`);
+      adminError(res, 401, 'admin token required: Authorization: Bearer <token>, or Basic with the token as password');
+      return;
+    }
+    const safeMethod = req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS';
+    if (!safeMethod && scheme === 'basic' && !sameOriginOrNoBrowser(req)) {
+      adminError(res, 403, 'cross-origin request refused: use the admin page or a Bearer token');
+      return;
+    }
+    next();
+  };
+}

@@ -1,0 +1,66 @@
+// The admin web page and its JSON API, mounted at `/admin` by the composition root.
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { type Logger, silentLogger } from '../../observability/logger.js';
+import { adminApi } from './api.js';
+import { adminError, requireToken } from './auth.js';
+import { PAGE_STYLE, renderPage } from './page.js';
+import { PAGE_SCRIPT } from './page-script.js';
+import type { AdminSettingsView, AdminTarget } from './types.js';
+
+export { ADMIN_REALM } from './auth.js';
+export type { AdminSettingsView, AdminTarget, SourceStatusView, SubscriptionStatusView } from './types.js';
+export type { AttemptView, ErrorView, EventDetail, EventListItem } from './views.js';
+
+export const ADMIN_DISABLED_MESSAGE = 'admin disabled: set admin.token or admin.tokenFile';
+
+// The page loads only its own script and style, talks only to its own origin, and is never framed.
+const PAGE_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; " +
+  "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+function hardening(_req: Request, res: Response, next: NextFunction): void {
+  // Admin answers carry ledger state, never worth caching; nothing here may be framed or sniffed.
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  next();
+}
+
+/**
+ * `GET /admin` (the page), `/admin/app.js`, `/admin/app.css` and `/admin/api/...`, all behind the
+ * admin token (Bearer, or Basic with the token as password). Without a token every path answers 404:
+ * the admin surface is off, not open.
+ */
+export function adminRoutes(
+  target: AdminTarget,
+  settings: AdminSettingsView,
+  options: { logger?: Logger } = {},
+): Router {
+  const log = (options.logger ?? silentLogger).child({ component: 'admin' });
+  const router = express.Router();
+  router.use(hardening);
+  const token = settings.token?.trim();
+  if (!token) {
+    router.use((_req: Request, res: Response) => adminError(res, 404, ADMIN_DISABLED_MESSAGE));
+    return router;
+  }
+  router.use(requireToken(token));
+  router.get('/', (req, res) => {
+    res.setHeader('Content-Security-Policy', PAGE_CSP);
+    res.type('html').send(renderPage(req.baseUrl));
+  });
+  router.get('/app.js', (_req, res) => {
+    res.type('text/javascript').send(PAGE_SCRIPT);
+  });
+  router.get('/app.css', (_req, res) => {
+    res.type('text/css').send(PAGE_STYLE);
+  });
+  router.use('/api', adminApi(target, settings));
+  router.use((_req: Request, res: Response) => adminError(res, 404, 'no such admin endpoint'));
+  router.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    log.error({ err, method: req.method, path: req.path }, 'admin request failed');
+    if (!res.headersSent) adminError(res, 500, 'internal error (see the bridge log)');
+  });
+  return router;
+}

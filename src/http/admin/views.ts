@@ -1,0 +1,131 @@
+// What the admin API shows of a ledger row. Source references, ids, states, errors and tracking ids
+// are operational data; the declaration (names, dates of birth) is shown only when the operator turned
+// `admin.showPersonalData` on, and so are the values OpenCRVS echoes back in its 400 messages.
+import { withoutValues } from '../../delivery/index.js';
+import type { AttemptRow, LedgerError, LedgerRow } from '../../ledger/index.js';
+
+export interface ErrorView {
+  classification: string;
+  kind: string;
+  status?: number;
+  message: string;
+}
+
+export interface EventListItem {
+  id: number;
+  sourceId: string;
+  eventType: string;
+  sourceRef: string;
+  subjectKey: string;
+  state: string;
+  attempts: number;
+  nextRunAt: number;
+  eventId: string | null;
+  trackingId: string | null;
+  office: string | null;
+  facility: string | null;
+  lastError: ErrorView | null;
+  skipReason: string | null;
+  firstSeenAt: number;
+  updatedAt: number;
+  deliveredAt: number | null;
+  updatesAfterNotification: number;
+}
+
+export interface AttemptView {
+  attempt: number;
+  workerId: string;
+  step: string;
+  outcome: string;
+  startedAt: number;
+  finishedAt: number;
+  error: ErrorView | null;
+  nextRunAt: number | null;
+}
+
+export interface EventDetail extends EventListItem {
+  sourceVersion: string | null;
+  mappingId: string | null;
+  transactionIds: { create: string; notify: string; base: string };
+  lockedBy: string | null;
+  lockedAt: number | null;
+  queuedAt: number;
+  createdAt: number;
+  payloadHash: string | null;
+  /** Whether a payload is still stored (it is purged some time after delivery). */
+  payloadStored: boolean;
+  updatedAfterNotification: { count: number; lastAt: number | null };
+  attemptHistory: AttemptView[];
+  /** Present only with `showPersonalData` and while the payload is stored. */
+  declaration?: Record<string, unknown>;
+  annotation?: Record<string, unknown>;
+}
+
+export function errorView(error: LedgerError | null, showPersonalData: boolean): ErrorView | null {
+  if (!error) return null;
+  const view: ErrorView = {
+    classification: error.classification,
+    kind: error.kind,
+    message: showPersonalData ? error.message : withoutValues(error.message),
+  };
+  if (error.status !== undefined) view.status = error.status;
+  return view;
+}
+
+export function listItem(row: LedgerRow, showPersonalData: boolean): EventListItem {
+  return {
+    id: row.id,
+    sourceId: row.sourceId,
+    eventType: row.eventType,
+    sourceRef: row.sourceRef,
+    subjectKey: row.subjectKey,
+    state: row.state,
+    attempts: row.attempts,
+    nextRunAt: row.nextRunAt,
+    eventId: row.eventId,
+    trackingId: row.trackingId,
+    office: row.office,
+    facility: row.facility,
+    lastError: errorView(row.lastError, showPersonalData),
+    skipReason: row.skipReason,
+    firstSeenAt: row.firstSeenAt,
+    updatedAt: row.updatedAt,
+    deliveredAt: row.deliveredAt,
+    updatesAfterNotification: row.updatesAfterNotification,
+  };
+}
+
+function attemptView(attempt: AttemptRow, showPersonalData: boolean): AttemptView {
+  return {
+    attempt: attempt.attempt,
+    workerId: attempt.workerId,
+    step: attempt.step,
+    outcome: attempt.outcome,
+    startedAt: attempt.startedAt,
+    finishedAt: attempt.finishedAt,
+    error: errorView(attempt.error, showPersonalData),
+    nextRunAt: attempt.nextRunAt,
+  };
+}
+
+export function eventDetail(row: LedgerRow, attempts: AttemptRow[], showPersonalData: boolean): EventDetail {
+  const detail: EventDetail = {
+    ...listItem(row, showPersonalData),
+    sourceVersion: row.sourceVersion,
+    mappingId: row.mappingId,
+    transactionIds: { create: row.createTransactionId, notify: row.notifyTransactionId, base: row.baseTransactionId },
+    lockedBy: row.lockedBy,
+    lockedAt: row.lockedAt,
+    queuedAt: row.queuedAt,
+    createdAt: row.createdAt,
+    payloadHash: row.payloadHash,
+    payloadStored: row.payload !== null,
+    updatedAfterNotification: { count: row.updatesAfterNotification, lastAt: row.updatedAfterNotificationAt },
+    attemptHistory: attempts.map((attempt) => attemptView(attempt, showPersonalData)),
+  };
+  if (showPersonalData && row.payload) {
+    detail.declaration = row.payload.declaration;
+    if (row.payload.annotation) detail.annotation = row.payload.annotation;
+  }
+  return detail;
+}

@@ -1,0 +1,435 @@
+// The admin routes over HTTP against a real SQLite ledger: disabled without a token, authentication,
+// the JSON API (list, detail, summary, replay), CSRF refusal and the personal-data rule.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  ADMIN_DISABLED_MESSAGE,
+  type AdminTarget,
+  adminRoutes,
+  type SourceStatusView,
+} from '../../src/http/admin/index.js';
+import { closeServer, createHttpApp, listen } from '../../src/http/server.js';
+import { hashPayload, type Ledger, type LedgerPayload, openLedger } from '../../src/ledger/index.js';
+import { silentLogger } from '../../src/observability/logger.js';
+
+const TOKEN = 'admin-test-token-0123456789';
+const OFFICE = '028d2c85-ca31-426d-b5d1-2cef545a4902';
+const FIRSTNAME = 'Wanjiku';
+// What OpenCRVS answers a bad declaration with: the field problems echo the submitted value.
+const ECHOING_400 = JSON.stringify([
+  { message: 'Invalid input', id: 'child.name', value: { firstname: FIRSTNAME, surname: 'Otieno' } },
+]);
+
+function payload(firstname: string): LedgerPayload {
+  return {
+    declaration: { 'child.name': { firstname, surname: 'Otieno' }, 'child.dob': '2026-01-02' },
+    office: OFFICE,
+  };
+}
+
+interface Harness {
+  base: string;
+  ledger: Ledger;
+  deadId: number;
+  deliveredId: number;
+  deathId: number;
+  hold: { reason: string; since: number } | undefined;
+  replayCalls: Array<number[] | 'dead'>;
+  close(): Promise<void>;
+}
+
+const SOURCES: SourceStatusView[] = [
+  {
+    id: 'emr',
+    kind: 'fhir',
+    watermarks: { Encounter: '2026-03-04T10:00:00Z', Patient: undefined },
+    lastPollStartedAt: 1_700_000_000_000,
+    lastPollFinishedAt: 1_700_000_001_000,
+    consecutiveFailures: 0,
+    subscription: {
+      gaps: 2,
+      lastGapReason: 'eventNumber jumped from 4 to 7',
+      lastGapAt: 1_700_000_000_500,
+      catchUps: 2,
+    },
+  },
+];
+
+async function startHarness(settings: { token?: string; showPersonalData: boolean }): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), 'admin-test-'));
+  const ledger = openLedger(join(dir, 'bridge.db'));
+  const record = (subject: string, eventType: string, firstname: string) => {
+    const p = payload(firstname);
+    return ledger.recordEvent({
+      sourceId: 'emr',
+      eventType,
+      subjectKey: `Patient/${subject}`,
+      sourceRef: `Encounter/${subject}`,
+      sourceVersion: '1',
+      mappingId: `${eventType}.fhir`,
+      payloadHash: hashPayload(p),
+      payload: p,
+    }).row;
+  };
+  const dead = record('a1', 'birth', FIRSTNAME);
+  const delivered = record('a2', 'birth', 'Amani');
+  const death = record('a3', 'death', 'Baraka');
+  const claimed = ledger.claimDue('test-worker', 2);
+  assert.deepEqual(
+    claimed.map((r) => r.id),
+    [dead.id, delivered.id],
+  );
+  const startedAt = Date.now();
+  ledger.settle({
+    id: dead.id,
+    workerId: 'test-worker',
+    claimedPayloadHash: dead.payloadHash,
+    step: 'notify',
+    startedAt,
+    settlement: {
+      outcome: 'dead',
+      error: { classification: 'permanent', kind: 'bad-request', status: 400, message: ECHOING_400 },
+    },
+  });
+  ledger.settle({
+    id: delivered.id,
+    workerId: 'test-worker',
+    claimedPayloadHash: delivered.payloadHash,
+    step: 'notify',
+    startedAt,
+    settlement: { outcome: 'delivered', eventId: 'ev-1', trackingId: 'TRK0001' },
+  });
+  const harness: Harness = {
+    base: '',
+    ledger,
+    deadId: dead.id,
+    deliveredId: delivered.id,
+    deathId: death.id,
+    hold: undefined,
+    replayCalls: [],
+    close: async () => undefined,
+  };
+  const target: AdminTarget = {
+    ledger,
+    held: () => harness.hold,
+    sourceStatuses: () => SOURCES,
+    replay: async (ids) => {
+      harness.replayCalls.push(ids);
+      return ledger.replay(ids);
+    },
+  };
+  const app = createHttpApp([{ path: '/admin', router: adminRoutes(target, settings) }], silentLogger);
+  const { server, port }: { server: Server; port: number } = await listen(app, 0, '127.0.0.1');
+  harness.base = `http://127.0.0.1:${port}`;
+  harness.close = async () => {
+    await closeServer(server, 1000);
+    ledger.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return harness;
+}
+
+const bearer = { Authorization: `Bearer ${TOKEN}` };
+const basic = (password: string, user = 'anyone') => ({
+  Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`,
+});
+
+async function request(
+  h: Harness,
+  path: string,
+  init: { method?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; headers: Headers; body: unknown; text: string }> {
+  const response = await fetch(`${h.base}${path}`, { ...init, signal: AbortSignal.timeout(5000) });
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  return { status: response.status, headers: response.headers, body, text };
+}
+
+/** Reads a JSON object field by field without casting. */
+function obj(value: unknown): Record<string, unknown> {
+  assert.ok(typeof value === 'object' && value !== null && !Array.isArray(value), 'expected a JSON object');
+  return { ...value };
+}
+
+function list(value: unknown): unknown[] {
+  assert.ok(Array.isArray(value), 'expected a JSON array');
+  return value;
+}
+
+describe('admin routes without a token configured', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ showPersonalData: false });
+  });
+  after(() => h.close());
+
+  it('answers 404 with the reason on every admin path, even with credentials', async () => {
+    for (const path of ['/admin', '/admin/', '/admin/api/summary', '/admin/api/events/1', '/admin/app.js']) {
+      const res = await request(h, path, { headers: bearer });
+      assert.equal(res.status, 404, path);
+      assert.deepEqual(res.body, { error: ADMIN_DISABLED_MESSAGE });
+    }
+    const post = await request(h, '/admin/api/replay-dead', { method: 'POST', headers: bearer });
+    assert.equal(post.status, 404);
+    assert.equal(h.replayCalls.length, 0);
+  });
+});
+
+describe('admin routes with a token', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ token: TOKEN, showPersonalData: false });
+  });
+  after(() => h.close());
+
+  it('refuses requests without the token, or with a wrong one, with a Basic challenge', async () => {
+    const cases: Array<Record<string, string>> = [
+      {},
+      { Authorization: 'Bearer wrong-token' },
+      basic('wrong-token'),
+      { Authorization: `Bearer ${TOKEN}x` },
+      { Authorization: 'Basic not-base64-colon' },
+      { Authorization: TOKEN },
+    ];
+    for (const headers of cases) {
+      for (const path of ['/admin', '/admin/api/summary', '/admin/app.js']) {
+        const res = await request(h, path, { headers });
+        assert.equal(res.status, 401, `${path} ${JSON.stringify(Object.keys(headers))}`);
+        assert.match(res.headers.get('www-authenticate') ?? '', /^Basic realm="opencrvs-bridge admin"/);
+        assert.match(String(obj(res.body).error), /admin token required/);
+      }
+    }
+  });
+
+  it('accepts the token as Bearer or as the Basic password with any user name', async () => {
+    for (const headers of [bearer, basic(TOKEN), basic(TOKEN, 'ops')]) {
+      const res = await request(h, '/admin/api/summary', { headers });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('cache-control'), 'no-store');
+    }
+  });
+
+  it('serves the page, its script and its style behind the token with a strict CSP', async () => {
+    const page = await request(h, '/admin', { headers: basic(TOKEN) });
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type') ?? '', /text\/html/);
+    assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+    assert.match(page.text, /<script src="\/admin\/app\.js" defer><\/script>/);
+    assert.match(page.text, /data-api="\/admin\/api"/);
+    const script = await request(h, '/admin/app.js', { headers: basic(TOKEN) });
+    assert.equal(script.status, 200);
+    assert.match(script.headers.get('content-type') ?? '', /javascript/);
+    assert.doesNotMatch(script.text, /innerHTML/);
+    const style = await request(h, '/admin/app.css', { headers: basic(TOKEN) });
+    assert.match(style.headers.get('content-type') ?? '', /text\/css/);
+  });
+
+  it('lists events newest first and filters by state, event type, source and date', async () => {
+    const all = obj((await request(h, '/admin/api/events', { headers: bearer })).body);
+    assert.deepEqual(
+      list(all.events).map((e) => obj(e).id),
+      [h.deathId, h.deliveredId, h.deadId],
+    );
+    assert.equal(all.hasMore, false);
+
+    const dead = obj((await request(h, '/admin/api/events?state=dead', { headers: bearer })).body);
+    assert.deepEqual(
+      list(dead.events).map((e) => obj(e).state),
+      ['dead'],
+    );
+    const twoStates = obj((await request(h, '/admin/api/events?state=dead,delivered', { headers: bearer })).body);
+    assert.equal(list(twoStates.events).length, 2);
+    const deaths = obj((await request(h, '/admin/api/events?eventType=death', { headers: bearer })).body);
+    assert.deepEqual(
+      list(deaths.events).map((e) => obj(e).id),
+      [h.deathId],
+    );
+    const otherSource = obj((await request(h, '/admin/api/events?source=dhis2', { headers: bearer })).body);
+    assert.equal(list(otherSource.events).length, 0);
+    const future = obj((await request(h, `/admin/api/events?since=${Date.now() + 60_000}`, { headers: bearer })).body);
+    assert.equal(list(future.events).length, 0);
+    const past = obj((await request(h, '/admin/api/events?until=2000-01-01T00:00:00Z', { headers: bearer })).body);
+    assert.equal(list(past.events).length, 0);
+
+    const page1 = obj((await request(h, '/admin/api/events?limit=2', { headers: bearer })).body);
+    assert.equal(list(page1.events).length, 2);
+    assert.equal(page1.hasMore, true);
+    const page2 = obj((await request(h, '/admin/api/events?limit=2&offset=2', { headers: bearer })).body);
+    assert.deepEqual(
+      list(page2.events).map((e) => obj(e).id),
+      [h.deadId],
+    );
+    assert.equal(page2.hasMore, false);
+  });
+
+  it('answers 400 with the reason for a bad filter', async () => {
+    for (const query of ['state=bogus', 'limit=0', 'limit=501', 'offset=-1', 'since=yesterday', 'since=5&until=4']) {
+      const res = await request(h, `/admin/api/events?${query}`, { headers: bearer });
+      assert.equal(res.status, 400, query);
+      assert.equal(typeof obj(res.body).error, 'string');
+    }
+  });
+
+  it('shows an event in detail with ids, attempts and classified errors, without personal data', async () => {
+    const res = await request(h, `/admin/api/events/${h.deadId}`, { headers: bearer });
+    assert.equal(res.status, 200);
+    const detail = obj(res.body);
+    assert.equal(detail.state, 'dead');
+    assert.equal(detail.sourceRef, 'Encounter/a1');
+    assert.equal(detail.office, OFFICE);
+    assert.equal(detail.payloadStored, true);
+    const ids = obj(detail.transactionIds);
+    assert.match(String(ids.create), /:create$/);
+    assert.match(String(ids.notify), /:notify$/);
+    const attempts = list(detail.attemptHistory).map(obj);
+    assert.equal(attempts.length, 1);
+    assert.equal(attempts[0]?.outcome, 'dead');
+    const error = obj(attempts[0]?.error);
+    assert.equal(error.classification, 'permanent');
+    assert.equal(error.status, 400);
+    assert.match(String(error.message), /child\.name/);
+    assert.equal('declaration' in detail, false);
+    assert.equal('annotation' in detail, false);
+    // Neither the declaration nor the value OpenCRVS echoed reaches the API (detail, list or summary).
+    for (const path of [`/admin/api/events/${h.deadId}`, '/admin/api/events', '/admin/api/summary']) {
+      const text = (await request(h, path, { headers: bearer })).text;
+      assert.equal(text.includes(FIRSTNAME), false, path);
+      assert.equal(text.includes('2026-01-02'), false, path);
+    }
+
+    const delivered = obj((await request(h, `/admin/api/events/${h.deliveredId}`, { headers: bearer })).body);
+    assert.equal(delivered.eventId, 'ev-1');
+    assert.equal(delivered.trackingId, 'TRK0001');
+    assert.equal(typeof delivered.deliveredAt, 'number');
+  });
+
+  it('answers 404 for an unknown row and 400 for a malformed id', async () => {
+    assert.equal((await request(h, '/admin/api/events/99999', { headers: bearer })).status, 404);
+    assert.equal((await request(h, '/admin/api/events/abc', { headers: bearer })).status, 400);
+    assert.equal((await request(h, '/admin/api/nothing', { headers: bearer })).status, 404);
+  });
+
+  it('summarises counts by state and event type, the hold with its reason and source status', async () => {
+    h.hold = { reason: 'OpenCRVS refused the client credentials (401)', since: 1_700_000_000_000 };
+    h.ledger.setHold({ reason: h.hold.reason, since: h.hold.since, kind: 'unauthorized', status: 401 });
+    try {
+      const summary = obj((await request(h, '/admin/api/summary', { headers: bearer })).body);
+      const byState = obj(summary.byState);
+      assert.equal(byState.dead, 1);
+      assert.equal(byState.delivered, 1);
+      assert.equal(byState.pending, 1);
+      assert.deepEqual(summary.byEventType, { birth: 2, death: 1 });
+      assert.equal(summary.outstanding, 1);
+      const hold = obj(summary.hold);
+      assert.equal(hold.held, true);
+      assert.equal(hold.reason, h.hold.reason);
+      assert.equal(hold.kind, 'unauthorized');
+      assert.equal(hold.status, 401);
+      const sources = list(summary.sources).map(obj);
+      assert.equal(sources[0]?.id, 'emr');
+      assert.equal(obj(sources[0]?.subscription).gaps, 2);
+      assert.equal(summary.showPersonalData, false);
+    } finally {
+      h.hold = undefined;
+      h.ledger.setHold(undefined);
+    }
+    const free = obj((await request(h, '/admin/api/summary', { headers: bearer })).body);
+    assert.deepEqual(free.hold, { held: false });
+  });
+
+  it('refuses a cross-site replay carried by Basic credentials and leaves the row dead', async () => {
+    const res = await request(h, `/admin/api/events/${h.deadId}/replay`, {
+      method: 'POST',
+      headers: { ...basic(TOKEN), Origin: 'https://evil.example' },
+    });
+    assert.equal(res.status, 403);
+    assert.equal(h.ledger.get(h.deadId)?.state, 'dead');
+    const crossSiteFetch = await request(h, `/admin/api/events/${h.deadId}/replay`, {
+      method: 'POST',
+      headers: { ...basic(TOKEN), 'Sec-Fetch-Site': 'cross-site' },
+    });
+    assert.equal(crossSiteFetch.status, 403);
+    assert.equal(h.replayCalls.length, 0);
+  });
+
+  it('refuses to replay a row that is not dead, or does not exist', async () => {
+    const res = await request(h, `/admin/api/events/${h.deliveredId}/replay`, { method: 'POST', headers: bearer });
+    assert.equal(res.status, 409);
+    assert.match(String(obj(res.body).error), /delivered, not dead/);
+    assert.equal((await request(h, '/admin/api/events/99999/replay', { method: 'POST', headers: bearer })).status, 404);
+    assert.equal((await request(h, `/admin/api/events/${h.deadId}/replay`, { headers: bearer })).status, 405);
+    assert.equal(h.replayCalls.length, 0);
+  });
+
+  it('replays a dead row from its own page (same origin) back into the queue with a fresh budget', async () => {
+    const res = await request(h, `/admin/api/events/${h.deadId}/replay`, {
+      method: 'POST',
+      headers: { ...basic(TOKEN), Origin: h.base },
+    });
+    assert.equal(res.status, 200);
+    const body = obj(res.body);
+    assert.deepEqual(body.requeued, [h.deadId]);
+    assert.equal(obj(body.event).state, 'pending');
+    assert.deepEqual(h.replayCalls, [[h.deadId]]);
+    const row = h.ledger.get(h.deadId);
+    assert.equal(row?.state, 'pending');
+    assert.equal(row?.attempts, 0);
+    // Replaying again: no longer dead.
+    assert.equal(
+      (await request(h, `/admin/api/events/${h.deadId}/replay`, { method: 'POST', headers: bearer })).status,
+      409,
+    );
+  });
+
+  it('replays all dead rows with a Bearer token and reports what it requeued', async () => {
+    // Make the pending death row dead through the outbox, like the worker would.
+    const [claimed] = h.ledger.claimDue('test-worker', 10).filter((r) => r.id === h.deathId);
+    assert.ok(claimed);
+    h.ledger.settle({
+      id: h.deathId,
+      workerId: 'test-worker',
+      claimedPayloadHash: claimed.payloadHash,
+      step: 'create',
+      startedAt: Date.now(),
+      settlement: {
+        outcome: 'dead',
+        error: { classification: 'permanent', kind: 'forbidden', status: 403, message: 'no' },
+      },
+    });
+    h.ledger.handBack(
+      h.ledger.list({ states: ['delivering'] }).map((r) => r.id),
+      'test-worker',
+    );
+    const res = await request(h, '/admin/api/replay-dead', { method: 'POST', headers: bearer });
+    assert.equal(res.status, 200);
+    assert.deepEqual(obj(res.body).requeued, [h.deathId]);
+    assert.equal(h.ledger.get(h.deathId)?.state, 'pending');
+    assert.deepEqual(h.replayCalls.at(-1), 'dead');
+  });
+});
+
+describe('admin routes with showPersonalData', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ token: TOKEN, showPersonalData: true });
+  });
+  after(() => h.close());
+
+  it('includes the declaration and the values OpenCRVS echoed in the detail', async () => {
+    const detail = obj((await request(h, `/admin/api/events/${h.deadId}`, { headers: bearer })).body);
+    const declaration = obj(detail.declaration);
+    assert.deepEqual(declaration['child.name'], { firstname: FIRSTNAME, surname: 'Otieno' });
+    assert.match(String(obj(detail.lastError).message), new RegExp(FIRSTNAME));
+    const summary = obj((await request(h, '/admin/api/summary', { headers: bearer })).body);
+    assert.equal(summary.showPersonalData, true);
+  });
+});
