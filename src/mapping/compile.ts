@@ -1,0 +1,332 @@
+// One mapping file → a CompiledMapping: structure checked against profiles/mapping.schema.json, every
+// expression compiled once, and the static checks against the OpenCRVS form profile (field ids, option
+// values, transform ↔ field type). Every failure is a MappingLoadError with file, key path and line.
+import type { ValidateFunction } from 'ajv';
+import { createAjv, describeAjvError, readProfileJson } from '../config/schema.js';
+import { SUPPORTED_SEARCH_PARAMS } from './fetcher.js';
+import { type CompiledExpr, ExpressionCompiler, ExpressionError, type SourceKind } from './fhirpath/expr.js';
+import { buildCodeSet, type CodeSet } from './fhirpath/functions.js';
+import {
+  declarationValidator,
+  type FormField,
+  type FormProfile,
+  fieldValueProblem,
+  loadFormProfile,
+} from './profile.js';
+import {
+  inferTransform,
+  TRANSFORM_FIELD_TYPES,
+  type TransformName,
+  type TransformOptions,
+} from './transforms/index.js';
+import type { ValueMap } from './transforms/values.js';
+import { type KeyPath, YamlSource } from './yaml-source.js';
+
+export type TemplatePart = { literal: string } | { expr: CompiledExpr } | { codes: string[] };
+
+export interface CompiledContextItem {
+  name: string;
+  kind: 'search' | 'read' | 'value';
+  type?: string;
+  params?: Array<{ name: string; parts: TemplatePart[] }>;
+  /** read: the references to read; value: ordered fallbacks, the first non-empty one is the value. */
+  exprs: CompiledExpr[];
+}
+
+export interface CompiledField {
+  id: string;
+  field: FormField;
+  from: CompiledExpr[];
+  transform?: TransformName;
+  map?: ValueMap;
+  default?: { value: unknown };
+  constant?: { value: unknown };
+  when?: CompiledExpr;
+  options: TransformOptions;
+}
+
+export interface CompiledRouting {
+  facilityKeys: CompiledExpr[];
+  office: CompiledExpr[];
+  facility: CompiledExpr[];
+  facilityFields: string[];
+  placeOfEvent?: { field: string; value: string };
+}
+
+export interface CompiledMapping {
+  id: string;
+  file: string;
+  eventType: string;
+  source: SourceKind;
+  priority: number;
+  subjectType: string;
+  profile: FormProfile;
+  validateDeclaration: ValidateFunction;
+  context: CompiledContextItem[];
+  unless: Array<{ reason: string; expr: CompiledExpr }>;
+  when: Array<{ evidence: string; expr: CompiledExpr; source?: CompiledExpr }>;
+  fields: CompiledField[];
+  routing: CompiledRouting;
+  /** Searches keyed on the subject: a changed resource of `type` names its subject at these paths. */
+  subjectLinks: Array<{ type: string; param: string }>;
+  /** Every expression, for the differential test and the benchmark. */
+  expressions: CompiledExpr[];
+}
+
+export interface CompileOptions {
+  country: string;
+  version: string;
+  fastPath?: boolean;
+}
+
+// %names fhirpath.js reserves or that the engine sets itself.
+const RESERVED = new Set(['subject', 'subjectRef', 'context', 'resource', 'rootResource', 'ucum', 'sct', 'loinc']);
+
+let structureValidator: ValidateFunction | undefined;
+
+/** The most useful ajv error: an unknown/missing key or enum beats the generic oneOf/type noise. */
+function pickError(errors: NonNullable<ValidateFunction['errors']>) {
+  const rank = (k: string) =>
+    ['additionalProperties', 'required', 'enum', 'pattern', 'minLength'].includes(k) ? 0 : 1;
+  return [...errors].sort(
+    (a, b) => rank(a.keyword) - rank(b.keyword) || b.instancePath.length - a.instancePath.length,
+  )[0];
+}
+
+const asArray = (v: unknown): unknown[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+type Obj = Record<string, unknown>;
+
+export function compileMapping(file: string, text: string, options: CompileOptions): CompiledMapping {
+  const src = new YamlSource(file, text);
+  structureValidator ??= createAjv().compile(readProfileJson('mapping.schema.json') as object);
+  if (!structureValidator(src.data)) {
+    const e = pickError(structureValidator.errors ?? []);
+    const problem = e ? describeAjvError(e).problem : 'invalid';
+    const keyPath = e ? pointerParts(e.instancePath, e.keyword, e.params as Obj) : [];
+    throw src.error(keyPath, problem);
+  }
+  const doc = src.data as Obj; // shape guaranteed by the schema check above
+  const base = file.replace(/^.*[\\/]/, '').replace(/\.ya?ml$/, '');
+  const id = typeof doc.id === 'string' ? doc.id : base;
+  const eventType = doc.eventType as string;
+  const source = doc.source as SourceKind;
+
+  let profile: FormProfile;
+  try {
+    profile = loadFormProfile(options.country, options.version, eventType);
+  } catch (err) {
+    throw src.error(['eventType'], (err as Error).message);
+  }
+
+  const codeSets = new Map<string, CodeSet>();
+  for (const [name, entries] of Object.entries((doc.codes ?? {}) as Record<string, unknown[]>)) {
+    codeSets.set(name, buildCodeSet(entries.map(String)));
+  }
+  const valueMaps = new Map<string, ValueMap>();
+  for (const [name, table] of Object.entries((doc.valueMaps ?? {}) as Record<string, Obj>)) {
+    const entries = new Map(Object.entries(table).filter(([k]) => k !== '*'));
+    valueMaps.set(name, { name, entries, fallback: '*' in table ? { value: table['*'] } : undefined });
+  }
+
+  const compiler = new ExpressionCompiler(source, codeSets, options.fastPath ?? true);
+  const expressions: CompiledExpr[] = [];
+  const variables = new Set(['subject', 'subjectRef']);
+  const expr = (text: string, path: KeyPath): CompiledExpr => {
+    try {
+      const compiled = compiler.compile(text, variables);
+      expressions.push(compiled);
+      return compiled;
+    } catch (err) {
+      if (err instanceof ExpressionError) throw src.error(path, err.message);
+      throw err;
+    }
+  };
+  const exprs = (value: unknown, path: KeyPath): CompiledExpr[] =>
+    asArray(value).map((t, i) => expr(String(t), Array.isArray(value) ? [...path, i] : path));
+
+  // Context, in order: each item sees the subject and the items before it.
+  const context: CompiledContextItem[] = [];
+  const subjectLinks: CompiledMapping['subjectLinks'] = [];
+  for (const [name, raw] of Object.entries((doc.context ?? {}) as Record<string, Obj>)) {
+    const path = ['context', name];
+    if (RESERVED.has(name)) throw src.error(path, `'${name}' is a reserved variable name`);
+    if (typeof raw.search === 'string') {
+      const params = Object.entries((raw.params ?? {}) as Record<string, string>).map(([param, template]) => {
+        if (!SUPPORTED_SEARCH_PARAMS.has(param)) {
+          throw src.error(
+            [...path, 'params', param],
+            `unsupported search parameter; use one of ${[...SUPPORTED_SEARCH_PARAMS].join(', ')}`,
+          );
+        }
+        if (template.trim() === '{%subjectRef}') subjectLinks.push({ type: raw.search as string, param });
+        return { name: param, parts: parseTemplate(template, [...path, 'params', param]) };
+      });
+      context.push({ name, kind: 'search', type: raw.search, params, exprs: [] });
+    } else if (typeof raw.read === 'string') {
+      context.push({ name, kind: 'read', exprs: [expr(raw.read, [...path, 'read'])] });
+    } else {
+      context.push({ name, kind: 'value', exprs: exprs(raw.value, [...path, 'value']) });
+    }
+    variables.add(name);
+  }
+
+  function parseTemplate(template: string, path: KeyPath): TemplatePart[] {
+    const parts: TemplatePart[] = [];
+    let last = 0;
+    for (const m of template.matchAll(/\{([^{}]+)\}/g)) {
+      if (m.index > last) parts.push({ literal: template.slice(last, m.index) });
+      const inner = (m[1] as string).trim();
+      if (inner.startsWith('codes:')) {
+        const names = inner
+          .slice(6)
+          .split(',')
+          .map((s) => s.trim());
+        const entries: string[] = [];
+        for (const n of names) {
+          const set = (doc.codes as Record<string, unknown[]> | undefined)?.[n];
+          if (!set) throw src.error(path, `unknown code set '${n}'`);
+          entries.push(...set.map(String));
+        }
+        parts.push({ codes: entries });
+      } else {
+        parts.push({ expr: expr(inner, path) });
+      }
+      last = m.index + m[0].length;
+    }
+    if (last < template.length) parts.push({ literal: template.slice(last) });
+    return parts;
+  }
+
+  const trigger = doc.trigger as { unless?: Obj[]; when: Obj[] };
+  const unless = (trigger.unless ?? []).map((u, i) => ({
+    reason: String(u.reason),
+    expr: expr(String(u.if), ['trigger', 'unless', i, 'if']),
+  }));
+  const when = trigger.when.map((w, i) => ({
+    evidence: String(w.evidence),
+    expr: expr(String(w.if), ['trigger', 'when', i, 'if']),
+    source: typeof w.source === 'string' ? expr(w.source, ['trigger', 'when', i, 'source']) : undefined,
+  }));
+
+  const fieldOf = (fieldId: string, path: KeyPath): FormField => {
+    const field = profile.fields.get(fieldId);
+    if (field) return field;
+    if (profile.presentational.has(fieldId))
+      throw src.error(path, `${fieldId} is a presentational element, it carries no data`);
+    throw src.error(
+      path,
+      `unknown field id ${fieldId} in the OpenCRVS ${profile.country} v${profile.version} ${eventType} form`,
+    );
+  };
+  const checkValue = (field: FormField, value: unknown, path: KeyPath, what: string) => {
+    if (value === null) return;
+    const problem = fieldValueProblem(field, value);
+    if (problem) throw src.error(path, `${what} ${JSON.stringify(value)} ${problem}`);
+  };
+
+  const fields: CompiledField[] = [];
+  for (const [fieldId, raw] of Object.entries(doc.fields as Record<string, unknown>)) {
+    const path = ['fields', fieldId];
+    const field = fieldOf(fieldId, path);
+    const spec: Obj = typeof raw === 'string' ? { from: raw } : (raw as Obj);
+    const compiled: CompiledField = { id: fieldId, field, from: exprs(spec.from, [...path, 'from']), options: {} };
+    if (typeof spec.when === 'string') compiled.when = expr(spec.when, [...path, 'when']);
+    if (typeof spec.map === 'string') {
+      const map = valueMaps.get(spec.map);
+      if (!map) throw src.error([...path, 'map'], `unknown value map '${spec.map}'`);
+      for (const [key, out] of map.entries) checkValue(field, out, ['valueMaps', spec.map, key], `value map output`);
+      if (map.fallback) checkValue(field, map.fallback.value, ['valueMaps', spec.map, '*'], 'value map output');
+      compiled.map = map;
+    } else {
+      const transform = (spec.as as TransformName | undefined) ?? inferTransform(field.type);
+      if (!transform) throw src.error(path, `fields of type ${field.type} cannot be filled by a mapping`);
+      if (!(TRANSFORM_FIELD_TYPES[transform] as readonly string[]).includes(field.type)) {
+        throw src.error(
+          [...path, spec.as ? 'as' : 'from'],
+          `transform '${transform}' cannot fill ${field.type} field ${fieldId}`,
+        );
+      }
+      compiled.transform = transform;
+    }
+    if (compiled.transform === 'age') {
+      const ref = spec.asOfDateRef;
+      if (typeof ref !== 'string')
+        throw src.error(path, 'an AGE field needs asOfDateRef (the id of the reference DATE field)');
+      if (profile.fields.get(ref)?.type !== 'DATE')
+        throw src.error([...path, 'asOfDateRef'], `${ref} is not a DATE field`);
+      compiled.options.asOfDateRef = ref;
+    }
+    if (field.type === 'ADDRESS') compiled.options.domesticCountry = profile.domesticCountry;
+    if ('default' in spec) {
+      checkValue(field, spec.default, [...path, 'default'], 'default');
+      compiled.default = { value: spec.default };
+    }
+    if ('value' in spec) {
+      checkValue(field, spec.value, [...path, 'value'], 'value');
+      compiled.constant = { value: spec.value };
+    }
+    fields.push(compiled);
+  }
+
+  const r = (doc.routing ?? {}) as Obj;
+  const facilityFields = ((r.facilityFields ?? []) as string[]).flatMap((entry, i) => {
+    const optional = entry.endsWith('?');
+    const fieldId = optional ? entry.slice(0, -1) : entry;
+    if (optional && !profile.fields.has(fieldId)) return [];
+    const field = fieldOf(fieldId, ['routing', 'facilityFields', i]);
+    if (!['LOCATION', 'FACILITY', 'ALPHA_HIDDEN', 'TEXT'].includes(field.type)) {
+      throw src.error(['routing', 'facilityFields', i], `${fieldId} is a ${field.type} field, not a location`);
+    }
+    return [fieldId];
+  });
+  let placeOfEvent: CompiledRouting['placeOfEvent'];
+  if (r.placeOfEvent) {
+    const p = r.placeOfEvent as { field: string; value: string };
+    checkValue(
+      fieldOf(p.field, ['routing', 'placeOfEvent', 'field']),
+      p.value,
+      ['routing', 'placeOfEvent', 'value'],
+      'value',
+    );
+    placeOfEvent = p;
+  }
+  const routing: CompiledRouting = {
+    facilityKeys: exprs(r.facilityKeys, ['routing', 'facilityKeys']),
+    office: exprs(r.office, ['routing', 'office']),
+    facility: exprs(r.facility, ['routing', 'facility']),
+    facilityFields,
+    placeOfEvent,
+  };
+
+  return {
+    id,
+    file,
+    eventType,
+    source,
+    priority: typeof doc.priority === 'number' ? doc.priority : 0,
+    subjectType: (doc.subject as { type: string }).type,
+    profile,
+    validateDeclaration: declarationValidator(profile),
+    context,
+    unless,
+    when,
+    fields,
+    routing,
+    subjectLinks,
+    expressions,
+  };
+}
+
+/** The key path of an ajv error, pointing at the offending key for unknown/missing keys. */
+function pointerParts(pointer: string, keyword: string, params: Obj): KeyPath {
+  const parts: Array<string | number> = pointer
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((p) => (/^\d+$/.test(p) ? Number(p) : p));
+  if (keyword === 'additionalProperties' && typeof params.additionalProperty === 'string') {
+    parts.push(params.additionalProperty);
+  }
+  if (keyword === 'required' && typeof params.missingProperty === 'string') parts.push(params.missingProperty);
+  return parts;
+}

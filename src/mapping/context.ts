@@ -1,0 +1,150 @@
+// Assembles the context of one subject from a fetcher: the items of the mapping's `context`, in order,
+// with a bounded number of fetcher calls and a per-call cache (the same reference is read once).
+import type { CompiledMapping, TemplatePart } from './compile.js';
+import { isResource, parseReference } from './fetcher.js';
+import type { Resource, ResourceFetcher } from './types.js';
+
+export interface MappingContext {
+  subject: Resource;
+  subjectRef: string;
+  /** %subject, %subjectRef and one array per context item. */
+  vars: Record<string, unknown>;
+  warnings: string[];
+}
+
+export const DEFAULT_MAX_READS = 50;
+
+class BudgetExceeded extends Error {}
+
+/** A fetcher wrapper that caches and counts: searches fill the read cache so a later read costs nothing. */
+class CachingFetcher {
+  private readonly reads = new Map<string, Promise<Resource | undefined>>();
+  private readonly searches = new Map<string, Promise<Resource[]>>();
+  private left: number;
+
+  constructor(
+    private readonly inner: ResourceFetcher,
+    readonly maxReads: number,
+  ) {
+    this.left = maxReads;
+  }
+
+  private spend(): void {
+    if (this.left <= 0) throw new BudgetExceeded();
+    this.left -= 1;
+  }
+
+  read(ref: string): Promise<Resource | undefined> {
+    const parsed = parseReference(ref);
+    if (!parsed) return Promise.resolve(undefined); // '#contained' and other forms we cannot fetch
+    const key = parsed.type ? `${parsed.type}/${parsed.id}` : parsed.id;
+    let hit = this.reads.get(key);
+    if (!hit) {
+      this.spend();
+      hit = this.inner.read(parsed.type, parsed.id).then((r) => (isResource(r) ? r : undefined));
+      this.reads.set(key, hit);
+    }
+    return hit;
+  }
+
+  search(type: string, params: Record<string, string>): Promise<Resource[]> {
+    const key = `${type}?${Object.entries(params)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, v]) => `${k}=${v}`)
+      .join('&')}`;
+    let hit = this.searches.get(key);
+    if (!hit) {
+      this.spend();
+      hit = this.inner.search(type, params).then((found) => {
+        const resources = found.filter(isResource);
+        for (const r of resources) {
+          if (typeof r.id === 'string') {
+            const k = `${r.resourceType}/${r.id}`;
+            // Keep the object already read, so one resource is one object across the context.
+            if (!this.reads.has(k)) this.reads.set(k, Promise.resolve(r));
+          }
+        }
+        return resources;
+      });
+      this.searches.set(key, hit);
+    }
+    return hit;
+  }
+}
+
+function expand(parts: TemplatePart[], subject: Resource, vars: Record<string, unknown>): string | undefined {
+  let out = '';
+  for (const part of parts) {
+    if ('literal' in part) out += part.literal;
+    else if ('codes' in part) out += part.codes.join(',');
+    else {
+      const values = part.expr.evaluate(subject, vars).filter((v) => typeof v === 'string' && v !== '');
+      if (values.length === 0) return undefined;
+      out += values.join(',');
+    }
+  }
+  return out;
+}
+
+export type ContextOutcome = { context: MappingContext } | { skipped: string };
+
+export async function assembleContext(
+  mapping: CompiledMapping,
+  subjectRef: string,
+  fetcher: ResourceFetcher,
+  maxReads = DEFAULT_MAX_READS,
+): Promise<ContextOutcome> {
+  const cache = new CachingFetcher(fetcher, maxReads);
+  const subject = await cache.read(subjectRef);
+  if (!subject) return { skipped: `subject ${subjectRef} not found` };
+  if (subject.resourceType !== mapping.subjectType) {
+    return { skipped: `subject is a ${subject.resourceType}, ${mapping.id} expects a ${mapping.subjectType}` };
+  }
+  const canonicalRef = typeof subject.id === 'string' ? `${subject.resourceType}/${subject.id}` : subjectRef;
+  const vars: Record<string, unknown> = { subject, subjectRef: canonicalRef };
+  const warnings: string[] = [];
+  let exhausted = false;
+  for (const item of mapping.context) {
+    vars[item.name] = [];
+    if (item.kind === 'value') {
+      for (const e of item.exprs) {
+        const value = e.evaluate(subject, vars);
+        if (value.length) {
+          vars[item.name] = value;
+          break;
+        }
+      }
+      continue;
+    }
+    if (exhausted) continue;
+    try {
+      if (item.kind === 'search') {
+        const params: Record<string, string> = {};
+        let runnable = true;
+        for (const p of item.params ?? []) {
+          const value = expand(p.parts, subject, vars);
+          if (value === undefined) runnable = false;
+          else params[p.name] = value;
+        }
+        if (runnable) vars[item.name] = await cache.search(item.type as string, params);
+      } else {
+        const refs = new Set(
+          (item.exprs[0]?.evaluate(subject, vars) ?? []).flatMap((v) =>
+            typeof v === 'string' ? [v] : v && typeof v === 'object' && 'reference' in v ? [String(v.reference)] : [],
+          ),
+        );
+        const found: Resource[] = [];
+        for (const ref of refs) {
+          const r = await cache.read(ref);
+          if (r && !found.includes(r)) found.push(r);
+        }
+        vars[item.name] = found;
+      }
+    } catch (err) {
+      if (!(err instanceof BudgetExceeded)) throw err;
+      exhausted = true;
+      warnings.push(`context incomplete: more than ${cache.maxReads} reads needed (from '${item.name}' on)`);
+    }
+  }
+  return { context: { subject, subjectRef: canonicalRef, vars, warnings } };
+}

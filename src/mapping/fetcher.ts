@@ -1,0 +1,146 @@
+// References and the in-memory fetcher over a Bundle (any type) or an array of resources: what `map --input`
+// and the tests use in place of a FHIR server. The search parameters below are the only ones mappings may
+// use, so a mapping that works in a dry run works the same against a live server.
+import { asJson, type Resource, type ResourceFetcher } from './types.js';
+
+/** Search parameters a mapping's context may use, with the element paths they search (per resource type). */
+export const SEARCH_PARAM_PATHS: Readonly<Record<string, (type: string) => readonly string[]>> = {
+  subject: () => ['subject'],
+  patient: (type) => (type === 'RelatedPerson' ? ['patient'] : ['subject', 'patient']),
+  encounter: () => ['encounter', 'context'],
+  focus: () => ['focus'],
+  entry: () => ['section.entry'],
+  'part-of': () => ['partOf'],
+};
+const TOKEN_PARAMS: Readonly<Record<string, string>> = { code: 'code', type: 'type' };
+export const SUPPORTED_SEARCH_PARAMS: ReadonlySet<string> = new Set([
+  '_id',
+  ...Object.keys(SEARCH_PARAM_PATHS),
+  ...Object.keys(TOKEN_PARAMS),
+]);
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function isResource(value: unknown): value is Resource {
+  return isObject(value) && typeof value.resourceType === 'string';
+}
+
+/** 'Patient/1', 'http://x/fhir/Patient/1/_history/2' → {type:'Patient', id:'1'}; 'urn:uuid:…' → {type:'', id: urn}. */
+export function parseReference(ref: string): { type: string; id: string } | undefined {
+  if (/^urn:(uuid|oid):/i.test(ref)) return { type: '', id: ref };
+  const clean = ref.replace(/\/_history\/[^/]+$/, '').replace(/[?#].*$/, '');
+  const match = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(clean);
+  return match ? { type: match[1] as string, id: match[2] as string } : undefined;
+}
+
+/** 'Type/id' for any reference form, the urn itself for urn references, else the input. */
+export function normalizeReference(ref: string): string {
+  const parsed = parseReference(ref);
+  if (!parsed) return ref;
+  return parsed.type ? `${parsed.type}/${parsed.id}` : parsed.id;
+}
+
+/** Values at a dotted path, arrays flattened ('section.entry' on a Composition). */
+export function valuesAtPath(node: unknown, path: string): unknown[] {
+  let current: unknown[] = [node];
+  for (const part of path.split('.')) {
+    const next: unknown[] = [];
+    for (const item of current) {
+      if (!isObject(item)) continue;
+      const v = item[part];
+      if (Array.isArray(v)) next.push(...v);
+      else if (v !== undefined && v !== null) next.push(v);
+    }
+    current = next;
+  }
+  return current;
+}
+
+export function referencesAtPath(resource: unknown, path: string): string[] {
+  return valuesAtPath(resource, path).flatMap((r) =>
+    isObject(r) && typeof r.reference === 'string' ? [r.reference] : [],
+  );
+}
+
+function tokenMatches(concepts: unknown[], tokens: string[]): boolean {
+  for (const concept of concepts) {
+    const codings = isObject(concept) && Array.isArray(concept.coding) ? concept.coding : [];
+    for (const c of codings) {
+      if (!isObject(c) || typeof c.code !== 'string') continue;
+      for (const token of tokens) {
+        const bar = token.lastIndexOf('|');
+        if (bar < 0 ? c.code === token : c.code === token.slice(bar + 1) && (c.system ?? '') === token.slice(0, bar)) {
+          return true;
+        }
+      }
+    }
+  }
+  return false;
+}
+
+function entriesOf(input: unknown): Array<{ fullUrl?: string; resource: Resource }> {
+  if (Array.isArray(input)) return input.filter(isResource).map((resource) => ({ resource }));
+  if (!isResource(input)) throw new Error('input is neither a FHIR resource, a Bundle nor an array of resources');
+  if (input.resourceType !== 'Bundle') return [{ resource: input }];
+  const entry = asJson(input).entry;
+  const entries: unknown[] = Array.isArray(entry) ? entry : [];
+  return entries.flatMap((e) =>
+    isObject(e) && isResource(e.resource)
+      ? [{ fullUrl: typeof e.fullUrl === 'string' ? e.fullUrl : undefined, resource: e.resource }]
+      : [],
+  );
+}
+
+/** An in-memory fetcher: resolves 'Type/id', urn:uuid and absolute fullUrl references; a few search params. */
+export function bundleFetcher(input: unknown): ResourceFetcher & { resources: Resource[] } {
+  const byKey = new Map<string, Resource>();
+  const resources: Resource[] = [];
+  for (const [i, { fullUrl, resource }] of entriesOf(input).entries()) {
+    let r = resource;
+    if (typeof r.id !== 'string') {
+      // OpenCRVS v1 and many transaction bundles identify entries only by a urn:uuid fullUrl.
+      const urn = fullUrl && /^urn:uuid:(.+)$/i.exec(fullUrl);
+      r = { ...r, id: urn ? (urn[1] as string) : `entry-${i}` };
+    }
+    const key = `${r.resourceType}/${r.id}`;
+    if (byKey.has(key)) continue; // history bundles list the newest version first
+    byKey.set(key, r);
+    if (fullUrl) byKey.set(fullUrl, r);
+    resources.push(r);
+  }
+
+  const canonical = (ref: string): string => {
+    const hit = byKey.get(ref);
+    return hit ? `${hit.resourceType}/${hit.id}` : normalizeReference(ref);
+  };
+
+  return {
+    resources,
+    async read(type, id) {
+      return type ? byKey.get(`${type}/${id}`) : byKey.get(id);
+    },
+    async search(type, params) {
+      let found = resources.filter((r) => r.resourceType === type);
+      for (const [name, raw] of Object.entries(params)) {
+        const values = raw.split(',').filter(Boolean);
+        if (name === '_id') {
+          found = found.filter((r) => values.includes(r.id as string));
+        } else if (TOKEN_PARAMS[name]) {
+          const path = TOKEN_PARAMS[name];
+          found = found.filter((r) => tokenMatches(valuesAtPath(r, path), values));
+        } else if (SEARCH_PARAM_PATHS[name]) {
+          const wanted = new Set(values.map(canonical));
+          const paths = SEARCH_PARAM_PATHS[name](type);
+          found = found.filter((r) =>
+            paths.some((p) => referencesAtPath(r, p).some((ref) => wanted.has(canonical(ref)))),
+          );
+        } else {
+          throw new Error(`the in-memory fetcher does not support the search parameter '${name}'`);
+        }
+      }
+      return found;
+    },
+  };
+}

@@ -1,0 +1,168 @@
+// Compiles mapping expressions once: fhirpath.js (with the R4 model for FHIR sources, no model for plain
+// JSON such as DHIS2 payloads) is the reference engine and the syntax check; the fast path in fast.ts
+// evaluates the common subset directly and hands anything else back to fhirpath.js.
+import fhirpath from 'fhirpath';
+import r4 from 'fhirpath/fhir-context/r4';
+import { type AstNode, type ChoiceInfo, FastCompiler, type FastEnv, NEED_SLOW, Prim, Unsupported } from './fast.js';
+import { type CodeSet, daysBetween, itemIsCoded, resourceRef } from './functions.js';
+
+export type SourceKind = 'fhir' | 'dhis2';
+
+export interface CompiledExpr {
+  readonly text: string;
+  /** True when the fast path compiled it (it may still fall back per call). */
+  readonly fast: boolean;
+  evaluate(root: unknown, vars: Record<string, unknown>): unknown[];
+  /** The reference engine only (used by the differential test and the benchmark). */
+  evaluateReference(root: unknown, vars: Record<string, unknown>): unknown[];
+}
+
+export class ExpressionError extends Error {}
+
+// FHIRPath 2.0 function names (plus fhirpath.js's FHIR extras), so that a typo fails at load instead of at
+// run time inside a where() on data we did not see in tests.
+const KNOWN_FUNCTIONS = new Set(
+  (
+    'empty exists all allTrue anyTrue allFalse anyFalse subsetOf supersetOf count distinct isDistinct where select ' +
+    'repeat repeatAll ofType as is first last tail skip take intersect exclude union combine iif toBoolean ' +
+    'convertsToBoolean toInteger convertsToInteger toDate convertsToDate toDateTime convertsToDateTime toDecimal ' +
+    'convertsToDecimal toQuantity convertsToQuantity toString convertsToString toTime convertsToTime indexOf ' +
+    'lastIndexOf substring startsWith endsWith contains upper lower replace matches matchesFull replaceMatches ' +
+    'length toChars split join trim encode decode escape unescape abs ceiling exp floor ln log power round sqrt ' +
+    'truncate children descendants trace now today timeOfDay not extension hasValue getValue resolve memberOf ' +
+    'htmlChecks conformsTo type sum min max avg aggregate lowBoundary highBoundary precision yearOf monthOf dayOf ' +
+    'hourOf minuteOf secondOf millisecondOf timezoneOffsetOf dateOf timeOf sort coalesce ' +
+    'coded daysAfter ref'
+  ).split(' '),
+);
+
+function buildChoiceInfo(): ChoiceInfo {
+  const names = new Set<string>();
+  const suffixes = new Set<string>();
+  for (const [path, types] of Object.entries(r4.choiceTypePaths)) {
+    names.add(path.slice(path.lastIndexOf('.') + 1));
+    for (const t of types) suffixes.add(t);
+  }
+  return { names, suffixes };
+}
+
+const FHIR_CHOICE = buildChoiceInfo();
+const NO_CHOICE: ChoiceInfo = { names: new Set(), suffixes: new Set() };
+
+function walk(node: AstNode, visit: (n: AstNode) => void): void {
+  visit(node);
+  for (const c of node.children ?? []) walk(c, visit);
+}
+
+function finish(items: unknown[]): unknown[] {
+  const out: unknown[] = [];
+  for (const item of items) {
+    if (item instanceof Prim) {
+      if (item.value !== undefined && item.value !== null) out.push(item.value);
+    } else {
+      out.push(item);
+    }
+  }
+  return out;
+}
+
+export class ExpressionCompiler {
+  private readonly fastCompiler: FastCompiler;
+  private readonly env: FastEnv = { vars: {}, codeSets: new Map() };
+  private readonly userInvocationTable: Record<string, unknown>;
+
+  constructor(
+    readonly source: SourceKind,
+    private readonly codeSets: ReadonlyMap<string, CodeSet>,
+    private readonly useFastPath = true,
+  ) {
+    this.fastCompiler = new FastCompiler(source === 'fhir' ? FHIR_CHOICE : NO_CHOICE);
+    this.env = { vars: {}, codeSets };
+    const val = (v: unknown) => fhirpath.util.valData(v);
+    this.userInvocationTable = {
+      coded: {
+        fn: (inputs: unknown[], setName: string) => {
+          const set = codeSets.get(setName);
+          if (!set) throw new Error(`unknown code set '${setName}'`);
+          return [inputs.some((i) => itemIsCoded(val(i), set))];
+        },
+        arity: { 1: ['String'] },
+      },
+      daysAfter: {
+        fn: (inputs: unknown[], since: unknown[]) => {
+          if (inputs.length !== 1 || since.length !== 1) return [];
+          const days = daysBetween(val(since[0]), val(inputs[0]));
+          return days === undefined ? [] : [days];
+        },
+        arity: { 1: ['Any'] },
+      },
+      ref: {
+        fn: (inputs: unknown[]) => inputs.map((i) => resourceRef(val(i))).filter((r) => r !== undefined),
+        arity: { 0: [] },
+      },
+    };
+  }
+
+  /**
+   * Compiles `text`; `variables` are the names the expression may use as %name. Throws ExpressionError with
+   * a sentence fit for an integration engineer (syntax, unknown function, unknown variable or code set).
+   */
+  compile(text: string, variables: ReadonlySet<string>): CompiledExpr {
+    let ast: AstNode;
+    let reference: (root: unknown, vars: Record<string, unknown>) => unknown[];
+    try {
+      ast = fhirpath.parse(text) as AstNode;
+      const compiled = fhirpath.compile(text, this.source === 'fhir' ? r4 : undefined, {
+        userInvocationTable: this.userInvocationTable as never,
+      });
+      reference = (root, vars) => compiled(root as never, vars as never) as unknown[];
+    } catch (err) {
+      throw new ExpressionError(`FHIRPath does not compile: ${(err as Error).message.split('\n')[0]}`);
+    }
+    walk(ast, (n) => {
+      if (n.type === 'ExternalConstantTerm' && n.text && !variables.has(n.text.replace(/^`|`$/g, ''))) {
+        throw new ExpressionError(
+          `unknown variable %${n.text}; known: ${[...variables].map((v) => `%${v}`).join(', ')}`,
+        );
+      }
+      if (n.type === 'Functn') {
+        const name = n.children?.[0]?.text ?? '';
+        if (!KNOWN_FUNCTIONS.has(name)) throw new ExpressionError(`unknown FHIRPath function ${name}()`);
+        if (name === 'coded') {
+          const arg = JSON.stringify(n.children?.[1] ?? {});
+          const m = /"StringLiteral","text":"'([^']*)'"/.exec(arg);
+          if (!m || !this.codeSets.has(m[1] ?? '')) {
+            throw new ExpressionError(
+              `coded() needs the name of a code set in quotes, one of: ${[...this.codeSets.keys()].join(', ')}`,
+            );
+          }
+        }
+      }
+    });
+    let fast: ((focus: unknown[], env: FastEnv) => unknown[]) | undefined;
+    if (this.useFastPath) {
+      try {
+        fast = this.fastCompiler.compile(ast);
+      } catch (err) {
+        if (!(err instanceof Unsupported)) throw err;
+      }
+    }
+    const env = this.env;
+    return {
+      text,
+      fast: fast !== undefined,
+      evaluateReference: reference,
+      evaluate(root, vars) {
+        if (fast) {
+          env.vars = vars;
+          try {
+            return finish(fast([root], env));
+          } catch (err) {
+            if (err !== NEED_SLOW) throw err;
+          }
+        }
+        return reference(root, vars);
+      },
+    };
+  }
+}

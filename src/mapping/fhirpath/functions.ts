@@ -1,0 +1,76 @@
+// The few functions mappings may call beyond standard FHIRPath. Both evaluators (fhirpath.js and the fast
+// path in fast.ts) use these same implementations, so they cannot drift apart.
+
+/** A named set of codes: 'system|code' entries match that coding, bare entries match the code in any system. */
+export interface CodeSet {
+  qualified: ReadonlySet<string>;
+  bare: ReadonlySet<string>;
+  /** Every code of the set, whatever its system: used for plain `code` values that carry no system. */
+  anySystem: ReadonlySet<string>;
+}
+
+export function buildCodeSet(entries: readonly string[]): CodeSet {
+  const qualified = new Set<string>();
+  const bare = new Set<string>();
+  const anySystem = new Set<string>();
+  for (const entry of entries) {
+    const bar = entry.lastIndexOf('|');
+    if (bar > 0) {
+      qualified.add(entry);
+      anySystem.add(entry.slice(bar + 1));
+    } else {
+      const code = bar === 0 ? entry.slice(1) : entry;
+      bare.add(code);
+      anySystem.add(code);
+    }
+  }
+  return { qualified, bare, anySystem };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function codingMatches(coding: Record<string, unknown>, set: CodeSet): boolean {
+  const code = coding.code;
+  if (typeof code !== 'string' && typeof code !== 'number') return false;
+  const text = String(code);
+  if (set.bare.has(text)) return true;
+  return typeof coding.system === 'string' && set.qualified.has(`${coding.system}|${text}`);
+}
+
+/** True when one item (CodeableConcept, Coding, or a plain code/boolean/number) is in the set. */
+export function itemIsCoded(item: unknown, set: CodeSet): boolean {
+  if (typeof item === 'string' || typeof item === 'number' || typeof item === 'boolean') {
+    return set.anySystem.has(String(item));
+  }
+  if (!isObject(item)) return false;
+  if (Array.isArray(item.coding)) return item.coding.some((c) => isObject(c) && codingMatches(c, set));
+  return codingMatches(item, set);
+}
+
+/** 'YYYY-MM-DD' prefix of a full date or dateTime, as written (the local calendar date), else undefined. */
+export function calendarDate(value: unknown): string | undefined {
+  if (isObject(value) && typeof value.start === 'string') return calendarDate(value.start);
+  if (typeof value !== 'string') return undefined;
+  const match = /^(\d{4})-(\d{2})-(\d{2})(?:$|T)/.exec(value);
+  return match ? match[0].slice(0, 10) : undefined;
+}
+
+const DAY_MS = 86_400_000;
+
+/** Whole days from `since` to `date` (calendar dates; negative when `date` is earlier), else undefined. */
+export function daysBetween(since: unknown, date: unknown): number | undefined {
+  const a = calendarDate(since);
+  const b = calendarDate(date);
+  if (!a || !b) return undefined;
+  const diff = (Date.parse(`${b}T00:00:00Z`) - Date.parse(`${a}T00:00:00Z`)) / DAY_MS;
+  return Number.isFinite(diff) ? Math.round(diff) : undefined;
+}
+
+/** 'Type/id' of a resource. */
+export function resourceRef(item: unknown): string | undefined {
+  if (!isObject(item)) return undefined;
+  const { resourceType, id } = item;
+  return typeof resourceType === 'string' && typeof id === 'string' ? `${resourceType}/${id}` : undefined;
+}

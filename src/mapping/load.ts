@@ -1,0 +1,72 @@
+// Loads mapping files (by name from mappings/, or by path) into a MappingSet for one country and version.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { packagePaths } from '../config/paths.js';
+import type { RoutingSettings } from '../config/types.js';
+import { type CompiledMapping, compileMapping } from './compile.js';
+import { MappingSet } from './set.js';
+import { MappingLoadError } from './yaml-source.js';
+
+export interface LoadMappingsOptions {
+  /** Mapping names looked up in `dir`, e.g. ['birth.fhir', 'death.fhir']. */
+  names?: string[];
+  /** Mapping files by path. Without names and files, every *.yaml in `dir` is loaded. */
+  files?: string[];
+  /** Default: the package's mappings/ folder. */
+  dir?: string;
+  /** Default 'farajaland'. */
+  country?: string;
+  /** Default '2.0'. */
+  version?: '2.0' | '1.9';
+  /** The config's routing table (routes and default office). */
+  routing?: RoutingSettings;
+  /** Evaluate the common FHIRPath subset directly (default true); false = fhirpath.js for everything. */
+  fastPath?: boolean;
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new MappingLoadError(
+      file,
+      '',
+      code === 'ENOENT' ? 'file not found' : `cannot read the file (${code ?? 'error'})`,
+    );
+  }
+}
+
+/** Compiles the mappings and runs the static checks; throws MappingLoadError (file + key path + line). */
+export function loadMappings(options: LoadMappingsOptions = {}): MappingSet {
+  const dir = options.dir ?? packagePaths.mappings;
+  const files: string[] = [];
+  for (const name of options.names ?? []) files.push(join(dir, name.endsWith('.yaml') ? name : `${name}.yaml`));
+  for (const file of options.files ?? []) files.push(resolve(file));
+  if (files.length === 0) {
+    let entries: string[];
+    try {
+      entries = readdirSync(dir);
+    } catch {
+      throw new MappingLoadError(dir, '', 'mappings folder not found');
+    }
+    for (const entry of entries.filter((e) => /\.ya?ml$/.test(e)).sort()) files.push(join(dir, entry));
+    if (files.length === 0) throw new MappingLoadError(dir, '', 'no mapping files (*.yaml) in this folder');
+  }
+  const mappings: CompiledMapping[] = [];
+  const seen = new Map<string, string>();
+  for (const file of files) {
+    const mapping = compileMapping(file, readText(file), {
+      country: options.country ?? 'farajaland',
+      version: options.version ?? '2.0',
+      fastPath: options.fastPath,
+    });
+    const other = seen.get(mapping.id);
+    if (other) throw new MappingLoadError(file, 'id', `mapping id ${mapping.id} is already used by ${other}`);
+    seen.set(mapping.id, file);
+    mappings.push(mapping);
+  }
+  // Stable sort: equal priorities keep the order they were named in.
+  mappings.sort((a, b) => b.priority - a.priority);
+  return new MappingSet(mappings, options.routing);
+}

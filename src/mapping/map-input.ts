@@ -1,0 +1,53 @@
+// `map --input`: every subject in a bundle against every mapping; one result for a person to read.
+import { bundleFetcher, normalizeReference } from './fetcher.js';
+import type { MappingSet } from './set.js';
+import { asJson, type MapOptions, type MappedResult, type MapResult, type Resource } from './types.js';
+
+/** Subjects of documents first (they say who the record is about), then the others in input order. */
+function candidates(resources: Resource[], type: string): string[] {
+  const refs: string[] = [];
+  const byRef = new Map(resources.map((r) => [`${r.resourceType}/${r.id}`, r]));
+  for (const r of resources) {
+    const subject =
+      r.resourceType === 'Composition' ? (asJson(r).subject as { reference?: unknown } | undefined) : undefined;
+    if (typeof subject?.reference !== 'string') continue;
+    const ref = normalizeReference(subject.reference);
+    const target = byRef.get(ref) ?? resources.find((x) => `urn:uuid:${x.id}` === subject.reference);
+    if (target?.resourceType === type) refs.push(`${target.resourceType}/${target.id}`);
+  }
+  for (const r of resources) if (r.resourceType === type) refs.push(`${r.resourceType}/${r.id}`);
+  return [...new Set(refs)];
+}
+
+export async function mapInput(set: MappingSet, input: unknown, options: MapOptions = {}): Promise<MapResult> {
+  const fetcher = bundleFetcher(input);
+  const mapped: MappedResult[] = [];
+  let invalid: MapResult | undefined;
+  let excluded: MapResult | undefined;
+  let other: MapResult | undefined;
+  for (const mapping of set.mappings) {
+    for (const subjectRef of candidates(fetcher.resources, mapping.subjectType)) {
+      const { result, excluded: isExcluded } = await set.mapSubjectDetailed(mapping.id, subjectRef, fetcher, options);
+      if (result.status === 'mapped') mapped.push(result);
+      else if (result.status === 'invalid') invalid ??= result;
+      else if (isExcluded) excluded ??= result;
+      else other ??= result;
+    }
+  }
+  const best = mapped[0];
+  if (best) {
+    const warnings = [...best.warnings];
+    const otherMappings = [...new Set(mapped.filter((m) => m.mappingId !== best.mappingId).map((m) => m.mappingId))];
+    if (otherMappings.length) {
+      warnings.push(
+        `this input also maps with ${otherMappings.join(', ')}; shown: ${best.mappingId} (use --mapping to choose)`,
+      );
+    }
+    const sameMapping = mapped.filter((m) => m.mappingId === best.mappingId).length;
+    if (sameMapping > 1)
+      warnings.push(`${sameMapping} subjects in this input map with ${best.mappingId}; shown: the first`);
+    return { ...best, warnings };
+  }
+  const types = [...new Set(set.mappings.map((m) => m.subjectType))].join(' or ');
+  return invalid ?? excluded ?? other ?? { status: 'skipped', reason: `no ${types} in the input` };
+}

@@ -1,0 +1,233 @@
+// OpenCRVS form profiles (profiles/opencrvs/<country>/v<version>/<eventType>.json) and the JSON Schema of a
+// NOTIFY declaration derived from one (value shapes from profiles/opencrvs/value-shapes.md). The bridge is
+// stricter than OpenCRVS core on purpose: a SELECT value must be one of the configured options.
+import { readFileSync } from 'node:fs';
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormats from 'ajv-formats';
+import { packagePaths } from '../config/paths.js';
+
+export interface FormField {
+  id: string;
+  type: string;
+  options?: string[];
+  defaultValue?: unknown;
+}
+
+export interface FormProfile {
+  country: string;
+  version: string;
+  eventType: string;
+  file: string;
+  fields: ReadonlyMap<string, FormField>;
+  presentational: ReadonlySet<string>;
+  /** Country code of the form's own addresses (DOMESTIC), from the ADDRESS defaults, e.g. 'FAR'. */
+  domesticCountry?: string;
+}
+
+// Farajaland's streetAddressForm ids; value-shapes.md: other keys make OpenCRVS reject the address.
+export const STREET_KEYS = [
+  'town',
+  'residentialArea',
+  'street',
+  'number',
+  'zipCode',
+  'state',
+  'district2',
+  'cityOrTown',
+  'addressLine1',
+  'addressLine2',
+  'addressLine3',
+  'postcodeOrZip',
+] as const;
+
+const UUID = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+const str = { type: 'string' };
+const file = {
+  type: 'object',
+  required: ['path', 'originalFilename', 'type'],
+  properties: { path: str, originalFilename: str, type: str },
+  additionalProperties: false,
+};
+
+/** JSON Schema of one field's value in a NOTIFY declaration (null is never produced by mappings). */
+export function fieldValueSchema(field: FormField): object | undefined {
+  const options = field.options && field.options.length > 0 ? field.options : undefined;
+  switch (field.type) {
+    case 'TEXT':
+    case 'TEXTAREA':
+    case 'PHONE':
+    case 'ID':
+    case 'ALPHA_HIDDEN':
+    case 'LOCATION':
+    case 'FACILITY':
+    case 'VERIFICATION_STATUS':
+      return { type: 'string', minLength: 1 };
+    case 'EMAIL':
+      return { type: 'string', format: 'email', maxLength: 255 };
+    case 'COUNTRY':
+      return { type: 'string', pattern: '^[A-Z]{3}$' };
+    case 'SELECT':
+    case 'RADIO_GROUP':
+      return options ? { type: 'string', enum: options } : { type: 'string' };
+    case 'DATE':
+      return { type: 'string', format: 'date', pattern: '^\\d{4}-\\d{2}-\\d{2}$' };
+    case 'NUMBER':
+    case 'BUTTON':
+      return { type: 'number' };
+    case 'CHECKBOX':
+      return { type: 'boolean' };
+    case 'NAME':
+      return {
+        type: 'object',
+        properties: { firstname: str, middlename: str, surname: str },
+        additionalProperties: false,
+        minProperties: 1,
+      };
+    case 'AGE':
+      return {
+        type: 'object',
+        required: ['age', 'asOfDateRef'],
+        properties: { age: { type: 'number', minimum: 0 }, asOfDateRef: str },
+        additionalProperties: false,
+      };
+    case 'NUMBER_WITH_UNIT':
+      return {
+        type: 'object',
+        properties: { numericValue: { type: 'number' }, unit: options ? { type: 'string', enum: options } : str },
+        additionalProperties: false,
+      };
+    case 'ADDRESS':
+      return {
+        type: 'object',
+        required: ['addressType'],
+        properties: {
+          country: { type: 'string', pattern: '^[A-Z]{3}$' },
+          addressType: { enum: ['DOMESTIC', 'INTERNATIONAL'] },
+          administrativeArea: { type: 'string', pattern: UUID },
+          streetLevelDetails: {
+            type: 'object',
+            propertyNames: { enum: [...STREET_KEYS] },
+            additionalProperties: { type: 'string' },
+          },
+        },
+        additionalProperties: false,
+        anyOf: [
+          { properties: { addressType: { const: 'DOMESTIC' } } },
+          { properties: { addressType: { const: 'INTERNATIONAL' } }, not: { required: ['administrativeArea'] } },
+        ],
+      };
+    case 'AUTOCOMPLETE':
+      return {
+        type: 'object',
+        required: ['label', 'value'],
+        properties: { label: str, value: str },
+        additionalProperties: false,
+      };
+    case 'FILE':
+    case 'SIGNATURE':
+      return file;
+    case 'FILE_WITH_OPTIONS':
+      return {
+        type: 'array',
+        items: {
+          ...file,
+          required: [...file.required, 'option'],
+          properties: { ...file.properties, option: options ? { enum: options } : str },
+        },
+      };
+    default:
+      return undefined; // HTTP, readers and presentational types carry nothing a source could send
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const profileCache = new Map<string, FormProfile>();
+
+export function profilePath(country: string, version: string, eventType: string): string {
+  return `${packagePaths.profiles}opencrvs/${country}/v${version}/${eventType}.json`;
+}
+
+/** Loads a form profile; throws an Error with a readable message when it is missing or malformed. */
+export function loadFormProfile(country: string, version: string, eventType: string): FormProfile {
+  const path = profilePath(country, version, eventType);
+  const cached = profileCache.get(path);
+  if (cached) return cached;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Error(
+      code === 'ENOENT'
+        ? `no OpenCRVS form profile for ${country} v${version} ${eventType} (expected ${path})`
+        : `cannot read the form profile ${path}: ${(err as Error).message}`,
+    );
+  }
+  if (!isObject(raw) || !Array.isArray(raw.fields)) throw new Error(`${path}: not a form profile (no fields)`);
+  const fields = new Map<string, FormField>();
+  let domesticCountry: string | undefined;
+  for (const f of raw.fields) {
+    if (!isObject(f) || typeof f.id !== 'string' || typeof f.type !== 'string') {
+      throw new Error(`${path}: every field needs an id and a type`);
+    }
+    const options = Array.isArray(f.options) ? f.options.filter((o): o is string => typeof o === 'string') : undefined;
+    fields.set(f.id, { id: f.id, type: f.type, options, defaultValue: f.defaultValue });
+    if (f.type === 'ADDRESS' && isObject(f.defaultValue) && typeof f.defaultValue.country === 'string') {
+      domesticCountry ??= f.defaultValue.country;
+    }
+  }
+  const presentational = new Set(
+    (Array.isArray(raw.presentational) ? raw.presentational : []).flatMap((p) =>
+      isObject(p) && typeof p.id === 'string' ? [p.id] : [],
+    ),
+  );
+  const profile: FormProfile = { country, version, eventType, file: path, fields, presentational, domesticCountry };
+  profileCache.set(path, profile);
+  return profile;
+}
+
+let ajv: Ajv | undefined;
+function sharedAjv(): Ajv {
+  if (!ajv) {
+    ajv = new Ajv({ allErrors: true, strict: false });
+    addFormats.default(ajv);
+  }
+  return ajv;
+}
+
+const validatorCache = new WeakMap<FormProfile, ValidateFunction>();
+
+/** The compiled validator of a whole declaration for a profile (compiled once per profile). */
+export function declarationValidator(profile: FormProfile): ValidateFunction {
+  const cached = validatorCache.get(profile);
+  if (cached) return cached;
+  const properties: Record<string, object> = {};
+  for (const field of profile.fields.values()) {
+    const schema = fieldValueSchema(field);
+    if (schema) properties[field.id] = schema;
+  }
+  const validate = sharedAjv().compile({ type: 'object', properties, additionalProperties: false });
+  validatorCache.set(profile, validate);
+  return validate;
+}
+
+const fieldValidatorCache = new Map<string, ValidateFunction>();
+
+/** Validates one value against one field's schema (used by the static checks of defaults and value maps). */
+export function fieldValueProblem(field: FormField, value: unknown): string | undefined {
+  const schema = fieldValueSchema(field);
+  if (!schema) return `fields of type ${field.type} cannot be filled by a mapping`;
+  const key = JSON.stringify(schema);
+  let validate = fieldValidatorCache.get(key);
+  if (!validate) {
+    validate = sharedAjv().compile(schema);
+    fieldValidatorCache.set(key, validate);
+  }
+  if (validate(value)) return undefined;
+  const e = validate.errors?.[0];
+  if (e?.keyword === 'enum' && field.options) return `is not an option of ${field.id} (${field.options.join(', ')})`;
+  return `does not fit ${field.type} field ${field.id}: ${e?.instancePath ?? ''} ${e?.message ?? 'invalid'}`.trim();
+}

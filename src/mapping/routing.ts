@@ -1,0 +1,123 @@
+// Chooses the OpenCRVS office (createdAtLocation) and facility for one record: a configured route for the
+// source's location (routing.facilities in the config), else what the source itself names in OpenCRVS terms
+// (an OpenCRVS v1 Task regLastOffice, a v1 encounter location), else routing.defaultOffice.
+import type { RoutingSettings } from '../config/types.js';
+import type { CompiledMapping } from './compile.js';
+import { normalizeReference } from './fetcher.js';
+import type { CompiledExpr } from './fhirpath/expr.js';
+import type { MapOptions, RoutingResult } from './types.js';
+
+export interface RoutingOutcome {
+  routing: RoutingResult;
+  /** Declaration fields set from the facility (child.birthLocation, …, and the place-of-event option). */
+  fields: Record<string, string>;
+  warnings: string[];
+  error?: { field: string; message: string };
+}
+
+function strings(exprs: CompiledExpr[], root: unknown, vars: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  for (const e of exprs) {
+    for (const v of e.evaluate(root, vars)) {
+      const s = typeof v === 'string' ? v : v && typeof v === 'object' && 'reference' in v ? String(v.reference) : '';
+      if (s && !out.includes(s)) out.push(s);
+    }
+  }
+  return out;
+}
+
+/** 'Location/0be1…' or 'http://x/Location/0be1…' → '0be1…': OpenCRVS wants bare location ids. */
+function bareId(ref: string): string {
+  const normalized = normalizeReference(ref);
+  const slash = normalized.indexOf('/');
+  return slash > 0 && !normalized.startsWith('urn:') ? normalized.slice(slash + 1) : normalized;
+}
+
+export function routeRecord(
+  mapping: CompiledMapping,
+  root: unknown,
+  vars: Record<string, unknown>,
+  settings: RoutingSettings | undefined,
+  options: MapOptions,
+): RoutingOutcome {
+  const warnings: string[] = [];
+  const facilities = settings?.facilities ?? {};
+  const keys = strings(mapping.routing.facilityKeys, root, vars).map((k) =>
+    /^(urn:|https?:|[A-Z][A-Za-z]+\/)/.test(k) ? normalizeReference(k) : k,
+  );
+  let route: { office?: string; facility?: string } | undefined;
+  let routeKey: string | undefined;
+  for (const key of keys) {
+    const candidates = key.includes('/') && !key.includes('|') ? [key, bareId(key)] : [key];
+    routeKey = candidates.find((k) => Object.hasOwn(facilities, k));
+    if (routeKey) {
+      route = facilities[routeKey];
+      break;
+    }
+  }
+  const sourceOffice = strings(mapping.routing.office, root, vars).map(bareId)[0];
+  const sourceFacility = strings(mapping.routing.facility, root, vars).map(bareId)[0];
+
+  let officeRef: string | undefined;
+  let via: string;
+  if (route?.office) {
+    officeRef = route.office;
+    via = `route routing.facilities['${routeKey}']`;
+  } else if (sourceOffice) {
+    officeRef = sourceOffice;
+    via = 'office named by the source record';
+  } else if (settings?.defaultOffice) {
+    officeRef = settings.defaultOffice;
+    via = keys.length ? `routing.defaultOffice (no route for ${keys.join(', ')})` : 'routing.defaultOffice';
+  } else {
+    via = 'none';
+  }
+  let facilityRef = route?.facility ?? sourceFacility;
+  if (facilityRef) via += route?.facility ? '; facility from the route' : '; facility named by the source record';
+
+  const routing: RoutingResult = { via };
+  if (keys[0]) routing.sourceLocation = keys[0];
+  const resolve = options.resolveLocation;
+  if (!officeRef) {
+    return {
+      routing,
+      fields: {},
+      warnings,
+      error: {
+        field: 'createdAtLocation',
+        message:
+          'no office for this record: add a route for its facility under routing.facilities' +
+          (keys.length ? ` (keys tried: ${keys.join(', ')})` : '') +
+          ' or set routing.defaultOffice in the config',
+      },
+    };
+  }
+  if (resolve) {
+    const office = resolve(officeRef, 'CRVS_OFFICE');
+    if (!office) {
+      return {
+        routing,
+        fields: {},
+        warnings,
+        error: { field: 'createdAtLocation', message: `office '${officeRef}' is not a known OpenCRVS office` },
+      };
+    }
+    routing.office = office;
+    if (facilityRef) {
+      const facility = resolve(facilityRef, 'HEALTH_FACILITY');
+      if (!facility) warnings.push(`facility '${facilityRef}' is not a known OpenCRVS health facility; left out`);
+      facilityRef = facility;
+    }
+  } else {
+    routing.office = officeRef;
+    warnings.push('location ids are as configured: no OpenCRVS location lookup in this run');
+  }
+  const fields: Record<string, string> = {};
+  if (facilityRef) {
+    routing.facility = facilityRef;
+    for (const id of mapping.routing.facilityFields) fields[id] = facilityRef;
+    const place = mapping.routing.placeOfEvent;
+    if (place) fields[place.field] = place.value;
+  }
+  return { routing, fields, warnings };
+}

@@ -1,0 +1,82 @@
+// A loaded set of mappings: what the sources ask it (which resource types to watch, which subjects a
+// changed resource concerns) and mapSubject, the one entry point shared by the live poller and the dry run.
+import type { RoutingSettings } from '../config/types.js';
+import type { CompiledMapping } from './compile.js';
+import { assembleContext, DEFAULT_MAX_READS } from './context.js';
+import { type Evaluated, evaluateMapping } from './evaluate.js';
+import { normalizeReference, referencesAtPath, SEARCH_PARAM_PATHS } from './fetcher.js';
+import type { MapOptions, MapResult, Resource, ResourceFetcher } from './types.js';
+
+export class MappingSet {
+  constructor(
+    readonly mappings: CompiledMapping[],
+    readonly routing?: RoutingSettings,
+  ) {}
+
+  get(mappingId: string): CompiledMapping | undefined {
+    return this.mappings.find((m) => m.id === mappingId);
+  }
+
+  /** Resource types whose changes can affect an event: what a poller must poll. */
+  watchedResourceTypes(): string[] {
+    const types = new Set<string>();
+    for (const m of this.mappings) {
+      types.add(m.subjectType);
+      for (const item of m.context) if (item.kind === 'search' && item.type) types.add(item.type);
+    }
+    return [...types].sort();
+  }
+
+  /** The subjects to (re)evaluate when `resource` changed: itself if it is a subject, else whom it points to. */
+  subjectsFor(resource: Resource): Array<{ mappingId: string; subjectRef: string }> {
+    const out: Array<{ mappingId: string; subjectRef: string }> = [];
+    const add = (mappingId: string, subjectRef: string) => {
+      if (!out.some((o) => o.mappingId === mappingId && o.subjectRef === subjectRef))
+        out.push({ mappingId, subjectRef });
+    };
+    for (const m of this.mappings) {
+      if (resource.resourceType === m.subjectType && typeof resource.id === 'string') {
+        add(m.id, `${resource.resourceType}/${resource.id}`);
+      }
+      for (const link of m.subjectLinks) {
+        if (link.type !== resource.resourceType) continue;
+        const paths = SEARCH_PARAM_PATHS[link.param]?.(link.type) ?? [];
+        for (const path of paths) {
+          for (const ref of referencesAtPath(resource, path)) {
+            const normalized = normalizeReference(ref);
+            if (normalized.startsWith(`${m.subjectType}/`)) add(m.id, normalized);
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Assembles the context (bounded reads, per-call cache), then trigger → fields → routing → validation. */
+  async mapSubjectDetailed(
+    mappingId: string,
+    subjectRef: string,
+    fetcher: ResourceFetcher,
+    options: MapOptions = {},
+  ): Promise<Evaluated> {
+    const mapping = this.get(mappingId);
+    if (!mapping) throw new Error(`unknown mapping ${mappingId}; loaded: ${this.mappings.map((m) => m.id).join(', ')}`);
+    const assembled = await assembleContext(mapping, subjectRef, fetcher, options.maxReads ?? DEFAULT_MAX_READS);
+    if ('skipped' in assembled) {
+      return {
+        result: { status: 'skipped', mappingId, eventType: mapping.eventType, subjectRef, reason: assembled.skipped },
+      };
+    }
+    return evaluateMapping(mapping, assembled.context, this.routing, options);
+  }
+}
+
+export async function mapSubject(
+  set: MappingSet,
+  mappingId: string,
+  subjectRef: string,
+  fetcher: ResourceFetcher,
+  options?: MapOptions,
+): Promise<MapResult> {
+  return (await set.mapSubjectDetailed(mappingId, subjectRef, fetcher, options)).result;
+}

@@ -1,0 +1,61 @@
+// FHIR Address → OpenCRVS ADDRESS, only when it can be said in OpenCRVS's shape: a 3-letter country, an
+// administrative area only as a UUID (OpenCRVS location ids), street details under Farajaland's keys.
+export type AddressOutcome = { value: Record<string, unknown> } | { skip: string };
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// OpenCRVS v1 bundles put an URBAN/RURAL marker in Address.line: it is not a street.
+const NOT_A_LINE = /^(URBAN|RURAL)$/;
+
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' && value.trim() ? value.trim() : undefined;
+}
+
+function details(entries: Array<[string, string | undefined]>): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  for (const [key, value] of entries) if (value) out[key] = value;
+  return Object.keys(out).length ? out : undefined;
+}
+
+/** The home address (use=home, else without use, else the first), converted; `domestic` is e.g. 'FAR'. */
+export function toOpenCrvsAddress(items: readonly unknown[], domestic: string | undefined): AddressOutcome {
+  const addresses = items.filter(isObject);
+  const chosen = addresses.find((a) => a.use === 'home') ?? addresses.find((a) => a.use === undefined) ?? addresses[0];
+  if (!chosen) return { skip: 'is not an Address' };
+  const lines = (Array.isArray(chosen.line) ? chosen.line : [])
+    .map(text)
+    .filter((l): l is string => !!l && !NOT_A_LINE.test(l));
+  const countryRaw = text(chosen.country)?.toUpperCase();
+  const country = countryRaw ?? domestic;
+  if (!country) return { skip: 'has no country' };
+  if (!/^[A-Z]{3}$/.test(country)) return { skip: `country code '${country}' is not ISO 3166 alpha-3` };
+  const district = text(chosen.district);
+  const state = text(chosen.state);
+  if (country === domestic) {
+    const area = [district, state].find((v) => v && UUID.test(v));
+    const value: Record<string, unknown> = { country, addressType: 'DOMESTIC' };
+    if (area) value.administrativeArea = area;
+    const street = details([
+      ['town', text(chosen.city)],
+      ['street', lines[0]],
+      ['zipCode', text(chosen.postalCode)],
+    ]);
+    if (street) value.streetLevelDetails = street;
+    return { value };
+  }
+  const value: Record<string, unknown> = { country, addressType: 'INTERNATIONAL' };
+  const street = details([
+    ['state', state && !UUID.test(state) ? state : undefined],
+    ['district2', district && !UUID.test(district) ? district : undefined],
+    ['cityOrTown', text(chosen.city)],
+    ['addressLine1', lines[0] ?? (lines.length === 0 ? text(chosen.text) : undefined)],
+    ['addressLine2', lines[1]],
+    ['addressLine3', lines[2]],
+    ['postcodeOrZip', text(chosen.postalCode)],
+  ]);
+  if (street) value.streetLevelDetails = street;
+  return { value };
+}

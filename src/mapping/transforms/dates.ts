@@ -1,0 +1,54 @@
+// FHIR date / dateTime / VR partial dates → OpenCRVS DATE ('YYYY-MM-DD').
+export type DateOutcome = { value: string } | { partial: true } | { error: string };
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function validDate(year: number, month: number, day: number): string | undefined {
+  if (!Number.isInteger(year) || !Number.isInteger(month) || !Number.isInteger(day)) return undefined;
+  if (year < 1 || year > 9999 || month < 1 || month > 12 || day < 1) return undefined;
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (day > daysInMonth) return undefined;
+  return `${String(year).padStart(4, '0')}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}`;
+}
+
+const FULL = /^(\d{4})-(\d{2})-(\d{2})(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?$/;
+const PARTIAL = /^\d{4}(?:-\d{2})?$/;
+
+/** The value of a year/month/day part of a partial-date extension; undefined when absent or data-absent. */
+function part(ext: Record<string, unknown>, name: string): number | undefined {
+  const found = (Array.isArray(ext.extension) ? ext.extension : []).find((e) => isObject(e) && e.url === name);
+  if (!isObject(found)) return undefined;
+  for (const [key, value] of Object.entries(found)) {
+    if (key.startsWith('value') && typeof value === 'number') return value;
+  }
+  return undefined;
+}
+
+/**
+ * A dateTime keeps the calendar date it was written with (the local date where it happened): we never
+ * convert to UTC, so 2026-06-30T23:30:00-05:00 is 2026-06-30. A year or year-month, or a partial-date
+ * extension without all of year, month and day, is `partial` and the field is left out.
+ */
+export function toPlainDate(item: unknown): DateOutcome {
+  if (typeof item === 'string') {
+    const full = FULL.exec(item);
+    if (full) {
+      const value = validDate(Number(full[1]), Number(full[2]), Number(full[3]));
+      return value ? { value } : { error: 'is not a valid calendar date' };
+    }
+    if (PARTIAL.test(item)) return { partial: true };
+    return { error: 'is not a FHIR date or dateTime' };
+  }
+  if (isObject(item)) {
+    if (typeof item.start === 'string') return toPlainDate(item.start); // a Period
+    if (Array.isArray(item.extension)) {
+      const [year, month, day] = [part(item, 'year'), part(item, 'month'), part(item, 'day')];
+      if (year === undefined || month === undefined || day === undefined) return { partial: true };
+      const value = validDate(year, month, day);
+      return value ? { value } : { error: 'partial-date parts do not form a valid date' };
+    }
+  }
+  return { error: 'is not a date' };
+}

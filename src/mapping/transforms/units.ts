@@ -1,0 +1,84 @@
+// Quantities → numbers in the unit OpenCRVS expects (birth weight in kg).
+export type NumberOutcome = { value: number } | { error: string };
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+// UCUM codes first ([lb_av], [oz_av]), then the free-text units EMRs put in Quantity.unit.
+const TO_KG: Readonly<Record<string, number>> = {
+  g: 0.001,
+  gm: 0.001,
+  gram: 0.001,
+  grams: 0.001,
+  kg: 1,
+  kilogram: 1,
+  kilograms: 1,
+  '[lb_av]': 0.45359237,
+  lb: 0.45359237,
+  lbs: 0.45359237,
+  pound: 0.45359237,
+  pounds: 0.45359237,
+  '[oz_av]': 0.028349523125,
+  oz: 0.028349523125,
+  ounce: 0.028349523125,
+  ounces: 0.028349523125,
+};
+
+function numeric(value: unknown): number | undefined {
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (typeof value === 'string' && /^-?\d+(\.\d+)?$/.test(value.trim())) return Number(value);
+  return undefined;
+}
+
+/** A number, a numeric string or a Quantity's value. */
+export function toNumber(item: unknown): NumberOutcome {
+  const value = numeric(isObject(item) ? item.value : item);
+  return value === undefined ? { error: 'is not a number' } : { value };
+}
+
+/** Mass Quantity → kg, rounded to the gram (3 decimals). */
+export function toKilograms(item: unknown): NumberOutcome {
+  if (!isObject(item)) return { error: 'is not a Quantity with a unit' };
+  const value = numeric(item.value);
+  if (value === undefined) return { error: 'has no numeric value' };
+  const units = [item.code, item.unit].filter((u): u is string => typeof u === 'string' && u.trim() !== '');
+  if (units.length === 0) return { error: 'has no unit' };
+  for (const unit of units) {
+    const factor = TO_KG[unit] ?? TO_KG[unit.trim().toLowerCase()];
+    if (factor !== undefined) return { value: Math.round(value * factor * 1000) / 1000 };
+  }
+  // Unit codes are vocabulary, not personal data, so they may appear in the message.
+  return { error: `unit '${units[0]}' is not a mass unit (g, kg, [lb_av], [oz_av])` };
+}
+
+// UCUM duration codes → years, for ages ("a" is the UCUM annum).
+const TO_YEARS: Readonly<Record<string, number>> = {
+  a: 1,
+  year: 1,
+  years: 1,
+  yr: 1,
+  mo: 1 / 12,
+  month: 1 / 12,
+  months: 1 / 12,
+  wk: 7 / 365.25,
+  week: 7 / 365.25,
+  weeks: 7 / 365.25,
+  d: 1 / 365.25,
+  day: 1 / 365.25,
+  days: 1 / 365.25,
+};
+
+/** An age Quantity (or a bare number of years) → completed years. */
+export function toYears(item: unknown): NumberOutcome {
+  if (!isObject(item)) {
+    const n = numeric(item);
+    return n === undefined ? { error: 'is not an age' } : { value: Math.floor(n) };
+  }
+  const value = numeric(item.value);
+  if (value === undefined) return { error: 'has no numeric value' };
+  const unit = [item.code, item.unit].find((u): u is string => typeof u === 'string' && u.trim() !== '');
+  const factor = unit === undefined ? 1 : (TO_YEARS[unit] ?? TO_YEARS[unit.toLowerCase()]);
+  if (factor === undefined) return { error: `unit '${unit}' is not a duration unit (a, mo, wk, d)` };
+  return { value: Math.floor(value * factor + 1e-9) };
+}

@@ -1,0 +1,80 @@
+// Value maps (ConceptMap-like tables: code → OpenCRVS option) and the plain scalar conversions.
+export interface ValueMap {
+  name: string;
+  entries: ReadonlyMap<string, unknown>;
+  /** The '*' entry: used when nothing matched; null means "leave the field out". */
+  fallback?: { value: unknown };
+}
+
+export type LookupOutcome = { value: unknown } | { unmapped: string };
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function codings(item: unknown): Array<Record<string, unknown>> {
+  if (!isObject(item)) return [];
+  if (Array.isArray(item.coding)) return item.coding.filter(isObject);
+  return 'code' in item ? [item] : [];
+}
+
+/** Keys tried for one item, most specific first: 'system|code', then the bare code. */
+function keysOf(item: unknown): string[] {
+  if (typeof item === 'string' || typeof item === 'number' || typeof item === 'boolean') return [String(item)];
+  const keys: string[] = [];
+  for (const c of codings(item)) {
+    if (typeof c.code !== 'string' && typeof c.code !== 'number') continue;
+    if (typeof c.system === 'string') keys.push(`${c.system}|${c.code}`);
+    keys.push(String(c.code));
+  }
+  return keys;
+}
+
+/** Codes are vocabulary and may be named in messages; free values (plain strings) are not echoed. */
+function describe(item: unknown): string {
+  const coded = codings(item).flatMap((c) =>
+    typeof c.code === 'string' ? [typeof c.system === 'string' ? `${c.system}|${c.code}` : c.code] : [],
+  );
+  if (coded.length) return `code ${coded.join(', ')}`;
+  return typeof item === 'boolean' || typeof item === 'number' ? `value ${String(item)}` : `a ${typeof item} value`;
+}
+
+/** The first item whose code (or value) is in the map, else the '*' entry, else unmapped. */
+export function lookup(map: ValueMap, items: readonly unknown[]): LookupOutcome {
+  for (const item of items) {
+    for (const key of keysOf(item)) {
+      if (map.entries.has(key)) return { value: map.entries.get(key) };
+    }
+  }
+  if (map.fallback) return { value: map.fallback.value };
+  return { unmapped: `${items.length ? describe(items[0]) : 'nothing'} is not in value map ${map.name}` };
+}
+
+export type ScalarOutcome = { value: unknown } | { error: string };
+
+/** Strings, codes, numbers; a CodeableConcept gives its text or first display. */
+export function toText(item: unknown): ScalarOutcome {
+  if (typeof item === 'string') return item.trim() ? { value: item.trim() } : { error: 'is empty' };
+  if (typeof item === 'number' || typeof item === 'boolean') return { value: String(item) };
+  if (isObject(item)) {
+    if (typeof item.text === 'string' && item.text.trim()) return { value: item.text.trim() };
+    const display = codings(item).find((c) => typeof c.display === 'string');
+    if (display) return { value: String(display.display) };
+    if (typeof item.value === 'string') return { value: item.value };
+  }
+  return { error: 'is not text' };
+}
+
+export function toBoolean(item: unknown): ScalarOutcome {
+  if (typeof item === 'boolean') return { value: item };
+  if (item === 'true' || item === 'false') return { value: item === 'true' };
+  return { error: 'is not a boolean' };
+}
+
+/** A Reference or reference string → the id part ('Location/abc' → 'abc'); other strings as they are. */
+export function toReferenceId(item: unknown): ScalarOutcome {
+  const ref = isObject(item) ? item.reference : item;
+  if (typeof ref !== 'string' || !ref) return { error: 'is not a reference' };
+  const match = /([^/]+)$/.exec(ref.replace(/\/_history\/[^/]+$/, ''));
+  return { value: match ? match[1] : ref };
+}

@@ -1,0 +1,73 @@
+// Public types of the mapping layer. Sources (FHIR poller/receiver, DHIS2 poller) and the CLI import
+// these through src/mapping/index.ts.
+
+/**
+ * A source record as plain JSON: a FHIR resource (any @medplum/fhirtypes Resource fits), or a DHIS2 tracker
+ * object with a resourceType we give it. Other elements are read through FHIRPath, never through this type.
+ */
+export interface Resource {
+  resourceType: string;
+  id?: string;
+  meta?: { versionId?: string; lastUpdated?: string };
+}
+
+/** The same record seen as a JSON object (for the few places that read an element directly). */
+export function asJson(resource: Resource): Record<string, unknown> {
+  return resource as unknown as Record<string, unknown>;
+}
+
+/**
+ * Where context comes from. The live poller passes one backed by the FHIR server; `map --input` and tests
+ * pass `bundleFetcher(bundle)`. `read` takes a type and an id; for a `urn:uuid:`/`urn:oid:` reference
+ * (only found inside bundles) the type is '' and the id is the whole urn.
+ */
+export interface ResourceFetcher {
+  read(type: string, id: string): Promise<Resource | undefined>;
+  search(type: string, params: Record<string, string>): Promise<Resource[]>;
+}
+
+export type LocationKind = 'CRVS_OFFICE' | 'HEALTH_FACILITY';
+
+export interface MapOptions {
+  /** Turns a configured or source-given location (UUID, externalId, 'Location/uuid') into an OpenCRVS UUID. */
+  resolveLocation?: (ref: string, type: LocationKind) => string | undefined;
+  /** Upper bound on fetcher calls (reads + searches) to assemble one context. Default 50. */
+  maxReads?: number;
+}
+
+export interface RoutingResult {
+  office?: string;
+  facility?: string;
+  /** The source's own location key that was used or tried first (e.g. 'Location/abc'). */
+  sourceLocation?: string;
+  /** How the office was chosen, for people reading the dry run and the ledger. */
+  via: string;
+}
+
+export type MapResult =
+  | {
+      status: 'mapped';
+      mappingId: string;
+      eventType: string;
+      subjectRef: string;
+      /** The resource whose evidence fired the trigger (often the subject itself). */
+      sourceRef: string;
+      sourceVersion?: string;
+      /** Stable hash of declaration + routing: tells a real change from a re-poll. */
+      payloadHash: string;
+      declaration: Record<string, unknown>;
+      routing: RoutingResult;
+      /** Which trigger rule matched (a label from the mapping file, never data). */
+      evidence?: string;
+      warnings: string[];
+    }
+  | { status: 'skipped'; mappingId?: string; eventType?: string; subjectRef?: string; reason: string }
+  | {
+      status: 'invalid';
+      mappingId: string;
+      eventType: string;
+      subjectRef: string;
+      errors: Array<{ field: string; message: string }>;
+    };
+
+export type MappedResult = Extract<MapResult, { status: 'mapped' }>;

@@ -1,0 +1,73 @@
+// A parsed YAML mapping file that can say on which line a key path is, for load errors people can act on.
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+
+export type KeyPath = ReadonlyArray<string | number>;
+
+/** A mapping file that does not load. `path` is the key path (e.g. `fields['child.name'].from`). */
+export class MappingLoadError extends Error {
+  constructor(
+    readonly file: string,
+    readonly path: string,
+    readonly problem: string,
+    readonly line?: number,
+  ) {
+    super(`${file}${line ? `:${line}` : ''}: ${path ? `${path}: ` : ''}${problem}`);
+    this.name = 'MappingLoadError';
+  }
+}
+
+/** `['fields', 'child.name', 'from', 0]` → `fields['child.name'].from[0]`. */
+export function formatPath(path: KeyPath): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(part)) out += out ? `.${part}` : part;
+    else out += `['${part}']`;
+  }
+  return out;
+}
+
+export class YamlSource {
+  readonly data: unknown;
+  private readonly lineCounter = new LineCounter();
+  private readonly doc;
+
+  constructor(
+    readonly file: string,
+    text: string,
+  ) {
+    this.doc = parseDocument(text, { lineCounter: this.lineCounter, prettyErrors: false });
+    const error = this.doc.errors[0];
+    if (error) {
+      const line = error.linePos?.[0]?.line ?? this.lineCounter.linePos(error.pos[0]).line;
+      throw new MappingLoadError(file, '', `not valid YAML: ${error.message.split('\n')[0]}`, line);
+    }
+    this.data = this.doc.toJS();
+  }
+
+  /** The line of the deepest node along `path` (the key itself when the path ends on a key). */
+  line(path: KeyPath): number | undefined {
+    let node: unknown = this.doc.contents;
+    let located: Node | undefined = isMap(node) || isSeq(node) ? (node as Node) : undefined;
+    for (const part of path) {
+      if (isMap(node)) {
+        const pair = node.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === part);
+        if (!pair) break;
+        located = (pair.key as Node) ?? located;
+        node = pair.value;
+      } else if (isSeq(node) && typeof part === 'number') {
+        node = node.items[part];
+        if (node && typeof node === 'object' && 'range' in node) located = node as Node;
+        else break;
+      } else {
+        break;
+      }
+    }
+    const offset = located?.range?.[0];
+    return offset === undefined ? undefined : this.lineCounter.linePos(offset).line;
+  }
+
+  error(path: KeyPath, problem: string): MappingLoadError {
+    return new MappingLoadError(this.file, formatPath(path), problem, this.line(path));
+  }
+}
