@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker } from '../../src/delivery/index.js';
+import { createOpenCrvsClient } from '../../src/opencrvs/client.js';
+import { defaultHealthScopes } from '../../src/sandbox/opencrvs/index.js';
+import {
+  assertExactlyOnce,
+  birthEvent,
+  clientSettings,
+  fastDelivery,
+  type TestBed,
+  testBed,
+} from './delivery-helpers.js';
+
+/** Drives the worker until `done()` or the deadline; probes run on their own (holdProbeSeconds = 1). */
+async function until(worker: DeliveryWorker, done: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    if ((await worker.processNext()) === 0) await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('delivery held for an operator', () => {
+  let bed: TestBed;
+  beforeEach(async () => {
+    bed = await testBed();
+  });
+  afterEach(async () => {
+    await bed.close();
+  });
+
+  it('a revoked client (401) holds the queue without dead letters, and delivery resumes once it is back', async () => {
+    for (let i = 0; i < 8; i++) bed.ledger.recordEvent(birthEvent(bed.office, i));
+    const outcomes: DeliveryOutcome[] = [];
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: { ...fastDelivery, concurrency: 2 },
+      onOutcome: (o) => outcomes.push(o),
+    });
+    await worker.processNext(); // two delivered with the good client
+    await bed.sim.control.removeClient(bed.sim.clientId);
+    await worker.runUntilIdle({ timeoutMs: 30_000 }); // returns once held
+    const held = worker.held();
+    assert.ok(held, 'the queue is held');
+    assert.match(held.reason, /unauthorized|401/i);
+    assert.match(bed.ledger.getHold()?.reason ?? '', /401/);
+    assert.equal(bed.ledger.list({ states: ['dead'] }).length, 0, 'nothing is dead-lettered');
+    const waiting = bed.ledger.list({ states: ['pending', 'failed'] });
+    assert.equal(waiting.length, 6);
+    for (const row of waiting) assert.equal(row.attempts, 0, 'held attempts are not counted');
+
+    // Still revoked: probes keep it held.
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal(await worker.probe(), false);
+
+    await bed.sim.control.addClient({
+      clientId: bed.sim.clientId,
+      clientSecret: bed.sim.clientSecret,
+      scopes: defaultHealthScopes('2.0'),
+    });
+    await until(worker, () => bed.ledger.counts().every((c) => c.state === 'delivered'));
+    assert.equal(worker.held(), undefined);
+    assert.equal(bed.ledger.getHold(), undefined);
+    assert.ok(outcomes.some((o) => o.type === 'resumed'));
+    await assertExactlyOnce(bed.sim, bed.ledger, 8);
+  });
+
+  it('a client without the notify scope (403) holds the queue, and resumes when the scope is granted', async () => {
+    const [createScope] = defaultHealthScopes('2.0').filter((s) => s.includes('record.create'));
+    assert.ok(createScope);
+    await bed.sim.control.addClient({
+      clientId: bed.sim.clientId,
+      clientSecret: bed.sim.clientSecret,
+      scopes: [createScope],
+    });
+    for (let i = 0; i < 5; i++) bed.ledger.recordEvent(birthEvent(bed.office, i));
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: fastDelivery,
+    });
+    worker.start();
+    try {
+      await waitFor(() => worker.held() !== undefined);
+      assert.match(worker.held()?.reason ?? '', /403/);
+      // A probe or two run while the scope is still missing: nothing burned, nothing dead.
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.ok(worker.held());
+      assert.equal(bed.ledger.list({ states: ['dead'] }).length, 0);
+      assert.ok(bed.ledger.list({ limit: 10 }).every((r) => r.attempts === 0));
+      await bed.sim.control.addClient({
+        clientId: bed.sim.clientId,
+        clientSecret: bed.sim.clientSecret,
+        scopes: defaultHealthScopes('2.0'),
+      });
+      await waitFor(() => bed.ledger.counts().every((c) => c.state === 'delivered'));
+    } finally {
+      await worker.stop({ drainMs: 5000 });
+    }
+    assert.equal(worker.held(), undefined);
+    await assertExactlyOnce(bed.sim, bed.ledger, 5);
+  });
+});
+
+async function waitFor(condition: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

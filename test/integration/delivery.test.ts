@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { createDeliveryWorker } from '../../src/delivery/index.js';
+import { hashPayload } from '../../src/ledger/index.js';
+import { createOpenCrvsClient } from '../../src/opencrvs/client.js';
+import {
+  assertExactlyOnce,
+  birthEvent,
+  birthPayload,
+  clientSettings,
+  fastDelivery,
+  type TestBed,
+  testBed,
+} from './delivery-helpers.js';
+
+describe('delivery to the OpenCRVS simulator', () => {
+  let bed: TestBed;
+  beforeEach(async () => {
+    bed = await testBed();
+  });
+  afterEach(async () => {
+    await bed.close();
+  });
+
+  it('creates and notifies each queued event once, two calls per event, and records the tracking ids', async () => {
+    for (let i = 0; i < 12; i++) bed.ledger.recordEvent(birthEvent(bed.office, i));
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: fastDelivery,
+    });
+    await worker.runUntilIdle({ timeoutMs: 60_000 });
+    await assertExactlyOnce(bed.sim, bed.ledger, 12);
+    const [event] = await bed.sim.control.events();
+    assert.ok(event?.actions.find((a) => a.type === 'NOTIFY' && a.status === 'Requested')?.declaration['child.dob']);
+  });
+
+  it('delivers with one create-and-notify call in single-call mode, with the same transactionId scheme', async () => {
+    for (let i = 0; i < 5; i++) bed.ledger.recordEvent(birthEvent(bed.office, i));
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: { ...fastDelivery, mode: 'single-call' },
+    });
+    await worker.runUntilIdle({ timeoutMs: 60_000 });
+    await assertExactlyOnce(bed.sim, bed.ledger, 5);
+    const row = bed.ledger.list({ limit: 1 })[0];
+    const events = await bed.sim.control.events({ transactionId: row?.baseTransactionId });
+    assert.equal(events.length, 1);
+  });
+
+  it('switching from two-step to single-call after a create finds the same event', async () => {
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    const api = createOpenCrvsClient(clientSettings(bed.sim));
+    await api.createEvent({ type: 'birth', transactionId: row.createTransactionId, createdAtLocation: bed.office });
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      api,
+      settings: { ...fastDelivery, mode: 'single-call' },
+    });
+    await worker.runUntilIdle({ timeoutMs: 30_000 });
+    await assertExactlyOnce(bed.sim, bed.ledger, 1);
+  });
+
+  it('shows a notification the country configuration has not confirmed yet as delivered-pending', async () => {
+    await bed.sim.control.configure({ actionConfirmation: 'pending' });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: fastDelivery,
+    });
+    await worker.runUntilIdle({ timeoutMs: 30_000 });
+    const done = bed.ledger.get(row.id);
+    assert.equal(done?.state, 'delivered-pending');
+    assert.ok(done?.trackingId);
+  });
+
+  it('sends a notification the country configuration rejects to dead with the reason', async () => {
+    await bed.sim.control.configure({ actionConfirmation: 'reject' });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: fastDelivery,
+    });
+    await worker.runUntilIdle({ timeoutMs: 30_000 });
+    const dead = bed.ledger.get(row.id);
+    assert.equal(dead?.state, 'dead');
+    assert.equal(dead?.attempts, 1);
+    assert.equal(dead?.lastError?.kind, 'rejected');
+    assert.equal(dead?.lastError?.classification, 'permanent');
+  });
+
+  it('a 400 goes to dead with the OpenCRVS field message, and replay with a fixed payload delivers it', async () => {
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1, { 'child.favouriteColour': 'green' }));
+    bed.ledger.recordEvent(birthEvent(bed.office, 2));
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: fastDelivery,
+    });
+    await worker.runUntilIdle({ timeoutMs: 30_000 });
+    const dead = bed.ledger.get(row.id);
+    assert.equal(dead?.state, 'dead');
+    assert.equal(dead?.attempts, 1, 'no retries for a permanent error');
+    assert.equal(dead?.lastError?.status, 400);
+    assert.match(dead?.lastError?.message ?? '', /Unexpected field/);
+    assert.match(dead?.lastError?.message ?? '', /child\.favouriteColour/);
+    assert.doesNotMatch(dead?.lastError?.message ?? '', /green/, 'the echoed value is not stored');
+    assert.equal(bed.ledger.attempts(row.id)[0]?.error?.status, 400);
+
+    const result = bed.ledger.replay('dead', (r) => (r.id === row.id ? birthPayload(bed.office, 1) : undefined));
+    assert.deepEqual(result.requeued, [row.id]);
+    assert.equal(bed.ledger.get(row.id)?.payloadHash, hashPayload(birthPayload(bed.office, 1)));
+    await worker.runUntilIdle({ timeoutMs: 30_000 });
+    await assertExactlyOnce(bed.sim, bed.ledger, 2);
+  });
+});
