@@ -102,7 +102,10 @@ export class SandboxRepository extends MemoryRepository {
     const ts = this.now();
     // Whatever the client sent in meta.versionId / meta.lastUpdated is ignored: the server owns them.
     copy.meta = { ...copy.meta, versionId: String((priorVersion ?? 0) + 1), lastUpdated: new Date(ts).toISOString() };
-    const saved = await super.createResource(copy);
+    // Everything from taking the timestamp to indexing the record happens without yielding, so no
+    // search can run in between and see the clock past a write it did not see (the watermark rule).
+    const saved = deepClone(copy) as WithId<T>;
+    const storing = super.createResource(copy); // MemoryRepository stores synchronously inside
     this.versions.set(key, (priorVersion ?? 0) + 1);
     const record: StoredRecord = { resource: saved, ts, seq: ++this.seq, cache: new Map() };
     this.put(resourceType, record);
@@ -116,13 +119,14 @@ export class SandboxRepository extends MemoryRepository {
       lastUpdated: saved.meta?.lastUpdated ?? '',
       resource: saved,
     });
+    await storing;
     return deepClone(saved);
   }
 
   override async deleteResource(resourceType: string, id: string): Promise<void> {
     const prior = this.records.get(resourceType)?.get(id);
     if (!prior) throw new OperationOutcomeError(notFound);
-    await super.deleteResource(resourceType, id);
+    const deleting = super.deleteResource(resourceType, id); // synchronous inside, as for create
     const key = `${resourceType}/${id}`;
     const priorVersion = this.versions.get(key);
     // A delete is a version of its own (HAPI does the same), so a re-create continues the numbering.
@@ -137,6 +141,7 @@ export class SandboxRepository extends MemoryRepository {
       versionId: String(versionId),
       lastUpdated: new Date(this.now()).toISOString(),
     });
+    await deleting;
   }
 
   override async search<T extends Resource>(searchRequest: SearchRequest<T>): Promise<Bundle<WithId<T>>> {
