@@ -1,6 +1,6 @@
 import { badRequest, globalSchema, OperationOutcomeError, type SearchRequest } from '@medplum/core';
 import type { SandboxRepository, StoredRecord } from './repository.js';
-import { lastTwoSegments, referencesOf } from './search.js';
+import { lastTwoSegments, referencesOf } from './search-values.js';
 
 /**
  * `_include` and `_revinclude` for one page (one level; `:iterate` is not followed). Referenced
