@@ -1,11 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Command } from 'commander';
+import { Bridge, type SyncSummary } from '../app.js';
+import { configFromObject } from '../config/index.js';
+import { DEMO_STATIC_EXPECTED, demoSeed } from '../sandbox/demo/seed.js';
+import { startFhirSandbox } from '../sandbox/fhir/index.js';
+import { startOpenCrvsSimulator } from '../sandbox/opencrvs/index.js';
+import { processLogger, stopOnSignals } from './runtime.js';
+
+interface DemoOptions {
+  exit?: boolean;
+  port: string;
+  opencrvsPort: string;
+  fhirPort: string;
+  births: string;
+  deaths: string;
+}
+
+function printSummary(
+  summary: SyncSummary,
+  expected: { births: number; deaths: number },
+  addresses: string[],
+): boolean {
+  const delivered = summary.rows.filter((row) => row.state === 'delivered' || row.state === 'delivered-pending');
+  const skipped = summary.rows.filter((row) => row.state === 'skipped');
+  const problems = summary.rows.filter((row) => !['delivered', 'delivered-pending', 'skipped'].includes(row.state));
+  const births = delivered.filter((row) => row.eventType === 'birth').length;
+  const deaths = delivered.filter((row) => row.eventType === 'death').length;
+  console.log('\nopencrvs-bridge demo');
+  for (const line of addresses) console.log(`  ${line}`);
+  console.log(
+    `\nEvents found: ${summary.rows.length - skipped.length} (expected ${expected.births} births and ${expected.deaths} deaths); ` +
+      `delivered: ${births} births, ${deaths} deaths; skipped: ${skipped.length}; not delivered: ${problems.length}`,
+  );
+  for (const row of summary.rows) {
+    const outcome =
+      row.state === 'skipped'
+        ? `skipped: ${row.skipReason ?? ''}`
+        : row.trackingId
+          ? `${row.state}, tracking id ${row.trackingId}`
+          : `${row.state}${row.lastError ? ` (${row.lastError.message.slice(0, 120)})` : ''}`;
+    console.log(`  #${row.id} ${row.eventType.padEnd(5)} ${row.sourceRef.padEnd(44)} ${outcome}`);
+  }
+  return births === expected.births && deaths === expected.deaths && problems.length === 0;
+}
 
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('(not implemented yet)')
-    .action(() => {
-      console.error('opencrvs-bridge demo: not implemented yet');
-      process.exitCode = 2;
+    .description(
+      'run everything on embedded defaults: an OpenCRVS simulator, a FHIR server seeded with births and deaths, the bridge; print a summary, then keep serving (Ctrl-C stops)',
+    )
+    .option('--exit', 'exit after the summary: status 0 only if every expected event was delivered')
+    .option('--port <n>', 'bridge HTTP port (health, metrics, admin, subscriptions)', '8080')
+    .option('--opencrvs-port <n>', 'OpenCRVS simulator port (0 = any free port)', '0')
+    .option('--fhir-port <n>', 'FHIR sandbox port (0 = any free port)', '0')
+    .option('--births <n>', 'generated births added to the fixture records', '8')
+    .option('--deaths <n>', 'generated deaths added to the fixture records', '4')
+    .action(async (options: DemoOptions) => {
+      // The demo prints a summary; logs stay at warn unless LOG_LEVEL asks for more.
+      process.env.LOG_LEVEL ??= 'warn';
+      const logger = processLogger();
+      const births = Number(options.births);
+      const deaths = Number(options.deaths);
+      const opencrvs = await startOpenCrvsSimulator({ port: Number(options.opencrvsPort), logger });
+      const seed = demoSeed(births, deaths);
+      const fhir = await startFhirSandbox({ port: Number(options.fhirPort), seed, logger });
+      const adminToken = randomBytes(16).toString('hex');
+      const dataDir = mkdtempSync(join(tmpdir(), 'opencrvs-bridge-demo-'));
+      const config = configFromObject({
+        opencrvs: {
+          tokenUrl: opencrvs.tokenUrl,
+          eventsUrl: opencrvs.eventsUrl,
+          clientId: opencrvs.clientId,
+          clientSecret: opencrvs.clientSecret,
+        },
+        store: { path: join(dataDir, 'bridge.db') },
+        http: { host: '127.0.0.1', port: Number(options.port) },
+        delivery: { baseDelayMs: 200, maxDelayMs: 5000, pollIntervalMs: 200 },
+        sources: [{ id: 'demo-emr', kind: 'fhir', baseUrl: fhir.baseUrl, poll: { schedule: '*/10 * * * * *' } }],
+        routing: {
+          // Farajaland externalIds (the CSV ids); the bridge resolves them to this deployment's UUIDs.
+          defaultOffice: 'LHUYvwY2Aq1', // HQ Office
+          facilities: {
+            'Location/emr-loc-ibombo-hospital': { office: 'xmJJAsGfSTn', facility: 't0qT1Vh8qi3' },
+            'Location/emr-loc-isamba-hospital': { office: 'DC5stjQ45n3', facility: 'R2i8nqg83Y0' },
+            'Location/location-south-hospital': { office: 'Ap0mxDoJJ9s', facility: '8OrJQUdLE4r' },
+          },
+        },
+        admin: { token: adminToken },
+        logging: { level: process.env.LOG_LEVEL },
+      });
+      const bridge = new Bridge(config, { logger, schedule: false });
+      const stopSandboxes = async () => {
+        await fhir.close();
+        await opencrvs.close();
+      };
+      await bridge.start();
+      const summary = await bridge.syncOnce(undefined, { timeoutMs: 60_000 });
+      const base = `http://127.0.0.1:${bridge.httpPort}`;
+      const ok = printSummary(
+        summary,
+        { births: births + DEMO_STATIC_EXPECTED.births, deaths: deaths + DEMO_STATIC_EXPECTED.deaths },
+        [
+          `OpenCRVS simulator  ${opencrvs.baseUrl}  (client ${opencrvs.clientId})`,
+          `FHIR sandbox        ${fhir.baseUrl}  (${seed.length} resources seeded)`,
+          `Bridge              ${base}  health ${base}/healthz  ready ${base}/readyz  metrics ${base}/metrics`,
+          `Admin UI            ${base}/admin  (token ${adminToken})`,
+          `Ledger              ${config.store.path}`,
+        ],
+      );
+      console.log(
+        ok ? '\nresult: every expected event was delivered' : '\nresult: some expected events were not delivered',
+      );
+      if (options.exit) {
+        await bridge.stop();
+        await stopSandboxes();
+        process.exitCode = ok ? 0 : 1;
+        return;
+      }
+      bridge.enableSchedules();
+      console.log('\nServing; the FHIR sandbox is polled every 10 s. Ctrl-C stops.');
+      await stopOnSignals(bridge, logger, stopSandboxes);
     });
 }

@@ -1,6 +1,12 @@
 import type { Command } from 'commander';
 import { createLogger, type Logger } from '../observability/logger.js';
+import { demoSeed } from '../sandbox/demo/seed.js';
+import { NOTIFY_STYLES, type NotifyStyle, startFhirSandbox } from '../sandbox/fhir/index.js';
 import { startOpenCrvsSimulator } from '../sandbox/opencrvs/index.js';
+
+function isNotifyStyle(value: string): value is NotifyStyle {
+  return (NOTIFY_STYLES as readonly string[]).includes(value);
+}
 
 /** All options of the sandbox command, as commander parses them (each simulator reads its own). */
 type SandboxOptions = Record<string, string | undefined>;
@@ -63,7 +69,54 @@ const openCrvs: SimulatorEntry = {
   },
 };
 
-const SIMULATORS: SimulatorEntry[] = [openCrvs];
+const fhir: SimulatorEntry = {
+  addOptions(command) {
+    command
+      .option('--fhir-port <port>', 'port of the FHIR R4 sandbox server (default 8090; 0 = any free port)')
+      .option('--seed <dir>', 'seed the FHIR sandbox with every *.json resource or Bundle under this folder')
+      .option('--demo-seed', 'seed the FHIR sandbox with the demo births and deaths')
+      .option('--notify <url>', 'send a subscription notification to this URL on every create/update')
+      .option(
+        '--notify-style <style>',
+        `wire style of the notifications: ${NOTIFY_STYLES.join(', ')}`,
+        'backport-id-only',
+      )
+      .option('--notify-secret <secret>', 'HMAC key (medplum style) or bearer secret sent in Authorization')
+      .option('--notify-heartbeat <seconds>', 'heartbeat period (backport style)');
+  },
+  async start(options, logger) {
+    const style = options.notifyStyle ?? 'backport-id-only';
+    if (!isNotifyStyle(style)) throw new Error(`--notify-style must be one of ${NOTIFY_STYLES.join(', ')}`);
+    const secret = options.notifySecret;
+    const notify = options.notify
+      ? {
+          url: options.notify,
+          style,
+          // Medplum signs with the secret; the other styles send it the way Subscription.channel.header would.
+          secret: style === 'medplum' ? secret : undefined,
+          headers: style !== 'medplum' && secret ? { Authorization: `Bearer ${secret}` } : undefined,
+          heartbeatSeconds: options.notifyHeartbeat ? Number(options.notifyHeartbeat) : undefined,
+        }
+      : undefined;
+    const seed = options.seed ?? (options.demoSeed ? [...demoSeed()] : undefined);
+    const sandbox = await startFhirSandbox({
+      port: parsePort(options.fhirPort, 8090, '--fhir-port'),
+      host: options.host,
+      seed,
+      notify,
+      logger,
+    });
+    return {
+      summary: [
+        `FHIR R4 sandbox on ${sandbox.baseUrl}`,
+        ...(notify ? [`  notifications:  ${style} to ${notify.url}`] : []),
+      ],
+      close: () => sandbox.close(),
+    };
+  },
+};
+
+const SIMULATORS: SimulatorEntry[] = [openCrvs, fhir];
 
 function waitForShutdownSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -80,7 +133,7 @@ function waitForShutdownSignal(): Promise<string> {
 export function registerSandbox(program: Command): void {
   const command = program
     .command('sandbox')
-    .description('run the simulators (OpenCRVS events API and auth) until interrupted');
+    .description('run the simulators (OpenCRVS events API and auth, FHIR R4 server) until interrupted');
   for (const simulator of SIMULATORS) simulator.addOptions(command);
   command.action(async (options: SandboxOptions) => {
     const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'info' }).child({ component: 'sandbox' });

@@ -1,11 +1,67 @@
 import type { Command } from 'commander';
+import { Bridge, type SyncSummary } from '../app.js';
+import { loadConfigOrReport } from './options.js';
+import { processLogger } from './runtime.js';
+
+function printSummary(summary: SyncSummary): void {
+  const byState = new Map<string, number>();
+  for (const row of summary.rows) byState.set(row.state, (byState.get(row.state) ?? 0) + 1);
+  console.log(`resources read: ${summary.report.resources}; events recorded or changed: ${summary.rows.length}`);
+  for (const [state, count] of byState) console.log(`  ${state}: ${count}`);
+  for (const row of summary.rows.filter((r) => r.state !== 'delivered' && r.state !== 'skipped')) {
+    const error = row.lastError ? ` — ${row.lastError.classification}: ${row.lastError.message.slice(0, 160)}` : '';
+    console.log(`  #${row.id} ${row.eventType} ${row.sourceRef} ${row.state}${error}`);
+  }
+  if (summary.failedSources.length > 0)
+    console.log(`sources that could not be polled: ${summary.failedSources.join(', ')}`);
+  console.log(
+    summary.ok ? 'result: everything found was delivered' : 'result: something is dead, held or still failing',
+  );
+}
 
 export function registerSync(program: Command): void {
   program
     .command('sync')
-    .description('(not implemented yet)')
-    .action(() => {
-      console.error('opencrvs-bridge sync: not implemented yet');
-      process.exitCode = 2;
+    .description(
+      'one poll-and-deliver pass for external schedulers (cron, Kubernetes CronJob); exit 0 when everything found was delivered, 1 when anything is dead or still failing',
+    )
+    .requiredOption('--once', 'run one pass and exit (the only mode; `serve` runs continuously)')
+    .option('--source <id>', 'only this source (repeatable)', (value: string, all: string[] = []) => [...all, value])
+    .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
+    .option('--json', 'print the summary as JSON')
+    .option('--timeout <seconds>', 'how long to keep delivering before giving up on the pass', '120')
+    .action(async (options: { source?: string[]; config?: string; json?: boolean; timeout: string }) => {
+      const config = loadConfigOrReport(options.config);
+      if (!config) return;
+      const logger = processLogger(config);
+      const bridge = new Bridge(config, { logger, http: false, schedule: false, worker: false });
+      try {
+        const summary = await bridge.syncOnce(options.source, { timeoutMs: Number(options.timeout) * 1000 });
+        if (options.json) {
+          console.log(
+            JSON.stringify({
+              ok: summary.ok,
+              resources: summary.report.resources,
+              failedSources: summary.failedSources,
+              events: summary.rows.map((row) => ({
+                id: row.id,
+                eventType: row.eventType,
+                sourceRef: row.sourceRef,
+                state: row.state,
+                trackingId: row.trackingId,
+                lastError: row.lastError,
+              })),
+            }),
+          );
+        } else {
+          printSummary(summary);
+        }
+        process.exitCode = summary.ok ? 0 : 1;
+      } catch (err) {
+        console.error(`sync failed: ${err instanceof Error ? err.message : String(err)}`);
+        process.exitCode = 1;
+      } finally {
+        await bridge.stop();
+      }
     });
 }

@@ -1,0 +1,394 @@
+import type { Server } from 'node:http';
+import cron, { type ScheduledTask } from 'node-cron';
+import type { BridgeConfig, SourceSettings } from './config/types.js';
+import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker } from './delivery/index.js';
+import { type AdminTarget, adminRoutes, type SourceStatusView } from './http/admin/index.js';
+import { opsRoutes, type ReadinessCheck } from './http/ops-routes.js';
+import { closeServer, createHttpApp, listen, type MountedRouter } from './http/server.js';
+import { subscriptionRoutes } from './http/subscription-routes.js';
+import { type Ledger, type LedgerRow, openLedger } from './ledger/index.js';
+import { loadMappings, type MapOptions, type MappingSet } from './mapping/index.js';
+import type { Logger } from './observability/logger.js';
+import { BridgeMetrics } from './observability/metrics.js';
+import { createOpenCrvsClient, LocationResolver, type OpenCrvsClient } from './opencrvs/index.js';
+import { FhirSourceClient } from './sources/fhir/fhir-client.js';
+import { InboxProcessor, type ProcessorSource } from './sources/fhir/inbox-processor.js';
+import { FhirPoller } from './sources/fhir/poller.js';
+import { SubscriptionReceiver } from './sources/fhir/receiver.js';
+import { addReports, emptyReport, type PassReport, SourcePipeline } from './sources/pipeline.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** One configured source with everything built for it. */
+export interface SourceRuntime {
+  settings: SourceSettings;
+  mappings: MappingSet;
+  client: FhirSourceClient;
+  pipeline: SourcePipeline;
+  poller: FhirPoller;
+  task?: ScheduledTask;
+}
+
+export interface BridgeOptions {
+  logger: Logger;
+  /** Run polls on their cron schedules (serve). Off for `sync --once` and most tests. */
+  schedule?: boolean;
+  /** Serve HTTP (receiver, health, metrics, admin). */
+  http?: boolean;
+  /** Run the delivery loop on timers. */
+  worker?: boolean;
+  /** Extra routers (health, metrics and admin are mounted by their own module). */
+  routers?: (bridge: Bridge) => MountedRouter[];
+}
+
+/** What `sync --once` reports: the rows this pass touched, by final state (no personal data). */
+export interface SyncSummary {
+  report: PassReport;
+  rows: LedgerRow[];
+  failedSources: string[];
+  ok: boolean;
+}
+
+/**
+ * The composition root: builds every part from the configuration, starts them in dependency order
+ * and stops them in reverse (HTTP first, so no notification is accepted that cannot be stored;
+ * the ledger last).
+ */
+export class Bridge {
+  readonly ledger: Ledger;
+  readonly opencrvs: OpenCrvsClient;
+  readonly locations: LocationResolver;
+  readonly worker: DeliveryWorker;
+  readonly metrics = new BridgeMetrics();
+  readonly sources: SourceRuntime[] = [];
+  readonly inbox: InboxProcessor;
+  readonly receiver: SubscriptionReceiver;
+  readonly startedAt = Date.now();
+  httpPort: number | undefined;
+  private server: Server | undefined;
+  private locationsReady = false;
+  private locationRetry: NodeJS.Timeout | undefined;
+  private readonly log: Logger;
+  private readonly outcomeListeners: Array<(outcome: DeliveryOutcome) => void> = [];
+
+  constructor(
+    readonly config: BridgeConfig,
+    private readonly options: BridgeOptions,
+  ) {
+    this.log = options.logger.child({ component: 'bridge' });
+    this.ledger = openLedger(config.store.path, { logger: options.logger });
+    try {
+      this.opencrvs = createOpenCrvsClient(config.opencrvs, { logger: options.logger });
+      this.locations = new LocationResolver(this.opencrvs);
+      this.worker = createDeliveryWorker({
+        ledger: this.ledger,
+        api: this.opencrvs,
+        settings: config.delivery,
+        logger: options.logger,
+        onOutcome: (outcome) => this.onOutcome(outcome),
+      });
+      for (const settings of config.sources) {
+        if (settings.kind === 'fhir') this.sources.push(this.buildFhirSource(settings));
+      }
+      this.receiver = new SubscriptionReceiver(
+        this.sources
+          .filter((s) => s.settings.subscription)
+          .map((s) => ({
+            id: s.settings.id,
+            auth: { secret: s.settings.subscription?.secret, hmacSecret: s.settings.subscription?.hmacSecret },
+          })),
+        this.ledger.inbox,
+        options.logger,
+        () => this.inbox.wake(),
+      );
+      this.inbox = new InboxProcessor({
+        inbox: this.ledger.inbox,
+        meta: this.ledger,
+        logger: options.logger,
+        sources: this.sources.map(
+          (s): ProcessorSource => ({
+            id: s.settings.id,
+            client: s.client,
+            pipeline: s.pipeline,
+            catchUp: () => s.poller.pollOnce(),
+            heartbeatSeconds: s.settings.subscription?.heartbeatSeconds,
+          }),
+        ),
+      });
+    } catch (err) {
+      this.ledger.close();
+      throw err;
+    }
+  }
+
+  private buildFhirSource(settings: SourceSettings): SourceRuntime {
+    const { opencrvs, routing } = this.config;
+    const mappings = loadMappings({
+      names: settings.mappings,
+      country: opencrvs.country,
+      version: opencrvs.version,
+      routing,
+    });
+    const client = new FhirSourceClient(settings, { logger: this.options.logger });
+    const pipeline = new SourcePipeline({
+      sourceId: settings.id,
+      mappings,
+      ledger: this.ledger,
+      logger: this.options.logger,
+      mapOptions: () => this.mapOptions(),
+    });
+    const poller = new FhirPoller({
+      sourceId: settings.id,
+      client,
+      pipeline,
+      cursors: this.ledger,
+      resourceTypes: mappings.watchedResourceTypes(),
+      poll: settings.poll,
+      logger: this.options.logger,
+    });
+    return { settings, mappings, client, pipeline, poller };
+  }
+
+  /** Routing refs in the config are UUIDs or externalIds; mappings get them as OpenCRVS UUIDs. */
+  mapOptions(): MapOptions {
+    return {
+      resolveLocation: (ref: string) => this.locations.resolveSync(ref) ?? (UUID.test(ref) ? ref : undefined),
+    };
+  }
+
+  /** Every office and facility named in the routing table, checked against OpenCRVS. */
+  async resolveLocations(): Promise<void> {
+    const refs: Array<{ ref: string; type?: string }> = [];
+    const { defaultOffice, facilities } = this.config.routing;
+    if (defaultOffice) refs.push({ ref: defaultOffice, type: 'CRVS_OFFICE' });
+    for (const route of Object.values(facilities)) {
+      if (route.office) refs.push({ ref: route.office, type: 'CRVS_OFFICE' });
+      if (route.facility) refs.push({ ref: route.facility, type: 'HEALTH_FACILITY' });
+    }
+    await this.locations.preload(refs);
+    this.locationsReady = true;
+  }
+
+  get ready(): boolean {
+    return this.locationsReady;
+  }
+
+  onDeliveryOutcome(listener: (outcome: DeliveryOutcome) => void): void {
+    this.outcomeListeners.push(listener);
+  }
+
+  private onOutcome(outcome: DeliveryOutcome): void {
+    const eventType = outcome.row?.eventType ?? 'unknown';
+    this.metrics.deliveries.inc({ outcome: outcome.type, event_type: eventType });
+    if (outcome.error)
+      this.metrics.retries.inc({ classification: outcome.error.classification, kind: outcome.error.kind });
+    if ((outcome.type === 'delivered' || outcome.type === 'pending') && outcome.row) {
+      this.metrics.deliveryLatency.observe(
+        { event_type: eventType },
+        Math.max(0, Date.now() - outcome.row.firstSeenAt) / 1000,
+      );
+    }
+    for (const listener of this.outcomeListeners) listener(outcome);
+  }
+
+  /** Mirrors stored state into gauges at scrape time. */
+  refreshMetrics(): void {
+    this.metrics.eventsByState.reset();
+    for (const { state, eventType, count } of this.ledger.counts()) {
+      this.metrics.eventsByState.set({ state, event_type: eventType }, count);
+    }
+    this.metrics.inboxDepth.set(this.ledger.inbox.depth());
+    this.metrics.held.set(this.worker.held() ? 1 : 0);
+    this.metrics.tokenRenewals.set(this.opencrvs.tokenRenewals());
+    const now = Date.now();
+    for (const source of this.sources) {
+      this.metrics.pollFailures.set({ source: source.settings.id }, source.poller.status.consecutiveFailures);
+      for (const [type, watermark] of Object.entries(source.poller.status.watermarks)) {
+        if (watermark)
+          this.metrics.pollLag.set(
+            { source: source.settings.id, resource_type: type },
+            (now - Date.parse(watermark)) / 1000,
+          );
+      }
+      this.metrics.subscriptionGaps.set(
+        { source: source.settings.id },
+        this.inbox.status(source.settings.id)?.gaps ?? 0,
+      );
+    }
+  }
+
+  sourceStatuses(): SourceStatusView[] {
+    return this.sources.map((s) => {
+      const status = s.poller.status;
+      return {
+        id: s.settings.id,
+        kind: s.settings.kind,
+        watermarks: status.watermarks,
+        lastPollStartedAt: status.lastPollStartedAt,
+        lastPollFinishedAt: status.lastPollFinishedAt,
+        lastError: status.lastError,
+        consecutiveFailures: status.consecutiveFailures,
+        subscription: s.settings.subscription ? this.inbox.status(s.settings.id) : undefined,
+      };
+    });
+  }
+
+  /** Puts dead rows back in the queue and delivers them now rather than at the next tick. */
+  async replay(
+    ids: number[] | 'dead',
+  ): Promise<{ requeued: number[]; skipped: Array<{ id: number; reason: string }> }> {
+    const result = this.ledger.replay(ids);
+    if (result.requeued.length > 0) void this.worker.processNext().catch(() => undefined);
+    return result;
+  }
+
+  private adminTarget(): AdminTarget {
+    return {
+      ledger: this.ledger,
+      held: () => this.worker.held(),
+      sourceStatuses: () => this.sourceStatuses(),
+      replay: (ids) => this.replay(ids),
+    };
+  }
+
+  renderMetrics(): Promise<{ contentType: string; body: string }> {
+    return this.metrics.render(() => this.refreshMetrics());
+  }
+
+  /** Readiness, each check cached briefly so a scraping orchestrator does not hammer OpenCRVS. */
+  readinessChecks(): ReadinessCheck[] {
+    return [
+      {
+        name: 'store',
+        run: () => {
+          this.ledger.setMeta('health:lastWriteCheck', new Date().toISOString());
+          return undefined;
+        },
+      },
+      {
+        name: 'opencrvs-token',
+        run: () => this.cachedCheck('opencrvs-token', async () => void (await this.opencrvs.checkToken())),
+      },
+      {
+        name: 'routing',
+        run: () => (this.locationsReady ? undefined : 'offices and facilities not resolved in OpenCRVS yet'),
+      },
+      { name: 'queue', run: () => (this.worker.held() ? `held: ${this.worker.held()?.reason}` : undefined) },
+      ...this.sources.map((source) => ({
+        name: `source:${source.settings.id}`,
+        run: () =>
+          source.poller.status.consecutiveFailures >= 3
+            ? `${source.poller.status.consecutiveFailures} poll passes failed: ${source.poller.status.lastError}`
+            : this.cachedCheck(
+                `source:${source.settings.id}`,
+                async () => void (await source.client.capabilityStatement()),
+              ),
+      })),
+    ];
+  }
+
+  private readonly checkCache = new Map<string, { at: number; result: Promise<string | undefined> }>();
+
+  private cachedCheck(key: string, run: () => Promise<void>, ttlMs = 30_000): Promise<string | undefined> {
+    const hit = this.checkCache.get(key);
+    if (hit && Date.now() - hit.at < ttlMs) return hit.result;
+    const result = run().then(
+      () => undefined,
+      (err: unknown) => (err instanceof Error ? err.message : 'failed'),
+    );
+    this.checkCache.set(key, { at: Date.now(), result });
+    return result;
+  }
+
+  async start(): Promise<void> {
+    if (this.options.http !== false) {
+      const routers: MountedRouter[] = [
+        { path: '/fhir-subscription', router: subscriptionRoutes(this.receiver, this.config.http.bodyLimitBytes) },
+        { path: '/', router: opsRoutes(this) },
+        { path: '/admin', router: adminRoutes(this.adminTarget(), this.config.admin, { logger: this.options.logger }) },
+        ...(this.options.routers?.(this) ?? []),
+      ];
+      const { server, port } = await listen(
+        createHttpApp(routers, this.options.logger),
+        this.config.http.port,
+        this.config.http.host,
+      );
+      this.server = server;
+      this.httpPort = port;
+      this.log.info({ port }, 'http listening');
+    }
+    // Notifications are accepted (stored) at once; processing and polling wait for the routing
+    // table to resolve, since a record cannot be mapped to an office before.
+    await this.resolveLocationsUntilReady();
+    if (this.options.worker !== false) this.worker.start();
+  }
+
+  private async resolveLocationsUntilReady(): Promise<void> {
+    try {
+      await this.resolveLocations();
+      this.startSources();
+    } catch (err) {
+      this.log.error({ err }, 'routing locations could not be resolved in OpenCRVS; retrying in 30 s');
+      this.locationRetry = setTimeout(() => void this.resolveLocationsUntilReady(), 30_000);
+      this.locationRetry.unref();
+    }
+  }
+
+  private startSources(): void {
+    this.inbox.start();
+    if (this.options.schedule !== false) this.enableSchedules();
+  }
+
+  /** Starts the cron schedules (serve does at start; the demo after its first summary). */
+  enableSchedules(): void {
+    for (const source of this.sources) {
+      if (source.task) continue;
+      if (!source.settings.poll.enabled) continue;
+      // node-cron would start a second run while the first is still going; pollOnce shares one.
+      source.task = cron.schedule(source.settings.poll.schedule, () => {
+        if (!source.poller.busy) source.poller.pollOnce().catch(() => undefined);
+      });
+      // First pass now rather than at the first tick.
+      source.poller.pollOnce().catch(() => undefined);
+    }
+  }
+
+  /** One poll-and-deliver pass over the given sources (all by default). */
+  async syncOnce(sourceIds?: string[], options: { timeoutMs?: number } = {}): Promise<SyncSummary> {
+    if (!this.locationsReady) await this.resolveLocations();
+    const report = emptyReport();
+    const failedSources: string[] = [];
+    for (const source of this.sources) {
+      if (sourceIds && !sourceIds.includes(source.settings.id)) continue;
+      try {
+        addReports(report, await source.poller.pollOnce());
+      } catch {
+        failedSources.push(source.settings.id);
+      }
+    }
+    try {
+      await this.worker.runUntilIdle({ timeoutMs: options.timeoutMs ?? 120_000 });
+    } catch (err) {
+      this.log.warn({ err }, 'delivery did not finish within the pass');
+    }
+    const ids = [...new Set(report.ledgerIds)];
+    const rows = ids.map((id) => this.ledger.get(id)).filter((row): row is LedgerRow => row !== undefined);
+    const good = new Set(['delivered', 'delivered-pending', 'skipped']);
+    const ok = failedSources.length === 0 && rows.every((row) => good.has(row.state)) && !this.worker.held();
+    return { report, rows, failedSources, ok };
+  }
+
+  async stop(): Promise<void> {
+    if (this.locationRetry) clearTimeout(this.locationRetry);
+    for (const source of this.sources) await source.task?.stop();
+    if (this.server) await closeServer(this.server);
+    await this.inbox.stop();
+    await Promise.all(
+      this.sources.map((s) => (s.poller.busy ? s.poller.pollOnce().catch(() => undefined) : undefined)),
+    );
+    await this.worker.stop();
+    this.opencrvs.close?.();
+    this.ledger.close();
+    this.log.info('stopped');
+  }
+}

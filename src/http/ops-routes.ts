@@ -1,0 +1,53 @@
+import express, { type Router } from 'express';
+
+export interface ReadinessCheck {
+  name: string;
+  run: () => Promise<string | undefined> | string | undefined;
+}
+
+export interface OpsTarget {
+  /** Readiness checks: each resolves to undefined when fine, or a reason (no personal data). */
+  readinessChecks(): ReadinessCheck[];
+  renderMetrics(): Promise<{ contentType: string; body: string }>;
+  startedAt: number;
+}
+
+const CHECK_TIMEOUT_MS = 5_000;
+
+async function runCheck(check: ReadinessCheck): Promise<{ ok: boolean; detail?: string }> {
+  try {
+    const problem = await Promise.race([
+      Promise.resolve(check.run()),
+      new Promise<string>((resolve) => setTimeout(() => resolve('timed out'), CHECK_TIMEOUT_MS).unref()),
+    ]);
+    return problem === undefined ? { ok: true } : { ok: false, detail: problem };
+  } catch (err) {
+    return { ok: false, detail: err instanceof Error ? err.message : 'failed' };
+  }
+}
+
+/**
+ * `GET /healthz`: the process answers (liveness; a container restart would not fix anything else).
+ * `GET /readyz`: store writable, OpenCRVS token obtainable, queue not held, sources reachable; 503
+ * with the failing checks named. `GET /metrics`: Prometheus text.
+ */
+export function opsRoutes(target: OpsTarget): Router {
+  const router = express.Router();
+  router.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok', uptimeSeconds: Math.round((Date.now() - target.startedAt) / 1000) });
+  });
+  router.get('/readyz', async (_req, res) => {
+    const checks = target.readinessChecks();
+    const results = await Promise.all(checks.map(runCheck));
+    const byName = Object.fromEntries(checks.map((check, i) => [check.name, results[i]]));
+    const failed = checks.filter((_, i) => !results[i]?.ok).map((check) => check.name);
+    res
+      .status(failed.length === 0 ? 200 : 503)
+      .json({ status: failed.length === 0 ? 'ready' : 'not ready', failed, checks: byName });
+  });
+  router.get('/metrics', async (_req, res) => {
+    const { contentType, body } = await target.renderMetrics();
+    res.type(contentType).send(body);
+  });
+  return router;
+}
