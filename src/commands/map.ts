@@ -1,11 +1,116 @@
+// `opencrvs-bridge map --input FILE [--mapping FILE] [--config FILE] [--json]`: a dry run. Maps a FHIR
+// Bundle (or one resource, or an array of them) and prints the declaration and routing, or why not.
+// Exit 0: mapped or skipped; 1: invalid record; 2: usage, input or mapping load error.
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import {
+  type LoadMappingsOptions,
+  loadMappings,
+  MappingLoadError,
+  type MapResult,
+  mapInput,
+  mappingOptionsFromConfig,
+} from '../mapping/index.js';
+import { configPath, loadConfigOrReport } from './options.js';
+
+interface MapCommandOptions {
+  input?: string;
+  mapping?: string;
+  config?: string;
+  json?: boolean;
+}
 
 export function registerMap(program: Command): void {
   program
     .command('map')
-    .description('(not implemented yet)')
-    .action(() => {
-      console.error('opencrvs-bridge map: not implemented yet');
-      process.exitCode = 2;
-    });
+    .description('Dry run: map a FHIR Bundle to an OpenCRVS declaration and routing (nothing is sent).')
+    .option('--input <file>', 'FHIR Bundle (any type), one resource, or a JSON array of resources')
+    .option('--mapping <file>', 'one mapping file (default: every mapping in mappings/)')
+    .option('--config <file>', 'configuration: routing, OpenCRVS country and version (default: $BRIDGE_CONFIG)')
+    .option('--json', 'print exactly one JSON object')
+    .action((options: MapCommandOptions) => runMap(options));
+}
+
+function usage(message: string): void {
+  console.error(`opencrvs-bridge map: ${message}`);
+  process.exitCode = 2;
+}
+
+async function runMap(options: MapCommandOptions): Promise<void> {
+  if (!options.input) return usage('--input FILE is required');
+  let input: unknown;
+  try {
+    input = JSON.parse(readFileSync(options.input, 'utf8'));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return usage(`cannot read ${options.input}: ${code ? `file error ${code}` : 'not valid JSON'}`);
+  }
+  let loadOptions: LoadMappingsOptions = {};
+  if (configPath(options.config)) {
+    const config = loadConfigOrReport(options.config);
+    if (!config) return;
+    // Every mapping is tried in a dry run; the config gives country, version and routing.
+    loadOptions = { ...mappingOptionsFromConfig(config), names: undefined };
+  }
+  if (options.mapping) loadOptions.files = [options.mapping];
+  let result: MapResult;
+  try {
+    result = await mapInput(loadMappings(loadOptions), input);
+  } catch (err) {
+    if (err instanceof MappingLoadError) return usage(`mapping does not load: ${err.message}`);
+    if (err instanceof Error && /neither a FHIR resource/.test(err.message))
+      return usage(`${options.input}: ${err.message}`);
+    throw err;
+  }
+  console.log(options.json ? JSON.stringify(jsonView(result)) : report(result));
+  process.exitCode = result.status === 'invalid' ? 1 : 0;
+}
+
+function jsonView(result: MapResult): Record<string, unknown> {
+  switch (result.status) {
+    case 'mapped':
+      return {
+        status: 'mapped',
+        eventType: result.eventType,
+        mappingId: result.mappingId,
+        subjectRef: result.subjectRef,
+        evidence: result.evidence,
+        declaration: result.declaration,
+        routing: result.routing,
+        warnings: result.warnings,
+      };
+    case 'skipped':
+      return { status: 'skipped', reason: result.reason, mappingId: result.mappingId, subjectRef: result.subjectRef };
+    case 'invalid':
+      return {
+        status: 'invalid',
+        eventType: result.eventType,
+        mappingId: result.mappingId,
+        subjectRef: result.subjectRef,
+        errors: result.errors,
+      };
+  }
+}
+
+function report(result: MapResult): string {
+  const lines: string[] = [];
+  if (result.status === 'skipped') {
+    lines.push(`SKIPPED${result.mappingId ? ` (${result.mappingId}, ${result.subjectRef})` : ''}: ${result.reason}`);
+  } else if (result.status === 'invalid') {
+    lines.push(`INVALID ${result.eventType} (${result.mappingId}, ${result.subjectRef}): nothing would be sent`);
+    for (const e of result.errors) lines.push(`  ${e.field}: ${e.message}`);
+  } else {
+    lines.push(`MAPPED ${result.eventType} (${result.mappingId}, ${result.subjectRef})`);
+    lines.push(`  evidence: ${result.evidence ?? '-'}`);
+    lines.push(`  office:   ${result.routing.office ?? '-'}`);
+    lines.push(`  facility: ${result.routing.facility ?? '-'}`);
+    lines.push(`  routing:  ${result.routing.via}`);
+    lines.push('  declaration:');
+    for (const [id, value] of Object.entries(result.declaration)) lines.push(`    ${id} = ${JSON.stringify(value)}`);
+    if (result.warnings.length) {
+      lines.push('  warnings:');
+      for (const w of result.warnings) lines.push(`    - ${w}`);
+    }
+  }
+  return lines.join('\n');
 }

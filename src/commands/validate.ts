@@ -1,11 +1,64 @@
+// `opencrvs-bridge validate [--config FILE]`: static checks of the configuration and of every mapping it
+// names (or every mapping in mappings/) against the OpenCRVS form profile. One line per mapping; exit 0/2.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
+import { packagePaths } from '../config/index.js';
+import {
+  type LoadMappingsOptions,
+  loadMappings,
+  MappingLoadError,
+  mappingOptionsFromConfig,
+} from '../mapping/index.js';
+import { configPath, loadConfigOrReport } from './options.js';
 
 export function registerValidate(program: Command): void {
   program
     .command('validate')
-    .description('(not implemented yet)')
-    .action(() => {
-      console.error('opencrvs-bridge validate: not implemented yet');
-      process.exitCode = 2;
-    });
+    .description(
+      'Check the configuration and the mappings (field ids, options, value types, FHIRPath) without sending.',
+    )
+    .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG; without one, every mapping in mappings/)')
+    .action((options: { config?: string }) => runValidate(options));
+}
+
+function runValidate(options: { config?: string }): void {
+  let base: LoadMappingsOptions = {};
+  if (configPath(options.config)) {
+    const config = loadConfigOrReport(options.config);
+    if (!config) return;
+    console.log(`ok    configuration ${configPath(options.config)}`);
+    base = mappingOptionsFromConfig(config);
+  }
+  const dir = base.dir ?? packagePaths.mappings;
+  let files: string[];
+  try {
+    files = base.names
+      ? base.names.map((n) => join(dir, `${n}.yaml`))
+      : readdirSync(dir)
+          .filter((f) => /\.ya?ml$/.test(f))
+          .sort()
+          .map((f) => join(dir, f));
+  } catch {
+    console.error(`error ${dir}: mappings folder not found`);
+    process.exitCode = 2;
+    return;
+  }
+  let failed = false;
+  for (const file of files) {
+    try {
+      const [m] = loadMappings({ ...base, names: undefined, files: [file] }).mappings;
+      if (!m) continue;
+      const p = m.profile;
+      console.log(
+        `ok    ${m.id} (${m.eventType} from ${m.source}, OpenCRVS ${p.country} v${p.version}): ` +
+          `${m.fields.length} fields, ${m.context.length} context items, ${m.expressions.length} expressions`,
+      );
+    } catch (err) {
+      if (!(err instanceof MappingLoadError)) throw err;
+      failed = true;
+      console.log(`error ${err.message}`);
+    }
+  }
+  process.exitCode = failed ? 2 : 0;
 }

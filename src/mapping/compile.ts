@@ -86,8 +86,8 @@ let structureValidator: ValidateFunction | undefined;
 
 /** The most useful ajv error: an unknown/missing key or enum beats the generic oneOf/type noise. */
 function pickError(errors: NonNullable<ValidateFunction['errors']>) {
-  const rank = (k: string) =>
-    ['additionalProperties', 'required', 'enum', 'pattern', 'minLength'].includes(k) ? 0 : 1;
+  const order = ['additionalProperties', 'enum', 'pattern', 'minLength', 'required'];
+  const rank = (k: string) => (order.includes(k) ? order.indexOf(k) : order.length);
   return [...errors].sort(
     (a, b) => rank(a.keyword) - rank(b.keyword) || b.instancePath.length - a.instancePath.length,
   )[0];

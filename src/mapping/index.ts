@@ -1,6 +1,6 @@
 // The mapping layer's public API: load mappings, assemble context through a fetcher, map a subject.
 export { bundleFetcher, normalizeReference, parseReference } from './fetcher.js';
-export { type LoadMappingsOptions, loadMappings } from './load.js';
+export { type LoadMappingsOptions, loadMappings, mappingOptionsFromConfig } from './load.js';
 export { mapInput } from './map-input.js';
 export { MappingSet, mapSubject } from './set.js';
 export type {

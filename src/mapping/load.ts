@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { packagePaths } from '../config/paths.js';
-import type { RoutingSettings } from '../config/types.js';
+import type { BridgeConfig, RoutingSettings } from '../config/types.js';
 import { type CompiledMapping, compileMapping } from './compile.js';
 import { MappingSet } from './set.js';
 import { MappingLoadError } from './yaml-source.js';
@@ -69,4 +69,15 @@ export function loadMappings(options: LoadMappingsOptions = {}): MappingSet {
   // Stable sort: equal priorities keep the order they were named in.
   mappings.sort((a, b) => b.priority - a.priority);
   return new MappingSet(mappings, options.routing);
+}
+
+/** Load options for a configuration: its country, version and routing, and the mappings its sources name. */
+export function mappingOptionsFromConfig(config: BridgeConfig): LoadMappingsOptions {
+  const names = [...new Set(config.sources.flatMap((s) => s.mappings))];
+  return {
+    names: names.length ? names : undefined,
+    country: config.opencrvs.country,
+    version: config.opencrvs.version,
+    routing: config.routing,
+  };
 }

@@ -1,0 +1,134 @@
+// The `map` and `validate` commands, run as a separate process the way an integration engineer runs them.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const cli = new URL('../../src/cli.ts', import.meta.url).href;
+const fixture = (path: string) => fileURLToPath(new URL(`../fixtures/${path}`, import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'map-cli-'));
+
+// src/cli.ts exports main() and has no entry guard: a one-line module runs it, in a fresh process.
+function run(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const entry = `import { main } from ${JSON.stringify(cli)}; process.exitCode = await main(['node', 'opencrvs-bridge', ...JSON.parse(process.env.CLI_ARGS)]);`;
+  const env: NodeJS.ProcessEnv = { ...process.env, CLI_ARGS: JSON.stringify(args), LOG_LEVEL: 'silent' };
+  delete env.BRIDGE_CONFIG;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', entry], {
+    env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const config = join(dir, 'bridge.yaml');
+writeFileSync(
+  config,
+  `opencrvs:
+  domain: farajaland.example.org
+  clientId: bridge
+  clientSecret: s3cret
+routing:
+  defaultOffice: 0be1dc9b-5c8b-4d20-a88c-08cafc71c99a
+  facilities:
+    "Location/location-south-hospital": { facility: d89c1114-eddc-4dca-8352-4d2105c876f8 }
+`,
+);
+const liveBirth = fixture('fhir/bfdr/Bundle-bundle-provider-live-birth-babyg-quinn.json');
+
+describe('opencrvs-bridge map', () => {
+  it('prints exactly one JSON object for a mapped birth and exits 0', () => {
+    const r = run(['map', '--input', liveBirth, '--config', config, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim().split('\n').length, 1);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.status, 'mapped');
+    assert.equal(out.eventType, 'birth');
+    assert.equal(out.declaration['child.dob'], '2019-02-12');
+    assert.equal(out.declaration['child.weightAtBirth'], 2.5);
+    assert.deepEqual(
+      { office: out.routing.office, facility: out.routing.facility },
+      { office: '0be1dc9b-5c8b-4d20-a88c-08cafc71c99a', facility: 'd89c1114-eddc-4dca-8352-4d2105c876f8' },
+    );
+    assert.ok(Array.isArray(out.warnings));
+  });
+
+  it('reports an invalid record (no office) with field and message, exit 1', () => {
+    const r = run(['map', '--input', liveBirth, '--json']);
+    assert.equal(r.code, 1);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.status, 'invalid');
+    assert.equal(out.errors[0].field, 'createdAtLocation');
+  });
+
+  it('reports a fetal death as skipped with its reason, exit 0', () => {
+    const r = run(['map', '--input', fixture('fhir/bfdr/Bundle-bundle-provider-fetal-death-not-named.json'), '--json']);
+    assert.equal(r.code, 0);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.status, 'skipped');
+    assert.match(out.reason, /fetal death/);
+  });
+
+  it('uses only the mapping given with --mapping', () => {
+    const synthea = fixture('fhir/synthea/Garrett_Thompson_5a72e290-8102-4c8a-84f7-f838387508b2.json');
+    const birth = fileURLToPath(new URL('../../mappings/birth.fhir.yaml', import.meta.url));
+    const r = run(['map', '--input', synthea, '--mapping', birth, '--config', config, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).eventType, 'birth');
+  });
+
+  it('prints a readable report without --json', () => {
+    const r = run(['map', '--input', fixture('opencrvs-v1/v1.8.0-to-v1.9.x__create-death-notification-min.json')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^MAPPED death \(death\.fhir, Patient\//);
+    assert.match(r.stdout, /office: +0be1dc9b-5c8b-4d20-a88c-08cafc71c99a/);
+    assert.match(r.stdout, /eventDetails\.date = "2021-11-12"/);
+  });
+
+  it('exits 2 on usage, input and mapping load errors', () => {
+    assert.equal(run(['map', '--json']).code, 2);
+    const notJson = join(dir, 'not.json');
+    writeFileSync(notJson, 'hello');
+    assert.equal(run(['map', '--input', notJson]).code, 2);
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(
+      bad,
+      "eventType: birth\nsource: fhir\nsubject: { type: Patient }\ntrigger: { when: [{ evidence: x, if: 'true' }] }\nfields:\n  child.nmae: '%subject.name'\n",
+    );
+    const r = run(['map', '--input', liveBirth, '--mapping', bad]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /bad\.yaml:6: fields\['child\.nmae'\]: unknown field id/);
+  });
+});
+
+describe('opencrvs-bridge validate', () => {
+  it('checks every mapping, one line each, exit 0', () => {
+    const r = run(['validate']);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 2);
+    assert.match(lines[0] ?? '', /^ok +birth\.fhir \(birth from fhir, OpenCRVS farajaland v2\.0\)/);
+    assert.match(lines[1] ?? '', /^ok +death\.fhir/);
+  });
+
+  it('exits 2 when the config names a mapping that does not exist', () => {
+    const withSource = join(dir, 'with-source.yaml');
+    writeFileSync(
+      withSource,
+      `opencrvs: { domain: farajaland.example.org, clientId: bridge, clientSecret: s3cret }
+sources:
+  - id: emr
+    kind: fhir
+    baseUrl: https://emr.example.org/fhir
+    mappings: [birth.fhir, burial.fhir]
+`,
+    );
+    const r = run(['validate', '--config', withSource]);
+    assert.equal(r.code, 2);
+    assert.match(r.stdout, /ok +birth\.fhir/);
+    assert.match(r.stdout, /error .*burial\.fhir\.yaml: file not found/);
+  });
+});

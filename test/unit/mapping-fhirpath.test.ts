@@ -1,0 +1,129 @@
+// The fast FHIRPath path must give what fhirpath.js gives: checked on every expression of the default
+// mappings against every fixture context, and on targeted cases (choice types, primitive extensions, dates).
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { assembleContext } from '../../src/mapping/context.js';
+import { ExpressionCompiler } from '../../src/mapping/fhirpath/expr.js';
+import { buildCodeSet } from '../../src/mapping/fhirpath/functions.js';
+import { bundleFetcher, loadMappings } from '../../src/mapping/index.js';
+
+const FIXTURES = [
+  'fhir/bfdr/Bundle-bundle-provider-live-birth-babyg-quinn.json',
+  'fhir/bfdr/Bundle-bundle-provider-fetal-death-not-named.json',
+  'fhir/vrdr/Bundle-DeathCertificateDocument-Example1.json',
+  'fhir/synthea/Garrett_Thompson_5a72e290-8102-4c8a-84f7-f838387508b2.json',
+  'fhir/synthea/Luigi_Wiegand_e27d88b0-c5e5-4042-ad49-184f6a900ee3.json',
+  'fhir/openmrs/openmrs-birth-bundle.json',
+  'fhir/openmrs/openmrs-death-bundle.json',
+  'opencrvs-v1/v1.8.0-to-v1.9.x__create-birth-notification-min.json',
+  'opencrvs-v1/v1.8.0-to-v1.9.x__create-death-notification-min.json',
+];
+
+function fixture(path: string): unknown {
+  return JSON.parse(readFileSync(new URL(`../fixtures/${path}`, import.meta.url), 'utf8'));
+}
+
+describe('fast FHIRPath path', () => {
+  it('compiles every expression of the default mappings', () => {
+    for (const m of loadMappings({}).mappings) {
+      const slow = m.expressions.filter((e) => !e.fast).map((e) => e.text);
+      assert.deepEqual(slow, [], `${m.id} has expressions outside the fast subset`);
+    }
+  });
+
+  it('agrees with fhirpath.js on every mapping expression over every fixture', async () => {
+    const set = loadMappings({});
+    let compared = 0;
+    for (const path of FIXTURES) {
+      const fetcher = bundleFetcher(fixture(path));
+      for (const mapping of set.mappings) {
+        for (const r of fetcher.resources.filter((x) => x.resourceType === mapping.subjectType)) {
+          const out = await assembleContext(mapping, `Patient/${r.id}`, fetcher);
+          assert.ok('context' in out);
+          const { subject, vars } = out.context;
+          for (const e of mapping.expressions) {
+            assert.deepEqual(
+              e.evaluate(subject, vars),
+              e.evaluateReference(subject, vars),
+              `${path} ${mapping.id}: ${e.text}`,
+            );
+            compared += 1;
+          }
+        }
+      }
+    }
+    assert.ok(compared > 1000, `compared ${compared}`);
+  });
+
+  const codeSets = new Map([
+    ['mother', buildCodeSet(['http://terminology.hl7.org/CodeSystem/v3-RoleCode|MTH', 'GESTM'])],
+  ]);
+  const fast = new ExpressionCompiler('fhir', codeSets);
+  const vars = new Set(['p', 'o', 'rp', 'e']);
+  const env = {
+    p: {
+      resourceType: 'Patient',
+      id: 'p1',
+      birthDate: '2019-02-12',
+      _birthDate: {
+        extension: [
+          {
+            url: 'http://hl7.org/fhir/StructureDefinition/patient-birthTime',
+            valueDateTime: '2019-02-12T13:00:00-07:00',
+          },
+        ],
+      },
+      deceasedBoolean: true,
+      _deceasedBoolean: { extension: [{ url: 'http://x/Extension-patient-fetal-death-vr', valueBoolean: true }] },
+      name: [{ given: ['A', 'B'], _given: [null, { extension: [{ url: 'u', valueString: 'x' }] }], family: 'C' }],
+    },
+    o: {
+      resourceType: 'Observation',
+      _valueDateTime: { extension: [{ url: 'partial', extension: [{ url: 'year', valueUnsignedInt: 2020 }] }] },
+    },
+    rp: [
+      {
+        resourceType: 'RelatedPerson',
+        relationship: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-RoleCode', code: 'MTH' }] }],
+      },
+      { resourceType: 'RelatedPerson', relationship: [{ coding: [{ system: 'http://other', code: 'MTH' }] }] },
+      { resourceType: 'RelatedPerson', relationship: [{ coding: [{ code: 'GESTM' }] }] },
+    ],
+    e: [{ resourceType: 'Encounter', period: { start: '2019-02-14T23:00:00-05:00' } }],
+  };
+  const cases = [
+    "%p.birthDate.extension('http://hl7.org/fhir/StructureDefinition/patient-birthTime').value",
+    "%p.deceased.extension.where(url.contains('fetal-death') and value = true).exists()",
+    '%p.deceasedBoolean = true',
+    '%p.birthDate',
+    "%p.birthDate = '2019-02-12'",
+    '%p.name.given',
+    '%p.name.given.extension.value',
+    '%o.value',
+    '%o.value.exists()',
+    "%o.value.extension('partial').extension('year').value",
+    "%rp.where(relationship.coded('mother')).count()",
+    '%e.where(period.start.daysAfter(%p.birthDate) <= 3).exists()',
+    '%e.period.start.daysAfter(%p.birthDate)',
+    "%p.ref() | 'x' | 'x'",
+    'Patient.name.family | Observation.name.family',
+    "iif(%p.gender.exists(), 'has', 'none')",
+    "%p.name.given.first() + ' ' + %p.name.family",
+    "%p.name.select(given.first() & '-' & family)",
+    '%p.multipleBirth.exists().not()',
+  ];
+  for (const expr of cases) {
+    it(`gives fhirpath.js's answer for ${expr}`, () => {
+      const compiled = fast.compile(expr, vars);
+      assert.deepEqual(compiled.evaluate(env.p, env), compiled.evaluateReference(env.p, env));
+    });
+  }
+
+  it('implements coded(), daysAfter() and ref() as documented', () => {
+    const ev = (e: string) => fast.compile(e, vars).evaluate(env.p, env);
+    assert.deepEqual(ev("%rp.where(relationship.coded('mother')).count()"), [2]); // system|code, or bare code
+    assert.deepEqual(ev('%e.period.start.daysAfter(%p.birthDate)'), [2]); // calendar dates as written
+    assert.deepEqual(ev('%p.ref()'), ['Patient/p1']);
+  });
+});

@@ -1,0 +1,291 @@
+// The default FHIR mappings on real third-party data (test/fixtures/*/PROVENANCE.md). Every expected value
+// below was read from the fixture files, not from the engine's output.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import {
+  bundleFetcher,
+  loadMappings,
+  type MappedResult,
+  type MapResult,
+  mapInput,
+  mapSubject,
+} from '../../src/mapping/index.js';
+
+function fixture(path: string): unknown {
+  return JSON.parse(readFileSync(new URL(`../fixtures/${path}`, import.meta.url), 'utf8'));
+}
+
+function mapped(result: MapResult): MappedResult {
+  assert.equal(result.status, 'mapped', JSON.stringify(result));
+  return result as MappedResult;
+}
+
+const routing = { defaultOffice: 'default-office', facilities: {} };
+const all = loadMappings({ routing });
+const birthOnly = loadMappings({ names: ['birth.fhir'], routing });
+
+describe('BFDR live birth report (HL7 BFDR IG example, Baby G Quinn)', () => {
+  const bundle = fixture('fhir/bfdr/Bundle-bundle-provider-live-birth-babyg-quinn.json');
+
+  it('maps the child, the birth weight in kg, plurality, attendant and both parents', async () => {
+    const r = mapped(await mapInput(all, bundle));
+    assert.equal(r.eventType, 'birth');
+    assert.equal(r.subjectRef, 'Patient/patient-child-babyg-quinn');
+    assert.equal(r.sourceRef, 'Composition/composition-provider-live-birth-babyg-quinn');
+    const d = r.declaration;
+    assert.deepEqual(d['child.name'], { firstname: 'Baby', middlename: 'G', surname: 'Quinn' });
+    assert.equal(d['child.gender'], 'female');
+    assert.equal(d['child.dob'], '2019-02-12');
+    assert.equal(d['child.weightAtBirth'], 2.5); // Observation 8339-4: 2500 g
+    assert.equal(d['child.birthType'], 'TWIN'); // 73773-4 on the mother, focus = child: 2 live births
+    assert.equal(d['child.attendantAtBirth'], 'PHYSICIAN'); // attendant qualification SNOMED 76231001 (osteopath)
+    assert.deepEqual(d['mother.name'], { firstname: 'Jada', middlename: 'Ann', surname: 'Quinn' });
+    assert.equal(d['mother.dob'], '1985-01-15');
+    assert.deepEqual(d['father.name'], { firstname: 'James', middlename: 'Brandon', surname: 'Quinn' });
+    assert.equal(d['father.dob'], '1972-11-24');
+    assert.equal(d['mother.address'], undefined, 'a US address cannot be said in the Farajaland shape');
+  });
+
+  it('routes by the birth Location, by reference or by its NPI identifier', async () => {
+    const byRef = loadMappings({
+      names: ['birth.fhir'],
+      routing: { facilities: { 'Location/location-south-hospital': { office: 'office-a', facility: 'fac-a' } } },
+    });
+    const r = mapped(await mapInput(byRef, bundle));
+    assert.equal(r.routing.office, 'office-a');
+    assert.equal(r.routing.facility, 'fac-a');
+    assert.equal(r.routing.sourceLocation, 'Location/location-south-hospital');
+    assert.equal(r.declaration['child.birthLocation'], 'fac-a');
+    assert.equal(r.declaration['child.birthLocationId'], 'fac-a');
+    assert.equal(r.declaration['child.placeOfBirth'], 'HEALTH_FACILITY');
+
+    const byIdentifier = loadMappings({
+      names: ['birth.fhir'],
+      routing: { facilities: { 'http://hl7.org/fhir/sid/us-npi|116441967701': { office: 'office-b' } } },
+    });
+    const r2 = mapped(await mapInput(byIdentifier, bundle));
+    assert.equal(r2.routing.office, 'office-b');
+    assert.equal(r2.declaration['child.birthLocation'], undefined, 'no facility: the route names only an office');
+  });
+
+  it('is invalid without any office, and says how to fix it', async () => {
+    const noRouting = loadMappings({ names: ['birth.fhir'] });
+    const r = await mapInput(noRouting, bundle);
+    assert.equal(r.status, 'invalid');
+    assert.ok(r.status === 'invalid');
+    assert.equal(r.errors[0]?.field, 'createdAtLocation');
+    assert.match(r.errors[0]?.message ?? '', /routing\.facilities.*routing\.defaultOffice/);
+  });
+
+  it('uses the resolved OpenCRVS ids for the office and the facility fields when a resolver is given', async () => {
+    const set = loadMappings({
+      names: ['birth.fhir'],
+      routing: { facilities: { 'Location/location-south-hospital': { office: 'HQ', facility: 'EXT-1' } } },
+    });
+    const ids: Record<string, string> = {
+      HQ: 'a0000000-0000-4000-8000-000000000001',
+      'EXT-1': 'b0000000-0000-4000-8000-000000000002',
+    };
+    const r = mapped(await mapInput(set, bundle, { resolveLocation: (ref) => ids[ref] }));
+    assert.equal(r.routing.office, ids.HQ);
+    assert.equal(r.declaration['child.birthLocation'], ids['EXT-1']);
+    assert.equal(r.declaration['child.birthLocationId'], ids['EXT-1']);
+    assert.ok(!r.warnings.some((w) => /as configured/.test(w)));
+  });
+});
+
+describe('fetal deaths are never live births', () => {
+  it('skips the BFDR fetal death report with the reason', async () => {
+    const r = await mapInput(all, fixture('fhir/bfdr/Bundle-bundle-provider-fetal-death-not-named.json'));
+    assert.equal(r.status, 'skipped');
+    assert.ok(r.status === 'skipped');
+    assert.match(r.reason, /fetal death/);
+  });
+
+  it('skips the fetus Patient alone (profile and fetal-death extension), for births and deaths', async () => {
+    const fetus = fixture('fhir/bfdr/Patient-patient-decedent-fetus-not-named.json');
+    const fetcher = bundleFetcher([fetus]);
+    for (const id of ['birth.fhir', 'death.fhir']) {
+      const r = await mapSubject(all, id, 'Patient/patient-decedent-fetus-not-named', fetcher);
+      assert.equal(r.status, 'skipped');
+      assert.ok(r.status === 'skipped');
+      assert.match(r.reason, /fetal death/);
+    }
+  });
+
+  it('skips a fetus identified only by the fetal-death extension on deceasedBoolean', async () => {
+    const fetus = fixture('fhir/bfdr/Patient-patient-decedent-fetus-not-named.json') as Record<string, unknown>;
+    const r = await mapInput(birthOnly, [{ ...fetus, meta: undefined }]);
+    assert.equal(r.status, 'skipped');
+    assert.ok(r.status === 'skipped');
+    assert.match(r.reason, /fetal-death extension/);
+  });
+});
+
+describe('VRDR death certificate (HL7 VRDR IG example)', () => {
+  it('maps the decedent, the date of death from the DeathDate observation and the manner of death', async () => {
+    const r = mapped(await mapInput(all, fixture('fhir/vrdr/Bundle-DeathCertificateDocument-Example1.json')));
+    assert.equal(r.eventType, 'death');
+    assert.equal(r.sourceRef, 'Observation/DeathDate-Example1');
+    const d = r.declaration;
+    assert.deepEqual(d['deceased.name'], { firstname: 'Madelyn', surname: 'Patel' });
+    assert.equal(d['deceased.gender'], 'female');
+    assert.equal(d['deceased.dob'], '1978-03-12');
+    // valueDateTime is absent; the partial-date extension has year 2020, month 11, day 12
+    assert.equal(d['eventDetails.date'], '2020-11-12');
+    assert.equal(d['eventDetails.mannerOfDeath'], 'MANNER_NATURAL'); // SNOMED 38605008
+    assert.equal(d['eventDetails.placeOfDeath'], 'HEALTH_FACILITY'); // SNOMED 16983000 death in hospital
+    assert.equal(d['deceased.maritalStatus'], 'SINGLE'); // v3 MaritalStatus S
+    assert.equal(r.routing.sourceLocation, 'Location/DeathLocation-Example1');
+  });
+});
+
+describe('Synthea patients', () => {
+  it('a deceased child maps as a death dated from deceasedDateTime (its own calendar date)', async () => {
+    const r = mapped(
+      await mapInput(all, fixture('fhir/synthea/Garrett_Thompson_5a72e290-8102-4c8a-84f7-f838387508b2.json')),
+    );
+    assert.equal(r.eventType, 'death');
+    assert.deepEqual(r.declaration['deceased.name'], { firstname: 'Garrett', surname: 'Thompson' });
+    assert.equal(r.declaration['deceased.gender'], 'male');
+    assert.equal(r.declaration['deceased.dob'], '1972-03-30');
+    assert.equal(r.declaration['eventDetails.date'], '1973-07-19'); // 1973-07-19T11:50:40+00:00
+    // Its first encounter is on its birth day, so it is also a birth: the dry run says so.
+    assert.ok(r.warnings.some((w) => w.includes('birth.fhir')));
+  });
+
+  it('a young child whose first encounter is on its birth day maps as a birth, weight from that day', async () => {
+    const bundle = fixture('fhir/synthea/Luigi_Wiegand_e27d88b0-c5e5-4042-ad49-184f6a900ee3.json');
+    const r = mapped(await mapInput(all, bundle));
+    assert.equal(r.eventType, 'birth');
+    assert.match(r.evidence ?? '', /encounter/);
+    assert.deepEqual(r.declaration['child.name'], { firstname: 'Luigi', surname: 'Wiegand' });
+    assert.equal(r.declaration['child.gender'], 'male');
+    assert.equal(r.declaration['child.dob'], '2020-10-20');
+    assert.equal(r.declaration['child.weightAtBirth'], 3.254); // 29463-7 on 2020-10-20: 3.2540948513714594 kg
+    assert.equal(r.declaration['child.birthType'], 'SINGLE'); // multipleBirthBoolean false
+    assert.equal(r.routing.sourceLocation, 'Organization/8b58cdd1-3d79-3126-8fe0-da2c54d6805c');
+  });
+
+  it('a patient whose encounters are decades after the birth is not a birth', async () => {
+    const bundle = fixture('fhir/synthea/Luigi_Wiegand_e27d88b0-c5e5-4042-ad49-184f6a900ee3.json') as {
+      entry: Array<{ resource: Record<string, unknown> }>;
+    };
+    const older = structuredClone(bundle);
+    const patient = older.entry.find((e) => e.resource.resourceType === 'Patient');
+    assert.ok(patient);
+    patient.resource.birthDate = '1985-10-20';
+    const r = await mapInput(birthOnly, older);
+    assert.equal(r.status, 'skipped');
+  });
+});
+
+describe('OpenMRS-shaped records', () => {
+  it('a patient with deceasedDateTime maps as a death on the local calendar date', async () => {
+    const r = mapped(await mapInput(all, fixture('fhir/openmrs/openmrs-death-bundle.json')));
+    assert.equal(r.eventType, 'death');
+    assert.deepEqual(r.declaration['deceased.name'], { firstname: 'Adam', surname: 'John' });
+    assert.equal(r.declaration['deceased.gender'], 'male');
+    assert.equal(r.declaration['deceased.dob'], '2004-08-12');
+    // 2024-03-06T01:15:00+03:00 is 2024-03-05 in UTC; the death happened on the 6th where it happened
+    assert.equal(r.declaration['eventDetails.date'], '2024-03-06');
+    assert.equal(r.sourceVersion, '1709676900000');
+    assert.equal(r.routing.sourceLocation, 'Location/8d6c993e-c2cc-11de-8d13-0010c6dffd0f');
+  });
+
+  it('a newborn with an encounter on its birth day maps as a birth; the mother is the woman linked to it', async () => {
+    const set = loadMappings({
+      routing: {
+        facilities: { 'Location/8d6c993e-c2cc-11de-8d13-0010c6dffd0f': { office: 'off-1', facility: 'fac-1' } },
+      },
+    });
+    const r = mapped(await mapInput(set, fixture('fhir/openmrs/openmrs-birth-bundle.json')));
+    assert.equal(r.eventType, 'birth');
+    assert.deepEqual(r.declaration['child.name'], { firstname: 'Amani', surname: 'John' });
+    assert.equal(r.declaration['child.gender'], 'female');
+    assert.equal(r.declaration['child.dob'], '2024-05-14');
+    assert.equal(r.declaration['child.weightAtBirth'], 3.1); // concept 5089AAAA… (no system), 3.1 kg
+    assert.deepEqual(r.declaration['mother.name'], { firstname: 'Grace', surname: 'John' });
+    assert.equal(r.declaration['mother.dob'], '1998-02-03');
+    assert.equal(r.routing.office, 'off-1');
+    assert.equal(r.declaration['child.birthLocation'], 'fac-1');
+  });
+
+  it('deceasedBoolean false is not a death', async () => {
+    const r = await mapInput(
+      loadMappings({ names: ['death.fhir'], routing }),
+      fixture('fhir/openmrs/openmrs-birth-bundle.json'),
+    );
+    assert.equal(r.status, 'skipped');
+    assert.ok(r.status === 'skipped');
+    assert.match(r.reason, /alive/);
+  });
+});
+
+describe('OpenCRVS v1 notification bundles', () => {
+  it('maps the v1 birth notification; the Task regLastOffice is the office, the encounter location the facility', async () => {
+    const r = mapped(
+      await mapInput(loadMappings({}), fixture('opencrvs-v1/v1.8.0-to-v1.9.x__create-birth-notification-min.json')),
+    );
+    assert.equal(r.eventType, 'birth');
+    const d = r.declaration;
+    assert.deepEqual(d['child.name'], { firstname: 'Child', surname: 'Min' });
+    assert.equal(d['child.gender'], 'male');
+    assert.equal(d['child.dob'], '2022-06-29');
+    assert.equal(d['child.birthType'], 'SINGLE');
+    assert.deepEqual(d['mother.name'], { firstname: 'Mom', surname: 'Ratke' });
+    assert.equal(d['mother.dob'], '2002-06-29');
+    assert.deepEqual(d['father.name'], { firstname: 'Dad', surname: 'Ratke' });
+    assert.equal(d['informant.relation'], 'MOTHER');
+    assert.deepEqual(d['mother.address'], {
+      country: 'FAR',
+      addressType: 'DOMESTIC',
+      administrativeArea: 'c24c0b72-11b5-4c1a-bbb7-61112fa6f481',
+      streetLevelDetails: { town: 'Meghnan', zipCode: '52275' },
+    });
+    assert.equal(r.routing.office, '0be1dc9b-5c8b-4d20-a88c-08cafc71c99a');
+    assert.equal(r.routing.facility, 'd89c1114-eddc-4dca-8352-4d2105c876f8');
+    assert.equal(d['child.birthLocation'], 'd89c1114-eddc-4dca-8352-4d2105c876f8');
+    assert.ok(!r.warnings.some((w) => /subjects in this input/.test(w)), 'mother and father are not births');
+  });
+
+  it('maps the v1 death notification (the deceased is found through the document section)', async () => {
+    const r = mapped(
+      await mapInput(loadMappings({}), fixture('opencrvs-v1/v1.8.0-to-v1.9.x__create-death-notification-min.json')),
+    );
+    assert.equal(r.eventType, 'death');
+    assert.deepEqual(r.declaration['deceased.name'], { firstname: 'Salam', surname: 'Ahmed' });
+    assert.equal(r.declaration['deceased.gender'], 'male');
+    assert.equal(r.declaration['deceased.dob'], '1975-12-12');
+    assert.equal(r.declaration['eventDetails.date'], '2021-11-12');
+    assert.equal(r.declaration['informant.relation'], 'SPOUSE');
+    assert.equal(r.routing.office, '0be1dc9b-5c8b-4d20-a88c-08cafc71c99a');
+    assert.equal(r.declaration['eventDetails.deathLocation'], 'd89c1114-eddc-4dca-8352-4d2105c876f8');
+  });
+
+  it('a route in the config wins over the office named by the Task', async () => {
+    const set = loadMappings({
+      routing: { facilities: { 'Location/d89c1114-eddc-4dca-8352-4d2105c876f8': { office: 'routed-office' } } },
+    });
+    const r = mapped(await mapInput(set, fixture('opencrvs-v1/v1.8.0-to-v1.9.x__create-birth-notification-min.json')));
+    assert.equal(r.routing.office, 'routed-office');
+  });
+});
+
+describe('payload hash', () => {
+  it('is stable across re-mapping the same record and changes when the data changes', async () => {
+    const bundle = fixture('fhir/openmrs/openmrs-death-bundle.json') as {
+      entry: Array<{ resource: Record<string, unknown> }>;
+    };
+    const a = mapped(await mapInput(all, bundle));
+    const b = mapped(await mapInput(all, structuredClone(bundle)));
+    assert.equal(a.payloadHash, b.payloadHash);
+    const changed = structuredClone(bundle);
+    const patient = changed.entry[0];
+    assert.ok(patient);
+    patient.resource.deceasedDateTime = '2024-03-07T10:00:00+03:00';
+    const c = mapped(await mapInput(all, changed));
+    assert.notEqual(c.payloadHash, a.payloadHash);
+  });
+});

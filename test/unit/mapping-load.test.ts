@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { loadMappings, MappingLoadError } from '../../src/mapping/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'mapping-load-'));
+let n = 0;
+
+function write(text: string): string {
+  n += 1;
+  const file = join(dir, `m${n}.yaml`);
+  writeFileSync(file, text);
+  return file;
+}
+
+function loadError(text: string): MappingLoadError {
+  const file = write(text);
+  try {
+    loadMappings({ files: [file] });
+  } catch (err) {
+    if (err instanceof MappingLoadError) {
+      assert.equal(err.file, file);
+      return err;
+    }
+    throw err;
+  }
+  assert.fail('expected a MappingLoadError');
+}
+
+const head = `eventType: birth
+source: fhir
+subject: { type: Patient }
+trigger:
+  when:
+    - evidence: any patient
+      if: '%subject.exists()'
+`;
+
+describe('static checks at load', () => {
+  it('loads the default mappings for Farajaland v2.0 and v1.9', () => {
+    assert.deepEqual(
+      loadMappings({})
+        .mappings.map((m) => m.id)
+        .sort(),
+      ['birth.fhir', 'death.fhir'],
+    );
+    assert.equal(loadMappings({ version: '1.9' }).mappings.length, 2);
+  });
+
+  it('rejects an unknown field id with file, line and key path', () => {
+    const err = loadError(`${head}fields:\n  child.name: '%subject.name'\n  child.nmae: '%subject.name'\n`);
+    assert.equal(err.path, "fields['child.nmae']");
+    assert.equal(err.line, 10);
+    assert.match(err.message, /unknown field id child\.nmae in the OpenCRVS farajaland v2\.0 birth form/);
+    assert.match(err.message, /m\d+\.yaml:10: /);
+  });
+
+  it('rejects a value-map output that is not an option of the SELECT field', () => {
+    const err = loadError(`${head}valueMaps:
+  gender:
+    male: male
+    female: FEMALE
+fields:
+  child.gender: { from: '%subject.gender', map: gender }
+`);
+    assert.equal(err.path, 'valueMaps.gender.female');
+    assert.equal(err.line, 11);
+    assert.match(err.message, /"FEMALE" is not an option of child\.gender \(male, female, unknown\)/);
+  });
+
+  it('rejects a default that is not a valid option', () => {
+    const err = loadError(`${head}fields:\n  child.placeOfBirth: { from: '%subject.x', default: HOSPITAL }\n`);
+    assert.equal(err.path, "fields['child.placeOfBirth'].default");
+    assert.match(err.message, /is not an option/);
+  });
+
+  it('rejects a transform that does not fit the field type', () => {
+    const err = loadError(`${head}fields:\n  child.dob: { from: '%subject.name', as: name }\n`);
+    assert.equal(err.path, "fields['child.dob'].as");
+    assert.match(err.message, /transform 'name' cannot fill DATE field child\.dob/);
+  });
+
+  it('rejects FHIRPath that does not compile, an unknown variable or function, an unknown code set', () => {
+    assert.match(loadError(`${head}fields:\n  child.name: '%subject.name.where('\n`).message, /does not compile/);
+    const unknownVar = loadError(`${head}fields:\n  mother.name: '%mom.name'\n`);
+    assert.equal(unknownVar.path, "fields['mother.name'].from");
+    assert.match(unknownVar.message, /unknown variable %mom/);
+    assert.match(
+      loadError(`${head}fields:\n  child.name: '%subject.name.frist()'\n`).message,
+      /unknown FHIRPath function frist/,
+    );
+    assert.match(
+      loadError(`${head}fields:\n  child.dob: "%subject.birthDate.where(%subject.gender.coded('nope'))"\n`).message,
+      /code set/,
+    );
+  });
+
+  it('names an unknown key of the file format with its line', () => {
+    const err = loadError(`${head}feilds:\n  child.name: '%subject.name'\n`);
+    assert.equal(err.path, 'feilds');
+    assert.equal(err.line, 8);
+    assert.match(err.message, /unknown key/);
+  });
+
+  it('rejects a search parameter the in-memory fetcher cannot run, and an event type without a form', () => {
+    const param = loadError(`${head}context:
+  obs:
+    search: Observation
+    params: { 'value-quantity': 'gt3' }
+fields:
+  child.name: '%subject.name'
+`);
+    assert.equal(param.path, "context.obs.params['value-quantity']");
+    assert.match(
+      loadError(head.replace('birth', 'marriage') + "fields:\n  x.y: '%subject'\n").message,
+      /no OpenCRVS form profile/,
+    );
+  });
+
+  it('rejects a presentational element and a facility field that is not a location', () => {
+    assert.match(loadError(`${head}fields:\n  child.divider1: '%subject.id'\n`).message, /presentational/);
+    const err = loadError(`${head}fields:\n  child.name: '%subject.name'\nrouting:\n  facilityFields: [child.dob]\n`);
+    assert.equal(err.path, 'routing.facilityFields[0]');
+  });
+
+  it('reports invalid YAML with its line', () => {
+    const err = loadError(`${head}fields:\n  child.name: [unclosed\n`);
+    assert.match(err.message, /not valid YAML/);
+    assert.ok(err.line && err.line >= 9);
+  });
+});

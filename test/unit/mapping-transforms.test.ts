@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { toOpenCrvsAddress } from '../../src/mapping/transforms/address.js';
+import { toPlainDate } from '../../src/mapping/transforms/dates.js';
+import { applyTransform } from '../../src/mapping/transforms/index.js';
+import { toOpenCrvsName } from '../../src/mapping/transforms/names.js';
+import { toKilograms, toYears } from '../../src/mapping/transforms/units.js';
+import { lookup, type ValueMap } from '../../src/mapping/transforms/values.js';
+
+describe('names', () => {
+  it('prefers the official name, then usual, then the first', () => {
+    const names = [
+      { use: 'maiden', given: ['Jada'], family: 'King' },
+      { use: 'usual', given: ['J'], family: 'Q' },
+      { use: 'official', given: ['Jada', 'Ann'], family: 'Quinn' },
+    ];
+    assert.deepEqual(toOpenCrvsName(names), { firstname: 'Jada', middlename: 'Ann', surname: 'Quinn' });
+    assert.deepEqual(toOpenCrvsName(names.slice(0, 2)), { firstname: 'J', surname: 'Q' });
+    assert.deepEqual(toOpenCrvsName(names.slice(0, 1)), { firstname: 'Jada', surname: 'King' });
+  });
+
+  it('puts every given name after the first into middlename', () => {
+    assert.deepEqual(toOpenCrvsName([{ given: ['Amani', 'Baraka', 'Neema'], family: 'Juma' }]), {
+      firstname: 'Amani',
+      middlename: 'Baraka Neema',
+      surname: 'Juma',
+    });
+  });
+
+  it('splits a text-only name: first word, middle words, last word', () => {
+    assert.deepEqual(toOpenCrvsName([{ text: '  Amani  Baraka Juma ' }]), {
+      firstname: 'Amani',
+      middlename: 'Baraka',
+      surname: 'Juma',
+    });
+    assert.deepEqual(toOpenCrvsName([{ text: 'Madonna' }]), { firstname: 'Madonna' });
+  });
+
+  it('leaves out absent parts, and gives nothing for a name with no parts (a stillborn without a name)', () => {
+    assert.deepEqual(toOpenCrvsName([{ family: 'Quinn' }]), { surname: 'Quinn' });
+    assert.equal(toOpenCrvsName([{ use: 'official', _family: { extension: [] } }]), undefined);
+    assert.equal(toOpenCrvsName([]), undefined);
+  });
+});
+
+describe('dates', () => {
+  it('keeps the calendar date written in a dateTime, whatever its offset (never shifted to UTC)', () => {
+    assert.deepEqual(toPlainDate('2026-06-30T23:30:00-05:00'), { value: '2026-06-30' });
+    assert.deepEqual(toPlainDate('2024-03-06T01:15:00+03:00'), { value: '2024-03-06' });
+    assert.deepEqual(toPlainDate('2020-11-12T16:39:40.123Z'), { value: '2020-11-12' });
+    assert.deepEqual(toPlainDate('2019-02-12'), { value: '2019-02-12' });
+  });
+
+  it('leaves out partial dates (year, year-month)', () => {
+    assert.deepEqual(toPlainDate('2019'), { partial: true });
+    assert.deepEqual(toPlainDate('2019-02'), { partial: true });
+  });
+
+  it('reads the VR partial-date extension only when year, month and day are all known', () => {
+    const ext = (parts: Record<string, unknown>[]) => ({
+      url: 'http://hl7.org/fhir/us/vr-common-library/StructureDefinition/Extension-partial-date-time-vr',
+      extension: parts,
+    });
+    const full = ext([
+      { url: 'day', valueUnsignedInt: 12 },
+      { url: 'year', valueUnsignedInt: 2020 },
+      { url: 'month', valueUnsignedInt: 11 },
+    ]);
+    assert.deepEqual(toPlainDate(full), { value: '2020-11-12' });
+    const dayUnknown = ext([
+      { url: 'year', valueUnsignedInt: 2020 },
+      { url: 'month', valueUnsignedInt: 11 },
+      {
+        url: 'day',
+        _valueUnsignedInt: {
+          extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/data-absent-reason', valueCode: 'unknown' }],
+        },
+      },
+    ]);
+    assert.deepEqual(toPlainDate(dayUnknown), { partial: true });
+  });
+
+  it('is an error for a present value that is not a date', () => {
+    assert.ok('error' in toPlainDate('2019-02-30'));
+    assert.ok('error' in toPlainDate('12/02/2019'));
+    assert.ok('error' in toPlainDate(42));
+  });
+
+  it('the date transform leaves a partial date out with a warning', () => {
+    const out = applyTransform('date', ['2019-02'], {});
+    assert.ok('skip' in out && /not complete/.test(out.skip ?? ''));
+  });
+});
+
+describe('units', () => {
+  it('converts birth weights to kg, rounded to the gram', () => {
+    assert.deepEqual(toKilograms({ value: 2500, system: 'http://unitsofmeasure.org', code: 'g' }), { value: 2.5 });
+    assert.deepEqual(toKilograms({ value: 3.254094, code: 'kg' }), { value: 3.254 });
+    assert.deepEqual(toKilograms({ value: 7.5, code: '[lb_av]' }), { value: 3.402 });
+    assert.deepEqual(toKilograms({ value: 7.5, unit: 'lbs' }), { value: 3.402 });
+    assert.deepEqual(toKilograms({ value: 112, code: '[oz_av]' }), { value: 3.175 });
+    assert.deepEqual(toKilograms({ value: 3100, unit: 'grams' }), { value: 3.1 });
+  });
+
+  it('is an error for a non-mass unit or no unit, naming the unit only', () => {
+    const cm = toKilograms({ value: 156, unit: 'cm' });
+    assert.ok('error' in cm && /'cm'/.test(cm.error) && !cm.error.includes('156'));
+    assert.ok('error' in toKilograms({ value: 3 }));
+    assert.ok('error' in toKilograms(3));
+  });
+
+  it('converts ages to completed years', () => {
+    assert.deepEqual(toYears({ value: 42, code: 'a' }), { value: 42 });
+    assert.deepEqual(toYears({ value: 30, code: 'mo' }), { value: 2 });
+    assert.deepEqual(toYears(34), { value: 34 });
+    assert.deepEqual(applyTransform('age', [{ value: 34, code: 'a' }], { asOfDateRef: 'child.dob' }), {
+      value: { age: 34, asOfDateRef: 'child.dob' },
+    });
+  });
+});
+
+describe('value maps', () => {
+  const manner: ValueMap = {
+    name: 'manner',
+    entries: new Map<string, unknown>([
+      ['http://snomed.info/sct|38605008', 'MANNER_NATURAL'],
+      ['7878000', 'MANNER_ACCIDENT'],
+    ]),
+  };
+
+  it('maps a CodeableConcept by system|code, or by bare code in any system', () => {
+    const natural = { coding: [{ system: 'http://snomed.info/sct', code: '38605008', display: 'Natural death' }] };
+    assert.deepEqual(lookup(manner, [natural]), { value: 'MANNER_NATURAL' });
+    assert.deepEqual(lookup(manner, [{ coding: [{ code: '7878000' }] }]), { value: 'MANNER_ACCIDENT' });
+  });
+
+  it('does not match a code from another system against a system|code key', () => {
+    const out = lookup(manner, [{ coding: [{ system: 'http://other', code: '38605008' }] }]);
+    assert.ok('unmapped' in out && out.unmapped.includes('http://other|38605008'));
+  });
+
+  it('maps plain values (gender, plurality counts, booleans) by their text', () => {
+    const gender: ValueMap = {
+      name: 'gender',
+      entries: new Map([
+        ['other', 'unknown'],
+        ['female', 'female'],
+      ]),
+    };
+    assert.deepEqual(lookup(gender, ['other']), { value: 'unknown' });
+    const plurality: ValueMap = {
+      name: 'p',
+      entries: new Map<string, unknown>([
+        ['2', 'TWIN'],
+        ['false', 'SINGLE'],
+      ]),
+    };
+    assert.deepEqual(lookup(plurality, [2]), { value: 'TWIN' });
+    assert.deepEqual(lookup(plurality, [false]), { value: 'SINGLE' });
+  });
+
+  it("uses the '*' entry when nothing matched, and never echoes a free-text value", () => {
+    const withFallback: ValueMap = { name: 'x', entries: new Map(), fallback: { value: null } };
+    assert.deepEqual(lookup(withFallback, ['anything']), { value: null });
+    const strict: ValueMap = { name: 'x', entries: new Map() };
+    const out = lookup(strict, ['Jane Doe']);
+    assert.ok('unmapped' in out && !out.unmapped.includes('Jane'));
+  });
+});
+
+describe('addresses', () => {
+  it('gives a DOMESTIC address with the administrative area when the district is an OpenCRVS UUID', () => {
+    const out = toOpenCrvsAddress(
+      [
+        {
+          line: ['', 'URBAN'],
+          city: 'Meghnan',
+          district: 'c24c0b72-11b5-4c1a-bbb7-61112fa6f481',
+          postalCode: '52275',
+          country: 'FAR',
+        },
+      ],
+      'FAR',
+    );
+    assert.deepEqual(out, {
+      value: {
+        country: 'FAR',
+        addressType: 'DOMESTIC',
+        administrativeArea: 'c24c0b72-11b5-4c1a-bbb7-61112fa6f481',
+        streetLevelDetails: { town: 'Meghnan', zipCode: '52275' },
+      },
+    });
+  });
+
+  it('gives an INTERNATIONAL address for another alpha-3 country, and leaves out one it cannot express', () => {
+    const out = toOpenCrvsAddress([{ use: 'home', line: ['1 Main St'], city: 'Kampala', country: 'UGA' }], 'FAR');
+    assert.deepEqual(out, {
+      value: {
+        country: 'UGA',
+        addressType: 'INTERNATIONAL',
+        streetLevelDetails: { cityOrTown: 'Kampala', addressLine1: '1 Main St' },
+      },
+    });
+    assert.ok('skip' in toOpenCrvsAddress([{ city: 'Salt Lake City', country: 'US' }], 'FAR'));
+  });
+});
