@@ -75,7 +75,8 @@ function notFound(type: string, uid: string): BadRequestError & { status: number
 /** GET /api/tracker/{trackedEntities,enrollments,events,relationships}: filters, order, paging, fields. */
 export function exportRoutes(store: TrackerStore, envelope: () => PageEnvelope): Router {
   const router = Router();
-  const known = () => new Set([...ORG_UNIT_TREE.map((ou) => ou.id), ...store.orgUnitsInData()]);
+  const treeUnits = new Set(ORG_UNIT_TREE.map((ou) => ou.id));
+  const known = () => (uid: string) => treeUnits.has(uid) || store.orgUnitsInData().has(uid);
   const fieldsOf = (params: URLSearchParams, key: keyof typeof DEFAULT_FIELDS) =>
     parseFields(param(params, 'fields') ?? DEFAULT_FIELDS[key]);
   const sortable = <T extends object>(item: T, uid: string, extra: Record<string, unknown> = {}) => ({

@@ -113,7 +113,7 @@ const MODES = ['SELECTED', 'CHILDREN', 'DESCENDANTS', 'ACCESSIBLE', 'CAPTURE', '
  */
 export function orgUnitScope(
   params: URLSearchParams,
-  known: Set<string>,
+  isKnown: (orgUnit: string) => boolean,
   names: string[],
 ): (orgUnit: string | undefined) => boolean {
   const selected = listParam(params, ...names);
@@ -132,7 +132,7 @@ export function orgUnitScope(
       `At least one org unit is required for orgUnitMode: ${mode}. Please add an orgUnits or use a different orgUnitMode.`,
     );
   for (const uid of selected) {
-    if (!known.has(uid)) throw new BadRequestError(`Organisation unit does not exist: ${uid}`);
+    if (!isKnown(uid)) throw new BadRequestError(`Organisation unit does not exist: ${uid}`);
   }
   const allowed = new Set(selected);
   if (mode !== 'SELECTED') {
@@ -169,22 +169,27 @@ export function comparator(params: URLSearchParams, allowed: readonly string[]):
       throw new BadRequestError(`order parameter is invalid. Unknown sort direction '${direction}'.`);
     return { field, sign: /^desc$/i.test(direction) ? -1 : 1 };
   });
+  const parsed = new Map<string, number | undefined>();
+  const time = (value: string) => {
+    if (!parsed.has(value)) parsed.set(value, parseDhis2DateTime(value));
+    return parsed.get(value);
+  };
   return (a, b) => {
     for (const { field, sign } of keys) {
-      const diff = compareValues(a.get(field), b.get(field));
+      const diff = compareValues(a.get(field), b.get(field), time);
       if (diff !== 0) return sign * diff;
     }
     return a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0;
   };
 }
 
-function compareValues(a: unknown, b: unknown): number {
+function compareValues(a: unknown, b: unknown, time: (value: string) => number | undefined): number {
   if (a === b) return 0;
   if (a === undefined || a === null) return -1;
   if (b === undefined || b === null) return 1;
   if (typeof a === 'string' && typeof b === 'string') {
-    const ma = parseDhis2DateTime(a);
-    const mb = parseDhis2DateTime(b);
+    const ma = time(a);
+    const mb = time(b);
     if (ma !== undefined && mb !== undefined) return ma - mb;
     return a < b ? -1 : 1;
   }

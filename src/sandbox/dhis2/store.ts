@@ -13,9 +13,14 @@ export class TrackerStore {
   private readonly enrollments = new Map<Uid, Enrollment>();
   private readonly events = new Map<Uid, Event>();
   private readonly relationships = new Map<Uid, Relationship>();
+  // Parent → children indexes, so nested views and filters stay linear in the size of a page.
+  private readonly enrollmentsByTrackedEntity = new Map<Uid, Set<Uid>>();
+  private readonly eventsByEnrollment = new Map<Uid, Set<Uid>>();
+  private readonly relationshipsByItem = new Map<string, Set<Uid>>();
   /** Insertion order: DHIS2 orders by internal id (newest first) when no `order` is given. */
   private readonly sequence = new Map<Uid, number>();
   private nextSequence = 1;
+  private readonly orgUnits = new Set<string>();
 
   constructor(clock: MonotonicClock = new MonotonicClock()) {
     this.clock = clock;
@@ -26,7 +31,11 @@ export class TrackerStore {
     this.enrollments.clear();
     this.events.clear();
     this.relationships.clear();
+    this.enrollmentsByTrackedEntity.clear();
+    this.eventsByEnrollment.clear();
+    this.relationshipsByItem.clear();
     this.sequence.clear();
+    this.orgUnits.clear();
   }
 
   // ---- raw access (stored objects; callers must not mutate them except through put*) ----
@@ -57,50 +66,86 @@ export class TrackerStore {
   }
 
   /** Every organisation unit referenced by stored data (used to tell unknown org units from empty ones). */
-  orgUnitsInData(): Set<string> {
-    const out = new Set<string>();
-    for (const item of [...this.trackedEntities.values(), ...this.enrollments.values(), ...this.events.values()]) {
-      if (item.orgUnit) out.add(item.orgUnit);
-    }
-    return out;
+  orgUnitsInData(): ReadonlySet<string> {
+    return this.orgUnits;
   }
 
   enrollmentsOf(trackedEntity: Uid): Enrollment[] {
-    return this.allEnrollments().filter((en) => en.trackedEntity === trackedEntity);
+    return this.children(this.enrollmentsByTrackedEntity, trackedEntity, this.enrollments);
   }
   eventsOf(enrollment: Uid): Event[] {
-    return this.allEvents().filter((ev) => ev.enrollment === enrollment);
+    return this.children(this.eventsByEnrollment, enrollment, this.events);
   }
 
   /** Relationships with the given object at either end (DHIS2 lists both directions). */
   relationshipsOf(kind: keyof RelationshipItem, uid: Uid): Relationship[] {
-    const matches = (item: RelationshipItem) => itemUid(item, kind) === uid;
-    return [...this.relationships.values()].filter((rel) => matches(rel.from) || matches(rel.to));
+    return this.children(this.relationshipsByItem, `${kind}:${uid}`, this.relationships);
+  }
+
+  private children<T extends object>(index: Map<string, Set<Uid>>, key: string, table: Map<Uid, T>): T[] {
+    const out: T[] = [];
+    for (const uid of index.get(key) ?? []) {
+      const item = table.get(uid);
+      if (item && !('deleted' in item && item.deleted)) out.push(item);
+    }
+    return out;
+  }
+
+  private link(index: Map<string, Set<Uid>>, before: string | undefined, after: string | undefined, uid: Uid): void {
+    if (before === after) return;
+    if (before !== undefined) index.get(before)?.delete(uid);
+    if (after === undefined) return;
+    const set = index.get(after) ?? new Set<Uid>();
+    set.add(uid);
+    index.set(after, set);
+  }
+
+  private relationshipKeys(rel: Relationship | undefined): string[] {
+    if (!rel) return [];
+    return [rel.from, rel.to].flatMap((item) =>
+      (['trackedEntity', 'enrollment', 'event'] as const).flatMap((kind) => {
+        const uid = itemUid(item, kind);
+        return uid ? [`${kind}:${uid}`] : [];
+      }),
+    );
   }
 
   // ---- writes ----
 
   putTrackedEntity(te: TrackedEntity & { trackedEntity: Uid }): void {
-    this.remember(te.trackedEntity);
+    this.remember(te.trackedEntity, te.orgUnit);
     this.trackedEntities.set(te.trackedEntity, te);
   }
   putEnrollment(en: Enrollment & { enrollment: Uid }): void {
-    this.remember(en.enrollment);
+    this.remember(en.enrollment, en.orgUnit);
+    this.link(
+      this.enrollmentsByTrackedEntity,
+      this.enrollments.get(en.enrollment)?.trackedEntity,
+      en.trackedEntity,
+      en.enrollment,
+    );
     this.enrollments.set(en.enrollment, en);
   }
   putEvent(ev: Event & { event: Uid }): void {
-    this.remember(ev.event);
+    this.remember(ev.event, ev.orgUnit);
+    this.link(this.eventsByEnrollment, this.events.get(ev.event)?.enrollment, ev.enrollment, ev.event);
     this.events.set(ev.event, ev);
   }
   putRelationship(rel: Relationship & { relationship: Uid }): void {
     this.remember(rel.relationship);
+    for (const key of this.relationshipKeys(this.relationships.get(rel.relationship)))
+      this.link(this.relationshipsByItem, key, undefined, rel.relationship);
+    for (const key of this.relationshipKeys(rel)) this.link(this.relationshipsByItem, undefined, key, rel.relationship);
     this.relationships.set(rel.relationship, rel);
   }
   deleteRelationship(uid: Uid): void {
+    for (const key of this.relationshipKeys(this.relationships.get(uid)))
+      this.link(this.relationshipsByItem, key, undefined, uid);
     this.relationships.delete(uid);
   }
 
-  private remember(uid: Uid): void {
+  private remember(uid: Uid, orgUnit?: string): void {
+    if (orgUnit) this.orgUnits.add(orgUnit);
     if (!this.sequence.has(uid)) this.sequence.set(uid, this.nextSequence++);
   }
 
