@@ -157,8 +157,9 @@ class Writer {
       this.deleteTrackedEntity(te.trackedEntity);
       return;
     }
-    const { attributes, ...props } = te;
+    const { attributes, trackedEntity, ...props } = te;
     this.store.putTrackedEntity({
+      trackedEntity,
       ...props,
       createdAt: old?.createdAt ?? this.stamp(te.createdAt),
       updatedAt: this.stamp(te.updatedAt),
@@ -176,7 +177,7 @@ class Writer {
       this.deleteEnrollment(en.enrollment);
       return;
     }
-    const { attributes, notes, ...props } = en;
+    const { attributes, notes, enrollment, ...props } = en;
     const teUid = en.trackedEntity ?? old?.trackedEntity ?? '';
     // Attributes sent on an enrollment are the tracked entity's (program) attributes.
     const te = this.store.trackedEntity(teUid);
@@ -188,6 +189,7 @@ class Writer {
       });
     }
     this.store.putEnrollment({
+      enrollment,
       ...props,
       trackedEntity: teUid,
       // DHIS2's DTO defaults a missing status to ACTIVE, also on update.
@@ -210,10 +212,11 @@ class Writer {
       this.deleteEvent(ev.event);
       return;
     }
-    const { dataValues, notes, enrollmentStatus: _status, ...props } = ev;
+    const { dataValues, notes, enrollmentStatus: _status, event, ...props } = ev;
     const enrollmentUid = ev.enrollment ?? old?.enrollment;
     const enrollment = enrollmentUid ? this.store.enrollment(enrollmentUid) : undefined;
     this.store.putEvent({
+      event,
       ...props,
       status: ev.status ?? 'ACTIVE',
       program: ev.program ?? enrollment?.program ?? programOfStage(ev.programStage),
