@@ -101,7 +101,8 @@ export async function assembleContext(
     return { skipped: `subject is a ${subject.resourceType}, ${mapping.id} expects a ${mapping.subjectType}` };
   }
   const canonicalRef = typeof subject.id === 'string' ? `${subject.resourceType}/${subject.id}` : subjectRef;
-  const vars: Record<string, unknown> = { subject, subjectRef: canonicalRef };
+  // Collections, not single values: FHIRPath sees the same, and the fast path need not wrap them per call.
+  const vars: Record<string, unknown> = { subject: [subject], subjectRef: [canonicalRef] };
   const warnings: string[] = [];
   let exhausted = false;
   for (const item of mapping.context) {

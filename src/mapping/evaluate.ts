@@ -17,17 +17,6 @@ function truthy(result: unknown[]): boolean {
   return result.length > 0 && result[0] !== false;
 }
 
-function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
 function fieldValue(f: CompiledField, ctx: MappingContext): FieldOutcome & { from?: string } {
   const { subject, vars } = ctx;
   if (f.when && !truthy(f.when.evaluate(subject, vars))) return { skip: undefined };
@@ -102,10 +91,9 @@ export function evaluateMapping(
       ? (sourceRoot as { resourceType: string; id?: string; meta?: { versionId?: string } })
       : subject;
   const routing = routed.routing;
+  // Key order is fixed by the mapping (fields in file order, then routing fields), so plain JSON is stable.
   const payloadHash = createHash('sha256')
-    .update(
-      stableJson({ eventType: mapping.eventType, declaration, office: routing.office, facility: routing.facility }),
-    )
+    .update(JSON.stringify([mapping.eventType, routing.office ?? null, routing.facility ?? null, declaration]))
     .digest('hex');
   return {
     result: {

@@ -12,6 +12,8 @@ export interface CompiledExpr {
   readonly text: string;
   /** True when the fast path compiled it (it may still fall back per call). */
   readonly fast: boolean;
+  /** Calls the fast path handed to fhirpath.js (a diagnostic for the benchmark and tests). */
+  readonly fallbacks: number;
   evaluate(root: unknown, vars: Record<string, unknown>): unknown[];
   /** The reference engine only (used by the differential test and the benchmark). */
   evaluateReference(root: unknown, vars: Record<string, unknown>): unknown[];
@@ -151,6 +153,7 @@ export class ExpressionCompiler {
     return {
       text,
       fast: fast !== undefined,
+      fallbacks: 0,
       evaluateReference: reference,
       evaluate(root, vars) {
         if (fast) {
@@ -159,6 +162,7 @@ export class ExpressionCompiler {
             return finish(fast([root], env));
           } catch (err) {
             if (err !== NEED_SLOW) throw err;
+            (this as { fallbacks: number }).fallbacks += 1;
           }
         }
         return reference(root, vars);

@@ -66,9 +66,8 @@ function pushMember(out: unknown[], v: unknown, u: unknown): void {
   }
 }
 
-function navigate(items: unknown[], name: string, choice: ChoiceInfo): unknown[] {
+function navigate(items: unknown[], name: string, under: string, choice: ChoiceInfo): unknown[] {
   const out: unknown[] = [];
-  const under = `_${name}`;
   for (const item of items) {
     const o = item instanceof Prim ? item.ext : item;
     if (!isObject(o)) continue;
@@ -270,7 +269,8 @@ export class FastCompiler {
       if (atStart && /^[A-Z]/.test(name)) {
         return (focus, env) => left(focus, env).filter((r) => isObject(r) && r.resourceType === name);
       }
-      return (focus, env) => navigate(left(focus, env), name, choice);
+      const under = `_${name}`;
+      return (focus, env) => navigate(left(focus, env), name, under, choice);
     }
     if (n.type === 'FunctionInvocation') return this.fn(child(n), left, atStart);
     throw new Unsupported(n.type);

@@ -59,13 +59,18 @@ export function calendarDate(value: unknown): string | undefined {
 
 const DAY_MS = 86_400_000;
 
+function dayNumber(value: unknown): number | undefined {
+  const d = calendarDate(value);
+  if (!d) return undefined;
+  const ms = Date.UTC(Number(d.slice(0, 4)), Number(d.slice(5, 7)) - 1, Number(d.slice(8, 10)));
+  return Number.isFinite(ms) ? ms / DAY_MS : undefined;
+}
+
 /** Whole days from `since` to `date` (calendar dates; negative when `date` is earlier), else undefined. */
 export function daysBetween(since: unknown, date: unknown): number | undefined {
-  const a = calendarDate(since);
-  const b = calendarDate(date);
-  if (!a || !b) return undefined;
-  const diff = (Date.parse(`${b}T00:00:00Z`) - Date.parse(`${a}T00:00:00Z`)) / DAY_MS;
-  return Number.isFinite(diff) ? Math.round(diff) : undefined;
+  const a = dayNumber(since);
+  const b = dayNumber(date);
+  return a === undefined || b === undefined ? undefined : Math.round(b - a);
 }
 
 /** 'Type/id' of a resource. */

@@ -1,0 +1,175 @@
+// Context assembly through an injected fetcher (what the live poller and `map --input` share), the
+// in-memory bundle fetcher, and what the set tells a poller (watched types, subjects of a change).
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import {
+  bundleFetcher,
+  loadMappings,
+  type MappedResult,
+  mapSubject,
+  type Resource,
+  type ResourceFetcher,
+} from '../../src/mapping/index.js';
+
+function fixture(path: string): unknown {
+  return JSON.parse(readFileSync(new URL(`../fixtures/${path}`, import.meta.url), 'utf8'));
+}
+
+const set = loadMappings({ routing: { defaultOffice: 'office-1', facilities: {} } });
+
+/** Wraps a fetcher and counts the calls, as a live FHIR client would make them. */
+function counting(inner: ResourceFetcher) {
+  const calls: string[] = [];
+  return {
+    calls,
+    fetcher: {
+      read: (type: string, id: string) => {
+        calls.push(`read ${type}/${id}`);
+        return inner.read(type, id);
+      },
+      search: (type: string, params: Record<string, string>) => {
+        calls.push(`search ${type} ${JSON.stringify(params)}`);
+        return inner.search(type, params);
+      },
+    } satisfies ResourceFetcher,
+  };
+}
+
+describe('bundleFetcher', () => {
+  const bundle = {
+    resourceType: 'Bundle',
+    type: 'transaction',
+    entry: [
+      {
+        fullUrl: 'urn:uuid:aaaaaaaa-0000-4000-8000-000000000001',
+        resource: { resourceType: 'Patient', gender: 'female' },
+      },
+      {
+        fullUrl: 'http://emr.example.org/fhir/Observation/o1',
+        resource: {
+          resourceType: 'Observation',
+          id: 'o1',
+          code: { coding: [{ system: 'http://loinc.org', code: '8339-4' }] },
+          subject: { reference: 'urn:uuid:aaaaaaaa-0000-4000-8000-000000000001' },
+        },
+      },
+      {
+        resource: {
+          resourceType: 'Observation',
+          id: 'o2',
+          code: { coding: [{ code: '5089AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }] },
+          subject: { reference: 'http://emr.example.org/fhir/Patient/aaaaaaaa-0000-4000-8000-000000000001' },
+        },
+      },
+    ],
+  };
+
+  it('resolves urn:uuid, Type/id and absolute references to the same resource', async () => {
+    const f = bundleFetcher(bundle);
+    const byUrn = await f.read('', 'urn:uuid:aaaaaaaa-0000-4000-8000-000000000001');
+    assert.equal(byUrn?.resourceType, 'Patient');
+    assert.equal(await f.read('Patient', 'aaaaaaaa-0000-4000-8000-000000000001'), byUrn);
+    assert.equal((await f.read('Observation', 'o1'))?.id, 'o1');
+  });
+
+  it('searches by reference whatever form the reference takes, and by code with or without a system', async () => {
+    const f = bundleFetcher(bundle);
+    const all = await f.search('Observation', { subject: 'Patient/aaaaaaaa-0000-4000-8000-000000000001' });
+    assert.deepEqual(all.map((r) => r.id).sort(), ['o1', 'o2']);
+    const coded = await f.search('Observation', {
+      subject: 'Patient/aaaaaaaa-0000-4000-8000-000000000001',
+      code: 'http://loinc.org|8339-4,5089AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+    });
+    assert.equal(coded.length, 2);
+    assert.equal((await f.search('Observation', { code: 'http://other|8339-4' })).length, 0);
+    await assert.rejects(f.search('Observation', { 'value-quantity': 'gt3' }), /does not support/);
+  });
+});
+
+describe('context assembly', () => {
+  it('reads each resource once per record and maps the same as the dry run', async () => {
+    const { calls, fetcher } = counting(
+      bundleFetcher(fixture('fhir/bfdr/Bundle-bundle-provider-live-birth-babyg-quinn.json')),
+    );
+    const r = await mapSubject(set, 'birth.fhir', 'Patient/patient-child-babyg-quinn', fetcher);
+    assert.equal(r.status, 'mapped');
+    assert.equal((r as MappedResult).declaration['child.weightAtBirth'], 2.5);
+    assert.equal(new Set(calls).size, calls.length, `repeated fetches: ${calls.join(', ')}`);
+    assert.ok(calls.length <= 20, `${calls.length} fetches`);
+  });
+
+  it('stops fetching at maxReads and says the context is incomplete', async () => {
+    const { calls, fetcher } = counting(
+      bundleFetcher(fixture('fhir/bfdr/Bundle-bundle-provider-live-birth-babyg-quinn.json')),
+    );
+    const r = await mapSubject(set, 'birth.fhir', 'Patient/patient-child-babyg-quinn', fetcher, { maxReads: 3 });
+    assert.equal(calls.length, 3);
+    assert.ok(r.status === 'mapped');
+    assert.ok(r.warnings.some((w) => /context incomplete: more than 3 reads/.test(w)));
+  });
+
+  it('skips a subject that is not found', async () => {
+    const r = await mapSubject(set, 'death.fhir', 'Patient/nope', bundleFetcher([]));
+    assert.equal(r.status, 'skipped');
+  });
+
+  it('is invalid when the resolver does not know the office, and drops an unknown facility with a warning', async () => {
+    const input = fixture('opencrvs-v1/v1.8.0-to-v1.9.x__create-death-notification-min.json');
+    const subject = 'Patient/5c192954-d798-402f-a539-31aada34d005';
+    const unknownOffice = await mapSubject(set, 'death.fhir', subject, bundleFetcher(input), {
+      resolveLocation: () => undefined,
+    });
+    assert.equal(unknownOffice.status, 'invalid');
+    assert.ok(unknownOffice.status === 'invalid' && unknownOffice.errors[0]?.field === 'createdAtLocation');
+    const officeOnly = await mapSubject(set, 'death.fhir', subject, bundleFetcher(input), {
+      resolveLocation: (ref, type) => (type === 'CRVS_OFFICE' ? `uuid-of-${ref}` : undefined),
+    });
+    assert.ok(officeOnly.status === 'mapped');
+    assert.equal(officeOnly.routing.office, 'uuid-of-0be1dc9b-5c8b-4d20-a88c-08cafc71c99a');
+    assert.equal(officeOnly.declaration['eventDetails.deathLocation'], undefined);
+    assert.ok(officeOnly.warnings.some((w) => /not a known OpenCRVS health facility/.test(w)));
+  });
+});
+
+describe('what a poller asks the mapping set', () => {
+  it('lists the resource types to poll', () => {
+    assert.deepEqual(set.watchedResourceTypes(), [
+      'Composition',
+      'Encounter',
+      'Observation',
+      'Patient',
+      'RelatedPerson',
+      'Task',
+    ]);
+  });
+
+  it('names the subjects a changed resource concerns', () => {
+    const obs: Resource & Record<string, unknown> = {
+      resourceType: 'Observation',
+      id: 'o',
+      subject: { reference: 'Patient/p1' },
+    };
+    assert.deepEqual(
+      set
+        .subjectsFor(obs)
+        .map((s) => `${s.mappingId} ${s.subjectRef}`)
+        .sort(),
+      ['birth.fhir Patient/p1', 'death.fhir Patient/p1'],
+    );
+    assert.equal(set.subjectsFor({ resourceType: 'Patient', id: 'p2' }).length, 2);
+    const rp: Resource & Record<string, unknown> = {
+      resourceType: 'RelatedPerson',
+      id: 'r',
+      patient: { reference: 'Patient/child' },
+    };
+    assert.ok(set.subjectsFor(rp).some((s) => s.subjectRef === 'Patient/child'));
+    const composition: Resource & Record<string, unknown> = {
+      resourceType: 'Composition',
+      id: 'c',
+      section: [{ entry: [{ reference: 'Patient/dead' }, { reference: 'Observation/x' }] }],
+    };
+    assert.ok(set.subjectsFor(composition).every((s) => s.subjectRef === 'Patient/dead'));
+    assert.deepEqual(set.subjectsFor({ resourceType: 'Location', id: 'l' }), []);
+  });
+});
