@@ -273,6 +273,27 @@ describe('OpenCRVS v1 notification bundles', () => {
   });
 });
 
+describe('per-record errors', () => {
+  it('a present value that cannot be converted makes the record invalid, naming field and expression, not the data', async () => {
+    const bundle = fixture('fhir/bfdr/Bundle-bundle-provider-live-birth-babyg-quinn.json') as {
+      entry: Array<{ resource: Record<string, unknown> }>;
+    };
+    const weight = bundle.entry.find((e) => e.resource.id === 'observation-birth-weight-babyg-quinn');
+    assert.ok(weight);
+    weight.resource.valueQuantity = { value: 2500, unit: 'cm' };
+    const r = await mapInput(all, bundle);
+    assert.equal(r.status, 'invalid');
+    assert.ok(r.status === 'invalid');
+    assert.equal(r.errors.length, 1);
+    assert.equal(r.errors[0]?.field, 'child.weightAtBirth');
+    assert.match(
+      r.errors[0]?.message ?? '',
+      /'cm' is not a mass unit .*from %observations\.where\(code\.coded\('birthWeight'\)\)\.value/,
+    );
+    assert.ok(!r.errors[0]?.message.includes('2500'));
+  });
+});
+
 describe('payload hash', () => {
   it('is stable across re-mapping the same record and changes when the data changes', async () => {
     const bundle = fixture('fhir/openmrs/openmrs-death-bundle.json') as {
