@@ -54,6 +54,9 @@ describe('fast FHIRPath path', () => {
       }
     }
     assert.ok(compared > 1000, `compared ${compared}`);
+    // …and the comparisons exercised the fast path itself: no call was handed back to fhirpath.js.
+    const fellBack = set.mappings.flatMap((m) => m.expressions.filter((e) => e.fallbacks > 0).map((e) => e.text));
+    assert.deepEqual(fellBack, []);
   });
 
   const codeSets = new Map([

@@ -150,10 +150,13 @@ export class ExpressionCompiler {
       }
     }
     const env = this.env;
+    let fallbacks = 0;
     return {
       text,
       fast: fast !== undefined,
-      fallbacks: 0,
+      get fallbacks() {
+        return fallbacks;
+      },
       evaluateReference: reference,
       evaluate(root, vars) {
         if (fast) {
@@ -162,7 +165,7 @@ export class ExpressionCompiler {
             return finish(fast([root], env));
           } catch (err) {
             if (err !== NEED_SLOW) throw err;
-            (this as { fallbacks: number }).fallbacks += 1;
+            fallbacks += 1;
           }
         }
         return reference(root, vars);
