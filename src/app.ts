@@ -12,6 +12,7 @@ import type { Logger } from './observability/logger.js';
 import { BridgeMetrics } from './observability/metrics.js';
 import { createOpenCrvsClient, LocationResolver, type OpenCrvsClient } from './opencrvs/index.js';
 import { FhirSourceClient } from './sources/fhir/fhir-client.js';
+import { fhirInbox } from './sources/fhir/inbox.js';
 import { InboxProcessor, type ProcessorSource } from './sources/fhir/inbox-processor.js';
 import { FhirPoller } from './sources/fhir/poller.js';
 import { SubscriptionReceiver } from './sources/fhir/receiver.js';
@@ -76,7 +77,10 @@ export class Bridge {
     private readonly options: BridgeOptions,
   ) {
     this.log = options.logger.child({ component: 'bridge' });
-    this.ledger = openLedger(config.store.path, { logger: options.logger });
+    this.ledger = openLedger(config.store.path, {
+      logger: options.logger,
+      payloadRetentionHours: config.store.payloadRetentionHours,
+    });
     try {
       this.opencrvs = createOpenCrvsClient(config.opencrvs, { logger: options.logger });
       this.locations = new LocationResolver(this.opencrvs);
@@ -90,6 +94,7 @@ export class Bridge {
       for (const settings of config.sources) {
         if (settings.kind === 'fhir') this.sources.push(this.buildFhirSource(settings));
       }
+      const inbox = fhirInbox(this.ledger.inbox);
       this.receiver = new SubscriptionReceiver(
         this.sources
           .filter((s) => s.settings.subscription)
@@ -97,12 +102,12 @@ export class Bridge {
             id: s.settings.id,
             auth: { secret: s.settings.subscription?.secret, hmacSecret: s.settings.subscription?.hmacSecret },
           })),
-        this.ledger.inbox,
+        inbox,
         options.logger,
         () => this.inbox.wake(),
       );
       this.inbox = new InboxProcessor({
-        inbox: this.ledger.inbox,
+        inbox,
         meta: this.ledger,
         logger: options.logger,
         sources: this.sources.map(

@@ -25,8 +25,10 @@ export async function sendRow(
   mode: SendMode,
   progress: SendProgress,
 ): Promise<SendResult> {
-  // Once an event exists (a two-step create, or a mode switch) only the notify is left to do.
-  if (mode === 'single-call' && !row.eventId) {
+  // Once an event exists (a two-step create, or a mode switch) only the notify is left to do. A requeued
+  // dead row also takes the two-step path: its NOTIFY needs the new transactionId generation, and the
+  // create (keyed like single-call's own create step) finds the event the first attempt made.
+  if (mode === 'single-call' && !row.eventId && row.requeues === 0) {
     progress.step = 'createAndNotify';
     const result = await api.createAndNotify({
       eventType: row.eventType,

@@ -1,6 +1,7 @@
 // openLedger: the composition of the ledger's parts over one SQLite connection.
 import { type Logger, silentLogger } from '../observability/logger.js';
 import { openDatabase } from './db.js';
+import { createInbox } from './inbox.js';
 import { createOutbox } from './outbox.js';
 import { createQueries } from './queries.js';
 import { createRecorder } from './record.js';
@@ -26,6 +27,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
 
   return {
     path,
+    inbox: createInbox(db),
     recordEvent: recorder.recordEvent,
     recordSkipped: recorder.recordSkipped,
     recordInvalid: recorder.recordInvalid,

@@ -2,6 +2,7 @@
 import type { Db } from './db.js';
 import { hashPayload } from './hash.js';
 import { type SqlAttemptRow, type SqlLedgerRow, toAttemptRow, toLedgerRow } from './rows.js';
+import { NEXT_NOTIFY_GENERATION } from './transaction-ids.js';
 import {
   type AttemptRow,
   HOLD_META_KEY,
@@ -63,7 +64,8 @@ export function createQueries(db: Db): Queries {
   const deadIds = db.prepare<[], { id: number }>(`SELECT id FROM ledger_rows WHERE state = 'dead' ORDER BY id`);
   const requeue = db.prepare(`
     UPDATE ledger_rows SET state = 'pending', attempts = 0, next_run_at = @now, queued_at = @now,
-      payload = @payload, payload_hash = @payloadHash, office = @office, facility = @facility, updated_at = @now
+      payload = @payload, payload_hash = @payloadHash, office = @office, facility = @facility, updated_at = @now,
+      ${NEXT_NOTIFY_GENERATION}
     WHERE id = @id AND state = 'dead'`);
   const purge = db.prepare(`
     UPDATE ledger_rows SET payload = NULL

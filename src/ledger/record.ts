@@ -3,7 +3,7 @@
 // on one subject all end in one row. What a later version does depends on how far the row has got.
 import type { Db } from './db.js';
 import { errorColumns, type SqlLedgerRow, toLedgerRow } from './rows.js';
-import { transactionIdsFor } from './transaction-ids.js';
+import { NEXT_NOTIFY_GENERATION, transactionIdsFor } from './transaction-ids.js';
 import type {
   LedgerError,
   LedgerRow,
@@ -48,7 +48,8 @@ export function createRecorder(db: Db, now: Clock): Recorder {
   const requeue = db.prepare(`
     UPDATE ledger_rows SET state = 'pending', attempts = 0, next_run_at = @now, queued_at = @now, skip_reason = NULL,
       payload = @payload, payload_hash = @payloadHash, office = @office, facility = @facility,
-      source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId, updated_at = @now
+      source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId, updated_at = @now,
+      ${NEXT_NOTIFY_GENERATION}
     WHERE id = @id`);
   const markUpdatedAfterNotification = db.prepare(`
     UPDATE ledger_rows SET updated_after_notification_at = @now,

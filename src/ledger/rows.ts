@@ -27,6 +27,7 @@ export interface SqlLedgerRow {
   base_transaction_id: string;
   create_transaction_id: string;
   notify_transaction_id: string;
+  requeues: number;
   office: string | null;
   facility: string | null;
   payload: string | null;
@@ -128,6 +129,7 @@ export function toLedgerRow(r: SqlLedgerRow): LedgerRow {
     baseTransactionId: r.base_transaction_id,
     createTransactionId: r.create_transaction_id,
     notifyTransactionId: r.notify_transaction_id,
+    requeues: r.requeues,
     office: r.office,
     facility: r.facility,
     payload: parsePayload(r.payload),

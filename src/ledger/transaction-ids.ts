@@ -22,3 +22,15 @@ export function transactionIdsFor(sourceId: string, eventType: string, subjectKe
   // exactly our two-step create id: switching delivery modes finds the same event instead of a new one.
   return { base, create: `${base}:create`, notify: `${base}:notify` };
 }
+
+/**
+ * SQL for the SET clause of every statement that puts a row back in the queue: a dead row gets the
+ * next NOTIFY generation (`<base>:notify:r<n>`), any other row keeps its id. OpenCRVS answers a
+ * repeated transactionId with the event as it stands, so a NOTIFY that was Rejected (or refused with
+ * a 400) could never succeed under its old id. The create id never changes: create stays idempotent
+ * and finds the same event. SQLite evaluates every SET expression on the old row values.
+ */
+export const NEXT_NOTIFY_GENERATION = `
+  requeues = requeues + (CASE WHEN state = 'dead' THEN 1 ELSE 0 END),
+  notify_transaction_id = CASE WHEN state = 'dead'
+    THEN base_transaction_id || ':notify:r' || (requeues + 1) ELSE notify_transaction_id END`;

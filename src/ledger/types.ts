@@ -1,6 +1,7 @@
 // The ledger as the rest of the bridge sees it. One row per source event (natural key: source id,
 // event type, subject key); the same row is the outbox job that the delivery worker claims.
 import type { Logger } from '../observability/logger.js';
+import type { LedgerInbox } from './inbox.js';
 
 /**
  * Row states (the job row is the state machine, as in graphile-worker):
@@ -106,6 +107,8 @@ export interface LedgerRow {
   lockedAt: number | null;
   createTransactionId: string;
   notifyTransactionId: string;
+  /** Times this row went from dead back to the queue; each gives the NOTIFY a new transactionId. */
+  requeues: number;
   /** For `mode: single-call` (`POST /events/notify`). */
   baseTransactionId: string;
   office: string | null;
@@ -202,6 +205,8 @@ export interface HoldState {
 
 export interface Ledger {
   readonly path: string;
+  /** Subscription notifications stored before they were acknowledged. */
+  readonly inbox: LedgerInbox;
   recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };
   recordSkipped(input: RecordSkippedInput): LedgerRow;
   recordInvalid(input: RecordInvalidInput): LedgerRow;

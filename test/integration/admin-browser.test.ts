@@ -223,12 +223,9 @@ describe('admin page in headless Chromium', {
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
   });
 
-  // OpenCRVS answers a NOTIFY that repeats a transactionId with the event as stored, so a row whose
-  // NOTIFY the country configuration rejected is rejected again on replay unless delivery sends the
-  // replay under a new notify transactionId. Marked todo until the delivery worker does.
-  it('replays an event whose NOTIFY the country configuration rejected, once it accepts', {
-    todo: 'delivery re-sends the rejected notify transactionId; OpenCRVS replays the stored rejection',
-  }, async () => {
+  // OpenCRVS answers a NOTIFY that repeats a transactionId with the event as stored, so a replayed row
+  // must send its NOTIFY under a new transactionId generation (<base>:notify:r1) to be accepted.
+  it('replays an event whose NOTIFY the country configuration rejected, once it accepts', async () => {
     const id = record('browser-rejected');
     await control.configure({ actionConfirmation: 'reject' });
     await worker.runUntilIdle({ timeoutMs: UI_TIMEOUT_MS });

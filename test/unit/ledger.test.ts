@@ -252,13 +252,63 @@ describe('ledger: schema', () => {
     ledger.close();
     openLedger(path).close();
     const db = new Database(path);
-    assert.deepEqual(db.prepare('SELECT version, name FROM schema_migrations').all(), [
+    assert.deepEqual(db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all(), [
       { version: 1, name: 'initial' },
+      { version: 2, name: 'requeue-generation-and-inbox' },
     ]);
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
     db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)").run();
     db.close();
     assert.throws(() => openLedger(path), /newer than this bridge/);
+    cleanup();
+  });
+});
+
+describe('ledger: requeue generations', () => {
+  it('gives a replayed dead row a new NOTIFY transactionId and keeps its create id', () => {
+    const { ledger, cleanup } = tempLedger();
+    const { row } = ledger.recordEvent({
+      sourceId: 'emr',
+      eventType: 'birth',
+      subjectKey: 'Patient/gen-1',
+      sourceRef: 'Patient/gen-1',
+      payloadHash: 'h1',
+      payload: { declaration: { 'child.dob': '2026-01-02' }, office: 'office-1' },
+    });
+    assert.equal(row.notifyTransactionId, `${row.baseTransactionId}:notify`);
+    const claimed = ledger.claimDue('w1', 1);
+    assert.equal(claimed.length, 1);
+    ledger.settle({
+      id: row.id,
+      workerId: 'w1',
+      claimedPayloadHash: 'h1',
+      step: 'notify',
+      startedAt: Date.now(),
+      settlement: {
+        outcome: 'dead',
+        error: { classification: 'permanent', kind: 'rejected', message: 'Rejected by the country configuration' },
+      },
+    });
+    assert.equal(ledger.get(row.id)?.state, 'dead');
+    assert.deepEqual(ledger.replay([row.id]).requeued, [row.id]);
+    const first = ledger.get(row.id);
+    assert.equal(first?.notifyTransactionId, `${row.baseTransactionId}:notify:r1`);
+    assert.equal(first?.createTransactionId, row.createTransactionId);
+    assert.equal(first?.requeues, 1);
+    ledger.claimDue('w1', 1);
+    ledger.settle({
+      id: row.id,
+      workerId: 'w1',
+      claimedPayloadHash: 'h1',
+      step: 'notify',
+      startedAt: Date.now(),
+      settlement: {
+        outcome: 'dead',
+        error: { classification: 'permanent', kind: 'rejected', message: 'Rejected again' },
+      },
+    });
+    ledger.replay('dead');
+    assert.equal(ledger.get(row.id)?.notifyTransactionId, `${row.baseTransactionId}:notify:r2`);
     cleanup();
   });
 });

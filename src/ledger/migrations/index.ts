@@ -1,8 +1,9 @@
 // Migrations are TypeScript modules (not .sql files) so the compiled build ships them with no asset
 // copying. Append new ones to the list; never edit or reorder a shipped one.
 import { migration001 } from './001-initial.js';
+import { migration002 } from './002-requeue-generation-and-inbox.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
 
-export const MIGRATIONS: readonly Migration[] = [migration001];
+export const MIGRATIONS: readonly Migration[] = [migration001, migration002];

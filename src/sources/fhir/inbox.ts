@@ -1,3 +1,4 @@
+import type { LedgerInbox } from '../../ledger/index.js';
 import type { ParsedNotification } from './notification.js';
 
 /** A subscription notification stored before it was acknowledged (durable first, processed later). */
@@ -9,7 +10,7 @@ export interface InboxRow {
   attempts: number;
 }
 
-/** Where the receiver writes and the processor reads; implemented on the ledger database. */
+/** What the receiver writes and the processor reads. */
 export interface InboxStore {
   /** Durable (synchronous=FULL) before it returns: the sender is told "received" afterwards. */
   add(sourceId: string, notification: ParsedNotification, receivedAt: number): number;
@@ -19,4 +20,35 @@ export interface InboxStore {
   /** Stops retrying a row; the poller reconciles what it would have delivered. */
   abandon(id: number, error: string, now: number): void;
   depth(): number;
+}
+
+const KINDS = new Set(['ping', 'handshake', 'heartbeat', 'event']);
+
+/** Rows were written by this module, but the file may have been edited or written by another version. */
+function asNotification(body: unknown): ParsedNotification | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const { kind, refs } = body as { kind?: unknown; refs?: unknown };
+  if (typeof kind !== 'string' || !KINDS.has(kind)) return undefined;
+  if (kind === 'event' && !(Array.isArray(refs) && refs.every((r) => typeof r === 'string'))) return undefined;
+  return body as ParsedNotification;
+}
+
+/** The FHIR sources' view of the ledger's inbox table. */
+export function fhirInbox(store: LedgerInbox): InboxStore {
+  return {
+    add: (sourceId, notification, receivedAt) => store.add(sourceId, notification, receivedAt),
+    due(limit, now) {
+      const rows: InboxRow[] = [];
+      for (const row of store.due(limit, now)) {
+        const notification = asNotification(row.body);
+        if (notification) rows.push({ ...row, notification });
+        else store.abandon(row.id, 'unreadable stored notification', now);
+      }
+      return rows;
+    },
+    done: store.done,
+    retry: store.retry,
+    abandon: store.abandon,
+    depth: store.depth,
+  };
 }

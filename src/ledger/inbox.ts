@@ -1,0 +1,60 @@
+// The subscription inbox: notifications are written here (durably) before the sender is answered, then
+// processed in arrival order. Bodies are opaque JSON to the ledger; the source that stored them parses.
+import type { Db } from './db.js';
+
+export interface StoredNotification {
+  id: number;
+  sourceId: string;
+  receivedAt: number;
+  body: unknown;
+  attempts: number;
+}
+
+export interface LedgerInbox {
+  add(sourceId: string, body: unknown, receivedAt: number): number;
+  due(limit: number, now: number): StoredNotification[];
+  done(id: number, now: number): void;
+  retry(id: number, nextAttemptAt: number, error: string): void;
+  abandon(id: number, error: string, now: number): void;
+  depth(): number;
+  /** Deletes processed rows older than `before`; returns how many. */
+  prune(before: number): number;
+}
+
+export function createInbox(db: Db): LedgerInbox {
+  const insert = db.prepare(
+    'INSERT INTO inbox (source_id, received_at, body, next_attempt_at) VALUES (@sourceId, @receivedAt, @body, @receivedAt)',
+  );
+  const dueRows = db.prepare<
+    [number, number],
+    { id: number; source_id: string; received_at: number; body: string; attempts: number }
+  >(
+    'SELECT id, source_id, received_at, body, attempts FROM inbox WHERE processed_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?',
+  );
+  const markDone = db.prepare("UPDATE inbox SET processed_at = ?, outcome = 'processed' WHERE id = ?");
+  const markRetry = db.prepare(
+    'UPDATE inbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?',
+  );
+  const markAbandoned = db.prepare(
+    "UPDATE inbox SET attempts = attempts + 1, processed_at = ?, outcome = 'abandoned', last_error = ? WHERE id = ?",
+  );
+  const countDue = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM inbox WHERE processed_at IS NULL');
+  const pruneOld = db.prepare('DELETE FROM inbox WHERE processed_at IS NOT NULL AND processed_at < ?');
+  return {
+    add: (sourceId, body, receivedAt) =>
+      Number(insert.run({ sourceId, receivedAt, body: JSON.stringify(body) }).lastInsertRowid),
+    due: (limit, now) =>
+      dueRows.all(now, limit).map((r) => ({
+        id: r.id,
+        sourceId: r.source_id,
+        receivedAt: r.received_at,
+        body: JSON.parse(r.body) as unknown,
+        attempts: r.attempts,
+      })),
+    done: (id, now) => void markDone.run(now, id),
+    retry: (id, nextAttemptAt, error) => void markRetry.run(nextAttemptAt, error.slice(0, 500), id),
+    abandon: (id, error, now) => void markAbandoned.run(now, error.slice(0, 500), id),
+    depth: () => countDue.get()?.n ?? 0,
+    prune: (before) => pruneOld.run(before).changes,
+  };
+}
