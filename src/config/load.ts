@@ -90,7 +90,11 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
     if (!o.tokenUrl) throw new ConfigError('opencrvs.tokenUrl', 'is required (or give opencrvs.domain)', file);
     if (!o.clientId) throw new ConfigError('opencrvs.clientId', 'is required (or give opencrvs.accessToken)', file);
     if (!o.clientSecret) {
-      throw new ConfigError('opencrvs.clientSecret', 'is required (clientSecret, clientSecretFile, or an environment reference)', file);
+      throw new ConfigError(
+        'opencrvs.clientSecret',
+        'is required (clientSecret, clientSecretFile, or an environment reference)',
+        file,
+      );
     }
   }
   if (config.delivery.mode === 'single-call' && o.version !== '2.0') {
