@@ -9,6 +9,12 @@ import {
 } from '../mapping/index.js';
 import type { Logger } from '../observability/logger.js';
 
+/** A mapping result; `excluded` when an exclusion rule fired (e.g. a fetal death), not a mere non-match. */
+export interface Evaluation {
+  result: MapResult;
+  excluded: boolean;
+}
+
 /** What one evaluation pass recorded, for logs, `sync` and the admin page (no personal data). */
 export interface PassReport {
   resources: number;
@@ -61,27 +67,31 @@ export class SourcePipeline {
   }
 
   /** Maps every subject affected by `resources`. Fetch errors propagate: the caller retries the pass. */
-  async evaluate(resources: Resource[], fetcher: ResourceFetcher): Promise<{ results: MapResult[]; subjects: number }> {
+  async evaluate(
+    resources: Resource[],
+    fetcher: ResourceFetcher,
+  ): Promise<{ results: Evaluation[]; subjects: number }> {
     const subjects = new Map<string, { mappingId: string; subjectRef: string }>();
     for (const resource of resources) {
       for (const subject of this.deps.mappings.subjectsFor(resource)) {
         subjects.set(`${subject.mappingId}\n${subject.subjectRef}`, subject);
       }
     }
-    const results: MapResult[] = [];
+    const results: Evaluation[] = [];
     const options = this.deps.mapOptions?.() ?? {};
     for (const { mappingId, subjectRef } of subjects.values()) {
-      results.push(await mapSubject(this.deps.mappings, mappingId, subjectRef, fetcher, options));
+      const { result, excluded } = await this.deps.mappings.mapSubjectDetailed(mappingId, subjectRef, fetcher, options);
+      results.push({ result, excluded: excluded === true });
     }
     return { results, subjects: subjects.size };
   }
 
   /** Records results (and the cursor, if given) in one transaction. */
-  commit(results: MapResult[], cursor?: { name: string; value: string }): PassReport {
+  commit(results: Evaluation[], cursor?: { name: string; value: string }): PassReport {
     const report = emptyReport();
     const { ledger, sourceId } = this.deps;
     ledger.transaction(() => {
-      for (const result of results) {
+      for (const { result, excluded } of results) {
         if (result.status === 'mapped') {
           const office = result.routing.office;
           if (!office) {
@@ -112,9 +122,9 @@ export class SourcePipeline {
           });
           report.invalid++;
           report.ledgerIds.push(row.id);
-        } else if (result.eventType && result.subjectRef && isExclusion(result)) {
+        } else if (result.eventType && result.subjectRef && excluded) {
           // Kept visible ("why was this stillbirth not notified?"); plain non-matches are not recorded.
-          ledger.recordSkipped({
+          const row = ledger.recordSkipped({
             sourceId,
             eventType: result.eventType,
             subjectKey: result.subjectRef,
@@ -122,6 +132,7 @@ export class SourcePipeline {
             reason: result.reason,
           });
           report.skipped++;
+          report.ledgerIds.push(row.id);
         }
       }
       if (cursor) ledger.setCursor(sourceId, cursor.name, cursor.value);
@@ -130,8 +141,4 @@ export class SourcePipeline {
     if (report.invalid > 0) this.log.warn({ invalid: report.invalid }, 'records could not be mapped; see the ledger');
     return report;
   }
-}
-
-function isExclusion(result: Extract<MapResult, { status: 'skipped' }>): boolean {
-  return 'excluded' in result && result.excluded === true;
 }
