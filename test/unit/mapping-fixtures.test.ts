@@ -212,14 +212,21 @@ describe('OpenMRS-shaped records', () => {
     assert.equal(r.declaration['child.birthLocation'], 'fac-1');
   });
 
-  it('deceasedBoolean false is not a death', async () => {
+  it('deceasedBoolean false is not a death, and not an exclusion to record either', async () => {
     const r = await mapInput(
       loadMappings({ names: ['death.fhir'], routing }),
       fixture('fhir/openmrs/openmrs-birth-bundle.json'),
     );
     assert.equal(r.status, 'skipped');
     assert.ok(r.status === 'skipped');
-    assert.match(r.reason, /alive/);
+    assert.match(r.reason, /no death evidence/);
+    const set = loadMappings({ names: ['death.fhir'], routing });
+    const fetcher = bundleFetcher(fixture('fhir/openmrs/openmrs-birth-bundle.json'));
+    const alive = fetcher.resources.find((res) => res.resourceType === 'Patient' && 'deceasedBoolean' in res);
+    assert.ok(alive?.id);
+    const detailed = await set.mapSubjectDetailed('death.fhir', `Patient/${alive.id}`, fetcher);
+    assert.equal(detailed.result.status, 'skipped');
+    assert.notEqual(detailed.excluded, true);
   });
 });
 
