@@ -42,7 +42,7 @@ function printSummary(
         : row.trackingId
           ? `${row.state}, tracking id ${row.trackingId}`
           : `${row.state}${row.lastError ? ` (${row.lastError.message.slice(0, 120)})` : ''}`;
-    console.log(`  #${row.id} ${row.eventType.padEnd(5)} ${row.sourceRef.padEnd(44)} ${outcome}`);
+    console.log(`  ${`#${row.id}`.padEnd(5)} ${row.eventType.padEnd(5)} ${row.sourceRef.padEnd(44)} ${outcome}`);
   }
   return births === expected.births && deaths === expected.deaths && problems.length === 0;
 }
