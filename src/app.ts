@@ -388,9 +388,7 @@ export class Bridge {
     for (const source of this.sources) await source.task?.stop();
     if (this.server) await closeServer(this.server);
     await this.inbox.stop();
-    await Promise.all(
-      this.sources.map((s) => (s.poller.busy ? s.poller.pollOnce().catch(() => undefined) : undefined)),
-    );
+    await Promise.all(this.sources.map((s) => s.poller.idle()));
     await this.worker.stop();
     this.opencrvs.close?.();
     this.ledger.close();

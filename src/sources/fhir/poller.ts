@@ -48,6 +48,7 @@ export class FhirPoller {
   private readonly log: Logger;
   private readonly seen = new Map<string, number>();
   private running: Promise<PassReport> | undefined;
+  private queued: Promise<PassReport> | undefined;
   readonly status: PollerStatus = { consecutiveFailures: 0, watermarks: {} };
 
   constructor(private readonly deps: FhirPollerDeps) {
@@ -57,16 +58,35 @@ export class FhirPoller {
     }
   }
 
-  /** One pass over every resource type. Concurrent calls share the pass in progress (never overlap). */
+  /**
+   * One pass over every resource type that starts no earlier than this call; passes never overlap.
+   * A call while a pass runs must not just join it: that pass may already have read past a change
+   * the caller was told about (a subscription ping), so one more pass is queued after it, shared by
+   * every call made meanwhile.
+   */
   pollOnce(): Promise<PassReport> {
-    this.running ??= this.pass().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+    if (!this.running) {
+      this.running = this.pass().finally(() => {
+        this.running = undefined;
+      });
+      return this.running;
+    }
+    this.queued ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.queued = undefined;
+        return this.pollOnce();
+      });
+    return this.queued;
   }
 
   get busy(): boolean {
     return this.running !== undefined;
+  }
+
+  /** Resolves when no pass is running or queued (shutdown waits for this; it starts nothing). */
+  async idle(): Promise<void> {
+    while (this.running || this.queued) await (this.queued ?? this.running)?.catch(() => undefined);
   }
 
   private async pass(): Promise<PassReport> {

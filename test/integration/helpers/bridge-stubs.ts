@@ -1,0 +1,137 @@
+// Stand-ins for the unit tests of the poller and the inbox processor: a FHIR client that serves pages
+// from memory (and records every search it was asked), and a pipeline that records what it evaluated
+// and keeps cursors in a Map, so the cursor and gap logic is tested without a server or a mapping.
+import type { Bundle, Resource } from '@medplum/fhirtypes';
+import type { SourceSettings } from '../../../src/config/types.js';
+import type { Ledger } from '../../../src/ledger/index.js';
+import { MappingSet, type ResourceFetcher } from '../../../src/mapping/index.js';
+import { silentLogger } from '../../../src/observability/logger.js';
+import { FhirSourceClient } from '../../../src/sources/fhir/fhir-client.js';
+import type { CursorStore } from '../../../src/sources/fhir/poller.js';
+import { type Evaluation, emptyReport, type PassReport, SourcePipeline } from '../../../src/sources/pipeline.js';
+
+export const STUB_SETTINGS: SourceSettings = {
+  id: 'stub',
+  kind: 'fhir',
+  baseUrl: 'http://stub.invalid/fhir',
+  auth: { type: 'none' },
+  timeoutMs: 1000,
+  poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 10, pageSize: 2 },
+  mappings: [],
+};
+
+export function stamped(type: string, id: string, lastUpdated: string, versionId = '1'): Resource {
+  return { resourceType: type, id, meta: { versionId, lastUpdated } } as Resource;
+}
+
+/**
+ * Serves `resources` of a type sorted by lastUpdated, filtered by `_lastUpdated=ge…`, `_count` a page,
+ * with opaque `next` links. `gate`, when set, is awaited inside a search after its snapshot is taken
+ * (a slow server: the answer reflects the moment the search started).
+ */
+export class StubFhirClient extends FhirSourceClient {
+  readonly store = new Map<string, Resource>();
+  readonly searches: Array<{ type: string; params: Record<string, string> }> = [];
+  readonly followed: string[] = [];
+  gate: Promise<void> | undefined;
+  failNextPageAfter: number | undefined;
+  private readonly pending = new Map<string, Bundle>();
+  private pageNo = 0;
+
+  constructor() {
+    super(STUB_SETTINGS, { logger: silentLogger, attempts: 1 });
+  }
+
+  put(resource: Resource): void {
+    this.store.set(`${resource.resourceType}/${resource.id}`, resource);
+  }
+
+  override async read(type: string, id: string): Promise<Resource | undefined> {
+    return this.store.get(`${type}/${id}`);
+  }
+
+  override async searchPage(type: string, params: Record<string, string>): Promise<Bundle> {
+    this.searches.push({ type, params: { ...params } });
+    const from = params._lastUpdated?.startsWith('ge') ? Date.parse(params._lastUpdated.slice(2)) : -Infinity;
+    const matches = [...this.store.values()]
+      .filter((r) => r.resourceType === type && Date.parse(r.meta?.lastUpdated ?? '') >= from)
+      .sort((a, b) => Date.parse(a.meta?.lastUpdated ?? '') - Date.parse(b.meta?.lastUpdated ?? ''));
+    const gate = this.gate;
+    if (gate) await gate;
+    return this.paged(matches, Number(params._count ?? 100));
+  }
+
+  override async nextPage(bundle: Bundle): Promise<Bundle | undefined> {
+    const url = bundle.link?.find((l) => l.relation === 'next')?.url;
+    if (!url) return undefined;
+    this.followed.push(url);
+    if (this.failNextPageAfter !== undefined && this.followed.length > this.failNextPageAfter) {
+      throw new Error('stub: next page failed');
+    }
+    const page = this.pending.get(url);
+    if (!page) throw new Error(`stub: unknown next link ${url}`);
+    return page;
+  }
+
+  private paged(matches: Resource[], count: number): Bundle {
+    const pages: Bundle[] = [];
+    for (let at = 0; at === 0 || at < matches.length; at += count) {
+      pages.push({
+        resourceType: 'Bundle',
+        type: 'searchset',
+        entry: matches.slice(at, at + count).map((resource) => ({ resource, search: { mode: 'match' } })),
+      });
+    }
+    for (let i = 0; i < pages.length - 1; i++) {
+      const url = `http://stub.invalid/fhir?_cursor=opaque-${++this.pageNo}`;
+      const page = pages[i];
+      const next = pages[i + 1];
+      if (page && next) {
+        page.link = [{ relation: 'next', url }];
+        this.pending.set(url, next);
+      }
+    }
+    return pages[0] ?? { resourceType: 'Bundle', type: 'searchset' };
+  }
+}
+
+/** Records evaluated resources and committed cursors; evaluation maps nothing. */
+export class RecordingPipeline extends SourcePipeline implements CursorStore {
+  readonly evaluated: string[] = [];
+  readonly cursors = new Map<string, string>();
+  readonly commits: Array<{ refs: string[]; cursor?: string }> = [];
+  failEvaluate: ((resource: Resource) => boolean) | undefined;
+  private lastRefs: string[] = [];
+
+  constructor() {
+    // The deps are unused: both methods are replaced.
+    super({ sourceId: 'stub', mappings: new MappingSet([]), ledger: unusedLedger(), logger: silentLogger });
+  }
+
+  getCursor(_sourceId: string, name: string): string | undefined {
+    return this.cursors.get(name);
+  }
+
+  override async evaluate(resources: Resource[], _fetcher: ResourceFetcher) {
+    for (const resource of resources) {
+      if (this.failEvaluate?.(resource)) throw new Error('stub: evaluation failed');
+    }
+    this.lastRefs = resources.map((r) => `${r.resourceType}/${r.id}/${r.meta?.versionId}`);
+    this.evaluated.push(...this.lastRefs);
+    return { results: [] as Evaluation[], subjects: resources.length };
+  }
+
+  override commit(_results: Evaluation[], cursor?: { name: string; value: string }): PassReport {
+    if (cursor) this.cursors.set(cursor.name, cursor.value);
+    this.commits.push({ refs: this.lastRefs, cursor: cursor?.value });
+    return emptyReport();
+  }
+}
+
+function unusedLedger(): Ledger {
+  return new Proxy({} as Ledger, {
+    get() {
+      throw new Error('stub pipeline: the ledger is not used');
+    },
+  });
+}

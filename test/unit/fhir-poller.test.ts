@@ -1,0 +1,114 @@
+// FhirPoller's cursor logic against an in-memory FHIR client: the watermark is the server's own
+// lastUpdated, committed page by page with the page's results; the overlap re-reads recent changes
+// and versions already seen are not evaluated twice; a catch-up never joins a pass that started earlier.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { PollSettings } from '../../src/config/types.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { FhirPoller } from '../../src/sources/fhir/poller.js';
+import { RecordingPipeline, StubFhirClient, stamped } from '../integration/helpers/bridge-stubs.js';
+
+function setup(poll: Partial<PollSettings> = {}, types = ['Patient']) {
+  const client = new StubFhirClient();
+  const pipeline = new RecordingPipeline();
+  const poller = new FhirPoller({
+    sourceId: 'stub',
+    client,
+    pipeline,
+    cursors: pipeline,
+    resourceTypes: types,
+    poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 10, pageSize: 2, ...poll },
+    logger: silentLogger,
+  });
+  return { client, pipeline, poller };
+}
+
+describe('FhirPoller', () => {
+  it('reads everything on the first pass, sorted by _lastUpdated, or from `since` when configured', async () => {
+    const { client, poller } = setup();
+    await poller.pollOnce();
+    assert.deepEqual(client.searches[0], { type: 'Patient', params: { _sort: '_lastUpdated', _count: '2' } });
+
+    const withSince = setup({ since: '2020-01-01T00:00:00Z', overlapSeconds: 0 });
+    await withSince.poller.pollOnce();
+    assert.equal(withSince.client.searches[0]?.params._lastUpdated, 'ge2020-01-01T00:00:00.000Z');
+  });
+
+  it("takes the watermark from the server's lastUpdated (not the local clock), committed with each page", async () => {
+    const { client, pipeline, poller } = setup();
+    client.put(stamped('Patient', 'a', '2001-01-01T00:00:01.000Z'));
+    client.put(stamped('Patient', 'b', '2001-01-01T00:00:02.000Z'));
+    client.put(stamped('Patient', 'c', '2001-01-01T00:00:03.000Z'));
+    await poller.pollOnce();
+    // Two pages of two and one, each page committed with its own highest lastUpdated.
+    assert.deepEqual(pipeline.commits, [
+      { refs: ['Patient/a/1', 'Patient/b/1'], cursor: '2001-01-01T00:00:02.000Z' },
+      { refs: ['Patient/c/1'], cursor: '2001-01-01T00:00:03.000Z' },
+    ]);
+    assert.equal(client.followed.length, 1, 'followed the next link as given');
+    assert.match(client.followed[0] ?? '', /_cursor=opaque-/);
+    assert.equal(poller.status.watermarks.Patient, '2001-01-01T00:00:03.000Z');
+  });
+
+  it('re-reads the overlap window but evaluates only versions it has not seen', async () => {
+    const { client, pipeline, poller } = setup({ overlapSeconds: 10 });
+    client.put(stamped('Patient', 'a', '2001-01-01T00:00:01.000Z'));
+    client.put(stamped('Patient', 'b', '2001-01-01T00:00:05.000Z'));
+    await poller.pollOnce();
+    client.put(stamped('Patient', 'a', '2001-01-01T00:00:06.000Z', '2'));
+    client.put(stamped('Patient', 'c', '2001-01-01T00:00:06.000Z'));
+    pipeline.evaluated.length = 0;
+    await poller.pollOnce();
+    assert.equal(client.searches[1]?.params._lastUpdated, 'ge2000-12-31T23:59:55.000Z', 'watermark minus overlap');
+    assert.deepEqual(pipeline.evaluated.sort(), ['Patient/a/2', 'Patient/c/1'], 'b (seen) is not evaluated again');
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), '2001-01-01T00:00:06.000Z');
+  });
+
+  it('keeps the watermark of the last committed page when a later page fails, and the next pass resumes there', async () => {
+    const { client, pipeline, poller } = setup({ overlapSeconds: 0 });
+    for (let i = 1; i <= 5; i++) client.put(stamped('Patient', `p${i}`, `2001-01-01T00:00:0${i}.000Z`));
+    client.failNextPageAfter = 1; // page 1 and page 2 come back; page 3 fails
+    await assert.rejects(poller.pollOnce());
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), '2001-01-01T00:00:04.000Z');
+    assert.equal(poller.status.consecutiveFailures, 1);
+    client.failNextPageAfter = undefined;
+    pipeline.evaluated.length = 0;
+    await poller.pollOnce();
+    assert.equal(client.searches[1]?.params._lastUpdated, 'ge2001-01-01T00:00:04.000Z');
+    assert.deepEqual(pipeline.evaluated, ['Patient/p5/1']);
+    assert.equal(poller.status.consecutiveFailures, 0);
+  });
+
+  it('does not remember resources whose evaluation failed, so the next pass evaluates them again', async () => {
+    const { client, pipeline, poller } = setup({ overlapSeconds: 0 });
+    client.put(stamped('Patient', 'a', '2001-01-01T00:00:01.000Z'));
+    pipeline.failEvaluate = () => true;
+    await assert.rejects(poller.pollOnce());
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), undefined, 'no cursor without its rows');
+    pipeline.failEvaluate = undefined;
+    await poller.pollOnce();
+    assert.deepEqual(pipeline.evaluated, ['Patient/a/1']);
+  });
+
+  it('a catch-up requested while a pass runs gets a pass that starts after the request (it sees the change)', async () => {
+    const { client, pipeline, poller } = setup({ overlapSeconds: 0 });
+    client.put(stamped('Patient', 'a', '2001-01-01T00:00:01.000Z'));
+    let open: () => void = () => {};
+    client.gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const running = poller.pollOnce(); // its search has taken its snapshot and waits at the gate
+    await new Promise((resolve) => setImmediate(resolve));
+    client.put(stamped('Patient', 'b', '2001-01-01T00:00:02.000Z')); // a change after the pass began…
+    const catchUp = poller.pollOnce(); // …announced by a notification while the pass still runs
+    const again = poller.pollOnce(); // further requests meanwhile share the one queued pass
+    assert.equal(catchUp, again);
+    client.gate = undefined;
+    open();
+    await running;
+    await catchUp;
+    assert.deepEqual(pipeline.evaluated, ['Patient/a/1', 'Patient/b/1']);
+    assert.equal(client.searches.length, 2, 'one running pass and one queued pass, not one per request');
+    assert.equal(poller.busy, false);
+  });
+});
