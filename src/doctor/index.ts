@@ -1,0 +1,67 @@
+// `opencrvs-bridge doctor`: every live check in order, each a line an operator can act on. Later
+// checks that depend on an earlier one (routing needs a token) are skipped rather than piled on.
+import type { Env } from '../config/index.js';
+import type { MappingSet } from '../mapping/index.js';
+import { createOpenCrvsClient } from '../opencrvs/index.js';
+import { checkConfig, checkMappings, checkStore } from './local-checks.js';
+import { checkRouting, checkToken } from './opencrvs-checks.js';
+import { checkDhis2Source, checkFhirSource } from './source-checks.js';
+import { type CheckResult, type DoctorReport, skip } from './types.js';
+
+export type { CheckResult, CheckStatus, DoctorReport } from './types.js';
+
+export interface DoctorOptions {
+  /** The config file (--config or BRIDGE_CONFIG). */
+  file?: string;
+  env: Env;
+}
+
+export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
+  const checks: CheckResult[] = [];
+  const { result, config } = checkConfig(options.file, options.env);
+  checks.push(result);
+  if (!config) return { ok: false, checks };
+
+  checks.push(...checkStore(config));
+
+  const eventTypes = new Set<string>();
+  const mappingsBySource = new Map<string, MappingSet>();
+  for (const source of config.sources) {
+    const loaded = checkMappings(config, source);
+    checks.push(loaded.result);
+    if (loaded.mappings) {
+      mappingsBySource.set(source.id, loaded.mappings);
+      for (const mapping of loaded.mappings.mappings) eventTypes.add(mapping.eventType);
+    }
+  }
+
+  const sourceChecks = await Promise.all(
+    config.sources.map(async (source): Promise<CheckResult[]> => {
+      if (source.kind === 'dhis2') return checkDhis2Source(source);
+      const mappings = mappingsBySource.get(source.id);
+      // Without mappings the watched types are unknown; reachability is still worth knowing.
+      return checkFhirSource(source, mappings?.watchedResourceTypes() ?? []);
+    }),
+  );
+  checks.push(...sourceChecks.flat());
+
+  const client = createOpenCrvsClient(config.opencrvs);
+  try {
+    const token = await checkToken(config, client, [...eventTypes].sort());
+    checks.push(...token.results);
+    checks.push(...(token.tokenOk ? await checkRouting(config, client) : [skip('routing', 'needs an OpenCRVS token')]));
+  } finally {
+    client.close?.();
+  }
+  return { ok: checks.every((c) => c.status !== 'fail'), checks };
+}
+
+const MARKS: Record<CheckResult['status'], string> = { ok: '✔', fail: '✖', warn: '!', skip: '-' };
+
+/** One line per check: mark, name, detail. */
+export function formatReport(report: DoctorReport): string {
+  const lines = report.checks.map((c) => `${MARKS[c.status]} ${c.name}: ${c.detail}`);
+  const failed = report.checks.filter((c) => c.status === 'fail').length;
+  lines.push(report.ok ? '\nall checks passed' : `\n${failed} check${failed === 1 ? '' : 's'} failed`);
+  return lines.join('\n');
+}

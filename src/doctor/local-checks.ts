@@ -1,0 +1,75 @@
+// Checks that need nothing but this machine: the configuration, the store, the mappings.
+import { existsSync } from 'node:fs';
+import { type BridgeConfig, ConfigError, type Env, loadConfig, type SourceSettings } from '../config/index.js';
+import { openLedger } from '../ledger/index.js';
+import { loadMappings, MappingLoadError, type MappingSet } from '../mapping/index.js';
+import { type CheckResult, fail, ok, warn } from './types.js';
+
+export function checkConfig(file: string | undefined, env: Env): { result: CheckResult; config?: BridgeConfig } {
+  try {
+    const config = loadConfig({ file, env });
+    const sources = config.sources.length;
+    return {
+      config,
+      result: ok(
+        'config',
+        `${file ?? '(inline)'} is valid (OpenCRVS v${config.opencrvs.version} ${config.opencrvs.country}, ${sources} source${sources === 1 ? '' : 's'})`,
+      ),
+    };
+  } catch (err) {
+    // A ConfigError names the file and the key path; it never repeats the value.
+    if (err instanceof ConfigError) return { result: fail('config', err.message) };
+    throw err;
+  }
+}
+
+/** Opens the ledger (creating and migrating it as the bridge would), writes and reads back a meta key. */
+export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[] {
+  const path = config.store.path;
+  const existed = existsSync(path);
+  let ledger: ReturnType<typeof openLedger> | undefined;
+  try {
+    ledger = openLedger(path);
+    const stamp = now.toISOString();
+    ledger.setMeta('doctor:lastCheck', stamp);
+    if (ledger.getMeta('doctor:lastCheck') !== stamp)
+      return [fail('store', `${path}: a written value did not read back`)];
+    const results = [ok('store', `${path} is writable${existed ? '' : ' (created)'}`)];
+    const hold = ledger.getHold();
+    if (hold) {
+      results.push(
+        warn('queue', `delivery is held since ${new Date(hold.since).toISOString()}: ${hold.reason} (see /admin)`),
+      );
+    }
+    return results;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const message = err instanceof Error ? err.message : String(err);
+    return [fail('store', `${path}: ${code && !message.includes(code) ? `${code}: ` : ''}${message}`)];
+  } finally {
+    ledger?.close();
+  }
+}
+
+/** Loads (compiles and statically checks) each source's mappings against the configured form profiles. */
+export function checkMappings(
+  config: BridgeConfig,
+  source: SourceSettings,
+): { result: CheckResult; mappings?: MappingSet } {
+  const name = `mappings ${source.id}`;
+  const { country, version } = config.opencrvs;
+  try {
+    const mappings = loadMappings({ names: source.mappings, country, version, routing: config.routing });
+    const events = [...new Set(mappings.mappings.map((m) => m.eventType))].sort();
+    return {
+      mappings,
+      result: ok(
+        name,
+        `${source.mappings.join(', ')} valid for the ${country} v${version} forms (events: ${events.join(', ')})`,
+      ),
+    };
+  } catch (err) {
+    if (err instanceof MappingLoadError) return { result: fail(name, err.message) };
+    return { result: fail(name, err instanceof Error ? err.message : String(err)) };
+  }
+}

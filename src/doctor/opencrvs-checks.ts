@@ -1,0 +1,97 @@
+// Live checks against OpenCRVS: a token can be obtained, its scopes allow create and notify for the
+// event types the mappings produce, and every routed office and facility exists with the right type.
+import type { BridgeConfig } from '../config/types.js';
+import { type OpenCrvsClient, OpenCrvsError } from '../opencrvs/index.js';
+import { LocationResolver } from '../opencrvs/locations.js';
+import { missingGrants } from './scopes.js';
+import { displayUrl } from './source-checks.js';
+import { type CheckResult, fail, ok, skip, warn } from './types.js';
+
+const LOOKUP_CONCURRENCY = 4;
+
+export async function checkToken(
+  config: BridgeConfig,
+  client: OpenCrvsClient,
+  eventTypes: string[],
+): Promise<{ results: CheckResult[]; tokenOk: boolean }> {
+  const { tokenUrl, accessToken, version } = config.opencrvs;
+  const from = accessToken ? 'the configured static token' : `a token from ${displayUrl(tokenUrl ?? '')}`;
+  let scopes: string[];
+  let expiresAt: number;
+  try {
+    ({ scopes, expiresAt } = await client.checkToken());
+  } catch (err) {
+    // The client's errors never carry the client secret or the token (its transport scrubs them).
+    const why = err instanceof Error ? err.message : 'failed';
+    return { results: [fail('opencrvs token', `cannot obtain ${from}: ${why}`)], tokenOk: false };
+  }
+  const left = Number.isFinite(expiresAt) ? `, valid for ${Math.round((expiresAt - Date.now()) / 1000)} s` : '';
+  const results = [
+    Number.isFinite(expiresAt) && expiresAt <= Date.now()
+      ? fail('opencrvs token', `${from} has expired`)
+      : ok('opencrvs token', `obtained ${from}${left}`),
+  ];
+  if (eventTypes.length === 0) {
+    results.push(skip('opencrvs scopes', 'no mapping loaded, so no event type to check'));
+  } else {
+    const missing = missingGrants(scopes, version, eventTypes);
+    results.push(
+      missing.length > 0
+        ? fail('opencrvs scopes', `the token lacks ${missing.join(', ')} (OpenCRVS v${version} scope format)`)
+        : ok('opencrvs scopes', `record.create and record.notify allowed for ${eventTypes.join(', ')}`),
+    );
+  }
+  return { results, tokenOk: true };
+}
+
+interface RoutedRef {
+  /** The config key path, e.g. `routing.facilities["Location/x"].office`. */
+  path: string;
+  ref: string;
+  type: 'CRVS_OFFICE' | 'HEALTH_FACILITY';
+}
+
+export function routedRefs(config: BridgeConfig): RoutedRef[] {
+  const refs: RoutedRef[] = [];
+  const { defaultOffice, facilities } = config.routing;
+  if (defaultOffice) refs.push({ path: 'routing.defaultOffice', ref: defaultOffice, type: 'CRVS_OFFICE' });
+  for (const [source, route] of Object.entries(facilities)) {
+    const at = `routing.facilities[${JSON.stringify(source)}]`;
+    if (route.office) refs.push({ path: `${at}.office`, ref: route.office, type: 'CRVS_OFFICE' });
+    if (route.facility) refs.push({ path: `${at}.facility`, ref: route.facility, type: 'HEALTH_FACILITY' });
+  }
+  return refs;
+}
+
+/** One line per problem (key path, reference, why) and one summary line when all are found. */
+export async function checkRouting(config: BridgeConfig, client: OpenCrvsClient): Promise<CheckResult[]> {
+  const refs = routedRefs(config);
+  if (refs.length === 0) {
+    return [warn('routing', 'no office configured (routing.defaultOffice, routing.facilities): records need one')];
+  }
+  const resolver = new LocationResolver(client);
+  const problems: CheckResult[] = [];
+  for (let i = 0; i < refs.length; i += LOOKUP_CONCURRENCY) {
+    const batch = refs.slice(i, i + LOOKUP_CONCURRENCY);
+    const settled = await Promise.allSettled(batch.map((item) => resolver.resolve(item.ref, item.type)));
+    for (const [j, outcome] of settled.entries()) {
+      const item = batch[j];
+      if (outcome.status === 'fulfilled' || !item) continue;
+      const err: unknown = outcome.reason;
+      const why =
+        err instanceof OpenCrvsError && err.kind === 'unknown-office'
+          ? err.opencrvsMessage
+          : `lookup failed: ${err instanceof Error ? err.message : 'error'}`;
+      problems.push(fail('routing', `${item.path}: ${why}`));
+    }
+  }
+  if (problems.length > 0) return problems;
+  const offices = new Set(refs.filter((r) => r.type === 'CRVS_OFFICE').map((r) => r.ref)).size;
+  const facilities = new Set(refs.filter((r) => r.type === 'HEALTH_FACILITY').map((r) => r.ref)).size;
+  return [
+    ok(
+      'routing',
+      `${offices} office${offices === 1 ? '' : 's'} (CRVS_OFFICE) and ${facilities} facilit${facilities === 1 ? 'y' : 'ies'} (HEALTH_FACILITY) found in OpenCRVS`,
+    ),
+  ];
+}

@@ -1,0 +1,119 @@
+// Live checks of the configured sources: a FHIR server's CapabilityStatement plus one probe search and
+// read per watched resource type; a DHIS2 server's /api/system/info with the configured auth.
+import type { SourceSettings } from '../config/types.js';
+import { silentLogger } from '../observability/logger.js';
+import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
+import { createSourceAuthenticator } from '../sources/shared/source-auth.js';
+import { capabilityGaps, declaresLastUpdated, summarizeCapabilities } from './fhir-capability.js';
+import { type CheckResult, fail, ok, warn } from './types.js';
+
+/** scheme://host/path only: no user info, no query (either may carry credentials). */
+export function displayUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname.replace(/\/+$/, '')}`;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+function reason(err: unknown): string {
+  return err instanceof Error ? err.message : 'failed';
+}
+
+export async function checkFhirSource(settings: SourceSettings, watchedTypes: string[]): Promise<CheckResult[]> {
+  const name = `source ${settings.id}`;
+  const where = displayUrl(settings.baseUrl);
+  // One attempt per call: the doctor reports what it sees rather than retrying it away.
+  const client = new FhirSourceClient(settings, { logger: silentLogger, attempts: 1 });
+  let statement: unknown;
+  try {
+    statement = await client.capabilityStatement();
+  } catch (err) {
+    return [fail(name, `${where}: cannot read the CapabilityStatement (${reason(err)})`)];
+  }
+  const summary = summarizeCapabilities(statement);
+  if (!summary) return [fail(name, `${where}/metadata is not a CapabilityStatement`)];
+
+  const results: CheckResult[] = [];
+  const gaps = watchedTypes.flatMap((type) => capabilityGaps(summary, type));
+  if (gaps.length > 0) results.push(fail(name, `the CapabilityStatement of ${where}: ${gaps.join('; ')}`));
+
+  // A probe search exactly as the poller sends it (an empty page is fine) and a read of an id that
+  // does not exist (404 is the expected answer): what the statement declares is only a hint.
+  const since = new Date(Date.now() - 60_000).toISOString();
+  const probes = await Promise.all(
+    watchedTypes.map(async (type) => {
+      try {
+        await client.searchPage(type, { _lastUpdated: `ge${since}`, _sort: '_lastUpdated', _count: '1' });
+        await client.read(type, 'opencrvs-bridge-doctor-probe');
+        return undefined;
+      } catch (err) {
+        return `${type}: ${reason(err)}`;
+      }
+    }),
+  );
+  const failedProbes = probes.filter((p): p is string => p !== undefined);
+  if (failedProbes.length > 0) {
+    results.push(fail(name, `search by _lastUpdated with _sort, or read, refused: ${failedProbes.join('; ')}`));
+  }
+  const undeclared = watchedTypes.filter((type) => !declaresLastUpdated(summary, type));
+  if (undeclared.length > 0 && failedProbes.length === 0) {
+    results.push(warn(name, `_lastUpdated not declared for ${undeclared.join(', ')} (the probe search worked)`));
+  }
+  if (settings.subscription) {
+    results.push(
+      summary.types.has('Subscription')
+        ? ok(name, 'subscription configured; the server advertises Subscription')
+        : warn(
+            name,
+            'subscription configured but the server does not advertise Subscription: set notifications up on the server side (polling still catches up)',
+          ),
+    );
+  }
+  if (gaps.length === 0 && failedProbes.length === 0) {
+    const server = [summary.software, summary.fhirVersion ? `FHIR ${summary.fhirVersion}` : undefined]
+      .filter(Boolean)
+      .join(', ');
+    results.unshift(
+      ok(
+        name,
+        `${where}${server ? ` (${server})` : ''}: search by _lastUpdated with _sort and read work for ${watchedTypes.join(', ')}`,
+      ),
+    );
+  }
+  return results;
+}
+
+/** DHIS2: GET /api/system/info with the configured auth (200 with a version = reachable and accepted). */
+export async function checkDhis2Source(settings: SourceSettings): Promise<CheckResult[]> {
+  const name = `source ${settings.id}`;
+  const where = displayUrl(settings.baseUrl);
+  try {
+    const headers = await createSourceAuthenticator(settings.auth, settings.timeoutMs).headers();
+    const response = await fetch(`${settings.baseUrl.replace(/\/+$/, '')}/api/system/info`, {
+      headers: { accept: 'application/json', ...headers },
+      signal: AbortSignal.timeout(settings.timeoutMs),
+    });
+    if (response.status === 401 || response.status === 403) {
+      await response.body?.cancel();
+      return [fail(name, `${where}: HTTP ${response.status}, the configured ${settings.auth.type} auth was refused`)];
+    }
+    if (!response.ok) {
+      await response.body?.cancel();
+      return [fail(name, `${where}/api/system/info answered HTTP ${response.status}`)];
+    }
+    const body: unknown = await response.json().catch(() => undefined);
+    const version =
+      typeof body === 'object' && body !== null && 'version' in body && typeof body.version === 'string'
+        ? body.version
+        : undefined;
+    if (!version) return [fail(name, `${where}/api/system/info is not a DHIS2 system info answer`)];
+    return [ok(name, `${where}: DHIS2 ${version} reachable with the configured ${settings.auth.type} auth`)];
+  } catch (err) {
+    const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+    // fetch reports a network failure as a TypeError; other errors (a source token endpoint) say why.
+    const why = timedOut ? 'timeout' : err instanceof TypeError ? 'network error' : reason(err);
+    return [fail(name, `${where} unreachable: ${why}`)];
+  }
+}

@@ -1,0 +1,211 @@
+// `opencrvs-bridge doctor` against the running simulators: all green on a good configuration, and one
+// clear failing line for each thing an engineer typically gets wrong. The CLI runs as a separate
+// process (exit codes, output); the finer cases call runDoctor in-process.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { formatReport, runDoctor } from '../../src/doctor/index.js';
+import { DEFAULT_SANDBOX_AUTH, type Dhis2Simulator, startDhis2Simulator } from '../../src/sandbox/dhis2/index.js';
+import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
+import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
+
+const cli = new URL('../../src/cli.ts', import.meta.url).href;
+const dir = mkdtempSync(join(tmpdir(), 'doctor-cli-'));
+
+let opencrvs: OpenCrvsSimulator;
+let fhir: FhirSandbox;
+let dhis2: Dhis2Simulator;
+let closedPort: number;
+
+function configObject(overrides: { clientSecret?: string; clientId?: string; routing?: unknown; sources?: unknown }) {
+  return {
+    opencrvs: {
+      tokenUrl: opencrvs.tokenUrl,
+      eventsUrl: opencrvs.eventsUrl,
+      clientId: overrides.clientId ?? opencrvs.clientId,
+      clientSecret: overrides.clientSecret ?? opencrvs.clientSecret,
+    },
+    store: { path: join(dir, 'bridge.db') },
+    sources: overrides.sources ?? [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl }],
+    routing: overrides.routing ?? {
+      defaultOffice: 'LHUYvwY2Aq1',
+      facilities: { 'Location/emr-loc-ibombo-hospital': { office: 'xmJJAsGfSTn', facility: 't0qT1Vh8qi3' } },
+    },
+  };
+}
+
+let fileCount = 0;
+function writeConfig(value: unknown): string {
+  fileCount += 1;
+  const file = join(dir, `bridge-${fileCount}.yaml`);
+  writeFileSync(file, JSON.stringify(value, null, 2)); // JSON is YAML
+  return file;
+}
+
+/** Spawned asynchronously: the simulators answer from this process's event loop. */
+function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const entry = `import { main } from ${JSON.stringify(cli)}; process.exitCode = await main(['node', 'opencrvs-bridge', ...JSON.parse(process.env.CLI_ARGS)]);`;
+  const env: NodeJS.ProcessEnv = { ...process.env, CLI_ARGS: JSON.stringify(args), LOG_LEVEL: 'silent' };
+  delete env.BRIDGE_CONFIG;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', entry], { env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function failing(report: { checks: Array<{ name: string; status: string; detail: string }> }) {
+  return report.checks.filter((c) => c.status === 'fail');
+}
+
+before(async () => {
+  opencrvs = await startOpenCrvsSimulator({ port: 0 });
+  fhir = await startFhirSandbox({ port: 0 });
+  dhis2 = await startDhis2Simulator({ port: 0 });
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closedPort = (server.address() as AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+});
+
+after(async () => {
+  await Promise.all([opencrvs.close(), fhir.close(), dhis2.close()]);
+});
+
+describe('opencrvs-bridge doctor (CLI)', () => {
+  it('passes every check against the running simulators and exits 0', async () => {
+    const r = await runCli(['doctor', '--config', writeConfig(configObject({}))]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const lines = r.stdout.trim().split('\n').filter(Boolean);
+    for (const name of [
+      'config',
+      'store',
+      'mappings emr',
+      'source emr',
+      'opencrvs token',
+      'opencrvs scopes',
+      'routing',
+    ])
+      assert.ok(
+        lines.some((l) => l.startsWith(`✔ ${name}:`)),
+        `no passing line for ${name}:\n${r.stdout}`,
+      );
+    assert.ok(!lines.some((l) => l.startsWith('✖')), r.stdout);
+    assert.ok(!r.stdout.includes(opencrvs.clientSecret), 'the client secret is printed');
+  });
+
+  it('exits 1 with the failing check named when the client secret is wrong, without printing it', async () => {
+    const secret = 'wrong-secret-d0c70r';
+    const r = await runCli(['doctor', '--json', '--config', writeConfig(configObject({ clientSecret: secret }))]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.ok, false);
+    const token = report.checks.find((c: { name: string }) => c.name === 'opencrvs token');
+    assert.equal(token.status, 'fail');
+    assert.match(token.detail, /HTTP 401/);
+    assert.equal(report.checks.find((c: { name: string }) => c.name === 'routing').status, 'skip');
+    assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), 'the wrong secret is printed');
+  });
+
+  it('exits 1 with the key path of an invalid configuration', async () => {
+    const bad = { ...configObject({}), http: { port: 'eighty' } };
+    const r = await runCli(['doctor', '--config', writeConfig(bad)]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /^✖ config: .*http\.port: must be integer/m);
+  });
+});
+
+describe('doctor checks', () => {
+  it('names an unknown office externalId with its config key path', async () => {
+    const routing = { defaultOffice: 'NoSuchOffice1' };
+    const report = await runDoctor({ file: writeConfig(configObject({ routing })), env: {} });
+    assert.equal(report.ok, false);
+    assert.deepEqual(
+      failing(report).map((c) => `${c.name}: ${c.detail}`),
+      ['routing: routing.defaultOffice: location NoSuchOffice1 is not a location of this OpenCRVS deployment'],
+    );
+  });
+
+  it('refuses a health facility configured as an office (wrong location type)', async () => {
+    const routing = { facilities: { 'Location/a': { office: 't0qT1Vh8qi3', facility: 'R2i8nqg83Y0' } } };
+    const report = await runDoctor({ file: writeConfig(configObject({ routing })), env: {} });
+    const lines = failing(report).map((c) => c.detail);
+    assert.deepEqual(lines, [
+      'routing.facilities["Location/a"].office: location t0qT1Vh8qi3 is a HEALTH_FACILITY, not a CRVS_OFFICE',
+    ]);
+  });
+
+  it('reports an unreachable FHIR source and still runs the OpenCRVS checks', async () => {
+    const sources = [{ id: 'gone', kind: 'fhir', baseUrl: `http://127.0.0.1:${closedPort}/fhir` }];
+    const report = await runDoctor({ file: writeConfig(configObject({ sources })), env: {} });
+    const failed = failing(report);
+    assert.equal(failed.length, 1, formatReport(report));
+    assert.equal(failed[0]?.name, 'source gone');
+    assert.match(failed[0]?.detail ?? '', /cannot read the CapabilityStatement \(capabilities failed: network error\)/);
+    assert.equal(report.checks.find((c) => c.name === 'routing')?.status, 'ok');
+  });
+
+  it('reports missing scopes for an event type the mappings produce', async () => {
+    await opencrvs.control.addClient({
+      clientId: 'births-only',
+      clientSecret: 'births-only-secret',
+      scopes: ['type=record.create&event=birth', 'type=record.notify&event=birth'],
+    });
+    const config = configObject({ clientId: 'births-only', clientSecret: 'births-only-secret' });
+    const report = await runDoctor({ file: writeConfig(config), env: {} });
+    const scopes = report.checks.find((c) => c.name === 'opencrvs scopes');
+    assert.equal(scopes?.status, 'fail');
+    assert.equal(
+      scopes?.detail,
+      'the token lacks record.create for death, record.notify for death (OpenCRVS v2.0 scope format)',
+    );
+  });
+
+  it('notes whether the FHIR server advertises Subscription when a subscription is configured', async () => {
+    const sources = [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, subscription: { secret: 'sub-secret-0001' } }];
+    const report = await runDoctor({ file: writeConfig(configObject({ sources })), env: {} });
+    const note = report.checks.find((c) => c.name === 'source emr' && c.detail.includes('subscription'));
+    assert.ok(note, formatReport(report));
+    assert.ok(note.status === 'ok' || note.status === 'warn');
+    assert.equal(report.ok, true, formatReport(report));
+  });
+
+  it('checks a DHIS2 source with its configured auth', async () => {
+    const good = {
+      id: 'hmis',
+      kind: 'dhis2',
+      baseUrl: dhis2.baseUrl,
+      auth: { type: 'pat', token: DEFAULT_SANDBOX_AUTH.pat },
+    };
+    const bad = {
+      id: 'hmis-bad',
+      kind: 'dhis2',
+      baseUrl: dhis2.baseUrl,
+      auth: { type: 'basic', username: 'admin', password: 'nope' },
+    };
+    const report = await runDoctor({ file: writeConfig(configObject({ sources: [good, bad] })), env: {} });
+    const line = (name: string) => report.checks.find((c) => c.name === name);
+    assert.equal(line('source hmis')?.status, 'ok', formatReport(report));
+    assert.match(line('source hmis')?.detail ?? '', /DHIS2 \S+ reachable/);
+    assert.equal(line('source hmis-bad')?.status, 'fail');
+    assert.match(line('source hmis-bad')?.detail ?? '', /HTTP 401, the configured basic auth was refused/);
+    assert.ok(!formatReport(report).includes(DEFAULT_SANDBOX_AUTH.pat));
+  });
+});

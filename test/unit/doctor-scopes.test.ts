@@ -1,0 +1,70 @@
+// The doctor's reading of OpenCRVS scopes (both formats) and of FHIR CapabilityStatements.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { capabilityGaps, declaresLastUpdated, summarizeCapabilities } from '../../src/doctor/fhir-capability.js';
+import { missingGrants } from '../../src/doctor/scopes.js';
+
+describe('missingGrants', () => {
+  it('accepts v2.0 scopes that list the event types', () => {
+    const scopes = ['type=record.create&event=birth,death', 'type=record.notify&event=birth,death'];
+    assert.deepEqual(missingGrants(scopes, '2.0', ['birth', 'death']), []);
+  });
+
+  it('reads a v2.0 scope without event= as every event type', () => {
+    assert.deepEqual(missingGrants(['type=record.create', 'type=record.notify'], '2.0', ['death']), []);
+  });
+
+  it('names each missing grant per event type', () => {
+    const scopes = ['type=record.create&event=birth,death', 'type=record.notify&event=birth'];
+    assert.deepEqual(missingGrants(scopes, '2.0', ['birth', 'death']), ['record.notify for death']);
+  });
+
+  it('reads v1.9 bracket scopes, with and without an event list', () => {
+    const scopes = ['notification-api', 'record.create[event=birth|death]', 'record.notify'];
+    assert.deepEqual(missingGrants(scopes, '1.9', ['birth', 'death']), []);
+    assert.deepEqual(missingGrants(['record.create[event=birth]'], '1.9', ['death']), [
+      'record.create for death',
+      'record.notify for death',
+    ]);
+  });
+
+  it('does not take a similar-looking scope for the one needed', () => {
+    assert.deepEqual(missingGrants(['type=record.read&event=birth', 'type=record.notify'], '2.0', ['birth']), [
+      'record.create for birth',
+    ]);
+  });
+});
+
+describe('CapabilityStatement summary', () => {
+  const statement = {
+    resourceType: 'CapabilityStatement',
+    fhirVersion: '4.0.1',
+    rest: [
+      {
+        mode: 'server',
+        searchParam: [{ name: '_lastUpdated', type: 'date' }],
+        resource: [
+          { type: 'Patient', interaction: [{ code: 'read' }, { code: 'search-type' }] },
+          { type: 'Encounter', interaction: [{ code: 'read' }] },
+          { type: 'Observation' },
+        ],
+      },
+    ],
+  };
+
+  it('finds what is missing for polling and reading each type', () => {
+    const summary = summarizeCapabilities(statement);
+    assert.ok(summary);
+    assert.deepEqual(capabilityGaps(summary, 'Patient'), []);
+    assert.deepEqual(capabilityGaps(summary, 'Encounter'), ['Encounter search is not listed']);
+    assert.deepEqual(capabilityGaps(summary, 'Task'), ['Task is not listed']);
+    // Listed without interactions: only the live probe can tell.
+    assert.deepEqual(capabilityGaps(summary, 'Observation'), []);
+    assert.equal(declaresLastUpdated(summary, 'Observation'), true);
+  });
+
+  it('rejects something that is not a CapabilityStatement', () => {
+    assert.equal(summarizeCapabilities({ resourceType: 'OperationOutcome' }), undefined);
+    assert.equal(summarizeCapabilities('<html>'), undefined);
+  });
+});
