@@ -71,8 +71,10 @@ export async function startFhirSandboxWith(
   }
 
   const server = createServer(fhirRequestListener(deps));
-  // Keep-alive sockets would hold close() open until they time out.
-  server.keepAliveTimeout = 1000;
+  // Node's default keep-alive (5 s). Not less: undici (fetch) reuses a socket only while the server's
+  // `Keep-Alive: timeout` hint exceeds its 1 s safety margin, so `timeout=1` made every request open a new
+  // connection. close() closes idle sockets itself, so a long keep-alive does not hold it open.
+  server.keepAliveTimeout = 5000;
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
