@@ -24,6 +24,9 @@ export function createLogger(settings: LoggerSettings = {}): Logger {
       log: (object) => redactDeep(object) as Record<string, unknown>,
       bindings: (bindings) => redactDeep(bindings) as Record<string, unknown>,
     },
+    // pino's own `err` serializer would run after the formatter and re-read the redacted error as a
+    // plain object (type "Object"); the formatter's output is already the serialized form.
+    serializers: { err: (value: unknown) => value },
     hooks: {
       logMethod(args, method) {
         const scrubbed = args.map((arg) => (typeof arg === 'string' ? scrubString(arg) : arg));

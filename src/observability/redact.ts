@@ -49,6 +49,16 @@ const SENSITIVE_KEYS = new Set(
   ].map((k) => k.toLowerCase()),
 );
 
+/**
+ * OpenCRVS declaration field ids are dotted (`child.dob`, `mother.nid`, `informant.phoneNo`,
+ * `eventDetails.date` = the date of death): the last segment says what the value is.
+ */
+const SENSITIVE_FIELD_SUFFIXES = new Set(
+  ['name', 'dob', 'nid', 'brn', 'passport', 'address', 'phoneno', 'email', 'date', 'age', 'description'].map((k) =>
+    k.toLowerCase(),
+  ),
+);
+
 const REDACTED = '[redacted]';
 const MAX_DEPTH = 8;
 
@@ -59,6 +69,14 @@ const STRING_SCRUBBERS: ReadonlyArray<[RegExp, string]> = [
   [/(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g, `$1 ${REDACTED}`],
   [/eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g, REDACTED],
   [/(\/\/[^/\s:@]+:)[^@\s/]+@/g, `$1${REDACTED}@`],
+  // Search parameters that carry personal data (FHIR `family=`, `birthdate=`, `identifier=`, chained
+  // `subject:Patient.name=`, DHIS2-style `phone=`), wherever a URL is logged.
+  [
+    /([?&](?:[\w.:-]*[.:])?(?:name|given|family|phonetic|birthdate|birth-date|death-date|deathdate|deceased|identifier|phone|email|telecom|address(?:-[a-z]+)?|mrn|nid|brn|passport)(?::[a-z-]+)?=)[^&\s"']*/gi,
+    `$1${REDACTED}`,
+  ],
+  // Email addresses in free text.
+  [/[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g, REDACTED],
 ];
 
 export function scrubString(text: string): string {
@@ -68,7 +86,27 @@ export function scrubString(text: string): string {
 }
 
 export function isSensitiveKey(key: string): boolean {
-  return SENSITIVE_KEYS.has(key.toLowerCase());
+  const lower = key.toLowerCase();
+  if (SENSITIVE_KEYS.has(lower)) return true;
+  const dot = lower.lastIndexOf('.');
+  return dot >= 0 && SENSITIVE_FIELD_SUFFIXES.has(lower.slice(dot + 1));
+}
+
+// Error properties worth keeping: classifications and statuses, never bodies or payloads.
+const ERROR_FIELDS = ['code', 'status', 'kind', 'classification', 'operation', 'retryable'] as const;
+
+function redactError(error: Error, depth: number): Record<string, unknown> {
+  const out: Record<string, unknown> = { type: error.name, message: scrubString(error.message) };
+  const fields: Record<string, unknown> = { ...error };
+  for (const field of ERROR_FIELDS) {
+    const value = fields[field];
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+      out[field] = typeof value === 'string' ? scrubString(value) : value;
+    }
+  }
+  if (error.stack) out.stack = scrubString(error.stack);
+  if (error.cause !== undefined) out.cause = redactDeep(error.cause, depth + 1);
+  return out;
 }
 
 /** Returns a copy of `value` with sensitive keys replaced and secret fragments scrubbed from strings. */
@@ -76,13 +114,7 @@ export function redactDeep(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return scrubString(value);
   if (value === null || typeof value !== 'object') return value;
   if (depth >= MAX_DEPTH) return '[depth limit]';
-  if (value instanceof Error) {
-    return {
-      type: value.name,
-      message: scrubString(value.message),
-      stack: value.stack ? scrubString(value.stack) : undefined,
-    };
-  }
+  if (value instanceof Error) return redactError(value, depth);
   if (Array.isArray(value)) return value.map((item) => redactDeep(item, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) {

@@ -1,0 +1,167 @@
+// Redaction at the logger: whatever a component logs (objects, errors, messages), personal data and
+// secrets do not reach the output. Checked on the JSON lines a real logger writes.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { DestinationStream } from 'pino';
+import { createLogger } from '../../src/observability/logger.js';
+import { redactDeep, scrubString } from '../../src/observability/redact.js';
+
+const JWT =
+  'eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzY29wZSI6WyJ0eXBlPXJlY29yZC5jcmVhdGUiXSwiZXhwIjoxNzAwMDAwMDAwfQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ';
+
+/** A logger at trace level whose output is kept as text. */
+function capture(): { log: ReturnType<typeof createLogger>; text: () => string } {
+  const lines: string[] = [];
+  const destination: DestinationStream = {
+    write(chunk: string) {
+      lines.push(chunk);
+    },
+  };
+  return { log: createLogger({ level: 'trace', destination }), text: () => lines.join('') };
+}
+
+function assertAbsent(text: string, values: string[]): void {
+  for (const value of values) assert.ok(!text.includes(value), `${JSON.stringify(value)} leaked in ${text}`);
+}
+
+const PATIENT = {
+  resourceType: 'Patient',
+  id: 'p1',
+  name: [{ given: ['Wanjiku'], family: 'Otieno' }],
+  birthDate: '2019-02-12',
+  deceasedDateTime: '2024-05-06T10:00:00Z',
+  identifier: [{ system: 'urn:mrn', value: 'MRN-777123' }],
+  address: [{ line: ['12 Baobab Lane'], city: 'Ilanga', postalCode: '90210' }],
+  telecom: [
+    { system: 'phone', value: '+260 977 123456' },
+    { system: 'email', value: 'w.otieno@example.org' },
+  ],
+};
+const PATIENT_VALUES = [
+  'Wanjiku',
+  'Otieno',
+  '2019-02-12',
+  '2024-05-06',
+  'MRN-777123',
+  'Baobab',
+  '90210',
+  '977 123456',
+  'w.otieno@example.org',
+];
+
+describe('redaction of logged objects', () => {
+  it('drops names, birth and death dates, identifiers, addresses, phones and emails of a FHIR resource', () => {
+    const { log, text } = capture();
+    log.info({ patient: PATIENT, resourceType: 'Patient', id: 'p1' }, 'read');
+    assertAbsent(text(), PATIENT_VALUES);
+    // What is not personal stays, so the line is still useful.
+    const line = JSON.parse(text());
+    assert.equal(line.patient.id, 'p1');
+    assert.equal(line.resourceType, 'Patient');
+  });
+
+  it('drops OpenCRVS declaration fields by their field id (child.name, mother.nid, informant.phoneNo, …)', () => {
+    const { log, text } = capture();
+    const fields = {
+      'child.name': { firstname: 'Amani', surname: 'Banda' },
+      'child.dob': '2026-11-03',
+      'mother.nid': '1234567890',
+      'mother.passport': 'ZP998877',
+      'informant.phoneNo': '0977123456',
+      'informant.email': 'amani.banda@example.com',
+      'mother.address': { streetLevelDetails: { street: 'Kafue Road' } },
+      'eventDetails.date': '2025-01-31',
+      'child.gender': 'female',
+    };
+    log.warn({ fields, eventType: 'birth' }, 'field problems');
+    assertAbsent(text(), [
+      'Amani',
+      'Banda',
+      '2026-11-03',
+      '1234567890',
+      'ZP998877',
+      '0977123456',
+      'amani.banda',
+      'Kafue',
+      '2025-01-31',
+    ]);
+    assert.equal(JSON.parse(text()).fields['child.gender'], 'female');
+  });
+
+  it('drops secrets and tokens by key at any depth, including request headers', () => {
+    const { log, text } = capture();
+    log.debug(
+      {
+        a: { b: { c: { d: { clientSecret: 'cs-1', client_secret: 'cs-2', password: 'pw-3', hmacSecret: 'hm-4' } } } },
+        headers: { Authorization: `Bearer ${JWT}`, Cookie: 'session=s-5' },
+        settings: { accessToken: 'at-6', token: 'tk-7', apiKey: 'ak-8' },
+      },
+      'settings',
+    );
+    assertAbsent(text(), ['cs-1', 'cs-2', 'pw-3', 'hm-4', JWT.slice(0, 30), 's-5', 'at-6', 'tk-7', 'ak-8']);
+  });
+
+  it('drops personal data nested deep inside arrays and bundles', () => {
+    const bundle = { resourceType: 'Bundle', entry: [{ fullUrl: 'urn:uuid:1', resource: PATIENT }], total: 1 };
+    const out = JSON.stringify(redactDeep({ result: { pages: [{ bundle }] } }));
+    assertAbsent(out, PATIENT_VALUES);
+    assert.match(out, /"total":1/);
+  });
+
+  it('keeps error type and message but scrubs secrets from them, and drops bodies carried by errors', () => {
+    const { log, text } = capture();
+    const err = Object.assign(
+      new Error(`token request to https://gw.example/auth/token?client_id=bridge&client_secret=top-secret-9 failed`),
+      { body: { errors: [{ value: { firstname: 'Zawadi' } }] }, status: 400 },
+    );
+    log.error({ err }, 'delivery failed');
+    const out = text();
+    assertAbsent(out, ['top-secret-9', 'Zawadi']);
+    const logged = JSON.parse(out).err;
+    assert.equal(logged.type, 'Error');
+    assert.equal(logged.status, 400);
+    assert.match(logged.message, /^token request to https:\/\/gw\.example\/auth\/token\?/);
+  });
+
+  it('scrubs an error whose cause carries personal data', () => {
+    const { log, text } = capture();
+    const err = new Error('mapping failed', { cause: { resource: PATIENT, reason: 'no office' } });
+    log.error({ err }, 'mapping failed');
+    assertAbsent(text(), PATIENT_VALUES);
+  });
+});
+
+describe('redaction of message strings', () => {
+  it('scrubs secret-bearing query strings, bearer tokens, JWTs and URL credentials', () => {
+    const text = scrubString(
+      `POST https://gw.example/auth/token?client_id=bridge&client_secret=s3cr3t-value&grant_type=client_credentials ` +
+        `Authorization: Bearer abc.def-ghi Basic dXNlcjpwYXNz token ${JWT} https://admin:hunter2@fhir.example/fhir`,
+    );
+    assertAbsent(text, ['s3cr3t-value', 'abc.def-ghi', 'dXNlcjpwYXNz', JWT.slice(0, 20), 'hunter2']);
+    assert.match(text, /grant_type=client_credentials/);
+  });
+
+  it('scrubs personal-data search parameters from logged URLs', () => {
+    const { log, text } = capture();
+    log.info(
+      'GET https://emr.example/fhir/Patient?family=Otieno&given=Wanjiku&birthdate=2019-02-12&identifier=urn:mrn|MRN-777123&_count=10',
+    );
+    log.info(
+      { url: 'https://emr.example/fhir/Patient?name=Otieno&phone=0977123456&email=w.o@example.org&_sort=_lastUpdated' },
+      'search',
+    );
+    assertAbsent(text(), ['Otieno', 'Wanjiku', '2019-02-12', 'MRN-777123', '0977123456', 'w.o@example.org']);
+    assert.match(text(), /_count=10/);
+    assert.match(text(), /_sort=_lastUpdated/);
+  });
+
+  it('scrubs email addresses from free text', () => {
+    assert.equal(scrubString('notify w.otieno@example.org failed'), 'notify [redacted] failed');
+  });
+
+  it('scrubs interpolated message arguments too', () => {
+    const { log, text } = capture();
+    log.info('token %s for %s', JWT, 'https://gw.example/auth/token?client_secret=xyz-secret');
+    assertAbsent(text(), [JWT.slice(0, 20), 'xyz-secret']);
+  });
+});
