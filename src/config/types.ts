@@ -74,8 +74,46 @@ export interface SourceSettings {
   poll: PollSettings;
   subscription?: SubscriptionSettings;
   mappings: string[];
-  dhis2?: Record<string, unknown>;
-  writeBack?: Record<string, unknown>;
+  dhis2?: Dhis2Settings;
+  writeBack?: WriteBackSettings;
+}
+
+export type Dhis2OrgUnitMode = 'SELECTED' | 'CHILDREN' | 'DESCENDANTS' | 'ACCESSIBLE' | 'CAPTURE' | 'ALL';
+
+/** `sources[].dhis2` (kind: dhis2): which tracked entities the poller reads. Defaults: the DHIS2 demo Child Programme. */
+export interface Dhis2Settings {
+  /** Program uid the tracked entities are enrolled in (default IpHINAT79UW, Child Programme). */
+  program: string;
+  /** Org unit uids to poll; absent = every org unit the user may search (orgUnitMode ACCESSIBLE). */
+  orgUnits?: string[];
+  orgUnitMode?: Dhis2OrgUnitMode;
+  /** Only with no program filter in DHIS2 terms; sent as `trackedEntityType` when set. */
+  trackedEntityType?: string;
+  /** Only enrollments in this status (`enrollmentStatus`). */
+  enrollmentStatus?: 'ACTIVE' | 'COMPLETED' | 'CANCELLED';
+  /** The `fields` filter of the poll; must include attributes, enrollments (with events) and relationships. */
+  fields: string;
+}
+
+/**
+ * `sources[].writeBack`: write the OpenCRVS tracking id back to the source record once delivered.
+ * DHIS2 uses `dataElement` (+ `programStage`) or `attribute`; FHIR uses `target` (+ `identifierSystem`).
+ */
+export interface WriteBackSettings {
+  enabled: boolean;
+  /** DHIS2: data element that receives the tracking id, on an event of `programStage` (default: the trigger event). */
+  dataElement?: string;
+  programStage?: string;
+  /** DHIS2: tracked entity attribute that receives the tracking id (instead of a data element). */
+  attribute?: string;
+  /** FHIR: an identifier on a resource (default), or a Task / DocumentReference that carries it. */
+  target: 'identifier' | 'task' | 'documentReference';
+  /** FHIR, target identifier: the subject Patient (default) or the resource that triggered the event. */
+  resource: 'subject' | 'trigger';
+  identifierSystem: string;
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
 }
 
 export interface FacilityRoute {

@@ -255,6 +255,7 @@ describe('ledger: schema', () => {
     assert.deepEqual(db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all(), [
       { version: 1, name: 'initial' },
       { version: 2, name: 'requeue-generation-and-inbox' },
+      { version: 3, name: 'write-backs' },
     ]);
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
     db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)").run();

@@ -2,8 +2,9 @@
 // copying. Append new ones to the list; never edit or reorder a shipped one.
 import { migration001 } from './001-initial.js';
 import { migration002 } from './002-requeue-generation-and-inbox.js';
+import { migration003 } from './003-write-backs.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
 
-export const MIGRATIONS: readonly Migration[] = [migration001, migration002];
+export const MIGRATIONS: readonly Migration[] = [migration001, migration002, migration003];
