@@ -1,4 +1,5 @@
 // `map --input`: every subject in a bundle against every mapping; one result for a person to read.
+import { dhis2InputFetcher } from './dhis2-input.js';
 import { bundleFetcher, normalizeReference } from './fetcher.js';
 import type { MappingSet } from './set.js';
 import { asJson, type MapOptions, type MappedResult, type MapResult, type Resource } from './types.js';
@@ -20,12 +21,17 @@ function candidates(resources: Resource[], type: string): string[] {
 }
 
 export async function mapInput(set: MappingSet, input: unknown, options: MapOptions = {}): Promise<MapResult> {
-  const fetcher = bundleFetcher(input);
+  // DHIS2 tracker JSON goes to the dhis2 mappings, anything else is read as FHIR.
+  const dhis2 = dhis2InputFetcher(input);
+  const fetcher = dhis2 ?? bundleFetcher(input);
+  const kind = dhis2 ? 'dhis2' : 'fhir';
+  const mappings = set.mappings.filter((m) => m.source === kind);
+  if (mappings.length === 0) return { status: 'skipped', reason: `no ${kind} mapping loaded for this ${kind} input` };
   const mapped: MappedResult[] = [];
   let invalid: MapResult | undefined;
   let excluded: MapResult | undefined;
   let other: MapResult | undefined;
-  for (const mapping of set.mappings) {
+  for (const mapping of mappings) {
     for (const subjectRef of candidates(fetcher.resources, mapping.subjectType)) {
       const { result, excluded: isExcluded } = await set.mapSubjectDetailed(mapping.id, subjectRef, fetcher, options);
       if (result.status === 'mapped') mapped.push(result);
@@ -48,6 +54,6 @@ export async function mapInput(set: MappingSet, input: unknown, options: MapOpti
       warnings.push(`${sameMapping} subjects in this input map with ${best.mappingId}; shown: the first`);
     return { ...best, warnings };
   }
-  const types = [...new Set(set.mappings.map((m) => m.subjectType))].join(' or ');
+  const types = [...new Set(mappings.map((m) => m.subjectType))].join(' or ');
   return invalid ?? excluded ?? other ?? { status: 'skipped', reason: `no ${types} in the input` };
 }

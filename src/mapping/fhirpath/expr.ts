@@ -4,7 +4,7 @@
 import fhirpath from 'fhirpath';
 import r4 from 'fhirpath/fhir-context/r4';
 import { type AstNode, type ChoiceInfo, FastCompiler, type FastEnv, NEED_SLOW, Prim, Unsupported } from './fast.js';
-import { type CodeSet, daysBetween, itemIsCoded, resourceRef } from './functions.js';
+import { type CodeSet, daysBetween, humanName, itemIsCoded, resourceRef } from './functions.js';
 
 export type SourceKind = 'fhir' | 'dhis2';
 
@@ -34,7 +34,7 @@ const KNOWN_FUNCTIONS = new Set(
     'truncate children descendants trace now today timeOfDay not extension hasValue getValue resolve memberOf ' +
     'htmlChecks conformsTo type sum min max avg aggregate lowBoundary highBoundary precision yearOf monthOf dayOf ' +
     'hourOf minuteOf secondOf millisecondOf timezoneOffsetOf dateOf timeOf sort coalesce ' +
-    'coded daysAfter ref'
+    'coded daysAfter ref humanName'
   ).split(' '),
 );
 
@@ -101,6 +101,11 @@ export class ExpressionCompiler {
       ref: {
         fn: (inputs: unknown[]) => inputs.map((i) => resourceRef(val(i))).filter((r) => r !== undefined),
         arity: { 0: [] },
+      },
+      // Both arguments are evaluated from the root, so they name their values through %variables.
+      humanName: {
+        fn: (_inputs: unknown[], given: unknown[], family: unknown[]) => humanName(given.map(val), family.map(val)),
+        arity: { 2: ['AnyAtRoot', 'AnyAtRoot'] },
       },
     };
   }

@@ -79,3 +79,16 @@ export function resourceRef(item: unknown): string | undefined {
   const { resourceType, id } = item;
   return typeof resourceType === 'string' && typeof id === 'string' ? `${resourceType}/${id}` : undefined;
 }
+
+/**
+ * humanName(given, family): a HumanName-like object from separate values, for sources that keep name parts
+ * in separate fields (DHIS2 tracked entity attributes). Empty when both are empty.
+ */
+export function humanName(given: readonly unknown[], family: readonly unknown[]): Record<string, unknown>[] {
+  const text = (values: readonly unknown[]) =>
+    values.filter((v): v is string => typeof v === 'string' && v.trim() !== '').map((v) => v.trim());
+  const givenNames = text(given);
+  const familyName = text(family).join(' ');
+  if (givenNames.length === 0 && !familyName) return [];
+  return [{ ...(givenNames.length ? { given: givenNames } : {}), ...(familyName ? { family: familyName } : {}) }];
+}
