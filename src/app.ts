@@ -11,12 +11,14 @@ import { loadMappings, type MapOptions, type MappingSet } from './mapping/index.
 import type { Logger } from './observability/logger.js';
 import { BridgeMetrics } from './observability/metrics.js';
 import { createOpenCrvsClient, LocationResolver, type OpenCrvsClient } from './opencrvs/index.js';
+import { buildDhis2Source, type Dhis2SourceRuntime } from './sources/dhis2/index.js';
 import { FhirSourceClient } from './sources/fhir/fhir-client.js';
 import { fhirInbox } from './sources/fhir/inbox.js';
 import { InboxProcessor, type ProcessorSource } from './sources/fhir/inbox-processor.js';
 import { FhirPoller } from './sources/fhir/poller.js';
 import { SubscriptionReceiver } from './sources/fhir/receiver.js';
 import { addReports, emptyReport, type PassReport, SourcePipeline } from './sources/pipeline.js';
+import { WriteBackRunner, type WriteBackSource, writeBackSourceFor } from './sources/writeback/index.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -62,6 +64,10 @@ export class Bridge {
   readonly worker: DeliveryWorker;
   readonly metrics = new BridgeMetrics();
   readonly sources: SourceRuntime[] = [];
+  /** DHIS2 tracker sources (kind: dhis2): polled only, no subscriptions. */
+  readonly dhis2Sources: Dhis2SourceRuntime[] = [];
+  /** Write-back of tracking ids, when any source configures `writeBack`. */
+  readonly writeBacks: WriteBackRunner | undefined;
   readonly inbox: InboxProcessor;
   readonly receiver: SubscriptionReceiver;
   readonly startedAt = Date.now();
@@ -93,7 +99,19 @@ export class Bridge {
       });
       for (const settings of config.sources) {
         if (settings.kind === 'fhir') this.sources.push(this.buildFhirSource(settings));
+        if (settings.kind === 'dhis2')
+          this.dhis2Sources.push(
+            buildDhis2Source(settings, {
+              ledger: this.ledger,
+              logger: options.logger,
+              country: config.opencrvs.country,
+              version: config.opencrvs.version,
+              routing: config.routing,
+              mapOptions: () => this.mapOptions(),
+            }),
+          );
       }
+      this.writeBacks = this.buildWriteBacks();
       const inbox = fhirInbox(this.ledger.inbox);
       this.receiver = new SubscriptionReceiver(
         this.sources
@@ -152,6 +170,22 @@ export class Bridge {
       logger: this.options.logger,
     });
     return { settings, mappings, client, pipeline, poller };
+  }
+
+  private buildWriteBacks(): WriteBackRunner | undefined {
+    const sources: WriteBackSource[] = [];
+    for (const s of this.sources) {
+      const source = writeBackSourceFor(s.settings, { fhir: s.client });
+      if (source) sources.push(source);
+    }
+    for (const s of this.dhis2Sources) {
+      const source = writeBackSourceFor(s.settings, { dhis2: s.client });
+      if (source) sources.push(source);
+    }
+    if (sources.length === 0) return undefined;
+    const runner = new WriteBackRunner({ ledger: this.ledger, sources, logger: this.options.logger });
+    this.onDeliveryOutcome((outcome) => runner.onOutcome(outcome));
+    return runner;
   }
 
   /** Routing refs in the config are UUIDs or externalIds; mappings get them as OpenCRVS UUIDs. */
@@ -223,7 +257,7 @@ export class Bridge {
   }
 
   sourceStatuses(): SourceStatusView[] {
-    return this.sources.map((s) => {
+    return [...this.sources, ...this.dhis2Sources].map((s) => {
       const status = s.poller.status;
       return {
         id: s.settings.id,
@@ -289,6 +323,13 @@ export class Bridge {
                 async () => void (await source.client.capabilityStatement()),
               ),
       })),
+      ...this.dhis2Sources.map((source) => ({
+        name: `source:${source.settings.id}`,
+        run: () =>
+          source.poller.status.consecutiveFailures >= 3
+            ? `${source.poller.status.consecutiveFailures} poll passes failed: ${source.poller.status.lastError}`
+            : this.cachedCheck(`source:${source.settings.id}`, () => source.client.systemInfo()),
+      })),
     ];
   }
 
@@ -325,7 +366,10 @@ export class Bridge {
     // Notifications are accepted (stored) at once; processing and polling wait for the routing
     // table to resolve, since a record cannot be mapped to an office before.
     await this.resolveLocationsUntilReady();
-    if (this.options.worker !== false) this.worker.start();
+    if (this.options.worker !== false) {
+      this.worker.start();
+      this.writeBacks?.start();
+    }
   }
 
   private async resolveLocationsUntilReady(): Promise<void> {
@@ -346,7 +390,7 @@ export class Bridge {
 
   /** Starts the cron schedules (serve does at start; the demo after its first summary). */
   enableSchedules(): void {
-    for (const source of this.sources) {
+    for (const source of [...this.sources, ...this.dhis2Sources]) {
       if (source.task) continue;
       if (!source.settings.poll.enabled) continue;
       // node-cron would start a second run while the first is still going; pollOnce shares one.
@@ -363,7 +407,7 @@ export class Bridge {
     if (!this.locationsReady) await this.resolveLocations();
     const report = emptyReport();
     const failedSources: string[] = [];
-    for (const source of this.sources) {
+    for (const source of [...this.sources, ...this.dhis2Sources]) {
       if (sourceIds && !sourceIds.includes(source.settings.id)) continue;
       try {
         addReports(report, await source.poller.pollOnce());
@@ -376,6 +420,8 @@ export class Bridge {
     } catch (err) {
       this.log.warn({ err }, 'delivery did not finish within the pass');
     }
+    // Write-backs due now run once; failures wait for their own backoff (the next pass or `serve`).
+    await this.writeBacks?.drain().catch((err: unknown) => this.log.warn({ err }, 'write-back pass failed'));
     const ids = [...new Set(report.ledgerIds)];
     const rows = ids.map((id) => this.ledger.get(id)).filter((row): row is LedgerRow => row !== undefined);
     const good = new Set(['delivered', 'delivered-pending', 'skipped']);
@@ -385,11 +431,12 @@ export class Bridge {
 
   async stop(): Promise<void> {
     if (this.locationRetry) clearTimeout(this.locationRetry);
-    for (const source of this.sources) await source.task?.stop();
+    for (const source of [...this.sources, ...this.dhis2Sources]) await source.task?.stop();
     if (this.server) await closeServer(this.server);
     await this.inbox.stop();
-    await Promise.all(this.sources.map((s) => s.poller.idle()));
+    await Promise.all([...this.sources, ...this.dhis2Sources].map((s) => s.poller.idle()));
     await this.worker.stop();
+    await this.writeBacks?.stop();
     this.opencrvs.close?.();
     this.ledger.close();
     this.log.info('stopped');

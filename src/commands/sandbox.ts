@@ -1,6 +1,12 @@
 import type { Command } from 'commander';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { demoSeed } from '../sandbox/demo/seed.js';
+import {
+  buildDemoChildProgramme,
+  DEFAULT_DHIS2_SIMULATOR_PORT,
+  DEFAULT_SANDBOX_AUTH,
+  startDhis2Simulator,
+} from '../sandbox/dhis2/index.js';
 import { NOTIFY_STYLES, type NotifyStyle, startFhirSandbox } from '../sandbox/fhir/index.js';
 import { startOpenCrvsSimulator } from '../sandbox/opencrvs/index.js';
 
@@ -116,7 +122,39 @@ const fhir: SimulatorEntry = {
   },
 };
 
-const SIMULATORS: SimulatorEntry[] = [openCrvs, fhir];
+const dhis2: SimulatorEntry = {
+  addOptions(command) {
+    command
+      .option(
+        '--dhis2-port <port>',
+        `port of the DHIS2 tracker simulator (default ${DEFAULT_DHIS2_SIMULATOR_PORT}; 0 = any free port)`,
+      )
+      .option('--dhis2-births <n>', 'demo Child Programme births seeded in the DHIS2 simulator', '10')
+      .option('--dhis2-deaths <n>', 'demo death notifications seeded in the DHIS2 simulator', '5');
+  },
+  async start(options, logger) {
+    const births = Number(options.dhis2Births ?? '10');
+    const deaths = Number(options.dhis2Deaths ?? '5');
+    if (!Number.isInteger(births) || births < 0 || !Number.isInteger(deaths) || deaths < 0)
+      throw new Error('--dhis2-births and --dhis2-deaths must be whole numbers');
+    const sim = await startDhis2Simulator({
+      port: parsePort(options.dhis2Port, DEFAULT_DHIS2_SIMULATOR_PORT, '--dhis2-port'),
+      host: options.host,
+      seed: buildDemoChildProgramme({ births, deaths }),
+      logger,
+    });
+    return {
+      summary: [
+        `DHIS2 tracker simulator (2.41) on ${sim.baseUrl}/api   (${births} births, ${deaths} deaths seeded)`,
+        `  auth:           ApiToken ${DEFAULT_SANDBOX_AUTH.pat}  or basic ${DEFAULT_SANDBOX_AUTH.username}/${DEFAULT_SANDBOX_AUTH.password}   (sandbox credentials)`,
+        `  control API:    ${sim.baseUrl}/_sandbox/{reset,seed,writes}`,
+      ],
+      close: () => sim.close(),
+    };
+  },
+};
+
+const SIMULATORS: SimulatorEntry[] = [openCrvs, fhir, dhis2];
 
 function waitForShutdownSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -133,7 +171,7 @@ function waitForShutdownSignal(): Promise<string> {
 export function registerSandbox(program: Command): void {
   const command = program
     .command('sandbox')
-    .description('run the simulators (OpenCRVS events API and auth, FHIR R4 server) until interrupted');
+    .description('run the simulators (OpenCRVS events API and auth, FHIR R4 server, DHIS2 tracker) until interrupted');
   for (const simulator of SIMULATORS) simulator.addOptions(command);
   command.action(async (options: SandboxOptions) => {
     const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'info' }).child({ component: 'sandbox' });

@@ -1,10 +1,10 @@
-import type { Resource } from '@medplum/fhirtypes';
 import type { Ledger, RecordChange } from '../ledger/index.js';
 import {
   type MapOptions,
   type MappingSet,
   type MapResult,
   mapSubject,
+  type Resource,
   type ResourceFetcher,
 } from '../mapping/index.js';
 import type { Logger } from '../observability/logger.js';

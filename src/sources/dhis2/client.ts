@@ -1,0 +1,159 @@
+// The bridge's calls to a DHIS2 server (Tracker API, 2.40+): auth (personal access token or basic), a
+// timeout on every call, bounded retries with backoff for network errors, timeouts, 429 and 5xx, and every
+// response checked against its schema. Errors name the call and the status, never the body or the query
+// (either may hold personal data).
+import type { ValidateFunction } from 'ajv';
+import type { SourceSettings } from '../../config/types.js';
+import type { Logger } from '../../observability/logger.js';
+import { createSourceAuthenticator, type SourceAuthenticator } from '../shared/source-auth.js';
+import {
+  type ImportReport,
+  isImportReport,
+  isObjectResponse,
+  isTrackedEntity,
+  isTrackedEntityPage,
+  isTrackerEvent,
+  schemaProblem,
+  type TrackerEvent,
+  type TrackerTrackedEntity,
+} from './schemas.js';
+
+/** A failed call to DHIS2. `retryable` covers network errors, timeouts, 429 and 5xx. */
+export class Dhis2SourceError extends Error {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'Dhis2SourceError';
+  }
+}
+
+export interface Dhis2ClientOptions {
+  logger: Logger;
+  /** Attempts per call for retryable failures (the poller retries whole passes on top). */
+  attempts?: number;
+  retryBaseMs?: number;
+}
+
+export type ImportStrategy = 'CREATE' | 'UPDATE' | 'CREATE_AND_UPDATE';
+
+export class Dhis2Client {
+  /** The server root (without `/api`). */
+  readonly baseUrl: string;
+  private readonly auth: SourceAuthenticator;
+  private readonly attempts: number;
+  private readonly retryBaseMs: number;
+  private readonly log: Logger;
+
+  constructor(
+    readonly settings: SourceSettings,
+    options: Dhis2ClientOptions,
+  ) {
+    // Accept both https://dhis2.example.org and https://dhis2.example.org/api.
+    this.baseUrl = settings.baseUrl.replace(/\/+$/, '').replace(/\/api$/, '');
+    this.auth = createSourceAuthenticator(settings.auth, settings.timeoutMs);
+    this.attempts = options.attempts ?? 3;
+    this.retryBaseMs = options.retryBaseMs ?? 500;
+    this.log = options.logger.child({ component: 'dhis2-client', source: settings.id });
+  }
+
+  private async call<T>(
+    operation: string,
+    path: string,
+    validate: ValidateFunction<T>,
+    init: { method?: string; body?: unknown; okStatuses?: number[] } = {},
+  ): Promise<T> {
+    let lastError: Dhis2SourceError | undefined;
+    for (let attempt = 1; attempt <= this.attempts; attempt++) {
+      let status: number | undefined;
+      try {
+        const headers: Record<string, string> = { accept: 'application/json', ...(await this.auth.headers()) };
+        if (init.body !== undefined) headers['content-type'] = 'application/json';
+        const response = await fetch(`${this.baseUrl}/api/${path}`, {
+          method: init.method ?? 'GET',
+          headers,
+          body: init.body === undefined ? undefined : JSON.stringify(init.body),
+          signal: AbortSignal.timeout(this.settings.timeoutMs),
+          redirect: 'error',
+        });
+        status = response.status;
+        if (!response.ok && !(init.okStatuses ?? []).includes(status)) {
+          await response.arrayBuffer().catch(() => undefined);
+          throw new Dhis2SourceError(`${operation} failed: HTTP ${status}`, status, status === 429 || status >= 500);
+        }
+        const body: unknown = await response.json();
+        if (!validate(body)) {
+          throw new Dhis2SourceError(`${operation}: unexpected response (${schemaProblem(validate)})`, status, false);
+        }
+        return body;
+      } catch (err) {
+        if (err instanceof Dhis2SourceError) lastError = err;
+        else {
+          const name = err instanceof Error ? err.name : '';
+          const timedOut = name === 'TimeoutError' || name === 'AbortError';
+          const reason = status !== undefined ? 'unreadable response' : timedOut ? 'timeout' : 'network error';
+          lastError = new Dhis2SourceError(`${operation} failed: ${reason}`, status, status === undefined, {
+            cause: err,
+          });
+        }
+        if (!lastError.retryable || attempt === this.attempts) break;
+        const delay = this.retryBaseMs * 2 ** (attempt - 1);
+        this.log.debug({ operation, attempt, status, delayMs: delay }, 'retrying DHIS2 call');
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+    throw lastError ?? new Dhis2SourceError(`${operation} failed`, undefined, true);
+  }
+
+  /** One page of GET /api/tracker/trackedEntities (the caller builds the filter). */
+  async trackedEntityPage(params: Record<string, string>): Promise<TrackerTrackedEntity[]> {
+    const query = new URLSearchParams(params).toString();
+    const page = await this.call('list tracked entities', `tracker/trackedEntities?${query}`, isTrackedEntityPage);
+    return page.trackedEntities ?? page.instances ?? [];
+  }
+
+  /** GET /api/tracker/trackedEntities/{uid}; undefined when DHIS2 says 404. */
+  async trackedEntity(uid: string, params: Record<string, string> = {}): Promise<TrackerTrackedEntity | undefined> {
+    const query = new URLSearchParams(params).toString();
+    try {
+      return await this.call(
+        'read tracked entity',
+        `tracker/trackedEntities/${encodeURIComponent(uid)}${query ? `?${query}` : ''}`,
+        isTrackedEntity,
+      );
+    } catch (err) {
+      if (err instanceof Dhis2SourceError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** GET /api/tracker/events/{uid} with every field; undefined when DHIS2 says 404. */
+  async event(uid: string): Promise<TrackerEvent | undefined> {
+    try {
+      return await this.call('read event', `tracker/events/${encodeURIComponent(uid)}?fields=*`, isTrackerEvent);
+    } catch (err) {
+      if (err instanceof Dhis2SourceError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * POST /api/tracker?async=false: a synchronous import. DHIS2 answers 409 with its report when validation
+   * fails; the report is returned either way, the caller reads `status`.
+   */
+  importTracker(payload: Record<string, unknown>, importStrategy: ImportStrategy): Promise<ImportReport> {
+    return this.call('tracker import', `tracker?async=false&importStrategy=${importStrategy}`, isImportReport, {
+      method: 'POST',
+      body: payload,
+      okStatuses: [409],
+    });
+  }
+
+  /** GET /api/system/info: reachability and credentials (readiness, doctor). */
+  async systemInfo(): Promise<void> {
+    await this.call('system info', 'system/info', isObjectResponse);
+  }
+}

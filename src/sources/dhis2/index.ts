@@ -1,0 +1,64 @@
+// A DHIS2 tracker source: client, poller and pipeline built from one `sources[]` entry (kind: dhis2).
+import type { ScheduledTask } from 'node-cron';
+import type { RoutingSettings, SourceSettings } from '../../config/types.js';
+import type { Ledger } from '../../ledger/index.js';
+import { loadMappings, type MapOptions, type MappingSet } from '../../mapping/index.js';
+import type { Logger } from '../../observability/logger.js';
+import { SourcePipeline } from '../pipeline.js';
+import { Dhis2Client } from './client.js';
+import { Dhis2Poller } from './poller.js';
+import { dhis2SettingsOf } from './settings.js';
+
+export { Dhis2Client, Dhis2SourceError, type ImportStrategy } from './client.js';
+export { DHIS2_CURSOR, Dhis2Poller, type Dhis2PollerDeps } from './poller.js';
+export type { ImportReport, TrackerEvent, TrackerTrackedEntity } from './schemas.js';
+export { DHIS2_DEFAULTS, dhis2SettingsOf, trackedEntityFilter } from './settings.js';
+
+export interface Dhis2SourceRuntime {
+  settings: SourceSettings;
+  mappings: MappingSet;
+  client: Dhis2Client;
+  pipeline: SourcePipeline;
+  poller: Dhis2Poller;
+  task?: ScheduledTask;
+}
+
+export interface BuildDhis2SourceDeps {
+  ledger: Ledger;
+  logger: Logger;
+  country: string;
+  version: '2.0' | '1.9';
+  routing: RoutingSettings;
+  mapOptions: () => MapOptions;
+}
+
+export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2SourceDeps): Dhis2SourceRuntime {
+  const mappings = loadMappings({
+    names: settings.mappings,
+    country: deps.country,
+    version: deps.version,
+    routing: deps.routing,
+  });
+  const wrong = mappings.mappings.filter((m) => m.source !== 'dhis2').map((m) => m.id);
+  if (wrong.length) {
+    throw new Error(`source ${settings.id} (kind dhis2) names mappings that are not for DHIS2: ${wrong.join(', ')}`);
+  }
+  const client = new Dhis2Client(settings, { logger: deps.logger });
+  const pipeline = new SourcePipeline({
+    sourceId: settings.id,
+    mappings,
+    ledger: deps.ledger,
+    logger: deps.logger,
+    mapOptions: deps.mapOptions,
+  });
+  const poller = new Dhis2Poller({
+    sourceId: settings.id,
+    client,
+    pipeline,
+    cursors: deps.ledger,
+    dhis2: dhis2SettingsOf(settings),
+    poll: settings.poll,
+    logger: deps.logger,
+  });
+  return { settings, mappings, client, pipeline, poller };
+}

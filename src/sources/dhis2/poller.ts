@@ -1,0 +1,172 @@
+import type { Dhis2Settings, PollSettings } from '../../config/types.js';
+import { type Resource, trackedEntityResource } from '../../mapping/index.js';
+import type { Logger } from '../../observability/logger.js';
+import type { CursorStore, PollerStatus } from '../fhir/poller.js';
+import { addReports, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
+import type { Dhis2Client } from './client.js';
+import { Dhis2Fetcher } from './fetcher.js';
+import { trackedEntityFilter } from './settings.js';
+import { formatNaive, laterOf, minusSeconds, naiveMillis } from './time.js';
+
+export const DHIS2_CURSOR = 'updatedAt:trackedEntities';
+/** The one watched "type" in status.watermarks (same shape as the FHIR poller's, for the admin page and metrics). */
+const WATERMARK_KEY = 'TrackedEntity';
+
+export interface Dhis2PollerDeps {
+  sourceId: string;
+  client: Dhis2Client;
+  pipeline: SourcePipeline;
+  cursors: CursorStore;
+  dhis2: Dhis2Settings;
+  poll: PollSettings;
+  logger: Logger;
+  /** Upper bound on pages per pass, so one pass always ends. */
+  maxPages?: number;
+}
+
+/**
+ * Incremental sync of a tracker programme by `updatedAfter` (inclusive in DHIS2: `lastupdated >= :start`).
+ * Pages are read in `updatedAt` order as a keyset: each page asks again from the newest `updatedAt` seen,
+ * so records that change while the pass runs move to the end instead of shifting unseen records onto an
+ * already-read page; page numbers are used only across a run of equal timestamps longer than a page. The
+ * watermark W (the newest `updatedAt` DHIS2 stamped) is committed per page in the same ledger transaction
+ * as the rows the page produced; the next pass starts at W − overlap and skips (uid, updatedAt) pairs it has
+ * already mapped. The bridge's own write-back bumps `updatedAt`: the entity comes back, maps to the same
+ * payload hash, and the ledger records it as unchanged.
+ */
+export class Dhis2Poller {
+  private readonly log: Logger;
+  private readonly seen = new Map<string, number>();
+  private running: Promise<PassReport> | undefined;
+  readonly status: PollerStatus = { consecutiveFailures: 0, watermarks: {} };
+
+  constructor(private readonly deps: Dhis2PollerDeps) {
+    this.log = deps.logger.child({ component: 'dhis2-poller', source: deps.sourceId });
+    this.status.watermarks[WATERMARK_KEY] = deps.cursors.getCursor(deps.sourceId, DHIS2_CURSOR);
+  }
+
+  /** One pass. Concurrent calls share the pass in progress (never overlap). */
+  pollOnce(): Promise<PassReport> {
+    this.running ??= this.pass().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  get busy(): boolean {
+    return this.running !== undefined;
+  }
+
+  /** Resolves when no pass is running (shutdown waits for this; it starts nothing). */
+  async idle(): Promise<void> {
+    await this.running?.catch(() => undefined);
+  }
+
+  private async pass(): Promise<PassReport> {
+    this.status.lastPollStartedAt = Date.now();
+    const fetcher = new Dhis2Fetcher(this.deps.client, this.deps.dhis2.fields);
+    try {
+      const report = await this.pages(fetcher);
+      this.status.consecutiveFailures = 0;
+      this.status.lastError = undefined;
+      this.status.lastReport = report;
+      this.log.info(
+        {
+          entities: report.resources,
+          subjects: report.subjects,
+          ...report.mapped,
+          skipped: report.skipped,
+          invalid: report.invalid,
+          reads: fetcher.reads,
+        },
+        'poll pass done',
+      );
+      return report;
+    } catch (err) {
+      this.status.consecutiveFailures++;
+      this.status.lastError = err instanceof Error ? err.message : String(err);
+      this.log.warn(
+        { err, failures: this.status.consecutiveFailures },
+        'poll pass failed; the watermark stays where it was',
+      );
+      throw err;
+    } finally {
+      this.status.lastPollFinishedAt = Date.now();
+    }
+  }
+
+  private startBound(): string | undefined {
+    const { poll, cursors, sourceId } = this.deps;
+    const watermark = cursors.getCursor(sourceId, DHIS2_CURSOR);
+    if (watermark) return minusSeconds(watermark, poll.overlapSeconds);
+    if (!poll.since) return undefined;
+    const ms = naiveMillis(poll.since);
+    return ms === undefined ? undefined : formatNaive(ms);
+  }
+
+  private async pages(fetcher: Dhis2Fetcher): Promise<PassReport> {
+    const { poll, client, pipeline } = this.deps;
+    const report = emptyReport();
+    const filter = trackedEntityFilter(this.deps.dhis2);
+    const maxPages = this.deps.maxPages ?? 1_000;
+    let bound = this.startBound();
+    let page = 1;
+    for (let pages = 0; pages < maxPages; pages++) {
+      const params: Record<string, string> = {
+        ...filter,
+        order: 'updatedAt:asc',
+        page: String(page),
+        pageSize: String(poll.pageSize),
+      };
+      if (bound) params.updatedAfter = bound;
+      const entities = await client.trackedEntityPage(params);
+      const resources = entities.map(trackedEntityResource).filter((r): r is Resource => r !== undefined);
+      const fresh = resources.filter((r) => !this.seen.has(versionKey(r)));
+      fetcher.prime(resources);
+      const { results } = await pipeline.evaluate(fresh, fetcher);
+      const pageMax = entities.map((te) => te.updatedAt).reduce<string | undefined>(laterOf, undefined);
+      const current = this.status.watermarks[WATERMARK_KEY];
+      const next = laterOf(current, pageMax);
+      const pageReport = pipeline.commit(
+        results,
+        next && next !== current ? { name: DHIS2_CURSOR, value: next } : undefined,
+      );
+      pageReport.resources = entities.length;
+      addReports(report, pageReport);
+      this.status.watermarks[WATERMARK_KEY] = next;
+      for (const resource of fresh) this.remember(resource);
+      if (entities.length < poll.pageSize) break;
+      if (pageMax && advances(bound, pageMax)) {
+        bound = pageMax;
+        page = 1;
+      } else {
+        page++;
+      }
+    }
+    this.prune();
+    return report;
+  }
+
+  private remember(resource: Resource): void {
+    this.seen.set(versionKey(resource), naiveMillis(resource.meta?.versionId ?? '') ?? Date.now());
+  }
+
+  /** Forgets versions older than the overlap window: they can no longer come back in a poll. */
+  private prune(): void {
+    const watermark = this.status.watermarks[WATERMARK_KEY];
+    const at = watermark ? naiveMillis(watermark) : undefined;
+    if (at === undefined) return;
+    const horizon = at - (this.deps.poll.overlapSeconds + 60) * 1000;
+    for (const [key, seenAt] of this.seen) if (seenAt < horizon) this.seen.delete(key);
+  }
+}
+
+/** (uid, updatedAt): the same version of a tracked entity is mapped once per process. */
+function versionKey(resource: Resource): string {
+  return `${resource.id}@${resource.meta?.versionId ?? ''}`;
+}
+
+function advances(bound: string | undefined, pageMax: string): boolean {
+  if (!bound) return true;
+  return (naiveMillis(pageMax) ?? 0) > (naiveMillis(bound) ?? 0);
+}

@@ -1,0 +1,136 @@
+// Write-back to DHIS2: the tracking id into a data element of the event (the trigger event, or the event of
+// a configured program stage), or into a tracked entity attribute, through POST /api/tracker (UPDATE).
+// Idempotent: when DHIS2 already holds the value nothing is written, so a retry after a lost answer does not
+// bump `updatedAt` again.
+import type { WriteBackSettings } from '../../config/types.js';
+import { Dhis2SourceError } from '../dhis2/client.js';
+import type { Dhis2Client, ImportReport, TrackerEvent } from '../dhis2/index.js';
+import {
+  isPermanentStatus,
+  splitRef,
+  WriteBackError,
+  type WriteBackJob,
+  type WriteBackTarget,
+  type WriteResult,
+} from './types.js';
+
+/** Fields of an exported event that an import must not carry back (server-owned or separately imported). */
+const READ_ONLY_EVENT_FIELDS = ['relationships', 'notes', 'createdAt', 'updatedAt', 'createdBy', 'updatedBy'];
+
+function describeReport(report: ImportReport): string {
+  const codes = (report.validationReport?.errorReports ?? []).map((e) => e.errorCode ?? '?');
+  return codes.length ? `DHIS2 refused the write (${[...new Set(codes)].join(', ')})` : 'DHIS2 refused the write';
+}
+
+function wrap(err: unknown, what: string): WriteBackError {
+  if (err instanceof WriteBackError) return err;
+  if (err instanceof Dhis2SourceError) {
+    return new WriteBackError(`${what}: ${err.message}`, !err.retryable && isPermanentStatus(err.status), {
+      cause: err,
+    });
+  }
+  return new WriteBackError(`${what}: ${err instanceof Error ? err.message : String(err)}`, false, { cause: err });
+}
+
+export class Dhis2WriteBack implements WriteBackTarget {
+  constructor(
+    private readonly client: Dhis2Client,
+    private readonly settings: WriteBackSettings,
+    /** The source's program: the enrollment whose stage event receives the data value. */
+    private readonly program: string,
+  ) {
+    if (!settings.dataElement && !settings.attribute) {
+      throw new Error('DHIS2 write-back needs writeBack.dataElement (on an event) or writeBack.attribute');
+    }
+    if (settings.dataElement && settings.attribute) {
+      throw new Error('DHIS2 write-back takes writeBack.dataElement or writeBack.attribute, not both');
+    }
+  }
+
+  async write(job: WriteBackJob): Promise<WriteResult> {
+    try {
+      return this.settings.attribute
+        ? await this.writeAttribute(job, this.settings.attribute)
+        : await this.writeDataValue(job);
+    } catch (err) {
+      throw wrap(err, 'DHIS2 write-back');
+    }
+  }
+
+  private trackedEntityUid(job: WriteBackJob): string {
+    const ref = splitRef(job.subjectKey);
+    if (ref?.type !== 'TrackedEntity')
+      throw new WriteBackError(`subject ${job.subjectKey} is not a tracked entity`, true);
+    return ref.id;
+  }
+
+  private async writeAttribute(job: WriteBackJob, attribute: string): Promise<WriteResult> {
+    const uid = this.trackedEntityUid(job);
+    const te = await this.client.trackedEntity(uid, { fields: 'trackedEntity,trackedEntityType,orgUnit,attributes' });
+    if (!te) throw new WriteBackError(`tracked entity ${uid} no longer exists`, true);
+    if (te.attributes?.some((a) => a.attribute === attribute && a.value === job.trackingId)) return 'already';
+    // Attributes merge by key in an UPDATE: only ours is sent.
+    await this.send({
+      trackedEntities: [
+        {
+          trackedEntity: uid,
+          trackedEntityType: te.trackedEntityType,
+          orgUnit: te.orgUnit,
+          attributes: [{ attribute, value: job.trackingId }],
+        },
+      ],
+    });
+    return 'written';
+  }
+
+  private async writeDataValue(job: WriteBackJob): Promise<WriteResult> {
+    const dataElement = this.settings.dataElement ?? '';
+    const event = await this.findEvent(job);
+    if (event.dataValues?.some((d) => d.dataElement === dataElement && d.value === job.trackingId)) return 'already';
+    // The event as read (orgUnit, programStage, status… are required or defaulted by an UPDATE), with our value.
+    const body: Record<string, unknown> = { ...event };
+    for (const field of READ_ONLY_EVENT_FIELDS) delete body[field];
+    body.dataValues = [
+      ...(event.dataValues ?? [])
+        .filter((d) => d.dataElement !== dataElement)
+        .map((d) => ({ dataElement: d.dataElement, value: d.value })),
+      { dataElement, value: job.trackingId },
+    ];
+    await this.send({ events: [body] });
+    return 'written';
+  }
+
+  private async findEvent(job: WriteBackJob): Promise<TrackerEvent> {
+    const stage = this.settings.programStage;
+    const trigger = splitRef(job.sourceRef);
+    if (trigger?.type === 'Event') {
+      const event = await this.client.event(trigger.id);
+      if (event && (!stage || event.programStage === stage)) return event;
+    }
+    if (!stage) {
+      throw new WriteBackError(
+        `the event that triggered ${job.sourceRef} cannot be read; set writeBack.programStage to pick one`,
+        true,
+      );
+    }
+    const uid = this.trackedEntityUid(job);
+    const te = await this.client.trackedEntity(uid, {
+      program: this.program,
+      fields: 'trackedEntity,enrollments[enrollment,program,status,events[event,programStage,status]]',
+    });
+    const candidate = (te?.enrollments ?? [])
+      .filter((en) => en.program === this.program && en.status !== 'CANCELLED')
+      .flatMap((en) => en.events ?? [])
+      .find((ev) => ev.programStage === stage);
+    // Not permanent: the stage event may be entered later; the retry budget bounds the wait.
+    if (!candidate) throw new WriteBackError(`no event of program stage ${stage} for ${job.subjectKey} yet`, false);
+    const event = await this.client.event(candidate.event);
+    if (!event) throw new WriteBackError(`event ${candidate.event} vanished`, false);
+    return event;
+  }
+
+  private async send(payload: Record<string, unknown>): Promise<void> {
+    const report = await this.client.importTracker(payload, 'UPDATE');
+    if (report.status === 'ERROR') throw new WriteBackError(describeReport(report), true);
+  }
+}

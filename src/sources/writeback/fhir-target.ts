@@ -1,0 +1,133 @@
+// Write-back to a FHIR source: the tracking id as an `identifier` on the subject Patient (or the trigger
+// resource), by a conditional update (If-Match on the version read; a 412 means someone else wrote in
+// between: read again and retry), or as a Task / DocumentReference under an id derived from the ledger row,
+// so a retry after a lost answer overwrites the same resource instead of creating a second one.
+import { createHash } from 'node:crypto';
+import type { Resource } from '@medplum/fhirtypes';
+import type { WriteBackSettings } from '../../config/types.js';
+import { type FhirSourceClient, FhirSourceError } from '../fhir/fhir-client.js';
+import {
+  isPermanentStatus,
+  splitRef,
+  WriteBackError,
+  type WriteBackJob,
+  type WriteBackTarget,
+  type WriteResult,
+} from './types.js';
+
+/** Conditional updates lost to a concurrent writer before this attempt gives up (the job is retried later). */
+const MAX_CONFLICTS = 3;
+
+interface IdentifierLike {
+  system?: unknown;
+  value?: unknown;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function holds(identifiers: unknown, system: string, value: string): boolean {
+  const list: unknown[] = Array.isArray(identifiers) ? identifiers : isRecord(identifiers) ? [identifiers] : [];
+  return list.some((i: IdentifierLike | unknown) => isRecord(i) && i.system === system && i.value === value);
+}
+
+function wrap(err: unknown, what: string): WriteBackError {
+  if (err instanceof WriteBackError) return err;
+  if (err instanceof FhirSourceError) {
+    return new WriteBackError(`${what}: ${err.message}`, !err.retryable && isPermanentStatus(err.status), {
+      cause: err,
+    });
+  }
+  return new WriteBackError(`${what}: ${err instanceof Error ? err.message : String(err)}`, false, { cause: err });
+}
+
+/** A FHIR id (64 chars max) that is the same for every attempt of one ledger row. */
+export function writeBackResourceId(job: WriteBackJob): string {
+  const digest = createHash('sha256').update(`${job.sourceId}\n${job.eventType}\n${job.subjectKey}`).digest('hex');
+  return `opencrvs-${job.eventType}-${digest.slice(0, 32)}`;
+}
+
+export class FhirWriteBack implements WriteBackTarget {
+  constructor(
+    private readonly client: FhirSourceClient,
+    private readonly settings: WriteBackSettings,
+  ) {}
+
+  async write(job: WriteBackJob): Promise<WriteResult> {
+    try {
+      if (this.settings.target === 'identifier') return await this.addIdentifier(job);
+      return await this.putCarrier(job);
+    } catch (err) {
+      throw wrap(err, 'FHIR write-back');
+    }
+  }
+
+  private async addIdentifier(job: WriteBackJob): Promise<WriteResult> {
+    const ref = this.settings.resource === 'trigger' ? job.sourceRef : job.subjectKey;
+    const target = splitRef(ref);
+    if (!target) throw new WriteBackError(`cannot address ${ref} on the FHIR server`, true);
+    const system = this.settings.identifierSystem;
+    for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
+      const current = await this.client.read(target.type, target.id);
+      if (!current) throw new WriteBackError(`${target.type} ${target.id} no longer exists`, true);
+      const existing: unknown = Reflect.get(current, 'identifier');
+      if (holds(existing, system, job.trackingId)) return 'already';
+      if (existing !== undefined && !Array.isArray(existing)) {
+        // e.g. Composition.identifier is a single Identifier: we do not overwrite the source's own.
+        throw new WriteBackError(`${target.type}.identifier holds one value only; use target: task`, true);
+      }
+      const identifier = [...(Array.isArray(existing) ? existing : []), { system, value: job.trackingId }];
+      const updated = structuredClone(current);
+      Reflect.set(updated, 'identifier', identifier);
+      try {
+        await this.client.update({ ...updated, id: target.id }, current.meta?.versionId);
+        return 'written';
+      } catch (err) {
+        if (err instanceof FhirSourceError && err.status === 412) continue; // changed under us: read again
+        throw err;
+      }
+    }
+    throw new WriteBackError(`${ref} kept changing (${MAX_CONFLICTS} conflicting updates); retried later`, false);
+  }
+
+  private async putCarrier(job: WriteBackJob): Promise<WriteResult> {
+    const system = this.settings.identifierSystem;
+    const type = this.settings.target === 'task' ? 'Task' : 'DocumentReference';
+    const id = writeBackResourceId(job);
+    const existing = await this.client.read(type, id);
+    if (existing && holds(Reflect.get(existing, 'identifier'), system, job.trackingId)) return 'already';
+    const identifier = [{ system, value: job.trackingId }];
+    const label = `OpenCRVS ${job.eventType} notification, tracking id`;
+    const resource: Resource & { id: string } =
+      type === 'Task'
+        ? {
+            resourceType: 'Task',
+            id,
+            status: 'completed',
+            intent: 'order',
+            identifier,
+            businessStatus: { text: 'notified to OpenCRVS' },
+            description: label,
+            for: { reference: job.subjectKey },
+            // Not `focus`: the shipped FHIR mappings search Tasks by focus (OpenCRVS v1 documents).
+            reasonReference: { reference: job.sourceRef },
+            lastModified: new Date().toISOString(),
+          }
+        : {
+            resourceType: 'DocumentReference',
+            id,
+            status: 'current',
+            identifier,
+            type: { text: label },
+            subject: { reference: job.subjectKey },
+            content: [
+              { attachment: { contentType: 'text/plain', data: Buffer.from(job.trackingId).toString('base64') } },
+            ],
+            context: { related: [{ reference: job.sourceRef }] },
+          };
+    // PUT to an id of ours: creates the first time, overwrites on a retry (update-as-create).
+    await this.client.update(resource);
+    return 'written';
+  }
+}

@@ -1,0 +1,34 @@
+// Closing the loop: the OpenCRVS tracking id goes back to the record it came from (per source, optional).
+import type { SourceSettings } from '../../config/types.js';
+import type { Dhis2Client } from '../dhis2/index.js';
+import { dhis2SettingsOf } from '../dhis2/index.js';
+import type { FhirSourceClient } from '../fhir/fhir-client.js';
+import { Dhis2WriteBack } from './dhis2-target.js';
+import { FhirWriteBack } from './fhir-target.js';
+import type { WriteBackSource } from './runner.js';
+
+export { Dhis2WriteBack } from './dhis2-target.js';
+export { FhirWriteBack, writeBackResourceId } from './fhir-target.js';
+export { writeBackDelay } from './policy.js';
+export { type DeliveredOutcome, WriteBackRunner, type WriteBackRunnerDeps, type WriteBackSource } from './runner.js';
+export { type WriteBackItem, type WriteBackOutcome, WriteBackStore } from './store.js';
+export { WriteBackError, type WriteBackJob, type WriteBackTarget, type WriteResult } from './types.js';
+
+/** The write-back of one source, or undefined when it has none (or it is disabled). Throws on a bad combination. */
+export function writeBackSourceFor(
+  settings: SourceSettings,
+  clients: { fhir?: FhirSourceClient; dhis2?: Dhis2Client },
+): WriteBackSource | undefined {
+  const writeBack = settings.writeBack;
+  if (!writeBack?.enabled) return undefined;
+  if (settings.kind === 'dhis2') {
+    if (!clients.dhis2) throw new Error(`source ${settings.id}: no DHIS2 client for write-back`);
+    const target = new Dhis2WriteBack(clients.dhis2, writeBack, dhis2SettingsOf(settings).program);
+    return { sourceId: settings.id, settings: writeBack, target };
+  }
+  if (writeBack.dataElement || writeBack.attribute || writeBack.programStage) {
+    throw new Error(`source ${settings.id}: writeBack.dataElement/attribute/programStage are for DHIS2 sources`);
+  }
+  if (!clients.fhir) throw new Error(`source ${settings.id}: no FHIR client for write-back`);
+  return { sourceId: settings.id, settings: writeBack, target: new FhirWriteBack(clients.fhir, writeBack) };
+}

@@ -1,0 +1,188 @@
+// The write-back worker: delivery outcomes with a tracking id become jobs (write_backs table), a timer loop
+// runs due jobs against the source's target with its own retry budget and backoff. It never touches the
+// ledger row: a source that refuses the write leaves the event delivered, with the job's error visible.
+import type { WriteBackSettings } from '../../config/types.js';
+import type { Ledger } from '../../ledger/index.js';
+import type { Logger } from '../../observability/logger.js';
+import { writeBackDelay } from './policy.js';
+import { type WriteBackItem, WriteBackStore } from './store.js';
+import { WriteBackError, type WriteBackJob, type WriteBackTarget } from './types.js';
+
+export interface WriteBackSource {
+  sourceId: string;
+  settings: WriteBackSettings;
+  target: WriteBackTarget;
+}
+
+/** The part of a delivery outcome (src/delivery DeliveryOutcome) a write-back needs. */
+export interface DeliveredOutcome {
+  type: string;
+  row?: { id: number; sourceId: string; trackingId: string | null };
+}
+
+export interface WriteBackRunnerDeps {
+  ledger: Ledger;
+  sources: WriteBackSource[];
+  logger: Logger;
+  now?: () => number;
+  random?: () => number;
+  /** How often due jobs are looked for (default 1000 ms). */
+  pollIntervalMs?: number;
+  /** Jobs run at once per tick (default 4): write-backs are a trickle next to deliveries. */
+  batchSize?: number;
+  /** How long a claimed job is leased before another claim may retry it (default 120 s). */
+  leaseMs?: number;
+}
+
+const ENABLED_META = (sourceId: string) => `writeBack.enabledAt:${sourceId}`;
+/** Jobs created per source by one catch-up scan. */
+const CATCH_UP_LIMIT = 1000;
+
+export class WriteBackRunner {
+  readonly store: WriteBackStore;
+  private readonly log: Logger;
+  private readonly sources = new Map<string, WriteBackSource>();
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<number> | undefined;
+  private stopped = false;
+
+  constructor(private readonly deps: WriteBackRunnerDeps) {
+    this.store = new WriteBackStore(deps.ledger.path);
+    this.log = deps.logger.child({ component: 'write-back' });
+    this.now = deps.now ?? Date.now;
+    this.random = deps.random ?? Math.random;
+    for (const source of deps.sources) this.sources.set(source.sourceId, source);
+    // Remember when write-back was first enabled per source: the catch-up scan looks no further back, so
+    // enabling it does not write to every record ever delivered.
+    for (const source of deps.sources) {
+      if (!deps.ledger.getMeta(ENABLED_META(source.sourceId)))
+        deps.ledger.setMeta(ENABLED_META(source.sourceId), String(this.now()));
+    }
+  }
+
+  /** The delivery outcome listener (Bridge.onDeliveryOutcome): must not throw. */
+  onOutcome(outcome: DeliveredOutcome): void {
+    const row = outcome.row;
+    if ((outcome.type !== 'delivered' && outcome.type !== 'pending') || !row?.trackingId) return;
+    if (!this.sources.has(row.sourceId)) return;
+    try {
+      if (this.store.enqueue(row.id, row.sourceId, row.trackingId, this.now())) this.wake();
+    } catch (err) {
+      // The catch-up scan at the next start finds the row again.
+      this.log.error({ err, rowId: row.id }, 'write-back job could not be stored');
+    }
+  }
+
+  /** Creates the jobs a crash between "delivered" and "job stored" lost. Returns how many. */
+  catchUp(): number {
+    let created = 0;
+    for (const sourceId of this.sources.keys()) {
+      const since = Number(this.deps.ledger.getMeta(ENABLED_META(sourceId)) ?? this.now());
+      for (const { rowId, trackingId } of this.store.missing(sourceId, since, CATCH_UP_LIMIT)) {
+        if (this.store.enqueue(rowId, sourceId, trackingId, this.now())) created++;
+      }
+    }
+    if (created) this.log.info({ created }, 'write-back jobs recreated for delivered rows');
+    return created;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.catchUp();
+    this.schedule(0);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.processDue()
+        .catch((err: unknown) => this.log.error({ err }, 'write-back tick failed'))
+        .finally(() => this.schedule(this.deps.pollIntervalMs ?? 1000));
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  private wake(): void {
+    if (this.timer && !this.running) this.schedule(0);
+  }
+
+  /** Runs the jobs due now (one batch, or more until none is due). Shared if already running. */
+  processDue(): Promise<number> {
+    this.running ??= this.batches().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async batches(): Promise<number> {
+    let done = 0;
+    // Bounded: a tick handles at most 25 batches, the rest wait for the next tick.
+    for (let i = 0; i < 25 && !this.stopped; i++) {
+      const items = this.store.claimDue(this.deps.batchSize ?? 4, this.now(), this.deps.leaseMs ?? 120_000);
+      if (items.length === 0) break;
+      await Promise.all(items.map((item) => this.run(item)));
+      done += items.length;
+    }
+    return done;
+  }
+
+  /** Every job due now, once (sync --once and tests): failures wait for their backoff, not for this call. */
+  async drain(): Promise<number> {
+    if (this.running) await this.running.catch(() => undefined);
+    this.catchUp();
+    return this.processDue();
+  }
+
+  private async run(item: WriteBackItem): Promise<void> {
+    const source = this.sources.get(item.sourceId);
+    const row = this.deps.ledger.get(item.rowId);
+    if (!source || !row) {
+      this.store.done(
+        item.rowId,
+        'abandoned',
+        this.now(),
+        source ? 'ledger row not found' : 'write-back no longer configured',
+      );
+      return;
+    }
+    const job: WriteBackJob = {
+      rowId: row.id,
+      sourceId: row.sourceId,
+      eventType: row.eventType,
+      subjectKey: row.subjectKey,
+      sourceRef: row.sourceRef,
+      trackingId: item.trackingId,
+      eventId: row.eventId,
+    };
+    const log = { rowId: row.id, source: row.sourceId, attempt: item.attempts };
+    try {
+      const result = await source.target.write(job);
+      this.store.done(item.rowId, result, this.now());
+      this.log.info({ ...log, result }, 'tracking id written back');
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      const permanent = err instanceof WriteBackError && err.permanent;
+      if (permanent || item.attempts >= source.settings.maxAttempts) {
+        this.store.done(item.rowId, 'abandoned', this.now(), message);
+        this.log.warn({ ...log, permanent, error: message }, 'write-back abandoned');
+        return;
+      }
+      const { baseDelayMs, maxDelayMs } = source.settings;
+      const delay = writeBackDelay(item.attempts, baseDelayMs, maxDelayMs, this.random);
+      this.store.retry(item.rowId, this.now() + delay, message, this.now());
+      this.log.warn({ ...log, delayMs: delay, error: message }, 'write-back failed; retrying later');
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running?.catch(() => undefined);
+    this.store.close();
+  }
+}

@@ -1,0 +1,166 @@
+// The write-back queue (table write_backs, migration 003) on its own connection to the ledger file. Its
+// own connection, because the Ledger API is the delivery outbox and knows nothing of write-backs; the
+// ledger opens (and migrates) the file first. Nothing here writes ledger_rows: a write-back never
+// changes a row's delivery state.
+import Database from 'better-sqlite3';
+
+export type WriteBackOutcome = 'written' | 'already' | 'abandoned';
+
+export interface WriteBackItem {
+  rowId: number;
+  sourceId: string;
+  trackingId: string;
+  /** Counted at claim time: the attempt now running is included. */
+  attempts: number;
+  nextAttemptAt: number;
+  lastError: string | null;
+  outcome: WriteBackOutcome | null;
+  doneAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+interface SqlItem {
+  row_id: number;
+  source_id: string;
+  tracking_id: string;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  outcome: string | null;
+  done_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+function outcomeOf(value: string | null): WriteBackOutcome | null {
+  return value === 'written' || value === 'already' || value === 'abandoned' ? value : null;
+}
+
+function toItem(row: SqlItem): WriteBackItem {
+  return {
+    rowId: row.row_id,
+    sourceId: row.source_id,
+    trackingId: row.tracking_id,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    lastError: row.last_error,
+    outcome: outcomeOf(row.outcome),
+    doneAt: row.done_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+const MAX_ERROR_LENGTH = 500;
+
+export class WriteBackStore {
+  private readonly db: Database.Database;
+  private readonly stmt;
+
+  constructor(path: string, options: { busyTimeoutMs?: number } = {}) {
+    if (path === ':memory:') throw new Error('write-back needs a ledger file (store.path), not an in-memory ledger');
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+    const db = this.db;
+    this.stmt = {
+      // A new tracking id for the same row (a replayed, re-created event) restarts the job; the same one is a no-op.
+      enqueue: db.prepare(`
+        INSERT INTO write_backs (row_id, source_id, tracking_id, next_attempt_at, created_at, updated_at)
+        VALUES (@rowId, @sourceId, @trackingId, @now, @now, @now)
+        ON CONFLICT (row_id) DO UPDATE SET tracking_id = excluded.tracking_id, attempts = 0,
+          next_attempt_at = excluded.next_attempt_at, last_error = NULL, outcome = NULL, done_at = NULL,
+          updated_at = excluded.updated_at
+        WHERE write_backs.tracking_id <> excluded.tracking_id`),
+      due: db.prepare<[number, number], SqlItem>(
+        'SELECT * FROM write_backs WHERE done_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at, row_id LIMIT ?',
+      ),
+      claim: db.prepare(`
+        UPDATE write_backs SET attempts = attempts + 1, next_attempt_at = @leaseUntil, updated_at = @now
+        WHERE row_id = @rowId AND done_at IS NULL AND next_attempt_at = @seenNextAttemptAt`),
+      get: db.prepare<[number], SqlItem>('SELECT * FROM write_backs WHERE row_id = ?'),
+      done: db.prepare(
+        'UPDATE write_backs SET done_at = @now, outcome = @outcome, last_error = @error, updated_at = @now WHERE row_id = @rowId',
+      ),
+      retry: db.prepare(
+        'UPDATE write_backs SET next_attempt_at = @nextAttemptAt, last_error = @error, updated_at = @now WHERE row_id = @rowId',
+      ),
+      list: db.prepare<[number], SqlItem>('SELECT * FROM write_backs ORDER BY row_id DESC LIMIT ?'),
+      waiting: db.prepare<[], { n: number; next: number | null }>(
+        'SELECT COUNT(*) AS n, MIN(next_attempt_at) AS next FROM write_backs WHERE done_at IS NULL',
+      ),
+    };
+  }
+
+  /** Idempotent: true when a job was created (or restarted for a new tracking id). */
+  enqueue(rowId: number, sourceId: string, trackingId: string, now: number): boolean {
+    return this.stmt.enqueue.run({ rowId, sourceId, trackingId, now }).changes === 1;
+  }
+
+  /**
+   * Claims up to `limit` due jobs: the attempt is counted and the job leased until `now + leaseMs`, so a
+   * process that dies mid-write leaves it to be retried when the lease runs out. A job another process
+   * claimed first (its next_attempt_at moved) is not returned.
+   */
+  claimDue(limit: number, now: number, leaseMs: number): WriteBackItem[] {
+    return this.db
+      .transaction(() =>
+        this.stmt.due.all(now, limit).flatMap((row) => {
+          const claimed = this.stmt.claim.run({
+            rowId: row.row_id,
+            leaseUntil: now + leaseMs,
+            now,
+            seenNextAttemptAt: row.next_attempt_at,
+          });
+          const item = claimed.changes === 1 ? this.stmt.get.get(row.row_id) : undefined;
+          return item ? [toItem(item)] : [];
+        }),
+      )
+      .immediate();
+  }
+
+  done(rowId: number, outcome: WriteBackOutcome, now: number, error?: string): void {
+    this.stmt.done.run({ rowId, outcome, now, error: error ? error.slice(0, MAX_ERROR_LENGTH) : null });
+  }
+
+  retry(rowId: number, nextAttemptAt: number, error: string, now: number): void {
+    this.stmt.retry.run({ rowId, nextAttemptAt, error: error.slice(0, MAX_ERROR_LENGTH), now });
+  }
+
+  get(rowId: number): WriteBackItem | undefined {
+    const row = this.stmt.get.get(rowId);
+    return row ? toItem(row) : undefined;
+  }
+
+  list(limit = 1000): WriteBackItem[] {
+    return this.stmt.list.all(limit).map(toItem);
+  }
+
+  /** Jobs not done, and the earliest time one is due. */
+  waiting(): { count: number; nextAt: number | undefined } {
+    const row = this.stmt.waiting.get();
+    return { count: row?.n ?? 0, nextAt: row?.next ?? undefined };
+  }
+
+  /**
+   * Delivered rows of these sources, delivered since `since`, with a tracking id and no write-back job:
+   * the jobs a process killed between "delivered" and "enqueued" never created.
+   */
+  missing(sourceId: string, since: number, limit: number): Array<{ rowId: number; trackingId: string }> {
+    return this.db
+      .prepare<[string, number, number], { id: number; tracking_id: string }>(
+        `SELECT r.id, r.tracking_id FROM ledger_rows r
+         WHERE r.source_id = ? AND r.state IN ('delivered', 'delivered-pending') AND r.tracking_id IS NOT NULL
+           AND r.delivered_at >= ? AND NOT EXISTS (SELECT 1 FROM write_backs w WHERE w.row_id = r.id)
+         ORDER BY r.id LIMIT ?`,
+      )
+      .all(sourceId, since, limit)
+      .map((r) => ({ rowId: r.id, trackingId: r.tracking_id }));
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

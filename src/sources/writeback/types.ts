@@ -1,0 +1,44 @@
+// What a write-back target (one per source with `writeBack` configured) is given and may answer.
+
+/** One tracking id to write back, with the ledger row's references (no personal data). */
+export interface WriteBackJob {
+  rowId: number;
+  sourceId: string;
+  eventType: string;
+  /** The subject of the event: `Patient/<id>` (FHIR) or `TrackedEntity/<uid>` (DHIS2). */
+  subjectKey: string;
+  /** The resource that triggered it: e.g. `Encounter/<id>` or `Event/<uid>`. */
+  sourceRef: string;
+  trackingId: string;
+  eventId: string | null;
+}
+
+/** `written`: the source now holds the tracking id; `already`: it held it before (nothing was written). */
+export type WriteResult = 'written' | 'already';
+
+export interface WriteBackTarget {
+  write(job: WriteBackJob): Promise<WriteResult>;
+}
+
+/** A write-back failure; `permanent` ones are not retried (the record is gone, the source refused the shape). */
+export class WriteBackError extends Error {
+  constructor(
+    message: string,
+    readonly permanent: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'WriteBackError';
+  }
+}
+
+/** HTTP statuses that will not change on retry: the request itself is wrong for this source. */
+export function isPermanentStatus(status: number | undefined): boolean {
+  return status === 400 || status === 404 || status === 405 || status === 409 || status === 410 || status === 422;
+}
+
+/** `Type/id` → parts; undefined for anything else. */
+export function splitRef(ref: string): { type: string; id: string } | undefined {
+  const match = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(ref);
+  return match ? { type: match[1] ?? '', id: match[2] ?? '' } : undefined;
+}

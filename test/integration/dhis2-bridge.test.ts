@@ -1,0 +1,219 @@
+// DHIS2 simulator → bridge → OpenCRVS simulator over HTTP: births from the demo Child Programme and deaths
+// from the sandbox death programme, each notified once, the tracking id written back to DHIS2, and the
+// bridge's own write-back never coming back as a new or changed event.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  ATTRIBUTES,
+  BIRTH_DATA_ELEMENTS,
+  BIRTH_STAGE,
+  CHILD_PROGRAMME,
+  DEATH_DATA_ELEMENTS,
+  DEATH_PROGRAMME,
+  ORG_UNITS,
+} from '../../src/sandbox/dhis2/index.js';
+import { DHIS2_CURSOR } from '../../src/sources/dhis2/index.js';
+import {
+  assertOneEventPerRow,
+  BIRTHS_SOURCE,
+  DEATHS_SOURCE,
+  type Dhis2Harness,
+  dataValueOf,
+  enrolledIn,
+  startDhis2Harness,
+} from './helpers/dhis2-harness.js';
+
+const BIRTHS = 7;
+const DEATHS = 4;
+
+function attribute(te: { attributes?: Array<{ attribute: string; value: string | null }> }, uid: string) {
+  return te.attributes?.find((a) => a.attribute === uid)?.value ?? undefined;
+}
+
+describe('DHIS2 tracker source end to end', () => {
+  let h: Dhis2Harness;
+
+  before(async () => {
+    // A page size of 4 makes both programmes span several pages.
+    h = await startDhis2Harness({ births: BIRTHS, deaths: DEATHS, pageSize: 4 });
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  it('notifies every birth and death once, routed by org unit, and writes each tracking id back', async () => {
+    const summary = await h.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
+    assert.deepEqual(summary.failedSources, []);
+    assert.equal(summary.report.mapped.inserted, BIRTHS + DEATHS);
+    assert.ok(summary.ok, 'every row delivered');
+    const rows = h.rows();
+    assert.equal(rows.filter((r) => r.eventType === 'birth').length, BIRTHS);
+    assert.equal(rows.filter((r) => r.eventType === 'death').length, DEATHS);
+    const events = await h.events();
+    assertOneEventPerRow(events, rows);
+
+    // The declaration carries the child's and the mother's names from the tracked entity attributes.
+    const children = enrolledIn(h.seeded, CHILD_PROGRAMME);
+    const child = children[0];
+    assert.ok(child?.trackedEntity);
+    const childRow = rows.find((r) => r.subjectKey === `TrackedEntity/${child.trackedEntity}`);
+    assert.ok(childRow, 'a ledger row per child');
+    assert.match(childRow.sourceRef, /^Event\//, 'the birth-stage event is the trigger');
+    const event = events.find((e) => e.trackingId === childRow.trackingId);
+    assert.ok(event);
+    const declaration = event.actions.find(
+      (a) => a.type === 'NOTIFY' && Object.keys(a.declaration).length,
+    )?.declaration;
+    assert.deepEqual(declaration?.['child.name'], {
+      firstname: attribute(child, ATTRIBUTES.firstName),
+      surname: attribute(child, ATTRIBUTES.lastName),
+    });
+    const motherUid = child.relationships?.[0]?.to.trackedEntity?.trackedEntity;
+    const mother = h.seeded.find((te) => te.trackedEntity === motherUid);
+    assert.ok(mother, 'the demo child has a mother');
+    assert.deepEqual(declaration?.['mother.name'], {
+      firstname: attribute(mother, ATTRIBUTES.firstName),
+      surname: attribute(mother, ATTRIBUTES.lastName),
+    });
+    // Routing: the org unit's route gives office and facility.
+    const ngelehun = h.sim.locations.find((l) => l.externalId === 'xmJJAsGfSTn');
+    const ngelehunFacility = h.sim.locations.find((l) => l.externalId === 't0qT1Vh8qi3');
+    const routed = rows.filter((r) => {
+      const te = h.seeded.find((t) => `TrackedEntity/${t.trackedEntity}` === r.subjectKey);
+      return te?.enrollments?.[0]?.orgUnit === ORG_UNITS.ngelehunChc;
+    });
+    assert.ok(routed.length > 0, 'some records at Ngelehun CHC');
+    for (const row of routed) {
+      assert.equal(row.office, ngelehun?.id);
+      assert.equal(row.facility, ngelehunFacility?.id);
+    }
+
+    // Write-back: the tracking id sits in the configured data element, written with importStrategy=UPDATE.
+    for (const row of rows) {
+      const uid = row.subjectKey.replace('TrackedEntity/', '');
+      const [program, dataElement] =
+        row.eventType === 'birth'
+          ? [CHILD_PROGRAMME, BIRTH_DATA_ELEMENTS.trackingId]
+          : [DEATH_PROGRAMME, DEATH_DATA_ELEMENTS.trackingId];
+      assert.equal(dataValueOf(h.dhis2, uid, program, dataElement), row.trackingId, `tracking id on ${row.subjectKey}`);
+      assert.equal(h.bridge.writeBacks?.store.get(row.id)?.outcome, 'written');
+    }
+    const writes = h.dhis2.writes();
+    assert.equal(writes.length, BIRTHS + DEATHS, 'one import per write-back');
+    for (const write of writes) {
+      assert.equal(write.importStrategy, 'UPDATE');
+      assert.equal(write.report.status, 'OK');
+      assert.equal(write.payload.events?.length, 1);
+      // The whole event as read: the required properties go back with it.
+      assert.ok(write.payload.events?.[0]?.orgUnit && write.payload.events[0].programStage);
+    }
+    assert.ok(writes.some((w) => w.payload.events?.[0]?.programStage === BIRTH_STAGE));
+  });
+
+  it('sees its own write-back on the next poll and records nothing new (unchanged payload, no second event)', async () => {
+    const watermark = h.bridge.ledger.getCursor(BIRTHS_SOURCE, DHIS2_CURSOR);
+    const before = h.rows();
+    const writesBefore = h.dhis2.writes().length;
+
+    const again = await h.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
+    // Every written-back entity has a newer updatedAt: it is read and mapped again, to the same payload.
+    assert.equal(again.report.mapped.unchanged, BIRTHS + DEATHS);
+    assert.equal(again.report.mapped.inserted, 0);
+    assert.equal(again.report.mapped.replaced, 0);
+    assert.equal(again.report.mapped['updated-after-notification'], 0);
+    assert.notEqual(
+      h.bridge.ledger.getCursor(BIRTHS_SOURCE, DHIS2_CURSOR),
+      watermark,
+      'the watermark moved past the writes',
+    );
+    assert.equal((await h.events()).length, BIRTHS + DEATHS, 'no second OpenCRVS event');
+    assert.equal(h.dhis2.writes().length, writesBefore, 'no second write-back');
+    const after = h.rows();
+    assert.deepEqual(
+      after.map((r) => [r.id, r.state, r.trackingId, r.updatesAfterNotification]),
+      before.map((r) => [r.id, r.state, r.trackingId, r.updatesAfterNotification]),
+    );
+
+    // A third pass inside the overlap window re-reads the same versions and skips them.
+    const third = await h.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
+    assert.equal(third.report.subjects, 0);
+    assert.equal((await h.events()).length, BIRTHS + DEATHS);
+  });
+
+  it('records a real change after notification on the same row, never as a new event', async () => {
+    const [deceased] = enrolledIn(h.seeded, DEATH_PROGRAMME);
+    assert.ok(deceased?.trackedEntity);
+    const response = await fetch(`${h.dhis2.baseUrl}/_sandbox/seed`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([
+        {
+          trackedEntity: deceased.trackedEntity,
+          trackedEntityType: deceased.trackedEntityType,
+          orgUnit: deceased.orgUnit,
+          attributes: [{ attribute: ATTRIBUTES.firstName, value: 'Corrected' }],
+          updatedAt: new Date(Date.now() + 5000).toISOString().slice(0, 23),
+        },
+      ]),
+      signal: AbortSignal.timeout(5000),
+    });
+    assert.equal(response.status, 200, await response.text());
+    const pass = await h.bridge.syncOnce([DEATHS_SOURCE], { timeoutMs: 30_000 });
+    assert.equal(pass.report.mapped['updated-after-notification'], 1);
+    const row = h.bridge.ledger.findByKey(DEATHS_SOURCE, 'death', `TrackedEntity/${deceased.trackedEntity}`);
+    assert.equal(row?.updatesAfterNotification, 1);
+    assert.equal((await h.events()).length, BIRTHS + DEATHS);
+  });
+});
+
+describe('DHIS2 tracker source: credentials and filters', () => {
+  it('a wrong personal access token fails the source pass and moves no watermark', async () => {
+    const h = await startDhis2Harness({
+      births: 2,
+      deaths: 1,
+      writeBack: false,
+      configure: ({ sources }) => {
+        sources[0] = { ...sources[0], auth: { type: 'pat', token: 'd2pat_wrong' } };
+      },
+    });
+    try {
+      const summary = await h.bridge.syncOnce(undefined, { timeoutMs: 10_000 });
+      assert.deepEqual(summary.failedSources, [BIRTHS_SOURCE]);
+      assert.equal(summary.ok, false);
+      assert.equal(h.bridge.ledger.getCursor(BIRTHS_SOURCE, DHIS2_CURSOR), undefined);
+      const status = h.bridge.sourceStatuses().find((s) => s.id === BIRTHS_SOURCE);
+      assert.match(status?.lastError ?? '', /HTTP 401/);
+      // The other source (basic auth) is unaffected.
+      assert.equal(h.rows().filter((r) => r.sourceId === DEATHS_SOURCE && r.state === 'delivered').length, 1);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('polls only the configured org units', async () => {
+    const h = await startDhis2Harness({
+      births: 6,
+      deaths: 0,
+      writeBack: false,
+      configure: ({ sources }) => {
+        sources[0] = { ...sources[0], dhis2: { program: CHILD_PROGRAMME, orgUnits: [ORG_UNITS.ngelehunChc] } };
+      },
+    });
+    try {
+      await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 20_000 });
+      const expected = enrolledIn(h.seeded, CHILD_PROGRAMME).filter(
+        (te) => te.enrollments?.[0]?.orgUnit === ORG_UNITS.ngelehunChc,
+      );
+      assert.ok(expected.length > 0 && expected.length < 6, 'the demo spreads births over two facilities');
+      assert.deepEqual(
+        h
+          .rows()
+          .map((r) => r.subjectKey)
+          .sort(),
+        expected.map((te) => `TrackedEntity/${te.trackedEntity}`).sort(),
+      );
+    } finally {
+      await h.close();
+    }
+  });
+});
