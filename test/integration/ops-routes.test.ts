@@ -1,0 +1,228 @@
+// /healthz, /readyz and /metrics of a Bridge on a free port, with the OpenCRVS simulator and the FHIR
+// sandbox: ready when everything works, 503 naming the failing check when OpenCRVS refuses the
+// credentials or the queue is held, and metrics that say what happened without any personal data.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Bridge } from '../../src/app.js';
+import { configFromObject } from '../../src/config/index.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { DEMO_FACILITIES, facilityLocation, generateBirth, generateDeath } from '../../src/sandbox/demo/generate.js';
+import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
+import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
+
+const SEED = [
+  ...DEMO_FACILITIES.map(facilityLocation),
+  ...[0, 1].flatMap((i) => generateBirth(i, { prefix: 'ops' })),
+  ...generateDeath(0, { prefix: 'ops' }),
+];
+
+let sim: OpenCrvsSimulator;
+let fhir: FhirSandbox;
+const dir = mkdtempSync(join(tmpdir(), 'ops-routes-'));
+let dbCount = 0;
+
+function newBridge(opencrvs: { clientId?: string; clientSecret?: string } = {}): Bridge {
+  dbCount += 1;
+  const config = configFromObject({
+    opencrvs: {
+      tokenUrl: sim.tokenUrl,
+      eventsUrl: sim.eventsUrl,
+      clientId: opencrvs.clientId ?? sim.clientId,
+      clientSecret: opencrvs.clientSecret ?? sim.clientSecret,
+      timeoutMs: 5000,
+    },
+    store: { path: join(dir, `bridge-${dbCount}.db`) },
+    http: { host: '127.0.0.1', port: 0 },
+    // A long probe interval keeps a hold in place while the test looks at it.
+    delivery: { baseDelayMs: 20, maxDelayMs: 200, pollIntervalMs: 20, holdProbeSeconds: 3600 },
+    sources: [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, timeoutMs: 5000 }],
+    routing: {
+      defaultOffice: 'LHUYvwY2Aq1',
+      facilities: {
+        'Location/emr-loc-ibombo-hospital': { office: 'xmJJAsGfSTn', facility: 't0qT1Vh8qi3' },
+        'Location/emr-loc-isamba-hospital': { office: 'DC5stjQ45n3', facility: 'R2i8nqg83Y0' },
+      },
+    },
+  });
+  return new Bridge(config, { logger: silentLogger, schedule: false });
+}
+
+async function get(bridge: Bridge, path: string): Promise<{ status: number; text: string }> {
+  const response = await fetch(`http://127.0.0.1:${bridge.httpPort}${path}`, { signal: AbortSignal.timeout(15_000) });
+  return { status: response.status, text: await response.text() };
+}
+
+interface Readiness {
+  status: string;
+  failed: string[];
+  checks: Record<string, { ok: boolean; detail?: string }>;
+}
+
+async function readyz(bridge: Bridge): Promise<{ status: number; body: Readiness }> {
+  const { status, text } = await get(bridge, '/readyz');
+  return { status, body: JSON.parse(text) as Readiness };
+}
+
+/** `name{a="x",b="y"} value` lines → [{name, labels}] (comments skipped). */
+function samples(text: string): Array<{ name: string; labels: Record<string, string>; value: number }> {
+  const out: Array<{ name: string; labels: Record<string, string>; value: number }> = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    assert.ok(match, `not a Prometheus sample line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const pair of (match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[pair[1] ?? ''] = pair[2] ?? '';
+    out.push({ name: match[1] ?? '', labels, value: Number(match[3]) });
+  }
+  return out;
+}
+
+before(async () => {
+  sim = await startOpenCrvsSimulator({ port: 0 });
+  fhir = await startFhirSandbox({ port: 0, seed: SEED });
+});
+
+after(async () => {
+  await fhir.close();
+  await sim.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('health and readiness', () => {
+  it('answers /healthz and is ready when the store, OpenCRVS, routing, queue and source are fine', async () => {
+    const bridge = newBridge();
+    try {
+      await bridge.start();
+      const health = await get(bridge, '/healthz');
+      assert.equal(health.status, 200);
+      assert.equal(JSON.parse(health.text).status, 'ok');
+      const { status, body } = await readyz(bridge);
+      assert.equal(status, 200, JSON.stringify(body));
+      assert.deepEqual(body.failed, []);
+      assert.deepEqual(Object.keys(body.checks).sort(), ['opencrvs-token', 'queue', 'routing', 'source:emr', 'store']);
+    } finally {
+      await bridge.stop();
+    }
+  });
+
+  it('is not ready, naming opencrvs-token, when OpenCRVS refuses the credentials', async () => {
+    const secret = 'not-the-right-secret-0001';
+    const bridge = newBridge({ clientSecret: secret });
+    try {
+      await bridge.start();
+      const { status, body } = await readyz(bridge);
+      assert.equal(status, 503);
+      assert.ok(body.failed.includes('opencrvs-token'), JSON.stringify(body));
+      assert.match(body.checks['opencrvs-token']?.detail ?? '', /401/);
+      assert.equal(body.checks.store?.ok, true);
+      assert.ok(!JSON.stringify(body).includes(secret));
+    } finally {
+      await bridge.stop();
+    }
+  });
+
+  it('is not ready, naming queue with the hold reason, once delivery is held for revoked credentials', async () => {
+    const clientId = 'ops-revoked-client';
+    const clientSecret = 'ops-revoked-secret-0001';
+    await sim.control.addClient({ clientId, clientSecret });
+    const bridge = newBridge({ clientId, clientSecret });
+    try {
+      await bridge.start();
+      assert.equal((await readyz(bridge)).status, 200);
+      await sim.control.removeClient(clientId);
+      await bridge.syncOnce(undefined, { timeoutMs: 5000 });
+      assert.ok(bridge.worker.held(), 'delivery is held');
+      const { status, body } = await readyz(bridge);
+      assert.equal(status, 503);
+      assert.ok(body.failed.includes('queue'), JSON.stringify(body));
+      assert.match(body.checks.queue?.detail ?? '', /^held: /);
+      const metrics = samples((await get(bridge, '/metrics')).text);
+      assert.equal(metrics.find((s) => s.name === 'bridge_queue_held')?.value, 1);
+    } finally {
+      await bridge.stop();
+    }
+  });
+});
+
+describe('metrics', () => {
+  const bridge = () => shared;
+  let shared: Bridge;
+
+  before(async () => {
+    shared = newBridge();
+    await shared.start();
+    const summary = await shared.syncOnce(undefined, { timeoutMs: 30_000 });
+    assert.ok(summary.ok, JSON.stringify(summary.report));
+  });
+
+  after(async () => {
+    await shared.stop();
+  });
+
+  it('exposes events, deliveries, latency, token renewals, poll lag, inbox depth, hold flag and process metrics', async () => {
+    const { status, text } = await get(bridge(), '/metrics');
+    assert.equal(status, 200);
+    const all = samples(text);
+    const find = (name: string, labels: Record<string, string> = {}) =>
+      all.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+    assert.equal(find('bridge_events', { state: 'delivered', event_type: 'birth' })[0]?.value, 2);
+    assert.equal(find('bridge_events', { state: 'delivered', event_type: 'death' })[0]?.value, 1);
+    assert.equal(find('bridge_deliveries_total', { outcome: 'delivered', event_type: 'birth' })[0]?.value, 2);
+    assert.equal(find('bridge_delivery_latency_seconds_count', { event_type: 'birth' })[0]?.value, 2);
+    assert.ok(find('bridge_delivery_latency_seconds_bucket', { event_type: 'death', le: '+Inf' }).length === 1);
+    assert.ok((find('bridge_opencrvs_token_renewals')[0]?.value ?? 0) >= 1);
+    const lag = find('bridge_source_poll_lag_seconds', { source: 'emr' });
+    assert.ok(lag.length > 0 && lag.every((s) => s.value >= 0 && s.labels.resource_type));
+    assert.equal(find('bridge_inbox_depth')[0]?.value, 0);
+    assert.equal(find('bridge_queue_held')[0]?.value, 0);
+    assert.ok(find('bridge_process_cpu_user_seconds_total').length === 1);
+    assert.ok(
+      find('bridge_process_resident_memory_bytes').length + find('bridge_nodejs_heap_size_used_bytes').length > 0,
+    );
+  });
+
+  it('carries no personal data and no record identifiers in labels', async () => {
+    const { text } = await get(bridge(), '/metrics');
+    const personal = new Set<string>();
+    const ids = new Set<string>();
+    for (const resource of SEED) {
+      if (resource.id) ids.add(resource.id);
+      if (resource.resourceType === 'Patient') {
+        for (const name of resource.name ?? [])
+          for (const part of [...(name.given ?? []), name.family ?? '']) personal.add(part);
+        if (resource.birthDate) personal.add(resource.birthDate);
+        if (resource.deceasedDateTime) personal.add(resource.deceasedDateTime.slice(0, 10));
+        for (const id of resource.identifier ?? []) if (id.value) personal.add(id.value);
+      }
+    }
+    personal.delete('');
+    assert.ok(personal.size > 5);
+    const allowedLabels = new Set([
+      'state',
+      'event_type',
+      'outcome',
+      'classification',
+      'kind',
+      'source',
+      'resource_type',
+      'le',
+    ]);
+    for (const sample of samples(text)) {
+      for (const [label, value] of Object.entries(sample.labels)) {
+        if (
+          sample.name.startsWith('bridge_') &&
+          !sample.name.startsWith('bridge_process') &&
+          !sample.name.startsWith('bridge_nodejs')
+        ) {
+          assert.ok(allowedLabels.has(label), `unexpected label ${label} on ${sample.name}`);
+        }
+        for (const p of personal)
+          assert.ok(!value.includes(p), `${sample.name}{${label}="${value}"} carries personal data`);
+        for (const id of ids) assert.ok(!value.includes(id), `${sample.name}{${label}="${value}"} carries a record id`);
+      }
+    }
+  });
+});
