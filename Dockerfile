@@ -1,5 +1,11 @@
 # syntax=docker/dockerfile:1
-# Build stage: full install (compiles better-sqlite3 natively and TypeScript), then prune dev deps.
+# opencrvs-bridge: docs/deployment.md explains building, running, volumes and secrets.
+#   docker build -t opencrvs-bridge .
+#   docker run -v ./bridge.yaml:/config/bridge.yaml:ro -v bridge-data:/data -p 8080:8080 opencrvs-bridge
+# test/integration/container-entrypoint.test.ts replays these steps (no Docker engine needed).
+
+# Build stage: every dependency, better-sqlite3 compiled natively for this image's Node and glibc,
+# TypeScript compiled to dist/, then the dev dependencies pruned away.
 FROM node:22-bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
@@ -7,12 +13,15 @@ RUN apt-get update \
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY scripts ./scripts
-RUN npm ci --ignore-scripts && npm rebuild better-sqlite3
+# --ignore-scripts: `prepare` compiles src/, which is not copied yet; better-sqlite3 is built next.
+RUN npm ci --ignore-scripts --no-audit --no-fund \
+ && npm rebuild better-sqlite3 --build-from-source
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build && npm prune --omit=dev
+RUN npm run build \
+ && npm prune --omit=dev --no-audit --no-fund
 
-# Runtime stage: only the compiled code, production dependencies, mappings and profiles.
+# Runtime stage: compiled code, production dependencies, mappings, form profiles and examples.
 FROM node:22-bookworm-slim
 ENV NODE_ENV=production \
     BRIDGE_CONFIG=/config/bridge.yaml
@@ -24,11 +33,13 @@ COPY bin ./bin
 COPY mappings ./mappings
 COPY profiles ./profiles
 COPY examples ./examples
-RUN mkdir -p /data && chown node:node /data
+# The ledger lives in /data (store.path: /data/bridge.db); the config is mounted read-only in /config.
+RUN mkdir -p /data /config && chown node:node /data
 USER node
 VOLUME ["/data"]
+# http.port must stay 8080 (its default) inside the container: the health check probes it.
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.BRIDGE_HTTP_PORT || 8080) + '/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 ENTRYPOINT ["node", "bin/opencrvs-bridge.js"]
 CMD ["serve"]

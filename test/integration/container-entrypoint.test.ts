@@ -1,0 +1,255 @@
+// The container without a Docker engine: the Dockerfile is parsed and its steps replayed in temporary
+// folders (build stage: the package's files, dependencies, `npm run build`, `npm prune --omit=dev`;
+// runtime stage: exactly the files its COPY lines name), then its ENTRYPOINT + CMD runs with
+// BRIDGE_CONFIG pointing at a config for the simulators, and its HEALTHCHECK command must pass.
+//
+// Dependencies: by default the checkout's node_modules is copied in place of the build stage's
+// `npm ci --ignore-scripts && npm rebuild better-sqlite3 --build-from-source` (same lock file; the
+// native build alone takes over a minute). BRIDGE_TEST_NPM_CI=1 runs that RUN line for real.
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
+
+const repo = fileURLToPath(new URL('../../', import.meta.url));
+const REAL_NPM_CI = process.env.BRIDGE_TEST_NPM_CI === '1';
+
+interface Instruction {
+  op: string;
+  args: string;
+}
+
+interface Stage {
+  from: string;
+  name?: string;
+  instructions: Instruction[];
+}
+
+/** Dockerfile → stages of instructions (continuation lines joined, comments dropped). */
+function parseDockerfile(text: string): Stage[] {
+  const logical: string[] = [];
+  let current = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!current && (line === '' || line.startsWith('#'))) continue;
+    if (line.endsWith('\\')) {
+      current += `${line.slice(0, -1).trim()} `;
+      continue;
+    }
+    logical.push(`${current}${line}`.trim());
+    current = '';
+  }
+  const stages: Stage[] = [];
+  for (const line of logical) {
+    const space = line.indexOf(' ');
+    const op = line.slice(0, space).toUpperCase();
+    const args = line.slice(space + 1).trim();
+    if (op === 'FROM') {
+      const [from = '', , name] = args.split(/\s+/);
+      stages.push({ from, name, instructions: [] });
+    } else {
+      stages.at(-1)?.instructions.push({ op, args });
+    }
+  }
+  return stages;
+}
+
+function jsonArray(args: string): string[] {
+  const parsed: unknown = JSON.parse(args);
+  assert.ok(Array.isArray(parsed) && parsed.every((p) => typeof p === 'string'), `exec form expected: ${args}`);
+  return parsed;
+}
+
+function only(stage: Stage, op: string): Instruction {
+  const found = stage.instructions.filter((i) => i.op === op);
+  assert.equal(found.length, 1, `exactly one ${op}`);
+  return found[0] as Instruction;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+function sh(command: string, cwd: string): void {
+  const r = spawnSync('sh', ['-c', command], { cwd, encoding: 'utf8', timeout: 600_000 });
+  assert.equal(r.status, 0, `${command}\n${r.stdout}\n${r.stderr}`);
+}
+
+const dockerfile = parseDockerfile(readFileSync(join(repo, 'Dockerfile'), 'utf8'));
+const [buildStage, runtimeStage] = dockerfile;
+const work = mkdtempSync(join(tmpdir(), 'container-'));
+const buildDir = join(work, 'build');
+const appDir = join(work, 'app');
+let sim: OpenCrvsSimulator;
+let serve: ChildProcess | undefined;
+const figures: string[] = [];
+
+describe('Dockerfile', () => {
+  it('builds on Node 22 slim in two stages and runs as a non-root user with /data, 8080 and a health check', () => {
+    assert.equal(dockerfile.length, 2);
+    assert.ok(buildStage && runtimeStage);
+    assert.equal(buildStage.from, 'node:22-bookworm-slim');
+    assert.equal(runtimeStage.from, 'node:22-bookworm-slim');
+    const runs = buildStage.instructions.filter((i) => i.op === 'RUN').map((i) => i.args);
+    assert.ok(runs.some((r) => /npm ci\b/.test(r) && /npm rebuild better-sqlite3/.test(r)));
+    assert.ok(runs.some((r) => /npm run build/.test(r) && /npm prune --omit=dev/.test(r)));
+    assert.notEqual(only(runtimeStage, 'USER').args, 'root');
+    assert.deepEqual(jsonArray(only(runtimeStage, 'VOLUME').args), ['/data']);
+    assert.equal(only(runtimeStage, 'EXPOSE').args, '8080');
+    assert.match(only(runtimeStage, 'ENV').args, /BRIDGE_CONFIG=\/config\/bridge\.yaml/);
+    assert.deepEqual(jsonArray(only(runtimeStage, 'ENTRYPOINT').args), ['node', 'bin/opencrvs-bridge.js']);
+    assert.deepEqual(jsonArray(only(runtimeStage, 'CMD').args), ['serve']);
+    assert.match(only(runtimeStage, 'HEALTHCHECK').args, /CMD \[.*http:\/\/127\.0\.0\.1:8080\/healthz/);
+  });
+});
+
+describe('the container entrypoint from a production install', () => {
+  before(async () => {
+    assert.ok(buildStage && runtimeStage);
+    // Build stage. COPY from the context = the package's tracked files (what .dockerignore lets through).
+    const started = Date.now();
+    mkdirSync(buildDir, { recursive: true });
+    const files = execFileSync('git', ['ls-files', '-z'], { cwd: repo, encoding: 'utf8' }).split('\0').filter(Boolean);
+    for (const file of files) {
+      if (!existsSync(join(repo, file))) continue; // deleted in the working tree, not yet committed
+      mkdirSync(dirname(join(buildDir, file)), { recursive: true });
+      cpSync(join(repo, file), join(buildDir, file));
+    }
+    for (const { args } of buildStage.instructions.filter((i) => i.op === 'RUN')) {
+      if (args.startsWith('apt-get')) continue; // the toolchain is on this machine already
+      if (/npm ci\b/.test(args) && !REAL_NPM_CI) {
+        cpSync(join(repo, 'node_modules'), join(buildDir, 'node_modules'), { recursive: true, verbatimSymlinks: true });
+        continue;
+      }
+      sh(args, buildDir);
+    }
+    figures.push(
+      `build stage ${((Date.now() - started) / 1000).toFixed(1)} s (${REAL_NPM_CI ? 'npm ci' : 'node_modules copied'})`,
+    );
+    // Runtime stage: exactly what its COPY lines name.
+    for (const { args } of runtimeStage.instructions.filter((i) => i.op === 'COPY')) {
+      const parts = args.split(/\s+/);
+      const fromBuild = parts[0] === '--from=build';
+      const [source = '', target = ''] = fromBuild ? parts.slice(1) : parts;
+      const from = fromBuild ? join(buildDir, source.replace(/^\/app\//, '')) : join(buildDir, source);
+      const to = join(appDir, target.replace(/^\.\/?/, ''));
+      cpSync(from, target.endsWith('/') && !fromBuild ? join(to, source) : to, {
+        recursive: true,
+        verbatimSymlinks: true,
+      });
+    }
+    sim = await startOpenCrvsSimulator({ port: 0 });
+  });
+
+  after(async () => {
+    if (serve && serve.exitCode === null) serve.kill('SIGKILL');
+    await sim?.close();
+    rmSync(work, { recursive: true, force: true });
+    if (figures.length) console.log(`container test figures: ${figures.join('; ')}`);
+  });
+
+  function runtimeEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
+    for (const match of only(runtimeStage as Stage, 'ENV').args.matchAll(/(\w+)=(\S+)/g))
+      env[match[1] ?? ''] = match[2];
+    return { ...env, ...extra };
+  }
+
+  it('holds the production dependencies only, better-sqlite3 native binding included', () => {
+    const modules = join(appDir, 'node_modules');
+    for (const dev of ['typescript', 'tsx', '@biomejs/biome', 'playwright-core', 'autocannon'])
+      assert.ok(!existsSync(join(modules, dev)), `${dev} is in the production install`);
+    for (const dep of ['express', 'pino', 'yaml', 'better-sqlite3/build/Release/better_sqlite3.node'])
+      assert.ok(existsSync(join(modules, dep)), `${dep} is missing`);
+    assert.ok(existsSync(join(appDir, 'dist', 'cli.js')));
+    assert.ok(!existsSync(join(appDir, 'src')), 'sources are not shipped');
+  });
+
+  it('prints the help of the CLI', () => {
+    const entrypoint = jsonArray(only(runtimeStage as Stage, 'ENTRYPOINT').args);
+    const [command = '', ...args] = entrypoint;
+    const r = spawnSync(command === 'node' ? process.execPath : command, [...args, '--help'], {
+      cwd: appDir,
+      env: runtimeEnv({}),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    for (const name of ['serve', 'sync', 'doctor', 'demo']) assert.match(r.stdout, new RegExp(`\\b${name}\\b`));
+  });
+
+  it('serves with the config from BRIDGE_CONFIG and passes its HEALTHCHECK', async () => {
+    const port = await freePort();
+    const config = join(work, 'bridge.yaml');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        opencrvs: {
+          tokenUrl: sim.tokenUrl,
+          eventsUrl: sim.eventsUrl,
+          clientId: sim.clientId,
+          clientSecret: sim.clientSecret,
+        },
+        store: { path: join(work, 'data', 'bridge.db') },
+        http: { host: '127.0.0.1', port },
+        routing: { defaultOffice: 'LHUYvwY2Aq1' },
+      }),
+    );
+    mkdirSync(join(work, 'data'), { recursive: true });
+    const [command = '', ...args] = [
+      ...jsonArray(only(runtimeStage as Stage, 'ENTRYPOINT').args),
+      ...jsonArray(only(runtimeStage as Stage, 'CMD').args),
+    ];
+    const started = Date.now();
+    const child = spawn(command === 'node' ? process.execPath : command, args, {
+      cwd: appDir,
+      env: runtimeEnv({ BRIDGE_CONFIG: config, LOG_LEVEL: 'info' }),
+    });
+    serve = child;
+    let output = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+    });
+    const deadline = Date.now() + 60_000;
+    let status = 0;
+    while (status !== 200) {
+      assert.ok(child.exitCode === null, `serve exited (${child.exitCode}): ${output}`);
+      assert.ok(Date.now() < deadline, `no /healthz within 60 s: ${output}`);
+      status = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2000) }).then(
+        (r) => r.status,
+        () => 0,
+      );
+      if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    figures.push(`serve answered /healthz after ${Date.now() - started} ms`);
+    // The image's own health check command, pointed at this run's port instead of 8080.
+    const healthcheck = only(runtimeStage as Stage, 'HEALTHCHECK').args;
+    const probe = jsonArray(healthcheck.slice(healthcheck.indexOf('CMD ') + 4));
+    const [probeCommand = '', ...probeArgs] = probe.map((part) => part.replace('127.0.0.1:8080', `127.0.0.1:${port}`));
+    const check = spawnSync(probeCommand === 'node' ? process.execPath : probeCommand, probeArgs, {
+      env: runtimeEnv({}),
+      timeout: 10_000,
+    });
+    assert.equal(check.status, 0, 'HEALTHCHECK command failed');
+    // SIGTERM (docker stop) ends it cleanly.
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, output);
+    assert.ok(existsSync(join(work, 'data', 'bridge.db')));
+  });
+});

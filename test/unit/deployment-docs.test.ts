@@ -1,0 +1,72 @@
+// docs/deployment.md stays true to the code: every key of the configuration schema is in its reference,
+// every metric the bridge registers is described, and the example configuration it points to is valid.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../../src/config/index.js';
+import { BridgeMetrics } from '../../src/observability/metrics.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const doc = readFileSync(`${root}docs/deployment.md`, 'utf8');
+const schema: unknown = JSON.parse(readFileSync(`${root}profiles/config.schema.json`, 'utf8'));
+
+type Node = Record<string, unknown>;
+const isNode = (value: unknown): value is Node => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Key paths of the schema, written as the reference writes them: `a.b`, `list[].c`, `map.<key>.d`. */
+function keyPaths(rootSchema: Node): string[] {
+  const definitions = isNode(rootSchema.definitions) ? rootSchema.definitions : {};
+  const deref = (node: unknown): Node => {
+    if (!isNode(node)) return {};
+    if (typeof node.$ref !== 'string') return node;
+    return deref(definitions[node.$ref.replace('#/definitions/', '')]);
+  };
+  const paths: string[] = [];
+  const visit = (node: unknown, path: string) => {
+    const resolved = deref(node);
+    if (path) paths.push(path);
+    const items = resolved.type === 'array' ? deref(resolved.items) : undefined;
+    if (items && isNode(items.properties))
+      for (const [k, v] of Object.entries(items.properties)) visit(v, `${path}[].${k}`);
+    if (isNode(resolved.properties))
+      for (const [k, v] of Object.entries(resolved.properties)) visit(v, path ? `${path}.${k}` : k);
+    const map = isNode(resolved.additionalProperties) ? deref(resolved.additionalProperties) : undefined;
+    if (map && isNode(map.properties))
+      for (const [k, v] of Object.entries(map.properties)) visit(v, `${path}.<key>.${k}`);
+  };
+  visit(rootSchema, '');
+  return paths;
+}
+
+describe('docs/deployment.md', () => {
+  it('has every key path of profiles/config.schema.json in its configuration reference, with a description', () => {
+    assert.ok(isNode(schema));
+    const paths = keyPaths(schema);
+    assert.ok(paths.length > 60, `only ${paths.length} key paths found`);
+    const rows = new Map<string, string>();
+    for (const line of doc.split('\n')) {
+      const match = /^\| `([^`]+)` \|(.*)\|\s*$/.exec(line);
+      if (match?.[1]) rows.set(match[1], match[2] ?? '');
+    }
+    const missing = paths.filter((p) => !rows.has(p));
+    assert.deepEqual(missing, [], 'run: node scripts/config-reference.mjs --write');
+    const undescribed = paths.filter((p) => (rows.get(p) ?? '').split(' | ').at(-1)?.trim() === '');
+    assert.deepEqual(undescribed, [], 'add a description (schema or scripts/config-reference.mjs SUPPLEMENT)');
+  });
+
+  it('describes every metric the bridge registers', async () => {
+    const metrics = new BridgeMetrics({ processMetrics: false });
+    const names = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name);
+    assert.ok(names.length >= 10);
+    for (const name of names) assert.ok(doc.includes(`\`${name}\``), `${name} is not in docs/deployment.md`);
+  });
+
+  it('points at an example configuration that validates', () => {
+    const config = loadConfig({ file: `${root}examples/bridge.yaml`, env: {} });
+    assert.equal(config.sources[0]?.baseUrl, 'http://127.0.0.1:8090/fhir');
+    assert.equal(config.opencrvs.tokenUrl, 'http://127.0.0.1:7070/auth/token');
+    assert.equal(config.routing.defaultOffice, 'LHUYvwY2Aq1');
+    assert.match(doc, /\(\.\.\/examples\/bridge\.yaml\)/);
+  });
+});
