@@ -1,5 +1,6 @@
 // `opencrvs-bridge map --input FILE [--mapping FILE] [--config FILE] [--json]`: a dry run. Maps a FHIR
-// Bundle (or one resource, or an array of them) and prints the declaration and routing, or why not.
+// Bundle (or one resource, or an array of them), or DHIS2 tracker JSON (a tracked entity, a list response,
+// an event) with the dhis2 mappings, and prints the declaration and routing, or why not.
 // Exit 0: mapped or skipped; 1: invalid record; 2: usage, input or mapping load error.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -23,8 +24,13 @@ interface MapCommandOptions {
 export function registerMap(program: Command): void {
   program
     .command('map')
-    .description('Dry run: map a FHIR Bundle to an OpenCRVS declaration and routing (nothing is sent).')
-    .option('--input <file>', 'FHIR Bundle (any type), one resource, or a JSON array of resources')
+    .description(
+      'Dry run: map a FHIR Bundle or DHIS2 tracker JSON to an OpenCRVS declaration and routing (nothing is sent).',
+    )
+    .option(
+      '--input <file>',
+      'FHIR Bundle (any type), one resource or an array of them; or a DHIS2 tracked entity, list response or event',
+    )
     .option('--mapping <file>', 'one mapping file (default: every mapping in mappings/)')
     .option('--config <file>', 'configuration: routing, OpenCRVS country and version (default: $BRIDGE_CONFIG)')
     .option('--json', 'print exactly one JSON object')
@@ -58,7 +64,7 @@ async function runMap(options: MapCommandOptions): Promise<void> {
     result = await mapInput(loadMappings(loadOptions), input);
   } catch (err) {
     if (err instanceof MappingLoadError) return usage(`mapping does not load: ${err.message}`);
-    if (err instanceof Error && /neither a FHIR resource/.test(err.message))
+    if (err instanceof Error && /neither a FHIR resource|^DHIS2 input:/.test(err.message))
       return usage(`${options.input}: ${err.message}`);
     throw err;
   }

@@ -58,7 +58,9 @@ function trackedEntitiesFromEvents(events: Obj[]): Obj[] {
   for (const event of events) {
     const uid = text(event.trackedEntity);
     if (!uid)
-      throw new Error('the DHIS2 event has no trackedEntity: only tracker (registration) programs can be mapped');
+      throw new Error(
+        'DHIS2 input: the event has no trackedEntity; only tracker (registration) programs can be mapped',
+      );
     const entity = byEntity.get(uid) ?? { trackedEntity: uid, orgUnit: event.orgUnit, enrollments: [] };
     const enrollments = list(entity.enrollments).filter(isObject);
     let enrollment = enrollments.find((en) => en.enrollment === event.enrollment);

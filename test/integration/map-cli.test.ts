@@ -109,9 +109,11 @@ describe('opencrvs-bridge validate', () => {
     const r = run(['validate']);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
-    assert.equal(lines.length, 2);
-    assert.match(lines[0] ?? '', /^ok +birth\.fhir \(birth from fhir, OpenCRVS farajaland v2\.0\)/);
-    assert.match(lines[1] ?? '', /^ok +death\.fhir/);
+    assert.equal(lines.length, 4);
+    assert.match(lines[0] ?? '', /^ok +birth\.dhis2 \(birth from dhis2, OpenCRVS farajaland v2\.0\)/);
+    assert.match(lines[1] ?? '', /^ok +birth\.fhir \(birth from fhir, OpenCRVS farajaland v2\.0\)/);
+    assert.match(lines[2] ?? '', /^ok +death\.dhis2/);
+    assert.match(lines[3] ?? '', /^ok +death\.fhir/);
   });
 
   it('exits 2 when the config names a mapping that does not exist', () => {

@@ -44,9 +44,9 @@ describe('static checks at load', () => {
       loadMappings({})
         .mappings.map((m) => m.id)
         .sort(),
-      ['birth.fhir', 'death.fhir'],
+      ['birth.dhis2', 'birth.fhir', 'death.dhis2', 'death.fhir'],
     );
-    assert.equal(loadMappings({ version: '1.9' }).mappings.length, 2);
+    assert.equal(loadMappings({ version: '1.9' }).mappings.length, 4);
   });
 
   it('rejects an unknown field id with file, line and key path', () => {

@@ -4,7 +4,7 @@
 // either at compile time (Unsupported) or per call (NEED_SLOW, e.g. comparing date-typed values, whose
 // FHIRPath semantics depend on the model). A differential test keeps both in agreement on the fixtures.
 // Why: fhirpath.js costs ~3–400 µs per expression on real contexts; this is ~20–100× cheaper.
-import { type CodeSet, daysBetween, itemIsCoded, resourceRef } from './functions.js';
+import { type CodeSet, daysBetween, humanName, itemIsCoded, resourceRef } from './functions.js';
 
 export interface AstNode {
   type: string;
@@ -236,6 +236,17 @@ export class FastCompiler {
         });
       case 'AdditiveExpression':
         return this.binary(n, (a, b) => additive(n.text ?? '', a, b));
+      case 'MultiplicativeExpression':
+        // `*` and `/` on single numbers (DHIS2 grams → kilograms); anything else is left to fhirpath.js.
+        if (n.text !== '*' && n.text !== '/') throw new Unsupported(n.text);
+        return this.binary(n, (a, b) => {
+          if (a.length === 0 || b.length === 0) return [];
+          const x = a.length === 1 ? unwrap(a[0]) : undefined;
+          const y = b.length === 1 ? unwrap(b[0]) : undefined;
+          if (typeof x !== 'number' || typeof y !== 'number') return slow();
+          if (n.text === '*') return [x * y];
+          return y === 0 ? [] : [x / y];
+        });
       default:
         throw new Unsupported(n.type);
     }
@@ -403,6 +414,24 @@ export class FastCompiler {
           const days = daysBetween(from, date);
           return days === undefined ? [] : [days];
         };
+      }
+      case 'toDecimal':
+        arity(0);
+        return (focus, env) => {
+          const items = left(focus, env);
+          if (items.length === 0) return [];
+          const v = items.length === 1 ? unwrap(items[0]) : undefined;
+          if (typeof v === 'number') return [v];
+          if (typeof v === 'string' && /^[+-]?\d+(\.\d+)?$/.test(v)) return [Number(v)];
+          return slow();
+        };
+      case 'humanName': {
+        // fhirpath.js evaluates both arguments at the root: the same focus only at the start of an expression.
+        if (!atStart) throw new Unsupported('humanName not at the start');
+        arity(2);
+        const given = p(0);
+        const family = p(1);
+        return (focus, env) => humanName(given(focus, env).map(unwrap), family(focus, env).map(unwrap));
       }
       case 'ref':
         arity(0);

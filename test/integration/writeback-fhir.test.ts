@@ -1,0 +1,256 @@
+// FHIR write-back against the FHIR sandbox over HTTP: the tracking id as an identifier on the subject
+// Patient (conditional update with If-Match, a concurrent update answered 412 and retried), or as a Task;
+// the bridge's own write never comes back as a new or changed event.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Resource } from '@medplum/fhirtypes';
+import { Bridge } from '../../src/app.js';
+import { configFromObject } from '../../src/config/index.js';
+import type { SourceSettings, WriteBackSettings } from '../../src/config/types.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { DEMO_FACILITIES, facilityLocation, generateBirth, generateDeath } from '../../src/sandbox/demo/generate.js';
+import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
+import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
+import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
+import { FhirWriteBack, type WriteBackJob, writeBackResourceId } from '../../src/sources/writeback/index.js';
+
+const SYSTEM = 'http://opencrvs.org/tracking-id';
+const SOURCE = 'emr';
+
+interface World {
+  fhir: FhirSandbox;
+  sim: OpenCrvsSimulator;
+  bridge: Bridge;
+  dir: string;
+  close(): Promise<void>;
+}
+
+async function startWorld(writeBack: Record<string, unknown>, seed: Resource[]): Promise<World> {
+  const fhir = await startFhirSandbox({ port: 0, seed: [...DEMO_FACILITIES.map(facilityLocation), ...seed] });
+  const sim = await startOpenCrvsSimulator({ port: 0 });
+  const dir = mkdtempSync(join(tmpdir(), 'bridge-writeback-'));
+  const config = configFromObject({
+    opencrvs: {
+      tokenUrl: sim.tokenUrl,
+      eventsUrl: sim.eventsUrl,
+      clientId: sim.clientId,
+      clientSecret: sim.clientSecret,
+    },
+    store: { path: join(dir, 'bridge.db') },
+    delivery: { baseDelayMs: 20, maxDelayMs: 200, pollIntervalMs: 20 },
+    sources: [
+      {
+        id: SOURCE,
+        kind: 'fhir',
+        baseUrl: fhir.baseUrl,
+        timeoutMs: 5000,
+        poll: { overlapSeconds: 2, pageSize: 50 },
+        writeBack: { baseDelayMs: 20, maxDelayMs: 200, ...writeBack },
+      },
+    ],
+    routing: {
+      defaultOffice: 'LHUYvwY2Aq1',
+      facilities: {
+        'Location/emr-loc-ibombo-hospital': { office: 'xmJJAsGfSTn', facility: 't0qT1Vh8qi3' },
+        'Location/emr-loc-isamba-hospital': { office: 'DC5stjQ45n3', facility: 'R2i8nqg83Y0' },
+      },
+    },
+    logging: { level: 'silent' },
+  });
+  const bridge = new Bridge(config, { logger: silentLogger, schedule: false, http: false, worker: false });
+  await bridge.start();
+  return {
+    fhir,
+    sim,
+    bridge,
+    dir,
+    async close() {
+      await bridge.stop().catch(() => undefined);
+      await Promise.all([fhir.close(), sim.close()]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function read(fhir: FhirSandbox, ref: string): Promise<Record<string, unknown>> {
+  const response = await fetch(`${fhir.baseUrl}/${ref}`, { signal: AbortSignal.timeout(5000) });
+  assert.equal(response.status, 200, `read ${ref}`);
+  const body: unknown = await response.json();
+  assert.ok(body && typeof body === 'object');
+  return { ...body };
+}
+
+function identifiers(resource: Record<string, unknown>): Array<{ system?: string; value?: string }> {
+  const list = resource.identifier;
+  return Array.isArray(list) ? list : [];
+}
+
+function versionOf(resource: Record<string, unknown>): string | undefined {
+  const meta = resource.meta;
+  return meta && typeof meta === 'object' && 'versionId' in meta ? String(meta.versionId) : undefined;
+}
+
+describe('FHIR write-back: identifier on the subject Patient', () => {
+  let w: World;
+  const seed = [
+    ...generateBirth(1, { prefix: 'wb' }),
+    ...generateBirth(2, { prefix: 'wb' }),
+    ...generateDeath(1, { prefix: 'wb' }),
+  ];
+
+  before(async () => {
+    w = await startWorld({}, seed);
+  });
+  after(async () => {
+    await w?.close();
+  });
+
+  it('adds the tracking id with the configured system to each subject, keeping its other identifiers', async () => {
+    const summary = await w.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
+    assert.ok(summary.ok);
+    const rows = w.bridge.ledger.list();
+    assert.equal(rows.length, 3);
+    for (const row of rows) {
+      assert.ok(row.trackingId);
+      const patient = await read(w.fhir, row.subjectKey);
+      const ids = identifiers(patient);
+      assert.ok(
+        ids.some((i) => i.system === SYSTEM && i.value === row.trackingId),
+        `tracking id on ${row.subjectKey}`,
+      );
+      assert.ok(
+        ids.some((i) => i.system === 'urn:demo:emr:mrn'),
+        'the EMR identifier stays',
+      );
+      assert.equal(versionOf(patient), '2', 'one update, on top of the version read');
+      assert.equal(w.bridge.writeBacks?.store.get(row.id)?.outcome, 'written');
+      assert.equal(row.state, 'delivered');
+    }
+  });
+
+  it('re-polls the updated Patients to the same payload: nothing new, no second event', async () => {
+    const events = (await w.sim.control.events()).length;
+    const again = await w.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
+    assert.ok(again.report.mapped.unchanged >= 3, 'the written-back Patients were mapped again');
+    assert.equal(again.report.mapped.inserted, 0);
+    assert.equal(again.report.mapped.replaced, 0);
+    assert.equal(again.report.mapped['updated-after-notification'], 0);
+    assert.equal((await w.sim.control.events()).length, events);
+    for (const row of w.bridge.ledger.list()) assert.equal(row.updatesAfterNotification, 0);
+  });
+});
+
+/** A client whose first update is overtaken by another writer (an EMR user editing the Patient). */
+class RacingClient extends FhirSourceClient {
+  updates = 0;
+  constructor(
+    settings: SourceSettings,
+    private readonly race: () => Promise<void>,
+  ) {
+    super(settings, { logger: silentLogger, attempts: 1 });
+  }
+  override async update(resource: Resource & { id: string }, ifMatchVersion?: string): Promise<Resource> {
+    this.updates++;
+    if (this.updates === 1) await this.race();
+    return super.update(resource, ifMatchVersion);
+  }
+}
+
+describe('FHIR write-back: conditional update', () => {
+  let fhir: FhirSandbox;
+  const birth = generateBirth(3, { prefix: 'race' });
+  const child = birth.find((r) => r.resourceType === 'Patient' && r.id?.endsWith('-child'));
+
+  before(async () => {
+    fhir = await startFhirSandbox({ port: 0, seed: birth });
+  });
+  after(async () => {
+    await fhir?.close();
+  });
+
+  function settings(): { source: SourceSettings; writeBack: WriteBackSettings } {
+    const config = configFromObject({
+      opencrvs: { eventsUrl: 'http://127.0.0.1:9/events', accessToken: 'unused' },
+      sources: [{ id: SOURCE, kind: 'fhir', baseUrl: fhir.baseUrl, writeBack: {} }],
+    });
+    const source = config.sources[0];
+    assert.ok(source?.writeBack);
+    return { source, writeBack: source.writeBack };
+  }
+
+  function job(trackingId: string): WriteBackJob {
+    assert.ok(child?.id);
+    return {
+      rowId: 1,
+      sourceId: SOURCE,
+      eventType: 'birth',
+      subjectKey: `Patient/${child.id}`,
+      sourceRef: `Patient/${child.id}`,
+      trackingId,
+      eventId: null,
+    };
+  }
+
+  it('a concurrent update answered 412 is read again and retried; both changes survive', async () => {
+    assert.ok(child?.id);
+    const { source, writeBack } = settings();
+    const client = new RacingClient(source, async () => {
+      const current = await read(fhir, `Patient/${child.id}`);
+      await fhir.upsert({ ...current, telecom: [{ system: 'phone', value: '+260 000 000' }] } as Resource);
+    });
+    const result = await new FhirWriteBack(client, writeBack).write(job('TRK0001'));
+    assert.equal(result, 'written');
+    assert.equal(client.updates, 2, 'the stale If-Match failed once, then the re-read version was used');
+    const patient = await read(fhir, `Patient/${child.id}`);
+    assert.ok(identifiers(patient).some((i) => i.system === SYSTEM && i.value === 'TRK0001'));
+    assert.ok(Array.isArray(patient.telecom), 'the concurrent change is kept');
+  });
+
+  it('writing the same tracking id again changes nothing (no new version)', async () => {
+    assert.ok(child?.id);
+    const { source, writeBack } = settings();
+    const before = versionOf(await read(fhir, `Patient/${child.id}`));
+    const client = new RacingClient(source, async () => {});
+    assert.equal(await new FhirWriteBack(client, writeBack).write(job('TRK0001')), 'already');
+    assert.equal(client.updates, 0);
+    assert.equal(versionOf(await read(fhir, `Patient/${child.id}`)), before);
+  });
+});
+
+describe('FHIR write-back: Task carrying the tracking id', () => {
+  let w: World;
+
+  before(async () => {
+    w = await startWorld({ target: 'task' }, generateBirth(4, { prefix: 'task' }));
+  });
+  after(async () => {
+    await w?.close();
+  });
+
+  it('creates one Task per event under a stable id, leaves the Patient alone, and loops on nothing', async () => {
+    const summary = await w.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
+    assert.ok(summary.ok);
+    const [row] = w.bridge.ledger.list();
+    assert.ok(row?.trackingId);
+    const id = writeBackResourceId({
+      rowId: row.id,
+      sourceId: row.sourceId,
+      eventType: row.eventType,
+      subjectKey: row.subjectKey,
+      sourceRef: row.sourceRef,
+      trackingId: row.trackingId,
+      eventId: row.eventId,
+    });
+    const task = await read(w.fhir, `Task/${id}`);
+    assert.ok(identifiers(task).some((i) => i.system === SYSTEM && i.value === row.trackingId));
+    assert.deepEqual(task.for, { reference: row.subjectKey });
+    assert.equal(versionOf(await read(w.fhir, row.subjectKey)), '1', 'the Patient is not written');
+
+    const again = await w.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
+    assert.equal(again.report.mapped.inserted + again.report.mapped.replaced, 0);
+    assert.equal((await w.sim.control.events()).length, 1);
+  });
+});

@@ -1,0 +1,178 @@
+// DHIS2 source parts without a server: naive timestamps, tracker JSON as mapping input (real docs payloads
+// and simulator exports), the response schemas and the poll filter.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { assembleContext } from '../../src/mapping/context.js';
+import { dhis2TrackedEntities } from '../../src/mapping/dhis2-input.js';
+import { dhis2InputFetcher, loadMappings, mapInput } from '../../src/mapping/index.js';
+import { DHIS2_DEFAULTS, trackedEntityFilter } from '../../src/sources/dhis2/index.js';
+import { isTrackedEntityPage, isTrackerEvent } from '../../src/sources/dhis2/schemas.js';
+import { laterOf, minusSeconds, naiveMillis } from '../../src/sources/dhis2/time.js';
+
+const fixture = (path: string): unknown =>
+  JSON.parse(readFileSync(new URL(`../fixtures/dhis2/${path}`, import.meta.url), 'utf8'));
+
+const ROUTING = {
+  defaultOffice: 'LHUYvwY2Aq1',
+  facilities: {
+    DiszpKrYNg8: { office: 'xmJJAsGfSTn', facility: 't0qT1Vh8qi3' },
+    y77LiPqLMoq: { office: 'DC5stjQ45n3', facility: 'R2i8nqg83Y0' },
+  },
+};
+const mappings = () => loadMappings({ names: ['birth.dhis2', 'death.dhis2'], routing: ROUTING });
+
+describe('DHIS2 timestamps', () => {
+  it('shifts zone-less times as wall-clock values and keeps the export format', () => {
+    assert.equal(minusSeconds('2026-10-15T00:00:10.022', 30), '2026-10-14T23:59:40.022');
+    assert.equal(minusSeconds('2026-10-15 08:00', 60), '2026-10-15T07:59:00.000');
+    assert.equal(minusSeconds('2026-10-15T08:00:00.123456', 1), '2026-10-15T07:59:59.123');
+    assert.equal(minusSeconds('not a date', 1), undefined);
+  });
+
+  it('orders by time, not by text, and lets a parseable value win over garbage', () => {
+    assert.equal(laterOf('2026-10-15T09:00:00.000', '2026-10-15T10:00:00.000'), '2026-10-15T10:00:00.000');
+    assert.equal(laterOf('2026-10-15T10:00:00.5', '2026-10-15T10:00:00.45'), '2026-10-15T10:00:00.5');
+    assert.equal(laterOf(undefined, '2026-10-15'), '2026-10-15');
+    assert.equal(laterOf('2026-10-15', 'garbage'), '2026-10-15');
+    assert.equal(naiveMillis('2026-10-15T10:00:00Z'), Date.parse('2026-10-15T10:00:00Z'));
+  });
+});
+
+describe('DHIS2 responses are validated before use', () => {
+  it('accepts the documented list responses of 2.41 and a paging=false list', () => {
+    assert.ok(isTrackedEntityPage(fixture('dhis2-docs/GET_api_tracker_trackedEntities__list_response.json')));
+    assert.ok(isTrackedEntityPage(fixture('bridge/deceased-trackedEntities-page.json')));
+    assert.ok(isTrackedEntityPage({ instances: [], page: 1, pageSize: 50 }), '2.40 envelope');
+    assert.ok(isTrackerEvent(fixture('bridge/birth-event.json')));
+  });
+
+  it('refuses a body that is not a tracker list, or one with malformed values', () => {
+    assert.equal(isTrackedEntityPage({ httpStatus: 'OK' }), false);
+    assert.equal(isTrackedEntityPage({ trackedEntities: [{ attributes: [] }] }), false, 'no uid');
+    assert.equal(
+      isTrackedEntityPage({ trackedEntities: [{ trackedEntity: 'a', attributes: [{ attribute: 'x', value: 3 }] }] }),
+      false,
+    );
+  });
+});
+
+describe('DHIS2 poll filter', () => {
+  it('defaults to the demo Child Programme with every field, and passes org unit settings through', () => {
+    assert.deepEqual(trackedEntityFilter(DHIS2_DEFAULTS), { program: 'IpHINAT79UW', fields: '*' });
+    assert.deepEqual(
+      trackedEntityFilter({ ...DHIS2_DEFAULTS, orgUnits: ['DiszpKrYNg8', 'y77LiPqLMoq'], orgUnitMode: 'DESCENDANTS' }),
+      { program: 'IpHINAT79UW', fields: '*', orgUnits: 'DiszpKrYNg8,y77LiPqLMoq', orgUnitMode: 'DESCENDANTS' },
+    );
+  });
+});
+
+describe('DHIS2 tracker JSON as mapping input', () => {
+  it('recognises a tracked entity, a list page, an event, and leaves FHIR alone', () => {
+    assert.equal(dhis2TrackedEntities(fixture('bridge/child-trackedEntity.json'))?.length, 1);
+    assert.equal(dhis2TrackedEntities(fixture('bridge/deceased-trackedEntities-page.json'))?.length, 1);
+    assert.equal(dhis2TrackedEntities(fixture('bridge/birth-event.json'))?.length, 1);
+    assert.equal(dhis2TrackedEntities({ resourceType: 'Patient', id: 'p' }), undefined);
+    assert.equal(dhis2TrackedEntities([{ resourceType: 'Patient', id: 'p' }]), undefined);
+  });
+
+  it('an event without a tracked entity (event program) is refused with a reason', () => {
+    assert.throws(
+      () => dhis2TrackedEntities(fixture('dhis2-docs/GET_api_tracker_events__list_response.json')),
+      /DHIS2 input: .*only tracker \(registration\) programs/,
+    );
+  });
+
+  it('maps a child of the demo Child Programme with its mother from the embedded relationship', async () => {
+    const result = await mapInput(mappings(), fixture('bridge/child-trackedEntity.json'));
+    assert.equal(result.status, 'mapped');
+    assert.ok(result.status === 'mapped');
+    assert.equal(result.mappingId, 'birth.dhis2');
+    assert.equal(result.subjectRef, 'TrackedEntity/jryxKhLJz0X');
+    assert.equal(result.sourceRef, 'Event/D0i0Yxbe0EG');
+    assert.equal(result.sourceVersion, '2026-10-15T11:58:00.000');
+    const d = result.declaration;
+    assert.ok(d['child.name'] && typeof d['child.name'] === 'object');
+    assert.ok(d['mother.name'] && typeof d['mother.name'] === 'object', 'mother through the relationship');
+    assert.equal(d['child.dob'], '2026-09-30');
+    assert.equal(d['child.weightAtBirth'], 2.886, 'grams to kilograms');
+    assert.equal(d['child.birthLocation'], 'R2i8nqg83Y0', 'facility routed by org unit');
+    assert.equal(d['child.placeOfBirth'], 'HEALTH_FACILITY');
+    assert.equal(result.routing.office, 'DC5stjQ45n3');
+    assert.ok(!JSON.stringify(d).includes('uf3svrmp8Oj'), 'the write-back data element feeds nothing');
+  });
+
+  it('maps a death from a list page, with the option codes through the value map', async () => {
+    const result = await mapInput(mappings(), fixture('bridge/deceased-trackedEntities-page.json'));
+    assert.ok(result.status === 'mapped', JSON.stringify(result));
+    assert.equal(result.mappingId, 'death.dhis2');
+    assert.equal(result.declaration['eventDetails.mannerOfDeath'], 'MANNER_NATURAL');
+    assert.equal(result.declaration['deceased.idType'], 'NATIONAL_ID');
+    assert.equal(result.declaration['eventDetails.causeOfDeathEstablished'], true);
+  });
+
+  it('maps a lone birth event (no attributes: no names, the event date as the date of birth)', async () => {
+    const result = await mapInput(mappings(), fixture('bridge/birth-event.json'));
+    assert.ok(result.status === 'mapped', JSON.stringify(result));
+    assert.equal(result.declaration['child.dob'], '2026-09-30');
+    assert.equal(result.declaration['child.name'], undefined);
+  });
+
+  it('a documented Child Programme person with only a scheduled postnatal visit is no birth evidence', async () => {
+    const result = await mapInput(
+      loadMappings({ names: ['birth.dhis2'], routing: ROUTING }),
+      fixture('dhis2-docs/GET_api_tracker_trackedEntities_uid__single_response_child_programme.json'),
+    );
+    assert.equal(result.status, 'skipped');
+    assert.ok(result.status === 'skipped');
+    assert.match(result.reason, /no birth evidence/);
+  });
+
+  it('the in-memory fetcher reads related people embedded in relationships, and nothing by search', async () => {
+    const fetcher = dhis2InputFetcher(fixture('bridge/child-trackedEntity.json'));
+    assert.ok(fetcher);
+    assert.equal(fetcher.resources.length, 1);
+    const child = fetcher.resources[0];
+    const rel = Reflect.get(child ?? {}, 'relationships');
+    const motherUid = Array.isArray(rel) ? rel[0]?.to?.trackedEntity?.trackedEntity : undefined;
+    assert.equal((await fetcher.read('TrackedEntity', motherUid))?.resourceType, 'TrackedEntity');
+    assert.deepEqual(await fetcher.search('TrackedEntity', {}), []);
+  });
+});
+
+describe('DHIS2 mapping expressions', () => {
+  it('the fast evaluator agrees with fhirpath.js on every DHIS2 mapping expression, without falling back', async () => {
+    const set = mappings();
+    let compared = 0;
+    for (const path of [
+      'bridge/child-trackedEntity.json',
+      'bridge/deceased-trackedEntities-page.json',
+      'bridge/birth-event.json',
+      'dhis2-docs/GET_api_tracker_trackedEntities_uid__single_response_child_programme.json',
+      'dhis2-docs/GET_api_tracker_trackedEntities__list_response.json',
+    ]) {
+      const fetcher = dhis2InputFetcher(fixture(path));
+      assert.ok(fetcher, path);
+      for (const mapping of set.mappings) {
+        assert.equal(mapping.source, 'dhis2');
+        for (const r of fetcher.resources) {
+          const out = await assembleContext(mapping, `TrackedEntity/${r.id}`, fetcher);
+          assert.ok('context' in out);
+          const { subject, vars } = out.context;
+          for (const e of mapping.expressions) {
+            assert.ok(e.fast, `${mapping.id}: ${e.text} is in the fast subset`);
+            assert.deepEqual(
+              e.evaluate(subject, vars),
+              e.evaluateReference(subject, vars),
+              `${path} ${mapping.id}: ${e.text}`,
+            );
+            compared++;
+          }
+        }
+      }
+    }
+    assert.ok(compared > 100, `compared ${compared}`);
+    const fellBack = set.mappings.flatMap((m) => m.expressions.filter((e) => e.fallbacks > 0).map((e) => e.text));
+    assert.deepEqual(fellBack, []);
+  });
+});

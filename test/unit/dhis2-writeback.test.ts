@@ -1,0 +1,221 @@
+// The write-back queue and worker on a real ledger file with a scripted target: retries with backoff,
+// permanent failures, the retry budget, crash catch-up, and the delivery state left untouched throughout.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { WriteBackSettings } from '../../src/config/types.js';
+import { type Ledger, openLedger } from '../../src/ledger/index.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import {
+  WriteBackError,
+  type WriteBackJob,
+  WriteBackRunner,
+  type WriteBackTarget,
+  type WriteResult,
+  writeBackDelay,
+} from '../../src/sources/writeback/index.js';
+
+const SETTINGS: WriteBackSettings = {
+  enabled: true,
+  target: 'identifier',
+  resource: 'subject',
+  identifierSystem: 'http://opencrvs.org/tracking-id',
+  maxAttempts: 3,
+  baseDelayMs: 1000,
+  maxDelayMs: 60_000,
+};
+
+class ScriptedTarget implements WriteBackTarget {
+  calls: WriteBackJob[] = [];
+  constructor(readonly script: Array<WriteResult | Error>) {}
+  async write(job: WriteBackJob): Promise<WriteResult> {
+    this.calls.push(job);
+    const next = this.script.shift() ?? 'written';
+    if (next instanceof Error) throw next;
+    return next;
+  }
+}
+
+let dir: string;
+let ledger: Ledger;
+let clock: number;
+
+function deliveredRow(subject: string, trackingId: string, sourceId = 'dhis2'): number {
+  const { row } = ledger.recordEvent({
+    sourceId,
+    eventType: 'birth',
+    subjectKey: `TrackedEntity/${subject}`,
+    sourceRef: `Event/${subject}E`,
+    payloadHash: `hash-${subject}`,
+    payload: { declaration: {}, office: 'office' },
+  });
+  const [claimed] = ledger.claimDue('worker', 1, clock);
+  assert.equal(claimed?.id, row.id);
+  assert.ok(
+    ledger.settle({
+      id: row.id,
+      workerId: 'worker',
+      claimedPayloadHash: `hash-${subject}`,
+      step: 'notify',
+      startedAt: clock,
+      settlement: { outcome: 'delivered', eventId: `ev-${subject}`, trackingId },
+    }),
+  );
+  return row.id;
+}
+
+function runner(target: WriteBackTarget, sourceId = 'dhis2'): WriteBackRunner {
+  return new WriteBackRunner({
+    ledger,
+    logger: silentLogger,
+    sources: [{ sourceId, settings: SETTINGS, target }],
+    now: () => clock,
+    random: () => 0,
+  });
+}
+
+function delivered(rowId: number, trackingId: string, sourceId = 'dhis2') {
+  return { type: 'delivered', row: { id: rowId, sourceId, trackingId } };
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'writeback-unit-'));
+  clock = 1_000_000;
+  ledger = openLedger(join(dir, 'bridge.db'), { now: () => clock });
+});
+afterEach(() => {
+  ledger.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('write-back worker', () => {
+  it('writes a delivered row once, with the ledger references of the row', async () => {
+    const id = deliveredRow('childA', 'TRK-A');
+    const target = new ScriptedTarget(['written']);
+    const wb = runner(target);
+    wb.onOutcome(delivered(id, 'TRK-A'));
+    wb.onOutcome(delivered(id, 'TRK-A')); // a repeated outcome is the same job
+    assert.equal(await wb.drain(), 1);
+    assert.equal(await wb.drain(), 0);
+    assert.equal(target.calls.length, 1);
+    assert.deepEqual(target.calls[0], {
+      rowId: id,
+      sourceId: 'dhis2',
+      eventType: 'birth',
+      subjectKey: 'TrackedEntity/childA',
+      sourceRef: 'Event/childAE',
+      trackingId: 'TRK-A',
+      eventId: 'ev-childA',
+    });
+    assert.equal(wb.store.get(id)?.outcome, 'written');
+    await wb.stop();
+  });
+
+  it('retries a failed write after its backoff, never changing the delivery state', async () => {
+    const id = deliveredRow('childB', 'TRK-B');
+    const target = new ScriptedTarget([new WriteBackError('DHIS2 write-back: timeout', false), 'written']);
+    const wb = runner(target);
+    wb.onOutcome(delivered(id, 'TRK-B'));
+    await wb.drain();
+    const failed = wb.store.get(id);
+    assert.equal(failed?.attempts, 1);
+    assert.equal(failed?.doneAt, null);
+    assert.equal(failed?.lastError, 'DHIS2 write-back: timeout');
+    assert.equal(failed?.nextAttemptAt, clock + writeBackDelay(1, 1000, 60_000, () => 0));
+    assert.equal(ledger.get(id)?.state, 'delivered');
+
+    clock += 999; // not yet due
+    assert.equal(await wb.drain(), 0);
+    clock += 1;
+    assert.equal(await wb.drain(), 1);
+    assert.equal(wb.store.get(id)?.outcome, 'written');
+    assert.equal(wb.store.get(id)?.attempts, 2);
+    assert.equal(ledger.get(id)?.state, 'delivered');
+    await wb.stop();
+  });
+
+  it('abandons after the retry budget or at once on a permanent error, keeping the reason', async () => {
+    const budget = deliveredRow('childC', 'TRK-C');
+    const permanent = deliveredRow('childD', 'TRK-D');
+    const retryable = () => new WriteBackError('FHIR write-back: HTTP 503', false);
+    const target = new ScriptedTarget([retryable(), new WriteBackError('DHIS2 refused the write (E1032)', true)]);
+    const wb = runner(target);
+    wb.onOutcome(delivered(budget, 'TRK-C'));
+    wb.onOutcome(delivered(permanent, 'TRK-D'));
+    await wb.drain();
+    assert.equal(wb.store.get(permanent)?.outcome, 'abandoned');
+    assert.equal(wb.store.get(permanent)?.lastError, 'DHIS2 refused the write (E1032)');
+    for (let i = 0; i < SETTINGS.maxAttempts; i++) {
+      target.calls.length = 0;
+      target.script.push(retryable());
+      clock += SETTINGS.maxDelayMs;
+      await wb.drain();
+    }
+    const item = wb.store.get(budget);
+    assert.equal(item?.outcome, 'abandoned');
+    assert.equal(item?.attempts, SETTINGS.maxAttempts);
+    assert.match(item?.lastError ?? '', /503/);
+    assert.equal(ledger.get(budget)?.state, 'delivered');
+    assert.equal(ledger.get(permanent)?.state, 'delivered');
+    await wb.stop();
+  });
+
+  it('recreates jobs lost between "delivered" and "job stored", only for rows delivered since write-back was enabled', async () => {
+    const old = deliveredRow('before', 'TRK-OLD');
+    clock += 10;
+    const target = new ScriptedTarget([]);
+    const first = runner(target); // enables write-back now
+    await first.stop();
+    clock += 10;
+    const lost = deliveredRow('lost', 'TRK-LOST'); // delivered, but the process died before onOutcome
+    const wb = runner(target);
+    assert.equal(wb.catchUp(), 1);
+    await wb.drain();
+    assert.deepEqual(
+      target.calls.map((c) => c.trackingId),
+      ['TRK-LOST'],
+    );
+    assert.equal(wb.store.get(old), undefined, 'rows delivered before write-back was enabled are left alone');
+    assert.equal(wb.store.get(lost)?.outcome, 'written');
+    await wb.stop();
+  });
+
+  it('a job leased by a process that died is retried once the lease runs out', async () => {
+    const id = deliveredRow('childE', 'TRK-E');
+    const wb = runner(new ScriptedTarget([]));
+    wb.onOutcome(delivered(id, 'TRK-E'));
+    // Claimed by "another process" that never finished.
+    assert.equal(wb.store.claimDue(10, clock, 120_000).length, 1);
+    assert.equal(await wb.drain(), 0, 'leased: not due');
+    clock += 120_000;
+    assert.equal(await wb.drain(), 1);
+    assert.equal(wb.store.get(id)?.outcome, 'written');
+    assert.equal(wb.store.get(id)?.attempts, 2);
+    await wb.stop();
+  });
+
+  it('ignores outcomes without a tracking id and sources without write-back', async () => {
+    const id = deliveredRow('childF', 'TRK-F', 'other');
+    const wb = runner(new ScriptedTarget([]));
+    wb.onOutcome(delivered(id, 'TRK-F', 'other'));
+    wb.onOutcome({ type: 'retry', row: { id, sourceId: 'dhis2', trackingId: 'TRK-F' } });
+    wb.onOutcome({ type: 'delivered', row: { id, sourceId: 'dhis2', trackingId: null } });
+    assert.equal(wb.store.waiting().count, 0);
+    await wb.stop();
+  });
+});
+
+describe('write-back backoff', () => {
+  it('doubles from the base delay up to the cap, jitter only shortening it', () => {
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map((n) => writeBackDelay(n, 5000, 30_000, () => 0)),
+      [5000, 10_000, 20_000, 30_000, 30_000],
+    );
+    assert.equal(
+      writeBackDelay(1, 5000, 30_000, () => 1),
+      4000,
+    );
+  });
+});
