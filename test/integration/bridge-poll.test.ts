@@ -1,0 +1,182 @@
+// The bridge end to end by polling: births and deaths written to a real FHIR server (the sandbox)
+// reach a real OpenCRVS (the simulator) exactly once, with the declaration and office the routing
+// table names; paging, ties on _lastUpdated, and updates before and after delivery.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Observation, Patient, Resource } from '@medplum/fhirtypes';
+import { Bridge } from '../../src/app.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import {
+  assertDeliveredOnce,
+  birthResources,
+  deathResources,
+  eventsBySubject,
+  type Harness,
+  notifiedDeclaration,
+  officeOf,
+  ROUTING,
+  startHarness,
+} from './helpers/bridge-harness.js';
+
+const patient = (resources: Resource[], suffix: string): Patient => {
+  const found = resources.find((r) => r.resourceType === 'Patient' && r.id?.endsWith(suffix));
+  assert.ok(found && found.resourceType === 'Patient');
+  return found;
+};
+
+const nameOf = (p: Patient) => ({ firstname: p.name?.[0]?.given?.[0], surname: p.name?.[0]?.family });
+
+function facilityRouteOf(resources: Resource[]): { office: string; facility: string } {
+  const encounter = resources.find((r) => r.resourceType === 'Encounter');
+  const ref = encounter?.resourceType === 'Encounter' ? encounter.location?.[0]?.location.reference : undefined;
+  const route = ROUTING.facilities[ref as keyof typeof ROUTING.facilities];
+  assert.ok(route, `a route for ${ref}`);
+  return route;
+}
+
+describe('bridge end to end by polling', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness();
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  it('delivers births and deaths written to the FHIR server exactly once, with their declarations and offices', async () => {
+    await h.writeBirths(0, 4);
+    await h.writeDeaths(0, 2);
+    const first = await h.bridge.syncOnce();
+    assert.ok(first.ok, `sync ok: ${JSON.stringify(first.rows.map((r) => [r.state, r.lastError]))}`);
+    await assertDeliveredOnce(h, 6);
+
+    const bySubject = await eventsBySubject(h);
+    for (let i = 0; i < 4; i++) {
+      const resources = birthResources(i);
+      const child = patient(resources, '-child');
+      const mother = patient(resources, '-mother');
+      const weight = resources.find((r): r is Observation => r.resourceType === 'Observation');
+      const event = bySubject.get(`Patient/${child.id}`);
+      assert.ok(event, `birth ${i} reached OpenCRVS`);
+      assert.equal(event.type, 'birth');
+      const declaration = notifiedDeclaration(event);
+      assert.deepEqual(declaration['child.name'], nameOf(child));
+      assert.equal(declaration['child.dob'], child.birthDate);
+      assert.equal(declaration['child.gender'], child.gender);
+      assert.equal(declaration['child.weightAtBirth'], (weight?.valueQuantity?.value ?? 0) / 1000);
+      assert.deepEqual(declaration['mother.name'], nameOf(mother));
+      const route = facilityRouteOf(resources);
+      assert.equal(officeOf(event), h.location(route.office).id, `birth ${i} created at its facility's office`);
+      assert.equal(declaration['child.birthLocation'], h.location(route.facility).id);
+      assert.equal(declaration['child.placeOfBirth'], 'HEALTH_FACILITY');
+    }
+    for (let i = 0; i < 2; i++) {
+      const resources = deathResources(i);
+      const deceased = patient(resources, '-patient');
+      const event = bySubject.get(`Patient/${deceased.id}`);
+      assert.ok(event, `death ${i} reached OpenCRVS`);
+      assert.equal(event.type, 'death');
+      const declaration = notifiedDeclaration(event);
+      assert.deepEqual(declaration['deceased.name'], nameOf(deceased));
+      // The local calendar day the EMR recorded, not the UTC one (01:40+02:00 is the previous day in UTC).
+      assert.equal(declaration['eventDetails.date'], deceased.deceasedDateTime?.slice(0, 10));
+      const route = facilityRouteOf(resources);
+      assert.equal(officeOf(event), h.location(route.office).id, `death ${i} created at its facility's office`);
+      assert.equal(declaration['eventDetails.deathLocation'], h.location(route.facility).id);
+    }
+
+    // Polling again (same bridge, then a restarted one that has no in-memory dedupe) finds nothing new.
+    const again = await h.bridge.syncOnce();
+    assert.equal(again.report.mapped.inserted, 0);
+    await assertDeliveredOnce(h, 6);
+  });
+});
+
+describe('bridge polling: paging and ties on _lastUpdated', () => {
+  // Every write gets the same lastUpdated: the worst case for a `_lastUpdated=ge…` cursor and for paging.
+  const frozen = Date.parse('2026-11-20T10:00:00.000Z');
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ poll: { pageSize: 5, overlapSeconds: 0 }, fhirClock: () => frozen });
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  it('pages through 30 births that share one lastUpdated, then 5 more at the same instant, missing none and sending none twice', async () => {
+    const births = Array.from({ length: 30 }, (_, i) => birthResources(i)).flat();
+    await h.transaction(births);
+    const first = await h.bridge.syncOnce();
+    assert.ok(first.ok);
+    // 5 resources a page over 30 births: Patient alone is 12 pages.
+    assert.equal(first.report.resources, births.length, 'every resource read once in the pass');
+    assert.equal(first.report.mapped.inserted, 30);
+    await assertDeliveredOnce(h, 30);
+    assert.equal(h.bridge.ledger.getCursor('emr', 'lastUpdated:Patient'), new Date(frozen).toISOString());
+
+    await h.transaction(Array.from({ length: 5 }, (_, i) => birthResources(30 + i)).flat());
+    const second = await h.bridge.syncOnce();
+    assert.equal(second.report.mapped.inserted, 5, 'the writes at the watermark instant are found');
+    await assertDeliveredOnce(h, 35);
+
+    // A restarted bridge (no in-memory dedupe, same ledger) re-reads the tie and records nothing new.
+    const restarted = new Bridge(h.config, { logger: silentLogger, http: false, schedule: false, worker: false });
+    try {
+      const third = await restarted.syncOnce();
+      assert.equal(third.report.mapped.inserted, 0);
+      assert.equal(third.report.mapped.replaced, 0);
+      assert.ok(third.ok);
+    } finally {
+      await restarted.stop();
+    }
+    await assertDeliveredOnce(h, 35);
+  });
+});
+
+describe('bridge polling: updates in the EMR', () => {
+  it('an update after delivery creates no second event and marks the row updated-after-notification', async () => {
+    const h = await startHarness();
+    try {
+      const resources = birthResources(0);
+      for (const r of resources) await h.fhir.upsert(r);
+      await h.bridge.syncOnce();
+      await assertDeliveredOnce(h, 1);
+      const child = patient(resources, '-child');
+      await h.fhir.upsert({ ...child, name: [{ use: 'official', family: 'Renamed', given: ['Corrected'] }] });
+      const after = await h.bridge.syncOnce();
+      assert.equal(after.report.mapped['updated-after-notification'], 1);
+      const [event] = await assertDeliveredOnce(h, 1);
+      assert.ok(event);
+      assert.deepEqual(notifiedDeclaration(event)['child.name'], nameOf(child), 'OpenCRVS keeps what was notified');
+      const [row] = h.rows();
+      assert.ok(row);
+      assert.equal(row.updatesAfterNotification, 1);
+      assert.ok(row.updatedAfterNotificationAt, 'the row records when the EMR changed after notification');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('an update before delivery replaces the pending payload, so OpenCRVS gets the new value', async () => {
+    const h = await startHarness({ worker: false });
+    try {
+      const resources = birthResources(1);
+      for (const r of resources) await h.fhir.upsert(r);
+      const poller = h.bridge.sources[0]?.poller;
+      assert.ok(poller);
+      const first = await poller.pollOnce();
+      assert.equal(first.mapped.inserted, 1);
+      assert.equal(h.rows()[0]?.state, 'pending');
+      const child = patient(resources, '-child');
+      await h.fhir.upsert({ ...child, name: [{ use: 'official', family: 'Renamed', given: ['Corrected'] }] });
+      const second = await poller.pollOnce();
+      assert.equal(second.mapped.replaced, 1);
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 20_000 });
+      const [event] = await assertDeliveredOnce(h, 1);
+      assert.ok(event);
+      assert.deepEqual(notifiedDeclaration(event)['child.name'], { firstname: 'Corrected', surname: 'Renamed' });
+    } finally {
+      await h.close();
+    }
+  });
+});

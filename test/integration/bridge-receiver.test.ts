@@ -1,0 +1,163 @@
+// The subscription receiver over HTTP: bad input is refused with a 4xx FHIR OperationOutcome and
+// leaves nothing in the inbox; the service keeps running; a good notification is stored durably
+// before it is acknowledged, and processed afterwards.
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { birthResources, type Harness, SOURCE_ID, startHarness } from './helpers/bridge-harness.js';
+
+const BEARER = 'receiver-bearer-secret';
+const HMAC = 'receiver-hmac-secret';
+const LIMIT = 2048;
+
+interface PostOptions {
+  path?: string;
+  method?: string;
+  contentType?: string | null;
+  bearer?: string | null;
+  /** Signature to send; default: the right HMAC of the body. null = no header. */
+  signature?: string | null;
+}
+
+const sign = (body: string, secret = HMAC) => createHmac('sha256', secret).update(body).digest('hex');
+
+async function post(h: Harness, body: string, options: PostOptions = {}) {
+  const headers: Record<string, string> = {};
+  const contentType = options.contentType === undefined ? 'application/fhir+json' : options.contentType;
+  if (contentType !== null) headers['content-type'] = contentType;
+  const bearer = options.bearer === undefined ? BEARER : options.bearer;
+  if (bearer !== null) headers.authorization = `Bearer ${bearer}`;
+  const signature = options.signature === undefined ? sign(body) : options.signature;
+  if (signature !== null) headers['x-signature'] = signature;
+  const response = await fetch(`${h.bridgeUrl}${options.path ?? `/fhir-subscription/${SOURCE_ID}`}`, {
+    method: options.method ?? 'POST',
+    headers,
+    body: options.method === 'GET' ? undefined : body,
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await response.text();
+  return { status: response.status, contentType: response.headers.get('content-type') ?? '', text };
+}
+
+/** Every row of the inbox table, read through a separate read-only connection (what is on disk). */
+function inboxRows(h: Harness): Array<{ id: number; processed_at: number | null }> {
+  const db = new Database(h.config.store.path, { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare<[], { id: number; processed_at: number | null }>('SELECT id, processed_at FROM inbox').all();
+  } finally {
+    db.close();
+  }
+}
+
+function assertOutcome(
+  result: { status: number; contentType: string; text: string },
+  status: number,
+  code: string,
+  what: string,
+) {
+  assert.equal(result.status, status, `${what}: status (${result.text})`);
+  assert.match(result.contentType, /^application\/fhir\+json/, `${what}: content type`);
+  const body: unknown = JSON.parse(result.text);
+  assert.ok(typeof body === 'object' && body !== null && 'resourceType' in body && 'issue' in body, what);
+  assert.equal(body.resourceType, 'OperationOutcome', what);
+  assert.ok(Array.isArray(body.issue), what);
+  assert.equal(body.issue[0]?.code, code, `${what}: issue code`);
+}
+
+describe('subscription receiver', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({
+      subscription: { secret: BEARER, hmacSecret: HMAC },
+      http: { bodyLimitBytes: LIMIT },
+      seed: birthResources(0),
+    });
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  it('refuses bad input with a 4xx OperationOutcome, stores nothing, and keeps serving', async () => {
+    const resource = JSON.stringify({ resourceType: 'Patient', id: 'e2e-birth-0-child' });
+    const cases: Array<[string, Promise<Awaited<ReturnType<typeof post>>>, number, string]> = [
+      ['malformed JSON', post(h, '{"resourceType": "Patient",'), 400, 'invalid'],
+      ['a JSON array', post(h, '[1,2]'), 400, 'invalid'],
+      ['not a FHIR resource', post(h, '{"hello":"world"}'), 400, 'invalid'],
+      ['wrong content type', post(h, resource, { contentType: 'text/plain' }), 415, 'not-supported'],
+      [
+        'oversize body',
+        post(h, JSON.stringify({ resourceType: 'Patient', id: 'x', text: 'a'.repeat(LIMIT) })),
+        413,
+        'too-costly',
+      ],
+      ['missing bearer', post(h, resource, { bearer: null }), 401, 'security'],
+      ['wrong bearer', post(h, resource, { bearer: 'not-the-secret' }), 401, 'security'],
+      ['bad HMAC', post(h, resource, { signature: sign(resource, 'other-secret') }), 401, 'security'],
+      ['HMAC of other bytes', post(h, resource, { signature: sign(`${resource} `) }), 401, 'security'],
+      ['missing HMAC', post(h, resource, { signature: null }), 401, 'security'],
+      // The secret is checked before the body is parsed: a bad secret with bad JSON is a 401, not a 400.
+      ['bad JSON, no bearer', post(h, '{oops', { bearer: null }), 401, 'security'],
+      ['unknown source', post(h, resource, { path: '/fhir-subscription/no-such-source' }), 404, 'not-found'],
+      [
+        'bad type in the path',
+        post(h, resource, { path: `/fhir-subscription/${SOURCE_ID}/patient/x`, method: 'PUT' }),
+        400,
+        'invalid',
+      ],
+      ['GET', post(h, '', { method: 'GET' }), 405, 'not-supported'],
+    ];
+    for (const [what, result, status, code] of cases) assertOutcome(await result, status, code, what);
+
+    assert.equal(h.bridge.ledger.inbox.depth(), 0);
+    assert.deepEqual(inboxRows(h), [], 'no refused notification reached the inbox table');
+
+    // Still serving: a good notification (Medplum style: the resource, signed) is stored and delivered.
+    const good = await post(h, resource);
+    assert.equal(good.status, 200, good.text);
+    await h.waitForEvents(1);
+    assert.equal(inboxRows(h).length, 1);
+  });
+
+  it('stores a notification in the inbox table before answering 2xx, and processes it afterwards', async () => {
+    await h.bridge.inbox.stop(); // nothing processes the inbox: what is there after the 2xx was stored first
+    const before = inboxRows(h).length;
+    const body = JSON.stringify({ resourceType: 'Patient', id: 'e2e-birth-0-child' });
+    const answered = await post(h, body);
+    assert.equal(answered.status, 200, answered.text);
+    const rows = inboxRows(h);
+    assert.equal(rows.length, before + 1, 'the row is on disk when the sender hears 200');
+    assert.equal(rows.at(-1)?.processed_at, null);
+    assert.equal(h.bridge.ledger.inbox.depth(), 1);
+    h.bridge.inbox.start();
+    await h.waitFor('the stored notification to be processed', () => h.bridge.ledger.inbox.depth() === 0);
+    assert.notEqual(inboxRows(h).at(-1)?.processed_at, null);
+    assert.equal((await h.events()).length, 1, 'the repeated notification created no second event');
+  });
+
+  it('answers backport handshakes and heartbeats 2xx and stores them', async () => {
+    const status = (type: string) =>
+      JSON.stringify({
+        resourceType: 'Bundle',
+        type: 'history',
+        entry: [
+          {
+            resource: {
+              resourceType: 'Parameters',
+              parameter: [
+                { name: 'type', valueCode: type },
+                { name: 'events-since-subscription-start', valueString: '0' },
+              ],
+            },
+          },
+        ],
+      });
+    const before = inboxRows(h).length;
+    for (const type of ['handshake', 'heartbeat']) {
+      const result = await post(h, status(type));
+      assert.equal(result.status, 200, `${type}: ${result.text}`);
+      assert.equal(JSON.parse(result.text).kind, type);
+    }
+    assert.equal(inboxRows(h).length, before + 2);
+  });
+});

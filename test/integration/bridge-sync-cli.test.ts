@@ -1,0 +1,65 @@
+// `opencrvs-bridge sync --once` as an external scheduler runs it: a separate process, a YAML config,
+// the simulators in this process. Exit 0 when everything found was delivered, 1 when something is dead.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { runCli } from './helpers/bridge-cli.js';
+import { birthResources, type Simulators, startSimulators } from './helpers/bridge-harness.js';
+
+describe('opencrvs-bridge sync --once', () => {
+  let s: Simulators;
+  let config: string;
+  before(async () => {
+    s = await startSimulators([...birthResources(0), ...birthResources(1)]);
+    config = join(s.dir, 'bridge.yaml');
+    writeFileSync(config, stringify(s.configObject()));
+  });
+  after(async () => {
+    await s?.close();
+  });
+
+  it('exits 0 when everything found was delivered, and a second pass finds nothing new', async () => {
+    const first = await runCli(['sync', '--once', '--config', config, '--json']);
+    assert.equal(first.code, 0, first.stderr || first.stdout);
+    const summary = JSON.parse(first.stdout);
+    assert.equal(summary.ok, true);
+    assert.deepEqual(
+      summary.events.map((e: { state: string }) => e.state),
+      ['delivered', 'delivered'],
+    );
+    assert.equal((await s.sim.control.events()).length, 2);
+
+    const second = await runCli(['sync', '--once', '--config', config]);
+    assert.equal(second.code, 0, second.stderr || second.stdout);
+    assert.match(second.stdout, /result: everything found was delivered/);
+    assert.equal((await s.sim.control.events()).length, 2, 'nothing sent twice');
+  });
+
+  it('exits 1 when OpenCRVS rejects a notification (the row is dead)', async () => {
+    await s.sim.control.configure({ actionConfirmation: 'reject' });
+    for (const resource of birthResources(2)) await s.fhir.upsert(resource);
+    const result = await runCli(['sync', '--once', '--config', config, '--json']);
+    assert.equal(result.code, 1, result.stderr || result.stdout);
+    const summary = JSON.parse(result.stdout);
+    assert.equal(summary.ok, false);
+    assert.deepEqual(
+      summary.events.map((e: { state: string }) => e.state),
+      ['dead'],
+    );
+  });
+
+  it('exits 1 when the FHIR source cannot be read', async () => {
+    const broken = join(s.dir, 'broken.yaml');
+    const object = s.configObject();
+    const [source] = object.sources as Array<Record<string, unknown>>;
+    writeFileSync(
+      broken,
+      stringify({ ...object, sources: [{ ...source, baseUrl: 'http://127.0.0.1:9/fhir', timeoutMs: 500 }] }),
+    );
+    const result = await runCli(['sync', '--once', '--config', broken]);
+    assert.equal(result.code, 1, result.stderr || result.stdout);
+    assert.match(result.stdout, /sources that could not be polled: emr/);
+  });
+});
