@@ -17,8 +17,16 @@ export class CachingFetcher implements ResourceFetcher {
     private readonly maxCacheEntries = 5_000,
   ) {}
 
-  /** Seeds the cache with resources already in hand (e.g. the page being processed). */
+  /**
+   * Seeds the cache with resources already in hand (e.g. the page being processed), and forgets the
+   * cached searches over their types: such a search may predate these versions (the EMR wrote them
+   * while the pass was running), and the subjects they touch are about to be evaluated again for them.
+   */
   prime(resources: Resource[]): void {
+    const types = new Set<string>(resources.map((resource) => resource.resourceType));
+    for (const key of this.searches.keys()) {
+      if (types.has(key.slice(0, key.indexOf('?')))) this.searches.delete(key);
+    }
     for (const resource of resources) {
       if (resource.id && this.resources.size < this.maxCacheEntries) {
         this.resources.set(`${resource.resourceType}/${resource.id}`, Promise.resolve(resource));
