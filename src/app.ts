@@ -183,7 +183,14 @@ export class Bridge {
       if (source) sources.push(source);
     }
     if (sources.length === 0) return undefined;
-    const runner = new WriteBackRunner({ ledger: this.ledger, sources, logger: this.options.logger });
+    const runner = new WriteBackRunner({
+      ledger: this.ledger,
+      sources,
+      logger: this.options.logger,
+      // Same meaning as for deliveries: a claim older than this belongs to a process presumed dead.
+      leaseMs: this.config.delivery.lockTimeoutSeconds * 1000,
+      pollIntervalMs: this.config.delivery.pollIntervalMs,
+    });
     this.onDeliveryOutcome((outcome) => runner.onOutcome(outcome));
     return runner;
   }
