@@ -7,7 +7,8 @@ import type { ParsedNotification } from './notification.js';
 
 export interface MetaStore {
   getMeta(key: string): string | undefined;
-  setMeta(key: string, value: string): void;
+  /** `null` deletes the key. */
+  setMeta(key: string, value: string | null): void;
 }
 
 export interface ProcessorSource {
@@ -42,6 +43,15 @@ export interface InboxProcessorDeps {
 }
 
 const eventNumberKey = (sourceId: string) => `subscription:${sourceId}:eventNumber`;
+/** Set (to the reason) while a catch-up poll is owed; cleared only once one has succeeded. */
+const catchUpOwedKey = (sourceId: string) => `subscription:${sourceId}:catchUpOwed`;
+
+/** A catch-up poll owed to a source; `generation` counts requests, so one made during a poll is kept. */
+interface OwedCatchUp {
+  generation: number;
+  failures: number;
+  notBefore: number;
+}
 
 /**
  * Works through stored notifications in arrival order: re-reads each referenced resource from the
@@ -58,6 +68,7 @@ export class InboxProcessor {
   private silenceTimer: NodeJS.Timeout | undefined;
   private running: Promise<number> | undefined;
   private stopped = true;
+  private readonly owed = new Map<string, OwedCatchUp>();
 
   constructor(private readonly deps: InboxProcessorDeps) {
     this.log = deps.logger.child({ component: 'inbox' });
@@ -72,6 +83,9 @@ export class InboxProcessor {
         // Silence is measured from start-up until the first notification arrives.
         lastNotificationAt: this.now(),
       });
+      // A catch-up that was owed when the process stopped (or crashed) is still owed.
+      if (deps.meta.getMeta(catchUpOwedKey(source.id)))
+        this.owed.set(source.id, { generation: 1, failures: 0, notBefore: 0 });
     }
   }
 
@@ -127,7 +141,37 @@ export class InboxProcessor {
   private async round(): Promise<number> {
     const rows = this.deps.inbox.due(this.deps.batchSize ?? 50, this.now());
     for (const row of rows) await this.handle(row);
+    await this.runOwedCatchUps();
     return rows.length;
+  }
+
+  /**
+   * One catch-up poll per source that is owed one, however many pings or gaps asked for it. The
+   * request was stored (meta) before the notification that caused it was marked done, and is
+   * cleared only after a poll succeeded: a ping is never lost to a crash or a source outage.
+   */
+  private async runOwedCatchUps(): Promise<void> {
+    for (const [sourceId, owed] of [...this.owed]) {
+      const source = this.sources.get(sourceId);
+      if (!source) {
+        this.owed.delete(sourceId);
+        continue;
+      }
+      if (owed.notBefore > this.now()) continue;
+      const generation = owed.generation;
+      try {
+        await source.catchUp();
+        if (this.owed.get(sourceId)?.generation === generation) {
+          this.owed.delete(sourceId);
+          this.deps.meta.setMeta(catchUpOwedKey(sourceId), null);
+        }
+      } catch (err) {
+        owed.failures++;
+        // 1 s, 2 s, 4 s … capped at 5 minutes, like a failing notification.
+        owed.notBefore = this.now() + Math.min(1000 * 2 ** (owed.failures - 1), 300_000);
+        this.log.warn({ err, source: sourceId, failures: owed.failures }, 'catch-up poll failed; will retry');
+      }
+    }
   }
 
   private async handle(row: InboxRow): Promise<void> {
@@ -209,10 +253,18 @@ export class InboxProcessor {
     this.catchUp(source, status, reason);
   }
 
+  /** Records (durably) that a catch-up poll is owed; the current or next round runs it. */
   private catchUp(source: ProcessorSource, status: SubscriptionStatus, reason: string): void {
     status.catchUps++;
     this.log.info({ source: source.id, reason }, 'catch-up poll');
-    source.catchUp().catch((err) => this.log.warn({ err, source: source.id }, 'catch-up poll failed'));
+    this.deps.meta.setMeta(catchUpOwedKey(source.id), reason.slice(0, 200));
+    const owed = this.owed.get(source.id);
+    if (owed) {
+      owed.generation++;
+      owed.notBefore = 0;
+    } else {
+      this.owed.set(source.id, { generation: 1, failures: 0, notBefore: 0 });
+    }
   }
 
   /** Heartbeats stopped for longer than twice their period: something is lost; poll. */
@@ -227,6 +279,7 @@ export class InboxProcessor {
         // Restart the silence clock so one outage triggers one catch-up per period, not one per tick.
         status.lastNotificationAt = now;
         this.gap(source, status, `no notification for ${Math.round(silentFor / 1000)} s`);
+        this.wake();
       }
     }
   }

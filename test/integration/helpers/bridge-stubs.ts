@@ -7,6 +7,9 @@ import type { Ledger } from '../../../src/ledger/index.js';
 import { MappingSet, type ResourceFetcher } from '../../../src/mapping/index.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { FhirSourceClient } from '../../../src/sources/fhir/fhir-client.js';
+import type { InboxRow, InboxStore } from '../../../src/sources/fhir/inbox.js';
+import type { MetaStore } from '../../../src/sources/fhir/inbox-processor.js';
+import type { ParsedNotification } from '../../../src/sources/fhir/notification.js';
 import type { CursorStore } from '../../../src/sources/fhir/poller.js';
 import { type Evaluation, emptyReport, type PassReport, SourcePipeline } from '../../../src/sources/pipeline.js';
 
@@ -134,4 +137,62 @@ function unusedLedger(): Ledger {
       throw new Error('stub pipeline: the ledger is not used');
     },
   });
+}
+
+/** The inbox table in memory (same contract as the ledger's). */
+export class MemoryInbox implements InboxStore {
+  readonly rows: Array<InboxRow & { processedAt?: number; outcome?: string; nextAttemptAt: number; error?: string }> =
+    [];
+
+  add(sourceId: string, notification: ParsedNotification, receivedAt: number): number {
+    const id = this.rows.length + 1;
+    this.rows.push({ id, sourceId, notification, receivedAt, attempts: 0, nextAttemptAt: receivedAt });
+    return id;
+  }
+
+  due(limit: number, now: number): InboxRow[] {
+    return this.rows.filter((r) => r.processedAt === undefined && r.nextAttemptAt <= now).slice(0, limit);
+  }
+
+  done(id: number, now: number): void {
+    const row = this.find(id);
+    row.processedAt = now;
+    row.outcome = 'processed';
+  }
+
+  retry(id: number, nextAttemptAt: number, error: string): void {
+    const row = this.find(id);
+    row.attempts++;
+    row.nextAttemptAt = nextAttemptAt;
+    row.error = error;
+  }
+
+  abandon(id: number, error: string, now: number): void {
+    const row = this.find(id);
+    row.attempts++;
+    row.processedAt = now;
+    row.outcome = 'abandoned';
+    row.error = error;
+  }
+
+  depth(): number {
+    return this.rows.filter((r) => r.processedAt === undefined).length;
+  }
+
+  private find(id: number) {
+    const row = this.rows[id - 1];
+    if (!row) throw new Error(`no inbox row ${id}`);
+    return row;
+  }
+}
+
+export class MemoryMeta implements MetaStore {
+  readonly values = new Map<string, string>();
+  getMeta(key: string): string | undefined {
+    return this.values.get(key);
+  }
+  setMeta(key: string, value: string | null): void {
+    if (value === null) this.values.delete(key);
+    else this.values.set(key, value);
+  }
 }

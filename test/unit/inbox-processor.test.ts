@@ -1,0 +1,207 @@
+// InboxProcessor: stored notifications are hints (the resource is re-read from the source); pings,
+// jumps in backport event numbers, heartbeats counting unseen events and heartbeat silence all end
+// in a catch-up poll; duplicates do not; failing rows back off and are finally left to the poller.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { silentLogger } from '../../src/observability/logger.js';
+import { InboxProcessor } from '../../src/sources/fhir/inbox-processor.js';
+import type { ParsedNotification } from '../../src/sources/fhir/notification.js';
+import {
+  MemoryInbox,
+  MemoryMeta,
+  RecordingPipeline,
+  StubFhirClient,
+  stamped,
+} from '../integration/helpers/bridge-stubs.js';
+
+const event = (n: number, ref = `Patient/p${n}`): ParsedNotification => ({
+  kind: 'event',
+  style: 'backport',
+  refs: [ref],
+  eventNumbers: [n],
+});
+const heartbeat = (eventsSinceStart: number): ParsedNotification => ({
+  kind: 'heartbeat',
+  style: 'backport',
+  eventsSinceStart,
+});
+
+function setup(options: { heartbeatSeconds?: number; meta?: MemoryMeta; catchUp?: () => Promise<unknown> } = {}) {
+  let clock = 1_000_000;
+  const client = new StubFhirClient();
+  const pipeline = new RecordingPipeline();
+  const inbox = new MemoryInbox();
+  const meta = options.meta ?? new MemoryMeta();
+  const catchUps: number[] = [];
+  const processor = new InboxProcessor({
+    inbox,
+    meta,
+    logger: silentLogger,
+    now: () => clock,
+    maxAttempts: 3,
+    sources: [
+      {
+        id: 'emr',
+        client,
+        pipeline,
+        heartbeatSeconds: options.heartbeatSeconds,
+        catchUp: async () => {
+          catchUps.push(clock);
+          await options.catchUp?.();
+        },
+      },
+    ],
+  });
+  const receive = (notification: ParsedNotification) => inbox.add('emr', notification, clock);
+  const advance = (ms: number) => {
+    clock += ms;
+  };
+  const status = () => processor.status('emr');
+  return { client, pipeline, inbox, meta, processor, catchUps, receive, advance, status };
+}
+
+describe('InboxProcessor', () => {
+  it('re-reads the referenced resource from the source and evaluates it; the row is done', async () => {
+    const t = setup();
+    t.client.put(stamped('Patient', 'p1', '2001-01-01T00:00:00.000Z', '3'));
+    t.receive({ kind: 'event', style: 'resource', refs: ['Patient/p1'] });
+    assert.equal(await t.processor.processOnce(), 1);
+    assert.deepEqual(t.pipeline.evaluated, ['Patient/p1/3'], 'the version on the server, not the notification');
+    assert.equal(t.inbox.depth(), 0);
+    assert.equal(t.catchUps.length, 0);
+  });
+
+  it('turns a ping (a notification without detail) into a catch-up poll', async () => {
+    const t = setup();
+    t.receive({ kind: 'ping', style: 'hapi-empty' });
+    await t.processor.processOnce();
+    assert.equal(t.catchUps.length, 1);
+    assert.equal(t.inbox.depth(), 0);
+  });
+
+  it('detects a jump in backport event numbers once, and ignores a repeated number', async () => {
+    const t = setup();
+    t.receive({ kind: 'handshake', style: 'backport', eventsSinceStart: 0 });
+    t.receive(event(1));
+    t.receive(event(2));
+    t.receive(event(2)); // a duplicate
+    await t.processor.processOnce();
+    assert.equal(t.status()?.gaps, 0);
+    t.receive(event(5)); // 3 and 4 were lost
+    t.receive(event(6));
+    await t.processor.processOnce();
+    assert.equal(t.status()?.gaps, 1);
+    assert.match(t.status()?.lastGapReason ?? '', /jumped from 2 to 5/);
+    assert.equal(t.catchUps.length, 1);
+    assert.equal(t.meta.getMeta('subscription:emr:eventNumber'), '6');
+  });
+
+  it('starts counting again at a handshake (a new subscription)', async () => {
+    const t = setup();
+    t.receive(event(10));
+    t.receive({ kind: 'handshake', style: 'backport', eventsSinceStart: 0 });
+    t.receive(event(1));
+    await t.processor.processOnce();
+    assert.equal(t.status()?.gaps, 0);
+  });
+
+  it('treats a heartbeat that counts more events than were seen as a gap, and an equal count as none', async () => {
+    const t = setup();
+    t.receive({ kind: 'handshake', style: 'backport', eventsSinceStart: 0 });
+    t.receive(event(1));
+    t.receive(heartbeat(1));
+    await t.processor.processOnce();
+    assert.equal(t.status()?.gaps, 0);
+    t.receive(heartbeat(3));
+    await t.processor.processOnce();
+    assert.equal(t.status()?.gaps, 1);
+    assert.match(t.status()?.lastGapReason ?? '', /heartbeat reports 2 unseen/);
+    assert.equal(t.catchUps.length, 1);
+  });
+
+  it('remembers the last event number across a restart, so a gap spanning the restart is found', async () => {
+    const meta = new MemoryMeta();
+    const first = setup({ meta });
+    first.receive(event(1));
+    await first.processor.processOnce();
+    const second = setup({ meta });
+    second.receive(event(4));
+    await second.processor.processOnce();
+    assert.equal(second.status()?.gaps, 1);
+  });
+
+  it('catches up once when heartbeats stop for more than twice their period, not once per check', async () => {
+    const t = setup({ heartbeatSeconds: 10 });
+    t.advance(15_000);
+    t.processor.checkSilence();
+    assert.equal(t.status()?.gaps, 0, '15 s of silence is within two periods');
+    t.advance(6_000);
+    t.processor.checkSilence();
+    assert.equal(t.status()?.gaps, 1);
+    assert.match(t.status()?.lastGapReason ?? '', /no notification for 21 s/);
+    t.advance(1_000);
+    t.processor.checkSilence();
+    assert.equal(t.status()?.gaps, 1);
+    // A notification restarts the silence clock.
+    t.advance(19_000);
+    t.receive(heartbeat(0));
+    await t.processor.processOnce();
+    t.advance(19_000);
+    t.processor.checkSilence();
+    assert.equal(t.status()?.gaps, 1);
+  });
+
+  it('retries a notification whose source read fails with backoff, then leaves it to a catch-up poll', async () => {
+    const t = setup();
+    t.pipeline.failEvaluate = () => true;
+    t.client.put(stamped('Patient', 'p1', '2001-01-01T00:00:00.000Z'));
+    t.receive({ kind: 'event', style: 'resource', refs: ['Patient/p1'] });
+    await t.processor.processOnce();
+    assert.equal(t.inbox.rows[0]?.attempts, 1);
+    assert.equal(await t.processor.processOnce(), 0, 'not due again before its backoff');
+    t.advance(1_000);
+    await t.processor.processOnce();
+    t.advance(2_000);
+    await t.processor.processOnce();
+    assert.equal(t.inbox.rows[0]?.outcome, 'abandoned');
+    assert.equal(t.catchUps.length, 1, 'what the notification announced is reconciled by a poll');
+  });
+
+  it('tries a failed catch-up poll again with backoff, so a ping is not lost to a source outage', async () => {
+    let failing = true;
+    const t = setup({
+      catchUp: async () => {
+        if (failing) throw new Error('source down');
+      },
+    });
+    t.receive({ kind: 'ping', style: 'hapi-empty' });
+    t.receive({ kind: 'ping', style: 'hapi-empty' });
+    await t.processor.processOnce();
+    assert.equal(t.catchUps.length, 1, 'one poll for the round, however many pings');
+    assert.equal(t.inbox.depth(), 0);
+    assert.ok(t.meta.getMeta('subscription:emr:catchUpOwed'), 'the owed poll is stored');
+    await t.processor.processOnce();
+    assert.equal(t.catchUps.length, 1, 'not again before the backoff');
+    failing = false;
+    t.advance(1_000);
+    await t.processor.processOnce();
+    assert.equal(t.catchUps.length, 2);
+    assert.equal(t.meta.getMeta('subscription:emr:catchUpOwed'), undefined);
+    t.advance(60_000);
+    await t.processor.processOnce();
+    assert.equal(t.catchUps.length, 2, 'nothing owed any more');
+  });
+
+  it('runs a catch-up poll that was owed when the process stopped', async () => {
+    const meta = new MemoryMeta();
+    const crashed = setup({ meta, catchUp: () => new Promise(() => {}) }); // the process dies mid-poll
+    crashed.receive({ kind: 'ping', style: 'hapi-empty' });
+    void crashed.processor.processOnce();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(crashed.inbox.depth(), 0, 'the ping row itself was done');
+    const restarted = setup({ meta });
+    await restarted.processor.processOnce();
+    assert.equal(restarted.catchUps.length, 1);
+    assert.equal(meta.getMeta('subscription:emr:catchUpOwed'), undefined);
+  });
+});
