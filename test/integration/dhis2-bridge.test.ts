@@ -217,3 +217,34 @@ describe('DHIS2 tracker source: credentials and filters', () => {
     }
   });
 });
+
+describe('DHIS2 tracker source: paging', () => {
+  it('pages through a run of equal updatedAt timestamps longer than a page, and finds every record', async () => {
+    const stamp = '2026-11-01T08:00:00.000';
+    const h = await startDhis2Harness({
+      births: 9,
+      deaths: 0,
+      pageSize: 4,
+      writeBack: false,
+      // One import stamps everything alike: keyset paging alone would loop on the first page.
+      entities: (entities) =>
+        entities.map((te) => ({
+          ...te,
+          updatedAt: stamp,
+          enrollments: te.enrollments?.map((en) => ({
+            ...en,
+            updatedAt: stamp,
+            events: en.events?.map((ev) => ({ ...ev, updatedAt: stamp })),
+          })),
+        })),
+    });
+    try {
+      const summary = await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 20_000 });
+      assert.equal(summary.report.mapped.inserted, 9);
+      assert.equal(h.rows().length, 9);
+      assert.equal(h.bridge.ledger.getCursor(BIRTHS_SOURCE, DHIS2_CURSOR), stamp);
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -126,11 +126,14 @@ export async function startDhis2Harness(
     deaths?: number;
     pageSize?: number;
     writeBack?: boolean;
+    /** Changes to the demo entities before they are seeded (e.g. equal timestamps). */
+    entities?: (entities: TrackedEntity[]) => TrackedEntity[];
     /** Changes to the config object before it is validated (e.g. a wrong token, an org unit filter). */
     configure?: (config: { sources: Array<Record<string, unknown>> }) => void;
   } = {},
 ): Promise<Dhis2Harness> {
-  const seeded = demoEntities(options.births ?? 5, options.deaths ?? 3);
+  const demo = demoEntities(options.births ?? 5, options.deaths ?? 3);
+  const seeded = options.entities ? options.entities(demo) : demo;
   const dhis2 = await startDhis2Simulator({ port: 0, seed: seeded });
   const sim = await startOpenCrvsSimulator({ port: 0 });
   const dir = mkdtempSync(join(tmpdir(), 'bridge-dhis2-'));
