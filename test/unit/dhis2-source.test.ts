@@ -3,12 +3,15 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { configFromObject } from '../../src/config/index.js';
 import { assembleContext } from '../../src/mapping/context.js';
 import { dhis2TrackedEntities } from '../../src/mapping/dhis2-input.js';
 import { dhis2InputFetcher, loadMappings, mapInput } from '../../src/mapping/index.js';
-import { DHIS2_DEFAULTS, trackedEntityFilter } from '../../src/sources/dhis2/index.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { DHIS2_DEFAULTS, Dhis2Client, dhis2SettingsOf, trackedEntityFilter } from '../../src/sources/dhis2/index.js';
 import { isTrackedEntityPage, isTrackerEvent } from '../../src/sources/dhis2/schemas.js';
 import { laterOf, minusSeconds, naiveMillis } from '../../src/sources/dhis2/time.js';
+import { writeBackSourceFor } from '../../src/sources/writeback/index.js';
 
 const fixture = (path: string): unknown =>
   JSON.parse(readFileSync(new URL(`../fixtures/dhis2/${path}`, import.meta.url), 'utf8'));
@@ -54,6 +57,55 @@ describe('DHIS2 responses are validated before use', () => {
       isTrackedEntityPage({ trackedEntities: [{ trackedEntity: 'a', attributes: [{ attribute: 'x', value: 3 }] }] }),
       false,
     );
+  });
+});
+
+describe('DHIS2 source configuration', () => {
+  const base = { opencrvs: { eventsUrl: 'http://127.0.0.1:9/events', accessToken: 'token' } };
+  const source = (extra: Record<string, unknown>) => ({
+    ...base,
+    sources: [{ id: 'd', kind: 'dhis2', baseUrl: 'http://dhis2.example.org', ...extra }],
+  });
+
+  it('fills the demo Child Programme defaults, the dhis2 mappings and the write-back defaults', () => {
+    const config = configFromObject(
+      source({ dhis2: { orgUnits: ['DiszpKrYNg8'] }, writeBack: { dataElement: 'uf3svrmp8Oj' } }),
+    );
+    const [s] = config.sources;
+    assert.ok(s);
+    assert.deepEqual(s.mappings, ['birth.dhis2', 'death.dhis2']);
+    assert.deepEqual(s.dhis2, { program: 'IpHINAT79UW', fields: '*', orgUnits: ['DiszpKrYNg8'] });
+    assert.equal(s.writeBack?.enabled, true);
+    assert.equal(s.writeBack?.maxAttempts, 12);
+    assert.deepEqual(dhis2SettingsOf({ ...s, dhis2: undefined }), DHIS2_DEFAULTS);
+  });
+
+  it('names the key of a malformed uid or an unknown setting', () => {
+    assert.throws(() => configFromObject(source({ dhis2: { program: 'not-a-uid' } })), /sources\[0\]\.dhis2\.program/);
+    assert.throws(
+      () => configFromObject(source({ dhis2: { programme: 'IpHINAT79UW' } })),
+      /sources\[0\]\.dhis2\.programme: unknown key/,
+    );
+    assert.throws(() => configFromObject(source({ auth: { type: 'pat' } })), /sources\[0\]\.auth\.token/);
+  });
+
+  it('refuses a write-back that is both a data element and an attribute, or DHIS2 keys on a FHIR source', () => {
+    const both = configFromObject(source({ writeBack: { dataElement: 'uf3svrmp8Oj', attribute: 'w75KJ2mc4zz' } }));
+    const [s] = both.sources;
+    assert.ok(s);
+    const dhis2 = new Dhis2Client(s, { logger: silentLogger });
+    assert.throws(() => writeBackSourceFor(s, { dhis2 }), /dataElement or writeBack.attribute, not both/);
+    const fhir = configFromObject({
+      ...base,
+      sources: [
+        { id: 'f', kind: 'fhir', baseUrl: 'http://emr.example.org/fhir', writeBack: { dataElement: 'uf3svrmp8Oj' } },
+      ],
+    });
+
+    const [emr] = fhir.sources;
+    assert.ok(emr);
+    assert.throws(() => writeBackSourceFor(emr, {}), /are for DHIS2 sources/);
+    assert.equal(writeBackSourceFor({ ...s, writeBack: undefined }, { dhis2 }), undefined);
   });
 });
 
