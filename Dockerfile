@@ -12,8 +12,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
-COPY scripts ./scripts
-# --ignore-scripts: `prepare` compiles src/, which is not copied yet; better-sqlite3 is built next.
+# --ignore-scripts: `prepare` would compile src/, which comes later (so that editing src/ keeps this
+# layer and its slow native build cached); better-sqlite3 is built explicitly.
 RUN npm ci --ignore-scripts --no-audit --no-fund \
  && npm rebuild better-sqlite3 --build-from-source
 COPY tsconfig.json tsconfig.build.json ./

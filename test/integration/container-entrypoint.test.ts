@@ -248,7 +248,11 @@ describe('the container entrypoint from a production install', () => {
       timeout: 10_000,
     });
     assert.equal(check.status, 0, 'HEALTHCHECK command failed');
-    // SIGTERM (docker stop) ends it cleanly.
+    // SIGTERM (docker stop) ends it cleanly once started (serve installs its handlers after start-up).
+    while (!output.includes('opencrvs-bridge serving')) {
+      assert.ok(Date.now() < deadline && child.exitCode === null, `serve did not finish starting: ${output}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
     assert.equal(await exited, 0, output);
