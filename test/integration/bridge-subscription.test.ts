@@ -62,7 +62,9 @@ describe('bridge end to end by subscription', () => {
           assert.ok(declaration['child.weightAtBirth'], 'the record was complete when it was delivered');
           assert.ok(declaration['mother.name']);
         }
+        // Only the style without detail needed polls; nothing was lost on the way.
         assert.equal(h.bridge.sources[0]?.poller.status.lastPollStartedAt !== undefined, style === 'hapi-empty');
+        assert.equal(h.bridge.inbox.status(SOURCE_ID)?.gaps, 0);
       } finally {
         await h.close();
       }
@@ -74,6 +76,28 @@ describe('bridge subscription faults', () => {
   const backport = (heartbeatSeconds: number): HarnessOptions => ({
     notify: { style: 'backport-id-only', headers: { Authorization: `Bearer ${BEARER}` } },
     subscription: { secret: BEARER, heartbeatSeconds },
+  });
+
+  it('an update announced after delivery creates no second event; the row shows the update', async () => {
+    const h = await startHarness({ notify: { style: 'medplum', secret: HMAC }, subscription: { hmacSecret: HMAC } });
+    try {
+      const resources = birthResources(0);
+      await h.transaction(resources);
+      await h.waitForEvents(1);
+      await settle(h);
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
+      const child = resources.find((r) => r.resourceType === 'Patient' && r.id?.endsWith('-child'));
+      assert.ok(child?.resourceType === 'Patient');
+      await h.fhir.upsert({ ...child, name: [{ use: 'official', family: 'Renamed', given: ['Corrected'] }] });
+      await settle(h);
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
+      const [event] = await assertDeliveredOnce(h, 1);
+      assert.ok(event);
+      assert.notDeepEqual(notifiedDeclaration(event)['child.name'], { firstname: 'Corrected', surname: 'Renamed' });
+      assert.equal(h.rows()[0]?.updatesAfterNotification, 1);
+    } finally {
+      await h.close();
+    }
   });
 
   it('duplicate notifications change nothing', async () => {
