@@ -261,6 +261,9 @@ export class Bridge {
         this.inbox.status(source.settings.id)?.gaps ?? 0,
       );
     }
+    for (const source of this.dhis2Sources) {
+      this.metrics.pollFailures.set({ source: source.settings.id }, source.poller.status.consecutiveFailures);
+    }
   }
 
   sourceStatuses(): SourceStatusView[] {
@@ -313,7 +316,7 @@ export class Bridge {
       },
       {
         name: 'opencrvs-token',
-        run: () => this.cachedCheck('opencrvs-token', async () => void (await this.opencrvs.checkToken())),
+        run: () => this.cachedCheck('opencrvs-token', async () => void (await this.opencrvs.checkToken({ fresh: true }))),
       },
       {
         name: 'routing',
