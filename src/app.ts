@@ -316,7 +316,7 @@ export class Bridge {
       },
       {
         name: 'opencrvs-token',
-        run: () => this.cachedCheck('opencrvs-token', async () => void (await this.opencrvs.checkToken({ fresh: true }))),
+        run: () => this.cachedCheck('opencrvs-token', async () => void (await this.opencrvs.checkToken())),
       },
       {
         name: 'routing',
