@@ -74,6 +74,8 @@ export class Bridge {
   httpPort: number | undefined;
   private server: Server | undefined;
   private locationsReady = false;
+  /** Set by stop(); start() checks it after every await, so a signal during start-up stops cleanly. */
+  private stopping = false;
   private locationRetry: NodeJS.Timeout | undefined;
   private readonly log: Logger;
   private readonly outcomeListeners: Array<(outcome: DeliveryOutcome) => void> = [];
@@ -316,7 +318,8 @@ export class Bridge {
       },
       {
         name: 'opencrvs-token',
-        run: () => this.cachedCheck('opencrvs-token', async () => void (await this.opencrvs.checkToken())),
+        run: () =>
+          this.cachedCheck('opencrvs-token', async () => void (await this.opencrvs.checkToken({ fresh: true }))),
       },
       {
         name: 'routing',
@@ -369,6 +372,11 @@ export class Bridge {
         this.config.http.port,
         this.config.http.host,
       );
+      if (this.stopping) {
+        // A signal arrived while we were binding: stop() has already run without this server.
+        await closeServer(server);
+        return;
+      }
       this.server = server;
       this.httpPort = port;
       this.log.info({ port }, 'http listening');
@@ -376,15 +384,17 @@ export class Bridge {
     // Notifications are accepted (stored) at once; processing and polling wait for the routing
     // table to resolve, since a record cannot be mapped to an office before.
     await this.resolveLocationsUntilReady();
-    if (this.options.worker !== false) {
+    if (this.options.worker !== false && !this.stopping) {
       this.worker.start();
       this.writeBacks?.start();
     }
   }
 
   private async resolveLocationsUntilReady(): Promise<void> {
+    if (this.stopping) return;
     try {
       await this.resolveLocations();
+      if (this.stopping) return;
       this.startSources();
     } catch (err) {
       this.log.error({ err }, 'routing locations could not be resolved in OpenCRVS; retrying in 30 s');
@@ -440,6 +450,7 @@ export class Bridge {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.locationRetry) clearTimeout(this.locationRetry);
     for (const source of [...this.sources, ...this.dhis2Sources]) await source.task?.stop();
     if (this.server) await closeServer(this.server);

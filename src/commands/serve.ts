@@ -13,8 +13,14 @@ export function registerServe(program: Command): void {
       if (!config) return;
       const logger = processLogger(config);
       const bridge = new Bridge(config, { logger });
+      // Signals are handled from here on, so a SIGTERM during start-up (e.g. while OpenCRVS is slow to
+      // answer the first location lookups) still stops cleanly.
+      const stopped = stopOnSignals(bridge, logger);
       await bridge.start();
-      logger.info({ port: bridge.httpPort, sources: bridge.sources.length }, 'opencrvs-bridge serving');
-      await stopOnSignals(bridge, logger);
+      logger.info(
+        { port: bridge.httpPort, sources: bridge.sources.length + bridge.dhis2Sources.length },
+        'opencrvs-bridge serving',
+      );
+      await stopped;
     });
 }

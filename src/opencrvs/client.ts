@@ -143,8 +143,8 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
 
     listLocations,
 
-    async checkToken() {
-      const token = await tokens.get();
+    async checkToken(options = {}) {
+      const token = options.fresh ? await tokens.fresh() : await tokens.get();
       return { scopes: [...token.scopes], expiresAt: token.expiresAt };
     },
   };

@@ -20,6 +20,8 @@ export interface AccessToken {
 export interface TokenSource {
   get(): Promise<AccessToken>;
   /** Drops `token` if it is still the cached one (after a 401); returns whether a new one can be fetched. */
+  /** Asks the token endpoint now (shared with a refresh in flight): proves the credentials still work. */
+  fresh(): Promise<AccessToken>;
   invalidate(token: AccessToken): boolean;
   /** Tokens obtained from the token endpoint so far (the first one included). */
   renewals(): number;
@@ -38,6 +40,7 @@ export function staticTokenSource(accessToken: string): TokenSource {
   };
   return {
     get: async () => token,
+    fresh: async () => token,
     invalidate: () => false,
     renewals: () => 0,
     clear: () => {},
@@ -128,6 +131,7 @@ export function clientCredentialsTokenSource(
 
   return {
     get: async () => (cached && now() < cached.renewAt ? cached : refresh()),
+    fresh: () => refresh(),
     invalidate(token) {
       if (cached?.value === token.value) cached = undefined;
       return true;

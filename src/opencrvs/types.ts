@@ -87,6 +87,9 @@ export interface OpenCrvsApi {
   /** v2.0 only: POST /events/notify, idempotent on transactionId. */
   createAndNotify(input: CreateAndNotifyInput): Promise<NotifyResult>;
   listLocations(query?: LocationQuery): Promise<Location[]>;
-  /** Obtains (or reuses) a token; used by health checks and the hold probe. Returns the token's scopes. */
-  checkToken(): Promise<{ scopes: string[]; expiresAt: number }>;
+  /**
+   * Obtains (or reuses) a token; used by health checks and the hold probe. Returns the token's scopes.
+   * `fresh` asks the token endpoint even when a cached token is valid (revoked credentials show at once).
+   */
+  checkToken(options?: { fresh?: boolean }): Promise<{ scopes: string[]; expiresAt: number }>;
 }
