@@ -48,6 +48,7 @@ describe('configuration', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
     writeFileSync(join(dir, 'secret.txt'), 'from-file\n');
     const fromEnv = loadConfig({
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the config's own ${ENV} syntax under test
       text: 'opencrvs: { domain: x.org, clientId: a, clientSecret: "${OCRVS_SECRET}" }',
       env: { OCRVS_SECRET: 'from-env' },
     });
@@ -62,16 +63,20 @@ describe('configuration', () => {
   });
 
   it('reports an unset environment variable with its key path', () => {
-    const err = errorOf(() => loadConfig({ text: 'opencrvs: { domain: x.org, clientId: a, clientSecret: "${NOPE}" }' }));
+    const err = errorOf(() =>
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the config's own ${ENV} syntax under test
+      loadConfig({ text: 'opencrvs: { domain: x.org, clientId: a, clientSecret: "${NOPE}" }' }),
+    );
     assert.equal(err.path, 'opencrvs.clientSecret');
     assert.match(err.message, /NOPE is not set/);
   });
 
   it('requires credentials and knows single-call needs 2.0', () => {
-    assert.equal(errorOf(() => loadConfig({ text: 'opencrvs: { domain: x.org, clientId: a }' })).path, 'opencrvs.clientSecret');
-    const err = errorOf(() =>
-      loadConfig({ text: `${minimal}  version: "1.9"\ndelivery: { mode: single-call }\n` }),
+    assert.equal(
+      errorOf(() => loadConfig({ text: 'opencrvs: { domain: x.org, clientId: a }' })).path,
+      'opencrvs.clientSecret',
     );
+    const err = errorOf(() => loadConfig({ text: `${minimal}  version: "1.9"\ndelivery: { mode: single-call }\n` }));
     assert.equal(err.path, 'delivery.mode');
   });
 

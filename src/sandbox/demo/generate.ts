@@ -129,7 +129,7 @@ export function generateBirth(i: number, options: GenerateOptions = {}): Resourc
         display: 'inpatient encounter',
       },
       subject: { reference: `Patient/${motherId}` },
-      period: { start: `${day}T${pad(Number(hour) - 4 < 0 ? 0 : Number(hour) - 4)}:00:00+02:00` },
+      period: { start: `${day}T${pad(Math.max(0, Number(hour) - 4))}:00:00+02:00` },
       location: [{ location: locationRef }],
     },
     {
