@@ -88,6 +88,7 @@ export class Bridge {
     this.ledger = openLedger(config.store.path, {
       logger: options.logger,
       payloadRetentionHours: config.store.payloadRetentionHours,
+      settleSeconds: config.delivery.settleSeconds,
     });
     try {
       this.opencrvs = createOpenCrvsClient(config.opencrvs, { logger: options.logger });

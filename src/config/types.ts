@@ -31,6 +31,7 @@ export interface HttpSettings {
 export interface DeliverySettings {
   mode: 'two-step' | 'single-call';
   concurrency: number;
+  settleSeconds: number;
   maxAttempts: number;
   maxAgeHours: number;
   baseDelayMs: number;

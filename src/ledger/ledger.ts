@@ -21,7 +21,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
   const now = options.now ?? Date.now;
   const retentionMs = (options.payloadRetentionHours ?? DEFAULT_RETENTION_HOURS) * HOUR_MS;
   const db = openDatabase(path, { busyTimeoutMs: options.busyTimeoutMs ?? 5000, logger });
-  const recorder = createRecorder(db, now);
+  const recorder = createRecorder(db, now, (options.settleSeconds ?? 0) * 1000);
   const outbox = createOutbox(db);
   const queries = createQueries(db);
 

@@ -27,14 +27,19 @@ interface KeyInput {
   subjectKey: string;
 }
 
-export function createRecorder(db: Db, now: Clock): Recorder {
+/**
+ * `settleMs`: a new event waits this long before its first delivery, so an EMR that writes a birth
+ * resource by resource (child, then encounter, then weight) is complete before it is notified; later
+ * versions within the wait replace the pending payload.
+ */
+export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   const insert = db.prepare(`
     INSERT INTO ledger_rows (source_id, event_type, subject_key, source_ref, source_version, mapping_id, state,
       attempts, next_run_at, base_transaction_id, create_transaction_id, notify_transaction_id, office, facility,
       payload, payload_hash, last_error_classification, last_error_kind, last_error_status, last_error_message,
       first_seen_at, queued_at, created_at, updated_at, skip_reason)
     VALUES (@sourceId, @eventType, @subjectKey, @sourceRef, @sourceVersion, @mappingId, @state,
-      0, @now, @base, @create, @notify, @office, @facility,
+      0, @runAt, @base, @create, @notify, @office, @facility,
       @payload, @payloadHash, @errClassification, @errKind, @errStatus, @errMessage,
       @seenAt, @now, @now, @now, @skipReason)
     ON CONFLICT (source_id, event_type, subject_key) DO NOTHING`);
@@ -98,6 +103,7 @@ export function createRecorder(db: Db, now: Clock): Recorder {
       mappingId: fields.mappingId ?? null,
       state: fields.state,
       now: at,
+      runAt: at + settleMs,
       base: ids.base,
       create: ids.create,
       notify: ids.notify,

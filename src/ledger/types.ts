@@ -189,6 +189,8 @@ export interface LedgerOptions {
   payloadRetentionHours?: number;
   /** SQLite busy timeout (another connection holds the write lock); default 5000 ms. */
   busyTimeoutMs?: number;
+  /** New events wait this long before their first delivery (DeliverySettings.settleSeconds); default 0. */
+  settleSeconds?: number;
 }
 
 /** The meta key holding the queue-wide hold (JSON of `HoldState`), read by the CLI and health. */

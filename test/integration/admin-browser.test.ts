@@ -38,6 +38,7 @@ const UI_TIMEOUT_MS = 20_000;
 const DELIVERY: DeliverySettings = {
   mode: 'two-step',
   concurrency: 1,
+  settleSeconds: 0,
   maxAttempts: 3,
   maxAgeHours: 24,
   baseDelayMs: 10,

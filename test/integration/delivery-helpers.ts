@@ -18,6 +18,7 @@ import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbo
 export const fastDelivery: DeliverySettings = {
   mode: 'two-step',
   concurrency: 4,
+  settleSeconds: 0,
   maxAttempts: 200,
   maxAgeHours: 1,
   baseDelayMs: 20,

@@ -9,6 +9,7 @@ import { eventInput, type TestClock, tempLedger, testClock } from './ledger-help
 const settings: DeliverySettings = {
   mode: 'two-step',
   concurrency: 4,
+  settleSeconds: 0,
   maxAttempts: 5,
   maxAgeHours: 24,
   baseDelayMs: 1000,

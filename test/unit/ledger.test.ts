@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { type Ledger, openLedger, transactionIdsFor } from '../../src/ledger/index.js';
@@ -311,5 +314,27 @@ describe('ledger: requeue generations', () => {
     ledger.replay('dead');
     assert.equal(ledger.get(row.id)?.notifyTransactionId, `${row.baseTransactionId}:notify:r2`);
     cleanup();
+  });
+});
+
+describe('ledger: settle delay', () => {
+  it('holds a new event back for the settle time so a birth written piecemeal is complete', () => {
+    let clock = 1_000_000;
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-settle-'));
+    const ledger = openLedger(join(dir, 'l.db'), { now: () => clock, settleSeconds: 60 });
+    const { row } = ledger.recordEvent({
+      sourceId: 'emr',
+      eventType: 'birth',
+      subjectKey: 'Patient/settle-1',
+      sourceRef: 'Patient/settle-1',
+      payloadHash: 'h1',
+      payload: { declaration: { 'child.dob': '2026-01-02' }, office: 'office-1' },
+    });
+    assert.equal(row.nextRunAt, clock + 60_000);
+    assert.equal(ledger.claimDue('w1', 10).length, 0);
+    clock += 60_000;
+    assert.equal(ledger.claimDue('w1', 10).length, 1);
+    ledger.close();
+    rmSync(dir, { recursive: true, force: true });
   });
 });

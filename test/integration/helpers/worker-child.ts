@@ -30,6 +30,7 @@ const worker = createDeliveryWorker({
   settings: {
     mode: 'two-step',
     concurrency: Number(concurrency ?? 4),
+    settleSeconds: 0,
     maxAttempts: 1000,
     maxAgeHours: 1,
     baseDelayMs: 10,
