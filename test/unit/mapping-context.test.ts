@@ -16,7 +16,11 @@ function fixture(path: string): unknown {
   return JSON.parse(readFileSync(new URL(`../fixtures/${path}`, import.meta.url), 'utf8'));
 }
 
-const set = loadMappings({ routing: { defaultOffice: 'office-1', facilities: {} } });
+// The FHIR mappings only: a FHIR source polls FHIR resource types (DHIS2 mappings watch TrackedEntity).
+const set = loadMappings({
+  names: ['birth.fhir', 'death.fhir'],
+  routing: { defaultOffice: 'office-1', facilities: {} },
+});
 
 /** Wraps a fetcher and counts the calls, as a live FHIR client would make them. */
 function counting(inner: ResourceFetcher) {
