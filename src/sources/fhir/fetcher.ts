@@ -14,7 +14,9 @@ export class CachingFetcher implements ResourceFetcher {
 
   constructor(
     private readonly client: FhirSourceClient,
-    private readonly maxCacheEntries = 5_000,
+    // A pass over a backlog touches every resource of its births (a few searches per subject): about
+    // 15 entries per birth, so 2,000 births fit. Entries are small (most searches find 0–2 resources).
+    private readonly maxCacheEntries = 50_000,
   ) {}
 
   /**
@@ -28,9 +30,8 @@ export class CachingFetcher implements ResourceFetcher {
       if (types.has(key.slice(0, key.indexOf('?')))) this.searches.delete(key);
     }
     for (const resource of resources) {
-      if (resource.id && this.resources.size < this.maxCacheEntries) {
-        this.resources.set(`${resource.resourceType}/${resource.id}`, Promise.resolve(resource));
-      }
+      if (resource.id)
+        this.remember(this.resources, `${resource.resourceType}/${resource.id}`, Promise.resolve(resource));
     }
   }
 
@@ -40,9 +41,7 @@ export class CachingFetcher implements ResourceFetcher {
     if (!found) {
       this.reads++;
       found = this.client.read(type, id);
-      if (this.resources.size < this.maxCacheEntries) this.resources.set(key, found);
-      // A failed read must not stay cached for the rest of the pass.
-      found.catch(() => this.resources.delete(key));
+      this.remember(this.resources, key, found);
     }
     return found;
   }
@@ -53,9 +52,25 @@ export class CachingFetcher implements ResourceFetcher {
     if (!found) {
       this.reads++;
       found = this.client.searchAll(type, params);
-      if (this.searches.size < this.maxCacheEntries) this.searches.set(key, found);
-      found.catch(() => this.searches.delete(key));
+      this.remember(this.searches, key, found);
     }
     return found;
+  }
+
+  /**
+   * Caches `value`; when full, the oldest entry goes (a Map iterates in insertion order), so a pass
+   * larger than the bound keeps caching its recent reads rather than caching nothing more.
+   */
+  private remember<T>(cache: Map<string, Promise<T>>, key: string, value: Promise<T>): void {
+    cache.delete(key);
+    if (cache.size >= this.maxCacheEntries) {
+      const oldest = cache.keys().next();
+      if (!oldest.done) cache.delete(oldest.value);
+    }
+    cache.set(key, value);
+    // A failed read must not stay cached for the rest of the pass (unless a newer one replaced it).
+    value.catch(() => {
+      if (cache.get(key) === value) cache.delete(key);
+    });
   }
 }
