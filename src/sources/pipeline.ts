@@ -52,7 +52,11 @@ export interface PipelineDeps {
   ledger: Ledger;
   logger: Logger;
   mapOptions?: () => MapOptions;
+  /** Subjects mapped at once (default 8): their context reads overlap instead of queueing one by one. */
+  concurrency?: number;
 }
+
+const DEFAULT_CONCURRENCY = 8;
 
 /**
  * The part every source shares: changed resources → the subjects they affect → mapping (with
@@ -77,12 +81,37 @@ export class SourcePipeline {
         subjects.set(`${subject.mappingId}\n${subject.subjectRef}`, subject);
       }
     }
-    const results: Evaluation[] = [];
     const options = this.deps.mapOptions?.() ?? {};
-    for (const { mappingId, subjectRef } of subjects.values()) {
-      const { result, excluded } = await this.deps.mappings.mapSubjectDetailed(mappingId, subjectRef, fetcher, options);
-      results.push({ result, excluded: excluded === true });
-    }
+    const list = [...subjects.values()];
+    // Results keep the subjects' order whatever order the lanes finish in, so the commit is the same.
+    const results: Evaluation[] = new Array(list.length);
+    let next = 0;
+    let failed = false;
+    const lane = async () => {
+      while (!failed && next < list.length) {
+        const index = next++;
+        const subject = list[index];
+        if (!subject) break;
+        const { mappingId, subjectRef } = subject;
+        try {
+          const { result, excluded } = await this.deps.mappings.mapSubjectDetailed(
+            mappingId,
+            subjectRef,
+            fetcher,
+            options,
+          );
+          results[index] = { result, excluded: excluded === true };
+        } catch (err) {
+          failed = true; // the other lanes take no new subject
+          throw err;
+        }
+      }
+    };
+    const lanes = Math.min(Math.max(1, this.deps.concurrency ?? DEFAULT_CONCURRENCY), list.length);
+    // Every lane settles before the first error propagates: no mapping keeps running after evaluate ends.
+    const settled = await Promise.allSettled(Array.from({ length: lanes }, lane));
+    const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (rejected) throw rejected.reason;
     return { results, subjects: subjects.size };
   }
 
