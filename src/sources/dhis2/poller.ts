@@ -1,7 +1,7 @@
 import type { Dhis2Settings, PollSettings } from '../../config/types.js';
 import { type Resource, trackedEntityResource } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
-import type { CursorStore, PollerStatus } from '../fhir/poller.js';
+import { type CursorStore, type PollerStatus, trackedPass } from '../pass.js';
 import { addReports, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
 import type { Dhis2Client } from './client.js';
 import { Dhis2Fetcher } from './fetcher.js';
@@ -62,37 +62,12 @@ export class Dhis2Poller {
     await this.running?.catch(() => undefined);
   }
 
-  private async pass(): Promise<PassReport> {
-    this.status.lastPollStartedAt = Date.now();
+  private pass(): Promise<PassReport> {
     const fetcher = new Dhis2Fetcher(this.deps.client, this.deps.dhis2.fields);
-    try {
-      const report = await this.pages(fetcher);
-      this.status.consecutiveFailures = 0;
-      this.status.lastError = undefined;
-      this.status.lastReport = report;
-      this.log.info(
-        {
-          entities: report.resources,
-          subjects: report.subjects,
-          ...report.mapped,
-          skipped: report.skipped,
-          invalid: report.invalid,
-          reads: fetcher.reads,
-        },
-        'poll pass done',
-      );
-      return report;
-    } catch (err) {
-      this.status.consecutiveFailures++;
-      this.status.lastError = err instanceof Error ? err.message : String(err);
-      this.log.warn(
-        { err, failures: this.status.consecutiveFailures },
-        'poll pass failed; the watermark stays where it was',
-      );
-      throw err;
-    } finally {
-      this.status.lastPollFinishedAt = Date.now();
-    }
+    return trackedPass(this.status, this.log, async () => ({
+      report: await this.pages(fetcher),
+      reads: fetcher.reads,
+    }));
   }
 
   private startBound(): string | undefined {

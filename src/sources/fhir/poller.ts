@@ -1,22 +1,12 @@
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import type { PollSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
+import { type CursorStore, type PollerStatus, trackedPass } from '../pass.js';
 import { addReports, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
 import { CachingFetcher } from './fetcher.js';
 import type { FhirSourceClient } from './fhir-client.js';
 
-export interface PollerStatus {
-  lastPollStartedAt?: number;
-  lastPollFinishedAt?: number;
-  lastError?: string;
-  consecutiveFailures: number;
-  watermarks: Record<string, string | undefined>;
-  lastReport?: PassReport;
-}
-
-export interface CursorStore {
-  getCursor(sourceId: string, name: string): string | undefined;
-}
+export type { CursorStore, PollerStatus } from '../pass.js';
 
 export interface FhirPollerDeps {
   sourceId: string;
@@ -89,38 +79,13 @@ export class FhirPoller {
     while (this.running || this.queued) await (this.queued ?? this.running)?.catch(() => undefined);
   }
 
-  private async pass(): Promise<PassReport> {
-    const report = emptyReport();
-    this.status.lastPollStartedAt = Date.now();
+  private pass(): Promise<PassReport> {
     const fetcher = new CachingFetcher(this.deps.client);
-    try {
+    return trackedPass(this.status, this.log, async () => {
+      const report = emptyReport();
       for (const type of this.deps.resourceTypes) addReports(report, await this.pollType(type, fetcher));
-      this.status.consecutiveFailures = 0;
-      this.status.lastError = undefined;
-      this.status.lastReport = report;
-      this.log.info(
-        {
-          resources: report.resources,
-          subjects: report.subjects,
-          ...report.mapped,
-          skipped: report.skipped,
-          invalid: report.invalid,
-          reads: fetcher.reads,
-        },
-        'poll pass done',
-      );
-      return report;
-    } catch (err) {
-      this.status.consecutiveFailures++;
-      this.status.lastError = err instanceof Error ? err.message : String(err);
-      this.log.warn(
-        { err, failures: this.status.consecutiveFailures },
-        'poll pass failed; the watermark stays where it was',
-      );
-      throw err;
-    } finally {
-      this.status.lastPollFinishedAt = Date.now();
-    }
+      return { report, reads: fetcher.reads };
+    });
   }
 
   private searchParams(type: string): Record<string, string> {
