@@ -6,6 +6,7 @@ import type { ValidateFunction } from 'ajv';
 import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import { createSourceAuthenticator, type SourceAuthenticator } from '../shared/source-auth.js';
+import { SourceCallError } from '../shared/source-error.js';
 import {
   type ImportReport,
   isImportReport,
@@ -18,17 +19,9 @@ import {
   type TrackerTrackedEntity,
 } from './schemas.js';
 
-/** A failed call to DHIS2. `retryable` covers network errors, timeouts, 429 and 5xx. */
-export class Dhis2SourceError extends Error {
-  constructor(
-    message: string,
-    readonly status: number | undefined,
-    readonly retryable: boolean,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'Dhis2SourceError';
-  }
+/** A failed call to DHIS2. */
+export class Dhis2SourceError extends SourceCallError {
+  override readonly name = 'Dhis2SourceError';
 }
 
 export interface Dhis2ClientOptions {

@@ -3,18 +3,11 @@ import { Client, type FhirResource } from 'fhir-kit-client';
 import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import { createSourceAuthenticator, type SourceAuthenticator } from '../shared/source-auth.js';
+import { SourceCallError } from '../shared/source-error.js';
 
-/** A failed call to a FHIR source. `retryable` covers network errors, timeouts, 429 and 5xx. */
-export class FhirSourceError extends Error {
-  constructor(
-    message: string,
-    readonly status: number | undefined,
-    readonly retryable: boolean,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'FhirSourceError';
-  }
+/** A failed call to a FHIR source. */
+export class FhirSourceError extends SourceCallError {
+  override readonly name = 'FhirSourceError';
 }
 
 export interface FhirSourceClientOptions {

@@ -1,0 +1,16 @@
+/**
+ * A failed call to a source system (FHIR server, DHIS2). `retryable` covers network errors,
+ * timeouts, 429 and 5xx. Messages name the call and the status, never a body or a query string:
+ * both may hold personal data.
+ */
+export class SourceCallError extends Error {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'SourceCallError';
+  }
+}
