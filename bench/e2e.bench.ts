@@ -1,0 +1,403 @@
+// End-to-end benchmark (`npm run bench:e2e`). Prints figures; asserts nothing (no wall-clock tests).
+//  (a) births/s delivered end to end: BENCH_BIRTHS (2,000) births seeded in the FHIR sandbox, polled
+//      by the real bridge (one pollOnce, pageSize 500) while its worker delivers to the OpenCRVS
+//      simulator; timed from the start of the poll to the last accepted NOTIFY, then checked against
+//      the simulator's own event list. At delivery concurrency 4 (the default) and 8. Also printed:
+//      when the last birth was recorded (mapped), when the poll pass ended, and the FHIR calls made.
+//  (b) the simulator's raw capacity in the same run: the same declarations (taken from the bridge's
+//      ledger, so mapped by the bridge's own mapping set) sent as create + notify with the OpenCRVS
+//      client at the same concurrency, after a reset of the simulator. No ledger, no FHIR, no mapping.
+//  (c) a / b. Target ≥ 0.8.
+//  (d) the subscription receiver's ack latency p50/p99 at 200 notifications/s for 10 s on loopback,
+//      open loop (bench/helpers/open-loop-sender.ts explains why not autocannon). Target p99 ≤ 20 ms.
+//      Twice: the full bridge, processing the notifications (re-read, map, record, deliver) behind the
+//      ack; then the receiver alone (inbox processor stopped, no worker), to separate its own cost.
+// The FHIR sandbox and the OpenCRVS simulator run in child processes (as real servers would run apart
+// from the bridge); the bridge runs in this process. Ledgers live in the OS temp dir (BENCH_DIR), on a
+// real disk: the fsyncs of synchronous=FULL count. Knobs: BENCH_BIRTHS, BENCH_PAGE_SIZE,
+// BENCH_CONCURRENCY ('4,8'), BENCH_ACK_RATE, BENCH_ACK_SECONDS, BENCH_ACK=0, BENCH_LOG_LEVEL,
+// BENCH_CHILD_NODE_OPTIONS (e.g. '--cpu-prof' for the sandboxes).
+import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { Bridge } from '../src/app.js';
+import { configFromObject } from '../src/config/index.js';
+import type { LedgerPayload } from '../src/ledger/index.js';
+import { createLogger } from '../src/observability/logger.js';
+import { createOpenCrvsClient } from '../src/opencrvs/index.js';
+import { generateBirth } from '../src/sandbox/demo/generate.js';
+import { OpenCrvsSandboxControl } from '../src/sandbox/opencrvs/index.js';
+import { type OpenCrvsEndpoints, startFhirProcess, startOpenCrvsProcess } from './helpers/sandboxes.js';
+
+const BIRTHS = Number(process.env.BENCH_BIRTHS ?? 2000);
+const PAGE_SIZE = Number(process.env.BENCH_PAGE_SIZE ?? 500);
+// BENCH_CONCURRENCY='' skips (a)–(c); BENCH_ACK=0 skips (d).
+const CONCURRENCIES = (process.env.BENCH_CONCURRENCY ?? '4,8')
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0);
+const ACK_RATE = Number(process.env.BENCH_ACK_RATE ?? 200);
+const ACK_SECONDS = Number(process.env.BENCH_ACK_SECONDS ?? 10);
+const ACK_WARMUP_SECONDS = 1;
+
+const RUN_TIMEOUT_MS = 120_000;
+const SECRET = 'bench-subscription-secret';
+const SOURCE_ID = 'bench-emr';
+
+// Warnings and errors only: the default `info` would log one line per delivery.
+const logger = createLogger({ level: process.env.BENCH_LOG_LEVEL ?? 'warn' });
+
+interface Env {
+  dir: string;
+  fhirBaseUrl: string;
+  opencrvs: OpenCrvsEndpoints;
+  control: OpenCrvsSandboxControl;
+}
+
+function bridgeConfig(env: Env, name: string, concurrency: number, withSubscription: boolean) {
+  return configFromObject({
+    opencrvs: {
+      tokenUrl: env.opencrvs.tokenUrl,
+      eventsUrl: env.opencrvs.eventsUrl,
+      clientId: env.opencrvs.clientId,
+      clientSecret: env.opencrvs.clientSecret,
+    },
+    store: { path: join(env.dir, `${name}.db`) },
+    http: { host: '127.0.0.1', port: 0 },
+    delivery: { concurrency, baseDelayMs: 200, maxDelayMs: 5000, pollIntervalMs: 200 },
+    sources: [
+      {
+        id: SOURCE_ID,
+        kind: 'fhir',
+        baseUrl: env.fhirBaseUrl,
+        poll: { schedule: '*/10 * * * * *', pageSize: PAGE_SIZE },
+        ...(withSubscription ? { subscription: { secret: SECRET } } : {}),
+      },
+    ],
+    routing: {
+      defaultOffice: 'LHUYvwY2Aq1',
+      facilities: {
+        'Location/emr-loc-ibombo-hospital': { office: 'xmJJAsGfSTn', facility: 't0qT1Vh8qi3' },
+        'Location/emr-loc-isamba-hospital': { office: 'DC5stjQ45n3', facility: 'R2i8nqg83Y0' },
+      },
+    },
+    logging: { level: 'warn' },
+  });
+}
+
+/** Events in the simulator with an Accepted NOTIFY. */
+async function acceptedEvents(control: OpenCrvsSandboxControl): Promise<number> {
+  const events = await control.events();
+  return events.filter((e) => e.actions.some((a) => a.type === 'NOTIFY' && a.status === 'Accepted')).length;
+}
+
+/** Counts and times the bridge's calls to the FHIR source (bench-side wrapper, no code change). */
+function instrumentSource(bridge: Bridge) {
+  const stats: Record<string, { calls: number; ms: number }> = {};
+  const client = bridge.sources[0]?.client;
+  if (!client) throw new Error('no source');
+  for (const method of ['read', 'searchAll', 'searchPage', 'nextPage'] as const) {
+    const original = client[method].bind(client) as (...args: unknown[]) => Promise<unknown>;
+    const slot = (stats[method] = { calls: 0, ms: 0 });
+    (client as unknown as Record<string, unknown>)[method] = async (...args: unknown[]) => {
+      const t0 = performance.now();
+      slot.calls++;
+      try {
+        return await original(...args);
+      } finally {
+        slot.ms += performance.now() - t0;
+      }
+    };
+  }
+  return stats;
+}
+
+interface EndToEnd {
+  concurrency: number;
+  seconds: number;
+  /** Until every birth was recorded in the ledger. */
+  mappedSeconds: number;
+  pollSeconds: number;
+  rate: number;
+  accepted: number;
+  other: Record<string, number>;
+  fhirCalls: Record<string, { calls: number; ms: number }>;
+  payloads: LedgerPayload[];
+}
+
+/** (a) One poll of every birth in the sandbox, delivered by the running worker. */
+async function endToEnd(env: Env, concurrency: number): Promise<EndToEnd> {
+  await env.control.reset();
+  const bridge = new Bridge(bridgeConfig(env, `e2e-c${concurrency}`, concurrency, false), {
+    logger,
+    schedule: false,
+    http: false,
+    worker: true,
+  });
+  const fhirCalls = instrumentSource(bridge);
+  // When the last birth was recorded in the ledger (mapped), to tell mapping from delivery.
+  let recorded = 0;
+  let recordedAt = 0;
+  const pipeline = bridge.sources[0]?.pipeline;
+  if (!pipeline) throw new Error('no source');
+  const commit = pipeline.commit.bind(pipeline);
+  pipeline.commit = (results, cursor) => {
+    const report = commit(results, cursor);
+    recorded += report.mapped.inserted;
+    if (recorded >= BIRTHS && !recordedAt) recordedAt = performance.now();
+    return report;
+  };
+  let delivered = 0;
+  const other: Record<string, number> = {};
+  let finish: () => void = () => undefined;
+  const allDelivered = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  let endedAt = 0;
+  bridge.onDeliveryOutcome((outcome) => {
+    if (outcome.type === 'delivered') {
+      if (++delivered === BIRTHS) {
+        endedAt = performance.now();
+        finish();
+      }
+    } else other[outcome.type] = (other[outcome.type] ?? 0) + 1;
+  });
+  try {
+    await bridge.start();
+    const source = bridge.sources[0];
+    if (!source) throw new Error('no source');
+    const t0 = performance.now();
+    await source.poller.pollOnce();
+    const pollSeconds = (performance.now() - t0) / 1000;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      allDelivered,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`only ${delivered} of ${BIRTHS} delivered`)), RUN_TIMEOUT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    const seconds = (endedAt - t0) / 1000;
+    const mappedSeconds = (recordedAt - t0) / 1000;
+    const accepted = await acceptedEvents(env.control);
+    const payloads = bridge.ledger
+      .list({ states: ['delivered'], limit: BIRTHS })
+      .map((row) => row.payload)
+      .filter((payload): payload is LedgerPayload => payload !== null);
+    return {
+      concurrency,
+      seconds,
+      mappedSeconds,
+      pollSeconds,
+      rate: BIRTHS / seconds,
+      accepted,
+      other,
+      fhirCalls,
+      payloads,
+    };
+  } finally {
+    await bridge.stop();
+  }
+}
+
+/** (b) create + notify straight from the client, `concurrency` at a time, for the same declarations. */
+async function rawCapacity(env: Env, payloads: LedgerPayload[], concurrency: number) {
+  await env.control.reset();
+  const config = bridgeConfig(env, 'raw', concurrency, false);
+  const client = createOpenCrvsClient(config.opencrvs, { logger });
+  await client.checkToken(); // the token fetch is not part of the capacity
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < payloads.length; i = next++) {
+      const payload = payloads[i] as LedgerPayload;
+      const event = await client.createEvent({
+        type: 'birth',
+        transactionId: `raw-create-${i}`,
+        createdAtLocation: payload.office,
+      });
+      await client.notify({
+        eventId: event.id,
+        transactionId: `raw-notify-${i}`,
+        createdAtLocation: payload.office,
+        declaration: payload.declaration,
+      });
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = (performance.now() - t0) / 1000;
+  const accepted = await acceptedEvents(env.control);
+  client.close?.();
+  return { seconds, rate: payloads.length / seconds, accepted };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
+}
+
+/**
+ * Notifications as Medplum sends them: the changed resource as the body (here the child Patient of
+ * birth k, which exists in the sandbox). They carry no event numbers: backport Bundles sent over several
+ * sockets arrive slightly out of order, which the bridge rightly reads as a gap and answers with a
+ * catch-up poll of the whole sandbox, a different workload from the one measured here.
+ */
+function notificationBodies(count: number): string[] {
+  return Array.from({ length: count }, (_, k) => JSON.stringify(generateBirth(k % BIRTHS, { prefix: 'bench' })[1]));
+}
+
+interface SenderResult {
+  latenciesMs: number[];
+  statuses: Record<string, number>;
+  lagMaxMs: number;
+  sent: number;
+}
+
+function sendOpenLoop(job: Record<string, unknown>): Promise<SenderResult> {
+  const child = fork(fileURLToPath(new URL('./helpers/open-loop-sender.ts', import.meta.url)), [], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return new Promise((resolve, reject) => {
+    child.once('message', (message) => resolve(message as SenderResult));
+    child.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`sender exited with ${code}`));
+    });
+    child.send(job);
+  });
+}
+
+/** (d) Ack latency of POST /fhir-subscription/<source> at a fixed rate, with processing behind it. */
+async function ackLatency(env: Env, receiverOnly: boolean) {
+  await env.control.reset();
+  const bridge = new Bridge(bridgeConfig(env, receiverOnly ? 'ack-alone' : 'ack', 4, true), {
+    logger,
+    schedule: false,
+    http: true,
+    worker: !receiverOnly,
+  });
+  try {
+    await bridge.start();
+    // Diagnostic variant: nothing behind the ack (no inbox processing, no delivery), to tell the
+    // receiver's own cost (parse, one synchronous=FULL insert) from contention with the work behind it.
+    if (receiverOnly) await bridge.inbox.stop();
+    // How long the bridge's event loop was blocked meanwhile: an ack waits behind whatever runs.
+    const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+    loopDelay.enable();
+    const total = Math.round(ACK_RATE * (ACK_SECONDS + ACK_WARMUP_SECONDS));
+    const result = await sendOpenLoop({
+      url: `http://127.0.0.1:${bridge.httpPort}/fhir-subscription/${SOURCE_ID}`,
+      headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${SECRET}` },
+      bodies: notificationBodies(total),
+      rate: ACK_RATE,
+      seconds: ACK_SECONDS,
+      warmupSeconds: ACK_WARMUP_SECONDS,
+    });
+    loopDelay.disable();
+    const sorted = [...result.latenciesMs].sort((a, b) => a - b);
+    const recorded = bridge.ledger.counts().reduce((sum, c) => sum + c.count, 0);
+    return {
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+      max: sorted[sorted.length - 1] ?? Number.NaN,
+      measured: sorted.length,
+      statuses: result.statuses,
+      senderLagMaxMs: result.lagMaxMs,
+      inboxDepth: bridge.ledger.inbox.depth(),
+      loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+      loopDelayMaxMs: loopDelay.max / 1e6,
+      recorded,
+    };
+  } finally {
+    await bridge.stop();
+  }
+}
+
+const f = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'e2e-bench-'));
+  const started = performance.now();
+  const [opencrvs, fhir] = await Promise.all([startOpenCrvsProcess(), startFhirProcess(BIRTHS)]);
+  const env: Env = {
+    dir,
+    fhirBaseUrl: fhir.info.baseUrl,
+    opencrvs: opencrvs.info,
+    control: new OpenCrvsSandboxControl(opencrvs.info.baseUrl),
+  };
+  console.log(
+    `e2e benchmark: ${BIRTHS} births (${fhir.info.resources} resources seeded in ${f(fhir.info.seedMs / 1000)} s), ` +
+      `page size ${PAGE_SIZE}, node ${process.version}, load average ${loadavg()[0]?.toFixed(1)} on 2 cores shared`,
+  );
+  try {
+    const rows: string[][] = [];
+    for (const concurrency of CONCURRENCIES) {
+      const e2e = await endToEnd(env, concurrency);
+      const raw = await rawCapacity(env, e2e.payloads, concurrency);
+      rows.push([
+        String(concurrency),
+        f(e2e.rate),
+        f(raw.rate),
+        f(e2e.rate / raw.rate, 2),
+        f(e2e.seconds, 2),
+        f(e2e.mappedSeconds, 2),
+        f(e2e.pollSeconds, 2),
+        `${e2e.accepted}/${BIRTHS}`,
+        `${raw.accepted}/${e2e.payloads.length}`,
+      ]);
+      const calls = Object.entries(e2e.fhirCalls)
+        .map(([name, s]) => `${name} ${s.calls} (${f(s.ms / 1000, 2)} s)`)
+        .join(', ');
+      const other = Object.keys(e2e.other).length > 0 ? `; other outcomes ${JSON.stringify(e2e.other)}` : '';
+      console.log(`  c=${concurrency}: FHIR calls during the pass: ${calls}${other}`);
+    }
+    console.log('\n(a) end to end, (b) raw simulator capacity, (c) = a / b (target ≥ 0.8)');
+    const header = [
+      'conc.',
+      '(a) births/s',
+      '(b) raw/s',
+      '(c) a/b',
+      'a: total s',
+      'a: mapped s',
+      'a: poll s',
+      'a: accepted',
+      'b: accepted',
+    ];
+    const table = [header, ...rows];
+    const widths = header.map((_, i) => Math.max(...table.map((r) => (r[i] ?? '').length)));
+    for (const r of table) console.log(`  ${r.map((cell, i) => cell.padStart(widths[i] ?? 0)).join('  ')}`);
+
+    if (process.env.BENCH_ACK === '0') return;
+    console.log(
+      `\n(d) receiver ack latency at ${ACK_RATE}/s for ${ACK_SECONDS} s (open loop, from due time, after ${ACK_WARMUP_SECONDS} s warm-up; target p99 ≤ 20 ms)`,
+    );
+    for (const receiverOnly of [false, true]) {
+      const ack = await ackLatency(env, receiverOnly);
+      printAck(receiverOnly ? 'receiver alone' : 'full bridge', ack);
+    }
+    console.log(
+      `\ntotal ${f((performance.now() - started) / 1000)} s; bridge process peak RSS ` +
+        `${f(process.resourceUsage().maxRSS / 1024, 0)} MB; load average now ${loadavg()[0]?.toFixed(1)}`,
+    );
+  } finally {
+    await Promise.all([opencrvs.close(), fhir.close()]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function printAck(label: string, ack: Awaited<ReturnType<typeof ackLatency>>): void {
+  console.log(
+    `  ${label.padEnd(15)} p50 ${f(ack.p50, 2)} ms  p99 ${f(ack.p99, 2)} ms  max ${f(ack.max, 1)} ms  (${ack.measured} measured;\n${' '.repeat(18)}` +
+      `statuses ${JSON.stringify(ack.statuses)}; sender lag max ${f(ack.senderLagMaxMs, 1)} ms; ` +
+      `ledger rows recorded meanwhile ${ack.recorded}, inbox depth at end ${ack.inboxDepth}; ` +
+      `bridge event-loop delay p99 ${f(ack.loopDelayP99Ms)} ms, max ${f(ack.loopDelayMaxMs)} ms)`,
+  );
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
