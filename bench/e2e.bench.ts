@@ -101,7 +101,8 @@ function instrumentSource(bridge: Bridge) {
   if (!client) throw new Error('no source');
   for (const method of ['read', 'searchAll', 'searchPage', 'nextPage'] as const) {
     const original = client[method].bind(client) as (...args: unknown[]) => Promise<unknown>;
-    const slot = (stats[method] = { calls: 0, ms: 0 });
+    const slot = { calls: 0, ms: 0 };
+    stats[method] = slot;
     (client as unknown as Record<string, unknown>)[method] = async (...args: unknown[]) => {
       const t0 = performance.now();
       slot.calls++;
