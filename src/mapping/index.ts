@@ -3,6 +3,7 @@ export { dhis2InputFetcher, relatedTrackedEntities, trackedEntityResource } from
 export { bundleFetcher, normalizeReference, parseReference } from './fetcher.js';
 export { type LoadMappingsOptions, loadMappings, mappingOptionsFromConfig } from './load.js';
 export { mapInput } from './map-input.js';
+export { type BatchableSearch, batchableSearches, splitByReference } from './prefetch.js';
 export { MappingSet, mapSubject } from './set.js';
 export type {
   LocationKind,

@@ -1,13 +1,15 @@
 import type { Ledger, RecordChange } from '../ledger/index.js';
-import {
-  type MapOptions,
-  type MappingSet,
-  type MapResult,
-  mapSubject,
-  type Resource,
-  type ResourceFetcher,
-} from '../mapping/index.js';
+import type { MapOptions, MappingSet, MapResult, Resource, ResourceFetcher } from '../mapping/index.js';
 import type { Logger } from '../observability/logger.js';
+
+/** A fetcher that can answer many subjects' context searches at once before they are mapped. */
+export interface PrefetchingFetcher extends ResourceFetcher {
+  prefetch(set: MappingSet, subjects: Array<{ mappingId: string; subjectRef: string }>): Promise<void>;
+}
+
+function isPrefetching(fetcher: ResourceFetcher): fetcher is PrefetchingFetcher {
+  return typeof (fetcher as Partial<PrefetchingFetcher>).prefetch === 'function';
+}
 
 /** A mapping result; `excluded` when an exclusion rule fired (e.g. a fetal death), not a mere non-match. */
 export interface Evaluation {
@@ -83,6 +85,8 @@ export class SourcePipeline {
     }
     const options = this.deps.mapOptions?.() ?? {};
     const list = [...subjects.values()];
+    // A live source answers the subjects' context searches in batches first (see CachingFetcher.prefetch).
+    if (isPrefetching(fetcher)) await fetcher.prefetch(this.deps.mappings, list);
     // Results keep the subjects' order whatever order the lanes finish in, so the commit is the same.
     const results: Evaluation[] = new Array(list.length);
     let next = 0;

@@ -1,6 +1,20 @@
 import type { Resource } from '@medplum/fhirtypes';
-import type { ResourceFetcher } from '../../mapping/index.js';
+import {
+  type BatchableSearch,
+  batchableSearches,
+  type MappingSet,
+  type ResourceFetcher,
+  splitByReference,
+} from '../../mapping/index.js';
 import type { FhirSourceClient } from './fhir-client.js';
+
+/** Subjects per batched search: keeps the query string short (servers cap URLs around 8 KB). */
+const PREFETCH_CHUNK = 50;
+const PREFETCH_PAGE_SIZE = 500;
+
+function searchKey(type: string, params: Record<string, string>): string {
+  return `${type}?${new URLSearchParams(Object.entries(params).sort()).toString()}`;
+}
 
 /**
  * The mapping layer's view of a live FHIR source, with a cache that lives for one pass: a birth's
@@ -47,7 +61,7 @@ export class CachingFetcher implements ResourceFetcher {
   }
 
   search(type: string, params: Record<string, string>): Promise<Resource[]> {
-    const key = `${type}?${new URLSearchParams(Object.entries(params).sort()).toString()}`;
+    const key = searchKey(type, params);
     let found = this.searches.get(key);
     if (!found) {
       this.reads++;
@@ -55,6 +69,43 @@ export class CachingFetcher implements ResourceFetcher {
       this.remember(this.searches, key, found);
     }
     return found;
+  }
+
+  /**
+   * Asks each batchable context search of these subjects' mappings once per chunk of subjects
+   * (`Encounter?subject=Patient/a,Patient/b,…`) and files each subject's share in the cache under the
+   * exact key its own search would use, so mapping a page of births costs a handful of searches
+   * instead of several per birth. A chunk whose answer is incomplete (more pages than the bound) or
+   * fails is left to the per-subject searches.
+   */
+  async prefetch(set: MappingSet, subjects: Array<{ mappingId: string; subjectRef: string }>): Promise<void> {
+    const refsByMapping = new Map<string, Set<string>>();
+    for (const { mappingId, subjectRef } of subjects) {
+      if (!refsByMapping.has(mappingId)) refsByMapping.set(mappingId, new Set());
+      refsByMapping.get(mappingId)?.add(subjectRef);
+    }
+    const chunks: Array<Promise<void>> = [];
+    for (const [mappingId, refSet] of refsByMapping) {
+      for (const search of batchableSearches(set, [mappingId])) {
+        const keyOf = (ref: string) => searchKey(search.type, { ...search.fixed, [search.refParam]: ref });
+        const refs = [...refSet].filter((ref) => !this.searches.has(keyOf(ref)));
+        for (let i = 0; i < refs.length; i += PREFETCH_CHUNK) {
+          chunks.push(this.prefetchChunk(search, refs.slice(i, i + PREFETCH_CHUNK), keyOf));
+        }
+      }
+    }
+    await Promise.all(chunks);
+  }
+
+  private async prefetchChunk(search: BatchableSearch, refs: string[], keyOf: (ref: string) => string): Promise<void> {
+    if (refs.length < 2) return; // one subject: its own search is as cheap
+    this.reads++;
+    const params = { ...search.fixed, [search.refParam]: refs.join(','), _count: String(PREFETCH_PAGE_SIZE) };
+    const answer = await this.client.searchBounded(search.type, params, 4).catch(() => undefined);
+    if (!answer?.complete) return;
+    for (const [ref, found] of splitByReference(search, answer.resources, refs)) {
+      this.remember(this.searches, keyOf(ref), Promise.resolve(found));
+    }
   }
 
   /**

@@ -139,16 +139,29 @@ export class FhirSourceClient {
 
   /** All matching resources (search-mode `match` only), bounded to MAX_SEARCH_PAGES pages. */
   async searchAll(type: string, params: Record<string, string>): Promise<Resource[]> {
-    const out: Resource[] = [];
+    return (await this.searchBounded(type, params)).resources;
+  }
+
+  /** Like searchAll, and says whether the answer is complete (no `next` link left unfollowed). */
+  async searchBounded(
+    type: string,
+    params: Record<string, string>,
+    maxPages = MAX_SEARCH_PAGES,
+  ): Promise<{ resources: Resource[]; complete: boolean }> {
+    const resources: Resource[] = [];
     let page: Bundle | undefined = await this.searchPage(type, params);
-    for (let pages = 1; page && pages <= MAX_SEARCH_PAGES; pages++) {
+    for (let pages = 1; page; pages++) {
       for (const entry of page.entry ?? []) {
-        if (entry.resource && entry.search?.mode !== 'include' && entry.search?.mode !== 'outcome')
-          out.push(entry.resource);
+        if (entry.resource && entry.search?.mode !== 'include' && entry.search?.mode !== 'outcome') {
+          resources.push(entry.resource);
+        }
       }
-      page = pages < MAX_SEARCH_PAGES ? await this.nextPage(page) : undefined;
+      const hasNext = page.link?.some((link) => link.relation === 'next') === true;
+      if (!hasNext) return { resources, complete: true };
+      if (pages >= maxPages) return { resources, complete: false };
+      page = await this.nextPage(page);
     }
-    return out;
+    return { resources, complete: true };
   }
 
   /** Conditional update (If-Match on the version), for write-back. Returns the new resource. */

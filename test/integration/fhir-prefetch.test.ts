@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { batchableSearches, loadMappings, type MappingSet, mapSubject } from '../../src/mapping/index.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { generateBirth, generateDeath } from '../../src/sandbox/demo/generate.js';
+import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
+import { CachingFetcher } from '../../src/sources/fhir/fetcher.js';
+import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
+
+const BIRTHS = 30;
+const DEATHS = 10;
+const routing = { defaultOffice: 'office-1', facilities: {} };
+
+describe('batched context prefetch (live FHIR source)', () => {
+  let sandbox: FhirSandbox;
+  let client: FhirSourceClient;
+  let set: MappingSet;
+  const subjects: Array<{ mappingId: string; subjectRef: string }> = [];
+
+  before(async () => {
+    const seed = [];
+    for (let i = 0; i < BIRTHS; i++) seed.push(...generateBirth(i));
+    for (let i = 0; i < DEATHS; i++) seed.push(...generateDeath(i));
+    sandbox = await startFhirSandbox({ port: 0, seed, logger: silentLogger });
+    client = new FhirSourceClient(
+      {
+        id: 'emr',
+        kind: 'fhir',
+        baseUrl: sandbox.baseUrl,
+        auth: { type: 'none' },
+        timeoutMs: 10_000,
+        poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 30, pageSize: 100 },
+        mappings: ['birth.fhir', 'death.fhir'],
+      },
+      { logger: silentLogger },
+    );
+    set = loadMappings({ names: ['birth.fhir', 'death.fhir'], routing });
+    for (const mappingId of ['birth.fhir', 'death.fhir']) {
+      for (let i = 0; i < BIRTHS; i++) {
+        subjects.push({ mappingId, subjectRef: `Patient/demo-birth-${i}-child` });
+        subjects.push({ mappingId, subjectRef: `Patient/demo-birth-${i}-mother` });
+      }
+      for (let i = 0; i < DEATHS; i++) subjects.push({ mappingId, subjectRef: `Patient/demo-death-${i}-patient` });
+    }
+  });
+
+  after(async () => {
+    await sandbox.close();
+  });
+
+  it('finds the searches that depend only on the subject reference', () => {
+    const searches = batchableSearches(set, ['birth.fhir']);
+    assert.ok(searches.some((s) => s.type === 'Encounter' && s.refParam === 'subject'));
+    assert.ok(searches.some((s) => s.type === 'RelatedPerson' && s.refParam === 'patient'));
+    assert.ok(
+      searches.some((s) => s.type === 'Observation' && s.refParam === 'subject' && s.fixed.code?.includes('8339-4')),
+    );
+  });
+
+  it('maps every subject exactly as without prefetch, with far fewer calls to the server', async () => {
+    const plain = new CachingFetcher(client);
+    const expected = [];
+    for (const s of subjects) expected.push(await mapSubject(set, s.mappingId, s.subjectRef, plain));
+
+    const batched = new CachingFetcher(client);
+    await batched.prefetch(set, subjects);
+    const actual = [];
+    for (const s of subjects) actual.push(await mapSubject(set, s.mappingId, s.subjectRef, batched));
+
+    assert.deepEqual(actual, expected);
+    const mapped = expected.filter((r) => r.status === 'mapped');
+    assert.equal(mapped.filter((r) => r.eventType === 'birth').length, BIRTHS);
+    assert.equal(mapped.filter((r) => r.eventType === 'death').length, DEATHS);
+    // Without prefetch every subject runs its own searches; with it, a few batched searches per chunk
+    // answer them, and only the reads and the searches that depend on other context remain.
+    assert.ok(batched.reads * 3 < plain.reads, `batched ${batched.reads} calls vs ${plain.reads} without prefetch`);
+  });
+});
