@@ -85,6 +85,20 @@ export class CachingFetcher implements ResourceFetcher {
       refsByMapping.get(mappingId)?.add(subjectRef);
     }
     const chunks: Array<Promise<void>> = [];
+    // The subjects themselves: `Patient?_id=a,b,…` instead of one read each.
+    const unread = new Map<string, string[]>();
+    for (const { subjectRef } of subjects) {
+      const [type, id] = subjectRef.split('/');
+      if (!type || !id || this.resources.has(subjectRef)) continue;
+      if (!unread.has(type)) unread.set(type, []);
+      const ids = unread.get(type);
+      if (ids && !ids.includes(id)) ids.push(id);
+    }
+    for (const [type, ids] of unread) {
+      for (let i = 0; i < ids.length; i += PREFETCH_CHUNK)
+        chunks.push(this.prefetchReads(type, ids.slice(i, i + PREFETCH_CHUNK)));
+    }
+    await Promise.all(chunks.splice(0));
     for (const [mappingId, refSet] of refsByMapping) {
       for (const search of batchableSearches(set, [mappingId])) {
         const keyOf = (ref: string) => searchKey(search.type, { ...search.fixed, [search.refParam]: ref });
@@ -95,6 +109,20 @@ export class CachingFetcher implements ResourceFetcher {
       }
     }
     await Promise.all(chunks);
+  }
+
+  private async prefetchReads(type: string, ids: string[]): Promise<void> {
+    if (ids.length < 2) return;
+    this.reads++;
+    const answer = await this.client
+      .searchBounded(type, { _id: ids.join(','), _count: String(PREFETCH_PAGE_SIZE) }, 4)
+      .catch(() => undefined);
+    if (!answer?.complete) return;
+    for (const resource of answer.resources) {
+      if (resource.resourceType === type && resource.id && ids.includes(resource.id)) {
+        this.remember(this.resources, `${type}/${resource.id}`, Promise.resolve(resource));
+      }
+    }
   }
 
   private async prefetchChunk(search: BatchableSearch, refs: string[], keyOf: (ref: string) => string): Promise<void> {
