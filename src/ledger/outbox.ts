@@ -135,21 +135,42 @@ export function createOutbox(db: Db): Outbox {
 
   return {
     claimDue: (workerId, limit, now) =>
-      claimDue
-        .all({ workerId, now, limit: Math.max(0, Math.floor(limit)) })
-        .map(toLedgerRow)
-        .sort((a, b) => a.nextRunAt - b.nextRunAt || a.id - b.id),
+      relaxed(db, () =>
+        claimDue
+          .all({ workerId, now, limit: Math.max(0, Math.floor(limit)) })
+          .map(toLedgerRow)
+          .sort((a, b) => a.nextRunAt - b.nextRunAt || a.id - b.id),
+      ),
     claimRow: (id, workerId, now) => {
-      const row = claimRow.get({ id, workerId, now });
+      const row = relaxed(db, () => claimRow.get({ id, workerId, now }));
       return row ? toLedgerRow(row) : undefined;
     },
     recordCreated: (id, eventId, trackingId, now) => {
-      recordCreated.run({ id, eventId, trackingId, now });
+      relaxed(db, () => recordCreated.run({ id, eventId, trackingId, now }));
     },
-    settle: (input, now) => settle.immediate(input, now),
-    handBack: (ids, workerId, now) => (ids.length === 0 ? 0 : handBackAll.immediate(ids, workerId, now)),
-    resetStaleLocks: (olderThanMs, now) => resetStale.run({ now, cutoff: now - olderThanMs }).changes,
+    settle: (input, now) => relaxed(db, () => settle.immediate(input, now)),
+    handBack: (ids, workerId, now) =>
+      ids.length === 0 ? 0 : relaxed(db, () => handBackAll.immediate(ids, workerId, now)),
+    resetStaleLocks: (olderThanMs, now) =>
+      relaxed(db, () => resetStale.run({ now, cutoff: now - olderThanMs }).changes),
     nextDueAt: () => nextDue.get()?.at ?? undefined,
     outstanding: () => outstanding.get()?.n ?? 0,
   };
+}
+
+/**
+ * The worker's own state changes (claim, event id after create, settle, hand back) commit with
+ * `synchronous=NORMAL`: in WAL mode that survives a crash of the process (SIGKILL included) and can
+ * lose only the last commits on a power cut or OS crash — and losing one of these only makes the
+ * worker repeat a create or notify that OpenCRVS answers idempotently (same transactionIds). Writes a
+ * sender or a cursor relies on (recording events, the inbox) keep `synchronous=FULL`. Skipping the
+ * fsync per delivery step is what lets delivery keep up with the OpenCRVS calls.
+ */
+function relaxed<T>(db: Db, write: () => T): T {
+  db.pragma('synchronous = NORMAL');
+  try {
+    return write();
+  } finally {
+    db.pragma('synchronous = FULL');
+  }
 }
