@@ -6,6 +6,17 @@ import type { Command } from 'commander';
 import { Bridge, type SyncSummary } from '../app.js';
 import { configFromObject } from '../config/index.js';
 import { DEMO_STATIC_EXPECTED, demoSeed } from '../sandbox/demo/seed.js';
+import {
+  BIRTH_DATA_ELEMENTS,
+  BIRTH_STAGE,
+  buildDemoChildProgramme,
+  CHILD_PROGRAMME,
+  DEATH_DATA_ELEMENTS,
+  DEATH_PROGRAMME,
+  DEFAULT_SANDBOX_AUTH,
+  ORG_UNITS,
+  startDhis2Simulator,
+} from '../sandbox/dhis2/index.js';
 import { startFhirSandbox } from '../sandbox/fhir/index.js';
 import { startOpenCrvsSimulator } from '../sandbox/opencrvs/index.js';
 import { processLogger, stopOnSignals } from './runtime.js';
@@ -17,6 +28,8 @@ interface DemoOptions {
   fhirPort: string;
   births: string;
   deaths: string;
+  dhis2Births: string;
+  dhis2Deaths: string;
 }
 
 function printSummary(
@@ -59,6 +72,8 @@ export function registerDemo(program: Command): void {
     .option('--fhir-port <n>', 'FHIR sandbox port (0 = any free port)', '0')
     .option('--births <n>', 'generated births added to the fixture records', '8')
     .option('--deaths <n>', 'generated deaths added to the fixture records', '4')
+    .option('--dhis2-births <n>', 'births in the DHIS2 simulator (Child Programme)', '3')
+    .option('--dhis2-deaths <n>', 'deaths in the DHIS2 simulator', '2')
     .action(async (options: DemoOptions) => {
       // The demo prints a summary; logs stay at warn unless LOG_LEVEL asks for more.
       process.env.LOG_LEVEL ??= 'warn';
@@ -68,6 +83,13 @@ export function registerDemo(program: Command): void {
       const opencrvs = await startOpenCrvsSimulator({ port: Number(options.opencrvsPort), logger });
       const seed = demoSeed(births, deaths);
       const fhir = await startFhirSandbox({ port: Number(options.fhirPort), seed, logger });
+      const dhis2Births = Number(options.dhis2Births);
+      const dhis2Deaths = Number(options.dhis2Deaths);
+      const dhis2 = await startDhis2Simulator({
+        port: 0,
+        seed: buildDemoChildProgramme({ births: dhis2Births, deaths: dhis2Deaths, seed: 1 }),
+        logger,
+      });
       const adminToken = randomBytes(16).toString('hex');
       const dataDir = mkdtempSync(join(tmpdir(), 'opencrvs-bridge-demo-'));
       const config = configFromObject({
@@ -80,7 +102,36 @@ export function registerDemo(program: Command): void {
         store: { path: join(dataDir, 'bridge.db') },
         http: { host: '127.0.0.1', port: Number(options.port) },
         delivery: { baseDelayMs: 200, maxDelayMs: 5000, pollIntervalMs: 200 },
-        sources: [{ id: 'demo-emr', kind: 'fhir', baseUrl: fhir.baseUrl, poll: { schedule: '*/10 * * * * *' } }],
+        sources: [
+          {
+            id: 'demo-emr',
+            kind: 'fhir',
+            baseUrl: fhir.baseUrl,
+            poll: { schedule: '*/10 * * * * *' },
+            // The tracking id goes back onto the patient as an identifier (If-Match on its version).
+            writeBack: { target: 'identifier', identifierSystem: 'http://opencrvs.org/tracking-id' },
+          },
+          {
+            id: 'demo-dhis2-births',
+            kind: 'dhis2',
+            baseUrl: dhis2.baseUrl,
+            auth: { type: 'pat', token: DEFAULT_SANDBOX_AUTH.pat },
+            poll: { schedule: '*/10 * * * * *' },
+            dhis2: { program: CHILD_PROGRAMME },
+            mappings: ['birth.dhis2'],
+            writeBack: { dataElement: BIRTH_DATA_ELEMENTS.trackingId, programStage: BIRTH_STAGE },
+          },
+          {
+            id: 'demo-dhis2-deaths',
+            kind: 'dhis2',
+            baseUrl: dhis2.baseUrl,
+            auth: { type: 'pat', token: DEFAULT_SANDBOX_AUTH.pat },
+            poll: { schedule: '*/10 * * * * *' },
+            dhis2: { program: DEATH_PROGRAMME, orgUnits: [ORG_UNITS.sierraLeone], orgUnitMode: 'DESCENDANTS' },
+            mappings: ['death.dhis2'],
+            writeBack: { dataElement: DEATH_DATA_ELEMENTS.trackingId },
+          },
+        ],
         routing: {
           // Farajaland externalIds (the CSV ids); the bridge resolves them to this deployment's UUIDs.
           defaultOffice: 'LHUYvwY2Aq1', // HQ Office
@@ -88,6 +139,9 @@ export function registerDemo(program: Command): void {
             'Location/emr-loc-ibombo-hospital': { office: 'xmJJAsGfSTn', facility: 't0qT1Vh8qi3' },
             'Location/emr-loc-isamba-hospital': { office: 'DC5stjQ45n3', facility: 'R2i8nqg83Y0' },
             'Location/location-south-hospital': { office: 'Ap0mxDoJJ9s', facility: '8OrJQUdLE4r' },
+            // DHIS2 org units (the Sierra Leone demo database's) route like EMR locations.
+            [ORG_UNITS.ngelehunChc]: { office: 'xmJJAsGfSTn', facility: 't0qT1Vh8qi3' },
+            [ORG_UNITS.gbenikoroMchp]: { office: 'DC5stjQ45n3', facility: 'R2i8nqg83Y0' },
           },
         },
         admin: { token: adminToken },
@@ -95,6 +149,7 @@ export function registerDemo(program: Command): void {
       });
       const bridge = new Bridge(config, { logger, schedule: false });
       const stopSandboxes = async () => {
+        await dhis2.close();
         await fhir.close();
         await opencrvs.close();
       };
@@ -103,14 +158,23 @@ export function registerDemo(program: Command): void {
       const base = `http://127.0.0.1:${bridge.httpPort}`;
       const ok = printSummary(
         summary,
-        { births: births + DEMO_STATIC_EXPECTED.births, deaths: deaths + DEMO_STATIC_EXPECTED.deaths },
+        {
+          births: births + DEMO_STATIC_EXPECTED.births + dhis2Births,
+          deaths: deaths + DEMO_STATIC_EXPECTED.deaths + dhis2Deaths,
+        },
         [
           `OpenCRVS simulator  ${opencrvs.baseUrl}  (client ${opencrvs.clientId})`,
           `FHIR sandbox        ${fhir.baseUrl}  (${seed.length} resources seeded)`,
+          `DHIS2 simulator     ${dhis2.baseUrl}/api  (${dhis2Births} births, ${dhis2Deaths} deaths)`,
           `Bridge              ${base}  health ${base}/healthz  ready ${base}/readyz  metrics ${base}/metrics`,
           `Admin UI            ${base}/admin  (token ${adminToken})`,
           `Ledger              ${config.store.path}`,
         ],
+      );
+      const writeBacks = bridge.writeBacks?.store.list() ?? [];
+      const written = writeBacks.filter((item) => item.doneAt !== null && item.outcome !== 'abandoned').length;
+      console.log(
+        `\nTracking ids written back to the source record (FHIR identifier, DHIS2 data element): ${written} of ${writeBacks.length}`,
       );
       console.log(
         ok ? '\nresult: every expected event was delivered' : '\nresult: some expected events were not delivered',
