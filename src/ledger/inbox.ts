@@ -14,6 +14,8 @@ export interface LedgerInbox {
   add(sourceId: string, body: unknown, receivedAt: number): number;
   due(limit: number, now: number): StoredNotification[];
   done(id: number, now: number): void;
+  /** Marks many rows processed in one transaction (one fsync for a batch). */
+  doneAll(ids: number[], now: number): void;
   retry(id: number, nextAttemptAt: number, error: string): void;
   abandon(id: number, error: string, now: number): void;
   depth(): number;
@@ -32,6 +34,9 @@ export function createInbox(db: Db): LedgerInbox {
     'SELECT id, source_id, received_at, body, attempts FROM inbox WHERE processed_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?',
   );
   const markDone = db.prepare("UPDATE inbox SET processed_at = ?, outcome = 'processed' WHERE id = ?");
+  const markDoneAll = db.transaction((ids: number[], now: number) => {
+    for (const id of ids) markDone.run(now, id);
+  });
   const markRetry = db.prepare(
     'UPDATE inbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?',
   );
@@ -52,6 +57,9 @@ export function createInbox(db: Db): LedgerInbox {
         attempts: r.attempts,
       })),
     done: (id, now) => void markDone.run(now, id),
+    doneAll: (ids, now) => {
+      if (ids.length > 0) markDoneAll(ids, now);
+    },
     retry: (id, nextAttemptAt, error) => void markRetry.run(nextAttemptAt, error.slice(0, 500), id),
     abandon: (id, error, now) => void markAbandoned.run(now, error.slice(0, 500), id),
     depth: () => countDue.get()?.n ?? 0,

@@ -97,6 +97,9 @@ export class SourcePipeline {
         const subject = list[index];
         if (!subject) break;
         const { mappingId, subjectRef } = subject;
+        // Mapping from a warm cache never leaves the microtask queue; yielding to I/O between subjects
+        // keeps the receiver's acknowledgements (and health checks) prompt during a large batch.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         try {
           const { result, excluded } = await this.deps.mappings.mapSubjectDetailed(
             mappingId,

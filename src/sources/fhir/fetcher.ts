@@ -84,21 +84,9 @@ export class CachingFetcher implements ResourceFetcher {
       if (!refsByMapping.has(mappingId)) refsByMapping.set(mappingId, new Set());
       refsByMapping.get(mappingId)?.add(subjectRef);
     }
-    const chunks: Array<Promise<void>> = [];
     // The subjects themselves: `Patient?_id=a,b,…` instead of one read each.
-    const unread = new Map<string, string[]>();
-    for (const { subjectRef } of subjects) {
-      const [type, id] = subjectRef.split('/');
-      if (!type || !id || this.resources.has(subjectRef)) continue;
-      if (!unread.has(type)) unread.set(type, []);
-      const ids = unread.get(type);
-      if (ids && !ids.includes(id)) ids.push(id);
-    }
-    for (const [type, ids] of unread) {
-      for (let i = 0; i < ids.length; i += PREFETCH_CHUNK)
-        chunks.push(this.prefetchReads(type, ids.slice(i, i + PREFETCH_CHUNK)));
-    }
-    await Promise.all(chunks.splice(0));
+    await this.prefetchResources(subjects.map((subject) => subject.subjectRef));
+    const chunks: Array<Promise<void>> = [];
     for (const [mappingId, refSet] of refsByMapping) {
       for (const search of batchableSearches(set, [mappingId])) {
         const keyOf = (ref: string) => searchKey(search.type, { ...search.fixed, [search.refParam]: ref });
@@ -107,6 +95,24 @@ export class CachingFetcher implements ResourceFetcher {
           chunks.push(this.prefetchChunk(search, refs.slice(i, i + PREFETCH_CHUNK), keyOf));
         }
       }
+    }
+    await Promise.all(chunks);
+  }
+
+  /** Reads these references in batches (`Type?_id=a,b,…`) into the cache, where not cached yet. */
+  async prefetchResources(refs: string[]): Promise<void> {
+    const byType = new Map<string, string[]>();
+    for (const ref of refs) {
+      const [type, id] = ref.split('/');
+      if (!type || !id || this.resources.has(ref)) continue;
+      const ids = byType.get(type) ?? [];
+      if (!ids.includes(id)) ids.push(id);
+      byType.set(type, ids);
+    }
+    const chunks: Array<Promise<void>> = [];
+    for (const [type, ids] of byType) {
+      for (let i = 0; i < ids.length; i += PREFETCH_CHUNK)
+        chunks.push(this.prefetchReads(type, ids.slice(i, i + PREFETCH_CHUNK)));
     }
     await Promise.all(chunks);
   }

@@ -16,6 +16,8 @@ export interface InboxStore {
   add(sourceId: string, notification: ParsedNotification, receivedAt: number): number;
   due(limit: number, now: number): InboxRow[];
   done(id: number, now: number): void;
+  /** Marks many rows processed at once (one transaction). */
+  doneAll(ids: number[], now: number): void;
   retry(id: number, nextAttemptAt: number, error: string): void;
   /** Stops retrying a row; the poller reconciles what it would have delivered. */
   abandon(id: number, error: string, now: number): void;
@@ -47,6 +49,7 @@ export function fhirInbox(store: LedgerInbox): InboxStore {
       return rows;
     },
     done: store.done,
+    doneAll: store.doneAll,
     retry: store.retry,
     abandon: store.abandon,
     depth: store.depth,

@@ -160,6 +160,10 @@ export class MemoryInbox implements InboxStore {
     row.outcome = 'processed';
   }
 
+  doneAll(ids: number[], now: number): void {
+    for (const id of ids) this.done(id, now);
+  }
+
   retry(id: number, nextAttemptAt: number, error: string): void {
     const row = this.find(id);
     row.attempts++;
