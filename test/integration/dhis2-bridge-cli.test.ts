@@ -1,28 +1,17 @@
 // `opencrvs-bridge map --input` with DHIS2 tracker JSON, run as a separate process the way an integration
 // engineer checks a programme's mapping before pointing the bridge at it.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { runCliSync } from './helpers/cli-sync.js';
 
-const cli = new URL('../../src/cli.ts', import.meta.url).href;
 const fixture = (path: string) => fileURLToPath(new URL(`../fixtures/dhis2/${path}`, import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'dhis2-map-cli-'));
 
-function run(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const entry = `import { main } from ${JSON.stringify(cli)}; process.exitCode = await main(['node', 'opencrvs-bridge', ...JSON.parse(process.env.CLI_ARGS)]);`;
-  const env: NodeJS.ProcessEnv = { ...process.env, CLI_ARGS: JSON.stringify(args), LOG_LEVEL: 'silent' };
-  delete env.BRIDGE_CONFIG;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', entry], {
-    env,
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const run = runCliSync;
 
 const config = join(dir, 'bridge.yaml');
 writeFileSync(
