@@ -3,11 +3,10 @@
 // Idempotent: when DHIS2 already holds the value nothing is written, so a retry after a lost answer does not
 // bump `updatedAt` again.
 import type { WriteBackSettings } from '../../config/types.js';
-import { Dhis2SourceError } from '../dhis2/client.js';
 import type { Dhis2Client, ImportReport, TrackerEvent } from '../dhis2/index.js';
 import {
-  isPermanentStatus,
   splitRef,
+  toWriteBackError,
   WriteBackError,
   type WriteBackJob,
   type WriteBackTarget,
@@ -20,16 +19,6 @@ const READ_ONLY_EVENT_FIELDS = ['relationships', 'notes', 'createdAt', 'updatedA
 function describeReport(report: ImportReport): string {
   const codes = (report.validationReport?.errorReports ?? []).map((e) => e.errorCode ?? '?');
   return codes.length ? `DHIS2 refused the write (${[...new Set(codes)].join(', ')})` : 'DHIS2 refused the write';
-}
-
-function wrap(err: unknown, what: string): WriteBackError {
-  if (err instanceof WriteBackError) return err;
-  if (err instanceof Dhis2SourceError) {
-    return new WriteBackError(`${what}: ${err.message}`, !err.retryable && isPermanentStatus(err.status), {
-      cause: err,
-    });
-  }
-  return new WriteBackError(`${what}: ${err instanceof Error ? err.message : String(err)}`, false, { cause: err });
 }
 
 export class Dhis2WriteBack implements WriteBackTarget {
@@ -53,7 +42,7 @@ export class Dhis2WriteBack implements WriteBackTarget {
         ? await this.writeAttribute(job, this.settings.attribute)
         : await this.writeDataValue(job);
     } catch (err) {
-      throw wrap(err, 'DHIS2 write-back');
+      throw toWriteBackError(err, 'DHIS2 write-back');
     }
   }
 

@@ -7,8 +7,8 @@ import type { Resource } from '@medplum/fhirtypes';
 import type { WriteBackSettings } from '../../config/types.js';
 import { type FhirSourceClient, FhirSourceError } from '../fhir/fhir-client.js';
 import {
-  isPermanentStatus,
   splitRef,
+  toWriteBackError,
   WriteBackError,
   type WriteBackJob,
   type WriteBackTarget,
@@ -32,16 +32,6 @@ function holds(identifiers: unknown, system: string, value: string): boolean {
   return list.some((i: IdentifierLike | unknown) => isRecord(i) && i.system === system && i.value === value);
 }
 
-function wrap(err: unknown, what: string): WriteBackError {
-  if (err instanceof WriteBackError) return err;
-  if (err instanceof FhirSourceError) {
-    return new WriteBackError(`${what}: ${err.message}`, !err.retryable && isPermanentStatus(err.status), {
-      cause: err,
-    });
-  }
-  return new WriteBackError(`${what}: ${err instanceof Error ? err.message : String(err)}`, false, { cause: err });
-}
-
 /** A FHIR id (64 chars max) that is the same for every attempt of one ledger row. */
 export function writeBackResourceId(job: WriteBackJob): string {
   const digest = createHash('sha256').update(`${job.sourceId}\n${job.eventType}\n${job.subjectKey}`).digest('hex');
@@ -59,7 +49,7 @@ export class FhirWriteBack implements WriteBackTarget {
       if (this.settings.target === 'identifier') return await this.addIdentifier(job);
       return await this.putCarrier(job);
     } catch (err) {
-      throw wrap(err, 'FHIR write-back');
+      throw toWriteBackError(err, 'FHIR write-back');
     }
   }
 

@@ -1,4 +1,5 @@
 // What a write-back target (one per source with `writeBack` configured) is given and may answer.
+import { SourceCallError } from '../shared/source-error.js';
 
 /** One tracking id to write back, with the ledger row's references (no personal data). */
 export interface WriteBackJob {
@@ -35,6 +36,20 @@ export class WriteBackError extends Error {
 /** HTTP statuses that will not change on retry: the request itself is wrong for this source. */
 export function isPermanentStatus(status: number | undefined): boolean {
   return status === 400 || status === 404 || status === 405 || status === 409 || status === 410 || status === 422;
+}
+
+/**
+ * Any failure of a write-back as a WriteBackError: a source call refused with a status that will not
+ * change on retry is permanent; network errors, timeouts, 429 and 5xx (and anything unexpected) retry.
+ */
+export function toWriteBackError(err: unknown, what: string): WriteBackError {
+  if (err instanceof WriteBackError) return err;
+  if (err instanceof SourceCallError) {
+    return new WriteBackError(`${what}: ${err.message}`, !err.retryable && isPermanentStatus(err.status), {
+      cause: err,
+    });
+  }
+  return new WriteBackError(`${what}: ${err instanceof Error ? err.message : String(err)}`, false, { cause: err });
 }
 
 /** `Type/id` → parts; undefined for anything else. */
