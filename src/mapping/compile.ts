@@ -3,7 +3,7 @@
 // values, transform ↔ field type). Every failure is a MappingLoadError with file, key path and line.
 import type { ValidateFunction } from 'ajv';
 import { createAjv, describeAjvError, readProfileJson } from '../config/schema.js';
-import { SUPPORTED_SEARCH_PARAMS } from './fetcher.js';
+import { SUPPORTED_SEARCH_PARAMS, TOKEN_PARAM_PATHS } from './fetcher.js';
 import { type CompiledExpr, ExpressionCompiler, ExpressionError, type SourceKind } from './fhirpath/expr.js';
 import { buildCodeSet, type CodeSet } from './fhirpath/functions.js';
 import {
@@ -23,6 +23,17 @@ import type { ValueMap } from './transforms/values.js';
 import { type KeyPath, YamlSource } from './yaml-source.js';
 
 export type TemplatePart = { literal: string } | { expr: CompiledExpr } | { codes: string[] };
+
+/** A search parameter's value when it is fixed text or a code set (no expression), else undefined. */
+export function fixedTemplateValue(parts: TemplatePart[]): string | undefined {
+  let out = '';
+  for (const part of parts) {
+    if ('literal' in part) out += part.literal;
+    else if ('codes' in part) out += part.codes.join(',');
+    else return undefined;
+  }
+  return out;
+}
 
 export interface CompiledContextItem {
   name: string;
@@ -67,8 +78,12 @@ export interface CompiledMapping {
   when: Array<{ evidence: string; expr: CompiledExpr; source?: CompiledExpr }>;
   fields: CompiledField[];
   routing: CompiledRouting;
-  /** Searches keyed on the subject: a changed resource of `type` names its subject at these paths. */
-  subjectLinks: Array<{ type: string; param: string }>;
+  /**
+   * Searches keyed on the subject: a changed resource of `type` names its subject at these paths.
+   * `tokens` are the search's fixed code filters (`code`, `type`): a resource that matches none of
+   * them cannot be in that search's answer.
+   */
+  subjectLinks: Array<{ type: string; param: string; tokens: Array<{ name: string; values: string[] }> }>;
   /** Every expression, for the differential test and the benchmark. */
   expressions: CompiledExpr[];
 }
@@ -158,10 +173,22 @@ export function compileMapping(file: string, text: string, options: CompileOptio
             `unsupported search parameter; use one of ${[...SUPPORTED_SEARCH_PARAMS].join(', ')}`,
           );
         }
-        if (template.trim() === '{%subjectRef}') subjectLinks.push({ type: raw.search as string, param });
-        return { name: param, parts: parseTemplate(template, [...path, 'params', param]) };
+        return { name: param, parts: parseTemplate(template, [...path, 'params', param]), template };
       });
-      context.push({ name, kind: 'search', type: raw.search, params, exprs: [] });
+      for (const link of params.filter((p) => p.template.trim() === '{%subjectRef}')) {
+        const tokens = params.flatMap((p) => {
+          const value = TOKEN_PARAM_PATHS[p.name] ? fixedTemplateValue(p.parts) : undefined;
+          return value ? [{ name: p.name, values: value.split(',').filter(Boolean) }] : [];
+        });
+        subjectLinks.push({ type: raw.search, param: link.name, tokens });
+      }
+      context.push({
+        name,
+        kind: 'search',
+        type: raw.search,
+        params: params.map(({ name: paramName, parts }) => ({ name: paramName, parts })),
+        exprs: [],
+      });
     } else if (typeof raw.read === 'string') {
       context.push({ name, kind: 'read', exprs: [expr(raw.read, [...path, 'read'])] });
     } else {

@@ -12,11 +12,12 @@ export const SEARCH_PARAM_PATHS: Readonly<Record<string, (type: string) => reado
   entry: () => ['section.entry'],
   'part-of': () => ['partOf'],
 };
-const TOKEN_PARAMS: Readonly<Record<string, string>> = { code: 'code', type: 'type' };
+/** Token search parameters a mapping's context may use, with the element they search. */
+export const TOKEN_PARAM_PATHS: Readonly<Record<string, string>> = { code: 'code', type: 'type' };
 export const SUPPORTED_SEARCH_PARAMS: ReadonlySet<string> = new Set([
   '_id',
   ...Object.keys(SEARCH_PARAM_PATHS),
-  ...Object.keys(TOKEN_PARAMS),
+  ...Object.keys(TOKEN_PARAM_PATHS),
 ]);
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -64,20 +65,31 @@ export function referencesAtPath(resource: unknown, path: string): string[] {
   );
 }
 
-function tokenMatches(concepts: unknown[], tokens: string[]): boolean {
+function tokenMatches(concepts: unknown[], tokens: string[], fold = (s: string) => s): boolean {
   for (const concept of concepts) {
     const codings = isObject(concept) && Array.isArray(concept.coding) ? concept.coding : [];
     for (const c of codings) {
       if (!isObject(c) || typeof c.code !== 'string') continue;
-      for (const token of tokens) {
+      const code = fold(c.code);
+      const system = fold(typeof c.system === 'string' ? c.system : '');
+      for (const raw of tokens) {
+        const token = fold(raw);
         const bar = token.lastIndexOf('|');
-        if (bar < 0 ? c.code === token : c.code === token.slice(bar + 1) && (c.system ?? '') === token.slice(0, bar)) {
-          return true;
-        }
+        if (bar < 0 ? code === token : code === token.slice(bar + 1) && system === token.slice(0, bar)) return true;
       }
     }
   }
   return false;
+}
+
+/**
+ * Whether a server could return `resource` for a token parameter with these values. It errs towards
+ * yes (case folded, as some servers compare): a wrong "no" could hide a change from its subject.
+ */
+export function mayMatchToken(resource: Resource, param: string, values: string[]): boolean {
+  const path = TOKEN_PARAM_PATHS[param];
+  if (!path) return true;
+  return tokenMatches(valuesAtPath(resource, path), values, (s) => s.toLowerCase());
 }
 
 function entriesOf(input: unknown): Array<{ fullUrl?: string; resource: Resource }> {
@@ -127,8 +139,8 @@ export function bundleFetcher(input: unknown): ResourceFetcher & { resources: Re
         const values = raw.split(',').filter(Boolean);
         if (name === '_id') {
           found = found.filter((r) => values.includes(r.id as string));
-        } else if (TOKEN_PARAMS[name]) {
-          const path = TOKEN_PARAMS[name];
+        } else if (TOKEN_PARAM_PATHS[name]) {
+          const path = TOKEN_PARAM_PATHS[name];
           found = found.filter((r) => tokenMatches(valuesAtPath(r, path), values));
         } else if (SEARCH_PARAM_PATHS[name]) {
           const wanted = new Set(values.map(canonical));

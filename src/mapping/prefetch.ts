@@ -2,7 +2,7 @@
 // qualifies when exactly one parameter is the subject's own reference (`{%subjectRef}`) and every
 // other parameter is fixed text or a code set: `Encounter?subject=Patient/a,Patient/b,…` (FHIR's OR)
 // then answers for every subject at once, and each result belongs to the subject it references.
-import type { TemplatePart } from './compile.js';
+import { fixedTemplateValue, type TemplatePart } from './compile.js';
 import { normalizeReference, referencesAtPath, SEARCH_PARAM_PATHS } from './fetcher.js';
 import type { MappingSet } from './set.js';
 import type { Resource } from './types.js';
@@ -13,16 +13,8 @@ export interface BatchableSearch {
   refParam: string;
   /** Every other parameter, expanded exactly as context assembly expands it. */
   fixed: Record<string, string>;
-}
-
-function fixedValue(parts: TemplatePart[]): string | undefined {
-  let out = '';
-  for (const part of parts) {
-    if ('literal' in part) out += part.literal;
-    else if ('codes' in part) out += part.codes.join(',');
-    else return undefined;
-  }
-  return out;
+  /** Equal for the same search declared by different mappings. */
+  key: string;
 }
 
 function isSubjectRef(parts: TemplatePart[]): boolean {
@@ -42,13 +34,14 @@ export function batchableSearches(set: MappingSet, mappingIds: Iterable<string>)
       let batchable = true;
       for (const p of item.params) {
         if (p === refParams[0]) continue;
-        const value = fixedValue(p.parts);
+        const value = fixedTemplateValue(p.parts);
         if (value === undefined) batchable = false;
         else fixed[p.name] = value;
       }
       if (!batchable) continue;
-      const search = { type: item.type, refParam: refParams[0]?.name ?? '', fixed };
-      out.set(JSON.stringify([search.type, search.refParam, Object.entries(fixed).sort()]), search);
+      const refParam = refParams[0]?.name ?? '';
+      const key = JSON.stringify([item.type, refParam, Object.entries(fixed).sort()]);
+      out.set(key, { type: item.type, refParam, fixed, key });
     }
   }
   return [...out.values()];

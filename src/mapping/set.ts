@@ -4,8 +4,14 @@ import type { RoutingSettings } from '../config/types.js';
 import type { CompiledMapping } from './compile.js';
 import { assembleContext, DEFAULT_MAX_READS } from './context.js';
 import { type Evaluated, evaluateMapping } from './evaluate.js';
-import { normalizeReference, referencesAtPath, SEARCH_PARAM_PATHS } from './fetcher.js';
+import { mayMatchToken, normalizeReference, referencesAtPath, SEARCH_PARAM_PATHS } from './fetcher.js';
 import type { MapOptions, MapResult, Resource, ResourceFetcher } from './types.js';
+
+export interface SubjectOf {
+  mappingId: string;
+  subjectRef: string;
+  searchable: boolean;
+}
 
 export class MappingSet {
   constructor(
@@ -27,24 +33,31 @@ export class MappingSet {
     return [...types].sort();
   }
 
-  /** The subjects to (re)evaluate when `resource` changed: itself if it is a subject, else whom it points to. */
-  subjectsFor(resource: Resource): Array<{ mappingId: string; subjectRef: string }> {
-    const out: Array<{ mappingId: string; subjectRef: string }> = [];
-    const add = (mappingId: string, subjectRef: string) => {
-      if (!out.some((o) => o.mappingId === mappingId && o.subjectRef === subjectRef))
-        out.push({ mappingId, subjectRef });
+  /**
+   * The subjects to (re)evaluate when `resource` changed: itself if it is a subject, else whom it
+   * points to. `searchable` is false when none of the searches that link it to that subject could
+   * return it now (its code is in none of their code sets): it is then not in the subject's context,
+   * though an earlier version may have been.
+   */
+  subjectsFor(resource: Resource): SubjectOf[] {
+    const out: SubjectOf[] = [];
+    const add = (mappingId: string, subjectRef: string, searchable: boolean) => {
+      const known = out.find((o) => o.mappingId === mappingId && o.subjectRef === subjectRef);
+      if (known) known.searchable ||= searchable;
+      else out.push({ mappingId, subjectRef, searchable });
     };
     for (const m of this.mappings) {
       if (resource.resourceType === m.subjectType && typeof resource.id === 'string') {
-        add(m.id, `${resource.resourceType}/${resource.id}`);
+        add(m.id, `${resource.resourceType}/${resource.id}`, true);
       }
       for (const link of m.subjectLinks) {
         if (link.type !== resource.resourceType) continue;
+        const searchable = link.tokens.every((t) => mayMatchToken(resource, t.name, t.values));
         const paths = SEARCH_PARAM_PATHS[link.param]?.(link.type) ?? [];
         for (const path of paths) {
           for (const ref of referencesAtPath(resource, path)) {
             const normalized = normalizeReference(ref);
-            if (normalized.startsWith(`${m.subjectType}/`)) add(m.id, normalized);
+            if (normalized.startsWith(`${m.subjectType}/`)) add(m.id, normalized, searchable);
           }
         }
       }

@@ -1,6 +1,7 @@
 import type { Ledger, RecordChange } from '../ledger/index.js';
 import type { MapOptions, MappingSet, MapResult, Resource, ResourceFetcher } from '../mapping/index.js';
 import type { Logger } from '../observability/logger.js';
+import type { PassCoverage } from './coverage.js';
 
 /** A fetcher that can answer many subjects' context searches at once before they are mapped. */
 export interface PrefetchingFetcher extends ResourceFetcher {
@@ -72,15 +73,27 @@ export class SourcePipeline {
     this.log = deps.logger.child({ component: 'pipeline', source: deps.sourceId });
   }
 
-  /** Maps every subject affected by `resources`. Fetch errors propagate: the caller retries the pass. */
+  get mappings(): MappingSet {
+    return this.deps.mappings;
+  }
+
+  /**
+   * Maps every subject affected by `resources`. Fetch errors propagate: the caller retries the pass.
+   * With `coverage` (one per pass), a subject whose evaluation earlier in the pass already saw this
+   * version of the resource is not evaluated again for it.
+   */
   async evaluate(
     resources: Resource[],
     fetcher: ResourceFetcher,
+    coverage?: PassCoverage,
   ): Promise<{ results: Evaluation[]; subjects: number }> {
     const subjects = new Map<string, { mappingId: string; subjectRef: string }>();
     for (const resource of resources) {
       for (const subject of this.deps.mappings.subjectsFor(resource)) {
-        subjects.set(`${subject.mappingId}\n${subject.subjectRef}`, subject);
+        const key = `${subject.mappingId}\n${subject.subjectRef}`;
+        if (!coverage?.covers(key, resource, subject.searchable)) {
+          subjects.set(key, { mappingId: subject.mappingId, subjectRef: subject.subjectRef });
+        }
       }
     }
     const options = this.deps.mapOptions?.() ?? {};
@@ -101,12 +114,14 @@ export class SourcePipeline {
         // keeps the receiver's acknowledgements (and health checks) prompt during a large batch.
         await new Promise<void>((resolve) => setImmediate(resolve));
         try {
+          const recording = coverage?.recording(`${mappingId}\n${subjectRef}`, fetcher);
           const { result, excluded } = await this.deps.mappings.mapSubjectDetailed(
             mappingId,
             subjectRef,
-            fetcher,
+            recording?.fetcher ?? fetcher,
             options,
           );
+          recording?.done();
           results[index] = { result, excluded: excluded === true };
         } catch (err) {
           failed = true; // the other lanes take no new subject

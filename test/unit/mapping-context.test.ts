@@ -176,4 +176,29 @@ describe('what a poller asks the mapping set', () => {
     assert.ok(set.subjectsFor(composition).every((s) => s.subjectRef === 'Patient/dead'));
     assert.deepEqual(set.subjectsFor({ resourceType: 'Location', id: 'l' }), []);
   });
+
+  it("tells whether a linked resource's code lets a context search return it", () => {
+    const observation = (system: string, code: string): Resource =>
+      ({
+        resourceType: 'Observation',
+        id: 'o',
+        subject: { reference: 'Patient/p1' },
+        code: { coding: [{ system, code }] },
+      }) as Resource;
+    const searchable = (resource: Resource) =>
+      Object.fromEntries(set.subjectsFor(resource).map((s) => [s.mappingId, s.searchable]));
+    // A birth weight is in the birth mapping's observation search, not in any of the death mapping's.
+    assert.deepEqual(searchable(observation('http://loinc.org', '8339-4')), {
+      'birth.fhir': true,
+      'death.fhir': false,
+    });
+    // Case does not decide it (a server may fold case); an unknown code is in neither.
+    assert.equal(searchable(observation('HTTP://LOINC.ORG', '8339-4'))['birth.fhir'], true);
+    assert.deepEqual(searchable(observation('http://loinc.org', '0000-0')), {
+      'birth.fhir': false,
+      'death.fhir': false,
+    });
+    // The subject itself is always in its own context.
+    assert.ok(set.subjectsFor({ resourceType: 'Patient', id: 'p2' }).every((s) => s.searchable));
+  });
 });

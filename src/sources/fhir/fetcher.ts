@@ -86,14 +86,22 @@ export class CachingFetcher implements ResourceFetcher {
     }
     // The subjects themselves: `Patient?_id=a,b,…` instead of one read each.
     await this.prefetchResources(subjects.map((subject) => subject.subjectRef));
-    const chunks: Array<Promise<void>> = [];
+    // One batch per distinct search, over every subject of every mapping that asks it: the birth and
+    // death mappings both search `Encounter?subject=…`, and that should cost one request, not two.
+    const refsBySearch = new Map<string, { search: BatchableSearch; refs: Set<string> }>();
     for (const [mappingId, refSet] of refsByMapping) {
       for (const search of batchableSearches(set, [mappingId])) {
-        const keyOf = (ref: string) => searchKey(search.type, { ...search.fixed, [search.refParam]: ref });
-        const refs = [...refSet].filter((ref) => !this.searches.has(keyOf(ref)));
-        for (let i = 0; i < refs.length; i += PREFETCH_CHUNK) {
-          chunks.push(this.prefetchChunk(search, refs.slice(i, i + PREFETCH_CHUNK), keyOf));
-        }
+        const entry = refsBySearch.get(search.key) ?? { search, refs: new Set<string>() };
+        for (const ref of refSet) entry.refs.add(ref);
+        refsBySearch.set(search.key, entry);
+      }
+    }
+    const chunks: Array<Promise<void>> = [];
+    for (const { search, refs: refSet } of refsBySearch.values()) {
+      const keyOf = (ref: string) => searchKey(search.type, { ...search.fixed, [search.refParam]: ref });
+      const refs = [...refSet].filter((ref) => !this.searches.has(keyOf(ref)));
+      for (let i = 0; i < refs.length; i += PREFETCH_CHUNK) {
+        chunks.push(this.prefetchChunk(search, refs.slice(i, i + PREFETCH_CHUNK), keyOf));
       }
     }
     await Promise.all(chunks);

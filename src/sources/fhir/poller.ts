@@ -1,6 +1,7 @@
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import type { PollSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
+import { PassCoverage, versionKey } from '../coverage.js';
 import { type CursorStore, type PollerStatus, trackedPass } from '../pass.js';
 import { addReports, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
 import { CachingFetcher } from './fetcher.js';
@@ -81,9 +82,10 @@ export class FhirPoller {
 
   private pass(): Promise<PassReport> {
     const fetcher = new CachingFetcher(this.deps.client);
+    const coverage = new PassCoverage();
     return trackedPass(this.status, this.log, async () => {
       const report = emptyReport();
-      for (const type of this.deps.resourceTypes) addReports(report, await this.pollType(type, fetcher));
+      for (const type of this.deps.resourceTypes) addReports(report, await this.pollType(type, fetcher, coverage));
       return { report, reads: fetcher.reads };
     });
   }
@@ -100,7 +102,7 @@ export class FhirPoller {
     return params;
   }
 
-  private async pollType(type: string, fetcher: CachingFetcher): Promise<PassReport> {
+  private async pollType(type: string, fetcher: CachingFetcher, coverage: PassCoverage): Promise<PassReport> {
     const report = emptyReport();
     const maxPages = this.deps.maxPagesPerType ?? 1_000;
     let page: Bundle | undefined = await this.deps.client.searchPage(type, this.searchParams(type));
@@ -108,9 +110,9 @@ export class FhirPoller {
       const resources = (page.entry ?? [])
         .map((entry) => entry.resource)
         .filter((resource): resource is Resource => resource?.resourceType === type);
-      const fresh = resources.filter((resource) => !this.seen.has(this.versionKey(resource)));
+      const fresh = resources.filter((resource) => !this.seen.has(versionKey(resource)));
       fetcher.prime(resources);
-      const { results } = await this.deps.pipeline.evaluate(fresh, fetcher);
+      const { results } = await this.deps.pipeline.evaluate(fresh, fetcher, coverage);
       const pageMax = resources.map(lastUpdatedOf).reduce<string | undefined>(laterOf, undefined);
       const current = this.status.watermarks[type];
       const next = laterOf(current, pageMax);
@@ -128,12 +130,8 @@ export class FhirPoller {
     return report;
   }
 
-  private versionKey(resource: Resource): string {
-    return `${resource.resourceType}/${resource.id}/${resource.meta?.versionId ?? lastUpdatedOf(resource) ?? ''}`;
-  }
-
   private remember(resource: Resource): void {
-    this.seen.set(this.versionKey(resource), Date.parse(lastUpdatedOf(resource) ?? '') || Date.now());
+    this.seen.set(versionKey(resource), Date.parse(lastUpdatedOf(resource) ?? '') || Date.now());
   }
 
   /** Forgets versions older than the overlap window: they can no longer come back in a search. */
