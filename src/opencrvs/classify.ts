@@ -100,13 +100,21 @@ export interface TransportFailureDetail {
 }
 
 /** Flattens a fetch rejection (TypeError with an undici cause chain, or a TimeoutError) into text. */
+// undici names its timeouts by phase; fetch-style callers abort with TimeoutError or AbortError.
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+function isTimeout(err: Error): boolean {
+  const code = 'code' in err && typeof err.code === 'string' ? err.code : '';
+  return err.name === 'TimeoutError' || err.name === 'AbortError' || TIMEOUT_CODES.has(code);
+}
+
 export function describeTransportFailure(err: unknown): TransportFailureDetail {
   const parts: string[] = [];
   let timedOut = false;
   let current: unknown = err;
   for (let depth = 0; depth < 4 && current; depth++) {
     if (current instanceof Error) {
-      if (current.name === 'TimeoutError' || current.name === 'AbortError') timedOut = true;
+      if (isTimeout(current)) timedOut = true;
       const code = 'code' in current && typeof current.code === 'string' ? `${current.code}: ` : '';
       parts.push(`${code}${current.message}`);
       current = current.cause;

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { OpenCrvsSettings } from '../../src/config/types.js';
 import { createLogger } from '../../src/observability/logger.js';
+import type { Requester } from '../../src/opencrvs/http.js';
 import { createOpenCrvsClient, type OpenCrvsClientDeps, OpenCrvsError } from '../../src/opencrvs/index.js';
 
 const SECRET = 'sup3r-s3cret-Value-42';
@@ -506,11 +507,11 @@ describe('OpenCRVS client secrecy', () => {
     on('POST /auth/token', () => ({ drop: true }));
     await collect(client({}, deps).checkToken());
     await collect(client({ tokenUrl: 'http://127.0.0.1:1/auth/token' }, deps).checkToken());
-    // A fetch whose own error quotes the URL it was given (the token URL carries the secret).
-    const quoting: typeof fetch = async (url) => {
-      throw new TypeError(`Failed to fetch ${String(url)}`);
+    // An HTTP layer whose own error quotes the URL it was given (the token URL carries the secret).
+    const quoting: Requester = async ({ url }) => {
+      throw new TypeError(`Failed to fetch ${url}`);
     };
-    await collect(client({}, { logger, fetch: quoting }).checkToken());
+    await collect(client({}, { logger, request: quoting }).checkToken());
 
     assert.equal(errors.length, 5);
     assert.ok(issued.length >= 2);
