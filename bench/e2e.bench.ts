@@ -55,6 +55,28 @@ interface Env {
   fhirBaseUrl: string;
   opencrvs: OpenCrvsEndpoints;
   control: OpenCrvsSandboxControl;
+  /** CPU ms used so far by this process (the bridge), the FHIR sandbox and the OpenCRVS simulator. */
+  cpu(): Promise<CpuSplit>;
+}
+
+interface CpuSplit {
+  bridge: number;
+  fhir: number;
+  opencrvs: number;
+}
+
+function cpuSince(before: CpuSplit, after: CpuSplit): CpuSplit {
+  return {
+    bridge: after.bridge - before.bridge,
+    fhir: after.fhir - before.fhir,
+    opencrvs: after.opencrvs - before.opencrvs,
+  };
+}
+
+/** CPU seconds per process over a phase: on 2 shared cores this says who the phase waited for. */
+function cpuText(cpu: CpuSplit, seconds: number): string {
+  const part = (ms: number) => `${f(ms / 1000, 1)} s (${f(ms / 10 / seconds, 0)}%)`;
+  return `bridge ${part(cpu.bridge)}, FHIR sandbox ${part(cpu.fhir)}, OpenCRVS simulator ${part(cpu.opencrvs)}`;
 }
 
 function bridgeConfig(env: Env, name: string, concurrency: number, withSubscription: boolean) {
@@ -121,12 +143,15 @@ interface EndToEnd {
   seconds: number;
   /** Until every birth was recorded in the ledger. */
   mappedSeconds: number;
+  /** Births delivered by then. */
+  deliveredWhenMapped: number;
   pollSeconds: number;
   rate: number;
   accepted: number;
   other: Record<string, number>;
   fhirCalls: Record<string, { calls: number; ms: number }>;
   payloads: LedgerPayload[];
+  cpu: CpuSplit;
 }
 
 /** (a) One poll of every birth in the sandbox, delivered by the running worker. */
@@ -139,19 +164,23 @@ async function endToEnd(env: Env, concurrency: number): Promise<EndToEnd> {
     worker: true,
   });
   const fhirCalls = instrumentSource(bridge);
+  let delivered = 0;
   // When the last birth was recorded in the ledger (mapped), to tell mapping from delivery.
   let recorded = 0;
   let recordedAt = 0;
+  let deliveredWhenRecorded = 0;
   const pipeline = bridge.sources[0]?.pipeline;
   if (!pipeline) throw new Error('no source');
   const commit = pipeline.commit.bind(pipeline);
   pipeline.commit = (results, cursor) => {
     const report = commit(results, cursor);
     recorded += report.mapped.inserted;
-    if (recorded >= BIRTHS && !recordedAt) recordedAt = performance.now();
+    if (recorded >= BIRTHS && !recordedAt) {
+      recordedAt = performance.now();
+      deliveredWhenRecorded = delivered;
+    }
     return report;
   };
-  let delivered = 0;
   const other: Record<string, number> = {};
   let finish: () => void = () => undefined;
   const allDelivered = new Promise<void>((resolve) => {
@@ -170,6 +199,7 @@ async function endToEnd(env: Env, concurrency: number): Promise<EndToEnd> {
     await bridge.start();
     const source = bridge.sources[0];
     if (!source) throw new Error('no source');
+    const cpuBefore = await env.cpu();
     const t0 = performance.now();
     await source.poller.pollOnce();
     const pollSeconds = (performance.now() - t0) / 1000;
@@ -181,6 +211,7 @@ async function endToEnd(env: Env, concurrency: number): Promise<EndToEnd> {
       }),
     ]);
     clearTimeout(timer);
+    const cpu = cpuSince(cpuBefore, await env.cpu());
     const seconds = (endedAt - t0) / 1000;
     const mappedSeconds = (recordedAt - t0) / 1000;
     const accepted = await acceptedEvents(env.control);
@@ -192,12 +223,14 @@ async function endToEnd(env: Env, concurrency: number): Promise<EndToEnd> {
       concurrency,
       seconds,
       mappedSeconds,
+      deliveredWhenMapped: deliveredWhenRecorded,
       pollSeconds,
       rate: BIRTHS / seconds,
       accepted,
       other,
       fhirCalls,
       payloads,
+      cpu,
     };
   } finally {
     await bridge.stop();
@@ -211,6 +244,7 @@ async function rawCapacity(env: Env, payloads: LedgerPayload[], concurrency: num
   const client = createOpenCrvsClient(config.opencrvs, { logger });
   await client.checkToken(); // the token fetch is not part of the capacity
   let next = 0;
+  const cpuBefore = await env.cpu();
   const worker = async () => {
     for (let i = next++; i < payloads.length; i = next++) {
       const payload = payloads[i] as LedgerPayload;
@@ -230,9 +264,10 @@ async function rawCapacity(env: Env, payloads: LedgerPayload[], concurrency: num
   const t0 = performance.now();
   await Promise.all(Array.from({ length: concurrency }, worker));
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = cpuSince(cpuBefore, await env.cpu());
   const accepted = await acceptedEvents(env.control);
   client.close?.();
-  return { seconds, rate: payloads.length / seconds, accepted };
+  return { seconds, rate: payloads.length / seconds, accepted, cpu };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -328,6 +363,11 @@ async function main(): Promise<void> {
     fhirBaseUrl: fhir.info.baseUrl,
     opencrvs: opencrvs.info,
     control: new OpenCrvsSandboxControl(opencrvs.info.baseUrl),
+    cpu: async () => {
+      const own = process.cpuUsage();
+      const [fhirMs, opencrvsMs] = await Promise.all([fhir.cpuMs(), opencrvs.cpuMs()]);
+      return { bridge: (own.user + own.system) / 1000, fhir: fhirMs, opencrvs: opencrvsMs };
+    },
   };
   console.log(
     `e2e benchmark: ${BIRTHS} births (${fhir.info.resources} resources seeded in ${f(fhir.info.seedMs / 1000)} s), ` +
@@ -354,6 +394,9 @@ async function main(): Promise<void> {
         .join(', ');
       const other = Object.keys(e2e.other).length > 0 ? `; other outcomes ${JSON.stringify(e2e.other)}` : '';
       console.log(`  c=${concurrency}: FHIR calls during the pass: ${calls}${other}`);
+      console.log(`    delivered when the last birth was recorded: ${e2e.deliveredWhenMapped}`);
+      console.log(`    CPU during (a), ${f(e2e.seconds, 2)} s: ${cpuText(e2e.cpu, e2e.seconds)}`);
+      console.log(`    CPU during (b), ${f(raw.seconds, 2)} s: ${cpuText(raw.cpu, raw.seconds)}`);
     }
     console.log('\n(a) end to end, (b) raw simulator capacity, (c) = a / b (target ≥ 0.8)');
     const header = [

@@ -2,7 +2,8 @@
 // event loop), as a real OpenCRVS or EMR would run apart from the bridge, so the bridge's figures are
 // not charged with the servers' CPU time. Started by bench/helpers/sandboxes.ts through fork():
 //   argv[2] = 'opencrvs' | 'fhir', argv[3] = births to seed (fhir only).
-// Reports { ready: … } over IPC and exits when the parent disconnects or sends 'close'.
+// Reports { ready: … } over IPC, answers 'cpu' with { cpuMs }, and exits when the parent disconnects or
+// sends 'close'.
 import { silentLogger } from '../../src/observability/logger.js';
 import { DEMO_FACILITIES, facilityLocation, generateBirth } from '../../src/sandbox/demo/generate.js';
 import { startFhirSandbox } from '../../src/sandbox/fhir/index.js';
@@ -41,6 +42,11 @@ async function main(): Promise<void> {
   process.on('disconnect', stop);
   process.on('message', (message) => {
     if (message === 'close') stop();
+    // CPU time used so far (user + system, ms), so the benchmark can tell who used the shared cores.
+    if (message === 'cpu') {
+      const { user, system } = process.cpuUsage();
+      process.send?.({ cpuMs: (user + system) / 1000 });
+    }
   });
 }
 

@@ -21,6 +21,8 @@ export interface FhirEndpoints {
 
 export interface SandboxProcess<T> {
   info: T;
+  /** CPU time (user + system) the process has used so far, in ms. */
+  cpuMs(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -45,6 +47,17 @@ function start<T>(args: string[]): Promise<SandboxProcess<T>> {
       if (!ready) return reject(new Error(`sandbox ${args[0]}: unexpected message`));
       resolve({
         info: ready,
+        cpuMs: () =>
+          new Promise<number>((done) => {
+            const onMessage = (answer: unknown) => {
+              const cpuMs = (answer as { cpuMs?: number }).cpuMs;
+              if (typeof cpuMs !== 'number') return;
+              child.off('message', onMessage);
+              done(cpuMs);
+            };
+            child.on('message', onMessage);
+            child.send('cpu');
+          }),
         close: () =>
           new Promise<void>((done) => {
             if (child.exitCode !== null) return done();
