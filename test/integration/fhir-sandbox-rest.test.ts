@@ -346,3 +346,59 @@ describe('FHIR sandbox search semantics', () => {
     assert.equal(patient.meta.tag[0].code, 'SUBSETTED');
   });
 });
+
+describe('FHIR sandbox reference searches', () => {
+  let sandbox: FhirSandbox;
+  const observation = (id: string, subject: string, code: string) => ({
+    resourceType: 'Observation',
+    id,
+    status: 'final',
+    code: { coding: [{ system: 'http://loinc.org', code }] },
+    subject: { reference: subject },
+  });
+  before(async () => {
+    sandbox = await startFhirSandbox({
+      port: 0,
+      seed: [
+        {
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: Array.from({ length: 12 }, (_, i) => ({
+            resource: observation(
+              `o${i}`,
+              i % 3 === 0 ? `https://emr.example.org/fhir/Patient/m${i % 4}` : `Patient/m${i % 4}`,
+              i % 2 ? '8339-4' : '8302-2',
+            ),
+            request: { method: 'PUT', url: `Observation/o${i}` },
+          })),
+        },
+      ],
+    });
+  });
+  after(() => sandbox.close());
+
+  const ids = async (query: string) => (await pageThrough(`${sandbox.baseUrl}/${query}`)).resources.map((r) => r.id);
+
+  it('pages a batch of references combined with a token list through next links, and follows later writes', async () => {
+    const query = 'Observation?subject=Patient/m1,m2&code=http://loinc.org|8339-4,http://loinc.org|1-1&_count=2';
+    assert.deepEqual(await ids(query), ['o1', 'o5', 'o9']);
+    // A transaction moves o5 to another patient and o2 into the batch; a delete drops o9.
+    const moved = await call(sandbox.baseUrl, {
+      method: 'POST',
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { resource: observation('o5', 'Patient/m3', '8339-4'), request: { method: 'PUT', url: 'Observation/o5' } },
+          { resource: observation('o2', 'Patient/m2', '8339-4'), request: { method: 'PUT', url: 'Observation/o2' } },
+        ],
+      },
+    });
+    assert.equal(moved.status, 200);
+    assert.equal((await call(`${sandbox.baseUrl}/Observation/o9`, { method: 'DELETE' })).status, 200);
+    assert.deepEqual(await ids(query), ['o1', 'o2']);
+    assert.deepEqual(await ids('Observation?subject=Patient/m3&_count=1'), ['o3', 'o7', 'o11', 'o5']);
+    const total = await call(`${sandbox.baseUrl}/Observation?_id=o1,o2,o5,o9&subject=m2,m1&_count=1`);
+    assert.equal(total.body.total, 2);
+  });
+});

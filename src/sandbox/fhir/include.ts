@@ -1,5 +1,6 @@
-import { badRequest, globalSchema, OperationOutcomeError, type SearchRequest } from '@medplum/core';
+import { badRequest, type FhirPathAtom, globalSchema, OperationOutcomeError, type SearchRequest } from '@medplum/core';
 import type { SandboxRepository, StoredRecord } from './repository.js';
+import { searchExpression } from './search-expression.js';
 import { lastTwoSegments, referencesOf } from './search-values.js';
 
 /**
@@ -42,10 +43,11 @@ function keyOf(record: StoredRecord): string {
   return `${record.resource.resourceType}/${record.resource.id}`;
 }
 
-function expressionOf(resourceType: string, code: string): string {
+function expressionOf(resourceType: string, code: string): FhirPathAtom {
   const param = globalSchema.types[resourceType]?.searchParams?.[code];
-  if (param?.type !== 'reference' || !param.expression) {
+  const expression = searchExpression(resourceType, code);
+  if (param?.type !== 'reference' || !expression) {
     throw new OperationOutcomeError(badRequest(`Not a reference search parameter of ${resourceType}: ${code}`));
   }
-  return param.expression;
+  return expression;
 }

@@ -2,6 +2,8 @@ import { badRequest, deepClone, notFound, OperationOutcomeError, type SearchRequ
 import { type CreateResourceOptions, MemoryRepository } from '@medplum/fhir-router';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { searchRecords } from './search.js';
+import type { SearchIndexes } from './search-filter.js';
+import { ReferenceIndex } from './search-index.js';
 
 /** What the subscription emitter learns about each committed write. */
 export interface ResourceChange {
@@ -33,7 +35,8 @@ const ID_PATTERN = /^[A-Za-z0-9.-]{1,64}$/;
  * MemoryRepository with what a test server needs on top: integer version ids ("1", "2", …, as HAPI
  * numbers them), meta.lastUpdated from one non-decreasing server clock (so `Bundle.meta.lastUpdated`
  * of a search is a safe watermark), transactions that roll back, change events for the subscription
- * emitter, and an index that keeps search linear instead of cloning every resource per page.
+ * emitter, and the record maps, write logs and reference index that search reads (search.ts) instead
+ * of cloning every resource per page.
  *
  * All writes must be serialised by the caller (see SerialQueue): the transaction journal assumes no
  * other write interleaves with a transaction.
@@ -48,6 +51,12 @@ export class SandboxRepository extends MemoryRepository {
   private journal: JournalEntry[] | undefined;
   private pending: ResourceChange[] | undefined;
   private lastTs = 0;
+  private readonly references = new ReferenceIndex((resourceType) => this.recordsOf(resourceType));
+  /**
+   * What searches look up instead of scanning. put() and remove(), the only places that change which
+   * version is current, keep it in step.
+   */
+  readonly indexes: SearchIndexes = { record: (type, id) => this.record(type, id), references: this.references };
 
   constructor(private readonly clock: () => number = Date.now) {
     super();
@@ -132,7 +141,7 @@ export class SandboxRepository extends MemoryRepository {
     // A delete is a version of its own (HAPI does the same), so a re-create continues the numbering.
     const versionId = (priorVersion ?? 0) + 1;
     this.versions.set(key, versionId);
-    this.records.get(resourceType)?.delete(id);
+    this.remove(resourceType, id);
     this.journal?.push({ type: resourceType, id, prior, priorVersion });
     this.announce({
       interaction: 'delete',
@@ -183,7 +192,7 @@ export class SandboxRepository extends MemoryRepository {
     for (const entry of journal.reverse()) {
       const current = this.records.get(entry.type)?.get(entry.id);
       if (current) await super.deleteResource(entry.type, entry.id);
-      this.records.get(entry.type)?.delete(entry.id);
+      this.remove(entry.type, entry.id);
       if (entry.prior) {
         // MemoryRepository keeps a versionId/lastUpdated it is given, so this restores the old version as it was.
         await super.createResource(entry.prior.resource);
@@ -200,7 +209,17 @@ export class SandboxRepository extends MemoryRepository {
       byId = new Map();
       this.records.set(resourceType, byId);
     }
+    const prior = byId.get(record.resource.id);
     byId.set(record.resource.id, record);
+    this.references.replaced(resourceType, prior, record);
+  }
+
+  private remove(resourceType: string, id: string): void {
+    const byId = this.records.get(resourceType);
+    const prior = byId?.get(id);
+    if (!byId || !prior) return;
+    byId.delete(id);
+    this.references.replaced(resourceType, prior, undefined);
   }
 
   private append(resourceType: string, record: StoredRecord): void {

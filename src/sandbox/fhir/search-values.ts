@@ -1,11 +1,12 @@
-import { evalFhirPath } from '@medplum/core';
+import { evalFhirPath, type FhirPathAtom } from '@medplum/core';
 import type { StoredRecord } from './repository.js';
 
 // Search-parameter values of one stored version, evaluated with FHIRPath once and cached on the
-// record (a new version gets a new record, so the cache never goes stale).
+// record (a new version gets a new record, so the cache never goes stale). `expression` is the
+// parameter's parsed expression for the record's type (see search-expression.ts).
 
 /** Reference strings a search parameter selects, evaluated once per stored version. */
-export function referencesOf(record: StoredRecord, code: string, expression: string): string[] {
+export function referencesOf(record: StoredRecord, code: string, expression: FhirPathAtom): string[] {
   const cache = cacheOf(record, 'ref');
   const cached = cache.get(code);
   if (Array.isArray(cached)) return cached as string[];
@@ -23,18 +24,28 @@ export function referencesOf(record: StoredRecord, code: string, expression: str
 
 /** `Type/id` of a relative or absolute reference (`_history/n` suffixes are not expected in searches). */
 export function lastTwoSegments(reference: string): string {
-  const parts = reference.split('/');
-  return parts.slice(-2).join('/');
+  // The same as split('/').slice(-2).join('/') without building arrays: searches call this for
+  // every value of every reference filter.
+  const last = reference.lastIndexOf('/');
+  if (last <= 0) return reference;
+  const before = reference.lastIndexOf('/', last - 1);
+  return before < 0 ? reference : reference.slice(before + 1);
+}
+
+/** A reference as searches compare it: `Type/id` (or the bare value when it has no `/`) and the id alone. */
+export interface NormalisedReference {
+  typed: string;
+  id: string;
 }
 
 export function normalisedReferencesOf(
   record: StoredRecord,
   code: string,
-  expression: string,
-): { typed: string; id: string }[] {
+  expression: FhirPathAtom,
+): NormalisedReference[] {
   const cache = cacheOf(record, 'nref');
   const cached = cache.get(code);
-  if (Array.isArray(cached)) return cached as { typed: string; id: string }[];
+  if (Array.isArray(cached)) return cached as NormalisedReference[];
   const refs = referencesOf(record, code, expression).map((ref) => {
     const typed = lastTwoSegments(ref);
     return { typed, id: typed.split('/').pop() ?? typed };
@@ -53,7 +64,7 @@ interface Token {
  * boolean, string), lower-cased and evaluated once per stored version. Matching follows Medplum's
  * in-memory matcher: `code`, `system|code`, `|code` (no system), `system|`, case-insensitive, exact.
  */
-export function tokensOf(record: StoredRecord, code: string, expression: string): Token[] {
+export function tokensOf(record: StoredRecord, code: string, expression: FhirPathAtom): Token[] {
   const cache = cacheOf(record, 'token');
   const cached = cache.get(code);
   if (Array.isArray(cached)) return cached as Token[];

@@ -1,29 +1,22 @@
 import {
   badRequest,
   evalFhirPath,
-  type Filter,
   globalSchema,
-  matchesSearchRequest,
   OperationOutcomeError,
   type SearchRequest,
   type SortRule,
-  splitSearchOnComma,
 } from '@medplum/core';
-import { matchesDatePrefix, parseDateRange } from './date-range.js';
 import type { StoredRecord } from './repository.js';
-import {
-  cacheOf,
-  lastTwoSegments,
-  matchesToken,
-  normalisedReferencesOf,
-  parseToken,
-  tokensOf,
-} from './search-values.js';
+import { searchExpression } from './search-expression.js';
+import { candidatesOf, compileFilter, type Matcher, type SearchIndexes } from './search-filter.js';
+import { cacheOf } from './search-values.js';
 
 export interface SearchSource {
   recordsOf(resourceType: string): Iterable<StoredRecord>;
   logOf(resourceType: string): readonly StoredRecord[];
   isCurrent(record: StoredRecord): boolean;
+  /** Without indexes every search scans all current records of its types (the tests compare both). */
+  readonly indexes?: SearchIndexes;
 }
 
 export interface SearchResult {
@@ -41,21 +34,20 @@ type Key = (string | number)[];
 
 // Below one match per 8 log entries, sorting the matches is cheaper than walking the write log.
 const SELECTIVE_RATIO = 8;
-type Matcher = (record: StoredRecord) => boolean;
-
-// Search parameter types Medplum's in-memory matcher silently never matches; refusing them is more
-// honest than answering an empty page.
-const UNSUPPORTED_TYPES = new Set(['number', 'quantity', 'composite', 'special']);
 
 /**
  * Keyset paging: results are ordered by the sort key plus the write sequence number as final
  * tie-breaker, and the cursor is the key of the last entry, so a resource updated while a client
  * pages moves to the end instead of shifting every later page by one.
  *
+ * Matches are counted over candidates: the records the most selective `_id` or reference filter
+ * allows, looked up in the source's indexes, or else every current record of the type. Each
+ * candidate must pass every filter (cheap ones on values cached per version, Medplum's FHIRPath
+ * matcher for the rest), so the index only decides how much is read, never what matches.
+ *
  * The common incremental poll (`_sort=_lastUpdated`, or no _sort, one type) walks the repository's
- * write log from the cursor and stops after one page. Anything else makes one linear pass: cheap
- * filters (`_lastUpdated` on a timestamp, `_id`, tokens and references cached per version) and
- * Medplum's FHIRPath matcher for the rest, then a sort on precomputed keys.
+ * write log from the cursor and stops after one page, unless the matches are few enough to sort.
+ * Anything else sorts the matches on precomputed keys.
  */
 export function searchRecords(source: SearchSource, request: SearchRequest): SearchResult {
   const types = request.types?.length ? request.types : [request.resourceType];
@@ -63,8 +55,15 @@ export function searchRecords(source: SearchSource, request: SearchRequest): Sea
   const cursor = request.cursor === undefined ? undefined : decodeCursor(request.cursor, rules.length);
   const offset = Math.max(0, request.offset ?? 0);
   const count = Math.min(Math.max(0, request.count ?? DEFAULT_COUNT), MAX_COUNT);
-  const matchersByType = types.map((type) => (request.filters ?? []).map((filter) => compileFilter(type, filter)));
+  const filtersByType = types.map((type) => (request.filters ?? []).map((filter) => compileFilter(type, filter)));
+  const matchersByType = filtersByType.map((filters) => filters.map((filter) => filter.matches));
   const matches = (record: StoredRecord, matchers: Matcher[]): boolean => matchers.every((m) => m(record));
+  const candidates = (i: number, t: string): Iterable<StoredRecord> => {
+    const indexed = source.indexes && candidatesOf(source.indexes, t, filtersByType[i] ?? []);
+    // Buckets only ever hold current versions; checking costs a map lookup and makes sure that an
+    // index out of step could never return a superseded or deleted version.
+    return indexed ? [...indexed].filter((record) => source.isCurrent(record)) : source.recordsOf(t);
+  };
 
   const rule = rules[0];
   const type = types[0];
@@ -73,7 +72,7 @@ export function searchRecords(source: SearchSource, request: SearchRequest): Sea
   if (types.length === 1 && type && rules.length === 1 && rule?.code === '_lastUpdated') {
     const matchers = matchersByType[0] ?? [];
     const matched: StoredRecord[] = [];
-    for (const record of source.recordsOf(type)) if (matches(record, matchers)) matched.push(record);
+    for (const record of candidates(0, type)) if (matches(record, matchers)) matched.push(record);
     total = matched.length;
     const descending = rule.descending ?? false;
     if (matched.length * SELECTIVE_RATIO < source.logOf(type).length) {
@@ -85,7 +84,7 @@ export function searchRecords(source: SearchSource, request: SearchRequest): Sea
   } else {
     types.forEach((t, i) => {
       const matchers = matchersByType[i] ?? [];
-      for (const record of source.recordsOf(t)) {
+      for (const record of candidates(i, t)) {
         if (!matches(record, matchers)) continue;
         total++;
         const key = keyOf(record, rules);
@@ -180,8 +179,8 @@ function sortValue(record: StoredRecord, code: string): string | number {
   const cache = cacheOf(record, 'sort');
   let value = cache.get(code);
   if (typeof value !== 'string') {
-    const expression = globalSchema.types[record.resource.resourceType]?.searchParams?.[code]?.expression ?? '';
-    value = JSON.stringify(evalFhirPath(expression, record.resource));
+    const expression = searchExpression(record.resource.resourceType, code);
+    value = JSON.stringify(expression ? evalFhirPath(expression, record.resource) : []);
     cache.set(code, value);
   }
   return value as string;
@@ -218,43 +217,4 @@ function decodeCursor(cursor: string, ruleCount: number): Key {
     throw new OperationOutcomeError(badRequest('Invalid _cursor (it belongs to a different search)'));
   }
   return parsed;
-}
-
-function compileFilter(type: string, filter: Filter): Matcher {
-  if (filter.code === '_lastUpdated') {
-    const range = parseDateRange(filter.value);
-    return (record) => matchesDatePrefix(record.ts, filter.operator, range);
-  }
-  if (filter.code === '_id' && filter.operator === 'eq') {
-    const ids = new Set(splitSearchOnComma(filter.value));
-    return (record) => ids.has(record.resource.id);
-  }
-  const param = globalSchema.types[type]?.searchParams?.[filter.code];
-  if (!param?.expression) {
-    throw new OperationOutcomeError(badRequest(`Unknown search parameter for ${type}: ${filter.code}`));
-  }
-  if (UNSUPPORTED_TYPES.has(param.type ?? '')) {
-    throw new OperationOutcomeError(badRequest(`Search on ${param.type} parameters is not supported: ${filter.code}`));
-  }
-  if (param.type === 'reference' && filter.operator === 'eq') {
-    // `Patient/1` matches `Patient/1`, `http://…/Patient/1` and a bare `1`, whichever side is absolute.
-    const typed = new Set<string>();
-    const bare = new Set<string>();
-    for (const value of splitSearchOnComma(filter.value)) {
-      if (value.includes('/')) typed.add(lastTwoSegments(value));
-      else bare.add(value);
-    }
-    const expression = param.expression;
-    return (record) =>
-      normalisedReferencesOf(record, filter.code, expression).some((ref) => typed.has(ref.typed) || bare.has(ref.id));
-  }
-  if (param.type === 'token' && (filter.operator === 'eq' || filter.operator === 'not' || filter.operator === 'ne')) {
-    const wanted = splitSearchOnComma(filter.value).map(parseToken);
-    const expression = param.expression;
-    const negated = filter.operator !== 'eq';
-    return (record) =>
-      tokensOf(record, filter.code, expression).some((token) => wanted.some((w) => matchesToken(token, w))) !== negated;
-  }
-  const single: SearchRequest = { resourceType: type as SearchRequest['resourceType'], filters: [filter] };
-  return (record) => matchesSearchRequest(record.resource, single);
 }
