@@ -89,6 +89,8 @@ export class Bridge {
       logger: options.logger,
       payloadRetentionHours: config.store.payloadRetentionHours,
       settleSeconds: config.delivery.settleSeconds,
+      // A long-running bridge answers senders from its event loop: checkpoints run beside it.
+      backgroundCheckpoints: true,
     });
     try {
       this.opencrvs = createOpenCrvsClient(config.opencrvs, { logger: options.logger });
@@ -122,6 +124,7 @@ export class Bridge {
           .map((s) => ({
             id: s.settings.id,
             auth: { secret: s.settings.subscription?.secret, hmacSecret: s.settings.subscription?.hmacSecret },
+            polled: s.settings.poll.enabled,
           })),
         inbox,
         options.logger,

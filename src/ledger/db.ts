@@ -53,3 +53,19 @@ export function migrate(db: Db, migrations: readonly Migration[], logger: Logger
   }
   return done;
 }
+
+/**
+ * Runs `write` with `synchronous=NORMAL`: in WAL mode its commit survives a crash of the process
+ * (SIGKILL included) and can be lost only to a power cut or an OS crash. For writes whose loss is
+ * repaired by the design: the delivery worker's own state changes (losing one only makes the worker
+ * repeat a create or notify that OpenCRVS answers idempotently, same transactionIds) and subscription
+ * hints of a source the poller reconciles. Writes a sender or a cursor relies on keep FULL.
+ */
+export function relaxed<T>(db: Db, write: () => T): T {
+  db.pragma('synchronous = NORMAL');
+  try {
+    return write();
+  } finally {
+    db.pragma('synchronous = FULL');
+  }
+}

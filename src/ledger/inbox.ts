@@ -1,6 +1,6 @@
 // The subscription inbox: notifications are written here (durably) before the sender is answered, then
 // processed in arrival order. Bodies are opaque JSON to the ledger; the source that stored them parses.
-import type { Db } from './db.js';
+import { type Db, relaxed } from './db.js';
 
 export interface StoredNotification {
   id: number;
@@ -11,7 +11,13 @@ export interface StoredNotification {
 }
 
 export interface LedgerInbox {
-  add(sourceId: string, body: unknown, receivedAt: number): number;
+  /**
+   * Stores a notification durably (synchronous=FULL) before it returns; with `reconciled` (the
+   * source's poller re-reads every change anyway) the commit skips the fsync (synchronous=NORMAL):
+   * it still survives a crash of the process, and a power cut can only lose a hint the next poll
+   * repairs. That fsync was most of an acknowledgement's time.
+   */
+  add(sourceId: string, body: unknown, receivedAt: number, options?: { reconciled?: boolean }): number;
   due(limit: number, now: number): StoredNotification[];
   done(id: number, now: number): void;
   /** Marks many rows processed in one transaction (one fsync for a batch). */
@@ -46,8 +52,11 @@ export function createInbox(db: Db): LedgerInbox {
   const countDue = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM inbox WHERE processed_at IS NULL');
   const pruneOld = db.prepare('DELETE FROM inbox WHERE processed_at IS NOT NULL AND processed_at < ?');
   return {
-    add: (sourceId, body, receivedAt) =>
-      Number(insert.run({ sourceId, receivedAt, body: JSON.stringify(body) }).lastInsertRowid),
+    add: (sourceId, body, receivedAt, options) => {
+      const row = { sourceId, receivedAt, body: JSON.stringify(body) };
+      const run = () => Number(insert.run(row).lastInsertRowid);
+      return options?.reconciled ? relaxed(db, run) : run();
+    },
     due: (limit, now) =>
       dueRows.all(now, limit).map((r) => ({
         id: r.id,

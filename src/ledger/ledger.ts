@@ -1,5 +1,6 @@
 // openLedger: the composition of the ledger's parts over one SQLite connection.
 import { type Logger, silentLogger } from '../observability/logger.js';
+import { startCheckpointer } from './checkpointer.js';
 import { openDatabase } from './db.js';
 import { createInbox } from './inbox.js';
 import { createOutbox } from './outbox.js';
@@ -24,6 +25,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
   const recorder = createRecorder(db, now, (options.settleSeconds ?? 0) * 1000);
   const outbox = createOutbox(db);
   const queries = createQueries(db);
+  const checkpointer = options.backgroundCheckpoints ? startCheckpointer(db, { logger }) : undefined;
 
   return {
     path,
@@ -58,6 +60,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     nextDueAt: outbox.nextDueAt,
     outstanding: outbox.outstanding,
     close: () => {
+      checkpointer?.stop();
       if (db.open) db.close();
     },
   };

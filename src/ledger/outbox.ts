@@ -1,7 +1,7 @@
 // The outbox side of the ledger: claiming due rows, recording progress, releasing them. Every write
 // that ends an attempt checks `locked_by`, so a worker whose lock was reset as stale (and whose row
 // another worker may now hold) cannot overwrite the newer attempt.
-import type { Db } from './db.js';
+import { type Db, relaxed } from './db.js';
 import { errorColumns, type SqlLedgerRow, toLedgerRow } from './rows.js';
 import type { LedgerError, LedgerRow, SettleInput } from './types.js';
 
@@ -156,21 +156,4 @@ export function createOutbox(db: Db): Outbox {
     nextDueAt: () => nextDue.get()?.at ?? undefined,
     outstanding: () => outstanding.get()?.n ?? 0,
   };
-}
-
-/**
- * The worker's own state changes (claim, event id after create, settle, hand back) commit with
- * `synchronous=NORMAL`: in WAL mode that survives a crash of the process (SIGKILL included) and can
- * lose only the last commits on a power cut or OS crash — and losing one of these only makes the
- * worker repeat a create or notify that OpenCRVS answers idempotently (same transactionIds). Writes a
- * sender or a cursor relies on (recording events, the inbox) keep `synchronous=FULL`. Skipping the
- * fsync per delivery step is what lets delivery keep up with the OpenCRVS calls.
- */
-function relaxed<T>(db: Db, write: () => T): T {
-  db.pragma('synchronous = NORMAL');
-  try {
-    return write();
-  } finally {
-    db.pragma('synchronous = FULL');
-  }
 }

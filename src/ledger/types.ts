@@ -187,6 +187,11 @@ export interface LedgerOptions {
   now?: () => number;
   /** Payloads of delivered rows are dropped this long after delivery (StoreSettings.payloadRetentionHours). */
   payloadRetentionHours?: number;
+  /**
+   * Checkpoint the WAL on a worker thread instead of inside commits (see checkpointer.ts): for a
+   * long-running process whose event loop answers senders. Off by default (CLI commands, tests).
+   */
+  backgroundCheckpoints?: boolean;
   /** SQLite busy timeout (another connection holds the write lock); default 5000 ms. */
   busyTimeoutMs?: number;
   /** New events wait this long before their first delivery (DeliverySettings.settleSeconds); default 0. */

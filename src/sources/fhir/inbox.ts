@@ -12,8 +12,11 @@ export interface InboxRow {
 
 /** What the receiver writes and the processor reads. */
 export interface InboxStore {
-  /** Durable (synchronous=FULL) before it returns: the sender is told "received" afterwards. */
-  add(sourceId: string, notification: ParsedNotification, receivedAt: number): number;
+  /**
+   * Stored before it returns: the sender is told "received" afterwards. Durable against power loss
+   * unless `reconciled` (the source polls too), then against a crash of the process (see LedgerInbox).
+   */
+  add(sourceId: string, notification: ParsedNotification, receivedAt: number, reconciled?: boolean): number;
   due(limit: number, now: number): InboxRow[];
   done(id: number, now: number): void;
   /** Marks many rows processed at once (one transaction). */
@@ -38,7 +41,8 @@ function asNotification(body: unknown): ParsedNotification | undefined {
 /** The FHIR sources' view of the ledger's inbox table. */
 export function fhirInbox(store: LedgerInbox): InboxStore {
   return {
-    add: (sourceId, notification, receivedAt) => store.add(sourceId, notification, receivedAt),
+    add: (sourceId, notification, receivedAt, reconciled) =>
+      store.add(sourceId, notification, receivedAt, { reconciled }),
     due(limit, now) {
       const rows: InboxRow[] = [];
       for (const row of store.due(limit, now)) {

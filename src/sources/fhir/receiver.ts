@@ -11,6 +11,8 @@ import {
 export interface ReceiverSource {
   id: string;
   auth: NotificationAuth;
+  /** The source is polled as well: a notification lost to a power cut is found by the next pass. */
+  polled?: boolean;
 }
 
 export interface ReceiverRequest extends IncomingNotification {
@@ -50,7 +52,7 @@ export class SubscriptionReceiver {
     if (!source) throw new NotificationError(404, 'not-found', 'unknown source');
     authenticateNotification(source.auth, request, request.rawBody);
     const notification = parseNotification(request);
-    const stored = this.inbox.add(source.id, notification, now);
+    const stored = this.inbox.add(source.id, notification, now, source.polled === true);
     this.log.debug({ source: source.id, kind: notification.kind, inboxId: stored }, 'notification stored');
     this.onStored?.(source.id);
     return { status: 200, stored, kind: notification.kind };

@@ -1,0 +1,95 @@
+// WAL checkpoints on a worker thread, so that no commit on the event loop copies the log back into
+// the database file.
+//
+// SQLite checkpoints inside whichever commit pushes the WAL past 1,000 pages: that commit copies ~4 MB
+// and fsyncs the database file before it returns. better-sqlite3 is synchronous, so the event loop
+// (and every subscription acknowledgement waiting on it) stalls for the copy. A second connection
+// on a worker thread runs PASSIVE checkpoints instead: they never block a writer or a reader, and the
+// main connection turns its automatic checkpoints off only once the worker is running.
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../observability/logger.js';
+import type { Db } from './db.js';
+
+export interface CheckpointerOptions {
+  /** How often the worker checkpoints (default 500 ms). */
+  intervalMs?: number;
+  logger: Logger;
+  /** The SQLite driver module the worker loads (tests point it at one that fails). */
+  driver?: string;
+}
+
+export interface Checkpointer {
+  /** Checkpoints the worker has completed (for tests and diagnostics). */
+  readonly completed: number;
+  /** Hands checkpoints back to the main connection and lets the worker close its own. */
+  stop(): void;
+}
+
+// SQLite's default: what the main connection goes back to if the worker fails.
+const AUTOCHECKPOINT_PAGES = 1000;
+
+// An eval'd CommonJS script: no file to locate at run time (src under tsx, dist under node alike).
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.path, { fileMustExist: true, timeout: 5000 });
+db.pragma('wal_autocheckpoint = 0');
+const timer = setInterval(() => {
+  try {
+    const [result] = db.pragma('wal_checkpoint(PASSIVE)');
+    parentPort.postMessage({ done: result });
+  } catch (err) {
+    parentPort.postMessage({ error: String(err && err.message) });
+  }
+}, workerData.intervalMs);
+parentPort.on('message', (message) => {
+  if (message !== 'stop') return;
+  clearInterval(timer);
+  db.close();
+  parentPort.close();
+});
+`;
+
+/** Starts checkpointing `db`'s file on a worker thread; main-thread checkpoints resume if it fails. */
+export function startCheckpointer(db: Db, options: CheckpointerOptions): Checkpointer {
+  const log = options.logger.child({ component: 'checkpointer' });
+  const driver = options.driver ?? createRequire(import.meta.url).resolve('better-sqlite3');
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: { path: db.name, driver, intervalMs: options.intervalMs ?? 500 },
+  });
+  let completed = 0;
+  let failed = false;
+  const fallBack = (why: string) => {
+    if (failed) return;
+    failed = true;
+    if (db.open) db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
+    log.warn({ why }, 'background checkpoints stopped; the ledger checkpoints on commit again');
+  };
+  worker.on('message', (message: { done?: unknown; error?: string }) => {
+    if (message.error) log.warn({ error: message.error }, 'checkpoint failed; retrying on the next tick');
+    else completed++;
+  });
+  worker.on('error', (err) => fallBack(err.message));
+  worker.on('exit', (code) => {
+    if (code !== 0) fallBack(`worker exited with ${code}`);
+  });
+  // The worker never keeps the process alive (after the listeners: adding one refs it again).
+  worker.unref();
+  // Only now: a worker that never starts leaves the main connection checkpointing as before.
+  worker.once('online', () => {
+    if (!failed && db.open) db.pragma('wal_autocheckpoint = 0');
+  });
+  return {
+    get completed() {
+      return completed;
+    },
+    stop() {
+      if (failed) return;
+      failed = true; // an exit from here on is ours
+      if (db.open) db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
+      worker.postMessage('stop');
+    },
+  };
+}

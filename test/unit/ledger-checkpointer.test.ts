@@ -1,0 +1,73 @@
+// WAL checkpoints on a worker thread: while it runs the main connection never checkpoints inside a
+// commit, the worker does copy the log into the database file, and the main connection takes the job
+// back when the worker stops or cannot start. Also: relaxed inbox writes leave FULL in force after them.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { startCheckpointer } from '../../src/ledger/checkpointer.js';
+import { type Db, openDatabase, relaxed } from '../../src/ledger/db.js';
+import { createLogger, silentLogger } from '../../src/observability/logger.js';
+
+const autocheckpoint = (db: Db) => db.pragma('wal_autocheckpoint', { simple: true });
+
+async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('background WAL checkpoints', () => {
+  let dir: string;
+  let db: Db;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'checkpointer-'));
+    db = openDatabase(join(dir, 'ledger.db'), { busyTimeoutMs: 5000, logger: silentLogger });
+    db.exec('CREATE TABLE filler (id INTEGER PRIMARY KEY, body TEXT NOT NULL)');
+  });
+  afterEach(() => {
+    if (db.open) db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('copies the log into the database file from the worker; commits on the main thread do not', async () => {
+    const checkpointer = startCheckpointer(db, { intervalMs: 20, logger: silentLogger });
+    await until('the worker to take over', () => autocheckpoint(db) === 0);
+    const before = statSync(join(dir, 'ledger.db')).size;
+    const insert = db.prepare('INSERT INTO filler (body) VALUES (?)');
+    // ~8 MB: far past the 1,000 pages at which a commit would otherwise checkpoint.
+    for (let i = 0; i < 2000; i++) insert.run('x'.repeat(4000));
+    await until('a checkpoint by the worker', () => checkpointer.completed > 0);
+    await until('the database file to grow', () => statSync(join(dir, 'ledger.db')).size > before + 4_000_000);
+    checkpointer.stop();
+    assert.equal(autocheckpoint(db), 1000, 'the main connection checkpoints again after stop');
+  });
+
+  it('leaves checkpoints to the main connection when the worker cannot start', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', destination: { write: (line: string) => lines.push(line) } });
+    startCheckpointer(db, { intervalMs: 20, logger, driver: join(dir, 'no-such-driver.js') });
+    await until('the failure to be logged', () => lines.some((l) => l.includes('background checkpoints stopped')));
+    assert.equal(autocheckpoint(db), 1000);
+  });
+
+  it('a relaxed write commits with NORMAL and puts FULL back, even when it throws', () => {
+    const FULL = 2;
+    const NORMAL = 1;
+    let during: unknown;
+    relaxed(db, () => {
+      during = db.pragma('synchronous', { simple: true });
+    });
+    assert.equal(during, NORMAL);
+    assert.equal(db.pragma('synchronous', { simple: true }), FULL);
+    assert.throws(() =>
+      relaxed(db, () => {
+        throw new Error('boom');
+      }),
+    );
+    assert.equal(db.pragma('synchronous', { simple: true }), FULL);
+  });
+});
