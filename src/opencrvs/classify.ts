@@ -64,6 +64,9 @@ export function classifyHttpFailure(failure: HttpFailure, nowMs: number): OpenCr
     const kind: OpenCrvsErrorKind = status >= 500 ? 'server' : status === 408 ? 'timeout' : 'rate-limited';
     return new OpenCrvsError({ kind, classification: 'retryable', message, status, operation, body, retryAfterMs });
   }
+  // Redirects are never followed (the token would go wherever they point): a 3xx means the configured
+  // URL is not the API's (http instead of https, a login page), which no retry or other record fixes.
+  if (status >= 300 && status < 400) return make('config', 'operator');
   switch (status) {
     case 400: {
       if (UNKNOWN_OFFICE.test(message)) return make('unknown-office', 'operator');

@@ -442,6 +442,18 @@ describe('OpenCRVS client failures', () => {
     assert.equal(err.classification, 'permanent');
   });
 
+  it('never follows a redirect (the token would go along): an operator problem, target never called', async () => {
+    let followed = 0;
+    on('POST /events/events', () => ({ status: 302, headers: { Location: `${base}/elsewhere` }, text: 'Found' }));
+    on('POST /elsewhere', () => {
+      followed++;
+      return { json: eventDoc() };
+    });
+    const err = await failure(create(client()));
+    assert.deepEqual([err.status, err.kind, err.classification], [302, 'config', 'operator']);
+    assert.equal(followed, 0);
+  });
+
   it('classifies 403, 404, 413 and 415 answers', async () => {
     const cases: Array<[number, string, string, string]> = [
       [403, 'Forbidden', 'forbidden', 'operator'],
