@@ -396,6 +396,12 @@ async function main(): Promise<void> {
       console.log(`  c=${concurrency}: FHIR calls during the pass: ${calls}${other}`);
       console.log(`    delivered when the last birth was recorded: ${e2e.deliveredWhenMapped}`);
       console.log(`    CPU during (a), ${f(e2e.seconds, 2)} s: ${cpuText(e2e.cpu, e2e.seconds)}`);
+      // The capacity figure that carries over to a deployment, where OpenCRVS has its own machines.
+      const perBirth = e2e.cpu.bridge / BIRTHS;
+      console.log(
+        `    bridge CPU per birth (poll, map, record, deliver): ${f(perBirth, 2)} ms, ` +
+          `so one core of this machine carries about ${f(1000 / perBirth, 0)} births/s`,
+      );
       console.log(`    CPU during (b), ${f(raw.seconds, 2)} s: ${cpuText(raw.cpu, raw.seconds)}`);
     }
     console.log('\n(a) end to end, (b) raw simulator capacity, (c) = a / b (target ≥ 0.8)');

@@ -117,6 +117,16 @@ export class Bridge {
           );
       }
       this.writeBacks = this.buildWriteBacks();
+      for (const source of this.sources) {
+        const subscription = source.settings.subscription;
+        if (subscription && !subscription.secret && !subscription.hmacSecret) {
+          // Harmless (a notification is only a hint to re-read the source), but rarely intended.
+          this.log.warn(
+            { source: source.settings.id },
+            'subscription without secret or hmacSecret: anyone who can reach /fhir-subscription/<source> can make the bridge re-read resources',
+          );
+        }
+      }
       const inbox = fhirInbox(this.ledger.inbox);
       this.receiver = new SubscriptionReceiver(
         this.sources

@@ -61,6 +61,14 @@ export async function checkFhirSource(settings: SourceSettings, watchedTypes: st
   if (undeclared.length > 0 && failedProbes.length === 0) {
     results.push(warn(name, `_lastUpdated not declared for ${undeclared.join(', ')} (the probe search worked)`));
   }
+  if (settings.subscription && !settings.subscription.secret && !settings.subscription.hmacSecret) {
+    results.push(
+      warn(
+        name,
+        'subscription without secret or hmacSecret: anyone who can reach the receiver can make the bridge re-read resources',
+      ),
+    );
+  }
   if (settings.subscription) {
     results.push(
       summary.types.has('Subscription')

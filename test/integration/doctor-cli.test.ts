@@ -185,6 +185,13 @@ describe('doctor checks', () => {
     assert.ok(note, formatReport(report));
     assert.ok(note.status === 'ok' || note.status === 'warn');
     assert.equal(report.ok, true, formatReport(report));
+    assert.equal(report.checks.filter((c) => c.detail.includes('without secret')).length, 0);
+
+    const open = [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, subscription: {} }];
+    const openReport = await runDoctor({ file: writeConfig(configObject({ sources: open })), env: {} });
+    const warning = openReport.checks.find((c) => c.name === 'source emr' && c.detail.includes('without secret'));
+    assert.equal(warning?.status, 'warn', formatReport(openReport));
+    assert.equal(openReport.ok, true, 'a warning, not a failure');
   });
 
   it('checks a DHIS2 source with its configured auth', async () => {

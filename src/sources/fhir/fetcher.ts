@@ -12,10 +12,17 @@ import type { FhirSourceClient } from './fhir-client.js';
 const PREFETCH_CHUNK = 50;
 const PREFETCH_PAGE_SIZE = 500;
 
-/** `Type?` + the sorted parameters as JSON: unambiguous, and far cheaper than URL-encoding per lookup. */
+/**
+ * `Type?` + the sorted parameters, each value prefixed with its length: unambiguous whatever the
+ * values contain, and cheap, since it is built for every cached lookup (6–8 per mapped subject).
+ */
 function searchKey(type: string, params: Record<string, string>): string {
-  const names = Object.keys(params).sort();
-  return `${type}?${JSON.stringify(names.map((name) => [name, params[name]]))}`;
+  let key = `${type}?`;
+  for (const name of Object.keys(params).sort()) {
+    const value = params[name] ?? '';
+    key += `${name}=${value.length}:${value}&`;
+  }
+  return key;
 }
 
 /**
