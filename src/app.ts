@@ -308,11 +308,20 @@ export class Bridge {
   }
 
   private adminTarget(): AdminTarget {
+    const writeBacks = this.writeBacks;
     return {
       ledger: this.ledger,
       held: () => this.worker.held(),
       sourceStatuses: () => this.sourceStatuses(),
       replay: (ids) => this.replay(ids),
+      // Through the runner's own store connection; the runner (re)wakes its loop for a re-queued job.
+      writeBacks: writeBacks && {
+        sourceIds: () => writeBacks.sourceIds(),
+        search: (filter) => writeBacks.store.search(filter),
+        get: (rowId) => writeBacks.store.get(rowId),
+        counts: () => writeBacks.store.counts(),
+        requeue: (rowId) => writeBacks.requeue(rowId),
+      },
     };
   }
 

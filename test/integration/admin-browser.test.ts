@@ -1,6 +1,7 @@
 // The admin page in a real browser (headless Chromium through playwright-core) over a real delivery
 // path: OpenCRVS simulator, SQLite ledger, production client and delivery worker. An event the country
-// configuration rejected is dead; the operator fixes the cause, clicks Replay, and sees it delivered.
+// configuration rejected is dead; the operator fixes the cause, clicks Replay, and sees it delivered. Its
+// write-back job (the real store on the same ledger file) shows abandoned, and Re-queue makes it pending.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,7 @@ import { silentLogger } from '../../src/observability/logger.js';
 import { createOpenCrvsClient, type OpenCrvsClient } from '../../src/opencrvs/index.js';
 import { OpenCrvsSandboxControl } from '../../src/sandbox/opencrvs/control.js';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
+import { WriteBackStore } from '../../src/sources/writeback/index.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -31,6 +33,7 @@ const CHROMIUM_ARGS = [
 const TOKEN = 'browser-test-admin-token';
 const SCREENSHOT = '/tmp/admin.png';
 const SCREENSHOT_DEAD = '/tmp/admin-dead.png';
+const SCREENSHOT_WRITE_BACK = '/tmp/admin-write-back.png';
 const HOSTILE_REF = 'Encounter/<img src=x onerror="window.__pwned=1">';
 // Bounds for waiting on the page: generous for a loaded 2-core machine, never open-ended.
 const UI_TIMEOUT_MS = 20_000;
@@ -67,6 +70,7 @@ describe('admin page in headless Chromium', {
   let sim: OpenCrvsSimulator;
   let control: OpenCrvsSandboxControl;
   let ledger: Ledger;
+  let writeBacks: WriteBackStore;
   let client: OpenCrvsClient;
   let worker: DeliveryWorker;
   let closeAdmin: () => Promise<void>;
@@ -132,6 +136,7 @@ describe('admin page in headless Chromium', {
     // The operator fixes the cause in OpenCRVS.
     await control.configure({ faults: {} });
 
+    writeBacks = new WriteBackStore(join(dir, 'bridge.db'));
     const target: AdminTarget = {
       ledger,
       held: () => worker.held(),
@@ -150,6 +155,13 @@ describe('admin page in headless Chromium', {
         // What "wakes the worker" means here: one pass of the real claim loop.
         if (result.requeued.length > 0) await worker.processNext();
         return result;
+      },
+      writeBacks: {
+        sourceIds: () => ['emr'],
+        search: (filter) => writeBacks.search(filter),
+        get: (id) => writeBacks.get(id),
+        counts: () => writeBacks.counts(),
+        requeue: (id) => writeBacks.requeue(id, Date.now()),
       },
     };
     const app = createHttpApp(
@@ -174,6 +186,7 @@ describe('admin page in headless Chromium', {
     await browser?.close();
     await closeAdmin?.();
     await worker?.stop({ drainMs: 1000 });
+    writeBacks?.close();
     client?.close?.();
     ledger?.close();
     await sim?.close();
@@ -222,6 +235,37 @@ describe('admin page in headless Chromium', {
     assert.equal(text.includes('Test'), false);
     assert.equal(text.includes('2026-01-02'), false);
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  });
+
+  it('shows the abandoned write-back in its section and in the detail, and re-queues it on click', async () => {
+    const row = ledger.get(rowId);
+    assert.ok(row?.trackingId);
+    // What the runner leaves behind when the source refuses for good (one attempt, a permanent error).
+    assert.ok(writeBacks.enqueue(rowId, 'emr', row.trackingId, Date.now()));
+    assert.equal(writeBacks.claimDue(10, Date.now(), 60_000).length, 1);
+    writeBacks.done(rowId, 'abandoned', Date.now(), 'FHIR write-back: Patient browser-1 no longer exists');
+
+    const jobRow = page.locator(`#write-backs tr[data-row-id="${rowId}"]`);
+    await jobRow.waitFor({ timeout: UI_TIMEOUT_MS });
+    await waitForText(jobRow, /abandoned/);
+    const text = (await jobRow.textContent()) ?? '';
+    assert.ok(text.includes(row.trackingId), 'tracking id shown');
+    assert.match(text, /Patient browser-1 no longer exists/);
+    await waitForText(page.locator('#wb-counts-line'), /0 written, 0 already held the ID, 0 pending, 1 abandoned/);
+
+    await jobRow.getByRole('button', { name: `Show details of event ${rowId}` }).click();
+    await waitForText(page.locator('#detail-wb'), /abandoned/);
+    assert.match((await page.locator('#detail-wb').textContent()) ?? '', /no longer exists/);
+
+    await jobRow.getByRole('button', { name: `Re-queue the write-back of event ${rowId}` }).click();
+    await waitForText(jobRow, /pending/);
+    await waitForText(page.locator('#message'), /due again/);
+    const job = writeBacks.get(rowId);
+    assert.equal(job?.outcome, null);
+    assert.equal(job?.attempts, 0);
+    assert.match(job?.lastError ?? '', /no longer exists/);
+    assert.equal(await jobRow.getByRole('button', { name: /Re-queue/ }).count(), 0, 'no button once pending');
+    await page.screenshot({ path: SCREENSHOT_WRITE_BACK, fullPage: true });
   });
 
   // OpenCRVS answers a NOTIFY that repeats a transactionId with the event as stored, so a replayed row

@@ -1,5 +1,6 @@
 // The admin routes over HTTP against a real SQLite ledger: disabled without a token, authentication,
-// the JSON API (list, detail, summary, replay), CSRF refusal and the personal-data rule.
+// the JSON API (list, detail, summary, replay), CSRF refusal and the personal-data rule. The write-back
+// queue over a real bridge is in admin-write-backs.test.ts.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
@@ -344,6 +345,22 @@ describe('admin routes with a token', () => {
     }
     const free = obj((await request(h, '/admin/api/summary', { headers: bearer })).body);
     assert.deepEqual(free.hold, { held: false });
+  });
+
+  it('shows write-back as not configured when no source writes tracking ids back', async () => {
+    const page = await request(h, '/admin/api/write-backs', { headers: bearer });
+    assert.equal(page.status, 200);
+    assert.deepEqual(page.body, { enabled: false, sources: [], jobs: [], limit: 100, offset: 0, hasMore: false });
+    const summary = obj((await request(h, '/admin/api/summary', { headers: bearer })).body);
+    assert.equal(obj(summary.writeBacks).enabled, false);
+    const detail = obj((await request(h, `/admin/api/events/${h.deliveredId}`, { headers: bearer })).body);
+    assert.equal(detail.writeBack, null);
+    const requeue = await request(h, `/admin/api/write-backs/${h.deliveredId}/requeue`, {
+      method: 'POST',
+      headers: bearer,
+    });
+    assert.equal(requeue.status, 404);
+    assert.match(String(obj(requeue.body).error), /not configured/);
   });
 
   it('refuses a cross-site replay carried by Basic credentials and leaves the row dead', async () => {

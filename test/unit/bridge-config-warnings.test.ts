@@ -32,6 +32,9 @@ describe('construction warnings', () => {
     assert.equal(open.filter((msg) => msg.startsWith('subscription without secret or hmacSecret')).length, 1);
     const bearer = await warningsFor({ secret: 'shared-bearer-secret' }, 'bearer');
     const hmac = await warningsFor({ hmacSecret: 'shared-hmac-secret' }, 'hmac');
-    assert.deepEqual([...bearer, ...hmac].filter((msg) => msg.startsWith('subscription without')), []);
+    assert.deepEqual(
+      [...bearer, ...hmac].filter((msg) => msg.startsWith('subscription without')),
+      [],
+    );
   });
 });

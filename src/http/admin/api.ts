@@ -2,17 +2,15 @@
 import express, { type Request, type Response, type Router } from 'express';
 import { LEDGER_STATES } from '../../ledger/index.js';
 import { adminError } from './auth.js';
-import { parseListQuery, QueryError } from './list-query.js';
+import { parseListQuery, parseRowId, QueryError } from './list-query.js';
 import type { AdminSettingsView, AdminTarget } from './types.js';
 import { eventDetail, listItem } from './views.js';
+import { writeBackSummary, writeBackView } from './write-back-views.js';
 
 function rowId(req: Request, res: Response): number | undefined {
-  const text = String(req.params.id);
-  if (!/^\d{1,12}$/.test(text)) {
-    adminError(res, 400, 'id: a ledger row number');
-    return undefined;
-  }
-  return Number(text);
+  const id = parseRowId(String(req.params.id));
+  if (id === undefined) adminError(res, 400, 'id: a ledger row number');
+  return id;
 }
 
 function summary(target: AdminTarget, settings: AdminSettingsView) {
@@ -45,6 +43,7 @@ function summary(target: AdminTarget, settings: AdminSettingsView) {
         }
       : { held: false },
     sources: target.sourceStatuses(),
+    writeBacks: writeBackSummary(target.writeBacks),
     showPersonalData: settings.showPersonalData,
   };
 }
@@ -77,7 +76,8 @@ export function adminApi(target: AdminTarget, settings: AdminSettingsView): Rout
     if (id === undefined) return;
     const row = ledger.get(id);
     if (!row) return adminError(res, 404, `no ledger row ${id}`);
-    res.json(eventDetail(row, ledger.attempts(id), pii));
+    const writeBack = target.writeBacks?.get(id);
+    res.json(eventDetail(row, ledger.attempts(id), pii, writeBack ? writeBackView(writeBack) : null));
   });
 
   router.get('/summary', (_req, res) => {

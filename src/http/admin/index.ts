@@ -6,10 +6,21 @@ import { adminError, requireToken } from './auth.js';
 import { PAGE_STYLE, renderPage } from './page.js';
 import { PAGE_SCRIPT } from './page-script.js';
 import type { AdminSettingsView, AdminTarget } from './types.js';
+import { writeBackApi } from './write-back-api.js';
 
 export { ADMIN_REALM } from './auth.js';
-export type { AdminSettingsView, AdminTarget, SourceStatusView, SubscriptionStatusView } from './types.js';
+export type {
+  AdminSettingsView,
+  AdminTarget,
+  SourceStatusView,
+  SubscriptionStatusView,
+  WriteBackJobRecord,
+  WriteBackQueueView,
+  WriteBackSearch,
+  WriteBackStateName,
+} from './types.js';
 export type { AttemptView, ErrorView, EventDetail, EventListItem } from './views.js';
+export type { WriteBackJobView, WriteBackSummary } from './write-back-views.js';
 
 export const ADMIN_DISABLED_MESSAGE = 'admin disabled: set admin.token or admin.tokenFile';
 
@@ -56,6 +67,7 @@ export function adminRoutes(
   router.get('/app.css', (_req, res) => {
     res.type('text/css').send(PAGE_STYLE);
   });
+  router.use('/api/write-backs', writeBackApi(target.writeBacks, log));
   router.use('/api', adminApi(target, settings));
   router.use((_req: Request, res: Response) => adminError(res, 404, 'no such admin endpoint'));
   router.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {

@@ -5,14 +5,14 @@ import { LEDGER_STATES, type LedgerState, type ListFilter } from '../../ledger/i
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 500;
 // Deep paging through SQLite OFFSET is linear; a million rows is beyond any screen anyway.
-const MAX_OFFSET = 1_000_000;
+export const MAX_OFFSET = 1_000_000;
 const MAX_TEXT = 200;
 
 export class QueryError extends Error {}
 
 type QueryValue = unknown;
 
-function single(query: Record<string, QueryValue>, name: string): string | undefined {
+export function single(query: Record<string, QueryValue>, name: string): string | undefined {
   const value = query[name];
   if (value === undefined || value === '') return undefined;
   if (typeof value !== 'string') throw new QueryError(`${name}: give it once`);
@@ -48,13 +48,18 @@ function instant(query: Record<string, QueryValue>, name: string): number | unde
   return parsed;
 }
 
-function integer(query: Record<string, QueryValue>, name: string, min: number, max: number): number | undefined {
+export function integer(query: Record<string, QueryValue>, name: string, min: number, max: number): number | undefined {
   const text = single(query, name);
   if (text === undefined) return undefined;
   if (!/^\d{1,9}$/.test(text)) throw new QueryError(`${name}: a whole number`);
   const value = Number(text);
   if (value < min || value > max) throw new QueryError(`${name}: between ${min} and ${max}`);
   return value;
+}
+
+/** A ledger row id from a path segment, or undefined when it is not one. */
+export function parseRowId(text: string): number | undefined {
+  return /^\d{1,12}$/.test(text) ? Number(text) : undefined;
 }
 
 export interface ListQuery {

@@ -1,7 +1,10 @@
 // The admin page's script, plain browser JavaScript kept as a string (no build step, no framework).
 // Every value from the API goes into the DOM through textContent or attributes, never innerHTML.
 // The browser re-sends the Basic credentials it prompted for on these same-origin fetch() calls.
-// (No backticks or dollar-brace sequences below: this text sits inside a TypeScript template.)
+// (No backticks or dollar-brace sequences below: this text sits inside a TypeScript template. The one
+// interpolation splices in the write-back part, kept in its own file.)
+import { WRITE_BACK_SCRIPT } from './page-write-backs.js';
+
 export const PAGE_SCRIPT = `
 'use strict';
 (function () {
@@ -250,6 +253,7 @@ export const PAGE_SCRIPT = `
         tbody.appendChild(errorRow);
       }
     });
+    renderDetailWriteBack(d.writeBack);
     var pre = $('declaration');
     if (d.declaration) {
       pre.textContent = JSON.stringify({ declaration: d.declaration, annotation: d.annotation }, null, 2);
@@ -265,6 +269,7 @@ export const PAGE_SCRIPT = `
     document.querySelector('main').classList.add('with-detail');
   }
 
+${WRITE_BACK_SCRIPT}
   function query() {
     var params = new URLSearchParams();
     Object.keys(view.filters).forEach(function (k) { if (view.filters[k]) params.set(k, view.filters[k]); });
@@ -295,6 +300,7 @@ export const PAGE_SCRIPT = `
         call('GET', '/events?state=dead&limit=' + DEAD_LIMIT),
         call('GET', '/events?' + query()),
         view.selected === null ? Promise.resolve(null) : call('GET', '/events/' + view.selected),
+        call('GET', '/write-backs?' + wbQuery()),
       ]);
       renderHold(results[0].hold);
       renderCounts(results[0]);
@@ -302,6 +308,8 @@ export const PAGE_SCRIPT = `
       renderSources(results[0].sources);
       renderDead(results[1].events);
       renderEvents(results[2]);
+      renderWriteBackCounts(results[0].writeBacks);
+      renderWriteBacks(results[4]);
       if (results[3]) renderDetail(results[3]);
       $('refresh-status').textContent = 'Updated ' + fmtTime(Date.now());
     } catch (err) {
@@ -379,6 +387,7 @@ export const PAGE_SCRIPT = `
     }
     await refresh();
   });
+  setUpWriteBacks();
   setInterval(function () { if ($('auto-refresh').checked && !document.hidden) refresh(); }, REFRESH_MS);
   refresh();
 })();

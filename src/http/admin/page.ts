@@ -1,6 +1,7 @@
 // The admin page: static HTML and CSS kept as string constants so the build (which copies only .ts
 // to dist/) ships them with no extra step. Everything dynamic is filled in by page-script.ts from
 // the JSON API, with textContent only.
+import { WRITE_BACK_DETAIL, WRITE_BACK_SECTION, WRITE_BACK_STYLE } from './page-write-backs.js';
 
 function escapeAttribute(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -82,7 +83,7 @@ export function renderPage(base: string): string {
         <span id="page-info"></span>
         <button type="button" id="next-page">Next</button>
       </nav>
-    </section>
+    </section>${WRITE_BACK_SECTION}
   </div>
   <aside id="detail" class="detail" aria-labelledby="detail-h" hidden>
     <div class="detail-head">
@@ -95,7 +96,7 @@ export function renderPage(base: string): string {
     <div class="scroll"><table id="attempts"><caption class="sr-only">Delivery attempts</caption>
       <thead><tr><th scope="col">#</th><th scope="col">Step</th><th scope="col">Outcome</th>
         <th scope="col">Started</th><th scope="col">Next run</th></tr></thead>
-      <tbody></tbody></table></div>
+      <tbody></tbody></table></div>${WRITE_BACK_DETAIL}
     <h3>Declaration</h3>
     <p id="declaration-note" class="muted"></p>
     <pre id="declaration" hidden></pre>
@@ -170,4 +171,4 @@ pre { background: var(--panel); padding: 0.6rem; border-radius: 6px; overflow: a
 ul.plain { list-style: none; margin: 0; padding: 0; }
 .sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden;
   clip: rect(0, 0, 0, 0); border: 0; }
-`;
+${WRITE_BACK_STYLE}`;

@@ -23,8 +23,45 @@ export interface SourceStatusView {
   subscription?: SubscriptionStatusView;
 }
 
+/** `pending`: not done yet (due, running, or waiting for its backoff); the others are final outcomes. */
+export type WriteBackStateName = 'pending' | 'written' | 'already' | 'abandoned';
+
+/** One write-back job as stored (the write_backs table); no personal data, errors already bounded. */
+export interface WriteBackJobRecord {
+  rowId: number;
+  sourceId: string;
+  trackingId: string;
+  attempts: number;
+  nextAttemptAt: number;
+  lastError: string | null;
+  outcome: 'written' | 'already' | 'abandoned' | null;
+  doneAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface WriteBackSearch {
+  states?: WriteBackStateName[];
+  sourceId?: string;
+  limit: number;
+  offset: number;
+}
+
+export interface WriteBackQueueView {
+  /** Sources with write-back configured now. */
+  sourceIds(): string[];
+  /** Newest ledger row first. */
+  search(filter: WriteBackSearch): WriteBackJobRecord[];
+  get(rowId: number): WriteBackJobRecord | undefined;
+  counts(): Array<{ sourceId: string; state: WriteBackStateName; count: number }>;
+  /** Puts an abandoned job back in the queue (attempts reset, error kept); false when it is not abandoned. */
+  requeue(rowId: number): boolean;
+}
+
 export interface AdminTarget {
   ledger: Ledger;
+  /** The write-back queue; absent when no source writes tracking ids back. */
+  writeBacks?: WriteBackQueueView;
   held(): { reason: string; since: number } | undefined;
   sourceStatuses(): SourceStatusView[];
   /** Puts dead rows back in the queue (re-mapping from the source where it can) and wakes the worker. */

@@ -3,6 +3,7 @@
 // `admin.showPersonalData` on, and so are the values OpenCRVS echoes back in its 400 messages.
 import { withoutValues } from '../../delivery/index.js';
 import type { AttemptRow, LedgerError, LedgerRow } from '../../ledger/index.js';
+import type { WriteBackJobView } from './write-back-views.js';
 
 export interface ErrorView {
   classification: string;
@@ -56,6 +57,8 @@ export interface EventDetail extends EventListItem {
   payloadStored: boolean;
   updatedAfterNotification: { count: number; lastAt: number | null };
   attemptHistory: AttemptView[];
+  /** Whether the tracking id went back to the source record: null when no write-back job exists. */
+  writeBack: WriteBackJobView | null;
   /** Present only with `showPersonalData` and while the payload is stored. */
   declaration?: Record<string, unknown>;
   annotation?: Record<string, unknown>;
@@ -108,7 +111,12 @@ function attemptView(attempt: AttemptRow, showPersonalData: boolean): AttemptVie
   };
 }
 
-export function eventDetail(row: LedgerRow, attempts: AttemptRow[], showPersonalData: boolean): EventDetail {
+export function eventDetail(
+  row: LedgerRow,
+  attempts: AttemptRow[],
+  showPersonalData: boolean,
+  writeBack: WriteBackJobView | null,
+): EventDetail {
   const detail: EventDetail = {
     ...listItem(row, showPersonalData),
     sourceVersion: row.sourceVersion,
@@ -122,6 +130,7 @@ export function eventDetail(row: LedgerRow, attempts: AttemptRow[], showPersonal
     payloadStored: row.payload !== null,
     updatedAfterNotification: { count: row.updatesAfterNotification, lastAt: row.updatedAfterNotificationAt },
     attemptHistory: attempts.map((attempt) => attemptView(attempt, showPersonalData)),
+    writeBack,
   };
   if (showPersonalData && row.payload) {
     detail.declaration = row.payload.declaration;

@@ -75,6 +75,18 @@ export class WriteBackRunner {
     }
   }
 
+  /** The sources whose write-back is configured now (a job of any other source is abandoned when it runs). */
+  sourceIds(): string[] {
+    return [...this.sources.keys()];
+  }
+
+  /** An operator's retry of an abandoned job (see WriteBackStore.requeue); runs it soon when the loop runs. */
+  requeue(rowId: number): boolean {
+    const requeued = this.store.requeue(rowId, this.now());
+    if (requeued) this.wake();
+    return requeued;
+  }
+
   /** Creates the jobs a crash between "delivered" and "job stored" lost. Returns how many. */
   catchUp(): number {
     let created = 0;

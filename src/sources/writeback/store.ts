@@ -5,6 +5,16 @@
 import Database from 'better-sqlite3';
 
 export type WriteBackOutcome = 'written' | 'already' | 'abandoned';
+/** A job's state as operators see it: `pending` (not done: due, leased or waiting for its backoff) or its outcome. */
+export type WriteBackState = 'pending' | WriteBackOutcome;
+
+/** What `search()` selects; newest ledger row first, like the ledger's own list. */
+export interface WriteBackFilter {
+  states?: WriteBackState[];
+  sourceId?: string;
+  limit?: number;
+  offset?: number;
+}
 
 export interface WriteBackItem {
   rowId: number;
@@ -53,6 +63,8 @@ function toItem(row: SqlItem): WriteBackItem {
 }
 
 const MAX_ERROR_LENGTH = 500;
+/** `search()` without a limit returns at most this many jobs: every read stays bounded. */
+const DEFAULT_SEARCH_LIMIT = 100;
 
 export class WriteBackStore {
   private readonly db: Database.Database;
@@ -91,6 +103,15 @@ export class WriteBackStore {
       waiting: db.prepare<[], { n: number; next: number | null }>(
         'SELECT COUNT(*) AS n, MIN(next_attempt_at) AS next FROM write_backs WHERE done_at IS NULL',
       ),
+      // Grouped by the stored columns (outcome is NULL exactly while done_at is), so an index on
+      // (source_id, outcome) would cover it; without one it scans the table (about 0.8 s per million jobs).
+      counts: db.prepare<[], { source_id: string; outcome: string | null; n: number }>(
+        'SELECT source_id, outcome, COUNT(*) AS n FROM write_backs GROUP BY source_id, outcome',
+      ),
+      // The error is kept: it says why the job was abandoned until the next attempt replaces it.
+      requeue: db.prepare(`
+        UPDATE write_backs SET attempts = 0, next_attempt_at = @now, outcome = NULL, done_at = NULL, updated_at = @now
+        WHERE row_id = @rowId AND outcome = 'abandoned'`),
     };
   }
 
@@ -136,6 +157,49 @@ export class WriteBackStore {
 
   list(limit = 1000): WriteBackItem[] {
     return this.stmt.list.all(limit).map(toItem);
+  }
+
+  /** Jobs by state and source, newest ledger row first (the admin API pages through it with limit + offset). */
+  search(filter: WriteBackFilter = {}): WriteBackItem[] {
+    const where: string[] = [];
+    const params: Record<string, string | number> = {};
+    const states = filter.states ?? [];
+    if (states.length > 0) {
+      // Pending is "not done" (the claim query's own test), not a stored outcome.
+      const either: string[] = states.includes('pending') ? ['done_at IS NULL'] : [];
+      const outcomes = states.filter((state) => state !== 'pending');
+      outcomes.forEach((outcome, i) => {
+        params[`o${i}`] = outcome;
+      });
+      if (outcomes.length > 0) either.push(`outcome IN (${outcomes.map((_, i) => `@o${i}`).join(', ')})`);
+      where.push(`(${either.join(' OR ')})`);
+    }
+    if (filter.sourceId !== undefined) {
+      where.push('source_id = @sourceId');
+      params.sourceId = filter.sourceId;
+    }
+    params.limit = Math.max(0, Math.floor(filter.limit ?? DEFAULT_SEARCH_LIMIT));
+    params.offset = Math.max(0, Math.floor(filter.offset ?? 0));
+    // ORDER BY the primary key walks it backwards and stops at the limit: no sort over the whole table.
+    const sql = `SELECT * FROM write_backs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY row_id DESC LIMIT @limit OFFSET @offset`;
+    return this.db.prepare<Record<string, string | number>, SqlItem>(sql).all(params).map(toItem);
+  }
+
+  /** How many jobs each source has in each state. */
+  counts(): Array<{ sourceId: string; state: WriteBackState; count: number }> {
+    return this.stmt.counts.all().flatMap((row) => {
+      const state = row.outcome === null ? 'pending' : outcomeOf(row.outcome);
+      return state ? [{ sourceId: row.source_id, state, count: row.n }] : [];
+    });
+  }
+
+  /**
+   * An abandoned job due again now with a fresh budget (attempts 0), its last error kept until the next
+   * attempt. False when the job is not abandoned (pending, written, already, or no such job).
+   */
+  requeue(rowId: number, now: number): boolean {
+    return this.stmt.requeue.run({ rowId, now }).changes === 1;
   }
 
   /** Jobs not done, and the earliest time one is due. */
