@@ -15,7 +15,7 @@ import {
 } from '../../src/http/admin/index.js';
 import { closeServer, createHttpApp, listen } from '../../src/http/server.js';
 import { hashPayload, type Ledger, type LedgerPayload, openLedger } from '../../src/ledger/index.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { createLogger, silentLogger } from '../../src/observability/logger.js';
 
 const TOKEN = 'admin-test-token-0123456789';
 const OFFICE = '028d2c85-ca31-426d-b5d1-2cef545a4902';
@@ -40,6 +40,8 @@ interface Harness {
   deathId: number;
   hold: { reason: string; since: number } | undefined;
   replayCalls: Array<number[] | 'dead'>;
+  /** What the admin routes logged (JSON lines): operator actions are audited there. */
+  logLines: string[];
   close(): Promise<void>;
 }
 
@@ -112,6 +114,7 @@ async function startHarness(settings: { token?: string; showPersonalData: boolea
     deathId: death.id,
     hold: undefined,
     replayCalls: [],
+    logLines: [],
     close: async () => undefined,
   };
   const target: AdminTarget = {
@@ -123,7 +126,8 @@ async function startHarness(settings: { token?: string; showPersonalData: boolea
       return ledger.replay(ids);
     },
   };
-  const app = createHttpApp([{ path: '/admin', router: adminRoutes(target, settings) }], silentLogger);
+  const logger = createLogger({ level: 'info', destination: { write: (line: string) => harness.logLines.push(line) } });
+  const app = createHttpApp([{ path: '/admin', router: adminRoutes(target, settings, { logger }) }], silentLogger);
   const { server, port }: { server: Server; port: number } = await listen(app, 0, '127.0.0.1');
   harness.base = `http://127.0.0.1:${port}`;
   harness.close = async () => {
@@ -397,6 +401,8 @@ describe('admin routes with a token', () => {
     assert.deepEqual(body.requeued, [h.deadId]);
     assert.equal(obj(body.event).state, 'pending');
     assert.deepEqual(h.replayCalls, [[h.deadId]]);
+    const audit = h.logLines.map((line) => JSON.parse(line)).find((l) => l.msg === 'dead row replayed by admin');
+    assert.deepEqual(audit?.rowIds, [h.deadId], 'the replay is in the log, by row id');
     const row = h.ledger.get(h.deadId);
     assert.equal(row?.state, 'pending');
     assert.equal(row?.attempts, 0);

@@ -1,6 +1,7 @@
 // The JSON API behind the admin page (`/admin/api/...`), usable by scripts with a Bearer token.
 import express, { type Request, type Response, type Router } from 'express';
 import { LEDGER_STATES } from '../../ledger/index.js';
+import type { Logger } from '../../observability/logger.js';
 import { adminError } from './auth.js';
 import { parseListQuery, parseRowId, QueryError } from './list-query.js';
 import type { AdminSettingsView, AdminTarget } from './types.js';
@@ -48,7 +49,7 @@ function summary(target: AdminTarget, settings: AdminSettingsView) {
   };
 }
 
-export function adminApi(target: AdminTarget, settings: AdminSettingsView): Router {
+export function adminApi(target: AdminTarget, settings: AdminSettingsView, log: Logger): Router {
   const router = express.Router();
   const { ledger } = target;
   const pii = settings.showPersonalData;
@@ -93,12 +94,19 @@ export function adminApi(target: AdminTarget, settings: AdminSettingsView): Rout
     const result = await target.replay([id]);
     const skipped = result.skipped.find((s) => s.id === id);
     if (skipped) return adminError(res, 409, `row ${id} not replayed: ${skipped.reason}`);
+    // The audit trail of operator actions is the log; ids and counts only.
+    log.info({ rowIds: [id] }, 'dead row replayed by admin');
     const after = ledger.get(id);
     res.json({ ...result, event: after ? listItem(after, pii) : null });
   });
 
   router.post('/replay-dead', async (_req, res) => {
-    res.json(await target.replay('dead'));
+    const result = await target.replay('dead');
+    log.info(
+      { replayed: result.requeued.length, skipped: result.skipped.length, rowIds: result.requeued.slice(0, 50) },
+      'all dead rows replayed by admin',
+    );
+    res.json(result);
   });
 
   router.all('/events/:id/replay', (_req, res) => adminError(res, 405, 'use POST'));

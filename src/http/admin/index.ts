@@ -68,7 +68,7 @@ export function adminRoutes(
     res.type('text/css').send(PAGE_STYLE);
   });
   router.use('/api/write-backs', writeBackApi(target.writeBacks, log));
-  router.use('/api', adminApi(target, settings));
+  router.use('/api', adminApi(target, settings, log));
   router.use((_req: Request, res: Response) => adminError(res, 404, 'no such admin endpoint'));
   router.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     log.error({ err, method: req.method, path: req.path }, 'admin request failed');
