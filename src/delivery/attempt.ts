@@ -60,7 +60,8 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
     }
   }
 
-  const settled = ledger.settle({
+  // The settled row comes back from the same write: no second read of the row (and its payload).
+  const current = ledger.settle({
     id: row.id,
     workerId,
     claimedPayloadHash: row.payloadHash,
@@ -68,13 +69,12 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
     startedAt,
     settlement,
   });
-  if (!settled) {
+  if (!current) {
     // The lock was reset (stale) or handed back at shutdown: a newer attempt owns the row now.
     logger.warn({ rowId: row.id, step: progress.step }, 'attempt finished after losing its lock; result not recorded');
     return 'lost';
   }
   const latencyMs = deps.now() - startedAt;
-  const current = ledger.get(row.id);
   const error: LedgerError | undefined = 'error' in settlement ? settlement.error : undefined;
   const fields = {
     rowId: row.id,

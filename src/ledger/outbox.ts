@@ -2,14 +2,15 @@
 // that ends an attempt checks `locked_by`, so a worker whose lock was reset as stale (and whose row
 // another worker may now hold) cannot overwrite the newer attempt.
 import { type Db, relaxed } from './db.js';
-import { errorColumns, type SqlLedgerRow, toLedgerRow } from './rows.js';
+import { errorColumns, LEDGER_ROW_COLUMNS, ledgerRowFromValues, type SqlLedgerRow } from './rows.js';
 import type { LedgerError, LedgerRow, SettleInput } from './types.js';
 
 export interface Outbox {
   claimDue(workerId: string, limit: number, now: number): LedgerRow[];
   claimRow(id: number, workerId: string, now: number): LedgerRow | undefined;
   recordCreated(id: number, eventId: string, trackingId: string, now: number): void;
-  settle(input: SettleInput, now: number): boolean;
+  /** The row as settled, or undefined when this worker no longer holds the lock (nothing written). */
+  settle(input: SettleInput, now: number): LedgerRow | undefined;
   handBack(ids: number[], workerId: string, now: number): number;
   resetStaleLocks(olderThanMs: number, now: number): number;
   nextDueAt(): number | undefined;
@@ -17,41 +18,64 @@ export interface Outbox {
 }
 
 export function createOutbox(db: Db): Outbox {
-  // One statement, so two workers (even in two processes) can never claim the same row: SQLite runs
-  // writers one at a time and the inner SELECT sees only rows still waiting. The partial index
-  // `ledger_rows_due` serves the ORDER BY … LIMIT without scanning the queue.
-  const claimDue = db.prepare<{ workerId: string; now: number; limit: number }, SqlLedgerRow>(`
-    UPDATE ledger_rows SET state = 'delivering', locked_by = @workerId, locked_at = @now,
-      attempts = attempts + 1, updated_at = @now
-    WHERE id IN (
+  // Claiming takes the write lock first (an immediate transaction), then reads the first due ids from
+  // the partial index `ledger_rows_due` and updates each by primary key: two workers (even in two
+  // processes) can never claim the same row, since SQLite runs writers one at a time, and the state
+  // guard on the update would refuse a row claimed since anyway. One `UPDATE … WHERE id IN (SELECT …)
+  // RETURNING *` did the same in one statement but cost several times the CPU (SQLite materialises
+  // the subquery and the returned rows, ~3 kB of payload each, before handing them over).
+  // Whole rows come back as arrays of LEDGER_ROW_COLUMNS (`raw()`), see rows.ts for why.
+  const dueIds = db
+    .prepare<[number, number], number>(`
       SELECT id FROM ledger_rows INDEXED BY ledger_rows_due
-      WHERE state IN ('pending', 'failed') AND next_run_at <= @now
-      ORDER BY next_run_at, id LIMIT @limit)
-    RETURNING *`);
-  const claimRow = db.prepare<{ id: number; workerId: string; now: number }, SqlLedgerRow>(`
-    UPDATE ledger_rows SET state = 'delivering', locked_by = @workerId, locked_at = @now,
-      attempts = attempts + 1, updated_at = @now
-    WHERE id = @id AND state IN ('pending', 'failed')
-    RETURNING *`);
+      WHERE state IN ('pending', 'failed') AND next_run_at <= ?
+      ORDER BY next_run_at, id LIMIT ?`)
+    .pluck();
+  const claimDueRow = db
+    .prepare<{ id: number; workerId: string; now: number }, unknown[]>(`
+      UPDATE ledger_rows SET state = 'delivering', locked_by = @workerId, locked_at = @now,
+        attempts = attempts + 1, updated_at = @now
+      WHERE id = @id AND state IN ('pending', 'failed') AND next_run_at <= @now
+      RETURNING ${LEDGER_ROW_COLUMNS}`)
+    .raw();
+  const claimRow = db
+    .prepare<{ id: number; workerId: string; now: number }, unknown[]>(`
+      UPDATE ledger_rows SET state = 'delivering', locked_by = @workerId, locked_at = @now,
+        attempts = attempts + 1, updated_at = @now
+      WHERE id = @id AND state IN ('pending', 'failed')
+      RETURNING ${LEDGER_ROW_COLUMNS}`)
+    .raw();
   // Not conditional on the lock: the event id belongs to our deterministic transactionId whoever asked.
   const recordCreated = db.prepare(`
     UPDATE ledger_rows SET event_id = @eventId, tracking_id = @trackingId, updated_at = @now
     WHERE id = @id AND (event_id IS NULL OR event_id = @eventId)`);
-  const lockedRow = db.prepare<{ id: number; workerId: string }, SqlLedgerRow>(
-    `SELECT * FROM ledger_rows WHERE id = @id AND locked_by = @workerId AND state = 'delivering'`,
+  // Only the columns settle decides with: `SELECT *` would also copy out the payload (~3 kB).
+  const lockedRow = db.prepare<
+    { id: number; workerId: string },
+    Pick<SqlLedgerRow, 'id' | 'attempts' | 'next_run_at' | 'payload_hash'>
+  >(
+    `SELECT id, attempts, next_run_at, payload_hash FROM ledger_rows
+     WHERE id = @id AND locked_by = @workerId AND state = 'delivering'`,
   );
-  const delivered = db.prepare(`
+  // Both return the settled row, which the worker reports: cheaper than reading it again afterwards.
+  const delivered = db
+    .prepare<Record<string, unknown>, unknown[]>(`
     UPDATE ledger_rows SET state = @state, event_id = @eventId, tracking_id = @trackingId, delivered_at = @now,
       locked_by = NULL, locked_at = NULL, last_error_classification = NULL, last_error_kind = NULL,
       last_error_status = NULL, last_error_message = NULL, updated_at = @now,
       updated_after_notification_at = CASE WHEN @newer THEN @now ELSE updated_after_notification_at END,
       updates_after_notification = updates_after_notification + @newer
-    WHERE id = @id`);
-  const failed = db.prepare(`
+    WHERE id = @id
+    RETURNING ${LEDGER_ROW_COLUMNS}`)
+    .raw();
+  const failed = db
+    .prepare<Record<string, unknown>, unknown[]>(`
     UPDATE ledger_rows SET state = @state, next_run_at = @nextRunAt, locked_by = NULL, locked_at = NULL,
       attempts = attempts - @uncount, last_error_classification = @errClassification, last_error_kind = @errKind,
       last_error_status = @errStatus, last_error_message = @errMessage, updated_at = @now
-    WHERE id = @id`);
+    WHERE id = @id
+    RETURNING ${LEDGER_ROW_COLUMNS}`)
+    .raw();
   const audit = db.prepare(`
     INSERT INTO ledger_attempts (row_id, attempt, worker_id, step, outcome, started_at, finished_at,
       error_classification, error_kind, error_status, error_message, next_run_at)
@@ -76,15 +100,16 @@ export function createOutbox(db: Db): Outbox {
     `SELECT COUNT(*) AS n FROM ledger_rows WHERE state IN ('pending', 'failed', 'delivering')`,
   );
 
-  const settle = db.transaction((input: SettleInput, now: number): boolean => {
+  const settle = db.transaction((input: SettleInput, now: number): unknown[] | undefined => {
     const row = lockedRow.get({ id: input.id, workerId: input.workerId });
-    if (!row) return false;
+    if (!row) return undefined;
     const { settlement } = input;
     let error: LedgerError | null = null;
     let nextRunAt: number | null = null;
+    let settled: unknown[] | undefined;
     if (!('error' in settlement)) {
       const newer = input.claimedPayloadHash !== row.payload_hash ? 1 : 0;
-      delivered.run({
+      settled = delivered.get({
         id: row.id,
         state: settlement.outcome,
         eventId: settlement.eventId,
@@ -97,7 +122,7 @@ export function createOutbox(db: Db): Outbox {
       const err = errorColumns(error);
       const held = settlement.outcome === 'held';
       nextRunAt = settlement.outcome === 'retry' ? settlement.nextRunAt : held ? row.next_run_at : null;
-      failed.run({
+      settled = failed.get({
         id: row.id,
         state: settlement.outcome === 'dead' ? 'dead' : held && row.attempts <= 1 ? 'pending' : 'failed',
         nextRunAt: nextRunAt ?? row.next_run_at,
@@ -124,7 +149,16 @@ export function createOutbox(db: Db): Outbox {
       errMessage: err.message,
       nextRunAt: settlement.outcome === 'retry' ? nextRunAt : null,
     });
-    return true;
+    return settled;
+  });
+
+  const claimDueAll = db.transaction((workerId: string, limit: number, now: number): unknown[][] => {
+    const rows: unknown[][] = [];
+    for (const id of dueIds.all(now, limit)) {
+      const row = claimDueRow.get({ id, workerId, now });
+      if (row) rows.push(row);
+    }
+    return rows;
   });
 
   const handBackAll = db.transaction((ids: number[], workerId: string, now: number): number => {
@@ -134,21 +168,21 @@ export function createOutbox(db: Db): Outbox {
   });
 
   return {
-    claimDue: (workerId, limit, now) =>
-      relaxed(db, () =>
-        claimDue
-          .all({ workerId, now, limit: Math.max(0, Math.floor(limit)) })
-          .map(toLedgerRow)
-          .sort((a, b) => a.nextRunAt - b.nextRunAt || a.id - b.id),
-      ),
+    claimDue: (workerId, limit, now) => {
+      const n = Math.max(0, Math.floor(limit));
+      return n === 0 ? [] : relaxed(db, () => claimDueAll.immediate(workerId, n, now)).map(ledgerRowFromValues);
+    },
     claimRow: (id, workerId, now) => {
       const row = relaxed(db, () => claimRow.get({ id, workerId, now }));
-      return row ? toLedgerRow(row) : undefined;
+      return row ? ledgerRowFromValues(row) : undefined;
     },
     recordCreated: (id, eventId, trackingId, now) => {
       relaxed(db, () => recordCreated.run({ id, eventId, trackingId, now }));
     },
-    settle: (input, now) => relaxed(db, () => settle.immediate(input, now)),
+    settle: (input, now) => {
+      const row = relaxed(db, () => settle.immediate(input, now));
+      return row ? ledgerRowFromValues(row) : undefined;
+    },
     handBack: (ids, workerId, now) =>
       ids.length === 0 ? 0 : relaxed(db, () => handBackAll.immediate(ids, workerId, now)),
     resetStaleLocks: (olderThanMs, now) =>

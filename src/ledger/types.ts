@@ -242,8 +242,11 @@ export interface Ledger {
   claimRow(id: number, workerId: string, now?: number): LedgerRow | undefined;
   /** Stores the OpenCRVS event id right after create, in its own write, so a crash resumes at notify. */
   recordCreated(id: number, eventId: string, trackingId: string): void;
-  /** Ends a claimed attempt; returns false when this worker no longer holds the lock (nothing written). */
-  settle(input: SettleInput): boolean;
+  /**
+   * Ends a claimed attempt; returns the row as settled, or undefined when this worker no longer holds
+   * the lock (nothing written).
+   */
+  settle(input: SettleInput): LedgerRow | undefined;
   /** Gives claimed rows back unstarted: unlocked, attempt not counted. Returns how many. */
   handBack(ids: number[], workerId: string): number;
   /** Returns rows locked longer than `olderThanMs` to `failed`, due now; returns how many. */

@@ -60,6 +60,7 @@ describe('delivery worker', () => {
       ['delivered'],
     );
     assert.equal(outcomes[0]?.row?.trackingId, 'TRK001');
+    assert.deepEqual(outcomes[0]?.row, done, 'the reported row is the row as stored');
   });
 
   it('resumes at notify when the create succeeded but the notify failed', async () => {

@@ -70,4 +70,14 @@ describe('background WAL checkpoints', () => {
     );
     assert.equal(db.pragma('synchronous', { simple: true }), FULL);
   });
+
+  it('a relaxed write inside a caller transaction runs at the level of that transaction', () => {
+    const FULL = 2;
+    const insert = db.prepare('INSERT INTO filler (body) VALUES (?)');
+    db.transaction(() => {
+      relaxed(db, () => insert.run('inside'));
+      assert.equal(db.pragma('synchronous', { simple: true }), FULL);
+    })();
+    assert.equal(db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM filler').get()?.n, 1);
+  });
 });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { type Ledger, openLedger } from '../../src/ledger/index.js';
+import { type Ledger, openLedger, type SettleInput } from '../../src/ledger/index.js';
+import { LEDGER_ROW_COLUMNS } from '../../src/ledger/rows.js';
 import { eventInput, payload, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
 
 const retryErr = { classification: 'retryable' as const, kind: 'server', status: 503, message: 'Service Unavailable' };
@@ -30,6 +31,7 @@ describe('ledger: outbox', () => {
       assert.equal(row.lockedBy, 'w1');
       assert.equal(row.lockedAt, clock.now());
     }
+    assert.deepEqual(claimed, [ledger.get(claimed[0]?.id ?? 0), ledger.get(claimed[1]?.id ?? 0)], 'as stored');
     assert.deepEqual(
       ledger.claimDue('w1', 5).map((r) => r.subjectKey),
       ['Patient/3'],
@@ -170,7 +172,7 @@ describe('ledger: outbox', () => {
       startedAt: clock.now(),
       settlement: { outcome: 'dead', error: { classification: 'permanent', kind: 'x', message: 'late' } },
     });
-    assert.equal(late, false);
+    assert.equal(late, undefined);
     assert.equal(ledger.get(row.id)?.lockedBy, 'w2');
   });
 
@@ -220,6 +222,69 @@ describe('ledger: outbox', () => {
     assert.equal(purged?.trackingId, 'T1');
     assert.equal(purged?.office !== null, true);
     assert.ok(ledger.findByKey('emr', 'birth', 'Patient/2')?.payload);
+  });
+
+  it('settle returns the row as stored after the attempt, for either ending', () => {
+    const a = ledger.recordEvent(eventInput('1')).row;
+    const b = ledger.recordEvent(eventInput('2')).row;
+    const claimed = ledger.claimDue('w1', 2);
+    const settle = (id: number, settlement: SettleInput['settlement']) =>
+      ledger.settle({
+        id,
+        workerId: 'w1',
+        claimedPayloadHash: a.payloadHash,
+        step: 'notify',
+        startedAt: 0,
+        settlement,
+      });
+    const delivered = settle(a.id, { outcome: 'delivered', eventId: 'e1', trackingId: 'T1' });
+    assert.equal(delivered?.state, 'delivered');
+    assert.equal(delivered?.lockedBy, null);
+    assert.deepEqual(delivered, ledger.get(a.id));
+    const failed = settle(b.id, { outcome: 'retry', error: retryErr, nextRunAt: clock.now() + 10 });
+    assert.equal(failed?.state, 'failed');
+    assert.equal(failed?.nextRunAt, clock.now() + 10);
+    assert.deepEqual(failed, ledger.get(b.id));
+    assert.equal(claimed.length, 2);
+  });
+
+  it('a claim inside a caller transaction commits or rolls back with it', () => {
+    ledger.recordEvent(eventInput('1'));
+    assert.throws(() =>
+      ledger.transaction(() => {
+        assert.equal(ledger.claimDue('w1', 1).length, 1);
+        throw new Error('undo');
+      }),
+    );
+    assert.equal(ledger.claimDue('w1', 1).length, 1, 'the rolled back claim left the row due');
+  });
+
+  it('reads every column of a row the worker claims or settles', () => {
+    const db = new Database(path, { readonly: true });
+    const table = db
+      .prepare<[], { name: string }>("SELECT name FROM pragma_table_info('ledger_rows') ORDER BY name")
+      .all()
+      .map((c) => c.name);
+    db.close();
+    assert.deepEqual(
+      LEDGER_ROW_COLUMNS.split(',')
+        .map((c) => c.trim())
+        .sort(),
+      table,
+    );
+  });
+
+  it('finds stale locks through an index, not a scan of the table', () => {
+    const db = new Database(path, { readonly: true });
+    const plan = db
+      .prepare(`EXPLAIN QUERY PLAN SELECT id FROM ledger_rows WHERE state = 'delivering' AND locked_at <= 0`)
+      .all()
+      .map((r) => JSON.stringify(r));
+    db.close();
+    assert.ok(
+      plan.some((line) => line.includes('USING INDEX')) && !plan.some((line) => line.includes('SCAN')),
+      plan.join('\n'),
+    );
   });
 
   it('claims through the partial due index rather than a scan of the table', () => {

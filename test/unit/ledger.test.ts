@@ -259,6 +259,7 @@ describe('ledger: schema', () => {
       { version: 1, name: 'initial' },
       { version: 2, name: 'requeue-generation-and-inbox' },
       { version: 3, name: 'write-backs' },
+      { version: 4, name: 'drop-locked-index' },
     ]);
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
     db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)").run();
