@@ -151,6 +151,7 @@ export class Bridge {
             pipeline: s.pipeline,
             catchUp: () => s.poller.pollOnce(),
             heartbeatSeconds: s.settings.subscription?.heartbeatSeconds,
+            polled: s.settings.poll.enabled,
           }),
         ),
       });

@@ -20,7 +20,11 @@ export interface LedgerInbox {
   add(sourceId: string, body: unknown, receivedAt: number, options?: { reconciled?: boolean }): number;
   due(limit: number, now: number): StoredNotification[];
   done(id: number, now: number): void;
-  /** Marks many rows processed in one transaction (one fsync for a batch). */
+  /**
+   * Marks many rows processed in one transaction, without an fsync of its own (synchronous=NORMAL):
+   * the events they produced were committed with FULL just before, and losing only the mark to a power
+   * cut makes the rows be processed again, which records nothing new.
+   */
   doneAll(ids: number[], now: number): void;
   retry(id: number, nextAttemptAt: number, error: string): void;
   abandon(id: number, error: string, now: number): void;
@@ -67,7 +71,7 @@ export function createInbox(db: Db): LedgerInbox {
       })),
     done: (id, now) => void markDone.run(now, id),
     doneAll: (ids, now) => {
-      if (ids.length > 0) markDoneAll(ids, now);
+      if (ids.length > 0) relaxed(db, () => markDoneAll(ids, now));
     },
     retry: (id, nextAttemptAt, error) => void markRetry.run(nextAttemptAt, error.slice(0, 500), id),
     abandon: (id, error, now) => void markAbandoned.run(now, error.slice(0, 500), id),

@@ -1,7 +1,7 @@
 // openLedger: the composition of the ledger's parts over one SQLite connection.
 import { type Logger, silentLogger } from '../observability/logger.js';
 import { startCheckpointer } from './checkpointer.js';
-import { openDatabase } from './db.js';
+import { openDatabase, relaxed } from './db.js';
 import { createInbox } from './inbox.js';
 import { createOutbox } from './outbox.js';
 import { createQueries } from './queries.js';
@@ -33,7 +33,8 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     recordEvent: recorder.recordEvent,
     recordSkipped: recorder.recordSkipped,
     recordInvalid: recorder.recordInvalid,
-    transaction: <T>(fn: () => T): T => db.transaction(fn).immediate(),
+    transaction: <T>(fn: () => T, options?: { reconciled?: boolean }): T =>
+      options?.reconciled ? relaxed(db, () => db.transaction(fn).immediate()) : db.transaction(fn).immediate(),
     getCursor: queries.getCursor,
     setCursor: (sourceId, name, value) => queries.setCursor(sourceId, name, value, now()),
     get: queries.get,

@@ -217,8 +217,12 @@ export interface Ledger {
   recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };
   recordSkipped(input: RecordSkippedInput): LedgerRow;
   recordInvalid(input: RecordInvalidInput): LedgerRow;
-  /** Runs `fn` in one immediate (write-locking) transaction; `fn` must be synchronous. */
-  transaction<T>(fn: () => T): T;
+  /**
+   * Runs `fn` in one immediate (write-locking) transaction; `fn` must be synchronous. Durable
+   * (synchronous=FULL) unless `reconciled`: for writes a poll pass would redo if a power cut lost
+   * them (see relaxed() in db.ts).
+   */
+  transaction<T>(fn: () => T, options?: { reconciled?: boolean }): T;
   getCursor(sourceId: string, name: string): string | undefined;
   setCursor(sourceId: string, name: string, value: string): void;
   get(id: number): LedgerRow | undefined;

@@ -137,57 +137,69 @@ export class SourcePipeline {
     return { results, subjects: subjects.size };
   }
 
-  /** Records results (and the cursor, if given) in one transaction. */
-  commit(results: Evaluation[], cursor?: { name: string; value: string }): PassReport {
+  /**
+   * Records results (and the cursor, if given) in one transaction. `reconciled`: the results came
+   * from a subscription hint of a source that also polls, so a commit lost to a power cut is redone by
+   * the next poll (under the same transactionIds): it skips the fsync that would stall the event loop
+   * answering senders. A commit that moves a cursor is always durable.
+   */
+  commit(
+    results: Evaluation[],
+    cursor?: { name: string; value: string },
+    options?: { reconciled?: boolean },
+  ): PassReport {
     const report = emptyReport();
     const { ledger, sourceId } = this.deps;
-    ledger.transaction(() => {
-      for (const { result, excluded } of results) {
-        if (result.status === 'mapped') {
-          const office = result.routing.office;
-          if (!office) {
-            // mapSubject reports a missing office as invalid; this guards the contract.
+    ledger.transaction(
+      () => {
+        for (const { result, excluded } of results) {
+          if (result.status === 'mapped') {
+            const office = result.routing.office;
+            if (!office) {
+              // mapSubject reports a missing office as invalid; this guards the contract.
+              report.invalid++;
+              continue;
+            }
+            const { row, change } = ledger.recordEvent({
+              sourceId,
+              eventType: result.eventType,
+              subjectKey: result.subjectRef,
+              sourceRef: result.sourceRef,
+              sourceVersion: result.sourceVersion,
+              mappingId: result.mappingId,
+              payloadHash: result.payloadHash,
+              payload: { declaration: result.declaration, office, facility: result.routing.facility },
+            });
+            report.mapped[change]++;
+            if (change !== 'unchanged') report.ledgerIds.push(row.id);
+          } else if (result.status === 'invalid') {
+            const row = ledger.recordInvalid({
+              sourceId,
+              eventType: result.eventType,
+              subjectKey: result.subjectRef,
+              sourceRef: result.subjectRef,
+              mappingId: result.mappingId,
+              errors: result.errors,
+            });
             report.invalid++;
-            continue;
+            report.ledgerIds.push(row.id);
+          } else if (result.eventType && result.subjectRef && excluded) {
+            // Kept visible ("why was this stillbirth not notified?"); plain non-matches are not recorded.
+            const row = ledger.recordSkipped({
+              sourceId,
+              eventType: result.eventType,
+              subjectKey: result.subjectRef,
+              sourceRef: result.subjectRef,
+              reason: result.reason,
+            });
+            report.skipped++;
+            report.ledgerIds.push(row.id);
           }
-          const { row, change } = ledger.recordEvent({
-            sourceId,
-            eventType: result.eventType,
-            subjectKey: result.subjectRef,
-            sourceRef: result.sourceRef,
-            sourceVersion: result.sourceVersion,
-            mappingId: result.mappingId,
-            payloadHash: result.payloadHash,
-            payload: { declaration: result.declaration, office, facility: result.routing.facility },
-          });
-          report.mapped[change]++;
-          if (change !== 'unchanged') report.ledgerIds.push(row.id);
-        } else if (result.status === 'invalid') {
-          const row = ledger.recordInvalid({
-            sourceId,
-            eventType: result.eventType,
-            subjectKey: result.subjectRef,
-            sourceRef: result.subjectRef,
-            mappingId: result.mappingId,
-            errors: result.errors,
-          });
-          report.invalid++;
-          report.ledgerIds.push(row.id);
-        } else if (result.eventType && result.subjectRef && excluded) {
-          // Kept visible ("why was this stillbirth not notified?"); plain non-matches are not recorded.
-          const row = ledger.recordSkipped({
-            sourceId,
-            eventType: result.eventType,
-            subjectKey: result.subjectRef,
-            sourceRef: result.subjectRef,
-            reason: result.reason,
-          });
-          report.skipped++;
-          report.ledgerIds.push(row.id);
         }
-      }
-      if (cursor) ledger.setCursor(sourceId, cursor.name, cursor.value);
-    });
+        if (cursor) ledger.setCursor(sourceId, cursor.name, cursor.value);
+      },
+      { reconciled: options?.reconciled === true && !cursor },
+    );
     report.subjects = results.length;
     if (report.invalid > 0) this.log.warn({ invalid: report.invalid }, 'records could not be mapped; see the ledger');
     return report;

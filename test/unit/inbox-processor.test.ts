@@ -26,7 +26,9 @@ const heartbeat = (eventsSinceStart: number): ParsedNotification => ({
   eventsSinceStart,
 });
 
-function setup(options: { heartbeatSeconds?: number; meta?: MemoryMeta; catchUp?: () => Promise<unknown> } = {}) {
+function setup(
+  options: { heartbeatSeconds?: number; meta?: MemoryMeta; catchUp?: () => Promise<unknown>; polled?: boolean } = {},
+) {
   let clock = 1_000_000;
   const client = new StubFhirClient();
   const pipeline = new RecordingPipeline();
@@ -45,6 +47,7 @@ function setup(options: { heartbeatSeconds?: number; meta?: MemoryMeta; catchUp?
         client,
         pipeline,
         heartbeatSeconds: options.heartbeatSeconds,
+        polled: options.polled,
         catchUp: async () => {
           catchUps.push(clock);
           await options.catchUp?.();
@@ -69,6 +72,18 @@ describe('InboxProcessor', () => {
     assert.deepEqual(t.pipeline.evaluated, ['Patient/p1/3'], 'the version on the server, not the notification');
     assert.equal(t.inbox.depth(), 0);
     assert.equal(t.catchUps.length, 0);
+  });
+
+  it('records without an fsync only for a source the poller reconciles', async () => {
+    for (const polled of [true, false]) {
+      const t = setup({ polled });
+      t.client.put(stamped('Patient', 'p1', '2001-01-01T00:00:00.000Z', '1'));
+      t.receive({ kind: 'event', style: 'resource', refs: ['Patient/p1'] });
+      await t.processor.processOnce();
+      assert.deepEqual(t.pipeline.commits, [
+        { refs: ['Patient/p1/1'], cursor: undefined, ...(polled ? { reconciled: true } : {}) },
+      ]);
+    }
   });
 
   it('turns a ping (a notification without detail) into a catch-up poll', async () => {

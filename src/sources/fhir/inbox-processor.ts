@@ -18,6 +18,8 @@ export interface ProcessorSource {
   /** A reconciliation pass (the poller's pollOnce): run on pings, gaps and heartbeat silence. */
   catchUp: () => Promise<unknown>;
   heartbeatSeconds?: number;
+  /** The source is polled too: what a notification recorded, a poll would record again if lost. */
+  polled?: boolean;
 }
 
 export interface SubscriptionStatus {
@@ -257,7 +259,7 @@ export class InboxProcessor {
     );
     const resources = read.filter((resource) => resource !== undefined);
     const { results } = await source.pipeline.evaluate(resources, fetcher);
-    source.pipeline.commit(results);
+    source.pipeline.commit(results, undefined, { reconciled: source.polled === true });
   }
 
   /** Backport event numbers: a jump means notifications were lost; catch up by polling. */

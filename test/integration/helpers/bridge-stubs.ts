@@ -102,7 +102,7 @@ export class StubFhirClient extends FhirSourceClient {
 export class RecordingPipeline extends SourcePipeline implements CursorStore {
   readonly evaluated: string[] = [];
   readonly cursors = new Map<string, string>();
-  readonly commits: Array<{ refs: string[]; cursor?: string }> = [];
+  readonly commits: Array<{ refs: string[]; cursor?: string; reconciled?: boolean }> = [];
   failEvaluate: ((resource: Resource) => boolean) | undefined;
   private lastRefs: string[] = [];
 
@@ -124,9 +124,17 @@ export class RecordingPipeline extends SourcePipeline implements CursorStore {
     return { results: [] as Evaluation[], subjects: resources.length };
   }
 
-  override commit(_results: Evaluation[], cursor?: { name: string; value: string }): PassReport {
+  override commit(
+    _results: Evaluation[],
+    cursor?: { name: string; value: string },
+    options?: { reconciled?: boolean },
+  ): PassReport {
     if (cursor) this.cursors.set(cursor.name, cursor.value);
-    this.commits.push({ refs: this.lastRefs, cursor: cursor?.value });
+    this.commits.push({
+      refs: this.lastRefs,
+      cursor: cursor?.value,
+      ...(options?.reconciled ? { reconciled: true } : {}),
+    });
     return emptyReport();
   }
 }
