@@ -5,6 +5,8 @@ import { MIGRATIONS, type Migration } from './migrations/index.js';
 
 export type Db = Database.Database;
 
+const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024;
+
 /**
  * WAL lets the CLI and health read while the worker writes. `synchronous=FULL` makes every commit
  * durable before it returns: a sender told "received" (or a cursor moved past an event) must survive a
@@ -15,6 +17,9 @@ export function openDatabase(path: string, options: { busyTimeoutMs: number; log
   try {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
+    // The WAL file keeps its largest size unless told otherwise: a burst (a first sync of thousands
+    // of records) would leave tens of MB behind for good. Past this, it is cut back when it restarts.
+    db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs))}`);
     db.pragma('foreign_keys = ON');
     migrate(db, MIGRATIONS, options.logger, Date.now());

@@ -38,10 +38,19 @@ describe('background WAL checkpoints', () => {
     await until('the worker to take over', () => autocheckpoint(db) === 0);
     const before = statSync(join(dir, 'ledger.db')).size;
     const insert = db.prepare('INSERT INTO filler (body) VALUES (?)');
-    // ~8 MB: far past the 1,000 pages at which a commit would otherwise checkpoint.
-    for (let i = 0; i < 2000; i++) insert.run('x'.repeat(4000));
+    // ~24 MB in one burst: far past the 1,000 pages at which a commit would otherwise checkpoint, and
+    // past the WAL size limit.
+    db.transaction(() => {
+      for (let i = 0; i < 6000; i++) insert.run('x'.repeat(4000));
+    })();
     await until('a checkpoint by the worker', () => checkpointer.completed > 0);
     await until('the database file to grow', () => statSync(join(dir, 'ledger.db')).size > before + 4_000_000);
+    // Once everything is copied back, a write restarts the log and cuts the file back (a write that
+    // meets the worker mid-checkpoint cannot restart it, so keep writing a little).
+    await until('the WAL to be cut back after the burst', () => {
+      insert.run('after the burst');
+      return statSync(join(dir, 'ledger.db-wal')).size <= 16 * 1024 * 1024;
+    });
     checkpointer.stop();
     assert.equal(autocheckpoint(db), 1000, 'the main connection checkpoints again after stop');
   });
