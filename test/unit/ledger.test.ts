@@ -260,7 +260,16 @@ describe('ledger: schema', () => {
       { version: 2, name: 'requeue-generation-and-inbox' },
       { version: 3, name: 'write-backs' },
       { version: 4, name: 'drop-locked-index' },
+      { version: 5, name: 'write-back-counts-index' },
     ]);
+    // The admin summary's per-source, per-outcome counts read the index alone.
+    const plan = db
+      .prepare('EXPLAIN QUERY PLAN SELECT source_id, outcome, COUNT(*) FROM write_backs GROUP BY source_id, outcome')
+      .all() as Array<{ detail: string }>;
+    assert.ok(
+      plan.some((step) => step.detail.includes('COVERING INDEX write_backs_outcome')),
+      JSON.stringify(plan),
+    );
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
     db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)").run();
     db.close();
