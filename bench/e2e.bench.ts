@@ -8,6 +8,8 @@
 //      ledger, so mapped by the bridge's own mapping set) sent as create + notify with the OpenCRVS
 //      client at the same concurrency, after a reset of the simulator. No ledger, no FHIR, no mapping.
 //  (c) a / b. Target ≥ 0.8.
+//  With (a) and (b): CPU seconds used by each process (bridge, FHIR sandbox, simulator), since all share
+//  the machine's cores, and the bridge's CPU per birth (the figure that carries over to a deployment).
 //  (d) the subscription receiver's ack latency p50/p99 at 200 notifications/s for 10 s on loopback,
 //      open loop (bench/helpers/open-loop-sender.ts explains why not autocannon). Target p99 ≤ 20 ms.
 //      Twice: the full bridge, processing the notifications (re-read, map, record, deliver) behind the
