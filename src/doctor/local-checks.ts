@@ -41,6 +41,19 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
         warn('queue', `delivery is held since ${new Date(hold.since).toISOString()}: ${hold.reason} (see /admin)`),
       );
     }
+    for (const source of config.sources) {
+      // Nothing recorded yet and no start date: the first pass reads the source's whole history, and
+      // every birth or death it ever recorded becomes a notification (late registrations by the
+      // thousand). Sometimes wanted; better decided on purpose.
+      if (!source.poll.enabled || source.poll.since) continue;
+      if (ledger.list({ sourceId: source.id, limit: 1 }).length > 0) continue;
+      results.push(
+        warn(
+          `first sync ${source.id}`,
+          'no poll.since and nothing recorded yet: every birth and death in the source, however old, will be notified; set sources[].poll.since to start later',
+        ),
+      );
+    }
     return results;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { formatReport, runDoctor } from '../../src/doctor/index.js';
+import { openLedger } from '../../src/ledger/index.js';
 import { DEFAULT_SANDBOX_AUTH, type Dhis2Simulator, startDhis2Simulator } from '../../src/sandbox/dhis2/index.js';
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
@@ -214,5 +215,35 @@ describe('doctor checks', () => {
     assert.equal(line('source hmis-bad')?.status, 'fail');
     assert.match(line('source hmis-bad')?.detail ?? '', /HTTP 401, the configured basic auth was refused/);
     assert.ok(!formatReport(report).includes(DEFAULT_SANDBOX_AUTH.pat));
+  });
+
+  it('warns before a first sync that would notify the whole history, until poll.since is set or rows exist', async () => {
+    const store = { path: join(dir, 'first-sync.db') };
+    const firstSync = (report: Awaited<ReturnType<typeof runDoctor>>) =>
+      report.checks.filter((c) => c.name === 'first sync emr' && c.detail.startsWith('no poll.since'));
+    const fresh = await runDoctor({ file: writeConfig({ ...configObject({}), store }), env: {} });
+    assert.deepEqual(
+      firstSync(fresh).map((c) => c.status),
+      ['warn'],
+      formatReport(fresh),
+    );
+    assert.equal(fresh.ok, true, 'a warning, not a failure');
+
+    const sources = [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, poll: { since: '2026-11-01T00:00:00Z' } }];
+    const withSince = await runDoctor({ file: writeConfig({ ...configObject({ sources }), store }), env: {} });
+    assert.deepEqual(firstSync(withSince), [], formatReport(withSince));
+
+    // Once the bridge has recorded something from the source, the first sync is behind it.
+    const ledger = openLedger(store.path);
+    ledger.recordSkipped({
+      sourceId: 'emr',
+      eventType: 'birth',
+      subjectKey: 'Patient/x',
+      sourceRef: 'Patient/x',
+      reason: 'test',
+    });
+    ledger.close();
+    const later = await runDoctor({ file: writeConfig({ ...configObject({}), store }), env: {} });
+    assert.deepEqual(firstSync(later), [], formatReport(later));
   });
 });
