@@ -20,22 +20,30 @@ export function single(query: Record<string, QueryValue>, name: string): string 
   return value;
 }
 
-function isState(value: string): value is LedgerState {
-  return (LEDGER_STATES as readonly string[]).includes(value);
-}
-
-function states(query: Record<string, QueryValue>): LedgerState[] | undefined {
-  const raw = query.state;
+/**
+ * A comma-separated (or repeated) parameter whose values come from a fixed set, in the order first
+ * given: `state=dead,failed`. `aliases` names groups (`not-written` = pending + abandoned). An unknown
+ * value answers 400 rather than an empty list that looks like "nothing there".
+ */
+export function enumList<T extends string>(
+  query: Record<string, QueryValue>,
+  name: string,
+  allowed: readonly T[],
+  aliases: Readonly<Record<string, readonly T[]>> = {},
+): T[] | undefined {
+  const raw = query[name];
   if (raw === undefined || raw === '') return undefined;
   const parts = (Array.isArray(raw) ? raw : [raw]).flatMap((v) => (typeof v === 'string' ? v.split(',') : [v]));
-  const out: LedgerState[] = [];
+  const out = new Set<T>();
   for (const part of parts) {
-    const name = typeof part === 'string' ? part.trim() : '';
-    if (name === '') continue;
-    if (!isState(name)) throw new QueryError(`state: unknown state (one of ${LEDGER_STATES.join(', ')})`);
-    out.push(name);
+    const value = typeof part === 'string' ? part.trim() : '';
+    if (value === '') continue;
+    const group = Object.hasOwn(aliases, value) ? aliases[value] : undefined;
+    if (group) for (const member of group) out.add(member);
+    else if ((allowed as readonly string[]).includes(value)) out.add(value as T);
+    else throw new QueryError(`${name}: unknown ${name} (one of ${[...allowed, ...Object.keys(aliases)].join(', ')})`);
   }
-  return out.length > 0 ? out : undefined;
+  return out.size > 0 ? [...out] : undefined;
 }
 
 /** Epoch milliseconds or an ISO 8601 date/time. */
@@ -72,7 +80,7 @@ export function parseListQuery(query: Record<string, QueryValue>): ListQuery {
   const limit = integer(query, 'limit', 1, MAX_PAGE_SIZE) ?? DEFAULT_PAGE_SIZE;
   const offset = integer(query, 'offset', 0, MAX_OFFSET) ?? 0;
   const filter: ListFilter = {};
-  const chosen = states(query);
+  const chosen = enumList<LedgerState>(query, 'state', LEDGER_STATES);
   if (chosen) filter.states = chosen;
   const eventType = single(query, 'eventType');
   if (eventType !== undefined) filter.eventType = eventType;
