@@ -8,6 +8,7 @@
 // version, still re-evaluates the subject; and a change to any other context resource arrives as its
 // own changed resource, so it is judged on its own.
 import type { Resource, ResourceFetcher } from '../mapping/index.js';
+import { setBounded } from './shared/bounded-map.js';
 
 /** `Type/id/version`: the version id when the server gives one, else `meta.lastUpdated`. */
 export function versionKey(resource: Resource): string {
@@ -70,11 +71,6 @@ export class PassCoverage {
   }
 
   private remember(subjectKey: string, seen: Set<string>): void {
-    this.bySubject.delete(subjectKey);
-    if (this.bySubject.size >= this.maxSubjects) {
-      const oldest = this.bySubject.keys().next();
-      if (!oldest.done) this.bySubject.delete(oldest.value);
-    }
-    this.bySubject.set(subjectKey, seen);
+    setBounded(this.bySubject, subjectKey, seen, this.maxSubjects);
   }
 }

@@ -6,6 +6,7 @@ import {
   type ResourceFetcher,
   splitByReference,
 } from '../../mapping/index.js';
+import { setBounded } from '../shared/bounded-map.js';
 import type { FhirSourceClient } from './fhir-client.js';
 
 /** Subjects per batched search: keeps the query string short (servers cap URLs around 8 KB). */
@@ -160,16 +161,10 @@ export class CachingFetcher implements ResourceFetcher {
   }
 
   /**
-   * Caches `value`; when full, the oldest entry goes (a Map iterates in insertion order), so a pass
-   * larger than the bound keeps caching its recent reads rather than caching nothing more.
+   * Caches `value` (bounded, oldest out first; see setBounded).
    */
   private remember<T>(cache: Map<string, Promise<T>>, key: string, value: Promise<T>): void {
-    cache.delete(key);
-    if (cache.size >= this.maxCacheEntries) {
-      const oldest = cache.keys().next();
-      if (!oldest.done) cache.delete(oldest.value);
-    }
-    cache.set(key, value);
+    setBounded(cache, key, value, this.maxCacheEntries);
     // A failed read must not stay cached for the rest of the pass (unless a newer one replaced it).
     value.catch(() => {
       if (cache.get(key) === value) cache.delete(key);
