@@ -55,6 +55,8 @@ const SUPPLEMENT = {
   'sources[].auth.clientSecret': 'OAuth2 client secret (posted in the form body).',
   'sources[].auth.scope': 'OAuth2 scope requested, e.g. `system/*.read`.',
   'sources[].timeoutMs': 'Timeout of every call to the source.',
+  'sources[].maxConcurrentRequests':
+    'Calls to the source in flight at once, over polling, notifications and write-back; more wait their turn (their timeout starts when they are sent).',
   'sources[].poll':
     'Incremental polling by `_lastUpdated` (FHIR) or `updatedAfter` (DHIS2). Default: enabled, every minute.',
   'sources[].poll.enabled': 'Poll on the schedule (`sync --once` polls regardless).',

@@ -72,6 +72,8 @@ export interface SourceSettings {
   baseUrl: string;
   auth: SourceAuth;
   timeoutMs: number;
+  /** Calls to the source in flight at once (default 8): an EMR is a hospital's production system. */
+  maxConcurrentRequests?: number;
   poll: PollSettings;
   subscription?: SubscriptionSettings;
   mappings: string[];

@@ -5,6 +5,7 @@
 import type { ValidateFunction } from 'ajv';
 import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
+import { sourceRequestLimit } from '../shared/request-limit.js';
 import { createSourceAuthenticator, type SourceAuthenticator } from '../shared/source-auth.js';
 import { SourceCallError } from '../shared/source-error.js';
 import {
@@ -40,6 +41,7 @@ export class Dhis2Client {
   private readonly attempts: number;
   private readonly retryBaseMs: number;
   private readonly log: Logger;
+  private readonly limit: ReturnType<typeof sourceRequestLimit>;
 
   constructor(
     readonly settings: SourceSettings,
@@ -48,6 +50,7 @@ export class Dhis2Client {
     // Accept both https://dhis2.example.org and https://dhis2.example.org/api.
     this.baseUrl = settings.baseUrl.replace(/\/+$/, '').replace(/\/api$/, '');
     this.auth = createSourceAuthenticator(settings.auth, settings.timeoutMs);
+    this.limit = sourceRequestLimit(settings);
     this.attempts = options.attempts ?? 3;
     this.retryBaseMs = options.retryBaseMs ?? 500;
     this.log = options.logger.child({ component: 'dhis2-client', source: settings.id });
@@ -65,19 +68,22 @@ export class Dhis2Client {
       try {
         const headers: Record<string, string> = { accept: 'application/json', ...(await this.auth.headers()) };
         if (init.body !== undefined) headers['content-type'] = 'application/json';
-        const response = await fetch(`${this.baseUrl}/api/${path}`, {
-          method: init.method ?? 'GET',
-          headers,
-          body: init.body === undefined ? undefined : JSON.stringify(init.body),
-          signal: AbortSignal.timeout(this.settings.timeoutMs),
-          redirect: 'error',
+        // One slot per call, body included; the timeout starts when the call leaves, not while it waits.
+        const body: unknown = await this.limit(async () => {
+          const response = await fetch(`${this.baseUrl}/api/${path}`, {
+            method: init.method ?? 'GET',
+            headers,
+            body: init.body === undefined ? undefined : JSON.stringify(init.body),
+            signal: AbortSignal.timeout(this.settings.timeoutMs),
+            redirect: 'error',
+          });
+          status = response.status;
+          if (!response.ok && !(init.okStatuses ?? []).includes(status)) {
+            await response.arrayBuffer().catch(() => undefined);
+            throw new Dhis2SourceError(`${operation} failed: HTTP ${status}`, status, status === 429 || status >= 500);
+          }
+          return response.json();
         });
-        status = response.status;
-        if (!response.ok && !(init.okStatuses ?? []).includes(status)) {
-          await response.arrayBuffer().catch(() => undefined);
-          throw new Dhis2SourceError(`${operation} failed: HTTP ${status}`, status, status === 429 || status >= 500);
-        }
-        const body: unknown = await response.json();
         if (!validate(body)) {
           throw new Dhis2SourceError(`${operation}: unexpected response (${schemaProblem(validate)})`, status, false);
         }

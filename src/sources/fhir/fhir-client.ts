@@ -2,6 +2,7 @@ import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { Client, type FhirResource } from 'fhir-kit-client';
 import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
+import { sourceRequestLimit } from '../shared/request-limit.js';
 import { createSourceAuthenticator, type SourceAuthenticator } from '../shared/source-auth.js';
 import { SourceCallError } from '../shared/source-error.js';
 
@@ -48,8 +49,9 @@ function statusOf(err: unknown): number | undefined {
 
 /**
  * The bridge's own reads from a FHIR source (fhir-kit-client underneath): auth headers, a timeout on
- * every call, bounded retries with backoff, and errors that never carry the response body (it may
- * hold personal data) or the request URL's query (it may hold search values).
+ * every call, at most `maxConcurrentRequests` calls in flight, bounded retries with backoff, and errors
+ * that never carry the response body (it may hold personal data) or the request URL's query (it may
+ * hold search values).
  */
 export class FhirSourceClient {
   readonly baseUrl: string;
@@ -58,12 +60,14 @@ export class FhirSourceClient {
   private readonly attempts: number;
   private readonly retryBaseMs: number;
   private readonly log: Logger;
+  private readonly limit: ReturnType<typeof sourceRequestLimit>;
 
   constructor(
     readonly settings: SourceSettings,
     options: FhirSourceClientOptions,
   ) {
     this.baseUrl = settings.baseUrl.replace(/\/+$/, '');
+    this.limit = sourceRequestLimit(settings);
     this.client = new Client({ baseUrl: this.baseUrl });
     this.auth = createSourceAuthenticator(settings.auth, settings.timeoutMs);
     this.attempts = options.attempts ?? 3;
@@ -80,7 +84,8 @@ export class FhirSourceClient {
     for (let attempt = 1; attempt <= this.attempts; attempt++) {
       try {
         const headers = { accept: 'application/fhir+json', ...(await this.auth.headers()), ...extraHeaders };
-        return await run({ headers, signal: AbortSignal.timeout(this.settings.timeoutMs) });
+        // The timeout starts when the call leaves, not while it waits for a free slot.
+        return await this.limit(() => run({ headers, signal: AbortSignal.timeout(this.settings.timeoutMs) }));
       } catch (err) {
         const status = statusOf(err);
         if (status === 401) this.auth.invalidate();

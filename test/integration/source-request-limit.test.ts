@@ -1,0 +1,91 @@
+// A source is a hospital's production system: however much work a pass or a burst of notifications
+// brings, the bridge keeps at most `maxConcurrentRequests` calls in flight to it, and every call still
+// gets its answer.
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import type { SourceSettings } from '../../src/config/types.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { Dhis2Client } from '../../src/sources/dhis2/client.js';
+import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
+
+/** Answers every GET after a delay, counting the requests it holds at once. */
+function slowServer(answer: (path: string) => unknown) {
+  const seen = { inFlight: 0, maxInFlight: 0, requests: 0 };
+  const server = createServer((req, res) => {
+    seen.requests++;
+    seen.inFlight++;
+    seen.maxInFlight = Math.max(seen.maxInFlight, seen.inFlight);
+    setTimeout(() => {
+      seen.inFlight--;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(answer(req.url ?? '')));
+    }, 15);
+  });
+  return { server, seen };
+}
+
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+const settings = (kind: 'fhir' | 'dhis2', baseUrl: string, maxConcurrentRequests?: number): SourceSettings => ({
+  id: 'emr',
+  kind,
+  baseUrl,
+  auth: { type: 'none' },
+  timeoutMs: 5000,
+  maxConcurrentRequests,
+  poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 30, pageSize: 100 },
+  mappings: [],
+});
+
+describe('calls in flight to a source are bounded', () => {
+  const fhir = slowServer((path) => ({ resourceType: 'Patient', id: path.split('/').pop() }));
+  const dhis2 = slowServer((path) => ({ trackedEntity: path.split('?')[0]?.split('/').pop() }));
+  let fhirUrl = '';
+  let dhis2Url = '';
+
+  before(async () => {
+    fhirUrl = `${await listen(fhir.server)}/fhir`;
+    dhis2Url = await listen(dhis2.server);
+  });
+
+  after(() => {
+    fhir.server.close();
+    dhis2.server.close();
+  });
+
+  it('FHIR: 30 reads at once reach the server at most 3 at a time, and all are answered', async () => {
+    fhir.seen.maxInFlight = 0;
+    const client = new FhirSourceClient(settings('fhir', fhirUrl, 3), { logger: silentLogger });
+    const ids = Array.from({ length: 30 }, (_, i) => `p${i}`);
+    const read = await Promise.all(ids.map((id) => client.read('Patient', id)));
+    assert.deepEqual(
+      read.map((r) => r?.id),
+      ids,
+    );
+    assert.equal(fhir.seen.maxInFlight, 3);
+  });
+
+  it('FHIR: the default is 8', async () => {
+    fhir.seen.maxInFlight = 0;
+    const client = new FhirSourceClient(settings('fhir', fhirUrl), { logger: silentLogger });
+    await Promise.all(Array.from({ length: 30 }, (_, i) => client.read('Patient', `q${i}`)));
+    assert.equal(fhir.seen.maxInFlight, 8);
+  });
+
+  it('DHIS2: 20 tracked-entity reads at once reach the server at most 2 at a time', async () => {
+    dhis2.seen.maxInFlight = 0;
+    const client = new Dhis2Client(settings('dhis2', dhis2Url, 2), { logger: silentLogger });
+    const uids = Array.from({ length: 20 }, (_, i) => `te${String(i).padStart(9, '0')}`);
+    const read = await Promise.all(uids.map((uid) => client.trackedEntity(uid)));
+    assert.deepEqual(
+      read.map((r) => r?.trackedEntity),
+      uids,
+    );
+    assert.equal(dhis2.seen.maxInFlight, 2);
+  });
+});
