@@ -55,11 +55,15 @@ export interface PipelineDeps {
   ledger: Ledger;
   logger: Logger;
   mapOptions?: () => MapOptions;
-  /** Subjects mapped at once (default 8): their context reads overlap instead of queueing one by one. */
+  /**
+   * Subjects mapped at once (default 64). Their context reads overlap instead of queueing one by one,
+   * and reads asked together go to the source as one batched search (CachingFetcher.read), so more
+   * lanes mean fewer, larger requests, not more of them; the source client bounds calls in flight.
+   */
   concurrency?: number;
 }
 
-const DEFAULT_CONCURRENCY = 8;
+const DEFAULT_CONCURRENCY = 64;
 
 /**
  * The part every source shares: changed resources → the subjects they affect → mapping (with

@@ -75,4 +75,36 @@ describe('batched context prefetch (live FHIR source)', () => {
     // answer them, and only the reads and the searches that depend on other context remain.
     assert.ok(batched.reads * 3 < plain.reads, `batched ${batched.reads} calls vs ${plain.reads} without prefetch`);
   });
+
+  it('sends the reads asked together as one _id search, and reads alone what it did not return', async () => {
+    const fetcher = new CachingFetcher(client);
+    const refs = Array.from({ length: 12 }, (_, i) => `demo-birth-${i}-mother`);
+    const asked = [...refs, 'no-such-patient'];
+    const batched = await Promise.all(asked.map((id) => fetcher.read('Patient', id)));
+    const single = await Promise.all(asked.map((id) => client.read('Patient', id)));
+    assert.deepEqual(batched, single);
+    assert.equal(batched.at(-1), undefined);
+    // One search for the twelve, then the id it did not return, read on its own (it may be deleted).
+    assert.equal(fetcher.reads, 2);
+    // Asked again: from the cache.
+    await fetcher.read('Patient', 'demo-birth-3-mother');
+    assert.equal(fetcher.reads, 2);
+  });
+
+  it('falls back to single reads when the batched search fails', async () => {
+    class FailingSearches extends FhirSourceClient {
+      override searchBounded(): Promise<never> {
+        return Promise.reject(new Error('search refused'));
+      }
+    }
+    const failing = new FailingSearches(client.settings, { logger: silentLogger });
+    const fetcher = new CachingFetcher(failing);
+    const ids = ['demo-birth-0-child', 'demo-birth-1-child', 'demo-death-0-patient'];
+    const read = await Promise.all(ids.map((id) => fetcher.read('Patient', id)));
+    assert.deepEqual(
+      read.map((r) => r?.id),
+      ids,
+    );
+    assert.equal(fetcher.reads, 1 + ids.length);
+  });
 });

@@ -27,7 +27,13 @@ const heartbeat = (eventsSinceStart: number): ParsedNotification => ({
 });
 
 function setup(
-  options: { heartbeatSeconds?: number; meta?: MemoryMeta; catchUp?: () => Promise<unknown>; polled?: boolean } = {},
+  options: {
+    heartbeatSeconds?: number;
+    meta?: MemoryMeta;
+    catchUp?: () => Promise<unknown>;
+    polled?: boolean;
+    coalesceMs?: number;
+  } = {},
 ) {
   let clock = 1_000_000;
   const client = new StubFhirClient();
@@ -41,6 +47,7 @@ function setup(
     logger: silentLogger,
     now: () => clock,
     maxAttempts: 3,
+    coalesceMs: options.coalesceMs,
     sources: [
       {
         id: 'emr',
@@ -72,6 +79,32 @@ describe('InboxProcessor', () => {
     assert.deepEqual(t.pipeline.evaluated, ['Patient/p1/3'], 'the version on the server, not the notification');
     assert.equal(t.inbox.depth(), 0);
     assert.equal(t.catchUps.length, 0);
+  });
+
+  it('takes the notifications of a burst into one round (one batched context read, one commit)', async () => {
+    const t = setup({ coalesceMs: 40 });
+    for (let n = 1; n <= 5; n++) t.client.put(stamped('Patient', `p${n}`, '2001-01-01T00:00:00.000Z'));
+    t.processor.start();
+    try {
+      // Start-up runs a round at once (the inbox may hold rows from before); let it find nothing.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      // As the receiver does: store, then wake the processor, once per notification.
+      for (let n = 1; n <= 5; n++) {
+        t.receive({ kind: 'event', style: 'resource', refs: [`Patient/p${n}`] });
+        t.processor.wake();
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      for (let waited = 0; t.inbox.depth() > 0 && waited < 2000; waited += 10) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.equal(t.inbox.depth(), 0);
+      assert.deepEqual(
+        t.pipeline.commits.map((c) => c.refs.length),
+        [5],
+      );
+    } finally {
+      await t.processor.stop();
+    }
   });
 
   it('records without an fsync only for a source the poller reconciles', async () => {

@@ -9,6 +9,11 @@ import {
 import { setBounded } from '../shared/bounded-map.js';
 import type { FhirSourceClient } from './fhir-client.js';
 
+interface PendingRead {
+  resolve(resource: Resource | undefined): void;
+  reject(err: unknown): void;
+}
+
 /** Subjects per batched search: keeps the query string short (servers cap URLs around 8 KB). */
 const PREFETCH_CHUNK = 50;
 const PREFETCH_PAGE_SIZE = 500;
@@ -35,6 +40,8 @@ export class CachingFetcher implements ResourceFetcher {
   reads = 0;
   private readonly resources = new Map<string, Promise<Resource | undefined>>();
   private readonly searches = new Map<string, Promise<Resource[]>>();
+  private readonly queuedReads = new Map<string, Map<string, PendingRead>>();
+  private flushQueued = false;
 
   constructor(
     private readonly client: FhirSourceClient,
@@ -59,12 +66,28 @@ export class CachingFetcher implements ResourceFetcher {
     }
   }
 
+  /**
+   * Reads asked in the same turn of the event loop (the mothers of the births being mapped side by
+   * side, say) go out together as one `Type?_id=a,b,…` search (see flushReads).
+   */
   read(type: string, id: string): Promise<Resource | undefined> {
     const key = `${type}/${id}`;
     let found = this.resources.get(key);
     if (!found) {
-      this.reads++;
-      found = this.client.read(type, id);
+      found = new Promise<Resource | undefined>((resolve, reject) => {
+        let ids = this.queuedReads.get(type);
+        if (!ids) {
+          ids = new Map();
+          this.queuedReads.set(type, ids);
+        }
+        ids.set(id, { resolve, reject });
+        if (!this.flushQueued) {
+          this.flushQueued = true;
+          // setImmediate, not a microtask: the other mapping lanes resume in this same check phase
+          // and ask their reads before the batch leaves.
+          setImmediate(() => this.flushReads());
+        }
+      });
       this.remember(this.resources, key, found);
     }
     return found;
@@ -137,14 +160,54 @@ export class CachingFetcher implements ResourceFetcher {
 
   private async prefetchReads(type: string, ids: string[]): Promise<void> {
     if (ids.length < 2) return;
+    const found = await this.readBatch(type, ids);
+    for (const [id, resource] of found) {
+      this.remember(this.resources, `${type}/${id}`, Promise.resolve(resource));
+    }
+  }
+
+  /** One `_id` search for these ids: what it found, or nothing if it failed or was cut short. */
+  private async readBatch(type: string, ids: string[]): Promise<Map<string, Resource>> {
+    const found = new Map<string, Resource>();
     this.reads++;
     const answer = await this.client
       .searchBounded(type, { _id: ids.join(','), _count: String(PREFETCH_PAGE_SIZE) }, 4)
       .catch(() => undefined);
-    if (!answer?.complete) return;
+    if (!answer?.complete) return found;
+    const wanted = new Set(ids);
     for (const resource of answer.resources) {
-      if (resource.resourceType === type && resource.id && ids.includes(resource.id)) {
-        this.remember(this.resources, `${type}/${resource.id}`, Promise.resolve(resource));
+      if (resource.resourceType === type && resource.id && wanted.has(resource.id)) found.set(resource.id, resource);
+    }
+    return found;
+  }
+
+  /**
+   * Sends the queued reads: a lone id as a plain read, several as `_id` searches in chunks. An id the
+   * search did not return (deleted, or a server that ignores `_id` lists) is read on its own, so a
+   * batch answers exactly what the single reads would have, errors included.
+   */
+  private flushReads(): void {
+    this.flushQueued = false;
+    const queued = [...this.queuedReads];
+    this.queuedReads.clear();
+    for (const [type, pending] of queued) {
+      const ids = [...pending.keys()];
+      for (let i = 0; i < ids.length; i += PREFETCH_CHUNK) {
+        const chunk = ids.slice(i, i + PREFETCH_CHUNK);
+        const batch = chunk.length > 1 ? this.readBatch(type, chunk) : Promise.resolve(new Map<string, Resource>());
+        void batch.then((found) => {
+          for (const id of chunk) {
+            const waiting = pending.get(id);
+            if (!waiting) continue;
+            const resource = found.get(id);
+            if (resource) {
+              waiting.resolve(resource);
+            } else {
+              this.reads++;
+              this.client.read(type, id).then(waiting.resolve, waiting.reject);
+            }
+          }
+        });
       }
     }
   }

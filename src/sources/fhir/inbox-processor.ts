@@ -42,7 +42,16 @@ export interface InboxProcessorDeps {
   /** Tries per inbox row before it is left to the poller. */
   maxAttempts?: number;
   idleIntervalMs?: number;
+  /**
+   * How long a notification waits for others before its round starts. Notifications of one burst
+   * then share one batched context read (one search for all their encounters, one for all their
+   * observations…) instead of a handful of reads each; 0 processes each at once.
+   */
+  coalesceMs?: number;
 }
+
+const DEFAULT_BATCH_SIZE = 50;
+const DEFAULT_COALESCE_MS = 25;
 
 const eventNumberKey = (sourceId: string) => `subscription:${sourceId}:eventNumber`;
 /** Set (to the reason) while a catch-up poll is owed; cleared only once one has succeeded. */
@@ -67,6 +76,7 @@ export class InboxProcessor {
   private readonly statuses = new Map<string, SubscriptionStatus>();
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
+  private dueAt = 0;
   private silenceTimer: NodeJS.Timeout | undefined;
   private running: Promise<number> | undefined;
   private stopped = true;
@@ -114,15 +124,27 @@ export class InboxProcessor {
 
   /** Called by the receiver after a store: process soon instead of at the next idle tick. */
   wake(): void {
-    if (!this.stopped) this.schedule(0);
+    if (this.stopped) return;
+    const coalesceMs = this.deps.coalesceMs ?? DEFAULT_COALESCE_MS;
+    // A round already due within the window takes this notification along.
+    if (this.timer && this.dueAt <= performance.now() + coalesceMs) return;
+    this.schedule(coalesceMs);
   }
 
   private schedule(delayMs: number): void {
     if (this.timer) clearTimeout(this.timer);
+    // Timers run on real time even where tests pass a clock of their own.
+    this.dueAt = performance.now() + delayMs;
     this.timer = setTimeout(() => {
+      this.timer = undefined;
       this.processOnce()
         .then((count) => {
-          if (!this.stopped) this.schedule(count > 0 ? 0 : (this.deps.idleIntervalMs ?? 1000));
+          if (this.stopped) return;
+          // A full batch means a backlog: go on at once. Otherwise wait for the window (or the idle tick).
+          const batchSize = this.deps.batchSize ?? DEFAULT_BATCH_SIZE;
+          if (count >= batchSize) this.schedule(0);
+          else if (count > 0) this.schedule(this.deps.coalesceMs ?? DEFAULT_COALESCE_MS);
+          else if (!this.timer) this.schedule(this.deps.idleIntervalMs ?? 1000);
         })
         .catch((err) => {
           this.log.error({ err }, 'inbox round failed');
@@ -147,7 +169,7 @@ export class InboxProcessor {
    * batch fails, its rows are handled one by one, so a single bad notification cannot hold the others.
    */
   private async round(): Promise<number> {
-    const rows = this.deps.inbox.due(this.deps.batchSize ?? 50, this.now());
+    const rows = this.deps.inbox.due(this.deps.batchSize ?? DEFAULT_BATCH_SIZE, this.now());
     const batches = new Map<string, { source: ProcessorSource; rows: InboxRow[]; refs: Set<string> }>();
     const done: number[] = [];
     for (const row of rows) {
