@@ -14,10 +14,13 @@
 //      open loop (bench/helpers/open-loop-sender.ts explains why not autocannon). Target p99 ≤ 20 ms.
 //      Twice: the full bridge, processing the notifications (re-read, map, record, deliver) behind the
 //      ack; then the receiver alone (inbox processor stopped, no worker), to separate its own cost.
+//      After the receiver-alone run, the stored notifications are processed as a backlog (re-read, map,
+//      record; no delivery): the inbox path's throughput and its FHIR calls per notification.
+//      With each: CPU seconds per process while sending and the FHIR calls the bridge made.
 // The FHIR sandbox and the OpenCRVS simulator run in child processes (as real servers would run apart
 // from the bridge); the bridge runs in this process. Ledgers live in the OS temp dir (BENCH_DIR), on a
 // real disk: the fsyncs of synchronous=FULL count. Knobs: BENCH_BIRTHS, BENCH_PAGE_SIZE,
-// BENCH_CONCURRENCY ('4,8'), BENCH_ACK_RATE, BENCH_ACK_SECONDS, BENCH_ACK=0, BENCH_LOG_LEVEL,
+// BENCH_CONCURRENCY ('4,8'), BENCH_ACK_RATE, BENCH_ACK_SECONDS, BENCH_ACK=0 (or =alone), BENCH_LOG_LEVEL,
 // BENCH_CHILD_NODE_OPTIONS (e.g. '--cpu-prof' for the sandboxes).
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -36,7 +39,7 @@ import { type OpenCrvsEndpoints, startFhirProcess, startOpenCrvsProcess } from '
 
 const BIRTHS = Number(process.env.BENCH_BIRTHS ?? 2000);
 const PAGE_SIZE = Number(process.env.BENCH_PAGE_SIZE ?? 500);
-// BENCH_CONCURRENCY='' skips (a)–(c); BENCH_ACK=0 skips (d).
+// BENCH_CONCURRENCY='' skips (a)–(c); BENCH_ACK=0 skips (d); BENCH_ACK=alone runs only its receiver-alone part.
 const CONCURRENCIES = (process.env.BENCH_CONCURRENCY ?? '4,8')
   .split(',')
   .map(Number)
@@ -174,8 +177,8 @@ async function endToEnd(env: Env, concurrency: number): Promise<EndToEnd> {
   const pipeline = bridge.sources[0]?.pipeline;
   if (!pipeline) throw new Error('no source');
   const commit = pipeline.commit.bind(pipeline);
-  pipeline.commit = (results, cursor) => {
-    const report = commit(results, cursor);
+  pipeline.commit = (results, cursor, options) => {
+    const report = commit(results, cursor, options);
     recorded += report.mapped.inserted;
     if (recorded >= BIRTHS && !recordedAt) {
       recordedAt = performance.now();
@@ -308,6 +311,26 @@ function sendOpenLoop(job: Record<string, unknown>): Promise<SenderResult> {
   });
 }
 
+/**
+ * After the receiver-alone run: the stored notifications processed as a backlog (re-read, map, record;
+ * no delivery), the inbox path's throughput without the ack traffic competing for the event loop.
+ */
+async function drainInbox(bridge: Bridge, fhirCalls: Record<string, { calls: number; ms: number }>) {
+  const stored = bridge.ledger.inbox.depth();
+  const callsBefore = Object.values(fhirCalls).reduce((sum, s) => sum + s.calls, 0);
+  const started = performance.now();
+  bridge.inbox.start();
+  const deadline = started + RUN_TIMEOUT_MS;
+  while (bridge.ledger.inbox.depth() > 0 && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await bridge.inbox.stop();
+  const calls = Object.values(fhirCalls).reduce((sum, s) => sum + s.calls, 0) - callsBefore;
+  const recorded = bridge.ledger.counts().reduce((sum, c) => sum + c.count, 0);
+  return { stored, left: bridge.ledger.inbox.depth(), seconds, calls, recorded };
+}
+
 /** (d) Ack latency of POST /fhir-subscription/<source> at a fixed rate, with processing behind it. */
 async function ackLatency(env: Env, receiverOnly: boolean) {
   await env.control.reset();
@@ -317,6 +340,7 @@ async function ackLatency(env: Env, receiverOnly: boolean) {
     http: true,
     worker: !receiverOnly,
   });
+  const fhirCalls = instrumentSource(bridge);
   try {
     await bridge.start();
     // Diagnostic variant: nothing behind the ack (no inbox processing, no delivery), to tell the
@@ -326,6 +350,8 @@ async function ackLatency(env: Env, receiverOnly: boolean) {
     const loopDelay = monitorEventLoopDelay({ resolution: 5 });
     loopDelay.enable();
     const total = Math.round(ACK_RATE * (ACK_SECONDS + ACK_WARMUP_SECONDS));
+    const cpuBefore = await env.cpu();
+    const sendStarted = performance.now();
     const result = await sendOpenLoop({
       url: `http://127.0.0.1:${bridge.httpPort}/fhir-subscription/${SOURCE_ID}`,
       headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${SECRET}` },
@@ -335,8 +361,13 @@ async function ackLatency(env: Env, receiverOnly: boolean) {
       warmupSeconds: ACK_WARMUP_SECONDS,
     });
     loopDelay.disable();
+    const cpu = cpuSince(cpuBefore, await env.cpu());
+    const cpuSeconds = (performance.now() - sendStarted) / 1000;
     const sorted = [...result.latenciesMs].sort((a, b) => a - b);
     const recorded = bridge.ledger.counts().reduce((sum, c) => sum + c.count, 0);
+    const inboxDepth = bridge.ledger.inbox.depth();
+    const callsWhileSending = Object.entries(fhirCalls).map(([name, s]) => [name, s.calls] as const);
+    const drain = receiverOnly ? await drainInbox(bridge, fhirCalls) : undefined;
     return {
       p50: percentile(sorted, 50),
       p99: percentile(sorted, 99),
@@ -344,10 +375,14 @@ async function ackLatency(env: Env, receiverOnly: boolean) {
       measured: sorted.length,
       statuses: result.statuses,
       senderLagMaxMs: result.lagMaxMs,
-      inboxDepth: bridge.ledger.inbox.depth(),
+      inboxDepth,
       loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
       loopDelayMaxMs: loopDelay.max / 1e6,
       recorded,
+      cpu,
+      cpuSeconds,
+      callsWhileSending,
+      drain,
     };
   } finally {
     await bridge.stop();
@@ -426,7 +461,7 @@ async function main(): Promise<void> {
     console.log(
       `\n(d) receiver ack latency at ${ACK_RATE}/s for ${ACK_SECONDS} s (open loop, from due time, after ${ACK_WARMUP_SECONDS} s warm-up; target p99 ≤ 20 ms)`,
     );
-    for (const receiverOnly of [false, true]) {
+    for (const receiverOnly of process.env.BENCH_ACK === 'alone' ? [true] : [false, true]) {
       const ack = await ackLatency(env, receiverOnly);
       printAck(receiverOnly ? 'receiver alone' : 'full bridge', ack);
     }
@@ -447,6 +482,22 @@ function printAck(label: string, ack: Awaited<ReturnType<typeof ackLatency>>): v
       `ledger rows recorded meanwhile ${ack.recorded}, inbox depth at end ${ack.inboxDepth}; ` +
       `bridge event-loop delay p99 ${f(ack.loopDelayP99Ms)} ms, max ${f(ack.loopDelayMaxMs)} ms)`,
   );
+  const calls = ack.callsWhileSending
+    .filter(([, n]) => n > 0)
+    .map(([name, n]) => `${name} ${n}`)
+    .join(', ');
+  console.log(
+    `${' '.repeat(18)}CPU while sending, ${f(ack.cpuSeconds, 1)} s: ${cpuText(ack.cpu, ack.cpuSeconds)}; ` +
+      `FHIR calls ${calls || 'none'}`,
+  );
+  const drain = ack.drain;
+  if (drain) {
+    console.log(
+      `${' '.repeat(18)}then the ${drain.stored} stored notifications processed as a backlog (no delivery): ` +
+        `${f(drain.seconds, 2)} s, ${f((drain.stored - drain.left) / drain.seconds, 0)}/s, ${drain.recorded} ledger rows, ` +
+        `${drain.calls} FHIR calls${drain.left > 0 ? `, ${drain.left} left at the timeout` : ''}`,
+    );
+  }
 }
 
 main().catch((err) => {
