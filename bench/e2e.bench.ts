@@ -20,7 +20,7 @@
 // The FHIR sandbox and the OpenCRVS simulator run in child processes (as real servers would run apart
 // from the bridge); the bridge runs in this process. Ledgers live in the OS temp dir (BENCH_DIR), on a
 // real disk: the fsyncs of synchronous=FULL count. Knobs: BENCH_BIRTHS, BENCH_PAGE_SIZE,
-// BENCH_CONCURRENCY ('4,8'), BENCH_ACK_RATE, BENCH_ACK_SECONDS, BENCH_ACK=0 (or =alone), BENCH_LOG_LEVEL,
+// BENCH_CONCURRENCY ('4,8'), BENCH_ACK_RATE, BENCH_ACK_SECONDS, BENCH_ACK=0 (or =full, =alone), BENCH_LOG_LEVEL,
 // BENCH_CHILD_NODE_OPTIONS (e.g. '--cpu-prof' for the sandboxes).
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -39,7 +39,7 @@ import { type OpenCrvsEndpoints, startFhirProcess, startOpenCrvsProcess } from '
 
 const BIRTHS = Number(process.env.BENCH_BIRTHS ?? 2000);
 const PAGE_SIZE = Number(process.env.BENCH_PAGE_SIZE ?? 500);
-// BENCH_CONCURRENCY='' skips (a)–(c); BENCH_ACK=0 skips (d); BENCH_ACK=alone runs only its receiver-alone part.
+// BENCH_CONCURRENCY='' skips (a)–(c); BENCH_ACK=0 skips (d); BENCH_ACK=full or =alone runs one part of it.
 const CONCURRENCIES = (process.env.BENCH_CONCURRENCY ?? '4,8')
   .split(',')
   .map(Number)
@@ -461,7 +461,8 @@ async function main(): Promise<void> {
     console.log(
       `\n(d) receiver ack latency at ${ACK_RATE}/s for ${ACK_SECONDS} s (open loop, from due time, after ${ACK_WARMUP_SECONDS} s warm-up; target p99 ≤ 20 ms)`,
     );
-    for (const receiverOnly of process.env.BENCH_ACK === 'alone' ? [true] : [false, true]) {
+    const modes = { alone: [true], full: [false] }[process.env.BENCH_ACK ?? ''] ?? [false, true];
+    for (const receiverOnly of modes) {
       const ack = await ackLatency(env, receiverOnly);
       printAck(receiverOnly ? 'receiver alone' : 'full bridge', ack);
     }
