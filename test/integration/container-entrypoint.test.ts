@@ -5,9 +5,8 @@
 //
 // Dependencies: by default the checkout's node_modules is copied in place of the build stage's
 // `npm ci --ignore-scripts && npm rebuild better-sqlite3 --build-from-source` (same lock file; the
-// native build alone takes minutes). BRIDGE_TEST_NPM_CI=1 runs that RUN line for real; it needs npm 10
-// (what node:22 ships): npm 11 refuses this lock file ("Missing: @biomejs/cli-… from lock file", an npm
-// 11 check on optional platform packages that npm 10 does not make).
+// native build alone takes minutes). BRIDGE_TEST_NPM_CI=1 runs that RUN line for real (the lock file
+// lists every platform binary npm ci asks for: test/unit/lockfile.test.ts).
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
