@@ -44,4 +44,18 @@ describe('CachingFetcher (the per-pass cache)', () => {
       'the re-evaluation sees the encounter its own page announced',
     );
   });
+
+  it('forgets the searches of a primed type even after many were evicted from the bounded cache', async () => {
+    const client = new StubFhirClient();
+    const fetcher = new CachingFetcher(client, 2);
+    for (let i = 0; i < 20; i++) await fetcher.search('Encounter', { subject: `Patient/p${i}` });
+    await fetcher.search('Observation', { subject: 'Patient/p19' });
+    // The cache holds the last two searches: Encounter of p19 and the Observation.
+    await fetcher.search('Encounter', { subject: 'Patient/p19' });
+    assert.equal(fetcher.reads, 21, 'a cached search costs no call');
+    fetcher.prime([encounter('e1', '2001-01-01T00:00:05.000Z')]);
+    await fetcher.search('Encounter', { subject: 'Patient/p19' });
+    await fetcher.search('Observation', { subject: 'Patient/p19' });
+    assert.equal(fetcher.reads, 22, 'the Encounter search is asked again, the Observation one is not');
+  });
 });
