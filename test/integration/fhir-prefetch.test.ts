@@ -107,4 +107,27 @@ describe('batched context prefetch (live FHIR source)', () => {
     );
     assert.equal(fetcher.reads, 1 + ids.length);
   });
+
+  it('reads one by one from a server that ignores _id lists, once it has seen it do so', async () => {
+    // Such a server answers `Patient?_id=a,b` with every patient (here: the search without `_id`).
+    class IgnoresIdLists extends FhirSourceClient {
+      override searchBounded(type: string, params: Record<string, string>, maxPages?: number) {
+        const { _id, ...rest } = params;
+        return super.searchBounded(type, rest, maxPages);
+      }
+    }
+    const ignoring = new IgnoresIdLists(client.settings, { logger: silentLogger });
+    const first = new CachingFetcher(ignoring);
+    const ids = ['demo-birth-4-mother', 'demo-birth-5-mother', 'demo-birth-6-mother'];
+    const read = await Promise.all(ids.map((id) => first.read('Patient', id)));
+    assert.deepEqual(
+      read.map((r) => r?.id),
+      ids,
+    );
+    assert.equal(first.reads, 1 + ids.length, 'one search found out, then single reads');
+    // A later pass (a new fetcher) over the same source does not try the batch again.
+    const later = new CachingFetcher(ignoring);
+    await Promise.all(ids.map((id) => later.read('Patient', id)));
+    assert.equal(later.reads, ids.length);
+  });
 });

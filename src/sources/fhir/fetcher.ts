@@ -14,6 +14,9 @@ interface PendingRead {
   reject(err: unknown): void;
 }
 
+/** Sources seen answering an `_id=a,b,…` search with other resources (the filter ignored). */
+const ignoresIdLists = new WeakSet<FhirSourceClient>();
+
 /** Subjects per batched search: keeps the query string short (servers cap URLs around 8 KB). */
 const PREFETCH_CHUNK = 50;
 const PREFETCH_PAGE_SIZE = 500;
@@ -172,18 +175,29 @@ export class CachingFetcher implements ResourceFetcher {
     }
   }
 
-  /** One `_id` search for these ids: what it found, or nothing if it failed or was cut short. */
+  /**
+   * One `_id` search for these ids: what it found (nothing if it failed). A server
+   * that answers with resources it was not asked for ignores `_id` lists: from then on this client's
+   * reads go one by one (a page of `ids.length` bounds what finding that out costs).
+   */
   private async readBatch(type: string, ids: string[]): Promise<Map<string, Resource>> {
     const found = new Map<string, Resource>();
+    if (ignoresIdLists.has(this.client)) return found;
     this.reads++;
     const answer = await this.client
-      .searchBounded(type, { _id: ids.join(','), _count: String(PREFETCH_PAGE_SIZE) }, 4)
+      .searchBounded(type, { _id: ids.join(','), _count: String(ids.length) }, 2)
       .catch(() => undefined);
-    if (!answer?.complete) return found;
+    if (!answer) return found;
     const wanted = new Set(ids);
     for (const resource of answer.resources) {
-      if (resource.resourceType === type && resource.id && wanted.has(resource.id)) found.set(resource.id, resource);
+      if (resource.resourceType !== type) continue;
+      if (!resource.id || !wanted.has(resource.id)) {
+        ignoresIdLists.add(this.client);
+        return new Map();
+      }
+      found.set(resource.id, resource);
     }
+    // Cut short (a next link): what came is still current; the ids not in it are read one by one.
     return found;
   }
 
