@@ -178,6 +178,20 @@ export function bridgeConfigObject(input: {
  * is started without schedules; then the sandbox starts on the reserved port with the notify URL.
  */
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  // The port reserved for the sandbox is free only until something else binds it: between the
+  // reservation and the sandbox's listen, the bridge starts and connects out, and another test file
+  // runs in parallel. Losing that race is not the code under test failing; start again on a new port.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startHarnessOnce(options);
+    } catch (err) {
+      const inUse = typeof err === 'object' && err !== null && 'code' in err && err.code === 'EADDRINUSE';
+      if (!inUse || attempt === 3) throw err;
+    }
+  }
+}
+
+async function startHarnessOnce(options: HarnessOptions): Promise<Harness> {
   const sim = await startOpenCrvsSimulator({ port: 0 });
   const dir = mkdtempSync(join(tmpdir(), 'bridge-e2e-'));
   const fhirPort = await freePort();
