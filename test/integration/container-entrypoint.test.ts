@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -70,17 +69,6 @@ function only(stage: Stage, op: string): Instruction {
   const found = stage.instructions.filter((i) => i.op === op);
   assert.equal(found.length, 1, `exactly one ${op}`);
   return found[0] as Instruction;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 function sh(command: string, cwd: string): void {
@@ -192,7 +180,6 @@ describe('the container entrypoint from a production install', () => {
   });
 
   it('serves with the config from BRIDGE_CONFIG and passes its HEALTHCHECK', async () => {
-    const port = await freePort();
     const config = join(work, 'bridge.yaml');
     writeFileSync(
       config,
@@ -204,7 +191,9 @@ describe('the container entrypoint from a production install', () => {
           clientSecret: sim.clientSecret,
         },
         store: { path: join(work, 'data', 'bridge.db') },
-        http: { host: '127.0.0.1', port },
+        // Port 0, read back from the start-up log: a port reserved beforehand could be taken (by another
+        // test file, or an outbound connection) before serve listens on it.
+        http: { host: '127.0.0.1', port: 0 },
         routing: { defaultOffice: 'LHUYvwY2Aq1' },
       }),
     );
@@ -227,6 +216,13 @@ describe('the container entrypoint from a production install', () => {
       output += chunk.toString('utf8');
     });
     const deadline = Date.now() + 60_000;
+    // serve installs its signal handlers and logs its port once started.
+    while (!output.includes('opencrvs-bridge serving')) {
+      assert.ok(Date.now() < deadline && child.exitCode === null, `serve did not finish starting: ${output}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const port = Number(/"port":(\d+)[^\n]*opencrvs-bridge serving/.exec(output)?.[1]);
+    assert.ok(port > 0, `serve logged its port: ${output}`);
     let status = 0;
     while (status !== 200) {
       assert.ok(child.exitCode === null, `serve exited (${child.exitCode}): ${output}`);
@@ -247,11 +243,7 @@ describe('the container entrypoint from a production install', () => {
       timeout: 10_000,
     });
     assert.equal(check.status, 0, 'HEALTHCHECK command failed');
-    // SIGTERM (docker stop) ends it cleanly once started (serve installs its handlers after start-up).
-    while (!output.includes('opencrvs-bridge serving')) {
-      assert.ok(Date.now() < deadline && child.exitCode === null, `serve did not finish starting: ${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    // SIGTERM (docker stop) ends it cleanly.
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
     assert.equal(await exited, 0, output);
