@@ -7,7 +7,8 @@
 //  (b) the simulator's raw capacity in the same run: the same declarations (taken from the bridge's
 //      ledger, so mapped by the bridge's own mapping set) sent as create + notify with the OpenCRVS
 //      client at the same concurrency, after a reset of the simulator. No ledger, no FHIR, no mapping.
-//  (c) a / b. Target ≥ 0.8.
+//  (c) a / b. Target ≥ 0.8. Also printed: the ceiling the machine puts on (a), and so on (c), given the
+//      CPU every process spent per birth in (a) (see ratioCeiling).
 //  With (a) and (b): CPU seconds used by each process (bridge, FHIR sandbox, simulator), since all share
 //  the machine's cores, and the bridge's CPU per birth (the figure that carries over to a deployment).
 //  (d) the subscription receiver's ack latency p50/p99 at 200 notifications/s for 10 s on loopback,
@@ -24,7 +25,7 @@
 // BENCH_CHILD_NODE_OPTIONS (e.g. '--cpu-prof' for the sandboxes).
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -49,6 +50,7 @@ const ACK_SECONDS = Number(process.env.BENCH_ACK_SECONDS ?? 10);
 const ACK_WARMUP_SECONDS = 1;
 
 const RUN_TIMEOUT_MS = 120_000;
+const CORES = availableParallelism();
 const SECRET = 'bench-subscription-secret';
 const SOURCE_ID = 'bench-emr';
 
@@ -389,6 +391,20 @@ async function ackLatency(env: Env, receiverOnly: boolean) {
   }
 }
 
+/**
+ * An upper bound on (a) from the CPU each process spent per birth in (a), assuming perfect overlap:
+ * the processes together cannot use more than the machine's cores, and the simulator alone is no
+ * faster than in (b). When (c) is near this bound, the machine, not the bridge's design, limits it;
+ * (c) ≥ 0.8 then needs lower CPU costs per birth, or the simulator on cores of its own.
+ */
+function ratioCeiling(cpu: CpuSplit, rawRate: number): { rate: number; bound: string } {
+  const perBirth = (cpu.bridge + cpu.fhir + cpu.opencrvs) / 1000 / BIRTHS; // CPU seconds, all processes
+  const shared = CORES / perBirth;
+  return shared < rawRate
+    ? { rate: shared, bound: `${f(perBirth * 1000, 2)} ms of CPU per birth over ${CORES} cores` }
+    : { rate: rawRate, bound: 'the simulator as measured in (b)' };
+}
+
 const f = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 
 async function main(): Promise<void> {
@@ -408,7 +424,7 @@ async function main(): Promise<void> {
   };
   console.log(
     `e2e benchmark: ${BIRTHS} births (${fhir.info.resources} resources seeded in ${f(fhir.info.seedMs / 1000)} s), ` +
-      `page size ${PAGE_SIZE}, node ${process.version}, load average ${loadavg()[0]?.toFixed(1)} on 2 cores shared`,
+      `page size ${PAGE_SIZE}, node ${process.version}, load average ${loadavg()[0]?.toFixed(1)} on ${CORES} cores shared`,
   );
   try {
     const rows: string[][] = [];
@@ -440,6 +456,11 @@ async function main(): Promise<void> {
           `so one core of this machine carries about ${f(1000 / perBirth, 0)} births/s`,
       );
       console.log(`    CPU during (b), ${f(raw.seconds, 2)} s: ${cpuText(raw.cpu, raw.seconds)}`);
+      const ceiling = ratioCeiling(e2e.cpu, raw.rate);
+      console.log(
+        `    the most (a) could be with these CPU costs: ${f(ceiling.rate, 0)} births/s ` +
+          `(${ceiling.bound}), so (c) ≤ ${f(ceiling.rate / raw.rate, 2)} on this machine`,
+      );
     }
     console.log('\n(a) end to end, (b) raw simulator capacity, (c) = a / b (target ≥ 0.8)');
     const header = [
