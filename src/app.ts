@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { BridgeConfig, SourceSettings } from './config/types.js';
+import { unauthenticatedSubscriptionWarning } from './config/warnings.js';
 import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker } from './delivery/index.js';
 import { type AdminTarget, adminRoutes, type SourceStatusView } from './http/admin/index.js';
 import { opsRoutes, type ReadinessCheck } from './http/ops-routes.js';
@@ -118,14 +119,8 @@ export class Bridge {
       }
       this.writeBacks = this.buildWriteBacks();
       for (const source of this.sources) {
-        const subscription = source.settings.subscription;
-        if (subscription && !subscription.secret && !subscription.hmacSecret) {
-          // Harmless (a notification is only a hint to re-read the source), but rarely intended.
-          this.log.warn(
-            { source: source.settings.id },
-            'subscription without secret or hmacSecret: anyone who can reach /fhir-subscription/<source> can make the bridge re-read resources',
-          );
-        }
+        const warning = unauthenticatedSubscriptionWarning(source.settings);
+        if (warning) this.log.warn({ source: source.settings.id }, warning);
       }
       const inbox = fhirInbox(this.ledger.inbox);
       this.receiver = new SubscriptionReceiver(

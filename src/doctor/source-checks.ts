@@ -1,6 +1,7 @@
 // Live checks of the configured sources: a FHIR server's CapabilityStatement plus one probe search and
 // read per watched resource type; a DHIS2 server's /api/system/info with the configured auth.
 import type { SourceSettings } from '../config/types.js';
+import { unauthenticatedSubscriptionWarning } from '../config/warnings.js';
 import { silentLogger } from '../observability/logger.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
 import { createSourceAuthenticator } from '../sources/shared/source-auth.js';
@@ -61,14 +62,8 @@ export async function checkFhirSource(settings: SourceSettings, watchedTypes: st
   if (undeclared.length > 0 && failedProbes.length === 0) {
     results.push(warn(name, `_lastUpdated not declared for ${undeclared.join(', ')} (the probe search worked)`));
   }
-  if (settings.subscription && !settings.subscription.secret && !settings.subscription.hmacSecret) {
-    results.push(
-      warn(
-        name,
-        'subscription without secret or hmacSecret: anyone who can reach the receiver can make the bridge re-read resources',
-      ),
-    );
-  }
+  const subscriptionWarning = unauthenticatedSubscriptionWarning(settings);
+  if (subscriptionWarning) results.push(warn(name, subscriptionWarning));
   if (settings.subscription) {
     results.push(
       summary.types.has('Subscription')
