@@ -149,30 +149,17 @@ export class CachingFetcher implements ResourceFetcher {
     await Promise.all(chunks);
   }
 
-  /** Reads these references in batches (`Type?_id=a,b,…`) into the cache, where not cached yet. */
+  /**
+   * Reads these references into the cache: asked together, they leave as `Type?_id=a,b,…` searches
+   * (see read). A failed read is not kept; whoever needs that resource reads it again and sees why.
+   */
   async prefetchResources(refs: string[]): Promise<void> {
-    const byType = new Map<string, string[]>();
-    for (const ref of refs) {
-      const [type, id] = ref.split('/');
-      if (!type || !id || this.resources.has(ref)) continue;
-      const ids = byType.get(type) ?? [];
-      if (!ids.includes(id)) ids.push(id);
-      byType.set(type, ids);
-    }
-    const chunks: Array<Promise<void>> = [];
-    for (const [type, ids] of byType) {
-      for (let i = 0; i < ids.length; i += PREFETCH_CHUNK)
-        chunks.push(this.prefetchReads(type, ids.slice(i, i + PREFETCH_CHUNK)));
-    }
-    await Promise.all(chunks);
-  }
-
-  private async prefetchReads(type: string, ids: string[]): Promise<void> {
-    if (ids.length < 2) return;
-    const found = await this.readBatch(type, ids);
-    for (const [id, resource] of found) {
-      this.remember(this.resources, `${type}/${id}`, Promise.resolve(resource));
-    }
+    await Promise.all(
+      refs.map((ref) => {
+        const [type, id] = ref.split('/');
+        return type && id ? this.read(type, id).catch(() => undefined) : undefined;
+      }),
+    );
   }
 
   /**

@@ -272,7 +272,7 @@ export class InboxProcessor {
 
   private async evaluate(source: ProcessorSource, refs: string[]): Promise<void> {
     const fetcher = new CachingFetcher(source.client);
-    await fetcher.prefetchResources(refs);
+    // Read together, so they leave as one `_id` search per type (CachingFetcher.read).
     const read = await Promise.all(
       refs.map((ref) => {
         const [type, id] = ref.split('/');
