@@ -3,16 +3,13 @@ import express, { type Request, type Response, type Router } from 'express';
 import { LEDGER_STATES } from '../../ledger/index.js';
 import type { Logger } from '../../observability/logger.js';
 import { adminError } from './auth.js';
-import { parseListQuery, parseRowId, QueryError } from './list-query.js';
+import { parseListQuery } from './list-query.js';
+import { queryOr400, rowIdOr400 } from './request.js';
 import type { AdminSettingsView, AdminTarget } from './types.js';
 import { eventDetail, listItem } from './views.js';
 import { writeBackSummary, writeBackView } from './write-back-views.js';
 
-function rowId(req: Request, res: Response): number | undefined {
-  const id = parseRowId(String(req.params.id));
-  if (id === undefined) adminError(res, 400, 'id: a ledger row number');
-  return id;
-}
+const rowId = (req: Request, res: Response) => rowIdOr400(req, res, 'id');
 
 function summary(target: AdminTarget, settings: AdminSettingsView) {
   const { ledger } = target;
@@ -55,13 +52,8 @@ export function adminApi(target: AdminTarget, settings: AdminSettingsView, log: 
   const pii = settings.showPersonalData;
 
   router.get('/events', (req, res) => {
-    let query: ReturnType<typeof parseListQuery>;
-    try {
-      query = parseListQuery(req.query);
-    } catch (err) {
-      if (err instanceof QueryError) return adminError(res, 400, err.message);
-      throw err;
-    }
+    const query = queryOr400(res, () => parseListQuery(req.query));
+    if (!query) return;
     // One row more than asked tells whether a next page exists without a COUNT over the table.
     const rows = ledger.list({ ...query.filter, limit: query.limit + 1, offset: query.offset });
     res.json({

@@ -4,30 +4,32 @@
 import express, { type Request, type Response, type Router } from 'express';
 import type { Logger } from '../../observability/logger.js';
 import { adminError } from './auth.js';
-import { parseRowId, QueryError } from './list-query.js';
-import type { WriteBackQueueView, WriteBackSearch } from './types.js';
+import { queryOr400, rowIdOr400 } from './request.js';
+import type { WriteBackJobRecord, WriteBackQueueView } from './types.js';
 import { parseWriteBackQuery } from './write-back-query.js';
 import { writeBackView } from './write-back-views.js';
 
 const NOT_CONFIGURED = 'write-back is not configured for any source';
 
-function rowId(req: Request, res: Response): number | undefined {
-  const id = parseRowId(String(req.params.rowId));
-  if (id === undefined) adminError(res, 400, 'rowId: a ledger row number');
-  return id;
+/** The job of the row in the path, or undefined once a 400 or 404 was answered. */
+function jobOf(req: Request, res: Response, queue: WriteBackQueueView | undefined): WriteBackJobRecord | undefined {
+  const id = rowIdOr400(req, res, 'rowId');
+  if (id === undefined) return undefined;
+  if (!queue) {
+    adminError(res, 404, NOT_CONFIGURED);
+    return undefined;
+  }
+  const job = queue.get(id);
+  if (!job) adminError(res, 404, `no write-back job for ledger row ${id}`);
+  return job;
 }
 
 export function writeBackApi(queue: WriteBackQueueView | undefined, log: Logger): Router {
   const router = express.Router();
 
   router.get('/', (req, res) => {
-    let query: WriteBackSearch;
-    try {
-      query = parseWriteBackQuery(req.query);
-    } catch (err) {
-      if (err instanceof QueryError) return adminError(res, 400, err.message);
-      throw err;
-    }
+    const query = queryOr400(res, () => parseWriteBackQuery(req.query));
+    if (!query) return;
     // One job more than asked tells whether a next page exists without a COUNT over the table.
     const jobs = queue?.search({ ...query, limit: query.limit + 1 }) ?? [];
     res.json({
@@ -41,20 +43,14 @@ export function writeBackApi(queue: WriteBackQueueView | undefined, log: Logger)
   });
 
   router.get('/:rowId', (req, res) => {
-    const id = rowId(req, res);
-    if (id === undefined) return;
-    if (!queue) return adminError(res, 404, NOT_CONFIGURED);
-    const job = queue.get(id);
-    if (!job) return adminError(res, 404, `no write-back job for ledger row ${id}`);
-    res.json(writeBackView(job));
+    const job = jobOf(req, res, queue);
+    if (job) res.json(writeBackView(job));
   });
 
   router.post('/:rowId/requeue', (req, res) => {
-    const id = rowId(req, res);
-    if (id === undefined) return;
-    if (!queue) return adminError(res, 404, NOT_CONFIGURED);
-    const job = queue.get(id);
-    if (!job) return adminError(res, 404, `no write-back job for ledger row ${id}`);
+    const job = jobOf(req, res, queue);
+    if (!job || !queue) return;
+    const id = job.rowId;
     const state = writeBackView(job).outcome;
     if (state !== 'abandoned') {
       return adminError(res, 409, `write-back of row ${id} is ${state}, not abandoned: only abandoned jobs re-queue`);

@@ -1,0 +1,25 @@
+// The checks every admin route starts with, answered the same way everywhere: a bad query or a bad
+// row id is a 400 with a message, sent here, so a handler only goes on with good input.
+import type { Request, Response } from 'express';
+import { adminError } from './auth.js';
+import { parseRowId, QueryError } from './list-query.js';
+
+/** The query as `parse` reads it, or undefined once a QueryError was answered with 400. */
+export function queryOr400<T>(res: Response, parse: () => T): T | undefined {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof QueryError) {
+      adminError(res, 400, err.message);
+      return undefined;
+    }
+    throw err;
+  }
+}
+
+/** The ledger row id in path parameter `param`, or undefined once a 400 was answered. */
+export function rowIdOr400(req: Request, res: Response, param: string): number | undefined {
+  const id = parseRowId(String(req.params[param]));
+  if (id === undefined) adminError(res, 400, `${param}: a ledger row number`);
+  return id;
+}
