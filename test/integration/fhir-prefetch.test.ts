@@ -11,6 +11,12 @@ const BIRTHS = 30;
 const DEATHS = 10;
 const routing = { defaultOffice: 'office-1', facilities: {} };
 
+/** Reads these Patients at once (so they may be batched) and gives back the ids that came. */
+async function readPatientIds(fetcher: CachingFetcher, ids: string[]): Promise<Array<string | undefined>> {
+  const read = await Promise.all(ids.map((id) => fetcher.read('Patient', id)));
+  return read.map((resource) => resource?.id);
+}
+
 describe('batched context prefetch (live FHIR source)', () => {
   let sandbox: FhirSandbox;
   let client: FhirSourceClient;
@@ -100,11 +106,7 @@ describe('batched context prefetch (live FHIR source)', () => {
     const failing = new FailingSearches(client.settings, { logger: silentLogger });
     const fetcher = new CachingFetcher(failing);
     const ids = ['demo-birth-0-child', 'demo-birth-1-child', 'demo-death-0-patient'];
-    const read = await Promise.all(ids.map((id) => fetcher.read('Patient', id)));
-    assert.deepEqual(
-      read.map((r) => r?.id),
-      ids,
-    );
+    assert.deepEqual(await readPatientIds(fetcher, ids), ids);
     assert.equal(fetcher.reads, 1 + ids.length);
   });
 
@@ -119,15 +121,11 @@ describe('batched context prefetch (live FHIR source)', () => {
     const ignoring = new IgnoresIdLists(client.settings, { logger: silentLogger });
     const first = new CachingFetcher(ignoring);
     const ids = ['demo-birth-4-mother', 'demo-birth-5-mother', 'demo-birth-6-mother'];
-    const read = await Promise.all(ids.map((id) => first.read('Patient', id)));
-    assert.deepEqual(
-      read.map((r) => r?.id),
-      ids,
-    );
+    assert.deepEqual(await readPatientIds(first, ids), ids);
     assert.equal(first.reads, 1 + ids.length, 'one search found out, then single reads');
     // A later pass (a new fetcher) over the same source does not try the batch again.
     const later = new CachingFetcher(ignoring);
-    await Promise.all(ids.map((id) => later.read('Patient', id)));
+    assert.deepEqual(await readPatientIds(later, ids), ids);
     assert.equal(later.reads, ids.length);
   });
 });
