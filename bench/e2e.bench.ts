@@ -313,13 +313,17 @@ function sendOpenLoop(job: Record<string, unknown>): Promise<SenderResult> {
   });
 }
 
+const totalCalls = (stats: Record<string, { calls: number }>) =>
+  Object.values(stats).reduce((sum, s) => sum + s.calls, 0);
+const ledgerRows = (bridge: Bridge) => bridge.ledger.counts().reduce((sum, c) => sum + c.count, 0);
+
 /**
  * After the receiver-alone run: the stored notifications processed as a backlog (re-read, map, record;
  * no delivery), the inbox path's throughput without the ack traffic competing for the event loop.
  */
 async function drainInbox(bridge: Bridge, fhirCalls: Record<string, { calls: number; ms: number }>) {
   const stored = bridge.ledger.inbox.depth();
-  const callsBefore = Object.values(fhirCalls).reduce((sum, s) => sum + s.calls, 0);
+  const callsBefore = totalCalls(fhirCalls);
   const started = performance.now();
   bridge.inbox.start();
   const deadline = started + RUN_TIMEOUT_MS;
@@ -328,8 +332,8 @@ async function drainInbox(bridge: Bridge, fhirCalls: Record<string, { calls: num
   }
   const seconds = (performance.now() - started) / 1000;
   await bridge.inbox.stop();
-  const calls = Object.values(fhirCalls).reduce((sum, s) => sum + s.calls, 0) - callsBefore;
-  const recorded = bridge.ledger.counts().reduce((sum, c) => sum + c.count, 0);
+  const calls = totalCalls(fhirCalls) - callsBefore;
+  const recorded = ledgerRows(bridge);
   return { stored, left: bridge.ledger.inbox.depth(), seconds, calls, recorded };
 }
 
@@ -366,7 +370,7 @@ async function ackLatency(env: Env, receiverOnly: boolean) {
     const cpu = cpuSince(cpuBefore, await env.cpu());
     const cpuSeconds = (performance.now() - sendStarted) / 1000;
     const sorted = [...result.latenciesMs].sort((a, b) => a - b);
-    const recorded = bridge.ledger.counts().reduce((sum, c) => sum + c.count, 0);
+    const recorded = ledgerRows(bridge);
     const inboxDepth = bridge.ledger.inbox.depth();
     const callsWhileSending = Object.entries(fhirCalls).map(([name, s]) => [name, s.calls] as const);
     const drain = receiverOnly ? await drainInbox(bridge, fhirCalls) : undefined;
