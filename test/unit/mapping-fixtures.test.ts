@@ -47,6 +47,28 @@ describe('BFDR live birth report (HL7 BFDR IG example, Baby G Quinn)', () => {
     assert.equal(d['mother.address'], undefined, 'a US address cannot be said in the Farajaland shape');
   });
 
+  // BFDR 2.0 ValueSet-birth-attendant-titles (also the VR Common Library's), as published by HL7:
+  // every title an EMR following the IG can send must reach the form, except OTH and UNK.
+  const BFDR_ATTENDANT_TITLES: [string, string | undefined][] = [
+    ['http://snomed.info/sct|112247003', 'PHYSICIAN'], // Medical Doctor
+    ['http://snomed.info/sct|76231001', 'PHYSICIAN'], // Osteopath
+    ['http://snomed.info/sct|445521000124102', 'MIDWIFE'], // Advanced Practice Midwife
+    ['http://snomed.info/sct|445531000124104', 'TRADITIONAL_BIRTH_ATTENDANT'], // Lay Midwife
+    ['http://terminology.hl7.org/CodeSystem/v3-NullFlavor|OTH', undefined],
+    ['http://terminology.hl7.org/CodeSystem/v3-NullFlavor|UNK', undefined],
+  ];
+  for (const [coding, expected] of BFDR_ATTENDANT_TITLES) {
+    it(`maps the BFDR birth attendant title ${coding} to ${expected ?? 'nothing'}`, async () => {
+      const copy = structuredClone(bundle) as { entry: { resource: Record<string, unknown> }[] };
+      const [system, code] = coding.split('|');
+      const practitioner = copy.entry.find((e) => e.resource.id === 'practitioner-vital-records-avery-jones');
+      assert.ok(practitioner, 'the fixture has the attendant Practitioner');
+      practitioner.resource.qualification = [{ code: { coding: [{ system, code }] } }];
+      const r = mapped(await mapInput(birthOnly, copy));
+      assert.equal(r.declaration['child.attendantAtBirth'], expected);
+    });
+  }
+
   it('routes by the birth Location, by reference or by its NPI identifier', async () => {
     const byRef = loadMappings({
       names: ['birth.fhir'],
