@@ -2,7 +2,15 @@
 // and tracking ids, never declarations (personal data); `--json` is the same data for scripts.
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { type HoldState, LEDGER_STATES, type LedgerRow, type LedgerState, openLedger } from '../ledger/index.js';
+import {
+  type AttemptRow,
+  type HoldState,
+  LEDGER_STATES,
+  type LedgerError,
+  type LedgerRow,
+  type LedgerState,
+  openLedger,
+} from '../ledger/index.js';
 import { loadConfigOrReport } from './options.js';
 
 interface LedgerOptions {
@@ -10,6 +18,7 @@ interface LedgerOptions {
   status?: string;
   eventType?: string;
   source?: string;
+  find?: string;
   limit?: string;
   json?: boolean;
 }
@@ -24,6 +33,10 @@ export function registerLedger(program: Command): void {
     .option('--status <states>', `only these states, comma-separated (${LEDGER_STATES.join(', ')})`)
     .option('--event-type <type>', 'only this event type (birth, death, …)')
     .option('--source <id>', 'only this source id')
+    .option(
+      '--find <ref>',
+      'the event of one source record (Patient/123, Encounter/9, or the id alone) or OpenCRVS tracking ID; one match also lists its attempts',
+    )
     .option('--limit <n>', 'at most this many rows, newest first', '100')
     .option('--json', 'print JSON instead of a table')
     .action((options: LedgerOptions) => runLedger(options));
@@ -54,12 +67,16 @@ function runLedger(options: LedgerOptions): void {
       states: states.length ? states : undefined,
       eventType: options.eventType,
       sourceId: options.source,
+      find: options.find?.trim() || undefined,
       limit,
     });
+    // "Did this one arrive?": one event found, so its history answers it.
+    const history = options.find && rows.length === 1 && rows[0] ? ledger.attempts(rows[0].id) : undefined;
     const hold = ledger.getHold();
     const counts = ledger.counts();
     if (options.json) {
-      console.log(JSON.stringify({ hold: hold ?? null, counts, rows: rows.map(publicView) }, null, 2));
+      const attempts = history ? { attempts: history } : {};
+      console.log(JSON.stringify({ hold: hold ?? null, counts, rows: rows.map(publicView), ...attempts }, null, 2));
       return;
     }
     if (hold) console.log(holdBanner(hold));
@@ -67,6 +84,8 @@ function runLedger(options: LedgerOptions): void {
     for (const c of counts) totals.set(c.state, (totals.get(c.state) ?? 0) + c.count);
     console.log(totals.size ? [...totals].map(([state, n]) => `${state}: ${n}`).join('  ') : 'The ledger is empty.');
     if (rows.length) console.log(`\n${table(rows)}`);
+    else if (options.find) console.log(`\nNo event matches ${options.find.trim()}.`);
+    if (history) console.log(`\n${attemptsTable(history)}`);
   } finally {
     ledger.close();
   }
@@ -98,25 +117,50 @@ function publicView(row: LedgerRow): Record<string, unknown> {
 
 function lastErrorText(row: LedgerRow): string {
   if (row.state === 'skipped') return row.skipReason ? `skipped: ${row.skipReason}` : '';
-  const error = row.lastError;
-  if (!error) return row.updatesAfterNotification ? `updated ×${row.updatesAfterNotification} after notification` : '';
+  if (row.lastError) return errorText(row.lastError);
+  return row.updatesAfterNotification ? `updated ×${row.updatesAfterNotification} after notification` : '';
+}
+
+function errorText(error: LedgerError): string {
   const status = error.status ? ` ${error.status}` : '';
   const text = `${error.classification}/${error.kind}${status}: ${error.message.replace(/\s+/g, ' ')}`;
   return text.length > MESSAGE_WIDTH ? `${text.slice(0, MESSAGE_WIDTH - 1)}…` : text;
 }
 
+const isoSeconds = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
 function table(rows: LedgerRow[]): string {
-  const header = ['ID', 'STATE', 'EVENT', 'SOURCE REF', 'ATTEMPTS', 'TRACKING', 'UPDATED', 'LAST ERROR'];
-  const body = rows.map((r) => [
-    String(r.id),
-    r.state,
-    r.eventType,
-    `${r.sourceId}:${r.sourceRef}`,
-    String(r.attempts),
-    r.trackingId ?? '',
-    new Date(r.updatedAt).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    lastErrorText(r),
-  ]);
+  return columns(
+    ['ID', 'STATE', 'EVENT', 'SOURCE REF', 'ATTEMPTS', 'TRACKING', 'UPDATED', 'LAST ERROR'],
+    rows.map((r) => [
+      String(r.id),
+      r.state,
+      r.eventType,
+      `${r.sourceId}:${r.sourceRef}`,
+      String(r.attempts),
+      r.trackingId ?? '',
+      isoSeconds(r.updatedAt),
+      lastErrorText(r),
+    ]),
+  );
+}
+
+function attemptsTable(attempts: AttemptRow[]): string {
+  if (attempts.length === 0) return 'No delivery attempt yet.';
+  return columns(
+    ['ATTEMPT', 'STEP', 'OUTCOME', 'FINISHED', 'ERROR'],
+    attempts.map((a) => [
+      String(a.attempt),
+      a.step,
+      a.outcome,
+      isoSeconds(a.finishedAt),
+      a.error ? errorText(a.error) : '',
+    ]),
+  );
+}
+
+/** Left-aligned columns as wide as their widest cell; the last column is left ragged. */
+function columns(header: string[], body: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((line) => (line[i] ?? '').length)));
   const format = (cells: string[]) =>
     cells

@@ -41,6 +41,19 @@ function isState(value: string): value is LedgerState {
   return (LEDGER_STATES as readonly string[]).includes(value);
 }
 
+/**
+ * The WHERE term of `ListFilter.find`. A reference or a tracking ID is matched exactly, through the
+ * lookup indexes of migration 006. A bare id is compared with the id part of each key (keys are
+ * `Type/id`, and ids hold no '/'): exact and case-sensitive like FHIR ids, but it reads the table, which
+ * is fine for an operator's one-off lookup.
+ */
+function findClause(text: string, params: Record<string, string | number>): string {
+  params.find = text.trim();
+  if (params.find.includes('/')) return '(subject_key = @find OR source_ref = @find OR tracking_id = @find)';
+  const idPart = (column: string) => `substr(${column}, instr(${column}, '/') + 1) = @find`;
+  return `(${idPart('subject_key')} OR ${idPart('source_ref')} OR tracking_id = @find)`;
+}
+
 export function createQueries(db: Db): Queries {
   const byId = db.prepare<[number], SqlLedgerRow>('SELECT * FROM ledger_rows WHERE id = ?');
   const byKey = db.prepare<[string, string, string], SqlLedgerRow>(
@@ -118,19 +131,23 @@ export function createQueries(db: Db): Queries {
     list: (filter) => {
       const where: string[] = [];
       const params: Record<string, string | number> = {};
+      // With a lookup, only its indexes should be used: without statistics SQLite may prefer the state
+      // index and walk every delivered row. A unary + keeps a column's index out of the plan.
+      const by = (column: string) => (filter.find === undefined ? column : `+${column}`);
+      if (filter.find !== undefined) where.push(findClause(filter.find, params));
       if (filter.states && filter.states.length > 0) {
         const names = filter.states.map((state, i) => {
           params[`s${i}`] = state;
           return `@s${i}`;
         });
-        where.push(`state IN (${names.join(', ')})`);
+        where.push(`${by('state')} IN (${names.join(', ')})`);
       }
       if (filter.eventType !== undefined) {
-        where.push('event_type = @eventType');
+        where.push(`${by('event_type')} = @eventType`);
         params.eventType = filter.eventType;
       }
       if (filter.sourceId !== undefined) {
-        where.push('source_id = @sourceId');
+        where.push(`${by('source_id')} = @sourceId`);
         params.sourceId = filter.sourceId;
       }
       if (filter.since !== undefined) {

@@ -152,6 +152,12 @@ export interface ListFilter {
   states?: LedgerState[];
   eventType?: string;
   sourceId?: string;
+  /**
+   * One event looked up by what an operator holds: a reference (`Patient/123`, `Encounter/9`) matched
+   * against the subject and the source reference, a bare id (`123`) matched as the id part of either,
+   * or an OpenCRVS tracking ID.
+   */
+  find?: string;
   /** On `updatedAt`, inclusive, epoch milliseconds. */
   since?: number;
   until?: number;

@@ -63,6 +63,18 @@ async function waitForText(locator: Locator, pattern: RegExp): Promise<void> {
   assert.fail(`element text never matched ${pattern}; last seen: ${last}`);
 }
 
+/** Polls the rows a locator finds until `done` holds for their ids. */
+async function waitForRows(locator: Locator, done: (ids: (string | null)[]) => boolean): Promise<(string | null)[]> {
+  const deadline = Date.now() + UI_TIMEOUT_MS;
+  let ids: (string | null)[] = [];
+  while (Date.now() < deadline) {
+    ids = await locator.evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')));
+    if (done(ids)) return ids;
+    await sleep(200);
+  }
+  assert.fail(`rows never settled; last seen: ${ids.join(', ')}`);
+}
+
 describe('admin page in headless Chromium', {
   skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`,
 }, () => {
@@ -235,6 +247,20 @@ describe('admin page in headless Chromium', {
     assert.equal(text.includes('Test'), false);
     assert.equal(text.includes('2026-01-02'), false);
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  });
+
+  it('finds the event by its tracking ID, then by its EMR record, and clears the search', async () => {
+    const row = ledger.get(rowId);
+    assert.ok(row?.trackingId);
+    const events = page.locator('#events tbody tr[data-id]');
+    assert.ok((await waitForRows(events, (ids) => ids.length > 1)).includes(String(rowId)));
+    for (const find of [row.trackingId, row.subjectKey]) {
+      await page.locator('#f-find').fill(find);
+      await page.locator('#filters button[type="submit"]').click();
+      assert.deepEqual(await waitForRows(events, (ids) => ids.length === 1), [String(rowId)], find);
+    }
+    await page.locator('#filters button[type="reset"]').click();
+    await waitForRows(events, (ids) => ids.length > 1);
   });
 
   it('shows the abandoned write-back in its section and in the detail, and re-queues it on click', async () => {

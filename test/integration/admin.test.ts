@@ -258,6 +258,15 @@ describe('admin routes with a token', () => {
       list(deaths.events).map((e) => obj(e).id),
       [h.deathId],
     );
+    const ids = async (query: string) =>
+      list(obj((await request(h, `/admin/api/events?${query}`, { headers: bearer })).body).events).map(
+        (e) => obj(e).id,
+      );
+    assert.deepEqual(await ids('find=Patient/a2'), [h.deliveredId], 'by the EMR record');
+    assert.deepEqual(await ids('find=a3'), [h.deathId], 'by its id alone');
+    assert.deepEqual(await ids('find=TRK0001'), [h.deliveredId], 'by the OpenCRVS tracking ID');
+    assert.deepEqual(await ids('find=Patient/a2&state=dead'), [], 'with the other filters');
+    assert.deepEqual(await ids('find=Patient/zz'), []);
     const otherSource = obj((await request(h, '/admin/api/events?source=dhis2', { headers: bearer })).body);
     assert.equal(list(otherSource.events).length, 0);
     const future = obj((await request(h, `/admin/api/events?since=${Date.now() + 60_000}`, { headers: bearer })).body);
@@ -277,7 +286,16 @@ describe('admin routes with a token', () => {
   });
 
   it('answers 400 with the reason for a bad filter', async () => {
-    for (const query of ['state=bogus', 'limit=0', 'limit=501', 'offset=-1', 'since=yesterday', 'since=5&until=4']) {
+    for (const query of [
+      'state=bogus',
+      `find=${'x'.repeat(201)}`,
+      'find=a&find=b',
+      'limit=0',
+      'limit=501',
+      'offset=-1',
+      'since=yesterday',
+      'since=5&until=4',
+    ]) {
       const res = await request(h, `/admin/api/events?${query}`, { headers: bearer });
       assert.equal(res.status, 400, query);
       assert.equal(typeof obj(res.body).error, 'string');

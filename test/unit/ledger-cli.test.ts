@@ -100,6 +100,33 @@ describe('ledger and replay commands', () => {
     assert.doesNotMatch(out, /Child/);
   });
 
+  it('finds one event by its EMR record and lists its attempts', async () => {
+    const byRef = await run(['ledger', '--config', config, '--find', 'Patient/2']);
+    assert.equal(byRef.code, 0);
+    assert.match(byRef.out, /^2\s+dead\s+birth\s+emr:Encounter\/2/m);
+    assert.doesNotMatch(byRef.out, /emr:Encounter\/1\b/);
+    assert.match(byRef.out, /ATTEMPT\s+STEP\s+OUTCOME\s+FINISHED\s+ERROR/);
+    assert.match(
+      byRef.out,
+      /^1\s+notify\s+dead\s+\d{4}-\d\d-\d\dT[\d:]{8}Z\s+permanent\/bad-request 400: Unexpected field/m,
+    );
+
+    const json = JSON.parse((await run(['ledger', '--config', config, '--find', '2', '--json'])).out);
+    assert.deepEqual(
+      json.rows.map((r: { id: number }) => r.id),
+      [2],
+    );
+    assert.deepEqual(
+      json.attempts.map((a: { outcome: string }) => a.outcome),
+      ['dead'],
+    );
+
+    const none = await run(['ledger', '--config', config, '--find', 'Patient/9']);
+    assert.equal(none.code, 0);
+    assert.match(none.out, /No event matches Patient\/9\./);
+    assert.doesNotMatch(none.out, /ATTEMPT/);
+  });
+
   it('rejects an unknown status with exit code 2', async () => {
     const { code, err } = await run(['ledger', '--config', config, '--status', 'lost']);
     assert.equal(code, 2);

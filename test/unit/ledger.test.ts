@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { type Ledger, openLedger, transactionIdsFor } from '../../src/ledger/index.js';
+import { type Ledger, type ListFilter, openLedger, transactionIdsFor } from '../../src/ledger/index.js';
 import { eventInput, OFFICE, payload, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
 
 describe('ledger: recording events', () => {
@@ -224,6 +224,31 @@ describe('ledger: recording events', () => {
     ]);
   });
 
+  it('finds an event by subject, source reference, bare id or tracking ID', () => {
+    for (const s of ['12', '123', 'a_b']) ledger.recordEvent(eventInput(s));
+    ledger.recordSkipped({
+      sourceId: 'dhis2',
+      eventType: 'death',
+      subjectKey: 'TrackedEntity/123',
+      sourceRef: 'TrackedEntity/123',
+      reason: 'r',
+    });
+    const [row] = ledger.claimDue('w', 10).filter((r) => r.subjectKey === 'Patient/12');
+    assert.ok(row);
+    ledger.recordCreated(row.id, 'event-12', 'B7K2QZ');
+    const found = (find: string, filter: Omit<ListFilter, 'find'> = {}) =>
+      ledger.list({ ...filter, find }).map((r) => `${r.sourceId}:${r.subjectKey}`);
+    assert.deepEqual(found('Patient/123'), ['emr:Patient/123'], 'a reference matches exactly, not by prefix');
+    assert.deepEqual(found('Encounter/123'), ['emr:Patient/123'], 'the source reference');
+    assert.deepEqual(found('123'), ['dhis2:TrackedEntity/123', 'emr:Patient/123'], 'a bare id, in any type');
+    assert.deepEqual(found(' B7K2QZ '), ['emr:Patient/12'], 'a tracking ID, trimmed');
+    assert.deepEqual(found('b7k2qz'), [], 'tracking IDs and ids are case-sensitive');
+    assert.deepEqual(found('a_b'), ['emr:Patient/a_b']);
+    assert.deepEqual(found('a%b'), [], 'no wildcard reading');
+    assert.deepEqual(found('123', { sourceId: 'emr' }), ['emr:Patient/123'], 'combined with the other filters');
+    assert.deepEqual(found('123', { states: ['skipped'] }), ['dhis2:TrackedEntity/123']);
+  });
+
   it('stores the hold in meta for the CLI and health to read', () => {
     assert.equal(ledger.getHold(), undefined);
     ledger.setHold({
@@ -261,6 +286,7 @@ describe('ledger: schema', () => {
       { version: 3, name: 'write-backs' },
       { version: 4, name: 'drop-locked-index' },
       { version: 5, name: 'write-back-counts-index' },
+      { version: 6, name: 'lookup-indexes' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -270,6 +296,18 @@ describe('ledger: schema', () => {
       plan.some((step) => step.detail.includes('COVERING INDEX write_backs_outcome')),
       JSON.stringify(plan),
     );
+    // A lookup by reference or tracking ID (ListFilter.find) reads its three indexes, not the table.
+    const lookup = db
+      .prepare(
+        "EXPLAIN QUERY PLAN SELECT * FROM ledger_rows WHERE (subject_key = 'x' OR source_ref = 'x' OR tracking_id = 'x') AND +state IN ('dead')",
+      )
+      .all() as Array<{ detail: string }>;
+    for (const index of ['ledger_rows_subject', 'ledger_rows_source_ref', 'ledger_rows_tracking']) {
+      assert.ok(
+        lookup.some((step) => step.detail.includes(`USING INDEX ${index}`)),
+        JSON.stringify(lookup),
+      );
+    }
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
     db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)").run();
     db.close();

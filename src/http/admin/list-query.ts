@@ -86,6 +86,8 @@ export function parseListQuery(query: Record<string, QueryValue>): ListQuery {
   if (eventType !== undefined) filter.eventType = eventType;
   const source = single(query, 'source');
   if (source !== undefined) filter.sourceId = source;
+  const find = single(query, 'find')?.trim();
+  if (find) filter.find = find;
   const since = instant(query, 'since');
   if (since !== undefined) filter.since = since;
   const until = instant(query, 'until');

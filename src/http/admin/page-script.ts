@@ -350,6 +350,7 @@ ${WRITE_BACK_SCRIPT}
   $('filters').addEventListener('submit', function (ev) {
     ev.preventDefault();
     view.filters = {
+      find: $('f-find').value.trim(),
       state: $('f-state').value,
       eventType: $('f-type').value.trim(),
       source: $('f-source').value.trim(),

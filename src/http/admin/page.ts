@@ -58,6 +58,9 @@ export function renderPage(base: string): string {
     <section aria-labelledby="events-h">
       <h2 id="events-h">Events</h2>
       <form id="filters" class="filters">
+        <label for="f-find">Find</label>
+        <input id="f-find" name="find" type="search" autocomplete="off" maxlength="200"
+          placeholder="Patient/123, 123 or tracking ID" title="A record of the source (Patient/123, Encounter/9), its id alone, or an OpenCRVS tracking ID">
         <label for="f-state">State</label>
         <select id="f-state" name="state"><option value="">Any</option></select>
         <label for="f-type">Event type</label>

@@ -5,8 +5,16 @@ import { migration002 } from './002-requeue-generation-and-inbox.js';
 import { migration003 } from './003-write-backs.js';
 import { migration004 } from './004-drop-locked-index.js';
 import { migration005 } from './005-write-back-counts-index.js';
+import { migration006 } from './006-lookup-indexes.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
 
-export const MIGRATIONS: readonly Migration[] = [migration001, migration002, migration003, migration004, migration005];
+export const MIGRATIONS: readonly Migration[] = [
+  migration001,
+  migration002,
+  migration003,
+  migration004,
+  migration005,
+  migration006,
+];
