@@ -3,7 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { ConfigError } from './errors.js';
 import { createAjv, describeAjvError, readProfileJson } from './schema.js';
-import type { BridgeConfig } from './types.js';
+import type { BridgeConfig, PollSettings } from './types.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -107,6 +107,7 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
     source.auth ??= { type: 'none' };
     source.poll ??= { enabled: true, schedule: '*/1 * * * *', overlapSeconds: 30, pageSize: 100 };
     source.mappings ??= [...(DEFAULT_MAPPINGS[source.kind] ?? [])];
+    checkFirstSync(source.poll, `sources[${i}].poll`, file);
     const auth = source.auth;
     const need = (key: keyof typeof auth, why: string) => {
       if (!auth[key]) throw new ConfigError(`sources[${i}].auth.${key}`, `is required for ${why}`, file);
@@ -121,6 +122,23 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
       need('clientId', 'oauth2');
       need('clientSecret', 'oauth2');
     }
+  }
+}
+
+// A date, or a date-time with an optional zone (DHIS2 reads a zoneless one as its server's local time).
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$/;
+
+function checkFirstSync(poll: PollSettings, path: string, file?: string): void {
+  if (poll.since !== undefined && poll.sinceDays !== undefined) {
+    throw new ConfigError(`${path}.sinceDays`, 'give either since or sinceDays, not both', file);
+  }
+  // Unchecked, a typo here fails every poll (FHIR) or silently starts from the beginning (DHIS2).
+  if (poll.since !== undefined && !(ISO_DATE_TIME.test(poll.since) && !Number.isNaN(Date.parse(poll.since)))) {
+    throw new ConfigError(
+      `${path}.since`,
+      'must be an ISO 8601 date or date-time (2026-01-31, 2026-01-31T00:00:00Z)',
+      file,
+    );
   }
 }
 

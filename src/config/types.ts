@@ -58,6 +58,8 @@ export interface PollSettings {
   overlapSeconds: number;
   pageSize: number;
   since?: string;
+  /** The first sync starts this many days before it runs (see firstSyncStart); exclusive with since. */
+  sinceDays?: number;
 }
 
 export interface SubscriptionSettings {

@@ -45,12 +45,12 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
       // Nothing recorded yet and no start date: the first pass reads the source's whole history, and
       // every birth or death it ever recorded becomes a notification (late registrations by the
       // thousand). Sometimes wanted; better decided on purpose.
-      if (!source.poll.enabled || source.poll.since) continue;
+      if (!source.poll.enabled || source.poll.since !== undefined || source.poll.sinceDays !== undefined) continue;
       if (ledger.list({ sourceId: source.id, limit: 1 }).length > 0) continue;
       results.push(
         warn(
           `first sync ${source.id}`,
-          'no poll.since and nothing recorded yet: every birth and death in the source, however old, will be notified; set sources[].poll.since to start later',
+          'no poll.since or poll.sinceDays and nothing recorded yet: every birth and death in the source, however old, will be notified; set sources[].poll.sinceDays (e.g. 30) or poll.since to start later',
         ),
       );
     }

@@ -13,6 +13,32 @@ export interface PollerStatus {
 
 export interface CursorStore {
   getCursor(sourceId: string, name: string): string | undefined;
+  setCursor(sourceId: string, name: string, value: string): void;
+}
+
+/** Where `poll.sinceDays` keeps the start it chose, so a restart before the first page keeps it too. */
+export const FIRST_SYNC_CURSOR = 'first-sync-start';
+
+const DAY_MS = 86_400_000;
+
+/**
+ * Where a source with no watermark yet starts (an ISO date-time), or undefined for its whole history:
+ * `poll.since` as given, or `poll.sinceDays` before the first poll. The latter is stored on first use:
+ * computed afresh each time, a first sync that failed and resumed later would quietly move its start.
+ */
+export function firstSyncStart(
+  poll: { since?: string; sinceDays?: number },
+  cursors: CursorStore,
+  sourceId: string,
+  now: number = Date.now(),
+): string | undefined {
+  if (poll.since !== undefined) return poll.since;
+  if (poll.sinceDays === undefined) return undefined;
+  const kept = cursors.getCursor(sourceId, FIRST_SYNC_CURSOR);
+  if (kept) return kept;
+  const start = new Date(now - poll.sinceDays * DAY_MS).toISOString();
+  cursors.setCursor(sourceId, FIRST_SYNC_CURSOR, start);
+  return start;
 }
 
 /**

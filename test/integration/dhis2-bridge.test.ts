@@ -13,6 +13,7 @@ import {
   ORG_UNITS,
 } from '../../src/sandbox/dhis2/index.js';
 import { DHIS2_CURSOR } from '../../src/sources/dhis2/index.js';
+import { FIRST_SYNC_CURSOR } from '../../src/sources/pass.js';
 import {
   assertOneEventPerRow,
   BIRTHS_SOURCE,
@@ -212,6 +213,39 @@ describe('DHIS2 tracker source: credentials and filters', () => {
           .sort(),
         expected.map((te) => `TrackedEntity/${te.trackedEntity}`).sort(),
       );
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('DHIS2 tracker source: first sync window', () => {
+  it('with poll.sinceDays, leaves records last updated before the window alone', async () => {
+    const old = new Date(Date.now() - 10 * 86_400_000).toISOString().slice(0, 23); // DHIS2's zoneless format
+    let stale: Array<string | undefined> = [];
+    const h = await startDhis2Harness({
+      births: 6,
+      deaths: 0,
+      writeBack: false,
+      // Every other child (and its mother) last changed 10 days ago: history the first sync skips.
+      entities: (entities) => {
+        const children = enrolledIn(entities, CHILD_PROGRAMME);
+        stale = children.filter((_, i) => i % 2 === 0).map((te) => te.trackedEntity);
+        return entities.map((te) => (stale.includes(te.trackedEntity) ? { ...te, updatedAt: old } : te));
+      },
+      configure: ({ sources }) => {
+        sources[0] = { ...sources[0], poll: { sinceDays: 5 } };
+      },
+    });
+    try {
+      await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 20_000 });
+      const recorded = h.rows().map((r) => r.subjectKey.replace('TrackedEntity/', ''));
+      const recent = enrolledIn(h.seeded, CHILD_PROGRAMME)
+        .map((te) => te.trackedEntity)
+        .filter((id) => !stale.includes(id));
+      assert.equal(stale.length, 3);
+      assert.deepEqual(recorded.sort(), recent.sort());
+      assert.ok(h.bridge.ledger.getCursor(BIRTHS_SOURCE, FIRST_SYNC_CURSOR), 'the start is kept for later passes');
     } finally {
       await h.close();
     }

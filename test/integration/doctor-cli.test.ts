@@ -217,7 +217,7 @@ describe('doctor checks', () => {
     assert.ok(!formatReport(report).includes(DEFAULT_SANDBOX_AUTH.pat));
   });
 
-  it('warns before a first sync that would notify the whole history, until poll.since is set or rows exist', async () => {
+  it('warns before a first sync that would notify the whole history, until poll.since(Days) is set or rows exist', async () => {
     const store = { path: join(dir, 'first-sync.db') };
     const firstSync = (report: Awaited<ReturnType<typeof runDoctor>>) =>
       report.checks.filter((c) => c.name === 'first sync emr' && c.detail.startsWith('no poll.since'));
@@ -232,6 +232,9 @@ describe('doctor checks', () => {
     const sources = [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, poll: { since: '2026-11-01T00:00:00Z' } }];
     const withSince = await runDoctor({ file: writeConfig({ ...configObject({ sources }), store }), env: {} });
     assert.deepEqual(firstSync(withSince), [], formatReport(withSince));
+    const lastDays = [{ ...sources[0], poll: { sinceDays: 30 } }];
+    const withDays = await runDoctor({ file: writeConfig({ ...configObject({ sources: lastDays }), store }), env: {} });
+    assert.deepEqual(firstSync(withDays), [], formatReport(withDays));
 
     // Once the bridge has recorded something from the source, the first sync is behind it.
     const ledger = openLedger(store.path);

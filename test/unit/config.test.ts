@@ -87,4 +87,22 @@ describe('configuration', () => {
     assert.deepEqual(ok.sources[0]?.mappings, ['birth.fhir', 'death.fhir']);
     assert.equal(ok.sources[0]?.poll.overlapSeconds, 30);
   });
+
+  it('checks where the first sync starts: an ISO date in since, or sinceDays, not both', () => {
+    const source = (poll: string) =>
+      `${minimal}sources:\n  - { id: emr, kind: fhir, baseUrl: "http://emr/fhir", poll: ${poll} }\n`;
+    for (const since of ['2026-01-31', '2026-01-31T00:00:00Z', '2026-01-31T08:00:00.000+03:00', '2026-01-31T08:00']) {
+      assert.equal(loadConfig({ text: source(`{ since: "${since}" }`) }).sources[0]?.poll.since, since);
+    }
+    for (const since of ['last month', '2026-13-01', '31/01/2026', '2026-01-31 08:00']) {
+      const err = errorOf(() => loadConfig({ text: source(`{ since: "${since}" }`) }));
+      assert.equal(err.path, 'sources[0].poll.since', since);
+      assert.match(err.message, /ISO 8601 date or date-time/);
+    }
+    assert.equal(loadConfig({ text: source('{ sinceDays: 30 }') }).sources[0]?.poll.sinceDays, 30);
+    assert.equal(errorOf(() => loadConfig({ text: source('{ sinceDays: -1 }') })).path, 'sources[0].poll.sinceDays');
+    const both = errorOf(() => loadConfig({ text: source('{ since: "2026-01-31", sinceDays: 30 }') }));
+    assert.equal(both.path, 'sources[0].poll.sinceDays');
+    assert.match(both.message, /either since or sinceDays/);
+  });
 });

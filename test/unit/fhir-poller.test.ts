@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import type { PollSettings } from '../../src/config/types.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { FhirPoller } from '../../src/sources/fhir/poller.js';
+import { FIRST_SYNC_CURSOR } from '../../src/sources/pass.js';
 import { RecordingPipeline, StubFhirClient, stamped } from '../integration/helpers/bridge-stubs.js';
 
 function setup(poll: Partial<PollSettings> = {}, types = ['Patient']) {
@@ -32,6 +33,29 @@ describe('FhirPoller', () => {
     const withSince = setup({ since: '2020-01-01T00:00:00Z', overlapSeconds: 0 });
     await withSince.poller.pollOnce();
     assert.equal(withSince.client.searches[0]?.params._lastUpdated, 'ge2020-01-01T00:00:00.000Z');
+  });
+
+  it('starts a first sync `sinceDays` before it first ran, and keeps that start after a failed pass', async () => {
+    const { client, pipeline, poller } = setup({ sinceDays: 30, overlapSeconds: 0 }, ['Patient', 'Encounter']);
+    const before = Date.now();
+    const down = Promise.reject(new Error('stub: source down'));
+    down.catch(() => undefined);
+    client.gate = down; // the first pass fails on its first search, before any page is committed
+    await assert.rejects(poller.pollOnce(), /source down/);
+    client.gate = undefined;
+    const start = pipeline.cursors.get(FIRST_SYNC_CURSOR);
+    assert.ok(start, 'the chosen start is stored');
+    const startMs = Date.parse(start);
+    assert.ok(startMs >= before - 30 * 86_400_000 && startMs <= Date.now() - 30 * 86_400_000, start);
+
+    await new Promise((resolve) => setTimeout(resolve, 5)); // the clock moves; the start must not
+    await poller.pollOnce();
+    const from = `ge${new Date(startMs).toISOString()}`;
+    assert.deepEqual(
+      client.searches.map((s) => `${s.type} ${s.params._lastUpdated}`),
+      [`Patient ${from}`, `Patient ${from}`, `Encounter ${from}`],
+      'every type starts at the one stored start',
+    );
   });
 
   it("takes the watermark from the server's lastUpdated (not the local clock), committed with each page", async () => {

@@ -1,7 +1,7 @@
 import type { Dhis2Settings, PollSettings } from '../../config/types.js';
 import { type Resource, trackedEntityResource } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
-import { type CursorStore, type PollerStatus, trackedPass } from '../pass.js';
+import { type CursorStore, firstSyncStart, type PollerStatus, trackedPass } from '../pass.js';
 import { addReports, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
 import type { Dhis2Client } from './client.js';
 import { Dhis2Fetcher } from './fetcher.js';
@@ -74,8 +74,9 @@ export class Dhis2Poller {
     const { poll, cursors, sourceId } = this.deps;
     const watermark = cursors.getCursor(sourceId, DHIS2_CURSOR);
     if (watermark) return minusSeconds(watermark, poll.overlapSeconds);
-    if (!poll.since) return undefined;
-    const ms = naiveMillis(poll.since);
+    const start = firstSyncStart(poll, cursors, sourceId);
+    if (!start) return undefined;
+    const ms = naiveMillis(start);
     return ms === undefined ? undefined : formatNaive(ms);
   }
 

@@ -2,7 +2,7 @@ import type { Bundle, Resource } from '@medplum/fhirtypes';
 import type { PollSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import { PassCoverage, versionKey } from '../coverage.js';
-import { type CursorStore, type PollerStatus, trackedPass } from '../pass.js';
+import { type CursorStore, firstSyncStart, type PollerStatus, trackedPass } from '../pass.js';
 import { addReports, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
 import { CachingFetcher } from './fetcher.js';
 import type { FhirSourceClient } from './fhir-client.js';
@@ -93,7 +93,8 @@ export class FhirPoller {
   private searchParams(type: string): Record<string, string> {
     const { poll } = this.deps;
     const params: Record<string, string> = { _sort: '_lastUpdated', _count: String(poll.pageSize) };
-    const watermark = this.deps.cursors.getCursor(this.deps.sourceId, cursorName(type)) ?? poll.since;
+    const { cursors, sourceId } = this.deps;
+    const watermark = cursors.getCursor(sourceId, cursorName(type)) ?? firstSyncStart(poll, cursors, sourceId);
     if (watermark) {
       const from = new Date(Date.parse(watermark) - poll.overlapSeconds * 1000);
       // UTC with Z: a '+' offset in a query string would need encoding.

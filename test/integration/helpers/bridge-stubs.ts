@@ -115,6 +115,10 @@ export class RecordingPipeline extends SourcePipeline implements CursorStore {
     return this.cursors.get(name);
   }
 
+  setCursor(_sourceId: string, name: string, value: string): void {
+    this.cursors.set(name, value);
+  }
+
   override async evaluate(resources: Resource[], _fetcher: ResourceFetcher) {
     for (const resource of resources) {
       if (this.failEvaluate?.(resource)) throw new Error('stub: evaluation failed');
