@@ -6,6 +6,7 @@ import { registerMap } from './commands/map.js';
 import { registerReplay } from './commands/replay.js';
 import { registerSandbox } from './commands/sandbox.js';
 import { registerServe } from './commands/serve.js';
+import { registerSubscriptions } from './commands/subscriptions.js';
 import { registerSync } from './commands/sync.js';
 import { registerValidate } from './commands/validate.js';
 
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
     registerMap,
     registerValidate,
     registerDoctor,
+    registerSubscriptions,
     registerLedger,
     registerReplay,
     registerSandbox,

@@ -187,6 +187,15 @@ export class FhirSourceClient {
     return result;
   }
 
+  /** Posts a transaction Bundle to the base (setting the EMR up, never on the delivery path). */
+  async transaction(bundle: Bundle): Promise<Bundle> {
+    const result: unknown = await this.call('transaction', (options) =>
+      this.client.transaction({ body: toFhirKitResource(bundle), options }),
+    );
+    if (!isBundle(result)) throw new FhirSourceError('transaction: not a Bundle', undefined, false);
+    return result;
+  }
+
   async capabilityStatement(): Promise<Resource> {
     const result: unknown = await this.call('capabilities', (options) => this.client.capabilityStatement(options));
     if (!isResource(result)) throw new FhirSourceError('capabilities: not a FHIR resource', undefined, false);
