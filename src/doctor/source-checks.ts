@@ -1,5 +1,6 @@
 // Live checks of the configured sources: a FHIR server's CapabilityStatement plus one probe search and
 // read per watched resource type; a DHIS2 server's /api/system/info with the configured auth.
+import type { Bundle, Subscription } from '@medplum/fhirtypes';
 import type { SourceSettings } from '../config/types.js';
 import { unauthenticatedSubscriptionWarning } from '../config/warnings.js';
 import { silentLogger } from '../observability/logger.js';
@@ -67,7 +68,7 @@ export async function checkFhirSource(settings: SourceSettings, watchedTypes: st
   if (settings.subscription) {
     results.push(
       summary.types.has('Subscription')
-        ? ok(name, 'subscription configured; the server advertises Subscription')
+        ? await checkSubscriptions(client, settings.id, watchedTypes)
         : warn(
             name,
             'subscription configured but the server does not advertise Subscription: set notifications up on the server side (polling still catches up)',
@@ -86,6 +87,53 @@ export async function checkFhirSource(settings: SourceSettings, watchedTypes: st
     );
   }
   return results;
+}
+
+const SUBSCRIPTIONS_LISTED = 200;
+
+/**
+ * The server's Subscriptions that notify this source's receiver (`…/fhir-subscription/<id>`, whatever
+ * host the EMR reaches the bridge by): whether every watched type has one, and whether the server
+ * reports any as failing. Without them no notification ever comes, which nothing else would show.
+ */
+async function checkSubscriptions(
+  client: FhirSourceClient,
+  sourceId: string,
+  watchedTypes: string[],
+): Promise<CheckResult> {
+  const name = `source ${sourceId}`;
+  const path = `/fhir-subscription/${encodeURIComponent(sourceId)}`;
+  let page: Bundle;
+  try {
+    page = await client.searchPage('Subscription', { _count: String(SUBSCRIPTIONS_LISTED) });
+  } catch (err) {
+    return warn(name, `subscription configured; the server's Subscriptions could not be listed (${reason(err)})`);
+  }
+  const ours = (page.entry ?? [])
+    .map((entry) => entry.resource)
+    .filter((r): r is Subscription => r?.resourceType === 'Subscription')
+    .filter((sub) => (sub.channel?.endpoint ?? '').replace(/\/+$/, '').endsWith(path));
+  const create = `create them with \`opencrvs-bridge subscriptions --apply\``;
+  if (ours.length === 0) {
+    return warn(
+      name,
+      `subscription configured, but no Subscription on the server notifies ${path}: ${create} (polling still catches up)`,
+    );
+  }
+  const covered = new Set(ours.map((sub) => (sub.criteria ?? '').split('?')[0]));
+  const missing = watchedTypes.filter((type) => !covered.has(type));
+  const failing = ours.filter((sub) => sub.status === 'error' || sub.status === 'off');
+  const problems = [
+    ...(missing.length > 0 ? [`none for ${missing.join(', ')} (${create})`] : []),
+    ...failing.map((sub) => `Subscription/${sub.id} (${sub.criteria}) is ${sub.status}`),
+  ];
+  const found =
+    ours.length === 1
+      ? `1 Subscription on the server notifies ${path}`
+      : `${ours.length} Subscriptions on the server notify ${path}`;
+  return problems.length > 0
+    ? warn(name, `${found}; ${problems.join('; ')}`)
+    : ok(name, `${found}, covering ${watchedTypes.join(', ')}`);
 }
 
 /** DHIS2: GET /api/system/info with the configured auth (200 with a version = reachable and accepted). */

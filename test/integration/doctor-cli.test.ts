@@ -9,11 +9,13 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { Bundle, Subscription } from '@medplum/fhirtypes';
 import { formatReport, runDoctor } from '../../src/doctor/index.js';
 import { openLedger } from '../../src/ledger/index.js';
 import { DEFAULT_SANDBOX_AUTH, type Dhis2Simulator, startDhis2Simulator } from '../../src/sandbox/dhis2/index.js';
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
+import { subscriptionBundle } from '../../src/sources/fhir/subscriptions.js';
 
 const cli = new URL('../../src/cli.ts', import.meta.url).href;
 const dir = mkdtempSync(join(tmpdir(), 'doctor-cli-'));
@@ -179,14 +181,70 @@ describe('doctor checks', () => {
     );
   });
 
-  it('notes whether the FHIR server advertises Subscription when a subscription is configured', async () => {
+  it("checks that the server's Subscriptions notify the receiver, for every watched type", async () => {
     const sources = [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, subscription: { secret: 'sub-secret-0001' } }];
-    const report = await runDoctor({ file: writeConfig(configObject({ sources })), env: {} });
-    const note = report.checks.find((c) => c.name === 'source emr' && c.detail.includes('subscription'));
-    assert.ok(note, formatReport(report));
-    assert.ok(note.status === 'ok' || note.status === 'warn');
-    assert.equal(report.ok, true, formatReport(report));
-    assert.equal(report.checks.filter((c) => c.detail.includes('without secret')).length, 0);
+    const file = writeConfig(configObject({ sources }));
+    const note = async () => {
+      const report = await runDoctor({ file, env: {} });
+      assert.equal(report.ok, true, `warnings only: ${formatReport(report)}`);
+      assert.equal(report.checks.filter((c) => c.detail.includes('without secret')).length, 0);
+      const found = report.checks.find((c) => c.name === 'source emr' && c.detail.includes('/fhir-subscription/emr'));
+      assert.ok(found, formatReport(report));
+      return found;
+    };
+    const none = await note();
+    assert.equal(none.status, 'warn');
+    assert.match(none.detail, /no Subscription on the server notifies \/fhir-subscription\/emr: create them/);
+
+    // Only Patient is subscribed: the other watched types are named.
+    const secrets = { secret: 'sub-secret-0001' };
+    const post = async (types: string[]) => {
+      const bundle = subscriptionBundle({
+        sourceId: 'emr',
+        bridgeUrl: 'https://bridge.example',
+        types,
+        style: 'hapi-payload',
+        secrets,
+      });
+      const res = await fetch(fhir.baseUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/fhir+json' },
+        body: JSON.stringify(bundle),
+      });
+      assert.equal(res.status, 200, await res.text());
+    };
+    await post(['Patient']);
+    const partial = await note();
+    assert.equal(partial.status, 'warn');
+    assert.match(
+      partial.detail,
+      /^1 Subscription on the server notifies \/fhir-subscription\/emr; none for Composition, Encounter/,
+    );
+
+    const watched = ['Composition', 'Encounter', 'Observation', 'Patient', 'RelatedPerson', 'Task'];
+    await post(watched);
+    const all = await note();
+    assert.equal(all.status, 'ok', all.detail);
+    assert.equal(
+      all.detail,
+      `6 Subscriptions on the server notify /fhir-subscription/emr, covering ${watched.join(', ')}`,
+    );
+
+    // A Subscription the server gave up on is named.
+    const listed = (await (
+      await fetch(`${fhir.baseUrl}/Subscription?criteria=Patient%3F`)
+    ).json()) as Bundle<Subscription>;
+    const patientSub = listed.entry?.[0]?.resource;
+    assert.ok(patientSub?.id);
+    const put = await fetch(`${fhir.baseUrl}/Subscription/${patientSub.id}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/fhir+json' },
+      body: JSON.stringify({ ...patientSub, status: 'error' }),
+    });
+    assert.equal(put.status, 200, await put.text());
+    const failing = await note();
+    assert.equal(failing.status, 'warn');
+    assert.match(failing.detail, new RegExp(`Subscription/${patientSub.id} \\(Patient\\?\\) is error`));
 
     const open = [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, subscription: {} }];
     const openReport = await runDoctor({ file: writeConfig(configObject({ sources: open })), env: {} });
