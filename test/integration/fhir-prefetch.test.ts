@@ -82,6 +82,30 @@ describe('batched context prefetch (live FHIR source)', () => {
     assert.ok(batched.reads * 3 < plain.reads, `batched ${batched.reads} calls vs ${plain.reads} without prefetch`);
   });
 
+  it('maps every subject exactly as without prefetch on a server that reads a comma list as one value', async () => {
+    // Such a server finds nothing for `subject=Patient/a,Patient/b` (no reference equals that string).
+    class LiteralLists extends FhirSourceClient {
+      override searchBounded(type: string, params: Record<string, string>, maxPages?: number) {
+        const listed = Object.entries(params).some(
+          ([name, value]) => name !== '_id' && name !== 'code' && value.includes(','),
+        );
+        return listed
+          ? Promise.resolve({ resources: [], complete: true })
+          : super.searchBounded(type, params, maxPages);
+      }
+    }
+    const literal = new LiteralLists(client.settings, { logger: silentLogger });
+    const plain = new CachingFetcher(literal);
+    const expected = [];
+    for (const s of subjects) expected.push(await mapSubject(set, s.mappingId, s.subjectRef, plain));
+    const batched = new CachingFetcher(literal);
+    await batched.prefetch(set, subjects);
+    const actual = [];
+    for (const s of subjects) actual.push(await mapSubject(set, s.mappingId, s.subjectRef, batched));
+    assert.deepEqual(actual, expected, 'no subject mapped as if it had no encounter or observation');
+    assert.equal(expected.filter((r) => r.status === 'mapped').length, BIRTHS + DEATHS);
+  });
+
   it('sends the reads asked together as one _id search, and reads alone what it did not return', async () => {
     const fetcher = new CachingFetcher(client);
     const refs = Array.from({ length: 12 }, (_, i) => `demo-birth-${i}-mother`);

@@ -9,6 +9,12 @@ import {
 import { setBounded } from '../shared/bounded-map.js';
 import type { FhirSourceClient } from './fhir-client.js';
 
+interface ChunkAnswer {
+  search: BatchableSearch;
+  byRef: Map<string, Resource[]>;
+  keyOf: (ref: string) => string;
+}
+
 interface PendingRead {
   resolve(resource: Resource | undefined): void;
   reject(err: unknown): void;
@@ -16,6 +22,15 @@ interface PendingRead {
 
 /** Sources seen answering an `_id=a,b,…` search with other resources (the filter ignored). */
 const ignoresIdLists = new WeakSet<FhirSourceClient>();
+
+/**
+ * Sources seen answering one batched reference search (`subject=a,b,…`) with resources of two of the
+ * subjects asked: they read the comma list as FHIR's OR, so a subject absent from such an answer has
+ * nothing to find. Until then only the subjects an answer names are taken from it: a server that read
+ * the list as one literal value (or its first value only) would otherwise make every other subject look
+ * as if it had no encounter or observation, and the mapping would go on without them.
+ */
+const readsOrLists = new WeakSet<FhirSourceClient>();
 
 /** Subjects per batched search: keeps the query string short (servers cap URLs around 8 KB). */
 const PREFETCH_CHUNK = 50;
@@ -118,7 +133,8 @@ export class CachingFetcher implements ResourceFetcher {
    * (`Encounter?subject=Patient/a,Patient/b,…`) and files each subject's share in the cache under the
    * exact key its own search would use, so mapping a page of births costs a handful of searches
    * instead of several per birth. A chunk whose answer is incomplete (more pages than the bound) or
-   * fails is left to the per-subject searches.
+   * fails is left to the per-subject searches, and so is a subject an answer does not name until the
+   * server has shown it reads the list as OR (see readsOrLists).
    */
   async prefetch(set: MappingSet, subjects: Array<{ mappingId: string; subjectRef: string }>): Promise<void> {
     const refsByMapping = new Map<string, Set<string>>();
@@ -138,7 +154,7 @@ export class CachingFetcher implements ResourceFetcher {
         refsBySearch.set(search.key, entry);
       }
     }
-    const chunks: Array<Promise<void>> = [];
+    const chunks: Array<Promise<ChunkAnswer | undefined>> = [];
     for (const { search, refs: refSet } of refsBySearch.values()) {
       const keyOf = (ref: string) => searchKey(search.type, { ...search.fixed, [search.refParam]: ref });
       const refs = [...refSet].filter((ref) => !this.searches.has(keyOf(ref)));
@@ -146,7 +162,17 @@ export class CachingFetcher implements ResourceFetcher {
         chunks.push(this.prefetchChunk(search, refs.slice(i, i + PREFETCH_CHUNK), keyOf));
       }
     }
-    await Promise.all(chunks);
+    const answers = (await Promise.all(chunks)).filter((a): a is ChunkAnswer => a !== undefined);
+    if (answers.some((answer) => [...answer.byRef.values()].filter((found) => found.length > 0).length >= 2)) {
+      readsOrLists.add(this.client);
+    }
+    const trusted = readsOrLists.has(this.client);
+    for (const { search, byRef, keyOf } of answers) {
+      for (const [ref, found] of byRef) {
+        // An empty share is an answer only from a server known to read the list as OR (see readsOrLists).
+        if (trusted || found.length > 0) this.rememberSearch(search.type, keyOf(ref), Promise.resolve(found));
+      }
+    }
   }
 
   /**
@@ -219,15 +245,18 @@ export class CachingFetcher implements ResourceFetcher {
     }
   }
 
-  private async prefetchChunk(search: BatchableSearch, refs: string[], keyOf: (ref: string) => string): Promise<void> {
-    if (refs.length < 2) return; // one subject: its own search is as cheap
+  /** One batched search for these subjects, split by subject; undefined when it failed or was cut short. */
+  private async prefetchChunk(
+    search: BatchableSearch,
+    refs: string[],
+    keyOf: (ref: string) => string,
+  ): Promise<ChunkAnswer | undefined> {
+    if (refs.length < 2) return undefined; // one subject: its own search is as cheap
     this.reads++;
     const params = { ...search.fixed, [search.refParam]: refs.join(','), _count: String(PREFETCH_PAGE_SIZE) };
     const answer = await this.client.searchBounded(search.type, params, 4).catch(() => undefined);
-    if (!answer?.complete) return;
-    for (const [ref, found] of splitByReference(search, answer.resources, refs)) {
-      this.rememberSearch(search.type, keyOf(ref), Promise.resolve(found));
-    }
+    if (!answer?.complete) return undefined;
+    return { search, byRef: splitByReference(search, answer.resources, refs), keyOf };
   }
 
   private rememberSearch(type: string, key: string, value: Promise<Resource[]>): void {
