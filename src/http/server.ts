@@ -18,19 +18,25 @@ export function createHttpApp(routers: MountedRouter[], logger: Logger): Express
   const log = logger.child({ component: 'http' });
   const app = express();
   app.disable('x-powered-by');
+  // No ETags: express would hash every answer for them, and nothing the bridge serves is cached
+  // (the receiver's acks are the hot path: 200 a second and more).
+  app.set('etag', false);
   app.set('trust proxy', false);
+  const debug = log.isLevelEnabled('debug');
   app.use((req: Request, res: Response, next: NextFunction) => {
     const incoming = req.headers['x-request-id'];
     const requestId = typeof incoming === 'string' && /^[\w-]{1,64}$/.test(incoming) ? incoming : randomUUID();
     res.setHeader('X-Request-Id', requestId);
-    const started = process.hrtime.bigint();
-    res.on('finish', () => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      log.debug(
-        { requestId, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 },
-        'request',
-      );
-    });
+    if (debug) {
+      const started = process.hrtime.bigint();
+      res.on('finish', () => {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        log.debug(
+          { requestId, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 },
+          'request',
+        );
+      });
+    }
     next();
   });
   for (const { path, router } of routers) app.use(path, router);

@@ -31,7 +31,13 @@ export function subscriptionRoutes(receiver: SubscriptionReceiver, bodyLimitByte
         authorization: header(req, 'authorization'),
         signature: header(req, 'x-signature'),
       });
-      res.status(outcome.status).json({ received: true, kind: outcome.kind });
+      // Written directly, not with res.json(): the ack is the receiver's hot path, and the body is fixed.
+      const body = JSON.stringify({ received: true, kind: outcome.kind });
+      res.writeHead(outcome.status, {
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': Buffer.byteLength(body),
+      });
+      res.end(body);
     } catch (err) {
       if (err instanceof NotificationError) {
         sendOutcome(res, err.status, err.code, err.message);
