@@ -74,7 +74,8 @@ export interface CompiledMapping {
   profile: FormProfile;
   validateDeclaration: ValidateFunction;
   context: CompiledContextItem[];
-  unless: Array<{ reason: string; expr: CompiledExpr }>;
+  /** `withEvidence` rules are checked only once evidence holds (see evaluateMapping). */
+  unless: Array<{ reason: string; expr: CompiledExpr; withEvidence: boolean }>;
   when: Array<{ evidence: string; expr: CompiledExpr; source?: CompiledExpr }>;
   fields: CompiledField[];
   routing: CompiledRouting;
@@ -228,6 +229,7 @@ export function compileMapping(file: string, text: string, options: CompileOptio
   const unless = (trigger.unless ?? []).map((u, i) => ({
     reason: String(u.reason),
     expr: expr(String(u.if), ['trigger', 'unless', i, 'if']),
+    withEvidence: u.withEvidence === true,
   }));
   const when = trigger.when.map((w, i) => ({
     evidence: String(w.evidence),

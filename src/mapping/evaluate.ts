@@ -43,16 +43,23 @@ export function evaluateMapping(
 ): Evaluated {
   const { subject, vars, subjectRef } = ctx;
   const base = { mappingId: mapping.id, eventType: mapping.eventType, subjectRef };
-  for (const rule of mapping.unless) {
-    if (truthy(rule.expr.evaluate(subject, vars))) {
-      return { result: { status: 'skipped', ...base, reason: rule.reason }, excluded: true };
-    }
-  }
+  const excludedBy = (withEvidence: boolean) =>
+    mapping.unless.find((rule) => rule.withEvidence === withEvidence && truthy(rule.expr.evaluate(subject, vars)));
+  const exclusion = (rule: { reason: string }): Evaluated => ({
+    result: { status: 'skipped', ...base, reason: rule.reason },
+    excluded: true,
+  });
+  const before = excludedBy(false);
+  if (before) return exclusion(before);
   const evidence = mapping.when.find((w) => truthy(w.expr.evaluate(subject, vars)));
   if (!evidence) {
     const checked = mapping.when.map((w) => w.evidence).join('; ');
     return { result: { status: 'skipped', ...base, reason: `no ${mapping.eventType} evidence (checked: ${checked})` } };
   }
+  // Rules for records that would otherwise be notified (a merged duplicate): checked only now, so the
+  // many records that are no event at all never reach the ledger as exclusions.
+  const after = excludedBy(true);
+  if (after) return exclusion(after);
 
   const declaration: Record<string, unknown> = {};
   const errors: Array<{ field: string; message: string }> = [];

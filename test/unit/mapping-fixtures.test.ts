@@ -203,6 +203,50 @@ describe('Synthea patients', () => {
   });
 });
 
+describe('records the EMR merged into another or marked inactive', () => {
+  type Entries = { entry: Array<{ resource: Record<string, unknown> }> };
+  const withPatient = (path: string, id: string, change: Record<string, unknown>) => {
+    const bundle = structuredClone(fixture(path)) as Entries;
+    const patient = bundle.entry.find((e) => e.resource.resourceType === 'Patient' && e.resource.id === id);
+    assert.ok(patient, `the fixture has Patient/${id}`);
+    Object.assign(patient.resource, change);
+    return bundle;
+  };
+  const merged = { link: [{ other: { reference: 'Patient/surviving-record' }, type: 'replaced-by' }] };
+  const cases = [
+    ['birth', 'fhir/bfdr/Bundle-bundle-provider-live-birth-babyg-quinn.json', 'patient-child-babyg-quinn'],
+    ['death', 'fhir/openmrs/openmrs-death-bundle.json', '0b42f99b-776e-4388-8f6f-84357ae2a8fb'],
+  ] as const;
+  for (const [event, path, id] of cases) {
+    it(`skips a ${event} whose patient was merged into another record, or is inactive, with the reason`, async () => {
+      assert.equal((await mapInput(all, withPatient(path, id, {}))).status, 'mapped', 'the record as published maps');
+      const gone = await mapInput(all, withPatient(path, id, merged));
+      assert.ok(gone.status === 'skipped', JSON.stringify(gone));
+      assert.match(gone.reason, /^merged into another record/);
+      const inactive = await mapInput(all, withPatient(path, id, { active: false }));
+      assert.ok(inactive.status === 'skipped', JSON.stringify(inactive));
+      assert.match(inactive.reason, /^inactive record/);
+    });
+  }
+
+  it('checks them only for records that are an event: an inactive adult is just no birth', async () => {
+    const adult = {
+      resourceType: 'Patient',
+      id: 'merged-adult',
+      active: false,
+      birthDate: '1980-01-01',
+      gender: 'female',
+    };
+    const fetcher = bundleFetcher([adult]);
+    for (const id of ['birth.fhir', 'death.fhir']) {
+      const { result, excluded } = await all.mapSubjectDetailed(id, 'Patient/merged-adult', fetcher);
+      assert.ok(result.status === 'skipped', JSON.stringify(result));
+      assert.match(result.reason, /^no (birth|death) evidence/);
+      assert.notEqual(excluded, true, 'not an exclusion: the ledger records nothing for it');
+    }
+  });
+});
+
 describe('OpenMRS-shaped records', () => {
   it('a patient with deceasedDateTime maps as a death on the local calendar date', async () => {
     const r = mapped(await mapInput(all, fixture('fhir/openmrs/openmrs-death-bundle.json')));
