@@ -154,6 +154,19 @@ describe('DHIS2 tracker JSON as mapping input', () => {
     assert.ok(!JSON.stringify(d).includes('uf3svrmp8Oj'), 'the write-back data element feeds nothing');
   });
 
+  it('skips a deactivated tracked entity with the reason, births and deaths alike', async () => {
+    for (const file of ['bridge/child-trackedEntity.json', 'bridge/deceased-trackedEntities-page.json']) {
+      const input = structuredClone(fixture(file)) as {
+        inactive?: boolean;
+        trackedEntities?: Array<{ inactive?: boolean }>;
+      };
+      for (const te of input.trackedEntities ?? [input]) te.inactive = true;
+      const result = await mapInput(mappings(), input);
+      assert.ok(result.status === 'skipped', JSON.stringify(result));
+      assert.match(result.reason, /^inactive tracked entity/);
+    }
+  });
+
   it('maps a death from a list page, with the option codes through the value map', async () => {
     const result = await mapInput(mappings(), fixture('bridge/deceased-trackedEntities-page.json'));
     assert.ok(result.status === 'mapped', JSON.stringify(result));
