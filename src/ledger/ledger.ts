@@ -32,6 +32,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     inbox: createInbox(db),
     recordEvent: recorder.recordEvent,
     recordSkipped: recorder.recordSkipped,
+    cancelUnsent: recorder.cancelUnsent,
     recordInvalid: recorder.recordInvalid,
     transaction: <T>(fn: () => T, options?: { reconciled?: boolean }): T =>
       options?.reconciled ? relaxed(db, () => db.transaction(fn).immediate()) : db.transaction(fn).immediate(),

@@ -18,6 +18,7 @@ type Clock = () => number;
 export interface Recorder {
   recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };
   recordSkipped(input: RecordSkippedInput): LedgerRow;
+  cancelUnsent(input: RecordSkippedInput): LedgerRow | undefined;
   recordInvalid(input: RecordInvalidInput): LedgerRow;
 }
 
@@ -172,14 +173,27 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     return { row: toLedgerRow(reselect(input)), change };
   });
 
+  // Runs for every record that is no event (most patients, under each mapping): the id and state only.
+  const stateByKey = db.prepare<[string, string, string], { id: number; state: string }>(
+    'SELECT id, state FROM ledger_rows WHERE source_id = ? AND event_type = ? AND subject_key = ?',
+  );
+  /** Rows not sent yet: the newest version decides. Once delivered (or in flight) the OpenCRVS event stands. */
+  const UNSENT = ['pending', 'failed', 'dead'];
+
+  const cancelUnsent = db.transaction((input: RecordSkippedInput): LedgerRow | undefined => {
+    const existing = stateByKey.get(input.sourceId, input.eventType, input.subjectKey);
+    if (!existing || !UNSENT.includes(existing.state)) return undefined;
+    markSkipped.run({ id: existing.id, reason: input.reason, sourceRef: input.sourceRef, now: now() });
+    return toLedgerRow(reselect(input));
+  });
+
   const recordSkipped = db.transaction((input: RecordSkippedInput): LedgerRow => {
     if (insertRow(input, { sourceRef: input.sourceRef, state: 'skipped', skipReason: input.reason })) {
       return toLedgerRow(reselect(input));
     }
     const existing = reselect(input);
-    // A later version that is no longer notifiable cancels a delivery that has not happened; once
-    // delivered (or in flight) the OpenCRVS event stands and the row keeps its state.
-    const cancellable = ['pending', 'failed', 'dead', 'skipped'].includes(existing.state);
+    // A later version that is no longer notifiable cancels a delivery that has not happened.
+    const cancellable = UNSENT.includes(existing.state) || existing.state === 'skipped';
     if (cancellable && (existing.state !== 'skipped' || existing.skip_reason !== input.reason)) {
       markSkipped.run({ id: existing.id, reason: input.reason, sourceRef: input.sourceRef, now: now() });
     }
@@ -219,6 +233,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   return {
     recordEvent: (input) => recordEvent.immediate(input),
     recordSkipped: (input) => recordSkipped.immediate(input),
+    cancelUnsent: (input) => cancelUnsent.immediate(input),
     recordInvalid: (input) => recordInvalid.immediate(input),
   };
 }

@@ -222,6 +222,12 @@ export interface Ledger {
   readonly inbox: LedgerInbox;
   recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };
   recordSkipped(input: RecordSkippedInput): LedgerRow;
+  /**
+   * A record that is no event any more (its evidence was withdrawn): its row, if one is waiting to be
+   * sent (pending, failed or dead), becomes skipped with the reason. Inserts nothing, and leaves a row
+   * delivered or in flight alone. Returns the row it changed.
+   */
+  cancelUnsent(input: RecordSkippedInput): LedgerRow | undefined;
   recordInvalid(input: RecordInvalidInput): LedgerRow;
   /**
    * Runs `fn` in one immediate (write-locking) transaction; `fn` must be synchronous. Durable

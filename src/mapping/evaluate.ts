@@ -10,8 +10,11 @@ import { applyTransform, type FieldOutcome } from './transforms/index.js';
 import { lookup } from './transforms/values.js';
 import type { MapOptions, MapResult } from './types.js';
 
-/** Why a mapping did not map: `excluded` (an `unless` rule) is more telling than "no evidence". */
-export type Evaluated = { result: MapResult; excluded?: boolean };
+/**
+ * Why a mapping did not map: `excluded` (an `unless` rule) is more telling than "no evidence";
+ * `noEvidence` means the record, as it is now, is no event of this type (it may once have been).
+ */
+export type Evaluated = { result: MapResult; excluded?: boolean; noEvidence?: boolean };
 
 function truthy(result: unknown[]): boolean {
   return result.length > 0 && result[0] !== false;
@@ -54,7 +57,10 @@ export function evaluateMapping(
   const evidence = mapping.when.find((w) => truthy(w.expr.evaluate(subject, vars)));
   if (!evidence) {
     const checked = mapping.when.map((w) => w.evidence).join('; ');
-    return { result: { status: 'skipped', ...base, reason: `no ${mapping.eventType} evidence (checked: ${checked})` } };
+    return {
+      result: { status: 'skipped', ...base, reason: `no ${mapping.eventType} evidence (checked: ${checked})` },
+      noEvidence: true,
+    };
   }
   // Rules for records that would otherwise be notified (a merged duplicate): checked only now, so the
   // many records that are no event at all never reach the ledger as exclusions.

@@ -12,10 +12,14 @@ function isPrefetching(fetcher: ResourceFetcher): fetcher is PrefetchingFetcher 
   return typeof (fetcher as Partial<PrefetchingFetcher>).prefetch === 'function';
 }
 
-/** A mapping result; `excluded` when an exclusion rule fired (e.g. a fetal death), not a mere non-match. */
+/**
+ * A mapping result; `excluded` when an exclusion rule fired (e.g. a fetal death), not a mere non-match;
+ * `noEvidence` when the record is (now) no event of the mapping's type.
+ */
 export interface Evaluation {
   result: MapResult;
   excluded: boolean;
+  noEvidence?: boolean;
 }
 
 /** What one evaluation pass recorded, for logs, `sync` and the admin page (no personal data). */
@@ -119,14 +123,14 @@ export class SourcePipeline {
         await new Promise<void>((resolve) => setImmediate(resolve));
         try {
           const recording = coverage?.recording(`${mappingId}\n${subjectRef}`, fetcher);
-          const { result, excluded } = await this.deps.mappings.mapSubjectDetailed(
+          const { result, excluded, noEvidence } = await this.deps.mappings.mapSubjectDetailed(
             mappingId,
             subjectRef,
             recording?.fetcher ?? fetcher,
             options,
           );
           recording?.done();
-          results[index] = { result, excluded: excluded === true };
+          results[index] = { result, excluded: excluded === true, noEvidence: noEvidence === true };
         } catch (err) {
           failed = true; // the other lanes take no new subject
           throw err;
@@ -156,7 +160,7 @@ export class SourcePipeline {
     const { ledger, sourceId } = this.deps;
     ledger.transaction(
       () => {
-        for (const { result, excluded } of results) {
+        for (const { result, excluded, noEvidence } of results) {
           if (result.status === 'mapped') {
             const office = result.routing.office;
             if (!office) {
@@ -198,6 +202,20 @@ export class SourcePipeline {
             });
             report.skipped++;
             report.ledgerIds.push(row.id);
+          } else if (result.eventType && result.subjectRef && noEvidence) {
+            // Plain non-matches leave no row, but one recorded earlier and not sent yet is withdrawn: the
+            // EMR removed the evidence (an encounter entered in error, say) before delivery.
+            const row = ledger.cancelUnsent({
+              sourceId,
+              eventType: result.eventType,
+              subjectKey: result.subjectRef,
+              sourceRef: result.subjectRef,
+              reason: `no longer notifiable: ${result.reason}`,
+            });
+            if (row) {
+              report.skipped++;
+              report.ledgerIds.push(row.id);
+            }
           }
         }
         if (cursor) ledger.setCursor(sourceId, cursor.name, cursor.value);

@@ -179,4 +179,42 @@ describe('bridge polling: updates in the EMR', () => {
       await h.close();
     }
   });
+  it('a birth whose evidence the EMR withdrew before delivery is not sent: its row becomes skipped', async () => {
+    const h = await startHarness({ worker: false });
+    try {
+      const resources = birthResources(2);
+      for (const r of resources) await h.fhir.upsert(r);
+      const poller = h.bridge.sources[0]?.poller;
+      assert.ok(poller);
+      await poller.pollOnce();
+      assert.deepEqual(
+        h.rows().map((r) => r.state),
+        ['pending'],
+      );
+      // The whole record was entered in error: the encounter and the weight marked so, the mother link ended.
+      const withdrawn: Record<string, Record<string, unknown>> = {
+        Encounter: { status: 'entered-in-error' },
+        Observation: { status: 'entered-in-error' },
+        RelatedPerson: { active: false },
+      };
+      for (const r of resources) {
+        const change = r.id?.endsWith('-maternity') ? undefined : withdrawn[r.resourceType];
+        if (change) await h.fhir.upsert({ ...r, ...change } as typeof r);
+      }
+      const report = await poller.pollOnce();
+      assert.equal(report.skipped, 1);
+      const [row] = h.rows();
+      assert.equal(row?.state, 'skipped');
+      assert.match(row?.skipReason ?? '', /^no longer notifiable: no birth evidence/);
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 5_000 });
+      assert.equal((await h.sim.control.events()).length, 0, 'nothing sent');
+
+      // The EMR restores the record: the row is queued again.
+      for (const r of resources) await h.fhir.upsert(r);
+      await poller.pollOnce();
+      assert.equal(h.rows()[0]?.state, 'pending');
+    } finally {
+      await h.close();
+    }
+  });
 });

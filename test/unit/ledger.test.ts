@@ -249,6 +249,41 @@ describe('ledger: recording events', () => {
     assert.deepEqual(found('123', { states: ['skipped'] }), ['dhis2:TrackedEntity/123']);
   });
 
+  it('cancels a row not sent yet when its record is no event any more, and nothing else', () => {
+    const input = (subject: string) => ({
+      sourceId: 'emr',
+      eventType: 'birth',
+      subjectKey: `Patient/${subject}`,
+      sourceRef: `Patient/${subject}`,
+      reason: 'no longer notifiable: no birth evidence',
+    });
+    assert.equal(ledger.cancelUnsent(input('never-seen')), undefined);
+    assert.equal(ledger.list().length, 0, 'a non-event leaves no row');
+
+    const { row: waiting } = ledger.recordEvent(eventInput('w'));
+    const cancelled = ledger.cancelUnsent(input('w'));
+    assert.equal(cancelled?.id, waiting.id);
+    assert.equal(cancelled?.state, 'skipped');
+    assert.equal(cancelled?.skipReason, 'no longer notifiable: no birth evidence');
+    assert.equal(cancelled?.payload, null, 'the declaration goes with it');
+    assert.equal(ledger.cancelUnsent(input('w')), undefined, 'already skipped: unchanged');
+
+    const { row: sent } = ledger.recordEvent(eventInput('s'));
+    const [claimed] = ledger.claimDue('w', 10).filter((r) => r.id === sent.id);
+    assert.ok(claimed);
+    assert.equal(ledger.cancelUnsent(input('s')), undefined, 'in flight: the attempt decides');
+    ledger.settle({
+      id: sent.id,
+      workerId: 'w',
+      claimedPayloadHash: claimed.payloadHash,
+      step: 'notify',
+      startedAt: clock.now(),
+      settlement: { outcome: 'delivered', eventId: 'e', trackingId: 'T' },
+    });
+    assert.equal(ledger.cancelUnsent(input('s')), undefined);
+    assert.equal(ledger.get(sent.id)?.state, 'delivered', 'a delivered event stands');
+  });
+
   it('stores the hold in meta for the CLI and health to read', () => {
     assert.equal(ledger.getHold(), undefined);
     ledger.setHold({

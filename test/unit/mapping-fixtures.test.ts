@@ -247,6 +247,37 @@ describe('records the EMR merged into another or marked inactive', () => {
   });
 });
 
+describe('resources the EMR marked entered in error', () => {
+  type Entries = { entry: Array<{ resource: Record<string, unknown> }> };
+  it('are no evidence: a newborn whose encounter and weight were entered in error is no birth', async () => {
+    const bundle = structuredClone(fixture('fhir/openmrs/openmrs-birth-bundle.json')) as Entries;
+    assert.equal((await mapInput(birthOnly, bundle)).status, 'mapped');
+    for (const { resource } of bundle.entry) {
+      if (resource.resourceType === 'Encounter' || resource.resourceType === 'Observation') {
+        resource.status = 'entered-in-error';
+      }
+      if (resource.resourceType === 'RelatedPerson') resource.active = false;
+    }
+    const r = await mapInput(birthOnly, bundle);
+    assert.ok(r.status === 'skipped', JSON.stringify(r));
+    assert.match(r.reason, /no birth/);
+  });
+
+  it('are no evidence: a death date observation entered in error is no death', async () => {
+    const observation = structuredClone(fixture('fhir/vrdr/Bundle-DeathCertificateDocument-Example1.json')) as Entries;
+    const deathDate = observation.entry.find(
+      (e) => e.resource.resourceType === 'Observation' && JSON.stringify(e.resource.code).includes('81956-5'),
+    );
+    const decedent = observation.entry.find((e) => e.resource.resourceType === 'Patient');
+    assert.ok(deathDate && decedent);
+    const alone = { resourceType: 'Bundle', type: 'collection', entry: [decedent, deathDate] };
+    assert.equal((await mapInput(all, alone)).status, 'mapped');
+    deathDate.resource.status = 'entered-in-error';
+    const r = await mapInput(all, alone);
+    assert.notEqual(r.status, 'mapped', JSON.stringify(r));
+  });
+});
+
 describe('OpenMRS-shaped records', () => {
   it('a patient with deceasedDateTime maps as a death on the local calendar date', async () => {
     const r = mapped(await mapInput(all, fixture('fhir/openmrs/openmrs-death-bundle.json')));
