@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { assembleContext } from '../../src/mapping/context.js';
 import { ExpressionCompiler } from '../../src/mapping/fhirpath/expr.js';
-import { buildCodeSet } from '../../src/mapping/fhirpath/functions.js';
+import { buildCodeSet, daysBetween } from '../../src/mapping/fhirpath/functions.js';
 import { bundleFetcher, loadMappings } from '../../src/mapping/index.js';
 
 const FIXTURES = [
@@ -128,5 +128,19 @@ describe('fast FHIRPath path', () => {
     assert.deepEqual(ev("%rp.where(relationship.coded('mother')).count()"), [2]); // system|code, or bare code
     assert.deepEqual(ev('%e.period.start.daysAfter(%p.birthDate)'), [2]); // calendar dates as written
     assert.deepEqual(ev('%p.ref()'), ['Patient/p1']);
+  });
+});
+
+describe('daysBetween (daysAfter)', () => {
+  it('counts calendar days between the dates as written, and refuses what is not a full date', () => {
+    assert.equal(daysBetween('2019-02-12', '2019-02-15T01:00:00+14:00'), 3, 'the local date, not the instant');
+    assert.equal(daysBetween('2019-02-15', '2019-02-12'), -3);
+    assert.equal(daysBetween('2024-02-28', '2024-03-01'), 2, 'a leap year');
+    assert.equal(daysBetween('1969-12-31', '1970-01-01'), 1);
+    assert.equal(daysBetween({ start: '2019-02-12T10:00:00Z' }, '2019-02-13'), 1, "a Period's start");
+    for (const bad of ['2019-02', '2019-02-12X', '2019/02/12', '20190212', '2019-0a-12', '', 12, null, {}]) {
+      assert.equal(daysBetween(bad, '2019-02-12'), undefined, String(bad));
+      assert.equal(daysBetween('2019-02-12', bad), undefined, String(bad));
+    }
   });
 });
