@@ -145,11 +145,14 @@ describe('notifications sent as the generated Subscriptions ask', () => {
         // The endpoint the Subscription names is where this receiver listens.
         assert.equal(receiverEndpoint(h.bridgeUrl, SOURCE_ID), h.receiverUrl);
         await h.writeBirths(0, 1);
-        const [event] = await h.waitForEvents(1);
-        assert.ok(
-          event?.actions.some((a) => a.type === 'NOTIFY' && a.status === 'Accepted'),
-          'notified',
-        );
+        // waitForEvents returns once the event exists: its NOTIFY may still be on the way.
+        await h.waitFor('the birth notified', async () => {
+          const events = await h.sim.control.events();
+          return (
+            events.length === 1 &&
+            events[0]?.actions.some((a) => a.type === 'NOTIFY' && a.status === 'Accepted') === true
+          );
+        });
       } finally {
         await h.close();
       }
