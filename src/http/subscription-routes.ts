@@ -30,6 +30,7 @@ export function subscriptionRoutes(receiver: SubscriptionReceiver, bodyLimitByte
         rawBody: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
         authorization: header(req, 'authorization'),
         signature: header(req, 'x-signature'),
+        deletedResource: header(req, 'x-medplum-deleted-resource'),
       });
       // Written directly, not with res.json(): the ack is the receiver's hot path, and the body is fixed.
       const body = JSON.stringify({ received: true, kind: outcome.kind });

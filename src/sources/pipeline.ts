@@ -146,6 +146,29 @@ export class SourcePipeline {
   }
 
   /**
+   * The source deleted `ref` (a delete notification, its absence confirmed by a read). A row of which it
+   * was the subject and that was not sent yet is withdrawn; a delivered one stands (OpenCRVS has the
+   * event). Returns the subjects of unsent rows that named it as their source resource (the encounter
+   * that was the evidence, say): the caller re-evaluates those, as they may be no event any more.
+   */
+  recordDeleted(ref: string): string[] {
+    const { ledger, sourceId } = this.deps;
+    const unsent = ledger.list({ sourceId, find: ref, states: ['pending', 'failed', 'dead'] });
+    const recheck = new Set<string>();
+    ledger.transaction(() => {
+      for (const row of unsent) {
+        if (row.subjectKey === ref) {
+          const input = { sourceId, eventType: row.eventType, subjectKey: row.subjectKey, sourceRef: row.sourceRef };
+          ledger.cancelUnsent({ ...input, reason: 'deleted in the source before it was sent' });
+        } else if (row.sourceRef === ref) {
+          recheck.add(row.subjectKey);
+        }
+      }
+    });
+    return [...recheck];
+  }
+
+  /**
    * Records results (and the cursor, if given) in one transaction. `reconciled`: the results came
    * from a subscription hint of a source that also polls, so a commit lost to a power cut is redone by
    * the next poll (under the same transactionIds): it skips the fsync that would stall the event loop

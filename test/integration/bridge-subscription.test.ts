@@ -175,3 +175,37 @@ describe('bridge subscription faults', () => {
     }
   });
 });
+
+describe('bridge subscription: deletions before delivery', () => {
+  for (const style of ['hapi-payload', 'medplum'] as const) {
+    it(`${style}: a child deleted in the EMR before its birth was sent is withdrawn, not sent`, async () => {
+      const notify = style === 'medplum' ? { style, secret: HMAC } : { style };
+      const subscription = style === 'medplum' ? { hmacSecret: HMAC } : undefined;
+      const h = await startHarness({ notify, ...(subscription ? { subscription } : {}), worker: false });
+      try {
+        await writeBirthsAsTransactions(h, 0, 2);
+        await settle(h);
+        assert.deepEqual(
+          h.rows().map((r) => r.state),
+          ['pending', 'pending'],
+        );
+        const child = h.rows()[0]?.subjectKey;
+        assert.ok(child);
+        const res = await fetch(`${h.fhir.baseUrl}/${child}`, { method: 'DELETE' });
+        assert.ok(res.ok, `delete: HTTP ${res.status}`);
+        await settle(h);
+        const [gone, kept] = h.rows();
+        assert.equal(gone?.state, 'skipped');
+        assert.equal(gone?.skipReason, 'deleted in the source before it was sent');
+        assert.equal(kept?.state, 'pending', 'the other birth is untouched');
+        // The queue is delivered now: only the birth that still exists goes out.
+        await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
+        const events = await h.sim.control.events();
+        assert.equal(events.length, 1);
+        assert.equal(h.rows()[1]?.state, 'delivered');
+      } finally {
+        await h.close();
+      }
+    });
+  }
+});

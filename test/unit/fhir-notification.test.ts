@@ -68,6 +68,19 @@ describe('subscription notifications', () => {
     assert.equal(parseNotification({ method: 'POST', rawBody: Buffer.from('{}') }).kind, 'ping');
   });
 
+  it('reads a Medplum delete from X-Medplum-Deleted-Resource, and ignores a malformed one', () => {
+    const empty = Buffer.from('{}');
+    assert.deepEqual(parseNotification({ method: 'POST', rawBody: empty, deletedResource: 'Patient/abc' }), {
+      kind: 'event',
+      style: 'medplum-delete',
+      refs: ['Patient/abc'],
+      deleted: true,
+    });
+    for (const bad of ['Patient', 'patient/abc', 'Patient/a b', '../x']) {
+      assert.equal(parseNotification({ method: 'POST', rawBody: empty, deletedResource: bad }).kind, 'ping', bad);
+    }
+  });
+
   it('refuses malformed JSON, arrays, non-FHIR bodies and other content types with 4xx', () => {
     assert.equal(refusal(() => parseNotification({ method: 'POST', rawBody: Buffer.from('{nope') })).status, 400);
     assert.equal(refusal(() => parseNotification({ method: 'POST', rawBody: Buffer.from('[1]') })).status, 400);

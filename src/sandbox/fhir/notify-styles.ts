@@ -77,6 +77,10 @@ export function buildNotification(ctx: StyleContext, event: EmitterEvent): Outbo
         'Content-Type': FHIR_JSON,
         'X-Medplum-Subscription': ctx.subscriptionId,
         'X-Medplum-Interaction': change.interaction,
+        // As Medplum's server does: the body of a delete is `{}`, so the header names what went.
+        ...(change.interaction === 'delete'
+          ? { 'X-Medplum-Deleted-Resource': `${change.resourceType}/${change.id}` }
+          : {}),
       };
       if (ctx.secret) headers['X-Signature'] = createHmac('sha256', ctx.secret).update(body).digest('hex');
       return { method: 'POST', url: base, headers, body };

@@ -170,7 +170,10 @@ export class InboxProcessor {
    */
   private async round(): Promise<number> {
     const rows = this.deps.inbox.due(this.deps.batchSize ?? DEFAULT_BATCH_SIZE, this.now());
-    const batches = new Map<string, { source: ProcessorSource; rows: InboxRow[]; refs: Set<string> }>();
+    const batches = new Map<
+      string,
+      { source: ProcessorSource; rows: InboxRow[]; refs: Set<string>; deleted: Set<string> }
+    >();
     const done: number[] = [];
     for (const row of rows) {
       const source = this.sources.get(row.sourceId);
@@ -183,10 +186,15 @@ export class InboxProcessor {
       this.trackEventNumbers(source, status, notification);
       if (notification.kind === 'ping')
         this.catchUp(source, status, `notification without detail (${notification.style})`);
-      if (notification.kind === 'event' && !notification.deleted) {
-        const batch = batches.get(source.id) ?? { source, rows: [], refs: new Set<string>() };
+      if (notification.kind === 'event') {
+        const batch = batches.get(source.id) ?? {
+          source,
+          rows: [],
+          refs: new Set<string>(),
+          deleted: new Set<string>(),
+        };
         batch.rows.push(row);
-        for (const ref of notification.refs) batch.refs.add(ref);
+        for (const ref of notification.refs) (notification.deleted ? batch.deleted : batch.refs).add(ref);
         batches.set(source.id, batch);
       } else {
         done.push(row.id);
@@ -195,7 +203,7 @@ export class InboxProcessor {
     this.deps.inbox.doneAll(done, this.now());
     for (const batch of batches.values()) {
       try {
-        await this.evaluate(batch.source, [...batch.refs]);
+        await this.evaluate(batch.source, [...batch.refs], [...batch.deleted]);
         this.deps.inbox.doneAll(
           batch.rows.map((row) => row.id),
           this.now(),
@@ -253,7 +261,13 @@ export class InboxProcessor {
     const notification = row.notification;
     try {
       // Event numbers and pings were handled when the round took the row; this is its own evaluation.
-      if (notification.kind === 'event' && !notification.deleted) await this.evaluate(source, notification.refs);
+      if (notification.kind === 'event') {
+        await this.evaluate(
+          source,
+          notification.deleted ? [] : notification.refs,
+          notification.deleted ? notification.refs : [],
+        );
+      }
       this.deps.inbox.done(row.id, this.now());
     } catch (err) {
       const attempts = row.attempts + 1;
@@ -270,16 +284,27 @@ export class InboxProcessor {
     }
   }
 
-  private async evaluate(source: ProcessorSource, refs: string[]): Promise<void> {
+  /**
+   * Re-reads the changed resources and evaluates what they touch. A deleted one is first read too: if it
+   * is really gone, unsent rows it was the subject of are withdrawn and those it was the evidence of
+   * are evaluated again (see SourcePipeline.recordDeleted); if it is back, it counts as changed.
+   */
+  private async evaluate(source: ProcessorSource, refs: string[], deleted: string[] = []): Promise<void> {
     const fetcher = new CachingFetcher(source.client);
+    const readAll = (list: string[]) =>
+      Promise.all(
+        list.map((ref) => {
+          const [type, id] = ref.split('/');
+          return type && id ? fetcher.read(type, id) : Promise.resolve(undefined);
+        }),
+      );
     // Read together, so they leave as one `_id` search per type (CachingFetcher.read).
-    const read = await Promise.all(
-      refs.map((ref) => {
-        const [type, id] = ref.split('/');
-        return type && id ? fetcher.read(type, id) : Promise.resolve(undefined);
-      }),
-    );
-    const resources = read.filter((resource) => resource !== undefined);
+    const [read, stillThere] = await Promise.all([readAll(refs), readAll(deleted)]);
+    const resources = [...read, ...stillThere].filter((resource) => resource !== undefined);
+    const recheck = deleted
+      .filter((_, i) => stillThere[i] === undefined)
+      .flatMap((ref) => source.pipeline.recordDeleted(ref));
+    if (recheck.length > 0) resources.push(...(await readAll(recheck)).filter((resource) => resource !== undefined));
     const { results } = await source.pipeline.evaluate(resources, fetcher);
     source.pipeline.commit(results, undefined, { reconciled: source.polled === true });
   }

@@ -157,6 +157,8 @@ export interface IncomingNotification {
   pathRef?: { type: string; id: string };
   contentType?: string;
   rawBody: Buffer;
+  /** Medplum's `X-Medplum-Deleted-Resource` (`Type/id`), sent with the `{}` body of a delete. */
+  deletedResource?: string;
 }
 
 /** Parses any supported wire style. Throws NotificationError (4xx) for malformed input. */
@@ -184,7 +186,14 @@ export function parseNotification(input: IncomingNotification): ParsedNotificati
     throw new NotificationError(400, 'invalid', 'body is not valid JSON');
   }
   if (!isRecord(body)) throw new NotificationError(400, 'invalid', 'body must be a JSON object');
-  if (Object.keys(body).length === 0) return { kind: 'ping', style: 'medplum-delete' };
+  if (Object.keys(body).length === 0) {
+    // Medplum names what it deleted in a header; an older server says only that something was.
+    const deleted = input.deletedResource?.trim();
+    if (deleted && /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(deleted)) {
+      return { kind: 'event', style: 'medplum-delete', refs: [deleted], deleted: true };
+    }
+    return { kind: 'ping', style: 'medplum-delete' };
+  }
   if (body.resourceType === 'Bundle' && body.type === 'history') return parseBackport(body);
   if (
     typeof body.resourceType === 'string' &&
