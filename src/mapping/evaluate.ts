@@ -38,6 +38,14 @@ function fieldValue(f: CompiledField, ctx: MappingContext): FieldOutcome & { fro
   return f.default ? { value: f.default.value } : { skip: undefined };
 }
 
+/** The first `unless` rule of this kind that holds (a loop, not closures: this runs for every subject). */
+function exclusionRule(mapping: CompiledMapping, ctx: MappingContext, withEvidence: boolean) {
+  for (const rule of mapping.unless) {
+    if (rule.withEvidence === withEvidence && truthy(rule.expr.evaluate(ctx.subject, ctx.vars))) return rule;
+  }
+  return undefined;
+}
+
 export function evaluateMapping(
   mapping: CompiledMapping,
   ctx: MappingContext,
@@ -46,14 +54,8 @@ export function evaluateMapping(
 ): Evaluated {
   const { subject, vars, subjectRef } = ctx;
   const base = { mappingId: mapping.id, eventType: mapping.eventType, subjectRef };
-  const excludedBy = (withEvidence: boolean) =>
-    mapping.unless.find((rule) => rule.withEvidence === withEvidence && truthy(rule.expr.evaluate(subject, vars)));
-  const exclusion = (rule: { reason: string }): Evaluated => ({
-    result: { status: 'skipped', ...base, reason: rule.reason },
-    excluded: true,
-  });
-  const before = excludedBy(false);
-  if (before) return exclusion(before);
+  const before = exclusionRule(mapping, ctx, false);
+  if (before) return { result: { status: 'skipped', ...base, reason: before.reason }, excluded: true };
   const evidence = mapping.when.find((w) => truthy(w.expr.evaluate(subject, vars)));
   if (!evidence) {
     const checked = mapping.when.map((w) => w.evidence).join('; ');
@@ -64,8 +66,8 @@ export function evaluateMapping(
   }
   // Rules for records that would otherwise be notified (a merged duplicate): checked only now, so the
   // many records that are no event at all never reach the ledger as exclusions.
-  const after = excludedBy(true);
-  if (after) return exclusion(after);
+  const after = exclusionRule(mapping, ctx, true);
+  if (after) return { result: { status: 'skipped', ...base, reason: after.reason }, excluded: true };
 
   const declaration: Record<string, unknown> = {};
   const errors: Array<{ field: string; message: string }> = [];
