@@ -10,6 +10,8 @@ export interface MappingContext {
   /** %subject, %subjectRef and one array per context item. */
   vars: Record<string, unknown>;
   warnings: string[];
+  /** The read budget ran out: later context items are empty, so a missing value proves nothing. */
+  incomplete?: boolean;
 }
 
 export const DEFAULT_MAX_READS = 50;
@@ -147,5 +149,5 @@ export async function assembleContext(
       warnings.push(`context incomplete: more than ${cache.maxReads} reads needed (from '${item.name}' on)`);
     }
   }
-  return { context: { subject, subjectRef: canonicalRef, vars, warnings } };
+  return { context: { subject, subjectRef: canonicalRef, vars, warnings, ...(exhausted ? { incomplete: true } : {}) } };
 }

@@ -61,7 +61,9 @@ export function evaluateMapping(
     const checked = mapping.when.map((w) => w.evidence).join('; ');
     return {
       result: { status: 'skipped', ...base, reason: `no ${mapping.eventType} evidence (checked: ${checked})` },
-      noEvidence: true,
+      // Only a complete context shows the record is no event: with the read budget spent, the evidence
+      // may be in what was not read, and an unsent row must not be withdrawn on that.
+      ...(ctx.incomplete ? {} : { noEvidence: true }),
     };
   }
   // Rules for records that would otherwise be notified (a merged duplicate): checked only now, so the

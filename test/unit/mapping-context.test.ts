@@ -113,6 +113,18 @@ describe('context assembly', () => {
     assert.ok(r.warnings.some((w) => /context incomplete: more than 3 reads/.test(w)));
   });
 
+  it('does not call a record no event when the read budget ran out before its evidence was read', async () => {
+    const fetcher = bundleFetcher(fixture('fhir/openmrs/openmrs-birth-bundle.json'));
+    const newborn = 'Patient/3c2f8b4e-9d41-4b7a-a6de-5b1f0c7e2a19'; // born 2024-05-14, evidence in its encounter
+    assert.equal((await set.mapSubjectDetailed('birth.fhir', newborn, fetcher)).result.status, 'mapped');
+    const starved = await set.mapSubjectDetailed('birth.fhir', newborn, fetcher, { maxReads: 1 });
+    assert.ok(starved.result.status === 'skipped', JSON.stringify(starved.result));
+    assert.notEqual(starved.noEvidence, true, 'an unsent row must not be withdrawn on a partial read');
+    const full = await set.mapSubjectDetailed('death.fhir', newborn, fetcher);
+    assert.equal(full.result.status, 'skipped');
+    assert.equal(full.noEvidence, true, 'a complete context that shows no death');
+  });
+
   it('skips a subject that is not found', async () => {
     const r = await mapSubject(set, 'death.fhir', 'Patient/nope', bundleFetcher([]));
     assert.equal(r.status, 'skipped');
