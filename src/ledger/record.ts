@@ -180,12 +180,19 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   /** Rows not sent yet: the newest version decides. Once delivered (or in flight) the OpenCRVS event stands. */
   const UNSENT = ['pending', 'failed', 'dead'];
 
-  const cancelUnsent = db.transaction((input: RecordSkippedInput): LedgerRow | undefined => {
+  // Conditional on the state, so it needs no transaction of its own: it runs for every non-event of a
+  // pass (inside the pass's transaction), and most find no row at all.
+  const markUnsentSkipped = db.prepare(`
+    UPDATE ledger_rows SET state = 'skipped', skip_reason = @reason, payload = NULL, payload_hash = NULL,
+      source_ref = @sourceRef, updated_at = @now
+    WHERE id = @id AND state IN ('pending', 'failed', 'dead')`);
+
+  const cancelUnsent = (input: RecordSkippedInput): LedgerRow | undefined => {
     const existing = stateByKey.get(input.sourceId, input.eventType, input.subjectKey);
     if (!existing || !UNSENT.includes(existing.state)) return undefined;
-    markSkipped.run({ id: existing.id, reason: input.reason, sourceRef: input.sourceRef, now: now() });
-    return toLedgerRow(reselect(input));
-  });
+    const params = { id: existing.id, reason: input.reason, sourceRef: input.sourceRef, now: now() };
+    return markUnsentSkipped.run(params).changes === 1 ? toLedgerRow(reselect(input)) : undefined;
+  };
 
   const recordSkipped = db.transaction((input: RecordSkippedInput): LedgerRow => {
     if (insertRow(input, { sourceRef: input.sourceRef, state: 'skipped', skipReason: input.reason })) {
@@ -233,7 +240,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   return {
     recordEvent: (input) => recordEvent.immediate(input),
     recordSkipped: (input) => recordSkipped.immediate(input),
-    cancelUnsent: (input) => cancelUnsent.immediate(input),
+    cancelUnsent,
     recordInvalid: (input) => recordInvalid.immediate(input),
   };
 }
