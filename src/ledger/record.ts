@@ -15,6 +15,9 @@ import type {
 
 type Clock = () => number;
 
+/** Rows not sent yet: the newest version decides. Once delivered (or in flight) the OpenCRVS event stands. */
+const UNSENT = ['pending', 'failed', 'dead'];
+
 export interface Recorder {
   recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };
   recordSkipped(input: RecordSkippedInput): LedgerRow;
@@ -62,10 +65,14 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       updates_after_notification = updates_after_notification + 1,
       payload_hash = @payloadHash, source_ref = @sourceRef, source_version = @sourceVersion, updated_at = @now
     WHERE id = @id`);
-  const markSkipped = db.prepare(`
+  const skipRow = `
     UPDATE ledger_rows SET state = 'skipped', skip_reason = @reason, payload = NULL, payload_hash = NULL,
       source_ref = @sourceRef, updated_at = @now
-    WHERE id = @id`);
+    WHERE id = @id`;
+  const markSkipped = db.prepare(skipRow);
+  // Conditional on the state, so cancelUnsent needs no transaction of its own: it runs for every
+  // non-event of a pass (inside the pass's transaction), and most find no row at all.
+  const markUnsentSkipped = db.prepare(`${skipRow} AND state IN (${UNSENT.map((state) => `'${state}'`).join(', ')})`);
   const markInvalid = db.prepare(`
     UPDATE ledger_rows SET state = 'dead', payload = NULL, payload_hash = NULL, skip_reason = NULL,
       last_error_classification = @errClassification, last_error_kind = @errKind, last_error_status = NULL,
@@ -177,16 +184,6 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   const stateByKey = db.prepare<[string, string, string], { id: number; state: string }>(
     'SELECT id, state FROM ledger_rows WHERE source_id = ? AND event_type = ? AND subject_key = ?',
   );
-  /** Rows not sent yet: the newest version decides. Once delivered (or in flight) the OpenCRVS event stands. */
-  const UNSENT = ['pending', 'failed', 'dead'];
-
-  // Conditional on the state, so it needs no transaction of its own: it runs for every non-event of a
-  // pass (inside the pass's transaction), and most find no row at all.
-  const markUnsentSkipped = db.prepare(`
-    UPDATE ledger_rows SET state = 'skipped', skip_reason = @reason, payload = NULL, payload_hash = NULL,
-      source_ref = @sourceRef, updated_at = @now
-    WHERE id = @id AND state IN ('pending', 'failed', 'dead')`);
-
   const cancelUnsent = (input: RecordSkippedInput): LedgerRow | undefined => {
     const existing = stateByKey.get(input.sourceId, input.eventType, input.subjectKey);
     if (!existing || !UNSENT.includes(existing.state)) return undefined;

@@ -214,27 +214,19 @@ export class SourcePipeline {
             });
             report.invalid++;
             report.ledgerIds.push(row.id);
-          } else if (result.eventType && result.subjectRef && excluded) {
-            // Kept visible ("why was this stillbirth not notified?"); plain non-matches are not recorded.
-            const row = ledger.recordSkipped({
+          } else if (result.eventType && result.subjectRef && (excluded || noEvidence)) {
+            const key = {
               sourceId,
               eventType: result.eventType,
               subjectKey: result.subjectRef,
               sourceRef: result.subjectRef,
-              reason: result.reason,
-            });
-            report.skipped++;
-            report.ledgerIds.push(row.id);
-          } else if (result.eventType && result.subjectRef && noEvidence) {
-            // Plain non-matches leave no row, but one recorded earlier and not sent yet is withdrawn: the
-            // EMR removed the evidence (an encounter entered in error, say) before delivery.
-            const row = ledger.cancelUnsent({
-              sourceId,
-              eventType: result.eventType,
-              subjectKey: result.subjectRef,
-              sourceRef: result.subjectRef,
-              reason: `no longer notifiable: ${result.reason}`,
-            });
+            };
+            // An exclusion is kept visible ("why was this stillbirth not notified?"). A plain non-match
+            // leaves no row, but withdraws one recorded earlier and not sent yet: the EMR removed the
+            // evidence (an encounter entered in error, say) before delivery.
+            const row = excluded
+              ? ledger.recordSkipped({ ...key, reason: result.reason })
+              : ledger.cancelUnsent({ ...key, reason: `no longer notifiable: ${result.reason}` });
             if (row) {
               report.skipped++;
               report.ledgerIds.push(row.id);
