@@ -9,6 +9,7 @@ import { loadMappings } from '../mapping/index.js';
 import { silentLogger } from '../observability/logger.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
 import {
+  checkPlan,
   SUBSCRIPTION_STYLES,
   type SubscriptionPlan,
   SubscriptionPlanError,
@@ -88,7 +89,7 @@ async function runSubscriptions(options: SubscriptionsOptions): Promise<void> {
         ...(secrets.secret !== undefined ? { secret: `<sources[${source.id}].subscription.secret>` } : {}),
         ...(secrets.hmacSecret !== undefined ? { hmacSecret: `<sources[${source.id}].subscription.hmacSecret>` } : {}),
       };
-      subscriptionBundle(plan(secrets)); // refuses what the real secrets would break (a ':' for Medplum)
+      checkPlan(plan(secrets)); // what the real secrets would break (a ':' for Medplum), not the placeholders
       console.log(JSON.stringify(subscriptionBundle(plan(placeholders)), null, 2));
       if (Object.keys(placeholders).length > 0) {
         console.error('Secrets are shown as <…> placeholders: put the configured values in, or use --apply.');
