@@ -54,6 +54,20 @@ describe('batched context prefetch (live FHIR source)', () => {
     await sandbox.close();
   });
 
+  /** Every subject mapped through a plain fetcher, and through one that prefetched them in batches first. */
+  async function withAndWithoutPrefetch(source: FhirSourceClient) {
+    const mapEach = async (fetcher: CachingFetcher) => {
+      const results = [];
+      for (const s of subjects) results.push(await mapSubject(set, s.mappingId, s.subjectRef, fetcher));
+      return results;
+    };
+    const plain = new CachingFetcher(source);
+    const expected = await mapEach(plain);
+    const batched = new CachingFetcher(source);
+    await batched.prefetch(set, subjects);
+    return { plain, expected, batched, actual: await mapEach(batched) };
+  }
+
   it('finds the searches that depend only on the subject reference', () => {
     const searches = batchableSearches(set, ['birth.fhir']);
     assert.ok(searches.some((s) => s.type === 'Encounter' && s.refParam === 'subject'));
@@ -64,14 +78,7 @@ describe('batched context prefetch (live FHIR source)', () => {
   });
 
   it('maps every subject exactly as without prefetch, with far fewer calls to the server', async () => {
-    const plain = new CachingFetcher(client);
-    const expected = [];
-    for (const s of subjects) expected.push(await mapSubject(set, s.mappingId, s.subjectRef, plain));
-
-    const batched = new CachingFetcher(client);
-    await batched.prefetch(set, subjects);
-    const actual = [];
-    for (const s of subjects) actual.push(await mapSubject(set, s.mappingId, s.subjectRef, batched));
+    const { plain, expected, batched, actual } = await withAndWithoutPrefetch(client);
 
     assert.deepEqual(actual, expected);
     const mapped = expected.filter((r) => r.status === 'mapped');
@@ -95,13 +102,7 @@ describe('batched context prefetch (live FHIR source)', () => {
       }
     }
     const literal = new LiteralLists(client.settings, { logger: silentLogger });
-    const plain = new CachingFetcher(literal);
-    const expected = [];
-    for (const s of subjects) expected.push(await mapSubject(set, s.mappingId, s.subjectRef, plain));
-    const batched = new CachingFetcher(literal);
-    await batched.prefetch(set, subjects);
-    const actual = [];
-    for (const s of subjects) actual.push(await mapSubject(set, s.mappingId, s.subjectRef, batched));
+    const { expected, actual } = await withAndWithoutPrefetch(literal);
     assert.deepEqual(actual, expected, 'no subject mapped as if it had no encounter or observation');
     assert.equal(expected.filter((r) => r.status === 'mapped').length, BIRTHS + DEATHS);
   });
