@@ -18,6 +18,7 @@ import { fhirInbox } from './sources/fhir/inbox.js';
 import { InboxProcessor, type ProcessorSource } from './sources/fhir/inbox-processor.js';
 import { FhirPoller } from './sources/fhir/poller.js';
 import { SubscriptionReceiver } from './sources/fhir/receiver.js';
+import { fhirRecheck } from './sources/fhir/recheck.js';
 import { addReports, emptyReport, type PassReport, SourcePipeline } from './sources/pipeline.js';
 import { WriteBackRunner, type WriteBackSource, writeBackSourceFor } from './sources/writeback/index.js';
 
@@ -96,13 +97,6 @@ export class Bridge {
     try {
       this.opencrvs = createOpenCrvsClient(config.opencrvs, { logger: options.logger });
       this.locations = new LocationResolver(this.opencrvs);
-      this.worker = createDeliveryWorker({
-        ledger: this.ledger,
-        api: this.opencrvs,
-        settings: config.delivery,
-        logger: options.logger,
-        onOutcome: (outcome) => this.onOutcome(outcome),
-      });
       for (const settings of config.sources) {
         if (settings.kind === 'fhir') this.sources.push(this.buildFhirSource(settings));
         if (settings.kind === 'dhis2')
@@ -117,6 +111,18 @@ export class Bridge {
             }),
           );
       }
+      this.worker = createDeliveryWorker({
+        ledger: this.ledger,
+        api: this.opencrvs,
+        settings: config.delivery,
+        logger: options.logger,
+        onOutcome: (outcome) => this.onOutcome(outcome),
+        recheck: fhirRecheck(
+          this.sources.map((s) => ({ id: s.settings.id, client: s.client, pipeline: s.pipeline })),
+          this.ledger,
+          options.logger,
+        ),
+      });
       this.writeBacks = this.buildWriteBacks();
       for (const source of this.sources) {
         const warning = unauthenticatedSubscriptionWarning(source.settings);

@@ -32,6 +32,8 @@ export interface DeliverySettings {
   mode: 'two-step' | 'single-call';
   concurrency: number;
   settleSeconds: number;
+  /** Waiting events of FHIR sources are evaluated again at the source before their first send (0: never). */
+  recheckAfterSeconds: number;
   maxAttempts: number;
   maxAgeHours: number;
   baseDelayMs: number;

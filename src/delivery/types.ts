@@ -21,6 +21,17 @@ export interface DeliveryOutcome {
   reason?: string;
 }
 
+/**
+ * Confirms waiting rows at their source before their first send (DeliverySettings.recheckAfterSeconds).
+ * `appliesTo`: whether the row's source can evaluate it again. `run`: evaluates the rows' subjects
+ * again and records the outcome through the source's pipeline (a new payload, a withdrawal, …); the
+ * rows are unclaimed meanwhile, so the pipeline may change them.
+ */
+export interface SourceRecheck {
+  appliesTo(row: LedgerRow): boolean;
+  run(rows: LedgerRow[]): Promise<void>;
+}
+
 export interface DeliveryWorkerDeps {
   ledger: Ledger;
   api: OpenCrvsApi;
@@ -32,6 +43,7 @@ export interface DeliveryWorkerDeps {
   random?: () => number;
   /** Must not throw (a throw is logged and ignored). */
   onOutcome?: (event: DeliveryOutcome) => void;
+  recheck?: SourceRecheck;
 }
 
 export interface DeliveryWorker {

@@ -2,12 +2,12 @@
 // `concurrency` at a time, pausing the whole queue while an operator problem lasts.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { HoldState } from '../ledger/index.js';
+import type { HoldState, LedgerRow } from '../ledger/index.js';
 import { silentLogger } from '../observability/logger.js';
 import { type AttemptDeps, runAttempt } from './attempt.js';
 import { classifyFailure } from './errors.js';
 import { retryPolicyFrom } from './retry-policy.js';
-import type { DeliveryOutcome, DeliveryWorker, DeliveryWorkerDeps } from './types.js';
+import type { DeliveryOutcome, DeliveryWorker, DeliveryWorkerDeps, SourceRecheck } from './types.js';
 
 /** Delivered payloads are purged on this period (their retention is hours; minutes of slack are fine). */
 const PURGE_EVERY_MS = 10 * 60_000;
@@ -109,15 +109,54 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     return tracked;
   };
 
-  const startRows = (rows: ReturnType<typeof ledger.claimDue>) =>
-    rows.map((row) => {
+  // A row that waited (settle time, retries, an outage) is confirmed at its source before OpenCRVS
+  // hears of it: a poll never sees a record deleted meanwhile (OpenMRS voids the duplicate a merge
+  // leaves), nor, if it runs less often than the wait, a merge or a correction made during it.
+  const recheckAfterMs = settings.recheckAfterSeconds * 1000;
+  const needsRecheck = (row: LedgerRow, at: number): boolean =>
+    deps.recheck !== undefined &&
+    recheckAfterMs > 0 &&
+    row.eventId === null &&
+    at - Math.max(row.queuedAt, row.recheckedAt ?? 0) >= recheckAfterMs &&
+    deps.recheck.appliesTo(row);
+
+  /** Unclaims the rows, has the source evaluate them again, then makes those still waiting due. */
+  const recheck = async (rows: LedgerRow[], source: SourceRecheck): Promise<void> => {
+    const ids = rows.map((row) => row.id);
+    // Leased for the lock timeout: a crash during the recheck leaves them due after it, like a stale lock.
+    ledger.deferForRecheck(ids, workerId, lockTimeoutMs);
+    try {
+      await source.run(rows);
+    } catch (err) {
+      // An unreachable EMR must not stop registrations: the rows go out as they were recorded.
+      logger.warn({ err, rows: ids.length }, 'recheck at the source failed; sending the rows as recorded');
+    } finally {
+      ledger.markRechecked(ids);
+    }
+  };
+
+  const startRows = (rows: ReturnType<typeof ledger.claimDue>) => {
+    const at = now();
+    const toRecheck: LedgerRow[] = [];
+    const started = rows.map((row) => {
       if (stopping || hold) {
         // Claimed but not started: give it back untouched, its attempt not counted.
         ledger.handBack([row.id], workerId);
         return Promise.resolve();
       }
+      if (needsRecheck(row, at)) {
+        toRecheck.push(row);
+        return Promise.resolve();
+      }
       return track(row.id, runAttempt(attemptDeps, row));
     });
+    if (toRecheck.length > 0 && deps.recheck) {
+      // One recheck for them all (the source batches their reads); each holds its slot meanwhile.
+      const work = recheck(toRecheck, deps.recheck);
+      for (const row of toRecheck) started.push(track(row.id, work));
+    }
+    return started;
+  };
 
   const probe = async (): Promise<boolean> => {
     refreshHold();

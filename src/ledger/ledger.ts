@@ -58,6 +58,11 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     recordCreated: (id, eventId, trackingId) => outbox.recordCreated(id, eventId, trackingId, now()),
     settle: (input) => outbox.settle(input, now()),
     handBack: (ids, workerId) => outbox.handBack(ids, workerId, now()),
+    deferForRecheck: (ids, workerId, leaseMs) => {
+      const at = now();
+      return outbox.deferForRecheck(ids, workerId, at + leaseMs, at);
+    },
+    markRechecked: (ids) => outbox.markRechecked(ids, now()),
     resetStaleLocks: (olderThanMs, at = now()) => outbox.resetStaleLocks(olderThanMs, at),
     nextDueAt: outbox.nextDueAt,
     outstanding: outbox.outstanding,

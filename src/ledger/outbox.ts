@@ -12,6 +12,8 @@ export interface Outbox {
   /** The row as settled, or undefined when this worker no longer holds the lock (nothing written). */
   settle(input: SettleInput, now: number): LedgerRow | undefined;
   handBack(ids: number[], workerId: string, now: number): number;
+  deferForRecheck(ids: number[], workerId: string, until: number, now: number): number;
+  markRechecked(ids: number[], now: number): number;
   resetStaleLocks(olderThanMs: number, now: number): number;
   nextDueAt(): number | undefined;
   outstanding(): number;
@@ -86,6 +88,17 @@ export function createOutbox(db: Db): Outbox {
     UPDATE ledger_rows SET state = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,
       attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_at = NULL, updated_at = @now
     WHERE id = @id AND locked_by = @workerId AND state = 'delivering'`);
+  // A row to be confirmed at the source first is handed back the same way, but not due again until
+  // `until` (the recheck's lease): the recheck may replace its payload or withdraw it meanwhile, which
+  // it can only do to an unclaimed row, and a crash during the recheck leaves the row due after the lease.
+  const deferForRecheck = db.prepare(`
+    UPDATE ledger_rows SET state = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,
+      attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_at = NULL, next_run_at = @until, updated_at = @now
+    WHERE id = @id AND locked_by = @workerId AND state = 'delivering' AND event_id IS NULL`);
+  // Confirmed: due at once (it was due when claimed), unless the recheck withdrew or delivered-marked it.
+  const markRechecked = db.prepare(`
+    UPDATE ledger_rows SET rechecked_at = @now, next_run_at = MIN(next_run_at, @now), updated_at = @now
+    WHERE id = @id AND state IN ('pending', 'failed')`);
   // A stale lock means the worker died or hung mid-attempt: the attempt may have reached OpenCRVS, so
   // it stays counted; the row is due at once and the deterministic transactionIds make a resend safe.
   const resetStale = db.prepare(`
@@ -167,6 +180,18 @@ export function createOutbox(db: Db): Outbox {
     return n;
   });
 
+  const deferAll = db.transaction((ids: number[], workerId: string, until: number, now: number): number => {
+    let n = 0;
+    for (const id of ids) n += deferForRecheck.run({ id, workerId, until, now }).changes;
+    return n;
+  });
+
+  const markRecheckedAll = db.transaction((ids: number[], now: number): number => {
+    let n = 0;
+    for (const id of ids) n += markRechecked.run({ id, now }).changes;
+    return n;
+  });
+
   return {
     claimDue: (workerId, limit, now) => {
       const n = Math.max(0, Math.floor(limit));
@@ -185,6 +210,9 @@ export function createOutbox(db: Db): Outbox {
     },
     handBack: (ids, workerId, now) =>
       ids.length === 0 ? 0 : relaxed(db, () => handBackAll.immediate(ids, workerId, now)),
+    deferForRecheck: (ids, workerId, until, now) =>
+      ids.length === 0 ? 0 : relaxed(db, () => deferAll.immediate(ids, workerId, until, now)),
+    markRechecked: (ids, now) => (ids.length === 0 ? 0 : relaxed(db, () => markRecheckedAll.immediate(ids, now))),
     resetStaleLocks: (olderThanMs, now) =>
       relaxed(db, () => resetStale.run({ now, cutoff: now - olderThanMs }).changes),
     nextDueAt: () => nextDue.get()?.at ?? undefined,

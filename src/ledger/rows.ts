@@ -46,6 +46,7 @@ export interface SqlLedgerRow {
   updated_after_notification_at: number | null;
   updates_after_notification: number;
   skip_reason: string | null;
+  rechecked_at: number | null;
 }
 
 export interface SqlAttemptRow {
@@ -145,19 +146,20 @@ export function toLedgerRow(r: SqlLedgerRow): LedgerRow {
     updatedAfterNotificationAt: r.updated_after_notification_at,
     updatesAfterNotification: r.updates_after_notification,
     skipReason: r.skip_reason,
+    recheckedAt: r.rechecked_at,
   };
 }
 
 /**
  * The columns of `ledger_rows`, in the order `ledgerRowFromValues` reads them. The worker's statements
- * return exactly these as an array (better-sqlite3 `raw()`): building a 34-property object per row in
+ * return exactly these as an array (better-sqlite3 `raw()`): building a 35-property object per row in
  * the driver costs about as much as the SQLite work of a claim, an array a fraction of it.
  */
 export const LEDGER_ROW_COLUMNS = `id, source_id, event_type, subject_key, source_ref, source_version, mapping_id, state,
   attempts, next_run_at, locked_by, locked_at, base_transaction_id, create_transaction_id, notify_transaction_id,
   requeues, office, facility, payload, payload_hash, event_id, tracking_id, last_error_classification,
   last_error_kind, last_error_status, last_error_message, first_seen_at, queued_at, created_at, updated_at,
-  delivered_at, updated_after_notification_at, updates_after_notification, skip_reason`;
+  delivered_at, updated_after_notification_at, updates_after_notification, skip_reason, rechecked_at`;
 
 function num(v: unknown): number {
   if (typeof v !== 'number') throw new Error('ledger row: expected a number column');
@@ -214,6 +216,7 @@ export function ledgerRowFromValues(v: unknown[]): LedgerRow {
     updated_after_notification_at: numOrNull(v[31]),
     updates_after_notification: num(v[32]),
     skip_reason: textOrNull(v[33]),
+    rechecked_at: numOrNull(v[34]),
   });
 }
 

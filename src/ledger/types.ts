@@ -128,6 +128,8 @@ export interface LedgerRow {
   updatedAfterNotificationAt: number | null;
   updatesAfterNotification: number;
   skipReason: string | null;
+  /** When the source last confirmed this row before its first send (DeliverySettings.recheckAfterSeconds). */
+  recheckedAt: number | null;
 }
 
 export type AttemptOutcome = 'delivered' | 'delivered-pending' | 'retry' | 'dead' | 'held' | 'abandoned';
@@ -265,6 +267,14 @@ export interface Ledger {
   settle(input: SettleInput): LedgerRow | undefined;
   /** Gives claimed rows back unstarted: unlocked, attempt not counted. Returns how many. */
   handBack(ids: number[], workerId: string): number;
+  /**
+   * Gives claimed rows back unsent, like handBack, for the source to confirm first: not due again for
+   * `leaseMs`, so the recheck can replace or withdraw them (a crash meanwhile leaves them due after
+   * the lease). Only rows not created in OpenCRVS yet. Returns how many.
+   */
+  deferForRecheck(ids: number[], workerId: string, leaseMs: number): number;
+  /** Records the recheck of deferred rows and makes those still waiting due now. Returns how many. */
+  markRechecked(ids: number[]): number;
   /** Returns rows locked longer than `olderThanMs` to `failed`, due now; returns how many. */
   resetStaleLocks(olderThanMs: number, now?: number): number;
   /** The earliest `nextRunAt` of a waiting row, or undefined when nothing waits. */

@@ -42,6 +42,7 @@ const DELIVERY: DeliverySettings = {
   mode: 'two-step',
   concurrency: 1,
   settleSeconds: 0,
+  recheckAfterSeconds: 30,
   maxAttempts: 3,
   maxAgeHours: 24,
   baseDelayMs: 10,

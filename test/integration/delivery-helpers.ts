@@ -19,6 +19,7 @@ export const fastDelivery: DeliverySettings = {
   mode: 'two-step',
   concurrency: 4,
   settleSeconds: 0,
+  recheckAfterSeconds: 30,
   maxAttempts: 200,
   maxAgeHours: 1,
   baseDelayMs: 20,

@@ -10,6 +10,7 @@ const settings: DeliverySettings = {
   mode: 'two-step',
   concurrency: 4,
   settleSeconds: 0,
+  recheckAfterSeconds: 30,
   maxAttempts: 5,
   maxAgeHours: 24,
   baseDelayMs: 1000,

@@ -322,6 +322,7 @@ describe('ledger: schema', () => {
       { version: 4, name: 'drop-locked-index' },
       { version: 5, name: 'write-back-counts-index' },
       { version: 6, name: 'lookup-indexes' },
+      { version: 7, name: 'rechecked-at' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db

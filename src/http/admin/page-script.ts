@@ -227,6 +227,7 @@ export const PAGE_SCRIPT = `
     field(dl, 'Locked by', d.lockedBy ? d.lockedBy + ' since ' + fmtTime(d.lockedAt) : '');
     field(dl, 'First seen', fmtTime(d.firstSeenAt));
     field(dl, 'Queued', fmtTime(d.queuedAt));
+    field(dl, 'Rechecked at the source', fmtTime(d.recheckedAt));
     field(dl, 'Updated', fmtTime(d.updatedAt));
     field(dl, 'Delivered', fmtTime(d.deliveredAt));
     field(dl, 'Updated after notification', d.updatedAfterNotification.count > 0 ?

@@ -51,6 +51,8 @@ export interface EventDetail extends EventListItem {
   lockedBy: string | null;
   lockedAt: number | null;
   queuedAt: number;
+  /** When the source last confirmed the row before its first send (delivery.recheckAfterSeconds). */
+  recheckedAt: number | null;
   createdAt: number;
   payloadHash: string | null;
   /** Whether a payload is still stored (it is purged some time after delivery). */
@@ -125,6 +127,7 @@ export function eventDetail(
     lockedBy: row.lockedBy,
     lockedAt: row.lockedAt,
     queuedAt: row.queuedAt,
+    recheckedAt: row.recheckedAt,
     createdAt: row.createdAt,
     payloadHash: row.payloadHash,
     payloadStored: row.payload !== null,

@@ -6,6 +6,7 @@ import { migration003 } from './003-write-backs.js';
 import { migration004 } from './004-drop-locked-index.js';
 import { migration005 } from './005-write-back-counts-index.js';
 import { migration006 } from './006-lookup-indexes.js';
+import { migration007 } from './007-rechecked-at.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -17,4 +18,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration004,
   migration005,
   migration006,
+  migration007,
 ];

@@ -1,9 +1,9 @@
 import type { Logger } from '../../observability/logger.js';
 import type { SourcePipeline } from '../pipeline.js';
-import { CachingFetcher } from './fetcher.js';
 import type { FhirSourceClient } from './fhir-client.js';
 import type { InboxRow, InboxStore } from './inbox.js';
 import type { ParsedNotification } from './notification.js';
+import { reevaluate } from './reevaluate.js';
 
 export interface MetaStore {
   getMeta(key: string): string | undefined;
@@ -284,29 +284,9 @@ export class InboxProcessor {
     }
   }
 
-  /**
-   * Re-reads the changed resources and evaluates what they touch. A deleted one is first read too: if it
-   * is really gone, unsent rows it was the subject of are withdrawn and those it was the evidence of
-   * are evaluated again (see SourcePipeline.recordDeleted); if it is back, it counts as changed.
-   */
+  /** See reevaluate: a deleted resource is read to confirm it is gone before rows are withdrawn. */
   private async evaluate(source: ProcessorSource, refs: string[], deleted: string[] = []): Promise<void> {
-    const fetcher = new CachingFetcher(source.client);
-    const readAll = (list: string[]) =>
-      Promise.all(
-        list.map((ref) => {
-          const [type, id] = ref.split('/');
-          return type && id ? fetcher.read(type, id) : Promise.resolve(undefined);
-        }),
-      );
-    // Read together, so they leave as one `_id` search per type (CachingFetcher.read).
-    const [read, stillThere] = await Promise.all([readAll(refs), readAll(deleted)]);
-    const resources = [...read, ...stillThere].filter((resource) => resource !== undefined);
-    const recheck = deleted
-      .filter((_, i) => stillThere[i] === undefined)
-      .flatMap((ref) => source.pipeline.recordDeleted(ref));
-    if (recheck.length > 0) resources.push(...(await readAll(recheck)).filter((resource) => resource !== undefined));
-    const { results } = await source.pipeline.evaluate(resources, fetcher);
-    source.pipeline.commit(results, undefined, { reconciled: source.polled === true });
+    await reevaluate(source, refs, deleted, { reconciled: source.polled === true });
   }
 
   /** Backport event numbers: a jump means notifications were lost; catch up by polling. */

@@ -63,6 +63,8 @@ export interface HarnessOptions {
   /** Resources stored before the emitter starts (no notifications); the facility Locations are always added. */
   seed?: Resource[];
   http?: { bodyLimitBytes?: number };
+  /** Overrides for `delivery` settings (over FAST_DELIVERY). */
+  delivery?: Record<string, unknown>;
   /** Overrides for `opencrvs` settings (e.g. a wrong secret). */
   opencrvs?: Record<string, unknown>;
   /** The FHIR server's clock in epoch ms (freeze it to make every write share one `lastUpdated`). */
@@ -156,7 +158,7 @@ export function bridgeConfigObject(input: {
     },
     store: { path: dbPath },
     http: { host: '127.0.0.1', port: 0, ...(options.http ?? {}) },
-    delivery: FAST_DELIVERY,
+    delivery: { ...FAST_DELIVERY, ...options.delivery },
     sources: [
       {
         id: SOURCE_ID,

@@ -31,6 +31,7 @@ const worker = createDeliveryWorker({
     mode: 'two-step',
     concurrency: Number(concurrency ?? 4),
     settleSeconds: 0,
+    recheckAfterSeconds: 30,
     maxAttempts: 1000,
     maxAgeHours: 1,
     baseDelayMs: 10,

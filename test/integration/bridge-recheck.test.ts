@@ -1,0 +1,101 @@
+// A polled source cannot see a deletion, and sees a merge or a correction only at its next poll. The
+// worker therefore evaluates a row that waited (settle time, an outage) again at the source before its
+// first send (delivery.recheckAfterSeconds), over HTTP against the FHIR sandbox and the simulator.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Observation, Patient, Resource } from '@medplum/fhirtypes';
+import { birthResources, type Harness, notifiedDeclaration, sleep, startHarness } from './helpers/bridge-harness.js';
+
+const child = (resources: Resource[]): Patient => {
+  const found = resources.find((r): r is Patient => r.resourceType === 'Patient' && r.id?.endsWith('-child') === true);
+  assert.ok(found);
+  return found;
+};
+
+/** The rows of birth 0 and birth 1, in that order. */
+function rowsOf(h: Harness) {
+  const bySubject = (i: number) => h.rows().find((r) => r.subjectKey === `Patient/${child(birthResources(i)).id}`);
+  return [bySubject(0), bySubject(1)];
+}
+
+/** Two births polled and recorded; nothing sent yet (settle 1 s, recheck after 1 s unless turned off). */
+async function twoWaitingBirths(recheckAfterSeconds = 1): Promise<Harness> {
+  const h = await startHarness({ worker: false, delivery: { settleSeconds: 1, recheckAfterSeconds } });
+  for (const i of [0, 1]) for (const r of birthResources(i)) await h.fhir.upsert(r);
+  const poller = h.bridge.sources[0]?.poller;
+  assert.ok(poller);
+  await poller.pollOnce();
+  assert.deepEqual(
+    h.rows().map((r) => r.state),
+    ['pending', 'pending'],
+  );
+  return h;
+}
+
+/** Past the settle time, then the worker runs; no poll in between. */
+async function deliverAfterSettle(h: Harness): Promise<void> {
+  await sleep(1_100);
+  await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
+}
+
+describe('bridge: waiting rows rechecked at the source before their first send', () => {
+  it('a child deleted (voided) in the EMR while its birth waited is withdrawn; the other birth goes out', async () => {
+    const h = await twoWaitingBirths();
+    try {
+      const gone = child(birthResources(0));
+      const res = await fetch(`${h.fhir.baseUrl}/Patient/${gone.id}`, { method: 'DELETE' });
+      assert.ok(res.ok, `delete: HTTP ${res.status}`);
+      await deliverAfterSettle(h);
+      const [withdrawn, sent] = rowsOf(h);
+      assert.equal(withdrawn?.state, 'skipped');
+      assert.equal(withdrawn?.skipReason, 'deleted in the source before it was sent');
+      assert.equal(sent?.state, 'delivered');
+      assert.ok(sent?.recheckedAt, 'the delivered row was rechecked too');
+      const events = await h.sim.control.events();
+      assert.equal(events.length, 1);
+      assert.equal(events[0]?.id, sent?.eventId);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a child merged away (inactive) while waiting is skipped, and a weight corrected meanwhile goes out', async () => {
+    const h = await twoWaitingBirths();
+    try {
+      const merged = child(birthResources(0));
+      await h.fhir.upsert({ ...merged, active: false } as Patient);
+      const weight = birthResources(1).find((r): r is Observation => r.resourceType === 'Observation');
+      assert.ok(weight?.valueQuantity);
+      await h.fhir.upsert({ ...weight, valueQuantity: { ...weight.valueQuantity, value: 3210 } });
+      await deliverAfterSettle(h);
+      const [skipped, sent] = rowsOf(h);
+      assert.equal(skipped?.state, 'skipped');
+      assert.match(skipped?.skipReason ?? '', /inactive|merged/);
+      assert.equal(sent?.state, 'delivered');
+      const [event] = await h.sim.control.events();
+      assert.ok(event);
+      assert.equal(notifiedDeclaration(event)['child.weightAtBirth'], 3.21, 'the corrected weight');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('with recheckAfterSeconds 0 the rows go out as polled: the deleted child is notified too', async () => {
+    const h = await twoWaitingBirths(0);
+    try {
+      const gone = child(birthResources(0));
+      await fetch(`${h.fhir.baseUrl}/Patient/${gone.id}`, { method: 'DELETE' });
+      await deliverAfterSettle(h);
+      assert.deepEqual(
+        h.rows().map((r) => [r.state, r.recheckedAt]),
+        [
+          ['delivered', null],
+          ['delivered', null],
+        ],
+      );
+      assert.equal((await h.sim.control.events()).length, 2);
+    } finally {
+      await h.close();
+    }
+  });
+});

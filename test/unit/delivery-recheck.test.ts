@@ -1,0 +1,173 @@
+// The worker's recheck at the source (DeliverySettings.recheckAfterSeconds): which rows are rechecked,
+// that the recheck can change them before they are sent, and that a failed recheck loses nothing.
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { DeliverySettings } from '../../src/config/types.js';
+import { createDeliveryWorker, type DeliveryWorker, type SourceRecheck } from '../../src/delivery/index.js';
+import type { Ledger, LedgerRow } from '../../src/ledger/index.js';
+import { FakeOpenCrvs } from './delivery-fake-api.js';
+import { eventInput, payload, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
+
+const settings: DeliverySettings = {
+  mode: 'two-step',
+  concurrency: 4,
+  settleSeconds: 0,
+  recheckAfterSeconds: 30,
+  maxAttempts: 5,
+  maxAgeHours: 24,
+  baseDelayMs: 1000,
+  maxDelayMs: 60_000,
+  pollIntervalMs: 50,
+  lockTimeoutSeconds: 300,
+  holdProbeSeconds: 60,
+};
+
+describe('delivery worker: recheck at the source before the first send', () => {
+  let clock: TestClock;
+  let ledger: Ledger;
+  let cleanup: () => void;
+  let api: FakeOpenCrvs;
+  /** The rows each recheck was given, and what it saw of them in the ledger while it ran. */
+  let rechecked: Array<{ ids: number[]; statesDuring: string[] }>;
+  let onRecheck: (rows: LedgerRow[]) => void;
+
+  const recheck: SourceRecheck = {
+    appliesTo: (row) => row.sourceId === 'emr',
+    run: async (rows) => {
+      rechecked.push({
+        ids: rows.map((r) => r.id),
+        statesDuring: rows.map((r) => ledger.get(r.id)?.state ?? 'missing'),
+      });
+      onRecheck(rows);
+    },
+  };
+  const worker = (overrides: Partial<DeliverySettings> = {}, source: SourceRecheck | undefined = recheck) =>
+    createDeliveryWorker({
+      ledger,
+      api,
+      settings: { ...settings, ...overrides },
+      workerId: 'w-test',
+      now: clock.now,
+      random: () => 1,
+      ...(source ? { recheck: source } : {}),
+    });
+  /** Runs the worker until nothing is due (a recheck takes one round, the send the next). */
+  const drain = async (w: DeliveryWorker) => {
+    for (let i = 0; i < 10 && (await w.processNext()) > 0; i++);
+  };
+
+  beforeEach(() => {
+    clock = testClock();
+    ({ ledger, cleanup } = tempLedger(clock, 1));
+    api = new FakeOpenCrvs();
+    rechecked = [];
+    onRecheck = () => undefined;
+  });
+  afterEach(() => cleanup());
+
+  it('sends a row recorded moments ago without asking the source', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    clock.advance(29_999);
+    await drain(worker());
+    assert.equal(rechecked.length, 0);
+    assert.equal(ledger.get(row.id)?.state, 'delivered');
+  });
+
+  it('has the source recheck a row that waited, unclaimed meanwhile, then sends it once', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    clock.advance(30_000);
+    await drain(worker());
+    assert.deepEqual(rechecked, [{ ids: [row.id], statesDuring: ['pending'] }]);
+    const done = ledger.get(row.id);
+    assert.equal(done?.state, 'delivered');
+    assert.equal(done?.attempts, 1, 'the recheck is no attempt');
+    assert.equal(done?.recheckedAt, clock.now());
+    assert.equal(api.count('create'), 1);
+  });
+
+  it('sends what the recheck recorded: a newer payload, or nothing when it withdrew the row', async () => {
+    const { row: updated } = ledger.recordEvent(eventInput('1'));
+    const { row: withdrawn } = ledger.recordEvent(eventInput('2'));
+    clock.advance(60_000);
+    onRecheck = () => {
+      ledger.recordEvent(eventInput('1', payload('Corrected'), '2'));
+      ledger.cancelUnsent({
+        sourceId: 'emr',
+        eventType: 'birth',
+        subjectKey: 'Patient/2',
+        sourceRef: 'Patient/2',
+        reason: 'deleted in the source before it was sent',
+      });
+    };
+    await drain(worker());
+    assert.equal(rechecked.length, 1, 'one recheck for the rows claimed together');
+    assert.deepEqual(rechecked[0]?.ids.sort(), [updated.id, withdrawn.id].sort());
+    assert.equal(ledger.get(updated.id)?.state, 'delivered');
+    assert.equal(ledger.get(updated.id)?.sourceVersion, '2');
+    assert.equal(ledger.get(withdrawn.id)?.state, 'skipped');
+    assert.equal(api.count('create'), 1, 'the withdrawn row never reached OpenCRVS');
+  });
+
+  it('sends the rows as recorded when the recheck fails (an unreachable EMR stops no registration)', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    clock.advance(30_000);
+    onRecheck = () => {
+      throw new Error('EMR unreachable');
+    };
+    await drain(worker());
+    assert.equal(rechecked.length, 1);
+    assert.equal(ledger.get(row.id)?.state, 'delivered');
+  });
+
+  it('rechecks a retried row again only after another full wait, and never once OpenCRVS has the event', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    clock.advance(30_000);
+    api.fail('create', { classification: 'retryable', kind: 'server', status: 502 }, 2);
+    const w = worker({ baseDelayMs: 10_000 });
+    await drain(w);
+    assert.equal(rechecked.length, 1);
+    assert.equal(ledger.get(row.id)?.state, 'failed');
+    clock.advance(10_000); // retried 10 s after the recheck: no second recheck
+    await drain(w);
+    assert.equal(rechecked.length, 1);
+    assert.equal(ledger.get(row.id)?.state, 'failed');
+    clock.advance(30_000); // a full wait since the recheck: rechecked again
+    api.fail('notify', { classification: 'retryable', kind: 'server', status: 502 });
+    await drain(w);
+    assert.equal(rechecked.length, 2);
+    assert.ok(ledger.get(row.id)?.eventId, 'created, not notified');
+    clock.advance(60_000); // waited again, but the event exists in OpenCRVS: notify it, no recheck
+    await drain(w);
+    assert.equal(rechecked.length, 2);
+    assert.equal(ledger.get(row.id)?.state, 'delivered');
+  });
+
+  it('leaves rows of sources that cannot recheck, and every row when turned off, to be sent as they are', async () => {
+    const { row } = ledger.recordEvent({ ...eventInput('1'), sourceId: 'dhis2' });
+    const { row: fhirRow } = ledger.recordEvent(eventInput('2'));
+    clock.advance(30_000);
+    await drain(worker({ recheckAfterSeconds: 0 }));
+    await drain(worker());
+    assert.equal(rechecked.length, 0);
+    assert.equal(ledger.get(row.id)?.state, 'delivered');
+    assert.equal(ledger.get(fhirRow.id)?.state, 'delivered');
+  });
+
+  it('a crash during the recheck leaves the row due again after the lock timeout, unsent', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    clock.advance(30_000);
+    const [claimed] = ledger.claimDue('w-crashed', 1);
+    assert.equal(claimed?.id, row.id);
+    assert.equal(ledger.deferForRecheck([row.id], 'w-crashed', 300_000), 1);
+    // The process dies here: no markRechecked.
+    const waiting = ledger.get(row.id);
+    assert.equal(waiting?.state, 'pending');
+    assert.equal(waiting?.attempts, 0);
+    assert.equal(waiting?.lockedBy, null);
+    assert.equal(ledger.claimDue('w-test', 1).length, 0, 'not due during the lease');
+    clock.advance(300_000);
+    await drain(worker());
+    assert.equal(rechecked.length, 1, 'rechecked again after the lease');
+    assert.equal(ledger.get(row.id)?.state, 'delivered');
+  });
+});
