@@ -383,4 +383,27 @@ describe('OpenCRVS client against the 1.9 simulator', () => {
     );
     assert.deepEqual([err.kind, err.classification], ['config', 'operator']);
   });
+
+  it('resolves offices and facilities through the gateway v1 location API, no token needed', async () => {
+    const resolver = new LocationResolver(createOpenCrvsClient(settingsFor(sim, { version: '1.9' })));
+    const seededOffice = sim.locations.find((l) => l.locationType === 'CRVS_OFFICE' && l.partOf);
+    const facility = sim.locations.find((l) => l.locationType === 'HEALTH_FACILITY');
+    assert.ok(seededOffice && facility);
+    const resolved = await resolver.resolve(seededOffice.externalId, 'CRVS_OFFICE');
+    assert.deepEqual(
+      [resolved.id, resolved.name, resolved.administrativeAreaId],
+      [seededOffice.id, seededOffice.name, seededOffice.partOf],
+    );
+    assert.equal((await resolver.resolve(facility.id, 'HEALTH_FACILITY')).externalId, facility.externalId);
+    await assert.rejects(resolver.resolve(facility.externalId, 'CRVS_OFFICE'), { kind: 'unknown-office' });
+    const raw = await fetch(`${sim.baseUrl}/location?type=CRVS_OFFICE&_count=0`);
+    assert.equal(raw.status, 200, 'public: no bearer token');
+    const bundle = (await raw.json()) as { resourceType: string; entry: Array<{ resource: { type: unknown } }> };
+    assert.equal(bundle.resourceType, 'Bundle');
+    assert.ok(bundle.entry.length > 0);
+    for (const entry of bundle.entry)
+      assert.deepEqual(entry.resource.type, {
+        coding: [{ system: 'http://opencrvs.org/specs/location-type', code: 'CRVS_OFFICE' }],
+      });
+  });
 });

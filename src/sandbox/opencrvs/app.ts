@@ -6,6 +6,7 @@ import { controlRouter } from './control-api.js';
 import type { FaultController } from './faults.js';
 import { eventsRouter, send } from './http-events.js';
 import type { TokenSigner } from './jwt.js';
+import { handleV1Locations } from './locations-v1.js';
 import type { SeededLocations } from './seed.js';
 
 export interface SimulatorAppDeps {
@@ -63,6 +64,11 @@ export function buildSimulatorApp(deps: SimulatorAppDeps): Express {
     send(res, response);
   });
 
+  if (ctx.version === '1.9') {
+    // The gateway's v1 FHIR location API (1.9 has no GET /locations in the events service).
+    const seeded = [...deps.seed.administrativeAreas, ...deps.seed.locations];
+    app.get('/location', (req, res) => send(res, handleV1Locations(seeded, req.query)));
+  }
   const events = eventsRouter({ ...deps });
   app.use('/api/events', events);
   app.use('/events', events);

@@ -1,0 +1,42 @@
+// OpenCRVS 1.x serves locations from the gateway's FHIR location API, not from the events service:
+// `GET /location?type=CRVS_OFFICE&_count=0`, public (no token), a FHIR Bundle of Location resources.
+import type { SimLocation, SimResponse } from './types.js';
+
+const LOCATION_TYPE_SYSTEM = 'http://opencrvs.org/specs/location-type';
+const INTERNAL_ID_SYSTEM = 'http://opencrvs.org/specs/id/internal-id';
+
+function first(value: unknown): string | undefined {
+  if (Array.isArray(value)) return first(value[0]);
+  return typeof value === 'string' ? value : undefined;
+}
+
+function toFhir(location: SimLocation) {
+  return {
+    resourceType: 'Location',
+    id: location.id,
+    name: location.name,
+    status: 'active',
+    mode: 'instance',
+    // The CSV id; real 1.x deployments load other CSVs (offices as `CRVS_OFFICE_<id>`), see README.
+    identifier: [{ system: INTERNAL_ID_SYSTEM, value: location.externalId }],
+    type: { coding: [{ system: LOCATION_TYPE_SYSTEM, code: location.locationType }] },
+    // `Location/0` is the root of the v1 hierarchy.
+    partOf: { reference: `Location/${location.partOf ?? '0'}` },
+  };
+}
+
+/** Every seeded location (areas, offices, facilities) of the `type` asked, or all; `_count` is ignored. */
+export function handleV1Locations(locations: SimLocation[], query: Record<string, unknown>): SimResponse {
+  const type = first(query.type);
+  const found = locations.filter((location) => type === undefined || location.locationType === type);
+  return {
+    status: 200,
+    headers: { 'Content-Type': 'application/fhir+json; charset=utf-8' },
+    body: JSON.stringify({
+      resourceType: 'Bundle',
+      type: 'searchset',
+      total: found.length,
+      entry: found.map((location) => ({ fullUrl: `Location/${location.id}`, resource: toFhir(location) })),
+    }),
+  };
+}
