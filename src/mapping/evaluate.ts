@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { RoutingSettings } from '../config/types.js';
 import type { CompiledField, CompiledMapping } from './compile.js';
 import type { MappingContext } from './context.js';
+import { ExpressionRuntimeError } from './fhirpath/expr.js';
 import { routeRecord } from './routing.js';
 import { applyTransform, type FieldOutcome } from './transforms/index.js';
 import { lookup } from './transforms/values.js';
@@ -75,7 +76,16 @@ export function evaluateMapping(
   const errors: Array<{ field: string; message: string }> = [];
   const warnings = [...ctx.warnings];
   for (const f of mapping.fields) {
-    const out = fieldValue(f, ctx);
+    let out: ReturnType<typeof fieldValue>;
+    try {
+      out = fieldValue(f, ctx);
+    } catch (err) {
+      // One field's expression failing on this record's data makes the record invalid (kept, with the
+      // field named), never the whole pass: the other records of the page map on.
+      if (!(err instanceof ExpressionRuntimeError)) throw err;
+      errors.push({ field: f.id, message: err.message });
+      continue;
+    }
     if ('value' in out) declaration[f.id] = out.value;
     else if ('error' in out) errors.push({ field: f.id, message: `source value ${out.error} (from ${out.from})` });
     else if (out.skip) warnings.push(out.skip.startsWith(f.id) ? out.skip : `${f.id}: ${out.skip}`);

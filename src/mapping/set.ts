@@ -5,6 +5,7 @@ import type { CompiledMapping } from './compile.js';
 import { assembleContext, DEFAULT_MAX_READS } from './context.js';
 import { type Evaluated, evaluateMapping } from './evaluate.js';
 import { mayMatchToken, normalizeReference, referencesAtPath, SEARCH_PARAM_PATHS } from './fetcher.js';
+import { ExpressionRuntimeError } from './fhirpath/expr.js';
 import type { MapOptions, MapResult, Resource, ResourceFetcher } from './types.js';
 
 export interface SubjectOf {
@@ -74,13 +75,29 @@ export class MappingSet {
   ): Promise<Evaluated> {
     const mapping = this.get(mappingId);
     if (!mapping) throw new Error(`unknown mapping ${mappingId}; loaded: ${this.mappings.map((m) => m.id).join(', ')}`);
-    const assembled = await assembleContext(mapping, subjectRef, fetcher, options.maxReads ?? DEFAULT_MAX_READS);
-    if ('skipped' in assembled) {
+    try {
+      const assembled = await assembleContext(mapping, subjectRef, fetcher, options.maxReads ?? DEFAULT_MAX_READS);
+      if ('skipped' in assembled) {
+        return {
+          result: { status: 'skipped', mappingId, eventType: mapping.eventType, subjectRef, reason: assembled.skipped },
+        };
+      }
+      return evaluateMapping(mapping, assembled.context, this.routing, options);
+    } catch (err) {
+      // A context, trigger or routing expression that failed on this record's data (field expressions are
+      // caught per field): the record is invalid and kept with the reason; fetch errors still propagate,
+      // so the pass is retried.
+      if (!(err instanceof ExpressionRuntimeError)) throw err;
       return {
-        result: { status: 'skipped', mappingId, eventType: mapping.eventType, subjectRef, reason: assembled.skipped },
+        result: {
+          status: 'invalid',
+          mappingId,
+          eventType: mapping.eventType,
+          subjectRef,
+          errors: [{ field: '(context, trigger or routing)', message: err.message }],
+        },
       };
     }
-    return evaluateMapping(mapping, assembled.context, this.routing, options);
   }
 }
 

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { loadMappings, MappingLoadError } from '../../src/mapping/index.js';
+import { bundleFetcher, loadMappings, MappingLoadError, mapSubject, type Resource } from '../../src/mapping/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mapping-load-'));
 let n = 0;
@@ -129,5 +129,50 @@ fields:
     const err = loadError(`${head}fields:\n  child.name: [unclosed\n`);
     assert.match(err.message, /not valid YAML/);
     assert.ok(err.line && err.line >= 9);
+  });
+});
+
+describe('expressions that fail on a record at run time', () => {
+  const routing = { defaultOffice: 'office-1', facilities: {} };
+  const patient = (id: string, birthDate?: string): Resource =>
+    ({
+      resourceType: 'Patient',
+      id,
+      name: [{ family: 'Doe', given: ['Ann'] }],
+      ...(birthDate ? { birthDate } : {}),
+    }) as Resource;
+
+  it('make that record invalid, naming the field and the expression; a record they do not fail on maps', async () => {
+    const set = loadMappings({
+      files: [write(`${head}fields:\n  child.name: '%subject.name'\n  child.dob: '%subject.birthDate + 1'\n`)],
+      routing,
+    });
+    const id = set.mappings[0]?.id ?? '';
+    const fetcher = bundleFetcher([patient('dated', '2024-05-10'), patient('undated')]);
+    const failed = await mapSubject(set, id, 'Patient/dated', fetcher);
+    assert.ok(failed.status === 'invalid', JSON.stringify(failed));
+    assert.deepEqual(
+      failed.errors.map((e) => e.field),
+      ['child.dob'],
+    );
+    assert.match(
+      failed.errors[0]?.message ?? '',
+      /^expression failed on this record: .*\(in %subject\.birthDate \+ 1\)$/,
+    );
+    assert.equal((await mapSubject(set, id, 'Patient/undated', fetcher)).status, 'mapped');
+  });
+
+  it('make the record invalid when a trigger expression fails, and accept standard functions such as single()', async () => {
+    const trigger = head.replace("'%subject.exists()'", "'%subject.birthDate.single() + 1 = %subject.birthDate'");
+    const set = loadMappings({ files: [write(`${trigger}fields:\n  child.name: '%subject.name'\n`)], routing });
+    const r = await mapSubject(
+      set,
+      set.mappings[0]?.id ?? '',
+      'Patient/dated',
+      bundleFetcher([patient('dated', '2024-05-10')]),
+    );
+    assert.ok(r.status === 'invalid', JSON.stringify(r));
+    assert.equal(r.errors[0]?.field, '(context, trigger or routing)');
+    assert.match(r.errors[0]?.message ?? '', /single\(\) \+ 1/);
   });
 });

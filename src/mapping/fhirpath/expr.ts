@@ -21,6 +21,25 @@ export interface CompiledExpr {
 
 export class ExpressionError extends Error {}
 
+/**
+ * An expression that compiled but failed on this record's data (date arithmetic on a malformed value,
+ * say). The record is invalid, kept in the ledger with this message; other records map on.
+ */
+export class ExpressionRuntimeError extends Error {
+  constructor(
+    readonly expression: string,
+    reason: string,
+  ) {
+    super(`expression failed on this record: ${reason} (in ${expression})`);
+    this.name = 'ExpressionRuntimeError';
+  }
+}
+
+function runtimeError(text: string, err: unknown): ExpressionRuntimeError {
+  const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+  return new ExpressionRuntimeError(text, reason.length > 300 ? `${reason.slice(0, 299)}…` : reason);
+}
+
 // FHIRPath 2.0 function names (plus fhirpath.js's FHIR extras), so that a typo fails at load instead of at
 // run time inside a where() on data we did not see in tests.
 const KNOWN_FUNCTIONS = new Set(
@@ -33,7 +52,7 @@ const KNOWN_FUNCTIONS = new Set(
     'length toChars split join trim encode decode escape unescape abs ceiling exp floor ln log power round sqrt ' +
     'truncate children descendants trace now today timeOfDay not extension hasValue getValue resolve memberOf ' +
     'htmlChecks conformsTo type sum min max avg aggregate lowBoundary highBoundary precision yearOf monthOf dayOf ' +
-    'hourOf minuteOf secondOf millisecondOf timezoneOffsetOf dateOf timeOf sort coalesce ' +
+    'hourOf minuteOf secondOf millisecondOf timezoneOffsetOf dateOf timeOf sort coalesce single comparable ' +
     'coded daysAfter ref humanName'
   ).split(' '),
 );
@@ -169,11 +188,15 @@ export class ExpressionCompiler {
           try {
             return finish(fast([root], env));
           } catch (err) {
-            if (err !== NEED_SLOW) throw err;
+            if (err !== NEED_SLOW) throw runtimeError(text, err);
             fallbacks += 1;
           }
         }
-        return reference(root, vars);
+        try {
+          return reference(root, vars);
+        } catch (err) {
+          throw runtimeError(text, err);
+        }
       },
     };
   }
