@@ -21,21 +21,38 @@ function truthy(result: unknown[]): boolean {
   return result.length > 0 && result[0] !== false;
 }
 
-function fieldValue(f: CompiledField, ctx: MappingContext): FieldOutcome & { from?: string } {
+/** One source expression's outcome: a value, a value left out (skip), or an error. */
+type SourceOutcome = FieldOutcome & { from?: string };
+
+function sourceValue(f: CompiledField, items: unknown[], from: string): SourceOutcome {
+  if (f.map) {
+    const out = lookup(f.map, items);
+    if ('unmapped' in out) return { error: out.unmapped, from };
+    return out.value === null ? { skip: `${f.id}: value map ${f.map.name} leaves this value out` } : out;
+  }
+  const out = applyTransform(f.transform ?? 'text', items, f.options);
+  return 'error' in out ? { ...out, from } : out;
+}
+
+/**
+ * The first source that gives a usable value wins. One that finds something unusable (a partial date, a
+ * code the value map leaves out) does not end the search: a later source may hold it complete (a VRDR
+ * death-date observation of `2024-05` before `Patient.deceasedDateTime`). If none gives a value, the first
+ * such outcome is reported (its warning, or its error).
+ */
+function fieldValue(f: CompiledField, ctx: MappingContext): SourceOutcome {
   const { subject, vars } = ctx;
   if (f.when && !truthy(f.when.evaluate(subject, vars))) return { skip: undefined };
   if (f.constant) return { value: f.constant.value };
+  let unusable: Exclude<SourceOutcome, { value: unknown }> | undefined;
   for (const e of f.from) {
     const items = e.evaluate(subject, vars);
     if (items.length === 0) continue;
-    if (f.map) {
-      const out = lookup(f.map, items);
-      if ('unmapped' in out) return { error: out.unmapped, from: e.text };
-      return out.value === null ? { skip: `${f.id}: value map ${f.map.name} leaves this value out` } : out;
-    }
-    const out = applyTransform(f.transform ?? 'text', items, f.options);
-    return 'error' in out ? { ...out, from: e.text } : out;
+    const out = sourceValue(f, items, e.text);
+    if ('value' in out) return out;
+    unusable ??= out;
   }
+  if (unusable && ('error' in unusable || unusable.skip !== undefined)) return unusable;
   return f.default ? { value: f.default.value } : { skip: undefined };
 }
 

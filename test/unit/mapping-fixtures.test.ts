@@ -163,6 +163,56 @@ describe('VRDR death certificate (HL7 VRDR IG example)', () => {
   });
 });
 
+describe('values the data gives but cannot be used as they are', () => {
+  type Entry = { resource: Record<string, unknown> };
+  const vrdr = () => fixture('fhir/vrdr/Bundle-DeathCertificateDocument-Example1.json') as { entry: Entry[] };
+  const byId = (bundle: { entry: Entry[] }, id: string) => {
+    const found = bundle.entry.find((e) => e.resource.id === id)?.resource;
+    assert.ok(found, id);
+    return found;
+  };
+
+  it('a date of death only partial in the VRDR observation is taken whole from the next source that has it', async () => {
+    const bundle = vrdr();
+    const observation = byId(bundle, 'DeathDate-Example1');
+    delete observation._valueDateTime;
+    observation.valueDateTime = '2020-11';
+    const partialOnly = mapped(await mapInput(all, bundle));
+    assert.equal(partialOnly.declaration['eventDetails.date'], undefined);
+    assert.ok(
+      partialOnly.warnings.some((w) => /eventDetails\.date: .*not complete/.test(w)),
+      partialOnly.warnings.join('; '),
+    );
+    byId(bundle, 'Decedent-Example1').deceasedDateTime = '2020-11-12T16:39:40-05:00';
+    const completed = mapped(await mapInput(all, bundle));
+    assert.equal(completed.declaration['eventDetails.date'], '2020-11-12');
+    assert.ok(!completed.warnings.some((w) => /eventDetails\.date/.test(w)));
+  });
+
+  it('a code no value map knows (marital status C, manner UNK) leaves that field out with a warning, not the record', async () => {
+    const bundle = vrdr();
+    const decedent = byId(bundle, 'Decedent-Example1');
+    decedent.maritalStatus = {
+      coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-MaritalStatus', code: 'C' }],
+    };
+    const manner = bundle.entry.find(
+      (e) => JSON.stringify(e.resource.code ?? {}).includes('69449-7'), // VRDR manner of death
+    )?.resource;
+    assert.ok(manner);
+    manner.valueCodeableConcept = {
+      coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-NullFlavor', code: 'UNK' }],
+    };
+    const r = mapped(await mapInput(all, bundle));
+    assert.equal(r.declaration['deceased.maritalStatus'], undefined);
+    assert.equal(r.declaration['eventDetails.mannerOfDeath'], undefined);
+    assert.deepEqual(
+      r.warnings.filter((w) => /value map (maritalStatus|manner) leaves this value out/.test(w)).length,
+      2,
+    );
+    assert.deepEqual(r.declaration['deceased.name'], { firstname: 'Madelyn', surname: 'Patel' });
+  });
+});
+
 describe('Synthea patients', () => {
   it('a deceased child maps as a death dated from deceasedDateTime (its own calendar date)', async () => {
     const r = mapped(
