@@ -111,11 +111,18 @@ export function evaluateMapping(
   const routed = routeRecord(mapping, subject, vars, settings, options);
   warnings.push(...routed.warnings);
   if (routed.error) errors.push(routed.error);
-  for (const [id, value] of Object.entries(routed.fields)) {
-    // The place-of-event option set by the data wins over the routing default; facility ids always come
-    // from routing, because only routing knows OpenCRVS's location ids.
-    if (id === mapping.routing.placeOfEvent?.field && declaration[id] !== undefined) continue;
-    declaration[id] = value;
+  // The place-of-event option set by the data wins over the routing default; facility ids always come
+  // from routing, because only routing knows OpenCRVS's location ids. When the data says the event was
+  // not at a facility (a death at home after a hospital visit), a routed facility would contradict it.
+  const place = mapping.routing.placeOfEvent;
+  const statedPlace = place ? declaration[place.field] : undefined;
+  if (place && statedPlace !== undefined && statedPlace !== place.value && routed.routing.facility) {
+    warnings.push(`${place.field} is ${String(statedPlace)} in the source: the routed facility is not sent`);
+  } else {
+    for (const [id, value] of Object.entries(routed.fields)) {
+      if (id === place?.field && statedPlace !== undefined) continue;
+      declaration[id] = value;
+    }
   }
 
   if (!mapping.validateDeclaration(declaration)) {

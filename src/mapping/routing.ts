@@ -74,6 +74,10 @@ export function routeRecord(
   }
   let facilityRef = route?.facility ?? sourceFacility;
   if (facilityRef) via += route?.facility ? '; facility from the route' : '; facility named by the source record';
+  else if (keys.length > 0 && !route)
+    warnings.push(
+      `no route under routing.facilities for ${keys.join(', ')}: the place of the event and its facility are left out`,
+    );
 
   const routing: RoutingResult = { via };
   if (keys[0]) routing.sourceLocation = keys[0];

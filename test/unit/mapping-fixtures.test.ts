@@ -213,6 +213,29 @@ describe('values the data gives but cannot be used as they are', () => {
   });
 });
 
+describe('a place of event the source states', () => {
+  it('a death the certificate places at home sends no facility, even when its location has a route', async () => {
+    const bundle = fixture('fhir/vrdr/Bundle-DeathCertificateDocument-Example1.json') as {
+      entry: Array<{ resource: Record<string, unknown> }>;
+    };
+    const routed = loadMappings({
+      names: ['death.fhir'],
+      routing: {
+        defaultOffice: 'default-office',
+        facilities: { 'Location/DeathLocation-Example1': { office: 'o-1', facility: 'f-1' } },
+      },
+    });
+    const atHospital = mapped(await mapInput(routed, structuredClone(bundle)));
+    assert.equal(atHospital.declaration['eventDetails.deathLocation'], 'f-1');
+    const text = JSON.stringify(bundle).replace('"16983000"', '"440081000124100"'); // death in hospital → in home
+    const atHome = mapped(await mapInput(routed, JSON.parse(text)));
+    assert.equal(atHome.declaration['eventDetails.placeOfDeath'], 'DECEASED_USUAL_RESIDENCE');
+    assert.equal(atHome.declaration['eventDetails.deathLocation'], undefined);
+    assert.equal(atHome.routing.office, 'o-1', 'the office is still the one of the place that reported it');
+    assert.ok(atHome.warnings.some((w) => /placeOfDeath is DECEASED_USUAL_RESIDENCE in the source/.test(w)));
+  });
+});
+
 describe('Synthea patients', () => {
   it('a deceased child maps as a death dated from deceasedDateTime (its own calendar date)', async () => {
     const r = mapped(
@@ -339,6 +362,35 @@ describe('OpenMRS-shaped records', () => {
     assert.equal(r.declaration['eventDetails.date'], '2024-03-06');
     assert.equal(r.sourceVersion, '1709676900000');
     assert.equal(r.routing.sourceLocation, 'Location/8d6c993e-c2cc-11de-8d13-0010c6dffd0f');
+  });
+
+  it('the place of death is the facility of an encounter the patient was still in, not of a visit that ended alive', async () => {
+    const location = 'Location/8d6c993e-c2cc-11de-8d13-0010c6dffd0f';
+    const routed = loadMappings({
+      names: ['death.fhir'],
+      routing: { defaultOffice: 'default-office', facilities: { [location]: { office: 'o-1', facility: 'f-1' } } },
+    });
+    type Entries = { entry: Array<{ resource: Record<string, unknown> }> };
+    const withEncounter = (change: Record<string, unknown>) => {
+      const bundle = structuredClone(fixture('fhir/openmrs/openmrs-death-bundle.json')) as Entries;
+      const encounter = bundle.entry.find((e) => e.resource.resourceType === 'Encounter')?.resource;
+      assert.ok(encounter);
+      Object.assign(encounter, change);
+      return bundle;
+    };
+    // Started the day before the death (2024-03-06 01:15 +03:00) and still open: the death happened there.
+    const open = mapped(await mapInput(routed, withEncounter({})));
+    assert.equal(open.declaration['eventDetails.placeOfDeath'], 'HEALTH_FACILITY');
+    assert.equal(open.declaration['eventDetails.deathLocation'], 'f-1');
+    for (const [what, change] of [
+      ['ended the day before', { period: { start: '2024-03-05T09:00:00+03:00', end: '2024-03-05T09:30:00+03:00' } }],
+      ['discharged home', { hospitalization: { dischargeDisposition: { coding: [{ code: 'home' }] } } }],
+    ] as const) {
+      const r = mapped(await mapInput(routed, withEncounter(change)));
+      assert.equal(r.declaration['eventDetails.placeOfDeath'], undefined, what);
+      assert.equal(r.declaration['eventDetails.deathLocation'], undefined, what);
+      assert.equal(r.routing.office, 'default-office', what);
+    }
   });
 
   it('a newborn with an encounter on its birth day maps as a birth; the mother is the woman linked to it', async () => {
