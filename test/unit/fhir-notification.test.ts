@@ -29,11 +29,32 @@ describe('subscription notifications', () => {
     assert.deepEqual(parsed.refs, ['Encounter/86009987-eabe-42bf-8c02-b112b18cb616']);
     assert.deepEqual(parsed.eventNumbers, [2]);
     assert.equal(parsed.eventsSinceStart, 2);
+    assert.equal(parsed.subscription, 'Subscription/admission', 'event numbers count per subscription');
   });
 
   it('recognises a backport handshake (HL7 example)', () => {
     const parsed = parseNotification({ method: 'POST', rawBody: fixture('r4-backport-notification-handshake.json') });
     assert.equal(parsed.kind, 'handshake');
+  });
+
+  it('keeps the subscription and event number of a backport notification with an empty payload', () => {
+    const bundle = JSON.parse(fixture('r4-backport-notification-id-only.json').toString('utf8'));
+    bundle.entry = bundle.entry.slice(0, 1); // the status only: no focus, no resource entries
+    for (const p of bundle.entry[0].resource.parameter)
+      if (p.name === 'notification-event') p.part = p.part.filter((x: { name: string }) => x.name !== 'focus');
+    const parsed = parseNotification({ method: 'POST', rawBody: Buffer.from(JSON.stringify(bundle)) });
+    assert.equal(parsed.kind, 'ping');
+    assert.ok(parsed.kind === 'ping');
+    assert.deepEqual([parsed.subscription, parsed.eventNumbers], ['Subscription/admission', [2]]);
+  });
+
+  it('accepts the DSTU2-era media type application/json+fhir', () => {
+    const parsed = parseNotification({
+      method: 'POST',
+      rawBody: fixture('r4-backport-notification-id-only.json'),
+      contentType: 'application/json+fhir; charset=UTF-8',
+    });
+    assert.equal(parsed.kind, 'event');
   });
 
   it('treats an empty POST as a ping (HAPI classic without payload)', () => {

@@ -153,6 +153,34 @@ describe('InboxProcessor', () => {
     assert.equal(t.status()?.gaps, 0);
   });
 
+  it('counts each subscription on its own: one handshake or numbering never judges another', async () => {
+    const t = setup();
+    const a = (n: number): ParsedNotification => ({ ...event(n), subscription: 'Subscription/a' });
+    const b = (n: number): ParsedNotification => ({ ...event(n, `Encounter/e${n}`), subscription: 'Subscription/b' });
+    t.receive(a(57));
+    t.receive({ kind: 'handshake', style: 'backport', subscription: 'Subscription/b', eventsSinceStart: 0 });
+    t.receive(a(58)); // A's next event: no gap, whatever B's handshake said
+    t.receive(b(1));
+    await t.processor.processOnce();
+    assert.equal(t.status()?.gaps, 0);
+    t.receive(b(3)); // B lost its event 2
+    await t.processor.processOnce();
+    assert.equal(t.status()?.gaps, 1);
+    assert.match(t.status()?.lastGapReason ?? '', /jumped from 1 to 3 \(Subscription\/b\)/);
+    assert.equal(t.meta.getMeta('subscription:emr:eventNumber:Subscription/a'), '58');
+    assert.equal(t.meta.getMeta('subscription:emr:eventNumber:Subscription/b'), '3');
+  });
+
+  it('keeps the numbering through a notification with an empty payload (a ping that carries its number)', async () => {
+    const t = setup();
+    t.receive(event(1));
+    t.receive({ kind: 'ping', style: 'backport-empty', eventNumbers: [2] });
+    t.receive(event(3));
+    await t.processor.processOnce();
+    assert.equal(t.status()?.gaps, 0);
+    assert.equal(t.catchUps.length, 1, 'the ping itself asks for one catch-up poll');
+  });
+
   it('treats a heartbeat that counts more events than were seen as a gap, and an equal count as none', async () => {
     const t = setup();
     t.receive({ kind: 'handshake', style: 'backport', eventsSinceStart: 0 });

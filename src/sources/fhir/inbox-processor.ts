@@ -53,7 +53,9 @@ export interface InboxProcessorDeps {
 const DEFAULT_BATCH_SIZE = 50;
 const DEFAULT_COALESCE_MS = 25;
 
-const eventNumberKey = (sourceId: string) => `subscription:${sourceId}:eventNumber`;
+/** Backport event numbers count per Subscription; a server that does not name it has one numbering. */
+const eventNumberKey = (sourceId: string, subscription?: string) =>
+  subscription ? `subscription:${sourceId}:eventNumber:${subscription}` : `subscription:${sourceId}:eventNumber`;
 /** Set (to the reason) while a catch-up poll is owed; cleared only once one has succeeded. */
 const catchUpOwedKey = (sourceId: string) => `subscription:${sourceId}:catchUpOwed`;
 
@@ -81,6 +83,8 @@ export class InboxProcessor {
   private running: Promise<number> | undefined;
   private stopped = true;
   private readonly owed = new Map<string, OwedCatchUp>();
+  /** The last event number per numbering (eventNumberKey), read from meta when first needed. */
+  private readonly eventNumbers = new Map<string, number | undefined>();
 
   constructor(private readonly deps: InboxProcessorDeps) {
     this.log = deps.logger.child({ component: 'inbox' });
@@ -289,31 +293,43 @@ export class InboxProcessor {
     await reevaluate(source, refs, deleted, { reconciled: source.polled === true });
   }
 
-  /** Backport event numbers: a jump means notifications were lost; catch up by polling. */
+  /**
+   * Backport event numbers: a jump means notifications were lost; catch up by polling. Each Subscription
+   * numbers its own events, so one subscription's handshake or numbers never judge another's.
+   */
   private trackEventNumbers(
     source: ProcessorSource,
     status: SubscriptionStatus,
     notification: ParsedNotification,
   ): void {
-    let last = status.lastEventNumber;
+    if (notification.style !== 'backport' && notification.style !== 'backport-empty') return;
+    const key = eventNumberKey(source.id, notification.subscription);
+    if (!this.eventNumbers.has(key)) {
+      const stored = this.deps.meta.getMeta(key);
+      this.eventNumbers.set(key, stored === undefined ? undefined : Number(stored));
+    }
+    const known = this.eventNumbers.get(key);
+    const named = notification.subscription ? ` (${notification.subscription})` : '';
+    let last = known;
     if (notification.kind === 'handshake') {
       last = notification.eventsSinceStart ?? 0;
     } else if (notification.kind === 'heartbeat') {
       const total = notification.eventsSinceStart;
       if (total !== undefined && last !== undefined && total > last) {
-        this.gap(source, status, `heartbeat reports ${total - last} unseen event(s)`);
+        this.gap(source, status, `heartbeat reports ${total - last} unseen event(s)${named}`);
       }
       if (total !== undefined) last = Math.max(last ?? 0, total);
-    } else if (notification.kind === 'event' && notification.eventNumbers && notification.eventNumbers.length > 0) {
+    } else if ('eventNumbers' in notification && notification.eventNumbers && notification.eventNumbers.length > 0) {
       const numbers = [...notification.eventNumbers].sort((a, b) => a - b);
       const first = numbers[0] ?? 0;
       if (last !== undefined && first > last + 1)
-        this.gap(source, status, `event numbers jumped from ${last} to ${first}`);
+        this.gap(source, status, `event numbers jumped from ${last} to ${first}${named}`);
       last = Math.max(last ?? 0, numbers[numbers.length - 1] ?? 0);
     }
-    if (last !== undefined && last !== status.lastEventNumber) {
+    if (last !== undefined && last !== known) {
+      this.eventNumbers.set(key, last);
       status.lastEventNumber = last;
-      this.deps.meta.setMeta(eventNumberKey(source.id), String(last));
+      this.deps.meta.setMeta(key, String(last));
     }
   }
 

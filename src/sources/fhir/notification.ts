@@ -5,14 +5,19 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
  * what the bridge acts on. A notification is only a hint: the bridge re-reads the resources itself.
  */
 export type ParsedNotification =
-  /** "Something matching changed", with no detail (HAPI classic without payload, Medplum delete): poll. */
-  | { kind: 'ping'; style: string }
-  | { kind: 'handshake' | 'heartbeat'; style: 'backport'; eventsSinceStart?: number }
+  /**
+   * "Something matching changed", with no detail (HAPI classic without payload, Medplum delete): poll. A
+   * backport notification with an empty payload still carries its event numbers.
+   */
+  | { kind: 'ping'; style: string; subscription?: string; eventNumbers?: number[]; eventsSinceStart?: number }
+  | { kind: 'handshake' | 'heartbeat'; style: 'backport'; subscription?: string; eventsSinceStart?: number }
   | {
       kind: 'event';
       style: string;
       refs: string[];
       deleted?: boolean;
+      /** Backport: the Subscription (relative `Subscription/<id>`) whose numbering eventNumbers follow. */
+      subscription?: string;
       eventNumbers?: number[];
       eventsSinceStart?: number;
     };
@@ -103,11 +108,13 @@ function parseBackport(bundle: Record<string, unknown>): ParsedNotification {
     throw new NotificationError(400, 'invalid', 'history Bundle without a subscription status entry');
   let type: unknown;
   let eventsSinceStart: number | undefined;
+  let subscriptionRef: unknown;
   const eventNumbers: number[] = [];
   const refs = new Set<string>();
   if (status.resourceType === 'Parameters' && Array.isArray(status.parameter)) {
     const params = status.parameter;
     type = paramValue(partsNamed(params, 'type')[0]);
+    subscriptionRef = paramValue(partsNamed(params, 'subscription')[0]);
     eventsSinceStart = numberOf(paramValue(partsNamed(params, 'events-since-subscription-start')[0]));
     for (const event of partsNamed(params, 'notification-event')) {
       const parts = Array.isArray(event.part) ? event.part : [];
@@ -119,6 +126,7 @@ function parseBackport(bundle: Record<string, unknown>): ParsedNotification {
     }
   } else if (status.resourceType === 'SubscriptionStatus') {
     type = status.type;
+    subscriptionRef = status.subscription;
     eventsSinceStart = numberOf(status.eventsSinceSubscriptionStart);
     for (const event of Array.isArray(status.notificationEvent) ? status.notificationEvent.filter(isRecord) : []) {
       const number = numberOf(event.eventNumber);
@@ -130,7 +138,15 @@ function parseBackport(bundle: Record<string, unknown>): ParsedNotification {
   } else {
     throw new NotificationError(400, 'invalid', 'history Bundle whose first entry is not a subscription status');
   }
-  if (type === 'handshake' || type === 'heartbeat') return { kind: type, style: 'backport', eventsSinceStart };
+  // Event numbers count per Subscription: an EMR with one subscription per watched type sends several
+  // numberings to one receiver, so gaps are tracked per subscription.
+  const subscription =
+    isRecord(subscriptionRef) && typeof subscriptionRef.reference === 'string'
+      ? (relativeRef(subscriptionRef.reference) ?? subscriptionRef.reference)
+      : undefined;
+  const numbering = subscription ? { subscription } : {};
+  if (type === 'handshake' || type === 'heartbeat')
+    return { kind: type, style: 'backport', ...numbering, eventsSinceStart };
   if (type !== 'event-notification' && type !== 'query-event') {
     throw new NotificationError(400, 'invalid', 'unknown subscription notification type');
   }
@@ -147,8 +163,8 @@ function parseBackport(bundle: Record<string, unknown>): ParsedNotification {
           : undefined;
     if (ref) refs.add(ref);
   }
-  if (refs.size === 0) return { kind: 'ping', style: 'backport-empty' };
-  return { kind: 'event', style: 'backport', refs: [...refs], eventNumbers, eventsSinceStart };
+  if (refs.size === 0) return { kind: 'ping', style: 'backport-empty', ...numbering, eventNumbers, eventsSinceStart };
+  return { kind: 'event', style: 'backport', refs: [...refs], ...numbering, eventNumbers, eventsSinceStart };
 }
 
 export interface IncomingNotification {
@@ -176,7 +192,8 @@ export function parseNotification(input: IncomingNotification): ParsedNotificati
   if (method !== 'POST') throw new NotificationError(405, 'not-supported', 'method not allowed');
   if (rawBody.length === 0 || rawBody.toString('utf8').trim() === '') return { kind: 'ping', style: 'hapi-empty' };
   const type = (input.contentType ?? '').split(';')[0]?.trim().toLowerCase();
-  if (type && type !== 'application/json' && type !== 'application/fhir+json') {
+  // application/json+fhir is the DSTU2-era FHIR media type, still sent by some servers.
+  if (type && type !== 'application/json' && type !== 'application/fhir+json' && type !== 'application/json+fhir') {
     throw new NotificationError(415, 'not-supported', 'content type must be application/fhir+json or application/json');
   }
   let body: unknown;
