@@ -8,6 +8,9 @@ import { errorBodyOf, exchange, type Transport } from './http.js';
 import { readJwtClaims, scopesOf } from './jwt.js';
 import { schemaProblem, validateTokenResponse } from './schemas.js';
 
+/** A token issued (`iat`) this far from our clock says the clocks disagree: worth an operator's look. */
+const CLOCK_SKEW_WARN_MS = 60_000;
+
 export interface AccessToken {
   value: string;
   /** Milliseconds since the epoch; Infinity for a static token without a readable `exp`. */
@@ -85,7 +88,17 @@ export function clientCredentialsTokenSource(
     transport.scrubber.add(value);
     const claims = readJwtClaims(value);
     if (!claims) throw invalidTokenResponse('access_token is not a JWT with a numeric exp');
-    const expiresAt = claims.exp * 1000;
+    // `exp` is on OpenCRVS's clock. With `iat` the token's lifetime is known, and is counted from its
+    // arrival on ours: a bridge clock minutes ahead would otherwise find every token already due for
+    // renewal (a token request per call), and one behind would keep using expired tokens.
+    const lifetimeMs = claims.iat !== undefined ? (claims.exp - claims.iat) * 1000 : Number.NaN;
+    const expiresAt = lifetimeMs > 0 ? receivedAt + lifetimeMs : claims.exp * 1000;
+    if (claims.iat !== undefined && Math.abs(claims.iat * 1000 - receivedAt) > CLOCK_SKEW_WARN_MS) {
+      logger.warn(
+        { skewSeconds: Math.round((receivedAt - claims.iat * 1000) / 1000) },
+        "this machine's clock and OpenCRVS's differ; token lifetimes are counted on this machine's",
+      );
+    }
     // Renew `renewBeforeSeconds` ahead of expiry, but never sooner than half-way through the token's
     // life, so a short-lived token (or a large setting) cannot make every call fetch a new one.
     const renewAt = Math.max(

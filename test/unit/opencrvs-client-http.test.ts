@@ -337,6 +337,32 @@ describe('OpenCRVS client tokens', () => {
     }
   });
 
+  it('counts the token lifetime (exp - iat) on its own clock when the clocks disagree', async () => {
+    on('POST /events/events', () => ({ json: eventDoc() }));
+    // OpenCRVS's clock runs 10 minutes behind ours: its exp is already in our past on arrival.
+    on('POST /auth/token', () => {
+      const serverNow = Math.floor(clock / 1000) - 600;
+      const token = jwt({ sub: 'bridge', scope: ['record.create'], iat: serverNow, exp: serverNow + 600 });
+      issued.push(token);
+      return { json: { access_token: token, token_type: 'Bearer' } };
+    });
+    const c = client({ tokenRenewBeforeSeconds: 60 });
+    const input = { type: 'birth', transactionId: 'tx-c', createdAtLocation: OFFICE };
+    const start = clock;
+    try {
+      await c.createEvent(input);
+      await c.createEvent(input);
+      clock = start + 539_000;
+      await c.createEvent(input);
+      assert.equal(c.tokenRenewals(), 1, 'one token for 9 minutes, not one per call');
+      clock = start + 541_000;
+      await c.createEvent(input);
+      assert.equal(c.tokenRenewals(), 2);
+    } finally {
+      clock = start;
+    }
+  });
+
   it('retries a 401 once with a fresh token', async () => {
     on('POST /events/events', (req) =>
       req.headers.authorization === `Bearer ${issued[0]}`
