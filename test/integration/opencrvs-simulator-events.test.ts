@@ -331,6 +331,8 @@ describe('OpenCRVS simulator v2.0: events API', () => {
       assert.equal(created.status, 403);
       const notified = await births.post(`/events/${event.id}/notify`, notifyBody('n1'));
       assert.equal(notified.status, 403);
+      // The event type's scope is checked before the body schema (scope → event → schema).
+      assert.equal((await births.post(`/events/${event.id}/notify`, { bogus: 1 })).status, 403);
     });
 
     test('a scope without event= allows every event type', async () => {

@@ -139,9 +139,10 @@ export function handleNotify(
   const eventId = pathEventId ?? bodyEventId;
   const event = eventId === undefined ? undefined : ctx.store.get(eventId);
   if (eventId !== undefined && !event) return eventsError(404, `Event not found with ID: ${eventId}`, NOTIFY_PATH);
+  // The scope for the event's type is part of the scope check, which comes before the body schema.
+  if (event && !allowsEvent(claims.scope, 'record.notify', event.type, ctx.version)) return forbidden(NOTIFY_PATH);
   const { issues, value } = checkBody(body, NOTIFY_SCHEMA[ctx.version], ctx.version);
   if (issues.length > 0 || !event) return inputValidationFailed(NOTIFY_PATH, issues);
-  if (!allowsEvent(claims.scope, 'record.notify', event.type, ctx.version)) return forbidden(NOTIFY_PATH);
   const form = ctx.forms.get(event.type);
   if (!form) return noConfiguration(event.type, NOTIFY_PATH);
   const input = readNotifyInput(value);
