@@ -411,6 +411,26 @@ describe('OpenMRS-shaped records', () => {
     assert.equal(r.declaration['child.birthLocation'], 'fac-1');
   });
 
+  it('an estimated birth date, which OpenMRS sends as a year, gives an age instead of a birth date', async () => {
+    type Entries = { entry: Array<{ resource: Record<string, unknown> }> };
+    const birth = structuredClone(fixture('fhir/openmrs/openmrs-birth-bundle.json')) as Entries;
+    const mother = birth.entry.find((e) => e.resource.resourceType === 'RelatedPerson')?.resource;
+    assert.ok(mother);
+    mother.birthDate = '1990'; // BirthDateTranslatorImpl: estimated, over 5 years old → year precision
+    const b = mapped(await mapInput(all, birth)).declaration;
+    assert.equal(b['mother.dob'], undefined);
+    assert.equal(b['mother.dobUnknown'], true);
+    assert.deepEqual(b['mother.age'], { age: 2024 - 1990, asOfDateRef: 'child.dob' }); // child born 2024-05-14
+
+    const death = structuredClone(fixture('fhir/openmrs/openmrs-death-bundle.json')) as Entries;
+    const deceased = death.entry.find((e) => e.resource.resourceType === 'Patient')?.resource;
+    assert.ok(deceased);
+    deceased.birthDate = '1950';
+    const d = mapped(await mapInput(all, death)).declaration;
+    assert.equal(d['deceased.dobUnknown'], true);
+    assert.deepEqual(d['deceased.age'], { age: 2024 - 1950, asOfDateRef: 'eventDetails.date' }); // died 2024-03-06
+  });
+
   it('deceasedBoolean false is not a death, and not an exclusion to record either', async () => {
     const r = await mapInput(
       loadMappings({ names: ['death.fhir'], routing }),

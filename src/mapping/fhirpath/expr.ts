@@ -4,7 +4,7 @@
 import fhirpath from 'fhirpath';
 import r4 from 'fhirpath/fhir-context/r4';
 import { type AstNode, type ChoiceInfo, FastCompiler, type FastEnv, NEED_SLOW, Prim, Unsupported } from './fast.js';
-import { type CodeSet, daysBetween, humanName, itemIsCoded, resourceRef } from './functions.js';
+import { type CodeSet, calendarDate, daysBetween, humanName, itemIsCoded, resourceRef } from './functions.js';
 
 export type SourceKind = 'fhir' | 'dhis2';
 
@@ -53,7 +53,7 @@ const KNOWN_FUNCTIONS = new Set(
     'truncate children descendants trace now today timeOfDay not extension hasValue getValue resolve memberOf ' +
     'htmlChecks conformsTo type sum min max avg aggregate lowBoundary highBoundary precision yearOf monthOf dayOf ' +
     'hourOf minuteOf secondOf millisecondOf timezoneOffsetOf dateOf timeOf sort coalesce single comparable ' +
-    'coded daysAfter ref humanName'
+    'coded daysAfter ref humanName calendarDate'
   ).split(' '),
 );
 
@@ -119,6 +119,15 @@ export class ExpressionCompiler {
       },
       ref: {
         fn: (inputs: unknown[]) => inputs.map((i) => resourceRef(val(i))).filter((r) => r !== undefined),
+        arity: { 0: [] },
+      },
+      // The YYYY-MM-DD a complete date or dateTime starts with (its local calendar date); empty for a
+      // partial one ('1990', as OpenMRS sends an estimated birth date) or anything else.
+      calendarDate: {
+        fn: (inputs: unknown[]) => {
+          const date = inputs.length === 1 ? calendarDate(val(inputs[0])) : undefined;
+          return date === undefined ? [] : [date];
+        },
         arity: { 0: [] },
       },
       // Both arguments are evaluated from the root, so they name their values through %variables.

@@ -4,7 +4,7 @@
 // either at compile time (Unsupported) or per call (NEED_SLOW, e.g. comparing date-typed values, whose
 // FHIRPath semantics depend on the model). A differential test keeps both in agreement on the fixtures.
 // Why: fhirpath.js costs ~3–400 µs per expression on real contexts; this is ~20–100× cheaper.
-import { type CodeSet, daysBetween, humanName, itemIsCoded, resourceRef } from './functions.js';
+import { type CodeSet, calendarDate, daysBetween, humanName, itemIsCoded, resourceRef } from './functions.js';
 
 export interface AstNode {
   type: string;
@@ -440,6 +440,20 @@ export class FastCompiler {
             const ref = resourceRef(item);
             return ref ? [ref] : [];
           });
+      case 'calendarDate':
+        arity(0);
+        return (focus, env) => {
+          const date = calendarDate(unwrap(single(left(focus, env))));
+          return date === undefined ? [] : [date];
+        };
+      case 'yearOf':
+        arity(0);
+        return (focus, env) => {
+          const v = unwrap(single(left(focus, env)));
+          if (v === undefined) return [];
+          const year = typeof v === 'string' ? /^(\d{4})(?:$|-|T)/.exec(v)?.[1] : undefined;
+          return year === undefined ? slow() : [Number(year)];
+        };
       default:
         throw new Unsupported(name);
     }

@@ -67,6 +67,13 @@ const TO_YEARS: Readonly<Record<string, number>> = {
   d: 1 / 365.25,
   day: 1 / 365.25,
   days: 1 / 365.25,
+  // VRDR ages of newborns who died: completed years are 0.
+  h: 1 / (365.25 * 24),
+  hour: 1 / (365.25 * 24),
+  hours: 1 / (365.25 * 24),
+  min: 1 / (365.25 * 24 * 60),
+  minute: 1 / (365.25 * 24 * 60),
+  minutes: 1 / (365.25 * 24 * 60),
 };
 
 /** An age Quantity (or a bare number of years) → completed years. */
@@ -79,6 +86,6 @@ export function toYears(item: unknown): NumberOutcome {
   if (value === undefined) return { error: 'has no numeric value' };
   const unit = [item.code, item.unit].find((u): u is string => typeof u === 'string' && u.trim() !== '');
   const factor = unit === undefined ? 1 : (TO_YEARS[unit] ?? TO_YEARS[unit.toLowerCase()]);
-  if (factor === undefined) return { error: `unit '${unit}' is not a duration unit (a, mo, wk, d)` };
+  if (factor === undefined) return { error: `unit '${unit}' is not a duration unit (a, mo, wk, d, h, min)` };
   return { value: Math.floor(value * factor + 1e-9) };
 }
