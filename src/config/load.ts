@@ -1,11 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import cron from 'node-cron';
 import { parseDocument } from 'yaml';
 import { ConfigError } from './errors.js';
 import { createAjv, describeAjvError, readProfileJson } from './schema.js';
 import type { BridgeConfig, PollSettings } from './types.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
+
+/** Schema problems listed in one error (the first names the key path). */
+const MAX_PROBLEMS_SHOWN = 5;
 
 /** `…File` key → the key it fills. A secret can come inline, from ${ENV}, or from a file. */
 const SECRET_FILE_KEYS: Readonly<Record<string, string>> = {
@@ -97,6 +101,8 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
       );
     }
   }
+  checkUrl(o.tokenUrl, 'opencrvs.tokenUrl', file);
+  checkUrl(o.eventsUrl, 'opencrvs.eventsUrl', file);
   if (config.delivery.mode === 'single-call' && o.version !== '2.0') {
     throw new ConfigError('delivery.mode', 'single-call needs OpenCRVS version 2.0', file);
   }
@@ -108,6 +114,16 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
     source.poll ??= { enabled: true, schedule: '*/1 * * * *', overlapSeconds: 30, pageSize: 100 };
     source.mappings ??= [...(DEFAULT_MAPPINGS[source.kind] ?? [])];
     checkFirstSync(source.poll, `sources[${i}].poll`, file);
+    // Unchecked, a typo here passed validate and doctor, and serve then never polled.
+    if (source.poll.enabled !== false && !cron.validate(source.poll.schedule)) {
+      throw new ConfigError(
+        `sources[${i}].poll.schedule`,
+        'is not a cron expression: 5 fields, or 6 with seconds first (e.g. "*/5 * * * *": every 5 minutes)',
+        file,
+      );
+    }
+    checkUrl(source.baseUrl, `sources[${i}].baseUrl`, file);
+    checkUrl(source.auth.tokenUrl, `sources[${i}].auth.tokenUrl`, file);
     const auth = source.auth;
     const need = (key: keyof typeof auth, why: string) => {
       if (!auth[key]) throw new ConfigError(`sources[${i}].auth.${key}`, `is required for ${why}`, file);
@@ -122,6 +138,23 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
       need('clientId', 'oauth2');
       need('clientSecret', 'oauth2');
     }
+  }
+}
+
+/**
+ * A URL the bridge calls must parse, and must not carry credentials: fetch refuses such URLs, so every
+ * call failed as a "network error", and the secret would sit in a URL that may be logged.
+ */
+function checkUrl(value: string | undefined, path: string, file?: string): void {
+  if (value === undefined) return;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(path, 'is not a valid URL', file);
+  }
+  if (url.username || url.password) {
+    throw new ConfigError(path, 'must not carry credentials (user:password@): give them under auth', file);
   }
 }
 
@@ -175,10 +208,18 @@ export function loadConfig(options: LoadConfigOptions): BridgeConfig {
   resolveSecretFiles(raw, '', file ? dirname(resolve(file)) : process.cwd(), file);
   const { ok, errors } = validateSchema(raw);
   if (!ok) {
-    const first = errors[0];
-    const { path, problem } = first ? describeAjvError(first) : { path: '', problem: 'invalid' };
-    const more = errors.length > 1 ? ` (and ${errors.length - 1} more problem${errors.length > 2 ? 's' : ''})` : '';
-    throw new ConfigError(path, `${problem}${more}`, file);
+    // An unknown key first: a misspelt key ('opencrv:') is usually why a required one is missing.
+    const described = errors
+      .map(describeAjvError)
+      .sort((a, b) => Number(b.problem === 'unknown key') - Number(a.problem === 'unknown key'));
+    const unique = described.filter(
+      (d, i) => described.findIndex((e) => e.path === d.path && e.problem === d.problem) === i,
+    );
+    const [first, ...rest] = unique;
+    const shown = rest.slice(0, MAX_PROBLEMS_SHOWN - 1).map((d) => `${d.path || '(root)'}: ${d.problem}`);
+    const more = rest.length > shown.length ? `; and ${rest.length - shown.length} more` : '';
+    const also = shown.length > 0 ? ` (also ${shown.join('; ')}${more})` : '';
+    throw new ConfigError(first?.path ?? '', `${first?.problem ?? 'invalid'}${also}`, file);
   }
   const config = raw as BridgeConfig;
   checkSemantics(config, file);

@@ -38,6 +38,32 @@ describe('configuration', () => {
     assert.match(err.message, /unknown key/);
   });
 
+  it('puts a misspelt key before the required key it hides, and lists the other problems', () => {
+    const err = errorOf(() => loadConfig({ text: 'opencrv:\n  domain: x.org\nstore: { path: 1 }\n' }));
+    assert.equal(err.path, 'opencrv');
+    assert.match(err.message, /opencrv: unknown key \(also .*opencrvs: is required.*store\.path: must be string/);
+  });
+
+  it('refuses a poll schedule node-cron cannot run, and credentials inside a URL', () => {
+    const source = (extra: string) =>
+      `${minimal}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.local/fhir\n${extra}`;
+    const schedule = errorOf(() => loadConfig({ text: source("    poll: { schedule: 'every 5 minutes' }\n") }));
+    assert.equal(schedule.path, 'sources[0].poll.schedule');
+    assert.match(schedule.message, /not a cron expression/);
+    assert.equal(loadConfig({ text: source("    poll: { schedule: '*/10 * * * * *' }\n") }).sources[0]?.id, 'emr');
+    assert.equal(
+      loadConfig({ text: source("    poll: { enabled: false, schedule: 'never' }\n") }).sources[0]?.poll.enabled,
+      false,
+      'an unused schedule is not checked',
+    );
+    const creds = errorOf(() =>
+      loadConfig({ text: source('').replace('http://emr.local', 'http://admin:pw@emr.local') }),
+    );
+    assert.equal(creds.path, 'sources[0].baseUrl');
+    assert.match(creds.message, /must not carry credentials/);
+    assert.ok(!creds.message.includes('pw@'), 'the secret is not repeated');
+  });
+
   it('names the path of a bad value inside a list', () => {
     const text = `${minimal}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: not-a-url\n`;
     const err = errorOf(() => loadConfig({ text }));
