@@ -34,12 +34,15 @@ COPY mappings ./mappings
 COPY profiles ./profiles
 COPY examples ./examples
 # The ledger lives in /data (store.path: /data/bridge.db); the config is mounted read-only in /config.
+# /data is also the working directory, so the default store.path (./bridge.db) lands on the volume,
+# where uid 1000 can write, rather than in the root-owned /app.
 RUN mkdir -p /data /config && chown node:node /data
 USER node
 VOLUME ["/data"]
+WORKDIR /data
 # http.port must stay 8080 (its default) inside the container: the health check probes it.
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-ENTRYPOINT ["node", "bin/opencrvs-bridge.js"]
+ENTRYPOINT ["node", "/app/bin/opencrvs-bridge.js"]
 CMD ["serve"]

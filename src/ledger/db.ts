@@ -13,7 +13,12 @@ const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024;
  * power cut, which NORMAL does not promise in WAL mode.
  */
 export function openDatabase(path: string, options: { busyTimeoutMs: number; logger: Logger }): Db {
-  const db = new Database(path);
+  let db: Db;
+  try {
+    db = new Database(path);
+  } catch (err) {
+    throw cannotOpen(path, err);
+  }
   try {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
@@ -25,9 +30,20 @@ export function openDatabase(path: string, options: { busyTimeoutMs: number; log
     migrate(db, MIGRATIONS, options.logger, Date.now());
   } catch (err) {
     db.close();
-    throw err;
+    // WAL needs to write beside the file even to read: a read-only directory fails here, not above.
+    throw /readonly|unable to open|SQLITE_CANTOPEN|SQLITE_READONLY/i.test(String(err)) ? cannotOpen(path, err) : err;
   }
   return db;
+}
+
+/** SQLite's own words name neither the file nor the setting: an operator needs both. */
+function cannotOpen(path: string, err: unknown): Error {
+  const reason = err instanceof Error ? err.message : String(err);
+  return new Error(
+    `cannot open the ledger ${path} (store.path): ${reason}. The directory must exist and be writable by ` +
+      'this user (SQLite writes a -wal and a -shm file beside the ledger, even to read it).',
+    { cause: err },
+  );
 }
 
 export function migrate(db: Db, migrations: readonly Migration[], logger: Logger, now: number): number[] {

@@ -81,6 +81,10 @@ const [buildStage, runtimeStage] = dockerfile;
 const work = mkdtempSync(join(tmpdir(), 'container-'));
 const buildDir = join(work, 'build');
 const appDir = join(work, 'app');
+/** The image's /data (its last WORKDIR and the volume) on this machine. */
+const dataDir = join(work, 'data');
+/** A path inside the image (/app/…) as it lies on this machine. */
+const inImage = (arg: string) => (arg.startsWith('/app/') ? join(appDir, arg.slice('/app/'.length)) : arg);
 let sim: OpenCrvsSimulator;
 let serve: ChildProcess | undefined;
 const figures: string[] = [];
@@ -98,7 +102,9 @@ describe('Dockerfile', () => {
     assert.deepEqual(jsonArray(only(runtimeStage, 'VOLUME').args), ['/data']);
     assert.equal(only(runtimeStage, 'EXPOSE').args, '8080');
     assert.match(only(runtimeStage, 'ENV').args, /BRIDGE_CONFIG=\/config\/bridge\.yaml/);
-    assert.deepEqual(jsonArray(only(runtimeStage, 'ENTRYPOINT').args), ['node', 'bin/opencrvs-bridge.js']);
+    assert.deepEqual(jsonArray(only(runtimeStage, 'ENTRYPOINT').args), ['node', '/app/bin/opencrvs-bridge.js']);
+    // The default store.path (./bridge.db) must land on the volume: the last working directory is /data.
+    assert.equal(runtimeStage.instructions.filter((i) => i.op === 'WORKDIR').at(-1)?.args, '/data');
     assert.deepEqual(jsonArray(only(runtimeStage, 'CMD').args), ['serve']);
     assert.match(only(runtimeStage, 'HEALTHCHECK').args, /CMD \[.*http:\/\/127\.0\.0\.1:8080\/healthz/);
   });
@@ -169,8 +175,9 @@ describe('the container entrypoint from a production install', () => {
   it('prints the help of the CLI', () => {
     const entrypoint = jsonArray(only(runtimeStage as Stage, 'ENTRYPOINT').args);
     const [command = '', ...args] = entrypoint;
-    const r = spawnSync(command === 'node' ? process.execPath : command, [...args, '--help'], {
-      cwd: appDir,
+    mkdirSync(dataDir, { recursive: true });
+    const r = spawnSync(command === 'node' ? process.execPath : command, [...args.map(inImage), '--help'], {
+      cwd: dataDir,
       env: runtimeEnv({}),
       encoding: 'utf8',
       timeout: 60_000,
@@ -190,21 +197,21 @@ describe('the container entrypoint from a production install', () => {
           clientId: sim.clientId,
           clientSecret: sim.clientSecret,
         },
-        store: { path: join(work, 'data', 'bridge.db') },
+        // No store.path: the default ./bridge.db must land in the working directory, the /data volume.
         // Port 0, read back from the start-up log: a port reserved beforehand could be taken (by another
         // test file, or an outbound connection) before serve listens on it.
         http: { host: '127.0.0.1', port: 0 },
         routing: { defaultOffice: 'LHUYvwY2Aq1' },
       }),
     );
-    mkdirSync(join(work, 'data'), { recursive: true });
+    mkdirSync(dataDir, { recursive: true });
     const [command = '', ...args] = [
       ...jsonArray(only(runtimeStage as Stage, 'ENTRYPOINT').args),
       ...jsonArray(only(runtimeStage as Stage, 'CMD').args),
     ];
     const started = Date.now();
-    const child = spawn(command === 'node' ? process.execPath : command, args, {
-      cwd: appDir,
+    const child = spawn(command === 'node' ? process.execPath : command, args.map(inImage), {
+      cwd: dataDir,
       env: runtimeEnv({ BRIDGE_CONFIG: config, LOG_LEVEL: 'info' }),
     });
     serve = child;

@@ -309,6 +309,17 @@ describe('ledger: recording events', () => {
   });
 });
 
+describe('ledger: opening', () => {
+  it('names the file and store.path when SQLite cannot open it', () => {
+    const missing = join(tmpdir(), `no-such-dir-${process.pid}`, 'bridge.db');
+    assert.throws(() => openLedger(missing), (err: Error) => {
+      assert.match(err.message, /^cannot open the ledger .*no-such-dir-\d+\/bridge\.db \(store\.path\): /);
+      assert.match(err.message, /must exist and be writable/);
+      return true;
+    });
+  });
+});
+
 describe('ledger: schema', () => {
   it('applies numbered migrations once and refuses a file written by a newer schema', () => {
     const { ledger, path, cleanup } = tempLedger();
