@@ -236,6 +236,37 @@ describe('a place of event the source states', () => {
   });
 });
 
+describe('the mother-link evidence', () => {
+  const linked = (birthDate: string) => ({
+    resourceType: 'Bundle',
+    type: 'collection',
+    entry: [
+      { resource: { resourceType: 'Patient', id: 'baby', birthDate, gender: 'female', name: [{ family: 'Banda' }] } },
+      {
+        resource: {
+          resourceType: 'RelatedPerson',
+          id: 'mum',
+          meta: { lastUpdated: '2026-03-10T08:00:00+02:00' },
+          patient: { reference: 'Patient/baby' },
+          relationship: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-RoleCode', code: 'MTH' }] }],
+          name: [{ family: 'Banda', given: ['Ruth'] }],
+        },
+      },
+    ],
+  });
+
+  it('holds for a link made on the birth day up to 28 days later, not for a birth date after the link', async () => {
+    assert.equal(
+      mapped(await mapInput(birthOnly, linked('2026-03-09'))).evidence,
+      'mother linked within 28 days of the birth (RelatedPerson GESTM/MTH/NMTH)',
+    );
+    assert.equal((await mapInput(birthOnly, linked('2026-02-01'))).status, 'skipped', '37 days before the link');
+    const future = await mapInput(birthOnly, linked('2099-03-04')); // a typo: not a birth linked now
+    assert.ok(future.status === 'skipped', JSON.stringify(future));
+    assert.match(future.reason, /^no birth evidence/);
+  });
+});
+
 describe('Synthea patients', () => {
   it('a deceased child maps as a death dated from deceasedDateTime (its own calendar date)', async () => {
     const r = mapped(
