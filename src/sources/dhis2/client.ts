@@ -6,7 +6,7 @@ import type { ValidateFunction } from 'ajv';
 import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
-import { createSourceAuthenticator, type SourceAuthenticator } from '../shared/source-auth.js';
+import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
 import { SourceCallError } from '../shared/source-error.js';
 import {
   type ImportReport,
@@ -90,6 +90,10 @@ export class Dhis2Client {
         return body;
       } catch (err) {
         if (err instanceof Dhis2SourceError) lastError = err;
+        else if (err instanceof SourceAuthError)
+          lastError = new Dhis2SourceError(`${operation} failed: ${err.message}`, undefined, err.retryable, {
+            cause: err,
+          });
         else {
           const name = err instanceof Error ? err.name : '';
           const timedOut = name === 'TimeoutError' || name === 'AbortError';

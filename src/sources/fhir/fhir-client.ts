@@ -3,7 +3,7 @@ import { Client, type FhirResource } from 'fhir-kit-client';
 import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
-import { createSourceAuthenticator, type SourceAuthenticator } from '../shared/source-auth.js';
+import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
 import { SourceCallError } from '../shared/source-error.js';
 
 /** A failed call to a FHIR source. */
@@ -87,21 +87,29 @@ export class FhirSourceClient {
         // The timeout starts when the call leaves, not while it waits for a free slot.
         return await this.limit(() => run({ headers, signal: AbortSignal.timeout(this.settings.timeoutMs) }));
       } catch (err) {
-        const status = statusOf(err);
-        if (status === 401) this.auth.invalidate();
-        const timedOut = isRecord(err) && (err.name === 'TimeoutError' || err.name === 'AbortError');
-        const retryable = status === undefined || status === 401 || status === 429 || status >= 500;
-        const reason = status !== undefined ? `HTTP ${status}` : timedOut ? 'timeout' : 'network error';
-        lastError = new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
-          cause: status === undefined ? err : undefined,
-        });
-        if (!retryable || attempt === this.attempts) break;
+        lastError = this.failure(operation, err);
+        if (!lastError.retryable || attempt === this.attempts) break;
         const delay = this.retryBaseMs * 2 ** (attempt - 1);
-        this.log.debug({ operation, attempt, reason, delayMs: delay }, 'retrying source call');
+        this.log.debug({ operation, attempt, reason: lastError.message, delayMs: delay }, 'retrying source call');
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
     throw lastError ?? new FhirSourceError(`${operation} failed`, undefined, true);
+  }
+
+  /** What a failed attempt means: its status, whether to retry, and a message without bodies or queries. */
+  private failure(operation: string, err: unknown): FhirSourceError {
+    // The OAuth2 token endpoint, not the FHIR server: a refused client is configuration, no network error.
+    if (err instanceof SourceAuthError)
+      return new FhirSourceError(`${operation} failed: ${err.message}`, undefined, err.retryable, { cause: err });
+    const status = statusOf(err);
+    if (status === 401) this.auth.invalidate();
+    const timedOut = isRecord(err) && (err.name === 'TimeoutError' || err.name === 'AbortError');
+    const retryable = status === undefined || status === 401 || status === 429 || status >= 500;
+    const reason = status !== undefined ? `HTTP ${status}` : timedOut ? 'timeout' : 'network error';
+    return new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
+      cause: status === undefined ? err : undefined,
+    });
   }
 
   /** Reads one resource; undefined when the server says 404/410 (deleted or never existed). */

@@ -13,6 +13,21 @@ export interface SourceAuthenticator {
 
 const RENEW_BEFORE_MS = 30_000;
 
+/**
+ * The source's OAuth2 token endpoint failed or refused the client. Callers report it as such (a 400 or
+ * 401 there is a configuration problem, not a network error, and no retry fixes it).
+ */
+export class SourceAuthError extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'SourceAuthError';
+  }
+}
+
 export function createSourceAuthenticator(auth: SourceAuth, timeoutMs: number): SourceAuthenticator {
   switch (auth.type) {
     case 'none':
@@ -40,19 +55,39 @@ function oauth2ClientCredentials(auth: SourceAuth, timeoutMs: number): SourceAut
     if (auth.scope) form.set('scope', auth.scope);
     form.set('client_id', auth.clientId ?? '');
     form.set('client_secret', auth.clientSecret ?? '');
-    const response = await fetch(auth.tokenUrl ?? '', {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body: form.toString(),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
+    let response: Response;
+    try {
+      response = await fetch(auth.tokenUrl ?? '', {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        body: form.toString(),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+      throw new SourceAuthError(
+        `the token endpoint (auth.tokenUrl) could not be reached: ${timedOut ? 'timeout' : 'network error'}`,
+        true,
+        { cause: err },
+      );
+    }
     // The message names the status only: the response may echo credentials.
-    if (!response.ok) throw new Error(`source token endpoint answered HTTP ${response.status}`);
-    const body: unknown = await response.json();
+    if (!response.ok) {
+      await response.arrayBuffer().catch(() => undefined);
+      const status = response.status;
+      const retryable = status === 429 || status >= 500;
+      throw new SourceAuthError(
+        retryable
+          ? `the token endpoint (auth.tokenUrl) answered HTTP ${status}`
+          : `the token endpoint (auth.tokenUrl) refused the client: HTTP ${status} (check auth.clientId, auth.clientSecret and auth.scope)`,
+        retryable,
+      );
+    }
+    const body: unknown = await response.json().catch(() => undefined);
     const token = body && typeof body === 'object' ? (body as Record<string, unknown>).access_token : undefined;
     const expiresIn = body && typeof body === 'object' ? (body as Record<string, unknown>).expires_in : undefined;
     if (typeof token !== 'string' || token.length === 0)
-      throw new Error('source token endpoint returned no access_token');
+      throw new SourceAuthError('the token endpoint (auth.tokenUrl) returned no access_token', false);
     const lifetimeMs = typeof expiresIn === 'number' && expiresIn > 0 ? expiresIn * 1000 : 300_000;
     cached = { token, expiresAt: Date.now() + lifetimeMs };
     return token;
