@@ -2,9 +2,19 @@ import type { Bridge } from '../app.js';
 import type { BridgeConfig } from '../config/types.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 
-/** The process logger for long-running commands; the level comes from the config (LOG_LEVEL overrides). */
-export function processLogger(config?: BridgeConfig): Logger {
-  return createLogger({ level: process.env.LOG_LEVEL ?? config?.logging.level ?? 'info' });
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/**
+ * The process logger for long-running commands; the level comes from the config (LOG_LEVEL overrides).
+ * `toStderr`: for commands whose standard output is data (`sync --json`).
+ */
+export function processLogger(config?: BridgeConfig, options: { toStderr?: boolean } = {}): Logger {
+  const fromEnv = process.env.LOG_LEVEL;
+  // pino's own complaint ("default level:bogus must be included in custom levels") names neither.
+  if (fromEnv !== undefined && !LEVELS.includes(fromEnv))
+    throw new Error(`LOG_LEVEL=${fromEnv} is not a log level (${LEVELS.join(', ')})`);
+  const level = fromEnv ?? config?.logging.level ?? 'info';
+  return createLogger(options.toStderr ? { level, destination: process.stderr } : { level });
 }
 
 /**

@@ -33,10 +33,26 @@ export function registerSync(program: Command): void {
     .action(async (options: { source?: string[]; config?: string; json?: boolean; timeout: string }) => {
       const config = loadConfigOrReport(options.config);
       if (!config) return;
-      const logger = processLogger(config);
+      const timeoutSeconds = Number(options.timeout);
+      if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) {
+        console.error(`sync: --timeout must be a number of seconds above 0, not "${options.timeout}"`);
+        process.exitCode = 2;
+        return;
+      }
+      const known = config.sources.map((s) => s.id);
+      const unknown = (options.source ?? []).filter((id) => !known.includes(id));
+      if (unknown.length > 0) {
+        console.error(
+          `sync: no source ${unknown.map((id) => `"${id}"`).join(', ')} in the config (sources: ${known.join(', ')})`,
+        );
+        process.exitCode = 2;
+        return;
+      }
+      // With --json, standard output is the summary alone: logs go to standard error.
+      const logger = processLogger(config, { toStderr: options.json === true });
       const bridge = new Bridge(config, { logger, http: false, schedule: false, worker: false });
       try {
-        const summary = await bridge.syncOnce(options.source, { timeoutMs: Number(options.timeout) * 1000 });
+        const summary = await bridge.syncOnce(options.source, { timeoutMs: timeoutSeconds * 1000 });
         if (options.json) {
           console.log(
             JSON.stringify({

@@ -21,8 +21,10 @@ describe('opencrvs-bridge sync --once', () => {
   });
 
   it('exits 0 when everything found was delivered, and a second pass finds nothing new', async () => {
-    const first = await runCli(['sync', '--once', '--config', config, '--json']);
+    // With --json standard output is the summary alone, whatever the log level: logs go to stderr.
+    const first = await runCli(['sync', '--once', '--config', config, '--json'], { LOG_LEVEL: 'info' });
     assert.equal(first.code, 0, first.stderr || first.stdout);
+    assert.match(first.stderr, /"level":"info"/, 'the logs are on stderr');
     const summary = JSON.parse(first.stdout);
     assert.equal(summary.ok, true);
     assert.deepEqual(
@@ -48,6 +50,18 @@ describe('opencrvs-bridge sync --once', () => {
       summary.events.map((e: { state: string }) => e.state),
       ['dead'],
     );
+  });
+
+  it('refuses an unknown --source, a bad --timeout and a bad LOG_LEVEL with exit 2 or a clear message', async () => {
+    const unknown = await runCli(['sync', '--once', '--config', config, '--source', 'nosuch']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /no source "nosuch" in the config \(sources: emr\)/);
+    const timeout = await runCli(['sync', '--once', '--config', config, '--timeout', 'abc']);
+    assert.equal(timeout.code, 2);
+    assert.match(timeout.stderr, /--timeout must be a number of seconds above 0/);
+    const level = await runCli(['sync', '--once', '--config', config], { LOG_LEVEL: 'bogus' });
+    assert.notEqual(level.code, 0);
+    assert.match(level.stderr, /LOG_LEVEL=bogus is not a log level/);
   });
 
   it('exits 1 when the FHIR source cannot be read', async () => {
