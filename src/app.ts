@@ -76,6 +76,8 @@ export class Bridge {
   httpPort: number | undefined;
   private server: Server | undefined;
   private locationsReady = false;
+  /** Why the routing table did not resolve at the last try (config keys and OpenCRVS's words; no personal data). */
+  private locationsError: string | undefined;
   /** Set by stop(); start() checks it after every await, so a signal during start-up stops cleanly. */
   private stopping = false;
   private locationRetry: NodeJS.Timeout | undefined;
@@ -222,14 +224,21 @@ export class Bridge {
 
   /** Every office and facility named in the routing table, checked against OpenCRVS. */
   async resolveLocations(): Promise<void> {
-    const refs: Array<{ ref: string; type?: string }> = [];
+    const refs: Array<{ ref: string; type?: string; key: string }> = [];
     const { defaultOffice, facilities } = this.config.routing;
-    if (defaultOffice) refs.push({ ref: defaultOffice, type: 'CRVS_OFFICE' });
-    for (const route of Object.values(facilities)) {
-      if (route.office) refs.push({ ref: route.office, type: 'CRVS_OFFICE' });
-      if (route.facility) refs.push({ ref: route.facility, type: 'HEALTH_FACILITY' });
+    if (defaultOffice) refs.push({ ref: defaultOffice, type: 'CRVS_OFFICE', key: 'routing.defaultOffice' });
+    for (const [from, route] of Object.entries(facilities)) {
+      const key = `routing.facilities['${from}']`;
+      if (route.office) refs.push({ ref: route.office, type: 'CRVS_OFFICE', key: `${key}.office` });
+      if (route.facility) refs.push({ ref: route.facility, type: 'HEALTH_FACILITY', key: `${key}.facility` });
     }
-    await this.locations.preload(refs);
+    try {
+      await this.locations.preload(refs);
+    } catch (err) {
+      this.locationsError = err instanceof Error ? err.message : String(err);
+      throw err;
+    }
+    this.locationsError = undefined;
     this.locationsReady = true;
   }
 
@@ -348,7 +357,10 @@ export class Bridge {
       },
       {
         name: 'routing',
-        run: () => (this.locationsReady ? undefined : 'offices and facilities not resolved in OpenCRVS yet'),
+        run: () =>
+          this.locationsReady
+            ? undefined
+            : `offices and facilities not resolved in OpenCRVS yet; polling waits for them${this.locationsError ? `: ${this.locationsError}` : ''}`,
       },
       { name: 'queue', run: () => (this.worker.held() ? `held: ${this.worker.held()?.reason}` : undefined) },
       ...this.sources.map((source) => ({
@@ -422,7 +434,11 @@ export class Bridge {
       if (this.stopping) return;
       this.startSources();
     } catch (err) {
-      this.log.error({ err }, 'routing locations could not be resolved in OpenCRVS; retrying in 30 s');
+      const reason = err instanceof Error ? err.message : String(err);
+      this.log.error(
+        { err },
+        `routing could not be resolved in OpenCRVS (${reason}); polling and notifications wait; retrying in 30 s`,
+      );
       this.locationRetry = setTimeout(() => void this.resolveLocationsUntilReady(), 30_000);
       this.locationRetry.unref();
     }

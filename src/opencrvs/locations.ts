@@ -25,15 +25,18 @@ export class LocationResolver {
   }
 
   /** Resolves many references (to use resolveSync afterwards); reports every unknown one at once. */
-  async preload(refs: Array<{ ref: string; type?: string }>): Promise<void> {
+  async preload(refs: Array<{ ref: string; type?: string; key?: string }>): Promise<void> {
     const unknownRefs: string[] = [];
     for (let i = 0; i < refs.length; i += PRELOAD_CONCURRENCY) {
       const batch = refs.slice(i, i + PRELOAD_CONCURRENCY);
       const results = await Promise.allSettled(batch.map((item) => this.resolve(item.ref, item.type)));
-      for (const result of results) {
+      for (const [j, result] of results.entries()) {
         if (result.status === 'fulfilled') continue;
         const err: unknown = result.reason;
-        if (err instanceof OpenCrvsError && err.kind === 'unknown-office') unknownRefs.push(err.opencrvsMessage);
+        // `key` names where the reference came from (routing.defaultOffice…): what the operator fixes.
+        const key = batch[j]?.key;
+        if (err instanceof OpenCrvsError && err.kind === 'unknown-office')
+          unknownRefs.push(key ? `${key}: ${err.opencrvsMessage}` : err.opencrvsMessage);
         else throw err;
       }
     }

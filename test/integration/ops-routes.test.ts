@@ -24,7 +24,7 @@ let fhir: FhirSandbox;
 const dir = mkdtempSync(join(tmpdir(), 'ops-routes-'));
 let dbCount = 0;
 
-function newBridge(opencrvs: { clientId?: string; clientSecret?: string } = {}): Bridge {
+function newBridge(opencrvs: { clientId?: string; clientSecret?: string } = {}, defaultOffice = 'LHUYvwY2Aq1'): Bridge {
   dbCount += 1;
   const config = configFromObject({
     opencrvs: {
@@ -40,7 +40,7 @@ function newBridge(opencrvs: { clientId?: string; clientSecret?: string } = {}):
     delivery: { baseDelayMs: 20, maxDelayMs: 200, pollIntervalMs: 20, holdProbeSeconds: 3600 },
     sources: [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, timeoutMs: 5000 }],
     routing: {
-      defaultOffice: 'LHUYvwY2Aq1',
+      defaultOffice,
       facilities: {
         'Location/emr-loc-ibombo-hospital': { office: 'xmJJAsGfSTn', facility: 't0qT1Vh8qi3' },
         'Location/emr-loc-isamba-hospital': { office: 'DC5stjQ45n3', facility: 'R2i8nqg83Y0' },
@@ -119,6 +119,22 @@ describe('health and readiness', () => {
       assert.match(body.checks['opencrvs-token']?.detail ?? '', /401/);
       assert.equal(body.checks.store?.ok, true);
       assert.ok(!JSON.stringify(body).includes(secret));
+    } finally {
+      await bridge.stop();
+    }
+  });
+
+  it('is not ready, naming routing and the config key, while an office does not resolve', async () => {
+    const bridge = newBridge({}, 'NoSuchOffice1');
+    try {
+      await bridge.start();
+      const { status, body } = await readyz(bridge);
+      assert.equal(status, 503);
+      assert.ok(body.failed.includes('routing'), JSON.stringify(body));
+      assert.match(
+        body.checks.routing?.detail ?? '',
+        /polling waits for them: (resolveLocation: )?routing\.defaultOffice: location NoSuchOffice1 is not a location of this OpenCRVS deployment/,
+      );
     } finally {
       await bridge.stop();
     }
