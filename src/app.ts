@@ -404,10 +404,21 @@ export class Bridge {
         { path: '/admin', router: adminRoutes(this.adminTarget(), this.config.admin, { logger: this.options.logger }) },
         ...(this.options.routers?.(this) ?? []),
       ];
-      const { server, port } = await listen(
-        createHttpApp(routers, this.options.logger),
-        this.config.http.port,
-        this.config.http.host,
+      const { host, port: wanted } = this.config.http;
+      const { server, port } = await listen(createHttpApp(routers, this.options.logger), wanted, host).catch(
+        (err: NodeJS.ErrnoException) => {
+          // Node's "listen EADDRINUSE: address already in use" names neither the setting nor what to do.
+          if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL')
+            // The code stays on the error: callers that retry on EADDRINUSE still can.
+            throw Object.assign(
+              new Error(
+                `http.port ${wanted} on http.host ${host} cannot be used (${err.code}): another process holds it, or the address is not this machine's; choose another`,
+                { cause: err },
+              ),
+              { code: err.code },
+            );
+          throw err;
+        },
       );
       if (this.stopping) {
         // A signal arrived while we were binding: stop() has already run without this server.

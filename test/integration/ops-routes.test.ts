@@ -3,6 +3,8 @@
 // credentials or the queue is held, and metrics that say what happened without any personal data.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -24,7 +26,11 @@ let fhir: FhirSandbox;
 const dir = mkdtempSync(join(tmpdir(), 'ops-routes-'));
 let dbCount = 0;
 
-function newBridge(opencrvs: { clientId?: string; clientSecret?: string } = {}, defaultOffice = 'LHUYvwY2Aq1'): Bridge {
+function newBridge(
+  opencrvs: { clientId?: string; clientSecret?: string } = {},
+  defaultOffice = 'LHUYvwY2Aq1',
+  port = 0,
+): Bridge {
   dbCount += 1;
   const config = configFromObject({
     opencrvs: {
@@ -35,7 +41,7 @@ function newBridge(opencrvs: { clientId?: string; clientSecret?: string } = {}, 
       timeoutMs: 5000,
     },
     store: { path: join(dir, `bridge-${dbCount}.db`) },
-    http: { host: '127.0.0.1', port: 0 },
+    http: { host: '127.0.0.1', port },
     // A long probe interval keeps a hold in place while the test looks at it.
     delivery: { baseDelayMs: 20, maxDelayMs: 200, pollIntervalMs: 20, holdProbeSeconds: 3600 },
     sources: [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, timeoutMs: 5000 }],
@@ -121,6 +127,22 @@ describe('health and readiness', () => {
       assert.ok(!JSON.stringify(body).includes(secret));
     } finally {
       await bridge.stop();
+    }
+  });
+
+  it('does not start on a port another process holds, naming http.port', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as AddressInfo).port;
+    const bridge = newBridge({}, 'LHUYvwY2Aq1', port);
+    try {
+      await assert.rejects(
+        bridge.start(),
+        /^Error: http\.port \d+ on http\.host 127\.0\.0\.1 cannot be used \(EADDRINUSE\)/,
+      );
+    } finally {
+      await bridge.stop();
+      await new Promise((resolve) => holder.close(resolve));
     }
   });
 
