@@ -47,8 +47,17 @@ function isState(value: string): value is LedgerState {
  * `Type/id`, and ids hold no '/'): exact and case-sensitive like FHIR ids, but it reads the table, which
  * is fine for an operator's one-off lookup.
  */
+/** `emr:Patient/1`, as the ledger table prints a row's source: that source, and that reference. */
+const SOURCE_PREFIXED = /^([A-Za-z0-9_.-]+):([A-Z][A-Za-z]+\/.+)$/;
+
 function findClause(text: string, params: Record<string, string | number>): string {
   params.find = text.trim();
+  const prefixed = SOURCE_PREFIXED.exec(params.find);
+  if (prefixed?.[1] && prefixed[2]) {
+    params.findSource = prefixed[1];
+    params.find = prefixed[2];
+    return '(source_id = @findSource AND (subject_key = @find OR source_ref = @find))';
+  }
   if (params.find.includes('/')) return '(subject_key = @find OR source_ref = @find OR tracking_id = @find)';
   const idPart = (column: string) => `substr(${column}, instr(${column}, '/') + 1) = @find`;
   return `(${idPart('subject_key')} OR ${idPart('source_ref')} OR tracking_id = @find)`;

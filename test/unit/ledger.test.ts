@@ -247,6 +247,10 @@ describe('ledger: recording events', () => {
     assert.deepEqual(found('a%b'), [], 'no wildcard reading');
     assert.deepEqual(found('123', { sourceId: 'emr' }), ['emr:Patient/123'], 'combined with the other filters');
     assert.deepEqual(found('123', { states: ['skipped'] }), ['dhis2:TrackedEntity/123']);
+    // As the ledger table prints a row: source:reference.
+    assert.deepEqual(found('emr:Encounter/123'), ['emr:Patient/123']);
+    assert.deepEqual(found('dhis2:TrackedEntity/123'), ['dhis2:TrackedEntity/123']);
+    assert.deepEqual(found('dhis2:Patient/123'), [], 'the source must match too');
   });
 
   it('cancels a row not sent yet when its record is no event any more, and nothing else', () => {
