@@ -16,10 +16,17 @@ const STALE_CHECK_MAX_MS = 60_000;
 const DEFAULT_DRAIN_MS = 30_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 
+/** Workers running in this process (their ids): their locks are live, whatever else holds our prefix. */
+const liveWorkers = new Set<string>();
+
 export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   const { ledger, api, settings } = deps;
   const now = deps.now ?? Date.now;
-  const workerId = deps.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  // host:pid:random. A lock held under this host and pid by a worker that is not running here is from a
+  // process that is gone: in a container the bridge is always pid 1 of the same host, so a restart after
+  // a SIGKILL (docker stop's default 10 s) finds its own rows at once instead of after the lock timeout.
+  const ownPrefix = `${hostname()}:${process.pid}:`;
+  const workerId = deps.workerId ?? `${ownPrefix}${randomBytes(3).toString('hex')}`;
   const logger = (deps.logger ?? silentLogger).child({ component: 'delivery', workerId });
   const concurrency = Math.max(1, settings.concurrency);
   const lockTimeoutMs = settings.lockTimeoutSeconds * 1000;
@@ -236,6 +243,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       if (running) return;
       running = true;
       stopping = false;
+      liveWorkers.add(workerId);
+      if (workerId.startsWith(ownPrefix)) {
+        const reset = ledger.resetLocksOf(ownPrefix, liveWorkers);
+        if (reset > 0) logger.warn({ reset }, 'rows locked by an earlier run of this process are due again');
+      }
       logger.info({ concurrency, mode: settings.mode }, 'delivery worker started');
       loop = runLoop();
     },
@@ -261,6 +273,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         const n = ledger.handBack(unfinished, workerId);
         logger.warn({ handedBack: n }, 'rows still in flight at the drain deadline were handed back');
       }
+      liveWorkers.delete(workerId);
       logger.info('delivery worker stopped');
     },
     processNext,

@@ -64,6 +64,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     },
     markRechecked: (ids) => outbox.markRechecked(ids, now()),
     resetStaleLocks: (olderThanMs, at = now()) => outbox.resetStaleLocks(olderThanMs, at),
+    resetLocksOf: (prefix, keep) => outbox.resetLocksOf(prefix, keep, now()),
     nextDueAt: outbox.nextDueAt,
     outstanding: outbox.outstanding,
     close: () => {

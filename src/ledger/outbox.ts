@@ -15,6 +15,7 @@ export interface Outbox {
   deferForRecheck(ids: number[], workerId: string, until: number, now: number): number;
   markRechecked(ids: number[], now: number): number;
   resetStaleLocks(olderThanMs: number, now: number): number;
+  resetLocksOf(prefix: string, keep: ReadonlySet<string>, now: number): number;
   nextDueAt(): number | undefined;
   outstanding(): number;
 }
@@ -106,6 +107,17 @@ export function createOutbox(db: Db): Outbox {
       last_error_classification = 'retryable', last_error_kind = 'stale-lock', last_error_status = NULL,
       last_error_message = 'the worker holding this row stopped (lock expired); resending', updated_at = @now
     WHERE state = 'delivering' AND locked_at <= @cutoff`);
+  const lockedWithPrefix = db.prepare<{ prefix: string }, { id: number; locked_by: string }>(
+    `SELECT id, locked_by FROM ledger_rows
+       WHERE state = 'delivering' AND substr(locked_by, 1, length(@prefix)) = @prefix`,
+  );
+  // Same as a stale lock, at once: the process that held it is known to be gone (see resetLocksOf).
+  const resetOne = db.prepare(`
+    UPDATE ledger_rows SET state = 'failed', locked_by = NULL, locked_at = NULL, next_run_at = @now,
+      last_error_classification = 'retryable', last_error_kind = 'stale-lock', last_error_status = NULL,
+      last_error_message = 'the process holding this row stopped before it finished (restarted); resending',
+      updated_at = @now
+    WHERE id = @id AND state = 'delivering' AND locked_by = @lockedBy`);
   const nextDue = db.prepare<[], { at: number | null }>(
     `SELECT MIN(next_run_at) AS at FROM ledger_rows WHERE state IN ('pending', 'failed')`,
   );
@@ -192,6 +204,14 @@ export function createOutbox(db: Db): Outbox {
     return n;
   });
 
+  const resetLocksOfAll = db.transaction((prefix: string, keep: ReadonlySet<string>, now: number): number => {
+    let n = 0;
+    for (const row of lockedWithPrefix.all({ prefix })) {
+      if (!keep.has(row.locked_by)) n += resetOne.run({ id: row.id, lockedBy: row.locked_by, now }).changes;
+    }
+    return n;
+  });
+
   return {
     claimDue: (workerId, limit, now) => {
       const n = Math.max(0, Math.floor(limit));
@@ -213,6 +233,7 @@ export function createOutbox(db: Db): Outbox {
     deferForRecheck: (ids, workerId, until, now) =>
       ids.length === 0 ? 0 : relaxed(db, () => deferAll.immediate(ids, workerId, until, now)),
     markRechecked: (ids, now) => (ids.length === 0 ? 0 : relaxed(db, () => markRecheckedAll.immediate(ids, now))),
+    resetLocksOf: (prefix, keep, now) => relaxed(db, () => resetLocksOfAll.immediate(prefix, keep, now)),
     resetStaleLocks: (olderThanMs, now) =>
       relaxed(db, () => resetStale.run({ now, cutoff: now - olderThanMs }).changes),
     nextDueAt: () => nextDue.get()?.at ?? undefined,

@@ -277,6 +277,11 @@ export interface Ledger {
   markRechecked(ids: number[]): number;
   /** Returns rows locked longer than `olderThanMs` to `failed`, due now; returns how many. */
   resetStaleLocks(olderThanMs: number, now?: number): number;
+  /**
+   * Returns rows locked by a worker id starting with `prefix`, except those in `keep`, to `failed`, due
+   * now, whatever their age: for locks of a process known to be gone. Returns how many.
+   */
+  resetLocksOf(prefix: string, keep: ReadonlySet<string>): number;
   /** The earliest `nextRunAt` of a waiting row, or undefined when nothing waits. */
   nextDueAt(): number | undefined;
   /** Rows pending, failed or delivering (the work not finished). */

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { hostname } from 'node:os';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { DeliverySettings } from '../../src/config/types.js';
 import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker } from '../../src/delivery/index.js';
@@ -234,6 +235,31 @@ describe('delivery worker', () => {
     const done = ledger.get(row.id);
     assert.equal(done?.state, 'delivered');
     assert.equal(done?.attempts, 2);
+  });
+
+  it('at start, takes back at once the rows an earlier run of this process (same host and pid) left locked', async () => {
+    const { row: ours } = ledger.recordEvent(eventInput('1'));
+    const { row: other } = ledger.recordEvent(eventInput('2'));
+    ledger.claimRow(ours.id, `${hostname()}:${process.pid}:dead01`); // the process before a SIGKILL
+    ledger.claimRow(other.id, `another-host:${process.pid}:abcdef`); // maybe alive: left to the lock timeout
+    const w = createDeliveryWorker({ ledger, api, settings, now: clock.now, random: () => 1 });
+    w.start();
+    try {
+      assert.ok(w.workerId.startsWith(`${hostname()}:${process.pid}:`));
+      const reset = ledger.get(ours.id);
+      assert.notEqual(reset?.lockedBy, `${hostname()}:${process.pid}:dead01`, 'no 300 s wait for the dead lock');
+      assert.equal(reset?.lastError?.kind, 'stale-lock'); // (the running worker may have claimed it since)
+      assert.equal(ledger.get(other.id)?.state, 'delivering');
+      // A second worker of this same process does not take the first one's live rows.
+      const { row: live } = ledger.recordEvent(eventInput('3'));
+      ledger.claimRow(live.id, w.workerId);
+      const second = createDeliveryWorker({ ledger, api, settings, now: clock.now, random: () => 1 });
+      second.start();
+      await second.stop({ drainMs: 0 });
+      assert.equal(ledger.get(live.id)?.lockedBy, w.workerId);
+    } finally {
+      await w.stop({ drainMs: 0 });
+    }
   });
 
   it('drains in-flight rows on stop and hands back what is still unfinished at the deadline', async () => {
