@@ -316,11 +316,14 @@ describe('ledger: recording events', () => {
 describe('ledger: opening', () => {
   it('names the file and store.path when SQLite cannot open it', () => {
     const missing = join(tmpdir(), `no-such-dir-${process.pid}`, 'bridge.db');
-    assert.throws(() => openLedger(missing), (err: Error) => {
-      assert.match(err.message, /^cannot open the ledger .*no-such-dir-\d+\/bridge\.db \(store\.path\): /);
-      assert.match(err.message, /must exist and be writable/);
-      return true;
-    });
+    assert.throws(
+      () => openLedger(missing),
+      (err: Error) => {
+        assert.match(err.message, /^cannot open the ledger .*no-such-dir-\d+\/bridge\.db \(store\.path\): /);
+        assert.match(err.message, /must exist and be writable/);
+        return true;
+      },
+    );
   });
 });
 
