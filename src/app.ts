@@ -168,6 +168,7 @@ export class Bridge {
     const { opencrvs, routing } = this.config;
     const mappings = loadMappings({
       names: settings.mappings,
+      timeZone: settings.timeZone,
       country: opencrvs.country,
       version: opencrvs.version,
       routing,

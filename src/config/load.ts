@@ -123,6 +123,7 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
       );
     }
     checkUrl(source.baseUrl, `sources[${i}].baseUrl`, file);
+    if (source.timeZone !== undefined) checkTimeZone(source.timeZone, `sources[${i}].timeZone`, file);
     checkUrl(source.auth.tokenUrl, `sources[${i}].auth.tokenUrl`, file);
     const auth = source.auth;
     const need = (key: keyof typeof auth, why: string) => {
@@ -155,6 +156,14 @@ function checkUrl(value: string | undefined, path: string, file?: string): void 
   }
   if (url.username || url.password) {
     throw new ConfigError(path, 'must not carry credentials (user:password@): give them under auth', file);
+  }
+}
+
+function checkTimeZone(zone: string, path: string, file?: string): void {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+  } catch {
+    throw new ConfigError(path, `"${zone}" is not an IANA time zone (e.g. Africa/Lusaka, Asia/Dhaka, UTC)`, file);
   }
 }
 

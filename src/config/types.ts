@@ -78,6 +78,8 @@ export interface SourceSettings {
   timeoutMs: number;
   /** Calls to the source in flight at once (default 8): an EMR is a hospital's production system. */
   maxConcurrentRequests?: number;
+  /** IANA zone the source's UTC date-times are read in (an EMR that stores UTC); unset: as written. */
+  timeZone?: string;
   poll: PollSettings;
   subscription?: SubscriptionSettings;
   mappings: string[];

@@ -93,6 +93,8 @@ export interface CompileOptions {
   country: string;
   version: string;
   fastPath?: boolean;
+  /** IANA zone the source's UTC dateTimes are read in (SourceSettings.timeZone). */
+  timeZone?: string;
 }
 
 // %names fhirpath.js reserves or that the engine sets itself.
@@ -144,7 +146,7 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     valueMaps.set(name, { name, entries, fallback: '*' in table ? { value: table['*'] } : undefined });
   }
 
-  const compiler = new ExpressionCompiler(source, codeSets, options.fastPath ?? true);
+  const compiler = new ExpressionCompiler(source, codeSets, options.fastPath ?? true, options.timeZone);
   const expressions: CompiledExpr[] = [];
   const variables = new Set(['subject', 'subjectRef']);
   const expr = (text: string, path: KeyPath): CompiledExpr => {
@@ -258,7 +260,12 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     const path = ['fields', fieldId];
     const field = fieldOf(fieldId, path);
     const spec: Obj = typeof raw === 'string' ? { from: raw } : (raw as Obj);
-    const compiled: CompiledField = { id: fieldId, field, from: exprs(spec.from, [...path, 'from']), options: {} };
+    const compiled: CompiledField = {
+      id: fieldId,
+      field,
+      from: exprs(spec.from, [...path, 'from']),
+      options: options.timeZone ? { timeZone: options.timeZone } : {},
+    };
     if (typeof spec.when === 'string') compiled.when = expr(spec.when, [...path, 'when']);
     if (typeof spec.map === 'string') {
       const map = valueMaps.get(spec.map);

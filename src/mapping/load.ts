@@ -22,6 +22,8 @@ export interface LoadMappingsOptions {
   routing?: RoutingSettings;
   /** Evaluate the common FHIRPath subset directly (default true); false = fhirpath.js for everything. */
   fastPath?: boolean;
+  /** IANA zone the source's UTC dateTimes are read in (SourceSettings.timeZone); none: as written. */
+  timeZone?: string;
 }
 
 function readText(file: string): string {
@@ -60,6 +62,7 @@ export function loadMappings(options: LoadMappingsOptions = {}): MappingSet {
       country: options.country ?? 'farajaland',
       version: options.version ?? '2.0',
       fastPath: options.fastPath,
+      timeZone: options.timeZone,
     });
     const other = seen.get(mapping.id);
     if (other) throw new MappingLoadError(file, 'id', `mapping id ${mapping.id} is already used by ${other}`);
@@ -74,7 +77,10 @@ export function loadMappings(options: LoadMappingsOptions = {}): MappingSet {
 /** Load options for a configuration: its country, version and routing, and the mappings its sources name. */
 export function mappingOptionsFromConfig(config: BridgeConfig): LoadMappingsOptions {
   const names = [...new Set(config.sources.flatMap((s) => s.mappings))];
+  // A dry run has no source: the sources' zone when they agree on one.
+  const zones = [...new Set(config.sources.map((s) => s.timeZone))];
   return {
+    ...(zones.length === 1 && zones[0] ? { timeZone: zones[0] } : {}),
     names: names.length ? names : undefined,
     country: config.opencrvs.country,
     version: config.opencrvs.version,

@@ -56,6 +56,10 @@ describe('configuration', () => {
       false,
       'an unused schedule is not checked',
     );
+    const zone = errorOf(() => loadConfig({ text: source('    timeZone: Africa/Nowhere\n') }));
+    assert.equal(zone.path, 'sources[0].timeZone');
+    assert.match(zone.message, /not an IANA time zone/);
+    assert.equal(loadConfig({ text: source('    timeZone: Africa/Lusaka\n') }).sources[0]?.timeZone, 'Africa/Lusaka');
     const creds = errorOf(() =>
       loadConfig({ text: source('').replace('http://emr.local', 'http://admin:pw@emr.local') }),
     );

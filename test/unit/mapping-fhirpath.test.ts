@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { assembleContext } from '../../src/mapping/context.js';
 import { ExpressionCompiler } from '../../src/mapping/fhirpath/expr.js';
-import { buildCodeSet, daysBetween } from '../../src/mapping/fhirpath/functions.js';
+import { buildCodeSet, calendarDate, daysBetween, utcInZone } from '../../src/mapping/fhirpath/functions.js';
 import { bundleFetcher, loadMappings } from '../../src/mapping/index.js';
 
 const FIXTURES = [
@@ -128,6 +128,34 @@ describe('fast FHIRPath path', () => {
     assert.deepEqual(ev("%rp.where(relationship.coded('mother')).count()"), [2]); // system|code, or bare code
     assert.deepEqual(ev('%e.period.start.daysAfter(%p.birthDate)'), [2]); // calendar dates as written
     assert.deepEqual(ev('%p.ref()'), ['Patient/p1']);
+  });
+});
+
+describe('UTC date-times in a source time zone', () => {
+  it('reads only UTC date-times in the zone; other offsets and dates keep their written date', () => {
+    assert.equal(utcInZone('2024-05-10T22:30:00Z', 'Africa/Lusaka'), '2024-05-11', '00:30 on the 11th at +02:00');
+    assert.equal(utcInZone('2024-05-10T21:30:00.000+00:00', 'Africa/Lusaka'), '2024-05-10');
+    assert.equal(utcInZone('2024-05-10T22:30Z', 'America/Lima'), '2024-05-10', '17:30 at -05:00');
+    assert.equal(utcInZone('2024-05-10T23:30:00+03:00', 'Africa/Lusaka'), undefined, 'an offset as written');
+    assert.equal(utcInZone('2024-05-10', 'Africa/Lusaka'), undefined, 'a date is a date');
+    assert.equal(utcInZone('2024-05-10T22:30:00Z', undefined), undefined, 'no zone: as written');
+    assert.equal(calendarDate('2024-05-10T22:30:00Z', 'Asia/Dhaka'), '2024-05-11');
+    assert.equal(calendarDate('2024-05-10T22:30:00Z'), '2024-05-10');
+    assert.equal(daysBetween('2024-05-10', '2024-05-09T21:45:00Z', 'Africa/Nairobi'), 0);
+    assert.equal(daysBetween('2024-05-10', '2024-05-09T21:45:00Z'), -1);
+  });
+
+  it('gives the same answers on the fast path and in fhirpath.js', () => {
+    const zoned = new ExpressionCompiler('fhir', new Map(), true, 'Africa/Nairobi');
+    const reference = new ExpressionCompiler('fhir', new Map(), false, 'Africa/Nairobi');
+    const root = { resourceType: 'Encounter', period: { start: '2024-05-09T21:45:00Z' } };
+    const vars = { birth: '2024-05-10' };
+    for (const text of ['period.start.daysAfter(%birth)', 'period.start.calendarDate()']) {
+      const names = new Set(['birth']);
+      const fastOut = zoned.compile(text, names).evaluate(root, vars);
+      assert.deepEqual(fastOut, reference.compile(text, names).evaluate(root, vars), text);
+    }
+    assert.deepEqual(zoned.compile('period.start.daysAfter(%birth)', new Set(['birth'])).evaluate(root, vars), [0]);
   });
 });
 

@@ -236,6 +236,36 @@ describe('a place of event the source states', () => {
   });
 });
 
+describe('a source that writes its date-times in UTC (sources[].timeZone)', () => {
+  // The OpenMRS birth: born 2024-05-14 (Patient.birthDate), its encounter written with +03:00.
+  type Entries = { entry: Array<{ resource: Record<string, unknown> }> };
+  const utcBirth = () => {
+    const bundle = structuredClone(fixture('fhir/openmrs/openmrs-birth-bundle.json')) as Entries;
+    const encounter = bundle.entry.find((e) => e.resource.resourceType === 'Encounter')?.resource;
+    assert.ok(encounter);
+    encounter.period = { start: '2024-05-13T22:10:00Z' }; // 01:10 on the 14th in Nairobi (+03:00)
+    return bundle;
+  };
+
+  it('reads them in the zone: a birth encounter stored in UTC falls on the birth day', async () => {
+    const asWritten = await mapInput(birthOnly, utcBirth());
+    assert.ok(asWritten.status === 'skipped', 'read as written, the encounter starts the day before the birth');
+    const nairobi = loadMappings({ names: ['birth.fhir'], routing, timeZone: 'Africa/Nairobi' });
+    const r = mapped(await mapInput(nairobi, utcBirth()));
+    assert.equal(r.declaration['child.dob'], '2024-05-14');
+  });
+
+  it('dates a death stored in UTC on the local calendar', async () => {
+    const bundle = structuredClone(fixture('fhir/openmrs/openmrs-death-bundle.json')) as Entries;
+    const deceased = bundle.entry.find((e) => e.resource.resourceType === 'Patient')?.resource;
+    assert.ok(deceased);
+    deceased.deceasedDateTime = '2024-03-05T22:15:00Z'; // 01:15 on the 6th in Nairobi
+    const nairobi = loadMappings({ names: ['death.fhir'], routing, timeZone: 'Africa/Nairobi' });
+    assert.equal(mapped(await mapInput(nairobi, bundle)).declaration['eventDetails.date'], '2024-03-06');
+    assert.equal(mapped(await mapInput(all, bundle)).declaration['eventDetails.date'], '2024-03-05', 'no zone');
+  });
+});
+
 describe('the mother-link evidence', () => {
   const linked = (birthDate: string) => ({
     resourceType: 'Bundle',

@@ -96,9 +96,10 @@ export class ExpressionCompiler {
     readonly source: SourceKind,
     private readonly codeSets: ReadonlyMap<string, CodeSet>,
     private readonly useFastPath = true,
+    timeZone?: string,
   ) {
     this.fastCompiler = new FastCompiler(source === 'fhir' ? FHIR_CHOICE : NO_CHOICE);
-    this.env = { vars: {}, codeSets };
+    this.env = { vars: {}, codeSets, ...(timeZone ? { timeZone } : {}) };
     const val = (v: unknown) => fhirpath.util.valData(v);
     this.userInvocationTable = {
       coded: {
@@ -112,7 +113,7 @@ export class ExpressionCompiler {
       daysAfter: {
         fn: (inputs: unknown[], since: unknown[]) => {
           if (inputs.length !== 1 || since.length !== 1) return [];
-          const days = daysBetween(val(since[0]), val(inputs[0]));
+          const days = daysBetween(val(since[0]), val(inputs[0]), timeZone);
           return days === undefined ? [] : [days];
         },
         arity: { 1: ['Any'] },
@@ -125,7 +126,7 @@ export class ExpressionCompiler {
       // partial one ('1990', as OpenMRS sends an estimated birth date) or anything else.
       calendarDate: {
         fn: (inputs: unknown[]) => {
-          const date = inputs.length === 1 ? calendarDate(val(inputs[0])) : undefined;
+          const date = inputs.length === 1 ? calendarDate(val(inputs[0]), timeZone) : undefined;
           return date === undefined ? [] : [date];
         },
         arity: { 0: [] },

@@ -27,6 +27,8 @@ export const NEED_SLOW = Symbol('need-slow');
 export interface FastEnv {
   vars: Record<string, unknown>;
   codeSets: ReadonlyMap<string, CodeSet>;
+  /** IANA zone UTC dateTimes are read in (daysAfter, calendarDate); none: dates as written. */
+  timeZone?: string;
 }
 
 type Fn = (focus: unknown[], env: FastEnv) => unknown[];
@@ -411,7 +413,7 @@ export class FastCompiler {
         return (focus, env) => {
           const date = single(left(focus, env));
           const from = single(since(focus, env));
-          const days = daysBetween(from, date);
+          const days = daysBetween(from, date, env.timeZone);
           return days === undefined ? [] : [days];
         };
       }
@@ -443,7 +445,7 @@ export class FastCompiler {
       case 'calendarDate':
         arity(0);
         return (focus, env) => {
-          const date = calendarDate(unwrap(single(left(focus, env))));
+          const date = calendarDate(unwrap(single(left(focus, env))), env.timeZone);
           return date === undefined ? [] : [date];
         };
       case 'yearOf':

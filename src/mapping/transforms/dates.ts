@@ -1,4 +1,5 @@
 // FHIR date / dateTime / VR partial dates → OpenCRVS DATE ('YYYY-MM-DD').
+import { utcInZone } from '../fhirpath/functions.js';
 export type DateOutcome = { value: string } | { partial: true } | { error: string };
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -28,21 +29,23 @@ function part(ext: Record<string, unknown>, name: string): number | undefined {
 
 /**
  * A dateTime keeps the calendar date it was written with (the local date where it happened): we never
- * convert to UTC, so 2026-06-30T23:30:00-05:00 is 2026-06-30. A year or year-month, or a partial-date
- * extension without all of year, month and day, is `partial` and the field is left out.
+ * convert to UTC, so 2026-06-30T23:30:00-05:00 is 2026-06-30. One written in UTC (…Z) is read in
+ * `timeZone` when the source names one (an EMR that stores UTC). A year or year-month, or a
+ * partial-date extension without all of year, month and day, is `partial` and the field is left out.
  */
-export function toPlainDate(item: unknown): DateOutcome {
+export function toPlainDate(item: unknown, timeZone?: string): DateOutcome {
   if (typeof item === 'string') {
     const full = FULL.exec(item);
     if (full) {
       const value = validDate(Number(full[1]), Number(full[2]), Number(full[3]));
-      return value ? { value } : { error: 'is not a valid calendar date' };
+      if (!value) return { error: 'is not a valid calendar date' };
+      return { value: utcInZone(item, timeZone) ?? value };
     }
     if (PARTIAL.test(item)) return { partial: true };
     return { error: 'is not a FHIR date or dateTime' };
   }
   if (isObject(item)) {
-    if (typeof item.start === 'string') return toPlainDate(item.start); // a Period
+    if (typeof item.start === 'string') return toPlainDate(item.start, timeZone); // a Period
     if (Array.isArray(item.extension)) {
       const [year, month, day] = [part(item, 'year'), part(item, 'month'), part(item, 'day')];
       if (year === undefined || month === undefined || day === undefined) return { partial: true };

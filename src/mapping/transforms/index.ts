@@ -49,6 +49,8 @@ export function inferTransform(fieldType: string): TransformName | undefined {
 export interface TransformOptions {
   asOfDateRef?: string;
   domesticCountry?: string;
+  /** IANA zone a source's UTC dateTimes are read in (SourceSettings.timeZone). */
+  timeZone?: string;
 }
 
 /** value: set the field; skip: leave it out (with a warning when a reason is given); error: per-record error. */
@@ -66,7 +68,7 @@ export function applyTransform(
       return value ? { value } : { skip: undefined };
     }
     case 'date': {
-      const out = toPlainDate(first);
+      const out = toPlainDate(first, options.timeZone);
       if ('partial' in out) return { skip: 'date is not complete (year, month and day are needed)' };
       return out;
     }

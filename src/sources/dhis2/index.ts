@@ -35,6 +35,7 @@ export interface BuildDhis2SourceDeps {
 export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2SourceDeps): Dhis2SourceRuntime {
   const mappings = loadMappings({
     names: settings.mappings,
+    timeZone: settings.timeZone,
     country: deps.country,
     version: deps.version,
     routing: deps.routing,
