@@ -46,7 +46,9 @@ function fieldValue(f: CompiledField, ctx: MappingContext): SourceOutcome {
   if (f.constant) return { value: f.constant.value };
   let unusable: Exclude<SourceOutcome, { value: unknown }> | undefined;
   for (const e of f.from) {
-    const items = e.evaluate(subject, vars);
+    let items = e.evaluate(subject, vars);
+    // DHIS2 keeps a cleared value as "": nothing given, not a malformed value.
+    if (items[0] === '') items = items.filter((item) => item !== '');
     if (items.length === 0) continue;
     const out = sourceValue(f, items, e.text);
     if ('value' in out) return out;

@@ -176,6 +176,24 @@ describe('DHIS2 tracker JSON as mapping input', () => {
     assert.equal(result.declaration['eventDetails.causeOfDeathEstablished'], true);
   });
 
+  it('takes a value DHIS2 kept as "" (cleared) as absent, not as a malformed one', async () => {
+    const page = fixture('bridge/deceased-trackedEntities-page.json') as { trackedEntities: unknown[] };
+    const text = JSON.stringify(page);
+    const date = /"dataElement":"SbxDeDthDat","value":"([^"]+)"/.exec(text);
+    assert.ok(date, 'the fixture has a date of death');
+    const dob = /"attribute":"SbxAttrDob1","value":"([^"]+)"/.exec(text);
+    assert.ok(dob, 'the fixture has a date of birth');
+    const cleared = JSON.parse(
+      text
+        .replace(date[0], '"dataElement":"SbxDeDthDat","value":""')
+        .replace(dob[0], '"attribute":"SbxAttrDob1","value":""'),
+    );
+    const result = await mapInput(mappings(), cleared);
+    assert.ok(result.status === 'mapped', JSON.stringify(result));
+    assert.match(String(result.declaration['eventDetails.date']), /^\d{4}-\d{2}-\d{2}$/);
+    assert.equal(result.declaration['deceased.dob'], undefined, 'a cleared birth date: no date, not an error');
+  });
+
   it('maps a lone birth event (no attributes: no names, the event date as the date of birth)', async () => {
     const result = await mapInput(mappings(), fixture('bridge/birth-event.json'));
     assert.ok(result.status === 'mapped', JSON.stringify(result));

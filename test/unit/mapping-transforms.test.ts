@@ -19,6 +19,22 @@ describe('names', () => {
     assert.deepEqual(toOpenCrvsName(names.slice(0, 1)), { firstname: 'Jada', surname: 'King' });
   });
 
+  it('passes over a former name (old, maiden) for a current one without a use, and over an old address', () => {
+    const names = [
+      { use: 'old', given: ['Name'], family: 'Old' },
+      { given: ['Ruth'], family: 'Banda' },
+    ];
+    assert.deepEqual(toOpenCrvsName(names), { firstname: 'Ruth', surname: 'Banda' });
+    assert.deepEqual(toOpenCrvsName(names.slice(0, 1)), { firstname: 'Name', surname: 'Old' }, 'if it is all there is');
+    const addresses = [
+      { use: 'old', city: 'Before', country: 'ZMB' },
+      { use: 'work', city: 'Office', country: 'ZMB' },
+    ];
+    const out = toOpenCrvsAddress(addresses, 'FAR');
+    assert.ok('value' in out);
+    assert.match(JSON.stringify(out.value), /Office/);
+  });
+
   it('puts every given name after the first into middlename', () => {
     assert.deepEqual(toOpenCrvsName([{ given: ['Amani', 'Baraka', 'Neema'], family: 'Juma' }]), {
       firstname: 'Amani',

@@ -23,7 +23,12 @@ function details(entries: Array<[string, string | undefined]>): Record<string, s
 /** The home address (use=home, else without use, else the first), converted; `domestic` is e.g. 'FAR'. */
 export function toOpenCrvsAddress(items: readonly unknown[], domestic: string | undefined): AddressOutcome {
   const addresses = items.filter(isObject);
-  const chosen = addresses.find((a) => a.use === 'home') ?? addresses.find((a) => a.use === undefined) ?? addresses[0];
+  // An address the EMR marked old is where the person lived before, not now.
+  const chosen =
+    addresses.find((a) => a.use === 'home') ??
+    addresses.find((a) => a.use === undefined) ??
+    addresses.find((a) => a.use !== 'old') ??
+    addresses[0];
   if (!chosen) return { skip: 'is not an Address' };
   const lines = (Array.isArray(chosen.line) ? chosen.line : [])
     .map(text)

@@ -15,12 +15,16 @@ function clean(value: unknown): string | undefined {
   return text || undefined;
 }
 
-/** The name to use: use=official, else use=usual, else the first one. */
+/** A name that is no longer the person's (FHIR name-use old; maiden is a former name too). */
+const FORMER = new Set(['old', 'maiden']);
+
+/** The name to use: use=official, else use=usual, else the first current one, else the first one. */
 export function chooseName(names: readonly unknown[]): unknown {
   const objects = names.filter(isObject);
   return (
     objects.find((n) => n.use === 'official') ??
     objects.find((n) => n.use === 'usual') ??
+    objects.find((n) => !FORMER.has(String(n.use))) ??
     objects[0] ??
     names.find((n) => typeof n === 'string')
   );
