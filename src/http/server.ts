@@ -29,10 +29,12 @@ export function createHttpApp(routers: MountedRouter[], logger: Logger): Express
     res.setHeader('X-Request-Id', requestId);
     if (debug) {
       const started = process.hrtime.bigint();
+      // Read now: a mounted router strips its prefix from req.path while it handles the request.
+      const path = req.path;
       res.on('finish', () => {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         log.debug(
-          { requestId, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 },
+          { requestId, method: req.method, path, status: res.statusCode, ms: Math.round(ms * 10) / 10 },
           'request',
         );
       });
@@ -42,7 +44,7 @@ export function createHttpApp(routers: MountedRouter[], logger: Logger): Express
   for (const { path, router } of routers) app.use(path, router);
   app.use((_req: Request, res: Response) => sendOutcome(res, 404, 'not-found', 'no such endpoint'));
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    log.error({ err, method: req.method, path: req.path }, 'request failed');
+    log.error({ err, method: req.method, path: req.originalUrl.split('?')[0] }, 'request failed');
     if (!res.headersSent) sendOutcome(res, 500, 'exception', 'internal error');
   });
   return app;

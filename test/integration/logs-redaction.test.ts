@@ -262,6 +262,15 @@ describe('logs without personal data or secrets', () => {
     }
     const output = written.join('');
     assert.ok(jsonLines(output).length >= 20, 'the run logged');
+    // Request lines name the whole path, mount prefix included (/fhir-subscription/emr/…, not /emr/…).
+    const paths = jsonLines(output)
+      .filter((l) => l.msg === 'request')
+      .map((l) => String(l.path));
+    assert.ok(paths.includes('/readyz'), paths.join(' '));
+    assert.ok(
+      paths.some((p) => p.startsWith('/fhir-subscription/emr/')),
+      paths.join(' '),
+    );
     const sensitive = collectSensitive(records);
     assert.deepEqual(findLeaks(output, sensitive, [clientSecret, hookSecret]), []);
   });
