@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import cron from 'node-cron';
 import { parseDocument } from 'yaml';
 import { ConfigError } from './errors.js';
+import { packagePaths } from './paths.js';
 import { createAjv, describeAjvError, readProfileJson } from './schema.js';
 import type { BridgeConfig, PollSettings } from './types.js';
 
@@ -124,6 +125,7 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
     }
     checkUrl(source.baseUrl, `sources[${i}].baseUrl`, file);
     if (source.timeZone !== undefined) checkTimeZone(source.timeZone, `sources[${i}].timeZone`, file);
+    checkMappingNames(source.mappings, `sources[${i}].mappings`, file);
     checkUrl(source.auth.tokenUrl, `sources[${i}].auth.tokenUrl`, file);
     const auth = source.auth;
     const need = (key: keyof typeof auth, why: string) => {
@@ -156,6 +158,18 @@ function checkUrl(value: string | undefined, path: string, file?: string): void 
   }
   if (url.username || url.password) {
     throw new ConfigError(path, 'must not carry credentials (user:password@): give them under auth', file);
+  }
+}
+
+/** Mapping names are files of the package's mappings/ folder: a typo is found here, with its key path. */
+function checkMappingNames(names: string[], path: string, file?: string): void {
+  for (const [j, name] of names.entries()) {
+    const fileName = name.endsWith('.yaml') ? name : `${name}.yaml`;
+    if (existsSync(`${packagePaths.mappings}${fileName}`)) continue;
+    const shipped = readdirSync(packagePaths.mappings)
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => f.replace(/\.yaml$/, ''));
+    throw new ConfigError(`${path}[${j}]`, `no mapping named "${name}" (there are: ${shipped.join(', ')})`, file);
   }
 }
 

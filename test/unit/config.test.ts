@@ -56,6 +56,9 @@ describe('configuration', () => {
       false,
       'an unused schedule is not checked',
     );
+    const mapping = errorOf(() => loadConfig({ text: source('    mappings: [birth.fhir, birth.fhr]\n') }));
+    assert.equal(mapping.path, 'sources[0].mappings[1]');
+    assert.match(mapping.message, /no mapping named "birth\.fhr" \(there are: .*birth\.fhir/);
     const zone = errorOf(() => loadConfig({ text: source('    timeZone: Africa/Nowhere\n') }));
     assert.equal(zone.path, 'sources[0].timeZone');
     assert.match(zone.message, /not an IANA time zone/);
