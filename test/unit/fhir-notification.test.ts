@@ -48,6 +48,31 @@ describe('subscription notifications', () => {
     assert.deepEqual([parsed.subscription, parsed.eventNumbers], ['Subscription/admission', [2]]);
   });
 
+  it('reads an R5 subscription-notification Bundle like the backport one, not as a resource', () => {
+    const r5 = {
+      resourceType: 'Bundle',
+      id: 'n1',
+      type: 'subscription-notification',
+      entry: [
+        {
+          resource: {
+            resourceType: 'SubscriptionStatus',
+            type: 'event-notification',
+            eventsSinceSubscriptionStart: 7,
+            subscription: { reference: 'https://emr.example/fhir/Subscription/births' },
+            notificationEvent: [{ eventNumber: 7, focus: { reference: 'https://emr.example/fhir/Patient/p7' } }],
+          },
+        },
+      ],
+    };
+    const parsed = parseNotification({ method: 'POST', rawBody: Buffer.from(JSON.stringify(r5)) });
+    assert.ok(parsed.kind === 'event', JSON.stringify(parsed));
+    assert.deepEqual(
+      [parsed.refs, parsed.eventNumbers, parsed.subscription],
+      [['Patient/p7'], [7], 'Subscription/births'],
+    );
+  });
+
   it('accepts the DSTU2-era media type application/json+fhir', () => {
     const parsed = parseNotification({
       method: 'POST',

@@ -211,7 +211,10 @@ export function parseNotification(input: IncomingNotification): ParsedNotificati
     }
     return { kind: 'ping', style: 'medplum-delete' };
   }
-  if (body.resourceType === 'Bundle' && body.type === 'history') return parseBackport(body);
+  // R4 backport and R4B send `history` Bundles; R5 names the type `subscription-notification`. The
+  // status entry (Parameters or SubscriptionStatus) comes first in both.
+  if (body.resourceType === 'Bundle' && (body.type === 'history' || body.type === 'subscription-notification'))
+    return parseBackport(body);
   if (
     typeof body.resourceType === 'string' &&
     typeof body.id === 'string' &&
