@@ -531,6 +531,9 @@ describe('OpenCRVS v1 notification bundles', () => {
       administrativeArea: 'c24c0b72-11b5-4c1a-bbb7-61112fa6f481',
       streetLevelDetails: { town: 'Meghnan', zipCode: '52275' },
     });
+    // patient-nationality code FAR on both parents; the father's address as given for him.
+    assert.deepEqual([d['mother.nationality'], d['father.nationality']], ['FAR', 'FAR']);
+    assert.equal((d['father.address'] as { addressType?: string } | undefined)?.addressType, 'DOMESTIC');
     assert.equal(r.routing.office, '0be1dc9b-5c8b-4d20-a88c-08cafc71c99a');
     assert.equal(r.routing.facility, 'd89c1114-eddc-4dca-8352-4d2105c876f8');
     assert.equal(d['child.birthLocation'], 'd89c1114-eddc-4dca-8352-4d2105c876f8');
@@ -547,6 +550,11 @@ describe('OpenCRVS v1 notification bundles', () => {
     assert.equal(r.declaration['deceased.dob'], '1975-12-12');
     assert.equal(r.declaration['eventDetails.date'], '2021-11-12');
     assert.equal(r.declaration['informant.relation'], 'SPOUSE');
+    // The informant is the spouse: its details (the Patient the informant RelatedPerson points to) fill spouse.*.
+    assert.deepEqual(r.declaration['spouse.name'], { firstname: 'Anjum', surname: 'Begum' });
+    assert.equal(r.declaration['spouse.dob'], '1985-12-12');
+    assert.deepEqual([r.declaration['deceased.nationality'], r.declaration['spouse.nationality']], ['FAR', 'FAR']);
+    assert.equal((r.declaration['spouse.address'] as { country?: string } | undefined)?.country, 'FAR');
     assert.equal(r.routing.office, '0be1dc9b-5c8b-4d20-a88c-08cafc71c99a');
     assert.equal(r.declaration['eventDetails.deathLocation'], 'd89c1114-eddc-4dca-8352-4d2105c876f8');
   });
