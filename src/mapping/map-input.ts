@@ -30,14 +30,15 @@ export async function mapInput(set: MappingSet, input: unknown, options: MapOpti
   const mapped: MappedResult[] = [];
   let invalid: MapResult | undefined;
   let excluded: MapResult | undefined;
-  let other: MapResult | undefined;
+  // The first non-match of each mapping: a dry run on a birth must not answer only "no death evidence".
+  const others = new Map<string, MapResult>();
   for (const mapping of mappings) {
     for (const subjectRef of candidates(fetcher.resources, mapping.subjectType)) {
       const { result, excluded: isExcluded } = await set.mapSubjectDetailed(mapping.id, subjectRef, fetcher, options);
       if (result.status === 'mapped') mapped.push(result);
       else if (result.status === 'invalid') invalid ??= result;
       else if (isExcluded) excluded ??= result;
-      else other ??= result;
+      else if (!others.has(mapping.id)) others.set(mapping.id, result);
     }
   }
   const best = mapped[0];
@@ -55,5 +56,15 @@ export async function mapInput(set: MappingSet, input: unknown, options: MapOpti
     return { ...best, warnings };
   }
   const types = [...new Set(mappings.map((m) => m.subjectType))].join(' or ');
-  return invalid ?? excluded ?? other ?? { status: 'skipped', reason: `no ${types} in the input` };
+  return (
+    invalid ?? excluded ?? combined([...others.values()]) ?? { status: 'skipped', reason: `no ${types} in the input` }
+  );
+}
+
+/** One skipped result naming every mapping's reason (the first result's subject and mapping). */
+function combined(results: MapResult[]): MapResult | undefined {
+  const [first] = results;
+  if (!first || first.status !== 'skipped' || results.length === 1) return first;
+  const reasons = results.map((r) => (r.status === 'skipped' ? `${r.mappingId ?? '?'}: ${r.reason}` : ''));
+  return { ...first, reason: reasons.filter(Boolean).join('; ') };
 }

@@ -266,6 +266,15 @@ describe('a source that writes its date-times in UTC (sources[].timeZone)', () =
   });
 });
 
+describe('a dry run of an input that is no event', () => {
+  it("names every mapping's reason, not only the first mapping's", async () => {
+    const r = await mapInput(all, { resourceType: 'Patient', id: 'adult', birthDate: '1980-01-01' });
+    assert.ok(r.status === 'skipped', JSON.stringify(r));
+    assert.match(r.reason, /birth\.fhir: no birth evidence/);
+    assert.match(r.reason, /death\.fhir: no death evidence/);
+  });
+});
+
 describe('the mother-link evidence', () => {
   const linked = (birthDate: string) => ({
     resourceType: 'Bundle',
