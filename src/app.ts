@@ -18,8 +18,9 @@ import { fhirInbox } from './sources/fhir/inbox.js';
 import { InboxProcessor, type ProcessorSource } from './sources/fhir/inbox-processor.js';
 import { FhirPoller } from './sources/fhir/poller.js';
 import { SubscriptionReceiver } from './sources/fhir/receiver.js';
-import { fhirRecheck } from './sources/fhir/recheck.js';
+import { reevaluate } from './sources/fhir/reevaluate.js';
 import { addReports, emptyReport, type PassReport, SourcePipeline } from './sources/pipeline.js';
+import { type SubjectRecheck, sourcesRecheck } from './sources/recheck.js';
 import { WriteBackRunner, type WriteBackSource, writeBackSourceFor } from './sources/writeback/index.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -119,11 +120,7 @@ export class Bridge {
         settings: config.delivery,
         logger: options.logger,
         onOutcome: (outcome) => this.onOutcome(outcome),
-        recheck: fhirRecheck(
-          this.sources.map((s) => ({ id: s.settings.id, client: s.client, pipeline: s.pipeline })),
-          this.ledger,
-          options.logger,
-        ),
+        recheck: sourcesRecheck(this.recheckRunners(), this.ledger, options.logger),
       });
       this.writeBacks = this.buildWriteBacks();
       for (const source of this.sources) {
@@ -191,6 +188,18 @@ export class Bridge {
       logger: this.options.logger,
     });
     return { settings, mappings, client, pipeline, poller };
+  }
+
+  /** How each source evaluates a waiting row's subject again before its first send (delivery.recheckAfterSeconds). */
+  private recheckRunners(): Map<string, SubjectRecheck> {
+    const runners = new Map<string, SubjectRecheck>();
+    for (const s of this.sources)
+      runners.set(
+        s.settings.id,
+        async (refs) => void (await reevaluate({ client: s.client, pipeline: s.pipeline }, [], refs)),
+      );
+    for (const s of this.dhis2Sources) runners.set(s.settings.id, s.recheck);
+    return runners;
   }
 
   private buildWriteBacks(): WriteBackRunner | undefined {

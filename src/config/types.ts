@@ -32,7 +32,7 @@ export interface DeliverySettings {
   mode: 'two-step' | 'single-call';
   concurrency: number;
   settleSeconds: number;
-  /** Waiting events of FHIR sources are evaluated again at the source before their first send (0: never). */
+  /** Waiting events are evaluated again at their source before their first send (0: never). */
   recheckAfterSeconds: number;
   maxAttempts: number;
   maxAgeHours: number;

@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Observation, Patient, Resource } from '@medplum/fhirtypes';
+import { CHILD_PROGRAMME, DEFAULT_SANDBOX_AUTH } from '../../src/sandbox/dhis2/index.js';
 import { birthResources, type Harness, notifiedDeclaration, sleep, startHarness } from './helpers/bridge-harness.js';
+import { BIRTHS_SOURCE, enrolledIn, startDhis2Harness } from './helpers/dhis2-harness.js';
 
 const child = (resources: Resource[]): Patient => {
   const found = resources.find((r): r is Patient => r.resourceType === 'Patient' && r.id?.endsWith('-child') === true);
@@ -94,6 +96,47 @@ describe('bridge: waiting rows rechecked at the source before their first send',
         ],
       );
       assert.equal((await h.sim.control.events()).length, 2);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('bridge: a DHIS2 tracked entity deleted while its birth waited', () => {
+  it('is withdrawn at the recheck; the others go out', async () => {
+    const h = await startDhis2Harness({
+      births: 2,
+      deaths: 0,
+      writeBack: false,
+      delivery: { settleSeconds: 1, recheckAfterSeconds: 1 },
+    });
+    try {
+      const source = h.bridge.dhis2Sources.find((s) => s.settings.id === BIRTHS_SOURCE);
+      assert.ok(source);
+      await source.poller.pollOnce();
+      const waiting = h.rows().filter((r) => r.sourceId === BIRTHS_SOURCE);
+      assert.equal(waiting.length, 2);
+      assert.ok(waiting.every((r) => r.state === 'pending'));
+      const [gone] = enrolledIn(h.seeded, CHILD_PROGRAMME);
+      assert.ok(gone?.trackedEntity);
+      const deleted = await fetch(`${h.dhis2.baseUrl}/api/tracker?async=false&importStrategy=DELETE`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `ApiToken ${DEFAULT_SANDBOX_AUTH.pat}` },
+        body: JSON.stringify({ trackedEntities: [{ trackedEntity: gone.trackedEntity }] }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      assert.equal(deleted.status, 200, await deleted.text());
+      await sleep(1_100);
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
+      const rows = h.rows().filter((r) => r.sourceId === BIRTHS_SOURCE);
+      const withdrawn = rows.find((r) => r.subjectKey === `TrackedEntity/${gone.trackedEntity}`);
+      assert.equal(withdrawn?.state, 'skipped');
+      assert.equal(withdrawn?.skipReason, 'deleted in the source before it was sent');
+      assert.deepEqual(
+        rows.filter((r) => r !== withdrawn).map((r) => r.state),
+        ['delivered'],
+      );
+      assert.equal((await h.events()).length, 1);
     } finally {
       await h.close();
     }

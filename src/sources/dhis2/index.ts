@@ -5,8 +5,10 @@ import type { Ledger } from '../../ledger/index.js';
 import { loadMappings, type MapOptions, type MappingSet } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
 import { SourcePipeline } from '../pipeline.js';
+import type { SubjectRecheck } from '../recheck.js';
 import { Dhis2Client } from './client.js';
 import { Dhis2Poller } from './poller.js';
+import { dhis2Recheck } from './recheck.js';
 import { dhis2SettingsOf } from './settings.js';
 
 export { Dhis2Client, Dhis2SourceError, type ImportStrategy } from './client.js';
@@ -20,6 +22,8 @@ export interface Dhis2SourceRuntime {
   client: Dhis2Client;
   pipeline: SourcePipeline;
   poller: Dhis2Poller;
+  /** Evaluates waiting rows' tracked entities again before their first send. */
+  recheck: SubjectRecheck;
   task?: ScheduledTask;
 }
 
@@ -61,5 +65,6 @@ export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2Sourc
     poll: settings.poll,
     logger: deps.logger,
   });
-  return { settings, mappings, client, pipeline, poller };
+  const recheck = dhis2Recheck({ client, pipeline, dhis2: dhis2SettingsOf(settings) });
+  return { settings, mappings, client, pipeline, poller, recheck };
 }

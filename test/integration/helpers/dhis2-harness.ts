@@ -130,6 +130,8 @@ export async function startDhis2Harness(
     entities?: (entities: TrackedEntity[]) => TrackedEntity[];
     /** Changes to the config object before it is validated (e.g. a wrong token, an org unit filter). */
     configure?: (config: { sources: Array<Record<string, unknown>> }) => void;
+    /** Overrides for `delivery` settings (over FAST_DELIVERY). */
+    delivery?: Record<string, unknown>;
   } = {},
 ): Promise<Dhis2Harness> {
   const demo = demoEntities(options.births ?? 5, options.deaths ?? 3);
@@ -144,6 +146,7 @@ export async function startDhis2Harness(
     pageSize: options.pageSize,
     writeBack: options.writeBack,
   });
+  if (options.delivery) object.delivery = { ...FAST_DELIVERY, ...options.delivery };
   const sources = object.sources;
   assert.ok(Array.isArray(sources));
   options.configure?.({ sources });
