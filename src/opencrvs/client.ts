@@ -16,7 +16,7 @@ import {
 import { fhirLocationsUrl, locationsFromFhirBundle } from './locations-v1.js';
 import { readNotifyOutcome } from './outcome.js';
 import { schemaProblem, validateEventDocument, validateFhirLocationBundle, validateLocations } from './schemas.js';
-import { SecretScrubber } from './scrub.js';
+import { SecretScrubber, sentValues, withoutSentValues } from './scrub.js';
 import { clientCredentialsTokenSource, staticTokenSource, type TokenSource } from './token.js';
 import type { EventDocument, Location, LocationQuery, NotifyResult, OpenCrvsApi } from './types.js';
 
@@ -74,7 +74,11 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
     }
     logger.debug({ operation, status: response.status, ms: Math.round(performance.now() - started) }, 'OpenCRVS call');
     if (response.status < 200 || response.status >= 300) {
-      const body = errorBodyOf(transport, response);
+      const sent =
+        payload && typeof payload === 'object' && 'declaration' in payload
+          ? sentValues([payload.declaration, 'annotation' in payload ? payload.annotation : undefined])
+          : [];
+      const body = withoutSentValues(errorBodyOf(transport, response), sent);
       throw classifyHttpFailure({ operation, status: response.status, body, retryAfter: response.retryAfter }, now());
     }
     return response;

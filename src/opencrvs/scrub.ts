@@ -34,6 +34,49 @@ export class SecretScrubber {
   }
 }
 
+/** Strings too short, or too generic, to be personal data worth hiding (option values such as 'male'). */
+const MIN_SENT_VALUE = 3;
+const UUID_LIKE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The string values of a declaration we sent (names, dates, addresses, numbers written as text). An
+ * answer that echoes them (a 5xx that quotes the request, a proxy page) must not carry them into logs or
+ * the ledger, whose errors outlive the payload. Location UUIDs are kept: they are no one's data and say
+ * which office was refused.
+ */
+export function sentValues(declaration: unknown): string[] {
+  const out = new Set<string>();
+  const walk = (value: unknown, depth: number): void => {
+    if (depth > MAX_DEPTH) return;
+    if (typeof value === 'string') {
+      const text = value.trim();
+      if (text.length >= MIN_SENT_VALUE && !UUID_LIKE.test(text)) out.add(text);
+    } else if (Array.isArray(value)) {
+      for (const item of value) walk(item, depth + 1);
+    } else if (value && typeof value === 'object') {
+      for (const item of Object.values(value)) walk(item, depth + 1);
+    }
+  };
+  walk(declaration, 0);
+  // Longest first, so a full name goes before the surname inside it.
+  return [...out].sort((a, b) => b.length - a.length);
+}
+
+/** A deep copy of an answer with every value we sent replaced by [redacted]. */
+export function withoutSentValues(value: unknown, sent: readonly string[], depth = 0): unknown {
+  if (sent.length === 0) return value;
+  if (typeof value === 'string') {
+    let out = value;
+    for (const item of sent) if (out.includes(item)) out = out.split(item).join(REDACTED);
+    return out;
+  }
+  if (value === null || typeof value !== 'object' || depth >= MAX_DEPTH) return value;
+  if (Array.isArray(value)) return value.map((item) => withoutSentValues(item, sent, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) out[key] = withoutSentValues(item, sent, depth + 1);
+  return out;
+}
+
 function truncate(text: string): string {
   return text.length > MAX_TEXT ? `${text.slice(0, MAX_TEXT)}…` : text;
 }

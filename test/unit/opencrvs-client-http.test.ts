@@ -458,6 +458,26 @@ describe('OpenCRVS client failures', () => {
     assert.deepEqual(err.body, [{ message: 'Unexpected field', id: 'foo.bar', value: 'hello' }]);
   });
 
+  it('never brings back the values it sent: an answer that echoes the declaration has them redacted', async () => {
+    const declaration = {
+      'child.name': { firstname: 'Zebulon', surname: 'Xylophonia' },
+      'child.dob': '2026-11-09',
+      'child.birthLocation': OFFICE,
+      'mother.address': { country: 'FAR', streetLevelDetails: { street: 'Plot 42 Kabulonga Road' } },
+    };
+    on('POST /events/events/ev-1/notify', (req) => ({
+      status: 500,
+      json: { message: `internal error processing ${req.body}` },
+    }));
+    const err = await failure(client().notify({ ...notifyInput, declaration }));
+    assert.equal(err.classification, 'retryable');
+    const seen = `${err.message} ${err.opencrvsMessage} ${JSON.stringify(err.body)}`;
+    for (const value of ['Zebulon', 'Xylophonia', '2026-11-09', 'Plot 42 Kabulonga Road'])
+      assert.ok(!seen.includes(value), `${value} leaked: ${seen.slice(0, 300)}`);
+    assert.match(err.opencrvsMessage, /\[redacted\]/);
+    assert.ok(err.opencrvsMessage.includes(OFFICE), 'location ids stay: they say which office was refused');
+  });
+
   it('treats a 409 NOTIFIED on notify as already notified', async () => {
     on('POST /events/events/ev-1/notify', () => ({
       status: 409,
