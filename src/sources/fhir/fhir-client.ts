@@ -137,10 +137,16 @@ export class FhirSourceClient {
     return result;
   }
 
-  /** Follows `Bundle.link[next]` exactly as the server gave it (it is opaque). */
+  /**
+   * Follows `Bundle.link[next]` as the server gave it (it is opaque), on the source's own origin: the
+   * credentials go with the request, so a link to another host is never followed as given. A server
+   * behind a proxy often names itself by its inside address (http://hapi:8080/fhir?_getpages=…); the
+   * path and query are kept, on the configured origin.
+   */
   async nextPage(bundle: Bundle): Promise<Bundle | undefined> {
-    const next = bundle.link?.find((link) => link.relation === 'next')?.url;
-    if (!next) return undefined;
+    const given = bundle.link?.find((link) => link.relation === 'next')?.url;
+    if (!given) return undefined;
+    const next = this.onOwnOrigin(given);
     const result: unknown = await this.call(
       'next page',
       (options) => this.client.request(next, { options }),
@@ -153,6 +159,28 @@ export class FhirSourceClient {
   /** All matching resources (search-mode `match` only), bounded to MAX_SEARCH_PAGES pages. */
   async searchAll(type: string, params: Record<string, string>): Promise<Resource[]> {
     return (await this.searchBounded(type, params)).resources;
+  }
+
+  private warnedForeignLink = false;
+
+  private onOwnOrigin(link: string): string {
+    const base = new URL(this.baseUrl);
+    let url: URL;
+    try {
+      url = new URL(link, `${this.baseUrl}/`);
+    } catch {
+      throw new FhirSourceError('next page: the link is not a URL', undefined, false);
+    }
+    if (url.origin === base.origin) return url.toString();
+    if (!this.warnedForeignLink) {
+      this.warnedForeignLink = true;
+      // The origin only: the path and query of a search link can name patients.
+      this.log.warn(
+        { linkOrigin: url.origin },
+        "the server's next-page links name another origin; following them on the configured baseUrl's",
+      );
+    }
+    return `${base.origin}${url.pathname}${url.search}`;
   }
 
   /** Like searchAll, and says whether the answer is complete (no `next` link left unfollowed). */
