@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { SourceSettings } from '../../src/config/types.js';
 import { silentLogger } from '../../src/observability/logger.js';
+import { Dhis2Client } from '../../src/sources/dhis2/client.js';
 import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
 
 const TOKEN = 'source-bearer-token-value';
@@ -13,14 +14,15 @@ const TOKEN = 'source-bearer-token-value';
 async function listen(handler: (req: IncomingMessage) => unknown): Promise<{ server: Server; origin: string }> {
   const server = createServer((req, res) => {
     req.resume();
-    res.writeHead(200, { 'content-type': 'application/fhir+json' });
-    res.end(JSON.stringify(handler(req)));
+    const answer = handler(req);
+    res.writeHead(200, { 'content-type': typeof answer === 'string' ? 'text/plain' : 'application/fhir+json' });
+    res.end(typeof answer === 'string' ? answer : JSON.stringify(answer));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
-describe('FHIR source paging links', () => {
+describe('what a FHIR or DHIS2 source answers', () => {
   const seen: Array<{ at: string; url?: string; auth?: string }> = [];
   let emr: { server: Server; origin: string };
   let elsewhere: { server: Server; origin: string };
@@ -32,6 +34,9 @@ describe('FHIR source paging links', () => {
     });
     emr = await listen((req) => {
       seen.push({ at: 'emr', url: req.url, auth: req.headers.authorization });
+      // A body that is not JSON, naming a patient (a login page, a proxy error, a misrouted report).
+      if (req.url?.includes('garbled') || req.url?.includes('/api/'))
+        return 'Xylophonia Quetzal NID-998877 born 1987-07-23';
       if (req.url?.startsWith('/fhir/Patient'))
         return {
           resourceType: 'Bundle',
@@ -74,5 +79,30 @@ describe('FHIR source paging links', () => {
     const paged = seen.find((s) => s.url?.startsWith('/fhir?_getpages=abc'));
     assert.equal(paged?.at, 'emr');
     assert.equal(paged?.auth, `Bearer ${TOKEN}`);
+  });
+
+  it('fail without quoting the body in the error or its cause (FHIR and DHIS2 alike)', async () => {
+    const base = { id: 'emr', timeoutMs: 2000, auth: { type: 'none' } };
+    const fhir = new FhirSourceClient(
+      { ...base, kind: 'fhir', baseUrl: `${emr.origin}/fhir` } as unknown as SourceSettings,
+      {
+        logger: silentLogger,
+        retryBaseMs: 1,
+        attempts: 1,
+      },
+    );
+    const dhis2 = new Dhis2Client({ ...base, kind: 'dhis2', baseUrl: emr.origin } as unknown as SourceSettings, {
+      logger: silentLogger,
+      retryBaseMs: 1,
+      attempts: 1,
+    });
+    for (const call of [() => fhir.read('Patient', 'garbled'), () => dhis2.trackedEntity('TeGarbled01')]) {
+      const err = await call().then(
+        () => assert.fail('expected a failure'),
+        (e: unknown) => e as Error,
+      );
+      const shown = JSON.stringify({ message: err.message, cause: String(err.cause), stack: err.stack });
+      assert.ok(!shown.includes('Xylophonia'), shown);
+    }
   });
 });

@@ -7,7 +7,7 @@ import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
-import { SourceCallError } from '../shared/source-error.js';
+import { loggableCause, SourceCallError } from '../shared/source-error.js';
 import {
   type ImportReport,
   isImportReport,
@@ -99,7 +99,7 @@ export class Dhis2Client {
           const timedOut = name === 'TimeoutError' || name === 'AbortError';
           const reason = status !== undefined ? 'unreadable response' : timedOut ? 'timeout' : 'network error';
           lastError = new Dhis2SourceError(`${operation} failed: ${reason}`, status, status === undefined, {
-            cause: err,
+            cause: loggableCause(err),
           });
         }
         if (!lastError.retryable || attempt === this.attempts) break;

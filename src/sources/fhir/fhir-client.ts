@@ -4,7 +4,7 @@ import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
-import { SourceCallError } from '../shared/source-error.js';
+import { loggableCause, SourceCallError } from '../shared/source-error.js';
 
 /** A failed call to a FHIR source. */
 export class FhirSourceError extends SourceCallError {
@@ -108,7 +108,7 @@ export class FhirSourceClient {
     const retryable = status === undefined || status === 401 || status === 429 || status >= 500;
     const reason = status !== undefined ? `HTTP ${status}` : timedOut ? 'timeout' : 'network error';
     return new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
-      cause: status === undefined ? err : undefined,
+      cause: status === undefined ? loggableCause(err) : undefined,
     });
   }
 

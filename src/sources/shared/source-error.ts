@@ -3,6 +3,14 @@
  * timeouts, 429 and 5xx. Messages name the call and the status, never a body or a query string:
  * both may hold personal data.
  */
+/**
+ * A failure worth keeping as an error's cause (logged with it): a JSON parse error is not, since its
+ * message quotes the start of the body ('Unexpected token … "Banda Ruth…" is not valid JSON').
+ */
+export function loggableCause(err: unknown): unknown {
+  return err instanceof SyntaxError ? undefined : err;
+}
+
 export class SourceCallError extends Error {
   constructor(
     message: string,
