@@ -73,6 +73,38 @@ describe('subscription notifications', () => {
     );
   });
 
+  it('keeps only a Subscription reference as the numbering, and only Type/id resources as refs', () => {
+    const bundle = (subscription: string, resource: Record<string, unknown>) => ({
+      resourceType: 'Bundle',
+      type: 'subscription-notification',
+      entry: [
+        {
+          resource: {
+            resourceType: 'SubscriptionStatus',
+            type: 'event-notification',
+            subscription: { reference: subscription },
+            notificationEvent: [{ eventNumber: 3 }],
+          },
+        },
+        { resource },
+      ],
+    });
+    const odd = parseNotification({
+      method: 'POST',
+      rawBody: Buffer.from(JSON.stringify(bundle('Banda Ruth 1987-07-23', { resourceType: 'Patient', id: 'p1' }))),
+    });
+    assert.ok(odd.kind === 'event');
+    assert.equal(odd.subscription, undefined, 'free text is not kept (it would be logged and stored)');
+    assert.deepEqual(odd.refs, ['Patient/p1']);
+    const hostile = parseNotification({
+      method: 'POST',
+      rawBody: Buffer.from(
+        JSON.stringify(bundle('Subscription/s1', { resourceType: 'http:\\\\127.0.0.1:9\\steal', id: '1' })),
+      ),
+    });
+    assert.equal(hostile.kind, 'ping', 'no resource to read: a catch-up poll instead');
+  });
+
   it('accepts the DSTU2-era media type application/json+fhir', () => {
     const parsed = parseNotification({
       method: 'POST',

@@ -171,6 +171,16 @@ describe('InboxProcessor', () => {
     assert.equal(t.meta.getMeta('subscription:emr:eventNumber:Subscription/b'), '3');
   });
 
+  it('tracks at most 64 subscriptions per source: more names share the source key, the meta table stays bounded', async () => {
+    const t = setup();
+    for (let i = 0; i < 80; i++) t.receive({ ...event(i + 1), subscription: `Subscription/s${i}` });
+    await t.processor.processOnce();
+    await t.processor.processOnce();
+    const keys = [...t.meta.values.keys()].filter((k) => k.startsWith('subscription:emr:eventNumber'));
+    assert.ok(keys.length <= 65, `${keys.length} numbering keys`);
+    assert.ok(keys.includes('subscription:emr:eventNumber'), 'the overflow is counted under the source key');
+  });
+
   it('keeps the numbering through a notification with an empty payload (a ping that carries its number)', async () => {
     const t = setup();
     t.receive(event(1));

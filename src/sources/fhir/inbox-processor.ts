@@ -56,6 +56,8 @@ const DEFAULT_COALESCE_MS = 25;
 /** Backport event numbers count per Subscription; a server that does not name it has one numbering. */
 const eventNumberKey = (sourceId: string, subscription?: string) =>
   subscription ? `subscription:${sourceId}:eventNumber:${subscription}` : `subscription:${sourceId}:eventNumber`;
+/** Subscriptions (event numberings) tracked per source: one per watched type is the usual set-up. */
+const MAX_NUMBERINGS = 64;
 /** Set (to the reason) while a catch-up poll is owed; cleared only once one has succeeded. */
 const catchUpOwedKey = (sourceId: string) => `subscription:${sourceId}:catchUpOwed`;
 
@@ -303,7 +305,7 @@ export class InboxProcessor {
     notification: ParsedNotification,
   ): void {
     if (notification.style !== 'backport' && notification.style !== 'backport-empty') return;
-    const key = eventNumberKey(source.id, notification.subscription);
+    const key = this.numberingKey(source.id, notification.subscription);
     if (!this.eventNumbers.has(key)) {
       const stored = this.deps.meta.getMeta(key);
       this.eventNumbers.set(key, stored === undefined ? undefined : Number(stored));
@@ -331,6 +333,21 @@ export class InboxProcessor {
       status.lastEventNumber = last;
       this.deps.meta.setMeta(key, String(last));
     }
+  }
+
+  /**
+   * The meta key of a numbering. Subscriptions a source's notifications name are counted: past
+   * MAX_NUMBERINGS (a sender without a secret inventing names) new ones share the source's own key, so
+   * the meta table cannot grow without bound.
+   */
+  private numberingKey(sourceId: string, subscription: string | undefined): string {
+    const key = eventNumberKey(sourceId, subscription);
+    if (!subscription || this.eventNumbers.has(key)) return key;
+    const prefix = eventNumberKey(sourceId, 'Subscription/');
+    const named = [...this.eventNumbers.keys()].filter((k) => k.startsWith(prefix)).length;
+    if (named < MAX_NUMBERINGS) return key;
+    this.log.warn({ source: sourceId }, 'too many subscriptions name this source; counting the new ones together');
+    return eventNumberKey(sourceId);
   }
 
   private gap(source: ProcessorSource, status: SubscriptionStatus, reason: string): void {

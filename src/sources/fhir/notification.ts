@@ -140,10 +140,12 @@ function parseBackport(bundle: Record<string, unknown>): ParsedNotification {
   }
   // Event numbers count per Subscription: an EMR with one subscription per watched type sends several
   // numberings to one receiver, so gaps are tracked per subscription.
-  const subscription =
+  // Only a Subscription reference: the sender chooses the text, which is logged and kept as a key.
+  const named =
     isRecord(subscriptionRef) && typeof subscriptionRef.reference === 'string'
-      ? (relativeRef(subscriptionRef.reference) ?? subscriptionRef.reference)
+      ? relativeRef(subscriptionRef.reference)
       : undefined;
+  const subscription = named?.startsWith('Subscription/') ? named : undefined;
   const numbering = subscription ? { subscription } : {};
   if (type === 'handshake' || type === 'heartbeat')
     return { kind: type, style: 'backport', ...numbering, eventsSinceStart };
@@ -155,9 +157,10 @@ function parseBackport(bundle: Record<string, unknown>): ParsedNotification {
     const url =
       typeof entry.fullUrl === 'string' ? entry.fullUrl : isRecord(entry.request) ? entry.request.url : undefined;
     const resource = entry.resource;
+    // The same Type/id check as every other wire style: anything else would be read from the EMR as is.
     const ref =
       isRecord(resource) && typeof resource.resourceType === 'string' && typeof resource.id === 'string'
-        ? `${resource.resourceType}/${resource.id}`
+        ? relativeRef(`${resource.resourceType}/${resource.id}`)
         : typeof url === 'string'
           ? relativeRef(url)
           : undefined;
