@@ -44,6 +44,13 @@ export function createHttpApp(routers: MountedRouter[], logger: Logger): Express
   for (const { path, router } of routers) app.use(path, router);
   app.use((_req: Request, res: Response) => sendOutcome(res, 404, 'not-found', 'no such endpoint'));
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    // A request express itself refused (a path that does not decode, say): the caller's mistake, not ours.
+    const status = typeof err === 'object' && err !== null && 'status' in err ? Number(err.status) : 500;
+    if (status >= 400 && status < 500) {
+      log.warn({ status, method: req.method }, 'malformed request refused');
+      if (!res.headersSent) sendOutcome(res, status, 'invalid', 'malformed request');
+      return;
+    }
     log.error({ err, method: req.method, path: req.originalUrl.split('?')[0] }, 'request failed');
     if (!res.headersSent) sendOutcome(res, 500, 'exception', 'internal error');
   });

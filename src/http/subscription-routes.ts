@@ -15,6 +15,18 @@ function header(req: Request, name: string): string | undefined {
  */
 export function subscriptionRoutes(receiver: SubscriptionReceiver, bodyLimitBytes: number): Router {
   const router = express.Router();
+  // Before the body is read: an unknown source or a wrong bearer secret costs the sender nothing more.
+  router.use('/:sourceId', (req: Request, res: Response, next: NextFunction) => {
+    try {
+      receiver.refuseEarly(String(req.params.sourceId), header(req, 'authorization'));
+      next();
+    } catch (err) {
+      if (!(err instanceof NotificationError)) throw err;
+      // The body is not read: close the connection after the answer rather than drain it.
+      res.setHeader('connection', 'close');
+      sendOutcome(res, err.status, err.code, err.message);
+    }
+  });
   router.use(express.raw({ type: () => true, limit: bodyLimitBytes }));
 
   const handle = (req: Request, res: Response) => {

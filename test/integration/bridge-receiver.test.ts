@@ -99,6 +99,14 @@ describe('subscription receiver', () => {
       // The secret is checked before the body is parsed: a bad secret with bad JSON is a 401, not a 400.
       ['bad JSON, no bearer', post(h, '{oops', { bearer: null }), 401, 'security'],
       ['unknown source', post(h, resource, { path: '/fhir-subscription/no-such-source' }), 404, 'not-found'],
+      // Refused before the body is read: not 413 for an oversize body with a wrong secret or source.
+      ['oversize, wrong bearer', post(h, 'x'.repeat(LIMIT + 10), { bearer: 'not-the-secret' }), 401, 'security'],
+      [
+        'oversize, unknown source',
+        post(h, 'x'.repeat(LIMIT + 10), { path: '/fhir-subscription/no-such-source' }),
+        404,
+        'not-found',
+      ],
       [
         'bad type in the path',
         post(h, resource, { path: `/fhir-subscription/${SOURCE_ID}/patient/x`, method: 'PUT' }),
@@ -106,6 +114,7 @@ describe('subscription receiver', () => {
         'invalid',
       ],
       ['GET', post(h, '', { method: 'GET' }), 405, 'not-supported'],
+      ['a path that does not decode', post(h, resource, { path: '/fhir-subscription/%E0%A4%A' }), 400, 'invalid'],
     ];
     for (const [what, result, status, code] of cases) assertOutcome(await result, status, code, what);
 

@@ -46,6 +46,17 @@ export class SubscriptionReceiver {
     return this.sources.has(sourceId);
   }
 
+  /**
+   * What can be refused before the body is read: an unknown source, and a wrong bearer secret (the HMAC
+   * needs the body). Keeps an unauthenticated sender from making the bridge read a megabyte per request.
+   */
+  refuseEarly(sourceId: string, authorization: string | undefined): void {
+    const source = this.sources.get(sourceId);
+    if (!source) throw new NotificationError(404, 'not-found', 'unknown source');
+    if (source.auth.secret !== undefined)
+      authenticateNotification({ secret: source.auth.secret }, { authorization }, Buffer.alloc(0));
+  }
+
   /** Throws NotificationError for anything refused (the HTTP layer turns it into an OperationOutcome). */
   receive(request: ReceiverRequest, now = Date.now()): ReceiverOutcome {
     const source = this.sources.get(request.sourceId);
