@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import express, { type Express, type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Logger } from '../observability/logger.js';
+import { clientErrorStatus } from './client-error.js';
 import { sendOutcome } from './operation-outcome.js';
 
 export interface MountedRouter {
@@ -44,9 +45,8 @@ export function createHttpApp(routers: MountedRouter[], logger: Logger): Express
   for (const { path, router } of routers) app.use(path, router);
   app.use((_req: Request, res: Response) => sendOutcome(res, 404, 'not-found', 'no such endpoint'));
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    // A request express itself refused (a path that does not decode, say): the caller's mistake, not ours.
-    const status = typeof err === 'object' && err !== null && 'status' in err ? Number(err.status) : 500;
-    if (status >= 400 && status < 500) {
+    const status = clientErrorStatus(err);
+    if (status) {
       log.warn({ status, method: req.method }, 'malformed request refused');
       if (!res.headersSent) sendOutcome(res, status, 'invalid', 'malformed request');
       return;

@@ -1,6 +1,7 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { NotificationError } from '../sources/fhir/notification.js';
 import type { SubscriptionReceiver } from '../sources/fhir/receiver.js';
+import { clientErrorStatus } from './client-error.js';
 import { sendOutcome } from './operation-outcome.js';
 
 function header(req: Request, name: string): string | undefined {
@@ -65,9 +66,9 @@ export function subscriptionRoutes(receiver: SubscriptionReceiver, bodyLimitByte
   router.all('/:sourceId', (_req, res) => sendOutcome(res, 405, 'not-supported', 'method not allowed'));
   // Body-parser failures (too large, bad encoding) arrive here before the handler.
   router.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
-    const status = typeof err === 'object' && err !== null && 'status' in err ? Number(err.status) : 500;
+    const status = clientErrorStatus(err);
     if (status === 413) return sendOutcome(res, 413, 'too-costly', 'body too large');
-    if (status >= 400 && status < 500) return sendOutcome(res, status, 'invalid', 'unreadable body');
+    if (status) return sendOutcome(res, status, 'invalid', 'unreadable body');
     next(err);
   });
   return router;

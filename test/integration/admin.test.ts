@@ -302,6 +302,13 @@ describe('admin routes with a token', () => {
     }
   });
 
+  it('answers a path that does not decode with 400, not 500', async () => {
+    for (const path of ['/admin/api/events/%E0%A4%A', '/admin/api/write-backs/%zz']) {
+      const res = await request(h, path, { headers: bearer });
+      assert.equal(res.status, 400, path);
+    }
+  });
+
   it('shows an event in detail with ids, attempts and classified errors, without personal data', async () => {
     const res = await request(h, `/admin/api/events/${h.deadId}`, { headers: bearer });
     assert.equal(res.status, 200);

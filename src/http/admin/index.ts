@@ -1,6 +1,7 @@
 // The admin web page and its JSON API, mounted at `/admin` by the composition root.
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { type Logger, silentLogger } from '../../observability/logger.js';
+import { clientErrorStatus } from '../client-error.js';
 import { adminApi } from './api.js';
 import { adminError, requireToken } from './auth.js';
 import { PAGE_STYLE, renderPage } from './page.js';
@@ -71,7 +72,12 @@ export function adminRoutes(
   router.use('/api', adminApi(target, settings, log));
   router.use((_req: Request, res: Response) => adminError(res, 404, 'no such admin endpoint'));
   router.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    log.error({ err, method: req.method, path: req.path }, 'admin request failed');
+    const status = clientErrorStatus(err);
+    if (status) {
+      if (!res.headersSent) adminError(res, status, 'malformed request');
+      return;
+    }
+    log.error({ err, method: req.method, path: req.originalUrl.split('?')[0] }, 'admin request failed');
     if (!res.headersSent) adminError(res, 500, 'internal error (see the bridge log)');
   });
   return router;
