@@ -64,7 +64,7 @@ export async function mapInput(set: MappingSet, input: unknown, options: MapOpti
 /** One skipped result naming every mapping's reason (the first result's subject and mapping). */
 function combined(results: MapResult[]): MapResult | undefined {
   const [first] = results;
-  if (!first || first.status !== 'skipped' || results.length === 1) return first;
+  if (first?.status !== 'skipped' || results.length === 1) return first;
   const reasons = results.map((r) => (r.status === 'skipped' ? `${r.mappingId ?? '?'}: ${r.reason}` : ''));
   return { ...first, reason: reasons.filter(Boolean).join('; ') };
 }
