@@ -404,6 +404,12 @@ describe('admin routes with a token', () => {
       headers: { ...basic(TOKEN), 'Sec-Fetch-Site': 'cross-site' },
     });
     assert.equal(crossSiteFetch.status, 403);
+    // A sibling subdomain's page is another site's page too.
+    const sameSite = await request(h, `/admin/api/events/${h.deadId}/replay`, {
+      method: 'POST',
+      headers: { ...basic(TOKEN), 'Sec-Fetch-Site': 'same-site' },
+    });
+    assert.equal(sameSite.status, 403);
     assert.equal(h.replayCalls.length, 0);
   });
 

@@ -41,7 +41,13 @@ export function authenticate(authorization: string | undefined, token: string): 
  */
 export function sameOriginOrNoBrowser(req: Request): boolean {
   const origin = req.headers.origin;
-  if (origin === undefined) return req.headers['sec-fetch-site'] !== 'cross-site';
+  // Without Origin: a browser that sends Sec-Fetch-Site says where the request came from, and only
+  // this origin (or a user typing the URL) counts; a sibling subdomain (same-site) is another site's
+  // page. No header at all is a client outside a browser (curl, a script), which CSRF cannot drive.
+  if (origin === undefined) {
+    const site = req.headers['sec-fetch-site'];
+    return site === undefined || site === 'same-origin' || site === 'none';
+  }
   if (origin === 'null') return false;
   try {
     return new URL(origin).host === req.headers.host;
