@@ -117,6 +117,11 @@ function publicView(row: LedgerRow): Record<string, unknown> {
 
 function lastErrorText(row: LedgerRow): string {
   if (row.state === 'skipped') return row.skipReason ? `skipped: ${row.skipReason}` : '';
+  if (row.withdrawnReason) {
+    const when =
+      row.state === 'delivered' || row.state === 'delivered-pending' ? 'after notification' : 'while sending';
+    return `withdrawn in the source ${when}: ${row.withdrawnReason}`;
+  }
   if (row.lastError) return errorText(row.lastError);
   return row.updatesAfterNotification ? `updated ×${row.updatesAfterNotification} after notification` : '';
 }

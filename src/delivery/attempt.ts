@@ -6,8 +6,9 @@ import { type ClassifiedFailure, classifyFailure } from './errors.js';
 import { decideRetry, type RetryPolicy } from './retry-policy.js';
 import { ensureEvent, type SendMode, type SendProgress, sendRow } from './send.js';
 import type { DeliveryOutcome } from './types.js';
+import { checkWithdrawal } from './withdraw.js';
 
-export type AttemptResult = 'delivered' | 'delivered-pending' | 'retry' | 'dead' | 'held' | 'lost';
+export type AttemptResult = 'delivered' | 'delivered-pending' | 'retry' | 'dead' | 'held' | 'lost' | 'withdrawn';
 
 export interface AttemptDeps {
   ledger: Ledger;
@@ -23,7 +24,8 @@ export interface AttemptDeps {
   onHold: (hold: HoldState) => void;
 }
 
-export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<AttemptResult> {
+export async function runAttempt(deps: AttemptDeps, claimed: LedgerRow): Promise<AttemptResult> {
+  let row = claimed;
   const { ledger, workerId, logger } = deps;
   const startedAt = deps.now();
   const progress: SendProgress = { step: row.eventId ? 'notify' : 'create' };
@@ -31,7 +33,27 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
   let delayMs: number | undefined;
   let reason: string | undefined;
 
-  if (!row.payload) {
+  if (row.withdrawnReason) {
+    // The source withdrew the record while its delivery was under way: find out what OpenCRVS holds.
+    try {
+      const found = await checkWithdrawal(deps.api, row, row.withdrawnReason, deps.mode);
+      if (!found.notified) {
+        const withdrawn = ledger.withdrawClaimed(row.id, workerId, found.reason);
+        logger.info({ rowId: row.id, eventType: row.eventType }, 'withdrawn in the source before it was notified');
+        return withdrawn ? 'withdrawn' : 'lost';
+      }
+      // Delivered after all (an earlier answer was lost): the withdrawal stays on the row, counted as an
+      // update after notification (the claimed hash never matches), for someone to act on in OpenCRVS.
+      settlement = {
+        outcome: found.outcome === 'accepted' ? 'delivered' : 'delivered-pending',
+        eventId: found.eventId,
+        trackingId: found.trackingId,
+      };
+      row = { ...row, payloadHash: null };
+    } catch (err) {
+      ({ settlement, delayMs, reason } = decide(deps, row, classifyFailure(err)));
+    }
+  } else if (!row.payload) {
     // Payloads are purged only after delivery, so this is a damaged row; replay with a re-mapped payload.
     settlement = {
       outcome: 'dead',

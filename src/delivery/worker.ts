@@ -119,11 +119,18 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   // A row that waited (settle time, retries, an outage) is confirmed at its source before OpenCRVS
   // hears of it: a poll never sees a record deleted meanwhile (OpenMRS voids the duplicate a merge
   // leaves), nor, if it runs less often than the wait, a merge or a correction made during it.
-  const recheckAfterMs = settings.recheckAfterSeconds * 1000;
+  // A settle time shorter than the recheck threshold still ends in a recheck: what the EMR did during the
+  // wait is what the wait is for.
+  const recheckAfterMs =
+    settings.recheckAfterSeconds > 0 && settings.settleSeconds > 0
+      ? Math.min(settings.recheckAfterSeconds, settings.settleSeconds) * 1000
+      : settings.recheckAfterSeconds * 1000;
+  // Rows with an OpenCRVS event too: if the source withdrew the record, the ledger marks the row and
+  // the attempt asks OpenCRVS before anything is sent (withdraw.ts). A marked row is not checked again.
   const needsRecheck = (row: LedgerRow, at: number): boolean =>
     deps.recheck !== undefined &&
     recheckAfterMs > 0 &&
-    row.eventId === null &&
+    row.withdrawnReason === null &&
     at - Math.max(row.queuedAt, row.recheckedAt ?? 0) >= recheckAfterMs &&
     deps.recheck.appliesTo(row);
 

@@ -63,6 +63,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
       return outbox.deferForRecheck(ids, workerId, at + leaseMs, at);
     },
     markRechecked: (ids) => outbox.markRechecked(ids, now()),
+    withdrawClaimed: (id, workerId, reason) => outbox.withdrawClaimed(id, workerId, reason, now()),
     resetStaleLocks: (olderThanMs, at = now()) => outbox.resetStaleLocks(olderThanMs, at),
     resetLocksOf: (prefix, keep) => outbox.resetLocksOf(prefix, keep, now()),
     nextDueAt: outbox.nextDueAt,

@@ -13,6 +13,7 @@ export interface Outbox {
   settle(input: SettleInput, now: number): LedgerRow | undefined;
   handBack(ids: number[], workerId: string, now: number): number;
   deferForRecheck(ids: number[], workerId: string, until: number, now: number): number;
+  withdrawClaimed(id: number, workerId: string, reason: string, now: number): LedgerRow | undefined;
   markRechecked(ids: number[], now: number): number;
   resetStaleLocks(olderThanMs: number, now: number): number;
   resetLocksOf(prefix: string, keep: ReadonlySet<string>, now: number): number;
@@ -95,7 +96,15 @@ export function createOutbox(db: Db): Outbox {
   const deferForRecheck = db.prepare(`
     UPDATE ledger_rows SET state = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,
       attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_at = NULL, next_run_at = @until, updated_at = @now
-    WHERE id = @id AND locked_by = @workerId AND state = 'delivering' AND event_id IS NULL`);
+    WHERE id = @id AND locked_by = @workerId AND state = 'delivering'`);
+  // A withdrawn row the worker found not notified in OpenCRVS: skipped, with what it found.
+  const withdrawClaimed = db
+    .prepare<{ id: number; workerId: string; reason: string; now: number }, unknown[]>(`
+      UPDATE ledger_rows SET state = 'skipped', skip_reason = @reason, withdrawn_reason = NULL, payload = NULL,
+        payload_hash = NULL, attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_at = NULL, updated_at = @now
+      WHERE id = @id AND locked_by = @workerId AND state = 'delivering'
+      RETURNING ${LEDGER_ROW_COLUMNS}`)
+    .raw();
   // Confirmed: due at once (it was due when claimed), unless the recheck withdrew or delivered-marked it.
   const markRechecked = db.prepare(`
     UPDATE ledger_rows SET rechecked_at = @now, next_run_at = MIN(next_run_at, @now), updated_at = @now
@@ -233,6 +242,10 @@ export function createOutbox(db: Db): Outbox {
     deferForRecheck: (ids, workerId, until, now) =>
       ids.length === 0 ? 0 : relaxed(db, () => deferAll.immediate(ids, workerId, until, now)),
     markRechecked: (ids, now) => (ids.length === 0 ? 0 : relaxed(db, () => markRecheckedAll.immediate(ids, now))),
+    withdrawClaimed: (id, workerId, reason, now) => {
+      const row = withdrawClaimed.get({ id, workerId, reason, now });
+      return row ? ledgerRowFromValues(row) : undefined;
+    },
     resetLocksOf: (prefix, keep, now) => relaxed(db, () => resetLocksOfAll.immediate(prefix, keep, now)),
     resetStaleLocks: (olderThanMs, now) =>
       relaxed(db, () => resetStale.run({ now, cutoff: now - olderThanMs }).changes),

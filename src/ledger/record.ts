@@ -52,10 +52,26 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   );
   const replacePayload = db.prepare(`
     UPDATE ledger_rows SET payload = @payload, payload_hash = @payloadHash, office = @office, facility = @facility,
-      source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId, updated_at = @now
+      source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId, withdrawn_reason = NULL,
+      updated_at = @now
     WHERE id = @id`);
+  // A NOTIFY of this row may already be in OpenCRVS (its answer was lost): the retry must replay exactly
+  // what was sent, so a newer version is recorded as an update after notification, not sent.
+  const markUpdatedInDoubt = db.prepare(`
+    UPDATE ledger_rows SET updated_after_notification_at = @now,
+      updates_after_notification = updates_after_notification + 1,
+      source_ref = @sourceRef, source_version = @sourceVersion, withdrawn_reason = NULL, updated_at = @now
+    WHERE id = @id`);
+  const notifyAttempted = db
+    .prepare<[number], number>(
+      `SELECT 1 FROM ledger_attempts WHERE row_id = ? AND step IN ('notify', 'createAndNotify') LIMIT 1`,
+    )
+    .pluck();
+  const markWithdrawn = db.prepare(`
+    UPDATE ledger_rows SET withdrawn_reason = @reason, source_ref = @sourceRef, updated_at = @now WHERE id = @id`);
   const requeue = db.prepare(`
     UPDATE ledger_rows SET state = 'pending', attempts = 0, next_run_at = @now, queued_at = @now, skip_reason = NULL,
+      withdrawn_reason = NULL,
       payload = @payload, payload_hash = @payloadHash, office = @office, facility = @facility,
       source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId, updated_at = @now,
       ${NEXT_NOTIFY_GENERATION}
@@ -162,9 +178,18 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         // Not yet delivered: the next attempt sends the newer payload. A worker holding the row keeps
         // sending the copy it claimed; `settle` compares hashes and, if that copy was delivered, records
         // this version as an update after notification (it was never sent) instead of losing it.
+        // A row whose NOTIFY may already be in OpenCRVS keeps what it sent (see markUpdatedInDoubt).
         if (!same) {
+          if (existing.state !== 'delivering' && existing.event_id !== null && notifyAttempted.get(existing.id)) {
+            markUpdatedInDoubt.run(params);
+            change = 'updated-after-notification';
+          } else {
+            replacePayload.run(params);
+            change = 'replaced';
+          }
+        } else if (existing.withdrawn_reason !== null) {
+          // Withdrawn, then back as it was (a merge undone): deliver it after all.
           replacePayload.run(params);
-          change = 'replaced';
         }
         break;
       case 'dead':
@@ -181,12 +206,34 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   });
 
   // Runs for every record that is no event (most patients, under each mapping): the id and state only.
-  const stateByKey = db.prepare<[string, string, string], { id: number; state: string }>(
-    'SELECT id, state FROM ledger_rows WHERE source_id = ? AND event_type = ? AND subject_key = ?',
+  const stateByKey = db.prepare<
+    [string, string, string],
+    { id: number; state: string; event_id: string | null; withdrawn_reason: string | null }
+  >(
+    'SELECT id, state, event_id, withdrawn_reason FROM ledger_rows WHERE source_id = ? AND event_type = ? AND subject_key = ?',
   );
+
+  /**
+   * The source withdrew a row not delivered yet. One in flight, or whose OpenCRVS event exists (a NOTIFY
+   * may have reached OpenCRVS with its answer lost), cannot just become skipped: the ledger would say
+   * "not sent" of a registration OpenCRVS holds. It is marked, and the worker settles it once it knows.
+   */
+  const withdraw = (
+    existing: { id: number; state: string; event_id: string | null; withdrawn_reason: string | null },
+    input: RecordSkippedInput,
+  ): 'marked' | 'cancel' => {
+    // Nothing left for OpenCRVS yet (no event, no NOTIFY or single call attempted): cancel outright.
+    if (existing.state !== 'delivering' && existing.event_id === null && !notifyAttempted.get(existing.id))
+      return 'cancel';
+    if (existing.withdrawn_reason !== input.reason)
+      markWithdrawn.run({ id: existing.id, reason: input.reason, sourceRef: input.sourceRef, now: now() });
+    return 'marked';
+  };
+
   const cancelUnsent = (input: RecordSkippedInput): LedgerRow | undefined => {
     const existing = stateByKey.get(input.sourceId, input.eventType, input.subjectKey);
-    if (!existing || !UNSENT.includes(existing.state)) return undefined;
+    if (!existing || !(UNSENT.includes(existing.state) || existing.state === 'delivering')) return undefined;
+    if (withdraw(existing, input) === 'marked') return toLedgerRow(reselect(input));
     const params = { id: existing.id, reason: input.reason, sourceRef: input.sourceRef, now: now() };
     return markUnsentSkipped.run(params).changes === 1 ? toLedgerRow(reselect(input)) : undefined;
   };
@@ -197,6 +244,8 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     }
     const existing = reselect(input);
     // A later version that is no longer notifiable cancels a delivery that has not happened.
+    if ((UNSENT.includes(existing.state) || existing.state === 'delivering') && withdraw(existing, input) === 'marked')
+      return toLedgerRow(reselect(input));
     const cancellable = UNSENT.includes(existing.state) || existing.state === 'skipped';
     if (cancellable && (existing.state !== 'skipped' || existing.skip_reason !== input.reason)) {
       markSkipped.run({ id: existing.id, reason: input.reason, sourceRef: input.sourceRef, now: now() });

@@ -130,6 +130,11 @@ export interface LedgerRow {
   skipReason: string | null;
   /** When the source last confirmed this row before its first send (DeliverySettings.recheckAfterSeconds). */
   recheckedAt: number | null;
+  /**
+   * The source withdrew the record while its delivery was under way (in flight, or its event created):
+   * the worker settles it once it knows whether OpenCRVS was notified.
+   */
+  withdrawnReason: string | null;
 }
 
 export type AttemptOutcome = 'delivered' | 'delivered-pending' | 'retry' | 'dead' | 'held' | 'abandoned';
@@ -275,6 +280,11 @@ export interface Ledger {
   deferForRecheck(ids: number[], workerId: string, leaseMs: number): number;
   /** Records the recheck of deferred rows and makes those still waiting due now. Returns how many. */
   markRechecked(ids: number[]): number;
+  /**
+   * Ends a claimed, withdrawn row that OpenCRVS was found not to hold as notified: skipped with `reason`,
+   * its attempt not counted. Undefined when this worker no longer holds the lock.
+   */
+  withdrawClaimed(id: number, workerId: string, reason: string): LedgerRow | undefined;
   /** Returns rows locked longer than `olderThanMs` to `failed`, due now; returns how many. */
   resetStaleLocks(olderThanMs: number, now?: number): number;
   /**

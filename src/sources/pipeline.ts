@@ -153,7 +153,8 @@ export class SourcePipeline {
    */
   recordDeleted(ref: string): string[] {
     const { ledger, sourceId } = this.deps;
-    const unsent = ledger.list({ sourceId, find: ref, states: ['pending', 'failed', 'dead'] });
+    // In flight too: the ledger marks such a row withdrawn and the worker settles it (record.ts).
+    const unsent = ledger.list({ sourceId, find: ref, states: ['pending', 'failed', 'dead', 'delivering'] });
     const recheck = new Set<string>();
     ledger.transaction(() => {
       for (const row of unsent) {

@@ -14,6 +14,8 @@ const child = (resources: Resource[]): Patient => {
   return found;
 };
 
+const child0 = (): Patient => child(birthResources(0));
+
 /** The rows of birth 0 and birth 1, in that order. */
 function rowsOf(h: Harness) {
   const bySubject = (i: number) => h.rows().find((r) => r.subjectKey === `Patient/${child(birthResources(i)).id}`);
@@ -96,6 +98,68 @@ describe('bridge: waiting rows rechecked at the source before their first send',
         ],
       );
       assert.equal((await h.sim.control.events()).length, 2);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('bridge: a record withdrawn in the EMR after its OpenCRVS event was created', () => {
+  /** Birth 0 polled, created in OpenCRVS, its NOTIFY failing (or answered and lost) until the faults clear. */
+  async function createdNotNotified(commitThenFail: boolean): Promise<Harness> {
+    const h = await startHarness({ worker: false, delivery: { recheckAfterSeconds: 1, baseDelayMs: 10 } });
+    for (const r of birthResources(0)) await h.fhir.upsert(r);
+    await h.bridge.sources[0]?.poller.pollOnce();
+    await h.sim.control.configure({
+      faults: commitThenFail
+        ? { commitThenFailRate: 1, operations: ['notify'] }
+        : { errorRate: 1, errorStatus: 500, operations: ['notify'] },
+    });
+    await h.bridge.worker.processNext();
+    const [row] = h.rows();
+    assert.equal(row?.state, 'failed');
+    assert.ok(row?.eventId, 'created in OpenCRVS');
+    await h.sim.control.configure({ faults: {} });
+    return h;
+  }
+
+  it('deleted before any NOTIFY reached OpenCRVS: never notified, and the ledger names the event left there', async () => {
+    const h = await createdNotNotified(false);
+    try {
+      const child = child0();
+      const res = await fetch(`${h.fhir.baseUrl}/Patient/${child.id}`, { method: 'DELETE' });
+      assert.ok(res.ok);
+      await sleep(1_100);
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
+      const [row] = h.rows();
+      assert.equal(row?.state, 'skipped');
+      assert.match(
+        row?.skipReason ?? '',
+        /^deleted in the source before it was sent \(its OpenCRVS event \w+ was created and never notified\)$/,
+      );
+      const [event] = await h.sim.control.events();
+      assert.equal(event?.actions.filter((a) => a.type === 'NOTIFY').length, 0, 'no NOTIFY after the delete');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('merged after its NOTIFY reached OpenCRVS (the answer lost): delivered, and the merge shown after it', async () => {
+    const h = await createdNotNotified(true);
+    try {
+      await h.fhir.upsert({ ...child0(), active: false } as Patient);
+      await sleep(1_100);
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
+      const [row] = h.rows();
+      assert.equal(row?.state, 'delivered', 'OpenCRVS holds it: the ledger says so');
+      assert.equal(row?.updatesAfterNotification, 1);
+      assert.match(row?.withdrawnReason ?? '', /inactive record/);
+      const [event] = await h.sim.control.events();
+      assert.equal(
+        event?.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Requested').length,
+        1,
+        'one NOTIFY',
+      );
     } finally {
       await h.close();
     }

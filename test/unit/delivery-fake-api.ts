@@ -57,12 +57,26 @@ export class FakeOpenCrvs implements OpenCrvsApi {
     return event;
   }
 
+  /** Operations whose next scripted failure comes after the change is stored (the answer is lost). */
+  readonly commitThenFail = new Set<string>();
+
   async notify(input: NotifyInput): Promise<NotifyResult> {
     this.calls.push({ op: 'notify', transactionId: input.transactionId });
-    this.check('notify');
+    const lost = this.commitThenFail.has('notify');
+    if (!lost) this.check('notify');
     const event = [...this.events.values()].find((e) => e.id === input.eventId);
     if (!event) throw new OpenCrvsError({ kind: 'not-found', classification: 'permanent', message: 'Event not found' });
+    // Like OpenCRVS: the NOTIFY is an action of the event, and a replay of its transactionId adds none.
+    if (!event.actions.some((a) => a.type === 'NOTIFY' && a.transactionId === input.transactionId)) {
+      event.actions.push({
+        id: `notify-${event.actions.length + 1}`,
+        type: 'NOTIFY',
+        status: this.outcome === 'accepted' ? 'Accepted' : 'Requested',
+        transactionId: input.transactionId,
+      });
+    }
     this.notified.add(event.id);
+    if (lost) this.check('notify');
     return { outcome: this.outcome, event, eventId: event.id, trackingId: event.trackingId };
   }
 

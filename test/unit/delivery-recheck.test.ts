@@ -41,6 +41,12 @@ describe('delivery worker: recheck at the source before the first send', () => {
       onRecheck(rows);
     },
   };
+  const key = (subject: string) => ({
+    sourceId: 'emr',
+    eventType: 'birth',
+    subjectKey: `Patient/${subject}`,
+    sourceRef: `Patient/${subject}`,
+  });
   const worker = (overrides: Partial<DeliverySettings> = {}, source: SourceRecheck | undefined = recheck) =>
     createDeliveryWorker({
       ledger,
@@ -108,6 +114,14 @@ describe('delivery worker: recheck at the source before the first send', () => {
     assert.equal(api.count('create'), 1, 'the withdrawn row never reached OpenCRVS');
   });
 
+  it('rechecks at the end of a settle time shorter than recheckAfterSeconds', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    clock.advance(10_000);
+    await drain(worker({ settleSeconds: 10, recheckAfterSeconds: 30 }));
+    assert.equal(rechecked.length, 1);
+    assert.equal(ledger.get(row.id)?.state, 'delivered');
+  });
+
   it('sends the rows as recorded when the recheck fails (an unreachable EMR stops no registration)', async () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     clock.advance(30_000);
@@ -119,7 +133,7 @@ describe('delivery worker: recheck at the source before the first send', () => {
     assert.equal(ledger.get(row.id)?.state, 'delivered');
   });
 
-  it('rechecks a retried row again only after another full wait, and never once OpenCRVS has the event', async () => {
+  it('rechecks a retried row again only after another full wait, its OpenCRVS event created or not', async () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     clock.advance(30_000);
     api.fail('create', { classification: 'retryable', kind: 'server', status: 502 }, 2);
@@ -136,9 +150,9 @@ describe('delivery worker: recheck at the source before the first send', () => {
     await drain(w);
     assert.equal(rechecked.length, 2);
     assert.ok(ledger.get(row.id)?.eventId, 'created, not notified');
-    clock.advance(60_000); // waited again, but the event exists in OpenCRVS: notify it, no recheck
+    clock.advance(60_000); // waited again: rechecked though its event exists (a withdrawal is then asked of OpenCRVS)
     await drain(w);
-    assert.equal(rechecked.length, 2);
+    assert.equal(rechecked.length, 3);
     assert.equal(ledger.get(row.id)?.state, 'delivered');
   });
 
@@ -169,5 +183,56 @@ describe('delivery worker: recheck at the source before the first send', () => {
     await drain(worker());
     assert.equal(rechecked.length, 1, 'rechecked again after the lease');
     assert.equal(ledger.get(row.id)?.state, 'delivered');
+  });
+
+  it('a withdrawn row with no OpenCRVS event is skipped without a call', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const [claimed] = ledger.claimDue('other', 1);
+    assert.ok(claimed);
+    ledger.cancelUnsent({ ...key('1'), reason: 'deleted in the source before it was sent' });
+    ledger.handBack([row.id], 'other');
+    await drain(worker({}, undefined));
+    const done = ledger.get(row.id);
+    assert.deepEqual([done?.state, done?.skipReason], ['skipped', 'deleted in the source before it was sent']);
+    assert.equal(api.calls.length, 0);
+  });
+
+  it('a withdrawn row whose NOTIFY never reached OpenCRVS is skipped, naming the event left there', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    api.fail('notify', { classification: 'retryable', kind: 'server', status: 500 });
+    const w = worker({ baseDelayMs: 1000 }, undefined);
+    await drain(w);
+    assert.equal(ledger.get(row.id)?.state, 'failed');
+    const tracking = ledger.get(row.id)?.trackingId;
+    assert.ok(tracking, 'created in OpenCRVS');
+    ledger.cancelUnsent({ ...key('1'), reason: 'deleted in the source before it was sent' });
+    assert.equal(ledger.get(row.id)?.state, 'failed', 'not cancelled while a NOTIFY may be in OpenCRVS');
+    clock.advance(1000);
+    await drain(w);
+    const done = ledger.get(row.id);
+    assert.equal(done?.state, 'skipped');
+    assert.equal(
+      done?.skipReason,
+      `deleted in the source before it was sent (its OpenCRVS event ${tracking} was created and never notified)`,
+    );
+    assert.equal(api.count('notify'), 1, 'no NOTIFY after the withdrawal');
+  });
+
+  it('a withdrawn row whose NOTIFY did reach OpenCRVS (answer lost) is delivered, the withdrawal counted after it', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    api.commitThenFail.add('notify');
+    api.fail('notify', { classification: 'retryable', kind: 'server', status: 500 });
+    const w = worker({ baseDelayMs: 1000 }, undefined);
+    await drain(w);
+    assert.equal(ledger.get(row.id)?.state, 'failed', 'OpenCRVS has it; the bridge does not know');
+    api.commitThenFail.clear();
+    ledger.cancelUnsent({ ...key('1'), reason: 'inactive record (Patient.active = false)' });
+    clock.advance(1000);
+    await drain(w);
+    const done = ledger.get(row.id);
+    assert.equal(done?.state, 'delivered', 'the ledger tells what OpenCRVS holds');
+    assert.equal(done?.updatesAfterNotification, 1);
+    assert.equal(done?.withdrawnReason, 'inactive record (Patient.active = false)');
+    assert.equal(api.count('notify'), 1, 'asked by an idempotent create, not by a second NOTIFY');
   });
 });

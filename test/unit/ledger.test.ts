@@ -275,7 +275,9 @@ describe('ledger: recording events', () => {
     const { row: sent } = ledger.recordEvent(eventInput('s'));
     const [claimed] = ledger.claimDue('w', 10).filter((r) => r.id === sent.id);
     assert.ok(claimed);
-    assert.equal(ledger.cancelUnsent(input('s')), undefined, 'in flight: the attempt decides');
+    const inFlight = ledger.cancelUnsent(input('s'));
+    assert.equal(inFlight?.state, 'delivering', 'in flight: not cancelled under the worker');
+    assert.equal(inFlight?.withdrawnReason, 'no longer notifiable: no birth evidence', 'marked for the worker');
     ledger.settle({
       id: sent.id,
       workerId: 'w',
@@ -286,6 +288,35 @@ describe('ledger: recording events', () => {
     });
     assert.equal(ledger.cancelUnsent(input('s')), undefined);
     assert.equal(ledger.get(sent.id)?.state, 'delivered', 'a delivered event stands');
+    assert.equal(ledger.get(sent.id)?.withdrawnReason, 'no longer notifiable: no birth evidence', 'and says so');
+
+    // Its OpenCRVS event exists and a NOTIFY was tried (its answer lost, maybe): marked, not cancelled.
+    const { row: doubt } = ledger.recordEvent(eventInput('d'));
+    const [first] = ledger.claimDue('w', 10).filter((r) => r.id === doubt.id);
+    assert.ok(first);
+    ledger.recordCreated(doubt.id, 'event-d', 'TRKD');
+    ledger.settle({
+      id: doubt.id,
+      workerId: 'w',
+      claimedPayloadHash: first.payloadHash,
+      step: 'notify',
+      startedAt: clock.now(),
+      settlement: {
+        outcome: 'retry',
+        nextRunAt: clock.now() + 1000,
+        error: { classification: 'retryable', kind: 'server', status: 500, message: 'x' },
+      },
+    });
+    const marked = ledger.cancelUnsent(input('d'));
+    assert.deepEqual([marked?.state, marked?.withdrawnReason], ['failed', 'no longer notifiable: no birth evidence']);
+    // A newer version while that NOTIFY is in doubt is an update after notification; the payload sent stays.
+    const { change } = ledger.recordEvent(eventInput('d', payload('Corrected'), '2'));
+    assert.equal(change, 'updated-after-notification');
+    const kept = ledger.get(doubt.id);
+    assert.deepEqual(
+      [kept?.updatesAfterNotification, kept?.payload?.declaration['child.name']],
+      [1, doubt.payload?.declaration['child.name']],
+    );
   });
 
   it('stores the hold in meta for the CLI and health to read', () => {
@@ -341,6 +372,7 @@ describe('ledger: schema', () => {
       { version: 5, name: 'write-back-counts-index' },
       { version: 6, name: 'lookup-indexes' },
       { version: 7, name: 'rechecked-at' },
+      { version: 8, name: 'withdrawn-reason' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db

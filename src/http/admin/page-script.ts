@@ -234,6 +234,9 @@ export const PAGE_SCRIPT = `
       d.updatedAfterNotification.count + ' newer source version(s), last ' +
       fmtTime(d.updatedAfterNotification.lastAt) + ' (not sent again: correct it in OpenCRVS)' : '');
     field(dl, 'Skip reason', d.skipReason);
+    field(dl, 'Withdrawn in the source', d.withdrawnReason ? d.withdrawnReason +
+      (d.state === 'delivered' || d.state === 'delivered-pending' ? ' (after notification: correct it in OpenCRVS)' :
+        ' (settled before anything more is sent)') : '');
     field(dl, 'Last error', errorText(d.lastError));
     var tbody = $('attempts').tBodies[0];
     clear(tbody);

@@ -53,6 +53,8 @@ export interface EventDetail extends EventListItem {
   queuedAt: number;
   /** When the source last confirmed the row before its first send (delivery.recheckAfterSeconds). */
   recheckedAt: number | null;
+  /** The source withdrew the record while its delivery was under way (see LedgerRow.withdrawnReason). */
+  withdrawnReason: string | null;
   createdAt: number;
   payloadHash: string | null;
   /** Whether a payload is still stored (it is purged some time after delivery). */
@@ -128,6 +130,7 @@ export function eventDetail(
     lockedAt: row.lockedAt,
     queuedAt: row.queuedAt,
     recheckedAt: row.recheckedAt,
+    withdrawnReason: row.withdrawnReason,
     createdAt: row.createdAt,
     payloadHash: row.payloadHash,
     payloadStored: row.payload !== null,

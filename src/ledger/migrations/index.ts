@@ -7,6 +7,7 @@ import { migration004 } from './004-drop-locked-index.js';
 import { migration005 } from './005-write-back-counts-index.js';
 import { migration006 } from './006-lookup-indexes.js';
 import { migration007 } from './007-rechecked-at.js';
+import { migration008 } from './008-withdrawn-reason.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -19,4 +20,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration005,
   migration006,
   migration007,
+  migration008,
 ];
