@@ -30,7 +30,8 @@ describe('FhirPoller', () => {
     await poller.pollOnce();
     assert.deepEqual(client.searches[0], { type: 'Patient', params: { _sort: '_lastUpdated', _count: '2' } });
 
-    const withSince = setup({ since: '2020-01-01T00:00:00Z', overlapSeconds: 0 });
+    // The go-live boundary is taken as given: the overlap (for watermarks) does not reach before it.
+    const withSince = setup({ since: '2020-01-01T00:00:00Z', overlapSeconds: 30 });
     await withSince.poller.pollOnce();
     assert.equal(withSince.client.searches[0]?.params._lastUpdated, 'ge2020-01-01T00:00:00.000Z');
   });

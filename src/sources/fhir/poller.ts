@@ -94,9 +94,12 @@ export class FhirPoller {
     const { poll } = this.deps;
     const params: Record<string, string> = { _sort: '_lastUpdated', _count: String(poll.pageSize) };
     const { cursors, sourceId } = this.deps;
-    const watermark = cursors.getCursor(sourceId, cursorName(type)) ?? firstSyncStart(poll, cursors, sourceId);
+    const stored = cursors.getCursor(sourceId, cursorName(type));
+    // The overlap re-reads what a watermark may have raced; a first sync's start (poll.since, the
+    // go-live) is a boundary the operator chose, not a watermark, and is taken as given.
+    const watermark = stored ?? firstSyncStart(poll, cursors, sourceId);
     if (watermark) {
-      const from = new Date(Date.parse(watermark) - poll.overlapSeconds * 1000);
+      const from = new Date(Date.parse(watermark) - (stored ? poll.overlapSeconds * 1000 : 0));
       // UTC with Z: a '+' offset in a query string would need encoding.
       params._lastUpdated = `ge${from.toISOString()}`;
     }
