@@ -192,13 +192,21 @@ export class Bridge {
 
   /** How each source evaluates a waiting row's subject again before its first send (delivery.recheckAfterSeconds). */
   private recheckRunners(): Map<string, SubjectRecheck> {
+    // Mapping needs the routing table resolved in OpenCRVS (polling waits for it too): evaluated without
+    // it, every row would come out "office not known" and die. The worker then sends rows as recorded.
+    const whenRouted =
+      (run: SubjectRecheck): SubjectRecheck =>
+      async (refs) => {
+        if (!this.locationsReady) throw new Error('routing not resolved in OpenCRVS yet; not evaluated again');
+        await run(refs);
+      };
     const runners = new Map<string, SubjectRecheck>();
     for (const s of this.sources)
       runners.set(
         s.settings.id,
-        async (refs) => void (await reevaluate({ client: s.client, pipeline: s.pipeline }, [], refs)),
+        whenRouted(async (refs) => void (await reevaluate({ client: s.client, pipeline: s.pipeline }, [], refs))),
       );
-    for (const s of this.dhis2Sources) runners.set(s.settings.id, s.recheck);
+    for (const s of this.dhis2Sources) runners.set(s.settings.id, whenRouted(s.recheck));
     return runners;
   }
 

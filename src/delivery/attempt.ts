@@ -4,7 +4,7 @@ import type { Logger } from '../observability/logger.js';
 import type { OpenCrvsApi } from '../opencrvs/types.js';
 import { type ClassifiedFailure, classifyFailure } from './errors.js';
 import { decideRetry, type RetryPolicy } from './retry-policy.js';
-import { ensureEvent, type SendMode, type SendProgress, sendRow } from './send.js';
+import { ensureEvent, type SendMode, type SendProgress, sendRow, WithdrawnWhileSending } from './send.js';
 import type { DeliveryOutcome } from './types.js';
 import { checkWithdrawal } from './withdraw.js';
 
@@ -70,7 +70,17 @@ export async function runAttempt(deps: AttemptDeps, claimed: LedgerRow): Promise
     } catch (err) {
       const failure = classifyFailure(err);
       let decided: Decided;
-      if (failure.alreadyNotified) {
+      if (err instanceof WithdrawnWhileSending) {
+        // Nothing went wrong with OpenCRVS: due again at once, where the withdrawal is settled.
+        decided = {
+          settlement: {
+            outcome: 'retry',
+            error: { classification: 'retryable', kind: 'withdrawn', message: err.message },
+            nextRunAt: deps.now(),
+          },
+          delayMs: 0,
+        };
+      } else if (failure.alreadyNotified) {
         // 409 "cannot be performed on an event in NOTIFIED state": the event is the one created with
         // our deterministic create transactionId, so it was notified by an earlier attempt of ours whose
         // answer was lost. Delivered. (Create is idempotent: it also tells a single-call the event id.)

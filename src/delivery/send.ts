@@ -6,6 +6,14 @@ import type { OpenCrvsApi } from '../opencrvs/types.js';
 
 export type SendMode = 'two-step' | 'single-call';
 
+/** The source withdrew the record between this attempt's create and its notify. */
+export class WithdrawnWhileSending extends Error {
+  constructor() {
+    super('withdrawn in the source while being sent; settled at the next attempt');
+    this.name = 'WithdrawnWhileSending';
+  }
+}
+
 export interface SendResult {
   outcome: 'accepted' | 'pending';
   eventId: string;
@@ -40,6 +48,9 @@ export async function sendRow(
     return { outcome: result.outcome, eventId: result.eventId, trackingId: result.trackingId };
   }
   const created = await ensureEvent(api, ledger, row, payload.office, progress);
+  // The source may have withdrawn the record while the create was under way: no NOTIFY then. The next
+  // attempt settles the row (withdraw.ts), with the event now known.
+  if (!row.eventId && ledger.withdrawnReason(row.id) !== null) throw new WithdrawnWhileSending();
   progress.step = 'notify';
   const result = await api.notify({
     eventId: created.eventId,

@@ -64,6 +64,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     },
     markRechecked: (ids) => outbox.markRechecked(ids, now()),
     withdrawClaimed: (id, workerId, reason) => outbox.withdrawClaimed(id, workerId, reason, now()),
+    withdrawnReason: outbox.withdrawnReason,
     resetStaleLocks: (olderThanMs, at = now()) => outbox.resetStaleLocks(olderThanMs, at),
     resetLocksOf: (prefix, keep) => outbox.resetLocksOf(prefix, keep, now()),
     nextDueAt: outbox.nextDueAt,

@@ -14,6 +14,7 @@ export interface Outbox {
   handBack(ids: number[], workerId: string, now: number): number;
   deferForRecheck(ids: number[], workerId: string, until: number, now: number): number;
   withdrawClaimed(id: number, workerId: string, reason: string, now: number): LedgerRow | undefined;
+  withdrawnReason(id: number): string | null;
   markRechecked(ids: number[], now: number): number;
   resetStaleLocks(olderThanMs: number, now: number): number;
   resetLocksOf(prefix: string, keep: ReadonlySet<string>, now: number): number;
@@ -56,9 +57,9 @@ export function createOutbox(db: Db): Outbox {
   // Only the columns settle decides with: `SELECT *` would also copy out the payload (~3 kB).
   const lockedRow = db.prepare<
     { id: number; workerId: string },
-    Pick<SqlLedgerRow, 'id' | 'attempts' | 'next_run_at' | 'payload_hash'>
+    Pick<SqlLedgerRow, 'id' | 'attempts' | 'next_run_at' | 'payload_hash' | 'withdrawn_reason'>
   >(
-    `SELECT id, attempts, next_run_at, payload_hash FROM ledger_rows
+    `SELECT id, attempts, next_run_at, payload_hash, withdrawn_reason FROM ledger_rows
      WHERE id = @id AND locked_by = @workerId AND state = 'delivering'`,
   );
   // Both return the settled row, which the worker reports: cheaper than reading it again afterwards.
@@ -97,6 +98,9 @@ export function createOutbox(db: Db): Outbox {
     UPDATE ledger_rows SET state = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,
       attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_at = NULL, next_run_at = @until, updated_at = @now
     WHERE id = @id AND locked_by = @workerId AND state = 'delivering'`);
+  const withdrawnReasonOf = db
+    .prepare<[number], string | null>('SELECT withdrawn_reason FROM ledger_rows WHERE id = ?')
+    .pluck();
   // A withdrawn row the worker found not notified in OpenCRVS: skipped, with what it found.
   const withdrawClaimed = db
     .prepare<{ id: number; workerId: string; reason: string; now: number }, unknown[]>(`
@@ -142,7 +146,8 @@ export function createOutbox(db: Db): Outbox {
     let nextRunAt: number | null = null;
     let settled: unknown[] | undefined;
     if (!('error' in settlement)) {
-      const newer = input.claimedPayloadHash !== row.payload_hash ? 1 : 0;
+      // Newer: a version the claimed copy does not carry, or a withdrawal by the source meanwhile.
+      const newer = input.claimedPayloadHash !== row.payload_hash || row.withdrawn_reason !== null ? 1 : 0;
       settled = delivered.get({
         id: row.id,
         state: settlement.outcome,
@@ -242,6 +247,7 @@ export function createOutbox(db: Db): Outbox {
     deferForRecheck: (ids, workerId, until, now) =>
       ids.length === 0 ? 0 : relaxed(db, () => deferAll.immediate(ids, workerId, until, now)),
     markRechecked: (ids, now) => (ids.length === 0 ? 0 : relaxed(db, () => markRecheckedAll.immediate(ids, now))),
+    withdrawnReason: (id) => withdrawnReasonOf.get(id) ?? null,
     withdrawClaimed: (id, workerId, reason, now) => {
       const row = withdrawClaimed.get({ id, workerId, reason, now });
       return row ? ledgerRowFromValues(row) : undefined;

@@ -57,14 +57,20 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     WHERE id = @id`);
   // A NOTIFY of this row may already be in OpenCRVS (its answer was lost): the retry must replay exactly
   // what was sent, so a newer version is recorded as an update after notification, not sent.
+  // The hash becomes the newer version's (as for a delivered row): seen again, it is no second update.
   const markUpdatedInDoubt = db.prepare(`
     UPDATE ledger_rows SET updated_after_notification_at = @now,
-      updates_after_notification = updates_after_notification + 1,
+      updates_after_notification = updates_after_notification + 1, payload_hash = @payloadHash,
       source_ref = @sourceRef, source_version = @sourceVersion, withdrawn_reason = NULL, updated_at = @now
     WHERE id = @id`);
+  // A NOTIFY (or single call) that may have been stored by OpenCRVS: answered, or failed in a way that
+  // can follow a commit (500, 504, a timeout, a dropped connection). Not one refused outright: a 4xx,
+  // or 429/502/503, which proxies and OpenCRVS give when the request was never processed.
   const notifyAttempted = db
     .prepare<[number], number>(
-      `SELECT 1 FROM ledger_attempts WHERE row_id = ? AND step IN ('notify', 'createAndNotify') LIMIT 1`,
+      `SELECT 1 FROM ledger_attempts WHERE row_id = ? AND step IN ('notify', 'createAndNotify')
+         AND (error_classification IS NULL OR (error_classification = 'retryable'
+           AND COALESCE(error_status, 0) NOT IN (429, 502, 503))) LIMIT 1`,
     )
     .pluck();
   const markWithdrawn = db.prepare(`

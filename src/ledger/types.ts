@@ -285,6 +285,8 @@ export interface Ledger {
    * its attempt not counted. Undefined when this worker no longer holds the lock.
    */
   withdrawClaimed(id: number, workerId: string, reason: string): LedgerRow | undefined;
+  /** The row's withdrawal by the source, if any (read between an attempt's create and its notify). */
+  withdrawnReason(id: number): string | null;
   /** Returns rows locked longer than `olderThanMs` to `failed`, due now; returns how many. */
   resetStaleLocks(olderThanMs: number, now?: number): number;
   /**

@@ -4,8 +4,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Observation, Patient, Resource } from '@medplum/fhirtypes';
+import { Bridge } from '../../src/app.js';
+import { configFromObject } from '../../src/config/index.js';
+import { silentLogger } from '../../src/observability/logger.js';
 import { CHILD_PROGRAMME, DEFAULT_SANDBOX_AUTH } from '../../src/sandbox/dhis2/index.js';
-import { birthResources, type Harness, notifiedDeclaration, sleep, startHarness } from './helpers/bridge-harness.js';
+import {
+  birthResources,
+  bridgeConfigObject,
+  type Harness,
+  notifiedDeclaration,
+  sleep,
+  startHarness,
+} from './helpers/bridge-harness.js';
 import { BIRTHS_SOURCE, enrolledIn, startDhis2Harness } from './helpers/dhis2-harness.js';
 
 const child = (resources: Resource[]): Patient => {
@@ -99,6 +109,42 @@ describe('bridge: waiting rows rechecked at the source before their first send',
       );
       assert.equal((await h.sim.control.events()).length, 2);
     } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('bridge: the recheck while the routing table is not resolved', () => {
+  it('sends the waiting rows as recorded instead of re-mapping them without offices', async () => {
+    const h = await twoWaitingBirths();
+    const object = bridgeConfigObject({
+      sim: h.sim,
+      fhirBaseUrl: h.fhir.baseUrl,
+      dbPath: h.config.store.path,
+      options: { delivery: { settleSeconds: 1, recheckAfterSeconds: 1 } },
+    });
+    // A restart during which OpenCRVS cannot answer location lookups: the routing table does not resolve.
+    const restarted = new Bridge(configFromObject(object), {
+      logger: silentLogger,
+      schedule: false,
+      http: false,
+      worker: false,
+    });
+    try {
+      await h.bridge.stop();
+      await h.sim.control.configure({ faults: { errorRate: 1, operations: ['locations'] } });
+      await restarted.start();
+      assert.equal(restarted.ready, false, 'the routing table did not resolve');
+      await sleep(1_100);
+      await restarted.worker.runUntilIdle({ timeoutMs: 10_000 });
+      assert.deepEqual(
+        restarted.ledger.list().map((r) => r.state),
+        ['delivered', 'delivered'],
+        'not dead with "office not known"',
+      );
+    } finally {
+      await h.sim.control.configure({ faults: {} });
+      await restarted.stop();
       await h.close();
     }
   });

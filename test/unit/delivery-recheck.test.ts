@@ -235,4 +235,54 @@ describe('delivery worker: recheck at the source before the first send', () => {
     assert.equal(done?.withdrawnReason, 'inactive record (Patient.active = false)');
     assert.equal(api.count('notify'), 1, 'asked by an idempotent create, not by a second NOTIFY');
   });
+
+  it('a record withdrawn while its create is under way gets no NOTIFY; the next attempt settles it', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const create = api.createEvent.bind(api);
+    api.createEvent = async (input) => {
+      const event = await create(input);
+      if (api.count('create') === 1)
+        ledger.cancelUnsent({ ...key('1'), reason: 'deleted in the source before it was sent' });
+      return event;
+    };
+    await drain(worker({}, undefined));
+    const done = ledger.get(row.id);
+    assert.equal(done?.state, 'skipped');
+    assert.match(done?.skipReason ?? '', /was created and never notified\)$/);
+    assert.equal(api.count('notify'), 0);
+  });
+
+  it('a withdrawal during a NOTIFY that succeeds is counted as an update after notification', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const notify = api.notify.bind(api);
+    api.notify = async (input) => {
+      ledger.cancelUnsent({ ...key('1'), reason: 'deleted in the source before it was sent' });
+      return notify(input);
+    };
+    await drain(worker({}, undefined));
+    const done = ledger.get(row.id);
+    assert.deepEqual(
+      [done?.state, done?.updatesAfterNotification, done?.withdrawnReason],
+      ['delivered', 1, 'deleted in the source before it was sent'],
+    );
+  });
+
+  it('a correction while a NOTIFY is in doubt counts once, however often it is seen', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    api.fail('notify', { classification: 'retryable', kind: 'server', status: 500 });
+    const w = worker({ baseDelayMs: 1000 }, undefined);
+    await drain(w);
+    for (let i = 0; i < 3; i++) ledger.recordEvent(eventInput('1', payload('Corrected'), '2'));
+    assert.equal(ledger.get(row.id)?.updatesAfterNotification, 1, 'seen three times, one update');
+  });
+
+  it('a correction after a NOTIFY refused with 503 (never processed) is sent, not counted', async () => {
+    const { row } = ledger.recordEvent(eventInput('2'));
+    api.fail('notify', { classification: 'retryable', kind: 'server', status: 503 });
+    await drain(worker({ baseDelayMs: 1000 }, undefined));
+    assert.equal(ledger.get(row.id)?.state, 'failed');
+    const change = ledger.recordEvent(eventInput('2', payload('Corrected'), '2')).change;
+    assert.equal(change, 'replaced', 'the correction goes out with the retry');
+    assert.equal(ledger.get(row.id)?.updatesAfterNotification, 0);
+  });
 });
