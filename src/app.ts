@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { BridgeConfig, SourceSettings } from './config/types.js';
 import { unauthenticatedSubscriptionWarning } from './config/warnings.js';
-import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker } from './delivery/index.js';
+import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker, RecheckNotReady } from './delivery/index.js';
 import { type AdminTarget, adminRoutes, type SourceStatusView } from './http/admin/index.js';
 import { opsRoutes, type ReadinessCheck } from './http/ops-routes.js';
 import { closeServer, createHttpApp, listen, type MountedRouter } from './http/server.js';
@@ -197,7 +197,7 @@ export class Bridge {
     const whenRouted =
       (run: SubjectRecheck): SubjectRecheck =>
       async (refs) => {
-        if (!this.locationsReady) throw new Error('routing not resolved in OpenCRVS yet; not evaluated again');
+        if (!this.locationsReady) throw new RecheckNotReady('routing not resolved in OpenCRVS yet');
         await run(refs);
       };
     const runners = new Map<string, SubjectRecheck>();
@@ -450,10 +450,6 @@ export class Bridge {
     // Notifications are accepted (stored) at once; processing and polling wait for the routing
     // table to resolve, since a record cannot be mapped to an office before.
     await this.resolveLocationsUntilReady();
-    if (this.options.worker !== false && !this.stopping) {
-      this.worker.start();
-      this.writeBacks?.start();
-    }
   }
 
   private async resolveLocationsUntilReady(): Promise<void> {
@@ -473,9 +469,17 @@ export class Bridge {
     }
   }
 
+  /**
+   * Once the routing table resolves: notifications, polls and deliveries. Delivery waits too: the rows
+   * it would send unchecked after a wait are rechecked at the source first, which means mapping them.
+   */
   private startSources(): void {
     this.inbox.start();
     if (this.options.schedule !== false) this.enableSchedules();
+    if (this.options.worker !== false && !this.stopping) {
+      this.worker.start();
+      this.writeBacks?.start();
+    }
   }
 
   /** Starts the cron schedules (serve does at start; the demo after its first summary). */

@@ -27,6 +27,17 @@ export interface DeliveryOutcome {
  * again and records the outcome through the source's pipeline (a new payload, a withdrawal, …); the
  * rows are unclaimed meanwhile, so the pipeline may change them.
  */
+/**
+ * Thrown by a recheck that cannot run yet (the routing table is not resolved): the rows stay deferred
+ * (their lease) instead of going out unchecked, since a record deleted meanwhile would be notified.
+ */
+export class RecheckNotReady extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RecheckNotReady';
+  }
+}
+
 export interface SourceRecheck {
   appliesTo(row: LedgerRow): boolean;
   run(rows: LedgerRow[]): Promise<void>;

@@ -7,7 +7,13 @@ import { silentLogger } from '../observability/logger.js';
 import { type AttemptDeps, runAttempt } from './attempt.js';
 import { classifyFailure } from './errors.js';
 import { retryPolicyFrom } from './retry-policy.js';
-import type { DeliveryOutcome, DeliveryWorker, DeliveryWorkerDeps, SourceRecheck } from './types.js';
+import {
+  type DeliveryOutcome,
+  type DeliveryWorker,
+  type DeliveryWorkerDeps,
+  RecheckNotReady,
+  type SourceRecheck,
+} from './types.js';
 
 /** Delivered payloads are purged on this period (their retention is hours; minutes of slack are fine). */
 const PURGE_EVERY_MS = 10 * 60_000;
@@ -142,11 +148,15 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     try {
       await source.run(rows);
     } catch (err) {
+      if (err instanceof RecheckNotReady) {
+        // Not yet possible (routing unresolved): the rows wait out their lease, checked later, not sent.
+        logger.info({ rows: ids.length, reason: err.message }, 'waiting rows wait until they can be rechecked');
+        return;
+      }
       // An unreachable EMR must not stop registrations: the rows go out as they were recorded.
       logger.warn({ err, rows: ids.length }, 'recheck at the source failed; sending the rows as recorded');
-    } finally {
-      ledger.markRechecked(ids);
     }
+    ledger.markRechecked(ids);
   };
 
   const startRows = (rows: ReturnType<typeof ledger.claimDue>) => {

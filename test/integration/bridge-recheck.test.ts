@@ -115,7 +115,7 @@ describe('bridge: waiting rows rechecked at the source before their first send',
 });
 
 describe('bridge: the recheck while the routing table is not resolved', () => {
-  it('sends the waiting rows as recorded instead of re-mapping them without offices', async () => {
+  it('lets the waiting rows wait (neither re-mapped without offices nor sent unchecked), then checks them', async () => {
     const h = await twoWaitingBirths();
     const object = bridgeConfigObject({
       sim: h.sim,
@@ -132,16 +132,30 @@ describe('bridge: the recheck while the routing table is not resolved', () => {
     });
     try {
       await h.bridge.stop();
+      // While the bridge was down, the EMR deleted one child.
+      const gone = child0();
+      assert.ok((await fetch(`${h.fhir.baseUrl}/Patient/${gone.id}`, { method: 'DELETE' })).ok);
       await h.sim.control.configure({ faults: { errorRate: 1, operations: ['locations'] } });
       await restarted.start();
       assert.equal(restarted.ready, false, 'the routing table did not resolve');
       await sleep(1_100);
-      await restarted.worker.runUntilIdle({ timeoutMs: 10_000 });
+      await restarted.worker.processNext(); // claims them for the recheck, which cannot run yet
+      await restarted.worker.processNext(); // and does not send them meanwhile
       assert.deepEqual(
         restarted.ledger.list().map((r) => r.state),
-        ['delivered', 'delivered'],
-        'not dead with "office not known"',
+        ['pending', 'pending'],
+        'neither dead ("office not known") nor sent without the check',
       );
+      assert.equal((await h.sim.control.events()).length, 0);
+
+      await h.sim.control.configure({ faults: {} });
+      await restarted.resolveLocations();
+      await sleep(2_100); // FAST_DELIVERY's lock timeout: the lease of the deferred rows
+      await restarted.worker.runUntilIdle({ timeoutMs: 10_000 });
+      const byChild = (id: string | undefined) => restarted.ledger.list().find((r) => r.subjectKey === `Patient/${id}`);
+      assert.equal(byChild(gone.id)?.state, 'skipped');
+      assert.equal(byChild(child(birthResources(1)).id)?.state, 'delivered');
+      assert.equal((await h.sim.control.events()).length, 1);
     } finally {
       await h.sim.control.configure({ faults: {} });
       await restarted.stop();
