@@ -378,7 +378,7 @@ export class Bridge {
         run: () =>
           this.locationsReady
             ? undefined
-            : `offices and facilities not resolved in OpenCRVS yet; polling waits for them${this.locationsError ? `: ${this.locationsError}` : ''}`,
+            : `offices and facilities not resolved in OpenCRVS yet; polling and delivery wait for them${this.locationsError ? `: ${this.locationsError}` : ''}`,
       },
       { name: 'queue', run: () => (this.worker.held() ? `held: ${this.worker.held()?.reason}` : undefined) },
       ...this.sources.map((source) => ({
@@ -462,7 +462,7 @@ export class Bridge {
       const reason = err instanceof Error ? err.message : String(err);
       this.log.error(
         { err },
-        `routing could not be resolved in OpenCRVS (${reason}); polling and notifications wait; retrying in 30 s`,
+        `routing could not be resolved in OpenCRVS (${reason}); polling, notifications and delivery wait; retrying in 30 s`,
       );
       this.locationRetry = setTimeout(() => void this.resolveLocationsUntilReady(), 30_000);
       this.locationRetry.unref();
