@@ -105,6 +105,25 @@ const set = (d: Json, k: string, v: unknown) => {
 const ext = (r: Json | undefined, url: string) => arr(r?.extension).filter((e) => e.url === url);
 const task = (v: Json, url: string) =>
   ext(arr(v.tasks)[0], `http://opencrvs.org/specs/extension/${url}`)[0]?.valueString;
+const NATIONALITY = 'http://hl7.org/fhir/StructureDefinition/patient-nationality';
+const nationality = (p: Json | undefined) =>
+  arr(ext(p, NATIONALITY)[0]?.extension)
+    .filter((e) => e.url === 'code')
+    .flatMap((e) => arr(e.valueCodeableConcept?.coding))
+    .map((c) => c.code)
+    .find((c) => typeof c === 'string' && /^[A-Z]{3}$/.test(c));
+/** A Farajaland (domestic) address as the shipped mappings send it. */
+const farAddress = (p: Json | undefined) => {
+  const addr = arr(p?.address)[0];
+  return addr?.country === 'FAR'
+    ? {
+        country: 'FAR',
+        addressType: 'DOMESTIC',
+        administrativeArea: addr.district,
+        streetLevelDetails: { town: addr.city, zipCode: addr.postalCode },
+      }
+    : undefined;
+};
 const days = (a: string | undefined, b: string | undefined) =>
   a && b ? (Date.parse(a.slice(0, 10)) - Date.parse(b.slice(0, 10))) / 86_400_000 : Number.NaN;
 
@@ -193,18 +212,13 @@ function handBirth(m: CompiledMapping, vm: Record<string, ValueMap>) {
     const mother = arr(v.mother)[0];
     set(d, 'mother.name', name(mother?.name));
     set(d, 'mother.dob', date(mother?.birthDate));
-    const addr = arr(mother?.address)[0];
-    if (addr?.country === 'FAR') {
-      d['mother.address'] = {
-        country: 'FAR',
-        addressType: 'DOMESTIC',
-        administrativeArea: addr.district,
-        streetLevelDetails: { town: addr.city, zipCode: addr.postalCode },
-      };
-    }
+    set(d, 'mother.address', farAddress(mother));
+    set(d, 'mother.nationality', nationality(mother));
     const father = arr(v.father)[0];
     set(d, 'father.name', name(father?.name));
     set(d, 'father.dob', date(father?.birthDate));
+    set(d, 'father.nationality', nationality(father));
+    set(d, 'father.address', farAddress(father));
     set(d, 'informant.relation', mapped(vm['informant.relation'], arr(task(v, 'contact-person'))));
     set(d, 'informant.phoneNo', task(v, 'contact-person-phone-number'));
     set(d, 'informant.email', task(v, 'contact-person-email'));
@@ -249,16 +263,13 @@ function handDeath(m: CompiledMapping, vm: Record<string, ValueMap>) {
     const spouse = arr(v.relatedPersons).find((r) =>
       arr(r.relationship).some((c) => coded(c, ['SPS', 'HUSB', 'WIFE'])),
     );
-    set(d, 'spouse.name', name(spouse?.name));
-    const addr = arr(s.address)[0];
-    if (addr?.country === 'FAR') {
-      d['deceased.address'] = {
-        country: 'FAR',
-        addressType: 'DOMESTIC',
-        administrativeArea: addr.district,
-        streetLevelDetails: { town: addr.city, zipCode: addr.postalCode },
-      };
-    }
+    const v1Spouse = arr(v.v1Spouse)[0];
+    set(d, 'spouse.name', name(spouse?.name) ?? name(v1Spouse?.name));
+    set(d, 'spouse.dob', date(v1Spouse?.birthDate));
+    set(d, 'spouse.nationality', nationality(v1Spouse));
+    set(d, 'spouse.address', farAddress(v1Spouse));
+    set(d, 'deceased.address', farAddress(s));
+    set(d, 'deceased.nationality', nationality(s));
     set(d, 'informant.relation', mapped(vm['informant.relation'], arr(task(v, 'contact-person'))));
     set(d, 'informant.phoneNo', task(v, 'contact-person-phone-number'));
     set(d, 'informant.email', task(v, 'contact-person-email'));
