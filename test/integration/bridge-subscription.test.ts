@@ -177,7 +177,8 @@ describe('bridge subscription faults', () => {
 });
 
 describe('bridge subscription: deletions before delivery', () => {
-  for (const style of ['hapi-payload', 'medplum'] as const) {
+  // backport-id-only names the deleted resource like any change: it is read, and a 404/410 is a delete.
+  for (const style of ['hapi-payload', 'medplum', 'backport-id-only'] as const) {
     it(`${style}: a child deleted in the EMR before its birth was sent is withdrawn, not sent`, async () => {
       const notify = style === 'medplum' ? { style, secret: HMAC } : { style };
       const subscription = style === 'medplum' ? { hmacSecret: HMAC } : undefined;
