@@ -87,16 +87,14 @@ export function createOutbox(db: Db): Outbox {
     VALUES (@id, @attempt, @workerId, @step, @outcome, @startedAt, @now,
       @errClassification, @errKind, @errStatus, @errMessage, @nextRunAt)`);
   // Handed back rows were never sent: the attempt is not counted, and they keep their place in line.
-  const handBack = db.prepare(`
-    UPDATE ledger_rows SET state = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,
-      attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_at = NULL, updated_at = @now
-    WHERE id = @id AND locked_by = @workerId AND state = 'delivering'`);
   // A row to be confirmed at the source first is handed back the same way, but not due again until
   // `until` (the recheck's lease): the recheck may replace its payload or withdraw it meanwhile, which
   // it can only do to an unclaimed row, and a crash during the recheck leaves the row due after the lease.
-  const deferForRecheck = db.prepare(`
+  // A plain hand-back passes no `until`: the row keeps its place in line.
+  const unclaim = db.prepare(`
     UPDATE ledger_rows SET state = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,
-      attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_at = NULL, next_run_at = @until, updated_at = @now
+      attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_at = NULL,
+      next_run_at = COALESCE(@until, next_run_at), updated_at = @now
     WHERE id = @id AND locked_by = @workerId AND state = 'delivering'`);
   const withdrawnReasonOf = db
     .prepare<[number], string | null>('SELECT withdrawn_reason FROM ledger_rows WHERE id = ?')
@@ -200,23 +198,14 @@ export function createOutbox(db: Db): Outbox {
     return rows;
   });
 
-  const handBackAll = db.transaction((ids: number[], workerId: string, now: number): number => {
-    let n = 0;
-    for (const id of ids) n += handBack.run({ id, workerId, now }).changes;
-    return n;
-  });
-
-  const deferAll = db.transaction((ids: number[], workerId: string, until: number, now: number): number => {
-    let n = 0;
-    for (const id of ids) n += deferForRecheck.run({ id, workerId, until, now }).changes;
-    return n;
-  });
-
-  const markRecheckedAll = db.transaction((ids: number[], now: number): number => {
-    let n = 0;
-    for (const id of ids) n += markRechecked.run({ id, now }).changes;
-    return n;
-  });
+  /** Runs `statement` once per id (with `params`) in one transaction; returns the rows it changed. */
+  const eachId = db.transaction(
+    (statement: { run(params: Record<string, unknown>): { changes: number } }, ids: number[], params: object) => {
+      let n = 0;
+      for (const id of ids) n += statement.run({ ...params, id }).changes;
+      return n;
+    },
+  );
 
   const resetLocksOfAll = db.transaction((prefix: string, keep: ReadonlySet<string>, now: number): number => {
     let n = 0;
@@ -243,10 +232,11 @@ export function createOutbox(db: Db): Outbox {
       return row ? ledgerRowFromValues(row) : undefined;
     },
     handBack: (ids, workerId, now) =>
-      ids.length === 0 ? 0 : relaxed(db, () => handBackAll.immediate(ids, workerId, now)),
+      ids.length === 0 ? 0 : relaxed(db, () => eachId.immediate(unclaim, ids, { workerId, until: null, now })),
     deferForRecheck: (ids, workerId, until, now) =>
-      ids.length === 0 ? 0 : relaxed(db, () => deferAll.immediate(ids, workerId, until, now)),
-    markRechecked: (ids, now) => (ids.length === 0 ? 0 : relaxed(db, () => markRecheckedAll.immediate(ids, now))),
+      ids.length === 0 ? 0 : relaxed(db, () => eachId.immediate(unclaim, ids, { workerId, until, now })),
+    markRechecked: (ids, now) =>
+      ids.length === 0 ? 0 : relaxed(db, () => eachId.immediate(markRechecked, ids, { now })),
     withdrawnReason: (id) => withdrawnReasonOf.get(id) ?? null,
     withdrawClaimed: (id, workerId, reason, now) => {
       const row = withdrawClaimed.get({ id, workerId, reason, now });
