@@ -193,7 +193,7 @@ export class Bridge {
   /** How each source evaluates a waiting row's subject again before its first send (delivery.recheckAfterSeconds). */
   private recheckRunners(): Map<string, SubjectRecheck> {
     // Mapping needs the routing table resolved in OpenCRVS (polling waits for it too): evaluated without
-    // it, every row would come out "office not known" and die. The worker then sends rows as recorded.
+    // it, every row would come out "office not known" and die. The rows wait (RecheckNotReady) instead.
     const whenRouted =
       (run: SubjectRecheck): SubjectRecheck =>
       async (refs) => {
@@ -204,7 +204,7 @@ export class Bridge {
     for (const s of this.sources)
       runners.set(
         s.settings.id,
-        whenRouted(async (refs) => void (await reevaluate({ client: s.client, pipeline: s.pipeline }, [], refs))),
+        whenRouted(async (refs) => void (await reevaluate({ client: s.client, pipeline: s.pipeline }, refs))),
       );
     for (const s of this.dhis2Sources) runners.set(s.settings.id, whenRouted(s.recheck));
     return runners;

@@ -176,10 +176,7 @@ export class InboxProcessor {
    */
   private async round(): Promise<number> {
     const rows = this.deps.inbox.due(this.deps.batchSize ?? DEFAULT_BATCH_SIZE, this.now());
-    const batches = new Map<
-      string,
-      { source: ProcessorSource; rows: InboxRow[]; refs: Set<string>; deleted: Set<string> }
-    >();
+    const batches = new Map<string, { source: ProcessorSource; rows: InboxRow[]; refs: Set<string> }>();
     const done: number[] = [];
     for (const row of rows) {
       const source = this.sources.get(row.sourceId);
@@ -193,14 +190,10 @@ export class InboxProcessor {
       if (notification.kind === 'ping')
         this.catchUp(source, status, `notification without detail (${notification.style})`);
       if (notification.kind === 'event') {
-        const batch = batches.get(source.id) ?? {
-          source,
-          rows: [],
-          refs: new Set<string>(),
-          deleted: new Set<string>(),
-        };
+        // Changed or deleted alike: each is read again, and one that reads as gone is a deletion.
+        const batch = batches.get(source.id) ?? { source, rows: [], refs: new Set<string>() };
         batch.rows.push(row);
-        for (const ref of notification.refs) (notification.deleted ? batch.deleted : batch.refs).add(ref);
+        for (const ref of notification.refs) batch.refs.add(ref);
         batches.set(source.id, batch);
       } else {
         done.push(row.id);
@@ -209,7 +202,7 @@ export class InboxProcessor {
     this.deps.inbox.doneAll(done, this.now());
     for (const batch of batches.values()) {
       try {
-        await this.evaluate(batch.source, [...batch.refs], [...batch.deleted]);
+        await this.evaluate(batch.source, [...batch.refs]);
         this.deps.inbox.doneAll(
           batch.rows.map((row) => row.id),
           this.now(),
@@ -267,13 +260,7 @@ export class InboxProcessor {
     const notification = row.notification;
     try {
       // Event numbers and pings were handled when the round took the row; this is its own evaluation.
-      if (notification.kind === 'event') {
-        await this.evaluate(
-          source,
-          notification.deleted ? [] : notification.refs,
-          notification.deleted ? notification.refs : [],
-        );
-      }
+      if (notification.kind === 'event') await this.evaluate(source, notification.refs);
       this.deps.inbox.done(row.id, this.now());
     } catch (err) {
       const attempts = row.attempts + 1;
@@ -290,9 +277,9 @@ export class InboxProcessor {
     }
   }
 
-  /** See reevaluate: a deleted resource is read to confirm it is gone before rows are withdrawn. */
-  private async evaluate(source: ProcessorSource, refs: string[], deleted: string[] = []): Promise<void> {
-    await reevaluate(source, refs, deleted, { reconciled: source.polled === true });
+  /** See reevaluate: every notified resource is read again; one that is gone withdraws its rows. */
+  private async evaluate(source: ProcessorSource, refs: string[]): Promise<void> {
+    await reevaluate(source, refs, { reconciled: source.polled === true });
   }
 
   /**
