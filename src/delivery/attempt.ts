@@ -24,8 +24,7 @@ export interface AttemptDeps {
   onHold: (hold: HoldState) => void;
 }
 
-export async function runAttempt(deps: AttemptDeps, claimed: LedgerRow): Promise<AttemptResult> {
-  let row = claimed;
+export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<AttemptResult> {
   const { ledger, workerId, logger } = deps;
   const startedAt = deps.now();
   const progress: SendProgress = { step: row.eventId ? 'notify' : 'create' };
@@ -42,14 +41,13 @@ export async function runAttempt(deps: AttemptDeps, claimed: LedgerRow): Promise
         logger.info({ rowId: row.id, eventType: row.eventType }, 'withdrawn in the source before it was notified');
         return withdrawn ? 'withdrawn' : 'lost';
       }
-      // Delivered after all (an earlier answer was lost): the withdrawal stays on the row, counted as an
-      // update after notification (the claimed hash never matches), for someone to act on in OpenCRVS.
+      // Delivered after all (an earlier answer was lost): the withdrawal stays on the row, and `settle`
+      // counts it as an update after notification, for someone to act on in OpenCRVS.
       settlement = {
         outcome: found.outcome === 'accepted' ? 'delivered' : 'delivered-pending',
         eventId: found.eventId,
         trackingId: found.trackingId,
       };
-      row = { ...row, payloadHash: null };
     } catch (err) {
       ({ settlement, delayMs, reason } = decide(deps, row, classifyFailure(err)));
     }

@@ -22,12 +22,6 @@ export interface DeliveryOutcome {
 }
 
 /**
- * Confirms waiting rows at their source before their first send (DeliverySettings.recheckAfterSeconds).
- * `appliesTo`: whether the row's source can evaluate it again. `run`: evaluates the rows' subjects
- * again and records the outcome through the source's pipeline (a new payload, a withdrawal, …); the
- * rows are unclaimed meanwhile, so the pipeline may change them.
- */
-/**
  * Thrown by a recheck that cannot run yet (the routing table is not resolved): the rows stay deferred
  * (their lease) instead of going out unchecked, since a record deleted meanwhile would be notified.
  */
@@ -38,6 +32,12 @@ export class RecheckNotReady extends Error {
   }
 }
 
+/**
+ * Confirms waiting rows at their source before their first send (DeliverySettings.recheckAfterSeconds).
+ * `appliesTo`: whether the row's source can evaluate it again. `run`: evaluates the rows' subjects
+ * again and records the outcome through the source's pipeline (a new payload, a withdrawal, …); the
+ * rows are unclaimed meanwhile, so the pipeline may change them.
+ */
 export interface SourceRecheck {
   appliesTo(row: LedgerRow): boolean;
   run(rows: LedgerRow[]): Promise<void>;

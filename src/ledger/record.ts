@@ -15,8 +15,10 @@ import type {
 
 type Clock = () => number;
 
-/** Rows not sent yet: the newest version decides. Once delivered (or in flight) the OpenCRVS event stands. */
+/** Rows not sent yet: the newest version decides. Once delivered the OpenCRVS event stands. */
 const UNSENT = ['pending', 'failed', 'dead'];
+/** Rows the source can still withdraw: not sent yet, or in flight (then only marked; see `withdraw`). */
+const WITHDRAWABLE = [...UNSENT, 'delivering'];
 
 export interface Recorder {
   recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };
@@ -211,7 +213,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     return { row: toLedgerRow(reselect(input)), change };
   });
 
-  // Runs for every record that is no event (most patients, under each mapping): the id and state only.
+  // Runs for every record that is no event (most patients, under each mapping): a few columns, no payload.
   const stateByKey = db.prepare<
     [string, string, string],
     { id: number; state: string; event_id: string | null; withdrawn_reason: string | null }
@@ -238,7 +240,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
 
   const cancelUnsent = (input: RecordSkippedInput): LedgerRow | undefined => {
     const existing = stateByKey.get(input.sourceId, input.eventType, input.subjectKey);
-    if (!existing || !(UNSENT.includes(existing.state) || existing.state === 'delivering')) return undefined;
+    if (!existing || !WITHDRAWABLE.includes(existing.state)) return undefined;
     if (withdraw(existing, input) === 'marked') return toLedgerRow(reselect(input));
     const params = { id: existing.id, reason: input.reason, sourceRef: input.sourceRef, now: now() };
     return markUnsentSkipped.run(params).changes === 1 ? toLedgerRow(reselect(input)) : undefined;
@@ -250,7 +252,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     }
     const existing = reselect(input);
     // A later version that is no longer notifiable cancels a delivery that has not happened.
-    if ((UNSENT.includes(existing.state) || existing.state === 'delivering') && withdraw(existing, input) === 'marked')
+    if (WITHDRAWABLE.includes(existing.state) && withdraw(existing, input) === 'marked')
       return toLedgerRow(reselect(input));
     const cancellable = UNSENT.includes(existing.state) || existing.state === 'skipped';
     if (cancellable && (existing.state !== 'skipped' || existing.skip_reason !== input.reason)) {
