@@ -1,4 +1,5 @@
 // An in-memory OpenCrvsApi for worker unit tests: scripted failures, call log, idempotent like OpenCRVS.
+import type { DeliverySettings } from '../../src/config/types.js';
 import { OpenCrvsError, type OpenCrvsErrorInit } from '../../src/opencrvs/errors.js';
 import type {
   CreateAndNotifyInput,
@@ -8,6 +9,21 @@ import type {
   NotifyResult,
   OpenCrvsApi,
 } from '../../src/opencrvs/types.js';
+
+/** The worker settings the delivery unit tests start from (each test overrides what it is about). */
+export const TEST_DELIVERY_SETTINGS: DeliverySettings = {
+  mode: 'two-step',
+  concurrency: 4,
+  settleSeconds: 0,
+  recheckAfterSeconds: 30,
+  maxAttempts: 5,
+  maxAgeHours: 24,
+  baseDelayMs: 1000,
+  maxDelayMs: 60_000,
+  pollIntervalMs: 50,
+  lockTimeoutSeconds: 300,
+  holdProbeSeconds: 60,
+};
 
 export type Call = { op: 'create' | 'notify' | 'createAndNotify' | 'checkToken'; transactionId?: string };
 

@@ -5,22 +5,8 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { DeliverySettings } from '../../src/config/types.js';
 import { createDeliveryWorker, type DeliveryWorker, type SourceRecheck } from '../../src/delivery/index.js';
 import type { Ledger, LedgerRow } from '../../src/ledger/index.js';
-import { FakeOpenCrvs } from './delivery-fake-api.js';
+import { FakeOpenCrvs, TEST_DELIVERY_SETTINGS as settings } from './delivery-fake-api.js';
 import { eventInput, payload, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
-
-const settings: DeliverySettings = {
-  mode: 'two-step',
-  concurrency: 4,
-  settleSeconds: 0,
-  recheckAfterSeconds: 30,
-  maxAttempts: 5,
-  maxAgeHours: 24,
-  baseDelayMs: 1000,
-  maxDelayMs: 60_000,
-  pollIntervalMs: 50,
-  lockTimeoutSeconds: 300,
-  holdProbeSeconds: 60,
-};
 
 describe('delivery worker: recheck at the source before the first send', () => {
   let clock: TestClock;
@@ -97,13 +83,7 @@ describe('delivery worker: recheck at the source before the first send', () => {
     clock.advance(60_000);
     onRecheck = () => {
       ledger.recordEvent(eventInput('1', payload('Corrected'), '2'));
-      ledger.cancelUnsent({
-        sourceId: 'emr',
-        eventType: 'birth',
-        subjectKey: 'Patient/2',
-        sourceRef: 'Patient/2',
-        reason: 'deleted in the source before it was sent',
-      });
+      ledger.cancelUnsent({ ...key('2'), reason: 'deleted in the source before it was sent' });
     };
     await drain(worker());
     assert.equal(rechecked.length, 1, 'one recheck for the rows claimed together');

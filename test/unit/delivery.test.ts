@@ -4,22 +4,8 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { DeliverySettings } from '../../src/config/types.js';
 import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker } from '../../src/delivery/index.js';
 import type { Ledger } from '../../src/ledger/index.js';
-import { FakeOpenCrvs } from './delivery-fake-api.js';
+import { FakeOpenCrvs, TEST_DELIVERY_SETTINGS as settings } from './delivery-fake-api.js';
 import { eventInput, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
-
-const settings: DeliverySettings = {
-  mode: 'two-step',
-  concurrency: 4,
-  settleSeconds: 0,
-  recheckAfterSeconds: 30,
-  maxAttempts: 5,
-  maxAgeHours: 24,
-  baseDelayMs: 1000,
-  maxDelayMs: 60_000,
-  pollIntervalMs: 50,
-  lockTimeoutSeconds: 300,
-  holdProbeSeconds: 60,
-};
 
 describe('delivery worker', () => {
   let clock: TestClock;
