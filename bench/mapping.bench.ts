@@ -124,6 +124,30 @@ const farAddress = (p: Json | undefined) => {
       }
     : undefined;
 };
+const OCCUPATION = ['http://loinc.org|11341-5', 'http://loinc.org|21843-8'];
+const ROLE = 'http://hl7.org/fhir/us/bfdr/StructureDefinition/Extension-role';
+/** Education and occupation: OpenCRVS v1 extensions on the parent, else BFDR observations on the child. */
+function parentDetails(
+  d: Json,
+  who: string,
+  p: Json | undefined,
+  obs: Json[],
+  vm: Record<string, ValueMap>,
+  education: string,
+  roles: string[],
+) {
+  const v1 = (url: string) => ext(p, `http://opencrvs.org/specs/extension/${url}`)[0]?.valueString;
+  const level = v1('educational-attainment') ?? obs.find((o) => coded(o.code, [education]))?.valueCodeableConcept;
+  set(
+    d,
+    `${who}.educationalAttainment`,
+    level === undefined ? undefined : mapped(vm[`${who}.educationalAttainment`], [level]),
+  );
+  const job = obs.find(
+    (o) => coded(o.code, OCCUPATION) && coded(ext(o, ROLE)[0]?.valueCodeableConcept, roles),
+  )?.valueCodeableConcept;
+  set(d, `${who}.occupation`, v1('patient-occupation') ?? job?.text ?? arr(job?.coding)[0]?.display);
+}
 const days = (a: string | undefined, b: string | undefined) =>
   a && b ? (Date.parse(a.slice(0, 10)) - Date.parse(b.slice(0, 10))) / 86_400_000 : Number.NaN;
 
@@ -214,11 +238,13 @@ function handBirth(m: CompiledMapping, vm: Record<string, ValueMap>) {
     set(d, 'mother.dob', date(mother?.birthDate));
     set(d, 'mother.address', farAddress(mother));
     set(d, 'mother.nationality', nationality(mother));
+    parentDetails(d, 'mother', mother, obs, vm, 'http://loinc.org|57712-2', ['GESTM', 'MTH', 'NMTH', 'MOTHER']);
     const father = arr(v.father)[0];
     set(d, 'father.name', name(father?.name));
     set(d, 'father.dob', date(father?.birthDate));
     set(d, 'father.nationality', nationality(father));
     set(d, 'father.address', farAddress(father));
+    parentDetails(d, 'father', father, obs, vm, 'http://loinc.org|87300-0', ['FTH', 'NFTH', 'FATHER']);
     set(d, 'informant.relation', mapped(vm['informant.relation'], arr(task(v, 'contact-person'))));
     set(d, 'informant.phoneNo', task(v, 'contact-person-phone-number'));
     set(d, 'informant.email', task(v, 'contact-person-email'));

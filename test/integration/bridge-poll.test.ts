@@ -218,3 +218,76 @@ describe('bridge polling: updates in the EMR', () => {
     }
   });
 });
+
+describe("bridge polling: the parents' education and occupation, recorded the BFDR way in an EMR", () => {
+  it('reads them from observations on the child (occupations told apart by their role) and sends them', async () => {
+    const h = await startHarness();
+    try {
+      const resources = birthResources(3);
+      const child = patient(resources, '-child');
+      const onChild = { status: 'final' as const, subject: { reference: `Patient/${child.id}` } };
+      const loinc = (code: string) => ({ coding: [{ system: 'http://loinc.org', code }] });
+      const educationLevel = (code: string) => ({
+        coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-EducationLevel', code }],
+      });
+      const role = (code: string) => [
+        {
+          url: 'http://hl7.org/fhir/us/bfdr/StructureDefinition/Extension-role',
+          valueCodeableConcept: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-RoleCode', code }] },
+        },
+      ];
+      const parents: Resource[] = [
+        {
+          resourceType: 'RelatedPerson',
+          id: 'e2e-birth-3-father-rp',
+          patient: { reference: `Patient/${child.id}` },
+          relationship: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-RoleCode', code: 'NFTH' }] }],
+          name: [{ family: 'Banda', given: ['Joseph'] }],
+        },
+        {
+          resourceType: 'Observation',
+          id: 'e2e-birth-3-mother-edu',
+          ...onChild,
+          code: loinc('57712-2'),
+          valueCodeableConcept: educationLevel('HS'),
+        },
+        {
+          resourceType: 'Observation',
+          id: 'e2e-birth-3-father-edu',
+          ...onChild,
+          code: loinc('87300-0'),
+          valueCodeableConcept: educationLevel('ELEM'),
+        },
+        {
+          resourceType: 'Observation',
+          id: 'e2e-birth-3-father-job',
+          ...onChild,
+          extension: role('FTH'),
+          code: loinc('11341-5'),
+          valueCodeableConcept: { text: 'Fisherman' },
+        },
+        {
+          resourceType: 'Observation',
+          id: 'e2e-birth-3-mother-job',
+          ...onChild,
+          extension: role('MTH'),
+          code: loinc('11341-5'),
+          valueCodeableConcept: { text: 'Teacher' },
+        },
+      ];
+      for (const r of [...resources, ...parents]) await h.fhir.upsert(r);
+      const sync = await h.bridge.syncOnce();
+      assert.ok(sync.ok, JSON.stringify(sync.rows.map((r) => [r.state, r.lastError])));
+      const [event] = await assertDeliveredOnce(h, 1);
+      assert.ok(event);
+      const declaration = notifiedDeclaration(event);
+      assert.equal(declaration['mother.educationalAttainment'], 'POST_SECONDARY_ISCED_4'); // high school: "Secondary"
+      assert.equal(declaration['father.educationalAttainment'], 'PRIMARY_ISCED_1');
+      assert.equal(declaration['mother.occupation'], 'Teacher');
+      assert.equal(declaration['father.occupation'], 'Fisherman');
+      assert.deepEqual(declaration['father.name'], { firstname: 'Joseph', surname: 'Banda' });
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -45,6 +45,28 @@ describe('BFDR live birth report (HL7 BFDR IG example, Baby G Quinn)', () => {
     assert.deepEqual(d['father.name'], { firstname: 'James', middlename: 'Brandon', surname: 'Quinn' });
     assert.equal(d['father.dob'], '1972-11-24');
     assert.equal(d['mother.address'], undefined, 'a US address cannot be said in the Farajaland shape');
+    // Observations on the child: education by code (57712-2 mother, 87300-0 father: POSTG, doctoral), the
+    // present job (11341-5) by its role extension (MTH Carpenter, FTH Lawyer).
+    assert.equal(d['mother.educationalAttainment'], 'FIRST_STAGE_TERTIARY_ISCED_5');
+    assert.equal(d['father.educationalAttainment'], 'FIRST_STAGE_TERTIARY_ISCED_5');
+    assert.equal(d['mother.occupation'], 'Carpenter');
+    assert.equal(d['father.occupation'], 'Lawyer');
+  });
+
+  it('leaves out an education level the form has no option for (UNK), with a warning, not the record', async () => {
+    const copy = structuredClone(bundle) as { entry: { resource: Record<string, unknown> }[] };
+    const education = copy.entry.find((e) => e.resource.id === 'observation-parent-education-level-jada-ann-quinn');
+    assert.ok(education, 'the fixture has the mother education observation');
+    education.resource.valueCodeableConcept = {
+      coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-NullFlavor', code: 'UNK' }],
+    };
+    const r = mapped(await mapInput(birthOnly, copy));
+    assert.equal(r.declaration['mother.educationalAttainment'], undefined);
+    assert.equal(r.declaration['father.educationalAttainment'], 'FIRST_STAGE_TERTIARY_ISCED_5');
+    assert.ok(
+      r.warnings.some((w) => w.startsWith('mother.educationalAttainment')),
+      r.warnings.join('\n'),
+    );
   });
 
   // BFDR 2.0 ValueSet-birth-attendant-titles (also the VR Common Library's), as published by HL7:
@@ -547,6 +569,35 @@ describe('OpenCRVS v1 notification bundles', () => {
     assert.equal(r.routing.facility, 'd89c1114-eddc-4dca-8352-4d2105c876f8');
     assert.equal(d['child.birthLocation'], 'd89c1114-eddc-4dca-8352-4d2105c876f8');
     assert.ok(!r.warnings.some((w) => /subjects in this input/.test(w)), 'mother and father are not births');
+  });
+
+  it("sends the parents' occupation and education from the v1 Patient extensions", async () => {
+    // The minimal fixture has none; OpenCRVS v1 writes them on the parent's Patient as
+    // extension/patient-occupation and extension/educational-attainment (valueString, ISCED codes).
+    const bundle = fixture('opencrvs-v1/v1.8.0-to-v1.9.x__create-birth-notification-min.json') as {
+      entry: { resource: { resourceType: string; name?: { given?: string[] }[]; extension?: unknown[] } }[];
+    };
+    const parent = (given: string) => {
+      const found = bundle.entry.find(
+        (e) => e.resource.resourceType === 'Patient' && e.resource.name?.[0]?.given?.[0] === given,
+      );
+      assert.ok(found, `the fixture has ${given}`);
+      return found.resource;
+    };
+    const extensions = (occupation: string, education: string) => [
+      { url: 'http://opencrvs.org/specs/extension/patient-occupation', valueString: occupation },
+      { url: 'http://opencrvs.org/specs/extension/educational-attainment', valueString: education },
+    ];
+    const mom = parent('Mom');
+    mom.extension = [...(mom.extension ?? []), ...extensions('Housewife', 'NO_SCHOOLING')];
+    const dad = parent('Dad');
+    dad.extension = [...(dad.extension ?? []), ...extensions('Consultant', 'UPPER_SECONDARY_ISCED_3')];
+    const d = mapped(await mapInput(loadMappings({}), bundle)).declaration;
+    assert.equal(d['mother.occupation'], 'Housewife');
+    assert.equal(d['mother.educationalAttainment'], 'NO_SCHOOLING');
+    assert.equal(d['father.occupation'], 'Consultant');
+    // Farajaland's form has no upper-secondary option: its "Secondary" is POST_SECONDARY_ISCED_4.
+    assert.equal(d['father.educationalAttainment'], 'POST_SECONDARY_ISCED_4');
   });
 
   it('maps the v1 death notification (the deceased is found through the document section)', async () => {
