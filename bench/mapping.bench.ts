@@ -10,7 +10,7 @@ import { evaluateMapping } from '../src/mapping/evaluate.js';
 import { bundleFetcher, loadMappings } from '../src/mapping/index.js';
 import { toPlainDate } from '../src/mapping/transforms/dates.js';
 import { toOpenCrvsName } from '../src/mapping/transforms/names.js';
-import { toKilograms } from '../src/mapping/transforms/units.js';
+import { toDuration, toKilograms } from '../src/mapping/transforms/units.js';
 import { lookup, type ValueMap } from '../src/mapping/transforms/values.js';
 
 // The floor reads raw JSON the way hand-written integration code does: no types, no checks.
@@ -258,6 +258,40 @@ function handBirth(m: CompiledMapping, vm: Record<string, ValueMap>) {
   };
 }
 
+const LINE = 'http://hl7.org/fhir/us/vrdr/CodeSystem/vrdr-component-cs|lineNumber';
+const ONSET = ['http://loinc.org|69440-6'];
+/** VRDR part 1 lines 1–4 → causeOfDeathA–D, part 2 → causeOfDeathOther: "Other" with the text. */
+function certifiedCauses(d: Json, causes: Json[]) {
+  const text = (o: Json | undefined) => {
+    const cc = o?.valueCodeableConcept;
+    const t = cc?.text ?? arr(cc?.coding).find((c) => c.display)?.display;
+    return typeof t === 'string' ? t.split(';').join(',') : undefined;
+  };
+  const put = (group: string, o: Json | undefined, interval: boolean) => {
+    const t = text(o);
+    if (t === undefined) return;
+    d[`causeOfDeathDetails.causeOfDeath${group}.symptom.one`] = { label: 'Other', value: 'OTHER' };
+    d[`causeOfDeathDetails.causeOfDeath${group}.symptom.one.other`] = t;
+    const onset = arr(o?.component).find((c) => coded(c.code, ONSET));
+    const dur = interval && onset ? toDuration(onset.valueString ?? onset.valueQuantity) : undefined;
+    if (dur && 'value' in dur) d[`causeOfDeathDetails.causeOfDeath${group}.interval`] = dur.value;
+  };
+  const part1 = causes.filter((c) => coded(c.code, ['http://loinc.org|69453-9']));
+  const lineOf = (c: Json) => arr(c.component).find((x) => coded(x.code, [LINE]))?.valueInteger;
+  ['A', 'B', 'C', 'D'].forEach((group, i) => {
+    put(
+      group,
+      part1.find((c) => lineOf(c) === i + 1 || (i === 0 && lineOf(c) === undefined)),
+      true,
+    );
+  });
+  put(
+    'Other',
+    causes.find((c) => coded(c.code, ['http://loinc.org|69441-4'])),
+    false,
+  );
+}
+
 function handDeath(m: CompiledMapping, vm: Record<string, ValueMap>) {
   return (ctx: MappingContext) => {
     const v = ctx.vars as Json;
@@ -286,6 +320,10 @@ function handDeath(m: CompiledMapping, vm: Record<string, ValueMap>) {
     const causes = obs.filter((o) => coded(o.code, ['http://loinc.org|69453-9', 'http://loinc.org|69441-4']));
     if (causes.length) d['eventDetails.causeOfDeathEstablished'] = true;
     if (causes.some((c) => arr(c.performer).length)) d['eventDetails.sourceCauseDeath'] = 'PHYSICIAN';
+    certifiedCauses(
+      d,
+      causes.filter((c) => arr(c.performer).length),
+    );
     const spouse = arr(v.relatedPersons).find((r) =>
       arr(r.relationship).some((c) => coded(c, ['SPS', 'HUSB', 'WIFE'])),
     );

@@ -256,8 +256,11 @@ export function compileMapping(file: string, text: string, options: CompileOptio
   };
 
   const fields: CompiledField[] = [];
-  for (const [fieldId, raw] of Object.entries(doc.fields as Record<string, unknown>)) {
-    const path = ['fields', fieldId];
+  for (const [key, raw] of Object.entries(doc.fields as Record<string, unknown>)) {
+    const path = ['fields', key];
+    // 'id?': only where the form version has the field (one mapping file serves v2.0 and v1.9).
+    const fieldId = key.endsWith('?') ? key.slice(0, -1) : key;
+    if (fieldId !== key && !profile.fields.has(fieldId)) continue;
     const field = fieldOf(fieldId, path);
     const spec: Obj = typeof raw === 'string' ? { from: raw } : (raw as Obj);
     const compiled: CompiledField = {
@@ -273,7 +276,8 @@ export function compileMapping(file: string, text: string, options: CompileOptio
       for (const [key, out] of map.entries) checkValue(field, out, ['valueMaps', spec.map, key], `value map output`);
       if (map.fallback) checkValue(field, map.fallback.value, ['valueMaps', spec.map, '*'], 'value map output');
       compiled.map = map;
-    } else {
+    } else if (spec.from !== undefined || spec.as !== undefined) {
+      // A constant (`value` alone) needs no conversion: any field type, checked against the form below.
       const transform = (spec.as as TransformName | undefined) ?? inferTransform(field.type);
       if (!transform) throw src.error(path, `fields of type ${field.type} cannot be filled by a mapping`);
       if (!(TRANSFORM_FIELD_TYPES[transform] as readonly string[]).includes(field.type)) {

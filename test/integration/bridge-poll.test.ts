@@ -291,3 +291,56 @@ describe("bridge polling: the parents' education and occupation, recorded the BF
     }
   });
 });
+
+describe('bridge polling: a certified cause of death (VRDR observations in an EMR)', () => {
+  it('OpenCRVS accepts the causes line by line, as "Other" with the certifier\'s words', async () => {
+    const h = await startHarness();
+    try {
+      const resources = deathResources(3);
+      const deceased = patient(resources, '-patient');
+      const cause = (id: string, code: string, text: string, components: unknown[]): Resource =>
+        ({
+          resourceType: 'Observation',
+          id,
+          status: 'final',
+          code: { coding: [{ system: 'http://loinc.org', code }] },
+          subject: { reference: `Patient/${deceased.id}` },
+          performer: [{ reference: 'Practitioner/certifier-1' }],
+          valueCodeableConcept: { text },
+          component: components,
+        }) as Resource;
+      const line = (n: number, interval: string) => [
+        {
+          code: {
+            coding: [{ system: 'http://hl7.org/fhir/us/vrdr/CodeSystem/vrdr-component-cs', code: 'lineNumber' }],
+          },
+          valueInteger: n,
+        },
+        { code: { coding: [{ system: 'http://loinc.org', code: '69440-6' }] }, valueString: interval },
+      ];
+      const causes = [
+        cause('e2e-death-3-cause-1', '69453-9', 'Septic shock', line(1, '2 days')),
+        cause('e2e-death-3-cause-2', '69453-9', 'Pneumonia; bilateral', line(2, '1 week')),
+        cause('e2e-death-3-part-2', '69441-4', 'Diabetes mellitus', []),
+      ];
+      for (const r of [...resources, ...causes]) await h.fhir.upsert(r);
+      const sync = await h.bridge.syncOnce();
+      assert.ok(sync.ok, JSON.stringify(sync.rows.map((r) => [r.state, r.lastError])));
+      const [event] = await assertDeliveredOnce(h, 1);
+      assert.ok(event);
+      const d = notifiedDeclaration(event);
+      const other = { label: 'Other', value: 'OTHER' };
+      assert.equal(d['eventDetails.causeOfDeathEstablished'], true);
+      assert.equal(d['eventDetails.sourceCauseDeath'], 'PHYSICIAN');
+      assert.deepEqual(d['causeOfDeathDetails.causeOfDeathA.symptom.one'], other);
+      assert.equal(d['causeOfDeathDetails.causeOfDeathA.symptom.one.other'], 'Septic shock');
+      assert.deepEqual(d['causeOfDeathDetails.causeOfDeathA.interval'], { numericValue: 2, unit: 'Days' });
+      assert.equal(d['causeOfDeathDetails.causeOfDeathB.symptom.one.other'], 'Pneumonia, bilateral');
+      assert.deepEqual(d['causeOfDeathDetails.causeOfDeathB.interval'], { numericValue: 1, unit: 'Weeks' });
+      assert.deepEqual(d['causeOfDeathDetails.causeOfDeathOther.symptom.one'], other);
+      assert.equal(d['causeOfDeathDetails.causeOfDeathOther.symptom.one.other'], 'Diabetes mellitus');
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -83,6 +83,7 @@ describe('fast FHIRPath path', () => {
     },
     o: {
       resourceType: 'Observation',
+      note: [{ text: 'Sepsis; pneumonia; renal failure' }],
       _valueDateTime: { extension: [{ url: 'partial', extension: [{ url: 'year', valueUnsignedInt: 2020 }] }] },
     },
     rp: [
@@ -115,6 +116,9 @@ describe('fast FHIRPath path', () => {
     "%p.name.given.first() + ' ' + %p.name.family",
     "%p.name.select(given.first() & '-' & family)",
     '%p.multipleBirth.exists().not()',
+    "%o.note.text.replace(';', ',')",
+    "%o.note.text.replace('; ', ' - ')",
+    "%p.gender.replace(';', ',')",
   ];
   for (const expr of cases) {
     it(`gives fhirpath.js's answer for ${expr}`, () => {
@@ -122,6 +126,12 @@ describe('fast FHIRPath path', () => {
       assert.deepEqual(compiled.evaluate(env.p, env), compiled.evaluateReference(env.p, env));
     });
   }
+
+  it("runs replace() on the fast path (the death mapping's cause text), all occurrences replaced", () => {
+    const compiled = fast.compile("%o.note.text.replace(';', ',')", vars);
+    assert.equal(compiled.fast, true);
+    assert.deepEqual(compiled.evaluate(env.p, env), ['Sepsis, pneumonia, renal failure']);
+  });
 
   it('implements coded(), daysAfter() and ref() as documented', () => {
     const ev = (e: string) => fast.compile(e, vars).evaluate(env.p, env);

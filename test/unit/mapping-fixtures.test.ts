@@ -182,6 +182,46 @@ describe('VRDR death certificate (HL7 VRDR IG example)', () => {
     assert.equal(d['eventDetails.placeOfDeath'], 'HEALTH_FACILITY'); // SNOMED 16983000 death in hospital
     assert.equal(d['deceased.maritalStatus'], 'SINGLE'); // v3 MaritalStatus S
     assert.equal(r.routing.sourceLocation, 'Location/DeathLocation-Example1');
+    // The certified cause, line by line: part 1 line 1 "Cardiopulmonary arrest" (4 hours), line 2
+    // "Eclampsia" (3 months), part 2 "hypertensive heart disease"; each as "Other" with the text.
+    const other = { label: 'Other', value: 'OTHER' };
+    assert.equal(d['eventDetails.sourceCauseDeath'], 'PHYSICIAN');
+    assert.deepEqual(d['causeOfDeathDetails.causeOfDeathA.symptom.one'], other);
+    assert.equal(d['causeOfDeathDetails.causeOfDeathA.symptom.one.other'], 'Cardiopulmonary arrest');
+    assert.deepEqual(d['causeOfDeathDetails.causeOfDeathA.interval'], { numericValue: 4, unit: 'Hours' });
+    assert.deepEqual(d['causeOfDeathDetails.causeOfDeathB.symptom.one'], other);
+    assert.equal(d['causeOfDeathDetails.causeOfDeathB.symptom.one.other'], 'Eclampsia');
+    assert.deepEqual(d['causeOfDeathDetails.causeOfDeathB.interval'], { numericValue: 3, unit: 'Months' });
+    assert.equal(d['causeOfDeathDetails.causeOfDeathC.symptom.one'], undefined);
+    assert.deepEqual(d['causeOfDeathDetails.causeOfDeathOther.symptom.one'], other);
+    assert.equal(d['causeOfDeathDetails.causeOfDeathOther.symptom.one.other'], 'hypertensive heart disease');
+  });
+
+  it('sends a cause without a line number as the immediate cause, its semicolons as commas', async () => {
+    const bundle = fixture('fhir/vrdr/Bundle-DeathCertificateDocument-Example1.json') as {
+      entry: { resource: Record<string, unknown> }[];
+    };
+    bundle.entry = bundle.entry.filter((e) => e.resource.id !== 'CauseOfDeathPart1-Example2');
+    const line1 = bundle.entry.find((e) => e.resource.id === 'CauseOfDeathPart1-Example1')?.resource;
+    assert.ok(line1);
+    line1.component = [];
+    line1.valueCodeableConcept = { text: 'Sepsis; pneumonia' };
+    const d = mapped(await mapInput(all, bundle)).declaration;
+    assert.equal(d['causeOfDeathDetails.causeOfDeathA.symptom.one.other'], 'Sepsis, pneumonia');
+    assert.equal(d['causeOfDeathDetails.causeOfDeathA.interval'], undefined);
+    assert.equal(d['causeOfDeathDetails.causeOfDeathB.symptom.one'], undefined);
+  });
+
+  it('sends no cause fields to a v1.9 form, which has none (the mapping keys end in ?)', async () => {
+    const v19 = loadMappings({ version: '1.9', routing });
+    const d = mapped(
+      await mapInput(v19, fixture('fhir/vrdr/Bundle-DeathCertificateDocument-Example1.json')),
+    ).declaration;
+    assert.equal(d['eventDetails.causeOfDeathEstablished'], true);
+    assert.deepEqual(
+      Object.keys(d).filter((k) => k.startsWith('causeOfDeathDetails.')),
+      [],
+    );
   });
 });
 

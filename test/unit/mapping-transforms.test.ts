@@ -4,7 +4,7 @@ import { toOpenCrvsAddress } from '../../src/mapping/transforms/address.js';
 import { toPlainDate } from '../../src/mapping/transforms/dates.js';
 import { applyTransform } from '../../src/mapping/transforms/index.js';
 import { toOpenCrvsName } from '../../src/mapping/transforms/names.js';
-import { toKilograms, toYears } from '../../src/mapping/transforms/units.js';
+import { toDuration, toKilograms, toYears } from '../../src/mapping/transforms/units.js';
 import { lookup, type ValueMap } from '../../src/mapping/transforms/values.js';
 
 describe('names', () => {
@@ -131,6 +131,32 @@ describe('units', () => {
     assert.deepEqual(toYears(34), { value: 34 });
     assert.deepEqual(applyTransform('age', [{ value: 34, code: 'a' }], { asOfDateRef: 'child.dob' }), {
       value: { age: 34, asOfDateRef: 'child.dob' },
+    });
+  });
+
+  it("reads a duration (VRDR's onset-to-death text, or a Quantity) as a number and the form's unit", () => {
+    assert.deepEqual(toDuration('4 hours'), { value: { numericValue: 4, unit: 'Hours' } });
+    assert.deepEqual(toDuration('3 Months'), { value: { numericValue: 3, unit: 'Months' } });
+    assert.deepEqual(toDuration('10min'), { value: { numericValue: 10, unit: 'Minutes' } });
+    assert.deepEqual(toDuration('1.5 yrs.'), { value: { numericValue: 1.5, unit: 'Years' } });
+    assert.deepEqual(toDuration({ value: 2, code: 'wk' }), { value: { numericValue: 2, unit: 'Weeks' } });
+    assert.deepEqual(toDuration({ value: 5, unit: 'days' }), { value: { numericValue: 5, unit: 'Days' } });
+  });
+
+  it('leaves out a duration that is free text or has no time unit, without quoting it', () => {
+    for (const input of [
+      'about a week',
+      'unknown',
+      '2 to 3 days',
+      { value: 3, unit: 'cm' },
+      { value: 'x', code: 'd' },
+    ]) {
+      const out = toDuration(input);
+      assert.ok('skip' in out, JSON.stringify(input));
+      assert.ok(!out.skip.includes('week') && !out.skip.includes('cm'), out.skip);
+    }
+    assert.deepEqual(applyTransform('duration', ['unknown'], {}), {
+      skip: 'interval left out: is not a number with a duration unit (min, h, d, wk, mo, a)',
     });
   });
 });

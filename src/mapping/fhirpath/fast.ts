@@ -386,6 +386,14 @@ export class FastCompiler {
           name === 'startsWith' ? s.startsWith(arg) : name === 'endsWith' ? s.endsWith(arg) : s.includes(arg),
         ]);
       }
+      case 'replace': {
+        arity(2);
+        const pattern = literalString(params[0] as AstNode);
+        const substitution = literalString(params[1] as AstNode);
+        // An empty pattern inserts between every character in FHIRPath: rare, left to fhirpath.js.
+        if (pattern === '') throw new Unsupported('replace with an empty pattern');
+        return this.stringFn(left, (s) => [s.split(pattern).join(substitution)]);
+      }
       case 'matches': {
         arity(1);
         const re = new RegExp(literalString(params[0] as AstNode), 'su');

@@ -2,7 +2,7 @@
 import { toOpenCrvsAddress } from './address.js';
 import { toPlainDate } from './dates.js';
 import { toOpenCrvsName } from './names.js';
-import { toKilograms, toNumber, toYears } from './units.js';
+import { toDuration, toKilograms, toNumber, toYears } from './units.js';
 import { toBoolean, toReferenceId, toText } from './values.js';
 
 export const TRANSFORM_FIELD_TYPES = {
@@ -12,6 +12,7 @@ export const TRANSFORM_FIELD_TYPES = {
   number: ['NUMBER', 'BUTTON'],
   integer: ['NUMBER', 'BUTTON'],
   age: ['AGE'],
+  duration: ['NUMBER_WITH_UNIT'],
   address: ['ADDRESS'],
   boolean: ['CHECKBOX'],
   reference: ['LOCATION', 'FACILITY', 'ALPHA_HIDDEN', 'TEXT', 'ID'],
@@ -39,7 +40,13 @@ export function isTransformName(name: string): name is TransformName {
 
 /** The transform used when a field gives none: the natural one for the field's type. */
 export function inferTransform(fieldType: string): TransformName | undefined {
-  const natural: Record<string, TransformName> = { NAME: 'name', DATE: 'date', NUMBER: 'number', AGE: 'age' };
+  const natural: Record<string, TransformName> = {
+    NAME: 'name',
+    DATE: 'date',
+    NUMBER: 'number',
+    AGE: 'age',
+    NUMBER_WITH_UNIT: 'duration',
+  };
   if (natural[fieldType]) return natural[fieldType];
   if (fieldType === 'ADDRESS') return 'address';
   if (fieldType === 'CHECKBOX') return 'boolean';
@@ -85,6 +92,10 @@ export function applyTransform(
       const out = toYears(first);
       if ('error' in out) return out;
       return { value: { age: out.value, asOfDateRef: options.asOfDateRef } };
+    }
+    case 'duration': {
+      const out = toDuration(first);
+      return 'skip' in out ? { skip: `interval left out: ${out.skip}` } : out;
     }
     case 'address': {
       const out = toOpenCrvsAddress(items, options.domesticCountry);

@@ -89,3 +89,55 @@ export function toYears(item: unknown): NumberOutcome {
   if (factor === undefined) return { error: `unit '${unit}' is not a duration unit (a, mo, wk, d, h, min)` };
   return { value: Math.floor(value * factor + 1e-9) };
 }
+
+// Duration units (UCUM codes, then words) → the unit names of OpenCRVS's NUMBER_WITH_UNIT interval
+// fields (Farajaland's causeOfDeath…interval options).
+const DURATION_UNITS: Readonly<Record<string, string>> = {
+  min: 'Minutes',
+  mins: 'Minutes',
+  minute: 'Minutes',
+  minutes: 'Minutes',
+  h: 'Hours',
+  hr: 'Hours',
+  hrs: 'Hours',
+  hour: 'Hours',
+  hours: 'Hours',
+  d: 'Days',
+  day: 'Days',
+  days: 'Days',
+  wk: 'Weeks',
+  week: 'Weeks',
+  weeks: 'Weeks',
+  mo: 'Months',
+  month: 'Months',
+  months: 'Months',
+  a: 'Years',
+  yr: 'Years',
+  yrs: 'Years',
+  year: 'Years',
+  years: 'Years',
+};
+
+export type DurationOutcome = { value: { numericValue: number; unit: string } } | { skip: string };
+
+/**
+ * A duration Quantity, or text such as VRDR's onset-to-death interval ("4 hours"), → {numericValue, unit}.
+ * Free text that is not one number and one unit ("about a week", "unknown") is left out, not an error:
+ * the interval is a detail of the cause, not a reason to hold the whole death back.
+ */
+export function toDuration(item: unknown): DurationOutcome {
+  let value: number | undefined;
+  let unit: string | undefined;
+  if (isObject(item)) {
+    value = numeric(item.value);
+    unit = [item.code, item.unit].find((u): u is string => typeof u === 'string' && u.trim() !== '');
+  } else if (typeof item === 'string') {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\.?\s*$/.exec(item);
+    value = m ? Number(m[1]) : undefined;
+    unit = m?.[2];
+  }
+  const name = unit === undefined ? undefined : (DURATION_UNITS[unit] ?? DURATION_UNITS[unit.toLowerCase()]);
+  if (value === undefined || name === undefined)
+    return { skip: 'is not a number with a duration unit (min, h, d, wk, mo, a)' };
+  return { value: { numericValue: value, unit: name } };
+}
