@@ -10,6 +10,7 @@ import {
   CHILD_PROGRAMME,
   DEATH_DATA_ELEMENTS,
   DEATH_PROGRAMME,
+  DEFAULT_SANDBOX_AUTH,
   ORG_UNITS,
 } from '../../src/sandbox/dhis2/index.js';
 import { DHIS2_CURSOR } from '../../src/sources/dhis2/index.js';
@@ -25,6 +26,7 @@ import {
 } from './helpers/dhis2-harness.js';
 
 const BIRTHS = 7;
+const BASIC = `Basic ${Buffer.from(`${DEFAULT_SANDBOX_AUTH.username}:${DEFAULT_SANDBOX_AUTH.password}`).toString('base64')}`;
 const DEATHS = 4;
 
 function attribute(te: { attributes?: Array<{ attribute: string; value: string | null }> }, uid: string) {
@@ -281,4 +283,73 @@ describe('DHIS2 tracker source: paging', () => {
       await h.close();
     }
   });
+
+  it('misses no record of such a run when one already read changes mid-pass and shifts the later pages', async () => {
+    const stamp = '2026-01-05T08:00:00.000'; // a bulk import long ago: the run is far behind the overlap window
+    const h = await startDhis2Harness({
+      births: 9,
+      deaths: 0,
+      pageSize: 4,
+      writeBack: false,
+      entities: (entities) => entities.map((te) => sameStamp(te, stamp)),
+      configure: ({ sources }) => {
+        const [source] = sources;
+        assert.ok(source);
+        source.poll = { ...(source.poll as object), since: '2026-01-01T00:00:00.000' };
+      },
+    });
+    try {
+      const runtime = h.bridge.dhis2Sources.find((s) => s.settings.id === BIRTHS_SOURCE);
+      assert.ok(runtime);
+      const client = runtime.client;
+      const read = client.trackedEntityPage.bind(client);
+      let calls = 0;
+      client.trackedEntityPage = async (params) => {
+        const page = await read(params);
+        // After the second page of the run: a clinician corrects a child of that page, which leaves the run.
+        const te = page[0];
+        if (++calls === 2 && te) {
+          const res = await fetch(`${h.dhis2.baseUrl}/api/tracker?async=false&importStrategy=UPDATE`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: BASIC },
+            body: JSON.stringify({
+              trackedEntities: [
+                {
+                  trackedEntity: te.trackedEntity,
+                  trackedEntityType: te.trackedEntityType,
+                  orgUnit: te.orgUnit,
+                  attributes: [{ attribute: ATTRIBUTES.firstName, value: 'Corrected' }],
+                },
+              ],
+            }),
+          });
+          assert.equal(res.status, 200);
+        }
+        return page;
+      };
+      await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 20_000 });
+      const children = enrolledIn(h.seeded, CHILD_PROGRAMME).map((t) => `TrackedEntity/${t.trackedEntity}`);
+      assert.deepEqual(
+        h
+          .rows()
+          .map((r) => r.subjectKey)
+          .sort(),
+        children.sort(),
+        'every child of the run recorded',
+      );
+    } finally {
+      await h.close();
+    }
+  });
 });
+
+/** One import stamps an entity, its enrollments and events alike. */
+function sameStamp<T extends { updatedAt?: string; enrollments?: unknown[] }>(te: T, stamp: string): T {
+  return {
+    ...te,
+    updatedAt: stamp,
+    enrollments: (te.enrollments as { updatedAt?: string; events?: { updatedAt?: string }[] }[] | undefined)?.map(
+      (en) => ({ ...en, updatedAt: stamp, events: en.events?.map((ev) => ({ ...ev, updatedAt: stamp })) }),
+    ),
+  };
+}

@@ -9,6 +9,8 @@ import { trackedEntityFilter } from './settings.js';
 import { formatNaive, laterOf, minusSeconds, naiveMillis } from './time.js';
 
 export const DHIS2_CURSOR = 'updatedAt:trackedEntities';
+/** Readings of one run of equal timestamps in a pass before the poller leaves it to the next pass. */
+const MAX_RUN_READINGS = 5;
 /** The one watched "type" in status.watermarks (same shape as the FHIR poller's, for the admin page and metrics). */
 const WATERMARK_KEY = 'TrackedEntity';
 
@@ -28,7 +30,8 @@ export interface Dhis2PollerDeps {
  * Incremental sync of a tracker programme by `updatedAfter` (inclusive in DHIS2: `lastupdated >= :start`).
  * Pages are read in `updatedAt` order as a keyset: each page asks again from the newest `updatedAt` seen,
  * so records that change while the pass runs move to the end instead of shifting unseen records onto an
- * already-read page; page numbers are used only across a run of equal timestamps longer than a page. The
+ * already-read page; page numbers are used only across a run of equal timestamps longer than a page, which
+ * is read again until a reading finds nothing new (see pages()). The
  * watermark W (the newest `updatedAt` DHIS2 stamped) is committed per page in the same ledger transaction
  * as the rows the page produced; the next pass starts at W − overlap and skips (uid, updatedAt) pairs it has
  * already mapped. The bridge's own write-back bumps `updatedAt`: the entity comes back, maps to the same
@@ -87,7 +90,15 @@ export class Dhis2Poller {
     const maxPages = this.deps.maxPages ?? 1_000;
     let bound = this.startBound();
     let page = 1;
+    // A run of equal `updatedAt` longer than a page is read by page numbers. A record of the run that
+    // changes (or is deleted) after its page was read leaves the run, and every later record moves back by
+    // one: one of them slips onto the page already read and is never returned. So a reading of such a run
+    // that found anything new is followed by another, from its first page, until one finds nothing new;
+    // until then the watermark stays at the run, so a crash or a give-up re-reads it next pass.
+    let readings = 0;
+    let readingFresh = 0;
     for (let pages = 0; pages < maxPages; pages++) {
+      if (page === 1) readingFresh = 0;
       const params: Record<string, string> = {
         ...filter,
         order: 'updatedAt:asc',
@@ -98,21 +109,35 @@ export class Dhis2Poller {
       const entities = await client.trackedEntityPage(params);
       const resources = entities.map(trackedEntityResource).filter((r): r is Resource => r !== undefined);
       const fresh = resources.filter((r) => !this.seen.has(versionKey(r)));
+      readingFresh += fresh.length;
       fetcher.prime(resources);
       const { results } = await pipeline.evaluate(fresh, fetcher);
       const pageMax = entities.map((te) => te.updatedAt).reduce<string | undefined>(laterOf, undefined);
-      const current = this.status.watermarks[WATERMARK_KEY];
-      const next = laterOf(current, pageMax);
-      const pageReport = pipeline.commit(
-        results,
-        next && next !== current ? { name: DHIS2_CURSOR, value: next } : undefined,
-      );
-      pageReport.resources = entities.length;
-      addReports(report, pageReport);
-      this.status.watermarks[WATERMARK_KEY] = next;
+      const inRun = page > 1 || readings > 0;
+      const leaves = pageMax !== undefined && advances(bound, pageMax);
+      this.commitPage(report, results, inRun && leaves ? bound : pageMax, entities.length);
       for (const resource of fresh) this.remember(resource);
-      if (entities.length < poll.pageSize) break;
-      if (pageMax && advances(bound, pageMax)) {
+      const last = entities.length < poll.pageSize;
+      if (inRun && (last || leaves)) {
+        readings++;
+        if (readingFresh > 0) {
+          if (readings < MAX_RUN_READINGS) {
+            page = 1;
+            continue;
+          }
+          this.log.warn(
+            { readings },
+            'a run of records sharing one updatedAt kept changing while it was read: the watermark stays at the run, the next pass reads it again',
+          );
+          break;
+        }
+        readings = 0;
+        // The run is complete: the watermark may pass it.
+        const current = this.status.watermarks[WATERMARK_KEY];
+        if (laterOf(current, pageMax) !== current) this.commitPage(report, [], pageMax, 0);
+      }
+      if (last) break;
+      if (leaves && pageMax) {
         bound = pageMax;
         page = 1;
       } else {
@@ -121,6 +146,24 @@ export class Dhis2Poller {
     }
     this.prune();
     return report;
+  }
+
+  /** Records a page's rows with the watermark it reaches (never moved back), in one ledger transaction. */
+  private commitPage(
+    report: PassReport,
+    results: Awaited<ReturnType<SourcePipeline['evaluate']>>['results'],
+    reach: string | undefined,
+    resources: number,
+  ): void {
+    const current = this.status.watermarks[WATERMARK_KEY];
+    const next = laterOf(current, reach);
+    const pageReport = this.deps.pipeline.commit(
+      results,
+      next && next !== current ? { name: DHIS2_CURSOR, value: next } : undefined,
+    );
+    pageReport.resources = resources;
+    addReports(report, pageReport);
+    this.status.watermarks[WATERMARK_KEY] = next;
   }
 
   private remember(resource: Resource): void {
