@@ -353,3 +353,72 @@ function sameStamp<T extends { updatedAt?: string; enrollments?: unknown[] }>(te
     ),
   };
 }
+
+describe('DHIS2 write-back leaves the rest of the record as it is', () => {
+  it('an edit saved between the bridge reading the event and writing the tracking id survives', async () => {
+    const h = await startDhis2Harness({ births: 1, deaths: 0, pageSize: 4 });
+    try {
+      const runtime = h.bridge.dhis2Sources.find((s) => s.settings.id === BIRTHS_SOURCE);
+      assert.ok(runtime);
+      const client = runtime.client;
+      const read = client.event.bind(client);
+      let edited = false;
+      client.event = async (uid: string) => {
+        const event = await read(uid);
+        if (event && !edited) {
+          edited = true;
+          // Meanwhile a nurse corrects the weight: a normal UPDATE, the whole event as DHIS2 requires.
+          const { createdAt: _c, updatedAt: _u, relationships: _r, notes: _n, ...rest } = event;
+          const res = await fetch(`${h.dhis2.baseUrl}/api/tracker?async=false&importStrategy=UPDATE`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: BASIC },
+            body: JSON.stringify({
+              events: [{ ...rest, dataValues: [{ dataElement: BIRTH_DATA_ELEMENTS.weightGrams, value: '3650' }] }],
+            }),
+          });
+          assert.equal(res.status, 200);
+        }
+        return event;
+      };
+      await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 20_000 });
+      const [row] = h.rows();
+      assert.ok(row && edited);
+      const uid = row.subjectKey.replace('TrackedEntity/', '');
+      const value = (dataElement: string) => dataValueOf(h.dhis2, uid, CHILD_PROGRAMME, dataElement);
+      assert.equal(value(BIRTH_DATA_ELEMENTS.weightGrams), '3650', "the nurse's correction is kept");
+      assert.equal(value(BIRTH_DATA_ELEMENTS.trackingId), row.trackingId);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('an attribute write-back keeps the tracked entity fields it does not change (geometry, inactive)', async () => {
+    const TRACKING_ATTRIBUTE = 'SbxTrkIdAtt'; // a TEXT attribute a deployment would add for the tracking id
+    const geometry = { type: 'Point', coordinates: [-11.7896, 8.2593] };
+    const h = await startDhis2Harness({
+      births: 1,
+      deaths: 0,
+      pageSize: 4,
+      entities: (entities) => {
+        const children = new Set(enrolledIn(entities, CHILD_PROGRAMME).map((t) => t.trackedEntity));
+        return entities.map((te) => (children.has(te.trackedEntity) ? { ...te, geometry } : te));
+      },
+      configure: ({ sources }) => {
+        const [source] = sources;
+        assert.ok(source);
+        source.writeBack = { attribute: TRACKING_ATTRIBUTE };
+      },
+    });
+    try {
+      await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 20_000 });
+      const [row] = h.rows();
+      assert.ok(row?.trackingId);
+      const child = h.dhis2.trackedEntity(row.subjectKey.replace('TrackedEntity/', ''));
+      assert.deepEqual(child?.geometry, geometry);
+      assert.equal(attribute(child ?? {}, TRACKING_ATTRIBUTE), row.trackingId);
+      assert.ok(attribute(child ?? {}, ATTRIBUTES.firstName), 'the other attributes are still there');
+    } finally {
+      await h.close();
+    }
+  });
+});

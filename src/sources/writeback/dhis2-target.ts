@@ -13,8 +13,29 @@ import {
   type WriteResult,
 } from './types.js';
 
-/** Fields of an exported event that an import must not carry back (server-owned or separately imported). */
-const READ_ONLY_EVENT_FIELDS = ['relationships', 'notes', 'createdAt', 'updatedAt', 'createdBy', 'updatedBy'];
+// An UPDATE must carry every field of the object, changed or not, or DHIS2 resets it (status, geometry,
+// inactive…); collections are the exception: items left out stay as they are. So the object goes back as
+// read, without what the server owns, and its collection holds our one value only: sending the other data
+// values or attributes back as read would undo an edit saved between our read and our write.
+/** Fields of an exported object that an import must not carry back (server-owned or separately imported). */
+const SERVER_OWNED = [
+  'createdAt',
+  'updatedAt',
+  'createdBy',
+  'updatedBy',
+  'createdAtClient',
+  'updatedAtClient',
+  'deleted',
+];
+const EVENT_COLLECTIONS = ['relationships', 'notes', 'dataValues'];
+const TRACKED_ENTITY_COLLECTIONS = ['relationships', 'enrollments', 'programOwners', 'attributes'];
+
+/** `object` without the server-owned fields and the given collections. */
+function writable(object: Record<string, unknown>, collections: string[]): Record<string, unknown> {
+  const body: Record<string, unknown> = { ...object };
+  for (const field of [...SERVER_OWNED, ...collections]) delete body[field];
+  return body;
+}
 
 function describeReport(report: ImportReport): string {
   const codes = (report.validationReport?.errorReports ?? []).map((e) => e.errorCode ?? '?');
@@ -55,20 +76,16 @@ export class Dhis2WriteBack implements WriteBackTarget {
 
   private async writeAttribute(job: WriteBackJob, attribute: string): Promise<WriteResult> {
     const uid = this.trackedEntityUid(job);
-    const te = await this.client.trackedEntity(uid, { fields: 'trackedEntity,trackedEntityType,orgUnit,attributes' });
+    // With the program, DHIS2 includes its program attributes (the tracking id may be one of them).
+    const te = await this.client.trackedEntity(uid, {
+      program: this.program,
+      fields: '*,!enrollments,!relationships,!programOwners',
+    });
     if (!te) throw new WriteBackError(`tracked entity ${uid} no longer exists`, true);
     if (te.attributes?.some((a) => a.attribute === attribute && a.value === job.trackingId)) return 'already';
-    // Attributes merge by key in an UPDATE: only ours is sent.
-    await this.send({
-      trackedEntities: [
-        {
-          trackedEntity: uid,
-          trackedEntityType: te.trackedEntityType,
-          orgUnit: te.orgUnit,
-          attributes: [{ attribute, value: job.trackingId }],
-        },
-      ],
-    });
+    const body = writable(te, TRACKED_ENTITY_COLLECTIONS);
+    body.attributes = [{ attribute, value: job.trackingId }];
+    await this.send({ trackedEntities: [body] });
     return 'written';
   }
 
@@ -76,15 +93,8 @@ export class Dhis2WriteBack implements WriteBackTarget {
     const dataElement = this.settings.dataElement ?? '';
     const event = await this.findEvent(job);
     if (event.dataValues?.some((d) => d.dataElement === dataElement && d.value === job.trackingId)) return 'already';
-    // The event as read (orgUnit, programStage, status… are required or defaulted by an UPDATE), with our value.
-    const body: Record<string, unknown> = { ...event };
-    for (const field of READ_ONLY_EVENT_FIELDS) delete body[field];
-    body.dataValues = [
-      ...(event.dataValues ?? [])
-        .filter((d) => d.dataElement !== dataElement)
-        .map((d) => ({ dataElement: d.dataElement, value: d.value })),
-      { dataElement, value: job.trackingId },
-    ];
+    const body = writable(event, EVENT_COLLECTIONS);
+    body.dataValues = [{ dataElement, value: job.trackingId }];
     await this.send({ events: [body] });
     return 'written';
   }
