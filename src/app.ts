@@ -7,7 +7,7 @@ import { type AdminTarget, adminRoutes, type SourceStatusView } from './http/adm
 import { opsRoutes, type ReadinessCheck } from './http/ops-routes.js';
 import { closeServer, createHttpApp, listen, type MountedRouter } from './http/server.js';
 import { subscriptionRoutes } from './http/subscription-routes.js';
-import { type Ledger, type LedgerRow, openLedger } from './ledger/index.js';
+import { type Ledger, type LedgerRow, openLedger, type ReplayResult } from './ledger/index.js';
 import { loadMappings, type MapOptions, type MappingSet } from './mapping/index.js';
 import type { Logger } from './observability/logger.js';
 import { BridgeMetrics } from './observability/metrics.js';
@@ -21,6 +21,7 @@ import { SubscriptionReceiver } from './sources/fhir/receiver.js';
 import { reevaluate } from './sources/fhir/reevaluate.js';
 import { addReports, emptyReport, type PassReport, SourcePipeline } from './sources/pipeline.js';
 import { type SubjectRecheck, sourcesRecheck } from './sources/recheck.js';
+import { replayRows } from './sources/replay.js';
 import { WriteBackRunner, type WriteBackSource, writeBackSourceFor } from './sources/writeback/index.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -327,11 +328,14 @@ export class Bridge {
     });
   }
 
-  /** Puts dead rows back in the queue and delivers them now rather than at the next tick. */
-  async replay(
-    ids: number[] | 'dead',
-  ): Promise<{ requeued: number[]; skipped: Array<{ id: number; reason: string }> }> {
-    const result = this.ledger.replay(ids);
+  /**
+   * Puts dead rows back in the queue, each evaluated again at its source first (sources/replay.ts), and
+   * delivers them now rather than at the next tick.
+   */
+  async replay(ids: number[] | 'dead'): Promise<ReplayResult> {
+    // Mapping needs the routing table; unresolved, the rows with a payload still go out as stored.
+    if (!this.locationsReady) await this.resolveLocations().catch(() => undefined);
+    const result = await replayRows({ ledger: this.ledger, runners: this.recheckRunners(), logger: this.log }, ids);
     if (result.requeued.length > 0) void this.worker.processNext().catch(() => undefined);
     return result;
   }

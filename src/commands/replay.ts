@@ -1,11 +1,11 @@
-// `opencrvs-bridge replay ID… | --dead`: puts dead rows back in the queue with a fresh retry budget.
-// The rows keep their transactionIds, so a replay can never create a second OpenCRVS event. Rows
-// without a payload (invalid mapping output) need the source re-read and re-mapped; until the sources
-// wire that in, they are reported as skipped.
+// `opencrvs-bridge replay ID… | --dead`: puts dead rows back in the queue with a fresh retry budget,
+// each mapped again from its source first (sources/replay.ts). The rows keep their transactionIds, so a
+// replay can never create a second OpenCRVS event.
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { openLedger } from '../ledger/index.js';
+import { Bridge } from '../app.js';
 import { loadConfigOrReport } from './options.js';
+import { processLogger } from './runtime.js';
 
 interface ReplayOptions {
   config?: string;
@@ -15,14 +15,16 @@ interface ReplayOptions {
 export function registerReplay(program: Command): void {
   program
     .command('replay')
-    .description('Put dead rows back in the delivery queue (by id, or all of them with --dead).')
+    .description(
+      'Put dead rows back in the delivery queue (by id, or all of them with --dead), each mapped again from its source first. Exits 1 if any row was skipped.',
+    )
     .argument('[ids...]', 'ledger row ids (see `opencrvs-bridge ledger --status dead`)')
     .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
     .option('--dead', 'replay every dead row')
     .action((ids: string[], options: ReplayOptions) => runReplay(ids, options));
 }
 
-function runReplay(args: string[], options: ReplayOptions): void {
+async function runReplay(args: string[], options: ReplayOptions): Promise<void> {
   const ids = args.map(Number);
   if ((args.length === 0) === !options.dead || ids.some((id) => !Number.isInteger(id) || id < 1)) {
     console.error('usage: opencrvs-bridge replay ID… | --dead   (row ids are positive integers)');
@@ -36,20 +38,23 @@ function runReplay(args: string[], options: ReplayOptions): void {
     process.exitCode = 2;
     return;
   }
-  const ledger = openLedger(config.store.path, { payloadRetentionHours: config.store.payloadRetentionHours });
+  // The sources and OpenCRVS's location list are needed to map the records again; the running service
+  // (or the next `sync`) delivers what is queued.
+  const logger = processLogger(config, { toStderr: true });
+  const bridge = new Bridge(config, { logger, http: false, schedule: false, worker: false });
   try {
-    const result = ledger.replay(options.dead ? 'dead' : ids);
+    const result = await bridge.replay(options.dead ? 'dead' : ids);
     console.log(
       result.requeued.length
         ? `Requeued ${result.requeued.length} row(s): ${result.requeued.join(', ')}`
         : 'Nothing requeued.',
     );
     for (const skipped of result.skipped) console.log(`Skipped ${skipped.id}: ${skipped.reason}`);
-    const hold = ledger.getHold();
+    const hold = bridge.ledger.getHold();
     if (hold) console.log(`Note: delivery is held (${hold.reason}); replayed rows wait for it to resume.`);
-    // Named rows that could not be replayed are a failure the caller should see.
-    if (!options.dead && result.skipped.length > 0) process.exitCode = 1;
+    // Rows that could not be replayed are a failure the caller (a runbook, a cron job) should see.
+    if (result.skipped.length > 0) process.exitCode = 1;
   } finally {
-    ledger.close();
+    await bridge.stop();
   }
 }

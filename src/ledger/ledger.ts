@@ -43,7 +43,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     list: (filter = {}) => queries.list(filter),
     counts: queries.counts,
     attempts: queries.attempts,
-    replay: (ids, remap) => queries.replay(ids, remap, now()),
+    replay: (ids) => queries.replay(ids, now()),
     getMeta: queries.getMeta,
     setMeta: (key, value) => queries.setMeta(key, value, now()),
     getHold: queries.getHold,

@@ -1,6 +1,5 @@
 // Reading the ledger (CLI, admin UI, health), cursors, meta, replay and the payload purge.
 import type { Db } from './db.js';
-import { hashPayload } from './hash.js';
 import { type SqlAttemptRow, type SqlLedgerRow, toAttemptRow, toLedgerRow } from './rows.js';
 import { NEXT_NOTIFY_GENERATION } from './transaction-ids.js';
 import {
@@ -8,7 +7,6 @@ import {
   HOLD_META_KEY,
   type HoldState,
   LEDGER_STATES,
-  type LedgerPayload,
   type LedgerRow,
   type LedgerState,
   type ListFilter,
@@ -29,11 +27,7 @@ export interface Queries {
   getMeta(key: string): string | undefined;
   setMeta(key: string, value: string | null, now: number): void;
   getHold(): HoldState | undefined;
-  replay(
-    ids: number[] | 'dead',
-    remap: ((row: LedgerRow) => LedgerPayload | undefined) | undefined,
-    now: number,
-  ): ReplayResult;
+  replay(ids: number[] | 'dead', now: number): ReplayResult;
   purgePayloads(cutoff: number): number;
 }
 
@@ -93,40 +87,37 @@ export function createQueries(db: Db): Queries {
     UPDATE ledger_rows SET payload = NULL
     WHERE payload IS NOT NULL AND state IN ('delivered', 'delivered-pending') AND delivered_at <= @cutoff`);
 
-  const replay = db.transaction(
-    (ids: number[] | 'dead', remap: ((row: LedgerRow) => LedgerPayload | undefined) | undefined, now: number) => {
-      const result: ReplayResult = { requeued: [], skipped: [] };
-      const targets = ids === 'dead' ? deadIds.all().map((r) => r.id) : ids;
-      for (const id of targets) {
-        const found = byId.get(id);
-        if (!found) {
-          result.skipped.push({ id, reason: 'no such row' });
-          continue;
-        }
-        const row = toLedgerRow(found);
-        if (row.state !== 'dead') {
-          result.skipped.push({ id, reason: `state is ${row.state}, not dead` });
-          continue;
-        }
-        const remapped = remap?.(row);
-        const payload = remapped ?? row.payload;
-        if (!payload) {
-          result.skipped.push({ id, reason: 'no payload to send: the source record must be mapped again' });
-          continue;
-        }
-        requeue.run({
-          id,
-          now,
-          payload: JSON.stringify(payload),
-          payloadHash: remapped ? hashPayload(remapped) : row.payloadHash,
-          office: payload.office,
-          facility: payload.facility ?? null,
-        });
-        result.requeued.push(id);
+  const replay = db.transaction((ids: number[] | 'dead', now: number) => {
+    const result: ReplayResult = { requeued: [], skipped: [] };
+    const targets = ids === 'dead' ? deadIds.all().map((r) => r.id) : ids;
+    for (const id of targets) {
+      const found = byId.get(id);
+      if (!found) {
+        result.skipped.push({ id, reason: 'no such row' });
+        continue;
       }
-      return result;
-    },
-  );
+      const row = toLedgerRow(found);
+      if (row.state !== 'dead') {
+        result.skipped.push({ id, reason: `state is ${row.state}, not dead` });
+        continue;
+      }
+      const payload = row.payload;
+      if (!payload) {
+        result.skipped.push({ id, reason: 'no payload to send: the source record must be mapped again' });
+        continue;
+      }
+      requeue.run({
+        id,
+        now,
+        payload: JSON.stringify(payload),
+        payloadHash: row.payloadHash,
+        office: payload.office,
+        facility: payload.facility ?? null,
+      });
+      result.requeued.push(id);
+    }
+    return result;
+  });
 
   return {
     get: (id) => {
@@ -186,7 +177,7 @@ export function createQueries(db: Db): Queries {
       else setMeta.run({ key, value, now });
     },
     getHold: () => parseHold(getMeta.get(HOLD_META_KEY)?.value),
-    replay: (ids, remap, now) => replay.immediate(ids, remap, now),
+    replay: (ids, now) => replay.immediate(ids, now),
     purgePayloads: (cutoff) => purge.run({ cutoff }).changes,
   };
 }

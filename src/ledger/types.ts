@@ -249,7 +249,11 @@ export interface Ledger {
   list(filter?: ListFilter): LedgerRow[];
   counts(): Array<{ state: LedgerState; eventType: string; count: number }>;
   attempts(id: number): AttemptRow[];
-  replay(ids: number[] | 'dead', remap?: (row: LedgerRow) => LedgerPayload | undefined): ReplayResult;
+  /**
+   * Puts dead rows back in the queue with the payload they hold, a fresh retry budget and their
+   * transactionIds (see sources/replay.ts for the replay that maps them again first).
+   */
+  replay(ids: number[] | 'dead'): ReplayResult;
   getMeta(key: string): string | undefined;
   /** `null` deletes the key. */
   setMeta(key: string, value: string | null): void;

@@ -145,6 +145,24 @@ describe('ledger and replay commands', () => {
     ledger.close();
   });
 
+  it('exits 1 when --dead leaves a row it cannot replay, saying why', async () => {
+    const ledger = openLedger(db);
+    const invalid = ledger.recordInvalid({
+      sourceId: 'emr',
+      eventType: 'birth',
+      subjectKey: 'Patient/3',
+      sourceRef: 'Encounter/3',
+      mappingId: 'birth.fhir',
+      errors: [{ field: 'child.gender', message: 'not one of male, female, unknown' }],
+    });
+    ledger.close();
+    const result = await run(['replay', '--config', config, '--dead']);
+    assert.equal(result.code, 1);
+    assert.match(result.out, /Requeued 1 row\(s\): 2/);
+    // This configuration has no source `emr` to map the record again from, and nothing is stored to send.
+    assert.match(result.out, new RegExp(`Skipped ${invalid.id}: source emr is not in the configuration`));
+  });
+
   it('answers a usage error with exit code 2', async () => {
     assert.equal((await run(['replay', '--config', config])).code, 2);
     assert.equal((await run(['replay', '--config', config, 'abc'])).code, 2);

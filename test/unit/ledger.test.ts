@@ -156,8 +156,9 @@ describe('ledger: recording events', () => {
     const replay = ledger.replay([row.id]);
     assert.deepEqual(replay.requeued, []);
     assert.equal(replay.skipped[0]?.id, row.id);
-    const remapped = ledger.replay('dead', () => payload('Remapped'));
-    assert.deepEqual(remapped.requeued, [row.id]);
+    // Mapped again by its source (what a replay does first): queued with the new payload.
+    const remapped = ledger.recordEvent(eventInput('5', payload('Remapped')));
+    assert.equal(remapped.change, 'replaced');
     const after = ledger.get(row.id);
     assert.equal(after?.state, 'pending');
     assert.equal(after?.payload?.office, OFFICE);

@@ -1,0 +1,82 @@
+// Replay of dead rows (admin page, admin API, `opencrvs-bridge replay`). Each row is first evaluated again
+// at its source, as a poll would: the record as the source holds it now, through the mappings and the
+// routing as configured now. That is what an operator fixed before pressing Replay (a mapping, a route, the
+// record itself), and the only way a record the mapping refused, stored without a payload, can go out.
+// The rows keep their transactionIds either way, so a replay never creates a second OpenCRVS event.
+import type { Ledger, LedgerRow, ReplayResult } from '../ledger/index.js';
+import type { Logger } from '../observability/logger.js';
+import type { SubjectRecheck } from './recheck.js';
+
+/** Subjects read from a source per call: a `replay --dead` of thousands of rows reads in bounded batches. */
+const BATCH = 50;
+/** Rows one `--dead` replay takes on; more wait for the next (the answer says how many were left). */
+const MAX_ROWS = 10_000;
+
+export interface ReplayDeps {
+  ledger: Ledger;
+  /** Per source id: evaluates subjects again and records the outcome (the delivery recheck's runners). */
+  runners: ReadonlyMap<string, SubjectRecheck>;
+  logger: Logger;
+}
+
+export async function replayRows(deps: ReplayDeps, ids: number[] | 'dead'): Promise<ReplayResult> {
+  const { ledger } = deps;
+  const named = ids === 'dead' ? undefined : ids;
+  const rows =
+    named === undefined
+      ? ledger.list({ states: ['dead'], limit: MAX_ROWS })
+      : named.flatMap((id) => ledger.get(id) ?? []).filter((row) => row.state === 'dead');
+  const unread = await reevaluate(deps, rows);
+
+  const requeued: number[] = [];
+  const skipped: ReplayResult['skipped'] = [];
+  const stillDead: number[] = [];
+  for (const row of rows) {
+    const now = ledger.get(row.id);
+    if (now?.state === 'dead') stillDead.push(row.id);
+    // Queued again by its source's pipeline: the record now maps to a new declaration.
+    else if (now?.state === 'pending') requeued.push(row.id);
+    else
+      skipped.push({ id: row.id, reason: `the source no longer makes it an event: ${now?.skipReason ?? now?.state}` });
+  }
+  const others = named?.filter((id) => !rows.some((row) => row.id === id)) ?? [];
+  const stored = ledger.replay([...stillDead, ...others]);
+  for (const item of stored.skipped) {
+    const row = ledger.get(item.id);
+    // No payload: the mapping refused the record, and still does (or it could not be read again).
+    if (row?.state === 'dead' && row.payload === null) {
+      const why =
+        unread.get(item.id) ?? `the record still cannot be mapped: ${row.lastError?.message ?? 'no reason kept'}`;
+      skipped.push({ id: item.id, reason: why });
+    } else skipped.push(item);
+  }
+  return { requeued: [...requeued, ...stored.requeued].sort((a, b) => a - b), skipped };
+}
+
+/** Has each row's source evaluate its subject again; returns why, for rows whose source could not be read. */
+async function reevaluate(deps: ReplayDeps, rows: LedgerRow[]): Promise<Map<number, string>> {
+  const unread = new Map<number, string>();
+  const bySource = new Map<string, LedgerRow[]>();
+  for (const row of rows) bySource.set(row.sourceId, [...(bySource.get(row.sourceId) ?? []), row]);
+  for (const [sourceId, sourceRows] of bySource) {
+    const run = deps.runners.get(sourceId);
+    if (!run) {
+      for (const row of sourceRows) unread.set(row.id, `source ${sourceId} is not in the configuration`);
+      continue;
+    }
+    const subjects = [...new Set(sourceRows.map((row) => row.subjectKey))];
+    for (let i = 0; i < subjects.length; i += BATCH) {
+      const batch = subjects.slice(i, i + BATCH);
+      try {
+        await run(batch);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        deps.logger.warn({ err, source: sourceId, subjects: batch.length }, 'replay: the source could not be read');
+        for (const row of sourceRows)
+          if (batch.includes(row.subjectKey))
+            unread.set(row.id, `the source could not be read to map the record again (${message})`);
+      }
+    }
+  }
+  return unread;
+}
