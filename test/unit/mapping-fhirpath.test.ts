@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { assembleContext } from '../../src/mapping/context.js';
-import { ExpressionCompiler } from '../../src/mapping/fhirpath/expr.js';
+import { ExpressionCompiler, ExpressionRuntimeError } from '../../src/mapping/fhirpath/expr.js';
 import { buildCodeSet, calendarDate, daysBetween, utcInZone } from '../../src/mapping/fhirpath/functions.js';
 import { bundleFetcher, loadMappings } from '../../src/mapping/index.js';
 
@@ -131,6 +131,31 @@ describe('fast FHIRPath path', () => {
     const compiled = fast.compile("%o.note.text.replace(';', ',')", vars);
     assert.equal(compiled.fast, true);
     assert.deepEqual(compiled.evaluate(env.p, env), ['Sepsis, pneumonia, renal failure']);
+  });
+
+  it("fails on a record's data without quoting it: the message is kept in the ledger", () => {
+    const names = {
+      resourceType: 'Patient',
+      name: [{ given: ['Amani', 'Neema'], family: 'Wanjiru' }],
+      birthDate: '1990-03-03',
+    };
+    for (const expr of [
+      '%n.name.given.substring(1)',
+      "%n.name.given.startsWith('A')",
+      '%n.name.given + %n.birthDate',
+    ]) {
+      const compiled = fast.compile(expr, new Set(['n']));
+      assert.throws(
+        () => compiled.evaluate(names, { n: names }),
+        (err: Error) => {
+          assert.ok(err instanceof ExpressionRuntimeError, String(err));
+          assert.ok(err.message.includes(expr), 'names the expression');
+          for (const value of ['Amani', 'Neema', 'Wanjiru', '1990'])
+            assert.ok(!err.message.includes(value), err.message);
+          return true;
+        },
+      );
+    }
   });
 
   it('implements coded(), daysAfter() and ref() as documented', () => {

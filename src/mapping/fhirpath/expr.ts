@@ -36,8 +36,24 @@ export class ExpressionRuntimeError extends Error {
 }
 
 function runtimeError(text: string, err: unknown): ExpressionRuntimeError {
-  const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+  const reason = withoutValues((err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '');
   return new ExpressionRuntimeError(text, reason.length > 300 ? `${reason.slice(0, 299)}…` : reason);
+}
+
+/**
+ * fhirpath.js quotes the data it failed on (`Unexpected collection ["Amani","Neema"]; expected singleton…`,
+ * `"1990-13-01" is not a date.`), and this message is kept in the ledger and shown to operators: the
+ * values go, the shape of the problem stays.
+ */
+export function withoutValues(message: string): string {
+  let out = message.replace(/"(?:[^"\\]|\\.)*"/g, '"…"').replace(/'(?:[^'\\]|\\.)*'/g, "'…'");
+  // JSON arrays and objects, innermost first, until none is left.
+  for (let before = ''; before !== out; ) {
+    before = out;
+    out = out.replace(/\[[^[\]{}]*\]|\{[^[\]{}]*\}/g, '…');
+  }
+  // Unquoted numbers and dates (a birth date, a phone number): any run of two or more digits.
+  return out.replace(/[+-]?\d[\d.:+\-TZ]*\d/g, '…');
 }
 
 // FHIRPath 2.0 function names (plus fhirpath.js's FHIR extras), so that a typo fails at load instead of at
