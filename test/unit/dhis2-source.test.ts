@@ -154,6 +154,31 @@ describe('DHIS2 tracker JSON as mapping input', () => {
     assert.ok(!JSON.stringify(d).includes('uf3svrmp8Oj'), 'the write-back data element feeds nothing');
   });
 
+  it("reads the mother's programme attributes (National identifier) under her enrollment, as DHIS2 lists them", async () => {
+    // Read without a programme, DHIS2 puts only the tracked entity type's attributes (names) at the top
+    // (docs: GET /api/tracker/trackedEntities/{uid}); her ANC enrollment carries the programme's.
+    const input = structuredClone(fixture('bridge/child-trackedEntity.json')) as {
+      relationships: { to: { trackedEntity: Record<string, unknown> } }[];
+    };
+    const mother = input.relationships[0]?.to.trackedEntity;
+    assert.ok(mother);
+    mother.enrollments = [
+      {
+        enrollment: 'SbxEnrAnc01',
+        program: 'WQUKCDEnq8z',
+        attributes: [
+          { attribute: 'w75KJ2mc4zz', value: 'Adama' },
+          { attribute: 'AuPLng5hLbE', value: '4417620091' },
+        ],
+      },
+    ];
+    const result = await mapInput(mappings(), input);
+    assert.ok(result.status === 'mapped', JSON.stringify(result));
+    assert.equal(result.declaration['mother.nid'], '4417620091');
+    assert.equal(result.declaration['mother.idType'], 'NATIONAL_ID');
+    assert.deepEqual(result.declaration['mother.name'], { firstname: 'Adama', surname: 'Kargbo' });
+  });
+
   it('skips a deactivated tracked entity with the reason, births and deaths alike', async () => {
     for (const file of ['bridge/child-trackedEntity.json', 'bridge/deceased-trackedEntities-page.json']) {
       const input = structuredClone(fixture(file)) as {
