@@ -74,7 +74,10 @@ export class FhirWriteBack implements WriteBackTarget {
         await this.client.update({ ...updated, id: target.id }, current.meta?.versionId);
         return 'written';
       } catch (err) {
-        if (err instanceof FhirSourceError && err.status === 412) continue; // changed under us: read again
+        // Changed under us: read again. R4 servers answer a stale If-Match with 412; HAPI, and servers
+        // following STU3, with 409 (a version conflict), which is no refusal of the write itself.
+        const stale = err instanceof FhirSourceError && (err.status === 412 || err.status === 409);
+        if (stale && current.meta?.versionId !== undefined) continue;
         throw err;
       }
     }
