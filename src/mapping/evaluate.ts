@@ -136,13 +136,14 @@ export function evaluateMapping(
       errors.push({ field, message: `${detail ? `${detail} ` : ''}${e.message ?? 'is invalid'}${allowed}` });
     }
   }
-  if (errors.length) return { result: { status: 'invalid', ...base, errors } };
-
   const sourceRoot = evidence.source?.evaluate(subject, vars)[0];
   const source =
     sourceRoot && typeof sourceRoot === 'object' && 'resourceType' in sourceRoot
       ? (sourceRoot as { resourceType: string; id?: string; meta?: { versionId?: string } })
       : subject;
+  const sourceRef = source.id ? `${source.resourceType}/${source.id}` : subjectRef;
+  // The evidence names the row of a refused record too: "did Encounter/9 arrive?" must find it.
+  if (errors.length) return { result: { status: 'invalid', ...base, sourceRef, errors } };
   const routing = routed.routing;
   // Key order is fixed by the mapping (fields in file order, then routing fields), so plain JSON is stable.
   const payloadHash = createHash('sha256')
@@ -152,7 +153,7 @@ export function evaluateMapping(
     result: {
       status: 'mapped',
       ...base,
-      sourceRef: source.id ? `${source.resourceType}/${source.id}` : subjectRef,
+      sourceRef,
       sourceVersion: typeof source.meta?.versionId === 'string' ? source.meta.versionId : undefined,
       payloadHash,
       declaration,

@@ -94,6 +94,7 @@ export class MappingSet {
           mappingId,
           eventType: mapping.eventType,
           subjectRef,
+          sourceRef: subjectRef, // the evidence may be what failed
           errors: [{ field: '(context, trigger or routing)', message: err.message }],
         },
       };

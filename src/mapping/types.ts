@@ -67,6 +67,8 @@ export type MapResult =
       mappingId: string;
       eventType: string;
       subjectRef: string;
+      /** The evidence the record was found by (as for a mapped one). */
+      sourceRef: string;
       errors: Array<{ field: string; message: string }>;
     };
 

@@ -209,7 +209,7 @@ export class SourcePipeline {
               sourceId,
               eventType: result.eventType,
               subjectKey: result.subjectRef,
-              sourceRef: result.subjectRef,
+              sourceRef: result.sourceRef,
               mappingId: result.mappingId,
               errors: result.errors,
             });

@@ -23,6 +23,12 @@ describe('replaying a dead row', () => {
         assert.equal(dead?.state, 'dead');
         assert.equal(dead?.payload, null, 'the mapping refused it: nothing stored to send');
         assert.match(dead?.lastError?.message ?? '', /routing\.defaultOffice/);
+        // Found by the record an engineer holds: its birth encounter (the evidence), not only the child.
+        assert.equal(dead?.sourceRef, 'Encounter/e2e-birth-8-birth');
+        assert.deepEqual(
+          h.bridge.ledger.list({ find: 'Encounter/e2e-birth-8-birth' }).map((r) => r.id),
+          [dead?.id],
+        );
         // Replayed before the fix: still refused, and the answer says why.
         const early = await first.replay([dead?.id ?? 0]);
         assert.deepEqual(early.requeued, []);
