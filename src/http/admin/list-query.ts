@@ -46,14 +46,19 @@ export function enumList<T extends string>(
   return out.size > 0 ? [...out] : undefined;
 }
 
-/** Epoch milliseconds or an ISO 8601 date/time. */
-function instant(query: Record<string, QueryValue>, name: string): number | undefined {
+const DAY_MS = 86_400_000;
+
+/**
+ * Epoch milliseconds or an ISO 8601 date/time. A date alone (UTC) is its whole day: `until=2026-01-31`
+ * includes the 31st, as the bound is documented to be inclusive.
+ */
+function instant(query: Record<string, QueryValue>, name: 'since' | 'until'): number | undefined {
   const text = single(query, name);
   if (text === undefined) return undefined;
   if (/^\d{1,15}$/.test(text)) return Number(text);
   const parsed = /^\d{4}-\d{2}-\d{2}/.test(text) ? Date.parse(text) : Number.NaN;
   if (Number.isNaN(parsed)) throw new QueryError(`${name}: epoch milliseconds or an ISO 8601 date-time`);
-  return parsed;
+  return name === 'until' && /^\d{4}-\d{2}-\d{2}$/.test(text) ? parsed + DAY_MS - 1 : parsed;
 }
 
 export function integer(query: Record<string, QueryValue>, name: string, min: number, max: number): number | undefined {
