@@ -270,6 +270,9 @@ export class Bridge {
   }
 
   private onOutcome(outcome: DeliveryOutcome): void {
+    for (const listener of this.outcomeListeners) listener(outcome);
+    // The end of a hold is news for listeners, not a delivery attempt.
+    if (outcome.type === 'resumed') return;
     const eventType = outcome.row?.eventType ?? 'unknown';
     this.metrics.deliveries.inc({ outcome: outcome.type, event_type: eventType });
     if (outcome.error)
@@ -280,8 +283,10 @@ export class Bridge {
         Math.max(0, Date.now() - outcome.row.firstSeenAt) / 1000,
       );
     }
-    for (const listener of this.outcomeListeners) listener(outcome);
   }
+
+  /** Counts carried by the runtime since start, moved into their Prometheus counters at scrape time. */
+  private counted = { tokenRenewals: 0, gaps: new Map<string, number>() };
 
   /** Mirrors stored state into gauges at scrape time. */
   refreshMetrics(): void {
@@ -291,24 +296,25 @@ export class Bridge {
     }
     this.metrics.inboxDepth.set(this.ledger.inbox.depth());
     this.metrics.held.set(this.worker.held() ? 1 : 0);
-    this.metrics.tokenRenewals.set(this.opencrvs.tokenRenewals());
+    const renewals = this.opencrvs.tokenRenewals();
+    this.metrics.tokenRenewals.inc(Math.max(0, renewals - this.counted.tokenRenewals));
+    this.counted.tokenRenewals = renewals;
     const now = Date.now();
-    for (const source of this.sources) {
-      this.metrics.pollFailures.set({ source: source.settings.id }, source.poller.status.consecutiveFailures);
+    for (const source of [...this.sources, ...this.dhis2Sources]) {
+      const id = source.settings.id;
+      this.metrics.pollFailures.set({ source: id }, source.poller.status.consecutiveFailures);
+      // DHIS2 watermarks carry no zone (the server's local time): read as the bridge's own.
       for (const [type, watermark] of Object.entries(source.poller.status.watermarks)) {
-        if (watermark)
-          this.metrics.pollLag.set(
-            { source: source.settings.id, resource_type: type },
-            (now - Date.parse(watermark)) / 1000,
-          );
+        const at = watermark ? Date.parse(watermark) : Number.NaN;
+        if (!Number.isNaN(at)) this.metrics.pollLag.set({ source: id, resource_type: type }, (now - at) / 1000);
       }
-      this.metrics.subscriptionGaps.set(
-        { source: source.settings.id },
-        this.inbox.status(source.settings.id)?.gaps ?? 0,
-      );
     }
-    for (const source of this.dhis2Sources) {
-      this.metrics.pollFailures.set({ source: source.settings.id }, source.poller.status.consecutiveFailures);
+    for (const source of this.sources) {
+      const id = source.settings.id;
+      if (!source.settings.subscription) continue;
+      const gaps = this.inbox.status(id)?.gaps ?? 0;
+      this.metrics.subscriptionGaps.inc({ source: id }, Math.max(0, gaps - (this.counted.gaps.get(id) ?? 0)));
+      this.counted.gaps.set(id, gaps);
     }
   }
 

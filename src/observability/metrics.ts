@@ -11,12 +11,12 @@ export class BridgeMetrics {
   readonly deliveries: Counter<'outcome' | 'event_type'>;
   readonly retries: Counter<'classification' | 'kind'>;
   readonly deliveryLatency: Histogram<'event_type'>;
-  readonly tokenRenewals: Gauge;
+  readonly tokenRenewals: Counter;
   readonly pollLag: Gauge<'source' | 'resource_type'>;
   readonly pollFailures: Gauge<'source'>;
   readonly inboxDepth: Gauge;
   readonly held: Gauge;
-  readonly subscriptionGaps: Gauge<'source'>;
+  readonly subscriptionGaps: Counter<'source'>;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -46,8 +46,8 @@ export class BridgeMetrics {
       buckets: [0.1, 0.5, 1, 2, 5, 15, 60, 300, 900, 3600, 21600, 86400],
       registers,
     });
-    this.tokenRenewals = new Gauge({
-      name: 'bridge_opencrvs_token_renewals',
+    this.tokenRenewals = new Counter({
+      name: 'bridge_opencrvs_token_renewals_total',
       help: 'OpenCRVS tokens obtained since start',
       registers,
     });
@@ -73,8 +73,8 @@ export class BridgeMetrics {
       help: '1 while delivery is held for an operator problem',
       registers,
     });
-    this.subscriptionGaps = new Gauge({
-      name: 'bridge_subscription_gaps',
+    this.subscriptionGaps = new Counter({
+      name: 'bridge_subscription_gaps_total',
       help: 'Subscription gaps detected since start (each triggers a catch-up poll)',
       labelNames: ['source'],
       registers,

@@ -113,6 +113,16 @@ describe('DHIS2 tracker source end to end', () => {
     assert.ok(writes.some((w) => w.payload.events?.[0]?.programStage === BIRTH_STAGE));
   });
 
+  it('reports each DHIS2 source in the poll lag metric, as the FHIR sources are', async () => {
+    const { body } = await h.bridge.renderMetrics();
+    for (const source of [BIRTHS_SOURCE, DEATHS_SOURCE])
+      assert.match(
+        body,
+        new RegExp(`bridge_source_poll_lag_seconds\\{source="${source}",resource_type="TrackedEntity"\\} \\d`),
+      );
+    assert.doesNotMatch(body, /bridge_subscription_gaps_total\{source="dhis2/, 'no subscription, no gap count');
+  });
+
   it('sees its own write-back on the next poll and records nothing new (unchanged payload, no second event)', async () => {
     const watermark = h.bridge.ledger.getCursor(BIRTHS_SOURCE, DHIS2_CURSOR);
     const before = h.rows();

@@ -211,7 +211,7 @@ describe('metrics', () => {
     assert.equal(find('bridge_deliveries_total', { outcome: 'delivered', event_type: 'birth' })[0]?.value, 2);
     assert.equal(find('bridge_delivery_latency_seconds_count', { event_type: 'birth' })[0]?.value, 2);
     assert.ok(find('bridge_delivery_latency_seconds_bucket', { event_type: 'death', le: '+Inf' }).length === 1);
-    assert.ok((find('bridge_opencrvs_token_renewals')[0]?.value ?? 0) >= 1);
+    assert.ok((find('bridge_opencrvs_token_renewals_total')[0]?.value ?? 0) >= 1);
     const lag = find('bridge_source_poll_lag_seconds', { source: 'emr' });
     assert.ok(lag.length > 0 && lag.every((s) => s.value >= 0 && s.labels.resource_type));
     assert.equal(find('bridge_inbox_depth')[0]?.value, 0);
