@@ -312,4 +312,24 @@ describe('admin page in headless Chromium', {
     await worker.runUntilIdle({ timeoutMs: UI_TIMEOUT_MS });
     assert.equal(ledger.get(id)?.state, 'delivered');
   });
+
+  it('says when there are more dead letters than the table lists', async () => {
+    await page.goto(`${base}/admin`);
+    const more = page.locator('#dead-more');
+    await page.getByText('No dead letters.').waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.equal(await more.isVisible(), false);
+    for (let i = 0; i < 201; i++) {
+      ledger.recordInvalid({
+        sourceId: 'emr',
+        eventType: 'birth',
+        subjectKey: `Patient/many-${i}`,
+        sourceRef: `Encounter/many-${i}`,
+        mappingId: 'birth.fhir',
+        errors: [{ field: 'child.gender', message: 'not one of male, female, unknown' }],
+      });
+    }
+    await page.reload();
+    await more.waitFor({ state: 'visible', timeout: UI_TIMEOUT_MS });
+    assert.equal(await page.locator('#dead tbody tr').count(), 200);
+  });
 });

@@ -150,9 +150,12 @@ export const PAGE_SCRIPT = `
     });
   }
 
-  function renderDead(events) {
+  function renderDead(page) {
+    var events = page.events;
     var tbody = $('dead').tBodies[0];
     clear(tbody);
+    // More than fit here: say so, or the operator takes the table for all of them.
+    $('dead-more').hidden = !page.hasMore;
     $('replay-all').disabled = events.length === 0;
     if (events.length === 0) { emptyRow(tbody, 8, 'No dead letters.'); return; }
     events.forEach(function (e) {
@@ -310,7 +313,7 @@ ${WRITE_BACK_SCRIPT}
       renderCounts(results[0]);
       fillOptions(results[0]);
       renderSources(results[0].sources);
-      renderDead(results[1].events);
+      renderDead(results[1]);
       renderEvents(results[2]);
       renderWriteBackCounts(results[0].writeBacks);
       renderWriteBacks(results[4]);

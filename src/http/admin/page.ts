@@ -47,9 +47,12 @@ export function renderPage(base: string): string {
     </section>
     <section aria-labelledby="dead-h">
       <h2 id="dead-h">Dead letters</h2>
-      <p class="muted">Events OpenCRVS refused for good, or whose retries ran out. Fix the cause, then replay:
-        the row goes back in the queue with a fresh retry budget.</p>
+      <p class="muted">Events the mapping refused, OpenCRVS refused for good, or whose retries ran out. Fix the
+        cause, then replay: the record is read from its source and mapped again, and the row goes back in the
+        queue with a fresh retry budget.</p>
       <p><button type="button" id="replay-all">Replay all dead</button></p>
+      <p id="dead-more" class="muted" hidden>Only the first 200 are listed: filter the Events table by the state
+        dead to see them all. Replay all dead replays every one.</p>
       <div class="scroll"><table id="dead"><caption class="sr-only">Dead letters</caption>
         <thead><tr><th scope="col">ID</th><th scope="col">Source</th><th scope="col">Event type</th>
           <th scope="col">Source reference</th><th scope="col">Error</th><th scope="col">Attempts</th>
