@@ -406,7 +406,7 @@ export class Bridge {
         run: () =>
           source.poller.status.consecutiveFailures >= 3
             ? `${source.poller.status.consecutiveFailures} poll passes failed: ${source.poller.status.lastError}`
-            : this.cachedCheck(`source:${source.settings.id}`, () => source.client.systemInfo()),
+            : this.cachedCheck(`source:${source.settings.id}`, async () => void (await source.client.systemInfo())),
       })),
     ];
   }

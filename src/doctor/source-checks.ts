@@ -1,11 +1,13 @@
 // Live checks of the configured sources: a FHIR server's CapabilityStatement plus one probe search and
-// read per watched resource type; a DHIS2 server's /api/system/info with the configured auth.
+// read per watched resource type; a DHIS2 server's /api/system/info with the configured auth, and the
+// programme and write-back metadata its configuration names.
 import type { Bundle, Subscription } from '@medplum/fhirtypes';
 import type { SourceSettings } from '../config/types.js';
 import { unauthenticatedSubscriptionWarning } from '../config/warnings.js';
 import { silentLogger } from '../observability/logger.js';
+import { Dhis2Client, Dhis2SourceError } from '../sources/dhis2/client.js';
+import { dhis2SettingsOf } from '../sources/dhis2/settings.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
-import { createSourceAuthenticator } from '../sources/shared/source-auth.js';
 import { capabilityGaps, declaresLastUpdated, summarizeCapabilities } from './fhir-capability.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
 
@@ -136,35 +138,52 @@ async function checkSubscriptions(
     : ok(name, `${found}, covering ${watchedTypes.join(', ')}`);
 }
 
-/** DHIS2: GET /api/system/info with the configured auth (200 with a version = reachable and accepted). */
+/**
+ * DHIS2: GET /api/system/info with the configured auth (reachable, credentials accepted, a version), then
+ * the metadata the configuration names: the programme polled, and the write-back's programme stage, data
+ * element or attribute. A uid typed wrong otherwise polls nothing, quietly.
+ */
 export async function checkDhis2Source(settings: SourceSettings): Promise<CheckResult[]> {
   const name = `source ${settings.id}`;
-  const where = displayUrl(settings.baseUrl);
+  const client = new Dhis2Client(settings, { logger: silentLogger, attempts: 1 });
+  const where = displayUrl(client.baseUrl);
+  let version: string | undefined;
   try {
-    const headers = await createSourceAuthenticator(settings.auth, settings.timeoutMs).headers();
-    const response = await fetch(`${settings.baseUrl.replace(/\/+$/, '')}/api/system/info`, {
-      headers: { accept: 'application/json', ...headers },
-      signal: AbortSignal.timeout(settings.timeoutMs),
-    });
-    if (response.status === 401 || response.status === 403) {
-      await response.body?.cancel();
-      return [fail(name, `${where}: HTTP ${response.status}, the configured ${settings.auth.type} auth was refused`)];
-    }
-    if (!response.ok) {
-      await response.body?.cancel();
-      return [fail(name, `${where}/api/system/info answered HTTP ${response.status}`)];
-    }
-    const body: unknown = await response.json().catch(() => undefined);
-    const version =
-      typeof body === 'object' && body !== null && 'version' in body && typeof body.version === 'string'
-        ? body.version
-        : undefined;
-    if (!version) return [fail(name, `${where}/api/system/info is not a DHIS2 system info answer`)];
-    return [ok(name, `${where}: DHIS2 ${version} reachable with the configured ${settings.auth.type} auth`)];
+    version = await client.systemInfo();
   } catch (err) {
-    const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
-    // fetch reports a network failure as a TypeError; other errors (a source token endpoint) say why.
-    const why = timedOut ? 'timeout' : err instanceof TypeError ? 'network error' : reason(err);
-    return [fail(name, `${where} unreachable: ${why}`)];
+    const status = err instanceof Dhis2SourceError ? err.status : undefined;
+    if (status === 401 || status === 403)
+      return [fail(name, `${where}: HTTP ${status}, the configured ${settings.auth.type} auth was refused`)];
+    if (status !== undefined) return [fail(name, `${where}/api/system/info answered HTTP ${status}`)];
+    return [fail(name, `${where} unreachable: ${reason(err)}`)];
   }
+  if (!version) return [fail(name, `${where}/api/system/info is not a DHIS2 system info answer`)];
+  const results = [ok(name, `${where}: DHIS2 ${version} reachable with the configured ${settings.auth.type} auth`)];
+  try {
+    results.push(...(await checkDhis2Metadata(client, settings)));
+  } catch (err) {
+    results.push(warn(`${name} metadata`, `could not be read: ${reason(err)}`));
+  }
+  return results;
+}
+
+async function checkDhis2Metadata(client: Dhis2Client, settings: SourceSettings): Promise<CheckResult[]> {
+  const name = `source ${settings.id} metadata`;
+  const { program } = dhis2SettingsOf(settings);
+  const found = await client.metadata('programs', program, 'id,displayName,programStages[id,displayName]');
+  if (!found) {
+    return [fail(name, `sources[].dhis2.program ${program}: no such programme in DHIS2 (or this user cannot see it)`)];
+  }
+  const problems: string[] = [];
+  const writeBack = settings.writeBack;
+  const stages = Array.isArray(found.programStages) ? (found.programStages as Array<{ id?: unknown }>) : [];
+  if (writeBack?.programStage && !stages.some((stage) => stage.id === writeBack.programStage))
+    problems.push(`sources[].writeBack.programStage ${writeBack.programStage} is not a stage of programme ${program}`);
+  if (writeBack?.dataElement && !(await client.metadata('dataElements', writeBack.dataElement)))
+    problems.push(`sources[].writeBack.dataElement ${writeBack.dataElement}: no such data element`);
+  if (writeBack?.attribute && !(await client.metadata('trackedEntityAttributes', writeBack.attribute)))
+    problems.push(`sources[].writeBack.attribute ${writeBack.attribute}: no such tracked entity attribute`);
+  if (problems.length > 0) return [fail(name, problems.join('; '))];
+  const label = typeof found.displayName === 'string' ? ` (${found.displayName})` : '';
+  return [ok(name, `programme ${program}${label} found${writeBack ? ', with the write-back target' : ''}`)];
 }

@@ -196,6 +196,9 @@ describe('DHIS2 tracker source: credentials and filters', () => {
       assert.equal(h.bridge.ledger.getCursor(BIRTHS_SOURCE, DHIS2_CURSOR), undefined);
       const status = h.bridge.sourceStatuses().find((s) => s.id === BIRTHS_SOURCE);
       assert.match(status?.lastError ?? '', /HTTP 401/);
+      // It names what to fix, and not the token.
+      assert.match(status?.lastError ?? '', /credentials in sources\[\]\.auth of source dhis2-births/);
+      assert.doesNotMatch(status?.lastError ?? '', /d2pat_wrong/);
       // The other source (basic auth) is unaffected.
       assert.equal(h.rows().filter((r) => r.sourceId === DEATHS_SOURCE && r.state === 'delivered').length, 1);
     } finally {

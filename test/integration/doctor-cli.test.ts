@@ -273,6 +273,50 @@ describe('doctor checks', () => {
     assert.equal(line('source hmis-bad')?.status, 'fail');
     assert.match(line('source hmis-bad')?.detail ?? '', /HTTP 401, the configured basic auth was refused/);
     assert.ok(!formatReport(report).includes(DEFAULT_SANDBOX_AUTH.pat));
+    assert.equal(line('source hmis metadata')?.status, 'ok', formatReport(report));
+    assert.match(line('source hmis metadata')?.detail ?? '', /programme IpHINAT79UW \(Child Programme\) found/);
+  });
+
+  it('names the DHIS2 setting whose uid DHIS2 does not know, and accepts a baseUrl ending in /api', async () => {
+    const auth = { type: 'pat', token: DEFAULT_SANDBOX_AUTH.pat };
+    const typo = {
+      id: 'typo',
+      kind: 'dhis2',
+      baseUrl: `${dhis2.baseUrl}/api`,
+      auth,
+      dhis2: { program: 'IpHINAT79UX' },
+    };
+    const stage = {
+      id: 'stage',
+      kind: 'dhis2',
+      baseUrl: dhis2.baseUrl,
+      auth,
+      writeBack: { dataElement: 'uf3svrmp8Oj', programStage: 'SbxDthStage' },
+    };
+    const element = {
+      id: 'element',
+      kind: 'dhis2',
+      baseUrl: dhis2.baseUrl,
+      auth,
+      writeBack: { dataElement: 'uf3svrmp8Xx' },
+    };
+    const report = await runDoctor({ file: writeConfig(configObject({ sources: [typo, stage, element] })), env: {} });
+    const line = (name: string) => report.checks.find((c) => c.name === name);
+    assert.equal(line('source typo')?.status, 'ok', formatReport(report));
+    assert.equal(line('source typo metadata')?.status, 'fail');
+    assert.match(
+      line('source typo metadata')?.detail ?? '',
+      /sources\[\]\.dhis2\.program IpHINAT79UX: no such programme/,
+    );
+    assert.match(
+      line('source stage metadata')?.detail ?? '',
+      /sources\[\]\.writeBack\.programStage SbxDthStage is not a stage of programme IpHINAT79UW/,
+    );
+    assert.match(
+      line('source element metadata')?.detail ?? '',
+      /sources\[\]\.writeBack\.dataElement uf3svrmp8Xx: no such data element/,
+    );
+    assert.equal(report.ok, false);
   });
 
   it('warns before a first sync that would notify the whole history, until poll.since(Days) is set or rows exist', async () => {

@@ -8,6 +8,7 @@ import { exportRoutes } from './export-routes.js';
 import { FieldFilterError } from './fields.js';
 import { describeImportPayloadErrors, isTrackerImportPayload } from './import-schema.js';
 import { importTracker } from './importer.js';
+import { metadataRoutes } from './metadata-routes.js';
 import { BadRequestError, type PageEnvelope, param } from './query.js';
 import { TrackerStore } from './store.js';
 import { formatDhis2DateTime } from './time.js';
@@ -102,6 +103,7 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
       systemId: 'opencrvs-bridge-dhis2-simulator',
     });
   });
+  api.use(metadataRoutes());
   api.get('/me', (_req, res) => {
     const username = String(res.locals.username ?? 'admin');
     res.json({

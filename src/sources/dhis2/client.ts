@@ -80,7 +80,16 @@ export class Dhis2Client {
           status = response.status;
           if (!response.ok && !(init.okStatuses ?? []).includes(status)) {
             await response.arrayBuffer().catch(() => undefined);
-            throw new Dhis2SourceError(`${operation} failed: HTTP ${status}`, status, status === 429 || status >= 500);
+            const refused = status === 401 || status === 403;
+            // Name the setting to fix: a refused credential is configuration, not an outage.
+            const hint = refused
+              ? ` (DHIS2 refused the credentials in sources[].auth of source ${this.settings.id})`
+              : '';
+            throw new Dhis2SourceError(
+              `${operation} failed: HTTP ${status}${hint}`,
+              status,
+              status === 429 || status >= 500,
+            );
           }
           return response.json();
         });
@@ -97,7 +106,10 @@ export class Dhis2Client {
         else {
           const name = err instanceof Error ? err.name : '';
           const timedOut = name === 'TimeoutError' || name === 'AbortError';
-          const reason = status !== undefined ? 'unreadable response' : timedOut ? 'timeout' : 'network error';
+          const reason =
+            status !== undefined
+              ? 'unreadable response'
+              : `${timedOut ? 'timeout' : 'network error'} (is sources[].baseUrl of source ${this.settings.id} right?)`;
           lastError = new Dhis2SourceError(`${operation} failed: ${reason}`, status, status === undefined, {
             cause: loggableCause(err),
           });
@@ -155,8 +167,27 @@ export class Dhis2Client {
     });
   }
 
-  /** GET /api/system/info: reachability and credentials (readiness, doctor). */
-  async systemInfo(): Promise<void> {
-    await this.call('system info', 'system/info', isObjectResponse);
+  /** GET /api/system/info: reachability and credentials (readiness, doctor); the DHIS2 version. */
+  async systemInfo(): Promise<string | undefined> {
+    const info = await this.call('system info', 'system/info', isObjectResponse);
+    return typeof info.version === 'string' ? info.version : undefined;
+  }
+
+  /** GET /api/{collection}/{uid} (doctor): the object, or undefined when DHIS2 says 404. */
+  async metadata(
+    collection: 'programs' | 'dataElements' | 'trackedEntityAttributes',
+    uid: string,
+    fields = 'id,displayName',
+  ): Promise<Record<string, unknown> | undefined> {
+    try {
+      return await this.call(
+        `read ${collection}`,
+        `${collection}/${encodeURIComponent(uid)}?fields=${encodeURIComponent(fields)}`,
+        isObjectResponse,
+      );
+    } catch (err) {
+      if (err instanceof Dhis2SourceError && err.status === 404) return undefined;
+      throw err;
+    }
   }
 }
