@@ -125,7 +125,7 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
     }
     checkUrl(source.baseUrl, `sources[${i}].baseUrl`, file);
     if (source.timeZone !== undefined) checkTimeZone(source.timeZone, `sources[${i}].timeZone`, file);
-    checkMappingNames(source.mappings, `sources[${i}].mappings`, file);
+    source.mappings = resolveMappings(source.mappings, `sources[${i}].mappings`, file);
     checkUrl(source.auth.tokenUrl, `sources[${i}].auth.tokenUrl`, file);
     const auth = source.auth;
     const need = (key: keyof typeof auth, why: string) => {
@@ -161,16 +161,34 @@ function checkUrl(value: string | undefined, path: string, file?: string): void 
   }
 }
 
-/** Mapping names are files of the package's mappings/ folder: a typo is found here, with its key path. */
-function checkMappingNames(names: string[], path: string, file?: string): void {
-  for (const [j, name] of names.entries()) {
-    const fileName = name.endsWith('.yaml') ? name : `${name}.yaml`;
-    if (existsSync(`${packagePaths.mappings}${fileName}`)) continue;
+/**
+ * A mapping is a name of the package's mappings/ folder (`birth.fhir`) or a path to a site's own file
+ * (`./mappings/birth.yaml`, relative to the config file), made absolute here so every consumer reads the
+ * same file. A typo is found here, with its key path.
+ */
+function resolveMappings(entries: string[], path: string, file?: string): string[] {
+  return entries.map((entry, j) => {
+    if (isMappingPath(entry)) {
+      const absolute = resolve(file ? dirname(file) : process.cwd(), entry);
+      if (!existsSync(absolute)) throw new ConfigError(`${path}[${j}]`, `no mapping file at ${absolute}`, file);
+      return absolute;
+    }
+    const fileName = entry.endsWith('.yaml') ? entry : `${entry}.yaml`;
+    if (existsSync(`${packagePaths.mappings}${fileName}`)) return entry;
     const shipped = readdirSync(packagePaths.mappings)
       .filter((f) => f.endsWith('.yaml'))
       .map((f) => f.replace(/\.yaml$/, ''));
-    throw new ConfigError(`${path}[${j}]`, `no mapping named "${name}" (there are: ${shipped.join(', ')})`, file);
-  }
+    throw new ConfigError(
+      `${path}[${j}]`,
+      `no mapping named "${entry}" (there are: ${shipped.join(', ')}; or give a path to your own file, e.g. ./mappings/birth.yaml)`,
+      file,
+    );
+  });
+}
+
+/** A path (a folder in it, or a .yml/.yaml file name given with its folder), not a shipped mapping's name. */
+function isMappingPath(entry: string): boolean {
+  return entry.includes('/') || entry.includes('\\') || isAbsolute(entry);
 }
 
 function checkTimeZone(zone: string, path: string, file?: string): void {

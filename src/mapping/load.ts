@@ -8,7 +8,7 @@ import { MappingSet } from './set.js';
 import { MappingLoadError } from './yaml-source.js';
 
 export interface LoadMappingsOptions {
-  /** Mapping names looked up in `dir`, e.g. ['birth.fhir', 'death.fhir']. */
+  /** Mapping names looked up in `dir`, e.g. ['birth.fhir', 'death.fhir'], or paths to mapping files. */
   names?: string[];
   /** Mapping files by path. Without names and files, every *.yaml in `dir` is loaded. */
   files?: string[];
@@ -43,7 +43,11 @@ function readText(file: string): string {
 export function loadMappings(options: LoadMappingsOptions = {}): MappingSet {
   const dir = options.dir ?? packagePaths.mappings;
   const files: string[] = [];
-  for (const name of options.names ?? []) files.push(join(dir, name.endsWith('.yaml') ? name : `${name}.yaml`));
+  // A name is a file of `dir`; an entry with a folder in it is a path (a site's own mapping, see config).
+  for (const name of options.names ?? []) {
+    if (name.includes('/') || name.includes('\\')) files.push(resolve(name));
+    else files.push(join(dir, name.endsWith('.yaml') ? name : `${name}.yaml`));
+  }
   for (const file of options.files ?? []) files.push(resolve(file));
   if (files.length === 0) {
     let entries: string[];

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { loadMappings, mappingOptionsFromConfig } from '../../src/mapping/index.js';
 
 const minimal = `
 opencrvs:
@@ -23,6 +24,26 @@ function errorOf(fn: () => unknown): ConfigError {
 }
 
 describe('configuration', () => {
+  it("takes a site's own mapping file by a path relative to the config file, and names a missing one", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-site-mapping-'));
+    mkdirSync(join(dir, 'mappings'));
+    const shipped = readFileSync(new URL('../../mappings/birth.fhir.yaml', import.meta.url), 'utf8');
+    writeFileSync(join(dir, 'mappings', 'birth.yaml'), shipped.replace(/^id: birth\.fhir$/m, 'id: birth.site'));
+    const file = join(dir, 'bridge.yaml');
+    const sources = (entry: string) =>
+      `${minimal}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.local/fhir\n    mappings: [${entry}, death.fhir]\n`;
+    writeFileSync(file, sources('./mappings/birth.yaml'));
+    const config = loadConfig({ file });
+    assert.deepEqual(config.sources[0]?.mappings, [join(dir, 'mappings', 'birth.yaml'), 'death.fhir']);
+    const ids = loadMappings(mappingOptionsFromConfig(config)).mappings.map((m) => m.id);
+    assert.deepEqual(ids.sort(), ['birth.site', 'death.fhir']);
+
+    writeFileSync(file, sources('./mappings/brith.yaml'));
+    const missing = errorOf(() => loadConfig({ file }));
+    assert.equal(missing.path, 'sources[0].mappings[0]');
+    assert.match(missing.message, /no mapping file at .*mappings\/brith\.yaml/);
+  });
+
   it('derives the token and events URLs from the domain and applies defaults', () => {
     const config = loadConfig({ text: minimal });
     assert.equal(config.opencrvs.tokenUrl, 'https://gateway.farajaland.example.org/auth/token');
