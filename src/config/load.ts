@@ -126,6 +126,7 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
     checkUrl(source.baseUrl, `sources[${i}].baseUrl`, file);
     if (source.timeZone !== undefined) checkTimeZone(source.timeZone, `sources[${i}].timeZone`, file);
     source.mappings = resolveMappings(source.mappings, `sources[${i}].mappings`, file);
+    if (source.dhis2?.fields !== undefined) checkDhis2Fields(source.dhis2.fields, `sources[${i}].dhis2.fields`, file);
     checkUrl(source.auth.tokenUrl, `sources[${i}].auth.tokenUrl`, file);
     const auth = source.auth;
     const need = (key: keyof typeof auth, why: string) => {
@@ -189,6 +190,33 @@ function resolveMappings(entries: string[], path: string, file?: string): string
 /** A path (a folder in it, or a .yml/.yaml file name given with its folder), not a shipped mapping's name. */
 function isMappingPath(entry: string): boolean {
   return entry.includes('/') || entry.includes('\\') || isAbsolute(entry);
+}
+
+/**
+ * The poll's watermark is each tracked entity's `updatedAt` and its key the `trackedEntity` uid: a fields
+ * filter without them would keep the watermark still and hide every later change, quietly.
+ */
+function checkDhis2Fields(fields: string, path: string, file?: string): void {
+  let depth = 0;
+  let name = '';
+  const top: string[] = [];
+  for (const ch of `${fields},`) {
+    if (ch === '[' || ch === '(') depth++;
+    else if (ch === ']' || ch === ')') depth--;
+    else if (ch === ',' && depth === 0) {
+      top.push(name.trim());
+      name = '';
+    } else if (depth === 0) name += ch;
+  }
+  if (top.includes('*') || top.includes(':all')) return;
+  const missing = ['trackedEntity', 'updatedAt', 'attributes', 'enrollments'].filter((f) => !top.includes(f));
+  if (missing.length > 0) {
+    throw new ConfigError(
+      path,
+      `must include ${missing.join(', ')} (or be *): the poller and the mappings need them`,
+      file,
+    );
+  }
 }
 
 function checkTimeZone(zone: string, path: string, file?: string): void {

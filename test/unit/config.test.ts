@@ -80,6 +80,18 @@ describe('configuration', () => {
     const mapping = errorOf(() => loadConfig({ text: source('    mappings: [birth.fhir, birth.fhr]\n') }));
     assert.equal(mapping.path, 'sources[0].mappings[1]');
     assert.match(mapping.message, /no mapping named "birth\.fhr" \(there are: .*birth\.fhir/);
+    const dhis2 = (fields: string) =>
+      `${minimal}sources:\n  - id: hmis\n    kind: dhis2\n    baseUrl: http://dhis2.local\n    dhis2: { fields: '${fields}' }\n`;
+    const noWatermark = errorOf(() =>
+      loadConfig({ text: dhis2('trackedEntity,attributes,enrollments[updatedAt,events]') }),
+    );
+    assert.equal(noWatermark.path, 'sources[0].dhis2.fields');
+    assert.match(noWatermark.message, /must include updatedAt/);
+    assert.equal(
+      loadConfig({ text: dhis2('trackedEntity,updatedAt,attributes,enrollments[*,events[*]],relationships') })
+        .sources[0]?.dhis2?.fields,
+      'trackedEntity,updatedAt,attributes,enrollments[*,events[*]],relationships',
+    );
     const zone = errorOf(() => loadConfig({ text: source('    timeZone: Africa/Nowhere\n') }));
     assert.equal(zone.path, 'sources[0].timeZone');
     assert.match(zone.message, /not an IANA time zone/);
