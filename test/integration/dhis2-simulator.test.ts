@@ -173,6 +173,17 @@ describe('DHIS2 simulator: tracker export', () => {
     assert.deepEqual(Object.keys(narrow.enrollments[0].events[0].dataValues[0]), ['dataElement', 'value']);
   });
 
+  it("lists only the tracked entity type's attributes at the top of a read without a programme, as DHIS2 does", async () => {
+    const uid = (await get(sim, `${children}&pageSize=1`)).body.trackedEntities[0].trackedEntity;
+    const names = (list: Array<{ displayName: string }>) => list.map((a) => a.displayName).sort();
+    const bare = (await get(sim, `/api/tracker/trackedEntities/${uid}?fields=*`)).body;
+    assert.deepEqual(names(bare.attributes), ['First name', 'Last name']);
+    assert.ok(names(bare.enrollments[0].attributes).includes('Gender'), 'programme attributes under the enrollment');
+    const inProgramme = (await get(sim, `/api/tracker/trackedEntities/${uid}?program=${CHILD_PROGRAMME}&fields=*`))
+      .body;
+    assert.ok(names(inProgramme.attributes).includes('Gender'), 'with the programme, at the top too');
+  });
+
   it('answers paging=false with the bare list, as the OpenFn workflow asks (fields=:all)', async () => {
     const { body } = await get(
       sim,

@@ -42,6 +42,13 @@ export const ATTRIBUTES = {
   dateOfBirth: 'SbxAttrDob1',
 } as const;
 
+/**
+ * The Person type's own attributes: the only ones DHIS2 lists at the top of a tracked entity read without
+ * a `program` (docs GET trackedEntities/{uid}: First name, Last name at the top; National identifier,
+ * Gender, Address only under the Child Programme enrollment). The others are programme attributes.
+ */
+export const TRACKED_ENTITY_TYPE_ATTRIBUTES: ReadonlySet<string> = new Set([ATTRIBUTES.firstName, ATTRIBUTES.lastName]);
+
 /** Display names and value types the simulator reports for the attributes above. */
 export const ATTRIBUTE_METADATA: Record<string, { displayName: string; valueType: string; code?: string }> = {
   [ATTRIBUTES.firstName]: { displayName: 'First name', valueType: 'TEXT', code: 'MMD_PER_NAM' },

@@ -175,7 +175,10 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
     writes: () => structuredClone(writes),
     trackedEntity: (uid) => {
       const te = store.trackedEntity(uid);
-      return te && !te.deleted ? structuredClone(store.trackedEntityView(te)) : undefined;
+      // What is stored (tests inspect it), not what an export without a programme would list.
+      return te && !te.deleted
+        ? structuredClone(store.trackedEntityView(te, undefined, { allAttributes: true }))
+        : undefined;
     },
     close: () =>
       new Promise<void>((resolve, reject) => {

@@ -1,4 +1,4 @@
-import { ATTRIBUTE_METADATA } from './constants.js';
+import { ATTRIBUTE_METADATA, TRACKED_ENTITY_TYPE_ATTRIBUTES } from './constants.js';
 import { MonotonicClock } from './time.js';
 import type { Attribute, Enrollment, Event, Relationship, RelationshipItem, TrackedEntity, Uid } from './types.js';
 
@@ -152,15 +152,20 @@ export class TrackerStore {
   // ---- export views (full; the `fields` filter trims them) ----
 
   /** A tracked entity with enrollments (only `program`'s when given), relationships and program owners. */
-  trackedEntityView(te: TrackedEntity, program?: Uid): TrackedEntity {
+  trackedEntityView(te: TrackedEntity, program?: Uid, options: { allAttributes?: boolean } = {}): TrackedEntity {
     const uid = te.trackedEntity ?? '';
     const enrollments = this.enrollmentsOf(uid).filter((en) => !program || en.program === program);
     const owners = new Map<string, string>();
     for (const en of this.enrollmentsOf(uid))
       if (en.program && !owners.has(en.program)) owners.set(en.program, en.orgUnit ?? '');
+    // Without a programme, DHIS2 lists the tracked entity type's attributes only; with one, the
+    // programme's too (the simulator does not keep which programme an attribute belongs to: all).
+    const listed = (te.attributes ?? []).filter(
+      (a) => program || options.allAttributes || TRACKED_ENTITY_TYPE_ATTRIBUTES.has(a.attribute),
+    );
     return {
       ...te,
-      attributes: (te.attributes ?? []).map(withMetadata),
+      attributes: listed.map(withMetadata),
       enrollments: enrollments.map((en) => this.enrollmentView(en)),
       relationships: this.relationshipsOf('trackedEntity', uid).map((rel) => this.relationshipView(rel)),
       programOwners: [...owners].map(([ownerProgram, orgUnit]) => ({
