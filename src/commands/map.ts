@@ -31,7 +31,10 @@ export function registerMap(program: Command): void {
       '--input <file>',
       'FHIR Bundle (any type), one resource or an array of them; or a DHIS2 tracked entity, list response or event',
     )
-    .option('--mapping <file>', 'one mapping file (default: every mapping in mappings/)')
+    .option(
+      '--mapping <file>',
+      "one mapping file (default: the config's sources' mappings; without --config, every mapping in mappings/)",
+    )
     .option('--config <file>', 'configuration: routing, OpenCRVS country and version (default: $BRIDGE_CONFIG)')
     .option('--json', 'print exactly one JSON object')
     .action((options: MapCommandOptions) => runMap(options));
@@ -55,10 +58,12 @@ async function runMap(options: MapCommandOptions): Promise<void> {
   if (configPath(options.config)) {
     const config = loadConfigOrReport(options.config);
     if (!config) return;
-    // Every mapping is tried in a dry run; the config gives country, version and routing.
-    loadOptions = { ...mappingOptionsFromConfig(config), names: undefined };
+    // The mappings the config's sources use (a site's own files included), as serve would map with,
+    // and the config's country, version and routing.
+    loadOptions = mappingOptionsFromConfig(config);
   }
-  if (options.mapping) loadOptions.files = [options.mapping];
+  // One file, instead of the config's (or, without a config, every shipped) mappings.
+  if (options.mapping) loadOptions = { ...loadOptions, names: undefined, files: [options.mapping] };
   let result: MapResult;
   try {
     result = await mapInput(loadMappings(loadOptions), input);

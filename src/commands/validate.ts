@@ -8,6 +8,7 @@ import {
   type LoadMappingsOptions,
   loadMappings,
   MappingLoadError,
+  mappingFile,
   mappingOptionsFromConfig,
 } from '../mapping/index.js';
 import { configPath, loadConfigOrReport } from './options.js';
@@ -34,7 +35,7 @@ function runValidate(options: { config?: string }): void {
   let files: string[];
   try {
     files = base.names
-      ? base.names.map((n) => join(dir, `${n}.yaml`))
+      ? base.names.map((n) => mappingFile(n, dir))
       : readdirSync(dir)
           .filter((f) => /\.ya?ml$/.test(f))
           .sort()

@@ -13,6 +13,7 @@ import {
   fieldValueProblem,
   loadFormProfile,
 } from './profile.js';
+import { type ExpressionSource, searchCoverageProblems } from './search-coverage.js';
 import {
   inferTransform,
   TRANSFORM_FIELD_TYPES,
@@ -148,11 +149,13 @@ export function compileMapping(file: string, text: string, options: CompileOptio
 
   const compiler = new ExpressionCompiler(source, codeSets, options.fastPath ?? true, options.timeZone);
   const expressions: CompiledExpr[] = [];
+  const sources: ExpressionSource[] = [];
   const variables = new Set(['subject', 'subjectRef']);
   const expr = (text: string, path: KeyPath): CompiledExpr => {
     try {
       const compiled = compiler.compile(text, variables);
       expressions.push(compiled);
+      sources.push({ text, path });
       return compiled;
     } catch (err) {
       if (err instanceof ExpressionError) throw src.error(path, err.message);
@@ -217,7 +220,7 @@ export function compileMapping(file: string, text: string, options: CompileOptio
           if (!set) throw src.error(path, `unknown code set '${n}'`);
           entries.push(...set.map(String));
         }
-        parts.push({ codes: entries });
+        parts.push({ codes: [...new Set(entries)] });
       } else {
         parts.push({ expr: expr(inner, path) });
       }
@@ -337,6 +340,9 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     facilityFields,
     placeOfEvent,
   };
+
+  const [uncovered] = searchCoverageProblems(context, (doc.codes ?? {}) as Record<string, unknown[]>, sources);
+  if (uncovered) throw src.error(uncovered.path, uncovered.message);
 
   return {
     id,

@@ -39,15 +39,18 @@ function readText(file: string): string {
   }
 }
 
+/** The file a mapping entry names: one with a folder in it is a path (a site's own mapping, see the
+ * config), anything else a file of `dir` (`birth.fhir` → `<dir>/birth.fhir.yaml`). */
+export function mappingFile(entry: string, dir: string = packagePaths.mappings): string {
+  if (entry.includes('/') || entry.includes('\\')) return resolve(entry);
+  return join(dir, entry.endsWith('.yaml') ? entry : `${entry}.yaml`);
+}
+
 /** Compiles the mappings and runs the static checks; throws MappingLoadError (file + key path + line). */
 export function loadMappings(options: LoadMappingsOptions = {}): MappingSet {
   const dir = options.dir ?? packagePaths.mappings;
   const files: string[] = [];
-  // A name is a file of `dir`; an entry with a folder in it is a path (a site's own mapping, see config).
-  for (const name of options.names ?? []) {
-    if (name.includes('/') || name.includes('\\')) files.push(resolve(name));
-    else files.push(join(dir, name.endsWith('.yaml') ? name : `${name}.yaml`));
-  }
+  for (const name of options.names ?? []) files.push(mappingFile(name, dir));
   for (const file of options.files ?? []) files.push(resolve(file));
   if (files.length === 0) {
     let entries: string[];

@@ -1,6 +1,6 @@
 // The `map` and `validate` commands, run as a separate process the way an integration engineer runs them.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -89,6 +89,44 @@ describe('opencrvs-bridge map', () => {
     const r = run(['map', '--input', liveBirth, '--mapping', bad]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /bad\.yaml:6: fields\['child\.nmae'\]: unknown field id/);
+  });
+});
+
+describe("a site's own mapping, named by path in the config", () => {
+  const site = join(dir, 'site');
+  mkdirSync(join(site, 'mappings'), { recursive: true });
+  const shipped = readFileSync(new URL('../../mappings/birth.fhir.yaml', import.meta.url), 'utf8');
+  // The site's copy: its own id, and the birth weight left out, so its output differs from the shipped one.
+  const own = shipped
+    .replace(/^id: birth\.fhir$/m, 'id: site.birth')
+    .replace(/^ {2}child\.weightAtBirth:\n(?: {4}.*\n)+/m, '');
+  writeFileSync(join(site, 'mappings', 'birth.yaml'), own);
+  const siteConfig = join(site, 'bridge.yaml');
+  writeFileSync(
+    siteConfig,
+    `opencrvs: { domain: farajaland.example.org, clientId: bridge, clientSecret: s3cret }
+routing: { defaultOffice: 0be1dc9b-5c8b-4d20-a88c-08cafc71c99a }
+sources:
+  - id: emr
+    kind: fhir
+    baseUrl: https://emr.example.org/fhir
+    mappings: [./mappings/birth.yaml, death.fhir]
+`,
+  );
+
+  it('is checked by validate --config, from any working directory', () => {
+    const r = run(['validate', '--config', siteConfig]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^ok +site\.birth \(birth from fhir/m);
+    assert.match(r.stdout, /^ok +death\.fhir/m);
+  });
+
+  it('is what map --config dry-runs (as serve would send), not the shipped one', () => {
+    const r = run(['map', '--input', liveBirth, '--config', siteConfig, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.mappingId, 'site.birth');
+    assert.equal(out.declaration['child.weightAtBirth'], undefined, "the site's copy sends no weight");
   });
 });
 

@@ -119,6 +119,34 @@ fields:
     );
   });
 
+  it('rejects a code set applied to what a search by code returned, when the search does not ask for its codes', () => {
+    const mapping = (
+      searched: string,
+    ) => `${head.replace("    - evidence: any patient\n      if: '%subject.exists()'\n", '    - evidence: a weight\n      if: "%weighed.where(code.coded(\'weight\')).exists()"\n')}codes:
+  weight: [http://loinc.org|8339-4, http://emr.example.org|BW]
+  newborn: [http://loinc.org|8339-4]
+context:
+  found:
+    search: Observation
+    params: { subject: '{%subjectRef}', code: '{codes:${searched}}' }
+  weighed:
+    value: "%found.where(status != 'entered-in-error')"
+fields:
+  child.weightAtBirth:
+    as: kilograms
+    from: "%weighed.where(code.coded('weight')).value"
+  child.name: "%subject.name.where(%found.where(code.coded('newborn')).exists())"
+`;
+    const err = loadError(mapping('newborn'));
+    assert.equal(err.path, 'trigger.when[0].if');
+    assert.match(
+      err.message,
+      /code set 'weight' is applied to %weighed, which holds only what the context search 'found' asked the EMR for, and its code parameter does not ask for http:\/\/emr\.example\.org\|BW: add weight to it/,
+    );
+    // Asked for, it loads; sets applied to anything else (component codes, other variables) are not checked.
+    assert.doesNotThrow(() => loadMappings({ files: [write(mapping('newborn,weight'))] }));
+  });
+
   it('rejects a presentational element and a facility field that is not a location', () => {
     assert.match(loadError(`${head}fields:\n  child.divider1: '%subject.id'\n`).message, /presentational/);
     const err = loadError(`${head}fields:\n  child.name: '%subject.name'\nrouting:\n  facilityFields: [child.dob]\n`);
