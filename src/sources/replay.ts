@@ -9,7 +9,7 @@ import type { SubjectRecheck } from './recheck.js';
 
 /** Subjects read from a source per call: a `replay --dead` of thousands of rows reads in bounded batches. */
 const BATCH = 50;
-/** Rows one `--dead` replay takes on; more wait for the next (the answer says how many were left). */
+/** Rows one `--dead` replay takes on, oldest first; the rest stay dead for the next replay. */
 const MAX_ROWS = 10_000;
 
 export interface ReplayDeps {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { assembleContext } from '../../src/mapping/context.js';
-import { ExpressionCompiler, ExpressionRuntimeError } from '../../src/mapping/fhirpath/expr.js';
+import { ExpressionCompiler, ExpressionRuntimeError, withoutValues } from '../../src/mapping/fhirpath/expr.js';
 import { buildCodeSet, calendarDate, daysBetween, utcInZone } from '../../src/mapping/fhirpath/functions.js';
 import { bundleFetcher, loadMappings } from '../../src/mapping/index.js';
 
@@ -155,6 +155,17 @@ describe('fast FHIRPath path', () => {
           return true;
         },
       );
+    }
+  });
+
+  it('scrubs values that hold a newline or a quote, which fhirpath.js does not escape', () => {
+    for (const message of [
+      'InequalityExpression: Type of "Amani Juma\nPlot 7" (String) did not match type of "x" (FP_Type)',
+      'Type of ""Bob" Banda" (String) did not match type of "3" (FP_Type)',
+      'Expected singleton on right side of contains, got ["Amani", 1990',
+    ]) {
+      const out = withoutValues(message);
+      for (const value of ['Amani', 'Juma', 'Plot', 'Bob', 'Banda', '1990']) assert.ok(!out.includes(value), out);
     }
   });
 

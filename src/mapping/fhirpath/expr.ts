@@ -36,7 +36,8 @@ export class ExpressionRuntimeError extends Error {
 }
 
 function runtimeError(text: string, err: unknown): ExpressionRuntimeError {
-  const reason = withoutValues((err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '');
+  // Scrubbed whole, then cut: a value may hold a newline.
+  const reason = withoutValues(err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
   return new ExpressionRuntimeError(text, reason.length > 300 ? `${reason.slice(0, 299)}…` : reason);
 }
 
@@ -45,8 +46,21 @@ function runtimeError(text: string, err: unknown): ExpressionRuntimeError {
  * `"1990-13-01" is not a date.`), and this message is kept in the ledger and shown to operators: the
  * values go, the shape of the problem stays.
  */
+/**
+ * Everything from the first `quote` to the last: a value may itself hold a quote (fhirpath.js does not
+ * escape it), so pairing quotes could leave part of it outside. A lone double quote cuts the rest (the
+ * value was cut off); a lone single quote is an apostrophe.
+ */
+function quotedOut(text: string, quote: string, cutLone: boolean): string {
+  const first = text.indexOf(quote);
+  if (first < 0) return text;
+  const last = text.lastIndexOf(quote);
+  if (last === first) return cutLone ? `${text.slice(0, first)}${quote}…` : text;
+  return `${text.slice(0, first)}${quote}…${quote}${text.slice(last + 1)}`;
+}
+
 export function withoutValues(message: string): string {
-  let out = message.replace(/"(?:[^"\\]|\\.)*"/g, '"…"').replace(/'(?:[^'\\]|\\.)*'/g, "'…'");
+  let out = quotedOut(quotedOut(message, '"', true), "'", false);
   // JSON arrays and objects, innermost first, until none is left.
   for (let before = ''; before !== out; ) {
     before = out;

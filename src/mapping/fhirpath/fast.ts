@@ -392,6 +392,8 @@ export class FastCompiler {
         const substitution = literalString(params[1] as AstNode);
         // An empty pattern inserts between every character in FHIRPath: rare, left to fhirpath.js.
         if (pattern === '') throw new Unsupported('replace with an empty pattern');
+        // fhirpath.js reads `$&`, `$1`… in the substitution as JavaScript's replace does: left to it.
+        if (substitution.includes('$')) throw new Unsupported('replace with $ in the substitution');
         return this.stringFn(left, (s) => [s.split(pattern).join(substitution)]);
       }
       case 'matches': {
