@@ -30,8 +30,13 @@ export async function checkWithdrawal(
     transactionId: row.createTransactionId,
     createdAtLocation: row.payload?.office ?? row.office ?? '',
   });
-  // Two-step NOTIFYs carry the row's notify transactionId; a single call carries the base one.
-  for (const transactionId of [row.notifyTransactionId, row.baseTransactionId]) {
+  // Two-step NOTIFYs carry the row's notify transactionId, a single call the base one; a replayed row sent
+  // its earlier NOTIFYs under the earlier generations (`<base>:notify`, `…:notify:r1`…), and one of those
+  // may have reached OpenCRVS with its answer lost before the row died.
+  const earlier = Array.from({ length: row.requeues }, (_, i) =>
+    i === 0 ? `${row.baseTransactionId}:notify` : `${row.baseTransactionId}:notify:r${i}`,
+  );
+  for (const transactionId of [row.notifyTransactionId, ...earlier, row.baseTransactionId]) {
     try {
       const found = readNotifyOutcome(event, transactionId, 'withdrawal check');
       return { notified: true, outcome: found.outcome, eventId: event.id, trackingId: event.trackingId };

@@ -204,7 +204,12 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       case 'skipped':
         // A new version may be what fixes the row (a corrected record, or one that became notifiable):
         // it goes back to the queue with a fresh retry budget. The same payload again stays where it is.
-        if (!same || existing.state === 'skipped') {
+        // A dead row whose NOTIFY may be in OpenCRVS keeps what it sent, as a failed one does (a replay
+        // resends that; the newer version is an update after notification).
+        if (existing.state === 'dead' && !same && existing.event_id !== null && notifyAttempted.get(existing.id)) {
+          markUpdatedInDoubt.run(params);
+          change = 'updated-after-notification';
+        } else if (!same || existing.state === 'skipped') {
           requeue.run(params);
           change = 'replaced';
         }

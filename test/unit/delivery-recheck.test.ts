@@ -216,6 +216,23 @@ describe('delivery worker: recheck at the source before the first send', () => {
     assert.equal(api.count('notify'), 1, 'asked by an idempotent create, not by a second NOTIFY');
   });
 
+  it('a replayed row withdrawn after an earlier NOTIFY reached OpenCRVS is found delivered under that generation', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    api.commitThenFail.add('notify');
+    api.fail('notify', { classification: 'retryable', kind: 'server', status: 500 });
+    const w = worker({ baseDelayMs: 1000, maxAttempts: 1 }, undefined);
+    await drain(w);
+    assert.equal(ledger.get(row.id)?.state, 'dead', 'out of retries; OpenCRVS has the NOTIFY');
+    api.commitThenFail.clear();
+    assert.deepEqual(ledger.replay([row.id]).requeued, [row.id]);
+    assert.match(ledger.get(row.id)?.notifyTransactionId ?? '', /:notify:r1$/);
+    ledger.cancelUnsent({ ...key('1'), reason: 'deleted in the source before it was sent' });
+    await drain(w);
+    const done = ledger.get(row.id);
+    assert.equal(done?.state, 'delivered', 'found under the first generation, :notify');
+    assert.equal(api.count('notify'), 1, 'no second NOTIFY');
+  });
+
   it('a record withdrawn while its create is under way gets no NOTIFY; the next attempt settles it', async () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     const create = api.createEvent.bind(api);

@@ -320,6 +320,33 @@ describe('ledger: recording events', () => {
     );
   });
 
+  it('a dead row whose NOTIFY may be in OpenCRVS keeps what it sent when a newer version comes (a replay resends it)', () => {
+    const { row } = ledger.recordEvent(eventInput('x'));
+    const [claimed] = ledger.claimDue('w', 10).filter((r) => r.id === row.id);
+    assert.ok(claimed);
+    ledger.recordCreated(row.id, 'event-x', 'TRKX');
+    ledger.settle({
+      id: row.id,
+      workerId: 'w',
+      claimedPayloadHash: claimed.payloadHash,
+      step: 'notify',
+      startedAt: clock.now(),
+      // Out of retries after a 500: the NOTIFY may have been stored.
+      settlement: {
+        outcome: 'dead',
+        error: { classification: 'retryable', kind: 'server', status: 500, message: 'x' },
+      },
+    });
+    assert.equal(ledger.get(row.id)?.state, 'dead');
+    const { change } = ledger.recordEvent(eventInput('x', payload('Corrected'), '2'));
+    assert.equal(change, 'updated-after-notification');
+    const kept = ledger.get(row.id);
+    assert.deepEqual(
+      [kept?.state, kept?.updatesAfterNotification, kept?.payload?.declaration['child.name']],
+      ['dead', 1, row.payload?.declaration['child.name']],
+    );
+  });
+
   it('stores the hold in meta for the CLI and health to read', () => {
     assert.equal(ledger.getHold(), undefined);
     ledger.setHold({
