@@ -49,6 +49,7 @@ async function runReplay(args: string[], options: ReplayOptions): Promise<void> 
         ? `Requeued ${result.requeued.length} row(s): ${result.requeued.join(', ')}`
         : 'Nothing requeued.',
     );
+    for (const note of result.notes ?? []) console.log(`Note ${note.id}: ${note.note}`);
     for (const skipped of result.skipped) console.log(`Skipped ${skipped.id}: ${skipped.reason}`);
     const hold = bridge.ledger.getHold();
     if (hold) console.log(`Note: delivery is held (${hold.reason}); replayed rows wait for it to resume.`);

@@ -175,6 +175,8 @@ export interface ListFilter {
 export interface ReplayResult {
   requeued: number[];
   skipped: Array<{ id: number; reason: string }>;
+  /** Requeued rows with something to know: not read again at the source, or withdrawn by it. */
+  notes?: Array<{ id: number; note: string }>;
 }
 
 /** How a settled attempt ends; written by the delivery worker through `Ledger.settle`. */
@@ -251,7 +253,9 @@ export interface Ledger {
   attempts(id: number): AttemptRow[];
   /**
    * Puts dead rows back in the queue with the payload they hold, a fresh retry budget and their
-   * transactionIds (see sources/replay.ts for the replay that maps them again first).
+   * transactionIds (see sources/replay.ts for the replay that maps them again first). They keep their
+   * queued time and lose their recheck, so the worker has the source confirm them before sending
+   * (DeliverySettings.recheckAfterSeconds).
    */
   replay(ids: number[] | 'dead'): ReplayResult;
   getMeta(key: string): string | undefined;
@@ -279,7 +283,8 @@ export interface Ledger {
   /**
    * Gives claimed rows back unsent, like handBack, for the source to confirm first: not due again for
    * `leaseMs`, so the recheck can replace or withdraw them (a crash meanwhile leaves them due after
-   * the lease). Only rows not created in OpenCRVS yet. Returns how many.
+   * the lease). A row already created in OpenCRVS too: withdrawn, it is only marked, and its attempt asks
+   * OpenCRVS before sending (delivery/withdraw.ts). Returns how many.
    */
   deferForRecheck(ids: number[], workerId: string, leaseMs: number): number;
   /** Records the recheck of deferred rows and makes those still waiting due now. Returns how many. */

@@ -9,7 +9,7 @@ import type { SubjectRecheck } from './recheck.js';
 
 /** Subjects read from a source per call: a `replay --dead` of thousands of rows reads in bounded batches. */
 const BATCH = 50;
-/** Rows one `--dead` replay takes on, oldest first; the rest stay dead for the next replay. */
+/** Rows one `--dead` replay takes on (the ledger's order); the rest stay dead for the next replay. */
 const MAX_ROWS = 10_000;
 
 export interface ReplayDeps {
@@ -30,14 +30,22 @@ export async function replayRows(deps: ReplayDeps, ids: number[] | 'dead'): Prom
 
   const requeued: number[] = [];
   const skipped: ReplayResult['skipped'] = [];
+  const notes: NonNullable<ReplayResult['notes']> = [];
   const stillDead: number[] = [];
   for (const row of rows) {
+    // Classified by what the evaluation did: a row it queued again may already be in flight or delivered.
     const now = ledger.get(row.id);
-    if (now?.state === 'dead') stillDead.push(row.id);
-    // Queued again by its source's pipeline: the record now maps to a new declaration.
-    else if (now?.state === 'pending') requeued.push(row.id);
-    else
-      skipped.push({ id: row.id, reason: `the source no longer makes it an event: ${now?.skipReason ?? now?.state}` });
+    if (!now || now.state === 'dead') stillDead.push(row.id);
+    else if (now.state === 'skipped')
+      skipped.push({ id: row.id, reason: `the source no longer makes it an event: ${now.skipReason ?? 'skipped'}` });
+    else {
+      requeued.push(row.id);
+      if (now.withdrawnReason)
+        notes.push({
+          id: row.id,
+          note: `withdrawn by the source (${now.withdrawnReason}): OpenCRVS is asked first, nothing is sent blind`,
+        });
+    }
   }
   const others = named?.filter((id) => !rows.some((row) => row.id === id)) ?? [];
   const stored = ledger.replay([...stillDead, ...others]);
@@ -50,7 +58,15 @@ export async function replayRows(deps: ReplayDeps, ids: number[] | 'dead'): Prom
       skipped.push({ id: item.id, reason: why });
     } else skipped.push(item);
   }
-  return { requeued: [...requeued, ...stored.requeued].sort((a, b) => a - b), skipped };
+  for (const id of stored.requeued) {
+    const why = unread.get(id);
+    if (why) notes.push({ id, note: `${why}; requeued as stored, to be checked at the source before it is sent` });
+  }
+  return {
+    requeued: [...requeued, ...stored.requeued].sort((a, b) => a - b),
+    skipped,
+    ...(notes.length > 0 ? { notes: notes.sort((a, b) => a.id - b.id) } : {}),
+  };
 }
 
 /** Has each row's source evaluate its subject again; returns why, for rows whose source could not be read. */
@@ -60,23 +76,27 @@ async function reevaluate(deps: ReplayDeps, rows: LedgerRow[]): Promise<Map<numb
   for (const row of rows) bySource.set(row.sourceId, [...(bySource.get(row.sourceId) ?? []), row]);
   for (const [sourceId, sourceRows] of bySource) {
     const run = deps.runners.get(sourceId);
-    if (!run) {
-      for (const row of sourceRows) unread.set(row.id, `source ${sourceId} is not in the configuration`);
-      continue;
-    }
     const subjects = [...new Set(sourceRows.map((row) => row.subjectKey))];
-    for (let i = 0; i < subjects.length; i += BATCH) {
-      const batch = subjects.slice(i, i + BATCH);
+    let failure = run ? undefined : `source ${sourceId} is not in the configuration`;
+    let readUpTo = 0; // subjects[0, readUpTo) were evaluated
+    while (run && failure === undefined && readUpTo < subjects.length) {
+      const batch = subjects.slice(readUpTo, readUpTo + BATCH);
       try {
         await run(batch);
+        readUpTo += batch.length;
       } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        deps.logger.warn({ err, source: sourceId, subjects: batch.length }, 'replay: the source could not be read');
-        for (const row of sourceRows)
-          if (batch.includes(row.subjectKey))
-            unread.set(row.id, `the source could not be read to map the record again (${message})`);
+        // One failed batch stands for the rest: a source that hangs would otherwise cost every batch its
+        // timeouts and retries, for hours on a large replay.
+        failure = `the source could not be read to map the record again (${err instanceof Error ? err.message : String(err)})`;
+        deps.logger.warn(
+          { err, source: sourceId, subjects: subjects.length - readUpTo },
+          'replay: the source could not be read',
+        );
       }
     }
+    if (failure === undefined) continue;
+    const unevaluated = new Set(subjects.slice(readUpTo));
+    for (const row of sourceRows) if (unevaluated.has(row.subjectKey)) unread.set(row.id, failure);
   }
   return unread;
 }

@@ -76,13 +76,61 @@ describe('replaying a dead row', () => {
       };
       const offline = new Bridge(unreachable, { logger: silentLogger, http: false, schedule: false, worker: false });
       try {
-        assert.deepEqual(await offline.replay('dead'), { requeued: [row.id], skipped: [] });
+        const result = await offline.replay('dead');
+        assert.deepEqual([result.requeued, result.skipped], [[row.id], []]);
+        assert.match(
+          result.notes?.[0]?.note ?? '',
+          /^the source could not be read to map the record again \(.*\); requeued as stored, to be checked at the source before it is sent$/,
+        );
       } finally {
         await offline.stop();
       }
       await h.bridge.worker.runUntilIdle({ timeoutMs: 20_000 });
       assert.equal(h.rows()[0]?.state, 'delivered');
       await assertDeliveredOnce(h, 1);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a record deleted in the EMR is not sent when the replaying process cannot map it (OpenCRVS unreachable)', async () => {
+    const h = await startHarness({ worker: false, delivery: { recheckAfterSeconds: 1 } });
+    try {
+      const resources = birthResources(10);
+      for (const r of resources) await h.fhir.upsert(r);
+      await h.sim.control.configure({ actionConfirmation: 'reject' });
+      await h.bridge.syncOnce();
+      const [row] = h.rows();
+      assert.equal(row?.state, 'dead');
+      await h.sim.control.configure({ actionConfirmation: 'accept' });
+      // The EMR voids the record (a merged duplicate, say); a poll never sees a deletion.
+      const deleted = await fetch(`${h.fhir.baseUrl}/Patient/e2e-birth-10-child`, { method: 'DELETE' });
+      assert.ok(deleted.ok);
+      // The row has been dead a while (longer than recheckAfterSeconds)…
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      // …when the CLI replays it from a machine that cannot reach OpenCRVS: routing cannot resolve, and
+      // nothing is mapped.
+      const unreachable = {
+        ...h.config,
+        opencrvs: {
+          ...h.config.opencrvs,
+          tokenUrl: 'http://127.0.0.1:9/token',
+          eventsUrl: 'http://127.0.0.1:9/events',
+        },
+      };
+      const offline = new Bridge(unreachable, { logger: silentLogger, http: false, schedule: false, worker: false });
+      try {
+        const result = await offline.replay('dead');
+        assert.deepEqual(result.requeued, [row.id]);
+        assert.equal(result.notes?.length, 1, 'the answer says it was not read again');
+      } finally {
+        await offline.stop();
+      }
+      // The service checks it at the source before sending (it waited): gone, so withdrawn, not notified.
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 20_000 });
+      const after = h.rows()[0];
+      assert.equal(after?.state, 'skipped', JSON.stringify(after));
+      assert.match(after?.skipReason ?? '', /deleted in the source/);
     } finally {
       await h.close();
     }

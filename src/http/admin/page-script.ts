@@ -339,8 +339,9 @@ ${WRITE_BACK_SCRIPT}
   async function replayOne(id, button) {
     button.disabled = true;
     try {
-      await call('POST', '/events/' + id + '/replay');
-      showMessage('Event ' + id + ' is back in the queue.', false);
+      var result = await call('POST', '/events/' + id + '/replay');
+      var note = (result.notes || []).map(function (n) { return n.note; }).join('; ');
+      showMessage('Event ' + id + ' is back in the queue' + (note ? ': ' + note : '') + '.', false);
     } catch (err) {
       showMessage('Replay of event ' + id + ' failed: ' + err.message, true);
     }
@@ -388,7 +389,9 @@ ${WRITE_BACK_SCRIPT}
       var result = await call('POST', '/replay-dead');
       showMessage(result.requeued.length + ' event(s) back in the queue' +
         (result.skipped.length ? '; ' + result.skipped.length + ' skipped: ' +
-          result.skipped.map(function (s) { return '#' + s.id + ' ' + s.reason; }).join('; ') : '') + '.',
+          result.skipped.map(function (s) { return '#' + s.id + ' ' + s.reason; }).join('; ') : '') +
+        ((result.notes || []).length ? '; note: ' +
+          result.notes.map(function (n) { return '#' + n.id + ' ' + n.note; }).join('; ') : '') + '.',
         result.skipped.length > 0);
     } catch (err) {
       showMessage('Replay of all dead events failed: ' + err.message, true);

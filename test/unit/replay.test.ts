@@ -1,0 +1,100 @@
+// Replay's bookkeeping (sources/replay.ts) with a real ledger and stand-in sources: what the answer says
+// of each row, and how a source that cannot be read is handled. The end-to-end replays over HTTP are in
+// test/integration/bridge-replay.test.ts.
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { Ledger } from '../../src/ledger/index.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import type { SubjectRecheck } from '../../src/sources/recheck.js';
+import { replayRows } from '../../src/sources/replay.js';
+import { eventInput, payload, tempLedger } from './ledger-helpers.js';
+
+describe('replay', () => {
+  let ledger: Ledger;
+  let cleanup: () => void;
+  beforeEach(() => {
+    ({ ledger, cleanup } = tempLedger());
+  });
+  afterEach(() => cleanup());
+
+  /** A row refused by the mapping (dead, no payload) of source `sourceId`. */
+  const refused = (subject: string, sourceId = 'emr') =>
+    ledger.recordInvalid({
+      ...eventInput(subject),
+      sourceId,
+      errors: [{ field: 'child.gender', message: 'not one of male, female, unknown' }],
+    });
+  /** A row OpenCRVS refused (dead, with its payload). */
+  const rejected = (subject: string, sourceId = 'emr') => {
+    const { row } = ledger.recordEvent({ ...eventInput(subject), sourceId });
+    const [claimed] = ledger.claimDue('w', 100).filter((r) => r.id === row.id);
+    ledger.handBack(
+      ledger
+        .list({ states: ['delivering'] })
+        .filter((r) => r.id !== row.id)
+        .map((r) => r.id),
+      'w',
+    );
+    ledger.settle({
+      id: row.id,
+      workerId: 'w',
+      claimedPayloadHash: claimed?.payloadHash ?? null,
+      step: 'notify',
+      startedAt: 0,
+      settlement: {
+        outcome: 'dead',
+        error: { classification: 'permanent', kind: 'bad-request', status: 400, message: 'x' },
+      },
+    });
+    return row;
+  };
+
+  it('counts a row its source queued again as requeued, even once the worker delivered it', async () => {
+    const row = refused('1');
+    const emr: SubjectRecheck = async (subjects) => {
+      for (const subject of subjects) ledger.recordEvent(eventInput(subject.replace('Patient/', ''), payload('Fixed')));
+      // The worker, running meanwhile, delivers it at once.
+      const [claimed] = ledger.claimDue('worker', 10);
+      assert.ok(claimed);
+      ledger.settle({
+        id: claimed.id,
+        workerId: 'worker',
+        claimedPayloadHash: claimed.payloadHash,
+        step: 'notify',
+        startedAt: 0,
+        settlement: { outcome: 'delivered', eventId: 'e', trackingId: 'T' },
+      });
+    };
+    const result = await replayRows({ ledger, runners: new Map([['emr', emr]]), logger: silentLogger }, [row.id]);
+    assert.deepEqual(result, { requeued: [row.id], skipped: [] });
+  });
+
+  it('stops reading a source after a failed batch, requeues stored payloads with a note, and skips the rest', async () => {
+    const stored = Array.from({ length: 60 }, (_, i) => rejected(`s${i}`, 'down'));
+    const unmappable = refused('u', 'down');
+    let calls = 0;
+    const down: SubjectRecheck = async () => {
+      calls += 1;
+      throw new Error('list Patient failed: timeout');
+    };
+    const result = await replayRows({ ledger, runners: new Map([['down', down]]), logger: silentLogger }, 'dead');
+    assert.equal(calls, 1, 'one failed batch stands for the rest: no timeouts per batch');
+    assert.deepEqual(
+      result.requeued,
+      stored.map((r) => r.id).sort((a, b) => a - b),
+    );
+    assert.equal(result.notes?.length, 60);
+    assert.match(
+      result.notes?.[0]?.note ?? '',
+      /could not be read to map the record again \(list Patient failed: timeout\); requeued as stored/,
+    );
+    assert.deepEqual(
+      result.skipped.map((s) => s.id),
+      [unmappable.id],
+    );
+    assert.match(result.skipped[0]?.reason ?? '', /^the source could not be read/);
+    // Requeued as stored: due, keeping their queued time, so the worker confirms them at the source first.
+    const after = ledger.get(stored[0]?.id ?? 0);
+    assert.deepEqual([after?.state, after?.recheckedAt], ['pending', null]);
+  });
+});
