@@ -1,0 +1,81 @@
+// The DHIS2 poller over a run of records sharing one updatedAt, against an in-memory stand-in for DHIS2's
+// paging (updatedAfter inclusive, order updatedAt then uid, page numbers). Records of the run are edited
+// while it is read, shifting later pages, which no fixed server can be made to do at a chosen moment.
+// The same case against the DHIS2 simulator over HTTP is in test/integration/dhis2-bridge.test.ts.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { silentLogger } from '../../src/observability/logger.js';
+import type { Dhis2Client } from '../../src/sources/dhis2/client.js';
+import { Dhis2Poller } from '../../src/sources/dhis2/poller.js';
+import type { SourcePipeline } from '../../src/sources/pipeline.js';
+
+const T = '2026-01-01T10:00:00.000';
+
+function world(runLength: number, editsAt: Record<number, string[]>) {
+  const updatedAt = new Map<string, string>();
+  for (let i = 0; i < runLength; i++) updatedAt.set(`r${String(i).padStart(2, '0')}`, T);
+  for (let i = 1; i <= 3; i++) updatedAt.set(`later${i}`, `2026-01-01T10:0${i}:00.000`);
+  let calls = 0;
+  let edits = 0;
+  const client = {
+    async trackedEntityPage(params: Record<string, string>) {
+      calls++;
+      const after = params.updatedAfter ?? '';
+      const size = Number(params.pageSize);
+      const page = Number(params.page);
+      const ordered = [...updatedAt]
+        .filter(([, at]) => at >= after)
+        .sort(([a, x], [b, y]) => (x === y ? a.localeCompare(b) : x.localeCompare(y)));
+      const out = ordered
+        .slice((page - 1) * size, page * size)
+        .map(([trackedEntity, at]) => ({ trackedEntity, updatedAt: at }));
+      // Edited in DHIS2 right after this call: the record leaves the run for a newer timestamp.
+      for (const uid of editsAt[calls] ?? [])
+        updatedAt.set(uid, `2026-01-01T11:00:${String(edits++).padStart(2, '0')}.000`);
+      return out;
+    },
+  } as unknown as Dhis2Client;
+  const evaluated = new Set<string>();
+  const cursors = new Map<string, string>();
+  const pipeline = {
+    async evaluate(resources: Array<{ id?: string }>) {
+      for (const r of resources) if (r.id) evaluated.add(r.id);
+      return { results: [] };
+    },
+    commit(_results: unknown, cursor?: { name: string; value: string }) {
+      if (cursor) cursors.set(cursor.name, cursor.value);
+      return { resources: 0, mapped: {}, skipped: 0, invalid: 0, ledgerIds: [] };
+    },
+  } as unknown as SourcePipeline;
+  const poller = new Dhis2Poller({
+    sourceId: 'hmis',
+    client,
+    pipeline,
+    cursors: {
+      getCursor: (_s: string, name: string) => cursors.get(name),
+      setCursor: (_s: string, name: string, value: string) => void cursors.set(name, value),
+    } as never,
+    dhis2: { program: 'IpHINAT79UW', fields: '*' },
+    poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 0, pageSize: 2, since: T } as never,
+    logger: silentLogger,
+    maxPages: 4,
+  });
+  const missed = () => [...updatedAt.keys()].filter((uid) => !evaluated.has(uid));
+  return { poller, missed, calls: () => calls };
+}
+
+describe('DHIS2 poller: a run of equal updatedAt read by page numbers', () => {
+  it('misses nothing when records leave the run during two readings in a row', async () => {
+    // r00 leaves after the 2nd call, r01 and r02 after the 6th: each time a later record slips back onto
+    // a page already read, the same one twice. Finding nothing new in the second reading is not enough.
+    const w = world(10, { 2: ['r00'], 6: ['r01', 'r02'] });
+    await w.poller.pollOnce();
+    assert.deepEqual(w.missed(), []);
+  });
+
+  it('reads a run longer than maxPages pages to its end instead of stopping inside it every pass', async () => {
+    const w = world(20, {}); // 10 pages of run, maxPages 4
+    await w.poller.pollOnce();
+    assert.deepEqual(w.missed(), [], 'the run and the records after it');
+  });
+});
