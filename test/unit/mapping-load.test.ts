@@ -93,8 +93,12 @@ fields:
     );
     assert.match(
       loadError(`${head}fields:\n  child.dob: "%subject.birthDate.where(%subject.gender.coded('nope'))"\n`).message,
-      /code set/,
+      /unknown code set 'nope'/,
     );
+    const misspelt = loadError(
+      `${head}codes:\n  birthWeight: [http://loinc.org|8339-4]\nfields:\n  child.dob: "%subject.birthDate.where(%subject.gender.coded('birthweight'))"\n`,
+    );
+    assert.match(misspelt.message, /unknown code set 'birthweight' \(did you mean birthWeight\?\)/);
   });
 
   it('names an unknown key of the file format with its line', () => {

@@ -211,6 +211,14 @@ describe('value maps', () => {
 });
 
 describe('addresses', () => {
+  it("leaves out an address whose country is free text without quoting it (OpenMRS's country is free text)", () => {
+    const out = toOpenCrvsAddress([{ line: ['Plot 14'], country: 'c/o Mary Tembo, Kabwe Road' }], 'FAR');
+    assert.ok('skip' in out);
+    assert.ok(!/Tembo|Kabwe/i.test(out.skip), out.skip);
+    const code = toOpenCrvsAddress([{ country: 'US' }], 'FAR');
+    assert.ok('skip' in code && /'US'/.test(code.skip), 'a 2-letter code is vocabulary and is named');
+  });
+
   it('gives a DOMESTIC address with the administrative area when the district is an OpenCRVS UUID', () => {
     const out = toOpenCrvsAddress(
       [

@@ -197,9 +197,14 @@ export class ExpressionCompiler {
         if (name === 'coded') {
           const arg = JSON.stringify(n.children?.[1] ?? {});
           const m = /"StringLiteral","text":"'([^']*)'"/.exec(arg);
-          if (!m || !this.codeSets.has(m[1] ?? '')) {
+          const known = [...this.codeSets.keys()];
+          if (!m)
+            throw new ExpressionError(`coded() needs the name of a code set in quotes, one of: ${known.join(', ')}`);
+          const name = m[1] ?? '';
+          if (!this.codeSets.has(name)) {
+            const like = known.find((k) => k.toLowerCase() === name.toLowerCase());
             throw new ExpressionError(
-              `coded() needs the name of a code set in quotes, one of: ${[...this.codeSets.keys()].join(', ')}`,
+              `unknown code set '${name}'${like ? ` (did you mean ${like}?)` : ''}; the codes section has: ${known.join(', ')}`,
             );
           }
         }

@@ -36,7 +36,11 @@ export function toOpenCrvsAddress(items: readonly unknown[], domestic: string | 
   const countryRaw = text(chosen.country)?.toUpperCase();
   const country = countryRaw ?? domestic;
   if (!country) return { skip: 'has no country' };
-  if (!/^[A-Z]{3}$/.test(country)) return { skip: `country code '${country}' is not ISO 3166 alpha-3` };
+  if (!/^[A-Z]{3}$/.test(country)) {
+    // A code is vocabulary and may be named; free text (a country name, a misplaced address line) is not.
+    const shown = /^[A-Z]{2}$/.test(country) ? `country code '${country}'` : 'country, free text (not shown),';
+    return { skip: `${shown} is not ISO 3166 alpha-3` };
+  }
   const district = text(chosen.district);
   const state = text(chosen.state);
   if (country === domestic) {

@@ -36,7 +36,7 @@ function describe(item: unknown): string {
     typeof c.code === 'string' ? [typeof c.system === 'string' ? `${c.system}|${c.code}` : c.code] : [],
   );
   if (coded.length) return `code ${coded.join(', ')}`;
-  return typeof item === 'boolean' || typeof item === 'number' ? `value ${String(item)}` : `a ${typeof item} value`;
+  return typeof item === 'boolean' || typeof item === 'number' ? `value ${String(item)}` : 'text (not shown)';
 }
 
 /** The first item whose code (or value) is in the map, else the '*' entry, else unmapped. */
@@ -47,7 +47,9 @@ export function lookup(map: ValueMap, items: readonly unknown[]): LookupOutcome 
     }
   }
   if (map.fallback) return { value: map.fallback.value };
-  return { unmapped: `${items.length ? describe(items[0]) : 'nothing'} is not in value map ${map.name}` };
+  return {
+    unmapped: `${items.length ? describe(items[0]) : 'nothing'} is not in value map ${map.name} (add it under valueMaps.${map.name}, or a '*' entry for any other code)`,
+  };
 }
 
 export type ScalarOutcome = { value: unknown } | { error: string };
