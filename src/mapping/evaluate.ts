@@ -21,8 +21,11 @@ function truthy(result: unknown[]): boolean {
   return result.length > 0 && result[0] !== false;
 }
 
-/** One source expression's outcome: a value, a value left out (skip), or an error. */
-type SourceOutcome = FieldOutcome & { from?: string };
+/** One source expression's outcome: a value (with a warning, maybe), a value left out (skip), or an error. */
+type SourceOutcome = (FieldOutcome & { from?: string }) | { value: unknown; warning: string };
+
+/** Transforms that take every item (a name from several, the home address among several): no ambiguity. */
+const TAKES_ALL = new Set(['name', 'address']);
 
 function sourceValue(f: CompiledField, items: unknown[], from: string): SourceOutcome {
   if (f.map) {
@@ -30,8 +33,19 @@ function sourceValue(f: CompiledField, items: unknown[], from: string): SourceOu
     if ('unmapped' in out) return { error: out.unmapped, from };
     return out.value === null ? { skip: `${f.id}: value map ${f.map.name} leaves this value out` } : out;
   }
-  const out = applyTransform(f.transform ?? 'text', items, f.options);
-  return 'error' in out ? { ...out, from } : out;
+  const transform = f.transform ?? 'text';
+  const out = applyTransform(transform, items, f.options);
+  if ('error' in out) return { ...out, from };
+  // Two identifiers, two weights: the first was taken, which may be the wrong one (an EMR number sent as a
+  // national ID). Said, not refused: the expression should choose (a where(), .first()).
+  if ('value' in out && items.length > 1 && !TAKES_ALL.has(transform) && distinct(items) > 1) {
+    return { ...out, warning: `${f.id}: ${from} gave ${distinct(items)} different values; the first was sent` };
+  }
+  return out;
+}
+
+function distinct(items: unknown[]): number {
+  return new Set(items.map((item) => (typeof item === 'object' ? JSON.stringify(item) : String(item)))).size;
 }
 
 /**
@@ -105,7 +119,10 @@ export function evaluateMapping(
       errors.push({ field: f.id, message: err.message });
       continue;
     }
-    if ('value' in out) declaration[f.id] = out.value;
+    if ('value' in out) {
+      declaration[f.id] = out.value;
+      if ('warning' in out) warnings.push(out.warning);
+    }
     else if ('error' in out) errors.push({ field: f.id, message: `source value ${out.error} (from ${out.from})` });
     else if (out.skip) warnings.push(out.skip.startsWith(f.id) ? out.skip : `${f.id}: ${out.skip}`);
   }

@@ -208,3 +208,27 @@ describe('expressions that fail on a record at run time', () => {
     assert.match(r.errors[0]?.message ?? '', /single\(\) \+ 1/);
   });
 });
+
+describe('an expression that gives several different values for a single-valued field', () => {
+  it('sends the first and says so, naming the field and the expression, not the values', async () => {
+    const set = loadMappings({
+      files: [write(`${head}fields:\n  child.name: '%subject.name'\n  child.nid: '%subject.identifier.value'\n`)],
+      routing: { defaultOffice: 'office-1', facilities: {} },
+    });
+    const child = {
+      resourceType: 'Patient',
+      id: 'c1',
+      name: [{ family: 'Doe', given: ['Ann'] }],
+      identifier: [
+        { system: 'http://openmrs.example/id', value: '100HJ7-8' },
+        { system: 'http://moh.example.org/nid', value: '1990123456' },
+      ],
+    } as Resource;
+    const r = await mapSubject(set, set.mappings[0]?.id ?? '', 'Patient/c1', bundleFetcher([child]));
+    assert.ok(r.status === 'mapped', JSON.stringify(r));
+    assert.equal(r.declaration['child.nid'], '100HJ7-8');
+    const warning = r.warnings.find((w) => w.startsWith('child.nid'));
+    assert.equal(warning, 'child.nid: %subject.identifier.value gave 2 different values; the first was sent');
+    assert.ok(!r.warnings.some((w) => w.startsWith('child.name')), 'a name is built from all its parts');
+  });
+});
