@@ -265,6 +265,12 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     const fieldId = key.endsWith('?') ? key.slice(0, -1) : key;
     if (fieldId !== key && !profile.fields.has(fieldId)) continue;
     const field = fieldOf(fieldId, path);
+    if (field.neverShown) {
+      throw src.error(
+        path,
+        `${fieldId} is never shown by the ${profile.country} v${profile.version} form (SHOW conditional never()): no registrar would see a value there; fill a field they see`,
+      );
+    }
     const spec: Obj = typeof raw === 'string' ? { from: raw } : (raw as Obj);
     const compiled: CompiledField = {
       id: fieldId,

@@ -122,8 +122,7 @@ export function evaluateMapping(
     if ('value' in out) {
       declaration[f.id] = out.value;
       if ('warning' in out) warnings.push(out.warning);
-    }
-    else if ('error' in out) errors.push({ field: f.id, message: `source value ${out.error} (from ${out.from})` });
+    } else if ('error' in out) errors.push({ field: f.id, message: `source value ${out.error} (from ${out.from})` });
     else if (out.skip) warnings.push(out.skip.startsWith(f.id) ? out.skip : `${f.id}: ${out.skip}`);
   }
 

@@ -11,6 +11,8 @@ export interface FormField {
   type: string;
   options?: string[];
   defaultValue?: unknown;
+  /** The form never shows it (SHOW conditional never()): a value there is invisible to registrars. */
+  neverShown?: boolean;
 }
 
 export interface FormProfile {
@@ -174,7 +176,14 @@ export function loadFormProfile(country: string, version: string, eventType: str
       throw new Error(`${path}: every field needs an id and a type`);
     }
     const options = Array.isArray(f.options) ? f.options.filter((o): o is string => typeof o === 'string') : undefined;
-    fields.set(f.id, { id: f.id, type: f.type, options, defaultValue: f.defaultValue });
+    const neverShown = typeof f.conditional === 'string' && /\bnever\(\)/.test(f.conditional);
+    fields.set(f.id, {
+      id: f.id,
+      type: f.type,
+      options,
+      defaultValue: f.defaultValue,
+      ...(neverShown ? { neverShown } : {}),
+    });
     if (f.type === 'ADDRESS' && isObject(f.defaultValue) && typeof f.defaultValue.country === 'string') {
       domesticCountry ??= f.defaultValue.country;
     }

@@ -151,6 +151,12 @@ fields:
     assert.doesNotThrow(() => loadMappings({ files: [write(mapping('newborn,weight'))] }));
   });
 
+  it('rejects a field the form never shows (child.nid: SHOW conditional never())', () => {
+    const err = loadError(`${head}fields:\n  child.name: '%subject.name'\n  child.nid: '%subject.identifier.value'\n`);
+    assert.equal(err.path, "fields['child.nid']");
+    assert.match(err.message, /child\.nid is never shown by the farajaland v2\.0 form/);
+  });
+
   it('rejects a presentational element and a facility field that is not a location', () => {
     assert.match(loadError(`${head}fields:\n  child.divider1: '%subject.id'\n`).message, /presentational/);
     const err = loadError(`${head}fields:\n  child.name: '%subject.name'\nrouting:\n  facilityFields: [child.dob]\n`);
@@ -212,7 +218,7 @@ describe('expressions that fail on a record at run time', () => {
 describe('an expression that gives several different values for a single-valued field', () => {
   it('sends the first and says so, naming the field and the expression, not the values', async () => {
     const set = loadMappings({
-      files: [write(`${head}fields:\n  child.name: '%subject.name'\n  child.nid: '%subject.identifier.value'\n`)],
+      files: [write(`${head}fields:\n  child.name: '%subject.name'\n  mother.nid: '%subject.identifier.value'\n`)],
       routing: { defaultOffice: 'office-1', facilities: {} },
     });
     const child = {
@@ -226,9 +232,9 @@ describe('an expression that gives several different values for a single-valued 
     } as Resource;
     const r = await mapSubject(set, set.mappings[0]?.id ?? '', 'Patient/c1', bundleFetcher([child]));
     assert.ok(r.status === 'mapped', JSON.stringify(r));
-    assert.equal(r.declaration['child.nid'], '100HJ7-8');
-    const warning = r.warnings.find((w) => w.startsWith('child.nid'));
-    assert.equal(warning, 'child.nid: %subject.identifier.value gave 2 different values; the first was sent');
+    assert.equal(r.declaration['mother.nid'], '100HJ7-8');
+    const warning = r.warnings.find((w) => w.startsWith('mother.nid'));
+    assert.equal(warning, 'mother.nid: %subject.identifier.value gave 2 different values; the first was sent');
     assert.ok(!r.warnings.some((w) => w.startsWith('child.name')), 'a name is built from all its parts');
   });
 });
