@@ -71,11 +71,13 @@ function runLedger(options: LedgerOptions): void {
       limit,
     });
     // "Did this one arrive?": one event found, so its history answers it.
-    const history = options.find && rows.length === 1 && rows[0] ? ledger.attempts(rows[0].id) : undefined;
+    const one = options.find && rows.length === 1 ? rows[0] : undefined;
+    const history = one ? ledger.attempts(one.id) : undefined;
+    const warnings = one ? ledger.mappingWarnings(one.id) : [];
     const hold = ledger.getHold();
     const counts = ledger.counts();
     if (options.json) {
-      const attempts = history ? { attempts: history } : {};
+      const attempts = history ? { attempts: history, mappingWarnings: warnings } : {};
       console.log(JSON.stringify({ hold: hold ?? null, counts, rows: rows.map(publicView), ...attempts }, null, 2));
       return;
     }
@@ -85,6 +87,7 @@ function runLedger(options: LedgerOptions): void {
     console.log(totals.size ? [...totals].map(([state, n]) => `${state}: ${n}`).join('  ') : 'The ledger is empty.');
     if (rows.length) console.log(`\n${table(rows)}`);
     else if (options.find) console.log(`\nNo event matches ${options.find.trim()}.`);
+    if (warnings.length) console.log(`\nLeft out by the mapping:\n${warnings.map((w) => `  ${w}`).join('\n')}`);
     if (history) console.log(`\n${attemptsTable(history)}`);
   } finally {
     ledger.close();

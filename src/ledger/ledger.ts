@@ -43,6 +43,8 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     list: (filter = {}) => queries.list(filter),
     counts: queries.counts,
     attempts: queries.attempts,
+    mappingWarnings: queries.mappingWarnings,
+    setMappingWarnings: queries.setMappingWarnings,
     replay: (ids) => queries.replay(ids, now()),
     getMeta: queries.getMeta,
     setMeta: (key, value) => queries.setMeta(key, value, now()),

@@ -29,7 +29,13 @@ export interface Queries {
   getHold(): HoldState | undefined;
   replay(ids: number[] | 'dead', now: number): ReplayResult;
   purgePayloads(cutoff: number): number;
+  mappingWarnings(id: number): string[];
+  setMappingWarnings(id: number, warnings: readonly string[]): void;
 }
+
+/** At most this many warnings per row, each cut to MAX_WARNING_LENGTH: a mapping cannot fill the ledger. */
+const MAX_WARNINGS = 20;
+const MAX_WARNING_LENGTH = 300;
 
 function isState(value: string): value is LedgerState {
   return (LEDGER_STATES as readonly string[]).includes(value);
@@ -119,7 +125,24 @@ export function createQueries(db: Db): Queries {
     return result;
   });
 
+  const warningsOf = db
+    .prepare<[number], string | null>('SELECT mapping_warnings FROM ledger_rows WHERE id = ?')
+    .pluck();
+  const setWarnings = db.prepare('UPDATE ledger_rows SET mapping_warnings = ? WHERE id = ?');
+
   return {
+    mappingWarnings: (id) => {
+      const text = warningsOf.get(id);
+      if (!text) return [];
+      const parsed: unknown = JSON.parse(text);
+      return Array.isArray(parsed) ? parsed.filter((w): w is string => typeof w === 'string') : [];
+    },
+    setMappingWarnings: (id, warnings) => {
+      const kept = warnings
+        .slice(0, MAX_WARNINGS)
+        .map((w) => (w.length > MAX_WARNING_LENGTH ? `${w.slice(0, MAX_WARNING_LENGTH - 1)}…` : w));
+      setWarnings.run(kept.length > 0 ? JSON.stringify(kept) : null, id);
+    },
     get: (id) => {
       const row = byId.get(id);
       return row ? toLedgerRow(row) : undefined;

@@ -251,6 +251,9 @@ export interface Ledger {
   list(filter?: ListFilter): LedgerRow[];
   counts(): Array<{ state: LedgerState; eventType: string; count: number }>;
   attempts(id: number): AttemptRow[];
+  /** What the last mapping of the row left out, and why (field id and reason, never the data). */
+  mappingWarnings(id: number): string[];
+  setMappingWarnings(id: number, warnings: readonly string[]): void;
   /**
    * Puts dead rows back in the queue with the payload they hold, a fresh retry budget and their
    * transactionIds (see sources/replay.ts for the replay that maps them again first). They keep their

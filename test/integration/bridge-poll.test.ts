@@ -344,3 +344,29 @@ describe('bridge polling: a certified cause of death (VRDR observations in an EM
     }
   });
 });
+
+describe('bridge polling: what the mapping left out is kept with the row', () => {
+  it('stores the warnings of the mapping (field and reason, not the data) for the ledger and the admin page', async () => {
+    const h = await startHarness();
+    try {
+      const resources = birthResources(4).map((r) =>
+        r.resourceType === 'RelatedPerson' && r.id?.endsWith('-mother-rp')
+          ? { ...r, address: [{ use: 'home', line: ['12 Elm Street'], city: 'Springfield', country: 'US' }] }
+          : r,
+      );
+      for (const r of resources) await h.fhir.upsert(r as Resource);
+      const sync = await h.bridge.syncOnce();
+      assert.ok(sync.ok, JSON.stringify(sync.rows.map((r) => [r.state, r.lastError])));
+      const [row] = h.rows();
+      assert.ok(row);
+      const warnings = h.bridge.ledger.mappingWarnings(row.id);
+      assert.ok(
+        warnings.some((w) => /^mother\.address: address left out: country code 'US' is not ISO 3166 alpha-3$/.test(w)),
+        JSON.stringify(warnings),
+      );
+      assert.ok(!JSON.stringify(warnings).includes('Elm'), 'no address text');
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -266,11 +266,12 @@ describe('ledger: outbox', () => {
       .all()
       .map((c) => c.name);
     db.close();
+    // mapping_warnings is read on its own (Ledger.mappingWarnings): the worker never needs it.
     assert.deepEqual(
       LEDGER_ROW_COLUMNS.split(',')
         .map((c) => c.trim())
         .sort(),
-      table,
+      table.filter((c) => c !== 'mapping_warnings'),
     );
   });
 

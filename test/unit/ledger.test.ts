@@ -401,6 +401,7 @@ describe('ledger: schema', () => {
       { version: 6, name: 'lookup-indexes' },
       { version: 7, name: 'rechecked-at' },
       { version: 8, name: 'withdrawn-reason' },
+      { version: 9, name: 'mapping-warnings' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db

@@ -70,7 +70,15 @@ export function adminApi(target: AdminTarget, settings: AdminSettingsView, log: 
     const row = ledger.get(id);
     if (!row) return adminError(res, 404, `no ledger row ${id}`);
     const writeBack = target.writeBacks?.get(id);
-    res.json(eventDetail(row, ledger.attempts(id), pii, writeBack ? writeBackView(writeBack) : null));
+    res.json(
+      eventDetail(
+        row,
+        ledger.attempts(id),
+        pii,
+        writeBack ? writeBackView(writeBack) : null,
+        ledger.mappingWarnings(id),
+      ),
+    );
   });
 
   router.get('/summary', (_req, res) => {

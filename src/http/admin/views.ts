@@ -60,6 +60,8 @@ export interface EventDetail extends EventListItem {
   /** Whether a payload is still stored (it is purged some time after delivery). */
   payloadStored: boolean;
   updatedAfterNotification: { count: number; lastAt: number | null };
+  /** What the mapping left out of the declaration, and why (field id and reason; never the data). */
+  mappingWarnings: string[];
   attemptHistory: AttemptView[];
   /** Whether the tracking id went back to the source record: null when no write-back job exists. */
   writeBack: WriteBackJobView | null;
@@ -120,6 +122,7 @@ export function eventDetail(
   attempts: AttemptRow[],
   showPersonalData: boolean,
   writeBack: WriteBackJobView | null,
+  mappingWarnings: string[] = [],
 ): EventDetail {
   const detail: EventDetail = {
     ...listItem(row, showPersonalData),
@@ -135,6 +138,7 @@ export function eventDetail(
     payloadHash: row.payloadHash,
     payloadStored: row.payload !== null,
     updatedAfterNotification: { count: row.updatesAfterNotification, lastAt: row.updatedAfterNotificationAt },
+    mappingWarnings,
     attemptHistory: attempts.map((attempt) => attemptView(attempt, showPersonalData)),
     writeBack,
   };

@@ -8,6 +8,7 @@ import { migration005 } from './005-write-back-counts-index.js';
 import { migration006 } from './006-lookup-indexes.js';
 import { migration007 } from './007-rechecked-at.js';
 import { migration008 } from './008-withdrawn-reason.js';
+import { migration009 } from './009-mapping-warnings.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -21,4 +22,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration006,
   migration007,
   migration008,
+  migration009,
 ];
