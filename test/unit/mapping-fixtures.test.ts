@@ -543,6 +543,32 @@ describe('OpenMRS-shaped records', () => {
     assert.equal(r.declaration['child.birthLocation'], 'fac-1');
   });
 
+  it("reads the mother's own Patient behind the OpenMRS RelatedPerson for what the RelatedPerson lacks", async () => {
+    const bundle = fixture('fhir/openmrs/openmrs-birth-bundle.json') as {
+      entry: { resource: Record<string, unknown> }[];
+    };
+    const related = bundle.entry.find((e) => e.resource.resourceType === 'RelatedPerson')?.resource;
+    assert.ok(related);
+    delete related.birthDate; // OpenMRS keeps the mother's details on her Patient (same uuid as her Person)
+    const person = String((related.identifier as { value: string }[])[0]?.value).replace('Person/', '');
+    bundle.entry.push({
+      resource: {
+        resourceType: 'Patient',
+        id: person,
+        gender: 'female',
+        birthDate: '1998-02-03',
+        address: [{ use: 'home', city: 'Ilanga', country: 'FAR' }],
+      },
+    });
+    const r = mapped(await mapInput(loadMappings({ names: ['birth.fhir'], routing }), bundle));
+    assert.equal(r.declaration['mother.dob'], '1998-02-03');
+    assert.deepEqual(r.declaration['mother.address'], {
+      country: 'FAR',
+      addressType: 'DOMESTIC',
+      streetLevelDetails: { town: 'Ilanga' },
+    });
+  });
+
   it('an estimated birth date, which OpenMRS sends as a year, gives an age instead of a birth date', async () => {
     type Entries = { entry: Array<{ resource: Record<string, unknown> }> };
     const birth = structuredClone(fixture('fhir/openmrs/openmrs-birth-bundle.json')) as Entries;
