@@ -3,6 +3,7 @@
 // values, transform ↔ field type). Every failure is a MappingLoadError with file, key path and line.
 import type { ValidateFunction } from 'ajv';
 import { createAjv, describeAjvError, readProfileJson } from '../config/schema.js';
+import { elementProblems } from './element-check.js';
 import { SUPPORTED_SEARCH_PARAMS, TOKEN_PARAM_PATHS } from './fetcher.js';
 import { type CompiledExpr, ExpressionCompiler, ExpressionError, type SourceKind } from './fhirpath/expr.js';
 import { buildCodeSet, type CodeSet } from './fhirpath/functions.js';
@@ -13,7 +14,7 @@ import {
   fieldValueProblem,
   loadFormProfile,
 } from './profile.js';
-import { type ExpressionSource, searchCoverageProblems } from './search-coverage.js';
+import { type ExpressionSource, itemsOf, parse, searchCoverageProblems } from './search-coverage.js';
 import {
   inferTransform,
   TRANSFORM_FIELD_TYPES,
@@ -349,6 +350,13 @@ export function compileMapping(file: string, text: string, options: CompileOptio
 
   const [uncovered] = searchCoverageProblems(context, (doc.codes ?? {}) as Record<string, unknown[]>, sources);
   if (uncovered) throw src.error(uncovered.path, uncovered.message);
+  if (source === 'fhir') {
+    const types = variableTypes((doc.subject as { type: string }).type, context);
+    for (const { text, path } of sources) {
+      const [problem] = elementProblems(text, types);
+      if (problem) throw src.error(path, `${problem} in FHIR R4 (check its spelling: case matters)`);
+    }
+  }
 
   return {
     id,
@@ -381,4 +389,18 @@ function pointerParts(pointer: string, keyword: string, params: Obj): KeyPath {
   }
   if (keyword === 'required' && typeof params.missingProperty === 'string') parts.push(params.missingProperty);
   return parts;
+}
+
+/** The FHIR type of each variable where it is known: the subject, a search's results, a value built from them. */
+function variableTypes(subjectType: string, context: CompiledContextItem[]): Map<string, string> {
+  const types = new Map<string, string>([['subject', subjectType]]);
+  for (const item of context) {
+    if (item.kind === 'search' && item.type) types.set(item.name, item.type);
+    if (item.kind === 'value') {
+      const found = new Set(item.exprs.map((e) => types.get(itemsOf(parse(e.text)) ?? '')));
+      const [only] = found;
+      if (found.size === 1 && only) types.set(item.name, only);
+    }
+  }
+  return types;
 }

@@ -43,7 +43,7 @@ function stringLiteral(node: Ast | undefined): string | undefined {
 }
 
 /** The variable whose items `node` gives, filtered but not navigated (`%obs`, `%obs.where(…).first()`). */
-function itemsOf(node: Ast | undefined): string | undefined {
+export function itemsOf(node: Ast | undefined): string | undefined {
   if (!node) return undefined;
   switch (node.type) {
     case 'EntireExpression':
@@ -127,6 +127,6 @@ export function searchCoverageProblems(
   return problems;
 }
 
-function parse(text: string): Ast {
+export function parse(text: string): Ast {
   return fhirpath.parse(text) as Ast;
 }

@@ -151,6 +151,37 @@ fields:
     assert.doesNotThrow(() => loadMappings({ files: [write(mapping('newborn,weight'))] }));
   });
 
+  it('rejects an element the FHIR type does not have, where the type is known (a typo would match nothing, ever)', () => {
+    const trigger = loadError(
+      head.replace("'%subject.exists()'", "'%subject.deceasedDatetime.exists()'") +
+        "fields:\n  child.name: '%subject.name'\n",
+    );
+    assert.equal(trigger.path, 'trigger.when[0].if');
+    assert.match(trigger.message, /Patient has no element 'deceasedDatetime' in FHIR R4/);
+    const nested = loadError(`${head}context:
+  stays:
+    search: Encounter
+    params: { subject: '{%subjectRef}' }
+  first:
+    value: "%stays.where(status != 'cancelled').first()"
+fields:
+  child.name: '%subject.name'
+  child.dob: '%first.period.strat'
+`);
+    assert.equal(nested.path, "fields['child.dob'].from");
+    assert.match(nested.message, /Period has no element 'strat'/);
+    // Choice elements by their typed name, elements of backbone elements, extensions: all fine.
+    assert.doesNotThrow(() =>
+      loadMappings({
+        files: [
+          write(
+            `${head}fields:\n  child.name: "%subject.name.where(use = 'official')"\n  child.dob: "%subject.deceasedDateTime | %subject.link.where(type = 'seealso').other.reference | %subject.extension('x').valueString"\n`,
+          ),
+        ],
+      }),
+    );
+  });
+
   it('rejects a field the form never shows (child.nid: SHOW conditional never())', () => {
     const err = loadError(`${head}fields:\n  child.name: '%subject.name'\n  child.nid: '%subject.identifier.value'\n`);
     assert.equal(err.path, "fields['child.nid']");
