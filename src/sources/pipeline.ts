@@ -205,7 +205,9 @@ export class SourcePipeline {
             report.mapped[change]++;
             if (change !== 'unchanged') report.ledgerIds.push(row.id);
             // Kept with the row: "left out, with a warning" must be visible after a dry run too.
-            if (change === 'inserted' || change === 'replaced') ledger.setMappingWarnings(row.id, result.warnings);
+            // (A new row starts with none: no write for the usual record without warnings.)
+            if ((change === 'inserted' && result.warnings.length > 0) || change === 'replaced')
+              ledger.setMappingWarnings(row.id, result.warnings);
           } else if (result.status === 'invalid') {
             const row = ledger.recordInvalid({
               sourceId,
