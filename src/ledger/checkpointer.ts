@@ -58,6 +58,9 @@ export function startCheckpointer(db: Db, options: CheckpointerOptions): Checkpo
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
     workerData: { path: db.name, driver, intervalMs: options.intervalMs ?? 500 },
+    // Not the parent's flags: `--input-type=module` (a process started with `-e`) would make this
+    // CommonJS script an ES module, without `require`.
+    execArgv: [],
   });
   let completed = 0;
   let failed = false;

@@ -2,6 +2,7 @@
 // commit, the worker does copy the log into the database file, and the main connection takes the job
 // back when the worker stops or cannot start. Also: relaxed inbox writes leave FULL in force after them.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +54,29 @@ describe('background WAL checkpoints', () => {
     });
     checkpointer.stop();
     assert.equal(autocheckpoint(db), 1000, 'the main connection checkpoints again after stop');
+  });
+
+  it('runs in a process started with --input-type=module -e (the worker does not take its flags)', () => {
+    const checkpointer = new URL('../../src/ledger/checkpointer.ts', import.meta.url).href;
+    const dbModule = new URL('../../src/ledger/db.ts', import.meta.url).href;
+    const logger = new URL('../../src/observability/logger.ts', import.meta.url).href;
+    const script = `
+      import { startCheckpointer } from ${JSON.stringify(checkpointer)};
+      import { openDatabase } from ${JSON.stringify(dbModule)};
+      import { silentLogger, createLogger } from ${JSON.stringify(logger)};
+      const db = openDatabase(${JSON.stringify(join(dir, 'child.db'))}, { busyTimeoutMs: 5000, logger: silentLogger });
+      const c = startCheckpointer(db, { logger: createLogger({ level: 'warn' }), intervalMs: 20 });
+      const deadline = Date.now() + 10000;
+      while (c.completed === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      console.log('completed', c.completed);
+      c.stop();
+      db.close();`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    assert.doesNotMatch(r.stdout + r.stderr, /background checkpoints stopped/);
+    assert.match(r.stdout, /completed [1-9]/);
   });
 
   it('leaves checkpoints to the main connection when the worker cannot start', async () => {
