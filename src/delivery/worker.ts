@@ -133,11 +133,13 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       : settings.recheckAfterSeconds * 1000;
   // Rows with an OpenCRVS event too: if the source withdrew the record, the ledger marks the row and
   // the attempt asks OpenCRVS before anything is sent (withdraw.ts). A marked row is not checked again.
+  // A replayed row (requeues > 0) not confirmed since: it was dead, perhaps for long, whatever its queued time.
   const needsRecheck = (row: LedgerRow, at: number): boolean =>
     deps.recheck !== undefined &&
     recheckAfterMs > 0 &&
     row.withdrawnReason === null &&
-    at - Math.max(row.queuedAt, row.recheckedAt ?? 0) >= recheckAfterMs &&
+    ((row.requeues > 0 && row.recheckedAt === null) ||
+      at - Math.max(row.queuedAt, row.recheckedAt ?? 0) >= recheckAfterMs) &&
     deps.recheck.appliesTo(row);
 
   /** Unclaims the rows, has the source evaluate them again, then makes those still waiting due. */

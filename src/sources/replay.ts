@@ -40,11 +40,7 @@ export async function replayRows(deps: ReplayDeps, ids: number[] | 'dead'): Prom
       skipped.push({ id: row.id, reason: `the source no longer makes it an event: ${now.skipReason ?? 'skipped'}` });
     else {
       requeued.push(row.id);
-      if (now.withdrawnReason)
-        notes.push({
-          id: row.id,
-          note: `withdrawn by the source (${now.withdrawnReason}): OpenCRVS is asked first, nothing is sent blind`,
-        });
+      if (now.withdrawnReason) notes.push({ id: row.id, note: withdrawnNote(now.withdrawnReason) });
     }
   }
   const others = named?.filter((id) => !rows.some((row) => row.id === id)) ?? [];
@@ -60,7 +56,13 @@ export async function replayRows(deps: ReplayDeps, ids: number[] | 'dead'): Prom
   }
   for (const id of stored.requeued) {
     const why = unread.get(id);
-    if (why) notes.push({ id, note: `${why}; requeued as stored, to be checked at the source before it is sent` });
+    const withdrawn = ledger.get(id)?.withdrawnReason;
+    if (withdrawn) notes.push({ id, note: withdrawnNote(withdrawn) });
+    else if (why)
+      notes.push({
+        id,
+        note: `${why}; requeued as stored, checked at the source before it is sent (unless delivery.recheckAfterSeconds is 0)`,
+      });
   }
   return {
     requeued: [...requeued, ...stored.requeued].sort((a, b) => a - b),
@@ -99,4 +101,9 @@ async function reevaluate(deps: ReplayDeps, rows: LedgerRow[]): Promise<Map<numb
     for (const row of sourceRows) if (unevaluated.has(row.subjectKey)) unread.set(row.id, failure);
   }
   return unread;
+}
+
+/** A row the source withdrew while an OpenCRVS event exists: the worker asks OpenCRVS before sending. */
+function withdrawnNote(reason: string): string {
+  return `withdrawn by the source (${reason}): OpenCRVS is asked first, and nothing more is sent if it was never notified`;
 }

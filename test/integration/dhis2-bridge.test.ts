@@ -206,6 +206,28 @@ describe('DHIS2 tracker source: credentials and filters', () => {
     }
   });
 
+  it('an org unit DHIS2 does not know fails the pass with the setting to check', async () => {
+    const h = await startDhis2Harness({
+      births: 1,
+      deaths: 0,
+      writeBack: false,
+      configure: ({ sources }) => {
+        sources[0] = { ...sources[0], dhis2: { program: CHILD_PROGRAMME, orgUnits: ['SbxNoSuchOU'] } };
+      },
+    });
+    try {
+      const summary = await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 10_000 });
+      assert.deepEqual(summary.failedSources, [BIRTHS_SOURCE]);
+      const status = h.bridge.sourceStatuses().find((s) => s.id === BIRTHS_SOURCE);
+      assert.match(
+        status?.lastError ?? '',
+        /HTTP 400 \(check sources\[\]\.dhis2 of source dhis2-births: program, orgUnits; run doctor\)/,
+      );
+    } finally {
+      await h.close();
+    }
+  });
+
   it('polls only the configured org units', async () => {
     const h = await startDhis2Harness({
       births: 6,

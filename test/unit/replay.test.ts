@@ -69,6 +69,33 @@ describe('replay', () => {
     assert.deepEqual(result, { requeued: [row.id], skipped: [] });
   });
 
+  it('notes a row its source withdrew while an OpenCRVS event exists: requeued for the worker to settle', async () => {
+    const { row } = ledger.recordEvent(eventInput('w'));
+    const [claimed] = ledger.claimDue('w', 10);
+    assert.ok(claimed);
+    ledger.recordCreated(row.id, 'event-w', 'TRKW');
+    ledger.settle({
+      id: row.id,
+      workerId: 'w',
+      claimedPayloadHash: claimed.payloadHash,
+      step: 'notify',
+      startedAt: 0,
+      settlement: {
+        outcome: 'dead',
+        error: { classification: 'retryable', kind: 'server', status: 500, message: 'x' },
+      },
+    });
+    const emr: SubjectRecheck = async () => {
+      ledger.cancelUnsent({ ...eventInput('w'), reason: 'deleted in the source before it was sent' });
+    };
+    const result = await replayRows({ ledger, runners: new Map([['emr', emr]]), logger: silentLogger }, 'dead');
+    assert.deepEqual(result.requeued, [row.id]);
+    assert.match(
+      result.notes?.[0]?.note ?? '',
+      /^withdrawn by the source \(deleted in the source before it was sent\): OpenCRVS is asked first/,
+    );
+  });
+
   it('stops reading a source after a failed batch, requeues stored payloads with a note, and skips the rest', async () => {
     const stored = Array.from({ length: 60 }, (_, i) => rejected(`s${i}`, 'down'));
     const unmappable = refused('u', 'down');

@@ -80,11 +80,13 @@ export class Dhis2Client {
           status = response.status;
           if (!response.ok && !(init.okStatuses ?? []).includes(status)) {
             await response.arrayBuffer().catch(() => undefined);
-            const refused = status === 401 || status === 403;
-            // Name the setting to fix: a refused credential is configuration, not an outage.
-            const hint = refused
-              ? ` (DHIS2 refused the credentials in sources[].auth of source ${this.settings.id})`
-              : '';
+            // Name the setting to fix: a refused credential or query is configuration, not an outage.
+            const hint =
+              status === 401 || status === 403
+                ? ` (DHIS2 refused the credentials in sources[].auth of source ${this.settings.id})`
+                : status === 400 || status === 404
+                  ? ` (check sources[].dhis2 of source ${this.settings.id}: program, orgUnits; run doctor)`
+                  : '';
             throw new Dhis2SourceError(
               `${operation} failed: HTTP ${status}${hint}`,
               status,
