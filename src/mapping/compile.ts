@@ -197,7 +197,8 @@ export function compileMapping(file: string, text: string, options: CompileOptio
         exprs: [],
       });
     } else if (typeof raw.read === 'string') {
-      context.push({ name, kind: 'read', exprs: [expr(raw.read, [...path, 'read'])] });
+      const type = typeof raw.type === 'string' ? raw.type : undefined;
+      context.push({ name, kind: 'read', ...(type ? { type } : {}), exprs: [expr(raw.read, [...path, 'read'])] });
     } else {
       context.push({ name, kind: 'value', exprs: exprs(raw.value, [...path, 'value']) });
     }
@@ -395,7 +396,7 @@ function pointerParts(pointer: string, keyword: string, params: Obj): KeyPath {
 function variableTypes(subjectType: string, context: CompiledContextItem[]): Map<string, string> {
   const types = new Map<string, string>([['subject', subjectType]]);
   for (const item of context) {
-    if (item.kind === 'search' && item.type) types.set(item.name, item.type);
+    if ((item.kind === 'search' || item.kind === 'read') && item.type) types.set(item.name, item.type);
     if (item.kind === 'value') {
       const found = new Set(item.exprs.map((e) => types.get(itemsOf(parse(e.text)) ?? '')));
       const [only] = found;

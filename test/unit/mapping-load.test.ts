@@ -170,6 +170,15 @@ fields:
 `);
     assert.equal(nested.path, "fields['child.dob'].from");
     assert.match(nested.message, /Period has no element 'strat'/);
+    const read = loadError(`${head}context:
+  place:
+    type: Location
+    read: "%subject.generalPractitioner.reference"
+fields:
+  child.name: '%subject.name'
+  child.dob: '%place.adress.city'
+`);
+    assert.match(read.message, /Location has no element 'adress'/);
     // Choice elements by their typed name, elements of backbone elements, extensions: all fine.
     assert.doesNotThrow(() =>
       loadMappings({
