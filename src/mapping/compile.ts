@@ -261,12 +261,14 @@ export function compileMapping(file: string, text: string, options: CompileOptio
   };
 
   const fields: CompiledField[] = [];
+  const fieldKeys = new Map<string, string>(); // field id → its key in the file ('id?' keeps the '?')
   for (const [key, raw] of Object.entries(doc.fields as Record<string, unknown>)) {
     const path = ['fields', key];
     // 'id?': only where the form version has the field (one mapping file serves v2.0 and v1.9).
     const fieldId = key.endsWith('?') ? key.slice(0, -1) : key;
     if (fieldId !== key && !profile.fields.has(fieldId)) continue;
     const field = fieldOf(fieldId, path);
+    fieldKeys.set(fieldId, key);
     if (field.neverShown) {
       throw src.error(
         path,
@@ -348,6 +350,25 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     facilityFields,
     placeOfEvent,
   };
+
+  // A field the form shows only when another has a value (mother.nid when mother.idType = NATIONAL_ID):
+  // sent without that one, it reaches OpenCRVS hidden from every registrar.
+  const filled = new Set([
+    ...fields.map((f) => f.id),
+    ...facilityFields,
+    ...(placeOfEvent ? [placeOfEvent.field] : []),
+  ]);
+  for (const f of fields) {
+    for (const { field, value } of f.field.shownOnlyWhen ?? []) {
+      const needed = profile.fields.has(field) ? field : field.replace(/\.value$/, '');
+      if (filled.has(needed) || !profile.fields.has(needed)) continue;
+      const key = fieldKeys.get(f.id) ?? f.id;
+      throw src.error(
+        ['fields', key],
+        `${f.id} is shown only when ${field} = ${value}: fill ${needed} too, or no registrar sees the value`,
+      );
+    }
+  }
 
   const [uncovered] = searchCoverageProblems(context, (doc.codes ?? {}) as Record<string, unknown[]>, sources);
   if (uncovered) throw src.error(uncovered.path, uncovered.message);

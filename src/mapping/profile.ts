@@ -13,6 +13,52 @@ export interface FormField {
   defaultValue?: unknown;
   /** The form never shows it (SHOW conditional never()): a value there is invisible to registrars. */
   neverShown?: boolean;
+  /** Shown only when these fields have these values (`mother.idType = NATIONAL_ID`), from its conditional. */
+  shownOnlyWhen?: Array<{ field: string; value: string }>;
+}
+
+/**
+ * The `field = VALUE` terms a SHOW conditional requires: those joined to the rest by a top-level AND.
+ * Terms inside an OR, or of other shapes, are not requirements and are left out.
+ */
+export function requiredTerms(conditional: string): Array<{ field: string; value: string }> {
+  return andTerms(conditional).flatMap((term) => {
+    const m = /^([a-zA-Z]+(?:\.[A-Za-z]+)+) = '?([\w-]+)'?$/.exec(term);
+    return m?.[1] && m[2] ? [{ field: m[1], value: m[2] }] : [];
+  });
+}
+
+/** The terms joined by top-level ANDs, a parenthesised AND group opened up: `(a AND (b OR c)) AND d` → a, (b OR c), d. */
+function andTerms(text: string): string[] {
+  const terms: string[] = [];
+  let depth = 0;
+  let start = 0;
+  const push = (term: string) => {
+    const t = term.trim();
+    if (t.startsWith('(') && closingOf(t) === t.length - 1) terms.push(...andTerms(t.slice(1, -1)));
+    else terms.push(t);
+  };
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '(' || ch === '[') depth++;
+    else if (ch === ')' || ch === ']') depth--;
+    else if (depth === 0 && text.startsWith(' AND ', i)) {
+      push(text.slice(start, i));
+      start = i + 5;
+    }
+  }
+  push(text.slice(start));
+  return terms;
+}
+
+/** The index of the parenthesis closing the one `text` starts with. */
+function closingOf(text: string): number {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '(') depth++;
+    else if (text[i] === ')' && --depth === 0) return i;
+  }
+  return -1;
 }
 
 export interface FormProfile {
@@ -177,12 +223,14 @@ export function loadFormProfile(country: string, version: string, eventType: str
     }
     const options = Array.isArray(f.options) ? f.options.filter((o): o is string => typeof o === 'string') : undefined;
     const neverShown = typeof f.conditional === 'string' && /\bnever\(\)/.test(f.conditional);
+    const shownOnlyWhen = typeof f.conditional === 'string' ? requiredTerms(f.conditional) : [];
     fields.set(f.id, {
       id: f.id,
       type: f.type,
       options,
       defaultValue: f.defaultValue,
       ...(neverShown ? { neverShown } : {}),
+      ...(shownOnlyWhen.length > 0 ? { shownOnlyWhen } : {}),
     });
     if (f.type === 'ADDRESS' && isObject(f.defaultValue) && typeof f.defaultValue.country === 'string') {
       domesticCountry ??= f.defaultValue.country;

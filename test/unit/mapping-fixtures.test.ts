@@ -681,6 +681,8 @@ describe('OpenCRVS v1 notification bundles', () => {
     assert.equal(r.declaration['spouse.dob'], '1985-12-12');
     assert.deepEqual([r.declaration['deceased.nationality'], r.declaration['spouse.nationality']], ['FAR', 'FAR']);
     assert.equal((r.declaration['spouse.address'] as { country?: string } | undefined)?.country, 'FAR');
+    // The form shows the spouse's own address only when it is not the deceased's.
+    assert.equal(r.declaration['spouse.addressSameAs'], 'NO');
     assert.equal(r.routing.office, '0be1dc9b-5c8b-4d20-a88c-08cafc71c99a');
     assert.equal(r.declaration['eventDetails.deathLocation'], 'd89c1114-eddc-4dca-8352-4d2105c876f8');
   });

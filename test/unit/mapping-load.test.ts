@@ -191,6 +191,24 @@ fields:
     );
   });
 
+  it('rejects a field the form shows only when another has a value, without that other field', () => {
+    const err = loadError(`${head}fields:\n  child.name: '%subject.name'\n  mother.nid: '%subject.identifier.value'\n`);
+    assert.equal(err.path, "fields['mother.nid']");
+    assert.match(
+      err.message,
+      /mother\.nid is shown only when mother\.idType = NATIONAL_ID: fill mother\.idType too, or no registrar sees the value/,
+    );
+    assert.doesNotThrow(() =>
+      loadMappings({
+        files: [
+          write(
+            `${head}fields:\n  child.name: '%subject.name'\n  mother.idType: { value: NATIONAL_ID }\n  mother.nid: '%subject.identifier.value'\n`,
+          ),
+        ],
+      }),
+    );
+  });
+
   it('rejects a field the form never shows (child.nid: SHOW conditional never())', () => {
     const err = loadError(`${head}fields:\n  child.name: '%subject.name'\n  child.nid: '%subject.identifier.value'\n`);
     assert.equal(err.path, "fields['child.nid']");
@@ -258,7 +276,11 @@ describe('expressions that fail on a record at run time', () => {
 describe('an expression that gives several different values for a single-valued field', () => {
   it('sends the first and says so, naming the field and the expression, not the values', async () => {
     const set = loadMappings({
-      files: [write(`${head}fields:\n  child.name: '%subject.name'\n  mother.nid: '%subject.identifier.value'\n`)],
+      files: [
+        write(
+          `${head}fields:\n  child.name: '%subject.name'\n  mother.idType: { value: NATIONAL_ID }\n  mother.nid: '%subject.identifier.value'\n`,
+        ),
+      ],
       routing: { defaultOffice: 'office-1', facilities: {} },
     });
     const child = {
