@@ -331,6 +331,7 @@ function handDeath(m: CompiledMapping, vm: Record<string, ValueMap>) {
     set(d, 'spouse.name', name(spouse?.name) ?? name(v1Spouse?.name));
     set(d, 'spouse.dob', date(v1Spouse?.birthDate));
     set(d, 'spouse.nationality', nationality(v1Spouse));
+    if (arr(v1Spouse?.address).length) d['spouse.addressSameAs'] = 'NO';
     set(d, 'spouse.address', farAddress(v1Spouse));
     set(d, 'deceased.address', farAddress(s));
     set(d, 'deceased.nationality', nationality(s));
