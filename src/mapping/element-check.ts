@@ -42,7 +42,8 @@ function functionParams(invocation: Ast): Ast[] {
 function step(at: { path: string }, member: string): Step {
   const path = `${at.path}.${member}`;
   if (member === 'extension') return { path: 'Extension' };
-  if (INHERITED.has(member)) return 'open';
+  // `_birthDate`: the JSON of a primitive's id and extensions, which fhirpath.js lets one navigate.
+  if (INHERITED.has(member) || member.startsWith('_')) return 'open';
   const elsewhere = model.pathsDefinedElsewhere[path];
   if (elsewhere) return { path: elsewhere };
   const type = model.path2Type[path];
