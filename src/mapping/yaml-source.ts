@@ -40,7 +40,15 @@ export class YamlSource {
     const error = this.doc.errors[0];
     if (error) {
       const line = error.linePos?.[0]?.line ?? this.lineCounter.linePos(error.pos[0]).line;
-      throw new MappingLoadError(file, '', `not valid YAML: ${error.message.split('\n')[0]}`, line);
+      let message = error.message.split('\n')[0] ?? '';
+      // The parser names neither the key nor where it first appears: a field id written twice, say.
+      if (error.code === 'DUPLICATE_KEY') {
+        const key = /^\s*['"]?([^'":]+)['"]?\s*:/.exec(text.split('\n')[line - 1] ?? '')?.[1]?.trim();
+        const first = key === undefined ? -1 : text.split('\n').findIndex((l) => l.trim().startsWith(`${key}:`));
+        if (key)
+          message = `the key ${key} appears twice${first >= 0 && first + 1 !== line ? ` (first on line ${first + 1})` : ''}`;
+      }
+      throw new MappingLoadError(file, '', `not valid YAML: ${message}`, line);
     }
     this.data = this.doc.toJS();
   }

@@ -221,6 +221,11 @@ fields:
     assert.equal(err.path, 'routing.facilityFields[0]');
   });
 
+  it('names a key written twice and where it first appears', () => {
+    const err = loadError(`${head}fields:\n  child.name: '%subject.name'\n  child.name: '%subject.name'\n`);
+    assert.match(err.message, /m\d+\.yaml:10: not valid YAML: the key child\.name appears twice \(first on line 9\)/);
+  });
+
   it('reports invalid YAML with its line', () => {
     const err = loadError(`${head}fields:\n  child.name: [unclosed\n`);
     assert.match(err.message, /not valid YAML/);
