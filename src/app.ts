@@ -339,7 +339,8 @@ export class Bridge {
    * delivers them now rather than at the next tick.
    */
   async replay(ids: number[] | 'dead'): Promise<ReplayResult> {
-    // Mapping needs the routing table; unresolved, the rows with a payload still go out as stored.
+    // Mapping needs the routing table; unresolved, rows with a payload are requeued as stored, and the
+    // worker confirms them at the source before sending (sources/replay.ts).
     if (!this.locationsReady) await this.resolveLocations().catch(() => undefined);
     const result = await replayRows({ ledger: this.ledger, runners: this.recheckRunners(), logger: this.log }, ids);
     if (result.requeued.length > 0) void this.worker.processNext().catch(() => undefined);
