@@ -24,6 +24,10 @@ import { type SubjectRecheck, sourcesRecheck } from './sources/recheck.js';
 import { replayRows } from './sources/replay.js';
 import { WriteBackRunner, type WriteBackSource, writeBackSourceFor } from './sources/writeback/index.js';
 
+/** How long a readiness check's answer is kept (OpenCRVS and the EMR are not probed on every request). */
+const CHECK_TTL_MS = 30_000;
+const TOKEN_CHECK_TTL_MS = 300_000;
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** One configured source with everything built for it. */
@@ -381,8 +385,14 @@ export class Bridge {
       },
       {
         name: 'opencrvs-token',
+        // A fresh token proves the credentials still work; one every 5 minutes is enough (a probe every few
+        // seconds would otherwise renew the token every 30 s). A failure is checked again after 30 s.
         run: () =>
-          this.cachedCheck('opencrvs-token', async () => void (await this.opencrvs.checkToken({ fresh: true }))),
+          this.cachedCheck(
+            'opencrvs-token',
+            async () => void (await this.opencrvs.checkToken({ fresh: true })),
+            TOKEN_CHECK_TTL_MS,
+          ),
       },
       {
         name: 'routing',
@@ -412,17 +422,28 @@ export class Bridge {
     ];
   }
 
-  private readonly checkCache = new Map<string, { at: number; result: Promise<string | undefined> }>();
+  private readonly checkCache = new Map<
+    string,
+    { at: number; result: Promise<string | undefined>; failed?: boolean }
+  >();
 
-  private cachedCheck(key: string, run: () => Promise<void>, ttlMs = 30_000): Promise<string | undefined> {
+  /** A check's answer, kept `ttlMs` when it passed and 30 s when it failed. */
+  private cachedCheck(key: string, run: () => Promise<void>, ttlMs = CHECK_TTL_MS): Promise<string | undefined> {
     const hit = this.checkCache.get(key);
-    if (hit && Date.now() - hit.at < ttlMs) return hit.result;
-    const result = run().then(
+    if (hit && Date.now() - hit.at < (hit.failed ? Math.min(ttlMs, CHECK_TTL_MS) : ttlMs)) return hit.result;
+    const entry: { at: number; result: Promise<string | undefined>; failed?: boolean } = {
+      at: Date.now(),
+      result: Promise.resolve(undefined),
+    };
+    entry.result = run().then(
       () => undefined,
-      (err: unknown) => (err instanceof Error ? err.message : 'failed'),
+      (err: unknown) => {
+        entry.failed = true;
+        return err instanceof Error ? err.message : 'failed';
+      },
     );
-    this.checkCache.set(key, { at: Date.now(), result });
-    return result;
+    this.checkCache.set(key, entry);
+    return entry.result;
   }
 
   async start(): Promise<void> {
