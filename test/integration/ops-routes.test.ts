@@ -114,6 +114,27 @@ describe('health and readiness', () => {
     }
   });
 
+  it('does not renew the OpenCRVS token on every probe: a passed token check is kept 5 minutes', async () => {
+    const bridge = newBridge();
+    const realNow = Date.now;
+    try {
+      await bridge.start();
+      await readyz(bridge);
+      const renewals = bridge.opencrvs.tokenRenewals();
+      // A minute later (a probe every few seconds meanwhile): the check is not run again.
+      Date.now = () => realNow() + 60_000;
+      assert.equal((await readyz(bridge)).status, 200);
+      assert.equal(bridge.opencrvs.tokenRenewals(), renewals);
+      // Past 5 minutes it is.
+      Date.now = () => realNow() + 301_000;
+      await readyz(bridge);
+      assert.equal(bridge.opencrvs.tokenRenewals(), renewals + 1);
+    } finally {
+      Date.now = realNow;
+      await bridge.stop();
+    }
+  });
+
   it('is not ready, naming opencrvs-token, when OpenCRVS refuses the credentials', async () => {
     const secret = 'not-the-right-secret-0001';
     const bridge = newBridge({ clientSecret: secret });
