@@ -300,6 +300,7 @@ describe('admin routes with a token', () => {
       'offset=-1',
       'since=yesterday',
       'since=5&until=4',
+      'eventType=Birth',
     ]) {
       const res = await request(h, `/admin/api/events?${query}`, { headers: bearer });
       assert.equal(res.status, 400, query);
