@@ -51,6 +51,7 @@ async function runReplay(args: string[], options: ReplayOptions): Promise<void> 
     );
     for (const note of result.notes ?? []) console.log(`Note ${note.id}: ${note.note}`);
     for (const skipped of result.skipped) console.log(`Skipped ${skipped.id}: ${skipped.reason}`);
+    if (result.leftDead) console.log(`${result.leftDead} more dead row(s) left: run replay --dead again.`);
     const hold = bridge.ledger.getHold();
     if (hold) console.log(`Note: delivery is held (${hold.reason}); replayed rows wait for it to resume.`);
     // Rows that could not be replayed are a failure the caller (a runbook, a cron job) should see.

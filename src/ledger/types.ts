@@ -177,6 +177,8 @@ export interface ReplayResult {
   skipped: Array<{ id: number; reason: string }>;
   /** Requeued rows with something to know: not read again at the source, or withdrawn by it. */
   notes?: Array<{ id: number; note: string }>;
+  /** Dead rows a `--dead` replay left for the next one (it takes a bounded number at a time). */
+  leftDead?: number;
 }
 
 /** How a settled attempt ends; written by the delivery worker through `Ledger.settle`. */

@@ -17,14 +17,17 @@ export interface ReplayDeps {
   /** Per source id: evaluates subjects again and records the outcome (the delivery recheck's runners). */
   runners: ReadonlyMap<string, SubjectRecheck>;
   logger: Logger;
+  /** Rows a `--dead` replay takes (default MAX_ROWS). */
+  maxRows?: number;
 }
 
 export async function replayRows(deps: ReplayDeps, ids: number[] | 'dead'): Promise<ReplayResult> {
   const { ledger } = deps;
+  const maxRows = deps.maxRows ?? MAX_ROWS;
   const named = ids === 'dead' ? undefined : ids;
   const rows =
     named === undefined
-      ? ledger.list({ states: ['dead'], limit: MAX_ROWS })
+      ? ledger.list({ states: ['dead'], limit: maxRows })
       : named.flatMap((id) => ledger.get(id) ?? []).filter((row) => row.state === 'dead');
   const unread = await reevaluate(deps, rows);
 
@@ -64,10 +67,17 @@ export async function replayRows(deps: ReplayDeps, ids: number[] | 'dead'): Prom
         note: `${why}; requeued as stored, checked at the source before it is sent (unless delivery.recheckAfterSeconds is 0)`,
       });
   }
+  // More dead rows than one replay takes: say so, or the operator takes the answer for all of them.
+  let leftDead = 0;
+  if (named === undefined && rows.length === maxRows) {
+    const deadNow = ledger.counts().reduce((n, c) => n + (c.state === 'dead' ? c.count : 0), 0);
+    leftDead = deadNow - rows.filter((row) => ledger.get(row.id)?.state === 'dead').length;
+  }
   return {
     requeued: [...requeued, ...stored.requeued].sort((a, b) => a - b),
     skipped,
     ...(notes.length > 0 ? { notes: notes.sort((a, b) => a.id - b.id) } : {}),
+    ...(leftDead > 0 ? { leftDead } : {}),
   };
 }
 

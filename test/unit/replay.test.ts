@@ -96,6 +96,17 @@ describe('replay', () => {
     );
   });
 
+  it('says how many dead rows a --dead replay left for the next one', async () => {
+    for (const subject of ['a', 'b', 'c', 'd', 'e']) refused(subject);
+    const emr: SubjectRecheck = async () => {};
+    const result = await replayRows(
+      { ledger, runners: new Map([['emr', emr]]), logger: silentLogger, maxRows: 3 },
+      'dead',
+    );
+    assert.equal(result.skipped.length, 3, 'the three it took still cannot be mapped');
+    assert.equal(result.leftDead, 2);
+  });
+
   it('stops reading a source after a failed batch, requeues stored payloads with a note, and skips the rest', async () => {
     const stored = Array.from({ length: 60 }, (_, i) => rejected(`s${i}`, 'down'));
     const unmappable = refused('u', 'down');
