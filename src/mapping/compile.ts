@@ -5,6 +5,7 @@ import type { ValidateFunction } from 'ajv';
 import { createAjv, describeAjvError, readProfileJson } from '../config/schema.js';
 import { elementProblems } from './element-check.js';
 import { SUPPORTED_SEARCH_PARAMS, TOKEN_PARAM_PATHS } from './fetcher.js';
+import { itemsOf } from './fhirpath/ast.js';
 import { type CompiledExpr, ExpressionCompiler, ExpressionError, type SourceKind } from './fhirpath/expr.js';
 import { buildCodeSet, type CodeSet } from './fhirpath/functions.js';
 import {
@@ -14,7 +15,7 @@ import {
   fieldValueProblem,
   loadFormProfile,
 } from './profile.js';
-import { type ExpressionSource, itemsOf, parse, searchCoverageProblems } from './search-coverage.js';
+import { type ExpressionSource, searchCoverageProblems } from './search-coverage.js';
 import {
   inferTransform,
   TRANSFORM_FIELD_TYPES,
@@ -156,7 +157,7 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     try {
       const compiled = compiler.compile(text, variables);
       expressions.push(compiled);
-      sources.push({ text, path });
+      sources.push({ ast: compiled.ast, path });
       return compiled;
     } catch (err) {
       if (err instanceof ExpressionError) throw src.error(path, err.message);
@@ -374,8 +375,8 @@ export function compileMapping(file: string, text: string, options: CompileOptio
   if (uncovered) throw src.error(uncovered.path, uncovered.message);
   if (source === 'fhir') {
     const types = variableTypes((doc.subject as { type: string }).type, context);
-    for (const { text, path } of sources) {
-      const [problem] = elementProblems(text, types);
+    for (const { ast, path } of sources) {
+      const [problem] = elementProblems(ast, types);
       if (problem) throw src.error(path, `${problem} in FHIR R4 (check its spelling: case matters)`);
     }
   }
@@ -419,7 +420,7 @@ function variableTypes(subjectType: string, context: CompiledContextItem[]): Map
   for (const item of context) {
     if ((item.kind === 'search' || item.kind === 'read') && item.type) types.set(item.name, item.type);
     if (item.kind === 'value') {
-      const found = new Set(item.exprs.map((e) => types.get(itemsOf(parse(e.text)) ?? '')));
+      const found = new Set(item.exprs.map((e) => types.get(itemsOf(e.ast) ?? '')));
       const [only] = found;
       if (found.size === 1 && only) types.set(item.name, only);
     }

@@ -1,16 +1,12 @@
 // FHIRPath returns nothing for an element a resource does not have: `%subject.deceasedDatetime` (for
 // deceasedDateTime) compiles, runs and is always empty, so a trigger with it quietly finds no death, ever.
 // At load, member names are checked against the FHIR R4 model wherever the type is known: the subject, the
-// results of context searches, and what is reached from them by element names, where(), first() and the
-// like. Where the type is open (a reference read, a choice element), the check stops rather than guess.
-import fhirpath from 'fhirpath';
+// results of context searches, reads that name their type, and what is reached from them by element names,
+// where(), first() and the like. Where the type is open (an untyped read, a choice element), the check
+// stops rather than guess.
 import r4 from 'fhirpath/fhir-context/r4/index.js';
-
-interface Ast {
-  type: string;
-  text?: string;
-  children?: Ast[];
-}
+import { child, functionName, functionParams, ITEM_PRESERVING, variableName } from './fhirpath/ast.js';
+import type { AstNode } from './fhirpath/fast.js';
 
 const model = r4 as unknown as {
   path2Type: Record<string, string>;
@@ -21,22 +17,12 @@ const model = r4 as unknown as {
 /** Elements every resource and element has (from Resource, DomainResource, Element). */
 const INHERITED = new Set(['id', 'meta', 'implicitRules', 'language', 'text', 'contained', 'modifierExtension']);
 /** Functions whose items are (some of) their input's, of the same type. */
-const SAME_TYPE = new Set(['where', 'first', 'last', 'single', 'tail', 'skip', 'take', 'distinct', 'trace']);
+const SAME_TYPE = new Set([...ITEM_PRESERVING, 'trace']);
 /** Functions whose argument is evaluated on each input item (`$this`). */
 const ON_ITEMS = new Set(['where', 'select', 'exists', 'all', 'repeat']);
 
 /** A position in the model: a path such as 'Patient' or 'Patient.contact'. */
 type Step = { path: string } | 'open' | { error: string };
-
-const child = (node: Ast | undefined, i = 0): Ast | undefined => node?.children?.[i];
-
-function functionName(invocation: Ast): string {
-  return child(child(invocation))?.text ?? '';
-}
-
-function functionParams(invocation: Ast): Ast[] {
-  return child(child(invocation), 1)?.children ?? [];
-}
 
 /** The element `member` of `at`, if the model has it. */
 function step(at: { path: string }, member: string): Step {
@@ -64,9 +50,9 @@ function step(at: { path: string }, member: string): Step {
   return { error: `${at.path} has no element '${member}'` };
 }
 
-export function elementProblems(text: string, variableTypes: ReadonlyMap<string, string>): string[] {
+export function elementProblems(ast: AstNode, variableTypes: ReadonlyMap<string, string>): string[] {
   const problems: string[] = [];
-  const typeOf = (node: Ast | undefined, self: Step): Step => {
+  const typeOf = (node: AstNode | undefined, self: Step): Step => {
     if (!node) return 'open';
     switch (node.type) {
       case 'EntireExpression':
@@ -74,7 +60,7 @@ export function elementProblems(text: string, variableTypes: ReadonlyMap<string,
       case 'ParenthesizedTerm':
         return typeOf(child(node), self);
       case 'ExternalConstantTerm': {
-        const type = variableTypes.get(node.text?.replace(/^`|`$/g, '') ?? '');
+        const type = variableTypes.get(variableName(node) ?? '');
         return type ? { path: type } : 'open';
       }
       case 'InvocationTerm': {
@@ -110,6 +96,6 @@ export function elementProblems(text: string, variableTypes: ReadonlyMap<string,
     }
     return result;
   };
-  typeOf(fhirpath.parse(text) as Ast, 'open');
+  typeOf(ast, 'open');
   return problems;
 }

@@ -3,17 +3,13 @@
 // but not asked for can never match: the EMR's records with its codes are not read, and the field stays
 // empty without a word. Adding a code to a set (the documented way to accept an EMR's own concept) would
 // then quietly do nothing. This check, run at load, names the search to extend instead.
-import fhirpath from 'fhirpath';
 import type { CompiledContextItem } from './compile.js';
-
-interface Ast {
-  type: string;
-  text?: string;
-  children?: Ast[];
-}
+import { child, functionName, functionParams, itemsOf, stringLiteral } from './fhirpath/ast.js';
+import type { AstNode } from './fhirpath/fast.js';
 
 export interface ExpressionSource {
-  text: string;
+  /** The parse tree the compiler made of it. */
+  ast: AstNode;
   /** Where the expression is in the mapping file, for the error. */
   path: readonly (string | number)[];
 }
@@ -23,58 +19,18 @@ export interface CoverageProblem {
   message: string;
 }
 
-/** Functions whose result is (a part of) their input's items, not something reached from them. */
-const ITEM_PRESERVING = new Set(['where', 'first', 'last', 'single', 'tail', 'skip', 'take', 'distinct']);
-
-const child = (node: Ast, i = 0): Ast | undefined => node.children?.[i];
-
-function functionName(invocation: Ast): string {
-  return child(child(invocation) ?? { type: '' })?.text ?? '';
-}
-
-function functionParams(invocation: Ast): Ast[] {
-  return child(child(invocation) ?? { type: '' }, 1)?.children ?? [];
-}
-
-function stringLiteral(node: Ast | undefined): string | undefined {
-  let n = node;
-  while (n && n.type !== 'StringLiteral') n = n.children?.length === 1 ? n.children[0] : undefined;
-  return n?.text?.replace(/^'|'$/g, '');
-}
-
-/** The variable whose items `node` gives, filtered but not navigated (`%obs`, `%obs.where(…).first()`). */
-export function itemsOf(node: Ast | undefined): string | undefined {
-  if (!node) return undefined;
-  switch (node.type) {
-    case 'EntireExpression':
-    case 'TermExpression':
-    case 'ParenthesizedTerm':
-      return itemsOf(child(node));
-    case 'ExternalConstantTerm':
-      return node.text?.replace(/^`|`$/g, '');
-    case 'InvocationExpression': {
-      const right = child(node, 1);
-      return right?.type === 'FunctionInvocation' && ITEM_PRESERVING.has(functionName(right))
-        ? itemsOf(child(node))
-        : undefined;
-    }
-    default:
-      return undefined;
-  }
-}
-
 /** `code` relative to the items being filtered (`where(code.coded('x'))`). */
-function isOwnCode(node: Ast | undefined): boolean {
+function isOwnCode(node: AstNode | undefined): boolean {
   const term = node?.type === 'TermExpression' ? child(node) : undefined;
   const member = term?.type === 'InvocationTerm' ? child(term) : undefined;
   return member?.type === 'MemberInvocation' && member.text === 'code';
 }
 
 /** Each `code.coded('set')` applied to a variable's own items, with that variable. */
-function codedUses(node: Ast, items: string | undefined, out: Array<{ variable: string; set: string }>): void {
+function codedUses(node: AstNode, items: string | undefined, out: Array<{ variable: string; set: string }>): void {
   if (node.type === 'InvocationExpression' && child(node, 1)?.type === 'FunctionInvocation') {
-    const left = child(node) as Ast;
-    const invocation = child(node, 1) as Ast;
+    const left = child(node) as AstNode;
+    const invocation = child(node, 1) as AstNode;
     const params = functionParams(invocation);
     if (functionName(invocation) === 'coded' && items && isOwnCode(left)) {
       const set = stringLiteral(params[0]);
@@ -102,15 +58,15 @@ export function searchCoverageProblems(
       const codes = new Set(code.parts.flatMap((part) => ('codes' in part ? part.codes : [])));
       searches.push({ name: item.name, codes, holders: new Set([item.name]) });
     } else if (item.kind === 'value') {
-      const roots = item.exprs.map((e) => itemsOf(parse(e.text)));
+      const roots = item.exprs.map((e) => itemsOf(e.ast));
       for (const search of searches) if (roots.some((r) => r && search.holders.has(r))) search.holders.add(item.name);
     }
   }
   if (searches.length === 0) return [];
   const problems: CoverageProblem[] = [];
-  for (const { text, path } of expressions) {
+  for (const { ast, path } of expressions) {
     const uses: Array<{ variable: string; set: string }> = [];
-    codedUses(parse(text), undefined, uses);
+    codedUses(ast, undefined, uses);
     for (const { variable, set } of uses) {
       const search = searches.find((s) => s.holders.has(variable));
       const missing = (codeSets[set] ?? []).map(String).filter((code) => !search?.codes.has(code));
@@ -125,8 +81,4 @@ export function searchCoverageProblems(
     }
   }
   return problems;
-}
-
-export function parse(text: string): Ast {
-  return fhirpath.parse(text) as Ast;
 }

@@ -10,6 +10,8 @@ export type SourceKind = 'fhir' | 'dhis2';
 
 export interface CompiledExpr {
   readonly text: string;
+  /** fhirpath.js's parse tree of it, for the load-time checks (search-coverage.ts, element-check.ts). */
+  readonly ast: AstNode;
   /** True when the fast path compiled it (it may still fall back per call). */
   readonly fast: boolean;
   /** Calls the fast path handed to fhirpath.js (a diagnostic for the benchmark and tests). */
@@ -222,6 +224,7 @@ export class ExpressionCompiler {
     let fallbacks = 0;
     return {
       text,
+      ast,
       fast: fast !== undefined,
       get fallbacks() {
         return fallbacks;
