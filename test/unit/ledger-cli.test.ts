@@ -7,7 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { registerLedger } from '../../src/commands/ledger.js';
 import { registerReplay } from '../../src/commands/replay.js';
 import { openLedger } from '../../src/ledger/index.js';
-import { eventInput } from './ledger-helpers.js';
+import { eventInput, settleRow } from './ledger-helpers.js';
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
@@ -54,24 +54,9 @@ describe('ledger and replay commands', () => {
     const ledger = openLedger(db);
     ledger.recordEvent(eventInput('1'));
     const { row } = ledger.recordEvent(eventInput('2'));
-    const [claimed] = ledger.claimDue('w', 2).filter((r) => r.id === row.id);
-    ledger.handBack(
-      ledger
-        .list({ states: ['delivering'] })
-        .filter((r) => r.id !== row.id)
-        .map((r) => r.id),
-      'w',
-    );
-    ledger.settle({
-      id: row.id,
-      workerId: 'w',
-      claimedPayloadHash: claimed?.payloadHash ?? null,
-      step: 'notify',
-      startedAt: 0,
-      settlement: {
-        outcome: 'dead',
-        error: { classification: 'permanent', kind: 'bad-request', status: 400, message: 'Unexpected field foo.bar' },
-      },
+    settleRow(ledger, row.id, {
+      outcome: 'dead',
+      error: { classification: 'permanent', kind: 'bad-request', status: 400, message: 'Unexpected field foo.bar' },
     });
     ledger.setHold({ reason: 'forbidden (HTTP 403): Forbidden', since: 0, kind: 'forbidden', status: 403 });
     ledger.close();

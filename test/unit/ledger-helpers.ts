@@ -1,4 +1,5 @@
 // Shared by the ledger/delivery unit tests: a fresh SQLite file in its own temp dir per test.
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import {
   type LedgerPayload,
   openLedger,
   type RecordEventInput,
+  type Settlement,
 } from '../../src/ledger/index.js';
 
 export interface TestClock {
@@ -58,4 +60,27 @@ export function eventInput(subject: string, p: LedgerPayload = payload(), versio
     payloadHash: hashPayload(p),
     payload: p,
   };
+}
+
+/**
+ * Claims row `id` alone and ends its NOTIFY attempt with `settlement`, as the worker would. With `created`,
+ * the OpenCRVS event was created first (the NOTIFY failing after a create).
+ */
+export function settleRow(
+  ledger: Ledger,
+  id: number,
+  settlement: Settlement,
+  options: { now?: number; created?: { eventId: string; trackingId: string } } = {},
+): void {
+  const claimed = ledger.claimRow(id, 'w-test', options.now);
+  assert.ok(claimed, `row ${id} can be claimed`);
+  if (options.created) ledger.recordCreated(id, options.created.eventId, options.created.trackingId);
+  ledger.settle({
+    id,
+    workerId: 'w-test',
+    claimedPayloadHash: claimed.payloadHash,
+    step: 'notify',
+    startedAt: options.now ?? 0,
+    settlement,
+  });
 }

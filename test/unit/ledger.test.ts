@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { type Ledger, type ListFilter, openLedger, transactionIdsFor } from '../../src/ledger/index.js';
-import { eventInput, OFFICE, payload, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
+import { eventInput, OFFICE, payload, settleRow, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
 
 describe('ledger: recording events', () => {
   let clock: TestClock;
@@ -293,21 +293,16 @@ describe('ledger: recording events', () => {
 
     // Its OpenCRVS event exists and a NOTIFY was tried (its answer lost, maybe): marked, not cancelled.
     const { row: doubt } = ledger.recordEvent(eventInput('d'));
-    const [first] = ledger.claimDue('w', 10).filter((r) => r.id === doubt.id);
-    assert.ok(first);
-    ledger.recordCreated(doubt.id, 'event-d', 'TRKD');
-    ledger.settle({
-      id: doubt.id,
-      workerId: 'w',
-      claimedPayloadHash: first.payloadHash,
-      step: 'notify',
-      startedAt: clock.now(),
-      settlement: {
+    settleRow(
+      ledger,
+      doubt.id,
+      {
         outcome: 'retry',
         nextRunAt: clock.now() + 1000,
         error: { classification: 'retryable', kind: 'server', status: 500, message: 'x' },
       },
-    });
+      { now: clock.now(), created: { eventId: 'event-d', trackingId: 'TRKD' } },
+    );
     const marked = ledger.cancelUnsent(input('d'));
     assert.deepEqual([marked?.state, marked?.withdrawnReason], ['failed', 'no longer notifiable: no birth evidence']);
     // A newer version while that NOTIFY is in doubt is an update after notification; the payload sent stays.
@@ -322,21 +317,13 @@ describe('ledger: recording events', () => {
 
   it('a dead row whose NOTIFY may be in OpenCRVS keeps what it sent when a newer version comes (a replay resends it)', () => {
     const { row } = ledger.recordEvent(eventInput('x'));
-    const [claimed] = ledger.claimDue('w', 10).filter((r) => r.id === row.id);
-    assert.ok(claimed);
-    ledger.recordCreated(row.id, 'event-x', 'TRKX');
-    ledger.settle({
-      id: row.id,
-      workerId: 'w',
-      claimedPayloadHash: claimed.payloadHash,
-      step: 'notify',
-      startedAt: clock.now(),
-      // Out of retries after a 500: the NOTIFY may have been stored.
-      settlement: {
-        outcome: 'dead',
-        error: { classification: 'retryable', kind: 'server', status: 500, message: 'x' },
-      },
-    });
+    // Out of retries after a 500: the NOTIFY may have been stored.
+    settleRow(
+      ledger,
+      row.id,
+      { outcome: 'dead', error: { classification: 'retryable', kind: 'server', status: 500, message: 'x' } },
+      { now: clock.now(), created: { eventId: 'event-x', trackingId: 'TRKX' } },
+    );
     assert.equal(ledger.get(row.id)?.state, 'dead');
     const { change } = ledger.recordEvent(eventInput('x', payload('Corrected'), '2'));
     assert.equal(change, 'updated-after-notification');

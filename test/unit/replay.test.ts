@@ -7,7 +7,7 @@ import type { Ledger } from '../../src/ledger/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { SubjectRecheck } from '../../src/sources/recheck.js';
 import { replayRows } from '../../src/sources/replay.js';
-import { eventInput, payload, tempLedger } from './ledger-helpers.js';
+import { eventInput, payload, settleRow, tempLedger } from './ledger-helpers.js';
 
 describe('replay', () => {
   let ledger: Ledger;
@@ -27,24 +27,9 @@ describe('replay', () => {
   /** A row OpenCRVS refused (dead, with its payload). */
   const rejected = (subject: string, sourceId = 'emr') => {
     const { row } = ledger.recordEvent({ ...eventInput(subject), sourceId });
-    const [claimed] = ledger.claimDue('w', 100).filter((r) => r.id === row.id);
-    ledger.handBack(
-      ledger
-        .list({ states: ['delivering'] })
-        .filter((r) => r.id !== row.id)
-        .map((r) => r.id),
-      'w',
-    );
-    ledger.settle({
-      id: row.id,
-      workerId: 'w',
-      claimedPayloadHash: claimed?.payloadHash ?? null,
-      step: 'notify',
-      startedAt: 0,
-      settlement: {
-        outcome: 'dead',
-        error: { classification: 'permanent', kind: 'bad-request', status: 400, message: 'x' },
-      },
+    settleRow(ledger, row.id, {
+      outcome: 'dead',
+      error: { classification: 'permanent', kind: 'bad-request', status: 400, message: 'x' },
     });
     return row;
   };
@@ -71,20 +56,12 @@ describe('replay', () => {
 
   it('notes a row its source withdrew while an OpenCRVS event exists: requeued for the worker to settle', async () => {
     const { row } = ledger.recordEvent(eventInput('w'));
-    const [claimed] = ledger.claimDue('w', 10);
-    assert.ok(claimed);
-    ledger.recordCreated(row.id, 'event-w', 'TRKW');
-    ledger.settle({
-      id: row.id,
-      workerId: 'w',
-      claimedPayloadHash: claimed.payloadHash,
-      step: 'notify',
-      startedAt: 0,
-      settlement: {
-        outcome: 'dead',
-        error: { classification: 'retryable', kind: 'server', status: 500, message: 'x' },
-      },
-    });
+    settleRow(
+      ledger,
+      row.id,
+      { outcome: 'dead', error: { classification: 'retryable', kind: 'server', status: 500, message: 'x' } },
+      { created: { eventId: 'event-w', trackingId: 'TRKW' } },
+    );
     const emr: SubjectRecheck = async () => {
       ledger.cancelUnsent({ ...eventInput('w'), reason: 'deleted in the source before it was sent' });
     };
