@@ -3,7 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import cron from 'node-cron';
 import { parseDocument } from 'yaml';
 import { ConfigError } from './errors.js';
-import { packagePaths } from './paths.js';
+import { isMappingPath, packagePaths } from './paths.js';
 import { createAjv, describeAjvError, readProfileJson } from './schema.js';
 import type { BridgeConfig, PollSettings } from './types.js';
 
@@ -185,11 +185,6 @@ function resolveMappings(entries: string[], path: string, file?: string): string
       file,
     );
   });
-}
-
-/** A path (a folder in it, or a .yml/.yaml file name given with its folder), not a shipped mapping's name. */
-function isMappingPath(entry: string): boolean {
-  return entry.includes('/') || entry.includes('\\') || isAbsolute(entry);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 // The package root holds profiles/ and mappings/ next to src/ (dev) and dist/ (built): both sit
@@ -10,3 +11,11 @@ export const packagePaths = {
   mappings: `${root}mappings/`,
   examples: `${root}examples/`,
 } as const;
+
+/**
+ * A `sources[].mappings` entry that is a path to a site's own file (a folder in it: `./mappings/birth.yaml`),
+ * not the name of a shipped mapping (`birth.fhir`).
+ */
+export function isMappingPath(entry: string): boolean {
+  return entry.includes('/') || entry.includes('\\') || isAbsolute(entry);
+}

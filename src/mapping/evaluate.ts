@@ -38,9 +38,9 @@ function sourceValue(f: CompiledField, items: unknown[], from: string): SourceOu
   if ('error' in out) return { ...out, from };
   // Two identifiers, two weights: the first was taken, which may be the wrong one (an EMR number sent as a
   // national ID). Said, not refused: the expression should choose (a where(), .first()).
-  if ('value' in out && items.length > 1 && !TAKES_ALL.has(transform) && distinct(items) > 1) {
-    return { ...out, warning: `${f.id}: ${from} gave ${distinct(items)} different values; the first was sent` };
-  }
+  const different = 'value' in out && items.length > 1 && !TAKES_ALL.has(transform) ? distinct(items) : 1;
+  if (different > 1)
+    return { ...out, warning: `${f.id}: ${from} gave ${different} different values; the first was sent` };
   return out;
 }
 

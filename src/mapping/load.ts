@@ -1,7 +1,7 @@
 // Loads mapping files (by name from mappings/, or by path) into a MappingSet for one country and version.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { packagePaths } from '../config/paths.js';
+import { isMappingPath, packagePaths } from '../config/paths.js';
 import type { BridgeConfig, RoutingSettings } from '../config/types.js';
 import { type CompiledMapping, compileMapping } from './compile.js';
 import { MappingSet } from './set.js';
@@ -42,7 +42,7 @@ function readText(file: string): string {
 /** The file a mapping entry names: one with a folder in it is a path (a site's own mapping, see the
  * config), anything else a file of `dir` (`birth.fhir` → `<dir>/birth.fhir.yaml`). */
 export function mappingFile(entry: string, dir: string = packagePaths.mappings): string {
-  if (entry.includes('/') || entry.includes('\\')) return resolve(entry);
+  if (isMappingPath(entry)) return resolve(entry);
   return join(dir, entry.endsWith('.yaml') ? entry : `${entry}.yaml`);
 }
 
