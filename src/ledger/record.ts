@@ -170,6 +170,14 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     const existing = reselect(input);
     const params = { ...fields, id: existing.id, now: now() };
     const same = existing.payload_hash === input.payloadHash;
+    // An unsent row (not in flight) whose NOTIFY may already be in OpenCRVS (see markUpdatedInDoubt) keeps
+    // what it sent, pending, failed or dead alike: its retry, or a replay, must resend exactly that.
+    const inDoubt =
+      !same && UNSENT.includes(existing.state) && existing.event_id !== null && !!notifyAttempted.get(existing.id);
+    if (inDoubt) {
+      markUpdatedInDoubt.run(params);
+      return { row: toLedgerRow(reselect(input)), change: 'updated-after-notification' };
+    }
     let change: RecordChange = 'unchanged';
     switch (existing.state) {
       case 'delivered':
@@ -186,15 +194,9 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         // Not yet delivered: the next attempt sends the newer payload. A worker holding the row keeps
         // sending the copy it claimed; `settle` compares hashes and, if that copy was delivered, records
         // this version as an update after notification (it was never sent) instead of losing it.
-        // A row whose NOTIFY may already be in OpenCRVS keeps what it sent (see markUpdatedInDoubt).
         if (!same) {
-          if (existing.state !== 'delivering' && existing.event_id !== null && notifyAttempted.get(existing.id)) {
-            markUpdatedInDoubt.run(params);
-            change = 'updated-after-notification';
-          } else {
-            replacePayload.run(params);
-            change = 'replaced';
-          }
+          replacePayload.run(params);
+          change = 'replaced';
         } else if (existing.withdrawn_reason !== null) {
           // Withdrawn, then back as it was (a merge undone): deliver it after all.
           replacePayload.run(params);
@@ -204,12 +206,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       case 'skipped':
         // A new version may be what fixes the row (a corrected record, or one that became notifiable):
         // it goes back to the queue with a fresh retry budget. The same payload again stays where it is.
-        // A dead row whose NOTIFY may be in OpenCRVS keeps what it sent, as a failed one does (a replay
-        // resends that; the newer version is an update after notification).
-        if (existing.state === 'dead' && !same && existing.event_id !== null && notifyAttempted.get(existing.id)) {
-          markUpdatedInDoubt.run(params);
-          change = 'updated-after-notification';
-        } else if (!same || existing.state === 'skipped') {
+        if (!same || existing.state === 'skipped') {
           requeue.run(params);
           change = 'replaced';
         }
