@@ -70,8 +70,12 @@ describe('FhirPoller', () => {
       { refs: ['Patient/a/1', 'Patient/b/1'], cursor: '2001-01-01T00:00:02.000Z' },
       { refs: ['Patient/c/1'], cursor: '2001-01-01T00:00:03.000Z' },
     ]);
-    assert.equal(client.followed.length, 1, 'followed the next link as given');
-    assert.match(client.followed[0] ?? '', /_cursor=opaque-/);
+    // The second page is a fresh search from the first page's newest lastUpdated (a keyset), not its `next`.
+    assert.deepEqual(
+      client.searches.map((s) => s.params._lastUpdated),
+      [undefined, 'ge2001-01-01T00:00:02.000Z'],
+    );
+    assert.equal(client.followed.length, 0);
     assert.equal(poller.status.watermarks.Patient, '2001-01-01T00:00:03.000Z');
   });
 
@@ -92,14 +96,15 @@ describe('FhirPoller', () => {
   it('keeps the watermark of the last committed page when a later page fails, and the next pass resumes there', async () => {
     const { client, pipeline, poller } = setup({ overlapSeconds: 0 });
     for (let i = 1; i <= 5; i++) client.put(stamped('Patient', `p${i}`, `2001-01-01T00:00:0${i}.000Z`));
-    client.failNextPageAfter = 1; // page 1 and page 2 come back; page 3 fails
+    // Each page asks again from the newest lastUpdated of the page before: [p1 p2] [p2 p3] [p3 p4], then a failure.
+    client.failSearchAfter = 3;
     await assert.rejects(poller.pollOnce());
     assert.equal(pipeline.cursors.get('lastUpdated:Patient'), '2001-01-01T00:00:04.000Z');
     assert.equal(poller.status.consecutiveFailures, 1);
-    client.failNextPageAfter = undefined;
+    client.failSearchAfter = undefined;
     pipeline.evaluated.length = 0;
     await poller.pollOnce();
-    assert.equal(client.searches[1]?.params._lastUpdated, 'ge2001-01-01T00:00:04.000Z');
+    assert.equal(client.searches[4]?.params._lastUpdated, 'ge2001-01-01T00:00:04.000Z');
     assert.deepEqual(pipeline.evaluated, ['Patient/p5/1']);
     assert.equal(poller.status.consecutiveFailures, 0);
   });
@@ -135,5 +140,97 @@ describe('FhirPoller', () => {
     assert.deepEqual(pipeline.evaluated, ['Patient/a/1', 'Patient/b/1']);
     assert.equal(client.searches.length, 2, 'one running pass and one queued pass, not one per request');
     assert.equal(poller.busy, false);
+  });
+  // OpenMRS runs the query again for every `_getpages` link, sorted by the time each row changed: a record
+  // edited while a pass pages moves to the end, and every later record moves back by one page position.
+  it('a record edited while a pass pages through an offset-paging server (OpenMRS) hides no other record', async () => {
+    const { client, pipeline, poller } = setup({ overlapSeconds: 30 });
+    client.paging = 'offset';
+    for (let i = 1; i <= 6; i++) client.put(stamped('Patient', `p${i}`, `2001-01-0${i}T00:00:00.000Z`));
+    client.beforePage = (served) => {
+      // Between the first and the second page, p1 is edited (its new time is the newest of all).
+      if (served === 1) client.put(stamped('Patient', 'p1', '2001-01-09T00:00:00.000Z', '2'));
+    };
+    await poller.pollOnce();
+    client.beforePage = undefined;
+    await poller.pollOnce(); // a second pass changes nothing: nothing was left behind the watermark
+    assert.deepEqual(pipeline.evaluated.sort(), [
+      'Patient/p1/1',
+      'Patient/p1/2',
+      'Patient/p2/1',
+      'Patient/p3/1',
+      'Patient/p4/1',
+      'Patient/p5/1',
+      'Patient/p6/1',
+    ]);
+    assert.equal(poller.status.watermarks.Patient, '2001-01-09T00:00:00.000Z');
+  });
+
+  it('reads a run of resources sharing one lastUpdated, longer than a page, through `next` links and again until two readings agree', async () => {
+    const { client, pipeline, poller } = setup({ overlapSeconds: 0 });
+    client.paging = 'offset';
+    const tie = '2001-01-01T00:00:05.000Z';
+    client.put(stamped('Patient', 'before', '2001-01-01T00:00:01.000Z'));
+    for (const id of ['t1', 't2', 't3', 't4', 't5']) client.put(stamped('Patient', id, tie));
+    client.put(stamped('Patient', 'after', '2001-01-01T00:00:09.000Z'));
+    let edited = false;
+    client.beforePage = () => {
+      // Once the run's first page (t1, t2) has been read by `next` links, t1 changes: it leaves the run,
+      // and t3 slips back onto the page already read.
+      if (!edited && client.followed.length === 1) {
+        edited = true;
+        client.put(stamped('Patient', 't1', '2001-01-01T00:00:07.000Z', '2'));
+      }
+    };
+    await poller.pollOnce();
+    assert.ok(edited);
+    assert.deepEqual(pipeline.evaluated.sort(), [
+      'Patient/after/1',
+      'Patient/before/1',
+      'Patient/t1/1',
+      'Patient/t1/2',
+      'Patient/t2/1',
+      'Patient/t3/1',
+      'Patient/t4/1',
+      'Patient/t5/1',
+    ]);
+    assert.ok(client.followed.length > 0, 'the run was paged by its `next` links');
+    assert.equal(poller.status.watermarks.Patient, '2001-01-01T00:00:09.000Z');
+  });
+
+  it('keeps the watermark at a run whose readings never agree, so the next pass reads it again', async () => {
+    const { client, pipeline, poller } = setup({ overlapSeconds: 0 });
+    client.paging = 'offset';
+    const tie = '2001-01-01T00:00:05.000Z';
+    client.put(stamped('Patient', 'before', '2001-01-01T00:00:01.000Z'));
+    for (const id of ['t1', 't2', 't3']) client.put(stamped('Patient', id, tie));
+    client.put(stamped('Patient', 'after', '2001-01-01T00:00:09.000Z'));
+    let n = 0;
+    // A new member joins the run before every page: no two readings can agree.
+    client.beforePage = () => client.put(stamped('Patient', `new${n++}`, tie));
+    await poller.pollOnce();
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), tie, 'the watermark stays at the run');
+    // Once the run holds still, the next pass reads it twice alike and moves past it.
+    client.beforePage = undefined;
+    const searched = client.searches.length;
+    await poller.pollOnce();
+    assert.equal(client.searches[searched]?.params._lastUpdated, `ge${tie}`, 'the next pass starts at the run');
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), '2001-01-01T00:00:09.000Z');
+  });
+
+  it('against a server that ignores _sort, reads every page to the end before the watermark moves', async () => {
+    const { client, pipeline, poller } = setup({ overlapSeconds: 0 });
+    client.unsorted = true;
+    client.put(stamped('Patient', 'new', '2001-01-01T00:00:09.000Z'));
+    client.put(stamped('Patient', 'old', '2001-01-01T00:00:01.000Z'));
+    client.put(stamped('Patient', 'mid1', '2001-01-01T00:00:04.000Z'));
+    client.put(stamped('Patient', 'mid2', '2001-01-01T00:00:05.000Z'));
+    client.failNextPageAfter = 0; // the pass breaks after its first page (new, old)
+    await assert.rejects(poller.pollOnce());
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), undefined, 'no watermark from an unsorted page');
+    client.failNextPageAfter = undefined;
+    await poller.pollOnce();
+    assert.deepEqual(pipeline.evaluated.sort(), ['Patient/mid1/1', 'Patient/mid2/1', 'Patient/new/1', 'Patient/old/1']);
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), '2001-01-01T00:00:09.000Z');
   });
 });

@@ -28,6 +28,9 @@ export interface HttpDeps {
   writes: SerialQueue;
   baseUrl: () => string;
   logger: Logger;
+  /** How `next` links page (see FhirSandboxInternals.paging). */
+  paging?: 'cursor' | 'offset';
+  beforeSearch?: (resourceType: string) => Promise<void> | void;
 }
 
 /** node:http listener: FHIR REST over the router, plus searchset paging links, ETags and metadata. */
@@ -75,6 +78,7 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse)
   if (first && isTypeSearch && segments.length <= 2) {
     const form = body instanceof URLSearchParams ? body : new URLSearchParams();
     const query = new URLSearchParams([...url.searchParams, ...form]);
+    await deps.beforeSearch?.(first);
     return sendJson(res, 200, search(deps, first, query));
   }
   if (body instanceof URLSearchParams)
@@ -115,6 +119,7 @@ function search(deps: HttpDeps, resourceType: string, query: URLSearchParams): B
     result,
     fields: request.fields,
     serverTime,
+    ...(deps.paging === 'offset' ? { offsetPaging: { offset: request.offset ?? 0, count: request.count } } : {}),
   });
   const included = includedRecords(deps.repo, request, result.page);
   if (included.length) {

@@ -46,6 +46,13 @@ export interface FhirSandbox {
 export interface FhirSandboxInternals {
   /** Server clock in epoch ms (tests freeze it to produce ties on _lastUpdated). */
   clock?: () => number;
+  /**
+   * 'offset': `next` links carry `_offset`, and each runs the query again (OpenMRS's `_getpages`), so a
+   * write between pages shifts what later pages hold. The default pages on a stable keyset cursor.
+   */
+  paging?: 'cursor' | 'offset';
+  /** Runs before every type search is answered (tests write between pages with it). */
+  beforeSearch?: (resourceType: string) => Promise<void> | void;
 }
 
 export function startFhirSandbox(options: FhirSandboxOptions = {}): Promise<FhirSandbox> {
@@ -61,7 +68,15 @@ export async function startFhirSandboxWith(
   const repo = new SandboxRepository(internals.clock);
   const writes = new SerialQueue();
   let baseUrl = '';
-  const deps: HttpDeps = { router: new FhirRouter(), repo, writes, baseUrl: () => baseUrl, logger };
+  const deps: HttpDeps = {
+    router: new FhirRouter(),
+    repo,
+    writes,
+    baseUrl: () => baseUrl,
+    logger,
+    paging: internals.paging ?? 'cursor',
+    beforeSearch: internals.beforeSearch,
+  };
 
   if (options.seed !== undefined) {
     const started = performance.now();

@@ -12,6 +12,8 @@ export interface SearchsetInput {
   fields?: string[];
   /** Server time when the search started (ms): the safe watermark for the next incremental poll. */
   serverTime: number;
+  /** `next` links by `_offset` into the query run again, as OpenMRS pages, instead of a keyset cursor. */
+  offsetPaging?: { offset: number; count?: number };
 }
 
 // Paging parameters the server owns; everything else in the client's query is carried over verbatim.
@@ -26,7 +28,9 @@ export function searchsetBundle(input: SearchsetInput): Bundle {
   link.push({ relation: 'first', url: urlWith(baseUrl, path, first) });
   if (result.nextCursor) {
     const next = new URLSearchParams(first);
-    next.set('_cursor', result.nextCursor);
+    const offsets = input.offsetPaging;
+    if (offsets) next.set('_offset', String(offsets.offset + (offsets.count ?? result.page.length)));
+    else next.set('_cursor', result.nextCursor);
     link.push({ relation: 'next', url: urlWith(baseUrl, path, next) });
   }
   const entry: BundleEntry[] = result.page.map((record) => ({

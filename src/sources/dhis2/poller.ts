@@ -3,16 +3,13 @@ import { type Resource, trackedEntityResource } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
 import { type CursorStore, firstSyncStart, type PollerStatus, trackedPass } from '../pass.js';
 import { addReports, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
+import { MAX_RUN_PAGES, RunReadings } from '../shared/run-readings.js';
 import type { Dhis2Client } from './client.js';
 import { Dhis2Fetcher } from './fetcher.js';
 import { trackedEntityFilter } from './settings.js';
 import { formatNaive, laterOf, minusSeconds, naiveMillis } from './time.js';
 
 export const DHIS2_CURSOR = 'updatedAt:trackedEntities';
-/** Readings of one run of equal timestamps in a pass before the poller leaves it to the next pass. */
-const MAX_RUN_READINGS = 5;
-/** Pages a pass may spend reading runs of equal timestamps (10 million records at a page size of 100). */
-const MAX_RUN_PAGES = 100_000;
 /** The one watched "type" in status.watermarks (same shape as the FHIR poller's, for the admin page and metrics). */
 const WATERMARK_KEY = 'TrackedEntity';
 
@@ -92,26 +89,15 @@ export class Dhis2Poller {
     const maxPages = this.deps.maxPages ?? 1_000;
     let bound = this.startBound();
     let page = 1;
-    // A run of equal `updatedAt` longer than a page is read by page numbers. A record of the run that
-    // changes (or is deleted) after its page was read leaves the run, and every later record moves back by
-    // one: one of them slips onto the page already read and is not returned. A reading is complete only
-    // when nothing left the run while it was read, which shows as two readings in a row returning the same
-    // members, nothing new among them (one that misses a record because another left differs from the
-    // reading before it, which still had the one that left). Until then the watermark stays at the run,
-    // so a crash or a give-up reads it again next pass.
-    let readings = 0;
-    let readingFresh = 0;
-    let members = new Set<string>();
-    let previous: Set<string> | undefined;
+    // A run of equal `updatedAt` longer than a page is read by page numbers, again until a reading can be
+    // trusted (see RunReadings); until then the watermark stays at the run.
+    const run = new RunReadings();
     // Pages outside runs count against maxPages; a run's pages against their own, larger bound, or a run
     // longer than maxPages pages (one bulk import) would stop every pass inside it, for good.
     let plainPages = 0;
     let runPages = 0;
     while (plainPages < maxPages && runPages < MAX_RUN_PAGES) {
-      if (page === 1) {
-        readingFresh = 0;
-        members = new Set();
-      }
+      if (page === 1) run.startReading();
       const params: Record<string, string> = {
         ...filter,
         order: 'updatedAt:asc',
@@ -122,14 +108,17 @@ export class Dhis2Poller {
       const entities = await client.trackedEntityPage(params);
       const resources = entities.map(trackedEntityResource).filter((r): r is Resource => r !== undefined);
       const fresh = resources.filter((r) => !this.seen.has(versionKey(r)));
-      readingFresh += fresh.length;
       const at = bound === undefined ? undefined : naiveMillis(bound);
-      for (const te of entities)
-        if (at !== undefined && naiveMillis(te.updatedAt ?? '') === at) members.add(te.trackedEntity);
+      run.notePage(
+        fresh.length,
+        entities
+          .filter((te) => at !== undefined && naiveMillis(te.updatedAt ?? '') === at)
+          .map((te) => te.trackedEntity),
+      );
       fetcher.prime(resources);
       const { results } = await pipeline.evaluate(fresh, fetcher);
       const pageMax = entities.map((te) => te.updatedAt).reduce<string | undefined>(laterOf, undefined);
-      const inRun = page > 1 || readings > 0;
+      const inRun = page > 1 || run.active;
       if (inRun) runPages++;
       else plainPages++;
       const leaves = pageMax !== undefined && advances(bound, pageMax);
@@ -137,22 +126,18 @@ export class Dhis2Poller {
       for (const resource of fresh) this.remember(resource);
       const last = entities.length < poll.pageSize;
       if (inRun && (last || leaves)) {
-        readings++;
-        const complete = readingFresh === 0 && previous !== undefined && sameMembers(previous, members);
-        if (!complete) {
-          if (readings < MAX_RUN_READINGS) {
-            previous = members;
-            page = 1;
-            continue;
-          }
+        const outcome = run.endReading();
+        if (outcome === 'again') {
+          page = 1;
+          continue;
+        }
+        if (outcome === 'give-up') {
           this.log.warn(
-            { readings },
+            { readings: run.count },
             'a run of records sharing one updatedAt kept changing while it was read: the watermark stays at the run, the next pass reads it again',
           );
           break;
         }
-        readings = 0;
-        previous = undefined;
         // The run is complete: the watermark may pass it.
         const current = this.status.watermarks[WATERMARK_KEY];
         if (laterOf(current, pageMax) !== current) this.commitPage(report, [], pageMax, 0);
@@ -204,10 +189,6 @@ export class Dhis2Poller {
 /** (uid, updatedAt): the same version of a tracked entity is mapped once per process. */
 function versionKey(resource: Resource): string {
   return `${resource.id}@${resource.meta?.versionId ?? ''}`;
-}
-
-function sameMembers(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
-  return a.size === b.size && [...a].every((uid) => b.has(uid));
 }
 
 function advances(bound: string | undefined, pageMax: string): boolean {

@@ -3,7 +3,8 @@ import type { PollSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import { PassCoverage, versionKey } from '../coverage.js';
 import { type CursorStore, firstSyncStart, type PollerStatus, trackedPass } from '../pass.js';
-import { addReports, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
+import { addReports, type Evaluation, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
+import { MAX_RUN_PAGES, RunReadings } from '../shared/run-readings.js';
 import { CachingFetcher } from './fetcher.js';
 import type { FhirSourceClient } from './fhir-client.js';
 
@@ -30,7 +31,7 @@ function lastUpdatedOf(resource: Resource): string | undefined {
 
 /**
  * Incremental sync by `_lastUpdated`. Per resource type: `_lastUpdated=ge<W − overlap>`,
- * `_sort=_lastUpdated`, paging through `Bundle.link[next]` exactly as given. The watermark W is the
+ * `_sort=_lastUpdated`, paged as a keyset (see pollType). The watermark W is the
  * highest `meta.lastUpdated` the server stamped (its clock, not ours), committed per page in the
  * same transaction as the ledger rows the page produced. The overlap re-reads recent changes to
  * cover clock skew and slow commits; versions already seen are skipped by (type, id, versionId).
@@ -39,6 +40,7 @@ export class FhirPoller {
   private readonly log: Logger;
   private readonly seen = new Map<string, number>();
   private running: Promise<PassReport> | undefined;
+  private warnedUnsorted = false;
   private queued: Promise<PassReport> | undefined;
   readonly status: PollerStatus = { consecutiveFailures: 0, watermarks: {} };
 
@@ -90,48 +92,149 @@ export class FhirPoller {
     });
   }
 
-  private searchParams(type: string): Record<string, string> {
-    const { poll } = this.deps;
-    const params: Record<string, string> = { _sort: '_lastUpdated', _count: String(poll.pageSize) };
-    const { cursors, sourceId } = this.deps;
+  /** Where this pass starts: the watermark less the overlap, or a first sync's start, or the beginning. */
+  private startBound(type: string): string | undefined {
+    const { poll, cursors, sourceId } = this.deps;
     const stored = cursors.getCursor(sourceId, cursorName(type));
     // The overlap re-reads what a watermark may have raced; a first sync's start (poll.since, the
     // go-live) is a boundary the operator chose, not a watermark, and is taken as given.
     const watermark = stored ?? firstSyncStart(poll, cursors, sourceId);
-    if (watermark) {
-      const from = new Date(Date.parse(watermark) - (stored ? poll.overlapSeconds * 1000 : 0));
-      // UTC with Z: a '+' offset in a query string would need encoding.
-      params._lastUpdated = `ge${from.toISOString()}`;
-    }
+    if (!watermark) return undefined;
+    // UTC with Z: a '+' offset in a query string would need encoding.
+    return new Date(Date.parse(watermark) - (stored ? poll.overlapSeconds * 1000 : 0)).toISOString();
+  }
+
+  private searchParams(bound: string | undefined): Record<string, string> {
+    const params: Record<string, string> = { _sort: '_lastUpdated', _count: String(this.deps.poll.pageSize) };
+    if (bound) params._lastUpdated = `ge${new Date(Date.parse(bound)).toISOString()}`;
     return params;
   }
 
+  /**
+   * Pages are read as a keyset: after each page the search is asked again from the newest lastUpdated
+   * seen (a fresh search, not the page's `next` link). Servers page by offsetting into a live query
+   * (OpenMRS runs the query again for every `_getpages` request), so a record edited during the pass
+   * moves to the end and every later record moves back by one: following `next` would skip one of them
+   * for good, behind a watermark that has already passed it. A fresh search from the newest timestamp
+   * cannot skip: what changed comes again at the end. `next` links (followed exactly as given) are used
+   * only inside a run of records sharing one lastUpdated that is longer than a page (a transaction Bundle,
+   * a bulk import), and such a run is read again until a reading can be trusted (RunReadings).
+   */
   private async pollType(type: string, fetcher: CachingFetcher, coverage: PassCoverage): Promise<PassReport> {
+    const { client, pipeline } = this.deps;
     const report = emptyReport();
     const maxPages = this.deps.maxPagesPerType ?? 1_000;
-    let page: Bundle | undefined = await this.deps.client.searchPage(type, this.searchParams(type));
-    for (let pages = 0; page && pages < maxPages; pages++) {
-      const resources = (page.entry ?? [])
-        .map((entry) => entry.resource)
-        .filter((resource): resource is Resource => resource?.resourceType === type);
+    const run = new RunReadings();
+    let bound = this.startBound(type);
+    // Pages outside runs count against maxPages; a run's pages against their own, larger bound.
+    let plainPages = 0;
+    let runPages = 0;
+    // Set when the page came from a `next` link: the middle of a run.
+    let continued: Bundle | undefined;
+    while (plainPages < maxPages && runPages < MAX_RUN_PAGES) {
+      const page = continued ?? (await client.searchPage(type, this.searchParams(bound)));
+      const resources = entriesOf(page, type);
+      if (!continued) {
+        run.startReading();
+        if (!inOrderFrom(bound, resources))
+          return addReports(report, await this.unsorted(type, page, fetcher, coverage));
+      }
       const fresh = resources.filter((resource) => !this.seen.has(versionKey(resource)));
-      fetcher.prime(resources);
-      const { results } = await this.deps.pipeline.evaluate(fresh, fetcher, coverage);
-      const pageMax = resources.map(lastUpdatedOf).reduce<string | undefined>(laterOf, undefined);
-      const current = this.status.watermarks[type];
-      const next = laterOf(current, pageMax);
-      const pageReport = this.deps.pipeline.commit(
-        results,
-        next && next !== current ? { name: cursorName(type), value: next } : undefined,
+      const at = bound === undefined ? undefined : Date.parse(bound);
+      run.notePage(
+        fresh.length,
+        resources.filter((r) => Date.parse(lastUpdatedOf(r) ?? '') === at).map((r) => r.id ?? ''),
       );
-      pageReport.resources = resources.length;
-      addReports(report, pageReport);
-      this.status.watermarks[type] = next;
+      fetcher.prime(resources);
+      const { results } = await pipeline.evaluate(fresh, fetcher, coverage);
+      const pageMax = resources.map(lastUpdatedOf).reduce<string | undefined>(laterOf, undefined);
+      const inRun = continued !== undefined || run.active;
+      if (inRun) runPages++;
+      else plainPages++;
+      const leaves = pageMax !== undefined && (bound === undefined || Date.parse(pageMax) > Date.parse(bound));
+      this.commitPage(type, report, results, inRun && leaves ? bound : pageMax, resources.length);
       for (const resource of fresh) this.remember(resource);
-      page = await this.deps.client.nextPage(page);
+      const last = !page.link?.some((link) => link.relation === 'next');
+      if (inRun && (last || leaves)) {
+        const outcome = run.endReading();
+        if (outcome === 'again') {
+          continued = undefined;
+          continue;
+        }
+        if (outcome === 'give-up') {
+          this.log.warn(
+            { resourceType: type, readings: run.count },
+            'a run of resources sharing one lastUpdated kept changing while it was read: the watermark stays at the run, the next pass reads it again',
+          );
+          break;
+        }
+        // The run is complete: the watermark may pass it.
+        const current = this.status.watermarks[type];
+        if (laterOf(current, pageMax) !== current) this.commitPage(type, report, [], pageMax, 0);
+      }
+      if (last) break;
+      if (leaves) {
+        bound = pageMax;
+        continued = undefined;
+      } else {
+        continued = await client.nextPage(page);
+        if (!continued) break;
+      }
     }
     this.prune(type);
     return report;
+  }
+
+  /**
+   * The server ignored `_sort=_lastUpdated` (or the `_lastUpdated` filter): a page's newest timestamp says
+   * nothing about what later pages hold, so no keyset and no watermark per page. The result is read to its
+   * end through `next` links, and only a complete reading moves the watermark, to the newest lastUpdated seen.
+   */
+  private async unsorted(type: string, first: Bundle, fetcher: CachingFetcher, coverage: PassCoverage) {
+    if (!this.warnedUnsorted) {
+      this.warnedUnsorted = true;
+      this.log.warn(
+        { resourceType: type },
+        'the FHIR server does not sort searches by _lastUpdated: each pass reads its results to the end before the watermark moves',
+      );
+    }
+    const report = emptyReport();
+    const maxPages = this.deps.maxPagesPerType ?? 1_000;
+    let newest: string | undefined;
+    let page: Bundle | undefined = first;
+    for (let pages = 0; page; pages++) {
+      if (pages >= maxPages) return report; // incomplete: the watermark stays
+      const resources = entriesOf(page, type);
+      const fresh = resources.filter((resource) => !this.seen.has(versionKey(resource)));
+      fetcher.prime(resources);
+      const { results } = await this.deps.pipeline.evaluate(fresh, fetcher, coverage);
+      this.commitPage(type, report, results, undefined, resources.length);
+      for (const resource of fresh) this.remember(resource);
+      newest = resources.map(lastUpdatedOf).reduce<string | undefined>(laterOf, newest);
+      page = await this.deps.client.nextPage(page);
+    }
+    this.commitPage(type, report, [], newest, 0);
+    this.prune(type);
+    return report;
+  }
+
+  /** Records a page's rows with the watermark it reaches (never moved back), in one ledger transaction. */
+  private commitPage(
+    type: string,
+    report: PassReport,
+    results: Evaluation[],
+    reach: string | undefined,
+    resources: number,
+  ): void {
+    const current = this.status.watermarks[type];
+    const next = laterOf(current, reach);
+    const pageReport = this.deps.pipeline.commit(
+      results,
+      next && next !== current ? { name: cursorName(type), value: next } : undefined,
+    );
+    pageReport.resources = resources;
+    addReports(report, pageReport);
+    this.status.watermarks[type] = next;
   }
 
   private remember(resource: Resource): void {
@@ -147,6 +250,24 @@ export class FhirPoller {
       if (key.startsWith(`${type}/`) && at < horizon) this.seen.delete(key);
     }
   }
+}
+
+function entriesOf(page: Bundle, type: string): Resource[] {
+  return (page.entry ?? [])
+    .map((entry) => entry.resource)
+    .filter((resource): resource is Resource => resource?.resourceType === type);
+}
+
+/** The page is what a server honouring `_lastUpdated=ge<bound>&_sort=_lastUpdated` returns. */
+function inOrderFrom(bound: string | undefined, resources: Resource[]): boolean {
+  let previous = bound === undefined ? Number.NEGATIVE_INFINITY : Date.parse(bound);
+  for (const resource of resources) {
+    const at = Date.parse(lastUpdatedOf(resource) ?? '');
+    if (Number.isNaN(at)) continue; // no lastUpdated: it cannot move the watermark either way
+    if (at < previous) return false;
+    previous = at;
+  }
+  return true;
 }
 
 function laterOf(a: string | undefined, b: string | undefined): string | undefined {

@@ -13,7 +13,12 @@ import type { BridgeConfig } from '../../../src/config/types.js';
 import type { LedgerRow } from '../../../src/ledger/index.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { DEMO_FACILITIES, facilityLocation, generateBirth, generateDeath } from '../../../src/sandbox/demo/generate.js';
-import { type FhirSandbox, type NotifyStyle, startFhirSandboxWith } from '../../../src/sandbox/fhir/index.js';
+import {
+  type FhirSandbox,
+  type FhirSandboxInternals,
+  type NotifyStyle,
+  startFhirSandboxWith,
+} from '../../../src/sandbox/fhir/index.js';
 import {
   type OpenCrvsSimulator,
   type SimEvent,
@@ -69,6 +74,8 @@ export interface HarnessOptions {
   opencrvs?: Record<string, unknown>;
   /** The FHIR server's clock in epoch ms (freeze it to make every write share one `lastUpdated`). */
   fhirClock?: () => number;
+  /** How the FHIR sandbox pages, and a hook before each search it answers. */
+  fhirPaging?: Pick<FhirSandboxInternals, 'paging' | 'beforeSearch'>;
 }
 
 export interface Harness {
@@ -212,7 +219,7 @@ async function startHarnessOnce(options: HarnessOptions): Promise<Harness> {
         seed: [...DEMO_FACILITIES.map(facilityLocation), ...(options.seed ?? [])],
         notify: options.notify ? { url: receiverUrl, ...options.notify } : undefined,
       },
-      { clock: options.fhirClock },
+      { clock: options.fhirClock, ...options.fhirPaging },
     );
     assert.equal(fhir.baseUrl, fhirBaseUrl);
     if (options.schedule) bridge.enableSchedules();

@@ -31,6 +31,9 @@ export function stamped(type: string, id: string, lastUpdated: string, versionId
  * Serves `resources` of a type sorted by lastUpdated, filtered by `_lastUpdated=ge…`, `_count` a page,
  * with opaque `next` links. `gate`, when set, is awaited inside a search after its snapshot is taken
  * (a slow server: the answer reflects the moment the search started).
+ * `paging: 'offset'` pages as OpenMRS does: a `next` link runs the query again and skips the records of
+ * earlier pages, so a change between pages shifts what later pages hold. `unsorted` ignores `_sort`
+ * (insertion order). `beforePage` runs before each page is served (searches and `next` links alike).
  */
 export class StubFhirClient extends FhirSourceClient {
   readonly store = new Map<string, Resource>();
@@ -38,7 +41,14 @@ export class StubFhirClient extends FhirSourceClient {
   readonly followed: string[] = [];
   gate: Promise<void> | undefined;
   failNextPageAfter: number | undefined;
+  /** The search after this many searches fails (a server that went away mid-pass). */
+  failSearchAfter: number | undefined;
+  paging: 'snapshot' | 'offset' = 'snapshot';
+  unsorted = false;
+  beforePage: ((served: number) => void) | undefined;
+  private served = 0;
   private readonly pending = new Map<string, Bundle>();
+  private readonly offsets = new Map<string, { type: string; params: Record<string, string>; offset: number }>();
   private pageNo = 0;
 
   constructor() {
@@ -46,6 +56,7 @@ export class StubFhirClient extends FhirSourceClient {
   }
 
   put(resource: Resource): void {
+    this.store.delete(`${resource.resourceType}/${resource.id}`); // a changed record moves to the end
     this.store.set(`${resource.resourceType}/${resource.id}`, resource);
   }
 
@@ -55,13 +66,16 @@ export class StubFhirClient extends FhirSourceClient {
 
   override async searchPage(type: string, params: Record<string, string>): Promise<Bundle> {
     this.searches.push({ type, params: { ...params } });
-    const from = params._lastUpdated?.startsWith('ge') ? Date.parse(params._lastUpdated.slice(2)) : -Infinity;
-    const matches = [...this.store.values()]
-      .filter((r) => r.resourceType === type && Date.parse(r.meta?.lastUpdated ?? '') >= from)
-      .sort((a, b) => Date.parse(a.meta?.lastUpdated ?? '') - Date.parse(b.meta?.lastUpdated ?? ''));
+    if (this.failSearchAfter !== undefined && this.searches.length > this.failSearchAfter) {
+      throw new Error('stub: search failed');
+    }
+    this.beforePage?.(this.served++);
+    const matches = this.matches(type, params);
     const gate = this.gate;
     if (gate) await gate;
-    return this.paged(matches, Number(params._count ?? 100));
+    const count = Number(params._count ?? 100);
+    if (this.paging === 'offset') return this.offsetPage(type, params, matches, 0, count);
+    return this.paged(matches, count);
   }
 
   override async nextPage(bundle: Bundle): Promise<Bundle | undefined> {
@@ -71,8 +85,43 @@ export class StubFhirClient extends FhirSourceClient {
     if (this.failNextPageAfter !== undefined && this.followed.length > this.failNextPageAfter) {
       throw new Error('stub: next page failed');
     }
+    this.beforePage?.(this.served++);
+    const query = this.offsets.get(url);
+    if (query) {
+      const count = Number(query.params._count ?? 100);
+      return this.offsetPage(query.type, query.params, this.matches(query.type, query.params), query.offset, count);
+    }
     const page = this.pending.get(url);
     if (!page) throw new Error(`stub: unknown next link ${url}`);
+    return page;
+  }
+
+  private matches(type: string, params: Record<string, string>): Resource[] {
+    const from = params._lastUpdated?.startsWith('ge') ? Date.parse(params._lastUpdated.slice(2)) : -Infinity;
+    const matches = [...this.store.values()].filter(
+      (r) => r.resourceType === type && Date.parse(r.meta?.lastUpdated ?? '') >= from,
+    );
+    if (this.unsorted) return matches;
+    return matches.sort((a, b) => Date.parse(a.meta?.lastUpdated ?? '') - Date.parse(b.meta?.lastUpdated ?? ''));
+  }
+
+  private offsetPage(
+    type: string,
+    params: Record<string, string>,
+    matches: Resource[],
+    offset: number,
+    count: number,
+  ): Bundle {
+    const page: Bundle = {
+      resourceType: 'Bundle',
+      type: 'searchset',
+      entry: matches.slice(offset, offset + count).map((resource) => ({ resource, search: { mode: 'match' } })),
+    };
+    if (matches.length > offset + count) {
+      const url = `http://stub.invalid/fhir?_getpages=opaque-${++this.pageNo}`;
+      this.offsets.set(url, { type, params, offset: offset + count });
+      page.link = [{ relation: 'next', url }];
+    }
     return page;
   }
 
