@@ -56,6 +56,8 @@ export interface BridgeOptions {
 export interface SyncSummary {
   report: PassReport;
   rows: LedgerRow[];
+  /** Dead or failing rows of the synced sources that this pass did not touch (at most 1,000 a source). */
+  earlier: LedgerRow[];
   failedSources: string[];
   ok: boolean;
 }
@@ -548,11 +550,23 @@ export class Bridge {
     }
     // Write-backs due now run once; failures wait for their own backoff (the next pass or `serve`).
     await this.writeBacks?.drain().catch((err: unknown) => this.log.warn({ err }, 'write-back pass failed'));
-    const ids = [...new Set(report.ledgerIds)];
-    const rows = ids.map((id) => this.ledger.get(id)).filter((row): row is LedgerRow => row !== undefined);
+    const ids = new Set(report.ledgerIds);
+    const rows = [...ids].map((id) => this.ledger.get(id)).filter((row): row is LedgerRow => row !== undefined);
+    // What an earlier pass left dead or failing still needs someone: a scheduler's job must not turn green
+    // because this pass did not touch those rows.
+    const synced = [...this.sources, ...this.dhis2Sources]
+      .map((source) => source.settings.id)
+      .filter((id) => !sourceIds || sourceIds.includes(id));
+    const earlier = synced
+      .flatMap((sourceId) => this.ledger.list({ sourceId, states: ['dead', 'failed'], limit: 1000 }))
+      .filter((row) => !ids.has(row.id));
     const good = new Set(['delivered', 'delivered-pending', 'skipped']);
-    const ok = failedSources.length === 0 && rows.every((row) => good.has(row.state)) && !this.worker.held();
-    return { report, rows, failedSources, ok };
+    const ok =
+      failedSources.length === 0 &&
+      rows.every((row) => good.has(row.state)) &&
+      earlier.length === 0 &&
+      !this.worker.held();
+    return { report, rows, earlier, failedSources, ok };
   }
 
   async stop(): Promise<void> {

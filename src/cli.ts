@@ -42,7 +42,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv);
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
+    // Commander exits 1 on a usage error (an unknown or missing option), which a scheduler would read as
+    // "something is dead": usage errors are 2, like a bad configuration. Help and version stay 0.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     throw err;
   }
   return typeof process.exitCode === 'number' ? process.exitCode : 0;

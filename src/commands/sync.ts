@@ -12,6 +12,14 @@ function printSummary(summary: SyncSummary): void {
     const error = row.lastError ? ` — ${row.lastError.classification}: ${row.lastError.message.slice(0, 160)}` : '';
     console.log(`  #${row.id} ${row.eventType} ${row.sourceRef} ${row.state}${error}`);
   }
+  if (summary.earlier.length > 0) {
+    const states = summary.earlier.map((row) => row.state);
+    const dead = states.filter((state) => state === 'dead').length;
+    console.log(
+      `earlier events still not delivered: ${dead} dead, ${states.length - dead} failing ` +
+        '(see `ledger --status dead`; replay after fixing the cause)',
+    );
+  }
   if (summary.failedSources.length > 0)
     console.log(`sources that could not be polled: ${summary.failedSources.join(', ')}`);
   console.log(
@@ -23,7 +31,7 @@ export function registerSync(program: Command): void {
   program
     .command('sync')
     .description(
-      'one poll-and-deliver pass for external schedulers (cron, Kubernetes CronJob); exit 0 when everything found was delivered, 1 when anything is dead or still failing',
+      'one poll-and-deliver pass for external schedulers (cron, Kubernetes CronJob); exit 0 when everything found was delivered, 1 when anything is dead or still failing (dead rows of earlier passes included), 2 for wrong arguments or configuration',
     )
     .requiredOption('--once', 'run one pass and exit (the only mode; `serve` runs continuously)')
     .option('--source <id>', 'only this source (repeatable)', (value: string, all: string[] = []) => [...all, value])
@@ -59,6 +67,7 @@ export function registerSync(program: Command): void {
               ok: summary.ok,
               resources: summary.report.resources,
               failedSources: summary.failedSources,
+              earlier: summary.earlier.map((row) => ({ id: row.id, eventType: row.eventType, state: row.state })),
               events: summary.rows.map((row) => ({
                 id: row.id,
                 eventType: row.eventType,

@@ -50,6 +50,17 @@ describe('opencrvs-bridge sync --once', () => {
       summary.events.map((e: { state: string }) => e.state),
       ['dead'],
     );
+
+    // The next pass finds nothing new, but the dead row still needs someone: the scheduler stays red.
+    await s.sim.control.configure({ actionConfirmation: 'accept' });
+    const next = await runCli(['sync', '--once', '--config', config]);
+    assert.equal(next.code, 1, next.stderr || next.stdout);
+    assert.match(next.stdout, /earlier events still not delivered: 1 dead, 0 failing/);
+    const json = JSON.parse((await runCli(['sync', '--once', '--config', config, '--json'])).stdout);
+    assert.deepEqual(
+      json.earlier.map((e: { state: string }) => e.state),
+      ['dead'],
+    );
   });
 
   it('refuses an unknown --source, a bad --timeout and a bad LOG_LEVEL with exit 2 or a clear message', async () => {
@@ -59,6 +70,12 @@ describe('opencrvs-bridge sync --once', () => {
     const timeout = await runCli(['sync', '--once', '--config', config, '--timeout', 'abc']);
     assert.equal(timeout.code, 2);
     assert.match(timeout.stderr, /--timeout must be a number of seconds above 0/);
+    // A mistyped flag is a usage error (2), not "something is dead" (1).
+    const typo = await runCli(['sync', '--once', '--config', config, '--sourc', 'emr']);
+    assert.equal(typo.code, 2, typo.stderr);
+    assert.match(typo.stderr, /unknown option '--sourc'/);
+    const missing = await runCli(['sync', '--config', config]);
+    assert.equal(missing.code, 2, missing.stderr);
     const level = await runCli(['sync', '--once', '--config', config], { LOG_LEVEL: 'bogus' });
     assert.notEqual(level.code, 0);
     assert.match(level.stderr, /LOG_LEVEL=bogus is not a log level/);
