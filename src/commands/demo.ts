@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -45,8 +45,8 @@ function printSummary(
   console.log('\nopencrvs-bridge demo');
   for (const line of addresses) console.log(`  ${line}`);
   console.log(
-    `\nEvents found: ${summary.rows.length - skipped.length} (expected ${expected.births} births and ${expected.deaths} deaths); ` +
-      `delivered: ${births} births, ${deaths} deaths; skipped: ${skipped.length}; not delivered: ${problems.length}`,
+    `\nEvents: ${summary.rows.length} found: ${delivered.length} delivered (${births} births, ${deaths} deaths; ` +
+      `expected ${expected.births} and ${expected.deaths}), ${skipped.length} skipped, ${problems.length} not delivered`,
   );
   for (const row of summary.rows) {
     const outcome =
@@ -148,12 +148,26 @@ export function registerDemo(program: Command): void {
         logging: { level: process.env.LOG_LEVEL },
       });
       const bridge = new Bridge(config, { logger, schedule: false });
+      // The demo's ledger holds only generated records; it goes with the demo.
       const stopSandboxes = async () => {
         await dhis2.close();
         await fhir.close();
         await opencrvs.close();
+        rmSync(dataDir, { recursive: true, force: true });
       };
-      await bridge.start();
+      try {
+        await bridge.start();
+      } catch (err) {
+        // A busy port (8080 on many workstations): say so, and leave nothing running behind.
+        console.error(`demo: ${err instanceof Error ? err.message : String(err)}`);
+        console.error(
+          'demo: another port for the bridge: npm start -- --port 18080 (or opencrvs-bridge demo --port N)',
+        );
+        await bridge.stop().catch(() => undefined);
+        await stopSandboxes();
+        process.exitCode = 2;
+        return;
+      }
       const summary = await bridge.syncOnce(undefined, { timeoutMs: 60_000 });
       const base = `http://127.0.0.1:${bridge.httpPort}`;
       const ok = printSummary(
@@ -180,6 +194,7 @@ export function registerDemo(program: Command): void {
         ok ? '\nresult: every expected event was delivered' : '\nresult: some expected events were not delivered',
       );
       if (options.exit) {
+        console.log('(--exit: the simulators, the bridge and its ledger stop and are removed now)');
         await bridge.stop();
         await stopSandboxes();
         process.exitCode = ok ? 0 : 1;

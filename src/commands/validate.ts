@@ -25,7 +25,13 @@ export function registerValidate(program: Command): void {
 
 function runValidate(options: { config?: string }): void {
   let base: LoadMappingsOptions = {};
-  if (configPath(options.config)) {
+  if (!configPath(options.config)) {
+    // A site's own copies are named by path in its config: without one, only the shipped files are seen.
+    console.log(
+      `note  no configuration (--config or BRIDGE_CONFIG): checking the shipped mappings in ${packagePaths.mappings}; ` +
+        "a site's own mapping files are checked with --config",
+    );
+  } else {
     const config = loadConfigOrReport(options.config);
     if (!config) return;
     console.log(`ok    configuration ${configPath(options.config)}`);

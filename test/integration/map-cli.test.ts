@@ -131,10 +131,11 @@ sources:
 });
 
 describe('opencrvs-bridge validate', () => {
-  it('checks every mapping, one line each, exit 0', () => {
+  it('without a config, checks every shipped mapping, one line each, and says a site copy needs --config', () => {
     const r = run(['validate']);
     assert.equal(r.code, 0, r.stderr);
-    const lines = r.stdout.trim().split('\n');
+    const [note, ...lines] = r.stdout.trim().split('\n');
+    assert.match(note ?? '', /^note +no configuration .*checking the shipped mappings.*checked with --config/);
     assert.equal(lines.length, 4);
     assert.match(lines[0] ?? '', /^ok +birth\.dhis2 \(birth from dhis2, OpenCRVS farajaland v2\.0\)/);
     assert.match(lines[1] ?? '', /^ok +birth\.fhir \(birth from fhir, OpenCRVS farajaland v2\.0\)/);

@@ -1,0 +1,48 @@
+// `opencrvs-bridge demo`, as a newcomer runs it (`npm start`): the summary, what it leaves behind, and a
+// busy port (8080 is often taken on a workstation).
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { describe, it } from 'node:test';
+import { runCli } from './helpers/bridge-cli.js';
+
+describe('opencrvs-bridge demo', () => {
+  it('delivers every expected event, says so in one line, and removes its ledger at --exit', async () => {
+    const r = await runCli(['demo', '--exit', '--port', '0'], {}, 120_000);
+    assert.equal(r.code, 0, r.stderr || r.stdout);
+    const line = r.stdout.match(
+      /Events: (\d+) found: (\d+) delivered \((\d+) births, (\d+) deaths; expected (\d+) and (\d+)\), (\d+) skipped, (\d+) not delivered/,
+    );
+    assert.ok(line, r.stdout);
+    const [found, delivered, births, deaths, expectedBirths, expectedDeaths, skipped, problems] = line
+      .slice(1)
+      .map(Number);
+    assert.equal(
+      found,
+      (delivered ?? 0) + (skipped ?? 0) + (problems ?? 0),
+      'found = delivered + skipped + not delivered',
+    );
+    assert.equal(births, expectedBirths);
+    assert.equal(deaths, expectedDeaths);
+    assert.equal(problems, 0);
+    const ledger = r.stdout.match(/Ledger\s+(\S+)/)?.[1];
+    assert.ok(ledger, 'the ledger path is printed');
+    assert.equal(existsSync(ledger), false, 'the demo ledger is removed when the demo stops');
+  });
+
+  it('stops with exit 2 and names --port when the bridge port is taken, leaving nothing running', async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const address = busy.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    try {
+      const r = await runCli(['demo', '--exit', '--port', String(port)], {}, 60_000);
+      assert.equal(r.signal, null, 'it exited by itself (not killed at the time limit)');
+      assert.equal(r.code, 2, r.stderr || r.stdout);
+      assert.match(r.stderr, /EADDRINUSE|in use/);
+      assert.match(r.stderr, /--port/);
+    } finally {
+      busy.close();
+    }
+  });
+});
