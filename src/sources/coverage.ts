@@ -7,12 +7,34 @@
 // decision is per (resource version, subject): a resource the evaluation did not see, or saw at another
 // version, still re-evaluates the subject; and a change to any other context resource arrives as its
 // own changed resource, so it is judged on its own.
+import { createHash } from 'node:crypto';
 import type { Resource, ResourceFetcher } from '../mapping/index.js';
 import { setBounded } from './shared/bounded-map.js';
 
-/** `Type/id/version`: the version id when the server gives one, else `meta.lastUpdated`. */
+/**
+ * `Type/id/version`: the version id when the server gives one, else `meta.lastUpdated`. Where the version
+ * id is no more than a time (missing, or OpenMRS's: the changed time in ms, stored to the second), two
+ * saves in one second share it, and the second one (the birth date added to a just-registered child)
+ * would pass for the first: a hash of the content tells them apart.
+ */
 export function versionKey(resource: Resource): string {
-  return `${resource.resourceType}/${resource.id}/${resource.meta?.versionId ?? resource.meta?.lastUpdated ?? ''}`;
+  const { versionId, lastUpdated } = resource.meta ?? {};
+  const key = `${resource.resourceType}/${resource.id}/${versionId ?? lastUpdated ?? ''}`;
+  const timeOnly =
+    versionId === undefined || (lastUpdated !== undefined && versionId === String(Date.parse(lastUpdated)));
+  return timeOnly ? `${key}#${contentHash(resource)}` : key;
+}
+
+// One hash per resource object: a pass asks for the same resource's key several times.
+const hashes = new WeakMap<Resource, string>();
+
+function contentHash(resource: Resource): string {
+  let hash = hashes.get(resource);
+  if (hash === undefined) {
+    hash = createHash('sha1').update(JSON.stringify(resource)).digest('base64url').slice(0, 16);
+    hashes.set(resource, hash);
+  }
+  return hash;
 }
 
 // Subjects remembered per pass. A subject's entry holds a few keys (its context), so 50,000 subjects

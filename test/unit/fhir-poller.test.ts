@@ -3,6 +3,7 @@
 // and versions already seen are not evaluated twice; a catch-up never joins a pass that started earlier.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { Resource } from '@medplum/fhirtypes';
 import type { PollSettings } from '../../src/config/types.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { FhirPoller } from '../../src/sources/fhir/poller.js';
@@ -232,5 +233,25 @@ describe('FhirPoller', () => {
     await poller.pollOnce();
     assert.deepEqual(pipeline.evaluated.sort(), ['Patient/mid1/1', 'Patient/mid2/1', 'Patient/new/1', 'Patient/old/1']);
     assert.equal(pipeline.cursors.get('lastUpdated:Patient'), '2001-01-01T00:00:09.000Z');
+  });
+  // OpenMRS: meta.versionId is the changed time in ms, and that time is stored to the second.
+  it('tells apart two saves of an OpenMRS record in the same second (a version id that is only a time)', async () => {
+    const { client, pipeline, poller } = setup({ overlapSeconds: 30 });
+    const at = '2001-01-01T00:00:05.000Z';
+    const openmrs = (extra: Record<string, unknown>) =>
+      ({ ...stamped('Patient', 'child', at, String(Date.parse(at))), ...extra }) as Resource;
+    client.put(openmrs({}));
+    await poller.pollOnce();
+    client.put(openmrs({ birthDate: '2001-01-01' })); // the birth date, added within the same second
+    await poller.pollOnce();
+    await poller.pollOnce(); // the same content again: not evaluated a third time
+    assert.equal(pipeline.evaluated.length, 2, pipeline.evaluated.join(', '));
+
+    // A server with real version ids keeps the plain key: the same version is one evaluation.
+    const hapi = setup({ overlapSeconds: 30 });
+    hapi.client.put(stamped('Patient', 'child', at, '7'));
+    await hapi.poller.pollOnce();
+    await hapi.poller.pollOnce();
+    assert.equal(hapi.pipeline.evaluated.length, 1);
   });
 });
