@@ -37,6 +37,14 @@ describe('what a FHIR or DHIS2 source answers', () => {
       // A body that is not JSON, naming a patient (a login page, a proxy error, a misrouted report).
       if (req.url?.includes('garbled') || req.url?.includes('/api/'))
         return 'Xylophonia Quetzal NID-998877 born 1987-07-23';
+      if (req.url?.startsWith('/emr-a/fhir/Patient') && !req.url.includes('_getpages'))
+        return {
+          resourceType: 'Bundle',
+          type: 'searchset',
+          entry: [{ resource: { resourceType: 'Patient', id: 'a1' } }],
+          // A HAPI behind a gateway that serves it under another path writes its own inside address.
+          link: [{ relation: 'next', url: `${elsewhere.origin}/fhir/Patient?_getpages=def&_getpagesoffset=1` }],
+        };
       if (req.url?.startsWith('/fhir/Patient'))
         return {
           resourceType: 'Bundle',
@@ -79,6 +87,25 @@ describe('what a FHIR or DHIS2 source answers', () => {
     const paged = seen.find((s) => s.url?.startsWith('/fhir?_getpages=abc'));
     assert.equal(paged?.at, 'emr');
     assert.equal(paged?.auth, `Bearer ${TOKEN}`);
+  });
+
+  it('follows a next link written for the server inside a gateway on the gateway path that was configured', async () => {
+    const settings = {
+      id: 'emr',
+      kind: 'fhir',
+      baseUrl: `${emr.origin}/emr-a/fhir`,
+      timeoutMs: 2000,
+      auth: { type: 'bearer', token: TOKEN },
+    } as unknown as SourceSettings;
+    const client = new FhirSourceClient(settings, { logger: silentLogger, retryBaseMs: 1 });
+    const patients = await client.searchAll('Patient', {});
+    assert.deepEqual(
+      patients.map((p) => p.id),
+      ['a1', 'p2'],
+    );
+    const paged = seen.find((s) => s.url?.includes('_getpages=def'));
+    assert.equal(paged?.at, 'emr');
+    assert.match(paged?.url ?? '', /^\/emr-a\/fhir\/Patient\?_getpages=def/);
   });
 
   it('fail without quoting the body in the error or its cause (FHIR and DHIS2 alike)', async () => {

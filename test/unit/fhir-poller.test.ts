@@ -42,7 +42,7 @@ describe('FhirPoller', () => {
     const before = Date.now();
     const down = Promise.reject(new Error('stub: source down'));
     down.catch(() => undefined);
-    client.gate = down; // the first pass fails on its first search, before any page is committed
+    client.gate = down; // the first pass fails on each type's first search, before any page is committed
     await assert.rejects(poller.pollOnce(), /source down/);
     client.gate = undefined;
     const start = pipeline.cursors.get(FIRST_SYNC_CURSOR);
@@ -55,7 +55,8 @@ describe('FhirPoller', () => {
     const from = `ge${new Date(startMs).toISOString()}`;
     assert.deepEqual(
       client.searches.map((s) => `${s.type} ${s.params._lastUpdated}`),
-      [`Patient ${from}`, `Patient ${from}`, `Encounter ${from}`],
+      // The failed pass tried both types (one failing type does not stop the others), then the next pass.
+      [`Patient ${from}`, `Encounter ${from}`, `Patient ${from}`, `Encounter ${from}`],
       'every type starts at the one stored start',
     );
   });
@@ -253,5 +254,21 @@ describe('FhirPoller', () => {
     await hapi.poller.pollOnce();
     await hapi.poller.pollOnce();
     assert.equal(hapi.pipeline.evaluated.length, 1);
+  });
+  it('goes on with the other resource types when one cannot be polled, and still fails the pass', async () => {
+    const { client, pipeline, poller } = setup({ overlapSeconds: 0 }, ['Patient', 'Encounter']);
+    client.put(stamped('Patient', 'a', '2001-01-01T00:00:01.000Z'));
+    client.put(stamped('Encounter', 'e', '2001-01-01T00:00:02.000Z'));
+    client.failSearchAfter = 0; // the Patient search fails…
+    const searchPage = client.searchPage.bind(client);
+    client.searchPage = async (type, params) => {
+      if (type === 'Encounter') client.failSearchAfter = undefined; // …the Encounter search does not
+      return searchPage(type, params);
+    };
+    await assert.rejects(poller.pollOnce(), /search failed/);
+    assert.deepEqual(pipeline.evaluated, ['Encounter/e/1']);
+    assert.equal(pipeline.cursors.get('lastUpdated:Encounter'), '2001-01-01T00:00:02.000Z');
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), undefined);
+    assert.equal(poller.status.consecutiveFailures, 1);
   });
 });

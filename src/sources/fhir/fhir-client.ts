@@ -163,6 +163,13 @@ export class FhirSourceClient {
 
   private warnedForeignLink = false;
 
+  /**
+   * Paging links are followed on the configured base, whatever base the server wrote into them: a
+   * server behind a proxy (HAPI writes its own configured address) names an inside host, or another
+   * path (`http://hapi:8080/fhir?_getpages=…` for a base of `https://gateway/emr-a/fhir`), and the
+   * bearer token must not go there. The server's own base is the link's path less a trailing resource
+   * type (and `_search`); what follows it is kept.
+   */
   private onOwnOrigin(link: string): string {
     const base = new URL(this.baseUrl);
     let url: URL;
@@ -171,16 +178,20 @@ export class FhirSourceClient {
     } catch {
       throw new FhirSourceError('next page: the link is not a URL', undefined, false);
     }
-    if (url.origin === base.origin) return url.toString();
+    const basePath = base.pathname.replace(/\/+$/, '');
+    const underBase = url.pathname === basePath || url.pathname.startsWith(`${basePath}/`);
+    if (url.origin === base.origin && underBase) return url.toString();
     if (!this.warnedForeignLink) {
       this.warnedForeignLink = true;
       // The origin only: the path and query of a search link can name patients.
       this.log.warn(
         { linkOrigin: url.origin },
-        "the server's next-page links name another origin; following them on the configured baseUrl's",
+        "the server's paging links name another base; following them on the configured baseUrl",
       );
     }
-    return `${base.origin}${url.pathname}${url.search}`;
+    const serverBase = url.pathname.replace(/\/_search$/, '').replace(/\/[A-Z][A-Za-z]+$/, '');
+    const rest = url.pathname.slice(serverBase.replace(/\/+$/, '').length);
+    return `${base.origin}${basePath}${rest}${url.search}`;
   }
 
   /** Like searchAll, and says whether the answer is complete (no `next` link left unfollowed). */

@@ -87,7 +87,18 @@ export class FhirPoller {
     const coverage = new PassCoverage();
     return trackedPass(this.status, this.log, async () => {
       const report = emptyReport();
-      for (const type of this.deps.resourceTypes) addReports(report, await this.pollType(type, fetcher, coverage));
+      // Each type has its own watermark: one the server cannot search (a 404 paging link, a type it
+      // refuses) must not stop the others being read. The pass still fails, with the first error.
+      let failure: unknown;
+      for (const type of this.deps.resourceTypes) {
+        try {
+          addReports(report, await this.pollType(type, fetcher, coverage));
+        } catch (err) {
+          failure ??= err;
+          this.log.warn({ err, resourceType: type }, 'a resource type could not be polled; the others go on');
+        }
+      }
+      if (failure !== undefined) throw failure;
       return { report, reads: fetcher.reads };
     });
   }
