@@ -85,7 +85,7 @@ export function createQueries(db: Db): Queries {
   const deleteMeta = db.prepare('DELETE FROM meta WHERE key = ?');
   const deadIds = db.prepare<[], { id: number }>(`SELECT id FROM ledger_rows WHERE state = 'dead' ORDER BY id`);
   const requeue = db.prepare(`
-    UPDATE ledger_rows SET state = 'pending', attempts = 0, next_run_at = @now, rechecked_at = NULL,
+    UPDATE ledger_rows SET state = 'pending', attempts = 0, next_run_at = @now, queued_at = @now, rechecked_at = NULL,
       payload = @payload, payload_hash = @payloadHash, office = @office, facility = @facility, updated_at = @now,
       ${NEXT_NOTIFY_GENERATION}
     WHERE id = @id AND state = 'dead'`);

@@ -257,10 +257,10 @@ export interface Ledger {
   mappingWarnings(id: number): string[];
   setMappingWarnings(id: number, warnings: readonly string[]): void;
   /**
-   * Puts dead rows back in the queue with the payload they hold, a fresh retry budget and their
-   * transactionIds (see sources/replay.ts for the replay that maps them again first). They keep their
-   * queued time and lose their recheck, so the worker has the source confirm them before sending
-   * (DeliverySettings.recheckAfterSeconds).
+   * Puts dead rows back in the queue with the payload they hold, a fresh retry budget (attempts, and
+   * the age limit from now) and their transactionIds (see sources/replay.ts for the replay that maps
+   * them again first). They lose their recheck, so the worker has the source confirm them before
+   * sending (a replayed row not rechecked since, see DeliverySettings.recheckAfterSeconds).
    */
   replay(ids: number[] | 'dead'): ReplayResult;
   getMeta(key: string): string | undefined;

@@ -65,6 +65,22 @@ describe('delivery worker: recheck at the source before the first send', () => {
     assert.equal(ledger.get(row.id)?.state, 'delivered');
   });
 
+  it('has the source recheck a replayed row before sending it, though its age budget starts at the replay', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    api.fail('notify', { classification: 'permanent', kind: 'validation', status: 400 });
+    await drain(worker()); // new: sent at once, refused, dead
+    assert.equal(ledger.get(row.id)?.state, 'dead');
+    assert.equal(rechecked.length, 0);
+    ledger.replay([row.id]); // at once: the row has not waited since its replay
+    await drain(worker());
+    assert.deepEqual(
+      rechecked.map((r) => r.ids),
+      [[row.id]],
+      'it was dead, perhaps for long: the source confirms it first',
+    );
+    assert.equal(ledger.get(row.id)?.state, 'delivered');
+  });
+
   it('has the source recheck a row that waited, unclaimed meanwhile, then sends it once', async () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     clock.advance(30_000);
