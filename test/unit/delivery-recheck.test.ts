@@ -67,7 +67,7 @@ describe('delivery worker: recheck at the source before the first send', () => {
 
   it('has the source recheck a replayed row before sending it, though its age budget starts at the replay', async () => {
     const { row } = ledger.recordEvent(eventInput('1'));
-    api.fail('notify', { classification: 'permanent', kind: 'validation', status: 400 });
+    api.fail('notify', { classification: 'permanent', kind: 'bad-request', status: 400 });
     await drain(worker()); // new: sent at once, refused, dead
     assert.equal(ledger.get(row.id)?.state, 'dead');
     assert.equal(rechecked.length, 0);
