@@ -171,9 +171,9 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     const params = { ...fields, id: existing.id, now: now() };
     const same = existing.payload_hash === input.payloadHash;
     // An unsent row (not in flight) whose NOTIFY may already be in OpenCRVS (see markUpdatedInDoubt) keeps
-    // what it sent, pending, failed or dead alike: its retry, or a replay, must resend exactly that.
-    const inDoubt =
-      !same && UNSENT.includes(existing.state) && existing.event_id !== null && !!notifyAttempted.get(existing.id);
+    // what it sent, pending, failed or dead alike: its retry, or a replay, must resend exactly that. A
+    // single call (v1.9 createAndNotify) whose answer was lost leaves no event id, so the attempts decide.
+    const inDoubt = !same && UNSENT.includes(existing.state) && !!notifyAttempted.get(existing.id);
     if (inDoubt) {
       markUpdatedInDoubt.run(params);
       return { row: toLedgerRow(reselect(input)), change: 'updated-after-notification' };

@@ -64,13 +64,18 @@ export function eventInput(subject: string, p: LedgerPayload = payload(), versio
 
 /**
  * Claims row `id` alone and ends its NOTIFY attempt with `settlement`, as the worker would. With `created`,
- * the OpenCRVS event was created first (the NOTIFY failing after a create).
+ * the OpenCRVS event was created first (the NOTIFY failing after a create); `step: 'createAndNotify'` is
+ * the single call of OpenCRVS v1.9, which leaves no event id behind when its answer is lost.
  */
 export function settleRow(
   ledger: Ledger,
   id: number,
   settlement: Settlement,
-  options: { now?: number; created?: { eventId: string; trackingId: string } } = {},
+  options: {
+    now?: number;
+    created?: { eventId: string; trackingId: string };
+    step?: 'notify' | 'createAndNotify';
+  } = {},
 ): void {
   const claimed = ledger.claimRow(id, 'w-test', options.now);
   assert.ok(claimed, `row ${id} can be claimed`);
@@ -79,7 +84,7 @@ export function settleRow(
     id,
     workerId: 'w-test',
     claimedPayloadHash: claimed.payloadHash,
-    step: 'notify',
+    step: options.step ?? 'notify',
     startedAt: options.now ?? 0,
     settlement,
   });

@@ -355,6 +355,39 @@ describe('ledger: recording events', () => {
     );
   });
 
+  it('a single-call (v1.9) row whose call may have reached OpenCRVS keeps what it sent: a newer version, a withdrawal', () => {
+    const { row } = ledger.recordEvent(eventInput('v1'));
+    // createAndNotify timed out: no event id came back, but OpenCRVS may have stored the declaration.
+    settleRow(
+      ledger,
+      row.id,
+      {
+        outcome: 'retry',
+        nextRunAt: clock.now() + 1000,
+        error: { classification: 'retryable', kind: 'timeout', message: 'x' },
+      },
+      { now: clock.now(), step: 'createAndNotify' },
+    );
+    assert.equal(ledger.get(row.id)?.eventId, null);
+    // The retry sends the same transactionId, which OpenCRVS answers with what it stored: the correction
+    // cannot go out under it, and must not be recorded as if it had.
+    const { change } = ledger.recordEvent(eventInput('v1', payload('Corrected'), '2'));
+    assert.equal(change, 'updated-after-notification');
+    assert.deepEqual(ledger.get(row.id)?.payload?.declaration['child.name'], row.payload?.declaration['child.name']);
+    const withdrawn = ledger.cancelUnsent({
+      sourceId: 'emr',
+      eventType: 'birth',
+      subjectKey: 'Patient/v1',
+      sourceRef: 'Patient/v1',
+      reason: 'deleted in the source before it was sent',
+    });
+    assert.deepEqual(
+      [withdrawn?.state, withdrawn?.withdrawnReason],
+      ['failed', 'deleted in the source before it was sent'],
+      'marked for the worker to ask OpenCRVS, not skipped',
+    );
+  });
+
   it('stores the hold in meta for the CLI and health to read', () => {
     assert.equal(ledger.getHold(), undefined);
     ledger.setHold({
