@@ -271,4 +271,15 @@ describe('FhirPoller', () => {
     assert.equal(pipeline.cursors.get('lastUpdated:Patient'), undefined);
     assert.equal(poller.status.consecutiveFailures, 1);
   });
+  it("never moves the watermark past the server's time: a resource stamped in the future hides no later birth", async () => {
+    const { client, pipeline, poller } = setup({ overlapSeconds: 30 });
+    const iso = (ms: number) => new Date(ms).toISOString();
+    client.put(stamped('Patient', 'stray', iso(Date.now() + 86_400_000))); // the EMR's clock ran a day ahead
+    await poller.pollOnce();
+    const watermark = Date.parse(pipeline.cursors.get('lastUpdated:Patient') ?? '');
+    assert.ok(watermark <= Date.now(), 'held at the time of the answer (the stub gives none: this clock)');
+    client.put(stamped('Patient', 'born', iso(Date.now()))); // recorded after the clock was put right
+    await poller.pollOnce();
+    assert.deepEqual(pipeline.evaluated.sort(), ['Patient/born/1', 'Patient/stray/1']);
+  });
 });

@@ -41,6 +41,7 @@ export class FhirPoller {
   private readonly seen = new Map<string, number>();
   private running: Promise<PassReport> | undefined;
   private warnedUnsorted = false;
+  private warnedFuture = false;
   private queued: Promise<PassReport> | undefined;
   readonly status: PollerStatus = { consecutiveFailures: 0, watermarks: {} };
 
@@ -163,7 +164,7 @@ export class FhirPoller {
       if (inRun) runPages++;
       else plainPages++;
       const leaves = pageMax !== undefined && (bound === undefined || Date.parse(pageMax) > Date.parse(bound));
-      this.commitPage(type, report, results, inRun && leaves ? bound : pageMax, resources.length);
+      this.commitPage(type, report, results, inRun && leaves ? bound : pageMax, resources.length, page);
       for (const resource of fresh) this.remember(resource);
       const last = !page.link?.some((link) => link.relation === 'next');
       if (inRun && (last || leaves)) {
@@ -181,7 +182,7 @@ export class FhirPoller {
         }
         // The run is complete: the watermark may pass it.
         const current = this.status.watermarks[type];
-        if (laterOf(current, pageMax) !== current) this.commitPage(type, report, [], pageMax, 0);
+        if (laterOf(current, pageMax) !== current) this.commitPage(type, report, [], pageMax, 0, page);
       }
       if (last) break;
       if (leaves) {
@@ -213,32 +214,51 @@ export class FhirPoller {
     const maxPages = this.deps.maxPagesPerType ?? 1_000;
     let newest: string | undefined;
     let page: Bundle | undefined = first;
+    let lastRead: Bundle = first;
     for (let pages = 0; page; pages++) {
+      lastRead = page;
       if (pages >= maxPages) return report; // incomplete: the watermark stays
       const resources = entriesOf(page, type);
       const fresh = resources.filter((resource) => !this.seen.has(versionKey(resource)));
       fetcher.prime(resources);
       const { results } = await this.deps.pipeline.evaluate(fresh, fetcher, coverage);
-      this.commitPage(type, report, results, undefined, resources.length);
+      this.commitPage(type, report, results, undefined, resources.length, page);
       for (const resource of fresh) this.remember(resource);
       newest = resources.map(lastUpdatedOf).reduce<string | undefined>(laterOf, newest);
       page = await this.deps.client.nextPage(page);
     }
-    this.commitPage(type, report, [], newest, 0);
+    this.commitPage(type, report, [], newest, 0, lastRead);
     this.prune(type);
     return report;
   }
 
-  /** Records a page's rows with the watermark it reaches (never moved back), in one ledger transaction. */
+  /**
+   * Records a page's rows with the watermark it reaches (never moved back), in one ledger transaction.
+   * The watermark never passes the server's own time when it answered (`Bundle.meta.lastUpdated`, else
+   * this machine's clock): a resource stamped in the future (a clock that jumped ahead, then back; a
+   * stray date) would otherwise carry the watermark past every birth recorded until that time, for good.
+   */
   private commitPage(
     type: string,
     report: PassReport,
     results: Evaluation[],
     reach: string | undefined,
     resources: number,
+    page: Bundle,
   ): void {
     const current = this.status.watermarks[type];
-    const next = laterOf(current, reach);
+    const now = page.meta?.lastUpdated ?? new Date().toISOString();
+    const ahead = reach !== undefined && Date.parse(reach) > Date.parse(now);
+    if (ahead) {
+      if (!this.warnedFuture) {
+        this.warnedFuture = true;
+        this.log.warn(
+          { resourceType: type },
+          "the EMR has resources stamped later than its own time (its clock ran ahead): the watermark waits at the server's time, so nothing recorded meanwhile is missed",
+        );
+      }
+    }
+    const next = laterOf(current, ahead ? now : reach);
     const pageReport = this.deps.pipeline.commit(
       results,
       next && next !== current ? { name: cursorName(type), value: next } : undefined,
