@@ -301,9 +301,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       for (;;) {
         const n = await processNext();
         if (hold) return;
-        if (n > 0) continue;
-        if (inFlight.size === 0 && ledger.outstanding() === 0) return;
+        if (n === 0 && inFlight.size === 0 && ledger.outstanding() === 0) return;
+        // Checked after busy rounds too: against a hanging OpenCRVS every round is busy (each attempt waits
+        // out its timeout and the row is due again), and `sync --timeout` must still end the pass.
         if (Date.now() >= deadline) throw new Error('delivery did not become idle before the timeout');
+        if (n > 0) continue;
         const next = ledger.nextDueAt();
         const wait = next === undefined ? settings.pollIntervalMs : next - now();
         await sleep(Math.min(Math.max(wait, 5), settings.pollIntervalMs));

@@ -32,6 +32,18 @@ describe('delivery worker', () => {
   });
   afterEach(() => cleanup());
 
+  it('runUntilIdle ends at its timeout while every round is busy (an OpenCRVS that answers slowly, or never)', async () => {
+    for (let i = 0; i < 100; i++) ledger.recordEvent(eventInput(`slow${i}`));
+    const createEvent = api.createEvent.bind(api);
+    api.createEvent = async (input) => {
+      await new Promise((resolve) => setTimeout(resolve, 20)); // each call waits out a (short) timeout
+      return createEvent(input);
+    };
+    api.always.create = { classification: 'retryable', kind: 'timeout', message: 'no answer', operation: 'create' };
+    await assert.rejects(worker().runUntilIdle({ timeoutMs: 50 }), /did not become idle before the timeout/);
+    assert.ok(api.count('create') < 100, `stopped after ${api.count('create')} of 100 rows' first attempts`);
+  });
+
   it('creates then notifies with the row transactionIds and records the tracking id', async () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     assert.equal(await worker().processNext(), 1);
