@@ -132,4 +132,35 @@ describe('what a FHIR or DHIS2 source answers', () => {
       assert.ok(!shown.includes('Xylophonia'), shown);
     }
   });
+
+  it('a DHIS2 answer whose body never ends fails at the timeout, and one past 64 MB is refused', {
+    timeout: 60_000,
+  }, async () => {
+    // Headers, then a body that never ends: slowly (trickle), or as fast as the socket takes it (flood).
+    const endless = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"trackedEntities":[');
+      const chunk = Buffer.alloc(req.url?.includes('flood') ? 1_048_576 : 1024, 32);
+      const pump = () => {
+        if (res.destroyed) return;
+        res.write(chunk, () => setTimeout(pump, req.url?.includes('flood') ? 0 : 10));
+      };
+      pump();
+    });
+    await new Promise<void>((resolve) => endless.listen(0, '127.0.0.1', resolve));
+    const origin = `http://127.0.0.1:${(endless.address() as AddressInfo).port}`;
+    try {
+      const dhis2At = (path: string, timeoutMs: number) =>
+        new Dhis2Client(
+          { id: 'tracker', kind: 'dhis2', baseUrl: `${origin}/${path}`, timeoutMs, auth: { type: 'none' } } as never,
+          { logger: silentLogger, retryBaseMs: 1, attempts: 1 },
+        );
+      await assert.rejects(dhis2At('trickle', 800).trackedEntityPage({}), /list tracked entities failed/);
+      const flood = dhis2At('flood', 30_000);
+      await assert.rejects(flood.trackedEntityPage({}), /larger than 64 MB.*pageSize/);
+    } finally {
+      endless.closeAllConnections();
+      await new Promise((resolve) => endless.close(resolve));
+    }
+  });
 });

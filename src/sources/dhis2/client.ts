@@ -5,6 +5,7 @@
 import type { ValidateFunction } from 'ajv';
 import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
+import { ResponseTooLargeError, readBodyCapped } from '../shared/read-body.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
 import { loggableCause, SourceCallError } from '../shared/source-error.js';
@@ -33,6 +34,9 @@ export interface Dhis2ClientOptions {
 }
 
 export type ImportStrategy = 'CREATE' | 'UPDATE' | 'CREATE_AND_UPDATE';
+
+/** A page of 1,000 tracked entities with every field is a few MB; far more is a broken or hostile server. */
+const MAX_ANSWER_BYTES = 64 * 1_048_576;
 
 export class Dhis2Client {
   /** The server root (without `/api`). */
@@ -70,16 +74,17 @@ export class Dhis2Client {
         if (init.body !== undefined) headers['content-type'] = 'application/json';
         // One slot per call, body included; the timeout starts when the call leaves, not while it waits.
         const body: unknown = await this.limit(async () => {
+          const signal = AbortSignal.timeout(this.settings.timeoutMs);
           const response = await fetch(`${this.baseUrl}/api/${path}`, {
             method: init.method ?? 'GET',
             headers,
             body: init.body === undefined ? undefined : JSON.stringify(init.body),
-            signal: AbortSignal.timeout(this.settings.timeoutMs),
+            signal,
             redirect: 'error',
           });
           status = response.status;
           if (!response.ok && !(init.okStatuses ?? []).includes(status)) {
-            await response.arrayBuffer().catch(() => undefined);
+            await response.body?.cancel().catch(() => undefined);
             // Name the setting to fix: a refused credential or query is configuration, not an outage.
             const hint =
               status === 401 || status === 403
@@ -93,7 +98,8 @@ export class Dhis2Client {
               status === 429 || status >= 500,
             );
           }
-          return response.json();
+          const text = await readBodyCapped(response, MAX_ANSWER_BYTES, signal);
+          return JSON.parse(text);
         });
         if (!validate(body)) {
           throw new Dhis2SourceError(`${operation}: unexpected response (${schemaProblem(validate)})`, status, false);
@@ -101,6 +107,12 @@ export class Dhis2Client {
         return body;
       } catch (err) {
         if (err instanceof Dhis2SourceError) lastError = err;
+        else if (err instanceof ResponseTooLargeError)
+          lastError = new Dhis2SourceError(
+            `${operation} failed: ${err.message} (lower sources[].poll.pageSize of source ${this.settings.id})`,
+            status,
+            false,
+          );
         else if (err instanceof SourceAuthError)
           lastError = new Dhis2SourceError(`${operation} failed: ${err.message}`, undefined, err.retryable, {
             cause: err,
