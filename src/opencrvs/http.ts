@@ -54,7 +54,7 @@ export function undiciRequester(timeoutMs: number): { request: Requester; close:
       const timer = setTimeout(() => deadline.emit('abort'), timeoutMs);
       try {
         const answer = await request(url, { method, headers, body, dispatcher: agent, signal: deadline });
-        const text = await answer.body.text();
+        const text = await cappedText(answer.body, MAX_ANSWER_BYTES);
         return {
           status: answer.statusCode,
           header: (name) => {
@@ -69,6 +69,27 @@ export function undiciRequester(timeoutMs: number): { request: Requester; close:
     },
     close: () => agent.close(),
   };
+}
+
+/**
+ * OpenCRVS answers are small (an event document, a token, the location list of a country). A server that
+ * sends far more (a misrouted proxy, an endless body) would otherwise grow memory until the timeout.
+ */
+const MAX_ANSWER_BYTES = 64 * 1_048_576;
+
+async function cappedText(body: AsyncIterable<Buffer> & { destroy(error?: Error): void }, maxBytes: number) {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > maxBytes) {
+      const error = new Error(`the answer is larger than ${maxBytes / 1_048_576} MB`);
+      body.destroy(error);
+      throw error;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 export interface ExchangeRequest extends HttpRequest {
