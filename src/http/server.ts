@@ -57,10 +57,21 @@ export function createHttpApp(routers: MountedRouter[], logger: Logger): Express
   return app;
 }
 
+/**
+ * Bounds on what clients can hold, Node's defaults being generous for a receiver reachable from a
+ * hospital network: a request must arrive whole within 30 s (Node allows 300 s: a review held 1.6 GB of
+ * half-sent 1 MB bodies that way), and no more than 1,000 connections are open at once. An EMR sends
+ * notifications over a few keep-alive connections; health checks and the admin page need a handful.
+ */
+export const SERVER_LIMITS = { requestTimeoutMs: 30_000, headersTimeoutMs: 20_000, maxConnections: 1_000 };
+
 /** Listens and resolves with the server and its actual port (0 picks a free one). */
 export function listen(app: Express, port: number, host: string): Promise<{ server: Server; port: number }> {
   return new Promise((resolve, reject) => {
     const server = app.listen(port, host);
+    server.requestTimeout = SERVER_LIMITS.requestTimeoutMs;
+    server.headersTimeout = SERVER_LIMITS.headersTimeoutMs;
+    server.maxConnections = SERVER_LIMITS.maxConnections;
     server.once('error', reject);
     server.once('listening', () => {
       const address = server.address();
