@@ -7,7 +7,8 @@ export type IssueCode =
   | 'not-supported'
   | 'too-costly'
   | 'exception'
-  | 'forbidden';
+  | 'forbidden'
+  | 'transient';
 
 /** Answers with a FHIR OperationOutcome: what FHIR servers expect back from a subscription endpoint. */
 export function sendOutcome(res: Response, status: number, code: IssueCode, diagnostics: string): void {

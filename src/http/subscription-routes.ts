@@ -54,6 +54,7 @@ export function subscriptionRoutes(receiver: SubscriptionReceiver, bodyLimitByte
       res.end(body);
     } catch (err) {
       if (err instanceof NotificationError) {
+        if (err.retryAfterSeconds !== undefined) res.setHeader('retry-after', String(err.retryAfterSeconds));
         sendOutcome(res, err.status, err.code, err.message);
         return;
       }

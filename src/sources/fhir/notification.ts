@@ -26,8 +26,10 @@ export type ParsedNotification =
 export class NotificationError extends Error {
   constructor(
     readonly status: number,
-    readonly code: 'invalid' | 'security' | 'not-found' | 'not-supported' | 'too-costly',
+    readonly code: 'invalid' | 'security' | 'not-found' | 'not-supported' | 'too-costly' | 'transient',
     message: string,
+    /** Sent as Retry-After: the sender should try again then (a full inbox). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = 'NotificationError';

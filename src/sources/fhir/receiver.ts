@@ -24,6 +24,16 @@ export interface ReceiverRequest extends IncomingNotification {
 export type ReceiverOutcome = { status: number; stored?: number; kind: string };
 
 /**
+ * Notifications waiting to be processed past which the receiver answers 503 with Retry-After: a flood
+ * (a bulk import that notifies per resource, a misconfigured Subscription) then waits at the EMR, which
+ * retries, instead of filling the bridge's disk. Nothing is lost: refused notifications are resent, and a
+ * source that also polls reconciles. Processing runs at about 1,000 a second, so this is minutes of work.
+ */
+export const MAX_INBOX_DEPTH = 100_000;
+// The inbox is counted at most this often; in between, each stored notification adds one.
+const DEPTH_REFRESH_MS = 1_000;
+
+/**
  * The subscription receiver without a web framework: authenticate (before parsing), parse, store
  * durably, then answer. Handshakes and heartbeats are stored too (the processor uses them for gap
  * detection) and answered 2xx like everything else.
@@ -31,12 +41,15 @@ export type ReceiverOutcome = { status: number; stored?: number; kind: string };
 export class SubscriptionReceiver {
   private readonly sources = new Map<string, ReceiverSource>();
   private readonly log: Logger;
+  private depth = 0;
+  private depthCountedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     sources: ReceiverSource[],
     private readonly inbox: InboxStore,
     logger: Logger,
     private readonly onStored?: (sourceId: string) => void,
+    private readonly maxDepth = MAX_INBOX_DEPTH,
   ) {
     for (const source of sources) this.sources.set(source.id, source);
     this.log = logger.child({ component: 'subscription-receiver' });
@@ -63,7 +76,19 @@ export class SubscriptionReceiver {
     if (!source) throw new NotificationError(404, 'not-found', 'unknown source');
     authenticateNotification(source.auth, request, request.rawBody);
     const notification = parseNotification(request);
+    if (now - this.depthCountedAt >= DEPTH_REFRESH_MS) {
+      this.depth = this.inbox.depth();
+      this.depthCountedAt = now;
+    }
+    if (this.depth >= this.maxDepth) {
+      this.log.warn(
+        { source: source.id, depth: this.depth },
+        'inbox full: notification refused with 503, to be resent',
+      );
+      throw new NotificationError(503, 'transient', 'too many notifications waiting; retry later', 30);
+    }
     const stored = this.inbox.add(source.id, notification, now, source.polled === true);
+    this.depth++;
     this.log.debug({ source: source.id, kind: notification.kind, inboxId: stored }, 'notification stored');
     this.onStored?.(source.id);
     return { status: 200, stored, kind: notification.kind };
