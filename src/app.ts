@@ -574,9 +574,15 @@ export class Bridge {
     if (this.locationRetry) clearTimeout(this.locationRetry);
     for (const source of [...this.sources, ...this.dhis2Sources]) await source.task?.stop();
     if (this.server) await closeServer(this.server);
+    // The worker first takes no new row (a recheck the source cut-off below ends must not count as done),
+    // and its in-flight attempts drain meanwhile.
+    const workerStopped = this.worker.stop();
+    // Passes end after their current page, and calls still waiting on an EMR are cut off.
+    for (const source of [...this.sources, ...this.dhis2Sources]) source.poller.stop();
+    for (const source of [...this.sources, ...this.dhis2Sources]) source.client.close();
     await this.inbox.stop();
     await Promise.all([...this.sources, ...this.dhis2Sources].map((s) => s.poller.idle()));
-    await this.worker.stop();
+    await workerStopped;
     await this.writeBacks?.stop();
     this.opencrvs.close?.();
     this.ledger.close();

@@ -46,6 +46,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   let nextPurgeAt = 0;
   let running = false;
   let stopping = false;
+  /** Set once stop() has handed back what was still in flight. */
+  let stopped = false;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
   /** Counts operator refusals, so a probe can tell whether its own re-try was refused again. */
@@ -113,7 +115,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
 
   const track = (id: number, work: Promise<unknown>) => {
     const tracked = work
-      .catch((err) => logger.error({ err, rowId: id }, 'delivery attempt crashed'))
+      .catch((err) => {
+        // After stop() the row was handed back and the ledger may be closed: a late end is expected.
+        if (stopped) logger.debug({ rowId: id }, 'an attempt handed back at stop ended afterwards');
+        else logger.error({ err, rowId: id }, 'delivery attempt crashed');
+      })
       .finally(() => {
         inFlight.delete(id);
         wake?.();
@@ -155,6 +161,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         logger.info({ rows: ids.length, reason: err.message }, 'waiting rows wait until they can be rechecked');
         return;
       }
+      // Cut off by shutdown (the source's calls are ended): not checked, so not marked so. The rows wait
+      // out their lease and are rechecked after the restart.
+      if (stopping) return;
       // An unreachable EMR must not stop registrations: the rows go out as they were recorded.
       logger.warn({ err, rows: ids.length }, 'recheck at the source failed; sending the rows as recorded');
     }
@@ -262,6 +271,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       if (running) return;
       running = true;
       stopping = false;
+      stopped = false;
       liveWorkers.add(workerId);
       if (workerId.startsWith(ownPrefix)) {
         const reset = ledger.resetLocksOf(ownPrefix, liveWorkers);
@@ -293,6 +303,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         logger.warn({ handedBack: n }, 'rows still in flight at the drain deadline were handed back');
       }
       liveWorkers.delete(workerId);
+      stopped = true;
       logger.info('delivery worker stopped');
     },
     processNext,

@@ -67,7 +67,9 @@ export function undiciRequester(timeoutMs: number): { request: Requester; close:
         clearTimeout(timer);
       }
     },
-    close: () => agent.close(),
+    // Destroy, not close: close() waits for calls still in flight, and at shutdown those belong to rows
+    // the worker has already handed back (a hanging OpenCRVS kept the process up to a timeout longer).
+    close: () => agent.destroy(),
   };
 }
 

@@ -163,4 +163,28 @@ describe('what a FHIR or DHIS2 source answers', () => {
       await new Promise((resolve) => endless.close(resolve));
     }
   });
+  it('close() ends a FHIR or DHIS2 call waiting on a silent server at once, and refuses the next', {
+    timeout: 30_000,
+  }, async () => {
+    const silent = createServer(() => undefined); // accepts, never answers
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const origin = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      const base = { id: 'slow', timeoutMs: 60_000, auth: { type: 'none' } };
+      const fhir = new FhirSourceClient({ ...base, kind: 'fhir', baseUrl: `${origin}/fhir` } as never, {
+        logger: silentLogger,
+      });
+      const dhis2 = new Dhis2Client({ ...base, kind: 'dhis2', baseUrl: origin } as never, { logger: silentLogger });
+      const waiting = [fhir.searchPage('Patient', {}), dhis2.trackedEntityPage({})];
+      for (const call of waiting) call.catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // both requests are out
+      fhir.close();
+      dhis2.close();
+      for (const call of waiting) await assert.rejects(call, /stopping/);
+      await assert.rejects(fhir.read('Patient', 'x'), /stopping/);
+    } finally {
+      silent.closeAllConnections();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
 });

@@ -282,4 +282,16 @@ describe('FhirPoller', () => {
     await poller.pollOnce();
     assert.deepEqual(pipeline.evaluated.sort(), ['Patient/born/1', 'Patient/stray/1']);
   });
+  it('stop() ends a pass after its current page, keeps what it committed, and starts no other', async () => {
+    const { client, pipeline, poller } = setup({ overlapSeconds: 0 });
+    for (let i = 1; i <= 6; i++) client.put(stamped('Patient', `p${i}`, `2001-01-01T00:00:0${i}.000Z`));
+    client.beforePage = (served) => {
+      if (served === 1) poller.stop(); // while the second page is being read
+    };
+    await poller.pollOnce();
+    assert.equal(client.searches.length, 2, 'no page after the one in progress');
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), '2001-01-01T00:00:03.000Z');
+    await poller.pollOnce();
+    assert.equal(client.searches.length, 2, 'no pass after stop');
+  });
 });

@@ -60,6 +60,13 @@ export class Dhis2Client {
     this.log = options.logger.child({ component: 'dhis2-client', source: settings.id });
   }
 
+  private readonly closing = new AbortController();
+
+  /** Ends every call in flight and refuses new ones (shutdown must not wait out a slow server). */
+  close(): void {
+    this.closing.abort(new Dhis2SourceError('the bridge is stopping', undefined, false));
+  }
+
   private async call<T>(
     operation: string,
     path: string,
@@ -74,7 +81,8 @@ export class Dhis2Client {
         if (init.body !== undefined) headers['content-type'] = 'application/json';
         // One slot per call, body included; the timeout starts when the call leaves, not while it waits.
         const body: unknown = await this.limit(async () => {
-          const signal = AbortSignal.timeout(this.settings.timeoutMs);
+          if (this.closing.signal.aborted) throw this.closing.signal.reason;
+          const signal = AbortSignal.any([AbortSignal.timeout(this.settings.timeoutMs), this.closing.signal]);
           const response = await fetch(`${this.baseUrl}/api/${path}`, {
             method: init.method ?? 'GET',
             headers,

@@ -40,6 +40,7 @@ export class Dhis2Poller {
   private readonly log: Logger;
   private readonly seen = new Map<string, number>();
   private running: Promise<PassReport> | undefined;
+  private stopping = false;
   readonly status: PollerStatus = { consecutiveFailures: 0, watermarks: {} };
 
   constructor(private readonly deps: Dhis2PollerDeps) {
@@ -49,6 +50,7 @@ export class Dhis2Poller {
 
   /** One pass. Concurrent calls share the pass in progress (never overlap). */
   pollOnce(): Promise<PassReport> {
+    if (this.stopping) return Promise.resolve(emptyReport());
     this.running ??= this.pass().finally(() => {
       this.running = undefined;
     });
@@ -57,6 +59,11 @@ export class Dhis2Poller {
 
   get busy(): boolean {
     return this.running !== undefined;
+  }
+
+  /** Ends the pass in progress after its current page and starts no other (shutdown). */
+  stop(): void {
+    this.stopping = true;
   }
 
   /** Resolves when no pass is running (shutdown waits for this; it starts nothing). */
@@ -96,7 +103,7 @@ export class Dhis2Poller {
     // longer than maxPages pages (one bulk import) would stop every pass inside it, for good.
     let plainPages = 0;
     let runPages = 0;
-    while (plainPages < maxPages && runPages < MAX_RUN_PAGES) {
+    while (plainPages < maxPages && runPages < MAX_RUN_PAGES && !this.stopping) {
       if (page === 1) run.startReading();
       const params: Record<string, string> = {
         ...filter,

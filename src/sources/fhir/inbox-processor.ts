@@ -201,6 +201,8 @@ export class InboxProcessor {
     }
     this.deps.inbox.doneAll(done, this.now());
     for (const batch of batches.values()) {
+      // Stopping: what is not processed yet stays in the inbox for the next start.
+      if (this.stopped) break;
       try {
         await this.evaluate(batch.source, [...batch.refs]);
         this.deps.inbox.doneAll(
@@ -208,10 +210,13 @@ export class InboxProcessor {
           this.now(),
         );
       } catch {
-        for (const row of batch.rows) await this.handle(row);
+        for (const row of batch.rows) {
+          if (this.stopped) break;
+          await this.handle(row);
+        }
       }
     }
-    await this.runOwedCatchUps();
+    if (!this.stopped) await this.runOwedCatchUps();
     return rows.length;
   }
 

@@ -41,6 +41,7 @@ export class FhirPoller {
   private readonly seen = new Map<string, number>();
   private running: Promise<PassReport> | undefined;
   private warnedUnsorted = false;
+  private stopping = false;
   private warnedFuture = false;
   private queued: Promise<PassReport> | undefined;
   readonly status: PollerStatus = { consecutiveFailures: 0, watermarks: {} };
@@ -59,6 +60,7 @@ export class FhirPoller {
    * every call made meanwhile.
    */
   pollOnce(): Promise<PassReport> {
+    if (this.stopping) return Promise.resolve(emptyReport());
     if (!this.running) {
       this.running = this.pass().finally(() => {
         this.running = undefined;
@@ -78,6 +80,11 @@ export class FhirPoller {
     return this.running !== undefined;
   }
 
+  /** Ends the pass in progress after its current page and starts no other (shutdown). */
+  stop(): void {
+    this.stopping = true;
+  }
+
   /** Resolves when no pass is running or queued (shutdown waits for this; it starts nothing). */
   async idle(): Promise<void> {
     while (this.running || this.queued) await (this.queued ?? this.running)?.catch(() => undefined);
@@ -92,6 +99,7 @@ export class FhirPoller {
       // refuses) must not stop the others being read. The pass still fails, with the first error.
       let failure: unknown;
       for (const type of this.deps.resourceTypes) {
+        if (this.stopping) break;
         try {
           addReports(report, await this.pollType(type, fetcher, coverage));
         } catch (err) {
@@ -143,7 +151,7 @@ export class FhirPoller {
     let runPages = 0;
     // Set when the page came from a `next` link: the middle of a run.
     let continued: Bundle | undefined;
-    while (plainPages < maxPages && runPages < MAX_RUN_PAGES) {
+    while (plainPages < maxPages && runPages < MAX_RUN_PAGES && !this.stopping) {
       const page = continued ?? (await client.searchPage(type, this.searchParams(bound)));
       const resources = entriesOf(page, type);
       if (!continued) {
@@ -217,7 +225,7 @@ export class FhirPoller {
     let lastRead: Bundle = first;
     for (let pages = 0; page; pages++) {
       lastRead = page;
-      if (pages >= maxPages) return report; // incomplete: the watermark stays
+      if (pages >= maxPages || this.stopping) return report; // incomplete: the watermark stays
       const resources = entriesOf(page, type);
       const fresh = resources.filter((resource) => !this.seen.has(versionKey(resource)));
       fetcher.prime(resources);
