@@ -84,6 +84,8 @@ export class InboxProcessor {
   private silenceTimer: NodeJS.Timeout | undefined;
   private running: Promise<number> | undefined;
   private stopped = true;
+  /** Set by stop() (not before start(): processOnce may run on its own, as `sync` and tests run it). */
+  private stopping = false;
   private readonly owed = new Map<string, OwedCatchUp>();
   /** The last event number per numbering (eventNumberKey), read from meta when first needed. */
   private readonly eventNumbers = new Map<string, number | undefined>();
@@ -113,6 +115,7 @@ export class InboxProcessor {
 
   start(): void {
     this.stopped = false;
+    this.stopping = false;
     this.schedule(0);
     const periods = this.deps.sources.map((s) => s.heartbeatSeconds).filter((s): s is number => !!s);
     if (periods.length > 0) {
@@ -123,6 +126,7 @@ export class InboxProcessor {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.silenceTimer) clearInterval(this.silenceTimer);
     await this.running?.catch(() => undefined);
@@ -202,7 +206,7 @@ export class InboxProcessor {
     this.deps.inbox.doneAll(done, this.now());
     for (const batch of batches.values()) {
       // Stopping: what is not processed yet stays in the inbox for the next start.
-      if (this.stopped) break;
+      if (this.stopping) break;
       try {
         await this.evaluate(batch.source, [...batch.refs]);
         this.deps.inbox.doneAll(
@@ -211,12 +215,12 @@ export class InboxProcessor {
         );
       } catch {
         for (const row of batch.rows) {
-          if (this.stopped) break;
+          if (this.stopping) break;
           await this.handle(row);
         }
       }
     }
-    if (!this.stopped) await this.runOwedCatchUps();
+    if (!this.stopping) await this.runOwedCatchUps();
     return rows.length;
   }
 
