@@ -34,7 +34,14 @@ export function createLogger(settings: LoggerSettings = {}): Logger {
       },
     },
   };
-  return settings.destination ? pino(options, settings.destination) : pino(options);
+  const logger = settings.destination ? pino(options, settings.destination) : pino(options);
+  // pino applies `formatters.bindings` to the root's bindings only: a child's are written as given. Every
+  // child (grandchildren inherit this from the root) has its bindings redacted like a logged object.
+  const child = logger.child;
+  logger.child = function redactedChild(this: Logger, bindings, childOptions) {
+    return child.call(this, redactDeep(bindings) as typeof bindings, childOptions);
+  } as Logger['child'];
+  return logger;
 }
 
 /** A logger that writes nothing, for library code used without a logger. */

@@ -164,4 +164,26 @@ describe('redaction of message strings', () => {
     log.info('token %s for %s', JWT, 'https://gw.example/auth/token?client_secret=xyz-secret');
     assertAbsent(text(), [JWT.slice(0, 20), 'xyz-secret']);
   });
+  it('drops what lies deeper than it walks, under keys that look harmless', () => {
+    const { log, text } = capture();
+    let nested: Record<string, unknown> = { item: PATIENT };
+    for (let i = 0; i < 12; i++) nested = { level: nested };
+    log.info({ context: nested }, 'deep');
+    assertAbsent(text(), PATIENT_VALUES);
+    assert.match(text(), /depth limit/);
+  });
+
+  it('redacts the bindings of a child logger as it does a logged object', () => {
+    const { log, text } = capture();
+    log.child({ patient: PATIENT, row: { 'child.name': 'Wanjiku Otieno' } }).info('with bindings');
+    log.child({ component: 'worker' }).child({ subject: PATIENT }).info('grandchild');
+    assertAbsent(text(), PATIENT_VALUES);
+    assert.match(text(), /"component":"worker"/, 'harmless bindings are kept');
+  });
+
+  it('drops an age given as a declaration field (mother.age, deceased.age)', () => {
+    const { log, text } = capture();
+    log.info({ declaration2: { 'mother.age': 'AGE-31-YEARS', 'deceased.age': 'AGE-87-YEARS' } }, 'ages');
+    assertAbsent(text(), ['AGE-31-YEARS', 'AGE-87-YEARS']);
+  });
 });
