@@ -44,6 +44,19 @@ describe('delivery worker', () => {
     assert.ok(api.count('create') < 100, `stopped after ${api.count('create')} of 100 rows' first attempts`);
   });
 
+  it('retries a row whose attempt failed inside the bridge (not an OpenCRVS answer), with the error kept', async () => {
+    const { row } = ledger.recordEvent(eventInput('bug'));
+    api.createEvent = async () => {
+      throw new TypeError('cannot read properties of undefined');
+    };
+    await worker().processNext();
+    const failed = ledger.get(row.id);
+    assert.equal(failed?.state, 'failed', 'a bug is no reason to give a birth up at once');
+    assert.equal(failed?.lastError?.kind, 'internal');
+    assert.match(failed?.lastError?.message ?? '', /TypeError: cannot read properties/);
+    assert.ok((failed?.nextRunAt ?? 0) > clock.now(), 'retried later, with backoff');
+  });
+
   it('creates then notifies with the row transactionIds and records the tracking id', async () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     assert.equal(await worker().processNext(), 1);

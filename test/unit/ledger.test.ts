@@ -388,6 +388,38 @@ describe('ledger: recording events', () => {
     );
   });
 
+  it('a delivered row stays delivered when a later version cannot be mapped (invalid): OpenCRVS has the event', () => {
+    const { row } = ledger.recordEvent(eventInput('ok'));
+    settleRow(ledger, row.id, { outcome: 'delivered', eventId: 'event-ok', trackingId: 'TRKOK' }, { now: clock.now() });
+    ledger.recordInvalid({
+      sourceId: 'emr',
+      eventType: 'birth',
+      subjectKey: 'Patient/ok',
+      sourceRef: 'Encounter/ok',
+      errors: [{ field: 'child.dob', message: 'not a date' }],
+    });
+    assert.equal(ledger.get(row.id)?.state, 'delivered');
+  });
+
+  it('a row withdrawn while in doubt, then back unchanged (a merge undone), is no longer withdrawn', () => {
+    const { row } = ledger.recordEvent(eventInput('m'));
+    settleRow(
+      ledger,
+      row.id,
+      {
+        outcome: 'retry',
+        nextRunAt: clock.now() + 1000,
+        error: { classification: 'retryable', kind: 'server', status: 500, message: 'x' },
+      },
+      { now: clock.now(), created: { eventId: 'event-m', trackingId: 'TRKM' } },
+    );
+    const input = { sourceId: 'emr', eventType: 'birth', subjectKey: 'Patient/m', sourceRef: 'Encounter/m' };
+    ledger.cancelUnsent({ ...input, reason: 'merged into another record' });
+    assert.equal(ledger.get(row.id)?.withdrawnReason, 'merged into another record');
+    ledger.recordEvent(eventInput('m')); // the same payload again
+    assert.equal(ledger.get(row.id)?.withdrawnReason, null, 'the worker will deliver it, not settle it withdrawn');
+  });
+
   it('stores the hold in meta for the CLI and health to read', () => {
     assert.equal(ledger.getHold(), undefined);
     ledger.setHold({
