@@ -205,6 +205,16 @@ describe('InboxProcessor', () => {
     assert.equal(t.catchUps.length, 1);
   });
 
+  it('a heartbeat counting a single unseen event is a gap too (one lost notification)', async () => {
+    const t = setup();
+    t.receive({ kind: 'handshake', style: 'backport', eventsSinceStart: 0 });
+    t.receive(event(1));
+    t.receive(heartbeat(2));
+    await t.processor.processOnce();
+    assert.equal(t.status()?.gaps, 1);
+    assert.match(t.status()?.lastGapReason ?? '', /heartbeat reports 1 unseen/);
+  });
+
   it('remembers the last event number across a restart, so a gap spanning the restart is found', async () => {
     const meta = new MemoryMeta();
     const first = setup({ meta });

@@ -113,6 +113,23 @@ describe('BFDR live birth report (HL7 BFDR IG example, Baby G Quinn)', () => {
     assert.equal(r2.declaration['child.birthLocation'], undefined, 'no facility: the route names only an office');
   });
 
+  it('routes by a bare Location id as the docs allow, and a change of office changes the payload hash', async () => {
+    const byBareId = loadMappings({
+      names: ['birth.fhir'],
+      routing: { facilities: { 'location-south-hospital': { office: 'office-c' } } },
+    });
+    const bare = mapped(await mapInput(byBareId, bundle));
+    assert.equal(bare.routing.office, 'office-c');
+    // The same record under another office must not look unchanged: the ledger would keep the old office.
+    const other = loadMappings({
+      names: ['birth.fhir'],
+      routing: { facilities: { 'location-south-hospital': { office: 'office-d' } } },
+    });
+    const moved = mapped(await mapInput(other, bundle));
+    assert.deepEqual(moved.declaration, bare.declaration);
+    assert.notEqual(moved.payloadHash, bare.payloadHash);
+  });
+
   it('is invalid without any office, and says how to fix it', async () => {
     const noRouting = loadMappings({ names: ['birth.fhir'] });
     const r = await mapInput(noRouting, bundle);
