@@ -294,4 +294,15 @@ describe('FhirPoller', () => {
     await poller.pollOnce();
     assert.equal(client.searches.length, 2, 'no pass after stop');
   });
+  it('stops, loudly, at a `next` link that goes round in a circle inside a run', async () => {
+    const { client, poller } = setup({ overlapSeconds: 0 });
+    for (const id of ['t1', 't2', 't3']) client.put(stamped('Patient', id, '2001-01-01T00:00:05.000Z'));
+    let followed = 0;
+    client.nextPage = async (page) => {
+      followed++;
+      return page; // the same page, with the same next link, again and again
+    };
+    await assert.rejects(poller.pollOnce(), /go round in a circle/);
+    assert.ok(followed <= 2, `followed ${followed} times`);
+  });
 });

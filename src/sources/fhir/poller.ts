@@ -151,11 +151,13 @@ export class FhirPoller {
     let runPages = 0;
     // Set when the page came from a `next` link: the middle of a run.
     let continued: Bundle | undefined;
+    const followed = new Set<string>();
     while (plainPages < maxPages && runPages < MAX_RUN_PAGES && !this.stopping) {
       const page = continued ?? (await client.searchPage(type, this.searchParams(bound)));
       const resources = entriesOf(page, type);
       if (!continued) {
         run.startReading();
+        followed.clear();
         if (!inOrderFrom(bound, resources))
           return addReports(report, await this.unsorted(type, page, fetcher, coverage));
       }
@@ -174,7 +176,7 @@ export class FhirPoller {
       const leaves = pageMax !== undefined && (bound === undefined || Date.parse(pageMax) > Date.parse(bound));
       this.commitPage(type, report, results, inRun && leaves ? bound : pageMax, resources.length, page);
       for (const resource of fresh) this.remember(resource);
-      const last = !page.link?.some((link) => link.relation === 'next');
+      const last = nextLinkOf(page) === undefined;
       if (inRun && (last || leaves)) {
         const outcome = run.endReading();
         if (outcome === 'again') {
@@ -197,6 +199,13 @@ export class FhirPoller {
         bound = pageMax;
         continued = undefined;
       } else {
+        // A `next` link met twice in one reading goes round in a circle: it would be read until the
+        // page bound (100,000 pages). The pass fails for this type, loudly; the watermark stays.
+        const link = nextLinkOf(page);
+        if (link && followed.has(link)) {
+          throw new Error(`the FHIR server's next links for ${type} go round in a circle; paging stopped`);
+        }
+        if (link) followed.add(link);
         continued = await client.nextPage(page);
         if (!continued) break;
       }
@@ -289,6 +298,10 @@ export class FhirPoller {
       if (key.startsWith(`${type}/`) && at < horizon) this.seen.delete(key);
     }
   }
+}
+
+function nextLinkOf(page: Bundle): string | undefined {
+  return page.link?.find((link) => link.relation === 'next')?.url;
 }
 
 function entriesOf(page: Bundle, type: string): Resource[] {
