@@ -292,6 +292,10 @@ describe('delivery worker', () => {
     assert.equal(handedBack?.lockedBy, null);
     assert.equal(ledger.findByKey('emr', 'birth', 'Patient/1')?.state, 'delivered');
     release();
+    // Wait until the late attempt has really gone on to its NOTIFY (else the check below proves nothing).
+    const notified = () => api.calls.some((c) => c.op === 'notify' && c.transactionId === slow.notifyTransactionId);
+    for (let waited = 0; !notified() && waited < 2000; waited += 5) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(notified(), 'the late attempt went on');
     await new Promise((r) => setTimeout(r, 20));
     // The late answer does not overwrite the handed-back row.
     assert.equal(ledger.get(slow.id)?.state, 'pending');

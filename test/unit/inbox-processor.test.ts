@@ -82,7 +82,8 @@ describe('InboxProcessor', () => {
   });
 
   it('takes the notifications of a burst into one round (one batched context read, one commit)', async () => {
-    const t = setup({ coalesceMs: 40 });
+    // A window far wider than the burst (5 notifications 2 ms apart), so a loaded machine cannot split it.
+    const t = setup({ coalesceMs: 500 });
     for (let n = 1; n <= 5; n++) t.client.put(stamped('Patient', `p${n}`, '2001-01-01T00:00:00.000Z'));
     t.processor.start();
     try {
