@@ -1,4 +1,4 @@
-import type { PassReport, SourcePipeline } from '../pipeline.js';
+import { addReports, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
 import { CachingFetcher } from './fetcher.js';
 import type { FhirSourceClient } from './fhir-client.js';
 
@@ -35,5 +35,16 @@ export async function reevaluate(
   const recheck = refs.filter((_, i) => found[i] === undefined).flatMap((ref) => source.pipeline.recordDeleted(ref));
   if (recheck.length > 0) resources.push(...(await readAll(recheck)).filter((resource) => resource !== undefined));
   const { results } = await source.pipeline.evaluate(resources, fetcher);
-  return source.pipeline.commit(results, undefined, options);
+  if (!options.reconciled) return source.pipeline.commit(results, undefined, options);
+  // Without an fsync a commit is cheap, and a batch of 50 in one commit held the event loop for up to
+  // 17 ms while senders waited for their acknowledgement: small commits with a turn of the loop between.
+  // Each result is a row of its own, so a crash between them only leaves the rest to the next reading.
+  const report = emptyReport();
+  for (let at = 0; at === 0 || at < results.length; at += RECONCILED_COMMIT_ROWS) {
+    if (at > 0) await new Promise((resolve) => setImmediate(resolve));
+    addReports(report, source.pipeline.commit(results.slice(at, at + RECONCILED_COMMIT_ROWS), undefined, options));
+  }
+  return report;
 }
+
+const RECONCILED_COMMIT_ROWS = 8;
