@@ -100,6 +100,23 @@ describe('delivery worker', () => {
     assert.equal(ledger.get(row.id)?.state, 'delivered');
   });
 
+  it('in single-call mode, a replayed row goes out under a new NOTIFY transactionId (the old one would be answered as before)', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    api.fail('createAndNotify', { classification: 'permanent', kind: 'bad-request', status: 400, message: 'refused' });
+    await worker({ mode: 'single-call' }).processNext();
+    assert.equal(ledger.get(row.id)?.state, 'dead');
+    ledger.replay([row.id]);
+    const replayed = ledger.get(row.id);
+    assert.ok(replayed && replayed.notifyTransactionId !== row.notifyTransactionId, 'a new generation');
+    await worker({ mode: 'single-call' }).processNext();
+    assert.deepEqual(api.calls, [
+      { op: 'createAndNotify', transactionId: row.baseTransactionId },
+      { op: 'create', transactionId: row.createTransactionId },
+      { op: 'notify', transactionId: replayed.notifyTransactionId },
+    ]);
+    assert.equal(ledger.get(row.id)?.state, 'delivered');
+  });
+
   it('marks a Requested notify as delivered-pending', async () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     api.outcome = 'pending';
