@@ -11,13 +11,16 @@ import type { SourcePipeline } from '../../src/sources/pipeline.js';
 
 const T = '2026-01-01T10:00:00.000';
 
-function world(runLength: number, editsAt: Record<number, string[]>) {
+function world(runLength: number, editsAt: Record<number, string[]>, serverDate = '2026-01-02T00:00:00.000') {
   const updatedAt = new Map<string, string>();
   for (let i = 0; i < runLength; i++) updatedAt.set(`r${String(i).padStart(2, '0')}`, T);
   for (let i = 1; i <= 3; i++) updatedAt.set(`later${i}`, `2026-01-01T10:0${i}:00.000`);
   let calls = 0;
   let edits = 0;
   const client = {
+    async serverTime() {
+      return serverDate;
+    },
     async trackedEntityPage(params: Record<string, string>) {
       calls++;
       const after = params.updatedAfter ?? '';
@@ -61,7 +64,7 @@ function world(runLength: number, editsAt: Record<number, string[]>) {
     maxPages: 4,
   });
   const missed = () => [...updatedAt.keys()].filter((uid) => !evaluated.has(uid));
-  return { poller, missed, calls: () => calls };
+  return { poller, missed, calls: () => calls, updatedAt, cursors };
 }
 
 describe('DHIS2 poller: a run of equal updatedAt read by page numbers', () => {
@@ -77,5 +80,14 @@ describe('DHIS2 poller: a run of equal updatedAt read by page numbers', () => {
     const w = world(20, {}); // 10 pages of run, maxPages 4
     await w.poller.pollOnce();
     assert.deepEqual(w.missed(), [], 'the run and the records after it');
+  });
+  it("never moves the watermark past DHIS2's own time: a record stamped in the future hides no later birth", async () => {
+    const w = world(0, {}, '2026-01-01T10:05:00.000'); // DHIS2 says it is 10:05
+    w.updatedAt.set('stray', '2026-01-09T00:00:00.000'); // stamped days ahead by a clock that ran fast
+    await w.poller.pollOnce();
+    assert.equal(w.cursors.get('updatedAt:trackedEntities'), '2026-01-01T10:05:00.000');
+    w.updatedAt.set('born', '2026-01-01T10:06:00.000'); // recorded after the clock was put right
+    await w.poller.pollOnce();
+    assert.deepEqual(w.missed(), []);
   });
 });

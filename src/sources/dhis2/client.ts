@@ -190,6 +190,12 @@ export class Dhis2Client {
   }
 
   /** GET /api/system/info: reachability and credentials (readiness, doctor); the DHIS2 version. */
+  /** DHIS2's own clock now (`serverDate`, server-local like every DHIS2 timestamp), if it says. */
+  async serverTime(): Promise<string | undefined> {
+    const info = await this.call('system info', 'system/info', isObjectResponse);
+    return typeof info.serverDate === 'string' ? info.serverDate : undefined;
+  }
+
   async systemInfo(): Promise<string | undefined> {
     const info = await this.call('system info', 'system/info', isObjectResponse);
     return typeof info.version === 'string' ? info.version : undefined;

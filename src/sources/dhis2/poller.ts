@@ -41,6 +41,8 @@ export class Dhis2Poller {
   private readonly seen = new Map<string, number>();
   private running: Promise<PassReport> | undefined;
   private stopping = false;
+  private serverNow: string | undefined;
+  private warnedFuture = false;
   readonly status: PollerStatus = { consecutiveFailures: 0, watermarks: {} };
 
   constructor(private readonly deps: Dhis2PollerDeps) {
@@ -73,10 +75,11 @@ export class Dhis2Poller {
 
   private pass(): Promise<PassReport> {
     const fetcher = new Dhis2Fetcher(this.deps.client, this.deps.dhis2.fields);
-    return trackedPass(this.status, this.log, async () => ({
-      report: await this.pages(fetcher),
-      reads: fetcher.reads,
-    }));
+    return trackedPass(this.status, this.log, async () => {
+      // The watermark is held at DHIS2's own time (see commitPage); without it this pass holds nothing.
+      this.serverNow = await this.deps.client.serverTime().catch(() => undefined);
+      return { report: await this.pages(fetcher), reads: fetcher.reads };
+    });
   }
 
   private startBound(): string | undefined {
@@ -169,7 +172,18 @@ export class Dhis2Poller {
     resources: number,
   ): void {
     const current = this.status.watermarks[WATERMARK_KEY];
-    const next = laterOf(current, reach);
+    // Never past DHIS2's own time when the pass began: one record stamped in the future (a clock that
+    // jumped ahead and back) would carry the watermark past every birth recorded until then, for good.
+    const now = this.serverNow;
+    const ahead =
+      reach !== undefined && now !== undefined && (naiveMillis(reach) ?? 0) > (naiveMillis(now) ?? Infinity);
+    if (ahead && !this.warnedFuture) {
+      this.warnedFuture = true;
+      this.log.warn(
+        "DHIS2 has records stamped later than its own time (its clock ran ahead): the watermark waits at the server's time, so nothing recorded meanwhile is missed",
+      );
+    }
+    const next = laterOf(current, ahead ? now : reach);
     const pageReport = this.deps.pipeline.commit(
       results,
       next && next !== current ? { name: DHIS2_CURSOR, value: next } : undefined,
