@@ -130,6 +130,20 @@ describe('BFDR live birth report (HL7 BFDR IG example, Baby G Quinn)', () => {
     assert.notEqual(moved.payloadHash, bare.payloadHash);
   });
 
+  it('takes the first route the record matches, in the order the mapping tries its keys', async () => {
+    const both = loadMappings({
+      names: ['birth.fhir'],
+      routing: {
+        facilities: {
+          'http://hl7.org/fhir/sid/us-npi|116441967701': { office: 'office-by-identifier' },
+          'Location/location-south-hospital': { office: 'office-by-reference' },
+        },
+      },
+    });
+    const r = mapped(await mapInput(both, bundle));
+    assert.equal(r.routing.office, 'office-by-reference', 'the Location reference is tried before its identifier');
+  });
+
   it('is invalid without any office, and says how to fix it', async () => {
     const noRouting = loadMappings({ names: ['birth.fhir'] });
     const r = await mapInput(noRouting, bundle);
