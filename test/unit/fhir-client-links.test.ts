@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { SourceSettings } from '../../src/config/types.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { Dhis2Client } from '../../src/sources/dhis2/client.js';
@@ -183,6 +185,34 @@ describe('what a FHIR or DHIS2 source answers', () => {
       for (const call of waiting) await assert.rejects(call, /stopping/);
       await assert.rejects(fhir.read('Patient', 'x'), /stopping/);
     } finally {
+      silent.closeAllConnections();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+  it('times a call out even when garbage collection runs while it waits (FHIR and DHIS2)', {
+    timeout: 30_000,
+  }, async () => {
+    // Node 20 can collect an AbortSignal.timeout held only inside AbortSignal.any (nodejs/node#57736).
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const silent = createServer(() => undefined); // accepts, never answers
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const origin = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const collecting = setInterval(gc, 20);
+    try {
+      const base = { id: 'slow', timeoutMs: 500, auth: { type: 'none' } };
+      const fhir = new FhirSourceClient({ ...base, kind: 'fhir', baseUrl: `${origin}/fhir` } as never, {
+        logger: silentLogger,
+        attempts: 1,
+      });
+      const dhis2 = new Dhis2Client({ ...base, kind: 'dhis2', baseUrl: origin } as never, {
+        logger: silentLogger,
+        attempts: 1,
+      });
+      await assert.rejects(fhir.searchPage('Patient', {}), /timeout/);
+      await assert.rejects(dhis2.trackedEntityPage({}), /timeout/);
+    } finally {
+      clearInterval(collecting);
       silent.closeAllConnections();
       await new Promise((resolve) => silent.close(resolve));
     }

@@ -175,12 +175,18 @@ export class NotificationEmitter implements SubscriptionEmitter {
           return; // closed while waiting
         }
       }
+      // A timer of our own, not AbortSignal.timeout inside AbortSignal.any: on Node 20 that inner signal
+      // can be garbage-collected before it fires (nodejs/node#57736), and the send would wait forever.
+      const call = new AbortController();
+      const timer = setTimeout(() => call.abort(), REQUEST_TIMEOUT_MS);
+      const onClose = () => call.abort();
+      this.abort.signal.addEventListener('abort', onClose, { once: true });
       try {
         const response = await fetch(request.url, {
           method: request.method,
           headers: request.headers,
           body: request.body,
-          signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
+          signal: call.signal,
         });
         await response.arrayBuffer().catch(() => undefined);
         if (response.ok) return;
@@ -188,6 +194,9 @@ export class NotificationEmitter implements SubscriptionEmitter {
       } catch (err) {
         if (this.closed) return;
         lastError = err instanceof Error ? err.name : 'error';
+      } finally {
+        clearTimeout(timer);
+        this.abort.signal.removeEventListener('abort', onClose);
       }
       this.log.debug({ ...about, attempt: attempt + 1, error: lastError }, 'notification attempt failed');
     }

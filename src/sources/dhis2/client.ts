@@ -5,6 +5,7 @@
 import type { ValidateFunction } from 'ajv';
 import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
+import { callSignal } from '../shared/call-signal.js';
 import { ResponseTooLargeError, readBodyCapped } from '../shared/read-body.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
@@ -82,32 +83,37 @@ export class Dhis2Client {
         // One slot per call, body included; the timeout starts when the call leaves, not while it waits.
         const body: unknown = await this.limit(async () => {
           if (this.closing.signal.aborted) throw this.closing.signal.reason;
-          const signal = AbortSignal.any([AbortSignal.timeout(this.settings.timeoutMs), this.closing.signal]);
-          const response = await fetch(`${this.baseUrl}/api/${path}`, {
-            method: init.method ?? 'GET',
-            headers,
-            body: init.body === undefined ? undefined : JSON.stringify(init.body),
-            signal,
-            redirect: 'error',
-          });
-          status = response.status;
-          if (!response.ok && !(init.okStatuses ?? []).includes(status)) {
-            await response.body?.cancel().catch(() => undefined);
-            // Name the setting to fix: a refused credential or query is configuration, not an outage.
-            const hint =
-              status === 401 || status === 403
-                ? ` (DHIS2 refused the credentials in sources[].auth of source ${this.settings.id})`
-                : status === 400 || status === 404
-                  ? ` (check sources[].dhis2 of source ${this.settings.id}: program, orgUnits; run doctor)`
-                  : '';
-            throw new Dhis2SourceError(
-              `${operation} failed: HTTP ${status}${hint}`,
-              status,
-              status === 429 || status >= 500,
-            );
+          const call = callSignal(this.settings.timeoutMs, this.closing.signal);
+          const signal = call.signal;
+          try {
+            const response = await fetch(`${this.baseUrl}/api/${path}`, {
+              method: init.method ?? 'GET',
+              headers,
+              body: init.body === undefined ? undefined : JSON.stringify(init.body),
+              signal,
+              redirect: 'error',
+            });
+            status = response.status;
+            if (!response.ok && !(init.okStatuses ?? []).includes(status)) {
+              await response.body?.cancel().catch(() => undefined);
+              // Name the setting to fix: a refused credential or query is configuration, not an outage.
+              const hint =
+                status === 401 || status === 403
+                  ? ` (DHIS2 refused the credentials in sources[].auth of source ${this.settings.id})`
+                  : status === 400 || status === 404
+                    ? ` (check sources[].dhis2 of source ${this.settings.id}: program, orgUnits; run doctor)`
+                    : '';
+              throw new Dhis2SourceError(
+                `${operation} failed: HTTP ${status}${hint}`,
+                status,
+                status === 429 || status >= 500,
+              );
+            }
+            const text = await readBodyCapped(response, MAX_ANSWER_BYTES, signal);
+            return JSON.parse(text);
+          } finally {
+            call.done();
           }
-          const text = await readBodyCapped(response, MAX_ANSWER_BYTES, signal);
-          return JSON.parse(text);
         });
         if (!validate(body)) {
           throw new Dhis2SourceError(`${operation}: unexpected response (${schemaProblem(validate)})`, status, false);

@@ -2,6 +2,7 @@ import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { Client, type FhirResource } from 'fhir-kit-client';
 import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
+import { callSignal } from '../shared/call-signal.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
 import { loggableCause, SourceCallError } from '../shared/source-error.js';
@@ -97,12 +98,14 @@ export class FhirSourceClient {
         if (this.closing.signal.aborted) throw this.closing.signal.reason;
         const headers = { accept: 'application/fhir+json', ...(await this.auth.headers()), ...extraHeaders };
         // The timeout starts when the call leaves, not while it waits for a free slot.
-        return await this.limit(() =>
-          run({
-            headers,
-            signal: AbortSignal.any([AbortSignal.timeout(this.settings.timeoutMs), this.closing.signal]),
-          }),
-        );
+        return await this.limit(async () => {
+          const call = callSignal(this.settings.timeoutMs, this.closing.signal);
+          try {
+            return await run({ headers, signal: call.signal });
+          } finally {
+            call.done();
+          }
+        });
       } catch (err) {
         lastError = this.closing.signal.aborted
           ? new FhirSourceError(`${operation}: the bridge is stopping`, undefined, false)
