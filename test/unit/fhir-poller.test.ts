@@ -171,6 +171,7 @@ describe('FhirPoller', () => {
   it('reads a run of resources sharing one lastUpdated, longer than a page, through `next` links and again until two readings agree', async () => {
     const { client, pipeline, poller } = setup({ overlapSeconds: 0 });
     client.paging = 'offset';
+    client.maxCount = 2; // the server caps `_count`: a larger page cannot hold the run
     const tie = '2001-01-01T00:00:05.000Z';
     client.put(stamped('Patient', 'before', '2001-01-01T00:00:01.000Z'));
     for (const id of ['t1', 't2', 't3', 't4', 't5']) client.put(stamped('Patient', id, tie));
@@ -200,24 +201,29 @@ describe('FhirPoller', () => {
     assert.equal(poller.status.watermarks.Patient, '2001-01-01T00:00:09.000Z');
   });
 
-  it('keeps the watermark at a run whose readings never agree, so the next pass reads it again', async () => {
+  it('keeps the watermark at a run whose readings never agree, reads on past it, and the next pass reads it again', async () => {
     const { client, pipeline, poller } = setup({ overlapSeconds: 0 });
     client.paging = 'offset';
+    client.maxCount = 2;
     const tie = '2001-01-01T00:00:05.000Z';
     client.put(stamped('Patient', 'before', '2001-01-01T00:00:01.000Z'));
     for (const id of ['t1', 't2', 't3']) client.put(stamped('Patient', id, tie));
     client.put(stamped('Patient', 'after', '2001-01-01T00:00:09.000Z'));
+    // Beyond the page where the run ends: read only if the pass goes on past the run.
+    for (let i = 1; i <= 4; i++) client.put(stamped('Patient', `later${i}`, `2001-01-01T00:00:1${i}.000Z`));
     let n = 0;
     // A new member joins the run before every page: no two readings can agree.
     client.beforePage = () => client.put(stamped('Patient', `new${n++}`, tie));
     await poller.pollOnce();
     assert.equal(pipeline.cursors.get('lastUpdated:Patient'), tie, 'the watermark stays at the run');
+    for (const id of ['after', 'later1', 'later2', 'later3', 'later4'])
+      assert.ok(pipeline.evaluated.includes(`Patient/${id}/1`), `${id}, after the run, is read all the same`);
     // Once the run holds still, the next pass reads it twice alike and moves past it.
     client.beforePage = undefined;
     const searched = client.searches.length;
     await poller.pollOnce();
     assert.equal(client.searches[searched]?.params._lastUpdated, `ge${tie}`, 'the next pass starts at the run');
-    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), '2001-01-01T00:00:09.000Z');
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), '2001-01-01T00:00:14.000Z');
   });
 
   it('against a server that ignores _sort, reads every page to the end before the watermark moves', async () => {
@@ -296,6 +302,7 @@ describe('FhirPoller', () => {
   });
   it('stops, loudly, at a `next` link that goes round in a circle inside a run', async () => {
     const { client, poller } = setup({ overlapSeconds: 0 });
+    client.maxCount = 2;
     for (const id of ['t1', 't2', 't3']) client.put(stamped('Patient', id, '2001-01-01T00:00:05.000Z'));
     let followed = 0;
     client.nextPage = async (page) => {
@@ -304,5 +311,42 @@ describe('FhirPoller', () => {
     };
     await assert.rejects(poller.pollOnce(), /go round in a circle/);
     assert.ok(followed <= 2, `followed ${followed} times`);
+  });
+  // OpenMRS pages with SQL ORDER BY … LIMIT/OFFSET: resources sharing one lastUpdated come in no fixed
+  // order, so paging through such a run returns some twice and others never.
+  it('reads a run longer than a page whose ties come in no fixed order in one larger page', async () => {
+    const { client, pipeline, poller } = setup({ overlapSeconds: 0, pageSize: 5 });
+    client.paging = 'offset';
+    client.unstableTies = true;
+    const tie = '2001-01-01T00:00:05.000Z';
+    const run = Array.from({ length: 20 }, (_, i) => `t${i}`);
+    for (const id of run) client.put(stamped('Patient', id, tie));
+    for (let i = 1; i <= 4; i++) client.put(stamped('Patient', `after${i}`, `2001-01-01T00:00:0${5 + i}.000Z`));
+    client.put(stamped('Patient', 'before', '2001-01-01T00:00:01.000Z'));
+    await poller.pollOnce();
+    assert.deepEqual(pipeline.evaluated.length, 25, pipeline.evaluated.join(' '));
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), '2001-01-01T00:00:09.000Z');
+    assert.ok(
+      client.searches.some((s) => Number(s.params._count) > 5),
+      'a larger page was asked for',
+    );
+  });
+
+  it('when even that cannot hold the run (the server caps the page), reads on past it with the watermark held', async () => {
+    const { client, pipeline, poller } = setup({ overlapSeconds: 0, pageSize: 5 });
+    client.paging = 'offset';
+    client.unstableTies = true;
+    client.maxCount = 5;
+    const tie = '2001-01-01T00:00:05.000Z';
+    const run = Array.from({ length: 20 }, (_, i) => `t${i}`);
+    for (const id of run) client.put(stamped('Patient', id, tie));
+    const later = [1, 2, 3, 4].map((i) => `after${i}`);
+    later.forEach((id, i) => client.put(stamped('Patient', id, `2001-01-01T00:00:0${6 + i}.000Z`)));
+    await poller.pollOnce();
+    for (const id of later) assert.ok(pipeline.evaluated.includes(`Patient/${id}/1`), `${id} read`);
+    const watermark = pipeline.cursors.get('lastUpdated:Patient');
+    const missing = run.filter((id) => !pipeline.evaluated.includes(`Patient/${id}/1`));
+    // The watermark may pass the run only if every member of it was read.
+    if (missing.length > 0) assert.equal(watermark, tie, `missing ${missing.join(' ')}, yet the watermark moved`);
   });
 });

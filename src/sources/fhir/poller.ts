@@ -10,6 +10,9 @@ import type { FhirSourceClient } from './fhir-client.js';
 
 export type { CursorStore, PollerStatus } from '../pass.js';
 
+/** The largest page asked for to read a run of one timestamp in one piece (FHIR servers cap `_count`). */
+const MAX_RUN_COUNT = 1_000;
+
 export interface FhirPollerDeps {
   sourceId: string;
   client: FhirSourceClient;
@@ -124,8 +127,8 @@ export class FhirPoller {
     return new Date(Date.parse(watermark) - (stored ? poll.overlapSeconds * 1000 : 0)).toISOString();
   }
 
-  private searchParams(bound: string | undefined): Record<string, string> {
-    const params: Record<string, string> = { _sort: '_lastUpdated', _count: String(this.deps.poll.pageSize) };
+  private searchParams(bound: string | undefined, count: number): Record<string, string> {
+    const params: Record<string, string> = { _sort: '_lastUpdated', _count: String(count) };
     if (bound) params._lastUpdated = `ge${new Date(Date.parse(bound)).toISOString()}`;
     return params;
   }
@@ -152,14 +155,27 @@ export class FhirPoller {
     // Set when the page came from a `next` link: the middle of a run.
     let continued: Bundle | undefined;
     const followed = new Set<string>();
+    // A run longer than a page is first asked for in one larger page, which needs no paging inside it: a
+    // server whose ties come in no fixed order (SQL ORDER BY with LIMIT/OFFSET) pages a run unreliably.
+    let count = this.deps.poll.pageSize;
+    // After a run that could not be read reliably, the watermark waits at it; the pass reads on past it.
+    let holdAt: string | undefined;
+    const capped = (reach: string | undefined) => (holdAt !== undefined ? earlierOf(reach, holdAt) : reach);
     while (plainPages < maxPages && runPages < MAX_RUN_PAGES && !this.stopping) {
-      const page = continued ?? (await client.searchPage(type, this.searchParams(bound)));
+      const page = continued ?? (await client.searchPage(type, this.searchParams(bound, count)));
       const resources = entriesOf(page, type);
       if (!continued) {
         run.startReading();
         followed.clear();
         if (!inOrderFrom(bound, resources))
           return addReports(report, await this.unsorted(type, page, fetcher, coverage));
+        const atBound = (r: Resource) => bound !== undefined && Date.parse(lastUpdatedOf(r) ?? '') === Date.parse(bound);
+        const wholePageAtBound = resources.length > 0 && resources.every(atBound);
+        // Only when the server gave the whole page asked for: one that caps `_count` would answer the same.
+        if (wholePageAtBound && !run.active && nextLinkOf(page) && resources.length >= count && count < MAX_RUN_COUNT) {
+          count = Math.min(count * 4, MAX_RUN_COUNT);
+          continue;
+        }
       }
       const fresh = resources.filter((resource) => !this.seen.has(versionKey(resource)));
       const at = bound === undefined ? undefined : Date.parse(bound);
@@ -174,7 +190,7 @@ export class FhirPoller {
       if (inRun) runPages++;
       else plainPages++;
       const leaves = pageMax !== undefined && (bound === undefined || Date.parse(pageMax) > Date.parse(bound));
-      this.commitPage(type, report, results, inRun && leaves ? bound : pageMax, resources.length, page);
+      this.commitPage(type, report, results, capped(inRun && leaves ? bound : pageMax), resources.length, page);
       for (const resource of fresh) this.remember(resource);
       const last = nextLinkOf(page) === undefined;
       if (inRun && (last || leaves)) {
@@ -188,15 +204,18 @@ export class FhirPoller {
             { resourceType: type, readings: run.count },
             'a run of resources sharing one lastUpdated kept changing while it was read: the watermark stays at the run, the next pass reads it again',
           );
-          break;
+          holdAt ??= bound;
+        } else {
+          // The run is complete: the watermark may pass it.
+          const current = this.status.watermarks[type];
+          const reach = capped(pageMax);
+          if (laterOf(current, reach) !== current) this.commitPage(type, report, [], reach, 0, page);
         }
-        // The run is complete: the watermark may pass it.
-        const current = this.status.watermarks[type];
-        if (laterOf(current, pageMax) !== current) this.commitPage(type, report, [], pageMax, 0, page);
       }
       if (last) break;
       if (leaves) {
         bound = pageMax;
+        count = this.deps.poll.pageSize;
         continued = undefined;
       } else {
         // A `next` link met twice in one reading goes round in a circle: it would be read until the
@@ -320,6 +339,11 @@ function inOrderFrom(bound: string | undefined, resources: Resource[]): boolean 
     previous = at;
   }
   return true;
+}
+
+function earlierOf(a: string | undefined, b: string): string {
+  if (!a) return b;
+  return Date.parse(a) < Date.parse(b) ? a : b;
 }
 
 function laterOf(a: string | undefined, b: string | undefined): string | undefined {

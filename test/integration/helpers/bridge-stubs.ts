@@ -45,6 +45,10 @@ export class StubFhirClient extends FhirSourceClient {
   failSearchAfter: number | undefined;
   paging: 'snapshot' | 'offset' = 'snapshot';
   unsorted = false;
+  /** The server's own cap on `_count` (OpenMRS, HAPI cap it): a larger `_count` gets this many. */
+  maxCount: number | undefined;
+  /** Ties on lastUpdated come in a different order on every page (SQL ORDER BY with LIMIT/OFFSET). */
+  unstableTies = false;
   beforePage: ((served: number) => void) | undefined;
   private served = 0;
   private readonly pending = new Map<string, Bundle>();
@@ -73,7 +77,7 @@ export class StubFhirClient extends FhirSourceClient {
     const matches = this.matches(type, params);
     const gate = this.gate;
     if (gate) await gate;
-    const count = Number(params._count ?? 100);
+    const count = this.countOf(params);
     if (this.paging === 'offset') return this.offsetPage(type, params, matches, 0, count);
     return this.paged(matches, count);
   }
@@ -88,12 +92,16 @@ export class StubFhirClient extends FhirSourceClient {
     this.beforePage?.(this.served++);
     const query = this.offsets.get(url);
     if (query) {
-      const count = Number(query.params._count ?? 100);
+      const count = this.countOf(query.params);
       return this.offsetPage(query.type, query.params, this.matches(query.type, query.params), query.offset, count);
     }
     const page = this.pending.get(url);
     if (!page) throw new Error(`stub: unknown next link ${url}`);
     return page;
+  }
+
+  private countOf(params: Record<string, string>): number {
+    return Math.min(Number(params._count ?? 100), this.maxCount ?? Number.POSITIVE_INFINITY);
   }
 
   private matches(type: string, params: Record<string, string>): Resource[] {
@@ -102,7 +110,10 @@ export class StubFhirClient extends FhirSourceClient {
       (r) => r.resourceType === type && Date.parse(r.meta?.lastUpdated ?? '') >= from,
     );
     if (this.unsorted) return matches;
-    return matches.sort((a, b) => Date.parse(a.meta?.lastUpdated ?? '') - Date.parse(b.meta?.lastUpdated ?? ''));
+    const at = (r: Resource) => Date.parse(r.meta?.lastUpdated ?? '');
+    // Unstable: ties ordered by a key that changes with every page served (deterministic, never the same twice).
+    const tie = (r: Resource) => (this.unstableTies ? hashOf(`${this.served}:${r.id}`) : 0);
+    return matches.sort((a, b) => at(a) - at(b) || tie(a) - tie(b));
   }
 
   private offsetPage(
@@ -260,4 +271,10 @@ export class MemoryMeta implements MetaStore {
     if (value === null) this.values.delete(key);
     else this.values.set(key, value);
   }
+}
+
+function hashOf(text: string): number {
+  let hash = 0;
+  for (const char of text) hash = (hash * 31 + char.charCodeAt(0)) % 1_000_003;
+  return hash;
 }
