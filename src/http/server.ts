@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import express, { type Express, type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Logger } from '../observability/logger.js';
 import { clientErrorStatus } from './client-error.js';
@@ -64,14 +64,22 @@ export function createHttpApp(routers: MountedRouter[], logger: Logger): Express
  * notifications over a few keep-alive connections; health checks and the admin page need a handful.
  */
 export const SERVER_LIMITS = { requestTimeoutMs: 30_000, headersTimeoutMs: 20_000, maxConnections: 1_000 };
+// Node checks those timeouts on this period (default 30 s, so a slow request lived up to a minute).
+const TIMEOUT_CHECK_MS = 5_000;
 
 /** Listens and resolves with the server and its actual port (0 picks a free one). */
 export function listen(app: Express, port: number, host: string): Promise<{ server: Server; port: number }> {
   return new Promise((resolve, reject) => {
-    const server = app.listen(port, host);
-    server.requestTimeout = SERVER_LIMITS.requestTimeoutMs;
-    server.headersTimeout = SERVER_LIMITS.headersTimeoutMs;
+    const server = createServer(
+      {
+        requestTimeout: SERVER_LIMITS.requestTimeoutMs,
+        headersTimeout: SERVER_LIMITS.headersTimeoutMs,
+        connectionsCheckingInterval: TIMEOUT_CHECK_MS,
+      },
+      app,
+    );
     server.maxConnections = SERVER_LIMITS.maxConnections;
+    server.listen(port, host);
     server.once('error', reject);
     server.once('listening', () => {
       const address = server.address();

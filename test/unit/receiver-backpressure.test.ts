@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { closeServer, createHttpApp, listen } from '../../src/http/server.js';
 import { subscriptionRoutes } from '../../src/http/subscription-routes.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { SubscriptionReceiver } from '../../src/sources/fhir/receiver.js';
 import { MemoryInbox } from '../integration/helpers/bridge-stubs.js';
 
@@ -46,5 +46,23 @@ describe('subscription receiver: a full inbox', () => {
     } finally {
       await closeServer(server, 100);
     }
+  });
+  it('logs refusals once a minute with their count, not once each', () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', destination: { write: (line: string) => void lines.push(line) } });
+    const receiver = new SubscriptionReceiver([{ id: 'emr', auth: {} }], new MemoryInbox(), logger, undefined, 0);
+    const request = {
+      sourceId: 'emr',
+      method: 'PUT',
+      pathRef: { type: 'Patient', id: 'a' },
+      contentType: 'application/fhir+json',
+      rawBody: Buffer.from(JSON.stringify({ resourceType: 'Patient', id: 'a' })),
+    };
+    const start = Date.parse('2026-01-01T00:00:00Z');
+    for (let i = 0; i < 50; i++) assert.throws(() => receiver.receive(request, start + i * 100), /retry later/);
+    assert.throws(() => receiver.receive(request, start + 61_000), /retry later/);
+    const warnings = lines.filter((line) => line.includes('inbox full'));
+    assert.equal(warnings.length, 2);
+    assert.match(warnings[1] ?? '', /"refused":50/);
   });
 });

@@ -169,7 +169,8 @@ export class FhirPoller {
         followed.clear();
         if (!inOrderFrom(bound, resources))
           return addReports(report, await this.unsorted(type, page, fetcher, coverage));
-        const atBound = (r: Resource) => bound !== undefined && Date.parse(lastUpdatedOf(r) ?? '') === Date.parse(bound);
+        const atBound = (r: Resource) =>
+          bound !== undefined && Date.parse(lastUpdatedOf(r) ?? '') === Date.parse(bound);
         const wholePageAtBound = resources.length > 0 && resources.every(atBound);
         // Only when the server gave the whole page asked for: one that caps `_count` would answer the same.
         if (wholePageAtBound && !run.active && nextLinkOf(page) && resources.length >= count && count < MAX_RUN_COUNT) {

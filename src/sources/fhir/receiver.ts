@@ -43,6 +43,8 @@ export class SubscriptionReceiver {
   private readonly log: Logger;
   private depth = 0;
   private depthCountedAt = Number.NEGATIVE_INFINITY;
+  private refused = 0;
+  private refusedLoggedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     sources: ReceiverSource[],
@@ -81,10 +83,16 @@ export class SubscriptionReceiver {
       this.depthCountedAt = now;
     }
     if (this.depth >= this.maxDepth) {
-      this.log.warn(
-        { source: source.id, depth: this.depth },
-        'inbox full: notification refused with 503, to be resent',
-      );
+      // One line a minute with the count, not one per refusal: a flood refused 31,000 in 20 s.
+      this.refused++;
+      if (now - this.refusedLoggedAt >= 60_000) {
+        this.log.warn(
+          { source: source.id, depth: this.depth, refused: this.refused },
+          'inbox full: notifications refused with 503, to be resent',
+        );
+        this.refusedLoggedAt = now;
+        this.refused = 0;
+      }
       throw new NotificationError(503, 'transient', 'too many notifications waiting; retry later', 30);
     }
     const stored = this.inbox.add(source.id, notification, now, source.polled === true);
