@@ -341,7 +341,7 @@ describe('FhirPoller', () => {
     const run = Array.from({ length: 20 }, (_, i) => `t${i}`);
     for (const id of run) client.put(stamped('Patient', id, tie));
     const later = [1, 2, 3, 4].map((i) => `after${i}`);
-    later.forEach((id, i) => client.put(stamped('Patient', id, `2001-01-01T00:00:0${6 + i}.000Z`)));
+    for (const [i, id] of later.entries()) client.put(stamped('Patient', id, `2001-01-01T00:00:0${6 + i}.000Z`));
     await poller.pollOnce();
     for (const id of later) assert.ok(pipeline.evaluated.includes(`Patient/${id}/1`), `${id} read`);
     const watermark = pipeline.cursors.get('lastUpdated:Patient');
