@@ -147,7 +147,7 @@ export class FhirPoller {
     const { client, pipeline } = this.deps;
     const report = emptyReport();
     const maxPages = this.deps.maxPagesPerType ?? 1_000;
-    const run = new RunReadings();
+    let run = new RunReadings();
     let bound = this.startBound(type);
     // Pages outside runs count against maxPages; a run's pages against their own, larger bound.
     let plainPages = 0;
@@ -206,6 +206,7 @@ export class FhirPoller {
             'a run of resources sharing one lastUpdated kept changing while it was read: the watermark stays at the run, the next pass reads it again',
           );
           holdAt ??= bound;
+          run = new RunReadings(); // what follows the run is read as plain pages again
         } else {
           // The run is complete: the watermark may pass it.
           const current = this.status.watermarks[type];
