@@ -51,8 +51,12 @@ describe('delivery under faults', () => {
     const timedOut = bed.ledger.list({ states: ['failed'] });
     assert.equal(timedOut.length, 4, 'the first batch timed out');
     for (const row of timedOut) assert.equal(row.lastError?.kind, 'timeout');
-    // Let the slow answers land (OpenCRVS commits after our timeout), then heal and finish.
-    await new Promise((r) => setTimeout(r, 600));
+    // Let the slow answers land (OpenCRVS commits after our timeout): the 4 creates are in the simulator.
+    // Then heal and finish; the resends must find those events, not make new ones.
+    for (let waited = 0; (await bed.sim.control.events()).length < 4; waited += 50) {
+      assert.ok(waited < 10_000, 'the late creates never landed');
+      await new Promise((r) => setTimeout(r, 50));
+    }
     await bed.sim.control.configure({ faults: {} });
     await worker.runUntilIdle({ timeoutMs: 60_000 });
     await assertExactlyOnce(bed.sim, bed.ledger, 6);

@@ -76,17 +76,22 @@ describe('delivery held for an operator', () => {
       scopes: [createScope],
     });
     for (let i = 0; i < 5; i++) bed.ledger.recordEvent(birthEvent(bed.office, i));
-    const worker = createDeliveryWorker({
-      ledger: bed.ledger,
-      api: createOpenCrvsClient(clientSettings(bed.sim)),
-      settings: fastDelivery,
-    });
+    const api = createOpenCrvsClient(clientSettings(bed.sim));
+    // Probes are counted (each starts with a token check), so the test knows they ran, not that time passed.
+    let probes = 0;
+    const checkToken = api.checkToken.bind(api);
+    api.checkToken = async () => {
+      probes++;
+      return checkToken();
+    };
+    const worker = createDeliveryWorker({ ledger: bed.ledger, api, settings: fastDelivery });
     worker.start();
     try {
       await waitFor(() => worker.held() !== undefined);
       assert.match(worker.held()?.reason ?? '', /403/);
-      // A probe or two run while the scope is still missing: nothing burned, nothing dead.
-      await new Promise((r) => setTimeout(r, 1500));
+      // Two probes run while the scope is still missing: nothing burned, nothing dead.
+      const before = probes;
+      await waitFor(() => probes >= before + 2);
       assert.ok(worker.held());
       assert.equal(bed.ledger.list({ states: ['dead'] }).length, 0);
       assert.ok(bed.ledger.list({ limit: 10 }).every((r) => r.attempts === 0));

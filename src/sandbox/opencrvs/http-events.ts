@@ -70,6 +70,10 @@ export function eventsRouter(deps: EventsRouterDeps): Router {
     (operation: SimOperation, handler: Handler): RequestHandler =>
     async (req, res) => {
       const delay = faults.delayMs(operation);
+      // A slow server has the request before it is slow: a POST's body is read first, so what it then
+      // commits late (after the client stopped waiting) is what a resend under the same transactionId
+      // must find. Parsing again below is a no-op once the body is read.
+      if (delay > 0 && req.method === 'POST') await readBody(req, res).catch(() => undefined);
       if (delay > 0) {
         try {
           await sleep(delay, undefined, { signal: deps.shutdown });
