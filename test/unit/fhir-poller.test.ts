@@ -349,4 +349,15 @@ describe('FhirPoller', () => {
     // The watermark may pass the run only if every member of it was read.
     if (missing.length > 0) assert.equal(watermark, tie, `missing ${missing.join(' ')}, yet the watermark moved`);
   });
+  it('a pass whose calls shutdown cut off ends quietly: no failure is counted, nothing is committed', async () => {
+    const { client, pipeline, poller } = setup({ overlapSeconds: 0 }, ['Patient', 'Encounter']);
+    client.put(stamped('Patient', 'a', '2001-01-01T00:00:01.000Z'));
+    client.searchPage = async () => {
+      poller.stop(); // as Bridge.stop() does, then the client ends the call in flight
+      throw new Error('search Patient: the bridge is stopping');
+    };
+    await poller.pollOnce();
+    assert.equal(poller.status.consecutiveFailures, 0);
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), undefined);
+  });
 });

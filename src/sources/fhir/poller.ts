@@ -106,11 +106,13 @@ export class FhirPoller {
         try {
           addReports(report, await this.pollType(type, fetcher, coverage));
         } catch (err) {
+          // Cut short by shutdown (the client's calls were ended): no failure, the next start reads it.
+          if (this.stopping) break;
           failure ??= err;
           this.log.warn({ err, resourceType: type }, 'a resource type could not be polled; the others go on');
         }
       }
-      if (failure !== undefined) throw failure;
+      if (failure !== undefined && !this.stopping) throw failure;
       return { report, reads: fetcher.reads };
     });
   }
