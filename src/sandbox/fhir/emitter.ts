@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../observability/logger.js';
+import { callSignal } from '../../sources/shared/call-signal.js';
 import {
   buildNotification,
   type EmitterEvent,
@@ -175,12 +176,8 @@ export class NotificationEmitter implements SubscriptionEmitter {
           return; // closed while waiting
         }
       }
-      // A timer of our own, not AbortSignal.timeout inside AbortSignal.any: on Node 20 that inner signal
-      // can be garbage-collected before it fires (nodejs/node#57736), and the send would wait forever.
-      const call = new AbortController();
-      const timer = setTimeout(() => call.abort(), REQUEST_TIMEOUT_MS);
-      const onClose = () => call.abort();
-      this.abort.signal.addEventListener('abort', onClose, { once: true });
+      // Not AbortSignal.any over AbortSignal.timeout: see callSignal.
+      const call = callSignal(REQUEST_TIMEOUT_MS, this.abort.signal);
       try {
         const response = await fetch(request.url, {
           method: request.method,
@@ -195,8 +192,7 @@ export class NotificationEmitter implements SubscriptionEmitter {
         if (this.closed) return;
         lastError = err instanceof Error ? err.name : 'error';
       } finally {
-        clearTimeout(timer);
-        this.abort.signal.removeEventListener('abort', onClose);
+        call.done();
       }
       this.log.debug({ ...about, attempt: attempt + 1, error: lastError }, 'notification attempt failed');
     }

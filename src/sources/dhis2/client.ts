@@ -196,15 +196,15 @@ export class Dhis2Client {
   }
 
   /** GET /api/system/info: reachability and credentials (readiness, doctor); the DHIS2 version. */
-  /** DHIS2's own clock now (`serverDate`, server-local like every DHIS2 timestamp), if it says. */
-  async serverTime(): Promise<string | undefined> {
-    const info = await this.call('system info', 'system/info', isObjectResponse);
-    return typeof info.serverDate === 'string' ? info.serverDate : undefined;
+  async systemInfo(): Promise<string | undefined> {
+    const { version } = await this.call('system info', 'system/info', isObjectResponse);
+    return typeof version === 'string' ? version : undefined;
   }
 
-  async systemInfo(): Promise<string | undefined> {
-    const info = await this.call('system info', 'system/info', isObjectResponse);
-    return typeof info.version === 'string' ? info.version : undefined;
+  /** DHIS2's own clock now (`serverDate` of system/info, server-local like every DHIS2 timestamp), if it says. */
+  async serverTime(): Promise<string | undefined> {
+    const { serverDate } = await this.call('system info', 'system/info', isObjectResponse);
+    return typeof serverDate === 'string' ? serverDate : undefined;
   }
 
   /** GET /api/{collection}/{uid} (doctor): the object, or undefined when DHIS2 says 404. */

@@ -289,14 +289,12 @@ export class FhirPoller {
     const current = this.status.watermarks[type];
     const now = page.meta?.lastUpdated ?? new Date().toISOString();
     const ahead = reach !== undefined && Date.parse(reach) > Date.parse(now);
-    if (ahead) {
-      if (!this.warnedFuture) {
-        this.warnedFuture = true;
-        this.log.warn(
-          { resourceType: type },
-          "the EMR has resources stamped later than its own time (its clock ran ahead): the watermark waits at the server's time, so nothing recorded meanwhile is missed",
-        );
-      }
+    if (ahead && !this.warnedFuture) {
+      this.warnedFuture = true;
+      this.log.warn(
+        { resourceType: type },
+        "the EMR has resources stamped later than its own time (its clock ran ahead): the watermark waits at the server's time, so nothing recorded meanwhile is missed",
+      );
     }
     const next = laterOf(current, ahead ? now : reach);
     const pageReport = this.deps.pipeline.commit(
