@@ -24,6 +24,12 @@ async function listen(handler: (req: IncomingMessage) => unknown): Promise<{ ser
   return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
+/** A FHIR source client at `baseUrl` that sends the bearer TOKEN with every call. */
+function bearerClient(baseUrl: string): FhirSourceClient {
+  const settings = { id: 'emr', kind: 'fhir', baseUrl, timeoutMs: 2000, auth: { type: 'bearer', token: TOKEN } };
+  return new FhirSourceClient(settings as unknown as SourceSettings, { logger: silentLogger, retryBaseMs: 1 });
+}
+
 describe('what a FHIR or DHIS2 source answers', () => {
   const seen: Array<{ at: string; url?: string; auth?: string }> = [];
   let emr: { server: Server; origin: string };
@@ -68,14 +74,7 @@ describe('what a FHIR or DHIS2 source answers', () => {
   });
 
   it('follows a next link that names another origin on the configured origin, token included, never elsewhere', async () => {
-    const settings = {
-      id: 'emr',
-      kind: 'fhir',
-      baseUrl: `${emr.origin}/fhir`,
-      timeoutMs: 2000,
-      auth: { type: 'bearer', token: TOKEN },
-    } as unknown as SourceSettings;
-    const client = new FhirSourceClient(settings, { logger: silentLogger, retryBaseMs: 1 });
+    const client = bearerClient(`${emr.origin}/fhir`);
     const patients = await client.searchAll('Patient', {});
     assert.deepEqual(
       patients.map((p) => p.id),
@@ -92,14 +91,7 @@ describe('what a FHIR or DHIS2 source answers', () => {
   });
 
   it('follows a next link written for the server inside a gateway on the gateway path that was configured', async () => {
-    const settings = {
-      id: 'emr',
-      kind: 'fhir',
-      baseUrl: `${emr.origin}/emr-a/fhir`,
-      timeoutMs: 2000,
-      auth: { type: 'bearer', token: TOKEN },
-    } as unknown as SourceSettings;
-    const client = new FhirSourceClient(settings, { logger: silentLogger, retryBaseMs: 1 });
+    const client = bearerClient(`${emr.origin}/emr-a/fhir`);
     const patients = await client.searchAll('Patient', {});
     assert.deepEqual(
       patients.map((p) => p.id),

@@ -4,7 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { type Ledger, type ListFilter, openLedger, transactionIdsFor } from '../../src/ledger/index.js';
+import {
+  type Ledger,
+  type LedgerError,
+  type ListFilter,
+  openLedger,
+  type Settlement,
+  transactionIdsFor,
+} from '../../src/ledger/index.js';
 import { eventInput, OFFICE, payload, settleRow, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
 
 describe('ledger: recording events', () => {
@@ -16,6 +23,9 @@ describe('ledger: recording events', () => {
     ({ ledger, cleanup } = tempLedger(clock));
   });
   afterEach(() => cleanup());
+  /** An attempt whose answer was lost (a 500, a timeout): due again in a second; the call may have landed. */
+  const retryLater = (error: LedgerError): Settlement => ({ outcome: 'retry', nextRunAt: clock.now() + 1000, error });
+  const server500: LedgerError = { classification: 'retryable', kind: 'server', status: 500, message: 'x' };
 
   it('recording the same event twice leaves one row, the second call reporting unchanged', () => {
     const first = ledger.recordEvent(eventInput('1'));
@@ -314,16 +324,10 @@ describe('ledger: recording events', () => {
 
     // Its OpenCRVS event exists and a NOTIFY was tried (its answer lost, maybe): marked, not cancelled.
     const { row: doubt } = ledger.recordEvent(eventInput('d'));
-    settleRow(
-      ledger,
-      doubt.id,
-      {
-        outcome: 'retry',
-        nextRunAt: clock.now() + 1000,
-        error: { classification: 'retryable', kind: 'server', status: 500, message: 'x' },
-      },
-      { now: clock.now(), created: { eventId: 'event-d', trackingId: 'TRKD' } },
-    );
+    settleRow(ledger, doubt.id, retryLater(server500), {
+      now: clock.now(),
+      created: { eventId: 'event-d', trackingId: 'TRKD' },
+    });
     const marked = ledger.cancelUnsent(input('d'));
     assert.deepEqual([marked?.state, marked?.withdrawnReason], ['failed', 'no longer notifiable: no birth evidence']);
     // A newer version while that NOTIFY is in doubt is an update after notification; the payload sent stays.
@@ -358,16 +362,10 @@ describe('ledger: recording events', () => {
   it('a single-call (v1.9) row whose call may have reached OpenCRVS keeps what it sent: a newer version, a withdrawal', () => {
     const { row } = ledger.recordEvent(eventInput('v1'));
     // createAndNotify timed out: no event id came back, but OpenCRVS may have stored the declaration.
-    settleRow(
-      ledger,
-      row.id,
-      {
-        outcome: 'retry',
-        nextRunAt: clock.now() + 1000,
-        error: { classification: 'retryable', kind: 'timeout', message: 'x' },
-      },
-      { now: clock.now(), step: 'createAndNotify' },
-    );
+    settleRow(ledger, row.id, retryLater({ classification: 'retryable', kind: 'timeout', message: 'x' }), {
+      now: clock.now(),
+      step: 'createAndNotify',
+    });
     assert.equal(ledger.get(row.id)?.eventId, null);
     // The retry sends the same transactionId, which OpenCRVS answers with what it stored: the correction
     // cannot go out under it, and must not be recorded as if it had.
@@ -403,16 +401,10 @@ describe('ledger: recording events', () => {
 
   it('a row withdrawn while in doubt, then back unchanged (a merge undone), is no longer withdrawn', () => {
     const { row } = ledger.recordEvent(eventInput('m'));
-    settleRow(
-      ledger,
-      row.id,
-      {
-        outcome: 'retry',
-        nextRunAt: clock.now() + 1000,
-        error: { classification: 'retryable', kind: 'server', status: 500, message: 'x' },
-      },
-      { now: clock.now(), created: { eventId: 'event-m', trackingId: 'TRKM' } },
-    );
+    settleRow(ledger, row.id, retryLater(server500), {
+      now: clock.now(),
+      created: { eventId: 'event-m', trackingId: 'TRKM' },
+    });
     const input = { sourceId: 'emr', eventType: 'birth', subjectKey: 'Patient/m', sourceRef: 'Encounter/m' };
     ledger.cancelUnsent({ ...input, reason: 'merged into another record' });
     assert.equal(ledger.get(row.id)?.withdrawnReason, 'merged into another record');
