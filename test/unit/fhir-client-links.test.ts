@@ -127,13 +127,13 @@ describe('what a FHIR or DHIS2 source answers', () => {
     }
   });
 
-  it('a DHIS2 answer whose body never ends fails at the timeout, and one past 64 MB is refused', {
-    timeout: 60_000,
-  }, async () => {
-    // Headers, then a body that never ends: slowly (trickle), or as fast as the socket takes it (flood).
-    const endless = createServer((req, res) => {
+  /** Headers, then a body that never ends: slowly (`…/trickle…`), or as fast as the socket takes it (`…/flood…`). */
+  async function endlessServer(opening: string) {
+    const requests: string[] = [];
+    const server = createServer((req, res) => {
+      requests.push(req.url ?? '');
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.write('{"trackedEntities":[');
+      res.write(opening);
       const chunk = Buffer.alloc(req.url?.includes('flood') ? 1_048_576 : 1024, 32);
       const pump = () => {
         if (res.destroyed) return;
@@ -141,22 +141,74 @@ describe('what a FHIR or DHIS2 source answers', () => {
       };
       pump();
     });
-    await new Promise<void>((resolve) => endless.listen(0, '127.0.0.1', resolve));
-    const origin = `http://127.0.0.1:${(endless.address() as AddressInfo).port}`;
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return {
+      origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      requests,
+      close: async () => {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      },
+    };
+  }
+
+  it('a DHIS2 answer whose body never ends fails at the timeout, and one past 64 MB is refused', {
+    timeout: 60_000,
+  }, async () => {
+    const endless = await endlessServer('{"trackedEntities":[');
     try {
       const dhis2At = (path: string, timeoutMs: number) =>
         new Dhis2Client(
-          { id: 'tracker', kind: 'dhis2', baseUrl: `${origin}/${path}`, timeoutMs, auth: { type: 'none' } } as never,
+          {
+            id: 'tracker',
+            kind: 'dhis2',
+            baseUrl: `${endless.origin}/${path}`,
+            timeoutMs,
+            auth: { type: 'none' },
+          } as never,
           { logger: silentLogger, retryBaseMs: 1, attempts: 1 },
         );
       await assert.rejects(dhis2At('trickle', 800).trackedEntityPage({}), /list tracked entities failed/);
       const flood = dhis2At('flood', 30_000);
       await assert.rejects(flood.trackedEntityPage({}), /larger than 64 MB.*pageSize/);
     } finally {
-      endless.closeAllConnections();
-      await new Promise((resolve) => endless.close(resolve));
+      await endless.close();
     }
   });
+
+  it('a FHIR answer past 64 MB is refused at once and not asked again; one that never ends fails at the timeout', {
+    timeout: 60_000,
+  }, async () => {
+    // fhir-kit-client reads answers whole: without the bridge's dispatcher, the flood grew memory until
+    // the timeout cut it (bandwidth × timeout), and each retry read it again.
+    const endless = await endlessServer('{"resourceType":"Bundle","type":"searchset","entry":[');
+    try {
+      const fhirAt = (path: string, timeoutMs: number) =>
+        new FhirSourceClient(
+          { id: 'emr', kind: 'fhir', baseUrl: `${endless.origin}/${path}`, timeoutMs, auth: { type: 'none' } } as never,
+          { logger: silentLogger, retryBaseMs: 1 },
+        );
+      const flood = fhirAt('flood', 30_000);
+      await assert.rejects(flood.searchPage('Patient', {}), (err: Error) => {
+        assert.match(
+          err.message,
+          /^search Patient failed: the answer is larger than 64 MB \(lower sources\[\]\.poll\.pageSize of source emr\)$/,
+        );
+        assert.equal((err as { retryable?: boolean }).retryable, false);
+        return true;
+      });
+      await assert.rejects(flood.read('Patient', 'p1'), {
+        name: 'FhirSourceError',
+        message: 'read Patient failed: the answer is larger than 64 MB',
+      });
+      assert.equal(endless.requests.length, 2, 'one request per call: an answer too large is not asked for again');
+      flood.close();
+      await assert.rejects(fhirAt('trickle', 800).searchPage('Patient', {}), /search Patient failed: timeout/);
+    } finally {
+      await endless.close();
+    }
+  });
+
   it('close() ends a FHIR or DHIS2 call waiting on a silent server at once, and refuses the next', {
     timeout: 30_000,
   }, async () => {

@@ -3,6 +3,7 @@ import { Client, type FhirResource } from 'fhir-kit-client';
 import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import { callSignal } from '../shared/call-signal.js';
+import { cappedAgent, tooLargeIn } from '../shared/capped-dispatcher.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
 import { loggableCause, SourceCallError } from '../shared/source-error.js';
@@ -24,6 +25,11 @@ export interface FhirSourceClientOptions {
 // minute) but never `no-store`, which would disable HAPI's paging cursors.
 const SEARCH_HEADERS = { 'cache-control': 'no-cache' };
 const MAX_SEARCH_PAGES = 20;
+/**
+ * A FHIR answer past this is refused, not read on. A search page of `_count=1000` typical resources is
+ * a few MB; the bound is the DHIS2 and OpenCRVS clients' too.
+ */
+const MAX_ANSWER_BYTES = 64 * 1_048_576;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null;
@@ -62,6 +68,7 @@ export class FhirSourceClient {
   private readonly retryBaseMs: number;
   private readonly log: Logger;
   private readonly limit: ReturnType<typeof sourceRequestLimit>;
+  private readonly dispatcher = cappedAgent(MAX_ANSWER_BYTES);
 
   constructor(
     readonly settings: SourceSettings,
@@ -69,7 +76,7 @@ export class FhirSourceClient {
   ) {
     this.baseUrl = settings.baseUrl.replace(/\/+$/, '');
     this.limit = sourceRequestLimit(settings);
-    this.client = new Client({ baseUrl: this.baseUrl });
+    this.client = new Client({ baseUrl: this.baseUrl, requestOptions: { dispatcher: this.dispatcher } });
     this.auth = createSourceAuthenticator(settings.auth, settings.timeoutMs);
     this.attempts = options.attempts ?? 3;
     this.retryBaseMs = options.retryBaseMs ?? 500;
@@ -85,6 +92,7 @@ export class FhirSourceClient {
    */
   close(): void {
     this.closing.abort(new FhirSourceError('the bridge is stopping', undefined, false));
+    this.dispatcher.destroy().catch(() => undefined);
   }
 
   private async call<T>(
@@ -124,6 +132,14 @@ export class FhirSourceClient {
     // The OAuth2 token endpoint, not the FHIR server: a refused client is configuration, no network error.
     if (err instanceof SourceAuthError)
       return new FhirSourceError(`${operation} failed: ${err.message}`, undefined, err.retryable, { cause: err });
+    // Not retried: the same question brings the same answer. A search page can be made smaller.
+    const tooLarge = tooLargeIn(err);
+    if (tooLarge) {
+      const hint = /^(search|next page)/.test(operation)
+        ? ` (lower sources[].poll.pageSize of source ${this.settings.id})`
+        : '';
+      return new FhirSourceError(`${operation} failed: ${tooLarge.message}${hint}`, undefined, false);
+    }
     const status = statusOf(err);
     if (status === 401) this.auth.invalidate();
     const timedOut = isRecord(err) && (err.name === 'TimeoutError' || err.name === 'AbortError');
