@@ -22,7 +22,8 @@
 // from the bridge); the bridge runs in this process. Ledgers live in the OS temp dir (BENCH_DIR), on a
 // real disk: the fsyncs of synchronous=FULL count. Knobs: BENCH_BIRTHS, BENCH_PAGE_SIZE,
 // BENCH_CONCURRENCY ('4,8'), BENCH_ACK_RATE, BENCH_ACK_SECONDS, BENCH_ACK=0 (or =full, =alone), BENCH_LOG_LEVEL,
-// BENCH_CHILD_NODE_OPTIONS (e.g. '--cpu-prof' for the sandboxes).
+// BENCH_CHILD_NODE_OPTIONS (e.g. '--cpu-prof' for the sandboxes), BENCH_PROFILE_DIR (the bridge's CPU profile
+// over each (a) run, written as e2e-c<N>.cpuprofile).
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -207,6 +208,7 @@ async function endToEnd(env: Env, concurrency: number): Promise<EndToEnd> {
     const source = bridge.sources[0];
     if (!source) throw new Error('no source');
     const cpuBefore = await env.cpu();
+    const profile = await startProfile();
     const t0 = performance.now();
     await source.poller.pollOnce();
     const pollSeconds = (performance.now() - t0) / 1000;
@@ -218,6 +220,7 @@ async function endToEnd(env: Env, concurrency: number): Promise<EndToEnd> {
       }),
     ]);
     clearTimeout(timer);
+    await profile?.(`e2e-c${concurrency}`);
     const cpu = cpuSince(cpuBefore, await env.cpu());
     const seconds = (endedAt - t0) / 1000;
     const mappedSeconds = (recordedAt - t0) / 1000;
@@ -530,3 +533,20 @@ main().catch((err) => {
   console.error(err);
   process.exitCode = 1;
 });
+
+/** With BENCH_PROFILE_DIR: the bridge's CPU profile over (a) alone, as `<dir>/<name>.cpuprofile`. */
+async function startProfile(): Promise<((name: string) => Promise<void>) | undefined> {
+  const dir = process.env.BENCH_PROFILE_DIR;
+  if (!dir) return undefined;
+  const { Session } = await import('node:inspector/promises');
+  const { writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return async (name) => {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  };
+}
