@@ -11,10 +11,15 @@ import type { SourcePipeline } from '../../src/sources/pipeline.js';
 
 const T = '2026-01-01T10:00:00.000';
 
-function world(runLength: number, editsAt: Record<number, string[]>, serverDate = '2026-01-02T00:00:00.000') {
+function world(
+  runLength: number,
+  editsAt: Record<number, string[]>,
+  serverDate = '2026-01-02T00:00:00.000',
+  later = 3,
+) {
   const updatedAt = new Map<string, string>();
   for (let i = 0; i < runLength; i++) updatedAt.set(`r${String(i).padStart(2, '0')}`, T);
-  for (let i = 1; i <= 3; i++) updatedAt.set(`later${i}`, `2026-01-01T10:0${i}:00.000`);
+  for (let i = 1; i <= later; i++) updatedAt.set(`later${i}`, `2026-01-01T10:0${i}:00.000`);
   let calls = 0;
   let edits = 0;
   const client = {
@@ -81,6 +86,32 @@ describe('DHIS2 poller: a run of equal updatedAt read by page numbers', () => {
     await w.poller.pollOnce();
     assert.deepEqual(w.missed(), [], 'the run and the records after it');
   });
+
+  it('keeps the watermark at a run whose readings never agree, reads on past it, and the next pass reads it again', async () => {
+    // One record of the run is edited after every call: each reading differs from the one before, so the
+    // poller gives up on the run for this pass. The records after it must not wait for the run to settle.
+    const edits: Record<number, string[]> = {};
+    for (let call = 1; call <= 40; call++) edits[call] = [`r${String(call - 1).padStart(2, '0')}`];
+    const w = world(40, edits, undefined, 8); // later1…8: pages of records after the run
+    await w.poller.pollOnce();
+    assert.equal(w.cursors.get('updatedAt:trackedEntities'), T, 'the watermark stays at the run');
+    const unread = w.missed();
+    for (const uid of ['later3', 'later4', 'later5'])
+      assert.ok(!unread.includes(uid), `${uid}, after the run, is read`);
+    assert.ok(
+      unread.some((uid) => uid.startsWith('r')),
+      'the case is real: this pass could not read the whole run',
+    );
+    // Once the run holds still, later passes read it (twice alike) and move past it; each reads at most
+    // maxPages plain pages (4 here), so the 40 records edited out of the run take a few passes.
+    for (const call of Object.keys(edits)) delete edits[Number(call)];
+    const newest = [...w.updatedAt.values()].sort().at(-1);
+    for (let pass = 0; pass < 30 && w.cursors.get('updatedAt:trackedEntities') !== newest; pass++)
+      await w.poller.pollOnce();
+    assert.deepEqual(w.missed(), []);
+    assert.equal(w.cursors.get('updatedAt:trackedEntities'), newest);
+  });
+
   it("never moves the watermark past DHIS2's own time: a record stamped in the future hides no later birth", async () => {
     const w = world(0, {}, '2026-01-01T10:05:00.000'); // DHIS2 says it is 10:05
     w.updatedAt.set('stray', '2026-01-09T00:00:00.000'); // stamped days ahead by a clock that ran fast

@@ -7,7 +7,7 @@ import { MAX_RUN_PAGES, RunReadings } from '../shared/run-readings.js';
 import type { Dhis2Client } from './client.js';
 import { Dhis2Fetcher } from './fetcher.js';
 import { trackedEntityFilter } from './settings.js';
-import { formatNaive, laterOf, minusSeconds, naiveMillis } from './time.js';
+import { earlierOf, formatNaive, laterOf, minusSeconds, naiveMillis } from './time.js';
 
 export const DHIS2_CURSOR = 'updatedAt:trackedEntities';
 /** The one watched "type" in status.watermarks (same shape as the FHIR poller's, for the admin page and metrics). */
@@ -101,7 +101,11 @@ export class Dhis2Poller {
     let page = 1;
     // A run of equal `updatedAt` longer than a page is read by page numbers, again until a reading can be
     // trusted (see RunReadings); until then the watermark stays at the run.
-    const run = new RunReadings();
+    let run = new RunReadings();
+    // After a run that could not be read reliably, the watermark waits at it and the pass reads on past
+    // it: a large import that clinicians keep editing would otherwise hold back every later birth.
+    let holdAt: string | undefined;
+    const capped = (reach: string | undefined) => (holdAt !== undefined ? earlierOf(reach, holdAt) : reach);
     // Pages outside runs count against maxPages; a run's pages against their own, larger bound, or a run
     // longer than maxPages pages (one bulk import) would stop every pass inside it, for good.
     let plainPages = 0;
@@ -132,7 +136,7 @@ export class Dhis2Poller {
       if (inRun) runPages++;
       else plainPages++;
       const leaves = pageMax !== undefined && advances(bound, pageMax);
-      this.commitPage(report, results, inRun && leaves ? bound : pageMax, entities.length);
+      this.commitPage(report, results, capped(inRun && leaves ? bound : pageMax), entities.length);
       for (const resource of fresh) this.remember(resource);
       const last = entities.length < poll.pageSize;
       if (inRun && (last || leaves)) {
@@ -146,11 +150,14 @@ export class Dhis2Poller {
             { readings: run.count },
             'a run of records sharing one updatedAt kept changing while it was read: the watermark stays at the run, the next pass reads it again',
           );
-          break;
+          holdAt ??= bound;
+          run = new RunReadings(); // what follows the run is read as plain pages again
+        } else {
+          // The run is complete: the watermark may pass it.
+          const current = this.status.watermarks[WATERMARK_KEY];
+          const reach = capped(pageMax);
+          if (laterOf(current, reach) !== current) this.commitPage(report, [], reach, 0);
         }
-        // The run is complete: the watermark may pass it.
-        const current = this.status.watermarks[WATERMARK_KEY];
-        if (laterOf(current, pageMax) !== current) this.commitPage(report, [], pageMax, 0);
       }
       if (last) break;
       if (leaves && pageMax) {

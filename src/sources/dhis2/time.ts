@@ -34,3 +34,9 @@ export function laterOf(a: string | undefined, b: string | undefined): string | 
   if (!b) return a;
   return (naiveMillis(b) ?? Number.NEGATIVE_INFINITY) > (naiveMillis(a) ?? Number.NEGATIVE_INFINITY) ? b : a;
 }
+
+/** The earlier of two DHIS2 timestamps (`b` when `a` is missing or unparseable). */
+export function earlierOf(a: string | undefined, b: string): string {
+  const at = a === undefined ? undefined : naiveMillis(a);
+  return at !== undefined && at < (naiveMillis(b) ?? Number.POSITIVE_INFINITY) ? (a as string) : b;
+}
