@@ -89,10 +89,14 @@ describe('delivery held for an operator', () => {
     try {
       await waitFor(() => worker.held() !== undefined);
       assert.match(worker.held()?.reason ?? '', /403/);
+      const since = worker.held()?.since;
       // Two probes run while the scope is still missing: nothing burned, nothing dead.
       const before = probes;
       await waitFor(() => probes >= before + 2);
       assert.ok(worker.held());
+      // Each probe's refused re-try raises the hold again; it still dates from the first refusal.
+      assert.equal(worker.held()?.since, since);
+      assert.equal(bed.ledger.getHold()?.since, since);
       assert.equal(bed.ledger.list({ states: ['dead'] }).length, 0);
       assert.ok(bed.ledger.list({ limit: 10 }).every((r) => r.attempts === 0));
       await bed.sim.control.addClient({

@@ -10,7 +10,7 @@ import { FhirPoller } from '../../src/sources/fhir/poller.js';
 import { FIRST_SYNC_CURSOR } from '../../src/sources/pass.js';
 import { RecordingPipeline, StubFhirClient, stamped } from '../integration/helpers/bridge-stubs.js';
 
-function setup(poll: Partial<PollSettings> = {}, types = ['Patient']) {
+function setup(poll: Partial<PollSettings> = {}, types = ['Patient'], maxPagesPerType?: number) {
   const client = new StubFhirClient();
   const pipeline = new RecordingPipeline();
   const poller = new FhirPoller({
@@ -21,6 +21,7 @@ function setup(poll: Partial<PollSettings> = {}, types = ['Patient']) {
     resourceTypes: types,
     poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 10, pageSize: 2, ...poll },
     logger: silentLogger,
+    maxPagesPerType,
   });
   return { client, pipeline, poller };
 }
@@ -79,6 +80,25 @@ describe('FhirPoller', () => {
     );
     assert.equal(client.followed.length, 0);
     assert.equal(poller.status.watermarks.Patient, '2001-01-01T00:00:03.000Z');
+  });
+
+  it('reads at most maxPagesPerType pages of a type in one pass; the next pass goes on from its watermark', async () => {
+    const { client, pipeline, poller } = setup({ overlapSeconds: 0 }, ['Patient'], 3);
+    for (let i = 1; i <= 9; i++) client.put(stamped('Patient', `p${i}`, `2001-01-01T00:00:0${i}.000Z`));
+    await poller.pollOnce();
+    assert.equal(client.searches.length, 3, 'the pass ends after its third page');
+    const firstPass = [...pipeline.evaluated];
+    assert.ok(firstPass.length < 9, `read ${firstPass.length} of 9`);
+    const newest = `2001-01-01T00:00:0${firstPass.length}.000Z`;
+    assert.equal(poller.status.watermarks.Patient, newest, 'the watermark is where the pass stopped');
+    await poller.pollOnce();
+    assert.equal(client.searches[3]?.params._lastUpdated, `ge${newest}`);
+    for (let pass = 0; pass < 5 && pipeline.evaluated.length < 9; pass++) await poller.pollOnce();
+    assert.deepEqual(
+      [...pipeline.evaluated].sort(),
+      Array.from({ length: 9 }, (_, i) => `Patient/p${i + 1}/1`),
+      'each once',
+    );
   });
 
   it('re-reads the overlap window but evaluates only versions it has not seen', async () => {

@@ -289,6 +289,28 @@ describe('InboxProcessor', () => {
     assert.equal(t.catchUps.length, 2, 'nothing owed any more');
   });
 
+  it('a catch-up asked for while one runs is run again after it: the running poll may have read past the gap', async () => {
+    let t: ReturnType<typeof setup> | undefined;
+    let calls = 0;
+    t = setup({
+      heartbeatSeconds: 10,
+      catchUp: async () => {
+        if (++calls > 1 || !t) return;
+        // Heartbeats fall silent while the first poll runs: a gap it may already have read past.
+        t.advance(25_000);
+        t.processor.checkSilence();
+      },
+    });
+    t.receive({ kind: 'ping', style: 'hapi-empty' });
+    await t.processor.processOnce();
+    assert.equal(t.catchUps.length, 1);
+    assert.equal(t.status()?.gaps, 1, 'the silence was seen during the poll');
+    assert.ok(t.meta.getMeta('subscription:emr:catchUpOwed'), 'the second request outlives the first poll');
+    await t.processor.processOnce();
+    assert.equal(t.catchUps.length, 2);
+    assert.equal(t.meta.getMeta('subscription:emr:catchUpOwed'), undefined);
+  });
+
   it('runs a catch-up poll that was owed when the process stopped', async () => {
     const meta = new MemoryMeta();
     const crashed = setup({ meta, catchUp: () => new Promise(() => {}) }); // the process dies mid-poll

@@ -735,6 +735,24 @@ describe('OpenCRVS v1 notification bundles', () => {
     const r = mapped(await mapInput(set, fixture('opencrvs-v1/v1.8.0-to-v1.9.x__create-birth-notification-min.json')));
     assert.equal(r.routing.office, 'routed-office');
   });
+
+  it("a route's facility wins over the facility the record names; without one the record's is kept", async () => {
+    const named = 'd89c1114-eddc-4dca-8352-4d2105c876f8'; // the v1 encounter's Location
+    const input = () => fixture('opencrvs-v1/v1.8.0-to-v1.9.x__create-birth-notification-min.json');
+    const routed = loadMappings({
+      routing: { facilities: { [`Location/${named}`]: { office: 'routed-office', facility: 'routed-facility' } } },
+    });
+    const r = mapped(await mapInput(routed, input()));
+    assert.equal(r.routing.facility, 'routed-facility');
+    assert.equal(r.declaration['child.birthLocation'], 'routed-facility');
+    assert.match(r.routing.via, /facility from the route/);
+    const officeOnly = loadMappings({
+      routing: { facilities: { [`Location/${named}`]: { office: 'routed-office' } } },
+    });
+    const kept = mapped(await mapInput(officeOnly, input()));
+    assert.equal(kept.routing.facility, named);
+    assert.match(kept.routing.via, /facility named by the source record/);
+  });
 });
 
 describe('per-record errors', () => {
