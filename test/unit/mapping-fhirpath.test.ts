@@ -5,7 +5,13 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { assembleContext } from '../../src/mapping/context.js';
 import { ExpressionCompiler, ExpressionRuntimeError, withoutValues } from '../../src/mapping/fhirpath/expr.js';
-import { buildCodeSet, calendarDate, daysBetween, utcInZone } from '../../src/mapping/fhirpath/functions.js';
+import {
+  buildCodeSet,
+  calendarDate,
+  daysBetween,
+  utcInZone,
+  yearsBetween,
+} from '../../src/mapping/fhirpath/functions.js';
 import { bundleFetcher, loadMappings } from '../../src/mapping/index.js';
 
 const FIXTURES = [
@@ -110,6 +116,8 @@ describe('fast FHIRPath path', () => {
     "%rp.where(relationship.coded('mother')).count()",
     '%e.where(period.start.daysAfter(%p.birthDate) <= 3).exists()',
     '%e.period.start.daysAfter(%p.birthDate)',
+    "%e.period.start.yearsAfter('2018-03')",
+    '%p.birthDate.yearsAfter(%o.value)',
     "%p.ref() | 'x' | 'x'",
     'Patient.name.family | Observation.name.family',
     "iif(%p.gender.exists(), 'has', 'none')",
@@ -196,7 +204,11 @@ describe('UTC date-times in a source time zone', () => {
     const reference = new ExpressionCompiler('fhir', new Map(), false, 'Africa/Nairobi');
     const root = { resourceType: 'Encounter', period: { start: '2024-05-09T21:45:00Z' } };
     const vars = { birth: '2024-05-10' };
-    for (const text of ['period.start.daysAfter(%birth)', 'period.start.calendarDate()']) {
+    for (const text of [
+      'period.start.daysAfter(%birth)',
+      'period.start.calendarDate()',
+      'period.start.yearsAfter(%birth)',
+    ]) {
       const names = new Set(['birth']);
       const fastOut = zoned.compile(text, names).evaluate(root, vars);
       assert.deepEqual(fastOut, reference.compile(text, names).evaluate(root, vars), text);
@@ -216,5 +228,21 @@ describe('daysBetween (daysAfter)', () => {
       assert.equal(daysBetween(bad, '2019-02-12'), undefined, String(bad));
       assert.equal(daysBetween('2019-02-12', bad), undefined, String(bad));
     }
+  });
+});
+
+describe('yearsBetween (yearsAfter)', () => {
+  it('counts completed years with the precision both dates have', () => {
+    assert.equal(yearsBetween('2023-12', '2024-01-10'), 0, 'an infant: the month tells it was under one');
+    assert.equal(yearsBetween('1950-06', '2024-03-06'), 73);
+    assert.equal(yearsBetween('1950-03', '2024-03-06'), 74, 'the same month: the day is not known, the years are');
+    assert.equal(yearsBetween('1990-12-15', '2024-12-14'), 33, 'the day before the birthday');
+    assert.equal(yearsBetween('1990-12-15', '2024-12-15'), 34, 'on the birthday');
+    assert.equal(yearsBetween('2004-02-29', '2023-02-28'), 18, 'a leap-day birthday not yet reached');
+    assert.equal(yearsBetween('1950', '2024-03-06'), 74, 'a year alone: the difference of the years');
+    assert.equal(yearsBetween('1950-06-01', '2024-03-06T23:30:00Z', 'Africa/Lusaka'), 73);
+    assert.equal(yearsBetween('2000-01-01', '2023-12-31T23:30:00Z', 'Africa/Lusaka'), 24, 'the zone makes it the 1st');
+    assert.equal(yearsBetween({ start: '2000-05-01T10:00:00Z' }, '2024-05-01'), 24, "a Period's start");
+    for (const bad of ['', '24', 'May 2024', 12, null, {}]) assert.equal(yearsBetween(bad, '2024-01-01'), undefined);
   });
 });

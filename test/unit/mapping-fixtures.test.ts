@@ -610,6 +610,22 @@ describe('OpenMRS-shaped records', () => {
     });
   });
 
+  it('an estimated year on the RelatedPerson and a full date on her Patient: the date, with no age beside it', async () => {
+    const bundle = fixture('fhir/openmrs/openmrs-birth-bundle.json') as {
+      entry: { resource: Record<string, unknown> }[];
+    };
+    const related = bundle.entry.find((e) => e.resource.resourceType === 'RelatedPerson')?.resource;
+    assert.ok(related);
+    related.birthDate = '1990';
+    const person = String((related.identifier as { value: string }[])[0]?.value).replace('Person/', '');
+    bundle.entry.push({ resource: { resourceType: 'Patient', id: person, gender: 'female', birthDate: '1990-04-12' } });
+    const d = mapped(await mapInput(loadMappings({ names: ['birth.fhir'], routing }), bundle)).declaration;
+    // The form hides the date of birth when dobUnknown is set: all three together contradicted each other.
+    assert.equal(d['mother.dob'], '1990-04-12');
+    assert.equal(d['mother.dobUnknown'], undefined);
+    assert.equal(d['mother.age'], undefined);
+  });
+
   it('an estimated birth date, which OpenMRS sends as a year, gives an age instead of a birth date', async () => {
     type Entries = { entry: Array<{ resource: Record<string, unknown> }> };
     const birth = structuredClone(fixture('fhir/openmrs/openmrs-birth-bundle.json')) as Entries;
@@ -628,6 +644,18 @@ describe('OpenMRS-shaped records', () => {
     const d = mapped(await mapInput(all, death)).declaration;
     assert.equal(d['deceased.dobUnknown'], true);
     assert.deepEqual(d['deceased.age'], { age: 2024 - 1950, asOfDateRef: 'eventDetails.date' }); // died 2024-03-06
+
+    // A child of 5 or under has its estimated birth date sent as year-month: the months count. Born in
+    // June 1950, died in March 2024: 73, where the years alone said 74; born December 2023: 0, not 1.
+    deceased.birthDate = '1950-06';
+    const months = mapped(await mapInput(all, death)).declaration;
+    assert.deepEqual(months['deceased.age'], { age: 73, asOfDateRef: 'eventDetails.date' });
+    deceased.birthDate = '2023-12';
+    const infant = mapped(await mapInput(all, death)).declaration;
+    assert.deepEqual(infant['deceased.age'], { age: 0, asOfDateRef: 'eventDetails.date' });
+    mother.birthDate = '1990-12';
+    const december = mapped(await mapInput(all, birth)).declaration;
+    assert.deepEqual(december['mother.age'], { age: 33, asOfDateRef: 'child.dob' });
   });
 
   it('deceasedBoolean false is not a death, and not an exclusion to record either', async () => {

@@ -4,7 +4,7 @@
 import fhirpath from 'fhirpath';
 import r4 from 'fhirpath/fhir-context/r4';
 import { type AstNode, type ChoiceInfo, FastCompiler, type FastEnv, NEED_SLOW, Prim, Unsupported } from './fast.js';
-import { type CodeSet, calendarDate, daysBetween, humanName, itemIsCoded, resourceRef } from './functions.js';
+import { type CodeSet, calendarDate, daysBetween, humanName, itemIsCoded, resourceRef, yearsBetween } from './functions.js';
 
 export type SourceKind = 'fhir' | 'dhis2';
 
@@ -85,7 +85,7 @@ const KNOWN_FUNCTIONS = new Set(
     'truncate children descendants trace now today timeOfDay not extension hasValue getValue resolve memberOf ' +
     'htmlChecks conformsTo type sum min max avg aggregate lowBoundary highBoundary precision yearOf monthOf dayOf ' +
     'hourOf minuteOf secondOf millisecondOf timezoneOffsetOf dateOf timeOf sort coalesce single comparable ' +
-    'coded daysAfter ref humanName calendarDate'
+    'coded daysAfter yearsAfter ref humanName calendarDate'
   ).split(' '),
 );
 
@@ -147,6 +147,14 @@ export class ExpressionCompiler {
           if (inputs.length !== 1 || since.length !== 1) return [];
           const days = daysBetween(val(since[0]), val(inputs[0]), timeZone);
           return days === undefined ? [] : [days];
+        },
+        arity: { 1: ['Any'] },
+      },
+      yearsAfter: {
+        fn: (inputs: unknown[], since: unknown[]) => {
+          if (inputs.length !== 1 || since.length !== 1) return [];
+          const years = yearsBetween(val(since[0]), val(inputs[0]), timeZone);
+          return years === undefined ? [] : [years];
         },
         arity: { 1: ['Any'] },
       },

@@ -4,7 +4,15 @@
 // either at compile time (Unsupported) or per call (NEED_SLOW, e.g. comparing date-typed values, whose
 // FHIRPath semantics depend on the model). A differential test keeps both in agreement on the fixtures.
 // Why: fhirpath.js costs ~3–400 µs per expression on real contexts; this is ~20–100× cheaper.
-import { type CodeSet, calendarDate, daysBetween, humanName, itemIsCoded, resourceRef } from './functions.js';
+import {
+  type CodeSet,
+  calendarDate,
+  daysBetween,
+  humanName,
+  itemIsCoded,
+  resourceRef,
+  yearsBetween,
+} from './functions.js';
 
 export interface AstNode {
   type: string;
@@ -425,6 +433,14 @@ export class FastCompiler {
           const from = single(since(focus, env));
           const days = daysBetween(from, date, env.timeZone);
           return days === undefined ? [] : [days];
+        };
+      }
+      case 'yearsAfter': {
+        arity(1);
+        const since = p(0);
+        return (focus, env) => {
+          const years = yearsBetween(unwrap(single(since(focus, env))), unwrap(single(left(focus, env))), env.timeZone);
+          return years === undefined ? [] : [years];
         };
       }
       case 'toDecimal':

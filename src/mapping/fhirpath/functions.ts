@@ -130,6 +130,37 @@ export function daysBetween(since: unknown, date: unknown, timeZone?: string): n
   return a === undefined || b === undefined ? undefined : Math.round(b - a);
 }
 
+/** Year, and month and day when given, of a date, dateTime (read in `timeZone` when UTC) or Period start. */
+function dateParts(value: unknown, timeZone?: string): [number, number?, number?] | undefined {
+  const written = isObject(value) && typeof value.start === 'string' ? value.start : value;
+  if (typeof written !== 'string') return undefined;
+  const text = (timeZone && written.length > 10 && utcInZone(written, timeZone)) || written;
+  const match = /^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:$|T)/.exec(text);
+  if (!match) return undefined;
+  return [Number(match[1]), match[2] ? Number(match[2]) : undefined, match[3] ? Number(match[3]) : undefined];
+}
+
+/**
+ * Whole years from `since` to `date` (an age: birthdays completed), with the precision both have. A
+ * year-month date counts by months (born 2023-12, died 2024-01-10: 0, where the years alone say 1); a
+ * year alone gives the difference of the years, which is all it can. Empty unless both have a year.
+ */
+export function yearsBetween(since: unknown, date: unknown, timeZone?: string): number | undefined {
+  const from = dateParts(since, timeZone);
+  const to = dateParts(date, timeZone);
+  if (!from || !to) return undefined;
+  const [fromYear, fromMonth, fromDay] = from;
+  const [toYear, toMonth, toDay] = to;
+  let years = toYear - fromYear;
+  if (fromMonth !== undefined && toMonth !== undefined) {
+    const birthdayLater =
+      toMonth < fromMonth ||
+      (toMonth === fromMonth && fromDay !== undefined && toDay !== undefined && toDay < fromDay);
+    if (birthdayLater) years--;
+  }
+  return years;
+}
+
 /** 'Type/id' of a resource. */
 export function resourceRef(item: unknown): string | undefined {
   if (!isObject(item)) return undefined;
