@@ -49,26 +49,28 @@ function distinct(items: unknown[]): number {
 }
 
 /**
- * The first source that gives a usable value wins. One that finds something unusable (a partial date, a
- * code the value map leaves out) does not end the search: a later source may hold it complete (a VRDR
- * death-date observation of `2024-05` before `Patient.deceasedDateTime`). If none gives a value, the first
- * such outcome is reported (its warning, or its error).
+ * The first source that gives a usable value wins. One that finds something incomplete (a partial date,
+ * a code the value map leaves out) does not end the search: a later source may hold it complete (a VRDR
+ * death-date observation of `2024-05` before `Patient.deceasedDateTime`). One that finds a wrong value
+ * (`2024-02-30`, a weight in cm, a code no value map knows) ends it: the record is invalid until the
+ * source is corrected, since a later source's different value (the encounter's date for the birth
+ * date) is no substitute for it. If none gives a value, the first skip's warning is reported.
  */
 function fieldValue(f: CompiledField, ctx: MappingContext): SourceOutcome {
   const { subject, vars } = ctx;
   if (f.when && !truthy(f.when.evaluate(subject, vars))) return { skip: undefined };
   if (f.constant) return { value: f.constant.value };
-  let unusable: Exclude<SourceOutcome, { value: unknown }> | undefined;
+  let skipped: { skip: string | undefined } | undefined;
   for (const e of f.from) {
     let items = e.evaluate(subject, vars);
     // DHIS2 keeps a cleared value as "": nothing given, not a malformed value.
     if (items[0] === '') items = items.filter((item) => item !== '');
     if (items.length === 0) continue;
     const out = sourceValue(f, items, e.text);
-    if ('value' in out) return out;
-    unusable ??= out;
+    if ('skip' in out) skipped ??= out;
+    else return out;
   }
-  if (unusable && ('error' in unusable || unusable.skip !== undefined)) return unusable;
+  if (skipped?.skip !== undefined) return skipped;
   return f.default ? { value: f.default.value } : { skip: undefined };
 }
 

@@ -802,6 +802,26 @@ describe('per-record errors', () => {
     );
     assert.ok(!r.errors[0]?.message.includes('2500'));
   });
+
+  it("an impossible birth date is an error, not replaced by the next source's date (the encounter's)", async () => {
+    // The BFDR document is the birth evidence here; the birth encounter's start would be the fallback.
+    const bundle = fixture('fhir/bfdr/Bundle-bundle-provider-live-birth-babyg-quinn.json') as {
+      entry: Array<{ resource: Record<string, unknown> }>;
+    };
+    const child = bundle.entry.find((e) => e.resource.id === 'patient-child-babyg-quinn')?.resource;
+    assert.ok(child);
+    child.birthDate = '2019-02-30';
+    // The birth encounter is still found (its window reads 02-30 as 03-02), so a fallback is there to take.
+    const encounter = bundle.entry.find((e) => e.resource.id === 'encounter-birth-babyg-quinn')?.resource;
+    assert.ok(encounter);
+    encounter.period = { start: '2019-03-01T13:00:00-07:00' };
+    const r = await mapInput(all, bundle);
+    assert.equal(r.status, 'invalid');
+    assert.ok(r.status === 'invalid');
+    assert.deepEqual(r.errors, [
+      { field: 'child.dob', message: 'source value is not a valid calendar date (from %subject.birthDate)' },
+    ]);
+  });
 });
 
 describe('payload hash', () => {

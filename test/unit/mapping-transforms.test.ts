@@ -102,6 +102,24 @@ describe('dates', () => {
     assert.ok('error' in toPlainDate(42));
   });
 
+  it('takes a Period as a date only when it starts and ends on one day (VRDR gives a range when unsure)', () => {
+    const day = { start: '2024-03-05T08:00:00+02:00', end: '2024-03-05T09:30:00+02:00' };
+    assert.deepEqual(toPlainDate(day), { value: '2024-03-05' });
+    assert.deepEqual(toPlainDate({ start: '2024-02-20', end: '2024-03-05' }), {
+      partial: true,
+      reason: 'is a range of days, not one date',
+    });
+    for (const open of [{ start: '2024-02-20' }, { end: '2024-03-05' }])
+      assert.deepEqual(toPlainDate(open), { partial: true, reason: 'is an open range of dates, not one date' });
+    // UTC ends read in the zone: 23:30Z on the 4th is the 5th in Lusaka, the day the period started.
+    const zoned = { start: '2024-03-05T00:10:00+02:00', end: '2024-03-04T23:30:00Z' };
+    assert.deepEqual(toPlainDate(zoned, 'Africa/Lusaka'), { value: '2024-03-05' });
+    assert.ok('error' in toPlainDate({ start: '2024-02-30', end: '2024-03-01' }));
+    assert.deepEqual(applyTransform('date', [{ start: '2024-02-20', end: '2024-03-05' }], {}), {
+      skip: 'the date is a range of days, not one date',
+    });
+  });
+
   it('the date transform leaves a partial date out with a warning', () => {
     const out = applyTransform('date', ['2019-02'], {});
     assert.ok('skip' in out && /not complete/.test(out.skip ?? ''));

@@ -1,6 +1,7 @@
 // FHIR date / dateTime / VR partial dates → OpenCRVS DATE ('YYYY-MM-DD').
 import { utcInZone } from '../fhirpath/functions.js';
-export type DateOutcome = { value: string } | { partial: true } | { error: string };
+/** `partial`: no single complete date (a year, a month, a range); the field is left out, with `reason`. */
+export type DateOutcome = { value: string } | { partial: true; reason?: string } | { error: string };
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -32,6 +33,8 @@ function part(ext: Record<string, unknown>, name: string): number | undefined {
  * convert to UTC, so 2026-06-30T23:30:00-05:00 is 2026-06-30. One written in UTC (…Z) is read in
  * `timeZone` when the source names one (an EMR that stores UTC). A year or year-month, or a
  * partial-date extension without all of year, month and day, is `partial` and the field is left out.
+ * So is a Period, unless it starts and ends on one day: VRDR gives a range when the exact date is not
+ * known, and its start is no more the date than its end.
  */
 export function toPlainDate(item: unknown, timeZone?: string): DateOutcome {
   if (typeof item === 'string') {
@@ -45,7 +48,7 @@ export function toPlainDate(item: unknown, timeZone?: string): DateOutcome {
     return { error: 'is not a FHIR date or dateTime' };
   }
   if (isObject(item)) {
-    if (typeof item.start === 'string') return toPlainDate(item.start, timeZone); // a Period
+    if (typeof item.start === 'string' || typeof item.end === 'string') return periodDate(item, timeZone);
     if (Array.isArray(item.extension)) {
       const [year, month, day] = [part(item, 'year'), part(item, 'month'), part(item, 'day')];
       if (year === undefined || month === undefined || day === undefined) return { partial: true };
@@ -54,4 +57,14 @@ export function toPlainDate(item: unknown, timeZone?: string): DateOutcome {
     }
   }
   return { error: 'is not a date' };
+}
+
+function periodDate(period: Record<string, unknown>, timeZone?: string): DateOutcome {
+  if (typeof period.start !== 'string' || typeof period.end !== 'string')
+    return { partial: true, reason: 'is an open range of dates, not one date' };
+  const start = toPlainDate(period.start, timeZone);
+  const end = toPlainDate(period.end, timeZone);
+  if (!('value' in start)) return start;
+  if (!('value' in end)) return end;
+  return start.value === end.value ? start : { partial: true, reason: 'is a range of days, not one date' };
 }
