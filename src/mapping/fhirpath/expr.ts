@@ -4,7 +4,15 @@
 import fhirpath from 'fhirpath';
 import r4 from 'fhirpath/fhir-context/r4';
 import { type AstNode, type ChoiceInfo, FastCompiler, type FastEnv, NEED_SLOW, Prim, Unsupported } from './fast.js';
-import { type CodeSet, calendarDate, daysBetween, humanName, itemIsCoded, resourceRef, yearsBetween } from './functions.js';
+import {
+  type CodeSet,
+  calendarDate,
+  daysBetween,
+  humanName,
+  itemIsCoded,
+  resourceRef,
+  yearsBetween,
+} from './functions.js';
 
 export type SourceKind = 'fhir' | 'dhis2';
 

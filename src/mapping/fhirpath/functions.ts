@@ -154,8 +154,7 @@ export function yearsBetween(since: unknown, date: unknown, timeZone?: string): 
   let years = toYear - fromYear;
   if (fromMonth !== undefined && toMonth !== undefined) {
     const birthdayLater =
-      toMonth < fromMonth ||
-      (toMonth === fromMonth && fromDay !== undefined && toDay !== undefined && toDay < fromDay);
+      toMonth < fromMonth || (toMonth === fromMonth && fromDay !== undefined && toDay !== undefined && toDay < fromDay);
     if (birthdayLater) years--;
   }
   return years;

@@ -76,7 +76,10 @@ export function applyTransform(
     }
     case 'date': {
       const out = toPlainDate(first, options.timeZone);
-      if ('partial' in out) return { skip: out.reason ? `the date ${out.reason}` : 'date is not complete (year, month and day are needed)' };
+      if ('partial' in out)
+        return {
+          skip: out.reason ? `the date ${out.reason}` : 'date is not complete (year, month and day are needed)',
+        };
       return out;
     }
     case 'kilograms':
