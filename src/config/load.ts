@@ -215,10 +215,21 @@ function checkDhis2Fields(fields: string, path: string, file?: string): void {
 }
 
 function checkTimeZone(zone: string, path: string, file?: string): void {
+  let resolved: string;
   try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    resolved = new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone;
   } catch {
     throw new ConfigError(path, `"${zone}" is not an IANA time zone (e.g. Africa/Lusaka, Asia/Dhaka, UTC)`, file);
+  }
+  // ICU also takes old abbreviations and links, some far from what they seem: "BST" is Asia/Dhaka
+  // (+06), not British Summer Time; "IST" is India. Etc/GMT+3 is three hours *behind* UTC (POSIX signs).
+  // Either would put births near midnight on the wrong day, so only Area/Location names and UTC pass.
+  if (zone !== 'UTC' && (!zone.includes('/') || /^Etc\/GMT[+-]/i.test(zone))) {
+    throw new ConfigError(
+      path,
+      `"${zone}" is ambiguous (ICU reads it as ${resolved}): give the zone's Area/Location name, e.g. Africa/Lusaka, Europe/London, or UTC`,
+      file,
+    );
   }
 }
 

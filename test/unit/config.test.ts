@@ -96,6 +96,20 @@ describe('configuration', () => {
     assert.equal(zone.path, 'sources[0].timeZone');
     assert.match(zone.message, /not an IANA time zone/);
     assert.equal(loadConfig({ text: source('    timeZone: Africa/Lusaka\n') }).sources[0]?.timeZone, 'Africa/Lusaka');
+    assert.equal(loadConfig({ text: source('    timeZone: UTC\n') }).sources[0]?.timeZone, 'UTC');
+    // Abbreviations ICU accepts but reads otherwise than a person would: BST is Dhaka, Etc/GMT+3 is UTC-3.
+    for (const [zone, reads] of [
+      ['BST', 'Asia/Dhaka'],
+      ['IST', 'Asia/Calcutta'],
+      ['Etc/GMT+3', 'Etc/GMT+3'],
+    ]) {
+      const err = errorOf(() => loadConfig({ text: source(`    timeZone: ${zone}\n`) }));
+      assert.equal(err.path, 'sources[0].timeZone');
+      assert.match(
+        err.message,
+        new RegExp(`"${zone.replace('+', '\\+')}" is ambiguous \\(ICU reads it as ${reads.replace('+', '\\+')}\\)`),
+      );
+    }
     const creds = errorOf(() =>
       loadConfig({ text: source('').replace('http://emr.local', 'http://admin:pw@emr.local') }),
     );
