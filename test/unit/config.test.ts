@@ -98,17 +98,15 @@ describe('configuration', () => {
     assert.equal(loadConfig({ text: source('    timeZone: Africa/Lusaka\n') }).sources[0]?.timeZone, 'Africa/Lusaka');
     assert.equal(loadConfig({ text: source('    timeZone: UTC\n') }).sources[0]?.timeZone, 'UTC');
     // Abbreviations ICU accepts but reads otherwise than a person would: BST is Dhaka, Etc/GMT+3 is UTC-3.
-    for (const [zone, reads] of [
+    const ambiguous: Array<[string, string]> = [
       ['BST', 'Asia/Dhaka'],
       ['IST', 'Asia/Calcutta'],
       ['Etc/GMT+3', 'Etc/GMT+3'],
-    ]) {
+    ];
+    for (const [zone, reads] of ambiguous) {
       const err = errorOf(() => loadConfig({ text: source(`    timeZone: ${zone}\n`) }));
       assert.equal(err.path, 'sources[0].timeZone');
-      assert.match(
-        err.message,
-        new RegExp(`"${zone.replace('+', '\\+')}" is ambiguous \\(ICU reads it as ${reads.replace('+', '\\+')}\\)`),
-      );
+      assert.ok(err.message.includes(`"${zone}" is ambiguous (ICU reads it as ${reads})`), err.message);
     }
     const creds = errorOf(() =>
       loadConfig({ text: source('').replace('http://emr.local', 'http://admin:pw@emr.local') }),
