@@ -803,6 +803,19 @@ describe('per-record errors', () => {
     assert.ok(!r.errors[0]?.message.includes('2500'));
   });
 
+  it("takes the child's date of birth from the birthTime extension when birthDate carries no value", async () => {
+    const bundle = fixture('fhir/bfdr/Bundle-bundle-provider-live-birth-babyg-quinn.json') as {
+      entry: Array<{ resource: Record<string, unknown> }>;
+    };
+    const child = bundle.entry.find((e) => e.resource.id === 'patient-child-babyg-quinn')?.resource;
+    assert.ok(child);
+    delete child.birthDate;
+    const birthTime = 'http://hl7.org/fhir/StructureDefinition/patient-birthTime';
+    child._birthDate = { extension: [{ url: birthTime, valueDateTime: '2019-02-13T01:30:00+02:00' }] };
+    const r = mapped(await mapInput(all, bundle));
+    assert.equal(r.declaration['child.dob'], '2019-02-13', "the time's own date, not the encounter's (the 12th)");
+  });
+
   it("an impossible birth date is an error, not replaced by the next source's date (the encounter's)", async () => {
     // The BFDR document is the birth evidence here; the birth encounter's start would be the fallback.
     const bundle = fixture('fhir/bfdr/Bundle-bundle-provider-live-birth-babyg-quinn.json') as {
