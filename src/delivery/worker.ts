@@ -28,10 +28,12 @@ const liveWorkers = new Set<string>();
 export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   const { ledger, api, settings } = deps;
   const now = deps.now ?? Date.now;
-  // host:pid:random. A lock held under this host and pid by a worker that is not running here is from a
-  // process that is gone: in a container the bridge is always pid 1 of the same host, so a restart after
-  // a SIGKILL (docker stop's default 10 s) finds its own rows at once instead of after the lock timeout.
-  const ownPrefix = `${hostname()}:${process.pid}:`;
+  // host:pid:random. A lock held under this host by a process that is gone is reset at start, instead of
+  // after the lock timeout (5 minutes by default): in a container the bridge is always pid 1 of the same
+  // host, so a restart after a SIGKILL (docker stop's default 10 s) finds its own rows at once; on a VM
+  // (systemd, a cron `sync` killed mid-pass) the earlier process had another pid, which no longer runs.
+  const host = `${hostname()}:`;
+  const ownPrefix = `${host}${process.pid}:`;
   const workerId = deps.workerId ?? `${ownPrefix}${randomBytes(3).toString('hex')}`;
   const logger = (deps.logger ?? silentLogger).child({ component: 'delivery', workerId });
   const concurrency = Math.max(1, settings.concurrency);
@@ -274,8 +276,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       stopped = false;
       liveWorkers.add(workerId);
       if (workerId.startsWith(ownPrefix)) {
-        const reset = ledger.resetLocksOf(ownPrefix, liveWorkers);
-        if (reset > 0) logger.warn({ reset }, 'rows locked by an earlier run of this process are due again');
+        const reset = ledger.resetLocksOf(host, (lockedBy) => lockHolderGone(lockedBy, host));
+        if (reset > 0) logger.warn({ reset }, 'rows locked by an earlier run on this host are due again');
       }
       logger.info({ concurrency, mode: settings.mode }, 'delivery worker started');
       loop = runLoop();
@@ -325,4 +327,23 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     held: () => (hold ? { reason: hold.reason, since: hold.since } : undefined),
     probe,
   };
+}
+
+/**
+ * Whether the process behind a lock of this host (`host:pid:random`) is gone: a worker id of this
+ * process that is not running, or a pid no process has. A pid reused since reads as alive: that row then
+ * waits for the lock timeout, as before, which is safe.
+ */
+function lockHolderGone(lockedBy: string, host: string): boolean {
+  if (liveWorkers.has(lockedBy)) return false;
+  const pid = Number(lockedBy.slice(host.length).split(':')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0); // signal 0: only asks whether the process exists
+    return false;
+  } catch (err) {
+    // EPERM: it exists, under another user.
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
 }

@@ -68,7 +68,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     withdrawClaimed: (id, workerId, reason) => outbox.withdrawClaimed(id, workerId, reason, now()),
     withdrawnReason: outbox.withdrawnReason,
     resetStaleLocks: (olderThanMs, at = now()) => outbox.resetStaleLocks(olderThanMs, at),
-    resetLocksOf: (prefix, keep) => outbox.resetLocksOf(prefix, keep, now()),
+    resetLocksOf: (prefix, isGone) => outbox.resetLocksOf(prefix, isGone, now()),
     nextDueAt: outbox.nextDueAt,
     outstanding: outbox.outstanding,
     close: () => {

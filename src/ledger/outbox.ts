@@ -17,7 +17,7 @@ export interface Outbox {
   withdrawnReason(id: number): string | null;
   markRechecked(ids: number[], now: number): number;
   resetStaleLocks(olderThanMs: number, now: number): number;
-  resetLocksOf(prefix: string, keep: ReadonlySet<string>, now: number): number;
+  resetLocksOf(prefix: string, isGone: (lockedBy: string) => boolean, now: number): number;
   nextDueAt(): number | undefined;
   outstanding(): number;
 }
@@ -207,13 +207,15 @@ export function createOutbox(db: Db): Outbox {
     },
   );
 
-  const resetLocksOfAll = db.transaction((prefix: string, keep: ReadonlySet<string>, now: number): number => {
-    let n = 0;
-    for (const row of lockedWithPrefix.all({ prefix })) {
-      if (!keep.has(row.locked_by)) n += resetOne.run({ id: row.id, lockedBy: row.locked_by, now }).changes;
-    }
-    return n;
-  });
+  const resetLocksOfAll = db.transaction(
+    (prefix: string, isGone: (lockedBy: string) => boolean, now: number): number => {
+      let n = 0;
+      for (const row of lockedWithPrefix.all({ prefix })) {
+        if (isGone(row.locked_by)) n += resetOne.run({ id: row.id, lockedBy: row.locked_by, now }).changes;
+      }
+      return n;
+    },
+  );
 
   return {
     claimDue: (workerId, limit, now) => {
@@ -242,7 +244,7 @@ export function createOutbox(db: Db): Outbox {
       const row = withdrawClaimed.get({ id, workerId, reason, now });
       return row ? ledgerRowFromValues(row) : undefined;
     },
-    resetLocksOf: (prefix, keep, now) => relaxed(db, () => resetLocksOfAll.immediate(prefix, keep, now)),
+    resetLocksOf: (prefix, isGone, now) => relaxed(db, () => resetLocksOfAll.immediate(prefix, isGone, now)),
     resetStaleLocks: (olderThanMs, now) =>
       relaxed(db, () => resetStale.run({ now, cutoff: now - olderThanMs }).changes),
     nextDueAt: () => nextDue.get()?.at ?? undefined,

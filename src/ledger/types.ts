@@ -304,10 +304,10 @@ export interface Ledger {
   /** Returns rows locked longer than `olderThanMs` to `failed`, due now; returns how many. */
   resetStaleLocks(olderThanMs: number, now?: number): number;
   /**
-   * Returns rows locked by a worker id starting with `prefix`, except those in `keep`, to `failed`, due
-   * now, whatever their age: for locks of a process known to be gone. Returns how many.
+   * Returns rows locked by a worker id starting with `prefix` whose holder `isGone` says has stopped to
+   * `failed`, due now, whatever their age: for locks of a process known to be gone. Returns how many.
    */
-  resetLocksOf(prefix: string, keep: ReadonlySet<string>): number;
+  resetLocksOf(prefix: string, isGone: (lockedBy: string) => boolean): number;
   /** The earliest `nextRunAt` of a waiting row, or undefined when nothing waits. */
   nextDueAt(): number | undefined;
   /** Rows pending, failed or delivering (the work not finished). */

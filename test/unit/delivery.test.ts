@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { DeliverySettings } from '../../src/config/types.js';
@@ -285,6 +286,28 @@ describe('delivery worker', () => {
       second.start();
       await second.stop({ drainMs: 0 });
       assert.equal(ledger.get(live.id)?.lockedBy, w.workerId);
+    } finally {
+      await w.stop({ drainMs: 0 });
+    }
+  });
+
+  it('at start, takes back at once the rows a stopped process of this host (another pid) left locked', async () => {
+    // A VM or systemd restart, or a cron `sync` killed mid-pass: same host, a pid that no longer runs.
+    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+    const { row: dead } = ledger.recordEvent(eventInput('1'));
+    const { row: alive } = ledger.recordEvent(eventInput('2'));
+    ledger.claimRow(dead.id, `${hostname()}:${gone}:dead02`);
+    ledger.claimRow(alive.id, `${hostname()}:${process.ppid}:live01`); // the test runner: still running
+    const w = createDeliveryWorker({ ledger, api, settings, now: clock.now, random: () => 1 });
+    w.start();
+    try {
+      assert.equal(ledger.get(dead.id)?.lastError?.kind, 'stale-lock', 'no 300 s wait for a process that is gone');
+      assert.notEqual(ledger.get(dead.id)?.lockedBy, `${hostname()}:${gone}:dead02`);
+      assert.equal(
+        ledger.get(alive.id)?.lockedBy,
+        `${hostname()}:${process.ppid}:live01`,
+        'a live process keeps its rows',
+      );
     } finally {
       await w.stop({ drainMs: 0 });
     }
