@@ -7,7 +7,7 @@ import { type AdminTarget, adminRoutes, type SourceStatusView } from './http/adm
 import { opsRoutes, type ReadinessCheck } from './http/ops-routes.js';
 import { closeServer, createHttpApp, listen, type MountedRouter } from './http/server.js';
 import { subscriptionRoutes } from './http/subscription-routes.js';
-import { type Ledger, type LedgerRow, openLedger, type ReplayResult } from './ledger/index.js';
+import { type Ledger, type LedgerRow, type LedgerState, openLedger, type ReplayResult } from './ledger/index.js';
 import { loadMappings, type MapOptions, type MappingSet } from './mapping/index.js';
 import type { Logger } from './observability/logger.js';
 import { BridgeMetrics } from './observability/metrics.js';
@@ -56,9 +56,14 @@ export interface BridgeOptions {
 export interface SyncSummary {
   report: PassReport;
   rows: LedgerRow[];
-  /** Dead or failing rows of the synced sources that this pass did not touch (at most 1,000 a source). */
+  /**
+   * Rows of the synced sources that this pass did not touch and that are not done: dead, failing, still
+   * waiting, or left `delivering` by a pass that was stopped or another process (at most 1,000 a source).
+   */
   earlier: LedgerRow[];
   failedSources: string[];
+  /** The pass was cut off at its deadline (`sync --timeout`): what it found may not all be recorded. */
+  timedOut: boolean;
   ok: boolean;
 }
 
@@ -530,22 +535,45 @@ export class Bridge {
     }
   }
 
-  /** One poll-and-deliver pass over the given sources (all by default). */
+  /**
+   * One poll-and-deliver pass over the given sources (all by default), within `timeoutMs` in all: at the
+   * deadline the polls end after their current page (calls still waiting on a source are cut off) and
+   * delivery stops taking rows. What was committed stays; the next pass goes on from there.
+   */
   async syncOnce(sourceIds?: string[], options: { timeoutMs?: number } = {}): Promise<SyncSummary> {
+    const deadline = Date.now() + (options.timeoutMs ?? 120_000);
     if (!this.locationsReady) await this.resolveLocations();
     const report = emptyReport();
     const failedSources: string[] = [];
-    for (const source of [...this.sources, ...this.dhis2Sources]) {
-      if (sourceIds && !sourceIds.includes(source.settings.id)) continue;
-      try {
-        addReports(report, await source.poller.pollOnce());
-      } catch {
-        failedSources.push(source.settings.id);
+    const syncing = [...this.sources, ...this.dhis2Sources].filter(
+      (source) => !sourceIds || sourceIds.includes(source.settings.id),
+    );
+    let timedOut = false;
+    const cutOff = setTimeout(
+      () => {
+        timedOut = true;
+        this.log.warn('the pass reached its deadline while polling: polls end after their current page');
+        for (const source of syncing) source.poller.stop();
+        for (const source of syncing) source.client.close();
+      },
+      Math.max(0, deadline - Date.now()),
+    );
+    try {
+      for (const source of syncing) {
+        if (timedOut) break;
+        try {
+          addReports(report, await source.poller.pollOnce());
+        } catch {
+          failedSources.push(source.settings.id);
+        }
       }
+    } finally {
+      clearTimeout(cutOff);
     }
     try {
-      await this.worker.runUntilIdle({ timeoutMs: options.timeoutMs ?? 120_000 });
+      await this.worker.runUntilIdle({ timeoutMs: Math.max(0, deadline - Date.now()) });
     } catch (err) {
+      timedOut = true;
       this.log.warn({ err }, 'delivery did not finish within the pass');
     }
     // Write-backs due now run once; failures wait for their own backoff (the next pass or `serve`).
@@ -557,19 +585,30 @@ export class Bridge {
     const synced = [...this.sources, ...this.dhis2Sources]
       .map((source) => source.settings.id)
       .filter((id) => !sourceIds || sourceIds.includes(id));
+    // Rows left `delivering` by a pass that was killed wait for their lock to expire: not done either.
+    const notDone: LedgerState[] = ['dead', 'failed', 'pending', 'delivering'];
     const earlier = synced
-      .flatMap((sourceId) => this.ledger.list({ sourceId, states: ['dead', 'failed'], limit: 1000 }))
+      .flatMap((sourceId) => this.ledger.list({ sourceId, states: notDone, limit: 1000 }))
       .filter((row) => !ids.has(row.id));
     const good = new Set(['delivered', 'delivered-pending', 'skipped']);
     const ok =
       failedSources.length === 0 &&
+      !timedOut &&
       rows.every((row) => good.has(row.state)) &&
       earlier.length === 0 &&
       !this.worker.held();
-    return { report, rows, earlier, failedSources, ok };
+    return { report, rows, earlier, failedSources, timedOut, ok };
   }
 
-  async stop(): Promise<void> {
+  private stopped: Promise<void> | undefined;
+
+  /** Stops everything, once: a signal may stop the bridge while its command is stopping it too. */
+  stop(): Promise<void> {
+    this.stopped ??= this.stopAll();
+    return this.stopped;
+  }
+
+  private async stopAll(): Promise<void> {
     this.stopping = true;
     if (this.locationRetry) clearTimeout(this.locationRetry);
     for (const source of [...this.sources, ...this.dhis2Sources]) await source.task?.stop();

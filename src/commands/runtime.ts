@@ -17,35 +17,61 @@ export function processLogger(config?: BridgeConfig, options: { toStderr?: boole
   return createLogger(options.toStderr ? { level, destination: process.stderr } : { level });
 }
 
+/** SIGINT/SIGTERM handling that starts before the bridge exists (see listenForSignals). */
+export interface SignalStop {
+  /** The first signal received, if any. */
+  readonly signal: NodeJS.Signals | undefined;
+  /**
+   * Stops `bridge` on a signal (at once if one came while it was being built), then runs `extra`;
+   * resolves when it has stopped.
+   */
+  stopping(bridge: Bridge, extra?: () => Promise<void>): Promise<void>;
+}
+
 /**
- * Stops the bridge on SIGINT/SIGTERM (drain in-flight deliveries, hand back claimed rows, close the
- * store) and resolves when it has stopped. A second signal exits at once.
+ * Catches SIGINT and SIGTERM from now on. Installed before the bridge is built: opening the ledger may
+ * run a long migration, and as PID 1 (a container) a signal that finds no handler is dropped, so the
+ * process would start serving after it was told to stop. The stop drains in-flight deliveries, hands
+ * back claimed rows and closes the store. A second signal exits at once.
  */
-export function stopOnSignals(
-  bridge: Bridge,
-  logger: Logger,
-  extra: () => Promise<void> = async () => {},
-): Promise<void> {
-  return new Promise((resolve) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        logger.warn({ signal }, 'second signal: exiting without draining');
-        process.exit(1);
-      }
-      stopping = true;
-      logger.info({ signal }, 'stopping');
-      bridge
-        .stop()
-        .then(extra)
-        .catch((err) => logger.error({ err }, 'error while stopping'))
-        .finally(() => {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-          resolve();
-        });
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
+export function listenForSignals(logger: Logger): SignalStop {
+  let received: NodeJS.Signals | undefined;
+  let stop: (() => void) | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (received) {
+      logger.warn({ signal }, 'second signal: exiting without draining');
+      process.exit(1);
+    }
+    received = signal;
+    logger.info({ signal }, 'stopping');
+    stop?.();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    get signal() {
+      return received;
+    },
+    stopping(bridge, extra = async () => {}) {
+      return new Promise((resolve) => {
+        stop = () => {
+          bridge
+            .stop()
+            .then(extra)
+            .catch((err) => logger.error({ err }, 'error while stopping'))
+            .finally(() => {
+              process.off('SIGINT', onSignal);
+              process.off('SIGTERM', onSignal);
+              resolve();
+            });
+        };
+        if (received) stop();
+      });
+    },
+  };
+}
+
+/** listenForSignals for a bridge that already exists. */
+export function stopOnSignals(bridge: Bridge, logger: Logger, extra?: () => Promise<void>): Promise<void> {
+  return listenForSignals(logger).stopping(bridge, extra);
 }

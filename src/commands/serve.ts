@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { Bridge } from '../app.js';
 import { loadConfigOrReport } from './options.js';
-import { processLogger, stopOnSignals } from './runtime.js';
+import { listenForSignals, processLogger } from './runtime.js';
 
 export function registerServe(program: Command): void {
   program
@@ -12,11 +12,12 @@ export function registerServe(program: Command): void {
       const config = loadConfigOrReport(options.config);
       if (!config) return;
       const logger = processLogger(config);
+      // Signals are handled from here on, so a SIGTERM during start-up (a ledger migration, OpenCRVS slow
+      // to answer the first location lookups) still stops cleanly.
+      const signals = listenForSignals(logger);
       const bridge = new Bridge(config, { logger });
-      // Signals are handled from here on, so a SIGTERM during start-up (e.g. while OpenCRVS is slow to
-      // answer the first location lookups) still stops cleanly.
-      const stopped = stopOnSignals(bridge, logger);
-      await bridge.start();
+      const stopped = signals.stopping(bridge);
+      if (signals.signal === undefined) await bridge.start();
       logger.info(
         { port: bridge.httpPort, sources: bridge.sources.length + bridge.dhis2Sources.length },
         'opencrvs-bridge serving',

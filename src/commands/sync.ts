@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { Bridge, type SyncSummary } from '../app.js';
 import { loadConfigOrReport } from './options.js';
-import { processLogger } from './runtime.js';
+import { listenForSignals, processLogger } from './runtime.js';
 
 function printSummary(summary: SyncSummary): void {
   const byState = new Map<string, number>();
@@ -13,13 +13,17 @@ function printSummary(summary: SyncSummary): void {
     console.log(`  #${row.id} ${row.eventType} ${row.sourceRef} ${row.state}${error}`);
   }
   if (summary.earlier.length > 0) {
-    const states = summary.earlier.map((row) => row.state);
-    const dead = states.filter((state) => state === 'dead').length;
+    const count = (...states: string[]) => summary.earlier.filter((row) => states.includes(row.state)).length;
+    const inFlight = count('delivering');
     console.log(
-      `earlier events still not delivered: ${dead} dead, ${states.length - dead} failing ` +
-        '(see `ledger --status dead`; replay after fixing the cause)',
+      `earlier events still not delivered: ${count('dead')} dead, ${count('failed')} failing` +
+        (count('pending') > 0 ? `, ${count('pending')} waiting` : '') +
+        (inFlight > 0 ? `, ${inFlight} being delivered by another process or left by a stopped one` : '') +
+        ' (see `ledger --status dead`; replay after fixing the cause)',
     );
   }
+  if (summary.timedOut)
+    console.log('the pass reached --timeout before it finished: the next pass goes on (raise it for a first sync)');
   if (summary.failedSources.length > 0)
     console.log(`sources that could not be polled: ${summary.failedSources.join(', ')}`);
   console.log(
@@ -37,7 +41,7 @@ export function registerSync(program: Command): void {
     .option('--source <id>', 'only this source (repeatable)', (value: string, all: string[] = []) => [...all, value])
     .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
     .option('--json', 'print the summary as JSON')
-    .option('--timeout <seconds>', 'how long to keep delivering before giving up on the pass', '120')
+    .option('--timeout <seconds>', 'how long the pass (polling and delivery) may take before it gives up', '120')
     .action(async (options: { source?: string[]; config?: string; json?: boolean; timeout: string }) => {
       const config = loadConfigOrReport(options.config);
       if (!config) return;
@@ -58,15 +62,29 @@ export function registerSync(program: Command): void {
       }
       // With --json, standard output is the summary alone: logs go to standard error.
       const logger = processLogger(config, { toStderr: options.json === true });
+      // A scheduler stops a pass with SIGTERM (a CronJob's deadline, a node drain): rows in flight are
+      // handed back rather than left 'delivering' until their lock times out. As PID 1 a signal with no
+      // handler would be ignored.
+      const signals = listenForSignals(logger);
       const bridge = new Bridge(config, { logger, http: false, schedule: false, worker: false });
+      const stopped = signals.stopping(bridge);
       try {
-        const summary = await bridge.syncOnce(options.source, { timeoutMs: timeoutSeconds * 1000 });
+        const pass = bridge.syncOnce(options.source, { timeoutMs: timeoutSeconds * 1000 });
+        pass.catch(() => undefined); // after a signal the pass ends against a stopped bridge
+        const summary = await Promise.race([pass, stopped.then(() => undefined)]);
+        if (!summary || signals.signal) {
+          await stopped; // in-flight sends drained or handed back
+          console.error(`sync stopped by ${signals.signal}: rows in flight were handed back; the next pass goes on`);
+          process.exitCode = 1;
+          return;
+        }
         if (options.json) {
           console.log(
             JSON.stringify({
               ok: summary.ok,
               resources: summary.report.resources,
               failedSources: summary.failedSources,
+              timedOut: summary.timedOut,
               earlier: summary.earlier.map((row) => ({ id: row.id, eventType: row.eventType, state: row.state })),
               events: summary.rows.map((row) => ({
                 id: row.id,

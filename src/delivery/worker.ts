@@ -22,7 +22,10 @@ const STALE_CHECK_MAX_MS = 60_000;
 const DEFAULT_DRAIN_MS = 30_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 
-/** Workers running in this process (their ids): their locks are live, whatever else holds our prefix. */
+/**
+ * Workers of this process, from creation until stopped (their ids): their locks are live, whatever
+ * else holds our prefix. From creation: `sync` drives a worker it never starts (runUntilIdle).
+ */
 const liveWorkers = new Set<string>();
 
 export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
@@ -35,6 +38,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   const host = `${hostname()}:`;
   const ownPrefix = `${host}${process.pid}:`;
   const workerId = deps.workerId ?? `${ownPrefix}${randomBytes(3).toString('hex')}`;
+  liveWorkers.add(workerId);
   const logger = (deps.logger ?? silentLogger).child({ component: 'delivery', workerId });
   const concurrency = Math.max(1, settings.concurrency);
   const lockTimeoutMs = settings.lockTimeoutSeconds * 1000;
@@ -220,6 +224,13 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     return true;
   };
 
+  /** Rows locked by a process of this host that is gone are due again at once (see lockHolderGone). */
+  const resetGoneLocks = () => {
+    if (!workerId.startsWith(ownPrefix)) return;
+    const reset = ledger.resetLocksOf(host, (lockedBy) => lockHolderGone(lockedBy, host));
+    if (reset > 0) logger.warn({ reset }, 'rows locked by an earlier run on this host are due again');
+  };
+
   const processNext = async (): Promise<number> => {
     maintenance();
     refreshHold();
@@ -275,10 +286,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       stopping = false;
       stopped = false;
       liveWorkers.add(workerId);
-      if (workerId.startsWith(ownPrefix)) {
-        const reset = ledger.resetLocksOf(host, (lockedBy) => lockHolderGone(lockedBy, host));
-        if (reset > 0) logger.warn({ reset }, 'rows locked by an earlier run on this host are due again');
-      }
+      resetGoneLocks();
       logger.info({ concurrency, mode: settings.mode }, 'delivery worker started');
       loop = runLoop();
     },
@@ -311,9 +319,10 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     processNext,
     async runUntilIdle(options = {}) {
       const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+      resetGoneLocks(); // `sync --once` runs only this: a pass killed before it left rows locked
       for (;;) {
         const n = await processNext();
-        if (hold) return;
+        if (hold || stopping) return; // stop() drains and hands back what is in flight
         if (n === 0 && inFlight.size === 0 && ledger.outstanding() === 0) return;
         // Checked after busy rounds too: against a hanging OpenCRVS every round is busy (each attempt waits
         // out its timeout and the row is due again), and `sync --timeout` must still end the pass.
