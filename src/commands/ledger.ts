@@ -61,7 +61,10 @@ function runLedger(options: LedgerOptions): void {
     else console.log(`No ledger at ${config.store.path} yet: nothing has been recorded.`);
     return;
   }
-  const ledger = openLedger(config.store.path, { payloadRetentionHours: config.store.payloadRetentionHours });
+  const ledger = openLedger(config.store.path, {
+    payloadRetentionHours: config.store.payloadRetentionHours,
+    inspectOnly: true,
+  });
   try {
     const rows = ledger.list({
       states: states.length ? states : undefined,

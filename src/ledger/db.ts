@@ -12,7 +12,10 @@ const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024;
  * durable before it returns: a sender told "received" (or a cursor moved past an event) must survive a
  * power cut, which NORMAL does not promise in WAL mode.
  */
-export function openDatabase(path: string, options: { busyTimeoutMs: number; logger: Logger }): Db {
+export function openDatabase(
+  path: string,
+  options: { busyTimeoutMs: number; logger: Logger; inspectOnly?: boolean },
+): Db {
   let db: Db;
   try {
     db = new Database(path);
@@ -27,23 +30,32 @@ export function openDatabase(path: string, options: { busyTimeoutMs: number; log
     db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs))}`);
     db.pragma('foreign_keys = ON');
+    // SQLite opens a file this user may not write read-only, without a word: every poll, notification
+    // and delivery would then fail while /healthz said ok. Writing the header's user_version (unchanged)
+    // finds out now. Inspecting commands (`ledger`) only read.
+    if (!options.inspectOnly) db.pragma(`user_version = ${Number(db.pragma('user_version', { simple: true }))}`);
     migrate(db, MIGRATIONS, options.logger, Date.now());
   } catch (err) {
     db.close();
     // WAL needs to write beside the file even to read: a read-only directory fails here, not above.
-    throw /readonly|unable to open|SQLITE_CANTOPEN|SQLITE_READONLY/i.test(String(err)) ? cannotOpen(path, err) : err;
+    throw STORAGE_ERROR.test(String(err)) ? cannotOpen(path, err) : err;
   }
   return db;
 }
 
-/** SQLite's own words name neither the file nor the setting: an operator needs both. */
+const STORAGE_ERROR =
+  /readonly|unable to open|SQLITE_CANTOPEN|SQLITE_READONLY|SQLITE_FULL|SQLITE_IOERR|disk I\/O error|database or disk is full|SQLITE_NOTADB|SQLITE_CORRUPT|malformed|not a database/i;
+
+/** SQLite's own words name neither the file nor the setting: an operator needs both, and what to do. */
 function cannotOpen(path: string, err: unknown): Error {
   const reason = err instanceof Error ? err.message : String(err);
-  return new Error(
-    `cannot open the ledger ${path} (store.path): ${reason}. The directory must exist and be writable by ` +
-      'this user (SQLite writes a -wal and a -shm file beside the ledger, even to read it).',
-    { cause: err },
-  );
+  const hint = /FULL|IOERR|disk I\/O|disk is full/i.test(reason)
+    ? 'Is the disk (or the volume) full? Free space and start again: nothing recorded is lost.'
+    : /NOTADB|CORRUPT|malformed|not a database/i.test(reason)
+      ? 'The file is not a ledger or is damaged: restore it from a backup (docs/deployment.md), never edit it.'
+      : 'The directory and the file must exist and be writable by this user (SQLite writes a -wal and a -shm ' +
+        'file beside the ledger, even to read it).';
+  return new Error(`cannot open the ledger ${path} (store.path): ${reason}. ${hint}`, { cause: err });
 }
 
 export function migrate(db: Db, migrations: readonly Migration[], logger: Logger, now: number): number[] {

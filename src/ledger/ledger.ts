@@ -21,7 +21,11 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
   const logger: Logger = (options.logger ?? silentLogger).child({ component: 'ledger' });
   const now = options.now ?? Date.now;
   const retentionMs = (options.payloadRetentionHours ?? DEFAULT_RETENTION_HOURS) * HOUR_MS;
-  const db = openDatabase(path, { busyTimeoutMs: options.busyTimeoutMs ?? 5000, logger });
+  const db = openDatabase(path, {
+    busyTimeoutMs: options.busyTimeoutMs ?? 5000,
+    logger,
+    inspectOnly: options.inspectOnly,
+  });
   const recorder = createRecorder(db, now, (options.settleSeconds ?? 0) * 1000);
   const outbox = createOutbox(db);
   const queries = createQueries(db);

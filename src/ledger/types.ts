@@ -211,6 +211,8 @@ export interface LedgerOptions {
   backgroundCheckpoints?: boolean;
   /** SQLite busy timeout (another connection holds the write lock); default 5000 ms. */
   busyTimeoutMs?: number;
+  /** Only read (the `ledger` command): the ledger file need not be writable. */
+  inspectOnly?: boolean;
   /** New events wait this long before their first delivery (DeliverySettings.settleSeconds); default 0. */
   settleSeconds?: number;
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -448,6 +449,47 @@ describe('ledger: opening', () => {
         return true;
       },
     );
+  });
+
+  it('refuses a file it cannot write at once (SQLite would open it read-only and fail every write later)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-ro-'));
+    try {
+      const path = join(dir, 'bridge.db');
+      openLedger(path).close();
+      chmodSync(path, 0o444);
+      chmodSync(dir, 0o777); // the directory stays writable: SQLite's -wal and -shm files can be made
+      // Root may write any file: the opening runs as an ordinary user then (runuser, util-linux).
+      const open = `import { openLedger } from ${JSON.stringify(new URL('../../src/ledger/index.js', import.meta.url).href)};
+        try { openLedger(${JSON.stringify(path)}).close(); console.log('opened'); } catch (err) { console.log(err.message); }`;
+      const node = [process.execPath, '--import', 'tsx', '--input-type=module', '-e', open];
+      const run =
+        process.getuid?.() === 0
+          ? spawnSync('runuser', ['-u', 'nobody', '--', ...node])
+          : spawnSync(node[0] as string, node.slice(1));
+      const out = run.stdout.toString();
+      assert.match(
+        out,
+        /^cannot open the ledger .*bridge\.db \(store\.path\): attempt to write a readonly database/,
+        out + run.stderr,
+      );
+      assert.match(out, /writable by this user/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('says a file that is no ledger, or a damaged one, is to be restored from a backup', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-bad-'));
+    try {
+      const path = join(dir, 'bridge.db');
+      writeFileSync(path, 'this is not an SQLite file at all, but long enough to have a header of 100 bytes'.repeat(3));
+      assert.throws(
+        () => openLedger(path),
+        /^Error: cannot open the ledger .*bridge\.db \(store\.path\): file is not a database\. The file is not a ledger or is damaged: restore it from a backup/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
