@@ -11,7 +11,7 @@ import {
   type LedgerState,
   openLedger,
 } from '../ledger/index.js';
-import { loadConfigOrReport } from './options.js';
+import { ledgerPlace, loadConfigOrReport } from './options.js';
 
 interface LedgerOptions {
   config?: string;
@@ -58,7 +58,7 @@ function runLedger(options: LedgerOptions): void {
   if (!config) return;
   if (!existsSync(config.store.path)) {
     if (options.json) console.log(JSON.stringify({ hold: null, counts: [], rows: [] }, null, 2));
-    else console.log(`No ledger at ${config.store.path} yet: nothing has been recorded.`);
+    else console.log(`No ledger at ${ledgerPlace(config.store.path)} yet: nothing has been recorded.`);
     return;
   }
   const ledger = openLedger(config.store.path, {

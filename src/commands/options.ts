@@ -1,3 +1,4 @@
+import { isAbsolute, resolve } from 'node:path';
 import { type BridgeConfig, ConfigError, loadConfig } from '../config/index.js';
 
 /** The config file from --config, else BRIDGE_CONFIG. The CLI is, with config/, a reader of process.env. */
@@ -18,4 +19,12 @@ export function loadConfigOrReport(option: string | undefined): BridgeConfig | u
     }
     throw err;
   }
+}
+
+/**
+ * Where the ledger is, for messages: a relative store.path is relative to the working directory (not to
+ * the config file), so a command run from elsewhere looks at another file; the full path shows it.
+ */
+export function ledgerPlace(path: string): string {
+  return isAbsolute(path) ? path : `${resolve(path)} (store.path ${path}, relative to the working directory)`;
 }

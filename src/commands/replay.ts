@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Bridge } from '../app.js';
-import { loadConfigOrReport } from './options.js';
+import { ledgerPlace, loadConfigOrReport } from './options.js';
 import { processLogger } from './runtime.js';
 
 interface ReplayOptions {
@@ -34,7 +34,7 @@ async function runReplay(args: string[], options: ReplayOptions): Promise<void> 
   const config = loadConfigOrReport(options.config);
   if (!config) return;
   if (!existsSync(config.store.path)) {
-    console.error(`No ledger at ${config.store.path}.`);
+    console.error(`No ledger at ${ledgerPlace(config.store.path)}.`);
     process.exitCode = 2;
     return;
   }

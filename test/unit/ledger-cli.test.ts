@@ -112,6 +112,25 @@ describe('ledger and replay commands', () => {
     assert.doesNotMatch(none.out, /ATTEMPT/);
   });
 
+  it('names the full path of a relative store.path that holds no ledger (run from another directory)', async () => {
+    const elsewhere = join(dir, 'elsewhere.yaml');
+    writeFileSync(
+      elsewhere,
+      'opencrvs:\n  domain: example.org\n  clientId: bridge\n  clientSecret: s3cret-value\nstore:\n  path: ./not-here.db\n',
+    );
+    const shown = await run(['ledger', '--config', elsewhere]);
+    assert.equal(shown.code, 0);
+    assert.ok(
+      shown.out.includes(
+        `No ledger at ${join(process.cwd(), 'not-here.db')} (store.path ./not-here.db, relative to the working directory)`,
+      ),
+      shown.out,
+    );
+    const replay = await run(['replay', '--dead', '--config', elsewhere]);
+    assert.equal(replay.code, 2);
+    assert.match(replay.err, /relative to the working directory/);
+  });
+
   it('rejects an unknown status with exit code 2', async () => {
     const { code, err } = await run(['ledger', '--config', config, '--status', 'lost']);
     assert.equal(code, 2);
