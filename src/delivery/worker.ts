@@ -173,7 +173,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       // An unreachable EMR must not stop registrations: the rows go out as they were recorded.
       logger.warn({ err, rows: ids.length }, 'recheck at the source failed; sending the rows as recorded');
     }
-    ledger.markRechecked(ids);
+    ledger.markRechecked(rows);
   };
 
   const startRows = (rows: ReturnType<typeof ledger.claimDue>) => {

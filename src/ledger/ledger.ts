@@ -68,7 +68,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
       const at = now();
       return outbox.deferForRecheck(ids, workerId, at + leaseMs, at);
     },
-    markRechecked: (ids) => outbox.markRechecked(ids, now()),
+    markRechecked: (rows) => outbox.markRechecked(rows, now()),
     withdrawClaimed: (id, workerId, reason) => outbox.withdrawClaimed(id, workerId, reason, now()),
     withdrawnReason: outbox.withdrawnReason,
     resetStaleLocks: (olderThanMs, at = now()) => outbox.resetStaleLocks(olderThanMs, at),

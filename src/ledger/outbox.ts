@@ -15,7 +15,7 @@ export interface Outbox {
   deferForRecheck(ids: number[], workerId: string, until: number, now: number): number;
   withdrawClaimed(id: number, workerId: string, reason: string, now: number): LedgerRow | undefined;
   withdrawnReason(id: number): string | null;
-  markRechecked(ids: number[], now: number): number;
+  markRechecked(rows: ReadonlyArray<{ id: number; nextRunAt: number }>, now: number): number;
   resetStaleLocks(olderThanMs: number, now: number): number;
   resetLocksOf(prefix: string, isGone: (lockedBy: string) => boolean, now: number): number;
   nextDueAt(): number | undefined;
@@ -107,10 +107,17 @@ export function createOutbox(db: Db): Outbox {
       WHERE id = @id AND locked_by = @workerId AND state = 'delivering'
       RETURNING ${LEDGER_ROW_COLUMNS}`)
     .raw();
-  // Confirmed: due at once (it was due when claimed), unless the recheck withdrew or delivered-marked it.
+  // Confirmed: due at once, in the place in line it had when claimed (its own next_run_at, not now),
+  // unless the recheck withdrew or delivered-marked it. At the back of the line, a backlog longer than
+  // the recheck threshold aged every row past it again before its turn: rechecked for ever, never sent.
   const markRechecked = db.prepare(`
-    UPDATE ledger_rows SET rechecked_at = @now, next_run_at = MIN(next_run_at, @now), updated_at = @now
+    UPDATE ledger_rows SET rechecked_at = @now, next_run_at = MIN(next_run_at, @nextRunAt, @now), updated_at = @now
     WHERE id = @id AND state IN ('pending', 'failed')`);
+  const markAllRechecked = db.transaction((rows: ReadonlyArray<{ id: number; nextRunAt: number }>, now: number) => {
+    let n = 0;
+    for (const row of rows) n += markRechecked.run({ id: row.id, nextRunAt: row.nextRunAt, now }).changes;
+    return n;
+  });
   // A stale lock means the worker died or hung mid-attempt: the attempt may have reached OpenCRVS, so
   // it stays counted; the row is due at once and the deterministic transactionIds make a resend safe.
   const resetStale = db.prepare(`
@@ -237,8 +244,7 @@ export function createOutbox(db: Db): Outbox {
       ids.length === 0 ? 0 : relaxed(db, () => eachId.immediate(unclaim, ids, { workerId, until: null, now })),
     deferForRecheck: (ids, workerId, until, now) =>
       ids.length === 0 ? 0 : relaxed(db, () => eachId.immediate(unclaim, ids, { workerId, until, now })),
-    markRechecked: (ids, now) =>
-      ids.length === 0 ? 0 : relaxed(db, () => eachId.immediate(markRechecked, ids, { now })),
+    markRechecked: (rows, now) => (rows.length === 0 ? 0 : relaxed(db, () => markAllRechecked.immediate(rows, now))),
     withdrawnReason: (id) => withdrawnReasonOf.get(id) ?? null,
     withdrawClaimed: (id, workerId, reason, now) => {
       const row = withdrawClaimed.get({ id, workerId, reason, now });

@@ -294,8 +294,11 @@ export interface Ledger {
    * OpenCRVS before sending (delivery/withdraw.ts). Returns how many.
    */
   deferForRecheck(ids: number[], workerId: string, leaseMs: number): number;
-  /** Records the recheck of deferred rows and makes those still waiting due now. Returns how many. */
-  markRechecked(ids: number[]): number;
+  /**
+   * Records the recheck of deferred rows and makes those still waiting due now, in the place in line
+   * they had (`nextRunAt` as claimed). Returns how many.
+   */
+  markRechecked(rows: ReadonlyArray<{ id: number; nextRunAt: number }>): number;
   /**
    * Ends a claimed, withdrawn row that OpenCRVS was found not to hold as notified: skipped with `reason`,
    * its attempt not counted. Undefined when this worker no longer holds the lock.

@@ -93,6 +93,25 @@ describe('delivery worker: recheck at the source before the first send', () => {
     assert.equal(api.count('create'), 1);
   });
 
+  it('a backlog that takes longer than recheckAfterSeconds to recheck still drains: a rechecked row keeps its place', async () => {
+    // A review's soak: after an outage 9,000 rows waited; each recheck sent its rows to the back of the
+    // queue, where they aged past the threshold again before their turn came: nothing was ever sent.
+    const ids = ['1', '2', '3'].map((n) => ledger.recordEvent(eventInput(n)).row.id);
+    clock.advance(30_000);
+    onRecheck = () => clock.advance(31_000); // an EMR that takes longer than the threshold per recheck
+    const w = worker({ concurrency: 1 });
+    for (let i = 0; i < 12 && ids.some((id) => ledger.get(id)?.state !== 'delivered'); i++) await w.processNext();
+    assert.deepEqual(
+      ids.map((id) => ledger.get(id)?.state),
+      ['delivered', 'delivered', 'delivered'],
+    );
+    assert.deepEqual(
+      rechecked.map((r) => r.ids),
+      ids.map((id) => [id]),
+      'each rechecked once, then sent',
+    );
+  });
+
   it('sends what the recheck recorded: a newer payload, or nothing when it withdrew the row', async () => {
     const { row: updated } = ledger.recordEvent(eventInput('1'));
     const { row: withdrawn } = ledger.recordEvent(eventInput('2'));
