@@ -29,9 +29,14 @@ export interface LedgerInbox {
   retry(id: number, nextAttemptAt: number, error: string): void;
   abandon(id: number, error: string, now: number): void;
   depth(): number;
-  /** Deletes processed rows older than `before`; returns how many. */
-  prune(before: number): number;
+  /** Deletes processed rows older than `before`, at most `limit` of them (all by default); returns how many. */
+  prune(before: number, limit?: number): number;
 }
+
+// INDEXED BY: left to itself SQLite walks the table in id order, processed rows included (a review
+// measured 36 ms a round at 191k rows, 310 ms at 1.9M). The partial index holds only waiting rows.
+export const DUE_SQL =
+  'SELECT id, source_id, received_at, body, attempts FROM inbox INDEXED BY inbox_due WHERE processed_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?';
 
 export function createInbox(db: Db): LedgerInbox {
   const insert = db.prepare(
@@ -40,9 +45,7 @@ export function createInbox(db: Db): LedgerInbox {
   const dueRows = db.prepare<
     [number, number],
     { id: number; source_id: string; received_at: number; body: string; attempts: number }
-  >(
-    'SELECT id, source_id, received_at, body, attempts FROM inbox WHERE processed_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?',
-  );
+  >(DUE_SQL);
   const markDone = db.prepare("UPDATE inbox SET processed_at = ?, outcome = 'processed' WHERE id = ?");
   const markDoneAll = db.transaction((ids: number[], now: number) => {
     for (const id of ids) markDone.run(now, id);
@@ -54,7 +57,10 @@ export function createInbox(db: Db): LedgerInbox {
     "UPDATE inbox SET attempts = attempts + 1, processed_at = ?, outcome = 'abandoned', last_error = ? WHERE id = ?",
   );
   const countDue = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM inbox WHERE processed_at IS NULL');
-  const pruneOld = db.prepare('DELETE FROM inbox WHERE processed_at IS NOT NULL AND processed_at < ?');
+  const pruneOld = db.prepare(
+    `DELETE FROM inbox WHERE id IN (
+       SELECT id FROM inbox INDEXED BY inbox_processed WHERE processed_at IS NOT NULL AND processed_at < ? LIMIT ?)`,
+  );
   return {
     add: (sourceId, body, receivedAt, options) => {
       const row = { sourceId, receivedAt, body: JSON.stringify(body) };
@@ -76,6 +82,6 @@ export function createInbox(db: Db): LedgerInbox {
     retry: (id, nextAttemptAt, error) => void markRetry.run(nextAttemptAt, error.slice(0, 500), id),
     abandon: (id, error, now) => void markAbandoned.run(now, error.slice(0, 500), id),
     depth: () => countDue.get()?.n ?? 0,
-    prune: (before) => pruneOld.run(before).changes,
+    prune: (before, limit = -1) => relaxed(db, () => pruneOld.run(before, limit).changes),
   };
 }

@@ -311,6 +311,28 @@ describe('InboxProcessor', () => {
     assert.equal(t.meta.getMeta('subscription:emr:catchUpOwed'), undefined);
   });
 
+  it('deletes processed notifications a day old, a chunk a round, and keeps newer and waiting ones', async () => {
+    const t = setup();
+    for (let i = 0; i < 2_500; i++) t.receive(heartbeat(0));
+    while ((await t.processor.processOnce()) > 0);
+    t.advance(3_600_000);
+    t.receive(heartbeat(0)); // processed an hour later: kept
+    await t.processor.processOnce();
+    t.pipeline.failEvaluate = () => true;
+    t.client.put(stamped('Patient', 'p1', '2001-01-01T00:00:00.000Z'));
+    t.receive({ kind: 'event', style: 'resource', refs: ['Patient/p1'] }); // failing: still waiting
+    await t.processor.processOnce();
+    t.advance(23 * 3_600_000 + 1);
+    await t.processor.processOnce();
+    assert.equal(t.inbox.pruned.size, 2_000, 'one chunk in a round');
+    await t.processor.processOnce();
+    assert.equal(t.inbox.pruned.size, 2_500, 'the next round goes on at once; the newer one is kept');
+    assert.equal(t.inbox.depth(), 1, 'the waiting notification is not touched');
+    t.advance(3_600_000);
+    await t.processor.processOnce();
+    assert.equal(t.inbox.pruned.size, 2_501, 'the newer one too, once a day old');
+  });
+
   it('runs a catch-up poll that was owed when the process stopped', async () => {
     const meta = new MemoryMeta();
     const crashed = setup({ meta, catchUp: () => new Promise(() => {}) }); // the process dies mid-poll

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { DUE_SQL } from '../../src/ledger/inbox.js';
 import {
   type Ledger,
   type LedgerError,
@@ -606,5 +607,46 @@ describe('ledger: settle delay', () => {
     assert.equal(ledger.claimDue('w1', 10).length, 1);
     ledger.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('ledger: inbox', () => {
+  it('reads waiting notifications through their partial index, not by walking the processed ones', () => {
+    const { ledger, path, cleanup } = tempLedger();
+    try {
+      const db = new Database(path, { readonly: true });
+      const plan = db
+        .prepare(`EXPLAIN QUERY PLAN ${DUE_SQL}`)
+        .all(0, 1)
+        .map((row) => (row as { detail: string }).detail)
+        .join('; ');
+      db.close();
+      assert.match(plan, /USING INDEX inbox_due/, plan);
+      // And it answers in arrival order, waiting rows only.
+      const first = ledger.inbox.add('emr', { n: 1 }, 10);
+      const second = ledger.inbox.add('emr', { n: 2 }, 20);
+      ledger.inbox.done(first, 30);
+      assert.deepEqual(
+        ledger.inbox.due(10, 100).map((row) => row.id),
+        [second],
+      );
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('prunes processed notifications older than the bound, at most `limit`, never a waiting one', () => {
+    const { ledger, cleanup } = tempLedger();
+    try {
+      const ids = [1, 2, 3, 4].map((n) => ledger.inbox.add('emr', { n }, n));
+      for (const id of ids.slice(0, 3)) ledger.inbox.done(id, 50);
+      assert.equal(ledger.inbox.prune(40), 0, 'processed at 50: not older than 40');
+      assert.equal(ledger.inbox.prune(60, 2), 2);
+      assert.equal(ledger.inbox.prune(60, 2), 1);
+      assert.equal(ledger.inbox.prune(1_000), 0, 'the waiting one stays');
+      assert.equal(ledger.inbox.depth(), 1);
+    } finally {
+      cleanup();
+    }
   });
 });

@@ -51,6 +51,15 @@ export interface InboxProcessorDeps {
 }
 
 const DEFAULT_BATCH_SIZE = 50;
+/**
+ * Processed notifications are kept this long (to look into a sender's behaviour), then deleted: nothing
+ * reads them, and heartbeats alone add rows while nothing happens (a soak review: 191k rows, 34 MB of
+ * bodies, after 55k events).
+ */
+export const INBOX_RETENTION_MS = 24 * 3_600_000;
+/** Deleted per pruning, so one never holds the event loop long; prunings are a minute apart at most. */
+const PRUNE_CHUNK = 2_000;
+const PRUNE_EVERY_MS = 60_000;
 const DEFAULT_COALESCE_MS = 25;
 
 /** Backport event numbers count per Subscription; a server that does not name it has one numbering. */
@@ -179,6 +188,7 @@ export class InboxProcessor {
    * batch fails, its rows are handled one by one, so a single bad notification cannot hold the others.
    */
   private async round(): Promise<number> {
+    this.prune();
     const rows = this.deps.inbox.due(this.deps.batchSize ?? DEFAULT_BATCH_SIZE, this.now());
     const batches = new Map<string, { source: ProcessorSource; rows: InboxRow[]; refs: Set<string> }>();
     const done: number[] = [];
@@ -222,6 +232,16 @@ export class InboxProcessor {
     }
     if (!this.stopping) await this.runOwedCatchUps();
     return rows.length;
+  }
+
+  private nextPruneAt = 0;
+
+  /** Deletes a chunk of processed rows past the retention; again at once while whole chunks go. */
+  private prune(): void {
+    const now = this.now();
+    if (now < this.nextPruneAt) return;
+    const pruned = this.deps.inbox.prune(now - INBOX_RETENTION_MS, PRUNE_CHUNK);
+    this.nextPruneAt = pruned >= PRUNE_CHUNK ? 0 : now + PRUNE_EVERY_MS;
   }
 
   private statusOf(source: ProcessorSource, row: InboxRow): SubscriptionStatus {

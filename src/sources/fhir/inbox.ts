@@ -25,6 +25,8 @@ export interface InboxStore {
   /** Stops retrying a row; the poller reconciles what it would have delivered. */
   abandon(id: number, error: string, now: number): void;
   depth(): number;
+  /** Deletes processed rows older than `before`, at most `limit`; returns how many. */
+  prune(before: number, limit: number): number;
 }
 
 const KINDS = new Set(['ping', 'handshake', 'heartbeat', 'event']);
@@ -57,5 +59,6 @@ export function fhirInbox(store: LedgerInbox): InboxStore {
     retry: store.retry,
     abandon: store.abandon,
     depth: store.depth,
+    prune: store.prune,
   };
 }

@@ -255,6 +255,17 @@ export class MemoryInbox implements InboxStore {
     return this.rows.filter((r) => r.processedAt === undefined).length;
   }
 
+  /** Rows pruned so far (kept in `rows`, where ids index them). */
+  readonly pruned = new Set<number>();
+
+  prune(before: number, limit: number): number {
+    const old = this.rows.filter(
+      (r) => !this.pruned.has(r.id) && r.processedAt !== undefined && r.processedAt < before,
+    );
+    for (const row of old.slice(0, limit)) this.pruned.add(row.id);
+    return Math.min(old.length, limit);
+  }
+
   private find(id: number) {
     const row = this.rows[id - 1];
     if (!row) throw new Error(`no inbox row ${id}`);
