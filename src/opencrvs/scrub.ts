@@ -8,17 +8,39 @@ const REDACTED = '[redacted]';
 const MAX_TEXT = 2000;
 const MAX_DEPTH = 8;
 
+/** Tokens remembered: the current one and a few before it (an answer to an older call may quote one). */
+const RECENT_TOKENS = 8;
+
 export class SecretScrubber {
   private readonly secrets = new Set<string>();
+  /** Renewed values, oldest first, bounded: every renewal added one for good (110k a year, a soak found). */
+  private readonly tokens: string[] = [];
 
-  /** Remembers a value that must never appear in output (ignored when too short to be a secret). */
-  add(secret: string | undefined): void {
-    if (secret && secret.length >= 4) this.secrets.add(secret);
+  /**
+   * Remembers a value that must never appear in output (ignored when too short to be a secret). A
+   * `renewed` one (an access token) is kept among the last few only; older ones are expired, and the
+   * generic scrubber still removes anything shaped like a JWT or a bearer token.
+   */
+  add(secret: string | undefined, options: { renewed?: boolean } = {}): void {
+    if (!secret || secret.length < 4) return;
+    if (!options.renewed) {
+      this.secrets.add(secret);
+      return;
+    }
+    if (this.tokens.includes(secret)) return;
+    this.tokens.push(secret);
+    if (this.tokens.length > RECENT_TOKENS) this.tokens.shift();
+  }
+
+  /** How many values are remembered (for tests). */
+  get size(): number {
+    return this.secrets.size + this.tokens.length;
   }
 
   text(value: string): string {
     let out = value;
     for (const secret of this.secrets) out = out.split(secret).join(REDACTED);
+    for (const token of this.tokens) out = out.split(token).join(REDACTED);
     return scrubString(out);
   }
 

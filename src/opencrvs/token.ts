@@ -85,7 +85,7 @@ export function clientCredentialsTokenSource(
       throw invalidTokenResponse(`token response ${schemaProblem(validateTokenResponse.errors)}`);
     }
     const value = response.json.access_token;
-    transport.scrubber.add(value);
+    transport.scrubber.add(value, { renewed: true });
     const claims = readJwtClaims(value);
     if (!claims) throw invalidTokenResponse('access_token is not a JWT with a numeric exp');
     // `exp` is on OpenCRVS's clock. With `iat` the token's lifetime is known, and is counted from its

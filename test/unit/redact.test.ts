@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import type { DestinationStream } from 'pino';
 import { createLogger } from '../../src/observability/logger.js';
 import { redactDeep, scrubString } from '../../src/observability/redact.js';
+import { SecretScrubber } from '../../src/opencrvs/scrub.js';
 
 const JWT =
   'eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzY29wZSI6WyJ0eXBlPXJlY29yZC5jcmVhdGUiXSwiZXhwIjoxNzAwMDAwMDAwfQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ';
@@ -185,5 +186,22 @@ describe('redaction of message strings', () => {
     const { log, text } = capture();
     log.info({ declaration2: { 'mother.age': 'AGE-31-YEARS', 'deceased.age': 'AGE-87-YEARS' } }, 'ages');
     assertAbsent(text(), ['AGE-31-YEARS', 'AGE-87-YEARS']);
+  });
+});
+
+describe('the OpenCRVS client scrubber', () => {
+  it('keeps the secrets for good and only the last few renewed tokens, each still hidden while kept', () => {
+    const scrubber = new SecretScrubber();
+    scrubber.add('client-secret-value');
+    // Opaque tokens (not JWT-shaped, so only the remembered value hides them).
+    for (let i = 0; i < 20_000; i++) scrubber.add(`opaque-token-${i}`, { renewed: true });
+    assert.equal(scrubber.size, 9, 'the client secret and the last 8 tokens');
+    assert.equal(
+      scrubber.text('secret=client-secret-value token=opaque-token-19999'),
+      'secret=[redacted] token=[redacted]',
+    );
+    assert.equal(scrubber.text('opaque-token-19992'), '[redacted]');
+    scrubber.add('opaque-token-19999', { renewed: true }); // the same token again: no second entry
+    assert.equal(scrubber.size, 9);
   });
 });
