@@ -141,6 +141,15 @@ export class ExpressionCompiler {
     this.fastCompiler = new FastCompiler(source === 'fhir' ? FHIR_CHOICE : NO_CHOICE);
     this.env = { vars: {}, codeSets, ...(timeZone ? { timeZone } : {}) };
     const val = (v: unknown) => fhirpath.util.valData(v);
+    // d.daysAfter(other), d.yearsAfter(other): one date each side, counted from `other` to `d`.
+    const between = (count: (since: unknown, date: unknown, timeZone?: string) => number | undefined) => ({
+      fn: (inputs: unknown[], since: unknown[]) => {
+        if (inputs.length !== 1 || since.length !== 1) return [];
+        const n = count(val(since[0]), val(inputs[0]), timeZone);
+        return n === undefined ? [] : [n];
+      },
+      arity: { 1: ['Any'] },
+    });
     this.userInvocationTable = {
       coded: {
         fn: (inputs: unknown[], setName: string) => {
@@ -150,22 +159,8 @@ export class ExpressionCompiler {
         },
         arity: { 1: ['String'] },
       },
-      daysAfter: {
-        fn: (inputs: unknown[], since: unknown[]) => {
-          if (inputs.length !== 1 || since.length !== 1) return [];
-          const days = daysBetween(val(since[0]), val(inputs[0]), timeZone);
-          return days === undefined ? [] : [days];
-        },
-        arity: { 1: ['Any'] },
-      },
-      yearsAfter: {
-        fn: (inputs: unknown[], since: unknown[]) => {
-          if (inputs.length !== 1 || since.length !== 1) return [];
-          const years = yearsBetween(val(since[0]), val(inputs[0]), timeZone);
-          return years === undefined ? [] : [years];
-        },
-        arity: { 1: ['Any'] },
-      },
+      daysAfter: between(daysBetween),
+      yearsAfter: between(yearsBetween),
       ref: {
         fn: (inputs: unknown[]) => inputs.map((i) => resourceRef(val(i))).filter((r) => r !== undefined),
         arity: { 0: [] },
