@@ -14,6 +14,7 @@ import {
   type Settlement,
   transactionIdsFor,
 } from '../../src/ledger/index.js';
+import { listQuery, PURGE_SQL } from '../../src/ledger/queries.js';
 import { eventInput, OFFICE, payload, settleRow, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
 
 describe('ledger: recording events', () => {
@@ -510,6 +511,7 @@ describe('ledger: schema', () => {
       { version: 7, name: 'rechecked-at' },
       { version: 8, name: 'withdrawn-reason' },
       { version: 9, name: 'mapping-warnings' },
+      { version: 10, name: 'state-order-index' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -645,6 +647,52 @@ describe('ledger: inbox', () => {
       assert.equal(ledger.inbox.prune(60, 2), 1);
       assert.equal(ledger.inbox.prune(1_000), 0, 'the waiting one stays');
       assert.equal(ledger.inbox.depth(), 1);
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+describe('ledger: query plans that must not grow with the ledger', () => {
+  const planOf = (path: string, sql: string, params: object | unknown[] = []) => {
+    const db = new Database(path, { readonly: true });
+    try {
+      const statement = db.prepare(`EXPLAIN QUERY PLAN ${sql}`);
+      const rows = Array.isArray(params) ? statement.all(...params) : statement.all(params);
+      return rows.map((row) => (row as { detail: string }).detail).join('; ');
+    } finally {
+      db.close();
+    }
+  };
+
+  it('lists a state, a source, or both, newest first, without sorting every matching row', () => {
+    const { ledger, path, cleanup } = tempLedger();
+    try {
+      ledger.close();
+      for (const filter of [
+        { states: ['delivered' as const], limit: 100 },
+        { states: ['dead' as const], sourceId: 'emr', limit: 100 },
+        { sourceId: 'emr', limit: 100 },
+        { limit: 100 },
+      ]) {
+        const { sql, params } = listQuery(filter);
+        const plan = planOf(path, sql, params);
+        assert.doesNotMatch(plan, /TEMP B-TREE/, `${JSON.stringify(filter)}: ${plan}`);
+      }
+      assert.match(
+        planOf(path, listQuery({ states: ['delivered'] }).sql, listQuery({ states: ['delivered'] }).params),
+        /ledger_rows_state_id/,
+      );
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('purges payloads through their partial index', () => {
+    const { ledger, path, cleanup } = tempLedger();
+    try {
+      ledger.close();
+      assert.match(planOf(path, PURGE_SQL, { cutoff: 0 }), /USING INDEX ledger_rows_purge/);
     } finally {
       cleanup();
     }

@@ -9,6 +9,7 @@ import { migration006 } from './006-lookup-indexes.js';
 import { migration007 } from './007-rechecked-at.js';
 import { migration008 } from './008-withdrawn-reason.js';
 import { migration009 } from './009-mapping-warnings.js';
+import { migration010 } from './010-state-order-index.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -23,4 +24,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration007,
   migration008,
   migration009,
+  migration010,
 ];
