@@ -35,7 +35,7 @@ export function registerSync(program: Command): void {
   program
     .command('sync')
     .description(
-      'one poll-and-deliver pass for external schedulers (cron, Kubernetes CronJob); exit 0 when everything found was delivered, 1 when anything is dead or still failing (dead rows of earlier passes included), 2 for wrong arguments or configuration',
+      'one poll-and-deliver pass for external schedulers (cron, Kubernetes CronJob); exit 0 when everything found was delivered, 1 when anything is dead, failing, waiting or locked (rows of earlier passes included) or the pass was stopped (a signal, --timeout), 2 for wrong arguments or configuration',
     )
     .requiredOption('--once', 'run one pass and exit (the only mode; `serve` runs continuously)')
     .option('--source <id>', 'only this source (repeatable)', (value: string, all: string[] = []) => [...all, value])
