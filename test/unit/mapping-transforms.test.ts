@@ -100,6 +100,10 @@ describe('dates', () => {
     assert.ok('error' in toPlainDate('2019-02-30'));
     assert.ok('error' in toPlainDate('12/02/2019'));
     assert.ok('error' in toPlainDate(42));
+    // A malformed time makes the whole value malformed: the date before it is not to be trusted either.
+    for (const bad of ['2024-05-13T25:99:00+02:00', '2024-05-13T24:00:00+02:00', '2024-05-13T10:00:00+25:00'])
+      assert.deepEqual(toPlainDate(bad), { error: 'is not a FHIR date or dateTime' }, bad);
+    assert.deepEqual(toPlainDate('2016-12-31T23:59:60Z'), { value: '2016-12-31' }, 'a leap second');
   });
 
   it('takes a Period as a date only when it starts and ends on one day (VRDR gives a range when unsure)', () => {

@@ -15,7 +15,10 @@ function validDate(year: number, month: number, day: number): string | undefined
   return `${String(year).padStart(4, '0')}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}`;
 }
 
-const FULL = /^(\d{4})-(\d{2})-(\d{2})(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?$/;
+// A time, when given, must be one (FHIR: hours 00-23, a leap second allowed): `T25:99` or `T24:00` is a
+// malformed value, not a time on the date it follows.
+const FULL =
+  /^(\d{4})-(\d{2})-(\d{2})(?:T(?:[01]\d|2[0-3]):[0-5]\d(?::(?:[0-5]\d|60)(?:\.\d+)?)?(?:Z|[+-](?:0\d|1[0-4]):[0-5]\d)?)?$/;
 const PARTIAL = /^\d{4}(?:-\d{2})?$/;
 
 /** The value of a year/month/day part of a partial-date extension; undefined when absent or data-absent. */
