@@ -36,6 +36,20 @@ describe('FhirPoller', () => {
     const withSince = setup({ since: '2020-01-01T00:00:00Z', overlapSeconds: 30 });
     await withSince.poller.pollOnce();
     assert.equal(withSince.client.searches[0]?.params._lastUpdated, 'ge2020-01-01T00:00:00.000Z');
+
+    // Written without a zone it is UTC, like a date alone, whatever the bridge host's zone.
+    const zone = process.env.TZ;
+    process.env.TZ = 'America/Santiago';
+    try {
+      for (const since of ['2020-01-01T00:00:00', '2020-01-01']) {
+        const zoneless = setup({ since });
+        await zoneless.poller.pollOnce();
+        assert.equal(zoneless.client.searches[0]?.params._lastUpdated, 'ge2020-01-01T00:00:00.000Z', since);
+      }
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
   });
 
   it('starts a first sync `sinceDays` before it first ran, and keeps that start after a failed pass', async () => {

@@ -125,8 +125,11 @@ export class FhirPoller {
     // go-live) is a boundary the operator chose, not a watermark, and is taken as given.
     const watermark = stored ?? firstSyncStart(poll, cursors, sourceId);
     if (!watermark) return undefined;
-    // UTC with Z: a '+' offset in a query string would need encoding.
-    return new Date(Date.parse(watermark) - (stored ? poll.overlapSeconds * 1000 : 0)).toISOString();
+    // UTC with Z: a '+' offset in a query string would need encoding. A date-time written without a zone
+    // (`poll.since: 2026-01-31T00:00:00`) is UTC, as a date alone is: not the bridge host's local time.
+    const zoned = /T.*(?:[zZ]|[+-]\d{2}:\d{2})$/.test(watermark) || !watermark.includes('T');
+    const at = Date.parse(zoned ? watermark : `${watermark}Z`);
+    return new Date(at - (stored ? poll.overlapSeconds * 1000 : 0)).toISOString();
   }
 
   private searchParams(bound: string | undefined, count: number): Record<string, string> {
