@@ -34,7 +34,10 @@ export function openDatabase(
     // and delivery would then fail while /healthz said ok. Writing the header's user_version (unchanged)
     // finds out now. Inspecting commands (`ledger`) only read.
     if (!options.inspectOnly) db.pragma(`user_version = ${Number(db.pragma('user_version', { simple: true }))}`);
-    migrate(db, MIGRATIONS, options.logger, Date.now());
+    // Inspecting never migrates: a look with a newer image would upgrade the ledger under the running
+    // (older) bridge, which would then refuse to start ("schema version … is newer").
+    if (options.inspectOnly) refuseOutdated(db, MIGRATIONS, path);
+    else migrate(db, MIGRATIONS, options.logger, Date.now());
   } catch (err) {
     db.close();
     // WAL needs to write beside the file even to read: a read-only directory fails here, not above.
@@ -58,21 +61,41 @@ function cannotOpen(path: string, err: unknown): Error {
   return new Error(`cannot open the ledger ${path} (store.path): ${reason}. ${hint}`, { cause: err });
 }
 
-export function migrate(db: Db, migrations: readonly Migration[], logger: Logger, now: number): number[] {
-  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+/** The versions applied to this file; throws when a newer bridge wrote it (old code could corrupt rows). */
+function appliedVersions(db: Db, migrations: readonly Migration[]): Set<number> {
+  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
   const applied = new Set(
-    db
-      .prepare<[], { version: number }>('SELECT version FROM schema_migrations')
-      .all()
-      .map((r) => r.version),
+    table
+      ? db
+          .prepare<[], { version: number }>('SELECT version FROM schema_migrations')
+          .all()
+          .map((r) => r.version)
+      : [],
   );
   const known = new Set(migrations.map((m) => m.version));
   const unknown = [...applied].filter((v) => !known.has(v));
   if (unknown.length > 0) {
-    // A newer bridge wrote this file; running old code on it could corrupt rows.
     throw new Error(`ledger schema version ${Math.max(...unknown)} is newer than this bridge understands`);
   }
+  return applied;
+}
+
+function refuseOutdated(db: Db, migrations: readonly Migration[], path: string): void {
+  const applied = appliedVersions(db, migrations);
+  const missing = migrations.filter((m) => !applied.has(m.version));
+  if (missing.length === 0) return;
+  const latest = Math.max(...migrations.map((m) => m.version));
+  throw new Error(
+    `the ledger ${path} (store.path) was written by an older bridge (schema ${Math.max(0, ...applied)}, this one ` +
+      `reads ${latest}): this command only reads it and will not upgrade it under the bridge that uses it; ` +
+      'upgrade that bridge (serve or sync migrates at start), or use the bridge version that wrote it',
+  );
+}
+
+export function migrate(db: Db, migrations: readonly Migration[], logger: Logger, now: number): number[] {
+  const applied = appliedVersions(db, migrations);
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
   const insert = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
   const done: number[] = [];
   for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {

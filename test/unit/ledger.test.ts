@@ -539,6 +539,33 @@ describe('ledger: schema', () => {
     assert.throws(() => openLedger(path), /newer than this bridge/);
     cleanup();
   });
+
+  it('an inspecting open (the ledger command) never upgrades an older ledger under its bridge', () => {
+    const { ledger, path, cleanup } = tempLedger();
+    try {
+      ledger.close();
+      const db = new Database(path);
+      db.prepare('DELETE FROM schema_migrations WHERE version = 10').run(); // as an older bridge left it
+      db.exec('DROP INDEX ledger_rows_state_id');
+      db.close();
+      assert.throws(
+        () => openLedger(path, { inspectOnly: true }),
+        /the ledger .* was written by an older bridge \(schema 9, this one reads 10\): this command only reads it/,
+      );
+      const versions = () => {
+        const check = new Database(path, { readonly: true });
+        const n = (check.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number }).v;
+        check.close();
+        return n;
+      };
+      assert.equal(versions(), 9, 'left as it was');
+      openLedger(path).close(); // the bridge itself (serve, sync) upgrades it
+      assert.equal(versions(), 10);
+      openLedger(path, { inspectOnly: true }).close();
+    } finally {
+      cleanup();
+    }
+  });
 });
 
 describe('ledger: requeue generations', () => {
