@@ -647,6 +647,21 @@ describe('OpenMRS-shaped records', () => {
 
     // A child of 5 or under has its estimated birth date sent as year-month: the months count. Born in
     // June 1950, died in March 2024: 73, where the years alone said 74; born December 2023: 0, not 1.
+    // An age observation recorded as unknown (VRDR unit UNK) gives way to the years between the dates.
+    death.entry.push({
+      resource: {
+        resourceType: 'Observation',
+        id: 'age-unknown',
+        status: 'final',
+        code: { coding: [{ system: 'http://loinc.org', code: '39016-1' }] },
+        subject: { reference: `Patient/${String(deceased.id)}` },
+        valueQuantity: { value: 999, system: 'http://unitsofmeasure.org', code: 'UNK' },
+      },
+    });
+    const unknownAge = mapped(await mapInput(all, death)).declaration;
+    assert.deepEqual(unknownAge['deceased.age'], { age: 2024 - 1950, asOfDateRef: 'eventDetails.date' });
+    death.entry.pop();
+
     deceased.birthDate = '1950-06';
     const months = mapped(await mapInput(all, death)).declaration;
     assert.deepEqual(months['deceased.age'], { age: 73, asOfDateRef: 'eventDetails.date' });

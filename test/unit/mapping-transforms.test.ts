@@ -151,6 +151,11 @@ describe('units', () => {
     assert.deepEqual(toYears({ value: 42, code: 'a' }), { value: 42 });
     assert.deepEqual(toYears({ value: 30, code: 'mo' }), { value: 2 });
     assert.deepEqual(toYears(34), { value: 34 });
+    // Recorded as unknown: left out, so the age between the dates is used (VRDR unit UNK, no value).
+    assert.deepEqual(toYears({ value: 999, code: 'UNK' }), { unknown: 'the age is recorded as unknown (UNK)' });
+    assert.deepEqual(toYears({ code: 'a' }), { unknown: 'the age has no value' });
+    assert.deepEqual(toYears({ value: 20, unit: 'yrs' }), { value: 20 });
+    assert.ok('error' in toYears({ value: 20, code: 'kg' }), 'a unit that is no duration stays an error');
     assert.deepEqual(applyTransform('age', [{ value: 34, code: 'a' }], { asOfDateRef: 'child.dob' }), {
       value: { age: 34, asOfDateRef: 'child.dob' },
     });

@@ -93,6 +93,7 @@ export function applyTransform(
     }
     case 'age': {
       const out = toYears(first);
+      if ('unknown' in out) return { skip: out.unknown };
       if ('error' in out) return out;
       return { value: { age: out.value, asOfDateRef: options.asOfDateRef } };
     }

@@ -58,6 +58,7 @@ const TO_YEARS: Readonly<Record<string, number>> = {
   year: 1,
   years: 1,
   yr: 1,
+  yrs: 1,
   mo: 1 / 12,
   month: 1 / 12,
   months: 1 / 12,
@@ -77,14 +78,20 @@ const TO_YEARS: Readonly<Record<string, number>> = {
 };
 
 /** An age Quantity (or a bare number of years) → completed years. */
-export function toYears(item: unknown): NumberOutcome {
+/**
+ * Completed years. An age recorded as unknown (no value, as a data-absent reason leaves it, or VRDR's
+ * unit `UNK`) is `unknown`: the field is left out and the next source (the years between the dates)
+ * is used, where an unrecognised unit is an error.
+ */
+export function toYears(item: unknown): NumberOutcome | { unknown: string } {
   if (!isObject(item)) {
     const n = numeric(item);
     return n === undefined ? { error: 'is not an age' } : { value: Math.floor(n) };
   }
   const value = numeric(item.value);
-  if (value === undefined) return { error: 'has no numeric value' };
+  if (value === undefined) return { unknown: 'the age has no value' };
   const unit = [item.code, item.unit].find((u): u is string => typeof u === 'string' && u.trim() !== '');
+  if (unit?.toUpperCase() === 'UNK') return { unknown: 'the age is recorded as unknown (UNK)' };
   const factor = unit === undefined ? 1 : (TO_YEARS[unit] ?? TO_YEARS[unit.toLowerCase()]);
   if (factor === undefined) return { error: `unit '${unit}' is not a duration unit (a, mo, wk, d, h, min)` };
   return { value: Math.floor(value * factor + 1e-9) };
