@@ -1,6 +1,7 @@
 // The delivery worker: claims due rows from the ledger and sends them to OpenCRVS, at most
 // `concurrency` at a time, pausing the whole queue while an operator problem lasts.
 import { randomBytes } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { HoldState, LedgerRow } from '../ledger/index.js';
 import { silentLogger } from '../observability/logger.js';
@@ -31,13 +32,13 @@ const liveWorkers = new Set<string>();
 export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   const { ledger, api, settings } = deps;
   const now = deps.now ?? Date.now;
-  // host:pid:random. A lock held under this host by a process that is gone is reset at start, instead of
-  // after the lock timeout (5 minutes by default): in a container the bridge is always pid 1 of the same
-  // host, so a restart after a SIGKILL (docker stop's default 10 s) finds its own rows at once; on a VM
-  // (systemd, a cron `sync` killed mid-pass) the earlier process had another pid, which no longer runs.
+  // host:pid:ns<pid namespace>-random. A lock held under this host by a process that is gone is reset
+  // instead of waiting out the lock timeout (5 minutes by default); see lockHolderGone for when that is
+  // known. The pid namespace is part of the id because a pid means something only inside its namespace.
   const host = `${hostname()}:`;
   const ownPrefix = `${host}${process.pid}:`;
-  const workerId = deps.workerId ?? `${ownPrefix}${randomBytes(3).toString('hex')}`;
+  const workerId =
+    deps.workerId ?? `${ownPrefix}${PID_NAMESPACE ? `ns${PID_NAMESPACE}-` : ''}${randomBytes(3).toString('hex')}`;
   liveWorkers.add(workerId);
   const logger = (deps.logger ?? silentLogger).child({ component: 'delivery', workerId });
   const concurrency = Math.max(1, settings.concurrency);
@@ -224,10 +225,13 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     return true;
   };
 
-  /** Rows locked by a process of this host that is gone are due again at once (see lockHolderGone). */
-  const resetGoneLocks = () => {
+  /**
+   * Rows locked by a process of this host that is gone are due again at once (see lockHolderGone). At
+   * start also those of an earlier run with this very host and pid (a container's restart).
+   */
+  const resetGoneLocks = (atStart: boolean) => {
     if (!workerId.startsWith(ownPrefix)) return;
-    const reset = ledger.resetLocksOf(host, (lockedBy) => lockHolderGone(lockedBy, host));
+    const reset = ledger.resetLocksOf(host, (lockedBy) => lockHolderGone(lockedBy, host, atStart));
     if (reset > 0) logger.warn({ reset }, 'rows locked by an earlier run on this host are due again');
   };
 
@@ -286,7 +290,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       stopping = false;
       stopped = false;
       liveWorkers.add(workerId);
-      resetGoneLocks();
+      resetGoneLocks(true);
       logger.info({ concurrency, mode: settings.mode }, 'delivery worker started');
       loop = runLoop();
     },
@@ -319,7 +323,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     processNext,
     async runUntilIdle(options = {}) {
       const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
-      resetGoneLocks(); // `sync --once` runs only this: a pass killed before it left rows locked
+      resetGoneLocks(false); // `sync --once` runs only this: a pass killed before it left rows locked
       for (;;) {
         const n = await processNext();
         if (hold || stopping) return; // stop() drains and hands back what is in flight
@@ -338,15 +342,32 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   };
 }
 
+/** This process's pid namespace (Linux), or undefined: pids of other processes can then not be checked. */
+const PID_NAMESPACE = (() => {
+  try {
+    return /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1];
+  } catch {
+    return undefined;
+  }
+})();
+
 /**
- * Whether the process behind a lock of this host (`host:pid:random`) is gone: a worker id of this
- * process that is not running, or a pid no process has. A pid reused since reads as alive: that row then
- * waits for the lock timeout, as before, which is safe.
+ * Whether the process behind a lock of this host (`host:pid:ns<namespace>-random`) is known to be gone:
+ * - a worker of this process that is not running: gone;
+ * - a lock taken in this pid namespace: gone when that pid is this process (an earlier holder of our pid)
+ *   or runs no process. A pid reused since reads as alive, and that row waits for the lock timeout;
+ * - a lock from another or an unknown namespace (two containers may share a hostname; a review showed
+ *   a live holder in another namespace reads as gone): only at start, and only with this very pid, the
+ *   rule a container's restart needs (the bridge is pid 1 of the same host again, in a new namespace).
+ *   Otherwise it waits for the lock timeout.
  */
-function lockHolderGone(lockedBy: string, host: string): boolean {
+function lockHolderGone(lockedBy: string, host: string, atStart: boolean): boolean {
   if (liveWorkers.has(lockedBy)) return false;
-  const pid = Number(lockedBy.slice(host.length).split(':')[0]);
+  const [pidText, rest = ''] = lockedBy.slice(host.length).split(':');
+  const pid = Number(pidText);
   if (!Number.isInteger(pid) || pid <= 0) return false;
+  const namespace = /^ns(\d+)-/.exec(rest)?.[1];
+  if (namespace === undefined || namespace !== PID_NAMESPACE) return atStart && pid === process.pid;
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0); // signal 0: only asks whether the process exists

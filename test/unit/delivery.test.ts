@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { DeliverySettings } from '../../src/config/types.js';
@@ -291,23 +292,29 @@ describe('delivery worker', () => {
     }
   });
 
-  it('at start, takes back at once the rows a stopped process of this host (another pid) left locked', async () => {
+  it('takes back at once the rows a stopped process of this host and pid namespace left locked, no others', async () => {
     // A VM or systemd restart, or a cron `sync` killed mid-pass: same host, a pid that no longer runs.
     const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+    const ns = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1];
     const { row: dead } = ledger.recordEvent(eventInput('1'));
     const { row: alive } = ledger.recordEvent(eventInput('2'));
-    ledger.claimRow(dead.id, `${hostname()}:${gone}:dead02`);
-    ledger.claimRow(alive.id, `${hostname()}:${process.ppid}:live01`); // the test runner: still running
+    const { row: elsewhere } = ledger.recordEvent(eventInput('3'));
+    ledger.claimRow(dead.id, `${hostname()}:${gone}:ns${ns}-dead02`);
+    ledger.claimRow(alive.id, `${hostname()}:${process.ppid}:ns${ns}-live01`); // the test runner: still running
+    // The same hostname in another pid namespace (a second container): its pid says nothing here.
+    ledger.claimRow(elsewhere.id, `${hostname()}:${gone}:ns1-other1`);
     const w = createDeliveryWorker({ ledger, api, settings, now: clock.now, random: () => 1 });
+    assert.match(w.workerId, new RegExp(`^${hostname()}:${process.pid}:ns${ns}-[0-9a-f]{6}$`));
     w.start();
     try {
       assert.equal(ledger.get(dead.id)?.lastError?.kind, 'stale-lock', 'no 300 s wait for a process that is gone');
-      assert.notEqual(ledger.get(dead.id)?.lockedBy, `${hostname()}:${gone}:dead02`);
+      assert.notEqual(ledger.get(dead.id)?.lockedBy, `${hostname()}:${gone}:ns${ns}-dead02`);
       assert.equal(
         ledger.get(alive.id)?.lockedBy,
-        `${hostname()}:${process.ppid}:live01`,
+        `${hostname()}:${process.ppid}:ns${ns}-live01`,
         'a live process keeps its rows',
       );
+      assert.equal(ledger.get(elsewhere.id)?.lockedBy, `${hostname()}:${gone}:ns1-other1`, 'left to the lock timeout');
     } finally {
       await w.stop({ drainMs: 0 });
     }
