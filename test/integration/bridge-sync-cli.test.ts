@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
+import { openLedger } from '../../src/ledger/index.js';
+import { eventInput } from '../unit/ledger-helpers.js';
 import { finished, runCli, spawnCli } from './helpers/bridge-cli.js';
 import { birthResources, type Simulators, startSimulators } from './helpers/bridge-harness.js';
 
@@ -165,6 +167,11 @@ describe('opencrvs-bridge sync --once', () => {
       const [source] = object.sources as Array<Record<string, unknown>>;
       const baseUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/fhir`;
       writeFileSync(hanging, stringify({ ...object, sources: [{ ...source, baseUrl, timeoutMs: 60_000 }] }));
+      // A row waiting to be sent: after the deadline nothing more is taken (the source clients are closed,
+      // so a recheck would fail and let it go out unchecked).
+      const ledger = openLedger(join(s.dir, 'bridge.db'));
+      const { row } = ledger.recordEvent(eventInput('after-deadline'));
+      ledger.close();
       const started = Date.now();
       const result = await runCli(['sync', '--once', '--config', hanging, '--timeout', '2']);
       const seconds = (Date.now() - started) / 1000;
@@ -172,6 +179,10 @@ describe('opencrvs-bridge sync --once', () => {
       assert.match(result.stdout, /the pass reached --timeout before it finished/);
       // Generous for a loaded machine; without the deadline this takes the source's 60 s call timeout.
       assert.ok(seconds < 30, `${seconds} s`);
+      const after = openLedger(join(s.dir, 'bridge.db'));
+      assert.equal(after.get(row.id)?.state, 'pending');
+      assert.deepEqual(after.attempts(row.id), [], 'not sent after the deadline');
+      after.close();
     } finally {
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => silent.close(resolve));
