@@ -47,17 +47,20 @@ export function openDatabase(
 }
 
 const STORAGE_ERROR =
-  /readonly|unable to open|SQLITE_CANTOPEN|SQLITE_READONLY|SQLITE_FULL|SQLITE_IOERR|disk I\/O error|database or disk is full|SQLITE_NOTADB|SQLITE_CORRUPT|malformed|not a database/i;
+  /readonly|unable to open|SQLITE_CANTOPEN|SQLITE_READONLY|SQLITE_FULL|SQLITE_IOERR|disk I\/O error|database or disk is full|SQLITE_NOTADB|SQLITE_CORRUPT|malformed|not a database|database is locked|SQLITE_BUSY/i;
 
 /** SQLite's own words name neither the file nor the setting: an operator needs both, and what to do. */
 function cannotOpen(path: string, err: unknown): Error {
   const reason = err instanceof Error ? err.message : String(err);
   const hint = /FULL|IOERR|disk I\/O|disk is full/i.test(reason)
     ? 'Is the disk (or the volume) full? Free space and start again: nothing recorded is lost.'
-    : /NOTADB|CORRUPT|malformed|not a database/i.test(reason)
-      ? 'The file is not a ledger or is damaged: restore it from a backup (docs/deployment.md), never edit it.'
-      : 'The directory and the file must exist and be writable by this user (SQLite writes a -wal and a -shm ' +
-        'file beside the ledger, even to read it).';
+    : /locked|BUSY/i.test(reason)
+      ? 'Another process held its write lock longer than the busy timeout (a long backup or VACUUM, a ' +
+        'stuck sqlite3 shell): try again when it is done.'
+      : /NOTADB|CORRUPT|malformed|not a database/i.test(reason)
+        ? 'The file is not a ledger or is damaged: restore it from a backup (docs/deployment.md), never edit it.'
+        : 'The directory and the file must exist and be writable by this user (SQLite writes a -wal and a -shm ' +
+          'file beside the ledger, even to read it).';
   return new Error(`cannot open the ledger ${path} (store.path): ${reason}. ${hint}`, { cause: err });
 }
 

@@ -480,6 +480,23 @@ describe('ledger: opening', () => {
     }
   });
 
+  it('says another process held the write lock when opening waited out the busy timeout', () => {
+    const { ledger, path, cleanup } = tempLedger();
+    const holder = new Database(path);
+    try {
+      holder.exec('BEGIN IMMEDIATE'); // a long backup, a stuck sqlite3 shell
+      assert.throws(
+        () => openLedger(path, { busyTimeoutMs: 50 }),
+        /^Error: cannot open the ledger .* \(store\.path\): database is locked\. Another process held its write lock/,
+      );
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+      ledger.close();
+      cleanup();
+    }
+  });
+
   it('says a file that is no ledger, or a damaged one, is to be restored from a backup', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ledger-bad-'));
     try {
