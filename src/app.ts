@@ -586,9 +586,7 @@ export class Bridge {
     const rows = [...ids].map((id) => this.ledger.get(id)).filter((row): row is LedgerRow => row !== undefined);
     // What an earlier pass left dead or failing still needs someone: a scheduler's job must not turn green
     // because this pass did not touch those rows.
-    const synced = [...this.sources, ...this.dhis2Sources]
-      .map((source) => source.settings.id)
-      .filter((id) => !sourceIds || sourceIds.includes(id));
+    const synced = syncing.map((source) => source.settings.id);
     // Rows left `delivering` by a pass that was killed wait for their lock to expire: not done either.
     const notDone: LedgerState[] = ['dead', 'failed', 'pending', 'delivering'];
     const earlier = synced

@@ -30,14 +30,17 @@ export function openDatabase(
     db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs))}`);
     db.pragma('foreign_keys = ON');
-    // SQLite opens a file this user may not write read-only, without a word: every poll, notification
-    // and delivery would then fail while /healthz said ok. Writing the header's user_version (unchanged)
-    // finds out now. Inspecting commands (`ledger`) only read.
-    if (!options.inspectOnly) db.pragma(`user_version = ${Number(db.pragma('user_version', { simple: true }))}`);
-    // Inspecting never migrates: a look with a newer image would upgrade the ledger under the running
-    // (older) bridge, which would then refuse to start ("schema version … is newer").
-    if (options.inspectOnly) refuseOutdated(db, MIGRATIONS, path);
-    else migrate(db, MIGRATIONS, options.logger, Date.now());
+    if (options.inspectOnly) {
+      // Inspecting (`ledger`) only reads, and never migrates: a look with a newer image would upgrade the
+      // ledger under the running (older) bridge, which would then refuse to start ("schema … is newer").
+      refuseOutdated(db, MIGRATIONS, path);
+    } else {
+      // SQLite opens a file this user may not write read-only, without a word: every poll, notification
+      // and delivery would then fail while /healthz said ok. Writing the header's user_version
+      // (unchanged) finds out now.
+      db.pragma(`user_version = ${Number(db.pragma('user_version', { simple: true }))}`);
+      migrate(db, MIGRATIONS, options.logger, Date.now());
+    }
   } catch (err) {
     db.close();
     // WAL needs to write beside the file even to read: a read-only directory fails here, not above.

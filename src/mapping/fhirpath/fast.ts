@@ -425,22 +425,15 @@ export class FastCompiler {
           return [left(focus, env).some((item) => itemIsCoded(unwrap(item), set))];
         };
       }
-      case 'daysAfter': {
-        arity(1);
-        const since = p(0);
-        return (focus, env) => {
-          const date = single(left(focus, env));
-          const from = single(since(focus, env));
-          const days = daysBetween(from, date, env.timeZone);
-          return days === undefined ? [] : [days];
-        };
-      }
+      case 'daysAfter':
       case 'yearsAfter': {
+        // d.daysAfter(other), d.yearsAfter(other): counted from `other` to `d` (single() unwraps).
         arity(1);
         const since = p(0);
+        const count = name === 'daysAfter' ? daysBetween : yearsBetween;
         return (focus, env) => {
-          const years = yearsBetween(unwrap(single(since(focus, env))), unwrap(single(left(focus, env))), env.timeZone);
-          return years === undefined ? [] : [years];
+          const n = count(single(since(focus, env)), single(left(focus, env)), env.timeZone);
+          return n === undefined ? [] : [n];
         };
       }
       case 'toDecimal':

@@ -77,9 +77,8 @@ const TO_YEARS: Readonly<Record<string, number>> = {
   minutes: 1 / (365.25 * 24 * 60),
 };
 
-/** An age Quantity (or a bare number of years) → completed years. */
 /**
- * Completed years. An age recorded as unknown (no value, as a data-absent reason leaves it, or VRDR's
+ * An age Quantity (or a bare number of years) → completed years. An age recorded as unknown (no value, as a data-absent reason leaves it, or VRDR's
  * unit `UNK`) is `unknown`: the field is left out and the next source (the years between the dates)
  * is used, where an unrecognised unit is an error.
  */
