@@ -56,7 +56,7 @@ const DEFAULT_BATCH_SIZE = 50;
  * reads them, and heartbeats alone add rows while nothing happens (a soak review: 191k rows, 34 MB of
  * bodies, after 55k events).
  */
-export const INBOX_RETENTION_MS = 24 * 3_600_000;
+const INBOX_RETENTION_MS = 24 * 3_600_000;
 /** Deleted per pruning, so one never holds the event loop long; prunings are a minute apart at most. */
 const PRUNE_CHUNK = 2_000;
 const PRUNE_EVERY_MS = 60_000;
