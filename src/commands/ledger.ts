@@ -90,7 +90,7 @@ function runLedger(options: LedgerOptions): void {
     console.log(totals.size ? [...totals].map(([state, n]) => `${state}: ${n}`).join('  ') : 'The ledger is empty.');
     if (rows.length) console.log(`\n${table(rows)}`);
     else if (options.find) console.log(`\nNo event matches ${options.find.trim()}.`);
-    if (warnings.length) console.log(`\nLeft out by the mapping:\n${warnings.map((w) => `  ${w}`).join('\n')}`);
+    if (warnings.length) console.log(`\nMapping warnings:\n${warnings.map((w) => `  ${w}`).join('\n')}`);
     if (history) console.log(`\n${attemptsTable(history)}`);
   } finally {
     ledger.close();

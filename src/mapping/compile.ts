@@ -3,6 +3,7 @@
 // values, transform ↔ field type). Every failure is a MappingLoadError with file, key path and line.
 import type { ValidateFunction } from 'ajv';
 import { createAjv, describeAjvError, readProfileJson } from '../config/schema.js';
+import type { DateOrder } from './date-order.js';
 import { elementProblems } from './element-check.js';
 import { SUPPORTED_SEARCH_PARAMS, TOKEN_PARAM_PATHS } from './fetcher.js';
 import { itemsOf } from './fhirpath/ast.js';
@@ -57,6 +58,8 @@ export interface CompiledField {
   constant?: { value: unknown };
   when?: CompiledExpr;
   options: TransformOptions;
+  /** `notAfter`/`notBefore` of a DATE field: checked once every field has its value. */
+  dateOrder?: DateOrder;
 }
 
 export interface CompiledRouting {
@@ -90,6 +93,8 @@ export interface CompiledMapping {
   subjectLinks: Array<{ type: string; param: string; tokens: Array<{ name: string; values: string[] }> }>;
   /** Every expression, for the differential test and the benchmark. */
   expressions: CompiledExpr[];
+  /** The source's zone (CompileOptions.timeZone): "today" for `notAfter: today` is its date. */
+  timeZone?: string;
 }
 
 export interface CompileOptions {
@@ -262,6 +267,7 @@ export function compileMapping(file: string, text: string, options: CompileOptio
   };
 
   const fields: CompiledField[] = [];
+  const dateOrders: Array<{ fieldId: string; path: KeyPath; spec: Obj; order: DateOrder }> = [];
   const fieldKeys = new Map<string, string>(); // field id → its key in the file ('id?' keeps the '?')
   for (const [key, raw] of Object.entries(doc.fields as Record<string, unknown>)) {
     const path = ['fields', key];
@@ -310,6 +316,13 @@ export function compileMapping(file: string, text: string, options: CompileOptio
         throw src.error([...path, 'asOfDateRef'], `${ref} is not a DATE field`);
       compiled.options.asOfDateRef = ref;
     }
+    const dateOrder = { notAfter: asArray(spec.notAfter) as string[], notBefore: asArray(spec.notBefore) as string[] };
+    if (dateOrder.notAfter.length + dateOrder.notBefore.length > 0) {
+      if (field.type !== 'DATE')
+        throw src.error(path, `notAfter and notBefore apply to DATE fields, not ${field.type}`);
+      dateOrders.push({ fieldId, path, spec, order: dateOrder });
+      compiled.dateOrder = dateOrder;
+    }
     if (field.type === 'ADDRESS') compiled.options.domesticCountry = profile.domesticCountry;
     if ('default' in spec) {
       checkValue(field, spec.default, [...path, 'default'], 'default');
@@ -320,6 +333,19 @@ export function compileMapping(file: string, text: string, options: CompileOptio
       compiled.constant = { value: spec.value };
     }
     fields.push(compiled);
+  }
+
+  // A bound is another field of this mapping (checked after the loop: it may come later in the file).
+  for (const { fieldId, path, spec, order } of dateOrders) {
+    for (const key of ['notAfter', 'notBefore'] as const) {
+      order[key].forEach((bound, i) => {
+        if (bound === 'today') return;
+        const at = Array.isArray(spec[key]) ? [...path, key, i] : [...path, key];
+        if (bound === fieldId) throw src.error(at, `${fieldId} cannot be bounded by itself`);
+        if (profile.fields.get(bound)?.type !== 'DATE') throw src.error(at, `${bound} is not a DATE field`);
+        if (!fieldKeys.has(bound)) throw src.error(at, `${bound} is not filled by this mapping`);
+      });
+    }
   }
 
   const r = (doc.routing ?? {}) as Obj;
@@ -397,6 +423,7 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     routing,
     subjectLinks,
     expressions,
+    ...(options.timeZone ? { timeZone: options.timeZone } : {}),
   };
 }
 

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { RoutingSettings } from '../config/types.js';
 import type { CompiledField, CompiledMapping } from './compile.js';
 import type { MappingContext } from './context.js';
+import { dateOrderWarnings, todayFor } from './date-order.js';
 import { ExpressionRuntimeError } from './fhirpath/expr.js';
 import { routeRecord } from './routing.js';
 import { applyTransform, type FieldOutcome } from './transforms/index.js';
@@ -127,6 +128,9 @@ export function evaluateMapping(
     } else if ('error' in out) errors.push({ field: f.id, message: `source value ${out.error} (from ${out.from})` });
     else if (out.skip) warnings.push(out.skip.startsWith(f.id) ? out.skip : `${f.id}: ${out.skip}`);
   }
+
+  let today: string | undefined;
+  warnings.push(...dateOrderWarnings(mapping.fields, declaration, () => (today ??= todayFor(mapping.timeZone))));
 
   const routed = routeRecord(mapping, subject, vars, settings, options);
   warnings.push(...routed.warnings);

@@ -240,7 +240,7 @@ export const PAGE_SCRIPT = `
     field(dl, 'Withdrawn in the source', d.withdrawnReason ? d.withdrawnReason +
       (d.state === 'delivered' || d.state === 'delivered-pending' ? ' (after notification: correct it in OpenCRVS)' :
         ' (settled before anything more is sent)') : '');
-    field(dl, 'Left out by the mapping', (d.mappingWarnings || []).join('; '));
+    field(dl, 'Mapping warnings', (d.mappingWarnings || []).join('; '));
     field(dl, 'Last error', errorText(d.lastError));
     var tbody = $('attempts').tBodies[0];
     clear(tbody);
