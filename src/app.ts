@@ -86,6 +86,7 @@ export class Bridge {
   readonly inbox: InboxProcessor;
   readonly receiver: SubscriptionReceiver;
   readonly startedAt = Date.now();
+  private fileProblemLogged = false;
   httpPort: number | undefined;
   private server: Server | undefined;
   private locationsReady = false;
@@ -380,12 +381,24 @@ export class Bridge {
     return this.metrics.render(() => this.refreshMetrics());
   }
 
+  /** The ledger file deleted or replaced under the process: said once in the log, on every probe. */
+  livenessProblem(): string | undefined {
+    const problem = this.ledger.fileProblem();
+    if (problem && !this.fileProblemLogged) {
+      this.fileProblemLogged = true;
+      this.log.error(problem);
+    }
+    return problem;
+  }
+
   /** Readiness, each check cached briefly so a scraping orchestrator does not hammer OpenCRVS. */
   readinessChecks(): ReadinessCheck[] {
     return [
       {
         name: 'store',
         run: () => {
+          const problem = this.livenessProblem();
+          if (problem) return problem;
           this.ledger.setMeta('health:lastWriteCheck', new Date().toISOString());
           return undefined;
         },

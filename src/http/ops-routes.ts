@@ -10,6 +10,8 @@ export interface OpsTarget {
   readinessChecks(): ReadinessCheck[];
   renderMetrics(): Promise<{ contentType: string; body: string }>;
   startedAt: number;
+  /** What only a restart mends (the ledger file deleted under the process), else undefined. */
+  livenessProblem(): string | undefined;
 }
 
 const CHECK_TIMEOUT_MS = 5_000;
@@ -27,14 +29,18 @@ async function runCheck(check: ReadinessCheck): Promise<{ ok: boolean; detail?: 
 }
 
 /**
- * `GET /healthz`: the process answers (liveness; a container restart would not fix anything else).
+ * `GET /healthz`: the process answers (liveness), 503 only for what a restart mends (livenessProblem):
+ * a restart fixes nothing else, and an orchestrator restarts on it.
  * `GET /readyz`: store writable, OpenCRVS token obtainable, queue not held, sources reachable; 503
  * with the failing checks named. `GET /metrics`: Prometheus text.
  */
 export function opsRoutes(target: OpsTarget): Router {
   const router = express.Router();
   router.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok', uptimeSeconds: Math.round((Date.now() - target.startedAt) / 1000) });
+    const uptimeSeconds = Math.round((Date.now() - target.startedAt) / 1000);
+    const problem = target.livenessProblem();
+    if (problem) res.status(503).json({ status: 'restart needed', problem, uptimeSeconds });
+    else res.json({ status: 'ok', uptimeSeconds });
   });
   router.get('/readyz', async (_req, res) => {
     const checks = target.readinessChecks();

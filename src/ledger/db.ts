@@ -1,4 +1,5 @@
 // Opens the SQLite file with the durability the ledger promises and brings the schema up to date.
+import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from '../observability/logger.js';
 import { MIGRATIONS, type Migration } from './migrations/index.js';
@@ -51,6 +52,30 @@ export function openDatabase(
 
 const STORAGE_ERROR =
   /readonly|unable to open|SQLITE_CANTOPEN|SQLITE_READONLY|SQLITE_FULL|SQLITE_IOERR|disk I\/O error|database or disk is full|SQLITE_NOTADB|SQLITE_CORRUPT|malformed|not a database|database is locked|SQLITE_BUSY/i;
+
+/**
+ * The file at `path` as opened (device and inode), to tell later whether it is still the one: an
+ * operator who deletes the ledger, or restores a backup over it, while the bridge runs, leaves the
+ * bridge writing to a file no one will read (its history, and the record of what was sent, lost at the
+ * next restart). An in-memory or temporary database has no file to watch.
+ */
+export function watchFileIdentity(path: string): { problem(): string | undefined } {
+  if (path === '' || path === ':memory:') return { problem: () => undefined };
+  const opened = statSync(path, { throwIfNoEntry: false });
+  if (!opened) return { problem: () => undefined };
+  // Restarting opens what is at the path now; what was sent meanwhile is sent again with the same
+  // transaction ids, which OpenCRVS answers without a second record (docs/deployment.md §8).
+  const advice = 'restart the bridge (stop it first, to restore a backup: docs/deployment.md §8)';
+  return {
+    problem: () => {
+      const now = statSync(path, { throwIfNoEntry: false });
+      if (!now) return `the ledger file ${path} was deleted while the bridge ran: ${advice}`;
+      if (now.ino !== opened.ino || now.dev !== opened.dev)
+        return `the ledger file ${path} was replaced while the bridge ran: ${advice}`;
+      return undefined;
+    },
+  };
+}
 
 /** SQLite's own words name neither the file nor the setting: an operator needs both, and what to do. */
 function cannotOpen(path: string, err: unknown): Error {

@@ -1,7 +1,7 @@
 // openLedger: the composition of the ledger's parts over one SQLite connection.
 import { type Logger, silentLogger } from '../observability/logger.js';
 import { startCheckpointer } from './checkpointer.js';
-import { openDatabase, relaxed } from './db.js';
+import { openDatabase, relaxed, watchFileIdentity } from './db.js';
 import { createInbox } from './inbox.js';
 import { createOutbox } from './outbox.js';
 import { createQueries } from './queries.js';
@@ -30,6 +30,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
   const outbox = createOutbox(db);
   const queries = createQueries(db);
   const checkpointer = options.backgroundCheckpoints ? startCheckpointer(db, { logger }) : undefined;
+  const fileIdentity = watchFileIdentity(path);
 
   return {
     path,
@@ -75,6 +76,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     resetLocksOf: (prefix, isGone) => outbox.resetLocksOf(prefix, isGone, now()),
     nextDueAt: outbox.nextDueAt,
     outstanding: outbox.outstanding,
+    fileProblem: () => fileIdentity.problem(),
     close: () => {
       checkpointer?.stop();
       if (db.open) db.close();

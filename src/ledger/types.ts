@@ -317,5 +317,11 @@ export interface Ledger {
   nextDueAt(): number | undefined;
   /** Rows pending, failed or delivering (the work not finished). */
   outstanding(): number;
+  /**
+   * Why the file at `path` is no longer the one this connection writes (deleted, or replaced by a
+   * restore or a copy), else undefined: SQLite goes on writing to the file it opened, which nothing
+   * will read again.
+   */
+  fileProblem(): string | undefined;
   close(): void;
 }

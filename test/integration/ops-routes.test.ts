@@ -2,7 +2,7 @@
 // sandbox: ready when everything works, 503 naming the failing check when OpenCRVS refuses the
 // credentials or the queue is held, and metrics that say what happened without any personal data.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -111,6 +111,33 @@ describe('health and readiness', () => {
       assert.deepEqual(Object.keys(body.checks).sort(), ['opencrvs-token', 'queue', 'routing', 'source:emr', 'store']);
     } finally {
       await bridge.stop();
+    }
+  });
+
+  it('asks for a restart (/healthz 503, readiness store) once the ledger file is deleted or replaced under it', async () => {
+    for (const change of ['deleted', 'replaced'] as const) {
+      const bridge = newBridge();
+      try {
+        await bridge.start();
+        assert.equal((await get(bridge, '/healthz')).status, 200);
+        const path = bridge.ledger.path;
+        if (change === 'deleted') rmSync(path);
+        else {
+          // A restore: another file moved over the path (a new inode), as `mv backup.db bridge.db` does.
+          copyFileSync(path, `${path}.restore`);
+          renameSync(`${path}.restore`, path);
+        }
+        const health = await get(bridge, '/healthz');
+        assert.equal(health.status, 503, health.text);
+        const body = JSON.parse(health.text) as { status: string; problem: string };
+        assert.equal(body.status, 'restart needed');
+        assert.equal(body.problem.startsWith(`the ledger file ${path} was ${change} while the bridge ran`), true);
+        const ready = await readyz(bridge);
+        assert.equal(ready.status, 503);
+        assert.deepEqual(ready.body.failed, ['store']);
+      } finally {
+        await bridge.stop();
+      }
     }
   });
 
