@@ -15,8 +15,15 @@ export interface HttpFailure {
 // v2.0: "createdAtLocation is required and must be a valid location id", "createdAtLocation must be a
 // valid location id"; v1.9: "… must be a valid office id", "createdAtLocation must be an office location".
 const UNKNOWN_OFFICE = /createdAtLocation.*(valid (location|office) id|must be an office location)/i;
-// "Action 'NOTIFY' cannot be performed on an event in 'NOTIFIED' state …"
-const ALREADY_NOTIFIED = /NOTIFIED/;
+// "Action 'NOTIFY' cannot be performed on an event in 'NOTIFIED' state …". Any state past CREATED says
+// a NOTIFY of ours was accepted: an event this client created is a draft no one else sees until it is
+// notified, so a registrar who has since declared, validated or registered it (whose answer to us was
+// lost) moved it on from our NOTIFY. Dead-lettering it would invite re-entering the birth by hand.
+const EVENT_STATE = /cannot be performed on an event in '([A-Z_]+)' state/;
+function alreadyNotified(message: string): boolean {
+  const state = EVENT_STATE.exec(message)?.[1];
+  return state !== undefined && state !== 'CREATED';
+}
 const EVENT_NOT_FOUND = /event not found/i;
 
 /** OpenCRVS's own words: `message` (REST and Hapi bodies), else the OAuth `error` pair, else the text. */
@@ -83,7 +90,7 @@ export function classifyHttpFailure(failure: HttpFailure, nowMs: number): OpenCr
       return EVENT_NOT_FOUND.test(message) ? make('not-found', 'permanent') : make('config', 'operator');
     case 409:
       if (operation.startsWith('notify') || operation === 'createAndNotify') {
-        if (ALREADY_NOTIFIED.test(message)) return make('already-notified', 'permanent');
+        if (alreadyNotified(message)) return make('already-notified', 'permanent');
       }
       return make('conflict', 'permanent');
     case 413:

@@ -90,6 +90,22 @@ describe('error classification', () => {
       'already-notified',
       'permanent',
     ],
+    // A registrar moved it on from our NOTIFY (its answer to us lost): delivered, not a conflict.
+    [
+      409,
+      'notify',
+      "Action 'NOTIFY' cannot be performed on an event in 'DECLARED' state",
+      'already-notified',
+      'permanent',
+    ],
+    [
+      409,
+      'notify',
+      "Action 'NOTIFY' cannot be performed on an event in 'REGISTERED' state",
+      'already-notified',
+      'permanent',
+    ],
+    [409, 'notify', "Action 'NOTIFY' cannot be performed on an event in 'CREATED' state", 'conflict', 'permanent'],
     [409, 'notify', 'System user can not perform action on assigned event', 'conflict', 'permanent'],
     [409, 'createEvent', 'conflict', 'conflict', 'permanent'],
     [413, 'notify', 'Payload too large', 'bad-request', 'permanent'],
