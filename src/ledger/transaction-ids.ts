@@ -33,4 +33,15 @@ export function transactionIdsFor(sourceId: string, eventType: string, subjectKe
 export const NEXT_NOTIFY_GENERATION = `
   requeues = requeues + (CASE WHEN state = 'dead' THEN 1 ELSE 0 END),
   notify_transaction_id = CASE WHEN state = 'dead'
-    THEN base_transaction_id || ':notify:r' || (requeues + 1) ELSE notify_transaction_id END`;
+    THEN base_transaction_id || ':notify:r' || (requeues + 1) ELSE notify_transaction_id END,
+  ${forgetLostEvent('event_id')}, ${forgetLostEvent('tracking_id')}`;
+
+/**
+ * A row that died on "Event not found" (OpenCRVS restored from a backup older than the event, or the
+ * event deleted) forgets that event: the stored id would be notified, and refused, for ever. Requeued,
+ * it goes through create again, which (idempotent on the create transactionId) gives back the same
+ * event if OpenCRVS still has it, and a new one if not.
+ */
+function forgetLostEvent(column: 'event_id' | 'tracking_id'): string {
+  return `${column} = CASE WHEN state = 'dead' AND last_error_kind = 'not-found' THEN NULL ELSE ${column} END`;
+}

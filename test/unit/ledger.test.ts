@@ -205,6 +205,30 @@ describe('ledger: recording events', () => {
     assert.equal(ledger.get(a.id)?.state, 'pending');
   });
 
+  it('a row dead on "Event not found" forgets that event when replayed or sent a new version: create runs again', () => {
+    const notFound: Settlement = {
+      outcome: 'dead',
+      error: { classification: 'permanent', kind: 'not-found', status: 404, message: 'Event not found with ID: e' },
+    };
+    const lost = ledger.recordEvent(eventInput('lost')).row;
+    const other = ledger.recordEvent(eventInput('other')).row;
+    settleRow(ledger, lost.id, notFound, { created: { eventId: 'event-lost', trackingId: 'TRKL' } });
+    settleRow(
+      ledger,
+      other.id,
+      { outcome: 'dead', error: { classification: 'permanent', kind: 'bad-request', status: 400, message: 'x' } },
+      { created: { eventId: 'event-other', trackingId: 'TRKO' } },
+    );
+    ledger.replay('dead');
+    assert.deepEqual([ledger.get(lost.id)?.eventId, ledger.get(lost.id)?.trackingId], [null, null]);
+    assert.equal(ledger.get(other.id)?.eventId, 'event-other', 'any other dead row keeps its event');
+    // The same through a corrected version from the source.
+    const again = ledger.recordEvent(eventInput('again')).row;
+    settleRow(ledger, again.id, notFound, { created: { eventId: 'event-again', trackingId: 'TRKA' } });
+    assert.equal(ledger.recordEvent(eventInput('again', payload('Corrected'), '2')).change, 'replaced');
+    assert.equal(ledger.get(again.id)?.eventId, null);
+  });
+
   it('a replayed row starts a new age budget: maxAgeHours counts from the replay, not from its first queueing', () => {
     const { row } = ledger.recordEvent(eventInput('old'));
     settleRow(ledger, row.id, {
