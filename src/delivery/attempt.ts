@@ -95,6 +95,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
     id: row.id,
     workerId,
     claimedPayloadHash: row.payloadHash,
+    ...(row.payload ? { claimedPayload: row.payload } : {}),
     step: progress.step,
     startedAt,
     settlement,

@@ -111,6 +111,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     const at = now();
     if (at >= nextStaleCheckAt) {
       nextStaleCheckAt = at + Math.min(Math.max(lockTimeoutMs / 2, 10), STALE_CHECK_MAX_MS);
+      // Ours first: an attempt of this worker still under way is alive, however long it takes.
+      ledger.renewLocks([...inFlight.keys()], workerId, at);
       const reset = ledger.resetStaleLocks(lockTimeoutMs, at);
       if (reset > 0) logger.warn({ reset }, 'stale locks reset; rows are due again');
     }

@@ -73,6 +73,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     withdrawClaimed: (id, workerId, reason) => outbox.withdrawClaimed(id, workerId, reason, now()),
     withdrawnReason: outbox.withdrawnReason,
     resetStaleLocks: (olderThanMs, at = now()) => outbox.resetStaleLocks(olderThanMs, at),
+    renewLocks: (ids, workerId, at = now()) => outbox.renewLocks(ids, workerId, at),
     resetLocksOf: (prefix, isGone) => outbox.resetLocksOf(prefix, isGone, now()),
     nextDueAt: outbox.nextDueAt,
     outstanding: outbox.outstanding,

@@ -2,6 +2,7 @@
 // that ends an attempt checks `locked_by`, so a worker whose lock was reset as stale (and whose row
 // another worker may now hold) cannot overwrite the newer attempt.
 import { type Db, relaxed } from './db.js';
+import { failedAttemptInDoubt } from './in-doubt.js';
 import { errorColumns, LEDGER_ROW_COLUMNS, ledgerRowFromValues, type SqlLedgerRow } from './rows.js';
 import type { LedgerError, LedgerRow, SettleInput } from './types.js';
 
@@ -17,6 +18,7 @@ export interface Outbox {
   withdrawnReason(id: number): string | null;
   markRechecked(rows: ReadonlyArray<{ id: number; nextRunAt: number }>, now: number): number;
   resetStaleLocks(olderThanMs: number, now: number): number;
+  renewLocks(ids: readonly number[], workerId: string, now: number): number;
   resetLocksOf(prefix: string, isGone: (lockedBy: string) => boolean, now: number): number;
   nextDueAt(): number | undefined;
   outstanding(): number;
@@ -86,6 +88,14 @@ export function createOutbox(db: Db): Outbox {
       error_classification, error_kind, error_status, error_message, next_run_at)
     VALUES (@id, @attempt, @workerId, @step, @outcome, @startedAt, @now,
       @errClassification, @errKind, @errStatus, @errMessage, @nextRunAt)`);
+  // A newer version replaced the payload while this attempt sent the claimed copy, which OpenCRVS now
+  // holds or may hold under the row's notify transactionId (in-doubt.ts): the row keeps that copy, to
+  // say what was delivered and to resend exactly it; the newer hash stays, so it is not counted twice.
+  const keepClaimedCopy = db.prepare('UPDATE ledger_rows SET payload = @payload WHERE id = @id');
+  const keepClaimedInDoubt = db.prepare(`
+    UPDATE ledger_rows SET payload = @payload, updated_after_notification_at = @now,
+      updates_after_notification = updates_after_notification + 1
+    WHERE id = @id`);
   // Handed back rows were never sent: the attempt is not counted, and they keep their place in line.
   // A row to be confirmed at the source first is handed back the same way, but not due again until
   // `until` (the recheck's lease): the recheck may replace its payload or withdraw it meanwhile, which
@@ -118,24 +128,55 @@ export function createOutbox(db: Db): Outbox {
     for (const row of rows) n += markRechecked.run({ id: row.id, nextRunAt: row.nextRunAt, now }).changes;
     return n;
   });
-  // A stale lock means the worker died or hung mid-attempt: the attempt may have reached OpenCRVS, so
-  // it stays counted; the row is due at once and the deterministic transactionIds make a resend safe.
-  const resetStale = db.prepare(`
-    UPDATE ledger_rows SET state = 'failed', locked_by = NULL, locked_at = NULL, next_run_at = @now,
-      last_error_classification = 'retryable', last_error_kind = 'stale-lock', last_error_status = NULL,
-      last_error_message = 'the worker holding this row stopped (lock expired); resending', updated_at = @now
-    WHERE state = 'delivering' AND locked_at <= @cutoff`);
+  // A lock taken back means its worker died or hung mid-attempt: the attempt may have reached OpenCRVS,
+  // so it stays counted, and it is recorded as `interrupted`: its step is not known, so its NOTIFY may be
+  // in OpenCRVS, and a newer version of the record becomes an update after notification (in-doubt.ts).
+  // The row is due at once; the deterministic transactionIds make the resend safe.
+  const renewLock = db.prepare(
+    `UPDATE ledger_rows SET locked_at = @now WHERE id = @id AND locked_by = @workerId AND state = 'delivering'`,
+  );
+  const staleRows = db.prepare<{ cutoff: number }, { id: number; locked_by: string }>(
+    `SELECT id, locked_by FROM ledger_rows WHERE state = 'delivering' AND locked_at <= @cutoff`,
+  );
   const lockedWithPrefix = db.prepare<{ prefix: string }, { id: number; locked_by: string }>(
     `SELECT id, locked_by FROM ledger_rows
        WHERE state = 'delivering' AND substr(locked_by, 1, length(@prefix)) = @prefix`,
   );
-  // Same as a stale lock, at once: the process that held it is known to be gone (see resetLocksOf).
-  const resetOne = db.prepare(`
+  const interrupted = db.prepare(`
+    INSERT INTO ledger_attempts (row_id, attempt, worker_id, step, outcome, started_at, finished_at,
+      error_classification, error_kind, error_status, error_message, next_run_at)
+    SELECT id, attempts, locked_by, 'interrupted', 'retry', locked_at, @now,
+      'retryable', 'stale-lock', NULL, @message, @now
+    FROM ledger_rows WHERE id = @id AND state = 'delivering' AND locked_by = @lockedBy`);
+  const unlockTakenBack = db.prepare(`
     UPDATE ledger_rows SET state = 'failed', locked_by = NULL, locked_at = NULL, next_run_at = @now,
       last_error_classification = 'retryable', last_error_kind = 'stale-lock', last_error_status = NULL,
-      last_error_message = 'the process holding this row stopped before it finished (restarted); resending',
-      updated_at = @now
+      last_error_message = @message, updated_at = @now
     WHERE id = @id AND state = 'delivering' AND locked_by = @lockedBy`);
+  const takeBack = (row: { id: number; locked_by: string }, message: string, now: number): number => {
+    const params = { id: row.id, lockedBy: row.locked_by, message, now };
+    interrupted.run(params);
+    return unlockTakenBack.run(params).changes;
+  };
+  const resetStaleAll = db.transaction((cutoff: number, now: number): number => {
+    let n = 0;
+    for (const row of staleRows.all({ cutoff })) {
+      n += takeBack(row, 'the worker holding this row stopped (lock expired); resending', now);
+    }
+    return n;
+  });
+  const resetLocksOfAll = db.transaction(
+    (prefix: string, isGone: (lockedBy: string) => boolean, now: number): number => {
+      let n = 0;
+      for (const row of lockedWithPrefix.all({ prefix })) {
+        // The process that held it is known to be gone (see resetLocksOf): at once, not after the timeout.
+        if (isGone(row.locked_by)) {
+          n += takeBack(row, 'the process holding this row stopped before it finished (restarted); resending', now);
+        }
+      }
+      return n;
+    },
+  );
   const nextDue = db.prepare<[], { at: number | null }>(
     `SELECT MIN(next_run_at) AS at FROM ledger_rows WHERE state IN ('pending', 'failed')`,
   );
@@ -150,7 +191,9 @@ export function createOutbox(db: Db): Outbox {
     let error: LedgerError | null = null;
     let nextRunAt: number | null = null;
     let settled: unknown[] | undefined;
+    const replaced = input.claimedPayloadHash !== row.payload_hash && input.claimedPayload !== undefined;
     if (!('error' in settlement)) {
+      if (replaced) keepClaimedCopy.run({ id: row.id, payload: JSON.stringify(input.claimedPayload) });
       // Newer: a version the claimed copy does not carry, or a withdrawal by the source meanwhile.
       const newer = input.claimedPayloadHash !== row.payload_hash || row.withdrawn_reason !== null ? 1 : 0;
       settled = delivered.get({
@@ -163,6 +206,9 @@ export function createOutbox(db: Db): Outbox {
       });
     } else {
       error = settlement.error;
+      if (replaced && failedAttemptInDoubt(input.step, error)) {
+        keepClaimedInDoubt.run({ id: row.id, payload: JSON.stringify(input.claimedPayload), now });
+      }
       const err = errorColumns(error);
       const held = settlement.outcome === 'held';
       nextRunAt = settlement.outcome === 'retry' ? settlement.nextRunAt : held ? row.next_run_at : null;
@@ -214,16 +260,6 @@ export function createOutbox(db: Db): Outbox {
     },
   );
 
-  const resetLocksOfAll = db.transaction(
-    (prefix: string, isGone: (lockedBy: string) => boolean, now: number): number => {
-      let n = 0;
-      for (const row of lockedWithPrefix.all({ prefix })) {
-        if (isGone(row.locked_by)) n += resetOne.run({ id: row.id, lockedBy: row.locked_by, now }).changes;
-      }
-      return n;
-    },
-  );
-
   return {
     claimDue: (workerId, limit, now) => {
       const n = Math.max(0, Math.floor(limit));
@@ -251,8 +287,9 @@ export function createOutbox(db: Db): Outbox {
       return row ? ledgerRowFromValues(row) : undefined;
     },
     resetLocksOf: (prefix, isGone, now) => relaxed(db, () => resetLocksOfAll.immediate(prefix, isGone, now)),
-    resetStaleLocks: (olderThanMs, now) =>
-      relaxed(db, () => resetStale.run({ now, cutoff: now - olderThanMs }).changes),
+    renewLocks: (ids, workerId, now) =>
+      ids.length === 0 ? 0 : relaxed(db, () => eachId.immediate(renewLock, [...ids], { workerId, now })),
+    resetStaleLocks: (olderThanMs, now) => relaxed(db, () => resetStaleAll.immediate(now - olderThanMs, now)),
     nextDueAt: () => nextDue.get()?.at ?? undefined,
     outstanding: () => outstanding.get()?.n ?? 0,
   };

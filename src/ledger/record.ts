@@ -2,6 +2,7 @@
 // re-select), so a poll page read twice, a redelivered subscription notification or two sources racing
 // on one subject all end in one row. What a later version does depends on how far the row has got.
 import type { Db } from './db.js';
+import { IN_DOUBT_ATTEMPT_SQL } from './in-doubt.js';
 import { errorColumns, type SqlLedgerRow, toLedgerRow } from './rows.js';
 import { NEXT_NOTIFY_GENERATION, transactionIdsFor } from './transaction-ids.js';
 import type {
@@ -65,15 +66,11 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       updates_after_notification = updates_after_notification + 1, payload_hash = @payloadHash,
       source_ref = @sourceRef, source_version = @sourceVersion, withdrawn_reason = NULL, updated_at = @now
     WHERE id = @id`);
-  // A NOTIFY (or single call) that may have been stored by OpenCRVS: answered, or failed in a way that
-  // can follow a commit (500, 504, a timeout, a dropped connection). Not one refused outright: a 4xx,
-  // or 429/502/503, which proxies and OpenCRVS give when the request was never processed.
+  // A NOTIFY (or single call) that may have been stored by OpenCRVS: answered, failed in a way that can
+  // follow a commit (500, 502, 504, a timeout, a dropped connection), or cut short by a process that
+  // died (in-doubt.ts).
   const notifyAttempted = db
-    .prepare<[number], number>(
-      `SELECT 1 FROM ledger_attempts WHERE row_id = ? AND step IN ('notify', 'createAndNotify')
-         AND (error_classification IS NULL OR (error_classification = 'retryable'
-           AND COALESCE(error_status, 0) NOT IN (429, 502, 503))) LIMIT 1`,
-    )
+    .prepare<[number], number>(`SELECT 1 FROM ledger_attempts WHERE row_id = ? AND ${IN_DOUBT_ATTEMPT_SQL} LIMIT 1`)
     .pluck();
   const markWithdrawn = db.prepare(`
     UPDATE ledger_rows SET withdrawn_reason = @reason, source_ref = @sourceRef, updated_at = @now WHERE id = @id`);

@@ -145,7 +145,7 @@ export interface AttemptRow {
   rowId: number;
   attempt: number;
   workerId: string;
-  /** The last call made: `create`, `notify` or `createAndNotify`. */
+  /** The last call made: `create`, `notify` or `createAndNotify`; `interrupted` when its lock was taken back. */
   step: string;
   outcome: AttemptOutcome;
   startedAt: number;
@@ -194,6 +194,8 @@ export interface SettleInput {
   workerId: string;
   /** The payload hash the worker claimed; a different current hash means a newer version arrived. */
   claimedPayloadHash: string | null;
+  /** The claimed payload as sent: kept on the row when OpenCRVS holds or may hold it. */
+  claimedPayload?: LedgerPayload;
   step: string;
   startedAt: number;
   settlement: Settlement;
@@ -308,6 +310,12 @@ export interface Ledger {
   withdrawnReason(id: number): string | null;
   /** Returns rows locked longer than `olderThanMs` to `failed`, due now; returns how many. */
   resetStaleLocks(olderThanMs: number, now?: number): number;
+  /**
+   * Renews the locks `workerId` holds on rows still in flight (`locked_at` = now): an attempt that
+   * outlasts the lock timeout (a slow OpenCRVS, a long `timeoutMs`) is alive, not stale, and must not
+   * be sent again in parallel. Returns how many.
+   */
+  renewLocks(ids: readonly number[], workerId: string, now?: number): number;
   /**
    * Returns rows locked by a worker id starting with `prefix` whose holder `isGone` says has stopped to
    * `failed`, due now, whatever their age: for locks of a process known to be gone. Returns how many.

@@ -193,6 +193,86 @@ describe('ledger: outbox', () => {
     assert.equal(next?.updatesAfterNotification, 0);
   });
 
+  it('a version arriving while a NOTIFY that may have landed failed (timeout, 502): the claimed copy stays, to resend', () => {
+    for (const [key, error] of [
+      ['t', { classification: 'retryable' as const, kind: 'timeout', message: 'timed out' }],
+      ['g', { classification: 'retryable' as const, kind: 'server', status: 502, message: 'Bad Gateway' }],
+    ] as const) {
+      const { row } = ledger.recordEvent(eventInput(key));
+      const [claimed] = ledger.claimDue('w1', 1);
+      assert.ok(claimed);
+      ledger.recordEvent(eventInput(key, payload('Newer'), '2'));
+      ledger.settle({
+        id: row.id,
+        workerId: 'w1',
+        claimedPayloadHash: claimed.payloadHash,
+        ...(claimed.payload ? { claimedPayload: claimed.payload } : {}),
+        step: 'notify',
+        startedAt: clock.now(),
+        settlement: { outcome: 'retry', error, nextRunAt: clock.now() },
+      });
+      // OpenCRVS answers the resend under the same transactionId with what it stored: the first copy.
+      const [next] = ledger.claimDue('w1', 1);
+      assert.deepEqual(next?.payload?.declaration['child.name'], claimed.payload?.declaration['child.name'], key);
+      assert.equal(next?.updatesAfterNotification, 1, key);
+      ledger.settle({
+        id: row.id,
+        workerId: 'w1',
+        claimedPayloadHash: next?.payloadHash ?? null,
+        step: 'notify',
+        startedAt: clock.now(),
+        settlement: { outcome: 'delivered', eventId: 'e', trackingId: 'T' },
+      });
+      assert.equal(ledger.get(row.id)?.updatesAfterNotification, 1, `${key}: counted once`);
+    }
+  });
+
+  it('delivered with a version that arrived meanwhile: the row keeps the copy OpenCRVS got', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const [claimed] = ledger.claimDue('w1', 1);
+    assert.ok(claimed?.payload);
+    ledger.recordEvent(eventInput('1', payload('Newer'), '2'));
+    ledger.settle({
+      id: row.id,
+      workerId: 'w1',
+      claimedPayloadHash: claimed.payloadHash,
+      claimedPayload: claimed.payload,
+      step: 'notify',
+      startedAt: clock.now(),
+      settlement: { outcome: 'delivered', eventId: 'e', trackingId: 'T' },
+    });
+    const done = ledger.get(row.id);
+    assert.deepEqual(done?.payload?.declaration['child.name'], claimed.payload.declaration['child.name']);
+    assert.equal(done?.updatesAfterNotification, 1);
+  });
+
+  it('a lock taken back records the cut-short attempt; a later version is then an update after notification', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    ledger.claimDue('dead-worker', 1);
+    ledger.recordCreated(row.id, 'event-1', 'TRK001');
+    clock.advance(300_000);
+    assert.equal(ledger.resetStaleLocks(300_000), 1);
+    assert.deepEqual(
+      ledger.attempts(row.id).map((a) => [a.step, a.outcome, a.workerId, a.error?.kind]),
+      [['interrupted', 'retry', 'dead-worker', 'stale-lock']],
+    );
+    // The worker died after its NOTIFY perhaps reached OpenCRVS: a correction now cannot go out under it.
+    const { change } = ledger.recordEvent(eventInput('1', payload('Newer'), '2'));
+    assert.equal(change, 'updated-after-notification');
+    assert.deepEqual(ledger.get(row.id)?.payload?.declaration['child.name'], row.payload?.declaration['child.name']);
+  });
+
+  it('a lock its worker renews is not stale, however long the attempt takes', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    ledger.claimDue('w1', 1);
+    clock.advance(200_000);
+    assert.equal(ledger.renewLocks([row.id], 'w1'), 1);
+    assert.equal(ledger.renewLocks([row.id], 'another-worker'), 0, 'only its holder renews a lock');
+    clock.advance(200_000);
+    assert.equal(ledger.resetStaleLocks(300_000), 0);
+    assert.equal(ledger.get(row.id)?.state, 'delivering');
+  });
+
   it('stores the event id after create in its own write, keeping the first one', () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     ledger.recordCreated(row.id, 'event-1', 'TRK001');

@@ -1,0 +1,28 @@
+// When a NOTIFY (or single call) may be in OpenCRVS although its answer never came. Under the row's
+// notify transactionId OpenCRVS keeps the first copy it stored and answers every resend with it, so from
+// then on the row must keep, and resend, that copy: a newer version of the record is an update after
+// notification, never a replacement the ledger would wrongly call delivered.
+
+/** Steps that send the declaration, and `interrupted` (a lock taken back: the step is not known). */
+export const DECLARATION_STEPS = ['notify', 'createAndNotify', 'interrupted'] as const;
+
+/**
+ * Refused before anything was stored: a rate limit (429), or no upstream to pass the request to (503,
+ * from OpenCRVS's gateway or a proxy). Not 502: nginx answers it when the upstream died after reading
+ * the request, perhaps after committing it. A 4xx or an operator error is a refusal too.
+ */
+const NEVER_PROCESSED_STATUSES = [429, 503] as const;
+
+/** SQL over `ledger_attempts`: attempts whose declaration may be in OpenCRVS. */
+export const IN_DOUBT_ATTEMPT_SQL = `step IN (${DECLARATION_STEPS.map((s) => `'${s}'`).join(', ')})
+  AND (error_classification IS NULL OR (error_classification = 'retryable'
+    AND COALESCE(error_status, 0) NOT IN (${NEVER_PROCESSED_STATUSES.join(', ')})))`;
+
+/** The same for the attempt being settled (a failed one: an answered one is no doubt). */
+export function failedAttemptInDoubt(step: string, error: { classification: string; status?: number }): boolean {
+  return (
+    (DECLARATION_STEPS as readonly string[]).includes(step) &&
+    error.classification === 'retryable' &&
+    !(NEVER_PROCESSED_STATUSES as readonly number[]).includes(error.status ?? 0)
+  );
+}
