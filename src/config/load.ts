@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import cron from 'node-cron';
-import { parseDocument } from 'yaml';
+import { type Document, parseDocument, visit, YAMLError, YAMLParseError } from 'yaml';
 import { ConfigError } from './errors.js';
 import { isMappingPath, packagePaths } from './paths.js';
 import { createAjv, describeAjvError, readProfileJson } from './schema.js';
@@ -76,11 +76,32 @@ function resolveSecretFiles(node: unknown, path: string, baseDir: string, file?:
       }
       const secret = text.replace(/\r?\n$/, '');
       if (!secret) throw new ConfigError(keyPath, 'the file is empty', file);
+      checkSecretText(secret, keyPath, file);
       obj[target] = secret;
       delete obj[key];
+    } else if (SECRET_KEYS.has(key) && typeof value === 'string') {
+      checkSecretText(value, keyPath, file);
     } else {
       resolveSecretFiles(value, keyPath, baseDir, file);
     }
+  }
+}
+
+const SECRET_KEYS = new Set(Object.values(SECRET_FILE_KEYS));
+
+/**
+ * A line break or other control character in a secret (a file with a second line, a stray \r from
+ * Windows) cannot go into an HTTP header: the runtime's error about it quotes the whole header, token
+ * and all, and the failure reads as a network error. Refused here, without the value.
+ */
+function checkSecretText(secret: string, keyPath: string, file: string | undefined): void {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is looked for
+  if (/[\u0000-\u001f\u007f]/.test(secret)) {
+    throw new ConfigError(
+      keyPath,
+      'holds a line break or another control character (a second line in the file, a Windows \\r?): a secret is one line',
+      file,
+    );
   }
 }
 
@@ -258,6 +279,38 @@ export interface LoadConfigOptions {
 }
 
 /**
+ * The YAML library's own message quotes the text it choked on, which in a configuration is often a
+ * secret written inline (a generated password starting with `*`, `|`, `>` or `!`): only the place and
+ * the kind of problem are said, with what usually causes it.
+ */
+function yamlError(err: unknown, file: string | undefined): ConfigError {
+  const at = err instanceof YAMLError ? err.linePos?.[0] : undefined;
+  const code = err instanceof YAMLError ? ` (${err.code})` : '';
+  return new ConfigError(
+    at ? `line ${at.line}, column ${at.col}` : '',
+    `invalid YAML${code}: put in quotes a value that begins with * & ! | > % @ or a backquote, or that holds ': ' or ' #' (what the line says is not repeated here, since it may be a secret)`,
+    file,
+  );
+}
+
+function unresolvedAlias(doc: Document, text: string): YAMLError | undefined {
+  let found: YAMLError | undefined;
+  visit(doc, {
+    Alias(_key, node) {
+      if (found || node.resolve(doc) !== undefined) return;
+      const offset = node.range?.[0] ?? 0;
+      const before = text.slice(0, offset);
+      const line = before.split('\n').length;
+      const col = offset - before.lastIndexOf('\n');
+      found = new YAMLParseError([offset, offset + 1], 'BAD_ALIAS', 'alias without an anchor');
+      found.linePos = [{ line, col }];
+      return visit.BREAK;
+    },
+  });
+  return found;
+}
+
+/**
  * Loads, interpolates, validates and normalises a configuration. Every problem is a ConfigError
  * naming the key path, so start-up can stop with a message an engineer can act on.
  */
@@ -274,12 +327,18 @@ export function loadConfig(options: LoadConfigOptions): BridgeConfig {
     }
   }
   const doc = parseDocument(text);
-  if (doc.errors.length > 0) {
-    const first = doc.errors[0];
-    const where = first?.linePos?.[0] ? `line ${first.linePos[0].line}` : '';
-    throw new ConfigError(where, `invalid YAML: ${first?.message.split('\n')[0] ?? 'parse error'}`, file);
+  // An unknown tag (`clientSecret: !abc…`) would read as an empty value: a mistake, said as one.
+  const problem = doc.errors[0] ?? doc.warnings.find((w) => w.code === 'TAG_RESOLVE_FAILED');
+  if (problem) throw yamlError(problem, file);
+  let parsed: unknown;
+  try {
+    parsed = doc.toJS();
+  } catch (err) {
+    // An alias without its anchor (`secret: *abc…`) fails only here, as a plain ReferenceError without
+    // a place: the place is the first alias that resolves to nothing.
+    throw yamlError(unresolvedAlias(doc, text) ?? err, file);
   }
-  const raw = interpolate(doc.toJS() ?? {}, env, '', file);
+  const raw = interpolate(parsed ?? {}, env, '', file);
   resolveSecretFiles(raw, '', file ? dirname(resolve(file)) : process.cwd(), file);
   const { ok, errors } = validateSchema(raw);
   if (!ok) {

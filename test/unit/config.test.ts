@@ -140,6 +140,43 @@ describe('configuration', () => {
     assert.equal(both.path, 'opencrvs.clientSecretFile');
   });
 
+  it('says where YAML it cannot read is, never what the line holds (an inline secret)', () => {
+    const secret = 'Zq8!kP2vR9xW';
+    for (const start of ['*', '|', '!']) {
+      const err = errorOf(() =>
+        loadConfig({ text: `opencrvs:\n  domain: x.org\n  clientId: a\n  clientSecret: ${start}${secret}\n` }),
+      );
+      assert.match(err.path, /^line 4, column \d+$/, start);
+      assert.match(err.problem, /^invalid YAML \([A-Z_]+\): put in quotes a value that begins with/, start);
+      assert.ok(!err.message.includes(secret), `${start}: ${err.message}`);
+    }
+  });
+
+  it('refuses a secret with a line break or a control character, without quoting it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
+    writeFileSync(join(dir, 'two-lines.txt'), 'first-part\nsecond-part\n');
+    writeFileSync(join(dir, 'crlf.txt'), 'windows-secret\r\n');
+    const fromFile = errorOf(() =>
+      loadConfig({ text: `opencrvs: { domain: x.org, clientId: a, clientSecretFile: ${join(dir, 'two-lines.txt')} }` }),
+    );
+    assert.equal(fromFile.path, 'opencrvs.clientSecretFile');
+    assert.match(fromFile.problem, /line break or another control character/);
+    assert.ok(!fromFile.message.includes('second-part'));
+    // A Windows line end is one line: only the final \r\n goes, as a final \n does.
+    const crlf = loadConfig({
+      text: `opencrvs: { domain: x.org, clientId: a, clientSecretFile: ${join(dir, 'crlf.txt')} }`,
+    });
+    assert.equal(crlf.opencrvs.clientSecret, 'windows-secret');
+    const fromEnv = errorOf(() =>
+      loadConfig({
+        text: `${minimal}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    auth: { type: bearer, token: "\${EMR_TOKEN}" }\n`,
+        env: { EMR_TOKEN: 'emr-token-part1\npart2-SECRET' },
+      }),
+    );
+    assert.equal(fromEnv.path, 'sources[0].auth.token');
+    assert.ok(!fromEnv.message.includes('SECRET'));
+  });
+
   it('reports an unset environment variable with its key path', () => {
     const err = errorOf(() =>
       // biome-ignore lint/suspicious/noTemplateCurlyInString: the config's own ${ENV} syntax under test
