@@ -15,7 +15,13 @@ const SENSITIVE_KEYS = new Set(
     'access_token',
     'authorization',
     'cookie',
+    'set-cookie',
     'apikey',
+    'api_key',
+    'x-api-key',
+    'refresh_token',
+    'refreshtoken',
+    'id_token',
     // personal data (FHIR, OpenCRVS declarations, DHIS2 attributes)
     'name',
     'names',
@@ -38,6 +44,16 @@ const SENSITIVE_KEYS = new Set(
     'phone',
     'phoneno',
     'email',
+    // the same under the names other systems and our own code give them
+    'fullname',
+    'nationalid',
+    'dateofbirth',
+    'phonenumber',
+    'mrn',
+    'street',
+    'line',
+    'text', // a FHIR resource's narrative (text.div) holds the name
+    'div',
     'declaration',
     'payload',
     'resource',
@@ -65,14 +81,19 @@ const MAX_DEPTH = 8;
 // Secret-bearing fragments inside free text: query-string credentials (the OpenCRVS token URL carries
 // the client secret), bearer tokens, and JWTs.
 const STRING_SCRUBBERS: ReadonlyArray<[RegExp, string]> = [
-  [/([?&](?:client_secret|client_id|access_token|token|password|secret)=)[^&\s"']*/gi, `$1${REDACTED}`],
-  [/(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g, `$1 ${REDACTED}`],
+  [
+    /([?&](?:client_secret|client_id|access_token|refresh_token|id_token|token|password|secret|api_?key|key|sig|signature)=)[^&\s"']*/gi,
+    `$1${REDACTED}`,
+  ],
+  // Authorization schemes: OAuth (as libraries spell it) and HTTP Basic, DHIS2's personal access tokens (`ApiToken d2pat_…`).
+  [/\b([Bb]earer|BEARER|Basic|ApiToken)\s+[A-Za-z0-9._~+/=-]+/g, `$1 ${REDACTED}`],
   [/eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g, REDACTED],
   [/(\/\/[^/\s:@]+:)[^@\s/]+@/g, `$1${REDACTED}@`],
   // Search parameters that carry personal data (FHIR `family=`, `birthdate=`, `identifier=`, chained
-  // `subject:Patient.name=`, DHIS2-style `phone=`), wherever a URL is logged.
+  // `subject:Patient.name=`, a modifier written `name%3Acontains=` as URLSearchParams does, full-text
+  // `_content=`, DHIS2's `filter=attribute:EQ:value` and `phone=`), wherever a URL is logged.
   [
-    /([?&](?:[\w.:-]*[.:])?(?:name|given|family|phonetic|birthdate|birth-date|death-date|deathdate|deceased|identifier|phone|email|telecom|address(?:-[a-z]+)?|mrn|nid|brn|passport)(?::[a-z-]+)?=)[^&\s"']*/gi,
+    /([?&](?:[\w.:-]*[.:])?(?:name|given|family|phonetic|birthdate|birth-date|death-date|deathdate|deceased|identifier|phone|email|telecom|address(?:-[a-z]+)?|mrn|nid|brn|passport|mothersMaidenName|_content|_text|filter)(?:(?::|%3A)[a-z-]+)?=)[^&\s"']*/gi,
     `$1${REDACTED}`,
   ],
   // Email addresses in free text.

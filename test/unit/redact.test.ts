@@ -156,6 +156,36 @@ describe('redaction of message strings', () => {
     assert.match(text(), /_sort=_lastUpdated/);
   });
 
+  it('scrubs DHIS2 tokens, lower-case bearer schemes, API keys and encoded or full-text search parameters', () => {
+    const text = scrubString(
+      'Headers.append: "ApiToken d2pat_S3CRETa1b2c3" bearer lowerCaseToken9 ' +
+        'GET https://emr.example/fhir/Patient?name%3Acontains=Otieno&_content=Wanjiku&_count=5 ' +
+        'GET https://dhis2.example/api/tracker/trackedEntities?filter=w75KJ2mc4zz:EQ:Amani&program=IpHINAT79UW ' +
+        'https://maps.example/geo?key=AIzaKEY123&api_key=k2&refresh_token=r3',
+    );
+    assertAbsent(text, ['d2pat_S3CRET', 'lowerCaseToken9', 'Otieno', 'Wanjiku', 'Amani', 'AIzaKEY123', 'k2&', 'r3']);
+    assert.match(text, /_count=5/);
+    assert.match(text, /program=IpHINAT79UW/);
+  });
+
+  it('drops what other systems call names, ids, birth dates and phones, and a resource narrative', () => {
+    const out = JSON.stringify(
+      redactDeep({
+        fullName: 'Amani Banda',
+        nationalId: '123456/78/1',
+        dateOfBirth: '2024-01-05',
+        phoneNumber: '0977123456',
+        mrn: 'MRN-9',
+        street: 'Plot 12 Kabwata',
+        text: { status: 'generated', div: '<div>Amani Banda</div>' },
+        headers: { 'x-api-key': 'k-123', 'set-cookie': 'sid=abc' },
+        status: 'kept',
+      }),
+    );
+    assertAbsent(out, ['Amani', '123456/78/1', '2024-01-05', '0977123456', 'MRN-9', 'Kabwata', 'k-123', 'sid=abc']);
+    assert.match(out, /"status":"kept"/);
+  });
+
   it('scrubs email addresses from free text', () => {
     assert.equal(scrubString('notify w.otieno@example.org failed'), 'notify [redacted] failed');
   });
