@@ -154,5 +154,30 @@ export function transportError(transport: Transport, operation: string, err: unk
 
 /** The body to attach to an error: JSON as parsed, else the text; scrubbed and size-bounded. */
 export function errorBodyOf(transport: Transport, response: ExchangeResponse): unknown {
-  return transport.scrubber.value(response.isJson ? response.json : response.text);
+  return transport.scrubber.value(response.isJson ? withoutEchoedValues(response.json) : response.text);
+}
+
+/**
+ * A NOTIFY refused field by field says so in `message`, a JSON list of `{message, id, value}` (§3.2):
+ * `value` is what we sent, the person's data. It goes before anything is cut to size: a long list cut
+ * in the middle of a value no longer matches what was sent (withoutSentValues), nor parses as JSON, and
+ * the rest of a phone number would stay in the ledger, the log and the admin API.
+ */
+function withoutEchoedValues(json: unknown): unknown {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) return json;
+  const message = (json as { message?: unknown }).message;
+  if (typeof message !== 'string' || !message.trimStart().startsWith('[')) return json;
+  let problems: unknown;
+  try {
+    problems = JSON.parse(message);
+  } catch {
+    return json;
+  }
+  if (!Array.isArray(problems)) return json;
+  const kept = problems.map((problem) => {
+    if (!problem || typeof problem !== 'object' || Array.isArray(problem)) return problem;
+    const { value: _echoed, ...rest } = problem as Record<string, unknown>;
+    return rest;
+  });
+  return { ...json, message: JSON.stringify(kept) };
 }

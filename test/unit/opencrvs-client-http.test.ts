@@ -450,12 +450,37 @@ describe('OpenCRVS client failures', () => {
     assert.deepEqual([err.kind, err.classification], ['timeout', 'retryable']);
   });
 
-  it('keeps the field problems of a 400 as the message and the parsed list as the body', async () => {
+  it('keeps the field problems of a 400 as the message and the parsed list as the body, without the values', async () => {
     const message = '[{"message":"Unexpected field","id":"foo.bar","value":"hello"}]';
     on('POST /events/events/ev-1/notify', () => ({ status: 400, json: { message, code: 'BAD_REQUEST' } }));
     const err = await failure(client().notify(notifyInput));
-    assert.deepEqual([err.kind, err.classification, err.opencrvsMessage], ['bad-request', 'permanent', message]);
-    assert.deepEqual(err.body, [{ message: 'Unexpected field', id: 'foo.bar', value: 'hello' }]);
+    const kept = '[{"message":"Unexpected field","id":"foo.bar"}]';
+    assert.deepEqual([err.kind, err.classification, err.opencrvsMessage], ['bad-request', 'permanent', kept]);
+    assert.deepEqual(err.body, [{ message: 'Unexpected field', id: 'foo.bar' }]);
+  });
+
+  it('leaves no part of an echoed value in a long list of field problems (cut to size after the values go)', async () => {
+    // Every field refused (a mapping for another form version): far past the 2,000 characters kept.
+    const declaration: Record<string, unknown> = {};
+    // Numbers are never matched against what was sent; the phones are, but not a phone cut in two.
+    const problems: Array<Record<string, unknown>> = [
+      { message: 'Invalid input', id: 'child.weightAtBirth', value: 3.2 },
+    ];
+    for (let i = 0; i < 60; i += 1) {
+      declaration[`informant.phoneNo${i}`] = `09771234${String(i).padStart(2, '0')}`;
+      problems.push({
+        message: 'Unexpected field',
+        id: `informant.phoneNo${i}`,
+        value: `09771234${String(i).padStart(2, '0')}`,
+      });
+    }
+    const message = JSON.stringify(problems);
+    assert.ok(message.length > 4000);
+    on('POST /events/events/ev-1/notify', () => ({ status: 400, json: { message, code: 'BAD_REQUEST' } }));
+    const err = await failure(client().notify({ ...notifyInput, declaration }));
+    const seen = `${err.opencrvsMessage} ${JSON.stringify(err.body)}`;
+    assert.ok(!/\d{4,}/.test(seen) && !seen.includes('3.2'), seen.slice(-300));
+    assert.match(err.opencrvsMessage, /"id":"informant\.phoneNo0"/);
   });
 
   it('never brings back the values it sent: an answer that echoes the declaration has them redacted', async () => {
