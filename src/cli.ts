@@ -1,3 +1,5 @@
+// First: it disables a library's own debug output before that library loads (see the module).
+import './observability/debug-guard.js';
 import { Command, CommanderError } from 'commander';
 import { registerDemo } from './commands/demo.js';
 import { registerDoctor } from './commands/doctor.js';

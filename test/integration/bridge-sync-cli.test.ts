@@ -2,6 +2,7 @@
 // the simulators in this process. Exit 0 when everything found was delivered, 1 when something is dead.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -186,6 +187,36 @@ describe('opencrvs-bridge sync --once', () => {
     } finally {
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  it('writes no FHIR error body through DEBUG=*: the debug output of fhir-kit-client stays off', async () => {
+    // An EMR whose errors quote the patient, as HAPI's diagnostics can.
+    const outcome = JSON.stringify({
+      resourceType: 'OperationOutcome',
+      issue: [
+        { severity: 'error', code: 'exception', diagnostics: 'cannot index Patient Amani Banda NRC 123456/78/1' },
+      ],
+    });
+    const emr = createHttpServer((_req, res) => {
+      res.writeHead(500, { 'content-type': 'application/fhir+json' }).end(outcome);
+    });
+    await new Promise<void>((resolve) => emr.listen(0, '127.0.0.1', resolve));
+    const port = (emr.address() as AddressInfo).port;
+    const failing = join(s.dir, 'failing-emr.yaml');
+    const object = s.configObject() as { sources: Array<Record<string, unknown>>; store: { path: string } };
+    object.sources = [{ ...object.sources[0], baseUrl: `http://127.0.0.1:${port}/fhir` }];
+    object.store = { path: join(s.dir, 'failing-emr.db') };
+    writeFileSync(failing, stringify(object));
+    try {
+      const run = await runCli(['sync', '--once', '--config', failing], { DEBUG: '*', LOG_LEVEL: 'debug' });
+      assert.equal(run.code, 1, run.stderr.slice(-2000));
+      assert.ok(run.stderr.length + run.stdout.length > 0, 'it said something');
+      for (const text of ['Amani', '123456/78/1']) {
+        assert.ok(!run.stderr.includes(text) && !run.stdout.includes(text), `${text} in the output`);
+      }
+    } finally {
+      await new Promise((resolve) => emr.close(resolve));
     }
   });
 });
