@@ -171,9 +171,13 @@ describe('fast FHIRPath path', () => {
       'InequalityExpression: Type of "Amani Juma\nPlot 7" (String) did not match type of "x" (FP_Type)',
       'Type of ""Bob" Banda" (String) did not match type of "3" (FP_Type)',
       'Expected singleton on right side of contains, got ["Amani", 1990',
+      // fhirpath.js quotes nothing here (Patient.address.line.first() * 2 on a site's own mapping).
+      'Cannot convert Plot 7 Kabwata Road to a number',
     ]) {
       const out = withoutValues(message);
-      for (const value of ['Amani', 'Juma', 'Plot', 'Bob', 'Banda', '1990']) assert.ok(!out.includes(value), out);
+      for (const value of ['Amani', 'Juma', 'Plot', 'Bob', 'Banda', '1990', 'Kabwata']) {
+        assert.ok(!out.includes(value), out);
+      }
     }
   });
 

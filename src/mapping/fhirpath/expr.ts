@@ -70,7 +70,9 @@ function quotedOut(text: string, quote: string, cutLone: boolean): string {
 }
 
 export function withoutValues(message: string): string {
-  let out = quotedOut(quotedOut(message, '"', true), "'", false);
+  // fhirpath.js names a value it cannot convert without quotes: "Cannot convert Plot 12 Kabwata to a number".
+  let out = message.replace(/\b(Cannot convert ).+?( to (?:a |an )?\w+)/gi, '$1…$2');
+  out = quotedOut(quotedOut(out, '"', true), "'", false);
   // JSON arrays and objects, innermost first, until none is left.
   for (let before = ''; before !== out; ) {
     before = out;
