@@ -29,7 +29,15 @@ export function createLogger(settings: LoggerSettings = {}): Logger {
     serializers: { err: (value: unknown) => value },
     hooks: {
       logMethod(args, method) {
-        const scrubbed = args.map((arg) => (typeof arg === 'string' ? scrubString(arg) : arg));
+        let scrubbed: unknown[] = args.map((arg) => (typeof arg === 'string' ? scrubString(arg) : arg));
+        // `log.warn(err)` or `log.warn({ err })` without a message: pino would copy the error's raw
+        // message into `msg`, past the formatter. Given here, scrubbed, it is not copied.
+        const [first] = scrubbed;
+        if (scrubbed.length === 1 && typeof first === 'object' && first !== null) {
+          const err = first instanceof Error ? first : (first as { err?: unknown }).err;
+          if (err instanceof Error)
+            scrubbed = [first instanceof Error ? { err: first } : first, scrubString(err.message)];
+        }
         method.apply(this, scrubbed as Parameters<typeof method>);
       },
     },

@@ -186,6 +186,17 @@ describe('redaction of message strings', () => {
     assert.match(out, /"status":"kept"/);
   });
 
+  it('scrubs the message pino would take from an error logged without one', () => {
+    const { log, text } = capture();
+    const err = new Error(`GET https://gw.example/auth/token?client_secret=s3cr3t-value failed for ${JWT}`);
+    log.warn(err);
+    log.error({ err });
+    assertAbsent(text(), ['s3cr3t-value', JWT.slice(0, 20)]);
+    const lines = text().trim().split('\n');
+    assert.equal(lines.length, 2);
+    for (const line of lines) assert.match(JSON.parse(line).msg, /client_secret=\[redacted\] failed/);
+  });
+
   it('scrubs email addresses from free text', () => {
     assert.equal(scrubString('notify w.otieno@example.org failed'), 'notify [redacted] failed');
   });
