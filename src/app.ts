@@ -355,7 +355,11 @@ export class Bridge {
     // worker confirms them at the source before sending (sources/replay.ts).
     if (!this.locationsReady) await this.resolveLocations().catch(() => undefined);
     const result = await replayRows({ ledger: this.ledger, runners: this.recheckRunners(), logger: this.log }, ids);
-    if (result.requeued.length > 0) void this.worker.processNext().catch(() => undefined);
+    // Only where a worker runs: the `replay` command ends right after, and an attempt it began (or a
+    // recheck lease it took) would hold the row until lockTimeoutSeconds passed.
+    if (result.requeued.length > 0 && this.options.worker !== false) {
+      void this.worker.processNext().catch(() => undefined);
+    }
     return result;
   }
 

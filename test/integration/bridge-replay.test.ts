@@ -41,9 +41,20 @@ describe('replaying a dead row', () => {
       // The route is added (h.bridge runs with the full routing table) and the row replayed.
       const [row] = h.rows();
       assert.ok(row);
+      // A bridge without a worker (the `replay` command) starts no delivery: one it claimed (and leased for a
+      // recheck at the source) was cut short when the command ended, and the row waited out
+      // lockTimeoutSeconds (5 minutes) before the service or the next sync could send it.
+      const processNext = h.bridge.worker.processNext;
+      let started = 0;
+      h.bridge.worker.processNext = () => {
+        started += 1;
+        return processNext();
+      };
       const result = await h.bridge.replay([row.id]);
+      h.bridge.worker.processNext = processNext;
+      assert.equal(started, 0);
       assert.deepEqual(result, { requeued: [row.id], skipped: [] });
-      assert.notEqual(h.rows()[0]?.state, 'dead');
+      assert.deepEqual([h.rows()[0]?.state, h.rows()[0]?.lockedBy], ['pending', null]);
       await h.bridge.worker.runUntilIdle({ timeoutMs: 20_000 });
       const [event] = await assertDeliveredOnce(h, 1);
       assert.ok(event);
