@@ -182,6 +182,7 @@ export class Bridge {
       country: opencrvs.country,
       version: opencrvs.version,
       routing,
+      forSource: { id: settings.id, kind: 'fhir' },
     });
     const client = new FhirSourceClient(settings, { logger: this.options.logger });
     const pipeline = new SourcePipeline({

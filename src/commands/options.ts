@@ -1,5 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import { type BridgeConfig, ConfigError, loadConfig } from '../config/index.js';
+import { MappingLoadError } from '../mapping/index.js';
 
 /** The config file from --config, else BRIDGE_CONFIG. The CLI is, with config/, a reader of process.env. */
 export function configPath(option: string | undefined): string | undefined {
@@ -13,6 +14,23 @@ export function loadConfigOrReport(option: string | undefined): BridgeConfig | u
     return loadConfig({ file, env: process.env });
   } catch (err) {
     if (err instanceof ConfigError) {
+      console.error(`configuration error: ${err.message}`);
+      process.exitCode = 2;
+      return undefined;
+    }
+    throw err;
+  }
+}
+
+/**
+ * Runs `build` (a Bridge, which compiles the sources' mappings); a mapping that does not load is a
+ * configuration error like any other, said the same way with exit code 2, not 1 ("something is dead").
+ */
+export function buildOrReport<T>(build: () => T): T | undefined {
+  try {
+    return build();
+  } catch (err) {
+    if (err instanceof MappingLoadError) {
       console.error(`configuration error: ${err.message}`);
       process.exitCode = 2;
       return undefined;

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { Bridge } from '../app.js';
-import { loadConfigOrReport } from './options.js';
+import { buildOrReport, loadConfigOrReport } from './options.js';
 import { listenForSignals, processLogger } from './runtime.js';
 
 export function registerServe(program: Command): void {
@@ -15,7 +15,8 @@ export function registerServe(program: Command): void {
       // Signals are handled from here on, so a SIGTERM during start-up (a ledger migration, OpenCRVS slow
       // to answer the first location lookups) still stops cleanly.
       const signals = listenForSignals(logger);
-      const bridge = new Bridge(config, { logger });
+      const bridge = buildOrReport(() => new Bridge(config, { logger }));
+      if (!bridge) return;
       const stopped = signals.stopping(bridge);
       if (signals.signal === undefined) await bridge.start();
       logger.info(

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { Bridge, type SyncSummary } from '../app.js';
-import { loadConfigOrReport } from './options.js';
+import { buildOrReport, loadConfigOrReport } from './options.js';
 import { listenForSignals, processLogger } from './runtime.js';
 
 function printSummary(summary: SyncSummary): void {
@@ -66,7 +66,8 @@ export function registerSync(program: Command): void {
       // handed back rather than left 'delivering' until their lock times out. As PID 1 a signal with no
       // handler would be ignored.
       const signals = listenForSignals(logger);
-      const bridge = new Bridge(config, { logger, http: false, schedule: false, worker: false });
+      const bridge = buildOrReport(() => new Bridge(config, { logger, http: false, schedule: false, worker: false }));
+      if (!bridge) return;
       const stopped = signals.stopping(bridge);
       try {
         const pass = bridge.syncOnce(options.source, { timeoutMs: timeoutSeconds * 1000 });

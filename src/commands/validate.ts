@@ -3,7 +3,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { packagePaths } from '../config/index.js';
+import { type BridgeConfig, packagePaths } from '../config/index.js';
 import {
   type LoadMappingsOptions,
   loadMappings,
@@ -25,6 +25,7 @@ export function registerValidate(program: Command): void {
 
 function runValidate(options: { config?: string }): void {
   let base: LoadMappingsOptions = {};
+  let sources: BridgeConfig['sources'] = [];
   if (!configPath(options.config)) {
     // A site's own copies are named by path in its config: without one, only the shipped files are seen.
     console.log(
@@ -36,6 +37,7 @@ function runValidate(options: { config?: string }): void {
     if (!config) return;
     console.log(`ok    configuration ${configPath(options.config)}`);
     base = mappingOptionsFromConfig(config);
+    sources = config.sources;
   }
   const dir = base.dir ?? packagePaths.mappings;
   let files: string[];
@@ -56,6 +58,9 @@ function runValidate(options: { config?: string }): void {
     try {
       const [m] = loadMappings({ ...base, names: undefined, files: [file] }).mappings;
       if (!m) continue;
+      // A source of the other kind that names it (sync and serve refuse it too).
+      const owner = sources.find((s) => s.kind !== m.source && s.mappings.some((n) => mappingFile(n, dir) === file));
+      if (owner) loadMappings({ ...base, names: undefined, files: [file], forSource: owner });
       const p = m.profile;
       console.log(
         `ok    ${m.id} (${m.eventType} from ${m.source}, OpenCRVS ${p.country} v${p.version}): ` +

@@ -72,7 +72,13 @@ export function checkMappings(
   const name = `mappings ${source.id}`;
   const { country, version } = config.opencrvs;
   try {
-    const mappings = loadMappings({ names: source.mappings, country, version, routing: config.routing });
+    const mappings = loadMappings({
+      names: source.mappings,
+      country,
+      version,
+      routing: config.routing,
+      forSource: source,
+    });
     const events = [...new Set(mappings.mappings.map((m) => m.eventType))].sort();
     return {
       mappings,

@@ -24,6 +24,8 @@ export interface LoadMappingsOptions {
   fastPath?: boolean;
   /** IANA zone the source's UTC dateTimes are read in (SourceSettings.timeZone); none: as written. */
   timeZone?: string;
+  /** The source that names these mappings: one written for the other kind of source is refused. */
+  forSource?: { id: string; kind: 'fhir' | 'dhis2' };
 }
 
 function readText(file: string): string {
@@ -71,6 +73,15 @@ export function loadMappings(options: LoadMappingsOptions = {}): MappingSet {
       fastPath: options.fastPath,
       timeZone: options.timeZone,
     });
+    const owner = options.forSource;
+    if (owner && mapping.source !== owner.kind) {
+      throw new MappingLoadError(
+        file,
+        'source',
+        `a mapping for ${mapping.source} sources, named by source ${owner.id} (kind ${owner.kind}): ` +
+          `name ${owner.kind === 'fhir' ? 'birth.fhir, death.fhir' : 'birth.dhis2, death.dhis2'} or your own copies of them`,
+      );
+    }
     const other = seen.get(mapping.id);
     if (other) throw new MappingLoadError(file, 'id', `mapping id ${mapping.id} is already used by ${other}`);
     seen.set(mapping.id, file);

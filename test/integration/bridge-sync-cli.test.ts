@@ -190,6 +190,20 @@ describe('opencrvs-bridge sync --once', () => {
     }
   });
 
+  it('exits 2, as for any configuration error, when a source names a mapping that does not load', async () => {
+    const object = s.configObject() as { sources: Array<Record<string, unknown>>; store: { path: string } };
+    object.sources = [{ ...object.sources[0], mappings: ['birth.dhis2'] }];
+    object.store = { path: join(s.dir, 'wrong-kind.db') };
+    const wrongKind = join(s.dir, 'wrong-kind.yaml');
+    writeFileSync(wrongKind, stringify(object));
+    const run = await runCli(['sync', '--once', '--config', wrongKind]);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(
+      run.stderr,
+      /^configuration error: .*birth\.dhis2\.yaml: source: a mapping for dhis2 sources, named by source/m,
+    );
+  });
+
   it('writes no FHIR error body through DEBUG=*: the debug output of fhir-kit-client stays off', async () => {
     // An EMR whose errors quote the patient, as HAPI's diagnostics can.
     const outcome = JSON.stringify({

@@ -163,4 +163,25 @@ sources:
       /sources\[0\]\.mappings\[1\]: no mapping named "burial\.fhir" \(there are: .*birth\.fhir/,
     );
   });
+
+  it('exits 2 when a source names a mapping written for the other kind of source, as sync and serve refuse it', () => {
+    const mixed = join(dir, 'mixed-kinds.yaml');
+    writeFileSync(
+      mixed,
+      `opencrvs: { domain: farajaland.example.org, clientId: bridge, clientSecret: s3cret }
+sources:
+  - id: dhis2-births
+    kind: dhis2
+    baseUrl: https://dhis2.example.org
+    auth: { type: basic, username: admin, password: district }
+    mappings: [birth.fhir]
+`,
+    );
+    const r = run(['validate', '--config', mixed]);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(
+      r.stdout,
+      /^error .*birth\.fhir\.yaml: source: a mapping for fhir sources, named by source dhis2-births \(kind dhis2\): name birth\.dhis2, death\.dhis2/m,
+    );
+  });
 });

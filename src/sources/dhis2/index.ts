@@ -43,11 +43,8 @@ export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2Sourc
     country: deps.country,
     version: deps.version,
     routing: deps.routing,
+    forSource: { id: settings.id, kind: 'dhis2' },
   });
-  const wrong = mappings.mappings.filter((m) => m.source !== 'dhis2').map((m) => m.id);
-  if (wrong.length) {
-    throw new Error(`source ${settings.id} (kind dhis2) names mappings that are not for DHIS2: ${wrong.join(', ')}`);
-  }
   const client = new Dhis2Client(settings, { logger: deps.logger });
   const pipeline = new SourcePipeline({
     sourceId: settings.id,
