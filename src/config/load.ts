@@ -5,7 +5,7 @@ import { type Document, parseDocument, visit, YAMLError, YAMLParseError } from '
 import { ConfigError } from './errors.js';
 import { isMappingPath, packagePaths } from './paths.js';
 import { createAjv, describeAjvError, readProfileJson } from './schema.js';
-import type { BridgeConfig, PollSettings } from './types.js';
+import type { BridgeConfig, PollSettings, SourceSettings } from './types.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -65,12 +65,14 @@ function resolveSecretFiles(node: unknown, path: string, baseDir: string, file?:
     if (target && typeof value === 'string') {
       if (obj[target] !== undefined) throw new ConfigError(keyPath, `give either ${target} or ${key}, not both`, file);
       let text: string;
+      // Relative to the config file's folder (not the working directory, as store.path is): said in full.
+      const secretPath = isAbsolute(value) ? value : resolve(baseDir, value);
       try {
-        text = readFileSync(isAbsolute(value) ? value : resolve(baseDir, value), 'utf8');
+        text = readFileSync(secretPath, 'utf8');
       } catch (err) {
         throw new ConfigError(
           keyPath,
-          `cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+          `cannot read the file ${secretPath} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
           file,
         );
       }
@@ -145,6 +147,7 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
       );
     }
     checkUrl(source.baseUrl, `sources[${i}].baseUrl`, file);
+    checkKindKeys(source, `sources[${i}]`, file);
     if (source.timeZone !== undefined) checkTimeZone(source.timeZone, `sources[${i}].timeZone`, file);
     source.mappings = resolveMappings(source.mappings, `sources[${i}].mappings`, file);
     if (source.dhis2?.fields !== undefined) checkDhis2Fields(source.dhis2.fields, `sources[${i}].dhis2.fields`, file);
@@ -163,6 +166,33 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
       need('clientId', 'oauth2');
       need('clientSecret', 'oauth2');
     }
+  }
+}
+
+/**
+ * Keys of the other kind of source would be ignored without a word: a FHIR source with `dhis2:` polls
+ * no programme, and `writeBack.dataElement` on one reads as if the tracking id went into DHIS2, while
+ * the FHIR identifier write-back (on by default) is what runs.
+ */
+function checkKindKeys(source: SourceSettings, path: string, file?: string): void {
+  const other = source.kind === 'fhir' ? 'dhis2' : 'fhir';
+  const foreign: string[] = [];
+  if (source.kind === 'fhir') {
+    if (source.dhis2 !== undefined) foreign.push('dhis2');
+    for (const key of ['dataElement', 'programStage', 'attribute'] as const) {
+      if (source.writeBack?.[key] !== undefined) foreign.push(`writeBack.${key}`);
+    }
+  } else if (source.subscription !== undefined) {
+    // (writeBack's FHIR keys have schema defaults, so they are there whatever was written.)
+    foreign.push('subscription');
+  }
+  const [first] = foreign;
+  if (first) {
+    throw new ConfigError(
+      `${path}.${first}`,
+      `is for ${other} sources; this source is kind ${source.kind} (remove it, or change kind)`,
+      file,
+    );
   }
 }
 

@@ -138,6 +138,10 @@ describe('configuration', () => {
       loadConfig({ text: `opencrvs: { domain: x.org, clientId: a, clientSecret: b, clientSecretFile: ${file} }` }),
     );
     assert.equal(both.path, 'opencrvs.clientSecretFile');
+    // A missing file is named in full: relative paths start from the config file's folder.
+    writeFileSync(file, 'opencrvs: { domain: x.org, clientId: a, clientSecretFile: nope/secret.txt }');
+    const missing = errorOf(() => loadConfig({ file }));
+    assert.equal(missing.problem, `cannot read the file ${join(dir, 'nope', 'secret.txt')} (ENOENT)`);
   });
 
   it('says where YAML it cannot read is, never what the line holds (an inline secret)', () => {
@@ -175,6 +179,26 @@ describe('configuration', () => {
     );
     assert.equal(fromEnv.path, 'sources[0].auth.token');
     assert.ok(!fromEnv.message.includes('SECRET'));
+  });
+
+  it('refuses keys of the other kind of source, which would be ignored without a word', () => {
+    const fhir = errorOf(() =>
+      loadConfig({
+        text: `${minimal}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    writeBack: { dataElement: uf3svrmp8Oj }\n`,
+      }),
+    );
+    assert.equal(fhir.path, 'sources[0].writeBack.dataElement');
+    assert.match(fhir.problem, /is for dhis2 sources; this source is kind fhir/);
+    const dhis2 = errorOf(() =>
+      loadConfig({
+        text: `${minimal}sources:\n  - id: d\n    kind: dhis2\n    baseUrl: http://dhis2.example\n    auth: { type: basic, username: a, password: b }\n    subscription: { secret: abcdefgh }\n`,
+      }),
+    );
+    assert.equal(dhis2.path, 'sources[0].subscription');
+    // Each kind's own keys, write-back included, still load.
+    loadConfig({
+      text: `${minimal}sources:\n  - id: d\n    kind: dhis2\n    baseUrl: http://dhis2.example\n    auth: { type: basic, username: a, password: b }\n    writeBack: { dataElement: uf3svrmp8Oj }\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    writeBack: { target: task }\n`,
+    });
   });
 
   it('reports an unset environment variable with its key path', () => {
