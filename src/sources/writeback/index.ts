@@ -26,9 +26,7 @@ export function writeBackSourceFor(
     const target = new Dhis2WriteBack(clients.dhis2, writeBack, dhis2SettingsOf(settings).program);
     return { sourceId: settings.id, settings: writeBack, target };
   }
-  if (writeBack.dataElement || writeBack.attribute || writeBack.programStage) {
-    throw new Error(`source ${settings.id}: writeBack.dataElement/attribute/programStage are for DHIS2 sources`);
-  }
+  // (DHIS2's keys on a FHIR source are refused with the configuration: config/load.ts checkKindKeys.)
   if (!clients.fhir) throw new Error(`source ${settings.id}: no FHIR client for write-back`);
   return { sourceId: settings.id, settings: writeBack, target: new FhirWriteBack(clients.fhir, writeBack) };
 }
