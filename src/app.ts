@@ -7,7 +7,14 @@ import { type AdminTarget, adminRoutes, type SourceStatusView } from './http/adm
 import { opsRoutes, type ReadinessCheck } from './http/ops-routes.js';
 import { closeServer, createHttpApp, listen, type MountedRouter } from './http/server.js';
 import { subscriptionRoutes } from './http/subscription-routes.js';
-import { type Ledger, type LedgerRow, type LedgerState, openLedger, type ReplayResult } from './ledger/index.js';
+import {
+  LEDGER_STATES,
+  type Ledger,
+  type LedgerRow,
+  type LedgerState,
+  openLedger,
+  type ReplayResult,
+} from './ledger/index.js';
 import { loadMappings, type MapOptions, type MappingSet } from './mapping/index.js';
 import type { Logger } from './observability/logger.js';
 import { BridgeMetrics } from './observability/metrics.js';
@@ -304,6 +311,14 @@ export class Bridge {
   /** Mirrors stored state into gauges at scrape time. */
   refreshMetrics(): void {
     this.metrics.eventsByState.reset();
+    // Every state of every event type the mappings deliver, at 0 when empty: a series that appears only
+    // with its first dead letter gives `increase(…[1h])` nothing to compare, so that alert never fired.
+    const eventTypes = new Set(
+      [...this.sources, ...this.dhis2Sources].flatMap((s) => s.mappings.mappings.map((m) => m.eventType)),
+    );
+    for (const eventType of eventTypes) {
+      for (const state of LEDGER_STATES) this.metrics.eventsByState.set({ state, event_type: eventType }, 0);
+    }
     for (const { state, eventType, count } of this.ledger.counts()) {
       this.metrics.eventsByState.set({ state, event_type: eventType }, count);
     }

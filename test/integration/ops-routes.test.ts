@@ -256,6 +256,9 @@ describe('metrics', () => {
       all.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
     assert.equal(find('bridge_events', { state: 'delivered', event_type: 'birth' })[0]?.value, 2);
     assert.equal(find('bridge_events', { state: 'delivered', event_type: 'death' })[0]?.value, 1);
+    // An empty state is there at 0, so `increase(bridge_events{state="dead"}[1h]) > 0` sees the first one.
+    assert.equal(find('bridge_events', { state: 'dead', event_type: 'birth' })[0]?.value, 0);
+    assert.equal(find('bridge_events', { state: 'dead', event_type: 'death' })[0]?.value, 0);
     assert.equal(find('bridge_deliveries_total', { outcome: 'delivered', event_type: 'birth' })[0]?.value, 2);
     assert.equal(find('bridge_delivery_latency_seconds_count', { event_type: 'birth' })[0]?.value, 2);
     assert.ok(find('bridge_delivery_latency_seconds_bucket', { event_type: 'death', le: '+Inf' }).length === 1);
