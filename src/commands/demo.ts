@@ -19,18 +19,22 @@ import {
 } from '../sandbox/dhis2/index.js';
 import { startFhirSandbox } from '../sandbox/fhir/index.js';
 import { startOpenCrvsSimulator } from '../sandbox/opencrvs/index.js';
+import { wholeNumber } from './options.js';
 import { processLogger, stopOnSignals } from './runtime.js';
 
 interface DemoOptions {
   exit?: boolean;
-  port: string;
-  opencrvsPort: string;
-  fhirPort: string;
-  births: string;
-  deaths: string;
-  dhis2Births: string;
-  dhis2Deaths: string;
+  port: number;
+  opencrvsPort: number;
+  fhirPort: number;
+  births: number;
+  deaths: number;
+  dhis2Births: number;
+  dhis2Deaths: number;
 }
+
+// Checked as they are parsed: `--births abc` made the demo expect NaN births and fail its own check.
+const MAX_GENERATED = 100_000;
 
 function printSummary(
   summary: SyncSummary,
@@ -67,24 +71,21 @@ export function registerDemo(program: Command): void {
       'run everything on embedded defaults: an OpenCRVS simulator, a FHIR server seeded with births and deaths, the bridge; print a summary, then keep serving (Ctrl-C stops)',
     )
     .option('--exit', 'exit after the summary: status 0 only if every expected event was delivered')
-    .option('--port <n>', 'bridge HTTP port (health, metrics, admin, subscriptions)', '8080')
-    .option('--opencrvs-port <n>', 'OpenCRVS simulator port (0 = any free port)', '0')
-    .option('--fhir-port <n>', 'FHIR sandbox port (0 = any free port)', '0')
-    .option('--births <n>', 'generated births added to the fixture records', '8')
-    .option('--deaths <n>', 'generated deaths added to the fixture records', '4')
-    .option('--dhis2-births <n>', 'births in the DHIS2 simulator (Child Programme)', '3')
-    .option('--dhis2-deaths <n>', 'deaths in the DHIS2 simulator', '2')
+    .option('--port <n>', 'bridge HTTP port (health, metrics, admin, subscriptions)', wholeNumber(65_535), 8080)
+    .option('--opencrvs-port <n>', 'OpenCRVS simulator port (0 = any free port)', wholeNumber(65_535), 0)
+    .option('--fhir-port <n>', 'FHIR sandbox port (0 = any free port)', wholeNumber(65_535), 0)
+    .option('--births <n>', 'generated births added to the fixture records', wholeNumber(MAX_GENERATED), 8)
+    .option('--deaths <n>', 'generated deaths added to the fixture records', wholeNumber(MAX_GENERATED), 4)
+    .option('--dhis2-births <n>', 'births in the DHIS2 simulator (Child Programme)', wholeNumber(MAX_GENERATED), 3)
+    .option('--dhis2-deaths <n>', 'deaths in the DHIS2 simulator', wholeNumber(MAX_GENERATED), 2)
     .action(async (options: DemoOptions) => {
       // The demo prints a summary; logs stay at warn unless LOG_LEVEL asks for more.
       process.env.LOG_LEVEL ??= 'warn';
       const logger = processLogger();
-      const births = Number(options.births);
-      const deaths = Number(options.deaths);
-      const opencrvs = await startOpenCrvsSimulator({ port: Number(options.opencrvsPort), logger });
+      const { births, deaths, dhis2Births, dhis2Deaths } = options;
+      const opencrvs = await startOpenCrvsSimulator({ port: options.opencrvsPort, logger });
       const seed = demoSeed(births, deaths);
-      const fhir = await startFhirSandbox({ port: Number(options.fhirPort), seed, logger });
-      const dhis2Births = Number(options.dhis2Births);
-      const dhis2Deaths = Number(options.dhis2Deaths);
+      const fhir = await startFhirSandbox({ port: options.fhirPort, seed, logger });
       const dhis2 = await startDhis2Simulator({
         port: 0,
         seed: buildDemoChildProgramme({ births: dhis2Births, deaths: dhis2Deaths, seed: 1 }),
@@ -100,7 +101,7 @@ export function registerDemo(program: Command): void {
           clientSecret: opencrvs.clientSecret,
         },
         store: { path: join(dataDir, 'bridge.db') },
-        http: { host: '127.0.0.1', port: Number(options.port) },
+        http: { host: '127.0.0.1', port: options.port },
         delivery: { baseDelayMs: 200, maxDelayMs: 5000, pollIntervalMs: 200 },
         sources: [
           {

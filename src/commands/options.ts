@@ -1,4 +1,5 @@
 import { isAbsolute, resolve } from 'node:path';
+import { InvalidArgumentError } from 'commander';
 import { type BridgeConfig, ConfigError, loadConfig } from '../config/index.js';
 import { MappingLoadError } from '../mapping/index.js';
 
@@ -20,6 +21,15 @@ export function loadConfigOrReport(option: string | undefined): BridgeConfig | u
     }
     throw err;
   }
+}
+
+/** A commander argument parser for a whole number from 0 to `max`: anything else is a usage error (exit 2). */
+export function wholeNumber(max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || n > max) throw new InvalidArgumentError(`a whole number from 0 to ${max}`);
+    return n;
+  };
 }
 
 /**

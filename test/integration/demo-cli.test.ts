@@ -45,4 +45,19 @@ describe('opencrvs-bridge demo', () => {
       busy.close();
     }
   });
+
+  it('refuses a count or a port that is not a whole number, with exit 2, before starting anything', async () => {
+    for (const [flag, value] of [
+      ['--births', 'abc'],
+      ['--deaths', '2.5'],
+      ['--port', '70000'],
+    ]) {
+      const r = await runCli(['demo', '--exit', flag, value], {}, 30_000);
+      assert.equal(r.code, 2, `${flag} ${value}: ${r.stderr}`);
+      assert.match(
+        r.stderr,
+        new RegExp(`option '${flag} <n>' argument '${value}' is invalid\\. a whole number from 0 to`),
+      );
+    }
+  });
 });
