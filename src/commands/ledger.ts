@@ -66,6 +66,25 @@ function runLedger(options: LedgerOptions): void {
     inspectOnly: true,
   });
   try {
+    // A typo (`--event-type Birth`, a source id that is not there) must not look like "nothing there".
+    const knownTypes = () => new Set(['birth', 'death', ...ledger.counts().map((c) => c.eventType)]);
+    const eventType = options.eventType;
+    if (eventType !== undefined && !knownTypes().has(eventType)) {
+      console.error(`ledger: unknown --event-type "${eventType}" (one of ${[...knownTypes()].sort().join(', ')})`);
+      process.exitCode = 2;
+      return;
+    }
+    const sourceIds = config.sources.map((s) => s.id);
+    if (options.source !== undefined && !sourceIds.includes(options.source)) {
+      const recorded = ledger.list({ sourceId: options.source, limit: 1 }).length > 0;
+      if (!recorded) {
+        console.error(
+          `ledger: no source "${options.source}" in the config or the ledger (sources: ${sourceIds.join(', ')})`,
+        );
+        process.exitCode = 2;
+        return;
+      }
+    }
     const rows = ledger.list({
       states: states.length ? states : undefined,
       eventType: options.eventType,

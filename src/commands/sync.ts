@@ -15,11 +15,17 @@ function printSummary(summary: SyncSummary): void {
   if (summary.earlier.length > 0) {
     const count = (...states: string[]) => summary.earlier.filter((row) => states.includes(row.state)).length;
     const inFlight = count('delivering');
+    // What to do depends on what is there: only dead rows are replayed; the others wait their turn.
+    const look = count('dead') > 0 ? ' (see `ledger --status dead`; replay after fixing the cause)' : '';
+    const waiting =
+      count('failed', 'pending') > 0
+        ? ' (`ledger --status pending,failed` lists them; each is sent when due, nothing to do)'
+        : '';
     console.log(
       `earlier events still not delivered: ${count('dead')} dead, ${count('failed')} failing` +
         (count('pending') > 0 ? `, ${count('pending')} waiting` : '') +
         (inFlight > 0 ? `, ${inFlight} being delivered by another process or left by a stopped one` : '') +
-        ' (see `ledger --status dead`; replay after fixing the cause)',
+        (look || waiting),
     );
   }
   if (summary.timedOut)

@@ -51,7 +51,7 @@ describe('opencrvs-bridge demo', () => {
       ['--births', 'abc'],
       ['--deaths', '2.5'],
       ['--port', '70000'],
-    ]) {
+    ] as const) {
       const r = await runCli(['demo', '--exit', flag, value], {}, 30_000);
       assert.equal(r.code, 2, `${flag} ${value}: ${r.stderr}`);
       assert.match(

@@ -137,6 +137,16 @@ describe('ledger and replay commands', () => {
     assert.match(err, /--status/);
   });
 
+  it('rejects an event type or a source that is nowhere, rather than showing nothing', async () => {
+    const type = await run(['ledger', '--config', config, '--event-type', 'Birth']);
+    assert.equal(type.code, 2);
+    assert.match(type.err, /unknown --event-type "Birth" \(one of birth, death\)/);
+    const source = await run(['ledger', '--config', config, '--source', 'nope']);
+    assert.equal(source.code, 2);
+    assert.match(source.err, /no source "nope" in the config or the ledger/);
+    assert.equal((await run(['ledger', '--config', config, '--event-type', 'death'])).code, 0);
+  });
+
   it('replays dead rows by id or all with --dead, and reports rows that are not dead', async () => {
     const dead = await run(['replay', '--config', config, '--dead']);
     assert.equal(dead.code, 0);
