@@ -531,6 +531,8 @@ export class Bridge {
       if (this.stopping) return;
       this.startSources();
     } catch (err) {
+      // Stopped meanwhile (a SIGTERM during start-up closed the client): that is no routing problem.
+      if (this.stopping) return;
       const reason = err instanceof Error ? err.message : String(err);
       this.log.error(
         { err },

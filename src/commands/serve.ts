@@ -19,10 +19,12 @@ export function registerServe(program: Command): void {
       if (!bridge) return;
       const stopped = signals.stopping(bridge);
       if (signals.signal === undefined) await bridge.start();
-      logger.info(
-        { port: bridge.httpPort, sources: bridge.sources.length + bridge.dhis2Sources.length },
-        'opencrvs-bridge serving',
-      );
+      // A signal during start-up: stopped, not serving.
+      if (signals.signal === undefined)
+        logger.info(
+          { port: bridge.httpPort, sources: bridge.sources.length + bridge.dhis2Sources.length },
+          'opencrvs-bridge serving',
+        );
       await stopped;
     });
 }

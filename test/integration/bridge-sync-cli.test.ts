@@ -204,6 +204,31 @@ describe('opencrvs-bridge sync --once', () => {
     );
   });
 
+  it('serve stopped by SIGTERM during start-up stops quietly: no routing error, no "serving" after "stopped"', async () => {
+    // OpenCRVS slow to answer the first location lookups: the signal lands while routing resolves.
+    await s.sim.control.configure({ faults: { delayMs: 4000, operations: ['locations'] } });
+    const object = s.configObject() as { store: { path: string }; http?: Record<string, unknown> };
+    object.store = { path: join(s.dir, 'startup-signal.db') };
+    object.http = { host: '127.0.0.1', port: 0 };
+    const startup = join(s.dir, 'startup-signal.yaml');
+    writeFileSync(startup, stringify(object));
+    try {
+      const child = spawnCli(['serve', '--config', startup], { LOG_LEVEL: 'info' });
+      const run = finished(child, 30_000);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      child.kill('SIGTERM');
+      const { code, stdout, stderr } = await run;
+      assert.equal(code, 0, stderr);
+      const log = stdout + stderr;
+      const after = log.slice(log.indexOf('"msg":"stopped"'));
+      assert.ok(log.includes('"msg":"stopped"'), log.slice(-1500));
+      assert.doesNotMatch(log, /routing could not be resolved/);
+      assert.doesNotMatch(after, /opencrvs-bridge serving/);
+    } finally {
+      await s.sim.control.configure({ faults: {} });
+    }
+  });
+
   it('writes no FHIR error body through DEBUG=*: the debug output of fhir-kit-client stays off', async () => {
     // An EMR whose errors quote the patient, as HAPI's diagnostics can.
     const outcome = JSON.stringify({
