@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { openLedger } from '../../src/ledger/index.js';
@@ -213,9 +214,18 @@ describe('opencrvs-bridge sync --once', () => {
     const startup = join(s.dir, 'startup-signal.yaml');
     writeFileSync(startup, stringify(object));
     try {
-      const child = spawnCli(['serve', '--config', startup], { LOG_LEVEL: 'info' });
+      const child = spawnCli(['serve', '--config', startup], { LOG_LEVEL: 'debug' });
       const run = finished(child, 30_000);
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      // Once it logs, it listens for signals (installed before the bridge is built); the location lookup
+      // then waits on the slow OpenCRVS for seconds.
+      let logged = false;
+      const seen = (chunk: Buffer) => {
+        if (chunk.toString().includes('"level"')) logged = true;
+      };
+      child.stdout?.on('data', seen);
+      child.stderr?.on('data', seen);
+      for (let waited = 0; !logged && waited < 20_000; waited += 50) await sleep(50);
+      await sleep(500);
       child.kill('SIGTERM');
       const { code, stdout, stderr } = await run;
       assert.equal(code, 0, stderr);
