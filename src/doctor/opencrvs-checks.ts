@@ -78,6 +78,15 @@ export async function checkRouting(config: BridgeConfig, client: OpenCrvsClient)
       const item = batch[j];
       if (outcome.status === 'fulfilled' || !item) continue;
       const err: unknown = outcome.reason;
+      // The lookup itself is wrong, not the reference: one line naming the setting, not one per route.
+      if (err instanceof OpenCrvsError && err.kind === 'config') {
+        return [
+          fail(
+            'routing',
+            `location lookups fail (${err.message}): is opencrvs.eventsUrl (${config.opencrvs.eventsUrl}) the events API, ending in /api/events?`,
+          ),
+        ];
+      }
       const why =
         err instanceof OpenCrvsError && err.kind === 'unknown-office'
           ? err.opencrvsMessage

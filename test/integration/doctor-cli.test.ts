@@ -146,6 +146,18 @@ describe('doctor checks', () => {
     );
   });
 
+  it('names opencrvs.eventsUrl, once, when the location lookups themselves fail (a wrong events URL)', async () => {
+    const config = configObject({});
+    config.opencrvs.eventsUrl = opencrvs.eventsUrl.replace(/\/events$/, '/event');
+    const report = await runDoctor({ file: writeConfig(config), env: {} });
+    const routing = failing(report).filter((c) => c.name === 'routing');
+    assert.equal(routing.length, 1, JSON.stringify(routing));
+    assert.match(
+      routing[0]?.detail ?? '',
+      /location lookups fail \(.*404.*\): is opencrvs\.eventsUrl \(.*\/event\) the events API/,
+    );
+  });
+
   it('refuses a health facility configured as an office (wrong location type)', async () => {
     const routing = { facilities: { 'Location/a': { office: 't0qT1Vh8qi3', facility: 'R2i8nqg83Y0' } } };
     const report = await runDoctor({ file: writeConfig(configObject({ routing })), env: {} });
