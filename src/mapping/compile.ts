@@ -291,6 +291,9 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     };
     if (typeof spec.when === 'string') compiled.when = expr(spec.when, [...path, 'when']);
     if (typeof spec.map === 'string') {
+      // A value map gives the value as it is: a conversion beside it would be ignored without a word.
+      if (spec.as !== undefined)
+        throw src.error([...path, 'as'], 'give either as or map: a value map gives the value itself');
       const map = valueMaps.get(spec.map);
       if (!map) throw src.error([...path, 'map'], `unknown value map '${spec.map}'`);
       for (const [key, out] of map.entries) checkValue(field, out, ['valueMaps', spec.map, key], `value map output`);

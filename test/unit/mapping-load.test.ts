@@ -76,6 +76,14 @@ fields:
     assert.match(err.message, /is not an option/);
   });
 
+  it('rejects a conversion beside a value map, which would be ignored', () => {
+    const err = loadError(
+      `${head}valueMaps:\n  g: { male: male }\nfields:\n  child.gender: { from: '%subject.gender', map: g, as: kilograms }\n`,
+    );
+    assert.equal(err.path, "fields['child.gender'].as");
+    assert.match(err.message, /give either as or map/);
+  });
+
   it('rejects a transform that does not fit the field type', () => {
     const err = loadError(`${head}fields:\n  child.dob: { from: '%subject.name', as: name }\n`);
     assert.equal(err.path, "fields['child.dob'].as");
