@@ -32,6 +32,25 @@ interface SimulatorEntry {
   start(options: SandboxOptions, logger: Logger): Promise<RunningSimulator>;
 }
 
+/**
+ * Starts a simulator; a port in use (or a --seed folder that is not there) is said with the flag that
+ * chose it, as `serve` names http.port: Node's own words name neither.
+ */
+async function startNaming<T>(flag: string, port: number, start: () => Promise<T>, seed?: string): Promise<T> {
+  try {
+    return await start();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') {
+      throw new Error(`${flag} ${port}: the port is in use by another process; choose another (0 = any free port)`);
+    }
+    if (seed !== undefined && (code === 'ENOENT' || code === 'ENOTDIR')) {
+      throw new Error(`--seed ${seed}: no such folder (it holds the FHIR resources or Bundles to load, as *.json)`);
+    }
+    throw err;
+  }
+}
+
 function parsePort(value: string | undefined, fallback: number, flag: string): number {
   if (value === undefined) return fallback;
   const port = Number(value);
@@ -51,14 +70,17 @@ const openCrvs: SimulatorEntry = {
   async start(options, logger) {
     const version = options.version ?? '2.0';
     if (version !== '2.0' && version !== '1.9') throw new Error('--version must be 2.0 or 1.9');
-    const sim = await startOpenCrvsSimulator({
-      port: parsePort(options.opencrvsPort, 7070, '--opencrvs-port'),
-      host: options.host,
-      version,
-      clientId: options.clientId,
-      clientSecret: options.clientSecret,
-      logger,
-    });
+    const port = parsePort(options.opencrvsPort, 7070, '--opencrvs-port');
+    const sim = await startNaming('--opencrvs-port', port, () =>
+      startOpenCrvsSimulator({
+        port,
+        host: options.host,
+        version,
+        clientId: options.clientId,
+        clientSecret: options.clientSecret,
+        logger,
+      }),
+    );
     const notifyPath = version === '2.0' ? 'POST /events/{eventId}/notify' : 'POST /events/notifications';
     return {
       summary: [
@@ -105,13 +127,13 @@ const fhir: SimulatorEntry = {
         }
       : undefined;
     const seed = options.seed ?? (options.demoSeed ? [...demoSeed()] : undefined);
-    const sandbox = await startFhirSandbox({
-      port: parsePort(options.fhirPort, 8090, '--fhir-port'),
-      host: options.host,
-      seed,
-      notify,
-      logger,
-    });
+    const port = parsePort(options.fhirPort, 8090, '--fhir-port');
+    const sandbox = await startNaming(
+      '--fhir-port',
+      port,
+      () => startFhirSandbox({ port, host: options.host, seed, notify, logger }),
+      options.seed,
+    );
     return {
       summary: [
         `FHIR R4 sandbox on ${sandbox.baseUrl}`,
@@ -137,12 +159,10 @@ const dhis2: SimulatorEntry = {
     const deaths = Number(options.dhis2Deaths ?? '5');
     if (!Number.isInteger(births) || births < 0 || !Number.isInteger(deaths) || deaths < 0)
       throw new Error('--dhis2-births and --dhis2-deaths must be whole numbers');
-    const sim = await startDhis2Simulator({
-      port: parsePort(options.dhis2Port, DEFAULT_DHIS2_SIMULATOR_PORT, '--dhis2-port'),
-      host: options.host,
-      seed: buildDemoChildProgramme({ births, deaths }),
-      logger,
-    });
+    const port = parsePort(options.dhis2Port, DEFAULT_DHIS2_SIMULATOR_PORT, '--dhis2-port');
+    const sim = await startNaming('--dhis2-port', port, () =>
+      startDhis2Simulator({ port, host: options.host, seed: buildDemoChildProgramme({ births, deaths }), logger }),
+    );
     return {
       summary: [
         `DHIS2 tracker simulator (2.41) on ${sim.baseUrl}/api   (${births} births, ${deaths} deaths seeded)`,
@@ -174,10 +194,12 @@ export function registerSandbox(program: Command): void {
     .description('run the simulators (OpenCRVS events API and auth, FHIR R4 server, DHIS2 tracker) until interrupted');
   for (const simulator of SIMULATORS) simulator.addOptions(command);
   command.action(async (options: SandboxOptions) => {
-    const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'info' }).child({ component: 'sandbox' });
+    // The simulators bind their own `component`; a second one here would be written twice on each line.
+    const root = createLogger({ level: process.env.LOG_LEVEL ?? 'info' });
+    const logger = root.child({ component: 'sandbox' });
     const running: RunningSimulator[] = [];
     try {
-      for (const simulator of SIMULATORS) running.push(await simulator.start(options, logger));
+      for (const simulator of SIMULATORS) running.push(await simulator.start(options, root));
     } catch (err) {
       console.error(`opencrvs-bridge sandbox: ${err instanceof Error ? err.message : String(err)}`);
       await Promise.allSettled(running.map((sim) => sim.close()));

@@ -1,10 +1,10 @@
 // `opencrvs-bridge demo`, as a newcomer runs it (`npm start`): the summary, what it leaves behind, and a
-// busy port (8080 is often taken on a workstation).
+// busy port (8080 is often taken on a workstation). And `sandbox`, which a newcomer runs next.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
-import { runCli } from './helpers/bridge-cli.js';
+import { finished, runCli, spawnCli } from './helpers/bridge-cli.js';
 
 describe('opencrvs-bridge demo', () => {
   it('delivers every expected event, says so in one line, and removes its ledger at --exit', async () => {
@@ -59,5 +59,44 @@ describe('opencrvs-bridge demo', () => {
         new RegExp(`option '${flag} <n>' argument '${value}' is invalid\\. a whole number from 0 to`),
       );
     }
+  });
+});
+
+describe('opencrvs-bridge sandbox', () => {
+  it('names the flag of a port in use, or of a --seed folder that is not there (exit 2)', async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const address = busy.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    try {
+      const taken = await runCli(['sandbox', '--opencrvs-port', String(port)], {}, 60_000);
+      assert.equal(taken.code, 2, taken.stderr);
+      assert.match(taken.stderr, new RegExp(`--opencrvs-port ${port}: the port is in use`));
+    } finally {
+      busy.close();
+    }
+    const args = ['sandbox', '--opencrvs-port', '0', '--fhir-port', '0', '--dhis2-port', '0'];
+    const noSeed = await runCli([...args, '--seed', '/nonexistent-seed-folder'], {}, 60_000);
+    assert.equal(noSeed.code, 2, noSeed.stderr);
+    assert.match(noSeed.stderr, /--seed \/nonexistent-seed-folder: no such folder/);
+  });
+
+  it('writes each log line with one component', async () => {
+    const child = spawnCli(['sandbox', '--opencrvs-port', '0', '--fhir-port', '0', '--dhis2-port', '0'], {
+      LOG_LEVEL: 'debug',
+    });
+    const run = finished(child, 60_000);
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    for (let waited = 0; !out.includes('Press Ctrl+C') && waited < 40_000; waited += 50) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    child.kill('SIGTERM');
+    const { stdout, stderr } = await run;
+    const lines = `${stdout}\n${stderr}`.split('\n').filter((line) => line.startsWith('{'));
+    assert.ok(lines.length > 0, 'it logged');
+    for (const line of lines) assert.ok((line.match(/"component":/g) ?? []).length <= 1, line);
   });
 });
