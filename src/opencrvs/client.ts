@@ -13,7 +13,7 @@ import {
   type Transport,
   undiciRequester,
 } from './http.js';
-import { fhirLocationsUrl, locationsFromFhirBundle } from './locations-v1.js';
+import { externalIdMatches, fhirLocationsUrl, locationsFromFhirBundle } from './locations-v1.js';
 import { readNotifyOutcome } from './outcome.js';
 import { schemaProblem, validateEventDocument, validateFhirLocationBundle, validateLocations } from './schemas.js';
 import { SecretScrubber, sentValues, withoutSentValues } from './scrub.js';
@@ -95,7 +95,8 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
       if (!validateFhirLocationBundle(response.json))
         throw invalidResponse('listLocations', validateFhirLocationBundle.errors);
       return locationsFromFhirBundle(response.json).filter(
-        (l) => (!query.id || l.id === query.id) && (!query.externalId || l.externalId === query.externalId),
+        (l) =>
+          (!query.id || l.id === query.id) && (!query.externalId || externalIdMatches(l.externalId, query.externalId)),
       );
     }
     const url = new URL(`${eventsUrl}/locations`);

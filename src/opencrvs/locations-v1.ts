@@ -35,6 +35,16 @@ function gatewayRoot(settings: OpenCrvsSettings): string {
   });
 }
 
+// v1.x writes a location's CSV id into its internal-id identifier with the type in front
+// (`CRVS_OFFICE_<id>`, §6); the CSV id alone is what v2.0 calls externalId and what sites configure.
+const TYPE_PREFIX = /^(?:CRVS_OFFICE|HEALTH_FACILITY|ADMIN_STRUCTURE)_/;
+
+/** Whether a location's externalId is the configured one, with or without the v1 type prefix on either. */
+export function externalIdMatches(externalId: string | null | undefined, ref: string): boolean {
+  if (!externalId) return false;
+  return externalId === ref || externalId.replace(TYPE_PREFIX, '') === ref.replace(TYPE_PREFIX, '');
+}
+
 export function locationsFromFhirBundle(bundle: FhirLocationBundle): Location[] {
   const out: Location[] = [];
   for (const entry of bundle.entry ?? []) {

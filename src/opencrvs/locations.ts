@@ -2,6 +2,7 @@
 // as `externalId`), because location UUIDs are generated per deployment (docs/opencrvs-api.md §3.5).
 // The resolver turns a reference into the deployment's UUID once and remembers it.
 import { OpenCrvsError } from './errors.js';
+import { externalIdMatches } from './locations-v1.js';
 import type { Location, OpenCrvsApi } from './types.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -67,7 +68,7 @@ export class LocationResolver {
   private async lookup(ref: string): Promise<Location> {
     // A UUID is tried as an id first; a country could still use UUID-shaped CSV ids.
     let found = UUID.test(ref) ? (await this.api.listLocations({ id: ref })).find((l) => l.id === ref) : undefined;
-    found ??= (await this.api.listLocations({ externalId: ref })).find((l) => l.externalId === ref);
+    found ??= (await this.api.listLocations({ externalId: ref })).find((l) => externalIdMatches(l.externalId, ref));
     if (!found) throw unknown(ref, 'is not a location of this OpenCRVS deployment');
     this.cache.set(ref, found);
     this.cache.set(found.id, found);

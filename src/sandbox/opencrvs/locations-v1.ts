@@ -17,8 +17,13 @@ function toFhir(location: SimLocation) {
     name: location.name,
     status: 'active',
     mode: 'instance',
-    // The CSV id; real 1.x deployments load other CSVs (offices as `CRVS_OFFICE_<id>`), see README.
-    identifier: [{ system: INTERNAL_ID_SYSTEM, value: location.externalId }],
+    // An office's CSV id with its type in front, as 1.x writes it (docs §6); others keep the CSV id.
+    identifier: [
+      {
+        system: INTERNAL_ID_SYSTEM,
+        value: location.locationType === 'CRVS_OFFICE' ? `CRVS_OFFICE_${location.externalId}` : location.externalId,
+      },
+    ],
     type: { coding: [{ system: LOCATION_TYPE_SYSTEM, code: location.locationType }] },
     // `Location/0` is the root of the v1 hierarchy.
     partOf: { reference: `Location/${location.partOf ?? '0'}` },
