@@ -18,7 +18,7 @@ import {
 import { loadMappings, type MapOptions, type MappingSet } from './mapping/index.js';
 import type { Logger } from './observability/logger.js';
 import { BridgeMetrics } from './observability/metrics.js';
-import { createOpenCrvsClient, LocationResolver, type OpenCrvsClient } from './opencrvs/index.js';
+import { createOpenCrvsClient, LocationResolver, type OpenCrvsClient, OpenCrvsError } from './opencrvs/index.js';
 import { buildDhis2Source, type Dhis2SourceRuntime } from './sources/dhis2/index.js';
 import { FhirSourceClient } from './sources/fhir/fhir-client.js';
 import { fhirInbox } from './sources/fhir/inbox.js';
@@ -283,6 +283,24 @@ export class Bridge {
 
   get ready(): boolean {
     return this.locationsReady;
+  }
+
+  /**
+   * resolveLocations for a pass: a dropped connection or a 503 from OpenCRVS is tried again (1 s, 2 s,
+   * 4 s…) until the pass's deadline, as a delivery would be; a wrong office or credentials fail at once.
+   */
+  private async resolveLocationsWithin(deadline: number): Promise<void> {
+    for (let delayMs = 1000; ; delayMs *= 2) {
+      try {
+        await this.resolveLocations();
+        return;
+      } catch (err) {
+        const retryable = err instanceof OpenCrvsError && err.classification === 'retryable';
+        if (!retryable || this.stopping || Date.now() + delayMs >= deadline) throw err;
+        this.log.warn({ err, retryInMs: delayMs }, 'location lookup failed; trying again within the pass');
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
   }
 
   onDeliveryOutcome(listener: (outcome: DeliveryOutcome) => void): void {
@@ -577,7 +595,7 @@ export class Bridge {
    */
   async syncOnce(sourceIds?: string[], options: { timeoutMs?: number } = {}): Promise<SyncSummary> {
     const deadline = Date.now() + (options.timeoutMs ?? 120_000);
-    if (!this.locationsReady) await this.resolveLocations();
+    if (!this.locationsReady) await this.resolveLocationsWithin(deadline);
     const report = emptyReport();
     const failedSources: string[] = [];
     const syncing = [...this.sources, ...this.dhis2Sources].filter(

@@ -205,6 +205,22 @@ describe('opencrvs-bridge sync --once', () => {
     );
   });
 
+  it('tries a dropped location lookup again within the pass instead of failing it', async () => {
+    await s.sim.control.configure({ faults: { dropRate: 1, operations: ['locations'], times: 1 } });
+    const object = s.configObject() as { store: { path: string } };
+    object.store = { path: join(s.dir, 'dropped-lookup.db') };
+    const dropped = join(s.dir, 'dropped-lookup.yaml');
+    writeFileSync(dropped, stringify(object));
+    try {
+      const run = await runCli(['sync', '--once', '--config', dropped, '--json'], { LOG_LEVEL: 'warn' });
+      assert.equal(run.code, 0, run.stderr.slice(-1500));
+      assert.match(run.stderr, /location lookup failed; trying again within the pass/);
+      assert.equal(JSON.parse(run.stdout).ok, true);
+    } finally {
+      await s.sim.control.configure({ faults: {} });
+    }
+  });
+
   it('serve stopped by SIGTERM during start-up stops quietly: no routing error, no "serving" after "stopped"', async () => {
     // OpenCRVS slow to answer the first location lookups: the signal lands while routing resolves.
     await s.sim.control.configure({ faults: { delayMs: 4000, operations: ['locations'] } });
