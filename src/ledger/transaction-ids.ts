@@ -24,6 +24,13 @@ export function transactionIdsFor(sourceId: string, eventType: string, subjectKe
 }
 
 /**
+ * A requeued row starts over: the error that ended it stays in its attempts, not on the row, where a
+ * pending row showing it looked like a replay that had failed.
+ */
+const CLEARED_ERROR = `last_error_classification = NULL, last_error_kind = NULL, last_error_status = NULL,
+  last_error_message = NULL`;
+
+/**
  * SQL for the SET clause of every statement that puts a row back in the queue: a dead row gets the
  * next NOTIFY generation (`<base>:notify:r<n>`), any other row keeps its id. OpenCRVS answers a
  * repeated transactionId with the event as it stands, so a NOTIFY that was Rejected (or refused with
@@ -31,6 +38,7 @@ export function transactionIdsFor(sourceId: string, eventType: string, subjectKe
  * and finds the same event. SQLite evaluates every SET expression on the old row values.
  */
 export const NEXT_NOTIFY_GENERATION = `
+  ${CLEARED_ERROR},
   requeues = requeues + (CASE WHEN state = 'dead' THEN 1 ELSE 0 END),
   notify_transaction_id = CASE WHEN state = 'dead'
     THEN base_transaction_id || ':notify:r' || (requeues + 1) ELSE notify_transaction_id END,

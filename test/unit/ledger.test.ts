@@ -203,6 +203,9 @@ describe('ledger: recording events', () => {
     );
     assert.equal(ledger.get(a.id)?.attempts, 0);
     assert.equal(ledger.get(a.id)?.state, 'pending');
+    // The error that ended it is in its attempts; on the pending row it read as a failed replay.
+    assert.equal(ledger.get(a.id)?.lastError, null);
+    assert.equal(ledger.attempts(a.id).at(-1)?.error?.message, 'gave up');
   });
 
   it('a row dead on "Event not found" forgets that event when replayed or sent a new version: create runs again', () => {
