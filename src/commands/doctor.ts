@@ -8,7 +8,7 @@ export function registerDoctor(program: Command): void {
     .description(
       'check a deployment live: config valid, store writable, sources reachable with the needed search support, OpenCRVS token and scopes, routed offices and facilities, mappings; exit 1 on any failure',
     )
-    .option('--config <file>', 'configuration file (default: BRIDGE_CONFIG)')
+    .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
     .option('--json', 'print the checks as one JSON object {ok, checks: [{name, status, detail}]}')
     .action(async (options: { config?: string; json?: boolean }) => {
       const report = await runDoctor({ file: configPath(options.config), env: process.env });

@@ -1,5 +1,6 @@
 // Checks that need nothing but this machine: the configuration, the store, the mappings.
 import { existsSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import { type BridgeConfig, ConfigError, type Env, loadConfig, type SourceSettings } from '../config/index.js';
 import { openLedger } from '../ledger/index.js';
 import { loadMappings, MappingLoadError, type MappingSet } from '../mapping/index.js';
@@ -34,7 +35,10 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
     ledger.setMeta('doctor:lastCheck', stamp);
     if (ledger.getMeta('doctor:lastCheck') !== stamp)
       return [fail('store', `${path}: a written value did not read back`)];
-    const results = [ok('store', `${path} is writable${existed ? '' : ' (created)'}`)];
+    // A relative store.path is relative to the working directory: a doctor run from elsewhere creates
+    // a new, empty ledger there, which the full path and "created" make plain.
+    const shown = isAbsolute(path) ? path : `${resolve(path)} (store.path ${path})`;
+    const results = [ok('store', `${shown} is writable${existed ? '' : ' (created: no ledger was there)'}`)];
     const hold = ledger.getHold();
     if (hold) {
       results.push(

@@ -21,8 +21,20 @@ export function displayUrl(url: string): string {
   }
 }
 
+/**
+ * The error's text, and for a network error the system's code (ECONNREFUSED, ENOTFOUND, a certificate
+ * problem…) from its causes: "network error" alone does not say whether the host, the port or TLS is
+ * wrong. Only the code: a cause's message may quote a header.
+ */
 function reason(err: unknown): string {
-  return err instanceof Error ? err.message : 'failed';
+  if (!(err instanceof Error)) return 'failed';
+  let cause: unknown = err.cause;
+  for (let depth = 0; depth < 5 && cause instanceof Error; depth += 1) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^[A-Z_]+$/.test(code)) return `${err.message}: ${code}`;
+    cause = cause.cause;
+  }
+  return err.message;
 }
 
 export async function checkFhirSource(settings: SourceSettings, watchedTypes: string[]): Promise<CheckResult[]> {
