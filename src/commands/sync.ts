@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { Bridge, type SyncSummary } from '../app.js';
+import { isOpenCrvsError } from '../opencrvs/index.js';
 import { buildOrReport, loadConfigOrReport } from './options.js';
 import { listenForSignals, processLogger } from './runtime.js';
 
@@ -108,7 +109,12 @@ export function registerSync(program: Command): void {
         }
         process.exitCode = summary.ok ? 0 : 1;
       } catch (err) {
-        console.error(`sync failed: ${err instanceof Error ? err.message : String(err)}`);
+        // OpenCRVS's words ("invalid_client") name no setting: these do.
+        const refused = isOpenCrvsError(err) && err.operation === 'token' && err.kind === 'unauthorized';
+        const hint = refused
+          ? ' (OpenCRVS refused opencrvs.clientId and opencrvs.clientSecret at opencrvs.tokenUrl)'
+          : '';
+        console.error(`sync failed: ${err instanceof Error ? err.message : String(err)}${hint}`);
         process.exitCode = 1;
       } finally {
         await bridge.stop();

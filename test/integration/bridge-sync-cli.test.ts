@@ -205,6 +205,18 @@ describe('opencrvs-bridge sync --once', () => {
     );
   });
 
+  it('names the settings OpenCRVS refused when the client secret is wrong', async () => {
+    const object = s.configObject() as { opencrvs: Record<string, unknown>; store: { path: string } };
+    object.opencrvs = { ...object.opencrvs, clientSecret: 'not-the-secret-5y9c' };
+    object.store = { path: join(s.dir, 'wrong-secret.db') };
+    const wrong = join(s.dir, 'wrong-secret.yaml');
+    writeFileSync(wrong, stringify(object));
+    const run = await runCli(['sync', '--once', '--config', wrong]);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /sync failed: token: HTTP 401: .*opencrvs\.clientId and opencrvs\.clientSecret/);
+    assert.ok(!run.stderr.includes('not-the-secret-5y9c'));
+  });
+
   it('tries a dropped location lookup again within the pass instead of failing it', async () => {
     await s.sim.control.configure({ faults: { dropRate: 1, operations: ['locations'], times: 1 } });
     const object = s.configObject() as { store: { path: string } };

@@ -173,7 +173,10 @@ describe('doctor checks', () => {
     const failed = failing(report);
     assert.equal(failed.length, 1, formatReport(report));
     assert.equal(failed[0]?.name, 'source gone');
-    assert.match(failed[0]?.detail ?? '', /cannot read the CapabilityStatement \(capabilities failed: network error: ECONNREFUSED\)/);
+    assert.match(
+      failed[0]?.detail ?? '',
+      /cannot read the CapabilityStatement \(capabilities failed: network error: ECONNREFUSED\)/,
+    );
     assert.equal(report.checks.find((c) => c.name === 'routing')?.status, 'ok');
   });
 
