@@ -2,7 +2,7 @@
 // Bundle (or one resource, or an array of them), or DHIS2 tracker JSON (a tracked entity, a list response,
 // an event) with the dhis2 mappings, and prints the declaration and routing, or why not.
 // Exit 0: mapped or skipped; 1: invalid record; 2: usage, input or mapping load error.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import {
   type LoadMappingsOptions,
@@ -10,6 +10,7 @@ import {
   MappingLoadError,
   type MapResult,
   mapInput,
+  mappingFile,
   mappingOptionsFromConfig,
 } from '../mapping/index.js';
 import { configPath, loadConfigOrReport } from './options.js';
@@ -33,19 +34,20 @@ export function registerMap(program: Command): void {
     )
     .option(
       '--mapping <file>',
-      "one mapping file (default: the config's sources' mappings; without --config, every mapping in mappings/)",
+      "one mapping file, or a shipped mapping's name such as birth.fhir (default: the config's sources' mappings; without --config, every mapping in mappings/)",
     )
     .option('--config <file>', 'configuration: routing, OpenCRVS country and version (default: $BRIDGE_CONFIG)')
-    .option('--json', 'print exactly one JSON object')
+    .option('--json', 'print exactly one JSON object (a usage or input problem too: {"status":"error",…})')
     .action((options: MapCommandOptions) => runMap(options));
 }
 
-function usage(message: string): void {
-  console.error(`opencrvs-bridge map: ${message}`);
-  process.exitCode = 2;
-}
-
 async function runMap(options: MapCommandOptions): Promise<void> {
+  // With --json, a script reads standard output: the problem comes as the one JSON object too.
+  const usage = (message: string): void => {
+    console.error(`opencrvs-bridge map: ${message}`);
+    if (options.json) console.log(JSON.stringify({ status: 'error', error: message }));
+    process.exitCode = 2;
+  };
   if (!options.input) return usage('--input FILE is required');
   let input: unknown;
   try {
@@ -63,7 +65,11 @@ async function runMap(options: MapCommandOptions): Promise<void> {
     loadOptions = mappingOptionsFromConfig(config);
   }
   // One file, instead of the config's (or, without a config, every shipped) mappings.
-  if (options.mapping) loadOptions = { ...loadOptions, names: undefined, files: [options.mapping] };
+  // A file, or a shipped mapping's name (`birth.fhir`), as sources[].mappings take them.
+  if (options.mapping) {
+    const file = existsSync(options.mapping) ? options.mapping : mappingFile(options.mapping, loadOptions.dir);
+    loadOptions = { ...loadOptions, names: undefined, files: [file] };
+  }
   let result: MapResult;
   try {
     result = await mapInput(loadMappings(loadOptions), input);

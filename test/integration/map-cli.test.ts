@@ -89,6 +89,18 @@ describe('opencrvs-bridge map', () => {
     const r = run(['map', '--input', liveBirth, '--mapping', bad]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /bad\.yaml:6: fields\['child\.nmae'\]: unknown field id/);
+    // --json promises one JSON object on standard output: a problem is one too.
+    const json = run(['map', '--input', notJson, '--json']);
+    assert.equal(json.code, 2);
+    assert.deepEqual(Object.keys(JSON.parse(json.stdout)), ['status', 'error']);
+    assert.equal(JSON.parse(json.stdout).status, 'error');
+  });
+
+  it('takes a shipped mapping by its name, as sources[].mappings do', () => {
+    const r = run(['map', '--input', liveBirth, '--mapping', 'birth.fhir', '--json']);
+    // Mapped by it (invalid only for want of an office: no --config, so no routing).
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(JSON.parse(r.stdout).mappingId, 'birth.fhir');
   });
 });
 
