@@ -19,6 +19,7 @@ import { loadMappings, type MapOptions, type MappingSet } from './mapping/index.
 import type { Logger } from './observability/logger.js';
 import { BridgeMetrics } from './observability/metrics.js';
 import { createOpenCrvsClient, LocationResolver, type OpenCrvsClient, OpenCrvsError } from './opencrvs/index.js';
+import { missingGrants } from './opencrvs/scopes.js';
 import { buildDhis2Source, type Dhis2SourceRuntime } from './sources/dhis2/index.js';
 import { FhirSourceClient } from './sources/fhir/fhir-client.js';
 import { fhirInbox } from './sources/fhir/inbox.js';
@@ -141,6 +142,7 @@ export class Bridge {
         logger: options.logger,
         onOutcome: (outcome) => this.onOutcome(outcome),
         recheck: sourcesRecheck(this.recheckRunners(), this.ledger, options.logger),
+        refusedEventType: (eventType) => this.refusedEventType(eventType),
       });
       this.writeBacks = this.buildWriteBacks();
       for (const source of this.sources) {
@@ -331,10 +333,7 @@ export class Bridge {
     this.metrics.eventsByState.reset();
     // Every state of every event type the mappings deliver, at 0 when empty: a series that appears only
     // with its first dead letter gives `increase(…[1h])` nothing to compare, so that alert never fired.
-    const eventTypes = new Set(
-      [...this.sources, ...this.dhis2Sources].flatMap((s) => s.mappings.mappings.map((m) => m.eventType)),
-    );
-    for (const eventType of eventTypes) {
+    for (const eventType of this.mappedEventTypes()) {
       for (const state of LEDGER_STATES) this.metrics.eventsByState.set({ state, event_type: eventType }, 0);
     }
     for (const { state, eventType, count } of this.ledger.counts()) {
@@ -417,6 +416,32 @@ export class Bridge {
 
   renderMetrics(): Promise<{ contentType: string; body: string }> {
     return this.metrics.render(() => this.refreshMetrics());
+  }
+
+  /** The event types the sources' mappings produce. */
+  private mappedEventTypes(): Set<string> {
+    return new Set([...this.sources, ...this.dhis2Sources].flatMap((s) => s.mappings.mappings.map((m) => m.eventType)));
+  }
+
+  /**
+   * Why OpenCRVS refuses this event type alone (DeliveryWorkerDeps.refusedEventType): the token lacks
+   * its grants but has those of another type the mappings produce. A token with none is a client
+   * problem for all, which holds the queue.
+   */
+  private async refusedEventType(eventType: string): Promise<string | undefined> {
+    const { scopes } = await this.opencrvs.checkToken();
+    const { version } = this.config.opencrvs;
+    const lacking = missingGrants(scopes, version, [eventType]);
+    if (lacking.length === 0) return undefined;
+    const granted = [...this.mappedEventTypes()].filter(
+      (other) => other !== eventType && missingGrants(scopes, version, [other]).length === 0,
+    );
+    if (granted.length === 0) return undefined;
+    return (
+      `the OpenCRVS client may not send ${eventType} events: its token lacks ${lacking.join(' and ')} ` +
+      `(it may send ${granted.join(', ')}). Grant them to the client in OpenCRVS, or take the ${eventType} ` +
+      'mapping out of sources[].mappings; then replay'
+    );
   }
 
   /** The ledger file deleted or replaced under the process: said once in the log, on every probe. */

@@ -22,6 +22,8 @@ export interface AttemptDeps {
   emit: (event: DeliveryOutcome) => void;
   /** Called when an operator problem shows: the worker stores the hold and pauses. */
   onHold: (hold: HoldState) => void;
+  /** See DeliveryWorkerDeps.refusedEventType. */
+  refusedEventType?: (eventType: string) => Promise<string | undefined>;
 }
 
 export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<AttemptResult> {
@@ -84,7 +86,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
         // answer was lost. Delivered. (Create is idempotent: it also tells a single-call the event id.)
         decided = await alreadyNotified(deps, row, progress);
       } else {
-        decided = decide(deps, row, failure);
+        decided = (await refusedForItsType(deps, row, failure)) ?? decide(deps, row, failure);
       }
       ({ settlement, delayMs, reason } = decided);
     }
@@ -173,6 +175,25 @@ function decide(deps: AttemptDeps, row: LedgerRow, failure: ClassifiedFailure): 
         reason: `${error.kind}${error.status ? ` (HTTP ${error.status})` : ''}: ${error.message}`,
       };
   }
+}
+
+/**
+ * A 403 for one event type (a client granted births, not deaths) would hold every type: the births
+ * wait for a grant that may never come. Such a row is dead instead, with what to grant, and replayed
+ * once granted. A token refused for every type still holds the queue (decide).
+ */
+async function refusedForItsType(
+  deps: AttemptDeps,
+  row: LedgerRow,
+  failure: ClassifiedFailure,
+): Promise<Decided | undefined> {
+  if (failure.error.kind !== 'forbidden' || !deps.refusedEventType) return undefined;
+  const why = await deps.refusedEventType(row.eventType).catch(() => undefined);
+  if (!why) return undefined;
+  return {
+    settlement: { outcome: 'dead', error: { ...failure.error, classification: 'permanent', message: why } },
+    reason: 'event type not granted to this client',
+  };
 }
 
 async function alreadyNotified(deps: AttemptDeps, row: LedgerRow, progress: SendProgress): Promise<Decided> {

@@ -55,6 +55,11 @@ export interface DeliveryWorkerDeps {
   /** Must not throw (a throw is logged and ignored). */
   onOutcome?: (event: DeliveryOutcome) => void;
   recheck?: SourceRecheck;
+  /**
+   * After a 403: why this event type alone is refused (the token's scopes allow other types, not this
+   * one), else undefined. Such a row is dead, with the reason; any other 403 holds the whole queue.
+   */
+  refusedEventType?: (eventType: string) => Promise<string | undefined>;
 }
 
 export interface DeliveryWorker {

@@ -78,6 +78,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     now,
     random: deps.random ?? Math.random,
     emit,
+    ...(deps.refusedEventType ? { refusedEventType: deps.refusedEventType } : {}),
     onHold: (next) => {
       holdsRaised++;
       // Keep the first `since`: the hold started then, whatever later attempts found.

@@ -3,7 +3,7 @@
 import type { BridgeConfig } from '../config/types.js';
 import { type OpenCrvsClient, OpenCrvsError } from '../opencrvs/index.js';
 import { LocationResolver } from '../opencrvs/locations.js';
-import { missingGrants } from './scopes.js';
+import { missingGrants } from '../opencrvs/scopes.js';
 import { displayUrl } from './source-checks.js';
 import { type CheckResult, fail, ok, skip, warn } from './types.js';
 

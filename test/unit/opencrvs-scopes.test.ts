@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { capabilityGaps, declaresLastUpdated, summarizeCapabilities } from '../../src/doctor/fhir-capability.js';
-import { missingGrants } from '../../src/doctor/scopes.js';
+import { missingGrants } from '../../src/opencrvs/scopes.js';
 
 describe('missingGrants', () => {
   it('accepts v2.0 scopes that list the event types', () => {
