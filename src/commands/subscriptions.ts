@@ -69,6 +69,12 @@ function isStyle(value: string): value is SubscriptionStyle {
 async function runSubscriptions(options: SubscriptionsOptions): Promise<void> {
   if (!isStyle(options.style)) return usage(`--style: one of ${SUBSCRIPTION_STYLES.join(', ')}`);
   if (!/^https?:\/\/[^/\s]+/.test(options.bridgeUrl)) return usage('--bridge-url: an http(s) URL');
+  // The bridge's own address: the receiver path is added for each source. Given with it, it came twice.
+  if (/\/fhir-subscription(\/|$)/.test(options.bridgeUrl)) {
+    return usage(
+      `--bridge-url: give the bridge's address without /fhir-subscription/… (that path is added per source), e.g. ${options.bridgeUrl.replace(/\/fhir-subscription(\/.*)?$/, '')}`,
+    );
+  }
   const config = loadConfigOrReport(options.config);
   if (!config) return;
   const source = pickSource(config, options.source);

@@ -50,6 +50,13 @@ describe('opencrvs-bridge subscriptions', () => {
     assert.match(run.stderr, /placeholders/);
   });
 
+  it('refuses a --bridge-url that already holds the receiver path, which would come twice', async () => {
+    const url = `https://bridge.example.org/fhir-subscription/${SOURCE_ID}`;
+    const run = await runCli(['subscriptions', '--config', config, '--bridge-url', url]);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /without \/fhir-subscription\/… .*e\.g\. https:\/\/bridge\.example\.org$/m);
+  });
+
   it('posts them with --apply, once: a second run finds them there', async () => {
     const args = ['subscriptions', '--config', config, '--bridge-url', 'https://bridge.example.org', '--apply'];
     const first = await runCli(args);
