@@ -28,8 +28,14 @@ const DEFAULT_MAPPINGS: Readonly<Record<string, string[]>> = {
 };
 
 let validator: ReturnType<ReturnType<typeof createAjv>['compile']> | undefined;
+let schemaJson: object | undefined;
+const configSchema = (): object => {
+  schemaJson ??= readProfileJson('config.schema.json') as object;
+  return schemaJson;
+};
+
 function validateSchema(data: unknown) {
-  validator ??= createAjv().compile(readProfileJson('config.schema.json') as object);
+  validator ??= createAjv().compile(configSchema());
   return { ok: validator(data), errors: validator.errors ?? [] };
 }
 
@@ -374,8 +380,8 @@ export function loadConfig(options: LoadConfigOptions): BridgeConfig {
   if (!ok) {
     // An unknown key first: a misspelt key ('opencrv:') is usually why a required one is missing.
     const described = errors
-      .map(describeAjvError)
-      .sort((a, b) => Number(b.problem === 'unknown key') - Number(a.problem === 'unknown key'));
+      .map((error) => describeAjvError(error, configSchema()))
+      .sort((a, b) => Number(b.problem.startsWith('unknown key')) - Number(a.problem.startsWith('unknown key')));
     const unique = described.filter(
       (d, i) => described.findIndex((e) => e.path === d.path && e.problem === d.problem) === i,
     );

@@ -19,13 +19,14 @@ export function pointerToPath(pointer: string): string {
 }
 
 /** The key path and a human sentence for one ajv error (unknown keys name the key itself). */
-export function describeAjvError(error: ErrorObject): { path: string; problem: string } {
+export function describeAjvError(error: ErrorObject, rootSchema?: unknown): { path: string; problem: string } {
   const base = pointerToPath(error.instancePath);
   const join = (key: string) => (base ? `${base}.${key}` : key);
   switch (error.keyword) {
     case 'additionalProperties': {
       const key = String((error.params as { additionalProperty: string }).additionalProperty);
-      return { path: join(key), problem: 'unknown key' };
+      const near = rootSchema === undefined ? undefined : nearestKey(rootSchema, error.schemaPath, key);
+      return { path: join(key), problem: near ? `unknown key (did you mean ${near}?)` : 'unknown key' };
     }
     case 'required': {
       const key = String((error.params as { missingProperty: string }).missingProperty);
@@ -38,6 +39,40 @@ export function describeAjvError(error: ErrorObject): { path: string; problem: s
     default:
       return { path: base, problem: error.message ?? error.keyword };
   }
+}
+
+/**
+ * The allowed key a typo most likely meant (`settleSecond` → `settleSeconds`, `clientID` → `clientId`):
+ * the keys of the object schema the error is about, within two edits, or equal but for case.
+ */
+function nearestKey(rootSchema: unknown, schemaPath: string, key: string): string | undefined {
+  let node: unknown = rootSchema;
+  for (const part of schemaPath.replace(/^#\//, '').split('/').slice(0, -1)) {
+    if (!node || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[part.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  const properties = (node as { properties?: Record<string, unknown> } | undefined)?.properties;
+  if (!properties) return undefined;
+  let best: { key: string; distance: number } | undefined;
+  for (const candidate of Object.keys(properties)) {
+    const distance = candidate.toLowerCase() === key.toLowerCase() ? 0 : editDistance(candidate, key);
+    if (distance <= 2 && (!best || distance < best.distance)) best = { key: candidate, distance };
+  }
+  return best?.key;
+}
+
+/** Levenshtein distance (keys are short; two rows of a small table). */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i += 1) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j += 1) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
 }
 
 export function createAjv(): Ajv {

@@ -109,6 +109,7 @@ export interface CompileOptions {
 const RESERVED = new Set(['subject', 'subjectRef', 'context', 'resource', 'rootResource', 'ucum', 'sct', 'loinc']);
 
 let structureValidator: ValidateFunction | undefined;
+let mappingSchema: object | undefined;
 
 /** The most useful ajv error: an unknown/missing key or enum beats the generic oneOf/type noise. */
 function pickError(errors: NonNullable<ValidateFunction['errors']>) {
@@ -124,10 +125,11 @@ type Obj = Record<string, unknown>;
 
 export function compileMapping(file: string, text: string, options: CompileOptions): CompiledMapping {
   const src = new YamlSource(file, text);
-  structureValidator ??= createAjv().compile(readProfileJson('mapping.schema.json') as object);
+  mappingSchema ??= readProfileJson('mapping.schema.json') as object;
+  structureValidator ??= createAjv().compile(mappingSchema);
   if (!structureValidator(src.data)) {
     const e = pickError(structureValidator.errors ?? []);
-    const problem = e ? describeAjvError(e).problem : 'invalid';
+    const problem = e ? describeAjvError(e, mappingSchema).problem : 'invalid';
     const keyPath = e ? pointerParts(e.instancePath, e.keyword, e.params as Obj) : [];
     throw src.error(keyPath, problem);
   }

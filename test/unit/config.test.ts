@@ -59,10 +59,29 @@ describe('configuration', () => {
     assert.match(err.message, /unknown key/);
   });
 
+  it('suggests the key a typo meant, at any depth, and only a near one', () => {
+    const typo = errorOf(() => loadConfig({ text: `${minimal}delivery:\n  settleSecond: 5\n` }));
+    assert.equal(typo.path, 'delivery.settleSecond');
+    assert.equal(typo.problem, 'unknown key (did you mean settleSeconds?)');
+    const casing = errorOf(() => loadConfig({ text: minimal.replace('clientId:', 'clientID:') }));
+    assert.match(casing.problem, /^unknown key \(did you mean clientId\?\)/);
+    const inSource = errorOf(() =>
+      loadConfig({
+        text: `${minimal}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    poll: { schedul: '*/5 * * * *' }\n`,
+      }),
+    );
+    assert.equal(inSource.problem, 'unknown key (did you mean schedule?)');
+    const far = errorOf(() => loadConfig({ text: `${minimal}  banana: 1\n` }));
+    assert.match(far.problem, /^unknown key($| \(also)/);
+  });
+
   it('puts a misspelt key before the required key it hides, and lists the other problems', () => {
     const err = errorOf(() => loadConfig({ text: 'opencrv:\n  domain: x.org\nstore: { path: 1 }\n' }));
     assert.equal(err.path, 'opencrv');
-    assert.match(err.message, /opencrv: unknown key \(also .*opencrvs: is required.*store\.path: must be string/);
+    assert.match(
+      err.message,
+      /opencrv: unknown key \(did you mean opencrvs\?\) \(also .*opencrvs: is required.*store\.path: must be string/,
+    );
   });
 
   it('refuses a poll schedule node-cron cannot run, and credentials inside a URL', () => {

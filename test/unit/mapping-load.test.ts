@@ -113,7 +113,10 @@ fields:
     const err = loadError(`${head}feilds:\n  child.name: '%subject.name'\n`);
     assert.equal(err.path, 'feilds');
     assert.equal(err.line, 8);
-    assert.match(err.message, /unknown key/);
+    assert.match(err.message, /unknown key \(did you mean fields\?\)/);
+    // Inside a field too: `form:` for `from:`.
+    const field = loadError(`${head}fields:\n  child.name: { form: '%subject.name' }\n`);
+    assert.match(field.message, /unknown key \(did you mean from\?\)/);
   });
 
   it('rejects a search parameter the in-memory fetcher cannot run, and an event type without a form', () => {
