@@ -1,5 +1,5 @@
 // Delivery: the worker that drains the ledger's outbox into OpenCRVS, and its pure retry policy.
-export { classifyFailure, withoutValues } from './errors.js';
+export { classifyFailure } from './errors.js';
 export { decideRetry, type RetryDecision, type RetryInput, type RetryPolicy, retryPolicyFrom } from './retry-policy.js';
 export {
   type DeliveryOutcome,

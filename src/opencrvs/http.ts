@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { Agent, request } from 'undici';
 import { describeTransportFailure } from './classify.js';
 import { OpenCrvsError } from './errors.js';
-import type { SecretScrubber } from './scrub.js';
+import { type SecretScrubber, withoutValues } from './scrub.js';
 
 export interface HttpRequest {
   method: 'GET' | 'POST';
@@ -166,18 +166,5 @@ export function errorBodyOf(transport: Transport, response: ExchangeResponse): u
 function withoutEchoedValues(json: unknown): unknown {
   if (!json || typeof json !== 'object' || Array.isArray(json)) return json;
   const message = (json as { message?: unknown }).message;
-  if (typeof message !== 'string' || !message.trimStart().startsWith('[')) return json;
-  let problems: unknown;
-  try {
-    problems = JSON.parse(message);
-  } catch {
-    return json;
-  }
-  if (!Array.isArray(problems)) return json;
-  const kept = problems.map((problem) => {
-    if (!problem || typeof problem !== 'object' || Array.isArray(problem)) return problem;
-    const { value: _echoed, ...rest } = problem as Record<string, unknown>;
-    return rest;
-  });
-  return { ...json, message: JSON.stringify(kept) };
+  return typeof message === 'string' ? { ...json, message: withoutValues(message) } : json;
 }

@@ -102,3 +102,26 @@ export function withoutSentValues(value: unknown, sent: readonly string[], depth
 function truncate(text: string): string {
   return text.length > MAX_TEXT ? `${text.slice(0, MAX_TEXT)}…` : text;
 }
+
+/**
+ * OpenCRVS answers a bad declaration with a JSON-encoded list of field problems that echoes each
+ * offending `value` (a name, a date of birth). What is kept is the field id and OpenCRVS's message, not
+ * the value: errors are stored and logged, and outlive the payload. Other text is returned as it is.
+ */
+export function withoutValues(message: string): string {
+  if (!message.trimStart().startsWith('[')) return message;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(message);
+  } catch {
+    return message;
+  }
+  if (!Array.isArray(parsed)) return message;
+  return JSON.stringify(
+    parsed.map((item: unknown) => {
+      if (typeof item !== 'object' || item === null || Array.isArray(item)) return item;
+      const { value: _dropped, ...rest }: Record<string, unknown> = { ...item };
+      return rest;
+    }),
+  );
+}

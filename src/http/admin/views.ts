@@ -1,8 +1,9 @@
 // What the admin API shows of a ledger row. Source references, ids, states, errors and tracking ids
 // are operational data; the declaration (names, dates of birth) is shown only when the operator turned
 // `admin.showPersonalData` on, and so are the values OpenCRVS echoes back in its 400 messages.
-import { withoutValues } from '../../delivery/index.js';
+
 import type { AttemptRow, LedgerError, LedgerRow } from '../../ledger/index.js';
+import { withoutValues } from '../../opencrvs/scrub.js';
 import type { WriteBackJobView } from './write-back-views.js';
 
 export interface ErrorView {
