@@ -72,9 +72,11 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     markRechecked: (rows) => outbox.markRechecked(rows, now()),
     withdrawClaimed: (id, workerId, reason) => outbox.withdrawClaimed(id, workerId, reason, now()),
     withdrawnReason: outbox.withdrawnReason,
-    resetStaleLocks: (olderThanMs, at = now()) => outbox.resetStaleLocks(olderThanMs, at),
+    resetStaleLocks: (olderThanMs, at = now(), options = {}) =>
+      outbox.resetStaleLocks(olderThanMs, at, options.singleCall === true),
     renewLocks: (ids, workerId, at = now()) => outbox.renewLocks(ids, workerId, at),
-    resetLocksOf: (prefix, isGone) => outbox.resetLocksOf(prefix, isGone, now()),
+    resetLocksOf: (prefix, isGone, options = {}) =>
+      outbox.resetLocksOf(prefix, isGone, now(), options.singleCall === true),
     nextDueAt: outbox.nextDueAt,
     outstanding: outbox.outstanding,
     fileProblem: () => fileIdentity.problem(),

@@ -2,7 +2,7 @@
 // that ends an attempt checks `locked_by`, so a worker whose lock was reset as stale (and whose row
 // another worker may now hold) cannot overwrite the newer attempt.
 import { type Db, relaxed } from './db.js';
-import { failedAttemptInDoubt } from './in-doubt.js';
+import { failedAttemptInDoubt, ROW_IN_DOUBT_SQL } from './in-doubt.js';
 import { errorColumns, LEDGER_ROW_COLUMNS, ledgerRowFromValues, type SqlLedgerRow } from './rows.js';
 import type { LedgerError, LedgerRow, SettleInput } from './types.js';
 
@@ -17,9 +17,9 @@ export interface Outbox {
   withdrawClaimed(id: number, workerId: string, reason: string, now: number): LedgerRow | undefined;
   withdrawnReason(id: number): string | null;
   markRechecked(rows: ReadonlyArray<{ id: number; nextRunAt: number }>, now: number): number;
-  resetStaleLocks(olderThanMs: number, now: number): number;
+  resetStaleLocks(olderThanMs: number, now: number, singleCall: boolean): number;
   renewLocks(ids: readonly number[], workerId: string, now: number): number;
-  resetLocksOf(prefix: string, isGone: (lockedBy: string) => boolean, now: number): number;
+  resetLocksOf(prefix: string, isGone: (lockedBy: string) => boolean, now: number, singleCall: boolean): number;
   nextDueAt(): number | undefined;
   outstanding(): number;
 }
@@ -59,9 +59,12 @@ export function createOutbox(db: Db): Outbox {
   // Only the columns settle decides with: `SELECT *` would also copy out the payload (~3 kB).
   const lockedRow = db.prepare<
     { id: number; workerId: string },
-    Pick<SqlLedgerRow, 'id' | 'attempts' | 'next_run_at' | 'payload_hash' | 'withdrawn_reason'>
+    Pick<
+      SqlLedgerRow,
+      'id' | 'attempts' | 'next_run_at' | 'payload_hash' | 'withdrawn_reason' | 'updated_after_notification_at'
+    >
   >(
-    `SELECT id, attempts, next_run_at, payload_hash, withdrawn_reason FROM ledger_rows
+    `SELECT id, attempts, next_run_at, payload_hash, withdrawn_reason, updated_after_notification_at FROM ledger_rows
      WHERE id = @id AND locked_by = @workerId AND state = 'delivering'`,
   );
   // Both return the settled row, which the worker reports: cheaper than reading it again afterwards.
@@ -92,6 +95,7 @@ export function createOutbox(db: Db): Outbox {
   // holds or may hold under the row's notify transactionId (in-doubt.ts): the row keeps that copy, to
   // say what was delivered and to resend exactly it; the newer hash stays, so it is not counted twice.
   const keepClaimedCopy = db.prepare('UPDATE ledger_rows SET payload = @payload WHERE id = @id');
+  const earlierInDoubt = db.prepare<[number], number>(ROW_IN_DOUBT_SQL).pluck();
   const keepClaimedInDoubt = db.prepare(`
     UPDATE ledger_rows SET payload = @payload, updated_after_notification_at = @now,
       updates_after_notification = updates_after_notification + 1
@@ -129,9 +133,11 @@ export function createOutbox(db: Db): Outbox {
     return n;
   });
   // A lock taken back means its worker died or hung mid-attempt: the attempt may have reached OpenCRVS,
-  // so it stays counted, and it is recorded as `interrupted`: its step is not known, so its NOTIFY may be
-  // in OpenCRVS, and a newer version of the record becomes an update after notification (in-doubt.ts).
-  // The row is due at once; the deterministic transactionIds make the resend safe.
+  // so it stays counted. It is recorded as `interrupted` when its NOTIFY may be in OpenCRVS: the event
+  // id was stored (two-step stores it before the NOTIFY), or a single call may have run (no event id
+  // until it answers); a newer version of the record then becomes an update after notification
+  // (in-doubt.ts). Otherwise it got no further than create. The row is due at once; the deterministic
+  // transactionIds make the resend safe.
   const renewLock = db.prepare(
     `UPDATE ledger_rows SET locked_at = @now WHERE id = @id AND locked_by = @workerId AND state = 'delivering'`,
   );
@@ -145,33 +151,40 @@ export function createOutbox(db: Db): Outbox {
   const interrupted = db.prepare(`
     INSERT INTO ledger_attempts (row_id, attempt, worker_id, step, outcome, started_at, finished_at,
       error_classification, error_kind, error_status, error_message, next_run_at)
-    SELECT id, attempts, locked_by, 'interrupted', 'retry', locked_at, @now,
-      'retryable', 'stale-lock', NULL, @message, @now
+    SELECT id, attempts, locked_by,
+      CASE WHEN event_id IS NOT NULL OR (@singleCall AND requeues = 0) THEN 'interrupted' ELSE 'create' END,
+      'retry', locked_at, @now, 'retryable', 'stale-lock', NULL, @message, @now
     FROM ledger_rows WHERE id = @id AND state = 'delivering' AND locked_by = @lockedBy`);
   const unlockTakenBack = db.prepare(`
     UPDATE ledger_rows SET state = 'failed', locked_by = NULL, locked_at = NULL, next_run_at = @now,
       last_error_classification = 'retryable', last_error_kind = 'stale-lock', last_error_status = NULL,
       last_error_message = @message, updated_at = @now
     WHERE id = @id AND state = 'delivering' AND locked_by = @lockedBy`);
-  const takeBack = (row: { id: number; locked_by: string }, message: string, now: number): number => {
+  const takeBack = (
+    row: { id: number; locked_by: string },
+    message: string,
+    now: number,
+    singleCall: boolean,
+  ): number => {
     const params = { id: row.id, lockedBy: row.locked_by, message, now };
-    interrupted.run(params);
+    interrupted.run({ ...params, singleCall: singleCall ? 1 : 0 });
     return unlockTakenBack.run(params).changes;
   };
-  const resetStaleAll = db.transaction((cutoff: number, now: number): number => {
+  const resetStaleAll = db.transaction((cutoff: number, now: number, singleCall: boolean): number => {
     let n = 0;
     for (const row of staleRows.all({ cutoff })) {
-      n += takeBack(row, 'the worker holding this row stopped (lock expired); resending', now);
+      n += takeBack(row, 'the worker holding this row stopped (lock expired); resending', now, singleCall);
     }
     return n;
   });
   const resetLocksOfAll = db.transaction(
-    (prefix: string, isGone: (lockedBy: string) => boolean, now: number): number => {
+    (prefix: string, isGone: (lockedBy: string) => boolean, now: number, singleCall: boolean): number => {
       let n = 0;
       for (const row of lockedWithPrefix.all({ prefix })) {
         // The process that held it is known to be gone (see resetLocksOf): at once, not after the timeout.
         if (isGone(row.locked_by)) {
-          n += takeBack(row, 'the process holding this row stopped before it finished (restarted); resending', now);
+          const message = 'the process holding this row stopped before it finished (restarted); resending';
+          n += takeBack(row, message, now, singleCall);
         }
       }
       return n;
@@ -191,11 +204,15 @@ export function createOutbox(db: Db): Outbox {
     let error: LedgerError | null = null;
     let nextRunAt: number | null = null;
     let settled: unknown[] | undefined;
-    const replaced = input.claimedPayloadHash !== row.payload_hash && input.claimedPayload !== undefined;
+    const newerVersion = input.claimedPayloadHash !== row.payload_hash;
+    const replaced = newerVersion && input.claimedPayload !== undefined;
+    // Already counted: a version that came during this attempt while an earlier NOTIFY of the row was in
+    // doubt is an update after notification at once (record.ts), its payload never replaced.
+    const counted = row.updated_after_notification_at !== null && row.updated_after_notification_at >= input.startedAt;
     if (!('error' in settlement)) {
       if (replaced) keepClaimedCopy.run({ id: row.id, payload: JSON.stringify(input.claimedPayload) });
       // Newer: a version the claimed copy does not carry, or a withdrawal by the source meanwhile.
-      const newer = input.claimedPayloadHash !== row.payload_hash || row.withdrawn_reason !== null ? 1 : 0;
+      const newer = (newerVersion && !counted) || row.withdrawn_reason !== null ? 1 : 0;
       settled = delivered.get({
         id: row.id,
         state: settlement.outcome,
@@ -206,7 +223,8 @@ export function createOutbox(db: Db): Outbox {
       });
     } else {
       error = settlement.error;
-      if (replaced && failedAttemptInDoubt(input.step, error)) {
+      // In doubt by this attempt, or by an earlier one whose NOTIFY this attempt was resending.
+      if (replaced && !counted && (failedAttemptInDoubt(input.step, error) || earlierInDoubt.get(row.id))) {
         keepClaimedInDoubt.run({ id: row.id, payload: JSON.stringify(input.claimedPayload), now });
       }
       const err = errorColumns(error);
@@ -286,10 +304,12 @@ export function createOutbox(db: Db): Outbox {
       const row = withdrawClaimed.get({ id, workerId, reason, now });
       return row ? ledgerRowFromValues(row) : undefined;
     },
-    resetLocksOf: (prefix, isGone, now) => relaxed(db, () => resetLocksOfAll.immediate(prefix, isGone, now)),
+    resetLocksOf: (prefix, isGone, now, singleCall) =>
+      relaxed(db, () => resetLocksOfAll.immediate(prefix, isGone, now, singleCall)),
     renewLocks: (ids, workerId, now) =>
       ids.length === 0 ? 0 : relaxed(db, () => eachId.immediate(renewLock, [...ids], { workerId, now })),
-    resetStaleLocks: (olderThanMs, now) => relaxed(db, () => resetStaleAll.immediate(now - olderThanMs, now)),
+    resetStaleLocks: (olderThanMs, now, singleCall) =>
+      relaxed(db, () => resetStaleAll.immediate(now - olderThanMs, now, singleCall)),
     nextDueAt: () => nextDue.get()?.at ?? undefined,
     outstanding: () => outstanding.get()?.n ?? 0,
   };

@@ -2,7 +2,7 @@
 // re-select), so a poll page read twice, a redelivered subscription notification or two sources racing
 // on one subject all end in one row. What a later version does depends on how far the row has got.
 import type { Db } from './db.js';
-import { IN_DOUBT_ATTEMPT_SQL } from './in-doubt.js';
+import { ROW_IN_DOUBT_SQL } from './in-doubt.js';
 import { errorColumns, type SqlLedgerRow, toLedgerRow } from './rows.js';
 import { NEXT_NOTIFY_GENERATION, transactionIdsFor } from './transaction-ids.js';
 import type {
@@ -69,9 +69,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   // A NOTIFY (or single call) that may have been stored by OpenCRVS: answered, failed in a way that can
   // follow a commit (500, 502, 504, a timeout, a dropped connection), or cut short by a process that
   // died (in-doubt.ts).
-  const notifyAttempted = db
-    .prepare<[number], number>(`SELECT 1 FROM ledger_attempts WHERE row_id = ? AND ${IN_DOUBT_ATTEMPT_SQL} LIMIT 1`)
-    .pluck();
+  const notifyAttempted = db.prepare<[number], number>(ROW_IN_DOUBT_SQL).pluck();
   const markWithdrawn = db.prepare(`
     UPDATE ledger_rows SET withdrawn_reason = @reason, source_ref = @sourceRef, updated_at = @now WHERE id = @id`);
   const requeue = db.prepare(`
@@ -170,7 +168,12 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     // An unsent row (not in flight) whose NOTIFY may already be in OpenCRVS (see markUpdatedInDoubt) keeps
     // what it sent, pending, failed or dead alike: its retry, or a replay, must resend exactly that. A
     // single call (v1.9 createAndNotify) whose answer was lost leaves no event id, so the attempts decide.
-    const inDoubt = !same && UNSENT.includes(existing.state) && !!notifyAttempted.get(existing.id);
+    // A row being sent again after such a NOTIFY too: its worker resends the claimed copy, which settle
+    // keeps (outbox.ts), so the newer version is counted here, once.
+    const inDoubt =
+      !same &&
+      (UNSENT.includes(existing.state) || existing.state === 'delivering') &&
+      !!notifyAttempted.get(existing.id);
     if (inDoubt) {
       markUpdatedInDoubt.run(params);
       return { row: toLedgerRow(reselect(input)), change: 'updated-after-notification' };

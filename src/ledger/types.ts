@@ -231,6 +231,11 @@ export interface HoldState {
   rowId?: number;
 }
 
+/** How the worker whose locks are taken back sends: single-call NOTIFYs before any event id is stored. */
+export interface TakeBackOptions {
+  singleCall?: boolean;
+}
+
 export interface Ledger {
   readonly path: string;
   /** Subscription notifications stored before they were acknowledged. */
@@ -309,7 +314,7 @@ export interface Ledger {
   /** The row's withdrawal by the source, if any (read between an attempt's create and its notify). */
   withdrawnReason(id: number): string | null;
   /** Returns rows locked longer than `olderThanMs` to `failed`, due now; returns how many. */
-  resetStaleLocks(olderThanMs: number, now?: number): number;
+  resetStaleLocks(olderThanMs: number, now?: number, options?: TakeBackOptions): number;
   /**
    * Renews the locks `workerId` holds on rows still in flight (`locked_at` = now): an attempt that
    * outlasts the lock timeout (a slow OpenCRVS, a long `timeoutMs`) is alive, not stale, and must not
@@ -320,7 +325,7 @@ export interface Ledger {
    * Returns rows locked by a worker id starting with `prefix` whose holder `isGone` says has stopped to
    * `failed`, due now, whatever their age: for locks of a process known to be gone. Returns how many.
    */
-  resetLocksOf(prefix: string, isGone: (lockedBy: string) => boolean): number;
+  resetLocksOf(prefix: string, isGone: (lockedBy: string) => boolean, options?: TakeBackOptions): number;
   /** The earliest `nextRunAt` of a waiting row, or undefined when nothing waits. */
   nextDueAt(): number | undefined;
   /** Rows pending, failed or delivering (the work not finished). */

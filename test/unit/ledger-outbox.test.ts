@@ -262,6 +262,63 @@ describe('ledger: outbox', () => {
     assert.deepEqual(ledger.get(row.id)?.payload?.declaration['child.name'], row.payload?.declaration['child.name']);
   });
 
+  it('a version arriving while an earlier in-doubt NOTIFY is resent stays out of it, whatever this attempt gives', () => {
+    // startedAt: when the attempt began (its claim), as the worker passes it.
+    const settle = (
+      claimed: NonNullable<ReturnType<Ledger['get']>>,
+      error: SettleInput['settlement'],
+      startedAt: number,
+    ) =>
+      ledger.settle({
+        id: claimed.id,
+        workerId: 'w1',
+        claimedPayloadHash: claimed.payloadHash,
+        ...(claimed.payload ? { claimedPayload: claimed.payload } : {}),
+        step: 'notify',
+        startedAt,
+        settlement: error,
+      });
+    const { row } = ledger.recordEvent(eventInput('1'));
+    let startedAt = clock.now();
+    const [first] = ledger.claimDue('w1', 1);
+    assert.ok(first);
+    ledger.recordCreated(row.id, 'e', 'T');
+    clock.advance(10);
+    const timeout = { classification: 'retryable' as const, kind: 'timeout', message: 't' };
+    settle(first, { outcome: 'retry', error: timeout, nextRunAt: clock.now() }, startedAt);
+    clock.advance(10);
+    startedAt = clock.now();
+    const [second] = ledger.claimDue('w1', 1);
+    assert.ok(second);
+    // The resend of the in-doubt copy is under way when the correction comes.
+    assert.equal(ledger.recordEvent(eventInput('1', payload('Newer'), '2')).change, 'updated-after-notification');
+    clock.advance(10);
+    settle(second, { outcome: 'retry', error: retryErr, nextRunAt: clock.now() }, startedAt); // a 503: stored nothing
+    startedAt = clock.now();
+    const [third] = ledger.claimDue('w1', 1);
+    assert.deepEqual(third?.payload?.declaration['child.name'], first.payload?.declaration['child.name']);
+    assert.ok(third);
+    clock.advance(10);
+    settle(third, { outcome: 'delivered', eventId: 'e', trackingId: 'T' }, startedAt);
+    assert.equal(ledger.get(row.id)?.updatesAfterNotification, 1, 'counted once');
+  });
+
+  it('a lock taken back before any NOTIFY could go out (two-step, no event yet) leaves a correction free to replace', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    ledger.claimDue('dead-worker', 1);
+    clock.advance(300_000);
+    assert.equal(ledger.resetStaleLocks(300_000), 1);
+    assert.equal(ledger.attempts(row.id)[0]?.step, 'create');
+    assert.equal(ledger.recordEvent(eventInput('1', payload('Corrected'), '2')).change, 'replaced');
+    // In single-call mode the one call may have run without an event id: in doubt.
+    const { row: single } = ledger.recordEvent(eventInput('s'));
+    ledger.claimRow(single.id, 'dead-worker');
+    clock.advance(300_000);
+    assert.equal(ledger.resetStaleLocks(300_000, undefined, { singleCall: true }), 1);
+    assert.equal(ledger.attempts(single.id)[0]?.step, 'interrupted');
+    assert.equal(ledger.recordEvent(eventInput('s', payload('Corrected'), '2')).change, 'updated-after-notification');
+  });
+
   it('a lock its worker renews is not stale, however long the attempt takes', () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     ledger.claimDue('w1', 1);
