@@ -68,6 +68,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     }
   };
 
+  const takeBackOptions = { singleCall: settings.mode === 'single-call' };
   const attemptDeps: AttemptDeps = {
     ledger,
     api,
@@ -114,7 +115,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       nextStaleCheckAt = at + Math.min(Math.max(lockTimeoutMs / 2, 10), STALE_CHECK_MAX_MS);
       // Ours first: an attempt of this worker still under way is alive, however long it takes.
       ledger.renewLocks([...inFlight.keys()], workerId, at);
-      const reset = ledger.resetStaleLocks(lockTimeoutMs, at);
+      const reset = ledger.resetStaleLocks(lockTimeoutMs, at, takeBackOptions);
       if (reset > 0) logger.warn({ reset }, 'stale locks reset; rows are due again');
     }
     if (at >= nextPurgeAt) {
@@ -123,6 +124,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     }
   };
 
+  let renewTimer: NodeJS.Timeout | undefined;
+  const renewEveryMs = Math.max(Math.min(lockTimeoutMs / 3, STALE_CHECK_MAX_MS), 10);
   const track = (id: number, work: Promise<unknown>) => {
     const tracked = work
       .catch((err) => {
@@ -132,9 +135,25 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       })
       .finally(() => {
         inFlight.delete(id);
+        if (inFlight.size === 0 && renewTimer) {
+          clearInterval(renewTimer);
+          renewTimer = undefined;
+        }
         wake?.();
       });
     inFlight.set(id, tracked);
+    // Renewed on a timer of their own while attempts run: `runUntilIdle` (sync) waits for a whole round
+    // before its next maintenance, and a slow OpenCRVS can make that round outlast the lock timeout,
+    // which another process would then take as a dead worker's and send the row again.
+    renewTimer ??= setInterval(() => {
+      if (stopped || inFlight.size === 0) return;
+      try {
+        ledger.renewLocks([...inFlight.keys()], workerId);
+      } catch (err) {
+        logger.warn({ err }, 'could not renew the locks of attempts in flight; trying again');
+      }
+    }, renewEveryMs);
+    renewTimer.unref();
     return tracked;
   };
 
@@ -234,7 +253,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
    */
   const resetGoneLocks = (atStart: boolean) => {
     if (!workerId.startsWith(ownPrefix)) return;
-    const reset = ledger.resetLocksOf(host, (lockedBy) => lockHolderGone(lockedBy, host, atStart));
+    const reset = ledger.resetLocksOf(host, (lockedBy) => lockHolderGone(lockedBy, host, atStart), takeBackOptions);
     if (reset > 0) logger.warn({ reset }, 'rows locked by an earlier run on this host are due again');
   };
 
