@@ -64,7 +64,9 @@ export async function startFhirSandboxWith(
   internals: FhirSandboxInternals,
 ): Promise<FhirSandbox> {
   loadR4Definitions();
-  const logger = (options.logger ?? silentLogger).child({ component: 'fhir-sandbox' });
+  // The HTTP layer and the emitter bind their own `component`: given this child, it was written twice.
+  const root = options.logger ?? silentLogger;
+  const logger = root.child({ component: 'fhir-sandbox' });
   const repo = new SandboxRepository(internals.clock);
   const writes = new SerialQueue();
   let baseUrl = '';
@@ -73,7 +75,7 @@ export async function startFhirSandboxWith(
     repo,
     writes,
     baseUrl: () => baseUrl,
-    logger,
+    logger: root,
     paging: internals.paging ?? 'cursor',
     beforeSearch: internals.beforeSearch,
   };
@@ -106,7 +108,7 @@ export async function startFhirSandboxWith(
   let unsubscribe: (() => void) | undefined;
   if (options.notify) {
     const notifyOptions: NotifyOptions = options.notify;
-    const created = new NotificationEmitter(notifyOptions, baseUrl, logger);
+    const created = new NotificationEmitter(notifyOptions, baseUrl, root);
     emitter = created;
     unsubscribe = repo.onChange((change) => created.notify(change));
     created.start();
