@@ -68,7 +68,13 @@ export function watchFileIdentity(path: string): { problem(): string | undefined
   const advice = 'restart the bridge (stop it first, to restore a backup: docs/deployment.md §8)';
   return {
     problem: () => {
-      const now = statSync(path, { throwIfNoEntry: false });
+      let now: ReturnType<typeof statSync>;
+      try {
+        now = statSync(path, { throwIfNoEntry: false });
+      } catch (err) {
+        // Its folder replaced by a file (ENOTDIR), or no longer readable: the path is not the ledger now.
+        return `the ledger file ${path} cannot be reached any more (${(err as NodeJS.ErrnoException).code ?? 'error'}): ${advice}`;
+      }
       if (!now) return `the ledger file ${path} was deleted while the bridge ran: ${advice}`;
       if (now.ino !== opened.ino || now.dev !== opened.dev)
         return `the ledger file ${path} was replaced while the bridge ran: ${advice}`;

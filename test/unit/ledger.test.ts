@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { watchFileIdentity } from '../../src/ledger/db.js';
 import { DUE_SQL } from '../../src/ledger/inbox.js';
 import {
   type Ledger,
@@ -766,6 +767,27 @@ describe('ledger: query plans that must not grow with the ledger', () => {
       assert.match(planOf(path, PURGE_SQL, { cutoff: 0 }), /USING INDEX ledger_rows_purge/);
     } finally {
       cleanup();
+    }
+  });
+});
+
+describe('ledger file identity (liveness)', () => {
+  it('says, never throws, when the ledger path no longer leads to the opened file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-identity-'));
+    const folder = join(dir, 'data');
+    const path = join(folder, 'bridge.db');
+    try {
+      mkdirSync(folder);
+      writeFileSync(path, '');
+      const identity = watchFileIdentity(path);
+      assert.equal(identity.problem(), undefined);
+      // The folder moved away and a file put in its place: stat fails with ENOTDIR.
+      renameSync(folder, join(dir, 'moved'));
+      writeFileSync(folder, 'not a folder');
+      assert.match(identity.problem() ?? '', /cannot be reached any more \(ENOTDIR\)/);
+      assert.equal(watchFileIdentity(':memory:').problem(), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
