@@ -1,30 +1,21 @@
 // `notAfter` / `notBefore` on DATE fields: a date out of order is sent with a warning (OpenCRVS checks
 // the form's date rules only at DECLARE), and a mapping that names a bound wrongly fails to load.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { todayFor } from '../../src/mapping/date-order.js';
 import {
   bundleFetcher,
   loadMappings,
   type MappedResult,
-  MappingLoadError,
   type MapResult,
   mapInput,
   mapSubject,
   type Resource,
 } from '../../src/mapping/index.js';
+import { mappingFiles } from './mapping-files.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'date-order-'));
-let n = 0;
-function write(text: string): string {
-  n += 1;
-  const file = join(dir, `d${n}.yaml`);
-  writeFileSync(file, text);
-  return file;
-}
+const { write, loadError } = mappingFiles('date-order');
 
 const head = `eventType: birth
 source: fhir
@@ -143,28 +134,19 @@ describe('the shipped mappings', () => {
 });
 
 describe('a bound named wrongly', () => {
-  const loadError = (fields: string) => {
-    const file = write(`${head}${fields}`);
-    try {
-      loadMappings({ files: [file] });
-    } catch (err) {
-      if (err instanceof MappingLoadError) return err;
-      throw err;
-    }
-    assert.fail('expected a MappingLoadError');
-  };
+  const boundError = (fields: string) => loadError(`${head}${fields}`);
 
   it('stops the load with the key path', () => {
-    const notDate = loadError(`  child.gender:\n    from: '%subject.gender'\n    notAfter: today\n`);
+    const notDate = boundError(`  child.gender:\n    from: '%subject.gender'\n    notAfter: today\n`);
     assert.equal(notDate.path, "fields['child.gender']");
     assert.match(notDate.message, /notAfter and notBefore apply to DATE fields, not SELECT/);
-    const unknown = loadError(`  child.dob:\n    from: '%subject.birthDate'\n    notBefore: [today, child.name]\n`);
+    const unknown = boundError(`  child.dob:\n    from: '%subject.birthDate'\n    notBefore: [today, child.name]\n`);
     assert.equal(unknown.path, "fields['child.dob'].notBefore[1]");
     assert.match(unknown.message, /child\.name is not a DATE field/);
-    const unfilled = loadError(`  mother.dob:\n    from: '%subject.birthDate'\n    notAfter: child.dob\n`);
+    const unfilled = boundError(`  mother.dob:\n    from: '%subject.birthDate'\n    notAfter: child.dob\n`);
     assert.equal(unfilled.path, "fields['mother.dob'].notAfter");
     assert.match(unfilled.message, /child\.dob is not filled by this mapping/);
-    const itself = loadError(`  child.dob:\n    from: '%subject.birthDate'\n    notAfter: child.dob\n`);
+    const itself = boundError(`  child.dob:\n    from: '%subject.birthDate'\n    notAfter: child.dob\n`);
     assert.match(itself.message, /cannot be bounded by itself/);
   });
 });

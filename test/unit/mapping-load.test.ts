@@ -1,33 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { bundleFetcher, loadMappings, MappingLoadError, mapSubject, type Resource } from '../../src/mapping/index.js';
+import { bundleFetcher, loadMappings, mapSubject, type Resource } from '../../src/mapping/index.js';
+import { mappingFiles } from './mapping-files.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'mapping-load-'));
-let n = 0;
-
-function write(text: string): string {
-  n += 1;
-  const file = join(dir, `m${n}.yaml`);
-  writeFileSync(file, text);
-  return file;
-}
-
-function loadError(text: string): MappingLoadError {
-  const file = write(text);
-  try {
-    loadMappings({ files: [file] });
-  } catch (err) {
-    if (err instanceof MappingLoadError) {
-      assert.equal(err.file, file);
-      return err;
-    }
-    throw err;
-  }
-  assert.fail('expected a MappingLoadError');
-}
+const { write, loadError } = mappingFiles('mapping-load');
 
 const head = `eventType: birth
 source: fhir
