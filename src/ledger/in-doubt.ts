@@ -18,8 +18,13 @@ export const IN_DOUBT_ATTEMPT_SQL = `step IN (${DECLARATION_STEPS.map((s) => `'$
   AND (error_classification IS NULL OR (error_classification = 'retryable'
     AND COALESCE(error_status, 0) NOT IN (${NEVER_PROCESSED_STATUSES.join(', ')})))`;
 
-/** One row's earlier attempts: is any of them in doubt? (`?` = the row id.) */
-export const ROW_IN_DOUBT_SQL = `SELECT 1 FROM ledger_attempts WHERE row_id = ? AND ${IN_DOUBT_ATTEMPT_SQL} LIMIT 1`;
+/**
+ * One row's earlier attempts since it was last queued: is any of them in doubt? (`?` = the row id.)
+ * A requeue (a replay, a corrected dead row) starts a new notify transactionId, which nothing has been
+ * sent under yet: attempts before it say nothing about it.
+ */
+export const ROW_IN_DOUBT_SQL = `SELECT 1 FROM ledger_attempts a JOIN ledger_rows r ON r.id = a.row_id
+  WHERE a.row_id = ? AND a.started_at >= r.queued_at AND ${IN_DOUBT_ATTEMPT_SQL} LIMIT 1`;
 
 /** The same for the attempt being settled (a failed one: an answered one is no doubt). */
 export function failedAttemptInDoubt(step: string, error: { classification: string; status?: number }): boolean {

@@ -390,6 +390,25 @@ describe('ledger: recording events', () => {
     );
   });
 
+  it('a replayed row starts a fresh notify transactionId: doubt about the old one no longer holds a correction back', () => {
+    const { row } = ledger.recordEvent(eventInput('g'));
+    settleRow(
+      ledger,
+      row.id,
+      { outcome: 'dead', error: { classification: 'retryable', kind: 'server', status: 500, message: 'x' } },
+      { now: clock.now(), created: { eventId: 'event-g', trackingId: 'TRKG' } },
+    );
+    clock.advance(1000);
+    assert.deepEqual(ledger.replay([row.id]).requeued, [row.id]);
+    assert.match(ledger.get(row.id)?.notifyTransactionId ?? '', /:notify:r1$/);
+    const { change } = ledger.recordEvent(eventInput('g', payload('Corrected'), '2'));
+    assert.equal(change, 'replaced', 'nothing was sent under :notify:r1 yet');
+    assert.deepEqual(
+      ledger.get(row.id)?.payload?.declaration['child.name'],
+      payload('Corrected').declaration['child.name'],
+    );
+  });
+
   it('a single-call (v1.9) row whose call may have reached OpenCRVS keeps what it sent: a newer version, a withdrawal', () => {
     const { row } = ledger.recordEvent(eventInput('v1'));
     // createAndNotify timed out: no event id came back, but OpenCRVS may have stored the declaration.
