@@ -13,18 +13,11 @@ import {
   mapSubject,
   type Resource,
 } from '../../src/mapping/index.js';
-import { mappingFiles } from './mapping-files.js';
+import { ANY_PATIENT_BIRTH, mappingFiles } from './mapping-files.js';
 
 const { write, loadError } = mappingFiles('date-order');
 
-const head = `eventType: birth
-source: fhir
-subject: { type: Patient }
-trigger:
-  when:
-    - evidence: any patient
-      if: '%subject.exists()'
-fields:
+const head = `${ANY_PATIENT_BIRTH}fields:
   child.name: '%subject.name'
 `;
 const routing = { defaultOffice: 'office-1', facilities: {} };

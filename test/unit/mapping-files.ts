@@ -32,3 +32,13 @@ export function mappingFiles(prefix: string): {
   };
   return { write, loadError };
 }
+
+/** The start of a birth mapping whose trigger takes any Patient: a test adds what it is about. */
+export const ANY_PATIENT_BIRTH = `eventType: birth
+source: fhir
+subject: { type: Patient }
+trigger:
+  when:
+    - evidence: any patient
+      if: '%subject.exists()'
+`;

@@ -1,18 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { bundleFetcher, loadMappings, mapSubject, type Resource } from '../../src/mapping/index.js';
-import { mappingFiles } from './mapping-files.js';
+import { ANY_PATIENT_BIRTH, mappingFiles } from './mapping-files.js';
 
 const { write, loadError } = mappingFiles('mapping-load');
 
-const head = `eventType: birth
-source: fhir
-subject: { type: Patient }
-trigger:
-  when:
-    - evidence: any patient
-      if: '%subject.exists()'
-`;
+const head = ANY_PATIENT_BIRTH;
 
 describe('static checks at load', () => {
   it('loads the default mappings for Farajaland v2.0 and v1.9', () => {
