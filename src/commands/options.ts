@@ -10,17 +10,7 @@ export function configPath(option: string | undefined): string | undefined {
 
 /** Loads the configuration or prints the key path of the problem and returns undefined (exit code 2). */
 export function loadConfigOrReport(option: string | undefined): BridgeConfig | undefined {
-  const file = configPath(option);
-  try {
-    return loadConfig({ file, env: process.env });
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`configuration error: ${err.message}`);
-      process.exitCode = 2;
-      return undefined;
-    }
-    throw err;
-  }
+  return buildOrReport(() => loadConfig({ file: configPath(option), env: process.env }));
 }
 
 /** A commander argument parser for a whole number from 0 to `max`: anything else is a usage error (exit 2). */
@@ -33,14 +23,15 @@ export function wholeNumber(max: number): (value: string) => number {
 }
 
 /**
- * Runs `build` (a Bridge, which compiles the sources' mappings); a mapping that does not load is a
- * configuration error like any other, said the same way with exit code 2, not 1 ("something is dead").
+ * Runs `build` (loading the configuration, or a Bridge, which compiles the sources' mappings); a
+ * configuration problem, a mapping that does not load included, is said as one, with exit code 2, not 1
+ * ("something is dead"). Anything else is thrown on.
  */
 export function buildOrReport<T>(build: () => T): T | undefined {
   try {
     return build();
   } catch (err) {
-    if (err instanceof MappingLoadError) {
+    if (err instanceof ConfigError || err instanceof MappingLoadError) {
       console.error(`configuration error: ${err.message}`);
       process.exitCode = 2;
       return undefined;
