@@ -113,8 +113,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     const at = now();
     if (at >= nextStaleCheckAt) {
       nextStaleCheckAt = at + Math.min(Math.max(lockTimeoutMs / 2, 10), STALE_CHECK_MAX_MS);
-      // Ours first: an attempt of this worker still under way is alive, however long it takes.
-      ledger.renewLocks([...inFlight.keys()], workerId, at);
+      // (This worker's own attempts in flight are never stale here: their locks renew on a timer, track().)
       const reset = ledger.resetStaleLocks(lockTimeoutMs, at, takeBackOptions);
       if (reset > 0) logger.warn({ reset }, 'stale locks reset; rows are due again');
     }

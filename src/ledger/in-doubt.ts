@@ -3,7 +3,10 @@
 // then on the row must keep, and resend, that copy: a newer version of the record is an update after
 // notification, never a replacement the ledger would wrongly call delivered.
 
-/** Steps that send the declaration, and `interrupted` (a lock taken back: the step is not known). */
+/**
+ * Steps that send the declaration, and `interrupted`: an attempt whose lock was taken back after its
+ * NOTIFY may have gone out (outbox.ts records one that cannot have got past create as `create`).
+ */
 export const DECLARATION_STEPS = ['notify', 'createAndNotify', 'interrupted'] as const;
 
 /**

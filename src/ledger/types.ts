@@ -145,7 +145,10 @@ export interface AttemptRow {
   rowId: number;
   attempt: number;
   workerId: string;
-  /** The last call made: `create`, `notify` or `createAndNotify`; `interrupted` when its lock was taken back. */
+  /**
+   * The last call made: `create`, `notify` or `createAndNotify`. An attempt whose lock was taken back is
+   * `interrupted` when its NOTIFY may have gone out, else `create`.
+   */
   step: string;
   outcome: AttemptOutcome;
   startedAt: number;
