@@ -3,7 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import cron from 'node-cron';
 import { type Document, parseDocument, visit, YAMLError, YAMLParseError } from 'yaml';
 import { ConfigError } from './errors.js';
-import { isMappingPath, packagePaths } from './paths.js';
+import { DEFAULT_MAPPINGS, isMappingPath, packagePaths } from './paths.js';
 import { createAjv, describeAjvError, readProfileJson } from './schema.js';
 import type { BridgeConfig, PollSettings, SourceSettings } from './types.js';
 
@@ -20,11 +20,6 @@ const SECRET_FILE_KEYS: Readonly<Record<string, string>> = {
   passwordFile: 'password',
   secretFile: 'secret',
   hmacSecretFile: 'hmacSecret',
-};
-
-const DEFAULT_MAPPINGS: Readonly<Record<string, string[]>> = {
-  fhir: ['birth.fhir', 'death.fhir'],
-  dhis2: ['birth.dhis2', 'death.dhis2'],
 };
 
 let validator: ReturnType<ReturnType<typeof createAjv>['compile']> | undefined;
@@ -142,7 +137,7 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
     seen.add(source.id);
     source.auth ??= { type: 'none' };
     source.poll ??= { enabled: true, schedule: '*/1 * * * *', overlapSeconds: 30, pageSize: 100 };
-    source.mappings ??= [...(DEFAULT_MAPPINGS[source.kind] ?? [])];
+    source.mappings ??= [...DEFAULT_MAPPINGS[source.kind]];
     checkFirstSync(source.poll, `sources[${i}].poll`, file);
     // Unchecked, a typo here passed validate and doctor, and serve then never polled.
     if (source.poll.enabled !== false && !cron.validate(source.poll.schedule)) {

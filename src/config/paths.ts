@@ -19,3 +19,9 @@ export const packagePaths = {
 export function isMappingPath(entry: string): boolean {
   return entry.includes('/') || entry.includes('\\') || isAbsolute(entry);
 }
+
+/** The shipped mappings a source of each kind uses when it names none (`sources[].mappings`). */
+export const DEFAULT_MAPPINGS: Readonly<Record<'fhir' | 'dhis2', readonly string[]>> = {
+  fhir: ['birth.fhir', 'death.fhir'],
+  dhis2: ['birth.dhis2', 'death.dhis2'],
+};

@@ -5,11 +5,10 @@
 // corrects it with the family), but says so in the ledger, where the hospital can fix it at the source.
 import { utcInZone } from './fhirpath/functions.js';
 
-export type DateBound = 'today' | string;
-
+/** Each bound is `today` or the id of another DATE field. */
 export interface DateOrder {
-  notAfter: DateBound[];
-  notBefore: DateBound[];
+  notAfter: string[];
+  notBefore: string[];
 }
 
 // The latest calendar date anywhere (UTC+14): without the source's zone, a birth today in Kiribati is
@@ -38,18 +37,14 @@ export function dateOrderWarnings(
     if (!f.dateOrder || typeof value !== 'string') continue;
     for (const bound of f.dateOrder.notAfter) {
       const limit = bound === 'today' ? today() : declaration[bound];
-      if (typeof limit === 'string' && value > limit) warnings.push(`${f.id} is after ${boundName(bound)}${FIX}`);
+      if (typeof limit === 'string' && value > limit) warnings.push(`${f.id} is after ${bound}${FIX}`);
     }
     for (const bound of f.dateOrder.notBefore) {
       const limit = bound === 'today' ? today() : declaration[bound];
-      if (typeof limit === 'string' && value < limit) warnings.push(`${f.id} is before ${boundName(bound)}${FIX}`);
+      if (typeof limit === 'string' && value < limit) warnings.push(`${f.id} is before ${bound}${FIX}`);
     }
   }
   return warnings;
 }
 
 const FIX = '; sent as it is, the registrar must correct it before declaring';
-
-function boundName(bound: DateBound): string {
-  return bound === 'today' ? 'today' : bound;
-}

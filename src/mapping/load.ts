@@ -1,7 +1,7 @@
 // Loads mapping files (by name from mappings/, or by path) into a MappingSet for one country and version.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { isMappingPath, packagePaths } from '../config/paths.js';
+import { DEFAULT_MAPPINGS, isMappingPath, packagePaths } from '../config/paths.js';
 import type { BridgeConfig, RoutingSettings } from '../config/types.js';
 import { type CompiledMapping, compileMapping } from './compile.js';
 import { MappingSet } from './set.js';
@@ -79,7 +79,7 @@ export function loadMappings(options: LoadMappingsOptions = {}): MappingSet {
         file,
         'source',
         `a mapping for ${mapping.source} sources, named by source ${owner.id} (kind ${owner.kind}): ` +
-          `name ${owner.kind === 'fhir' ? 'birth.fhir, death.fhir' : 'birth.dhis2, death.dhis2'} or your own copies of them`,
+          `name ${DEFAULT_MAPPINGS[owner.kind].join(', ')} or your own copies of them`,
       );
     }
     const other = seen.get(mapping.id);
