@@ -306,6 +306,22 @@ describe('OpenCRVS simulator v2.0: events API', () => {
       );
     });
 
+    test('pending, decided later: the decision points at the Requested action; a replay shows it', async () => {
+      await sim.control.configure({ actionConfirmation: 'pending' });
+      const event = await create();
+      await api.post(`/events/${event.id}/notify`, notifyBody('n1'));
+      await sim.control.confirm(event.id, 'reject');
+      await assert.rejects(sim.control.confirm(event.id, 'accept'), /HTTP 409/);
+      const replay = await api.post(`/events/${event.id}/notify`, notifyBody('n1'));
+      assert.equal(replay.status, 200);
+      const [requested, decision] = replay.json.actions.filter((a: { type: string }) => a.type === 'NOTIFY');
+      assert.equal(requested.status, 'Requested');
+      assert.equal(decision.status, 'Rejected');
+      assert.equal(decision.originalActionId, requested.id);
+      assert.notEqual(decision.transactionId, 'n1');
+      assert.equal(replay.json.actions.length, 3);
+    });
+
     test('reject: a NOTIFY action with status Rejected and HTTP 200', async () => {
       await sim.control.configure({ actionConfirmation: 'reject' });
       const event = await create();

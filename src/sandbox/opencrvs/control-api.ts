@@ -2,6 +2,7 @@ import { Ajv, type JSONSchemaType } from 'ajv';
 import express, { type Response, Router } from 'express';
 import type { ClientRegistry } from './auth.js';
 import type { SimContext } from './context.js';
+import { decidePendingNotify } from './events-notify.js';
 import type { FaultController } from './faults.js';
 import type { SeededLocations } from './seed.js';
 import type { SandboxConfig, SimClientInput, SimEvent } from './types.js';
@@ -85,6 +86,17 @@ export function controlRouter({ ctx, clients, faults, seed }: ControlDeps): Rout
     const event = ctx.store.get(req.params.id);
     if (event) res.json(event);
     else res.status(404).json({ error: 'no such event' });
+  });
+  // The country configuration's later answer to a NOTIFY left pending (actionConfirmation 'pending').
+  router.post('/events/:id/confirm', (req, res) => {
+    const event = ctx.store.get(req.params.id);
+    if (!event) return void res.status(404).json({ error: 'no such event' });
+    const decision = (req.body as { decision?: unknown } | undefined)?.decision;
+    if (decision !== 'accept' && decision !== 'reject')
+      return void res.status(400).json({ error: "decision must be 'accept' or 'reject'" });
+    const action = decidePendingNotify(ctx, event, decision);
+    if (!action) return void res.status(409).json({ error: 'no NOTIFY of this event waits for a decision' });
+    res.json(event);
   });
   router.post('/reset', (_req, res) => {
     ctx.store.reset();

@@ -60,6 +60,11 @@ export class OpenCrvsSandboxControl {
     await this.#call('DELETE', `/clients/${encodeURIComponent(clientId)}`);
   }
 
+  /** The country configuration's later answer to the NOTIFY of `eventId` it left pending. */
+  async confirm(eventId: string, decision: 'accept' | 'reject'): Promise<void> {
+    await this.#call('POST', `/events/${encodeURIComponent(eventId)}/confirm`, { decision });
+  }
+
   /** Every stored event with its actions; `transactionId` keeps those with an action of that id. */
   async events(filter: { transactionId?: string; type?: string } = {}): Promise<SimEvent[]> {
     const query = new URLSearchParams();

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { type BodySchema, checkBody, rec, str } from './body-schema.js';
 import { buildAction, checkCreatedAtLocation, forbidden, ok, type SimContext, uniqueViolation } from './context.js';
 import { validateNotifyPayload } from './declaration.js';
@@ -170,4 +171,37 @@ export function handleCreateAndNotify(ctx: SimContext, claims: SimTokenClaims, b
   const event = createOrReuse(ctx, claims, eventType, `${input.transactionId}:create`, location);
   if (!event) return uniqueViolation(path);
   return applyNotify(ctx, claims, event, input, path);
+}
+
+/**
+ * The country configuration deciding a pending NOTIFY later (its async accept/reject): an Accepted or
+ * Rejected action pointing at the Requested one by `originalActionId`, under a transactionId of its
+ * own, as opencrvs-core's `accept`/`reject` procedures store it. Undefined when nothing waits.
+ */
+export function decidePendingNotify(
+  ctx: SimContext,
+  event: SimEvent,
+  decision: 'accept' | 'reject',
+): SimAction | undefined {
+  const decided = new Set(event.actions.map((a) => a.originalActionId).filter((id) => id !== undefined));
+  const waiting = event.actions.find((a) => a.type === 'NOTIFY' && a.status === 'Requested' && !decided.has(a.id));
+  if (!waiting) return undefined;
+  const countryConfig: SimTokenClaims = {
+    iss: 'opencrvs:auth-service',
+    aud: [],
+    sub: 'country-config',
+    userType: 'system',
+    scope: [],
+    iat: 0,
+    exp: 0,
+  };
+  const action = buildAction(ctx, countryConfig, {
+    type: 'NOTIFY',
+    status: decision === 'accept' ? 'Accepted' : 'Rejected',
+    transactionId: randomUUID(),
+    originalActionId: waiting.id,
+    ...(waiting.createdAtLocation ? { createdAtLocation: waiting.createdAtLocation } : {}),
+  });
+  ctx.store.append(event, [action]);
+  return action;
 }
