@@ -311,8 +311,9 @@ export class Bridge {
 
   private onOutcome(outcome: DeliveryOutcome): void {
     for (const listener of this.outcomeListeners) listener(outcome);
-    // The end of a hold is news for listeners, not a delivery attempt.
-    if (outcome.type === 'resumed') return;
+    // The end of a hold, or a decision on a NOTIFY answered pending, is news for listeners, not a
+    // delivery attempt (the pending answer was counted, with its latency).
+    if (outcome.type === 'resumed' || outcome.decidedLater) return;
     const eventType = outcome.row?.eventType ?? 'unknown';
     this.metrics.deliveries.inc({ outcome: outcome.type, event_type: eventType });
     if (outcome.error)

@@ -3,6 +3,7 @@ import type { HoldState, Ledger, LedgerError, LedgerRow, Settlement } from '../l
 import type { Logger } from '../observability/logger.js';
 import type { OpenCrvsApi } from '../opencrvs/types.js';
 import { type ClassifiedFailure, classifyFailure } from './errors.js';
+import { pendingCheckDelay } from './pending-check.js';
 import { decideRetry, type RetryPolicy } from './retry-policy.js';
 import { ensureEvent, type SendMode, type SendProgress, sendRow, WithdrawnWhileSending } from './send.js';
 import type { DeliveryOutcome } from './types.js';
@@ -45,11 +46,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
       }
       // Delivered after all (an earlier answer was lost): the withdrawal stays on the row, and `settle`
       // counts it as an update after notification, for someone to act on in OpenCRVS.
-      settlement = {
-        outcome: found.outcome === 'accepted' ? 'delivered' : 'delivered-pending',
-        eventId: found.eventId,
-        trackingId: found.trackingId,
-      };
+      settlement = answered(deps, found);
     } catch (err) {
       ({ settlement, delayMs, reason } = decide(deps, row, classifyFailure(err)));
     }
@@ -62,11 +59,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
   } else {
     try {
       const sent = await sendRow(deps.api, ledger, row, row.payload, deps.mode, progress);
-      settlement = {
-        outcome: sent.outcome === 'accepted' ? 'delivered' : 'delivered-pending',
-        eventId: sent.eventId,
-        trackingId: sent.trackingId,
-      };
+      settlement = answered(deps, sent);
     } catch (err) {
       const failure = classifyFailure(err);
       let decided: Decided;
@@ -143,6 +136,16 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
       break;
   }
   return settlement.outcome;
+}
+
+/** Delivered, or pending with the time to ask OpenCRVS whether it was decided (pending-check.ts). */
+function answered(
+  deps: AttemptDeps,
+  sent: { outcome: 'accepted' | 'pending'; eventId: string; trackingId: string },
+): Settlement {
+  const { eventId, trackingId } = sent;
+  if (sent.outcome === 'accepted') return { outcome: 'delivered', eventId, trackingId };
+  return { outcome: 'delivered-pending', eventId, trackingId, checkAt: deps.now() + pendingCheckDelay(0) };
 }
 
 interface Decided {

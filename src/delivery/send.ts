@@ -38,22 +38,37 @@ export async function sendRow(
   // create (keyed like single-call's own create step) finds the event the first attempt made.
   if (mode === 'single-call' && !row.eventId && row.requeues === 0) {
     progress.step = 'createAndNotify';
-    const result = await api.createAndNotify({
-      eventType: row.eventType,
-      transactionId: row.baseTransactionId,
-      createdAtLocation: payload.office,
-      declaration: payload.declaration,
-      ...(payload.annotation ? { annotation: payload.annotation } : {}),
-    });
-    return { outcome: result.outcome, eventId: result.eventId, trackingId: result.trackingId };
+    return createAndNotify(api, row, payload);
   }
   const created = await ensureEvent(api, ledger, row, payload.office, progress);
   // The source may have withdrawn the record while the create was under way: no NOTIFY then. The next
   // attempt settles the row (withdraw.ts), with the event now known.
   if (!row.eventId && ledger.withdrawnReason(row.id) !== null) throw new WithdrawnWhileSending();
   progress.step = 'notify';
+  return notify(api, row, payload, created.eventId);
+}
+
+/** The single call, under the row's base transactionId (its whole-call idempotency key). */
+export async function createAndNotify(api: OpenCrvsApi, row: LedgerRow, payload: LedgerPayload): Promise<SendResult> {
+  const result = await api.createAndNotify({
+    eventType: row.eventType,
+    transactionId: row.baseTransactionId,
+    createdAtLocation: payload.office,
+    declaration: payload.declaration,
+    ...(payload.annotation ? { annotation: payload.annotation } : {}),
+  });
+  return { outcome: result.outcome, eventId: result.eventId, trackingId: result.trackingId };
+}
+
+/** The NOTIFY of `eventId`, under the row's notify transactionId. */
+export async function notify(
+  api: OpenCrvsApi,
+  row: LedgerRow,
+  payload: LedgerPayload,
+  eventId: string,
+): Promise<SendResult> {
   const result = await api.notify({
-    eventId: created.eventId,
+    eventId,
     transactionId: row.notifyTransactionId,
     createdAtLocation: payload.office,
     declaration: payload.declaration,

@@ -19,6 +19,11 @@ export interface DeliveryOutcome {
   delayMs?: number;
   /** For `dead`, `held` and `resumed`: why. */
   reason?: string;
+  /**
+   * A `delivered` or `dead` that is no attempt: the country configuration decided a NOTIFY answered
+   * pending earlier (delivery/pending-check.ts).
+   */
+  decidedLater?: true;
 }
 
 /**

@@ -7,6 +7,7 @@ import type { HoldState, LedgerRow } from '../ledger/index.js';
 import { silentLogger } from '../observability/logger.js';
 import { type AttemptDeps, runAttempt } from './attempt.js';
 import { classifyFailure } from './errors.js';
+import { checkPendingRows, type PendingCheckDeps } from './pending-check.js';
 import { retryPolicyFrom } from './retry-policy.js';
 import {
   type DeliveryOutcome,
@@ -21,6 +22,9 @@ const PURGE_EVERY_MS = 10 * 60_000;
 /** Stale locks are looked for at half the lock timeout, and at least this often. */
 const STALE_CHECK_MAX_MS = 60_000;
 const DEFAULT_DRAIN_MS = 30_000;
+/** Rows answered pending are looked for this often, and asked about this many at a time. */
+const PENDING_CHECK_EVERY_MS = 30_000;
+const PENDING_CHECK_BATCH = 50;
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 
 /**
@@ -88,6 +92,29 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       nextProbeAt = now() + probeEveryMs;
       logger.error({ kind: next.kind, status: next.status, reason: next.reason }, 'delivery held for an operator');
     },
+  };
+
+  const pendingCheckDeps: PendingCheckDeps = {
+    ledger,
+    api,
+    workerId,
+    logger,
+    now,
+    emit,
+    stopping: () => stopping || hold !== undefined,
+  };
+  let nextPendingCheckAt = 0;
+  let pendingChecks: Promise<unknown> | undefined;
+  /** One round of pending checks at a time, beside the deliveries; the round is what `stop` waits for. */
+  const checkPending = (): Promise<unknown> => {
+    if (pendingChecks || hold || stopping || now() < nextPendingCheckAt) return pendingChecks ?? Promise.resolve();
+    nextPendingCheckAt = now() + PENDING_CHECK_EVERY_MS;
+    pendingChecks = checkPendingRows(pendingCheckDeps, PENDING_CHECK_BATCH)
+      .catch((err) => logger.error({ err }, 'pending notification check failed; trying again later'))
+      .finally(() => {
+        pendingChecks = undefined;
+      });
+    return pendingChecks;
   };
 
   const release = (why: string) => {
@@ -291,6 +318,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
           else await sleep(Math.min(settings.pollIntervalMs, nextProbeAt - now()));
           continue;
         }
+        void checkPending();
         const free = concurrency - inFlight.size;
         const rows = free > 0 ? ledger.claimDue(workerId, free, now()) : [];
         startRows(rows);
@@ -322,12 +350,13 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       await loop;
       loop = undefined;
       const drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
-      if (inFlight.size > 0) {
+      if (inFlight.size > 0 || pendingChecks) {
         let timer: NodeJS.Timeout | undefined;
         const deadline = new Promise<void>((resolve) => {
           timer = setTimeout(resolve, drainMs);
         });
-        await Promise.race([Promise.allSettled([...inFlight.values()]), deadline]);
+        // A pending check ends after the row it is asking about; cut off, it is asked again later.
+        await Promise.race([Promise.allSettled([...inFlight.values(), pendingChecks]), deadline]);
         clearTimeout(timer);
       }
       // Still running at the deadline: give the rows back. If the call did reach OpenCRVS, the resend
@@ -345,6 +374,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     async runUntilIdle(options = {}) {
       const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
       resetGoneLocks(false); // `sync --once` runs only this: a pass killed before it left rows locked
+      await checkPending(); // and, run by a scheduler, has no other time to ask about pending NOTIFYs
       for (;;) {
         const n = await processNext();
         if (hold || stopping) return; // stop() drains and hands back what is in flight

@@ -7,6 +7,7 @@ export { TRANSACTION_NAMESPACE, type TransactionIds, transactionIdsFor } from '.
 export {
   type AttemptOutcome,
   type AttemptRow,
+  type DuePendingCheck,
   HOLD_META_KEY,
   type HoldState,
   LEDGER_STATES,
@@ -18,6 +19,8 @@ export {
   type LedgerRow,
   type LedgerState,
   type ListFilter,
+  type PendingCheckInput,
+  type PendingCheckResult,
   type RecordChange,
   type RecordEventInput,
   type RecordInvalidInput,

@@ -4,6 +4,7 @@ import { startCheckpointer } from './checkpointer.js';
 import { openDatabase, relaxed, watchFileIdentity } from './db.js';
 import { createInbox } from './inbox.js';
 import { createOutbox } from './outbox.js';
+import { createPendingChecks } from './pending-checks.js';
 import { createQueries } from './queries.js';
 import { createRecorder } from './record.js';
 import { HOLD_META_KEY, type Ledger, type LedgerOptions } from './types.js';
@@ -29,6 +30,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
   const recorder = createRecorder(db, now, (options.settleSeconds ?? 0) * 1000);
   const outbox = createOutbox(db);
   const queries = createQueries(db);
+  const pendingChecks = createPendingChecks(db);
   const checkpointer = options.backgroundCheckpoints ? startCheckpointer(db, { logger }) : undefined;
   const fileIdentity = watchFileIdentity(path);
 
@@ -79,6 +81,9 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
       outbox.resetLocksOf(prefix, isGone, now(), options.singleCall === true),
     nextDueAt: outbox.nextDueAt,
     outstanding: outbox.outstanding,
+    duePendingChecks: (limit, at = now()) => pendingChecks.due(limit, at),
+    recordPendingCheck: (input) => pendingChecks.record(input, now()),
+    nextPendingCheckAt: pendingChecks.nextDueAt,
     fileProblem: () => fileIdentity.problem(),
     close: () => {
       checkpointer?.stop();

@@ -74,7 +74,8 @@ export function createOutbox(db: Db): Outbox {
       locked_by = NULL, locked_at = NULL, last_error_classification = NULL, last_error_kind = NULL,
       last_error_status = NULL, last_error_message = NULL, updated_at = @now,
       updated_after_notification_at = CASE WHEN @newer THEN @now ELSE updated_after_notification_at END,
-      updates_after_notification = updates_after_notification + @newer
+      updates_after_notification = updates_after_notification + @newer,
+      pending_check_at = @checkAt, pending_checks = 0
     WHERE id = @id
     RETURNING ${LEDGER_ROW_COLUMNS}`)
     .raw();
@@ -219,6 +220,8 @@ export function createOutbox(db: Db): Outbox {
         eventId: settlement.eventId,
         trackingId: settlement.trackingId,
         newer,
+        // A pending NOTIFY is asked about again from then on (delivery/pending-check.ts).
+        checkAt: settlement.outcome === 'delivered-pending' ? (settlement.checkAt ?? now) : null,
         now,
       });
     } else {

@@ -186,11 +186,38 @@ export interface ReplayResult {
 
 /** How a settled attempt ends; written by the delivery worker through `Ledger.settle`. */
 export type Settlement =
-  | { outcome: 'delivered' | 'delivered-pending'; eventId: string; trackingId: string }
+  | { outcome: 'delivered'; eventId: string; trackingId: string }
+  /** `checkAt`: when to ask OpenCRVS whether the country configuration decided (default: at once). */
+  | { outcome: 'delivered-pending'; eventId: string; trackingId: string; checkAt?: number }
   | { outcome: 'retry'; error: LedgerError; nextRunAt: number }
   | { outcome: 'dead'; error: LedgerError }
   /** Operator problem: the row goes back unlocked, its attempt not counted, the error kept visible. */
   | { outcome: 'held'; error: LedgerError };
+
+/** A row to ask about, and the call that was answered pending (`notify` or `createAndNotify`). */
+export interface DuePendingCheck {
+  row: LedgerRow;
+  step: string;
+  /** How often OpenCRVS was asked already. */
+  checks: number;
+}
+
+export type PendingCheckResult =
+  /** The country configuration accepted the NOTIFY: delivered. */
+  | { outcome: 'delivered' }
+  /** It rejected it: dead, with the reason, replayable like any refusal. */
+  | { outcome: 'dead'; error: LedgerError }
+  /** Not decided yet, or OpenCRVS could not be asked: ask again at `nextCheckAt` (null: never). */
+  | { outcome: 'delivered-pending'; nextCheckAt: number | null };
+
+export interface PendingCheckInput {
+  id: number;
+  notifyTransactionId: string;
+  workerId: string;
+  startedAt: number;
+  step: string;
+  result: PendingCheckResult;
+}
 
 export interface SettleInput {
   id: number;
@@ -333,6 +360,18 @@ export interface Ledger {
   nextDueAt(): number | undefined;
   /** Rows pending, failed or delivering (the work not finished). */
   outstanding(): number;
+
+  // ---- delivered-pending rows, asked about again until the country configuration decides ----
+  /** Up to `limit` rows whose next check is due (oldest first), each with the call answered pending. */
+  duePendingChecks(limit: number, now?: number): DuePendingCheck[];
+  /**
+   * What a check found: decided (delivered, or dead with the reason; an attempt row records it) or not yet
+   * (asked again at `nextCheckAt`). Returns the decided row; undefined when still pending, or when the
+   * row is no longer delivered-pending under that notify transactionId (nothing written then).
+   */
+  recordPendingCheck(input: PendingCheckInput): LedgerRow | undefined;
+  /** When the next check is due, or undefined when nothing waits for a decision. */
+  nextPendingCheckAt(): number | undefined;
   /**
    * Why the file at `path` is no longer the one this connection writes (deleted, or replaced by a
    * restore or a copy), else undefined: SQLite goes on writing to the file it opened, which nothing

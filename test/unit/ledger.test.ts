@@ -576,6 +576,7 @@ describe('ledger: schema', () => {
       { version: 8, name: 'withdrawn-reason' },
       { version: 9, name: 'mapping-warnings' },
       { version: 10, name: 'state-order-index' },
+      { version: 11, name: 'pending-checks' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -607,14 +608,18 @@ describe('ledger: schema', () => {
   it('an inspecting open (the ledger command) never upgrades an older ledger under its bridge', () => {
     const { ledger, path, cleanup } = tempLedger();
     try {
+      const { row } = ledger.recordEvent(eventInput('Patient/1'));
       ledger.close();
       const db = new Database(path);
-      db.prepare('DELETE FROM schema_migrations WHERE version = 10').run(); // as an older bridge left it
-      db.exec('DROP INDEX ledger_rows_state_id');
+      // As an older bridge left it, with a NOTIFY answered pending under it.
+      db.exec(`DELETE FROM schema_migrations WHERE version >= 10;
+        DROP INDEX ledger_rows_state_id; DROP INDEX ledger_rows_pending_check;
+        ALTER TABLE ledger_rows DROP COLUMN pending_check_at; ALTER TABLE ledger_rows DROP COLUMN pending_checks;
+        UPDATE ledger_rows SET state = 'delivered-pending', event_id = 'e1', tracking_id = 'T1';`);
       db.close();
       assert.throws(
         () => openLedger(path, { inspectOnly: true }),
-        /the ledger .* was written by an older bridge \(schema 9, this one reads 10\): this command only reads it/,
+        /the ledger .* was written by an older bridge \(schema 9, this one reads 11\): this command only reads it/,
       );
       const versions = () => {
         const check = new Database(path, { readonly: true });
@@ -623,8 +628,14 @@ describe('ledger: schema', () => {
         return n;
       };
       assert.equal(versions(), 9, 'left as it was');
-      openLedger(path).close(); // the bridge itself (serve, sync) upgrades it
-      assert.equal(versions(), 10);
+      const upgraded = openLedger(path); // the bridge itself (serve, sync) upgrades it
+      // A NOTIFY answered pending before this bridge asked about such things is asked about at once.
+      assert.deepEqual(
+        upgraded.duePendingChecks(10, 1).map((due) => due.row.id),
+        [row.id],
+      );
+      upgraded.close();
+      assert.equal(versions(), 11);
       openLedger(path, { inspectOnly: true }).close();
     } finally {
       cleanup();

@@ -10,6 +10,7 @@ import { migration007 } from './007-rechecked-at.js';
 import { migration008 } from './008-withdrawn-reason.js';
 import { migration009 } from './009-mapping-warnings.js';
 import { migration010 } from './010-state-order-index.js';
+import { migration011 } from './011-pending-checks.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -25,4 +26,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration008,
   migration009,
   migration010,
+  migration011,
 ];

@@ -1,0 +1,146 @@
+// A NOTIFY answered "Requested" is decided by the country configuration later; the worker asks again
+// (the same call, same transactionId) until it learns the decision. Real client, real simulator.
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { DeliverySettings } from '../../src/config/types.js';
+import { createDeliveryWorker, type DeliveryOutcome } from '../../src/delivery/index.js';
+import { PENDING_CHECK_DELAYS_MS } from '../../src/delivery/pending-check.js';
+import { createOpenCrvsClient } from '../../src/opencrvs/client.js';
+import { birthEvent, clientSettings, fastDelivery, type TestBed, testBed } from './delivery-helpers.js';
+
+const MINUTE = 60_000;
+
+describe('delivery: asking again about a NOTIFY left pending', () => {
+  let bed: TestBed;
+  /** How far the worker's clock runs ahead of the ledger's (real) one. */
+  let ahead: number;
+  let outcomes: DeliveryOutcome[];
+  beforeEach(async () => {
+    bed = await testBed();
+    ahead = 0;
+    outcomes = [];
+    await bed.sim.control.configure({ actionConfirmation: 'pending' });
+  });
+  afterEach(async () => {
+    await bed.close();
+  });
+
+  /** Runs `w` until idle; asserts the next check is `delay` after a moment of that run. */
+  const runExpectingNextCheck = async (w: ReturnType<typeof worker>, delay: number | undefined) => {
+    const from = Date.now() + ahead;
+    await w.runUntilIdle({ timeoutMs: 30_000 });
+    const to = Date.now() + ahead;
+    const next = bed.ledger.nextPendingCheckAt();
+    assert.ok(delay !== undefined && next !== undefined, 'a next check is scheduled');
+    assert.ok(next >= from + delay && next <= to + delay, `next check ${next - from} ms on, expected ${delay}`);
+  };
+
+  const worker = (settings: DeliverySettings = fastDelivery) =>
+    createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings,
+      now: () => Date.now() + ahead,
+      onOutcome: (outcome) => outcomes.push(outcome),
+    });
+
+  /** The NOTIFY actions the simulator holds for the row's event. */
+  const notifies = async (eventId: string | null) => {
+    const events = await bed.sim.control.events();
+    const event = events.find((e) => e.id === eventId);
+    assert.ok(event, 'the event is in the simulator');
+    return event.actions.filter((a) => a.type === 'NOTIFY').map((a) => a.status);
+  };
+
+  it('records an acceptance decided later as delivered, with no second notification', async () => {
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    const w = worker();
+    await runExpectingNextCheck(w, PENDING_CHECK_DELAYS_MS[0]);
+    const pending = bed.ledger.get(row.id);
+    assert.equal(pending?.state, 'delivered-pending');
+
+    // Not due yet: nothing is asked, the row stays as it is.
+    await w.runUntilIdle({ timeoutMs: 30_000 });
+    assert.equal(bed.ledger.get(row.id)?.state, 'delivered-pending');
+
+    await bed.sim.control.confirm(pending?.eventId ?? '', 'accept');
+    ahead += 6 * MINUTE;
+    await w.runUntilIdle({ timeoutMs: 30_000 });
+    const delivered = bed.ledger.get(row.id);
+    assert.equal(delivered?.state, 'delivered');
+    assert.equal(delivered?.trackingId, pending?.trackingId);
+    assert.deepEqual(await notifies(delivered?.eventId ?? null), ['Requested', 'Accepted']);
+    const last = bed.ledger.attempts(row.id).at(-1);
+    assert.equal(last?.step, 'pending-check');
+    assert.equal(last?.outcome, 'delivered');
+    assert.equal(bed.ledger.nextPendingCheckAt(), undefined);
+    assert.deepEqual(
+      outcomes.map((o) => [o.type, o.decidedLater ?? false]),
+      [
+        ['pending', false],
+        ['delivered', true],
+      ],
+    );
+  });
+
+  it('asks again on a growing delay while the country configuration has not decided', async () => {
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 2));
+    const w = worker();
+    await runExpectingNextCheck(w, PENDING_CHECK_DELAYS_MS[0]);
+    ahead += 6 * MINUTE;
+    await runExpectingNextCheck(w, PENDING_CHECK_DELAYS_MS[1]);
+    assert.equal(bed.ledger.get(row.id)?.state, 'delivered-pending');
+    // Still one Requested NOTIFY: the question was a replay, answered with the event as it is.
+    assert.deepEqual(await notifies(bed.ledger.get(row.id)?.eventId ?? null), ['Requested']);
+    // No attempt row for a question without an answer.
+    assert.equal(bed.ledger.attempts(row.id).length, 1);
+  });
+
+  it('records a rejection decided later as dead with the reason, replayable', async () => {
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 3));
+    const w = worker();
+    await w.runUntilIdle({ timeoutMs: 30_000 });
+    await bed.sim.control.confirm(bed.ledger.get(row.id)?.eventId ?? '', 'reject');
+    ahead += 6 * MINUTE;
+    await w.runUntilIdle({ timeoutMs: 30_000 });
+    const dead = bed.ledger.get(row.id);
+    assert.equal(dead?.state, 'dead');
+    assert.equal(dead?.lastError?.kind, 'rejected');
+    assert.match(dead?.lastError?.message ?? '', /rejected the NOTIFY action \(after answering it pending\)/);
+    assert.deepEqual(
+      outcomes.map((o) => o.type),
+      ['pending', 'dead'],
+    );
+    assert.deepEqual(bed.ledger.replay([row.id]).requeued, [row.id]);
+  });
+
+  it('asks a single-call delivery again with the same create-and-notify, under the base transactionId', async () => {
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 4));
+    const w = worker({ ...fastDelivery, mode: 'single-call' });
+    await w.runUntilIdle({ timeoutMs: 30_000 });
+    const pending = bed.ledger.get(row.id);
+    assert.equal(pending?.state, 'delivered-pending');
+    // Asked while undecided: a NOTIFY under the notify transactionId would be a second notification.
+    ahead += 6 * MINUTE;
+    await w.runUntilIdle({ timeoutMs: 30_000 });
+    assert.deepEqual(await notifies(pending?.eventId ?? null), ['Requested']);
+    await bed.sim.control.confirm(pending?.eventId ?? '', 'accept');
+    ahead += 16 * MINUTE;
+    await w.runUntilIdle({ timeoutMs: 30_000 });
+    assert.equal(bed.ledger.get(row.id)?.state, 'delivered');
+    assert.deepEqual(await notifies(pending?.eventId ?? null), ['Requested', 'Accepted']);
+    assert.equal((await bed.sim.control.events()).length, 1);
+  });
+
+  it('keeps asking later when OpenCRVS cannot be reached, and keeps the payload meanwhile', async () => {
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 5));
+    await worker().runUntilIdle({ timeoutMs: 30_000 });
+    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 503 } });
+    ahead += 6 * MINUTE;
+    await runExpectingNextCheck(worker(), PENDING_CHECK_DELAYS_MS[1]);
+    assert.equal(bed.ledger.get(row.id)?.state, 'delivered-pending');
+    // The payload is the question: a purge after its retention leaves it while a decision is awaited.
+    assert.equal(bed.ledger.purgePayloads(Date.now() + 1000 * 3_600_000), 0);
+    assert.ok(bed.ledger.get(row.id)?.payload);
+  });
+});
