@@ -121,6 +121,12 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
       deps.emit({ type: 'retry', row: current, latencyMs, error, delayMs });
       break;
     case 'dead':
+      if (current.state !== 'dead') {
+        // Refused for the copy it sent while a newer version replaced it: the ledger queued that one (outbox.ts).
+        logger.warn({ ...fields, message: error?.message }, 'refused; a newer version of the record is sent next');
+        deps.emit({ type: 'retry', row: current, latencyMs, error, delayMs: 0 });
+        break;
+      }
       logger.error({ ...fields, reason, message: error?.message }, 'delivery failed permanently; row is dead');
       deps.emit({ type: 'dead', row: current, latencyMs, error, reason: reason ?? 'permanent error' });
       break;

@@ -22,12 +22,25 @@ export const IN_DOUBT_ATTEMPT_SQL = `step IN (${DECLARATION_STEPS.map((s) => `'$
     AND COALESCE(error_status, 0) NOT IN (${NEVER_PROCESSED_STATUSES.join(', ')})))`;
 
 /**
- * One row's earlier attempts since it was last queued: is any of them in doubt? (`?` = the row id.)
- * A requeue (a replay, a corrected dead row) starts a new notify transactionId, which nothing has been
- * sent under yet: attempts before it say nothing about it.
+ * A 400 to a resent declaration ends the doubt about the copy it resent. OpenCRVS validates the body,
+ * the declaration and the location before it looks for an action with the transactionId (the check
+ * order of docs/opencrvs-api.md), so the copy that is refused now was refused then, and never stored.
+ */
+export function disprovesDoubt(step: string, error: { status?: number }): boolean {
+  return (step === 'notify' || step === 'createAndNotify') && error.status === 400;
+}
+const DISPROVING_ATTEMPT_SQL = `b.step IN ('notify', 'createAndNotify') AND b.error_status = 400`;
+
+/**
+ * One row's earlier attempts since it was last queued: is any of them in doubt, and not disproved by a
+ * later one (disprovesDoubt)? (`?` = the row id.) A requeue (a replay, a corrected dead row) starts a
+ * new notify transactionId, which nothing has been sent under yet: attempts before it say nothing about it.
  */
 export const ROW_IN_DOUBT_SQL = `SELECT 1 FROM ledger_attempts a JOIN ledger_rows r ON r.id = a.row_id
-  WHERE a.row_id = ? AND a.started_at >= r.queued_at AND ${IN_DOUBT_ATTEMPT_SQL} LIMIT 1`;
+  WHERE a.row_id = ? AND a.started_at >= r.queued_at AND ${IN_DOUBT_ATTEMPT_SQL}
+    AND NOT EXISTS (SELECT 1 FROM ledger_attempts b WHERE b.row_id = a.row_id AND b.id > a.id
+      AND ${DISPROVING_ATTEMPT_SQL})
+  LIMIT 1`;
 
 /** The same for the attempt being settled (a failed one: an answered one is no doubt). */
 export function failedAttemptInDoubt(step: string, error: { classification: string; status?: number }): boolean {

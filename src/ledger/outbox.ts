@@ -2,7 +2,7 @@
 // that ends an attempt checks `locked_by`, so a worker whose lock was reset as stale (and whose row
 // another worker may now hold) cannot overwrite the newer attempt.
 import { type Db, relaxed } from './db.js';
-import { failedAttemptInDoubt, ROW_IN_DOUBT_SQL } from './in-doubt.js';
+import { disprovesDoubt, failedAttemptInDoubt, ROW_IN_DOUBT_SQL } from './in-doubt.js';
 import { errorColumns, LEDGER_ROW_COLUMNS, ledgerRowFromValues, type SqlLedgerRow } from './rows.js';
 import type { LedgerError, LedgerRow, SettleInput } from './types.js';
 
@@ -226,16 +226,21 @@ export function createOutbox(db: Db): Outbox {
       });
     } else {
       error = settlement.error;
-      // In doubt by this attempt, or by an earlier one whose NOTIFY this attempt was resending.
-      if (replaced && !counted && (failedAttemptInDoubt(input.step, error) || earlierInDoubt.get(row.id))) {
-        keepClaimedInDoubt.run({ id: row.id, payload: JSON.stringify(input.claimedPayload), now });
-      }
+      // In doubt by this attempt, or by an earlier one whose NOTIFY this attempt was resending; unless
+      // this attempt's answer shows the copy was never stored.
+      const disproved = disprovesDoubt(input.step, error);
+      const keep =
+        replaced && !counted && !disproved && (failedAttemptInDoubt(input.step, error) || earlierInDoubt.get(row.id));
+      if (keep) keepClaimedInDoubt.run({ id: row.id, payload: JSON.stringify(input.claimedPayload), now });
+      // Refused for the copy it sent while a newer version, never tried, replaced it: that one goes next.
+      const tryNewer = settlement.outcome === 'dead' && replaced && !keep && disproved;
       const err = errorColumns(error);
       const held = settlement.outcome === 'held';
-      nextRunAt = settlement.outcome === 'retry' ? settlement.nextRunAt : held ? row.next_run_at : null;
+      nextRunAt =
+        settlement.outcome === 'retry' ? settlement.nextRunAt : held ? row.next_run_at : tryNewer ? now : null;
       settled = failed.get({
         id: row.id,
-        state: settlement.outcome === 'dead' ? 'dead' : held && row.attempts <= 1 ? 'pending' : 'failed',
+        state: settlement.outcome === 'dead' && !tryNewer ? 'dead' : held && row.attempts <= 1 ? 'pending' : 'failed',
         nextRunAt: nextRunAt ?? row.next_run_at,
         uncount: held ? 1 : 0,
         errClassification: err.classification,

@@ -76,8 +76,12 @@ export class FakeOpenCrvs implements OpenCrvsApi {
   /** Operations whose next scripted failure comes after the change is stored (the answer is lost). */
   readonly commitThenFail = new Set<string>();
 
+  /** Runs as a NOTIFY arrives, before its answer: a source writing meanwhile. */
+  onNotify?: () => void;
+
   async notify(input: NotifyInput): Promise<NotifyResult> {
     this.calls.push({ op: 'notify', transactionId: input.transactionId });
+    this.onNotify?.();
     const lost = this.commitThenFail.has('notify');
     if (!lost) this.check('notify');
     const event = [...this.events.values()].find((e) => e.id === input.eventId);

@@ -7,7 +7,7 @@ import type { DeliverySettings } from '../../src/config/types.js';
 import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker } from '../../src/delivery/index.js';
 import type { Ledger } from '../../src/ledger/index.js';
 import { FakeOpenCrvs, TEST_DELIVERY_SETTINGS as settings } from './delivery-fake-api.js';
-import { eventInput, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
+import { eventInput, payload, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
 
 describe('delivery worker', () => {
   let clock: TestClock;
@@ -163,6 +163,27 @@ describe('delivery worker', () => {
       message: '[{"message":"Invalid input","id":"child.name"}]',
     });
     assert.equal(outcomes[0]?.type, 'dead');
+  });
+
+  it('a 400 for a copy a newer version replaced meanwhile sends that version next, not a dead letter', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    api.fail('notify', { classification: 'permanent', kind: 'bad-request', status: 400, message: 'Invalid input' });
+    api.onNotify = () => {
+      api.onNotify = undefined;
+      ledger.recordEvent(eventInput('1', payload('Corrected'), '2'));
+    };
+    const w = worker();
+    await w.processNext();
+    assert.equal(ledger.get(row.id)?.state, 'failed');
+    assert.deepEqual(
+      outcomes.map((o) => o.type),
+      ['retry'],
+    );
+    await w.processNext();
+    const delivered = ledger.get(row.id);
+    assert.equal(delivered?.state, 'delivered');
+    assert.deepEqual(delivered?.payload?.declaration['child.name'], payload('Corrected').declaration['child.name']);
+    assert.equal(delivered?.updatesAfterNotification, 0);
   });
 
   it('backs off with the policy delays, honours Retry-After, then dead-letters after maxAttempts', async () => {
