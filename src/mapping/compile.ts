@@ -82,6 +82,8 @@ export interface CompiledMapping {
   context: CompiledContextItem[];
   /** `withEvidence` rules are checked only once evidence holds (see evaluateMapping). */
   unless: Array<{ reason: string; expr: CompiledExpr; withEvidence: boolean }>;
+  /** Records that look like this event but whose data cannot show it: kept as invalid with the reason. */
+  invalid: Array<{ reason: string; expr: CompiledExpr }>;
   when: Array<{ evidence: string; expr: CompiledExpr; source?: CompiledExpr }>;
   fields: CompiledField[];
   routing: CompiledRouting;
@@ -240,11 +242,15 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     return parts;
   }
 
-  const trigger = doc.trigger as { unless?: Obj[]; when: Obj[] };
+  const trigger = doc.trigger as { unless?: Obj[]; invalid?: Obj[]; when: Obj[] };
   const unless = (trigger.unless ?? []).map((u, i) => ({
     reason: String(u.reason),
     expr: expr(String(u.if), ['trigger', 'unless', i, 'if']),
     withEvidence: u.withEvidence === true,
+  }));
+  const invalid = (trigger.invalid ?? []).map((u, i) => ({
+    reason: String(u.reason),
+    expr: expr(String(u.if), ['trigger', 'invalid', i, 'if']),
   }));
   const when = trigger.when.map((w, i) => ({
     evidence: String(w.evidence),
@@ -423,6 +429,7 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     validateDeclaration: declarationValidator(profile),
     context,
     unless,
+    invalid,
     when,
     fields,
     routing,

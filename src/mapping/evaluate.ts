@@ -1,6 +1,6 @@
-// The evaluate step on an assembled context: trigger (exclusions first, then evidence), fields, routing,
-// then the declaration is validated against the form profile. Synchronous and allocation-light: it is
-// what the mapping benchmark measures.
+// The evaluate step on an assembled context: trigger (exclusions, records that cannot be mapped, then
+// evidence), fields, routing, then the declaration is validated against the form profile. Synchronous and
+// allocation-light: it is what the mapping benchmark measures.
 import { createHash } from 'node:crypto';
 import type { RoutingSettings } from '../config/types.js';
 import type { CompiledField, CompiledMapping } from './compile.js';
@@ -83,6 +83,12 @@ function exclusionRule(mapping: CompiledMapping, ctx: MappingContext, withEviden
   return undefined;
 }
 
+/** The first `invalid` rule that holds. */
+function invalidRule(mapping: CompiledMapping, ctx: MappingContext) {
+  for (const rule of mapping.invalid) if (truthy(rule.expr.evaluate(ctx.subject, ctx.vars))) return rule;
+  return undefined;
+}
+
 export function evaluateMapping(
   mapping: CompiledMapping,
   ctx: MappingContext,
@@ -93,6 +99,18 @@ export function evaluateMapping(
   const base = { mappingId: mapping.id, eventType: mapping.eventType, subjectRef };
   const before = exclusionRule(mapping, ctx, false);
   if (before) return { result: { status: 'skipped', ...base, reason: before.reason }, excluded: true };
+  // A record that looks like this event but whose data cannot show it (a birth date without its day, which
+  // no evidence rule can compare) is kept as invalid with the reason, not dropped as "no evidence": an
+  // engineer asking whether it arrived finds it, and a corrected version requeues the row.
+  const unmappable = invalidRule(mapping, ctx);
+  if (unmappable) {
+    // The rules for records that would otherwise be notified apply to these too: a merged duplicate is
+    // skipped as merged, not kept for a correction no one will make on it.
+    const excluded = exclusionRule(mapping, ctx, true);
+    if (excluded) return { result: { status: 'skipped', ...base, reason: excluded.reason }, excluded: true };
+    const errors = [{ field: 'trigger', message: unmappable.reason }];
+    return { result: { status: 'invalid', ...base, sourceRef: subjectRef, errors } };
+  }
   const evidence = mapping.when.find((w) => truthy(w.expr.evaluate(subject, vars)));
   if (!evidence) {
     const checked = mapping.when.map((w) => w.evidence).join('; ');
