@@ -6,7 +6,7 @@ const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /**
  * The process logger for long-running commands; the level comes from the config (LOG_LEVEL overrides).
- * `toStderr`: for commands whose standard output is data (`sync --json`).
+ * `toStderr`: for commands whose standard output is their answer (`sync`, `replay`).
  */
 export function processLogger(config?: BridgeConfig, options: { toStderr?: boolean } = {}): Logger {
   const fromEnv = process.env.LOG_LEVEL;

@@ -47,7 +47,7 @@ export function registerSync(program: Command): void {
     .requiredOption('--once', 'run one pass and exit (the only mode; `serve` runs continuously)')
     .option('--source <id>', 'only this source (repeatable)', (value: string, all: string[] = []) => [...all, value])
     .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
-    .option('--json', 'print the summary as JSON')
+    .option('--json', 'print the summary as JSON (logs go to standard error either way)')
     .option('--timeout <seconds>', 'how long the pass (polling and delivery) may take before it gives up', '120')
     .action(async (options: { source?: string[]; config?: string; json?: boolean; timeout: string }) => {
       const config = loadConfigOrReport(options.config);
@@ -67,8 +67,9 @@ export function registerSync(program: Command): void {
         process.exitCode = 2;
         return;
       }
-      // With --json, standard output is the summary alone: logs go to standard error.
-      const logger = processLogger(config, { toStderr: options.json === true });
+      // Standard output is the summary alone, for a person or for --json: logs go to standard error (a
+      // cron mail or a CronJob's log still holds both).
+      const logger = processLogger(config, { toStderr: true });
       // A scheduler stops a pass with SIGTERM (a CronJob's deadline, a node drain): rows in flight are
       // handed back rather than left 'delivering' until their lock times out. As PID 1 a signal with no
       // handler would be ignored.

@@ -40,9 +40,12 @@ describe('opencrvs-bridge sync --once', () => {
     );
     assert.equal((await s.sim.control.events()).length, 2);
 
-    const second = await runCli(['sync', '--once', '--config', config]);
+    // Without --json too: the summary on stdout, the log lines on stderr.
+    const second = await runCli(['sync', '--once', '--config', config], { LOG_LEVEL: 'info' });
     assert.equal(second.code, 0, second.stderr || second.stdout);
     assert.match(second.stdout, /result: everything found was delivered/);
+    assert.doesNotMatch(second.stdout, /"level":/);
+    assert.match(second.stderr, /"level":"info"/);
     assert.equal((await s.sim.control.events()).length, 2, 'nothing sent twice');
   });
 
