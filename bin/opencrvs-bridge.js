@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Entry point of the `opencrvs-bridge` command: runs the compiled CLI (built by `npm ci` / `npm run build`).
-import { main } from '../dist/cli.js';
+import { errorLine, main } from '../dist/cli.js';
 
 // `opencrvs-bridge ledger | head` closes the pipe early: that ends the output, it is no crash.
 process.stdout.on('error', (err) => {
@@ -13,7 +13,7 @@ main(process.argv).then(
     if (typeof code === 'number') process.exitCode = code;
   },
   (err) => {
-    console.error(err instanceof Error ? err.message : String(err));
+    console.error(errorLine(err));
     process.exitCode = 1;
   },
 );

@@ -11,6 +11,9 @@ import { registerServe } from './commands/serve.js';
 import { registerSubscriptions } from './commands/subscriptions.js';
 import { registerSync } from './commands/sync.js';
 import { registerValidate } from './commands/validate.js';
+import { installCrashHandlers } from './observability/crash.js';
+
+export { errorLine } from './observability/crash.js';
 
 /** Builds the command line. Each command lives in src/commands/<name>.ts and sets `process.exitCode`. */
 export function buildProgram(): Command {
@@ -40,6 +43,7 @@ export function buildProgram(): Command {
 
 /** Runs the CLI; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  installCrashHandlers();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
