@@ -71,7 +71,7 @@ export function createOutbox(db: Db): Outbox {
   const delivered = db
     .prepare<Record<string, unknown>, unknown[]>(`
     UPDATE ledger_rows SET state = @state, event_id = @eventId, tracking_id = @trackingId, delivered_at = @now,
-      locked_by = NULL, locked_at = NULL, last_error_classification = NULL, last_error_kind = NULL,
+      locked_by = NULL, locked_at = NULL, in_flight_payload = NULL, last_error_classification = NULL, last_error_kind = NULL,
       last_error_status = NULL, last_error_message = NULL, updated_at = @now,
       updated_after_notification_at = CASE WHEN @newer THEN @now ELSE updated_after_notification_at END,
       updates_after_notification = updates_after_notification + @newer,
@@ -82,6 +82,7 @@ export function createOutbox(db: Db): Outbox {
   const failed = db
     .prepare<Record<string, unknown>, unknown[]>(`
     UPDATE ledger_rows SET state = @state, next_run_at = @nextRunAt, locked_by = NULL, locked_at = NULL,
+      in_flight_payload = NULL,
       attempts = attempts - @uncount, last_error_classification = @errClassification, last_error_kind = @errKind,
       last_error_status = @errStatus, last_error_message = @errMessage, updated_at = @now
     WHERE id = @id
@@ -108,7 +109,7 @@ export function createOutbox(db: Db): Outbox {
   // A plain hand-back passes no `until`: the row keeps its place in line.
   const unclaim = db.prepare(`
     UPDATE ledger_rows SET state = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,
-      attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_at = NULL,
+      attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_at = NULL, in_flight_payload = NULL,
       next_run_at = COALESCE(@until, next_run_at), updated_at = @now
     WHERE id = @id AND locked_by = @workerId AND state = 'delivering'`);
   const withdrawnReasonOf = db
@@ -118,7 +119,8 @@ export function createOutbox(db: Db): Outbox {
   const withdrawClaimed = db
     .prepare<{ id: number; workerId: string; reason: string; now: number }, unknown[]>(`
       UPDATE ledger_rows SET state = 'skipped', skip_reason = @reason, withdrawn_reason = NULL, payload = NULL,
-        payload_hash = NULL, attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_at = NULL, updated_at = @now
+        payload_hash = NULL, attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_at = NULL,
+        in_flight_payload = NULL, updated_at = @now
       WHERE id = @id AND locked_by = @workerId AND state = 'delivering'
       RETURNING ${LEDGER_ROW_COLUMNS}`)
     .raw();
@@ -149,17 +151,32 @@ export function createOutbox(db: Db): Outbox {
     `SELECT id, locked_by FROM ledger_rows
        WHERE state = 'delivering' AND substr(locked_by, 1, length(@prefix)) = @prefix`,
   );
+  // The attempt's NOTIFY may have gone out: two-step stores the event id before it, a single call may
+  // have run without one (a requeued row takes the two-step path, send.ts).
+  const mayBeStoredSql = 'event_id IS NOT NULL OR (@singleCall AND requeues = 0)';
+  const mayBeStored = db
+    .prepare<{ id: number; singleCall: number }, number>(`SELECT ${mayBeStoredSql} FROM ledger_rows WHERE id = @id`)
+    .pluck();
   const interrupted = db.prepare(`
     INSERT INTO ledger_attempts (row_id, attempt, worker_id, step, outcome, started_at, finished_at,
       error_classification, error_kind, error_status, error_message, next_run_at)
     SELECT id, attempts, locked_by,
-      CASE WHEN event_id IS NOT NULL OR (@singleCall AND requeues = 0) THEN 'interrupted' ELSE 'create' END,
+      CASE WHEN ${mayBeStoredSql} THEN 'interrupted' ELSE 'create' END,
       'retry', locked_at, @now, 'retryable', 'stale-lock', NULL, @message, @now
     FROM ledger_rows WHERE id = @id AND state = 'delivering' AND locked_by = @lockedBy`);
+  // An interrupted attempt (its NOTIFY may be in OpenCRVS) during which a newer version replaced the payload:
+  // the row goes back to the copy that was in flight, and the newer version is an update after
+  // notification, as when an answer was lost (in-doubt.ts). Its hash stays: seen again, no second update.
   const unlockTakenBack = db.prepare(`
     UPDATE ledger_rows SET state = 'failed', locked_by = NULL, locked_at = NULL, next_run_at = @now,
       last_error_classification = 'retryable', last_error_kind = 'stale-lock', last_error_status = NULL,
-      last_error_message = @message, updated_at = @now
+      last_error_message = @message, updated_at = @now,
+      payload = CASE WHEN @restore AND in_flight_payload IS NOT NULL THEN in_flight_payload ELSE payload END,
+      updated_after_notification_at = CASE WHEN @restore AND in_flight_payload IS NOT NULL THEN @now
+        ELSE updated_after_notification_at END,
+      updates_after_notification = updates_after_notification
+        + (CASE WHEN @restore AND in_flight_payload IS NOT NULL THEN 1 ELSE 0 END),
+      in_flight_payload = NULL
     WHERE id = @id AND state = 'delivering' AND locked_by = @lockedBy`);
   const takeBack = (
     row: { id: number; locked_by: string },
@@ -168,8 +185,10 @@ export function createOutbox(db: Db): Outbox {
     singleCall: boolean,
   ): number => {
     const params = { id: row.id, lockedBy: row.locked_by, message, now };
-    interrupted.run({ ...params, singleCall: singleCall ? 1 : 0 });
-    return unlockTakenBack.run(params).changes;
+    const flag = singleCall ? 1 : 0;
+    interrupted.run({ ...params, singleCall: flag });
+    const restore = mayBeStored.get({ id: row.id, singleCall: flag }) ? 1 : 0;
+    return unlockTakenBack.run({ ...params, restore }).changes;
   };
   const resetStaleAll = db.transaction((cutoff: number, now: number, singleCall: boolean): number => {
     let n = 0;

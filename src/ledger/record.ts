@@ -58,6 +58,13 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId, withdrawn_reason = NULL,
       updated_at = @now
     WHERE id = @id`);
+  // In flight: the copy being sent is set aside first (once), for a lock taken back after its NOTIFY may
+  // have gone out (outbox.ts). Settling the attempt drops it.
+  const replaceInFlight = db.prepare(`
+    UPDATE ledger_rows SET in_flight_payload = COALESCE(in_flight_payload, payload), payload = @payload,
+      payload_hash = @payloadHash, office = @office, facility = @facility, source_ref = @sourceRef,
+      source_version = @sourceVersion, mapping_id = @mappingId, withdrawn_reason = NULL, updated_at = @now
+    WHERE id = @id`);
   // A NOTIFY of this row may already be in OpenCRVS (its answer was lost): the retry must replay exactly
   // what was sent, so a newer version is recorded as an update after notification, not sent.
   // The hash becomes the newer version's (as for a delivered row): seen again, it is no second update.
@@ -195,7 +202,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         // sending the copy it claimed; `settle` compares hashes and, if that copy was delivered, records
         // this version as an update after notification (it was never sent) instead of losing it.
         if (!same) {
-          replacePayload.run(params);
+          (existing.state === 'delivering' ? replaceInFlight : replacePayload).run(params);
           change = 'replaced';
         } else if (existing.withdrawn_reason !== null) {
           // Withdrawn, then back as it was (a merge undone): deliver it after all.

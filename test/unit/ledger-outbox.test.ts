@@ -262,6 +262,59 @@ describe('ledger: outbox', () => {
     assert.deepEqual(ledger.get(row.id)?.payload?.declaration['child.name'], row.payload?.declaration['child.name']);
   });
 
+  it('a worker dying after its NOTIFY, while a newer version arrived in that flight: the row goes back to the copy sent', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    ledger.claimDue('dead-worker', 1);
+    ledger.recordCreated(row.id, 'event-1', 'TRK001');
+    // The NOTIFY is on its way when the correction comes: replaced, as for any row not yet delivered.
+    assert.equal(ledger.recordEvent(eventInput('1', payload('Newer'), '2')).change, 'replaced');
+    clock.advance(300_000);
+    assert.equal(ledger.resetStaleLocks(300_000), 1);
+    const back = ledger.get(row.id);
+    // OpenCRVS may hold the first copy under this notify transactionId and answers every resend with it.
+    assert.deepEqual(back?.payload?.declaration['child.name'], row.payload?.declaration['child.name']);
+    assert.equal(back?.updatesAfterNotification, 1);
+    assert.equal(ledger.recordEvent(eventInput('1', payload('Newer'), '2')).change, 'unchanged', 'counted once');
+    const db = new Database(path, { readonly: true });
+    assert.equal(db.prepare('SELECT in_flight_payload FROM ledger_rows WHERE id = ?').pluck().get(row.id), null);
+    db.close();
+
+    // Before any NOTIFY could go out (two-step, no event id yet) the newer version is simply the one to send.
+    const { row: early } = ledger.recordEvent(eventInput('2'));
+    ledger.claimRow(early.id, 'dead-worker');
+    ledger.recordEvent(eventInput('2', payload('Newer'), '2'));
+    clock.advance(300_000);
+    assert.equal(ledger.resetStaleLocks(300_000), 1);
+    assert.deepEqual(
+      ledger.get(early.id)?.payload?.declaration['child.name'],
+      payload('Newer').declaration['child.name'],
+    );
+    assert.equal(ledger.get(early.id)?.updatesAfterNotification, 0);
+  });
+
+  it('an attempt that ends normally forgets the copy it had in flight', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const [claimed] = ledger.claimDue('w1', 1);
+    assert.ok(claimed?.payload);
+    ledger.recordEvent(eventInput('1', payload('Newer'), '2'));
+    ledger.settle({
+      id: row.id,
+      workerId: 'w1',
+      step: 'create',
+      startedAt: clock.now(),
+      claimedPayloadHash: claimed.payloadHash,
+      claimedPayload: claimed.payload,
+      settlement: { outcome: 'retry', error: retryErr, nextRunAt: clock.now() },
+    });
+    const db = new Database(path, { readonly: true });
+    assert.equal(db.prepare('SELECT in_flight_payload FROM ledger_rows WHERE id = ?').pluck().get(row.id), null);
+    db.close();
+    assert.deepEqual(
+      ledger.get(row.id)?.payload?.declaration['child.name'],
+      payload('Newer').declaration['child.name'],
+    );
+  });
+
   it('a version arriving while an earlier in-doubt NOTIFY is resent stays out of it, whatever this attempt gives', () => {
     // startedAt: when the attempt began (its claim), as the worker passes it.
     const settle = (
@@ -492,7 +545,8 @@ describe('ledger: outbox', () => {
     db.close();
     // mapping_warnings is read on its own (Ledger.mappingWarnings), the pending-check schedule by the
     // pending checks alone (pending-checks.ts): the worker's claims and settles never need them.
-    const apart = ['mapping_warnings', 'pending_check_at', 'pending_checks'];
+    // in_flight_payload is read only when a lock is taken back (SQL alone).
+    const apart = ['mapping_warnings', 'pending_check_at', 'pending_checks', 'in_flight_payload'];
     assert.deepEqual(
       LEDGER_ROW_COLUMNS.split(',')
         .map((c) => c.trim())

@@ -577,6 +577,7 @@ describe('ledger: schema', () => {
       { version: 9, name: 'mapping-warnings' },
       { version: 10, name: 'state-order-index' },
       { version: 11, name: 'pending-checks' },
+      { version: 12, name: 'in-flight-copy' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -615,11 +616,12 @@ describe('ledger: schema', () => {
       db.exec(`DELETE FROM schema_migrations WHERE version >= 10;
         DROP INDEX ledger_rows_state_id; DROP INDEX ledger_rows_pending_check;
         ALTER TABLE ledger_rows DROP COLUMN pending_check_at; ALTER TABLE ledger_rows DROP COLUMN pending_checks;
+        ALTER TABLE ledger_rows DROP COLUMN in_flight_payload;
         UPDATE ledger_rows SET state = 'delivered-pending', event_id = 'e1', tracking_id = 'T1';`);
       db.close();
       assert.throws(
         () => openLedger(path, { inspectOnly: true }),
-        /the ledger .* was written by an older bridge \(schema 9, this one reads 11\): this command only reads it/,
+        /the ledger .* was written by an older bridge \(schema 9, this one reads 12\): this command only reads it/,
       );
       const versions = () => {
         const check = new Database(path, { readonly: true });
@@ -635,7 +637,7 @@ describe('ledger: schema', () => {
         [row.id],
       );
       upgraded.close();
-      assert.equal(versions(), 11);
+      assert.equal(versions(), 12);
       openLedger(path, { inspectOnly: true }).close();
     } finally {
       cleanup();

@@ -11,6 +11,7 @@ import { migration008 } from './008-withdrawn-reason.js';
 import { migration009 } from './009-mapping-warnings.js';
 import { migration010 } from './010-state-order-index.js';
 import { migration011 } from './011-pending-checks.js';
+import { migration012 } from './012-in-flight-copy.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -27,4 +28,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration009,
   migration010,
   migration011,
+  migration012,
 ];
