@@ -109,6 +109,15 @@ function runLedger(options: LedgerOptions): void {
     console.log(totals.size ? [...totals].map(([state, n]) => `${state}: ${n}`).join('  ') : 'The ledger is empty.');
     if (rows.length) console.log(`\n${table(rows)}`);
     else if (options.find) console.log(`\nNo event matches ${options.find.trim()}.`);
+    // One event looked up: its whole error, which the table cuts to a column.
+    const [only] = rows;
+    if (
+      options.find &&
+      rows.length === 1 &&
+      only?.lastError &&
+      errorText(only.lastError, Infinity).length > MESSAGE_WIDTH
+    )
+      console.log(`\nLast error in full:\n  ${errorText(only.lastError, Infinity)}`);
     if (warnings.length) console.log(`\nMapping warnings:\n${warnings.map((w) => `  ${w}`).join('\n')}`);
     if (history) console.log(`\n${attemptsTable(history)}`);
   } finally {
@@ -151,10 +160,10 @@ function lastErrorText(row: LedgerRow): string {
   return row.updatesAfterNotification ? `updated ×${row.updatesAfterNotification} after notification` : '';
 }
 
-function errorText(error: LedgerError): string {
+function errorText(error: LedgerError, width = MESSAGE_WIDTH): string {
   const status = error.status ? ` ${error.status}` : '';
   const text = `${error.classification}/${error.kind}${status}: ${error.message.replace(/\s+/g, ' ')}`;
-  return text.length > MESSAGE_WIDTH ? `${text.slice(0, MESSAGE_WIDTH - 1)}…` : text;
+  return text.length > width ? `${text.slice(0, width - 1)}…` : text;
 }
 
 const isoSeconds = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');

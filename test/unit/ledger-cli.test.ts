@@ -106,6 +106,23 @@ describe('ledger and replay commands', () => {
       ['dead'],
     );
 
+    // A long error is cut in the table; looking up that one event shows it whole.
+    const ledger = openLedger(db);
+    const long = `Unexpected field ${'x.'.repeat(40)}end-of-message`;
+    const { row } = ledger.recordEvent(eventInput('3'));
+    settleRow(ledger, row.id, {
+      outcome: 'dead',
+      error: { classification: 'permanent', kind: 'bad-request', status: 400, message: long },
+    });
+    ledger.close();
+    const cut = await run(['ledger', '--config', config, '--status', 'dead']);
+    assert.doesNotMatch(cut.out, /end-of-message/);
+    const whole = await run(['ledger', '--config', config, '--find', 'Patient/3']);
+    assert.match(
+      whole.out,
+      /Last error in full:\n {2}permanent\/bad-request 400: Unexpected field (x\.)+end-of-message/,
+    );
+
     const none = await run(['ledger', '--config', config, '--find', 'Patient/9']);
     assert.equal(none.code, 0);
     assert.match(none.out, /No event matches Patient\/9\./);
