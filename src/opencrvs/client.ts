@@ -3,6 +3,7 @@
 // failure turned into one classified OpenCrvsError.
 import type { OpenCrvsSettings } from '../config/types.js';
 import { type Logger, silentLogger } from '../observability/logger.js';
+import { SecretScrubber } from '../observability/secret-scrubber.js';
 import { classifyHttpFailure } from './classify.js';
 import { OpenCrvsError } from './errors.js';
 import {
@@ -16,7 +17,7 @@ import {
 import { externalIdMatches, fhirLocationsUrl, locationsFromFhirBundle } from './locations-v1.js';
 import { readNotifyOutcome } from './outcome.js';
 import { schemaProblem, validateEventDocument, validateFhirLocationBundle, validateLocations } from './schemas.js';
-import { SecretScrubber, sentValues, withoutSentValues } from './scrub.js';
+import { sentValues, withoutSentValues } from './scrub.js';
 import { clientCredentialsTokenSource, staticTokenSource, type TokenSource } from './token.js';
 import type { EventDocument, Location, LocationQuery, NotifyResult, OpenCrvsApi } from './types.js';
 

@@ -7,9 +7,10 @@
 // with OpenCRVS or OpenCRVS waiting for the bridge.
 import { EventEmitter } from 'node:events';
 import { Agent, request } from 'undici';
+import type { SecretScrubber } from '../observability/secret-scrubber.js';
 import { describeTransportFailure } from './classify.js';
 import { OpenCrvsError } from './errors.js';
-import { type SecretScrubber, withoutValues } from './scrub.js';
+import { withoutValues } from './scrub.js';
 
 export interface HttpRequest {
   method: 'GET' | 'POST';

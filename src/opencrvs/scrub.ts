@@ -1,60 +1,7 @@
-// The client secret travels in the token URL's query string and the access token in every request
-// header. Neither may reach a log line or an error (message, body, cause, stack), so everything that
-// leaves the client passes through here: known secret values are replaced wherever they appear, and
-// the logger's generic scrubber removes query credentials, bearer tokens and JWT-looking text.
-import { scrubString } from '../observability/redact.js';
-
+// What an OpenCRVS answer echoes of what the bridge sent (names, dates, field values) is taken out
+// before the answer is logged or stored. Secrets are the SecretScrubber's (observability/secret-scrubber.ts).
 const REDACTED = '[redacted]';
-const MAX_TEXT = 2000;
 const MAX_DEPTH = 8;
-
-/** Tokens remembered: the current one and a few before it (an answer to an older call may quote one). */
-const RECENT_TOKENS = 8;
-
-export class SecretScrubber {
-  private readonly secrets = new Set<string>();
-  /** Renewed values, oldest first, bounded: every renewal added one for good (110k a year, a soak found). */
-  private readonly tokens: string[] = [];
-
-  /**
-   * Remembers a value that must never appear in output (ignored when too short to be a secret). A
-   * `renewed` one (an access token) is kept among the last few only; older ones are expired, and the
-   * generic scrubber still removes anything shaped like a JWT or a bearer token.
-   */
-  add(secret: string | undefined, options: { renewed?: boolean } = {}): void {
-    if (!secret || secret.length < 4) return;
-    if (!options.renewed) {
-      this.secrets.add(secret);
-      return;
-    }
-    if (this.tokens.includes(secret)) return;
-    this.tokens.push(secret);
-    if (this.tokens.length > RECENT_TOKENS) this.tokens.shift();
-  }
-
-  /** How many values are remembered (for tests). */
-  get size(): number {
-    return this.secrets.size + this.tokens.length;
-  }
-
-  text(value: string): string {
-    let out = value;
-    for (const secret of this.secrets) out = out.split(secret).join(REDACTED);
-    for (const token of this.tokens) out = out.split(token).join(REDACTED);
-    return scrubString(out);
-  }
-
-  /** A deep copy with every string scrubbed; long strings are truncated (error bodies can be HTML pages). */
-  value(value: unknown, depth = 0): unknown {
-    if (typeof value === 'string') return truncate(this.text(value));
-    if (value === null || typeof value !== 'object') return value;
-    if (depth >= MAX_DEPTH) return '[depth limit]';
-    if (Array.isArray(value)) return value.map((item) => this.value(item, depth + 1));
-    const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) out[this.text(key)] = this.value(item, depth + 1);
-    return out;
-  }
-}
 
 /** Strings too short, or too generic, to be personal data worth hiding (option values such as 'male'). */
 const MIN_SENT_VALUE = 3;
@@ -97,10 +44,6 @@ export function withoutSentValues(value: unknown, sent: readonly string[], depth
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) out[key] = withoutSentValues(item, sent, depth + 1);
   return out;
-}
-
-function truncate(text: string): string {
-  return text.length > MAX_TEXT ? `${text.slice(0, MAX_TEXT)}…` : text;
 }
 
 /**

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import type { DestinationStream } from 'pino';
 import { createLogger } from '../../src/observability/logger.js';
 import { redactDeep, scrubString } from '../../src/observability/redact.js';
-import { SecretScrubber } from '../../src/opencrvs/scrub.js';
+import { SecretScrubber } from '../../src/observability/secret-scrubber.js';
 
 const JWT =
   'eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzY29wZSI6WyJ0eXBlPXJlY29yZC5jcmVhdGUiXSwiZXhwIjoxNzAwMDAwMDAwfQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ';

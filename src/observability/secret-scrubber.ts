@@ -1,0 +1,63 @@
+// Secret values a client knows (a configured client secret, password or token, and the tokens it obtains
+// at run time) may not reach a log line or an error (message, body, cause, stack): OpenCRVS's token URL
+// carries the client secret, every request carries a token. Everything that leaves such a client passes
+// through here: known secret values are replaced wherever they appear, and the logger's generic scrubber
+// removes query credentials, bearer tokens and JWT-looking text. Here, not in opencrvs/ or sources/,
+// because both keep one (and neither imports the other).
+import { scrubString } from './redact.js';
+
+const REDACTED = '[redacted]';
+const MAX_TEXT = 2000;
+const MAX_DEPTH = 8;
+
+/** Tokens remembered: the current one and a few before it (an answer to an older call may quote one). */
+const RECENT_TOKENS = 8;
+
+export class SecretScrubber {
+  private readonly secrets = new Set<string>();
+  /** Renewed values, oldest first, bounded: every renewal added one for good (110k a year, a soak found). */
+  private readonly tokens: string[] = [];
+
+  /**
+   * Remembers a value that must never appear in output (ignored when too short to be a secret). A
+   * `renewed` one (an access token) is kept among the last few only; older ones are expired, and the
+   * generic scrubber still removes anything shaped like a JWT or a bearer token.
+   */
+  add(secret: string | undefined, options: { renewed?: boolean } = {}): void {
+    if (!secret || secret.length < 4) return;
+    if (!options.renewed) {
+      this.secrets.add(secret);
+      return;
+    }
+    if (this.tokens.includes(secret)) return;
+    this.tokens.push(secret);
+    if (this.tokens.length > RECENT_TOKENS) this.tokens.shift();
+  }
+
+  /** How many values are remembered (for tests). */
+  get size(): number {
+    return this.secrets.size + this.tokens.length;
+  }
+
+  text(value: string): string {
+    let out = value;
+    for (const secret of this.secrets) out = out.split(secret).join(REDACTED);
+    for (const token of this.tokens) out = out.split(token).join(REDACTED);
+    return scrubString(out);
+  }
+
+  /** A deep copy with every string scrubbed; long strings are truncated (error bodies can be HTML pages). */
+  value(value: unknown, depth = 0): unknown {
+    if (typeof value === 'string') return truncate(this.text(value));
+    if (value === null || typeof value !== 'object') return value;
+    if (depth >= MAX_DEPTH) return '[depth limit]';
+    if (Array.isArray(value)) return value.map((item) => this.value(item, depth + 1));
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) out[this.text(key)] = this.value(item, depth + 1);
+    return out;
+  }
+}
+
+function truncate(text: string): string {
+  return text.length > MAX_TEXT ? `${text.slice(0, MAX_TEXT)}…` : text;
+}
