@@ -13,6 +13,23 @@ const MAX_DEPTH = 8;
 /** Tokens remembered: the current one and a few before it (an answer to an older call may quote one). */
 const RECENT_TOKENS = 8;
 
+/**
+ * Shorter values are not remembered: replacing every "abc" or "401" in an error text would garble it
+ * (a status, a path, a word) and hide nothing an attacker could not guess. The generic scrubber still
+ * removes them where they stand as credentials (`Bearer …`, `?password=…`, `user:…@`).
+ */
+const MIN_SECRET_LENGTH = 4;
+
+/**
+ * A value as it is sent, and so as an answer or an error may quote it: as given, percent-encoded (a
+ * query string, a URL), form-encoded (an OAuth2 token request body: spaces as '+') and JSON-escaped (a
+ * JSON body that echoes it).
+ */
+function writtenForms(value: string): string[] {
+  const form = new URLSearchParams({ v: value }).toString().slice(2);
+  return [value, encodeURIComponent(value), form, JSON.stringify(value).slice(1, -1)];
+}
+
 export class SecretScrubber {
   private readonly secrets = new Set<string>();
   /** Renewed values, oldest first, bounded: every renewal added one for good (110k a year, a soak found). */
@@ -24,7 +41,7 @@ export class SecretScrubber {
    * generic scrubber still removes anything shaped like a JWT or a bearer token.
    */
   add(secret: string | undefined, options: { renewed?: boolean } = {}): void {
-    if (!secret || secret.length < 4) return;
+    if (!secret || secret.length < MIN_SECRET_LENGTH) return;
     if (!options.renewed) {
       this.secrets.add(secret);
       return;
@@ -41,9 +58,18 @@ export class SecretScrubber {
 
   text(value: string): string {
     let out = value;
-    for (const secret of this.secrets) out = out.split(secret).join(REDACTED);
-    for (const token of this.tokens) out = out.split(token).join(REDACTED);
+    for (const form of this.forms()) if (out.includes(form)) out = out.split(form).join(REDACTED);
     return scrubString(out);
+  }
+
+  /**
+   * Every remembered value as it may be written, longest first: a secret that holds another (a token
+   * that starts with the client secret) must go whole, or its rest would stay.
+   */
+  private forms(): string[] {
+    const forms = new Set<string>();
+    for (const value of [...this.secrets, ...this.tokens]) for (const form of writtenForms(value)) forms.add(form);
+    return [...forms].sort((a, b) => b.length - a.length);
   }
 
   /** A deep copy with every string scrubbed; long strings are truncated (error bodies can be HTML pages). */

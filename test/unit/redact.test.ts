@@ -230,7 +230,7 @@ describe('redaction of message strings', () => {
   });
 });
 
-describe('the OpenCRVS client scrubber', () => {
+describe('the secret scrubber (OpenCRVS client, sources)', () => {
   it('keeps the secrets for good and only the last few renewed tokens, each still hidden while kept', () => {
     const scrubber = new SecretScrubber();
     scrubber.add('client-secret-value');
@@ -244,5 +244,27 @@ describe('the OpenCRVS client scrubber', () => {
     assert.equal(scrubber.text('opaque-token-19992'), '[redacted]');
     scrubber.add('opaque-token-19999', { renewed: true }); // the same token again: no second entry
     assert.equal(scrubber.size, 9);
+  });
+
+  it('hides a value whole when another remembered value is a part of it', () => {
+    const scrubber = new SecretScrubber();
+    scrubber.add('shared-prefix');
+    scrubber.add('shared-prefix-and-private-rest', { renewed: true });
+    assert.equal(scrubber.text('got shared-prefix-and-private-rest'), 'got [redacted]');
+  });
+
+  it('hides a value as a URL, a form body and a JSON body write it', () => {
+    const scrubber = new SecretScrubber();
+    const secret = 'p@ss w/rd+"quoted"';
+    scrubber.add(secret);
+    const echoed = [
+      `form: grant_type=client_credentials&client_secret=${new URLSearchParams({ s: secret }).toString().slice(2)}`,
+      `url: /token/${encodeURIComponent(secret)}`,
+      `json: ${JSON.stringify({ received: secret })}`,
+      `raw: ${secret}`,
+    ].join('\n');
+    const out = scrubber.text(echoed);
+    for (const part of ['w/rd', 'w%2Frd', 'quoted']) assert.ok(!out.includes(part), out);
+    assert.equal(out.split('[redacted]').length - 1, 4, out);
   });
 });
