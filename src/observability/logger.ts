@@ -1,4 +1,5 @@
 import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino';
+import { errorMessage } from './inner-errors.js';
 import { redactDeep, scrubString } from './redact.js';
 
 export type { Logger } from 'pino';
@@ -31,12 +32,13 @@ export function createLogger(settings: LoggerSettings = {}): Logger {
       logMethod(args, method) {
         let scrubbed: unknown[] = args.map((arg) => (typeof arg === 'string' ? scrubString(arg) : arg));
         // `log.warn(err)` or `log.warn({ err })` without a message: pino would copy the error's raw
-        // message into `msg`, past the formatter. Given here, scrubbed, it is not copied.
+        // message into `msg`, past the formatter. Given here, scrubbed, it is not copied; an
+        // AggregateError's empty one is replaced by what its inner errors say.
         const [first] = scrubbed;
         if (scrubbed.length === 1 && typeof first === 'object' && first !== null) {
           const err = first instanceof Error ? first : (first as { err?: unknown }).err;
           if (err instanceof Error)
-            scrubbed = [first instanceof Error ? { err: first } : first, scrubString(err.message)];
+            scrubbed = [first instanceof Error ? { err: first } : first, scrubString(errorMessage(err))];
         }
         method.apply(this, scrubbed as Parameters<typeof method>);
       },

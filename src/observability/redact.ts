@@ -1,5 +1,6 @@
 // Personal data and secrets never reach a log line. Redaction happens here, at the logger, so a
 // careless `log.info({ resource })` anywhere in the code base is still safe.
+import { innerErrors } from './inner-errors.js';
 
 /** Keys whose values are personal data or secrets, wherever they appear in a logged object. */
 const SENSITIVE_KEYS = new Set(
@@ -127,6 +128,13 @@ function redactError(error: Error, depth: number): Record<string, unknown> {
   }
   if (error.stack) out.stack = scrubString(error.stack);
   if (error.cause !== undefined) out.cause = redactDeep(error.cause, depth + 1);
+  // An AggregateError's own message is empty: the reasons are its inner errors (not enumerable, so
+  // never copied above). A few, their messages scrubbed like the outer one's; no stacks.
+  const inner = innerErrors(error);
+  if (inner) {
+    out.errors = inner.shown.map((item) => ({ ...item, message: scrubString(item.message) }));
+    if (inner.more > 0) out.moreErrors = inner.more;
+  }
   return out;
 }
 

@@ -132,6 +132,57 @@ describe('redaction of logged objects', () => {
   });
 });
 
+/** What Node's `net` raises when every address of a host refused: no message, the first code, the reasons inside. */
+function connectionRefused(...addresses: string[]): AggregateError {
+  const inner = addresses.map((address) =>
+    Object.assign(new Error(`connect ECONNREFUSED ${address}`), { code: 'ECONNREFUSED', syscall: 'connect' }),
+  );
+  return Object.assign(new AggregateError(inner), { code: 'ECONNREFUSED' });
+}
+
+describe('redaction of an AggregateError', () => {
+  it("keeps its inner errors' codes and messages, which hold the only reason given", () => {
+    const { log, text } = capture();
+    const err = new TypeError('fetch failed', { cause: connectionRefused('::1:3000', '127.0.0.1:3000') });
+    log.warn({ err }, 'call failed');
+    const cause = JSON.parse(text()).err.cause;
+    assert.equal(cause.type, 'AggregateError');
+    assert.equal(cause.message, '');
+    assert.equal(cause.code, 'ECONNREFUSED');
+    assert.deepEqual(cause.errors, [
+      { type: 'Error', code: 'ECONNREFUSED', message: 'connect ECONNREFUSED ::1:3000' },
+      { type: 'Error', code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:3000' },
+    ]);
+  });
+
+  it('keeps a few of them, each cut short, and counts the rest', () => {
+    const { log, text } = capture();
+    const many = Array.from({ length: 10 }, (_, i) => `10.0.0.${i}:443 ${'x'.repeat(1000)}`);
+    log.error({ err: connectionRefused(...many) }, 'call failed');
+    const logged = JSON.parse(text()).err;
+    assert.equal(logged.errors.length, 3);
+    assert.equal(logged.moreErrors, 7);
+    for (const item of logged.errors) assert.ok(item.message.length <= 201, item.message);
+  });
+
+  it('scrubs secrets and personal data out of the inner messages', () => {
+    const { log, text } = capture();
+    const err = new AggregateError([
+      new Error(`GET https://emr.example/fhir/Patient?family=Otieno&_count=1 with Bearer ${JWT} failed`),
+      new Error('token https://gw.example/token?client_secret=inner-secret-7 refused w.otieno@example.org'),
+    ]);
+    log.error({ err }, 'call failed');
+    assertAbsent(text(), ['Otieno', JWT.slice(0, 20), 'inner-secret-7', 'w.otieno@example.org']);
+    assert.equal(JSON.parse(text()).err.errors.length, 2);
+  });
+
+  it('gives a message-less line the inner reasons instead of an empty message', () => {
+    const { log, text } = capture();
+    log.warn(connectionRefused('::1:3000', '127.0.0.1:3000'));
+    assert.equal(JSON.parse(text()).msg, 'connect ECONNREFUSED ::1:3000; connect ECONNREFUSED 127.0.0.1:3000');
+  });
+});
+
 describe('redaction of message strings', () => {
   it('scrubs secret-bearing query strings, bearer tokens, JWTs and URL credentials', () => {
     const text = scrubString(
