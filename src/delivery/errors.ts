@@ -1,5 +1,6 @@
 // From whatever a delivery attempt threw to what the ledger stores and the retry policy reads.
 import type { LedgerError } from '../ledger/index.js';
+import { errorMessage } from '../observability/inner-errors.js';
 import { type ErrorClassification, isOpenCrvsError } from '../opencrvs/errors.js';
 import { withoutValues } from '../opencrvs/scrub.js';
 
@@ -27,7 +28,7 @@ export function classifyFailure(err: unknown): ClassifiedFailure {
   }
   // Not an OpenCRVS answer: a bug or an unexpected runtime failure. Retrying is the safe default (the
   // transactionIds are deterministic) and the retry budget still ends it in `dead` with this message.
-  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  const message = err instanceof Error ? `${err.name}: ${errorMessage(err)}` : String(err);
   return {
     error: { classification: 'retryable', kind: 'internal', message },
     classification: 'retryable',

@@ -1,6 +1,7 @@
 // One table from an OpenCRVS answer to an OpenCrvsError (docs/opencrvs-api.md §3.6). The delivery
 // layer acts on `classification` only: retryable → back off, permanent → dead letter with OpenCRVS's
 // message, operator → hold the queue (a global problem would otherwise burn every record).
+import { errorMessage } from '../observability/inner-errors.js';
 import { type ErrorClassification, OpenCrvsError, type OpenCrvsErrorKind } from './errors.js';
 import { parseRetryAfter } from './retry-after.js';
 
@@ -125,8 +126,10 @@ export function describeTransportFailure(err: unknown): TransportFailureDetail {
   for (let depth = 0; depth < 4 && current; depth++) {
     if (current instanceof Error) {
       if (isTimeout(current)) timedOut = true;
-      const code = 'code' in current && typeof current.code === 'string' ? `${current.code}: ` : '';
-      parts.push(`${code}${current.message}`);
+      const code = 'code' in current && typeof current.code === 'string' ? current.code : '';
+      // An AggregateError (every address of the host refused) says nothing itself: its inner errors do.
+      const text = errorMessage(current);
+      parts.push(code && text !== code ? `${code}: ${text}` : text);
       current = current.cause;
     } else {
       parts.push(String(current));

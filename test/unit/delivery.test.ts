@@ -59,6 +59,21 @@ describe('delivery worker', () => {
     assert.ok((failed?.nextRunAt ?? 0) > clock.now(), 'retried later, with backoff');
   });
 
+  it('keeps the inner reasons of an AggregateError that failed an attempt (its own message is empty)', async () => {
+    const { row } = ledger.recordEvent(eventInput('aggregate'));
+    api.createEvent = async () => {
+      throw new AggregateError([
+        Object.assign(new Error('connect ECONNREFUSED ::1:80'), { code: 'ECONNREFUSED' }),
+        Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:80'), { code: 'ECONNREFUSED' }),
+      ]);
+    };
+    await worker().processNext();
+    assert.equal(
+      ledger.get(row.id)?.lastError?.message,
+      'AggregateError: connect ECONNREFUSED ::1:80; connect ECONNREFUSED 127.0.0.1:80',
+    );
+  });
+
   it('creates then notifies with the row transactionIds and records the tracking id', async () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     assert.equal(await worker().processNext(), 1);

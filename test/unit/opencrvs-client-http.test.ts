@@ -613,4 +613,28 @@ describe('OpenCRVS client secrecy', () => {
       for (const token of issued) assert.equal(text.includes(token), false, `token leaked: ${text}`);
     }
   });
+
+  it('names the reasons of a connection refused on every address, without the secret they quote', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'debug', destination: { write: (line: string) => lines.push(line) } });
+    // What undici rejects with when both ::1 and 127.0.0.1 refused: no message, the reasons inside. These
+    // quote the URL, which for the token endpoint carries the client secret.
+    const refusedEverywhere: Requester = async ({ url }) => {
+      const refused = (address: string) =>
+        Object.assign(new Error(`connect ECONNREFUSED ${address} (${decodeURIComponent(url)})`), {
+          code: 'ECONNREFUSED',
+        });
+      throw Object.assign(new AggregateError([refused('::1:4000'), refused('127.0.0.1:4000')]), {
+        code: 'ECONNREFUSED',
+      });
+    };
+    const err = await failure(client({}, { logger, request: refusedEverywhere }).checkToken());
+    assert.match(
+      err.opencrvsMessage,
+      /^ECONNREFUSED: connect ECONNREFUSED ::1:4000 .*; connect ECONNREFUSED 127\.0\.0\.1:4000/,
+    );
+    for (const text of [err.message, err.opencrvsMessage, ...lines]) {
+      assert.equal(text.includes(SECRET), false, `secret leaked: ${text}`);
+    }
+  });
 });

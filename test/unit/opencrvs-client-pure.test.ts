@@ -164,6 +164,22 @@ describe('error classification', () => {
     assert.equal(detail.timedOut, false);
     assert.equal(detail.description, 'fetch failed (UND_ERR_SOCKET: other side closed)');
   });
+
+  it('says why a connection failed on every address of the host (an AggregateError says nothing itself)', () => {
+    const refused = (address: string) =>
+      Object.assign(new Error(`connect ECONNREFUSED ${address}`), { code: 'ECONNREFUSED' });
+    const everywhere = Object.assign(new AggregateError([refused('::1:3000'), refused('127.0.0.1:3000')]), {
+      code: 'ECONNREFUSED',
+    });
+    assert.equal(
+      describeTransportFailure(everywhere).description,
+      'ECONNREFUSED: connect ECONNREFUSED ::1:3000; connect ECONNREFUSED 127.0.0.1:3000',
+    );
+    assert.equal(
+      describeTransportFailure(new TypeError('fetch failed', { cause: everywhere })).description,
+      'fetch failed (ECONNREFUSED: connect ECONNREFUSED ::1:3000; connect ECONNREFUSED 127.0.0.1:3000)',
+    );
+  });
 });
 
 describe('NOTIFY outcome', () => {
