@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import type { DestinationStream } from 'pino';
 import { createLogger } from '../../src/observability/logger.js';
 import { redactDeep, scrubString } from '../../src/observability/redact.js';
+import { scrubbedError } from '../../src/observability/scrubbed-error.js';
 import { SecretScrubber } from '../../src/observability/secret-scrubber.js';
 
 const JWT =
@@ -317,5 +318,28 @@ describe('the secret scrubber (OpenCRVS client, sources)', () => {
     const out = scrubber.text(echoed);
     for (const part of ['w/rd', 'w%2Frd', 'quoted']) assert.ok(!out.includes(part), out);
     assert.equal(out.split('[redacted]').length - 1, 4, out);
+  });
+
+  it('copies an error chain with every text scrubbed, keeping what says what happened and no bodies', () => {
+    const scrubber = new SecretScrubber();
+    scrubber.add('bare-secret-value');
+    const inner = Object.assign(new Error('connect ECONNREFUSED ::1:443 bare-secret-value'), { code: 'ECONNREFUSED' });
+    const original = new TypeError('fetch failed for bare-secret-value', {
+      cause: Object.assign(new AggregateError([inner]), { code: 'ECONNREFUSED', body: 'bare-secret-value' }),
+    });
+    const copy = scrubbedError(original, scrubber);
+    assert.ok(copy instanceof Error);
+    assert.equal(copy.name, 'TypeError');
+    assert.equal(copy.message, 'fetch failed for [redacted]');
+    assert.ok(copy.stack?.startsWith('TypeError: fetch failed for [redacted]\n'), copy.stack);
+    const cause = copy.cause as Error & { code?: string; body?: unknown; errors?: unknown[] };
+    assert.deepEqual([cause.name, cause.code, cause.body], ['AggregateError', 'ECONNREFUSED', undefined]);
+    assert.deepEqual(
+      cause.errors?.map((e) => [(e as Error).message, (e as { code?: string }).code]),
+      [['connect ECONNREFUSED ::1:443 [redacted]', 'ECONNREFUSED']],
+    );
+    const { log, text } = capture();
+    log.warn({ err: copy }, 'failed');
+    assert.ok(!text().includes('bare-secret-value'), text());
   });
 });

@@ -1,13 +1,17 @@
 // OAuth2 client credentials against a source's token endpoint (a local HTTP server): the token is cached
-// and shared, and a refusal is reported as the configuration problem it is, never as a network error.
+// and shared, a refusal is reported as the configuration problem it is, never as a network error, and
+// neither a configured secret nor an obtained token is quoted by what the source clients throw or log.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { SourceSettings } from '../../src/config/types.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { createLogger, silentLogger } from '../../src/observability/logger.js';
+import { SecretScrubber } from '../../src/observability/secret-scrubber.js';
+import { Dhis2Client } from '../../src/sources/dhis2/client.js';
 import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
 import { createSourceAuthenticator, SourceAuthError } from '../../src/sources/shared/source-auth.js';
+import { sourceSecrets } from '../../src/sources/shared/source-secrets.js';
 
 const SECRET = 'source-client-secret-value';
 
@@ -15,6 +19,8 @@ describe('source OAuth2 client credentials', () => {
   let server: Server;
   let base = '';
   let tokenStatus = 200;
+  /** What the token endpoint hands out instead of `tok-<n>`. */
+  let issuedToken: string | undefined;
   const calls: string[] = [];
 
   before(async () => {
@@ -26,7 +32,7 @@ describe('source OAuth2 client credentials', () => {
           res.writeHead(tokenStatus, { 'content-type': 'application/json' });
           res.end(
             tokenStatus === 200
-              ? JSON.stringify({ access_token: `tok-${calls.length}`, expires_in: 300 })
+              ? JSON.stringify({ access_token: issuedToken ?? `tok-${calls.length}`, expires_in: 300 })
               : JSON.stringify({ error: 'invalid_client', echoed: SECRET }),
           );
           return;
@@ -41,7 +47,11 @@ describe('source OAuth2 client credentials', () => {
   after(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
   const auth = (tokenUrl = `${base}/token`) =>
-    createSourceAuthenticator({ type: 'oauth2', tokenUrl, clientId: 'bridge', clientSecret: SECRET }, 2000);
+    createSourceAuthenticator(
+      { type: 'oauth2', tokenUrl, clientId: 'bridge', clientSecret: SECRET },
+      2000,
+      new SecretScrubber(),
+    );
 
   async function refusal(promise: Promise<unknown>): Promise<SourceAuthError> {
     try {
@@ -97,5 +107,85 @@ describe('source OAuth2 client credentials', () => {
     assert.deepEqual(calls, ['POST /token'], 'no retries, and the FHIR server was never called');
     tokenStatus = 200;
     assert.equal((await client.read('Patient', 'p1'))?.id, 'p1');
+  });
+
+  it('adds every token it obtains to the scrubber it is given, before handing it out', async () => {
+    tokenStatus = 200;
+    issuedToken = undefined;
+    const secrets = new SecretScrubber();
+    const a = createSourceAuthenticator(
+      { type: 'oauth2', tokenUrl: `${base}/token`, clientId: 'bridge', clientSecret: SECRET },
+      2000,
+      secrets,
+    );
+    const token = (await a.headers()).authorization?.replace(/^Bearer /, '') ?? '';
+    assert.match(token, /^tok-\d+$/);
+    assert.equal(secrets.text(`an answer quoting ${token} bare`), 'an answer quoting [redacted] bare');
+  });
+
+  it('a token the runtime refuses to send (a line break in it) is quoted by nothing the FHIR or DHIS2 client throws or logs', async () => {
+    tokenStatus = 200;
+    // The runtime's error quotes the whole header value; the generic scrubber stops at the line break.
+    issuedToken = 'opaque-first-half\nhidden-second-half-31';
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'debug', destination: { write: (line: string) => lines.push(line) } });
+    const settings = (kind: 'fhir' | 'dhis2') =>
+      ({
+        id: kind,
+        kind,
+        baseUrl: `${base}/${kind}`,
+        timeoutMs: 2000,
+        auth: { type: 'oauth2', tokenUrl: `${base}/token`, clientId: 'bridge', clientSecret: SECRET },
+      }) as unknown as SourceSettings;
+    const messages: string[] = [];
+    const calls = [
+      new FhirSourceClient(settings('fhir'), { logger, attempts: 1 }).read('Patient', 'p1'),
+      new Dhis2Client(settings('dhis2'), { logger, attempts: 1 }).systemInfo(),
+    ];
+    for (const call of calls) {
+      await assert.rejects(call, (err: Error) => {
+        messages.push(err.message);
+        logger.warn({ err }, 'source call failed');
+        return true;
+      });
+    }
+    try {
+      const logged = lines.join('');
+      assert.equal(lines.length, 2);
+      assert.match(logged, /invalid header value/, 'the runtime error is logged as the cause');
+      for (const text of [logged, ...messages]) {
+        for (const part of ['opaque-first-half', 'hidden-second-half-31'])
+          assert.ok(!text.includes(part), `${part} leaked: ${text}`);
+      }
+    } finally {
+      issuedToken = undefined;
+    }
+  });
+});
+
+describe('source secrets', () => {
+  it('knows every secret of a source configuration, and the basic auth header value', () => {
+    const quoted = (settings: Pick<SourceSettings, 'auth' | 'subscription'>, values: string[]) =>
+      sourceSecrets(settings).text(values.map((value) => `"${value}"`).join(' '));
+    assert.equal(
+      quoted({ auth: { type: 'bearer', token: 'plain-bearer-token' } }, ['plain-bearer-token']),
+      '"[redacted]"',
+    );
+    assert.equal(quoted({ auth: { type: 'pat', token: 'd2pat_abcdef123' } }, ['d2pat_abcdef123']), '"[redacted]"');
+    const basic = Buffer.from('bridge:basic-pass-word').toString('base64');
+    assert.equal(
+      quoted({ auth: { type: 'basic', username: 'bridge', password: 'basic-pass-word' } }, ['basic-pass-word', basic]),
+      '"[redacted]" "[redacted]"',
+    );
+    assert.equal(
+      quoted(
+        {
+          auth: { type: 'oauth2', tokenUrl: 'https://idp/token', clientId: 'bridge', clientSecret: 'oauth-secret' },
+          subscription: { secret: 'hook-bearer-secret', hmacSecret: 'hook-hmac-secret' },
+        },
+        ['oauth-secret', 'hook-bearer-secret', 'hook-hmac-secret', 'bridge'],
+      ),
+      '"[redacted]" "[redacted]" "[redacted]" "bridge"',
+    );
   });
 });

@@ -5,11 +5,13 @@
 import type { ValidateFunction } from 'ajv';
 import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
+import type { SecretScrubber } from '../../observability/secret-scrubber.js';
 import { callSignal } from '../shared/call-signal.js';
 import { ResponseTooLargeError, readBodyCapped } from '../shared/read-body.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
 import { loggableCause, SourceCallError } from '../shared/source-error.js';
+import { sourceSecrets } from '../shared/source-secrets.js';
 import {
   type ImportReport,
   isImportReport,
@@ -47,6 +49,8 @@ export class Dhis2Client {
   private readonly retryBaseMs: number;
   private readonly log: Logger;
   private readonly limit: ReturnType<typeof sourceRequestLimit>;
+  /** The source's secrets and the tokens obtained for it: every error this client throws is scrubbed of them. */
+  readonly secrets: SecretScrubber;
 
   constructor(
     readonly settings: SourceSettings,
@@ -54,7 +58,8 @@ export class Dhis2Client {
   ) {
     // Accept both https://dhis2.example.org and https://dhis2.example.org/api.
     this.baseUrl = settings.baseUrl.replace(/\/+$/, '').replace(/\/api$/, '');
-    this.auth = createSourceAuthenticator(settings.auth, settings.timeoutMs);
+    this.secrets = sourceSecrets(settings);
+    this.auth = createSourceAuthenticator(settings.auth, settings.timeoutMs, this.secrets);
     this.limit = sourceRequestLimit(settings);
     this.attempts = options.attempts ?? 3;
     this.retryBaseMs = options.retryBaseMs ?? 500;
@@ -128,9 +133,12 @@ export class Dhis2Client {
             false,
           );
         else if (err instanceof SourceAuthError)
-          lastError = new Dhis2SourceError(`${operation} failed: ${err.message}`, undefined, err.retryable, {
-            cause: err,
-          });
+          lastError = new Dhis2SourceError(
+            this.secrets.text(`${operation} failed: ${err.message}`),
+            undefined,
+            err.retryable,
+            { cause: loggableCause(err, this.secrets) },
+          );
         else {
           const name = err instanceof Error ? err.name : '';
           const timedOut = name === 'TimeoutError' || name === 'AbortError';
@@ -139,7 +147,7 @@ export class Dhis2Client {
               ? 'unreadable response'
               : `${timedOut ? 'timeout' : 'network error'} (is sources[].baseUrl of source ${this.settings.id} right?)`;
           lastError = new Dhis2SourceError(`${operation} failed: ${reason}`, status, status === undefined, {
-            cause: loggableCause(err),
+            cause: loggableCause(err, this.secrets),
           });
         }
         if (!lastError.retryable || attempt === this.attempts) break;

@@ -2,11 +2,13 @@ import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { Client, type FhirResource } from 'fhir-kit-client';
 import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
+import type { SecretScrubber } from '../../observability/secret-scrubber.js';
 import { callSignal } from '../shared/call-signal.js';
 import { cappedAgent, tooLargeIn } from '../shared/capped-dispatcher.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
 import { loggableCause, SourceCallError } from '../shared/source-error.js';
+import { sourceSecrets } from '../shared/source-secrets.js';
 
 /** A failed call to a FHIR source. */
 export class FhirSourceError extends SourceCallError {
@@ -69,6 +71,8 @@ export class FhirSourceClient {
   private readonly log: Logger;
   private readonly limit: ReturnType<typeof sourceRequestLimit>;
   private readonly dispatcher = cappedAgent(MAX_ANSWER_BYTES);
+  /** The source's secrets and the tokens obtained for it: every error this client throws is scrubbed of them. */
+  readonly secrets: SecretScrubber;
 
   constructor(
     readonly settings: SourceSettings,
@@ -77,7 +81,8 @@ export class FhirSourceClient {
     this.baseUrl = settings.baseUrl.replace(/\/+$/, '');
     this.limit = sourceRequestLimit(settings);
     this.client = new Client({ baseUrl: this.baseUrl, requestOptions: { dispatcher: this.dispatcher } });
-    this.auth = createSourceAuthenticator(settings.auth, settings.timeoutMs);
+    this.secrets = sourceSecrets(settings);
+    this.auth = createSourceAuthenticator(settings.auth, settings.timeoutMs, this.secrets);
     this.attempts = options.attempts ?? 3;
     this.retryBaseMs = options.retryBaseMs ?? 500;
     this.log = options.logger.child({ component: 'fhir-client', source: settings.id });
@@ -131,7 +136,9 @@ export class FhirSourceClient {
   private failure(operation: string, err: unknown): FhirSourceError {
     // The OAuth2 token endpoint, not the FHIR server: a refused client is configuration, no network error.
     if (err instanceof SourceAuthError)
-      return new FhirSourceError(`${operation} failed: ${err.message}`, undefined, err.retryable, { cause: err });
+      return new FhirSourceError(this.secrets.text(`${operation} failed: ${err.message}`), undefined, err.retryable, {
+        cause: loggableCause(err, this.secrets),
+      });
     // Not retried: the same question brings the same answer. A search page can be made smaller.
     const tooLarge = tooLargeIn(err);
     if (tooLarge) {
@@ -146,7 +153,7 @@ export class FhirSourceClient {
     const retryable = status === undefined || status === 401 || status === 429 || status >= 500;
     const reason = status !== undefined ? `HTTP ${status}` : timedOut ? 'timeout' : 'network error';
     return new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
-      cause: status === undefined ? loggableCause(err) : undefined,
+      cause: status === undefined ? loggableCause(err, this.secrets) : undefined,
     });
   }
 

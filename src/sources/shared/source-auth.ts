@@ -1,9 +1,11 @@
 import type { SourceAuth } from '../../config/types.js';
+import type { SecretScrubber } from '../../observability/secret-scrubber.js';
 
 /**
  * Authorization headers for a source system. OAuth2 client credentials (SMART backend services
  * style, client secret posted in the form body) caches the token until shortly before it expires
- * and shares one refresh between concurrent callers.
+ * and shares one refresh between concurrent callers; every token obtained is added to the source's
+ * scrubber before it is used, so no error about a call made with it can quote it.
  */
 export interface SourceAuthenticator {
   headers(): Promise<Record<string, string>>;
@@ -28,7 +30,11 @@ export class SourceAuthError extends Error {
   }
 }
 
-export function createSourceAuthenticator(auth: SourceAuth, timeoutMs: number): SourceAuthenticator {
+export function createSourceAuthenticator(
+  auth: SourceAuth,
+  timeoutMs: number,
+  secrets: SecretScrubber,
+): SourceAuthenticator {
   switch (auth.type) {
     case 'none':
       return { headers: async () => ({}), invalidate: () => {} };
@@ -42,11 +48,11 @@ export function createSourceAuthenticator(auth: SourceAuth, timeoutMs: number): 
       return { headers: async () => ({ authorization: `Basic ${encoded}` }), invalidate: () => {} };
     }
     case 'oauth2':
-      return oauth2ClientCredentials(auth, timeoutMs);
+      return oauth2ClientCredentials(auth, timeoutMs, secrets);
   }
 }
 
-function oauth2ClientCredentials(auth: SourceAuth, timeoutMs: number): SourceAuthenticator {
+function oauth2ClientCredentials(auth: SourceAuth, timeoutMs: number, secrets: SecretScrubber): SourceAuthenticator {
   let cached: { token: string; expiresAt: number } | undefined;
   let inFlight: Promise<string> | undefined;
 
@@ -88,6 +94,7 @@ function oauth2ClientCredentials(auth: SourceAuth, timeoutMs: number): SourceAut
     const expiresIn = body && typeof body === 'object' ? (body as Record<string, unknown>).expires_in : undefined;
     if (typeof token !== 'string' || token.length === 0)
       throw new SourceAuthError('the token endpoint (auth.tokenUrl) returned no access_token', false);
+    secrets.add(token, { renewed: true });
     const lifetimeMs = typeof expiresIn === 'number' && expiresIn > 0 ? expiresIn * 1000 : 300_000;
     cached = { token, expiresAt: Date.now() + lifetimeMs };
     return token;
