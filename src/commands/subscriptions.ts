@@ -104,7 +104,9 @@ async function runSubscriptions(options: SubscriptionsOptions): Promise<void> {
     }
     const client = new FhirSourceClient(source, { logger: silentLogger, attempts: 1 });
     const answer = await client.transaction(subscriptionBundle(plan(secrets)));
-    console.log(appliedSummary(answer, plan(secrets).types));
+    // The server's words are printed (statuses, locations): one that echoes what was posted must not
+    // print the secrets the Subscriptions carry.
+    console.log(client.secrets.text(appliedSummary(answer, plan(secrets).types)));
   } catch (err) {
     if (err instanceof SubscriptionPlanError) return usage(err.message);
     console.error(`posting the subscriptions failed: ${err instanceof Error ? err.message : String(err)}`);

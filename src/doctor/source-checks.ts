@@ -5,6 +5,7 @@ import type { Bundle, Subscription } from '@medplum/fhirtypes';
 import type { SourceSettings } from '../config/types.js';
 import { unauthenticatedSubscriptionWarning } from '../config/warnings.js';
 import { silentLogger } from '../observability/logger.js';
+import type { SecretScrubber } from '../observability/secret-scrubber.js';
 import { Dhis2Client, Dhis2SourceError } from '../sources/dhis2/client.js';
 import { dhis2SettingsOf } from '../sources/dhis2/settings.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
@@ -37,11 +38,28 @@ function reason(err: unknown): string {
   return err.message;
 }
 
+/**
+ * The results as printed: they quote the server (its software name, DHIS2 version, a programme's name,
+ * a Subscription's criteria), and a server or a proxy may echo the credentials it was sent. The client's
+ * scrubber knows the source's secrets and the tokens it obtained.
+ */
+function withoutSecrets(secrets: SecretScrubber, results: CheckResult[]): CheckResult[] {
+  return results.map((result) => ({ ...result, detail: secrets.text(result.detail) }));
+}
+
 export async function checkFhirSource(settings: SourceSettings, watchedTypes: string[]): Promise<CheckResult[]> {
-  const name = `source ${settings.id}`;
-  const where = displayUrl(settings.baseUrl);
   // One attempt per call: the doctor reports what it sees rather than retrying it away.
   const client = new FhirSourceClient(settings, { logger: silentLogger, attempts: 1 });
+  return withoutSecrets(client.secrets, await fhirSourceChecks(client, settings, watchedTypes));
+}
+
+async function fhirSourceChecks(
+  client: FhirSourceClient,
+  settings: SourceSettings,
+  watchedTypes: string[],
+): Promise<CheckResult[]> {
+  const name = `source ${settings.id}`;
+  const where = displayUrl(settings.baseUrl);
   let statement: unknown;
   try {
     statement = await client.capabilityStatement();
@@ -156,8 +174,12 @@ async function checkSubscriptions(
  * element or attribute. A uid typed wrong otherwise polls nothing, quietly.
  */
 export async function checkDhis2Source(settings: SourceSettings): Promise<CheckResult[]> {
-  const name = `source ${settings.id}`;
   const client = new Dhis2Client(settings, { logger: silentLogger, attempts: 1 });
+  return withoutSecrets(client.secrets, await dhis2SourceChecks(client, settings));
+}
+
+async function dhis2SourceChecks(client: Dhis2Client, settings: SourceSettings): Promise<CheckResult[]> {
+  const name = `source ${settings.id}`;
   const where = displayUrl(client.baseUrl);
   let version: string | undefined;
   try {

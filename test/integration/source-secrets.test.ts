@@ -4,7 +4,8 @@
 // runtime refuses to send (its error quotes the header value) or refuses the client echoing the posted
 // form, a FHIR server and a DHIS2 server whose 400, 500 and 401 answers echo the credentials and the body.
 // Scanned: the log at debug level, the source status (admin API, /readyz, /healthz), every ledger table,
-// and what `sync`, `doctor` and `subscriptions --apply` print.
+// and what `sync`, `doctor` and `subscriptions --apply` print (the last two quote a working server that
+// echoes what it is sent).
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,6 +26,7 @@ const CLIENT_SECRET = 'emr-client-secret-5Hq';
 const BROKEN_TOKEN = 'opaque-first-half\nhidden-second-half-31';
 const ECHOED_TOKEN = 'opaque-echoed-token-8Kd2';
 const PAT = 'd2pat_tracker-secret-token-77';
+const BEARER_TOKEN = 'bearer-config-token-3Xy';
 const HOOK_SECRET = 'hook-bearer-secret-4Lm';
 const HMAC_SECRET = 'hook-hmac-secret-9Qz';
 const ADMIN_TOKEN = 'admin-token-for-the-scan';
@@ -34,6 +36,7 @@ const SECRETS = [
   'hidden-second-half-31',
   ECHOED_TOKEN,
   PAT,
+  BEARER_TOKEN,
   HOOK_SECRET,
   HMAC_SECRET,
 ];
@@ -50,6 +53,9 @@ function leaks(text: string): string[] {
     return at < 0 ? [] : [`${secret}: …${text.slice(Math.max(0, at - 80), at + 80)}…`];
   });
 }
+
+/** What the working FHIR server lists: the types the shipped mappings watch, and Subscription. */
+const LISTED = ['Composition', 'Encounter', 'Observation', 'Patient', 'RelatedPerson', 'Task', 'Subscription'];
 
 /** The token endpoint, FHIR server and DHIS2 server of the sources, all hostile. */
 function startHostileServer(): Promise<{ server: Server; base: string }> {
@@ -76,6 +82,26 @@ function startHostileServer(): Promise<{ server: Server; base: string }> {
           received: body,
         });
       }
+      // A FHIR server that works, and quotes what it is sent where the bridge prints its words: the
+      // software name (doctor) and the statuses of a transaction's entries (subscriptions --apply).
+      if (path === '/capable-fhir/metadata') {
+        return json(200, {
+          resourceType: 'CapabilityStatement',
+          fhirVersion: '4.0.1',
+          software: { name: `Echo for ${bare}` },
+          rest: [
+            { mode: 'server', searchParam: [{ name: '_lastUpdated' }], resource: LISTED.map((type) => ({ type })) },
+          ],
+        });
+      }
+      if (path.startsWith('/capable-fhir')) {
+        if (req.method === 'POST') {
+          const entries = Array.from({ length: 6 }, () => ({ response: { status: `400 cannot store ${body}` } }));
+          return json(200, { resourceType: 'Bundle', type: 'transaction-response', entry: entries });
+        }
+        if (path.includes('?')) return json(200, { resourceType: 'Bundle', type: 'searchset', entry: [] });
+        return json(404, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'not-found' }] });
+      }
       if (path.startsWith('/fhir/')) {
         // Searches refused outright (400, not retried: the passes stay short), reads with a 500.
         return json(path.includes('?') ? 400 : 500, {
@@ -97,7 +123,7 @@ let hostile: { server: Server; base: string };
 let sim: OpenCrvsSimulator;
 let dir: string;
 
-function configObject(storePath: string): Record<string, unknown> {
+function configObject(storePath: string, options: { capable?: boolean } = {}): Record<string, unknown> {
   const oauth2 = (clientId: string) => ({
     type: 'oauth2',
     tokenUrl: `${hostile.base}/token`,
@@ -123,6 +149,19 @@ function configObject(storePath: string): Record<string, unknown> {
     http: { host: '127.0.0.1', port: 0 },
     admin: { token: ADMIN_TOKEN },
     sources: [
+      ...(options.capable
+        ? [
+            {
+              id: 'emr-capable',
+              kind: 'fhir',
+              baseUrl: `${hostile.base}/capable-fhir`,
+              timeoutMs: 2000,
+              poll: { sinceDays: 1 },
+              auth: { type: 'bearer', token: BEARER_TOKEN },
+              subscription: { secret: HOOK_SECRET, hmacSecret: HMAC_SECRET },
+            },
+          ]
+        : []),
       fhir('emr-broken', 'broken'),
       { ...fhir('emr-echo', 'echo'), subscription: { secret: HOOK_SECRET, hmacSecret: HMAC_SECRET } },
       fhir('emr-refused', 'refused'),
@@ -219,7 +258,7 @@ describe('source secrets against hostile source servers', () => {
 
   it('are printed by neither sync (its log included), doctor nor subscriptions --apply', async () => {
     const file = join(dir, 'bridge.yaml');
-    writeFileSync(file, JSON.stringify(configObject(join(dir, 'cli.db')))); // JSON is YAML
+    writeFileSync(file, JSON.stringify(configObject(join(dir, 'cli.db'), { capable: true }))); // JSON is YAML
     const debug = { LOG_LEVEL: 'debug' };
     const sync = await runCli(['sync', '--once', '--config', file], debug);
     assert.equal(sync.code, 1, sync.stderr);
@@ -228,13 +267,18 @@ describe('source secrets against hostile source servers', () => {
     const doctor = await runCli(['doctor', '--config', file], debug);
     assert.equal(doctor.code, 1, doctor.stderr);
     assert.match(doctor.stdout, /source emr-refused/);
+    assert.match(
+      doctor.stdout,
+      /capable-fhir \(Echo for \[redacted\], FHIR 4\.0\.1\)/,
+      'the server is quoted, scrubbed',
+    );
     const subscriptions = await runCli(
       [
         'subscriptions',
         '--config',
         file,
         '--source',
-        'emr-echo',
+        'emr-capable',
         '--style',
         'medplum',
         '--bridge-url',
@@ -243,8 +287,8 @@ describe('source secrets against hostile source servers', () => {
       ],
       debug,
     );
-    assert.equal(subscriptions.code, 1, subscriptions.stderr);
-    assert.match(subscriptions.stderr, /posting the subscriptions failed: transaction failed: HTTP 500/);
+    assert.equal(subscriptions.code, 0, subscriptions.stderr);
+    assert.match(subscriptions.stdout, /400 cannot store/, "the server's answer is printed, scrubbed");
     for (const [name, run] of Object.entries({ sync, doctor, subscriptions })) {
       assert.deepEqual(leaks(`${run.stdout}\n${run.stderr}`), [], name);
     }
