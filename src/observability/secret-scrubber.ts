@@ -34,6 +34,8 @@ export class SecretScrubber {
   private readonly secrets = new Set<string>();
   /** Renewed values, oldest first, bounded: every renewal added one for good (110k a year, a soak found). */
   private readonly tokens: string[] = [];
+  /** forms(), kept until the next add: an error body is scrubbed string by string. */
+  private written: string[] | undefined;
 
   /**
    * Remembers a value that must never appear in output (ignored when too short to be a secret). A
@@ -42,6 +44,7 @@ export class SecretScrubber {
    */
   add(secret: string | undefined, options: { renewed?: boolean } = {}): void {
     if (!secret || secret.length < MIN_SECRET_LENGTH) return;
+    this.written = undefined;
     if (!options.renewed) {
       this.secrets.add(secret);
       return;
@@ -67,9 +70,11 @@ export class SecretScrubber {
    * that starts with the client secret) must go whole, or its rest would stay.
    */
   private forms(): string[] {
+    if (this.written) return this.written;
     const forms = new Set<string>();
     for (const value of [...this.secrets, ...this.tokens]) for (const form of writtenForms(value)) forms.add(form);
-    return [...forms].sort((a, b) => b.length - a.length);
+    this.written = [...forms].sort((a, b) => b.length - a.length);
+    return this.written;
   }
 
   /** A deep copy with every string scrubbed; long strings are truncated (error bodies can be HTML pages). */

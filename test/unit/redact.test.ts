@@ -305,6 +305,14 @@ describe('the secret scrubber (OpenCRVS client, sources)', () => {
     assert.equal(scrubber.text('got shared-prefix-and-private-rest'), 'got [redacted]');
   });
 
+  it('hides a token obtained after it scrubbed a text (what it remembers is not fixed at the first use)', () => {
+    const scrubber = new SecretScrubber();
+    scrubber.add('client-secret-value');
+    assert.equal(scrubber.text('opaque-token-1'), 'opaque-token-1');
+    scrubber.add('opaque-token-1', { renewed: true });
+    assert.equal(scrubber.text('opaque-token-1'), '[redacted]');
+  });
+
   it('hides a value as a URL, a form body and a JSON body write it', () => {
     const scrubber = new SecretScrubber();
     const secret = 'p@ss w/rd+"quoted"';
