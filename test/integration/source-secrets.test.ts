@@ -263,7 +263,7 @@ describe('source secrets against hostile source servers', () => {
     const sync = await runCli(['sync', '--once', '--config', file], debug);
     assert.equal(sync.code, 1, sync.stderr);
     assert.match(sync.stdout, /sources that could not be polled: emr-broken, emr-echo, emr-refused, tracker/);
-    assert.match(sync.stdout, /invalid header value/, 'the runtime error quoting the token was logged');
+    assert.match(sync.stderr, /invalid header value/, 'the runtime error quoting the token was logged');
     const doctor = await runCli(['doctor', '--config', file], debug);
     assert.equal(doctor.code, 1, doctor.stderr);
     assert.match(doctor.stdout, /source emr-refused/);
