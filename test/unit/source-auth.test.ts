@@ -28,6 +28,11 @@ describe('source OAuth2 client credentials', () => {
       calls.push(`${req.method} ${req.url}`);
       req.resume();
       req.on('end', () => {
+        if (req.url === '/token-huge') {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ access_token: 'tok', padding: 'x'.repeat(200_000) }));
+          return;
+        }
         if (req.url === '/token') {
           res.writeHead(tokenStatus, { 'content-type': 'application/json' });
           res.end(
@@ -86,6 +91,12 @@ describe('source OAuth2 client credentials', () => {
     assert.match(unreachable.message, /could not be reached: network error/);
   });
 
+  it('refuses a token answer larger than 64 kB instead of reading it whole', async () => {
+    const err = await refusal(auth(`${base}/token-huge`).headers());
+    assert.equal(err.retryable, false);
+    assert.match(err.message, /auth\.tokenUrl\) answered with more than 64 kB/);
+  });
+
   it('a FHIR read with a refused client fails at once with that reason, not as a network error', async () => {
     tokenStatus = 401;
     calls.length = 0;
@@ -123,9 +134,9 @@ describe('source OAuth2 client credentials', () => {
     assert.equal(secrets.text(`an answer quoting ${token} bare`), 'an answer quoting [redacted] bare');
   });
 
-  it('a token the runtime refuses to send (a line break in it) is quoted by nothing the FHIR or DHIS2 client throws or logs', async () => {
+  it('a token the runtime would refuse to send (a line break in it) is refused by name and quoted by nothing the FHIR or DHIS2 client throws or logs', async () => {
     tokenStatus = 200;
-    // The runtime's error quotes the whole header value; the generic scrubber stops at the line break.
+    // Sent, the runtime's error would quote the whole header value; the generic scrubber stops at the line break.
     issuedToken = 'opaque-first-half\nhidden-second-half-31';
     const lines: string[] = [];
     const logger = createLogger({ level: 'debug', destination: { write: (line: string) => lines.push(line) } });
@@ -152,7 +163,7 @@ describe('source OAuth2 client credentials', () => {
     try {
       const logged = lines.join('');
       assert.equal(lines.length, 2);
-      assert.match(logged, /invalid header value/, 'the runtime error is logged as the cause');
+      for (const message of messages) assert.match(message, /returned an access_token that cannot be sent in a header/);
       for (const text of [logged, ...messages]) {
         for (const part of ['opaque-first-half', 'hidden-second-half-31'])
           assert.ok(!text.includes(part), `${part} leaked: ${text}`);

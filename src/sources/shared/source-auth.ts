@@ -1,5 +1,6 @@
 import type { SourceAuth } from '../../config/types.js';
 import type { SecretScrubber } from '../../observability/secret-scrubber.js';
+import { ResponseTooLargeError, readBodyCapped } from './read-body.js';
 
 /**
  * Authorization headers for a source system. OAuth2 client credentials (SMART backend services
@@ -52,6 +53,19 @@ export function createSourceAuthenticator(
   }
 }
 
+/** A token answer is a small JSON object; a larger one is refused rather than read without end. */
+const MAX_TOKEN_ANSWER_BYTES = 64 * 1024;
+/** Visible ASCII and spaces: what an Authorization header value may hold. */
+const HEADER_SAFE = /^[\x20-\x7e]+$/;
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 function oauth2ClientCredentials(auth: SourceAuth, timeoutMs: number, secrets: SecretScrubber): SourceAuthenticator {
   let cached: { token: string; expiresAt: number } | undefined;
   let inFlight: Promise<string> | undefined;
@@ -62,14 +76,20 @@ function oauth2ClientCredentials(auth: SourceAuth, timeoutMs: number, secrets: S
     form.set('client_id', auth.clientId ?? '');
     form.set('client_secret', auth.clientSecret ?? '');
     let response: Response;
+    // One signal for the call and its body: Node 20's fetch does not end a body still arriving (read-body.ts).
+    const signal = AbortSignal.timeout(timeoutMs);
+    let text: string;
     try {
       response = await fetch(auth.tokenUrl ?? '', {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
         body: form.toString(),
-        signal: AbortSignal.timeout(timeoutMs),
+        signal,
       });
+      text = await readBodyCapped(response, MAX_TOKEN_ANSWER_BYTES, signal);
     } catch (err) {
+      if (err instanceof ResponseTooLargeError)
+        throw new SourceAuthError('the token endpoint (auth.tokenUrl) answered with more than 64 kB', false);
       const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
       throw new SourceAuthError(
         `the token endpoint (auth.tokenUrl) could not be reached: ${timedOut ? 'timeout' : 'network error'}`,
@@ -79,7 +99,6 @@ function oauth2ClientCredentials(auth: SourceAuth, timeoutMs: number, secrets: S
     }
     // The message names the status only: the response may echo credentials.
     if (!response.ok) {
-      await response.arrayBuffer().catch(() => undefined);
       const status = response.status;
       const retryable = status === 429 || status >= 500;
       throw new SourceAuthError(
@@ -89,11 +108,19 @@ function oauth2ClientCredentials(auth: SourceAuth, timeoutMs: number, secrets: S
         retryable,
       );
     }
-    const body: unknown = await response.json().catch(() => undefined);
+    const body = parseJson(text);
     const token = body && typeof body === 'object' ? (body as Record<string, unknown>).access_token : undefined;
     const expiresIn = body && typeof body === 'object' ? (body as Record<string, unknown>).expires_in : undefined;
     if (typeof token !== 'string' || token.length === 0)
       throw new SourceAuthError('the token endpoint (auth.tokenUrl) returned no access_token', false);
+    // Sent as it is, the runtime would refuse it with an error that quotes it, read as a network error.
+    if (!HEADER_SAFE.test(token)) {
+      secrets.add(token, { renewed: true });
+      throw new SourceAuthError(
+        'the token endpoint (auth.tokenUrl) returned an access_token that cannot be sent in a header (control characters)',
+        false,
+      );
+    }
     secrets.add(token, { renewed: true });
     const lifetimeMs = typeof expiresIn === 'number' && expiresIn > 0 ? expiresIn * 1000 : 300_000;
     cached = { token, expiresAt: Date.now() + lifetimeMs };
