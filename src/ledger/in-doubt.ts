@@ -22,24 +22,26 @@ export const IN_DOUBT_ATTEMPT_SQL = `step IN (${DECLARATION_STEPS.map((s) => `'$
     AND COALESCE(error_status, 0) NOT IN (${NEVER_PROCESSED_STATUSES.join(', ')})))`;
 
 /**
- * A 400 to a resent declaration ends the doubt about the copy it resent. OpenCRVS validates the body,
- * the declaration and the location before it looks for an action with the transactionId (the check
- * order of docs/opencrvs-api.md), so the copy that is refused now was refused then, and never stored.
+ * A later answer that shows what OpenCRVS holds under the transactionId ends the doubt: the NOTIFY was
+ * stored and rejected by the country configuration (at once, or decided later: a pending check). The
+ * row is dead then, and a requeue sends under the next transactionId generation. A 400 does not end it:
+ * OpenCRVS checks the location before it looks for the transactionId, and forms and locations change, so
+ * a copy refused now may have been stored then.
  */
-export function disprovesDoubt(step: string, error: { status?: number }): boolean {
-  return (step === 'notify' || step === 'createAndNotify') && error.status === 400;
+export function endsDoubt(error: { kind: string } | null): boolean {
+  return error?.kind === 'rejected';
 }
-const DISPROVING_ATTEMPT_SQL = `b.step IN ('notify', 'createAndNotify') AND b.error_status = 400`;
+const DOUBT_ENDING_SQL = `b.error_kind = 'rejected'`;
 
 /**
- * One row's earlier attempts since it was last queued: is any of them in doubt, and not disproved by a
- * later one (disprovesDoubt)? (`?` = the row id.) A requeue (a replay, a corrected dead row) starts a
- * new notify transactionId, which nothing has been sent under yet: attempts before it say nothing about it.
+ * One row's earlier attempts since it was last queued: is any of them in doubt, and not ended by a later
+ * one (endsDoubt)? (`?` = the row id.) A requeue (a replay, a corrected dead row) starts a new notify
+ * transactionId, which nothing has been sent under yet: attempts before it say nothing about it.
  */
 export const ROW_IN_DOUBT_SQL = `SELECT 1 FROM ledger_attempts a JOIN ledger_rows r ON r.id = a.row_id
   WHERE a.row_id = ? AND a.started_at >= r.queued_at AND ${IN_DOUBT_ATTEMPT_SQL}
     AND NOT EXISTS (SELECT 1 FROM ledger_attempts b WHERE b.row_id = a.row_id AND b.id > a.id
-      AND ${DISPROVING_ATTEMPT_SQL})
+      AND ${DOUBT_ENDING_SQL})
   LIMIT 1`;
 
 /** The same for the attempt being settled (a failed one: an answered one is no doubt). */

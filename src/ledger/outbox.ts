@@ -2,7 +2,7 @@
 // that ends an attempt checks `locked_by`, so a worker whose lock was reset as stale (and whose row
 // another worker may now hold) cannot overwrite the newer attempt.
 import { type Db, relaxed } from './db.js';
-import { disprovesDoubt, failedAttemptInDoubt, ROW_IN_DOUBT_SQL } from './in-doubt.js';
+import { endsDoubt, failedAttemptInDoubt, ROW_IN_DOUBT_SQL } from './in-doubt.js';
 import { errorColumns, LEDGER_ROW_COLUMNS, ledgerRowFromValues, type SqlLedgerRow } from './rows.js';
 import type { LedgerError, LedgerRow, SettleInput } from './types.js';
 
@@ -22,6 +22,11 @@ export interface Outbox {
   resetLocksOf(prefix: string, isGone: (lockedBy: string) => boolean, now: number, singleCall: boolean): number;
   nextDueAt(): number | undefined;
   outstanding(): number;
+}
+
+/** A 400 to the call that carried the declaration. */
+function refusedDeclaration(step: string, error: LedgerError): boolean {
+  return (step === 'notify' || step === 'createAndNotify') && error.status === 400;
 }
 
 export function createOutbox(db: Db): Outbox {
@@ -246,13 +251,15 @@ export function createOutbox(db: Db): Outbox {
     } else {
       error = settlement.error;
       // In doubt by this attempt, or by an earlier one whose NOTIFY this attempt was resending; unless
-      // this attempt's answer shows the copy was never stored.
-      const disproved = disprovesDoubt(input.step, error);
-      const keep =
-        replaced && !counted && !disproved && (failedAttemptInDoubt(input.step, error) || earlierInDoubt.get(row.id));
+      // this attempt's answer shows what OpenCRVS holds (a rejection).
+      const doubt =
+        !endsDoubt(error) && (failedAttemptInDoubt(input.step, error) || Boolean(earlierInDoubt.get(row.id)));
+      const keep = replaced && !counted && doubt;
       if (keep) keepClaimedInDoubt.run({ id: row.id, payload: JSON.stringify(input.claimedPayload), now });
-      // Refused for the copy it sent while a newer version, never tried, replaced it: that one goes next.
-      const tryNewer = settlement.outcome === 'dead' && replaced && !keep && disproved;
+      // A declaration refused (400) while a newer version, never tried, replaced it: that one goes next.
+      // Only without doubt: then nothing is stored under this transactionId, and the refused copy was not.
+      const tryNewer =
+        settlement.outcome === 'dead' && replaced && !counted && !doubt && refusedDeclaration(input.step, error);
       const err = errorColumns(error);
       const held = settlement.outcome === 'held';
       nextRunAt =

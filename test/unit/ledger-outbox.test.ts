@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { type Ledger, openLedger, type SettleInput } from '../../src/ledger/index.js';
+import { type Ledger, type LedgerError, openLedger, type SettleInput } from '../../src/ledger/index.js';
 import { LEDGER_ROW_COLUMNS } from '../../src/ledger/rows.js';
 import { eventInput, payload, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
 
@@ -356,42 +356,49 @@ describe('ledger: outbox', () => {
     assert.equal(ledger.get(row.id)?.updatesAfterNotification, 1, 'counted once');
   });
 
-  it('a 400 to the resent in-doubt copy ends the doubt: the next correction replaces it and goes out', () => {
-    const { row } = ledger.recordEvent(eventInput('1'));
-    const [first] = ledger.claimDue('w1', 1);
-    assert.ok(first?.payload);
-    ledger.recordCreated(row.id, 'e', 'T');
+  it('after an in-doubt NOTIFY a 400 leaves the doubt, a rejection ends it: only then does a correction go out', () => {
     const timeout = { classification: 'retryable' as const, kind: 'timeout', message: 't' };
-    const base = { id: row.id, workerId: 'w1', step: 'notify', startedAt: clock.now() };
-    ledger.settle({
-      ...base,
-      claimedPayloadHash: first.payloadHash,
-      claimedPayload: first.payload,
-      settlement: { outcome: 'retry', error: timeout, nextRunAt: clock.now() },
-    });
-    // In doubt: a correction now cannot go out under the same transactionId.
-    assert.equal(ledger.recordEvent(eventInput('1', payload('Second'), '2')).change, 'updated-after-notification');
-    clock.advance(10);
-    const [resend] = ledger.claimDue('w1', 1);
-    assert.ok(resend?.payload);
-    const refused = {
-      classification: 'permanent' as const,
-      kind: 'bad-request',
-      status: 400,
-      message: 'Invalid input',
+    /** A row whose NOTIFY timed out, then a correction, then the resend of the kept copy ends with `error`. */
+    const inDoubtThenRefused = (subject: string, error: LedgerError) => {
+      const { row } = ledger.recordEvent(eventInput(subject));
+      const first = ledger.claimRow(row.id, 'w1');
+      assert.ok(first?.payload);
+      ledger.recordCreated(row.id, 'e', 'T');
+      const base = { id: row.id, workerId: 'w1', step: 'notify', startedAt: clock.now() };
+      ledger.settle({
+        ...base,
+        claimedPayloadHash: first.payloadHash,
+        claimedPayload: first.payload,
+        settlement: { outcome: 'retry', error: timeout, nextRunAt: clock.now() },
+      });
+      assert.equal(
+        ledger.recordEvent(eventInput(subject, payload('Second'), '2')).change,
+        'updated-after-notification',
+      );
+      clock.advance(10);
+      const resend = ledger.claimRow(row.id, 'w1');
+      assert.ok(resend?.payload);
+      ledger.settle({
+        ...base,
+        startedAt: clock.now(),
+        claimedPayloadHash: resend.payloadHash,
+        claimedPayload: resend.payload,
+        settlement: { outcome: 'dead', error },
+      });
+      return row.id;
     };
-    ledger.settle({
-      ...base,
-      startedAt: clock.now(),
-      claimedPayloadHash: resend.payloadHash,
-      claimedPayload: resend.payload,
-      settlement: { outcome: 'dead', error: refused },
-    });
-    assert.equal(ledger.get(row.id)?.state, 'dead');
-    // OpenCRVS validates before it looks for the transactionId: the first copy was never stored either.
-    const { change, row: fixed } = ledger.recordEvent(eventInput('1', payload('Fixed'), '3'));
+    // A 400 may be a location or form changed since: the first copy may be stored all the same.
+    const refused = { classification: 'permanent' as const, kind: 'bad-request', status: 400, message: 'Invalid' };
+    inDoubtThenRefused('1', refused);
+    assert.equal(ledger.recordEvent(eventInput('1', payload('Fixed'), '3')).change, 'updated-after-notification');
+    // Rejected: OpenCRVS holds that copy, refused; a correction goes out under the next generation.
+    const rejected = { classification: 'permanent' as const, kind: 'rejected', message: 'rejected the NOTIFY' };
+    const id = inDoubtThenRefused('2', rejected);
+    const { change, row: fixed } = ledger.recordEvent(eventInput('2', payload('Fixed'), '3'));
     assert.equal(change, 'replaced');
     assert.equal(fixed.state, 'pending');
+    assert.equal(fixed.id, id);
+    assert.match(fixed.notifyTransactionId, /:notify:r1$/);
     assert.deepEqual(fixed.payload?.declaration['child.name'], payload('Fixed').declaration['child.name']);
   });
 
