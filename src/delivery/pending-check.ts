@@ -1,19 +1,24 @@
 // A NOTIFY answered "Requested" (delivered-pending) is accepted or rejected by the country configuration
 // later, and OpenCRVS tells no one: a rejection would leave the ledger saying "delivered" about a birth
-// no registrar will see. So the worker asks again, by sending the same call under the same
-// transactionId: OpenCRVS answers a replay with the event as it is now, and the decision, whatever its
-// own transactionId, points at our Requested action (opencrvs/outcome.ts reads both). A health client
-// cannot read events (`record.read`), so the replay is the only question it can ask.
+// no registrar will see. So the worker asks again, the way a withdrawal is settled: the idempotent create
+// answers with the event as it stands, and the decision, whatever its own transactionId, points at our
+// Requested action (notify-lookup.ts). No declaration is sent: nothing can be notified twice, and no
+// payload has to be kept for it.
 import type { DuePendingCheck, Ledger, LedgerRow, PendingCheckResult } from '../ledger/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { OpenCrvsApi } from '../opencrvs/types.js';
 import { classifyFailure } from './errors.js';
-import { createAndNotify, notify } from './send.js';
+import { findOurNotifies } from './notify-lookup.js';
 import type { DeliveryOutcome } from './types.js';
 
 const MINUTE_MS = 60_000;
-/** After the pending answer: 5 and 15 minutes, 1 and 3 hours, then every 6 hours until decided. */
+/**
+ * The waits: 5 minutes after the pending answer, then 15 minutes, 1 hour and 3 hours after each check,
+ * then every 6 hours, for at most MAX_ASKING_MS after the answer.
+ */
 export const PENDING_CHECK_DELAYS_MS: readonly number[] = [5, 15, 60, 180, 360].map((m) => m * MINUTE_MS);
+/** A country configuration that has not decided in 30 days will not: the row stays pending, unasked. */
+export const MAX_ASKING_MS = 30 * 24 * 60 * MINUTE_MS;
 
 /** The wait before the check after `checks` earlier ones. */
 export function pendingCheckDelay(checks: number): number {
@@ -33,14 +38,14 @@ export interface PendingCheckDeps {
 }
 
 /**
- * Asks about up to `limit` due rows, one at a time (a background chore, never ahead of deliveries). The
- * first that cannot be asked (OpenCRVS unreachable, a call timing out) ends the round: the others would
- * each wait out the same timeout, and `sync --once` waits for the round.
+ * Asks about up to `limit` due rows, one at a time (a background chore, never ahead of deliveries), and
+ * none after `until` (epoch ms; `sync --timeout`). The first that OpenCRVS cannot be asked about (it is
+ * unreachable, a call times out) ends the round: the others would each wait out the same timeout.
  */
-export async function checkPendingRows(deps: PendingCheckDeps, limit: number): Promise<number> {
+export async function checkPendingRows(deps: PendingCheckDeps, limit: number, until = Infinity): Promise<number> {
   let asked = 0;
   for (const due of deps.ledger.duePendingChecks(limit, deps.now())) {
-    if (deps.stopping()) break;
+    if (deps.stopping() || Date.now() >= until) break;
     asked++;
     if (!(await checkOne(deps, due))) break;
   }
@@ -48,9 +53,9 @@ export async function checkPendingRows(deps: PendingCheckDeps, limit: number): P
 }
 
 /** False when OpenCRVS could not be asked. */
-async function checkOne(deps: PendingCheckDeps, { row, step, checks }: DuePendingCheck): Promise<boolean> {
+async function checkOne(deps: PendingCheckDeps, { row, checks }: DuePendingCheck): Promise<boolean> {
   const startedAt = deps.now();
-  const { result, answered } = await ask(deps, row, step, checks, startedAt);
+  const { result, answered } = await ask(deps, row, checks, startedAt);
   const decided = deps.ledger.recordPendingCheck({
     id: row.id,
     notifyTransactionId: row.notifyTransactionId,
@@ -62,11 +67,8 @@ async function checkOne(deps: PendingCheckDeps, { row, step, checks }: DuePendin
   if (!decided) return answered;
   const fields = { rowId: row.id, eventType: row.eventType, checks: checks + 1 };
   if (result.outcome === 'dead') {
-    deps.logger.error(
-      { ...fields, message: result.error.message },
-      'the country configuration rejected a notification',
-    );
-    deps.emit({ type: 'dead', row: decided, error: result.error, reason: 'rejected later', decidedLater: true });
+    deps.logger.error({ ...fields, message: result.error.message }, 'a pending notification is dead');
+    deps.emit({ type: 'dead', row: decided, error: result.error, reason: result.error.kind, decidedLater: true });
   } else {
     deps.logger.info(fields, 'the country configuration accepted a pending notification');
     deps.emit({ type: 'delivered', row: decided, decidedLater: true });
@@ -77,41 +79,40 @@ async function checkOne(deps: PendingCheckDeps, { row, step, checks }: DuePendin
 async function ask(
   deps: PendingCheckDeps,
   row: LedgerRow,
-  step: string,
   checks: number,
   startedAt: number,
 ): Promise<{ result: PendingCheckResult; answered: boolean }> {
   const later = { outcome: 'delivered-pending', nextCheckAt: startedAt + pendingCheckDelay(checks + 1) } as const;
-  if (!row.payload || !row.eventId) {
-    // Purged before this version kept pending payloads: the same call cannot be sent again.
-    deps.logger.warn(
-      { rowId: row.id },
-      'a pending notification cannot be asked about (no payload kept); not asked again',
-    );
+  if (row.deliveredAt !== null && startedAt - row.deliveredAt > MAX_ASKING_MS) {
+    deps.logger.warn({ rowId: row.id, checks }, 'a notification still pending after 30 days; not asked about again');
     return { result: { outcome: 'delivered-pending', nextCheckAt: null }, answered: true };
   }
   try {
-    const answer =
-      step === 'createAndNotify'
-        ? await createAndNotify(deps.api, row, row.payload)
-        : await notify(deps.api, row, row.payload, row.eventId);
-    return { result: answer.outcome === 'accepted' ? { outcome: 'delivered' } : later, answered: true };
+    const found = await findOurNotifies(deps.api, row);
+    if (found.accepted) return { result: { outcome: 'delivered' }, answered: true };
+    if (found.pending) return { result: later, answered: true };
+    const error = found.rejected
+      ? {
+          classification: 'permanent' as const,
+          kind: 'rejected',
+          message: 'the country configuration rejected the NOTIFY action (after answering it pending)',
+        }
+      : {
+          // The event is there (the create answered) without our NOTIFY: OpenCRVS restored from a backup.
+          classification: 'permanent' as const,
+          kind: 'not-found',
+          message:
+            'OpenCRVS no longer holds our NOTIFY of this event (restored from a backup?): replay to send it again',
+        };
+    return { result: { outcome: 'dead', error }, answered: true };
   } catch (err) {
+    // Unreachable, a token problem, an office refused: ask again later. Only a failure that would meet the
+    // next row too (the network, a timeout, a 5xx) ends the round.
     const failure = classifyFailure(err);
-    if (failure.error.kind === 'rejected') {
-      const message = `${failure.error.message} (after answering it pending)`;
-      return {
-        result: { outcome: 'dead', error: { ...failure.error, classification: 'permanent', message } },
-        answered: true,
-      };
-    }
-    // An event past NOTIFIED: our NOTIFY was accepted and a registrar acted on it (attempt.ts, B3).
-    if (failure.alreadyNotified) return { result: { outcome: 'delivered' }, answered: true };
-    // Unreachable, a token problem, an event assigned to a registrar (409): ask again later.
     deps.logger.warn(
       { rowId: row.id, errorKind: failure.error.kind, status: failure.error.status },
       'could not ask OpenCRVS about a pending notification; asking again later',
     );
-    return { result: later, answered: false };
+    return { result: later, answered: failure.classification !== 'retryable' };
   }
 }

@@ -1,12 +1,10 @@
 // A row the source withdrew (deleted, merged, no longer an event) while its delivery was under way. If
 // its OpenCRVS event exists, a NOTIFY may have reached OpenCRVS with its answer lost: cancelling would
 // make the ledger say "not sent" of a registration OpenCRVS holds, and sending would notify a withdrawn
-// record. So the worker asks OpenCRVS first, without side effects: the create call is idempotent on the
-// row's create transactionId and answers with the event, its actions included.
+// record. So the worker asks OpenCRVS first, without side effects (notify-lookup.ts).
 import type { LedgerRow } from '../ledger/index.js';
-import { isOpenCrvsError } from '../opencrvs/errors.js';
-import { readNotifyOutcome } from '../opencrvs/outcome.js';
 import type { OpenCrvsApi } from '../opencrvs/types.js';
+import { findOurNotifies } from './notify-lookup.js';
 import type { SendMode } from './send.js';
 
 export type WithdrawalFinding =
@@ -25,25 +23,11 @@ export async function checkWithdrawal(
   // row that never stored its event never sent a NOTIFY. `attempts` counts this claim too.
   const singleCallSent = mode === 'single-call' && row.requeues === 0 && row.attempts > 1;
   if (!row.eventId && !singleCallSent) return { notified: false, reason };
-  const event = await api.createEvent({
-    type: row.eventType,
-    transactionId: row.createTransactionId,
-    createdAtLocation: row.payload?.office ?? row.office ?? '',
-  });
-  // Two-step NOTIFYs carry the row's notify transactionId, a single call the base one; a replayed row sent
-  // its earlier NOTIFYs under the earlier generations (`<base>:notify`, `…:notify:r1`…), and one of those
-  // may have reached OpenCRVS with its answer lost before the row died.
-  const earlier = Array.from({ length: row.requeues }, (_, i) =>
-    i === 0 ? `${row.baseTransactionId}:notify` : `${row.baseTransactionId}:notify:r${i}`,
-  );
-  for (const transactionId of [row.notifyTransactionId, ...earlier, row.baseTransactionId]) {
-    try {
-      const found = readNotifyOutcome(event, transactionId, 'withdrawal check');
-      return { notified: true, outcome: found.outcome, eventId: event.id, trackingId: event.trackingId };
-    } catch (err) {
-      // No NOTIFY of ours (or one the country configuration rejected): not notified under this id.
-      if (!isOpenCrvsError(err)) throw err;
-    }
+  const found = await findOurNotifies(api, row);
+  const { event } = found;
+  if (found.accepted || found.pending) {
+    const outcome = found.accepted ? 'accepted' : 'pending';
+    return { notified: true, outcome, eventId: event.id, trackingId: event.trackingId };
   }
   return {
     notified: false,

@@ -106,11 +106,15 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   let nextPendingCheckAt = 0;
   let pendingChecks: Promise<unknown> | undefined;
   /** One round of pending checks at a time, beside the deliveries; the round is what `stop` waits for. */
-  const checkPending = (): Promise<unknown> => {
+  const checkPending = (until?: number): Promise<unknown> => {
     if (pendingChecks || hold || stopping || now() < nextPendingCheckAt) return pendingChecks ?? Promise.resolve();
     nextPendingCheckAt = now() + PENDING_CHECK_EVERY_MS;
-    pendingChecks = checkPendingRows(pendingCheckDeps, PENDING_CHECK_BATCH)
-      .catch((err) => logger.error({ err }, 'pending notification check failed; trying again later'))
+    pendingChecks = checkPendingRows(pendingCheckDeps, PENDING_CHECK_BATCH, until)
+      .catch((err) => {
+        // After stop() the ledger may be closed under a check that outlived the drain: expected then.
+        if (stopped) logger.debug({ err }, 'a pending notification check ended after stop');
+        else logger.error({ err }, 'pending notification check failed; trying again later');
+      })
       .finally(() => {
         pendingChecks = undefined;
       });
@@ -374,7 +378,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     async runUntilIdle(options = {}) {
       const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
       resetGoneLocks(false); // `sync --once` runs only this: a pass killed before it left rows locked
-      await checkPending(); // and, run by a scheduler, has no other time to ask about pending NOTIFYs
+      await checkPending(deadline); // and, run by a scheduler, has no other time to ask about pending NOTIFYs
       for (;;) {
         const n = await processNext();
         if (hold || stopping) return; // stop() drains and hands back what is in flight

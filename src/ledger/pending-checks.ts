@@ -15,13 +15,9 @@ export interface PendingChecks {
 }
 
 export function createPendingChecks(db: Db): PendingChecks {
-  // The step of the attempt that was answered pending tells which call to repeat: a createAndNotify is
-  // idempotent on the base transactionId, a NOTIFY on the notify one, and the two differ.
   const due = db
     .prepare<{ now: number; limit: number }, unknown[]>(`
-      SELECT ${LEDGER_ROW_COLUMNS},
-        (SELECT step FROM ledger_attempts a WHERE a.row_id = r.id AND a.outcome = 'delivered-pending'
-          ORDER BY a.id DESC LIMIT 1) AS pending_step, pending_checks
+      SELECT ${LEDGER_ROW_COLUMNS}, pending_checks
       FROM ledger_rows r INDEXED BY ledger_rows_pending_check
       WHERE state = 'delivered-pending' AND pending_check_at <= @now
       ORDER BY pending_check_at LIMIT @limit`)
@@ -73,12 +69,8 @@ export function createPendingChecks(db: Db): PendingChecks {
   return {
     due: (limit, now) =>
       due.all({ now, limit: Math.max(0, Math.floor(limit)) }).map((values) => {
-        const [step, checks] = values.slice(-2);
-        return {
-          row: ledgerRowFromValues(values.slice(0, -2)),
-          step: typeof step === 'string' ? step : 'notify',
-          checks: typeof checks === 'number' ? checks : 0,
-        };
+        const checks = values.at(-1);
+        return { row: ledgerRowFromValues(values.slice(0, -1)), checks: typeof checks === 'number' ? checks : 0 };
       }),
     record: (input, now) => {
       const row = relaxed(db, () => decide.immediate(input, now));

@@ -65,13 +65,11 @@ function findClause(text: string, params: Record<string, string | number>): stri
 
 /**
  * The payload purge, by its own partial index: left to itself SQLite took the state index and read every
- * delivered row's delivered_at (0.6 s at a million rows, every 10 minutes). A pending NOTIFY keeps its
- * payload while OpenCRVS is still to be asked about it: the question is that NOTIFY, sent again.
+ * delivered row's delivered_at (0.6 s at a million rows, every 10 minutes).
  */
 export const PURGE_SQL = `
   UPDATE ledger_rows INDEXED BY ledger_rows_purge SET payload = NULL
-  WHERE payload IS NOT NULL AND state IN ('delivered', 'delivered-pending') AND delivered_at <= @cutoff
-    AND pending_check_at IS NULL`;
+  WHERE payload IS NOT NULL AND state IN ('delivered', 'delivered-pending') AND delivered_at <= @cutoff`;
 
 /**
  * `list()`'s statement. With a lookup (`find`) only its indexes are to be used: without statistics SQLite

@@ -194,10 +194,9 @@ export type Settlement =
   /** Operator problem: the row goes back unlocked, its attempt not counted, the error kept visible. */
   | { outcome: 'held'; error: LedgerError };
 
-/** A row to ask about, and the call that was answered pending (`notify` or `createAndNotify`). */
+/** A row to ask about. */
 export interface DuePendingCheck {
   row: LedgerRow;
-  step: string;
   /** How often OpenCRVS was asked already. */
   checks: number;
 }
@@ -362,7 +361,7 @@ export interface Ledger {
   outstanding(): number;
 
   // ---- delivered-pending rows, asked about again until the country configuration decides ----
-  /** Up to `limit` rows whose next check is due (oldest first), each with the call answered pending. */
+  /** Up to `limit` rows whose next check is due (oldest first). */
   duePendingChecks(limit: number, now?: number): DuePendingCheck[];
   /**
    * What a check found: decided (delivered, or dead with the reason; an attempt row records it) or not yet

@@ -96,7 +96,7 @@ describe('delivery: asking again about a NOTIFY left pending', () => {
     assert.equal(bed.ledger.attempts(row.id).length, 1);
   });
 
-  it('records a rejection decided later as dead with the reason, replayable', async () => {
+  it('records a rejection decided later as dead with the reason; the EMR correction then goes out', async () => {
     const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 3));
     const w = worker();
     await w.runUntilIdle({ timeoutMs: 30_000 });
@@ -111,7 +111,12 @@ describe('delivery: asking again about a NOTIFY left pending', () => {
       outcomes.map((o) => o.type),
       ['pending', 'dead'],
     );
-    assert.deepEqual(bed.ledger.replay([row.id]).requeued, [row.id]);
+    // The EMR's correction now goes out, under the next transactionId generation: OpenCRVS holds the
+    // first copy as rejected, so it is no longer in doubt.
+    const corrected = bed.ledger.recordEvent(birthEvent(bed.office, 3, { 'child.gender': 'male' }));
+    assert.equal(corrected.change, 'replaced');
+    assert.equal(corrected.row.state, 'pending');
+    assert.match(corrected.row.notifyTransactionId, /:notify:r1$/);
   });
 
   it('asks a single-call delivery again with the same create-and-notify, under the base transactionId', async () => {
@@ -132,15 +137,35 @@ describe('delivery: asking again about a NOTIFY left pending', () => {
     assert.equal((await bed.sim.control.events()).length, 1);
   });
 
-  it('keeps asking later when OpenCRVS cannot be reached, and keeps the payload meanwhile', async () => {
+  it('keeps asking later when OpenCRVS cannot be reached, and stops asking after 30 days', async () => {
     const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 5));
     await worker().runUntilIdle({ timeoutMs: 30_000 });
     await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 503 } });
     ahead += 6 * MINUTE;
     await runExpectingNextCheck(worker(), PENDING_CHECK_DELAYS_MS[1]);
     assert.equal(bed.ledger.get(row.id)?.state, 'delivered-pending');
-    // The payload is the question: a purge after its retention leaves it while a decision is awaited.
-    assert.equal(bed.ledger.purgePayloads(Date.now() + 1000 * 3_600_000), 0);
-    assert.ok(bed.ledger.get(row.id)?.payload);
+    await bed.sim.control.configure({ faults: {} });
+    ahead += 31 * 24 * 60 * MINUTE;
+    await worker().runUntilIdle({ timeoutMs: 30_000 });
+    assert.equal(bed.ledger.get(row.id)?.state, 'delivered-pending', 'still pending: OpenCRVS never decided');
+    assert.equal(bed.ledger.nextPendingCheckAt(), undefined, 'not asked about again');
+  });
+
+  it('a NOTIFY OpenCRVS no longer holds (restored from a backup) is a dead row to replay, not pending for ever', async () => {
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 6));
+    await worker().runUntilIdle({ timeoutMs: 30_000 });
+    await bed.sim.control.reset(); // every event gone, as after a restore from an older backup
+    await bed.sim.control.configure({ actionConfirmation: 'pending' });
+    ahead += 6 * MINUTE;
+    await worker().runUntilIdle({ timeoutMs: 30_000 });
+    const dead = bed.ledger.get(row.id);
+    assert.equal(dead?.state, 'dead');
+    assert.equal(dead?.lastError?.kind, 'not-found');
+    assert.match(dead?.lastError?.message ?? '', /no longer holds our NOTIFY .*replay/);
+    // Replayed, it is notified again (the lookup's create made the event again; create is idempotent).
+    assert.deepEqual(bed.ledger.replay([row.id]).requeued, [row.id]);
+    await worker().runUntilIdle({ timeoutMs: 30_000 });
+    assert.equal(bed.ledger.get(row.id)?.state, 'delivered-pending');
+    assert.equal((await bed.sim.control.events()).length, 1);
   });
 });

@@ -1,0 +1,52 @@
+// What OpenCRVS holds of a row's NOTIFYs, read from the event's actions without sending a declaration:
+// the create call is idempotent on the row's create transactionId and answers with the event, its actions
+// included (a health client may not read events, `record.read`). Used to settle a withdrawal under way
+// (withdraw.ts) and to learn the country configuration's later decision (pending-check.ts).
+import type { LedgerRow } from '../ledger/index.js';
+import { isOpenCrvsError } from '../opencrvs/errors.js';
+import { readNotifyOutcome } from '../opencrvs/outcome.js';
+import type { EventDocument, OpenCrvsApi } from '../opencrvs/types.js';
+
+export interface NotifyFinding {
+  event: EventDocument;
+  /** Accepted under one of the row's NOTIFY transactionIds (any generation, or a single call's). */
+  accepted: boolean;
+  /** Requested, not decided yet. */
+  pending: boolean;
+  /** Rejected by the country configuration. */
+  rejected: boolean;
+}
+
+/** The event as it stands (idempotent create), and what became of each NOTIFY the row may have sent. */
+export async function findOurNotifies(api: OpenCrvsApi, row: LedgerRow): Promise<NotifyFinding> {
+  const event = await api.createEvent({
+    type: row.eventType,
+    transactionId: row.createTransactionId,
+    createdAtLocation: row.payload?.office ?? row.office ?? '',
+  });
+  const finding: NotifyFinding = { event, accepted: false, pending: false, rejected: false };
+  for (const transactionId of notifyTransactionIds(row)) {
+    try {
+      const found = readNotifyOutcome(event, transactionId, 'notification lookup');
+      if (found.outcome === 'accepted') finding.accepted = true;
+      else finding.pending = true;
+    } catch (err) {
+      if (!isOpenCrvsError(err)) throw err;
+      // Rejected, or no NOTIFY under this id.
+      if (err.kind === 'rejected') finding.rejected = true;
+    }
+  }
+  return finding;
+}
+
+/**
+ * Two-step NOTIFYs carry the row's notify transactionId, a single call the base one; a replayed row sent
+ * its earlier NOTIFYs under the earlier generations (`<base>:notify`, `…:notify:r1`…), and one of those
+ * may have reached OpenCRVS with its answer lost before the row died.
+ */
+function notifyTransactionIds(row: LedgerRow): string[] {
+  const earlier = Array.from({ length: row.requeues }, (_, i) =>
+    i === 0 ? `${row.baseTransactionId}:notify` : `${row.baseTransactionId}:notify:r${i}`,
+  );
+  return [row.notifyTransactionId, ...earlier, row.baseTransactionId];
+}
