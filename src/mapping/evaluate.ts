@@ -99,20 +99,21 @@ export function evaluateMapping(
   const base = { mappingId: mapping.id, eventType: mapping.eventType, subjectRef };
   const before = exclusionRule(mapping, ctx, false);
   if (before) return { result: { status: 'skipped', ...base, reason: before.reason }, excluded: true };
-  // A record that looks like this event but whose data cannot show it (a birth date without its day, which
-  // no evidence rule can compare) is kept as invalid with the reason, not dropped as "no evidence": an
-  // engineer asking whether it arrived finds it, and a corrected version requeues the row.
-  const unmappable = invalidRule(mapping, ctx);
-  if (unmappable) {
-    // The rules for records that would otherwise be notified apply to these too: a merged duplicate is
-    // skipped as merged, not kept for a correction no one will make on it.
-    const excluded = exclusionRule(mapping, ctx, true);
-    if (excluded) return { result: { status: 'skipped', ...base, reason: excluded.reason }, excluded: true };
-    const errors = [{ field: 'trigger', message: unmappable.reason }];
-    return { result: { status: 'invalid', ...base, sourceRef: subjectRef, errors } };
-  }
   const evidence = mapping.when.find((w) => truthy(w.expr.evaluate(subject, vars)));
   if (!evidence) {
+    // A record that looks like this event but whose data cannot show it (a birth date without its day,
+    // which no evidence rule can compare) is kept as invalid with the reason, not dropped as "no evidence":
+    // an engineer asking whether it arrived finds it, and a corrected version requeues the row. Only
+    // without evidence: evidence that needs no date (a birth document) still notifies it.
+    const unmappable = invalidRule(mapping, ctx);
+    if (unmappable) {
+      // The rules for records that would otherwise be notified apply to these too: a merged duplicate is
+      // skipped as merged, not kept for a correction no one will make on it.
+      const excluded = exclusionRule(mapping, ctx, true);
+      if (excluded) return { result: { status: 'skipped', ...base, reason: excluded.reason }, excluded: true };
+      const errors = [{ field: 'trigger', message: unmappable.reason }];
+      return { result: { status: 'invalid', ...base, sourceRef: subjectRef, errors } };
+    }
     const checked = mapping.when.map((w) => w.evidence).join('; ');
     return {
       result: { status: 'skipped', ...base, reason: `no ${mapping.eventType} evidence (checked: ${checked})` },

@@ -28,8 +28,10 @@ trigger:
     - reason: no birth date
       if: '%subject.birthDate.empty()'
   when:
-    - evidence: any patient
-      if: '%subject.exists()'
+    - evidence: a birth date
+      if: '%subject.birthDate.exists()'
+    - evidence: a document (needs no date)
+      if: '%subject.identifier.exists()'
 fields:
   child.name: '%subject.name'
 `;
@@ -42,7 +44,7 @@ describe('trigger.invalid in a mapping file', () => {
     return set.mapSubjectDetailed(id, 'Patient/p', bundleFetcher([subject as Resource]));
   };
 
-  it('keeps a record it matches as invalid with the reason, though an evidence rule holds', async () => {
+  it('keeps a record without evidence that it matches as invalid with the reason; evidence that needs no date maps it', async () => {
     assert.equal(set.mappings[0]?.invalid.length, 1);
     const { result, excluded, noEvidence } = await map({});
     assert.deepEqual(result, {
@@ -56,6 +58,7 @@ describe('trigger.invalid in a mapping file', () => {
     assert.equal(excluded, undefined);
     assert.equal(noEvidence, undefined);
     assert.equal((await map({ birthDate: '2024-05-10' })).result.status, 'mapped');
+    assert.equal((await map({ identifier: [{ value: 'doc-1' }] })).result.status, 'mapped');
   });
 
   it('comes after the exclusions: those checked first, and those checked with the evidence', async () => {
@@ -129,6 +132,20 @@ describe('the shipped birth mapping on a birth date without its day', () => {
     patient: { reference: 'Patient/baby' },
     relationship: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-RoleCode', code: 'MTH' }] }],
   };
+
+  it('notifies a year-month newborn whose evidence needs no date (a birth document), child.dob left out', async () => {
+    const document = {
+      resourceType: 'Composition',
+      subject: { reference: 'Patient/baby' },
+      type: { coding: [{ system: 'http://loinc.org', code: '68998-4' }] },
+      date: '2024-06-28',
+      title: 'Live birth report',
+      author: [{ display: 'clinic' }],
+    };
+    const result = await mapInput(birth, record('2024-06', encounter('2024-06-28T09:00:00+02:00'), document));
+    assert.equal(result.status, 'mapped', JSON.stringify(result));
+    assert.equal(result.status === 'mapped' && result.declaration['child.dob'], undefined);
+  });
 
   it('takes a newborn measurement or a mother linked that month as the sign of a birth too', async () => {
     reasonOf(await mapInput(birth, record('2024-06', weight)));
