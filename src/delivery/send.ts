@@ -14,6 +14,14 @@ export class WithdrawnWhileSending extends Error {
   }
 }
 
+/** The attempt's lock was taken back before its NOTIFY: nothing more is sent by it. */
+export class LockLost extends Error {
+  constructor() {
+    super('lock taken back before the NOTIFY; not sent by this attempt');
+    this.name = 'LockLost';
+  }
+}
+
 export interface SendResult {
   outcome: 'accepted' | 'pending';
   eventId: string;
@@ -44,6 +52,8 @@ export async function sendRow(
   // The source may have withdrawn the record while the create was under way: no NOTIFY then. The next
   // attempt settles the row (withdraw.ts), with the event now known.
   if (!row.eventId && ledger.withdrawnReason(row.id) !== null) throw new WithdrawnWhileSending();
+  // Taken back meanwhile (a stop's drain deadline, a stale lock): the row is someone else's to send now.
+  if (row.lockedBy !== null && !ledger.holdsLock(row.id, row.lockedBy)) throw new LockLost();
   progress.step = 'notify';
   return notify(api, row, payload, created.eventId);
 }

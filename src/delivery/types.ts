@@ -72,8 +72,9 @@ export interface DeliveryWorker {
   /** Runs the claim loop on timers until stop(): up to `concurrency` rows in flight. */
   start(): void;
   /**
-   * Stops claiming; waits up to `drainMs` (default 30 s) for rows in flight, then hands back rows
-   * still held (claimed but unstarted, or unfinished at the deadline) with their attempt not counted.
+   * Stops claiming; waits up to `drainMs` (default 30 s) for rows in flight. Rows claimed but unstarted
+   * are handed back (their attempt not counted); attempts unfinished at the deadline are taken back as a
+   * dead worker's are (Ledger.takeBackUnfinished) and send no NOTIFY afterwards.
    */
   stop(options?: { drainMs?: number }): Promise<void>;
   /** Claims up to `concurrency` due rows and processes them (or runs a due hold probe); returns how many. */

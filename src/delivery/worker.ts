@@ -363,12 +363,13 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         await Promise.race([Promise.allSettled([...inFlight.values(), pendingChecks]), deadline]);
         clearTimeout(timer);
       }
-      // Still running at the deadline: give the rows back. If the call did reach OpenCRVS, the resend
-      // carries the same transactionId and is answered idempotently; the late settle is ignored.
+      // Still running at the deadline: taken back, as a dead worker's would be (recorded; the copy in
+      // flight restored if its NOTIFY may have gone out). A late attempt sends no NOTIFY after this
+      // (sendRow checks its lock) and its late settle is ignored; a resend carries the same transactionIds.
       const unfinished = [...inFlight.keys()];
       if (unfinished.length > 0) {
-        const n = ledger.handBack(unfinished, workerId);
-        logger.warn({ handedBack: n }, 'rows still in flight at the drain deadline were handed back');
+        const n = ledger.takeBackUnfinished(unfinished, workerId, takeBackOptions);
+        logger.warn({ takenBack: n }, 'rows still in flight at the drain deadline were taken back');
       }
       liveWorkers.delete(workerId);
       stopped = true;

@@ -74,6 +74,9 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     markRechecked: (rows) => outbox.markRechecked(rows, now()),
     withdrawClaimed: (id, workerId, reason) => outbox.withdrawClaimed(id, workerId, reason, now()),
     withdrawnReason: outbox.withdrawnReason,
+    holdsLock: outbox.holdsLock,
+    takeBackUnfinished: (ids, workerId, options = {}) =>
+      outbox.takeBackUnfinished(ids, workerId, now(), options.singleCall === true),
     resetStaleLocks: (olderThanMs, at = now(), options = {}) =>
       outbox.resetStaleLocks(olderThanMs, at, options.singleCall === true),
     renewLocks: (ids, workerId, at = now()) => outbox.renewLocks(ids, workerId, at),

@@ -16,6 +16,8 @@ export interface Outbox {
   deferForRecheck(ids: number[], workerId: string, until: number, now: number): number;
   withdrawClaimed(id: number, workerId: string, reason: string, now: number): LedgerRow | undefined;
   withdrawnReason(id: number): string | null;
+  holdsLock(id: number, workerId: string): boolean;
+  takeBackUnfinished(ids: number[], workerId: string, now: number, singleCall: boolean): number;
   markRechecked(rows: ReadonlyArray<{ id: number; nextRunAt: number }>, now: number): number;
   resetStaleLocks(olderThanMs: number, now: number, singleCall: boolean): number;
   renewLocks(ids: readonly number[], workerId: string, now: number): number;
@@ -117,6 +119,9 @@ export function createOutbox(db: Db): Outbox {
       attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_at = NULL, in_flight_payload = NULL,
       next_run_at = COALESCE(@until, next_run_at), updated_at = @now
     WHERE id = @id AND locked_by = @workerId AND state = 'delivering'`);
+  const lockHolder = db
+    .prepare<[number], string | null>(`SELECT locked_by FROM ledger_rows WHERE id = ? AND state = 'delivering'`)
+    .pluck();
   const withdrawnReasonOf = db
     .prepare<[number], string | null>('SELECT withdrawn_reason FROM ledger_rows WHERE id = ?')
     .pluck();
@@ -199,6 +204,16 @@ export function createOutbox(db: Db): Outbox {
     let n = 0;
     for (const row of staleRows.all({ cutoff })) {
       n += takeBack(row, 'the worker holding this row stopped (lock expired); resending', now, singleCall);
+    }
+    return n;
+  });
+  // A stopping worker's own attempts still running at its drain deadline: taken back like a dead worker's
+  // (recorded, the copy in flight restored if its NOTIFY may have gone out), not handed back as unstarted.
+  const takeBackOwn = db.transaction((ids: number[], workerId: string, now: number, singleCall: boolean): number => {
+    let n = 0;
+    const message = 'the worker stopped before this attempt finished (drain deadline); resending';
+    for (const id of ids) {
+      if (lockHolder.get(id) === workerId) n += takeBack({ id, locked_by: workerId }, message, now, singleCall);
     }
     return n;
   });
@@ -334,6 +349,9 @@ export function createOutbox(db: Db): Outbox {
       ids.length === 0 ? 0 : relaxed(db, () => eachId.immediate(unclaim, ids, { workerId, until, now })),
     markRechecked: (rows, now) => (rows.length === 0 ? 0 : relaxed(db, () => markAllRechecked.immediate(rows, now))),
     withdrawnReason: (id) => withdrawnReasonOf.get(id) ?? null,
+    holdsLock: (id, workerId) => lockHolder.get(id) === workerId,
+    takeBackUnfinished: (ids, workerId, now, singleCall) =>
+      ids.length === 0 ? 0 : relaxed(db, () => takeBackOwn.immediate(ids, workerId, now, singleCall)),
     withdrawClaimed: (id, workerId, reason, now) => {
       const row = withdrawClaimed.get({ id, workerId, reason, now });
       return row ? ledgerRowFromValues(row) : undefined;

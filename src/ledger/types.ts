@@ -342,6 +342,14 @@ export interface Ledger {
   withdrawClaimed(id: number, workerId: string, reason: string): LedgerRow | undefined;
   /** The row's withdrawal by the source, if any (read between an attempt's create and its notify). */
   withdrawnReason(id: number): string | null;
+  /** Whether `workerId` still holds the row (read before a NOTIFY: a row taken back is not sent on). */
+  holdsLock(id: number, workerId: string): boolean;
+  /**
+   * A stopping worker's attempts still running at its drain deadline, taken back as a dead worker's are
+   * (resetStaleLocks): the attempt recorded, the row due again, the copy in flight restored when its
+   * NOTIFY may have gone out. Returns how many.
+   */
+  takeBackUnfinished(ids: number[], workerId: string, options?: TakeBackOptions): number;
   /** Returns rows locked longer than `olderThanMs` to `failed`, due now; returns how many. */
   resetStaleLocks(olderThanMs: number, now?: number, options?: TakeBackOptions): number;
   /**

@@ -356,7 +356,7 @@ describe('delivery worker', () => {
     }
   });
 
-  it('drains in-flight rows on stop and hands back what is still unfinished at the deadline', async () => {
+  it('drains in-flight rows on stop and takes back what is still unfinished at the deadline, which then sends nothing', async () => {
     ledger.recordEvent(eventInput('1'));
     const { row: slow } = ledger.recordEvent(eventInput('2'));
     let release: (() => void) | undefined;
@@ -369,19 +369,48 @@ describe('delivery worker', () => {
     w.start();
     while (!release) await new Promise((r) => setTimeout(r, 5));
     await w.stop({ drainMs: 50 });
-    const handedBack = ledger.get(slow.id);
-    assert.equal(handedBack?.state, 'pending');
-    assert.equal(handedBack?.attempts, 0);
-    assert.equal(handedBack?.lockedBy, null);
+    const takenBack = ledger.get(slow.id);
+    assert.equal(takenBack?.state, 'failed');
+    assert.equal(takenBack?.attempts, 1, 'the attempt ran: it stays counted');
+    assert.equal(takenBack?.lockedBy, null);
+    assert.deepEqual(
+      ledger.attempts(slow.id).map((a) => [a.step, a.error?.kind]),
+      [['create', 'stale-lock']],
+    );
     assert.equal(ledger.findByKey('emr', 'birth', 'Patient/1')?.state, 'delivered');
     release();
-    // Wait until the late attempt has really gone on to its NOTIFY (else the check below proves nothing).
-    const notified = () => api.calls.some((c) => c.op === 'notify' && c.transactionId === slow.notifyTransactionId);
-    for (let waited = 0; !notified() && waited < 2000; waited += 5) await new Promise((r) => setTimeout(r, 5));
-    assert.ok(notified(), 'the late attempt went on');
-    await new Promise((r) => setTimeout(r, 20));
-    // The late answer does not overwrite the handed-back row.
-    assert.equal(ledger.get(slow.id)?.state, 'pending');
+    // The late attempt creates (idempotent), then finds its lock gone: no NOTIFY after the stop.
+    const created = () => api.calls.some((c) => c.op === 'create' && c.transactionId === slow.createTransactionId);
+    for (let waited = 0; !created() && waited < 2000; waited += 5) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(created(), 'the late attempt went on');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(!api.calls.some((c) => c.op === 'notify' && c.transactionId === slow.notifyTransactionId));
+    assert.equal(ledger.get(slow.id)?.state, 'failed', 'the late settle does not overwrite the row');
+  });
+
+  it('a row taken back while its NOTIFY may be out goes back to the copy in flight at the drain deadline', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    let release: (() => void) | undefined;
+    api.onNotify = () => {
+      api.onNotify = undefined;
+      ledger.recordEvent(eventInput('1', payload('Newer'), '2'));
+    };
+    const original = api.notify.bind(api);
+    api.notify = async (input) => {
+      const answer = original(input); // stored in OpenCRVS; the answer is what hangs
+      await new Promise<void>((r) => (release = r));
+      return answer;
+    };
+    const w = worker({ pollIntervalMs: 10 });
+    w.start();
+    while (!release) await new Promise((r) => setTimeout(r, 5));
+    await w.stop({ drainMs: 20 });
+    const back = ledger.get(row.id);
+    assert.equal(back?.state, 'failed');
+    assert.deepEqual(back?.payload?.declaration['child.name'], row.payload?.declaration['child.name']);
+    assert.equal(back?.updatesAfterNotification, 1);
+    assert.equal(ledger.attempts(row.id).at(-1)?.step, 'interrupted');
+    release?.();
   });
 
   it('purges delivered payloads after the retention while it runs', async () => {
