@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Bridge, type SyncSummary } from '../app.js';
 import { configFromObject } from '../config/index.js';
+import { errorLine } from '../observability/crash.js';
 import { DEMO_STATIC_EXPECTED, demoSeed } from '../sandbox/demo/seed.js';
 import {
   BIRTH_DATA_ELEMENTS,
@@ -160,7 +161,7 @@ export function registerDemo(program: Command): void {
         await bridge.start();
       } catch (err) {
         // A busy port (8080 on many workstations): say so, and leave nothing running behind.
-        console.error(`demo: ${err instanceof Error ? err.message : String(err)}`);
+        console.error(`demo: ${errorLine(err)}`);
         console.error(
           'demo: another port for the bridge: npm start -- --port 18080 (or opencrvs-bridge demo --port N)',
         );

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { errorLine } from '../observability/crash.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { demoSeed } from '../sandbox/demo/seed.js';
 import {
@@ -201,7 +202,7 @@ export function registerSandbox(program: Command): void {
     try {
       for (const simulator of SIMULATORS) running.push(await simulator.start(options, root));
     } catch (err) {
-      console.error(`opencrvs-bridge sandbox: ${err instanceof Error ? err.message : String(err)}`);
+      console.error(`opencrvs-bridge sandbox: ${errorLine(err)}`);
       await Promise.allSettled(running.map((sim) => sim.close()));
       process.exitCode = 2;
       return;

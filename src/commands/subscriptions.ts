@@ -6,6 +6,7 @@ import type { Bundle, Subscription } from '@medplum/fhirtypes';
 import type { Command } from 'commander';
 import type { BridgeConfig, SourceSettings } from '../config/index.js';
 import { loadMappings } from '../mapping/index.js';
+import { errorLine } from '../observability/crash.js';
 import { silentLogger } from '../observability/logger.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
 import {
@@ -109,7 +110,7 @@ async function runSubscriptions(options: SubscriptionsOptions): Promise<void> {
     console.log(client.secrets.text(appliedSummary(answer, plan(secrets).types)));
   } catch (err) {
     if (err instanceof SubscriptionPlanError) return usage(err.message);
-    console.error(`posting the subscriptions failed: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`posting the subscriptions failed: ${errorLine(err)}`);
     process.exitCode = 1;
   }
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { Bridge, type SyncSummary } from '../app.js';
+import { errorLine } from '../observability/crash.js';
 import { isOpenCrvsError } from '../opencrvs/index.js';
 import { buildOrReport, loadConfigOrReport } from './options.js';
 import { listenForSignals, processLogger } from './runtime.js';
@@ -115,7 +116,7 @@ export function registerSync(program: Command): void {
         const hint = refused
           ? ' (OpenCRVS refused opencrvs.clientId and opencrvs.clientSecret at opencrvs.tokenUrl)'
           : '';
-        console.error(`sync failed: ${err instanceof Error ? err.message : String(err)}${hint}`);
+        console.error(`sync failed: ${errorLine(err)}${hint}`);
         process.exitCode = 1;
       } finally {
         await bridge.stop();

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
+import { errorLine } from '../../src/observability/crash.js';
 
 const CRASH = new URL('../../src/observability/crash.ts', import.meta.url).href;
 
@@ -32,4 +33,10 @@ describe('crash report', () => {
       assert.doesNotMatch(r.stderr, /Nakamura|s3cr3t-T0ken/);
     });
   }
+
+  it('a command that failed prints its error scrubbed too (sync, demo, sandbox, subscriptions)', () => {
+    const line = errorLine(new Error('token endpoint https://auth.example/token?client_secret=hunter22 refused'));
+    assert.equal(line, 'token endpoint https://auth.example/token?client_secret=[redacted] refused');
+    assert.equal(errorLine('Bearer abc.def'), 'Bearer [redacted]');
+  });
 });
