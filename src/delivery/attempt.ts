@@ -41,8 +41,18 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
       const found = await checkWithdrawal(deps.api, row, row.withdrawnReason, deps.mode);
       if (!found.notified) {
         const withdrawn = ledger.withdrawClaimed(row.id, workerId, found.reason);
-        logger.info({ rowId: row.id, eventType: row.eventType }, 'withdrawn in the source before it was notified');
-        return withdrawn ? 'withdrawn' : 'lost';
+        if (withdrawn) {
+          logger.info({ rowId: row.id, eventType: row.eventType }, 'withdrawn in the source before it was notified');
+          return 'withdrawn';
+        }
+        // The record came back in the source while OpenCRVS was asked: it goes out as it is now.
+        if (ledger.handBack([row.id], workerId) > 0) {
+          logger.info(
+            { rowId: row.id, eventType: row.eventType },
+            'back in the source while its withdrawal was checked',
+          );
+        }
+        return 'lost';
       }
       // Delivered after all (an earlier answer was lost): the withdrawal stays on the row, and `settle`
       // counts it as an update after notification, for someone to act on in OpenCRVS.

@@ -125,13 +125,14 @@ export function createOutbox(db: Db): Outbox {
   const withdrawnReasonOf = db
     .prepare<[number], string | null>('SELECT withdrawn_reason FROM ledger_rows WHERE id = ?')
     .pluck();
-  // A withdrawn row the worker found not notified in OpenCRVS: skipped, with what it found.
+  // A withdrawn row the worker found not notified in OpenCRVS: skipped, with what it found; unless the
+  // record came back meanwhile (a new version clears the withdrawal).
   const withdrawClaimed = db
     .prepare<{ id: number; workerId: string; reason: string; now: number }, unknown[]>(`
       UPDATE ledger_rows SET state = 'skipped', skip_reason = @reason, withdrawn_reason = NULL, payload = NULL,
         payload_hash = NULL, attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_at = NULL,
         in_flight_payload = NULL, updated_at = @now
-      WHERE id = @id AND locked_by = @workerId AND state = 'delivering'
+      WHERE id = @id AND locked_by = @workerId AND state = 'delivering' AND withdrawn_reason IS NOT NULL
       RETURNING ${LEDGER_ROW_COLUMNS}`)
     .raw();
   // Confirmed: due at once, in the place in line it had when claimed (its own next_run_at, not now),

@@ -233,6 +233,25 @@ describe('delivery worker: recheck at the source before the first send', () => {
     assert.equal(api.count('notify'), 1, 'no NOTIFY after the withdrawal');
   });
 
+  it('a withdrawn record that comes back while OpenCRVS is asked about it is sent after all, not skipped', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    api.fail('notify', { classification: 'retryable', kind: 'server', status: 500 });
+    const w = worker({ baseDelayMs: 1000 }, undefined);
+    await drain(w);
+    ledger.cancelUnsent({ ...key('1'), reason: 'deleted in the source before it was sent' });
+    const original = api.createEvent.bind(api);
+    api.createEvent = async (input) => {
+      api.createEvent = original;
+      ledger.recordEvent(eventInput('1', payload('Restored'), '2')); // undeleted in the EMR meanwhile
+      return original(input);
+    };
+    clock.advance(1000);
+    await drain(w);
+    const done = ledger.get(row.id);
+    assert.equal(done?.state, 'delivered', JSON.stringify(done));
+    assert.equal(done?.skipReason, null);
+  });
+
   it('a withdrawn row whose NOTIFY did reach OpenCRVS (answer lost) is delivered, the withdrawal counted after it', async () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     api.commitThenFail.add('notify');
