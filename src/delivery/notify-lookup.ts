@@ -17,13 +17,18 @@ export interface NotifyFinding {
   rejected: boolean;
 }
 
-/** The event as it stands (idempotent create), and what became of each NOTIFY the row may have sent. */
-export async function findOurNotifies(api: OpenCrvsApi, row: LedgerRow): Promise<NotifyFinding> {
-  const event = await api.createEvent({
-    type: row.eventType,
-    transactionId: row.createTransactionId,
-    createdAtLocation: row.payload?.office ?? row.office ?? '',
-  });
+/**
+ * The event as it stands (idempotent create, unless the caller has just had it from one), and what became
+ * of each NOTIFY the row may have sent.
+ */
+export async function findOurNotifies(api: OpenCrvsApi, row: LedgerRow, known?: EventDocument): Promise<NotifyFinding> {
+  const event =
+    known ??
+    (await api.createEvent({
+      type: row.eventType,
+      transactionId: row.createTransactionId,
+      createdAtLocation: row.payload?.office ?? row.office ?? '',
+    }));
   const finding: NotifyFinding = { event, accepted: false, pending: false, rejected: false };
   for (const transactionId of notifyTransactionIds(row)) {
     try {

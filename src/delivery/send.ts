@@ -2,7 +2,8 @@
 // the event id in its own write, then notify: a crash between the two resumes at notify, and create is
 // idempotent anyway. Single-call: `POST /events/notify` with the base transactionId.
 import type { Ledger, LedgerPayload, LedgerRow } from '../ledger/index.js';
-import type { OpenCrvsApi } from '../opencrvs/types.js';
+import type { EventDocument, OpenCrvsApi } from '../opencrvs/types.js';
+import { findOurNotifies } from './notify-lookup.js';
 
 export type SendMode = 'two-step' | 'single-call';
 
@@ -52,6 +53,16 @@ export async function sendRow(
   // The source may have withdrawn the record while the create was under way: no NOTIFY then. The next
   // attempt settles the row (withdraw.ts), with the event now known.
   if (!row.eventId && ledger.withdrawnReason(row.id) !== null) throw new WithdrawnWhileSending();
+  // A requeued row sends under a new transactionId generation, which OpenCRVS does not take for the
+  // earlier ones: a NOTIFY of an earlier generation may be stored (its answer lost before the row died)
+  // and pending or accepted. Sending would notify the birth twice: look first (notify-lookup.ts).
+  if (row.requeues > 0) {
+    const found = await findOurNotifies(api, { ...row, eventId: created.eventId }, created.event);
+    if (found.accepted || found.pending) {
+      const { event } = found;
+      return { outcome: found.accepted ? 'accepted' : 'pending', eventId: event.id, trackingId: event.trackingId };
+    }
+  }
   // Taken back meanwhile (a stop's drain deadline, a stale lock): the row is someone else's to send now.
   if (row.lockedBy !== null && !ledger.holdsLock(row.id, row.lockedBy)) throw new LockLost();
   progress.step = 'notify';
@@ -97,7 +108,7 @@ export async function ensureEvent(
   row: LedgerRow,
   office: string,
   progress: SendProgress,
-): Promise<{ eventId: string; trackingId: string }> {
+): Promise<{ eventId: string; trackingId: string; event?: EventDocument }> {
   if (row.eventId && row.trackingId) return { eventId: row.eventId, trackingId: row.trackingId };
   progress.step = 'create';
   const event = await api.createEvent({
@@ -106,5 +117,5 @@ export async function ensureEvent(
     createdAtLocation: office,
   });
   ledger.recordCreated(row.id, event.id, event.trackingId);
-  return { eventId: event.id, trackingId: event.trackingId };
+  return { eventId: event.id, trackingId: event.trackingId, event };
 }

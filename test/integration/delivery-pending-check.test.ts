@@ -168,4 +168,24 @@ describe('delivery: asking again about a NOTIFY left pending', () => {
     assert.equal(bed.ledger.get(row.id)?.state, 'delivered-pending');
     assert.equal((await bed.sim.control.events()).length, 1);
   });
+
+  it('a replayed row whose earlier NOTIFY was stored (its answer lost) is not notified again', async () => {
+    await bed.sim.control.configure({
+      actionConfirmation: 'pending',
+      faults: { commitThenFailRate: 1, operations: ['notify'], times: 1 },
+    });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 7));
+    const w = worker();
+    await w.processNext(); // the NOTIFY is stored as Requested, its answer lost: in doubt
+    // The resend is refused before OpenCRVS looks for the transactionId (an office retired meanwhile).
+    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 400, operations: ['notify'], times: 1 } });
+    ahead += 10_000;
+    await w.processNext();
+    assert.equal(bed.ledger.get(row.id)?.state, 'dead');
+    bed.ledger.replay([row.id]); // under the next transactionId generation
+    await w.runUntilIdle({ timeoutMs: 30_000 });
+    const replayed = bed.ledger.get(row.id);
+    assert.equal(replayed?.state, 'delivered-pending', 'found pending under the earlier generation');
+    assert.deepEqual(await notifies(replayed?.eventId ?? null), ['Requested'], 'one notification of one birth');
+  });
 });
