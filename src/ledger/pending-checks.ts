@@ -3,6 +3,7 @@
 // is what it reads and writes. Only a row still delivered-pending under the same notify transactionId
 // is written: a replay or a second process may have moved it on meanwhile.
 import { type Db, relaxed } from './db.js';
+import { endsDoubt, FORGET_HELD_BACK_HASH } from './in-doubt.js';
 import { errorColumns, LEDGER_ROW_COLUMNS, ledgerRowFromValues } from './rows.js';
 import type { DuePendingCheck, LedgerRow, PendingCheckInput } from './types.js';
 
@@ -22,6 +23,7 @@ export function createPendingChecks(db: Db): PendingChecks {
       WHERE state = 'delivered-pending' AND pending_check_at <= @now
       ORDER BY pending_check_at LIMIT @limit`)
     .raw();
+  const reread = db.prepare<[number], unknown[]>(`SELECT ${LEDGER_ROW_COLUMNS} FROM ledger_rows WHERE id = ?`).raw();
   const nextDue = db.prepare<[], { at: number | null }>(
     `SELECT MIN(pending_check_at) AS at FROM ledger_rows WHERE state = 'delivered-pending'`,
   );
@@ -36,6 +38,7 @@ export function createPendingChecks(db: Db): PendingChecks {
       WHERE id = @id AND state = 'delivered-pending' AND notify_transaction_id = @tx
       RETURNING ${LEDGER_ROW_COLUMNS}`)
     .raw();
+  const forgetHeldBackHash = db.prepare(`UPDATE ledger_rows SET ${FORGET_HELD_BACK_HASH} WHERE id = ?`);
   // The decision is part of the row's history: an attempt row (the same attempt, decided later).
   const audit = db.prepare(`
     INSERT INTO ledger_attempts (row_id, attempt, worker_id, step, outcome, started_at, finished_at,
@@ -61,9 +64,10 @@ export function createPendingChecks(db: Db): PendingChecks {
       errMessage: err.message,
       now,
     };
-    const row = decided.get(params);
-    if (row) audit.run({ ...params, workerId: input.workerId, step: input.step, startedAt: input.startedAt });
-    return row;
+    if (!decided.get(params)) return undefined;
+    audit.run({ ...params, workerId: input.workerId, step: input.step, startedAt: input.startedAt });
+    if (result.outcome === 'dead' && endsDoubt(result.error)) forgetHeldBackHash.run(input.id);
+    return reread.get(input.id);
   });
 
   return {

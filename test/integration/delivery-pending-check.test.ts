@@ -188,4 +188,21 @@ describe('delivery: asking again about a NOTIFY left pending', () => {
     assert.equal(replayed?.state, 'delivered-pending', 'found pending under the earlier generation');
     assert.deepEqual(await notifies(replayed?.eventId ?? null), ['Requested'], 'one notification of one birth');
   });
+
+  it('a correction seen while the NOTIFY was pending goes out once the country configuration rejects it', async () => {
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 8));
+    const w = worker();
+    await w.runUntilIdle({ timeoutMs: 30_000 });
+    const corrected = birthEvent(bed.office, 8, { 'child.gender': 'female' });
+    assert.equal(bed.ledger.recordEvent(corrected).change, 'updated-after-notification');
+    await bed.sim.control.confirm(bed.ledger.get(row.id)?.eventId ?? '', 'reject');
+    ahead += 6 * MINUTE;
+    await w.runUntilIdle({ timeoutMs: 30_000 });
+    assert.equal(bed.ledger.get(row.id)?.state, 'dead');
+    // Seen again (a poll, or a replay reading the source): no longer "unchanged", it is requeued.
+    const again = bed.ledger.recordEvent(corrected);
+    assert.equal(again.change, 'replaced');
+    assert.equal(again.row.state, 'pending');
+    assert.equal(again.row.payload?.declaration['child.gender'], 'female');
+  });
 });

@@ -394,11 +394,23 @@ describe('ledger: outbox', () => {
     // Rejected: OpenCRVS holds that copy, refused; a correction goes out under the next generation.
     const rejected = { classification: 'permanent' as const, kind: 'rejected', message: 'rejected the NOTIFY' };
     const id = inDoubtThenRefused('2', rejected);
+    // The version held back while in doubt is no longer "unchanged" when seen again: it goes out.
+    assert.equal(ledger.recordEvent(eventInput('2', payload('Second'), '2')).change, 'replaced');
+    assert.equal(ledger.get(id)?.state, 'pending');
+    ledger.claimRow(id, 'w1');
+    ledger.settle({
+      id,
+      workerId: 'w1',
+      step: 'notify',
+      startedAt: clock.now(),
+      claimedPayloadHash: null,
+      settlement: { outcome: 'dead', error: rejected },
+    });
     const { change, row: fixed } = ledger.recordEvent(eventInput('2', payload('Fixed'), '3'));
     assert.equal(change, 'replaced');
     assert.equal(fixed.state, 'pending');
     assert.equal(fixed.id, id);
-    assert.match(fixed.notifyTransactionId, /:notify:r1$/);
+    assert.match(fixed.notifyTransactionId, /:notify:r2$/);
     assert.deepEqual(fixed.payload?.declaration['child.name'], payload('Fixed').declaration['child.name']);
   });
 
