@@ -40,6 +40,8 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
     try {
       const found = await checkWithdrawal(deps.api, row, row.withdrawnReason, deps.mode);
       if (!found.notified) {
+        // Taken back meanwhile (and perhaps claimed again): nothing of this attempt is written.
+        if (!ledger.holdsLock(row.id, workerId, row.attempts)) return 'lost';
         const withdrawn = ledger.withdrawClaimed(row.id, workerId, found.reason);
         if (withdrawn) {
           logger.info({ rowId: row.id, eventType: row.eventType }, 'withdrawn in the source before it was notified');
@@ -100,6 +102,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
     id: row.id,
     workerId,
     claimedPayloadHash: row.payloadHash,
+    claimedAttempts: row.attempts,
     ...(row.payload ? { claimedPayload: row.payload } : {}),
     step: progress.step,
     startedAt,

@@ -64,7 +64,7 @@ export async function sendRow(
     }
   }
   // Taken back meanwhile (a stop's drain deadline, a stale lock): the row is someone else's to send now.
-  if (row.lockedBy !== null && !ledger.holdsLock(row.id, row.lockedBy)) throw new LockLost();
+  if (row.lockedBy !== null && !ledger.holdsLock(row.id, row.lockedBy, row.attempts)) throw new LockLost();
   progress.step = 'notify';
   return notify(api, row, payload, created.eventId);
 }

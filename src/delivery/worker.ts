@@ -233,8 +233,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     const at = now();
     const toRecheck: LedgerRow[] = [];
     const started = rows.map((row) => {
-      if (stopping || hold) {
-        // Claimed but not started: give it back untouched, its attempt not counted.
+      // Claimed but not started: give it back untouched, its attempt not counted. Also a row whose earlier
+      // attempt by this worker still runs (its lock was taken back as stale): that attempt ends first.
+      if (stopping || hold || inFlight.has(row.id)) {
         ledger.handBack([row.id], workerId);
         return Promise.resolve();
       }

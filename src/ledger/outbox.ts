@@ -16,7 +16,7 @@ export interface Outbox {
   deferForRecheck(ids: number[], workerId: string, until: number, now: number): number;
   withdrawClaimed(id: number, workerId: string, reason: string, now: number): LedgerRow | undefined;
   withdrawnReason(id: number): string | null;
-  holdsLock(id: number, workerId: string): boolean;
+  holdsLock(id: number, workerId: string, attempts: number): boolean;
   takeBackUnfinished(ids: number[], workerId: string, now: number, singleCall: boolean): number;
   markRechecked(rows: ReadonlyArray<{ id: number; nextRunAt: number }>, now: number): number;
   resetStaleLocks(olderThanMs: number, now: number, singleCall: boolean): number;
@@ -65,14 +65,14 @@ export function createOutbox(db: Db): Outbox {
     WHERE id = @id AND (event_id IS NULL OR event_id = @eventId)`);
   // Only the columns settle decides with: `SELECT *` would also copy out the payload (~3 kB).
   const lockedRow = db.prepare<
-    { id: number; workerId: string },
+    { id: number; workerId: string; attempts: number | null },
     Pick<
       SqlLedgerRow,
       'id' | 'attempts' | 'next_run_at' | 'payload_hash' | 'withdrawn_reason' | 'updated_after_notification_at'
     >
   >(
     `SELECT id, attempts, next_run_at, payload_hash, withdrawn_reason, updated_after_notification_at FROM ledger_rows
-     WHERE id = @id AND locked_by = @workerId AND state = 'delivering'`,
+     WHERE id = @id AND locked_by = @workerId AND state = 'delivering' AND (@attempts IS NULL OR attempts = @attempts)`,
   );
   // Both return the settled row, which the worker reports: cheaper than reading it again afterwards.
   const delivered = db
@@ -120,6 +120,11 @@ export function createOutbox(db: Db): Outbox {
       attempts = MAX(attempts - 1, 0), locked_by = NULL, locked_at = NULL, in_flight_payload = NULL,
       next_run_at = COALESCE(@until, next_run_at), updated_at = @now
     WHERE id = @id AND locked_by = @workerId AND state = 'delivering'`);
+  // A claim is its holder and its attempt number: a stale lock taken back keeps the count, so the same
+  // worker claiming the row again holds a different claim than the attempt it left running.
+  const claimOf = db.prepare<[number], { locked_by: string | null; attempts: number }>(
+    `SELECT locked_by, attempts FROM ledger_rows WHERE id = ? AND state = 'delivering'`,
+  );
   const lockHolder = db
     .prepare<[number], string | null>(`SELECT locked_by FROM ledger_rows WHERE id = ? AND state = 'delivering'`)
     .pluck();
@@ -240,7 +245,7 @@ export function createOutbox(db: Db): Outbox {
   );
 
   const settle = db.transaction((input: SettleInput, now: number): unknown[] | undefined => {
-    const row = lockedRow.get({ id: input.id, workerId: input.workerId });
+    const row = lockedRow.get({ id: input.id, workerId: input.workerId, attempts: input.claimedAttempts ?? null });
     if (!row) return undefined;
     const { settlement } = input;
     let error: LedgerError | null = null;
@@ -352,7 +357,8 @@ export function createOutbox(db: Db): Outbox {
       ids.length === 0 ? 0 : relaxed(db, () => eachId.immediate(unclaim, ids, { workerId, until, now })),
     markRechecked: (rows, now) => (rows.length === 0 ? 0 : relaxed(db, () => markAllRechecked.immediate(rows, now))),
     withdrawnReason: (id) => withdrawnReasonOf.get(id) ?? null,
-    holdsLock: (id, workerId) => lockHolder.get(id) === workerId,
+    holdsLock: (id, workerId, attempts) =>
+      claimOf.get(id)?.locked_by === workerId && claimOf.get(id)?.attempts === attempts,
     takeBackUnfinished: (ids, workerId, now, singleCall) =>
       ids.length === 0 ? 0 : relaxed(db, () => takeBackOwn.immediate(ids, workerId, now, singleCall)),
     withdrawClaimed: (id, workerId, reason, now) => {

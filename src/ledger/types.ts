@@ -228,6 +228,8 @@ export interface SettleInput {
   step: string;
   startedAt: number;
   settlement: Settlement;
+  /** The row's attempt count at the claim: a claim taken back and made again is not this attempt's. */
+  claimedAttempts?: number;
 }
 
 export interface LedgerOptions {
@@ -342,8 +344,11 @@ export interface Ledger {
   withdrawClaimed(id: number, workerId: string, reason: string): LedgerRow | undefined;
   /** The row's withdrawal by the source, if any (read between an attempt's create and its notify). */
   withdrawnReason(id: number): string | null;
-  /** Whether `workerId` still holds the row (read before a NOTIFY: a row taken back is not sent on). */
-  holdsLock(id: number, workerId: string): boolean;
+  /**
+   * Whether `workerId` still holds the claim it made at `attempts` (read before a NOTIFY: a row taken back,
+   * or taken back and claimed again, is not sent on by the earlier attempt).
+   */
+  holdsLock(id: number, workerId: string, attempts: number): boolean;
   /**
    * A stopping worker's attempts still running at its drain deadline, taken back as a dead worker's are
    * (resetStaleLocks): the attempt recorded, the row due again, the copy in flight restored when its

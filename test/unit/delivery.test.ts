@@ -413,6 +413,67 @@ describe('delivery worker', () => {
     release?.();
   });
 
+  it('an attempt whose row was taken back and claimed again sends nothing: the claim, not the worker id, decides', async () => {
+    const { row } = ledger.recordEvent(eventInput('1', payload('Old')));
+    let releaseCreate: (() => void) | undefined;
+    const create = api.createEvent.bind(api);
+    let creates = 0;
+    api.createEvent = async (input) => {
+      if (++creates === 1) await new Promise<void>((r) => (releaseCreate = r)); // the first attempt hangs in create
+      return create(input);
+    };
+    const sent: unknown[] = [];
+    let releaseNotify: (() => void) | undefined;
+    const notify = api.notify.bind(api);
+    api.notify = async (input) => {
+      const name = (input.declaration['child.name'] as { firstname?: string } | undefined)?.firstname;
+      sent.push(name);
+      if (name === 'New') await new Promise<void>((r) => (releaseNotify = r)); // the new claim is in flight
+      return notify(input);
+    };
+    const first = worker().processNext();
+    while (!releaseCreate) await new Promise((r) => setTimeout(r, 5));
+    clock.advance(1);
+    assert.equal(ledger.resetStaleLocks(0), 1); // renewals failed (a busy database): taken back as stale
+    ledger.recordEvent(eventInput('1', payload('New'), '2'));
+    // The same worker id claims it again (a second worker object, as after a restart in the same process).
+    const second = worker().processNext();
+    while (!releaseNotify) await new Promise((r) => setTimeout(r, 5));
+    releaseCreate?.(); // the first attempt's create answers while the new claim holds the row
+    await first;
+    releaseNotify();
+    await second;
+    assert.deepEqual(sent, ['New'], 'only the attempt holding the claim sends');
+    const done = ledger.get(row.id);
+    assert.equal(done?.state, 'delivered');
+    assert.deepEqual(done?.payload?.declaration['child.name'], payload('New').declaration['child.name']);
+  });
+
+  it('does not start a row again while its earlier attempt by this worker still runs', async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    let release: (() => void) | undefined;
+    let creates = 0;
+    const create = api.createEvent.bind(api);
+    api.createEvent = async (input) => {
+      creates++;
+      if (!release) await new Promise<void>((r) => (release = r));
+      return create(input);
+    };
+    const w = worker();
+    const first = w.processNext();
+    while (!release) await new Promise((r) => setTimeout(r, 5));
+    clock.advance(1);
+    assert.equal(ledger.resetStaleLocks(0), 1);
+    await w.processNext(); // claims it again, and hands it back unstarted
+    assert.equal(creates, 1);
+    assert.notEqual(ledger.get(row.id)?.state, 'delivering');
+    release?.();
+    await first;
+    assert.equal(api.count('notify'), 0, 'the taken-back attempt sends no NOTIFY');
+    await w.processNext();
+    assert.equal(ledger.get(row.id)?.state, 'delivered');
+  });
+
   it('purges delivered payloads after the retention while it runs', async () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     const w = worker();
