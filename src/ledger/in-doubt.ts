@@ -54,10 +54,10 @@ export function failedAttemptInDoubt(step: string, error: { classification: stri
 }
 
 /**
- * SQL for a SET clause, when a rejection ends the doubt: a version seen meanwhile was recorded as an update
+ * Run for a row when a rejection ends the doubt (`?` = the row id): a version seen meanwhile was recorded as an update
  * after notification, its hash kept and its payload not (record.ts). The hash no longer names what the
  * row holds, and the rejected copy is not what OpenCRVS will keep: forgotten, so that the next sighting
  * of the record (a poll, a replay's re-read) requeues the row with it instead of finding it "unchanged".
  */
-export const FORGET_HELD_BACK_HASH = `payload_hash = CASE WHEN updated_after_notification_at >= queued_at
-  THEN NULL ELSE payload_hash END`;
+export const FORGET_HELD_BACK_SQL = `UPDATE ledger_rows SET payload_hash = CASE
+  WHEN updated_after_notification_at >= queued_at THEN NULL ELSE payload_hash END WHERE id = ?`;

@@ -2,7 +2,7 @@
 // that ends an attempt checks `locked_by`, so a worker whose lock was reset as stale (and whose row
 // another worker may now hold) cannot overwrite the newer attempt.
 import { type Db, relaxed } from './db.js';
-import { endsDoubt, FORGET_HELD_BACK_HASH, failedAttemptInDoubt, ROW_IN_DOUBT_SQL } from './in-doubt.js';
+import { endsDoubt, FORGET_HELD_BACK_SQL, failedAttemptInDoubt, ROW_IN_DOUBT_SQL } from './in-doubt.js';
 import { errorColumns, LEDGER_ROW_COLUMNS, ledgerRowFromValues, type SqlLedgerRow } from './rows.js';
 import type { LedgerError, LedgerRow, SettleInput } from './types.js';
 
@@ -95,7 +95,7 @@ export function createOutbox(db: Db): Outbox {
     WHERE id = @id
     RETURNING ${LEDGER_ROW_COLUMNS}`)
     .raw();
-  const forgetHeldBackHash = db.prepare(`UPDATE ledger_rows SET ${FORGET_HELD_BACK_HASH} WHERE id = ?`);
+  const forgetHeldBackHash = db.prepare(FORGET_HELD_BACK_SQL);
   const audit = db.prepare(`
     INSERT INTO ledger_attempts (row_id, attempt, worker_id, step, outcome, started_at, finished_at,
       error_classification, error_kind, error_status, error_message, next_run_at)

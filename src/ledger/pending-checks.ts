@@ -3,7 +3,7 @@
 // is what it reads and writes. Only a row still delivered-pending under the same notify transactionId
 // is written: a replay or a second process may have moved it on meanwhile.
 import { type Db, relaxed } from './db.js';
-import { endsDoubt, FORGET_HELD_BACK_HASH } from './in-doubt.js';
+import { endsDoubt, FORGET_HELD_BACK_SQL } from './in-doubt.js';
 import { errorColumns, LEDGER_ROW_COLUMNS, ledgerRowFromValues } from './rows.js';
 import type { DuePendingCheck, LedgerRow, PendingCheckInput } from './types.js';
 
@@ -38,7 +38,7 @@ export function createPendingChecks(db: Db): PendingChecks {
       WHERE id = @id AND state = 'delivered-pending' AND notify_transaction_id = @tx
       RETURNING ${LEDGER_ROW_COLUMNS}`)
     .raw();
-  const forgetHeldBackHash = db.prepare(`UPDATE ledger_rows SET ${FORGET_HELD_BACK_HASH} WHERE id = ?`);
+  const forgetHeldBackHash = db.prepare(FORGET_HELD_BACK_SQL);
   // The decision is part of the row's history: an attempt row (the same attempt, decided later).
   const audit = db.prepare(`
     INSERT INTO ledger_attempts (row_id, attempt, worker_id, step, outcome, started_at, finished_at,
