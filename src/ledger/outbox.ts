@@ -357,8 +357,10 @@ export function createOutbox(db: Db): Outbox {
       ids.length === 0 ? 0 : relaxed(db, () => eachId.immediate(unclaim, ids, { workerId, until, now })),
     markRechecked: (rows, now) => (rows.length === 0 ? 0 : relaxed(db, () => markAllRechecked.immediate(rows, now))),
     withdrawnReason: (id) => withdrawnReasonOf.get(id) ?? null,
-    holdsLock: (id, workerId, attempts) =>
-      claimOf.get(id)?.locked_by === workerId && claimOf.get(id)?.attempts === attempts,
+    holdsLock: (id, workerId, attempts) => {
+      const claim = claimOf.get(id);
+      return claim?.locked_by === workerId && claim.attempts === attempts;
+    },
     takeBackUnfinished: (ids, workerId, now, singleCall) =>
       ids.length === 0 ? 0 : relaxed(db, () => takeBackOwn.immediate(ids, workerId, now, singleCall)),
     withdrawClaimed: (id, workerId, reason, now) => {
