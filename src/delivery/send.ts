@@ -31,7 +31,7 @@ export interface SendResult {
 
 /** Which call is running; read after a failure to record where the attempt stopped. */
 export interface SendProgress {
-  step: 'create' | 'notify' | 'createAndNotify';
+  step: 'create' | 'lookup' | 'notify' | 'createAndNotify';
 }
 
 export async function sendRow(
@@ -57,6 +57,7 @@ export async function sendRow(
   // earlier ones: a NOTIFY of an earlier generation may be stored (its answer lost before the row died)
   // and pending or accepted. Sending would notify the birth twice: look first (notify-lookup.ts).
   if (row.requeues > 0) {
+    progress.step = 'lookup'; // sends nothing: a failure here leaves no doubt (in-doubt.ts)
     const found = await findOurNotifies(api, { ...row, eventId: created.eventId }, created.event);
     if (found.accepted || found.pending) {
       const { event } = found;

@@ -146,8 +146,9 @@ export interface AttemptRow {
   attempt: number;
   workerId: string;
   /**
-   * The last call made: `create`, `notify` or `createAndNotify`. An attempt whose lock was taken back is
-   * `interrupted` when its NOTIFY may have gone out, else `create`.
+   * The last call made: `create`, `lookup` (a requeued row reading its earlier NOTIFYs), `notify` or
+   * `createAndNotify`; `pending-check` for a decision learnt later. An attempt whose lock was taken back
+   * is `interrupted` when its NOTIFY may have gone out, else `create`.
    */
   step: string;
   outcome: AttemptOutcome;

@@ -134,6 +134,19 @@ describe('delivery worker', () => {
     assert.equal(ledger.get(row.id)?.state, 'delivered');
   });
 
+  it("a replayed row's failed lookup of its earlier NOTIFYs sent nothing: a correction then replaces its payload", async () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    api.fail('notify', { classification: 'permanent', kind: 'bad-request', status: 400, message: 'refused' });
+    await worker().processNext();
+    assert.equal(ledger.get(row.id)?.state, 'dead');
+    ledger.replay([row.id]);
+    api.fail('create', { classification: 'retryable', kind: 'network', message: 'ECONNRESET' });
+    await worker().processNext();
+    assert.equal(ledger.attempts(row.id).at(-1)?.step, 'lookup');
+    assert.equal(api.count('notify'), 1, 'nothing sent by the replay yet');
+    assert.equal(ledger.recordEvent(eventInput('1', payload('Corrected'), '2')).change, 'replaced');
+  });
+
   it('marks a Requested notify as delivered-pending', async () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     api.outcome = 'pending';
