@@ -125,9 +125,6 @@ export function createOutbox(db: Db): Outbox {
   const claimOf = db.prepare<[number], { locked_by: string | null; attempts: number }>(
     `SELECT locked_by, attempts FROM ledger_rows WHERE id = ? AND state = 'delivering'`,
   );
-  const lockHolder = db
-    .prepare<[number], string | null>(`SELECT locked_by FROM ledger_rows WHERE id = ? AND state = 'delivering'`)
-    .pluck();
   const withdrawnReasonOf = db
     .prepare<[number], string | null>('SELECT withdrawn_reason FROM ledger_rows WHERE id = ?')
     .pluck();
@@ -170,15 +167,15 @@ export function createOutbox(db: Db): Outbox {
   );
   // The attempt's NOTIFY may have gone out: two-step stores the event id before it, a single call may
   // have run without one (a requeued row takes the two-step path, send.ts).
-  const mayBeStoredSql = 'event_id IS NOT NULL OR (@singleCall AND requeues = 0)';
   const mayBeStored = db
-    .prepare<{ id: number; singleCall: number }, number>(`SELECT ${mayBeStoredSql} FROM ledger_rows WHERE id = @id`)
+    .prepare<{ id: number; singleCall: number }, number>(
+      'SELECT event_id IS NOT NULL OR (@singleCall AND requeues = 0) FROM ledger_rows WHERE id = @id',
+    )
     .pluck();
   const interrupted = db.prepare(`
     INSERT INTO ledger_attempts (row_id, attempt, worker_id, step, outcome, started_at, finished_at,
       error_classification, error_kind, error_status, error_message, next_run_at)
-    SELECT id, attempts, locked_by,
-      CASE WHEN ${mayBeStoredSql} THEN 'interrupted' ELSE 'create' END,
+    SELECT id, attempts, locked_by, CASE WHEN @mayBeOut THEN 'interrupted' ELSE 'create' END,
       'retry', locked_at, @now, 'retryable', 'stale-lock', NULL, @message, @now
     FROM ledger_rows WHERE id = @id AND state = 'delivering' AND locked_by = @lockedBy`);
   // An interrupted attempt (its NOTIFY may be in OpenCRVS) during which a newer version replaced the payload:
@@ -188,11 +185,11 @@ export function createOutbox(db: Db): Outbox {
     UPDATE ledger_rows SET state = 'failed', locked_by = NULL, locked_at = NULL, next_run_at = @now,
       last_error_classification = 'retryable', last_error_kind = 'stale-lock', last_error_status = NULL,
       last_error_message = @message, updated_at = @now,
-      payload = CASE WHEN @restore AND in_flight_payload IS NOT NULL THEN in_flight_payload ELSE payload END,
-      updated_after_notification_at = CASE WHEN @restore AND in_flight_payload IS NOT NULL THEN @now
+      payload = CASE WHEN @mayBeOut AND in_flight_payload IS NOT NULL THEN in_flight_payload ELSE payload END,
+      updated_after_notification_at = CASE WHEN @mayBeOut AND in_flight_payload IS NOT NULL THEN @now
         ELSE updated_after_notification_at END,
       updates_after_notification = updates_after_notification
-        + (CASE WHEN @restore AND in_flight_payload IS NOT NULL THEN 1 ELSE 0 END),
+        + (CASE WHEN @mayBeOut AND in_flight_payload IS NOT NULL THEN 1 ELSE 0 END),
       in_flight_payload = NULL
     WHERE id = @id AND state = 'delivering' AND locked_by = @lockedBy`);
   const takeBack = (
@@ -201,11 +198,10 @@ export function createOutbox(db: Db): Outbox {
     now: number,
     singleCall: boolean,
   ): number => {
-    const params = { id: row.id, lockedBy: row.locked_by, message, now };
-    const flag = singleCall ? 1 : 0;
-    interrupted.run({ ...params, singleCall: flag });
-    const restore = mayBeStored.get({ id: row.id, singleCall: flag }) ? 1 : 0;
-    return unlockTakenBack.run({ ...params, restore }).changes;
+    const mayBeOut = mayBeStored.get({ id: row.id, singleCall: singleCall ? 1 : 0 }) ? 1 : 0;
+    const params = { id: row.id, lockedBy: row.locked_by, message, now, mayBeOut };
+    interrupted.run(params);
+    return unlockTakenBack.run(params).changes;
   };
   const resetStaleAll = db.transaction((cutoff: number, now: number, singleCall: boolean): number => {
     let n = 0;
@@ -220,7 +216,7 @@ export function createOutbox(db: Db): Outbox {
     let n = 0;
     const message = 'the worker stopped before this attempt finished (drain deadline); resending';
     for (const id of ids) {
-      if (lockHolder.get(id) === workerId) n += takeBack({ id, locked_by: workerId }, message, now, singleCall);
+      if (claimOf.get(id)?.locked_by === workerId) n += takeBack({ id, locked_by: workerId }, message, now, singleCall);
     }
     return n;
   });
@@ -274,15 +270,15 @@ export function createOutbox(db: Db): Outbox {
       error = settlement.error;
       // In doubt by this attempt, or by an earlier one whose NOTIFY this attempt was resending; unless
       // this attempt's answer shows what OpenCRVS holds (a rejection).
-      const doubt =
-        !endsDoubt(error) && (failedAttemptInDoubt(input.step, error) || Boolean(earlierInDoubt.get(row.id)));
+      const ended = endsDoubt(error);
+      const doubt = !ended && (failedAttemptInDoubt(input.step, error) || Boolean(earlierInDoubt.get(row.id)));
       const keep = replaced && !counted && doubt;
       if (keep) keepClaimedInDoubt.run({ id: row.id, payload: JSON.stringify(input.claimedPayload), now });
       // A declaration refused (400) while a newer version, never tried, replaced it: that one goes next.
       // Only without doubt: then nothing is stored under this transactionId, and the refused copy was not.
       const tryNewer =
         settlement.outcome === 'dead' && replaced && !counted && !doubt && refusedDeclaration(input.step, error);
-      if (endsDoubt(error)) forgetHeldBackHash.run(row.id);
+      if (ended) forgetHeldBackHash.run(row.id);
       const err = errorColumns(error);
       const held = settlement.outcome === 'held';
       nextRunAt =
