@@ -30,14 +30,11 @@ export function createPendingChecks(db: Db): PendingChecks {
   const stillPending = db.prepare<{ id: number; tx: string; at: number | null; now: number }>(`
     UPDATE ledger_rows SET pending_check_at = @at, pending_checks = pending_checks + 1
     WHERE id = @id AND state = 'delivered-pending' AND notify_transaction_id = @tx`);
-  const decided = db
-    .prepare<Record<string, unknown>, unknown[]>(`
-      UPDATE ledger_rows SET state = @state, pending_check_at = NULL, pending_checks = pending_checks + 1,
-        last_error_classification = @errClassification, last_error_kind = @errKind,
-        last_error_status = @errStatus, last_error_message = @errMessage, updated_at = @now
-      WHERE id = @id AND state = 'delivered-pending' AND notify_transaction_id = @tx
-      RETURNING ${LEDGER_ROW_COLUMNS}`)
-    .raw();
+  const decided = db.prepare<Record<string, unknown>>(`
+    UPDATE ledger_rows SET state = @state, pending_check_at = NULL, pending_checks = pending_checks + 1,
+      last_error_classification = @errClassification, last_error_kind = @errKind,
+      last_error_status = @errStatus, last_error_message = @errMessage, updated_at = @now
+    WHERE id = @id AND state = 'delivered-pending' AND notify_transaction_id = @tx`);
   const forgetHeldBackHash = db.prepare(FORGET_HELD_BACK_SQL);
   // The decision is part of the row's history: an attempt row (the same attempt, decided later).
   const audit = db.prepare(`
@@ -64,10 +61,10 @@ export function createPendingChecks(db: Db): PendingChecks {
       errMessage: err.message,
       now,
     };
-    if (!decided.get(params)) return undefined;
+    if (decided.run(params).changes === 0) return undefined;
     audit.run({ ...params, workerId: input.workerId, step: input.step, startedAt: input.startedAt });
     if (result.outcome === 'dead' && endsDoubt(result.error)) forgetHeldBackHash.run(input.id);
-    return reread.get(input.id);
+    return reread.get(input.id); // after the audit and the hash: the row as it now stands
   });
 
   return {
