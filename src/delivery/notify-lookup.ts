@@ -2,7 +2,7 @@
 // the create call is idempotent on the row's create transactionId and answers with the event, its actions
 // included (a health client may not read events, `record.read`). Used to settle a withdrawal under way
 // (withdraw.ts) and to learn the country configuration's later decision (pending-check.ts).
-import type { LedgerRow } from '../ledger/index.js';
+import { type LedgerRow, notifyTransactionId } from '../ledger/index.js';
 import { isOpenCrvsError } from '../opencrvs/errors.js';
 import { readNotifyOutcome } from '../opencrvs/outcome.js';
 import type { EventDocument, OpenCrvsApi } from '../opencrvs/types.js';
@@ -50,8 +50,18 @@ export async function findOurNotifies(api: OpenCrvsApi, row: LedgerRow, known?: 
  * may have reached OpenCRVS with its answer lost before the row died.
  */
 function notifyTransactionIds(row: LedgerRow): string[] {
-  const earlier = Array.from({ length: row.requeues }, (_, i) =>
-    i === 0 ? `${row.baseTransactionId}:notify` : `${row.baseTransactionId}:notify:r${i}`,
-  );
+  const earlier = Array.from({ length: row.requeues }, (_, i) => notifyTransactionId(row.baseTransactionId, i));
   return [row.notifyTransactionId, ...earlier, row.baseTransactionId];
+}
+
+/** A NOTIFY of the row that stands (accepted, or pending a decision): what it gives, else undefined. */
+export function standingNotify(
+  found: NotifyFinding,
+): { outcome: 'accepted' | 'pending'; eventId: string; trackingId: string } | undefined {
+  if (!found.accepted && !found.pending) return undefined;
+  return {
+    outcome: found.accepted ? 'accepted' : 'pending',
+    eventId: found.event.id,
+    trackingId: found.event.trackingId,
+  };
 }

@@ -3,7 +3,7 @@
 // idempotent anyway. Single-call: `POST /events/notify` with the base transactionId.
 import type { Ledger, LedgerPayload, LedgerRow } from '../ledger/index.js';
 import type { EventDocument, OpenCrvsApi } from '../opencrvs/types.js';
-import { findOurNotifies } from './notify-lookup.js';
+import { findOurNotifies, standingNotify } from './notify-lookup.js';
 
 export type SendMode = 'two-step' | 'single-call';
 
@@ -58,11 +58,8 @@ export async function sendRow(
   // and pending or accepted. Sending would notify the birth twice: look first (notify-lookup.ts).
   if (row.requeues > 0) {
     progress.step = 'lookup'; // sends nothing: a failure here leaves no doubt (in-doubt.ts)
-    const found = await findOurNotifies(api, { ...row, eventId: created.eventId }, created.event);
-    if (found.accepted || found.pending) {
-      const { event } = found;
-      return { outcome: found.accepted ? 'accepted' : 'pending', eventId: event.id, trackingId: event.trackingId };
-    }
+    const standing = standingNotify(await findOurNotifies(api, { ...row, eventId: created.eventId }, created.event));
+    if (standing) return standing;
   }
   // Taken back meanwhile (a stop's drain deadline, a stale lock): the row is someone else's to send now.
   if (row.lockedBy !== null && !ledger.holdsLock(row.id, row.lockedBy, row.attempts)) throw new LockLost();

@@ -4,7 +4,7 @@
 // record. So the worker asks OpenCRVS first, without side effects (notify-lookup.ts).
 import type { LedgerRow } from '../ledger/index.js';
 import type { OpenCrvsApi } from '../opencrvs/types.js';
-import { findOurNotifies } from './notify-lookup.js';
+import { findOurNotifies, standingNotify } from './notify-lookup.js';
 import type { SendMode } from './send.js';
 
 export type WithdrawalFinding =
@@ -24,13 +24,10 @@ export async function checkWithdrawal(
   const singleCallSent = mode === 'single-call' && row.requeues === 0 && row.attempts > 1;
   if (!row.eventId && !singleCallSent) return { notified: false, reason };
   const found = await findOurNotifies(api, row);
-  const { event } = found;
-  if (found.accepted || found.pending) {
-    const outcome = found.accepted ? 'accepted' : 'pending';
-    return { notified: true, outcome, eventId: event.id, trackingId: event.trackingId };
-  }
+  const standing = standingNotify(found);
+  if (standing) return { notified: true, ...standing };
   return {
     notified: false,
-    reason: `${reason} (its OpenCRVS event ${event.trackingId} was created and never notified)`,
+    reason: `${reason} (its OpenCRVS event ${found.event.trackingId} was created and never notified)`,
   };
 }

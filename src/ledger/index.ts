@@ -3,7 +3,12 @@ export { canonicalJson, hashPayload } from './hash.js';
 export type { LedgerInbox, StoredNotification } from './inbox.js';
 export { openLedger } from './ledger.js';
 export { DEFAULT_LIST_LIMIT } from './queries.js';
-export { TRANSACTION_NAMESPACE, type TransactionIds, transactionIdsFor } from './transaction-ids.js';
+export {
+  notifyTransactionId,
+  TRANSACTION_NAMESPACE,
+  type TransactionIds,
+  transactionIdsFor,
+} from './transaction-ids.js';
 export {
   type AttemptOutcome,
   type AttemptRow,

@@ -20,7 +20,15 @@ export function transactionIdsFor(sourceId: string, eventType: string, subjectKe
   const base = uuidv5(`${sourceId}\n${eventType}\n${subjectKey}`, TRANSACTION_NAMESPACE);
   // OpenCRVS keys the create step of `POST /events/notify` as `<transactionId>:create` itself, which is
   // exactly our two-step create id: switching delivery modes finds the same event instead of a new one.
-  return { base, create: `${base}:create`, notify: `${base}:notify` };
+  return { base, create: `${base}:create`, notify: notifyTransactionId(base, 0) };
+}
+
+/**
+ * The NOTIFY transactionId of a requeue generation: `<base>:notify`, then `<base>:notify:r<n>` for the
+ * n-th requeue of a dead row (NEXT_NOTIFY_GENERATION writes the same in SQL).
+ */
+export function notifyTransactionId(base: string, generation: number): string {
+  return generation === 0 ? `${base}:notify` : `${base}:notify:r${generation}`;
 }
 
 /**
