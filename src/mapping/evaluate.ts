@@ -1,6 +1,6 @@
-// The evaluate step on an assembled context: trigger (exclusions, records that cannot be mapped, then
-// evidence), fields, routing, then the declaration is validated against the form profile. Synchronous and
-// allocation-light: it is what the mapping benchmark measures.
+// The evaluate step on an assembled context: trigger (exclusions, evidence, and without evidence the
+// records that cannot be mapped), fields, routing, then the declaration is validated against the form
+// profile. Synchronous and allocation-light: it is what the mapping benchmark measures.
 import { createHash } from 'node:crypto';
 import type { RoutingSettings } from '../config/types.js';
 import type { CompiledField, CompiledMapping } from './compile.js';
