@@ -113,15 +113,14 @@ function oauth2ClientCredentials(auth: SourceAuth, timeoutMs: number, secrets: S
     const expiresIn = body && typeof body === 'object' ? (body as Record<string, unknown>).expires_in : undefined;
     if (typeof token !== 'string' || token.length === 0)
       throw new SourceAuthError('the token endpoint (auth.tokenUrl) returned no access_token', false);
+    secrets.add(token, { renewed: true });
     // Sent as it is, the runtime would refuse it with an error that quotes it, read as a network error.
     if (!HEADER_SAFE.test(token)) {
-      secrets.add(token, { renewed: true });
       throw new SourceAuthError(
         'the token endpoint (auth.tokenUrl) returned an access_token that cannot be sent in a header (control characters)',
         false,
       );
     }
-    secrets.add(token, { renewed: true });
     const lifetimeMs = typeof expiresIn === 'number' && expiresIn > 0 ? expiresIn * 1000 : 300_000;
     cached = { token, expiresAt: Date.now() + lifetimeMs };
     return token;
