@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Resource } from '@medplum/fhirtypes';
+import Database from 'better-sqlite3';
 import { Bridge } from '../../src/app.js';
 import { configFromObject } from '../../src/config/index.js';
 import type { SourceSettings, WriteBackSettings } from '../../src/config/types.js';
@@ -25,6 +26,8 @@ interface World {
   sim: OpenCrvsSimulator;
   bridge: Bridge;
   dir: string;
+  /** A new Bridge on the same ledger, as the next `sync --once` run is. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -60,19 +63,27 @@ async function startWorld(writeBack: Record<string, unknown>, seed: Resource[]):
     },
     logging: { level: 'silent' },
   });
-  const bridge = new Bridge(config, { logger: silentLogger, schedule: false, http: false, worker: false });
-  await bridge.start();
-  return {
+  const open = async () => {
+    const bridge = new Bridge(config, { logger: silentLogger, schedule: false, http: false, worker: false });
+    await bridge.start();
+    return bridge;
+  };
+  const world: World = {
     fhir,
     sim,
-    bridge,
+    bridge: await open(),
     dir,
+    async restart() {
+      await this.bridge.stop();
+      this.bridge = await open();
+    },
     async close() {
-      await bridge.stop().catch(() => undefined);
+      await this.bridge.stop().catch(() => undefined);
       await Promise.all([fhir.close(), sim.close()]);
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return world;
 }
 
 async function read(fhir: FhirSandbox, ref: string): Promise<Record<string, unknown>> {
@@ -140,6 +151,65 @@ describe('FHIR write-back: identifier on the subject Patient', () => {
     assert.equal(again.report.mapped['updated-after-notification'], 0);
     assert.equal((await w.sim.control.events()).length, events);
     for (const row of w.bridge.ledger.list()) assert.equal(row.updatesAfterNotification, 0);
+  });
+});
+
+describe('FHIR write-back: a NOTIFY answered pending is written back once accepted, never when rejected', () => {
+  let w: World;
+  const seed = [...generateBirth(4, { prefix: 'wbp' }), ...generateBirth(5, { prefix: 'wbp' })];
+
+  before(async () => {
+    w = await startWorld({}, seed);
+    await w.sim.control.configure({ actionConfirmation: 'pending' });
+  });
+  after(async () => {
+    await w?.close();
+  });
+
+  const hasTrackingId = async (subjectKey: string) =>
+    identifiers(await read(w.fhir, subjectKey)).some((i) => i.system === SYSTEM);
+
+  it('writes nothing while the country configuration has not decided', async () => {
+    const summary = await w.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
+    assert.ok(summary.ok);
+    const rows = w.bridge.ledger.list();
+    assert.deepEqual(
+      rows.map((row) => [row.state, Boolean(row.trackingId)]),
+      [
+        ['delivered-pending', true],
+        ['delivered-pending', true],
+      ],
+    );
+    for (const row of rows) {
+      assert.equal(w.bridge.writeBacks?.store.get(row.id), undefined, 'no write-back job yet');
+      assert.equal(await hasTrackingId(row.subjectKey), false);
+    }
+  });
+
+  it('writes the accepted one back after the check that learns the decision, and not the rejected one', async () => {
+    const [accepted, rejected] = w.bridge.ledger.list();
+    assert.ok(accepted?.eventId && rejected?.eventId);
+    await w.sim.control.confirm(accepted.eventId, 'accept');
+    await w.sim.control.confirm(rejected.eventId, 'reject');
+    // The checks are minutes away; the ledger file is moved on instead of the clock.
+    const db = new Database(join(w.dir, 'bridge.db'));
+    try {
+      db.prepare("UPDATE ledger_rows SET pending_check_at = 0 WHERE state = 'delivered-pending'").run();
+    } finally {
+      db.close();
+    }
+    await w.restart();
+    await w.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
+    assert.equal(w.bridge.ledger.get(accepted.id)?.state, 'delivered');
+    assert.equal(w.bridge.ledger.get(rejected.id)?.state, 'dead');
+    assert.equal(w.bridge.writeBacks?.store.get(accepted.id)?.outcome, 'written');
+    assert.equal(await hasTrackingId(accepted.subjectKey), true);
+    assert.equal(w.bridge.writeBacks?.store.get(rejected.id), undefined);
+    assert.equal(await hasTrackingId(rejected.subjectKey), false);
+  });
+
+  it('a restart recreates no job for a row still pending or dead', async () => {
+    assert.equal(w.bridge.writeBacks?.catchUp(), 0);
   });
 });
 

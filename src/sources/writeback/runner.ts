@@ -62,10 +62,15 @@ export class WriteBackRunner {
     }
   }
 
-  /** The delivery outcome listener (Bridge.onDeliveryOutcome): must not throw. */
+  /**
+   * The delivery outcome listener (Bridge.onDeliveryOutcome): must not throw. Only an accepted NOTIFY is
+   * written back: one answered pending may still be rejected by the country configuration, and the EMR
+   * would then show a tracking id for a notification no registrar sees. Its acceptance, learned later,
+   * comes here as `delivered` too.
+   */
   onOutcome(outcome: DeliveredOutcome): void {
     const row = outcome.row;
-    if ((outcome.type !== 'delivered' && outcome.type !== 'pending') || !row?.trackingId) return;
+    if (outcome.type !== 'delivered' || !row?.trackingId) return;
     if (!this.sources.has(row.sourceId)) return;
     try {
       if (this.store.enqueue(row.id, row.sourceId, row.trackingId, this.now())) this.wake();

@@ -209,14 +209,14 @@ export class WriteBackStore {
   }
 
   /**
-   * Delivered rows of these sources, delivered since `since`, with a tracking id and no write-back job:
-   * the jobs a process killed between "delivered" and "enqueued" never created.
+   * Delivered rows of these sources (accepted, not pending), delivered since `since`, with a tracking id
+   * and no write-back job: the jobs a process killed between "delivered" and "enqueued" never created.
    */
   missing(sourceId: string, since: number, limit: number): Array<{ rowId: number; trackingId: string }> {
     return this.db
       .prepare<[string, number, number], { id: number; tracking_id: string }>(
         `SELECT r.id, r.tracking_id FROM ledger_rows r
-         WHERE r.source_id = ? AND r.state IN ('delivered', 'delivered-pending') AND r.tracking_id IS NOT NULL
+         WHERE r.source_id = ? AND r.state = 'delivered' AND r.tracking_id IS NOT NULL
            AND r.delivered_at >= ? AND NOT EXISTS (SELECT 1 FROM write_backs w WHERE w.row_id = r.id)
          ORDER BY r.id LIMIT ?`,
       )
