@@ -70,6 +70,8 @@ export interface SyncSummary {
    */
   earlier: LedgerRow[];
   failedSources: string[];
+  /** Why each of failedSources could not be polled (the source status's text: no bodies, no queries). */
+  sourceErrors: Record<string, string>;
   /** The pass was cut off at its deadline (`sync --timeout`): what it found may not all be recorded. */
   timedOut: boolean;
   ok: boolean;
@@ -624,6 +626,7 @@ export class Bridge {
     if (!this.locationsReady) await this.resolveLocationsWithin(deadline);
     const report = emptyReport();
     const failedSources: string[] = [];
+    const sourceErrors: Record<string, string> = {};
     const syncing = [...this.sources, ...this.dhis2Sources].filter(
       (source) => !sourceIds || sourceIds.includes(source.settings.id),
     );
@@ -644,6 +647,7 @@ export class Bridge {
           addReports(report, await source.poller.pollOnce());
         } catch {
           failedSources.push(source.settings.id);
+          sourceErrors[source.settings.id] = source.poller.status.lastError ?? 'failed';
         }
       }
     } finally {
@@ -678,7 +682,7 @@ export class Bridge {
       rows.every((row) => good.has(row.state)) &&
       earlier.length === 0 &&
       !this.worker.held();
-    return { report, rows, earlier, failedSources, timedOut, ok };
+    return { report, rows, earlier, failedSources, sourceErrors, timedOut, ok };
   }
 
   private stopped: Promise<void> | undefined;

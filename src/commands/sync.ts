@@ -32,8 +32,10 @@ function printSummary(summary: SyncSummary): void {
   }
   if (summary.timedOut)
     console.log('the pass reached --timeout before it finished: the next pass goes on (raise it for a first sync)');
-  if (summary.failedSources.length > 0)
-    console.log(`sources that could not be polled: ${summary.failedSources.join(', ')}`);
+  if (summary.failedSources.length > 0) {
+    console.log('sources that could not be polled:');
+    for (const id of summary.failedSources) console.log(`  ${id}: ${summary.sourceErrors[id] ?? 'failed'}`);
+  }
   console.log(
     summary.ok ? 'result: everything found was delivered' : 'result: something is dead, held or still failing',
   );
@@ -94,6 +96,7 @@ export function registerSync(program: Command): void {
               ok: summary.ok,
               resources: summary.report.resources,
               failedSources: summary.failedSources,
+              sourceErrors: summary.sourceErrors,
               timedOut: summary.timedOut,
               earlier: summary.earlier.map((row) => ({ id: row.id, eventType: row.eventType, state: row.state })),
               events: summary.rows.map((row) => ({

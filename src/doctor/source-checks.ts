@@ -9,6 +9,7 @@ import type { SecretScrubber } from '../observability/secret-scrubber.js';
 import { Dhis2Client, Dhis2SourceError } from '../sources/dhis2/client.js';
 import { dhis2SettingsOf } from '../sources/dhis2/settings.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
+import { systemCode } from '../sources/shared/source-error.js';
 import { capabilityGaps, declaresLastUpdated, summarizeCapabilities } from './fhir-capability.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
 
@@ -22,20 +23,11 @@ export function displayUrl(url: string): string {
   }
 }
 
-/**
- * The error's text, and for a network error the system's code (ECONNREFUSED, ENOTFOUND, a certificate
- * problem…) from its causes: "network error" alone does not say whether the host, the port or TLS is
- * wrong. Only the code: a cause's message may quote a header.
- */
+/** The error's text, with the system's code of a failed connection when the text does not give it. */
 function reason(err: unknown): string {
   if (!(err instanceof Error)) return 'failed';
-  let cause: unknown = err.cause;
-  for (let depth = 0; depth < 5 && cause instanceof Error; depth += 1) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (typeof code === 'string' && /^[A-Z_]+$/.test(code)) return `${err.message}: ${code}`;
-    cause = cause.cause;
-  }
-  return err.message;
+  const code = systemCode(err.cause);
+  return code && !err.message.includes(code) ? `${err.message}: ${code}` : err.message;
 }
 
 /**

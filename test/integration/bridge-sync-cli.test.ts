@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { openLedger } from '../../src/ledger/index.js';
+import { closedPort } from '../support/ports.js';
 import { eventInput } from '../unit/ledger-helpers.js';
 import { finished, runCli, spawnCli } from './helpers/bridge-cli.js';
 import { birthResources, type Simulators, startSimulators } from './helpers/bridge-harness.js';
@@ -97,11 +98,18 @@ describe('opencrvs-bridge sync --once', () => {
     const [source] = object.sources as Array<Record<string, unknown>>;
     writeFileSync(
       broken,
-      stringify({ ...object, sources: [{ ...source, baseUrl: 'http://127.0.0.1:9/fhir', timeoutMs: 500 }] }),
+      stringify({
+        ...object,
+        sources: [{ ...source, baseUrl: `http://127.0.0.1:${await closedPort()}/fhir`, timeoutMs: 500 }],
+      }),
     );
     const result = await runCli(['sync', '--once', '--config', broken]);
     assert.equal(result.code, 1, result.stderr || result.stdout);
-    assert.match(result.stdout, /sources that could not be polled: emr/);
+    // Why, with the system's code: it says which of host, port or TLS to look at.
+    assert.match(
+      result.stdout,
+      /sources that could not be polled:\n {2}emr: search \w+ failed: network error \(ECONNREFUSED\)/,
+    );
   });
 
   /** Rows of the pass's ledger in `state` (read beside the running process: WAL allows it). */

@@ -4,8 +4,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,6 +14,7 @@ import { DEFAULT_SANDBOX_AUTH, type Dhis2Simulator, startDhis2Simulator } from '
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
 import { subscriptionBundle } from '../../src/sources/fhir/subscriptions.js';
+import { closedPort as findClosedPort } from '../support/ports.js';
 
 const cli = new URL('../../src/cli.ts', import.meta.url).href;
 const dir = mkdtempSync(join(tmpdir(), 'doctor-cli-'));
@@ -82,10 +81,7 @@ before(async () => {
   opencrvs = await startOpenCrvsSimulator({ port: 0 });
   fhir = await startFhirSandbox({ port: 0 });
   dhis2 = await startDhis2Simulator({ port: 0 });
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closedPort = (server.address() as AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
+  closedPort = await findClosedPort();
 });
 
 after(async () => {
@@ -175,7 +171,7 @@ describe('doctor checks', () => {
     assert.equal(failed[0]?.name, 'source gone');
     assert.match(
       failed[0]?.detail ?? '',
-      /cannot read the CapabilityStatement \(capabilities failed: network error: ECONNREFUSED\)/,
+      /cannot read the CapabilityStatement \(capabilities failed: network error \(ECONNREFUSED\)\)/,
     );
     assert.equal(report.checks.find((c) => c.name === 'routing')?.status, 'ok');
   });

@@ -12,6 +12,7 @@ import { Dhis2Client } from '../../src/sources/dhis2/client.js';
 import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
 import { createSourceAuthenticator, SourceAuthError } from '../../src/sources/shared/source-auth.js';
 import { sourceSecrets } from '../../src/sources/shared/source-secrets.js';
+import { closedPort } from '../support/ports.js';
 
 const SECRET = 'source-client-secret-value';
 
@@ -86,9 +87,12 @@ describe('source OAuth2 client credentials', () => {
     assert.ok(!err.message.includes(SECRET));
     tokenStatus = 503;
     assert.equal((await refusal(auth().headers())).retryable, true, 'a 5xx may pass');
-    const unreachable = await refusal(auth('http://127.0.0.1:1/token').headers());
+    const unreachable = await refusal(auth(`http://127.0.0.1:${await closedPort()}/token`).headers());
     assert.equal(unreachable.retryable, true);
-    assert.match(unreachable.message, /could not be reached: network error/);
+    assert.match(unreachable.message, /could not be reached: network error \(ECONNREFUSED\)/);
+    // Port 1 is one Node's fetch refuses without connecting, with no code: said so, not a bare "network error".
+    const unsafe = await refusal(auth('http://127.0.0.1:1/token').headers());
+    assert.match(unsafe.message, /could not be reached: network error \(a port fetch refuses as unsafe: use another\)/);
   });
 
   it('refuses a token answer larger than 64 kB instead of reading it whole', async () => {

@@ -10,7 +10,7 @@ import { callSignal } from '../shared/call-signal.js';
 import { ResponseTooLargeError, readBodyCapped } from '../shared/read-body.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
-import { loggableCause, SourceCallError } from '../shared/source-error.js';
+import { loggableCause, networkError, SourceCallError } from '../shared/source-error.js';
 import { sourceSecrets } from '../shared/source-secrets.js';
 import {
   type ImportReport,
@@ -145,7 +145,7 @@ export class Dhis2Client {
           const reason =
             status !== undefined
               ? 'unreadable response'
-              : `${timedOut ? 'timeout' : 'network error'} (is sources[].baseUrl of source ${this.settings.id} right?)`;
+              : `${timedOut ? 'timeout' : networkError(err)} (is sources[].baseUrl of source ${this.settings.id} right?)`;
           lastError = new Dhis2SourceError(`${operation} failed: ${reason}`, status, status === undefined, {
             cause: loggableCause(err, this.secrets),
           });

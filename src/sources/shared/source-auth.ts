@@ -1,6 +1,7 @@
 import type { SourceAuth } from '../../config/types.js';
 import type { SecretScrubber } from '../../observability/secret-scrubber.js';
 import { ResponseTooLargeError, readBodyCapped } from './read-body.js';
+import { networkError } from './source-error.js';
 
 /**
  * Authorization headers for a source system. OAuth2 client credentials (SMART backend services
@@ -92,7 +93,7 @@ function oauth2ClientCredentials(auth: SourceAuth, timeoutMs: number, secrets: S
         throw new SourceAuthError('the token endpoint (auth.tokenUrl) answered with more than 64 kB', false);
       const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
       throw new SourceAuthError(
-        `the token endpoint (auth.tokenUrl) could not be reached: ${timedOut ? 'timeout' : 'network error'}`,
+        `the token endpoint (auth.tokenUrl) could not be reached: ${timedOut ? 'timeout' : networkError(err)}`,
         true,
         { cause: err },
       );
