@@ -1,10 +1,11 @@
 // Context for DHIS2 mappings: the tracked entities of a poll page are primed (no second read), related
 // people (a mother through a relationship) are read by uid, once per pass.
 import { type Resource, type ResourceFetcher, trackedEntityResource } from '../../mapping/index.js';
+import { setBounded } from '../shared/bounded-map.js';
 import type { Dhis2Client } from './client.js';
 
 /** Upper bound on cached entities per pass (a page and the people it links to fit many times over). */
-const MAX_CACHED = 10_000;
+export const MAX_CACHED = 10_000;
 
 export class Dhis2Fetcher implements ResourceFetcher {
   private readonly cache = new Map<string, Promise<Resource | undefined>>();
@@ -16,9 +17,13 @@ export class Dhis2Fetcher implements ResourceFetcher {
     private readonly fields: string,
   ) {}
 
+  /**
+   * The page's entities, so a mapping reading one of them costs no call. Bounded like reads (oldest out
+   * first): a first sync of a large programme primes a million entities in one pass.
+   */
   prime(resources: Resource[]): void {
     for (const resource of resources) {
-      if (resource.id) this.cache.set(resource.id, Promise.resolve(resource));
+      if (resource.id) setBounded(this.cache, resource.id, Promise.resolve(resource), MAX_CACHED);
     }
   }
 
@@ -26,7 +31,6 @@ export class Dhis2Fetcher implements ResourceFetcher {
     if (type !== 'TrackedEntity') return Promise.resolve(undefined);
     let hit = this.cache.get(id);
     if (!hit) {
-      if (this.cache.size >= MAX_CACHED) this.cache.clear();
       this.reads++;
       // No program filter: the related person is usually not enrolled in the programme.
       hit = this.client
@@ -34,7 +38,7 @@ export class Dhis2Fetcher implements ResourceFetcher {
         .then((te) => (te ? trackedEntityResource(te) : undefined));
       // A failed read is not cached, so the next pass tries again.
       hit.catch(() => this.cache.delete(id));
-      this.cache.set(id, hit);
+      setBounded(this.cache, id, hit, MAX_CACHED);
     }
     return hit;
   }
