@@ -35,7 +35,7 @@ export function registerLedger(program: Command): void {
     .option('--source <id>', 'only this source id')
     .option(
       '--find <ref>',
-      'the event of one source record (Patient/123, Encounter/9, emr:Patient/123 as the table prints it, or the id alone) or OpenCRVS tracking ID; one match also lists its attempts',
+      "the event of one source record (Patient/123, Encounter/9, emr:Patient/123 as the table prints it, or the id alone), OpenCRVS tracking ID, or ledger row ('#19' in quotes, as sync prints it); one match also lists its attempts",
     )
     .option('--limit <n>', 'at most this many rows, newest first', '100')
     .option('--json', 'print JSON instead of a table')
@@ -59,6 +59,7 @@ function runLedger(options: LedgerOptions): void {
   if (!existsSync(config.store.path)) {
     if (options.json) console.log(JSON.stringify({ hold: null, counts: [], rows: [] }, null, 2));
     else console.log(`No ledger at ${ledgerPlace(config.store.path)} yet: nothing has been recorded.`);
+    if (options.find) process.exitCode = 1; // nothing matches: a script asking "did it arrive?" hears no
     return;
   }
   const ledger = openLedger(config.store.path, {
@@ -94,6 +95,8 @@ function runLedger(options: LedgerOptions): void {
     });
     // "Did this one arrive?": one event found, so its history answers it.
     const one = options.find && rows.length === 1 ? rows[0] : undefined;
+    // Like grep: a lookup that finds nothing exits 1, so a script can tell "not there" from "there".
+    if (options.find && rows.length === 0) process.exitCode = 1;
     const history = one ? ledger.attempts(one.id) : undefined;
     const warnings = one ? ledger.mappingWarnings(one.id) : [];
     const hold = ledger.getHold();
@@ -137,7 +140,9 @@ function parseStates(value: string | undefined): LedgerState[] | undefined {
 
 function holdBanner(hold: HoldState): string {
   return (
-    `DELIVERY HELD since ${new Date(hold.since).toISOString()}: ${hold.reason}\n` +
+    `DELIVERY HELD since ${new Date(hold.since).toISOString()}: ${hold.reason}` +
+    (hold.rowId !== undefined ? ` (shown by row #${hold.rowId}, which the probe tries again)` : '') +
+    '\n' +
     'Nothing is being sent; no row is dead-lettered. Fix the credentials, scopes or office, and delivery ' +
     'resumes by itself at the next probe.\n'
   );

@@ -25,6 +25,8 @@ export interface AttemptDeps {
   onHold: (hold: HoldState) => void;
   /** See DeliveryWorkerDeps.refusedEventType. */
   refusedEventType?: (eventType: string) => Promise<string | undefined>;
+  /** See DeliveryWorkerDeps.configuredOffice. */
+  configuredOffice?: (officeId: string) => boolean;
 }
 
 export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<AttemptResult> {
@@ -91,7 +93,10 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
         // answer was lost. Delivered. (Create is idempotent: it also tells a single-call the event id.)
         decided = await alreadyNotified(deps, row, progress);
       } else {
-        decided = (await refusedForItsType(deps, row, failure)) ?? decide(deps, row, failure);
+        decided =
+          (await refusedForItsType(deps, row, failure)) ??
+          refusedForItsOffice(deps, row, failure) ??
+          decide(deps, row, failure);
       }
       ({ settlement, delayMs, reason } = decided);
     }
@@ -215,6 +220,31 @@ async function refusedForItsType(
   return {
     settlement: { outcome: 'dead', error: { ...failure.error, classification: 'permanent', message: why } },
     reason: 'event type not granted to this client',
+  };
+}
+
+/**
+ * An office OpenCRVS does not know would hold every row, but only when the routing table chose it (all
+ * rows routed there fail alike, and the operator fixes the table). One the record itself named (an
+ * OpenCRVS v1 Task's office, passed on as given) is that record's problem: it is dead, with what to do,
+ * and the queue goes on.
+ */
+function refusedForItsOffice(deps: AttemptDeps, row: LedgerRow, failure: ClassifiedFailure): Decided | undefined {
+  const office = row.payload?.office;
+  if (failure.error.kind !== 'unknown-office' || !office || !deps.configuredOffice || deps.configuredOffice(office))
+    return undefined;
+  return {
+    settlement: {
+      outcome: 'dead',
+      error: {
+        ...failure.error,
+        classification: 'permanent',
+        message:
+          `OpenCRVS does not know office ${office}, which the source record named (not routing): route the ` +
+          `record's facility under routing.facilities, or correct the record, then replay (${failure.error.message})`,
+      },
+    },
+    reason: 'office named by the record is unknown to OpenCRVS',
   };
 }
 

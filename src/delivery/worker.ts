@@ -84,13 +84,17 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     random: deps.random ?? Math.random,
     emit,
     ...(deps.refusedEventType ? { refusedEventType: deps.refusedEventType } : {}),
+    ...(deps.configuredOffice ? { configuredOffice: deps.configuredOffice } : {}),
     onHold: (next) => {
       holdsRaised++;
       // Keep the first `since`: the hold started then, whatever later attempts found.
       hold = hold ? { ...next, since: hold.since } : next;
       ledger.setHold(hold);
       nextProbeAt = now() + probeEveryMs;
-      logger.error({ kind: next.kind, status: next.status, reason: next.reason }, 'delivery held for an operator');
+      logger.error(
+        { kind: next.kind, status: next.status, reason: next.reason, rowId: next.rowId },
+        'delivery held for an operator',
+      );
     },
   };
 

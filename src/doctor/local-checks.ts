@@ -41,8 +41,13 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
     const results = [ok('store', `${shown} is writable${existed ? '' : ' (created: no ledger was there)'}`)];
     const hold = ledger.getHold();
     if (hold) {
+      // Nothing is being delivered until someone acts: a failure, so a script running doctor sees it.
+      const row = hold.rowId !== undefined ? `; shown by row #${hold.rowId}: ledger --find '#${hold.rowId}'` : '';
       results.push(
-        warn('queue', `delivery is held since ${new Date(hold.since).toISOString()}: ${hold.reason} (see /admin)`),
+        fail(
+          'queue',
+          `delivery is held since ${new Date(hold.since).toISOString()}: ${hold.reason}${row} (see /admin)`,
+        ),
       );
     }
     for (const source of config.sources) {

@@ -50,8 +50,16 @@ function isState(value: string): value is LedgerState {
 /** `emr:Patient/1`, as the ledger table prints a row's source: that source, and that reference. */
 const SOURCE_PREFIXED = /^([A-Za-z0-9_.-]+):([A-Z][A-Za-z]+\/.+)$/;
 
+/** `#19`, as `sync` and the hold messages name a ledger row. */
+const ROW_ID = /^#(\d{1,15})$/;
+
 function findClause(text: string, params: Record<string, string | number>): string {
   params.find = text.trim();
+  const rowId = ROW_ID.exec(params.find);
+  if (rowId?.[1]) {
+    params.findRowId = Number(rowId[1]);
+    return 'id = @findRowId';
+  }
   const prefixed = SOURCE_PREFIXED.exec(params.find);
   if (prefixed?.[1] && prefixed[2]) {
     params.findSource = prefixed[1];

@@ -2,6 +2,7 @@
 // reach a real OpenCRVS (the simulator) exactly once, with the declaration and office the routing
 // table names; paging, ties on _lastUpdated, and updates before and after delivery.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Observation, Patient, Resource } from '@medplum/fhirtypes';
 import { Bridge } from '../../src/app.js';
@@ -411,6 +412,49 @@ describe('bridge polling: what the mapping left out is kept with the row', () =>
         JSON.stringify(warnings),
       );
       assert.ok(!JSON.stringify(warnings).includes('Elm'), 'no address text');
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+/**
+ * An OpenCRVS v1 birth notification document as an EMR stores it: its resources one by one, with ids,
+ * the `urn:uuid:` references turned into `Type/id`.
+ */
+function v1NotificationResources(): Resource[] {
+  const path = new URL('../fixtures/opencrvs-v1/v1.8.0-to-v1.9.x__create-birth-notification-min.json', import.meta.url);
+  const bundle = JSON.parse(readFileSync(path, 'utf8')) as { entry: Array<{ fullUrl: string; resource: Resource }> };
+  const refs = new Map(bundle.entry.map((e) => [e.fullUrl, `${e.resource.resourceType}/${e.fullUrl.slice(9)}`]));
+  let text = JSON.stringify(bundle.entry.map((e) => ({ ...e.resource, id: e.fullUrl.slice(9) })));
+  for (const [from, to] of refs) text = text.replaceAll(`"${from}"`, `"${to}"`);
+  return JSON.parse(text) as Resource[];
+}
+
+describe('bridge polling: an office named by the record that OpenCRVS does not know', () => {
+  it('that birth is dead with what to do; the queue is not held and the next birth is delivered', async () => {
+    const h = await startHarness();
+    try {
+      // The v1 Task names office 0be1dc9b-… (regLastOffice) of another deployment: not routed, sent as named.
+      for (const r of v1NotificationResources()) await h.fhir.upsert(r);
+      for (const r of birthResources(7)) await h.fhir.upsert(r);
+      const sync = await h.bridge.syncOnce();
+      const states = h.rows().map((r) => [r.sourceRef.split('/')[0], r.state, r.lastError?.kind ?? null]);
+      assert.deepEqual(
+        states.sort(),
+        [
+          ['Composition', 'dead', 'unknown-office'],
+          ['Encounter', 'delivered', null],
+        ],
+        JSON.stringify(states),
+      );
+      assert.equal(h.bridge.worker.held(), undefined, 'delivery is not held');
+      assert.equal(sync.ok, false, 'a dead row is for someone to act on');
+      const dead = h.rows().find((r) => r.state === 'dead');
+      assert.match(
+        dead?.lastError?.message ?? '',
+        /office 0be1dc9b-5c8b-4d20-a88c-08cafc71c99a, which the source record named/,
+      );
     } finally {
       await h.close();
     }

@@ -115,6 +115,61 @@ describe('delivery held for an operator', () => {
   });
 });
 
+describe('an office OpenCRVS does not know', () => {
+  let bed: TestBed;
+  beforeEach(async () => {
+    bed = await testBed();
+  });
+  afterEach(async () => {
+    await bed.close();
+  });
+
+  /** A UUID no location of the simulator has, as an OpenCRVS v1 Task of another deployment names one. */
+  const foreignOffice = '0be1dc9b-0000-4000-8000-000000000001';
+
+  it('named by the record: that row is dead with what to do, and the queue goes on', async () => {
+    const { row: foreign } = bed.ledger.recordEvent(birthEvent(foreignOffice, 1));
+    for (let i = 2; i <= 4; i++) bed.ledger.recordEvent(birthEvent(bed.office, i));
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: fastDelivery,
+      configuredOffice: (id) => id === bed.office,
+    });
+    await worker.runUntilIdle({ timeoutMs: 30_000 });
+    assert.equal(worker.held(), undefined, 'the queue is not held');
+    const dead = bed.ledger.get(foreign.id);
+    assert.equal(dead?.state, 'dead');
+    assert.equal(dead?.lastError?.kind, 'unknown-office');
+    assert.equal(dead?.lastError?.classification, 'permanent');
+    assert.match(dead?.lastError?.message ?? '', /does not know office 0be1dc9b-.*which the source record named/);
+    assert.match(dead?.lastError?.message ?? '', /routing\.facilities.*then replay/);
+    assert.deepEqual(
+      bed.ledger
+        .list()
+        .filter((r) => r.id !== foreign.id)
+        .map((r) => r.state),
+      ['delivered', 'delivered', 'delivered'],
+    );
+    await worker.stop({ drainMs: 5000 });
+  });
+
+  it('chosen by the routing table: the queue holds (every row routed there would fail alike)', async () => {
+    bed.ledger.recordEvent(birthEvent(foreignOffice, 1));
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: fastDelivery,
+      configuredOffice: (id) => id === foreignOffice,
+    });
+    await worker.runUntilIdle({ timeoutMs: 30_000 });
+    assert.match(worker.held()?.reason ?? '', /^unknown-office \(HTTP 400\)/);
+    assert.equal(bed.ledger.getHold()?.rowId, 1, 'the hold names the row that showed it');
+    assert.equal(bed.ledger.list({ states: ['dead'] }).length, 0);
+    await worker.stop({ drainMs: 5000 });
+  });
+});
+
 async function waitFor(condition: () => boolean, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {

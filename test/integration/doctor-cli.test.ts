@@ -362,4 +362,17 @@ describe('doctor checks', () => {
     const later = await runDoctor({ file: writeConfig({ ...configObject({}), store }), env: {} });
     assert.deepEqual(firstSync(later), [], formatReport(later));
   });
+
+  it('fails while delivery is held, naming the row that showed the problem', async () => {
+    const store = { path: join(dir, 'held.db') };
+    const file = writeConfig({ ...configObject({}), store });
+    const ledger = openLedger(store.path);
+    ledger.setHold({ reason: 'unauthorized (HTTP 401): bad client', since: 0, kind: 'unauthorized', rowId: 7 });
+    ledger.close();
+    const report = await runDoctor({ file, env: {} });
+    const queue = report.checks.find((c) => c.name === 'queue');
+    assert.equal(queue?.status, 'fail', formatReport(report));
+    assert.match(queue?.detail ?? '', /held since 1970-01-01T00:00:00.000Z: unauthorized .*row #7: ledger --find '#7'/);
+    assert.equal(report.ok, false, 'nothing is being delivered: not "all checks passed"');
+  });
 });

@@ -58,7 +58,7 @@ describe('ledger and replay commands', () => {
       outcome: 'dead',
       error: { classification: 'permanent', kind: 'bad-request', status: 400, message: 'Unexpected field foo.bar' },
     });
-    ledger.setHold({ reason: 'forbidden (HTTP 403): Forbidden', since: 0, kind: 'forbidden', status: 403 });
+    ledger.setHold({ reason: 'forbidden (HTTP 403): Forbidden', since: 0, kind: 'forbidden', status: 403, rowId: 2 });
     ledger.close();
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -66,7 +66,10 @@ describe('ledger and replay commands', () => {
   it('shows rows, errors and the hold without any declaration content', async () => {
     const { code, out } = await run(['ledger', '--config', config]);
     assert.equal(code, 0);
-    assert.match(out, /DELIVERY HELD since 1970-01-01T00:00:00.000Z: forbidden \(HTTP 403\)/);
+    assert.match(
+      out,
+      /DELIVERY HELD since 1970-01-01T00:00:00.000Z: forbidden \(HTTP 403\): Forbidden \(shown by row #2,/,
+    );
     assert.match(out, /dead: 1 {2}pending: 1/);
     assert.match(out, /ID\s+STATE\s+EVENT\s+SOURCE REF/);
     assert.match(out, /dead\s+birth\s+emr:Encounter\/2\s+1\s+.*permanent\/bad-request 400: Unexpected field foo.bar/);
@@ -94,6 +97,13 @@ describe('ledger and replay commands', () => {
     assert.match(
       byRef.out,
       /^1\s+notify\s+dead\s+\d{4}-\d\d-\d\dT[\d:]{8}Z\s+permanent\/bad-request 400: Unexpected field/m,
+    );
+
+    // '#1', as sync prints a row: that row alone, whatever its record's id.
+    const byRow = JSON.parse((await run(['ledger', '--config', config, '--find', '#1', '--json'])).out);
+    assert.deepEqual(
+      byRow.rows.map((r: { id: number }) => r.id),
+      [1],
     );
 
     const json = JSON.parse((await run(['ledger', '--config', config, '--find', '2', '--json'])).out);
@@ -124,7 +134,7 @@ describe('ledger and replay commands', () => {
     );
 
     const none = await run(['ledger', '--config', config, '--find', 'Patient/9']);
-    assert.equal(none.code, 0);
+    assert.equal(none.code, 1, 'a lookup that finds nothing exits 1');
     assert.match(none.out, /No event matches Patient\/9\./);
     assert.doesNotMatch(none.out, /ATTEMPT/);
   });

@@ -87,7 +87,8 @@ export const PAGE_SCRIPT = `
     var banner = $('hold-banner');
     if (!hold || !hold.held) { banner.hidden = true; banner.textContent = ''; return; }
     var kind = hold.kind ? ' [' + hold.kind + (hold.status ? ', HTTP ' + hold.status : '') + ']' : '';
-    banner.textContent = 'Delivery is held since ' + fmtTime(hold.since) + ': ' + hold.reason + kind +
+    var row = hold.rowId != null ? ' (shown by event #' + hold.rowId + ')' : '';
+    banner.textContent = 'Delivery is held since ' + fmtTime(hold.since) + ': ' + hold.reason + kind + row +
       '. Events wait in the queue with no attempt counted; fix the problem and delivery resumes at the next probe.';
     banner.hidden = false;
   }
