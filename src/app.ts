@@ -15,7 +15,7 @@ import {
   openLedger,
   type ReplayResult,
 } from './ledger/index.js';
-import { loadMappings, type MapOptions, type MappingSet } from './mapping/index.js';
+import { loadMappings, type MapOptions, type MappingSet, sourceMappingOptions } from './mapping/index.js';
 import type { Logger } from './observability/logger.js';
 import { BridgeMetrics } from './observability/metrics.js';
 import { createOpenCrvsClient, LocationResolver, type OpenCrvsClient, OpenCrvsError } from './opencrvs/index.js';
@@ -188,14 +188,7 @@ export class Bridge {
 
   private buildFhirSource(settings: SourceSettings): SourceRuntime {
     const { opencrvs, routing } = this.config;
-    const mappings = loadMappings({
-      names: settings.mappings,
-      timeZone: settings.timeZone,
-      country: opencrvs.country,
-      version: opencrvs.version,
-      routing,
-      forSource: { id: settings.id, kind: 'fhir' },
-    });
+    const mappings = loadMappings(sourceMappingOptions(opencrvs, routing, settings));
     const client = new FhirSourceClient(settings, { logger: this.options.logger });
     const pipeline = new SourcePipeline({
       sourceId: settings.id,

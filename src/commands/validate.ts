@@ -10,6 +10,7 @@ import {
   MappingLoadError,
   mappingFile,
   mappingOptionsFromConfig,
+  sourceMappingOptions,
 } from '../mapping/index.js';
 import { configPath, loadConfigOrReport } from './options.js';
 
@@ -25,7 +26,7 @@ export function registerValidate(program: Command): void {
 
 function runValidate(options: { config?: string }): void {
   let base: LoadMappingsOptions = {};
-  let sources: BridgeConfig['sources'] = [];
+  let config: BridgeConfig | undefined;
   if (!configPath(options.config)) {
     // A site's own copies are named by path in its config: without one, only the shipped files are seen.
     console.log(
@@ -33,11 +34,10 @@ function runValidate(options: { config?: string }): void {
         "a site's own mapping files are checked with --config",
     );
   } else {
-    const config = loadConfigOrReport(options.config);
+    config = loadConfigOrReport(options.config);
     if (!config) return;
     console.log(`ok    configuration ${configPath(options.config)}`);
     base = mappingOptionsFromConfig(config);
-    sources = config.sources;
   }
   const dir = base.dir ?? packagePaths.mappings;
   let files: string[];
@@ -59,17 +59,33 @@ function runValidate(options: { config?: string }): void {
       const [m] = loadMappings({ ...base, names: undefined, files: [file] }).mappings;
       if (!m) continue;
       // A source of the other kind that names it (sync and serve refuse it too).
-      const owner = sources.find((s) => s.kind !== m.source && s.mappings.some((n) => mappingFile(n, dir) === file));
+      const owner = config?.sources.find(
+        (s) => s.kind !== m.source && s.mappings.some((n) => mappingFile(n, dir) === file),
+      );
       if (owner) loadMappings({ ...base, names: undefined, files: [file], forSource: owner });
       const p = m.profile;
       console.log(
-        `ok    ${m.id} (${m.eventType} from ${m.source}, OpenCRVS ${p.country} v${p.version}): ` +
+        `ok    ${m.id} (${file}; ${m.eventType} from ${m.source}, OpenCRVS ${p.country} v${p.version}): ` +
           `${m.fields.length} fields, ${m.context.length} context items, ${m.expressions.length} expressions`,
       );
     } catch (err) {
       if (!(err instanceof MappingLoadError)) throw err;
       failed = true;
       console.log(`error ${err.message}`);
+    }
+  }
+  // Each file alone can be fine while a source's set is not (two files with one mapping id: a copy of a
+  // shipped mapping whose id was kept). Checked as serve and sync load it, so ok here means they start;
+  // after the files alone pass, so a file's own error is not said twice.
+  if (config && !failed) {
+    for (const source of config.sources) {
+      try {
+        loadMappings(sourceMappingOptions(config.opencrvs, config.routing, source));
+      } catch (err) {
+        if (!(err instanceof MappingLoadError)) throw err;
+        failed = true;
+        console.log(`error sources[${source.id}].mappings: ${err.message}`);
+      }
     }
   }
   process.exitCode = failed ? 2 : 0;

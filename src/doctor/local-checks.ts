@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { type BridgeConfig, ConfigError, type Env, loadConfig, type SourceSettings } from '../config/index.js';
 import { openLedger } from '../ledger/index.js';
-import { loadMappings, MappingLoadError, type MappingSet } from '../mapping/index.js';
+import { loadMappings, MappingLoadError, type MappingSet, sourceMappingOptions } from '../mapping/index.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
 
 export function checkConfig(file: string | undefined, env: Env): { result: CheckResult; config?: BridgeConfig } {
@@ -81,13 +81,7 @@ export function checkMappings(
   const name = `mappings ${source.id}`;
   const { country, version } = config.opencrvs;
   try {
-    const mappings = loadMappings({
-      names: source.mappings,
-      country,
-      version,
-      routing: config.routing,
-      forSource: source,
-    });
+    const mappings = loadMappings(sourceMappingOptions(config.opencrvs, config.routing, source));
     const events = [...new Set(mappings.mappings.map((m) => m.eventType))].sort();
     return {
       mappings,

@@ -1,7 +1,13 @@
 // The mapping layer's public API: load mappings, assemble context through a fetcher, map a subject.
 export { dhis2InputFetcher, relatedTrackedEntities, trackedEntityResource } from './dhis2-input.js';
 export { bundleFetcher, normalizeReference, parseReference } from './fetcher.js';
-export { type LoadMappingsOptions, loadMappings, mappingFile, mappingOptionsFromConfig } from './load.js';
+export {
+  type LoadMappingsOptions,
+  loadMappings,
+  mappingFile,
+  mappingOptionsFromConfig,
+  sourceMappingOptions,
+} from './load.js';
 export { mapInput } from './map-input.js';
 export { type BatchableSearch, batchableSearches, splitByReference } from './prefetch.js';
 export { MappingSet, mapSubject } from './set.js';

@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DEFAULT_MAPPINGS, isMappingPath, packagePaths } from '../config/paths.js';
-import type { BridgeConfig, RoutingSettings } from '../config/types.js';
+import type { BridgeConfig, RoutingSettings, SourceSettings } from '../config/types.js';
 import { type CompiledMapping, compileMapping } from './compile.js';
 import { MappingSet } from './set.js';
 import { MappingLoadError } from './yaml-source.js';
@@ -90,6 +90,25 @@ export function loadMappings(options: LoadMappingsOptions = {}): MappingSet {
   // Stable sort: equal priorities keep the order they were named in.
   mappings.sort((a, b) => b.priority - a.priority);
   return new MappingSet(mappings, options.routing);
+}
+
+/**
+ * Load options for one source's mapping set, as `serve` and `sync` load it (and `validate` and `doctor`
+ * check it): the mappings it names, in its zone, refused when written for the other kind of source.
+ */
+export function sourceMappingOptions(
+  opencrvs: Pick<BridgeConfig['opencrvs'], 'country' | 'version'>,
+  routing: RoutingSettings,
+  source: Pick<SourceSettings, 'id' | 'kind' | 'mappings' | 'timeZone'>,
+): LoadMappingsOptions {
+  return {
+    names: source.mappings,
+    timeZone: source.timeZone,
+    country: opencrvs.country,
+    version: opencrvs.version,
+    routing,
+    forSource: { id: source.id, kind: source.kind },
+  };
 }
 
 /** Load options for a configuration: its country, version and routing, and the mappings its sources name. */

@@ -129,8 +129,30 @@ sources:
   it('is checked by validate --config, from any working directory', () => {
     const r = run(['validate', '--config', siteConfig]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /^ok +site\.birth \(birth from fhir/m);
+    assert.match(r.stdout, /^ok +site\.birth \(\S+mappings\/birth\.yaml; birth from fhir/m);
     assert.match(r.stdout, /^ok +death\.fhir/m);
+  });
+
+  it('kept under the shipped id beside the shipped file, is refused by validate as serve refuses it', () => {
+    const copy = join(site, 'mappings', 'birth-same-id.yaml');
+    writeFileSync(copy, shipped);
+    const sameId = join(site, 'same-id.yaml');
+    writeFileSync(
+      sameId,
+      readFileSync(siteConfig, 'utf8').replace(
+        'mappings: [./mappings/birth.yaml, death.fhir]',
+        'mappings: [./mappings/birth-same-id.yaml, birth.fhir, death.fhir]',
+      ),
+    );
+    const r = run(['validate', '--config', sameId]);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    // Each file alone is fine (two ok lines for birth.fhir, told apart by their paths)…
+    assert.match(r.stdout, /^ok +birth\.fhir \(\S+birth-same-id\.yaml;/m);
+    // …but not the set serve loads for the source.
+    assert.match(
+      r.stdout,
+      /^error sources\[emr\]\.mappings: .*birth\.fhir\.yaml: id: mapping id birth\.fhir is already used by \S+birth-same-id\.yaml/m,
+    );
   });
 
   it('is what map --config dry-runs (as serve would send), not the shipped one', () => {
@@ -149,8 +171,14 @@ describe('opencrvs-bridge validate', () => {
     const [note, ...lines] = r.stdout.trim().split('\n');
     assert.match(note ?? '', /^note +no configuration .*checking the shipped mappings.*checked with --config/);
     assert.equal(lines.length, 4);
-    assert.match(lines[0] ?? '', /^ok +birth\.dhis2 \(birth from dhis2, OpenCRVS farajaland v2\.0\)/);
-    assert.match(lines[1] ?? '', /^ok +birth\.fhir \(birth from fhir, OpenCRVS farajaland v2\.0\)/);
+    assert.match(
+      lines[0] ?? '',
+      /^ok +birth\.dhis2 \(\S+birth\.dhis2\.yaml; birth from dhis2, OpenCRVS farajaland v2\.0\)/,
+    );
+    assert.match(
+      lines[1] ?? '',
+      /^ok +birth\.fhir \(\S+birth\.fhir\.yaml; birth from fhir, OpenCRVS farajaland v2\.0\)/,
+    );
     assert.match(lines[2] ?? '', /^ok +death\.dhis2/);
     assert.match(lines[3] ?? '', /^ok +death\.fhir/);
   });

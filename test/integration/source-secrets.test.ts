@@ -262,7 +262,10 @@ describe('source secrets against hostile source servers', () => {
     const debug = { LOG_LEVEL: 'debug' };
     const sync = await runCli(['sync', '--once', '--config', file], debug);
     assert.equal(sync.code, 1, sync.stderr);
-    assert.match(sync.stdout, /sources that could not be polled:\n {2}emr-broken: .*\n {2}emr-echo: .*\n {2}emr-refused: .*\n {2}tracker: /);
+    assert.match(
+      sync.stdout,
+      /sources that could not be polled:\n {2}emr-broken: .*\n {2}emr-echo: .*\n {2}emr-refused: .*\n {2}tracker: /,
+    );
     assert.match(sync.stderr, /access_token that cannot be sent in a header/, 'the refused token is named, not quoted');
     const doctor = await runCli(['doctor', '--config', file], debug);
     assert.equal(doctor.code, 1, doctor.stderr);

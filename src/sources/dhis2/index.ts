@@ -2,7 +2,7 @@
 import type { ScheduledTask } from 'node-cron';
 import type { RoutingSettings, SourceSettings } from '../../config/types.js';
 import type { Ledger } from '../../ledger/index.js';
-import { loadMappings, type MapOptions, type MappingSet } from '../../mapping/index.js';
+import { loadMappings, type MapOptions, type MappingSet, sourceMappingOptions } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
 import { SourcePipeline } from '../pipeline.js';
 import type { SubjectRecheck } from '../recheck.js';
@@ -37,14 +37,7 @@ export interface BuildDhis2SourceDeps {
 }
 
 export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2SourceDeps): Dhis2SourceRuntime {
-  const mappings = loadMappings({
-    names: settings.mappings,
-    timeZone: settings.timeZone,
-    country: deps.country,
-    version: deps.version,
-    routing: deps.routing,
-    forSource: { id: settings.id, kind: 'dhis2' },
-  });
+  const mappings = loadMappings(sourceMappingOptions(deps, deps.routing, settings));
   const client = new Dhis2Client(settings, { logger: deps.logger });
   const pipeline = new SourcePipeline({
     sourceId: settings.id,
