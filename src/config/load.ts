@@ -110,6 +110,16 @@ function checkSecretText(secret: string, keyPath: string, file: string | undefin
 
 function checkSemantics(config: BridgeConfig, file?: string): void {
   const o = config.opencrvs;
+  // A domain whose every URL is also given would be silently unused: a config moved from the sandbox to a
+  // real deployment by adding `domain:` would keep talking to the sandbox.
+  if (o.domain && o.eventsUrl && (o.tokenUrl || o.accessToken)) {
+    const given = o.accessToken ? 'opencrvs.eventsUrl is' : 'opencrvs.tokenUrl and opencrvs.eventsUrl are';
+    throw new ConfigError(
+      'opencrvs.domain',
+      `is not used: ${given} given too; give the domain alone, or the URLs without it`,
+      file,
+    );
+  }
   if (o.domain) {
     o.tokenUrl ??= `https://gateway.${o.domain}/auth/token`;
     o.eventsUrl ??= `https://register.${o.domain}/api/events`;

@@ -53,6 +53,26 @@ describe('configuration', () => {
     assert.equal(config.http.port, 8080);
   });
 
+  it('refuses a domain every URL of which is also given (it would be silently unused)', () => {
+    const both = errorOf(() =>
+      loadConfig({
+        text: 'opencrvs: { domain: x.org, tokenUrl: "http://127.0.0.1:7070/auth/token", eventsUrl: "http://127.0.0.1:7070/events", clientId: a, clientSecret: b }',
+      }),
+    );
+    assert.equal(both.path, 'opencrvs.domain');
+    assert.match(both.problem, /is not used: opencrvs\.tokenUrl and opencrvs\.eventsUrl are given too/);
+    const withToken = errorOf(() =>
+      loadConfig({ text: 'opencrvs: { domain: x.org, eventsUrl: "http://127.0.0.1:7070/events", accessToken: t }' }),
+    );
+    assert.equal(withToken.path, 'opencrvs.domain');
+    // One URL given: the domain supplies the other, as documented.
+    const one = loadConfig({
+      text: 'opencrvs: { domain: x.org, tokenUrl: "https://auth.x.org/token", clientId: a, clientSecret: b }',
+    });
+    assert.equal(one.opencrvs.tokenUrl, 'https://auth.x.org/token');
+    assert.equal(one.opencrvs.eventsUrl, 'https://register.x.org/api/events');
+  });
+
   it('names the path of an unknown key', () => {
     const err = errorOf(() => loadConfig({ text: `${minimal}  clientSecrett: x\n` }));
     assert.equal(err.path, 'opencrvs.clientSecrett');
