@@ -30,7 +30,9 @@ const configSchema = (): object => {
 };
 
 function validateSchema(data: unknown) {
-  validator ??= createAjv().compile(configSchema());
+  // Coerced: `port: ${BRIDGE_PORT}` is a string after interpolation (and a secret written as a bare
+  // number is a number to YAML); "9000" is taken as 9000, "false" as false, 12345 as "12345".
+  validator ??= createAjv({ coerceTypes: true }).compile(configSchema());
   return { ok: validator(data), errors: validator.errors ?? [] };
 }
 

@@ -34,7 +34,10 @@ export function describeAjvError(error: ErrorObject, rootSchema?: unknown): { pa
     }
     case 'enum': {
       const allowed = (error.params as { allowedValues: unknown[] }).allowedValues;
-      return { path: base, problem: `must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}` };
+      // `version: 2.0` unquoted is the number 2 to YAML.
+      const numeric = allowed.length > 0 && allowed.every((v) => typeof v === 'string' && /^\d+\.\d+$/.test(v));
+      const hint = numeric ? ` (in quotes: YAML reads ${String(allowed[0])} unquoted as a number)` : '';
+      return { path: base, problem: `must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}${hint}` };
     }
     default:
       return { path: base, problem: error.message ?? error.keyword };
@@ -75,6 +78,6 @@ function editDistance(a: string, b: string): number {
   return previous[b.length] ?? 0;
 }
 
-export function createAjv(): Ajv {
-  return new Ajv({ allErrors: true, useDefaults: true, strict: false });
+export function createAjv(options: { coerceTypes?: boolean } = {}): Ajv {
+  return new Ajv({ allErrors: true, useDefaults: true, strict: false, ...options });
 }

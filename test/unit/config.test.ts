@@ -53,6 +53,23 @@ describe('configuration', () => {
     assert.equal(config.http.port, 8080);
   });
 
+  it('takes numbers and booleans from environment references (text) and says to quote a version', () => {
+    const config = loadConfig({
+      text: `${minimal}http: { port: "\${BRIDGE_PORT}" }\nsources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.local/fhir\n    poll:\n      enabled: \${POLLING}\n      pageSize: \${PAGE}\n`,
+      env: { BRIDGE_PORT: '9000', POLLING: 'false', PAGE: '250' },
+    });
+    assert.equal(config.http.port, 9000);
+    assert.equal(config.sources[0]?.poll.enabled, false);
+    assert.equal(config.sources[0]?.poll.pageSize, 250);
+    const notANumber = errorOf(() =>
+      loadConfig({ text: `${minimal}http: { port: "\${BRIDGE_PORT}" }\n`, env: { BRIDGE_PORT: 'eighty' } }),
+    );
+    assert.equal(notANumber.path, 'http.port');
+    const version = errorOf(() => loadConfig({ text: minimal.replace('opencrvs:\n', 'opencrvs:\n  version: 2.0\n') }));
+    assert.equal(version.path, 'opencrvs.version');
+    assert.match(version.problem, /must be one of "2\.0", "1\.9" \(in quotes: YAML reads 2\.0 unquoted as a number\)/);
+  });
+
   it('refuses a domain every URL of which is also given (it would be silently unused)', () => {
     const both = errorOf(() =>
       loadConfig({
@@ -96,7 +113,7 @@ describe('configuration', () => {
   });
 
   it('puts a misspelt key before the required key it hides, and lists the other problems', () => {
-    const err = errorOf(() => loadConfig({ text: 'opencrv:\n  domain: x.org\nstore: { path: 1 }\n' }));
+    const err = errorOf(() => loadConfig({ text: 'opencrv:\n  domain: x.org\nstore: { path: [a] }\n' }));
     assert.equal(err.path, 'opencrv');
     assert.match(
       err.message,
