@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Bridge } from '../app.js';
-import { ledgerPlace, loadConfigOrReport } from './options.js';
+import { buildOrReport, ledgerPlace, loadConfigOrReport } from './options.js';
 import { processLogger } from './runtime.js';
 
 interface ReplayOptions {
@@ -40,7 +40,8 @@ async function runReplay(args: string[], options: ReplayOptions): Promise<void> 
   }
   // The sources and OpenCRVS's location list are needed to map the records again; the running service
   // (or the next `sync`) delivers what is queued.
-  const logger = processLogger(config, { toStderr: true });
+  const logger = buildOrReport(() => processLogger(config, { toStderr: true }));
+  if (!logger) return;
   const bridge = new Bridge(config, { logger, http: false, schedule: false, worker: false });
   try {
     const result = await bridge.replay(options.dead ? 'dead' : ids);

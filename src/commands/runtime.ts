@@ -1,4 +1,5 @@
 import type { Bridge } from '../app.js';
+import { ConfigError } from '../config/errors.js';
 import type { BridgeConfig } from '../config/types.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 
@@ -9,10 +10,12 @@ const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
  * `toStderr`: for commands whose standard output is their answer (`sync`, `replay`).
  */
 export function processLogger(config?: BridgeConfig, options: { toStderr?: boolean } = {}): Logger {
-  const fromEnv = process.env.LOG_LEVEL;
-  // pino's own complaint ("default level:bogus must be included in custom levels") names neither.
+  // `DEBUG` and `debug` alike: environment variables are often written in capitals.
+  const fromEnv = process.env.LOG_LEVEL?.trim().toLowerCase() || undefined;
+  // pino's own complaint ("default level:bogus must be included in custom levels") names neither. A
+  // configuration error (exit 2), as a bad logging.level in the file is.
   if (fromEnv !== undefined && !LEVELS.includes(fromEnv))
-    throw new Error(`LOG_LEVEL=${fromEnv} is not a log level (${LEVELS.join(', ')})`);
+    throw new ConfigError('LOG_LEVEL', `${process.env.LOG_LEVEL} is not a log level (${LEVELS.join(', ')})`);
   const level = fromEnv ?? config?.logging.level ?? 'info';
   return createLogger(options.toStderr ? { level, destination: process.stderr } : { level });
 }

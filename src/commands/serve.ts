@@ -11,7 +11,8 @@ export function registerServe(program: Command): void {
     .action(async (options: { config?: string }) => {
       const config = loadConfigOrReport(options.config);
       if (!config) return;
-      const logger = processLogger(config);
+      const logger = buildOrReport(() => processLogger(config));
+      if (!logger) return;
       // Signals are handled from here on, so a SIGTERM during start-up (a ledger migration, OpenCRVS slow
       // to answer the first location lookups) still stops cleanly.
       const signals = listenForSignals(logger);

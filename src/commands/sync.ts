@@ -72,7 +72,8 @@ export function registerSync(program: Command): void {
       }
       // Standard output is the summary alone, for a person or for --json: logs go to standard error (a
       // cron mail or a CronJob's log still holds both).
-      const logger = processLogger(config, { toStderr: true });
+      const logger = buildOrReport(() => processLogger(config, { toStderr: true }));
+      if (!logger) return;
       // A scheduler stops a pass with SIGTERM (a CronJob's deadline, a node drain): rows in flight are
       // handed back rather than left 'delivering' until their lock times out. As PID 1 a signal with no
       // handler would be ignored.

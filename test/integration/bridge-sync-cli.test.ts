@@ -88,8 +88,13 @@ describe('opencrvs-bridge sync --once', () => {
     const missing = await runCli(['sync', '--config', config]);
     assert.equal(missing.code, 2, missing.stderr);
     const level = await runCli(['sync', '--once', '--config', config], { LOG_LEVEL: 'bogus' });
-    assert.notEqual(level.code, 0);
-    assert.match(level.stderr, /LOG_LEVEL=bogus is not a log level/);
+    assert.equal(level.code, 2, 'a configuration error');
+    assert.match(level.stderr, /configuration error: LOG_LEVEL: bogus is not a log level/);
+    // Capitals are a level too.
+    const capitals = await runCli(['sync', '--once', '--config', config, '--json'], { LOG_LEVEL: 'WARN' });
+    assert.notEqual(capitals.code, 2, capitals.stderr);
+    assert.doesNotMatch(capitals.stderr, /configuration error/);
+    assert.equal(typeof JSON.parse(capitals.stdout).ok, 'boolean', 'the pass ran');
   });
 
   it('exits 1 when the FHIR source cannot be read', async () => {
