@@ -81,11 +81,11 @@ function resolveSecretFiles(node: unknown, path: string, baseDir: string, file?:
       }
       const secret = text.replace(/\r?\n$/, '');
       if (!secret) throw new ConfigError(keyPath, 'the file is empty', file);
-      checkSecretText(secret, keyPath, file);
+      checkSecretText(secret, keyPath, file, 'a second line in the file, a Windows \\r?');
       obj[target] = secret;
       delete obj[key];
     } else if (SECRET_KEYS.has(key) && typeof value === 'string') {
-      checkSecretText(value, keyPath, file);
+      checkSecretText(value, keyPath, file, 'from an environment variable or a YAML block value?');
     } else {
       resolveSecretFiles(value, keyPath, baseDir, file);
     }
@@ -99,12 +99,12 @@ const SECRET_KEYS = new Set(Object.values(SECRET_FILE_KEYS));
  * Windows) cannot go into an HTTP header: the runtime's error about it quotes the whole header, token
  * and all, and the failure reads as a network error. Refused here, without the value.
  */
-function checkSecretText(secret: string, keyPath: string, file: string | undefined): void {
+function checkSecretText(secret: string, keyPath: string, file: string | undefined, likely: string): void {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is looked for
   if (/[\u0000-\u001f\u007f]/.test(secret)) {
     throw new ConfigError(
       keyPath,
-      'holds a line break or another control character (a second line in the file, a Windows \\r?): a secret is one line',
+      `holds a line break or another control character (${likely}): a secret is one line`,
       file,
     );
   }
@@ -328,13 +328,25 @@ export interface LoadConfigOptions {
  */
 function yamlError(err: unknown, file: string | undefined): ConfigError {
   const at = err instanceof YAMLError ? err.linePos?.[0] : undefined;
-  const code = err instanceof YAMLError ? ` (${err.code})` : '';
+  const code = err instanceof YAMLError ? err.code : undefined;
   return new ConfigError(
     at ? `line ${at.line}, column ${at.col}` : '',
-    `invalid YAML${code}: put in quotes a value that begins with * & ! | > % @ or a backquote, or that holds ': ' or ' #' (what the line says is not repeated here, since it may be a secret)`,
+    `invalid YAML${code ? ` (${code})` : ''}: ${YAML_HINTS[code ?? ''] ?? QUOTE_HINT} (what the line says is not repeated here, since it may be a secret)`,
     file,
   );
 }
+
+const QUOTE_HINT = "put in quotes a value that begins with * & ! | > % @ or a backquote, or that holds ': ' or ' #'";
+/** What usually causes the YAML library's error codes that quoting does not cure. */
+const YAML_HINTS: Record<string, string> = {
+  DUPLICATE_KEY: 'a key is given twice in the same block: keep one',
+  BAD_INDENT:
+    'the indentation does not match the lines around it (indent with spaces, the same amount at each level), or a [ or { is not closed',
+  BLOCK_AS_IMPLICIT_KEY: 'a line is indented more or less than the keys beside it',
+  MULTILINE_IMPLICIT_KEY: 'a line is indented more or less than the keys beside it',
+  TAB_AS_INDENT: 'a tab is used to indent: YAML indents with spaces',
+  MISSING_CHAR: 'a bracket, brace or quote is not closed',
+};
 
 function unresolvedAlias(doc: Document, text: string): YAMLError | undefined {
   let found: YAMLError | undefined;

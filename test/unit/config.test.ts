@@ -210,6 +210,11 @@ describe('configuration', () => {
       assert.match(err.problem, /^invalid YAML \([A-Z_]+\): put in quotes a value that begins with/, start);
       assert.ok(!err.message.includes(secret), `${start}: ${err.message}`);
     }
+    // Errors quoting cannot cure say what does.
+    const twice = errorOf(() => loadConfig({ text: `${minimal}  clientId: again\n` }));
+    assert.match(twice.problem, /^invalid YAML \(DUPLICATE_KEY\): a key is given twice in the same block: keep one/);
+    const tab = errorOf(() => loadConfig({ text: 'opencrvs:\n\tdomain: x.org\n' }));
+    assert.match(tab.problem, /^invalid YAML \(TAB_AS_INDENT\): a tab is used to indent/);
   });
 
   it('refuses a secret with a line break or a control character, without quoting it', () => {
@@ -235,6 +240,8 @@ describe('configuration', () => {
     );
     assert.equal(fromEnv.path, 'sources[0].auth.token');
     assert.ok(!fromEnv.message.includes('SECRET'));
+    assert.match(fromEnv.problem, /\(from an environment variable or a YAML block value\?\)/, 'no file to blame');
+    assert.match(fromFile.problem, /\(a second line in the file/);
   });
 
   it('refuses keys of the other kind of source, which would be ignored without a word', () => {
