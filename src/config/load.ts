@@ -179,8 +179,24 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
       need('clientId', 'oauth2');
       need('clientSecret', 'oauth2');
     }
+    // A key the type does not read would be ignored without a word (`username` beside a bearer token:
+    // the operator believes basic auth is sent).
+    const used = AUTH_KEYS[auth.type] ?? [];
+    for (const key of Object.keys(auth)) {
+      if (key === 'type' || used.includes(key)) continue;
+      throw new ConfigError(`sources[${i}].auth.${key}`, `is not used by auth type ${auth.type}`, file);
+    }
   }
 }
+
+/** The keys each source auth type reads (the `…File` forms are read into these before this check). */
+const AUTH_KEYS: Record<string, string[]> = {
+  none: [],
+  bearer: ['token'],
+  pat: ['token'],
+  basic: ['username', 'password'],
+  oauth2: ['tokenUrl', 'clientId', 'clientSecret', 'scope'],
+};
 
 /**
  * Keys of the other kind of source would be ignored without a word: a FHIR source with `dhis2:` polls

@@ -244,6 +244,20 @@ describe('configuration', () => {
     assert.match(fromFile.problem, /\(a second line in the file/);
   });
 
+  it('refuses an auth key its type does not read, which would be ignored without a word', () => {
+    const source = (auth: string) =>
+      `${minimal}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    auth: ${auth}\n`;
+    const stray = errorOf(() => loadConfig({ text: source('{ type: bearer, token: t, username: bob }') }));
+    assert.equal(stray.path, 'sources[0].auth.username');
+    assert.equal(stray.problem, 'is not used by auth type bearer');
+    const oauth = loadConfig({
+      text: source(
+        '{ type: oauth2, tokenUrl: "https://sso.example/token", clientId: c, clientSecret: s, scope: "system/*.read" }',
+      ),
+    });
+    assert.equal(oauth.sources[0]?.auth.scope, 'system/*.read');
+  });
+
   it('refuses keys of the other kind of source, which would be ignored without a word', () => {
     const fhir = errorOf(() =>
       loadConfig({
