@@ -109,7 +109,9 @@ function runLedger(options: LedgerOptions): void {
     if (hold) console.log(holdBanner(hold));
     const totals = new Map<string, number>();
     for (const c of counts) totals.set(c.state, (totals.get(c.state) ?? 0) + c.count);
-    console.log(totals.size ? [...totals].map(([state, n]) => `${state}: ${n}`).join('  ') : 'The ledger is empty.');
+    // The whole ledger's counts above one looked-up event read as that event's: left out with --find.
+    if (!options.find || totals.size === 0)
+      console.log(totals.size ? [...totals].map(([state, n]) => `${state}: ${n}`).join('  ') : 'The ledger is empty.');
     if (rows.length) console.log(`\n${table(rows)}`);
     else if (options.find) console.log(`\nNo event matches ${options.find.trim()}.`);
     // One event looked up: its whole error, which the table cuts to a column.
@@ -182,11 +184,22 @@ function table(rows: LedgerRow[]): string {
       r.eventType,
       `${r.sourceId}:${r.sourceRef}`,
       String(r.attempts),
-      r.trackingId ?? '',
+      trackingText(r),
       isoSeconds(r.updatedAt),
       lastErrorText(r),
     ]),
   );
+}
+
+/**
+ * The create step gives a tracking id before the NOTIFY goes: on a row that was not delivered it names a
+ * draft no registrar sees, which read alone looks like "it arrived".
+ */
+function trackingText(row: LedgerRow): string {
+  if (!row.trackingId) return '';
+  return row.state === 'delivered' || row.state === 'delivered-pending'
+    ? row.trackingId
+    : `${row.trackingId} (not notified)`;
 }
 
 function attemptsTable(attempts: AttemptRow[]): string {

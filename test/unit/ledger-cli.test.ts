@@ -54,6 +54,7 @@ describe('ledger and replay commands', () => {
     const ledger = openLedger(db);
     ledger.recordEvent(eventInput('1'));
     const { row } = ledger.recordEvent(eventInput('2'));
+    ledger.recordCreated(row.id, 'event-2', 'TRK0002'); // the create answered; the NOTIFY was refused
     settleRow(ledger, row.id, {
       outcome: 'dead',
       error: { classification: 'permanent', kind: 'bad-request', status: 400, message: 'Unexpected field foo.bar' },
@@ -72,7 +73,10 @@ describe('ledger and replay commands', () => {
     );
     assert.match(out, /dead: 1 {2}pending: 1/);
     assert.match(out, /ID\s+STATE\s+EVENT\s+SOURCE REF/);
-    assert.match(out, /dead\s+birth\s+emr:Encounter\/2\s+1\s+.*permanent\/bad-request 400: Unexpected field foo.bar/);
+    assert.match(
+      out,
+      /dead\s+birth\s+emr:Encounter\/2\s+1\s+TRK0002 \(not notified\)\s+.*permanent\/bad-request 400: Unexpected field foo.bar/,
+    );
     assert.doesNotMatch(out, /Test|Child|2026-01-02/);
   });
 
@@ -93,6 +97,7 @@ describe('ledger and replay commands', () => {
     assert.equal(byRef.code, 0);
     assert.match(byRef.out, /^2\s+dead\s+birth\s+emr:Encounter\/2/m);
     assert.doesNotMatch(byRef.out, /emr:Encounter\/1\b/);
+    assert.doesNotMatch(byRef.out, /pending: 1/, "the whole ledger's counts are not this event's");
     assert.match(byRef.out, /ATTEMPT\s+STEP\s+OUTCOME\s+FINISHED\s+ERROR/);
     assert.match(
       byRef.out,
