@@ -8,6 +8,7 @@ import { opsRoutes, type ReadinessCheck } from './http/ops-routes.js';
 import { closeServer, createHttpApp, listen, type MountedRouter } from './http/server.js';
 import { subscriptionRoutes } from './http/subscription-routes.js';
 import {
+  type HoldState,
   LEDGER_STATES,
   type Ledger,
   type LedgerRow,
@@ -69,6 +70,10 @@ export interface SyncSummary {
    * waiting, or left `delivering` by a pass that was stopped or another process (at most 1,000 a source).
    */
   earlier: LedgerRow[];
+  /** Rows delivered (or answered pending) in this pass, whichever pass or replay queued them. */
+  delivered: number[];
+  /** Delivery is held for an operator (nothing is sent until it is fixed). */
+  held?: HoldState;
   failedSources: string[];
   /** Why each of failedSources could not be polled (the source status's text: no bodies, no queries). */
   sourceErrors: Record<string, string>;
@@ -666,12 +671,20 @@ export class Bridge {
     }
     // Not after the deadline: the source clients are closed, so a recheck would fail and its rows go out
     // unchecked, as for an EMR that is down (an adversarial review).
+    // Delivered in this pass, rows of earlier passes and replays included (the summary counts them).
+    const delivered = new Set<number>();
+    const noteDelivered = (outcome: DeliveryOutcome) => {
+      if ((outcome.type === 'delivered' || outcome.type === 'pending') && outcome.row) delivered.add(outcome.row.id);
+    };
     if (!timedOut) {
+      this.outcomeListeners.push(noteDelivered);
       try {
         await this.worker.runUntilIdle({ timeoutMs: Math.max(0, deadline - Date.now()) });
       } catch (err) {
         timedOut = true;
         this.log.warn({ err }, 'delivery did not finish within the pass');
+      } finally {
+        this.outcomeListeners.splice(this.outcomeListeners.indexOf(noteDelivered), 1);
       }
     }
     // Write-backs due now run once; failures wait for their own backoff (the next pass or `serve`).
@@ -693,7 +706,18 @@ export class Bridge {
       rows.every((row) => good.has(row.state)) &&
       earlier.length === 0 &&
       !this.worker.held();
-    return { report, rows, earlier, failedSources, sourceErrors, timedOut, ok };
+    const held = this.ledger.getHold();
+    return {
+      report,
+      rows,
+      earlier,
+      delivered: [...delivered],
+      failedSources,
+      sourceErrors,
+      timedOut,
+      ...(held ? { held } : {}),
+      ok,
+    };
   }
 
   private stopped: Promise<void> | undefined;

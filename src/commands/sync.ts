@@ -9,6 +9,20 @@ function printSummary(summary: SyncSummary): void {
   const byState = new Map<string, number>();
   for (const row of summary.rows) byState.set(row.state, (byState.get(row.state) ?? 0) + 1);
   console.log(`resources read: ${summary.report.resources}; events recorded or changed: ${summary.rows.length}`);
+  const touched = new Set(summary.rows.map((row) => row.id));
+  const queuedBefore = summary.delivered.filter((id) => !touched.has(id)).length;
+  if (summary.delivered.length > 0)
+    console.log(
+      `delivered in this pass: ${summary.delivered.length}` +
+        (queuedBefore > 0 ? ` (${queuedBefore} queued by an earlier pass or a replay)` : ''),
+    );
+  if (summary.held) {
+    const row = summary.held.rowId !== undefined ? ` (shown by row #${summary.held.rowId})` : '';
+    console.log(
+      `DELIVERY HELD since ${new Date(summary.held.since).toISOString()}: ${summary.held.reason}${row}; ` +
+        'nothing is sent until it is fixed (see `ledger`)',
+    );
+  }
   for (const [state, count] of byState) console.log(`  ${state}: ${count}`);
   for (const row of summary.rows.filter((r) => r.state !== 'delivered' && r.state !== 'skipped')) {
     const error = row.lastError ? ` — ${row.lastError.classification}: ${row.lastError.message.slice(0, 160)}` : '';
@@ -96,6 +110,8 @@ export function registerSync(program: Command): void {
             JSON.stringify({
               ok: summary.ok,
               resources: summary.report.resources,
+              delivered: summary.delivered,
+              held: summary.held ?? null,
               failedSources: summary.failedSources,
               sourceErrors: summary.sourceErrors,
               timedOut: summary.timedOut,

@@ -55,7 +55,10 @@ describe('replaying a dead row', () => {
       assert.equal(started, 0);
       assert.deepEqual(result, { requeued: [row.id], skipped: [] });
       assert.deepEqual([h.rows()[0]?.state, h.rows()[0]?.lockedBy], ['pending', null]);
-      await h.bridge.worker.runUntilIdle({ timeoutMs: 20_000 });
+      // The next pass delivers it, and says so, though its poll found nothing new.
+      const pass = await h.bridge.syncOnce(undefined, { timeoutMs: 20_000 });
+      assert.deepEqual(pass.delivered, [row.id]);
+      assert.ok(pass.ok);
       const [event] = await assertDeliveredOnce(h, 1);
       assert.ok(event);
       const route = ROUTING.facilities['Location/emr-loc-ibombo-hospital'];

@@ -39,6 +39,8 @@ describe('opencrvs-bridge sync --once', () => {
       summary.events.map((e: { state: string }) => e.state),
       ['delivered', 'delivered'],
     );
+    assert.equal(summary.delivered.length, 2, 'delivered in this pass');
+    assert.equal(summary.held, null);
     assert.equal((await s.sim.control.events()).length, 2);
 
     // Without --json too: the summary on stdout, the log lines on stderr.
