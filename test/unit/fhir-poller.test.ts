@@ -76,15 +76,17 @@ describe('FhirPoller', () => {
     );
   });
 
-  it("takes the watermark from the server's lastUpdated (not the local clock), committed with each page", async () => {
+  it("takes the watermark from the server's lastUpdated (not the local clock), committed once the next search confirms it", async () => {
     const { client, pipeline, poller } = setup();
     client.put(stamped('Patient', 'a', '2001-01-01T00:00:01.000Z'));
     client.put(stamped('Patient', 'b', '2001-01-01T00:00:02.000Z'));
     client.put(stamped('Patient', 'c', '2001-01-01T00:00:03.000Z'));
     await poller.pollOnce();
-    // Two pages of two and one, each page committed with its own highest lastUpdated.
+    // Two pages of two and one. A page with more to come moves the watermark only to where it was read from
+    // (here: nowhere yet); its newest lastUpdated is committed by the page after it, the search that shows
+    // the server sorted. The last page commits its own newest.
     assert.deepEqual(pipeline.commits, [
-      { refs: ['Patient/a/1', 'Patient/b/1'], cursor: '2001-01-01T00:00:02.000Z' },
+      { refs: ['Patient/a/1', 'Patient/b/1'], cursor: undefined },
       { refs: ['Patient/c/1'], cursor: '2001-01-01T00:00:03.000Z' },
     ]);
     // The second page is a fresh search from the first page's newest lastUpdated (a keyset), not its `next`.
@@ -103,10 +105,11 @@ describe('FhirPoller', () => {
     assert.equal(client.searches.length, 3, 'the pass ends after its third page');
     const firstPass = [...pipeline.evaluated];
     assert.ok(firstPass.length < 9, `read ${firstPass.length} of 9`);
-    const newest = `2001-01-01T00:00:0${firstPass.length}.000Z`;
-    assert.equal(poller.status.watermarks.Patient, newest, 'the watermark is where the pass stopped');
+    // The last page read had more to come: the watermark is where that page was read from.
+    const from = `2001-01-01T00:00:0${firstPass.length - 1}.000Z`;
+    assert.equal(poller.status.watermarks.Patient, from, 'the watermark is where the last page started');
     await poller.pollOnce();
-    assert.equal(client.searches[3]?.params._lastUpdated, `ge${newest}`);
+    assert.equal(client.searches[3]?.params._lastUpdated, `ge${from}`);
     for (let pass = 0; pass < 5 && pipeline.evaluated.length < 9; pass++) await poller.pollOnce();
     assert.deepEqual(
       [...pipeline.evaluated].sort(),
@@ -133,15 +136,16 @@ describe('FhirPoller', () => {
     const { client, pipeline, poller } = setup({ overlapSeconds: 0 });
     for (let i = 1; i <= 5; i++) client.put(stamped('Patient', `p${i}`, `2001-01-01T00:00:0${i}.000Z`));
     // Each page asks again from the newest lastUpdated of the page before: [p1 p2] [p2 p3] [p3 p4], then a failure.
+    // [p3 p4] was read from p3 and its newest (p4) was never confirmed by a next search: the watermark is p3.
     client.failSearchAfter = 3;
     await assert.rejects(poller.pollOnce());
-    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), '2001-01-01T00:00:04.000Z');
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), '2001-01-01T00:00:03.000Z');
     assert.equal(poller.status.consecutiveFailures, 1);
     client.failSearchAfter = undefined;
     pipeline.evaluated.length = 0;
     await poller.pollOnce();
-    assert.equal(client.searches[4]?.params._lastUpdated, 'ge2001-01-01T00:00:04.000Z');
-    assert.deepEqual(pipeline.evaluated, ['Patient/p5/1']);
+    assert.equal(client.searches[4]?.params._lastUpdated, 'ge2001-01-01T00:00:03.000Z');
+    assert.deepEqual(pipeline.evaluated, ['Patient/p5/1'], 'p3 and p4, read again, are not evaluated twice');
     assert.equal(poller.status.consecutiveFailures, 0);
   });
 
@@ -330,7 +334,8 @@ describe('FhirPoller', () => {
     };
     await poller.pollOnce();
     assert.equal(client.searches.length, 2, 'no page after the one in progress');
-    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), '2001-01-01T00:00:03.000Z');
+    // The second page ([p2 p3], read from p2) had more to come: the watermark is where it was read from.
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), '2001-01-01T00:00:02.000Z');
     await poller.pollOnce();
     assert.equal(client.searches.length, 2, 'no pass after stop');
   });

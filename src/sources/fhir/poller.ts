@@ -196,9 +196,12 @@ export class FhirPoller {
       if (inRun) runPages++;
       else plainPages++;
       const leaves = pageMax !== undefined && (bound === undefined || Date.parse(pageMax) > Date.parse(bound));
-      this.commitPage(type, report, results, capped(inRun && leaves ? bound : pageMax), resources.length, page);
-      for (const resource of fresh) this.remember(resource);
       const last = nextLinkOf(page) === undefined;
+      // A page with more to come moves the watermark only to where it was read from: its newest lastUpdated
+      // is committed with the next page, once the next search from there has been read (a crash between the
+      // two then re-reads one page, and a check of that search can still stop the watermark).
+      this.commitPage(type, report, results, capped(inRun || !last ? bound : pageMax), resources.length, page);
+      for (const resource of fresh) this.remember(resource);
       if (inRun && (last || leaves)) {
         const outcome = run.endReading();
         if (outcome === 'again') {
@@ -213,9 +216,10 @@ export class FhirPoller {
           holdAt ??= bound;
           run = new RunReadings(); // what follows the run is read as plain pages again
         } else {
-          // The run is complete: the watermark may pass it.
+          // The run is complete: the watermark may pass it (to the page's newest only at the end of the
+          // results; otherwise the next page, read from there, moves it on).
           const current = this.status.watermarks[type];
-          const reach = capped(pageMax);
+          const reach = capped(last ? pageMax : bound);
           if (laterOf(current, reach) !== current) this.commitPage(type, report, [], reach, 0, page);
         }
       }
