@@ -153,7 +153,10 @@ export class FhirPoller {
     const report = emptyReport();
     const maxPages = this.deps.maxPagesPerType ?? 1_000;
     let run = new RunReadings();
-    let bound = this.startBound(type);
+    const start = this.startBound(type);
+    let bound = start;
+    // What the last page that left its bound with a `next` link says about the next search (see brokePromise).
+    let promise: Promised | undefined;
     // Pages outside runs count against maxPages; a run's pages against their own, larger bound.
     let plainPages = 0;
     let runPages = 0;
@@ -169,11 +172,22 @@ export class FhirPoller {
     while (plainPages < maxPages && runPages < MAX_RUN_PAGES && !this.stopping) {
       const page = continued ?? (await client.searchPage(type, this.searchParams(bound, count)));
       const resources = entriesOf(page, type);
+      const fromNext = continued !== undefined;
       if (!continued) {
         run.startReading();
         followed.clear();
-        if (!inOrderFrom(bound, resources))
-          return addReports(report, await this.unsorted(type, page, fetcher, coverage));
+        if (
+          !inOrderFrom(bound, resources) ||
+          !sortEchoed(page) ||
+          (await this.brokePromise(promise, page, resources))
+        ) {
+          // Earlier pages of this pass were read as if sorted, and may have let the keyset jump over records:
+          // the unsorted reading starts again where the pass started (what it read before is not evaluated twice).
+          const first =
+            bound === start ? page : await client.searchPage(type, this.searchParams(start, this.deps.poll.pageSize));
+          return addReports(report, await this.unsorted(type, first, fetcher, coverage));
+        }
+        promise = undefined;
         const atBound = (r: Resource) =>
           bound !== undefined && Date.parse(lastUpdatedOf(r) ?? '') === Date.parse(bound);
         const wholePageAtBound = resources.length > 0 && resources.every(atBound);
@@ -198,8 +212,8 @@ export class FhirPoller {
       const leaves = pageMax !== undefined && (bound === undefined || Date.parse(pageMax) > Date.parse(bound));
       const last = nextLinkOf(page) === undefined;
       // A page with more to come moves the watermark only to where it was read from: its newest lastUpdated
-      // is committed with the next page, once the next search from there has been read (a crash between the
-      // two then re-reads one page, and a check of that search can still stop the watermark).
+      // is trusted once the next search from there shows the server sorted (brokePromise), so a crash in
+      // between never leaves the watermark past records a server that ignores `_sort` has not yet shown.
       this.commitPage(type, report, results, capped(inRun || !last ? bound : pageMax), resources.length, page);
       for (const resource of fresh) this.remember(resource);
       if (inRun && (last || leaves)) {
@@ -217,14 +231,15 @@ export class FhirPoller {
           run = new RunReadings(); // what follows the run is read as plain pages again
         } else {
           // The run is complete: the watermark may pass it (to the page's newest only at the end of the
-          // results; otherwise the next page, read from there, moves it on).
+          // results; otherwise the next search, once it shows the server sorted, moves it on).
           const current = this.status.watermarks[type];
           const reach = capped(last ? pageMax : bound);
           if (laterOf(current, reach) !== current) this.commitPage(type, report, [], reach, 0, page);
         }
       }
       if (last) break;
-      if (leaves) {
+      if (leaves && pageMax !== undefined) {
+        promise = promisedBy(page, resources, pageMax, !fromNext);
         bound = pageMax;
         count = this.deps.poll.pageSize;
         continued = undefined;
@@ -242,6 +257,26 @@ export class FhirPoller {
     }
     this.prune(type);
     return report;
+  }
+
+  /**
+   * A server that ignores `_sort` but honours `_lastUpdated=ge` can hand out pages that each look sorted
+   * while the keyset jumps over records: with [t1 t2 t9 t4 t5] in its own order, the page [t2 t9] is in
+   * order, and the next search from t9 never shows t4 or t5. A sorted server cannot do that: the page had
+   * a `next` link, so records at or after its newest lastUpdated remain, and the search from there must
+   * return one that was not on the page (or, with `Bundle.total`, at least as many as the page left over).
+   * When it does not, the page's `next` link is read (one call): an entry stamped earlier than the page's
+   * newest shows the server does not sort. Otherwise the records had been deleted, or the link promised
+   * nothing: the pass goes on sorted.
+   */
+  private async brokePromise(promise: Promised | undefined, page: Bundle, resources: Resource[]): Promise<boolean> {
+    if (!promise) return false;
+    const nothingBeyond = nextLinkOf(page) === undefined && resources.every((r) => promise.atMax.has(r.id ?? ''));
+    const short = promise.left !== undefined && page.total !== undefined && page.total < promise.left;
+    if (!nothingBeyond && !short) return false;
+    const after = await this.deps.client.nextPage(promise.page);
+    const max = Date.parse(promise.max);
+    return (after?.entry ?? []).some((e) => Date.parse(e.resource?.meta?.lastUpdated ?? '') < max);
   }
 
   /**
@@ -326,6 +361,43 @@ export class FhirPoller {
       if (key.startsWith(`${type}/`) && at < horizon) this.seen.delete(key);
     }
   }
+}
+
+/** What a page that left its bound with a `next` link promises about the search from its newest lastUpdated. */
+interface Promised {
+  page: Bundle;
+  max: string;
+  /** Ids of the page's entries stamped at `max`: the next search returns them again. */
+  atMax: Set<string>;
+  /** With `Bundle.total` on a fresh search: how many records, at least, the next search must count. */
+  left: number | undefined;
+}
+
+function promisedBy(page: Bundle, resources: Resource[], max: string, fresh: boolean): Promised {
+  const at = Date.parse(max);
+  const atMax = resources.filter((r) => Date.parse(lastUpdatedOf(r) ?? '') === at);
+  // Only a fresh search's total counts from the page's first entry; a `next` page's counts earlier pages too.
+  const left = fresh && page.total !== undefined ? page.total - (resources.length - atMax.length) : undefined;
+  return { page, max, atMax: new Set(atMax.map((r) => r.id ?? '')), left };
+}
+
+/**
+ * A FHIR server echoes in `Bundle.link[self]` the parameters it used. One that echoes the search (its
+ * `_lastUpdated` or `_count`) but not `_sort=_lastUpdated` did not sort. A self link without a query
+ * says nothing either way.
+ */
+function sortEchoed(page: Bundle): boolean {
+  const self = page.link?.find((link) => link.relation === 'self')?.url;
+  if (!self) return true;
+  let params: URLSearchParams;
+  try {
+    params = new URL(self, 'http://self.invalid/').searchParams;
+  } catch {
+    return true;
+  }
+  const sort = params.get('_sort') ?? params.get('_sort:asc');
+  if (sort !== null) return sort.split(',')[0]?.trim() === '_lastUpdated';
+  return !params.has('_lastUpdated') && !params.has('_count');
 }
 
 function nextLinkOf(page: Bundle): string | undefined {

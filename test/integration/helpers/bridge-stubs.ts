@@ -203,6 +203,28 @@ export class RecordingPipeline extends SourcePipeline implements CursorStore {
   }
 }
 
+/**
+ * Checks every cursor the pipeline commits against the records the client holds at that moment: a
+ * watermark may never pass a record (its current version) that was not evaluated yet, since a search from
+ * it (`ge`, no overlap) would never return that record again. Returns the violations found so far.
+ */
+export function guardWatermark(client: StubFhirClient, pipeline: RecordingPipeline): string[] {
+  const violations: string[] = [];
+  const commit = pipeline.commit.bind(pipeline);
+  pipeline.commit = (results, cursor, options) => {
+    if (cursor) {
+      const at = Date.parse(cursor.value);
+      for (const r of client.store.values()) {
+        const key = `${r.resourceType}/${r.id}/${r.meta?.versionId}`;
+        if (Date.parse(r.meta?.lastUpdated ?? '') < at && !pipeline.evaluated.includes(key))
+          violations.push(`${cursor.value} passed ${key}, not evaluated`);
+      }
+    }
+    return commit(results, cursor, options);
+  };
+  return violations;
+}
+
 function unusedLedger(): Ledger {
   return new Proxy({} as Ledger, {
     get() {
