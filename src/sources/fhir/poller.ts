@@ -46,6 +46,8 @@ export class FhirPoller {
   private warnedUnsorted = false;
   private stopping = false;
   private warnedFuture = false;
+  /** Readings of runs given up, per type: the next pass reads such a run with page sizes not tried yet. */
+  private readonly runTries = new Map<string, number>();
   private queued: Promise<PassReport> | undefined;
   readonly status: PollerStatus = { consecutiveFailures: 0, watermarks: {} };
 
@@ -166,6 +168,8 @@ export class FhirPoller {
     // A run longer than a page is first asked for in one larger page, which needs no paging inside it: a
     // server whose ties come in no fixed order (SQL ORDER BY with LIMIT/OFFSET) pages a run unreliably.
     let count = this.deps.poll.pageSize;
+    // The most entries the server gave on a page of the run being read: the page size it allows.
+    let served = 0;
     // After a run that could not be read reliably, the watermark waits at it; the pass reads on past it.
     let holdAt: string | undefined;
     const capped = (reach: string | undefined) => (holdAt !== undefined ? earlierOf(reach, holdAt) : reach);
@@ -219,6 +223,11 @@ export class FhirPoller {
       if (inRun && (last || leaves)) {
         const outcome = run.endReading();
         if (outcome === 'again') {
+          // A server whose tie order depends on LIMIT/OFFSET showed a member twice: every reading with the same
+          // page size would miss the same members. Another page size for every reading (the allowed size, then
+          // one less, …) shifts the offsets, the order changes, and the readings' union grows.
+          const tried = this.runTries.get(type) ?? 0;
+          if (run.untrustworthy && served > 1) count = served - ((run.count + tried) % served);
           continued = undefined;
           continue;
         }
@@ -228,6 +237,7 @@ export class FhirPoller {
             'a run of resources sharing one lastUpdated kept changing while it was read: the watermark stays at the run, the next pass reads it again',
           );
           holdAt ??= bound;
+          this.runTries.set(type, (this.runTries.get(type) ?? 0) + run.count);
           run = new RunReadings(); // what follows the run is read as plain pages again
         } else {
           // The run is complete: the watermark may pass it (to the page's newest only at the end of the
@@ -242,8 +252,12 @@ export class FhirPoller {
         promise = promisedBy(page, resources, pageMax, !fromNext);
         bound = pageMax;
         count = this.deps.poll.pageSize;
+        served = 0;
         continued = undefined;
       } else {
+        served = Math.max(served, resources.length);
+        // A run longer than the page the server gives: ask the server how many records it holds, once.
+        if (!fromNext && !run.active && bound !== undefined) run.expect(await this.runSize(type, bound));
         // A `next` link met twice in one reading goes round in a circle: it would be read until the
         // page bound (100,000 pages). The pass fails for this type, loudly; the watermark stays.
         const link = nextLinkOf(page);
@@ -257,6 +271,27 @@ export class FhirPoller {
     }
     this.prune(type);
     return report;
+  }
+
+  /**
+   * How many records share the run's lastUpdated, as the server counts them (`_summary=count`); undefined
+   * when it gives no count or the answer shows it ignored the filter. Readings of the run are then judged
+   * without it (RunReadings).
+   */
+  private async runSize(type: string, bound: string): Promise<number | undefined> {
+    const at = Date.parse(bound);
+    try {
+      const params = { _lastUpdated: `eq${new Date(at).toISOString()}`, _summary: 'count' };
+      const answer = await this.deps.client.searchPage(type, params);
+      const stray = entriesOf(answer, type).some((r) => Date.parse(lastUpdatedOf(r) ?? '') !== at);
+      return stray || typeof answer.total !== 'number' ? undefined : answer.total;
+    } catch (err) {
+      this.log.debug(
+        { err, resourceType: type },
+        'the FHIR server did not count a run; its readings are judged without',
+      );
+      return undefined;
+    }
   }
 
   /**

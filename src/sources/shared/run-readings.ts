@@ -18,6 +18,12 @@ export class RunReadings {
   private fresh = 0;
   private members = new Set<string>();
   private previous: Set<string> | undefined;
+  /** A member came twice in one reading: the server's tie order depends on the offset asked. */
+  private duplicated = false;
+  private untrusted = false;
+  /** Every member read in any reading of this run, and how many the server counts in it. */
+  private union = new Set<string>();
+  private expected: number | undefined;
 
   /** True while a run is being read (a reading of it ended and another one is due). */
   get active(): boolean {
@@ -28,28 +34,60 @@ export class RunReadings {
   startReading(): void {
     this.fresh = 0;
     this.members = new Set();
+    this.duplicated = false;
   }
 
   /** A page of the reading: how many of its records were new, and the ids of those at the bound. */
   notePage(fresh: number, membersAtBound: Iterable<string>): void {
     this.fresh += fresh;
-    for (const id of membersAtBound) this.members.add(id);
+    for (const id of membersAtBound) {
+      if (this.members.has(id)) this.duplicated = true;
+      this.members.add(id);
+    }
+  }
+
+  /** Some reading of this run met a member twice: only the server's count can complete it. */
+  get untrustworthy(): boolean {
+    return this.untrusted;
+  }
+
+  /** How many records share the run's timestamp, as the server counts them (undefined: it does not say). */
+  expect(count: number | undefined): void {
+    this.expected = count;
   }
 
   /**
-   * The reading reached the run's end. It is complete only when nothing left the run while it was read,
-   * which shows as two readings in a row returning the same members with nothing new among them (one that
-   * misses a record because another left differs from the reading before it, which still had the one
-   * that left). Until then the caller keeps its watermark at the run, so a crash or a give-up reads it
-   * again next pass.
+   * The reading reached the run's end. Until a reading can be trusted the caller keeps its watermark at the
+   * run, so a crash or a give-up reads it again next pass.
+   *
+   * With the server's count of the run, the run is complete once the members read over all its readings are
+   * exactly that many. More than counted means the count cannot be trusted (a filter it ignored, records
+   * that joined the run since), and the run is judged as without one.
+   *
+   * Without a count, it is complete only when nothing left the run while it was read, which shows as two
+   * readings in a row returning the same members with nothing new among them (one that misses a record
+   * because another left differs from the reading before it, which still had the one that left).
+   * That holds only while no reading met a member twice: a server whose ties come in an order that
+   * depends on the offset (SQL ORDER BY on a non-unique column with LIMIT/OFFSET) shows every reading the
+   * same subset of the run, so readings agree on a run they each read only in part. A reading without a
+   * repeated member held as many distinct members as the run had places: all of it, if none left.
    */
   endReading(): ReadingOutcome {
     this.readings++;
+    for (const id of this.members) this.union.add(id);
+    if (this.duplicated) this.untrusted = true;
+    if (this.expected !== undefined && this.union.size > this.expected) this.expected = undefined;
     const previous = this.previous;
-    const complete = this.fresh === 0 && previous !== undefined && sameMembers(previous, this.members);
+    const complete =
+      this.expected !== undefined
+        ? this.union.size === this.expected
+        : !this.untrusted && this.fresh === 0 && previous !== undefined && sameMembers(previous, this.members);
     if (complete) {
       this.readings = 0;
       this.previous = undefined;
+      this.untrusted = false;
+      this.union = new Set();
+      this.expected = undefined;
       return 'complete';
     }
     if (this.readings < MAX_RUN_READINGS) {

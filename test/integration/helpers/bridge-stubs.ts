@@ -49,6 +49,8 @@ export class StubFhirClient extends FhirSourceClient {
   maxCount: number | undefined;
   /** Ties on lastUpdated come in a different order on every page (SQL ORDER BY with LIMIT/OFFSET). */
   unstableTies = false;
+  /** Answers `_summary=count` with `Bundle.total` (and `_lastUpdated=eq…`), as HAPI and the sandbox do. */
+  counts = false;
   beforePage: ((served: number) => void) | undefined;
   private served = 0;
   private readonly pending = new Map<string, Bundle>();
@@ -75,6 +77,8 @@ export class StubFhirClient extends FhirSourceClient {
     }
     this.beforePage?.(this.served++);
     const matches = this.matches(type, params);
+    if (this.counts && params._summary === 'count')
+      return { resourceType: 'Bundle', type: 'searchset', total: matches.length };
     const gate = this.gate;
     if (gate) await gate;
     const count = this.countOf(params);
@@ -106,9 +110,11 @@ export class StubFhirClient extends FhirSourceClient {
 
   private matches(type: string, params: Record<string, string>): Resource[] {
     const from = params._lastUpdated?.startsWith('ge') ? Date.parse(params._lastUpdated.slice(2)) : -Infinity;
-    const matches = [...this.store.values()].filter(
-      (r) => r.resourceType === type && Date.parse(r.meta?.lastUpdated ?? '') >= from,
-    );
+    const only = params._lastUpdated?.startsWith('eq') ? Date.parse(params._lastUpdated.slice(2)) : undefined;
+    const matches = [...this.store.values()].filter((r) => {
+      const at = Date.parse(r.meta?.lastUpdated ?? '');
+      return r.resourceType === type && at >= from && (only === undefined || at === only);
+    });
     if (this.unsorted) return matches;
     const at = (r: Resource) => Date.parse(r.meta?.lastUpdated ?? '');
     // Unstable: ties ordered by a key that changes with every page served (deterministic, never the same twice).

@@ -1,0 +1,129 @@
+// A run of resources sharing one lastUpdated, longer than the page the server allows (OpenMRS caps `_count`
+// and stamps to the second, so a bulk import makes long runs), on a server whose tie order depends on the
+// query's LIMIT/OFFSET (MySQL documents this for ORDER BY on a non-unique column). The order is fixed per
+// query, so every reading of the run sees the same subset: readings agree on a run none of them read whole.
+// The watermark must never pass a member not read, and no member may be evaluated twice.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Bundle, Resource } from '@medplum/fhirtypes';
+import { silentLogger } from '../../src/observability/logger.js';
+import { FhirPoller } from '../../src/sources/fhir/poller.js';
+import { guardWatermark, RecordingPipeline, StubFhirClient, stamped } from '../integration/helpers/bridge-stubs.js';
+
+function hash(text: string): number {
+  let h = 2166136261;
+  for (const c of text) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0;
+  return h;
+}
+
+/** Offset paging, `_count` capped at 5; ties ordered by a key of the query's limit and offset. */
+class LimitDependentTies extends StubFhirClient {
+  private links = new Map<string, { type: string; params: Record<string, string>; offset: number }>();
+  private n = 0;
+  constructor(private readonly tieKey: (limit: number, offset: number) => string) {
+    super();
+  }
+  private page(type: string, params: Record<string, string>, offset: number): Bundle {
+    const limit = Math.min(Number(params._count ?? 100), 5);
+    const key = this.tieKey(limit, offset);
+    const at = (r: Resource) => Date.parse(r.meta?.lastUpdated ?? '');
+    const from = params._lastUpdated?.startsWith('ge') ? Date.parse(params._lastUpdated.slice(2)) : -Infinity;
+    const only = params._lastUpdated?.startsWith('eq') ? Date.parse(params._lastUpdated.slice(2)) : undefined;
+    const matches = [...this.store.values()]
+      .filter((r) => r.resourceType === type && at(r) >= from && (only === undefined || at(r) === only))
+      .sort((a, b) => at(a) - at(b) || hash(`${key}:${a.id}`) - hash(`${key}:${b.id}`));
+    if (params._summary === 'count' && this.counts)
+      return { resourceType: 'Bundle', type: 'searchset', total: matches.length };
+    const bundle: Bundle = {
+      resourceType: 'Bundle',
+      type: 'searchset',
+      entry: matches.slice(offset, offset + limit).map((resource) => ({ resource, search: { mode: 'match' } })),
+    };
+    if (matches.length > offset + limit) {
+      const url = `http://stub.invalid/fhir?_getpages=x${++this.n}`;
+      this.links.set(url, { type, params, offset: offset + limit });
+      bundle.link = [{ relation: 'next', url }];
+    }
+    return bundle;
+  }
+  override async searchPage(type: string, params: Record<string, string>): Promise<Bundle> {
+    this.searches.push({ type, params: { ...params } });
+    return this.page(type, params, 0);
+  }
+  override async nextPage(bundle: Bundle): Promise<Bundle | undefined> {
+    const url = bundle.link?.find((l) => l.relation === 'next')?.url;
+    const q = url ? this.links.get(url) : undefined;
+    return q ? this.page(q.type, q.params, q.offset) : undefined;
+  }
+}
+
+const tie = '2001-01-01T00:00:05.000Z';
+const afterAt = '2001-01-01T00:00:09.000Z';
+const run = Array.from({ length: 8 }, (_, i) => `t${i}`);
+
+function setup(client: StubFhirClient) {
+  const pipeline = new RecordingPipeline();
+  const violations = guardWatermark(client, pipeline);
+  const poller = new FhirPoller({
+    sourceId: 'stub',
+    client,
+    pipeline,
+    cursors: pipeline,
+    resourceTypes: ['Patient'],
+    poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 0, pageSize: 5 },
+    logger: silentLogger,
+  });
+  client.put(stamped('Patient', 'before', '2001-01-01T00:00:01.000Z'));
+  for (const id of run) client.put(stamped('Patient', id, tie));
+  client.put(stamped('Patient', 'after', afterAt));
+  const missing = () => run.filter((id) => !pipeline.evaluated.includes(`Patient/${id}/1`));
+  const twice = () => pipeline.evaluated.filter((key, i) => pipeline.evaluated.indexOf(key) !== i);
+  return { pipeline, poller, violations, missing, twice };
+}
+
+describe('FhirPoller: a run whose tie order depends on LIMIT/OFFSET', () => {
+  it('never moves the watermark past a member it did not read, pass after pass (no count from the server)', async () => {
+    const client = new LimitDependentTies((_limit, offset) => `${offset}`);
+    const { pipeline, poller, violations, twice } = setup(client);
+    for (let pass = 0; pass < 3; pass++) {
+      await poller.pollOnce();
+      assert.deepEqual(violations, [], 'no watermark passed a member not evaluated');
+      assert.deepEqual(twice(), [], 'no version evaluated twice');
+      assert.ok(pipeline.evaluated.includes('Patient/after/1'), 'what follows the run is read all the same');
+      // Its readings met members twice: without a count it is never taken as complete.
+      assert.equal(pipeline.cursors.get('lastUpdated:Patient'), tie, `pass ${pass}: held at the run`);
+    }
+  });
+
+  it("with the server's count, the run is complete once its readings together hold every member", async () => {
+    // MySQL's order among ties changes with the LIMIT as well (a smaller page is another query plan).
+    const client = new LimitDependentTies((limit, offset) => `${limit}:${offset}`);
+    client.counts = true;
+    const { pipeline, poller, violations, missing, twice } = setup(client);
+    for (let pass = 0; pass < 3 && missing().length > 0; pass++) {
+      await poller.pollOnce();
+      assert.deepEqual(violations, [], 'no watermark passed a member not evaluated');
+    }
+    await poller.pollOnce(); // the pass after the last member was read completes the run, if that one did not
+    assert.deepEqual(missing(), [], 'every member read');
+    assert.deepEqual(twice(), [], 'no version evaluated twice');
+    assert.deepEqual(violations, []);
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), afterAt, 'the watermark passed the run');
+    const counts = client.searches.filter((s) => s.params._summary === 'count');
+    assert.ok(counts.length > 0 && counts.every((s) => s.params._lastUpdated === `eq${tie}`), 'the run was counted');
+  });
+
+  it("a run read whole in one reading, with the server's count, needs no second reading", async () => {
+    const client = new StubFhirClient(); // ties in a fixed order
+    client.paging = 'offset';
+    client.maxCount = 5;
+    client.counts = true;
+    const { pipeline, poller, violations, missing, twice } = setup(client);
+    await poller.pollOnce();
+    assert.deepEqual([missing(), twice(), violations], [[], [], []]);
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), afterAt);
+    // The run's searches: the page of 5, one asking for 20 (capped to 5), the count; then the page after it.
+    const fromTie = client.searches.filter((s) => s.params._lastUpdated === `ge${tie}`);
+    assert.equal(fromTie.length, 2, 'one reading of the run (its first page asked for at two sizes)');
+  });
+});
