@@ -148,7 +148,9 @@ export class FhirPoller {
    * for good, behind a watermark that has already passed it. A fresh search from the newest timestamp
    * cannot skip: what changed comes again at the end. `next` links (followed exactly as given) are used
    * only inside a run of records sharing one lastUpdated that is longer than a page (a transaction Bundle,
-   * a bulk import), and such a run is read again until a reading can be trusted (RunReadings).
+   * a bulk import), and such a run is read again until a reading can be trusted (RunReadings), counted
+   * by the server when it can (runSize). Each fresh search is also checked for a server that did not sort
+   * (inOrderFrom, sortEchoed, brokePromise): the keyset is only safe over sorted results.
    */
   private async pollType(type: string, fetcher: CachingFetcher, coverage: PassCoverage): Promise<PassReport> {
     const { client, pipeline } = this.deps;
