@@ -113,6 +113,25 @@ describe('FhirPoller: a run whose tie order depends on LIMIT/OFFSET', () => {
     assert.ok(counts.length > 0 && counts.every((s) => s.params._lastUpdated === `eq${tie}`), 'the run was counted');
   });
 
+  it('a count larger than the run (a server that ignored eq) does not hold the watermark at a run read whole', async () => {
+    class Overcounting extends StubFhirClient {
+      override async searchPage(type: string, params: Record<string, string>): Promise<Bundle> {
+        if (params._summary === 'count') {
+          this.searches.push({ type, params: { ...params } });
+          return { resourceType: 'Bundle', type: 'searchset', total: 1000 };
+        }
+        return super.searchPage(type, params);
+      }
+    }
+    const client = new Overcounting(); // ties in a fixed order
+    client.paging = 'offset';
+    client.maxCount = 5;
+    const { pipeline, poller, violations, missing, twice } = setup(client);
+    await poller.pollOnce();
+    assert.deepEqual([missing(), twice(), violations], [[], [], []]);
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), afterAt, 'two agreeing readings complete it');
+  });
+
   it("a run read whole in one reading, with the server's count, needs no second reading", async () => {
     const client = new StubFhirClient(); // ties in a fixed order
     client.paging = 'offset';

@@ -64,7 +64,7 @@ export class RunReadings {
    * exactly that many. More than counted means the count cannot be trusted (a filter it ignored, records
    * that joined the run since), and the run is judged as without one.
    *
-   * Without a count, it is complete only when nothing left the run while it was read, which shows as two
+   * With or without a count, it is also complete when nothing left the run while it was read, which shows as two
    * readings in a row returning the same members with nothing new among them (one that misses a record
    * because another left differs from the reading before it, which still had the one that left).
    * That holds only while no reading met a member twice: a server whose ties come in an order that
@@ -78,10 +78,11 @@ export class RunReadings {
     if (this.duplicated) this.untrusted = true;
     if (this.expected !== undefined && this.union.size > this.expected) this.expected = undefined;
     const previous = this.previous;
-    const complete =
-      this.expected !== undefined
-        ? this.union.size === this.expected
-        : !this.untrusted && this.fresh === 0 && previous !== undefined && sameMembers(previous, this.members);
+    // The count completes a run the readings cannot; it never holds back one they can: a server that counts
+    // more than it holds (it ignored `_lastUpdated=eq`) would otherwise keep the watermark at the run for good.
+    const counted = this.expected !== undefined && this.union.size === this.expected;
+    const agreed = !this.untrusted && this.fresh === 0 && previous !== undefined && sameMembers(previous, this.members);
+    const complete = counted || agreed;
     if (complete) {
       this.readings = 0;
       this.previous = undefined;
