@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { stringify } from 'yaml';
 import { Bridge, type SyncSummary } from '../app.js';
 import { configFromObject } from '../config/index.js';
 import { errorLine } from '../observability/crash.js';
@@ -94,7 +95,7 @@ export function registerDemo(program: Command): void {
       });
       const adminToken = randomBytes(16).toString('hex');
       const dataDir = mkdtempSync(join(tmpdir(), 'opencrvs-bridge-demo-'));
-      const config = configFromObject({
+      const configObject = {
         opencrvs: {
           tokenUrl: opencrvs.tokenUrl,
           eventsUrl: opencrvs.eventsUrl,
@@ -148,7 +149,12 @@ export function registerDemo(program: Command): void {
         },
         admin: { token: adminToken },
         logging: { level: process.env.LOG_LEVEL },
-      });
+      };
+      const config = configFromObject(configObject);
+      // The same configuration as a file, so `ledger`, `replay` and `doctor` can be tried on the demo while
+      // it serves. Its secrets are the simulator's and this run's admin token (printed below anyway).
+      const configFile = join(dataDir, 'bridge.yaml');
+      writeFileSync(configFile, stringify(configObject), { mode: 0o600 });
       const bridge = new Bridge(config, { logger, schedule: false });
       // The demo's ledger holds only generated records; it goes with the demo.
       const stopSandboxes = async () => {
@@ -185,6 +191,7 @@ export function registerDemo(program: Command): void {
           `Bridge              ${base}  health ${base}/healthz  ready ${base}/readyz  metrics ${base}/metrics`,
           `Admin UI            ${base}/admin  (token ${adminToken})`,
           `Ledger              ${config.store.path}`,
+          `Its configuration   ${configFile}  (try: opencrvs-bridge ledger --config ${configFile} --find '#1')`,
         ],
       );
       const writeBacks = bridge.writeBacks?.store.list() ?? [];

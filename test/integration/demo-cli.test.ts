@@ -30,6 +30,30 @@ describe('opencrvs-bridge demo', () => {
     assert.equal(existsSync(ledger), false, 'the demo ledger is removed when the demo stops');
   });
 
+  it('while it serves, its printed configuration answers ledger: "did #1 arrive?"', async () => {
+    const demo = spawnCli(['demo', '--port', '0']);
+    try {
+      let out = '';
+      demo.stdout?.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+      });
+      const deadline = Date.now() + 120_000;
+      while (!/\nresult: /.test(out)) {
+        assert.ok(Date.now() < deadline && demo.exitCode === null, `the demo printed its summary: ${out}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const file = out.match(/Its configuration\s+(\S+)/)?.[1];
+      assert.ok(file && existsSync(file), out);
+      const found = await runCli(['ledger', '--config', file, '--find', '#1'], {}, 60_000);
+      assert.equal(found.code, 0, found.stderr || found.stdout);
+      assert.match(found.stdout, /^1\s+(delivered|skipped)\s+/m);
+      assert.match(found.stdout, /ATTEMPT\s+STEP/, 'its history');
+    } finally {
+      demo.kill('SIGTERM');
+      await finished(demo, 30_000);
+    }
+  });
+
   it('stops with exit 2 and names --port when the bridge port is taken, leaving nothing running', async () => {
     const busy = createServer();
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
