@@ -86,7 +86,13 @@ export function dhis2TrackedEntities(input: unknown): Obj[] | undefined {
   if (items.every((item) => text(item.event))) return trackedEntitiesFromEvents(items);
   const [first] = items;
   if (items.length !== 1 || !first) return undefined;
-  const entities = list(first.trackedEntities ?? first.instances).filter(isObject);
+  // An import payload's tracked entities may have no uid yet (DHIS2 assigns one on import): a placeholder
+  // lets the dry run map them.
+  const entities = list(first.trackedEntities ?? first.instances)
+    .filter(isObject)
+    .map((entity, i) =>
+      text(entity.trackedEntity) ? entity : { ...entity, trackedEntity: `import-payload-${i + 1}` },
+    );
   if (entities.length) return entities;
   const events = list(first.events).filter(isObject);
   return events.length ? trackedEntitiesFromEvents(events) : undefined;

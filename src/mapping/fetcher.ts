@@ -94,7 +94,11 @@ export function mayMatchToken(resource: Resource, param: string, values: string[
 
 function entriesOf(input: unknown): Array<{ fullUrl?: string; resource: Resource }> {
   if (Array.isArray(input)) return input.filter(isResource).map((resource) => ({ resource }));
-  if (!isResource(input)) throw new Error('input is neither a FHIR resource, a Bundle nor an array of resources');
+  if (!isResource(input))
+    throw new Error(
+      'input is neither a FHIR resource, a Bundle nor an array of resources, nor DHIS2 tracked entities (for DHIS2, ' +
+        'give a tracked entity: GET /api/tracker/trackedEntities/<uid>?program=<program>&fields=*)',
+    );
   if (input.resourceType !== 'Bundle') return [{ resource: input }];
   const entry = asJson(input).entry;
   const entries: unknown[] = Array.isArray(entry) ? entry : [];

@@ -126,6 +126,17 @@ describe('DHIS2 tracker JSON as mapping input', () => {
     assert.equal(dhis2TrackedEntities([{ resourceType: 'Patient', id: 'p' }]), undefined);
   });
 
+  it('maps an import payload, whose tracked entities have no uid yet, under a placeholder uid', async () => {
+    const payload = fixture('dhis2-docs/POST_api_tracker__nested_payload_child_programme.json');
+    assert.deepEqual(
+      dhis2TrackedEntities(payload)?.map((te) => te.trackedEntity),
+      ['import-payload-1'],
+    );
+    const result = await mapInput(mappings(), payload);
+    assert.notEqual(result.status, 'skipped', JSON.stringify(result));
+    assert.equal(result.status === 'skipped' ? undefined : result.subjectRef, 'TrackedEntity/import-payload-1');
+  });
+
   it('an event without a tracked entity (event program) is refused with a reason', () => {
     assert.throws(
       () => dhis2TrackedEntities(fixture('dhis2-docs/GET_api_tracker_events__list_response.json')),
