@@ -23,7 +23,13 @@ export async function checkToken(
   } catch (err) {
     // The client's errors never carry the client secret or the token (its transport scrubs them).
     const why = err instanceof Error ? err.message : 'failed';
-    return { results: [fail('opencrvs token', `cannot obtain ${from}: ${why}`)], tokenOk: false };
+    return {
+      results: [
+        fail('opencrvs token', `cannot obtain ${from}: ${why}`),
+        skip('opencrvs scopes', 'not checked: no token'),
+      ],
+      tokenOk: false,
+    };
   }
   const left = Number.isFinite(expiresAt) ? `, valid for ${Math.round((expiresAt - Date.now()) / 1000)} s` : '';
   const results = [
