@@ -150,7 +150,6 @@ export class Bridge {
         onOutcome: (outcome) => this.onOutcome(outcome),
         recheck: sourcesRecheck(this.recheckRunners(), this.ledger, options.logger),
         refusedEventType: (eventType) => this.refusedEventType(eventType),
-        configuredOffice: (officeId) => this.configuredOffices().has(officeId),
       });
       this.writeBacks = this.buildWriteBacks();
       for (const source of this.sources) {
@@ -262,23 +261,6 @@ export class Bridge {
     return {
       resolveLocation: (ref: string) => this.locations.resolveSync(ref) ?? (UUID.test(ref) ? ref : undefined),
     };
-  }
-
-  /**
-   * The OpenCRVS ids of the offices the routing table names (resolved at start), and the references
-   * themselves: an office there that OpenCRVS refuses is the operator's to fix.
-   */
-  private configuredOffices(): Set<string> {
-    const { defaultOffice, facilities } = this.config.routing;
-    const refs = [defaultOffice, ...Object.values(facilities).map((route) => route.office)];
-    const ids = new Set<string>();
-    for (const ref of refs) {
-      if (!ref) continue;
-      ids.add(ref);
-      const id = this.locations.resolveSync(ref);
-      if (id) ids.add(id);
-    }
-    return ids;
   }
 
   /** Every office and facility named in the routing table, checked against OpenCRVS. */

@@ -25,8 +25,6 @@ export interface AttemptDeps {
   onHold: (hold: HoldState) => void;
   /** See DeliveryWorkerDeps.refusedEventType. */
   refusedEventType?: (eventType: string) => Promise<string | undefined>;
-  /** See DeliveryWorkerDeps.configuredOffice. */
-  configuredOffice?: (officeId: string) => boolean;
 }
 
 export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<AttemptResult> {
@@ -95,7 +93,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
       } else {
         decided =
           (await refusedForItsType(deps, row, failure)) ??
-          refusedForItsOffice(deps, row, failure) ??
+          refusedForItsOffice(row, failure) ??
           decide(deps, row, failure);
       }
       ({ settlement, delayMs, reason } = decided);
@@ -226,13 +224,13 @@ async function refusedForItsType(
 /**
  * An office OpenCRVS does not know would hold every row, but only when the routing table chose it (all
  * rows routed there fail alike, and the operator fixes the table). One the record itself named (an
- * OpenCRVS v1 Task's office, passed on as given) is that record's problem: it is dead, with what to do,
- * and the queue goes on.
+ * OpenCRVS v1 Task's office, passed on as given; the mapping marked the payload so) is that record's
+ * problem: it is dead, with what to do, and the queue goes on. Decided from how the row was routed, not
+ * from today's routing table.
  */
-function refusedForItsOffice(deps: AttemptDeps, row: LedgerRow, failure: ClassifiedFailure): Decided | undefined {
+function refusedForItsOffice(row: LedgerRow, failure: ClassifiedFailure): Decided | undefined {
   const office = row.payload?.office;
-  if (failure.error.kind !== 'unknown-office' || !office || !deps.configuredOffice || deps.configuredOffice(office))
-    return undefined;
+  if (failure.error.kind !== 'unknown-office' || !office || !row.payload?.officeFromRecord) return undefined;
   return {
     settlement: {
       outcome: 'dead',

@@ -65,12 +65,6 @@ export interface DeliveryWorkerDeps {
    * one), else undefined. Such a row is dead, with the reason; any other 403 holds the whole queue.
    */
   refusedEventType?: (eventType: string) => Promise<string | undefined>;
-  /**
-   * After OpenCRVS refused an office (unknown-office): true when the routing table names it (every row
-   * routed there is refused: the queue holds), false when the record itself named it (that row alone
-   * is dead, with the reason, and the others go on).
-   */
-  configuredOffice?: (officeId: string) => boolean;
 }
 
 export interface DeliveryWorker {

@@ -84,7 +84,6 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     random: deps.random ?? Math.random,
     emit,
     ...(deps.refusedEventType ? { refusedEventType: deps.refusedEventType } : {}),
-    ...(deps.configuredOffice ? { configuredOffice: deps.configuredOffice } : {}),
     onHold: (next) => {
       holdsRaised++;
       // Keep the first `since`: the hold started then, whatever later attempts found.

@@ -97,6 +97,7 @@ export function parsePayload(text: string | null): LedgerPayload | null {
   if (!isRecord(value) || !isRecord(value.declaration) || typeof value.office !== 'string') return null;
   const payload: LedgerPayload = { declaration: value.declaration, office: value.office };
   if (typeof value.facility === 'string') payload.facility = value.facility;
+  if (value.officeFromRecord === true) payload.officeFromRecord = true;
   if (isRecord(value.annotation)) payload.annotation = value.annotation;
   return payload;
 }

@@ -47,6 +47,11 @@ export interface LedgerPayload {
   declaration: Record<string, unknown>;
   /** Resolved OpenCRVS office UUID (`createdAtLocation`). */
   office: string;
+  /**
+   * The source record named the office (not the routing table): OpenCRVS refusing it is that record's
+   * problem, not the queue's (delivery/attempt.ts). Never sent.
+   */
+  officeFromRecord?: true;
   facility?: string;
   annotation?: Record<string, unknown>;
 }

@@ -59,12 +59,14 @@ export function routeRecord(
   const sourceFacility = strings(mapping.routing.facility, root, vars).map(bareId)[0];
 
   let officeRef: string | undefined;
+  let fromRecord = false;
   let via: string;
   if (route?.office) {
     officeRef = route.office;
     via = `route routing.facilities['${routeKey}']`;
   } else if (sourceOffice) {
     officeRef = sourceOffice;
+    fromRecord = true;
     via = 'office named by the source record';
   } else if (settings?.defaultOffice) {
     officeRef = settings.defaultOffice;
@@ -107,6 +109,7 @@ export function routeRecord(
       };
     }
     routing.office = office;
+    if (fromRecord) routing.officeFromRecord = true;
     if (facilityRef) {
       const facility = resolve(facilityRef, 'HEALTH_FACILITY');
       if (!facility) warnings.push(`facility '${facilityRef}' is not a known OpenCRVS health facility; left out`);
@@ -114,6 +117,7 @@ export function routeRecord(
     }
   } else {
     routing.office = officeRef;
+    if (fromRecord) routing.officeFromRecord = true;
     warnings.push('location ids are as configured: no OpenCRVS location lookup in this run');
   }
   const fields: Record<string, string> = {};

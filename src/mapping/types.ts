@@ -42,6 +42,8 @@ export interface RoutingResult {
   sourceLocation?: string;
   /** How the office was chosen, for people reading the dry run and the ledger. */
   via: string;
+  /** The record itself named the office (an OpenCRVS v1 Task's), not the routing table. */
+  officeFromRecord?: true;
 }
 
 export type MapResult =

@@ -200,7 +200,12 @@ export class SourcePipeline {
               sourceVersion: result.sourceVersion,
               mappingId: result.mappingId,
               payloadHash: result.payloadHash,
-              payload: { declaration: result.declaration, office, facility: result.routing.facility },
+              payload: {
+                declaration: result.declaration,
+                office,
+                facility: result.routing.facility,
+                ...(result.routing.officeFromRecord ? { officeFromRecord: true as const } : {}),
+              },
             });
             report.mapped[change]++;
             if (change !== 'unchanged') report.ledgerIds.push(row.id);

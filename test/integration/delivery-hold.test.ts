@@ -127,14 +127,20 @@ describe('an office OpenCRVS does not know', () => {
   /** A UUID no location of the simulator has, as an OpenCRVS v1 Task of another deployment names one. */
   const foreignOffice = '0be1dc9b-0000-4000-8000-000000000001';
 
+  /** A birth whose payload says the record itself named `office` (the mapping marks it so). */
+  const namedByRecord = (office: string, i: number) => {
+    const event = birthEvent(office, i);
+    assert.ok(event.payload);
+    return { ...event, payload: { ...event.payload, officeFromRecord: true as const } };
+  };
+
   it('named by the record: that row is dead with what to do, and the queue goes on', async () => {
-    const { row: foreign } = bed.ledger.recordEvent(birthEvent(foreignOffice, 1));
+    const { row: foreign } = bed.ledger.recordEvent(namedByRecord(foreignOffice, 1));
     for (let i = 2; i <= 4; i++) bed.ledger.recordEvent(birthEvent(bed.office, i));
     const worker = createDeliveryWorker({
       ledger: bed.ledger,
       api: createOpenCrvsClient(clientSettings(bed.sim)),
       settings: fastDelivery,
-      configuredOffice: (id) => id === bed.office,
     });
     await worker.runUntilIdle({ timeoutMs: 30_000 });
     assert.equal(worker.held(), undefined, 'the queue is not held');
@@ -155,12 +161,11 @@ describe('an office OpenCRVS does not know', () => {
   });
 
   it('chosen by the routing table: the queue holds (every row routed there would fail alike)', async () => {
-    bed.ledger.recordEvent(birthEvent(foreignOffice, 1));
+    bed.ledger.recordEvent(birthEvent(foreignOffice, 1)); // as routed: no mark
     const worker = createDeliveryWorker({
       ledger: bed.ledger,
       api: createOpenCrvsClient(clientSettings(bed.sim)),
       settings: fastDelivery,
-      configuredOffice: (id) => id === foreignOffice,
     });
     await worker.runUntilIdle({ timeoutMs: 30_000 });
     assert.match(worker.held()?.reason ?? '', /^unknown-office \(HTTP 400\)/);
