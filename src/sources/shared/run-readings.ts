@@ -80,7 +80,10 @@ export class RunReadings {
     const previous = this.previous;
     // The count completes a run the readings cannot; it never holds back one they can: a server that counts
     // more than it holds (it ignored `_lastUpdated=eq`) would otherwise keep the watermark at the run for good.
-    const counted = this.expected !== undefined && this.union.size === this.expected;
+    // Only on a reading that found nothing new: within one reading a member that left (edited) and another
+    // that joined balance, and the union reaches the count while the member pushed onto a page already read
+    // was never seen. Read again, that member comes as new, or the readings agree.
+    const counted = this.expected !== undefined && this.union.size === this.expected && this.fresh === 0;
     const agreed = !this.untrusted && this.fresh === 0 && previous !== undefined && sameMembers(previous, this.members);
     const complete = counted || agreed;
     if (complete) {
