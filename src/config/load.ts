@@ -410,6 +410,7 @@ export function loadConfig(options: LoadConfigOptions): BridgeConfig {
     throw yamlError(unresolvedAlias(doc, text) ?? err, file);
   }
   const raw = interpolate(parsed ?? {}, env, '', file);
+  refuseBlanks(raw, '', file);
   resolveSecretFiles(raw, '', file ? dirname(resolve(file)) : process.cwd(), file);
   const { ok, errors } = validateSchema(raw);
   if (!ok) {
@@ -429,6 +430,20 @@ export function loadConfig(options: LoadConfigOptions): BridgeConfig {
   const config = raw as BridgeConfig;
   checkSemantics(config, file);
   return config;
+}
+
+/**
+ * A key with no value (`enabled:`, or a Helm template whose value was missing) is refused by name: the
+ * schema coerces types (validateSchema), and would read it as false, 0 or "", turning polling or the
+ * recheck off without a word instead of taking the default.
+ */
+function refuseBlanks(value: unknown, path: string, file?: string): void {
+  if (value === null) throw new ConfigError(path, 'has no value: give one, or leave the key out for its default', file);
+  if (Array.isArray(value)) {
+    for (const [i, item] of value.entries()) refuseBlanks(item, `${path}[${i}]`, file);
+  } else if (value && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) refuseBlanks(item, path ? `${path}.${key}` : key, file);
+  }
 }
 
 /** Builds a config from an object (tests, the demo) through the same validation. */

@@ -70,6 +70,18 @@ describe('configuration', () => {
     assert.match(version.problem, /must be one of "2\.0", "1\.9" \(in quotes: YAML reads 2\.0 unquoted as a number\)/);
   });
 
+  it('refuses a key with no value by name, instead of reading it as false or 0', () => {
+    const blank = errorOf(() =>
+      loadConfig({
+        text: `${minimal}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.local/fhir\n    poll:\n      enabled:\n`,
+      }),
+    );
+    assert.equal(blank.path, 'sources[0].poll.enabled');
+    assert.match(blank.problem, /has no value: give one, or leave the key out for its default/);
+    const overlap = errorOf(() => loadConfig({ text: `${minimal}delivery:\n  recheckAfterSeconds:\n` }));
+    assert.equal(overlap.path, 'delivery.recheckAfterSeconds');
+  });
+
   it('refuses a domain every URL of which is also given (it would be silently unused)', () => {
     const both = errorOf(() =>
       loadConfig({
