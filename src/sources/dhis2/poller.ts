@@ -3,7 +3,7 @@ import { type Resource, trackedEntityResource } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
 import { type CursorStore, firstSyncStart, type PollerStatus, trackedPass } from '../pass.js';
 import { addReports, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
-import { MAX_RUN_PAGES, RunReadings } from '../shared/run-readings.js';
+import { giveUpReason, MAX_RUN_PAGES, RunReadings } from '../shared/run-readings.js';
 import type { Dhis2Client } from './client.js';
 import { Dhis2Fetcher } from './fetcher.js';
 import { trackedEntityFilter } from './settings.js';
@@ -146,10 +146,7 @@ export class Dhis2Poller {
           continue;
         }
         if (outcome === 'give-up') {
-          this.log.warn(
-            { readings: run.count },
-            'a run of records sharing one updatedAt kept changing while it was read: the watermark stays at the run, the next pass reads it again',
-          );
+          this.log.warn({ readings: run.count }, giveUpReason(run, 'a run of records sharing one updatedAt'));
           holdAt ??= bound;
           run = new RunReadings(); // what follows the run is read as plain pages again
         } else {

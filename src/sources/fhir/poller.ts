@@ -4,7 +4,7 @@ import type { Logger } from '../../observability/logger.js';
 import { PassCoverage, versionKey } from '../coverage.js';
 import { type CursorStore, firstSyncStart, type PollerStatus, trackedPass } from '../pass.js';
 import { addReports, type Evaluation, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
-import { MAX_RUN_PAGES, RunReadings } from '../shared/run-readings.js';
+import { giveUpReason, MAX_RUN_PAGES, RunReadings } from '../shared/run-readings.js';
 import { CachingFetcher } from './fetcher.js';
 import type { FhirSourceClient } from './fhir-client.js';
 
@@ -236,7 +236,7 @@ export class FhirPoller {
         if (outcome === 'give-up') {
           this.log.warn(
             { resourceType: type, readings: run.count },
-            'a run of resources sharing one lastUpdated kept changing while it was read: the watermark stays at the run, the next pass reads it again',
+            giveUpReason(run, 'a run of resources sharing one lastUpdated'),
           );
           holdAt ??= bound;
           this.runTries.set(type, (this.runTries.get(type) ?? 0) + run.count);

@@ -106,6 +106,13 @@ export class RunReadings {
   }
 }
 
+/** Why a run was given up, for the warning: a repeated member is the server's order, not edits. */
+export function giveUpReason(run: RunReadings, what: string): string {
+  return run.untrustworthy
+    ? `the server gave one record twice in a reading of ${what} (its order among equal timestamps depends on the page asked, and it gives no count): the watermark stays at the run, the records after it are still read`
+    : `${what} kept changing while it was read: the watermark stays at the run, the next pass reads it again`;
+}
+
 function sameMembers(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   return a.size === b.size && [...a].every((id) => b.has(id));
 }
