@@ -5,9 +5,7 @@
 // (From an adversarial review of the run-count change.)
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { silentLogger } from '../../src/observability/logger.js';
-import { FhirPoller } from '../../src/sources/fhir/poller.js';
-import { guardWatermark, RecordingPipeline, StubFhirClient, stamped } from '../integration/helpers/bridge-stubs.js';
+import { guardedPatientPoller, StubFhirClient, stamped } from '../integration/helpers/bridge-stubs.js';
 
 const T = '2001-01-01T00:00:05.000Z';
 
@@ -19,8 +17,7 @@ describe('FhirPoller: a counted run that changes while it is read', () => {
     client.counts = true;
     for (let i = 0; i < 6; i++) client.put(stamped('Patient', `r${i}`, T));
     client.put(stamped('Patient', 'after', '2001-01-01T00:01:00.000Z'));
-    const pipeline = new RecordingPipeline();
-    const violations = guardWatermark(client, pipeline);
+    const { pipeline, poller, violations } = guardedPatientPoller(client, 2);
     client.beforePage = () => {
       // After the count and the run's first page: r0 is edited (leaves the run), Y commits late at T.
       if (client.searches.some((s) => s.params._summary === 'count') && !client.store.has('Patient/Y')) {
@@ -28,15 +25,6 @@ describe('FhirPoller: a counted run that changes while it is read', () => {
         client.put(stamped('Patient', 'Y', T));
       }
     };
-    const poller = new FhirPoller({
-      sourceId: 'stub',
-      client,
-      pipeline,
-      cursors: pipeline,
-      resourceTypes: ['Patient'],
-      poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 0, pageSize: 2 },
-      logger: silentLogger,
-    });
     await poller.pollOnce();
     assert.deepEqual(violations, [], 'no watermark passed a record not evaluated');
     for (const id of ['r1', 'r2', 'r3', 'r4', 'r5', 'Y']) assert.ok(pipeline.evaluated.includes(`Patient/${id}/1`), id);

@@ -6,9 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
-import { silentLogger } from '../../src/observability/logger.js';
-import { FhirPoller } from '../../src/sources/fhir/poller.js';
-import { guardWatermark, RecordingPipeline, StubFhirClient, stamped } from '../integration/helpers/bridge-stubs.js';
+import { guardedPatientPoller, StubFhirClient, stamped } from '../integration/helpers/bridge-stubs.js';
 
 function hash(text: string): number {
   let h = 2166136261;
@@ -62,17 +60,7 @@ const afterAt = '2001-01-01T00:00:09.000Z';
 const run = Array.from({ length: 8 }, (_, i) => `t${i}`);
 
 function setup(client: StubFhirClient) {
-  const pipeline = new RecordingPipeline();
-  const violations = guardWatermark(client, pipeline);
-  const poller = new FhirPoller({
-    sourceId: 'stub',
-    client,
-    pipeline,
-    cursors: pipeline,
-    resourceTypes: ['Patient'],
-    poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 0, pageSize: 5 },
-    logger: silentLogger,
-  });
+  const { pipeline, poller, violations } = guardedPatientPoller(client, 5);
   client.put(stamped('Patient', 'before', '2001-01-01T00:00:01.000Z'));
   for (const id of run) client.put(stamped('Patient', id, tie));
   client.put(stamped('Patient', 'after', afterAt));

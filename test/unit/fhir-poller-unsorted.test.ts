@@ -6,9 +6,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
-import { silentLogger } from '../../src/observability/logger.js';
-import { FhirPoller } from '../../src/sources/fhir/poller.js';
-import { guardWatermark, RecordingPipeline, StubFhirClient, stamped } from '../integration/helpers/bridge-stubs.js';
+import {
+  guardedPatientPoller,
+  type RecordingPipeline,
+  StubFhirClient,
+  stamped,
+} from '../integration/helpers/bridge-stubs.js';
 
 /** A server in id order that fills in `Bundle.total` and/or a self link echoing only what it used. */
 class UnsortedServer extends StubFhirClient {
@@ -32,18 +35,7 @@ class UnsortedServer extends StubFhirClient {
 
 function setup(client: StubFhirClient, records: Resource[]) {
   for (const r of records) client.store.set(`${r.resourceType}/${r.id}`, r);
-  const pipeline = new RecordingPipeline();
-  const violations = guardWatermark(client, pipeline);
-  const poller = new FhirPoller({
-    sourceId: 'stub',
-    client,
-    pipeline,
-    cursors: pipeline,
-    resourceTypes: ['Patient'],
-    poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 0, pageSize: 2 },
-    logger: silentLogger,
-  });
-  return { pipeline, poller, violations };
+  return guardedPatientPoller(client, 2);
 }
 
 const at = (s: number) => `2001-01-01T00:00:${String(s).padStart(2, '0')}.000Z`;

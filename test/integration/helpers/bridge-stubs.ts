@@ -10,7 +10,7 @@ import { FhirSourceClient } from '../../../src/sources/fhir/fhir-client.js';
 import type { InboxRow, InboxStore } from '../../../src/sources/fhir/inbox.js';
 import type { MetaStore } from '../../../src/sources/fhir/inbox-processor.js';
 import type { ParsedNotification } from '../../../src/sources/fhir/notification.js';
-import type { CursorStore } from '../../../src/sources/fhir/poller.js';
+import { type CursorStore, FhirPoller } from '../../../src/sources/fhir/poller.js';
 import { type Evaluation, emptyReport, type PassReport, SourcePipeline } from '../../../src/sources/pipeline.js';
 
 export const STUB_SETTINGS: SourceSettings = {
@@ -240,6 +240,25 @@ function unusedLedger(): Ledger {
 }
 
 /** The inbox table in memory (same contract as the ledger's). */
+/**
+ * A poller of Patients over `client`, recording into a fresh pipeline (no overlap: a watermark that passed a
+ * record would never read it again), with the watermark guard on (see guardWatermark).
+ */
+export function guardedPatientPoller(client: StubFhirClient, pageSize: number) {
+  const pipeline = new RecordingPipeline();
+  const violations = guardWatermark(client, pipeline);
+  const poller = new FhirPoller({
+    sourceId: 'stub',
+    client,
+    pipeline,
+    cursors: pipeline,
+    resourceTypes: ['Patient'],
+    poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 0, pageSize },
+    logger: silentLogger,
+  });
+  return { pipeline, poller, violations };
+}
+
 export class MemoryInbox implements InboxStore {
   readonly rows: Array<InboxRow & { processedAt?: number; outcome?: string; nextAttemptAt: number; error?: string }> =
     [];
