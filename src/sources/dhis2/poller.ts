@@ -123,11 +123,12 @@ export class Dhis2Poller {
       const resources = entities.map(trackedEntityResource).filter((r): r is Resource => r !== undefined);
       const fresh = resources.filter((r) => !this.seen.has(versionKey(r)));
       const at = bound === undefined ? undefined : naiveMillis(bound);
+      // Only the run's own members count as new for it (records after it may arrive while it is read).
+      const atBound = entities.filter((te) => at !== undefined && naiveMillis(te.updatedAt ?? '') === at);
+      const members = new Set(atBound.map((te) => te.trackedEntity));
       run.notePage(
-        fresh.length,
-        entities
-          .filter((te) => at !== undefined && naiveMillis(te.updatedAt ?? '') === at)
-          .map((te) => te.trackedEntity),
+        fresh.filter((r) => members.has(r.id ?? '')).length,
+        atBound.map((te) => te.trackedEntity),
       );
       fetcher.prime(resources);
       const { results } = await pipeline.evaluate(fresh, fetcher);

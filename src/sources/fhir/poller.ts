@@ -179,6 +179,8 @@ export class FhirPoller {
       const page = continued ?? (await client.searchPage(type, this.searchParams(bound, count)));
       const resources = entriesOf(page, type);
       const fromNext = continued !== undefined;
+      const at = bound === undefined ? undefined : Date.parse(bound);
+      const atBound = (r: Resource) => Date.parse(lastUpdatedOf(r) ?? '') === at;
       if (!continued) {
         run.startReading();
         followed.clear();
@@ -194,8 +196,6 @@ export class FhirPoller {
           return addReports(report, await this.unsorted(type, first, fetcher, coverage));
         }
         promise = undefined;
-        const atBound = (r: Resource) =>
-          bound !== undefined && Date.parse(lastUpdatedOf(r) ?? '') === Date.parse(bound);
         const wholePageAtBound = resources.length > 0 && resources.every(atBound);
         // Only when the server gave the whole page asked for: one that caps `_count` would answer the same.
         if (wholePageAtBound && !run.active && nextLinkOf(page) && resources.length >= count && count < MAX_RUN_COUNT) {
@@ -204,10 +204,11 @@ export class FhirPoller {
         }
       }
       const fresh = resources.filter((resource) => !this.seen.has(versionKey(resource)));
-      const at = bound === undefined ? undefined : Date.parse(bound);
+      // Only the run's own members count as new for it: records after the run, arriving while it is read
+      // (live traffic after a bulk import), say nothing about whether the run was read whole.
       run.notePage(
-        fresh.length,
-        resources.filter((r) => Date.parse(lastUpdatedOf(r) ?? '') === at).map((r) => r.id ?? ''),
+        fresh.filter(atBound).length,
+        resources.filter(atBound).map((r) => r.id ?? ''),
       );
       fetcher.prime(resources);
       const { results } = await pipeline.evaluate(fresh, fetcher, coverage);
