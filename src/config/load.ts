@@ -29,29 +29,94 @@ const configSchema = (): object => {
   return schemaJson;
 };
 
-function validateSchema(data: unknown) {
-  // Coerced: `port: ${BRIDGE_PORT}` is a string after interpolation (and a secret written as a bare
-  // number is a number to YAML); "9000" is taken as 9000, "false" as false, 12345 as "12345".
-  validator ??= createAjv({ coerceTypes: true }).compile(configSchema());
-  return { ok: validator(data), errors: validator.errors ?? [] };
+/**
+ * Validates against the schema. A value that was one whole `${NAME}` is text after interpolation, which
+ * is how a container sets a port or a flag (`port: ${BRIDGE_PORT}`): where the schema wants a number or
+ * a boolean there, the text is read as one and validated again. Only there: YAML's own numbers are not
+ * turned into text (a secret `0x1F` would become "31", an office `00123` "123").
+ */
+function validateSchema(data: unknown, fromEnv: ReadonlySet<string>) {
+  validator ??= createAjv().compile(configSchema());
+  let ok = validator(data);
+  if (!ok && fromEnv.size > 0) {
+    let converted = false;
+    for (const error of validator.errors ?? []) {
+      if (error.keyword !== 'type' || !fromEnv.has(error.instancePath)) continue;
+      const value = typedFromText(atPointer(data, error.instancePath), String(error.params.type));
+      if (value === undefined) continue;
+      setAtPointer(data, error.instancePath, value);
+      converted = true;
+    }
+    if (converted) ok = validator(data);
+  }
+  return { ok, errors: validator.errors ?? [] };
 }
 
-/** Replaces `${NAME}` in every string with the environment value; an unset name is an error. */
-function interpolate(value: unknown, env: Env, path: string, file?: string): unknown {
+/** "9000" as an integer or number, "true"/"false" as a boolean; undefined when the text is not one. */
+function typedFromText(value: unknown, type: string): number | boolean | undefined {
+  if (typeof value !== 'string') return undefined;
+  const text = value.trim();
+  if (type === 'boolean') return text === 'true' ? true : text === 'false' ? false : undefined;
+  if (type === 'integer') return /^-?\d{1,15}$/.test(text) ? Number(text) : undefined;
+  if (type === 'number') return /^-?\d{1,15}(\.\d+)?$/.test(text) ? Number(text) : undefined;
+  return undefined;
+}
+
+function pointerParts(pointer: string): string[] {
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+function atPointer(root: unknown, pointer: string): unknown {
+  let node = root;
+  for (const part of pointerParts(pointer))
+    node = node && typeof node === 'object' ? Reflect.get(node, part) : undefined;
+  return node;
+}
+
+function setAtPointer(root: unknown, pointer: string, value: unknown): void {
+  const parts = pointerParts(pointer);
+  const last = parts.pop();
+  const parent = atPointer(root, parts.length ? `/${parts.join('/')}` : '');
+  if (last !== undefined && parent && typeof parent === 'object') Reflect.set(parent, last, value);
+}
+
+const ENV_REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+const WHOLE_ENV_REFERENCE = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
+
+/**
+ * Replaces `${NAME}` in every string with the environment value; an unset name is an error. The JSON
+ * pointers of values that were one whole reference go into `whole` (see validateSchema).
+ */
+function interpolate(value: unknown, env: Env, path: string, file: string | undefined, at: Where): unknown {
   if (typeof value === 'string') {
-    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+    if (WHOLE_ENV_REFERENCE.test(value)) at.whole.add(at.pointer);
+    return value.replace(ENV_REFERENCE, (_, name: string) => {
       const found = env[name];
       if (found === undefined) throw new ConfigError(path, `environment variable ${name} is not set`, file);
       return found;
     });
   }
-  if (Array.isArray(value)) return value.map((item, i) => interpolate(item, env, `${path}[${i}]`, file));
+  if (Array.isArray(value))
+    return value.map((item, i) =>
+      interpolate(item, env, `${path}[${i}]`, file, { ...at, pointer: `${at.pointer}/${i}` }),
+    );
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, env, path ? `${path}.${k}` : k, file);
+    for (const [k, v] of Object.entries(value)) {
+      const pointer = `${at.pointer}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      out[k] = interpolate(v, env, path ? `${path}.${k}` : k, file, { ...at, pointer });
+    }
     return out;
   }
   return value;
+}
+
+interface Where {
+  pointer: string;
+  whole: Set<string>;
 }
 
 /** Reads every `…File` secret into its plain key (in place), relative paths from the config's folder. */
@@ -409,10 +474,11 @@ export function loadConfig(options: LoadConfigOptions): BridgeConfig {
     // a place: the place is the first alias that resolves to nothing.
     throw yamlError(unresolvedAlias(doc, text) ?? err, file);
   }
-  const raw = interpolate(parsed ?? {}, env, '', file);
+  const fromEnv = new Set<string>();
+  const raw = interpolate(parsed ?? {}, env, '', file, { pointer: '', whole: fromEnv });
   refuseBlanks(raw, '', file);
   resolveSecretFiles(raw, '', file ? dirname(resolve(file)) : process.cwd(), file);
-  const { ok, errors } = validateSchema(raw);
+  const { ok, errors } = validateSchema(raw, fromEnv);
   if (!ok) {
     // An unknown key first: a misspelt key ('opencrv:') is usually why a required one is missing.
     const described = errors
@@ -433,9 +499,8 @@ export function loadConfig(options: LoadConfigOptions): BridgeConfig {
 }
 
 /**
- * A key with no value (`enabled:`, or a Helm template whose value was missing) is refused by name: the
- * schema coerces types (validateSchema), and would read it as false, 0 or "", turning polling or the
- * recheck off without a word instead of taking the default.
+ * A key with no value (`enabled:`, or a Helm template whose value was missing) is refused by name, saying
+ * what to do, rather than as a value of the wrong type.
  */
 function refuseBlanks(value: unknown, path: string, file?: string): void {
   if (value === null) throw new ConfigError(path, 'has no value: give one, or leave the key out for its default', file);

@@ -78,6 +78,6 @@ function editDistance(a: string, b: string): number {
   return previous[b.length] ?? 0;
 }
 
-export function createAjv(options: { coerceTypes?: boolean } = {}): Ajv {
-  return new Ajv({ allErrors: true, useDefaults: true, strict: false, ...options });
+export function createAjv(): Ajv {
+  return new Ajv({ allErrors: true, useDefaults: true, strict: false });
 }

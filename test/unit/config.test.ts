@@ -61,6 +61,11 @@ describe('configuration', () => {
     assert.equal(config.http.port, 9000);
     assert.equal(config.sources[0]?.poll.enabled, false);
     assert.equal(config.sources[0]?.poll.pageSize, 250);
+    // Only a whole reference is read as a number: YAML's own numbers are not made text (a secret 0x1F
+    // would become "31", an office code 00123 "123").
+    const hex = errorOf(() => loadConfig({ text: minimal.replace('clientSecret: s3cret', 'clientSecret: 0x1F') }));
+    assert.equal(hex.path, 'opencrvs.clientSecret');
+    assert.match(hex.problem, /must be string/);
     const notANumber = errorOf(() =>
       loadConfig({ text: `${minimal}http: { port: "\${BRIDGE_PORT}" }\n`, env: { BRIDGE_PORT: 'eighty' } }),
     );
