@@ -109,7 +109,7 @@ export class RunReadings {
 /** Why a run was given up, for the warning: a repeated member is the server's order, not edits. */
 export function giveUpReason(run: RunReadings, what: string): string {
   return run.untrustworthy
-    ? `the server gave one record twice in a reading of ${what} (its order among equal timestamps depends on the page asked, and it gives no count): the watermark stays at the run, the records after it are still read`
+    ? `the server gave one record twice in a reading of ${what} (its order among equal timestamps depends on the page asked): the watermark stays at the run, the records after it are still read`
     : `${what} kept changing while it was read: the watermark stays at the run, the next pass reads it again`;
 }
 
