@@ -95,6 +95,12 @@ export function registerDemo(program: Command): void {
       });
       const adminToken = randomBytes(16).toString('hex');
       const dataDir = mkdtempSync(join(tmpdir(), 'opencrvs-bridge-demo-'));
+      // The ledger and the configuration file (the simulator's secret, the admin token) go with the demo
+      // on every way out: until the demo serves, a signal ends it at once (a demo has nothing to drain).
+      process.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
+      const endNow = (signal: NodeJS.Signals) => process.exit(signal === 'SIGINT' ? 130 : 143);
+      process.once('SIGINT', endNow);
+      process.once('SIGTERM', endNow);
       const configObject = {
         opencrvs: {
           tokenUrl: opencrvs.tokenUrl,
@@ -211,6 +217,8 @@ export function registerDemo(program: Command): void {
       }
       bridge.enableSchedules();
       console.log('\nServing; the FHIR sandbox is polled every 10 s. Ctrl-C stops.');
+      process.off('SIGINT', endNow);
+      process.off('SIGTERM', endNow);
       await stopOnSignals(bridge, logger, stopSandboxes);
     });
 }

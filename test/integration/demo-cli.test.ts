@@ -1,8 +1,10 @@
 // `opencrvs-bridge demo`, as a newcomer runs it (`npm start`): the summary, what it leaves behind, and a
 // busy port (8080 is often taken on a workstation). And `sandbox`, which a newcomer runs next.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { finished, runCli, spawnCli } from './helpers/bridge-cli.js';
 
@@ -51,6 +53,25 @@ describe('opencrvs-bridge demo', () => {
     } finally {
       demo.kill('SIGTERM');
       await finished(demo, 30_000);
+    }
+  });
+
+  it('interrupted before its summary, leaves no ledger or configuration file behind', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'demo-interrupted-'));
+    try {
+      const demo = spawnCli(['demo', '--port', '0'], { TMPDIR: tmp });
+      const deadline = Date.now() + 60_000;
+      while (!readdirSync(tmp).some((name) => name.startsWith('opencrvs-bridge-demo-'))) {
+        assert.ok(Date.now() < deadline && demo.exitCode === null, 'the demo made its folder');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      demo.kill('SIGINT');
+      const ended = await finished(demo, 30_000);
+      assert.equal(ended.signal, null, 'it ended by itself');
+      const left = readdirSync(tmp).filter((name) => name.startsWith('opencrvs-bridge-demo-'));
+      assert.deepEqual(left, [], "nothing of the demo's left in the temporary folder");
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
     }
   });
 
