@@ -4,6 +4,7 @@
 import { type Db, relaxed } from './db.js';
 import { endsDoubt, FORGET_HELD_BACK_SQL, failedAttemptInDoubt, ROW_IN_DOUBT_SQL } from './in-doubt.js';
 import { errorColumns, LEDGER_ROW_COLUMNS, ledgerRowFromValues, type SqlLedgerRow } from './rows.js';
+import { NEXT_NOTIFY_GENERATION } from './transaction-ids.js';
 import type { LedgerError, LedgerRow, SettleInput } from './types.js';
 
 export interface Outbox {
@@ -96,6 +97,16 @@ export function createOutbox(db: Db): Outbox {
     RETURNING ${LEDGER_ROW_COLUMNS}`)
     .raw();
   const forgetHeldBackHash = db.prepare(FORGET_HELD_BACK_SQL);
+  // A copy rejected by the country configuration while a newer version replaced it: the newer one goes
+  // out under the next notify transactionId (the rejected NOTIFY is stored under this one), as a
+  // correction recorded after the rejection would (record.ts). Run on the row just settled dead.
+  const requeueNewer = db
+    .prepare<Record<string, unknown>, unknown[]>(`
+    UPDATE ledger_rows SET state = 'pending', attempts = 0, next_run_at = @now, queued_at = @now, updated_at = @now,
+      ${NEXT_NOTIFY_GENERATION}
+    WHERE id = @id AND state = 'dead'
+    RETURNING ${LEDGER_ROW_COLUMNS}`)
+    .raw();
   const audit = db.prepare(`
     INSERT INTO ledger_attempts (row_id, attempt, worker_id, step, outcome, started_at, finished_at,
       error_classification, error_kind, error_status, error_message, next_run_at)
@@ -294,6 +305,10 @@ export function createOutbox(db: Db): Outbox {
         errMessage: err.message,
         now,
       });
+      // Rejected (the doubt it ends says OpenCRVS decided on the copy sent) while a newer version, never
+      // tried and not counted as an update after notification, replaced it: that one is sent next.
+      if (settlement.outcome === 'dead' && ended && replaced && !counted)
+        settled = requeueNewer.get({ id: row.id, now }) ?? settled;
     }
     const err = errorColumns(error);
     audit.run({

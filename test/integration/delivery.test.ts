@@ -92,6 +92,47 @@ describe('delivery to the OpenCRVS simulator', () => {
     assert.equal(dead?.lastError?.classification, 'permanent');
   });
 
+  it('rejected for its copy while a correction came: the correction goes next, on the same event, and is accepted', async () => {
+    await bed.sim.control.configure({ actionConfirmation: 'reject' });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    const api = createOpenCrvsClient(clientSettings(bed.sim));
+    const notify = api.notify.bind(api);
+    let notifies = 0;
+    api.notify = async (input) => {
+      notifies++;
+      if (notifies === 1) {
+        // The EMR corrects the record while the first NOTIFY is on its way; the country configuration
+        // rejects that first copy, and accepts what comes after.
+        const corrected = birthEvent(bed.office, 1, { 'child.gender': 'male' });
+        bed.ledger.recordEvent({ ...corrected, sourceVersion: '2' });
+        try {
+          return await notify(input); // throws the rejection
+        } finally {
+          await bed.sim.control.configure({ actionConfirmation: 'accept' });
+        }
+      }
+      return notify(input);
+    };
+    const worker = createDeliveryWorker({ ledger: bed.ledger, api, settings: fastDelivery });
+    await worker.runUntilIdle({ timeoutMs: 30_000 });
+    const delivered = bed.ledger.get(row.id);
+    assert.equal(delivered?.state, 'delivered');
+    assert.match(delivered?.notifyTransactionId ?? '', /:notify:r1$/);
+    assert.deepEqual(
+      bed.ledger.attempts(row.id).map((a) => [a.step, a.outcome, a.error?.kind ?? null]),
+      [
+        ['notify', 'dead', 'rejected'],
+        ['notify', 'delivered', null],
+      ],
+    );
+    const [event, ...others] = await bed.sim.control.events();
+    assert.equal(others.length, 0, 'one event');
+    const statuses = event?.actions.filter((a) => a.type === 'NOTIFY').map((a) => a.status);
+    assert.deepEqual(statuses, ['Requested', 'Rejected', 'Requested', 'Accepted']);
+    const accepted = event?.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Requested').at(-1);
+    assert.equal(accepted?.declaration['child.gender'], 'male', 'the correction is what OpenCRVS accepted');
+  });
+
   it('a 400 goes to dead with the OpenCRVS field message, and the corrected record delivers it once', async () => {
     const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1, { 'child.favouriteColour': 'green' }));
     bed.ledger.recordEvent(birthEvent(bed.office, 2));

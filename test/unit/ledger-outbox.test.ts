@@ -462,6 +462,33 @@ describe('ledger: outbox', () => {
     );
   });
 
+  it('rejected for its copy while a newer version came: that version goes next, under the next generation', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const [claimed] = ledger.claimDue('w1', 1);
+    assert.ok(claimed?.payload);
+    ledger.recordEvent(eventInput('1', payload('Newer'), '2'));
+    const rejected = { classification: 'permanent' as const, kind: 'rejected', message: 'rejected the NOTIFY' };
+    const settled = ledger.settle({
+      id: row.id,
+      workerId: 'w1',
+      step: 'notify',
+      startedAt: clock.now(),
+      claimedPayloadHash: claimed.payloadHash,
+      claimedPayload: claimed.payload,
+      settlement: { outcome: 'dead', error: rejected },
+    });
+    assert.equal(settled?.state, 'pending');
+    assert.equal(settled?.nextRunAt, clock.now());
+    assert.equal(settled?.attempts, 0, 'a fresh budget, as for a correction after the rejection');
+    assert.match(settled?.notifyTransactionId ?? '', /:notify:r1$/, 'the rejected NOTIFY keeps its transactionId');
+    assert.deepEqual(settled?.payload?.declaration['child.name'], payload('Newer').declaration['child.name']);
+    assert.deepEqual(
+      ledger.attempts(row.id).map((a) => [a.outcome, a.error?.kind]),
+      [['dead', 'rejected']],
+      'the rejection of the older copy stays in its attempt',
+    );
+  });
+
   it('a lock taken back before any NOTIFY could go out (two-step, no event yet) leaves a correction free to replace', () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     ledger.claimDue('dead-worker', 1);
