@@ -24,7 +24,7 @@ import {
   type TransformOptions,
 } from './transforms/index.js';
 import type { ValueMap } from './transforms/values.js';
-import { type KeyPath, YamlSource } from './yaml-source.js';
+import { type KeyPath, MappingLoadError, YamlSource } from './yaml-source.js';
 
 export type TemplatePart = { literal: string } | { expr: CompiledExpr } | { codes: string[] };
 
@@ -112,6 +112,21 @@ const RESERVED = new Set(['subject', 'subjectRef', 'context', 'resource', 'rootR
 
 let structureValidator: ValidateFunction | undefined;
 let mappingSchema: object | undefined;
+
+/** Problems shown with the first one, at most. */
+const MAX_FIELD_ERRORS = 20;
+
+/** One error for several: the first one's place, then each other one on a line of its own. */
+function combinedError(errors: MappingLoadError[]): MappingLoadError {
+  const [first, ...rest] = errors;
+  if (!first || rest.length === 0) return first ?? new MappingLoadError('', '', 'invalid');
+  const shown = rest.slice(0, MAX_FIELD_ERRORS - 1).map((e) => {
+    const where = `${e.line ? `line ${e.line}: ` : ''}${e.path ? `${e.path}: ` : ''}`;
+    return `\n  also ${where}${e.problem}`;
+  });
+  const more = rest.length > shown.length ? `\n  and ${rest.length - shown.length} more` : '';
+  return new MappingLoadError(first.file, first.path, `${first.problem}${shown.join('')}${more}`, first.line);
+}
 
 /** The most useful ajv error: an unknown/missing key or enum beats the generic oneOf/type noise. */
 function pickError(errors: NonNullable<ValidateFunction['errors']>) {
@@ -277,11 +292,23 @@ export function compileMapping(file: string, text: string, options: CompileOptio
   const fields: CompiledField[] = [];
   const dateOrders: Array<{ fieldId: string; path: KeyPath; spec: Obj; order: DateOrder }> = [];
   const fieldKeys = new Map<string, string>(); // field id → its key in the file ('id?' keeps the '?')
+  // Every field's problem is said at once: an engineer adding several fields fixes them in one round.
+  const fieldErrors: MappingLoadError[] = [];
   for (const [key, raw] of Object.entries(doc.fields as Record<string, unknown>)) {
+    try {
+      compileFieldEntry(key, raw);
+    } catch (err) {
+      if (!(err instanceof MappingLoadError)) throw err;
+      fieldErrors.push(err);
+    }
+  }
+  if (fieldErrors.length > 0) throw combinedError(fieldErrors);
+
+  function compileFieldEntry(key: string, raw: unknown): void {
     const path = ['fields', key];
     // 'id?': only where the form version has the field (one mapping file serves v2.0 and v1.9).
     const fieldId = key.endsWith('?') ? key.slice(0, -1) : key;
-    if (fieldId !== key && !profile.fields.has(fieldId)) continue;
+    if (fieldId !== key && !profile.fields.has(fieldId)) return;
     const field = fieldOf(fieldId, path);
     fieldKeys.set(fieldId, key);
     if (field.neverShown) {

@@ -26,6 +26,16 @@ describe('static checks at load', () => {
     assert.match(err.message, /m\d+\.yaml:10: /);
   });
 
+  it('names every field that does not load, not only the first', () => {
+    const err = loadError(
+      `${head}fields:\n  child.nmae: '%subject.name'\n  child.name: '%subject.name'\n  child.gendr: '%subject.gender'\n`,
+    );
+    assert.equal(err.path, "fields['child.nmae']", 'the first one is where the error points');
+    assert.equal(err.line, 9);
+    assert.match(err.message, /unknown field id child\.nmae/);
+    assert.match(err.message, /\n {2}also line 11: fields\['child\.gendr'\]: unknown field id child\.gendr/);
+  });
+
   it('rejects a value-map output that is not an option of the SELECT field', () => {
     const err = loadError(`${head}valueMaps:
   gender:
