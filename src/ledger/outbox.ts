@@ -70,9 +70,10 @@ export function createOutbox(db: Db): Outbox {
     Pick<
       SqlLedgerRow,
       'id' | 'attempts' | 'next_run_at' | 'payload_hash' | 'withdrawn_reason' | 'updated_after_notification_at'
-    >
+    > & { replaced_in_flight: number }
   >(
-    `SELECT id, attempts, next_run_at, payload_hash, withdrawn_reason, updated_after_notification_at FROM ledger_rows
+    `SELECT id, attempts, next_run_at, payload_hash, withdrawn_reason, updated_after_notification_at,
+       in_flight_payload IS NOT NULL AS replaced_in_flight FROM ledger_rows
      WHERE id = @id AND locked_by = @workerId AND state = 'delivering' AND (@attempts IS NULL OR attempts = @attempts)`,
   );
   // Both return the settled row, which the worker reports: cheaper than reading it again afterwards.
@@ -306,8 +307,11 @@ export function createOutbox(db: Db): Outbox {
         now,
       });
       // Rejected (the doubt it ends says OpenCRVS decided on the copy sent) while a newer version, never
-      // tried and not counted as an update after notification, replaced it: that one is sent next.
-      if (settlement.outcome === 'dead' && ended && replaced && !counted)
+      // tried and not counted as an update after notification, replaced it: that one is sent next. Only
+      // when its payload did replace the copy in flight (a version counted in doubt changes the hash
+      // alone), and the source has not withdrawn the record since.
+      const replacedInFlight = row.replaced_in_flight === 1 && row.withdrawn_reason === null;
+      if (settlement.outcome === 'dead' && ended && replaced && !counted && replacedInFlight)
         settled = requeueNewer.get({ id: row.id, now }) ?? settled;
     }
     const err = errorColumns(error);

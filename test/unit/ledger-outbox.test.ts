@@ -489,6 +489,66 @@ describe('ledger: outbox', () => {
     );
   });
 
+  it('rejected, but no correction replaced the copy in flight: dead, and nothing resent (reviews)', () => {
+    const rejected = { classification: 'permanent' as const, kind: 'rejected', message: 'rejected the NOTIFY' };
+    const timeout = { classification: 'retryable' as const, kind: 'timeout', message: 'timed out' };
+    // In doubt (a NOTIFY timed out), then a version recorded between the claim of the resend and the
+    // attempt's start: counted in doubt (its hash kept, its payload not), not a replacement.
+    const { row } = ledger.recordEvent(eventInput('1'));
+    ledger.recordCreated(row.id, 'ev-1', 'TRK1');
+    let [claimed] = ledger.claimDue('w1', 1);
+    assert.ok(claimed?.payload);
+    ledger.settle({
+      id: row.id,
+      workerId: 'w1',
+      step: 'notify',
+      startedAt: clock.now(),
+      claimedAttempts: claimed.attempts,
+      claimedPayloadHash: claimed.payloadHash,
+      claimedPayload: claimed.payload,
+      settlement: { outcome: 'retry', error: timeout, nextRunAt: clock.now() },
+    });
+    clock.advance(1000);
+    [claimed] = ledger.claimDue('w1', 1);
+    assert.ok(claimed?.payload);
+    assert.equal(ledger.recordEvent(eventInput('1', payload('Newer'), '2')).change, 'updated-after-notification');
+    clock.advance(1);
+    const inDoubt = ledger.settle({
+      id: row.id,
+      workerId: 'w1',
+      step: 'notify',
+      startedAt: clock.now(),
+      claimedAttempts: claimed.attempts,
+      claimedPayloadHash: claimed.payloadHash,
+      claimedPayload: claimed.payload,
+      settlement: { outcome: 'dead', error: rejected },
+    });
+    assert.equal(inDoubt?.state, 'dead', 'the rejected copy is not sent again');
+    // A correction that did replace the copy in flight, then withdrawn by the source: not sent either.
+    const { row: other } = ledger.recordEvent(eventInput('2'));
+    const second = ledger.claimRow(other.id, 'w1');
+    assert.ok(second?.payload);
+    assert.equal(ledger.recordEvent(eventInput('2', payload('Newer'), '2')).change, 'replaced');
+    ledger.recordSkipped({
+      sourceId: 'emr',
+      eventType: 'birth',
+      subjectKey: other.subjectKey,
+      sourceRef: other.sourceRef,
+      reason: 'deleted in the source',
+    });
+    const withdrawn = ledger.settle({
+      id: other.id,
+      workerId: 'w1',
+      step: 'notify',
+      startedAt: clock.now(),
+      claimedAttempts: second.attempts,
+      claimedPayloadHash: second.payloadHash,
+      claimedPayload: second.payload,
+      settlement: { outcome: 'dead', error: rejected },
+    });
+    assert.equal(withdrawn?.state, 'dead');
+  });
+
   it('a lock taken back before any NOTIFY could go out (two-step, no event yet) leaves a correction free to replace', () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     ledger.claimDue('dead-worker', 1);
