@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { type Ledger, type LedgerError, openLedger, type SettleInput } from '../../src/ledger/index.js';
+import { type Ledger, type LedgerError, type LedgerRow, openLedger, type SettleInput } from '../../src/ledger/index.js';
 import { LEDGER_ROW_COLUMNS } from '../../src/ledger/rows.js';
 import { eventInput, payload, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
 
@@ -462,21 +462,26 @@ describe('ledger: outbox', () => {
     );
   });
 
+  /** Settles the claimed copy `claimed` (a NOTIFY attempt of worker w1 that started now). */
+  const settleClaimed = (claimed: LedgerRow, settlement: SettleInput['settlement']) =>
+    ledger.settle({
+      id: claimed.id,
+      workerId: 'w1',
+      step: 'notify',
+      startedAt: clock.now(),
+      claimedAttempts: claimed.attempts,
+      claimedPayloadHash: claimed.payloadHash,
+      ...(claimed.payload ? { claimedPayload: claimed.payload } : {}),
+      settlement,
+    });
+
   it('rejected for its copy while a newer version came: that version goes next, under the next generation', () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     const [claimed] = ledger.claimDue('w1', 1);
     assert.ok(claimed?.payload);
     ledger.recordEvent(eventInput('1', payload('Newer'), '2'));
     const rejected = { classification: 'permanent' as const, kind: 'rejected', message: 'rejected the NOTIFY' };
-    const settled = ledger.settle({
-      id: row.id,
-      workerId: 'w1',
-      step: 'notify',
-      startedAt: clock.now(),
-      claimedPayloadHash: claimed.payloadHash,
-      claimedPayload: claimed.payload,
-      settlement: { outcome: 'dead', error: rejected },
-    });
+    const settled = settleClaimed(claimed, { outcome: 'dead', error: rejected });
     assert.equal(settled?.state, 'pending');
     assert.equal(settled?.nextRunAt, clock.now());
     assert.equal(settled?.attempts, 0, 'a fresh budget, as for a correction after the rejection');
@@ -498,31 +503,13 @@ describe('ledger: outbox', () => {
     ledger.recordCreated(row.id, 'ev-1', 'TRK1');
     let [claimed] = ledger.claimDue('w1', 1);
     assert.ok(claimed?.payload);
-    ledger.settle({
-      id: row.id,
-      workerId: 'w1',
-      step: 'notify',
-      startedAt: clock.now(),
-      claimedAttempts: claimed.attempts,
-      claimedPayloadHash: claimed.payloadHash,
-      claimedPayload: claimed.payload,
-      settlement: { outcome: 'retry', error: timeout, nextRunAt: clock.now() },
-    });
+    settleClaimed(claimed, { outcome: 'retry', error: timeout, nextRunAt: clock.now() });
     clock.advance(1000);
     [claimed] = ledger.claimDue('w1', 1);
     assert.ok(claimed?.payload);
     assert.equal(ledger.recordEvent(eventInput('1', payload('Newer'), '2')).change, 'updated-after-notification');
     clock.advance(1);
-    const inDoubt = ledger.settle({
-      id: row.id,
-      workerId: 'w1',
-      step: 'notify',
-      startedAt: clock.now(),
-      claimedAttempts: claimed.attempts,
-      claimedPayloadHash: claimed.payloadHash,
-      claimedPayload: claimed.payload,
-      settlement: { outcome: 'dead', error: rejected },
-    });
+    const inDoubt = settleClaimed(claimed, { outcome: 'dead', error: rejected });
     assert.equal(inDoubt?.state, 'dead', 'the rejected copy is not sent again');
     // A correction that did replace the copy in flight, then withdrawn by the source: not sent either.
     const { row: other } = ledger.recordEvent(eventInput('2'));
@@ -536,16 +523,7 @@ describe('ledger: outbox', () => {
       sourceRef: other.sourceRef,
       reason: 'deleted in the source',
     });
-    const withdrawn = ledger.settle({
-      id: other.id,
-      workerId: 'w1',
-      step: 'notify',
-      startedAt: clock.now(),
-      claimedAttempts: second.attempts,
-      claimedPayloadHash: second.payloadHash,
-      claimedPayload: second.payload,
-      settlement: { outcome: 'dead', error: rejected },
-    });
+    const withdrawn = settleClaimed(second, { outcome: 'dead', error: rejected });
     assert.equal(withdrawn?.state, 'dead');
   });
 
