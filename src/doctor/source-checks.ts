@@ -9,6 +9,7 @@ import type { SecretScrubber } from '../observability/secret-scrubber.js';
 import { Dhis2Client, Dhis2SourceError } from '../sources/dhis2/client.js';
 import { dhis2SettingsOf } from '../sources/dhis2/settings.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
+import { sortSignals } from '../sources/fhir/sort-signals.js';
 import { systemCode } from '../sources/shared/source-error.js';
 import { capabilityGaps, declaresLastUpdated, summarizeCapabilities } from './fhir-capability.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
@@ -68,10 +69,12 @@ async function fhirSourceChecks(
   // A probe search exactly as the poller sends it (an empty page is fine) and a read of an id that
   // does not exist (404 is the expected answer): what the statement declares is only a hint.
   const since = new Date(Date.now() - 60_000).toISOString();
+  const signals = new Map<string, ReturnType<typeof sortSignals>>();
   const probes = await Promise.all(
     watchedTypes.map(async (type) => {
       try {
-        await client.searchPage(type, { _lastUpdated: `ge${since}`, _sort: '_lastUpdated', _count: '1' });
+        const page = await client.searchPage(type, { _lastUpdated: `ge${since}`, _sort: '_lastUpdated', _count: '1' });
+        signals.set(type, sortSignals(page));
         await client.read(type, 'opencrvs-bridge-doctor-probe');
         return undefined;
       } catch (err) {
@@ -80,6 +83,22 @@ async function fhirSourceChecks(
     }),
   );
   const failedProbes = probes.filter((p): p is string => p !== undefined);
+  const sortedNot = watchedTypes.filter((type) => signals.get(type) === 'unsorted');
+  if (sortedNot.length > 0)
+    results.push(
+      warn(
+        name,
+        `the server's answer for ${sortedNot.join(', ')} shows _sort=_lastUpdated was not used: each poll pass reads every result to the end`,
+      ),
+    );
+  const blind = watchedTypes.filter((type) => signals.get(type) === 'blind');
+  if (blind.length > 0)
+    results.push(
+      warn(
+        name,
+        `the server's answer for ${blind.join(', ')} has neither Bundle.total nor a self link naming the search: the bridge relies on it honouring _sort=_lastUpdated, and could not always tell if it did not`,
+      ),
+    );
   if (failedProbes.length > 0) {
     results.push(fail(name, `search by _lastUpdated with _sort, or read, refused: ${failedProbes.join('; ')}`));
   }

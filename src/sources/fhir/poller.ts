@@ -7,6 +7,7 @@ import { addReports, type Evaluation, emptyReport, type PassReport, type SourceP
 import { giveUpReason, MAX_RUN_PAGES, RunReadings } from '../shared/run-readings.js';
 import { CachingFetcher } from './fetcher.js';
 import type { FhirSourceClient } from './fhir-client.js';
+import { sortEchoed } from './sort-signals.js';
 
 export type { CursorStore, PollerStatus } from '../pass.js';
 
@@ -417,25 +418,6 @@ function promisedBy(page: Bundle, resources: Resource[], max: string, fresh: boo
   // Only a fresh search's total counts from the page's first entry; a `next` page's counts earlier pages too.
   const left = fresh && page.total !== undefined ? page.total - (resources.length - atMax.length) : undefined;
   return { page, max, atMax: new Set(atMax.map((r) => r.id ?? '')), left };
-}
-
-/**
- * A FHIR server echoes in `Bundle.link[self]` the parameters it used. One that echoes the search (its
- * `_lastUpdated` or `_count`) but not `_sort=_lastUpdated` did not sort. A self link without a query
- * says nothing either way.
- */
-function sortEchoed(page: Bundle): boolean {
-  const self = page.link?.find((link) => link.relation === 'self')?.url;
-  if (!self) return true;
-  let params: URLSearchParams;
-  try {
-    params = new URL(self, 'http://self.invalid/').searchParams;
-  } catch {
-    return true;
-  }
-  const sort = params.get('_sort') ?? params.get('_sort:asc');
-  if (sort !== null) return sort.split(',')[0]?.trim() === '_lastUpdated';
-  return !params.has('_lastUpdated') && !params.has('_count');
 }
 
 function nextLinkOf(page: Bundle): string | undefined {
