@@ -10,7 +10,7 @@ import { callSignal } from '../shared/call-signal.js';
 import { ResponseTooLargeError, readBodyCapped } from '../shared/read-body.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
-import { loggableCause, networkError, SourceCallError } from '../shared/source-error.js';
+import { loggableCause, noAnswer, SourceCallError } from '../shared/source-error.js';
 import { sourceSecrets } from '../shared/source-secrets.js';
 import {
   type ImportReport,
@@ -140,12 +140,10 @@ export class Dhis2Client {
             { cause: loggableCause(err, this.secrets) },
           );
         else {
-          const name = err instanceof Error ? err.name : '';
-          const timedOut = name === 'TimeoutError' || name === 'AbortError';
           const reason =
             status !== undefined
               ? 'unreadable response'
-              : `${timedOut ? 'timeout' : networkError(err)} (is sources[].baseUrl of source ${this.settings.id} right?)`;
+              : `${noAnswer(err)} (is sources[].baseUrl of source ${this.settings.id} right?)`;
           lastError = new Dhis2SourceError(`${operation} failed: ${reason}`, status, status === undefined, {
             cause: loggableCause(err, this.secrets),
           });

@@ -7,7 +7,7 @@ import { callSignal } from '../shared/call-signal.js';
 import { cappedAgent, tooLargeIn } from '../shared/capped-dispatcher.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
-import { loggableCause, networkError, SourceCallError } from '../shared/source-error.js';
+import { loggableCause, noAnswer, SourceCallError } from '../shared/source-error.js';
 import { sourceSecrets } from '../shared/source-secrets.js';
 
 /** A failed call to a FHIR source. */
@@ -149,9 +149,8 @@ export class FhirSourceClient {
     }
     const status = statusOf(err);
     if (status === 401) this.auth.invalidate();
-    const timedOut = isRecord(err) && (err.name === 'TimeoutError' || err.name === 'AbortError');
     const retryable = status === undefined || status === 401 || status === 429 || status >= 500;
-    const reason = status !== undefined ? `HTTP ${status}` : timedOut ? 'timeout' : networkError(err);
+    const reason = status !== undefined ? `HTTP ${status}` : noAnswer(err);
     return new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
       cause: status === undefined ? loggableCause(err, this.secrets) : undefined,
     });

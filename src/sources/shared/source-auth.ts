@@ -1,7 +1,7 @@
 import type { SourceAuth } from '../../config/types.js';
 import type { SecretScrubber } from '../../observability/secret-scrubber.js';
 import { ResponseTooLargeError, readBodyCapped } from './read-body.js';
-import { networkError } from './source-error.js';
+import { noAnswer } from './source-error.js';
 
 /**
  * Authorization headers for a source system. OAuth2 client credentials (SMART backend services
@@ -91,12 +91,9 @@ function oauth2ClientCredentials(auth: SourceAuth, timeoutMs: number, secrets: S
     } catch (err) {
       if (err instanceof ResponseTooLargeError)
         throw new SourceAuthError('the token endpoint (auth.tokenUrl) answered with more than 64 kB', false);
-      const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
-      throw new SourceAuthError(
-        `the token endpoint (auth.tokenUrl) could not be reached: ${timedOut ? 'timeout' : networkError(err)}`,
-        true,
-        { cause: err },
-      );
+      throw new SourceAuthError(`the token endpoint (auth.tokenUrl) could not be reached: ${noAnswer(err)}`, true, {
+        cause: err,
+      });
     }
     // The message names the status only: the response may echo credentials.
     if (!response.ok) {

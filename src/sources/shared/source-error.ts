@@ -16,8 +16,17 @@ export function loggableCause(err: unknown, secrets: SecretScrubber): unknown {
   return err instanceof SyntaxError ? undefined : scrubbedError(err, secrets);
 }
 
-/** Causes looked at for a system code: a few wrappings deep, never a cycle. */
+/** Causes looked at: a few wrappings deep, never a cycle. */
 const MAX_CAUSE_DEPTH = 5;
+
+/** The error and the errors it was caused by, outermost first. */
+function* causes(err: unknown): Generator<Error> {
+  let current: unknown = err;
+  for (let depth = 0; depth <= MAX_CAUSE_DEPTH && current instanceof Error; depth += 1) {
+    yield current;
+    current = current.cause;
+  }
+}
 
 /**
  * The system's code for a failed connection (ECONNREFUSED, ENOTFOUND, UND_ERR_CONNECT_TIMEOUT, a
@@ -26,11 +35,9 @@ const MAX_CAUSE_DEPTH = 5;
  * header.
  */
 export function systemCode(err: unknown): string | undefined {
-  let current: unknown = err;
-  for (let depth = 0; depth <= MAX_CAUSE_DEPTH && current instanceof Error; depth += 1) {
-    const code: unknown = Reflect.get(current, 'code');
+  for (const cause of causes(err)) {
+    const code: unknown = Reflect.get(cause, 'code');
     if (typeof code === 'string' && /^[A-Z][A-Z0-9_]*$/.test(code)) return code;
-    current = current.cause;
   }
   return undefined;
 }
@@ -39,19 +46,17 @@ export function systemCode(err: unknown): string | undefined {
  * "network error (ECONNREFUSED)", or "network error" when no code is known. Node's fetch refuses the
  * ports the Fetch standard calls unsafe (6000, 6665–6669, 10080…) with a bare "bad port" and no code.
  */
-export function networkError(err: unknown): string {
+function networkError(err: unknown): string {
   const code = systemCode(err);
   if (code) return `network error (${code})`;
-  return causeSaysBadPort(err) ? 'network error (a port fetch refuses as unsafe: use another)' : 'network error';
+  const badPort = [...causes(err)].some((cause) => cause.message === 'bad port');
+  return badPort ? 'network error (a port fetch refuses as unsafe: use another)' : 'network error';
 }
 
-function causeSaysBadPort(err: unknown): boolean {
-  let current: unknown = err;
-  for (let depth = 0; depth <= MAX_CAUSE_DEPTH && current instanceof Error; depth += 1) {
-    if (current.message === 'bad port') return true;
-    current = current.cause;
-  }
-  return false;
+/** A call that got no answer: "timeout" when its deadline cut it off, else the network error. */
+export function noAnswer(err: unknown): string {
+  const name = typeof err === 'object' && err !== null ? Reflect.get(err, 'name') : undefined;
+  return name === 'TimeoutError' || name === 'AbortError' ? 'timeout' : networkError(err);
 }
 
 /** `retryable` covers network errors, timeouts, 429 and 5xx. */
