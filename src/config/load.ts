@@ -4,7 +4,7 @@ import cron from 'node-cron';
 import { type Document, parseDocument, visit, YAMLError, YAMLParseError } from 'yaml';
 import { ConfigError } from './errors.js';
 import { DEFAULT_MAPPINGS, isMappingPath, packagePaths } from './paths.js';
-import { createAjv, describeAjvError, readProfileJson } from './schema.js';
+import { createAjv, describeAjvError, pointerParts, pointerToPath, readProfileJson } from './schema.js';
 import type { BridgeConfig, PollSettings, SourceSettings } from './types.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -41,7 +41,7 @@ function validateSchema(data: unknown, fromEnv: ReadonlySet<string>) {
   if (!ok && fromEnv.size > 0) {
     let converted = false;
     for (const error of validator.errors ?? []) {
-      if (error.keyword !== 'type' || !fromEnv.has(error.instancePath)) continue;
+      if (error.keyword !== 'type' || !fromEnv.has(pointerToPath(error.instancePath))) continue;
       const value = typedFromText(atPointer(data, error.instancePath), String(error.params.type));
       if (value === undefined) continue;
       setAtPointer(data, error.instancePath, value);
@@ -62,13 +62,6 @@ function typedFromText(value: unknown, type: string): number | boolean | undefin
   return undefined;
 }
 
-function pointerParts(pointer: string): string[] {
-  return pointer
-    .split('/')
-    .slice(1)
-    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'));
-}
-
 function atPointer(root: unknown, pointer: string): unknown {
   let node = root;
   for (const part of pointerParts(pointer))
@@ -87,36 +80,25 @@ const ENV_REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 const WHOLE_ENV_REFERENCE = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
 
 /**
- * Replaces `${NAME}` in every string with the environment value; an unset name is an error. The JSON
- * pointers of values that were one whole reference go into `whole` (see validateSchema).
+ * Replaces `${NAME}` in every string with the environment value; an unset name is an error. The key
+ * paths of values that were one whole reference go into `whole` (see validateSchema).
  */
-function interpolate(value: unknown, env: Env, path: string, file: string | undefined, at: Where): unknown {
+function interpolate(value: unknown, env: Env, path: string, file: string | undefined, whole: Set<string>): unknown {
   if (typeof value === 'string') {
-    if (WHOLE_ENV_REFERENCE.test(value)) at.whole.add(at.pointer);
+    if (WHOLE_ENV_REFERENCE.test(value)) whole.add(path);
     return value.replace(ENV_REFERENCE, (_, name: string) => {
       const found = env[name];
       if (found === undefined) throw new ConfigError(path, `environment variable ${name} is not set`, file);
       return found;
     });
   }
-  if (Array.isArray(value))
-    return value.map((item, i) =>
-      interpolate(item, env, `${path}[${i}]`, file, { ...at, pointer: `${at.pointer}/${i}` }),
-    );
+  if (Array.isArray(value)) return value.map((item, i) => interpolate(item, env, `${path}[${i}]`, file, whole));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      const pointer = `${at.pointer}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`;
-      out[k] = interpolate(v, env, path ? `${path}.${k}` : k, file, { ...at, pointer });
-    }
+    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, env, path ? `${path}.${k}` : k, file, whole);
     return out;
   }
   return value;
-}
-
-interface Where {
-  pointer: string;
-  whole: Set<string>;
 }
 
 /** Reads every `…File` secret into its plain key (in place), relative paths from the config's folder. */
@@ -475,7 +457,7 @@ export function loadConfig(options: LoadConfigOptions): BridgeConfig {
     throw yamlError(unresolvedAlias(doc, text) ?? err, file);
   }
   const fromEnv = new Set<string>();
-  const raw = interpolate(parsed ?? {}, env, '', file, { pointer: '', whole: fromEnv });
+  const raw = interpolate(parsed ?? {}, env, '', file, fromEnv);
   refuseBlanks(raw, '', file);
   resolveSecretFiles(raw, '', file ? dirname(resolve(file)) : process.cwd(), file);
   const { ok, errors } = validateSchema(raw, fromEnv);

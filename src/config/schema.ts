@@ -7,11 +7,18 @@ export function readProfileJson(relativePath: string): unknown {
   return JSON.parse(readFileSync(`${packagePaths.profiles}${relativePath}`, 'utf8'));
 }
 
+/** `/sources/0/baseUrl` → `['sources', '0', 'baseUrl']` (JSON pointer escapes undone). */
+export function pointerParts(pointer: string): string[] {
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
 /** `/sources/0/baseUrl` → `sources[0].baseUrl`. */
 export function pointerToPath(pointer: string): string {
   let out = '';
-  for (const raw of pointer.split('/').slice(1)) {
-    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+  for (const part of pointerParts(pointer)) {
     if (/^\d+$/.test(part)) out += `[${part}]`;
     else out += out ? `.${part}` : part;
   }
