@@ -284,12 +284,14 @@ export function createOutbox(db: Db): Outbox {
       // this attempt's answer shows what OpenCRVS holds (a rejection).
       const ended = endsDoubt(error);
       const doubt = !ended && (failedAttemptInDoubt(input.step, error) || Boolean(earlierInDoubt.get(row.id)));
-      const keep = replaced && !counted && doubt;
-      if (keep) keepClaimedInDoubt.run({ id: row.id, payload: JSON.stringify(input.claimedPayload), now });
-      // A declaration refused (400) while a newer version, never tried, replaced it: that one goes next.
-      // Only without doubt: then nothing is stored under this transactionId, and the refused copy was not.
-      const tryNewer =
-        settlement.outcome === 'dead' && replaced && !counted && !doubt && refusedDeclaration(input.step, error);
+      // A newer version, never tried, replaced the copy this attempt sent (not counted as an update after
+      // notification): kept aside while in doubt, else sent next when the copy was refused or rejected.
+      const newerWaiting = replaced && !counted;
+      if (newerWaiting && doubt)
+        keepClaimedInDoubt.run({ id: row.id, payload: JSON.stringify(input.claimedPayload), now });
+      // A declaration refused (400): the newer one goes next. Only without doubt: then nothing is stored
+      // under this transactionId, and the refused copy was not.
+      const tryNewer = settlement.outcome === 'dead' && newerWaiting && !doubt && refusedDeclaration(input.step, error);
       if (ended) forgetHeldBackHash.run(row.id);
       const err = errorColumns(error);
       const held = settlement.outcome === 'held';
@@ -306,13 +308,16 @@ export function createOutbox(db: Db): Outbox {
         errMessage: err.message,
         now,
       });
-      // Rejected (the doubt it ends says OpenCRVS decided on the copy sent) while a newer version, never
-      // tried and not counted as an update after notification, replaced it: that one is sent next. Only
-      // when its payload did replace the copy in flight (a version counted in doubt changes the hash
-      // alone), and the source has not withdrawn the record since.
-      const replacedInFlight = row.replaced_in_flight === 1 && row.withdrawn_reason === null;
-      if (settlement.outcome === 'dead' && ended && replaced && !counted && replacedInFlight)
-        settled = requeueNewer.get({ id: row.id, now }) ?? settled;
+      // Rejected (the doubt it ends says OpenCRVS decided on the copy sent): the newer one is sent next,
+      // under the next generation. Only when its payload did replace the copy in flight (a version counted
+      // in doubt changes the hash alone), and the source has not withdrawn the record since.
+      const resendNewer =
+        settlement.outcome === 'dead' &&
+        ended &&
+        newerWaiting &&
+        row.replaced_in_flight === 1 &&
+        row.withdrawn_reason === null;
+      if (resendNewer) settled = requeueNewer.get({ id: row.id, now }) ?? settled;
     }
     const err = errorColumns(error);
     audit.run({

@@ -82,6 +82,7 @@ export function routeRecord(
     );
 
   const routing: RoutingResult = { via };
+  if (fromRecord) routing.officeFromRecord = true;
   if (keys[0]) routing.sourceLocation = keys[0];
   const resolve = options.resolveLocation;
   if (!officeRef) {
@@ -109,7 +110,6 @@ export function routeRecord(
       };
     }
     routing.office = office;
-    if (fromRecord) routing.officeFromRecord = true;
     if (facilityRef) {
       const facility = resolve(facilityRef, 'HEALTH_FACILITY');
       if (!facility) warnings.push(`facility '${facilityRef}' is not a known OpenCRVS health facility; left out`);
@@ -117,7 +117,6 @@ export function routeRecord(
     }
   } else {
     routing.office = officeRef;
-    if (fromRecord) routing.officeFromRecord = true;
     warnings.push('location ids are as configured: no OpenCRVS location lookup in this run');
   }
   const fields: Record<string, string> = {};
