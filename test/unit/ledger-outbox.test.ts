@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { type Ledger, type LedgerError, type LedgerRow, openLedger, type SettleInput } from '../../src/ledger/index.js';
+import {
+  type Ledger,
+  type LedgerError,
+  type LedgerPayload,
+  type LedgerRow,
+  openLedger,
+  type SettleInput,
+} from '../../src/ledger/index.js';
 import { LEDGER_ROW_COLUMNS } from '../../src/ledger/rows.js';
 import { eventInput, payload, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
 
@@ -17,6 +24,28 @@ describe('ledger: outbox', () => {
     ({ ledger, path, cleanup } = tempLedger(clock, 1));
   });
   afterEach(() => cleanup());
+
+  /** Settles the claimed copy `claimed` (an attempt of worker w1 that started now; `step` notify unless said). */
+  const settleClaimed = (claimed: LedgerRow, settlement: SettleInput['settlement'], step = 'notify') =>
+    ledger.settle({
+      id: claimed.id,
+      workerId: 'w1',
+      step,
+      startedAt: clock.now(),
+      claimedAttempts: claimed.attempts,
+      claimedPayloadHash: claimed.payloadHash,
+      ...(claimed.payload ? { claimedPayload: claimed.payload } : {}),
+      settlement,
+    });
+
+  /** Patient/1 claimed by w1, then a newer version of it recorded while the attempt runs: the claimed copy. */
+  const claimedThenReplaced = (): LedgerRow & { payload: LedgerPayload } => {
+    ledger.recordEvent(eventInput('1'));
+    const [claimed] = ledger.claimDue('w1', 1);
+    assert.ok(claimed?.payload);
+    ledger.recordEvent(eventInput('1', payload('Newer'), '2'));
+    return { ...claimed, payload: claimed.payload };
+  };
 
   it('claims due rows in run-time order, counting the attempt at claim and locking them', () => {
     for (const s of ['1', '2', '3']) ledger.recordEvent(eventInput(s));
@@ -228,20 +257,9 @@ describe('ledger: outbox', () => {
   });
 
   it('delivered with a version that arrived meanwhile: the row keeps the copy OpenCRVS got', () => {
-    const { row } = ledger.recordEvent(eventInput('1'));
-    const [claimed] = ledger.claimDue('w1', 1);
-    assert.ok(claimed?.payload);
-    ledger.recordEvent(eventInput('1', payload('Newer'), '2'));
-    ledger.settle({
-      id: row.id,
-      workerId: 'w1',
-      claimedPayloadHash: claimed.payloadHash,
-      claimedPayload: claimed.payload,
-      step: 'notify',
-      startedAt: clock.now(),
-      settlement: { outcome: 'delivered', eventId: 'e', trackingId: 'T' },
-    });
-    const done = ledger.get(row.id);
+    const claimed = claimedThenReplaced();
+    settleClaimed(claimed, { outcome: 'delivered', eventId: 'e', trackingId: 'T' });
+    const done = ledger.get(claimed.id);
     assert.deepEqual(done?.payload?.declaration['child.name'], claimed.payload.declaration['child.name']);
     assert.equal(done?.updatesAfterNotification, 1);
   });
@@ -293,24 +311,13 @@ describe('ledger: outbox', () => {
   });
 
   it('an attempt that ends normally forgets the copy it had in flight', () => {
-    const { row } = ledger.recordEvent(eventInput('1'));
-    const [claimed] = ledger.claimDue('w1', 1);
-    assert.ok(claimed?.payload);
-    ledger.recordEvent(eventInput('1', payload('Newer'), '2'));
-    ledger.settle({
-      id: row.id,
-      workerId: 'w1',
-      step: 'create',
-      startedAt: clock.now(),
-      claimedPayloadHash: claimed.payloadHash,
-      claimedPayload: claimed.payload,
-      settlement: { outcome: 'retry', error: retryErr, nextRunAt: clock.now() },
-    });
+    const claimed = claimedThenReplaced();
+    settleClaimed(claimed, { outcome: 'retry', error: retryErr, nextRunAt: clock.now() }, 'create');
     const db = new Database(path, { readonly: true });
-    assert.equal(db.prepare('SELECT in_flight_payload FROM ledger_rows WHERE id = ?').pluck().get(row.id), null);
+    assert.equal(db.prepare('SELECT in_flight_payload FROM ledger_rows WHERE id = ?').pluck().get(claimed.id), null);
     db.close();
     assert.deepEqual(
-      ledger.get(row.id)?.payload?.declaration['child.name'],
+      ledger.get(claimed.id)?.payload?.declaration['child.name'],
       payload('Newer').declaration['child.name'],
     );
   });
@@ -415,31 +422,20 @@ describe('ledger: outbox', () => {
   });
 
   it('refused for its copy while a newer version came: the row is due again with that version, not dead', () => {
-    const { row } = ledger.recordEvent(eventInput('1'));
-    const [claimed] = ledger.claimDue('w1', 1);
-    assert.ok(claimed?.payload);
-    ledger.recordEvent(eventInput('1', payload('Newer'), '2'));
+    const claimed = claimedThenReplaced();
     const refused = {
       classification: 'permanent' as const,
       kind: 'bad-request',
       status: 400,
       message: 'Invalid input',
     };
-    const settled = ledger.settle({
-      id: row.id,
-      workerId: 'w1',
-      step: 'notify',
-      startedAt: clock.now(),
-      claimedPayloadHash: claimed.payloadHash,
-      claimedPayload: claimed.payload,
-      settlement: { outcome: 'dead', error: refused },
-    });
+    const settled = settleClaimed(claimed, { outcome: 'dead', error: refused });
     assert.equal(settled?.state, 'failed');
     assert.equal(settled?.nextRunAt, clock.now());
     assert.deepEqual(settled?.payload?.declaration['child.name'], payload('Newer').declaration['child.name']);
     assert.equal(settled?.lastError?.status, 400, 'the refusal of the older copy stays visible');
     assert.deepEqual(
-      ledger.attempts(row.id).map((a) => a.outcome),
+      ledger.attempts(claimed.id).map((a) => a.outcome),
       ['dead'],
     );
     // Refused for another reason (a 403 for its type): a newer version changes nothing; dead.
@@ -462,24 +458,8 @@ describe('ledger: outbox', () => {
     );
   });
 
-  /** Settles the claimed copy `claimed` (a NOTIFY attempt of worker w1 that started now). */
-  const settleClaimed = (claimed: LedgerRow, settlement: SettleInput['settlement']) =>
-    ledger.settle({
-      id: claimed.id,
-      workerId: 'w1',
-      step: 'notify',
-      startedAt: clock.now(),
-      claimedAttempts: claimed.attempts,
-      claimedPayloadHash: claimed.payloadHash,
-      ...(claimed.payload ? { claimedPayload: claimed.payload } : {}),
-      settlement,
-    });
-
   it('rejected for its copy while a newer version came: that version goes next, under the next generation', () => {
-    const { row } = ledger.recordEvent(eventInput('1'));
-    const [claimed] = ledger.claimDue('w1', 1);
-    assert.ok(claimed?.payload);
-    ledger.recordEvent(eventInput('1', payload('Newer'), '2'));
+    const claimed = claimedThenReplaced();
     const rejected = { classification: 'permanent' as const, kind: 'rejected', message: 'rejected the NOTIFY' };
     const settled = settleClaimed(claimed, { outcome: 'dead', error: rejected });
     assert.equal(settled?.state, 'pending');
@@ -488,7 +468,7 @@ describe('ledger: outbox', () => {
     assert.match(settled?.notifyTransactionId ?? '', /:notify:r1$/, 'the rejected NOTIFY keeps its transactionId');
     assert.deepEqual(settled?.payload?.declaration['child.name'], payload('Newer').declaration['child.name']);
     assert.deepEqual(
-      ledger.attempts(row.id).map((a) => [a.outcome, a.error?.kind]),
+      ledger.attempts(claimed.id).map((a) => [a.outcome, a.error?.kind]),
       [['dead', 'rejected']],
       'the rejection of the older copy stays in its attempt',
     );
