@@ -26,6 +26,7 @@ import {
 } from '../../src/sandbox/dhis2/index.js';
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
+import { simulatorOpenCrvs } from './helpers/bridge-harness.js';
 import { DHIS2_ROUTING } from './helpers/dhis2-harness.js';
 
 const TOKEN = 'write-back-admin-token-0123';
@@ -54,12 +55,7 @@ async function startWorld(fhirSeed: Resource[], dhis2Seed: TrackedEntity[]): Pro
   // A long backoff: a job that fails stays pending for the whole test instead of running again.
   const retry = { maxAttempts: 3, baseDelayMs: 600_000, maxDelayMs: 600_000 };
   const config = configFromObject({
-    opencrvs: {
-      tokenUrl: sim.tokenUrl,
-      eventsUrl: sim.eventsUrl,
-      clientId: sim.clientId,
-      clientSecret: sim.clientSecret,
-    },
+    opencrvs: simulatorOpenCrvs(sim),
     store: { path: join(dir, 'bridge.db') },
     http: { host: '127.0.0.1', port: 0 },
     admin: { token: TOKEN },

@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
+import { simulatorOpenCrvs } from './helpers/bridge-harness.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const REAL_NPM_CI = process.env.BRIDGE_TEST_NPM_CI === '1';
@@ -191,12 +192,7 @@ describe('the container entrypoint from a production install', () => {
     writeFileSync(
       config,
       JSON.stringify({
-        opencrvs: {
-          tokenUrl: sim.tokenUrl,
-          eventsUrl: sim.eventsUrl,
-          clientId: sim.clientId,
-          clientSecret: sim.clientSecret,
-        },
+        opencrvs: simulatorOpenCrvs(sim),
         // No store.path: the default ./bridge.db must land in the working directory, the /data volume.
         // Port 0, read back from the start-up log: a port reserved beforehand could be taken (by another
         // test file, or an outbound connection) before serve listens on it.

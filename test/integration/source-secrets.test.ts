@@ -20,6 +20,7 @@ import { configFromObject } from '../../src/config/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
 import { runCli } from './helpers/bridge-cli.js';
+import { simulatorOpenCrvs } from './helpers/bridge-harness.js';
 
 const CLIENT_SECRET = 'emr-client-secret-5Hq';
 /** The runtime refuses a header holding a line break, and its error quotes the value. */
@@ -139,12 +140,7 @@ function configObject(storePath: string, options: { capable?: boolean } = {}): R
     auth: oauth2(clientId),
   });
   return {
-    opencrvs: {
-      tokenUrl: sim.tokenUrl,
-      eventsUrl: sim.eventsUrl,
-      clientId: sim.clientId,
-      clientSecret: sim.clientSecret,
-    },
+    opencrvs: simulatorOpenCrvs(sim),
     store: { path: storePath },
     http: { host: '127.0.0.1', port: 0 },
     admin: { token: ADMIN_TOKEN },

@@ -17,6 +17,7 @@ import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
 import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
 import { FhirWriteBack, type WriteBackJob, writeBackResourceId } from '../../src/sources/writeback/index.js';
+import { simulatorOpenCrvs } from './helpers/bridge-harness.js';
 
 const SYSTEM = 'http://opencrvs.org/tracking-id';
 const SOURCE = 'emr';
@@ -36,12 +37,7 @@ async function startWorld(writeBack: Record<string, unknown>, seed: Resource[]):
   const sim = await startOpenCrvsSimulator({ port: 0 });
   const dir = mkdtempSync(join(tmpdir(), 'bridge-writeback-'));
   const config = configFromObject({
-    opencrvs: {
-      tokenUrl: sim.tokenUrl,
-      eventsUrl: sim.eventsUrl,
-      clientId: sim.clientId,
-      clientSecret: sim.clientSecret,
-    },
+    opencrvs: simulatorOpenCrvs(sim),
     store: { path: join(dir, 'bridge.db') },
     delivery: { baseDelayMs: 20, maxDelayMs: 200, pollIntervalMs: 20 },
     sources: [

@@ -146,6 +146,11 @@ export function transactionBundle(resources: Resource[]): Resource {
   } as Resource;
 }
 
+/** The `opencrvs` section of a config that points the bridge at `sim`, with the client it seeds. */
+export function simulatorOpenCrvs(sim: OpenCrvsSimulator) {
+  return { tokenUrl: sim.tokenUrl, eventsUrl: sim.eventsUrl, clientId: sim.clientId, clientSecret: sim.clientSecret };
+}
+
 /** The bridge config object the tests use (also written as YAML for the CLI tests). */
 export function bridgeConfigObject(input: {
   sim: OpenCrvsSimulator;
@@ -156,10 +161,7 @@ export function bridgeConfigObject(input: {
   const { sim, fhirBaseUrl, dbPath, options = {} } = input;
   return {
     opencrvs: {
-      tokenUrl: sim.tokenUrl,
-      eventsUrl: sim.eventsUrl,
-      clientId: sim.clientId,
-      clientSecret: sim.clientSecret,
+      ...simulatorOpenCrvs(sim),
       timeoutMs: 5000,
       ...options.opencrvs,
     },
