@@ -315,7 +315,7 @@ export class FhirPoller {
     if (!nothingBeyond && !short) return false;
     const after = await this.deps.client.nextPage(promise.page);
     const max = Date.parse(promise.max);
-    return (after?.entry ?? []).some((e) => Date.parse(e.resource?.meta?.lastUpdated ?? '') < max);
+    return (after?.entry ?? []).some((e) => e.resource && Date.parse(lastUpdatedOf(e.resource) ?? '') < max);
   }
 
   /**
