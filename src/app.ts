@@ -200,6 +200,7 @@ export class Bridge {
       ledger: this.ledger,
       logger: this.options.logger,
       mapOptions: () => this.mapOptions(),
+      reread: async (refs) => void (await reevaluate({ client, pipeline }, refs)),
     });
     const poller = new FhirPoller({
       sourceId: settings.id,

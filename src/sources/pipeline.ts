@@ -2,6 +2,7 @@ import type { Ledger, RecordChange } from '../ledger/index.js';
 import type { MapOptions, MappingSet, MapResult, Resource, ResourceFetcher } from '../mapping/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { PassCoverage } from './coverage.js';
+import { EvaluationOrder, type EvaluationSession } from './evaluation-order.js';
 
 /** A fetcher that can answer many subjects' context searches at once before they are mapped. */
 export interface PrefetchingFetcher extends ResourceFetcher {
@@ -20,6 +21,8 @@ export interface Evaluation {
   result: MapResult;
   excluded: boolean;
   noEvidence?: boolean;
+  /** The evaluation's session (the fetcher it read through, see `reading`): orders its commit. */
+  session?: EvaluationSession;
 }
 
 /** What one evaluation pass recorded, for logs, `sync` and the admin page (no personal data). */
@@ -65,6 +68,11 @@ export interface PipelineDeps {
    * lanes mean fewer, larger requests, not more of them; the source client bounds calls in flight.
    */
   concurrency?: number;
+  /**
+   * Evaluates these subjects again with fresh reads and records the outcome (the source's recheck
+   * runner): for subjects whose commit a later evaluation overtook (evaluation-order.ts).
+   */
+  reread?: (subjectKeys: string[]) => Promise<void>;
 }
 
 const DEFAULT_CONCURRENCY = 64;
@@ -76,6 +84,11 @@ const DEFAULT_CONCURRENCY = 64;
  */
 export class SourcePipeline {
   private readonly log: Logger;
+  private readonly order = new EvaluationOrder();
+  private readonly sessions = new WeakMap<ResourceFetcher, EvaluationSession>();
+  /** Subjects whose commit was overtaken, to read again; and those being read again now. */
+  private readonly overtaken = new Set<string>();
+  private readonly rereading = new Set<string>();
 
   constructor(private readonly deps: PipelineDeps) {
     this.log = deps.logger.child({ component: 'pipeline', source: deps.sourceId });
@@ -83,6 +96,45 @@ export class SourcePipeline {
 
   get mappings(): MappingSet {
     return this.deps.mappings;
+  }
+
+  /**
+   * Begins an evaluation session for reads through `fetcher`, before its first read (its cache is what
+   * makes an evaluation's reads as old as the fetcher). Every `evaluate` through it commits in order
+   * with the source's other evaluations (evaluation-order.ts); `finished` ends the session.
+   */
+  reading<F extends ResourceFetcher>(fetcher: F): F {
+    this.sessions.set(fetcher, this.order.begin());
+    return fetcher;
+  }
+
+  /** Ends `fetcher`'s session, then reads again the subjects on which a later evaluation overtook one. */
+  async finished(fetcher: ResourceFetcher): Promise<void> {
+    const session = this.sessions.get(fetcher);
+    if (session) this.order.end(session);
+    this.sessions.delete(fetcher);
+    await this.rereadOvertaken();
+  }
+
+  private async rereadOvertaken(): Promise<void> {
+    const subjects = [...this.overtaken];
+    this.overtaken.clear();
+    if (subjects.length === 0 || !this.deps.reread) return;
+    // Counts only: which records is in the ledger.
+    this.log.info({ subjects: subjects.length }, 'records another evaluation committed meanwhile are read again');
+    for (const subject of subjects) this.rereading.add(subject);
+    try {
+      await this.deps.reread(subjects);
+    } catch (err) {
+      // The other evaluation's commit stands; a change only the overtaken one saw comes back with the
+      // next poll's overlap or its own notification.
+      this.log.warn(
+        { err, subjects: subjects.length },
+        'records overtaken by another evaluation could not be read again',
+      );
+    } finally {
+      for (const subject of subjects) this.rereading.delete(subject);
+    }
   }
 
   /**
@@ -105,6 +157,7 @@ export class SourcePipeline {
       }
     }
     const options = this.deps.mapOptions?.() ?? {};
+    const session = this.sessions.get(fetcher);
     const list = [...subjects.values()];
     // A live source answers the subjects' context searches in batches first (see CachingFetcher.prefetch).
     if (isPrefetching(fetcher)) await fetcher.prefetch(this.deps.mappings, list);
@@ -130,7 +183,7 @@ export class SourcePipeline {
             options,
           );
           recording?.done();
-          results[index] = { result, excluded: excluded === true, noEvidence: noEvidence === true };
+          results[index] = { result, excluded: excluded === true, noEvidence: noEvidence === true, session };
         } catch (err) {
           failed = true; // the other lanes take no new subject
           throw err;
@@ -151,22 +204,37 @@ export class SourcePipeline {
    * event). Returns the subjects of unsent rows that named it as their source resource (the encounter
    * that was the evidence, say): the caller re-evaluates those, as they may be no event any more.
    */
-  recordDeleted(ref: string): string[] {
+  recordDeleted(ref: string, fetcher?: ResourceFetcher): string[] {
     const { ledger, sourceId } = this.deps;
+    const session = fetcher && this.sessions.get(fetcher);
     // In flight too: the ledger marks such a row withdrawn and the worker settles it (record.ts).
     const unsent = ledger.list({ sourceId, find: ref, states: ['pending', 'failed', 'dead', 'delivering'] });
     const recheck = new Set<string>();
+    const applied: string[] = [];
     ledger.transaction(() => {
       for (const row of unsent) {
         if (row.subjectKey === ref) {
+          if (!this.inOrder(session, row.eventType, ref)) continue;
           const input = { sourceId, eventType: row.eventType, subjectKey: row.subjectKey, sourceRef: row.sourceRef };
           ledger.cancelUnsent({ ...input, reason: 'deleted in the source before it was sent' });
+          applied.push(subjectOf(row.eventType, ref));
         } else if (row.sourceRef === ref) {
           recheck.add(row.subjectKey);
         }
       }
     });
+    if (session) for (const subject of applied) this.order.commit(session, subject);
     return [...recheck];
+  }
+
+  /**
+   * False when another evaluation committed this subject after this one began (evaluation-order.ts):
+   * either may hold the older reads, so the subject is read again once a session ends instead.
+   */
+  private inOrder(session: EvaluationSession | undefined, eventType: string, subjectRef: string): boolean {
+    if (!session || !this.order.overtaken(session, subjectOf(eventType, subjectRef))) return true;
+    if (!this.rereading.has(subjectRef)) this.overtaken.add(subjectRef);
+    return false;
   }
 
   /**
@@ -182,9 +250,15 @@ export class SourcePipeline {
   ): PassReport {
     const report = emptyReport();
     const { ledger, sourceId } = this.deps;
+    const committed: Array<{ session: EvaluationSession; subject: string }> = [];
     ledger.transaction(
       () => {
-        for (const { result, excluded, noEvidence } of results) {
+        for (const { result, excluded, noEvidence, session } of results) {
+          // Every outcome for a subject counts, a non-match too: it may be what withdrew a row.
+          if (result.eventType && result.subjectRef) {
+            if (!this.inOrder(session, result.eventType, result.subjectRef)) continue;
+            if (session) committed.push({ session, subject: subjectOf(result.eventType, result.subjectRef) });
+          }
           if (result.status === 'mapped') {
             const office = result.routing.office;
             if (!office) {
@@ -247,8 +321,14 @@ export class SourcePipeline {
       },
       { reconciled: options?.reconciled === true && !cursor },
     );
+    for (const { session, subject } of committed) this.order.commit(session, subject);
     report.subjects = results.length;
     if (report.invalid > 0) this.log.warn({ invalid: report.invalid }, 'records could not be mapped; see the ledger');
     return report;
   }
+}
+
+/** A subject as the ledger keys its rows: one event type of one record. */
+function subjectOf(eventType: string, subjectRef: string): string {
+  return `${eventType}\n${subjectRef}`;
 }

@@ -46,6 +46,8 @@ function world(
   const evaluated = new Set<string>();
   const cursors = new Map<string, string>();
   const pipeline = {
+    reading: <F>(fetcher: F) => fetcher,
+    async finished() {},
     async evaluate(resources: Array<{ id?: string }>) {
       for (const r of resources) if (r.id) evaluated.add(r.id);
       return { results: [] };

@@ -45,6 +45,7 @@ export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2Sourc
     ledger: deps.ledger,
     logger: deps.logger,
     mapOptions: deps.mapOptions,
+    reread: (subjectKeys) => recheck(subjectKeys),
   });
   const poller = new Dhis2Poller({
     sourceId: settings.id,
@@ -55,6 +56,6 @@ export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2Sourc
     poll: settings.poll,
     logger: deps.logger,
   });
-  const recheck = dhis2Recheck({ client, pipeline, dhis2: dhis2SettingsOf(settings) });
+  const recheck: SubjectRecheck = dhis2Recheck({ client, pipeline, dhis2: dhis2SettingsOf(settings) });
   return { settings, mappings, client, pipeline, poller, recheck };
 }

@@ -74,12 +74,13 @@ export class Dhis2Poller {
   }
 
   private pass(): Promise<PassReport> {
-    const fetcher = new Dhis2Fetcher(this.deps.client, this.deps.dhis2.fields);
-    return trackedPass(this.status, this.log, async () => {
+    const fetcher = this.deps.pipeline.reading(new Dhis2Fetcher(this.deps.client, this.deps.dhis2.fields));
+    const run = trackedPass(this.status, this.log, async () => {
       // The watermark is held at DHIS2's own time (see commitPage); without it this pass holds nothing.
       this.serverNow = await this.deps.client.serverTime().catch(() => undefined);
       return { report: await this.pages(fetcher), reads: fetcher.reads };
     });
+    return run.finally(() => this.deps.pipeline.finished(fetcher));
   }
 
   private startBound(): string | undefined {

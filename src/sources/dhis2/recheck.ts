@@ -19,20 +19,24 @@ export function dhis2Recheck(deps: {
 }): SubjectRecheck {
   const { client, pipeline, dhis2 } = deps;
   return async (subjectKeys) => {
-    const fetcher = new Dhis2Fetcher(client, dhis2.fields);
-    const resources: Resource[] = [];
-    for (const key of subjectKeys) {
-      if (!key.startsWith(TRACKED_ENTITY)) continue;
-      const entity = await client.trackedEntity(key.slice(TRACKED_ENTITY.length), {
-        program: dhis2.program,
-        fields: dhis2.fields,
-      });
-      const resource = entity ? trackedEntityResource(entity) : undefined;
-      if (resource) resources.push(resource);
-      else if (!entity) pipeline.recordDeleted(key);
+    const fetcher = pipeline.reading(new Dhis2Fetcher(client, dhis2.fields));
+    try {
+      const resources: Resource[] = [];
+      for (const key of subjectKeys) {
+        if (!key.startsWith(TRACKED_ENTITY)) continue;
+        const entity = await client.trackedEntity(key.slice(TRACKED_ENTITY.length), {
+          program: dhis2.program,
+          fields: dhis2.fields,
+        });
+        const resource = entity ? trackedEntityResource(entity) : undefined;
+        if (resource) resources.push(resource);
+        else if (!entity) pipeline.recordDeleted(key, fetcher);
+      }
+      fetcher.prime(resources);
+      const { results } = await pipeline.evaluate(resources, fetcher);
+      pipeline.commit(results);
+    } finally {
+      await pipeline.finished(fetcher);
     }
-    fetcher.prime(resources);
-    const { results } = await pipeline.evaluate(resources, fetcher);
-    pipeline.commit(results);
   };
 }

@@ -97,9 +97,9 @@ export class FhirPoller {
   }
 
   private pass(): Promise<PassReport> {
-    const fetcher = new CachingFetcher(this.deps.client);
+    const fetcher = this.deps.pipeline.reading(new CachingFetcher(this.deps.client));
     const coverage = new PassCoverage();
-    return trackedPass(this.status, this.log, async () => {
+    const run = trackedPass(this.status, this.log, async () => {
       const report = emptyReport();
       // Each type has its own watermark: one the server cannot search (a 404 paging link, a type it
       // refuses) must not stop the others being read. The pass still fails, with the first error.
@@ -118,6 +118,7 @@ export class FhirPoller {
       if (failure !== undefined && !this.stopping) throw failure;
       return { report, reads: fetcher.reads };
     });
+    return run.finally(() => this.deps.pipeline.finished(fetcher));
   }
 
   /** Where this pass starts: the watermark less the overlap, or a first sync's start, or the beginning. */

@@ -20,7 +20,20 @@ export async function reevaluate(
   refs: string[],
   options: { reconciled?: boolean } = {},
 ): Promise<PassReport> {
-  const fetcher = new CachingFetcher(source.client);
+  const fetcher = source.pipeline.reading(new CachingFetcher(source.client));
+  try {
+    return await evaluateRefs(source, fetcher, refs, options);
+  } finally {
+    await source.pipeline.finished(fetcher);
+  }
+}
+
+async function evaluateRefs(
+  source: ReevaluatedSource,
+  fetcher: CachingFetcher,
+  refs: string[],
+  options: { reconciled?: boolean },
+): Promise<PassReport> {
   const readAll = (list: string[]) =>
     Promise.all(
       list.map((ref) => {
@@ -32,7 +45,9 @@ export async function reevaluate(
   // does not return is read on its own, and only that read's 404/410 counts as gone.
   const found = await readAll(refs);
   const resources = found.filter((resource) => resource !== undefined);
-  const recheck = refs.filter((_, i) => found[i] === undefined).flatMap((ref) => source.pipeline.recordDeleted(ref));
+  const recheck = refs
+    .filter((_, i) => found[i] === undefined)
+    .flatMap((ref) => source.pipeline.recordDeleted(ref, fetcher));
   if (recheck.length > 0) resources.push(...(await readAll(recheck)).filter((resource) => resource !== undefined));
   const { results } = await source.pipeline.evaluate(resources, fetcher);
   if (!options.reconciled) return source.pipeline.commit(results, undefined, options);

@@ -1,0 +1,200 @@
+// A poll pass and a notification's evaluation of the same birth run side by side and commit in either
+// order. The pass below is held between its reads and its commit (the only seam: the pipeline's
+// evaluate) while the EMR changes the child and the notification of that change is processed; then the
+// pass commits what it read before. Over HTTP: FHIR sandbox, receiver, inbox, ledger, simulator.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Composition, Patient, Resource } from '@medplum/fhirtypes';
+import type { SourcePipeline } from '../../src/sources/pipeline.js';
+import { birthResources, type Harness, startHarness } from './helpers/bridge-harness.js';
+
+const child = (resources: Resource[]): Patient => {
+  const found = resources.find((r): r is Patient => r.resourceType === 'Patient' && r.id?.endsWith('-child') === true);
+  assert.ok(found);
+  return found;
+};
+
+type Evaluate = SourcePipeline['evaluate'];
+
+/**
+ * Holds the first evaluation `matches` picks, after it has read and mapped, until `release`: the only
+ * seam, so that an evaluation commits after others that began later.
+ */
+function holdEvaluation(
+  pipeline: SourcePipeline,
+  matches: (args: Parameters<Evaluate>, evaluated: Awaited<ReturnType<Evaluate>>) => boolean,
+) {
+  const evaluate = pipeline.evaluate.bind(pipeline);
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let reached!: () => void;
+  const held = new Promise<void>((resolve) => {
+    reached = resolve;
+  });
+  let first = true;
+  pipeline.evaluate = async (...args) => {
+    const evaluated = await evaluate(...args);
+    if (first && matches(args, evaluated)) {
+      first = false;
+      reached();
+      await gate;
+    }
+    return evaluated;
+  };
+  return { held, release };
+}
+
+// Only a poll pass evaluates with a coverage (the third argument).
+const byPoll = (args: Parameters<Evaluate>) => args[2] !== undefined;
+const ofChild = (evaluated: Awaited<ReturnType<Evaluate>>) =>
+  evaluated.results.some((e) => e.result.subjectRef === CHILD);
+
+/**
+ * A poll pass held after reading the birth, while `change` is made in the EMR and notified. The poll's
+ * first evaluation of the child is of the Encounter page (types go in alphabetical order): Compositions
+ * were read before it, and the later pages hold the child's resources at versions it saw, so it is the
+ * pass's last word on the birth.
+ */
+async function pollHeldWhile(h: Harness, change: () => Promise<void>): Promise<void> {
+  const source = h.bridge.sources[0];
+  assert.ok(source);
+  const { held, release } = holdEvaluation(source.pipeline, (args, evaluated) => byPoll(args) && ofChild(evaluated));
+  const pass = source.poller.pollOnce();
+  await Promise.race([held, pass]);
+  await change();
+  release();
+  await pass;
+}
+
+const CHILD = `Patient/${child(birthResources(0)).id}`;
+
+/** The EMR's fetal death report for birth 0's child: the record is a stillbirth, never a live birth. */
+const fetalDeathReport = (status: Composition['status']): Composition => ({
+  resourceType: 'Composition',
+  id: 'e2e-birth-0-fetal-death-report',
+  status,
+  type: { coding: [{ system: 'http://loinc.org', code: '69045-3' }] },
+  subject: { reference: CHILD },
+  date: '2025-01-10T10:00:00Z',
+  author: [{ display: 'Ward clerk' }],
+  title: 'Fetal death report',
+});
+
+const rowOfChild0 = (h: Harness) => h.rows().find((r) => r.subjectKey === CHILD);
+
+describe('bridge: a poll pass and a notification evaluate one birth at once', () => {
+  it('a stillbirth reported while the pass held its older read is not notified as a birth when the pass commits', async () => {
+    const h = await startHarness({ seed: birthResources(0), notify: { style: 'hapi-payload' } });
+    try {
+      await pollHeldWhile(h, async () => {
+        await h.fhir.upsert(fetalDeathReport('final'));
+        await h.waitFor('the notification recorded the stillbirth', () => rowOfChild0(h)?.state === 'skipped');
+      });
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
+      assert.equal(rowOfChild0(h)?.state, 'skipped', 'the stillbirth stands');
+      assert.match(rowOfChild0(h)?.skipReason ?? '', /fetal death/);
+      assert.equal((await h.events()).length, 0, 'OpenCRVS never heard of a live birth');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a stillbirth report entered in error while the pass held its read of it leaves the birth to be notified', async () => {
+    const seed = [...birthResources(0), fetalDeathReport('final')];
+    const h = await startHarness({ seed, notify: { style: 'hapi-payload' }, worker: false });
+    try {
+      await pollHeldWhile(h, async () => {
+        await h.fhir.upsert(fetalDeathReport('entered-in-error'));
+        await h.waitFor('the notification recorded the birth', () => rowOfChild0(h)?.state === 'pending');
+      });
+      assert.equal(rowOfChild0(h)?.state, 'pending', 'the birth is still to be sent');
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
+      assert.equal(rowOfChild0(h)?.state, 'delivered');
+      assert.equal((await h.events()).length, 1);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a notification evaluated from a read older than a poll that committed meanwhile is read again', async () => {
+    const h = await startHarness({ seed: birthResources(0), notify: { style: 'hapi-payload' }, worker: false });
+    try {
+      const source = h.bridge.sources[0];
+      assert.ok(source);
+      const { held, release } = holdEvaluation(
+        source.pipeline,
+        (args, evaluated) => !byPoll(args) && ofChild(evaluated),
+      );
+      // The report's notification is evaluated (a stillbirth) and held before it commits.
+      await h.fhir.upsert(fetalDeathReport('final'));
+      await held;
+      // The report is then entered in error, and that notification lost: only a poll sees the birth again.
+      h.fhir.emitter?.dropNext(1);
+      await h.fhir.upsert(fetalDeathReport('entered-in-error'));
+      await source.poller.pollOnce();
+      assert.equal(rowOfChild0(h)?.state, 'pending', 'the poll, begun after the notification, recorded the birth');
+      release();
+      await h.waitFor('the notification processed', () => h.bridge.ledger.inbox.depth() === 0);
+      assert.equal(rowOfChild0(h)?.state, 'pending', 'the older stillbirth did not withdraw the birth');
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
+      assert.equal((await h.events()).length, 1);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a poll overtaken by a notification it read after is read again: the newer record decides', async () => {
+    const h = await startHarness({ seed: birthResources(0), notify: { style: 'hapi-payload' }, worker: false });
+    try {
+      const source = h.bridge.sources[0];
+      assert.ok(source);
+      // The pass is held at its first page (Compositions, none yet), before it reads the child.
+      const { held, release } = holdEvaluation(source.pipeline, byPoll);
+      const pass = source.poller.pollOnce();
+      await held;
+      // A stillbirth is reported and notified, then entered in error with that notification lost.
+      await h.fhir.upsert(fetalDeathReport('final'));
+      await h.waitFor('the notification recorded the stillbirth', () => rowOfChild0(h)?.state === 'skipped');
+      h.fhir.emitter?.dropNext(1);
+      await h.fhir.upsert(fetalDeathReport('entered-in-error'));
+      // The pass reads the child now: a live birth. It began before the notification committed.
+      release();
+      await pass;
+      assert.equal(rowOfChild0(h)?.state, 'pending', 'the birth as the EMR holds it now');
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
+      assert.equal((await h.events()).length, 1);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a notification that read before a poll begun earlier, and commits after it, is read again', async () => {
+    const h = await startHarness({ seed: birthResources(0), notify: { style: 'hapi-payload' }, worker: false });
+    try {
+      const source = h.bridge.sources[0];
+      assert.ok(source);
+      const poll = holdEvaluation(source.pipeline, byPoll);
+      const pass = source.poller.pollOnce();
+      await poll.held;
+      // Begun after the pass, the notification's evaluation reads the stillbirth and is held before it commits.
+      const notification = holdEvaluation(source.pipeline, (args, evaluated) => !byPoll(args) && ofChild(evaluated));
+      await h.fhir.upsert(fetalDeathReport('final'));
+      await notification.held;
+      h.fhir.emitter?.dropNext(1);
+      await h.fhir.upsert(fetalDeathReport('entered-in-error'));
+      // The pass reads the child after that (a live birth) and commits first.
+      poll.release();
+      await pass;
+      assert.equal(rowOfChild0(h)?.state, 'pending');
+      notification.release();
+      await h.waitFor('the notification processed', () => h.bridge.ledger.inbox.depth() === 0);
+      assert.equal(rowOfChild0(h)?.state, 'pending', 'the older read did not withdraw the birth');
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
+      assert.equal((await h.events()).length, 1);
+    } finally {
+      await h.close();
+    }
+  });
+});
