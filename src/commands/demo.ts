@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { Bridge, type SyncSummary } from '../app.js';
-import { configFromObject } from '../config/index.js';
+import { type BridgeConfig, configFromObject } from '../config/index.js';
 import { errorLine } from '../observability/crash.js';
 import { DEMO_STATIC_EXPECTED, demoSeed } from '../sandbox/demo/seed.js';
 import {
@@ -22,7 +22,7 @@ import {
 import { startFhirSandbox } from '../sandbox/fhir/index.js';
 import { startOpenCrvsSimulator } from '../sandbox/opencrvs/index.js';
 import { wholeNumber } from './options.js';
-import { processLogger, stopOnSignals } from './runtime.js';
+import { logLevelFromEnv, processLogger, stopOnSignals } from './runtime.js';
 
 interface DemoOptions {
   exit?: boolean;
@@ -154,14 +154,11 @@ export function registerDemo(program: Command): void {
           },
         },
         admin: { token: adminToken },
-        logging: { level: process.env.LOG_LEVEL },
+        logging: { level: logLevelFromEnv() },
       };
-      const config = configFromObject(configObject);
       // The same configuration as a file, so `ledger`, `replay` and `doctor` can be tried on the demo while
       // it serves. Its secrets are the simulator's and this run's admin token (printed below anyway).
       const configFile = join(dataDir, 'bridge.yaml');
-      writeFileSync(configFile, stringify(configObject), { mode: 0o600 });
-      const bridge = new Bridge(config, { logger, schedule: false });
       // The demo's ledger holds only generated records; it goes with the demo.
       const stopSandboxes = async () => {
         await dhis2.close();
@@ -169,15 +166,22 @@ export function registerDemo(program: Command): void {
         await opencrvs.close();
         rmSync(dataDir, { recursive: true, force: true });
       };
+      let config: BridgeConfig;
+      let bridge: Bridge | undefined;
       try {
+        config = configFromObject(configObject);
+        writeFileSync(configFile, stringify(configObject), { mode: 0o600 });
+        bridge = new Bridge(config, { logger, schedule: false });
         await bridge.start();
       } catch (err) {
-        // A busy port (8080 on many workstations): say so, and leave nothing running behind.
+        // Leave nothing running behind: the sandboxes' servers would keep the process alive.
         console.error(`demo: ${errorLine(err)}`);
-        console.error(
-          'demo: another port for the bridge: npm start -- --port 18080 (or opencrvs-bridge demo --port N)',
-        );
-        await bridge.stop().catch(() => undefined);
+        // A busy port (8080 on many workstations): say which to use instead.
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE')
+          console.error(
+            'demo: another port for the bridge: npm start -- --port 18080 (or opencrvs-bridge demo --port N)',
+          );
+        await bridge?.stop().catch(() => undefined);
         await stopSandboxes();
         process.exitCode = 2;
         return;
@@ -197,7 +201,8 @@ export function registerDemo(program: Command): void {
           `Bridge              ${base}  health ${base}/healthz  ready ${base}/readyz  metrics ${base}/metrics`,
           `Admin UI            ${base}/admin  (token ${adminToken})`,
           `Ledger              ${config.store.path}`,
-          `Its configuration   ${configFile}  (try: opencrvs-bridge ledger --config ${configFile} --find '#1')`,
+          // Under --exit the folder goes with the demo: nothing to try it on.
+          `Its configuration   ${configFile}${options.exit ? '' : `  (try: npx opencrvs-bridge ledger --config ${configFile} --find '#1')`}`,
         ],
       );
       const writeBacks = bridge.writeBacks?.store.list() ?? [];

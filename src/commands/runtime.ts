@@ -10,14 +10,19 @@ const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
  * `toStderr`: for commands whose standard output is their answer (`sync`, `replay`).
  */
 export function processLogger(config?: BridgeConfig, options: { toStderr?: boolean } = {}): Logger {
+  const level = logLevelFromEnv() ?? config?.logging.level ?? 'info';
+  return createLogger(options.toStderr ? { level, destination: process.stderr } : { level });
+}
+
+/** `LOG_LEVEL`, as a level name (lower case), or undefined when it is not set. */
+export function logLevelFromEnv(): string | undefined {
   // `DEBUG` and `debug` alike: environment variables are often written in capitals.
   const fromEnv = process.env.LOG_LEVEL?.trim().toLowerCase() || undefined;
   // pino's own complaint ("default level:bogus must be included in custom levels") names neither. A
   // configuration error (exit 2), as a bad logging.level in the file is.
   if (fromEnv !== undefined && !LEVELS.includes(fromEnv))
     throw new ConfigError('LOG_LEVEL', `${process.env.LOG_LEVEL} is not a log level (${LEVELS.join(', ')})`);
-  const level = fromEnv ?? config?.logging.level ?? 'info';
-  return createLogger(options.toStderr ? { level, destination: process.stderr } : { level });
+  return fromEnv;
 }
 
 /** SIGINT/SIGTERM handling that starts before the bridge exists (see listenForSignals). */
