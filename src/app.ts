@@ -19,6 +19,7 @@ import {
 import { loadMappings, type MapOptions, type MappingSet, sourceMappingOptions } from './mapping/index.js';
 import type { Logger } from './observability/logger.js';
 import { BridgeMetrics } from './observability/metrics.js';
+import { paced } from './observability/paced.js';
 import { createOpenCrvsClient, LocationResolver, type OpenCrvsClient, OpenCrvsError } from './opencrvs/index.js';
 import { missingGrants } from './opencrvs/scopes.js';
 import { buildDhis2Source, type Dhis2SourceRuntime } from './sources/dhis2/index.js';
@@ -330,6 +331,9 @@ export class Bridge {
   /** Counts carried by the runtime since start, moved into their Prometheus counters at scrape time. */
   private counted = { tokenRenewals: 0, gaps: new Map<string, number>() };
 
+  /** Counts for scrapes and admin tabs: at most about 2% of the event loop on a large ledger. */
+  private readonly ledgerCounts = paced(() => this.ledger.counts(), { share: 0.02, maxAgeMs: 15_000 });
+
   /** Mirrors stored state into gauges at scrape time. */
   refreshMetrics(): void {
     this.metrics.eventsByState.reset();
@@ -338,7 +342,7 @@ export class Bridge {
     for (const eventType of this.mappedEventTypes()) {
       for (const state of LEDGER_STATES) this.metrics.eventsByState.set({ state, event_type: eventType }, 0);
     }
-    for (const { state, eventType, count } of this.ledger.counts()) {
+    for (const { state, eventType, count } of this.ledgerCounts()) {
       this.metrics.eventsByState.set({ state, event_type: eventType }, count);
     }
     this.metrics.inboxDepth.set(this.ledger.inbox.depth());
@@ -402,6 +406,7 @@ export class Bridge {
     const writeBacks = this.writeBacks;
     return {
       ledger: this.ledger,
+      counts: this.ledgerCounts,
       held: () => this.worker.held(),
       sourceStatuses: () => this.sourceStatuses(),
       replay: (ids) => this.replay(ids),

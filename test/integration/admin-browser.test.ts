@@ -153,6 +153,7 @@ describe('admin page in headless Chromium', {
     writeBacks = new WriteBackStore(join(dir, 'bridge.db'));
     const target: AdminTarget = {
       ledger,
+      counts: () => ledger.counts(),
       held: () => worker.held(),
       sourceStatuses: () => [
         {

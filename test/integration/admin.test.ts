@@ -119,6 +119,7 @@ async function startHarness(settings: { token?: string; showPersonalData: boolea
   };
   const target: AdminTarget = {
     ledger,
+    counts: () => ledger.counts(),
     held: () => harness.hold,
     sourceStatuses: () => SOURCES,
     replay: async (ids) => {

@@ -13,7 +13,7 @@ const rowId = (req: Request, res: Response) => rowIdOr400(req, res, 'id');
 
 function summary(target: AdminTarget, settings: AdminSettingsView) {
   const { ledger } = target;
-  const counts = ledger.counts();
+  const counts = target.counts();
   const byState: Record<string, number> = Object.fromEntries(LEDGER_STATES.map((state) => [state, 0]));
   const byEventType: Record<string, number> = {};
   for (const { state, eventType, count } of counts) {
@@ -58,7 +58,7 @@ export function adminApi(target: AdminTarget, settings: AdminSettingsView, log: 
     // The ledger's counts are read only for a type that is neither (they read the whole state index).
     const eventType = query.filter.eventType;
     if (eventType !== undefined && eventType !== 'birth' && eventType !== 'death') {
-      const known = new Set(['birth', 'death', ...ledger.counts().map((c) => c.eventType)]);
+      const known = new Set(['birth', 'death', ...target.counts().map((c) => c.eventType)]);
       if (!known.has(eventType))
         return adminError(res, 400, `eventType: unknown event type (one of ${[...known].sort().join(', ')})`);
     }

@@ -60,6 +60,8 @@ export interface WriteBackQueueView {
 
 export interface AdminTarget {
   ledger: Ledger;
+  /** The ledger's counts by state and event type, paced on a large ledger (observability/paced.ts). */
+  counts(): ReturnType<Ledger['counts']>;
   /** The write-back queue; absent when no source writes tracking ids back. */
   writeBacks?: WriteBackQueueView;
   held(): { reason: string; since: number } | undefined;
