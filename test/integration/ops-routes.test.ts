@@ -14,6 +14,9 @@ import { silentLogger } from '../../src/observability/logger.js';
 import { DEMO_FACILITIES, facilityLocation, generateBirth, generateDeath } from '../../src/sandbox/demo/generate.js';
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
+import { MAX_INBOX_DEPTH } from '../../src/sources/fhir/receiver.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const SEED = [
   ...DEMO_FACILITIES.map(facilityLocation),
@@ -108,7 +111,21 @@ describe('health and readiness', () => {
       const { status, body } = await readyz(bridge);
       assert.equal(status, 200, JSON.stringify(body));
       assert.deepEqual(body.failed, []);
-      assert.deepEqual(Object.keys(body.checks).sort(), ['opencrvs-token', 'queue', 'routing', 'source:emr', 'store']);
+      assert.deepEqual(Object.keys(body.checks).sort(), [
+        'delivery',
+        'inbox',
+        'opencrvs-token',
+        'queue',
+        'routing',
+        'source:emr',
+        'store',
+      ]);
+      // The store check proves a write, but not one per probe: a probe loop would be a commit loop.
+      const written = bridge.ledger.getMeta('health:lastWriteCheck');
+      assert.ok(written);
+      await sleep(5);
+      await readyz(bridge);
+      assert.equal(bridge.ledger.getMeta('health:lastWriteCheck'), written);
     } finally {
       await bridge.stop();
     }
@@ -228,6 +245,58 @@ describe('health and readiness', () => {
       const metrics = samples((await get(bridge, '/metrics')).text);
       assert.equal(metrics.find((s) => s.name === 'bridge_queue_held')?.value, 1);
     } finally {
+      await bridge.stop();
+    }
+  });
+});
+
+describe('readiness: what alerting needs to see', () => {
+  it('is not ready, naming inbox, while the inbox is full and notifications are refused', async () => {
+    const bridge = newBridge();
+    try {
+      await bridge.start();
+      // Not due for a day: the processor leaves them waiting, as it would behind a stalled source.
+      const later = Date.now() + 86_400_000;
+      bridge.ledger.transaction(() => {
+        for (let i = 0; i < MAX_INBOX_DEPTH; i++) bridge.ledger.inbox.add('emr', { resourceType: 'Bundle' }, later);
+      });
+      const { status, body } = await readyz(bridge);
+      assert.equal(status, 503);
+      assert.deepEqual(body.failed, ['inbox'], JSON.stringify(body));
+      assert.match(body.checks.inbox?.detail ?? '', /^100000 notifications waiting: new ones are refused \(503/);
+    } finally {
+      await bridge.stop();
+    }
+  });
+
+  it('names delivery once every attempt has failed for 5 minutes, and not after one is taken', async () => {
+    const bridge = newBridge();
+    const retries: string[] = [];
+    bridge.onDeliveryOutcome((outcome) => {
+      if (outcome.type === 'retry') retries.push(outcome.error?.kind ?? '');
+    });
+    // The check reads the clock; five minutes later is asked of it directly.
+    const problemIn = (ms: number) =>
+      (bridge as unknown as { deliveryProblem(now: number): string | undefined }).deliveryProblem(Date.now() + ms);
+    try {
+      await bridge.start();
+      // Offices resolved first (the lookup would fail too); then every events API call fails.
+      for (let waited = 0; !(await readyz(bridge)).body.checks.routing?.ok && waited < 10_000; waited += 50)
+        await sleep(50);
+      await sim.control.configure({ faults: { errorRate: 1, errorStatus: 500 } });
+      await bridge.syncOnce(undefined, { timeoutMs: 3000 });
+      for (let waited = 0; retries.length < 3 && waited < 10_000; waited += 50) await sleep(50);
+      assert.ok(retries.length >= 3, `attempts failed: ${retries.length}`);
+      assert.equal((await readyz(bridge)).body.checks.delivery?.ok, true, 'a few minutes of failures is no alert yet');
+      assert.match(
+        problemIn(6 * 60_000) ?? '',
+        /^no delivery has succeeded for 6 min: \d+ attempts failed and wait for a retry \(last: \w+ \(HTTP 500\)\)$/,
+      );
+      await sim.control.configure({ faults: {} });
+      await bridge.syncOnce(undefined, { timeoutMs: 15_000 });
+      assert.equal(problemIn(6 * 60_000), undefined, 'a delivery ends it');
+    } finally {
+      await sim.control.configure({ faults: {} });
       await bridge.stop();
     }
   });

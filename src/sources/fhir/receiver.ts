@@ -72,17 +72,26 @@ export class SubscriptionReceiver {
       authenticateNotification({ secret: source.auth.secret }, { authorization }, Buffer.alloc(0));
   }
 
+  /** The inbox is full: notifications are refused with 503 until it drains (depth counted at most once a second). */
+  full(now = Date.now()): { depth: number } | undefined {
+    this.refreshDepth(now);
+    return this.depth >= this.maxDepth ? { depth: this.depth } : undefined;
+  }
+
+  private refreshDepth(now: number): void {
+    if (now - this.depthCountedAt >= DEPTH_REFRESH_MS) {
+      this.depth = this.inbox.depth();
+      this.depthCountedAt = now;
+    }
+  }
+
   /** Throws NotificationError for anything refused (the HTTP layer turns it into an OperationOutcome). */
   receive(request: ReceiverRequest, now = Date.now()): ReceiverOutcome {
     const source = this.sources.get(request.sourceId);
     if (!source) throw new NotificationError(404, 'not-found', 'unknown source');
     authenticateNotification(source.auth, request, request.rawBody);
     const notification = parseNotification(request);
-    if (now - this.depthCountedAt >= DEPTH_REFRESH_MS) {
-      this.depth = this.inbox.depth();
-      this.depthCountedAt = now;
-    }
-    if (this.depth >= this.maxDepth) {
+    if (this.full(now)) {
       // One line a minute with the count, not one per refusal: a flood refused 31,000 in 20 s.
       this.refused++;
       if (now - this.refusedLoggedAt >= 60_000) {
