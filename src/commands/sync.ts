@@ -50,16 +50,26 @@ function printSummary(summary: SyncSummary): void {
     console.log('sources that could not be polled:');
     for (const id of summary.failedSources) console.log(`  ${id}: ${summary.sourceErrors[id] ?? 'failed'}`);
   }
-  console.log(
-    summary.ok ? 'result: everything found was delivered' : 'result: something is dead, held or still failing',
-  );
+  console.log(`result: ${resultOf(summary)}`);
+}
+
+/** The last line of the summary: why the exit status is 1, each reason once. */
+function resultOf(summary: SyncSummary): string {
+  if (summary.ok) return 'everything found was delivered';
+  const reasons: string[] = [];
+  const done = new Set(['delivered', 'delivered-pending', 'skipped']);
+  if (summary.held || summary.earlier.length > 0 || summary.rows.some((row) => !done.has(row.state)))
+    reasons.push('something is dead, held or still failing');
+  if (summary.failedSources.length > 0) reasons.push('a source could not be polled');
+  if (summary.timedOut) reasons.push('the pass reached --timeout');
+  return reasons.length > 0 ? reasons.join('; ') : 'something is dead, held or still failing';
 }
 
 export function registerSync(program: Command): void {
   program
     .command('sync')
     .description(
-      'one poll-and-deliver pass for external schedulers (cron, Kubernetes CronJob); exit 0 when everything found was delivered, 1 when anything is dead, failing, waiting or locked (rows of earlier passes included) or the pass was stopped (a signal, --timeout), 2 for wrong arguments or configuration',
+      'one poll-and-deliver pass for external schedulers (cron, Kubernetes CronJob); exit 0 when everything found was delivered; 1 when anything is dead, failing, waiting or locked (rows of earlier passes included), when delivery is held, when a source could not be polled, or when the pass was stopped (a signal, --timeout) or failed; 2 for wrong arguments or configuration',
     )
     .requiredOption('--once', 'run one pass and exit (the only mode; `serve` runs continuously)')
     .option('--source <id>', 'only this source (repeatable)', (value: string, all: string[] = []) => [...all, value])

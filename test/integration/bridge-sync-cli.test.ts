@@ -117,6 +117,8 @@ describe('opencrvs-bridge sync --once', () => {
       result.stdout,
       /sources that could not be polled:\n {2}emr: search \w+ failed: network error \(ECONNREFUSED\)/,
     );
+    // The last line gives every reason for the exit 1 (the dead row an earlier test left is one).
+    assert.match(result.stdout, /\nresult: [^\n]*a source could not be polled\n/);
   });
 
   /** Rows of the pass's ledger in `state` (read beside the running process: WAL allows it). */
@@ -197,6 +199,7 @@ describe('opencrvs-bridge sync --once', () => {
       const seconds = (Date.now() - started) / 1000;
       assert.equal(result.code, 1, result.stderr || result.stdout);
       assert.match(result.stdout, /the pass reached --timeout before it finished/);
+      assert.match(result.stdout, /\nresult: [^\n]*the pass reached --timeout\n/);
       // Generous for a loaded machine; without the deadline this takes the source's 60 s call timeout.
       assert.ok(seconds < 30, `${seconds} s`);
       const after = openLedger(join(s.dir, 'bridge.db'));
