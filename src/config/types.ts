@@ -100,7 +100,7 @@ export interface Dhis2Settings {
   trackedEntityType?: string;
   /** Only enrollments in this status (`enrollmentStatus`). */
   enrollmentStatus?: 'ACTIVE' | 'COMPLETED' | 'CANCELLED';
-  /** The `fields` filter of the poll; must include attributes, enrollments (with events) and relationships. */
+  /** The `fields` filter of the poll: `*`, or a list with trackedEntity, updatedAt, attributes and enrollments (checked at load). */
   fields: string;
 }
 
