@@ -36,7 +36,8 @@ const SUPPLEMENT = {
   'delivery.baseDelayMs': 'First retry delay (exponential backoff with jitter; Retry-After is honoured).',
   'delivery.maxDelayMs': 'Longest retry delay.',
   'delivery.pollIntervalMs': 'How often the worker looks for due rows when idle.',
-  'delivery.lockTimeoutSeconds': 'A claimed row whose worker vanished is handed back after this long.',
+  'delivery.lockTimeoutSeconds':
+    'A claimed row whose worker vanished is handed back after this long (a running worker renews the locks of its attempts in flight, however slow OpenCRVS is).',
   'delivery.holdProbeSeconds':
     'While the queue is held (credentials, scope, unknown office), probe OpenCRVS this often and resume when it works.',
   sources: 'The systems births and deaths are read from.',
@@ -54,7 +55,8 @@ const SUPPLEMENT = {
   'sources[].auth.clientId': 'OAuth2 client id.',
   'sources[].auth.clientSecret': 'OAuth2 client secret (posted in the form body).',
   'sources[].auth.scope': 'OAuth2 scope requested, e.g. `system/*.read`.',
-  'sources[].timeoutMs': 'Timeout of every call to the source.',
+  'sources[].timeoutMs':
+    'Timeout of every call to the source. An answer larger than 64 MB is refused, not retried (the pass fails; lower `poll.pageSize`).',
   'sources[].maxConcurrentRequests':
     'Calls to the source in flight at once, over polling, notifications and write-back; more wait their turn (their timeout starts when they are sent).',
   'sources[].poll':
@@ -70,7 +72,7 @@ const SUPPLEMENT = {
   'sources[].subscription.hmacSecret': 'Medplum-style HMAC-SHA256 signing secret (`X-Signature`).',
   'sources[].subscription.heartbeatSeconds': 'Expected heartbeat period; silence for longer triggers a catch-up poll.',
   'sources[].mappings':
-    'Mapping names under mappings/ (or paths). Default: birth and death mappings for the kind (`birth.fhir`, `death.fhir` / `birth.dhis2`, `death.dhis2`).',
+    'Mapping names under mappings/, or paths to your own files (with a folder in them, relative to the config file: `./mappings/birth.yaml`; in the container, mount them next to the config, under `/config`). Default: birth and death mappings for the kind (`birth.fhir`, `death.fhir` / `birth.dhis2`, `death.dhis2`).',
   'sources[].dhis2.enrollmentStatus': 'Only enrollments in this status.',
   'sources[].writeBack.enabled': 'Write back (when the block is present).',
   'sources[].writeBack.identifierSystem': 'FHIR: the identifier system of the tracking id.',

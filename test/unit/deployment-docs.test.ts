@@ -1,6 +1,8 @@
 // docs/deployment.md stays true to the code: every key of the configuration schema is in its reference,
-// every metric the bridge registers is described, and the example configuration it points to is valid.
+// the reference is what scripts/config-reference.mjs generates, every metric the bridge registers is
+// described, and the example configuration it points to is valid.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +55,11 @@ describe('docs/deployment.md', () => {
     assert.deepEqual(missing, [], 'run: node scripts/config-reference.mjs --write');
     const undescribed = paths.filter((p) => (rows.get(p) ?? '').split(' | ').at(-1)?.trim() === '');
     assert.deepEqual(undescribed, [], 'add a description (schema or scripts/config-reference.mjs SUPPLEMENT)');
+  });
+
+  it('has the configuration reference as the generator writes it (a row edited by hand is lost at the next --write)', () => {
+    const check = spawnSync(process.execPath, [`${root}scripts/config-reference.mjs`, '--check'], { encoding: 'utf8' });
+    assert.equal(check.status, 0, `${check.stderr}(edit profiles/config.schema.json or the script's SUPPLEMENT)`);
   });
 
   it('describes every metric the bridge registers', async () => {
