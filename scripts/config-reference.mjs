@@ -47,7 +47,7 @@ const SUPPLEMENT = {
   'sources[].baseUrl': 'FHIR base URL (e.g. https://emr.example/fhir) or DHIS2 server root (the API is under /api).',
   'sources[].auth': 'How the bridge authenticates to the source. Default: `{type: none}`.',
   'sources[].auth.type':
-    'none, bearer (`token`), basic (`username`/`password`), oauth2 client credentials (`tokenUrl`, `clientId`, `clientSecret`, `scope`), pat (DHIS2 personal access token in `token`).',
+    'none, bearer (`token`), basic (`username`/`password`), oauth2 client credentials (`tokenUrl`, `clientId`, `clientSecret`, `scope`), pat (DHIS2 personal access token in `token`). A key the type does not read is refused.',
   'sources[].auth.token': 'Bearer token or DHIS2 personal access token.',
   'sources[].auth.username': 'Basic auth user.',
   'sources[].auth.password': 'Basic auth password.',
