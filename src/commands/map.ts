@@ -37,7 +37,10 @@ export function registerMap(program: Command): void {
       "one mapping file, or a shipped mapping's name such as birth.fhir (default: the config's sources' mappings; without --config, every mapping in mappings/)",
     )
     .option('--config <file>', 'configuration: routing, OpenCRVS country and version (default: $BRIDGE_CONFIG)')
-    .option('--json', 'print exactly one JSON object (a usage or input problem too: {"status":"error",…})')
+    .option(
+      '--json',
+      'print one JSON object ({"status":"error",…} for a missing --input, an input it cannot read or recognise, or a mapping that does not load); an unknown option, an option without its value or a configuration error prints nothing on standard output',
+    )
     .action((options: MapCommandOptions) => runMap(options));
 }
 
