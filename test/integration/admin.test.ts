@@ -266,6 +266,7 @@ describe('admin routes with a token', () => {
     assert.deepEqual(await ids('find=Patient/a2'), [h.deliveredId], 'by the EMR record');
     assert.deepEqual(await ids('find=a3'), [h.deathId], 'by its id alone');
     assert.deepEqual(await ids('find=TRK0001'), [h.deliveredId], 'by the OpenCRVS tracking ID');
+    assert.deepEqual(await ids(`find=%23${h.deathId}`), [h.deathId], "by its row number, '#N' as sync prints it");
     assert.deepEqual(await ids('find=Patient/a2&state=dead'), [], 'with the other filters');
     assert.deepEqual(await ids('find=Patient/zz'), []);
     const otherSource = obj((await request(h, '/admin/api/events?source=dhis2', { headers: bearer })).body);
