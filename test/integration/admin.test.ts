@@ -264,6 +264,7 @@ describe('admin routes with a token', () => {
         (e) => obj(e).id,
       );
     assert.deepEqual(await ids('find=Patient/a2'), [h.deliveredId], 'by the EMR record');
+    assert.deepEqual(await ids('find=emr:Patient/a2'), [h.deliveredId], 'by source and record');
     assert.deepEqual(await ids('find=a3'), [h.deathId], 'by its id alone');
     assert.deepEqual(await ids('find=TRK0001'), [h.deliveredId], 'by the OpenCRVS tracking ID');
     assert.deepEqual(await ids(`find=%23${h.deathId}`), [h.deathId], "by its row number, '#N' as sync prints it");
