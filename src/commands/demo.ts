@@ -21,7 +21,7 @@ import {
 } from '../sandbox/dhis2/index.js';
 import { startFhirSandbox } from '../sandbox/fhir/index.js';
 import { startOpenCrvsSimulator } from '../sandbox/opencrvs/index.js';
-import { wholeNumber } from './options.js';
+import { buildOrReport, wholeNumber } from './options.js';
 import { logLevelFromEnv, processLogger, stopOnSignals } from './runtime.js';
 
 interface DemoOptions {
@@ -83,7 +83,9 @@ export function registerDemo(program: Command): void {
     .action(async (options: DemoOptions) => {
       // The demo prints a summary; logs stay at warn unless LOG_LEVEL asks for more.
       process.env.LOG_LEVEL ??= 'warn';
-      const logger = processLogger();
+      // A LOG_LEVEL that is no level: a configuration error (exit 2), before anything starts.
+      const logger = buildOrReport(() => processLogger());
+      if (!logger) return;
       const { births, deaths, dhis2Births, dhis2Deaths } = options;
       const opencrvs = await startOpenCrvsSimulator({ port: options.opencrvsPort, logger });
       const seed = demoSeed(births, deaths);

@@ -94,6 +94,12 @@ describe('opencrvs-bridge demo', () => {
     }
   });
 
+  it('refuses a LOG_LEVEL that is no level as a configuration error (exit 2), before starting anything', async () => {
+    const r = await runCli(['demo', '--exit', '--port', '0'], { LOG_LEVEL: 'verbose' }, 30_000);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /configuration error: LOG_LEVEL: verbose is not a log level/);
+  });
+
   it('refuses a count or a port that is not a whole number, with exit 2, before starting anything', async () => {
     for (const [flag, value] of [
       ['--births', 'abc'],
