@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import {
   type AttemptRow,
   type HoldState,
+  heldSince,
   LEDGER_STATES,
   type LedgerError,
   type LedgerRow,
@@ -142,9 +143,7 @@ function parseStates(value: string | undefined): LedgerState[] | undefined {
 
 function holdBanner(hold: HoldState): string {
   return (
-    `DELIVERY HELD since ${new Date(hold.since).toISOString()}: ${hold.reason}` +
-    (hold.rowId !== undefined ? ` (shown by row #${hold.rowId}, which the probe tries again)` : '') +
-    '\n' +
+    `DELIVERY HELD ${heldSince(hold)}\n` +
     'Nothing is being sent; no row is dead-lettered. Fix the credentials, scopes or office, and delivery ' +
     'resumes by itself at the next probe.\n'
   );

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { Bridge, type SyncSummary } from '../app.js';
+import { heldSince } from '../ledger/index.js';
 import { errorLine } from '../observability/crash.js';
 import { isOpenCrvsError } from '../opencrvs/index.js';
 import { buildOrReport, loadConfigOrReport } from './options.js';
@@ -17,11 +18,7 @@ function printSummary(summary: SyncSummary): void {
         (queuedBefore > 0 ? ` (${queuedBefore} queued by an earlier pass or a replay)` : ''),
     );
   if (summary.held) {
-    const row = summary.held.rowId !== undefined ? ` (shown by row #${summary.held.rowId})` : '';
-    console.log(
-      `DELIVERY HELD since ${new Date(summary.held.since).toISOString()}: ${summary.held.reason}${row}; ` +
-        'nothing is sent until it is fixed (see `ledger`)',
-    );
+    console.log(`DELIVERY HELD ${heldSince(summary.held)}; nothing is sent until it is fixed`);
   }
   for (const [state, count] of byState) console.log(`  ${state}: ${count}`);
   for (const row of summary.rows.filter((r) => r.state !== 'delivered' && r.state !== 'skipped')) {

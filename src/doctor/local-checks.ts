@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { type BridgeConfig, ConfigError, type Env, loadConfig, type SourceSettings } from '../config/index.js';
-import { openLedger } from '../ledger/index.js';
+import { heldSince, openLedger } from '../ledger/index.js';
 import { loadMappings, MappingLoadError, type MappingSet, sourceMappingOptions } from '../mapping/index.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
 
@@ -42,13 +42,7 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
     const hold = ledger.getHold();
     if (hold) {
       // Nothing is being delivered until someone acts: a failure, so a script running doctor sees it.
-      const row = hold.rowId !== undefined ? `; shown by row #${hold.rowId}: ledger --find '#${hold.rowId}'` : '';
-      results.push(
-        fail(
-          'queue',
-          `delivery is held since ${new Date(hold.since).toISOString()}: ${hold.reason}${row} (see /admin)`,
-        ),
-      );
+      results.push(fail('queue', `delivery is held ${heldSince(hold)}; see /admin`));
     }
     for (const source of config.sources) {
       // Nothing recorded yet and no start date: the first pass reads the source's whole history, and

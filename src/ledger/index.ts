@@ -1,5 +1,6 @@
 // The ledger/outbox: one SQLite row per source event, the same row the delivery worker claims.
 export { canonicalJson, hashPayload } from './hash.js';
+export { heldSince } from './hold-text.js';
 export type { LedgerInbox, StoredNotification } from './inbox.js';
 export { openLedger } from './ledger.js';
 export { DEFAULT_LIST_LIMIT } from './queries.js';

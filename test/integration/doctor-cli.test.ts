@@ -376,7 +376,10 @@ describe('doctor checks', () => {
     const report = await runDoctor({ file, env: {} });
     const queue = report.checks.find((c) => c.name === 'queue');
     assert.equal(queue?.status, 'fail', formatReport(report));
-    assert.match(queue?.detail ?? '', /held since 1970-01-01T00:00:00.000Z: unauthorized .*row #7: ledger --find '#7'/);
+    assert.match(
+      queue?.detail ?? '',
+      /held since 1970-01-01T00:00:00.000Z: unauthorized .*\(shown by row #7, which the probe tries again: ledger --find '#7'\)/,
+    );
     assert.equal(report.ok, false, 'nothing is being delivered: not "all checks passed"');
   });
 });
