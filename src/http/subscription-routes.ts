@@ -1,6 +1,7 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { NotificationError } from '../sources/fhir/notification.js';
 import type { SubscriptionReceiver } from '../sources/fhir/receiver.js';
+import { AddressSlots, type SlotLimits } from './address-slots.js';
 import { clientErrorStatus } from './client-error.js';
 import { sendOutcome } from './operation-outcome.js';
 
@@ -10,25 +11,80 @@ function header(req: Request, name: string): string | undefined {
 }
 
 /**
+ * Bodies read at once before their sender is authenticated: for a source with only an `hmacSecret`
+ * (Medplum) the signature covers the body, and a source with no secret has nothing to check, so the
+ * body is read first. Without a bound, an unauthenticated client holding slow uploads made the bridge
+ * hold up to 1,000 connections × `bodyLimitBytes` (1 GB by default). So: as many reads as fit in 32 MB
+ * of bodies (2 to 32), at most a quarter of them for one remote address, so one client cannot take
+ * them all from the EMR; past that, 503 with Retry-After (the EMR resends). A legitimate read holds its
+ * slot for a moment (the body comes with the headers), so only a slow or stalled upload fills them.
+ * A bearer `secret` is checked before the body, and reads for such a source are not counted.
+ */
+export function unauthenticatedReadLimits(bodyLimitBytes: number): SlotLimits {
+  const total = Math.min(32, Math.max(2, Math.floor((32 * 1_048_576) / bodyLimitBytes)));
+  return { total, perAddress: Math.max(1, Math.floor(total / 4)) };
+}
+// Slots free within seconds (a stalled upload is cut at requestTimeout, 30 s).
+const READS_FULL_RETRY_AFTER_SECONDS = 10;
+
+/**
  * `POST /fhir-subscription/{sourceId}` and `PUT|DELETE|POST /fhir-subscription/{sourceId}/{Type}/{id}`.
  * The body is read raw (bounded) so the HMAC is computed over exactly the bytes sent, and the secret
  * is checked before the JSON is parsed.
  */
 export function subscriptionRoutes(receiver: SubscriptionReceiver, bodyLimitBytes: number): Router {
   const router = express.Router();
+  const readBody = express.raw({ type: () => true, limit: bodyLimitBytes });
+  const unauthenticatedReads = new AddressSlots(unauthenticatedReadLimits(bodyLimitBytes));
+  // Whether refuseEarly checks a bearer secret for the source: it does when it refuses a request
+  // without one. Asked once per configured source (the receiver does not say so otherwise).
+  const bearerChecked = new Map<string, boolean>();
+  const checksBearer = (sourceId: string): boolean => {
+    let checks = bearerChecked.get(sourceId);
+    if (checks === undefined) {
+      try {
+        receiver.refuseEarly(sourceId, undefined);
+        checks = false;
+      } catch {
+        checks = true;
+      }
+      bearerChecked.set(sourceId, checks);
+    }
+    return checks;
+  };
+
   // Before the body is read: an unknown source or a wrong bearer secret costs the sender nothing more.
   router.use('/:sourceId', (req: Request, res: Response, next: NextFunction) => {
+    const sourceId = String(req.params.sourceId);
     try {
-      receiver.refuseEarly(String(req.params.sourceId), header(req, 'authorization'));
-      next();
+      receiver.refuseEarly(sourceId, header(req, 'authorization'));
     } catch (err) {
       if (!(err instanceof NotificationError)) throw err;
       // The body is not read: close the connection after the answer rather than drain it.
       res.setHeader('connection', 'close');
       sendOutcome(res, err.status, err.code, err.message);
+      return;
     }
+    if (checksBearer(sourceId)) return readBody(req, res, next);
+    // The sender is not known yet: the read takes one of the bounded slots, given back when it ends.
+    const slot = unauthenticatedReads.take(req.socket.remoteAddress);
+    if (slot === undefined) {
+      res.setHeader('connection', 'close');
+      res.setHeader('retry-after', String(READS_FULL_RETRY_AFTER_SECONDS));
+      sendOutcome(res, 503, 'transient', 'too many notifications being read; retry later');
+      return;
+    }
+    let held = true;
+    const release = () => {
+      if (held) unauthenticatedReads.release(slot);
+      held = false;
+    };
+    res.once('close', release); // the connection ended before the read did
+    readBody(req, res, (err?: unknown) => {
+      release();
+      next(err);
+    });
   });
-  router.use(express.raw({ type: () => true, limit: bodyLimitBytes }));
 
   const handle = (req: Request, res: Response) => {
     const sourceId = String(req.params.sourceId);
