@@ -36,23 +36,6 @@ export function subscriptionRoutes(receiver: SubscriptionReceiver, bodyLimitByte
   const router = express.Router();
   const readBody = express.raw({ type: () => true, limit: bodyLimitBytes });
   const unauthenticatedReads = new AddressSlots(unauthenticatedReadLimits(bodyLimitBytes));
-  // Whether refuseEarly checks a bearer secret for the source: it does when it refuses a request
-  // without one. Asked once per configured source (the receiver does not say so otherwise).
-  const bearerChecked = new Map<string, boolean>();
-  const checksBearer = (sourceId: string): boolean => {
-    let checks = bearerChecked.get(sourceId);
-    if (checks === undefined) {
-      try {
-        receiver.refuseEarly(sourceId, undefined);
-        checks = false;
-      } catch {
-        checks = true;
-      }
-      bearerChecked.set(sourceId, checks);
-    }
-    return checks;
-  };
-
   // Before the body is read: an unknown source or a wrong bearer secret costs the sender nothing more.
   router.use('/:sourceId', (req: Request, res: Response, next: NextFunction) => {
     const sourceId = String(req.params.sourceId);
@@ -65,7 +48,7 @@ export function subscriptionRoutes(receiver: SubscriptionReceiver, bodyLimitByte
       sendOutcome(res, err.status, err.code, err.message);
       return;
     }
-    if (checksBearer(sourceId)) return readBody(req, res, next);
+    if (receiver.checksBearerFirst(sourceId)) return readBody(req, res, next);
     // The sender is not known yet: the read takes one of the bounded slots, given back when it ends.
     const slot = unauthenticatedReads.take(req.socket.remoteAddress);
     if (slot === undefined) {

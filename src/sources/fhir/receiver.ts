@@ -61,6 +61,11 @@ export class SubscriptionReceiver {
     return this.sources.has(sourceId);
   }
 
+  /** True when `sourceId` has a bearer secret, checked (by refuseEarly) before its body is read. */
+  checksBearerFirst(sourceId: string): boolean {
+    return this.sources.get(sourceId)?.auth.secret !== undefined;
+  }
+
   /**
    * What can be refused before the body is read: an unknown source, and a wrong bearer secret (the HMAC
    * needs the body). Keeps an unauthenticated sender from making the bridge read a megabyte per request.
