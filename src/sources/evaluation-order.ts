@@ -50,7 +50,11 @@ export class EvaluationOrder {
       return;
     }
     const oldestOpen = Math.min(...this.open);
-    for (const [subject, entry] of this.committed) if (entry.at <= oldestOpen) this.committed.delete(subject);
+    // Entries are in commit order (setBounded moves a key to the end), so the forgettable ones lead.
+    for (const [subject, entry] of this.committed) {
+      if (entry.at > oldestOpen) break;
+      this.committed.delete(subject);
+    }
   }
 
   /** Commits remembered (memory bound; tests). */

@@ -22,7 +22,7 @@ export interface Evaluation {
   excluded: boolean;
   noEvidence?: boolean;
   /** The evaluation's session (the fetcher it read through, see `reading`): orders its commit. */
-  session?: EvaluationSession;
+  session?: Reading;
 }
 
 /** What one evaluation pass recorded, for logs, `sync` and the admin page (no personal data). */
@@ -76,6 +76,15 @@ export interface PipelineDeps {
 }
 
 const DEFAULT_CONCURRENCY = 64;
+/** Rereads of one subject in flight at once (each further one needs yet another commit meanwhile). */
+const MAX_REREAD_ROUNDS = 3;
+
+/** An evaluation session with the rereads of the subjects its commits were refused for. */
+interface Reading extends EvaluationSession {
+  rereads: Promise<void>;
+  /** The first reread that failed. */
+  failure?: unknown;
+}
 
 /**
  * The part every source shares: changed resources → the subjects they affect → mapping (with
@@ -85,10 +94,9 @@ const DEFAULT_CONCURRENCY = 64;
 export class SourcePipeline {
   private readonly log: Logger;
   private readonly order = new EvaluationOrder();
-  private readonly sessions = new WeakMap<ResourceFetcher, EvaluationSession>();
-  /** Subjects whose commit was overtaken, to read again; and those being read again now. */
-  private readonly overtaken = new Set<string>();
-  private readonly rereading = new Set<string>();
+  private readonly readings = new WeakMap<ResourceFetcher, Reading>();
+  /** Rereads in flight per subject: a subject overtaken again and again is read at most this often at once. */
+  private readonly rereadRounds = new Map<string, number>();
 
   constructor(private readonly deps: PipelineDeps) {
     this.log = deps.logger.child({ component: 'pipeline', source: deps.sourceId });
@@ -104,37 +112,69 @@ export class SourcePipeline {
    * with the source's other evaluations (evaluation-order.ts); `finished` ends the session.
    */
   reading<F extends ResourceFetcher>(fetcher: F): F {
-    this.sessions.set(fetcher, this.order.begin());
+    this.readings.set(fetcher, { ...this.order.begin(), rereads: Promise.resolve() });
     return fetcher;
   }
 
-  /** Ends `fetcher`'s session, then reads again the subjects on which a later evaluation overtook one. */
+  /**
+   * Ends `fetcher`'s session once the rereads of its overtaken subjects have ended. Rejects when one of
+   * them failed: the caller keeps what would redo it (a notification stays in the inbox; a poller holds
+   * its watermark, see `overtakes`).
+   */
   async finished(fetcher: ResourceFetcher): Promise<void> {
-    const session = this.sessions.get(fetcher);
-    if (session) this.order.end(session);
-    this.sessions.delete(fetcher);
-    await this.rereadOvertaken();
+    const reading = this.readings.get(fetcher);
+    if (!reading) return;
+    this.readings.delete(fetcher);
+    this.order.end(reading);
+    await reading.rereads;
+    if (reading.failure !== undefined) throw reading.failure;
   }
 
-  private async rereadOvertaken(): Promise<void> {
-    const subjects = [...this.overtaken];
-    this.overtaken.clear();
-    if (subjects.length === 0 || !this.deps.reread) return;
-    // Counts only: which records is in the ledger.
-    this.log.info({ subjects: subjects.length }, 'records another evaluation committed meanwhile are read again');
-    for (const subject of subjects) this.rereading.add(subject);
-    try {
-      await this.deps.reread(subjects);
-    } catch (err) {
-      // The other evaluation's commit stands; a change only the overtaken one saw comes back with the
-      // next poll's overlap or its own notification.
+  /**
+   * True when committing `results` now would refuse one (overtaken: evaluation-order.ts). A poller asks
+   * before it commits a page, to hold its watermark and forget the page's versions: if the reread of
+   * that subject fails, the next pass reads it again.
+   */
+  overtakes(results: Evaluation[]): boolean {
+    return results.some(({ result, session }) => {
+      if (!session || !result.eventType || !result.subjectRef) return false;
+      return this.order.overtaken(session, subjectOf(result.eventType, result.subjectRef));
+    });
+  }
+
+  /** Reads the overtaken subjects again at once (a session's reads are over by the time it commits). */
+  private reread(reading: Reading, subjects: Set<string>): void {
+    const { reread } = this.deps;
+    if (subjects.size === 0 || !reread) return;
+    const allowed = [...subjects].filter((subject) => (this.rereadRounds.get(subject) ?? 0) < MAX_REREAD_ROUNDS);
+    if (allowed.length < subjects.size) {
+      // Each round needed yet another evaluation to commit meanwhile: the latest commit stands.
       this.log.warn(
-        { err, subjects: subjects.length },
-        'records overtaken by another evaluation could not be read again',
+        { subjects: subjects.size - allowed.length },
+        'records overtaken while being read again, again and again: the latest commit stands',
       );
-    } finally {
-      for (const subject of subjects) this.rereading.delete(subject);
     }
+    if (allowed.length === 0) return;
+    for (const subject of allowed) this.rereadRounds.set(subject, (this.rereadRounds.get(subject) ?? 0) + 1);
+    // Counts only: which records is in the ledger.
+    this.log.info({ subjects: allowed.length }, 'records another evaluation committed meanwhile are read again');
+    reading.rereads = reading.rereads.then(async () => {
+      try {
+        await reread(allowed);
+      } catch (err) {
+        reading.failure ??= err;
+        this.log.warn(
+          { err, subjects: allowed.length },
+          'records overtaken by another evaluation could not be read again',
+        );
+      } finally {
+        for (const subject of allowed) {
+          const rounds = (this.rereadRounds.get(subject) ?? 1) - 1;
+          if (rounds > 0) this.rereadRounds.set(subject, rounds);
+          else this.rereadRounds.delete(subject);
+        }
+      }
+    });
   }
 
   /**
@@ -157,7 +197,7 @@ export class SourcePipeline {
       }
     }
     const options = this.deps.mapOptions?.() ?? {};
-    const session = this.sessions.get(fetcher);
+    const session = this.readings.get(fetcher);
     const list = [...subjects.values()];
     // A live source answers the subjects' context searches in batches first (see CachingFetcher.prefetch).
     if (isPrefetching(fetcher)) await fetcher.prefetch(this.deps.mappings, list);
@@ -206,7 +246,8 @@ export class SourcePipeline {
    */
   recordDeleted(ref: string, fetcher?: ResourceFetcher): string[] {
     const { ledger, sourceId } = this.deps;
-    const session = fetcher && this.sessions.get(fetcher);
+    const session = fetcher && this.readings.get(fetcher);
+    const overtaken = new Set<string>();
     // In flight too: the ledger marks such a row withdrawn and the worker settles it (record.ts).
     const unsent = ledger.list({ sourceId, find: ref, states: ['pending', 'failed', 'dead', 'delivering'] });
     const recheck = new Set<string>();
@@ -214,7 +255,7 @@ export class SourcePipeline {
     ledger.transaction(() => {
       for (const row of unsent) {
         if (row.subjectKey === ref) {
-          if (!this.inOrder(session, row.eventType, ref)) continue;
+          if (!this.inOrder(session, row.eventType, ref, overtaken)) continue;
           const input = { sourceId, eventType: row.eventType, subjectKey: row.subjectKey, sourceRef: row.sourceRef };
           ledger.cancelUnsent({ ...input, reason: 'deleted in the source before it was sent' });
           applied.push(subjectOf(row.eventType, ref));
@@ -223,17 +264,25 @@ export class SourcePipeline {
         }
       }
     });
-    if (session) for (const subject of applied) this.order.commit(session, subject);
+    if (session) {
+      for (const subject of applied) this.order.commit(session, subject);
+      this.reread(session, overtaken);
+    }
     return [...recheck];
   }
 
   /**
    * False when another evaluation committed this subject after this one began (evaluation-order.ts):
-   * either may hold the older reads, so the subject is read again once a session ends instead.
+   * either may hold the older reads, so the subject goes into `overtaken`, to be read again instead.
    */
-  private inOrder(session: EvaluationSession | undefined, eventType: string, subjectRef: string): boolean {
+  private inOrder(
+    session: EvaluationSession | undefined,
+    eventType: string,
+    subjectRef: string,
+    overtaken: Set<string>,
+  ): boolean {
     if (!session || !this.order.overtaken(session, subjectOf(eventType, subjectRef))) return true;
-    if (!this.rereading.has(subjectRef)) this.overtaken.add(subjectRef);
+    overtaken.add(subjectRef);
     return false;
   }
 
@@ -251,13 +300,18 @@ export class SourcePipeline {
     const report = emptyReport();
     const { ledger, sourceId } = this.deps;
     const committed: Array<{ session: EvaluationSession; subject: string }> = [];
+    const overtaken = new Map<Reading, Set<string>>();
     ledger.transaction(
       () => {
         for (const { result, excluded, noEvidence, session } of results) {
           // Every outcome for a subject counts, a non-match too: it may be what withdrew a row.
-          if (result.eventType && result.subjectRef) {
-            if (!this.inOrder(session, result.eventType, result.subjectRef)) continue;
-            if (session) committed.push({ session, subject: subjectOf(result.eventType, result.subjectRef) });
+          if (session && result.eventType && result.subjectRef) {
+            const refused = overtaken.get(session) ?? new Set<string>();
+            if (!this.inOrder(session, result.eventType, result.subjectRef, refused)) {
+              overtaken.set(session, refused);
+              continue;
+            }
+            committed.push({ session, subject: subjectOf(result.eventType, result.subjectRef) });
           }
           if (result.status === 'mapped') {
             const office = result.routing.office;
@@ -322,6 +376,7 @@ export class SourcePipeline {
       { reconciled: options?.reconciled === true && !cursor },
     );
     for (const { session, subject } of committed) this.order.commit(session, subject);
+    for (const [reading, subjects] of overtaken) this.reread(reading, subjects);
     report.subjects = results.length;
     if (report.invalid > 0) this.log.warn({ invalid: report.invalid }, 'records could not be mapped; see the ledger');
     return report;

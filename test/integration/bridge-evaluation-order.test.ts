@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Composition, Patient, Resource } from '@medplum/fhirtypes';
+import { FhirSourceError } from '../../src/sources/fhir/fhir-client.js';
 import type { SourcePipeline } from '../../src/sources/pipeline.js';
 import { birthResources, type Harness, startHarness } from './helpers/bridge-harness.js';
 
@@ -83,6 +84,27 @@ const fetalDeathReport = (status: Composition['status']): Composition => ({
 });
 
 const rowOfChild0 = (h: Harness) => h.rows().find((r) => r.subjectKey === CHILD);
+
+/** The poll's first search (Compositions) waits, once armed, until released: the pass began, read nothing. */
+function firstSearchGate() {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let reached!: () => void;
+  const held = new Promise<void>((resolve) => {
+    reached = resolve;
+  });
+  let armed = true;
+  const beforeSearch = async (type: string) => {
+    if (armed && type === 'Composition') {
+      armed = false;
+      reached();
+      await gate;
+    }
+  };
+  return { held, release, beforeSearch };
+}
 
 describe('bridge: a poll pass and a notification evaluate one birth at once', () => {
   it('a stillbirth reported while the pass held its older read is not notified as a birth when the pass commits', async () => {
@@ -193,6 +215,85 @@ describe('bridge: a poll pass and a notification evaluate one birth at once', ()
       assert.equal(rowOfChild0(h)?.state, 'pending', 'the older read did not withdraw the birth');
       await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
       assert.equal((await h.events()).length, 1);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('an overtaken poll whose reread fails holds its watermark: the next pass reads the birth again', async () => {
+    const pass1 = firstSearchGate();
+    const h = await startHarness({
+      seed: birthResources(0),
+      notify: { style: 'hapi-payload' },
+      worker: false,
+      fhirPaging: { beforeSearch: pass1.beforeSearch },
+    });
+    try {
+      const source = h.bridge.sources[0];
+      assert.ok(source);
+      const pass = source.poller.pollOnce();
+      await pass1.held;
+      await h.fhir.upsert(fetalDeathReport('final'));
+      await h.waitFor('the notification recorded the stillbirth', () => rowOfChild0(h)?.state === 'skipped');
+      h.fhir.emitter?.dropNext(1);
+      await h.fhir.upsert(fetalDeathReport('entered-in-error'));
+      // The EMR fails the one read of the child that follows the refused commit: the reread.
+      const read = source.client.read.bind(source.client);
+      const overtakes = source.pipeline.overtakes.bind(source.pipeline);
+      let failNextChildRead = false;
+      source.pipeline.overtakes = (results) => {
+        const refused = overtakes(results);
+        failNextChildRead ||= refused;
+        return refused;
+      };
+      source.client.read = async (type, id) => {
+        if (failNextChildRead && `${type}/${id}` === CHILD) {
+          failNextChildRead = false;
+          throw new FhirSourceError('read Patient failed: HTTP 503', 503, true);
+        }
+        return read(type, id);
+      };
+      pass1.release();
+      await pass;
+      assert.equal(rowOfChild0(h)?.state, 'skipped', 'the reread failed: the stillbirth still stands');
+      await source.poller.pollOnce();
+      assert.equal(rowOfChild0(h)?.state, 'pending', 'the next pass read the live birth again');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a reread overtaken in turn by an older evaluation is read again', async () => {
+    const pass1 = firstSearchGate();
+    const h = await startHarness({
+      seed: birthResources(0),
+      notify: { style: 'hapi-payload' },
+      worker: false,
+      fhirPaging: { beforeSearch: pass1.beforeSearch },
+    });
+    try {
+      const source = h.bridge.sources[0];
+      assert.ok(source);
+      const pass = source.poller.pollOnce();
+      await pass1.held;
+      await h.fhir.upsert(fetalDeathReport('final'));
+      await h.waitFor('the notification recorded the stillbirth', () => rowOfChild0(h)?.state === 'skipped');
+      // Another edit of the report (still a stillbirth): its evaluation is held before it commits.
+      const amended = holdEvaluation(source.pipeline, (args, evaluated) => !byPoll(args) && ofChild(evaluated));
+      await h.fhir.upsert({ ...fetalDeathReport('final'), title: 'Fetal death report (amended)' });
+      await amended.held;
+      h.fhir.emitter?.dropNext(1);
+      await h.fhir.upsert(fetalDeathReport('entered-in-error'));
+      // The pass reads the live birth and is refused; its reread of the child is held before it commits.
+      const reread = holdEvaluation(source.pipeline, (args, evaluated) => !byPoll(args) && ofChild(evaluated));
+      pass1.release();
+      await reread.held;
+      // The amended report's evaluation (begun before the reread) commits its stillbirth; then the reread.
+      amended.release();
+      await h.waitFor('the amended report processed', () => h.bridge.ledger.inbox.depth() === 0);
+      reread.release();
+      await pass;
+      assert.equal(rowOfChild0(h)?.state, 'pending', 'the birth as the EMR holds it now');
     } finally {
       await h.close();
     }

@@ -48,6 +48,7 @@ function world(
   const pipeline = {
     reading: <F>(fetcher: F) => fetcher,
     async finished() {},
+    overtakes: () => false,
     async evaluate(resources: Array<{ id?: string }>) {
       for (const r of resources) if (r.id) evaluated.add(r.id);
       return { results: [] };

@@ -7,7 +7,7 @@ import { giveUpReason, MAX_RUN_PAGES, RunReadings } from '../shared/run-readings
 import type { Dhis2Client } from './client.js';
 import { Dhis2Fetcher } from './fetcher.js';
 import { trackedEntityFilter } from './settings.js';
-import { earlierOf, formatNaive, laterOf, minusSeconds, naiveMillis } from './time.js';
+import { earlierDefined, earlierOf, formatNaive, laterOf, minusSeconds, naiveMillis } from './time.js';
 
 export const DHIS2_CURSOR = 'updatedAt:trackedEntities';
 /** The one watched "type" in status.watermarks (same shape as the FHIR poller's, for the admin page and metrics). */
@@ -80,7 +80,8 @@ export class Dhis2Poller {
       this.serverNow = await this.deps.client.serverTime().catch(() => undefined);
       return { report: await this.pages(fetcher), reads: fetcher.reads };
     });
-    return run.finally(() => this.deps.pipeline.finished(fetcher));
+    // A failed reread was logged; the watermark held for it (see pages), so the next pass redoes it.
+    return run.finally(() => this.deps.pipeline.finished(fetcher).catch(() => undefined));
   }
 
   private startBound(): string | undefined {
@@ -134,12 +135,18 @@ export class Dhis2Poller {
       fetcher.prime(resources);
       const { results } = await pipeline.evaluate(fresh, fetcher);
       const pageMax = entities.map((te) => te.updatedAt).reduce<string | undefined>(laterOf, undefined);
+      // A result another evaluation overtook is read again at once (pipeline.overtakes); should that read
+      // fail, the next pass reads this page again: the watermark waits at its oldest record, and its
+      // versions are not remembered as seen.
+      const refused = pipeline.overtakes(results);
+      const pageMin = entities.map((te) => te.updatedAt).reduce<string | undefined>(earlierDefined, undefined);
+      if (refused && pageMin !== undefined) holdAt = earlierOf(holdAt, pageMin);
       const inRun = page > 1 || run.active;
       if (inRun) runPages++;
       else plainPages++;
       const leaves = pageMax !== undefined && advances(bound, pageMax);
       this.commitPage(report, results, capped(inRun && leaves ? bound : pageMax), entities.length);
-      for (const resource of fresh) this.remember(resource);
+      if (!refused) for (const resource of fresh) this.remember(resource);
       const last = entities.length < poll.pageSize;
       if (inRun && (last || leaves)) {
         const outcome = run.endReading();

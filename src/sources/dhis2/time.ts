@@ -40,3 +40,8 @@ export function earlierOf(a: string | undefined, b: string): string {
   const at = a === undefined ? undefined : naiveMillis(a);
   return at !== undefined && at < (naiveMillis(b) ?? Number.POSITIVE_INFINITY) ? (a as string) : b;
 }
+
+/** Reducer: the earliest of the timestamps given (missing ones skipped). */
+export function earlierDefined(earliest: string | undefined, at: string | undefined): string | undefined {
+  return at === undefined ? earliest : earlierOf(earliest, at);
+}

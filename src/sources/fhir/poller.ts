@@ -118,7 +118,8 @@ export class FhirPoller {
       if (failure !== undefined && !this.stopping) throw failure;
       return { report, reads: fetcher.reads };
     });
-    return run.finally(() => this.deps.pipeline.finished(fetcher));
+    // A failed reread was logged; the watermark held for it (holdIfOvertaken), so the next pass redoes it.
+    return run.finally(() => this.deps.pipeline.finished(fetcher).catch(() => undefined));
   }
 
   /** Where this pass starts: the watermark less the overlap, or a first sync's start, or the beginning. */
@@ -215,6 +216,8 @@ export class FhirPoller {
       fetcher.prime(resources);
       const { results } = await pipeline.evaluate(fresh, fetcher, coverage);
       const pageMax = resources.map(lastUpdatedOf).reduce<string | undefined>(laterOf, undefined);
+      const overtaken = this.holdIfOvertaken(results, resources, holdAt);
+      holdAt = overtaken.holdAt;
       const inRun = continued !== undefined || run.active;
       if (inRun) runPages++;
       else plainPages++;
@@ -224,7 +227,7 @@ export class FhirPoller {
       // is trusted once the next search from there shows the server sorted (brokePromise), so a crash in
       // between never leaves the watermark past records a server that ignores `_sort` has not yet shown.
       this.commitPage(type, report, results, capped(inRun || !last ? bound : pageMax), resources.length, page);
-      for (const resource of fresh) this.remember(resource);
+      if (!overtaken.refused) for (const resource of fresh) this.remember(resource);
       if (inRun && (last || leaves)) {
         const outcome = run.endReading();
         if (outcome === 'again') {
@@ -335,6 +338,7 @@ export class FhirPoller {
     const report = emptyReport();
     const maxPages = this.deps.maxPagesPerType ?? 1_000;
     let newest: string | undefined;
+    let holdAt: string | undefined;
     let page: Bundle | undefined = first;
     let lastRead: Bundle = first;
     for (let pages = 0; page; pages++) {
@@ -344,12 +348,14 @@ export class FhirPoller {
       const fresh = resources.filter((resource) => !this.seen.has(versionKey(resource)));
       fetcher.prime(resources);
       const { results } = await this.deps.pipeline.evaluate(fresh, fetcher, coverage);
+      const overtaken = this.holdIfOvertaken(results, resources, holdAt);
+      holdAt = overtaken.holdAt;
       this.commitPage(type, report, results, undefined, resources.length, page);
-      for (const resource of fresh) this.remember(resource);
+      if (!overtaken.refused) for (const resource of fresh) this.remember(resource);
       newest = resources.map(lastUpdatedOf).reduce<string | undefined>(laterOf, newest);
       page = await this.deps.client.nextPage(page);
     }
-    this.commitPage(type, report, [], newest, 0, lastRead);
+    this.commitPage(type, report, [], holdAt !== undefined ? earlierOf(newest, holdAt) : newest, 0, lastRead);
     this.prune(type);
     return report;
   }
@@ -386,6 +392,21 @@ export class FhirPoller {
     pageReport.resources = resources;
     addReports(report, pageReport);
     this.status.watermarks[type] = next;
+  }
+
+  /**
+   * A result another evaluation overtook is not recorded but read again at once (pipeline.overtakes).
+   * Should that read fail, this pass's reading of the page must come back: the watermark waits at the
+   * page's oldest record and its versions are not remembered as seen, so the next pass reads it again.
+   */
+  private holdIfOvertaken(
+    results: Evaluation[],
+    resources: Resource[],
+    holdAt: string | undefined,
+  ): { refused: boolean; holdAt: string | undefined } {
+    if (!this.deps.pipeline.overtakes(results)) return { refused: false, holdAt };
+    const pageMin = resources.map(lastUpdatedOf).reduce<string | undefined>(earlierDefined, undefined);
+    return { refused: true, holdAt: pageMin === undefined ? holdAt : earlierOf(holdAt, pageMin) };
   }
 
   private remember(resource: Resource): void {
@@ -452,4 +473,10 @@ function laterOf(a: string | undefined, b: string | undefined): string | undefin
   if (!a) return b;
   if (!b) return a;
   return Date.parse(b) > Date.parse(a) ? b : a;
+}
+
+/** Reducer: the earliest of the times given (undefined ones skipped). */
+function earlierDefined(earliest: string | undefined, at: string | undefined): string | undefined {
+  if (at === undefined) return earliest;
+  return earliest === undefined ? at : earlierOf(earliest, at);
 }
