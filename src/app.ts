@@ -321,13 +321,18 @@ export class Bridge {
     // The end of a hold, or a decision on a NOTIFY answered pending, is news for listeners, not a
     // delivery attempt (the pending answer was counted, with its latency).
     if (outcome.type === 'resumed' || outcome.decidedLater) return;
-    if (outcome.type === 'retry') {
+    // Failures of OpenCRVS only: a withdrawal settled next, or a copy refused while a newer one replaced
+    // it, is a retry outcome too, but nothing failed.
+    const failed = outcome.type === 'retry' && outcome.error?.classification === 'retryable';
+    if (failed && outcome.error?.kind !== 'withdrawn') {
       this.failingSince ??= { at: Date.now(), attempts: 0 };
       this.failingSince.attempts++;
       // Kind and status only: /readyz needs no token, and OpenCRVS's text is not ours to repeat there.
       const error = outcome.error;
       this.failingSince.last = error && `${error.kind}${error.status ? ` (HTTP ${error.status})` : ''}`;
-    } else if (outcome.type === 'delivered' || outcome.type === 'pending') this.failingSince = undefined;
+    } else if (outcome.type === 'delivered' || outcome.type === 'pending' || outcome.type === 'dead')
+      // A row that went dead waits for no retry: the dead letter is what tells of it.
+      this.failingSince = undefined;
     const eventType = outcome.row?.eventType ?? 'unknown';
     this.metrics.deliveries.inc({ outcome: outcome.type, event_type: eventType });
     if (outcome.error)
@@ -351,6 +356,11 @@ export class Bridge {
     const failing = this.failingSince;
     if (!failing || failing.attempts < DELIVERY_FAILING_ATTEMPTS || now - failing.at < DELIVERY_FAILING_MS)
       return undefined;
+    // Nothing waits for a retry any more (withdrawn, replayed, cancelled): nothing is failing.
+    if (!this.ledgerCounts().some((count) => count.state === 'failed' && count.count > 0)) {
+      this.failingSince = undefined;
+      return undefined;
+    }
     const minutes = Math.floor((now - failing.at) / 60_000);
     return `no delivery has succeeded for ${minutes} min: ${failing.attempts} attempts failed and wait for a retry${failing.last ? ` (last: ${failing.last})` : ''}`;
   }
@@ -421,6 +431,8 @@ export class Bridge {
     // worker confirms them at the source before sending (sources/replay.ts).
     if (!this.locationsReady) await this.resolveLocations().catch(() => undefined);
     const result = await replayRows({ ledger: this.ledger, runners: this.recheckRunners(), logger: this.log }, ids);
+    // The operator looks at the counts next: the replayed rows are no longer dead.
+    this.ledgerCounts.reset();
     // Only where a worker runs: the `replay` command ends right after, and an attempt it began (or a
     // recheck lease it took) would hold the row until lockTimeoutSeconds passed.
     if (result.requeued.length > 0 && this.options.worker !== false) {

@@ -9,10 +9,11 @@ const WORTH_KEEPING_MS = 5;
 /**
  * Reuses `run`'s answer for `1/share − 1` times as long as it took (at most `maxAgeMs`), so however
  * often it is asked it takes at most about `share` of the loop. A run under 5 ms is not reused.
+ * `reset()` drops a kept answer: after an operator's action the next one is fresh.
  */
-export function paced<T>(run: () => T, options: { share: number; maxAgeMs: number }): () => T {
+export function paced<T>(run: () => T, options: { share: number; maxAgeMs: number }): (() => T) & { reset(): void } {
   let answer: { value: T; until: number } | undefined;
-  return () => {
+  const ask = () => {
     const start = performance.now();
     if (answer && start < answer.until) return answer.value;
     const value = run();
@@ -24,4 +25,8 @@ export function paced<T>(run: () => T, options: { share: number; maxAgeMs: numbe
         : { value, until: end + Math.min(options.maxAgeMs, took * (1 / options.share - 1)) };
     return value;
   };
+  const reset = () => {
+    answer = undefined;
+  };
+  return Object.assign(ask, { reset });
 }

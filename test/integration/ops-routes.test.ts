@@ -33,6 +33,7 @@ function newBridge(
   opencrvs: { clientId?: string; clientSecret?: string } = {},
   defaultOffice = 'LHUYvwY2Aq1',
   port = 0,
+  delivery: Record<string, unknown> = {},
 ): Bridge {
   dbCount += 1;
   const config = configFromObject({
@@ -46,7 +47,7 @@ function newBridge(
     store: { path: join(dir, `bridge-${dbCount}.db`) },
     http: { host: '127.0.0.1', port },
     // A long probe interval keeps a hold in place while the test looks at it.
-    delivery: { baseDelayMs: 20, maxDelayMs: 200, pollIntervalMs: 20, holdProbeSeconds: 3600 },
+    delivery: { baseDelayMs: 20, maxDelayMs: 200, pollIntervalMs: 20, holdProbeSeconds: 3600, ...delivery },
     sources: [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, timeoutMs: 5000 }],
     routing: {
       defaultOffice,
@@ -295,6 +296,25 @@ describe('readiness: what alerting needs to see', () => {
       await sim.control.configure({ faults: {} });
       await bridge.syncOnce(undefined, { timeoutMs: 15_000 });
       assert.equal(problemIn(6 * 60_000), undefined, 'a delivery ends it');
+    } finally {
+      await sim.control.configure({ faults: {} });
+      await bridge.stop();
+    }
+  });
+
+  it('names delivery no more once the failing rows are dead: nothing waits for a retry', async () => {
+    const bridge = newBridge({}, 'LHUYvwY2Aq1', 0, { maxAttempts: 4 });
+    const problemIn = (ms: number) =>
+      (bridge as unknown as { deliveryProblem(now: number): string | undefined }).deliveryProblem(Date.now() + ms);
+    try {
+      await bridge.start();
+      for (let waited = 0; !(await readyz(bridge)).body.checks.routing?.ok && waited < 10_000; waited += 50)
+        await sleep(50);
+      await sim.control.configure({ faults: { errorRate: 1, errorStatus: 500 } });
+      await bridge.syncOnce(undefined, { timeoutMs: 10_000 });
+      const states = new Set(bridge.ledger.list({ limit: 100 }).map((row) => row.state));
+      assert.deepEqual([...states], ['dead'], 'every row ran out of attempts');
+      assert.equal(problemIn(6 * 60_000), undefined);
     } finally {
       await sim.control.configure({ faults: {} });
       await bridge.stop();

@@ -49,4 +49,19 @@ describe('paced', () => {
     counts();
     assert.equal(runs, 2, 'run again once older than maxAgeMs');
   });
+
+  it('answers afresh after reset(), as after an operator replays dead rows', () => {
+    let runs = 0;
+    const counts = paced(
+      () => {
+        busyFor(6);
+        return ++runs;
+      },
+      { share: 0.02, maxAgeMs: 15_000 },
+    );
+    assert.equal(counts(), 1);
+    assert.equal(counts(), 1);
+    counts.reset();
+    assert.equal(counts(), 2);
+  });
 });
