@@ -106,6 +106,36 @@ function firstSearchGate() {
   return { held, release, beforeSearch };
 }
 
+/**
+ * A poll pass begun but held before its first search while a stillbirth report is notified and
+ * recorded: the notification's evaluation began after the pass, and committed first. Then the report
+ * is entered in error, that notification lost: only a read from now on sees the live birth.
+ */
+async function stillbirthWithdrawnDuringPass(before?: (h: Harness) => Promise<void>) {
+  const gate = firstSearchGate();
+  const h = await startHarness({
+    seed: birthResources(0),
+    notify: { style: 'hapi-payload' },
+    worker: false,
+    fhirPaging: { beforeSearch: gate.beforeSearch },
+  });
+  try {
+    const source = h.bridge.sources[0];
+    assert.ok(source);
+    const pass = source.poller.pollOnce();
+    await gate.held;
+    await h.fhir.upsert(fetalDeathReport('final'));
+    await h.waitFor('the notification recorded the stillbirth', () => rowOfChild0(h)?.state === 'skipped');
+    await before?.(h);
+    h.fhir.emitter?.dropNext(1);
+    await h.fhir.upsert(fetalDeathReport('entered-in-error'));
+    return { h, source, pass, releasePass: gate.release };
+  } catch (err) {
+    await h.close();
+    throw err;
+  }
+}
+
 describe('bridge: a poll pass and a notification evaluate one birth at once', () => {
   it('a stillbirth reported while the pass held its older read is not notified as a birth when the pass commits', async () => {
     const h = await startHarness({ seed: birthResources(0), notify: { style: 'hapi-payload' } });
@@ -168,21 +198,10 @@ describe('bridge: a poll pass and a notification evaluate one birth at once', ()
   });
 
   it('a poll overtaken by a notification it read after is read again: the newer record decides', async () => {
-    const h = await startHarness({ seed: birthResources(0), notify: { style: 'hapi-payload' }, worker: false });
+    const { h, pass, releasePass } = await stillbirthWithdrawnDuringPass();
     try {
-      const source = h.bridge.sources[0];
-      assert.ok(source);
-      // The pass is held at its first page (Compositions, none yet), before it reads the child.
-      const { held, release } = holdEvaluation(source.pipeline, byPoll);
-      const pass = source.poller.pollOnce();
-      await held;
-      // A stillbirth is reported and notified, then entered in error with that notification lost.
-      await h.fhir.upsert(fetalDeathReport('final'));
-      await h.waitFor('the notification recorded the stillbirth', () => rowOfChild0(h)?.state === 'skipped');
-      h.fhir.emitter?.dropNext(1);
-      await h.fhir.upsert(fetalDeathReport('entered-in-error'));
       // The pass reads the child now: a live birth. It began before the notification committed.
-      release();
+      releasePass();
       await pass;
       assert.equal(rowOfChild0(h)?.state, 'pending', 'the birth as the EMR holds it now');
       await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
@@ -221,22 +240,8 @@ describe('bridge: a poll pass and a notification evaluate one birth at once', ()
   });
 
   it('an overtaken poll whose reread fails holds its watermark: the next pass reads the birth again', async () => {
-    const pass1 = firstSearchGate();
-    const h = await startHarness({
-      seed: birthResources(0),
-      notify: { style: 'hapi-payload' },
-      worker: false,
-      fhirPaging: { beforeSearch: pass1.beforeSearch },
-    });
+    const { h, source, pass, releasePass } = await stillbirthWithdrawnDuringPass();
     try {
-      const source = h.bridge.sources[0];
-      assert.ok(source);
-      const pass = source.poller.pollOnce();
-      await pass1.held;
-      await h.fhir.upsert(fetalDeathReport('final'));
-      await h.waitFor('the notification recorded the stillbirth', () => rowOfChild0(h)?.state === 'skipped');
-      h.fhir.emitter?.dropNext(1);
-      await h.fhir.upsert(fetalDeathReport('entered-in-error'));
       // The EMR fails the one read of the child that follows the refused commit: the reread.
       const read = source.client.read.bind(source.client);
       const overtakes = source.pipeline.overtakes.bind(source.pipeline);
@@ -253,7 +258,7 @@ describe('bridge: a poll pass and a notification evaluate one birth at once', ()
         }
         return read(type, id);
       };
-      pass1.release();
+      releasePass();
       await pass;
       assert.equal(rowOfChild0(h)?.state, 'skipped', 'the reread failed: the stillbirth still stands');
       await source.poller.pollOnce();
@@ -264,32 +269,22 @@ describe('bridge: a poll pass and a notification evaluate one birth at once', ()
   });
 
   it('a reread overtaken in turn by an older evaluation is read again', async () => {
-    const pass1 = firstSearchGate();
-    const h = await startHarness({
-      seed: birthResources(0),
-      notify: { style: 'hapi-payload' },
-      worker: false,
-      fhirPaging: { beforeSearch: pass1.beforeSearch },
-    });
-    try {
-      const source = h.bridge.sources[0];
-      assert.ok(source);
-      const pass = source.poller.pollOnce();
-      await pass1.held;
-      await h.fhir.upsert(fetalDeathReport('final'));
-      await h.waitFor('the notification recorded the stillbirth', () => rowOfChild0(h)?.state === 'skipped');
+    let amended: ReturnType<typeof holdEvaluation> | undefined;
+    const { h, source, pass, releasePass } = await stillbirthWithdrawnDuringPass(async (h) => {
       // Another edit of the report (still a stillbirth): its evaluation is held before it commits.
-      const amended = holdEvaluation(source.pipeline, (args, evaluated) => !byPoll(args) && ofChild(evaluated));
+      const pipeline = h.bridge.sources[0]?.pipeline;
+      assert.ok(pipeline);
+      amended = holdEvaluation(pipeline, (args, evaluated) => !byPoll(args) && ofChild(evaluated));
       await h.fhir.upsert({ ...fetalDeathReport('final'), title: 'Fetal death report (amended)' });
       await amended.held;
-      h.fhir.emitter?.dropNext(1);
-      await h.fhir.upsert(fetalDeathReport('entered-in-error'));
+    });
+    try {
       // The pass reads the live birth and is refused; its reread of the child is held before it commits.
       const reread = holdEvaluation(source.pipeline, (args, evaluated) => !byPoll(args) && ofChild(evaluated));
-      pass1.release();
+      releasePass();
       await reread.held;
       // The amended report's evaluation (begun before the reread) commits its stillbirth; then the reread.
-      amended.release();
+      amended?.release();
       await h.waitFor('the amended report processed', () => h.bridge.ledger.inbox.depth() === 0);
       reread.release();
       await pass;
