@@ -29,7 +29,7 @@ import { InboxProcessor, type ProcessorSource } from './sources/fhir/inbox-proce
 import { FhirPoller } from './sources/fhir/poller.js';
 import { SubscriptionReceiver } from './sources/fhir/receiver.js';
 import { reevaluate } from './sources/fhir/reevaluate.js';
-import { addReports, emptyReport, type PassReport, SourcePipeline } from './sources/pipeline.js';
+import { addReports, emptyReport, OvertakenReadFailed, type PassReport, SourcePipeline } from './sources/pipeline.js';
 import { type SubjectRecheck, sourcesRecheck } from './sources/recheck.js';
 import { replayRows } from './sources/replay.js';
 import { WriteBackRunner, type WriteBackSource, writeBackSourceFor } from './sources/writeback/index.js';
@@ -228,7 +228,14 @@ export class Bridge {
       (run: SubjectRecheck): SubjectRecheck =>
       async (refs) => {
         if (!this.locationsReady) throw new RecheckNotReady('routing not resolved in OpenCRVS yet');
-        await run(refs);
+        try {
+          await run(refs);
+        } catch (err) {
+          // Its commit was overtaken and the reread failed: what the recheck saw (a withdrawal, say) is
+          // not recorded, so the rows are not sent as recorded; they wait and are checked again.
+          if (err instanceof OvertakenReadFailed) throw new RecheckNotReady(err.message);
+          throw err;
+        }
       };
     const runners = new Map<string, SubjectRecheck>();
     for (const s of this.sources)
@@ -330,9 +337,7 @@ export class Bridge {
       // Kind and status only: /readyz needs no token, and OpenCRVS's text is not ours to repeat there.
       const error = outcome.error;
       this.failingSince.last = error && `${error.kind}${error.status ? ` (HTTP ${error.status})` : ''}`;
-    } else if (outcome.type === 'delivered' || outcome.type === 'pending' || outcome.type === 'dead')
-      // A row that went dead waits for no retry: the dead letter is what tells of it.
-      this.failingSince = undefined;
+    } else if (outcome.type === 'delivered' || outcome.type === 'pending') this.failingSince = undefined;
     const eventType = outcome.row?.eventType ?? 'unknown';
     this.metrics.deliveries.inc({ outcome: outcome.type, event_type: eventType });
     if (outcome.error)
@@ -356,8 +361,9 @@ export class Bridge {
     const failing = this.failingSince;
     if (!failing || failing.attempts < DELIVERY_FAILING_ATTEMPTS || now - failing.at < DELIVERY_FAILING_MS)
       return undefined;
-    // Nothing waits for a retry any more (withdrawn, replayed, cancelled): nothing is failing.
-    if (!this.ledgerCounts().some((count) => count.state === 'failed' && count.count > 0)) {
+    // Nothing waits for a retry or is being sent any more (gone dead, withdrawn, cancelled): nothing is
+    // failing. Asked of the ledger now (one row by the state index), not of the paced counts.
+    if (this.ledger.list({ states: ['failed', 'delivering'], limit: 1 }).length === 0) {
       this.failingSince = undefined;
       return undefined;
     }

@@ -79,6 +79,11 @@ const DEFAULT_CONCURRENCY = 64;
 /** Rereads of one subject in flight at once (each further one needs yet another commit meanwhile). */
 const MAX_REREAD_ROUNDS = 3;
 
+/** A record whose commit another evaluation overtook was not read again; what would redo it must be kept. */
+export class OvertakenReadFailed extends Error {
+  override readonly name = 'OvertakenReadFailed';
+}
+
 /** An evaluation session with the rereads of the subjects its commits were refused for. */
 interface Reading extends EvaluationSession {
   rereads: Promise<void>;
@@ -117,9 +122,9 @@ export class SourcePipeline {
   }
 
   /**
-   * Ends `fetcher`'s session once the rereads of its overtaken subjects have ended. Rejects when one of
-   * them failed: the caller keeps what would redo it (a notification stays in the inbox; a poller holds
-   * its watermark, see `overtakes`).
+   * Ends `fetcher`'s session once the rereads of its overtaken subjects have ended. Rejects (with an
+   * OvertakenReadFailed) when one of them failed: the caller keeps what would redo it (a notification
+   * stays in the inbox; the worker's recheck leaves its rows waiting; a poller holds its watermark).
    */
   async finished(fetcher: ResourceFetcher): Promise<void> {
     const reading = this.readings.get(fetcher);
@@ -132,8 +137,9 @@ export class SourcePipeline {
 
   /**
    * True when committing `results` now would refuse one (overtaken: evaluation-order.ts). A poller asks
-   * before it commits a page, to hold its watermark and forget the page's versions: if the reread of
-   * that subject fails, the next pass reads it again.
+   * before it commits a page: it commits that page's watermark no further than the page's oldest
+   * record, then waits for the reread (`settled`), so a crash or a failed reread leaves the page to be
+   * read again.
    */
   overtakes(results: Evaluation[]): boolean {
     return results.some(({ result, session }) => {
@@ -142,16 +148,26 @@ export class SourcePipeline {
     });
   }
 
+  /** Waits for the rereads `fetcher`'s session started so far; false when one failed. */
+  async settled(fetcher: ResourceFetcher): Promise<boolean> {
+    const reading = this.readings.get(fetcher);
+    if (!reading) return true;
+    await reading.rereads;
+    return reading.failure === undefined;
+  }
+
   /** Reads the overtaken subjects again at once (a session's reads are over by the time it commits). */
   private reread(reading: Reading, subjects: Set<string>): void {
     const { reread } = this.deps;
     if (subjects.size === 0 || !reread) return;
     const allowed = [...subjects].filter((subject) => (this.rereadRounds.get(subject) ?? 0) < MAX_REREAD_ROUNDS);
     if (allowed.length < subjects.size) {
-      // Each round needed yet another evaluation to commit meanwhile: the latest commit stands.
+      // Each round needed yet another evaluation to commit meanwhile. This session's view is not recorded:
+      // as for a failed reread, its caller keeps what would redo it.
+      reading.failure ??= new OvertakenReadFailed('overtaken again while being read again, round after round');
       this.log.warn(
         { subjects: subjects.size - allowed.length },
-        'records overtaken while being read again, again and again: the latest commit stands',
+        'records overtaken while being read again, round after round: left to the next poll or notification',
       );
     }
     if (allowed.length === 0) return;
@@ -162,7 +178,9 @@ export class SourcePipeline {
       try {
         await reread(allowed);
       } catch (err) {
-        reading.failure ??= err;
+        reading.failure ??= new OvertakenReadFailed('a record another evaluation overtook could not be read again', {
+          cause: err,
+        });
         this.log.warn(
           { err, subjects: allowed.length },
           'records overtaken by another evaluation could not be read again',

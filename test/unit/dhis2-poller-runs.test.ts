@@ -49,6 +49,7 @@ function world(
     reading: <F>(fetcher: F) => fetcher,
     async finished() {},
     overtakes: () => false,
+    settled: async () => true,
     async evaluate(resources: Array<{ id?: string }>) {
       for (const r of resources) if (r.id) evaluated.add(r.id);
       return { results: [] };
@@ -72,7 +73,7 @@ function world(
     maxPages: 4,
   });
   const missed = () => [...updatedAt.keys()].filter((uid) => !evaluated.has(uid));
-  return { poller, missed, calls: () => calls, updatedAt, cursors };
+  return { poller, pipeline, missed, calls: () => calls, updatedAt, cursors };
 }
 
 describe('DHIS2 poller: a run of equal updatedAt read by page numbers', () => {
@@ -113,6 +114,20 @@ describe('DHIS2 poller: a run of equal updatedAt read by page numbers', () => {
       await w.poller.pollOnce();
     assert.deepEqual(w.missed(), []);
     assert.equal(w.cursors.get('updatedAt:trackedEntities'), newest);
+  });
+
+  it('moves the watermark on past a page with an overtaken result once its reread recorded it; holds it if that failed', async () => {
+    for (const rereadOk of [true, false]) {
+      const w = world(0, {});
+      w.pipeline.overtakes = () => true;
+      w.pipeline.settled = async () => rereadOk;
+      await w.poller.pollOnce();
+      assert.equal(
+        w.cursors.get('updatedAt:trackedEntities'),
+        rereadOk ? '2026-01-01T10:03:00.000' : '2026-01-01T10:01:00.000',
+        rereadOk ? 'read: past every page' : "held at the first page's oldest record",
+      );
+    }
   });
 
   it("never moves the watermark past DHIS2's own time: a record stamped in the future hides no later birth", async () => {

@@ -135,18 +135,28 @@ export class Dhis2Poller {
       fetcher.prime(resources);
       const { results } = await pipeline.evaluate(fresh, fetcher);
       const pageMax = entities.map((te) => te.updatedAt).reduce<string | undefined>(laterOf, undefined);
-      // A result another evaluation overtook is read again at once (pipeline.overtakes); should that read
-      // fail, the next pass reads this page again: the watermark waits at its oldest record, and its
-      // versions are not remembered as seen.
-      const refused = pipeline.overtakes(results);
-      const pageMin = entities.map((te) => te.updatedAt).reduce<string | undefined>(earlierDefined, undefined);
-      if (refused && pageMin !== undefined) holdAt = earlierOf(holdAt, pageMin);
       const inRun = page > 1 || run.active;
       if (inRun) runPages++;
       else plainPages++;
       const leaves = pageMax !== undefined && advances(bound, pageMax);
-      this.commitPage(report, results, capped(inRun && leaves ? bound : pageMax), entities.length);
-      if (!refused) for (const resource of fresh) this.remember(resource);
+      // A result another evaluation overtook is read again at once (pipeline.overtakes). Until that reread
+      // has recorded it, the watermark goes no further than the page's oldest record; should it fail, the
+      // pass holds the watermark there and does not remember the page's versions: the next pass reads it.
+      const reach = capped(inRun && leaves ? bound : pageMax);
+      if (!pipeline.overtakes(results)) {
+        this.commitPage(report, results, reach, entities.length);
+        for (const resource of fresh) this.remember(resource);
+      } else {
+        const oldest = entities.map((te) => te.updatedAt).reduce<string | undefined>(earlierDefined, undefined);
+        const held = reach !== undefined && oldest !== undefined ? earlierOf(reach, oldest) : reach;
+        this.commitPage(report, results, held, entities.length);
+        if (!(await pipeline.settled(fetcher))) {
+          if (oldest !== undefined) holdAt = earlierOf(holdAt, oldest);
+        } else {
+          if (reach !== held && reach !== undefined) this.commitPage(report, [], reach, 0);
+          for (const resource of fresh) this.remember(resource);
+        }
+      }
       const last = entities.length < poll.pageSize;
       if (inRun && (last || leaves)) {
         const outcome = run.endReading();
@@ -156,7 +166,7 @@ export class Dhis2Poller {
         }
         if (outcome === 'give-up') {
           this.log.warn({ readings: run.count }, giveUpReason(run, 'a run of records sharing one updatedAt'));
-          holdAt ??= bound;
+          if (bound !== undefined) holdAt = earlierOf(holdAt, bound);
           run = new RunReadings(); // what follows the run is read as plain pages again
         } else {
           // The run is complete: the watermark may pass it.

@@ -118,7 +118,7 @@ export class FhirPoller {
       if (failure !== undefined && !this.stopping) throw failure;
       return { report, reads: fetcher.reads };
     });
-    // A failed reread was logged; the watermark held for it (holdIfOvertaken), so the next pass redoes it.
+    // A failed reread was logged; the watermark held for it (commitRead), so the next pass redoes it.
     return run.finally(() => this.deps.pipeline.finished(fetcher).catch(() => undefined));
   }
 
@@ -216,8 +216,6 @@ export class FhirPoller {
       fetcher.prime(resources);
       const { results } = await pipeline.evaluate(fresh, fetcher, coverage);
       const pageMax = resources.map(lastUpdatedOf).reduce<string | undefined>(laterOf, undefined);
-      const overtaken = this.holdIfOvertaken(results, resources, holdAt);
-      holdAt = overtaken.holdAt;
       const inRun = continued !== undefined || run.active;
       if (inRun) runPages++;
       else plainPages++;
@@ -226,8 +224,10 @@ export class FhirPoller {
       // A page with more to come moves the watermark only to where it was read from: its newest lastUpdated
       // is trusted once the next search from there shows the server sorted (brokePromise), so a crash in
       // between never leaves the watermark past records a server that ignores `_sort` has not yet shown.
-      this.commitPage(type, report, results, capped(inRun || !last ? bound : pageMax), resources.length, page);
-      if (!overtaken.refused) for (const resource of fresh) this.remember(resource);
+      const reach = capped(inRun || !last ? bound : pageMax);
+      const unread = await this.commitRead(type, report, results, reach, resources, page, fetcher);
+      if (!unread) for (const resource of fresh) this.remember(resource);
+      else if (unread.oldest !== undefined) holdAt = earlierOf(holdAt, unread.oldest);
       if (inRun && (last || leaves)) {
         const outcome = run.endReading();
         if (outcome === 'again') {
@@ -244,7 +244,7 @@ export class FhirPoller {
             { resourceType: type, readings: run.count },
             giveUpReason(run, 'a run of resources sharing one lastUpdated'),
           );
-          holdAt ??= bound;
+          if (bound !== undefined) holdAt = earlierOf(holdAt, bound);
           this.runTries.set(type, (this.runTries.get(type) ?? 0) + run.count);
           run = new RunReadings(); // what follows the run is read as plain pages again
         } else {
@@ -348,10 +348,9 @@ export class FhirPoller {
       const fresh = resources.filter((resource) => !this.seen.has(versionKey(resource)));
       fetcher.prime(resources);
       const { results } = await this.deps.pipeline.evaluate(fresh, fetcher, coverage);
-      const overtaken = this.holdIfOvertaken(results, resources, holdAt);
-      holdAt = overtaken.holdAt;
-      this.commitPage(type, report, results, undefined, resources.length, page);
-      if (!overtaken.refused) for (const resource of fresh) this.remember(resource);
+      const unread = await this.commitRead(type, report, results, undefined, resources, page, fetcher);
+      if (!unread) for (const resource of fresh) this.remember(resource);
+      else if (unread.oldest !== undefined) holdAt = earlierOf(holdAt, unread.oldest);
       newest = resources.map(lastUpdatedOf).reduce<string | undefined>(laterOf, newest);
       page = await this.deps.client.nextPage(page);
     }
@@ -395,18 +394,32 @@ export class FhirPoller {
   }
 
   /**
-   * A result another evaluation overtook is not recorded but read again at once (pipeline.overtakes).
-   * Should that read fail, this pass's reading of the page must come back: the watermark waits at the
-   * page's oldest record and its versions are not remembered as seen, so the next pass reads it again.
+   * Commits a page. A result another evaluation overtook is not recorded but read again at once
+   * (pipeline.overtakes); until that reread has recorded the record, the watermark goes no further than
+   * the page's oldest record, so a crash meanwhile leaves the page to be read again. When the reread
+   * failed it returns that time: the pass then holds the watermark there and does not remember the
+   * page's versions, so the next pass reads it again.
    */
-  private holdIfOvertaken(
+  private async commitRead(
+    type: string,
+    report: PassReport,
     results: Evaluation[],
+    reach: string | undefined,
     resources: Resource[],
-    holdAt: string | undefined,
-  ): { refused: boolean; holdAt: string | undefined } {
-    if (!this.deps.pipeline.overtakes(results)) return { refused: false, holdAt };
-    const pageMin = resources.map(lastUpdatedOf).reduce<string | undefined>(earlierDefined, undefined);
-    return { refused: true, holdAt: pageMin === undefined ? holdAt : earlierOf(holdAt, pageMin) };
+    page: Bundle,
+    fetcher: CachingFetcher,
+  ): Promise<{ oldest: string | undefined } | undefined> {
+    const { pipeline } = this.deps;
+    if (!pipeline.overtakes(results)) {
+      this.commitPage(type, report, results, reach, resources.length, page);
+      return undefined;
+    }
+    const oldest = resources.map(lastUpdatedOf).reduce<string | undefined>(earlierDefined, undefined);
+    const held = reach !== undefined && oldest !== undefined ? earlierOf(reach, oldest) : reach;
+    this.commitPage(type, report, results, held, resources.length, page);
+    if (!(await pipeline.settled(fetcher))) return { oldest };
+    if (reach !== held && reach !== undefined) this.commitPage(type, report, [], reach, 0, page);
+    return undefined;
   }
 
   private remember(resource: Resource): void {
