@@ -6,8 +6,11 @@ import { describe, it } from 'node:test';
 import type { Observation, Patient, Resource } from '@medplum/fhirtypes';
 import { Bridge } from '../../src/app.js';
 import { configFromObject } from '../../src/config/index.js';
+import { RecheckNotReady } from '../../src/delivery/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { CHILD_PROGRAMME, DEFAULT_SANDBOX_AUTH } from '../../src/sandbox/dhis2/index.js';
+import { OvertakenReadFailed } from '../../src/sources/pipeline.js';
+import type { SubjectRecheck } from '../../src/sources/recheck.js';
 import {
   birthResources,
   bridgeConfigObject,
@@ -261,6 +264,26 @@ describe('bridge: a DHIS2 tracked entity deleted while its birth waited', () => 
         ['delivered'],
       );
       assert.equal((await h.events()).length, 1);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('bridge: a recheck whose commit another evaluation overtook', () => {
+  it('leaves its rows waiting (not sent as recorded) when the record could not be read again', async () => {
+    const h = await twoWaitingBirths();
+    try {
+      const source = h.bridge.sources[0];
+      assert.ok(source);
+      // What the recheck saw (a withdrawal, say) was not recorded, and reading it again failed.
+      source.pipeline.finished = async () => {
+        throw new OvertakenReadFailed('a record another evaluation overtook could not be read again');
+      };
+      const runners = (h.bridge as unknown as { recheckRunners(): Map<string, SubjectRecheck> }).recheckRunners();
+      const run = runners.get(source.settings.id);
+      assert.ok(run);
+      await assert.rejects(run([`Patient/${child0().id}`]), RecheckNotReady);
     } finally {
       await h.close();
     }

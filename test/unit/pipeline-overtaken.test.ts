@@ -1,0 +1,101 @@
+// SourcePipeline and commits another evaluation overtook (src/sources/evaluation-order.ts): the record is
+// read again at once, a few rounds at most, and a session whose record was not read again says so.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { openLedger } from '../../src/ledger/index.js';
+import type { MappingSet, ResourceFetcher } from '../../src/mapping/index.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { OvertakenReadFailed, SourcePipeline } from '../../src/sources/pipeline.js';
+
+const SUBJECT = 'Patient/1';
+
+/** Every resource is about SUBJECT, which is no birth (a commit that writes nothing, as most are). */
+const mappings = {
+  subjectsFor: () => [{ mappingId: 'birth.test', subjectRef: SUBJECT, searchable: false }],
+  mapSubjectDetailed: async () => ({
+    result: { status: 'skipped', mappingId: 'birth.test', eventType: 'birth', subjectRef: SUBJECT, reason: 'no birth' },
+    noEvidence: true,
+  }),
+} as unknown as MappingSet;
+
+const fetcher = (): ResourceFetcher => ({}) as ResourceFetcher;
+const patient = { resourceType: 'Patient', id: '1' } as const;
+
+describe('SourcePipeline: overtaken commits', () => {
+  it('reads a record again up to 3 rounds at once; a session overtaken beyond that is told, not silently dropped', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pipeline-overtaken-'));
+    const ledger = openLedger(join(dir, 'bridge.db'));
+    try {
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const rereads: string[][] = [];
+      const pipeline = new SourcePipeline({
+        sourceId: 'emr',
+        mappings,
+        ledger,
+        logger: silentLogger,
+        reread: async (subjects) => {
+          rereads.push(subjects);
+          await held; // the EMR is slow: every reread is still in flight when the next session commits
+        },
+      });
+      // Four sessions begin, then a fifth commits the record: each of the four is overtaken.
+      const older = [fetcher(), fetcher(), fetcher(), fetcher()].map((f) => pipeline.reading(f));
+      const later = pipeline.reading(fetcher());
+      pipeline.commit((await pipeline.evaluate([patient], later)).results);
+      const outcomes = older.map(async (f) => {
+        const { results } = await pipeline.evaluate([patient], f);
+        assert.equal(pipeline.overtakes(results), true);
+        pipeline.commit(results);
+        return pipeline.finished(f).then(
+          () => 'read again',
+          (err: unknown) => (err instanceof OvertakenReadFailed ? 'not read again' : String(err)),
+        );
+      });
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(rereads.length, 3, 'three rounds in flight at once');
+      release();
+      assert.deepEqual((await Promise.all(outcomes)).sort(), [
+        'not read again',
+        'read again',
+        'read again',
+        'read again',
+      ]);
+      await pipeline.finished(later);
+    } finally {
+      ledger.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rejects finished() when the reread failed, so the caller keeps what would redo it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pipeline-overtaken-'));
+    const ledger = openLedger(join(dir, 'bridge.db'));
+    try {
+      const pipeline = new SourcePipeline({
+        sourceId: 'emr',
+        mappings,
+        ledger,
+        logger: silentLogger,
+        reread: async () => {
+          throw new Error('HTTP 503');
+        },
+      });
+      const older = pipeline.reading(fetcher());
+      const later = pipeline.reading(fetcher());
+      pipeline.commit((await pipeline.evaluate([patient], later)).results);
+      pipeline.commit((await pipeline.evaluate([patient], older)).results);
+      assert.equal(await pipeline.settled(older), false);
+      await assert.rejects(pipeline.finished(older), OvertakenReadFailed);
+      await pipeline.finished(later);
+    } finally {
+      ledger.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
