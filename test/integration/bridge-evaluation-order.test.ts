@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import type { Composition, Patient, Resource } from '@medplum/fhirtypes';
 import { FhirSourceError } from '../../src/sources/fhir/fhir-client.js';
 import type { SourcePipeline } from '../../src/sources/pipeline.js';
-import { birthResources, type Harness, startHarness } from './helpers/bridge-harness.js';
+import { birthResources, type Harness, type HarnessOptions, startHarness } from './helpers/bridge-harness.js';
 
 const child = (resources: Resource[]): Patient => {
   const found = resources.find((r): r is Patient => r.resourceType === 'Patient' && r.id?.endsWith('-child') === true);
@@ -26,25 +26,34 @@ function holdEvaluation(
   matches: (args: Parameters<Evaluate>, evaluated: Awaited<ReturnType<Evaluate>>) => boolean,
 ) {
   const evaluate = pipeline.evaluate.bind(pipeline);
+  const parked = parking();
+  let first = true;
+  pipeline.evaluate = async (...args) => {
+    const evaluated = await evaluate(...args);
+    if (first && matches(args, evaluated)) {
+      first = false;
+      await parked.wait();
+    }
+    return evaluated;
+  };
+  return { held: parked.held, release: parked.release };
+}
+
+/** `wait()` parks its caller until `release()`; `held` resolves once it is parked. */
+function parking() {
   let release!: () => void;
-  const gate = new Promise<void>((resolve) => {
+  const open = new Promise<void>((resolve) => {
     release = resolve;
   });
   let reached!: () => void;
   const held = new Promise<void>((resolve) => {
     reached = resolve;
   });
-  let first = true;
-  pipeline.evaluate = async (...args) => {
-    const evaluated = await evaluate(...args);
-    if (first && matches(args, evaluated)) {
-      first = false;
-      reached();
-      await gate;
-    }
-    return evaluated;
+  const wait = async () => {
+    reached();
+    await open;
   };
-  return { held, release };
+  return { held, release, wait };
 }
 
 // Only a poll pass evaluates with a coverage (the third argument).
@@ -85,25 +94,42 @@ const fetalDeathReport = (status: Composition['status']): Composition => ({
 
 const rowOfChild0 = (h: Harness) => h.rows().find((r) => r.subjectKey === CHILD);
 
+/** Birth 0 in the EMR, which notifies every change (no worker: the tests send when they choose). */
+async function birth0Notified(options: Pick<HarnessOptions, 'fhirPaging'> = {}) {
+  const h = await startHarness({
+    seed: birthResources(0),
+    notify: { style: 'hapi-payload' },
+    worker: false,
+    ...options,
+  });
+  const source = h.bridge.sources[0];
+  if (!source) {
+    await h.close();
+    throw new Error('the harness has no FHIR source');
+  }
+  return { h, source };
+}
+
+/** Lets a held notification's evaluation commit: its older stillbirth withdraws nothing; the birth goes out once. */
+async function birthStandsAfter(h: Harness, releaseNotification: () => void): Promise<void> {
+  releaseNotification();
+  await h.waitFor('the notification processed', () => h.bridge.ledger.inbox.depth() === 0);
+  assert.equal(rowOfChild0(h)?.state, 'pending', 'the older read did not withdraw the birth');
+  await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
+  assert.equal((await h.events()).length, 1);
+}
+
 /** The poll's first search (Compositions) waits, once armed, until released: the pass began, read nothing. */
 function firstSearchGate() {
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  let reached!: () => void;
-  const held = new Promise<void>((resolve) => {
-    reached = resolve;
-  });
+  const parked = parking();
   let armed = true;
   const beforeSearch = async (type: string) => {
     if (armed && type === 'Composition') {
       armed = false;
-      reached();
-      await gate;
+      await parked.wait();
     }
   };
-  return { held, release, beforeSearch };
+  return { held: parked.held, release: parked.release, beforeSearch };
 }
 
 /**
@@ -113,15 +139,8 @@ function firstSearchGate() {
  */
 async function stillbirthWithdrawnDuringPass(before?: (h: Harness) => Promise<void>) {
   const gate = firstSearchGate();
-  const h = await startHarness({
-    seed: birthResources(0),
-    notify: { style: 'hapi-payload' },
-    worker: false,
-    fhirPaging: { beforeSearch: gate.beforeSearch },
-  });
+  const { h, source } = await birth0Notified({ fhirPaging: { beforeSearch: gate.beforeSearch } });
   try {
-    const source = h.bridge.sources[0];
-    assert.ok(source);
     const pass = source.poller.pollOnce();
     await gate.held;
     await h.fhir.upsert(fetalDeathReport('final'));
@@ -171,10 +190,8 @@ describe('bridge: a poll pass and a notification evaluate one birth at once', ()
   });
 
   it('a notification evaluated from a read older than a poll that committed meanwhile is read again', async () => {
-    const h = await startHarness({ seed: birthResources(0), notify: { style: 'hapi-payload' }, worker: false });
+    const { h, source } = await birth0Notified();
     try {
-      const source = h.bridge.sources[0];
-      assert.ok(source);
       const { held, release } = holdEvaluation(
         source.pipeline,
         (args, evaluated) => !byPoll(args) && ofChild(evaluated),
@@ -187,11 +204,7 @@ describe('bridge: a poll pass and a notification evaluate one birth at once', ()
       await h.fhir.upsert(fetalDeathReport('entered-in-error'));
       await source.poller.pollOnce();
       assert.equal(rowOfChild0(h)?.state, 'pending', 'the poll, begun after the notification, recorded the birth');
-      release();
-      await h.waitFor('the notification processed', () => h.bridge.ledger.inbox.depth() === 0);
-      assert.equal(rowOfChild0(h)?.state, 'pending', 'the older stillbirth did not withdraw the birth');
-      await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
-      assert.equal((await h.events()).length, 1);
+      await birthStandsAfter(h, release);
     } finally {
       await h.close();
     }
@@ -212,10 +225,8 @@ describe('bridge: a poll pass and a notification evaluate one birth at once', ()
   });
 
   it('a notification that read before a poll begun earlier, and commits after it, is read again', async () => {
-    const h = await startHarness({ seed: birthResources(0), notify: { style: 'hapi-payload' }, worker: false });
+    const { h, source } = await birth0Notified();
     try {
-      const source = h.bridge.sources[0];
-      assert.ok(source);
       const poll = holdEvaluation(source.pipeline, byPoll);
       const pass = source.poller.pollOnce();
       await poll.held;
@@ -229,11 +240,7 @@ describe('bridge: a poll pass and a notification evaluate one birth at once', ()
       poll.release();
       await pass;
       assert.equal(rowOfChild0(h)?.state, 'pending');
-      notification.release();
-      await h.waitFor('the notification processed', () => h.bridge.ledger.inbox.depth() === 0);
-      assert.equal(rowOfChild0(h)?.state, 'pending', 'the older read did not withdraw the birth');
-      await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
-      assert.equal((await h.events()).length, 1);
+      await birthStandsAfter(h, notification.release);
     } finally {
       await h.close();
     }

@@ -251,6 +251,19 @@ describe('health and readiness', () => {
   });
 });
 
+/** The delivery check as it will read `ms` from now (it reads the clock; minutes are asked of it directly). */
+function deliveryProblemIn(bridge: Bridge, ms: number): string | undefined {
+  return (bridge as unknown as { deliveryProblem(now: number): string | undefined }).deliveryProblem(Date.now() + ms);
+}
+
+/** Starts the bridge with its offices resolved (the lookup would fail too), then fails every OpenCRVS call. */
+async function startThenFailEveryCall(bridge: Bridge): Promise<void> {
+  await bridge.start();
+  for (let waited = 0; !(await readyz(bridge)).body.checks.routing?.ok && waited < 10_000; waited += 50)
+    await sleep(50);
+  await sim.control.configure({ faults: { errorRate: 1, errorStatus: 500 } });
+}
+
 describe('readiness: what alerting needs to see', () => {
   it('is not ready, naming inbox, while the inbox is full and notifications are refused', async () => {
     const bridge = newBridge();
@@ -276,15 +289,9 @@ describe('readiness: what alerting needs to see', () => {
     bridge.onDeliveryOutcome((outcome) => {
       if (outcome.type === 'retry') retries.push(outcome.error?.kind ?? '');
     });
-    // The check reads the clock; five minutes later is asked of it directly.
-    const problemIn = (ms: number) =>
-      (bridge as unknown as { deliveryProblem(now: number): string | undefined }).deliveryProblem(Date.now() + ms);
+    const problemIn = (ms: number) => deliveryProblemIn(bridge, ms);
     try {
-      await bridge.start();
-      // Offices resolved first (the lookup would fail too); then every events API call fails.
-      for (let waited = 0; !(await readyz(bridge)).body.checks.routing?.ok && waited < 10_000; waited += 50)
-        await sleep(50);
-      await sim.control.configure({ faults: { errorRate: 1, errorStatus: 500 } });
+      await startThenFailEveryCall(bridge);
       await bridge.syncOnce(undefined, { timeoutMs: 3000 });
       for (let waited = 0; retries.length < 3 && waited < 10_000; waited += 50) await sleep(50);
       assert.ok(retries.length >= 3, `attempts failed: ${retries.length}`);
@@ -304,13 +311,9 @@ describe('readiness: what alerting needs to see', () => {
 
   it('names delivery no more once the failing rows are dead: nothing waits for a retry', async () => {
     const bridge = newBridge({}, 'LHUYvwY2Aq1', 0, { maxAttempts: 4 });
-    const problemIn = (ms: number) =>
-      (bridge as unknown as { deliveryProblem(now: number): string | undefined }).deliveryProblem(Date.now() + ms);
+    const problemIn = (ms: number) => deliveryProblemIn(bridge, ms);
     try {
-      await bridge.start();
-      for (let waited = 0; !(await readyz(bridge)).body.checks.routing?.ok && waited < 10_000; waited += 50)
-        await sleep(50);
-      await sim.control.configure({ faults: { errorRate: 1, errorStatus: 500 } });
+      await startThenFailEveryCall(bridge);
       await bridge.syncOnce(undefined, { timeoutMs: 10_000 });
       const states = new Set(bridge.ledger.list({ limit: 100 }).map((row) => row.state));
       assert.deepEqual([...states], ['dead'], 'every row ran out of attempts');
