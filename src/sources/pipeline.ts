@@ -70,7 +70,7 @@ export interface PipelineDeps {
   concurrency?: number;
   /**
    * Evaluates these subjects again with fresh reads and records the outcome (the source's recheck
-   * runner): for subjects whose commit a later evaluation overtook (evaluation-order.ts).
+   * runner): for subjects whose commit another evaluation overtook (evaluation-order.ts).
    */
   reread?: (subjectKeys: string[]) => Promise<void>;
 }
