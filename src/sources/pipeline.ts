@@ -142,10 +142,18 @@ export class SourcePipeline {
    * read again.
    */
   overtakes(results: Evaluation[]): boolean {
-    return results.some(({ result, session }) => {
-      if (!session || !result.eventType || !result.subjectRef) return false;
-      return this.order.overtaken(session, subjectOf(result.eventType, result.subjectRef));
-    });
+    return results.some(({ result, session }) => session !== undefined && this.overtakenResult(session, result));
+  }
+
+  /**
+   * Another evaluation committed the result's record after `session` began, or deleted the resource
+   * that was its evidence (a poll never sees a deletion, so only this order stops the older read).
+   */
+  private overtakenResult(session: EvaluationSession, result: MapResult): boolean {
+    if (!result.eventType || !result.subjectRef) return false;
+    if (this.order.overtaken(session, subjectOf(result.eventType, result.subjectRef))) return true;
+    const evidence = result.status === 'skipped' ? undefined : result.sourceRef;
+    return evidence !== undefined && this.order.overtaken(session, deletedMark(evidence));
   }
 
   /** Waits for the rereads `fetcher`'s session started so far; false when one failed. */
@@ -284,6 +292,12 @@ export class SourcePipeline {
     });
     if (session) {
       for (const subject of applied) this.order.commit(session, subject);
+      // The deletion is this session's word on the record even where no row was cancelled (none yet): an
+      // older evaluation that read it before must not record it now, as the record or as the evidence.
+      const [type] = ref.split('/');
+      for (const mapping of this.deps.mappings.mappings)
+        if (mapping.subjectType === type) this.order.commit(session, subjectOf(mapping.eventType, ref));
+      this.order.commit(session, deletedMark(ref));
       this.reread(session, overtaken);
     }
     return [...recheck];
@@ -324,9 +338,8 @@ export class SourcePipeline {
         for (const { result, excluded, noEvidence, session } of results) {
           // Every outcome for a subject counts, a non-match too: it may be what withdrew a row.
           if (session && result.eventType && result.subjectRef) {
-            const refused = overtaken.get(session) ?? new Set<string>();
-            if (!this.inOrder(session, result.eventType, result.subjectRef, refused)) {
-              overtaken.set(session, refused);
+            if (this.overtakenResult(session, result)) {
+              overtaken.set(session, (overtaken.get(session) ?? new Set<string>()).add(result.subjectRef));
               continue;
             }
             committed.push({ session, subject: subjectOf(result.eventType, result.subjectRef) });
@@ -399,6 +412,11 @@ export class SourcePipeline {
     if (report.invalid > 0) this.log.warn({ invalid: report.invalid }, 'records could not be mapped; see the ledger');
     return report;
   }
+}
+
+/** The order's entry for a deleted resource (evaluation-order.ts): results it was the evidence of wait. */
+function deletedMark(ref: string): string {
+  return `deleted\n${ref}`;
 }
 
 /** A subject as the ledger keys its rows: one event type of one record. */

@@ -98,4 +98,60 @@ describe('SourcePipeline: overtaken commits', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('does not record a birth an older evaluation read, once a later one found the record or its evidence deleted', async () => {
+    for (const deleted of [SUBJECT, 'Encounter/9']) {
+      const dir = mkdtempSync(join(tmpdir(), 'pipeline-overtaken-'));
+      const ledger = openLedger(join(dir, 'bridge.db'));
+      try {
+        const rereads: string[][] = [];
+        const pipeline = new SourcePipeline({
+          sourceId: 'emr',
+          mappings: birthOf('Encounter/9'),
+          ledger,
+          logger: silentLogger,
+          reread: async (subjects) => void rereads.push(subjects),
+        });
+        const poll = pipeline.reading(fetcher());
+        const { results } = await pipeline.evaluate([patient], poll); // the birth, read before the deletion
+        // A notification of the deletion: read again, gone (404). No row holds the record yet.
+        const notification = pipeline.reading(fetcher());
+        assert.deepEqual(pipeline.recordDeleted(deleted, notification), []);
+        await pipeline.finished(notification);
+        assert.equal(pipeline.overtakes(results), true, `${deleted}: the poll's read is older than the deletion`);
+        pipeline.commit(results);
+        await pipeline.finished(poll);
+        assert.deepEqual(
+          ledger.list({ limit: 10 }).map((row) => row.state),
+          [],
+          `${deleted}: no birth recorded from the older read`,
+        );
+        assert.deepEqual(rereads, [[SUBJECT]], `${deleted}: the record is read again instead`);
+      } finally {
+        ledger.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  });
 });
+
+/** SUBJECT is a birth, found by `evidence`. */
+function birthOf(evidence: string): MappingSet {
+  return {
+    mappings: [{ id: 'birth.test', eventType: 'birth', subjectType: 'Patient' }],
+    subjectsFor: () => [{ mappingId: 'birth.test', subjectRef: SUBJECT, searchable: false }],
+    mapSubjectDetailed: async () => ({
+      result: {
+        status: 'mapped',
+        mappingId: 'birth.test',
+        eventType: 'birth',
+        subjectRef: SUBJECT,
+        sourceRef: evidence,
+        payloadHash: 'h1',
+        declaration: { 'child.dob': '2026-01-01' },
+        routing: { office: 'office-1' },
+        warnings: [],
+      },
+    }),
+  } as unknown as MappingSet;
+}
