@@ -1,5 +1,6 @@
+import type { ResourceFetcher } from '../mapping/index.js';
 import type { Logger } from '../observability/logger.js';
-import type { PassReport } from './pipeline.js';
+import type { Evaluation, PassReport, SourcePipeline } from './pipeline.js';
 
 /** What the admin page, readiness and metrics read about a source's polling (no personal data). */
 export interface PollerStatus {
@@ -39,6 +40,34 @@ export function firstSyncStart(
   const start = new Date(now - poll.sinceDays * DAY_MS).toISOString();
   cursors.setCursor(sourceId, FIRST_SYNC_CURSOR, start);
   return start;
+}
+
+/**
+ * Commits a page's results with the watermark `reach` (`commit`, with `whole` false for a later move
+ * of the watermark alone). A result another evaluation overtook is not recorded but read again at once
+ * (SourcePipeline.overtakes); until that reread has recorded the record, the watermark goes no further
+ * than the page's `oldest` record, so a crash meanwhile leaves the page to be read again. False when the
+ * reread failed: the pass then holds its watermark at `oldest` and does not remember the page's
+ * versions, so the next pass reads the page again.
+ */
+export async function commitInOrder(
+  pipeline: SourcePipeline,
+  fetcher: ResourceFetcher,
+  page: { results: Evaluation[]; reach: string | undefined; oldest: () => string | undefined },
+  earlierOf: (a: string, b: string) => string,
+  commit: (results: Evaluation[], reach: string | undefined, whole: boolean) => void,
+): Promise<boolean> {
+  const { results, reach } = page;
+  if (!pipeline.overtakes(results)) {
+    commit(results, reach, true);
+    return true;
+  }
+  const oldest = page.oldest();
+  const held = reach !== undefined && oldest !== undefined ? earlierOf(reach, oldest) : reach;
+  commit(results, held, true);
+  if (!(await pipeline.settled(fetcher))) return false;
+  if (reach !== held && reach !== undefined) commit([], reach, false);
+  return true;
 }
 
 /**

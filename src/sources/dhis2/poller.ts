@@ -1,7 +1,7 @@
 import type { Dhis2Settings, PollSettings } from '../../config/types.js';
 import { type Resource, trackedEntityResource } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
-import { type CursorStore, firstSyncStart, type PollerStatus, trackedPass } from '../pass.js';
+import { type CursorStore, commitInOrder, firstSyncStart, type PollerStatus, trackedPass } from '../pass.js';
 import { addReports, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
 import { giveUpReason, MAX_RUN_PAGES, RunReadings } from '../shared/run-readings.js';
 import type { Dhis2Client } from './client.js';
@@ -139,23 +139,17 @@ export class Dhis2Poller {
       if (inRun) runPages++;
       else plainPages++;
       const leaves = pageMax !== undefined && advances(bound, pageMax);
-      // A result another evaluation overtook is read again at once (pipeline.overtakes). Until that reread
-      // has recorded it, the watermark goes no further than the page's oldest record; should it fail, the
-      // pass holds the watermark there and does not remember the page's versions: the next pass reads it.
+      // In order with the source's other evaluations (commitInOrder): a page whose overtaken result could
+      // not be read again holds the watermark at its oldest record, its versions not remembered.
+      const oldest = () => entities.map((te) => te.updatedAt).reduce<string | undefined>(earlierDefined, undefined);
       const reach = capped(inRun && leaves ? bound : pageMax);
-      if (!pipeline.overtakes(results)) {
-        this.commitPage(report, results, reach, entities.length);
-        for (const resource of fresh) this.remember(resource);
-      } else {
-        const oldest = entities.map((te) => te.updatedAt).reduce<string | undefined>(earlierDefined, undefined);
-        const held = reach !== undefined && oldest !== undefined ? earlierOf(reach, oldest) : reach;
-        this.commitPage(report, results, held, entities.length);
-        if (!(await pipeline.settled(fetcher))) {
-          if (oldest !== undefined) holdAt = earlierOf(holdAt, oldest);
-        } else {
-          if (reach !== held && reach !== undefined) this.commitPage(report, [], reach, 0);
-          for (const resource of fresh) this.remember(resource);
-        }
+      const read = await commitInOrder(pipeline, fetcher, { results, reach, oldest }, earlierOf, (rs, at, whole) =>
+        this.commitPage(report, rs, at, whole ? entities.length : 0),
+      );
+      if (read) for (const resource of fresh) this.remember(resource);
+      else {
+        const at = oldest();
+        if (at !== undefined) holdAt = earlierOf(holdAt, at);
       }
       const last = entities.length < poll.pageSize;
       if (inRun && (last || leaves)) {

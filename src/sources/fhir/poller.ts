@@ -2,7 +2,7 @@ import type { Bundle, Resource } from '@medplum/fhirtypes';
 import type { PollSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import { PassCoverage, versionKey } from '../coverage.js';
-import { type CursorStore, firstSyncStart, type PollerStatus, trackedPass } from '../pass.js';
+import { type CursorStore, commitInOrder, firstSyncStart, type PollerStatus, trackedPass } from '../pass.js';
 import { addReports, type Evaluation, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
 import { giveUpReason, MAX_RUN_PAGES, RunReadings } from '../shared/run-readings.js';
 import { CachingFetcher } from './fetcher.js';
@@ -393,13 +393,7 @@ export class FhirPoller {
     this.status.watermarks[type] = next;
   }
 
-  /**
-   * Commits a page. A result another evaluation overtook is not recorded but read again at once
-   * (pipeline.overtakes); until that reread has recorded the record, the watermark goes no further than
-   * the page's oldest record, so a crash meanwhile leaves the page to be read again. When the reread
-   * failed it returns that time: the pass then holds the watermark there and does not remember the
-   * page's versions, so the next pass reads it again.
-   */
+  /** Commits a page in order with the source's other evaluations (commitInOrder); `{ oldest }` when unread. */
   private async commitRead(
     type: string,
     report: PassReport,
@@ -409,17 +403,15 @@ export class FhirPoller {
     page: Bundle,
     fetcher: CachingFetcher,
   ): Promise<{ oldest: string | undefined } | undefined> {
-    const { pipeline } = this.deps;
-    if (!pipeline.overtakes(results)) {
-      this.commitPage(type, report, results, reach, resources.length, page);
-      return undefined;
-    }
-    const oldest = resources.map(lastUpdatedOf).reduce<string | undefined>(earlierDefined, undefined);
-    const held = reach !== undefined && oldest !== undefined ? earlierOf(reach, oldest) : reach;
-    this.commitPage(type, report, results, held, resources.length, page);
-    if (!(await pipeline.settled(fetcher))) return { oldest };
-    if (reach !== held && reach !== undefined) this.commitPage(type, report, [], reach, 0, page);
-    return undefined;
+    const oldest = () => resources.map(lastUpdatedOf).reduce<string | undefined>(earlierDefined, undefined);
+    const read = await commitInOrder(
+      this.deps.pipeline,
+      fetcher,
+      { results, reach, oldest },
+      earlierOf,
+      (rs, at, whole) => this.commitPage(type, report, rs, at, whole ? resources.length : 0, page),
+    );
+    return read ? undefined : { oldest: oldest() };
   }
 
   private remember(resource: Resource): void {
