@@ -68,6 +68,11 @@ export interface BridgeOptions {
 }
 
 /** What `sync --once` reports: the rows this pass touched, by final state (no personal data). */
+/** A row a sync pass counts as done: delivered (accepted or pending), or skipped. */
+export function syncDone(row: LedgerRow): boolean {
+  return row.state === 'delivered' || row.state === 'delivered-pending' || row.state === 'skipped';
+}
+
 export interface SyncSummary {
   report: PassReport;
   rows: LedgerRow[];
@@ -748,13 +753,8 @@ export class Bridge {
     const earlier = synced
       .flatMap((sourceId) => this.ledger.list({ sourceId, states: notDone, limit: 1000 }))
       .filter((row) => !ids.has(row.id));
-    const good = new Set(['delivered', 'delivered-pending', 'skipped']);
     const ok =
-      failedSources.length === 0 &&
-      !timedOut &&
-      rows.every((row) => good.has(row.state)) &&
-      earlier.length === 0 &&
-      !this.worker.held();
+      failedSources.length === 0 && !timedOut && rows.every(syncDone) && earlier.length === 0 && !this.worker.held();
     const held = this.ledger.getHold();
     return {
       report,

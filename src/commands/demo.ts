@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
-import { Bridge, type SyncSummary } from '../app.js';
+import { Bridge, type SyncSummary, syncDone } from '../app.js';
 import { type BridgeConfig, configFromObject } from '../config/index.js';
 import { errorLine } from '../observability/crash.js';
 import { DEMO_STATIC_EXPECTED, demoSeed } from '../sandbox/demo/seed.js';
@@ -45,7 +45,7 @@ function printSummary(
 ): boolean {
   const delivered = summary.rows.filter((row) => row.state === 'delivered' || row.state === 'delivered-pending');
   const skipped = summary.rows.filter((row) => row.state === 'skipped');
-  const problems = summary.rows.filter((row) => !['delivered', 'delivered-pending', 'skipped'].includes(row.state));
+  const problems = summary.rows.filter((row) => !syncDone(row));
   const births = delivered.filter((row) => row.eventType === 'birth').length;
   const deaths = delivered.filter((row) => row.eventType === 'death').length;
   console.log('\nopencrvs-bridge demo');

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { Bridge, type SyncSummary } from '../app.js';
+import { Bridge, type SyncSummary, syncDone } from '../app.js';
 import { heldSince } from '../ledger/index.js';
 import { errorLine } from '../observability/crash.js';
 import { isOpenCrvsError } from '../opencrvs/index.js';
@@ -54,8 +54,7 @@ function printSummary(summary: SyncSummary): void {
 function resultOf(summary: SyncSummary): string {
   if (summary.ok) return 'everything found was delivered';
   const reasons: string[] = [];
-  const done = new Set(['delivered', 'delivered-pending', 'skipped']);
-  if (summary.held || summary.earlier.length > 0 || summary.rows.some((row) => !done.has(row.state)))
+  if (summary.held || summary.earlier.length > 0 || !summary.rows.every(syncDone))
     reasons.push('something is dead, held or still failing');
   if (summary.failedSources.length > 0) reasons.push('a source could not be polled');
   if (summary.timedOut) reasons.push('the pass reached --timeout');
