@@ -79,15 +79,11 @@ export class SubscriptionReceiver {
 
   /** The inbox is full: notifications are refused with 503 until it drains (depth counted at most once a second). */
   full(now = Date.now()): { depth: number } | undefined {
-    this.refreshDepth(now);
-    return this.depth >= this.maxDepth ? { depth: this.depth } : undefined;
-  }
-
-  private refreshDepth(now: number): void {
     if (now - this.depthCountedAt >= DEPTH_REFRESH_MS) {
       this.depth = this.inbox.depth();
       this.depthCountedAt = now;
     }
+    return this.depth >= this.maxDepth ? { depth: this.depth } : undefined;
   }
 
   /** Throws NotificationError for anything refused (the HTTP layer turns it into an OperationOutcome). */
