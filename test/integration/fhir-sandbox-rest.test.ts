@@ -106,6 +106,67 @@ describe('FHIR sandbox REST', () => {
     assert.equal(again.body.meta.versionId, '3');
   });
 
+
+  it('serves the history of a deleted resource, newest first, as HAPI does: the deletion, then each version', async () => {
+    const url = `${sandbox.baseUrl}/Observation/history-deleted`;
+    for (const value of [1, 2]) {
+      const put = await call(url, {
+        method: 'PUT',
+        body: { resourceType: 'Observation', id: 'history-deleted', status: 'final', valueInteger: value },
+      });
+      assert.ok(put.status < 300, `PUT: HTTP ${put.status}`);
+    }
+    assert.equal((await call(url, { method: 'DELETE' })).status, 200);
+    assert.equal((await call(url)).status, 404);
+    // Read twice: the order must not depend on how often it was read (MemoryRepository's reverses in place).
+    for (let read = 0; read < 2; read++) {
+      const { status, body } = await call(`${url}/_history`);
+      assert.equal(status, 200);
+      assert.equal(body.type, 'history');
+      assert.equal(body.total, 3);
+      const entries = body.entry as Json[];
+      assert.deepEqual(
+        entries.map((e) => [e.request.method, e.response.etag, e.resource?.valueInteger]),
+        [
+          ['DELETE', 'W/"3"', undefined],
+          ['PUT', 'W/"2"', 2],
+          ['POST', 'W/"1"', 1],
+        ],
+      );
+    }
+    const page = await call(`${url}/_history?_count=2`);
+    assert.deepEqual(
+      (page.body.entry as Json[]).map((e) => e.response.etag),
+      ['W/"3"', 'W/"2"'],
+    );
+    assert.equal((await call(`${url}/_history/2`)).body.valueInteger, 2, 'vread of a version before the delete');
+    assert.equal((await call(`${url}/_history/3`)).status, 410, 'vread of the deletion');
+    assert.equal((await call(`${sandbox.baseUrl}/Observation/never-there/_history`)).status, 404);
+  });
+
+  it('forgets the versions a rolled-back transaction wrote from the history', async () => {
+    await sandbox.upsert({ resourceType: 'Patient', id: 'history-rollback', gender: 'male' });
+    const failed = await call(sandbox.baseUrl, {
+      method: 'POST',
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          {
+            resource: { resourceType: 'Patient', id: 'history-rollback', gender: 'female' },
+            request: { method: 'PUT', url: 'Patient/history-rollback' },
+          },
+          { resource: { resourceType: 'Patient' }, request: { method: 'PUT', url: 'Patient/bad id!' } },
+        ],
+      },
+    });
+    assert.ok(failed.status >= 400, `the transaction must fail: HTTP ${failed.status}`);
+    const { body } = await call(`${sandbox.baseUrl}/Patient/history-rollback/_history`);
+    assert.deepEqual(
+      (body.entry as Json[]).map((e) => [e.response.etag, e.resource.gender]),
+      [['W/"1"', 'male']],
+    );
+  });
   it('answers 304 to a read whose If-None-Match is the current ETag', async () => {
     await sandbox.upsert({ resourceType: 'Patient', id: 'cached' });
     const res = await fetch(`${sandbox.baseUrl}/Patient/cached`, { headers: { 'If-None-Match': 'W/"1"' } });

@@ -1,6 +1,14 @@
-import { badRequest, deepClone, notFound, OperationOutcomeError, type SearchRequest, type WithId } from '@medplum/core';
-import { type CreateResourceOptions, MemoryRepository } from '@medplum/fhir-router';
-import type { Bundle, Resource } from '@medplum/fhirtypes';
+import {
+  badRequest,
+  deepClone,
+  gone,
+  notFound,
+  OperationOutcomeError,
+  type SearchRequest,
+  type WithId,
+} from '@medplum/core';
+import { type CreateResourceOptions, MemoryRepository, type ReadHistoryOptions } from '@medplum/fhir-router';
+import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
 import { searchRecords } from './search.js';
 import type { SearchIndexes } from './search-filter.js';
 import { ReferenceIndex } from './search-index.js';
@@ -26,7 +34,17 @@ export interface StoredRecord {
   readonly cache: Map<string, unknown>;
 }
 
-type JournalEntry = { type: string; id: string; prior: StoredRecord | undefined; priorVersion: number | undefined };
+type JournalEntry = {
+  type: string;
+  id: string;
+  prior: StoredRecord | undefined;
+  priorVersion: number | undefined;
+  /** How many versions the resource's history had before this write (a rollback cuts it back). */
+  priorHistory: number;
+};
+
+/** One version in a resource's history: what was stored, or a deletion (no resource). */
+type HistoryVersion = { versionId: string; lastUpdated: string; resource?: WithId<Resource> };
 
 // FHIR R4 id: [A-Za-z0-9\-\.]{1,64}
 const ID_PATTERN = /^[A-Za-z0-9.-]{1,64}$/;
@@ -47,6 +65,13 @@ export class SandboxRepository extends MemoryRepository {
   private readonly logs = new Map<string, StoredRecord[]>();
   private seq = 0;
   private readonly versions = new Map<string, number>();
+  /**
+   * Every version of every resource, deletions included, oldest first, for `_history` and vread.
+   * MemoryRepository keeps versions too, but answers neither for a deleted resource (HAPI and Medplum
+   * do: the bridge reads a deleted resource's last version to find the records it was part of), and
+   * reverses its stored list in place on each `_history` read.
+   */
+  private readonly histories = new Map<string, HistoryVersion[]>();
   private readonly listeners = new Set<(change: ResourceChange) => void>();
   private journal: JournalEntry[] | undefined;
   private pending: ResourceChange[] | undefined;
@@ -119,7 +144,12 @@ export class SandboxRepository extends MemoryRepository {
     const record: StoredRecord = { resource: saved, ts, seq: ++this.seq, cache: new Map() };
     this.put(resourceType, record);
     this.append(resourceType, record);
-    this.journal?.push({ type: resourceType, id, prior, priorVersion });
+    const priorHistory = this.remember(key, {
+      versionId: saved.meta?.versionId ?? '',
+      lastUpdated: saved.meta?.lastUpdated ?? '',
+      resource: saved,
+    });
+    this.journal?.push({ type: resourceType, id, prior, priorVersion, priorHistory });
     this.announce({
       interaction: prior ? 'update' : 'create',
       resourceType,
@@ -142,15 +172,51 @@ export class SandboxRepository extends MemoryRepository {
     const versionId = (priorVersion ?? 0) + 1;
     this.versions.set(key, versionId);
     this.remove(resourceType, id);
-    this.journal?.push({ type: resourceType, id, prior, priorVersion });
-    this.announce({
-      interaction: 'delete',
-      resourceType,
-      id,
-      versionId: String(versionId),
-      lastUpdated: new Date(this.now()).toISOString(),
-    });
+    const lastUpdated = new Date(this.now()).toISOString();
+    const priorHistory = this.remember(key, { versionId: String(versionId), lastUpdated });
+    this.journal?.push({ type: resourceType, id, prior, priorVersion, priorHistory });
+    this.announce({ interaction: 'delete', resourceType, id, versionId: String(versionId), lastUpdated });
     await deleting;
+  }
+
+  /**
+   * Instance history, newest first (as HAPI and Medplum order it), of a current or a deleted resource:
+   * a deletion is an entry with a DELETE request and no resource. 404 only when the id never existed.
+   */
+  override async readHistory<T extends Resource>(
+    resourceType: string,
+    id: string,
+    options?: ReadHistoryOptions,
+  ): Promise<Bundle<WithId<T>>> {
+    const versions = this.histories.get(`${resourceType}/${id}`);
+    if (!versions) throw new OperationOutcomeError(notFound);
+    const offset = options?.offset ?? 0;
+    const newestFirst = [...versions].reverse();
+    const page = newestFirst.slice(offset, options?.limit === undefined ? undefined : offset + options.limit);
+    const url = `${resourceType}/${id}`;
+    const entry = page.map((version, i): BundleEntry<WithId<T>> => {
+      const response = { etag: `W/"${version.versionId}"`, lastModified: version.lastUpdated };
+      if (!version.resource) return { request: { method: 'DELETE', url }, response: { ...response, status: '204' } };
+      const first = offset + i === newestFirst.length - 1;
+      return {
+        resource: deepClone(version.resource) as WithId<T>,
+        request: { method: first ? 'POST' : 'PUT', url: first ? resourceType : url },
+        response: { ...response, status: first ? '201' : '200' },
+      };
+    });
+    return { resourceType: 'Bundle', type: 'history', total: versions.length, ...(entry.length ? { entry } : {}) };
+  }
+
+  /** A version, also of a resource deleted since (HAPI's vread); the deletion's own version is gone (410). */
+  override async readVersion<T extends Resource>(
+    resourceType: string,
+    id: string,
+    versionId: string,
+  ): Promise<WithId<T>> {
+    const version = this.histories.get(`${resourceType}/${id}`)?.find((v) => v.versionId === versionId);
+    if (!version) throw new OperationOutcomeError(notFound);
+    if (!version.resource) throw new OperationOutcomeError(gone);
+    return deepClone(version.resource) as WithId<T>;
   }
 
   override async search<T extends Resource>(searchRequest: SearchRequest<T>): Promise<Bundle<WithId<T>>> {
@@ -165,8 +231,7 @@ export class SandboxRepository extends MemoryRepository {
 
   /**
    * Runs a transaction: on failure every write made inside it is undone and its change events are
-   * discarded; on success the events are announced. MemoryRepository keeps its own version history,
-   * so after a rollback `_history` may still list the undone version (the current state is exact).
+   * discarded; on success the events are announced.
    */
   override async withTransaction<TResult>(callback: (client: undefined) => Promise<TResult>): Promise<TResult> {
     if (this.journal) return callback(undefined); // nested (conditional create inside a transaction)
@@ -198,8 +263,11 @@ export class SandboxRepository extends MemoryRepository {
         await super.createResource(entry.prior.resource);
         this.put(entry.type, entry.prior);
       }
-      if (entry.priorVersion === undefined) this.versions.delete(`${entry.type}/${entry.id}`);
-      else this.versions.set(`${entry.type}/${entry.id}`, entry.priorVersion);
+      const key = `${entry.type}/${entry.id}`;
+      if (entry.priorVersion === undefined) this.versions.delete(key);
+      else this.versions.set(key, entry.priorVersion);
+      if (entry.priorHistory === 0) this.histories.delete(key);
+      else this.histories.get(key)?.splice(entry.priorHistory);
     }
   }
 
@@ -220,6 +288,17 @@ export class SandboxRepository extends MemoryRepository {
     if (!byId || !prior) return;
     byId.delete(id);
     this.references.replaced(resourceType, prior, undefined);
+  }
+
+  /** Adds a version to a resource's history; returns how many it had before. */
+  private remember(key: string, version: HistoryVersion): number {
+    let versions = this.histories.get(key);
+    if (!versions) {
+      versions = [];
+      this.histories.set(key, versions);
+    }
+    versions.push(version);
+    return versions.length - 1;
   }
 
   private append(resourceType: string, record: StoredRecord): void {
