@@ -267,16 +267,21 @@ export class SourcePipeline {
   /**
    * The source deleted `ref` (a delete notification, its absence confirmed by a read). A row of which it
    * was the subject and that was not sent yet is withdrawn; a delivered one stands (OpenCRVS has the
-   * event). Returns the subjects of unsent rows that named it as their source resource (the encounter
-   * that was the evidence, say): the caller re-evaluates those, as they may be no event any more.
+   * event). Returns the subjects to evaluate again, as they may be no event any more, or an event now:
+   * those of unsent rows that named it as their source resource (the encounter that was the evidence,
+   * say), and, given the resource's `lastVersion` (read from the source's history), every subject it
+   * was about (a fetal-death report that kept a birth from being notified leaves no row naming it).
    */
-  recordDeleted(ref: string, fetcher?: ResourceFetcher): string[] {
+  recordDeleted(ref: string, fetcher?: ResourceFetcher, lastVersion?: Resource): string[] {
     const { ledger, sourceId } = this.deps;
     const session = fetcher && this.readings.get(fetcher);
     const overtaken = new Set<string>();
     // In flight too: the ledger marks such a row withdrawn and the worker settles it (record.ts).
     const unsent = ledger.list({ sourceId, find: ref, states: ['pending', 'failed', 'dead', 'delivering'] });
     const recheck = new Set<string>();
+    if (lastVersion)
+      for (const { subjectRef } of this.deps.mappings.subjectsFor(lastVersion))
+        if (subjectRef !== ref) recheck.add(subjectRef);
     const applied: string[] = [];
     ledger.transaction(() => {
       for (const row of unsent) {

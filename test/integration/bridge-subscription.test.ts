@@ -3,6 +3,7 @@
 // duplicates change nothing; dropped notifications and heartbeat silence end in a catch-up poll.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { Resource } from '@medplum/fhirtypes';
 import type { NotifyStyle } from '../../src/sandbox/fhir/index.js';
 import {
   assertDeliveredOnce,
@@ -176,6 +177,18 @@ describe('bridge subscription faults', () => {
   });
 });
 
+/** A fetal-death observation (LOINC 73811-2) about `child`: the birth mapping skips such a child. */
+function fetalDeathReport(id: string, child: string): Resource {
+  return {
+    resourceType: 'Observation',
+    id,
+    status: 'final',
+    code: { coding: [{ system: 'http://loinc.org', code: '73811-2', display: 'Fetal death' }] },
+    subject: { reference: child },
+    valueBoolean: true,
+  } as Resource;
+}
+
 describe('bridge subscription: deletions before delivery', () => {
   // backport-id-only names the deleted resource like any change: it is read, and a 404/410 is a delete.
   for (const style of ['hapi-payload', 'medplum', 'backport-id-only'] as const) {
@@ -204,6 +217,43 @@ describe('bridge subscription: deletions before delivery', () => {
         const events = await h.sim.control.events();
         assert.equal(events.length, 1);
         assert.equal(h.rows()[1]?.state, 'delivered');
+      } finally {
+        await h.close();
+      }
+    });
+
+    // The report is the evidence of the exclusion, and the skipped row names the child, not the report:
+    // only the report's last version, read from the EMR's history, says which record to evaluate again.
+    it(`${style}: a fetal-death report deleted in the EMR lets the live birth it held back be notified`, async () => {
+      const notify = style === 'medplum' ? { style, secret: HMAC } : { style };
+      const subscription = style === 'medplum' ? { hmacSecret: HMAC } : undefined;
+      const h = await startHarness({ notify, ...(subscription ? { subscription } : {}), worker: false });
+      try {
+        const birth = birthResources(0);
+        const child = birth.find((r) => r.resourceType === 'Patient' && r.id?.endsWith('-child'));
+        assert.ok(child?.id);
+        const report = fetalDeathReport('e2e-fetal-death-report', `Patient/${child.id}`);
+        await h.transaction([...birth, report]);
+        await settle(h);
+        assert.deepEqual(
+          h.rows().map((r) => [r.subjectKey, r.state, r.skipReason]),
+          [
+            [
+              `Patient/${child.id}`,
+              'skipped',
+              'fetal death (stillbirth): not a live birth, never notified as one (fetal death observation)',
+            ],
+          ],
+        );
+        const res = await fetch(`${h.fhir.baseUrl}/Observation/${report.id}`, { method: 'DELETE' });
+        assert.ok(res.ok, `delete: HTTP ${res.status}`);
+        await settle(h);
+        assert.deepEqual(
+          h.rows().map((r) => [r.subjectKey, r.state]),
+          [[`Patient/${child.id}`, 'pending']],
+        );
+        await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
+        await assertDeliveredOnce(h, 1);
       } finally {
         await h.close();
       }

@@ -27,6 +27,8 @@ export interface FhirSourceClientOptions {
 // minute) but never `no-store`, which would disable HAPI's paging cursors.
 const SEARCH_HEADERS = { 'cache-control': 'no-cache' };
 const MAX_SEARCH_PAGES = 20;
+/** History entries asked for when a deleted resource's last version is read (see lastVersion). */
+const HISTORY_ENTRIES = 5;
 /**
  * A FHIR answer past this is refused, not read on. A search page of `_count=1000` typical resources is
  * a few MB; the bound is the DHIS2 and OpenCRVS clients' too.
@@ -168,6 +170,37 @@ export class FhirSourceClient {
       if (err instanceof FhirSourceError && (err.status === 404 || err.status === 410)) return undefined;
       throw err;
     }
+  }
+
+  /**
+   * The last version a server kept of a resource it deleted, from the instance `_history` (HAPI and
+   * Medplum keep it): the records the resource was part of are evaluated again without it. Undefined
+   * when the server keeps no version of it or serves no history (any 4xx: a server without history
+   * support answers 400, 404 or 405). A failure to answer (5xx, timeout) is thrown, to be tried again.
+   */
+  async lastVersion(type: string, id: string): Promise<Resource | undefined> {
+    let result: unknown;
+    try {
+      // Newest first by R4; a few entries are enough to pass the deletion and any entries without a body.
+      result = await this.call(`history ${type}`, (options) =>
+        this.client.request(`${type}/${id}/_history?_count=${HISTORY_ENTRIES}`, { options }),
+      );
+    } catch (err) {
+      // 401 and 429 are retryable: the answer may differ later, so they are thrown like a 5xx.
+      const refused = err instanceof FhirSourceError && !err.retryable && err.status !== undefined;
+      if (refused && err.status !== undefined && err.status >= 400 && err.status < 500) return undefined;
+      throw err;
+    }
+    if (!isBundle(result)) throw new FhirSourceError(`history ${type}: not a Bundle`, undefined, false);
+    let last: { version: Resource; at: number } | undefined;
+    for (const entry of result.entry ?? []) {
+      const version = entry.resource;
+      if (version?.resourceType !== type || version.id !== id) continue;
+      // By time, not by list position: not every server orders its history as R4 asks.
+      const at = Date.parse(version.meta?.lastUpdated ?? '');
+      if (!last || at > last.at || Number.isNaN(last.at)) last = { version, at };
+    }
+    return last?.version;
   }
 
   /** One search page. */

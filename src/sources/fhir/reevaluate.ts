@@ -1,3 +1,4 @@
+import type { Resource } from '../../mapping/index.js';
 import { addReports, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
 import { CachingFetcher } from './fetcher.js';
 import type { FhirSourceClient } from './fhir-client.js';
@@ -12,8 +13,8 @@ export interface ReevaluatedSource {
  * Re-reads the resources `refs` name (changed, or deleted: a notification is only a hint) and evaluates
  * the subjects they touch, as a poll would. One the server answers 404/410 for is gone, whatever the
  * notification said (a backport id-only one names a deletion like any change): unsent rows it was the
- * subject of are withdrawn and those it was the evidence of are evaluated again
- * (SourcePipeline.recordDeleted). `reconciled`: a poll would redo this commit if a power cut lost it.
+ * subject of are withdrawn, and those it was the evidence of, and the records its last version (from the
+ * source's history) was about, are evaluated again (SourcePipeline.recordDeleted). `reconciled`: a poll would redo this commit if a power cut lost it.
  */
 export async function reevaluate(
   source: ReevaluatedSource,
@@ -45,9 +46,10 @@ async function evaluateRefs(
   // does not return is read on its own, and only that read's 404/410 counts as gone.
   const found = await readAll(refs);
   const resources = found.filter((resource) => resource !== undefined);
-  const recheck = refs
-    .filter((_, i) => found[i] === undefined)
-    .flatMap((ref) => source.pipeline.recordDeleted(ref, fetcher));
+  const gone = refs.filter((_, i) => found[i] === undefined);
+  // Read before anything is recorded: a history read that fails leaves the notification to be redone whole.
+  const lastVersions = await Promise.all(gone.map((ref) => lastVersionOf(source.client, ref)));
+  const recheck = gone.flatMap((ref, i) => source.pipeline.recordDeleted(ref, fetcher, lastVersions[i]));
   if (recheck.length > 0) resources.push(...(await readAll(recheck)).filter((resource) => resource !== undefined));
   const { results } = await source.pipeline.evaluate(resources, fetcher);
   if (!options.reconciled) return source.pipeline.commit(results, undefined, options);
@@ -63,3 +65,13 @@ async function evaluateRefs(
 }
 
 const RECONCILED_COMMIT_ROWS = 8;
+
+/**
+ * What the source last held of a resource it deleted, to find the records it was part of: the subject
+ * of a fetal-death report, say, whose birth the report kept from being notified. Without it (a server
+ * that keeps no history, such as OpenMRS) only rows that name the resource are evaluated again.
+ */
+function lastVersionOf(client: FhirSourceClient, ref: string): Promise<Resource | undefined> {
+  const [type, id] = ref.split('/');
+  return type && id ? client.lastVersion(type, id) : Promise.resolve(undefined);
+}
