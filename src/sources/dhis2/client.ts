@@ -100,6 +100,10 @@ export class Dhis2Client {
             });
             status = response.status;
             if (!response.ok && !(init.okStatuses ?? []).includes(status)) {
+              // DHIS2 says "not found" with its WebMessage; a 404 without one is a proxy's or gateway's page
+              // (a route missing while it reloads): nothing is known to be gone, so it is retried like a 5xx.
+              const notDhis2 =
+                status === 404 && !isWebMessage(await readBodyCapped(response, 65_536, signal).catch(() => ''));
               await response.body?.cancel().catch(() => undefined);
               // Name the setting to fix: a refused credential or query is configuration, not an outage.
               const hint =
@@ -109,9 +113,9 @@ export class Dhis2Client {
                     ? ` (check sources[].dhis2 of source ${this.settings.id}: program, orgUnits; run doctor)`
                     : '';
               throw new Dhis2SourceError(
-                `${operation} failed: HTTP ${status}${hint}`,
+                `${operation} failed: HTTP ${status}${notDhis2 ? ' (not a DHIS2 answer)' : hint}`,
                 status,
-                status === 429 || status >= 500,
+                status === 429 || status >= 500 || notDhis2,
               );
             }
             const text = await readBodyCapped(response, MAX_ANSWER_BYTES, signal);
@@ -164,7 +168,7 @@ export class Dhis2Client {
     return page.trackedEntities ?? page.instances ?? [];
   }
 
-  /** GET /api/tracker/trackedEntities/{uid}; undefined when DHIS2 says 404. */
+  /** GET /api/tracker/trackedEntities/{uid}; undefined when DHIS2 says 404 (its own answer, see call). */
   async trackedEntity(uid: string, params: Record<string, string> = {}): Promise<TrackerTrackedEntity | undefined> {
     const query = new URLSearchParams(params).toString();
     try {
@@ -174,7 +178,7 @@ export class Dhis2Client {
         isTrackedEntity,
       );
     } catch (err) {
-      if (err instanceof Dhis2SourceError && err.status === 404) return undefined;
+      if (isGone(err)) return undefined;
       throw err;
     }
   }
@@ -184,7 +188,7 @@ export class Dhis2Client {
     try {
       return await this.call('read event', `tracker/events/${encodeURIComponent(uid)}?fields=*`, isTrackerEvent);
     } catch (err) {
-      if (err instanceof Dhis2SourceError && err.status === 404) return undefined;
+      if (isGone(err)) return undefined;
       throw err;
     }
   }
@@ -226,8 +230,23 @@ export class Dhis2Client {
         isObjectResponse,
       );
     } catch (err) {
-      if (err instanceof Dhis2SourceError && err.status === 404) return undefined;
+      if (isGone(err)) return undefined;
       throw err;
     }
+  }
+}
+
+/** DHIS2's own 404 ("… could not be found"), not a proxy's: see call. */
+function isGone(err: unknown): boolean {
+  return err instanceof Dhis2SourceError && err.status === 404 && !err.retryable;
+}
+
+/** DHIS2's error body: `{httpStatus, httpStatusCode, status: 'ERROR', message}`. */
+function isWebMessage(text: string): boolean {
+  try {
+    const body: unknown = JSON.parse(text);
+    return typeof body === 'object' && body !== null && 'httpStatusCode' in body;
+  } catch {
+    return false;
   }
 }

@@ -53,6 +53,11 @@ function toFhirKitResource(resource: Resource): FhirResource {
   return body;
 }
 
+/** The body of a failed answer as fhir-kit-client parsed it (JSON), or its text. */
+function bodyOf(err: unknown): unknown {
+  return isRecord(err) && isRecord(err.response) ? err.response.data : undefined;
+}
+
 function statusOf(err: unknown): number | undefined {
   if (isRecord(err) && isRecord(err.response) && typeof err.response.status === 'number') return err.response.status;
   return undefined;
@@ -151,14 +156,21 @@ export class FhirSourceClient {
     }
     const status = statusOf(err);
     if (status === 401) this.auth.invalidate();
-    const retryable = status === undefined || status === 401 || status === 429 || status >= 500;
-    const reason = status !== undefined ? `HTTP ${status}` : noAnswer(err);
+    // A FHIR server says "not found" with an OperationOutcome (HAPI, Medplum, OpenMRS do). A 404 without
+    // one is a proxy's or gateway's page (a route missing while it reloads): the resource is not known to
+    // be gone, and read() must not withdraw a birth on it. It is retried like a 5xx.
+    const notFhir = status === 404 && !isResource(bodyOf(err));
+    const retryable = status === undefined || status === 401 || status === 429 || status >= 500 || notFhir;
+    const reason = status !== undefined ? `HTTP ${status}${notFhir ? ' (not a FHIR answer)' : ''}` : noAnswer(err);
     return new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
       cause: status === undefined ? loggableCause(err, this.secrets) : undefined,
     });
   }
 
-  /** Reads one resource; undefined when the server says 404/410 (deleted or never existed). */
+  /**
+   * Reads one resource; undefined when the server says 404/410 (deleted or never existed). A 404 that
+   * is no FHIR answer is thrown (see failure): a caller withdraws unsent rows on undefined.
+   */
   async read(type: string, id: string): Promise<Resource | undefined> {
     try {
       const result: unknown = await this.call(`read ${type}`, (options) =>
@@ -167,7 +179,8 @@ export class FhirSourceClient {
       if (!isResource(result)) throw new FhirSourceError(`read ${type}: not a FHIR resource`, undefined, false);
       return result;
     } catch (err) {
-      if (err instanceof FhirSourceError && (err.status === 404 || err.status === 410)) return undefined;
+      if (err instanceof FhirSourceError && (err.status === 410 || (err.status === 404 && !err.retryable)))
+        return undefined;
       throw err;
     }
   }
@@ -186,9 +199,10 @@ export class FhirSourceClient {
         this.client.request(`${type}/${id}/_history?_count=${HISTORY_ENTRIES}`, { options }),
       );
     } catch (err) {
-      // 401 and 429 are retryable: the answer may differ later, so they are thrown like a 5xx.
-      const refused = err instanceof FhirSourceError && !err.retryable && err.status !== undefined;
-      if (refused && err.status !== undefined && err.status >= 400 && err.status < 500) return undefined;
+      // 401 and 429 may be answered otherwise later, so they are thrown like a 5xx. A 404 is no history
+      // here, FHIR answer or not: a server that maps no `_history` route may answer with any page.
+      const status = err instanceof FhirSourceError ? err.status : undefined;
+      if (status !== undefined && status >= 400 && status < 500 && status !== 401 && status !== 429) return undefined;
       throw err;
     }
     if (!isBundle(result)) throw new FhirSourceError(`history ${type}: not a Bundle`, undefined, false);
