@@ -74,3 +74,13 @@ export function capabilityGaps(summary: CapabilitySummary, type: string): string
 export function declaresLastUpdated(summary: CapabilitySummary, type: string): boolean {
   return summary.commonSearchParams.has('_lastUpdated') || !!summary.types.get(type)?.searchParams.has('_lastUpdated');
 }
+
+/**
+ * Whether the statement lists `type`'s interactions without `history-instance`. The bridge reads a
+ * deleted resource's last version from its history to find the records it was about (a deleted
+ * fetal-death report lets a birth be notified); a type listed without interactions is given the benefit.
+ */
+export function lacksInstanceHistory(summary: CapabilitySummary, type: string): boolean {
+  const interactions = summary.types.get(type)?.interactions;
+  return interactions !== undefined && !interactions.has('history-instance');
+}

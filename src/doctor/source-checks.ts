@@ -11,7 +11,7 @@ import { dhis2SettingsOf } from '../sources/dhis2/settings.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
 import { sortSignals } from '../sources/fhir/sort-signals.js';
 import { systemCode } from '../sources/shared/source-error.js';
-import { capabilityGaps, declaresLastUpdated, summarizeCapabilities } from './fhir-capability.js';
+import { capabilityGaps, declaresLastUpdated, lacksInstanceHistory, summarizeCapabilities } from './fhir-capability.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
 
 /** scheme://host/path only: no user info, no query (either may carry credentials). */
@@ -108,6 +108,15 @@ async function fhirSourceChecks(
   }
   const subscriptionWarning = unauthenticatedSubscriptionWarning(settings);
   if (subscriptionWarning) results.push(warn(name, subscriptionWarning));
+  // Deletions arrive only as notifications, so without a subscription the history is never read.
+  const historyless = settings.subscription ? watchedTypes.filter((type) => lacksInstanceHistory(summary, type)) : [];
+  if (historyless.length > 0)
+    results.push(
+      warn(
+        name,
+        `the server does not declare history-instance for ${historyless.join(', ')}: when one is deleted, only ledger rows that name it are evaluated again (a deleted fetal-death report leaves its birth skipped until the child's record changes)`,
+      ),
+    );
   if (settings.subscription) {
     results.push(
       summary.types.has('Subscription')

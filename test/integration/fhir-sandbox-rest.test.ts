@@ -106,7 +106,6 @@ describe('FHIR sandbox REST', () => {
     assert.equal(again.body.meta.versionId, '3');
   });
 
-
   it('serves the history of a deleted resource, newest first, as HAPI does: the deletion, then each version', async () => {
     const url = `${sandbox.baseUrl}/Observation/history-deleted`;
     for (const value of [1, 2]) {

@@ -1,7 +1,12 @@
 // The doctor's reading of OpenCRVS scopes (both formats) and of FHIR CapabilityStatements.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { capabilityGaps, declaresLastUpdated, summarizeCapabilities } from '../../src/doctor/fhir-capability.js';
+import {
+  capabilityGaps,
+  declaresLastUpdated,
+  lacksInstanceHistory,
+  summarizeCapabilities,
+} from '../../src/doctor/fhir-capability.js';
 import { missingGrants } from '../../src/opencrvs/scopes.js';
 
 describe('missingGrants', () => {
@@ -47,6 +52,7 @@ describe('CapabilityStatement summary', () => {
           { type: 'Patient', interaction: [{ code: 'read' }, { code: 'search-type' }] },
           { type: 'Encounter', interaction: [{ code: 'read' }] },
           { type: 'Observation' },
+          { type: 'Composition', interaction: [{ code: 'read' }, { code: 'history-instance' }] },
         ],
       },
     ],
@@ -61,6 +67,16 @@ describe('CapabilityStatement summary', () => {
     // Listed without interactions: only the live probe can tell.
     assert.deepEqual(capabilityGaps(summary, 'Observation'), []);
     assert.equal(declaresLastUpdated(summary, 'Observation'), true);
+  });
+
+  it('finds the types listed without instance history (a deletion then names no records)', () => {
+    const summary = summarizeCapabilities(statement);
+    assert.ok(summary);
+    assert.equal(lacksInstanceHistory(summary, 'Patient'), true);
+    assert.equal(lacksInstanceHistory(summary, 'Composition'), false);
+    // Listed without interactions, or not listed: no claim either way, so no warning.
+    assert.equal(lacksInstanceHistory(summary, 'Observation'), false);
+    assert.equal(lacksInstanceHistory(summary, 'Task'), false);
   });
 
   it('rejects something that is not a CapabilityStatement', () => {
