@@ -29,6 +29,16 @@ const ANSWERS: Record<string, { status: number; body: unknown }> = {
         version('2', '2026-11-01T10:00:00.000+02:00', 2),
         version('3', '2026-11-01T08:30:00Z', 3),
         { request: { method: 'DELETE', url: 'Observation/oldest-first' } },
+        // A server that gives the deletion a placeholder resource (no content): not a version to read.
+        {
+          resource: {
+            resourceType: 'Observation',
+            id: 'oldest-first',
+            meta: { versionId: '4', lastUpdated: '2026-11-02T00:00:00Z' },
+          },
+          request: { method: 'DELETE', url: 'Observation/oldest-first' },
+          response: { status: '410 Gone' },
+        },
       ],
     },
   },

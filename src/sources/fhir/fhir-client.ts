@@ -210,6 +210,8 @@ export class FhirSourceClient {
     for (const entry of result.entry ?? []) {
       const version = entry.resource;
       if (version?.resourceType !== type || version.id !== id) continue;
+      // R4 gives a deletion no resource; a server that gives it a placeholder still marks its request.
+      if (entry.request?.method === 'DELETE' || entry.response?.status?.startsWith('410')) continue;
       // By time, not by list position: not every server orders its history as R4 asks.
       const at = Date.parse(version.meta?.lastUpdated ?? '');
       if (!last || at > last.at || Number.isNaN(last.at)) last = { version, at };
