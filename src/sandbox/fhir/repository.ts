@@ -292,21 +292,11 @@ export class SandboxRepository extends MemoryRepository {
 
   /** Adds a version to a resource's history; returns how many it had before. */
   private remember(key: string, version: HistoryVersion): number {
-    let versions = this.histories.get(key);
-    if (!versions) {
-      versions = [];
-      this.histories.set(key, versions);
-    }
-    versions.push(version);
-    return versions.length - 1;
+    return listIn(this.histories, key).push(version) - 1;
   }
 
   private append(resourceType: string, record: StoredRecord): void {
-    let log = this.logs.get(resourceType);
-    if (!log) {
-      log = [];
-      this.logs.set(resourceType, log);
-    }
+    const log = listIn(this.logs, resourceType);
     log.push(record);
     // Drop superseded versions once they outnumber current ones, so paging never wades through history.
     // Never during a transaction: a rollback puts prior versions back and they must still be in the log.
@@ -327,4 +317,14 @@ export class SandboxRepository extends MemoryRepository {
   private emit(change: ResourceChange): void {
     for (const listener of this.listeners) listener(change);
   }
+}
+
+/** The list a map holds under `key`, created empty the first time. */
+function listIn<T>(map: Map<string, T[]>, key: string): T[] {
+  let list = map.get(key);
+  if (!list) {
+    list = [];
+    map.set(key, list);
+  }
+  return list;
 }
