@@ -605,7 +605,10 @@ export class Bridge {
   async start(): Promise<void> {
     if (this.options.http !== false) {
       const routers: MountedRouter[] = [
-        { path: '/fhir-subscription', router: subscriptionRoutes(this.receiver, this.config.http.bodyLimitBytes) },
+        {
+          path: '/fhir-subscription',
+          router: subscriptionRoutes(this.receiver, this.config.http.bodyLimitBytes, this.options.logger),
+        },
         { path: '/', router: opsRoutes(this) },
         { path: '/admin', router: adminRoutes(this.adminTarget(), this.config.admin, { logger: this.options.logger }) },
         ...(this.options.routers?.(this) ?? []),

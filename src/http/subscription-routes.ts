@@ -1,7 +1,8 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { Logger } from '../observability/logger.js';
 import { NotificationError } from '../sources/fhir/notification.js';
 import type { SubscriptionReceiver } from '../sources/fhir/receiver.js';
-import { AddressSlots, type SlotLimits } from './address-slots.js';
+import { AddressSlots, addressKey, type SlotLimits } from './address-slots.js';
 import { clientErrorStatus } from './client-error.js';
 import { sendOutcome } from './operation-outcome.js';
 
@@ -26,16 +27,54 @@ export function unauthenticatedReadLimits(bodyLimitBytes: number): SlotLimits {
 }
 // Slots free within seconds (a stalled upload is cut at requestTimeout, 30 s).
 const READS_FULL_RETRY_AFTER_SECONDS = 10;
+// Refused reads are logged at most this often, with their count: a client that fills the slots can be
+// refused hundreds of times a second, and one line each would bury everything else in the log.
+const READS_FULL_LOG_MS = 60_000;
 
 /**
  * `POST /fhir-subscription/{sourceId}` and `PUT|DELETE|POST /fhir-subscription/{sourceId}/{Type}/{id}`.
  * The body is read raw (bounded) so the HMAC is computed over exactly the bytes sent, and the secret
  * is checked before the JSON is parsed.
  */
-export function subscriptionRoutes(receiver: SubscriptionReceiver, bodyLimitBytes: number): Router {
+export function subscriptionRoutes(
+  receiver: SubscriptionReceiver,
+  bodyLimitBytes: number,
+  logger: Logger,
+  now: () => number = Date.now,
+): Router {
   const router = express.Router();
   const readBody = express.raw({ type: () => true, limit: bodyLimitBytes });
-  const unauthenticatedReads = new AddressSlots(unauthenticatedReadLimits(bodyLimitBytes));
+  const limits = unauthenticatedReadLimits(bodyLimitBytes);
+  const unauthenticatedReads = new AddressSlots(limits);
+  const log = logger.child({ component: 'subscription-receiver' });
+  // Without this line the operator sees nothing: the EMR gets a 503 and resends, and only its own log
+  // says so. One line a minute at most: the count since the last line, and the source and remote
+  // address of the refusal that wrote it (a flood from one address names that address). Two numbers
+  // are kept, whatever the flood, never one entry per address.
+  let refused = 0;
+  let refusedLoggedAt = Number.NEGATIVE_INFINITY;
+  const logReadsFull = (sourceId: string, address: string) => {
+    refused++;
+    const at = now();
+    if (at - refusedLoggedAt < READS_FULL_LOG_MS) return;
+    const reading = unauthenticatedReads.inUse();
+    log.warn(
+      {
+        source: sourceId,
+        // As the slots count it: an IPv6 address by its /64. Not `address`, which the logger redacts.
+        remote: addressKey(address),
+        refused,
+        full: reading >= limits.total ? 'all slots' : 'address share',
+        reading,
+        readingFromRemote: unauthenticatedReads.inUse(address),
+        slots: limits.total,
+        perAddress: limits.perAddress,
+      },
+      'notifications refused with 503 before their bodies were read: read slots full, to be resent',
+    );
+    refusedLoggedAt = at;
+    refused = 0;
+  };
   // Before the body is read: an unknown source or a wrong bearer secret costs the sender nothing more.
   router.use('/:sourceId', (req: Request, res: Response, next: NextFunction) => {
     const sourceId = String(req.params.sourceId);
@@ -50,8 +89,11 @@ export function subscriptionRoutes(receiver: SubscriptionReceiver, bodyLimitByte
     }
     if (receiver.checksBearerFirst(sourceId)) return readBody(req, res, next);
     // The sender is not known yet: the read takes one of the bounded slots, given back when it ends.
-    const slot = unauthenticatedReads.take(req.socket.remoteAddress);
+    const address = req.socket.remoteAddress;
+    const slot = unauthenticatedReads.take(address);
     if (slot === undefined) {
+      // No address: the socket closed before anyone looked; nothing was full.
+      if (address !== undefined) logReadsFull(sourceId, address);
       res.setHeader('connection', 'close');
       res.setHeader('retry-after', String(READS_FULL_RETRY_AFTER_SECONDS));
       sendOutcome(res, 503, 'transient', 'too many notifications being read; retry later');

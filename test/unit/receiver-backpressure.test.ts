@@ -19,7 +19,7 @@ describe('subscription receiver: a full inbox', () => {
       2,
     );
     const app = createHttpApp(
-      [{ path: '/fhir-subscription', router: subscriptionRoutes(receiver, 1_048_576) }],
+      [{ path: '/fhir-subscription', router: subscriptionRoutes(receiver, 1_048_576, silentLogger) }],
       silentLogger,
     );
     const { server, port } = await listen(app, 0, '127.0.0.1');

@@ -2,7 +2,8 @@
 // are bounded: past the slots, or past one address's share of them, the receiver answers 503 with
 // Retry-After instead of holding one more body; a signed notification gets through once a slot is free,
 // and a bearer-secret source is not held up at all. Client sockets bind to 127.0.0.2, 127.0.0.3, … so
-// the server sees distinct addresses (Linux routes all of 127/8 to loopback).
+// the server sees distinct addresses (Linux routes all of 127/8 to loopback). Refusals are logged at
+// warn, one line a minute at most with their count, so the operator sees what the EMR is told.
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import type { Server } from 'node:http';
@@ -11,7 +12,7 @@ import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { closeServer, createHttpApp, listen } from '../../src/http/server.js';
 import { subscriptionRoutes, unauthenticatedReadLimits } from '../../src/http/subscription-routes.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { SubscriptionReceiver } from '../../src/sources/fhir/receiver.js';
 import { MemoryInbox } from '../integration/helpers/bridge-stubs.js';
 
@@ -80,6 +81,11 @@ describe('subscription receiver: bodies read before authentication', () => {
   let server: Server;
   let port: number;
   const uploads: Socket[] = [];
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'warn', destination: { write: (line: string) => void lines.push(line) } });
+  let clock = Date.parse('2026-01-01T00:00:00Z');
+  const refusals = () =>
+    lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.level === 'warn');
   before(async () => {
     const receiver = new SubscriptionReceiver(
       [
@@ -90,7 +96,7 @@ describe('subscription receiver: bodies read before authentication', () => {
       silentLogger,
     );
     const app = createHttpApp(
-      [{ path: '/fhir-subscription', router: subscriptionRoutes(receiver, BODY_LIMIT) }],
+      [{ path: '/fhir-subscription', router: subscriptionRoutes(receiver, BODY_LIMIT, logger, () => clock) }],
       silentLogger,
     );
     ({ server, port } = await listen(app, 0, '127.0.0.1'));
@@ -128,6 +134,51 @@ describe('subscription receiver: bodies read before authentication', () => {
     const outcome = JSON.parse(full.body) as { resourceType: string; issue: Array<{ code: string }> };
     assert.equal(outcome.resourceType, 'OperationOutcome');
     assert.equal(outcome.issue[0]?.code, 'transient');
+    // Logged: the first refusal at once, the second (within the minute) only counted.
+    assert.equal(refusals().length, 1, lines.join(''));
+    assert.deepEqual(
+      { ...refusals()[0], time: undefined, msg: undefined },
+      {
+        level: 'warn',
+        time: undefined,
+        service: 'opencrvs-bridge',
+        component: 'subscription-receiver',
+        source: 'medplum',
+        remote: '127.0.0.2',
+        refused: 1,
+        full: 'address share',
+        reading: 1,
+        readingFromRemote: 1,
+        slots: 4,
+        perAddress: 1,
+        msg: undefined,
+      },
+    );
+    // A minute later the next refusal writes the count since the last line.
+    clock += 61_000;
+    assert.equal((await notify(port, '127.0.0.1', 'medplum', 'b')).status, 503);
+    assert.equal(refusals().length, 2, lines.join(''));
+    assert.deepEqual(
+      { ...refusals()[1], time: undefined, msg: undefined },
+      {
+        level: 'warn',
+        time: undefined,
+        service: 'opencrvs-bridge',
+        component: 'subscription-receiver',
+        source: 'medplum',
+        remote: '127.0.0.1',
+        refused: 2,
+        full: 'all slots',
+        reading: 4,
+        readingFromRemote: 0,
+        slots: 4,
+        perAddress: 1,
+        msg: undefined,
+      },
+    );
+    // Nothing of the request: no body, no header, no secret.
+    assert.doesNotMatch(lines.join(''), /Patient|resource|signature|medplum-signing-secret/i);
+
     // The bearer secret is checked before the body: that source is not counted.
     assert.equal((await notify(port, '127.0.0.1', 'hapi', 'c')).status, 200, 'a bearer source is served');
 
