@@ -89,7 +89,7 @@ const SUPPLEMENT = {
   'admin.token': 'Bearer/basic token of the admin page and API (at least 16 characters). Prefer `tokenFile`.',
   'admin.showPersonalData': 'Show declarations (personal data) in the admin page.',
   logging: 'JSON logs on stdout (pino), redacted.',
-  'logging.level': 'Log level; the LOG_LEVEL environment variable overrides it.',
+  'logging.level': 'Log level; the LOG_LEVEL environment variable overrides it (an empty one does not).',
 };
 
 /** A $ref'd definition merged under the referring node's own keywords (default, description). */

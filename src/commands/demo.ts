@@ -22,7 +22,7 @@ import {
 import { startFhirSandbox } from '../sandbox/fhir/index.js';
 import { startOpenCrvsSimulator } from '../sandbox/opencrvs/index.js';
 import { buildOrReport, wholeNumber } from './options.js';
-import { logLevelFromEnv, processLogger, stopOnSignals } from './runtime.js';
+import { processLogger, stopOnSignals } from './runtime.js';
 
 interface DemoOptions {
   exit?: boolean;
@@ -81,10 +81,10 @@ export function registerDemo(program: Command): void {
     .option('--dhis2-births <n>', 'births in the DHIS2 simulator (Child Programme)', wholeNumber(MAX_GENERATED), 3)
     .option('--dhis2-deaths <n>', 'deaths in the DHIS2 simulator', wholeNumber(MAX_GENERATED), 2)
     .action(async (options: DemoOptions) => {
-      // The demo prints a summary; logs stay at warn unless LOG_LEVEL asks for more.
-      process.env.LOG_LEVEL ??= 'warn';
+      // The demo prints a summary; logs stay at warn unless LOG_LEVEL asks for more. An empty LOG_LEVEL
+      // asks for nothing, here as for serve, sync and replay (logLevelFromEnv reads it as unset).
       // A LOG_LEVEL that is no level: a configuration error (exit 2), before anything starts.
-      const logger = buildOrReport(() => processLogger());
+      const logger = buildOrReport(() => processLogger(undefined, { defaultLevel: 'warn' }));
       if (!logger) return;
       const { births, deaths, dhis2Births, dhis2Deaths } = options;
       const opencrvs = await startOpenCrvsSimulator({ port: options.opencrvsPort, logger });
@@ -156,7 +156,8 @@ export function registerDemo(program: Command): void {
           },
         },
         admin: { token: adminToken },
-        logging: { level: logLevelFromEnv() },
+        // The printed configuration, used by `ledger`, `replay` and `doctor` beside the demo, logs alike.
+        logging: { level: logger.level },
       };
       // The same configuration as a file, so `ledger`, `replay` and `doctor` can be tried on the demo while
       // it serves. Its secrets are the simulator's and this run's admin token (printed below anyway).

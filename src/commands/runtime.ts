@@ -7,14 +7,21 @@ const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /**
  * The process logger for long-running commands; the level comes from the config (LOG_LEVEL overrides).
- * `toStderr`: for commands whose standard output is their answer (`sync`, `replay`).
+ * `toStderr`: for commands whose standard output is their answer (`sync`, `replay`). `defaultLevel`:
+ * for commands without a config (`demo`, `sandbox`), the level when LOG_LEVEL is unset or empty.
  */
-export function processLogger(config?: BridgeConfig, options: { toStderr?: boolean } = {}): Logger {
-  const level = logLevelFromEnv() ?? config?.logging.level ?? 'info';
+export function processLogger(
+  config?: BridgeConfig,
+  options: { toStderr?: boolean; defaultLevel?: string } = {},
+): Logger {
+  const level = logLevelFromEnv() ?? config?.logging.level ?? options.defaultLevel ?? 'info';
   return createLogger(options.toStderr ? { level, destination: process.stderr } : { level });
 }
 
-/** `LOG_LEVEL`, as a level name (lower case), or undefined when it is not set. */
+/**
+ * `LOG_LEVEL`, as a level name (lower case), or undefined when it is not set. Empty (or blanks) counts
+ * as not set: `LOG_LEVEL=` in a compose file or `LOG_LEVEL= cmd` is how a shell unsets it for one run.
+ */
 export function logLevelFromEnv(): string | undefined {
   // `DEBUG` and `debug` alike: environment variables are often written in capitals.
   const fromEnv = process.env.LOG_LEVEL?.trim().toLowerCase() || undefined;

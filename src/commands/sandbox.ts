@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { errorLine } from '../observability/crash.js';
-import { createLogger, type Logger } from '../observability/logger.js';
+import type { Logger } from '../observability/logger.js';
 import { demoSeed } from '../sandbox/demo/seed.js';
 import {
   buildDemoChildProgramme,
@@ -10,6 +10,8 @@ import {
 } from '../sandbox/dhis2/index.js';
 import { NOTIFY_STYLES, type NotifyStyle, startFhirSandbox } from '../sandbox/fhir/index.js';
 import { startOpenCrvsSimulator } from '../sandbox/opencrvs/index.js';
+import { buildOrReport } from './options.js';
+import { processLogger } from './runtime.js';
 
 function isNotifyStyle(value: string): value is NotifyStyle {
   return (NOTIFY_STYLES as readonly string[]).includes(value);
@@ -196,7 +198,10 @@ export function registerSandbox(program: Command): void {
   for (const simulator of SIMULATORS) simulator.addOptions(command);
   command.action(async (options: SandboxOptions) => {
     // The simulators bind their own `component`; a second one here would be written twice on each line.
-    const root = createLogger({ level: process.env.LOG_LEVEL ?? 'info' });
+    // LOG_LEVEL read as the other commands read it: an empty one is unset (pino refused it with a stack
+    // trace), `DEBUG` is debug, and one that is no level is a configuration error (exit 2).
+    const root = buildOrReport(() => processLogger());
+    if (!root) return;
     const logger = root.child({ component: 'sandbox' });
     const running: RunningSimulator[] = [];
     try {

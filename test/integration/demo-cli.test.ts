@@ -94,6 +94,14 @@ describe('opencrvs-bridge demo', () => {
     }
   });
 
+  it('reads an empty LOG_LEVEL as unset: its summary is not buried in info lines', async () => {
+    // `LOG_LEVEL=` is how a shell or a compose file unsets it; the demo once logged at info for it.
+    const r = await runCli(['demo', '--exit', '--port', '0'], { LOG_LEVEL: '' }, 120_000);
+    assert.equal(r.code, 0, r.stderr || r.stdout);
+    assert.match(r.stdout, /Events: \d+ found/);
+    assert.doesNotMatch(`${r.stdout}${r.stderr}`, /"level":"(?:info|debug|trace)"/);
+  });
+
   it('refuses a LOG_LEVEL that is no level as a configuration error (exit 2), before starting anything', async () => {
     const r = await runCli(['demo', '--exit', '--port', '0'], { LOG_LEVEL: 'verbose' }, 30_000);
     assert.equal(r.code, 2, r.stderr);
@@ -133,6 +141,28 @@ describe('opencrvs-bridge sandbox', () => {
     const noSeed = await runCli([...args, '--seed', '/nonexistent-seed-folder'], {}, 60_000);
     assert.equal(noSeed.code, 2, noSeed.stderr);
     assert.match(noSeed.stderr, /--seed \/nonexistent-seed-folder: no such folder/);
+  });
+
+  it('reads LOG_LEVEL as the other commands do: empty is unset, one that is no level is exit 2', async () => {
+    const args = ['sandbox', '--opencrvs-port', '0', '--fhir-port', '0', '--dhis2-port', '0'];
+    const bogus = await runCli(args, { LOG_LEVEL: 'verbose' }, 60_000);
+    assert.equal(bogus.code, 2, bogus.stderr);
+    assert.match(bogus.stderr, /configuration error: LOG_LEVEL: verbose is not a log level/);
+    // Empty: it starts, at info (pino refused the empty level with a stack trace).
+    const child = spawnCli(args, { LOG_LEVEL: '' });
+    const run = finished(child, 60_000);
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    for (let waited = 0; !out.includes('Press Ctrl+C') && child.exitCode === null && waited < 40_000; waited += 50) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    child.kill('SIGTERM');
+    const { code, stdout, stderr } = await run;
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /Press Ctrl\+C/);
+    assert.match(stdout, /"level":"info"/);
   });
 
   it('writes each log line with one component', async () => {
