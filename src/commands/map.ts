@@ -39,16 +39,19 @@ export function registerMap(program: Command): void {
     .option('--config <file>', 'configuration: routing, OpenCRVS country and version (default: $BRIDGE_CONFIG)')
     .option(
       '--json',
-      'print one JSON object ({"status":"error",…} for a missing --input, an input it cannot read or recognise, or a mapping that does not load); an unknown option, an option without its value or a configuration error prints nothing on standard output',
+      'print one JSON object ({"status":"error",…} for a missing --input, an input it cannot read or recognise, a mapping that does not load or a configuration error); an unknown option or an option without its value prints nothing on standard output',
     )
     .action((options: MapCommandOptions) => runMap(options));
 }
 
 async function runMap(options: MapCommandOptions): Promise<void> {
   // With --json, a script reads standard output: the problem comes as the one JSON object too.
+  const jsonError = (message: string): void => {
+    if (options.json) console.log(JSON.stringify({ status: 'error', error: message }));
+  };
   const usage = (message: string): void => {
     console.error(`opencrvs-bridge map: ${message}`);
-    if (options.json) console.log(JSON.stringify({ status: 'error', error: message }));
+    jsonError(message);
     process.exitCode = 2;
   };
   if (!options.input) return usage('--input FILE is required');
@@ -61,7 +64,8 @@ async function runMap(options: MapCommandOptions): Promise<void> {
   }
   let loadOptions: LoadMappingsOptions = {};
   if (configPath(options.config)) {
-    const config = loadConfigOrReport(options.config);
+    // Said on standard error as every command says it (exit 2), and as the JSON object with --json.
+    const config = loadConfigOrReport(options.config, jsonError);
     if (!config) return;
     // The mappings the config's sources use (a site's own files included), as serve would map with,
     // and the config's country, version and routing.

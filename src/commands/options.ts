@@ -8,9 +8,15 @@ export function configPath(option: string | undefined): string | undefined {
   return option ?? process.env.BRIDGE_CONFIG;
 }
 
-/** Loads the configuration or prints the key path of the problem and returns undefined (exit code 2). */
-export function loadConfigOrReport(option: string | undefined): BridgeConfig | undefined {
-  return buildOrReport(() => loadConfig({ file: configPath(option), env: process.env }));
+/**
+ * Loads the configuration or prints the key path of the problem and returns undefined (exit code 2).
+ * `alsoReport` gets the line said on standard error, for a command that says it elsewhere too.
+ */
+export function loadConfigOrReport(
+  option: string | undefined,
+  alsoReport?: (line: string) => void,
+): BridgeConfig | undefined {
+  return buildOrReport(() => loadConfig({ file: configPath(option), env: process.env }), alsoReport);
 }
 
 /** A commander argument parser for a whole number from 0 to `max`: anything else is a usage error (exit 2). */
@@ -27,12 +33,14 @@ export function wholeNumber(max: number): (value: string) => number {
  * configuration problem, a mapping that does not load included, is said as one, with exit code 2, not 1
  * ("something is dead"). Anything else is thrown on.
  */
-export function buildOrReport<T>(build: () => T): T | undefined {
+export function buildOrReport<T>(build: () => T, alsoReport?: (line: string) => void): T | undefined {
   try {
     return build();
   } catch (err) {
     if (err instanceof ConfigError || err instanceof MappingLoadError) {
-      console.error(`configuration error: ${err.message}`);
+      const line = `configuration error: ${err.message}`;
+      console.error(line);
+      alsoReport?.(line);
       process.exitCode = 2;
       return undefined;
     }

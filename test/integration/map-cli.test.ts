@@ -96,6 +96,28 @@ describe('opencrvs-bridge map', () => {
     assert.equal(JSON.parse(json.stdout).status, 'error');
   });
 
+  it('with --json, prints a configuration error as the one JSON object too, still exit 2', () => {
+    const broken = join(dir, 'broken.yaml');
+    writeFileSync(
+      broken,
+      'opencrvs:\n  domain: farajaland.example.org\n  clientId: bridge\n  clientSecret: s3cret\nhttp:\n  port: many\n',
+    );
+    for (const file of [broken, join(dir, 'no-such-config.yaml')]) {
+      const r = run(['map', '--input', liveBirth, '--config', file, '--json']);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /^configuration error: /, 'the human message stays on standard error');
+      const out = JSON.parse(r.stdout) as Record<string, unknown>;
+      assert.deepEqual(Object.keys(out), ['status', 'error'], r.stdout);
+      assert.equal(out.status, 'error');
+      assert.equal(out.error, r.stderr.trim(), 'the same message');
+      assert.doesNotMatch(r.stdout, /s3cret/);
+    }
+    // Without --json, standard output stays empty.
+    const plain = run(['map', '--input', liveBirth, '--config', broken]);
+    assert.equal(plain.code, 2);
+    assert.equal(plain.stdout, '');
+  });
+
   it('takes a shipped mapping by its name, as sources[].mappings do', () => {
     const r = run(['map', '--input', liveBirth, '--mapping', 'birth.fhir', '--json']);
     // Mapped by it (invalid only for want of an office: no --config, so no routing).
