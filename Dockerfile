@@ -41,6 +41,8 @@ USER node
 VOLUME ["/data"]
 WORKDIR /data
 # http.port must stay 8080 (its default) inside the container: the health check probes it.
+# The admin page listens on admin.host 127.0.0.1, port 9080, by default: not reachable from outside the
+# container, so not exposed here (docs/deployment.md §1 says how to expose it deliberately).
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]

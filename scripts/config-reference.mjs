@@ -25,7 +25,7 @@ const SUPPLEMENT = {
   store: 'The SQLite ledger.',
   'store.path':
     'The ledger file (`/data/bridge.db` in the container). Relative paths start from the working directory. WAL mode: the `-wal` and `-shm` files sit next to it.',
-  http: 'The HTTP server: subscriptions, /healthz, /readyz, /metrics, /admin.',
+  http: 'The main HTTP listener, reachable from the EMR: subscriptions, /healthz, /readyz, /metrics (the admin page has its own, `admin.host`/`admin.port`).',
   'http.host': 'Address to listen on.',
   'http.port': 'Port (0 = any free port). Keep 8080 in the container: its HEALTHCHECK probes it.',
   'http.bodyLimitBytes': 'Largest accepted subscription notification body (larger: 413).',
@@ -85,7 +85,11 @@ const SUPPLEMENT = {
   'routing.facilities.<key>.office':
     'The CRVS_OFFICE that records from this source location are created at (UUID or externalId).',
   'routing.facilities.<key>.facility': 'The HEALTH_FACILITY named as place of birth or death (UUID or externalId).',
-  admin: 'The admin page and API at /admin (disabled without a token).',
+  admin: 'The admin page and API at /admin, on a listener of their own (disabled, and not listening, without a token).',
+  'admin.host':
+    'Address of the admin listener. Loopback by default: the ledger browser is not reachable from the EMR network, nor from outside a container. `0.0.0.0` exposes it (behind a VPN or a TLS proxy; docs/deployment.md §1).',
+  'admin.port':
+    "Port of the admin listener (0 = any free port); it cannot be http.port's. 9080: http.port's 8080 plus 1,000, clear of the sandboxes' 7070, 8090 and 8091.",
   'admin.token': 'Bearer/basic token of the admin page and API (at least 16 characters). Prefer `tokenFile`.',
   'admin.showPersonalData': 'Show declarations (personal data) in the admin page.',
   logging: 'JSON logs on stdout (pino), redacted.',

@@ -3,9 +3,10 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { BridgeConfig, SourceSettings } from './config/types.js';
 import { unauthenticatedSubscriptionWarning } from './config/warnings.js';
 import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker, RecheckNotReady } from './delivery/index.js';
-import { type AdminTarget, adminRoutes, type SourceStatusView } from './http/admin/index.js';
+import { type AdminTarget, adminElsewhere, adminRoutes, type SourceStatusView } from './http/admin/index.js';
+import { listenConfigured } from './http/listen-configured.js';
 import { opsRoutes, type ReadinessCheck } from './http/ops-routes.js';
-import { closeServer, createHttpApp, listen, type MountedRouter } from './http/server.js';
+import { closeServer, createHttpApp, type MountedRouter } from './http/server.js';
 import { subscriptionRoutes } from './http/subscription-routes.js';
 import {
   type HoldState,
@@ -59,7 +60,7 @@ export interface BridgeOptions {
   logger: Logger;
   /** Run polls on their cron schedules (serve). Off for `sync --once` and most tests. */
   schedule?: boolean;
-  /** Serve HTTP (receiver, health, metrics, admin). */
+  /** Serve HTTP (receiver, health, metrics; admin on its own listener). */
   http?: boolean;
   /** Run the delivery loop on timers. */
   worker?: boolean;
@@ -114,7 +115,10 @@ export class Bridge {
   readonly startedAt = Date.now();
   private fileProblemLogged = false;
   httpPort: number | undefined;
+  /** The admin listener's port; undefined while it is not open (no admin token, or not started). */
+  adminPort: number | undefined;
   private server: Server | undefined;
+  private adminServer: Server | undefined;
   private locationsReady = false;
   /** Why the routing table did not resolve at the last try (config keys and OpenCRVS's words; no personal data). */
   private locationsError: string | undefined;
@@ -603,44 +607,56 @@ export class Bridge {
   }
 
   async start(): Promise<void> {
-    if (this.options.http !== false) {
-      const routers: MountedRouter[] = [
-        {
-          path: '/fhir-subscription',
-          router: subscriptionRoutes(this.receiver, this.config.http.bodyLimitBytes, this.options.logger),
-        },
-        { path: '/', router: opsRoutes(this) },
-        { path: '/admin', router: adminRoutes(this.adminTarget(), this.config.admin, { logger: this.options.logger }) },
-        ...(this.options.routers?.(this) ?? []),
-      ];
-      const { host, port: wanted } = this.config.http;
-      const { server, port } = await listen(createHttpApp(routers, this.options.logger), wanted, host).catch(
-        (err: NodeJS.ErrnoException) => {
-          // Node's "listen EADDRINUSE: address already in use" names neither the setting nor what to do.
-          if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL')
-            // The code stays on the error: callers that retry on EADDRINUSE still can.
-            throw Object.assign(
-              new Error(
-                `http.port ${wanted} on http.host ${host} cannot be used (${err.code}): another process holds it, or the address is not this machine's; choose another`,
-                { cause: err },
-              ),
-              { code: err.code },
-            );
-          throw err;
-        },
-      );
-      if (this.stopping) {
-        // A signal arrived while we were binding: stop() has already run without this server.
-        await closeServer(server);
-        return;
-      }
-      this.server = server;
-      this.httpPort = port;
-      this.log.info({ port }, 'http listening');
-    }
+    if (this.options.http !== false) await this.openListeners();
     // Notifications are accepted (stored) at once; processing and polling wait for the routing
     // table to resolve, since a record cannot be mapped to an office before.
     await this.resolveLocationsUntilReady();
+  }
+
+  /**
+   * The main listener (receiver, health, metrics) on http.host, reachable from the EMR; the admin page
+   * and API on a listener of their own (admin.host, loopback by default), so that whoever can reach the
+   * receiver cannot reach the ledger browser. Without an admin token the admin listener is not opened.
+   * Both are open, or neither: a port that cannot be used fails start-up naming its key.
+   */
+  private async openListeners(): Promise<void> {
+    const routers: MountedRouter[] = [
+      {
+        path: '/fhir-subscription',
+        router: subscriptionRoutes(this.receiver, this.config.http.bodyLimitBytes, this.options.logger),
+      },
+      { path: '/', router: opsRoutes(this) },
+      { path: '/admin', router: adminElsewhere() },
+      ...(this.options.routers?.(this) ?? []),
+    ];
+    const { logger } = this.options;
+    const main = await listenConfigured(
+      'http',
+      createHttpApp(routers, logger),
+      this.config.http.host,
+      this.config.http.port,
+    );
+    // A signal arrived while we were binding: stop() has already run without this server.
+    if (this.stopping) return closeServer(main.server);
+    this.server = main.server;
+    this.httpPort = main.port;
+    this.log.info({ port: main.port }, 'http listening');
+    const { admin } = this.config;
+    if (!admin.token?.trim()) return;
+    const adminApp = createHttpApp(
+      [{ path: '/admin', router: adminRoutes(this.adminTarget(), admin, { logger }) }],
+      logger,
+    );
+    const opened = await listenConfigured('admin', adminApp, admin.host, admin.port).catch(async (err: unknown) => {
+      this.server = undefined;
+      this.httpPort = undefined;
+      await closeServer(main.server);
+      throw err;
+    });
+    if (this.stopping) return closeServer(opened.server);
+    this.adminServer = opened.server;
+    this.adminPort = opened.port;
+    this.log.info({ host: admin.host, port: opened.port }, 'admin listening');
   }
 
   private async resolveLocationsUntilReady(): Promise<void> {
@@ -784,7 +800,8 @@ export class Bridge {
     this.stopping = true;
     if (this.locationRetry) clearTimeout(this.locationRetry);
     for (const source of [...this.sources, ...this.dhis2Sources]) await source.task?.stop();
-    if (this.server) await closeServer(this.server);
+    // Both listeners at once: each may wait up to its grace period for requests in flight.
+    await Promise.all([this.server, this.adminServer].map((server) => server && closeServer(server)));
     // The worker first takes no new row (a recheck the source cut-off below ends must not count as done),
     // and its in-flight attempts drain meanwhile.
     const workerStopped = this.worker.stop();

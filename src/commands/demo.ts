@@ -27,6 +27,7 @@ import { processLogger, stopOnSignals } from './runtime.js';
 interface DemoOptions {
   exit?: boolean;
   port: number;
+  adminPort: number;
   opencrvsPort: number;
   fhirPort: number;
   births: number;
@@ -73,7 +74,8 @@ export function registerDemo(program: Command): void {
       'run everything on embedded defaults: an OpenCRVS simulator, a FHIR server seeded with births and deaths, the bridge; print a summary, then keep serving (Ctrl-C stops)',
     )
     .option('--exit', 'exit after the summary: status 0 only if every expected event was delivered')
-    .option('--port <n>', 'bridge HTTP port (health, metrics, admin, subscriptions)', wholeNumber(65_535), 8080)
+    .option('--port <n>', 'bridge HTTP port (health, metrics, subscriptions)', wholeNumber(65_535), 8080)
+    .option('--admin-port <n>', 'admin page port, on 127.0.0.1 (0 = any free port)', wholeNumber(65_535), 9080)
     .option('--opencrvs-port <n>', 'OpenCRVS simulator port (0 = any free port)', wholeNumber(65_535), 0)
     .option('--fhir-port <n>', 'FHIR sandbox port (0 = any free port)', wholeNumber(65_535), 0)
     .option('--births <n>', 'generated births added to the fixture records', wholeNumber(MAX_GENERATED), 8)
@@ -155,7 +157,7 @@ export function registerDemo(program: Command): void {
             [ORG_UNITS.gbenikoroMchp]: { office: 'DC5stjQ45n3', facility: 'R2i8nqg83Y0' },
           },
         },
-        admin: { token: adminToken },
+        admin: { token: adminToken, port: options.adminPort },
         // The printed configuration, used by `ledger`, `replay` and `doctor` beside the demo, logs alike.
         logging: { level: logger.level },
       };
@@ -179,10 +181,12 @@ export function registerDemo(program: Command): void {
       } catch (err) {
         // Leave nothing running behind: the sandboxes' servers would keep the process alive.
         console.error(`demo: ${errorLine(err)}`);
-        // A busy port (8080 on many workstations): say which to use instead.
+        // A busy port (8080 on many workstations): say which flag chooses another.
         if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE')
           console.error(
-            'demo: another port for the bridge: npm start -- --port 18080 (or opencrvs-bridge demo --port N)',
+            (err as { setting?: string }).setting === 'admin.port'
+              ? 'demo: another port for the admin page: npm start -- --admin-port 19080 (or opencrvs-bridge demo --admin-port N)'
+              : 'demo: another port for the bridge: npm start -- --port 18080 (or opencrvs-bridge demo --port N)',
           );
         await bridge?.stop().catch(() => undefined);
         await stopSandboxes();
@@ -202,7 +206,7 @@ export function registerDemo(program: Command): void {
           `FHIR sandbox        ${fhir.baseUrl}  (${seed.length} resources seeded)`,
           `DHIS2 simulator     ${dhis2.baseUrl}/api  (${dhis2Births} births, ${dhis2Deaths} deaths)`,
           `Bridge              ${base}  health ${base}/healthz  ready ${base}/readyz  metrics ${base}/metrics`,
-          `Admin UI            ${base}/admin  (token ${adminToken})`,
+          `Admin UI            http://127.0.0.1:${bridge.adminPort}/admin  (token ${adminToken})`,
           `Ledger              ${config.store.path}`,
           // Under --exit the folder goes with the demo: nothing to try it on.
           `Its configuration   ${configFile}${options.exit ? '' : `  (try: npx opencrvs-bridge ledger --config ${configFile} --find '#1')`}`,

@@ -23,7 +23,11 @@ export function registerServe(program: Command): void {
       // A signal during start-up: stopped, not serving.
       if (signals.signal === undefined)
         logger.info(
-          { port: bridge.httpPort, sources: bridge.sources.length + bridge.dhis2Sources.length },
+          {
+            port: bridge.httpPort,
+            adminPort: bridge.adminPort,
+            sources: bridge.sources.length + bridge.dhis2Sources.length,
+          },
           'opencrvs-bridge serving',
         );
       await stopped;

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import cron from 'node-cron';
 import { type Document, parseDocument, visit, YAMLError, YAMLParseError } from 'yaml';
+import { checkAdmin } from './admin.js';
 import { ConfigError } from './errors.js';
 import { DEFAULT_MAPPINGS, isMappingPath, packagePaths } from './paths.js';
 import { createAjv, describeAjvError, pointerParts, pointerToPath, readProfileJson } from './schema.js';
@@ -187,6 +188,7 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
   }
   checkUrl(o.tokenUrl, 'opencrvs.tokenUrl', file);
   checkUrl(o.eventsUrl, 'opencrvs.eventsUrl', file);
+  checkAdmin(config.admin, config.http, file);
   if (config.delivery.mode === 'single-call' && o.version !== '2.0') {
     throw new ConfigError('delivery.mode', 'single-call needs OpenCRVS version 2.0', file);
   }

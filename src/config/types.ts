@@ -136,6 +136,10 @@ export interface RoutingSettings {
 }
 
 export interface AdminSettings {
+  /** The admin listener's address: loopback by default, apart from the receiver's (http.host). */
+  host: string;
+  /** The admin listener's port (0 = any free port). */
+  port: number;
   token?: string;
   showPersonalData: boolean;
 }

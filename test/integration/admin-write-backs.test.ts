@@ -58,7 +58,7 @@ async function startWorld(fhirSeed: Resource[], dhis2Seed: TrackedEntity[]): Pro
     opencrvs: simulatorOpenCrvs(sim),
     store: { path: join(dir, 'bridge.db') },
     http: { host: '127.0.0.1', port: 0 },
-    admin: { token: TOKEN },
+    admin: { token: TOKEN, port: 0 },
     delivery: { baseDelayMs: 20, maxDelayMs: 200, pollIntervalMs: 20 },
     sources: [
       {
@@ -99,7 +99,7 @@ async function startWorld(fhirSeed: Resource[], dhis2Seed: TrackedEntity[]): Pro
     dhis2,
     sim,
     bridge,
-    base: `http://127.0.0.1:${bridge.httpPort}`,
+    base: `http://127.0.0.1:${bridge.adminPort}`,
     seeded: { fhir: fhirSeed, dhis2: dhis2Seed },
     async close() {
       await bridge.stop().catch(() => undefined);

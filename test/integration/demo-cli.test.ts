@@ -11,7 +11,7 @@ import { finished, runCli, spawnCli } from './helpers/bridge-cli.js';
 describe('opencrvs-bridge demo', () => {
   it('delivers every expected event, says so in one line, and removes its ledger at --exit', async () => {
     // LOG_LEVEL in capitals, as environment variables often are: it once stopped the demo's own config.
-    const r = await runCli(['demo', '--exit', '--port', '0'], { LOG_LEVEL: 'WARN' }, 120_000);
+    const r = await runCli(['demo', '--exit', '--port', '0', '--admin-port', '0'], { LOG_LEVEL: 'WARN' }, 120_000);
     assert.equal(r.signal, null, 'it exited by itself (not killed at the time limit)');
     assert.equal(r.code, 0, r.stderr || r.stdout);
     assert.doesNotMatch(r.stdout, /\(try: /, 'no command offered on a folder --exit removes');
@@ -36,7 +36,7 @@ describe('opencrvs-bridge demo', () => {
   });
 
   it('while it serves, its printed configuration answers ledger: "did #1 arrive?"', async () => {
-    const demo = spawnCli(['demo', '--port', '0']);
+    const demo = spawnCli(['demo', '--port', '0', '--admin-port', '0']);
     try {
       let out = '';
       demo.stdout?.on('data', (chunk: Buffer) => {
@@ -47,6 +47,14 @@ describe('opencrvs-bridge demo', () => {
         assert.ok(Date.now() < deadline && demo.exitCode === null, `the demo printed its summary: ${out}`);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
+      // The admin page at the address printed, with the token printed; not on the bridge's own port.
+      const [, adminUrl, token] = out.match(/Admin UI\s+(\S+)\s+\(token (\w+)\)/) ?? [];
+      const bridgeUrl = out.match(/Bridge\s+(http:\S+)/)?.[1];
+      assert.ok(adminUrl && token && bridgeUrl, out);
+      const headers = { authorization: `Bearer ${token}` };
+      assert.equal((await fetch(`${adminUrl}/api/summary`, { headers })).status, 200);
+      assert.notEqual(new URL(adminUrl).port, new URL(bridgeUrl).port);
+      assert.equal((await fetch(`${bridgeUrl}/admin/api/summary`, { headers })).status, 404);
       const file = out.match(/Its configuration\s+(\S+)/)?.[1];
       assert.ok(file && existsSync(file), out);
       const found = await runCli(['ledger', '--config', file, '--find', '#1'], {}, 60_000);
@@ -62,7 +70,7 @@ describe('opencrvs-bridge demo', () => {
   it('interrupted before its summary, leaves no ledger or configuration file behind', async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'demo-interrupted-'));
     try {
-      const demo = spawnCli(['demo', '--port', '0'], { TMPDIR: tmp });
+      const demo = spawnCli(['demo', '--port', '0', '--admin-port', '0'], { TMPDIR: tmp });
       const deadline = Date.now() + 60_000;
       while (!readdirSync(tmp).some((name) => name.startsWith('opencrvs-bridge-demo-'))) {
         assert.ok(Date.now() < deadline && demo.exitCode === null, 'the demo made its folder');
@@ -78,21 +86,24 @@ describe('opencrvs-bridge demo', () => {
     }
   });
 
-  it('stops with exit 2 and names --port when the bridge port is taken, leaving nothing running', async () => {
-    const busy = createServer();
-    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
-    const address = busy.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
-    try {
-      const r = await runCli(['demo', '--exit', '--port', String(port)], {}, 60_000);
-      assert.equal(r.signal, null, 'it exited by itself (not killed at the time limit)');
-      assert.equal(r.code, 2, r.stderr || r.stdout);
-      assert.match(r.stderr, /EADDRINUSE|in use/);
-      assert.match(r.stderr, /--port/);
-    } finally {
-      busy.close();
-    }
-  });
+  for (const flag of ['--port', '--admin-port']) {
+    it(`stops with exit 2 and names ${flag} when its port is taken, leaving nothing running`, async () => {
+      const busy = createServer();
+      await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+      const address = busy.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      const ports = { '--port': '0', '--admin-port': '0', [flag]: String(port) };
+      try {
+        const r = await runCli(['demo', '--exit', ...Object.entries(ports).flat()], {}, 60_000);
+        assert.equal(r.signal, null, 'it exited by itself (not killed at the time limit)');
+        assert.equal(r.code, 2, r.stderr || r.stdout);
+        assert.match(r.stderr, /EADDRINUSE|in use/);
+        assert.match(r.stderr, new RegExp(`demo: another port for the .*demo ${flag} N`));
+      } finally {
+        busy.close();
+      }
+    });
+  }
 
   it('reads an empty LOG_LEVEL as unset: its summary is not buried in info lines', async () => {
     // `LOG_LEVEL=` is how a shell or a compose file unsets it; the demo once logged at info for it.
@@ -103,7 +114,7 @@ describe('opencrvs-bridge demo', () => {
   });
 
   it('refuses a LOG_LEVEL that is no level as a configuration error (exit 2), before starting anything', async () => {
-    const r = await runCli(['demo', '--exit', '--port', '0'], { LOG_LEVEL: 'verbose' }, 30_000);
+    const r = await runCli(['demo', '--exit', '--port', '0', '--admin-port', '0'], { LOG_LEVEL: 'verbose' }, 30_000);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /configuration error: LOG_LEVEL: verbose is not a log level/);
   });
@@ -113,6 +124,7 @@ describe('opencrvs-bridge demo', () => {
       ['--births', 'abc'],
       ['--deaths', '2.5'],
       ['--port', '70000'],
+      ['--admin-port', '99999'],
     ] as const) {
       const r = await runCli(['demo', '--exit', flag, value], {}, 30_000);
       assert.equal(r.code, 2, `${flag} ${value}: ${r.stderr}`);

@@ -124,7 +124,7 @@ function findLeaks(output: string, sensitive: Sensitive, secrets: string[]): str
 }
 
 function runDemo(): Promise<{ code: number | null; output: string }> {
-  const entry = `import { main } from ${JSON.stringify(cli)}; process.exitCode = await main(['node', 'opencrvs-bridge', 'demo', '--exit', '--port', '0']);`;
+  const entry = `import { main } from ${JSON.stringify(cli)}; process.exitCode = await main(['node', 'opencrvs-bridge', 'demo', '--exit', '--port', '0', '--admin-port', '0']);`;
   const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'debug' };
   delete env.BRIDGE_CONFIG;
   return new Promise((resolve, reject) => {

@@ -143,7 +143,7 @@ function configObject(storePath: string, options: { capable?: boolean } = {}): R
     opencrvs: simulatorOpenCrvs(sim),
     store: { path: storePath },
     http: { host: '127.0.0.1', port: 0 },
-    admin: { token: ADMIN_TOKEN },
+    admin: { token: ADMIN_TOKEN, port: 0 },
     sources: [
       ...(options.capable
         ? [
@@ -237,8 +237,9 @@ describe('source secrets against hostile source servers', () => {
       );
       shown.push(JSON.stringify(statuses));
       const admin = { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } };
-      for (const path of ['/readyz', '/healthz', '/admin/api/summary']) {
-        const answer = await fetch(`${base}${path}`, admin);
+      const adminBase = `http://127.0.0.1:${bridge.adminPort}`;
+      for (const url of [`${base}/readyz`, `${base}/healthz`, `${adminBase}/admin/api/summary`]) {
+        const answer = await fetch(url, admin);
         shown.push(await answer.text());
       }
       assert.match(shown.join('\n'), /source:emr-broken/);

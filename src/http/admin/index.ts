@@ -24,6 +24,8 @@ export type { AttemptView, ErrorView, EventDetail, EventListItem } from './views
 export type { WriteBackJobView, WriteBackSummary } from './write-back-views.js';
 
 export const ADMIN_DISABLED_MESSAGE = 'admin disabled: set admin.token or admin.tokenFile';
+export const ADMIN_ELSEWHERE_MESSAGE =
+  'the admin page is not served on this port: it has a listener of its own (admin.host, admin.port)';
 
 // The page loads only its own script and style, talks only to its own origin, and is never framed.
 const PAGE_CSP =
@@ -37,6 +39,17 @@ function hardening(_req: Request, res: Response, next: NextFunction): void {
   res.setHeader('X-Frame-Options', 'DENY');
   res.setHeader('Referrer-Policy', 'no-referrer');
   next();
+}
+
+/**
+ * `/admin` on the main listener: the admin page moved to its own (admin.host, admin.port), and an operator
+ * who opens the old address is told so rather than given a bare 404. It names the keys, not the address.
+ */
+export function adminElsewhere(): Router {
+  const router = express.Router();
+  router.use(hardening);
+  router.use((_req: Request, res: Response) => adminError(res, 404, ADMIN_ELSEWHERE_MESSAGE));
+  return router;
 }
 
 /**

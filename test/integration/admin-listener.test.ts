@@ -1,0 +1,210 @@
+// The admin page and API on a listener of their own (admin.host, admin.port), over HTTP to a real Bridge:
+// the main listener (reachable from the EMR) serves no admin path, the admin listener nothing else; it
+// has the main listener's connection limits; a port that cannot be used fails start-up naming admin.port
+// and leaves no listener open; without a token it is not opened; stop() closes both.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Bridge } from '../../src/app.js';
+import { configFromObject } from '../../src/config/index.js';
+import { ADMIN_ELSEWHERE_MESSAGE } from '../../src/http/admin/index.js';
+import { SERVER_LIMITS } from '../../src/http/server.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
+import { closedPort } from '../support/ports.js';
+import { simulatorOpenCrvs } from './helpers/bridge-harness.js';
+
+const TOKEN = 'admin-listener-token-0123456789';
+const bearer = { authorization: `Bearer ${TOKEN}` };
+
+let sim: OpenCrvsSimulator;
+const dir = mkdtempSync(join(tmpdir(), 'admin-listener-'));
+let dbCount = 0;
+
+before(async () => {
+  sim = await startOpenCrvsSimulator({ port: 0 });
+});
+
+after(async () => {
+  await sim.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function newBridge(admin: Record<string, unknown>, httpPort = 0): Bridge {
+  dbCount += 1;
+  const config = configFromObject({
+    opencrvs: simulatorOpenCrvs(sim),
+    store: { path: join(dir, `bridge-${dbCount}.db`) },
+    http: { host: '127.0.0.1', port: httpPort },
+    admin,
+  });
+  return new Bridge(config, { logger: silentLogger, schedule: false, worker: false });
+}
+
+async function get(port: number | undefined, path: string, headers: Record<string, string> = {}) {
+  const response = await fetch(`http://127.0.0.1:${port}${path}`, { headers, signal: AbortSignal.timeout(10_000) });
+  return { status: response.status, text: await response.text() };
+}
+
+/** Whether a TCP connection to host:port is accepted (ECONNREFUSED: nothing listens there). */
+function accepts(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function until(what: string, condition: () => boolean, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('the admin listener', () => {
+  it('serves /admin on its own port and nothing else; the main port serves no admin path', async () => {
+    const bridge = newBridge({ token: TOKEN, port: 0 });
+    try {
+      await bridge.start();
+      assert.ok(bridge.adminPort && bridge.httpPort && bridge.adminPort !== bridge.httpPort);
+      assert.equal(bridge.config.admin.host, '127.0.0.1', 'loopback unless configured otherwise');
+
+      const summary = await get(bridge.adminPort, '/admin/api/summary', bearer);
+      assert.equal(summary.status, 200, summary.text);
+      assert.equal((await get(bridge.adminPort, '/admin')).status, 401, 'still behind the token');
+
+      for (const path of ['/admin', '/admin/api/summary', '/admin/api/events?state=dead']) {
+        const there = await get(bridge.httpPort, path, bearer);
+        assert.equal(there.status, 404, `${path} on the main port: ${there.text}`);
+        assert.equal(JSON.parse(there.text).error, ADMIN_ELSEWHERE_MESSAGE);
+        assert.doesNotMatch(there.text, new RegExp(String(bridge.adminPort)), 'the admin address is not given away');
+      }
+      // Replay (a POST that changes the ledger) is not reachable from the main port either.
+      const replay = await fetch(`http://127.0.0.1:${bridge.httpPort}/admin/api/replay-dead`, {
+        method: 'POST',
+        headers: bearer,
+      });
+      assert.equal(replay.status, 404);
+
+      for (const path of ['/healthz', '/readyz', '/metrics', '/fhir-subscription/emr']) {
+        assert.equal((await get(bridge.adminPort, path)).status, 404, `${path} is not on the admin port`);
+      }
+      assert.equal((await get(bridge.httpPort, '/healthz')).status, 200);
+      assert.equal((await get(bridge.httpPort, '/metrics')).status, 200);
+    } finally {
+      await bridge.stop();
+    }
+  });
+
+  it('listens on admin.host only: loopback by default, not the machine’s other addresses', async (t) => {
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((address) => address && address.family === 'IPv4' && !address.internal)?.address;
+    if (!external) {
+      t.skip('this machine has no non-loopback IPv4 address to try');
+      return;
+    }
+    const bridge = newBridge({ token: TOKEN, port: 0 });
+    try {
+      await bridge.start();
+      assert.ok(bridge.adminPort);
+      assert.equal(await accepts(bridge.adminPort, '127.0.0.1'), true);
+      assert.equal(await accepts(bridge.adminPort, external), false, `not reachable on ${external}`);
+    } finally {
+      await bridge.stop();
+    }
+  });
+
+  it('has the main listener’s limits: connections per address, and silent ones closed', async () => {
+    const saved = { ...SERVER_LIMITS };
+    Object.assign(SERVER_LIMITS, { perAddressConnections: 2, firstByteTimeoutMs: 300 });
+    const bridge = newBridge({ token: TOKEN, port: 0 });
+    const sockets: Socket[] = [];
+    try {
+      await bridge.start();
+      Object.assign(SERVER_LIMITS, saved);
+      const port = bridge.adminPort ?? 0;
+      // Linux routes all of 127/8 to loopback; 127.0.0.2 is an ordinary address to the slot counting.
+      const closed: boolean[] = [];
+      for (let i = 0; i < 3; i++) {
+        const socket = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' });
+        sockets.push(socket);
+        closed.push(false);
+        socket.on('close', () => {
+          closed[i] = true;
+        });
+        socket.on('error', () => undefined);
+        await new Promise((resolve) => socket.once('connect', resolve));
+      }
+      await until('the third connection from one address is refused', () => closed[2] === true, 1_000);
+      assert.deepEqual(closed.slice(0, 2), [false, false], 'the first two are held');
+      await until('silent connections are closed', () => closed.every(Boolean), 3_000);
+    } finally {
+      Object.assign(SERVER_LIMITS, saved);
+      for (const socket of sockets) socket.destroy();
+      await bridge.stop();
+    }
+  });
+
+  it('is not opened without an admin token', async () => {
+    const bridge = newBridge({ port: 0 });
+    try {
+      await bridge.start();
+      assert.equal(bridge.adminPort, undefined);
+      assert.equal((await get(bridge.httpPort, '/admin')).status, 404);
+    } finally {
+      await bridge.stop();
+    }
+  });
+
+  it('fails start-up naming admin.port when the port is taken, leaving the main port closed', async () => {
+    const holder = holdPort();
+    const taken = await holder.port;
+    const mainPort = await closedPort();
+    const bridge = newBridge({ token: TOKEN, port: taken }, mainPort);
+    try {
+      await assert.rejects(
+        bridge.start(),
+        (err: Error & { code?: string }) =>
+          /^admin\.port \d+ on admin\.host 127\.0\.0\.1 cannot be used \(EADDRINUSE\)/.test(err.message) &&
+          err.code === 'EADDRINUSE',
+      );
+      assert.equal(bridge.httpPort, undefined);
+      assert.equal(await accepts(mainPort), false, 'the main listener was closed again');
+    } finally {
+      await bridge.stop();
+      await holder.close();
+    }
+  });
+
+  it('is closed by stop(), with the main listener', async () => {
+    const bridge = newBridge({ token: TOKEN, port: 0 });
+    await bridge.start();
+    const { httpPort, adminPort } = bridge;
+    assert.ok(httpPort && adminPort);
+    // A keep-alive connection open on the admin port does not hold the stop up.
+    assert.equal((await get(adminPort, '/admin/api/summary', bearer)).status, 200);
+    await bridge.stop();
+    assert.equal(await accepts(adminPort), false);
+    assert.equal(await accepts(httpPort), false);
+  });
+});
+
+/** A port held by another server on 127.0.0.1 (as another process would). */
+function holdPort(): { port: Promise<number>; close: () => Promise<void> } {
+  const server = createServer();
+  return {
+    port: new Promise((resolve) =>
+      server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
+    ),
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
