@@ -90,7 +90,8 @@ const SUPPLEMENT = {
     'Address of the admin listener. Loopback by default: the ledger browser is not reachable from the EMR network, nor from outside a container. `0.0.0.0` exposes it (behind a VPN or a TLS proxy; docs/deployment.md §1).',
   'admin.port':
     "Port of the admin listener (0 = any free port); it cannot be http.port's. 9080: http.port's 8080 plus 1,000, clear of the sandboxes' 7070, 8090 and 8091.",
-  'admin.token': 'Bearer/basic token of the admin page and API (at least 16 characters). Prefer `tokenFile`.',
+  'admin.token':
+    "Bearer/basic token of the admin page and API (at least 16 characters; a placeholder such as the old example's `change-me-…` is refused). Prefer `tokenFile`.",
   'admin.showPersonalData': 'Show declarations (personal data) in the admin page.',
   logging: 'JSON logs on stdout (pino), redacted.',
   'logging.level': 'Log level; the LOG_LEVEL environment variable overrides it (an empty one does not).',

@@ -1,17 +1,45 @@
 import { ConfigError } from './errors.js';
 import type { AdminSettings, HttpSettings } from './types.js';
 
+/** The shortest admin token taken (the schema says the same of `admin.token` as written). */
+const MIN_TOKEN_LENGTH = 16;
 /**
- * The admin settings, checked once the schema has passed. Only with a token: without one the admin
- * listener is not opened, and its port and host mean nothing.
+ * A placeholder: examples/bridge.yaml once carried `change-me-local-admin-token`, and a running `serve`
+ * took it, so whoever had read the example could open the ledger browser. Any token naming itself
+ * "change me" is one nobody generated.
  */
+const PLACEHOLDER = /change[-_ ]?me/i;
+
+/** The admin settings, checked once the schema has passed. */
 export function checkAdmin(admin: AdminSettings, http: HttpSettings, file?: string): void {
-  if (!admin.token?.trim()) return;
+  if (admin.token !== undefined) checkToken(admin.token, file);
+  // Without a token the admin listener is not opened: its port and host mean nothing.
+  if (!admin.token) return;
   // The two listeners cannot share a port; said here by name rather than as an EADDRINUSE at start.
   if (admin.port !== 0 && admin.port === http.port) {
     throw new ConfigError(
       'admin.port',
       `is http.port's too (${http.port}): the admin page has a listener of its own; give it another port`,
+      file,
+    );
+  }
+}
+
+/** Refused with its key path and never its value (it may be a real secret, badly chosen). */
+function checkToken(token: string, file?: string): void {
+  const generate = 'generate one: openssl rand -base64 32';
+  if (PLACEHOLDER.test(token)) {
+    throw new ConfigError(
+      'admin.token',
+      `is a placeholder ("change me"), as in examples/bridge.yaml: anyone who has read the example knows it; ${generate}`,
+      file,
+    );
+  }
+  // The schema counts the spaces a token is written with; the admin routes compare it trimmed.
+  if (token.trim().length < MIN_TOKEN_LENGTH) {
+    throw new ConfigError(
+      'admin.token',
+      `is shorter than ${MIN_TOKEN_LENGTH} characters without its surrounding spaces: a short token is guessed; ${generate}`,
       file,
     );
   }

@@ -1,5 +1,8 @@
 // The admin settings as loaded: their own listener's defaults and the keys refused by path.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
 
@@ -37,5 +40,35 @@ describe('admin configuration', () => {
     // Without a token nothing listens there; two ephemeral ports are two ports.
     assert.doesNotThrow(() => loadConfig({ text: `${base}http: { port: 8081 }\nadmin: { port: 8081 }\n` }));
     assert.doesNotThrow(() => loadConfig({ text: `${base}http: { port: 0 }\nadmin: { token: ${TOKEN}, port: 0 }\n` }));
+  });
+
+  it('refuses the example token, however it is given, by path and without quoting it', () => {
+    const example = 'change-me-local-admin-token';
+    const dir = mkdtempSync(join(tmpdir(), 'config-admin-'));
+    try {
+      writeFileSync(join(dir, 'admin-token'), `${example}\n`);
+      for (const [how, admin, env] of [
+        ['inline', `{ token: ${example} }`, {}],
+        ['from the environment', `{ token: "\${BRIDGE_ADMIN_TOKEN}" }`, { BRIDGE_ADMIN_TOKEN: example }],
+        ['from a file', `{ tokenFile: ${join(dir, 'admin-token')} }`, {}],
+        ['another placeholder', '{ token: ChangeMe-please-0123456789 }', {}],
+      ] as const) {
+        const refused = errorOf(() => loadConfig({ text: `${base}admin: ${admin}\n`, env }));
+        assert.equal(refused.path, 'admin.token', how);
+        assert.match(refused.problem, /is a placeholder .*examples\/bridge\.yaml.*openssl rand/, how);
+        assert.doesNotMatch(refused.message, /change-me-local|please-0123/i, `${how}: the value is not repeated`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a token shorter than 16 characters, the spaces around it not counted', () => {
+    for (const token of ['"short-token"', '"   fifteen-chars-x   "']) {
+      const refused = errorOf(() => loadConfig({ text: `${base}admin: { token: ${token} }\n` }));
+      assert.equal(refused.path, 'admin.token', token);
+      assert.match(refused.problem, /fewer than 16 characters|shorter than 16 characters/, token);
+    }
+    assert.equal(loadConfig({ text: `${base}admin: { token: ${TOKEN} }\n` }).admin.token, TOKEN);
   });
 });

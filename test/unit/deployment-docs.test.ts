@@ -70,7 +70,17 @@ describe('docs/deployment.md', () => {
   });
 
   it('points at an example configuration that validates', () => {
-    const config = loadConfig({ file: `${root}examples/bridge.yaml`, env: {} });
+    const token = 'an-admin-token-from-the-environment';
+    const config = loadConfig({ file: `${root}examples/bridge.yaml`, env: { BRIDGE_ADMIN_TOKEN: token } });
+    assert.equal(
+      config.admin.token,
+      token,
+      'the admin token comes from the environment, none is written in the example',
+    );
+    assert.throws(
+      () => loadConfig({ file: `${root}examples/bridge.yaml`, env: {} }),
+      /admin\.token: environment variable BRIDGE_ADMIN_TOKEN is not set/,
+    );
     assert.equal(config.sources[0]?.baseUrl, 'http://127.0.0.1:8090/fhir');
     assert.equal(config.opencrvs.tokenUrl, 'http://127.0.0.1:7070/auth/token');
     assert.equal(config.routing.defaultOffice, 'LHUYvwY2Aq1');
