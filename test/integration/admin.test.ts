@@ -1,9 +1,9 @@
-// The admin routes over HTTP against a real SQLite ledger: disabled without a token, authentication,
-// the JSON API (list, detail, summary, replay), CSRF refusal and the personal-data rule. The write-back
-// queue over a real bridge is in admin-write-backs.test.ts.
+// The admin routes over HTTP against a real SQLite ledger: disabled without a token, authentication and
+// the throttle of wrong tokens, the JSON API (list, detail, summary, replay), CSRF refusal and the
+// personal-data rule. The write-back queue over a real bridge is in admin-write-backs.test.ts.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { request as httpRequest, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -160,6 +160,36 @@ async function request(
   return { status: response.status, headers: response.headers, body, text };
 }
 
+/**
+ * A request from `from` (127.0.0.2, 127.0.0.3, …: Linux routes all of 127/8 to loopback), which the
+ * throttle of wrong tokens counts as another address than the tests' usual 127.0.0.1.
+ */
+function requestFrom(
+  h: Harness,
+  from: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${h.base}${path}`, { headers, localAddress: from, agent: false, timeout: 5000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      res.on('end', () => {
+        const answered = new Headers();
+        for (const [name, value] of Object.entries(res.headers))
+          if (typeof value === 'string') answered.set(name, value);
+        resolve({ status: res.statusCode ?? 0, headers: answered, text });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /** Reads a JSON object field by field without casting. */
 function obj(value: unknown): Record<string, unknown> {
   assert.ok(typeof value === 'object' && value !== null && !Array.isArray(value), 'expected a JSON object');
@@ -206,13 +236,55 @@ describe('admin routes with a token', () => {
       { Authorization: 'Basic not-base64-colon' },
       { Authorization: TOKEN },
     ];
-    for (const headers of cases) {
+    // Each case from an address of its own: together they are more wrong tokens than one address may send.
+    for (const [i, headers] of cases.entries()) {
       for (const path of ['/admin', '/admin/api/summary', '/admin/app.js']) {
-        const res = await request(h, path, { headers });
+        const res = await requestFrom(h, `127.0.0.${10 + i}`, path, headers);
         assert.equal(res.status, 401, `${path} ${JSON.stringify(Object.keys(headers))}`);
         assert.match(res.headers.get('www-authenticate') ?? '', /^Basic realm="opencrvs-bridge admin"/);
-        assert.match(String(obj(res.body).error), /admin token required/);
+        assert.match(String(obj(JSON.parse(res.text)).error), /admin token required/);
       }
+    }
+  });
+
+  it('answers 429 with Retry-After to an address after 10 wrong tokens, without comparing its token', async () => {
+    const guesser = '127.0.0.30';
+    const logged = () => h.logLines.filter((line) => line.includes('admin authentication throttled'));
+    // A browser's first request carries no credentials: not a wrong token, not counted.
+    for (let i = 0; i < 12; i++) assert.equal((await requestFrom(h, guesser, '/admin')).status, 401);
+    for (let i = 1; i <= 10; i++) {
+      const res = await requestFrom(h, guesser, '/admin/api/summary', { Authorization: `Bearer wrong-token-${i}` });
+      assert.equal(res.status, 401, `wrong token ${i}`);
+    }
+    for (const headers of [bearer, basic(TOKEN), { Authorization: 'Bearer wrong-token-11' }, {}]) {
+      const refused = await requestFrom(h, guesser, '/admin/api/summary', headers);
+      assert.equal(refused.status, 429, 'the right token too: it is not compared');
+      const retryAfter = Number(refused.headers.get('retry-after'));
+      assert.ok(retryAfter > 290 && retryAfter <= 300, `Retry-After: ${retryAfter}`);
+      assert.equal(refused.headers.get('www-authenticate'), null, 'no prompt for another try');
+      assert.equal(refused.headers.get('cache-control'), 'no-store');
+    }
+    // Other addresses are not affected: the right token opens, a wrong one is a plain 401.
+    assert.equal((await requestFrom(h, '127.0.0.31', '/admin/api/summary', bearer)).status, 200);
+    assert.equal((await request(h, '/admin/api/summary', { headers: basic(TOKEN) })).status, 200);
+    const other = await requestFrom(h, '127.0.0.31', '/admin/api/summary', { Authorization: 'Bearer wrong-token-x' });
+    assert.equal(other.status, 401);
+    // Said once for the block, with the address and never a token.
+    assert.equal(logged().length, 1, logged().join('\n'));
+    const line = JSON.parse(logged()[0] ?? '{}');
+    assert.equal(line.level, 'warn');
+    assert.equal(line.remoteAddress, guesser);
+    assert.ok(!h.logLines.join('\n').includes('wrong-token') && !h.logLines.join('\n').includes(TOKEN));
+  });
+
+  it('forgets the wrong tokens an address sent once it sends the right one', async () => {
+    const typist = '127.0.0.32';
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 9; i++) {
+        const res = await requestFrom(h, typist, '/admin/api/summary', { Authorization: 'Bearer mistyped-token' });
+        assert.equal(res.status, 401);
+      }
+      assert.equal((await requestFrom(h, typist, '/admin/api/summary', bearer)).status, 200, `round ${round}`);
     }
   });
 

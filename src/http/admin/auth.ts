@@ -3,6 +3,9 @@
 // same-origin request, including the page's own fetch() calls).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { Logger } from '../../observability/logger.js';
+import { addressKey } from '../address-slots.js';
+import type { AuthThrottle } from './auth-throttle.js';
 
 export const ADMIN_REALM = 'opencrvs-bridge admin';
 
@@ -60,15 +63,34 @@ export function adminError(res: Response, status: number, error: string): void {
   res.status(status).json({ error });
 }
 
-/** Rejects unauthenticated requests (401 with a Basic challenge) and cross-origin Basic POSTs (403). */
-export function requireToken(token: string): RequestHandler {
+/**
+ * Rejects unauthenticated requests (401 with a Basic challenge) and cross-origin Basic POSTs (403). An
+ * address that sent too many wrong tokens is answered 429 (with Retry-After) before its token is looked
+ * at. Only a wrong token counts: a request without one is how a browser first asks for the page.
+ */
+export function requireToken(token: string, throttle: AuthThrottle, log: Logger): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
+    const address = req.socket.remoteAddress;
+    const wait = throttle.retryAfterSeconds(address);
+    if (wait > 0) {
+      res.setHeader('Retry-After', String(wait));
+      adminError(res, 429, 'too many wrong admin tokens from this address: try again later');
+      return;
+    }
     const scheme = authenticate(req.headers.authorization, token);
     if (!scheme) {
+      if (req.headers.authorization !== undefined && throttle.failed(address)) {
+        // Once per block; the address (an IPv6 /64 as counted) is the client's, not a patient's data.
+        log.warn(
+          { remoteAddress: address && addressKey(address), retryAfterSeconds: throttle.retryAfterSeconds(address) },
+          'admin authentication throttled: too many wrong tokens from one address',
+        );
+      }
       res.setHeader('WWW-Authenticate', `Basic realm="${ADMIN_REALM}", charset="UTF-8"`);
       adminError(res, 401, 'admin token required: Authorization: Bearer <token>, or Basic with the token as password');
       return;
     }
+    throttle.succeeded(address);
     const safeMethod = req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS';
     if (!safeMethod && scheme === 'basic' && !sameOriginOrNoBrowser(req)) {
       adminError(res, 403, 'cross-origin request refused: use the admin page or a Bearer token');

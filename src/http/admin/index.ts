@@ -4,6 +4,7 @@ import { type Logger, silentLogger } from '../../observability/logger.js';
 import { clientErrorStatus } from '../client-error.js';
 import { adminApi } from './api.js';
 import { adminError, requireToken } from './auth.js';
+import { AuthThrottle } from './auth-throttle.js';
 import { PAGE_STYLE, renderPage } from './page.js';
 import { PAGE_SCRIPT } from './page-script.js';
 import type { AdminSettingsView, AdminTarget } from './types.js';
@@ -70,7 +71,8 @@ export function adminRoutes(
     router.use((_req: Request, res: Response) => adminError(res, 404, ADMIN_DISABLED_MESSAGE));
     return router;
   }
-  router.use(requireToken(token));
+  // One count of wrong tokens per admin listener.
+  router.use(requireToken(token, new AuthThrottle(), log));
   router.get('/', (req, res) => {
     res.setHeader('Content-Security-Policy', PAGE_CSP);
     res.type('html').send(renderPage(req.baseUrl));
