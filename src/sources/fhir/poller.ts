@@ -4,15 +4,19 @@ import type { Logger } from '../../observability/logger.js';
 import { PassCoverage, versionKey } from '../coverage.js';
 import { type CursorStore, commitInOrder, firstSyncStart, type PollerStatus, trackedPass } from '../pass.js';
 import { addReports, type Evaluation, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
-import { giveUpReason, MAX_RUN_PAGES, RunReadings } from '../shared/run-readings.js';
+import {
+  giveUpReason,
+  largerRunPage,
+  MAX_RUN_COUNT,
+  MAX_RUN_PAGES,
+  RunReadings,
+  readingPageSize,
+} from '../shared/run-readings.js';
 import { CachingFetcher } from './fetcher.js';
 import type { FhirSourceClient } from './fhir-client.js';
 import { sortEchoed } from './sort-signals.js';
 
 export type { CursorStore, PollerStatus } from '../pass.js';
-
-/** The largest page asked for to read a run of one timestamp in one piece (FHIR servers cap `_count`). */
-const MAX_RUN_COUNT = 1_000;
 
 export interface FhirPollerDeps {
   sourceId: string;
@@ -202,7 +206,7 @@ export class FhirPoller {
         const wholePageAtBound = resources.length > 0 && resources.every(atBound);
         // Only when the server gave the whole page asked for: one that caps `_count` would answer the same.
         if (wholePageAtBound && !run.active && nextLinkOf(page) && resources.length >= count && count < MAX_RUN_COUNT) {
-          count = Math.min(count * 4, MAX_RUN_COUNT);
+          count = largerRunPage(count);
           continue;
         }
       }
@@ -231,11 +235,9 @@ export class FhirPoller {
       if (inRun && (last || leaves)) {
         const outcome = run.endReading();
         if (outcome === 'again') {
-          // A server whose tie order depends on LIMIT/OFFSET showed a member twice: every reading with the same
-          // page size would miss the same members. Another page size for every reading (the allowed size, then
-          // one less, …) shifts the offsets, the order changes, and the readings' union grows.
+          // A server whose tie order depends on LIMIT/OFFSET showed a member twice: see readingPageSize.
           const tried = this.runTries.get(type) ?? 0;
-          if (run.untrustworthy && served > 1) count = served - ((run.count + tried) % served);
+          if (run.untrustworthy && served > 1) count = readingPageSize(served, run.count, tried);
           continued = undefined;
           continue;
         }

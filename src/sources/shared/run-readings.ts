@@ -10,6 +10,30 @@
 export const MAX_RUN_READINGS = 5;
 /** Pages a pass may spend reading runs (10 million records at a page size of 100). */
 export const MAX_RUN_PAGES = 100_000;
+/**
+ * The largest page asked for to read a run of one timestamp in one piece: FHIR servers cap `_count` near it,
+ * and a DHIS2 page of 1,000 tracked entities with every field is already a few MB.
+ */
+export const MAX_RUN_COUNT = 1_000;
+
+/**
+ * The page to ask for next when a whole page held nothing but the run: a larger one, so the run may fit in
+ * one page and need no paging inside it (a server whose ties come in no fixed order pages a run unreliably).
+ */
+export function largerRunPage(size: number): number {
+  return Math.min(size * 4, MAX_RUN_COUNT);
+}
+
+/**
+ * The page size of the next reading of a run whose readings met a member twice: on a server whose tie order
+ * depends on LIMIT/OFFSET every reading with the same page size would miss the same members. Another page
+ * size for every reading (the size the server allowed, then one less, …), carried on across passes by
+ * `tried` (the readings of runs given up before), shifts the offsets, the order changes, and the readings'
+ * union grows until it reaches the server's count of the run.
+ */
+export function readingPageSize(served: number, readings: number, tried: number): number {
+  return served - ((readings + tried) % served);
+}
 
 export type ReadingOutcome = 'complete' | 'again' | 'give-up';
 
