@@ -342,7 +342,7 @@ describe('DHIS2 tracker source: paging', () => {
       client.trackedEntityPage = async (params) => {
         const page = await read(params);
         // After the second page of the run: a clinician corrects a child of that page, which leaves the run.
-        const te = page[0];
+        const te = page.entities[0];
         if (++calls === 2 && te) {
           const res = await fetch(`${h.dhis2.baseUrl}/api/tracker?async=false&importStrategy=UPDATE`, {
             method: 'POST',

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { silentLogger } from '../../src/observability/logger.js';
 import {
   BIRTH_STAGE,
   buildDemoChildProgramme,
@@ -12,6 +13,7 @@ import {
   startDhis2Simulator,
   TRACKED_ENTITY_TYPE_PERSON,
 } from '../../src/sandbox/dhis2/index.js';
+import { Dhis2Client } from '../../src/sources/dhis2/client.js';
 
 const BASE_DATE = '2025-03-01T12:00:00.000';
 const BIRTHS = 23;
@@ -226,6 +228,39 @@ describe('DHIS2 simulator: tracker export', () => {
       );
       assert.deepEqual(Object.keys(body).sort(), ['instances', 'page', 'pageCount', 'pageSize', 'total']);
       assert.equal(body.instances.length, 2);
+    } finally {
+      await old.close();
+    }
+  });
+
+  it("gives the bridge's client the page size applied and, with totalPages, the total, in either envelope", async () => {
+    const old = await startDhis2Simulator({
+      pageEnvelope: 'instances',
+      seed: buildDemoChildProgramme({ births: 3, deaths: 0, seed: 1, baseDate: BASE_DATE }),
+    });
+    try {
+      const query = { program: CHILD_PROGRAMME, pageSize: '2' };
+      for (const [server, total] of [
+        [sim, BIRTHS],
+        [old, 3],
+      ] as const) {
+        const client = new Dhis2Client(
+          {
+            id: 'dhis2',
+            kind: 'dhis2',
+            baseUrl: server.baseUrl,
+            auth: { type: 'basic', username: DEFAULT_SANDBOX_AUTH.username, password: DEFAULT_SANDBOX_AUTH.password },
+            timeoutMs: 5000,
+            poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 30, pageSize: 2 },
+            mappings: [],
+          },
+          { logger: silentLogger, attempts: 1 },
+        );
+        const plain = await client.trackedEntityPage(query);
+        assert.deepEqual([plain.entities.length, plain.pageSize, plain.total], [2, 2, undefined]);
+        const counted = await client.trackedEntityPage({ ...query, totalPages: 'true' });
+        assert.deepEqual([counted.entities.length, counted.pageSize, counted.total], [2, 2, total]);
+      }
     } finally {
       await old.close();
     }

@@ -40,7 +40,7 @@ function world(
       // Edited in DHIS2 right after this call: the record leaves the run for a newer timestamp.
       for (const uid of editsAt[calls] ?? [])
         updatedAt.set(uid, `2026-01-01T11:00:${String(edits++).padStart(2, '0')}.000`);
-      return out;
+      return { entities: out, pageSize: size, total: undefined };
     },
   } as unknown as Dhis2Client;
   const evaluated = new Set<string>();

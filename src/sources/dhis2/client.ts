@@ -161,11 +161,18 @@ export class Dhis2Client {
     throw lastError ?? new Dhis2SourceError(`${operation} failed`, undefined, true);
   }
 
-  /** One page of GET /api/tracker/trackedEntities (the caller builds the filter). */
-  async trackedEntityPage(params: Record<string, string>): Promise<TrackerTrackedEntity[]> {
+  /** One page of GET /api/tracker/trackedEntities (the caller builds the filter), with its pager. */
+  async trackedEntityPage(params: Record<string, string>): Promise<TrackedEntityList> {
     const query = new URLSearchParams(params).toString();
     const page = await this.call('list tracked entities', `tracker/trackedEntities?${query}`, isTrackedEntityPage);
-    return page.trackedEntities ?? page.instances ?? [];
+    // 2.41+ answers `{ pager: { page, pageSize, total? }, trackedEntities }`, 2.40 `{ page, pageSize, total?, instances }`.
+    const pager: Record<string, unknown> =
+      typeof page.pager === 'object' && page.pager !== null ? (page.pager as Record<string, unknown>) : page;
+    return {
+      entities: page.trackedEntities ?? page.instances ?? [],
+      pageSize: count(pager.pageSize, 1),
+      total: count(pager.total, 0),
+    };
   }
 
   /** GET /api/tracker/trackedEntities/{uid}; undefined when DHIS2 says 404 (its own answer, see call). */
@@ -234,6 +241,20 @@ export class Dhis2Client {
       throw err;
     }
   }
+}
+
+/** A page of tracked entities and what the server says of it (each only when it says, as a number). */
+export interface TrackedEntityList {
+  entities: TrackerTrackedEntity[];
+  /** The page size the server applied: a page shorter than this is the last. */
+  pageSize: number | undefined;
+  /** With `totalPages=true`: how many tracked entities the query matches (on every page). */
+  total: number | undefined;
+}
+
+/** A pager field that is a whole number of at least `min`, else undefined (a server that does not say). */
+function count(value: unknown, min: number): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min ? value : undefined;
 }
 
 /** DHIS2's own 404 ("… could not be found"), not a proxy's: see call. */

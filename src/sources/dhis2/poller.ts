@@ -121,7 +121,7 @@ export class Dhis2Poller {
         pageSize: String(poll.pageSize),
       };
       if (bound) params.updatedAfter = bound;
-      const entities = await client.trackedEntityPage(params);
+      const { entities } = await client.trackedEntityPage(params);
       const resources = entities.map(trackedEntityResource).filter((r): r is Resource => r !== undefined);
       const fresh = resources.filter((r) => !this.seen.has(versionKey(r)));
       const at = bound === undefined ? undefined : naiveMillis(bound);
