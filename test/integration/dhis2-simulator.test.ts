@@ -85,6 +85,39 @@ describe('DHIS2 simulator: tracker export', () => {
     }
   });
 
+  it("with tieOrder 'offset', pages through equal updatedAt in an order that depends on the page asked; maxPageSize caps pages", async () => {
+    const uids = Array.from({ length: 9 }, (_, i) => `Tie${String(i).padStart(8, '0')}`);
+    const unstable = await startDhis2Simulator({
+      tieOrder: 'offset',
+      maxPageSize: 4,
+      seed: uids.map((trackedEntity) => ({
+        trackedEntity,
+        trackedEntityType: TRACKED_ENTITY_TYPE_PERSON,
+        orgUnit: ORG_UNITS.ngelehunChc,
+        createdAt: BASE_DATE,
+        updatedAt: BASE_DATE,
+      })),
+    });
+    try {
+      const path = `/api/tracker/trackedEntities?trackedEntityType=${TRACKED_ENTITY_TYPE_PERSON}&orgUnits=${ORG_UNITS.ngelehunChc}&order=updatedAt:asc`;
+      const read = async (pageSize: number) => {
+        const pages = await Promise.all(
+          [1, 2, 3].map((page) => get(unstable, `${path}&pageSize=${pageSize}&page=${page}`)),
+        );
+        for (const p of pages) assert.equal(p.body.pager.pageSize, 4, 'a larger page is served at maxPageSize');
+        return pages.flatMap((p) => p.body.trackedEntities.map((te: { trackedEntity: string }) => te.trackedEntity));
+      };
+      const first = await read(4);
+      assert.equal(first.length, 9, 'pages of 4, 4 and 1');
+      assert.ok(new Set(first).size < 9, 'one reading gives some record twice and misses another');
+      assert.deepEqual(await read(16), first, 'the order is fixed for a page and page size (asked 16, served 4)');
+      const all = await get(unstable, `${path}&paging=false`);
+      assert.deepEqual(all.body.trackedEntities.map((te: { trackedEntity: string }) => te.trackedEntity).sort(), uids);
+    } finally {
+      await unstable.close();
+    }
+  });
+
   it('updatedAfter keeps records updated at or after the instant (inclusive, like DHIS2) and drops older ones', async () => {
     const all = (await get(sim, `${children}&order=updatedAt:asc&paging=false`)).body.trackedEntities;
     const cutoff = all[10].updatedAt;

@@ -10,6 +10,7 @@ import {
   pageOf,
   param,
   parsePaging,
+  type TieOrder,
   updatedWindow,
 } from './query.js';
 import type { TrackerStore } from './store.js';
@@ -72,9 +73,20 @@ function notFound(type: string, uid: string): BadRequestError & { status: number
   return Object.assign(new BadRequestError(`${type} with id ${uid} could not be found.`), { status: 404 });
 }
 
+/** How lists are answered: the envelope, and the test knobs of Dhis2SimulatorOptions. */
+export interface Listing {
+  envelope: PageEnvelope;
+  tieOrder: TieOrder;
+  maxPageSize: number | undefined;
+}
+
 /** GET /api/tracker/{trackedEntities,enrollments,events,relationships}: filters, order, paging, fields. */
-export function exportRoutes(store: TrackerStore, envelope: () => PageEnvelope): Router {
+export function exportRoutes(store: TrackerStore, listing: () => Listing): Router {
   const router = Router();
+  const envelope = () => listing().envelope;
+  const pagingOf = (params: URLSearchParams) => parsePaging(params, listing().maxPageSize);
+  const orderOf = (params: URLSearchParams, allowed: readonly string[], paging: ReturnType<typeof parsePaging>) =>
+    comparator(params, allowed, listing().tieOrder, paging);
   const treeUnits = new Set(ORG_UNIT_TREE.map((ou) => ou.id));
   const known = () => (uid: string) => treeUnits.has(uid) || store.orgUnitsInData().has(uid);
   const fieldsOf = (params: URLSearchParams, key: keyof typeof DEFAULT_FIELDS) =>
@@ -87,7 +99,7 @@ export function exportRoutes(store: TrackerStore, envelope: () => PageEnvelope):
 
   router.get('/trackedEntities', (req: Request, res: Response) => {
     const params = searchParams(req);
-    const paging = parsePaging(params);
+    const paging = pagingOf(params);
     const program = param(params, 'program');
     const type = param(params, 'trackedEntityType');
     const uids = listParam(params, 'trackedEntities', 'trackedEntity');
@@ -97,7 +109,7 @@ export function exportRoutes(store: TrackerStore, envelope: () => PageEnvelope):
     const inWindow = updatedWindow(params);
     const stage = param(params, 'programStage');
     const status = param(params, 'enrollmentStatus', 'programStatus');
-    const order = comparator(params, ORDERABLE.trackedEntities);
+    const order = orderOf(params, ORDERABLE.trackedEntities, paging);
     const rows = store
       .allTrackedEntities()
       .flatMap((te) => {
@@ -137,14 +149,14 @@ export function exportRoutes(store: TrackerStore, envelope: () => PageEnvelope):
 
   router.get('/enrollments', (req: Request, res: Response) => {
     const params = searchParams(req);
-    const paging = parsePaging(params);
+    const paging = pagingOf(params);
     const program = param(params, 'program');
     const trackedEntity = param(params, 'trackedEntity');
     const uids = listParam(params, 'enrollments', 'enrollment');
     const status = param(params, 'status', 'enrollmentStatus', 'programStatus');
     const inScope = orgUnitScope(params, known(), ['orgUnits', 'orgUnit']);
     const inWindow = updatedWindow(params);
-    const order = comparator(params, ORDERABLE.enrollments);
+    const order = orderOf(params, ORDERABLE.enrollments, paging);
     const rows = store
       .allEnrollments()
       .filter((en) => (!program || en.program === program) && (!trackedEntity || en.trackedEntity === trackedEntity))
@@ -166,7 +178,7 @@ export function exportRoutes(store: TrackerStore, envelope: () => PageEnvelope):
 
   router.get('/events', (req: Request, res: Response) => {
     const params = searchParams(req);
-    const paging = parsePaging(params);
+    const paging = pagingOf(params);
     const program = param(params, 'program');
     const stage = param(params, 'programStage');
     const trackedEntity = param(params, 'trackedEntity');
@@ -175,7 +187,7 @@ export function exportRoutes(store: TrackerStore, envelope: () => PageEnvelope):
     const status = param(params, 'status');
     const inScope = orgUnitScope(params, known(), ['orgUnit', 'orgUnits']);
     const inWindow = updatedWindow(params);
-    const order = comparator(params, ORDERABLE.events);
+    const order = orderOf(params, ORDERABLE.events, paging);
     const rows = store
       .allEvents()
       .filter((ev) => (!program || ev.program === program) && (!stage || ev.programStage === stage))
@@ -200,7 +212,7 @@ export function exportRoutes(store: TrackerStore, envelope: () => PageEnvelope):
 
   router.get('/relationships', (req: Request, res: Response) => {
     const params = searchParams(req);
-    const paging = parsePaging(params);
+    const paging = pagingOf(params);
     const given = (['trackedEntity', 'enrollment', 'event'] as const).flatMap((kind) => {
       const uid = param(params, kind);
       return uid ? [{ kind, uid }] : [];

@@ -43,7 +43,11 @@ export interface PageRequest {
   totalPages: boolean;
 }
 
-export function parsePaging(params: URLSearchParams): PageRequest {
+/**
+ * `maxPageSize`: serve larger pages at that size (the pager says so) instead of refusing them, as a server
+ * or a proxy in front of it that limits pages would (a test knob: DHIS2 itself serves any size asked).
+ */
+export function parsePaging(params: URLSearchParams, maxPageSize?: number): PageRequest {
   const intParam = (name: string, fallback: number): number => {
     const value = param(params, name);
     if (value === undefined) return fallback;
@@ -52,7 +56,8 @@ export function parsePaging(params: URLSearchParams): PageRequest {
     return Number(value);
   };
   const page = intParam('page', 1);
-  const pageSize = intParam('pageSize', DEFAULT_PAGE_SIZE);
+  const asked = intParam('pageSize', DEFAULT_PAGE_SIZE);
+  const pageSize = maxPageSize === undefined ? asked : Math.min(asked, maxPageSize);
   if (page < 1) throw new BadRequestError('page must be greater than or equal to 1 if specified');
   if (pageSize < 1) throw new BadRequestError('pageSize must be greater than or equal to 1 if specified');
   if (pageSize > MAX_PAGE_SIZE) throw new BadRequestError(`pageSize must be less than or equal to ${MAX_PAGE_SIZE}`);
@@ -153,10 +158,24 @@ export interface Sortable {
 }
 
 /**
- * `order=updatedAt:asc,createdAt:desc`, with the uid as the last key so equal timestamps still page
- * stably. Without `order`, newest first by internal id, as DHIS2 does.
+ * How records equal on every `order` key are ordered. `uid`: by uid, so equal timestamps page stably.
+ * `offset`: by a key of the page and page size asked, fixed for each (a test knob). PostgreSQL, under
+ * DHIS2, documents that ORDER BY a non-unique column with LIMIT/OFFSET may order such rows differently for
+ * different limits and offsets: paging through a run of equal timestamps can then give one record twice and
+ * never give another.
  */
-export function comparator(params: URLSearchParams, allowed: readonly string[]): (a: Sortable, b: Sortable) => number {
+export type TieOrder = 'uid' | 'offset';
+
+/**
+ * `order=updatedAt:asc,createdAt:desc`, then the tie order (see TieOrder). Without `order`, newest first by
+ * internal id, as DHIS2 does.
+ */
+export function comparator(
+  params: URLSearchParams,
+  allowed: readonly string[],
+  ties: TieOrder = 'uid',
+  paging?: PageRequest,
+): (a: Sortable, b: Sortable) => number {
   const text = param(params, 'order');
   if (!text) return (a, b) => b.sequence - a.sequence;
   const keys = text.split(',').map((part) => {
@@ -174,13 +193,22 @@ export function comparator(params: URLSearchParams, allowed: readonly string[]):
     if (!parsed.has(value)) parsed.set(value, parseDhis2DateTime(value));
     return parsed.get(value);
   };
+  const plan = paging?.paging ? `${paging.pageSize}:${paging.page}` : 'all';
+  const tie = ties === 'offset' ? (s: Sortable) => fnv1a(`${plan}:${s.uid}`) : () => 0;
   return (a, b) => {
     for (const { field, sign } of keys) {
       const diff = compareValues(a.get(field), b.get(field), time);
       if (diff !== 0) return sign * diff;
     }
-    return a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0;
+    return tie(a) - tie(b) || (a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0);
   };
+}
+
+/** A 32-bit FNV-1a hash: a fixed, well-spread order for the `offset` tie order. */
+function fnv1a(text: string): number {
+  let h = 2166136261;
+  for (const c of text) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0;
+  return h;
 }
 
 function compareValues(a: unknown, b: unknown, time: (value: string) => number | undefined): number {

@@ -9,7 +9,7 @@ import { FieldFilterError } from './fields.js';
 import { describeImportPayloadErrors, isTrackerImportPayload } from './import-schema.js';
 import { importTracker } from './importer.js';
 import { metadataRoutes } from './metadata-routes.js';
-import { BadRequestError, type PageEnvelope, param } from './query.js';
+import { BadRequestError, type PageEnvelope, param, type TieOrder } from './query.js';
 import { TrackerStore } from './store.js';
 import { formatDhis2DateTime } from './time.js';
 import type { ImportStrategy, TrackedEntity, WriteRecord } from './types.js';
@@ -24,6 +24,14 @@ export interface Dhis2SimulatorOptions {
   logger?: Logger;
   /** List envelope: 'trackedEntities' (2.41+, `pager` + named list; default) or 'instances' (2.40). */
   pageEnvelope?: PageEnvelope;
+  /**
+   * Test knob: how records equal on every `order` key are ordered: 'uid' (default, stable paging) or
+   * 'offset', an order that depends on the page and page size asked, as PostgreSQL may give for ORDER BY
+   * a non-unique column with LIMIT/OFFSET (see TieOrder).
+   */
+  tieOrder?: TieOrder;
+  /** Test knob: serve pages asked larger than this at this size (the pager says so) instead of refusing them. */
+  maxPageSize?: number;
 }
 
 export interface Dhis2Simulator {
@@ -118,9 +126,10 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
       programs: [CHILD_PROGRAMME, DEATH_PROGRAMME],
     });
   });
+  const listing = { envelope, tieOrder: options.tieOrder ?? 'uid', maxPageSize: options.maxPageSize };
   api.use(
     '/tracker',
-    exportRoutes(store, () => envelope),
+    exportRoutes(store, () => listing),
   );
   api.post('/tracker', (req, res) => {
     const params = new URL(req.originalUrl, 'http://simulator.invalid').searchParams;
