@@ -48,6 +48,8 @@ export class RunReadings {
   /** Every member read in any reading of this run, and how many the server counts in it. */
   private union = new Set<string>();
   private expected: number | undefined;
+  /** The reading in progress noted members before the count was taken: it adds none to the union. */
+  private readBeforeCount = false;
 
   /** True while a run is being read (a reading of it ended and another one is due). */
   get active(): boolean {
@@ -75,9 +77,16 @@ export class RunReadings {
     return this.untrusted;
   }
 
-  /** How many records share the run's timestamp, as the server counts them (undefined: it does not say). */
+  /**
+   * How many records share the run's timestamp, as the server counts them (undefined: it does not say).
+   * The pollers count a run once its first page shows it is one, so members were read before the count: one
+   * of them edited in between has left the run, the count leaves it out, and a union holding it could reach
+   * the count while a member was never read. The reading in progress adds nothing to the union; every later
+   * reading was read after the count, and a member leaving after it was counted.
+   */
   expect(count: number | undefined): void {
     this.expected = count;
+    this.readBeforeCount = this.members.size > 0;
   }
 
   /**
@@ -98,7 +107,8 @@ export class RunReadings {
    */
   endReading(): ReadingOutcome {
     this.readings++;
-    for (const id of this.members) this.union.add(id);
+    if (!this.readBeforeCount) for (const id of this.members) this.union.add(id);
+    this.readBeforeCount = false;
     if (this.duplicated) this.untrusted = true;
     if (this.expected !== undefined && this.union.size > this.expected) this.expected = undefined;
     const previous = this.previous;
