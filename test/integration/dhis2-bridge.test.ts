@@ -3,6 +3,7 @@
 // bridge's own write-back never coming back as a new or changed event.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { createLogger, type Logger } from '../../src/observability/logger.js';
 import {
   ATTRIBUTES,
   BIRTH_DATA_ELEMENTS,
@@ -13,6 +14,7 @@ import {
   DEFAULT_SANDBOX_AUTH,
   ORG_UNITS,
 } from '../../src/sandbox/dhis2/index.js';
+import type { TrackedEntityList } from '../../src/sources/dhis2/client.js';
 import { DHIS2_CURSOR } from '../../src/sources/dhis2/index.js';
 import { FIRST_SYNC_CURSOR } from '../../src/sources/pass.js';
 import {
@@ -372,6 +374,124 @@ describe('DHIS2 tracker source: paging', () => {
         children.sort(),
         'every child of the run recorded',
       );
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('DHIS2 tracker source: a run whose tie order depends on the page asked', () => {
+  // Nine children imported at once, long ago, and three recorded since. The simulator orders equal timestamps
+  // by a key of the page and page size asked, as PostgreSQL may under DHIS2 (ORDER BY a non-unique column with
+  // LIMIT/OFFSET): a reading of the run by page numbers gives some children twice and others never.
+  const stamp = '2026-01-05T08:00:00.000';
+  const RUN = 9;
+  const start = (simulator: { maxPageSize?: number }, logger?: Logger) =>
+    startDhis2Harness({
+      births: RUN + 3,
+      deaths: 0,
+      pageSize: 4,
+      writeBack: false,
+      simulator: { tieOrder: 'offset', ...simulator },
+      logger,
+      entities: (entities) => {
+        const run = new Set(
+          enrolledIn(entities, CHILD_PROGRAMME)
+            .slice(0, RUN)
+            .map((te) => te.trackedEntity),
+        );
+        return entities.map((te) => (run.has(te.trackedEntity) ? sameStamp(te, stamp) : te));
+      },
+      configure: ({ sources }) => {
+        const [source] = sources;
+        assert.ok(source);
+        source.poll = { ...(source.poll as object), since: '2026-01-01T00:00:00.000' };
+      },
+    });
+  /** The runtime's client, asking every page through `answer` (which may change it), and the counts asked. */
+  const intercept = (h: Dhis2Harness, answer: (page: TrackedEntityList) => TrackedEntityList = (page) => page) => {
+    const runtime = h.bridge.dhis2Sources.find((s) => s.settings.id === BIRTHS_SOURCE);
+    assert.ok(runtime);
+    const client = runtime.client;
+    const read = client.trackedEntityPage.bind(client);
+    const counted: string[] = [];
+    client.trackedEntityPage = async (params) => {
+      if (params.totalPages === 'true') counted.push(params.updatedAfter ?? '');
+      return answer(await read(params));
+    };
+    return counted;
+  };
+  const passed = (h: Dhis2Harness) => (h.bridge.ledger.getCursor(BIRTHS_SOURCE, DHIS2_CURSOR) ?? '') > stamp;
+  const children = (h: Dhis2Harness) =>
+    enrolledIn(h.seeded, CHILD_PROGRAMME)
+      .map((t) => `TrackedEntity/${t.trackedEntity}`)
+      .sort();
+
+  it('reads the run in one larger page when DHIS2 serves it, and moves the watermark past it in one pass', async () => {
+    const h = await start({});
+    try {
+      const counted = intercept(h);
+      const summary = await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 20_000 });
+      assert.ok(summary.ok, 'every row delivered');
+      assert.deepEqual(
+        h
+          .rows()
+          .map((r) => r.subjectKey)
+          .sort(),
+        children(h),
+        'every child recorded once',
+      );
+      assert.ok(passed(h), 'the watermark passed the run');
+      assert.deepEqual(counted, [], 'no paging inside the run, so nothing to count');
+      assertOneEventPerRow(await h.events(), h.rows());
+    } finally {
+      await h.close();
+    }
+  });
+
+  it("with pages capped below the run, DHIS2's count completes it within a few passes, every child sent once", async () => {
+    const h = await start({ maxPageSize: 4 });
+    try {
+      const counted = intercept(h);
+      let passes = 0;
+      while (passes < 4 && !passed(h)) {
+        passes++;
+        await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 20_000 });
+      }
+      assert.ok(passed(h), 'the watermark passed the run');
+      // Counted once per pass: from 1 ms after the run's updatedAt first, then from it (see Dhis2Poller.runSize).
+      assert.deepEqual(counted.slice(0, 2), ['2026-01-05T08:00:00.001', stamp]);
+      assert.ok(counted.length <= 2 * passes, `at most two counts a pass (${counted.length} in ${passes})`);
+      const summary = await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 20_000 });
+      assert.ok(summary.ok, 'every row delivered');
+      assert.deepEqual(
+        h
+          .rows()
+          .map((r) => r.subjectKey)
+          .sort(),
+        children(h),
+        'every child recorded once',
+      );
+      assertOneEventPerRow(await h.events(), h.rows());
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('without a total from DHIS2, holds the watermark at the run and warns, and records the children after it', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', destination: { write: (line: string) => void lines.push(line) } });
+    const h = await start({ maxPageSize: 4 }, logger);
+    try {
+      const counted = intercept(h, (page) => ({ ...page, total: undefined }));
+      for (let pass = 0; pass < 3; pass++) await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 20_000 });
+      assert.equal(h.bridge.ledger.getCursor(BIRTHS_SOURCE, DHIS2_CURSOR), stamp, 'held at the run');
+      assert.equal(lines.filter((l) => l.includes('gave one record twice in a reading')).length, 3, 'warned each pass');
+      // One count a pass: without the first total, the second is not asked.
+      assert.deepEqual(counted, Array(3).fill('2026-01-05T08:00:00.001'));
+      const later = enrolledIn(h.seeded, CHILD_PROGRAMME).filter((te) => te.updatedAt !== stamp);
+      const recorded = new Set(h.rows().map((r) => r.subjectKey));
+      for (const te of later) assert.ok(recorded.has(`TrackedEntity/${te.trackedEntity}`), 'a child after the run');
     } finally {
       await h.close();
     }

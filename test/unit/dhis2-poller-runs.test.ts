@@ -1,7 +1,8 @@
 // The DHIS2 poller over a run of records sharing one updatedAt, against an in-memory stand-in for DHIS2's
-// paging (updatedAfter inclusive, order updatedAt then uid, page numbers). Records of the run are edited
-// while it is read, shifting later pages, which no fixed server can be made to do at a chosen moment.
-// The same case against the DHIS2 simulator over HTTP is in test/integration/dhis2-bridge.test.ts.
+// paging (updatedAfter inclusive, order updatedAt then uid, page numbers, pages of at most 2 so that the
+// larger page the poller first asks for cannot hold a run). Records of the run are edited while it is read,
+// shifting later pages, which no fixed server can be made to do at a chosen moment. The same case against
+// the DHIS2 simulator over HTTP is in test/integration/dhis2-bridge.test.ts.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { silentLogger } from '../../src/observability/logger.js';
@@ -22,18 +23,25 @@ function world(
   for (let i = 1; i <= later; i++) updatedAt.set(`later${i}`, `2026-01-01T10:0${i}:00.000`);
   let calls = 0;
   let edits = 0;
+  // Counts asked for (totalPages=true): not pages, so not among `calls`; answered only when `totals` is set.
+  const counts: string[] = [];
+  const server = { totals: false };
   const client = {
     async serverTime() {
       return serverDate;
     },
     async trackedEntityPage(params: Record<string, string>) {
-      calls++;
       const after = params.updatedAfter ?? '';
-      const size = Number(params.pageSize);
-      const page = Number(params.page);
       const ordered = [...updatedAt]
         .filter(([, at]) => at >= after)
         .sort(([a, x], [b, y]) => (x === y ? a.localeCompare(b) : x.localeCompare(y)));
+      if (params.totalPages === 'true') {
+        counts.push(after);
+        return { entities: [], pageSize: 1, total: server.totals ? ordered.length : undefined };
+      }
+      calls++;
+      const size = Math.min(Number(params.pageSize), 2);
+      const page = Number(params.page);
       const out = ordered
         .slice((page - 1) * size, page * size)
         .map(([trackedEntity, at]) => ({ trackedEntity, updatedAt: at }));
@@ -73,14 +81,16 @@ function world(
     maxPages: 4,
   });
   const missed = () => [...updatedAt.keys()].filter((uid) => !evaluated.has(uid));
-  return { poller, pipeline, missed, calls: () => calls, updatedAt, cursors };
+  return { poller, pipeline, missed, calls: () => calls, updatedAt, cursors, counts, server };
 }
 
 describe('DHIS2 poller: a run of equal updatedAt read by page numbers', () => {
   it('misses nothing when records leave the run during two readings in a row', async () => {
-    // r00 leaves after the 2nd call, r01 and r02 after the 6th: each time a later record slips back onto
-    // a page already read, the same one twice. Finding nothing new in the second reading is not enough.
-    const w = world(10, { 2: ['r00'], 6: ['r01', 'r02'] });
+    // The first page is asked twice (the second time for a larger page, served at 2). r00 leaves after the
+    // run's second page (call 3), r01 and r02 after the second reading's first page (call 7): each time a later
+    // record slips back onto a page already read, the same one twice. Finding nothing new in the second
+    // reading is not enough.
+    const w = world(10, { 3: ['r00'], 7: ['r01', 'r02'] });
     await w.poller.pollOnce();
     assert.deepEqual(w.missed(), []);
   });
@@ -114,6 +124,23 @@ describe('DHIS2 poller: a run of equal updatedAt read by page numbers', () => {
       await w.poller.pollOnce();
     assert.deepEqual(w.missed(), []);
     assert.equal(w.cursors.get('updatedAt:trackedEntities'), newest);
+  });
+
+  it('counts the run once a pass, from 1 ms after its updatedAt first', async () => {
+    const w = world(10, {});
+    w.server.totals = true;
+    await w.poller.pollOnce();
+    // Asked the other way round, a record edited between the two calls would make the count too small.
+    assert.deepEqual(w.counts, ['2026-01-01T10:00:00.001', T]);
+    assert.deepEqual(w.missed(), []);
+    assert.equal(w.cursors.get('updatedAt:trackedEntities'), '2026-01-01T10:03:00.000', 'past the run');
+  });
+
+  it('asks no second count when DHIS2 gives no total for the first', async () => {
+    const w = world(10, {});
+    await w.poller.pollOnce();
+    assert.deepEqual(w.counts, ['2026-01-01T10:00:00.001']);
+    assert.deepEqual(w.missed(), []);
   });
 
   it('moves the watermark on past a page with an overtaken result once its reread recorded it; holds it if that failed', async () => {

@@ -10,7 +10,7 @@ import { dhis2InputFetcher, loadMappings, mapInput } from '../../src/mapping/ind
 import { silentLogger } from '../../src/observability/logger.js';
 import { DHIS2_DEFAULTS, Dhis2Client, dhis2SettingsOf, trackedEntityFilter } from '../../src/sources/dhis2/index.js';
 import { isTrackedEntityPage, isTrackerEvent } from '../../src/sources/dhis2/schemas.js';
-import { laterOf, minusSeconds, naiveMillis } from '../../src/sources/dhis2/time.js';
+import { laterOf, minusSeconds, naiveMillis, plusMillis } from '../../src/sources/dhis2/time.js';
 import { writeBackSourceFor } from '../../src/sources/writeback/index.js';
 
 const fixture = (path: string): unknown =>
@@ -31,6 +31,14 @@ describe('DHIS2 timestamps', () => {
     assert.equal(minusSeconds('2026-10-15 08:00', 60), '2026-10-15T07:59:00.000');
     assert.equal(minusSeconds('2026-10-15T08:00:00.123456', 1), '2026-10-15T07:59:59.123');
     assert.equal(minusSeconds('not a date', 1), undefined);
+  });
+
+  it('adds milliseconds in the form given: naive stays naive, a zoned time stays the same instant', () => {
+    assert.equal(plusMillis('2026-01-05T08:00:00.000', 1), '2026-01-05T08:00:00.001');
+    assert.equal(plusMillis('2026-12-31T23:59:59.999', 1), '2027-01-01T00:00:00.000');
+    assert.equal(plusMillis('2026-01-05T08:00:00.123456', 1), '2026-01-05T08:00:00.124');
+    assert.equal(plusMillis('2026-01-05T08:00:00.000+01:00', 1), '2026-01-05T07:00:00.001Z');
+    assert.equal(plusMillis('not a date', 1), undefined);
   });
 
   it('orders by time, not by text, and lets a parseable value win over garbage', () => {

@@ -3,11 +3,18 @@ import { type Resource, trackedEntityResource } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
 import { type CursorStore, commitInOrder, firstSyncStart, type PollerStatus, trackedPass } from '../pass.js';
 import { addReports, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
-import { giveUpReason, MAX_RUN_PAGES, RunReadings } from '../shared/run-readings.js';
+import {
+  giveUpReason,
+  largerRunPage,
+  MAX_RUN_COUNT,
+  MAX_RUN_PAGES,
+  RunReadings,
+  readingPageSize,
+} from '../shared/run-readings.js';
 import type { Dhis2Client } from './client.js';
 import { Dhis2Fetcher } from './fetcher.js';
 import { trackedEntityFilter } from './settings.js';
-import { earlierDefined, earlierOf, formatNaive, laterOf, minusSeconds, naiveMillis } from './time.js';
+import { earlierDefined, earlierOf, formatNaive, laterOf, minusSeconds, naiveMillis, plusMillis } from './time.js';
 
 export const DHIS2_CURSOR = 'updatedAt:trackedEntities';
 /** The one watched "type" in status.watermarks (same shape as the FHIR poller's, for the admin page and metrics). */
@@ -29,11 +36,11 @@ export interface Dhis2PollerDeps {
  * Incremental sync of a tracker programme by `updatedAfter` (inclusive in DHIS2: `lastupdated >= :start`).
  * Pages are read in `updatedAt` order as a keyset: each page asks again from the newest `updatedAt` seen,
  * so records that change while the pass runs move to the end instead of shifting unseen records onto an
- * already-read page; page numbers are used only across a run of equal timestamps longer than a page, which
- * is read again until a reading finds nothing new (see pages()). The
- * watermark W (the newest `updatedAt` DHIS2 stamped) is committed per page in the same ledger transaction
- * as the rows the page produced; the next pass starts at W − overlap and skips (uid, updatedAt) pairs it has
- * already mapped. The bridge's own write-back bumps `updatedAt`: the entity comes back, maps to the same
+ * already-read page; page numbers are used only across a run of equal timestamps longer than the largest
+ * page asked for, which is read again until a reading can be trusted, counted by DHIS2 when it can (see
+ * pages()). The watermark W (the newest `updatedAt` DHIS2 stamped) is committed per page in the same ledger
+ * transaction as the rows the page produced; the next pass starts at W − overlap and skips (uid, updatedAt)
+ * pairs it has already mapped. The bridge's own write-back bumps `updatedAt`: the entity comes back, maps to the same
  * payload hash, and the ledger records it as unchanged.
  */
 export class Dhis2Poller {
@@ -43,6 +50,8 @@ export class Dhis2Poller {
   private stopping = false;
   private serverNow: string | undefined;
   private warnedFuture = false;
+  /** Readings of runs given up in earlier passes: the next pass reads such a run with page sizes not tried yet. */
+  private runTries = 0;
   readonly status: PollerStatus = { consecutiveFailures: 0, watermarks: {} };
 
   constructor(private readonly deps: Dhis2PollerDeps) {
@@ -104,6 +113,12 @@ export class Dhis2Poller {
     // A run of equal `updatedAt` longer than a page is read by page numbers, again until a reading can be
     // trusted (see RunReadings); until then the watermark stays at the run.
     let run = new RunReadings();
+    // Such a run is first asked for in one larger page, which needs no paging inside it: a server whose ties
+    // come in no fixed order (PostgreSQL, under DHIS2, with ORDER BY a non-unique column and LIMIT/OFFSET)
+    // pages a run unreliably.
+    let size = poll.pageSize;
+    // The most records the server gave on a page of the run being read: the page size it allows.
+    let served = 0;
     // After a run that could not be read reliably, the watermark waits at it and the pass reads on past
     // it: a large import that clinicians keep editing would otherwise hold back every later birth.
     let holdAt: string | undefined;
@@ -118,15 +133,25 @@ export class Dhis2Poller {
         ...filter,
         order: 'updatedAt:asc',
         page: String(page),
-        pageSize: String(poll.pageSize),
+        pageSize: String(size),
       };
       if (bound) params.updatedAfter = bound;
-      const { entities } = await client.trackedEntityPage(params);
+      const answer = await client.trackedEntityPage(params);
+      const entities = answer.entities;
+      // A page shorter than the size the server applied is the last; a server that serves less than asked says
+      // so in its pager, and a full page of it must not pass for the end of the results.
+      const last = entities.length < (answer.pageSize ?? size);
+      const at = bound === undefined ? undefined : naiveMillis(bound);
+      const atBound = entities.filter((te) => at !== undefined && naiveMillis(te.updatedAt ?? '') === at);
+      // Only when the server gave the whole page asked for: one that serves less would answer the same.
+      const wholePageAtBound = entities.length >= size && atBound.length === entities.length;
+      if (page === 1 && !run.active && !last && wholePageAtBound && size < MAX_RUN_COUNT) {
+        size = largerRunPage(size);
+        continue;
+      }
       const resources = entities.map(trackedEntityResource).filter((r): r is Resource => r !== undefined);
       const fresh = resources.filter((r) => !this.seen.has(versionKey(r)));
-      const at = bound === undefined ? undefined : naiveMillis(bound);
       // Only the run's own members count as new for it (records after it may arrive while it is read).
-      const atBound = entities.filter((te) => at !== undefined && naiveMillis(te.updatedAt ?? '') === at);
       const members = new Set(atBound.map((te) => te.trackedEntity));
       run.notePage(
         fresh.filter((r) => members.has(r.id ?? '')).length,
@@ -151,16 +176,18 @@ export class Dhis2Poller {
         const at = oldest();
         if (at !== undefined) holdAt = earlierOf(holdAt, at);
       }
-      const last = entities.length < poll.pageSize;
       if (inRun && (last || leaves)) {
         const outcome = run.endReading();
         if (outcome === 'again') {
+          // A server whose tie order depends on LIMIT/OFFSET showed a member twice: see readingPageSize.
+          if (run.untrustworthy && served > 1) size = readingPageSize(served, run.count, this.runTries);
           page = 1;
           continue;
         }
         if (outcome === 'give-up') {
           this.log.warn({ readings: run.count }, giveUpReason(run, 'a run of records sharing one updatedAt'));
           if (bound !== undefined) holdAt = earlierOf(holdAt, bound);
+          this.runTries += run.count;
           run = new RunReadings(); // what follows the run is read as plain pages again
         } else {
           // The run is complete: the watermark may pass it.
@@ -173,12 +200,41 @@ export class Dhis2Poller {
       if (leaves && pageMax) {
         bound = pageMax;
         page = 1;
+        size = poll.pageSize;
+        served = 0;
       } else {
+        served = Math.max(served, entities.length);
+        // A run longer than the page the server gives: ask DHIS2 how many records it holds, once.
+        if (page === 1 && !run.active && bound !== undefined) run.expect(await this.runSize(filter, bound));
         page++;
       }
     }
     this.prune();
     return report;
+  }
+
+  /**
+   * How many records share the run's updatedAt, as DHIS2 counts them (`totalPages=true`); undefined when it
+   * does not say. `updatedAfter` is inclusive, so the run is the count from its updatedAt less the count from
+   * 1 ms later. The later one is asked first: a record that changes between the two calls (an edit stamps it
+   * now, after both bounds) is counted by the second call and not the first, so the difference can only come
+   * out too large, which completes no run (see RunReadings), never too small, which could complete one early.
+   */
+  private async runSize(filter: Record<string, string>, bound: string): Promise<number | undefined> {
+    const after = plusMillis(bound, 1);
+    if (after === undefined) return undefined;
+    const total = async (updatedAfter: string) => {
+      const params = { ...filter, fields: 'trackedEntity', updatedAfter, page: '1', pageSize: '1', totalPages: 'true' };
+      return (await this.deps.client.trackedEntityPage(params)).total;
+    };
+    try {
+      const later = await total(after);
+      const from = later === undefined ? undefined : await total(bound);
+      return from === undefined || later === undefined || from < later ? undefined : from - later;
+    } catch (err) {
+      this.log.debug({ err }, 'DHIS2 did not count a run; its readings are judged without');
+      return undefined;
+    }
   }
 
   /** Records a page's rows with the watermark it reaches (never moved back), in one ledger transaction. */

@@ -28,6 +28,16 @@ export function minusSeconds(value: string, seconds: number): string | undefined
   return ms === undefined ? undefined : formatNaive(ms - seconds * 1000);
 }
 
+/**
+ * `value` plus `ms` milliseconds: naive stays naive (the export format), a zoned value becomes the same
+ * instant in UTC. Undefined when `value` is no timestamp.
+ */
+export function plusMillis(value: string, ms: number): string | undefined {
+  const at = naiveMillis(value);
+  if (at === undefined) return undefined;
+  return NAIVE.test(value.trim()) ? formatNaive(at + ms) : new Date(at + ms).toISOString();
+}
+
 /** The later of two DHIS2 timestamps (unparseable ones lose). */
 export function laterOf(a: string | undefined, b: string | undefined): string | undefined {
   if (!a) return b;

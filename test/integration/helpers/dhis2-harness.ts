@@ -9,7 +9,7 @@ import { Bridge } from '../../../src/app.js';
 import { configFromObject } from '../../../src/config/index.js';
 import type { BridgeConfig } from '../../../src/config/types.js';
 import type { LedgerRow } from '../../../src/ledger/index.js';
-import { silentLogger } from '../../../src/observability/logger.js';
+import { type Logger, silentLogger } from '../../../src/observability/logger.js';
 import {
   BIRTH_DATA_ELEMENTS,
   BIRTH_STAGE,
@@ -19,6 +19,7 @@ import {
   DEATH_PROGRAMME,
   DEFAULT_SANDBOX_AUTH,
   type Dhis2Simulator,
+  type Dhis2SimulatorOptions,
   ORG_UNITS,
   startDhis2Simulator,
   type TrackedEntity,
@@ -132,11 +133,15 @@ export async function startDhis2Harness(
     configure?: (config: { sources: Array<Record<string, unknown>> }) => void;
     /** Overrides for `delivery` settings (over FAST_DELIVERY). */
     delivery?: Record<string, unknown>;
+    /** The simulator's test knobs (an offset-dependent tie order, a page-size cap). */
+    simulator?: Pick<Dhis2SimulatorOptions, 'tieOrder' | 'maxPageSize'>;
+    /** The bridge's logger (default: silent). */
+    logger?: Logger;
   } = {},
 ): Promise<Dhis2Harness> {
   const demo = demoEntities(options.births ?? 5, options.deaths ?? 3);
   const seeded = options.entities ? options.entities(demo) : demo;
-  const dhis2 = await startDhis2Simulator({ port: 0, seed: seeded });
+  const dhis2 = await startDhis2Simulator({ port: 0, seed: seeded, ...options.simulator });
   const sim = await startOpenCrvsSimulator({ port: 0 });
   const dir = mkdtempSync(join(tmpdir(), 'bridge-dhis2-'));
   const object = dhis2ConfigObject({
@@ -151,7 +156,12 @@ export async function startDhis2Harness(
   assert.ok(Array.isArray(sources));
   options.configure?.({ sources });
   const config = configFromObject(object);
-  const bridge = new Bridge(config, { logger: silentLogger, schedule: false, http: false, worker: false });
+  const bridge = new Bridge(config, {
+    logger: options.logger ?? silentLogger,
+    schedule: false,
+    http: false,
+    worker: false,
+  });
   try {
     await bridge.start();
   } catch (err) {
