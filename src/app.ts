@@ -710,7 +710,8 @@ export class Bridge {
    * deadline the polls end after their current page (calls still waiting on a source are cut off) and
    * delivery stops taking rows. What was committed stays; the next pass goes on from there.
    */
-  async syncOnce(sourceIds?: string[], options: { timeoutMs?: number } = {}): Promise<SyncSummary> {
+  /** `since`: read again from there too (PassOptions.from). */
+  async syncOnce(sourceIds?: string[], options: { timeoutMs?: number; since?: string } = {}): Promise<SyncSummary> {
     const deadline = Date.now() + (options.timeoutMs ?? 120_000);
     if (!this.locationsReady) await this.resolveLocationsWithin(deadline);
     const report = emptyReport();
@@ -733,7 +734,7 @@ export class Bridge {
       for (const source of syncing) {
         if (timedOut) break;
         try {
-          addReports(report, await source.poller.pollOnce());
+          addReports(report, await source.poller.pollOnce({ from: options.since }));
         } catch {
           failedSources.push(source.settings.id);
           sourceErrors[source.settings.id] = source.poller.status.lastError ?? 'failed';

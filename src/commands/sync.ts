@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { Bridge, type SyncSummary, syncDone } from '../app.js';
+import { isSinceValue } from '../config/index.js';
 import { heldSince } from '../ledger/index.js';
 import { errorLine } from '../observability/crash.js';
 import { isOpenCrvsError } from '../opencrvs/index.js';
@@ -72,80 +73,93 @@ export function registerSync(program: Command): void {
     .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
     .option('--json', 'print the summary as JSON (logs go to standard error either way)')
     .option('--timeout <seconds>', 'how long the pass (polling and delivery) may take before it gives up', '120')
-    .action(async (options: { source?: string[]; config?: string; json?: boolean; timeout: string }) => {
-      const config = loadConfigOrReport(options.config);
-      if (!config) return;
-      const timeoutSeconds = Number(options.timeout);
-      if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) {
-        console.error(`sync: --timeout must be a number of seconds above 0, not "${options.timeout}"`);
-        process.exitCode = 2;
-        return;
-      }
-      const known = config.sources.map((s) => s.id);
-      const unknown = (options.source ?? []).filter((id) => !known.includes(id));
-      if (unknown.length > 0) {
-        console.error(
-          `sync: no source ${unknown.map((id) => `"${id}"`).join(', ')} in the config (sources: ${known.join(', ')})`,
-        );
-        process.exitCode = 2;
-        return;
-      }
-      // Standard output is the summary alone, for a person or for --json: logs go to standard error (a
-      // cron mail or a CronJob's log still holds both).
-      const logger = buildOrReport(() => processLogger(config, { toStderr: true }));
-      if (!logger) return;
-      // A scheduler stops a pass with SIGTERM (a CronJob's deadline, a node drain): rows in flight are
-      // handed back rather than left 'delivering' until their lock times out. As PID 1 a signal with no
-      // handler would be ignored.
-      const signals = listenForSignals(logger);
-      const bridge = buildOrReport(() => new Bridge(config, { logger, http: false, schedule: false, worker: false }));
-      if (!bridge) return;
-      const stopped = signals.stopping(bridge);
-      try {
-        const pass = bridge.syncOnce(options.source, { timeoutMs: timeoutSeconds * 1000 });
-        pass.catch(() => undefined); // after a signal the pass ends against a stopped bridge
-        const summary = await Promise.race([pass, stopped.then(() => undefined)]);
-        if (!summary || signals.signal) {
-          await stopped; // in-flight sends drained or handed back
-          console.error(`sync stopped by ${signals.signal}: rows in flight were handed back; the next pass goes on`);
-          process.exitCode = 1;
+    .option(
+      '--since <date>',
+      'also read again from this date or date-time (as poll.since: no zone is UTC for FHIR, DHIS2 local time for DHIS2) where the watermark is later: after widening a mapping or a source filter, or restoring the ledger; events already recorded keep their rows and are not sent twice',
+    )
+    .action(
+      async (options: { source?: string[]; config?: string; json?: boolean; timeout: string; since?: string }) => {
+        const config = loadConfigOrReport(options.config);
+        if (!config) return;
+        if (options.since !== undefined && !isSinceValue(options.since)) {
+          console.error(
+            `sync: --since must be an ISO 8601 date or date-time (2026-01-31, 2026-01-31T00:00:00Z), not "${options.since}"`,
+          );
+          process.exitCode = 2;
           return;
         }
-        if (options.json) {
-          console.log(
-            JSON.stringify({
-              ok: summary.ok,
-              resources: summary.report.resources,
-              delivered: summary.delivered,
-              held: summary.held ?? null,
-              failedSources: summary.failedSources,
-              sourceErrors: summary.sourceErrors,
-              timedOut: summary.timedOut,
-              earlier: summary.earlier.map((row) => ({ id: row.id, eventType: row.eventType, state: row.state })),
-              events: summary.rows.map((row) => ({
-                id: row.id,
-                eventType: row.eventType,
-                sourceRef: row.sourceRef,
-                state: row.state,
-                trackingId: row.trackingId,
-                lastError: row.lastError,
-              })),
-            }),
-          );
-        } else {
-          printSummary(summary);
+        const timeoutSeconds = Number(options.timeout);
+        if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) {
+          console.error(`sync: --timeout must be a number of seconds above 0, not "${options.timeout}"`);
+          process.exitCode = 2;
+          return;
         }
-        process.exitCode = summary.ok ? 0 : 1;
-      } catch (err) {
-        // OpenCRVS's words ("invalid_client") name no setting: these do.
-        const refused = isOpenCrvsError(err) && err.operation === 'token' && err.kind === 'unauthorized';
-        const hint = refused
-          ? ' (OpenCRVS refused opencrvs.clientId and opencrvs.clientSecret at opencrvs.tokenUrl)'
-          : '';
-        console.error(`sync failed: ${errorLine(err)}${hint}`);
-        process.exitCode = 1;
-      } finally {
-        await bridge.stop();
-      }
-    });
+        const known = config.sources.map((s) => s.id);
+        const unknown = (options.source ?? []).filter((id) => !known.includes(id));
+        if (unknown.length > 0) {
+          console.error(
+            `sync: no source ${unknown.map((id) => `"${id}"`).join(', ')} in the config (sources: ${known.join(', ')})`,
+          );
+          process.exitCode = 2;
+          return;
+        }
+        // Standard output is the summary alone, for a person or for --json: logs go to standard error (a
+        // cron mail or a CronJob's log still holds both).
+        const logger = buildOrReport(() => processLogger(config, { toStderr: true }));
+        if (!logger) return;
+        // A scheduler stops a pass with SIGTERM (a CronJob's deadline, a node drain): rows in flight are
+        // handed back rather than left 'delivering' until their lock times out. As PID 1 a signal with no
+        // handler would be ignored.
+        const signals = listenForSignals(logger);
+        const bridge = buildOrReport(() => new Bridge(config, { logger, http: false, schedule: false, worker: false }));
+        if (!bridge) return;
+        const stopped = signals.stopping(bridge);
+        try {
+          const pass = bridge.syncOnce(options.source, { timeoutMs: timeoutSeconds * 1000, since: options.since });
+          pass.catch(() => undefined); // after a signal the pass ends against a stopped bridge
+          const summary = await Promise.race([pass, stopped.then(() => undefined)]);
+          if (!summary || signals.signal) {
+            await stopped; // in-flight sends drained or handed back
+            console.error(`sync stopped by ${signals.signal}: rows in flight were handed back; the next pass goes on`);
+            process.exitCode = 1;
+            return;
+          }
+          if (options.json) {
+            console.log(
+              JSON.stringify({
+                ok: summary.ok,
+                resources: summary.report.resources,
+                delivered: summary.delivered,
+                held: summary.held ?? null,
+                failedSources: summary.failedSources,
+                sourceErrors: summary.sourceErrors,
+                timedOut: summary.timedOut,
+                earlier: summary.earlier.map((row) => ({ id: row.id, eventType: row.eventType, state: row.state })),
+                events: summary.rows.map((row) => ({
+                  id: row.id,
+                  eventType: row.eventType,
+                  sourceRef: row.sourceRef,
+                  state: row.state,
+                  trackingId: row.trackingId,
+                  lastError: row.lastError,
+                })),
+              }),
+            );
+          } else {
+            printSummary(summary);
+          }
+          process.exitCode = summary.ok ? 0 : 1;
+        } catch (err) {
+          // OpenCRVS's words ("invalid_client") name no setting: these do.
+          const refused = isOpenCrvsError(err) && err.operation === 'token' && err.kind === 'unauthorized';
+          const hint = refused
+            ? ' (OpenCRVS refused opencrvs.clientId and opencrvs.clientSecret at opencrvs.tokenUrl)'
+            : '';
+          console.error(`sync failed: ${errorLine(err)}${hint}`);
+          process.exitCode = 1;
+        } finally {
+          await bridge.stop();
+        }
+      },
+    );
 }

@@ -365,12 +365,17 @@ function checkTimeZone(zone: string, path: string, file?: string): void {
 // A date, or a date-time with an optional zone (DHIS2 reads a zoneless one as its server's local time).
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$/;
 
+/** A start as `poll.since` and `sync --since` take it: an ISO 8601 date, or date-time with or without a zone. */
+export function isSinceValue(value: string): boolean {
+  return ISO_DATE_TIME.test(value) && !Number.isNaN(Date.parse(value));
+}
+
 function checkFirstSync(poll: PollSettings, path: string, file?: string): void {
   if (poll.since !== undefined && poll.sinceDays !== undefined) {
     throw new ConfigError(`${path}.sinceDays`, 'give either since or sinceDays, not both', file);
   }
   // Unchecked, a typo here fails every poll (FHIR) or silently starts from the beginning (DHIS2).
-  if (poll.since !== undefined && !(ISO_DATE_TIME.test(poll.since) && !Number.isNaN(Date.parse(poll.since)))) {
+  if (poll.since !== undefined && !isSinceValue(poll.since)) {
     throw new ConfigError(
       `${path}.since`,
       'must be an ISO 8601 date or date-time (2026-01-31, 2026-01-31T00:00:00Z)',

@@ -17,6 +17,31 @@ export interface CursorStore {
   setCursor(sourceId: string, name: string, value: string): void;
 }
 
+/** How one pass is asked to read. */
+export interface PassOptions {
+  /**
+   * Read from here too (`sync --once --since`), where the watermark is later: records a mapping or a
+   * source filter widened since they were read, or that a restored ledger does not know. The watermark
+   * never moves back, and a record read again keeps its row and its transactionIds: nothing is sent twice.
+   */
+  from?: string;
+}
+
+/**
+ * The start of a pass asked to read from `from` too: the earlier of the two, so it never skips what the
+ * pass would read anyway (a source's whole history, undefined, stays that). `toSource` writes `from` as
+ * the poller writes its starts; `earlierOf` is the poller's own comparison.
+ */
+export function readFromEarlier(
+  start: string | undefined,
+  from: string | undefined,
+  toSource: (value: string) => string | undefined,
+  earlierOf: (a: string, b: string) => string,
+): string | undefined {
+  const asked = from === undefined ? undefined : toSource(from);
+  return start === undefined || asked === undefined ? start : earlierOf(start, asked);
+}
+
 /** Where `poll.sinceDays` keeps the start it chose, so a restart before the first page keeps it too. */
 export const FIRST_SYNC_CURSOR = 'first-sync-start';
 

@@ -1,7 +1,15 @@
 import type { Dhis2Settings, PollSettings } from '../../config/types.js';
 import { type Resource, trackedEntityResource } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
-import { type CursorStore, commitInOrder, firstSyncStart, type PollerStatus, trackedPass } from '../pass.js';
+import {
+  type CursorStore,
+  commitInOrder,
+  firstSyncStart,
+  type PassOptions,
+  type PollerStatus,
+  readFromEarlier,
+  trackedPass,
+} from '../pass.js';
 import { addReports, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
 import {
   giveUpReason,
@@ -60,9 +68,9 @@ export class Dhis2Poller {
   }
 
   /** One pass. Concurrent calls share the pass in progress (never overlap). */
-  pollOnce(): Promise<PassReport> {
+  pollOnce(options: PassOptions = {}): Promise<PassReport> {
     if (this.stopping) return Promise.resolve(emptyReport());
-    this.running ??= this.pass().finally(() => {
+    this.running ??= this.pass(options).finally(() => {
       this.running = undefined;
     });
     return this.running;
@@ -82,12 +90,12 @@ export class Dhis2Poller {
     await this.running?.catch(() => undefined);
   }
 
-  private pass(): Promise<PassReport> {
+  private pass(options: PassOptions): Promise<PassReport> {
     const fetcher = this.deps.pipeline.reading(new Dhis2Fetcher(this.deps.client, this.deps.dhis2.fields));
     const run = trackedPass(this.status, this.log, async () => {
       // The watermark is held at DHIS2's own time (see commitPage); without it this pass holds nothing.
       this.serverNow = await this.deps.client.serverTime().catch(() => undefined);
-      return { report: await this.pages(fetcher), reads: fetcher.reads };
+      return { report: await this.pages(fetcher, options), reads: fetcher.reads };
     });
     // A failed reread was logged; the watermark held for it (see pages), so the next pass redoes it.
     return run.finally(() => this.deps.pipeline.finished(fetcher).catch(() => undefined));
@@ -98,17 +106,15 @@ export class Dhis2Poller {
     const watermark = cursors.getCursor(sourceId, DHIS2_CURSOR);
     if (watermark) return minusSeconds(watermark, poll.overlapSeconds);
     const start = firstSyncStart(poll, cursors, sourceId);
-    if (!start) return undefined;
-    const ms = naiveMillis(start);
-    return ms === undefined ? undefined : formatNaive(ms);
+    return start === undefined ? undefined : naiveStart(start);
   }
 
-  private async pages(fetcher: Dhis2Fetcher): Promise<PassReport> {
+  private async pages(fetcher: Dhis2Fetcher, options: PassOptions): Promise<PassReport> {
     const { poll, client, pipeline } = this.deps;
     const report = emptyReport();
     const filter = trackedEntityFilter(this.deps.dhis2);
     const maxPages = this.deps.maxPages ?? 1_000;
-    let bound = this.startBound();
+    let bound = readFromEarlier(this.startBound(), options.from, naiveStart, earlierOf);
     let page = 1;
     // A run of equal `updatedAt` longer than a page is read by page numbers, again until a reading can be
     // trusted (see RunReadings); until then the watermark stays at the run.
@@ -288,4 +294,10 @@ function versionKey(resource: Resource): string {
 function advances(bound: string | undefined, pageMax: string): boolean {
   if (!bound) return true;
   return (naiveMillis(pageMax) ?? 0) > (naiveMillis(bound) ?? 0);
+}
+
+/** A start given as a date or date-time (`poll.since`, `sync --since`) in the export's naive format. */
+function naiveStart(value: string): string | undefined {
+  const ms = naiveMillis(value);
+  return ms === undefined ? undefined : formatNaive(ms);
 }

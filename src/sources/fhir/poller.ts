@@ -2,7 +2,15 @@ import type { Bundle, Resource } from '@medplum/fhirtypes';
 import type { PollSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import { PassCoverage, versionKey } from '../coverage.js';
-import { type CursorStore, commitInOrder, firstSyncStart, type PollerStatus, trackedPass } from '../pass.js';
+import {
+  type CursorStore,
+  commitInOrder,
+  firstSyncStart,
+  type PassOptions,
+  type PollerStatus,
+  readFromEarlier,
+  trackedPass,
+} from '../pass.js';
 import { addReports, type Evaluation, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
 import {
   giveUpReason,
@@ -69,10 +77,10 @@ export class FhirPoller {
    * the caller was told about (a subscription ping), so one more pass is queued after it, shared by
    * every call made meanwhile.
    */
-  pollOnce(): Promise<PassReport> {
+  pollOnce(options: PassOptions = {}): Promise<PassReport> {
     if (this.stopping) return Promise.resolve(emptyReport());
     if (!this.running) {
-      this.running = this.pass().finally(() => {
+      this.running = this.pass(options).finally(() => {
         this.running = undefined;
       });
       return this.running;
@@ -81,7 +89,7 @@ export class FhirPoller {
       .catch(() => undefined)
       .then(() => {
         this.queued = undefined;
-        return this.pollOnce();
+        return this.pollOnce(options);
       });
     return this.queued;
   }
@@ -100,7 +108,7 @@ export class FhirPoller {
     while (this.running || this.queued) await (this.queued ?? this.running)?.catch(() => undefined);
   }
 
-  private pass(): Promise<PassReport> {
+  private pass(options: PassOptions): Promise<PassReport> {
     const fetcher = this.deps.pipeline.reading(new CachingFetcher(this.deps.client));
     const coverage = new PassCoverage();
     const run = trackedPass(this.status, this.log, async () => {
@@ -111,7 +119,7 @@ export class FhirPoller {
       for (const type of this.deps.resourceTypes) {
         if (this.stopping) break;
         try {
-          addReports(report, await this.pollType(type, fetcher, coverage));
+          addReports(report, await this.pollType(type, fetcher, coverage, options));
         } catch (err) {
           // Cut short by shutdown (the client's calls were ended): no failure, the next start reads it.
           if (this.stopping) break;
@@ -134,11 +142,7 @@ export class FhirPoller {
     // go-live) is a boundary the operator chose, not a watermark, and is taken as given.
     const watermark = stored ?? firstSyncStart(poll, cursors, sourceId);
     if (!watermark) return undefined;
-    // UTC with Z: a '+' offset in a query string would need encoding. A date-time written without a zone
-    // (`poll.since: 2026-01-31T00:00:00`) is UTC, as a date alone is: not the bridge host's local time.
-    const zoned = /T.*(?:[zZ]|[+-]\d{2}:\d{2})$/.test(watermark) || !watermark.includes('T');
-    const at = Date.parse(zoned ? watermark : `${watermark}Z`);
-    return new Date(at - (stored ? poll.overlapSeconds * 1000 : 0)).toISOString();
+    return fhirInstant(watermark, stored ? poll.overlapSeconds : 0);
   }
 
   private searchParams(bound: string | undefined, count: number): Record<string, string> {
@@ -159,12 +163,17 @@ export class FhirPoller {
    * by the server when it can (runSize). Each fresh search is also checked for a server that did not sort
    * (inOrderFrom, sortEchoed, brokePromise): the keyset is only safe over sorted results.
    */
-  private async pollType(type: string, fetcher: CachingFetcher, coverage: PassCoverage): Promise<PassReport> {
+  private async pollType(
+    type: string,
+    fetcher: CachingFetcher,
+    coverage: PassCoverage,
+    options: PassOptions,
+  ): Promise<PassReport> {
     const { client, pipeline } = this.deps;
     const report = emptyReport();
     const maxPages = this.deps.maxPagesPerType ?? 1_000;
     let run = new RunReadings();
-    const start = this.startBound(type);
+    const start = readFromEarlier(this.startBound(type), options.from, (from) => fhirInstant(from), earlierOf);
     let bound = start;
     // What the last page that left its bound with a `next` link says about the next search (see brokePromise).
     let promise: Promised | undefined;
@@ -486,4 +495,15 @@ function laterOf(a: string | undefined, b: string | undefined): string | undefin
 function earlierDefined(earliest: string | undefined, at: string | undefined): string | undefined {
   if (at === undefined) return earliest;
   return earliest === undefined ? at : earlierOf(earliest, at);
+}
+
+/**
+ * A start as the search asks for it: UTC with Z (a '+' offset in a query string would need encoding).
+ * A date-time written without a zone (`poll.since: 2026-01-31T00:00:00`, `sync --since`) is UTC, as a
+ * date alone is: not the bridge host's local time.
+ */
+function fhirInstant(value: string, lessSeconds = 0): string {
+  const zoned = /T.*(?:[zZ]|[+-]\d{2}:\d{2})$/.test(value) || !value.includes('T');
+  const at = Date.parse(zoned ? value : `${value}Z`);
+  return new Date(at - lessSeconds * 1000).toISOString();
 }
