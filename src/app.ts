@@ -33,6 +33,7 @@ import { reevaluate } from './sources/fhir/reevaluate.js';
 import { addReports, emptyReport, OvertakenReadFailed, type PassReport, SourcePipeline } from './sources/pipeline.js';
 import { type SubjectRecheck, sourcesRecheck } from './sources/recheck.js';
 import { replayRows } from './sources/replay.js';
+import { SourceCallError } from './sources/shared/source-error.js';
 import { WriteBackRunner, type WriteBackSource, writeBackSourceFor } from './sources/writeback/index.js';
 
 /** How long a readiness check's answer is kept (OpenCRVS and the EMR are not probed on every request). */
@@ -243,6 +244,9 @@ export class Bridge {
           // Its commit was overtaken and the reread failed: what the recheck saw (a withdrawal, say) is
           // not recorded, so the rows are not sent as recorded; they wait and are checked again.
           if (err instanceof OvertakenReadFailed) throw new RecheckNotReady(err.message);
+          // A page from a proxy in front of the source, not the source's answer: the record may be gone or
+          // not, so its row is neither withdrawn nor sent unchecked (as for a source that is down); it waits.
+          if (err instanceof SourceCallError && err.foreign) throw new RecheckNotReady(err.message);
           throw err;
         }
       };

@@ -220,7 +220,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     } catch (err) {
       if (err instanceof RecheckNotReady) {
         // Not yet possible (routing unresolved): the rows wait out their lease, checked later, not sent.
-        logger.info({ rows: ids.length, reason: err.message }, 'waiting rows wait until they can be rechecked');
+        logger.warn({ rows: ids.length, reason: err.message }, 'waiting rows wait until they can be rechecked');
         return;
       }
       // Cut off by shutdown (the source's calls are ended): not checked, so not marked so. The rows wait

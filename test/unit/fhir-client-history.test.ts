@@ -1,15 +1,16 @@
 // A deleted resource's last version comes from the source's instance history. Servers differ: HAPI and
 // Medplum serve it, OpenMRS answers a 4xx for any `_history`, some list versions oldest first. A server
-// that cannot answer now (5xx, 429) must not be taken for one that has no history: the notification is
-// then redone later, not settled without the records the resource was part of. The sandbox serves real
-// history (bridge-subscription.test.ts); this server stands in for the ones it does not imitate.
+// that cannot answer now (5xx, 429) has no last version to give either, but it is
+// then said in the log, and the deletion itself is still recorded (the read showed it): a history read that
+// failed the whole evaluation let a deleted birth be sent. The sandbox serves real history
+// (bridge-subscription.test.ts); this server stands in for the ones it does not imitate.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { SourceSettings } from '../../src/config/types.js';
-import { silentLogger } from '../../src/observability/logger.js';
-import { FhirSourceClient, FhirSourceError } from '../../src/sources/fhir/fhir-client.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
 
 const version = (versionId: string, lastUpdated: string, valueInteger: number) => ({
   resource: { resourceType: 'Observation', id: 'oldest-first', meta: { versionId, lastUpdated }, valueInteger },
@@ -43,6 +44,18 @@ const ANSWERS: Record<string, { status: number; body: unknown }> = {
     },
   },
   'no-versions': { status: 200, body: { resourceType: 'Bundle', type: 'history' } },
+  // Newest first as R4 asks, with no times at all: the first listed is the newest.
+  untimed: {
+    status: 200,
+    body: {
+      resourceType: 'Bundle',
+      type: 'history',
+      entry: [
+        { request: { method: 'DELETE', url: 'Observation/untimed' } },
+        ...[3, 2, 1].map((v) => ({ resource: { resourceType: 'Observation', id: 'untimed', valueInteger: v } })),
+      ],
+    },
+  },
   'not-supported': { status: 400, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error' }] } },
   'not-found': { status: 404, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error' }] } },
   unavailable: { status: 503, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error' }] } },
@@ -53,6 +66,7 @@ describe('reading the last version of a deleted resource', () => {
   let server: Server;
   let client: FhirSourceClient;
   const paths: string[] = [];
+  const lines: string[] = [];
 
   before(async () => {
     server = createServer((req, res) => {
@@ -66,7 +80,8 @@ describe('reading the last version of a deleted resource', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/fhir`;
     const settings = { id: 'emr', kind: 'fhir', baseUrl, timeoutMs: 2000, auth: { type: 'none' } };
-    client = new FhirSourceClient(settings as unknown as SourceSettings, { logger: silentLogger, retryBaseMs: 1 });
+    const logger = createLogger({ level: 'warn', destination: { write: (line: string) => void lines.push(line) } });
+    client = new FhirSourceClient(settings as unknown as SourceSettings, { logger, retryBaseMs: 1 });
   });
   after(() => {
     client.close();
@@ -86,12 +101,21 @@ describe('reading the last version of a deleted resource', () => {
     assert.equal(await client.lastVersion('Observation', 'not-found'), undefined);
   });
 
-  it('throws when the server cannot answer now (5xx, 429): the caller tries again later', async () => {
+  it('takes the first listed among versions without a time (R4 lists the newest first)', async () => {
+    const last = await client.lastVersion('Observation', 'untimed');
+    assert.equal((last as { valueInteger?: number } | undefined)?.valueInteger, 3);
+  });
+
+  it('has none, and says so in the log, when the server cannot answer now (5xx, 429)', async () => {
     for (const id of ['unavailable', 'throttled']) {
-      await assert.rejects(client.lastVersion('Observation', id), (err: unknown) => {
-        assert.ok(err instanceof FhirSourceError, String(err));
-        return true;
-      });
+      lines.length = 0;
+      assert.equal(await client.lastVersion('Observation', id), undefined);
+      assert.equal(lines.length, 1, lines.join('\n'));
+      assert.match(lines[0] ?? '', /the last version of a deleted resource could not be read/);
+      assert.doesNotMatch(lines[0] ?? '', new RegExp(id), 'the id is not logged');
     }
+    lines.length = 0;
+    await client.lastVersion('Observation', 'not-supported');
+    assert.deepEqual(lines, [], 'a server without history is no problem to report');
   });
 });

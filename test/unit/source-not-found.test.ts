@@ -79,6 +79,7 @@ describe('what counts as a record the source no longer has', () => {
       );
       assert.ok(err instanceof FhirSourceError);
       assert.equal(err.retryable, true);
+      assert.equal(err.foreign, true, 'marked: the recheck leaves its rows waiting');
       assert.match(err.message, /HTTP 404 \(not a FHIR answer\)/);
       assert.equal(calls.get(id), 2, 'tried again, like a 5xx');
     }
@@ -92,6 +93,7 @@ describe('what counts as a record the source no longer has', () => {
     );
     assert.ok(err instanceof Dhis2SourceError);
     assert.equal(err.retryable, true);
+    assert.equal(err.foreign, true);
     assert.match(err.message, /HTTP 404 \(not a DHIS2 answer\)/);
     assert.equal(calls.get('TeGateway01'), 2);
   });

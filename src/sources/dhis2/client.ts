@@ -116,6 +116,7 @@ export class Dhis2Client {
                 `${operation} failed: HTTP ${status}${notDhis2 ? ' (not a DHIS2 answer)' : hint}`,
                 status,
                 status === 429 || status >= 500 || notDhis2,
+                { foreign: notDhis2 },
               );
             }
             const text = await readBodyCapped(response, MAX_ANSWER_BYTES, signal);
@@ -259,7 +260,7 @@ function count(value: unknown, min: number): number | undefined {
 
 /** DHIS2's own 404 ("… could not be found"), not a proxy's: see call. */
 function isGone(err: unknown): boolean {
-  return err instanceof Dhis2SourceError && err.status === 404 && !err.retryable;
+  return err instanceof Dhis2SourceError && err.status === 404 && !err.foreign;
 }
 
 /** DHIS2's error body: `{httpStatus, httpStatusCode, status: 'ERROR', message}`. */

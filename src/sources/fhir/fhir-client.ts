@@ -164,6 +164,7 @@ export class FhirSourceClient {
     const reason = status !== undefined ? `HTTP ${status}${notFhir ? ' (not a FHIR answer)' : ''}` : noAnswer(err);
     return new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
       cause: status === undefined ? loggableCause(err, this.secrets) : undefined,
+      foreign: notFhir,
     });
   }
 
@@ -179,7 +180,7 @@ export class FhirSourceClient {
       if (!isResource(result)) throw new FhirSourceError(`read ${type}: not a FHIR resource`, undefined, false);
       return result;
     } catch (err) {
-      if (err instanceof FhirSourceError && (err.status === 410 || (err.status === 404 && !err.retryable)))
+      if (err instanceof FhirSourceError && (err.status === 410 || (err.status === 404 && !err.foreign)))
         return undefined;
       throw err;
     }
@@ -188,8 +189,9 @@ export class FhirSourceClient {
   /**
    * The last version a server kept of a resource it deleted, from the instance `_history` (HAPI and
    * Medplum keep it): the records the resource was part of are evaluated again without it. Undefined
-   * when the server keeps no version of it or serves no history (any 4xx: a server without history
-   * support answers 400, 404 or 405). A failure to answer (5xx, timeout) is thrown, to be tried again.
+   * when the server keeps no version of it, serves no history (a 4xx: a server without history support
+   * answers 400, 404 or 405), or could not answer (5xx, 429, a timeout: warned). Never thrown: the
+   * deletion itself is known from the read, and it must be recorded whatever the history says.
    */
   async lastVersion(type: string, id: string): Promise<Resource | undefined> {
     let result: unknown;
@@ -199,24 +201,17 @@ export class FhirSourceClient {
         this.client.request(`${type}/${id}/_history?_count=${HISTORY_ENTRIES}`, { options }),
       );
     } catch (err) {
-      // 401 and 429 may be answered otherwise later, so they are thrown like a 5xx. A 404 is no history
-      // here, FHIR answer or not: a server that maps no `_history` route may answer with any page.
       const status = err instanceof FhirSourceError ? err.status : undefined;
-      if (status !== undefined && status >= 400 && status < 500 && status !== 401 && status !== 429) return undefined;
-      throw err;
+      const noHistory = status !== undefined && status >= 400 && status < 500 && status !== 401 && status !== 429;
+      if (!noHistory)
+        this.log.warn(
+          { err, resourceType: type },
+          'the last version of a deleted resource could not be read: only ledger rows that name it are evaluated again',
+        );
+      return undefined;
     }
-    if (!isBundle(result)) throw new FhirSourceError(`history ${type}: not a Bundle`, undefined, false);
-    let last: { version: Resource; at: number } | undefined;
-    for (const entry of result.entry ?? []) {
-      const version = entry.resource;
-      if (version?.resourceType !== type || version.id !== id) continue;
-      // R4 gives a deletion no resource; a server that gives it a placeholder still marks its request.
-      if (entry.request?.method === 'DELETE' || entry.response?.status?.startsWith('410')) continue;
-      // By time, not by list position: not every server orders its history as R4 asks.
-      const at = Date.parse(version.meta?.lastUpdated ?? '');
-      if (!last || at > last.at || Number.isNaN(last.at)) last = { version, at };
-    }
-    return last?.version;
+    if (!isBundle(result)) return undefined;
+    return newestVersion(result, type, id);
   }
 
   /** One search page. */
@@ -341,4 +336,23 @@ export class FhirSourceClient {
     if (!isResource(result)) throw new FhirSourceError('capabilities: not a FHIR resource', undefined, false);
     return result;
   }
+}
+
+/**
+ * The newest version of `type`/`id` in a history Bundle. By time, not by list position: not every server
+ * orders its history as R4 asks; among entries without a time, the first listed (R4's order, newest first).
+ * A deletion is no version: R4 gives it no resource, and a server that gives it a placeholder still marks
+ * its request (DELETE) or its response (410).
+ */
+function newestVersion(history: Bundle, type: string, id: string): Resource | undefined {
+  let newest: { version: Resource; at: number } | undefined;
+  for (const entry of history.entry ?? []) {
+    const version = entry.resource;
+    if (version?.resourceType !== type || version.id !== id) continue;
+    if (entry.request?.method === 'DELETE' || entry.response?.status?.startsWith('410')) continue;
+    const at = Date.parse(version.meta?.lastUpdated ?? '');
+    const later = !Number.isNaN(at) && (Number.isNaN(newest?.at ?? Number.NaN) || at > (newest?.at ?? 0));
+    if (!newest || later) newest = { version, at };
+  }
+  return newest?.version;
 }

@@ -61,13 +61,21 @@ export function noAnswer(err: unknown): string {
 
 /** `retryable` covers network errors, timeouts, 429 and 5xx. */
 export class SourceCallError extends Error {
+  /**
+   * The answer did not come from the source system: a 404 page from a proxy or gateway in front of it (a
+   * route missing while it reloads). It says nothing about the record: neither that it is gone, nor that
+   * the source is down. Retried like a 5xx.
+   */
+  readonly foreign: boolean;
+
   constructor(
     message: string,
     readonly status: number | undefined,
     readonly retryable: boolean,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; foreign?: boolean },
   ) {
     super(message, options);
     this.name = 'SourceCallError';
+    this.foreign = options?.foreign === true;
   }
 }
