@@ -92,6 +92,11 @@ export interface SyncSummary {
   sourceErrors: Record<string, string>;
   /** The pass was cut off at its deadline (`sync --timeout`): what it found may not all be recorded. */
   timedOut: boolean;
+  /**
+   * Sources whose reading from `--since` stopped before the watermark (the deadline): where to read again
+   * from, as the source writes its times (`sync --once --since <it> --source <id>` goes on).
+   */
+  rereadFrom: Record<string, string>;
   ok: boolean;
 }
 
@@ -721,6 +726,7 @@ export class Bridge {
     const report = emptyReport();
     const failedSources: string[] = [];
     const sourceErrors: Record<string, string> = {};
+    const rereadFrom: Record<string, string> = {};
     const syncing = [...this.sources, ...this.dhis2Sources].filter(
       (source) => !sourceIds || sourceIds.includes(source.settings.id),
     );
@@ -738,7 +744,20 @@ export class Bridge {
       for (const source of syncing) {
         if (timedOut) break;
         try {
-          addReports(report, await source.poller.pollOnce({ from: options.since }));
+          // A pass reading from --since stops at its page budget like any pass, but the watermark does not
+          // carry its progress: the next pass goes on from where it stopped, while the deadline allows.
+          let from = options.since;
+          for (;;) {
+            const read = await source.poller.pollOnce({ from });
+            addReports(report, read);
+            const stopped = read.rereadStoppedAt;
+            if (stopped === undefined) break;
+            if (stopped === from || timedOut) {
+              rereadFrom[source.settings.id] = stopped;
+              break;
+            }
+            from = stopped;
+          }
         } catch {
           failedSources.push(source.settings.id);
           sourceErrors[source.settings.id] = source.poller.status.lastError ?? 'failed';
@@ -778,7 +797,12 @@ export class Bridge {
       .flatMap((sourceId) => this.ledger.list({ sourceId, states: notDone, limit: 1000 }))
       .filter((row) => !ids.has(row.id));
     const ok =
-      failedSources.length === 0 && !timedOut && rows.every(syncDone) && earlier.length === 0 && !this.worker.held();
+      failedSources.length === 0 &&
+      !timedOut &&
+      Object.keys(rereadFrom).length === 0 &&
+      rows.every(syncDone) &&
+      earlier.length === 0 &&
+      !this.worker.held();
     const held = this.ledger.getHold();
     return {
       report,
@@ -787,6 +811,7 @@ export class Bridge {
       delivered: [...delivered],
       failedSources,
       sourceErrors,
+      rereadFrom,
       timedOut,
       ...(held ? { held } : {}),
       ok,

@@ -44,6 +44,10 @@ function printSummary(summary: SyncSummary): void {
   }
   if (summary.timedOut)
     console.log('the pass reached --timeout before it finished: the next pass goes on (raise it for a first sync)');
+  for (const [id, at] of Object.entries(summary.rereadFrom))
+    console.log(
+      `read again from --since up to ${at} only for ${id}: go on with sync --once --source ${id} --since ${at}`,
+    );
   if (summary.failedSources.length > 0) {
     console.log('sources that could not be polled:');
     for (const id of summary.failedSources) console.log(`  ${id}: ${summary.sourceErrors[id] ?? 'failed'}`);
@@ -58,6 +62,7 @@ function resultOf(summary: SyncSummary): string {
   if (summary.held || summary.earlier.length > 0 || !summary.rows.every(syncDone))
     reasons.push('something is dead, held or still failing');
   if (summary.failedSources.length > 0) reasons.push('a source could not be polled');
+  if (Object.keys(summary.rereadFrom).length > 0) reasons.push('the reading from --since did not reach the watermark');
   if (summary.timedOut) reasons.push('the pass reached --timeout');
   return reasons.length > 0 ? reasons.join('; ') : 'something is dead, held or still failing';
 }
@@ -75,7 +80,7 @@ export function registerSync(program: Command): void {
     .option('--timeout <seconds>', 'how long the pass (polling and delivery) may take before it gives up', '120')
     .option(
       '--since <date>',
-      'also read again from this date or date-time (as poll.since: no zone is UTC for FHIR, DHIS2 local time for DHIS2) where the watermark is later: after widening a mapping or a source filter, or restoring the ledger; events already recorded keep their rows and are not sent twice',
+      'also read again from this date or date-time where the watermark is later, never before poll.since (as poll.since: no zone is UTC for FHIR; DHIS2 local time for DHIS2, no zone allowed): after widening a mapping or a source filter, or restoring the ledger; events already recorded keep their rows and are not sent twice',
     )
     .action(
       async (options: { source?: string[]; config?: string; json?: boolean; timeout: string; since?: string }) => {
@@ -84,6 +89,18 @@ export function registerSync(program: Command): void {
         if (options.since !== undefined && !isSinceValue(options.since)) {
           console.error(
             `sync: --since must be an ISO 8601 date or date-time (2026-01-31, 2026-01-31T00:00:00Z), not "${options.since}"`,
+          );
+          process.exitCode = 2;
+          return;
+        }
+        // DHIS2 compares its own local times, whose zone the bridge does not know: a zoned date would be read
+        // as UTC wall time, hours off the period meant (a server at UTC-5 would start 5 hours late).
+        const dhis2 = config.sources.filter(
+          (s) => s.kind === 'dhis2' && (!options.source || options.source.includes(s.id)),
+        );
+        if (options.since !== undefined && /T.*(?:[zZ]|[+-]\d{2}:\d{2})$/.test(options.since) && dhis2.length > 0) {
+          console.error(
+            `sync: --since for DHIS2 (${dhis2.map((s) => s.id).join(', ')}) is DHIS2's local time: give it without a zone (2026-01-31T00:00:00), or sync the FHIR sources alone with --source`,
           );
           process.exitCode = 2;
           return;
@@ -132,6 +149,7 @@ export function registerSync(program: Command): void {
                 delivered: summary.delivered,
                 held: summary.held ?? null,
                 failedSources: summary.failedSources,
+                rereadFrom: summary.rereadFrom,
                 sourceErrors: summary.sourceErrors,
                 timedOut: summary.timedOut,
                 earlier: summary.earlier.map((row) => ({ id: row.id, eventType: row.eventType, state: row.state })),

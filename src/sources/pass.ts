@@ -27,19 +27,46 @@ export interface PassOptions {
   from?: string;
 }
 
+/** How a poller writes and compares the times of its source (ISO instants, or DHIS2's naive times). */
+export interface SourceTimes {
+  /** A date or date-time as `poll.since` and `sync --since` give it, written as the poller's starts are. */
+  toSource(value: string): string | undefined;
+  earlierOf(a: string | undefined, b: string): string;
+  laterOf(a: string | undefined, b: string | undefined): string | undefined;
+}
+
 /**
  * The start of a pass asked to read from `from` too: the earlier of the two, so it never skips what the
- * pass would read anyway (a source's whole history, undefined, stays that). `toSource` writes `from` as
- * the poller writes its starts; `earlierOf` is the poller's own comparison.
+ * pass would read anyway (a source's whole history, undefined, stays that). Never before the source's
+ * go-live (`poll.since`, or the start `sinceDays` chose): a boundary the operator chose, whatever the
+ * date asked (births before it were registered otherwise).
  */
 export function readFromEarlier(
   start: string | undefined,
   from: string | undefined,
-  toSource: (value: string) => string | undefined,
-  earlierOf: (a: string, b: string) => string,
+  goLive: string | undefined,
+  times: SourceTimes,
 ): string | undefined {
-  const asked = from === undefined ? undefined : toSource(from);
-  return start === undefined || asked === undefined ? start : earlierOf(start, asked);
+  const asked = from === undefined ? undefined : times.toSource(from);
+  if (start === undefined || asked === undefined) return start;
+  const bounded = goLive === undefined ? asked : times.laterOf(asked, times.toSource(goLive));
+  return bounded === undefined ? start : times.earlierOf(start, bounded);
+}
+
+/**
+ * Where a pass that read from an earlier date stopped short of the results' end (its page budget, a
+ * deadline, shutdown) while still behind where a usual pass starts: the watermark does not carry such a
+ * pass's progress, so its caller goes on from here (`sync --since`). Undefined when it reached the end or
+ * got to where the usual pass starts (the next pass reads on from the watermark).
+ */
+export function rereadStop(
+  ended: boolean,
+  bound: string | undefined,
+  usual: string | undefined,
+  times: SourceTimes,
+): string | undefined {
+  if (ended || bound === undefined || usual === undefined) return undefined;
+  return times.earlierOf(bound, usual) === bound && bound !== usual ? bound : undefined;
 }
 
 /** Where `poll.sinceDays` keeps the start it chose, so a restart before the first page keeps it too. */

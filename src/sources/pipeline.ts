@@ -33,6 +33,8 @@ export interface PassReport {
   skipped: number;
   invalid: number;
   ledgerIds: number[];
+  /** A pass that read from an earlier date stopped here, behind the watermark (see rereadStop). */
+  rereadStoppedAt?: string;
 }
 
 export function emptyReport(): PassReport {

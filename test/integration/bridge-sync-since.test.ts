@@ -10,6 +10,9 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Resource } from '@medplum/fhirtypes';
 import { stringify } from 'yaml';
+import { Bridge } from '../../src/app.js';
+import { configFromObject } from '../../src/config/index.js';
+import { silentLogger } from '../../src/observability/logger.js';
 import { runCli } from './helpers/bridge-cli.js';
 import { birthResources, type Simulators, startSimulators } from './helpers/bridge-harness.js';
 
@@ -92,11 +95,69 @@ describe('opencrvs-bridge sync --once --since', () => {
     assert.equal((await s.sim.control.events()).length, 3, 'no second OpenCRVS event');
   });
 
-  it('refuses a --since that is no date with exit 2', async () => {
+  it('goes on past the page budget of one pass until it reaches the watermark', async () => {
+    const t = await startSimulators();
+    try {
+      // A few ms apart: records sharing a lastUpdated are read as a run, in pages larger than the budget's.
+      for (let n = 10; n < 22; n++)
+        for (const resource of localCodeBirth(n)) {
+          await t.fhir.upsert(resource);
+          await sleep(3);
+        }
+      await sleep(2_500);
+      for (const resource of birthResources(0)) await t.fhir.upsert(resource);
+      // No overlap: with pages this small, a 2 s overlap would hold more records than a pass reads.
+      const base = t.configObject({ poll: { pageSize: 2, overlapSeconds: 0 } });
+      const build = (mappings?: string[]) => {
+        const [source] = base.sources as Record<string, unknown>[];
+        const config = configFromObject({ ...base, sources: [{ ...source, ...(mappings ? { mappings } : {}) }] });
+        const bridge = new Bridge(config, { logger: silentLogger, http: false, schedule: false });
+        // A pass's budget is 1,000 pages of each type; 3 pages of 2 here, so 12 births take several passes.
+        (bridge.sources[0]?.poller as unknown as { deps: { maxPagesPerType: number } }).deps.maxPagesPerType = 3;
+        return bridge;
+      };
+      const plain = build();
+      try {
+        // Plain passes go on from the watermark, each where the last stopped, until nothing is left.
+        for (let pass = 0; pass < 100 && (await plain.syncOnce()).report.resources > 0; pass++);
+      } finally {
+        await plain.stop();
+      }
+      assert.equal((await t.sim.control.events()).length, 1);
+      const widened = build([widenedMapping(t.dir), 'death.fhir']);
+      try {
+        const summary = await widened.syncOnce(undefined, { since: '2026-01-01' });
+        assert.deepEqual(summary.rereadFrom, {});
+        assert.equal(summary.ok, true);
+        assert.equal((await t.sim.control.events()).length, 13, 'every birth the widened mapping finds, once');
+      } finally {
+        await widened.stop();
+      }
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('refuses a --since that is no date, and one with a zone for a DHIS2 source, with exit 2', async () => {
     const config = join(s.dir, 'bridge.yaml');
     writeFileSync(config, stringify(s.configObject()));
     const result = await runCli(['sync', '--once', '--config', config, '--since', 'last tuesday']);
     assert.equal(result.code, 2, result.stderr || result.stdout);
     assert.match(result.stderr, /--since must be an ISO 8601 date or date-time/);
+
+    // DHIS2 compares its own local time: a zoned date would be read hours off.
+    const object = s.configObject() as { sources: Array<Record<string, unknown>> };
+    object.sources.push({
+      id: 'hmis',
+      kind: 'dhis2',
+      baseUrl: 'http://127.0.0.1:9/api',
+      auth: { type: 'basic', username: 'admin', password: 'district' },
+      dhis2: { program: 'IpHINAT79UW' },
+    });
+    const withDhis2 = join(s.dir, 'with-dhis2.yaml');
+    writeFileSync(withDhis2, stringify(object));
+    const zoned = await runCli(['sync', '--once', '--config', withDhis2, '--since', '2026-01-01T00:00:00-05:00']);
+    assert.equal(zoned.code, 2, zoned.stderr || zoned.stdout);
+    assert.match(zoned.stderr, /--since for DHIS2 \(hmis\) is DHIS2's local time: give it without a zone/);
   });
 });

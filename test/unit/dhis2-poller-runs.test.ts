@@ -167,16 +167,18 @@ describe('DHIS2 poller: a run of equal updatedAt read by page numbers', () => {
     assert.deepEqual(w.missed(), []);
   });
 
-  it('reads again from an earlier date when asked (sync --since), and never starts later than it would', async () => {
+  it('reads again from an earlier date when asked (sync --since), never before the go-live, and never starts later than it would', async () => {
     const w = world(0, {});
     await w.poller.pollOnce();
     assert.equal(w.cursors.get('updatedAt:trackedEntities'), '2026-01-01T10:03:00.000');
-    // Now in scope, stamped before the watermark: an org unit added to the source's filter, say.
-    w.updatedAt.set('widened', '2026-01-01T09:00:00.000');
+    // Now in scope, stamped before the watermark: an org unit added to the source's filter, say. One of
+    // them before the go-live (poll.since, 10:00 here), registered otherwise: never read.
+    w.updatedAt.set('widened', '2026-01-01T10:00:30.000');
+    w.updatedAt.set('before-go-live', '2026-01-01T09:00:00.000');
     await w.poller.pollOnce();
-    assert.deepEqual(w.missed(), ['widened'], 'a plain pass starts at the watermark');
+    assert.deepEqual(w.missed(), ['widened', 'before-go-live'], 'a plain pass starts at the watermark');
     await w.poller.pollOnce({ from: '2026-01-01' });
-    assert.deepEqual(w.missed(), []);
+    assert.deepEqual(w.missed(), ['before-go-live'], 'read again from the go-live, not before');
     assert.equal(
       w.cursors.get('updatedAt:trackedEntities'),
       '2026-01-01T10:03:00.000',
@@ -185,6 +187,6 @@ describe('DHIS2 poller: a run of equal updatedAt read by page numbers', () => {
     // A date after the watermark skips nothing the pass would read.
     w.updatedAt.set('fresh', '2026-01-01T10:04:00.000');
     await w.poller.pollOnce({ from: '2026-03-01' });
-    assert.deepEqual(w.missed(), []);
+    assert.deepEqual(w.missed(), ['before-go-live']);
   });
 });

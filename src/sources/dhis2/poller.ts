@@ -8,6 +8,8 @@ import {
   type PassOptions,
   type PollerStatus,
   readFromEarlier,
+  rereadStop,
+  type SourceTimes,
   trackedPass,
 } from '../pass.js';
 import { addReports, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
@@ -114,7 +116,10 @@ export class Dhis2Poller {
     const report = emptyReport();
     const filter = trackedEntityFilter(this.deps.dhis2);
     const maxPages = this.deps.maxPages ?? 1_000;
-    let bound = readFromEarlier(this.startBound(), options.from, naiveStart, earlierOf);
+    const goLive = firstSyncStart(this.deps.poll, this.deps.cursors, this.deps.sourceId);
+    const usual = this.startBound();
+    let bound = readFromEarlier(usual, options.from, goLive, DHIS2_TIMES);
+    let ended = false;
     let page = 1;
     // A run of equal `updatedAt` longer than a page is read by page numbers, again until a reading can be
     // trusted (see RunReadings); until then the watermark stays at the run.
@@ -202,7 +207,10 @@ export class Dhis2Poller {
           if (laterOf(current, reach) !== current) this.commitPage(report, [], reach, 0);
         }
       }
-      if (last) break;
+      if (last) {
+        ended = true;
+        break;
+      }
       if (leaves && pageMax) {
         bound = pageMax;
         page = 1;
@@ -215,6 +223,7 @@ export class Dhis2Poller {
         page++;
       }
     }
+    report.rereadStoppedAt = rereadStop(ended, bound, usual, DHIS2_TIMES);
     this.prune();
     return report;
   }
@@ -295,6 +304,8 @@ function advances(bound: string | undefined, pageMax: string): boolean {
   if (!bound) return true;
   return (naiveMillis(pageMax) ?? 0) > (naiveMillis(bound) ?? 0);
 }
+
+const DHIS2_TIMES: SourceTimes = { toSource: naiveStart, earlierOf, laterOf };
 
 /** A start given as a date or date-time (`poll.since`, `sync --since`) in the export's naive format. */
 function naiveStart(value: string): string | undefined {

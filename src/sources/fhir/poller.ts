@@ -9,6 +9,8 @@ import {
   type PassOptions,
   type PollerStatus,
   readFromEarlier,
+  rereadStop,
+  type SourceTimes,
   trackedPass,
 } from '../pass.js';
 import { addReports, type Evaluation, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
@@ -119,7 +121,11 @@ export class FhirPoller {
       for (const type of this.deps.resourceTypes) {
         if (this.stopping) break;
         try {
-          addReports(report, await this.pollType(type, fetcher, coverage, options));
+          const read = await this.pollType(type, fetcher, coverage, options);
+          addReports(report, read);
+          // Each type stopped where it did: going on from the earliest reads none of them short.
+          if (read.rereadStoppedAt !== undefined)
+            report.rereadStoppedAt = earlierOf(report.rereadStoppedAt, read.rereadStoppedAt);
         } catch (err) {
           // Cut short by shutdown (the client's calls were ended): no failure, the next start reads it.
           if (this.stopping) break;
@@ -173,8 +179,11 @@ export class FhirPoller {
     const report = emptyReport();
     const maxPages = this.deps.maxPagesPerType ?? 1_000;
     let run = new RunReadings();
-    const start = readFromEarlier(this.startBound(type), options.from, (from) => fhirInstant(from), earlierOf);
+    const { poll, cursors, sourceId } = this.deps;
+    const usual = this.startBound(type);
+    const start = readFromEarlier(usual, options.from, firstSyncStart(poll, cursors, sourceId), FHIR_TIMES);
     let bound = start;
+    let ended = false;
     // What the last page that left its bound with a `next` link says about the next search (see brokePromise).
     let promise: Promised | undefined;
     // Pages outside runs count against maxPages; a run's pages against their own, larger bound.
@@ -266,7 +275,10 @@ export class FhirPoller {
           if (laterOf(current, reach) !== current) this.commitPage(type, report, [], reach, 0, page);
         }
       }
-      if (last) break;
+      if (last) {
+        ended = true;
+        break;
+      }
       if (leaves && pageMax !== undefined) {
         promise = promisedBy(page, resources, pageMax, !fromNext);
         bound = pageMax;
@@ -285,9 +297,13 @@ export class FhirPoller {
         }
         if (link) followed.add(link);
         continued = await client.nextPage(page);
-        if (!continued) break;
+        if (!continued) {
+          ended = true;
+          break;
+        }
       }
     }
+    report.rereadStoppedAt = rereadStop(ended, bound, usual, FHIR_TIMES);
     this.prune(type);
     return report;
   }
@@ -496,6 +512,8 @@ function earlierDefined(earliest: string | undefined, at: string | undefined): s
   if (at === undefined) return earliest;
   return earliest === undefined ? at : earlierOf(earliest, at);
 }
+
+const FHIR_TIMES: SourceTimes = { toSource: (value) => fhirInstant(value), earlierOf, laterOf };
 
 /**
  * A start as the search asks for it: UTC with Z (a '+' offset in a query string would need encoding).
