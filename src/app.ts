@@ -442,6 +442,7 @@ export class Bridge {
         lastError: status.lastError,
         consecutiveFailures: status.consecutiveFailures,
         subscription: s.settings.subscription ? this.inbox.status(s.settings.id) : undefined,
+        clockBehind: status.clockBehind,
       };
     });
   }

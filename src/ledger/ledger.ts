@@ -44,6 +44,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     transaction: <T>(fn: () => T, options?: { reconciled?: boolean }): T =>
       options?.reconciled ? relaxed(db, () => db.transaction(fn).immediate()) : db.transaction(fn).immediate(),
     getCursor: queries.getCursor,
+    cursorMovedAt: queries.cursorMovedAt,
     setCursor: (sourceId, name, value) => queries.setCursor(sourceId, name, value, now()),
     get: queries.get,
     findByKey: queries.findByKey,

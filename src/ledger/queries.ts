@@ -23,6 +23,7 @@ export interface Queries {
   counts(): Array<{ state: LedgerState; eventType: string; count: number }>;
   attempts(id: number): AttemptRow[];
   getCursor(sourceId: string, name: string): string | undefined;
+  cursorMovedAt(sourceId: string, name: string): number | undefined;
   setCursor(sourceId: string, name: string, value: string, now: number): void;
   getMeta(key: string): string | undefined;
   setMeta(key: string, value: string | null, now: number): void;
@@ -133,6 +134,9 @@ export function createQueries(db: Db): Queries {
   const getCursor = db.prepare<[string, string], { value: string }>(
     'SELECT value FROM cursors WHERE source_id = ? AND name = ?',
   );
+  const cursorMovedAt = db.prepare<[string, string], { updated_at: number }>(
+    'SELECT updated_at FROM cursors WHERE source_id = ? AND name = ?',
+  );
   const setCursor = db.prepare(`
     INSERT INTO cursors (source_id, name, value, updated_at) VALUES (@sourceId, @name, @value, @now)
     ON CONFLICT (source_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`);
@@ -215,6 +219,7 @@ export function createQueries(db: Db): Queries {
       counts.all().flatMap((r) => (isState(r.state) ? [{ state: r.state, eventType: r.event_type, count: r.n }] : [])),
     attempts: (id) => attempts.all(id).map(toAttemptRow),
     getCursor: (sourceId, name) => getCursor.get(sourceId, name)?.value,
+    cursorMovedAt: (sourceId, name) => cursorMovedAt.get(sourceId, name)?.updated_at,
     setCursor: (sourceId, name, value, now) => {
       setCursor.run({ sourceId, name, value, now });
     },

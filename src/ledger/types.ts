@@ -293,6 +293,8 @@ export interface Ledger {
    */
   transaction<T>(fn: () => T, options?: { reconciled?: boolean }): T;
   getCursor(sourceId: string, name: string): string | undefined;
+  /** When the cursor was last written, in this machine's epoch ms (the poller's rewoundWatermark). */
+  cursorMovedAt(sourceId: string, name: string): number | undefined;
   setCursor(sourceId: string, name: string, value: string): void;
   get(id: number): LedgerRow | undefined;
   findByKey(sourceId: string, eventType: string, subjectKey: string): LedgerRow | undefined;

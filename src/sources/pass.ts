@@ -10,11 +10,57 @@ export interface PollerStatus {
   consecutiveFailures: number;
   watermarks: Record<string, string | undefined>;
   lastReport?: PassReport;
+  /** The last time a stored watermark was found far ahead of the source's own clock and moved back. */
+  clockBehind?: ClockBehind;
+}
+
+/** A watermark moved back to the source's clock (rewoundWatermark); times as the source writes them. */
+export interface ClockBehind {
+  /** This machine's epoch ms. */
+  at: number;
+  resourceType: string;
+  /** The watermark as it was stored. */
+  watermark: string;
+  /** The source's own time then. */
+  serverTime: string;
+  /** The watermark it was moved back to. */
+  movedTo: string;
 }
 
 export interface CursorStore {
   getCursor(sourceId: string, name: string): string | undefined;
   setCursor(sourceId: string, name: string, value: string): void;
+  /** When the cursor was last written (this machine's epoch ms); without it, see rewoundWatermark. */
+  cursorMovedAt?(sourceId: string, name: string): number | undefined;
+}
+
+/**
+ * Where the watermark goes back to when the stored one is ahead of the source's own time by more than the
+ * overlap, or undefined when it is not. That happens when the EMR moved to a server whose clock is behind,
+ * a clock that ran ahead was put right, or DHIS2 moved to another time zone: a search from the watermark
+ * then finds only records stamped in the future, and every birth recorded until the source's clock caught
+ * up (an hour, a year) would never be read while every pass said ok. The clamp at commit (the watermark
+ * never passes the server's time) cannot help: the watermark was stored before.
+ *
+ * Not to the source's time less the overlap: what the source recorded between the bridge's last read and
+ * now, stamped by its new clock, would be left behind. The watermark goes back by as long again as this
+ * machine's clock says passed since it was last moved (`movedAt`), so the re-read reaches where the bridge
+ * stopped, whatever the source's clock did meanwhile; with no `movedAt`, to the source's time. Reading
+ * again is safe: ledger keys and transaction ids are deterministic, and a version already recorded is
+ * recorded unchanged (nothing is sent twice).
+ */
+export function rewoundWatermark(input: {
+  watermark: number;
+  serverTime: number;
+  overlapSeconds: number;
+  movedAt?: number;
+  now?: number;
+}): number | undefined {
+  const { watermark, serverTime, overlapSeconds, movedAt } = input;
+  // Also false for an unreadable time (NaN): nothing is moved on a guess.
+  if (!(watermark - overlapSeconds * 1000 > serverTime)) return undefined;
+  const since = movedAt === undefined ? 0 : Math.max(0, (input.now ?? Date.now()) - movedAt);
+  return serverTime - since;
 }
 
 /** How one pass is asked to read. */

@@ -7,7 +7,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import type { PollSettings } from '../../src/config/types.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { FhirPoller } from '../../src/sources/fhir/poller.js';
-import { FIRST_SYNC_CURSOR } from '../../src/sources/pass.js';
+import { FIRST_SYNC_CURSOR, rewoundWatermark } from '../../src/sources/pass.js';
 import { RecordingPipeline, StubFhirClient, stamped } from '../integration/helpers/bridge-stubs.js';
 
 function setup(poll: Partial<PollSettings> = {}, types = ['Patient'], maxPagesPerType?: number) {
@@ -398,5 +398,28 @@ describe('FhirPoller', () => {
     await poller.pollOnce();
     assert.equal(poller.status.consecutiveFailures, 0);
     assert.equal(pipeline.cursors.get('lastUpdated:Patient'), undefined);
+  });
+});
+
+describe('rewoundWatermark: a stored watermark ahead of the source clock', () => {
+  const at = (iso: string) => Date.parse(iso);
+  const server = at('2026-03-01T10:00:00Z');
+  it('leaves a watermark alone that is behind the server, or ahead by no more than the overlap', () => {
+    for (const watermark of ['2026-03-01T09:00:00Z', '2026-03-01T10:00:00Z', '2026-03-01T10:00:02Z'])
+      assert.equal(rewoundWatermark({ watermark: at(watermark), serverTime: server, overlapSeconds: 2 }), undefined);
+    assert.equal(rewoundWatermark({ watermark: Number.NaN, serverTime: server, overlapSeconds: 2 }), undefined);
+    assert.equal(rewoundWatermark({ watermark: server, serverTime: Number.NaN, overlapSeconds: 2 }), undefined);
+  });
+  it("moves one further ahead back to the server's time less the time since it last moved", () => {
+    const watermark = at('2026-03-01T11:00:00Z');
+    assert.equal(rewoundWatermark({ watermark, serverTime: server, overlapSeconds: 2 }), server);
+    const now = at('2026-03-01T11:30:00Z');
+    const movedAt = now - 600_000; // ten minutes ago, on this machine's clock
+    assert.equal(
+      rewoundWatermark({ watermark, serverTime: server, overlapSeconds: 2, movedAt, now }),
+      server - 600_000,
+    );
+    // This machine's clock behind the stored time (it was put back too): never forward.
+    assert.equal(rewoundWatermark({ watermark, serverTime: server, overlapSeconds: 2, movedAt: now + 5, now }), server);
   });
 });

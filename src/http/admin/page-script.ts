@@ -137,6 +137,11 @@ export const PAGE_SCRIPT = `
       Object.keys(s.watermarks).forEach(function (type) {
         marks.appendChild(el('li', type + ': ' + (s.watermarks[type] || 'none yet')));
       });
+      // Said where the watermarks are: they were moved back, and records read again.
+      var behind = s.clockBehind;
+      if (behind) marks.appendChild(el('li', 'moved back ' + fmtTime(behind.at) + ': ' + behind.resourceType +
+        ' was at ' + behind.watermark + ', ahead of the source clock at ' + behind.serverTime +
+        ' (its clock is behind); read again from ' + behind.movedTo, 'err'));
       tr.appendChild(el('td')).appendChild(marks);
       cell(tr, s.lastPollStartedAt ? fmtTime(s.lastPollStartedAt) +
         (s.lastPollFinishedAt && s.lastPollFinishedAt >= s.lastPollStartedAt ? ' (finished)' : ' (running)') : 'never');

@@ -21,6 +21,17 @@ export interface SourceStatusView {
   lastError?: string;
   consecutiveFailures: number;
   subscription?: SubscriptionStatusView;
+  /** The last time the source's clock was found behind a stored watermark, which was moved back. */
+  clockBehind?: ClockBehindView;
+}
+
+/** Times as the source writes them (no personal data); `at` in this machine's epoch ms. */
+export interface ClockBehindView {
+  at: number;
+  resourceType: string;
+  watermark: string;
+  serverTime: string;
+  movedTo: string;
 }
 
 /** `pending`: not done yet (due, running, or waiting for its backoff); the others are final outcomes. */

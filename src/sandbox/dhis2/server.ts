@@ -11,7 +11,7 @@ import { importTracker } from './importer.js';
 import { metadataRoutes } from './metadata-routes.js';
 import { BadRequestError, type PageEnvelope, param, type TieOrder } from './query.js';
 import { TrackerStore } from './store.js';
-import { formatDhis2DateTime } from './time.js';
+import { formatDhis2DateTime, MonotonicClock } from './time.js';
 import type { ImportStrategy, TrackedEntity, WriteRecord } from './types.js';
 
 export interface Dhis2SimulatorOptions {
@@ -32,6 +32,8 @@ export interface Dhis2SimulatorOptions {
   tieOrder?: TieOrder;
   /** Test knob: serve pages asked larger than this at this size (the pager says so) instead of refusing them. */
   maxPageSize?: number;
+  /** Server clock in epoch ms (tests set it behind, as a DHIS2 moved to a server whose clock is). */
+  clock?: () => number;
 }
 
 export interface Dhis2Simulator {
@@ -64,7 +66,8 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
   const logger = (options.logger ?? silentLogger).child({ component: 'dhis2-simulator' });
   const auth = options.auth ?? DEFAULT_SANDBOX_AUTH;
   const envelope = options.pageEnvelope ?? 'trackedEntities';
-  const store = new TrackerStore();
+  const clock = options.clock ?? Date.now;
+  const store = new TrackerStore(new MonotonicClock(clock));
   const writes: WriteRecord[] = [];
   if (options.seed) seedStore(store, options.seed);
 
@@ -102,7 +105,7 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
       contextPath: `${req.protocol}://${req.get('host') ?? ''}`,
       version: SIMULATED_DHIS2_VERSION,
       revision: 'sandbox',
-      serverDate: formatDhis2DateTime(Date.now()),
+      serverDate: formatDhis2DateTime(clock()),
       serverTimeZoneId: 'Etc/UTC',
       serverTimeZoneDisplayName: 'Coordinated Universal Time',
       calendar: 'iso8601',

@@ -9,6 +9,7 @@ import {
   type PollerStatus,
   readFromEarlier,
   rereadStop,
+  rewoundWatermark,
   type SourceTimes,
   trackedPass,
 } from '../pass.js';
@@ -105,10 +106,38 @@ export class Dhis2Poller {
 
   private startBound(): string | undefined {
     const { poll, cursors, sourceId } = this.deps;
-    const watermark = cursors.getCursor(sourceId, DHIS2_CURSOR);
+    const watermark = this.rewindIfAhead(cursors.getCursor(sourceId, DHIS2_CURSOR));
     if (watermark) return minusSeconds(watermark, poll.overlapSeconds);
     const start = firstSyncStart(poll, cursors, sourceId);
     return start === undefined ? undefined : naiveStart(start);
+  }
+
+  /**
+   * The stored watermark, moved back first when it is ahead of DHIS2's own time (its system/info
+   * `serverDate`, read at the start of the pass) by more than the overlap (rewoundWatermark). Stored at
+   * once: a pass that finds nothing commits nothing, and the next would start from DHIS2's time again,
+   * leaving what DHIS2 recorded in between behind.
+   */
+  private rewindIfAhead(stored: string | undefined): string | undefined {
+    const { cursors, sourceId, poll } = this.deps;
+    const serverTime = this.serverNow;
+    if (stored === undefined || serverTime === undefined) return stored;
+    const to = rewoundWatermark({
+      watermark: naiveMillis(stored) ?? Number.NaN,
+      serverTime: naiveMillis(serverTime) ?? Number.NaN,
+      overlapSeconds: poll.overlapSeconds,
+      movedAt: cursors.cursorMovedAt?.(sourceId, DHIS2_CURSOR),
+    });
+    if (to === undefined) return stored;
+    const movedTo = formatNaive(to);
+    cursors.setCursor(sourceId, DHIS2_CURSOR, movedTo);
+    this.status.watermarks[WATERMARK_KEY] = movedTo;
+    this.status.clockBehind = { at: Date.now(), resourceType: WATERMARK_KEY, watermark: stored, serverTime, movedTo };
+    this.log.warn(
+      { watermark: stored, serverTime, movedTo },
+      "the stored watermark is ahead of DHIS2's own time by more than poll.overlapSeconds (DHIS2 moved to a server whose clock or time zone is behind, or its clock was put back): it is moved back and what DHIS2 recorded since the last read is read again; nothing already delivered is sent twice",
+    );
+    return movedTo;
   }
 
   private async pages(fetcher: Dhis2Fetcher, options: PassOptions): Promise<PassReport> {

@@ -10,6 +10,7 @@ import {
   type PollerStatus,
   readFromEarlier,
   rereadStop,
+  rewoundWatermark,
   type SourceTimes,
   trackedPass,
 } from '../pass.js';
@@ -151,6 +152,37 @@ export class FhirPoller {
     return fhirInstant(watermark, stored ? poll.overlapSeconds : 0);
   }
 
+  /**
+   * Moves the stored watermark back when it is ahead of the server's time (the searchset's
+   * `Bundle.meta.lastUpdated`) by more than the overlap (rewoundWatermark); returns where the search
+   * starts again, or undefined when nothing was moved. Stored at once, not with the next page: a pass
+   * that finds nothing commits nothing, and the next one would start from the server's time again,
+   * leaving what it recorded in between behind.
+   */
+  private rewindIfAhead(type: string, page: Bundle): string | undefined {
+    const { cursors, sourceId, poll } = this.deps;
+    const name = cursorName(type);
+    const stored = cursors.getCursor(sourceId, name);
+    if (!stored) return undefined;
+    const serverTime = serverTimeOf(page);
+    const to = rewoundWatermark({
+      watermark: Date.parse(stored),
+      serverTime: Date.parse(serverTime),
+      overlapSeconds: poll.overlapSeconds,
+      movedAt: cursors.cursorMovedAt?.(sourceId, name),
+    });
+    if (to === undefined) return undefined;
+    const movedTo = new Date(to).toISOString();
+    cursors.setCursor(sourceId, name, movedTo);
+    this.status.watermarks[type] = movedTo;
+    this.status.clockBehind = { at: Date.now(), resourceType: type, watermark: stored, serverTime, movedTo };
+    this.log.warn(
+      { resourceType: type, watermark: stored, serverTime, movedTo },
+      "the stored watermark is ahead of the EMR's own time by more than poll.overlapSeconds (the EMR moved to a server whose clock is behind, or its clock was put back): it is moved back and what the EMR recorded since the last read is read again; nothing already delivered is sent twice",
+    );
+    return new Date(to - poll.overlapSeconds * 1000).toISOString();
+  }
+
   private searchParams(bound: string | undefined, count: number): Record<string, string> {
     const params: Record<string, string> = { _sort: '_lastUpdated', _count: String(count) };
     if (bound) params._lastUpdated = `ge${new Date(Date.parse(bound)).toISOString()}`;
@@ -180,10 +212,13 @@ export class FhirPoller {
     const maxPages = this.deps.maxPagesPerType ?? 1_000;
     let run = new RunReadings();
     const { poll, cursors, sourceId } = this.deps;
-    const usual = this.startBound(type);
-    const start = readFromEarlier(usual, options.from, firstSyncStart(poll, cursors, sourceId), FHIR_TIMES);
+    const goLive = firstSyncStart(poll, cursors, sourceId);
+    let usual = this.startBound(type);
+    let start = readFromEarlier(usual, options.from, goLive, FHIR_TIMES);
     let bound = start;
     let ended = false;
+    // The first search tells the server's own time: a stored watermark far ahead of it is moved back first.
+    let clockChecked = false;
     // What the last page that left its bound with a `next` link says about the next search (see brokePromise).
     let promise: Promised | undefined;
     // Pages outside runs count against maxPages; a run's pages against their own, larger bound.
@@ -202,6 +237,15 @@ export class FhirPoller {
     const capped = (reach: string | undefined) => (holdAt !== undefined ? earlierOf(reach, holdAt) : reach);
     while (plainPages < maxPages && runPages < MAX_RUN_PAGES && !this.stopping) {
       const page = continued ?? (await client.searchPage(type, this.searchParams(bound, count)));
+      if (!clockChecked) {
+        clockChecked = true;
+        const from = this.rewindIfAhead(type, page);
+        if (from !== undefined) {
+          usual = from;
+          start = bound = readFromEarlier(from, options.from, goLive, FHIR_TIMES);
+          continue;
+        }
+      }
       const resources = entriesOf(page, type);
       const fromNext = continued !== undefined;
       const at = bound === undefined ? undefined : Date.parse(bound);
@@ -401,7 +445,7 @@ export class FhirPoller {
     page: Bundle,
   ): void {
     const current = this.status.watermarks[type];
-    const now = page.meta?.lastUpdated ?? new Date().toISOString();
+    const now = serverTimeOf(page);
     const ahead = reach !== undefined && Date.parse(reach) > Date.parse(now);
     if (ahead && !this.warnedFuture) {
       this.warnedFuture = true;
@@ -472,6 +516,11 @@ function promisedBy(page: Bundle, resources: Resource[], max: string, fresh: boo
   // Only a fresh search's total counts from the page's first entry; a `next` page's counts earlier pages too.
   const left = fresh && page.total !== undefined ? page.total - (resources.length - atMax.length) : undefined;
   return { page, max, atMax: new Set(atMax.map((r) => r.id ?? '')), left };
+}
+
+/** The server's own time when it answered (`Bundle.meta.lastUpdated`), else this machine's. */
+function serverTimeOf(page: Bundle): string {
+  return page.meta?.lastUpdated ?? new Date().toISOString();
 }
 
 function nextLinkOf(page: Bundle): string | undefined {
