@@ -30,6 +30,8 @@ import { InboxProcessor, type ProcessorSource } from './sources/fhir/inbox-proce
 import { FhirPoller } from './sources/fhir/poller.js';
 import { SubscriptionReceiver } from './sources/fhir/receiver.js';
 import { reevaluate } from './sources/fhir/reevaluate.js';
+import { identityChanges, recordOpenCrvsIdentity, recordSourceIdentity } from './sources/identity.js';
+import type { PassOptions } from './sources/pass.js';
 import { addReports, emptyReport, OvertakenReadFailed, type PassReport, SourcePipeline } from './sources/pipeline.js';
 import { type SubjectRecheck, sourcesRecheck } from './sources/recheck.js';
 import { replayRows } from './sources/replay.js';
@@ -177,6 +179,12 @@ export class Bridge {
         const warning = unauthenticatedSubscriptionWarning(source.settings);
         if (warning) this.log.warn({ source: source.settings.id }, warning);
       }
+      // Said by every command that runs the bridge (serve, sync, replay), until the new address is recorded
+      // (after it worked: a mistyped URL put back is no change), and by doctor meanwhile.
+      for (const change of identityChanges(this.ledger, config)) {
+        const { setting, recorded, configured } = change;
+        this.log.warn({ setting, recorded, configured }, `${change.name} changed: ${change.meaning}`);
+      }
       const inbox = fhirInbox(this.ledger.inbox);
       this.receiver = new SubscriptionReceiver(
         this.sources
@@ -199,7 +207,7 @@ export class Bridge {
             id: s.settings.id,
             client: s.client,
             pipeline: s.pipeline,
-            catchUp: () => s.poller.pollOnce(),
+            catchUp: () => this.pollSource(s),
             heartbeatSeconds: s.settings.subscription?.heartbeatSeconds,
             polled: s.settings.poll.enabled,
           }),
@@ -313,6 +321,9 @@ export class Bridge {
     }
     this.locationsError = undefined;
     this.locationsReady = true;
+    // This OpenCRVS answered with the offices and facilities routed to: the ledger's deliveries go there now.
+    if (recordOpenCrvsIdentity(this.ledger, this.config.opencrvs))
+      this.log.info("OpenCRVS's address is recorded in the ledger");
   }
 
   get ready(): boolean {
@@ -693,12 +704,27 @@ export class Bridge {
    * it would send unchecked after a wait are rechecked at the source first, which means mapping them.
    */
   private startSources(): void {
+    // A source that is not polled has no pass to wait for: its notifications are processed from now on.
+    for (const source of this.sources)
+      if (!source.settings.poll.enabled) recordSourceIdentity(this.ledger, source.settings);
     this.inbox.start();
     if (this.options.schedule !== false) this.enableSchedules();
     if (this.options.worker !== false && !this.stopping) {
       this.worker.start();
       this.writeBacks?.start();
     }
+  }
+
+  /**
+   * One poll pass of a source. The first that succeeds records the source's address in the ledger: from
+   * then on the ledger's rows are that source's (sources/identity.ts).
+   */
+  private async pollSource(source: SourceRuntime | Dhis2SourceRuntime, options: PassOptions = {}): Promise<PassReport> {
+    const report = await source.poller.pollOnce(options);
+    // A pass refused because the bridge is stopping read nothing.
+    if (!this.stopping && recordSourceIdentity(this.ledger, source.settings))
+      this.log.info({ source: source.settings.id }, "the source's address is recorded in the ledger");
+    return report;
   }
 
   /** Starts the cron schedules (serve does at start; the demo after its first summary). */
@@ -708,10 +734,10 @@ export class Bridge {
       if (!source.settings.poll.enabled) continue;
       // node-cron would start a second run while the first is still going; pollOnce shares one.
       source.task = cron.schedule(source.settings.poll.schedule, () => {
-        if (!source.poller.busy) source.poller.pollOnce().catch(() => undefined);
+        if (!source.poller.busy) this.pollSource(source).catch(() => undefined);
       });
       // First pass now rather than at the first tick.
-      source.poller.pollOnce().catch(() => undefined);
+      this.pollSource(source).catch(() => undefined);
     }
   }
 
@@ -749,7 +775,7 @@ export class Bridge {
           // carry its progress: the next pass goes on from where it stopped, while the deadline allows.
           let from = options.since;
           for (;;) {
-            const read = await source.poller.pollOnce({ from });
+            const read = await this.pollSource(source, { from });
             addReports(report, read);
             const stopped = read.rereadStoppedAt;
             if (stopped === undefined) break;

@@ -4,6 +4,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { type BridgeConfig, ConfigError, type Env, loadConfig, type SourceSettings } from '../config/index.js';
 import { heldSince, openLedger } from '../ledger/index.js';
 import { loadMappings, MappingLoadError, type MappingSet, sourceMappingOptions } from '../mapping/index.js';
+import { identityChanges } from '../sources/identity.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
 
 export function checkConfig(file: string | undefined, env: Env): { result: CheckResult; config?: BridgeConfig } {
@@ -44,6 +45,10 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
       // Nothing is being delivered until someone acts: a failure, so a script running doctor sees it.
       results.push(fail('queue', `delivery is held ${heldSince(hold)}; see /admin`));
     }
+    // A warning, not a failure: the move may be meant. Shown until the bridge has worked against the new
+    // address (it records it then), so a doctor run before starting it sees what the first pass would do.
+    for (const change of identityChanges(ledger, config))
+      results.push(warn(`ledger ${change.name}`, `${change.setting} changed: ${change.meaning}`));
     for (const source of config.sources) {
       // Nothing recorded yet and no start date: the first pass reads the source's whole history, and
       // every birth or death it ever recorded becomes a notification (late registrations by the
