@@ -17,6 +17,7 @@ import {
   openLedger,
   type ReplayResult,
 } from './ledger/index.js';
+import { type ProcessLease, takeProcessLease } from './ledger/process-lease.js';
 import { loadMappings, type MapOptions, type MappingSet, sourceMappingOptions } from './mapping/index.js';
 import type { Logger } from './observability/logger.js';
 import { BridgeMetrics } from './observability/metrics.js';
@@ -69,6 +70,12 @@ export interface BridgeOptions {
   worker?: boolean;
   /** Extra routers (health, metrics and admin are mounted by their own module). */
   routers?: (bridge: Bridge) => MountedRouter[];
+  /**
+   * The command this process runs (`serve`, `sync`): it takes the ledger's lease when it starts, and
+   * refuses to when another process holds it (ledger/process-lease.ts). Unset: no lease (replay, the
+   * demo, tests that open one ledger twice on purpose).
+   */
+  lease?: 'serve' | 'sync';
 }
 
 /** What `sync --once` reports: the rows this pass touched, by final state (no personal data). */
@@ -122,6 +129,7 @@ export class Bridge {
   readonly receiver: SubscriptionReceiver;
   readonly startedAt = Date.now();
   private fileProblemLogged = false;
+  private lease: ProcessLease | undefined;
   httpPort: number | undefined;
   /** The admin listener's port; undefined while it is not open (no admin token, or not started). */
   adminPort: number | undefined;
@@ -627,7 +635,14 @@ export class Bridge {
     return entry.result;
   }
 
+  /** Takes the ledger's lease for this process's command, once (see BridgeOptions.lease). */
+  private takeLease(): void {
+    if (!this.options.lease || this.lease) return;
+    this.lease = takeProcessLease(this.ledger, { command: this.options.lease, logger: this.log });
+  }
+
   async start(): Promise<void> {
+    this.takeLease();
     if (this.options.http !== false) await this.openListeners();
     // Notifications are accepted (stored) at once; processing and polling wait for the routing
     // table to resolve, since a record cannot be mapped to an office before.
@@ -749,6 +764,7 @@ export class Bridge {
   /** `since`: read again from there too (PassOptions.from). */
   async syncOnce(sourceIds?: string[], options: { timeoutMs?: number; since?: string } = {}): Promise<SyncSummary> {
     const deadline = Date.now() + (options.timeoutMs ?? 120_000);
+    this.takeLease();
     if (!this.locationsReady) await this.resolveLocationsWithin(deadline);
     const report = emptyReport();
     const failedSources: string[] = [];
@@ -870,6 +886,7 @@ export class Bridge {
     await workerStopped;
     await this.writeBacks?.stop();
     this.opencrvs.close?.();
+    this.lease?.release();
     this.ledger.close();
     this.log.info('stopped');
   }

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { Bridge } from '../app.js';
+import { LedgerInUse } from '../ledger/process-lease.js';
+import { errorLine } from '../observability/crash.js';
 import { buildOrReport, loadConfigOrReport } from './options.js';
 import { listenForSignals, processLogger } from './runtime.js';
 
@@ -16,10 +18,21 @@ export function registerServe(program: Command): void {
       // Signals are handled from here on, so a SIGTERM during start-up (a ledger migration, OpenCRVS slow
       // to answer the first location lookups) still stops cleanly.
       const signals = listenForSignals(logger);
-      const bridge = buildOrReport(() => new Bridge(config, { logger }));
+      const bridge = buildOrReport(() => new Bridge(config, { logger, lease: 'serve' }));
       if (!bridge) return;
       const stopped = signals.stopping(bridge);
-      if (signals.signal === undefined) await bridge.start();
+      if (signals.signal === undefined) {
+        try {
+          await bridge.start();
+        } catch (err) {
+          if (!(err instanceof LedgerInUse)) throw err;
+          // Another process serves this ledger, as it should: a line saying so and what to do, not a crash.
+          console.error(`serve: ${errorLine(err)}`);
+          process.exitCode = 1;
+          await bridge.stop();
+          return;
+        }
+      }
       // A signal during start-up: stopped, not serving.
       if (signals.signal === undefined)
         logger.info(

@@ -128,7 +128,9 @@ export function registerSync(program: Command): void {
         // handed back rather than left 'delivering' until their lock times out. As PID 1 a signal with no
         // handler would be ignored.
         const signals = listenForSignals(logger);
-        const bridge = buildOrReport(() => new Bridge(config, { logger, http: false, schedule: false, worker: false }));
+        const bridge = buildOrReport(
+          () => new Bridge(config, { logger, http: false, schedule: false, worker: false, lease: 'sync' }),
+        );
         if (!bridge) return;
         const stopped = signals.stopping(bridge);
         try {

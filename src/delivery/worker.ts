@@ -1,8 +1,6 @@
 // The delivery worker: claims due rows from the ledger and sends them to OpenCRVS, at most
 // `concurrency` at a time, pausing the whole queue while an operator problem lasts.
-import { randomBytes } from 'node:crypto';
-import { readlinkSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { holderGone, hostPrefix, processHolderId } from '../ledger/holders.js';
 import type { HoldState, LedgerRow } from '../ledger/index.js';
 import { silentLogger } from '../observability/logger.js';
 import { type AttemptDeps, runAttempt } from './attempt.js';
@@ -39,10 +37,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   // host:pid:ns<pid namespace>-random. A lock held under this host by a process that is gone is reset
   // instead of waiting out the lock timeout (5 minutes by default); see lockHolderGone for when that is
   // known. The pid namespace is part of the id because a pid means something only inside its namespace.
-  const host = `${hostname()}:`;
+  const host = hostPrefix();
   const ownPrefix = `${host}${process.pid}:`;
-  const workerId =
-    deps.workerId ?? `${ownPrefix}${PID_NAMESPACE ? `ns${PID_NAMESPACE}-` : ''}${randomBytes(3).toString('hex')}`;
+  const workerId = deps.workerId ?? processHolderId();
   liveWorkers.add(workerId);
   const logger = (deps.logger ?? silentLogger).child({ component: 'delivery', workerId });
   const concurrency = Math.max(1, settings.concurrency);
@@ -402,38 +399,10 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   };
 }
 
-/** This process's pid namespace (Linux), or undefined: pids of other processes can then not be checked. */
-const PID_NAMESPACE = (() => {
-  try {
-    return /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1];
-  } catch {
-    return undefined;
-  }
-})();
-
 /**
- * Whether the process behind a lock of this host (`host:pid:ns<namespace>-random`) is known to be gone:
- * - a worker of this process that is not running: gone;
- * - a lock taken in this pid namespace: gone when that pid is this process (an earlier holder of our pid)
- *   or runs no process. A pid reused since reads as alive, and that row waits for the lock timeout;
- * - a lock from another or an unknown namespace (two containers may share a hostname; a review showed
- *   a live holder in another namespace reads as gone): only at start, and only with this very pid, the
- *   rule a container's restart needs (the bridge is pid 1 of the same host again, in a new namespace).
- *   Otherwise it waits for the lock timeout.
+ * Whether the process behind a lock of this host is known to be gone (holderGone); a worker of this
+ * process that is still running is not.
  */
 function lockHolderGone(lockedBy: string, host: string, atStart: boolean): boolean {
-  if (liveWorkers.has(lockedBy)) return false;
-  const [pidText, rest = ''] = lockedBy.slice(host.length).split(':');
-  const pid = Number(pidText);
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  const namespace = /^ns(\d+)-/.exec(rest)?.[1];
-  if (namespace === undefined || namespace !== PID_NAMESPACE) return atStart && pid === process.pid;
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0); // signal 0: only asks whether the process exists
-    return false;
-  } catch (err) {
-    // EPERM: it exists, under another user.
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  return !liveWorkers.has(lockedBy) && holderGone(lockedBy, host, atStart);
 }

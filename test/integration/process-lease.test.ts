@@ -1,0 +1,87 @@
+// One bridge process per ledger: a second `serve` (a rolling update's new pod, a second container) or a
+// `sync --once` beside a running serve refuses to start, naming the holder; a serve killed with SIGKILL
+// does not stop the next start on the same host. Separate processes, as an operator runs them.
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { stringify } from 'yaml';
+import { PROCESS_LEASE_META } from '../../src/ledger/process-lease.js';
+import { type CliResult, finished, runCli, spawnCli } from './helpers/bridge-cli.js';
+import { birthResources, type Simulators, sleep, startSimulators } from './helpers/bridge-harness.js';
+
+function lease(dbPath: string): { holder: string; command: string } | undefined {
+  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+  try {
+    const row = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get(PROCESS_LEASE_META);
+    return row ? JSON.parse(row.value) : undefined;
+  } finally {
+    db.close();
+  }
+}
+
+describe('one bridge process per ledger', () => {
+  let s: Simulators | undefined;
+  const children: ChildProcess[] = [];
+  after(async () => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await s?.close();
+  });
+
+  /** Starts `serve` and waits until it holds the lease (the ledger says so). */
+  async function serve(config: string, dbPath: string): Promise<{ child: ChildProcess; exit: Promise<CliResult> }> {
+    const child = spawnCli(['serve', '--config', config]);
+    children.push(child);
+    const exit = finished(child, 60_000);
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (child.exitCode !== null) assert.fail(`serve exited: ${(await exit).stderr}`);
+      const held = (() => {
+        try {
+          return lease(dbPath);
+        } catch {
+          return undefined; // not created or migrated yet
+        }
+      })();
+      if (held?.holder.startsWith(`${hostname()}:${child.pid}:`)) return { child, exit };
+      if (Date.now() > deadline) assert.fail('serve did not take the ledger lease');
+      await sleep(50);
+    }
+  }
+
+  it('a second serve and a sync beside it refuse to start; a killed serve does not block the next', async () => {
+    s = await startSimulators([...birthResources(0)]);
+    const dbPath = join(s.dir, 'bridge.db');
+    const config = join(s.dir, 'bridge.yaml');
+    writeFileSync(config, stringify(s.configObject()));
+
+    const first = await serve(config, dbPath);
+    const second = await runCli(['serve', '--config', config]);
+    assert.equal(second.code, 1, second.stderr);
+    assert.match(
+      second.stderr,
+      new RegExp(`^serve: another bridge process uses this ledger \\(serve on ${hostname()}, pid ${first.child.pid},`),
+    );
+    assert.match(second.stderr, /strategy Recreate/);
+    const sync = await runCli(['sync', '--once', '--config', config]);
+    assert.equal(sync.code, 1, sync.stderr);
+    assert.match(sync.stderr, /sync failed: .*another bridge process uses this ledger \(serve on/);
+    assert.equal(first.child.exitCode, null, 'the first serve runs on');
+
+    // Killed: its lease is left behind, but its pid runs no process on this host.
+    first.child.kill('SIGKILL');
+    assert.equal((await first.exit).signal, 'SIGKILL');
+    const next = await serve(config, dbPath);
+    next.child.kill('SIGTERM');
+    assert.equal((await next.exit).code, 0);
+    assert.equal(lease(dbPath), undefined, 'a clean stop gives the lease back');
+
+    // A sync pass alone takes it, and gives it back.
+    const alone = await runCli(['sync', '--once', '--config', config]);
+    assert.equal(alone.code, 0, alone.stderr);
+    assert.equal(lease(dbPath), undefined);
+  });
+});
