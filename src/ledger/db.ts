@@ -112,7 +112,12 @@ function appliedVersions(db: Db, migrations: readonly Migration[]): Set<number> 
   const known = new Set(migrations.map((m) => m.version));
   const unknown = [...applied].filter((v) => !known.has(v));
   if (unknown.length > 0) {
-    throw new Error(`ledger schema version ${Math.max(...unknown)} is newer than this bridge understands`);
+    // What to do, not only what is wrong: going back to an older bridge means going back to its ledger.
+    throw new Error(
+      `ledger schema version ${Math.max(...unknown)} is newer than this bridge understands: a newer bridge ` +
+        'upgraded it. Run that version, or, to go back to this one, restore the ledger backup taken before the ' +
+        'upgrade (docs/deployment.md §7)',
+    );
   }
   return applied;
 }
