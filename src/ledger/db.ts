@@ -15,7 +15,7 @@ const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024;
  */
 export function openDatabase(
   path: string,
-  options: { busyTimeoutMs: number; logger: Logger; inspectOnly?: boolean },
+  options: { busyTimeoutMs: number; logger: Logger; inspectOnly?: boolean; exclusive?: boolean },
 ): Db {
   let db: Db;
   try {
@@ -31,6 +31,7 @@ export function openDatabase(
     db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs))}`);
     db.pragma('foreign_keys = ON');
+    if (options.exclusive) takeExclusively(db, path);
     if (options.inspectOnly) {
       // Inspecting (`ledger`) only reads, and never migrates: a look with a newer image would upgrade the
       // ledger under the running (older) bridge, which would then refuse to start ("schema … is newer").
@@ -44,10 +45,44 @@ export function openDatabase(
     }
   } catch (err) {
     db.close();
+    if (err instanceof LedgerInUseError) throw err;
     // WAL needs to write beside the file even to read: a read-only directory fails here, not above.
     throw STORAGE_ERROR.test(String(err)) ? cannotOpen(path, err) : err;
   }
   return db;
+}
+
+/** Another process (a serving bridge, a `sync`, a CLI command) has the ledger open. */
+export class LedgerInUseError extends Error {
+  constructor(readonly path: string) {
+    super(
+      `the ledger ${path} (store.path) is open in another process (a running serve, a sync, or another ` +
+        'command): stop it first, then run this again',
+    );
+    this.name = 'LedgerInUseError';
+  }
+}
+
+/** How long to wait for the other connections to go: a command run just after a stop may meet its last write. */
+const EXCLUSIVE_WAIT_MS = 2_000;
+
+/**
+ * Locks the file for this connection alone until it closes, or throws LedgerInUseError. In WAL mode every
+ * open connection holds a shared lock for as long as it is open, busy or idle, so an exclusive lock is
+ * granted only when no other process has the ledger open: the one way a command that rewrites what a
+ * running bridge keeps in memory (its sources' ids) can know that none is running.
+ */
+function takeExclusively(db: Db, path: string): void {
+  db.pragma(`busy_timeout = ${EXCLUSIVE_WAIT_MS}`);
+  db.pragma('locking_mode = EXCLUSIVE');
+  try {
+    // In EXCLUSIVE locking mode the lock taken here is kept after the commit, for the connection's life.
+    db.exec('BEGIN EXCLUSIVE');
+    db.exec('COMMIT');
+  } catch (err) {
+    if ((err as { code?: string }).code === 'SQLITE_BUSY') throw new LedgerInUseError(path);
+    throw err;
+  }
 }
 
 const STORAGE_ERROR =

@@ -1,9 +1,19 @@
 // The ledger/outbox: one SQLite row per source event, the same row the delivery worker claims.
+
+export { LedgerInUseError } from './db.js';
 export { canonicalJson, hashPayload } from './hash.js';
 export { heldSince } from './hold-text.js';
 export type { LedgerInbox, StoredNotification } from './inbox.js';
 export { openLedger } from './ledger.js';
 export { DEFAULT_LIST_LIMIT } from './queries.js';
+export { type UnaccountedSource, unaccountedSources, unaccountedSourcesMessage } from './source-check.js';
+export {
+  type LedgerSources,
+  type SourceHistory,
+  SourceIdError,
+  type SourceRenameResult,
+  sourceMetaKeys,
+} from './sources.js';
 export {
   notifyTransactionId,
   TRANSACTION_NAMESPACE,

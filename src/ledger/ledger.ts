@@ -7,6 +7,7 @@ import { createOutbox } from './outbox.js';
 import { createPendingChecks } from './pending-checks.js';
 import { createQueries } from './queries.js';
 import { createRecorder } from './record.js';
+import { createLedgerSources } from './sources.js';
 import { HOLD_META_KEY, type Ledger, type LedgerOptions } from './types.js';
 
 const HOUR_MS = 3_600_000;
@@ -26,6 +27,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     busyTimeoutMs: options.busyTimeoutMs ?? 5000,
     logger,
     inspectOnly: options.inspectOnly,
+    exclusive: options.exclusive,
   });
   const recorder = createRecorder(db, now, (options.settleSeconds ?? 0) * 1000);
   const outbox = createOutbox(db);
@@ -37,6 +39,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
   return {
     path,
     inbox: createInbox(db),
+    sources: createLedgerSources(db),
     recordEvent: recorder.recordEvent,
     recordSkipped: recorder.recordSkipped,
     cancelUnsent: recorder.cancelUnsent,

@@ -2,6 +2,7 @@
 // event type, subject key); the same row is the outbox job that the delivery worker claims.
 import type { Logger } from '../observability/logger.js';
 import type { LedgerInbox } from './inbox.js';
+import type { LedgerSources } from './sources.js';
 
 /**
  * Row states (the job row is the state machine, as in graphile-worker):
@@ -254,6 +255,11 @@ export interface LedgerOptions {
   inspectOnly?: boolean;
   /** New events wait this long before their first delivery (DeliverySettings.settleSeconds); default 0. */
   settleSeconds?: number;
+  /**
+   * Open the ledger for this process alone, or throw LedgerInUseError when another has it open: for
+   * commands that must not run beside a bridge (renaming a source id).
+   */
+  exclusive?: boolean;
 }
 
 /** The meta key holding the queue-wide hold (JSON of `HoldState`), read by the CLI and health. */
@@ -277,6 +283,8 @@ export interface Ledger {
   readonly path: string;
   /** Subscription notifications stored before they were acknowledged. */
   readonly inbox: LedgerInbox;
+  /** The source ids the ledger holds history under; retiring and renaming them. */
+  readonly sources: LedgerSources;
   recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };
   recordSkipped(input: RecordSkippedInput): LedgerRow;
   /**
