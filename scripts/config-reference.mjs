@@ -42,7 +42,7 @@ const SUPPLEMENT = {
     'While the queue is held (credentials, scope, unknown office), probe OpenCRVS this often and resume when it works.',
   sources: 'The systems births and deaths are read from.',
   'sources[].id':
-    'Stable id of the source: ledger rows, cursors, metrics labels and `/fhir-subscription/<id>` use it. Do not rename once in use.',
+    'Stable id of the source: transaction ids, ledger rows, cursors, metrics labels and `/fhir-subscription/<id>` use it. To rename one in use, stop the bridge, rename it here and run `ledger rename-source OLD NEW` (serve and sync refuse to start until then; see [Source ids](#source-ids)).',
   'sources[].kind': 'fhir (FHIR R4 server) or dhis2 (DHIS2 tracker).',
   'sources[].baseUrl': 'FHIR base URL (e.g. https://emr.example/fhir) or DHIS2 server root (the API is under /api).',
   'sources[].auth': 'How the bridge authenticates to the source. Default: `{type: none}`.',

@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import cron, { type ScheduledTask } from 'node-cron';
+import { ConfigError } from './config/errors.js';
 import type { BridgeConfig, SourceSettings } from './config/types.js';
 import { unauthenticatedSubscriptionWarning } from './config/warnings.js';
 import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker, RecheckNotReady } from './delivery/index.js';
@@ -16,6 +17,8 @@ import {
   type LedgerState,
   openLedger,
   type ReplayResult,
+  unaccountedSources,
+  unaccountedSourcesMessage,
 } from './ledger/index.js';
 import { type ProcessLease, takeProcessLease } from './ledger/process-lease.js';
 import { loadMappings, type MapOptions, type MappingSet, sourceMappingOptions } from './mapping/index.js';
@@ -88,8 +91,9 @@ export interface SyncSummary {
   report: PassReport;
   rows: LedgerRow[];
   /**
-   * Rows of the synced sources that this pass did not touch and that are not done: dead, failing, still
-   * waiting, or left `delivering` by a pass that was stopped or another process (at most 1,000 a source).
+   * Rows of the synced sources (all of them: retired ones too) that this pass did not touch and that are
+   * not done: dead, failing, still waiting, or left `delivering` by a pass that was stopped or another
+   * process (at most 1,000 a source).
    */
   earlier: LedgerRow[];
   /** Rows delivered (or answered pending) in this pass, whichever pass or replay queued them. */
@@ -157,6 +161,7 @@ export class Bridge {
       backgroundCheckpoints: true,
     });
     try {
+      this.refuseUnaccountedSources();
       this.opencrvs = createOpenCrvsClient(config.opencrvs, { logger: options.logger });
       this.locations = new LocationResolver(this.opencrvs);
       for (const settings of config.sources) {
@@ -225,6 +230,14 @@ export class Bridge {
       this.ledger.close();
       throw err;
     }
+  }
+
+  /** History under a source id no longer configured: a rename would resend everything (source-check.ts). */
+  private refuseUnaccountedSources(): void {
+    const configured = this.config.sources.map((s) => s.id);
+    const unaccounted = unaccountedSources(this.ledger, configured);
+    if (unaccounted.length > 0)
+      throw new ConfigError('sources[].id', unaccountedSourcesMessage(this.ledger, unaccounted, configured));
   }
 
   private buildFhirSource(settings: SourceSettings): SourceRuntime {
@@ -834,6 +847,12 @@ export class Bridge {
     // What an earlier pass left dead or failing still needs someone: a scheduler's job must not turn green
     // because this pass did not touch those rows.
     const synced = syncing.map((source) => source.settings.id);
+    // A whole pass also answers for sources retired with rows not delivered (their payloads still go out,
+    // and a dead one is still a birth or death OpenCRVS lacks): retiring does not turn a pass green.
+    if (!sourceIds) {
+      const configured = new Set(this.config.sources.map((s) => s.id));
+      synced.push(...this.ledger.sources.recordedIds().filter((id) => !configured.has(id)));
+    }
     // Rows left `delivering` by a pass that was killed wait for their lock to expire: not done either.
     const notDone: LedgerState[] = ['dead', 'failed', 'pending', 'delivering'];
     const earlier = synced

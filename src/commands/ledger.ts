@@ -12,6 +12,7 @@ import {
   type LedgerState,
   openLedger,
 } from '../ledger/index.js';
+import { registerLedgerSources } from './ledger-sources.js';
 import { ledgerPlace, loadConfigOrReport } from './options.js';
 
 interface LedgerOptions {
@@ -27,7 +28,7 @@ interface LedgerOptions {
 const MESSAGE_WIDTH = 60;
 
 export function registerLedger(program: Command): void {
-  program
+  const ledger = program
     .command('ledger')
     .description('Show what happened to each event: state, attempts, last error, tracking id (no personal data).')
     .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
@@ -41,6 +42,7 @@ export function registerLedger(program: Command): void {
     .option('--limit <n>', 'at most this many rows, newest first', '100')
     .option('--json', 'print JSON instead of a table')
     .action((options: LedgerOptions) => runLedger(options));
+  registerLedgerSources(ledger);
 }
 
 function runLedger(options: LedgerOptions): void {

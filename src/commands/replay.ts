@@ -42,7 +42,8 @@ async function runReplay(args: string[], options: ReplayOptions): Promise<void> 
   // (or the next `sync`) delivers what is queued.
   const logger = buildOrReport(() => processLogger(config, { toStderr: true }));
   if (!logger) return;
-  const bridge = new Bridge(config, { logger, http: false, schedule: false, worker: false });
+  const bridge = buildOrReport(() => new Bridge(config, { logger, http: false, schedule: false, worker: false }));
+  if (!bridge) return;
   try {
     const result = await bridge.replay(options.dead ? 'dead' : ids);
     console.log(

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { type BridgeConfig, ConfigError, type Env, loadConfig, type SourceSettings } from '../config/index.js';
-import { heldSince, openLedger } from '../ledger/index.js';
+import { heldSince, openLedger, unaccountedSources, unaccountedSourcesMessage } from '../ledger/index.js';
 import { loadMappings, MappingLoadError, type MappingSet, sourceMappingOptions } from '../mapping/index.js';
 import { identityChanges } from '../sources/identity.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
@@ -49,6 +49,11 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
     // address (it records it then), so a doctor run before starting it sees what the first pass would do.
     for (const change of identityChanges(ledger, config))
       results.push(warn(`ledger ${change.name}`, `${change.setting} changed: ${change.meaning}`));
+    // serve and sync refuse to start on it: said here in the same words.
+    const configured = config.sources.map((s) => s.id);
+    const unaccounted = unaccountedSources(ledger, configured);
+    if (unaccounted.length > 0)
+      results.push(fail('ledger sources', unaccountedSourcesMessage(ledger, unaccounted, configured)));
     for (const source of config.sources) {
       // Nothing recorded yet and no start date: the first pass reads the source's whole history, and
       // every birth or death it ever recorded becomes a notification (late registrations by the

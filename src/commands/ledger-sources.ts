@@ -1,0 +1,140 @@
+// `opencrvs-bridge ledger rename-source OLD NEW` and `ledger retire-source ID`: what an operator runs when a
+// source id with history in the ledger is no longer in the configuration (serve and sync refuse to start
+// until then, see ledger/source-check.ts). Both need the bridge stopped: the ledger is opened for this
+// process alone, and refused while another has it open.
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import type { BridgeConfig } from '../config/index.js';
+import { type Ledger, LedgerInUseError, openLedger, SourceIdError } from '../ledger/index.js';
+import { ledgerPlace, loadConfigOrReport } from './options.js';
+
+/** The `ledger` options that mean nothing to these subcommands (they share the parent's `--config`). */
+const VIEW_OPTIONS = ['status', 'eventType', 'source', 'find', 'limit', 'json'];
+
+export function registerLedgerSources(ledger: Command): void {
+  ledger
+    .command('rename-source')
+    .description(
+      'After sources[].id was renamed in the configuration: move everything the ledger holds under OLD (events, cursors, notifications, write-backs) to NEW. Events keep their transaction ids, so nothing is sent again. Run it with the bridge stopped (refused while another process has the ledger open).',
+    )
+    .argument('<old>', 'the id the ledger holds history under')
+    .argument('<new>', 'the id in sources[] now')
+    .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
+    .action((from: string, to: string, _options: unknown, command: Command) => {
+      const opened = openFor(command);
+      if (!opened) return;
+      const { config, ledger: store } = opened;
+      try {
+        if (config.sources.some((s) => s.id === from)) {
+          return refuse(`rename-source: "${from}" is still in sources[]: rename it in the configuration first`);
+        }
+        if (!config.sources.some((s) => s.id === to)) {
+          return refuse(`rename-source: "${to}" is not in sources[]: rename the source in the configuration first`);
+        }
+        const result = store.sources.rename(from, to, Date.now());
+        const { rows, cursors, notifications, writeBacks } = result.moved;
+        console.log(
+          `Moved source "${from}" to "${to}": ${rows} events, ${cursors} cursors, ${notifications} notifications, ` +
+            `${writeBacks} write-backs. The events keep their transaction ids: nothing is sent again.`,
+        );
+        if (result.newTransactionIds > 0)
+          console.log(
+            `${result.newTransactionIds} dead events, refused because another OpenCRVS client had used their ` +
+              `transaction ids, now have the ids of "${to}": \`opencrvs-bridge replay --dead\` sends them.`,
+          );
+      } catch (err) {
+        if (err instanceof SourceIdError) return refuse(`rename-source: ${err.message}`);
+        throw err;
+      } finally {
+        store.close();
+      }
+    });
+
+  ledger
+    .command('retire-source')
+    .description(
+      'Record that source ID was removed from the configuration for good: its history stays in the ledger (ledger --source ID), and serve and sync start without it. A renamed source is moved with rename-source instead: retired, its records would be sent again under the new id. Run it with the bridge stopped.',
+    )
+    .argument('<id>', 'the source id the ledger holds history under')
+    .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
+    .option(
+      '--not-renamed',
+      'retire it although sources[] has a source with nothing recorded yet (one that is not this source renamed)',
+    )
+    .action((id: string, options: { notRenamed?: boolean }, command: Command) => {
+      const opened = openFor(command);
+      if (!opened) return;
+      const { config, ledger: store } = opened;
+      try {
+        if (config.sources.some((s) => s.id === id)) {
+          return refuse(`retire-source: "${id}" is still in sources[]: take it out of the configuration first`);
+        }
+        const history = store.sources.history(id);
+        if (history.rows + history.cursors + history.notifications + history.writeBacks === 0) {
+          return refuse(`retire-source: the ledger holds nothing under source id "${id}"`);
+        }
+        if (store.sources.retired().has(id)) {
+          console.log(`Source "${id}" is already retired.`);
+          return;
+        }
+        const recorded = new Set(store.sources.recordedIds());
+        const fresh = config.sources.map((s) => s.id).filter((other) => !recorded.has(other));
+        if (fresh.length > 0 && !options.notRenamed) {
+          return refuse(
+            `retire-source: sources[] has ${fresh.map((f) => `"${f}"`).join(', ')} with nothing recorded yet. If one ` +
+              `is "${id}" renamed, run \`opencrvs-bridge ledger rename-source ${id} ${fresh[0]}\` instead: retired, ` +
+              `every record "${id}" delivered would be sent again under the new id. If not, add --not-renamed.`,
+          );
+        }
+        store.sources.retire(id, Date.now());
+        console.log(
+          `Retired source "${id}": its ${history.rows} events stay in the ledger (\`opencrvs-bridge ledger --source ${id}\`); ` +
+            'serve and sync start without it.',
+        );
+        const waiting = notDone(store, id);
+        if (waiting.total > 0)
+          console.log(
+            `${waiting.total} of them are not delivered (${waiting.dead} dead): pending ones are still sent, ` +
+              '`sync --once` still counts them, and `opencrvs-bridge replay` sends a dead one as stored.',
+          );
+      } finally {
+        store.close();
+      }
+    });
+}
+
+/** The configuration and the ledger opened for this process alone; undefined (exit code set) if not. */
+function openFor(command: Command): { config: BridgeConfig; ledger: Ledger } | undefined {
+  const parent = command.parent;
+  const misplaced = VIEW_OPTIONS.filter((name) => parent?.getOptionValueSource(name) === 'cli');
+  if (misplaced.length > 0) {
+    refuse(`${command.name()}: ${misplaced.map((m) => `--${kebab(m)}`).join(', ')} only applies to \`ledger\` itself`);
+    return undefined;
+  }
+  const config = loadConfigOrReport(command.optsWithGlobals<{ config?: string }>().config);
+  if (!config) return undefined;
+  if (!existsSync(config.store.path)) {
+    refuse(`No ledger at ${ledgerPlace(config.store.path)}: nothing to change.`);
+    return undefined;
+  }
+  try {
+    return { config, ledger: openLedger(config.store.path, { exclusive: true }) };
+  } catch (err) {
+    if (!(err instanceof LedgerInUseError)) throw err;
+    console.error(`${command.name()}: ${err.message}`);
+    process.exitCode = 1; // not a mistake in what was asked: the same command works once the bridge is stopped
+    return undefined;
+  }
+}
+
+function notDone(ledger: Ledger, sourceId: string): { total: number; dead: number } {
+  const rows = ledger.list({ sourceId, states: ['dead', 'failed', 'pending', 'delivering'], limit: 10_000 });
+  return { total: rows.length, dead: rows.filter((r) => r.state === 'dead').length };
+}
+
+function refuse(message: string): void {
+  console.error(message);
+  process.exitCode = 2;
+}
+
+const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
