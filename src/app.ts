@@ -35,6 +35,7 @@ import { FhirPoller } from './sources/fhir/poller.js';
 import { SubscriptionReceiver } from './sources/fhir/receiver.js';
 import { reevaluate } from './sources/fhir/reevaluate.js';
 import { identityChanges, recordOpenCrvsIdentity, recordSourceIdentity } from './sources/identity.js';
+import { checkSourceMappings } from './sources/overlap.js';
 import type { PassOptions } from './sources/pass.js';
 import { addReports, emptyReport, OvertakenReadFailed, type PassReport, SourcePipeline } from './sources/pipeline.js';
 import { type SubjectRecheck, sourcesRecheck } from './sources/recheck.js';
@@ -178,6 +179,7 @@ export class Bridge {
             }),
           );
       }
+      this.refuseDoubleNotifications();
       this.worker = createDeliveryWorker({
         ledger: this.ledger,
         api: this.opencrvs,
@@ -238,6 +240,12 @@ export class Bridge {
     const unaccounted = unaccountedSources(this.ledger, configured);
     if (unaccounted.length > 0)
       throw new ConfigError('sources[].id', unaccountedSourcesMessage(this.ledger, unaccounted, configured));
+  }
+
+  /** Mappings that would notify a record by their order, or twice (sources/overlap.ts). */
+  private refuseDoubleNotifications(): void {
+    const loaded = new Map([...this.sources, ...this.dhis2Sources].map((s) => [s.settings.id, s.mappings.mappings]));
+    checkSourceMappings(this.config, (i) => loaded.get(this.config.sources[i]?.id ?? ''));
   }
 
   private buildFhirSource(settings: SourceSettings): SourceRuntime {

@@ -3,15 +3,17 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { type BridgeConfig, packagePaths } from '../config/index.js';
+import { type BridgeConfig, ConfigError, packagePaths } from '../config/index.js';
 import {
   type LoadMappingsOptions,
   loadMappings,
   MappingLoadError,
+  type MappingSet,
   mappingFile,
   mappingOptionsFromConfig,
   sourceMappingOptions,
 } from '../mapping/index.js';
+import { checkSourceMappings } from '../sources/overlap.js';
 import { configPath, loadConfigOrReport } from './options.js';
 
 export function registerValidate(program: Command): void {
@@ -78,13 +80,24 @@ function runValidate(options: { config?: string }): void {
   // shipped mapping whose id was kept). Checked as serve and sync load it, so ok here means they start;
   // after the files alone pass, so a file's own error is not said twice.
   if (config && !failed) {
+    const sets: MappingSet[] = [];
     for (const source of config.sources) {
       try {
-        loadMappings(sourceMappingOptions(config.opencrvs, config.routing, source));
+        sets.push(loadMappings(sourceMappingOptions(config.opencrvs, config.routing, source)));
       } catch (err) {
         if (!(err instanceof MappingLoadError)) throw err;
         failed = true;
         console.log(`error sources[${source.id}].mappings: ${err.message}`);
+      }
+    }
+    // Every set loaded: whether they would notify a record by their order, or twice (sources/overlap.ts).
+    if (!failed) {
+      try {
+        checkSourceMappings(config, (i) => sets[i]?.mappings);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        failed = true;
+        console.log(`error ${err.message}`);
       }
     }
   }

@@ -1,12 +1,13 @@
 // `opencrvs-bridge doctor`: every live check in order, each a line an operator can act on. Later
 // checks that depend on an earlier one (routing needs a token) are skipped rather than piled on.
-import type { Env } from '../config/index.js';
+import { ConfigError, type Env } from '../config/index.js';
 import type { MappingSet } from '../mapping/index.js';
 import { createOpenCrvsClient } from '../opencrvs/index.js';
+import { checkSourceMappings } from '../sources/overlap.js';
 import { checkConfig, checkMappings, checkStore } from './local-checks.js';
 import { checkRouting, checkToken } from './opencrvs-checks.js';
 import { checkDhis2Source, checkFhirSource } from './source-checks.js';
-import { type CheckResult, type DoctorReport, skip } from './types.js';
+import { type CheckResult, type DoctorReport, fail, skip } from './types.js';
 
 export type { CheckResult, CheckStatus, DoctorReport } from './types.js';
 
@@ -33,6 +34,14 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       mappingsBySource.set(source.id, loaded.mappings);
       for (const mapping of loaded.mappings.mappings) eventTypes.add(mapping.eventType);
     }
+  }
+
+  // Mappings that would notify a record by their order, or twice: serve and sync refuse them (sources/overlap.ts).
+  try {
+    checkSourceMappings(config, (i) => mappingsBySource.get(config.sources[i]?.id ?? '')?.mappings);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    checks.push(fail('sources', err.message));
   }
 
   const sourceChecks = await Promise.all(
