@@ -1,12 +1,17 @@
-// Configurations that would notify a birth or death by the order of a list. Refused where a source's
-// mappings are loaded (serve, sync, replay, validate, doctor), since the event types are the mappings':
-// the configuration file alone does not tell them.
+// Configurations that would notify one birth or death twice, or by the order of a list. Refused where a
+// source's mappings are loaded (serve, sync, replay, validate, doctor), since the event types are the
+// mappings': the configuration file alone does not tell them.
 //
 // - One source, two mappings of one event type: its ledger row is keyed (source, event type, subject), so
 //   the record is one event, and the mapping evaluated last decides it: a birth only the first matches
 //   was recorded "no longer notifiable" by the second and never sent.
+// - Two sources reading the same records (one FHIR base URL; one DHIS2 programme over the same org units)
+//   with mappings of one event type: each derives its own transaction ids from its own id, so OpenCRVS
+//   registers every record twice. Two sources on one server that split the event types between them
+//   (births from one, deaths from the other) are fine.
 import { ConfigError } from '../config/errors.js';
-import type { BridgeConfig } from '../config/types.js';
+import type { BridgeConfig, SourceSettings } from '../config/types.js';
+import { dhis2SettingsOf } from './dhis2/settings.js';
 
 /** What the check needs of a loaded mapping. */
 export interface MappingView {
@@ -23,7 +28,22 @@ export function checkSourceMappings(
   config: Pick<BridgeConfig, 'sources'>,
   mappingsOf: (index: number) => readonly MappingView[] | undefined,
 ): void {
-  for (const [i] of config.sources.entries()) oneMappingPerEventType(mappingsOf(i), i);
+  const types = config.sources.map((_, i) => oneMappingPerEventType(mappingsOf(i), i));
+  for (const [j, later] of config.sources.entries()) {
+    for (const [i, earlier] of config.sources.slice(0, j).entries()) {
+      const shared = [...(types[i] ?? [])].filter((type) => types[j]?.has(type)).sort();
+      if (shared.length === 0 || !sameRecords(earlier, later)) continue;
+      const what = later.kind === 'fhir' ? 'FHIR server' : `DHIS2 programme ${dhis2SettingsOf(later).program}`;
+      const list = shared.join(' and ');
+      throw new ConfigError(
+        `sources[${j}].baseUrl`,
+        `reads the same ${what} as sources[${i}] ("${earlier.id}", sources[${i}].baseUrl) and both map ${list} ` +
+          'events: each source sends them under transaction ids of its own, so OpenCRVS would register every one ' +
+          `twice. Map ${list} in one of them only (sources[${i}].mappings, sources[${j}].mappings), or make them ` +
+          'one source',
+      );
+    }
+  }
 }
 
 /** The event types of one source's mappings; throws when two mappings share one. */
@@ -43,4 +63,27 @@ function oneMappingPerEventType(mappings: readonly MappingView[] | undefined, in
     byType.set(mapping.eventType, mapping);
   }
   return new Set(byType.keys());
+}
+
+/** Whether two sources read the same records. Two URLs of one server (a host name and its address) are not seen. */
+function sameRecords(a: SourceSettings, b: SourceSettings): boolean {
+  if (a.kind !== b.kind || serverOf(a) !== serverOf(b)) return false;
+  if (a.kind === 'fhir') return true;
+  const [da, db] = [dhis2SettingsOf(a), dhis2SettingsOf(b)];
+  if (da.program !== db.program) return false;
+  // Org units named on both sides and none in common: a national DHIS2 split by district, one source each.
+  // (With orgUnitMode DESCENDANTS one named unit may lie under another: that overlap is not seen here.)
+  if (da.orgUnits?.length && db.orgUnits?.length) return da.orgUnits.some((unit) => db.orgUnits?.includes(unit));
+  return true;
+}
+
+/**
+ * The base URL as the server sees it: host case, a default port and trailing slashes make no difference,
+ * nor, for DHIS2 (whose baseUrl may name the server root or its /api), a closing /api.
+ */
+function serverOf(source: SourceSettings): string {
+  const url = new URL(source.baseUrl);
+  let path = url.pathname.replace(/\/+$/, '');
+  if (source.kind === 'dhis2') path = path.replace(/\/api$/, '');
+  return `${url.protocol}//${url.host}${path}${url.search}`;
 }

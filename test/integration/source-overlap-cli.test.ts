@@ -1,5 +1,5 @@
-// Configurations that notify a record by the order of a list, refused by the commands that load the
-// sources' mappings (validate, sync, doctor) with the key path to edit. Nothing needs to answer: each
+// Configurations that notify a record twice or by the order of a list, refused by the commands that load
+// the sources' mappings (validate, sync, doctor) with the key paths to edit. Nothing needs to answer: each
 // command stops before it calls OpenCRVS or a source.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -77,5 +77,79 @@ describe('two mappings of one event type on one source', () => {
     ]);
     const validate = runCliSync(['validate', '--config', config]);
     assert.equal(validate.code, 0, validate.stdout + validate.stderr);
+  });
+});
+
+describe('two sources reading the same records', () => {
+  const fhir = (id: string, path: string, mappings?: string[]) => ({
+    id,
+    kind: 'fhir',
+    baseUrl: `http://127.0.0.1:${port}${path}`,
+    ...(mappings ? { mappings } : {}),
+  });
+  const dhis2 = (id: string, baseUrl: string, settings: Record<string, unknown>) => ({
+    id,
+    kind: 'dhis2',
+    baseUrl: `http://127.0.0.1:${port}${baseUrl}`,
+    auth: { type: 'pat', token: 'd2pat_0123456789abcdef' },
+    dhis2: settings,
+  });
+
+  it('one FHIR server, both mapping births: refused with both key paths by validate, sync and doctor', () => {
+    // The same base URL written twice differently: the host's case and a trailing slash change nothing.
+    const config = writeConfig('same-emr.yaml', [
+      { ...fhir('ndola-emr', ''), baseUrl: `http://localhost:${port}/fhir` },
+      { ...fhir('ndola-emr-2', ''), baseUrl: `http://LocalHost:${port}/fhir/` },
+    ]);
+    const validate = runCliSync(['validate', '--config', config]);
+    assert.equal(validate.code, 2, validate.stdout + validate.stderr);
+    assert.match(
+      validate.stdout,
+      /error sources\[1\]\.baseUrl: reads the same FHIR server as sources\[0\] \("ndola-emr", sources\[0\]\.baseUrl\) and both map birth and death events: .*register every one twice/,
+    );
+    const sync = runCliSync(['sync', '--once', '--config', config]);
+    assert.equal(sync.code, 2, sync.stdout + sync.stderr);
+    assert.match(sync.stderr, /configuration error: sources\[1\]\.baseUrl: reads the same FHIR server as sources\[0\]/);
+    const doctor = runCliSync(['doctor', '--config', config]);
+    assert.equal(doctor.code, 1, doctor.stdout + doctor.stderr);
+    assert.match(doctor.stdout, /✖ sources: sources\[1\]\.baseUrl: reads the same FHIR server/);
+  });
+
+  it('one FHIR server split by event type, or two servers, pass', () => {
+    const split = writeConfig('split.yaml', [
+      fhir('ndola-births', '/fhir', ['birth.fhir']),
+      fhir('ndola-deaths', '/fhir', ['death.fhir']),
+    ]);
+    const splitRun = runCliSync(['validate', '--config', split]);
+    assert.equal(splitRun.code, 0, splitRun.stdout + splitRun.stderr);
+    const two = writeConfig('two-servers.yaml', [fhir('ndola-emr', '/ndola/fhir'), fhir('kabwe-emr', '/kabwe/fhir')]);
+    const twoRun = runCliSync(['validate', '--config', two]);
+    assert.equal(twoRun.code, 0, twoRun.stdout + twoRun.stderr);
+  });
+
+  it('one DHIS2 programme over the same org units is refused; other programmes or disjoint org units pass', () => {
+    const same = writeConfig('same-programme.yaml', [
+      dhis2('hmis-a', '', { program: 'IpHINAT79UW', orgUnits: ['ImspTQPwCqd'] }),
+      dhis2('hmis-b', '/api', { program: 'IpHINAT79UW' }),
+    ]);
+    const refused = runCliSync(['validate', '--config', same]);
+    assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+    assert.match(
+      refused.stdout,
+      /error sources\[1\]\.baseUrl: reads the same DHIS2 programme IpHINAT79UW as sources\[0\]/,
+    );
+
+    const districts = writeConfig('districts.yaml', [
+      dhis2('hmis-north', '', { program: 'IpHINAT79UW', orgUnits: ['ImspTQPwCqd'] }),
+      dhis2('hmis-south', '/api', { program: 'IpHINAT79UW', orgUnits: ['O6uvpzGd5pu'] }),
+    ]);
+    const split = runCliSync(['validate', '--config', districts]);
+    assert.equal(split.code, 0, split.stdout + split.stderr);
+    const programmes = writeConfig('programmes.yaml', [
+      dhis2('hmis-births', '', { program: 'IpHINAT79UW' }),
+      dhis2('hmis-other', '', { program: 'WSGAb5XwJ3Y' }),
+    ]);
+    const other = runCliSync(['validate', '--config', programmes]);
+    assert.equal(other.code, 0, other.stdout + other.stderr);
   });
 });
