@@ -177,6 +177,8 @@ interface Decided {
 }
 
 function decide(deps: AttemptDeps, row: LedgerRow, failure: ClassifiedFailure): Decided {
+  const foreign = anotherClientsEvent(row, failure);
+  if (foreign) return foreign;
   const now = deps.now();
   const decision = decideRetry(
     {
@@ -200,6 +202,31 @@ function decide(deps: AttemptDeps, row: LedgerRow, failure: ClassifiedFailure): 
         reason: `${error.kind}${error.status ? ` (HTTP ${error.status})` : ''}: ${error.message}`,
       };
   }
+}
+
+/**
+ * OpenCRVS answered with an event another client created under this row's transactionId
+ * (opencrvs/ownership.ts): most likely another bridge with the same source id, whose record ids overlap
+ * ours. Recorded delivered, the birth would never reach OpenCRVS; the row is dead instead, saying what to
+ * change. A rename gives such rows the new id's transaction ids (ledger/sources.ts), and a replay sends them.
+ */
+function anotherClientsEvent(row: LedgerRow, failure: ClassifiedFailure): Decided | undefined {
+  if (failure.error.kind !== 'foreign-event') return undefined;
+  return {
+    settlement: {
+      outcome: 'dead',
+      error: {
+        ...failure.error,
+        classification: 'permanent',
+        message:
+          `transaction id already used by another OpenCRVS client: is another bridge using source id ` +
+          `"${row.sourceId}"? Set a source id unique among the bridges sending to this OpenCRVS (rename it ` +
+          `in sources[] and run \`opencrvs-bridge ledger rename-source ${row.sourceId} <new id>\`), then ` +
+          `replay (${failure.error.message})`,
+      },
+    },
+    reason: 'transaction id used by another OpenCRVS client',
+  };
 }
 
 /**

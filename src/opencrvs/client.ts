@@ -16,6 +16,7 @@ import {
 } from './http.js';
 import { externalIdMatches, fhirLocationsUrl, locationsFromFhirBundle } from './locations-v1.js';
 import { readNotifyOutcome } from './outcome.js';
+import { refuseForeignEvent } from './ownership.js';
 import { schemaProblem, validateEventDocument, validateFhirLocationBundle, validateLocations } from './schemas.js';
 import { sentValues, withoutSentValues } from './scrub.js';
 import { clientCredentialsTokenSource, staticTokenSource, type TokenSource } from './token.js';
@@ -82,17 +83,23 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
       const body = withoutSentValues(errorBodyOf(transport, response), sent);
       throw classifyHttpFailure({ operation, status: response.status, body, retryAfter: response.retryAfter }, now());
     }
-    return response;
+    return { response, token };
   }
 
-  async function postEvent(operation: string, path: string, payload: unknown): Promise<EventDocument> {
-    return eventOf(operation, await call(operation, 'POST', `${eventsUrl}${path}`, payload));
+  /** The event OpenCRVS answered with, and the `sub` of the token the call was made with. */
+  async function postEvent(
+    operation: string,
+    path: string,
+    payload: unknown,
+  ): Promise<{ event: EventDocument; subject?: string }> {
+    const { response, token } = await call(operation, 'POST', `${eventsUrl}${path}`, payload);
+    return { event: eventOf(operation, response), subject: token.subject };
   }
 
   async function listLocations(query: LocationQuery = {}): Promise<Location[]> {
     if (version === '1.9') {
       const url = fhirLocationsUrl(settings, query.locationType);
-      const response = await call('listLocations', 'GET', url);
+      const { response } = await call('listLocations', 'GET', url);
       if (!validateFhirLocationBundle(response.json))
         throw invalidResponse('listLocations', validateFhirLocationBundle.errors);
       return locationsFromFhirBundle(response.json).filter(
@@ -105,7 +112,7 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
     // Only the first value of a repeated key is read (§3.5): one id per call.
     if (query.id) url.searchParams.set('locationIds', query.id);
     if (query.externalId) url.searchParams.set('externalId', query.externalId);
-    const response = await call('listLocations', 'GET', url.toString());
+    const { response } = await call('listLocations', 'GET', url.toString());
     if (!validateLocations(response.json)) throw invalidResponse('listLocations', validateLocations.errors);
     return response.json;
   }
@@ -119,13 +126,16 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
       own?.close().catch(() => undefined);
     },
 
-    createEvent: (input) =>
+    async createEvent(input) {
       // 1.9 drops createdAtLocation silently, so one body serves both versions.
-      postEvent('createEvent', '/events', {
+      const { event, subject } = await postEvent('createEvent', '/events', {
         type: input.type,
         transactionId: input.transactionId,
         createdAtLocation: input.createdAtLocation,
-      }),
+      });
+      refuseForeignEvent(event, input.transactionId, subject, 'createEvent');
+      return event;
+    },
 
     async notify(input): Promise<NotifyResult> {
       const common = {
@@ -135,7 +145,7 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
         declaration: input.declaration,
         annotation: input.annotation ?? {},
       };
-      const event =
+      const { event } =
         version === '1.9'
           ? await postEvent('notify', '/events/notifications', { eventId: input.eventId, ...common })
           : await postEvent('notify', `/events/${encodeURIComponent(input.eventId)}/notify`, {
@@ -154,13 +164,15 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
           operation: 'createAndNotify',
         });
       }
-      const event = await postEvent('createAndNotify', '/events/notify', {
+      const { event, subject } = await postEvent('createAndNotify', '/events/notify', {
         eventType: input.eventType,
         transactionId: input.transactionId,
         createdAtLocation: input.createdAtLocation,
         declaration: input.declaration,
         annotation: input.annotation ?? {},
       });
+      // OpenCRVS keys the create step of this call `<transactionId>:create`.
+      refuseForeignEvent(event, `${input.transactionId}:create`, subject, 'createAndNotify');
       return readNotifyOutcome(event, input.transactionId, 'createAndNotify');
     },
 

@@ -22,7 +22,9 @@ export type OpenCrvsErrorKind =
   | 'already-notified'
   | 'conflict'
   | 'invalid-response'
-  | 'config';
+  | 'config'
+  /** OpenCRVS answered a create with an event another client created under the same transactionId. */
+  | 'foreign-event';
 
 export interface OpenCrvsErrorInit {
   kind: OpenCrvsErrorKind;

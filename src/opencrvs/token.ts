@@ -18,6 +18,11 @@ export interface AccessToken {
   /** When to fetch the next one (before `expiresAt`). */
   renewAt: number;
   scopes: string[];
+  /**
+   * The token's `sub`: the id OpenCRVS records as `createdBy` on what this client creates (undefined when
+   * the token does not say).
+   */
+  subject?: string;
 }
 
 export interface TokenSource {
@@ -40,6 +45,7 @@ export function staticTokenSource(accessToken: string): TokenSource {
     expiresAt,
     renewAt: expiresAt,
     scopes: claims ? scopesOf(claims) : [],
+    ...(claims?.sub ? { subject: claims.sub } : {}),
   };
   return {
     get: async () => token,
@@ -106,7 +112,13 @@ export function clientCredentialsTokenSource(
       receivedAt + (expiresAt - receivedAt) / 2,
     );
     obtained += 1;
-    const token: AccessToken = { value, expiresAt, renewAt, scopes: scopesOf(claims) };
+    const token: AccessToken = {
+      value,
+      expiresAt,
+      renewAt,
+      scopes: scopesOf(claims),
+      ...(claims.sub ? { subject: claims.sub } : {}),
+    };
     logger.info(
       { expiresAt: new Date(expiresAt).toISOString(), scopes: token.scopes.length },
       'obtained OpenCRVS access token',

@@ -1,0 +1,32 @@
+// Whether the event OpenCRVS answered a create with is this client's. OpenCRVS keeps one event per
+// (transactionId, event type) across all its clients and answers a repeated create with the event that
+// holds it (docs/opencrvs-api.md, Idempotency). The bridge derives transactionIds from the source id and
+// the record's id in its source, so a second bridge using the same source id (two hospitals whose EMRs
+// both number patients 1, 2, 3) is answered with the first one's events: its births would be recorded
+// delivered, under another hospital's tracking ids, and never reach OpenCRVS. The event's CREATE action
+// names its creator (`createdBy`, the creating client's token `sub`), which tells the two apart.
+import { OpenCrvsError } from './errors.js';
+import type { EventDocument } from './types.js';
+
+/**
+ * Throws a permanent `foreign-event` error when the CREATE action under `createTransactionId` was made by
+ * another client than `subject`. Says nothing when either is unknown (a token without `sub`, an answer
+ * without `createdBy`): nothing can be told then, and the event is taken as ours, as before.
+ */
+export function refuseForeignEvent(
+  event: EventDocument,
+  createTransactionId: string,
+  subject: string | undefined,
+  operation: string,
+): void {
+  if (!subject) return;
+  const create = event.actions.find((a) => a.type === 'CREATE' && a.transactionId === createTransactionId);
+  const creator = create?.createdBy;
+  if (!creator || creator === subject) return;
+  throw new OpenCrvsError({
+    kind: 'foreign-event',
+    classification: 'permanent',
+    message: `the event under transaction id ${createTransactionId} was created by another OpenCRVS client (${creator}), not by this one (${subject})`,
+    operation,
+  });
+}
