@@ -7,6 +7,7 @@ import { checkSourceMappings } from '../sources/overlap.js';
 import { checkConfig, checkMappings, checkStore } from './local-checks.js';
 import { checkRouting, checkToken } from './opencrvs-checks.js';
 import { checkDhis2Source, checkFhirSource } from './source-checks.js';
+import { checkSourceIds } from './source-ids.js';
 import { type CheckResult, type DoctorReport, fail, skip } from './types.js';
 
 export type { CheckResult, CheckStatus, DoctorReport } from './types.js';
@@ -23,6 +24,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   checks.push(result);
   if (!config) return { ok: false, checks };
 
+  checks.push(...checkSourceIds(config));
   checks.push(...checkStore(config));
 
   const eventTypes = new Set<string>();

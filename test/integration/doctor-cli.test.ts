@@ -367,6 +367,23 @@ describe('doctor checks', () => {
     assert.deepEqual(firstSync(later), [], formatReport(later));
   });
 
+  it('warns about a source id copied from the examples, which another bridge may use too', async () => {
+    const store = { path: join(dir, 'example-ids.db') };
+    const generic = await runDoctor({ file: writeConfig({ ...configObject({}), store }), env: {} });
+    const warning = generic.checks.find((c) => c.name === 'source id emr');
+    assert.equal(warning?.status, 'warn', formatReport(generic));
+    assert.match(warning?.detail ?? '', /"emr" is an example id: .*unique among every bridge sending to this OpenCRVS/);
+    assert.equal(generic.ok, true, 'a warning, not a failure');
+
+    const sources = [{ id: 'ndola-central-emr', kind: 'fhir', baseUrl: fhir.baseUrl }];
+    const unique = await runDoctor({ file: writeConfig({ ...configObject({ sources }), store }), env: {} });
+    assert.deepEqual(
+      unique.checks.filter((c) => c.name.startsWith('source id')),
+      [],
+      formatReport(unique),
+    );
+  });
+
   it('fails while delivery is held, naming the row that showed the problem', async () => {
     const store = { path: join(dir, 'held.db') };
     const file = writeConfig({ ...configObject({}), store });

@@ -1,0 +1,33 @@
+// A source id copied from an example. OpenCRVS keeps one event per transactionId across all its clients,
+// and the bridge derives transactionIds from the source id and the record's id in its source: two
+// hospitals whose bridges both call their EMR `emr` (and whose EMRs both number patients 1, 2, 3…)
+// derive the same ids, and the second hospital's births are answered with the first's events.
+import type { BridgeConfig } from '../config/index.js';
+import { type CheckResult, warn } from './types.js';
+
+/** The ids examples/, the demo and docs/ use, and the bare kind names: likely to be used elsewhere too. */
+export const GENERIC_SOURCE_IDS: readonly string[] = [
+  'emr',
+  'fhir',
+  'dhis2',
+  'demo-emr',
+  'demo-dhis2-births',
+  'demo-dhis2-deaths',
+  'dhis2-births',
+  'dhis2-deaths',
+];
+
+export function checkSourceIds(config: BridgeConfig): CheckResult[] {
+  return config.sources
+    .filter((source) => GENERIC_SOURCE_IDS.includes(source.id.toLowerCase()))
+    .map((source) =>
+      warn(
+        `source id ${source.id}`,
+        `"${source.id}" is an example id: transaction ids are derived from the source id and the record's id, and ` +
+          'OpenCRVS keeps one event per transaction id across all its clients, so another bridge using it against ' +
+          "the same OpenCRVS would have its births taken for this one's. Use an id unique among every bridge " +
+          "sending to this OpenCRVS (the facility's name, say): before the first sync, or with " +
+          '`opencrvs-bridge ledger rename-source` (docs/deployment.md)',
+      ),
+    );
+}
