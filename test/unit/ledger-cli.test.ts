@@ -60,6 +60,8 @@ describe('ledger and replay commands', () => {
       error: { classification: 'permanent', kind: 'bad-request', status: 400, message: 'Unexpected field foo.bar' },
     });
     ledger.setHold({ reason: 'forbidden (HTTP 403): Forbidden', since: 0, kind: 'forbidden', status: 403, rowId: 2 });
+    // The configuration has no sources: `emr` was removed for good (else replay refuses to start).
+    ledger.sources.retire('emr', 0);
     ledger.close();
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
