@@ -134,7 +134,9 @@ function configObject(storePath: string, options: { capable?: boolean } = {}): R
   const fhir = (id: string, clientId: string) => ({
     id,
     kind: 'fhir',
-    baseUrl: `${hostile.base}/fhir`,
+    // A base of its own: sources reading one server with the same mappings are refused (they would notify
+    // every record twice), and the hostile server answers everything under /fhir/ alike.
+    baseUrl: `${hostile.base}/fhir/${id}`,
     timeoutMs: 2000,
     poll: { sinceDays: 1 },
     auth: oauth2(clientId),
