@@ -113,7 +113,9 @@ describe('opencrvs-bridge sync --once --since', () => {
         const config = configFromObject({ ...base, sources: [{ ...source, ...(mappings ? { mappings } : {}) }] });
         const bridge = new Bridge(config, { logger: silentLogger, http: false, schedule: false });
         // A pass's budget is 1,000 pages of each type; 3 pages of 2 here, so 12 births take several passes.
-        (bridge.sources[0]?.poller as unknown as { deps: { maxPagesPerType: number } }).deps.maxPagesPerType = 3;
+        const poller = bridge.sources[0]?.poller as unknown as { deps: { maxPagesPerType: number } } | undefined;
+        assert.ok(poller);
+        poller.deps.maxPagesPerType = 3;
         return bridge;
       };
       const plain = build();
