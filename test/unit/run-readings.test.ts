@@ -1,7 +1,13 @@
 // RunReadings on its own: when a run of records sharing one timestamp may be taken as read whole.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { giveUpReason, MAX_RUN_READINGS, RunReadings } from '../../src/sources/shared/run-readings.js';
+import {
+  CarriedRuns,
+  giveUpReason,
+  MAX_CARRIED_MEMBERS,
+  MAX_RUN_READINGS,
+  RunReadings,
+} from '../../src/sources/shared/run-readings.js';
 
 /** One reading: `fresh` new records, the members at the bound in the order the pages gave them. */
 function read(run: RunReadings, fresh: number, members: string[]) {
@@ -53,5 +59,144 @@ describe('RunReadings', () => {
     const run = new RunReadings();
     for (let i = 0; i < MAX_RUN_READINGS; i++) read(run, 1, [`m${i}`]);
     assert.match(giveUpReason(run, 'a run'), /^a run kept changing while it was read/);
+  });
+});
+
+describe('RunReadings carried across passes (CarriedRuns)', () => {
+  const T = Date.parse('2026-01-05T08:00:00.000Z');
+
+  /**
+   * One pass over a run of the server's `count` at `at`: its first reading is under way when the run is
+   * counted (`first`, then the count), then one reading per entry of `later` (fresh, members).
+   */
+  function pass(carried: CarriedRuns, at: number, count: number, first: string[], later: [number, string[]][]) {
+    const run = new RunReadings(carried);
+    run.startReading();
+    run.notePage(0, first);
+    run.expect(count, at);
+    const outcomes = [run.endReading()];
+    for (const [fresh, members] of later) {
+      run.startReading();
+      run.notePage(fresh, members);
+      outcomes.push(run.endReading());
+      if (outcomes.at(-1) !== 'again') break;
+    }
+    return { run, outcomes };
+  }
+
+  // Run a…f on a server whose ties depend on the offset: every reading repeats a member and misses others.
+  const firstPass = (carried: CarriedRuns) =>
+    pass(
+      carried,
+      T,
+      6,
+      ['a', 'a'],
+      [
+        [4, ['a', 'b', 'a']],
+        [2, ['c', 'd', 'c']],
+        [0, ['a', 'c', 'a']],
+        [0, ['b', 'd', 'b']],
+      ],
+    );
+
+  it('a pass that gives up keeps the members read, and the next pass counting the run alike completes it', () => {
+    const carried = new CarriedRuns();
+    assert.equal(firstPass(carried).outcomes.at(-1), 'give-up');
+    assert.equal(carried.members, 4, 'a, b, c and d, read after the count');
+    const { outcomes } = pass(
+      carried,
+      T,
+      6,
+      ['b', 'b'],
+      [
+        [2, ['e', 'f', 'e']],
+        [0, ['a', 'e', 'a']],
+      ],
+    );
+    // e and f came new: the union reached the count with them, so one more reading with nothing new completes it.
+    assert.deepEqual(outcomes, ['again', 'again', 'complete']);
+    assert.equal(carried.members, 0, 'a run complete carries nothing');
+  });
+
+  it('resets what was carried when the count differs: a member left the run, or one joined it', () => {
+    for (const count of [5, 7]) {
+      const carried = new CarriedRuns();
+      firstPass(carried);
+      const { outcomes } = pass(
+        carried,
+        T,
+        count,
+        ['b', 'b'],
+        [
+          [2, ['e', 'f', 'e']],
+          [0, ['a', 'e', 'a']],
+          [0, ['f', 'e', 'f']],
+          [0, ['a', 'f', 'a']],
+        ],
+      );
+      // With a…d carried, {a…f} would reach 6; read afresh, this pass's readings hold a, e and f only.
+      assert.equal(outcomes.at(-1), 'give-up', `counted ${count}: not complete from members carried at 6`);
+      assert.equal(carried.members, 3, `counted ${count}: only this pass's members are carried`);
+    }
+  });
+
+  it('does not resume a run at another timestamp from what was carried for this one', () => {
+    const carried = new CarriedRuns();
+    firstPass(carried);
+    const { run, outcomes } = pass(
+      carried,
+      T + 1000,
+      6,
+      ['b', 'b'],
+      [
+        [2, ['e', 'f', 'e']],
+        [0, ['a', 'e', 'a']],
+      ],
+    );
+    assert.deepEqual(outcomes, ['again', 'again', 'again']);
+    assert.equal(run.progress.read, 3, 'a, e and f: nothing carried from the run at T');
+  });
+
+  it('carries no member whose page was not recorded, and nothing once the count is exceeded', () => {
+    const carried = new CarriedRuns();
+    const run = new RunReadings(carried);
+    run.startReading();
+    run.notePage(0, ['a']);
+    run.expect(3, T);
+    run.endReading();
+    run.startReading();
+    run.notePage(2, ['a', 'b', 'a']);
+    run.unrecorded(['b']); // the page's rows were not recorded: the pass holds the watermark for it
+    run.endReading();
+    for (let i = 2; i < MAX_RUN_READINGS; i++) read(run, 0, ['a', 'a']);
+    assert.equal(carried.members, 1, 'a alone');
+    // The next pass counts 3 again and reads more than 3 members: the count cannot be trusted, nothing carried.
+    const next = pass(
+      carried,
+      T,
+      3,
+      ['a'],
+      [
+        [2, ['b', 'c', 'b']],
+        [1, ['d', 'a', 'd']],
+      ],
+    );
+    assert.equal(next.run.progress.counted, undefined);
+    assert.equal(carried.members, 0);
+  });
+
+  it('bounds what it carries: a run above the cap is not carried, older runs make room for a newer one', () => {
+    const carried = new CarriedRuns();
+    const ids = (n: number, prefix: string) => new Set(Array.from({ length: n }, (_, i) => `${prefix}${i}`));
+    carried.keep(T, MAX_CARRIED_MEMBERS + 10, ids(MAX_CARRIED_MEMBERS + 1, 'x'));
+    assert.equal(carried.members, 0, 'a run longer than the cap is read afresh each pass');
+    carried.keep(T, 1000, ids(600, 'a'));
+    carried.keep(T + 1, 1000, ids(600, 'b'));
+    carried.keep(T + 2, MAX_CARRIED_MEMBERS, ids(MAX_CARRIED_MEMBERS - 700, 'c'));
+    assert.equal(carried.resume(T, 1000).size, 0, 'kept longest ago: dropped');
+    assert.equal(carried.resume(T + 1, 1000).size, 600);
+    assert.ok(carried.members <= MAX_CARRIED_MEMBERS);
+    carried.forgetBefore(T + 2);
+    assert.equal(carried.members, MAX_CARRIED_MEMBERS - 700, 'runs behind the watermark are forgotten');
   });
 });

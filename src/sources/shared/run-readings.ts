@@ -4,7 +4,8 @@
 // a run can only be read by the server's own paging (page numbers in DHIS2, `next` links in FHIR), which
 // offsets into a live query. A record of the run that changes (or is deleted) after its page was read
 // leaves the run, every later record moves back by one, and one of them slips onto the page already read.
-// This tracks the readings of one run until one can be trusted.
+// This tracks the readings of one run until one can be trusted, and what a pass that gave up on a run leaves
+// to the next (CarriedRuns).
 
 /** Readings of one run in a pass before the poller leaves it to the next pass. */
 export const MAX_RUN_READINGS = 5;
@@ -35,6 +36,77 @@ export function readingPageSize(served: number, readings: number, tried: number)
   return served - ((readings + tried) % served);
 }
 
+/**
+ * The most members of runs given up that a poller carries to its next pass (per resource type for FHIR),
+ * a few MB of ids. A longer run (one import of 100,000s of records) is not carried: each pass reads it
+ * afresh and the count completes it only if that pass's readings cover it, as before carrying; such a run
+ * needs 10,000s of pages a reading anyway, and MAX_RUN_PAGES bounds what a pass spends on it.
+ */
+export const MAX_CARRIED_MEMBERS = 100_000;
+
+/**
+ * Runs given up in a pass, kept for the next: per run (its timestamp in ms), the server's count and the members
+ * read after the count. On a server whose tie order depends on the offset only the count completes a run, once
+ * the members read reach it, and one pass's readings (each about two thirds of the run) rarely read every
+ * member of a run of a few hundred; carried, the members read add up pass after pass.
+ *
+ * Why a union carried at an equal count is sound. The union holds only members read after a count, and a
+ * record leaves a run (an edit stamps it now) but does not join one at a timestamp already past, so every
+ * member read after the first count C1 was in the set S1 it counted: the union stays within S1 however many
+ * passes add to it. A count may come out too large, never too small (see the pollers' runSize), so C1 ≥ |S1|,
+ * and a union of C1 members is S1 itself, which holds every member the run has now. A member that left
+ * between passes makes the next count smaller, a record imported late with the run's timestamp makes it
+ * larger: either way what was carried is dropped and the run is read afresh. One that left and one that
+ * joined in the same interval balance unseen, as a record joining after the count does within one pass.
+ */
+export class CarriedRuns {
+  private readonly runs = new Map<number, { expected: number; union: ReadonlySet<string> }>();
+  private held = 0;
+
+  /** How many members are carried, over every run. */
+  get members(): number {
+    return this.held;
+  }
+
+  /**
+   * The members carried for the run at `at` if the server counts it as before; none otherwise, and what was
+   * carried for it is dropped: a count that changed means members left the run (or joined it) since.
+   */
+  resume(at: number, expected: number): ReadonlySet<string> {
+    const carried = this.runs.get(at);
+    if (carried === undefined) return new Set();
+    if (carried.expected === expected) return carried.union;
+    this.drop(at);
+    return new Set();
+  }
+
+  /** Keeps the members read of a run given up (a copy), in place of what was carried for it. */
+  keep(at: number, expected: number, union: ReadonlySet<string>): void {
+    this.drop(at);
+    if (union.size > MAX_CARRIED_MEMBERS) return;
+    // Runs kept longest ago make room first (a Map iterates in the order runs were kept).
+    for (const other of this.runs.keys()) {
+      if (this.held + union.size <= MAX_CARRIED_MEMBERS) break;
+      this.drop(other);
+    }
+    this.runs.set(at, { expected, union: new Set(union) });
+    this.held += union.size;
+  }
+
+  /** The run was completed, or its count cannot be trusted: nothing is carried for it. */
+  drop(at: number): void {
+    const carried = this.runs.get(at);
+    if (carried === undefined) return;
+    this.held -= carried.union.size;
+    this.runs.delete(at);
+  }
+
+  /** Runs earlier than the watermark have been passed: a pass no longer holds one of them. */
+  forgetBefore(at: number): void {
+    for (const run of [...this.runs.keys()]) if (run < at) this.drop(run);
+  }
+}
+
 export type ReadingOutcome = 'complete' | 'again' | 'give-up';
 
 export class RunReadings {
@@ -50,6 +122,13 @@ export class RunReadings {
   private expected: number | undefined;
   /** The reading in progress noted members before the count was taken: it adds none to the union. */
   private readBeforeCount = false;
+  /** Members of the reading in progress on a page whose rows were not recorded: they add nothing to the union. */
+  private unrecordedMembers = new Set<string>();
+  /** The run's timestamp (ms), once counted: the key of what is carried for it across passes. */
+  private at: number | undefined;
+
+  /** `carried`: the poller's runs given up in earlier passes, for the one it counts to resume from. */
+  constructor(private readonly carried?: CarriedRuns) {}
 
   /** True while a run is being read (a reading of it ended and another one is due). */
   get active(): boolean {
@@ -60,6 +139,7 @@ export class RunReadings {
   startReading(): void {
     this.fresh = 0;
     this.members = new Set();
+    this.unrecordedMembers = new Set();
     this.duplicated = false;
   }
 
@@ -70,6 +150,15 @@ export class RunReadings {
       if (this.members.has(id)) this.duplicated = true;
       this.members.add(id);
     }
+  }
+
+  /**
+   * The rows of a page with these members were not recorded (a result overtaken and not read again): the
+   * pass holds its watermark for the page, but a union carried to the next pass must not hold them, or the
+   * count could complete the run there with a member never recorded and not read again.
+   */
+  unrecorded(membersAtBound: Iterable<string>): void {
+    for (const id of membersAtBound) this.unrecordedMembers.add(id);
   }
 
   /** Some reading of this run met a member twice: only the server's count can complete it. */
@@ -83,10 +172,17 @@ export class RunReadings {
    * of them edited in between has left the run, the count leaves it out, and a union holding it could reach
    * the count while a member was never read. The reading in progress adds nothing to the union; every later
    * reading was read after the count, and a member leaving after it was counted.
+   *
+   * `at`, the run's timestamp in ms: a run given up at it in an earlier pass and counted alike then resumes
+   * from the members read then (see CarriedRuns). The count is taken once a pass, so the reading under way
+   * adds nothing in every pass, and the union carried holds only members read after a count.
    */
-  expect(count: number | undefined): void {
+  expect(count: number | undefined, at?: number): void {
     this.expected = count;
     this.readBeforeCount = this.members.size > 0;
+    this.at = at;
+    if (count !== undefined && at !== undefined && this.carried)
+      for (const id of this.carried.resume(at, count)) this.union.add(id);
   }
 
   /**
@@ -107,10 +203,13 @@ export class RunReadings {
    */
   endReading(): ReadingOutcome {
     this.readings++;
-    if (!this.readBeforeCount) for (const id of this.members) this.union.add(id);
+    if (!this.readBeforeCount) for (const id of this.members) if (!this.unrecordedMembers.has(id)) this.union.add(id);
     this.readBeforeCount = false;
     if (this.duplicated) this.untrusted = true;
-    if (this.expected !== undefined && this.union.size > this.expected) this.expected = undefined;
+    if (this.expected !== undefined && this.union.size > this.expected) {
+      this.expected = undefined;
+      this.forget();
+    }
     const previous = this.previous;
     // The count completes a run the readings cannot; it never holds back one they can: a server that counts
     // more than it holds (it ignored `_lastUpdated=eq`) would otherwise keep the watermark at the run for good.
@@ -121,22 +220,36 @@ export class RunReadings {
     const agreed = !this.untrusted && this.fresh === 0 && previous !== undefined && sameMembers(previous, this.members);
     const complete = counted || agreed;
     if (complete) {
+      this.forget();
       this.readings = 0;
       this.previous = undefined;
       this.untrusted = false;
       this.union = new Set();
       this.expected = undefined;
+      this.at = undefined;
       return 'complete';
     }
     if (this.readings < MAX_RUN_READINGS) {
       this.previous = this.members;
       return 'again';
     }
+    // Given up with a count: the next pass resumes from the members read, if it counts the run alike. Without
+    // one this pass adds nothing, and whatever an earlier pass carried stays for a pass that counts again.
+    if (this.expected !== undefined && this.at !== undefined) this.carried?.keep(this.at, this.expected, this.union);
     return 'give-up';
   }
 
   get count(): number {
     return this.readings;
+  }
+
+  /** How many members the readings have read (after the count) and how many the server counts, for the warning. */
+  get progress(): { read: number; counted: number | undefined } {
+    return { read: this.union.size, counted: this.expected };
+  }
+
+  private forget(): void {
+    if (this.at !== undefined) this.carried?.drop(this.at);
   }
 }
 
