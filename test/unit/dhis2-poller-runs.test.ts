@@ -2,21 +2,36 @@
 // paging (updatedAfter inclusive, order updatedAt then uid, page numbers, pages of at most 2 so that the
 // larger page the poller first asks for cannot hold a run). Records of the run are edited while it is read,
 // shifting later pages, which no fixed server can be made to do at a chosen moment. The same case against
-// the DHIS2 simulator over HTTP is in test/integration/dhis2-bridge.test.ts.
+// the DHIS2 simulator over HTTP is in test/integration/dhis2-bridge.test.ts. The stand-in can also order ties
+// by the page asked, as PostgreSQL may, for runs only DHIS2's count completes.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { Dhis2Client } from '../../src/sources/dhis2/client.js';
 import { Dhis2Poller } from '../../src/sources/dhis2/poller.js';
+import { naiveMillis } from '../../src/sources/dhis2/time.js';
 import type { SourcePipeline } from '../../src/sources/pipeline.js';
+import type { CarriedRuns } from '../../src/sources/shared/run-readings.js';
 
 const T = '2026-01-01T10:00:00.000';
 
+/** A 32-bit FNV-1a hash, as the DHIS2 simulator's `offset` tie order uses. */
+function fnv1a(text: string): number {
+  let h = 2166136261;
+  for (const c of text) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0;
+  return h;
+}
+
+/**
+ * `ties: 'offset'` orders records of one updatedAt by a key of the page and page size asked, as PostgreSQL may
+ * (see the DHIS2 simulator's `tieOrder`); `cap` is the largest page served.
+ */
 function world(
   runLength: number,
   editsAt: Record<number, string[]>,
   serverDate = '2026-01-02T00:00:00.000',
   later = 3,
+  { ties = 'uid', cap = 2 }: { ties?: 'uid' | 'offset'; cap?: number } = {},
 ) {
   const updatedAt = new Map<string, string>();
   for (let i = 0; i < runLength; i++) updatedAt.set(`r${String(i).padStart(2, '0')}`, T);
@@ -32,16 +47,17 @@ function world(
     },
     async trackedEntityPage(params: Record<string, string>) {
       const after = params.updatedAfter ?? '';
+      const size = Math.min(Number(params.pageSize), cap);
+      const page = Number(params.page);
+      const tie = (uid: string) => (ties === 'offset' ? fnv1a(`${size}:${page}:${uid}`) : 0);
       const ordered = [...updatedAt]
         .filter(([, at]) => at >= after)
-        .sort(([a, x], [b, y]) => (x === y ? a.localeCompare(b) : x.localeCompare(y)));
+        .sort(([a, x], [b, y]) => (x === y ? tie(a) - tie(b) || a.localeCompare(b) : x.localeCompare(y)));
       if (params.totalPages === 'true') {
         counts.push(after);
         return { entities: [], pageSize: 1, total: server.totals ? ordered.length : undefined };
       }
       calls++;
-      const size = Math.min(Number(params.pageSize), 2);
-      const page = Number(params.page);
       const out = ordered
         .slice((page - 1) * size, page * size)
         .map(([trackedEntity, at]) => ({ trackedEntity, updatedAt: at }));
@@ -52,14 +68,16 @@ function world(
     },
   } as unknown as Dhis2Client;
   const evaluated = new Set<string>();
+  const evaluations: string[] = [];
   const cursors = new Map<string, string>();
   const pipeline = {
     reading: <F>(fetcher: F) => fetcher,
     async finished() {},
     overtakes: () => false,
     settled: async () => true,
-    async evaluate(resources: Array<{ id?: string }>) {
+    async evaluate(resources: Array<{ id?: string; meta?: { versionId?: string } }>) {
       for (const r of resources) if (r.id) evaluated.add(r.id);
+      for (const r of resources) evaluations.push(`${r.id}@${r.meta?.versionId}`);
       return { results: [] };
     },
     commit(_results: unknown, cursor?: { name: string; value: string }) {
@@ -81,7 +99,9 @@ function world(
     maxPages: 4,
   });
   const missed = () => [...updatedAt.keys()].filter((uid) => !evaluated.has(uid));
-  return { poller, pipeline, missed, calls: () => calls, updatedAt, cursors, counts, server };
+  // Versions (uid@updatedAt) evaluated more than once.
+  const twice = () => evaluations.filter((version, i) => evaluations.indexOf(version) !== i);
+  return { poller, pipeline, missed, twice, calls: () => calls, updatedAt, cursors, counts, server };
 }
 
 describe('DHIS2 poller: a run of equal updatedAt read by page numbers', () => {
@@ -188,5 +208,55 @@ describe('DHIS2 poller: a run of equal updatedAt read by page numbers', () => {
     w.updatedAt.set('fresh', '2026-01-01T10:04:00.000');
     await w.poller.pollOnce({ from: '2026-03-01' });
     assert.deepEqual(w.missed(), ['before-go-live']);
+  });
+});
+
+describe('DHIS2 poller: a run whose tie order depends on the page asked, counted by DHIS2', () => {
+  // Pages of the run are served at 10 at most, each page and page size in its own order: a reading gives about
+  // two thirds of the run, some members twice, and only DHIS2's count can complete the run.
+  const CURSOR = 'updatedAt:trackedEntities';
+  const PAST = '2026-01-01T10:03:00.000';
+  const offsetTies = { ties: 'offset', cap: 10 } as const;
+
+  it('completes a run no single pass reads whole, from the members read over the passes', async () => {
+    // 150 members: no pass's readings hold them all (without what earlier passes read, every pass holds the
+    // watermark at the run for good); two passes' readings, eight page sizes, do.
+    const w = world(150, {}, undefined, 3, offsetTies);
+    w.server.totals = true;
+    let passes = 0;
+    while (passes < 10 && w.cursors.get(CURSOR) !== PAST) {
+      passes++;
+      await w.poller.pollOnce();
+    }
+    assert.equal(w.cursors.get(CURSOR), PAST, 'the watermark passed the run');
+    assert.ok(passes <= 3, `within three passes (${passes})`);
+    assert.deepEqual(w.missed(), []);
+    assert.deepEqual(w.twice(), [], 'each version evaluated once');
+  });
+
+  it('reads the run afresh when members read leave it between passes (DHIS2 counts fewer), and misses nothing', async () => {
+    const w = world(130, {}, undefined, 3, offsetTies);
+    w.server.totals = true;
+    const carried = (w.poller as unknown as { carriedRuns: CarriedRuns }).carriedRuns;
+    await w.poller.pollOnce();
+    assert.equal(w.cursors.get(CURSOR), T, 'the first pass gives up on the run');
+    const read = carried.resume(naiveMillis(T) ?? 0, 130); // the members read after the count, carried
+    assert.ok(
+      w.missed().some((uid) => uid.startsWith('r')),
+      'the case is real: members of the run never read',
+    );
+    // As many members read leave the run as the union lacks: with what was carried, the union would make up
+    // DHIS2's new count at once while members never read are still unread.
+    const leaving = [...read].slice(0, 130 - read.size);
+    for (const [i, uid] of leaving.entries())
+      w.updatedAt.set(uid, `2026-01-01T10:02:${String(10 + i).padStart(2, '0')}.000`);
+    let passes = 1;
+    while (passes < 10 && w.cursors.get(CURSOR) !== PAST) {
+      passes++;
+      await w.poller.pollOnce();
+    }
+    assert.deepEqual(w.missed(), []);
+    assert.equal(w.cursors.get(CURSOR), PAST);
+    assert.deepEqual(w.twice(), []);
   });
 });

@@ -14,15 +14,18 @@ function hash(text: string): number {
   return h;
 }
 
-/** Offset paging, `_count` capped at 5; ties ordered by a key of the query's limit and offset. */
+/** Offset paging, `_count` capped at `cap` (5); ties ordered by a key of the query's limit and offset. */
 class LimitDependentTies extends StubFhirClient {
   private links = new Map<string, { type: string; params: Record<string, string>; offset: number }>();
   private n = 0;
-  constructor(private readonly tieKey: (limit: number, offset: number) => string) {
+  constructor(
+    private readonly tieKey: (limit: number, offset: number) => string,
+    private readonly cap = 5,
+  ) {
     super();
   }
   private page(type: string, params: Record<string, string>, offset: number): Bundle {
-    const limit = Math.min(Number(params._count ?? 100), 5);
+    const limit = Math.min(Number(params._count ?? 100), this.cap);
     const key = this.tieKey(limit, offset);
     const at = (r: Resource) => Date.parse(r.meta?.lastUpdated ?? '');
     const from = params._lastUpdated?.startsWith('ge') ? Date.parse(params._lastUpdated.slice(2)) : -Infinity;
@@ -133,5 +136,32 @@ describe('FhirPoller: a run whose tie order depends on LIMIT/OFFSET', () => {
     // (a count reached by a reading that found members new could be a member that left and one that joined).
     const fromTie = client.searches.filter((s) => s.params._lastUpdated === `ge${tie}`);
     assert.equal(fromTie.length, 3, 'two readings of the run (its first page asked for at two sizes)');
+  });
+
+  it("with the server's count, completes a run no single pass reads whole from the members read over the passes", async () => {
+    // 150 members, pages capped at 10, each limit and offset in its own order: a reading gives about two thirds
+    // of the run. No pass's readings hold every member (without what earlier passes read, the watermark stays
+    // at the run for good); two passes' readings, eight page sizes, do.
+    const client = new LimitDependentTies((limit, offset) => `${limit}:${offset}`, 10);
+    client.counts = true;
+    const { pipeline, poller, violations } = guardedPatientPoller(client, 5);
+    const members = Array.from({ length: 150 }, (_, i) => `m${i}`);
+    for (const id of members) client.put(stamped('Patient', id, tie));
+    client.put(stamped('Patient', 'after', afterAt));
+    let passes = 0;
+    while (passes < 10 && pipeline.cursors.get('lastUpdated:Patient') !== afterAt) {
+      passes++;
+      await poller.pollOnce();
+      assert.deepEqual(violations, [], 'no watermark passed a member not evaluated');
+    }
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), afterAt, 'the watermark passed the run');
+    assert.ok(passes <= 3, `within three passes (${passes})`);
+    assert.deepEqual(
+      members.filter((id) => !pipeline.evaluated.includes(`Patient/${id}/1`)),
+      [],
+      'every member read',
+    );
+    const twice = pipeline.evaluated.filter((key, i) => pipeline.evaluated.indexOf(key) !== i);
+    assert.deepEqual(twice, [], 'no version evaluated twice');
   });
 });

@@ -15,6 +15,7 @@ import {
 } from '../pass.js';
 import { addReports, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
 import {
+  CarriedRuns,
   giveUpReason,
   largerRunPage,
   MAX_RUN_COUNT,
@@ -63,6 +64,8 @@ export class Dhis2Poller {
   private warnedFuture = false;
   /** Readings of runs given up in earlier passes: the next pass reads such a run with page sizes not tried yet. */
   private runTries = 0;
+  /** Runs given up in earlier passes, with DHIS2's count and the members read: the next pass resumes from them. */
+  private readonly carriedRuns = new CarriedRuns();
   readonly status: PollerStatus = { consecutiveFailures: 0, watermarks: {} };
 
   constructor(private readonly deps: Dhis2PollerDeps) {
@@ -151,8 +154,9 @@ export class Dhis2Poller {
     let ended = false;
     let page = 1;
     // A run of equal `updatedAt` longer than a page is read by page numbers, again until a reading can be
-    // trusted (see RunReadings); until then the watermark stays at the run.
-    let run = new RunReadings();
+    // trusted (see RunReadings); until then the watermark stays at the run. A run given up is carried to the
+    // next pass, which goes on from the members read if DHIS2 counts the run alike (CarriedRuns).
+    let run = new RunReadings(this.carriedRuns);
     // Such a run is first asked for in one larger page, which needs no paging inside it: a server whose ties
     // come in no fixed order (PostgreSQL, under DHIS2, with ORDER BY a non-unique column and LIMIT/OFFSET)
     // pages a run unreliably.
@@ -215,6 +219,7 @@ export class Dhis2Poller {
       else {
         const at = oldest();
         if (at !== undefined) holdAt = earlierOf(holdAt, at);
+        run.unrecorded(members);
       }
       if (inRun && (last || leaves)) {
         const outcome = run.endReading();
@@ -225,10 +230,13 @@ export class Dhis2Poller {
           continue;
         }
         if (outcome === 'give-up') {
-          this.log.warn({ readings: run.count }, giveUpReason(run, 'a run of records sharing one updatedAt'));
+          this.log.warn(
+            { readings: run.count, ...run.progress },
+            giveUpReason(run, 'a run of records sharing one updatedAt'),
+          );
           if (bound !== undefined) holdAt = earlierOf(holdAt, bound);
           this.runTries += run.count;
-          run = new RunReadings(); // what follows the run is read as plain pages again
+          run = new RunReadings(this.carriedRuns); // what follows the run is read as plain pages again
         } else {
           // The run is complete: the watermark may pass it.
           const current = this.status.watermarks[WATERMARK_KEY];
@@ -248,7 +256,8 @@ export class Dhis2Poller {
       } else {
         served = Math.max(served, entities.length);
         // A run longer than the page the server gives: ask DHIS2 how many records it holds, once.
-        if (page === 1 && !run.active && bound !== undefined) run.expect(await this.runSize(filter, bound));
+        if (page === 1 && !run.active && bound !== undefined)
+          run.expect(await this.runSize(filter, bound), naiveMillis(bound));
         page++;
       }
     }
@@ -321,6 +330,7 @@ export class Dhis2Poller {
     if (at === undefined) return;
     const horizon = at - (this.deps.poll.overlapSeconds + 60) * 1000;
     for (const [key, seenAt] of this.seen) if (seenAt < horizon) this.seen.delete(key);
+    this.carriedRuns.forgetBefore(at);
   }
 }
 

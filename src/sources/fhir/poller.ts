@@ -16,6 +16,7 @@ import {
 } from '../pass.js';
 import { addReports, type Evaluation, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
 import {
+  CarriedRuns,
   giveUpReason,
   largerRunPage,
   MAX_RUN_COUNT,
@@ -64,6 +65,8 @@ export class FhirPoller {
   private warnedFuture = false;
   /** Readings of runs given up, per type: the next pass reads such a run with page sizes not tried yet. */
   private readonly runTries = new Map<string, number>();
+  /** Runs given up in earlier passes, per type, with the server's count and the members read (CarriedRuns). */
+  private readonly carriedRuns = new Map<string, CarriedRuns>();
   private queued: Promise<PassReport> | undefined;
   readonly status: PollerStatus = { consecutiveFailures: 0, watermarks: {} };
 
@@ -210,7 +213,11 @@ export class FhirPoller {
     const { client, pipeline } = this.deps;
     const report = emptyReport();
     const maxPages = this.deps.maxPagesPerType ?? 1_000;
-    let run = new RunReadings();
+    // A run given up is carried to the next pass, which goes on from the members read if the server counts
+    // the run alike.
+    const carried = this.carriedRuns.get(type) ?? new CarriedRuns();
+    this.carriedRuns.set(type, carried);
+    let run = new RunReadings(carried);
     const { poll, cursors, sourceId } = this.deps;
     const goLive = firstSyncStart(poll, cursors, sourceId);
     let usual = this.startBound(type);
@@ -293,7 +300,10 @@ export class FhirPoller {
       const reach = capped(inRun || !last ? bound : pageMax);
       const unread = await this.commitRead(type, report, results, reach, resources, page, fetcher);
       if (!unread) for (const resource of fresh) this.remember(resource);
-      else if (unread.oldest !== undefined) holdAt = earlierOf(holdAt, unread.oldest);
+      else {
+        if (unread.oldest !== undefined) holdAt = earlierOf(holdAt, unread.oldest);
+        run.unrecorded(resources.filter(atBound).map((r) => r.id ?? ''));
+      }
       if (inRun && (last || leaves)) {
         const outcome = run.endReading();
         if (outcome === 'again') {
@@ -305,12 +315,12 @@ export class FhirPoller {
         }
         if (outcome === 'give-up') {
           this.log.warn(
-            { resourceType: type, readings: run.count },
+            { resourceType: type, readings: run.count, ...run.progress },
             giveUpReason(run, 'a run of resources sharing one lastUpdated'),
           );
           if (bound !== undefined) holdAt = earlierOf(holdAt, bound);
           this.runTries.set(type, (this.runTries.get(type) ?? 0) + run.count);
-          run = new RunReadings(); // what follows the run is read as plain pages again
+          run = new RunReadings(carried); // what follows the run is read as plain pages again
         } else {
           // The run is complete: the watermark may pass it (to the page's newest only at the end of the
           // results; otherwise the next search, once it shows the server sorted, moves it on).
@@ -332,7 +342,8 @@ export class FhirPoller {
       } else {
         served = Math.max(served, resources.length);
         // A run longer than the page the server gives: ask the server how many records it holds, once.
-        if (!fromNext && !run.active && bound !== undefined) run.expect(await this.runSize(type, bound));
+        if (!fromNext && !run.active && bound !== undefined)
+          run.expect(await this.runSize(type, bound), Date.parse(bound));
         // A `next` link met twice in one reading goes round in a circle: it would be read until the
         // page bound (100,000 pages). The pass fails for this type, loudly; the watermark stays.
         const link = nextLinkOf(page);
@@ -497,6 +508,7 @@ export class FhirPoller {
     for (const [key, at] of this.seen) {
       if (key.startsWith(`${type}/`) && at < horizon) this.seen.delete(key);
     }
+    this.carriedRuns.get(type)?.forgetBefore(Date.parse(watermark));
   }
 }
 
