@@ -40,6 +40,8 @@ function world(
   let edits = 0;
   // Counts asked for (totalPages=true): not pages, so not among `calls`; answered only when `totals` is set.
   const counts: string[] = [];
+  // Pages asked (not counts): updatedAfter, page and the page size served.
+  const asked: Array<{ after: string; page: number; size: number }> = [];
   const server = { totals: false };
   const client = {
     async serverTime() {
@@ -58,6 +60,7 @@ function world(
         return { entities: [], pageSize: 1, total: server.totals ? ordered.length : undefined };
       }
       calls++;
+      asked.push({ after, page, size });
       const out = ordered
         .slice((page - 1) * size, page * size)
         .map(([trackedEntity, at]) => ({ trackedEntity, updatedAt: at }));
@@ -101,7 +104,7 @@ function world(
   const missed = () => [...updatedAt.keys()].filter((uid) => !evaluated.has(uid));
   // Versions (uid@updatedAt) evaluated more than once.
   const twice = () => evaluations.filter((version, i) => evaluations.indexOf(version) !== i);
-  return { poller, pipeline, missed, twice, calls: () => calls, updatedAt, cursors, counts, server };
+  return { poller, pipeline, missed, twice, calls: () => calls, updatedAt, cursors, counts, asked, server };
 }
 
 describe('DHIS2 poller: a run of equal updatedAt read by page numbers', () => {
@@ -258,5 +261,18 @@ describe('DHIS2 poller: a run whose tie order depends on the page asked, counted
     assert.deepEqual(w.missed(), []);
     assert.equal(w.cursors.get(CURSOR), PAST);
     assert.deepEqual(w.twice(), []);
+  });
+
+  it('reads the run with every page size from the one served down to 1, pass after pass', async () => {
+    // No total from DHIS2: the run is never complete, so each pass gives it up after five readings.
+    const w = world(150, {}, undefined, 3, offsetTies);
+    for (let pass = 0; pass < 3; pass++) await w.poller.pollOnce();
+    assert.equal(w.cursors.get(CURSOR), T, 'held at the run');
+    const sizes = new Set(w.asked.filter((a) => a.after === T && a.page === 1).map((a) => a.size));
+    // Each size orders the run its own way: one never asked would leave the members only it shows unread.
+    assert.deepEqual(
+      [...sizes].sort((a, b) => a - b),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    );
   });
 });

@@ -164,4 +164,21 @@ describe('FhirPoller: a run whose tie order depends on LIMIT/OFFSET', () => {
     const twice = pipeline.evaluated.filter((key, i) => pipeline.evaluated.indexOf(key) !== i);
     assert.deepEqual(twice, [], 'no version evaluated twice');
   });
+
+  it('reads the run with every page size from the one served down to 1, pass after pass', async () => {
+    const client = new LimitDependentTies((limit, offset) => `${limit}:${offset}`, 10); // no count
+    // Pages of 12 asked, so that no size below 10 is asked but by the readings of the run.
+    const { pipeline, poller } = guardedPatientPoller(client, 12);
+    for (let i = 0; i < 150; i++) client.put(stamped('Patient', `m${i}`, tie));
+    client.put(stamped('Patient', 'after', afterAt));
+    for (let pass = 0; pass < 3; pass++) await poller.pollOnce();
+    assert.equal(pipeline.cursors.get('lastUpdated:Patient'), tie, 'held at the run');
+    const fromTie = client.searches.filter((s) => s.params._lastUpdated === `ge${tie}` && !s.params._summary);
+    const sizes = new Set(fromTie.map((s) => Math.min(Number(s.params._count), 10)));
+    // Each size orders the run its own way: one never asked would leave the members only it shows unread.
+    assert.deepEqual(
+      [...sizes].sort((a, b) => a - b),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    );
+  });
 });

@@ -235,7 +235,7 @@ export class Dhis2Poller {
             giveUpReason(run, 'a run of records sharing one updatedAt'),
           );
           if (bound !== undefined) holdAt = earlierOf(holdAt, bound);
-          this.runTries += run.count;
+          this.runTries += run.varied;
           run = new RunReadings(this.carriedRuns); // what follows the run is read as plain pages again
         } else {
           // The run is complete: the watermark may pass it.

@@ -319,7 +319,7 @@ export class FhirPoller {
             giveUpReason(run, 'a run of resources sharing one lastUpdated'),
           );
           if (bound !== undefined) holdAt = earlierOf(holdAt, bound);
-          this.runTries.set(type, (this.runTries.get(type) ?? 0) + run.count);
+          this.runTries.set(type, (this.runTries.get(type) ?? 0) + run.varied);
           run = new RunReadings(carried); // what follows the run is read as plain pages again
         } else {
           // The run is complete: the watermark may pass it (to the page's newest only at the end of the

@@ -29,8 +29,10 @@ export function largerRunPage(size: number): number {
  * The page size of the next reading of a run whose readings met a member twice: on a server whose tie order
  * depends on LIMIT/OFFSET every reading with the same page size would miss the same members. Another page
  * size for every reading (the size the server allowed, then one less, …), carried on across passes by
- * `tried` (the readings of runs given up before), shifts the offsets, the order changes, and the readings'
- * union grows until it reaches the server's count of the run.
+ * `tried` (RunReadings.varied of the runs given up before), shifts the offsets, the order changes, and the
+ * readings' union grows until it reaches the server's count of the run. `readings` is 1 for the second
+ * reading (the first asked the larger page), so a pass that gives up used tried + 1 … tried + 4, and the next
+ * goes on from tried + 5: every size from `served` down to 1 comes round, each a reading of its own.
  */
 export function readingPageSize(served: number, readings: number, tried: number): number {
   return served - ((readings + tried) % served);
@@ -241,6 +243,14 @@ export class RunReadings {
 
   get count(): number {
     return this.readings;
+  }
+
+  /**
+   * The readings after the first, whose page size readingPageSize chose: what a run given up adds to `tried`.
+   * Adding every reading would skip one size a pass, and the same ones for good (with 10 served, 10 and 5).
+   */
+  get varied(): number {
+    return Math.max(0, this.readings - 1);
   }
 
   /** How many members the readings have read (after the count) and how many the server counts, for the warning. */
