@@ -119,7 +119,7 @@ export class RunReadings {
   /** A member came twice in one reading: the server's tie order depends on the offset asked. */
   private duplicated = false;
   private untrusted = false;
-  /** Every member read in any reading of this run, and how many the server counts in it. */
+  /** Every member read in any reading of this run (those of passes before, if carried), and the server's count. */
   private union = new Set<string>();
   private expected: number | undefined;
   /** The reading in progress noted members before the count was taken: it adds none to the union. */
@@ -191,8 +191,8 @@ export class RunReadings {
    * The reading reached the run's end. Until a reading can be trusted the caller keeps its watermark at the
    * run, so a crash or a give-up reads it again next pass.
    *
-   * With the server's count of the run, the run is complete once the members read over all its readings are
-   * exactly that many. More than counted means the count cannot be trusted (a filter it ignored, records
+   * With the server's count of the run, the run is complete once the members read over all its readings (with
+   * those carried from passes that gave it up) are exactly that many. More than counted means the count cannot be trusted (a filter it ignored, records
    * that joined the run since), and the run is judged as without one.
    *
    * With or without a count, it is also complete when nothing left the run while it was read, which shows as two
