@@ -212,21 +212,14 @@ function decide(deps: AttemptDeps, row: LedgerRow, failure: ClassifiedFailure): 
  */
 function anotherClientsEvent(row: LedgerRow, failure: ClassifiedFailure): Decided | undefined {
   if (failure.error.kind !== 'foreign-event') return undefined;
-  return {
-    settlement: {
-      outcome: 'dead',
-      error: {
-        ...failure.error,
-        classification: 'permanent',
-        message:
-          `transaction id already used by another OpenCRVS client: is another bridge using source id ` +
-          `"${row.sourceId}"? Set a source id unique among the bridges sending to this OpenCRVS (rename it ` +
-          `in sources[] and run \`opencrvs-bridge ledger rename-source ${row.sourceId} <new id>\`), then ` +
-          `replay (${failure.error.message})`,
-      },
-    },
-    reason: 'transaction id used by another OpenCRVS client',
-  };
+  return deadFor(
+    failure,
+    `transaction id already used by another OpenCRVS client: is another bridge using source id ` +
+      `"${row.sourceId}"? Set a source id unique among the bridges sending to this OpenCRVS (rename it ` +
+      `in sources[] and run \`opencrvs-bridge ledger rename-source ${row.sourceId} <new id>\`), then ` +
+      `replay (${failure.error.message})`,
+    'transaction id used by another OpenCRVS client',
+  );
 }
 
 /**
@@ -242,10 +235,7 @@ async function refusedForItsType(
   if (failure.error.kind !== 'forbidden' || !deps.refusedEventType) return undefined;
   const why = await deps.refusedEventType(row.eventType).catch(() => undefined);
   if (!why) return undefined;
-  return {
-    settlement: { outcome: 'dead', error: { ...failure.error, classification: 'permanent', message: why } },
-    reason: 'event type not granted to this client',
-  };
+  return deadFor(failure, why, 'event type not granted to this client');
 }
 
 /**
@@ -258,19 +248,12 @@ async function refusedForItsType(
 function refusedForItsOffice(row: LedgerRow, failure: ClassifiedFailure): Decided | undefined {
   const office = row.payload?.office;
   if (failure.error.kind !== 'unknown-office' || !office || !row.payload?.officeFromRecord) return undefined;
-  return {
-    settlement: {
-      outcome: 'dead',
-      error: {
-        ...failure.error,
-        classification: 'permanent',
-        message:
-          `OpenCRVS does not know office ${office}, which the source record named (not routing): route the ` +
-          `record's facility under routing.facilities, or correct the record, then replay (${failure.error.message})`,
-      },
-    },
-    reason: 'office named by the record is unknown to OpenCRVS',
-  };
+  return deadFor(
+    failure,
+    `OpenCRVS does not know office ${office}, which the source record named (not routing): route the ` +
+      `record's facility under routing.facilities, or correct the record, then replay (${failure.error.message})`,
+    'office named by the record is unknown to OpenCRVS',
+  );
 }
 
 async function alreadyNotified(deps: AttemptDeps, row: LedgerRow, progress: SendProgress): Promise<Decided> {
@@ -281,4 +264,12 @@ async function alreadyNotified(deps: AttemptDeps, row: LedgerRow, progress: Send
     // Could not learn the event id: the usual policy for that failure (a retry meets the 409 again).
     return decide(deps, row, classifyFailure(err));
   }
+}
+
+/** A row dead for a failure that is about this row alone: the queue goes on, the message says what to do. */
+function deadFor(failure: ClassifiedFailure, message: string, reason: string): Decided {
+  return {
+    settlement: { outcome: 'dead', error: { ...failure.error, classification: 'permanent', message } },
+    reason,
+  };
 }
