@@ -83,6 +83,14 @@ export function registerDemo(program: Command): void {
     .option('--dhis2-births <n>', 'births in the DHIS2 simulator (Child Programme)', wholeNumber(MAX_GENERATED), 3)
     .option('--dhis2-deaths <n>', 'deaths in the DHIS2 simulator', wholeNumber(MAX_GENERATED), 2)
     .action(async (options: DemoOptions) => {
+      // Said with the demo's own flags: the configuration check would name admin.port and http.port.
+      if (options.port !== 0 && options.port === options.adminPort) {
+        console.error(
+          `demo: --port and --admin-port are both ${options.port}: give one of them another port (0 = any free port)`,
+        );
+        process.exitCode = 2;
+        return;
+      }
       // The demo prints a summary; logs stay at warn unless LOG_LEVEL asks for more. An empty LOG_LEVEL
       // asks for nothing, here as for serve, sync and replay (logLevelFromEnv reads it as unset).
       // A LOG_LEVEL that is no level: a configuration error (exit 2), before anything starts.

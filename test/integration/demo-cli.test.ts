@@ -105,6 +105,13 @@ describe('opencrvs-bridge demo', () => {
     });
   }
 
+  it('names its own flags, not config keys, when --port and --admin-port are the same', async () => {
+    const r = await runCli(['demo', '--exit', '--port', '9080'], {}, 60_000);
+    assert.equal(r.code, 2, r.stderr || r.stdout);
+    assert.match(r.stderr, /demo: --port and --admin-port are both 9080: give one of them another port/);
+    assert.doesNotMatch(r.stderr, /admin\.port/);
+  });
+
   it('reads an empty LOG_LEVEL as unset: its summary is not buried in info lines', async () => {
     // `LOG_LEVEL=` is how a shell or a compose file unsets it; the demo once logged at info for it.
     const r = await runCli(['demo', '--exit', '--port', '0'], { LOG_LEVEL: '' }, 120_000);
