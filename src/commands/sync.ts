@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { Bridge, type SyncSummary, syncDone } from '../app.js';
-import { isSinceValue } from '../config/index.js';
+import { isSinceValue, sinceHasZone } from '../config/index.js';
 import { heldSince } from '../ledger/index.js';
 import { errorLine } from '../observability/crash.js';
 import { isOpenCrvsError } from '../opencrvs/index.js';
@@ -98,7 +98,7 @@ export function registerSync(program: Command): void {
         const dhis2 = config.sources.filter(
           (s) => s.kind === 'dhis2' && (!options.source || options.source.includes(s.id)),
         );
-        if (options.since !== undefined && /T.*(?:[zZ]|[+-]\d{2}:\d{2})$/.test(options.since) && dhis2.length > 0) {
+        if (options.since !== undefined && sinceHasZone(options.since) && dhis2.length > 0) {
           console.error(
             `sync: --since for DHIS2 (${dhis2.map((s) => s.id).join(', ')}) is DHIS2's local time: give it without a zone (2026-01-31T00:00:00), or sync the FHIR sources alone with --source`,
           );

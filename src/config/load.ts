@@ -365,6 +365,11 @@ function checkTimeZone(zone: string, path: string, file?: string): void {
 // A date, or a date-time with an optional zone (DHIS2 reads a zoneless one as its server's local time).
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$/;
 
+/** Whether a `poll.since` / `sync --since` value names its zone (Z or an offset); a date alone does not. */
+export function sinceHasZone(value: string): boolean {
+  return /T.*(?:[zZ]|[+-]\d{2}:\d{2})$/.test(value);
+}
+
 /** A start as `poll.since` and `sync --since` take it: an ISO 8601 date, or date-time with or without a zone. */
 export function isSinceValue(value: string): boolean {
   return ISO_DATE_TIME.test(value) && !Number.isNaN(Date.parse(value));

@@ -90,12 +90,14 @@ export interface SourceTimes {
 export function readFromEarlier(
   start: string | undefined,
   from: string | undefined,
-  goLive: string | undefined,
+  goLive: () => string | undefined,
   times: SourceTimes,
 ): string | undefined {
   const asked = from === undefined ? undefined : times.toSource(from);
   if (start === undefined || asked === undefined) return start;
-  const bounded = goLive === undefined ? asked : times.laterOf(asked, times.toSource(goLive));
+  // Looked up only for a pass asked to read again: `sinceDays` stores the start it chose on first use.
+  const live = goLive();
+  const bounded = live === undefined ? asked : times.laterOf(asked, times.toSource(live));
   return bounded === undefined ? start : times.earlierOf(start, bounded);
 }
 

@@ -148,7 +148,7 @@ export class Dhis2Poller {
     const report = emptyReport();
     const filter = trackedEntityFilter(this.deps.dhis2);
     const maxPages = this.deps.maxPages ?? 1_000;
-    const goLive = firstSyncStart(this.deps.poll, this.deps.cursors, this.deps.sourceId);
+    const goLive = () => firstSyncStart(this.deps.poll, this.deps.cursors, this.deps.sourceId);
     const usual = this.startBound();
     let bound = readFromEarlier(usual, options.from, goLive, DHIS2_TIMES);
     let ended = false;

@@ -1,4 +1,5 @@
 import type { Bundle, Resource } from '@medplum/fhirtypes';
+import { sinceHasZone } from '../../config/index.js';
 import type { PollSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import { PassCoverage, versionKey } from '../coverage.js';
@@ -219,7 +220,7 @@ export class FhirPoller {
     this.carriedRuns.set(type, carried);
     let run = new RunReadings(carried);
     const { poll, cursors, sourceId } = this.deps;
-    const goLive = firstSyncStart(poll, cursors, sourceId);
+    const goLive = () => firstSyncStart(poll, cursors, sourceId);
     let usual = this.startBound(type);
     let start = readFromEarlier(usual, options.from, goLive, FHIR_TIMES);
     let bound = start;
@@ -582,7 +583,7 @@ const FHIR_TIMES: SourceTimes = { toSource: (value) => fhirInstant(value), earli
  * date alone is: not the bridge host's local time.
  */
 function fhirInstant(value: string, lessSeconds = 0): string {
-  const zoned = /T.*(?:[zZ]|[+-]\d{2}:\d{2})$/.test(value) || !value.includes('T');
+  const zoned = sinceHasZone(value) || !value.includes('T');
   const at = Date.parse(zoned ? value : `${value}Z`);
   return new Date(at - lessSeconds * 1000).toISOString();
 }
