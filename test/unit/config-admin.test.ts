@@ -4,42 +4,28 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { loadConfig } from '../../src/config/index.js';
+import { configErrorOf, MINIMAL_CONFIG } from './config-helpers.js';
 
 const TOKEN = 'a-real-admin-token-0123456789';
-const base = `
-opencrvs:
-  domain: farajaland.example.org
-  clientId: bridge
-  clientSecret: s3cret
-`;
-
-function errorOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  assert.fail('expected a ConfigError');
-}
-
 describe('admin configuration', () => {
   it('puts the admin listener on 127.0.0.1:9080 by default, apart from http (0.0.0.0:8080)', () => {
-    const config = loadConfig({ text: `${base}admin: { token: ${TOKEN} }\n` });
+    const config = loadConfig({ text: `${MINIMAL_CONFIG}admin: { token: ${TOKEN} }\n` });
     assert.deepEqual([config.admin.host, config.admin.port], ['127.0.0.1', 9080]);
     assert.deepEqual([config.http.host, config.http.port], ['0.0.0.0', 8080]);
   });
 
   it("refuses http.port's port for the admin listener, by path, when it is used (a token is set)", () => {
-    const same = errorOf(() =>
-      loadConfig({ text: `${base}http: { port: 8081 }\nadmin: { token: ${TOKEN}, port: 8081 }\n` }),
+    const same = configErrorOf(() =>
+      loadConfig({ text: `${MINIMAL_CONFIG}http: { port: 8081 }\nadmin: { token: ${TOKEN}, port: 8081 }\n` }),
     );
     assert.equal(same.path, 'admin.port');
     assert.match(same.problem, /is http\.port's too \(8081\)/);
     // Without a token nothing listens there; two ephemeral ports are two ports.
-    assert.doesNotThrow(() => loadConfig({ text: `${base}http: { port: 8081 }\nadmin: { port: 8081 }\n` }));
-    assert.doesNotThrow(() => loadConfig({ text: `${base}http: { port: 0 }\nadmin: { token: ${TOKEN}, port: 0 }\n` }));
+    assert.doesNotThrow(() => loadConfig({ text: `${MINIMAL_CONFIG}http: { port: 8081 }\nadmin: { port: 8081 }\n` }));
+    assert.doesNotThrow(() =>
+      loadConfig({ text: `${MINIMAL_CONFIG}http: { port: 0 }\nadmin: { token: ${TOKEN}, port: 0 }\n` }),
+    );
   });
 
   it('refuses the example token, however it is given, by path and without quoting it', () => {
@@ -53,7 +39,7 @@ describe('admin configuration', () => {
         ['from a file', `{ tokenFile: ${join(dir, 'admin-token')} }`, {}],
         ['another placeholder', '{ token: ChangeMe-please-0123456789 }', {}],
       ] as const) {
-        const refused = errorOf(() => loadConfig({ text: `${base}admin: ${admin}\n`, env }));
+        const refused = configErrorOf(() => loadConfig({ text: `${MINIMAL_CONFIG}admin: ${admin}\n`, env }));
         assert.equal(refused.path, 'admin.token', how);
         assert.match(refused.problem, /is a placeholder .*examples\/bridge\.yaml.*openssl rand/, how);
         assert.doesNotMatch(refused.message, /change-me-local|please-0123/i, `${how}: the value is not repeated`);
@@ -65,10 +51,10 @@ describe('admin configuration', () => {
 
   it('refuses a token shorter than 16 characters, the spaces around it not counted', () => {
     for (const token of ['"short-token"', '"   fifteen-chars-x   "']) {
-      const refused = errorOf(() => loadConfig({ text: `${base}admin: { token: ${token} }\n` }));
+      const refused = configErrorOf(() => loadConfig({ text: `${MINIMAL_CONFIG}admin: { token: ${token} }\n` }));
       assert.equal(refused.path, 'admin.token', token);
       assert.match(refused.problem, /fewer than 16 characters|shorter than 16 characters/, token);
     }
-    assert.equal(loadConfig({ text: `${base}admin: { token: ${TOKEN} }\n` }).admin.token, TOKEN);
+    assert.equal(loadConfig({ text: `${MINIMAL_CONFIG}admin: { token: ${TOKEN} }\n` }).admin.token, TOKEN);
   });
 });

@@ -3,25 +3,9 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { loadConfig } from '../../src/config/index.js';
 import { loadMappings, mappingOptionsFromConfig } from '../../src/mapping/index.js';
-
-const minimal = `
-opencrvs:
-  domain: farajaland.example.org
-  clientId: bridge
-  clientSecret: s3cret
-`;
-
-function errorOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  assert.fail('expected a ConfigError');
-}
+import { configErrorOf, MINIMAL_CONFIG } from './config-helpers.js';
 
 describe('configuration', () => {
   it("takes a site's own mapping file by a path relative to the config file, and names a missing one", () => {
@@ -31,7 +15,7 @@ describe('configuration', () => {
     writeFileSync(join(dir, 'mappings', 'birth.yaml'), shipped.replace(/^id: birth\.fhir$/m, 'id: birth.site'));
     const file = join(dir, 'bridge.yaml');
     const sources = (entry: string) =>
-      `${minimal}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.local/fhir\n    mappings: [${entry}, death.fhir]\n`;
+      `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.local/fhir\n    mappings: [${entry}, death.fhir]\n`;
     writeFileSync(file, sources('./mappings/birth.yaml'));
     const config = loadConfig({ file });
     assert.deepEqual(config.sources[0]?.mappings, [join(dir, 'mappings', 'birth.yaml'), 'death.fhir']);
@@ -39,13 +23,13 @@ describe('configuration', () => {
     assert.deepEqual(ids.sort(), ['birth.site', 'death.fhir']);
 
     writeFileSync(file, sources('./mappings/brith.yaml'));
-    const missing = errorOf(() => loadConfig({ file }));
+    const missing = configErrorOf(() => loadConfig({ file }));
     assert.equal(missing.path, 'sources[0].mappings[0]');
     assert.match(missing.message, /no mapping file at .*mappings\/brith\.yaml/);
   });
 
   it('derives the token and events URLs from the domain and applies defaults', () => {
-    const config = loadConfig({ text: minimal });
+    const config = loadConfig({ text: MINIMAL_CONFIG });
     assert.equal(config.opencrvs.tokenUrl, 'https://gateway.farajaland.example.org/auth/token');
     assert.equal(config.opencrvs.eventsUrl, 'https://register.farajaland.example.org/api/events');
     assert.equal(config.opencrvs.version, '2.0');
@@ -55,7 +39,7 @@ describe('configuration', () => {
 
   it('takes numbers and booleans from environment references (text) and says to quote a version', () => {
     const config = loadConfig({
-      text: `${minimal}http: { port: "\${BRIDGE_PORT}" }\nsources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.local/fhir\n    poll:\n      enabled: \${POLLING}\n      pageSize: \${PAGE}\n`,
+      text: `${MINIMAL_CONFIG}http: { port: "\${BRIDGE_PORT}" }\nsources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.local/fhir\n    poll:\n      enabled: \${POLLING}\n      pageSize: \${PAGE}\n`,
       env: { BRIDGE_PORT: '9000', POLLING: 'false', PAGE: '250' },
     });
     assert.equal(config.http.port, 9000);
@@ -63,39 +47,43 @@ describe('configuration', () => {
     assert.equal(config.sources[0]?.poll.pageSize, 250);
     // Only a whole reference is read as a number: YAML's own numbers are not made text (a secret 0x1F
     // would become "31", an office code 00123 "123").
-    const hex = errorOf(() => loadConfig({ text: minimal.replace('clientSecret: s3cret', 'clientSecret: 0x1F') }));
+    const hex = configErrorOf(() =>
+      loadConfig({ text: MINIMAL_CONFIG.replace('clientSecret: s3cret', 'clientSecret: 0x1F') }),
+    );
     assert.equal(hex.path, 'opencrvs.clientSecret');
     assert.match(hex.problem, /must be string/);
-    const notANumber = errorOf(() =>
-      loadConfig({ text: `${minimal}http: { port: "\${BRIDGE_PORT}" }\n`, env: { BRIDGE_PORT: 'eighty' } }),
+    const notANumber = configErrorOf(() =>
+      loadConfig({ text: `${MINIMAL_CONFIG}http: { port: "\${BRIDGE_PORT}" }\n`, env: { BRIDGE_PORT: 'eighty' } }),
     );
     assert.equal(notANumber.path, 'http.port');
-    const version = errorOf(() => loadConfig({ text: minimal.replace('opencrvs:\n', 'opencrvs:\n  version: 2.0\n') }));
+    const version = configErrorOf(() =>
+      loadConfig({ text: MINIMAL_CONFIG.replace('opencrvs:\n', 'opencrvs:\n  version: 2.0\n') }),
+    );
     assert.equal(version.path, 'opencrvs.version');
     assert.match(version.problem, /must be one of "2\.0", "1\.9" \(in quotes: YAML reads 2\.0 unquoted as a number\)/);
   });
 
   it('refuses a key with no value by name, instead of reading it as false or 0', () => {
-    const blank = errorOf(() =>
+    const blank = configErrorOf(() =>
       loadConfig({
-        text: `${minimal}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.local/fhir\n    poll:\n      enabled:\n`,
+        text: `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.local/fhir\n    poll:\n      enabled:\n`,
       }),
     );
     assert.equal(blank.path, 'sources[0].poll.enabled');
     assert.match(blank.problem, /has no value: give one, or leave the key out for its default/);
-    const overlap = errorOf(() => loadConfig({ text: `${minimal}delivery:\n  recheckAfterSeconds:\n` }));
+    const overlap = configErrorOf(() => loadConfig({ text: `${MINIMAL_CONFIG}delivery:\n  recheckAfterSeconds:\n` }));
     assert.equal(overlap.path, 'delivery.recheckAfterSeconds');
   });
 
   it('refuses a domain every URL of which is also given (it would be silently unused)', () => {
-    const both = errorOf(() =>
+    const both = configErrorOf(() =>
       loadConfig({
         text: 'opencrvs: { domain: x.org, tokenUrl: "http://127.0.0.1:7070/auth/token", eventsUrl: "http://127.0.0.1:7070/events", clientId: a, clientSecret: b }',
       }),
     );
     assert.equal(both.path, 'opencrvs.domain');
     assert.match(both.problem, /is not used: opencrvs\.tokenUrl and opencrvs\.eventsUrl are given too/);
-    const withToken = errorOf(() =>
+    const withToken = configErrorOf(() =>
       loadConfig({ text: 'opencrvs: { domain: x.org, eventsUrl: "http://127.0.0.1:7070/events", accessToken: t }' }),
     );
     assert.equal(withToken.path, 'opencrvs.domain');
@@ -108,29 +96,29 @@ describe('configuration', () => {
   });
 
   it('names the path of an unknown key', () => {
-    const err = errorOf(() => loadConfig({ text: `${minimal}  clientSecrett: x\n` }));
+    const err = configErrorOf(() => loadConfig({ text: `${MINIMAL_CONFIG}  clientSecrett: x\n` }));
     assert.equal(err.path, 'opencrvs.clientSecrett');
     assert.match(err.message, /unknown key/);
   });
 
   it('suggests the key a typo meant, at any depth, and only a near one', () => {
-    const typo = errorOf(() => loadConfig({ text: `${minimal}delivery:\n  settleSecond: 5\n` }));
+    const typo = configErrorOf(() => loadConfig({ text: `${MINIMAL_CONFIG}delivery:\n  settleSecond: 5\n` }));
     assert.equal(typo.path, 'delivery.settleSecond');
     assert.equal(typo.problem, 'unknown key (did you mean settleSeconds?)');
-    const casing = errorOf(() => loadConfig({ text: minimal.replace('clientId:', 'clientID:') }));
+    const casing = configErrorOf(() => loadConfig({ text: MINIMAL_CONFIG.replace('clientId:', 'clientID:') }));
     assert.match(casing.problem, /^unknown key \(did you mean clientId\?\)/);
-    const inSource = errorOf(() =>
+    const inSource = configErrorOf(() =>
       loadConfig({
-        text: `${minimal}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    poll: { schedul: '*/5 * * * *' }\n`,
+        text: `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    poll: { schedul: '*/5 * * * *' }\n`,
       }),
     );
     assert.equal(inSource.problem, 'unknown key (did you mean schedule?)');
-    const far = errorOf(() => loadConfig({ text: `${minimal}  banana: 1\n` }));
+    const far = configErrorOf(() => loadConfig({ text: `${MINIMAL_CONFIG}  banana: 1\n` }));
     assert.match(far.problem, /^unknown key($| \(also)/);
   });
 
   it('puts a misspelt key before the required key it hides, and lists the other problems', () => {
-    const err = errorOf(() => loadConfig({ text: 'opencrv:\n  domain: x.org\nstore: { path: [a] }\n' }));
+    const err = configErrorOf(() => loadConfig({ text: 'opencrv:\n  domain: x.org\nstore: { path: [a] }\n' }));
     assert.equal(err.path, 'opencrv');
     assert.match(
       err.message,
@@ -140,8 +128,8 @@ describe('configuration', () => {
 
   it('refuses a poll schedule node-cron cannot run, and credentials inside a URL', () => {
     const source = (extra: string) =>
-      `${minimal}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.local/fhir\n${extra}`;
-    const schedule = errorOf(() => loadConfig({ text: source("    poll: { schedule: 'every 5 minutes' }\n") }));
+      `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.local/fhir\n${extra}`;
+    const schedule = configErrorOf(() => loadConfig({ text: source("    poll: { schedule: 'every 5 minutes' }\n") }));
     assert.equal(schedule.path, 'sources[0].poll.schedule');
     assert.match(schedule.message, /not a cron expression/);
     assert.equal(loadConfig({ text: source("    poll: { schedule: '*/10 * * * * *' }\n") }).sources[0]?.id, 'emr');
@@ -150,12 +138,12 @@ describe('configuration', () => {
       false,
       'an unused schedule is not checked',
     );
-    const mapping = errorOf(() => loadConfig({ text: source('    mappings: [birth.fhir, birth.fhr]\n') }));
+    const mapping = configErrorOf(() => loadConfig({ text: source('    mappings: [birth.fhir, birth.fhr]\n') }));
     assert.equal(mapping.path, 'sources[0].mappings[1]');
     assert.match(mapping.message, /no mapping named "birth\.fhr" \(there are: .*birth\.fhir/);
     const dhis2 = (fields: string) =>
-      `${minimal}sources:\n  - id: hmis\n    kind: dhis2\n    baseUrl: http://dhis2.local\n    dhis2: { fields: '${fields}' }\n`;
-    const noWatermark = errorOf(() =>
+      `${MINIMAL_CONFIG}sources:\n  - id: hmis\n    kind: dhis2\n    baseUrl: http://dhis2.local\n    dhis2: { fields: '${fields}' }\n`;
+    const noWatermark = configErrorOf(() =>
       loadConfig({ text: dhis2('trackedEntity,attributes,enrollments[updatedAt,events]') }),
     );
     assert.equal(noWatermark.path, 'sources[0].dhis2.fields');
@@ -165,7 +153,7 @@ describe('configuration', () => {
         .sources[0]?.dhis2?.fields,
       'trackedEntity,updatedAt,attributes,enrollments[*,events[*]],relationships',
     );
-    const zone = errorOf(() => loadConfig({ text: source('    timeZone: Africa/Nowhere\n') }));
+    const zone = configErrorOf(() => loadConfig({ text: source('    timeZone: Africa/Nowhere\n') }));
     assert.equal(zone.path, 'sources[0].timeZone');
     assert.match(zone.message, /not an IANA time zone/);
     assert.equal(loadConfig({ text: source('    timeZone: Africa/Lusaka\n') }).sources[0]?.timeZone, 'Africa/Lusaka');
@@ -177,11 +165,11 @@ describe('configuration', () => {
       ['Etc/GMT+3', 'Etc/GMT+3'],
     ];
     for (const [zone, reads] of ambiguous) {
-      const err = errorOf(() => loadConfig({ text: source(`    timeZone: ${zone}\n`) }));
+      const err = configErrorOf(() => loadConfig({ text: source(`    timeZone: ${zone}\n`) }));
       assert.equal(err.path, 'sources[0].timeZone');
       assert.ok(err.message.includes(`"${zone}" is ambiguous (ICU reads it as ${reads})`), err.message);
     }
-    const creds = errorOf(() =>
+    const creds = configErrorOf(() =>
       loadConfig({ text: source('').replace('http://emr.local', 'http://admin:pw@emr.local') }),
     );
     assert.equal(creds.path, 'sources[0].baseUrl');
@@ -190,8 +178,8 @@ describe('configuration', () => {
   });
 
   it('names the path of a bad value inside a list', () => {
-    const text = `${minimal}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: not-a-url\n`;
-    const err = errorOf(() => loadConfig({ text }));
+    const text = `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: not-a-url\n`;
+    const err = configErrorOf(() => loadConfig({ text }));
     assert.equal(err.path, 'sources[0].baseUrl');
   });
 
@@ -207,20 +195,20 @@ describe('configuration', () => {
     const file = join(dir, 'bridge.yaml');
     writeFileSync(file, 'opencrvs: { domain: x.org, clientId: a, clientSecretFile: secret.txt }');
     assert.equal(loadConfig({ file }).opencrvs.clientSecret, 'from-file');
-    const both = errorOf(() =>
+    const both = configErrorOf(() =>
       loadConfig({ text: `opencrvs: { domain: x.org, clientId: a, clientSecret: b, clientSecretFile: ${file} }` }),
     );
     assert.equal(both.path, 'opencrvs.clientSecretFile');
     // A missing file is named in full: relative paths start from the config file's folder.
     writeFileSync(file, 'opencrvs: { domain: x.org, clientId: a, clientSecretFile: nope/secret.txt }');
-    const missing = errorOf(() => loadConfig({ file }));
+    const missing = configErrorOf(() => loadConfig({ file }));
     assert.equal(missing.problem, `cannot read the file ${join(dir, 'nope', 'secret.txt')} (ENOENT)`);
   });
 
   it('says where YAML it cannot read is, never what the line holds (an inline secret)', () => {
     const secret = 'Zq8!kP2vR9xW';
     for (const start of ['*', '|', '!']) {
-      const err = errorOf(() =>
+      const err = configErrorOf(() =>
         loadConfig({ text: `opencrvs:\n  domain: x.org\n  clientId: a\n  clientSecret: ${start}${secret}\n` }),
       );
       assert.match(err.path, /^line 4, column \d+$/, start);
@@ -228,9 +216,9 @@ describe('configuration', () => {
       assert.ok(!err.message.includes(secret), `${start}: ${err.message}`);
     }
     // Errors quoting cannot cure say what does.
-    const twice = errorOf(() => loadConfig({ text: `${minimal}  clientId: again\n` }));
+    const twice = configErrorOf(() => loadConfig({ text: `${MINIMAL_CONFIG}  clientId: again\n` }));
     assert.match(twice.problem, /^invalid YAML \(DUPLICATE_KEY\): a key is given twice in the same block: keep one/);
-    const tab = errorOf(() => loadConfig({ text: 'opencrvs:\n\tdomain: x.org\n' }));
+    const tab = configErrorOf(() => loadConfig({ text: 'opencrvs:\n\tdomain: x.org\n' }));
     assert.match(tab.problem, /^invalid YAML \(TAB_AS_INDENT\): a tab is used to indent/);
   });
 
@@ -238,7 +226,7 @@ describe('configuration', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
     writeFileSync(join(dir, 'two-lines.txt'), 'first-part\nsecond-part\n');
     writeFileSync(join(dir, 'crlf.txt'), 'windows-secret\r\n');
-    const fromFile = errorOf(() =>
+    const fromFile = configErrorOf(() =>
       loadConfig({ text: `opencrvs: { domain: x.org, clientId: a, clientSecretFile: ${join(dir, 'two-lines.txt')} }` }),
     );
     assert.equal(fromFile.path, 'opencrvs.clientSecretFile');
@@ -249,9 +237,9 @@ describe('configuration', () => {
       text: `opencrvs: { domain: x.org, clientId: a, clientSecretFile: ${join(dir, 'crlf.txt')} }`,
     });
     assert.equal(crlf.opencrvs.clientSecret, 'windows-secret');
-    const fromEnv = errorOf(() =>
+    const fromEnv = configErrorOf(() =>
       loadConfig({
-        text: `${minimal}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    auth: { type: bearer, token: "\${EMR_TOKEN}" }\n`,
+        text: `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    auth: { type: bearer, token: "\${EMR_TOKEN}" }\n`,
         env: { EMR_TOKEN: 'emr-token-part1\npart2-SECRET' },
       }),
     );
@@ -263,8 +251,8 @@ describe('configuration', () => {
 
   it('refuses an auth key its type does not read, which would be ignored without a word', () => {
     const source = (auth: string) =>
-      `${minimal}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    auth: ${auth}\n`;
-    const stray = errorOf(() => loadConfig({ text: source('{ type: bearer, token: t, username: bob }') }));
+      `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    auth: ${auth}\n`;
+    const stray = configErrorOf(() => loadConfig({ text: source('{ type: bearer, token: t, username: bob }') }));
     assert.equal(stray.path, 'sources[0].auth.username');
     assert.equal(stray.problem, 'is not used by auth type bearer');
     const oauth = loadConfig({
@@ -276,27 +264,27 @@ describe('configuration', () => {
   });
 
   it('refuses keys of the other kind of source, which would be ignored without a word', () => {
-    const fhir = errorOf(() =>
+    const fhir = configErrorOf(() =>
       loadConfig({
-        text: `${minimal}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    writeBack: { dataElement: uf3svrmp8Oj }\n`,
+        text: `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    writeBack: { dataElement: uf3svrmp8Oj }\n`,
       }),
     );
     assert.equal(fhir.path, 'sources[0].writeBack.dataElement');
     assert.match(fhir.problem, /is for dhis2 sources; this source is kind fhir/);
-    const dhis2 = errorOf(() =>
+    const dhis2 = configErrorOf(() =>
       loadConfig({
-        text: `${minimal}sources:\n  - id: d\n    kind: dhis2\n    baseUrl: http://dhis2.example\n    auth: { type: basic, username: a, password: b }\n    subscription: { secret: abcdefgh }\n`,
+        text: `${MINIMAL_CONFIG}sources:\n  - id: d\n    kind: dhis2\n    baseUrl: http://dhis2.example\n    auth: { type: basic, username: a, password: b }\n    subscription: { secret: abcdefgh }\n`,
       }),
     );
     assert.equal(dhis2.path, 'sources[0].subscription');
     // Each kind's own keys, write-back included, still load.
     loadConfig({
-      text: `${minimal}sources:\n  - id: d\n    kind: dhis2\n    baseUrl: http://dhis2.example\n    auth: { type: basic, username: a, password: b }\n    writeBack: { dataElement: uf3svrmp8Oj }\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    writeBack: { target: task }\n`,
+      text: `${MINIMAL_CONFIG}sources:\n  - id: d\n    kind: dhis2\n    baseUrl: http://dhis2.example\n    auth: { type: basic, username: a, password: b }\n    writeBack: { dataElement: uf3svrmp8Oj }\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    writeBack: { target: task }\n`,
     });
   });
 
   it('reports an unset environment variable with its key path', () => {
-    const err = errorOf(() =>
+    const err = configErrorOf(() =>
       // biome-ignore lint/suspicious/noTemplateCurlyInString: the config's own ${ENV} syntax under test
       loadConfig({ text: 'opencrvs: { domain: x.org, clientId: a, clientSecret: "${NOPE}" }' }),
     );
@@ -306,35 +294,42 @@ describe('configuration', () => {
 
   it('requires credentials and knows single-call needs 2.0', () => {
     assert.equal(
-      errorOf(() => loadConfig({ text: 'opencrvs: { domain: x.org, clientId: a }' })).path,
+      configErrorOf(() => loadConfig({ text: 'opencrvs: { domain: x.org, clientId: a }' })).path,
       'opencrvs.clientSecret',
     );
-    const err = errorOf(() => loadConfig({ text: `${minimal}  version: "1.9"\ndelivery: { mode: single-call }\n` }));
+    const err = configErrorOf(() =>
+      loadConfig({ text: `${MINIMAL_CONFIG}  version: "1.9"\ndelivery: { mode: single-call }\n` }),
+    );
     assert.equal(err.path, 'delivery.mode');
   });
 
   it('fills source defaults and rejects duplicate ids', () => {
-    const text = `${minimal}sources:\n  - { id: emr, kind: fhir, baseUrl: "http://emr/fhir" }\n  - { id: emr, kind: fhir, baseUrl: "http://emr2/fhir" }\n`;
-    assert.equal(errorOf(() => loadConfig({ text })).path, 'sources[1].id');
-    const ok = loadConfig({ text: `${minimal}sources:\n  - { id: emr, kind: fhir, baseUrl: "http://emr/fhir" }\n` });
+    const text = `${MINIMAL_CONFIG}sources:\n  - { id: emr, kind: fhir, baseUrl: "http://emr/fhir" }\n  - { id: emr, kind: fhir, baseUrl: "http://emr2/fhir" }\n`;
+    assert.equal(configErrorOf(() => loadConfig({ text })).path, 'sources[1].id');
+    const ok = loadConfig({
+      text: `${MINIMAL_CONFIG}sources:\n  - { id: emr, kind: fhir, baseUrl: "http://emr/fhir" }\n`,
+    });
     assert.deepEqual(ok.sources[0]?.mappings, ['birth.fhir', 'death.fhir']);
     assert.equal(ok.sources[0]?.poll.overlapSeconds, 30);
   });
 
   it('checks where the first sync starts: an ISO date in since, or sinceDays, not both', () => {
     const source = (poll: string) =>
-      `${minimal}sources:\n  - { id: emr, kind: fhir, baseUrl: "http://emr/fhir", poll: ${poll} }\n`;
+      `${MINIMAL_CONFIG}sources:\n  - { id: emr, kind: fhir, baseUrl: "http://emr/fhir", poll: ${poll} }\n`;
     for (const since of ['2026-01-31', '2026-01-31T00:00:00Z', '2026-01-31T08:00:00.000+03:00', '2026-01-31T08:00']) {
       assert.equal(loadConfig({ text: source(`{ since: "${since}" }`) }).sources[0]?.poll.since, since);
     }
     for (const since of ['last month', '2026-13-01', '31/01/2026', '2026-01-31 08:00']) {
-      const err = errorOf(() => loadConfig({ text: source(`{ since: "${since}" }`) }));
+      const err = configErrorOf(() => loadConfig({ text: source(`{ since: "${since}" }`) }));
       assert.equal(err.path, 'sources[0].poll.since', since);
       assert.match(err.message, /ISO 8601 date or date-time/);
     }
     assert.equal(loadConfig({ text: source('{ sinceDays: 30 }') }).sources[0]?.poll.sinceDays, 30);
-    assert.equal(errorOf(() => loadConfig({ text: source('{ sinceDays: -1 }') })).path, 'sources[0].poll.sinceDays');
-    const both = errorOf(() => loadConfig({ text: source('{ since: "2026-01-31", sinceDays: 30 }') }));
+    assert.equal(
+      configErrorOf(() => loadConfig({ text: source('{ sinceDays: -1 }') })).path,
+      'sources[0].poll.sinceDays',
+    );
+    const both = configErrorOf(() => loadConfig({ text: source('{ since: "2026-01-31", sinceDays: 30 }') }));
     assert.equal(both.path, 'sources[0].poll.sinceDays');
     assert.match(both.message, /either since or sinceDays/);
   });
