@@ -35,20 +35,18 @@ async function evaluateRefs(
   refs: string[],
   options: { reconciled?: boolean },
 ): Promise<PassReport> {
-  const readAll = (list: string[]) =>
-    Promise.all(
-      list.map((ref) => {
-        const [type, id] = ref.split('/');
-        return type && id ? fetcher.read(type, id) : Promise.resolve(undefined);
-      }),
-    );
+  const readAll = (list: string[]) => Promise.all(list.map((ref) => byRef(ref, (type, id) => fetcher.read(type, id))));
   // Read together, so they leave as one `_id` search per type (CachingFetcher.read); an id the search
   // does not return is read on its own, and only that read's 404/410 counts as gone.
   const found = await readAll(refs);
   const resources = found.filter((resource) => resource !== undefined);
   const gone = refs.filter((_, i) => found[i] === undefined);
-  // Read before anything is recorded: a history read that fails leaves the notification to be redone whole.
-  const lastVersions = await Promise.all(gone.map((ref) => lastVersionOf(source.client, ref)));
+  // The last version of each, to find the records it was about (a fetal-death report's child, say). A server
+  // that keeps no history gives none (OpenMRS); one that cannot answer now gives none either (logged): the
+  // deletion itself is recorded all the same, and only rows that name the resource are evaluated again.
+  const lastVersions = await Promise.all(
+    gone.map((ref) => byRef(ref, (type, id) => source.client.lastVersion(type, id))),
+  );
   const recheck = gone.flatMap((ref, i) => source.pipeline.recordDeleted(ref, fetcher, lastVersions[i]));
   if (recheck.length > 0) resources.push(...(await readAll(recheck)).filter((resource) => resource !== undefined));
   const { results } = await source.pipeline.evaluate(resources, fetcher);
@@ -66,12 +64,8 @@ async function evaluateRefs(
 
 const RECONCILED_COMMIT_ROWS = 8;
 
-/**
- * What the source last held of a resource it deleted, to find the records it was part of: the subject
- * of a fetal-death report, say, whose birth the report kept from being notified. Without it (a server
- * that keeps no history, such as OpenMRS) only rows that name the resource are evaluated again.
- */
-function lastVersionOf(client: FhirSourceClient, ref: string): Promise<Resource | undefined> {
+/** `read` of a `Type/id` reference; undefined for anything else (a notification names what it likes). */
+function byRef(ref: string, read: (type: string, id: string) => Promise<Resource | undefined>) {
   const [type, id] = ref.split('/');
-  return type && id ? client.lastVersion(type, id) : Promise.resolve(undefined);
+  return type && id ? read(type, id) : Promise.resolve(undefined);
 }
