@@ -93,7 +93,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
       } else {
         decided =
           (await refusedForItsType(deps, row, failure)) ??
-          refusedForItsOffice(row, failure) ??
+          refusedForItsOffice(deps.ledger, row, failure, progress) ??
           decide(deps, row, failure);
       }
       ({ settlement, delayMs, reason } = decided);
@@ -163,11 +163,12 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
 /** Delivered, or pending with the time to ask OpenCRVS whether it was decided (pending-check.ts). */
 function answered(
   deps: AttemptDeps,
-  sent: { outcome: 'accepted' | 'pending'; eventId: string; trackingId: string },
+  sent: { outcome: 'accepted' | 'pending'; eventId: string; trackingId: string; olderCopy?: boolean },
 ): Settlement {
   const { eventId, trackingId } = sent;
-  if (sent.outcome === 'accepted') return { outcome: 'delivered', eventId, trackingId };
-  return { outcome: 'delivered-pending', eventId, trackingId, checkAt: deps.now() + pendingCheckDelay(0) };
+  const older = sent.olderCopy ? { olderCopy: true } : {};
+  if (sent.outcome === 'accepted') return { outcome: 'delivered', eventId, trackingId, ...older };
+  return { outcome: 'delivered-pending', eventId, trackingId, checkAt: deps.now() + pendingCheckDelay(0), ...older };
 }
 
 interface Decided {
@@ -244,15 +245,37 @@ async function refusedForItsType(
  * OpenCRVS v1 Task's office, passed on as given; the mapping marked the payload so) is that record's
  * problem: it is dead, with what to do, and the queue goes on. Decided from how the row was routed, not
  * from today's routing table.
+ *
+ * So is a NOTIFY resent to an office OpenCRVS no longer knows (closed, or removed from the country's
+ * locations) while the first one is in doubt: the row must resend that very copy (in-doubt.ts), so no
+ * routing fix reaches it, and held it would hold the queue for good. Mapped again (a replay, or a newer
+ * version of the record), it goes out under the next transactionId generation, after OpenCRVS is asked
+ * whether the first NOTIFY was stored (send.ts).
  */
-function refusedForItsOffice(row: LedgerRow, failure: ClassifiedFailure): Decided | undefined {
+function refusedForItsOffice(
+  ledger: Ledger,
+  row: LedgerRow,
+  failure: ClassifiedFailure,
+  progress: SendProgress,
+): Decided | undefined {
   const office = row.payload?.office;
-  if (failure.error.kind !== 'unknown-office' || !office || !row.payload?.officeFromRecord) return undefined;
+  if (failure.error.kind !== 'unknown-office' || !office) return undefined;
+  if (row.payload?.officeFromRecord) {
+    return deadFor(
+      failure,
+      `OpenCRVS does not know office ${office}, which the source record named (not routing): route the ` +
+        `record's facility under routing.facilities, or correct the record, then replay (${failure.error.message})`,
+      'office named by the record is unknown to OpenCRVS',
+    );
+  }
+  if (progress.step !== 'notify' && progress.step !== 'createAndNotify') return undefined;
+  if (!ledger.notifyInDoubt(row.id)) return undefined;
   return deadFor(
     failure,
-    `OpenCRVS does not know office ${office}, which the source record named (not routing): route the ` +
-      `record's facility under routing.facilities, or correct the record, then replay (${failure.error.message})`,
-    'office named by the record is unknown to OpenCRVS',
+    `OpenCRVS no longer knows office ${office}, to which an earlier NOTIFY of this row went with its answer ` +
+      `lost: that copy cannot be sent again. Route the record's facility to an open office (routing), then ` +
+      `replay: OpenCRVS is asked first whether the earlier NOTIFY was stored (${failure.error.message})`,
+    'office of a NOTIFY in doubt is unknown to OpenCRVS',
   );
 }
 

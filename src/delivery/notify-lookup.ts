@@ -2,10 +2,10 @@
 // the create call is idempotent on the row's create transactionId and answers with the event, its actions
 // included (a health client may not read events, `record.read`). Used to settle a withdrawal under way
 // (withdraw.ts) and to learn the country configuration's later decision (pending-check.ts).
-import { type LedgerRow, notifyTransactionId } from '../ledger/index.js';
+import { canonicalJson, type LedgerRow, notifyTransactionId } from '../ledger/index.js';
 import { isOpenCrvsError } from '../opencrvs/errors.js';
 import { readNotifyOutcome } from '../opencrvs/outcome.js';
-import type { EventDocument, OpenCrvsApi } from '../opencrvs/types.js';
+import type { Declaration, EventDocument, OpenCrvsApi } from '../opencrvs/types.js';
 
 export interface NotifyFinding {
   event: EventDocument;
@@ -15,6 +15,8 @@ export interface NotifyFinding {
   pending: boolean;
   /** Rejected by the country configuration. */
   rejected: boolean;
+  /** What the standing (accepted or pending) NOTIFYs declared, as OpenCRVS returns them. */
+  declarations: Declaration[];
 }
 
 /**
@@ -29,12 +31,16 @@ export async function findOurNotifies(api: OpenCrvsApi, row: LedgerRow, known?: 
       transactionId: row.createTransactionId,
       createdAtLocation: row.payload?.office ?? row.office ?? '',
     }));
-  const finding: NotifyFinding = { event, accepted: false, pending: false, rejected: false };
+  const finding: NotifyFinding = { event, accepted: false, pending: false, rejected: false, declarations: [] };
   for (const transactionId of notifyTransactionIds(row)) {
     try {
       const found = readNotifyOutcome(event, transactionId, 'notification lookup');
       if (found.outcome === 'accepted') finding.accepted = true;
       else finding.pending = true;
+      const requested = event.actions.find(
+        (a) => a.type === 'NOTIFY' && a.status === 'Requested' && a.transactionId === transactionId,
+      );
+      if (requested?.declaration) finding.declarations.push(requested.declaration);
     } catch (err) {
       if (!isOpenCrvsError(err)) throw err;
       // Rejected, or no NOTIFY under this id.
@@ -64,4 +70,15 @@ export function standingNotify(
     eventId: found.event.id,
     trackingId: found.event.trackingId,
   };
+}
+
+/**
+ * Whether what OpenCRVS holds is another copy than `declaration`: a NOTIFY of an earlier generation stood,
+ * and the row has since taken a newer version (a dead row requeued by a corrected record, ledger/record.ts).
+ * Unknown (no declaration returned) counts as the same: only a difference seen is reported.
+ */
+export function holdsOtherCopy(found: NotifyFinding, declaration: Declaration): boolean {
+  if (found.declarations.length === 0) return false;
+  const ours = canonicalJson(declaration);
+  return !found.declarations.some((held) => canonicalJson(held) === ours);
 }

@@ -3,7 +3,7 @@
 // idempotent anyway. Single-call: `POST /events/notify` with the base transactionId.
 import type { Ledger, LedgerPayload, LedgerRow } from '../ledger/index.js';
 import type { EventDocument, OpenCrvsApi } from '../opencrvs/types.js';
-import { findOurNotifies, standingNotify } from './notify-lookup.js';
+import { findOurNotifies, holdsOtherCopy, standingNotify } from './notify-lookup.js';
 
 export type SendMode = 'two-step' | 'single-call';
 
@@ -27,6 +27,8 @@ export interface SendResult {
   outcome: 'accepted' | 'pending';
   eventId: string;
   trackingId: string;
+  /** An earlier NOTIFY of the row stood, with another declaration than the row's (send.ts's lookup). */
+  olderCopy?: boolean;
 }
 
 /** Which call is running; read after a failure to record where the attempt stopped. */
@@ -58,8 +60,10 @@ export async function sendRow(
   // and pending or accepted. Sending would notify the birth twice: look first (notify-lookup.ts).
   if (row.requeues > 0) {
     progress.step = 'lookup'; // sends nothing: a failure here leaves no doubt (in-doubt.ts)
-    const standing = standingNotify(await findOurNotifies(api, { ...row, eventId: created.eventId }, created.event));
-    if (standing) return standing;
+    const found = await findOurNotifies(api, { ...row, eventId: created.eventId }, created.event);
+    const standing = standingNotify(found);
+    // OpenCRVS keeps that copy: a newer version the row took since is an update after notification.
+    if (standing) return holdsOtherCopy(found, payload.declaration) ? { ...standing, olderCopy: true } : standing;
   }
   // Taken back meanwhile (a stop's drain deadline, a stale lock): the row is someone else's to send now.
   if (row.lockedBy !== null && !ledger.holdsLock(row.id, row.lockedBy, row.attempts)) throw new LockLost();

@@ -78,6 +78,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     markRechecked: (rows) => outbox.markRechecked(rows, now()),
     withdrawClaimed: (id, workerId, reason) => outbox.withdrawClaimed(id, workerId, reason, now()),
     withdrawnReason: outbox.withdrawnReason,
+    notifyInDoubt: outbox.notifyInDoubt,
     holdsLock: outbox.holdsLock,
     takeBackUnfinished: (ids, workerId, options = {}) =>
       outbox.takeBackUnfinished(ids, workerId, now(), options.singleCall === true),

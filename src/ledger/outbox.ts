@@ -17,6 +17,7 @@ export interface Outbox {
   deferForRecheck(ids: number[], workerId: string, until: number, now: number): number;
   withdrawClaimed(id: number, workerId: string, reason: string, now: number): LedgerRow | undefined;
   withdrawnReason(id: number): string | null;
+  notifyInDoubt(id: number): boolean;
   holdsLock(id: number, workerId: string, attempts: number): boolean;
   takeBackUnfinished(ids: number[], workerId: string, now: number, singleCall: boolean): number;
   markRechecked(rows: ReadonlyArray<{ id: number; nextRunAt: number }>, now: number): number;
@@ -267,7 +268,7 @@ export function createOutbox(db: Db): Outbox {
     if (!('error' in settlement)) {
       if (replaced) keepClaimedCopy.run({ id: row.id, payload: JSON.stringify(input.claimedPayload) });
       // Newer: a version the claimed copy does not carry, or a withdrawal by the source meanwhile.
-      const newer = (newerVersion && !counted) || row.withdrawn_reason !== null ? 1 : 0;
+      const newer = (newerVersion && !counted) || row.withdrawn_reason !== null || settlement.olderCopy ? 1 : 0;
       settled = delivered.get({
         id: row.id,
         state: settlement.outcome,
@@ -377,6 +378,7 @@ export function createOutbox(db: Db): Outbox {
       ids.length === 0 ? 0 : relaxed(db, () => eachId.immediate(unclaim, ids, { workerId, until, now })),
     markRechecked: (rows, now) => (rows.length === 0 ? 0 : relaxed(db, () => markAllRechecked.immediate(rows, now))),
     withdrawnReason: (id) => withdrawnReasonOf.get(id) ?? null,
+    notifyInDoubt: (id) => Boolean(earlierInDoubt.get(id)),
     holdsLock: (id, workerId, attempts) => {
       const claim = claimOf.get(id);
       return claim?.locked_by === workerId && claim.attempts === attempts;

@@ -18,6 +18,8 @@ type Clock = () => number;
 
 /** Rows not sent yet: the newest version decides. Once delivered the OpenCRVS event stands. */
 const UNSENT = ['pending', 'failed', 'dead'];
+/** Unsent rows whose retry comes under the current transactionId generation. */
+const WAITING = ['pending', 'failed'];
 /** Rows the source can still withdraw: not sent yet, or in flight (then only marked; see `withdraw`). */
 const WITHDRAWABLE = [...UNSENT, 'delivering'];
 
@@ -172,14 +174,17 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     const existing = reselect(input);
     const params = { ...fields, id: existing.id, now: now() };
     const same = existing.payload_hash === input.payloadHash;
-    // An unsent row (not in flight) whose NOTIFY may already be in OpenCRVS (see markUpdatedInDoubt) keeps
-    // what it sent, pending, failed or dead alike: its retry, or a replay, must resend exactly that. A
-    // single call (v1.9 createAndNotify) whose answer was lost leaves no event id, so the attempts decide.
-    // A row being sent again after such a NOTIFY too: its worker resends the claimed copy, which settle
-    // keeps (outbox.ts), so the newer version is counted here, once.
+    // A row waiting to be sent again (not in flight) whose NOTIFY may already be in OpenCRVS (see
+    // markUpdatedInDoubt) keeps what it sent: its retry must resend exactly that. A single call (v1.9
+    // createAndNotify) whose answer was lost leaves no event id, so the attempts decide. A row being sent
+    // again after such a NOTIFY too: its worker resends the claimed copy, which settle keeps (outbox.ts),
+    // so the newer version is counted here, once. Not a dead row: the requeue below starts the next
+    // transactionId generation, whose first attempt asks OpenCRVS what the earlier ones left before it
+    // sends anything (delivery/send.ts), so it may carry the newer version (a route to an office still
+    // open, a corrected record).
     const inDoubt =
       !same &&
-      (UNSENT.includes(existing.state) || existing.state === 'delivering') &&
+      (WAITING.includes(existing.state) || existing.state === 'delivering') &&
       !!notifyAttempted.get(existing.id);
     if (inDoubt) {
       markUpdatedInDoubt.run(params);

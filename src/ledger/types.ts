@@ -192,10 +192,14 @@ export interface ReplayResult {
 }
 
 /** How a settled attempt ends; written by the delivery worker through `Ledger.settle`. */
+/**
+ * `olderCopy`: OpenCRVS holds an earlier copy than the row's (an earlier NOTIFY of it stood): the row's
+ * version is recorded as an update after notification.
+ */
 export type Settlement =
-  | { outcome: 'delivered'; eventId: string; trackingId: string }
+  | { outcome: 'delivered'; eventId: string; trackingId: string; olderCopy?: boolean }
   /** `checkAt`: when to ask OpenCRVS whether the country configuration decided (default: at once). */
-  | { outcome: 'delivered-pending'; eventId: string; trackingId: string; checkAt?: number }
+  | { outcome: 'delivered-pending'; eventId: string; trackingId: string; checkAt?: number; olderCopy?: boolean }
   | { outcome: 'retry'; error: LedgerError; nextRunAt: number }
   | { outcome: 'dead'; error: LedgerError }
   /** Operator problem: the row goes back unlocked, its attempt not counted, the error kept visible. */
@@ -360,6 +364,11 @@ export interface Ledger {
   withdrawClaimed(id: number, workerId: string, reason: string): LedgerRow | undefined;
   /** The row's withdrawal by the source, if any (read between an attempt's create and its notify). */
   withdrawnReason(id: number): string | null;
+  /**
+   * Whether a NOTIFY (or single call) of the row's current transactionId generation may be in OpenCRVS
+   * with its answer lost (in-doubt.ts): its retries must resend that very copy.
+   */
+  notifyInDoubt(id: number): boolean;
   /**
    * Whether `workerId` still holds the claim it made at `attempts` (read before a NOTIFY: a row taken back,
    * or taken back and claimed again, is not sent on by the earlier attempt).

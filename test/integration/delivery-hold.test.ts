@@ -175,6 +175,87 @@ describe('an office OpenCRVS does not know', () => {
   });
 });
 
+describe('an office closed while a NOTIFY to it is in doubt', () => {
+  let bed: TestBed;
+  let open: string;
+  beforeEach(async () => {
+    bed = await testBed();
+    const other = bed.sim.locations.find((l) => l.locationType === 'CRVS_OFFICE' && l.id !== bed.office);
+    assert.ok(other, 'the simulator seeds two offices');
+    open = other.id;
+  });
+  afterEach(async () => {
+    await bed.close();
+  });
+
+  /**
+   * Birth 1's NOTIFY to the office leaves its answer lost (`stored`: OpenCRVS kept it, else it never got
+   * there), then OpenCRVS stops knowing that office. The row must resend that very copy, which a routing
+   * fix cannot reach: it is dead with what to do, and births 2 and 3 (routed elsewhere) go on.
+   */
+  async function inDoubtThenClosed(stored: boolean): Promise<{ worker: DeliveryWorker; id: number }> {
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    await bed.sim.control.configure({
+      faults: { ...(stored ? { commitThenFailRate: 1 } : { dropRate: 1 }), operations: ['notify'], times: 1 },
+    });
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: fastDelivery,
+    });
+    await until(worker, () => bed.ledger.get(row.id)?.state === 'failed');
+    await bed.sim.control.removeLocation(bed.office);
+    for (let i = 2; i <= 3; i++) bed.ledger.recordEvent(birthEvent(open, i));
+    await until(worker, () => bed.ledger.list({ states: ['delivered'] }).length === 2);
+    await until(worker, () => bed.ledger.get(row.id)?.state === 'dead');
+    return { worker, id: row.id };
+  }
+
+  for (const stored of [true, false]) {
+    it(`${stored ? 'stored' : 'not stored'}: that row alone is dead; mapped again to an open office, it is delivered once`, async () => {
+      const { worker, id } = await inDoubtThenClosed(stored);
+      try {
+        assert.equal(worker.held(), undefined, 'the queue is not held');
+        const dead = bed.ledger.get(id);
+        assert.equal(dead?.lastError?.kind, 'unknown-office');
+        assert.match(dead?.lastError?.message ?? '', /no longer knows office .*earlier NOTIFY.*then replay/);
+        // The replay maps the record again: the routing now names an open office.
+        const { change } = bed.ledger.recordEvent(birthEvent(open, 1));
+        assert.equal(change, 'replaced');
+        await until(worker, () => bed.ledger.get(id)?.state === 'delivered');
+      } finally {
+        await worker.stop({ drainMs: 5000 });
+      }
+      await assertExactlyOnce(bed.sim, bed.ledger, 3);
+      const row = bed.ledger.get(id);
+      const [event] = await bed.sim.control.events({ transactionId: row?.createTransactionId });
+      const requested = event?.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Requested') ?? [];
+      assert.equal(requested.length, 1, 'one NOTIFY reached OpenCRVS');
+      assert.equal(requested[0]?.createdAtLocation, stored ? bed.office : open);
+      assert.equal(row?.updatesAfterNotification, 0, "the declaration OpenCRVS holds is the row's");
+    });
+  }
+
+  it('stored, and the record corrected before the replay: delivered, and flagged as updated after notification', async () => {
+    const { worker, id } = await inDoubtThenClosed(true);
+    try {
+      bed.ledger.recordEvent(birthEvent(open, 1, { 'child.name': { firstname: 'Corrected', surname: 'Child' } }));
+      await until(worker, () => bed.ledger.get(id)?.state === 'delivered');
+    } finally {
+      await worker.stop({ drainMs: 5000 });
+    }
+    await assertExactlyOnce(bed.sim, bed.ledger, 3);
+    const row = bed.ledger.get(id);
+    assert.equal(row?.updatesAfterNotification, 1, 'OpenCRVS holds the first copy: someone corrects it there');
+    const [event] = await bed.sim.control.events({ transactionId: row?.createTransactionId });
+    const requested = event?.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Requested') ?? [];
+    assert.deepEqual(
+      requested.map((a) => (a.declaration?.['child.name'] as { firstname?: string } | undefined)?.firstname),
+      ['Test1'],
+    );
+  });
+});
+
 async function waitFor(condition: () => boolean, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {

@@ -363,7 +363,7 @@ describe('ledger: outbox', () => {
     assert.equal(ledger.get(row.id)?.updatesAfterNotification, 1, 'counted once');
   });
 
-  it('after an in-doubt NOTIFY a 400 leaves the doubt, a rejection ends it: only then does a correction go out', () => {
+  it('after an in-doubt NOTIFY a 400 leaves the doubt (a correction takes the next generation), a rejection ends it', () => {
     const timeout = { classification: 'retryable' as const, kind: 'timeout', message: 't' };
     /** A row whose NOTIFY timed out, then a correction, then the resend of the kept copy ends with `error`. */
     const inDoubtThenRefused = (subject: string, error: LedgerError) => {
@@ -394,10 +394,13 @@ describe('ledger: outbox', () => {
       });
       return row.id;
     };
-    // A 400 may be a location or form changed since: the first copy may be stored all the same.
+    // A 400 may be a location or form changed since: the first copy may be stored all the same. The
+    // correction goes out under the next generation, whose first attempt asks OpenCRVS first (send.ts).
     const refused = { classification: 'permanent' as const, kind: 'bad-request', status: 400, message: 'Invalid' };
     inDoubtThenRefused('1', refused);
-    assert.equal(ledger.recordEvent(eventInput('1', payload('Fixed'), '3')).change, 'updated-after-notification');
+    const requeued = ledger.recordEvent(eventInput('1', payload('Fixed'), '3'));
+    assert.equal(requeued.change, 'replaced');
+    assert.match(requeued.row.notifyTransactionId, /:notify:r1$/);
     // Rejected: OpenCRVS holds that copy, refused; a correction goes out under the next generation.
     const rejected = { classification: 'permanent' as const, kind: 'rejected', message: 'rejected the NOTIFY' };
     const id = inDoubtThenRefused('2', rejected);

@@ -371,7 +371,7 @@ describe('ledger: recording events', () => {
     );
   });
 
-  it('a dead row whose NOTIFY may be in OpenCRVS keeps what it sent when a newer version comes (a replay resends it)', () => {
+  it('a dead row whose NOTIFY may be in OpenCRVS takes a newer version under the next generation', () => {
     const { row } = ledger.recordEvent(eventInput('x'));
     // Out of retries after a 500: the NOTIFY may have been stored.
     settleRow(
@@ -381,13 +381,17 @@ describe('ledger: recording events', () => {
       { now: clock.now(), created: { eventId: 'event-x', trackingId: 'TRKX' } },
     );
     assert.equal(ledger.get(row.id)?.state, 'dead');
+    // Nothing was sent under the next generation: its first attempt asks OpenCRVS what the first left
+    // (delivery/send.ts), so the row may carry the correction.
     const { change } = ledger.recordEvent(eventInput('x', payload('Corrected'), '2'));
-    assert.equal(change, 'updated-after-notification');
-    const kept = ledger.get(row.id);
+    assert.equal(change, 'replaced');
+    const requeued = ledger.get(row.id);
     assert.deepEqual(
-      [kept?.state, kept?.updatesAfterNotification, kept?.payload?.declaration['child.name']],
-      ['dead', 1, row.payload?.declaration['child.name']],
+      [requeued?.state, requeued?.updatesAfterNotification, requeued?.payload?.declaration['child.name']],
+      ['pending', 0, payload('Corrected').declaration['child.name']],
     );
+    assert.match(requeued?.notifyTransactionId ?? '', /:notify:r1$/);
+    assert.equal(requeued?.eventId, 'event-x', 'the event stays');
   });
 
   it('a replayed row starts a fresh notify transactionId: doubt about the old one no longer holds a correction back', () => {

@@ -102,6 +102,8 @@ export function controlRouter({ ctx, clients, faults, seed }: ControlDeps): Rout
     ctx.store.reset();
     clients.reset();
     faults.reset();
+    // Locations removed since (an office closed) are back.
+    for (const location of seed.locations) ctx.locationsById.set(location.id, location);
     res.status(204).end();
   });
   router.post('/clients', (req, res) => {
@@ -122,6 +124,11 @@ export function controlRouter({ ctx, clients, faults, seed }: ControlDeps): Rout
   });
   router.get('/locations', (_req, res) => {
     res.json(seed);
+  });
+  // An office or facility the deployment no longer has (closed, or removed from the country's locations):
+  // the events API treats its id as unknown from now on. v2.0 only; 1.9 accepts any leaf id anyway.
+  router.delete('/locations/:id', (req, res) => {
+    res.status(ctx.locationsById.delete(req.params.id) ? 204 : 404).end();
   });
   router.use((_req, res) => {
     res.status(404).json({ error: 'unknown sandbox control path' });

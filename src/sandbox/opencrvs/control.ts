@@ -60,6 +60,11 @@ export class OpenCrvsSandboxControl {
     await this.#call('DELETE', `/clients/${encodeURIComponent(clientId)}`);
   }
 
+  /** Removes a location from the events API (v2.0): creates and NOTIFYs naming it get a 400; reset restores it. */
+  async removeLocation(locationId: string): Promise<void> {
+    await this.#call('DELETE', `/locations/${encodeURIComponent(locationId)}`);
+  }
+
   /** The country configuration's later answer to the NOTIFY of `eventId` it left pending. */
   async confirm(eventId: string, decision: 'accept' | 'reject'): Promise<void> {
     await this.#call('POST', `/events/${encodeURIComponent(eventId)}/confirm`, { decision });
