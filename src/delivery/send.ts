@@ -57,8 +57,11 @@ export async function sendRow(
   if (!row.eventId && ledger.withdrawnReason(row.id) !== null) throw new WithdrawnWhileSending();
   // A requeued row sends under a new transactionId generation, which OpenCRVS does not take for the
   // earlier ones: a NOTIFY of an earlier generation may be stored (its answer lost before the row died)
-  // and pending or accepted. Sending would notify the birth twice: look first (notify-lookup.ts).
-  if (row.requeues > 0) {
+  // and pending or accepted. Sending would notify the birth twice: look first (notify-lookup.ts). So
+  // whenever the create has just answered with the event (free to read): a single call whose answer was
+  // lost, before `delivery.mode` became two-step, keyed its NOTIFY otherwise, and a pending one would
+  // not stop this NOTIFY with a 409.
+  if (row.requeues > 0 || created.event) {
     progress.step = 'lookup'; // sends nothing: a failure here leaves no doubt (in-doubt.ts)
     const found = await findOurNotifies(api, { ...row, eventId: created.eventId }, created.event);
     const standing = standingNotify(found);

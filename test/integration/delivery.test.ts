@@ -62,6 +62,34 @@ describe('delivery to the OpenCRVS simulator', () => {
     await assertExactlyOnce(bed.sim, bed.ledger, 1);
   });
 
+  it('switching from single-call to two-step after a single call whose answer was lost sends no second NOTIFY', async () => {
+    // The single call is stored, left pending by the country configuration, and its answer lost.
+    await bed.sim.control.configure({
+      actionConfirmation: 'pending',
+      faults: { commitThenFailRate: 1, operations: ['createAndNotify'], times: 1 },
+    });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    const api = createOpenCrvsClient(clientSettings(bed.sim));
+    const single = createDeliveryWorker({
+      ledger: bed.ledger,
+      api,
+      settings: { ...fastDelivery, mode: 'single-call' },
+    });
+    const deadline = Date.now() + 30_000;
+    while (bed.ledger.get(row.id)?.state !== 'failed') {
+      assert.ok(Date.now() < deadline, 'the single call fails in doubt');
+      if ((await single.processNext()) === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    await single.stop({ drainMs: 5000 });
+    const twoStep = createDeliveryWorker({ ledger: bed.ledger, api, settings: fastDelivery });
+    await twoStep.runUntilIdle({ timeoutMs: 30_000 });
+    assert.equal(bed.ledger.get(row.id)?.state, 'delivered-pending');
+    const [event, ...others] = await bed.sim.control.events();
+    assert.equal(others.length, 0, 'one event');
+    const notifies = event?.actions.filter((a) => a.type === 'NOTIFY').map((a) => `${a.status} ${a.transactionId}`);
+    assert.deepEqual(notifies, [`Requested ${row.baseTransactionId}`], "the single call's NOTIFY alone");
+  });
+
   it('shows a notification the country configuration has not confirmed yet as delivered-pending', async () => {
     await bed.sim.control.configure({ actionConfirmation: 'pending' });
     const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
