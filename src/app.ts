@@ -15,6 +15,7 @@ import {
   type Ledger,
   type LedgerRow,
   type LedgerState,
+  ledgerOwnClients,
   openLedger,
   type ReplayResult,
   unaccountedSources,
@@ -163,7 +164,10 @@ export class Bridge {
     });
     try {
       this.refuseUnaccountedSources();
-      this.opencrvs = createOpenCrvsClient(config.opencrvs, { logger: options.logger });
+      this.opencrvs = createOpenCrvsClient(config.opencrvs, {
+        logger: options.logger,
+        ownClients: ledgerOwnClients(this.ledger),
+      });
       this.locations = new LocationResolver(this.opencrvs);
       for (const settings of config.sources) {
         if (settings.kind === 'fhir') this.sources.push(this.buildFhirSource(settings));

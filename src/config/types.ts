@@ -11,6 +11,8 @@ export interface OpenCrvsSettings {
   clientId?: string;
   clientSecret?: string;
   accessToken?: string;
+  /** Earlier client ids of this bridge: the events they created are its own (opencrvs/ownership.ts). */
+  previousClientIds?: string[];
   version: OpenCrvsVersion;
   country: string;
   timeoutMs: number;

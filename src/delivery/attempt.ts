@@ -215,10 +215,11 @@ function anotherClientsEvent(row: LedgerRow, failure: ClassifiedFailure): Decide
   if (failure.error.kind !== 'foreign-event') return undefined;
   return deadFor(
     failure,
-    `transaction id already used by another OpenCRVS client: is another bridge using source id ` +
-      `"${row.sourceId}"? Set a source id unique among the bridges sending to this OpenCRVS (rename it ` +
-      `in sources[] and run \`opencrvs-bridge ledger rename-source ${row.sourceId} <new id>\`), then ` +
-      `replay (${failure.error.message})`,
+    `transaction id already used by another OpenCRVS client. If that client was this bridge's own before ` +
+      `it was replaced, list its id under opencrvs.previousClientIds and replay (renaming would register ` +
+      `the birth again). Otherwise another bridge uses source id "${row.sourceId}": set a source id unique ` +
+      `among the bridges sending to this OpenCRVS (rename it in sources[] and run \`opencrvs-bridge ledger ` +
+      `rename-source ${row.sourceId} <new id>\`), then replay (${failure.error.message})`,
     'transaction id used by another OpenCRVS client',
   );
 }

@@ -5,6 +5,7 @@ export { canonicalJson, hashPayload } from './hash.js';
 export { heldSince } from './hold-text.js';
 export type { LedgerInbox, StoredNotification } from './inbox.js';
 export { openLedger } from './ledger.js';
+export { ledgerOwnClients } from './opencrvs-clients.js';
 export { DEFAULT_LIST_LIMIT } from './queries.js';
 export { type UnaccountedSource, unaccountedSources, unaccountedSourcesMessage } from './source-check.js';
 export {

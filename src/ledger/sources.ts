@@ -2,7 +2,9 @@
 // longer configured: retired (removed for good) or renamed (the history moves to the new id). A source's
 // transactionIds are derived from its id (transaction-ids.ts), so a source that reappears under another id
 // without its history sends every record again as new OpenCRVS events.
+
 import type { Db } from './db.js';
+import { IN_DOUBT_ATTEMPT_SQL } from './in-doubt.js';
 import { transactionIdsFor } from './transaction-ids.js';
 
 /** What the ledger holds under one source id. */
@@ -99,8 +101,9 @@ export function createLedgerSources(db: Db): LedgerSources {
   const move = (table: string) => db.prepare(`UPDATE ${table} SET source_id = @to WHERE source_id = @from`);
   const moves = [move('ledger_rows'), move('cursors'), move('inbox'), move('write_backs')];
   const foreignRows = db.prepare<[string], { id: number; event_type: string; subject_key: string }>(`
-    SELECT id, event_type, subject_key FROM ledger_rows
-    WHERE source_id = ? AND state = 'dead' AND last_error_kind = '${FOREIGN_EVENT_KIND}' AND event_id IS NULL`);
+    SELECT id, event_type, subject_key FROM ledger_rows r
+    WHERE source_id = ? AND state = 'dead' AND last_error_kind = '${FOREIGN_EVENT_KIND}' AND event_id IS NULL
+      AND NOT EXISTS (SELECT 1 FROM ledger_attempts a WHERE a.row_id = r.id AND ${IN_DOUBT_ATTEMPT_SQL})`);
   const newIds = db.prepare(`
     UPDATE ledger_rows SET base_transaction_id = @base, create_transaction_id = @create,
       notify_transaction_id = @notify, requeues = 0, updated_at = @now
@@ -126,7 +129,10 @@ export function createLedgerSources(db: Db): LedgerSources {
           'renaming onto it would merge two sources; choose an id the ledger does not hold',
       );
     // Rows that died on another client's transactionId hold nothing in OpenCRVS: they take the ids of
-    // their new key, which no other bridge uses once `to` is unique, and a replay sends them.
+    // their new key, which no other bridge uses once `to` is unique, and a replay sends them. Not a row
+    // with a NOTIFY (or single call) that may be in OpenCRVS: it was answered as this bridge's once, so
+    // the "other client" is this bridge's own earlier one (opencrvs.previousClientIds), and new ids would
+    // register the birth a second time.
     const foreign = foreignRows.all(from);
     for (const row of foreign) {
       const ids = transactionIdsFor(to, row.event_type, row.subject_key);

@@ -16,7 +16,7 @@ import {
 } from './http.js';
 import { externalIdMatches, fhirLocationsUrl, locationsFromFhirBundle } from './locations-v1.js';
 import { readNotifyOutcome } from './outcome.js';
-import { refuseForeignEvent } from './ownership.js';
+import { type OwnClients, refuseForeignEvent } from './ownership.js';
 import { schemaProblem, validateEventDocument, validateFhirLocationBundle, validateLocations } from './schemas.js';
 import { sentValues, withoutSentValues } from './scrub.js';
 import { clientCredentialsTokenSource, staticTokenSource, type TokenSource } from './token.js';
@@ -27,6 +27,12 @@ export interface OpenCrvsClientDeps {
   /** Replaces the HTTP layer (tests); by default a keep-alive undici pool the client owns. */
   request?: Requester;
   now?: () => number;
+  /**
+   * The clients this bridge has used (the ledger's list; ledger/opencrvs-clients.ts): an event an earlier
+   * one created is still this bridge's own after the client is replaced. `opencrvs.previousClientIds` is
+   * added to it.
+   */
+  ownClients?: OwnClients;
 }
 
 export interface OpenCrvsClient extends OpenCrvsApi {
@@ -55,11 +61,18 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
   const version = settings.version;
   const eventsUrl = trimSlash(required(settings.eventsUrl, 'eventsUrl'));
   const tokens = tokenSourceFor(settings, transport, logger, now);
+  const previous = new Set(settings.previousClientIds ?? []);
+  const ownClients: OwnClients = {
+    has: (id) => previous.has(id) || (deps.ownClients?.has(id) ?? false),
+    add: (id) => deps.ownClients?.add(id),
+  };
 
   /** One authorised request; a 401 gets one retry with a fresh token, then is an operator problem. */
   async function call(operation: string, method: 'GET' | 'POST', url: string, payload?: unknown) {
     const started = performance.now();
     let token = await tokens.get();
+    // Remembered before the call: its answer may be lost with the event created (a NOTIFY in doubt).
+    if (token.subject) ownClients.add(token.subject);
     const send = () =>
       exchange(transport, {
         operation,
@@ -72,6 +85,7 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
     if (response.status === 401 && tokens.invalidate(token)) {
       logger.warn({ operation }, 'OpenCRVS refused the token; retrying once with a new one');
       token = await tokens.get();
+      if (token.subject) ownClients.add(token.subject);
       response = await send();
     }
     logger.debug({ operation, status: response.status, ms: Math.round(performance.now() - started) }, 'OpenCRVS call');
@@ -133,7 +147,7 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
         transactionId: input.transactionId,
         createdAtLocation: input.createdAtLocation,
       });
-      refuseForeignEvent(event, input.transactionId, subject, 'createEvent');
+      refuseForeignEvent(event, input.transactionId, subject, 'createEvent', ownClients);
       return event;
     },
 
@@ -172,7 +186,7 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
         annotation: input.annotation ?? {},
       });
       // OpenCRVS keys the create step of this call `<transactionId>:create`.
-      refuseForeignEvent(event, `${input.transactionId}:create`, subject, 'createAndNotify');
+      refuseForeignEvent(event, `${input.transactionId}:create`, subject, 'createAndNotify', ownClients);
       return readNotifyOutcome(event, input.transactionId, 'createAndNotify');
     },
 

@@ -9,20 +9,32 @@ import { OpenCrvsError } from './errors.js';
 import type { EventDocument } from './types.js';
 
 /**
+ * The OpenCRVS clients this bridge has been: the one it uses now, earlier ones the ledger remembers (the
+ * client was replaced: its events stay this bridge's own), and those configured.
+ */
+export interface OwnClients {
+  has(clientId: string): boolean;
+  /** Called with the `sub` of every token a call is made with, before the call. */
+  add(clientId: string): void;
+}
+
+/**
  * Throws a permanent `foreign-event` error when the CREATE action under `createTransactionId` was made by
- * another client than `subject`. Says nothing when either is unknown (a token without `sub`, an answer
- * without `createdBy`): nothing can be told then, and the event is taken as ours, as before.
+ * another client than `subject` and than any earlier client of this bridge (`own`). Says nothing when
+ * either is unknown (a token without `sub`, an answer without `createdBy`): nothing can be told then, and
+ * the event is taken as ours, as before.
  */
 export function refuseForeignEvent(
   event: EventDocument,
   createTransactionId: string,
   subject: string | undefined,
   operation: string,
+  own?: OwnClients,
 ): void {
   if (!subject) return;
   const create = event.actions.find((a) => a.type === 'CREATE' && a.transactionId === createTransactionId);
   const creator = create?.createdBy;
-  if (!creator || creator === subject) return;
+  if (!creator || creator === subject || own?.has(creator)) return;
   throw new OpenCrvsError({
     kind: 'foreign-event',
     classification: 'permanent',

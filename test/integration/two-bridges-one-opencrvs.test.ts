@@ -94,7 +94,7 @@ for (const mode of ['two-step', 'single-call'] as const) {
       );
       assert.match(
         b.rows[0]?.lastError?.message ?? '',
-        /^transaction id already used by another OpenCRVS client: is another bridge using source id "emr"\? Set a source id unique .*created by another OpenCRVS client \(sandbox-client\), not by this one \(hospital-b-client\)/,
+        /^transaction id already used by another OpenCRVS client\. If that client was this bridge's own .*opencrvs\.previousClientIds.*another bridge uses source id "emr": set a source id unique .*created by another OpenCRVS client \(sandbox-client\), not by this one \(hospital-b-client\)/,
       );
       assert.equal((await sim.control.events()).length, 2, 'nothing of hospital B reached OpenCRVS');
 
