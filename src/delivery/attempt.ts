@@ -5,7 +5,14 @@ import type { OpenCrvsApi } from '../opencrvs/types.js';
 import { type ClassifiedFailure, classifyFailure } from './errors.js';
 import { pendingCheckDelay } from './pending-check.js';
 import { decideRetry, type RetryPolicy } from './retry-policy.js';
-import { ensureEvent, type SendMode, type SendProgress, sendRow, WithdrawnWhileSending } from './send.js';
+import {
+  ensureEvent,
+  type SendMode,
+  type SendProgress,
+  type SendResult,
+  sendRow,
+  WithdrawnWhileSending,
+} from './send.js';
 import type { DeliveryOutcome } from './types.js';
 import { checkWithdrawal } from './withdraw.js';
 
@@ -71,7 +78,9 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
   } else {
     try {
       const sent = await sendRow(deps.api, ledger, row, row.payload, deps.mode, progress);
-      settlement = answered(deps, sent);
+      const stuck = undecidedAfterFailedConfirmation(deps, row, sent);
+      if (stuck) ({ settlement, reason } = stuck);
+      else settlement = answered(deps, sent);
     } catch (err) {
       const failure = classifyFailure(err);
       let decided: Decided;
@@ -169,6 +178,35 @@ function answered(
   const older = sent.olderCopy ? { olderCopy: true } : {};
   if (sent.outcome === 'accepted') return { outcome: 'delivered', eventId, trackingId, ...older };
   return { outcome: 'delivered-pending', eventId, trackingId, checkAt: deps.now() + pendingCheckDelay(0), ...older };
+}
+
+/**
+ * A NOTIFY found only requested after the country configuration's confirmation of it failed (a 500 this
+ * generation met): OpenCRVS 2.0 stores the Requested action before it asks, keeps it when the asking
+ * fails, and never asks again, so nothing will decide it and registrars do not see the notification.
+ * Recorded as pending it would wait out the 30 days of pending checks unseen; dead, it says what to do.
+ */
+function undecidedAfterFailedConfirmation(deps: AttemptDeps, row: LedgerRow, sent: SendResult): Decided | undefined {
+  if (sent.outcome !== 'pending' || row.attempts <= 1) return undefined;
+  const failed = deps.ledger
+    .attempts(row.id)
+    .some((a) => a.startedAt >= row.queuedAt && a.error?.kind === 'confirmation-failed');
+  if (!failed) return undefined;
+  return {
+    settlement: {
+      outcome: 'dead',
+      error: {
+        classification: 'permanent',
+        kind: 'confirmation-failed',
+        message:
+          `OpenCRVS stored the NOTIFY of event ${sent.trackingId} as requested, but asking the country ` +
+          `configuration to confirm it failed (HTTP 500), and OpenCRVS does not ask again: it stays ` +
+          `undecided, unseen by registrars. Once the country configuration's action confirmation works, ` +
+          `have it confirm or reject that request, then replay: OpenCRVS is asked first`,
+      },
+    },
+    reason: 'NOTIFY left undecided by a failed country configuration confirmation',
+  };
 }
 
 interface Decided {

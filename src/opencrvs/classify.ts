@@ -26,6 +26,9 @@ function alreadyNotified(message: string): boolean {
   return state !== undefined && state !== 'CREATED';
 }
 const EVENT_NOT_FOUND = /event not found/i;
+// OpenCRVS asks the country configuration to confirm each action; a failure there is this 500 (§3.2).
+// The 2.0 events service has stored the Requested action by then (delivery/attempt.ts).
+const CONFIRMATION_FAILED = /unexpected failure from (country config action confirmation|notification) api/i;
 
 /** OpenCRVS's own words: `message` (REST and Hapi bodies), else the OAuth `error` pair, else the text. */
 export function messageOf(body: unknown, status: number): string {
@@ -69,7 +72,14 @@ export function classifyHttpFailure(failure: HttpFailure, nowMs: number): OpenCr
   if (status === 429 || status === 402 || status === 408 || status >= 500) {
     // 402 is how OpenCRVS's own rate limiter answers; 408 is a proxy giving up on a slow upstream.
     const retryAfterMs = parseRetryAfter(failure.retryAfter, nowMs);
-    const kind: OpenCrvsErrorKind = status >= 500 ? 'server' : status === 408 ? 'timeout' : 'rate-limited';
+    const kind: OpenCrvsErrorKind =
+      status === 500 && CONFIRMATION_FAILED.test(message)
+        ? 'confirmation-failed'
+        : status >= 500
+          ? 'server'
+          : status === 408
+            ? 'timeout'
+            : 'rate-limited';
     return new OpenCrvsError({ kind, classification: 'retryable', message, status, operation, body, retryAfterMs });
   }
   // Redirects are never followed (the token would go wherever they point): a 3xx means the configured

@@ -24,7 +24,9 @@ export type OpenCrvsErrorKind =
   | 'invalid-response'
   | 'config'
   /** OpenCRVS answered a create with an event another client created under the same transactionId. */
-  | 'foreign-event';
+  | 'foreign-event'
+  /** The country configuration's confirmation of an action failed (500); retried like a 5xx. */
+  | 'confirmation-failed';
 
 export interface OpenCrvsErrorInit {
   kind: OpenCrvsErrorKind;

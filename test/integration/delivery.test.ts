@@ -104,6 +104,34 @@ describe('delivery to the OpenCRVS simulator', () => {
     assert.ok(done?.trackingId);
   });
 
+  it('a failed confirmation leaves the NOTIFY undecided: dead with what to do; decided later, a replay settles it', async () => {
+    await bed.sim.control.configure({ actionConfirmation: 'fail' });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: fastDelivery,
+    });
+    await worker.runUntilIdle({ timeoutMs: 30_000 });
+    const dead = bed.ledger.get(row.id);
+    assert.equal(dead?.state, 'dead');
+    assert.equal(dead?.lastError?.kind, 'confirmation-failed');
+    assert.match(dead?.lastError?.message ?? '', /stays undecided.*confirm or reject that request, then replay/);
+    const [event] = await bed.sim.control.events();
+    assert.ok(event);
+    const requested = () => event.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Requested');
+    assert.equal(requested().length, 1);
+    // The country configuration, mended, confirms the request; the replay asks before sending.
+    await bed.sim.control.confirm(event.id, 'accept');
+    await bed.sim.control.configure({ actionConfirmation: 'accept' });
+    assert.deepEqual(bed.ledger.replay([row.id]).requeued, [row.id]);
+    await worker.runUntilIdle({ timeoutMs: 30_000 });
+    await worker.stop({ drainMs: 5000 });
+    await assertExactlyOnce(bed.sim, bed.ledger, 1);
+    const [after] = await bed.sim.control.events();
+    assert.equal(after?.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Requested').length, 1);
+  });
+
   it('sends a notification the country configuration rejects to dead with the reason', async () => {
     await bed.sim.control.configure({ actionConfirmation: 'reject' });
     const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));

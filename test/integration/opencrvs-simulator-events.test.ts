@@ -322,6 +322,21 @@ describe('OpenCRVS simulator v2.0: events API', () => {
       assert.equal(replay.json.actions.length, 3);
     });
 
+    test('fail: 500, the Requested action kept; a replay answers 200 with it, undecided', async () => {
+      await sim.control.configure({ actionConfirmation: 'fail' });
+      const event = await create();
+      const result = await api.post(`/events/${event.id}/notify`, notifyBody('n1'));
+      assert.equal(result.status, 500);
+      assert.match(JSON.stringify(result.json), /Unexpected failure from country config action confirmation API/);
+      await sim.control.configure({ actionConfirmation: 'accept' });
+      const replay = await api.post(`/events/${event.id}/notify`, notifyBody('n1'));
+      assert.equal(replay.status, 200);
+      assert.deepEqual(
+        replay.json.actions.map((a: { type: string; status: string }) => `${a.type} ${a.status}`),
+        ['CREATE Accepted', 'NOTIFY Requested'],
+      );
+    });
+
     test('reject: a NOTIFY action with status Rejected and HTTP 200', async () => {
       await sim.control.configure({ actionConfirmation: 'reject' });
       const event = await create();

@@ -64,6 +64,14 @@ describe('error classification', () => {
   const rows: Array<[number, string, string, OpenCrvsErrorKind, string]> = [
     [429, 'notify', 'Too many requests', 'rate-limited', 'retryable'],
     [500, 'notify', 'Internal server error', 'server', 'retryable'],
+    [
+      500,
+      'notify',
+      'Unexpected failure from country config action confirmation API',
+      'confirmation-failed',
+      'retryable',
+    ],
+    [500, 'createAndNotify', 'Unexpected failure from notification API', 'confirmation-failed', 'retryable'],
     [502, 'createEvent', '<html>Bad gateway</html>', 'server', 'retryable'],
     [503, 'notify', 'unavailable', 'server', 'retryable'],
     [400, 'notify', '[{"message":"Unexpected field","id":"foo.bar","value":"hello"}]', 'bad-request', 'permanent'],

@@ -18,7 +18,7 @@ const configSchema: JSONSchemaType<SandboxConfig> = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    actionConfirmation: { type: 'string', enum: ['accept', 'pending', 'reject'], nullable: true },
+    actionConfirmation: { type: 'string', enum: ['accept', 'pending', 'reject', 'fail'], nullable: true },
     seed: { type: 'integer', nullable: true },
     faults: {
       type: 'object',

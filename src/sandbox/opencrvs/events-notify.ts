@@ -109,6 +109,13 @@ function applyNotify(
   });
   const actions: SimAction[] = [requested];
   const mode = ctx.confirmation();
+  if (mode === 'fail') {
+    // opencrvs-core stores the Requested action before it asks the country configuration, and answers a
+    // failed confirmation with a 500 without removing it: a replay of the transactionId returns the
+    // event with that action, which no later confirmation decides.
+    ctx.store.append(event, actions);
+    return eventsError(500, 'Unexpected failure from country config action confirmation API', path);
+  }
   if (mode !== 'pending') {
     const status = mode === 'accept' ? 'Accepted' : 'Rejected';
     actions.push(

@@ -44,7 +44,8 @@ export interface SimEvent {
   actions: SimAction[];
 }
 
-export type ActionConfirmation = 'accept' | 'pending' | 'reject';
+/** `fail`: the country configuration's confirmation endpoint fails (OpenCRVS answers 500; see events-notify.ts). */
+export type ActionConfirmation = 'accept' | 'pending' | 'reject' | 'fail';
 
 /** Which events-API calls a fault applies to (all when absent). */
 export type SimOperation = 'create' | 'notify' | 'createAndNotify' | 'locations' | 'read';
