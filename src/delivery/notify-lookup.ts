@@ -32,7 +32,7 @@ export async function findOurNotifies(api: OpenCrvsApi, row: LedgerRow, known?: 
       createdAtLocation: row.payload?.office ?? row.office ?? '',
     }));
   const finding: NotifyFinding = { event, accepted: false, pending: false, rejected: false, declarations: [] };
-  for (const transactionId of notifyTransactionIds(row)) {
+  for (const transactionId of notifyTransactionIds(row, event)) {
     try {
       const found = readNotifyOutcome(event, transactionId, 'notification lookup');
       if (found.outcome === 'accepted') finding.accepted = true;
@@ -53,11 +53,20 @@ export async function findOurNotifies(api: OpenCrvsApi, row: LedgerRow, known?: 
 /**
  * Two-step NOTIFYs carry the row's notify transactionId, a single call the base one; a replayed row sent
  * its earlier NOTIFYs under the earlier generations (`<base>:notify`, `…:notify:r1`…), and one of those
- * may have reached OpenCRVS with its answer lost before the row died.
+ * may have reached OpenCRVS with its answer lost before the row died. So may a generation later than the
+ * row knows: a ledger lost or restored from a backup starts the row over at generation 0, while OpenCRVS
+ * holds the NOTIFY a replay sent under `…:notify:r1`. Every NOTIFY of the event under the row's base is
+ * the row's (transactionIds are derived from the source record, and OpenCRVS keys them across events).
  */
-function notifyTransactionIds(row: LedgerRow): string[] {
+function notifyTransactionIds(row: LedgerRow, event: EventDocument): string[] {
   const earlier = Array.from({ length: row.requeues }, (_, i) => notifyTransactionId(row.baseTransactionId, i));
-  return [row.notifyTransactionId, ...earlier, row.baseTransactionId];
+  const ids = new Set([row.notifyTransactionId, ...earlier, row.baseTransactionId]);
+  const ours = notifyTransactionId(row.baseTransactionId, 0);
+  for (const action of event.actions) {
+    const id = action.transactionId;
+    if (action.type === 'NOTIFY' && (id === ours || id.startsWith(`${ours}:r`))) ids.add(id);
+  }
+  return [...ids];
 }
 
 /** A NOTIFY of the row that stands (accepted, or pending a decision): what it gives, else undefined. */

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { createDeliveryWorker } from '../../src/delivery/index.js';
-import { hashPayload } from '../../src/ledger/index.js';
+import { hashPayload, type Ledger, openLedger } from '../../src/ledger/index.js';
 import { createOpenCrvsClient } from '../../src/opencrvs/client.js';
 import {
   assertExactlyOnce,
@@ -130,6 +131,40 @@ describe('delivery to the OpenCRVS simulator', () => {
     await assertExactlyOnce(bed.sim, bed.ledger, 1);
     const [after] = await bed.sim.control.events();
     assert.equal(after?.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Requested').length, 1);
+  });
+
+  it('a ledger lost after a rejected NOTIFY was replayed and accepted: the new ledger records it delivered', async () => {
+    await bed.sim.control.configure({ actionConfirmation: 'reject' });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    const api = createOpenCrvsClient(clientSettings(bed.sim));
+    const run = async (ledger: Ledger) => {
+      const worker = createDeliveryWorker({ ledger, api, settings: fastDelivery });
+      await worker.runUntilIdle({ timeoutMs: 30_000 });
+      await worker.stop({ drainMs: 5000 });
+    };
+    await run(bed.ledger);
+    assert.equal(bed.ledger.get(row.id)?.state, 'dead');
+    await bed.sim.control.configure({ actionConfirmation: 'accept' });
+    bed.ledger.replay([row.id]);
+    await run(bed.ledger);
+    assert.equal(bed.ledger.get(row.id)?.state, 'delivered');
+    // The ledger is lost; the record is read again into a fresh one, at generation 0.
+    const fresh = openLedger(join(bed.dir, 'fresh.db'));
+    try {
+      const { row: again } = fresh.recordEvent(birthEvent(bed.office, 1));
+      await run(fresh);
+      const settled = fresh.get(again.id);
+      assert.equal(settled?.state, 'delivered', settled?.lastError?.message);
+      assert.equal(settled?.trackingId, bed.ledger.get(row.id)?.trackingId);
+    } finally {
+      fresh.close();
+    }
+    const [event] = await bed.sim.control.events();
+    assert.deepEqual(
+      event?.actions.filter((a) => a.type === 'NOTIFY').map((a) => a.status),
+      ['Requested', 'Rejected', 'Requested', 'Accepted'],
+      'no NOTIFY sent from the fresh ledger',
+    );
   });
 
   it('sends a notification the country configuration rejects to dead with the reason', async () => {
