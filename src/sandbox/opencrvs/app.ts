@@ -67,7 +67,13 @@ export function buildSimulatorApp(deps: SimulatorAppDeps): Express {
   if (ctx.version === '1.9') {
     // The gateway's v1 FHIR location API (1.9 has no GET /locations in the events service).
     const seeded = [...deps.seed.administrativeAreas, ...deps.seed.locations];
-    app.get('/location', (req, res) => send(res, handleV1Locations(seeded, req.query)));
+    app.get('/location', (req, res) => {
+      // Faults on `locations` reach it too (not delays): it is where 1.9 lists them, so a test can make
+      // OpenCRVS unable to say which locations exist.
+      const decision = deps.faults.decide('locations');
+      if (decision.kind === 'drop' || decision.kind === 'commitThenFail') return void req.socket.destroy();
+      send(res, decision.kind === 'error' ? decision.response : handleV1Locations(seeded, req.query));
+    });
   }
   const events = eventsRouter({ ...deps });
   app.use('/api/events', events);

@@ -72,6 +72,8 @@ export interface HarnessOptions {
   delivery?: Record<string, unknown>;
   /** Overrides for `opencrvs` settings (e.g. a wrong secret). */
   opencrvs?: Record<string, unknown>;
+  /** The OpenCRVS version the simulator imitates and the bridge targets (default 2.0). */
+  version?: '1.9' | '2.0';
   /** The FHIR server's clock in epoch ms (freeze it to make every write share one `lastUpdated`). */
   fhirClock?: () => number;
   /** How the FHIR sandbox pages, and a hook before each search it answers. */
@@ -163,6 +165,7 @@ export function bridgeConfigObject(input: {
     opencrvs: {
       ...simulatorOpenCrvs(sim),
       timeoutMs: 5000,
+      ...(options.version ? { version: options.version } : {}),
       ...options.opencrvs,
     },
     store: { path: dbPath },
@@ -203,7 +206,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 }
 
 async function startHarnessOnce(options: HarnessOptions): Promise<Harness> {
-  const sim = await startOpenCrvsSimulator({ port: 0 });
+  const sim = await startOpenCrvsSimulator({ port: 0, ...(options.version ? { version: options.version } : {}) });
   const dir = mkdtempSync(join(tmpdir(), 'bridge-e2e-'));
   const fhirPort = await freePort();
   const fhirBaseUrl = `http://127.0.0.1:${fhirPort}/fhir`;
