@@ -192,6 +192,7 @@ export class Bridge {
         onOutcome: (outcome) => this.onOutcome(outcome),
         recheck: sourcesRecheck(this.recheckRunners(), this.ledger, options.logger),
         refusedEventType: (eventType) => this.refusedEventType(eventType),
+        officeOfRecord: (office) => this.officeOfRecord(office),
       });
       this.writeBacks = this.buildWriteBacks();
       for (const source of this.sources) {
@@ -293,6 +294,11 @@ export class Bridge {
           // A page from a proxy in front of the source, not the source's answer: the record may be gone or
           // not, so its row is neither withdrawn nor sent unchecked (as for a source that is down); it waits.
           if (err instanceof SourceCallError && err.foreign) throw new RecheckNotReady(err.message);
+          // A location the record names could not be looked up (OpenCRVS unreachable): not sent unchecked.
+          if (err instanceof OpenCrvsError)
+            throw new RecheckNotReady(
+              `a location the record names could not be looked up in OpenCRVS (${err.message})`,
+            );
           throw err;
         }
       };
@@ -329,11 +335,28 @@ export class Bridge {
     return runner;
   }
 
-  /** Routing refs in the config are UUIDs or externalIds; mappings get them as OpenCRVS UUIDs. */
+  /**
+   * Routing refs in the config are UUIDs or externalIds, resolved at start; mappings get them as OpenCRVS
+   * UUIDs of the type asked. A facility the record names is looked up as the record is mapped, and one
+   * OpenCRVS does not list as a HEALTH_FACILITY is left out of the declaration (neither version checks what
+   * a location field names). An office the record names goes on as given (a UUID) and is checked before it
+   * is sent (officeOfRecord): the row is dead then, as when OpenCRVS 2.0 itself refuses an unknown office.
+   */
   mapOptions(): MapOptions {
     return {
-      resolveLocation: (ref: string) => this.locations.resolveSync(ref) ?? (UUID.test(ref) ? ref : undefined),
+      resolveLocation: (ref, type) =>
+        this.locations.resolveSync(ref, type) ?? (type === 'CRVS_OFFICE' && UUID.test(ref) ? ref : undefined),
+      lookupLocations: (refs) => this.locations.lookUp(refs),
     };
+  }
+
+  /**
+   * Before a row goes out to an office its record named (DeliveryWorkerDeps.officeOfRecord): OpenCRVS 1.9
+   * checks only that createdAtLocation is a leaf, so an office of another deployment would be "delivered"
+   * to a location that does not exist, and 2.0 only that it exists, so a health facility would do.
+   */
+  private async officeOfRecord(office: string): Promise<void> {
+    await this.locations.resolve(office, 'CRVS_OFFICE');
   }
 
   /** Every office and facility named in the routing table, checked against OpenCRVS. */

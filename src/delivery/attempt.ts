@@ -1,5 +1,5 @@
 // One attempt on one claimed row: send, classify the answer, settle the row, report the outcome.
-import type { HoldState, Ledger, LedgerError, LedgerRow, Settlement } from '../ledger/index.js';
+import type { HoldState, Ledger, LedgerError, LedgerPayload, LedgerRow, Settlement } from '../ledger/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { OpenCrvsApi } from '../opencrvs/types.js';
 import { type ClassifiedFailure, classifyFailure } from './errors.js';
@@ -32,6 +32,8 @@ export interface AttemptDeps {
   onHold: (hold: HoldState) => void;
   /** See DeliveryWorkerDeps.refusedEventType. */
   refusedEventType?: (eventType: string) => Promise<string | undefined>;
+  /** See DeliveryWorkerDeps.officeOfRecord. */
+  officeOfRecord?: (office: string) => Promise<void>;
 }
 
 export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<AttemptResult> {
@@ -77,6 +79,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
     };
   } else {
     try {
+      await checkOfficeOfRecord(deps, row.payload, progress);
       const sent = await sendRow(deps.api, ledger, row, row.payload, deps.mode, progress);
       const stuck = undecidedAfterFailedConfirmation(deps, row, sent);
       if (stuck) ({ settlement, reason } = stuck);
@@ -167,6 +170,20 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
       break;
   }
   return settlement.outcome;
+}
+
+/**
+ * An office the record named is one OpenCRVS lists as a CRVS_OFFICE, or the row is not sent: OpenCRVS 1.9
+ * takes any leaf id (one of another deployment too) and 2.0 any location (a health facility too), so it
+ * cannot be left to OpenCRVS to refuse. Refused, the row is dead as when OpenCRVS refuses the office
+ * (refusedForItsOffice); unanswered, it is retried. Known offices are looked up once (LocationResolver).
+ */
+async function checkOfficeOfRecord(deps: AttemptDeps, payload: LedgerPayload, progress: SendProgress): Promise<void> {
+  if (!payload.officeFromRecord || !deps.officeOfRecord) return;
+  const step = progress.step;
+  progress.step = 'lookup'; // sends nothing: a failure here leaves no NOTIFY in doubt (in-doubt.ts)
+  await deps.officeOfRecord(payload.office);
+  progress.step = step;
 }
 
 /** Delivered, or pending with the time to ask OpenCRVS whether it was decided (pending-check.ts). */

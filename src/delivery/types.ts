@@ -65,6 +65,12 @@ export interface DeliveryWorkerDeps {
    * one), else undefined. Such a row is dead, with the reason; any other 403 holds the whole queue.
    */
   refusedEventType?: (eventType: string) => Promise<string | undefined>;
+  /**
+   * Before a row goes out to an office its record named (LedgerPayload.officeFromRecord): throws an
+   * `unknown-office` OpenCrvsError when OpenCRVS does not list it as an office (the row is dead, as when
+   * OpenCRVS refuses the office itself), another when it cannot be asked (the usual policy: a retry).
+   */
+  officeOfRecord?: (office: string) => Promise<void>;
 }
 
 export interface DeliveryWorker {

@@ -81,6 +81,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     random: deps.random ?? Math.random,
     emit,
     ...(deps.refusedEventType ? { refusedEventType: deps.refusedEventType } : {}),
+    ...(deps.officeOfRecord ? { officeOfRecord: deps.officeOfRecord } : {}),
     onHold: (next) => {
       holdsRaised++;
       // Keep the first `since`: the hold started then, whatever later attempts found.

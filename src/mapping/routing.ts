@@ -33,6 +33,42 @@ function bareId(ref: string): string {
   return slash > 0 && !normalized.startsWith('urn:') ? normalized.slice(slash + 1) : normalized;
 }
 
+/** The configured route for the first of the record's facility keys that has one. */
+function findRoute(
+  mapping: CompiledMapping,
+  root: unknown,
+  vars: Record<string, unknown>,
+  settings: RoutingSettings | undefined,
+): { keys: string[]; route?: { office?: string; facility?: string }; routeKey?: string } {
+  const facilities = settings?.facilities ?? {};
+  const keys = strings(mapping.routing.facilityKeys, root, vars).map((k) =>
+    /^(urn:|https?:|[A-Z][A-Za-z]+\/)/.test(k) ? normalizeReference(k) : k,
+  );
+  for (const key of keys) {
+    const candidates = key.includes('/') && !key.includes('|') ? [key, bareId(key)] : [key];
+    const routeKey = candidates.find((k) => Object.hasOwn(facilities, k));
+    if (routeKey) return { keys, route: facilities[routeKey], routeKey };
+  }
+  return { keys };
+}
+
+/**
+ * The facility the record itself names (an OpenCRVS v1 encounter's location) when routing would use it
+ * (no route gives one), so the caller can look it up in OpenCRVS before routeRecord: OpenCRVS 2.0 checks
+ * only that a location exists and 1.9 not even that, so an id of another type, or of another deployment,
+ * would otherwise reach the declaration's place-of-event fields. Routing's own table is resolved at start.
+ */
+export function recordNamedFacility(
+  mapping: CompiledMapping,
+  root: unknown,
+  vars: Record<string, unknown>,
+  settings: RoutingSettings | undefined,
+): string | undefined {
+  if (mapping.routing.facility.length === 0) return undefined;
+  if (findRoute(mapping, root, vars, settings).route?.facility) return undefined;
+  return strings(mapping.routing.facility, root, vars).map(bareId)[0];
+}
+
 export function routeRecord(
   mapping: CompiledMapping,
   root: unknown,
@@ -41,20 +77,7 @@ export function routeRecord(
   options: MapOptions,
 ): RoutingOutcome {
   const warnings: string[] = [];
-  const facilities = settings?.facilities ?? {};
-  const keys = strings(mapping.routing.facilityKeys, root, vars).map((k) =>
-    /^(urn:|https?:|[A-Z][A-Za-z]+\/)/.test(k) ? normalizeReference(k) : k,
-  );
-  let route: { office?: string; facility?: string } | undefined;
-  let routeKey: string | undefined;
-  for (const key of keys) {
-    const candidates = key.includes('/') && !key.includes('|') ? [key, bareId(key)] : [key];
-    routeKey = candidates.find((k) => Object.hasOwn(facilities, k));
-    if (routeKey) {
-      route = facilities[routeKey];
-      break;
-    }
-  }
+  const { keys, route, routeKey } = findRoute(mapping, root, vars, settings);
   const sourceOffice = strings(mapping.routing.office, root, vars).map(bareId)[0];
   const sourceFacility = strings(mapping.routing.facility, root, vars).map(bareId)[0];
 

@@ -6,6 +6,7 @@ import { assembleContext, DEFAULT_MAX_READS } from './context.js';
 import { type Evaluated, evaluateMapping } from './evaluate.js';
 import { mayMatchToken, normalizeReference, referencesAtPath, SEARCH_PARAM_PATHS } from './fetcher.js';
 import { ExpressionRuntimeError } from './fhirpath/expr.js';
+import { recordNamedFacility } from './routing.js';
 import type { MapOptions, MapResult, Resource, ResourceFetcher } from './types.js';
 
 export interface SubjectOf {
@@ -82,6 +83,11 @@ export class MappingSet {
           result: { status: 'skipped', mappingId, eventType: mapping.eventType, subjectRef, reason: assembled.skipped },
         };
       }
+      const { subject, vars } = assembled.context;
+      // Evaluation is synchronous: a facility the record names is looked up in OpenCRVS first, so that
+      // routing can check its type (failing, the lookup throws: the record waits, as for a failed read).
+      const facility = options.lookupLocations && recordNamedFacility(mapping, subject, vars, this.routing);
+      if (facility) await options.lookupLocations?.([facility]);
       return evaluateMapping(mapping, assembled.context, this.routing, options);
     } catch (err) {
       // A context, trigger or routing expression that failed on this record's data (field expressions are

@@ -31,6 +31,12 @@ export type LocationKind = 'CRVS_OFFICE' | 'HEALTH_FACILITY';
 export interface MapOptions {
   /** Turns a configured or source-given location (UUID, externalId, 'Location/uuid') into an OpenCRVS UUID. */
   resolveLocation?: (ref: string, type: LocationKind) => string | undefined;
+  /**
+   * Looks up locations the record itself names (not the routing table's, resolved at start) so that
+   * resolveLocation knows them and their type; one OpenCRVS does not list is no error (resolveLocation
+   * then answers undefined). Throws when OpenCRVS cannot be asked.
+   */
+  lookupLocations?: (refs: string[]) => Promise<void>;
   /** Upper bound on fetcher calls (reads + searches) to assemble one context. Default 50. */
   maxReads?: number;
 }

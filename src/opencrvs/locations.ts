@@ -51,9 +51,27 @@ export class LocationResolver {
     }
   }
 
-  /** The location UUID for a reference resolved before, else undefined. */
-  resolveSync(ref: string): string | undefined {
-    return this.cache.get(ref)?.id;
+  /** The location UUID for a reference resolved before (of that type, when given), else undefined. */
+  resolveSync(ref: string, expectedType?: string): string | undefined {
+    const location = this.cache.get(ref);
+    if (expectedType && location?.locationType !== expectedType) return undefined;
+    return location?.id;
+  }
+
+  /**
+   * Looks references up so that resolveSync knows them, whatever their type. One OpenCRVS does not list
+   * is left out (resolveSync answers undefined, and it is asked again next time: it may be added); a
+   * failed lookup (OpenCRVS unreachable) throws.
+   */
+  async lookUp(refs: string[]): Promise<void> {
+    await Promise.all(
+      refs.map((ref) =>
+        this.resolve(ref).catch((err: unknown) => {
+          if (!(err instanceof OpenCrvsError && err.kind === 'unknown-office' && err.operation === 'resolveLocation'))
+            throw err;
+        }),
+      ),
+    );
   }
 
   private lookupOnce(ref: string): Promise<Location> {

@@ -435,7 +435,7 @@ describe('bridge polling: an office named by the record that OpenCRVS does not k
   it('that birth is dead with what to do; the queue is not held and the next birth is delivered', async () => {
     const h = await startHarness();
     try {
-      // The v1 Task names office 0be1dc9b-… (regLastOffice) of another deployment: not routed, sent as named.
+      // The v1 Task names office 0be1dc9b-… (regLastOffice) of another deployment: not routed, so looked up.
       for (const r of v1NotificationResources()) await h.fhir.upsert(r);
       for (const r of birthResources(7)) await h.fhir.upsert(r);
       const sync = await h.bridge.syncOnce();

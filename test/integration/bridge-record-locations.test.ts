@@ -1,0 +1,163 @@
+// Offices and facilities an OpenCRVS v1 record names itself (its Task's regLastOffice, its Encounter's
+// location), end to end over HTTP against the simulator in both versions. Neither version checks them the
+// way the bridge needs: 1.9 takes any leaf id as createdAtLocation (an office of another deployment too),
+// 2.0 any existing location (a health facility too), and neither checks what a location field of the
+// declaration names. So the bridge looks them up itself, and 1.9 and 2.0 end alike.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import type { Resource } from '@medplum/fhirtypes';
+import type { SimLocation } from '../../src/sandbox/opencrvs/index.js';
+import { birthResources, type Harness, notifiedDeclaration, ROUTING, startHarness } from './helpers/bridge-harness.js';
+
+/** The ids the fixture names: an office and a facility of the deployment it was written against. */
+const FIXTURE_OFFICE = '0be1dc9b-5c8b-4d20-a88c-08cafc71c99a';
+const FIXTURE_FACILITY = 'd89c1114-eddc-4dca-8352-4d2105c876f8';
+
+/**
+ * OpenCRVS's own v1 birth notification as an EMR stores it (resources one by one, `urn:uuid:` references
+ * turned into `Type/id`), naming `office` and `facility` (null: the encounter names no location).
+ */
+function v1Birth(office: string, facility: string | null): Resource[] {
+  const path = new URL('../fixtures/opencrvs-v1/v1.8.0-to-v1.9.x__create-birth-notification-min.json', import.meta.url);
+  const bundle = JSON.parse(readFileSync(path, 'utf8')) as { entry: Array<{ fullUrl: string; resource: Resource }> };
+  const refs = new Map(bundle.entry.map((e) => [e.fullUrl, `${e.resource.resourceType}/${e.fullUrl.slice(9)}`]));
+  let text = JSON.stringify(bundle.entry.map((e) => ({ ...e.resource, id: e.fullUrl.slice(9) })));
+  for (const [from, to] of refs) text = text.replaceAll(`"${from}"`, `"${to}"`);
+  text = text.replaceAll(FIXTURE_OFFICE, office).replaceAll(FIXTURE_FACILITY, facility ?? FIXTURE_FACILITY);
+  const resources = JSON.parse(text) as Resource[];
+  if (facility === null) for (const r of resources) if (r.resourceType === 'Encounter') delete r.location;
+  return resources;
+}
+
+/** A seeded location of this type that routing does not name (so nothing has looked it up yet). */
+function unrouted(h: Harness, type: string): SimLocation {
+  const routed = new Set<string>([
+    ROUTING.defaultOffice,
+    ...Object.values(ROUTING.facilities).flatMap((r) => [r.office, r.facility]),
+  ]);
+  const found = h.sim.locations.find((l) => l.locationType === type && !routed.has(l.externalId ?? ''));
+  assert.ok(found, `an unrouted ${type}`);
+  return found;
+}
+
+/** Source type, state and error kind of every row, sorted. */
+const states = (h: Harness) =>
+  h
+    .rows()
+    .map((r) => [r.sourceRef.split('/')[0], r.state, r.lastError?.kind ?? null])
+    .sort();
+
+async function withHarness(version: '1.9' | '2.0', run: (h: Harness) => Promise<void>): Promise<void> {
+  const h = await startHarness({ version });
+  try {
+    await run(h);
+  } finally {
+    await h.close();
+  }
+}
+
+for (const version of ['1.9', '2.0'] as const) {
+  describe(`OpenCRVS ${version}: an office the record names that OpenCRVS does not list as an office`, () => {
+    const cases = [
+      { what: 'an office of another deployment', office: () => FIXTURE_OFFICE },
+      { what: 'a health facility', office: (h: Harness) => unrouted(h, 'HEALTH_FACILITY').id },
+    ];
+    for (const { what, office } of cases) {
+      it(`${what}: that birth is dead with what to do, nothing of it reaches OpenCRVS, and the queue goes on`, () =>
+        withHarness(version, async (h) => {
+          const named = office(h);
+          for (const r of v1Birth(named, unrouted(h, 'HEALTH_FACILITY').id)) await h.fhir.upsert(r);
+          for (const r of birthResources(7)) await h.fhir.upsert(r);
+          const sync = await h.bridge.syncOnce();
+          assert.deepEqual(states(h), [
+            ['Composition', 'dead', 'unknown-office'],
+            ['Encounter', 'delivered', null],
+          ]);
+          assert.equal(h.bridge.worker.held(), undefined, 'delivery is not held');
+          assert.equal(sync.ok, false, 'a dead row is for someone to act on');
+          const dead = h.rows().find((r) => r.state === 'dead');
+          assert.equal(dead?.lastError?.classification, 'permanent');
+          // The words of OpenCRVS 2.0's own refusal of an unknown office named by the record.
+          assert.match(dead?.lastError?.message ?? '', new RegExp(`office ${named}, which the source record named`));
+          assert.match(dead?.lastError?.message ?? '', /routing\.facilities.*correct the record, then replay/);
+          const offices = (await h.events()).flatMap((e) => e.actions.map((a) => a.createdAtLocation));
+          assert.ok(!offices.includes(named), 'no event nor action at that location');
+          assert.equal((await h.events()).length, 1, 'only the routed birth is in OpenCRVS');
+        }));
+    }
+  });
+
+  describe(`OpenCRVS ${version}: a facility the record names`, () => {
+    const place = ['child.birthLocation', 'child.birthLocationId', 'child.placeOfBirth'] as const;
+
+    it('one OpenCRVS does not list as a HEALTH_FACILITY is left out of the declaration, with a warning', () =>
+      withHarness(version, async (h) => {
+        const office = unrouted(h, 'CRVS_OFFICE');
+        const area = h.sim.administrativeAreas[0];
+        assert.ok(area);
+        for (const r of v1Birth(office.id, area.id)) await h.fhir.upsert(r);
+        await h.bridge.syncOnce();
+        assert.deepEqual(states(h), [['Composition', 'delivered', null]]);
+        const [event] = await h.events();
+        assert.ok(event);
+        const declaration = notifiedDeclaration(event);
+        for (const field of place) assert.equal(declaration[field], undefined, `${field} is not sent`);
+        assert.equal(event.actions.find((a) => a.type === 'NOTIFY')?.createdAtLocation, office.id);
+        const [row] = h.rows();
+        assert.ok(row);
+        const warnings = h.bridge.ledger.mappingWarnings(row.id);
+        assert.ok(
+          warnings.some((w) => w === `facility '${area.id}' is not a known OpenCRVS health facility; left out`),
+          JSON.stringify(warnings),
+        );
+      }));
+
+    it('one OpenCRVS lists as a HEALTH_FACILITY is sent as the place of birth', () =>
+      withHarness(version, async (h) => {
+        const office = unrouted(h, 'CRVS_OFFICE');
+        const facility = unrouted(h, 'HEALTH_FACILITY');
+        for (const r of v1Birth(office.id, facility.id)) await h.fhir.upsert(r);
+        await h.bridge.syncOnce();
+        assert.deepEqual(states(h), [['Composition', 'delivered', null]]);
+        const [event] = await h.events();
+        assert.ok(event);
+        assert.equal(notifiedDeclaration(event)['child.birthLocation'], facility.id);
+        assert.equal(notifiedDeclaration(event)['child.placeOfBirth'], 'HEALTH_FACILITY');
+      }));
+  });
+
+  describe(`OpenCRVS ${version}: its locations cannot be listed`, () => {
+    it('a record naming a facility is not recorded unchecked: the pass fails, and the next one sends it', () =>
+      withHarness(version, async (h) => {
+        const office = unrouted(h, 'CRVS_OFFICE');
+        const facility = unrouted(h, 'HEALTH_FACILITY');
+        for (const r of v1Birth(office.id, facility.id)) await h.fhir.upsert(r);
+        await h.sim.control.configure({ faults: { errorRate: 1, errorStatus: 503, operations: ['locations'] } });
+        const down = await h.bridge.syncOnce();
+        assert.deepEqual(down.failedSources, ['emr']);
+        assert.deepEqual(states(h), [], 'nothing recorded');
+        assert.equal((await h.events()).length, 0);
+        await h.sim.control.configure({ faults: {} });
+        const up = await h.bridge.syncOnce();
+        assert.equal(up.ok, true, JSON.stringify(states(h)));
+        const [event] = await h.events();
+        assert.ok(event);
+        assert.equal(notifiedDeclaration(event)['child.birthLocation'], facility.id);
+      }));
+
+    it('a record naming its office is not sent unchecked: it waits for a retry, and goes out once OpenCRVS answers', () =>
+      withHarness(version, async (h) => {
+        const office = unrouted(h, 'CRVS_OFFICE');
+        for (const r of v1Birth(office.id, null)) await h.fhir.upsert(r);
+        await h.sim.control.configure({ faults: { errorRate: 1, errorStatus: 503, operations: ['locations'] } });
+        await h.bridge.syncOnce(undefined, { timeoutMs: 3_000 }).catch(() => undefined);
+        assert.deepEqual(states(h), [['Composition', 'failed', 'server']]);
+        assert.equal((await h.events()).length, 0, 'nothing sent');
+        await h.sim.control.configure({ faults: {} });
+        await h.waitFor('the birth delivered', () => h.rows()[0]?.state === 'delivered');
+        const [event] = await h.events();
+        assert.equal(event?.actions.find((a) => a.type === 'NOTIFY')?.createdAtLocation, office.id);
+      }));
+  });
+}
