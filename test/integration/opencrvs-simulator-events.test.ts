@@ -424,6 +424,15 @@ describe('OpenCRVS simulator v2.0: events API', () => {
       assert.equal((await sim.control.events()).length, 0);
     });
 
+    test('application/json with a charset parameter is read (2.0 reads the media type)', async () => {
+      const result = await call(`${sim.eventsUrl}/events`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${await getToken(sim)}`, 'Content-Type': 'application/json; charset=utf-8' },
+        body: JSON.stringify({ type: 'birth', transactionId: 't', createdAtLocation: officeId }),
+      });
+      assert.equal(result.status, 200, result.text);
+    });
+
     test('a body above the limit is 413 and nothing is stored', async () => {
       const event = await create();
       const big = notifyBody('n1', { 'child.reason': 'x'.repeat(30_000) });

@@ -57,6 +57,32 @@ describe('OpenCRVS simulator v1.9 mode', () => {
     ]);
   });
 
+  test('a body is read only under Content-Type exactly application/json: with a charset the call has none', async () => {
+    const token = await getToken(sim);
+    const post = (contentType: string) =>
+      call(`${sim.eventsUrl}/events`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': contentType },
+        body: JSON.stringify({ type: 'birth', transactionId: 'c1', createdAtLocation: officeId }),
+      });
+    for (const contentType of [
+      'application/json; charset=utf-8',
+      'application/json;charset=UTF-8',
+      'Application/JSON',
+    ]) {
+      const result = await post(contentType);
+      assert.equal(result.status, 400, `${contentType}: ${result.text}`);
+      assert.equal(result.json.message, 'Input validation failed');
+      assert.deepEqual(
+        result.json.issues.map((i: { path: unknown; message: string }) => [i.path, i.message]),
+        [[[], 'Required']],
+        'the procedure saw no body',
+      );
+    }
+    assert.equal((await sim.control.events()).length, 0);
+    assert.equal((await post('application/json')).status, 200);
+  });
+
   test('create drops unknown keys and createdAtLocation; actions carry createdByRole HEALTH', async () => {
     const event = await create();
     const [action] = event.actions;
