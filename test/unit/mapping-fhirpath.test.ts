@@ -181,6 +181,19 @@ describe('fast FHIRPath path', () => {
     }
   });
 
+  it('scrubs a value that cannot be converted up to the last " to <type>", whatever the value holds', () => {
+    // An address such as "Road to Kabwata" holds " to " itself: cutting at the first one left the rest.
+    for (const [value, type] of [
+      ['Road to Kabwata 12', 'a number'],
+      ['Plot 7, off Road to Kabwata; near the market to an office', 'a decimal'],
+      ['Amani Juma\nRoad to Kabwata', 'Decimal'],
+      ['House "to" Kabwata to a number', 'an integer'],
+    ] as const) {
+      const out = withoutValues(`Cannot convert ${value} to ${type}`);
+      assert.equal(out, `Cannot convert … to ${type}`);
+    }
+  });
+
   it('implements coded(), daysAfter() and ref() as documented', () => {
     const ev = (e: string) => fast.compile(e, vars).evaluate(env.p, env);
     assert.deepEqual(ev("%rp.where(relationship.coded('mother')).count()"), [2]); // system|code, or bare code

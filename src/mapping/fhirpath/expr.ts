@@ -71,7 +71,8 @@ function quotedOut(text: string, quote: string, cutLone: boolean): string {
 
 export function withoutValues(message: string): string {
   // fhirpath.js names a value it cannot convert without quotes: "Cannot convert Plot 12 Kabwata to a number".
-  let out = message.replace(/\b(Cannot convert ).+?( to (?:a |an )?\w+)/gi, '$1…$2');
+  // Up to the last " to <type>": the value may itself hold " to " ("Road to Kabwata") or a newline.
+  let out = message.replace(/\b(Cannot convert ).+( to (?:a |an )?\w+)/gis, '$1…$2');
   out = quotedOut(quotedOut(out, '"', true), "'", false);
   // JSON arrays and objects, innermost first, until none is left.
   for (let before = ''; before !== out; ) {
