@@ -194,6 +194,38 @@ describe('fast FHIRPath path', () => {
     }
   });
 
+  it('fails when daysAfter(), yearsAfter() or calendarDate() gets several dates, on both engines', () => {
+    // Two encounters: answering empty made `%e.period.start.daysAfter(…) <= 3` miss the birth silently.
+    const two = [
+      { resourceType: 'Encounter', period: { start: '2019-02-14T23:00:00-05:00' } },
+      { resourceType: 'Encounter', period: { start: '2019-02-20' } },
+    ];
+    const slow = new ExpressionCompiler('fhir', codeSets, false);
+    const cases: Array<[string, string]> = [
+      ['%two.period.start.daysAfter(%p.birthDate) <= 3', 'daysAfter() needs one date as its input'],
+      ["%two.period.start.yearsAfter('2018-03')", 'yearsAfter() needs one date as its input'],
+      ['%p.birthDate.daysAfter(%two.period.start)', 'daysAfter() needs one date as its argument'],
+      ['%two.period.start.calendarDate()', 'calendarDate() needs one date as its input'],
+    ];
+    for (const [expr, message] of cases) {
+      for (const compiler of [fast, slow]) {
+        const compiled = compiler.compile(expr, new Set([...vars, 'two']));
+        assert.throws(
+          () => compiled.evaluate(env.p, { ...env, two }),
+          (err: Error) => {
+            assert.ok(err instanceof ExpressionRuntimeError, String(err));
+            assert.ok(err.message.includes(message), err.message);
+            assert.ok(err.message.includes('choose one with where() or first()'), err.message);
+            return true;
+          },
+        );
+      }
+      // Chosen with first(), it answers.
+      const first = fast.compile(expr.replace('.start', '.start.first()'), new Set([...vars, 'two']));
+      assert.equal(first.evaluate(env.p, { ...env, two }).length, 1, expr);
+    }
+  });
+
   it('implements coded(), daysAfter() and ref() as documented', () => {
     const ev = (e: string) => fast.compile(e, vars).evaluate(env.p, env);
     assert.deepEqual(ev("%rp.where(relationship.coded('mother')).count()"), [2]); // system|code, or bare code

@@ -11,6 +11,7 @@ import {
   humanName,
   itemIsCoded,
   resourceRef,
+  severalDatesError,
   yearsBetween,
 } from './functions.js';
 
@@ -145,9 +146,14 @@ export class ExpressionCompiler {
     this.env = { vars: {}, codeSets, ...(timeZone ? { timeZone } : {}) };
     const val = (v: unknown) => fhirpath.util.valData(v);
     // d.daysAfter(other), d.yearsAfter(other): one date each side, counted from `other` to `d`.
-    const between = (count: (since: unknown, date: unknown, timeZone?: string) => number | undefined) => ({
+    const between = (
+      name: string,
+      count: (since: unknown, date: unknown, timeZone?: string) => number | undefined,
+    ) => ({
       fn: (inputs: unknown[], since: unknown[]) => {
-        if (inputs.length !== 1 || since.length !== 1) return [];
+        if (inputs.length > 1) throw severalDatesError(name, 'input');
+        if (since.length > 1) throw severalDatesError(name, 'argument');
+        if (inputs.length === 0 || since.length === 0) return [];
         const n = count(val(since[0]), val(inputs[0]), timeZone);
         return n === undefined ? [] : [n];
       },
@@ -162,8 +168,8 @@ export class ExpressionCompiler {
         },
         arity: { 1: ['String'] },
       },
-      daysAfter: between(daysBetween),
-      yearsAfter: between(yearsBetween),
+      daysAfter: between('daysAfter', daysBetween),
+      yearsAfter: between('yearsAfter', yearsBetween),
       ref: {
         fn: (inputs: unknown[]) => inputs.map((i) => resourceRef(val(i))).filter((r) => r !== undefined),
         arity: { 0: [] },
@@ -172,6 +178,7 @@ export class ExpressionCompiler {
       // partial one ('1990', as OpenMRS sends an estimated birth date) or anything else.
       calendarDate: {
         fn: (inputs: unknown[]) => {
+          if (inputs.length > 1) throw severalDatesError('calendarDate', 'input');
           const date = inputs.length === 1 ? calendarDate(val(inputs[0]), timeZone) : undefined;
           return date === undefined ? [] : [date];
         },

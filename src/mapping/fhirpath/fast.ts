@@ -11,6 +11,7 @@ import {
   humanName,
   itemIsCoded,
   resourceRef,
+  severalDatesError,
   yearsBetween,
 } from './functions.js';
 
@@ -133,6 +134,12 @@ function toBool(items: unknown[]): boolean | undefined {
 
 function single(items: unknown[]): unknown {
   if (items.length > 1) return slow();
+  return items.length === 1 ? unwrap(items[0]) : undefined;
+}
+
+/** The one date daysAfter(), yearsAfter() or calendarDate() reads on a side; several is an error (functions.ts). */
+function oneDate(items: unknown[], fn: string, side: 'input' | 'argument'): unknown {
+  if (items.length > 1) throw severalDatesError(fn, side);
   return items.length === 1 ? unwrap(items[0]) : undefined;
 }
 
@@ -427,12 +434,13 @@ export class FastCompiler {
       }
       case 'daysAfter':
       case 'yearsAfter': {
-        // d.daysAfter(other), d.yearsAfter(other): counted from `other` to `d` (single() unwraps).
+        // d.daysAfter(other), d.yearsAfter(other): counted from `other` to `d`.
         arity(1);
         const since = p(0);
         const count = name === 'daysAfter' ? daysBetween : yearsBetween;
         return (focus, env) => {
-          const n = count(single(since(focus, env)), single(left(focus, env)), env.timeZone);
+          const date = oneDate(left(focus, env), name, 'input');
+          const n = count(oneDate(since(focus, env), name, 'argument'), date, env.timeZone);
           return n === undefined ? [] : [n];
         };
       }
@@ -464,7 +472,7 @@ export class FastCompiler {
       case 'calendarDate':
         arity(0);
         return (focus, env) => {
-          const date = calendarDate(unwrap(single(left(focus, env))), env.timeZone);
+          const date = calendarDate(oneDate(left(focus, env), name, 'input'), env.timeZone);
           return date === undefined ? [] : [date];
         };
       case 'yearOf':

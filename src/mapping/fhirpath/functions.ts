@@ -165,6 +165,15 @@ export function yearsBetween(since: unknown, date: unknown, timeZone?: string): 
   return years;
 }
 
+/**
+ * daysAfter(), yearsAfter() and calendarDate() read one date on each side. Given several (two encounters'
+ * starts), answering empty would make a rule such as `%encounters.period.start.daysAfter(…) <= 3` miss the
+ * birth without a word; which date is meant is the mapping's choice, as for substring().
+ */
+export function severalDatesError(fn: string, side: 'input' | 'argument'): Error {
+  return new Error(`${fn}() needs one date as its ${side}, got several: choose one with where() or first()`);
+}
+
 /** 'Type/id' of a resource. */
 export function resourceRef(item: unknown): string | undefined {
   if (!isObject(item)) return undefined;
