@@ -85,9 +85,9 @@ export function applyTransform(
     case 'kilograms':
       return toKilograms(first);
     case 'number':
-      return toNumber(first);
+      return toNumber(first, 'number');
     case 'integer': {
-      const out = toNumber(first);
+      const out = toNumber(first, 'integer');
       if ('error' in out) return out;
       return Number.isInteger(out.value) ? out : { error: 'is not a whole number' };
     }

@@ -31,10 +31,32 @@ function numeric(value: unknown): number | undefined {
   return undefined;
 }
 
-/** A number, a numeric string or a Quantity's value. */
-export function toNumber(item: unknown): NumberOutcome {
+/** The units a Quantity carries (code, then unit text); none when it is dimensionless UCUM ('1', '{births}'). */
+function quantityUnits(item: Record<string, unknown>): string[] {
+  const units = [item.code, item.unit].filter((u): u is string => typeof u === 'string' && u.trim() !== '');
+  return units.every((u) => u.trim() === '1' || /^\{[^{}]*\}$/.test(u.trim())) ? [] : units;
+}
+
+/**
+ * A number, a numeric string or the value of a Quantity without a unit. A Quantity with a unit is an error:
+ * taking its value would send 2500 g as 2500 to a field in kg, so the unit-aware conversion must be chosen.
+ * `transform` is the conversion asked for (number, integer), named in the message.
+ */
+export function toNumber(item: unknown, transform = 'number'): NumberOutcome {
+  const units = isObject(item) && item.value !== undefined ? quantityUnits(item) : [];
+  if (units.length > 0) {
+    // Unit codes are vocabulary, not personal data, so they may appear in the message.
+    const use = units.some((u) => unitFactor(TO_KG, u) !== undefined)
+      ? 'use as: kilograms'
+      : 'use the conversion for its unit (as: kilograms for a mass), or select the number itself (….value.value) to send it as it is';
+    return { error: `is a Quantity in '${units[0]}', and as: ${transform} ignores units: ${use}` };
+  }
   const value = numeric(isObject(item) ? item.value : item);
   return value === undefined ? { error: 'is not a number' } : { value };
+}
+
+function unitFactor(table: Readonly<Record<string, number>>, unit: string): number | undefined {
+  return table[unit] ?? table[unit.trim().toLowerCase()];
 }
 
 /** Mass Quantity → kg, rounded to the gram (3 decimals). */
@@ -45,7 +67,7 @@ export function toKilograms(item: unknown): NumberOutcome {
   const units = [item.code, item.unit].filter((u): u is string => typeof u === 'string' && u.trim() !== '');
   if (units.length === 0) return { error: 'has no unit' };
   for (const unit of units) {
-    const factor = TO_KG[unit] ?? TO_KG[unit.trim().toLowerCase()];
+    const factor = unitFactor(TO_KG, unit);
     if (factor !== undefined) return { value: Math.round(value * factor * 1000) / 1000 };
   }
   // Unit codes are vocabulary, not personal data, so they may appear in the message.
