@@ -150,6 +150,8 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     const keyPath = e ? pointerParts(e.instancePath, e.keyword, e.params as Obj) : [];
     throw src.error(keyPath, problem);
   }
+  const altered = src.alteredCode();
+  if (altered) throw altered;
   const doc = src.data as Obj; // shape guaranteed by the schema check above
   const base = file.replace(/^.*[\\/]/, '').replace(/\.ya?ml$/, '');
   const id = typeof doc.id === 'string' ? doc.id : base;

@@ -75,6 +75,55 @@ export class YamlSource {
     return offset === undefined ? undefined : this.lineCounter.linePos(offset).line;
   }
 
+  /**
+   * The first code (a `codes` entry or a `valueMaps` key) that YAML read as something other than the text
+   * written: unquoted, `01` is the number 1 and `0815` is 815, so the code set or value map would quietly
+   * hold another code than the EMR's. `5916` or `false`, whose text is unchanged, are fine.
+   */
+  alteredCode(): MappingLoadError | undefined {
+    const root = this.doc.contents;
+    if (!isMap(root)) return undefined;
+    const section = (name: string) => root.items.find((p) => isScalar(p.key) && p.key.value === name)?.value;
+    const altered = (node: unknown, asKey: boolean): string | undefined => {
+      if (!isScalar(node) || typeof node.value === 'string' || typeof node.source !== 'string') return undefined;
+      // What the bridge would use: toJS() turns a null key into '' and any other key or entry into String().
+      const read = asKey && node.value === null ? '' : String(node.value);
+      return node.source === read ? undefined : read;
+    };
+    const problem = (node: Node & { source?: string }, read: string, path: KeyPath) => {
+      const written = String(node.source);
+      const line = node.range ? this.lineCounter.linePos(node.range[0]).line : undefined;
+      return new MappingLoadError(
+        this.file,
+        formatPath(path),
+        `YAML reads the unquoted ${written} as '${read}', not the code written: quote this code: '${written.replace(/'/g, "''")}'`,
+        line,
+      );
+    };
+    const codes = section('codes');
+    if (isMap(codes)) {
+      for (const pair of codes.items) {
+        if (!isScalar(pair.key) || !isSeq(pair.value)) continue;
+        for (const [i, item] of pair.value.items.entries()) {
+          const read = altered(item, false);
+          if (read !== undefined) return problem(item as Node, read, ['codes', String(pair.key.value), i]);
+        }
+      }
+    }
+    const valueMaps = section('valueMaps');
+    if (isMap(valueMaps)) {
+      for (const pair of valueMaps.items) {
+        if (!isScalar(pair.key) || !isMap(pair.value)) continue;
+        for (const entry of pair.value.items) {
+          const read = altered(entry.key, true);
+          const key = entry.key as Node & { source?: string };
+          if (read !== undefined) return problem(key, read, ['valueMaps', String(pair.key.value), String(key.source)]);
+        }
+      }
+    }
+    return undefined;
+  }
+
   error(path: KeyPath, problem: string): MappingLoadError {
     return new MappingLoadError(this.file, formatPath(path), problem, this.line(path));
   }

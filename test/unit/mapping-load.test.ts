@@ -216,6 +216,44 @@ fields:
     assert.match(err.message, /m\d+\.yaml:10: not valid YAML: the key child\.name appears twice \(first on line 9\)/);
   });
 
+  it('refuses a code YAML would change (01 → 1, 0815 → 815), naming where and how to quote it', () => {
+    // Unquoted, 01 is the number 1: the EMR's code '01' would match nothing, or another code.
+    const codes = loadError(`${head}codes:\n  local: [5916, '02', 0815]\nfields:\n  child.name: '%subject.name'\n`);
+    assert.equal(codes.path, 'codes.local[2]');
+    assert.equal(codes.line, 9);
+    assert.match(
+      codes.message,
+      /m\d+\.yaml:9: codes\.local\[2\]: YAML reads the unquoted 0815 as '815'.*quote this code: '0815'$/,
+    );
+    const keys = loadError(`${head}valueMaps:
+  gender:
+    '02': female
+    01: male
+fields:
+  child.gender: { from: '%subject.gender', map: gender }
+`);
+    assert.equal(keys.path, "valueMaps.gender['01']");
+    assert.equal(keys.line, 11);
+    assert.match(keys.message, /quote this code: '01'$/);
+    for (const written of ['1.50', '1e3', 'True', 'null']) {
+      const err = loadError(
+        `${head}valueMaps:\n  m:\n    ${written}: SINGLE\nfields:\n  child.birthType: { from: '%subject.multipleBirthBoolean', map: m }\n`,
+      );
+      assert.match(err.message, new RegExp(`quote this code: '${written}'$`), written);
+    }
+  });
+
+  it('takes an unquoted code whose text YAML keeps (5916, false)', () => {
+    const set = loadMappings({
+      files: [
+        write(
+          `${head}codes:\n  local: [5916, 12]\nvalueMaps:\n  m:\n    false: SINGLE\n    2: TWIN\nfields:\n  child.birthType: { from: '%subject.multipleBirthBoolean', map: m }\n`,
+        ),
+      ],
+    });
+    assert.equal(set.mappings.length, 1);
+  });
+
   it('reports invalid YAML with its line', () => {
     const err = loadError(`${head}fields:\n  child.name: [unclosed\n`);
     assert.match(err.message, /not valid YAML/);
