@@ -6,6 +6,7 @@ import type { RoutingSettings } from '../config/types.js';
 import type { CompiledField, CompiledMapping } from './compile.js';
 import type { MappingContext } from './context.js';
 import { dateOrderWarnings, todayFor } from './date-order.js';
+import { isOpenCrvsEmail } from './email.js';
 import { ExpressionRuntimeError } from './fhirpath/expr.js';
 import { routeRecord } from './routing.js';
 import { applyTransform, type FieldOutcome } from './transforms/index.js';
@@ -37,6 +38,10 @@ function sourceValue(f: CompiledField, items: unknown[], from: string): SourceOu
   const transform = f.transform ?? 'text';
   const out = applyTransform(transform, items, f.options);
   if ('error' in out) return { ...out, from };
+  // An address OpenCRVS refuses would fail the NOTIFY after the create, and the whole event with it: like
+  // an address it cannot take, it is left out with a warning (not the value: it is personal data).
+  if (f.field.type === 'EMAIL' && 'value' in out && !isOpenCrvsEmail(out.value))
+    return { skip: `${f.id}: left out: not an email address OpenCRVS accepts` };
   // Two identifiers, two weights: the first was taken, which may be the wrong one (an EMR number sent as a
   // national ID). Said, not refused: the expression should choose (a where(), .first()).
   const different = 'value' in out && items.length > 1 && !TAKES_ALL.has(transform) ? distinct(items) : 1;

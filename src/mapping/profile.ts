@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { packagePaths } from '../config/paths.js';
+import { EMAIL_MAX_LENGTH, OPENCRVS_EMAIL_PATTERN } from './email.js';
 
 export interface FormField {
   id: string;
@@ -111,7 +112,8 @@ export function fieldValueSchema(field: FormField): object | undefined {
     case 'VERIFICATION_STATUS':
       return { type: 'string', minLength: 1 };
     case 'EMAIL':
-      return { type: 'string', format: 'email', maxLength: 255 };
+      // OpenCRVS's pattern, not ajv's `format: 'email'`, which takes addresses OpenCRVS refuses (a@b.c).
+      return { type: 'string', pattern: OPENCRVS_EMAIL_PATTERN, maxLength: EMAIL_MAX_LENGTH };
     case 'COUNTRY':
       return { type: 'string', pattern: '^[A-Z]{3}$' };
     case 'SELECT':
@@ -286,5 +288,6 @@ export function fieldValueProblem(field: FormField, value: unknown): string | un
   if (validate(value)) return undefined;
   const e = validate.errors?.[0];
   if (e?.keyword === 'enum' && field.options) return `is not an option of ${field.id} (${field.options.join(', ')})`;
+  if (field.type === 'EMAIL') return `is not an email address OpenCRVS accepts in ${field.id}`;
   return `does not fit ${field.type} field ${field.id}: ${e?.instancePath ?? ''} ${e?.message ?? 'invalid'}`.trim();
 }
