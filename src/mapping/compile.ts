@@ -372,6 +372,19 @@ export function compileMapping(file: string, text: string, options: CompileOptio
       checkValue(field, spec.value, [...path, 'value'], 'value');
       compiled.constant = { value: spec.value };
     }
+    // Codes go out as they come: the first one the EMR sends that is not an option (gender `other`)
+    // makes that record invalid, long after the mapping loaded. A value map says what each code becomes.
+    const choices = field.options ?? [];
+    if (
+      (field.type === 'SELECT' || field.type === 'RADIO_GROUP') &&
+      compiled.transform !== undefined &&
+      choices.length > 0
+    ) {
+      throw src.error(
+        path,
+        `${field.type} field ${fieldId} has no value map: a code that is not one of its options (${choices.join(', ')}) would make the record invalid; add map: with a valueMaps table whose '*' entry takes any other code (null: left out, with a warning)`,
+      );
+    }
     fields.push(compiled);
   }
 

@@ -49,6 +49,22 @@ fields:
     assert.match(err.message, /"FEMALE" is not an option of child\.gender \(male, female, unknown\)/);
   });
 
+  it('rejects a SELECT or RADIO_GROUP field filled from the source without a value map', () => {
+    // Loaded, it would make the first record with a code that is no option (gender `other`) invalid.
+    const err = loadError(
+      `${head}fields:\n  child.name: '%subject.name'\n  child.gender: { from: '%subject.gender' }\n`,
+    );
+    assert.equal(err.path, "fields['child.gender']");
+    assert.equal(err.line, 10);
+    assert.match(
+      err.message,
+      /SELECT field child\.gender has no value map: a code that is not one of its options \(male, female, unknown\)/,
+    );
+    assert.match(err.message, /add map: with a valueMaps table whose '\*' entry takes any other code/);
+    const radio = loadError(`${head}fields:\n  father.addressSameAs: "%subject.contact.relationship.coding.code"\n`);
+    assert.match(radio.message, /RADIO_GROUP field father\.addressSameAs has no value map/);
+  });
+
   it('rejects a default that is not a valid option', () => {
     const err = loadError(`${head}fields:\n  child.placeOfBirth: { from: '%subject.x', default: HOSPITAL }\n`);
     assert.equal(err.path, "fields['child.placeOfBirth'].default");
