@@ -117,6 +117,8 @@ describe('the shipped mappings', () => {
     const mother = bundle.entry.find((e) => e.resource.resourceType === 'RelatedPerson')?.resource;
     assert.ok(mother);
     mother.birthDate = '2025-01-01';
+    // Stated as the mother: a woman linked without a relationship, born after the child, is not taken as her.
+    mother.relationship = [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-RoleCode', code: 'MTH' }] }];
     const r = mapped(await mapInput(all, bundle));
     assert.equal(r.declaration['mother.dob'], '2025-01-01');
     assert.ok(

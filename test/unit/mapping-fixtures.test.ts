@@ -584,6 +584,38 @@ describe('OpenMRS-shaped records', () => {
     assert.equal(r.declaration['child.birthLocation'], 'fac-1');
   });
 
+  it('takes as the OpenMRS mother only a woman old enough to be one, and only when one fits', async () => {
+    type Entries = { entry: Array<{ resource: Record<string, unknown> }> };
+    const set = loadMappings({ names: ['birth.fhir'], routing });
+    // OpenMRS links the family too, with no relationship either: a sister (born 2019, the child 2024-05-14).
+    const withWomen = (...women: Array<Record<string, unknown>>) => {
+      const bundle = structuredClone(fixture('fhir/openmrs/openmrs-birth-bundle.json')) as Entries;
+      const at = bundle.entry.findIndex((e) => e.resource.resourceType === 'RelatedPerson');
+      const patient = bundle.entry[at]?.resource.patient;
+      // Listed before the mother, as the sister in the reviewer's record was.
+      bundle.entry.splice(
+        at,
+        0,
+        ...women.map((w, i) => ({
+          resource: { resourceType: 'RelatedPerson', id: `rp-${i}`, patient, gender: 'female', ...w },
+        })),
+      );
+      return bundle;
+    };
+    const sister = mapped(await mapInput(set, withWomen({ name: [{ given: ['Ruth'] }], birthDate: '2019-01-20' })));
+    assert.deepEqual(sister.declaration['mother.name'], { firstname: 'Grace', surname: 'John' });
+    assert.equal(sister.declaration['mother.dob'], '1998-02-03');
+    // Born 11 years and 364 days before the child: still no mother; a date not known: a candidate.
+    const young = mapped(await mapInput(set, withWomen({ name: [{ given: ['Ruth'] }], birthDate: '2012-05-15' })));
+    assert.deepEqual(young.declaration['mother.name'], { firstname: 'Grace', surname: 'John' });
+    // Two women who could both be the mother (an aunt, a grandmother of unknown age): neither is taken.
+    for (const other of [{ birthDate: '1970-03-01' }, { birthDate: '2012-05-14' }, {}]) {
+      const two = mapped(await mapInput(set, withWomen({ name: [{ given: ['Ruth'] }], ...other })));
+      assert.equal(two.declaration['mother.name'], undefined, JSON.stringify(other));
+      assert.equal(two.declaration['mother.dob'], undefined, JSON.stringify(other));
+    }
+  });
+
   it("reads the mother's own Patient behind the OpenMRS RelatedPerson for what the RelatedPerson lacks", async () => {
     const bundle = fixture('fhir/openmrs/openmrs-birth-bundle.json') as {
       entry: { resource: Record<string, unknown> }[];
