@@ -1,7 +1,7 @@
 // The email addresses OpenCRVS accepts in an EMAIL field: core checks NOTIFY values with zod's default email
-// pattern (`z.email()` in v2.0, zod 4; v1.9's zod 3 `.email()` is the same pattern), not RFC 5322 as ajv's
-// `format: 'email'` does, which let `a@b.c` through to a NOTIFY that OpenCRVS then refused. One definition,
-// for the bridge's check and for the OpenCRVS simulator (sandbox/ may import mapping/, not the reverse).
+// pattern (`z.email()` in v2.0, zod 4; v1.9's zod 3 `.email()` is the same pattern). ajv's `format: 'email'`
+// let `a@b.c` through to a NOTIFY that OpenCRVS then refused. One definition, for the bridge's check and
+// for the OpenCRVS simulator (sandbox/ may import mapping/, not the reverse).
 export const OPENCRVS_EMAIL_PATTERN =
   "^(?!\\.)(?!.*\\.\\.)([A-Za-z0-9_'+\\-.]*)[A-Za-z0-9_+-]@([A-Za-z0-9][A-Za-z0-9-]*\\.)+[A-Za-z]{2,}$";
 

@@ -38,8 +38,8 @@ function sourceValue(f: CompiledField, items: unknown[], from: string): SourceOu
   const transform = f.transform ?? 'text';
   const out = applyTransform(transform, items, f.options);
   if ('error' in out) return { ...out, from };
-  // An address OpenCRVS refuses would fail the NOTIFY after the create, and the whole event with it: like
-  // an address it cannot take, it is left out with a warning (not the value: it is personal data).
+  // An email address OpenCRVS refuses would fail the NOTIFY after the create, and the whole event with it:
+  // like a postal address it cannot take, it is left out with a warning (without the value: personal data).
   if (f.field.type === 'EMAIL' && 'value' in out && !isOpenCrvsEmail(out.value))
     return { skip: `${f.id}: left out: not an email address OpenCRVS accepts` };
   // Two identifiers, two weights: the first was taken, which may be the wrong one (an EMR number sent as a
