@@ -43,6 +43,8 @@ export interface DeliverySettings {
   pollIntervalMs: number;
   lockTimeoutSeconds: number;
   holdProbeSeconds: number;
+  /** OpenCRVS answering nothing this long (several rows failing unreached) holds the queue (delivery/outage.ts). */
+  outageHoldSeconds: number;
 }
 
 export interface SourceAuth {

@@ -3,6 +3,7 @@ import type { HoldState, Ledger, LedgerError, LedgerPayload, LedgerRow, Settleme
 import type { Logger } from '../observability/logger.js';
 import type { OpenCrvsApi } from '../opencrvs/types.js';
 import { type ClassifiedFailure, classifyFailure } from './errors.js';
+import { type OutageWatch, unreached } from './outage.js';
 import { pendingCheckDelay } from './pending-check.js';
 import { decideRetry, type RetryPolicy } from './retry-policy.js';
 import {
@@ -34,6 +35,10 @@ export interface AttemptDeps {
   refusedEventType?: (eventType: string) => Promise<string | undefined>;
   /** See DeliveryWorkerDeps.officeOfRecord. */
   officeOfRecord?: (office: string) => Promise<void>;
+  /** Tells an outage of OpenCRVS from a row's failure (outage.ts); absent, each row keeps to its budget. */
+  outage?: OutageWatch;
+  /** When a row held by an outage is due again: the next probe takes another row (worker.ts). */
+  outageProbeMs?: number;
 }
 
 export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<AttemptResult> {
@@ -112,6 +117,10 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
     }
   }
 
+  // Any answer from OpenCRVS, a refusal too, shows it can be reached (outage.ts).
+  const failed = 'error' in settlement ? settlement.error : undefined;
+  if (!failed || (failed.kind !== 'internal' && !unreached({ error: failed }))) deps.outage?.reached();
+
   // The settled row comes back from the same write: no second read of the row (and its payload).
   const current = ledger.settle({
     id: row.id,
@@ -165,6 +174,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
         kind: error?.kind ?? 'unknown',
         ...(error?.status !== undefined ? { status: error.status } : {}),
         rowId: row.id,
+        ...(error && error.classification === 'retryable' ? { outage: true } : {}),
       });
       deps.emit({ type: 'held', row: current, latencyMs, error, reason });
       break;
@@ -236,12 +246,23 @@ function decide(deps: AttemptDeps, row: LedgerRow, failure: ClassifiedFailure): 
   const foreign = anotherClientsEvent(row, failure);
   if (foreign) return foreign;
   const now = deps.now();
+  const outOfReach = failure.classification === 'retryable' && unreached(failure);
+  if (outOfReach && deps.outage?.unreached(row.id)) {
+    // Several rows in a row could not reach OpenCRVS: the queue holds, and this attempt is not counted.
+    // Due again after the next probe, so that each probe tries another row (one row failing for its own
+    // reason, say a body OpenCRVS chokes on, cannot keep the queue held).
+    const { error } = failure;
+    return {
+      settlement: { outcome: 'held', error, nextRunAt: now + (deps.outageProbeMs ?? 0) },
+      reason: `OpenCRVS out of reach: ${error.kind}${error.status ? ` (HTTP ${error.status})` : ''}: ${error.message}`,
+    };
+  }
   const decision = decideRetry(
     {
       attempts: row.attempts,
       firstSeenAt: row.queuedAt,
       now,
-      error: { classification: failure.classification, retryAfterMs: failure.retryAfterMs },
+      error: { classification: failure.classification, retryAfterMs: failure.retryAfterMs, unreached: outOfReach },
     },
     deps.policy,
     deps.random,

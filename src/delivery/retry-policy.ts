@@ -19,7 +19,11 @@ export interface RetryInput {
   /** Start of the retry budget (the row's `queuedAt`: first recorded, replayed or requeued). */
   firstSeenAt: number;
   now: number;
-  error: { classification: ErrorClassification; retryAfterMs?: number };
+  /**
+   * `unreached`: the call never reached OpenCRVS (network, timeout, a gateway's 502–504: outage.ts). Such
+   * failures say nothing about the row, so they end its budget by age only, not by count.
+   */
+  error: { classification: ErrorClassification; retryAfterMs?: number; unreached?: boolean };
 }
 
 export type RetryDecision =
@@ -30,7 +34,8 @@ export type RetryDecision =
 /**
  * - `operator` → hold (the whole queue waits for a human; the attempt is not burned);
  * - `permanent` → dead at once;
- * - `retryable` → dead when `maxAttempts` is reached or the next try would fall past `maxAgeMs`;
+ * - `retryable` → dead when `maxAttempts` is reached (not by a failure that never reached OpenCRVS: an
+ *   outage of a weekend would kill the whole backlog) or the next try would fall past `maxAgeMs`;
  *   otherwise retry after `min(maxDelayMs, baseDelayMs · 2^(attempts−1))` with "equal jitter" (a
  *   uniform draw in the upper half of that delay, so retries of many rows that failed together spread
  *   out but never come back sooner than half the backoff), raised to `Retry-After` when the server
@@ -43,7 +48,7 @@ export function decideRetry(input: RetryInput, policy: RetryPolicy, random: () =
   const { classification } = input.error;
   if (classification === 'operator') return { action: 'hold', reason: 'needs an operator' };
   if (classification === 'permanent') return { action: 'dead', reason: 'permanent error' };
-  if (input.attempts >= policy.maxAttempts) {
+  if (input.attempts >= policy.maxAttempts && !input.error.unreached) {
     return { action: 'dead', reason: `gave up after ${input.attempts} attempts (maxAttempts ${policy.maxAttempts})` };
   }
   const exponent = Math.max(0, input.attempts - 1);

@@ -90,7 +90,7 @@ export interface DeliveryWorker {
    * queue is held; throws after `timeoutMs` (default 60 s). For `sync --once` and tests.
    */
   runUntilIdle(options?: { timeoutMs?: number }): Promise<void>;
-  /** The current hold, if delivery is paused for an operator problem. */
+  /** The current hold, if delivery is paused for an operator problem or an OpenCRVS outage. */
   held(): { reason: string; since: number } | undefined;
   /**
    * Checks the token and re-tries the held row; resumes delivery (returns true) unless the problem is

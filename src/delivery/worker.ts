@@ -5,6 +5,7 @@ import type { HoldState, LedgerRow } from '../ledger/index.js';
 import { silentLogger } from '../observability/logger.js';
 import { type AttemptDeps, runAttempt } from './attempt.js';
 import { classifyFailure } from './errors.js';
+import { outageWatch } from './outage.js';
 import { checkPendingRows, type PendingCheckDeps } from './pending-check.js';
 import { retryPolicyFrom } from './retry-policy.js';
 import {
@@ -70,6 +71,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   };
 
   const takeBackOptions = { singleCall: settings.mode === 'single-call' };
+  const outage = outageWatch(settings.outageHoldSeconds * 1000, now);
   const attemptDeps: AttemptDeps = {
     ledger,
     api,
@@ -82,16 +84,19 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     emit,
     ...(deps.refusedEventType ? { refusedEventType: deps.refusedEventType } : {}),
     ...(deps.officeOfRecord ? { officeOfRecord: deps.officeOfRecord } : {}),
+    outage,
+    outageProbeMs: probeEveryMs,
     onHold: (next) => {
       holdsRaised++;
+      const first = !hold;
       // Keep the first `since`: the hold started then, whatever later attempts found.
       hold = hold ? { ...next, since: hold.since } : next;
       ledger.setHold(hold);
       nextProbeAt = now() + probeEveryMs;
-      logger.error(
-        { kind: next.kind, status: next.status, reason: next.reason, rowId: next.rowId },
-        'delivery held for an operator',
-      );
+      const fields = { kind: next.kind, status: next.status, reason: next.reason, rowId: next.rowId };
+      // An outage is logged once, not for every attempt still in flight when it was seen.
+      if (!next.outage) logger.error(fields, 'delivery held for an operator');
+      else if (first) logger.error(fields, 'delivery held: OpenCRVS out of reach; probing until it answers');
     },
   };
 
@@ -126,6 +131,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     if (!hold) return;
     const since = hold.since;
     hold = undefined;
+    // The next outage is told from fresh failures, not from those before this one ended.
+    outage.reached();
     ledger.setHold(undefined);
     logger.info({ heldForMs: now() - since, why }, 'delivery resumed');
     emit({ type: 'resumed', reason: why });
@@ -265,9 +272,14 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       logger.warn({ kind: failure.error.kind, status: failure.error.status }, 'hold probe: token check failed');
       return false;
     }
-    // The token is fine; only a real call tells whether the scope or office problem is gone.
+    // The token is fine; only a real call tells whether the scope or office problem is gone. After an
+    // outage any row tells whether OpenCRVS answers: one that is due (the rows the outage held are due
+    // again after a probe each, so probes go round them), else the one that showed the outage.
     const held = hold.rowId;
-    const row = (held !== undefined ? ledger.claimRow(held, workerId) : undefined) ?? ledger.claimDue(workerId, 1)[0];
+    const heldRow = () => (held !== undefined ? ledger.claimRow(held, workerId) : undefined);
+    const row = hold.outage
+      ? (ledger.claimDue(workerId, 1)[0] ?? heldRow())
+      : (heldRow() ?? ledger.claimDue(workerId, 1)[0]);
     if (!row) {
       release('token check passed; nothing waiting to re-try');
       return true;

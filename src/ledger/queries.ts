@@ -252,5 +252,6 @@ export function parseHold(text: string | undefined): HoldState | undefined {
   };
   if (typeof record.status === 'number') hold.status = record.status;
   if (typeof record.rowId === 'number') hold.rowId = record.rowId;
+  if (record.outage === true) hold.outage = true;
   return hold;
 }

@@ -202,8 +202,11 @@ export type Settlement =
   | { outcome: 'delivered-pending'; eventId: string; trackingId: string; checkAt?: number; olderCopy?: boolean }
   | { outcome: 'retry'; error: LedgerError; nextRunAt: number }
   | { outcome: 'dead'; error: LedgerError }
-  /** Operator problem: the row goes back unlocked, its attempt not counted, the error kept visible. */
-  | { outcome: 'held'; error: LedgerError };
+  /**
+   * Operator problem, or OpenCRVS out of reach for the queue: the row goes back unlocked, its attempt not
+   * counted, the error kept visible; due again at `nextRunAt` (default: when it was due).
+   */
+  | { outcome: 'held'; error: LedgerError; nextRunAt?: number };
 
 /** A row to ask about. */
 export interface DuePendingCheck {
@@ -276,6 +279,8 @@ export interface HoldState {
   status?: number;
   /** The row whose attempt revealed the problem; the probe re-tries it. */
   rowId?: number;
+  /** OpenCRVS out of reach (delivery/outage.ts), not an operator problem: any due row can probe. */
+  outage?: boolean;
 }
 
 /** How the worker whose locks are taken back sends: single-call NOTIFYs before any event id is stored. */

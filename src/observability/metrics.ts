@@ -70,7 +70,7 @@ export class BridgeMetrics {
     });
     this.held = new Gauge({
       name: 'bridge_queue_held',
-      help: '1 while delivery is held for an operator problem',
+      help: '1 while delivery is held (an operator problem, or OpenCRVS out of reach)',
       registers,
     });
     this.subscriptionGaps = new Counter({

@@ -50,6 +50,8 @@ const DELIVERY: DeliverySettings = {
   pollIntervalMs: 50,
   lockTimeoutSeconds: 60,
   holdProbeSeconds: 60,
+  // Outages held only where a test asks (delivery-hold.test.ts): these tests count retries.
+  outageHoldSeconds: 3600,
 };
 
 /** Polls an element's text until it matches (the page refreshes itself), within a bound. */

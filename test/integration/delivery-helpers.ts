@@ -27,6 +27,8 @@ export const fastDelivery: DeliverySettings = {
   pollIntervalMs: 20,
   lockTimeoutSeconds: 1,
   holdProbeSeconds: 1,
+  // Outages held only where a test asks (delivery-hold.test.ts): these tests count retries.
+  outageHoldSeconds: 3600,
 };
 
 export function clientSettings(sim: OpenCrvsSimulator, overrides: Partial<OpenCrvsSettings> = {}): OpenCrvsSettings {

@@ -115,6 +115,74 @@ describe('delivery held for an operator', () => {
   });
 });
 
+/** Events-API calls the simulator's faults answered so far. */
+async function faultsFired(bed: TestBed): Promise<number> {
+  const response = await fetch(`${bed.sim.baseUrl}/_sandbox/config`, { signal: AbortSignal.timeout(5000) });
+  return ((await response.json()) as { faultsFired: number }).faultsFired;
+}
+
+describe('OpenCRVS out of reach', () => {
+  let bed: TestBed;
+  beforeEach(async () => {
+    bed = await testBed();
+  });
+  afterEach(async () => {
+    await bed.close();
+  });
+
+  for (const fault of [{ dropRate: 1 }, { errorRate: 1, errorStatus: 502 }]) {
+    it(`holds the queue without spending the rows' budgets (${Object.keys(fault)[0]}); back, every birth goes out once`, async () => {
+      for (let i = 0; i < 10; i++) bed.ledger.recordEvent(birthEvent(bed.office, i));
+      await bed.sim.control.configure({ faults: fault });
+      const worker = createDeliveryWorker({
+        ledger: bed.ledger,
+        api: createOpenCrvsClient(clientSettings(bed.sim)),
+        // A budget an outage of a few seconds would spend many times over.
+        settings: { ...fastDelivery, concurrency: 2, maxAttempts: 3, outageHoldSeconds: 1 },
+      });
+      try {
+        await until(worker, () => worker.held() !== undefined);
+        assert.match(worker.held()?.reason ?? '', /^OpenCRVS out of reach: /);
+        assert.equal(bed.ledger.getHold()?.outage, true);
+        const spent = () => bed.ledger.list().reduce((sum, r) => sum + r.attempts, 0);
+        const atHold = spent();
+        // Probes (every second) go on failing for a while: each tries a row, and spends nothing.
+        const fired = await faultsFired(bed);
+        const probing = Date.now() + 3500;
+        await until(worker, () => Date.now() > probing);
+        const calls = (await faultsFired(bed)) - fired;
+        assert.ok(calls >= 2 && calls <= 8, `calls to OpenCRVS while held: ${calls}`);
+        assert.ok(spent() <= atHold, 'no attempt counted while held');
+        // Beyond maxAttempts (3), none is dead: failures that never reached OpenCRVS end a row by age only.
+        assert.equal(bed.ledger.list({ states: ['dead'] }).length, 0, 'no birth spent its budget');
+        await bed.sim.control.configure({ faults: {} });
+        await until(worker, () => bed.ledger.list({ states: ['delivered'] }).length === 10);
+        assert.equal(worker.held(), undefined);
+      } finally {
+        await worker.stop({ drainMs: 5000 });
+      }
+      await assertExactlyOnce(bed.sim, bed.ledger, 10);
+    });
+  }
+
+  it('one row failing unreached again and again is not an outage: it keeps to its budget', async () => {
+    bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 502 } });
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: { ...fastDelivery, maxAttempts: 3, maxAgeHours: 0.001, outageHoldSeconds: 1 },
+    });
+    try {
+      await until(worker, () => bed.ledger.list({ states: ['dead'] }).length === 1, 10_000);
+      assert.equal(worker.held(), undefined);
+      assert.match(bed.ledger.list()[0]?.lastError?.message ?? '', /Bad Gateway|502/i);
+    } finally {
+      await worker.stop({ drainMs: 5000 });
+    }
+  });
+});
+
 describe('an office OpenCRVS does not know', () => {
   let bed: TestBed;
   beforeEach(async () => {

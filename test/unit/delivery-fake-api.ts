@@ -23,6 +23,8 @@ export const TEST_DELIVERY_SETTINGS: DeliverySettings = {
   pollIntervalMs: 50,
   lockTimeoutSeconds: 300,
   holdProbeSeconds: 60,
+  // Outages held only where a test asks (delivery-hold.test.ts): these tests count retries.
+  outageHoldSeconds: 3600,
 };
 
 export type Call = { op: 'create' | 'notify' | 'createAndNotify' | 'checkToken'; transactionId?: string };

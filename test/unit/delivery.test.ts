@@ -216,7 +216,8 @@ describe('delivery worker', () => {
 
   it('backs off with the policy delays, honours Retry-After, then dead-letters after maxAttempts', async () => {
     const { row } = ledger.recordEvent(eventInput('1'));
-    api.fail('create', { classification: 'retryable', kind: 'server', status: 503 }, 5);
+    // A 500 is OpenCRVS's own answer: counted (a 502–504 or a lost connection ends the budget by age only).
+    api.fail('create', { classification: 'retryable', kind: 'server', status: 500 }, 5);
     api.failures.create?.splice(1, 1, {
       kind: 'rate-limited',
       classification: 'retryable',
@@ -239,7 +240,7 @@ describe('delivery worker', () => {
     const dead = ledger.get(row.id);
     assert.equal(dead?.state, 'dead');
     assert.equal(dead?.attempts, 5);
-    assert.equal(dead?.lastError?.status, 503);
+    assert.equal(dead?.lastError?.status, 500);
     assert.match(outcomes.at(-1)?.reason ?? '', /5 attempts/);
   });
 

@@ -53,6 +53,19 @@ describe('retry policy', () => {
     );
   });
 
+  it('a failure that never reached OpenCRVS ends the budget by age, not by count', () => {
+    const unreached = { ...retryable, unreached: true };
+    assert.deepEqual(decideRetry({ attempts: 40, firstSeenAt: T0, now: T0, error: unreached }, policy, fixed(1)), {
+      action: 'retry',
+      delayMs: 60_000,
+    });
+    const old = T0 + policy.maxAgeMs - 1000;
+    assert.equal(
+      decideRetry({ attempts: 40, firstSeenAt: T0, now: old, error: unreached }, policy, fixed(1)).action,
+      'dead',
+    );
+  });
+
   it('gives up when the next try would fall past the maximum age', () => {
     const now = T0 + policy.maxAgeMs - 5000;
     // attempt 3 with random 1: 8 s > 5 s left → dead; with random 0: 4 s fits → retry.

@@ -40,6 +40,8 @@ const worker = createDeliveryWorker({
     // A killed predecessor's rows come back after a second (the minimum the config allows).
     lockTimeoutSeconds: 1,
     holdProbeSeconds: 1,
+    // Outages held only where a test asks (delivery-hold.test.ts): these tests count retries.
+    outageHoldSeconds: 3600,
   },
 });
 worker.start();
