@@ -24,7 +24,7 @@ import {
   type TransformOptions,
 } from './transforms/index.js';
 import type { ValueMap } from './transforms/values.js';
-import { type KeyPath, MappingLoadError, YamlSource } from './yaml-source.js';
+import { formatPath, type KeyPath, MappingLoadError, YamlSource } from './yaml-source.js';
 
 export type TemplatePart = { literal: string } | { expr: CompiledExpr } | { codes: string[] };
 
@@ -95,6 +95,8 @@ export interface CompiledMapping {
   subjectLinks: Array<{ type: string; param: string; tokens: Array<{ name: string; values: string[] }> }>;
   /** Every expression, for the differential test and the benchmark. */
   expressions: CompiledExpr[];
+  /** Expression text → the key path it is written at (`trigger.when[0].if`), for runtime errors. */
+  expressionPaths: ReadonlyMap<string, string>;
   /** The source's zone (CompileOptions.timeZone): "today" for `notAfter: today` is its date. */
   timeZone?: string;
 }
@@ -178,12 +180,15 @@ export function compileMapping(file: string, text: string, options: CompileOptio
   const compiler = new ExpressionCompiler(source, codeSets, options.fastPath ?? true, options.timeZone);
   const expressions: CompiledExpr[] = [];
   const sources: ExpressionSource[] = [];
+  // Where each expression is written, for a record it fails on to say (the first place, when repeated).
+  const expressionPaths = new Map<string, string>();
   const variables = new Set(['subject', 'subjectRef']);
   const expr = (text: string, path: KeyPath): CompiledExpr => {
     try {
       const compiled = compiler.compile(text, variables);
       expressions.push(compiled);
       sources.push({ ast: compiled.ast, path });
+      if (!expressionPaths.has(compiled.text)) expressionPaths.set(compiled.text, formatPath(path));
       return compiled;
     } catch (err) {
       if (err instanceof ExpressionError) throw src.error(path, err.message);
@@ -477,6 +482,7 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     routing,
     subjectLinks,
     expressions,
+    expressionPaths,
     ...(options.timeZone ? { timeZone: options.timeZone } : {}),
   };
 }

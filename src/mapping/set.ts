@@ -101,7 +101,13 @@ export class MappingSet {
           eventType: mapping.eventType,
           subjectRef,
           sourceRef: subjectRef, // the evidence may be what failed
-          errors: [{ field: '(context, trigger or routing)', message: err.message }],
+          // Named by where the expression is written (`trigger.when[0].if`), for the engineer to fix it there.
+          errors: [
+            {
+              field: mapping.expressionPaths.get(err.expression) ?? '(context, trigger or routing)',
+              message: err.message,
+            },
+          ],
         },
       };
     }

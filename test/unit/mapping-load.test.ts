@@ -317,7 +317,7 @@ describe('expressions that fail on a record at run time', () => {
       bundleFetcher([patient('dated', '2024-05-10')]),
     );
     assert.ok(r.status === 'invalid', JSON.stringify(r));
-    assert.equal(r.errors[0]?.field, '(context, trigger or routing)');
+    assert.equal(r.errors[0]?.field, 'trigger.when[0].if', 'where the expression is written');
     assert.match(r.errors[0]?.message ?? '', /single\(\) \+ 1/);
   });
 });
