@@ -6,8 +6,9 @@ import { createAjv, describeAjvError, readProfileJson } from '../config/schema.j
 import type { DateOrder } from './date-order.js';
 import { elementProblems } from './element-check.js';
 import { SUPPORTED_SEARCH_PARAMS, TOKEN_PARAM_PATHS } from './fetcher.js';
-import { itemsOf } from './fhirpath/ast.js';
+import { child, functionName, functionParams, itemsOf } from './fhirpath/ast.js';
 import { type CompiledExpr, ExpressionCompiler, ExpressionError, type SourceKind } from './fhirpath/expr.js';
+import type { AstNode } from './fhirpath/fast.js';
 import { buildCodeSet, type CodeSet } from './fhirpath/functions.js';
 import {
   declarationValidator,
@@ -501,16 +502,41 @@ function pointerParts(pointer: string, keyword: string, params: Obj): KeyPath {
   return parts;
 }
 
-/** The FHIR type of each variable where it is known: the subject, a search's results, a value built from them. */
-function variableTypes(subjectType: string, context: CompiledContextItem[]): Map<string, string> {
-  const types = new Map<string, string>([['subject', subjectType]]);
+/**
+ * The FHIR types of each variable where they are known: the subject, a search's results, a value built
+ * from them (each fallback's: `%mother` is a RelatedPerson or a Patient, by the one that found her).
+ */
+function variableTypes(subjectType: string, context: CompiledContextItem[]): Map<string, string[]> {
+  const types = new Map<string, string[]>([['subject', [subjectType]]]);
   for (const item of context) {
-    if ((item.kind === 'search' || item.kind === 'read') && item.type) types.set(item.name, item.type);
+    if ((item.kind === 'search' || item.kind === 'read') && item.type) types.set(item.name, [item.type]);
     if (item.kind === 'value') {
-      const found = new Set(item.exprs.map((e) => types.get(itemsOf(e.ast) ?? '')));
-      const [only] = found;
-      if (found.size === 1 && only) types.set(item.name, only);
+      const found = item.exprs.flatMap((e) => resultVariables(e.ast) ?? ['']).map((name) => types.get(name));
+      // One fallback of unknown type leaves the variable open: nothing is checked rather than guessed.
+      if (found.length > 0 && found.every((t) => t !== undefined))
+        types.set(item.name, [...new Set(found.flatMap((t) => t ?? []))]);
     }
   }
   return types;
+}
+
+/**
+ * The variables whose items an expression gives: `%x`, `%x.where(…).first()` (itemsOf), and either
+ * branch of `iif(criterion, %a, %b)`. Undefined when it builds anything else.
+ */
+function resultVariables(node: AstNode | undefined): string[] | undefined {
+  const direct = itemsOf(node);
+  if (direct) return [direct];
+  let n = node;
+  while (n && ['EntireExpression', 'TermExpression', 'ParenthesizedTerm', 'InvocationTerm'].includes(n.type))
+    n = child(n);
+  if (n?.type !== 'FunctionInvocation' || functionName(n) !== 'iif') return undefined;
+  const branches = functionParams(n).slice(1);
+  const names: string[] = [];
+  for (const branch of branches) {
+    const found = resultVariables(branch);
+    if (!found) return undefined;
+    names.push(...found);
+  }
+  return names.length > 0 ? names : undefined;
 }

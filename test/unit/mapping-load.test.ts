@@ -197,6 +197,31 @@ fields:
     );
   });
 
+  it("rejects an element none of a variable's possible types has (fallbacks of two types, a union, iif)", () => {
+    const mother = (use: string) => `${head}context:
+  kin:
+    search: RelatedPerson
+    params: { patient: '{%subjectRef}' }
+  mothers:
+    type: Patient
+    read: '%subject.link.other.reference'
+  mother:
+    value:
+      - "%kin.where(relationship.exists()).first()"
+      - "iif(%mothers.count() = 1, %mothers)"
+fields:
+  child.name: '%subject.name'
+  mother.name: '${use}'
+`;
+    const typo = loadError(mother('%mother.nmae'));
+    assert.equal(typo.path, "fields['mother.name'].from");
+    assert.match(typo.message, /RelatedPerson and Patient have no element 'nmae'/);
+    assert.match(loadError(mother('(%mother | %kin).telcom.value')).message, /have no element 'telcom'/);
+    // An element either type has is fine; so is one only one of them has (the other gives nothing).
+    assert.doesNotThrow(() => loadMappings({ files: [write(mother('%mother.name'))] }));
+    assert.doesNotThrow(() => loadMappings({ files: [write(mother('%mother.relationship.text'))] }));
+  });
+
   it('rejects a field the form shows only when another has a value, without that other field', () => {
     const err = loadError(`${head}fields:\n  child.name: '%subject.name'\n  mother.nid: '%subject.identifier.value'\n`);
     assert.equal(err.path, "fields['mother.nid']");
