@@ -12,6 +12,7 @@ import {
   mapInput,
   mappingFile,
   mappingOptionsFromConfig,
+  sourceMappingOptions,
 } from '../mapping/index.js';
 import { configPath, loadConfigOrReport } from './options.js';
 
@@ -19,6 +20,7 @@ interface MapCommandOptions {
   input?: string;
   mapping?: string;
   config?: string;
+  source?: string;
   json?: boolean;
 }
 
@@ -37,6 +39,10 @@ export function registerMap(program: Command): void {
       "one mapping file, or a shipped mapping's name such as birth.fhir (default: the config's sources' mappings; without --config, every mapping in mappings/)",
     )
     .option('--config <file>', 'configuration: routing, OpenCRVS country and version (default: $BRIDGE_CONFIG)')
+    .option(
+      '--source <id>',
+      "map as this source of the configuration does: its mappings and its timeZone (without it, the sources' zone when they agree, else UTC)",
+    )
     .option(
       '--json',
       'print one JSON object ({"status":"error",…} for a missing --input, an input it cannot read or recognise, a mapping that does not load or a configuration error); an unknown option or an option without its value prints nothing on standard output',
@@ -68,8 +74,25 @@ async function runMap(options: MapCommandOptions): Promise<void> {
     const config = loadConfigOrReport(options.config, jsonError);
     if (!config) return;
     // The mappings the config's sources use (a site's own files included), as serve would map with,
-    // and the config's country, version and routing.
-    loadOptions = mappingOptionsFromConfig(config);
+    // and the config's country, version and routing; or those of one source, in its zone.
+    if (options.source) {
+      const source = config.sources.find((s) => s.id === options.source);
+      if (!source)
+        return usage(
+          `--source ${options.source}: no such source in the configuration (${config.sources.map((s) => s.id).join(', ') || 'none'})`,
+        );
+      loadOptions = sourceMappingOptions(config.opencrvs, config.routing, source);
+    } else {
+      loadOptions = mappingOptionsFromConfig(config);
+      const zones = [...new Set(config.sources.map((s) => s.timeZone ?? 'UTC'))];
+      // Dates in UTC date-times (a birth at 23:30 local time) would come out a day off from what a source sends.
+      if (zones.length > 1)
+        console.error(
+          `Note: the sources read dates in different time zones (${zones.join(', ')}); this dry run reads them in UTC. Pass --source ID to map as one source does.`,
+        );
+    }
+  } else if (options.source) {
+    return usage('--source needs a configuration (--config FILE or $BRIDGE_CONFIG)');
   }
   // One file, instead of the config's (or, without a config, every shipped) mappings.
   // A file, or a shipped mapping's name (`birth.fhir`), as sources[].mappings take them.

@@ -76,6 +76,41 @@ describe('opencrvs-bridge map', () => {
     assert.match(r.stdout, /eventDetails\.date = "2021-11-12"/);
   });
 
+  it("with --source, maps in that source's time zone; sources in two zones without it get a note", () => {
+    // A death at 22:30 UTC: the 7th in Lusaka (UTC+2), the 6th in Accra (UTC+0).
+    const death = join(dir, 'death-utc.json');
+    writeFileSync(
+      death,
+      JSON.stringify({
+        resourceType: 'Patient',
+        id: 'late',
+        name: [{ given: ['Adam'], family: 'John' }],
+        gender: 'male',
+        birthDate: '2004-08-12',
+        deceasedDateTime: '2024-03-06T22:30:00Z',
+      }),
+    );
+    const zoned = join(dir, 'two-zones.yaml');
+    writeFileSync(
+      zoned,
+      `${readFileSync(config, 'utf8')}sources:
+  - { id: lusaka, kind: fhir, baseUrl: http://emr-a.example/fhir, timeZone: Africa/Lusaka }
+  - { id: accra, kind: fhir, baseUrl: http://emr-b.example/fhir, timeZone: Africa/Accra }
+`,
+    );
+    const dateOf = (args: string[]) => {
+      const r = run(['map', '--input', death, '--config', zoned, '--mapping', 'death.fhir', '--json', ...args]);
+      return { date: JSON.parse(r.stdout).declaration?.['eventDetails.date'], stderr: r.stderr, code: r.code };
+    };
+    assert.equal(dateOf(['--source', 'lusaka']).date, '2024-03-07');
+    assert.equal(dateOf(['--source', 'accra']).date, '2024-03-06');
+    const plain = dateOf([]);
+    assert.match(plain.stderr, /different time zones \(Africa\/Lusaka, Africa\/Accra\).*--source ID/);
+    const unknown = run(['map', '--input', death, '--config', zoned, '--source', 'nope']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /--source nope: no such source in the configuration \(lusaka, accra\)/);
+  });
+
   it('exits 2 on usage, input and mapping load errors', () => {
     assert.equal(run(['map', '--json']).code, 2);
     const notJson = join(dir, 'not.json');
