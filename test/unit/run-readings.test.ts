@@ -6,6 +6,7 @@ import {
   giveUpReason,
   MAX_CARRIED_MEMBERS,
   MAX_RUN_READINGS,
+  ReadingPages,
   RunReadings,
 } from '../../src/sources/shared/run-readings.js';
 
@@ -198,5 +199,37 @@ describe('RunReadings carried across passes (CarriedRuns)', () => {
     assert.ok(carried.members <= MAX_CARRIED_MEMBERS);
     carried.forgetBefore(T + 2);
     assert.equal(carried.members, MAX_CARRIED_MEMBERS - 700, 'runs behind the watermark are forgotten');
+  });
+});
+
+describe('ReadingPages: paging that does not end', () => {
+  it('ends a reading whose pages bring nothing new, with or without a count', () => {
+    for (const count of [undefined, 60]) {
+      const paging = new ReadingPages();
+      let pages = 0;
+      const page = Array.from({ length: 50 }, (_, i) => `p${i}`);
+      while (!paging.endless(count) && pages < 1_000) {
+        paging.note(page);
+        pages++;
+      }
+      assert.ok(pages <= 10, `${pages} pages with count ${count}`);
+    }
+  });
+
+  it('lets a reading whose tie order depends on the offset repeat records while it brings new ones', () => {
+    // 300 records served 5 a page; each page repeats two of the records before it (about a third).
+    const paging = new ReadingPages();
+    let next = 0;
+    for (let page = 0; page < 100; page++) {
+      const ids = [`r${next++}`, `r${next++}`, `r${next++}`];
+      ids.push(`r${Math.max(0, next - 7)}`, `r${Math.max(0, next - 9)}`);
+      paging.note(ids);
+      assert.equal(paging.endless(), false, `page ${page + 1}`);
+      assert.equal(paging.endless(300), false, `page ${page + 1}, counted`);
+    }
+    // Paged honestly, a counted run ends after about count / page size pages, whatever repeats.
+    const counted = new ReadingPages();
+    for (let page = 0; page < 12; page++) counted.note(['a', 'b', 'c', 'd', 'e']);
+    assert.equal(counted.endless(60), false, 'a count of 60 in pages of 5 allows 12 pages and more');
   });
 });

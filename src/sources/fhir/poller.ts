@@ -22,6 +22,7 @@ import {
   largerRunPage,
   MAX_RUN_COUNT,
   MAX_RUN_PAGES,
+  ReadingPages,
   RunReadings,
   readingPageSize,
 } from '../shared/run-readings.js';
@@ -243,6 +244,8 @@ export class FhirPoller {
     // After a run that could not be read reliably, the watermark waits at it; the pass reads on past it.
     let holdAt: string | undefined;
     const capped = (reach: string | undefined) => (holdAt !== undefined ? earlierOf(reach, holdAt) : reach);
+    // A run whose paging did not end: the pass reads on past it, then fails for this type.
+    let endless: Error | undefined;
     while (plainPages < maxPages && runPages < MAX_RUN_PAGES && !this.stopping) {
       const page = continued ?? (await client.searchPage(type, this.searchParams(bound, count)));
       if (!clockChecked) {
@@ -286,6 +289,7 @@ export class FhirPoller {
       run.notePage(
         fresh.filter(atBound).length,
         resources.filter(atBound).map((r) => r.id ?? ''),
+        resources.map((r) => r.id ?? ''),
       );
       fetcher.prime(resources);
       const { results } = await pipeline.evaluate(fresh, fetcher, coverage);
@@ -345,11 +349,37 @@ export class FhirPoller {
         // A run longer than the page the server gives: ask the server how many records it holds, once.
         if (!fromNext && !run.active && bound !== undefined)
           run.expect(await this.runSize(type, bound), Date.parse(bound));
-        // A `next` link met twice in one reading goes round in a circle: it would be read until the
-        // page bound (100,000 pages). The pass fails for this type, loudly; the watermark stays.
+        // Paging that does not end (a `next` link met twice in one reading goes round in a circle; new links
+        // that bring nothing new go on for ever) would be followed until MAX_RUN_PAGES, every pass, with no
+        // word and the watermark never moving. The run is given up for this pass and the pass fails for this
+        // type, so readiness, the admin page and `sync --once` show it; the watermark stays at the run, so
+        // the next pass reads it again, and the pass reads on past it.
         const link = nextLinkOf(page);
-        if (link && followed.has(link)) {
-          throw new Error(`the FHIR server's next links for ${type} go round in a circle; paging stopped`);
+        const circle = link !== undefined && followed.has(link);
+        if (circle || run.endless) {
+          this.log.warn(
+            { resourceType: type, ...run.readingProgress, ...run.progress },
+            circle
+              ? "the FHIR server's next links inside a run of one lastUpdated go round in a circle: the run is given up for this pass, the watermark stays at it, the records after it are still read"
+              : "the FHIR server's paging inside a run of one lastUpdated does not end (its pages bring no record not read yet): the run is given up for this pass, the watermark stays at it, the records after it are still read",
+          );
+          endless ??= new Error(
+            circle
+              ? `the FHIR server's next links for ${type} go round in a circle; paging stopped`
+              : `the FHIR server's paging of ${type} did not end inside a run of one lastUpdated (${run.readingProgress.pages} pages, ${run.readingProgress.records} records); paging stopped`,
+          );
+          if (bound === undefined) break; // no timestamp to read on from: the watermark stays
+          holdAt = earlierOf(holdAt, bound);
+          run.abandon();
+          this.runTries.set(type, (this.runTries.get(type) ?? 0) + run.varied);
+          run = new RunReadings(carried);
+          // On past the run: it holds nothing later than its own millisecond.
+          bound = new Date(Date.parse(bound) + 1).toISOString();
+          promise = undefined;
+          count = this.deps.poll.pageSize;
+          served = 0;
+          continued = undefined;
+          continue;
         }
         if (link) followed.add(link);
         continued = await client.nextPage(page);
@@ -361,6 +391,7 @@ export class FhirPoller {
     }
     report.rereadStoppedAt = rereadStop(ended, bound, usual, FHIR_TIMES);
     this.prune(type);
+    if (endless) throw endless;
     return report;
   }
 
@@ -424,10 +455,22 @@ export class FhirPoller {
     let holdAt: string | undefined;
     let page: Bundle | undefined = first;
     let lastRead: Bundle = first;
+    // `next` links that never end would be read to maxPages every pass, with no word (see ReadingPages).
+    const paging = new ReadingPages();
     for (let pages = 0; page; pages++) {
       lastRead = page;
       if (pages >= maxPages || this.stopping) return report; // incomplete: the watermark stays
       const resources = entriesOf(page, type);
+      paging.note(resources.map(versionKey));
+      if (paging.endless(page.total)) {
+        this.log.warn(
+          { resourceType: type, ...paging.progress, total: page.total },
+          "the FHIR server's paging does not end (its pages bring no record not read yet in this reading): the reading stops, the watermark stays",
+        );
+        throw new Error(
+          `the FHIR server's paging of ${type} did not end (${paging.progress.pages} pages, ${paging.progress.records} records); paging stopped`,
+        );
+      }
       const fresh = resources.filter((resource) => !this.seen.has(versionKey(resource)));
       fetcher.prime(resources);
       const { results } = await this.deps.pipeline.evaluate(fresh, fetcher, coverage);

@@ -18,6 +18,12 @@ export const MAX_RUN_PAGES = 100_000;
 export const MAX_RUN_COUNT = 1_000;
 
 /**
+ * Pages a reading of a run may take beyond what its records fill (see RunReadings.endless): a page short of
+ * the widest (a server that drops voided records from a page), a record that joined the run after the count.
+ */
+export const ENDLESS_SLACK_PAGES = 4;
+
+/**
  * The page to ask for next when a whole page held nothing but the run: a larger one, so the run may fit in
  * one page and need no paging inside it (a server whose ties come in no fixed order pages a run unreliably).
  */
@@ -109,6 +115,40 @@ export class CarriedRuns {
   }
 }
 
+/**
+ * The pages of one reading through a server's own paging (`next` links, page numbers), to tell paging that
+ * does not end: a server that hands out a new `next` link (`_getpages=…&_offset=N+50`) or takes any page
+ * number, and serves the same records again, would otherwise be paged until the pass's page bound, every
+ * pass, with no word while the watermark never moves. A server paging honestly ends after about its count
+ * / page size pages; one whose tie order depends on the offset repeats records (about a third of a reading)
+ * but still brings new ones. So a reading may take twice as many pages as its distinct records fill, or as
+ * many as the server's count fills (a count too large, records edited away since, only allows more), plus
+ * ENDLESS_SLACK_PAGES; one that takes more has stopped bringing records it had not read.
+ */
+export class ReadingPages {
+  private pages = 0;
+  private widest = 0;
+  private readonly read = new Set<string>();
+
+  /** A page of the reading, by the ids (or versions) of every record on it. */
+  note(entries: readonly string[]): void {
+    this.pages++;
+    this.widest = Math.max(this.widest, entries.length);
+    for (const id of entries) this.read.add(id);
+  }
+
+  /** `expected`: how many records the server counts in what is read, if it says. */
+  endless(expected?: number): boolean {
+    const width = Math.max(1, this.widest);
+    const allowed = Math.max(2 * Math.ceil(this.read.size / width), Math.ceil((expected ?? 0) / width));
+    return this.pages > allowed + ENDLESS_SLACK_PAGES;
+  }
+
+  get progress(): { pages: number; records: number } {
+    return { pages: this.pages, records: this.read.size };
+  }
+}
+
 export type ReadingOutcome = 'complete' | 'again' | 'give-up';
 
 export class RunReadings {
@@ -128,6 +168,8 @@ export class RunReadings {
   private unrecordedMembers = new Set<string>();
   /** The run's timestamp (ms), once counted: the key of what is carried for it across passes. */
   private at: number | undefined;
+  /** The pages of the reading in progress: whether its paging ends. */
+  private paging = new ReadingPages();
 
   /** `carried`: the poller's runs given up in earlier passes, for the one it counts to resume from. */
   constructor(private readonly carried?: CarriedRuns) {}
@@ -143,15 +185,39 @@ export class RunReadings {
     this.members = new Set();
     this.unrecordedMembers = new Set();
     this.duplicated = false;
+    this.paging = new ReadingPages();
   }
 
-  /** A page of the reading: how many of its records were new, and the ids of those at the bound. */
-  notePage(fresh: number, membersAtBound: Iterable<string>): void {
+  /**
+   * A page of the reading: how many of its records were new, the ids of those at the bound, and the ids of
+   * every record on it (by default those at the bound: a page inside a run holds nothing else).
+   */
+  notePage(fresh: number, membersAtBound: readonly string[], entries: readonly string[] = membersAtBound): void {
     this.fresh += fresh;
     for (const id of membersAtBound) {
       if (this.members.has(id)) this.duplicated = true;
       this.members.add(id);
     }
+    this.paging.note(entries);
+  }
+
+  /** The server's paging of this reading does not end (see ReadingPages), judged with the server's count. */
+  get endless(): boolean {
+    return this.paging.endless(this.expected);
+  }
+
+  /** Pages and distinct records of the reading in progress, for the warning when it is abandoned. */
+  get readingProgress(): { pages: number; records: number } {
+    return this.paging.progress;
+  }
+
+  /**
+   * The reading in progress is abandoned (its paging did not end) and the run given up for this pass. Its
+   * members add nothing to the union (a server whose paging is broken says nothing reliable about the run);
+   * what the readings before it read is carried to the next pass, as at a give-up.
+   */
+  abandon(): void {
+    if (this.expected !== undefined && this.at !== undefined) this.carried?.keep(this.at, this.expected, this.union);
   }
 
   /**
