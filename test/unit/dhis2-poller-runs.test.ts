@@ -6,7 +6,8 @@
 // by the page asked, as PostgreSQL may, for runs only DHIS2's count completes.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { silentLogger } from '../../src/observability/logger.js';
+import type { DestinationStream } from 'pino';
+import { createLogger, type Logger, silentLogger } from '../../src/observability/logger.js';
 import type { Dhis2Client } from '../../src/sources/dhis2/client.js';
 import { Dhis2Poller } from '../../src/sources/dhis2/poller.js';
 import { naiveMillis } from '../../src/sources/dhis2/time.js';
@@ -31,7 +32,7 @@ function world(
   editsAt: Record<number, string[]>,
   serverDate = '2026-01-02T00:00:00.000',
   later = 3,
-  { ties = 'uid', cap = 2 }: { ties?: 'uid' | 'offset'; cap?: number } = {},
+  { ties = 'uid', cap = 2, logger = silentLogger }: { ties?: 'uid' | 'offset'; cap?: number; logger?: Logger } = {},
 ) {
   const updatedAt = new Map<string, string>();
   for (let i = 0; i < runLength; i++) updatedAt.set(`r${String(i).padStart(2, '0')}`, T);
@@ -42,7 +43,8 @@ function world(
   const counts: string[] = [];
   // Pages asked (not counts): updatedAfter, page and the page size served.
   const asked: Array<{ after: string; page: number; size: number }> = [];
-  const server = { totals: false };
+  // `ignoresPage`: every page number is answered with the first page (paging that never ends).
+  const server = { totals: false, ignoresPage: false };
   const client = {
     async serverTime() {
       return serverDate;
@@ -50,7 +52,7 @@ function world(
     async trackedEntityPage(params: Record<string, string>) {
       const after = params.updatedAfter ?? '';
       const size = Math.min(Number(params.pageSize), cap);
-      const page = Number(params.page);
+      const page = server.ignoresPage ? 1 : Number(params.page);
       const tie = (uid: string) => (ties === 'offset' ? fnv1a(`${size}:${page}:${uid}`) : 0);
       const ordered = [...updatedAt]
         .filter(([, at]) => at >= after)
@@ -98,7 +100,7 @@ function world(
     } as never,
     dhis2: { program: 'IpHINAT79UW', fields: '*' },
     poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 0, pageSize: 2, since: T } as never,
-    logger: silentLogger,
+    logger,
     maxPages: 4,
   });
   const missed = () => [...updatedAt.keys()].filter((uid) => !evaluated.has(uid));
@@ -147,6 +149,37 @@ describe('DHIS2 poller: a run of equal updatedAt read by page numbers', () => {
       await w.poller.pollOnce();
     assert.deepEqual(w.missed(), []);
     assert.equal(w.cursors.get('updatedAt:trackedEntities'), newest);
+  });
+
+  it('stops paging that never ends inside a run well before the page bound, warns, fails the pass and reads on past it', async () => {
+    // A DHIS2 (or a proxy before it) that ignores `page` answers every page number with the first page's
+    // records, always a full page: read until MAX_RUN_PAGES (100,000) every pass, with no word.
+    const lines: string[] = [];
+    const destination: DestinationStream = { write: (chunk: string) => void lines.push(chunk) };
+    const w = world(10, {}, undefined, 3, { logger: createLogger({ level: 'warn', destination }) });
+    w.server.totals = true;
+    w.server.ignoresPage = true;
+    await assert.rejects(w.poller.pollOnce(), /paging of tracked entities did not end/);
+    assert.ok(w.calls() <= 40, `${w.calls()} pages asked`);
+    assert.equal(w.poller.status.consecutiveFailures, 1);
+    assert.equal(w.cursors.get('updatedAt:trackedEntities'), T, 'the watermark stays at the run');
+    assert.deepEqual(
+      w.missed().filter((uid) => uid.startsWith('later')),
+      [],
+      'the records after the run are read',
+    );
+    const warned = lines.map((l) => JSON.parse(l)).find((l) => /does not end/.test(l.msg));
+    assert.ok(warned, 'a warning says so');
+    assert.equal(warned.source, 'hmis');
+    assert.equal(warned.counted, 10);
+    assert.ok(!/"r\d\d"/.test(JSON.stringify(warned)), 'no record ids in the warning');
+
+    // The next pass reads the run again; once DHIS2 pages honestly, it is read whole and passed.
+    w.server.ignoresPage = false;
+    await w.poller.pollOnce();
+    assert.equal(w.poller.status.consecutiveFailures, 0);
+    assert.deepEqual(w.missed(), []);
+    assert.equal(w.cursors.get('updatedAt:trackedEntities'), '2026-01-01T10:03:00.000');
   });
 
   it('counts the run once a pass, from 1 ms after its updatedAt first', async () => {

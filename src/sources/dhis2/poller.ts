@@ -171,6 +171,8 @@ export class Dhis2Poller {
     // longer than maxPages pages (one bulk import) would stop every pass inside it, for good.
     let plainPages = 0;
     let runPages = 0;
+    // A run whose paging did not end: the pass reads on past it, then fails.
+    let endless: Error | undefined;
     while (plainPages < maxPages && runPages < MAX_RUN_PAGES && !this.stopping) {
       if (page === 1) run.startReading();
       const params: Record<string, string> = {
@@ -200,6 +202,7 @@ export class Dhis2Poller {
       run.notePage(
         fresh.filter((r) => members.has(r.id ?? '')).length,
         atBound.map((te) => te.trackedEntity),
+        entities.map((te) => te.trackedEntity),
       );
       fetcher.prime(resources);
       const { results } = await pipeline.evaluate(fresh, fetcher);
@@ -258,11 +261,38 @@ export class Dhis2Poller {
         // A run longer than the page the server gives: ask DHIS2 how many records it holds, once.
         if (page === 1 && !run.active && bound !== undefined)
           run.expect(await this.runSize(filter, bound), naiveMillis(bound));
+        // Page numbers that never run out of full pages (a server that ignores `page` and serves the same
+        // records again) would be read until MAX_RUN_PAGES, every pass, with no word and the watermark never
+        // moving (ReadingPages). The run is given up for this pass and the pass fails, so readiness, the
+        // admin page and `sync --once` show it; the watermark stays at the run, so the next pass reads it
+        // again, and this one reads on past it.
+        if (run.endless) {
+          this.log.warn(
+            { ...run.readingProgress, ...run.progress },
+            "DHIS2's paging inside a run of one updatedAt does not end (its pages bring no record not read yet): the run is given up for this pass, the watermark stays at it, the records after it are still read",
+          );
+          endless ??= new Error(
+            `DHIS2's paging of tracked entities did not end inside a run of one updatedAt (${run.readingProgress.pages} pages, ${run.readingProgress.records} records); paging stopped`,
+          );
+          const past = bound === undefined ? undefined : plusMillis(bound, 1);
+          if (bound === undefined || past === undefined) break; // no timestamp to read on from: the watermark stays
+          holdAt = earlierOf(holdAt, bound);
+          run.abandon();
+          this.runTries += run.varied;
+          run = new RunReadings(this.carriedRuns);
+          // On past the run: it holds nothing later than its own millisecond (updatedAfter is inclusive).
+          bound = past;
+          page = 1;
+          size = poll.pageSize;
+          served = 0;
+          continue;
+        }
         page++;
       }
     }
     report.rereadStoppedAt = rereadStop(ended, bound, usual, DHIS2_TIMES);
     this.prune();
+    if (endless) throw endless;
     return report;
   }
 
