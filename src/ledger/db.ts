@@ -89,6 +89,19 @@ const STORAGE_ERROR =
   /readonly|unable to open|SQLITE_CANTOPEN|SQLITE_READONLY|SQLITE_FULL|SQLITE_IOERR|disk I\/O error|database or disk is full|SQLITE_NOTADB|SQLITE_CORRUPT|malformed|not a database|database is locked|SQLITE_BUSY/i;
 
 /**
+ * The SQLite error code (better-sqlite3's SqliteError `.code`) when a write failed because the store cannot
+ * take it now: the disk is full (SQLITE_FULL), the disk or file system failed (SQLITE_IOERR_*), another
+ * connection holds the lock past the busy timeout (SQLITE_BUSY*), or the file cannot be written
+ * (SQLITE_READONLY*). None of these says anything about the request; it may succeed once the operator has
+ * freed space or the lock is released. Undefined for any other error.
+ */
+export function storeUnavailable(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return undefined;
+  return code === 'SQLITE_FULL' || /^SQLITE_(IOERR|BUSY|READONLY)(_|$)/.test(code) ? code : undefined;
+}
+
+/**
  * The file at `path` as opened (device and inode), to tell later whether it is still the one: an
  * operator who deletes the ledger, or restores a backup over it, while the bridge runs, leaves the
  * bridge writing to a file no one will read (its history, and the record of what was sent, lost at the

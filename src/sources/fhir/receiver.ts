@@ -1,3 +1,4 @@
+import { storeUnavailable } from '../../ledger/db.js';
 import type { Logger } from '../../observability/logger.js';
 import type { InboxStore } from './inbox.js';
 import {
@@ -30,6 +31,11 @@ export type ReceiverOutcome = { status: number; stored?: number; kind: string };
  * source that also polls reconciles. Processing runs at about 1,000 a second, so this is minutes of work.
  */
 export const MAX_INBOX_DEPTH = 100_000;
+/**
+ * Retry-After for a notification the inbox could not store (a full disk, an I/O error, a lock held): the
+ * operator has to act, or the lock to be released; the EMR resends.
+ */
+export const STORE_UNAVAILABLE_RETRY_AFTER_SECONDS = 30;
 // The inbox is counted at most this often; in between, each stored notification adds one.
 const DEPTH_REFRESH_MS = 1_000;
 
@@ -45,6 +51,8 @@ export class SubscriptionReceiver {
   private depthCountedAt = Number.NEGATIVE_INFINITY;
   private refused = 0;
   private refusedLoggedAt = Number.NEGATIVE_INFINITY;
+  private unstored = 0;
+  private unstoredLoggedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     sources: ReceiverSource[],
@@ -92,7 +100,7 @@ export class SubscriptionReceiver {
     if (!source) throw new NotificationError(404, 'not-found', 'unknown source');
     authenticateNotification(source.auth, request, request.rawBody);
     const notification = parseNotification(request);
-    if (this.full(now)) {
+    if (this.storing(source.id, now, () => this.full(now))) {
       // One line a minute with the count, not one per refusal: a flood refused 31,000 in 20 s.
       this.refused++;
       if (now - this.refusedLoggedAt >= 60_000) {
@@ -105,10 +113,43 @@ export class SubscriptionReceiver {
       }
       throw new NotificationError(503, 'transient', 'too many notifications waiting; retry later', 30);
     }
-    const stored = this.inbox.add(source.id, notification, now, source.polled === true);
+    const stored = this.storing(source.id, now, () =>
+      this.inbox.add(source.id, notification, now, source.polled === true),
+    );
     this.depth++;
     this.log.debug({ source: source.id, kind: notification.kind, inboxId: stored }, 'notification stored');
     this.onStored?.(source.id);
     return { status: 200, stored, kind: notification.kind };
+  }
+
+  /**
+   * Runs an inbox call; a store that cannot take the write now (storeUnavailable: a full disk, an I/O error,
+   * a lock held past the busy timeout, a read-only file) becomes 503 with Retry-After, so the EMR resends the
+   * notification later instead of taking a 500 for a permanent failure (FHIR servers drop those, or retry
+   * them at once). Nothing was stored, and a source that also polls reconciles meanwhile. Logged at most once
+   * a minute with the count and SQLite's code (a full disk refuses every notification).
+   */
+  private storing<T>(sourceId: string, now: number, call: () => T): T {
+    try {
+      return call();
+    } catch (err) {
+      const code = storeUnavailable(err);
+      if (code === undefined) throw err;
+      this.unstored++;
+      if (now - this.unstoredLoggedAt >= 60_000) {
+        this.log.error(
+          { source: sourceId, code, refused: this.unstored },
+          'the inbox cannot store notifications (the ledger disk is full, failing, locked or read-only): they are answered 503 with Retry-After, to be resent',
+        );
+        this.unstoredLoggedAt = now;
+        this.unstored = 0;
+      }
+      throw new NotificationError(
+        503,
+        'transient',
+        'the bridge cannot store notifications now; retry later',
+        STORE_UNAVAILABLE_RETRY_AFTER_SECONDS,
+      );
+    }
   }
 }
