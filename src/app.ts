@@ -612,12 +612,21 @@ export class Bridge {
       },
       {
         name: 'opencrvs-token',
-        // A fresh token proves the credentials still work; one every 5 minutes is enough (a probe every few
-        // seconds would otherwise renew the token every 30 s). A failure is checked again after 30 s.
+        // A fresh token proves the endpoint and the credentials still work; one every 5 minutes is enough
+        // (a probe every few seconds would otherwise renew the token every 30 s). A failure is checked again
+        // after 30 s. It is reported even while deliveries go on with the unexpired token: that token runs
+        // out, and the operator should know before it does.
         run: () =>
           this.cachedCheck(
             'opencrvs-token',
-            async () => void (await this.opencrvs.checkToken({ fresh: true })),
+            async () => {
+              try {
+                await this.opencrvs.checkToken({ fresh: true });
+              } catch (err) {
+                // The kind (network, timeout, unauthorized…) says whose problem it is; messages are scrubbed.
+                throw err instanceof OpenCrvsError ? new Error(`${err.message} (${err.kind})`) : err;
+              }
+            },
             TOKEN_CHECK_TTL_MS,
           ),
       },

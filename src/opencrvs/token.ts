@@ -26,10 +26,17 @@ export interface AccessToken {
 }
 
 export interface TokenSource {
+  /**
+   * A token for a call: the cached one until its renewal is due; when a renewal fails for a passing
+   * reason (network, timeout, 5xx) the cached one while it has not expired.
+   */
   get(): Promise<AccessToken>;
-  /** Drops `token` if it is still the cached one (after a 401); returns whether a new one can be fetched. */
-  /** Asks the token endpoint now (shared with a refresh in flight): proves the credentials still work. */
+  /**
+   * Asks the token endpoint now (shared with a renewal in flight) and fails when it fails, even while the
+   * cached token is still valid: proves the endpoint and the credentials work (readiness).
+   */
   fresh(): Promise<AccessToken>;
+  /** Drops `token` if it is still the cached one (after a 401); returns whether a new one can be fetched. */
   invalidate(token: AccessToken): boolean;
   /** Tokens obtained from the token endpoint so far (the first one included). */
   renewals(): number;
@@ -126,26 +133,13 @@ export function clientCredentialsTokenSource(
     return token;
   }
 
-  function refresh(): Promise<AccessToken> {
+  /** One request to the token endpoint, shared by every caller while it is in flight; no fallback. */
+  function renew(): Promise<AccessToken> {
     if (!inflight) {
-      const previous = cached;
       inflight = request()
         .then((token) => {
           cached = token;
           return token;
-        })
-        .catch((err: unknown) => {
-          // A token that has not expired yet stays usable when the endpoint is briefly unreachable.
-          if (
-            previous &&
-            err instanceof OpenCrvsError &&
-            err.classification === 'retryable' &&
-            now() < previous.expiresAt
-          ) {
-            logger.warn({ kind: err.kind }, 'token renewal failed; using the current token until it expires');
-            return previous;
-          }
-          throw err;
         })
         .finally(() => {
           inflight = undefined;
@@ -154,9 +148,25 @@ export function clientCredentialsTokenSource(
     return inflight;
   }
 
+  async function get(): Promise<AccessToken> {
+    if (cached && now() < cached.renewAt) return cached;
+    try {
+      return await renew();
+    } catch (err) {
+      // A token that has not expired yet stays usable for calls when the endpoint is briefly
+      // unreachable. Only here: `fresh()` must not pass the old token off as proof the endpoint works.
+      const current = cached;
+      if (current && err instanceof OpenCrvsError && err.classification === 'retryable' && now() < current.expiresAt) {
+        logger.warn({ kind: err.kind }, 'token renewal failed; using the current token until it expires');
+        return current;
+      }
+      throw err;
+    }
+  }
+
   return {
-    get: async () => (cached && now() < cached.renewAt ? cached : refresh()),
-    fresh: () => refresh(),
+    get,
+    fresh: () => renew(),
     invalidate(token) {
       if (cached?.value === token.value) cached = undefined;
       return true;

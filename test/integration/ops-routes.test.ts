@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -30,7 +30,7 @@ const dir = mkdtempSync(join(tmpdir(), 'ops-routes-'));
 let dbCount = 0;
 
 function newBridge(
-  opencrvs: { clientId?: string; clientSecret?: string } = {},
+  opencrvs: { clientId?: string; clientSecret?: string; tokenUrl?: string } = {},
   defaultOffice = 'LHUYvwY2Aq1',
   port = 0,
   delivery: Record<string, unknown> = {},
@@ -38,7 +38,7 @@ function newBridge(
   dbCount += 1;
   const config = configFromObject({
     opencrvs: {
-      tokenUrl: sim.tokenUrl,
+      tokenUrl: opencrvs.tokenUrl ?? sim.tokenUrl,
       eventsUrl: sim.eventsUrl,
       clientId: opencrvs.clientId ?? sim.clientId,
       clientSecret: opencrvs.clientSecret ?? sim.clientSecret,
@@ -58,6 +58,43 @@ function newBridge(
     },
   });
   return new Bridge(config, { logger: silentLogger, schedule: false });
+}
+
+/**
+ * A TCP proxy to the simulator that can be switched to reset every connection (OpenCRVS's auth service
+ * down behind a load balancer). Switching cuts the open ones, so a kept-alive connection cannot pass.
+ */
+async function resettingProxy(targetPort: number) {
+  let reset = false;
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((client) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => undefined);
+    if (reset) return void client.destroy();
+    const upstream = connect(targetPort, '127.0.0.1');
+    sockets.add(upstream);
+    upstream.on('close', () => {
+      sockets.delete(upstream);
+      client.destroy();
+    });
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    reset(on: boolean) {
+      reset = on;
+      for (const socket of sockets) socket.destroy();
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 async function get(bridge: Bridge, path: string): Promise<{ status: number; text: string }> {
@@ -193,6 +230,44 @@ describe('health and readiness', () => {
       assert.ok(!JSON.stringify(body).includes(secret));
     } finally {
       await bridge.stop();
+    }
+  });
+
+  it('is not ready, naming opencrvs-token, while the token endpoint cannot be reached, though the current token is valid', async () => {
+    const tokenUrl = new URL(sim.tokenUrl);
+    const proxy = await resettingProxy(Number(tokenUrl.port));
+    tokenUrl.port = String(proxy.port);
+    const bridge = newBridge({ tokenUrl: tokenUrl.toString() });
+    const realNow = Date.now;
+    try {
+      // Started with the endpoint up: the bridge holds a token valid for 10 minutes.
+      await bridge.start();
+      proxy.reset(true);
+      // The first check runs during the outage: the unexpired token is no proof the endpoint works.
+      let ready = await readyz(bridge);
+      assert.equal(ready.status, 503, JSON.stringify(ready.body));
+      assert.deepEqual(ready.body.failed, ['opencrvs-token']);
+      assert.match(ready.body.checks['opencrvs-token']?.detail ?? '', /^token: .*\(network\)$/);
+      assert.ok(!JSON.stringify(ready.body).includes(sim.clientSecret));
+      // Calls still go out with that token meanwhile (its renewal is not due, nor is it expired).
+      await bridge.opencrvs.checkToken();
+      // A failure is kept 30 s, not 5 minutes: the endpoint back, the next check after that passes.
+      proxy.reset(false);
+      Date.now = () => realNow() + 10_000;
+      assert.equal((await readyz(bridge)).status, 503);
+      Date.now = () => realNow() + 31_000;
+      ready = await readyz(bridge);
+      assert.equal(ready.status, 200, JSON.stringify(ready.body));
+      // With the endpoint down again, a passed check is kept its 5 minutes; the next one fails.
+      proxy.reset(true);
+      Date.now = () => realNow() + 31_000 + 301_000;
+      ready = await readyz(bridge);
+      assert.equal(ready.status, 503, JSON.stringify(ready.body));
+      assert.deepEqual(ready.body.failed, ['opencrvs-token']);
+    } finally {
+      Date.now = realNow;
+      await bridge.stop();
+      await proxy.close();
     }
   });
 

@@ -410,6 +410,19 @@ describe('OpenCRVS client tokens', () => {
     assert.equal(err.message, 'token: HTTP 401: invalid_client: Invalid client id or secret');
   });
 
+  it('fails a fresh token check while the endpoint is down, though calls go on with the unexpired token', async () => {
+    const c = client();
+    await c.checkToken();
+    on('POST /auth/token', () => ({ drop: true }));
+    // Readiness asks for a fresh token: the cached one proves nothing about the endpoint.
+    const err = await failure(c.checkToken({ fresh: true }));
+    assert.deepEqual([err.kind, err.classification, err.operation], ['network', 'retryable', 'token']);
+    assert.ok(!err.message.includes(SECRET));
+    // A call needs a token, not proof: the unexpired one serves.
+    assert.equal((await c.checkToken()).expiresAt, Math.floor(clock / 1000) * 1000 + 600_000);
+    assert.equal(c.tokenRenewals(), 1);
+  });
+
   it('calls a token endpoint answer without a JWT an invalid, retryable response', async () => {
     on('POST /auth/token', () => ({ json: { access_token: 'opaque', token_type: 'Bearer' } }));
     const err = await failure(client().checkToken());
