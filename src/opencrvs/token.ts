@@ -10,6 +10,9 @@ import { schemaProblem, validateTokenResponse } from './schemas.js';
 
 /** A token issued (`iat`) this far from our clock says the clocks disagree: worth an operator's look. */
 const CLOCK_SKEW_WARN_MS = 60_000;
+/** After a failed renewal the current (unexpired) token is used, and renewal tried again within these bounds. */
+const RENEW_RETRY_MAX_MS = 30_000;
+const RENEW_RETRY_MIN_MS = 1_000;
 
 export interface AccessToken {
   value: string;
@@ -141,6 +144,24 @@ export function clientCredentialsTokenSource(
           cached = token;
           return token;
         })
+        .catch((err: unknown) => {
+          const current = cached;
+          const at = now();
+          if (current && err instanceof OpenCrvsError && err.classification === 'retryable' && at < current.expiresAt) {
+            // Calls go on with the current token (see get); without a new renewAt every one of them would
+            // first wait out another renewal (timeoutMs against a hanging auth service) and send its own
+            // token request. Try again in 30 s, sooner as expiry nears, never later than expiry, and not
+            // more than once a second when the endpoint fails fast.
+            const backoff = Math.max(RENEW_RETRY_MIN_MS, Math.min(RENEW_RETRY_MAX_MS, (current.expiresAt - at) / 2));
+            const renewAt = Math.max(current.renewAt, Math.min(current.expiresAt, at + backoff));
+            cached = { ...current, renewAt };
+            logger.warn(
+              { kind: err.kind, retryInSeconds: Math.round((renewAt - at) / 1000) },
+              'token renewal failed; using the current token until it expires',
+            );
+          }
+          throw err;
+        })
         .finally(() => {
           inflight = undefined;
         });
@@ -156,10 +177,8 @@ export function clientCredentialsTokenSource(
       // A token that has not expired yet stays usable for calls when the endpoint is briefly
       // unreachable. Only here: `fresh()` must not pass the old token off as proof the endpoint works.
       const current = cached;
-      if (current && err instanceof OpenCrvsError && err.classification === 'retryable' && now() < current.expiresAt) {
-        logger.warn({ kind: err.kind }, 'token renewal failed; using the current token until it expires');
+      if (current && err instanceof OpenCrvsError && err.classification === 'retryable' && now() < current.expiresAt)
         return current;
-      }
       throw err;
     }
   }

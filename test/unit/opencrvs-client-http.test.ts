@@ -423,6 +423,52 @@ describe('OpenCRVS client tokens', () => {
     assert.equal(c.tokenRenewals(), 1);
   });
 
+  it('after a failed renewal uses the current token without asking again for 30 s, and never past its expiry', async () => {
+    on('POST /events/events', () => ({ json: eventDoc() }));
+    const c = client({ timeoutMs: 200, tokenRenewBeforeSeconds: 60 });
+    const input = { type: 'birth', transactionId: 'tx-c', createdAtLocation: OFFICE };
+    const tokenRequests = () => seen.filter((r) => r.path === '/auth/token').length;
+    const start = clock;
+    try {
+      await c.createEvent(input);
+      // Due for renewal (59 s before exp) when the auth service starts hanging.
+      clock = start + 541_000;
+      on('POST /auth/token', () => ({ ...issueToken(), delayMs: 2000 }));
+      // Concurrent callers share the one renewal, then go on with the current token.
+      await Promise.all([c.createEvent(input), c.createEvent(input), c.createEvent(input)]);
+      assert.equal(tokenRequests(), 2);
+      // Later calls neither wait for nor send another token request until the retry is due.
+      clock = start + 541_000 + 29_000;
+      await c.createEvent(input);
+      await c.createEvent(input);
+      assert.equal(tokenRequests(), 2, 'one token request per renewal attempt, not per call');
+      clock = start + 541_000 + 30_000;
+      await c.createEvent(input);
+      assert.equal(tokenRequests(), 3);
+      // Retries come sooner as expiry nears (half the time left: 14.5 s here).
+      clock += 14_500;
+      await c.createEvent(input);
+      assert.equal(tokenRequests(), 4);
+      // Expired: a call waits for a new token and fails without one; none goes out with the expired token.
+      clock = start + 600_000;
+      const eventCalls = seen.filter(eventPath).length;
+      const err = await failure(c.createEvent(input));
+      assert.deepEqual([err.kind, err.operation], ['timeout', 'token']);
+      assert.equal(seen.filter(eventPath).length, eventCalls);
+      assert.ok(
+        seen.filter(eventPath).every((r) => r.headers.authorization === `Bearer ${issued[0]}`),
+        'every call so far with the first token',
+      );
+      // The endpoint back: the next call gets a new token at once.
+      on('POST /auth/token', () => issueToken());
+      await c.createEvent(input);
+      assert.equal(seen.filter(eventPath).at(-1)?.headers.authorization, `Bearer ${issued.at(-1)}`);
+      assert.equal(c.tokenRenewals(), 2);
+    } finally {
+      clock = start;
+    }
+  });
+
   it('calls a token endpoint answer without a JWT an invalid, retryable response', async () => {
     on('POST /auth/token', () => ({ json: { access_token: 'opaque', token_type: 'Bearer' } }));
     const err = await failure(client().checkToken());
