@@ -3,20 +3,12 @@
 // pending settle as before, and nothing is sent as a new event.
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { createDeliveryWorker, type DeliveryWorker } from '../../src/delivery/index.js';
+import { createDeliveryWorker } from '../../src/delivery/index.js';
 import { ledgerOwnClients } from '../../src/ledger/index.js';
 import { createOpenCrvsClient } from '../../src/opencrvs/client.js';
-import { birthEvent, clientSettings, fastDelivery, type TestBed, testBed } from './delivery-helpers.js';
+import { birthEvent, clientSettings, fastDelivery, type TestBed, testBed, until } from './delivery-helpers.js';
 
 const NEW_CLIENT = { clientId: 'bridge-client-2', clientSecret: 'bridge-client-2-secret' };
-
-async function until(worker: DeliveryWorker, done: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    if ((await worker.processNext()) === 0) await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe("the bridge's OpenCRVS client replaced", () => {
   let bed: TestBed;

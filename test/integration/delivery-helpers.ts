@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DeliverySettings, OpenCrvsSettings } from '../../src/config/types.js';
+import type { DeliveryWorker } from '../../src/delivery/index.js';
 import {
   hashPayload,
   type Ledger,
@@ -129,5 +130,14 @@ export async function assertExactlyOnce(sim: OpenCrvsSimulator, ledger: Ledger, 
     assert.ok(event, `row ${row.id} has its OpenCRVS event`);
     assert.equal(row.eventId, event.id);
     assert.equal(row.trackingId, event.trackingId);
+  }
+}
+
+/** Drives the worker until `done()` or the deadline; probes run on their own (holdProbeSeconds = 1). */
+export async function until(worker: DeliveryWorker, done: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    if ((await worker.processNext()) === 0) await new Promise((r) => setTimeout(r, 20));
   }
 }

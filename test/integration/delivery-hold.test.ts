@@ -10,16 +10,8 @@ import {
   fastDelivery,
   type TestBed,
   testBed,
+  until,
 } from './delivery-helpers.js';
-
-/** Drives the worker until `done()` or the deadline; probes run on their own (holdProbeSeconds = 1). */
-async function until(worker: DeliveryWorker, done: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    if ((await worker.processNext()) === 0) await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('delivery held for an operator', () => {
   let bed: TestBed;

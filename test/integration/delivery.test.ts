@@ -12,6 +12,7 @@ import {
   fastDelivery,
   type TestBed,
   testBed,
+  until,
 } from './delivery-helpers.js';
 
 describe('delivery to the OpenCRVS simulator', () => {
@@ -76,11 +77,7 @@ describe('delivery to the OpenCRVS simulator', () => {
       api,
       settings: { ...fastDelivery, mode: 'single-call' },
     });
-    const deadline = Date.now() + 30_000;
-    while (bed.ledger.get(row.id)?.state !== 'failed') {
-      assert.ok(Date.now() < deadline, 'the single call fails in doubt');
-      if ((await single.processNext()) === 0) await new Promise((r) => setTimeout(r, 20));
-    }
+    await until(single, () => bed.ledger.get(row.id)?.state === 'failed');
     await single.stop({ drainMs: 5000 });
     const twoStep = createDeliveryWorker({ ledger: bed.ledger, api, settings: fastDelivery });
     await twoStep.runUntilIdle({ timeoutMs: 30_000 });
