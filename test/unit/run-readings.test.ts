@@ -232,4 +232,15 @@ describe('ReadingPages: paging that does not end', () => {
     for (let page = 0; page < 12; page++) counted.note(['a', 'b', 'c', 'd', 'e']);
     assert.equal(counted.endless(60), false, 'a count of 60 in pages of 5 allows 12 pages and more');
   });
+
+  it('lets honest short pages go on: a full page, then pages of 5 that are all new (voided records left out)', () => {
+    const paging = new ReadingPages();
+    let id = 0;
+    const page = (n: number) => Array.from({ length: n }, () => `Encounter/${id++}`);
+    paging.note(page(50));
+    for (let p = 2; p <= 200; p++) {
+      paging.note(page(5));
+      assert.equal(paging.endless(), false, `page ${p}`);
+    }
+  });
 });

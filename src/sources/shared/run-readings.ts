@@ -18,8 +18,8 @@ export const MAX_RUN_PAGES = 100_000;
 export const MAX_RUN_COUNT = 1_000;
 
 /**
- * Pages a reading of a run may take beyond what its records fill (see RunReadings.endless): a page short of
- * the widest (a server that drops voided records from a page), a record that joined the run after the count.
+ * Pages a counted reading may take beyond what the server's count fills before stale pages end it (see
+ * ReadingPages): a page short of the widest (voided records left out), a record that joined after the count.
  */
 export const ENDLESS_SLACK_PAGES = 4;
 
@@ -115,33 +115,39 @@ export class CarriedRuns {
   }
 }
 
+/** Pages in a row that bring no record the reading had not read, before its paging counts as endless. */
+export const ENDLESS_STALE_PAGES = 3;
+
 /**
  * The pages of one reading through a server's own paging (`next` links, page numbers), to tell paging that
  * does not end: a server that hands out a new `next` link (`_getpages=…&_offset=N+50`) or takes any page
  * number, and serves the same records again, would otherwise be paged until the pass's page bound, every
- * pass, with no word while the watermark never moves. A server paging honestly ends after about its count
- * / page size pages; one whose tie order depends on the offset repeats records (about a third of a reading)
- * but still brings new ones. So a reading may take twice as many pages as its distinct records fill, or as
- * many as the server's count fills (a count too large, records edited away since, only allows more), plus
- * ENDLESS_SLACK_PAGES; one that takes more has stopped bringing records it had not read.
+ * pass, with no word while the watermark never moves. A reading has stopped bringing records when
+ * ENDLESS_STALE_PAGES pages in a row bring none it had not read, past twice the pages its distinct records
+ * fill and as many as the server's count fills (plus ENDLESS_SLACK_PAGES). Pages that each bring something
+ * new are honest however short they are (a server that leaves voided records out of its pages), and one
+ * whose tie order depends on the offset repeats records (about a third of a reading) but brings new ones.
  */
 export class ReadingPages {
   private pages = 0;
   private widest = 0;
+  private stale = 0;
   private readonly read = new Set<string>();
 
   /** A page of the reading, by the ids (or versions) of every record on it. */
   note(entries: readonly string[]): void {
     this.pages++;
     this.widest = Math.max(this.widest, entries.length);
+    const before = this.read.size;
     for (const id of entries) this.read.add(id);
+    this.stale = this.read.size > before ? 0 : this.stale + 1;
   }
 
   /** `expected`: how many records the server counts in what is read, if it says. */
   endless(expected?: number): boolean {
     const width = Math.max(1, this.widest);
     const allowed = Math.max(2 * Math.ceil(this.read.size / width), Math.ceil((expected ?? 0) / width));
-    return this.pages > allowed + ENDLESS_SLACK_PAGES;
+    return this.stale >= ENDLESS_STALE_PAGES && this.pages > allowed + ENDLESS_SLACK_PAGES;
   }
 
   get progress(): { pages: number; records: number } {
