@@ -37,8 +37,6 @@ export interface AttemptDeps {
   officeOfRecord?: (office: string) => Promise<void>;
   /** Tells an outage of OpenCRVS from a row's failure (outage.ts); absent, each row keeps to its budget. */
   outage?: OutageWatch;
-  /** When a row held by an outage is due again: the next probe takes another row (worker.ts). */
-  outageProbeMs?: number;
 }
 
 export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<AttemptResult> {
@@ -248,12 +246,11 @@ function decide(deps: AttemptDeps, row: LedgerRow, failure: ClassifiedFailure): 
   const now = deps.now();
   const outOfReach = failure.classification === 'retryable' && unreached(failure);
   if (outOfReach && deps.outage?.unreached(row.id)) {
-    // Several rows in a row could not reach OpenCRVS: the queue holds, and this attempt is not counted.
-    // Due again after the next probe, so that each probe tries another row (one row failing for its own
-    // reason, say a body OpenCRVS chokes on, cannot keep the queue held).
+    // OpenCRVS answered nothing for a while and several rows could not reach it: the queue holds (the
+    // probe sends nothing, worker.ts), and this attempt is not counted.
     const { error } = failure;
     return {
-      settlement: { outcome: 'held', error, nextRunAt: now + (deps.outageProbeMs ?? 0) },
+      settlement: { outcome: 'held', error },
       reason: `OpenCRVS out of reach: ${error.kind}${error.status ? ` (HTTP ${error.status})` : ''}: ${error.message}`,
     };
   }

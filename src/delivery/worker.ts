@@ -5,7 +5,7 @@ import type { HoldState, LedgerRow } from '../ledger/index.js';
 import { silentLogger } from '../observability/logger.js';
 import { type AttemptDeps, runAttempt } from './attempt.js';
 import { classifyFailure } from './errors.js';
-import { outageWatch } from './outage.js';
+import { outageWatch, unreached } from './outage.js';
 import { checkPendingRows, type PendingCheckDeps } from './pending-check.js';
 import { retryPolicyFrom } from './retry-policy.js';
 import {
@@ -25,6 +25,8 @@ const DEFAULT_DRAIN_MS = 30_000;
 const PENDING_CHECK_EVERY_MS = 30_000;
 const PENDING_CHECK_BATCH = 50;
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/** An externalId no location has: the outage probe's location query answers an empty list, cheaply. */
+const REACH_PROBE_EXTERNAL_ID = 'opencrvs-bridge-reach-probe';
 
 /**
  * Workers of this process, from creation until stopped (their ids): their locks are live, whatever
@@ -85,7 +87,6 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     ...(deps.refusedEventType ? { refusedEventType: deps.refusedEventType } : {}),
     ...(deps.officeOfRecord ? { officeOfRecord: deps.officeOfRecord } : {}),
     outage,
-    outageProbeMs: probeEveryMs,
     onHold: (next) => {
       holdsRaised++;
       const first = !hold;
@@ -272,14 +273,13 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       logger.warn({ kind: failure.error.kind, status: failure.error.status }, 'hold probe: token check failed');
       return false;
     }
-    // The token is fine; only a real call tells whether the scope or office problem is gone. After an
-    // outage any row tells whether OpenCRVS answers: one that is due (the rows the outage held are due
-    // again after a probe each, so probes go round them), else the one that showed the outage.
+    // After an outage, a call that sends nothing tells whether OpenCRVS answers again; the rows then go
+    // out the usual way, each confirmed at its source first if it waited (a row sent by the probe would
+    // skip that: a record the EMR voided during the outage would be registered).
+    if (hold.outage) return probeReach();
+    // The token is fine; only a real call tells whether the scope or office problem is gone.
     const held = hold.rowId;
-    const heldRow = () => (held !== undefined ? ledger.claimRow(held, workerId) : undefined);
-    const row = hold.outage
-      ? (ledger.claimDue(workerId, 1)[0] ?? heldRow())
-      : (heldRow() ?? ledger.claimDue(workerId, 1)[0]);
+    const row = (held !== undefined ? ledger.claimRow(held, workerId) : undefined) ?? ledger.claimDue(workerId, 1)[0];
     if (!row) {
       release('token check passed; nothing waiting to re-try');
       return true;
@@ -288,6 +288,25 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     const result = await track(row.id, runAttempt(attemptDeps, row));
     if (holdsRaised > before) return false;
     release(`probe re-try ended ${String(result)}`);
+    return true;
+  };
+
+  /** An outage's probe: the events API's location list, asked for an office no deployment has. */
+  const probeReach = async (): Promise<boolean> => {
+    try {
+      await api.listLocations({ locationType: 'CRVS_OFFICE', externalId: REACH_PROBE_EXTERNAL_ID });
+    } catch (err) {
+      const failure = classifyFailure(err);
+      if (unreached(failure)) {
+        logger.warn(
+          { kind: failure.error.kind, status: failure.error.status },
+          'hold probe: OpenCRVS still out of reach',
+        );
+        return false;
+      }
+      // Answered, with a refusal: reachable. An operator problem, if that is one, shows on the next row.
+    }
+    release('OpenCRVS answers again');
     return true;
   };
 

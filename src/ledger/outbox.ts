@@ -297,13 +297,7 @@ export function createOutbox(db: Db): Outbox {
       const err = errorColumns(error);
       const held = settlement.outcome === 'held';
       nextRunAt =
-        settlement.outcome === 'retry'
-          ? settlement.nextRunAt
-          : settlement.outcome === 'held'
-            ? (settlement.nextRunAt ?? row.next_run_at)
-            : tryNewer
-              ? now
-              : null;
+        settlement.outcome === 'retry' ? settlement.nextRunAt : held ? row.next_run_at : tryNewer ? now : null;
       settled = failed.get({
         id: row.id,
         state: settlement.outcome === 'dead' && !tryNewer ? 'dead' : held && row.attempts <= 1 ? 'pending' : 'failed',

@@ -204,9 +204,9 @@ export type Settlement =
   | { outcome: 'dead'; error: LedgerError }
   /**
    * Operator problem, or OpenCRVS out of reach for the queue: the row goes back unlocked, its attempt not
-   * counted, the error kept visible; due again at `nextRunAt` (default: when it was due).
+   * counted, the error kept visible, due again when it was due.
    */
-  | { outcome: 'held'; error: LedgerError; nextRunAt?: number };
+  | { outcome: 'held'; error: LedgerError };
 
 /** A row to ask about. */
 export interface DuePendingCheck {
@@ -279,7 +279,7 @@ export interface HoldState {
   status?: number;
   /** The row whose attempt revealed the problem; the probe re-tries it. */
   rowId?: number;
-  /** OpenCRVS out of reach (delivery/outage.ts), not an operator problem: any due row can probe. */
+  /** OpenCRVS out of reach (delivery/outage.ts), not an operator problem: the probe sends nothing. */
   outage?: boolean;
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker } from '../../src/delivery/index.js';
+import type { LedgerRow } from '../../src/ledger/index.js';
 import { createOpenCrvsClient } from '../../src/opencrvs/client.js';
 import { defaultHealthScopes } from '../../src/sandbox/opencrvs/index.js';
 import {
@@ -156,6 +157,41 @@ describe('OpenCRVS out of reach', () => {
       await assertExactlyOnce(bed.sim, bed.ledger, 10);
     });
   }
+
+  it('the probe sends nothing: a record the EMR withdrew during the outage is confirmed at its source first', async () => {
+    for (let i = 0; i < 4; i++) bed.ledger.recordEvent(birthEvent(bed.office, i));
+    await bed.sim.control.configure({ faults: { dropRate: 1 } });
+    let voided = false;
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: { ...fastDelivery, concurrency: 2, outageHoldSeconds: 1, recheckAfterSeconds: 1 },
+      // The EMR: during the outage a merge voids every waiting record (the duplicates it left).
+      recheck: {
+        appliesTo: () => true,
+        run: async (rows: LedgerRow[]) => {
+          if (!voided) return;
+          for (const row of rows) bed.ledger.cancelUnsent({ ...row, reason: 'voided in the source (merged)' });
+        },
+      },
+    });
+    try {
+      await until(worker, () => worker.held() !== undefined);
+      voided = true;
+      const waited = Date.now() + 1500;
+      await until(worker, () => Date.now() > waited);
+      await bed.sim.control.configure({ faults: {} });
+      await until(worker, () => bed.ledger.list({ states: ['pending', 'failed', 'delivering'] }).length === 0);
+    } finally {
+      await worker.stop({ drainMs: 5000 });
+    }
+    assert.deepEqual(
+      bed.ledger.list().map((r) => r.state),
+      ['skipped', 'skipped', 'skipped', 'skipped'],
+    );
+    const events = await bed.sim.control.events();
+    assert.equal(events.filter((e) => e.actions.some((a) => a.type === 'NOTIFY')).length, 0, 'nothing notified');
+  });
 
   it('one row failing unreached again and again is not an outage: it keeps to its budget', async () => {
     bed.ledger.recordEvent(birthEvent(bed.office, 1));
