@@ -212,10 +212,13 @@ function answered(
  * Recorded as pending it would wait out the 30 days of pending checks unseen; dead, it says what to do.
  */
 function undecidedAfterFailedConfirmation(deps: AttemptDeps, row: LedgerRow, sent: SendResult): Decided | undefined {
-  if (sent.outcome !== 'pending' || row.attempts <= 1) return undefined;
+  if (sent.outcome !== 'pending') return undefined;
+  // Answered to this generation's NOTIFY: a failed confirmation of this generation. Found standing by the
+  // lookup of a requeued row (a replay, a newer version): of any generation, the one it found.
+  if (!sent.standing && row.attempts <= 1) return undefined;
   const failed = deps.ledger
     .attempts(row.id)
-    .some((a) => a.startedAt >= row.queuedAt && a.error?.kind === 'confirmation-failed');
+    .some((a) => (sent.standing || a.startedAt >= row.queuedAt) && a.error?.kind === 'confirmation-failed');
   if (!failed) return undefined;
   return {
     settlement: {

@@ -15,8 +15,8 @@ export interface NotifyFinding {
   pending: boolean;
   /** Rejected by the country configuration. */
   rejected: boolean;
-  /** What the standing (accepted or pending) NOTIFYs declared, as OpenCRVS returns them. */
-  declarations: Declaration[];
+  /** What the standing (accepted or pending) NOTIFYs declared, and at which office, as OpenCRVS returns them. */
+  copies: Array<{ declaration?: Declaration; office?: string }>;
 }
 
 /**
@@ -31,7 +31,7 @@ export async function findOurNotifies(api: OpenCrvsApi, row: LedgerRow, known?: 
       transactionId: row.createTransactionId,
       createdAtLocation: row.payload?.office ?? row.office ?? '',
     }));
-  const finding: NotifyFinding = { event, accepted: false, pending: false, rejected: false, declarations: [] };
+  const finding: NotifyFinding = { event, accepted: false, pending: false, rejected: false, copies: [] };
   for (const transactionId of notifyTransactionIds(row, event)) {
     try {
       const found = readNotifyOutcome(event, transactionId, 'notification lookup');
@@ -40,7 +40,11 @@ export async function findOurNotifies(api: OpenCrvsApi, row: LedgerRow, known?: 
       const requested = event.actions.find(
         (a) => a.type === 'NOTIFY' && a.status === 'Requested' && a.transactionId === transactionId,
       );
-      if (requested?.declaration) finding.declarations.push(requested.declaration);
+      if (requested)
+        finding.copies.push({
+          ...(requested.declaration ? { declaration: requested.declaration } : {}),
+          ...(requested.createdAtLocation ? { office: requested.createdAtLocation } : {}),
+        });
     } catch (err) {
       if (!isOpenCrvsError(err)) throw err;
       // Rejected, or no NOTIFY under this id.
@@ -82,12 +86,17 @@ export function standingNotify(
 }
 
 /**
- * Whether what OpenCRVS holds is another copy than `declaration`: a NOTIFY of an earlier generation stood,
- * and the row has since taken a newer version (a dead row requeued by a corrected record, ledger/record.ts).
- * Unknown (no declaration returned) counts as the same: only a difference seen is reported.
+ * Whether what OpenCRVS holds is another copy than the row's payload: a NOTIFY of an earlier generation
+ * stood, and the row has since taken a newer version (a dead row requeued by a corrected record, or mapped
+ * again to another office after its first closed: ledger/record.ts). A declaration or office OpenCRVS does
+ * not return counts as the same: only a difference seen is reported.
  */
-export function holdsOtherCopy(found: NotifyFinding, declaration: Declaration): boolean {
-  if (found.declarations.length === 0) return false;
-  const ours = canonicalJson(declaration);
-  return !found.declarations.some((held) => canonicalJson(held) === ours);
+export function holdsOtherCopy(found: NotifyFinding, payload: { declaration: Declaration; office: string }): boolean {
+  if (found.copies.length === 0) return false;
+  const ours = canonicalJson(payload.declaration);
+  return !found.copies.some(
+    (held) =>
+      (held.declaration === undefined || canonicalJson(held.declaration) === ours) &&
+      (held.office === undefined || held.office === payload.office),
+  );
 }

@@ -29,6 +29,8 @@ export interface SendResult {
   trackingId: string;
   /** An earlier NOTIFY of the row stood, with another declaration than the row's (send.ts's lookup). */
   olderCopy?: boolean;
+  /** Found by the lookup (an earlier NOTIFY that stands), not answered to a NOTIFY of this attempt. */
+  standing?: boolean;
 }
 
 /** Which call is running; read after a failure to record where the attempt stopped. */
@@ -66,7 +68,8 @@ export async function sendRow(
     const found = await findOurNotifies(api, { ...row, eventId: created.eventId }, created.event);
     const standing = standingNotify(found);
     // OpenCRVS keeps that copy: a newer version the row took since is an update after notification.
-    if (standing) return holdsOtherCopy(found, payload.declaration) ? { ...standing, olderCopy: true } : standing;
+    if (standing)
+      return { ...standing, standing: true, ...(holdsOtherCopy(found, payload) ? { olderCopy: true } : {}) };
   }
   // Taken back meanwhile (a stop's drain deadline, a stale lock): the row is someone else's to send now.
   if (row.lockedBy !== null && !ledger.holdsLock(row.id, row.lockedBy, row.attempts)) throw new LockLost();

@@ -119,13 +119,25 @@ describe('delivery to the OpenCRVS simulator', () => {
     assert.ok(event);
     const requested = () => event.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Requested');
     assert.equal(requested().length, 1);
+    // A correction from the EMR meanwhile requeues the row; the request still stands undecided: still dead.
+    await bed.sim.control.configure({ actionConfirmation: 'accept' });
+    bed.ledger.recordEvent(birthEvent(bed.office, 1, { 'child.dob': '2026-01-03' }));
+    await worker.runUntilIdle({ timeoutMs: 30_000 });
+    assert.deepEqual(
+      [bed.ledger.get(row.id)?.state, bed.ledger.get(row.id)?.lastError?.kind],
+      ['dead', 'confirmation-failed'],
+    );
     // The country configuration, mended, confirms the request; the replay asks before sending.
     await bed.sim.control.confirm(event.id, 'accept');
-    await bed.sim.control.configure({ actionConfirmation: 'accept' });
     assert.deepEqual(bed.ledger.replay([row.id]).requeued, [row.id]);
     await worker.runUntilIdle({ timeoutMs: 30_000 });
     await worker.stop({ drainMs: 5000 });
     await assertExactlyOnce(bed.sim, bed.ledger, 1);
+    assert.equal(
+      bed.ledger.get(row.id)?.updatesAfterNotification,
+      1,
+      'OpenCRVS holds the first copy, not the correction',
+    );
     const [after] = await bed.sim.control.events();
     assert.equal(after?.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Requested').length, 1);
   });
