@@ -17,7 +17,7 @@ const MINUTE_MS = 60_000;
  * then every 6 hours, for at most MAX_ASKING_MS after the answer.
  */
 export const PENDING_CHECK_DELAYS_MS: readonly number[] = [5, 15, 60, 180, 360].map((m) => m * MINUTE_MS);
-/** A country configuration that has not decided in 30 days will not: the row stays pending, unasked. */
+/** A country configuration that has not decided in 30 days will not: the row is dead, for someone to act. */
 export const MAX_ASKING_MS = 30 * 24 * 60 * MINUTE_MS;
 
 /** The wait before the check after `checks` earlier ones. */
@@ -83,13 +83,23 @@ async function ask(
   startedAt: number,
 ): Promise<{ result: PendingCheckResult; answered: boolean }> {
   const later = { outcome: 'delivered-pending', nextCheckAt: startedAt + pendingCheckDelay(checks + 1) } as const;
-  if (row.deliveredAt !== null && startedAt - row.deliveredAt > MAX_ASKING_MS) {
-    deps.logger.warn({ rowId: row.id, checks }, 'a notification still pending after 30 days; not asked about again');
-    return { result: { outcome: 'delivered-pending', nextCheckAt: null }, answered: true };
-  }
+  const expired = row.deliveredAt !== null && startedAt - row.deliveredAt > MAX_ASKING_MS;
   try {
     const found = await findOurNotifies(deps.api, row);
     if (found.accepted) return { result: { outcome: 'delivered' }, answered: true };
+    // Undecided for 30 days, it will not be decided: recorded pending, it would say "delivered" of a
+    // notification no registrar sees. Dead, it is in every list of what needs someone.
+    if (found.pending && expired) {
+      const error = {
+        classification: 'permanent' as const,
+        kind: 'undecided',
+        message:
+          'the country configuration has not decided this NOTIFY in 30 days: OpenCRVS holds it requested, ' +
+          'unseen by registrars. Have the country configuration confirm or reject it, then replay: OpenCRVS ' +
+          'is asked first',
+      };
+      return { result: { outcome: 'dead', error }, answered: true };
+    }
     if (found.pending) return { result: later, answered: true };
     const error = found.rejected
       ? {

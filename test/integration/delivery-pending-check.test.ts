@@ -137,7 +137,7 @@ describe('delivery: asking again about a NOTIFY left pending', () => {
     assert.equal((await bed.sim.control.events()).length, 1);
   });
 
-  it('keeps asking later when OpenCRVS cannot be reached, and stops asking after 30 days', async () => {
+  it('keeps asking later when OpenCRVS cannot be reached; undecided after 30 days, the row is dead with what to do', async () => {
     const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 5));
     await worker().runUntilIdle({ timeoutMs: 30_000 });
     await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 503 } });
@@ -147,7 +147,9 @@ describe('delivery: asking again about a NOTIFY left pending', () => {
     await bed.sim.control.configure({ faults: {} });
     ahead += 31 * 24 * 60 * MINUTE;
     await worker().runUntilIdle({ timeoutMs: 30_000 });
-    assert.equal(bed.ledger.get(row.id)?.state, 'delivered-pending', 'still pending: OpenCRVS never decided');
+    const dead = bed.ledger.get(row.id);
+    assert.deepEqual([dead?.state, dead?.lastError?.kind], ['dead', 'undecided'], 'OpenCRVS never decided');
+    assert.match(dead?.lastError?.message ?? '', /not decided this NOTIFY in 30 days.*then replay/);
     assert.equal(bed.ledger.nextPendingCheckAt(), undefined, 'not asked about again');
   });
 
