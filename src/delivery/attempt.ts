@@ -254,7 +254,7 @@ function decide(deps: AttemptDeps, row: LedgerRow, failure: ClassifiedFailure): 
     const { error } = failure;
     return {
       settlement: { outcome: 'held', error },
-      reason: `OpenCRVS out of reach: ${error.kind}${error.status ? ` (HTTP ${error.status})` : ''}: ${error.message}`,
+      reason: `OpenCRVS out of reach: ${errorText(error)}`,
     };
   }
   const decision = decideRetry(
@@ -276,7 +276,7 @@ function decide(deps: AttemptDeps, row: LedgerRow, failure: ClassifiedFailure): 
     case 'hold':
       return {
         settlement: { outcome: 'held', error },
-        reason: `${error.kind}${error.status ? ` (HTTP ${error.status})` : ''}: ${error.message}`,
+        reason: errorText(error),
       };
   }
 }
@@ -372,4 +372,9 @@ function deadFor(failure: ClassifiedFailure, message: string, reason: string): D
     settlement: { outcome: 'dead', error: { ...failure.error, classification: 'permanent', message } },
     reason,
   };
+}
+
+/** `kind (HTTP status): message`, as a hold's reason says what stopped the queue. */
+function errorText(error: LedgerError): string {
+  return `${error.kind}${error.status ? ` (HTTP ${error.status})` : ''}: ${error.message}`;
 }

@@ -68,11 +68,16 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
   };
 
   /** One authorised request; a 401 gets one retry with a fresh token, then is an operator problem. */
+  /** The token a call is made with, its client remembered before the call: the answer may be lost with the event created. */
+  async function callToken() {
+    const token = await tokens.get();
+    if (token.subject) ownClients.add(token.subject);
+    return token;
+  }
+
   async function call(operation: string, method: 'GET' | 'POST', url: string, payload?: unknown) {
     const started = performance.now();
-    let token = await tokens.get();
-    // Remembered before the call: its answer may be lost with the event created (a NOTIFY in doubt).
-    if (token.subject) ownClients.add(token.subject);
+    let token = await callToken();
     const send = () =>
       exchange(transport, {
         operation,
@@ -84,8 +89,7 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
     let response = await send();
     if (response.status === 401 && tokens.invalidate(token)) {
       logger.warn({ operation }, 'OpenCRVS refused the token; retrying once with a new one');
-      token = await tokens.get();
-      if (token.subject) ownClients.add(token.subject);
+      token = await callToken();
       response = await send();
     }
     logger.debug({ operation, status: response.status, ms: Math.round(performance.now() - started) }, 'OpenCRVS call');
