@@ -1,7 +1,7 @@
 // The calls for one claimed row. Two-step (default): create with the row's create transactionId, store
 // the event id in its own write, then notify: a crash between the two resumes at notify, and create is
 // idempotent anyway. Single-call: `POST /events/notify` with the base transactionId.
-import type { Ledger, LedgerPayload, LedgerRow } from '../ledger/index.js';
+import { DECLARATION_STEPS, type Ledger, type LedgerPayload, type LedgerRow } from '../ledger/index.js';
 import type { EventDocument, OpenCrvsApi } from '../opencrvs/types.js';
 import { findOurNotifies, holdsOtherCopy, standingNotify } from './notify-lookup.js';
 
@@ -57,13 +57,15 @@ export async function sendRow(
   // The source may have withdrawn the record while the create was under way: no NOTIFY then. The next
   // attempt settles the row (withdraw.ts), with the event now known.
   if (!row.eventId && ledger.withdrawnReason(row.id) !== null) throw new WithdrawnWhileSending();
-  // A requeued row sends under a new transactionId generation, which OpenCRVS does not take for the
-  // earlier ones: a NOTIFY of an earlier generation may be stored (its answer lost before the row died)
-  // and pending or accepted. Sending would notify the birth twice: look first (notify-lookup.ts). So
-  // whenever the create has just answered with the event (free to read): a single call whose answer was
-  // lost, before `delivery.mode` became two-step, keyed its NOTIFY otherwise, and a pending one would
-  // not stop this NOTIFY with a 409.
-  if (row.requeues > 0 || created.event) {
+  // Look first (notify-lookup.ts) where OpenCRVS may hold a NOTIFY of the row that stands under another
+  // transactionId than this one, which it would not take as a repeat: sending would notify the birth
+  // twice. A requeued row sends under a new generation, and one of an earlier generation may be stored
+  // (its answer lost before the row died). A single call whose answer was lost, before `delivery.mode`
+  // became two-step, keyed its NOTIFY otherwise: so whenever the create has just answered with the event
+  // (free to read). And a row that knows its event but has no NOTIFY attempt in this ledger: a ledger
+  // restored from a backup taken between a create and its NOTIFY knows nothing of a replay's NOTIFY
+  // made since (one idempotent create; a plain retry of this generation's NOTIFY needs none).
+  if (row.requeues > 0 || created.event || !notifySentBefore(ledger, row)) {
     progress.step = 'lookup'; // sends nothing: a failure here leaves no doubt (in-doubt.ts)
     const found = await findOurNotifies(api, { ...row, eventId: created.eventId }, created.event);
     const standing = standingNotify(found);
@@ -75,6 +77,12 @@ export async function sendRow(
   if (row.lockedBy !== null && !ledger.holdsLock(row.id, row.lockedBy, row.attempts)) throw new LockLost();
   progress.step = 'notify';
   return notify(api, row, payload, created.eventId);
+}
+
+/** Whether this ledger records an attempt of the row, since it was last queued, that sent its NOTIFY. */
+function notifySentBefore(ledger: Ledger, row: LedgerRow): boolean {
+  const sent: readonly string[] = DECLARATION_STEPS;
+  return ledger.attempts(row.id).some((a) => a.startedAt >= row.queuedAt && sent.includes(a.step));
 }
 
 /** The single call, under the row's base transactionId (its whole-call idempotency key). */

@@ -176,6 +176,47 @@ describe('delivery to the OpenCRVS simulator', () => {
     );
   });
 
+  it('a ledger restored from a backup taken between create and NOTIFY asks OpenCRVS before it notifies', async () => {
+    // Rejected, then replayed under generation r1, whose NOTIFY waits for the country configuration.
+    await bed.sim.control.configure({ actionConfirmation: 'reject' });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    const api = createOpenCrvsClient(clientSettings(bed.sim));
+    const run = async (ledger: Ledger) => {
+      const worker = createDeliveryWorker({ ledger, api, settings: fastDelivery });
+      await worker.runUntilIdle({ timeoutMs: 30_000 });
+      await worker.stop({ drainMs: 5000 });
+    };
+    await run(bed.ledger);
+    assert.equal(bed.ledger.get(row.id)?.state, 'dead');
+    await bed.sim.control.configure({ actionConfirmation: 'pending' });
+    bed.ledger.replay([row.id]);
+    await run(bed.ledger);
+    const first = bed.ledger.get(row.id);
+    assert.equal(first?.state, 'delivered-pending');
+    // The backup knew the event (its create had answered) but no NOTIFY, and no replay: generation 0.
+    const restored = openLedger(join(bed.dir, 'restored.db'));
+    try {
+      const { row: again } = restored.recordEvent(birthEvent(bed.office, 1));
+      restored.recordCreated(again.id, first?.eventId ?? '', first?.trackingId ?? '');
+      await run(restored);
+      const settled = restored.get(again.id);
+      assert.equal(settled?.state, 'delivered-pending', settled?.lastError?.message);
+      assert.equal(settled?.trackingId, first?.trackingId);
+    } finally {
+      restored.close();
+    }
+    const [event] = await bed.sim.control.events();
+    assert.deepEqual(
+      event?.actions.filter((a) => a.type === 'NOTIFY').map((a) => `${a.status} ${a.transactionId}`),
+      [
+        `Requested ${row.notifyTransactionId}`,
+        `Rejected ${row.notifyTransactionId}`,
+        `Requested ${first?.notifyTransactionId}`,
+      ],
+      'no NOTIFY sent from the restored ledger',
+    );
+  });
+
   it('sends a notification the country configuration rejects to dead with the reason', async () => {
     await bed.sim.control.configure({ actionConfirmation: 'reject' });
     const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
