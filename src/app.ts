@@ -884,8 +884,11 @@ export class Bridge {
         this.outcomeListeners.splice(this.outcomeListeners.indexOf(noteDelivered), 1);
       }
     }
-    // Write-backs due now run once; failures wait for their own backoff (the next pass or `serve`).
-    await this.writeBacks?.drain().catch((err: unknown) => this.log.warn({ err }, 'write-back pass failed'));
+    // Write-backs due now run once; failures wait for their own backoff (the next pass or `serve`). Not
+    // after the deadline: each waits on its source up to its timeout, and they are never late (no
+    // delivery state waits on them).
+    if (!timedOut)
+      await this.writeBacks?.drain().catch((err: unknown) => this.log.warn({ err }, 'write-back pass failed'));
     const ids = new Set(report.ledgerIds);
     const rows = [...ids].map((id) => this.ledger.get(id)).filter((row): row is LedgerRow => row !== undefined);
     // What an earlier pass left dead or failing still needs someone: a scheduler's job must not turn green
@@ -926,13 +929,17 @@ export class Bridge {
 
   private stopped: Promise<void> | undefined;
 
-  /** Stops everything, once: a signal may stop the bridge while its command is stopping it too. */
-  stop(): Promise<void> {
-    this.stopped ??= this.stopAll();
+  /**
+   * Stops everything, once: a signal may stop the bridge while its command is stopping it too. `drainMs`:
+   * how long rows in flight may take to finish before they are taken back (default 30 s; a `sync` pass
+   * cut off at its deadline gives 0).
+   */
+  stop(options: { drainMs?: number } = {}): Promise<void> {
+    this.stopped ??= this.stopAll(options.drainMs);
     return this.stopped;
   }
 
-  private async stopAll(): Promise<void> {
+  private async stopAll(drainMs?: number): Promise<void> {
     this.stopping = true;
     if (this.locationRetry) clearTimeout(this.locationRetry);
     for (const source of [...this.sources, ...this.dhis2Sources]) await source.task?.stop();
@@ -940,7 +947,7 @@ export class Bridge {
     await Promise.all([this.server, this.adminServer].map((server) => server && closeServer(server)));
     // The worker first takes no new row (a recheck the source cut-off below ends must not count as done),
     // and its in-flight attempts drain meanwhile.
-    const workerStopped = this.worker.stop();
+    const workerStopped = this.worker.stop(drainMs === undefined ? {} : { drainMs });
     // Passes end after their current page, and calls still waiting on an EMR are cut off.
     for (const source of [...this.sources, ...this.dhis2Sources]) source.poller.stop();
     for (const source of [...this.sources, ...this.dhis2Sources]) source.client.close();

@@ -133,16 +133,24 @@ export function registerSync(program: Command): void {
         );
         if (!bridge) return;
         const stopped = signals.stopping(bridge);
+        // Cut off at --timeout, rows still in flight are taken back at once (their calls cut off; a resend
+        // carries the same transactionIds) rather than waited for: the deadline bounds the whole pass.
+        let drainMs: number | undefined;
         try {
           const pass = bridge.syncOnce(options.source, { timeoutMs: timeoutSeconds * 1000, since: options.since });
-          pass.catch(() => undefined); // after a signal the pass ends against a stopped bridge
-          const summary = await Promise.race([pass, stopped.then(() => undefined)]);
+          // After a signal the pass ends against a stopped bridge (its ledger closed): a stop, not a failure.
+          const passed = pass.catch((err: unknown) => {
+            if (signals.signal) return undefined;
+            throw err;
+          });
+          const summary = await Promise.race([passed, stopped.then(() => undefined)]);
           if (!summary || signals.signal) {
             await stopped; // in-flight sends drained or handed back
             console.error(`sync stopped by ${signals.signal}: rows in flight were handed back; the next pass goes on`);
             process.exitCode = 1;
             return;
           }
+          if (summary.timedOut) drainMs = 0;
           if (options.json) {
             console.log(
               JSON.stringify({
@@ -178,7 +186,7 @@ export function registerSync(program: Command): void {
           console.error(`sync failed: ${errorLine(err)}${hint}`);
           process.exitCode = 1;
         } finally {
-          await bridge.stop();
+          await bridge.stop(drainMs === undefined ? {} : { drainMs });
         }
       },
     );

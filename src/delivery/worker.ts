@@ -412,14 +412,20 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     async runUntilIdle(options = {}) {
       const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
       resetGoneLocks(false); // `sync --once` runs only this: a pass killed before it left rows locked
-      await checkPending(deadline); // and, run by a scheduler, has no other time to ask about pending NOTIFYs
+      const timedOut = () => new Error('delivery did not become idle before the timeout');
+      // And, run by a scheduler, has no other time to ask about pending NOTIFYs.
+      if ((await beforeDeadline(checkPending(deadline), deadline)) === LATE) throw timedOut();
       for (;;) {
-        const n = await processNext();
+        // Against a hanging OpenCRVS one round (token, create, lookup, notify, each up to its timeout) can
+        // outlast `sync --timeout` many times over: at the deadline the round is left running, and
+        // stop() takes back what is still in flight.
+        const n = await beforeDeadline(processNext(), deadline);
+        if (n === LATE) throw timedOut();
         if (hold || stopping) return; // stop() drains and hands back what is in flight
         if (n === 0 && inFlight.size === 0 && ledger.outstanding() === 0) return;
         // Checked after busy rounds too: against a hanging OpenCRVS every round is busy (each attempt waits
         // out its timeout and the row is due again), and `sync --timeout` must still end the pass.
-        if (Date.now() >= deadline) throw new Error('delivery did not become idle before the timeout');
+        if (Date.now() >= deadline) throw timedOut();
         if (n > 0) continue;
         const next = ledger.nextDueAt();
         const wait = next === undefined ? settings.pollIntervalMs : next - now();
@@ -429,6 +435,22 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     held: () => (hold ? { reason: hold.reason, since: hold.since } : undefined),
     probe,
   };
+}
+
+const LATE = Symbol('late');
+
+/** What `work` gives, or LATE when `deadline` (epoch ms) comes first; the work itself goes on. */
+async function beforeDeadline<T>(work: Promise<T>, deadline: number): Promise<T | typeof LATE> {
+  work.catch(() => undefined); // a failure after the deadline is the stop's to see, not an unhandled one
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<typeof LATE>((resolve) => {
+    timer = setTimeout(() => resolve(LATE), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**

@@ -319,4 +319,27 @@ describe('opencrvs-bridge sync --once', () => {
       await new Promise((resolve) => emr.close(resolve));
     }
   });
+
+  it('--timeout bounds delivery too: against an OpenCRVS that never answers the pass ends at the deadline', async () => {
+    await runCli(['sync', '--once', '--config', config]); // whatever earlier tests left, delivered first
+    const before = (await s.sim.control.events()).length;
+    // Each call would wait out a 60 s timeout: one attempt (token, create, lookup, notify) could take minutes.
+    const slow = join(s.dir, 'slow-opencrvs.yaml');
+    const object = s.configObject() as { opencrvs: Record<string, unknown> };
+    writeFileSync(slow, stringify({ ...object, opencrvs: { ...object.opencrvs, timeoutMs: 60_000 } }));
+    await s.sim.control.configure({ faults: { delayMs: 60_000, operations: ['create'] } });
+    for (const resource of birthResources(5)) await s.fhir.upsert(resource);
+    const started = Date.now();
+    const result = await runCli(['sync', '--once', '--config', slow, '--timeout', '3', '--json']);
+    const seconds = (Date.now() - started) / 1000;
+    assert.equal(result.code, 1, result.stderr || result.stdout);
+    assert.equal(JSON.parse(result.stdout).timedOut, true);
+    // Generous for a loaded machine; without the deadline on delivery this takes the 60 s call timeout.
+    assert.ok(seconds < 30, `${seconds} s`);
+    assert.equal(rowsIn('delivering'), 0, 'the row in flight was handed back, not left locked');
+    await s.sim.control.configure({ faults: {} });
+    const next = await runCli(['sync', '--once', '--config', config, '--json']);
+    assert.equal(JSON.parse(next.stdout).timedOut, false, next.stderr);
+    assert.equal((await s.sim.control.events()).length, before + 1, 'birth 5, once');
+  });
 });
