@@ -23,6 +23,16 @@ describe('delivery to the OpenCRVS simulator', () => {
   afterEach(async () => {
     await bed.close();
   });
+  /** One worker on `ledger` until nothing is left to do. */
+  const run = async (ledger: Ledger) => {
+    const worker = createDeliveryWorker({
+      ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: fastDelivery,
+    });
+    await worker.runUntilIdle({ timeoutMs: 30_000 });
+    await worker.stop({ drainMs: 5000 });
+  };
 
   it('creates and notifies each queued event once, two calls per event, and records the tracking ids', async () => {
     for (let i = 0; i < 12; i++) bed.ledger.recordEvent(birthEvent(bed.office, i));
@@ -145,12 +155,6 @@ describe('delivery to the OpenCRVS simulator', () => {
   it('a ledger lost after a rejected NOTIFY was replayed and accepted: the new ledger records it delivered', async () => {
     await bed.sim.control.configure({ actionConfirmation: 'reject' });
     const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
-    const api = createOpenCrvsClient(clientSettings(bed.sim));
-    const run = async (ledger: Ledger) => {
-      const worker = createDeliveryWorker({ ledger, api, settings: fastDelivery });
-      await worker.runUntilIdle({ timeoutMs: 30_000 });
-      await worker.stop({ drainMs: 5000 });
-    };
     await run(bed.ledger);
     assert.equal(bed.ledger.get(row.id)?.state, 'dead');
     await bed.sim.control.configure({ actionConfirmation: 'accept' });
@@ -180,12 +184,6 @@ describe('delivery to the OpenCRVS simulator', () => {
     // Rejected, then replayed under generation r1, whose NOTIFY waits for the country configuration.
     await bed.sim.control.configure({ actionConfirmation: 'reject' });
     const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
-    const api = createOpenCrvsClient(clientSettings(bed.sim));
-    const run = async (ledger: Ledger) => {
-      const worker = createDeliveryWorker({ ledger, api, settings: fastDelivery });
-      await worker.runUntilIdle({ timeoutMs: 30_000 });
-      await worker.stop({ drainMs: 5000 });
-    };
     await run(bed.ledger);
     assert.equal(bed.ledger.get(row.id)?.state, 'dead');
     await bed.sim.control.configure({ actionConfirmation: 'pending' });
