@@ -1,5 +1,6 @@
-// Wrong admin tokens, counted per remote address: past a handful in a minute the address is answered 429
-// for a while without its token being compared, so a token cannot be guessed at full speed. No library
+// Wrong admin tokens, counted per remote address: past a handful in a minute the address's wrong tokens
+// are answered 429 for a while. The right token is let through all the same (requireToken): an address
+// is shared, and its other users must not be able to lock the operator out. No library
 // in the dependencies does this (express-rate-limit and the like are not among them); it is small.
 import { setBounded } from '../../sources/shared/bounded-map.js';
 import { addressKey } from '../address-slots.js';
@@ -67,11 +68,6 @@ export class AuthThrottle {
     // Every block lasts as long, so the oldest one, pushed out when full, is the next to end anyway.
     setBounded(this.blocked, key, now + this.limits.blockMs, this.limits.maxAddresses);
     return true;
-  }
-
-  /** The right token: the address's earlier mistakes are forgotten. */
-  succeeded(address: string | undefined): void {
-    this.counting.delete(keyOf(address));
   }
 
   /** Addresses remembered now (at most `maxAddresses` counting and as many blocked). */

@@ -64,33 +64,40 @@ export function adminError(res: Response, status: number, error: string): void {
 }
 
 /**
- * Rejects unauthenticated requests (401 with a Basic challenge) and cross-origin Basic POSTs (403). An
- * address that sent too many wrong tokens is answered 429 (with Retry-After) before its token is looked
- * at. Only a wrong token counts: a request without one is how a browser first asks for the page.
+ * Rejects unauthenticated requests (401 with a Basic challenge) and cross-origin Basic POSTs (403). The
+ * token is compared first, always: the right one is let through even from an address the throttle
+ * blocks, since an address is shared (every local process, SSH tunnel user and browser tab is 127.0.0.1)
+ * and whoever shares it could otherwise keep the operator out by sending wrong tokens. A wrong token
+ * from a blocked address is answered 429 (with Retry-After); one that is not counts towards a block.
+ * A request without a token neither counts nor is refused 429: it is how a browser first asks for the
+ * page, and it must be challenged to ask the operator for the token. The right token forgets nothing:
+ * were it to reset the count, wrong tokens sent between the operator's requests (the page asks every
+ * 5 seconds) would never add up to a block.
  */
 export function requireToken(token: string, throttle: AuthThrottle, log: Logger): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     const address = req.socket.remoteAddress;
-    const wait = throttle.retryAfterSeconds(address);
-    if (wait > 0) {
-      res.setHeader('Retry-After', String(wait));
-      adminError(res, 429, 'too many wrong admin tokens from this address: try again later');
-      return;
-    }
     const scheme = authenticate(req.headers.authorization, token);
     if (!scheme) {
-      if (req.headers.authorization !== undefined && throttle.failed(address)) {
-        // Once per block; the address (an IPv6 /64 as counted) is the client's, not a patient's data.
-        log.warn(
-          { remoteAddress: address && addressKey(address), retryAfterSeconds: throttle.retryAfterSeconds(address) },
-          'admin authentication throttled: too many wrong tokens from one address',
-        );
+      if (req.headers.authorization !== undefined) {
+        const wait = throttle.retryAfterSeconds(address);
+        if (wait > 0) {
+          res.setHeader('Retry-After', String(wait));
+          adminError(res, 429, 'too many wrong admin tokens from this address: try again later');
+          return;
+        }
+        if (throttle.failed(address)) {
+          // Once per block; the address (an IPv6 /64 as counted) is the client's, not a patient's data.
+          log.warn(
+            { remoteAddress: address && addressKey(address), retryAfterSeconds: throttle.retryAfterSeconds(address) },
+            'admin authentication throttled: too many wrong tokens from one address',
+          );
+        }
       }
       res.setHeader('WWW-Authenticate', `Basic realm="${ADMIN_REALM}", charset="UTF-8"`);
       adminError(res, 401, 'admin token required: Authorization: Bearer <token>, or Basic with the token as password');
       return;
     }
-    throttle.succeeded(address);
     const safeMethod = req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS';
     if (!safeMethod && scheme === 'basic' && !sameOriginOrNoBrowser(req)) {
       adminError(res, 403, 'cross-origin request refused: use the admin page or a Bearer token');
