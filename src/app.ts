@@ -4,7 +4,13 @@ import { ConfigError } from './config/errors.js';
 import type { BridgeConfig, SourceSettings } from './config/types.js';
 import { unauthenticatedSubscriptionWarning } from './config/warnings.js';
 import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker, RecheckNotReady } from './delivery/index.js';
-import { type AdminTarget, adminElsewhere, adminRoutes, type SourceStatusView } from './http/admin/index.js';
+import {
+  type AdminTarget,
+  adminElsewhere,
+  adminListenerFallback,
+  adminRoutes,
+  type SourceStatusView,
+} from './http/admin/index.js';
 import { listenConfigured } from './http/listen-configured.js';
 import { opsRoutes, type ReadinessCheck } from './http/ops-routes.js';
 import { closeServer, createHttpApp, type MountedRouter } from './http/server.js';
@@ -737,7 +743,10 @@ export class Bridge {
     const { admin } = this.config;
     if (!admin.token?.trim()) return;
     const adminApp = createHttpApp(
-      [{ path: '/admin', router: adminRoutes(this.adminTarget(), admin, { logger }) }],
+      [
+        { path: '/admin', router: adminRoutes(this.adminTarget(), admin, { logger }) },
+        { path: '/', router: adminListenerFallback(admin) },
+      ],
       logger,
     );
     const opened = await listenConfigured('admin', adminApp, admin.host, admin.port).catch(async (err: unknown) => {

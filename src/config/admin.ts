@@ -13,6 +13,12 @@ const PLACEHOLDER = /change[-_ ]?me/i;
 /** The admin settings, checked once the schema has passed. */
 export function checkAdmin(admin: AdminSettings, http: HttpSettings, file?: string): void {
   if (admin.token !== undefined) checkToken(admin.token, file);
+  // The schema checks the form of each allowed host; a port past 65535 is no port a browser names.
+  for (const [i, host] of (admin.allowedHosts ?? []).entries()) {
+    const port = /:(\d+)$/.exec(host)?.[1];
+    if (port !== undefined && Number(port) > 65_535)
+      throw new ConfigError(`admin.allowedHosts[${i}]`, `has port ${port}: a port is 1 to 65535`, file);
+  }
   // Without a token the admin listener is not opened: its port and host mean nothing.
   if (!admin.token) return;
   // The two listeners cannot share a port; said here by name rather than as an EADDRINUSE at start.

@@ -46,9 +46,25 @@ export function describeAjvError(error: ErrorObject, rootSchema?: unknown): { pa
       const hint = numeric ? ` (in quotes: YAML reads ${String(allowed[0])} unquoted as a number)` : '';
       return { path: base, problem: `must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}${hint}` };
     }
+    case 'pattern': {
+      // A pattern is no sentence: a schema node may say in words what it asks for (`patternMessage`).
+      const node = rootSchema === undefined ? undefined : schemaNode(rootSchema, error.schemaPath);
+      const said = (node as { patternMessage?: unknown } | undefined)?.patternMessage;
+      return { path: base, problem: typeof said === 'string' ? said : (error.message ?? error.keyword) };
+    }
     default:
       return { path: base, problem: error.message ?? error.keyword };
   }
+}
+
+/** The schema node holding the keyword a schema path (`#/properties/a/items/pattern`) ends in. */
+function schemaNode(rootSchema: unknown, schemaPath: string): unknown {
+  let node: unknown = rootSchema;
+  for (const part of schemaPath.replace(/^#\//, '').split('/').slice(0, -1)) {
+    if (!node || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[part.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return node;
 }
 
 /**
@@ -56,11 +72,7 @@ export function describeAjvError(error: ErrorObject, rootSchema?: unknown): { pa
  * the keys of the object schema the error is about, within two edits, or equal but for case.
  */
 function nearestKey(rootSchema: unknown, schemaPath: string, key: string): string | undefined {
-  let node: unknown = rootSchema;
-  for (const part of schemaPath.replace(/^#\//, '').split('/').slice(0, -1)) {
-    if (!node || typeof node !== 'object') return undefined;
-    node = (node as Record<string, unknown>)[part.replace(/~1/g, '/').replace(/~0/g, '~')];
-  }
+  const node = schemaNode(rootSchema, schemaPath);
   const properties = (node as { properties?: Record<string, unknown> } | undefined)?.properties;
   if (!properties) return undefined;
   let best: { key: string; distance: number } | undefined;

@@ -146,6 +146,11 @@ export interface AdminSettings {
   port: number;
   token?: string;
   showPersonalData: boolean;
+  /**
+   * Further host names the admin listener answers to (`name` or `name:port`), beside its loopback names
+   * and `host` on its port: those a reverse proxy passes on in `Host`, and the browser in `Origin`.
+   */
+  allowedHosts: string[];
 }
 
 export interface BridgeConfig {

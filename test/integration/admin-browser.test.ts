@@ -29,6 +29,8 @@ const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
   '--no-first-run',
+  // A name of another site re-pointed at the loopback address, as a DNS-rebinding attacker does.
+  '--host-resolver-rules=MAP rebound.test 127.0.0.1',
 ];
 const TOKEN = 'browser-test-admin-token';
 const SCREENSHOT = '/tmp/admin.png';
@@ -335,5 +337,16 @@ describe('admin page in headless Chromium', {
     await page.reload();
     await more.waitFor({ state: 'visible', timeout: UI_TIMEOUT_MS });
     assert.equal(await page.locator('#dead tbody tr').count(), 200);
+  });
+
+  it('serves the page under localhost too, and refuses it under another site’s name pointed at 127.0.0.1', async () => {
+    const { port } = new URL(base);
+    const local = await page.goto(`http://localhost:${port}/admin`);
+    assert.equal(local?.status(), 200);
+    // Its script loaded and its API answered under that name.
+    await waitForText(page.locator('#summary-line'), /outstanding/);
+    const rebound = await page.goto(`http://rebound.test:${port}/admin`);
+    assert.equal(rebound?.status(), 421, 'the listener does not answer to that name');
+    assert.match((await page.textContent('body')) ?? '', /does not answer to that host name/);
   });
 });

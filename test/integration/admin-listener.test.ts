@@ -1,9 +1,11 @@
 // The admin page and API on a listener of their own (admin.host, admin.port), over HTTP to a real Bridge:
 // the main listener (reachable from the EMR) serves no admin path, the admin listener nothing else; it
 // has the main listener's connection limits; a port that cannot be used fails start-up naming admin.port
-// and leaves no listener open; without a token it is not opened; stop() closes both.
+// and leaves no listener open; without a token it is not opened; stop() closes both. It answers only to
+// the host names it serves (admin-hosts.test.ts has the rules): admin.allowedHosts comes from the config.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +49,22 @@ function newBridge(admin: Record<string, unknown>, httpPort = 0): Bridge {
 async function get(port: number | undefined, path: string, headers: Record<string, string> = {}) {
   const response = await fetch(`http://127.0.0.1:${port}${path}`, { headers, signal: AbortSignal.timeout(10_000) });
   return { status: response.status, text: await response.text() };
+}
+
+/** A GET to 127.0.0.1:`port` naming the Host given (fetch names 127.0.0.1 itself); its status. */
+function statusFor(port: number, path: string, host: string, headers: Record<string, string> = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: '127.0.0.1', port, path, headers: { ...headers, host }, agent: false, timeout: 10_000 },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** Whether a TCP connection to host:port is accepted (ECONNREFUSED: nothing listens there). */
@@ -95,10 +113,34 @@ describe('the admin listener', () => {
       assert.equal(replay.status, 404);
 
       for (const path of ['/healthz', '/readyz', '/metrics', '/fhir-subscription/emr']) {
-        assert.equal((await get(bridge.adminPort, path)).status, 404, `${path} is not on the admin port`);
+        const response = await fetch(`http://127.0.0.1:${bridge.adminPort}${path}`);
+        assert.equal(response.status, 404, `${path} is not on the admin port`);
+        // With the headers of every admin answer: never cached, sniffed or framed.
+        assert.equal(response.headers.get('cache-control'), 'no-store', path);
+        assert.equal(response.headers.get('x-frame-options'), 'DENY', path);
+        assert.equal(response.headers.get('x-content-type-options'), 'nosniff', path);
+        await response.text();
       }
       assert.equal((await get(bridge.httpPort, '/healthz')).status, 200);
       assert.equal((await get(bridge.httpPort, '/metrics')).status, 200);
+    } finally {
+      await bridge.stop();
+    }
+  });
+
+  it('answers its loopback names on its port and admin.allowedHosts, and 421 to any other Host', async () => {
+    const bridge = newBridge({ token: TOKEN, port: 0, allowedHosts: ['admin.hospital.example'] });
+    try {
+      await bridge.start();
+      const port = bridge.adminPort ?? 0;
+      for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, 'admin.hospital.example'])
+        assert.equal(await statusFor(port, '/admin/api/summary', host, bearer), 200, host);
+      for (const host of [`attacker.example:${port}`, `127.0.0.1:${port + 1}`]) {
+        assert.equal(await statusFor(port, '/admin/api/summary', host, bearer), 421, host);
+        assert.equal(await statusFor(port, '/healthz', host), 421, `${host}, a path outside /admin`);
+      }
+      // The main listener (the EMR's) is not restricted: EMRs name it as they please.
+      assert.equal(await statusFor(bridge.httpPort ?? 0, '/healthz', `attacker.example:${port}`), 200);
     } finally {
       await bridge.stop();
     }

@@ -57,4 +57,28 @@ describe('admin configuration', () => {
     }
     assert.equal(loadConfig({ text: `${MINIMAL_CONFIG}admin: { token: ${TOKEN} }\n` }).admin.token, TOKEN);
   });
+
+  it('takes admin.allowedHosts as host names with a port or without, none by default', () => {
+    assert.deepEqual(loadConfig({ text: `${MINIMAL_CONFIG}admin: { token: ${TOKEN} }\n` }).admin.allowedHosts, []);
+    const hosts = ['admin.hospital.example', 'admin.hospital.example:8443', '10.8.0.5:9080', '[fd00::5]:9080'];
+    const config = loadConfig({
+      text: `${MINIMAL_CONFIG}admin: { token: ${TOKEN}, allowedHosts: ${JSON.stringify(hosts)} }\n`,
+    });
+    assert.deepEqual(config.admin.allowedHosts, hosts);
+  });
+
+  it('refuses an allowed host that is a URL, has a path or user, or a port past 65535, by path', () => {
+    for (const host of ['https://admin.hospital.example', 'admin.hospital.example/admin', 'ops@admin.example', '']) {
+      const refused = configErrorOf(() =>
+        loadConfig({ text: `${MINIMAL_CONFIG}admin: { token: ${TOKEN}, allowedHosts: ["ok.example", "${host}"] }\n` }),
+      );
+      assert.equal(refused.path, 'admin.allowedHosts[1]', host);
+      assert.match(refused.problem, /must be a host name or address, with a port or without .*no scheme, path or user/);
+    }
+    const port = configErrorOf(() =>
+      loadConfig({ text: `${MINIMAL_CONFIG}admin: { token: ${TOKEN}, allowedHosts: ["a.example:70000"] }\n` }),
+    );
+    assert.equal(port.path, 'admin.allowedHosts[0]');
+    assert.match(port.problem, /port 70000: a port is 1 to 65535/);
+  });
 });

@@ -6,6 +6,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from '../../observability/logger.js';
 import { addressKey } from '../address-slots.js';
 import type { AuthThrottle } from './auth-throttle.js';
+import type { AdminHosts } from './hosts.js';
 
 export const ADMIN_REALM = 'opencrvs-bridge admin';
 
@@ -36,13 +37,15 @@ export function authenticate(authorization: string | undefined, token: string): 
 }
 
 /**
- * Basic credentials are attached by the browser to any request to this origin, including a form
- * post from another site (CSRF). A state-changing request authenticated by Basic must therefore come
- * from our own page: its Origin (sent by every current browser on POST) must name this host. Requests
- * with a Bearer token are safe (a browser never adds one by itself), and so are Basic requests without
- * an Origin header, which only non-browser clients (curl, scripts) send.
+ * Basic credentials are attached by the browser to any request to this origin, including a form post
+ * from another site (CSRF). A state-changing request authenticated by Basic must therefore come from our
+ * own page: its Origin (sent by every current browser on POST) must name a host this listener serves
+ * (`hosts`), never merely the request's own `Host`, which a page reaching the listener under a name of
+ * its own (DNS rebinding) chooses as it chooses Origin. Requests with a Bearer token are safe (a browser
+ * never adds one by itself), and so are Basic requests without an Origin header, which only non-browser
+ * clients (curl, scripts) send.
  */
-export function sameOriginOrNoBrowser(req: Request): boolean {
+export function sameOriginOrNoBrowser(req: Request, hosts: AdminHosts): boolean {
   const origin = req.headers.origin;
   // Without Origin: a browser that sends Sec-Fetch-Site says where the request came from, and only
   // this origin (or a user typing the URL) counts; a sibling subdomain (same-site) is another site's
@@ -52,11 +55,7 @@ export function sameOriginOrNoBrowser(req: Request): boolean {
     return site === undefined || site === 'same-origin' || site === 'none';
   }
   if (origin === 'null') return false;
-  try {
-    return new URL(origin).host === req.headers.host;
-  } catch {
-    return false;
-  }
+  return hosts.allowsOrigin(req, origin);
 }
 
 export function adminError(res: Response, status: number, error: string): void {
@@ -74,7 +73,7 @@ export function adminError(res: Response, status: number, error: string): void {
  * were it to reset the count, wrong tokens sent between the operator's requests (the page asks every
  * 5 seconds) would never add up to a block.
  */
-export function requireToken(token: string, throttle: AuthThrottle, log: Logger): RequestHandler {
+export function requireToken(token: string, throttle: AuthThrottle, hosts: AdminHosts, log: Logger): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     const address = req.socket.remoteAddress;
     const scheme = authenticate(req.headers.authorization, token);
@@ -99,7 +98,7 @@ export function requireToken(token: string, throttle: AuthThrottle, log: Logger)
       return;
     }
     const safeMethod = req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS';
-    if (!safeMethod && scheme === 'basic' && !sameOriginOrNoBrowser(req)) {
+    if (!safeMethod && scheme === 'basic' && !sameOriginOrNoBrowser(req, hosts)) {
       adminError(res, 403, 'cross-origin request refused: use the admin page or a Bearer token');
       return;
     }

@@ -5,12 +5,14 @@ import { clientErrorStatus } from '../client-error.js';
 import { adminApi } from './api.js';
 import { adminError, requireToken } from './auth.js';
 import { AuthThrottle } from './auth-throttle.js';
+import { AdminHosts, requireAllowedHost } from './hosts.js';
 import { PAGE_STYLE, renderPage } from './page.js';
 import { PAGE_SCRIPT } from './page-script.js';
 import type { AdminSettingsView, AdminTarget } from './types.js';
 import { writeBackApi } from './write-back-api.js';
 
 export { ADMIN_REALM } from './auth.js';
+export { MISDIRECTED_MESSAGE } from './hosts.js';
 export type {
   AdminSettingsView,
   AdminTarget,
@@ -25,6 +27,7 @@ export type { AttemptView, ErrorView, EventDetail, EventListItem } from './views
 export type { WriteBackJobView, WriteBackSummary } from './write-back-views.js';
 
 export const ADMIN_DISABLED_MESSAGE = 'admin disabled: set admin.token or admin.tokenFile';
+export const ADMIN_NOT_HERE_MESSAGE = 'no such endpoint: this listener serves the admin page, at /admin';
 export const ADMIN_ELSEWHERE_MESSAGE =
   'the admin page is not served on this port: it has a listener of its own (admin.host, admin.port)';
 
@@ -54,8 +57,21 @@ export function adminElsewhere(): Router {
 }
 
 /**
+ * Every other path on the admin listener: 404, with the admin answers' headers, to served host names
+ * only (421 to others, as under `/admin`). Mounted after `adminRoutes`, at `/`.
+ */
+export function adminListenerFallback(settings: AdminSettingsView): Router {
+  const router = express.Router();
+  router.use(hardening);
+  router.use(requireAllowedHost(new AdminHosts(settings)));
+  router.use((_req: Request, res: Response) => adminError(res, 404, ADMIN_NOT_HERE_MESSAGE));
+  return router;
+}
+
+/**
  * `GET /admin` (the page), `/admin/app.js`, `/admin/app.css` and `/admin/api/...`, all behind the
- * admin token (Bearer, or Basic with the token as password). Without a token every path answers 404:
+ * admin token (Bearer, or Basic with the token as password), and only to a `Host` the listener serves
+ * (hosts.ts; 421 otherwise, before the token is looked at). Without a token every path answers 404:
  * the admin surface is off, not open.
  */
 export function adminRoutes(
@@ -65,14 +81,16 @@ export function adminRoutes(
 ): Router {
   const log = (options.logger ?? silentLogger).child({ component: 'admin' });
   const router = express.Router();
+  const hosts = new AdminHosts(settings);
   router.use(hardening);
+  router.use(requireAllowedHost(hosts));
   const token = settings.token?.trim();
   if (!token) {
     router.use((_req: Request, res: Response) => adminError(res, 404, ADMIN_DISABLED_MESSAGE));
     return router;
   }
   // One count of wrong tokens per admin listener.
-  router.use(requireToken(token, new AuthThrottle(), log));
+  router.use(requireToken(token, new AuthThrottle(), hosts, log));
   router.get('/', (req, res) => {
     res.setHeader('Content-Security-Policy', PAGE_CSP);
     res.type('html').send(renderPage(req.baseUrl));

@@ -86,4 +86,8 @@ export interface AdminSettingsView {
   token?: string;
   /** Shows the declaration and the submitted values OpenCRVS echoes in its 400 messages. */
   showPersonalData: boolean;
+  /** `admin.host`: served as a host name too (on the listener's port), beside the loopback names. */
+  host?: string;
+  /** `admin.allowedHosts`: further host names served (`name` or `name:port`), e.g. a proxy's. */
+  allowedHosts?: readonly string[];
 }
