@@ -3,6 +3,7 @@
 // before it is acknowledged, and processed afterwards.
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { birthResources, type Harness, SOURCE_ID, startHarness } from './helpers/bridge-harness.js';
@@ -39,6 +40,60 @@ async function post(h: Harness, body: string, options: PostOptions = {}) {
   const text = await response.text();
   return { status: response.status, contentType: response.headers.get('content-type') ?? '', text };
 }
+
+/**
+ * As post, on a path sent exactly as written: fetch resolves `.` and `..` segments (`%2E%2E` too) before
+ * sending, as browsers and curl do, but a sender writing its own request line does not.
+ */
+function postRawPath(h: Harness, path: string, body: string, method = 'PUT') {
+  return new Promise<Awaited<ReturnType<typeof post>>>((resolve, reject) => {
+    const { hostname, port } = new URL(h.bridgeUrl);
+    // Host, port and path apart: a URL string would be resolved (`..` taken out) on the way.
+    const req = httpRequest(
+      {
+        hostname,
+        port,
+        path,
+        method,
+        headers: {
+          'content-type': 'application/fhir+json',
+          authorization: `Bearer ${BEARER}`,
+          'x-signature': sign(body),
+        },
+        timeout: 10_000,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), text }),
+        );
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** A backport notification (R4B SubscriptionStatus) of one event whose focus is `reference`. */
+const backportFocus = (reference: string) =>
+  JSON.stringify({
+    resourceType: 'Bundle',
+    type: 'history',
+    entry: [
+      {
+        resource: {
+          resourceType: 'SubscriptionStatus',
+          type: 'event-notification',
+          notificationEvent: [{ eventNumber: 1, focus: { reference } }],
+        },
+      },
+    ],
+  });
 
 /** Every row of the inbox table, read through a separate read-only connection (what is on disk). */
 function inboxRows(h: Harness): Array<{ id: number; processed_at: number | null }> {
@@ -114,6 +169,33 @@ describe('subscription receiver', () => {
         'invalid',
       ],
       ['GET', post(h, '', { method: 'GET' }), 405, 'not-supported'],
+      // Ids that are no FHIR ids, in each wire style: `..` would have the EMR read outside <Type>/.
+      [
+        '`..` as the id in the path',
+        postRawPath(h, `/fhir-subscription/${SOURCE_ID}/Patient/..`, resource),
+        400,
+        'invalid',
+      ],
+      [
+        '`%2E` as the id in the path',
+        postRawPath(h, `/fhir-subscription/${SOURCE_ID}/Patient/%2E`, resource),
+        400,
+        'invalid',
+      ],
+      [
+        '`..` as the id of a DELETE in the path',
+        postRawPath(h, `/fhir-subscription/${SOURCE_ID}/Patient/%2E%2E`, '', 'DELETE'),
+        400,
+        'invalid',
+      ],
+      ['a resource whose id is `..`', post(h, JSON.stringify({ resourceType: 'Patient', id: '..' })), 400, 'invalid'],
+      [
+        'a resource whose id carries a path and a query',
+        post(h, JSON.stringify({ resourceType: 'Patient', id: '..%2F..%2Fadmin?x=1' })),
+        400,
+        'invalid',
+      ],
+      ['a backport focus on `Patient/..`', post(h, backportFocus('Patient/..')), 400, 'invalid'],
       ['a path that does not decode', post(h, resource, { path: '/fhir-subscription/%E0%A4%A' }), 400, 'invalid'],
     ];
     for (const [what, result, status, code] of cases) assertOutcome(await result, status, code, what);

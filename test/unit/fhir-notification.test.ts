@@ -146,7 +146,7 @@ describe('subscription notifications', () => {
     assert.equal(parseNotification({ method: 'POST', rawBody: Buffer.from('{}') }).kind, 'ping');
   });
 
-  it('reads a Medplum delete from X-Medplum-Deleted-Resource, and ignores a malformed one', () => {
+  it('reads a Medplum delete from X-Medplum-Deleted-Resource, ignores one naming no resource, refuses a bad id', () => {
     const empty = Buffer.from('{}');
     assert.deepEqual(parseNotification({ method: 'POST', rawBody: empty, deletedResource: 'Patient/abc' }), {
       kind: 'event',
@@ -154,9 +154,96 @@ describe('subscription notifications', () => {
       refs: ['Patient/abc'],
       deleted: true,
     });
-    for (const bad of ['Patient', 'patient/abc', 'Patient/a b', '../x']) {
-      assert.equal(parseNotification({ method: 'POST', rawBody: empty, deletedResource: bad }).kind, 'ping', bad);
+    for (const none of ['Patient', 'patient/abc', '../x', 'Patient/a/b']) {
+      assert.equal(parseNotification({ method: 'POST', rawBody: empty, deletedResource: none }).kind, 'ping', none);
     }
+    for (const bad of ['Patient/a b', 'Patient/..', 'Patient/.', 'Patient/']) {
+      const refused = refusal(() => parseNotification({ method: 'POST', rawBody: empty, deletedResource: bad }));
+      assert.deepEqual([refused.status, refused.code], [400, 'invalid'], bad);
+    }
+  });
+
+  it('refuses an id that is no FHIR id, `.` and `..` included, in every wire style', () => {
+    const BAD_IDS = ['..', '.', '..%2F..%2Fadmin?x=1', 'a b', 'x'.repeat(65), ''];
+    const refused = (input: Parameters<typeof parseNotification>[0], what: string) => {
+      const err = refusal(() => parseNotification(input));
+      assert.deepEqual([err.status, err.code], [400, 'invalid'], what);
+      assert.match(err.message, /not a FHIR id|bad resource type or id/, what);
+    };
+    const json = (body: unknown) => Buffer.from(JSON.stringify(body));
+    const backport = (focus: string, entry: Record<string, unknown> = {}) => ({
+      resourceType: 'Bundle',
+      type: 'history',
+      entry: [
+        {
+          resource: {
+            resourceType: 'SubscriptionStatus',
+            type: 'event-notification',
+            notificationEvent: [{ eventNumber: 1, focus: { reference: focus } }],
+          },
+        },
+        entry,
+      ],
+    });
+    const parametersStatus = (focus: string) => ({
+      resourceType: 'Bundle',
+      type: 'history',
+      entry: [
+        {
+          resource: {
+            resourceType: 'Parameters',
+            parameter: [
+              { name: 'type', valueCode: 'event-notification' },
+              {
+                name: 'notification-event',
+                part: [
+                  { name: 'event-number', valueString: '1' },
+                  { name: 'focus', valueReference: { reference: focus } },
+                ],
+              },
+            ],
+          },
+        },
+      ],
+    });
+    for (const id of BAD_IDS) {
+      const what = JSON.stringify(id);
+      if (id !== '') {
+        // An empty path segment never reaches the route: it is another path.
+        refused({ method: 'PUT', pathRef: { type: 'Patient', id }, rawBody: Buffer.alloc(0) }, `path PUT ${what}`);
+        refused(
+          { method: 'DELETE', pathRef: { type: 'Patient', id }, rawBody: Buffer.alloc(0) },
+          `path DELETE ${what}`,
+        );
+      }
+      refused({ method: 'POST', rawBody: json({ resourceType: 'Patient', id }) }, `resource ${what}`);
+      refused({ method: 'POST', rawBody: json(backport(`Patient/${id}`)) }, `backport focus ${what}`);
+      refused({ method: 'POST', rawBody: json(backport(`https://emr/fhir/Patient/${id}/_history/2`)) }, `abs ${what}`);
+      refused({ method: 'POST', rawBody: json(parametersStatus(`Patient/${id}`)) }, `parameters focus ${what}`);
+      refused(
+        { method: 'POST', rawBody: json(backport('Patient/ok', { fullUrl: `https://emr/fhir/Patient/${id}` })) },
+        `entry fullUrl ${what}`,
+      );
+      refused(
+        { method: 'POST', rawBody: json(backport('Patient/ok', { resource: { resourceType: 'Patient', id } })) },
+        `entry resource ${what}`,
+      );
+    }
+    assert.equal(relativeRef('Patient/..'), undefined);
+    assert.equal(relativeRef('https://emr/fhir/Patient/./_history/1'), undefined);
+    // Ids with dots are ids: only `.` and `..` alone are not.
+    const dotted = parseNotification({
+      method: 'POST',
+      rawBody: json(backport('Patient/...', { fullUrl: 'Patient/a.b' })),
+    });
+    assert.ok(dotted.kind === 'event');
+    assert.deepEqual(dotted.refs, ['Patient/...', 'Patient/a.b']);
+    // A reference that names no resource is passed over, as before: the notification is a hint.
+    const free = parseNotification({
+      method: 'POST',
+      rawBody: json(backport('urn:uuid:1234', { fullUrl: 'urn:uuid:5' })),
+    });
+    assert.equal(free.kind, 'ping');
   });
 
   it('refuses malformed JSON, arrays, non-FHIR bodies and other content types with 4xx', () => {

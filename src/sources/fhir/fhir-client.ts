@@ -53,6 +53,17 @@ function toFhirKitResource(resource: Resource): FhirResource {
   return body;
 }
 
+/**
+ * `Type/id` as a path below the base, or undefined when it names no resource. The id is one path
+ * segment, encoded: whatever a notification or a record holds must not reach another path of the EMR
+ * with the source's credentials. `.` and `..` name none (no request is made for them): encoding leaves
+ * them as they are, and a URL resolves them to the base or its parent.
+ */
+function instancePath(type: string, id: string): string | undefined {
+  if (!/^[A-Z][A-Za-z]+$/.test(type) || id === '' || id === '.' || id === '..') return undefined;
+  return `${type}/${encodeURIComponent(id)}`;
+}
+
 /** The body of a failed answer as fhir-kit-client parsed it (JSON), or its text. */
 function bodyOf(err: unknown): unknown {
   return isRecord(err) && isRecord(err.response) ? err.response.data : undefined;
@@ -170,12 +181,15 @@ export class FhirSourceClient {
 
   /**
    * Reads one resource; undefined when the server says 404/410 (deleted or never existed). A 404 that
-   * is no FHIR answer is thrown (see failure): a caller withdraws unsent rows on undefined.
+   * is no FHIR answer is thrown (see failure): a caller withdraws unsent rows on undefined. So is an id
+   * that names no resource (`.`, `..`: see instancePath), without a request.
    */
   async read(type: string, id: string): Promise<Resource | undefined> {
+    if (instancePath(type, id) === undefined)
+      throw new FhirSourceError(`read ${type}: not a resource type and id`, undefined, false);
     try {
       const result: unknown = await this.call(`read ${type}`, (options) =>
-        this.client.read({ resourceType: type, id, options }),
+        this.client.read({ resourceType: type, id: encodeURIComponent(id), options }),
       );
       if (!isResource(result)) throw new FhirSourceError(`read ${type}: not a FHIR resource`, undefined, false);
       return result;
@@ -190,15 +204,18 @@ export class FhirSourceClient {
    * The last version a server kept of a resource it deleted, from the instance `_history` (HAPI and
    * Medplum keep it): the records the resource was part of are evaluated again without it. Undefined
    * when the server keeps no version of it, serves no history (a 4xx: a server without history support
-   * answers 400, 404 or 405), or could not answer (5xx, 429, a timeout: warned). Never thrown: the
+   * answers 400, 404 or 405), or could not answer (5xx, 429, a timeout: warned); undefined too, without
+   * a request, for an id that names no resource (instancePath). Never thrown: the
    * deletion itself is known from the read, and it must be recorded whatever the history says.
    */
   async lastVersion(type: string, id: string): Promise<Resource | undefined> {
+    const path = instancePath(type, id);
+    if (path === undefined) return undefined;
     let result: unknown;
     try {
       // Newest first by R4; a few entries are enough to pass the deletion and any entries without a body.
       result = await this.call(`history ${type}`, (options) =>
-        this.client.request(`${type}/${id}/_history?_count=${HISTORY_ENTRIES}`, { options }),
+        this.client.request(`${path}/_history?_count=${HISTORY_ENTRIES}`, { options }),
       );
     } catch (err) {
       const status = err instanceof FhirSourceError ? err.status : undefined;

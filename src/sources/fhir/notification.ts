@@ -75,12 +75,43 @@ export function authenticateNotification(
   }
 }
 
-const REF_PATTERN = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/;
+const RESOURCE_TYPE = /^[A-Z][A-Za-z]+$/;
+const ID_CHARACTERS = /^[A-Za-z0-9\-.]{1,64}$/;
+// Anything in the id's place: whether it is an id is said apart (isFhirId), so that a bad one is refused
+// rather than passed over.
+const REF_SHAPE = /(?:^|\/)([A-Z][A-Za-z]+)\/([^/]*)(?:\/_history\/[^/]+)?$/;
 
-/** `https://x/fhir/Patient/1/_history/2` or `Patient/1` → `Patient/1`. */
+/**
+ * FHIR's id rule ([A-Za-z0-9\-\.]{1,64}), less `.` and `..`: the rule lets them through, but as a path
+ * segment they are no resource, they are the base itself or its parent. An id is read from the EMR as
+ * `<base>/<Type>/<id>`, with the source's credentials.
+ */
+export function isFhirId(id: string): boolean {
+  return ID_CHARACTERS.test(id) && id !== '.' && id !== '..';
+}
+
+/**
+ * `https://x/fhir/Patient/1/_history/2` or `Patient/1` → `Patient/1`; undefined for anything else, a
+ * reference whose id is no FHIR id included.
+ */
 export function relativeRef(reference: string): string | undefined {
-  const match = REF_PATTERN.exec(reference);
-  return match ? `${match[1]}/${match[2]}` : undefined;
+  const match = REF_SHAPE.exec(reference);
+  return match?.[1] && match[2] !== undefined && isFhirId(match[2]) ? `${match[1]}/${match[2]}` : undefined;
+}
+
+/**
+ * A resource the bridge is to read: `Type/id` as relativeRef gives it, undefined for what names no
+ * resource (free text, a `urn:uuid:`), and refused (400) when it names one by a bad id.
+ */
+function resourceRef(reference: string, where: string): string | undefined {
+  const match = REF_SHAPE.exec(reference);
+  if (!match?.[1] || match[2] === undefined) return undefined;
+  if (!isFhirId(match[2])) throw badId(where);
+  return `${match[1]}/${match[2]}`;
+}
+
+function badId(where: string): NotificationError {
+  return new NotificationError(400, 'invalid', `${where}: the resource id is not a FHIR id`);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -123,7 +154,8 @@ function parseBackport(bundle: Record<string, unknown>): ParsedNotification {
       const number = numberOf(paramValue(partsNamed(parts, 'event-number')[0]));
       if (number !== undefined) eventNumbers.push(number);
       const focus = paramValue(partsNamed(parts, 'focus')[0]);
-      const ref = isRecord(focus) && typeof focus.reference === 'string' ? relativeRef(focus.reference) : undefined;
+      const ref =
+        isRecord(focus) && typeof focus.reference === 'string' ? resourceRef(focus.reference, 'focus') : undefined;
       if (ref) refs.add(ref);
     }
   } else if (status.resourceType === 'SubscriptionStatus') {
@@ -134,7 +166,8 @@ function parseBackport(bundle: Record<string, unknown>): ParsedNotification {
       const number = numberOf(event.eventNumber);
       if (number !== undefined) eventNumbers.push(number);
       const focus = event.focus;
-      const ref = isRecord(focus) && typeof focus.reference === 'string' ? relativeRef(focus.reference) : undefined;
+      const ref =
+        isRecord(focus) && typeof focus.reference === 'string' ? resourceRef(focus.reference, 'focus') : undefined;
       if (ref) refs.add(ref);
     }
   } else {
@@ -162,9 +195,9 @@ function parseBackport(bundle: Record<string, unknown>): ParsedNotification {
     // The same Type/id check as every other wire style: anything else would be read from the EMR as is.
     const ref =
       isRecord(resource) && typeof resource.resourceType === 'string' && typeof resource.id === 'string'
-        ? relativeRef(`${resource.resourceType}/${resource.id}`)
+        ? resourceRef(`${resource.resourceType}/${resource.id}`, 'entry resource')
         : typeof url === 'string'
-          ? relativeRef(url)
+          ? resourceRef(url, 'entry')
           : undefined;
     if (ref) refs.add(ref);
   }
@@ -186,7 +219,7 @@ export interface IncomingNotification {
 export function parseNotification(input: IncomingNotification): ParsedNotification {
   const { method, pathRef, rawBody } = input;
   if (pathRef) {
-    if (!/^[A-Z][A-Za-z]+$/.test(pathRef.type) || !/^[A-Za-z0-9\-.]{1,64}$/.test(pathRef.id)) {
+    if (!RESOURCE_TYPE.test(pathRef.type) || !isFhirId(pathRef.id)) {
       throw new NotificationError(400, 'invalid', 'bad resource type or id in the path');
     }
     if (method === 'DELETE')
@@ -210,21 +243,18 @@ export function parseNotification(input: IncomingNotification): ParsedNotificati
   if (!isRecord(body)) throw new NotificationError(400, 'invalid', 'body must be a JSON object');
   if (Object.keys(body).length === 0) {
     // Medplum names what it deleted in a header; an older server says only that something was.
-    const deleted = input.deletedResource?.trim();
-    if (deleted && /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(deleted)) {
-      return { kind: 'event', style: 'medplum-delete', refs: [deleted], deleted: true };
-    }
-    return { kind: 'ping', style: 'medplum-delete' };
+    // One that names no resource says only that something was, too; one that names it by a bad id is refused.
+    const deleted = /^([A-Z][A-Za-z]+)\/([^/]*)$/.exec(input.deletedResource?.trim() ?? '');
+    if (!deleted) return { kind: 'ping', style: 'medplum-delete' };
+    if (!deleted[2] || !isFhirId(deleted[2])) throw badId('X-Medplum-Deleted-Resource');
+    return { kind: 'event', style: 'medplum-delete', refs: [deleted[0]], deleted: true };
   }
   // R4 backport and R4B send `history` Bundles; R5 names the type `subscription-notification`. The
   // status entry (Parameters or SubscriptionStatus) comes first in both.
   if (body.resourceType === 'Bundle' && (body.type === 'history' || body.type === 'subscription-notification'))
     return parseBackport(body);
-  if (
-    typeof body.resourceType === 'string' &&
-    typeof body.id === 'string' &&
-    /^[A-Z][A-Za-z]+$/.test(body.resourceType)
-  ) {
+  if (typeof body.resourceType === 'string' && typeof body.id === 'string' && RESOURCE_TYPE.test(body.resourceType)) {
+    if (!isFhirId(body.id)) throw badId('resource');
     return { kind: 'event', style: 'resource', refs: [`${body.resourceType}/${body.id}`] };
   }
   throw new NotificationError(400, 'invalid', 'not a FHIR resource or subscription notification Bundle');

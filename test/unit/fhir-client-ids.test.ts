@@ -1,0 +1,75 @@
+// A resource id goes into the EMR's URL as one path segment below `<base>/<Type>/`: read and lastVersion
+// encode it, and never send `.` or `..`, which a URL resolves to the base itself or its parent (a
+// credentialed read of `<base>/` or of the system-wide `<base>/_history`).
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import type { SourceSettings } from '../../src/config/types.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { FhirSourceClient, FhirSourceError } from '../../src/sources/fhir/fhir-client.js';
+
+describe('FHIR source client ids', () => {
+  const seen: string[] = [];
+  let server: Server;
+  let client: FhirSourceClient;
+
+  before(async () => {
+    server = createServer((req, res) => {
+      req.resume();
+      seen.push(req.url ?? '');
+      res.writeHead(404, { 'content-type': 'application/fhir+json' });
+      res.end(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'not-found' }] }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const settings = {
+      id: 'emr',
+      kind: 'fhir',
+      baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/emr-a/fhir`,
+      timeoutMs: 2000,
+      auth: { type: 'bearer', token: 'emr-access-token-123456' },
+    };
+    client = new FhirSourceClient(settings as unknown as SourceSettings, {
+      logger: silentLogger,
+      attempts: 1,
+      retryBaseMs: 1,
+    });
+  });
+  after(() => {
+    client.close();
+    server.close();
+  });
+  beforeEach(() => {
+    seen.length = 0;
+  });
+
+  it('reads a FHIR id as it is, on <base>/<Type>/<id>', async () => {
+    assert.equal(await client.read('Patient', 'a.b-1'), undefined, 'a 404 OperationOutcome: gone');
+    assert.equal(await client.lastVersion('Patient', 'a.b-1'), undefined);
+    assert.deepEqual(seen, ['/emr-a/fhir/Patient/a.b-1', '/emr-a/fhir/Patient/a.b-1/_history?_count=5']);
+  });
+
+  it('encodes an id as one path segment: no other path, no query', async () => {
+    await client.read('Patient', '../../admin?x=1');
+    await client.read('Patient', '..%2Fadmin');
+    await client.lastVersion('Patient', 'a/b#c');
+    assert.deepEqual(seen, [
+      '/emr-a/fhir/Patient/..%2F..%2Fadmin%3Fx%3D1',
+      '/emr-a/fhir/Patient/..%252Fadmin',
+      '/emr-a/fhir/Patient/a%2Fb%23c/_history?_count=5',
+    ]);
+  });
+
+  it('sends nothing for `.` or `..`: read refuses them, lastVersion has no version of them', async () => {
+    for (const id of ['.', '..', '']) {
+      await assert.rejects(
+        client.read('Patient', id),
+        (err: unknown) => err instanceof FhirSourceError && !err.retryable,
+        JSON.stringify(id),
+      );
+      assert.equal(await client.lastVersion('Patient', id), undefined);
+    }
+    await assert.rejects(client.read('../Patient', '1'), FhirSourceError, 'nor a type that is none');
+    assert.deepEqual(seen, [], 'no request reached the EMR');
+  });
+});
