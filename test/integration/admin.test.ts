@@ -540,6 +540,37 @@ describe('admin routes with a token', () => {
     assert.equal(h.replayCalls.length, 0);
   });
 
+  it('answers another method on an API path 405 with Allow, and an unknown path 404', async () => {
+    const reads = ['/admin/api/summary', '/admin/api/events', `/admin/api/events/${h.deadId}`];
+    const writeBackReads = ['/admin/api/write-backs', `/admin/api/write-backs/${h.deadId}`];
+    for (const path of [...reads, ...writeBackReads]) {
+      for (const method of ['PUT', 'DELETE', 'PATCH', 'POST']) {
+        const res = await request(h, path, { method, headers: bearer });
+        assert.equal(res.status, 405, `${method} ${path}`);
+        assert.equal(res.headers.get('allow'), 'GET, HEAD', `${method} ${path}`);
+        assert.deepEqual(res.body, { error: 'use GET' });
+      }
+      assert.equal((await request(h, path, { method: 'HEAD', headers: bearer })).status < 405, true, `HEAD ${path}`);
+    }
+    const writes = [
+      `/admin/api/events/${h.deadId}/replay`,
+      '/admin/api/replay-dead',
+      `/admin/api/write-backs/${h.deadId}/requeue`,
+    ];
+    for (const path of writes) {
+      for (const method of ['GET', 'PUT', 'DELETE']) {
+        const res = await request(h, path, { method, headers: bearer });
+        assert.equal(res.status, 405, `${method} ${path}`);
+        assert.equal(res.headers.get('allow'), 'POST', `${method} ${path}`);
+      }
+    }
+    for (const path of ['/admin/api/nope', '/admin/api/events/1/nope', '/admin/nope']) {
+      assert.equal((await request(h, path, { method: 'PUT', headers: bearer })).status, 404, path);
+    }
+    assert.equal(h.ledger.get(h.deadId)?.state, 'dead', 'nothing was replayed');
+    assert.deepEqual(h.replayCalls, []);
+  });
+
   it('replays a dead row from its own page (same origin) back into the queue with a fresh budget', async () => {
     const res = await request(h, `/admin/api/events/${h.deadId}/replay`, {
       method: 'POST',

@@ -4,7 +4,7 @@ import { LEDGER_STATES } from '../../ledger/index.js';
 import type { Logger } from '../../observability/logger.js';
 import { adminError } from './auth.js';
 import { parseListQuery } from './list-query.js';
-import { queryOr400, rowIdOr400 } from './request.js';
+import { queryOr400, rowIdOr400, wrongMethod } from './request.js';
 import type { AdminSettingsView, AdminTarget } from './types.js';
 import { eventDetail, listItem } from './views.js';
 import { writeBackSummary, writeBackView } from './write-back-views.js';
@@ -117,7 +117,10 @@ export function adminApi(target: AdminTarget, settings: AdminSettingsView, log: 
     res.json(result);
   });
 
-  router.all('/events/:id/replay', (_req, res) => adminError(res, 405, 'use POST'));
-  router.all('/replay-dead', (_req, res) => adminError(res, 405, 'use POST'));
+  router.all('/events', wrongMethod('GET'));
+  router.all('/events/:id', wrongMethod('GET'));
+  router.all('/summary', wrongMethod('GET'));
+  router.all('/events/:id/replay', wrongMethod('POST'));
+  router.all('/replay-dead', wrongMethod('POST'));
   return router;
 }

@@ -1,6 +1,6 @@
 // The checks every admin route starts with, answered the same way everywhere: a bad query or a bad
 // row id is a 400 with a message, sent here, so a handler only goes on with good input.
-import type { Request, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import { adminError } from './auth.js';
 import { parseRowId, QueryError } from './list-query.js';
 
@@ -22,4 +22,15 @@ export function rowIdOr400(req: Request, res: Response, param: string): number |
   const id = parseRowId(String(req.params[param]));
   if (id === undefined) adminError(res, 400, `${param}: a ledger row number`);
   return id;
+}
+
+/**
+ * Every other method on a path the API serves: 405 with `Allow`, mounted after the path's own route, so
+ * that `PUT /admin/api/summary` says "wrong method" as docs/admin.md promises, not "no such path".
+ */
+export function wrongMethod(allowed: 'GET' | 'POST'): RequestHandler {
+  return (_req: Request, res: Response) => {
+    res.setHeader('Allow', allowed === 'GET' ? 'GET, HEAD' : 'POST');
+    adminError(res, 405, `use ${allowed}`);
+  };
 }

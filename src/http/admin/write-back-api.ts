@@ -4,7 +4,7 @@
 import express, { type Request, type Response, type Router } from 'express';
 import type { Logger } from '../../observability/logger.js';
 import { adminError } from './auth.js';
-import { queryOr400, rowIdOr400 } from './request.js';
+import { queryOr400, rowIdOr400, wrongMethod } from './request.js';
 import type { WriteBackJobRecord, WriteBackQueueView } from './types.js';
 import { parseWriteBackQuery } from './write-back-query.js';
 import { writeBackView } from './write-back-views.js';
@@ -67,6 +67,8 @@ export function writeBackApi(queue: WriteBackQueueView | undefined, log: Logger)
     res.json({ requeued: true, job: after ? writeBackView(after) : null });
   });
 
-  router.all('/:rowId/requeue', (_req, res) => adminError(res, 405, 'use POST'));
+  router.all('/', wrongMethod('GET'));
+  router.all('/:rowId', wrongMethod('GET'));
+  router.all('/:rowId/requeue', wrongMethod('POST'));
   return router;
 }
