@@ -16,6 +16,8 @@ import {
   type FormProfile,
   fieldValueProblem,
   loadFormProfile,
+  meetsCondition,
+  showConditions,
 } from './profile.js';
 import { type ExpressionSource, searchCoverageProblems } from './search-coverage.js';
 import {
@@ -438,22 +440,53 @@ export function compileMapping(file: string, text: string, options: CompileOptio
   };
 
   // A field the form shows only when another has a value (mother.nid when mother.idType = NATIONAL_ID):
-  // sent without that one, it reaches OpenCRVS hidden from every registrar.
+  // sent without that value, it reaches OpenCRVS hidden from every registrar. Refused when the other field
+  // is not filled at all, or only ever with other values (`value: PASSPORT`, a value map without
+  // NATIONAL_ID); a value a conversion gives is known per record only (evaluate.ts checks it there).
   const filled = new Set([
     ...fields.map((f) => f.id),
     ...facilityFields,
     ...(placeOfEvent ? [placeOfEvent.field] : []),
   ]);
+  const conditionErrors: MappingLoadError[] = [];
   for (const f of fields) {
-    for (const { field, value } of f.field.shownOnlyWhen ?? []) {
-      const needed = profile.fields.has(field) ? field : field.replace(/\.value$/, '');
-      if (filled.has(needed) || !profile.fields.has(needed)) continue;
+    for (const c of showConditions(f.field, profile.fields)) {
       const key = fieldKeys.get(f.id) ?? f.id;
-      throw src.error(
-        ['fields', key],
-        `${f.id} is shown only when ${field} = ${value}: fill ${needed} too, or no registrar sees the value`,
+      const shown = `${f.id} is shown only when ${c.term} = ${c.value}`;
+      if (!filled.has(c.field)) {
+        conditionErrors.push(
+          src.error(['fields', key], `${shown}: fill ${c.field} too, or no registrar sees the value`),
+        );
+        continue;
+      }
+      const possible = possibleValues(c.field);
+      if (!possible || possible.some((v) => meetsCondition(v, c))) continue;
+      conditionErrors.push(
+        src.error(
+          ['fields', key],
+          `${shown}, but this mapping fills ${c.field} only with ${describeValues(possible)}, so no registrar would see ${f.id}: give ${c.field} the value ${c.value} where ${f.id} has one (value: ${c.value} with a when, or a value-map entry), or leave ${f.id} out`,
+        ),
       );
     }
+  }
+  if (conditionErrors.length > 0) throw combinedError(conditionErrors);
+
+  /**
+   * The values this mapping can give a field, when they are known: a constant (which wins over `from`), a
+   * value map's outputs and its '*' entry, a default, routing's place of event. Undefined when a
+   * conversion gives it: any value the source holds.
+   */
+  function possibleValues(fieldId: string): unknown[] | undefined {
+    const values: unknown[] = fieldId === placeOfEvent?.field ? [placeOfEvent.value] : [];
+    const f = fields.find((x) => x.id === fieldId);
+    if (!f) return values.length > 0 ? values : undefined; // a facility field: an id routing chooses
+    if (f.constant) values.push(f.constant.value);
+    else if (f.transform) return undefined;
+    else {
+      if (f.map) values.push(...f.map.entries.values(), ...(f.map.fallback ? [f.map.fallback.value] : []));
+      if (f.default) values.push(f.default.value);
+    }
+    return values;
   }
 
   const [uncovered] = searchCoverageProblems(context, (doc.codes ?? {}) as Record<string, unknown[]>, sources);
@@ -539,4 +572,10 @@ function resultVariables(node: AstNode | undefined): string[] | undefined {
     names.push(...found);
   }
   return names.length > 0 ? names : undefined;
+}
+
+/** A field's possible values for a message: mapping constants (options), never a record's data. */
+function describeValues(values: unknown[]): string {
+  const shown = [...new Set(values.filter((v) => v !== null).map((v) => JSON.stringify(v)))];
+  return shown.length > 0 ? shown.join(', ') : 'no value (null: left out)';
 }

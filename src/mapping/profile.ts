@@ -62,6 +62,31 @@ function closingOf(text: string): number {
   return -1;
 }
 
+/**
+ * A SHOW condition as the declaration can check it: `field` is the declaration key that holds the value,
+ * `term` the field as the conditional names it (`….symptom.one.value`: the `value` of the AUTOCOMPLETE
+ * field `….symptom.one`).
+ */
+export interface ShowCondition {
+  term: string;
+  field: string;
+  value: string;
+}
+
+/** The SHOW conditions of `field` whose controlling field the form has (no other can be checked). */
+export function showConditions(field: FormField, fields: ReadonlyMap<string, FormField>): ShowCondition[] {
+  return (field.shownOnlyWhen ?? []).flatMap(({ field: term, value }) => {
+    const key = fields.has(term) ? term : term.replace(/\.value$/, '');
+    return fields.has(key) ? [{ term, field: key, value }] : [];
+  });
+}
+
+/** Whether a controlling field's value, as a declaration holds it (`true`, `'NATIONAL_ID'`), meets `c`. */
+export function meetsCondition(value: unknown, c: ShowCondition): boolean {
+  const actual = c.term === c.field ? value : isObject(value) ? value.value : undefined;
+  return ['string', 'boolean', 'number'].includes(typeof actual) && String(actual) === c.value;
+}
+
 export interface FormProfile {
   country: string;
   version: string;

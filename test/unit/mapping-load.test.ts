@@ -240,6 +240,48 @@ fields:
     );
   });
 
+  it('rejects a field the form shows only when another has a value that field is never given', () => {
+    // mother.idType is filled, but never with NATIONAL_ID: mother.nid would reach OpenCRVS hidden.
+    const nid = (idType: string) =>
+      `${head}valueMaps:\n  idTypes: { P: PASSPORT, B: BIRTH_REGISTRATION_NUMBER }\n  withOther: { P: PASSPORT, '*': NATIONAL_ID }\n  withNid: { P: PASSPORT, N: NATIONAL_ID, '*': null }\nfields:\n  child.name: '%subject.name'\n  mother.idType: ${idType}\n  mother.nid: '%subject.identifier.value'\n`;
+    const constant = loadError(nid('{ value: PASSPORT }'));
+    assert.equal(constant.path, "fields['mother.nid']");
+    assert.equal(constant.line, 15);
+    assert.match(
+      constant.message,
+      /mother\.nid is shown only when mother\.idType = NATIONAL_ID, but this mapping fills mother\.idType only with "PASSPORT", so no registrar would see mother\.nid: give mother\.idType the value NATIONAL_ID where mother\.nid has one .*, or leave mother\.nid out$/,
+    );
+    const mapped = loadError(nid("{ from: '%subject.identifier.system', map: idTypes }"));
+    assert.equal(mapped.path, "fields['mother.nid']");
+    assert.match(mapped.message, /fills mother\.idType only with "PASSPORT", "BIRTH_REGISTRATION_NUMBER", so/);
+    // A value map that can give NATIONAL_ID (an entry, or its '*'), or a value known per record only: loaded.
+    for (const idType of [
+      "{ from: '%subject.identifier.system', map: withNid }",
+      "{ from: '%subject.identifier.system', map: withOther }",
+      '{ value: NATIONAL_ID, when: "%subject.identifier.exists()" }',
+    ]) {
+      assert.doesNotThrow(() => loadMappings({ files: [write(nid(idType))] }), idType);
+    }
+    assert.doesNotThrow(() =>
+      loadMappings({
+        files: [
+          write(
+            `${head}fields:\n  child.name: '%subject.name'\n  mother.dobUnknown: '%subject.birthDate.empty()'\n  mother.age: { from: '%subject.id', asOfDateRef: child.dob }\n`,
+          ),
+        ],
+      }),
+    );
+    // A condition on an option's value (…symptom.one.value = OTHER, an AUTOCOMPLETE field's value).
+    const death = head.replace('eventType: birth', 'eventType: death');
+    const cause = (option: string) =>
+      `${death}fields:\n  deceased.name: '%subject.name'\n  causeOfDeathDetails.causeOfDeathA.symptom.one: { value: ${option} }\n  causeOfDeathDetails.causeOfDeathA.symptom.one.other: '%subject.id'\n`;
+    assert.match(
+      loadError(cause('{ label: Cholera, value: A00 }')).message,
+      /symptom\.one\.other is shown only when causeOfDeathDetails\.causeOfDeathA\.symptom\.one\.value = OTHER, but this mapping fills causeOfDeathDetails\.causeOfDeathA\.symptom\.one only with \{"label":"Cholera","value":"A00"\}/,
+    );
+    assert.doesNotThrow(() => loadMappings({ files: [write(cause('{ label: Other, value: OTHER }'))] }));
+  });
+
   it('rejects a field the form never shows (child.nid: SHOW conditional never())', () => {
     const err = loadError(`${head}fields:\n  child.name: '%subject.name'\n  child.nid: '%subject.identifier.value'\n`);
     assert.equal(err.path, "fields['child.nid']");
