@@ -17,6 +17,7 @@ import {
   fieldValueProblem,
   loadFormProfile,
   meetsCondition,
+  type ShowCondition,
   showConditions,
 } from './profile.js';
 import { type ExpressionSource, searchCoverageProblems } from './search-coverage.js';
@@ -63,6 +64,8 @@ export interface CompiledField {
   options: TransformOptions;
   /** `notAfter`/`notBefore` of a DATE field: checked once every field has its value. */
   dateOrder?: DateOrder;
+  /** The form shows it only when these hold (`mother.idType = NATIONAL_ID`): checked per record. */
+  shownWhen?: ShowCondition[];
 }
 
 export interface CompiledRouting {
@@ -335,6 +338,8 @@ export function compileMapping(file: string, text: string, options: CompileOptio
       options: options.timeZone ? { timeZone: options.timeZone } : {},
     };
     if (typeof spec.when === 'string') compiled.when = expr(spec.when, [...path, 'when']);
+    const shownWhen = showConditions(field, profile.fields);
+    if (shownWhen.length > 0) compiled.shownWhen = shownWhen;
     if (typeof spec.map === 'string') {
       // A value map gives the value as it is: a conversion beside it would be ignored without a word.
       if (spec.as !== undefined)
@@ -450,7 +455,7 @@ export function compileMapping(file: string, text: string, options: CompileOptio
   ]);
   const conditionErrors: MappingLoadError[] = [];
   for (const f of fields) {
-    for (const c of showConditions(f.field, profile.fields)) {
+    for (const c of f.shownWhen ?? []) {
       const key = fieldKeys.get(f.id) ?? f.id;
       const shown = `${f.id} is shown only when ${c.term} = ${c.value}`;
       if (!filled.has(c.field)) {

@@ -8,6 +8,7 @@ import type { MappingContext } from './context.js';
 import { dateOrderWarnings, todayFor } from './date-order.js';
 import { isOpenCrvsEmail } from './email.js';
 import { ExpressionRuntimeError } from './fhirpath/expr.js';
+import { meetsCondition } from './profile.js';
 import { routeRecord } from './routing.js';
 import { applyTransform, type FieldOutcome } from './transforms/index.js';
 import { lookup } from './transforms/values.js';
@@ -78,6 +79,31 @@ function fieldValue(f: CompiledField, ctx: MappingContext): SourceOutcome {
   }
   if (skipped?.skip !== undefined) return skipped;
   return f.default ? { value: f.default.value } : { skip: undefined };
+}
+
+/**
+ * A field the form shows only when another has a value (mother.nid when mother.idType = NATIONAL_ID) would
+ * reach OpenCRVS hidden from every registrar when this record's declaration does not give that value: it
+ * is left out, with a warning (like an email address OpenCRVS refuses). Checked once every field and the
+ * routing are in (the other field may come later in the file, or be the place of event), and again after
+ * a removal, which may hide a field in turn. Only mapping constants are named, never the record's data.
+ */
+function hiddenFieldsLeftOut(mapping: CompiledMapping, declaration: Record<string, unknown>): string[] {
+  const warnings: string[] = [];
+  for (let removed = true; removed; ) {
+    removed = false;
+    for (const f of mapping.fields) {
+      if (!f.shownWhen || !(f.id in declaration)) continue;
+      const unmet = f.shownWhen.find((c) => !meetsCondition(declaration[c.field], c));
+      if (!unmet) continue;
+      delete declaration[f.id];
+      warnings.push(
+        `${f.id}: left out: the form shows it only when ${unmet.term} = ${unmet.value}, which this record does not give (no registrar would see it)`,
+      );
+      removed = true;
+    }
+  }
+  return warnings;
 }
 
 /** The first `unless` rule of this kind that holds (a loop, not closures: this runs for every subject). */
@@ -172,6 +198,8 @@ export function evaluateMapping(
       declaration[id] = value;
     }
   }
+
+  warnings.push(...hiddenFieldsLeftOut(mapping, declaration));
 
   if (!mapping.validateDeclaration(declaration)) {
     for (const e of mapping.validateDeclaration.errors ?? []) {

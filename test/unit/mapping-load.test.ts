@@ -389,6 +389,52 @@ describe('expressions that fail on a record at run time', () => {
   });
 });
 
+describe('a field the form shows only when another has a value, on a record without that value', () => {
+  it('is left out with a warning (no value in it), the rest of the record mapped', async () => {
+    // The ID number comes before its type in the file: the check waits for every field.
+    const set = loadMappings({
+      files: [
+        write(`${head}valueMaps:
+  idType: { NI: NATIONAL_ID, PPN: PASSPORT, '*': null }
+fields:
+  child.name: '%subject.name'
+  mother.nid: '%subject.identifier.first().value'
+  mother.idType: { from: '%subject.identifier.first().type.coding.code', map: idType }
+`),
+      ],
+      routing: { defaultOffice: 'office-1', facilities: {} },
+    });
+    const id = set.mappings[0]?.id ?? '';
+    const child = (type: string): Resource =>
+      ({
+        resourceType: 'Patient',
+        id: type,
+        name: [{ family: 'Doe', given: ['Ann'] }],
+        identifier: [{ type: { coding: [{ code: type }] }, value: 'A1990123' }],
+      }) as Resource;
+    const fetcher = bundleFetcher(['NI', 'PPN', 'MR'].map(child));
+
+    const nationalId = await mapSubject(set, id, 'Patient/NI', fetcher);
+    assert.ok(nationalId.status === 'mapped', JSON.stringify(nationalId));
+    assert.equal(nationalId.declaration['mother.nid'], 'A1990123');
+    assert.ok(!nationalId.warnings.some((w) => w.startsWith('mother.')), JSON.stringify(nationalId.warnings));
+
+    // A passport number (PPN), and a type the value map leaves out (MR): no NATIONAL_ID, so no mother.nid.
+    for (const type of ['PPN', 'MR']) {
+      const r = await mapSubject(set, id, `Patient/${type}`, fetcher);
+      assert.ok(r.status === 'mapped', JSON.stringify(r));
+      assert.equal(r.declaration['mother.nid'], undefined, type);
+      assert.equal(r.declaration['mother.idType'], type === 'PPN' ? 'PASSPORT' : undefined);
+      const warning = r.warnings.find((w) => w.startsWith('mother.nid'));
+      assert.equal(
+        warning,
+        'mother.nid: left out: the form shows it only when mother.idType = NATIONAL_ID, which this record does not give (no registrar would see it)',
+      );
+      assert.ok(!r.warnings.some((w) => w.includes('A1990123')), JSON.stringify(r.warnings));
+    }
+  });
+});
+
 describe('an expression that gives several different values for a single-valued field', () => {
   it('sends the first and says so, naming the field and the expression, not the values', async () => {
     const set = loadMappings({
