@@ -34,6 +34,7 @@ function sourceValue(f: CompiledField, items: unknown[], from: string): SourceOu
   if (f.map) {
     const out = lookup(f.map, items);
     if ('unmapped' in out) return { error: out.unmapped, from };
+    if ('ambiguous' in out) return { error: out.ambiguous, from };
     return out.value === null ? { skip: `${f.id}: value map ${f.map.name} leaves this value out` } : out;
   }
   const transform = f.transform ?? 'text';

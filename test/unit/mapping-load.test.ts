@@ -462,3 +462,46 @@ describe('an expression that gives several different values for a single-valued 
     assert.ok(!r.warnings.some((w) => w.startsWith('child.name')), 'a name is built from all its parts');
   });
 });
+
+describe('a value-mapped field whose expression gives several codes', () => {
+  it('makes the record invalid when they map to different values, naming the field, not the codes', async () => {
+    const set = loadMappings({
+      files: [
+        write(`${head}valueMaps:
+  attendant: { MD: PHYSICIAN, DO: PHYSICIAN, CNM: MIDWIFE, '*': null }
+fields:
+  child.name: '%subject.name'
+  child.attendantAtBirth: { from: "%subject.extension('http://example.org/attendant').value", map: attendant }
+`),
+      ],
+      routing: { defaultOffice: 'office-1', facilities: {} },
+    });
+    const id = set.mappings[0]?.id ?? '';
+    const child = (...codes: string[]): Resource =>
+      ({
+        resourceType: 'Patient',
+        id: codes.join('-'),
+        name: [{ family: 'Doe', given: ['Ann'] }],
+        extension: codes.map((valueCode) => ({ url: 'http://example.org/attendant', valueCode })),
+      }) as Resource;
+    const fetcher = bundleFetcher([child('MD', 'CNM'), child('MD', 'DO'), child('XX', 'CNM')]);
+
+    // A physician and a midwife: which attended is the mapping's to say, not the EMR's order.
+    const r = await mapSubject(set, id, 'Patient/MD-CNM', fetcher);
+    assert.ok(r.status === 'invalid', JSON.stringify(r));
+    assert.deepEqual(r.errors, [
+      {
+        field: 'child.attendantAtBirth',
+        message:
+          "source value is several codes that value map attendant maps to 2 different values: choose one with where() or first() (from %subject.extension('http://example.org/attendant').value)",
+      },
+    ]);
+    // Two codes with one meaning, and a code the table does not name beside one it does: no ambiguity.
+    const same = await mapSubject(set, id, 'Patient/MD-DO', fetcher);
+    assert.ok(same.status === 'mapped', JSON.stringify(same));
+    assert.equal(same.declaration['child.attendantAtBirth'], 'PHYSICIAN');
+    const unknown = await mapSubject(set, id, 'Patient/XX-CNM', fetcher);
+    assert.ok(unknown.status === 'mapped', JSON.stringify(unknown));
+    assert.equal(unknown.declaration['child.attendantAtBirth'], 'MIDWIFE');
+  });
+});

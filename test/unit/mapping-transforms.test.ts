@@ -228,6 +228,28 @@ describe('value maps', () => {
     assert.deepEqual(lookup(plurality, [false]), { value: 'SINGLE' });
   });
 
+  it('refuses items that map to different values, without naming them; equal outputs are one value', () => {
+    const natural = { coding: [{ system: 'http://snomed.info/sct', code: '38605008' }] };
+    const accident = { coding: [{ code: '7878000' }] };
+    const out = lookup(manner, [natural, accident]);
+    assert.ok('ambiguous' in out, JSON.stringify(out));
+    assert.match(out.ambiguous, /value map manner maps to 2 different values: choose one with where\(\) or first\(\)/);
+    assert.ok(!/38605008|7878000|MANNER/.test(out.ambiguous), out.ambiguous);
+    assert.deepEqual(lookup(manner, [natural, natural]), { value: 'MANNER_NATURAL' });
+    const twoKeys: ValueMap = {
+      name: 'g',
+      entries: new Map([
+        ['M', { a: 1 }],
+        ['male', { a: 1 }],
+      ]),
+    };
+    assert.deepEqual(lookup(twoKeys, ['M', 'male']), { value: { a: 1 } });
+    // One CodeableConcept's codings are one concept: its first known code decides, as before.
+    assert.deepEqual(lookup(manner, [{ coding: [...natural.coding, ...accident.coding] }]), {
+      value: 'MANNER_NATURAL',
+    });
+  });
+
   it("uses the '*' entry when nothing matched, and never echoes a free-text value", () => {
     const withFallback: ValueMap = { name: 'x', entries: new Map(), fallback: { value: null } };
     assert.deepEqual(lookup(withFallback, ['anything']), { value: null });

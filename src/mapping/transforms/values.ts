@@ -6,7 +6,7 @@ export interface ValueMap {
   fallback?: { value: unknown };
 }
 
-export type LookupOutcome = { value: unknown } | { unmapped: string };
+export type LookupOutcome = { value: unknown } | { unmapped: string } | { ambiguous: string };
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -39,13 +39,29 @@ function describe(item: unknown): string {
   return typeof item === 'boolean' || typeof item === 'number' ? `value ${String(item)}` : 'text (not shown)';
 }
 
-/** The first item whose code (or value) is in the map, else the '*' entry, else unmapped. */
+/**
+ * The value the table gives the items: the output of every item whose code (or value) it names, else the
+ * '*' entry, else unmapped. An item whose codes it does not name is passed over when another's are (the
+ * '*' is for values it knows none of). Items given different outputs (two attendants' titles: a physician,
+ * a midwife) are ambiguous, an error for the record: taking the first would decide by the EMR's order, and
+ * the mapping should choose (a where()). A CodeableConcept's codings are one concept: its first known wins.
+ */
 export function lookup(map: ValueMap, items: readonly unknown[]): LookupOutcome {
+  const outputs = new Map<string, unknown>(); // by JSON: equal outputs of two entries are one value
   for (const item of items) {
-    for (const key of keysOf(item)) {
-      if (map.entries.has(key)) return { value: map.entries.get(key) };
-    }
+    const key = keysOf(item).find((k) => map.entries.has(k));
+    if (key === undefined) continue;
+    const out = map.entries.get(key);
+    outputs.set(JSON.stringify(out), out);
   }
+  if (outputs.size > 1) {
+    // Neither the codes nor the outputs are named: with a person's items (a sex, a marital status) they say
+    // something about that person.
+    return {
+      ambiguous: `is several codes that value map ${map.name} maps to ${outputs.size} different values: choose one with where() or first()`,
+    };
+  }
+  if (outputs.size === 1) return { value: [...outputs.values()][0] };
   if (map.fallback) return { value: map.fallback.value };
   return {
     unmapped: `${items.length ? describe(items[0]) : 'nothing'} is not in value map ${map.name} (add it under valueMaps.${map.name}, or a '*' entry for any other code)`,
