@@ -196,6 +196,21 @@ describe('DHIS2 tracker JSON as mapping input', () => {
     assert.deepEqual(result.declaration['mother.name'], { firstname: 'Adama', surname: 'Kargbo' });
   });
 
+  it('gives no ID type where the national identifier was cleared to an empty value', async () => {
+    const input = structuredClone(fixture('bridge/child-trackedEntity.json')) as {
+      relationships: { to: { trackedEntity: Record<string, unknown> } }[];
+    };
+    const mother = input.relationships[0]?.to.trackedEntity;
+    assert.ok(mother);
+    mother.enrollments = [
+      { enrollment: 'SbxEnrAnc01', program: 'WQUKCDEnq8z', attributes: [{ attribute: 'AuPLng5hLbE', value: '' }] },
+    ];
+    const result = await mapInput(mappings(), input);
+    assert.ok(result.status === 'mapped', JSON.stringify(result));
+    assert.equal(result.declaration['mother.nid'], undefined);
+    assert.equal(result.declaration['mother.idType'], undefined, 'no ID type without the ID');
+  });
+
   it('skips a deactivated tracked entity with the reason, births and deaths alike', async () => {
     for (const file of ['bridge/child-trackedEntity.json', 'bridge/deceased-trackedEntities-page.json']) {
       const input = structuredClone(fixture(file)) as {
