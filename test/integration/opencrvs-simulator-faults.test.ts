@@ -48,6 +48,18 @@ describe('OpenCRVS simulator fault injection', () => {
     assert.deepEqual(await sim.control.events(), []);
   });
 
+  test('counts the requests it received by operation, those a fault answered too, until a reset', async () => {
+    // beforeEach's reset came before its token request.
+    assert.deepEqual(await sim.control.requests(), { token: 1 });
+    await api.post('/events', createBody('t1'));
+    await sim.control.configure({ faults: { errorRate: 1, operations: ['locations'] } });
+    assert.equal((await api.get('/locations?locationType=CRVS_OFFICE')).status, 500);
+    assert.equal((await api.get('/locations')).status, 500);
+    assert.deepEqual(await sim.control.requests(), { token: 1, create: 1, locations: 2 });
+    await sim.control.reset();
+    assert.deepEqual(await sim.control.requests(), {});
+  });
+
   test('dropRate 1 destroys the connection and commits nothing', async () => {
     await sim.control.configure({ faults: { dropRate: 1 } });
     await assert.rejects(api.post('/events', createBody('t1')), TypeError);

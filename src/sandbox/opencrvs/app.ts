@@ -7,6 +7,7 @@ import type { FaultController } from './faults.js';
 import { eventsRouter, send } from './http-events.js';
 import type { TokenSigner } from './jwt.js';
 import { handleV1Locations } from './locations-v1.js';
+import type { RequestCounter } from './requests.js';
 import type { SeededLocations } from './seed.js';
 
 export interface SimulatorAppDeps {
@@ -14,6 +15,7 @@ export interface SimulatorAppDeps {
   clients: ClientRegistry;
   signer: TokenSigner;
   faults: FaultController;
+  requests: RequestCounter;
   seed: SeededLocations;
   bodyLimitBytes: number;
   logger: Logger;
@@ -58,6 +60,7 @@ export function buildSimulatorApp(deps: SimulatorAppDeps): Express {
 
   const tokenBody = express.text({ type: () => true, limit: '64kb' });
   app.post(['/token', '/auth/token', '/api/auth/token'], tokenBody, (req, res) => {
+    deps.requests.count('token');
     // Never log the query: it holds the client secret.
     const response = handleTokenRequest(tokenParams(req, ctx.version === '2.0'), ctx.version, clients, signer);
     logger.debug({ status: response.status }, 'sandbox token request');
@@ -68,6 +71,7 @@ export function buildSimulatorApp(deps: SimulatorAppDeps): Express {
     // The gateway's v1 FHIR location API (1.9 has no GET /locations in the events service).
     const seeded = [...deps.seed.administrativeAreas, ...deps.seed.locations];
     app.get('/location', (req, res) => {
+      deps.requests.count('locations');
       // Faults on `locations` reach it too (not delays): it is where 1.9 lists them, so a test can make
       // OpenCRVS unable to say which locations exist.
       const decision = deps.faults.decide('locations');

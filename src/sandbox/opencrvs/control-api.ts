@@ -4,6 +4,7 @@ import type { ClientRegistry } from './auth.js';
 import type { SimContext } from './context.js';
 import { decidePendingNotify } from './events-notify.js';
 import type { FaultController } from './faults.js';
+import type { RequestCounter } from './requests.js';
 import type { SeededLocations } from './seed.js';
 import type { SandboxConfig, SimClientInput, SimEvent } from './types.js';
 
@@ -66,10 +67,11 @@ export interface ControlDeps {
   ctx: SimContext;
   clients: ClientRegistry;
   faults: FaultController;
+  requests: RequestCounter;
   seed: SeededLocations;
 }
 
-export function controlRouter({ ctx, clients, faults, seed }: ControlDeps): Router {
+export function controlRouter({ ctx, clients, faults, requests, seed }: ControlDeps): Router {
   const router = Router();
   router.use(express.json({ limit: '1mb' }));
 
@@ -102,6 +104,7 @@ export function controlRouter({ ctx, clients, faults, seed }: ControlDeps): Rout
     ctx.store.reset();
     clients.reset();
     faults.reset();
+    requests.reset();
     // Locations removed since (an office closed) are back.
     for (const location of seed.locations) ctx.locationsById.set(location.id, location);
     res.status(204).end();
@@ -121,6 +124,9 @@ export function controlRouter({ ctx, clients, faults, seed }: ControlDeps): Rout
     if (!validateConfig(req.body)) return invalid(res, validateConfig.errors);
     faults.configure(req.body);
     res.status(204).end();
+  });
+  router.get('/requests', (_req, res) => {
+    res.json(requests.snapshot());
   });
   router.get('/locations', (_req, res) => {
     res.json(seed);

@@ -1,3 +1,4 @@
+import type { CountedRequest } from './requests.js';
 import type { SandboxConfig, SimClientInput, SimEvent } from './types.js';
 
 export type { SandboxConfig, SimEvent } from './types.js';
@@ -68,6 +69,17 @@ export class OpenCrvsSandboxControl {
   /** The country configuration's later answer to the NOTIFY of `eventId` it left pending. */
   async confirm(eventId: string, decision: 'accept' | 'reject'): Promise<void> {
     await this.#call('POST', `/events/${encodeURIComponent(eventId)}/confirm`, { decision });
+  }
+
+  /**
+   * Requests received since start or the last reset, by operation (`token`, `locations`, `create`, …), whatever
+   * they were answered; an operation never asked is absent.
+   */
+  async requests(): Promise<Partial<Record<CountedRequest, number>>> {
+    const body: unknown = await (await this.#call('GET', '/requests')).json();
+    if (typeof body !== 'object' || body === null || Object.values(body).some((n) => typeof n !== 'number'))
+      throw new Error('sandbox control: unexpected /requests answer');
+    return body as Partial<Record<CountedRequest, number>>;
   }
 
   /** Every stored event with its actions; `transactionId` keeps those with an action of that id. */

@@ -9,6 +9,7 @@ import { handleLocations } from './events-locations.js';
 import { handleCreateAndNotify, handleNotify } from './events-notify.js';
 import type { FaultController } from './faults.js';
 import type { SimTokenClaims, TokenSigner } from './jwt.js';
+import type { RequestCounter } from './requests.js';
 import type { SimOperation, SimResponse } from './types.js';
 
 export interface EventsRouterDeps {
@@ -16,6 +17,7 @@ export interface EventsRouterDeps {
   clients: ClientRegistry;
   signer: TokenSigner;
   faults: FaultController;
+  requests: RequestCounter;
   bodyLimitBytes: number;
   logger: Logger;
   /** Aborted when the simulator closes, so requests parked by a delay fault end with it. */
@@ -76,6 +78,7 @@ export function eventsRouter(deps: EventsRouterDeps): Router {
   const route =
     (operation: SimOperation, handler: Handler): RequestHandler =>
     async (req, res) => {
+      deps.requests.count(operation);
       const delay = faults.delayMs(operation);
       // A slow server has the request before it is slow: a POST's body is read first, so what it then
       // commits late (after the client stopped waiting) is what a resend under the same transactionId

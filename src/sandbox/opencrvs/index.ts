@@ -8,12 +8,14 @@ import { OpenCrvsSandboxControl } from './control.js';
 import { FaultController } from './faults.js';
 import { loadForms } from './forms.js';
 import { TokenSigner } from './jwt.js';
+import { RequestCounter } from './requests.js';
 import { defaultHealthScopes } from './scopes.js';
 import { loadSeededLocations } from './seed.js';
 import { EventStore } from './store.js';
 import type { SimLocation, SimVersion } from './types.js';
 
 export { OpenCrvsSandboxControl } from './control.js';
+export type { CountedRequest } from './requests.js';
 export { defaultHealthScopes } from './scopes.js';
 export { locationUuid } from './seed.js';
 export type {
@@ -95,6 +97,7 @@ export async function startOpenCrvsSimulator(options: OpenCrvsSimulatorOptions =
     clients,
     signer,
     faults,
+    requests: new RequestCounter(),
     seed,
     bodyLimitBytes: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT,
     logger,
