@@ -8,17 +8,50 @@ import type { Location, OpenCrvsApi } from './types.js';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Lookups run at most this many at a time during preload (one id per request is the API's rule). */
 const PRELOAD_CONCURRENCY = 4;
+/**
+ * How long "OpenCRVS lists no such location" is believed. Records name locations themselves (an OpenCRVS v1
+ * encounter's facility), and on 1.9 each lookup reads the whole v1 location list (twice for a UUID: by id,
+ * then by externalId): a hospital whose records all name a location OpenCRVS does not list downloaded it for
+ * every record. Minutes, not for good: a location added in OpenCRVS is found this soon after.
+ */
+export const UNLISTED_TTL_MS = 5 * 60_000;
+/** References remembered as unlisted at most, the oldest forgotten first (they come from records: unbounded). */
+export const UNLISTED_MAX = 1_000;
+
+export interface LocationResolverOptions {
+  now?: () => number;
+  /** Default UNLISTED_TTL_MS. */
+  unlistedTtlMs?: number;
+  /** Default UNLISTED_MAX. */
+  unlistedMax?: number;
+}
 
 export class LocationResolver {
   private readonly cache = new Map<string, Location>();
   private readonly inflight = new Map<string, Promise<Location>>();
+  /** References OpenCRVS answered it does not list, until when that answer is believed (insertion order). */
+  private readonly unlisted = new Map<string, number>();
+  private readonly now: () => number;
+  private readonly unlistedTtlMs: number;
+  private readonly unlistedMax: number;
 
-  constructor(private readonly api: OpenCrvsApi) {}
+  constructor(
+    private readonly api: OpenCrvsApi,
+    options: LocationResolverOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+    this.unlistedTtlMs = options.unlistedTtlMs ?? UNLISTED_TTL_MS;
+    this.unlistedMax = Math.max(1, options.unlistedMax ?? UNLISTED_MAX);
+  }
 
-  /** ref = UUID or externalId; expectedType e.g. CRVS_OFFICE or HEALTH_FACILITY. */
-  async resolve(ref: string, expectedType?: string): Promise<Location> {
+  /**
+   * ref = UUID or externalId; expectedType e.g. CRVS_OFFICE or HEALTH_FACILITY. A location found is
+   * remembered for good (locations are not renamed), one not listed for UNLISTED_TTL_MS; `fresh` asks
+   * OpenCRVS again about one remembered as not listed.
+   */
+  async resolve(ref: string, expectedType?: string, options: { fresh?: boolean } = {}): Promise<Location> {
     const cached = this.cache.get(ref);
-    const location = cached ?? (await this.lookupOnce(ref));
+    const location = cached ?? (await this.lookupOnce(ref, options.fresh === true));
     if (expectedType && location.locationType !== expectedType) {
       throw unknown(ref, `is a ${location.locationType}, not a ${expectedType}`);
     }
@@ -30,7 +63,9 @@ export class LocationResolver {
     const unknownRefs: string[] = [];
     for (let i = 0; i < refs.length; i += PRELOAD_CONCURRENCY) {
       const batch = refs.slice(i, i + PRELOAD_CONCURRENCY);
-      const results = await Promise.allSettled(batch.map((item) => this.resolve(item.ref, item.type)));
+      // The routing table is the operator's: an office added in OpenCRVS after a failed start is found by
+      // the next try (every 30 s), not UNLISTED_TTL_MS later.
+      const results = await Promise.allSettled(batch.map((item) => this.resolve(item.ref, item.type, { fresh: true })));
       for (const [j, result] of results.entries()) {
         if (result.status === 'fulfilled') continue;
         const err: unknown = result.reason;
@@ -60,8 +95,8 @@ export class LocationResolver {
 
   /**
    * Looks references up so that resolveSync knows them, whatever their type. One OpenCRVS does not list
-   * is left out (resolveSync answers undefined, and it is asked again next time: it may be added); a
-   * failed lookup (OpenCRVS unreachable) throws.
+   * is left out (resolveSync answers undefined; OpenCRVS is asked again once UNLISTED_TTL_MS has passed:
+   * it may have been added); a failed lookup (OpenCRVS unreachable) throws.
    */
   async lookUp(refs: string[]): Promise<void> {
     await Promise.all(
@@ -74,7 +109,12 @@ export class LocationResolver {
     );
   }
 
-  private lookupOnce(ref: string): Promise<Location> {
+  private lookupOnce(ref: string, fresh: boolean): Promise<Location> {
+    const until = this.unlisted.get(ref);
+    if (until !== undefined) {
+      if (!fresh && this.now() < until) return Promise.reject(notListed(ref));
+      this.unlisted.delete(ref);
+    }
     let pending = this.inflight.get(ref);
     if (!pending) {
       pending = this.lookup(ref).finally(() => this.inflight.delete(ref));
@@ -87,11 +127,21 @@ export class LocationResolver {
     // A UUID is tried as an id first; a country could still use UUID-shaped CSV ids.
     let found = UUID.test(ref) ? (await this.api.listLocations({ id: ref })).find((l) => l.id === ref) : undefined;
     found ??= (await this.api.listLocations({ externalId: ref })).find((l) => externalIdMatches(l.externalId, ref));
-    if (!found) throw unknown(ref, 'is not a location of this OpenCRVS deployment');
+    if (!found) {
+      // Oldest first: with one lifetime for all, the first inserted is the first to run out.
+      const oldest = this.unlisted.size >= this.unlistedMax ? this.unlisted.keys().next() : undefined;
+      if (oldest && !oldest.done) this.unlisted.delete(oldest.value);
+      this.unlisted.set(ref, this.now() + this.unlistedTtlMs);
+      throw notListed(ref);
+    }
     this.cache.set(ref, found);
     this.cache.set(found.id, found);
     return found;
   }
+}
+
+function notListed(ref: string): OpenCrvsError {
+  return unknown(ref, 'is not a location of this OpenCRVS deployment');
 }
 
 function unknown(ref: string, why: string): OpenCrvsError {

@@ -16,13 +16,15 @@ const FIXTURE_FACILITY = 'd89c1114-eddc-4dca-8352-4d2105c876f8';
 
 /**
  * OpenCRVS's own v1 birth notification as an EMR stores it (resources one by one, `urn:uuid:` references
- * turned into `Type/id`), naming `office` and `facility` (null: the encounter names no location).
+ * turned into `Type/id`), naming `office` and `facility` (null: the encounter names no location). `copy`
+ * above 0 gives another birth (its resources' ids end in `-<copy>`).
  */
-function v1Birth(office: string, facility: string | null): Resource[] {
+function v1Birth(office: string, facility: string | null, copy = 0): Resource[] {
   const path = new URL('../fixtures/opencrvs-v1/v1.8.0-to-v1.9.x__create-birth-notification-min.json', import.meta.url);
   const bundle = JSON.parse(readFileSync(path, 'utf8')) as { entry: Array<{ fullUrl: string; resource: Resource }> };
-  const refs = new Map(bundle.entry.map((e) => [e.fullUrl, `${e.resource.resourceType}/${e.fullUrl.slice(9)}`]));
-  let text = JSON.stringify(bundle.entry.map((e) => ({ ...e.resource, id: e.fullUrl.slice(9) })));
+  const id = (fullUrl: string) => `${fullUrl.slice(9)}${copy > 0 ? `-${copy}` : ''}`;
+  const refs = new Map(bundle.entry.map((e) => [e.fullUrl, `${e.resource.resourceType}/${id(e.fullUrl)}`]));
+  let text = JSON.stringify(bundle.entry.map((e) => ({ ...e.resource, id: id(e.fullUrl) })));
   for (const [from, to] of refs) text = text.replaceAll(`"${from}"`, `"${to}"`);
   text = text.replaceAll(FIXTURE_OFFICE, office).replaceAll(FIXTURE_FACILITY, facility ?? FIXTURE_FACILITY);
   const resources = JSON.parse(text) as Resource[];
@@ -124,6 +126,34 @@ for (const version of ['1.9', '2.0'] as const) {
         assert.ok(event);
         assert.equal(notifiedDeclaration(event)['child.birthLocation'], facility.id);
         assert.equal(notifiedDeclaration(event)['child.placeOfBirth'], 'HEALTH_FACILITY');
+      }));
+  });
+
+  describe(`OpenCRVS ${version}: records that all name a facility OpenCRVS does not list`, () => {
+    it('ask OpenCRVS about it once, not once per record: the answer "not listed" is remembered', () =>
+      withHarness(version, async (h) => {
+        const office = unrouted(h, 'CRVS_OFFICE');
+        const listCalls = async () => (await h.sim.control.requests()).locations ?? 0;
+        // The routing table was resolved at start; the record's office is looked up with the first record.
+        const atStart = await listCalls();
+        for (let copy = 1; copy <= 3; copy++) {
+          for (const r of v1Birth(office.id, FIXTURE_FACILITY, copy)) await h.fhir.upsert(r);
+          const sync = await h.bridge.syncOnce();
+          assert.equal(sync.ok, true, JSON.stringify(states(h)));
+          if (copy === 1) {
+            // 1.9 reads its whole v1 location list for each question: the office, then the facility by id
+            // and by externalId. 2.0 asks the same questions of its locations API.
+            assert.equal(await listCalls(), atStart + 3, 'office, facility by id, facility by externalId');
+          }
+        }
+        assert.equal(await listCalls(), atStart + 3, 'the later records asked nothing');
+        assert.deepEqual(states(h), [
+          ['Composition', 'delivered', null],
+          ['Composition', 'delivered', null],
+          ['Composition', 'delivered', null],
+        ]);
+        for (const event of await h.events())
+          assert.equal(notifiedDeclaration(event)['child.birthLocation'], undefined, 'left out of each');
       }));
   });
 

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { classifyHttpFailure, describeTransportFailure } from '../../src/opencrvs/classify.js';
 import { OpenCrvsError, type OpenCrvsErrorKind } from '../../src/opencrvs/errors.js';
 import { readJwtClaims, readJwtExpiryMs } from '../../src/opencrvs/jwt.js';
-import { LocationResolver } from '../../src/opencrvs/locations.js';
+import { LocationResolver, UNLISTED_TTL_MS } from '../../src/opencrvs/locations.js';
 import { readNotifyOutcome } from '../../src/opencrvs/outcome.js';
 import { parseRetryAfter } from '../../src/opencrvs/retry-after.js';
 import type { EventAction, EventDocument, Location, LocationQuery, OpenCrvsApi } from '../../src/opencrvs/types.js';
@@ -267,7 +267,7 @@ describe('LocationResolver', () => {
     locationType: 'HEALTH_FACILITY',
   };
 
-  function fakeApi(): { api: OpenCrvsApi; queries: LocationQuery[] } {
+  function fakeApi(listed: Location[] = [office, facility]): { api: OpenCrvsApi; queries: LocationQuery[] } {
     const queries: LocationQuery[] = [];
     const unused = () => Promise.reject(new Error('not used'));
     const api: OpenCrvsApi = {
@@ -277,7 +277,7 @@ describe('LocationResolver', () => {
       checkToken: unused,
       listLocations: async (query = {}) => {
         queries.push(query);
-        return [office, facility].filter(
+        return listed.filter(
           (l) => (!query.id || l.id === query.id) && (!query.externalId || l.externalId === query.externalId),
         );
       },
@@ -305,6 +305,60 @@ describe('LocationResolver', () => {
       return true;
     });
     await assert.rejects(resolver.resolve('CRVS_OFFICE_nope'), { kind: 'unknown-office' });
+  });
+
+  it('remembers that OpenCRVS does not list a reference for minutes, then asks again and finds one added since', async () => {
+    const listed = [office];
+    const { api, queries } = fakeApi(listed);
+    let clock = 0;
+    const resolver = new LocationResolver(api, { now: () => clock });
+    const unlistedUuid = '11111111-2222-4333-8444-555555555555';
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(resolver.resolve('HEALTH_FACILITY_1', 'HEALTH_FACILITY'), { kind: 'unknown-office' });
+      await assert.rejects(resolver.resolve(unlistedUuid), /is not a location of this OpenCRVS deployment/);
+      await resolver.lookUp(['HEALTH_FACILITY_1', unlistedUuid]);
+      clock += 60_000;
+    }
+    // Asked once each (a UUID by id, then by externalId), not once per record that names them.
+    assert.deepEqual(queries, [
+      { externalId: 'HEALTH_FACILITY_1' },
+      { id: unlistedUuid },
+      { externalId: unlistedUuid },
+    ]);
+    listed.push(facility); // added in OpenCRVS meanwhile
+    clock = UNLISTED_TTL_MS - 1;
+    await resolver.lookUp(['HEALTH_FACILITY_1']);
+    assert.equal(resolver.resolveSync('HEALTH_FACILITY_1'), undefined, 'still believed unlisted');
+    clock = UNLISTED_TTL_MS;
+    await resolver.lookUp(['HEALTH_FACILITY_1']);
+    assert.equal(resolver.resolveSync('HEALTH_FACILITY_1', 'HEALTH_FACILITY'), facility.id);
+    assert.equal(queries.length, 4);
+    // Found, it is remembered for good.
+    clock += 10 * UNLISTED_TTL_MS;
+    await resolver.resolve('HEALTH_FACILITY_1');
+    assert.equal(queries.length, 4);
+  });
+
+  it('remembers a bounded number of unlisted references, forgetting the oldest first', async () => {
+    const { api, queries } = fakeApi();
+    const resolver = new LocationResolver(api, { unlistedMax: 2 });
+    await resolver.lookUp(['A_1', 'B_2', 'C_3']);
+    assert.equal(queries.length, 3);
+    await resolver.lookUp(['B_2', 'C_3']);
+    assert.equal(queries.length, 3, 'the two newest are remembered');
+    await resolver.lookUp(['A_1']);
+    assert.deepEqual(queries.at(-1), { externalId: 'A_1' }, 'the oldest was forgotten');
+  });
+
+  it('asks again about a routing reference remembered as unlisted: an operator may have just added it', async () => {
+    const listed = [office];
+    const { api, queries } = fakeApi(listed);
+    const resolver = new LocationResolver(api);
+    await assert.rejects(resolver.preload([{ ref: 'HEALTH_FACILITY_1', type: 'HEALTH_FACILITY' }]));
+    listed.push(facility);
+    await resolver.preload([{ ref: 'HEALTH_FACILITY_1', type: 'HEALTH_FACILITY' }]);
+    assert.equal(resolver.resolveSync('HEALTH_FACILITY_1'), facility.id);
+    assert.equal(queries.length, 2);
   });
 
   it('preloads many references so resolveSync answers, and names every unknown one', async () => {
