@@ -13,6 +13,13 @@ const CLOCK_SKEW_WARN_MS = 60_000;
 /** After a failed renewal the current (unexpired) token is used, and renewal tried again within these bounds. */
 const RENEW_RETRY_MAX_MS = 30_000;
 const RENEW_RETRY_MIN_MS = 1_000;
+/**
+ * After the token endpoint refused the request for a reason that does not pass by itself (401
+ * invalid_client: a wrong secret, a deactivated client; a 400 for the configuration), it is asked again
+ * after 30 s, then after twice as long each time it refuses again, at most every 5 minutes.
+ */
+const REFUSED_RETRY_FIRST_MS = 30_000;
+const REFUSED_RETRY_MAX_MS = 5 * 60_000;
 
 export interface AccessToken {
   value: string;
@@ -36,7 +43,9 @@ export interface TokenSource {
   get(): Promise<AccessToken>;
   /**
    * Asks the token endpoint now (shared with a renewal in flight) and fails when it fails, even while the
-   * cached token is still valid: proves the endpoint and the credentials work (readiness).
+   * cached token is still valid: proves the endpoint and the credentials work (readiness). After a refusal
+   * that does not pass by itself (401 invalid_client) the endpoint is not asked again until its backoff
+   * ends (30 s, doubling to 5 minutes): meanwhile this and every call fail at once with that refusal.
    */
   fresh(): Promise<AccessToken>;
   /** Drops `token` if it is still the cached one (after a 401); returns whether a new one can be fetched. */
@@ -82,6 +91,12 @@ export function clientCredentialsTokenSource(
   let cached: AccessToken | undefined;
   let inflight: Promise<AccessToken> | undefined;
   let obtained = 0;
+  /**
+   * The endpoint's last refusal that does not pass by itself, and until when it stands for its answer.
+   * Without it every call (each delivery, location lookup, pending check, readiness check) sent its own
+   * token request with the wrong secret, hammering the auth service, which may lock the client out.
+   */
+  let refused: { error: OpenCrvsError; at: number; until: number; backoffMs: number } | undefined;
 
   async function request(): Promise<AccessToken> {
     const url = new URL(credentials.tokenUrl);
@@ -139,14 +154,26 @@ export function clientCredentialsTokenSource(
   /** One request to the token endpoint, shared by every caller while it is in flight; no fallback. */
   function renew(): Promise<AccessToken> {
     if (!inflight) {
+      if (refused && now() < refused.until) return Promise.reject(stillRefused(refused, now()));
       inflight = request()
         .then((token) => {
           cached = token;
+          refused = undefined;
           return token;
         })
         .catch((err: unknown) => {
           const current = cached;
           const at = now();
+          if (err instanceof OpenCrvsError && err.classification !== 'retryable') {
+            // Asking again at once would get the same answer: calls fail at once with it until the backoff
+            // ends (a fixed client in OpenCRVS is found then; a fixed secret needs a restart anyway).
+            const backoffMs = refused ? Math.min(REFUSED_RETRY_MAX_MS, refused.backoffMs * 2) : REFUSED_RETRY_FIRST_MS;
+            refused = { error: err, at, until: at + backoffMs, backoffMs };
+            logger.error(
+              { kind: err.kind, status: err.status, retryInSeconds: Math.round(backoffMs / 1000) },
+              'the OpenCRVS token endpoint refused the credentials or the request; not asked again until the retry',
+            );
+          }
           if (current && err instanceof OpenCrvsError && err.classification === 'retryable' && at < current.expiresAt) {
             // Calls go on with the current token (see get); without a new renewAt every one of them would
             // first wait out another renewal (timeoutMs against a hanging auth service) and send its own
@@ -195,6 +222,24 @@ export function clientCredentialsTokenSource(
       cached = undefined;
     },
   };
+}
+
+/**
+ * The refusal a call meets while the endpoint is not asked again: its words, when it was said, and when
+ * the endpoint is asked next (readiness shows this message), so nobody takes it for a fresh answer.
+ */
+function stillRefused(refused: { error: OpenCrvsError; at: number; until: number }, at: number): OpenCrvsError {
+  const { error } = refused;
+  const ago = Math.max(0, Math.round((at - refused.at) / 1000));
+  const left = Math.max(1, Math.ceil((refused.until - at) / 1000));
+  return new OpenCrvsError({
+    kind: error.kind,
+    classification: error.classification,
+    message: `${error.opencrvsMessage}; the token endpoint answered so ${ago} s ago and is asked again in ${left} s`,
+    ...(error.status !== undefined ? { status: error.status } : {}),
+    ...(error.body !== undefined ? { body: error.body } : {}),
+    operation: 'token',
+  });
 }
 
 /**

@@ -26,9 +26,11 @@ describe('delivery held for an operator', () => {
   it('a revoked client (401) holds the queue without dead letters, and delivery resumes once it is back', async () => {
     for (let i = 0; i < 8; i++) bed.ledger.recordEvent(birthEvent(bed.office, i));
     const outcomes: DeliveryOutcome[] = [];
+    // The client's clock, moved on past the token endpoint's backoff below instead of waiting it out.
+    let skewMs = 0;
     const worker = createDeliveryWorker({
       ledger: bed.ledger,
-      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      api: createOpenCrvsClient(clientSettings(bed.sim), { now: () => Date.now() + skewMs }),
       settings: { ...fastDelivery, concurrency: 2 },
       onOutcome: (o) => outcomes.push(o),
     });
@@ -44,15 +46,19 @@ describe('delivery held for an operator', () => {
     assert.equal(waiting.length, 6);
     for (const row of waiting) assert.equal(row.attempts, 0, 'held attempts are not counted');
 
-    // Still revoked: probes keep it held.
+    // Still revoked: probes keep it held, without asking the token endpoint again within its backoff.
+    const tokenRequests = async () => (await bed.sim.control.requests()).token ?? 0;
+    const asked = await tokenRequests();
     await new Promise((r) => setTimeout(r, 1100));
     assert.equal(await worker.probe(), false);
+    assert.equal(await tokenRequests(), asked, 'the refusal stands for 30 s');
 
     await bed.sim.control.addClient({
       clientId: bed.sim.clientId,
       clientSecret: bed.sim.clientSecret,
       scopes: defaultHealthScopes('2.0'),
     });
+    skewMs = 30_000;
     await until(worker, () => bed.ledger.counts().every((c) => c.state === 'delivered'));
     assert.equal(worker.held(), undefined);
     assert.equal(bed.ledger.getHold(), undefined);

@@ -217,18 +217,31 @@ describe('health and readiness', () => {
     }
   });
 
-  it('is not ready, naming opencrvs-token, when OpenCRVS refuses the credentials', async () => {
+  it('is not ready, naming opencrvs-token, when OpenCRVS refuses the credentials, and does not ask it again and again', async () => {
     const secret = 'not-the-right-secret-0001';
     const bridge = newBridge({ clientSecret: secret });
+    const tokenRequests = async () => (await sim.control.requests()).token ?? 0;
+    const before = await tokenRequests();
+    const realNow = Date.now;
     try {
-      await bridge.start();
-      const { status, body } = await readyz(bridge);
-      assert.equal(status, 503);
-      assert.ok(body.failed.includes('opencrvs-token'), JSON.stringify(body));
-      assert.match(body.checks['opencrvs-token']?.detail ?? '', /401/);
-      assert.equal(body.checks.store?.ok, true);
-      assert.ok(!JSON.stringify(body).includes(secret));
+      await bridge.start(); // resolving the routing table needs a token: refused
+      for (let i = 0; i < 3; i++) {
+        // Each readiness check runs anew (a failure is kept 30 s), and so do other calls.
+        Date.now = () => realNow() + i * 31_000;
+        const { status, body } = await readyz(bridge);
+        assert.equal(status, 503);
+        assert.ok(body.failed.includes('opencrvs-token'), JSON.stringify(body));
+        assert.match(
+          body.checks['opencrvs-token']?.detail ?? '',
+          /^token: HTTP 401: invalid_client: .*; the token endpoint answered so \d+ s ago and is asked again in \d+ s \(unauthorized\)$/,
+        );
+        assert.equal(body.checks.store?.ok, true);
+        assert.ok(!JSON.stringify(body).includes(secret));
+        await assert.rejects(bridge.opencrvs.listLocations({ externalId: 'LHUYvwY2Aq1' }), { kind: 'unauthorized' });
+      }
+      assert.equal(await tokenRequests(), before + 1, 'the token endpoint was asked once, not per check or call');
     } finally {
+      Date.now = realNow;
       await bridge.stop();
     }
   });

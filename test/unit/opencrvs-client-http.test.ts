@@ -410,6 +410,59 @@ describe('OpenCRVS client tokens', () => {
     assert.equal(err.message, 'token: HTTP 401: invalid_client: Invalid client id or secret');
   });
 
+  it('after the token endpoint refuses the credentials, fails calls at once without asking it again for 30 s, then 60 s', async () => {
+    on('POST /auth/token', () => ({
+      status: 401,
+      json: { error: 'invalid_client', error_description: 'Invalid client id or secret' },
+    }));
+    on('POST /events/events', () => ({ json: eventDoc() }));
+    on('GET /events/locations', () => ({ json: [] }));
+    const c = client();
+    const input = { type: 'birth', transactionId: 'tx-c', createdAtLocation: OFFICE };
+    const tokenRequests = () => seen.filter((r) => r.path === '/auth/token').length;
+    const start = clock;
+    try {
+      const first = await failure(c.createEvent(input));
+      assert.equal(first.message, 'token: HTTP 401: invalid_client: Invalid client id or secret');
+      // Deliveries, lookups, pending checks and readiness meanwhile: each fails at once with that answer.
+      clock += 12_000;
+      for (let i = 0; i < 5; i++) {
+        for (const err of [
+          await failure(c.createEvent(input)),
+          await failure(c.listLocations({ externalId: 'x' })),
+          await failure(c.checkToken()),
+          await failure(c.checkToken({ fresh: true })),
+        ]) {
+          assert.deepEqual(
+            [err.kind, err.classification, err.status, err.operation],
+            ['unauthorized', 'operator', 401, 'token'],
+          );
+          assert.equal(
+            err.message,
+            'token: HTTP 401: invalid_client: Invalid client id or secret; the token endpoint answered so 12 s ago and is asked again in 18 s',
+          );
+          assert.ok(!err.message.includes(SECRET));
+        }
+      }
+      assert.equal(tokenRequests(), 1, 'the endpoint was asked once');
+      assert.equal(seen.filter(eventPath).length, 0, 'no call went out without a token');
+      clock = start + 30_000;
+      await failure(c.checkToken({ fresh: true }));
+      assert.equal(tokenRequests(), 2, 'asked again after 30 s');
+      // Refused again: twice as long before the next question.
+      clock = start + 30_000 + 59_000;
+      await failure(c.createEvent(input));
+      assert.equal(tokenRequests(), 2);
+      // The client fixed in OpenCRVS: found at the next question, and calls go on.
+      on('POST /auth/token', () => issueToken());
+      clock = start + 30_000 + 60_000;
+      await c.createEvent(input);
+      assert.deepEqual([tokenRequests(), c.tokenRenewals()], [3, 1]);
+    } finally {
+      clock = start;
+    }
+  });
+
   it('fails a fresh token check while the endpoint is down, though calls go on with the unexpired token', async () => {
     const c = client();
     await c.checkToken();
