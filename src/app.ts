@@ -199,6 +199,7 @@ export class Bridge {
         recheck: sourcesRecheck(this.recheckRunners(), this.ledger, options.logger),
         refusedEventType: (eventType) => this.refusedEventType(eventType),
         officeOfRecord: (office) => this.officeOfRecord(office),
+        facilityOfRecord: (ref) => this.facilityOfRecord(ref),
       });
       this.writeBacks = this.buildWriteBacks();
       for (const source of this.sources) {
@@ -300,7 +301,8 @@ export class Bridge {
           // A page from a proxy in front of the source, not the source's answer: the record may be gone or
           // not, so its row is neither withdrawn nor sent unchecked (as for a source that is down); it waits.
           if (err instanceof SourceCallError && err.foreign) throw new RecheckNotReady(err.message);
-          // A location the record names could not be looked up (OpenCRVS unreachable): not sent unchecked.
+          // An OpenCRVS call of the recheck failed (a location lookup no longer throws: the record is mapped
+          // with its facility unchecked, which the worker checks before sending): not sent unchecked.
           if (err instanceof OpenCrvsError)
             throw new RecheckNotReady(
               `a location the record names could not be looked up in OpenCRVS (${err.message})`,
@@ -345,8 +347,10 @@ export class Bridge {
    * Routing refs in the config are UUIDs or externalIds, resolved at start; mappings get them as OpenCRVS
    * UUIDs of the type asked. A facility the record names is looked up as the record is mapped, and one
    * OpenCRVS does not list as a HEALTH_FACILITY is left out of the declaration (neither version checks what
-   * a location field names). An office the record names goes on as given (a UUID) and is checked before it
-   * is sent (officeOfRecord): the row is dead then, as when OpenCRVS 2.0 itself refuses an unknown office.
+   * a location field names); while OpenCRVS cannot be asked it goes on unchecked and is checked before the
+   * row is sent (facilityOfRecord). An office the record names goes on as given (a UUID) and is checked
+   * before it is sent (officeOfRecord): the row is dead then, as when OpenCRVS 2.0 itself refuses an
+   * unknown office.
    */
   mapOptions(): MapOptions {
     return {
@@ -363,6 +367,22 @@ export class Bridge {
    */
   private async officeOfRecord(office: string): Promise<void> {
     await this.locations.resolve(office, 'CRVS_OFFICE');
+  }
+
+  /**
+   * Before a row goes out whose facility OpenCRVS could not be asked about when it was mapped
+   * (DeliveryWorkerDeps.facilityOfRecord): what a mapping gives for the reference now, the UUID of the
+   * HEALTH_FACILITY OpenCRVS lists under it or nothing, as resolveLocation answers after lookupLocations.
+   */
+  private async facilityOfRecord(ref: string): Promise<string | undefined> {
+    try {
+      const location = await this.locations.resolve(ref);
+      return location.locationType === 'HEALTH_FACILITY' ? location.id : undefined;
+    } catch (err) {
+      if (err instanceof OpenCrvsError && err.kind === 'unknown-office' && err.operation === 'resolveLocation')
+        return undefined;
+      throw err;
+    }
   }
 
   /** Every office and facility named in the routing table, checked against OpenCRVS. */

@@ -17,7 +17,19 @@ import {
 import type { DeliveryOutcome } from './types.js';
 import { checkWithdrawal } from './withdraw.js';
 
-export type AttemptResult = 'delivered' | 'delivered-pending' | 'retry' | 'dead' | 'held' | 'lost' | 'withdrawn';
+/**
+ * `remap`: nothing was sent or settled, and the row is still claimed: its payload is not what mapping the
+ * record gives now (an unchecked facility OpenCRVS lists otherwise), so the worker has it mapped again.
+ */
+export type AttemptResult =
+  | 'delivered'
+  | 'delivered-pending'
+  | 'retry'
+  | 'dead'
+  | 'held'
+  | 'lost'
+  | 'withdrawn'
+  | 'remap';
 
 export interface AttemptDeps {
   ledger: Ledger;
@@ -35,6 +47,10 @@ export interface AttemptDeps {
   refusedEventType?: (eventType: string) => Promise<string | undefined>;
   /** See DeliveryWorkerDeps.officeOfRecord. */
   officeOfRecord?: (office: string) => Promise<void>;
+  /** See DeliveryWorkerDeps.facilityOfRecord. */
+  facilityOfRecord?: (ref: string) => Promise<string | undefined>;
+  /** Whether the worker can have this row's record mapped again at its source (DeliveryWorkerDeps.recheck). */
+  remappable?: (row: LedgerRow) => boolean;
   /** Tells an outage of OpenCRVS from a row's failure (outage.ts); absent, each row keeps to its budget. */
   outage?: OutageWatch;
 }
@@ -83,6 +99,10 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
   } else {
     try {
       await checkOfficeOfRecord(deps, row.payload, progress);
+      if (!(await uncheckedFacilityStands(deps, row, row.payload, progress))) {
+        if (deps.remappable?.(row)) return 'remap';
+        throw new FacilityChanged(row.payload);
+      }
       const sent = await sendRow(deps.api, ledger, row, row.payload, deps.mode, progress);
       const stuck = undecidedAfterFailedConfirmation(deps, row, sent);
       if (stuck) ({ settlement, reason } = stuck);
@@ -99,6 +119,14 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
             nextRunAt: deps.now(),
           },
           delayMs: 0,
+        };
+      } else if (err instanceof FacilityChanged) {
+        decided = {
+          settlement: {
+            outcome: 'dead',
+            error: { classification: 'permanent', kind: 'facility-changed', message: err.message },
+          },
+          reason: 'facility named by the record is listed otherwise by OpenCRVS than it was mapped',
         };
       } else if (failure.alreadyNotified) {
         // 409 "cannot be performed on an event in NOTIFIED state": the event is the one created with
@@ -192,6 +220,42 @@ async function checkOfficeOfRecord(deps: AttemptDeps, payload: LedgerPayload, pr
   progress.step = 'lookup'; // sends nothing: a failure here leaves no NOTIFY in doubt (in-doubt.ts)
   await deps.officeOfRecord(payload.office);
   progress.step = step;
+}
+
+/**
+ * A facility the record named, which OpenCRVS could not be asked about when the record was mapped (an
+ * outage of OpenCRVS does not stop the EMR being read: sources/pipeline.ts records the row all the same),
+ * is looked up before the row is sent. True when the payload holds what mapping the record now gives (the
+ * usual case: a UUID of this deployment's facility, sent as given), so it goes out as recorded; false when
+ * it does not (not listed, another type, another id), and the record must be mapped again first: the
+ * stored payload is always what is sent. A lookup that fails throws, and the row is retried (or the queue
+ * held for an outage) like a send that failed. Not for a row whose NOTIFY may already be in OpenCRVS: its
+ * retry must resend that very copy (in-doubt.ts).
+ */
+async function uncheckedFacilityStands(
+  deps: AttemptDeps,
+  row: LedgerRow,
+  payload: LedgerPayload,
+  progress: SendProgress,
+): Promise<boolean> {
+  const ref = payload.facilityUnchecked;
+  if (ref === undefined || !deps.facilityOfRecord || deps.ledger.notifyInDoubt(row.id)) return true;
+  const step = progress.step;
+  progress.step = 'lookup'; // sends nothing, as for the office (checkOfficeOfRecord)
+  const facility = await deps.facilityOfRecord(ref);
+  progress.step = step;
+  return facility === payload.facility;
+}
+
+/** A row whose unchecked facility OpenCRVS lists otherwise, with no source to map its record again. */
+class FacilityChanged extends Error {
+  constructor(payload: LedgerPayload) {
+    super(
+      `the record named facility ${payload.facilityUnchecked ?? ''}, which OpenCRVS could not be asked about when ` +
+        'it was mapped and now lists otherwise; nothing was sent. Replay the row to map the record again',
+    );
+    this.name = 'FacilityChanged';
+  }
 }
 
 /** Delivered, or pending with the time to ask OpenCRVS whether it was decided (pending-check.ts). */

@@ -71,6 +71,14 @@ export interface DeliveryWorkerDeps {
    * OpenCRVS refuses the office itself), another when it cannot be asked (the usual policy: a retry).
    */
   officeOfRecord?: (office: string) => Promise<void>;
+  /**
+   * Before a row goes out whose facility OpenCRVS could not be asked about when the record was mapped
+   * (LedgerPayload.facilityUnchecked): the facility a mapping gives for that reference now (the UUID of the
+   * HEALTH_FACILITY OpenCRVS lists under it, undefined when it lists none). Throws when OpenCRVS cannot be
+   * asked (the usual policy: a retry, an outage hold). An answer other than the payload's facility has the
+   * record mapped again at its source (`recheck`) before anything is sent.
+   */
+  facilityOfRecord?: (ref: string) => Promise<string | undefined>;
 }
 
 export interface DeliveryWorker {

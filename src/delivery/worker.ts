@@ -86,6 +86,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     emit,
     ...(deps.refusedEventType ? { refusedEventType: deps.refusedEventType } : {}),
     ...(deps.officeOfRecord ? { officeOfRecord: deps.officeOfRecord } : {}),
+    ...(deps.facilityOfRecord ? { facilityOfRecord: deps.facilityOfRecord } : {}),
+    remappable: (row) => deps.recheck?.appliesTo(row) === true,
     outage,
     onHold: (next) => {
       holdsRaised++;
@@ -216,8 +218,12 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       at - Math.max(row.queuedAt, row.recheckedAt ?? 0) >= recheckAfterMs) &&
     deps.recheck.appliesTo(row);
 
-  /** Unclaims the rows, has the source evaluate them again, then makes those still waiting due. */
-  const recheck = async (rows: LedgerRow[], source: SourceRecheck): Promise<void> => {
+  /**
+   * Unclaims the rows, has the source evaluate them again, then makes those still waiting due. `remap`: the
+   * rows' payloads are known not to be what mapping their records gives now (attempt.ts), so a recheck that
+   * fails does not send them as recorded: they wait out their lease and are tried again.
+   */
+  const recheck = async (rows: LedgerRow[], source: SourceRecheck, remap = false): Promise<void> => {
     const ids = rows.map((row) => row.id);
     // Leased for the lock timeout: a crash during the recheck leaves them due after it, like a stale lock.
     ledger.deferForRecheck(ids, workerId, lockTimeoutMs);
@@ -232,10 +238,28 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       // Cut off by shutdown (the source's calls are ended): not checked, so not marked so. The rows wait
       // out their lease and are rechecked after the restart.
       if (stopping) return;
+      if (remap) {
+        logger.warn({ err, rows: ids.length }, 'the record could not be mapped again at its source; the row waits');
+        return;
+      }
       // An unreachable EMR must not stop registrations: the rows go out as they were recorded.
       logger.warn({ err, rows: ids.length }, 'recheck at the source failed; sending the rows as recorded');
     }
     ledger.markRechecked(rows);
+  };
+
+  /**
+   * One attempt on a claimed row. A row whose unchecked facility OpenCRVS lists otherwise than its payload
+   * says (attempt.ts 'remap': nothing sent, still claimed) has its record mapped again at its source, as a
+   * recheck does, and goes out with the payload that mapping records.
+   */
+  const attempt = async (row: LedgerRow) => {
+    const result = await runAttempt(attemptDeps, row);
+    if (result === 'remap' && deps.recheck) {
+      logger.info({ rowId: row.id }, "OpenCRVS lists the record's facility otherwise: mapped again before sending");
+      await recheck([row], deps.recheck, true);
+    }
+    return result;
   };
 
   const startRows = (rows: ReturnType<typeof ledger.claimDue>) => {
@@ -252,7 +276,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         toRecheck.push(row);
         return Promise.resolve();
       }
-      return track(row.id, runAttempt(attemptDeps, row));
+      return track(row.id, attempt(row));
     });
     if (toRecheck.length > 0 && deps.recheck) {
       // One recheck for them all (the source batches their reads); each holds its slot meanwhile.
@@ -285,7 +309,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       return true;
     }
     const before = holdsRaised;
-    const result = await track(row.id, runAttempt(attemptDeps, row));
+    const result = await track(row.id, attempt(row));
     if (holdsRaised > before) return false;
     release(`probe re-try ended ${String(result)}`);
     return true;

@@ -98,6 +98,7 @@ export function parsePayload(text: string | null): LedgerPayload | null {
   const payload: LedgerPayload = { declaration: value.declaration, office: value.office };
   if (typeof value.facility === 'string') payload.facility = value.facility;
   if (value.officeFromRecord === true) payload.officeFromRecord = true;
+  if (typeof value.facilityUnchecked === 'string') payload.facilityUnchecked = value.facilityUnchecked;
   if (isRecord(value.annotation)) payload.annotation = value.annotation;
   return payload;
 }

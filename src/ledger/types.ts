@@ -54,6 +54,12 @@ export interface LedgerPayload {
    */
   officeFromRecord?: true;
   facility?: string;
+  /**
+   * The facility reference the record named, which OpenCRVS could not be asked about when the record was
+   * mapped (RoutingResult.facilityUnchecked): the worker looks it up before the row is sent, and has the
+   * record mapped again when OpenCRVS lists it otherwise than `facility` says. Never sent.
+   */
+  facilityUnchecked?: string;
   annotation?: Record<string, unknown>;
 }
 

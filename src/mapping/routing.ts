@@ -15,6 +15,8 @@ export interface RoutingOutcome {
   error?: { field: string; message: string };
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 function strings(exprs: CompiledExpr[], root: unknown, vars: Record<string, unknown>): string[] {
   const out: string[] = [];
   for (const e of exprs) {
@@ -135,8 +137,20 @@ export function routeRecord(
     routing.office = office;
     if (facilityRef) {
       const facility = resolve(facilityRef, 'HEALTH_FACILITY');
-      if (!facility) warnings.push(`facility '${facilityRef}' is not a known OpenCRVS health facility; left out`);
-      facilityRef = facility;
+      if (!facility && !route?.facility && options.uncheckedLocations?.has(facilityRef)) {
+        // OpenCRVS could not be asked. A UUID goes on as given, as a lookup finds a location of this
+        // deployment (so a checked mapping gives the same payload hash); anything else is left out. The
+        // worker looks it up before sending and has the record mapped again if OpenCRVS answers otherwise.
+        routing.facilityUnchecked = facilityRef;
+        warnings.push(
+          `facility '${facilityRef}' could not be looked up in OpenCRVS when the record was mapped; ` +
+            'checked before the row is sent',
+        );
+        facilityRef = UUID.test(facilityRef) ? facilityRef : undefined;
+      } else {
+        if (!facility) warnings.push(`facility '${facilityRef}' is not a known OpenCRVS health facility; left out`);
+        facilityRef = facility;
+      }
     }
   } else {
     routing.office = officeRef;

@@ -85,10 +85,13 @@ export class MappingSet {
       }
       const { subject, vars } = assembled.context;
       // Evaluation is synchronous: a facility the record names is looked up in OpenCRVS first, so that
-      // routing can check its type (failing, the lookup throws: the record waits, as for a failed read).
+      // routing can check its type. When OpenCRVS cannot be asked the record is mapped all the same (an
+      // outage of OpenCRVS must not stop the EMR being read), the facility marked unchecked: the worker
+      // checks it before the row is sent (docs/architecture.md, "Exactly once").
       const facility = options.lookupLocations && recordNamedFacility(mapping, subject, vars, this.routing);
-      if (facility) await options.lookupLocations?.([facility]);
-      return evaluateMapping(mapping, assembled.context, this.routing, options);
+      const unchecked = facility ? await options.lookupLocations?.([facility]) : undefined;
+      const routingOptions = unchecked?.length ? { ...options, uncheckedLocations: new Set(unchecked) } : options;
+      return evaluateMapping(mapping, assembled.context, this.routing, routingOptions);
     } catch (err) {
       // A context, trigger or routing expression that failed on this record's data (field expressions are
       // caught per field): the record is invalid and kept with the reason; fetch errors still propagate,

@@ -34,9 +34,13 @@ export interface MapOptions {
   /**
    * Looks up locations the record itself names (not the routing table's, resolved at start) so that
    * resolveLocation knows them and their type; one OpenCRVS does not list is no error (resolveLocation
-   * then answers undefined). Throws when OpenCRVS cannot be asked.
+   * then answers undefined). Answers the references OpenCRVS could not be asked about (unreachable, a 5xx,
+   * refused credentials): the record is mapped all the same, and what they decide is checked before the
+   * row is sent (RoutingResult.facilityUnchecked). Throws only on what is no OpenCRVS failure.
    */
-  lookupLocations?: (refs: string[]) => Promise<void>;
+  lookupLocations?: (refs: string[]) => Promise<string[]>;
+  /** Set by mapSubject for routing: references lookupLocations could not look up. */
+  uncheckedLocations?: ReadonlySet<string>;
   /** Upper bound on fetcher calls (reads + searches) to assemble one context. Default 50. */
   maxReads?: number;
 }
@@ -50,6 +54,12 @@ export interface RoutingResult {
   via: string;
   /** The record itself named the office (an OpenCRVS v1 Task's), not the routing table. */
   officeFromRecord?: true;
+  /**
+   * The facility the record itself named (this reference), which OpenCRVS could not be asked about when the
+   * record was mapped: `facility` is the reference as given when it is a UUID (what a lookup finds for a
+   * location of this deployment), else left out. The worker checks it before the row is sent.
+   */
+  facilityUnchecked?: string;
 }
 
 export type MapResult =

@@ -96,17 +96,20 @@ export class LocationResolver {
   /**
    * Looks references up so that resolveSync knows them, whatever their type. One OpenCRVS does not list
    * is left out (resolveSync answers undefined; OpenCRVS is asked again once UNLISTED_TTL_MS has passed:
-   * it may have been added); a failed lookup (OpenCRVS unreachable) throws.
+   * it may have been added). Answers the references OpenCRVS could not be asked about (unreachable, a 5xx,
+   * refused credentials: any OpenCrvsError but "not listed"), for the caller to treat as unchecked.
    */
-  async lookUp(refs: string[]): Promise<void> {
+  async lookUp(refs: string[]): Promise<string[]> {
+    const unanswered: string[] = [];
     await Promise.all(
       refs.map((ref) =>
         this.resolve(ref).catch((err: unknown) => {
-          if (!(err instanceof OpenCrvsError && err.kind === 'unknown-office' && err.operation === 'resolveLocation'))
-            throw err;
+          if (!(err instanceof OpenCrvsError)) throw err;
+          if (!(err.kind === 'unknown-office' && err.operation === 'resolveLocation')) unanswered.push(ref);
         }),
       ),
     );
+    return unanswered;
   }
 
   private lookupOnce(ref: string, fresh: boolean): Promise<Location> {

@@ -371,6 +371,7 @@ export class SourcePipeline {
                 office,
                 facility: result.routing.facility,
                 ...(result.routing.officeFromRecord ? { officeFromRecord: true as const } : {}),
+                ...(result.routing.facilityUnchecked ? { facilityUnchecked: result.routing.facilityUnchecked } : {}),
               },
             });
             report.mapped[change]++;

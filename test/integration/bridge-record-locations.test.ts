@@ -158,23 +158,47 @@ for (const version of ['1.9', '2.0'] as const) {
   });
 
   describe(`OpenCRVS ${version}: its locations cannot be listed`, () => {
-    it('a record naming a facility is not recorded unchecked: the pass fails, and the next one sends it', () =>
-      withHarness(version, async (h) => {
-        const office = unrouted(h, 'CRVS_OFFICE');
-        const facility = unrouted(h, 'HEALTH_FACILITY');
-        for (const r of v1Birth(office.id, facility.id)) await h.fhir.upsert(r);
-        await h.sim.control.configure({ faults: { errorRate: 1, errorStatus: 503, operations: ['locations'] } });
-        const down = await h.bridge.syncOnce();
-        assert.deepEqual(down.failedSources, ['emr']);
-        assert.deepEqual(states(h), [], 'nothing recorded');
-        assert.equal((await h.events()).length, 0);
-        await h.sim.control.configure({ faults: {} });
-        const up = await h.bridge.syncOnce();
-        assert.equal(up.ok, true, JSON.stringify(states(h)));
-        const [event] = await h.events();
-        assert.ok(event);
-        assert.equal(notifiedDeclaration(event)['child.birthLocation'], facility.id);
-      }));
+    // The office the record names is one OpenCRVS answered about before (cached), so that only the facility
+    // meets the outage.
+    const cases = [
+      { what: 'one OpenCRVS lists', facility: (h: Harness) => unrouted(h, 'HEALTH_FACILITY').id, sent: true },
+      { what: 'one of another deployment', facility: () => FIXTURE_FACILITY, sent: false },
+    ];
+    for (const { what, facility, sent } of cases)
+      it(`a record naming a facility (${what}) is recorded all the same, the pass goes on, and it is checked before it is sent`, () =>
+        withHarness(version, async (h) => {
+          const office = unrouted(h, 'CRVS_OFFICE');
+          for (const r of v1Birth(office.id, null, 1)) await h.fhir.upsert(r);
+          assert.equal((await h.bridge.syncOnce()).ok, true);
+          const named = facility(h);
+          for (const r of v1Birth(office.id, named, 2)) await h.fhir.upsert(r);
+          for (const r of birthResources(7)) await h.fhir.upsert(r);
+          await h.sim.control.configure({ faults: { errorRate: 1, errorStatus: 503, operations: ['locations'] } });
+          const down = await h.bridge.syncOnce(undefined, { timeoutMs: 3_000 });
+          // The EMR was read: both new births are in the ledger, and the one routed by the table went out.
+          assert.deepEqual(down.failedSources, [], 'the pass did not fail');
+          assert.equal(down.ok, false, 'a row waits for a retry');
+          const row = () => h.rows().find((r) => r.subjectKey.endsWith('-2'));
+          assert.deepEqual(states(h), [
+            ['Composition', 'delivered', null],
+            ['Composition', 'failed', 'server'],
+            ['Encounter', 'delivered', null],
+          ]);
+          assert.equal(row()?.payload?.facilityUnchecked, named, 'marked unchecked');
+          assert.equal(row()?.payload?.facility, named, 'a UUID goes on as given meanwhile');
+          assert.equal((await h.events()).length, 2, 'the unchecked birth is not sent');
+          await h.sim.control.configure({ faults: {} });
+          await h.waitFor('the birth delivered', () => row()?.state === 'delivered');
+          const event = (await h.events()).find((e) => e.id === row()?.eventId);
+          assert.ok(event);
+          const notifies = event.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Requested');
+          assert.equal(notifies.length, 1, 'notified once');
+          assert.equal(notifies[0]?.declaration['child.birthLocation'], sent ? named : undefined);
+          assert.equal(notifies[0]?.declaration['child.placeOfBirth'], sent ? 'HEALTH_FACILITY' : undefined);
+          // What the ledger holds is what was sent: mapped again, not patched, when OpenCRVS answered otherwise.
+          assert.equal(row()?.payload?.facility, sent ? named : undefined);
+          assert.equal(row()?.payload?.facilityUnchecked, sent ? named : undefined);
+        }));
 
     it('a record naming its office is not sent unchecked: it waits for a retry, and goes out once OpenCRVS answers', () =>
       withHarness(version, async (h) => {

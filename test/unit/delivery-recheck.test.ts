@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { DeliverySettings } from '../../src/config/types.js';
 import { createDeliveryWorker, type DeliveryWorker, type SourceRecheck } from '../../src/delivery/index.js';
-import type { Ledger, LedgerRow } from '../../src/ledger/index.js';
+import type { Ledger, LedgerPayload, LedgerRow } from '../../src/ledger/index.js';
+import { OpenCrvsError } from '../../src/opencrvs/errors.js';
 import { FakeOpenCrvs, TEST_DELIVERY_SETTINGS as settings } from './delivery-fake-api.js';
 import { eventInput, payload, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
 
@@ -335,5 +336,141 @@ describe('delivery worker: recheck at the source before the first send', () => {
     const change = ledger.recordEvent(eventInput('2', payload('Corrected'), '2')).change;
     assert.equal(change, 'replaced', 'the correction goes out with the retry');
     assert.equal(ledger.get(row.id)?.updatesAfterNotification, 0);
+  });
+});
+
+describe('delivery worker: a facility OpenCRVS could not be asked about when the record was mapped', () => {
+  const FACILITY = '5b0e1b7a-9a43-4c39-8d0b-6a0e3f1c2d44';
+  let clock: TestClock;
+  let ledger: Ledger;
+  let cleanup: () => void;
+  let api: FakeOpenCrvs;
+  /** What OpenCRVS lists under the reference now, and how often the worker asked. */
+  let listed: string | undefined;
+  let lookups: number;
+  let remaps: number[][];
+  let onRemap: (rows: LedgerRow[]) => void;
+
+  /** The payload a mapping recorded while OpenCRVS could not be asked: the UUID as given, marked. */
+  const unchecked = (): LedgerPayload => ({
+    ...payload('Test', { 'child.birthLocation': FACILITY, 'child.placeOfBirth': 'HEALTH_FACILITY' }),
+    facility: FACILITY,
+    facilityUnchecked: FACILITY,
+  });
+  const recheck: SourceRecheck = {
+    appliesTo: (row) => row.sourceId === 'emr',
+    run: async (rows) => {
+      remaps.push(rows.map((r) => r.id));
+      onRemap(rows);
+    },
+  };
+  const worker = (source: SourceRecheck | null = recheck) =>
+    createDeliveryWorker({
+      ledger,
+      api,
+      settings: { ...settings, recheckAfterSeconds: 0 },
+      workerId: 'w-test',
+      now: clock.now,
+      random: () => 1,
+      facilityOfRecord: async (ref) => {
+        lookups++;
+        assert.equal(ref, FACILITY);
+        return listed;
+      },
+      ...(source ? { recheck: source } : {}),
+    });
+  const drain = async (w: DeliveryWorker) => {
+    for (let i = 0; i < 10 && (await w.processNext()) > 0; i++);
+  };
+
+  beforeEach(() => {
+    clock = testClock();
+    ({ ledger, cleanup } = tempLedger(clock, 1));
+    api = new FakeOpenCrvs();
+    listed = FACILITY;
+    lookups = 0;
+    remaps = [];
+    onRemap = () => undefined;
+  });
+  afterEach(() => cleanup());
+
+  it('sends the row as recorded when OpenCRVS lists it as it was given', async () => {
+    const { row } = ledger.recordEvent(eventInput('1', unchecked()));
+    await drain(worker());
+    assert.equal(ledger.get(row.id)?.state, 'delivered');
+    assert.deepEqual([lookups, remaps.length], [1, 0]);
+  });
+
+  it('has the record mapped again before anything is sent when OpenCRVS lists it otherwise, and sends that', async () => {
+    const { row } = ledger.recordEvent(eventInput('1', unchecked()));
+    listed = undefined; // not a facility of this deployment
+    onRemap = () => ledger.recordEvent(eventInput('1', payload('Test')));
+    await drain(worker());
+    assert.deepEqual(remaps, [[row.id]]);
+    assert.equal(api.count('create'), 1, 'sent once, after the mapping');
+    const done = ledger.get(row.id);
+    assert.equal(done?.state, 'delivered');
+    assert.equal(done?.attempts, 1, 'the check that sent nothing is no attempt');
+    assert.equal(done?.payload?.facility, undefined);
+    assert.equal(done?.payload?.declaration['child.birthLocation'], undefined);
+  });
+
+  it('does not send the row as recorded when its record cannot be mapped again: it waits', async () => {
+    const { row } = ledger.recordEvent(eventInput('1', unchecked()));
+    listed = undefined;
+    onRemap = () => {
+      throw new Error('EMR unreachable');
+    };
+    await drain(worker());
+    assert.deepEqual(remaps, [[row.id]]);
+    assert.equal(api.count('create') + api.count('notify'), 0, 'nothing sent');
+    const waiting = ledger.get(row.id);
+    assert.equal(waiting?.state, 'pending');
+    assert.ok((waiting?.nextRunAt ?? 0) > clock.now(), 'it waits out the lease, then is tried again');
+  });
+
+  it('makes the row dead, saying to replay, when no source can map the record again', async () => {
+    const { row } = ledger.recordEvent(eventInput('1', unchecked()));
+    listed = undefined;
+    await drain(worker(null));
+    const dead = ledger.get(row.id);
+    assert.equal(dead?.state, 'dead');
+    assert.equal(dead?.lastError?.kind, 'facility-changed');
+    assert.match(dead?.lastError?.message ?? '', /could not be asked about when it was mapped.*Replay the row/);
+    assert.equal(api.count('create'), 0);
+  });
+
+  it('retries the row, sending nothing, while OpenCRVS cannot be asked at delivery either', async () => {
+    const { row } = ledger.recordEvent(eventInput('1', unchecked()));
+    const w = createDeliveryWorker({
+      ledger,
+      api,
+      settings: { ...settings, recheckAfterSeconds: 0 },
+      workerId: 'w-test',
+      now: clock.now,
+      random: () => 1,
+      recheck,
+      facilityOfRecord: async () => {
+        throw new OpenCrvsError({ kind: 'server', classification: 'retryable', status: 503, message: 'down' });
+      },
+    });
+    await w.processNext();
+    const failed = ledger.get(row.id);
+    assert.deepEqual([failed?.state, failed?.lastError?.kind], ['failed', 'server']);
+    assert.equal(api.calls.length, 0);
+  });
+
+  it('resends a NOTIFY in doubt exactly as it went, without looking the facility up again', async () => {
+    const { row } = ledger.recordEvent(eventInput('1', unchecked()));
+    api.fail('notify', { classification: 'retryable', kind: 'timeout' });
+    await drain(worker());
+    assert.equal(ledger.get(row.id)?.state, 'failed');
+    assert.equal(lookups, 1);
+    listed = undefined; // OpenCRVS answers otherwise now: the copy that may be stored is resent all the same
+    clock.advance(60_000);
+    await drain(worker());
+    assert.equal(ledger.get(row.id)?.state, 'delivered');
+    assert.deepEqual([lookups, remaps.length], [1, 0]);
+    assert.equal(ledger.get(row.id)?.payload?.facility, FACILITY);
   });
 });

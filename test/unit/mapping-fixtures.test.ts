@@ -830,6 +830,53 @@ describe('OpenCRVS v1 notification bundles', () => {
   });
 });
 
+describe('a facility the record names while OpenCRVS cannot be asked about it', () => {
+  const named = 'd89c1114-eddc-4dca-8352-4d2105c876f8'; // the v1 encounter's Location
+  const input = (facility = named) =>
+    JSON.parse(
+      readFileSync(
+        new URL('../fixtures/opencrvs-v1/v1.8.0-to-v1.9.x__create-birth-notification-min.json', import.meta.url),
+        'utf8',
+      ).replaceAll(named, facility),
+    );
+  const office = (ref: string, type: string) => (type === 'CRVS_OFFICE' ? ref : undefined);
+
+  it('is mapped all the same: a UUID as given, marked unchecked, hashed as a lookup finding it would', async () => {
+    const lookups: string[][] = [];
+    const unasked = mapped(
+      await mapInput(loadMappings({}), input(), {
+        resolveLocation: office,
+        lookupLocations: async (refs) => {
+          lookups.push(refs);
+          return refs; // none answered
+        },
+      }),
+    );
+    assert.deepEqual(lookups, [[named]]);
+    assert.equal(unasked.routing.facility, named);
+    assert.equal(unasked.routing.facilityUnchecked, named);
+    assert.equal(unasked.declaration['child.birthLocation'], named);
+    assert.ok(unasked.warnings.some((w) => w.includes(`facility '${named}' could not be looked up in OpenCRVS`)));
+    const checked = mapped(
+      await mapInput(loadMappings({}), input(), { resolveLocation: (ref) => ref, lookupLocations: async () => [] }),
+    );
+    assert.equal(checked.routing.facilityUnchecked, undefined);
+    assert.equal(unasked.payloadHash, checked.payloadHash, 'the same payload once checked: no new version');
+  });
+
+  it('is left out, marked unchecked, when it is no UUID (its id cannot be guessed)', async () => {
+    const r = mapped(
+      await mapInput(loadMappings({}), input('HF_12'), {
+        resolveLocation: office,
+        lookupLocations: async (refs) => refs,
+      }),
+    );
+    assert.equal(r.routing.facilityUnchecked, 'HF_12');
+    assert.equal(r.routing.facility, undefined);
+    assert.equal(r.declaration['child.birthLocation'], undefined);
+  });
+});
+
 describe('per-record errors', () => {
   it('a present value that cannot be converted makes the record invalid, naming field and expression, not the data', async () => {
     const bundle = fixture('fhir/bfdr/Bundle-bundle-provider-live-birth-babyg-quinn.json') as {
