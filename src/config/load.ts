@@ -127,7 +127,8 @@ function resolveSecretFiles(node: unknown, path: string, baseDir: string, file?:
           file,
         );
       }
-      const secret = text.replace(/\r?\n$/, '');
+      // A byte-order mark (a file saved as "UTF-8 with BOM" on Windows) is no part of the secret.
+      const secret = text.replace(/^\uFEFF/, '').replace(/\r?\n$/, '');
       if (!secret) throw new ConfigError(keyPath, 'the file is empty', file);
       checkSecretText(secret, keyPath, file, 'a second line in the file, a Windows \\r?');
       obj[target] = secret;

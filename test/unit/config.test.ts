@@ -237,6 +237,12 @@ describe('configuration', () => {
       text: `opencrvs: { domain: x.org, clientId: a, clientSecretFile: ${join(dir, 'crlf.txt')} }`,
     });
     assert.equal(crlf.opencrvs.clientSecret, 'windows-secret');
+    // "UTF-8 with BOM" (Notepad, PowerShell 5's Out-File): the byte-order mark is no part of the secret.
+    writeFileSync(join(dir, 'bom.txt'), '\uFEFFwindows-secret\r\n');
+    const bom = loadConfig({
+      text: `opencrvs: { domain: x.org, clientId: a, clientSecretFile: ${join(dir, 'bom.txt')} }`,
+    });
+    assert.equal(bom.opencrvs.clientSecret, 'windows-secret');
     const fromEnv = configErrorOf(() =>
       loadConfig({
         text: `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    auth: { type: bearer, token: "\${EMR_TOKEN}" }\n`,
