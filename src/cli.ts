@@ -44,6 +44,7 @@ export function buildProgram(): Command {
 /** Runs the CLI; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   installCrashHandlers();
+  exitOnSignalsNobodyHandles();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
@@ -54,4 +55,24 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
   return typeof process.exitCode === 'number' ? process.exitCode : 0;
+}
+
+/**
+ * SIGINT and SIGTERM end every command. As PID 1 (a container) a signal with no handler is dropped, so a
+ * command other than serve, sync and demo (which drain deliveries on their own handlers: listenForSignals)
+ * ignored Ctrl-C and `docker stop` until its calls timed out. Exits the way a shell reports a signal
+ * (128 + its number), unless a command's own handler is listening.
+ */
+let signalsHandled = false;
+function exitOnSignalsNobodyHandles(): void {
+  if (signalsHandled) return; // main() run twice in one process
+  signalsHandled = true;
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
+    process.on(signal, () => {
+      if (process.listenerCount(signal) === 1) process.exit(code);
+    });
+  }
 }
