@@ -77,10 +77,19 @@ export class Dhis2Client {
     operation: string,
     path: string,
     validate: ValidateFunction<T>,
-    init: { method?: string; body?: unknown; okStatuses?: number[] } = {},
+    init: {
+      method?: string;
+      body?: unknown;
+      okStatuses?: number[];
+      /** Attempts for this call (default: the client's). */
+      attempts?: number;
+      /** What to change when the call times out (the settings that bound it), in place of the baseUrl hint. */
+      timeoutHint?: string;
+    } = {},
   ): Promise<T> {
     let lastError: Dhis2SourceError | undefined;
-    for (let attempt = 1; attempt <= this.attempts; attempt++) {
+    const attempts = init.attempts ?? this.attempts;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
       let status: number | undefined;
       try {
         const headers: Record<string, string> = { accept: 'application/json', ...(await this.auth.headers()) };
@@ -145,15 +154,20 @@ export class Dhis2Client {
             { cause: loggableCause(err, this.secrets) },
           );
         else {
+          // A timeout reached the server (a wrong address refuses or never resolves): the setting to change
+          // is the one that bounds the call, or the size of what was asked, not the address.
+          const cause = noAnswer(err);
           const reason =
             status !== undefined
               ? 'unreadable response'
-              : `${noAnswer(err)} (is sources[].baseUrl of source ${this.settings.id} right?)`;
+              : cause === 'timeout'
+                ? `timeout: no answer within ${this.settings.timeoutMs} ms (${init.timeoutHint ?? `raise sources[].timeoutMs of source ${this.settings.id}`})`
+                : `${cause} (is sources[].baseUrl of source ${this.settings.id} right?)`;
           lastError = new Dhis2SourceError(`${operation} failed: ${reason}`, status, status === undefined, {
             cause: loggableCause(err, this.secrets),
           });
         }
-        if (!lastError.retryable || attempt === this.attempts) break;
+        if (!lastError.retryable || attempt === attempts) break;
         const delay = this.retryBaseMs * 2 ** (attempt - 1);
         this.log.debug({ operation, attempt, status, delayMs: delay }, 'retrying DHIS2 call');
         await new Promise((resolve) => setTimeout(resolve, delay));
@@ -162,10 +176,19 @@ export class Dhis2Client {
     throw lastError ?? new Dhis2SourceError(`${operation} failed`, undefined, true);
   }
 
-  /** One page of GET /api/tracker/trackedEntities (the caller builds the filter), with its pager. */
-  async trackedEntityPage(params: Record<string, string>): Promise<TrackedEntityList> {
+  /**
+   * One page of GET /api/tracker/trackedEntities (the caller builds the filter), with its pager.
+   * `attempts`: for a page the caller can do without (a larger page it can ask for in smaller ones).
+   */
+  async trackedEntityPage(
+    params: Record<string, string>,
+    options: { attempts?: number } = {},
+  ): Promise<TrackedEntityList> {
     const query = new URLSearchParams(params).toString();
-    const page = await this.call('list tracked entities', `tracker/trackedEntities?${query}`, isTrackedEntityPage);
+    const page = await this.call('list tracked entities', `tracker/trackedEntities?${query}`, isTrackedEntityPage, {
+      ...options,
+      timeoutHint: `raise sources[].timeoutMs or lower sources[].poll.pageSize of source ${this.settings.id}`,
+    });
     // 2.41+ answers `{ pager: { page, pageSize, total? }, trackedEntities }`, 2.40 `{ page, pageSize, total?, instances }`.
     const pager: Record<string, unknown> =
       typeof page.pager === 'object' && page.pager !== null ? (page.pager as Record<string, unknown>) : page;
