@@ -271,6 +271,13 @@ export class Bridge {
       logger: this.options.logger,
       mapOptions: () => this.mapOptions(),
       reread: async (refs) => void (await reevaluate({ client, pipeline }, refs)),
+      // The subject read as its related record was: one resource the EMR will not serve (a 403 for a mother
+      // in a restricted location) fails that birth only, not the page (SourcePipeline.unreadable).
+      probe: async (subjectRef) => {
+        const [type, id] = subjectRef?.split('/') ?? [];
+        if (type && id) await client.read(type, id);
+        else await client.capabilityStatement();
+      },
     });
     const poller = new FhirPoller({
       sourceId: settings.id,

@@ -278,7 +278,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   const recordInvalid = db.transaction((input: RecordInvalidInput): LedgerRow => {
     const error: LedgerError = {
       classification: 'permanent',
-      kind: 'mapping',
+      kind: input.kind ?? 'mapping',
       message: input.errors.map((e) => `${e.field}: ${e.message}`).join('; ') || 'invalid mapping output',
     };
     const err = errorColumns(error);
@@ -290,7 +290,8 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     // visible dead letter until a valid version arrives (recordEvent requeues it) or an operator replays.
     // Delivered or in flight: the OpenCRVS event stands; nothing to record that could be sent.
     const replaceable = ['pending', 'failed', 'dead', 'skipped'].includes(existing.state);
-    const alreadySame = existing.state === 'dead' && existing.last_error_message === err.message;
+    const alreadySame =
+      existing.state === 'dead' && existing.last_error_message === err.message && existing.last_error_kind === err.kind;
     if (replaceable && !alreadySame) {
       markInvalid.run({
         id: existing.id,

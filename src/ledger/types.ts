@@ -33,7 +33,8 @@ export type LedgerErrorClassification = 'retryable' | 'permanent' | 'operator';
 
 /**
  * The last error of a row or an attempt. `kind` is the client's OpenCrvsErrorKind, or one of the
- * ledger's own: `mapping` (invalid mapping output), `stale-lock` (a worker died holding the row),
+ * ledger's own: `mapping` (invalid mapping output), `source-read` (a record the mapping needs could not be
+ * read from the source), `stale-lock` (a worker died holding the row),
  * `internal` (a bug: an exception that was not an OpenCrvsError).
  */
 export interface LedgerError {
@@ -101,6 +102,11 @@ export interface RecordInvalidInput {
   sourceRef: string;
   mappingId?: string;
   errors: Array<{ field: string; message: string }>;
+  /**
+   * The error kind kept on the row: `mapping` (default, the mapping refused the record) or `source-read`
+   * (a record its context needs could not be read from the source).
+   */
+  kind?: 'mapping' | 'source-read';
 }
 
 export interface LedgerRow {

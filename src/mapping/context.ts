@@ -18,6 +18,52 @@ export const DEFAULT_MAX_READS = 50;
 
 class BudgetExceeded extends Error {}
 
+/**
+ * A read or search of the source, made to assemble one subject's context, failed. Names what was being
+ * read (`item`: the context item, or 'subject'; `ref`: `Type/id`, or `Type search` without its parameters,
+ * which may hold identifiers) so the source can tell one record it will not serve (a mother outside the
+ * user's search scope) from a source that is down; the source's own error is the cause.
+ */
+export class ContextReadError extends Error {
+  override readonly name = 'ContextReadError';
+
+  constructor(
+    readonly item: string,
+    readonly ref: string,
+    cause: unknown,
+  ) {
+    super(`${ref} (${item === SUBJECT ? 'the subject' : `context '${item}'`}) could not be read: ${messageOf(cause)}`, {
+      cause,
+    });
+  }
+
+  /** The subject itself could not be read (not a record related to it). */
+  get ofSubject(): boolean {
+    return this.item === SUBJECT;
+  }
+}
+
+const SUBJECT = 'subject';
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** `read()`, with a failure of the source named (ContextReadError); the read budget running out is not one. */
+async function readNamed(cache: CachingFetcher, ref: string, item: string): Promise<Resource | undefined> {
+  try {
+    return await cache.read(ref);
+  } catch (err) {
+    if (err instanceof BudgetExceeded) throw err;
+    throw new ContextReadError(item, normalizedRef(ref), err);
+  }
+}
+
+function normalizedRef(ref: string): string {
+  const parsed = parseReference(ref);
+  return parsed?.type ? `${parsed.type}/${parsed.id}` : ref;
+}
+
 /** A fetcher wrapper that caches and counts: searches fill the read cache so a later read costs nothing. */
 class CachingFetcher {
   private readonly reads = new Map<string, Promise<Resource | undefined>>();
@@ -97,7 +143,7 @@ export async function assembleContext(
   maxReads = DEFAULT_MAX_READS,
 ): Promise<ContextOutcome> {
   const cache = new CachingFetcher(fetcher, maxReads);
-  const subject = await cache.read(subjectRef);
+  const subject = await readNamed(cache, subjectRef, SUBJECT);
   if (!subject) return { skipped: `subject ${subjectRef} not found` };
   if (subject.resourceType !== mapping.subjectType) {
     return { skipped: `subject is a ${subject.resourceType}, ${mapping.id} expects a ${mapping.subjectType}` };
@@ -129,7 +175,14 @@ export async function assembleContext(
           if (value === undefined) runnable = false;
           else params[p.name] = value;
         }
-        if (runnable) vars[item.name] = await cache.search(item.type as string, params);
+        if (runnable) {
+          try {
+            vars[item.name] = await cache.search(item.type as string, params);
+          } catch (err) {
+            if (err instanceof BudgetExceeded) throw err;
+            throw new ContextReadError(item.name, `${item.type} search`, err);
+          }
+        }
       } else {
         const refs = new Set(
           (item.exprs[0]?.evaluate(subject, vars) ?? []).flatMap((v) =>
@@ -138,7 +191,7 @@ export async function assembleContext(
         );
         const found: Resource[] = [];
         for (const ref of refs) {
-          const r = await cache.read(ref);
+          const r = await readNamed(cache, ref, item.name);
           if (r && !found.includes(r)) found.push(r);
         }
         vars[item.name] = found;

@@ -88,6 +88,11 @@ export type MapResult =
       /** The evidence the record was found by (as for a mapped one). */
       sourceRef: string;
       errors: Array<{ field: string; message: string }>;
+      /**
+       * Not the mapping's verdict: a record its context needs could not be read from the source (one record
+       * it will not serve). Kept as a dead row all the same, replayable once the source serves it.
+       */
+      unreadable?: true;
     };
 
 export type MappedResult = Extract<MapResult, { status: 'mapped' }>;

@@ -1,8 +1,16 @@
 import type { Ledger, RecordChange } from '../ledger/index.js';
-import type { MapOptions, MappingSet, MapResult, Resource, ResourceFetcher } from '../mapping/index.js';
+import {
+  ContextReadError,
+  type MapOptions,
+  type MappingSet,
+  type MapResult,
+  type Resource,
+  type ResourceFetcher,
+} from '../mapping/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { PassCoverage } from './coverage.js';
 import { EvaluationOrder, type EvaluationSession } from './evaluation-order.js';
+import { mayConcernOneRecord } from './shared/source-error.js';
 
 /** A fetcher that can answer many subjects' context searches at once before they are mapped. */
 export interface PrefetchingFetcher extends ResourceFetcher {
@@ -75,6 +83,13 @@ export interface PipelineDeps {
    * runner): for subjects whose commit another evaluation overtook (evaluation-order.ts).
    */
   reread?: (subjectKeys: string[]) => Promise<void>;
+  /**
+   * Reads something of the source the way a failed context read went, and throws when that fails too:
+   * `subjectRef` (the subject itself, whose related record could not be read), or, undefined, anything
+   * (the subject was what failed). Tells one record the source will not serve from a source that is
+   * down. Without it every failed read fails the evaluation (the caller's pass), as a source-wide one.
+   */
+  probe?: (subjectRef: string | undefined) => Promise<void>;
 }
 
 const DEFAULT_CONCURRENCY = 64;
@@ -231,6 +246,8 @@ export class SourcePipeline {
     if (isPrefetching(fetcher)) await fetcher.prefetch(this.deps.mappings, list);
     // Results keep the subjects' order whatever order the lanes finish in, so the commit is the same.
     const results: Evaluation[] = new Array(list.length);
+    // Per evaluation: a subject (or the source, '') probed once, whatever its mappings ask.
+    const probes = new Map<string, Promise<boolean>>();
     let next = 0;
     let failed = false;
     const lane = async () => {
@@ -253,8 +270,14 @@ export class SourcePipeline {
           recording?.done();
           results[index] = { result, excluded: excluded === true, noEvidence: noEvidence === true, session };
         } catch (err) {
+          const unreadable = await this.unreadable(err, mappingId, subjectRef, probes);
+          if (unreadable) {
+            results[index] = { result: unreadable, excluded: false, noEvidence: false, session };
+            continue;
+          }
           failed = true; // the other lanes take no new subject
-          throw err;
+          // The source's own error, as before context reads were named: callers look at its kind.
+          throw err instanceof ContextReadError ? err.cause : err;
         }
       }
     };
@@ -263,7 +286,61 @@ export class SourcePipeline {
     const settled = await Promise.allSettled(Array.from({ length: lanes }, lane));
     const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (rejected) throw rejected.reason;
+    const unread = results.filter((r) => r.result.status === 'invalid' && r.result.unreadable).length;
+    // Counts only: which records, and what could not be read, is on their ledger rows.
+    if (unread > 0)
+      this.log.warn(
+        { records: unread },
+        'records whose context the source would not serve are kept as dead rows naming what could not be read (replay them once it does); the other records went on',
+      );
     return { results, subjects: subjects.size };
+  }
+
+  /**
+   * A subject whose context could not be read because of that one record, not the source: the result
+   * that keeps it in the ledger (a dead row, replayable, naming what could not be read), or undefined
+   * when the failure concerns the source (it fails the evaluation, so the caller's pass, as before).
+   *
+   * Before, any failed read failed the page, so one related record the source will not serve (a mother
+   * DHIS2 answers 403 for, outside the user's search scope; a corrupt record it answers 500 for after
+   * every retry) stopped the watermark there and every later birth of the source behind it, with a message
+   * naming no record. A failure that may concern one record (mayConcernOneRecord) counts as that record's
+   * only once the source answers a probe made the same way (the subject itself, read as the failed read
+   * was): a source that is down, or refuses every such read, fails that too.
+   */
+  private async unreadable(
+    err: unknown,
+    mappingId: string,
+    subjectRef: string,
+    probes: Map<string, Promise<boolean>>,
+  ): Promise<MapResult | undefined> {
+    const { probe } = this.deps;
+    const mapping = this.deps.mappings.get(mappingId);
+    if (!probe || !mapping || !(err instanceof ContextReadError) || !mayConcernOneRecord(err.cause)) return undefined;
+    const key = err.ofSubject ? '' : subjectRef;
+    let answered = probes.get(key);
+    if (!answered) {
+      answered = probe(err.ofSubject ? undefined : subjectRef).then(
+        () => true,
+        () => false,
+      );
+      probes.set(key, answered);
+    }
+    if (!(await answered)) return undefined;
+    return {
+      status: 'invalid',
+      mappingId,
+      eventType: mapping.eventType,
+      subjectRef,
+      sourceRef: subjectRef,
+      errors: [
+        {
+          field: err.ofSubject ? 'subject' : 'context',
+          message: `${err.message}; the source answers otherwise, so only this record waits: replay it once the source serves ${err.ref}`,
+        },
+      ],
+      unreadable: true,
+    };
   }
 
   /**
@@ -388,6 +465,7 @@ export class SourcePipeline {
               sourceRef: result.sourceRef,
               mappingId: result.mappingId,
               errors: result.errors,
+              ...(result.unreadable ? { kind: 'source-read' as const } : {}),
             });
             report.invalid++;
             report.ledgerIds.push(row.id);

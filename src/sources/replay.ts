@@ -53,7 +53,10 @@ export async function replayRows(deps: ReplayDeps, ids: number[] | 'dead'): Prom
     // No payload: the mapping refused the record, and still does (or it could not be read again).
     if (row?.state === 'dead' && row.payload === null) {
       const why =
-        unread.get(item.id) ?? `the record still cannot be mapped: ${row.lastError?.message ?? 'no reason kept'}`;
+        unread.get(item.id) ??
+        (row.lastError?.kind === 'source-read'
+          ? `the source still does not serve what the record needs: ${row.lastError.message}`
+          : `the record still cannot be mapped: ${row.lastError?.message ?? 'no reason kept'}`);
       skipped.push({ id: item.id, reason: why });
     } else skipped.push(item);
   }

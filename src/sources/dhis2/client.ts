@@ -85,6 +85,8 @@ export class Dhis2Client {
       attempts?: number;
       /** What to change when the call times out (the settings that bound it), in place of the baseUrl hint. */
       timeoutHint?: string;
+      /** The call reads one record: a 403 is DHIS2 refusing that record to the user, not the credentials. */
+      oneRecord?: boolean;
     } = {},
   ): Promise<T> {
     let lastError: Dhis2SourceError | undefined;
@@ -116,11 +118,13 @@ export class Dhis2Client {
               await response.body?.cancel().catch(() => undefined);
               // Name the setting to fix: a refused credential or query is configuration, not an outage.
               const hint =
-                status === 401 || status === 403
-                  ? ` (DHIS2 refused the credentials in sources[].auth of source ${this.settings.id})`
-                  : status === 400 || status === 404
-                    ? ` (check sources[].dhis2 of source ${this.settings.id}: program, orgUnits; run doctor)`
-                    : '';
+                status === 403 && init.oneRecord
+                  ? ` (DHIS2 refused this record to the user of sources[].auth of source ${this.settings.id}: outside its search scope or sharing)`
+                  : status === 401 || status === 403
+                    ? ` (DHIS2 refused the credentials in sources[].auth of source ${this.settings.id})`
+                    : status === 400 || status === 404
+                      ? ` (check sources[].dhis2 of source ${this.settings.id}: program, orgUnits; run doctor)`
+                      : '';
               throw new Dhis2SourceError(
                 `${operation} failed: HTTP ${status}${notDhis2 ? ' (not a DHIS2 answer)' : hint}`,
                 status,
@@ -207,6 +211,7 @@ export class Dhis2Client {
         'read tracked entity',
         `tracker/trackedEntities/${encodeURIComponent(uid)}${query ? `?${query}` : ''}`,
         isTrackedEntity,
+        { oneRecord: true },
       );
     } catch (err) {
       if (isGone(err)) return undefined;
@@ -217,7 +222,9 @@ export class Dhis2Client {
   /** GET /api/tracker/events/{uid} with every field; undefined when DHIS2 says 404. */
   async event(uid: string): Promise<TrackerEvent | undefined> {
     try {
-      return await this.call('read event', `tracker/events/${encodeURIComponent(uid)}?fields=*`, isTrackerEvent);
+      return await this.call('read event', `tracker/events/${encodeURIComponent(uid)}?fields=*`, isTrackerEvent, {
+        oneRecord: true,
+      });
     } catch (err) {
       if (isGone(err)) return undefined;
       throw err;

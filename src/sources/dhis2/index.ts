@@ -46,6 +46,13 @@ export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2Sourc
     logger: deps.logger,
     mapOptions: deps.mapOptions,
     reread: (subjectKeys) => recheck(subjectKeys),
+    // A related person is read by uid without the programme (Dhis2Fetcher): the child read the same way
+    // tells a person DHIS2 will not serve from a DHIS2 that serves no one.
+    probe: async (subjectRef) => {
+      const uid = subjectRef?.startsWith('TrackedEntity/') ? subjectRef.slice('TrackedEntity/'.length) : undefined;
+      if (uid) await client.trackedEntity(uid, { fields: 'trackedEntity' });
+      else await client.systemInfo();
+    },
   });
   const poller = new Dhis2Poller({
     sourceId: settings.id,

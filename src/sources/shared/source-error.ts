@@ -59,6 +59,18 @@ export function noAnswer(err: unknown): string {
   return name === 'TimeoutError' || name === 'AbortError' ? 'timeout' : networkError(err);
 }
 
+/**
+ * The source answered this call, with an error that may concern the record asked for rather than the
+ * source: a 403 (a record outside the user's search scope or sharing), a 400, a 5xx it kept giving through
+ * the client's retries (one corrupt record). Not a refused credential (401, 407), a rate limit (429), a page
+ * that is not the source's (a proxy's 404), no answer at all, nor a bridge that is stopping: those concern
+ * every call. Only a hint: SourcePipeline confirms it by reading something else the same way first.
+ */
+export function mayConcernOneRecord(err: unknown): boolean {
+  if (!(err instanceof SourceCallError) || err.status === undefined || err.foreign) return false;
+  return ![401, 407, 408, 429].includes(err.status);
+}
+
 /** `retryable` covers network errors, timeouts, 429 and 5xx. */
 export class SourceCallError extends Error {
   /**

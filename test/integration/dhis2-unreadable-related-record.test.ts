@@ -1,0 +1,120 @@
+// One record DHIS2 will not serve (the mother of one child: 403, as DHIS2 answers for a tracked entity
+// outside the user's search scope, a mother registered in another district; or a 500 it keeps giving for
+// one corrupt record) must fail that child only: kept in the ledger as a dead, replayable row whose reason
+// names what could not be read, while the watermark moves on and every later birth is delivered. A
+// failure of the source itself (the list call, every read) still fails the pass, the watermark staying.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CHILD_PROGRAMME } from '../../src/sandbox/dhis2/index.js';
+import { BIRTHS_SOURCE, enrolledIn, startDhis2Harness } from './helpers/dhis2-harness.js';
+import { dhis2Error, type Rule, startFaultProxy } from './helpers/fault-proxy.js';
+
+const READ = '/api/tracker/trackedEntities/';
+
+async function startBehindProxy() {
+  const proxy = await startFaultProxy();
+  const h = await startDhis2Harness({
+    births: 6,
+    deaths: 0,
+    writeBack: false,
+    configure: ({ sources }) => {
+      proxy.target = String(sources[0]?.baseUrl);
+      sources[0] = { ...sources[0], baseUrl: proxy.url };
+    },
+  });
+  const children = enrolledIn(h.seeded, CHILD_PROGRAMME).sort((a, b) =>
+    String(a.updatedAt).localeCompare(String(b.updatedAt)),
+  );
+  const child = children[0];
+  const mother = child?.relationships?.[0]?.to.trackedEntity?.trackedEntity;
+  assert.ok(child?.trackedEntity && mother, 'the earliest child has a mother');
+  return { proxy, h, children, child: `TrackedEntity/${child.trackedEntity}`, mother };
+}
+
+/** DHIS2 refusing reads of one tracked entity. */
+function refuse(uid: string, status: number, message: string): Rule {
+  return (req) =>
+    req.method === 'GET' && req.url?.startsWith(`${READ}${uid}`) ? dhis2Error(status, message) : undefined;
+}
+
+describe('DHIS2 source: one related record DHIS2 will not serve', () => {
+  for (const [status, message] of [
+    [403, 'User has no read access to this tracked entity'],
+    [500, 'An unexpected error has occurred'],
+  ] as const) {
+    it(`(HTTP ${status}) fails its child only; the later births are delivered and the row can be replayed`, async () => {
+      const { proxy, h, children, child, mother } = await startBehindProxy();
+      try {
+        proxy.rules.push(refuse(mother, status, message));
+        for (let pass = 0; pass < 2; pass++) {
+          const summary = await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 30_000 });
+          assert.deepEqual(summary.failedSources, [], `pass ${pass + 1} reads on`);
+        }
+        const rows = h.rows();
+        assert.equal(rows.filter((r) => r.state === 'delivered').length, children.length - 1);
+        const row = rows.find((r) => r.subjectKey === child);
+        assert.equal(row?.state, 'dead', 'the child waits, visible, in the ledger');
+        assert.equal(row.payload, null);
+        assert.equal(row.lastError?.kind, 'source-read');
+        const reason = row.lastError?.message ?? '';
+        assert.match(reason, new RegExp(`TrackedEntity/${mother}`), 'names the record that could not be read');
+        assert.match(reason, /mother/, 'and the context item that needed it');
+        assert.match(reason, new RegExp(`HTTP ${status}`));
+        assert.doesNotMatch(reason, /credentials/, 'a refused record is no refused credential');
+        // The watermark went past the child: a later pass does not read it again (read once per pass above
+        // at most, with the client's retries for a 500).
+        const status1 = h.bridge.sourceStatuses().find((s) => s.id === BIRTHS_SOURCE);
+        assert.equal(status1?.lastError, undefined);
+
+        // Replayed while DHIS2 still refuses the mother: it stays dead, and the answer says why.
+        const early = await h.bridge.replay([row.id]);
+        assert.deepEqual(early.requeued, []);
+        assert.match(early.skipped[0]?.reason ?? '', /^the source still does not serve what the record needs: /);
+
+        // Access granted (or the record repaired): a replay reads it again and it goes out.
+        proxy.rules.length = 0;
+        const replayed = await h.bridge.replay([row.id]);
+        assert.deepEqual(replayed.requeued, [row.id], JSON.stringify(replayed));
+        await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 30_000 });
+        assert.equal(h.rows().find((r) => r.id === row.id)?.state, 'delivered');
+        assert.equal((await h.events()).length, children.length);
+      } finally {
+        await h.close();
+        await proxy.close();
+      }
+    });
+  }
+
+  it('still fails the pass when DHIS2 serves no tracked entity at all (the child read the same way fails too)', async () => {
+    const { proxy, h } = await startBehindProxy();
+    try {
+      proxy.rules.push((req) =>
+        req.method === 'GET' && req.url?.startsWith(READ) ? dhis2Error(503, 'Service Unavailable') : undefined,
+      );
+      const summary = await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 30_000 });
+      assert.deepEqual(summary.failedSources, [BIRTHS_SOURCE]);
+      assert.deepEqual(h.rows(), [], 'nothing recorded: the next pass reads the same page again');
+      assert.match(h.bridge.sourceStatuses().find((s) => s.id === BIRTHS_SOURCE)?.lastError ?? '', /HTTP 503/);
+    } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
+
+  it('still fails the pass when the list call itself is refused', async () => {
+    const { proxy, h } = await startBehindProxy();
+    try {
+      proxy.rules.push((req) =>
+        req.method === 'GET' && req.url?.startsWith('/api/tracker/trackedEntities?')
+          ? dhis2Error(403, 'Access denied')
+          : undefined,
+      );
+      const summary = await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 30_000 });
+      assert.deepEqual(summary.failedSources, [BIRTHS_SOURCE]);
+      assert.deepEqual(h.rows(), []);
+    } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
+});

@@ -1,0 +1,109 @@
+// A record a subject's context needs that the source will not serve (a 403 for the mother's Patient, a
+// 500 it keeps giving) fails that subject only: a dead ledger row naming what could not be read, the
+// other subjects recorded as usual. A failure of the source itself (the probe fails too, a 401, no
+// answer) still fails the whole evaluation with the source's own error, so the caller's pass fails.
+// FHIR and DHIS2 sources share this path (SourcePipeline.evaluate over assembleContext).
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { type Ledger, openLedger } from '../../src/ledger/index.js';
+import { bundleFetcher, loadMappings, type Resource, type ResourceFetcher } from '../../src/mapping/index.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { generateBirth } from '../../src/sandbox/demo/generate.js';
+import { FhirSourceError } from '../../src/sources/fhir/fhir-client.js';
+import { SourcePipeline } from '../../src/sources/pipeline.js';
+
+const mappings = loadMappings({ names: ['birth.fhir'], routing: { defaultOffice: 'office-1', facilities: {} } });
+const births = [0, 1, 2].map((i) => generateBirth(i, { prefix: 'u' }) as unknown as Resource[]);
+const children = births.map((resources) => resources.find((r) => r.id?.endsWith('-child')) as Resource);
+const unreadMother = 'Patient/u-birth-1-mother';
+
+/** The EMR as a bundle, refusing reads of one resource with `error`. */
+function emr(error: () => Error): ResourceFetcher {
+  const all = bundleFetcher({
+    resourceType: 'Bundle',
+    type: 'collection',
+    entry: births.flat().map((resource) => ({ resource })),
+  });
+  return {
+    read: (type, id) => (`${type}/${id}` === unreadMother ? Promise.reject(error()) : all.read(type, id)),
+    search: (type, params) => all.search(type, params),
+  };
+}
+
+async function withLedger(run: (ledger: Ledger) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'pipeline-unreadable-'));
+  const ledger = openLedger(join(dir, 'bridge.db'));
+  try {
+    await run(ledger);
+  } finally {
+    ledger.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function pipelineOf(ledger: Ledger, probe?: (subjectRef: string | undefined) => Promise<void>, probed: string[] = []) {
+  return new SourcePipeline({
+    sourceId: 'emr',
+    mappings,
+    ledger,
+    logger: silentLogger,
+    mapOptions: () => ({ resolveLocation: (ref) => ref }),
+    ...(probe
+      ? {
+          probe: async (subjectRef) => {
+            probed.push(subjectRef ?? '(source)');
+            await probe(subjectRef);
+          },
+        }
+      : {}),
+  });
+}
+
+describe('SourcePipeline: a context record the source will not serve', () => {
+  for (const status of [403, 500]) {
+    it(`(HTTP ${status}) keeps that birth as a dead row naming the record; the others are recorded`, async () => {
+      await withLedger(async (ledger) => {
+        const probed: string[] = [];
+        const pipeline = pipelineOf(ledger, async () => undefined, probed);
+        const fetcher = emr(() => new FhirSourceError(`read Patient failed: HTTP ${status}`, status, status >= 500));
+        const { results } = await pipeline.evaluate(children, fetcher);
+        const report = pipeline.commit(results);
+        assert.equal(report.mapped.inserted, 2);
+        assert.equal(report.invalid, 1);
+        assert.deepEqual(probed, ['Patient/u-birth-1-child'], 'the subject read the way the mother was');
+        const row = ledger.list({ limit: 10 }).find((r) => r.subjectKey === 'Patient/u-birth-1-child');
+        assert.equal(row?.state, 'dead');
+        assert.equal(row.lastError?.kind, 'source-read');
+        assert.match(row.lastError?.message ?? '', new RegExp(`${unreadMother}.*could not be read.*HTTP ${status}`));
+        assert.doesNotMatch(row.lastError?.message ?? '', /Banda|MRN/, 'no personal data');
+      });
+    });
+  }
+
+  it('fails the evaluation with the source error when the probe fails too (the source is down)', async () => {
+    await withLedger(async (ledger) => {
+      const pipeline = pipelineOf(ledger, async () => {
+        throw new FhirSourceError('read Patient failed: HTTP 503', 503, true);
+      });
+      const fetcher = emr(() => new FhirSourceError('read Patient failed: HTTP 503', 503, true));
+      await assert.rejects(pipeline.evaluate(children, fetcher), (err: unknown) => err instanceof FhirSourceError);
+    });
+  });
+
+  it('fails the evaluation on a refused credential or no answer, without probing', async () => {
+    for (const error of [
+      () => new FhirSourceError('read Patient failed: HTTP 401', 401, true),
+      () => new FhirSourceError('read Patient failed: timeout', undefined, true),
+    ]) {
+      await withLedger(async (ledger) => {
+        const probed: string[] = [];
+        const pipeline = pipelineOf(ledger, async () => undefined, probed);
+        await assert.rejects(pipeline.evaluate(children, emr(error)), (err: unknown) => err instanceof FhirSourceError);
+        assert.deepEqual(probed, []);
+      });
+    }
+  });
+});
