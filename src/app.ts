@@ -42,7 +42,7 @@ import { FhirPoller } from './sources/fhir/poller.js';
 import { SubscriptionReceiver } from './sources/fhir/receiver.js';
 import { reevaluate } from './sources/fhir/reevaluate.js';
 import { identityChanges, recordOpenCrvsIdentity, recordSourceIdentity } from './sources/identity.js';
-import { checkSourceMappings } from './sources/overlap.js';
+import { checkSourceMappings, sourcesSharingRecords } from './sources/overlap.js';
 import type { PassOptions } from './sources/pass.js';
 import { addReports, emptyReport, OvertakenReadFailed, type PassReport, SourcePipeline } from './sources/pipeline.js';
 import { type SubjectRecheck, sourcesRecheck } from './sources/recheck.js';
@@ -175,6 +175,7 @@ export class Bridge {
         ownClients: ledgerOwnClients(this.ledger),
       });
       this.locations = new LocationResolver(this.opencrvs);
+      const sharing = sourcesSharingRecords(config.sources);
       for (const settings of config.sources) {
         if (settings.kind === 'fhir') this.sources.push(this.buildFhirSource(settings));
         if (settings.kind === 'dhis2')
@@ -186,6 +187,7 @@ export class Bridge {
               version: config.opencrvs.version,
               routing: config.routing,
               mapOptions: () => this.mapOptions(),
+              sharesRecordsWith: sharing.get(settings.id),
             }),
           );
       }

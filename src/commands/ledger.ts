@@ -102,10 +102,13 @@ function runLedger(options: LedgerOptions): void {
     if (options.find && rows.length === 0) process.exitCode = 1;
     const history = one ? ledger.attempts(one.id) : undefined;
     const warnings = one ? ledger.mappingWarnings(one.id) : [];
+    const readBy = one ? ledger.readBy(one.id) : undefined;
     const hold = ledger.getHold();
     const counts = ledger.counts();
     if (options.json) {
-      const attempts = history ? { attempts: history, mappingWarnings: warnings } : {};
+      const attempts = history
+        ? { attempts: history, mappingWarnings: warnings, ...(readBy ? { readBySource: readBy } : {}) }
+        : {};
       console.log(JSON.stringify({ hold: hold ?? null, counts, rows: rows.map(publicView), ...attempts }, null, 2));
       return;
     }
@@ -127,6 +130,10 @@ function runLedger(options: LedgerOptions): void {
     )
       console.log(`\nLast error in full:\n  ${errorText(only.lastError, Infinity)}`);
     if (warnings.length) console.log(`\nMapping warnings:\n${warnings.map((w) => `  ${w}`).join('\n')}`);
+    if (readBy)
+      console.log(
+        `\nAlso read by source ${readBy} (same DHIS2 programme: the record moved into its org units); its versions are recorded on this row, never sent as a second event.`,
+      );
     if (history) console.log(`\n${attemptsTable(history)}`);
   } finally {
     ledger.close();

@@ -32,6 +32,9 @@ export interface Queries {
   purgePayloads(cutoff: number): number;
   mappingWarnings(id: number): string[];
   setMappingWarnings(id: number, warnings: readonly string[]): void;
+  ownerOf(sourceId: string, others: readonly string[], eventType: string, subjectKey: string): string | undefined;
+  readBy(id: number): string | undefined;
+  noteReadBy(id: number, sourceId: string): void;
 }
 
 /** At most this many warnings per row, each cut to MAX_WARNING_LENGTH: a mapping cannot fill the ledger. */
@@ -190,7 +193,21 @@ export function createQueries(db: Db): Queries {
     .pluck();
   const setWarnings = db.prepare('UPDATE ledger_rows SET mapping_warnings = ? WHERE id = ?');
 
+  // The own source first, then the oldest row among the others (one recorded twice before this rule).
+  const ownerByKey = db
+    .prepare<[string, string, string, string], string>(
+      `SELECT source_id FROM ledger_rows WHERE event_type = ? AND subject_key = ?
+         AND source_id IN (SELECT value FROM json_each(?)) ORDER BY source_id = ? DESC, id LIMIT 1`,
+    )
+    .pluck();
+  const readByOf = db.prepare<[number], string | null>('SELECT read_by_source FROM ledger_rows WHERE id = ?').pluck();
+  const setReadBy = db.prepare('UPDATE ledger_rows SET read_by_source = ? WHERE id = ? AND read_by_source IS NOT ?');
+
   return {
+    ownerOf: (sourceId, others, eventType, subjectKey) =>
+      ownerByKey.get(eventType, subjectKey, JSON.stringify([sourceId, ...others]), sourceId),
+    readBy: (id) => readByOf.get(id) ?? undefined,
+    noteReadBy: (id, sourceId) => void setReadBy.run(sourceId, id, sourceId),
     mappingWarnings: (id) => {
       const text = warningsOf.get(id);
       if (!text) return [];

@@ -334,6 +334,15 @@ export interface Ledger {
   mappingWarnings(id: number): string[];
   setMappingWarnings(id: number, warnings: readonly string[]): void;
   /**
+   * The source whose row holds this record's event: `sourceId` if it has one, else the one among
+   * `others` (sources reading the same records, see SourcePipeline's sharesRecordsWith) whose row is
+   * oldest; undefined when none has a row.
+   */
+  ownerOf(sourceId: string, others: readonly string[], eventType: string, subjectKey: string): string | undefined;
+  /** The last other source whose versions of the record were recorded on this row (read_by_source). */
+  readBy(id: number): string | undefined;
+  noteReadBy(id: number, sourceId: string): void;
+  /**
    * Puts dead rows back in the queue with the payload they hold, a fresh retry budget (attempts, and
    * the age limit from now) and their transactionIds (see sources/replay.ts for the replay that maps
    * them again first). They lose their recheck, so the worker has the source confirm them before

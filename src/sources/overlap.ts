@@ -65,6 +65,34 @@ function oneMappingPerEventType(mappings: readonly MappingView[] | undefined, in
   return new Set(byType.keys());
 }
 
+/**
+ * For each DHIS2 source, the other DHIS2 sources of the same server (baseUrl) and programme: a national
+ * server split by district into sources with disjoint `orgUnits` (allowed above). Their records are the same
+ * tracked entities, and one moves from one source's org units to another's by an ordinary tracker update (a
+ * transfer): the pipeline records what a source reads of a record another of these already holds on that
+ * source's row (SourcePipeline, sharesRecordsWith).
+ */
+export function sourcesSharingRecords(sources: readonly SourceSettings[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const source of sources) {
+    if (source.kind !== 'dhis2') continue;
+    const program = dhis2SettingsOf(source).program;
+    const others = sources.filter(
+      (other) =>
+        other !== source &&
+        other.kind === 'dhis2' &&
+        serverOf(other) === serverOf(source) &&
+        dhis2SettingsOf(other).program === program,
+    );
+    if (others.length > 0)
+      out.set(
+        source.id,
+        others.map((other) => other.id),
+      );
+  }
+  return out;
+}
+
 /** Whether two sources read the same records. Two URLs of one server (a host name and its address) are not seen. */
 function sameRecords(a: SourceSettings, b: SourceSettings): boolean {
   if (a.kind !== b.kind || serverOf(a) !== serverOf(b)) return false;

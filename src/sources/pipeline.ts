@@ -90,6 +90,12 @@ export interface PipelineDeps {
    * down. Without it every failed read fails the evaluation (the caller's pass), as a source-wide one.
    */
   probe?: (subjectRef: string | undefined) => Promise<void>;
+  /**
+   * Other sources that read the same records (DHIS2 sources of one server and programme with disjoint
+   * org units, sources/overlap.ts sourcesSharingRecords). A record one of them already holds a row for is
+   * recorded on that row (see ownerOf), not on a row of this source's own.
+   */
+  sharesRecordsWith?: readonly string[];
 }
 
 const DEFAULT_CONCURRENCY = 64;
@@ -403,6 +409,27 @@ export class SourcePipeline {
   }
 
   /**
+   * The source whose ledger row records this result: this one, unless it has no row for the record and a
+   * source reading the same records (sharesRecordsWith) has one.
+   *
+   * Transaction ids derive from (source, event type, subject). Two DHIS2 sources of one programme split by
+   * district read one tracked entity each in turn when its enrollment moves from one district to the other
+   * (a transfer after delivery, an ordinary tracker update): the second source saw a new record and sent it
+   * again under ids of its own, a second registration in OpenCRVS, then wrote its tracking id over the
+   * first in DHIS2. Recorded on the first source's row instead, the record keeps one event and one
+   * tracking id: delivered, the new version is an update after notification (never sent), with the source
+   * that read it noted on the row (read_by_source); not yet sent, it replaces the payload, so it goes out
+   * once, routed where the record is now; dead, it requeues the row. The write-back stays the first
+   * source's job, under its settings. Chosen over sharing transaction ids between two rows: one row per
+   * record keeps "what happened to this birth" in one place, and no second row can write back.
+   */
+  private ownerOf(result: MapResult): string {
+    const { sharesRecordsWith: others, sourceId, ledger } = this.deps;
+    if (!others?.length || !result.eventType || !result.subjectRef) return sourceId;
+    return ledger.ownerOf(sourceId, others, result.eventType, result.subjectRef) ?? sourceId;
+  }
+
+  /**
    * Records results (and the cursor, if given) in one transaction. `reconciled`: the results came
    * from a subscription hint of a source that also polls, so a commit lost to a power cut is redone by
    * the next poll (under the same transactionIds): it skips the fsync that would stall the event loop
@@ -420,6 +447,7 @@ export class SourcePipeline {
     ledger.transaction(
       () => {
         for (const { result, excluded, noEvidence, session } of results) {
+          const owner = this.ownerOf(result);
           // Every outcome for a subject counts, a non-match too: it may be what withdrew a row.
           if (session && result.eventType && result.subjectRef) {
             if (this.overtakenResult(session, result)) {
@@ -436,7 +464,7 @@ export class SourcePipeline {
               continue;
             }
             const { row, change } = ledger.recordEvent({
-              sourceId,
+              sourceId: owner,
               eventType: result.eventType,
               subjectKey: result.subjectRef,
               sourceRef: result.sourceRef,
@@ -453,13 +481,15 @@ export class SourcePipeline {
             });
             report.mapped[change]++;
             if (change !== 'unchanged') report.ledgerIds.push(row.id);
+            // Said on the row, where an engineer asking "why updated after notification?" looks.
+            if (owner !== sourceId) ledger.noteReadBy(row.id, sourceId);
             // Kept with the row: "left out, with a warning" must be visible after a dry run too.
             // (A new row starts with none: no write for the usual record without warnings.)
             if ((change === 'inserted' && result.warnings.length > 0) || change === 'replaced')
               ledger.setMappingWarnings(row.id, result.warnings);
           } else if (result.status === 'invalid') {
             const row = ledger.recordInvalid({
-              sourceId,
+              sourceId: owner,
               eventType: result.eventType,
               subjectKey: result.subjectRef,
               sourceRef: result.sourceRef,
@@ -471,7 +501,7 @@ export class SourcePipeline {
             report.ledgerIds.push(row.id);
           } else if (result.eventType && result.subjectRef && (excluded || noEvidence)) {
             const key = {
-              sourceId,
+              sourceId: owner,
               eventType: result.eventType,
               subjectKey: result.subjectRef,
               sourceRef: result.subjectRef,

@@ -582,6 +582,7 @@ describe('ledger: schema', () => {
       { version: 10, name: 'state-order-index' },
       { version: 11, name: 'pending-checks' },
       { version: 12, name: 'in-flight-copy' },
+      { version: 13, name: 'read-by-source' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -623,12 +624,12 @@ describe('ledger: schema', () => {
       db.exec(`DELETE FROM schema_migrations WHERE version >= 10;
         DROP INDEX ledger_rows_state_id; DROP INDEX ledger_rows_pending_check;
         ALTER TABLE ledger_rows DROP COLUMN pending_check_at; ALTER TABLE ledger_rows DROP COLUMN pending_checks;
-        ALTER TABLE ledger_rows DROP COLUMN in_flight_payload;
+        ALTER TABLE ledger_rows DROP COLUMN in_flight_payload; ALTER TABLE ledger_rows DROP COLUMN read_by_source;
         UPDATE ledger_rows SET state = 'delivered-pending', event_id = 'e1', tracking_id = 'T1';`);
       db.close();
       assert.throws(
         () => openLedger(path, { inspectOnly: true }),
-        /the ledger .* was written by an older bridge \(schema 9, this one reads 12\): this command only reads it/,
+        /the ledger .* was written by an older bridge \(schema 9, this one reads 13\): this command only reads it/,
       );
       const versions = () => {
         const check = new Database(path, { readonly: true });
@@ -644,7 +645,7 @@ describe('ledger: schema', () => {
         [row.id],
       );
       upgraded.close();
-      assert.equal(versions(), 12);
+      assert.equal(versions(), 13);
       openLedger(path, { inspectOnly: true }).close();
     } finally {
       cleanup();

@@ -85,6 +85,7 @@ export function adminApi(target: AdminTarget, settings: AdminSettingsView, log: 
         pii,
         writeBack ? writeBackView(writeBack) : null,
         ledger.mappingWarnings(id),
+        ledger.readBy(id) ?? null,
       ),
     );
   });

@@ -247,6 +247,8 @@ export const PAGE_SCRIPT = `
       (d.state === 'delivered' || d.state === 'delivered-pending' ? ' (after notification: correct it in OpenCRVS)' :
         ' (settled before anything more is sent)') : '');
     field(dl, 'Mapping warnings', (d.mappingWarnings || []).join('; '));
+    field(dl, 'Also read by', d.readBySource ? 'source ' + d.readBySource +
+      ' (same DHIS2 programme: the record moved into its org units; its versions are recorded on this row, never sent as a second event)' : '');
     field(dl, 'Last error', errorText(d.lastError));
     var tbody = $('attempts').tBodies[0];
     clear(tbody);

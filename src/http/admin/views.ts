@@ -63,6 +63,11 @@ export interface EventDetail extends EventListItem {
   updatedAfterNotification: { count: number; lastAt: number | null };
   /** What the mapping left out of the declaration, and why (field id and reason; never the data). */
   mappingWarnings: string[];
+  /**
+   * Another source of the same DHIS2 programme that read this record since (its enrollment moved into that
+   * source's org units): its versions are recorded on this row, never sent as a second event. Null: none.
+   */
+  readBySource: string | null;
   attemptHistory: AttemptView[];
   /** Whether the tracking id went back to the source record: null when no write-back job exists. */
   writeBack: WriteBackJobView | null;
@@ -124,6 +129,7 @@ export function eventDetail(
   showPersonalData: boolean,
   writeBack: WriteBackJobView | null,
   mappingWarnings: string[] = [],
+  readBySource: string | null = null,
 ): EventDetail {
   const detail: EventDetail = {
     ...listItem(row, showPersonalData),
@@ -140,6 +146,7 @@ export function eventDetail(
     payloadStored: row.payload !== null,
     updatedAfterNotification: { count: row.updatesAfterNotification, lastAt: row.updatedAfterNotificationAt },
     mappingWarnings,
+    readBySource,
     attemptHistory: attempts.map((attempt) => attemptView(attempt, showPersonalData)),
     writeBack,
   };

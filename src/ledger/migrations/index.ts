@@ -12,6 +12,7 @@ import { migration009 } from './009-mapping-warnings.js';
 import { migration010 } from './010-state-order-index.js';
 import { migration011 } from './011-pending-checks.js';
 import { migration012 } from './012-in-flight-copy.js';
+import { migration013 } from './013-read-by-source.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -29,4 +30,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration010,
   migration011,
   migration012,
+  migration013,
 ];

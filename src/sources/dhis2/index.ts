@@ -34,6 +34,8 @@ export interface BuildDhis2SourceDeps {
   version: '2.0' | '1.9';
   routing: RoutingSettings;
   mapOptions: () => MapOptions;
+  /** Other sources of the same DHIS2 server and programme (sources/overlap.ts sourcesSharingRecords). */
+  sharesRecordsWith?: readonly string[];
 }
 
 export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2SourceDeps): Dhis2SourceRuntime {
@@ -46,6 +48,7 @@ export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2Sourc
     logger: deps.logger,
     mapOptions: deps.mapOptions,
     reread: (subjectKeys) => recheck(subjectKeys),
+    ...(deps.sharesRecordsWith ? { sharesRecordsWith: deps.sharesRecordsWith } : {}),
     // A related person is read by uid without the programme (Dhis2Fetcher): the child read the same way
     // tells a person DHIS2 will not serve from a DHIS2 that serves no one.
     probe: async (subjectRef) => {
