@@ -21,6 +21,8 @@ const PURGE_EVERY_MS = 10 * 60_000;
 /** Stale locks are looked for at half the lock timeout, and at least this often. */
 const STALE_CHECK_MAX_MS = 60_000;
 const DEFAULT_DRAIN_MS = 30_000;
+/** The longest wait of the claim loop after failures in a row (it doubles from `pollIntervalMs`). */
+const MAX_LOOP_BACKOFF_MS = 30_000;
 /** Rows answered pending are looked for this often, and asked about this many at a time. */
 const PENDING_CHECK_EVERY_MS = 30_000;
 const PENDING_CHECK_BATCH = 50;
@@ -370,6 +372,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     });
 
   const runLoop = async () => {
+    // Failures in a row: a full disk or a locked store fails every round, and without a growing wait the
+    // loop logged (with stacks) three times a second onto the disk that was full.
+    let failures = 0;
     while (running) {
       try {
         maintenance();
@@ -383,11 +388,15 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         const free = concurrency - inFlight.size;
         const rows = free > 0 ? ledger.claimDue(workerId, free, now()) : [];
         startRows(rows);
+        if (failures > 0) logger.info({ failures }, 'delivery loop running again');
+        failures = 0;
         // Full, or nothing more due: wait for a slot to free up or the next poll.
         if (rows.length === 0 || rows.length >= free) await sleep(settings.pollIntervalMs);
       } catch (err) {
-        logger.error({ err }, 'delivery loop error; backing off');
-        await sleep(settings.pollIntervalMs);
+        failures++;
+        const waitMs = Math.min(settings.pollIntervalMs * 2 ** Math.min(failures - 1, 16), MAX_LOOP_BACKOFF_MS);
+        logger.error({ err, failures, waitMs }, 'delivery loop error; backing off');
+        await sleep(waitMs);
       }
     }
   };

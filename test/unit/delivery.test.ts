@@ -46,6 +46,21 @@ describe('delivery worker', () => {
     assert.ok(api.count('create') < 100, `stopped after ${api.count('create')} of 100 rows' first attempts`);
   });
 
+  it('backs off, doubling its wait, while every round of the claim loop fails (a full disk)', async () => {
+    let claims = 0;
+    ledger.claimDue = () => {
+      claims++;
+      throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    };
+    const w = worker({ pollIntervalMs: 10 });
+    w.start();
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await w.stop({ drainMs: 0 });
+    // Waits of 10, 20, 40… ms: about 7 rounds in 700 ms, where a fixed 10 ms wait made about 70 (and as
+    // many error lines in the log).
+    assert.ok(claims >= 2 && claims <= 15, `${claims} rounds`);
+  });
+
   it('retries a row whose attempt failed inside the bridge (not an OpenCRVS answer), with the error kept', async () => {
     const { row } = ledger.recordEvent(eventInput('bug'));
     api.createEvent = async () => {
