@@ -377,3 +377,105 @@ describe('DHIS2 simulator: tracker export', () => {
     assert.equal(missing.status, 404);
   });
 });
+
+describe("DHIS2 simulator: deleted tracked entities and the user's org units", () => {
+  let sim: Dhis2Simulator;
+  const seed = buildDemoChildProgramme({ births: 6, deaths: 0, seed: 42, baseDate: BASE_DATE });
+  /** Children owned (enrolled) at `orgUnit`. */
+  const ownedAt = (orgUnit: string) =>
+    seed.filter((te) => te.enrollments?.some((en) => en.program === CHILD_PROGRAMME && en.orgUnit === orgUnit));
+  const byUid = (uid: string, extra = '') =>
+    `/api/tracker/trackedEntities?trackedEntities=${uid}&program=${CHILD_PROGRAMME}&fields=trackedEntity,deleted${extra}`;
+  const listed = async (path: string) =>
+    (await get(sim, path)).body.trackedEntities as Array<{ trackedEntity: string; deleted?: boolean }>;
+
+  before(async () => {
+    sim = await startDhis2Simulator({ seed });
+  });
+  after(() => sim.close());
+
+  it('lists a soft-deleted tracked entity with deleted: true only with includeDeleted=true, in its program', async () => {
+    const [gone, kept] = ownedAt(ORG_UNITS.ngelehunChc).concat(ownedAt(ORG_UNITS.gbenikoroMchp));
+    assert.ok(gone?.trackedEntity && kept?.trackedEntity);
+    const res = await fetch(`${sim.baseUrl}/api/tracker?async=false&importStrategy=DELETE`, {
+      method: 'POST',
+      headers: { authorization: basic, 'content-type': 'application/json' },
+      body: JSON.stringify({ trackedEntities: [{ trackedEntity: gone.trackedEntity }] }),
+      signal: AbortSignal.timeout(5000),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(
+      (await get(sim, `/api/tracker/trackedEntities/${gone.trackedEntity}?program=${CHILD_PROGRAMME}`)).status,
+      404,
+    );
+    assert.deepEqual(await listed(byUid(gone.trackedEntity)), [], 'not listed by default');
+    // Its enrollment was deleted with it: the program filter still finds it, as DHIS2 does.
+    assert.deepEqual(await listed(byUid(gone.trackedEntity, '&includeDeleted=true')), [
+      { trackedEntity: gone.trackedEntity, deleted: true },
+    ]);
+    assert.deepEqual(await listed(byUid(kept.trackedEntity, '&includeDeleted=true')), [
+      { trackedEntity: kept.trackedEntity, deleted: false },
+    ]);
+    // The 2.40 parameter (semicolon list) names it too; another program does not.
+    const old = `/api/tracker/trackedEntities?trackedEntity=${gone.trackedEntity}&program=${CHILD_PROGRAMME}&includeDeleted=true&fields=trackedEntity`;
+    assert.equal((await listed(old)).length, 1);
+    const other = `/api/tracker/trackedEntities?trackedEntities=${gone.trackedEntity}&program=${DEATH_PROGRAMME}&includeDeleted=true`;
+    assert.deepEqual(await listed(other), []);
+    const all = await listed(`${children}&includeDeleted=true&paging=false&fields=trackedEntity,deleted`);
+    assert.equal(all.filter((te) => te.deleted).length, 1);
+    assert.equal(all.length, 6);
+  });
+
+  it('answers a read in the program 404 when its owner is outside the capture scope, and lists it only where the user searches', async () => {
+    const [outside] = ownedAt(ORG_UNITS.gbenikoroMchp);
+    const [inside] = ownedAt(ORG_UNITS.ngelehunChc).slice(-1);
+    assert.ok(outside?.trackedEntity && inside?.trackedEntity);
+    const read = (uid: string, program = `?program=${CHILD_PROGRAMME}`) =>
+      get(sim, `/api/tracker/trackedEntities/${uid}${program}`);
+    const narrow = async (body: unknown) => {
+      const res = await fetch(`${sim.baseUrl}/_sandbox/user`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(5000),
+      });
+      assert.equal(res.status, 200);
+    };
+    try {
+      // Bo holds Ngelehun CHC; Gbenikoro MCHP hangs off the root.
+      await narrow({ organisationUnits: [ORG_UNITS.bo] });
+      const hidden = await read(outside.trackedEntity);
+      assert.equal(hidden.status, 404);
+      assert.equal(hidden.body.httpStatusCode, 404, "DHIS2's own error body");
+      assert.equal(hidden.body.message, `TrackedEntity with id ${outside.trackedEntity} could not be found.`);
+      assert.equal((await read(inside.trackedEntity)).status, 200);
+      assert.equal((await read(outside.trackedEntity, '')).status, 200, 'the rule is about the program owner');
+      assert.deepEqual(
+        await listed(byUid(outside.trackedEntity, '&includeDeleted=true')),
+        [],
+        'no search scope: capture',
+      );
+      assert.deepEqual((await get(sim, '/api/me')).body.organisationUnits, [{ id: ORG_UNITS.bo }]);
+      // Searching wider than capturing: listed, live, yet not readable in the program.
+      await narrow({ organisationUnits: [ORG_UNITS.bo], teiSearchOrganisationUnits: [ORG_UNITS.sierraLeone] });
+      assert.deepEqual(await listed(byUid(outside.trackedEntity, '&includeDeleted=true')), [
+        { trackedEntity: outside.trackedEntity, deleted: false },
+      ]);
+      assert.equal((await read(outside.trackedEntity)).status, 404);
+      const refused = await fetch(`${sim.baseUrl}/_sandbox/user`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ organisationUnits: ['Nowhere0001'] }),
+        signal: AbortSignal.timeout(5000),
+      });
+      assert.equal(refused.status, 400);
+    } finally {
+      await narrow({});
+    }
+    assert.equal((await read(outside.trackedEntity)).status, 200, 'the superuser again');
+    sim.restrictUser({ organisationUnits: [ORG_UNITS.bo] });
+    assert.equal((await read(outside.trackedEntity)).status, 404);
+    sim.restrictUser(undefined);
+    assert.equal((await read(outside.trackedEntity)).status, 200);
+  });
+});

@@ -3,6 +3,7 @@ import { ORG_UNIT_TREE } from './constants.js';
 import { applyFields, parseFields } from './fields.js';
 import {
   BadRequestError,
+  boolParam,
   comparator,
   listParam,
   orgUnitScope,
@@ -14,7 +15,8 @@ import {
   updatedWindow,
 } from './query.js';
 import type { TrackerStore } from './store.js';
-import type { RelationshipItem } from './types.js';
+import type { RelationshipItem, TrackedEntity } from './types.js';
+import type { SimulatedUser } from './user.js';
 
 /** Default `fields` of each export endpoint (dhis2-core request params, 2.41). */
 const DEFAULT_FIELDS = {
@@ -80,8 +82,11 @@ export interface Listing {
   maxPageSize: number | undefined;
 }
 
-/** GET /api/tracker/{trackedEntities,enrollments,events,relationships}: filters, order, paging, fields. */
-export function exportRoutes(store: TrackerStore, listing: () => Listing): Router {
+/**
+ * GET /api/tracker/{trackedEntities,enrollments,events,relationships}: filters, order, paging, fields.
+ * Tracked entities are scoped by `user`'s org units (see SimulatedUser); the other lists are not.
+ */
+export function exportRoutes(store: TrackerStore, listing: () => Listing, user: SimulatedUser): Router {
   const router = Router();
   const envelope = () => listing().envelope;
   const pagingOf = (params: URLSearchParams) => parsePaging(params, listing().maxPageSize);
@@ -97,6 +102,10 @@ export function exportRoutes(store: TrackerStore, listing: () => Listing): Route
     get: (field: string): unknown => (field in extra ? extra[field] : Reflect.get(item, field)),
   });
 
+  /** The program owner org unit of `te` for `program` (the enrollment's, as the simulator keeps it), else its own. */
+  const ownerOf = (te: TrackedEntity, program: string): string | undefined =>
+    store.enrollmentsOf(te.trackedEntity ?? '').find((en) => en.program === program)?.orgUnit ?? te.orgUnit;
+
   router.get('/trackedEntities', (req: Request, res: Response) => {
     const params = searchParams(req);
     const paging = pagingOf(params);
@@ -105,16 +114,24 @@ export function exportRoutes(store: TrackerStore, listing: () => Listing): Route
     const uids = listParam(params, 'trackedEntities', 'trackedEntity');
     if (!program && !type && !uids.length)
       throw new BadRequestError('Either a program or tracked entity type must be specified');
+    // Soft-deleted tracked entities too, with `deleted: true`; their enrollments were deleted with them, so
+    // the program filter looks at deleted enrollments as well.
+    const includeDeleted = boolParam(params, 'includeDeleted', false);
     const inScope = orgUnitScope(params, known(), ['orgUnits', 'orgUnit']);
+    // Whatever org units are asked for, DHIS2 lists only those the user may search in (CAPTURE: capture in).
+    const mode = param(params, 'orgUnitMode', 'ouMode')?.toUpperCase();
+    const userScope = (orgUnit: string | undefined) =>
+      mode === 'CAPTURE' ? user.inCaptureScope(orgUnit) : user.inSearchScope(orgUnit);
     const inWindow = updatedWindow(params);
     const stage = param(params, 'programStage');
     const status = param(params, 'enrollmentStatus', 'programStatus');
     const order = orderOf(params, ORDERABLE.trackedEntities, paging);
+    const deleted = { includeDeleted };
     const rows = store
-      .allTrackedEntities()
+      .allTrackedEntities(deleted)
       .flatMap((te) => {
         const uid = te.trackedEntity ?? '';
-        const enrollment = program ? store.enrollmentsOf(uid).find((en) => en.program === program) : undefined;
+        const enrollment = program ? store.enrollmentsOf(uid, deleted).find((en) => en.program === program) : undefined;
         if (program && !enrollment) return [];
         if (type && te.trackedEntityType !== type) return [];
         if (uids.length && !uids.includes(uid)) return [];
@@ -122,19 +139,20 @@ export function exportRoutes(store: TrackerStore, listing: () => Listing): Route
         if (
           stage &&
           !store
-            .enrollmentsOf(uid)
-            .some((en) => store.eventsOf(en.enrollment ?? '').some((ev) => ev.programStage === stage))
+            .enrollmentsOf(uid, deleted)
+            .some((en) => store.eventsOf(en.enrollment ?? '', deleted).some((ev) => ev.programStage === stage))
         )
           return [];
         // With a program, DHIS2 scopes by the program owner org unit (here: the enrollment's), else by the registering one.
-        if (!inScope(enrollment?.orgUnit ?? te.orgUnit) || !inWindow(te.updatedAt)) return [];
+        const owner = enrollment?.orgUnit ?? te.orgUnit;
+        if (!inScope(owner) || !userScope(owner) || !inWindow(te.updatedAt)) return [];
         return [{ te, key: sortable(te, uid, { enrolledAt: enrollment?.enrolledAt }) }];
       })
       .sort((a, b) => order(a.key, b.key));
     const fields = fieldsOf(params, 'trackedEntities');
     res.json(
       pageOf(rows, paging, 'trackedEntities', envelope(), ({ te }) =>
-        applyFields(store.trackedEntityView(te, program), fields),
+        applyFields(store.trackedEntityView(te, program, deleted), fields),
       ),
     );
   });
@@ -144,6 +162,9 @@ export function exportRoutes(store: TrackerStore, listing: () => Listing): Route
     const te = store.trackedEntity(req.params.uid);
     if (!te || te.deleted) throw notFound('TrackedEntity', req.params.uid);
     const program = param(params, 'program');
+    // Read in a program whose owner org unit is outside the user's capture scope: DHIS2 answers as if it
+    // had no such tracked entity (dhis2-core #20280, DHIS2-19210), the same 404 as for a deleted one.
+    if (program && !user.inCaptureScope(ownerOf(te, program))) throw notFound('TrackedEntity', req.params.uid);
     res.json(applyFields(store.trackedEntityView(te, program), fieldsOf(params, 'trackedEntities')));
   });
 

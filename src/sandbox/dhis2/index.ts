@@ -5,3 +5,4 @@ export { buildDemoChildProgramme, type DemoChildProgrammeOptions } from './demo.
 export type { PageEnvelope } from './query.js';
 export { type Dhis2Simulator, type Dhis2SimulatorOptions, startDhis2Simulator } from './server.js';
 export type * from './types.js';
+export type { UserOrgUnits } from './user.js';

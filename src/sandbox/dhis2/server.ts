@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { type Logger, silentLogger } from '../../observability/logger.js';
 import { DEFAULT_SANDBOX_AUTH, type Dhis2AuthOptions, dhis2Error, requireAuth } from './auth.js';
-import { CHILD_PROGRAMME, DEATH_PROGRAMME, ORG_UNITS, SIMULATED_DHIS2_VERSION } from './constants.js';
+import { CHILD_PROGRAMME, DEATH_PROGRAMME, ORG_UNIT_TREE, SIMULATED_DHIS2_VERSION } from './constants.js';
 import { exportRoutes } from './export-routes.js';
 import { FieldFilterError } from './fields.js';
 import { describeImportPayloadErrors, isTrackerImportPayload } from './import-schema.js';
@@ -13,6 +13,7 @@ import { BadRequestError, type PageEnvelope, param, type TieOrder } from './quer
 import { TrackerStore } from './store.js';
 import { formatDhis2DateTime, MonotonicClock } from './time.js';
 import type { ImportStrategy, TrackedEntity, WriteRecord } from './types.js';
+import { SimulatedUser, type UserOrgUnits } from './user.js';
 
 export interface Dhis2SimulatorOptions {
   /** 0 picks a free port (tests); the CLI uses DEFAULT_DHIS2_SIMULATOR_PORT. */
@@ -43,6 +44,11 @@ export interface Dhis2Simulator {
   seed(entities: TrackedEntity[]): void;
   writes(): WriteRecord[];
   trackedEntity(uid: string): TrackedEntity | undefined;
+  /**
+   * Narrows the user's org units (capture; search too if given, else DHIS2 searches in the capture
+   * ones); `undefined` restores the superuser. What `POST /_sandbox/user` does (see SimulatedUser).
+   */
+  restrictUser(orgUnits: Partial<UserOrgUnits> | undefined): void;
   close(): Promise<void>;
 }
 
@@ -69,6 +75,9 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
   const clock = options.clock ?? Date.now;
   const store = new TrackerStore(new MonotonicClock(clock));
   const writes: WriteRecord[] = [];
+  const user = new SimulatedUser();
+  const treeUnits = new Set(ORG_UNIT_TREE.map((ou) => ou.id));
+  const knownOrgUnit = (uid: string) => treeUnits.has(uid) || store.orgUnitsInData().has(uid);
   if (options.seed) seedStore(store, options.seed);
 
   const app = express();
@@ -83,7 +92,27 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
   app.post('/_sandbox/reset', (_req, res) => {
     store.reset();
     writes.length = 0;
+    user.restrict(undefined, knownOrgUnit);
     res.status(204).end();
+  });
+  // `{ organisationUnits: [...], teiSearchOrganisationUnits?: [...] }` narrows the user's org units; `{}`
+  // (no organisationUnits) restores the superuser.
+  app.post('/_sandbox/user', (req, res) => {
+    const body: unknown = req.body;
+    const uids = (value: unknown): string[] | undefined => {
+      if (value === undefined || value === null) return undefined;
+      if (!Array.isArray(value) || !value.every((v) => typeof v === 'string'))
+        throw new BadRequestError('organisationUnits and teiSearchOrganisationUnits must be lists of org unit uids');
+      return value;
+    };
+    const given = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
+    const capture = uids(given.organisationUnits);
+    const search = uids(given.teiSearchOrganisationUnits);
+    user.restrict(
+      capture === undefined ? undefined : { organisationUnits: capture, teiSearchOrganisationUnits: search },
+      knownOrgUnit,
+    );
+    res.json(user.orgUnits());
   });
   app.post('/_sandbox/seed', (req, res) => {
     const body: unknown = req.body;
@@ -124,15 +153,15 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
       surname: 'Administrator',
       displayName: 'Sandbox Administrator',
       authorities: ['ALL'],
-      organisationUnits: [{ id: ORG_UNITS.sierraLeone }],
-      teiSearchOrganisationUnits: [{ id: ORG_UNITS.sierraLeone }],
+      organisationUnits: user.orgUnits().organisationUnits.map((id) => ({ id })),
+      teiSearchOrganisationUnits: user.orgUnits().teiSearchOrganisationUnits.map((id) => ({ id })),
       programs: [CHILD_PROGRAMME, DEATH_PROGRAMME],
     });
   });
   const listing = { envelope, tieOrder: options.tieOrder ?? 'uid', maxPageSize: options.maxPageSize };
   api.use(
     '/tracker',
-    exportRoutes(store, () => listing),
+    exportRoutes(store, () => listing, user),
   );
   api.post('/tracker', (req, res) => {
     const params = new URL(req.originalUrl, 'http://simulator.invalid').searchParams;
@@ -192,6 +221,7 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
         ? structuredClone(store.trackedEntityView(te, undefined, { allAttributes: true }))
         : undefined;
     },
+    restrictUser: (orgUnits) => user.restrict(orgUnits, knownOrgUnit),
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));

@@ -52,8 +52,9 @@ export class TrackerStore {
   relationship(uid: Uid): Relationship | undefined {
     return this.relationships.get(uid);
   }
-  allTrackedEntities(): TrackedEntity[] {
-    return [...this.trackedEntities.values()].filter((te) => !te.deleted);
+  /** Live tracked entities; soft-deleted ones too with `includeDeleted` (DHIS2's `includeDeleted=true`). */
+  allTrackedEntities(options: { includeDeleted?: boolean } = {}): TrackedEntity[] {
+    return [...this.trackedEntities.values()].filter((te) => options.includeDeleted || !te.deleted);
   }
   allEnrollments(): Enrollment[] {
     return [...this.enrollments.values()].filter((en) => !en.deleted);
@@ -70,11 +71,15 @@ export class TrackerStore {
     return this.orgUnits;
   }
 
-  enrollmentsOf(trackedEntity: Uid): Enrollment[] {
-    return this.children(this.enrollmentsByTrackedEntity, trackedEntity, this.enrollments);
+  /**
+   * `includeDeleted`: soft-deleted ones too. Deleting a tracked entity soft-deletes its enrollments and
+   * their events (writer.ts), so a deleted one is found in its programme only this way.
+   */
+  enrollmentsOf(trackedEntity: Uid, options: { includeDeleted?: boolean } = {}): Enrollment[] {
+    return this.children(this.enrollmentsByTrackedEntity, trackedEntity, this.enrollments, options.includeDeleted);
   }
-  eventsOf(enrollment: Uid): Event[] {
-    return this.children(this.eventsByEnrollment, enrollment, this.events);
+  eventsOf(enrollment: Uid, options: { includeDeleted?: boolean } = {}): Event[] {
+    return this.children(this.eventsByEnrollment, enrollment, this.events, options.includeDeleted);
   }
 
   /** Relationships with the given object at either end (DHIS2 lists both directions). */
@@ -82,11 +87,16 @@ export class TrackerStore {
     return this.children(this.relationshipsByItem, `${kind}:${uid}`, this.relationships);
   }
 
-  private children<T extends object>(index: Map<string, Set<Uid>>, key: string, table: Map<Uid, T>): T[] {
+  private children<T extends object>(
+    index: Map<string, Set<Uid>>,
+    key: string,
+    table: Map<Uid, T>,
+    includeDeleted = false,
+  ): T[] {
     const out: T[] = [];
     for (const uid of index.get(key) ?? []) {
       const item = table.get(uid);
-      if (item && !('deleted' in item && item.deleted)) out.push(item);
+      if (item && (includeDeleted || !('deleted' in item && item.deleted))) out.push(item);
     }
     return out;
   }
@@ -151,12 +161,20 @@ export class TrackerStore {
 
   // ---- export views (full; the `fields` filter trims them) ----
 
-  /** A tracked entity with enrollments (only `program`'s when given), relationships and program owners. */
-  trackedEntityView(te: TrackedEntity, program?: Uid, options: { allAttributes?: boolean } = {}): TrackedEntity {
+  /**
+   * A tracked entity with enrollments (only `program`'s when given), relationships and program owners;
+   * `includeDeleted`: soft-deleted enrollments and events too, as DHIS2 lists them with `includeDeleted=true`.
+   */
+  trackedEntityView(
+    te: TrackedEntity,
+    program?: Uid,
+    options: { allAttributes?: boolean; includeDeleted?: boolean } = {},
+  ): TrackedEntity {
     const uid = te.trackedEntity ?? '';
-    const enrollments = this.enrollmentsOf(uid).filter((en) => !program || en.program === program);
+    const deleted = { includeDeleted: options.includeDeleted === true };
+    const enrollments = this.enrollmentsOf(uid, deleted).filter((en) => !program || en.program === program);
     const owners = new Map<string, string>();
-    for (const en of this.enrollmentsOf(uid))
+    for (const en of this.enrollmentsOf(uid, deleted))
       if (en.program && !owners.has(en.program)) owners.set(en.program, en.orgUnit ?? '');
     // Without a programme, DHIS2 lists the tracked entity type's attributes only; with one, the
     // programme's too (the simulator does not keep which programme an attribute belongs to: all).
@@ -166,7 +184,7 @@ export class TrackerStore {
     return {
       ...te,
       attributes: listed.map(withMetadata),
-      enrollments: enrollments.map((en) => this.enrollmentView(en)),
+      enrollments: enrollments.map((en) => this.enrollmentView(en, deleted)),
       relationships: this.relationshipsOf('trackedEntity', uid).map((rel) => this.relationshipView(rel)),
       programOwners: [...owners].map(([ownerProgram, orgUnit]) => ({
         orgUnit,
@@ -176,13 +194,13 @@ export class TrackerStore {
     };
   }
 
-  /** An enrollment with its events, its relationships and the tracked entity's attributes. */
-  enrollmentView(en: Enrollment): Enrollment {
+  /** An enrollment with its events (soft-deleted ones too with `includeDeleted`), its relationships and the tracked entity's attributes. */
+  enrollmentView(en: Enrollment, options: { includeDeleted?: boolean } = {}): Enrollment {
     const uid = en.enrollment ?? '';
     const te = en.trackedEntity ? this.trackedEntities.get(en.trackedEntity) : undefined;
     return {
       ...en,
-      events: this.eventsOf(uid).map((ev) => this.eventView(ev)),
+      events: this.eventsOf(uid, options).map((ev) => this.eventView(ev)),
       relationships: this.relationshipsOf('enrollment', uid).map((rel) => this.relationshipView(rel)),
       attributes: (te?.attributes ?? []).map(withMetadata),
       notes: en.notes ?? [],
