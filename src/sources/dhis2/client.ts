@@ -73,6 +73,11 @@ export class Dhis2Client {
     this.closing.abort(new Dhis2SourceError('the bridge is stopping', undefined, false));
   }
 
+  /** True once `close` ended the client's calls: a call failing since says nothing of the server. */
+  get closed(): boolean {
+    return this.closing.signal.aborted;
+  }
+
   private async call<T>(
     operation: string,
     path: string,
@@ -219,6 +224,41 @@ export class Dhis2Client {
     }
   }
 
+  /**
+   * What DHIS2's tracked entity list says of one uid, soft-deleted ones included: `GET
+   * /api/tracker/trackedEntities?trackedEntities={uid}&program=…&includeDeleted=true&fields=trackedEntity,deleted`.
+   * `deleted`: listed with `deleted: true`; `live`: listed and not deleted; `unlisted`: not listed (outside
+   * what the user may search, or gone for good). For a read that answered 404: DHIS2 says 404 for a
+   * deleted tracked entity and for one the user may not see alike (see dhis2/recheck.ts).
+   */
+  async trackedEntityListing(uid: string, program: string): Promise<TrackedEntityListing> {
+    // 2.40 names uids with `trackedEntity` (semicolons); 2.41 added `trackedEntities` (commas) and refuses
+    // both at once; 2.42 dropped `trackedEntity`. One uid: the first page (50 by default) holds it.
+    const minor = Number(/^2\.(\d+)/.exec((await this.version()) ?? '')?.[1] ?? Number.NaN);
+    const uidParam = minor < 41 ? 'trackedEntity' : 'trackedEntities';
+    const page = await this.trackedEntityPage({
+      [uidParam]: uid,
+      program,
+      includeDeleted: 'true',
+      fields: 'trackedEntity,deleted',
+    });
+    // Only this uid counts: a server that ignored the filter lists others, which say nothing of it.
+    const listed = page.entities.filter((te) => te.trackedEntity === uid);
+    if (listed.length === 0) return 'unlisted';
+    return listed.every((te) => te.deleted === true) ? 'deleted' : 'live';
+  }
+
+  private versionAsked: Promise<string | undefined> | undefined;
+
+  /** The server's version (system/info), asked once; a failed ask is asked again the next time. */
+  private version(): Promise<string | undefined> {
+    this.versionAsked ??= this.systemInfo().catch((err: unknown) => {
+      this.versionAsked = undefined;
+      throw err;
+    });
+    return this.versionAsked;
+  }
+
   /** GET /api/tracker/events/{uid} with every field; undefined when DHIS2 says 404. */
   async event(uid: string): Promise<TrackerEvent | undefined> {
     try {
@@ -273,6 +313,9 @@ export class Dhis2Client {
     }
   }
 }
+
+/** What a list with `includeDeleted=true` says of one tracked entity (Dhis2Client.trackedEntityListing). */
+export type TrackedEntityListing = 'deleted' | 'live' | 'unlisted';
 
 /** A page of tracked entities and what the server says of it (each only when it says, as a number). */
 export interface TrackedEntityList {

@@ -39,6 +39,8 @@ export interface TrackerTrackedEntity extends Obj {
   trackedEntity: string;
   trackedEntityType?: string;
   orgUnit?: string;
+  /** Soft-deleted: only a list asked with `includeDeleted=true` shows one. */
+  deleted?: boolean;
   updatedAt?: string;
   attributes?: TrackerAttribute[];
   enrollments?: TrackerEnrollment[];
@@ -93,6 +95,7 @@ const trackedEntity = {
     trackedEntity: str,
     trackedEntityType: str,
     orgUnit: str,
+    deleted: { type: 'boolean' },
     updatedAt: str,
     attributes: { type: 'array', items: attribute },
     enrollments: { type: 'array', items: enrollment },
