@@ -144,6 +144,11 @@ export class SourcePipeline {
     return fetcher;
   }
 
+  /** `fetcher`'s session, for results a source builds without mapping, to commit in the same order. */
+  session(fetcher: ResourceFetcher): Evaluation['session'] {
+    return this.readings.get(fetcher);
+  }
+
   /**
    * Ends `fetcher`'s session once the rereads of its overtaken subjects have ended. Rejects (with an
    * OvertakenReadFailed) when one of them failed: the caller keeps what would redo it (a notification

@@ -66,6 +66,13 @@ export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2Sourc
     poll: settings.poll,
     logger: deps.logger,
   });
-  const recheck: SubjectRecheck = dhis2Recheck({ client, pipeline, dhis2: dhis2SettingsOf(settings) });
+  const recheck: SubjectRecheck = dhis2Recheck({
+    sourceId: settings.id,
+    ledger: deps.ledger,
+    client,
+    pipeline,
+    dhis2: dhis2SettingsOf(settings),
+    logger: deps.logger,
+  });
   return { settings, mappings, client, pipeline, poller, recheck };
 }

@@ -1,37 +1,72 @@
 import type { Dhis2Settings } from '../../config/types.js';
+import type { Ledger } from '../../ledger/index.js';
 import { type Resource, trackedEntityResource } from '../../mapping/index.js';
-import type { SourcePipeline } from '../pipeline.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Evaluation, SourcePipeline } from '../pipeline.js';
 import type { SubjectRecheck } from '../recheck.js';
-import type { Dhis2Client } from './client.js';
+import type { Dhis2Client, TrackedEntityListing } from './client.js';
 import { Dhis2Fetcher } from './fetcher.js';
 
 const TRACKED_ENTITY = 'TrackedEntity/';
 
 /**
- * Reads each tracked entity again (in the source's programme, with its fields). One DHIS2 answers 404
- * for (deleted: the tracker soft-deletes, and a poll by updatedAfter never returns it again) withdraws
- * its unsent row; the others are evaluated again, so a deactivation or a cleared date counts too.
+ * Reads each tracked entity again (in the source's programme, with its fields) and evaluates it again,
+ * so a deactivation or a cleared date counts too.
+ *
+ * DHIS2's 404 to that read does not mean deleted. DHIS2 answers it alike for a soft-deleted tracked
+ * entity and for a live one whose program owner org unit is outside the user's capture scope
+ * (dhis2-core #20280, DHIS2-19210: ownership transferred to another district, or the bridge user's org
+ * units narrowed). So the list is asked with includeDeleted=true (Dhis2Client.trackedEntityListing), and
+ * only `deleted: true` withdraws the unsent row, as before (a poll by updatedAfter never returns a
+ * deleted one again).
+ *
+ * Otherwise DHIS2 cannot tell the bridge (it lists the entity live but will not let the user read it,
+ * does not list it at all: out of scope, or purged, or the list could not be asked). Then neither
+ * withdrawing (a live birth lost) nor sending what was recorded (a deleted duplicate registered, unseen)
+ * is right: a person decides. The rows become dead with the reason, as a record the mapping refuses
+ * does (Ledger.recordInvalid): dead rows are counted and shown (`ledger --status dead`, the admin
+ * page), never sent by the worker, and a replay reads the record again first, so once the user sees it
+ * again it goes out under its transactionIds, once; one deleted meanwhile is withdrawn then. Not
+ * `cancelUnsent` (skipped reads as settled and does not replay), and not left pending (the worker would
+ * send it, or recheck it again and again with nobody told).
  */
 export function dhis2Recheck(deps: {
+  sourceId: string;
+  ledger: Ledger;
   client: Dhis2Client;
   pipeline: SourcePipeline;
   dhis2: Dhis2Settings;
+  logger: Logger;
 }): SubjectRecheck {
-  const { client, pipeline, dhis2 } = deps;
+  const { sourceId, ledger, client, pipeline, dhis2 } = deps;
+  const log = deps.logger.child({ component: 'dhis2-recheck', source: sourceId });
   return async (subjectKeys) => {
     const fetcher = pipeline.reading(new Dhis2Fetcher(client, dhis2.fields));
     try {
       const resources: Resource[] = [];
+      let held = 0;
       for (const key of subjectKeys) {
         if (!key.startsWith(TRACKED_ENTITY)) continue;
-        const entity = await client.trackedEntity(key.slice(TRACKED_ENTITY.length), {
-          program: dhis2.program,
-          fields: dhis2.fields,
-        });
-        const resource = entity ? trackedEntityResource(entity) : undefined;
-        if (resource) resources.push(resource);
-        else if (!entity) pipeline.recordDeleted(key, fetcher);
+        const uid = key.slice(TRACKED_ENTITY.length);
+        const entity = await client.trackedEntity(uid, { program: dhis2.program, fields: dhis2.fields });
+        if (entity) {
+          const resource = trackedEntityResource(entity);
+          if (resource) resources.push(resource);
+          continue;
+        }
+        let listing: TrackedEntityListing | Error;
+        try {
+          listing = await client.trackedEntityListing(uid, dhis2.program);
+        } catch (err) {
+          if (client.closed) throw err; // stopping: not checked, the rows wait (delivery/worker.ts)
+          listing = err instanceof Error ? err : new Error(String(err));
+        }
+        if (listing === 'deleted') pipeline.recordDeleted(key, fetcher);
+        else held += hold({ sourceId, ledger, pipeline, fetcher }, key, notShown(listing));
       }
+      // Counts only: which records is in the ledger.
+      if (held > 0)
+        log.warn({ rows: held }, 'DHIS2 answered 404 for tracked entities it does not list as deleted: rows held dead');
       fetcher.prime(resources);
       const { results } = await pipeline.evaluate(resources, fetcher);
       pipeline.commit(results);
@@ -39,4 +74,55 @@ export function dhis2Recheck(deps: {
       await pipeline.finished(fetcher);
     }
   };
+}
+
+/** Makes the subject's unsent rows dead with `reason`, in order with the other evaluations; how many. */
+function hold(
+  at: { sourceId: string; ledger: Ledger; pipeline: SourcePipeline; fetcher: Dhis2Fetcher },
+  subjectKey: string,
+  reason: string,
+): number {
+  const { sourceId, ledger, pipeline, fetcher } = at;
+  const rows = ledger
+    .list({ sourceId, find: subjectKey, states: ['pending', 'failed', 'dead'] })
+    .filter((row) => row.subjectKey === subjectKey);
+  const session = pipeline.session(fetcher);
+  const results = rows.map(
+    (row): Evaluation => ({
+      result: {
+        status: 'invalid',
+        mappingId: row.mappingId ?? pipeline.mappings.mappings.find((m) => m.eventType === row.eventType)?.id ?? '',
+        eventType: row.eventType,
+        subjectRef: subjectKey,
+        sourceRef: row.sourceRef,
+        errors: [{ field: subjectKey, message: reason }],
+      },
+      excluded: false,
+      session,
+    }),
+  );
+  if (results.length > 0) pipeline.commit(results);
+  return results.length;
+}
+
+/** Why a row is held: no personal data (a uid is DHIS2's system id, the error names the call and status). */
+function notShown(listing: Exclude<TrackedEntityListing, 'deleted'> | Error): string {
+  const decide =
+    'Not sent and not withdrawn: check it in DHIS2, then replay this row once the user sees it again ' +
+    '(or leave it dead: a dead row is never sent)';
+  if (listing === 'live')
+    return (
+      "DHIS2 lists it as not deleted, yet a read in the program answers 404 to the bridge's user: its " +
+      `program owner org unit is outside the user's capture scope (ownership transferred, or the user's org units narrowed). ${decide}`
+    );
+  if (listing === 'unlisted')
+    return (
+      "DHIS2 no longer shows it to the bridge's user (a read answers 404 and the list with includeDeleted=true " +
+      "does not have it): deleted for good, or its program owner org unit moved outside the user's capture " +
+      `scope. ${decide}`
+    );
+  return (
+    `DHIS2 answered 404 to a read, and whether it was deleted could not be asked (${listing.message}). ` +
+    'Not sent and not withdrawn: replay this row to ask again (or leave it dead: a dead row is never sent)'
+  );
 }
