@@ -115,4 +115,25 @@ describe('Dhis2Client.trackedEntityListing', () => {
     c.close();
     assert.equal(c.closed, true);
   });
+
+  it('names the org unit filter as the DHIS2 version reads it: orgUnit and ouMode before 2.41', async () => {
+    const filter = { program: PROGRAM, orgUnits: 'DiszpKrYNg8,O6uvpzGd5pu', orgUnitMode: 'DESCENDANTS' };
+    listing = () => [];
+    version = '2.40.4.1';
+    await client().trackedEntityPage(filter);
+    const old = asked.at(-1);
+    assert.equal(old?.get('orgUnit'), 'DiszpKrYNg8;O6uvpzGd5pu');
+    assert.equal(old?.get('ouMode'), 'DESCENDANTS');
+    assert.deepEqual([old?.get('orgUnits'), old?.get('orgUnitMode')], [null, null]);
+    version = '2.41.3';
+    await client().trackedEntityPage(filter);
+    const current = asked.at(-1);
+    assert.equal(current?.get('orgUnits'), 'DiszpKrYNg8,O6uvpzGd5pu');
+    assert.equal(current?.get('orgUnitMode'), 'DESCENDANTS');
+    assert.equal(current?.get('orgUnit'), null);
+    // Without org units in the filter the version is not asked.
+    infoCalls = 0;
+    await client().trackedEntityPage({ program: PROGRAM });
+    assert.equal(infoCalls, 0);
+  });
 });

@@ -193,7 +193,7 @@ export class Dhis2Client {
     params: Record<string, string>,
     options: { attempts?: number } = {},
   ): Promise<TrackedEntityList> {
-    const query = new URLSearchParams(params).toString();
+    const query = new URLSearchParams(await this.orgUnitNames(params)).toString();
     const page = await this.call('list tracked entities', `tracker/trackedEntities?${query}`, isTrackedEntityPage, {
       ...options,
       timeoutHint: `raise sources[].timeoutMs or lower sources[].poll.pageSize of source ${this.settings.id}`,
@@ -246,6 +246,23 @@ export class Dhis2Client {
     const listed = page.entities.filter((te) => te.trackedEntity === uid);
     if (listed.length === 0) return 'unlisted';
     return listed.every((te) => te.deleted === true) ? 'deleted' : 'live';
+  }
+
+  /**
+   * The org unit filter under the names this DHIS2 reads: 2.41 renamed `orgUnit` (semicolons) and `ouMode`
+   * to `orgUnits` (commas) and `orgUnitMode`, and 2.40 ignores the new names, so a source limited to its
+   * districts read every district there. The version is asked only for a filter that names org units.
+   */
+  private async orgUnitNames(params: Record<string, string>): Promise<Record<string, string>> {
+    if (params.orgUnits === undefined && params.orgUnitMode === undefined) return params;
+    const minor = Number(/^2\.(\d+)/.exec((await this.version()) ?? '')?.[1] ?? Number.NaN);
+    if (!(minor < 41)) return params;
+    const { orgUnits, orgUnitMode, ...rest } = params;
+    return {
+      ...rest,
+      ...(orgUnits !== undefined ? { orgUnit: orgUnits.split(',').join(';') } : {}),
+      ...(orgUnitMode !== undefined ? { ouMode: orgUnitMode } : {}),
+    };
   }
 
   private versionAsked: Promise<string | undefined> | undefined;
