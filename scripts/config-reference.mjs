@@ -94,7 +94,7 @@ const SUPPLEMENT = {
     "Bearer/basic token of the admin page and API (at least 16 characters; a placeholder such as the old example's `change-me-…` is refused). Prefer `tokenFile`.",
   'admin.showPersonalData': 'Show declarations (personal data) in the admin page.',
   'admin.allowedHosts':
-    'Host names the admin listener answers to beside its own (`127.0.0.1`, `localhost`, `[::1]` and `admin.host`, each on the listener\'s port): `name` or `name:port` (no port: the scheme\'s default), e.g. `[admin.hospital.example]` behind a TLS proxy that passes the browser\'s `Host` on. Any other `Host` is answered 421, and a Basic POST whose `Origin` is none of these names 403 (docs/admin.md).',
+    "Host names the admin listener answers to beside its own (`127.0.0.1`, `localhost`, `[::1]` and `admin.host`, each on the listener's port): `name` or `name:port` (no port: the scheme's default), e.g. `[admin.hospital.example]` behind a TLS proxy that passes the browser's `Host` on. Any other `Host` is answered 421, and a Basic POST whose `Origin` is none of these names 403 (docs/admin.md).",
   logging: 'JSON logs on stdout (pino), redacted.',
   'logging.level': 'Log level; the LOG_LEVEL environment variable overrides it (an empty one does not).',
 };
