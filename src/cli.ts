@@ -2,6 +2,7 @@
 import './observability/debug-guard.js';
 import { Command, CommanderError } from 'commander';
 import { registerDemo } from './commands/demo.js';
+import { registerDismiss } from './commands/dismiss.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerLedger } from './commands/ledger.js';
 import { registerMap } from './commands/map.js';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
     registerSubscriptions,
     registerLedger,
     registerReplay,
+    registerDismiss,
     registerSandbox,
     registerDemo,
   ]) {

@@ -25,9 +25,12 @@ export {
 export {
   type AttemptOutcome,
   type AttemptRow,
+  DISMISSED_PREFIX,
+  type DismissResult,
   type DuePendingCheck,
   HOLD_META_KEY,
   type HoldState,
+  isDismissed,
   LEDGER_STATES,
   type Ledger,
   type LedgerError,

@@ -60,6 +60,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     readBy: queries.readBy,
     noteReadBy: queries.noteReadBy,
     replay: (ids) => queries.replay(ids, now()),
+    dismiss: (ids, reason) => queries.dismiss(ids, reason, now()),
     getMeta: queries.getMeta,
     setMeta: (key, value) => queries.setMeta(key, value, now()),
     getHold: queries.getHold,

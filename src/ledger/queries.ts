@@ -4,6 +4,8 @@ import { type SqlAttemptRow, type SqlLedgerRow, toAttemptRow, toLedgerRow } from
 import { NEXT_NOTIFY_GENERATION } from './transaction-ids.js';
 import {
   type AttemptRow,
+  DISMISSED_PREFIX,
+  type DismissResult,
   HOLD_META_KEY,
   type HoldState,
   LEDGER_STATES,
@@ -29,6 +31,7 @@ export interface Queries {
   setMeta(key: string, value: string | null, now: number): void;
   getHold(): HoldState | undefined;
   replay(ids: number[] | 'dead', now: number): ReplayResult;
+  dismiss(ids: number[], reason: string, now: number): DismissResult;
   purgePayloads(cutoff: number): number;
   mappingWarnings(id: number): string[];
   setMappingWarnings(id: number, warnings: readonly string[]): void;
@@ -188,6 +191,22 @@ export function createQueries(db: Db): Queries {
     return result;
   });
 
+  // The payload goes (nothing will send it); its hash stays, so the same record seen again stays dismissed.
+  const dismissDead = db.prepare(`
+    UPDATE ledger_rows SET state = 'skipped', skip_reason = @reason, payload = NULL, updated_at = @now
+    WHERE id = @id AND state = 'dead'`);
+  const dismiss = db.transaction((ids: number[], reason: string, now: number) => {
+    const result: DismissResult = { dismissed: [], refused: [] };
+    for (const id of ids) {
+      const found = byId.get(id);
+      if (!found) result.refused.push({ id, reason: 'no such row' });
+      else if (found.state !== 'dead') result.refused.push({ id, reason: `state is ${found.state}, not dead` });
+      else if (dismissDead.run({ id, now, reason: `${DISMISSED_PREFIX}: ${reason}` }).changes === 1)
+        result.dismissed.push(id);
+    }
+    return result;
+  });
+
   const warningsOf = db
     .prepare<[number], string | null>('SELECT mapping_warnings FROM ledger_rows WHERE id = ?')
     .pluck();
@@ -247,6 +266,7 @@ export function createQueries(db: Db): Queries {
     },
     getHold: () => parseHold(getMeta.get(HOLD_META_KEY)?.value),
     replay: (ids, now) => replay.immediate(ids, now),
+    dismiss: (ids, reason, now) => dismiss.immediate(ids, reason, now),
     purgePayloads: (cutoff) => purge.run({ cutoff }).changes,
   };
 }

@@ -5,13 +5,14 @@ import type { Db } from './db.js';
 import { ROW_IN_DOUBT_SQL } from './in-doubt.js';
 import { errorColumns, type SqlLedgerRow, toLedgerRow } from './rows.js';
 import { NEXT_NOTIFY_GENERATION, transactionIdsFor } from './transaction-ids.js';
-import type {
-  LedgerError,
-  LedgerRow,
-  RecordChange,
-  RecordEventInput,
-  RecordInvalidInput,
-  RecordSkippedInput,
+import {
+  isDismissed,
+  type LedgerError,
+  type LedgerRow,
+  type RecordChange,
+  type RecordEventInput,
+  type RecordInvalidInput,
+  type RecordSkippedInput,
 } from './types.js';
 
 type Clock = () => number;
@@ -217,8 +218,9 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       case 'dead':
       case 'skipped':
         // A new version may be what fixes the row (a corrected record, or one that became notifiable):
-        // it goes back to the queue with a fresh retry budget. The same payload again stays where it is.
-        if (!same || existing.state === 'skipped') {
+        // it goes back to the queue with a fresh retry budget. The same payload again stays where it is,
+        // and so does a row a person dismissed (its hash kept), seen again unchanged.
+        if (!same || (existing.state === 'skipped' && !isDismissed(existing.skip_reason))) {
           requeue.run(params);
           change = 'replaced';
         }

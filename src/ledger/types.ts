@@ -203,6 +203,23 @@ export interface ReplayResult {
   leftDead?: number;
 }
 
+/** What `Ledger.dismiss` did: dead rows it closed, and rows it left with why. */
+export interface DismissResult {
+  dismissed: number[];
+  refused: Array<{ id: number; reason: string }>;
+}
+
+/**
+ * The start of a dismissed row's skip reason (`Ledger.dismiss`). Such a row stays skipped when its record
+ * is seen again unchanged (a poll's overlap, a notification); a changed record brings it back, as for a
+ * dead row.
+ */
+export const DISMISSED_PREFIX = 'dismissed by an operator';
+
+export function isDismissed(skipReason: string | null | undefined): boolean {
+  return skipReason?.startsWith(`${DISMISSED_PREFIX}:`) === true;
+}
+
 /** How a settled attempt ends; written by the delivery worker through `Ledger.settle`. */
 /**
  * `olderCopy`: OpenCRVS holds an earlier copy than the row's (an earlier NOTIFY of it stood): the row's
@@ -349,6 +366,11 @@ export interface Ledger {
    * sending (a replayed row not rechecked since, see DeliverySettings.recheckAfterSeconds).
    */
   replay(ids: number[] | 'dead'): ReplayResult;
+  /**
+   * Closes dead rows a person decided must never go (a duplicate, a test record): skipped, with
+   * `DISMISSED_PREFIX: <reason>`. Nothing is sent or withdrawn in OpenCRVS. Other states are refused.
+   */
+  dismiss(ids: number[], reason: string): DismissResult;
   getMeta(key: string): string | undefined;
   /** `null` deletes the key. */
   setMeta(key: string, value: string | null): void;

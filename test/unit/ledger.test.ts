@@ -209,6 +209,40 @@ describe('ledger: recording events', () => {
     assert.equal(ledger.attempts(a.id).at(-1)?.error?.message, 'gave up');
   });
 
+  it('dismiss closes dead rows only; the same record seen again stays dismissed, a changed one comes back', () => {
+    const a = ledger.recordEvent(eventInput('a')).row;
+    const b = ledger.recordEvent(eventInput('b')).row;
+    for (const claimed of ledger.claimDue('w1', 1)) {
+      ledger.settle({
+        id: claimed.id,
+        workerId: 'w1',
+        claimedPayloadHash: claimed.payloadHash,
+        step: 'notify',
+        startedAt: clock.now(),
+        settlement: { outcome: 'dead', error: { classification: 'permanent', kind: 'bad-request', message: 'no' } },
+      });
+    }
+    const result = ledger.dismiss([a.id, b.id, 999], 'duplicate of #7');
+    assert.deepEqual(result.dismissed, [a.id]);
+    assert.deepEqual(
+      result.refused.map((r) => [r.id, r.reason]),
+      [
+        [b.id, 'state is pending, not dead'],
+        [999, 'no such row'],
+      ],
+    );
+    const dismissed = ledger.get(a.id);
+    assert.equal(dismissed?.state, 'skipped');
+    assert.equal(dismissed?.skipReason, 'dismissed by an operator: duplicate of #7');
+    assert.equal(dismissed?.payload, null, 'nothing will send it: its personal data goes');
+    // A poll's overlap or a notification reads the record again, unchanged: it must not go after all.
+    assert.equal(ledger.recordEvent(eventInput('a')).change, 'unchanged');
+    assert.equal(ledger.get(a.id)?.state, 'skipped');
+    // A changed record deserves a look, as for a dead row.
+    assert.equal(ledger.recordEvent(eventInput('a', payload('Corrected'))).change, 'replaced');
+    assert.equal(ledger.get(a.id)?.state, 'pending');
+  });
+
   it('a row dead on "Event not found" forgets that event when replayed or sent a new version: create runs again', () => {
     const notFound: Settlement = {
       outcome: 'dead',
