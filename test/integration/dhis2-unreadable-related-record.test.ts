@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CHILD_PROGRAMME } from '../../src/sandbox/dhis2/index.js';
 import { BIRTHS_SOURCE, enrolledIn, startDhis2Harness } from './helpers/dhis2-harness.js';
-import { dhis2Error, type Rule, startFaultProxy } from './helpers/fault-proxy.js';
+import { dhis2Error, type FaultRule, startFaultProxy } from './helpers/fault-proxy.js';
 
 const READ = '/api/tracker/trackedEntities/';
 
@@ -32,7 +32,7 @@ async function startBehindProxy() {
 }
 
 /** DHIS2 refusing reads of one tracked entity. */
-function refuse(uid: string, status: number, message: string): Rule {
+function refuse(uid: string, status: number, message: string): FaultRule {
   return (req) =>
     req.method === 'GET' && req.url?.startsWith(`${READ}${uid}`) ? dhis2Error(status, message) : undefined;
 }

@@ -66,13 +66,14 @@ function deliveredRow(subject: string, trackingId: string, sourceId = 'dhis2'): 
   return row.id;
 }
 
-function runner(target: WriteBackTarget, sourceId = 'dhis2'): WriteBackRunner {
+function runner(target: WriteBackTarget, sourceId = 'dhis2', deps: { batchSize?: number } = {}): WriteBackRunner {
   return new WriteBackRunner({
     ledger,
     logger: silentLogger,
     sources: [{ sourceId, settings: SETTINGS, target }],
     now: () => clock,
     random: () => 0,
+    ...deps,
   });
 }
 
@@ -193,6 +194,28 @@ describe('write-back worker', () => {
     assert.equal(await wb.drain(), 1);
     assert.equal(wb.store.get(id)?.outcome, 'written');
     assert.equal(wb.store.get(id)?.attempts, 2);
+    await wb.stop();
+  });
+
+  it('a drain tries each job at most once, even one whose backoff has passed while others ran', async () => {
+    const first = deliveredRow('childH', 'TRK-H');
+    const second = deliveredRow('childI', 'TRK-I');
+    // Each write takes longer than the backoff (1 s): by the time the second job has failed, the first
+    // is due again. One batch at a time, as when more jobs are due than a batch takes.
+    const slow: WriteBackTarget = {
+      write: async () => {
+        clock += 5000;
+        throw new WriteBackError('DHIS2 write-back: tracker import failed: HTTP 503', false);
+      },
+    };
+    const wb = runner(slow, 'dhis2', { batchSize: 1 });
+    wb.onOutcome(delivered(first, 'TRK-H'));
+    wb.onOutcome(delivered(second, 'TRK-I'));
+    await wb.drain();
+    for (const id of [first, second]) {
+      assert.equal(wb.store.get(id)?.attempts, 1, `row ${id}: one attempt in one drain`);
+      assert.equal(wb.store.get(id)?.outcome, null, `row ${id}: not abandoned by one drain`);
+    }
     await wb.stop();
   });
 

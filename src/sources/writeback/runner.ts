@@ -137,9 +137,14 @@ export class WriteBackRunner {
 
   private async batches(): Promise<number> {
     let done = 0;
+    // The jobs due when the run starts, each at most once: a job that fails is due again only after
+    // now + its backoff, later than this, so a run (a tick, the drain of `sync --once`) never spends a
+    // job's retry budget on itself while the source is down. A 1 ms backoff used to abandon a job
+    // within one drain.
+    const dueBy = this.now();
     // Bounded: a tick handles at most 25 batches, the rest wait for the next tick.
     for (let i = 0; i < 25 && !this.stopped; i++) {
-      const items = this.store.claimDue(this.deps.batchSize ?? 4, this.now(), this.deps.leaseMs ?? 120_000);
+      const items = this.store.claimDue(this.deps.batchSize ?? 4, this.now(), this.deps.leaseMs ?? 120_000, dueBy);
       if (items.length === 0) break;
       await Promise.all(items.map((item) => this.run(item)));
       done += items.length;
@@ -147,7 +152,10 @@ export class WriteBackRunner {
     return done;
   }
 
-  /** Every job due now, once (sync --once and tests): failures wait for their backoff, not for this call. */
+  /**
+   * Every job due now, each at most once (sync --once and tests): failures wait for their backoff, not
+   * for this call.
+   */
   async drain(): Promise<number> {
     if (this.running) await this.running.catch(() => undefined);
     this.catchUp();

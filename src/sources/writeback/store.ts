@@ -121,14 +121,14 @@ export class WriteBackStore {
   }
 
   /**
-   * Claims up to `limit` due jobs: the attempt is counted and the job leased until `now + leaseMs`, so a
-   * process that dies mid-write leaves it to be retried when the lease runs out. A job another process
-   * claimed first (its next_attempt_at moved) is not returned.
+   * Claims up to `limit` jobs due by `dueBy` (default `now`): the attempt is counted and the job leased
+   * until `now + leaseMs`, so a process that dies mid-write leaves it to be retried when the lease runs
+   * out. A job another process claimed first (its next_attempt_at moved) is not returned.
    */
-  claimDue(limit: number, now: number, leaseMs: number): WriteBackItem[] {
+  claimDue(limit: number, now: number, leaseMs: number, dueBy = now): WriteBackItem[] {
     return this.db
       .transaction(() =>
-        this.stmt.due.all(now, limit).flatMap((row) => {
+        this.stmt.due.all(dueBy, limit).flatMap((row) => {
           const claimed = this.stmt.claim.run({
             rowId: row.row_id,
             leaseUntil: now + leaseMs,

@@ -1,54 +1,53 @@
-// A small HTTP proxy in front of a simulator (DHIS2, FHIR) that lets a test answer chosen requests itself
-// (an error page, a hang) and forwards the rest, noting every request and the status it got.
+// An HTTP proxy in front of a simulator (DHIS2, a FHIR server) that lets a test answer chosen requests
+// itself (an error, a page that never comes) and forwards every other one as it is. node:http only.
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type Rule = (req: IncomingMessage, body: Buffer) => ((res: ServerResponse) => void) | undefined;
+/** An answer of the test's own for this request, or undefined to forward it. */
+export type FaultRule = (req: IncomingMessage, body: Buffer) => ((res: ServerResponse) => void) | undefined;
 
 export interface FaultProxy {
+  /** The proxy's address: give it to the bridge as the source's baseUrl. */
   url: string;
+  /** Where requests no rule answers go (the simulator's base URL). */
   target: string;
-  rules: Rule[];
+  /** Asked in order; the first that answers wins. */
+  rules: FaultRule[];
+  /** Every request seen, with the status answered (none for one left hanging). */
   seen: Array<{ method: string; url: string; status?: number }>;
   close(): Promise<void>;
 }
 
 export async function startFaultProxy(): Promise<FaultProxy> {
-  const proxy: FaultProxy = {
-    url: '',
-    target: '',
-    rules: [],
-    seen: [],
-    close: async () => undefined,
-  };
-  const hanging = new Set<ServerResponse>();
+  const proxy: FaultProxy = { url: '', target: '', rules: [], seen: [], close: async () => undefined };
+  const answering = new Set<ServerResponse>();
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       const entry: { method: string; url: string; status?: number } = { method: req.method ?? '', url: req.url ?? '' };
       proxy.seen.push(entry);
       for (const rule of proxy.rules) {
         const answer = rule(req, body);
-        if (answer) {
-          hanging.add(res);
-          res.on('close', () => hanging.delete(res));
-          answer(res);
-          entry.status = res.statusCode;
-          return;
-        }
+        if (!answer) continue;
+        answering.add(res);
+        res.on('close', () => answering.delete(res));
+        answer(res);
+        if (res.headersSent) entry.status = res.statusCode;
+        return;
       }
       const target = new URL(req.url ?? '/', proxy.target);
-      const headers = { ...req.headers, host: target.host };
-      const out = request(target, { method: req.method, headers }, (upstream) => {
-        entry.status = upstream.statusCode;
-        res.writeHead(upstream.statusCode ?? 502, upstream.headers);
-        upstream.pipe(res);
-      });
-      out.on('error', () => {
-        res.writeHead(502).end();
-      });
+      const out = request(
+        target,
+        { method: req.method, headers: { ...req.headers, host: target.host } },
+        (upstream) => {
+          entry.status = upstream.statusCode;
+          res.writeHead(upstream.statusCode ?? 502, upstream.headers);
+          upstream.pipe(res);
+        },
+      );
+      out.on('error', () => res.writeHead(502).end());
       out.end(body);
     });
   });
@@ -56,17 +55,42 @@ export async function startFaultProxy(): Promise<FaultProxy> {
   proxy.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   proxy.close = () =>
     new Promise<void>((resolve) => {
-      for (const res of hanging) res.destroy();
+      for (const res of answering) res.destroy();
       server.closeAllConnections();
       server.close(() => resolve());
     });
   return proxy;
 }
 
-/** DHIS2's own error envelope (WebMessage). */
-export function dhis2Error(status: number, message: string): (res: ServerResponse) => void {
+/** No answer at all: the caller's timeout (or the bridge cutting the call off) ends the request. */
+export const noAnswer = (): ((res: ServerResponse) => void) => () => undefined;
+
+/** A JSON answer with this status. */
+export function answerJson(status: number, body: unknown): (res: ServerResponse) => void {
   return (res) => {
     res.writeHead(status, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ httpStatus: 'Error', httpStatusCode: status, status: 'ERROR', message }));
+    res.end(JSON.stringify(body));
+  };
+}
+
+/** DHIS2's own error envelope (WebMessage) with this status. */
+export function dhis2Error(status: number, message: string): (res: ServerResponse) => void {
+  return answerJson(status, { httpStatus: 'Error', httpStatusCode: status, status: 'ERROR', message });
+}
+
+/** A DHIS2 tracker import refused with these error codes (HTTP 409 and its import report, as DHIS2 answers). */
+export function dhis2ImportRefused(errorCode: string, message: string): (res: ServerResponse) => void {
+  return answerJson(409, {
+    status: 'ERROR',
+    validationReport: { errorReports: [{ errorCode, message }] },
+    stats: { created: 0, updated: 0, deleted: 0, ignored: 1, total: 1 },
+  });
+}
+
+/** A gateway's 503 page (the server behind it restarting). */
+export function unavailable(): (res: ServerResponse) => void {
+  return (res) => {
+    res.writeHead(503, { 'content-type': 'text/html' });
+    res.end('<html><body>503 Service Unavailable</body></html>');
   };
 }
