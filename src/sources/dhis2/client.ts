@@ -6,7 +6,7 @@ import type { ValidateFunction } from 'ajv';
 import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import type { SecretScrubber } from '../../observability/secret-scrubber.js';
-import { callSignal } from '../shared/call-signal.js';
+import { callSignal, pause } from '../shared/call-signal.js';
 import { ResponseTooLargeError, readBodyCapped } from '../shared/read-body.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
@@ -37,6 +37,11 @@ export interface Dhis2ClientOptions {
 }
 
 export type ImportStrategy = 'CREATE' | 'UPDATE' | 'CREATE_AND_UPDATE';
+
+/** A caller's hold on one call (the write-back's): its signal ends the call, and any try after it, at once. */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
 
 /** A page of 1,000 tracked entities with every field is a few MB; far more is a broken or hostile server. */
 const MAX_ANSWER_BYTES = 64 * 1_048_576;
@@ -92,19 +97,23 @@ export class Dhis2Client {
       timeoutHint?: string;
       /** The call reads one record: a 403 is DHIS2 refusing that record to the user, not the credentials. */
       oneRecord?: boolean;
-    } = {},
+    } & CallOptions = {},
   ): Promise<T> {
     let lastError: Dhis2SourceError | undefined;
     const attempts = init.attempts ?? this.attempts;
+    // Not retried: the caller wants no answer any more (its deadline, the bridge stopping).
+    const cutOff = () => new Dhis2SourceError(`${operation}: cut off by the bridge`, undefined, false);
     for (let attempt = 1; attempt <= attempts; attempt++) {
       let status: number | undefined;
       try {
+        if (init.signal?.aborted) throw cutOff();
         const headers: Record<string, string> = { accept: 'application/json', ...(await this.auth.headers()) };
         if (init.body !== undefined) headers['content-type'] = 'application/json';
         // One slot per call, body included; the timeout starts when the call leaves, not while it waits.
         const body: unknown = await this.limit(async () => {
           if (this.closing.signal.aborted) throw this.closing.signal.reason;
-          const call = callSignal(this.settings.timeoutMs, this.closing.signal);
+          if (init.signal?.aborted) throw cutOff();
+          const call = callSignal(this.settings.timeoutMs, this.closing.signal, init.signal);
           const signal = call.signal;
           try {
             const response = await fetch(`${this.baseUrl}/api/${path}`, {
@@ -148,7 +157,8 @@ export class Dhis2Client {
         }
         return body;
       } catch (err) {
-        if (err instanceof Dhis2SourceError) lastError = err;
+        if (init.signal?.aborted && !this.closing.signal.aborted) lastError = cutOff();
+        else if (err instanceof Dhis2SourceError) lastError = err;
         else if (err instanceof ResponseTooLargeError)
           lastError = new Dhis2SourceError(
             `${operation} failed: ${err.message} (lower sources[].poll.pageSize of source ${this.settings.id})`,
@@ -179,7 +189,7 @@ export class Dhis2Client {
         if (!lastError.retryable || attempt === attempts) break;
         const delay = this.retryBaseMs * 2 ** (attempt - 1);
         this.log.debug({ operation, attempt, status, delayMs: delay }, 'retrying DHIS2 call');
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        await pause(delay, this.closing.signal, init.signal);
       }
     }
     throw lastError ?? new Dhis2SourceError(`${operation} failed`, undefined, true);
@@ -209,14 +219,18 @@ export class Dhis2Client {
   }
 
   /** GET /api/tracker/trackedEntities/{uid}; undefined when DHIS2 says 404 (its own answer, see call). */
-  async trackedEntity(uid: string, params: Record<string, string> = {}): Promise<TrackerTrackedEntity | undefined> {
+  async trackedEntity(
+    uid: string,
+    params: Record<string, string> = {},
+    options: CallOptions = {},
+  ): Promise<TrackerTrackedEntity | undefined> {
     const query = new URLSearchParams(params).toString();
     try {
       return await this.call(
         'read tracked entity',
         `tracker/trackedEntities/${encodeURIComponent(uid)}${query ? `?${query}` : ''}`,
         isTrackedEntity,
-        { oneRecord: true },
+        { oneRecord: true, ...options },
       );
     } catch (err) {
       if (isGone(err)) return undefined;
@@ -277,10 +291,11 @@ export class Dhis2Client {
   }
 
   /** GET /api/tracker/events/{uid} with every field; undefined when DHIS2 says 404. */
-  async event(uid: string): Promise<TrackerEvent | undefined> {
+  async event(uid: string, options: CallOptions = {}): Promise<TrackerEvent | undefined> {
     try {
       return await this.call('read event', `tracker/events/${encodeURIComponent(uid)}?fields=*`, isTrackerEvent, {
         oneRecord: true,
+        ...options,
       });
     } catch (err) {
       if (isGone(err)) return undefined;
@@ -292,11 +307,16 @@ export class Dhis2Client {
    * POST /api/tracker?async=false: a synchronous import. DHIS2 answers 409 with its report when validation
    * fails; the report is returned either way, the caller reads `status`.
    */
-  importTracker(payload: Record<string, unknown>, importStrategy: ImportStrategy): Promise<ImportReport> {
+  importTracker(
+    payload: Record<string, unknown>,
+    importStrategy: ImportStrategy,
+    options: CallOptions = {},
+  ): Promise<ImportReport> {
     return this.call('tracker import', `tracker?async=false&importStrategy=${importStrategy}`, isImportReport, {
       method: 'POST',
       body: payload,
       okStatuses: [409],
+      signal: options.signal,
     });
   }
 

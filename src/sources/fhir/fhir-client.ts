@@ -3,7 +3,7 @@ import { Client, type FhirResource } from 'fhir-kit-client';
 import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import type { SecretScrubber } from '../../observability/secret-scrubber.js';
-import { callSignal } from '../shared/call-signal.js';
+import { callSignal, pause } from '../shared/call-signal.js';
 import { cappedAgent, tooLargeIn } from '../shared/capped-dispatcher.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
@@ -13,6 +13,11 @@ import { sourceSecrets } from '../shared/source-secrets.js';
 /** A failed call to a FHIR source. */
 export class FhirSourceError extends SourceCallError {
   override readonly name = 'FhirSourceError';
+}
+
+/** A caller's hold on one call (the write-back's): its signal ends the call, and any try after it, at once. */
+export interface CallOptions {
+  signal?: AbortSignal;
 }
 
 export interface FhirSourceClientOptions {
@@ -122,15 +127,18 @@ export class FhirSourceClient {
     operation: string,
     run: (options: { headers: Record<string, string>; signal: AbortSignal }) => Promise<T>,
     extraHeaders: Record<string, string> = {},
+    caller: CallOptions = {},
   ): Promise<T> {
     let lastError: FhirSourceError | undefined;
     for (let attempt = 1; attempt <= this.attempts; attempt++) {
       try {
         if (this.closing.signal.aborted) throw this.closing.signal.reason;
+        if (caller.signal?.aborted) throw caller.signal.reason;
         const headers = { accept: 'application/fhir+json', ...(await this.auth.headers()), ...extraHeaders };
         // The timeout starts when the call leaves, not while it waits for a free slot.
         return await this.limit(async () => {
-          const call = callSignal(this.settings.timeoutMs, this.closing.signal);
+          if (caller.signal?.aborted) throw caller.signal.reason;
+          const call = callSignal(this.settings.timeoutMs, this.closing.signal, caller.signal);
           try {
             return await run({ headers, signal: call.signal });
           } finally {
@@ -138,13 +146,16 @@ export class FhirSourceClient {
           }
         });
       } catch (err) {
+        // Neither is retried: the bridge wants no answer any more (stopping; the caller's deadline).
         lastError = this.closing.signal.aborted
           ? new FhirSourceError(`${operation}: the bridge is stopping`, undefined, false)
-          : this.failure(operation, err);
+          : caller.signal?.aborted
+            ? new FhirSourceError(`${operation}: cut off by the bridge`, undefined, false)
+            : this.failure(operation, err);
         if (!lastError.retryable || attempt === this.attempts) break;
         const delay = this.retryBaseMs * 2 ** (attempt - 1);
         this.log.debug({ operation, attempt, reason: lastError.message, delayMs: delay }, 'retrying source call');
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        await pause(delay, this.closing.signal, caller.signal);
       }
     }
     throw lastError ?? new FhirSourceError(`${operation} failed`, undefined, true);
@@ -184,12 +195,15 @@ export class FhirSourceClient {
    * is no FHIR answer is thrown (see failure): a caller withdraws unsent rows on undefined. So is an id
    * that names no resource (`.`, `..`: see instancePath), without a request.
    */
-  async read(type: string, id: string): Promise<Resource | undefined> {
+  async read(type: string, id: string, caller: CallOptions = {}): Promise<Resource | undefined> {
     if (instancePath(type, id) === undefined)
       throw new FhirSourceError(`read ${type}: not a resource type and id`, undefined, false);
     try {
-      const result: unknown = await this.call(`read ${type}`, (options) =>
-        this.client.read({ resourceType: type, id: encodeURIComponent(id), options }),
+      const result: unknown = await this.call(
+        `read ${type}`,
+        (options) => this.client.read({ resourceType: type, id: encodeURIComponent(id), options }),
+        {},
+        caller,
       );
       if (!isResource(result)) throw new FhirSourceError(`read ${type}: not a FHIR resource`, undefined, false);
       return result;
@@ -322,7 +336,11 @@ export class FhirSourceClient {
   }
 
   /** Conditional update (If-Match on the version), for write-back. Returns the new resource. */
-  async update(resource: Resource & { id: string }, ifMatchVersion?: string): Promise<Resource> {
+  async update(
+    resource: Resource & { id: string },
+    ifMatchVersion?: string,
+    caller: CallOptions = {},
+  ): Promise<Resource> {
     const headers: Record<string, string> = ifMatchVersion ? { 'if-match': `W/"${ifMatchVersion}"` } : {};
     const result: unknown = await this.call(
       `update ${resource.resourceType}`,
@@ -334,6 +352,7 @@ export class FhirSourceClient {
           options,
         }),
       headers,
+      caller,
     );
     if (!isResource(result)) throw new FhirSourceError('update: not a FHIR resource', undefined, false);
     return result;
