@@ -986,13 +986,16 @@ export class Bridge {
     // The worker first takes no new row (a recheck the source cut-off below ends must not count as done),
     // and its in-flight attempts drain meanwhile.
     const workerStopped = this.worker.stop(drainMs === undefined ? {} : { drainMs });
+    // Write-backs in flight are cut off first, so the client closing below is no failure of theirs: an
+    // attempt the bridge ended itself is handed back uncounted, its last error left as the source gave it.
+    const writeBacksStopped = this.writeBacks?.stop();
     // Passes end after their current page, and calls still waiting on an EMR are cut off.
     for (const source of [...this.sources, ...this.dhis2Sources]) source.poller.stop();
     for (const source of [...this.sources, ...this.dhis2Sources]) source.client.close();
     await this.inbox.stop();
     await Promise.all([...this.sources, ...this.dhis2Sources].map((s) => s.poller.idle()));
     await workerStopped;
-    await this.writeBacks?.stop();
+    await writeBacksStopped;
     this.opencrvs.close?.();
     this.lease?.release();
     this.ledger.close();

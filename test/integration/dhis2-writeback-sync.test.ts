@@ -1,12 +1,16 @@
 // The write-back at the end of `sync --once` (Bridge.syncOnce) against a DHIS2 that fails it: each job is
-// tried at most once a pass, whatever its backoff.
+// tried at most once a pass, whatever its backoff, and an attempt the bridge cut off itself (a stop) is not
+// counted and leaves the job's last error as the source gave it.
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
+import { WriteBackStore } from '../../src/sources/writeback/index.js';
 import { type Dhis2Harness, startDhis2Harness } from './helpers/dhis2-harness.js';
-import { type FaultProxy, startFaultProxy, unavailable } from './helpers/fault-proxy.js';
+import { type FaultProxy, noAnswer, startFaultProxy, unavailable } from './helpers/fault-proxy.js';
 
 const isImport = (req: IncomingMessage) => req.method === 'POST' && (req.url ?? '').startsWith('/api/tracker?');
+const isEventRead = (req: IncomingMessage) =>
+  req.method === 'GET' && (req.url ?? '').startsWith('/api/tracker/events/');
 
 /** The births source alone, behind the proxy, with these write-back and source settings. */
 async function behindProxy(
@@ -33,6 +37,12 @@ async function behindProxy(
 
 const jobsOf = (h: Dhis2Harness) => h.bridge.writeBacks?.store.list() ?? [];
 
+/** Until every pending job's backoff has passed. */
+async function untilDue(h: Dhis2Harness): Promise<void> {
+  const due = Math.max(...jobsOf(h).map((j) => j.nextAttemptAt));
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - Date.now() + 20)));
+}
+
 describe('write-back in a sync --once pass', () => {
   it('tries each job once a pass, however short its backoff: a DHIS2 restarting does not spend the budget', async () => {
     const proxy = await startFaultProxy();
@@ -55,8 +65,48 @@ describe('write-back in a sync --once pass', () => {
       await proxy.close();
     }
   });
+
+  it('a stop (SIGTERM, serve shutting down) counts no attempt for the write-backs it cuts off', async () => {
+    const proxy = await startFaultProxy();
+    const h = await behindProxy(proxy, 2, { baseDelayMs: 1500, maxDelayMs: 1500 }, { timeoutMs: 10_000 });
+    try {
+      proxy.rules.push((req) => (isImport(req) ? unavailable() : undefined));
+      await h.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
+      await untilDue(h);
+      const before = jobsOf(h).map((j) => ({ rowId: j.rowId, attempts: j.attempts, lastError: j.lastError }));
+      proxy.rules.length = 0;
+      proxy.rules.push((req) => (isEventRead(req) ? noAnswer() : undefined));
+      const reads = proxy.seen.filter(isEventReadSeen).length;
+      const running = h.bridge.writeBacks?.drain();
+      for (let waited = 0; proxy.seen.filter(isEventReadSeen).length === reads; waited += 10) {
+        assert.ok(waited < 10_000, 'the drain reads the event');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const started = Date.now();
+      await h.bridge.stop();
+      await running;
+      assert.ok(Date.now() - started < 3000, 'the stop did not wait for the hanging reads');
+      const store = new WriteBackStore(h.config.store.path);
+      try {
+        assert.deepEqual(
+          store.list().map((j) => ({ rowId: j.rowId, attempts: j.attempts, lastError: j.lastError })),
+          before,
+          'no attempt counted, and the last error is not "the bridge is stopping"',
+        );
+      } finally {
+        store.close();
+      }
+    } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
 });
 
 function isImportSeen(seen: { method: string; url: string }): boolean {
   return seen.method === 'POST' && seen.url.startsWith('/api/tracker?');
+}
+
+function isEventReadSeen(seen: { method: string; url: string }): boolean {
+  return seen.method === 'GET' && seen.url.startsWith('/api/tracker/events/');
 }

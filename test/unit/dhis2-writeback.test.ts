@@ -12,6 +12,7 @@ import {
   WriteBackError,
   type WriteBackJob,
   WriteBackRunner,
+  WriteBackStore,
   type WriteBackTarget,
   type WriteResult,
   writeBackDelay,
@@ -35,6 +36,50 @@ class ScriptedTarget implements WriteBackTarget {
     const next = this.script.shift() ?? 'written';
     if (next instanceof Error) throw next;
     return next;
+  }
+}
+
+/**
+ * Hangs until its signal fires (the runner cutting it off), and then fails as the source clients do; a
+ * call nobody cuts off ends at the source's own timeout (1 s here), a real failure of the attempt.
+ */
+class HangingTarget implements WriteBackTarget {
+  calls = 0;
+  write(_job: WriteBackJob, signal?: AbortSignal): Promise<WriteResult> {
+    this.calls++;
+    return new Promise((_resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new WriteBackError('DHIS2 write-back: read event failed: timeout', false)),
+        1000,
+      );
+      signal?.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(timer);
+          reject(new WriteBackError('DHIS2 write-back: read event: cut off by the bridge', false));
+        },
+        { once: true },
+      );
+    });
+  }
+}
+
+/** Fails once as a source that is down does, then hangs (HangingTarget). */
+function failingThenHanging(hanging: HangingTarget): WriteBackTarget {
+  let failed = false;
+  return {
+    write: (job, signal) => {
+      if (failed) return hanging.write(job, signal);
+      failed = true;
+      return Promise.reject(new WriteBackError('DHIS2 write-back: tracker import failed: HTTP 503', false));
+    },
+  };
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let waited = 0; !condition(); waited += 5) {
+    assert.ok(waited < 5000, 'waited 5 s');
+    await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
 
@@ -227,6 +272,34 @@ describe('write-back worker', () => {
     wb.onOutcome({ type: 'delivered', row: { id, sourceId: 'dhis2', trackingId: null } });
     assert.equal(wb.store.waiting().count, 0);
     await wb.stop();
+  });
+});
+
+describe('write-back attempts the bridge cuts off itself', () => {
+  it('a stop cuts the write in flight off: no attempt counted, the last error left as the source gave it', async () => {
+    const id = deliveredRow('childJ', 'TRK-J');
+    const hanging = new HangingTarget();
+    const wb = runner(failingThenHanging(hanging));
+    wb.onOutcome(delivered(id, 'TRK-J'));
+    await wb.drain();
+    assert.equal(wb.store.get(id)?.attempts, 1);
+    clock += SETTINGS.maxDelayMs; // due again
+    const running = wb.drain();
+    await until(() => hanging.calls === 1);
+    const started = Date.now();
+    await wb.stop();
+    await running;
+    assert.ok(Date.now() - started < 500, 'the stop did not wait for the source');
+    const store = new WriteBackStore(ledger.path);
+    try {
+      const job = store.get(id);
+      assert.equal(job?.attempts, 1, 'the attempt cut off is not counted');
+      assert.equal(job?.lastError, 'DHIS2 write-back: tracker import failed: HTTP 503');
+      assert.equal(job?.outcome, null);
+      assert.ok((job?.nextAttemptAt ?? Number.POSITIVE_INFINITY) <= clock, 'due again at the next start');
+    } finally {
+      store.close();
+    }
   });
 });
 

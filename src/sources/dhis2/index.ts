@@ -11,7 +11,7 @@ import { Dhis2Poller } from './poller.js';
 import { dhis2Recheck } from './recheck.js';
 import { dhis2SettingsOf } from './settings.js';
 
-export { Dhis2Client, Dhis2SourceError, type ImportStrategy } from './client.js';
+export { type CallOptions, Dhis2Client, Dhis2SourceError, type ImportStrategy } from './client.js';
 export { DHIS2_CURSOR, Dhis2Poller, type Dhis2PollerDeps } from './poller.js';
 export type { ImportReport, TrackerEvent, TrackerTrackedEntity } from './schemas.js';
 export { DHIS2_DEFAULTS, dhis2SettingsOf, trackedEntityFilter } from './settings.js';

@@ -3,7 +3,7 @@
 // Idempotent: when DHIS2 already holds the value nothing is written, so a retry after a lost answer does not
 // bump `updatedAt` again.
 import type { WriteBackSettings } from '../../config/types.js';
-import type { Dhis2Client, ImportReport, TrackerEvent } from '../dhis2/index.js';
+import type { CallOptions, Dhis2Client, ImportReport, TrackerEvent } from '../dhis2/index.js';
 import {
   splitRef,
   toWriteBackError,
@@ -57,11 +57,11 @@ export class Dhis2WriteBack implements WriteBackTarget {
     }
   }
 
-  async write(job: WriteBackJob): Promise<WriteResult> {
+  async write(job: WriteBackJob, signal?: AbortSignal): Promise<WriteResult> {
     try {
       return this.settings.attribute
-        ? await this.writeAttribute(job, this.settings.attribute)
-        : await this.writeDataValue(job);
+        ? await this.writeAttribute(job, this.settings.attribute, { signal })
+        : await this.writeDataValue(job, { signal });
     } catch (err) {
       throw toWriteBackError(err, 'DHIS2 write-back');
     }
@@ -74,36 +74,37 @@ export class Dhis2WriteBack implements WriteBackTarget {
     return ref.id;
   }
 
-  private async writeAttribute(job: WriteBackJob, attribute: string): Promise<WriteResult> {
+  private async writeAttribute(job: WriteBackJob, attribute: string, call: CallOptions): Promise<WriteResult> {
     const uid = this.trackedEntityUid(job);
     // With the program, DHIS2 includes its program attributes (the tracking id may be one of them).
-    const te = await this.client.trackedEntity(uid, {
-      program: this.program,
-      fields: '*,!enrollments,!relationships,!programOwners',
-    });
+    const te = await this.client.trackedEntity(
+      uid,
+      { program: this.program, fields: '*,!enrollments,!relationships,!programOwners' },
+      call,
+    );
     if (!te) throw new WriteBackError(`tracked entity ${uid} no longer exists`, true);
     if (te.attributes?.some((a) => a.attribute === attribute && a.value === job.trackingId)) return 'already';
     const body = writable(te, TRACKED_ENTITY_COLLECTIONS);
     body.attributes = [{ attribute, value: job.trackingId }];
-    await this.send({ trackedEntities: [body] });
+    await this.send({ trackedEntities: [body] }, call);
     return 'written';
   }
 
-  private async writeDataValue(job: WriteBackJob): Promise<WriteResult> {
+  private async writeDataValue(job: WriteBackJob, call: CallOptions): Promise<WriteResult> {
     const dataElement = this.settings.dataElement ?? '';
-    const event = await this.findEvent(job);
+    const event = await this.findEvent(job, call);
     if (event.dataValues?.some((d) => d.dataElement === dataElement && d.value === job.trackingId)) return 'already';
     const body = writable(event, EVENT_COLLECTIONS);
     body.dataValues = [{ dataElement, value: job.trackingId }];
-    await this.send({ events: [body] });
+    await this.send({ events: [body] }, call);
     return 'written';
   }
 
-  private async findEvent(job: WriteBackJob): Promise<TrackerEvent> {
+  private async findEvent(job: WriteBackJob, call: CallOptions): Promise<TrackerEvent> {
     const stage = this.settings.programStage;
     const trigger = splitRef(job.sourceRef);
     if (trigger?.type === 'Event') {
-      const event = await this.client.event(trigger.id);
+      const event = await this.client.event(trigger.id, call);
       if (event && (!stage || event.programStage === stage)) return event;
     }
     if (!stage) {
@@ -113,23 +114,27 @@ export class Dhis2WriteBack implements WriteBackTarget {
       );
     }
     const uid = this.trackedEntityUid(job);
-    const te = await this.client.trackedEntity(uid, {
-      program: this.program,
-      fields: 'trackedEntity,enrollments[enrollment,program,status,events[event,programStage,status]]',
-    });
+    const te = await this.client.trackedEntity(
+      uid,
+      {
+        program: this.program,
+        fields: 'trackedEntity,enrollments[enrollment,program,status,events[event,programStage,status]]',
+      },
+      call,
+    );
     const candidate = (te?.enrollments ?? [])
       .filter((en) => en.program === this.program && en.status !== 'CANCELLED')
       .flatMap((en) => en.events ?? [])
       .find((ev) => ev.programStage === stage);
     // Not permanent: the stage event may be entered later; the retry budget bounds the wait.
     if (!candidate) throw new WriteBackError(`no event of program stage ${stage} for ${job.subjectKey} yet`, false);
-    const event = await this.client.event(candidate.event);
+    const event = await this.client.event(candidate.event, call);
     if (!event) throw new WriteBackError(`event ${candidate.event} vanished`, false);
     return event;
   }
 
-  private async send(payload: Record<string, unknown>): Promise<void> {
-    const report = await this.client.importTracker(payload, 'UPDATE');
+  private async send(payload: Record<string, unknown>, call: CallOptions): Promise<void> {
+    const report = await this.client.importTracker(payload, 'UPDATE', call);
     if (report.status === 'ERROR') throw new WriteBackError(describeReport(report), true);
   }
 }

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { Resource } from '@medplum/fhirtypes';
 import type { WriteBackSettings } from '../../config/types.js';
-import { type FhirSourceClient, FhirSourceError } from '../fhir/fhir-client.js';
+import { type CallOptions, type FhirSourceClient, FhirSourceError } from '../fhir/fhir-client.js';
 import {
   splitRef,
   toWriteBackError,
@@ -44,22 +44,22 @@ export class FhirWriteBack implements WriteBackTarget {
     private readonly settings: WriteBackSettings,
   ) {}
 
-  async write(job: WriteBackJob): Promise<WriteResult> {
+  async write(job: WriteBackJob, signal?: AbortSignal): Promise<WriteResult> {
     try {
-      if (this.settings.target === 'identifier') return await this.addIdentifier(job);
-      return await this.putCarrier(job);
+      if (this.settings.target === 'identifier') return await this.addIdentifier(job, { signal });
+      return await this.putCarrier(job, { signal });
     } catch (err) {
       throw toWriteBackError(err, 'FHIR write-back');
     }
   }
 
-  private async addIdentifier(job: WriteBackJob): Promise<WriteResult> {
+  private async addIdentifier(job: WriteBackJob, call: CallOptions): Promise<WriteResult> {
     const ref = this.settings.resource === 'trigger' ? job.sourceRef : job.subjectKey;
     const target = splitRef(ref);
     if (!target) throw new WriteBackError(`cannot address ${ref} on the FHIR server`, true);
     const system = this.settings.identifierSystem;
     for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
-      const current = await this.client.read(target.type, target.id);
+      const current = await this.client.read(target.type, target.id, call);
       if (!current) throw new WriteBackError(`${target.type} ${target.id} no longer exists`, true);
       const existing: unknown = Reflect.get(current, 'identifier');
       if (holds(existing, system, job.trackingId)) return 'already';
@@ -71,7 +71,7 @@ export class FhirWriteBack implements WriteBackTarget {
       const updated = structuredClone(current);
       Reflect.set(updated, 'identifier', identifier);
       try {
-        await this.client.update({ ...updated, id: target.id }, current.meta?.versionId);
+        await this.client.update({ ...updated, id: target.id }, current.meta?.versionId, call);
         return 'written';
       } catch (err) {
         // Changed under us: read again. R4 servers answer a stale If-Match with 412; HAPI, and servers
@@ -84,11 +84,11 @@ export class FhirWriteBack implements WriteBackTarget {
     throw new WriteBackError(`${ref} kept changing (${MAX_CONFLICTS} conflicting updates); retried later`, false);
   }
 
-  private async putCarrier(job: WriteBackJob): Promise<WriteResult> {
+  private async putCarrier(job: WriteBackJob, call: CallOptions): Promise<WriteResult> {
     const system = this.settings.identifierSystem;
     const type = this.settings.target === 'task' ? 'Task' : 'DocumentReference';
     const id = writeBackResourceId(job);
-    const existing = await this.client.read(type, id);
+    const existing = await this.client.read(type, id, call);
     if (existing && holds(Reflect.get(existing, 'identifier'), system, job.trackingId)) return 'already';
     const identifier = [{ system, value: job.trackingId }];
     const label = `OpenCRVS ${job.eventType} notification, tracking id`;
@@ -120,7 +120,7 @@ export class FhirWriteBack implements WriteBackTarget {
             context: { related: [{ reference: job.sourceRef }] },
           };
     // PUT to an id of ours: creates the first time, overwrites on a retry (update-as-create).
-    await this.client.update(resource);
+    await this.client.update(resource, undefined, call);
     return 'written';
   }
 }

@@ -47,6 +47,8 @@ export class WriteBackRunner {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<number> | undefined;
   private stopped = false;
+  /** Fired by stop(): the writes in flight are cut off, and handed back uncounted (see run). */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly deps: WriteBackRunnerDeps) {
     this.store = new WriteBackStore(deps.ledger.path);
@@ -136,6 +138,7 @@ export class WriteBackRunner {
   }
 
   private async batches(): Promise<number> {
+    const signal = this.stopping.signal;
     let done = 0;
     // The jobs due when the run starts, each at most once: a job that fails is due again only after
     // now + its backoff, later than this, so a run (a tick, the drain of `sync --once`) never spends a
@@ -143,10 +146,10 @@ export class WriteBackRunner {
     // within one drain.
     const dueBy = this.now();
     // Bounded: a tick handles at most 25 batches, the rest wait for the next tick.
-    for (let i = 0; i < 25 && !this.stopped; i++) {
+    for (let i = 0; i < 25 && !this.stopped && !signal.aborted; i++) {
       const items = this.store.claimDue(this.deps.batchSize ?? 4, this.now(), this.deps.leaseMs ?? 120_000, dueBy);
       if (items.length === 0) break;
-      await Promise.all(items.map((item) => this.run(item)));
+      await Promise.all(items.map((item) => this.run(item, signal)));
       done += items.length;
     }
     return done;
@@ -162,7 +165,7 @@ export class WriteBackRunner {
     return this.processDue();
   }
 
-  private async run(item: WriteBackItem): Promise<void> {
+  private async run(item: WriteBackItem, signal: AbortSignal): Promise<void> {
     const source = this.sources.get(item.sourceId);
     const row = this.deps.ledger.get(item.rowId);
     if (!source || !row) {
@@ -185,10 +188,17 @@ export class WriteBackRunner {
     };
     const log = { rowId: row.id, source: row.sourceId, attempt: item.attempts };
     try {
-      const result = await source.target.write(job);
+      const result = await source.target.write(job, signal);
       this.store.done(item.rowId, result, this.now());
       this.log.info({ ...log, result }, 'tracking id written back');
     } catch (err) {
+      if (signal.aborted) {
+        // Cut off by the bridge itself, not failed by the source: counting it would spend the job's budget
+        // (up to abandoning it) and replace its last error with "the bridge is stopping". Handed back.
+        this.store.release(item.rowId, item.nextAttemptAt, this.now());
+        this.log.info(log, 'write-back cut off by the bridge; it runs again later, its attempt not counted');
+        return;
+      }
       const message = err instanceof Error ? err.message : String(err);
       const permanent = err instanceof WriteBackError && err.permanent;
       if (permanent || item.attempts >= source.settings.maxAttempts) {
@@ -203,8 +213,10 @@ export class WriteBackRunner {
     }
   }
 
+  /** Cuts the writes in flight off (handed back, not counted) and waits for the run to end. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.running?.catch(() => undefined);

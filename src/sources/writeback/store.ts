@@ -96,6 +96,10 @@ export class WriteBackStore {
       done: db.prepare(
         'UPDATE write_backs SET done_at = @now, outcome = @outcome, last_error = @error, updated_at = @now WHERE row_id = @rowId',
       ),
+      // Only while the claim is still this one's (its lease unchanged): see release().
+      release: db.prepare(`
+        UPDATE write_backs SET attempts = attempts - 1, next_attempt_at = @now, updated_at = @now
+        WHERE row_id = @rowId AND done_at IS NULL AND next_attempt_at = @leasedUntil AND attempts > 0`),
       retry: db.prepare(
         'UPDATE write_backs SET next_attempt_at = @nextAttemptAt, last_error = @error, updated_at = @now WHERE row_id = @rowId',
       ),
@@ -144,6 +148,16 @@ export class WriteBackStore {
 
   done(rowId: number, outcome: WriteBackOutcome, now: number, error?: string): void {
     this.stmt.done.run({ rowId, outcome, now, error: error ? error.slice(0, MAX_ERROR_LENGTH) : null });
+  }
+
+  /**
+   * Hands a claimed job back as if it had not been claimed: its attempt uncounted, its last error as it
+   * was, due again now. For an attempt the bridge cut off itself (stopping, a pass's deadline): the
+   * source did not fail it. `leasedUntil` is the claim's lease (the item's nextAttemptAt as claimed); a
+   * job claimed again since, or done, is left alone. True when the job was handed back.
+   */
+  release(rowId: number, leasedUntil: number, now: number): boolean {
+    return this.stmt.release.run({ rowId, leasedUntil, now }).changes === 1;
   }
 
   retry(rowId: number, nextAttemptAt: number, error: string, now: number): void {

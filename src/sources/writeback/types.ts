@@ -18,7 +18,11 @@ export interface WriteBackJob {
 export type WriteResult = 'written' | 'already';
 
 export interface WriteBackTarget {
-  write(job: WriteBackJob): Promise<WriteResult>;
+  /**
+   * `signal` fires when the bridge wants no answer any more (it is stopping, or the sync pass reached its
+   * deadline): the calls in flight end at once, and the write rejects.
+   */
+  write(job: WriteBackJob, signal?: AbortSignal): Promise<WriteResult>;
 }
 
 /** A write-back failure; `permanent` ones are not retried (the record is gone, the source refused the shape). */
