@@ -922,11 +922,14 @@ export class Bridge {
         this.outcomeListeners.splice(this.outcomeListeners.indexOf(noteDelivered), 1);
       }
     }
-    // Write-backs due now run once; failures wait for their own backoff (the next pass or `serve`). Not
-    // after the deadline: each waits on its source up to its timeout, and they are never late (no
-    // delivery state waits on them).
+    // Write-backs due now run once each; failures wait for their own backoff (the next pass or `serve`).
+    // Within what is left of the deadline: then no job is claimed, and calls still waiting on a source are
+    // cut off and handed back uncounted (the next pass runs them). Not at all once the deadline has
+    // passed: they are never late (no delivery state waits on them).
     if (!timedOut)
-      await this.writeBacks?.drain().catch((err: unknown) => this.log.warn({ err }, 'write-back pass failed'));
+      await this.writeBacks
+        ?.drain({ timeoutMs: deadline - Date.now() })
+        .catch((err: unknown) => this.log.warn({ err }, 'write-back pass failed'));
     const ids = new Set(report.ledgerIds);
     const rows = [...ids].map((id) => this.ledger.get(id)).filter((row): row is LedgerRow => row !== undefined);
     // What an earlier pass left dead or failing still needs someone: a scheduler's job must not turn green

@@ -77,7 +77,11 @@ export function registerSync(program: Command): void {
     .option('--source <id>', 'only this source (repeatable)', (value: string, all: string[] = []) => [...all, value])
     .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
     .option('--json', 'print the summary as JSON (logs go to standard error either way)')
-    .option('--timeout <seconds>', 'how long the pass (polling and delivery) may take before it gives up', '120')
+    .option(
+      '--timeout <seconds>',
+      'how long the pass (polling, delivery and the write-backs at its end) may take before it gives up',
+      '120',
+    )
     .option(
       '--since <date>',
       'also read again from this date or date-time where the watermark is later, never before poll.since (as poll.since: no zone is UTC for FHIR; DHIS2 local time for DHIS2, no zone allowed): after widening a mapping or a source filter, or restoring the ledger; events already recorded keep their rows and are not sent twice',

@@ -1,6 +1,7 @@
 // The write-back at the end of `sync --once` (Bridge.syncOnce) against a DHIS2 that fails it: each job is
-// tried at most once a pass, whatever its backoff, and an attempt the bridge cut off itself (a stop) is not
-// counted and leaves the job's last error as the source gave it.
+// tried at most once a pass, whatever its backoff, the pass's --timeout bounds it, and an attempt the
+// bridge cut off itself (the deadline, a stop) is not counted and leaves the job's last error as the
+// source gave it.
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
@@ -60,6 +61,61 @@ describe('write-back in a sync --once pass', () => {
         assert.match(job.lastError ?? '', /HTTP 503/);
       }
       assert.equal(proxy.seen.filter(isImportSeen).length, 4 * 3, "one attempt each (the client's three tries)");
+    } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
+
+  it('ends near its --timeout when DHIS2 hangs on the write-back reads, counting no attempt it cut off', async () => {
+    const proxy = await startFaultProxy();
+    // Each attempt would take the client's three tries of 2 s: longer than what the pass has left.
+    const h = await behindProxy(proxy, 12, { baseDelayMs: 600_000, maxDelayMs: 600_000 }, { timeoutMs: 2000 });
+    try {
+      proxy.rules.push((req) => (isEventRead(req) ? noAnswer() : undefined));
+      const timeoutMs = 4000;
+      const started = Date.now();
+      const summary = await h.bridge.syncOnce(undefined, { timeoutMs });
+      const elapsed = Date.now() - started;
+      assert.ok(elapsed < timeoutMs + 1000, `the pass took ${elapsed} ms with --timeout ${timeoutMs} ms`);
+      assert.equal(h.rows().filter((r) => r.state === 'delivered').length, 12);
+      assert.ok(summary.ok, 'every birth delivered: a write-back cut off changes no delivery');
+      assert.ok(proxy.seen.some(isEventReadSeen), 'the write-back began');
+      for (const job of jobsOf(h)) {
+        assert.equal(job.attempts, 0, `job of row ${job.rowId}: a call the pass cut off is no attempt`);
+        assert.equal(job.lastError, null);
+        assert.equal(job.outcome, null);
+      }
+    } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
+
+  it("keeps a job's real last error when the next pass cuts its attempt off at the deadline", async () => {
+    const proxy = await startFaultProxy();
+    const h = await behindProxy(proxy, 2, { baseDelayMs: 1500, maxDelayMs: 1500 }, { timeoutMs: 2000 });
+    try {
+      // Pass 1: delivered; each write-back meets a 503 and waits for its backoff.
+      proxy.rules.push((req) => (isImport(req) ? unavailable() : undefined));
+      await h.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
+      await untilDue(h);
+      const before = jobsOf(h).map((j) => ({ rowId: j.rowId, attempts: j.attempts, lastError: j.lastError }));
+      assert.deepEqual(
+        before.map((j) => j.attempts),
+        [1, 1],
+      );
+      // Pass 2: DHIS2 no longer answers the event reads; the pass reaches its deadline during them.
+      proxy.rules.length = 0;
+      proxy.rules.push((req) => (isEventRead(req) ? noAnswer() : undefined));
+      const reads = proxy.seen.filter(isEventReadSeen).length;
+      await h.bridge.syncOnce(undefined, { timeoutMs: 3000 });
+      assert.ok(proxy.seen.filter(isEventReadSeen).length > reads, 'pass 2 tried them');
+      assert.deepEqual(
+        jobsOf(h).map((j) => ({ rowId: j.rowId, attempts: j.attempts, lastError: j.lastError })),
+        before,
+        'no attempt counted, and the last error is still the 503',
+      );
     } finally {
       await h.close();
       await proxy.close();

@@ -303,6 +303,31 @@ describe('write-back attempts the bridge cuts off itself', () => {
   });
 });
 
+describe('write-back drain with a time limit', () => {
+  it('claims nothing after it, and cuts the write in flight off without counting it', async () => {
+    const ids = ['childK', 'childL', 'childM'].map((subject, i) => deliveredRow(subject, `TRK-${i}`));
+    const hanging = new HangingTarget();
+    const wb = runner(hanging, 'dhis2', { batchSize: 1 });
+    ids.forEach((id, i) => {
+      wb.onOutcome(delivered(id, `TRK-${i}`));
+    });
+    const started = Date.now();
+    await wb.drain({ timeoutMs: 100 });
+    const took = Date.now() - started;
+    assert.ok(took < 600, `the drain took ${took} ms with 100 ms left`);
+    assert.equal(hanging.calls, 1, 'no job claimed after the time limit');
+    for (const id of ids) {
+      const job = wb.store.get(id);
+      assert.equal(job?.attempts, 0, `row ${id}: no attempt counted`);
+      assert.equal(job?.lastError, null);
+      assert.ok((job?.nextAttemptAt ?? Number.POSITIVE_INFINITY) <= clock, `row ${id}: due at the next drain`);
+    }
+    assert.equal(await wb.drain({ timeoutMs: 0 }), 0, 'no time left: nothing is claimed');
+    assert.equal(hanging.calls, 1);
+    await wb.stop();
+  });
+});
+
 describe('write-back backoff', () => {
   it('doubles from the base delay up to the cap, jitter only shortening it', () => {
     assert.deepEqual(

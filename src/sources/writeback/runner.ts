@@ -4,6 +4,7 @@
 import type { WriteBackSettings } from '../../config/types.js';
 import type { Ledger } from '../../ledger/index.js';
 import type { Logger } from '../../observability/logger.js';
+import { callSignal } from '../shared/call-signal.js';
 import { writeBackDelay } from './policy.js';
 import { type WriteBackItem, WriteBackStore } from './store.js';
 import { WriteBackError, type WriteBackJob, type WriteBackTarget } from './types.js';
@@ -35,6 +36,8 @@ export interface WriteBackRunnerDeps {
 }
 
 const ENABLED_META = (sourceId: string) => `writeBack.enabledAt:${sourceId}`;
+/** setTimeout's longest delay (about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Jobs created per source by one catch-up scan. */
 const CATCH_UP_LIMIT = 1000;
 
@@ -131,14 +134,31 @@ export class WriteBackRunner {
 
   /** Runs the jobs due now (one batch, or more until none is due). Shared if already running. */
   processDue(): Promise<number> {
-    this.running ??= this.batches().finally(() => {
+    return this.runOnce();
+  }
+
+  private runOnce(timeoutMs?: number): Promise<number> {
+    this.running ??= this.batches(timeoutMs).finally(() => {
       this.running = undefined;
     });
     return this.running;
   }
 
-  private async batches(): Promise<number> {
-    const signal = this.stopping.signal;
+  /** `timeoutMs`: how long the run may take; at its end no job is claimed and the writes in flight are cut off. */
+  private async batches(timeoutMs?: number): Promise<number> {
+    if (timeoutMs !== undefined && timeoutMs <= 0) return 0;
+    // The run ends when the runner stops, or at its time limit (the rest of a sync pass's --timeout).
+    const limit =
+      timeoutMs === undefined ? undefined : callSignal(Math.min(timeoutMs, MAX_TIMER_MS), this.stopping.signal);
+    const signal = limit?.signal ?? this.stopping.signal;
+    try {
+      return await this.claimAndRun(signal);
+    } finally {
+      limit?.done();
+    }
+  }
+
+  private async claimAndRun(signal: AbortSignal): Promise<number> {
     let done = 0;
     // The jobs due when the run starts, each at most once: a job that fails is due again only after
     // now + its backoff, later than this, so a run (a tick, the drain of `sync --once`) never spends a
@@ -157,12 +177,13 @@ export class WriteBackRunner {
 
   /**
    * Every job due now, each at most once (sync --once and tests): failures wait for their backoff, not
-   * for this call.
+   * for this call. With `timeoutMs` (what is left of the pass's --timeout) no job is claimed after it,
+   * and a write still in flight at it is cut off and handed back uncounted: the next pass runs it.
    */
-  async drain(): Promise<number> {
-    if (this.running) await this.running.catch(() => undefined);
+  async drain(options: { timeoutMs?: number } = {}): Promise<number> {
+    while (this.running) await this.running.catch(() => undefined);
     this.catchUp();
-    return this.processDue();
+    return this.runOnce(options.timeoutMs);
   }
 
   private async run(item: WriteBackItem, signal: AbortSignal): Promise<void> {
@@ -193,8 +214,9 @@ export class WriteBackRunner {
       this.log.info({ ...log, result }, 'tracking id written back');
     } catch (err) {
       if (signal.aborted) {
-        // Cut off by the bridge itself, not failed by the source: counting it would spend the job's budget
-        // (up to abandoning it) and replace its last error with "the bridge is stopping". Handed back.
+        // Cut off by the bridge itself (stopping, the pass's deadline), not failed by the source: counting
+        // it would spend the job's budget (up to abandoning it) and replace its last error with "the
+        // bridge is stopping" or a timeout of ours. Handed back.
         this.store.release(item.rowId, item.nextAttemptAt, this.now());
         this.log.info(log, 'write-back cut off by the bridge; it runs again later, its attempt not counted');
         return;
