@@ -48,7 +48,12 @@ import { addReports, emptyReport, OvertakenReadFailed, type PassReport, SourcePi
 import { type SubjectRecheck, sourcesRecheck } from './sources/recheck.js';
 import { replayRows } from './sources/replay.js';
 import { SourceCallError } from './sources/shared/source-error.js';
-import { WriteBackRunner, type WriteBackSource, writeBackSourceFor } from './sources/writeback/index.js';
+import {
+  WRITE_BACK_STATES,
+  WriteBackRunner,
+  type WriteBackSource,
+  writeBackSourceFor,
+} from './sources/writeback/index.js';
 
 /** How long a readiness check's answer is kept (OpenCRVS and the EMR are not probed on every request). */
 const CHECK_TTL_MS = 30_000;
@@ -496,6 +501,11 @@ export class Bridge {
 
   /** Counts for scrapes and admin tabs: at most about 2% of the event loop on a large ledger. */
   private readonly ledgerCounts = paced(() => this.ledger.counts(), { share: 0.02, maxAgeMs: 15_000 });
+  /** The same for write-back jobs (an index scan that grows with the table). */
+  private readonly writeBackCounts = paced(() => this.writeBacks?.store.counts() ?? [], {
+    share: 0.02,
+    maxAgeMs: 15_000,
+  });
 
   /** Mirrors stored state into gauges at scrape time. */
   refreshMetrics(): void {
@@ -507,6 +517,16 @@ export class Bridge {
     }
     for (const { state, eventType, count } of this.ledgerCounts()) {
       this.metrics.eventsByState.set({ state, event_type: eventType }, count);
+    }
+    const writeBacks = this.writeBacks;
+    if (writeBacks) {
+      // As above: every state of every source that writes back, at 0 when empty, so an alert on a rise in
+      // `abandoned` has a series to compare with before the first job is abandoned.
+      this.metrics.writeBacks.reset();
+      for (const source of writeBacks.sourceIds())
+        for (const state of WRITE_BACK_STATES) this.metrics.writeBacks.set({ source, state }, 0);
+      for (const { sourceId, state, count } of this.writeBackCounts())
+        this.metrics.writeBacks.set({ source: sourceId, state }, count);
     }
     this.metrics.inboxDepth.set(this.ledger.inbox.depth());
     this.metrics.held.set(this.worker.held() ? 1 : 0);

@@ -17,6 +17,7 @@ export class BridgeMetrics {
   readonly inboxDepth: Gauge;
   readonly held: Gauge;
   readonly subscriptionGaps: Counter<'source'>;
+  readonly writeBacks: Gauge<'source' | 'state'>;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -77,6 +78,12 @@ export class BridgeMetrics {
       name: 'bridge_subscription_gaps_total',
       help: 'Subscription gaps detected since start (each triggers a catch-up poll)',
       labelNames: ['source'],
+      registers,
+    });
+    this.writeBacks = new Gauge({
+      name: 'bridge_write_backs',
+      help: 'Write-back jobs (the tracking id written back to the source) by source and state: pending, written, already, abandoned',
+      labelNames: ['source', 'state'],
       registers,
     });
   }

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import { WriteBackStore } from '../../src/sources/writeback/index.js';
-import { type Dhis2Harness, startDhis2Harness } from './helpers/dhis2-harness.js';
-import { type FaultProxy, noAnswer, startFaultProxy, unavailable } from './helpers/fault-proxy.js';
+import { BIRTHS_SOURCE, type Dhis2Harness, startDhis2Harness } from './helpers/dhis2-harness.js';
+import { dhis2ImportRefused, type FaultProxy, noAnswer, startFaultProxy, unavailable } from './helpers/fault-proxy.js';
 
 const isImport = (req: IncomingMessage) => req.method === 'POST' && (req.url ?? '').startsWith('/api/tracker?');
 const isEventRead = (req: IncomingMessage) =>
@@ -166,3 +166,39 @@ function isImportSeen(seen: { method: string; url: string }): boolean {
 function isEventReadSeen(seen: { method: string; url: string }): boolean {
   return seen.method === 'GET' && seen.url.startsWith('/api/tracker/events/');
 }
+
+describe('a write-back DHIS2 refuses for good', () => {
+  /** Births delivered, their write-backs refused with E1000 (the user may not capture data in the org unit). */
+  async function refused(proxy: FaultProxy, births: number): Promise<Dhis2Harness> {
+    const h = await behindProxy(proxy, births, {});
+    proxy.rules.push((req) =>
+      isImport(req) ? dhis2ImportRefused('E1000', 'User has no write access to organisation unit') : undefined,
+    );
+    return h;
+  }
+
+  it('shows in /metrics as bridge_write_backs{source,state}, every state of the source present', async () => {
+    const proxy = await startFaultProxy();
+    const h = await refused(proxy, 2);
+    try {
+      const before = (await h.bridge.renderMetrics()).body;
+      for (const state of ['pending', 'written', 'already', 'abandoned'])
+        assert.ok(
+          before.includes(`bridge_write_backs{source="${BIRTHS_SOURCE}",state="${state}"} 0`),
+          `${state} at 0 before any job:\n${before
+            .split('\n')
+            .filter((l) => l.includes('write_back'))
+            .join('\n')}`,
+        );
+      await h.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
+      assert.ok(jobsOf(h).every((j) => j.outcome === 'abandoned'));
+      const { body } = await h.bridge.renderMetrics();
+      assert.match(body, new RegExp(`^bridge_write_backs\\{source="${BIRTHS_SOURCE}",state="abandoned"\\} 2$`, 'm'));
+      assert.match(body, new RegExp(`^bridge_write_backs\\{source="${BIRTHS_SOURCE}",state="pending"\\} 0$`, 'm'));
+      assert.doesNotMatch(body, /(TrackedEntity|Event)\//, 'no record reference in the metrics');
+    } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
+});

@@ -11,7 +11,13 @@ export { Dhis2WriteBack } from './dhis2-target.js';
 export { FhirWriteBack, writeBackResourceId } from './fhir-target.js';
 export { writeBackDelay } from './policy.js';
 export { type DeliveredOutcome, WriteBackRunner, type WriteBackRunnerDeps, type WriteBackSource } from './runner.js';
-export { type WriteBackItem, type WriteBackOutcome, WriteBackStore } from './store.js';
+export {
+  WRITE_BACK_STATES,
+  type WriteBackItem,
+  type WriteBackOutcome,
+  type WriteBackState,
+  WriteBackStore,
+} from './store.js';
 export { WriteBackError, type WriteBackJob, type WriteBackTarget, type WriteResult } from './types.js';
 
 /** The write-back of one source, or undefined when it has none (or it is disabled). Throws on a bad combination. */

@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 export type WriteBackOutcome = 'written' | 'already' | 'abandoned';
 /** A job's state as operators see it: `pending` (not done: due, leased or waiting for its backoff) or its outcome. */
 export type WriteBackState = 'pending' | WriteBackOutcome;
+export const WRITE_BACK_STATES: readonly WriteBackState[] = ['pending', 'written', 'already', 'abandoned'];
 
 /** What `search()` selects; newest ledger row first, like the ledger's own list. */
 export interface WriteBackFilter {
