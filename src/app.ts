@@ -51,6 +51,7 @@ import { SourceCallError } from './sources/shared/source-error.js';
 import {
   WRITE_BACK_STATES,
   WriteBackRunner,
+  type WriteBackRunReport,
   type WriteBackSource,
   writeBackSourceFor,
 } from './sources/writeback/index.js';
@@ -123,6 +124,12 @@ export interface SyncSummary {
    * from, as the source writes its times (`sync --once --since <it> --source <id>` goes on).
    */
   rereadFrom: Record<string, string>;
+  /**
+   * The write-backs this pass ran (the tracking id written back to the source), failures included;
+   * undefined when no source writes back, or the pass reached its deadline before them. They never
+   * change a delivery, so they do not count towards `ok`.
+   */
+  writeBacks?: WriteBackRunReport;
   ok: boolean;
 }
 
@@ -946,10 +953,12 @@ export class Bridge {
     // Within what is left of the deadline: then no job is claimed, and calls still waiting on a source are
     // cut off and handed back uncounted (the next pass runs them). Not at all once the deadline has
     // passed: they are never late (no delivery state waits on them).
-    if (!timedOut)
-      await this.writeBacks
-        ?.drain({ timeoutMs: deadline - Date.now() })
-        .catch((err: unknown) => this.log.warn({ err }, 'write-back pass failed'));
+    const writeBacks = timedOut
+      ? undefined
+      : await this.writeBacks?.drain({ timeoutMs: deadline - Date.now() }).catch((err: unknown) => {
+          this.log.warn({ err }, 'write-back pass failed');
+          return undefined;
+        });
     const ids = new Set(report.ledgerIds);
     const rows = [...ids].map((id) => this.ledger.get(id)).filter((row): row is LedgerRow => row !== undefined);
     // What an earlier pass left dead or failing still needs someone: a scheduler's job must not turn green
@@ -984,6 +993,7 @@ export class Bridge {
       rereadFrom,
       timedOut,
       ...(held ? { held } : {}),
+      ...(writeBacks ? { writeBacks } : {}),
       ok,
     };
   }

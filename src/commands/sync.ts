@@ -42,6 +42,7 @@ function printSummary(summary: SyncSummary): void {
         (look || waiting),
     );
   }
+  printWriteBacks(summary);
   if (summary.timedOut)
     console.log('the pass reached --timeout before it finished: the next pass goes on (raise it for a first sync)');
   for (const [id, at] of Object.entries(summary.rereadFrom))
@@ -53,6 +54,35 @@ function printSummary(summary: SyncSummary): void {
     for (const id of summary.failedSources) console.log(`  ${id}: ${summary.sourceErrors[id] ?? 'failed'}`);
   }
   console.log(`result: ${resultOf(summary)}`);
+}
+
+/**
+ * What the write-backs of this pass did, failures by ledger row with their error (the call, the status,
+ * DHIS2's codes: no personal data). They change no delivery, so no exit status either.
+ */
+function printWriteBacks(summary: SyncSummary): void {
+  const report = summary.writeBacks;
+  if (!report || report.tried === 0) return;
+  const counts: Array<[number, string]> = [
+    [report.written, 'written'],
+    [report.already, 'already there'],
+    [report.failing, 'failing (tried again at a later pass)'],
+    [report.abandoned, 'abandoned'],
+    [report.cutOff, 'cut off at --timeout (tried again at the next pass, the attempt not counted)'],
+  ];
+  const said = counts.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`);
+  console.log(`write-backs to the sources: ${said.join(', ')}`);
+  for (const failure of report.failures) {
+    const attempts = `${failure.attempts} attempt${failure.attempts === 1 ? '' : 's'}`;
+    console.log(
+      `  #${failure.rowId} ${failure.sourceId} ${failure.state} after ${attempts} — ${failure.error.slice(0, 160)}`,
+    );
+  }
+  if (report.abandoned > 0)
+    console.log(
+      '  an abandoned write-back stays so until re-queued after fixing its cause (admin page, Write-backs); ' +
+        'the events are delivered either way, and the exit status does not count it',
+    );
 }
 
 /** The last line of the summary: why the exit status is 1, each reason once. */
@@ -71,7 +101,7 @@ export function registerSync(program: Command): void {
   program
     .command('sync')
     .description(
-      'one poll-and-deliver pass for external schedulers (cron, Kubernetes CronJob); exit 0 when everything found was delivered; 1 when anything is dead, failing, waiting or locked (rows of earlier passes included), when delivery is held, when a source could not be polled, or when the pass was stopped (a signal, --timeout) or failed, or when a --since reading did not reach the watermark; 2 for wrong arguments or configuration',
+      'one poll-and-deliver pass for external schedulers (cron, Kubernetes CronJob); exit 0 when everything found was delivered; 1 when anything is dead, failing, waiting or locked (rows of earlier passes included), when delivery is held, when a source could not be polled, or when the pass was stopped (a signal, --timeout) or failed, or when a --since reading did not reach the watermark; 2 for wrong arguments or configuration. Write-backs of the tracking id that fail or are abandoned are in the summary but change no delivery, so no exit status',
     )
     .requiredOption('--once', 'run one pass and exit (the only mode; `serve` runs continuously)')
     .option('--source <id>', 'only this source (repeatable)', (value: string, all: string[] = []) => [...all, value])
@@ -166,6 +196,7 @@ export function registerSync(program: Command): void {
                 rereadFrom: summary.rereadFrom,
                 sourceErrors: summary.sourceErrors,
                 timedOut: summary.timedOut,
+                writeBacks: summary.writeBacks ?? null,
                 earlier: summary.earlier.map((row) => ({ id: row.id, eventType: row.eventType, state: row.state })),
                 events: summary.rows.map((row) => ({
                   id: row.id,

@@ -3,10 +3,22 @@
 // bridge cut off itself (the deadline, a stop) is not counted and leaves the job's last error as the
 // source gave it.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { startDhis2Simulator } from '../../src/sandbox/dhis2/index.js';
+import { startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
 import { WriteBackStore } from '../../src/sources/writeback/index.js';
-import { BIRTHS_SOURCE, type Dhis2Harness, startDhis2Harness } from './helpers/dhis2-harness.js';
+import { runCli } from './helpers/bridge-cli.js';
+import {
+  BIRTHS_SOURCE,
+  type Dhis2Harness,
+  demoEntities,
+  dhis2ConfigObject,
+  startDhis2Harness,
+} from './helpers/dhis2-harness.js';
 import { dhis2ImportRefused, type FaultProxy, noAnswer, startFaultProxy, unavailable } from './helpers/fault-proxy.js';
 
 const isImport = (req: IncomingMessage) => req.method === 'POST' && (req.url ?? '').startsWith('/api/tracker?');
@@ -199,6 +211,56 @@ describe('a write-back DHIS2 refuses for good', () => {
     } finally {
       await h.close();
       await proxy.close();
+    }
+  });
+
+  it('is reported by sync --once, in its summary and with --json, without changing the exit status', async () => {
+    const proxy = await startFaultProxy();
+    const dhis2 = await startDhis2Simulator({ port: 0, seed: demoEntities(2, 0) });
+    const sim = await startOpenCrvsSimulator({ port: 0 });
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-writeback-cli-'));
+    try {
+      proxy.target = dhis2.baseUrl;
+      const object = dhis2ConfigObject({ dhis2BaseUrl: proxy.url, sim, dbPath: join(dir, 'bridge.db') });
+      (object.sources as unknown[]).splice(1, 1);
+      const config = join(dir, 'bridge.json');
+      writeFileSync(config, JSON.stringify(object));
+      proxy.rules.push((req) =>
+        isImport(req) ? dhis2ImportRefused('E1000', 'User has no write access to organisation unit') : undefined,
+      );
+
+      const text = await runCli(['sync', '--once', '--config', config]);
+      assert.equal(text.code, 0, `a write-back changes no delivery: exit 0\n${text.stdout}${text.stderr}`);
+      assert.match(text.stdout, /^write-backs to the sources: 2 abandoned/m);
+      const lines = text.stdout.split('\n').filter((line) => /^ {2}#\d+ .*abandoned/.test(line));
+      assert.equal(lines.length, 2, text.stdout);
+      for (const line of lines) assert.match(line, new RegExp(`${BIRTHS_SOURCE}.*E1000`));
+      assert.match(text.stdout, /result: everything found was delivered/);
+
+      // Re-queued (as an operator would once the user may write there), and refused again: --json.
+      const store = new WriteBackStore(join(dir, 'bridge.db'));
+      try {
+        for (const job of store.list()) assert.ok(store.requeue(job.rowId, Date.now()));
+      } finally {
+        store.close();
+      }
+      const json = await runCli(['sync', '--once', '--config', config, '--json']);
+      assert.equal(json.code, 0, json.stdout + json.stderr);
+      const summary = JSON.parse(json.stdout);
+      assert.equal(summary.ok, true);
+      assert.equal(summary.writeBacks.tried, 2);
+      assert.equal(summary.writeBacks.abandoned, 2);
+      assert.equal(summary.writeBacks.failures.length, 2);
+      for (const failure of summary.writeBacks.failures) {
+        assert.equal(failure.sourceId, BIRTHS_SOURCE);
+        assert.equal(failure.state, 'abandoned');
+        assert.match(failure.error, /E1000/);
+      }
+      assert.doesNotMatch(JSON.stringify(summary.writeBacks), /(TrackedEntity|Event)\//, 'no record reference');
+    } finally {
+      await proxy.close();
+      await Promise.all([dhis2.close(), sim.close()]);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -143,8 +143,8 @@ describe('write-back worker', () => {
     const wb = runner(target);
     wb.onOutcome(delivered(id, 'TRK-A'));
     wb.onOutcome(delivered(id, 'TRK-A')); // a repeated outcome is the same job
-    assert.equal(await wb.drain(), 1);
-    assert.equal(await wb.drain(), 0);
+    assert.equal((await wb.drain()).tried, 1);
+    assert.equal((await wb.drain()).tried, 0);
     assert.equal(target.calls.length, 1);
     assert.deepEqual(target.calls[0], {
       rowId: id,
@@ -173,9 +173,9 @@ describe('write-back worker', () => {
     assert.equal(ledger.get(id)?.state, 'delivered');
 
     clock += 999; // not yet due
-    assert.equal(await wb.drain(), 0);
+    assert.equal((await wb.drain()).tried, 0);
     clock += 1;
-    assert.equal(await wb.drain(), 1);
+    assert.equal((await wb.drain()).tried, 1);
     assert.equal(wb.store.get(id)?.outcome, 'written');
     assert.equal(wb.store.get(id)?.attempts, 2);
     assert.equal(ledger.get(id)?.state, 'delivered');
@@ -234,9 +234,9 @@ describe('write-back worker', () => {
     wb.onOutcome(delivered(id, 'TRK-E'));
     // Claimed by "another process" that never finished.
     assert.equal(wb.store.claimDue(10, clock, 120_000).length, 1);
-    assert.equal(await wb.drain(), 0, 'leased: not due');
+    assert.equal((await wb.drain()).tried, 0, 'leased: not due');
     clock += 120_000;
-    assert.equal(await wb.drain(), 1);
+    assert.equal((await wb.drain()).tried, 1);
     assert.equal(wb.store.get(id)?.outcome, 'written');
     assert.equal(wb.store.get(id)?.attempts, 2);
     await wb.stop();
@@ -261,6 +261,45 @@ describe('write-back worker', () => {
       assert.equal(wb.store.get(id)?.attempts, 1, `row ${id}: one attempt in one drain`);
       assert.equal(wb.store.get(id)?.outcome, null, `row ${id}: not abandoned by one drain`);
     }
+    await wb.stop();
+  });
+
+  it('reports what came of each job a drain tried, the failures with their row, source, attempts and error', async () => {
+    const ids = ['childN', 'childO', 'childP', 'childQ'].map((subject, i) => deliveredRow(subject, `TRK-N${i}`));
+    const target = new ScriptedTarget([
+      'written',
+      'already',
+      new WriteBackError('DHIS2 write-back: tracker import failed: HTTP 503', false),
+      new WriteBackError('DHIS2 write-back: DHIS2 refused the write (E1000)', true),
+    ]);
+    const wb = runner(target, 'dhis2', { batchSize: 1 }); // one at a time: in row order
+    ids.forEach((id, i) => {
+      wb.onOutcome(delivered(id, `TRK-N${i}`));
+    });
+    assert.deepEqual(await wb.drain(), {
+      tried: 4,
+      written: 1,
+      already: 1,
+      failing: 1,
+      abandoned: 1,
+      cutOff: 0,
+      failures: [
+        {
+          rowId: ids[2],
+          sourceId: 'dhis2',
+          state: 'failing',
+          attempts: 1,
+          error: 'DHIS2 write-back: tracker import failed: HTTP 503',
+        },
+        {
+          rowId: ids[3],
+          sourceId: 'dhis2',
+          state: 'abandoned',
+          attempts: 1,
+          error: 'DHIS2 write-back: DHIS2 refused the write (E1000)',
+        },
+      ],
+    });
     await wb.stop();
   });
 
@@ -312,8 +351,11 @@ describe('write-back drain with a time limit', () => {
       wb.onOutcome(delivered(id, `TRK-${i}`));
     });
     const started = Date.now();
-    await wb.drain({ timeoutMs: 100 });
+    const report = await wb.drain({ timeoutMs: 100 });
     const took = Date.now() - started;
+    assert.equal(report.tried, 1);
+    assert.equal(report.cutOff, 1, 'reported as cut off');
+    assert.deepEqual(report.failures, [], 'not as a failure');
     assert.ok(took < 600, `the drain took ${took} ms with 100 ms left`);
     assert.equal(hanging.calls, 1, 'no job claimed after the time limit');
     for (const id of ids) {
@@ -322,7 +364,7 @@ describe('write-back drain with a time limit', () => {
       assert.equal(job?.lastError, null);
       assert.ok((job?.nextAttemptAt ?? Number.POSITIVE_INFINITY) <= clock, `row ${id}: due at the next drain`);
     }
-    assert.equal(await wb.drain({ timeoutMs: 0 }), 0, 'no time left: nothing is claimed');
+    assert.equal((await wb.drain({ timeoutMs: 0 })).tried, 0, 'no time left: nothing is claimed');
     assert.equal(hanging.calls, 1);
     await wb.stop();
   });

@@ -10,7 +10,14 @@ import type { WriteBackSource } from './runner.js';
 export { Dhis2WriteBack } from './dhis2-target.js';
 export { FhirWriteBack, writeBackResourceId } from './fhir-target.js';
 export { writeBackDelay } from './policy.js';
-export { type DeliveredOutcome, WriteBackRunner, type WriteBackRunnerDeps, type WriteBackSource } from './runner.js';
+export {
+  type DeliveredOutcome,
+  type WriteBackFailure,
+  WriteBackRunner,
+  type WriteBackRunnerDeps,
+  type WriteBackRunReport,
+  type WriteBackSource,
+} from './runner.js';
 export {
   WRITE_BACK_STATES,
   type WriteBackItem,

@@ -35,6 +35,36 @@ export interface WriteBackRunnerDeps {
   leaseMs?: number;
 }
 
+/** A job a run tried and that failed: ledger row, source, its error (the call, the status, codes: no personal data). */
+export interface WriteBackFailure {
+  rowId: number;
+  sourceId: string;
+  /** `failing`: tried again after its backoff; `abandoned`: refused for good, or out of attempts. */
+  state: 'failing' | 'abandoned';
+  /** Attempts made so far, this one included. */
+  attempts: number;
+  error: string;
+}
+
+/** What one run did with the jobs it claimed (the summary of `sync --once`). */
+export interface WriteBackRunReport {
+  /** Jobs claimed: the sum of the five counts below. */
+  tried: number;
+  written: number;
+  /** The source held the tracking id already. */
+  already: number;
+  failing: number;
+  abandoned: number;
+  /** Cut off by the bridge (its stop, the pass's deadline): handed back uncounted, run again later. */
+  cutOff: number;
+  /** The failing and abandoned jobs, as many as the run tried at most. */
+  failures: WriteBackFailure[];
+}
+
+function emptyRunReport(): WriteBackRunReport {
+  return { tried: 0, written: 0, already: 0, failing: 0, abandoned: 0, cutOff: 0, failures: [] };
+}
+
 const ENABLED_META = (sourceId: string) => `writeBack.enabledAt:${sourceId}`;
 /** setTimeout's longest delay (about 24.8 days); a longer one fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -48,7 +78,7 @@ export class WriteBackRunner {
   private readonly now: () => number;
   private readonly random: () => number;
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<number> | undefined;
+  private running: Promise<WriteBackRunReport> | undefined;
   private stopped = false;
   /** Fired by stop(): the writes in flight are cut off, and handed back uncounted (see run). */
   private readonly stopping = new AbortController();
@@ -133,11 +163,11 @@ export class WriteBackRunner {
   }
 
   /** Runs the jobs due now (one batch, or more until none is due). Shared if already running. */
-  processDue(): Promise<number> {
+  processDue(): Promise<WriteBackRunReport> {
     return this.runOnce();
   }
 
-  private runOnce(timeoutMs?: number): Promise<number> {
+  private runOnce(timeoutMs?: number): Promise<WriteBackRunReport> {
     this.running ??= this.batches(timeoutMs).finally(() => {
       this.running = undefined;
     });
@@ -145,8 +175,8 @@ export class WriteBackRunner {
   }
 
   /** `timeoutMs`: how long the run may take; at its end no job is claimed and the writes in flight are cut off. */
-  private async batches(timeoutMs?: number): Promise<number> {
-    if (timeoutMs !== undefined && timeoutMs <= 0) return 0;
+  private async batches(timeoutMs?: number): Promise<WriteBackRunReport> {
+    if (timeoutMs !== undefined && timeoutMs <= 0) return emptyRunReport();
     // The run ends when the runner stops, or at its time limit (the rest of a sync pass's --timeout).
     const limit =
       timeoutMs === undefined ? undefined : callSignal(Math.min(timeoutMs, MAX_TIMER_MS), this.stopping.signal);
@@ -158,8 +188,8 @@ export class WriteBackRunner {
     }
   }
 
-  private async claimAndRun(signal: AbortSignal): Promise<number> {
-    let done = 0;
+  private async claimAndRun(signal: AbortSignal): Promise<WriteBackRunReport> {
+    const report = emptyRunReport();
     // The jobs due when the run starts, each at most once: a job that fails is due again only after
     // now + its backoff, later than this, so a run (a tick, the drain of `sync --once`) never spends a
     // job's retry budget on itself while the source is down. A 1 ms backoff used to abandon a job
@@ -169,10 +199,10 @@ export class WriteBackRunner {
     for (let i = 0; i < 25 && !this.stopped && !signal.aborted; i++) {
       const items = this.store.claimDue(this.deps.batchSize ?? 4, this.now(), this.deps.leaseMs ?? 120_000, dueBy);
       if (items.length === 0) break;
-      await Promise.all(items.map((item) => this.run(item, signal)));
-      done += items.length;
+      await Promise.all(items.map((item) => this.run(item, signal, report)));
+      report.tried += items.length;
     }
-    return done;
+    return report;
   }
 
   /**
@@ -180,22 +210,29 @@ export class WriteBackRunner {
    * for this call. With `timeoutMs` (what is left of the pass's --timeout) no job is claimed after it,
    * and a write still in flight at it is cut off and handed back uncounted: the next pass runs it.
    */
-  async drain(options: { timeoutMs?: number } = {}): Promise<number> {
+  async drain(options: { timeoutMs?: number } = {}): Promise<WriteBackRunReport> {
     while (this.running) await this.running.catch(() => undefined);
     this.catchUp();
     return this.runOnce(options.timeoutMs);
   }
 
-  private async run(item: WriteBackItem, signal: AbortSignal): Promise<void> {
+  private async run(item: WriteBackItem, signal: AbortSignal, report: WriteBackRunReport): Promise<void> {
+    const failed = (state: WriteBackFailure['state'], error: string) => {
+      report[state]++;
+      report.failures.push({
+        rowId: item.rowId,
+        sourceId: item.sourceId,
+        state,
+        attempts: item.attempts,
+        error: error.slice(0, 500),
+      });
+    };
     const source = this.sources.get(item.sourceId);
     const row = this.deps.ledger.get(item.rowId);
     if (!source || !row) {
-      this.store.done(
-        item.rowId,
-        'abandoned',
-        this.now(),
-        source ? 'ledger row not found' : 'write-back no longer configured',
-      );
+      const error = source ? 'ledger row not found' : 'write-back no longer configured';
+      this.store.done(item.rowId, 'abandoned', this.now(), error);
+      failed('abandoned', error);
       return;
     }
     const job: WriteBackJob = {
@@ -211,6 +248,7 @@ export class WriteBackRunner {
     try {
       const result = await source.target.write(job, signal);
       this.store.done(item.rowId, result, this.now());
+      report[result]++;
       this.log.info({ ...log, result }, 'tracking id written back');
     } catch (err) {
       if (signal.aborted) {
@@ -218,6 +256,7 @@ export class WriteBackRunner {
         // it would spend the job's budget (up to abandoning it) and replace its last error with "the
         // bridge is stopping" or a timeout of ours. Handed back.
         this.store.release(item.rowId, item.nextAttemptAt, this.now());
+        report.cutOff++;
         this.log.info(log, 'write-back cut off by the bridge; it runs again later, its attempt not counted');
         return;
       }
@@ -225,12 +264,14 @@ export class WriteBackRunner {
       const permanent = err instanceof WriteBackError && err.permanent;
       if (permanent || item.attempts >= source.settings.maxAttempts) {
         this.store.done(item.rowId, 'abandoned', this.now(), message);
+        failed('abandoned', message);
         this.log.warn({ ...log, permanent, error: message }, 'write-back abandoned');
         return;
       }
       const { baseDelayMs, maxDelayMs } = source.settings;
       const delay = writeBackDelay(item.attempts, baseDelayMs, maxDelayMs, this.random);
       this.store.retry(item.rowId, this.now() + delay, message, this.now());
+      failed('failing', message);
       this.log.warn({ ...log, delayMs: delay, error: message }, 'write-back failed; retrying later');
     }
   }
