@@ -12,6 +12,7 @@ import {
   type LedgerState,
   openLedger,
 } from '../ledger/index.js';
+import { type WriteBackItem, WriteBackStore } from '../sources/writeback/index.js';
 import { registerLedgerSources } from './ledger-sources.js';
 import { ledgerPlace, loadConfigOrReport } from './options.js';
 
@@ -30,14 +31,16 @@ const MESSAGE_WIDTH = 60;
 export function registerLedger(program: Command): void {
   const ledger = program
     .command('ledger')
-    .description('Show what happened to each event: state, attempts, last error, tracking id (no personal data).')
+    .description(
+      'Show what happened to each event: state, attempts, last error, tracking id, and for one event found with --find the write-back of that id to its source (no personal data).',
+    )
     .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
     .option('--status <states>', `only these states, comma-separated (${LEDGER_STATES.join(', ')})`)
     .option('--event-type <type>', 'only this event type (birth, death, …)')
     .option('--source <id>', 'only this source id')
     .option(
       '--find <ref>',
-      "the event of one source record (Patient/123, Encounter/9, emr:Patient/123 as the table prints it, or the id alone), OpenCRVS tracking ID, or ledger row ('#19' in quotes, as sync prints it); one match also lists its attempts; exit 1 when nothing matches",
+      "the event of one source record (Patient/123, Encounter/9, emr:Patient/123 as the table prints it, or the id alone), OpenCRVS tracking ID, or ledger row ('#19' in quotes, as sync prints it); one match also lists its attempts and its write-back (`writeBack` with --json); exit 1 when nothing matches",
     )
     .option('--limit <n>', 'at most this many rows, newest first', '100')
     .option('--json', 'print JSON instead of a table')
@@ -103,11 +106,17 @@ function runLedger(options: LedgerOptions): void {
     const history = one ? ledger.attempts(one.id) : undefined;
     const warnings = one ? ledger.mappingWarnings(one.id) : [];
     const readBy = one ? ledger.readBy(one.id) : undefined;
+    const writeBack = one ? writeBackOf(config.store.path, one.id) : undefined;
     const hold = ledger.getHold();
     const counts = ledger.counts();
     if (options.json) {
       const attempts = history
-        ? { attempts: history, mappingWarnings: warnings, ...(readBy ? { readBySource: readBy } : {}) }
+        ? {
+            attempts: history,
+            mappingWarnings: warnings,
+            ...(readBy ? { readBySource: readBy } : {}),
+            writeBack: writeBack ? writeBackView(writeBack) : null,
+          }
         : {};
       console.log(JSON.stringify({ hold: hold ?? null, counts, rows: rows.map(publicView), ...attempts }, null, 2));
       return;
@@ -135,9 +144,44 @@ function runLedger(options: LedgerOptions): void {
         `\nAlso read by source ${readBy} (same DHIS2 programme: the record moved into its org units); its versions are recorded on this row, never sent as a second event.`,
       );
     if (history) console.log(`\n${attemptsTable(history)}`);
+    if (writeBack) console.log(`\n${writeBackText(writeBack)}`);
   } finally {
     ledger.close();
   }
+}
+
+/** The event's write-back job (the tracking id written back to its source), read without writing anything. */
+function writeBackOf(path: string, rowId: number): WriteBackItem | undefined {
+  const store = new WriteBackStore(path, { readOnly: true });
+  try {
+    return store.get(rowId);
+  } finally {
+    store.close();
+  }
+}
+
+/** The job as `--json` gives it: its state as the admin page names it, no lease internals. */
+function writeBackView(item: WriteBackItem): Record<string, unknown> {
+  return {
+    state: item.outcome ?? 'pending',
+    attempts: item.attempts,
+    lastError: item.lastError,
+    nextAttemptAt: item.outcome ? null : item.nextAttemptAt,
+    doneAt: item.doneAt,
+  };
+}
+
+function writeBackText(item: WriteBackItem): string {
+  const attempts = `${item.attempts} attempt${item.attempts === 1 ? '' : 's'}`;
+  const error = item.lastError ? `: ${item.lastError.replace(/\s+/g, ' ')}` : '';
+  const head = 'Write-back of the tracking id:';
+  if (item.outcome === null) {
+    const next = `next ${isoSeconds(item.nextAttemptAt)}`;
+    return `${head} pending, ${attempts} so far, ${next}${item.lastError ? `; last error${error}` : ''}`;
+  }
+  const at = item.doneAt === null ? '' : ` (${isoSeconds(item.doneAt)})`;
+  if (item.outcome === 'abandoned') return `${head} abandoned after ${attempts}${at}${error}`;
+  return `${head} ${item.outcome === 'written' ? 'written' : 'already held by the source'}${at}`;
 }
 
 function parseStates(value: string | undefined): LedgerState[] | undefined {

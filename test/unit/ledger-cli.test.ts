@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { registerLedger } from '../../src/commands/ledger.js';
 import { registerReplay } from '../../src/commands/replay.js';
 import { openLedger } from '../../src/ledger/index.js';
+import { WriteBackStore } from '../../src/sources/writeback/index.js';
 import { eventInput, settleRow } from './ledger-helpers.js';
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -144,6 +145,39 @@ describe('ledger and replay commands', () => {
     assert.equal(none.code, 1, 'a lookup that finds nothing exits 1');
     assert.match(none.out, /No event matches Patient\/9\./);
     assert.doesNotMatch(none.out, /ATTEMPT/);
+  });
+
+  it("shows a looked-up event's write-back: its state, attempts and last error", async () => {
+    const ledger = openLedger(db);
+    const { row } = ledger.recordEvent(eventInput('4'));
+    settleRow(ledger, row.id, { outcome: 'delivered', eventId: 'event-4', trackingId: 'TRK0004' });
+    ledger.close();
+    const store = new WriteBackStore(db);
+    try {
+      store.enqueue(row.id, 'emr', 'TRK0004', 0);
+      assert.equal(store.claimDue(1, 0, 60_000).length, 1);
+      store.done(row.id, 'abandoned', Date.UTC(2026, 0, 2), 'DHIS2 write-back: DHIS2 refused the write (E1000)');
+    } finally {
+      store.close();
+    }
+    const text = await run(['ledger', '--config', config, '--find', 'Patient/4']);
+    assert.equal(text.code, 0);
+    assert.match(
+      text.out,
+      /^Write-back of the tracking id: abandoned after 1 attempt \(2026-01-02T00:00:00Z\): DHIS2 write-back: DHIS2 refused the write \(E1000\)$/m,
+    );
+    const json = JSON.parse((await run(['ledger', '--config', config, '--find', 'Patient/4', '--json'])).out);
+    assert.equal(json.writeBack.state, 'abandoned');
+    assert.equal(json.writeBack.attempts, 1);
+    assert.match(json.writeBack.lastError, /E1000/);
+
+    // An event without a write-back job says nothing of one (and --json says null).
+    const none = await run(['ledger', '--config', config, '--find', 'Patient/2']);
+    assert.doesNotMatch(none.out, /Write-back/);
+    assert.equal(
+      JSON.parse((await run(['ledger', '--config', config, '--find', 'Patient/2', '--json'])).out).writeBack,
+      null,
+    );
   });
 
   it('names the full path of a relative store.path that holds no ledger (run from another directory)', async () => {

@@ -71,11 +71,14 @@ export class WriteBackStore {
   private readonly db: Database.Database;
   private readonly stmt;
 
-  constructor(path: string, options: { busyTimeoutMs?: number } = {}) {
+  /** `readOnly`: for a look at an existing ledger (the `ledger` command), which must write nothing. */
+  constructor(path: string, options: { busyTimeoutMs?: number; readOnly?: boolean } = {}) {
     if (path === ':memory:') throw new Error('write-back needs a ledger file (store.path), not an in-memory ledger');
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
+    this.db = new Database(path, options.readOnly ? { readonly: true, fileMustExist: true } : {});
+    if (!options.readOnly) {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+    }
     this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
     const db = this.db;
     this.stmt = {
