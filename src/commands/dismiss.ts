@@ -1,10 +1,9 @@
 // `opencrvs-bridge dismiss ID… --reason TEXT`: closes dead rows a person decided must never go (a duplicate
 // record, a test patient). Until then every `sync --once` exits 1 for them ("earlier events still not
 // delivered"), and a scheduler's job stays red for good. Nothing is sent to or withdrawn from OpenCRVS.
-import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { openLedger } from '../ledger/index.js';
-import { ledgerPlace, loadConfigOrReport } from './options.js';
+import { configWithLedgerOrReport } from './options.js';
 
 interface DismissOptions {
   config?: string;
@@ -41,13 +40,8 @@ function runDismiss(args: string[], options: DismissOptions): void {
     process.exitCode = 2;
     return;
   }
-  const config = loadConfigOrReport(options.config);
+  const config = configWithLedgerOrReport(options.config);
   if (!config) return;
-  if (!existsSync(config.store.path)) {
-    console.error(`No ledger at ${ledgerPlace(config.store.path)}.`);
-    process.exitCode = 2;
-    return;
-  }
   const ledger = openLedger(config.store.path, { payloadRetentionHours: config.store.payloadRetentionHours });
   try {
     const result = ledger.dismiss(ids, reason);

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { type BridgeConfig, ConfigError, loadConfig } from '../config/index.js';
@@ -54,4 +55,17 @@ export function buildOrReport<T>(build: () => T, alsoReport?: (line: string) => 
  */
 export function ledgerPlace(path: string): string {
   return isAbsolute(path) ? path : `${resolve(path)} (store.path ${path}, relative to the working directory)`;
+}
+
+/**
+ * The configuration of a command that changes an existing ledger (replay, dismiss), or undefined with the
+ * problem said (exit code 2): a bad config, or no ledger where store.path points.
+ */
+export function configWithLedgerOrReport(option: string | undefined): BridgeConfig | undefined {
+  const config = loadConfigOrReport(option);
+  if (!config) return undefined;
+  if (existsSync(config.store.path)) return config;
+  console.error(`No ledger at ${ledgerPlace(config.store.path)}.`);
+  process.exitCode = 2;
+  return undefined;
 }

@@ -1,10 +1,9 @@
 // `opencrvs-bridge replay ID… | --dead`: puts dead rows back in the queue with a fresh retry budget,
 // each mapped again from its source first (sources/replay.ts). The rows keep their transactionIds, so a
 // replay can never create a second OpenCRVS event.
-import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Bridge } from '../app.js';
-import { buildOrReport, ledgerPlace, loadConfigOrReport } from './options.js';
+import { buildOrReport, configWithLedgerOrReport } from './options.js';
 import { processLogger } from './runtime.js';
 
 interface ReplayOptions {
@@ -31,13 +30,8 @@ async function runReplay(args: string[], options: ReplayOptions): Promise<void> 
     process.exitCode = 2;
     return;
   }
-  const config = loadConfigOrReport(options.config);
+  const config = configWithLedgerOrReport(options.config);
   if (!config) return;
-  if (!existsSync(config.store.path)) {
-    console.error(`No ledger at ${ledgerPlace(config.store.path)}.`);
-    process.exitCode = 2;
-    return;
-  }
   // The sources and OpenCRVS's location list are needed to map the records again; the running service
   // (or the next `sync`) delivers what is queued.
   const logger = buildOrReport(() => processLogger(config, { toStderr: true }));

@@ -183,7 +183,8 @@ describe('ledger: recording events', () => {
     assert.ok(after?.payloadHash);
   });
 
-  it('replay only touches dead rows and resets their budget', () => {
+  /** Two rows, a and b: the first claimed dies with `error`, the other stays pending. */
+  const oneDeadOnePending = (error: LedgerError) => {
     const a = ledger.recordEvent(eventInput('a')).row;
     const b = ledger.recordEvent(eventInput('b')).row;
     for (const claimed of ledger.claimDue('w1', 1)) {
@@ -193,9 +194,14 @@ describe('ledger: recording events', () => {
         claimedPayloadHash: claimed.payloadHash,
         step: 'notify',
         startedAt: clock.now(),
-        settlement: { outcome: 'dead', error: { classification: 'retryable', kind: 'server', message: 'gave up' } },
+        settlement: { outcome: 'dead', error },
       });
     }
+    return { a, b };
+  };
+
+  it('replay only touches dead rows and resets their budget', () => {
+    const { a, b } = oneDeadOnePending({ classification: 'retryable', kind: 'server', message: 'gave up' });
     const result = ledger.replay([a.id, b.id, 999]);
     assert.deepEqual(result.requeued, [a.id]);
     assert.deepEqual(
@@ -210,18 +216,7 @@ describe('ledger: recording events', () => {
   });
 
   it('dismiss closes dead rows only; the same record seen again stays dismissed, a changed one comes back', () => {
-    const a = ledger.recordEvent(eventInput('a')).row;
-    const b = ledger.recordEvent(eventInput('b')).row;
-    for (const claimed of ledger.claimDue('w1', 1)) {
-      ledger.settle({
-        id: claimed.id,
-        workerId: 'w1',
-        claimedPayloadHash: claimed.payloadHash,
-        step: 'notify',
-        startedAt: clock.now(),
-        settlement: { outcome: 'dead', error: { classification: 'permanent', kind: 'bad-request', message: 'no' } },
-      });
-    }
+    const { a, b } = oneDeadOnePending({ classification: 'permanent', kind: 'bad-request', message: 'no' });
     const result = ledger.dismiss([a.id, b.id, 999], 'duplicate of #7');
     assert.deepEqual(result.dismissed, [a.id]);
     assert.deepEqual(
