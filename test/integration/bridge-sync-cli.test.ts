@@ -340,6 +340,6 @@ describe('opencrvs-bridge sync --once', () => {
     await s.sim.control.configure({ faults: {} });
     const next = await runCli(['sync', '--once', '--config', config, '--json']);
     assert.equal(JSON.parse(next.stdout).timedOut, false, next.stderr);
-    assert.equal((await s.sim.control.events()).length, before + 1, 'birth 5, once');
+    assert.equal((await s.sim.control.events()).length, before + 1, `birth 5, once: ${next.stdout}`);
   });
 });
