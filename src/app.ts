@@ -27,7 +27,6 @@ import {
   unaccountedSources,
   unaccountedSourcesMessage,
 } from './ledger/index.js';
-import { type ProcessLease, takeProcessLease } from './ledger/process-lease.js';
 import { loadMappings, type MapOptions, type MappingSet, sourceMappingOptions } from './mapping/index.js';
 import type { Logger } from './observability/logger.js';
 import { BridgeMetrics } from './observability/metrics.js';
@@ -88,9 +87,10 @@ export interface BridgeOptions {
   /** Extra routers (health, metrics and admin are mounted by their own module). */
   routers?: (bridge: Bridge) => MountedRouter[];
   /**
-   * The command this process runs (`serve`, `sync`): it takes the ledger's lease when it starts, and
-   * refuses to when another process holds it (ledger/process-lease.ts). Unset: no lease (replay, the
-   * demo, tests that open one ledger twice on purpose).
+   * The command this process runs (`serve`, `sync`): it takes the ledger's lease as it opens the ledger,
+   * before upgrading its schema, and the constructor throws LedgerInUse while another process holds it
+   * (ledger/process-lease.ts). Unset: no lease (replay, the demo, tests that open one ledger twice on
+   * purpose), and no schema upgrade while another process holds the lease.
    */
   lease?: 'serve' | 'sync';
 }
@@ -153,7 +153,6 @@ export class Bridge {
   readonly receiver: SubscriptionReceiver;
   readonly startedAt = Date.now();
   private fileProblemLogged = false;
-  private lease: ProcessLease | undefined;
   httpPort: number | undefined;
   /** The admin listener's port; undefined while it is not open (no admin token, or not started). */
   adminPort: number | undefined;
@@ -179,6 +178,7 @@ export class Bridge {
       settleSeconds: config.delivery.settleSeconds,
       // A long-running bridge answers senders from its event loop: checkpoints run beside it.
       backgroundCheckpoints: true,
+      ...(options.lease ? { lease: { command: options.lease, logger: this.log } } : {}),
     });
     try {
       this.refuseUnaccountedSources();
@@ -754,14 +754,7 @@ export class Bridge {
     return entry.result;
   }
 
-  /** Takes the ledger's lease for this process's command, once (see BridgeOptions.lease). */
-  private takeLease(): void {
-    if (!this.options.lease || this.lease) return;
-    this.lease = takeProcessLease(this.ledger, { command: this.options.lease, logger: this.log });
-  }
-
   async start(): Promise<void> {
-    this.takeLease();
     if (this.options.http !== false) await this.openListeners();
     // Notifications are accepted (stored) at once; processing and polling wait for the routing
     // table to resolve, since a record cannot be mapped to an office before.
@@ -886,7 +879,6 @@ export class Bridge {
   /** `since`: read again from there too (PassOptions.from). */
   async syncOnce(sourceIds?: string[], options: { timeoutMs?: number; since?: string } = {}): Promise<SyncSummary> {
     const deadline = Date.now() + (options.timeoutMs ?? 120_000);
-    this.takeLease();
     if (!this.locationsReady) await this.resolveLocationsWithin(deadline);
     const report = emptyReport();
     const failedSources: string[] = [];
@@ -1030,8 +1022,7 @@ export class Bridge {
     await workerStopped;
     await writeBacksStopped;
     this.opencrvs.close?.();
-    this.lease?.release();
-    this.ledger.close();
+    this.ledger.close(); // gives the lease back (BridgeOptions.lease)
     this.log.info('stopped');
   }
 }

@@ -3,6 +3,8 @@
 // replay can never create a second OpenCRVS event.
 import type { Command } from 'commander';
 import { Bridge } from '../app.js';
+import { LedgerInUse } from '../ledger/process-lease.js';
+import { errorLine } from '../observability/crash.js';
 import { buildOrReport, configWithLedgerOrReport } from './options.js';
 import { processLogger } from './runtime.js';
 
@@ -36,7 +38,16 @@ async function runReplay(args: string[], options: ReplayOptions): Promise<void> 
   // (or the next `sync`) delivers what is queued.
   const logger = buildOrReport(() => processLogger(config, { toStderr: true }));
   if (!logger) return;
-  const bridge = buildOrReport(() => new Bridge(config, { logger, http: false, schedule: false, worker: false }));
+  let bridge: Bridge | undefined;
+  try {
+    bridge = buildOrReport(() => new Bridge(config, { logger, http: false, schedule: false, worker: false }));
+  } catch (err) {
+    // A running bridge (an older version) holds a ledger this one would upgrade: left as it is.
+    if (!(err instanceof LedgerInUse)) throw err;
+    console.error(`replay: ${errorLine(err)}`);
+    process.exitCode = 1;
+    return;
+  }
   if (!bridge) return;
   try {
     const result = await bridge.replay(options.dead ? 'dead' : ids);

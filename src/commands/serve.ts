@@ -18,21 +18,20 @@ export function registerServe(program: Command): void {
       // Signals are handled from here on, so a SIGTERM during start-up (a ledger migration, OpenCRVS slow
       // to answer the first location lookups) still stops cleanly.
       const signals = listenForSignals(logger);
-      const bridge = buildOrReport(() => new Bridge(config, { logger, lease: 'serve' }));
+      let bridge: Bridge | undefined;
+      try {
+        bridge = buildOrReport(() => new Bridge(config, { logger, lease: 'serve' }));
+      } catch (err) {
+        if (!(err instanceof LedgerInUse)) throw err;
+        // Another process serves this ledger, as it should: a line saying so and what to do, not a crash.
+        // Refused before the ledger was touched (its schema included).
+        console.error(`serve: ${errorLine(err)}`);
+        process.exitCode = 1;
+        return;
+      }
       if (!bridge) return;
       const stopped = signals.stopping(bridge);
-      if (signals.signal === undefined) {
-        try {
-          await bridge.start();
-        } catch (err) {
-          if (!(err instanceof LedgerInUse)) throw err;
-          // Another process serves this ledger, as it should: a line saying so and what to do, not a crash.
-          console.error(`serve: ${errorLine(err)}`);
-          process.exitCode = 1;
-          await bridge.stop();
-          return;
-        }
-      }
+      if (signals.signal === undefined) await bridge.start();
       // A signal during start-up: stopped, not serving.
       if (signals.signal === undefined)
         logger.info(

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { Bridge, type SyncSummary, syncDone } from '../app.js';
 import { isSinceValue, sinceHasZone } from '../config/index.js';
 import { heldSince } from '../ledger/index.js';
+import { LedgerInUse } from '../ledger/process-lease.js';
 import { errorLine } from '../observability/crash.js';
 import { isOpenCrvsError } from '../opencrvs/index.js';
 import { buildOrReport, loadConfigOrReport } from './options.js';
@@ -162,9 +163,18 @@ export function registerSync(program: Command): void {
         // handed back rather than left 'delivering' until their lock times out. As PID 1 a signal with no
         // handler would be ignored.
         const signals = listenForSignals(logger);
-        const bridge = buildOrReport(
-          () => new Bridge(config, { logger, http: false, schedule: false, worker: false, lease: 'sync' }),
-        );
+        let bridge: Bridge | undefined;
+        try {
+          bridge = buildOrReport(
+            () => new Bridge(config, { logger, http: false, schedule: false, worker: false, lease: 'sync' }),
+          );
+        } catch (err) {
+          // Another process uses this ledger: refused before the ledger was touched (its schema included).
+          if (!(err instanceof LedgerInUse)) throw err;
+          console.error(`sync failed: ${errorLine(err)}`);
+          process.exitCode = 1;
+          return;
+        }
         if (!bridge) return;
         const stopped = signals.stopping(bridge);
         // Cut off at --timeout, rows still in flight are taken back at once (their calls cut off; a resend

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { type BridgeConfig, ConfigError, type Env, loadConfig, type SourceSettings } from '../config/index.js';
 import { heldSince, openLedger, unaccountedSources, unaccountedSourcesMessage } from '../ledger/index.js';
+import { LedgerInUse } from '../ledger/process-lease.js';
 import { loadMappings, MappingLoadError, type MappingSet, sourceMappingOptions } from '../mapping/index.js';
 import { identityChanges } from '../sources/identity.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
@@ -25,7 +26,12 @@ export function checkConfig(file: string | undefined, env: Env): { result: Check
   }
 }
 
-/** Opens the ledger (creating and migrating it as the bridge would), writes and reads back a meta key. */
+/**
+ * Opens the ledger (creating and migrating it as the bridge would), writes and reads back a meta key. A
+ * ledger that a running bridge holds (its lease) and that this version would migrate is left as it is
+ * (openLedger refuses to): the older bridge would refuse it after. A warning, naming that bridge: the
+ * ledger's checks are then not run; a copy of it can be checked instead (docs/deployment.md §7).
+ */
 export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[] {
   const path = config.store.path;
   const existed = existsSync(path);
@@ -69,6 +75,7 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
     }
     return results;
   } catch (err) {
+    if (err instanceof LedgerInUse) return [warn('store', `${err.message}; not checked`)];
     const code = (err as NodeJS.ErrnoException).code;
     const message = err instanceof Error ? err.message : String(err);
     return [fail('store', `${path}: ${code && !message.includes(code) ? `${code}: ` : ''}${message}`)];

@@ -3,8 +3,21 @@ import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from '../observability/logger.js';
 import { MIGRATIONS, type Migration } from './migrations/index.js';
+import { LedgerInUse } from './process-lease.js';
 
 export type Db = Database.Database;
+
+/**
+ * What a process does around the schema upgrade at open (process-lease.ts, upgradeGuard): `before` runs
+ * before any schema change, told what the upgrade would apply (`pending` throws for a ledger newer than
+ * this bridge), and refuses by throwing; `after` once the schema is current; `abandon` when opening
+ * fails after `before` ran, while the connection is still open.
+ */
+export interface UpgradeGuard {
+  before(db: Db, pending: () => readonly Migration[]): void;
+  after(db: Db): void;
+  abandon(): void;
+}
 
 const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024;
 
@@ -15,7 +28,7 @@ const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024;
  */
 export function openDatabase(
   path: string,
-  options: { busyTimeoutMs: number; logger: Logger; inspectOnly?: boolean; exclusive?: boolean },
+  options: { busyTimeoutMs: number; logger: Logger; inspectOnly?: boolean; exclusive?: boolean; guard?: UpgradeGuard },
 ): Db {
   let db: Db;
   try {
@@ -41,11 +54,14 @@ export function openDatabase(
       // and delivery would then fail while /healthz said ok. Writing the header's user_version
       // (unchanged) finds out now.
       db.pragma(`user_version = ${Number(db.pragma('user_version', { simple: true }))}`);
+      options.guard?.before(db, () => pendingMigrations(db, MIGRATIONS));
       migrate(db, MIGRATIONS, options.logger, Date.now());
+      options.guard?.after(db);
     }
   } catch (err) {
+    options.guard?.abandon();
     db.close();
-    if (err instanceof LedgerInUseError) throw err;
+    if (err instanceof LedgerInUseError || err instanceof LedgerInUse) throw err;
     // WAL needs to write beside the file even to read: a read-only directory fails here, not above.
     throw STORAGE_ERROR.test(String(err)) ? cannotOpen(path, err) : err;
   }
@@ -168,6 +184,12 @@ function appliedVersions(db: Db, migrations: readonly Migration[]): Set<number> 
     );
   }
   return applied;
+}
+
+/** The migrations this file lacks; throws when a newer bridge wrote it (appliedVersions). */
+function pendingMigrations(db: Db, migrations: readonly Migration[]): Migration[] {
+  const applied = appliedVersions(db, migrations);
+  return migrations.filter((m) => !applied.has(m.version));
 }
 
 function refuseOutdated(db: Db, migrations: readonly Migration[], path: string): void {

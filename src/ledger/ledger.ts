@@ -5,6 +5,7 @@ import { openDatabase, relaxed, watchFileIdentity } from './db.js';
 import { createInbox } from './inbox.js';
 import { createOutbox } from './outbox.js';
 import { createPendingChecks } from './pending-checks.js';
+import { upgradeGuard } from './process-lease.js';
 import { createQueries } from './queries.js';
 import { createRecorder } from './record.js';
 import { createLedgerSources } from './sources.js';
@@ -23,12 +24,18 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
   const logger: Logger = (options.logger ?? silentLogger).child({ component: 'ledger' });
   const now = options.now ?? Date.now;
   const retentionMs = (options.payloadRetentionHours ?? DEFAULT_RETENTION_HOURS) * HOUR_MS;
+  // An exclusive open knows no other process has the file open: no lease can be live.
+  const guard = options.exclusive
+    ? undefined
+    : upgradeGuard(path, options.lease && { command: options.lease.command, logger: options.lease.logger ?? logger });
   const db = openDatabase(path, {
     busyTimeoutMs: options.busyTimeoutMs ?? 5000,
     logger,
     inspectOnly: options.inspectOnly,
     exclusive: options.exclusive,
+    guard,
   });
+  const lease = guard?.lease();
   const recorder = createRecorder(db, now, (options.settleSeconds ?? 0) * 1000);
   const outbox = createOutbox(db);
   const queries = createQueries(db);
@@ -99,6 +106,8 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     fileProblem: () => fileIdentity.problem(),
     close: () => {
       checkpointer?.stop();
+      // Before the connection closes: the lease is a row of this ledger.
+      if (db.open) lease?.release();
       if (db.open) db.close();
     },
   };

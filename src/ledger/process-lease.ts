@@ -5,7 +5,14 @@
 // runs, lets the second refuse to start. A process that crashed blocks the next start only briefly:
 // on this host not at all once its pid is gone (a container's restart), elsewhere until the lease,
 // no longer renewed, lapses.
+//
+// The lease is checked, and taken, before the ledger's schema is upgraded (openLedger, upgradeGuard): a
+// newer image started beside a running bridge (a rolling update, a CronJob on a newer tag) must not
+// migrate the ledger under it and then exit, leaving the older bridge refusing the ledger at its next
+// start ("schema version N is newer"). Commands without a lease (replay, doctor) do not upgrade a
+// ledger a live process holds either.
 import type { Logger } from '../observability/logger.js';
+import type { Db, UpgradeGuard } from './db.js';
 import { holderGone, hostPrefix, processHolderId } from './holders.js';
 import type { Ledger } from './types.js';
 
@@ -32,6 +39,28 @@ export class LedgerInUse extends Error {
 
 type LeaseStore = Pick<Ledger, 'transaction' | 'getMeta' | 'setMeta'>;
 
+/**
+ * The lease's store over a bare connection, before the ledger is built on it and its schema brought up
+ * to date: a file without a meta table yet (a new ledger) holds no lease.
+ */
+function leaseStoreOf(db: Db): LeaseStore {
+  return {
+    transaction: <T>(fn: () => T): T => db.transaction(fn).immediate(),
+    getMeta: (key) =>
+      hasMetaTable(db)
+        ? db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get(key)?.value
+        : undefined,
+    setMeta: (key, value) => {
+      if (value === null) db.prepare('DELETE FROM meta WHERE key = ?').run(key);
+      else
+        db.prepare(
+          `INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?)
+           ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+        ).run(key, value, Date.now());
+    },
+  };
+}
+
 function read(ledger: LeaseStore): LeaseRecord | undefined {
   const text = ledger.getMeta(PROCESS_LEASE_META);
   if (!text) return undefined;
@@ -46,6 +75,23 @@ function read(ledger: LeaseStore): LeaseRecord | undefined {
 }
 
 /**
+ * The lease's holder when it is another process that may still run: one that renewed within `lapseMs`
+ * and is not known gone (this host only: its pid no longer runs).
+ */
+function liveHolder(ledger: LeaseStore, now: number, lapseMs: number): LeaseRecord | undefined {
+  const held = read(ledger);
+  if (!held || now - held.renewedAt >= lapseMs || holderGone(held.holder, hostPrefix(), true)) return undefined;
+  return held;
+}
+
+/** `serve on host-a, pid 12, renewed 3 s ago`. */
+function describe(held: LeaseRecord, now: number): string {
+  const [heldHost, pid] = held.holder.split(':');
+  const ago = Math.max(0, Math.round((now - held.renewedAt) / 1000));
+  return `${held.command} on ${heldHost}, pid ${pid}, renewed ${ago} s ago`;
+}
+
+/**
  * Takes the ledger's lease for this process, or throws LedgerInUse naming the holder while another
  * process holds it; renews it on a timer until released (at stop, before the ledger closes).
  */
@@ -56,15 +102,11 @@ export function takeProcessLease(
   const now = options.now ?? Date.now;
   const lapseMs = options.lapseMs ?? LAPSE_MS;
   const holder = processHolderId();
-  const host = hostPrefix();
   ledger.transaction(() => {
-    const held = read(ledger);
-    // Another holder that renewed lately and is not known gone (this host only: its pid no longer runs).
-    if (held && held.holder !== holder && now() - held.renewedAt < lapseMs && !holderGone(held.holder, host, true)) {
-      const [heldHost, pid] = held.holder.split(':');
-      const ago = Math.max(0, Math.round((now() - held.renewedAt) / 1000));
+    const held = liveHolder(ledger, now(), lapseMs);
+    if (held && held.holder !== holder) {
       throw new LedgerInUse(
-        `another bridge process uses this ledger (${held.command} on ${heldHost}, pid ${pid}, renewed ${ago} s ago): ` +
+        `another bridge process uses this ledger (${describe(held, now())}): ` +
           'two processes on one ledger are not supported (serve, or one sync pass at a time; docs/deployment.md §1). ' +
           'Stop the other first; in Kubernetes give the Deployment strategy Recreate (a rolling update runs the new pod ' +
           `beside the old). If it crashed, its lease lapses ${Math.round(lapseMs / 1000)} s after it was last renewed: start again then`,
@@ -95,8 +137,11 @@ export function takeProcessLease(
     }
   }, options.renewMs ?? RENEW_MS);
   renew.unref();
+  let released = false;
   return {
     release() {
+      if (released) return;
+      released = true;
       clearInterval(renew);
       try {
         ledger.transaction(() => {
@@ -108,4 +153,52 @@ export function takeProcessLease(
       }
     },
   };
+}
+
+/**
+ * What openLedger does around the schema upgrade (db.ts, UpgradeGuard):
+ * - with `lease` (serve, sync): takes the lease before any schema change, so a process refused by a
+ *   live holder leaves its ledger as it found it; on a new ledger (no meta table yet) right after the
+ *   schema is created. The lease is released when the ledger closes.
+ * - without (replay, doctor, tests): upgrades no ledger whose lease a live process holds (an older
+ *   bridge would then refuse it); a ledger already up to date opens beside it as before.
+ */
+export function upgradeGuard(
+  path: string,
+  lease: { command: string; logger: Logger } | undefined,
+): UpgradeGuard & { lease(): ProcessLease | undefined } {
+  let taken: ProcessLease | undefined;
+  const take = (db: Db) => {
+    if (lease && !taken) taken = takeProcessLease(leaseStoreOf(db), lease);
+  };
+  return {
+    lease: () => taken,
+    before(db, pending) {
+      if (lease) {
+        // No meta table: a new ledger, which no one holds; taken once the schema exists (after).
+        if (hasMetaTable(db)) take(db);
+        return;
+      }
+      const upgrades = pending();
+      if (upgrades.length === 0) return;
+      const held = liveHolder(leaseStoreOf(db), Date.now(), LAPSE_MS);
+      if (!held) return;
+      const latest = Math.max(...upgrades.map((m) => m.version));
+      throw new LedgerInUse(
+        `the ledger ${path} (store.path) is used by another bridge process (${describe(held, Date.now())}) ` +
+          `and this bridge would upgrade its schema (to ${latest}), after which that bridge, an older one, would ` +
+          'refuse it: run this command with the version that bridge runs, or stop it first and upgrade it ' +
+          '(docs/deployment.md §7)',
+      );
+    },
+    after: take,
+    abandon() {
+      taken?.release();
+      taken = undefined;
+    },
+  };
+}
+
+function hasMetaTable(db: Db): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get() !== undefined;
 }

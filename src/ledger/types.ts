@@ -296,6 +296,12 @@ export interface LedgerOptions {
    * commands that must not run beside a bridge (renaming a source id).
    */
   exclusive?: boolean;
+  /**
+   * The command this process runs (`serve`, `sync`): the ledger's process lease is taken before the
+   * schema is upgraded, or LedgerInUse thrown while another process holds it (process-lease.ts); given
+   * back at close. Without it, a ledger whose lease a live process holds is not upgraded (LedgerInUse).
+   */
+  lease?: { command: string; logger?: Logger };
 }
 
 /** The meta key holding the queue-wide hold (JSON of `HoldState`), read by the CLI and health. */

@@ -3,13 +3,16 @@
 // does not stop the next start on the same host. Separate processes, as an operator runs them.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
+import { migrate } from '../../src/ledger/db.js';
+import { MIGRATIONS } from '../../src/ledger/migrations/index.js';
 import { PROCESS_LEASE_META } from '../../src/ledger/process-lease.js';
+import { silentLogger } from '../../src/observability/logger.js';
 import { type CliResult, finished, runCli, spawnCli } from './helpers/bridge-cli.js';
 import { birthResources, type Simulators, sleep, startSimulators } from './helpers/bridge-harness.js';
 
@@ -83,5 +86,54 @@ describe('one bridge process per ledger', () => {
     const alone = await runCli(['sync', '--once', '--config', config]);
     assert.equal(alone.code, 0, alone.stderr);
     assert.equal(lease(dbPath), undefined);
+  });
+
+  it('a newer serve, sync, replay or doctor beside a running bridge leaves its older ledger unmigrated', async () => {
+    s ??= await startSimulators([...birthResources(0)]);
+    // The ledger of the release before, held by a running bridge: this test process stands for it (a pid
+    // that runs, on this host, in this pid namespace).
+    const dbPath = join(s.dir, 'older.db');
+    const db = new Database(dbPath);
+    db.pragma('journal_mode = WAL');
+    migrate(db, MIGRATIONS.slice(0, -1), silentLogger, Date.now());
+    const ns = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1];
+    const holder = `${hostname()}:${process.pid}:ns${ns}-abcdef`;
+    const renew = () =>
+      db
+        .prepare('INSERT OR REPLACE INTO meta (key, value, updated_at) VALUES (?, ?, ?)')
+        .run(PROCESS_LEASE_META, JSON.stringify({ holder, command: 'serve', renewedAt: Date.now() }), Date.now());
+    renew();
+    const renewing = setInterval(renew, 5_000);
+    const version = () => (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number }).v;
+    const older = version();
+    try {
+      const config = join(s.dir, 'older.yaml');
+      writeFileSync(config, stringify({ ...s.configObject(), store: { path: dbPath } }));
+      const serve = await runCli(['serve', '--config', config]);
+      assert.equal(serve.code, 1, serve.stderr);
+      assert.match(
+        serve.stderr,
+        new RegExp(`^serve: another bridge process uses this ledger \\(serve on ${hostname()}, pid ${process.pid},`),
+      );
+      const sync = await runCli(['sync', '--once', '--config', config]);
+      assert.equal(sync.code, 1, sync.stderr);
+      assert.match(sync.stderr, /sync failed: another bridge process uses this ledger/);
+      const replay = await runCli(['replay', '--dead', '--config', config]);
+      assert.equal(replay.code, 1, replay.stderr);
+      assert.match(
+        replay.stderr,
+        /^replay: the ledger .* is used by another bridge process \(serve on .*would upgrade its schema/,
+      );
+      const doctor = await runCli(['doctor', '--json', '--config', config]);
+      const store = (
+        JSON.parse(doctor.stdout) as { checks: Array<{ name: string; status: string; detail: string }> }
+      ).checks.find((check) => check.name === 'store');
+      assert.equal(store?.status, 'warn', doctor.stdout);
+      assert.match(store?.detail ?? '', /used by another bridge process .*not checked$/);
+      assert.equal(version(), older, 'the running bridge can still open its ledger');
+    } finally {
+      clearInterval(renewing);
+      db.close();
+    }
   });
 });

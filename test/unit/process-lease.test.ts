@@ -1,12 +1,15 @@
 // The ledger's process lease (src/ledger/process-lease.ts) against a holder on another host: refused while
-// it renews, taken once it has lapsed. The same host's cases run as processes in
-// test/integration/process-lease.test.ts.
+// it renews, taken once it has lapsed; checked before the schema is upgraded. The same host's cases run
+// as processes in test/integration/process-lease.test.ts.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { migrate } from '../../src/ledger/db.js';
 import { openLedger } from '../../src/ledger/index.js';
+import { MIGRATIONS } from '../../src/ledger/migrations/index.js';
 import { LedgerInUse, PROCESS_LEASE_META, takeProcessLease } from '../../src/ledger/process-lease.js';
 import { silentLogger } from '../../src/observability/logger.js';
 
@@ -49,6 +52,103 @@ describe('the ledger lease', () => {
       ledger.setMeta(PROCESS_LEASE_META, taken);
       lease.release();
       assert.equal(ledger.getMeta(PROCESS_LEASE_META), taken);
+    } finally {
+      ledger.close();
+    }
+  });
+});
+
+/** A ledger as the release before this one left it (all migrations but the last), `lease` in its meta. */
+function olderLedger(path: string, lease?: { holder: string; renewedAt: number }): void {
+  const db = new Database(path);
+  try {
+    db.pragma('journal_mode = WAL');
+    migrate(db, MIGRATIONS.slice(0, -1), silentLogger, Date.now());
+    if (lease)
+      db.prepare('INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?)').run(
+        PROCESS_LEASE_META,
+        JSON.stringify({ ...lease, command: 'serve' }),
+        Date.now(),
+      );
+  } finally {
+    db.close();
+  }
+}
+
+function lease(path: string): string | undefined {
+  const db = new Database(path, { readonly: true });
+  try {
+    return (db.prepare('SELECT value FROM meta WHERE key = ?').get(PROCESS_LEASE_META) as { value: string } | undefined)
+      ?.value;
+  } finally {
+    db.close();
+  }
+}
+
+function schemaVersion(path: string): number {
+  const db = new Database(path, { readonly: true });
+  try {
+    return (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number }).v;
+  } finally {
+    db.close();
+  }
+}
+
+describe('the ledger lease and schema upgrades', () => {
+  const latest = Math.max(...MIGRATIONS.map((m) => m.version));
+  const live = { holder: 'other-pod:1:ns9-abcdef', renewedAt: Date.now() };
+
+  it('a serve or sync refused by a live holder leaves the older ledger unmigrated', () => {
+    // A newer image started beside the running (older) bridge: a rolling update, a CronJob on a newer tag.
+    const path = join(dir, 'refused.db');
+    olderLedger(path, live);
+    assert.throws(
+      () => openLedger(path, { lease: { command: 'serve' } }),
+      (err: unknown) =>
+        err instanceof LedgerInUse && /another bridge process uses this ledger \(serve on other-pod/.test(err.message),
+    );
+    assert.equal(schemaVersion(path), latest - 1, 'the running bridge can still open it after');
+  });
+
+  it('a command without a lease (replay, doctor) upgrades no ledger a live process holds', () => {
+    const path = join(dir, 'no-upgrade.db');
+    olderLedger(path, live);
+    assert.throws(
+      () => openLedger(path),
+      (err: unknown) =>
+        err instanceof LedgerInUse &&
+        new RegExp(
+          `used by another bridge process \\(serve on other-pod, pid 1, .*upgrade its schema \\(to ${latest}\\)`,
+        ).test(err.message),
+    );
+    assert.equal(schemaVersion(path), latest - 1);
+  });
+
+  it('upgrades once the holder has lapsed, taking the lease first; a current ledger opens beside a holder', () => {
+    const path = join(dir, 'lapsed.db');
+    olderLedger(path, { holder: 'other-pod:1:ns9-abcdef', renewedAt: Date.now() - 31_000 });
+    const ledger = openLedger(path, { lease: { command: 'sync' } });
+    try {
+      assert.equal(schemaVersion(path), latest);
+      const held = JSON.parse(ledger.getMeta(PROCESS_LEASE_META) ?? '{}');
+      assert.equal(held.command, 'sync');
+      assert.match(held.holder, new RegExp(`:${process.pid}:`));
+    } finally {
+      ledger.close();
+    }
+    assert.equal(lease(path), undefined, 'given back at close');
+    // Up to date: replay and doctor open it beside a running process, as before.
+    const running = openLedger(path);
+    running.setMeta(PROCESS_LEASE_META, JSON.stringify({ ...live, command: 'serve' }));
+    openLedger(path).close();
+    running.close();
+  });
+
+  it('takes the lease of a new ledger once its schema exists', () => {
+    const path = join(dir, 'new.db');
+    const ledger = openLedger(path, { lease: { command: 'serve' } });
+    try {
+      assert.match(JSON.parse(ledger.getMeta(PROCESS_LEASE_META) ?? '{}').holder, new RegExp(`:${process.pid}:`));
     } finally {
       ledger.close();
     }
