@@ -1,6 +1,7 @@
 import type { Bridge } from '../app.js';
 import { ConfigError } from '../config/errors.js';
 import type { BridgeConfig } from '../config/types.js';
+import { LedgerInUse } from '../ledger/process-lease.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -41,6 +42,8 @@ export interface SignalStop {
    * resolves when it has stopped.
    */
   stopping(bridge: Bridge, extra?: () => Promise<void>): Promise<void>;
+  /** Waits `ms`; resolves false at once when a signal comes first (or came already), else true. */
+  sleep(ms: number): Promise<boolean>;
 }
 
 /**
@@ -52,6 +55,7 @@ export interface SignalStop {
 export function listenForSignals(logger: Logger): SignalStop {
   let received: NodeJS.Signals | undefined;
   let stop: (() => void) | undefined;
+  const sleepers = new Set<() => void>();
   const onSignal = (signal: NodeJS.Signals) => {
     if (received) {
       logger.warn({ signal }, 'second signal: exiting without draining');
@@ -59,6 +63,7 @@ export function listenForSignals(logger: Logger): SignalStop {
     }
     received = signal;
     logger.info({ signal }, 'stopping');
+    for (const wake of sleepers) wake();
     stop?.();
   };
   process.on('SIGINT', onSignal);
@@ -83,7 +88,49 @@ export function listenForSignals(logger: Logger): SignalStop {
         if (received) stop();
       });
     },
+    sleep(ms) {
+      if (received) return Promise.resolve(false);
+      return new Promise((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          sleepers.delete(wake);
+          resolve(false);
+        };
+        const timer = setTimeout(() => {
+          sleepers.delete(wake);
+          resolve(true);
+        }, ms);
+        sleepers.add(wake);
+      });
+    },
   };
+}
+
+/**
+ * Builds the bridge of a command that takes the ledger's lease (serve, sync). When the lease's holder may
+ * be this container before it restarted (LedgerInUse.retryInMs: our pid in another pid namespace of this
+ * host name, renewed lately), waits once, until it would count as gone, and tries again: a holder that
+ * still runs has renewed meanwhile and refuses the second try too. Undefined when a signal came during
+ * the wait (or `build` said why it built nothing); a refusal is thrown (LedgerInUse).
+ */
+export async function openLeased(
+  build: () => Bridge | undefined,
+  signals: Pick<SignalStop, 'sleep'>,
+  logger: Logger,
+): Promise<Bridge | undefined> {
+  try {
+    return build();
+  } catch (err) {
+    if (!(err instanceof LedgerInUse) || err.retryInMs === undefined) throw err;
+    // A little past the moment: the holder must have been quiet for the whole period.
+    const waitMs = err.retryInMs + 500;
+    logger.warn(
+      { waitSeconds: Math.ceil(waitMs / 1000) },
+      `${err.message}: waiting to see whether it still renews its lease`,
+    );
+    if (!(await signals.sleep(waitMs))) return undefined;
+    return build();
+  }
 }
 
 /** listenForSignals for a bridge that already exists. */

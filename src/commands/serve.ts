@@ -3,7 +3,7 @@ import { Bridge } from '../app.js';
 import { LedgerInUse } from '../ledger/process-lease.js';
 import { errorLine } from '../observability/crash.js';
 import { buildOrReport, loadConfigOrReport } from './options.js';
-import { listenForSignals, processLogger } from './runtime.js';
+import { listenForSignals, openLeased, processLogger } from './runtime.js';
 
 export function registerServe(program: Command): void {
   program
@@ -20,7 +20,11 @@ export function registerServe(program: Command): void {
       const signals = listenForSignals(logger);
       let bridge: Bridge | undefined;
       try {
-        bridge = buildOrReport(() => new Bridge(config, { logger, lease: 'serve' }));
+        bridge = await openLeased(
+          () => buildOrReport(() => new Bridge(config, { logger, lease: 'serve' })),
+          signals,
+          logger,
+        );
       } catch (err) {
         if (!(err instanceof LedgerInUse)) throw err;
         // Another process serves this ledger, as it should: a line saying so and what to do, not a crash.

@@ -6,7 +6,7 @@ import { LedgerInUse } from '../ledger/process-lease.js';
 import { errorLine } from '../observability/crash.js';
 import { isOpenCrvsError } from '../opencrvs/index.js';
 import { buildOrReport, loadConfigOrReport } from './options.js';
-import { listenForSignals, processLogger } from './runtime.js';
+import { listenForSignals, openLeased, processLogger } from './runtime.js';
 
 function printSummary(summary: SyncSummary): void {
   const byState = new Map<string, number>();
@@ -165,8 +165,13 @@ export function registerSync(program: Command): void {
         const signals = listenForSignals(logger);
         let bridge: Bridge | undefined;
         try {
-          bridge = buildOrReport(
-            () => new Bridge(config, { logger, http: false, schedule: false, worker: false, lease: 'sync' }),
+          bridge = await openLeased(
+            () =>
+              buildOrReport(
+                () => new Bridge(config, { logger, http: false, schedule: false, worker: false, lease: 'sync' }),
+              ),
+            signals,
+            logger,
           );
         } catch (err) {
           // Another process uses this ledger: refused before the ledger was touched (its schema included).
@@ -174,6 +179,11 @@ export function registerSync(program: Command): void {
           console.error(`sync failed: ${errorLine(err)}`);
           process.exitCode = 1;
           return;
+        }
+        if (!bridge && signals.signal) {
+          // Stopped while waiting for the lease: nothing was done.
+          console.error(`sync stopped by ${signals.signal} before it started`);
+          process.exitCode = 1;
         }
         if (!bridge) return;
         const stopped = signals.stopping(bridge);

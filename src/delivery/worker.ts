@@ -488,8 +488,11 @@ async function beforeDeadline<T>(work: Promise<T>, deadline: number): Promise<T 
 
 /**
  * Whether the process behind a lock of this host is known to be gone (holderGone); a worker of this
- * process that is still running is not.
+ * process that is still running is not. A lock of our pid in another pid namespace counts as quiet for
+ * long enough: a worker starts in a process that holds the ledger's lease (serve, sync), which it took
+ * only from a holder that had stopped renewing it, or on a ledger no bridge process shares (tests, the
+ * demo); the rows such a holder left are the restarted container's own.
  */
 function lockHolderGone(lockedBy: string, host: string, atStart: boolean): boolean {
-  return !liveWorkers.has(lockedBy) && holderGone(lockedBy, host, atStart);
+  return !liveWorkers.has(lockedBy) && holderGone(lockedBy, host, { atStart, quietMs: Number.POSITIVE_INFINITY });
 }

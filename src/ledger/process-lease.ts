@@ -3,8 +3,9 @@
 // one ledger (a Kubernetes rolling update, a second container, a sync run beside serve) can record an
 // older version of a record over a newer one, or both send. A lease in meta, renewed while the process
 // runs, lets the second refuse to start. A process that crashed blocks the next start only briefly:
-// on this host not at all once its pid is gone (a container's restart), elsewhere until the lease,
-// no longer renewed, lapses.
+// on this host not at all once its pid is gone; the container before a restart (our pid, another pid
+// namespace) for 20 s after its last renewal (holders.ts); elsewhere until the lease, no longer
+// renewed, lapses.
 //
 // The lease is checked, and taken, before the ledger's schema is upgraded (openLedger, upgradeGuard): a
 // newer image started beside a running bridge (a rolling update, a CronJob on a newer tag) must not
@@ -13,7 +14,7 @@
 // ledger a live process holds either.
 import type { Logger } from '../observability/logger.js';
 import type { Db, UpgradeGuard } from './db.js';
-import { holderGone, hostPrefix, processHolderId } from './holders.js';
+import { holderGone, hostPrefix, PREDECESSOR_QUIET_MS, processHolderId } from './holders.js';
 import type { Ledger } from './types.js';
 
 export const PROCESS_LEASE_META = 'process:lease';
@@ -35,6 +36,17 @@ export interface ProcessLease {
 
 export class LedgerInUse extends Error {
   override readonly name = 'LedgerInUse';
+  /**
+   * Set when the holder may be this container before its restart (our pid, another pid namespace of
+   * this host name, renewed lately: holders.ts): in this many ms it counts as gone unless it renews
+   * meanwhile. Worth one wait and one more try (commands/runtime.ts, openLeased).
+   */
+  readonly retryInMs: number | undefined;
+
+  constructor(message: string, retryInMs?: number) {
+    super(message);
+    this.retryInMs = retryInMs;
+  }
 }
 
 type LeaseStore = Pick<Ledger, 'transaction' | 'getMeta' | 'setMeta'>;
@@ -80,8 +92,15 @@ function read(ledger: LeaseStore): LeaseRecord | undefined {
  */
 function liveHolder(ledger: LeaseStore, now: number, lapseMs: number): LeaseRecord | undefined {
   const held = read(ledger);
-  if (!held || now - held.renewedAt >= lapseMs || holderGone(held.holder, hostPrefix(), true)) return undefined;
+  if (!held || now - held.renewedAt >= lapseMs) return undefined;
+  if (holderGone(held.holder, hostPrefix(), { atStart: true, quietMs: now - held.renewedAt })) return undefined;
   return held;
+}
+
+/** When a live holder will count as gone if it does not renew meanwhile (holders.ts), sooner than it lapses. */
+function goneIfQuietInMs(held: LeaseRecord, now: number): number | undefined {
+  if (!holderGone(held.holder, hostPrefix(), { atStart: true, quietMs: Number.POSITIVE_INFINITY })) return undefined;
+  return Math.max(0, held.renewedAt + PREDECESSOR_QUIET_MS - now);
 }
 
 /** `serve on host-a, pid 12, renewed 3 s ago`. */
@@ -105,11 +124,18 @@ export function takeProcessLease(
   ledger.transaction(() => {
     const held = liveHolder(ledger, now(), lapseMs);
     if (held && held.holder !== holder) {
+      const retryInMs = goneIfQuietInMs(held, now());
+      const crashed =
+        retryInMs === undefined
+          ? `If it crashed, its lease lapses ${Math.round(lapseMs / 1000)} s after it was last renewed: start again then`
+          : 'It runs with this pid under this host name in another pid namespace: another container with this host ' +
+            `name, or this one before it restarted, whose lease is taken once it has not been renewed for ${PREDECESSOR_QUIET_MS / 1000} s`;
       throw new LedgerInUse(
         `another bridge process uses this ledger (${describe(held, now())}): ` +
           'two processes on one ledger are not supported (serve, or one sync pass at a time; docs/deployment.md §1). ' +
           'Stop the other first; in Kubernetes give the Deployment strategy Recreate (a rolling update runs the new pod ' +
-          `beside the old). If it crashed, its lease lapses ${Math.round(lapseMs / 1000)} s after it was last renewed: start again then`,
+          `beside the old). ${crashed}`,
+        retryInMs,
       );
     }
     ledger.setMeta(PROCESS_LEASE_META, JSON.stringify({ holder, command: options.command, renewedAt: now() }));

@@ -3,10 +3,12 @@
 // as processes in test/integration/process-lease.test.ts.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import type { Bridge } from '../../src/app.js';
+import { openLeased } from '../../src/commands/runtime.js';
 import { migrate } from '../../src/ledger/db.js';
 import { openLedger } from '../../src/ledger/index.js';
 import { MIGRATIONS } from '../../src/ledger/migrations/index.js';
@@ -42,6 +44,99 @@ describe('the ledger lease', () => {
     } finally {
       ledger.close();
     }
+  });
+
+  it('a holder with our pid in another pid namespace is taken only once it has not renewed for 20 s', () => {
+    // Two containers with one host name (host networking, compose `hostname:`, `compose run … sync` beside
+    // serve) are both pid 1: the other's id differs from ours only by its namespace, as a holder-id of the
+    // container before our restart does.
+    const ledger = openLedger(join(dir, 'same-hostname.db'));
+    try {
+      const now = 1_800_000_000_000;
+      const take = () => takeProcessLease(ledger, { command: 'sync', logger: silentLogger, now: () => now });
+      const held = (holder: string, renewedAt: number) =>
+        ledger.setMeta(PROCESS_LEASE_META, JSON.stringify({ holder, command: 'serve', renewedAt }));
+      const twin = `${hostname()}:${process.pid}:ns1-abcdef`;
+      held(twin, now - 5_000); // renews every 10 s: may well run
+      assert.throws(
+        take,
+        (err: unknown) =>
+          err instanceof LedgerInUse &&
+          err.retryInMs === 15_000 &&
+          /in another pid namespace: another container with this host name, or this one before it restarted/.test(
+            err.message,
+          ),
+      );
+      assert.equal(JSON.parse(ledger.getMeta(PROCESS_LEASE_META) ?? '{}').holder, twin, 'left to it');
+      held(twin, now - 19_999);
+      assert.throws(take, LedgerInUse);
+      // Another pid: nothing to tell from it; it waits for the lapse, with no retry in between.
+      held(`${hostname()}:${process.pid + 1}:ns1-abcdef`, now - 21_000);
+      assert.throws(take, (err: unknown) => err instanceof LedgerInUse && err.retryInMs === undefined);
+      held(twin, now - 20_000); // silent for two renewals: the container before this one's restart
+      take().release();
+    } finally {
+      ledger.close();
+    }
+  });
+
+  it('serve and sync wait once for a holder that may be their container before its restart', async () => {
+    const logs: string[] = [];
+    const logger = { warn: (_: unknown, message: string) => logs.push(message) } as unknown as typeof silentLogger;
+    const slept: number[] = [];
+    const signals = {
+      sleep: async (ms: number) => {
+        slept.push(ms);
+        return true;
+      },
+    };
+    const bridge = {} as Bridge;
+    const refusal = (retryInMs?: number) => new LedgerInUse('another bridge process uses this ledger', retryInMs);
+    // Quiet until then: taken at the second try.
+    let tries = 0;
+    const built = await openLeased(
+      () => {
+        if (tries++ === 0) throw refusal(15_000);
+        return bridge;
+      },
+      signals,
+      logger,
+    );
+    assert.equal(built, bridge);
+    assert.deepEqual(slept, [15_500]);
+    assert.match(logs[0] ?? '', /waiting to see whether it still renews its lease/);
+    // Renewed meanwhile: the second refusal is the answer.
+    await assert.rejects(
+      openLeased(
+        () => {
+          throw refusal(12_000);
+        },
+        signals,
+        logger,
+      ),
+      LedgerInUse,
+    );
+    assert.deepEqual(slept, [15_500, 12_500]);
+    // A plain refusal (another host, another pid) is not waited for; nor is anything after a signal.
+    await assert.rejects(
+      openLeased(
+        () => {
+          throw refusal();
+        },
+        signals,
+        logger,
+      ),
+      LedgerInUse,
+    );
+    assert.equal(slept.length, 2);
+    const stopped = await openLeased(
+      () => {
+        throw refusal(1_000);
+      },
+      { sleep: async () => false },
+      logger,
+    );
+    assert.equal(stopped, undefined);
   });
 
   it('a release leaves a lease another process took alone', () => {
