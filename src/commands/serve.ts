@@ -35,7 +35,24 @@ export function registerServe(program: Command): void {
       }
       if (!bridge) return;
       const stopped = signals.stopping(bridge);
-      if (signals.signal === undefined) await bridge.start();
+      if (signals.signal === undefined) {
+        try {
+          await bridge.start();
+        } catch (err) {
+          // Stopped first, whatever the cause: the lease is given back (a next start, or the pod replacing
+          // this one, would otherwise wait for it to lapse) and the ledger closed cleanly.
+          await bridge.stop();
+          const setting = listenerSetting(err);
+          if (!setting) throw err;
+          // A listener the configuration places cannot be opened (its port in use, a host that is not this
+          // machine's, a port this user may not bind): the setting is what to change, as for a bad value
+          // in the file (exit 2). A port held by another process may be freed instead; restart policies
+          // restart on any non-zero exit, so nothing waits on this choice.
+          console.error(`configuration error: ${errorLine(err)}`);
+          process.exitCode = 2;
+          return;
+        }
+      }
       // A signal during start-up: stopped, not serving.
       if (signals.signal === undefined)
         logger.info(
@@ -48,4 +65,10 @@ export function registerServe(program: Command): void {
         );
       await stopped;
     });
+}
+
+/** The key of the listener that could not be opened (listenConfigured: `http.port`, `admin.port`), if that failed. */
+function listenerSetting(err: unknown): string | undefined {
+  const setting = (err as { setting?: unknown } | null)?.setting;
+  return typeof setting === 'string' ? setting : undefined;
 }

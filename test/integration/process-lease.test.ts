@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { readlinkSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -134,6 +136,33 @@ describe('one bridge process per ledger', () => {
     } finally {
       clearInterval(renewing);
       db.close();
+    }
+  });
+
+  it('a serve whose port is in use exits 2 naming http.port, and gives the lease back', async () => {
+    s ??= await startSimulators([...birthResources(0)]);
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (holder.address() as AddressInfo).port;
+      const dbPath = join(s.dir, 'port-in-use.db');
+      const config = join(s.dir, 'port-in-use.yaml');
+      writeFileSync(
+        config,
+        stringify({ ...s.configObject(), store: { path: dbPath }, http: { host: '127.0.0.1', port } }),
+      );
+      const serve = await runCli(['serve', '--config', config]);
+      assert.equal(serve.code, 2, serve.stderr);
+      assert.match(
+        serve.stderr,
+        new RegExp(
+          `^configuration error: http\\.port ${port} on http\\.host 127\\.0\\.0\\.1 cannot be used \\(EADDRINUSE\\)`,
+        ),
+      );
+      // The next start (the port freed, or the pod replacing this one) does not wait 30 s for it to lapse.
+      assert.equal(lease(dbPath), undefined);
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
     }
   });
 });
