@@ -117,34 +117,81 @@ export function storeUnavailable(err: unknown): string | undefined {
   return code === 'SQLITE_FULL' || /^SQLITE_(IOERR|BUSY|READONLY)(_|$)/.test(code) ? code : undefined;
 }
 
+/** How often the ledger id is read again from the file (a connection opened and closed: about a millisecond). */
+const LEDGER_ID_RECHECK_MS = 5_000;
+
+/** The ledger's id (migration 014), read through the connection that has it open; undefined before 014. */
+export function ledgerIdOf(db: Db): string | undefined {
+  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ledger_identity'").get();
+  if (!table) return undefined;
+  return db.prepare<[], { ledger_id: string }>('SELECT ledger_id FROM ledger_identity LIMIT 1').get()?.ledger_id;
+}
+
 /**
- * The file at `path` as opened (device and inode), to tell later whether it is still the one: an
- * operator who deletes the ledger, or restores a backup over it, while the bridge runs, leaves the
- * bridge writing to a file no one will read (its history, and the record of what was sent, lost at the
- * next restart). An in-memory or temporary database has no file to watch.
+ * The file at `path` as opened, to tell later whether it is still the one: an operator who deletes the
+ * ledger, or restores a backup over it, while the bridge runs, leaves the bridge writing to a file no one
+ * will read (its history, and the record of what was sent, lost at the next restart), or, copying over
+ * it in place, mixes the pages of both. Checked on every call: the device and inode (a file deleted, or
+ * moved over the path). At most every `recheckMs`, with `ledgerId`: the ledger id read again from the
+ * file through a connection of its own, opened read-only and closed at once (the one the bridge has open
+ * would answer from its own cache): another ledger copied over it (`cp`, the same inode) has another id,
+ * or none, or no longer reads as a database at all. Once found, the answer stays. A copy of this very
+ * ledger (its own backup) carries the same id and is not told apart. An in-memory or temporary database
+ * has no file to watch.
  */
-export function watchFileIdentity(path: string): { problem(): string | undefined } {
+export function watchFileIdentity(
+  path: string,
+  options: { ledgerId?: string; recheckMs?: number; now?: () => number } = {},
+): { problem(): string | undefined } {
   if (path === '' || path === ':memory:') return { problem: () => undefined };
   const opened = statSync(path, { throwIfNoEntry: false });
   if (!opened) return { problem: () => undefined };
+  const now = options.now ?? (() => Date.now());
+  const recheckMs = options.recheckMs ?? LEDGER_ID_RECHECK_MS;
   // Restarting opens what is at the path now; what was sent meanwhile is sent again with the same
   // transaction ids, which OpenCRVS answers without a second record (docs/deployment.md §8).
   const advice = 'restart the bridge (stop it first, to restore a backup: docs/deployment.md §8)';
+  let found: string | undefined;
+  let readAt = Number.NEGATIVE_INFINITY;
   return {
     problem: () => {
-      let now: ReturnType<typeof statSync>;
+      if (found) return found;
+      let current: ReturnType<typeof statSync>;
       try {
-        now = statSync(path, { throwIfNoEntry: false });
+        current = statSync(path, { throwIfNoEntry: false });
       } catch (err) {
         // Its folder replaced by a file (ENOTDIR), or no longer readable: the path is not the ledger now.
         return `the ledger file ${path} cannot be reached any more (${(err as NodeJS.ErrnoException).code ?? 'error'}): ${advice}`;
       }
-      if (!now) return `the ledger file ${path} was deleted while the bridge ran: ${advice}`;
-      if (now.ino !== opened.ino || now.dev !== opened.dev)
+      if (!current) return `the ledger file ${path} was deleted while the bridge ran: ${advice}`;
+      if (current.ino !== opened.ino || current.dev !== opened.dev)
         return `the ledger file ${path} was replaced while the bridge ran: ${advice}`;
-      return undefined;
+      if (options.ledgerId === undefined || now() - readAt < recheckMs) return undefined;
+      readAt = now();
+      const other = otherLedger(path, options.ledgerId);
+      if (other) found = `the ledger file ${path} was overwritten while the bridge ran (${other}): ${advice}`;
+      return found;
     },
   };
+}
+
+/** Why the file at `path`, read afresh, is not the ledger `ledgerId`; undefined when it is, or cannot be told now. */
+function otherLedger(path: string, ledgerId: string): string | undefined {
+  let db: Db | undefined;
+  try {
+    // A short busy timeout: this runs on the event loop, and a busy file is asked again at the next check.
+    db = new Database(path, { readonly: true, fileMustExist: true, timeout: 100 });
+    const seen = ledgerIdOf(db);
+    if (seen === ledgerId) return undefined;
+    return seen === undefined ? 'it holds no ledger id: another file' : `it holds another ledger, id ${seen}`;
+  } catch (err) {
+    // Pages of another file under this ledger's schema (or a copy still being written): not this ledger.
+    const code = String((err as { code?: unknown }).code ?? '');
+    if (/^SQLITE_(CORRUPT|NOTADB)/.test(code)) return `it no longer reads as this ledger: ${code}`;
+    return undefined; // busy, or not readable now: the next check asks again
+  } finally {
+    db?.close();
+  }
 }
 
 /** SQLite's own words name neither the file nor the setting: an operator needs both, and what to do. */

@@ -1,7 +1,7 @@
 // openLedger: the composition of the ledger's parts over one SQLite connection.
 import { type Logger, silentLogger } from '../observability/logger.js';
 import { startCheckpointer } from './checkpointer.js';
-import { openDatabase, relaxed, watchFileIdentity } from './db.js';
+import { ledgerIdOf, openDatabase, relaxed, watchFileIdentity } from './db.js';
 import { createInbox } from './inbox.js';
 import { createOutbox } from './outbox.js';
 import { createPendingChecks } from './pending-checks.js';
@@ -41,7 +41,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
   const queries = createQueries(db);
   const pendingChecks = createPendingChecks(db);
   const checkpointer = options.backgroundCheckpoints ? startCheckpointer(db, { logger }) : undefined;
-  const fileIdentity = watchFileIdentity(path);
+  const fileIdentity = watchFileIdentity(path, { ledgerId: ledgerIdOf(db) });
 
   return {
     path,

@@ -2,7 +2,7 @@
 // sandbox: ready when everything works, 503 naming the failing check when OpenCRVS refuses the
 // credentials or the queue is held, and metrics that say what happened without any personal data.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { type AddressInfo, connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Bridge } from '../../src/app.js';
 import { configFromObject } from '../../src/config/index.js';
+import { openLedger } from '../../src/ledger/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { DEMO_FACILITIES, facilityLocation, generateBirth, generateDeath } from '../../src/sandbox/demo/generate.js';
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
@@ -169,18 +170,29 @@ describe('health and readiness', () => {
     }
   });
 
-  it('asks for a restart (/healthz 503, readiness store) once the ledger file is deleted or replaced under it', async () => {
-    for (const change of ['deleted', 'replaced'] as const) {
+  it('asks for a restart (/healthz 503, readiness store) once the ledger file is deleted, replaced or overwritten under it', async () => {
+    const realNow = Date.now;
+    for (const change of ['deleted', 'replaced', 'overwritten'] as const) {
       const bridge = newBridge();
       try {
         await bridge.start();
         assert.equal((await get(bridge, '/healthz')).status, 200);
         const path = bridge.ledger.path;
         if (change === 'deleted') rmSync(path);
-        else {
+        else if (change === 'replaced') {
           // A restore: another file moved over the path (a new inode), as `mv backup.db bridge.db` does.
           copyFileSync(path, `${path}.restore`);
           renameSync(`${path}.restore`, path);
+        } else {
+          // `cp other.db bridge.db` while it runs: the same file (inode), another ledger's pages in it.
+          const other = join(dir, `other-${dbCount}.db`);
+          openLedger(other).close();
+          await sleep(1_500); // the bridge's background checkpoints have put its own pages in its file
+          const inode = statSync(path).ino;
+          copyFileSync(other, path);
+          assert.equal(statSync(path).ino, inode, 'the same inode: the device and inode alone do not tell');
+          assert.equal((await get(bridge, '/healthz')).status, 200, 'the ledger id is read again every 5 s only');
+          Date.now = () => realNow() + 5_000;
         }
         const health = await get(bridge, '/healthz');
         assert.equal(health.status, 503, health.text);
@@ -191,6 +203,7 @@ describe('health and readiness', () => {
         assert.equal(ready.status, 503);
         assert.deepEqual(ready.body.failed, ['store']);
       } finally {
+        Date.now = realNow;
         await bridge.stop();
       }
     }

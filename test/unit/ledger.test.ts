@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -612,6 +612,7 @@ describe('ledger: schema', () => {
       { version: 11, name: 'pending-checks' },
       { version: 12, name: 'in-flight-copy' },
       { version: 13, name: 'read-by-source' },
+      { version: 14, name: 'ledger-identity' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -654,11 +655,12 @@ describe('ledger: schema', () => {
         DROP INDEX ledger_rows_state_id; DROP INDEX ledger_rows_pending_check;
         ALTER TABLE ledger_rows DROP COLUMN pending_check_at; ALTER TABLE ledger_rows DROP COLUMN pending_checks;
         ALTER TABLE ledger_rows DROP COLUMN in_flight_payload; ALTER TABLE ledger_rows DROP COLUMN read_by_source;
+        DROP TABLE ledger_identity;
         UPDATE ledger_rows SET state = 'delivered-pending', event_id = 'e1', tracking_id = 'T1';`);
       db.close();
       assert.throws(
         () => openLedger(path, { inspectOnly: true }),
-        /the ledger .* was written by an older bridge \(schema 9, this one reads 13\): this command only reads it/,
+        /the ledger .* was written by an older bridge \(schema 9, this one reads 14\): this command only reads it/,
       );
       const versions = () => {
         const check = new Database(path, { readonly: true });
@@ -674,7 +676,7 @@ describe('ledger: schema', () => {
         [row.id],
       );
       upgraded.close();
-      assert.equal(versions(), 13);
+      assert.equal(versions(), 14);
       openLedger(path, { inspectOnly: true }).close();
     } finally {
       cleanup();
@@ -855,6 +857,62 @@ describe('ledger file identity (liveness)', () => {
       writeFileSync(folder, 'not a folder');
       assert.match(identity.problem() ?? '', /cannot be reached any more \(ENOTDIR\)/);
       assert.equal(watchFileIdentity(':memory:').problem(), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('tells another ledger copied over the open one in place (the same inode) by its ledger id, read every 5 s', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-overwritten-'));
+    const path = join(dir, 'bridge.db');
+    const ledgerIdIn = (file: string) => {
+      const db = new Database(file, { readonly: true });
+      try {
+        return (db.prepare('SELECT ledger_id FROM ledger_identity').get() as { ledger_id: string }).ledger_id;
+      } finally {
+        db.close();
+      }
+    };
+    try {
+      // A ledger created earlier (its pages in the file, as a running bridge's checkpoints keep them).
+      openLedger(path).close();
+      openLedger(join(dir, 'other.db')).close();
+      assert.match(ledgerIdIn(path), /^[0-9a-f]{32}$/);
+      assert.notEqual(ledgerIdIn(path), ledgerIdIn(join(dir, 'other.db')), 'each ledger its own id');
+      copyFileSync(path, join(dir, 'backup.db'));
+      const ledger = openLedger(path);
+      const at = { now: 0 };
+      const identity = watchFileIdentity(path, { ledgerId: ledgerIdIn(path), now: () => at.now });
+      try {
+        assert.equal(identity.problem(), undefined);
+        // Its own backup copied back in place carries the same id: not told apart (docs/deployment.md §4).
+        copyFileSync(join(dir, 'backup.db'), path);
+        at.now = 5_000;
+        assert.equal(identity.problem(), undefined);
+        const inode = statSync(path).ino;
+        copyFileSync(join(dir, 'other.db'), path);
+        assert.equal(statSync(path).ino, inode);
+        at.now = 9_999;
+        assert.equal(identity.problem(), undefined, 'read again 5 s after the last read, not on every probe');
+        at.now = 10_000;
+        assert.match(
+          identity.problem() ?? '',
+          new RegExp(
+            `^the ledger file .*bridge\\.db was overwritten while the bridge ran \\(it holds another ledger, id ${ledgerIdIn(path)}\\): restart the bridge`,
+          ),
+        );
+        // Kept, whatever the file holds next.
+        copyFileSync(join(dir, 'backup.db'), path);
+        assert.match(identity.problem() ?? '', /was overwritten while the bridge ran/);
+        // A file that is no ledger of this version (an older copy, or anything else) has no ledger id.
+        const older = watchFileIdentity(path, { ledgerId: 'f'.repeat(32) });
+        const writer = new Database(path);
+        writer.exec('DROP TABLE ledger_identity');
+        writer.close();
+        assert.match(older.problem() ?? '', /overwritten while the bridge ran \(it holds no ledger id: another file\)/);
+      } finally {
+        ledger.close();
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -13,6 +13,7 @@ import { migration010 } from './010-state-order-index.js';
 import { migration011 } from './011-pending-checks.js';
 import { migration012 } from './012-in-flight-copy.js';
 import { migration013 } from './013-read-by-source.js';
+import { migration014 } from './014-ledger-identity.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -31,4 +32,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration011,
   migration012,
   migration013,
+  migration014,
 ];
