@@ -78,6 +78,8 @@ export interface HarnessOptions {
   fhirClock?: () => number;
   /** How the FHIR sandbox pages, and a hook before each search it answers. */
   fhirPaging?: Pick<FhirSandboxInternals, 'paging' | 'beforeSearch'>;
+  /** The source's baseUrl, given the sandbox's (a proxy in front of the sandbox), and its timeoutMs (default 5000). */
+  source?: { baseUrl?: (sandboxBaseUrl: string) => string; timeoutMs?: number };
 }
 
 export interface Harness {
@@ -175,8 +177,8 @@ export function bridgeConfigObject(input: {
       {
         id: SOURCE_ID,
         kind: 'fhir',
-        baseUrl: fhirBaseUrl,
-        timeoutMs: 5000,
+        baseUrl: options.source?.baseUrl?.(fhirBaseUrl) ?? fhirBaseUrl,
+        timeoutMs: options.source?.timeoutMs ?? 5000,
         poll: { schedule: '*/1 * * * * *', overlapSeconds: 2, pageSize: 50, ...(options.poll ?? {}) },
         ...(options.subscription || options.notify ? { subscription: options.subscription ?? {} } : {}),
       },
