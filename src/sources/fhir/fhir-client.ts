@@ -127,10 +127,11 @@ export class FhirSourceClient {
     operation: string,
     run: (options: { headers: Record<string, string>; signal: AbortSignal }) => Promise<T>,
     extraHeaders: Record<string, string> = {},
-    caller: CallOptions = {},
+    caller: CallOptions & { /** Attempts for this call (default: the client's). */ attempts?: number } = {},
   ): Promise<T> {
     let lastError: FhirSourceError | undefined;
-    for (let attempt = 1; attempt <= this.attempts; attempt++) {
+    const attempts = caller.attempts ?? this.attempts;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
         if (this.closing.signal.aborted) throw this.closing.signal.reason;
         if (caller.signal?.aborted) throw caller.signal.reason;
@@ -152,7 +153,7 @@ export class FhirSourceClient {
           : caller.signal?.aborted
             ? new FhirSourceError(`${operation}: cut off by the bridge`, undefined, false)
             : this.failure(operation, err);
-        if (!lastError.retryable || attempt === this.attempts) break;
+        if (!lastError.retryable || attempt === attempts) break;
         const delay = this.retryBaseMs * 2 ** (attempt - 1);
         this.log.debug({ operation, attempt, reason: lastError.message, delayMs: delay }, 'retrying source call');
         await pause(delay, this.closing.signal, caller.signal);
@@ -245,12 +246,16 @@ export class FhirSourceClient {
     return newestVersion(result, type, id);
   }
 
-  /** One search page. */
-  async searchPage(type: string, params: Record<string, string>): Promise<Bundle> {
+  /**
+   * One search page. `attempts`: for a page the caller can do without (a larger page it can ask for in
+   * smaller ones).
+   */
+  async searchPage(type: string, params: Record<string, string>, options: { attempts?: number } = {}): Promise<Bundle> {
     const result: unknown = await this.call(
       `search ${type}`,
-      (options) => this.client.search({ resourceType: type, searchParams: params, options }),
+      (call) => this.client.search({ resourceType: type, searchParams: params, options: call }),
       SEARCH_HEADERS,
+      options,
     );
     if (!isBundle(result)) throw new FhirSourceError(`search ${type}: not a Bundle`, undefined, false);
     return result;
