@@ -122,8 +122,8 @@ describe('opencrvs-bridge sync --once', () => {
   });
 
   /** Rows of the pass's ledger in `state` (read beside the running process: WAL allows it). */
-  function rowsIn(state: string): number {
-    const db = new Database(join(s.dir, 'bridge.db'), { readonly: true, fileMustExist: true });
+  function rowsIn(state: string, file = 'bridge.db'): number {
+    const db = new Database(join(s.dir, file), { readonly: true, fileMustExist: true });
     try {
       return (db.prepare('SELECT COUNT(*) AS n FROM ledger_rows WHERE state = ?').get(state) as { n: number }).n;
     } finally {
@@ -321,11 +321,16 @@ describe('opencrvs-bridge sync --once', () => {
   });
 
   it('--timeout bounds delivery too: against an OpenCRVS that never answers the pass ends at the deadline', async () => {
-    await runCli(['sync', '--once', '--config', config]); // whatever earlier tests left, delivered first
+    // A ledger of its own: an earlier test left a row for an office the simulator does not know, which
+    // holds the queue of bridge.db.
+    const object = s.configObject() as { opencrvs: Record<string, unknown>; store: { path: string } };
+    object.store = { path: join(s.dir, 'slow-opencrvs.db') };
+    const own = join(s.dir, 'own-ledger.yaml');
+    writeFileSync(own, stringify(object));
+    await runCli(['sync', '--once', '--config', own]); // the earlier births, delivered first
     const before = (await s.sim.control.events()).length;
     // Each call would wait out a 60 s timeout: one attempt (token, create, lookup, notify) could take minutes.
     const slow = join(s.dir, 'slow-opencrvs.yaml');
-    const object = s.configObject() as { opencrvs: Record<string, unknown> };
     writeFileSync(slow, stringify({ ...object, opencrvs: { ...object.opencrvs, timeoutMs: 60_000 } }));
     await s.sim.control.configure({ faults: { delayMs: 60_000, operations: ['create'] } });
     for (const resource of birthResources(5)) await s.fhir.upsert(resource);
@@ -336,10 +341,12 @@ describe('opencrvs-bridge sync --once', () => {
     assert.equal(JSON.parse(result.stdout).timedOut, true);
     // Generous for a loaded machine; without the deadline on delivery this takes the 60 s call timeout.
     assert.ok(seconds < 30, `${seconds} s`);
-    assert.equal(rowsIn('delivering'), 0, 'the row in flight was handed back, not left locked');
+    assert.equal(rowsIn('delivering', 'slow-opencrvs.db'), 0, 'the row in flight was handed back, not left locked');
     await s.sim.control.configure({ faults: {} });
-    const next = await runCli(['sync', '--once', '--config', config, '--json']);
-    assert.equal(JSON.parse(next.stdout).timedOut, false, next.stderr);
-    assert.equal((await s.sim.control.events()).length, before + 1, `birth 5, once: ${next.stdout}`);
+    const next = await runCli(['sync', '--once', '--config', own, '--json']);
+    // (Exit 1 still: birth 2, which an earlier test had OpenCRVS reject, is dead in this ledger too.)
+    const summary = JSON.parse(next.stdout) as { delivered: number[]; timedOut: boolean; held: unknown };
+    assert.deepEqual([summary.delivered.length, summary.timedOut, summary.held], [1, false, null], next.stdout);
+    assert.equal((await s.sim.control.events()).length, before + 1, 'birth 5, once');
   });
 });
