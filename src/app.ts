@@ -608,7 +608,7 @@ export class Bridge {
         sourceIds: () => writeBacks.sourceIds(),
         search: (filter) => writeBacks.store.search(filter),
         get: (rowId) => writeBacks.store.get(rowId),
-        counts: () => writeBacks.store.counts(),
+        counts: this.writeBackCounts,
         requeue: (rowId) => writeBacks.requeue(rowId),
       },
     };

@@ -248,7 +248,7 @@ export class Dhis2Client {
   async trackedEntityListing(uid: string, program: string): Promise<TrackedEntityListing> {
     // 2.40 names uids with `trackedEntity` (semicolons); 2.41 added `trackedEntities` (commas) and refuses
     // both at once; 2.42 dropped `trackedEntity`. One uid: the first page (50 by default) holds it.
-    const minor = Number(/^2\.(\d+)/.exec((await this.version()) ?? '')?.[1] ?? Number.NaN);
+    const minor = await this.minorVersion();
     const uidParam = minor < 41 ? 'trackedEntity' : 'trackedEntities';
     const page = await this.trackedEntityPage({
       [uidParam]: uid,
@@ -269,7 +269,7 @@ export class Dhis2Client {
    */
   private async orgUnitNames(params: Record<string, string>): Promise<Record<string, string>> {
     if (params.orgUnits === undefined && params.orgUnitMode === undefined) return params;
-    const minor = Number(/^2\.(\d+)/.exec((await this.version()) ?? '')?.[1] ?? Number.NaN);
+    const minor = await this.minorVersion();
     if (!(minor < 41)) return params;
     const { orgUnits, orgUnitMode, ...rest } = params;
     return {
@@ -277,6 +277,11 @@ export class Dhis2Client {
       ...(orgUnits !== undefined ? { orgUnit: orgUnits.split(',').join(';') } : {}),
       ...(orgUnitMode !== undefined ? { ouMode: orgUnitMode } : {}),
     };
+  }
+
+  /** The minor version (41 for 2.41.3), NaN when DHIS2 does not say: the names below changed in 2.41. */
+  private async minorVersion(): Promise<number> {
+    return Number(/^2\.(\d+)/.exec((await this.version()) ?? '')?.[1] ?? Number.NaN);
   }
 
   private versionAsked: Promise<string | undefined> | undefined;
