@@ -24,7 +24,8 @@ RUN npm run build \
 # Runtime stage: compiled code, production dependencies, mappings, form profiles and examples.
 FROM node:22-bookworm-slim
 ENV NODE_ENV=production \
-    BRIDGE_CONFIG=/config/bridge.yaml
+    BRIDGE_CONFIG=/config/bridge.yaml \
+    BRIDGE_HEALTH_FILE=/tmp/opencrvs-bridge.health
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
@@ -40,11 +41,12 @@ RUN mkdir -p /data /config && chown node:node /data
 USER node
 VOLUME ["/data"]
 WORKDIR /data
-# http.port must stay 8080 (its default) inside the container: the health check probes it.
+# serve writes the address of its /healthz to BRIDGE_HEALTH_FILE once it listens, so the health check
+# follows http.host and http.port as configured (8080 is only the default it probes before that).
 # The admin page listens on admin.host 127.0.0.1, port 9080, by default: not reachable from outside the
 # container, so not exposed here (docs/deployment.md §1 says how to expose it deliberately).
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "/app/bin/healthcheck.js"]
 ENTRYPOINT ["node", "/app/bin/opencrvs-bridge.js"]
 CMD ["serve"]

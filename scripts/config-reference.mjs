@@ -27,7 +27,8 @@ const SUPPLEMENT = {
     'The ledger file (`/data/bridge.db` in the container). Relative paths start from the working directory. WAL mode: the `-wal` and `-shm` files sit next to it.',
   http: 'The main HTTP listener, reachable from the EMR: subscriptions, /healthz, /readyz, /metrics (the admin page has its own, `admin.host`/`admin.port`).',
   'http.host': 'Address to listen on.',
-  'http.port': 'Port (0 = any free port). Keep 8080 in the container: its HEALTHCHECK probes it.',
+  'http.port':
+    "Port (0 = any free port). The container's HEALTHCHECK follows it (serve tells it through $BRIDGE_HEALTH_FILE).",
   'http.bodyLimitBytes': 'Largest accepted subscription notification body (larger: 413).',
   delivery: 'How events are delivered to OpenCRVS.',
   'delivery.concurrency': 'Deliveries in flight at once.',

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { Bridge } from '../app.js';
 import { LedgerInUse } from '../ledger/process-lease.js';
 import { errorLine } from '../observability/crash.js';
+import { healthUrl, removeHealthFile, writeHealthFile } from './health-file.js';
 import { buildOrReport, loadConfigOrReport } from './options.js';
 import { listenForSignals, openLeased, processLogger } from './runtime.js';
 
@@ -63,7 +64,19 @@ export function registerServe(program: Command): void {
           },
           'opencrvs-bridge serving',
         );
-      await stopped;
+      const healthFile = process.env.BRIDGE_HEALTH_FILE;
+      let wroteHealthFile = false;
+      if (healthFile && signals.signal === undefined && bridge.httpPort !== undefined) {
+        const failed = writeHealthFile(healthFile, healthUrl(config.http.host, bridge.httpPort));
+        if (failed)
+          logger.warn({ code: failed }, 'could not write BRIDGE_HEALTH_FILE: the health check probes 127.0.0.1:8080');
+        wroteHealthFile = !failed;
+      }
+      try {
+        await stopped;
+      } finally {
+        if (wroteHealthFile && healthFile) removeHealthFile(healthFile);
+      }
     });
 }
 

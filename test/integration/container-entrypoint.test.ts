@@ -107,7 +107,8 @@ describe('Dockerfile', () => {
     // The default store.path (./bridge.db) must land on the volume: the last working directory is /data.
     assert.equal(runtimeStage.instructions.filter((i) => i.op === 'WORKDIR').at(-1)?.args, '/data');
     assert.deepEqual(jsonArray(only(runtimeStage, 'CMD').args), ['serve']);
-    assert.match(only(runtimeStage, 'HEALTHCHECK').args, /CMD \[.*http:\/\/127\.0\.0\.1:8080\/healthz/);
+    assert.match(only(runtimeStage, 'HEALTHCHECK').args, /CMD \["node", "\/app\/bin\/healthcheck\.js"\]/);
+    assert.match(only(runtimeStage, 'ENV').args, /BRIDGE_HEALTH_FILE=\/tmp\//);
   });
 });
 
@@ -201,6 +202,8 @@ describe('the container entrypoint from a production install', () => {
       }),
     );
     mkdirSync(dataDir, { recursive: true });
+    // The image's /tmp path, moved into this test's folder (the ENV line's value is checked above).
+    const healthFile = join(work, 'opencrvs-bridge.health');
     const [command = '', ...args] = [
       ...jsonArray(only(runtimeStage as Stage, 'ENTRYPOINT').args),
       ...jsonArray(only(runtimeStage as Stage, 'CMD').args),
@@ -208,7 +211,7 @@ describe('the container entrypoint from a production install', () => {
     const started = Date.now();
     const child = spawn(command === 'node' ? process.execPath : command, args.map(inImage), {
       cwd: dataDir,
-      env: runtimeEnv({ BRIDGE_CONFIG: config, LOG_LEVEL: 'info' }),
+      env: runtimeEnv({ BRIDGE_CONFIG: config, LOG_LEVEL: 'info', BRIDGE_HEALTH_FILE: healthFile }),
     });
     serve = child;
     let output = '';
@@ -237,19 +240,27 @@ describe('the container entrypoint from a production install', () => {
       if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 200));
     }
     figures.push(`serve answered /healthz after ${Date.now() - started} ms`);
-    // The image's own health check command, pointed at this run's port instead of 8080.
-    const healthcheck = only(runtimeStage as Stage, 'HEALTHCHECK').args;
-    const probe = jsonArray(healthcheck.slice(healthcheck.indexOf('CMD ') + 4));
-    const [probeCommand = '', ...probeArgs] = probe.map((part) => part.replace('127.0.0.1:8080', `127.0.0.1:${port}`));
-    const check = spawnSync(probeCommand === 'node' ? process.execPath : probeCommand, probeArgs, {
-      env: runtimeEnv({}),
-      timeout: 10_000,
-    });
-    assert.equal(check.status, 0, 'HEALTHCHECK command failed');
+    // The image's own health check command, as it stands: serve told it its port (port 0 here, any
+    // port in a real configuration) through the health file.
+    const healthcheck = () => {
+      const args = only(runtimeStage as Stage, 'HEALTHCHECK').args;
+      const probe = jsonArray(args.slice(args.indexOf('CMD ') + 4));
+      const [probeCommand = '', ...probeArgs] = probe;
+      return spawnSync(probeCommand === 'node' ? process.execPath : probeCommand, probeArgs.map(inImage), {
+        env: runtimeEnv({ BRIDGE_HEALTH_FILE: healthFile }),
+        timeout: 10_000,
+        encoding: 'utf8',
+      });
+    };
+    assert.equal(readFileSync(healthFile, 'utf8'), `http://127.0.0.1:${port}/healthz\n`);
+    const check = healthcheck();
+    assert.equal(check.status, 0, `HEALTHCHECK command failed: ${check.stderr}`);
     // SIGTERM (docker stop) ends it cleanly.
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
     assert.equal(await exited, 0, output);
     assert.ok(existsSync(join(work, 'data', 'bridge.db')));
+    // Stopped: the address is gone, so the check cannot pass on what another process holds there later.
+    assert.ok(!existsSync(healthFile), 'the health file outlived serve');
   });
 });
