@@ -121,11 +121,8 @@ function resolveSecretFiles(node: unknown, path: string, baseDir: string, file?:
       try {
         text = readFileSync(secretPath, 'utf8');
       } catch (err) {
-        throw new ConfigError(
-          keyPath,
-          `cannot read the file ${secretPath} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-          file,
-        );
+        const code = (err as NodeJS.ErrnoException).code ?? 'error';
+        throw new ConfigError(keyPath, `cannot read the file ${secretPath} (${code})${unreadableHint(code)}`, file);
       }
       // A byte-order mark (a file saved as "UTF-8 with BOM" on Windows) is no part of the secret.
       const secret = text.replace(/^\uFEFF/, '').replace(/\r?\n$/, '');
@@ -142,6 +139,15 @@ function resolveSecretFiles(node: unknown, path: string, baseDir: string, file?:
 }
 
 const SECRET_KEYS = new Set(Object.values(SECRET_FILE_KEYS));
+
+/**
+ * A secret mounted from the host keeps the host file's owner and mode (a Compose file secret, a bind
+ * mount): root's 0600 file is unreadable by the image's uid 1000, and EACCES alone does not say who tried.
+ */
+function unreadableHint(code: string): string {
+  if (code !== 'EACCES' || typeof process.getuid !== 'function') return '';
+  return `: this process runs as uid ${process.getuid()}, which may not read it; make the file readable by that user (e.g. chmod 0444, or chown ${process.getuid()})`;
+}
 
 /**
  * A line break or other control character in a secret (a file with a second line, a stray \r from

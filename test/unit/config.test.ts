@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -203,6 +204,32 @@ describe('configuration', () => {
     writeFileSync(file, 'opencrvs: { domain: x.org, clientId: a, clientSecretFile: nope/secret.txt }');
     const missing = configErrorOf(() => loadConfig({ file }));
     assert.equal(missing.problem, `cannot read the file ${join(dir, 'nope', 'secret.txt')} (ENOENT)`);
+  });
+
+  it('says which user may not read a secret file (a root:0600 file mounted into the uid 1000 image)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
+    chmodSync(dir, 0o755);
+    writeFileSync(join(dir, 'secret.txt'), 'kept-from-uid\n', { mode: 0o600 });
+    const file = join(dir, 'bridge.yaml');
+    writeFileSync(file, 'opencrvs: { domain: x.org, clientId: a, clientSecretFile: secret.txt }', { mode: 0o644 });
+    // Root reads any file: the load runs as nobody then, as another user with the file's mode 000.
+    const asRoot = process.getuid?.() === 0;
+    if (!asRoot) chmodSync(join(dir, 'secret.txt'), 0o000);
+    const configModule = new URL('../../src/config/index.ts', import.meta.url).href;
+    const load = `import(${JSON.stringify(configModule)}).then((m) => { try { m.loadConfig({ file: ${JSON.stringify(file)} }); } catch (e) { console.log(e.message); } })`;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', load], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+    });
+    const uid = asRoot ? 65534 : process.getuid?.();
+    assert.match(
+      child.stdout,
+      /opencrvs\.clientSecretFile: cannot read the file .*secret\.txt \(EACCES\)/,
+      child.stderr,
+    );
+    assert.match(child.stdout, new RegExp(`runs as uid ${uid}, which may not read it`));
+    assert.doesNotMatch(child.stdout, /kept-from-uid/);
   });
 
   it('says where YAML it cannot read is, never what the line holds (an inline secret)', () => {
