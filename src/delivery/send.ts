@@ -1,7 +1,7 @@
 // The calls for one claimed row. Two-step (default): create with the row's create transactionId, store
 // the event id in its own write, then notify: a crash between the two resumes at notify, and create is
 // idempotent anyway. Single-call: `POST /events/notify` with the base transactionId.
-import { DECLARATION_STEPS, type Ledger, type LedgerPayload, type LedgerRow } from '../ledger/index.js';
+import type { Ledger, LedgerPayload, LedgerRow } from '../ledger/index.js';
 import type { EventDocument, OpenCrvsApi } from '../opencrvs/types.js';
 import { findOurNotifies, holdsOtherCopy, standingNotify } from './notify-lookup.js';
 
@@ -65,7 +65,7 @@ export async function sendRow(
   // (free to read). And a row that knows its event but has no NOTIFY attempt in this ledger: a ledger
   // restored from a backup taken between a create and its NOTIFY knows nothing of a replay's NOTIFY
   // made since (one idempotent create; a plain retry of this generation's NOTIFY needs none).
-  if (row.requeues > 0 || created.event || !notifySentBefore(ledger, row)) {
+  if (row.requeues > 0 || created.event || !ledger.notifySentSince(row.id, row.queuedAt)) {
     progress.step = 'lookup'; // sends nothing: a failure here leaves no doubt (in-doubt.ts)
     const found = await findOurNotifies(api, { ...row, eventId: created.eventId }, created.event);
     const standing = standingNotify(found);
@@ -77,12 +77,6 @@ export async function sendRow(
   if (row.lockedBy !== null && !ledger.holdsLock(row.id, row.lockedBy, row.attempts)) throw new LockLost();
   progress.step = 'notify';
   return notify(api, row, payload, created.eventId);
-}
-
-/** Whether this ledger records an attempt of the row, since it was last queued, that sent its NOTIFY. */
-function notifySentBefore(ledger: Ledger, row: LedgerRow): boolean {
-  const sent: readonly string[] = DECLARATION_STEPS;
-  return ledger.attempts(row.id).some((a) => a.startedAt >= row.queuedAt && sent.includes(a.step));
 }
 
 /** The single call, under the row's base transactionId (its whole-call idempotency key). */

@@ -16,8 +16,10 @@ export const DECLARATION_STEPS = ['notify', 'createAndNotify', 'interrupted'] as
  */
 const NEVER_PROCESSED_STATUSES = [429, 503] as const;
 
+const DECLARATION_STEPS_SQL = DECLARATION_STEPS.map((s) => `'${s}'`).join(', ');
+
 /** SQL over `ledger_attempts`: attempts whose declaration may be in OpenCRVS. */
-export const IN_DOUBT_ATTEMPT_SQL = `step IN (${DECLARATION_STEPS.map((s) => `'${s}'`).join(', ')})
+export const IN_DOUBT_ATTEMPT_SQL = `step IN (${DECLARATION_STEPS_SQL})
   AND (error_classification IS NULL OR (error_classification = 'retryable'
     AND COALESCE(error_status, 0) NOT IN (${NEVER_PROCESSED_STATUSES.join(', ')})))`;
 
@@ -52,6 +54,15 @@ export function failedAttemptInDoubt(step: string, error: { classification: stri
     !(NEVER_PROCESSED_STATUSES as readonly number[]).includes(error.status ?? 0)
   );
 }
+
+/**
+ * Whether any attempt of the row since `since` (its last queueing) sent, or may have sent, its declaration,
+ * whatever came of it (`?` = the row id, then `since`): a retry that finds none asks OpenCRVS first
+ * (delivery/send.ts). Read on the row's attempts index, never the whole history.
+ */
+export const ROW_NOTIFY_SENT_SQL = `SELECT 1 FROM ledger_attempts
+  WHERE row_id = ? AND started_at >= ? AND step IN (${DECLARATION_STEPS_SQL})
+  LIMIT 1`;
 
 /**
  * Run for a row when a rejection ends the doubt (`?` = the row id): a version seen meanwhile was recorded as an update

@@ -90,6 +90,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     withdrawClaimed: (id, workerId, reason) => outbox.withdrawClaimed(id, workerId, reason, now()),
     withdrawnReason: outbox.withdrawnReason,
     notifyInDoubt: outbox.notifyInDoubt,
+    notifySentSince: outbox.notifySentSince,
     holdsLock: outbox.holdsLock,
     takeBackUnfinished: (ids, workerId, options = {}) =>
       outbox.takeBackUnfinished(ids, workerId, now(), options.singleCall === true),

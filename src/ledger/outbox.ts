@@ -2,7 +2,13 @@
 // that ends an attempt checks `locked_by`, so a worker whose lock was reset as stale (and whose row
 // another worker may now hold) cannot overwrite the newer attempt.
 import { type Db, relaxed } from './db.js';
-import { endsDoubt, FORGET_HELD_BACK_SQL, failedAttemptInDoubt, ROW_IN_DOUBT_SQL } from './in-doubt.js';
+import {
+  endsDoubt,
+  FORGET_HELD_BACK_SQL,
+  failedAttemptInDoubt,
+  ROW_IN_DOUBT_SQL,
+  ROW_NOTIFY_SENT_SQL,
+} from './in-doubt.js';
 import { errorColumns, LEDGER_ROW_COLUMNS, ledgerRowFromValues, type SqlLedgerRow } from './rows.js';
 import { NEXT_NOTIFY_GENERATION } from './transaction-ids.js';
 import type { LedgerError, LedgerRow, SettleInput } from './types.js';
@@ -18,6 +24,7 @@ export interface Outbox {
   withdrawClaimed(id: number, workerId: string, reason: string, now: number): LedgerRow | undefined;
   withdrawnReason(id: number): string | null;
   notifyInDoubt(id: number): boolean;
+  notifySentSince(id: number, since: number): boolean;
   holdsLock(id: number, workerId: string, attempts: number): boolean;
   takeBackUnfinished(ids: number[], workerId: string, now: number, singleCall: boolean): number;
   markRechecked(rows: ReadonlyArray<{ id: number; nextRunAt: number }>, now: number): number;
@@ -119,6 +126,7 @@ export function createOutbox(db: Db): Outbox {
   // say what was delivered and to resend exactly it; the newer hash stays, so it is not counted twice.
   const keepClaimedCopy = db.prepare('UPDATE ledger_rows SET payload = @payload WHERE id = @id');
   const earlierInDoubt = db.prepare<[number], number>(ROW_IN_DOUBT_SQL).pluck();
+  const notifySent = db.prepare<[number, number], number>(ROW_NOTIFY_SENT_SQL).pluck();
   const keepClaimedInDoubt = db.prepare(`
     UPDATE ledger_rows SET payload = @payload, updated_after_notification_at = @now,
       updates_after_notification = updates_after_notification + 1
@@ -379,6 +387,7 @@ export function createOutbox(db: Db): Outbox {
     markRechecked: (rows, now) => (rows.length === 0 ? 0 : relaxed(db, () => markAllRechecked.immediate(rows, now))),
     withdrawnReason: (id) => withdrawnReasonOf.get(id) ?? null,
     notifyInDoubt: (id) => Boolean(earlierInDoubt.get(id)),
+    notifySentSince: (id, since) => Boolean(notifySent.get(id, since)),
     holdsLock: (id, workerId, attempts) => {
       const claim = claimOf.get(id);
       return claim?.locked_by === workerId && claim.attempts === attempts;

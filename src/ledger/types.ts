@@ -424,6 +424,11 @@ export interface Ledger {
    */
   notifyInDoubt(id: number): boolean;
   /**
+   * Whether an attempt of the row started at or after `since` (its `queuedAt`) sent, or may have sent, its
+   * NOTIFY (or single call), whatever came of it: an indexed look, not a read of the row's history.
+   */
+  notifySentSince(id: number, since: number): boolean;
+  /**
    * Whether `workerId` still holds the claim it made at `attempts` (read before a NOTIFY: a row taken back,
    * or taken back and claimed again, is not sent on by the earlier attempt).
    */

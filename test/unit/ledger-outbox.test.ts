@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { ROW_NOTIFY_SENT_SQL } from '../../src/ledger/in-doubt.js';
 import {
   type Ledger,
   type LedgerError,
@@ -524,6 +525,45 @@ describe('ledger: outbox', () => {
     assert.equal(ledger.resetStaleLocks(300_000, undefined, { singleCall: true }), 1);
     assert.equal(ledger.attempts(single.id)[0]?.step, 'interrupted');
     assert.equal(ledger.recordEvent(eventInput('s', payload('Corrected'), '2')).change, 'updated-after-notification');
+  });
+
+  it('tells whether an attempt since the row was last queued sent its NOTIFY, and reads the attempts index for it', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const sentSince = (since: number) => ledger.notifySentSince(row.id, since);
+    assert.equal(sentSince(row.queuedAt), false, 'never attempted');
+    /** One attempt of the row that stopped at `step`, due again at once. */
+    const attempt = (step: string) => {
+      const claimed = ledger.claimRow(row.id, 'w1');
+      assert.ok(claimed);
+      settleClaimed(claimed, { outcome: 'retry', error: retryErr, nextRunAt: clock.now() }, step);
+    };
+    attempt('create');
+    attempt('lookup');
+    assert.equal(sentSince(row.queuedAt), false, 'a create or a lookup sends no declaration');
+    clock.advance(1000);
+    attempt('notify');
+    assert.equal(sentSince(row.queuedAt), true, 'a failed NOTIFY was sent all the same');
+    assert.equal(sentSince(clock.now() + 1), false, 'not since a later queueing: a replay starts over');
+    clock.advance(1000);
+    attempt('interrupted');
+    assert.equal(sentSince(clock.now()), true, 'an attempt cut short after its NOTIFY may have sent it');
+    const { row: single } = ledger.recordEvent(eventInput('s'));
+    const claimed = ledger.claimRow(single.id, 'w1');
+    assert.ok(claimed);
+    settleClaimed(claimed, { outcome: 'retry', error: retryErr, nextRunAt: clock.now() }, 'createAndNotify');
+    assert.equal(ledger.notifySentSince(single.id, single.queuedAt), true, 'the single call sends it too');
+    assert.equal(ledger.notifySentSince(row.id + 100, 0), false, 'another row knows nothing of these');
+    const db = new Database(path, { readonly: true });
+    const plan = db
+      .prepare(`EXPLAIN QUERY PLAN ${ROW_NOTIFY_SENT_SQL}`)
+      .all(row.id, 0)
+      .map((r) => JSON.stringify(r));
+    db.close();
+    assert.ok(
+      plan.some((line) => line.includes('USING INDEX ledger_attempts_row')) &&
+        !plan.some((line) => line.includes('SCAN')),
+      plan.join('\n'),
+    );
   });
 
   it('a lock its worker renews is not stale, however long the attempt takes', () => {
