@@ -2,8 +2,8 @@
 // record, a test patient). Until then every `sync --once` exits 1 for them ("earlier events still not
 // delivered"), and a scheduler's job stays red for good. Nothing is sent to or withdrawn from OpenCRVS.
 import type { Command } from 'commander';
-import { openLedger } from '../ledger/index.js';
-import { configWithLedgerOrReport } from './options.js';
+import { type Ledger, openLedger } from '../ledger/index.js';
+import { configWithLedgerOrReport, reportLedgerInUse } from './options.js';
 
 interface DismissOptions {
   config?: string;
@@ -42,7 +42,14 @@ function runDismiss(args: string[], options: DismissOptions): void {
   }
   const config = configWithLedgerOrReport(options.config);
   if (!config) return;
-  const ledger = openLedger(config.store.path, { payloadRetentionHours: config.store.payloadRetentionHours });
+  let ledger: Ledger;
+  try {
+    ledger = openLedger(config.store.path, { payloadRetentionHours: config.store.payloadRetentionHours });
+  } catch (err) {
+    // A running bridge (an older version) holds a ledger this one would upgrade: left as it is.
+    reportLedgerInUse('dismiss', err);
+    return;
+  }
   try {
     const result = ledger.dismiss(ids, reason);
     console.log(

@@ -2,7 +2,10 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { type BridgeConfig, ConfigError, loadConfig } from '../config/index.js';
+import { LedgerInUseError } from '../ledger/index.js';
+import { LedgerInUse } from '../ledger/process-lease.js';
 import { MappingLoadError } from '../mapping/index.js';
+import { errorLine } from '../observability/crash.js';
 
 /** The config file from --config, else BRIDGE_CONFIG. The CLI is, with config/, a reader of process.env. */
 export function configPath(option: string | undefined): string | undefined {
@@ -58,8 +61,9 @@ export function ledgerPlace(path: string): string {
 }
 
 /**
- * The configuration of a command that changes an existing ledger (replay, dismiss), or undefined with the
- * problem said (exit code 2): a bad config, or no ledger where store.path points.
+ * The configuration of a command that changes an existing ledger (replay, dismiss, ledger rename-source
+ * and retire-source), or undefined with the problem said (exit code 2): a bad config, or no ledger where
+ * store.path points.
  */
 export function configWithLedgerOrReport(option: string | undefined): BridgeConfig | undefined {
   const config = loadConfigOrReport(option);
@@ -68,4 +72,16 @@ export function configWithLedgerOrReport(option: string | undefined): BridgeConf
   console.error(`No ledger at ${ledgerPlace(config.store.path)}.`);
   process.exitCode = 2;
   return undefined;
+}
+
+/**
+ * For the catch around a command's opening of the ledger: another process holding it (LedgerInUse: its
+ * lease, or a schema upgrade that process would refuse; LedgerInUseError: open at all, for a command that
+ * needs it alone) is said in one line after `command`, exit code 1, not a crash: nothing was asked wrong,
+ * and the same command works once that process stops (or with its version). Anything else is thrown on.
+ */
+export function reportLedgerInUse(command: string, err: unknown): void {
+  if (!(err instanceof LedgerInUse || err instanceof LedgerInUseError)) throw err;
+  console.error(`${command}: ${errorLine(err)}`);
+  process.exitCode = 1;
 }

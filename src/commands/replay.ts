@@ -3,9 +3,7 @@
 // replay can never create a second OpenCRVS event.
 import type { Command } from 'commander';
 import { Bridge } from '../app.js';
-import { LedgerInUse } from '../ledger/process-lease.js';
-import { errorLine } from '../observability/crash.js';
-import { buildOrReport, configWithLedgerOrReport } from './options.js';
+import { buildOrReport, configWithLedgerOrReport, reportLedgerInUse } from './options.js';
 import { processLogger } from './runtime.js';
 
 interface ReplayOptions {
@@ -43,9 +41,7 @@ async function runReplay(args: string[], options: ReplayOptions): Promise<void> 
     bridge = buildOrReport(() => new Bridge(config, { logger, http: false, schedule: false, worker: false }));
   } catch (err) {
     // A running bridge (an older version) holds a ledger this one would upgrade: left as it is.
-    if (!(err instanceof LedgerInUse)) throw err;
-    console.error(`replay: ${errorLine(err)}`);
-    process.exitCode = 1;
+    reportLedgerInUse('replay', err);
     return;
   }
   if (!bridge) return;

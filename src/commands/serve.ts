@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
 import { Bridge } from '../app.js';
-import { LedgerInUse } from '../ledger/process-lease.js';
 import { errorLine } from '../observability/crash.js';
 import { healthUrl, removeHealthFile, writeHealthFile } from './health-file.js';
-import { buildOrReport, loadConfigOrReport } from './options.js';
+import { buildOrReport, loadConfigOrReport, reportLedgerInUse } from './options.js';
 import { listenForSignals, openLeased, processLogger } from './runtime.js';
 
 export function registerServe(program: Command): void {
@@ -27,11 +26,9 @@ export function registerServe(program: Command): void {
           logger,
         );
       } catch (err) {
-        if (!(err instanceof LedgerInUse)) throw err;
         // Another process serves this ledger, as it should: a line saying so and what to do, not a crash.
         // Refused before the ledger was touched (its schema included).
-        console.error(`serve: ${errorLine(err)}`);
-        process.exitCode = 1;
+        reportLedgerInUse('serve', err);
         return;
       }
       if (!bridge) return;

@@ -2,10 +2,9 @@ import type { Command } from 'commander';
 import { Bridge, type SyncSummary, syncDone } from '../app.js';
 import { isSinceValue, sinceHasZone } from '../config/index.js';
 import { heldSince } from '../ledger/index.js';
-import { LedgerInUse } from '../ledger/process-lease.js';
 import { errorLine } from '../observability/crash.js';
 import { isOpenCrvsError } from '../opencrvs/index.js';
-import { buildOrReport, loadConfigOrReport } from './options.js';
+import { buildOrReport, loadConfigOrReport, reportLedgerInUse } from './options.js';
 import { listenForSignals, openLeased, processLogger } from './runtime.js';
 
 function printSummary(summary: SyncSummary): void {
@@ -175,9 +174,7 @@ export function registerSync(program: Command): void {
           );
         } catch (err) {
           // Another process uses this ledger: refused before the ledger was touched (its schema included).
-          if (!(err instanceof LedgerInUse)) throw err;
-          console.error(`sync failed: ${errorLine(err)}`);
-          process.exitCode = 1;
+          reportLedgerInUse('sync failed', err);
           return;
         }
         if (!bridge && signals.signal) {

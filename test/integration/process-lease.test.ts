@@ -74,6 +74,10 @@ describe('one bridge process per ledger', () => {
     const sync = await runCli(['sync', '--once', '--config', config]);
     assert.equal(sync.code, 1, sync.stderr);
     assert.match(sync.stderr, /sync failed: .*another bridge process uses this ledger \(serve on/);
+    // dismiss, like replay, takes no lease: it runs beside serve (docs/deployment.md §1).
+    const dismiss = await runCli(['dismiss', '999', '--reason', 'test record', '--config', config]);
+    assert.equal(dismiss.stderr, '');
+    assert.match(dismiss.stdout, /^Nothing dismissed\.\nNot dismissed 999: no such row\n$/);
     assert.equal(first.child.exitCode, null, 'the first serve runs on');
 
     // Killed: its lease is left behind, but its pid runs no process on this host.
@@ -90,7 +94,7 @@ describe('one bridge process per ledger', () => {
     assert.equal(lease(dbPath), undefined);
   });
 
-  it('a newer serve, sync, replay or doctor beside a running bridge leaves its older ledger unmigrated', async () => {
+  it('a newer serve, sync, replay, dismiss or doctor beside a running bridge leaves its older ledger unmigrated', async () => {
     s ??= await startSimulators([...birthResources(0)]);
     // The ledger of the release before, held by a running bridge: this test process stands for it (a pid
     // that runs, on this host, in this pid namespace).
@@ -126,6 +130,13 @@ describe('one bridge process per ledger', () => {
         replay.stderr,
         /^replay: the ledger .* is used by another bridge process \(serve on .*would upgrade its schema/,
       );
+      const dismiss = await runCli(['dismiss', '1', '--reason', 'test record', '--config', config]);
+      assert.equal(dismiss.code, 1, dismiss.stderr);
+      assert.match(
+        dismiss.stderr,
+        /^dismiss: the ledger .* is used by another bridge process \(serve on .*would upgrade its schema/,
+      );
+      assert.equal(dismiss.stdout, '', 'nothing dismissed');
       const doctor = await runCli(['doctor', '--json', '--config', config]);
       const store = (
         JSON.parse(doctor.stdout) as { checks: Array<{ name: string; status: string; detail: string }> }
