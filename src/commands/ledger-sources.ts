@@ -2,11 +2,10 @@
 // source id with history in the ledger is no longer in the configuration (serve and sync refuse to start
 // until then, see ledger/source-check.ts). Both need the bridge stopped: the ledger is opened for this
 // process alone, and refused while another has it open.
-import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { BridgeConfig } from '../config/index.js';
-import { type Ledger, LedgerInUseError, openLedger, SourceIdError } from '../ledger/index.js';
-import { ledgerPlace, loadConfigOrReport } from './options.js';
+import { type Ledger, openLedger, SourceIdError } from '../ledger/index.js';
+import { configWithLedgerOrReport, reportLedgerInUse } from './options.js';
 
 /** The `ledger` options that mean nothing to these subcommands (they share the parent's `--config`). */
 const VIEW_OPTIONS = ['status', 'eventType', 'source', 'find', 'limit', 'json'];
@@ -111,18 +110,12 @@ function openFor(command: Command): { config: BridgeConfig; ledger: Ledger } | u
     refuse(`${command.name()}: ${misplaced.map((m) => `--${kebab(m)}`).join(', ')} only applies to \`ledger\` itself`);
     return undefined;
   }
-  const config = loadConfigOrReport(command.optsWithGlobals<{ config?: string }>().config);
+  const config = configWithLedgerOrReport(command.optsWithGlobals<{ config?: string }>().config);
   if (!config) return undefined;
-  if (!existsSync(config.store.path)) {
-    refuse(`No ledger at ${ledgerPlace(config.store.path)}: nothing to change.`);
-    return undefined;
-  }
   try {
     return { config, ledger: openLedger(config.store.path, { exclusive: true }) };
   } catch (err) {
-    if (!(err instanceof LedgerInUseError)) throw err;
-    console.error(`${command.name()}: ${err.message}`);
-    process.exitCode = 1; // not a mistake in what was asked: the same command works once the bridge is stopped
+    reportLedgerInUse(command.name(), err);
     return undefined;
   }
 }
