@@ -2,6 +2,7 @@
 import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from '../observability/logger.js';
+import { hasTable } from './has-table.js';
 import { MIGRATIONS, type Migration } from './migrations/index.js';
 import { LedgerInUse } from './process-lease.js';
 
@@ -122,8 +123,7 @@ const LEDGER_ID_RECHECK_MS = 5_000;
 
 /** The ledger's id (migration 014), read through the connection that has it open; undefined before 014. */
 export function ledgerIdOf(db: Db): string | undefined {
-  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ledger_identity'").get();
-  if (!table) return undefined;
+  if (!hasTable(db, 'ledger_identity')) return undefined;
   return db.prepare<[], { ledger_id: string }>('SELECT ledger_id FROM ledger_identity LIMIT 1').get()?.ledger_id;
 }
 
@@ -211,9 +211,8 @@ function cannotOpen(path: string, err: unknown): Error {
 
 /** The versions applied to this file; throws when a newer bridge wrote it (old code could corrupt rows). */
 function appliedVersions(db: Db, migrations: readonly Migration[]): Set<number> {
-  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
   const applied = new Set(
-    table
+    hasTable(db, 'schema_migrations')
       ? db
           .prepare<[], { version: number }>('SELECT version FROM schema_migrations')
           .all()

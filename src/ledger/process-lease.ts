@@ -14,6 +14,7 @@
 // ledger a live process holds either.
 import type { Logger } from '../observability/logger.js';
 import type { Db, UpgradeGuard } from './db.js';
+import { hasTable } from './has-table.js';
 import { holderGone, hostPrefix, PREDECESSOR_QUIET_MS, processHolderId } from './holders.js';
 import type { Ledger } from './types.js';
 
@@ -59,7 +60,7 @@ function leaseStoreOf(db: Db): LeaseStore {
   return {
     transaction: <T>(fn: () => T): T => db.transaction(fn).immediate(),
     getMeta: (key) =>
-      hasMetaTable(db)
+      hasTable(db, 'meta')
         ? db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get(key)?.value
         : undefined,
     setMeta: (key, value) => {
@@ -202,7 +203,7 @@ export function upgradeGuard(
     before(db, pending) {
       if (lease) {
         // No meta table: a new ledger, which no one holds; taken once the schema exists (after).
-        if (hasMetaTable(db)) take(db);
+        if (hasTable(db, 'meta')) take(db);
         return;
       }
       const upgrades = pending();
@@ -223,8 +224,4 @@ export function upgradeGuard(
       taken = undefined;
     },
   };
-}
-
-function hasMetaTable(db: Db): boolean {
-  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get() !== undefined;
 }
