@@ -3,13 +3,11 @@
 // configured (a port other than 8080, `--config` overriding BRIDGE_CONFIG, port 0) without loading the
 // configuration itself, which would cost the whole CLI's start-up every 30 s.
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
-import { isIPv6 } from 'node:net';
+import { localUrl } from '../http/local-url.js';
 
-/** The URL a local probe reaches a listener bound to `host`:`port` at. */
+/** The URL a local probe reaches /healthz at, for a listener bound to `host`:`port`. */
 export function healthUrl(host: string, port: number): string {
-  // A wildcard bind answers on loopback; any other address is probed as bound.
-  const probeHost = host === '' || host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
-  return `http://${isIPv6(probeHost) ? `[${probeHost}]` : probeHost}:${port}/healthz`;
+  return localUrl(host, port, '/healthz');
 }
 
 /**

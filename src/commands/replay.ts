@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { Bridge } from '../app.js';
 import { buildOrReport, configWithLedgerOrReport, reportLedgerInUse } from './options.js';
+import { type RemoteReplay, replayThroughServe, ServeRefused } from './replay-remote.js';
 import { processLogger } from './runtime.js';
 
 interface ReplayOptions {
@@ -15,7 +16,7 @@ export function registerReplay(program: Command): void {
   program
     .command('replay')
     .description(
-      'Put dead rows back in the delivery queue (by id, or all of them with --dead), each mapped again from its source first. Exits 1 if any row was skipped.',
+      'Put dead rows back in the delivery queue (by id, or all of them with --dead), each mapped again from its source first; beside a running serve, through its admin API. Exits 1 if any row was skipped.',
     )
     .argument('[ids...]', 'ledger row ids (see `opencrvs-bridge ledger --status dead`)')
     .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
@@ -46,7 +47,22 @@ async function runReplay(args: string[], options: ReplayOptions): Promise<void> 
   }
   if (!bridge) return;
   try {
-    const result = await bridge.replay(options.dead ? 'dead' : ids);
+    const which = options.dead ? 'dead' : ids;
+    let remote: RemoteReplay;
+    try {
+      remote = await replayThroughServe(config, bridge.ledger, which);
+    } catch (err) {
+      if (!(err instanceof ServeRefused)) throw err;
+      console.error(`replay: ${err.message}; see \`opencrvs-bridge ledger --status dead\` for what is still dead`);
+      process.exitCode = 1;
+      return;
+    }
+    if (remote.by === 'serve') console.log(`Replayed by the running ${remote.serve}.`);
+    else if ('beside' in remote)
+      console.error(
+        `replay: ${remote.beside} uses this ledger, but ${remote.why}: replaying in this process, not ordered against serve's own reading of these records (docs/deployment.md §1)`,
+      );
+    const result = remote.by === 'serve' ? remote.result : await bridge.replay(which);
     console.log(
       result.requeued.length
         ? `Requeued ${result.requeued.length} row(s): ${result.requeued.join(', ')}`

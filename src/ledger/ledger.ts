@@ -41,7 +41,8 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
   const queries = createQueries(db);
   const pendingChecks = createPendingChecks(db);
   const checkpointer = options.backgroundCheckpoints ? startCheckpointer(db, { logger }) : undefined;
-  const fileIdentity = watchFileIdentity(path, { ledgerId: ledgerIdOf(db) });
+  const ledgerId = ledgerIdOf(db);
+  const fileIdentity = watchFileIdentity(path, { ledgerId });
 
   return {
     path,
@@ -105,6 +106,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     recordPendingCheck: (input) => pendingChecks.record(input, now()),
     nextPendingCheckAt: pendingChecks.nextDueAt,
     fileProblem: () => fileIdentity.problem(),
+    ledgerId,
     close: () => {
       checkpointer?.stop();
       // Before the connection closes: the lease is a row of this ledger.

@@ -74,7 +74,7 @@ function leaseStoreOf(db: Db): LeaseStore {
   };
 }
 
-function read(ledger: LeaseStore): LeaseRecord | undefined {
+function read(ledger: Pick<LeaseStore, 'getMeta'>): LeaseRecord | undefined {
   const text = ledger.getMeta(PROCESS_LEASE_META);
   if (!text) return undefined;
   try {
@@ -91,11 +91,28 @@ function read(ledger: LeaseStore): LeaseRecord | undefined {
  * The lease's holder when it is another process that may still run: one that renewed within `lapseMs`
  * and is not known gone (this host only: its pid no longer runs).
  */
-function liveHolder(ledger: LeaseStore, now: number, lapseMs: number): LeaseRecord | undefined {
+function liveHolder(ledger: Pick<LeaseStore, 'getMeta'>, now: number, lapseMs: number): LeaseRecord | undefined {
   const held = read(ledger);
   if (!held || now - held.renewedAt >= lapseMs) return undefined;
   if (holderGone(held.holder, hostPrefix(), { atStart: true, quietMs: now - held.renewedAt })) return undefined;
   return held;
+}
+
+/** The process holding a ledger's lease, as a command without a lease (replay) sees it. */
+export interface LeaseHolder {
+  /** `serve` or `sync`. */
+  command: string;
+  /** On this host name: the same machine or container, where its listeners are on this loopback. */
+  onThisHost: boolean;
+  /** `serve on host-a, pid 12, renewed 3 s ago`. */
+  description: string;
+}
+
+/** The process holding the ledger's lease now, when it may still run. */
+export function currentLeaseHolder(ledger: Pick<Ledger, 'getMeta'>, now = Date.now()): LeaseHolder | undefined {
+  const held = liveHolder(ledger, now, LAPSE_MS);
+  if (!held) return undefined;
+  return { command: held.command, onThisHost: held.holder.startsWith(hostPrefix()), description: describe(held, now) };
 }
 
 /** When a live holder will count as gone if it does not renew meanwhile (holders.ts), sooner than it lapses. */

@@ -474,5 +474,10 @@ export interface Ledger {
    * will read again.
    */
   fileProblem(): string | undefined;
+  /**
+   * The random id this ledger was given when it was created (migration 014): tells one ledger from
+   * another at the same path, or behind another process's admin listener. Undefined before that migration.
+   */
+  readonly ledgerId: string | undefined;
   close(): void;
 }

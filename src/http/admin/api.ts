@@ -25,6 +25,8 @@ function summary(target: AdminTarget, settings: AdminSettingsView) {
   const stored = held ? ledger.getHold() : undefined;
   return {
     now: Date.now(),
+    // Which ledger this listener serves: `replay` run beside serve checks it before asking serve to replay.
+    ledgerId: ledger.ledgerId ?? null,
     counts,
     byState,
     byEventType,
