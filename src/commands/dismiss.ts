@@ -1,28 +1,36 @@
 // `opencrvs-bridge dismiss ID… --reason TEXT`: closes dead rows a person decided must never go (a duplicate
 // record, a test patient). Until then every `sync --once` exits 1 for them ("earlier events still not
 // delivered"), and a scheduler's job stays red for good. Nothing is sent to or withdrawn from OpenCRVS.
+// `--undo` takes a dismissal back (a wrong row id, a patient who was real after all): the row is dead
+// again, and `replay` is the way on from there, as for any dead row.
 import type { Command } from 'commander';
-import { type Ledger, openLedger } from '../ledger/index.js';
+import { checkDismissReason, type Ledger, MAX_DISMISS_REASON_LENGTH, openLedger } from '../ledger/index.js';
 import { configWithLedgerOrReport, reportLedgerInUse } from './options.js';
 
 interface DismissOptions {
   config?: string;
   reason?: string;
+  undo?: boolean;
 }
 
-/** Stored with the row and shown wherever it is listed: one line, short. */
-const MAX_REASON_LENGTH = 200;
+const USAGE =
+  'usage: opencrvs-bridge dismiss ID… --reason TEXT   or   opencrvs-bridge dismiss --undo ID…\n' +
+  `(row ids are positive integers; the reason is one line of 1 to ${MAX_DISMISS_REASON_LENGTH} characters, and --undo takes none)`;
 
 export function registerDismiss(program: Command): void {
   program
     .command('dismiss')
     .description(
-      'Close dead rows that must never be delivered (a duplicate, a test record): they become skipped with your reason. A changed record in the source brings one back. Exits 1 if any row was not dead.',
+      'Close dead rows that must never be delivered (a duplicate, a test record): they become skipped with your reason. A changed record in the source brings one back; --undo makes a dismissed row dead again. Exits 1 if any row was not dead (not dismissed, with --undo).',
     )
     .argument('<ids...>', 'ledger row ids (see `opencrvs-bridge ledger --status dead`)')
-    .requiredOption(
+    .option(
       '--reason <text>',
-      `why, for whoever reads the ledger later (one line, at most ${MAX_REASON_LENGTH} characters)`,
+      `why, for whoever reads the ledger later (one line, at most ${MAX_DISMISS_REASON_LENGTH} characters); required unless --undo`,
+    )
+    .option(
+      '--undo',
+      'make dismissed rows dead again, with the error they died with; replay them afterwards to send them',
     )
     .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
     .action((ids: string[], options: DismissOptions) => runDismiss(ids, options));
@@ -30,13 +38,11 @@ export function registerDismiss(program: Command): void {
 
 function runDismiss(args: string[], options: DismissOptions): void {
   const ids = args.map(Number);
-  const reason = options.reason?.trim() ?? '';
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-  const badReason = !reason || reason.length > MAX_REASON_LENGTH || /[\u0000-\u001f\u007f]/.test(reason);
-  if (ids.some((id) => !Number.isInteger(id) || id < 1) || badReason) {
-    console.error(
-      `usage: opencrvs-bridge dismiss ID… --reason TEXT   (row ids are positive integers; the reason is one line of 1 to ${MAX_REASON_LENGTH} characters)`,
-    );
+  const badIds = ids.some((id) => !Number.isInteger(id) || id < 1);
+  // An undo with a reason is a dismissal typed with --undo by mistake, or the other way round: say so.
+  const checked = options.undo ? undefined : checkDismissReason(options.reason ?? '');
+  if (badIds || (options.undo && options.reason !== undefined) || (checked && 'problem' in checked)) {
+    console.error(checked && 'problem' in checked && !badIds ? `${checked.problem}\n${USAGE}` : USAGE);
     process.exitCode = 2;
     return;
   }
@@ -51,21 +57,36 @@ function runDismiss(args: string[], options: DismissOptions): void {
     return;
   }
   try {
-    const result = ledger.dismiss(ids, reason);
-    console.log(
-      result.dismissed.length
-        ? `Dismissed ${result.dismissed.length} row(s): ${result.dismissed.join(', ')}`
-        : 'Nothing dismissed.',
-    );
-    for (const id of result.dismissed) {
-      const row = ledger.get(id);
-      // The row may have an OpenCRVS event (created, or a NOTIFY left undecided): it stays there.
-      if (row?.trackingId)
-        console.log(`Note ${id}: OpenCRVS keeps its event ${row.trackingId}; nothing was withdrawn.`);
-    }
-    for (const refused of result.refused) console.log(`Not dismissed ${refused.id}: ${refused.reason}`);
-    if (result.refused.length > 0) process.exitCode = 1;
+    if (checked && 'reason' in checked) dismiss(ledger, ids, checked.reason);
+    else undo(ledger, ids);
   } finally {
     ledger.close();
   }
+}
+
+function dismiss(ledger: ReturnType<typeof openLedger>, ids: number[], reason: string): void {
+  const result = ledger.dismiss(ids, reason);
+  console.log(
+    result.dismissed.length
+      ? `Dismissed ${result.dismissed.length} row(s): ${result.dismissed.join(', ')}`
+      : 'Nothing dismissed.',
+  );
+  for (const id of result.dismissed) {
+    const row = ledger.get(id);
+    // The row may have an OpenCRVS event (created, or a NOTIFY left undecided): it stays there.
+    if (row?.trackingId) console.log(`Note ${id}: OpenCRVS keeps its event ${row.trackingId}; nothing was withdrawn.`);
+  }
+  for (const refused of result.refused) console.log(`Not dismissed ${refused.id}: ${refused.reason}`);
+  if (result.refused.length > 0) process.exitCode = 1;
+}
+
+function undo(ledger: ReturnType<typeof openLedger>, ids: number[]): void {
+  const result = ledger.undismiss(ids);
+  console.log(
+    result.restored.length
+      ? `Dead again ${result.restored.length} row(s): ${result.restored.join(', ')}. Replay them to send them (opencrvs-bridge replay ID…).`
+      : 'Nothing undone.',
+  );
+  for (const refused of result.refused) console.log(`Not undone ${refused.id}: ${refused.reason}`);
+  if (result.refused.length > 0) process.exitCode = 1;
 }

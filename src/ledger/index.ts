@@ -25,6 +25,7 @@ export {
 export {
   type AttemptOutcome,
   type AttemptRow,
+  checkDismissReason,
   DISMISSED_PREFIX,
   type DismissResult,
   type DuePendingCheck,
@@ -40,6 +41,7 @@ export {
   type LedgerRow,
   type LedgerState,
   type ListFilter,
+  MAX_DISMISS_REASON_LENGTH,
   type PendingCheckInput,
   type PendingCheckResult,
   type RecordChange,
@@ -49,4 +51,5 @@ export {
   type ReplayResult,
   type SettleInput,
   type Settlement,
+  type UndismissResult,
 } from './types.js';

@@ -69,6 +69,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     noteReadBy: queries.noteReadBy,
     replay: (ids) => queries.replay(ids, now()),
     dismiss: (ids, reason) => queries.dismiss(ids, reason, now()),
+    undismiss: (ids) => queries.undismiss(ids, now()),
     getMeta: queries.getMeta,
     setMeta: (key, value) => queries.setMeta(key, value, now()),
     getHold: queries.getHold,

@@ -8,11 +8,13 @@ import {
   type DismissResult,
   HOLD_META_KEY,
   type HoldState,
+  isDismissed,
   LEDGER_STATES,
   type LedgerRow,
   type LedgerState,
   type ListFilter,
   type ReplayResult,
+  type UndismissResult,
 } from './types.js';
 
 /** `list()` without a limit returns at most this many rows: every read stays bounded. */
@@ -32,6 +34,7 @@ export interface Queries {
   getHold(): HoldState | undefined;
   replay(ids: number[] | 'dead', now: number): ReplayResult;
   dismiss(ids: number[], reason: string, now: number): DismissResult;
+  undismiss(ids: number[], now: number): UndismissResult;
   purgePayloads(cutoff: number): number;
   mappingWarnings(id: number): string[];
   setMappingWarnings(id: number, warnings: readonly string[]): void;
@@ -207,6 +210,23 @@ export function createQueries(db: Db): Queries {
     return result;
   });
 
+  // Dead as dismiss found it: dismiss touched only the state, the reason and the payload.
+  const undismissRow = db.prepare(`
+    UPDATE ledger_rows SET state = 'dead', skip_reason = NULL, updated_at = @now
+    WHERE id = @id AND state = 'skipped' AND skip_reason LIKE @prefix`);
+  const undismiss = db.transaction((ids: number[], now: number) => {
+    const result: UndismissResult = { restored: [], refused: [] };
+    for (const id of ids) {
+      const found = byId.get(id);
+      if (!found) result.refused.push({ id, reason: 'no such row' });
+      else if (found.state !== 'skipped') result.refused.push({ id, reason: `state is ${found.state}, not dismissed` });
+      else if (!isDismissed(found.skip_reason))
+        result.refused.push({ id, reason: 'skipped by the bridge, not dismissed by an operator' });
+      else if (undismissRow.run({ id, now, prefix: `${DISMISSED_PREFIX}:%` }).changes === 1) result.restored.push(id);
+    }
+    return result;
+  });
+
   const warningsOf = db
     .prepare<[number], string | null>('SELECT mapping_warnings FROM ledger_rows WHERE id = ?')
     .pluck();
@@ -267,6 +287,7 @@ export function createQueries(db: Db): Queries {
     getHold: () => parseHold(getMeta.get(HOLD_META_KEY)?.value),
     replay: (ids, now) => replay.immediate(ids, now),
     dismiss: (ids, reason, now) => dismiss.immediate(ids, reason, now),
+    undismiss: (ids, now) => undismiss.immediate(ids, now),
     purgePayloads: (cutoff) => purge.run({ cutoff }).changes,
   };
 }

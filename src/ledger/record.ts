@@ -223,6 +223,10 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         if (!same || (existing.state === 'skipped' && !isDismissed(existing.skip_reason))) {
           requeue.run(params);
           change = 'replaced';
+        } else if (existing.state === 'dead' && existing.payload === null) {
+          // A dismissal undone (`undismiss`): dismiss dropped the payload and kept the hash. The row stays
+          // dead, now with something to send, so that replaying it, which reads the record again, can.
+          replacePayload.run(params);
         }
         break;
     }

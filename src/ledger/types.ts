@@ -220,6 +220,31 @@ export function isDismissed(skipReason: string | null | undefined): boolean {
   return skipReason?.startsWith(`${DISMISSED_PREFIX}:`) === true;
 }
 
+/** A dismissal's reason is stored with the row and shown wherever it is listed: one line, short. */
+export const MAX_DISMISS_REASON_LENGTH = 200;
+
+/**
+ * The reason as stored (trimmed), or what is wrong with it. The CLI and the admin API both ask here, so
+ * a reason one of them takes the other takes too.
+ */
+export function checkDismissReason(text: unknown): { reason: string } | { problem: string } {
+  if (typeof text !== 'string') return { problem: 'a reason is required (text)' };
+  const reason = text.trim();
+  if (!reason) return { problem: 'a reason is required' };
+  if (reason.length > MAX_DISMISS_REASON_LENGTH)
+    return { problem: `the reason is longer than ${MAX_DISMISS_REASON_LENGTH} characters` };
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (/[\u0000-\u001f\u007f]/.test(reason))
+    return { problem: 'the reason must be one line, without control characters' };
+  return { reason };
+}
+
+/** What `Ledger.undismiss` did: dismissed rows it made dead again, and rows it left with why. */
+export interface UndismissResult {
+  restored: number[];
+  refused: Array<{ id: number; reason: string }>;
+}
+
 /** How a settled attempt ends; written by the delivery worker through `Ledger.settle`. */
 /**
  * `olderCopy`: OpenCRVS holds an earlier copy than the row's (an earlier NOTIFY of it stood): the row's
@@ -377,6 +402,13 @@ export interface Ledger {
    * `DISMISSED_PREFIX: <reason>`. Nothing is sent or withdrawn in OpenCRVS. Other states are refused.
    */
   dismiss(ids: number[], reason: string): DismissResult;
+  /**
+   * Undoes `dismiss`: a row still skipped with `DISMISSED_PREFIX` becomes dead again, with the last error
+   * and attempts it died with (dismiss keeps them) and no payload (dismiss dropped it: a replay maps the
+   * record from its source again). Any other row is refused, a dismissed row a changed record already
+   * brought back included.
+   */
+  undismiss(ids: number[]): UndismissResult;
   getMeta(key: string): string | undefined;
   /** `null` deletes the key. */
   setMeta(key: string, value: string | null): void;

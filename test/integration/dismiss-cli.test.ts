@@ -51,4 +51,36 @@ describe('opencrvs-bridge dismiss', () => {
     after.close();
     assert.equal((await s.sim.control.events()).length, events, 'nothing more sent');
   });
+
+  it('--undo makes the dismissed row dead again (sync is red for it), and a replay then delivers it', async () => {
+    const read = openLedger(join(s.dir, 'bridge.db'));
+    const [dismissed] = read.list({ states: ['skipped'] });
+    read.close();
+    assert.ok(dismissed, 'the row the test above dismissed');
+    const deadError = dismissed.lastError;
+    assert.ok(deadError, 'dismiss kept the error it died with');
+
+    const mixed = await runCli(['dismiss', '--undo', String(dismissed.id), '--config', config, '--reason', 'x']);
+    assert.equal(mixed.code, 2, 'an undo takes no reason');
+    const undone = await runCli(['dismiss', '--undo', String(dismissed.id), '99999', '--config', config]);
+    assert.equal(undone.code, 1, 'row 99999 was not undone');
+    assert.match(undone.stdout, new RegExp(`^Dead again 1 row\\(s\\): ${dismissed.id}\\. Replay them`));
+    assert.match(undone.stdout, /Not undone 99999: no such row/);
+    const after = openLedger(join(s.dir, 'bridge.db'));
+    const row = after.get(dismissed.id);
+    after.close();
+    assert.equal(row?.state, 'dead');
+    assert.equal(row?.skipReason, null);
+    assert.deepEqual(row?.lastError, deadError);
+    assert.equal((await runCli(['sync', '--once', '--config', config])).code, 1, 'dead again: the job is red');
+
+    // From dead, the usual way on: replay maps the record from the EMR again (dismiss dropped the payload).
+    const replay = await runCli(['replay', String(dismissed.id), '--config', config]);
+    assert.equal(replay.code, 0, replay.stderr || replay.stdout);
+    const sync = await runCli(['sync', '--once', '--config', config]);
+    assert.equal(sync.code, 0, sync.stderr || sync.stdout);
+    const delivered = openLedger(join(s.dir, 'bridge.db'));
+    assert.equal(delivered.get(dismissed.id)?.state, 'delivered');
+    delivered.close();
+  });
 });

@@ -238,6 +238,44 @@ describe('ledger: recording events', () => {
     assert.equal(ledger.get(a.id)?.state, 'pending');
   });
 
+  it('undismiss makes a dismissed row dead again as it died, and refuses every other row', () => {
+    const error: LedgerError = { classification: 'permanent', kind: 'bad-request', message: 'no' };
+    const { a, b } = oneDeadOnePending(error);
+    const dead = ledger.get(a.id);
+    const notEvent = ledger.recordSkipped({
+      sourceId: 'emr',
+      eventType: 'birth',
+      subjectKey: 'Patient/not-event',
+      sourceRef: 'Encounter/not-event',
+      reason: 'not a live birth',
+    });
+    assert.deepEqual(ledger.dismiss([a.id], 'test patient').dismissed, [a.id]);
+    const result = ledger.undismiss([a.id, b.id, notEvent.id, 999]);
+    assert.deepEqual(result.restored, [a.id]);
+    assert.deepEqual(
+      result.refused.map((r) => [r.id, r.reason]),
+      [
+        [b.id, 'state is pending, not dismissed'],
+        [notEvent.id, 'skipped by the bridge, not dismissed by an operator'],
+        [999, 'no such row'],
+      ],
+    );
+    const restored = ledger.get(a.id);
+    assert.equal(restored?.state, 'dead');
+    assert.equal(restored?.skipReason, null);
+    assert.deepEqual(restored?.lastError, dead?.lastError, 'the error it died with is shown again');
+    assert.equal(restored?.attempts, dead?.attempts);
+    assert.equal(restored?.payload, null, 'dismiss dropped it: a replay maps the record again');
+    assert.equal(ledger.get(notEvent.id)?.skipReason, 'not a live birth');
+    // Twice is refused: it is dead now.
+    assert.deepEqual(ledger.undismiss([a.id]).refused, [{ id: a.id, reason: 'state is dead, not dismissed' }]);
+    // The same record seen again (a replay reads it first) leaves it dead, with its payload back to replay.
+    assert.equal(ledger.recordEvent(eventInput('a')).change, 'unchanged');
+    assert.equal(ledger.get(a.id)?.state, 'dead');
+    assert.deepEqual(ledger.get(a.id)?.payload, dead?.payload);
+    assert.deepEqual(ledger.replay([a.id]).requeued, [a.id]);
+  });
+
   it('a row dead on "Event not found" forgets that event when replayed or sent a new version: create runs again', () => {
     const notFound: Settlement = {
       outcome: 'dead',
