@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Resource } from '@medplum/fhirtypes';
 import { Bridge } from '../../src/app.js';
 import { configFromObject } from '../../src/config/index.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { DEMO_FACILITIES, facilityLocation, generateBirth } from '../../src/sandbox/demo/generate.js';
 import {
   ATTRIBUTES,
@@ -44,6 +44,8 @@ interface World {
   bridge: Bridge;
   base: string;
   seeded: { fhir: Resource[]; dhis2: TrackedEntity[] };
+  /** What the bridge logged at info and above (JSON lines): the admin's audit lines among them. */
+  logLines: string[];
   close(): Promise<void>;
 }
 
@@ -92,7 +94,9 @@ async function startWorld(fhirSeed: Resource[], dhis2Seed: TrackedEntity[]): Pro
     logging: { level: 'silent' },
   });
   // No worker loop: the test decides when deliveries and write-backs run.
-  const bridge = new Bridge(config, { logger: silentLogger, schedule: false, worker: false });
+  const logLines: string[] = [];
+  const logger = createLogger({ level: 'info', destination: { write: (line: string) => logLines.push(line) } });
+  const bridge = new Bridge(config, { logger, schedule: false, worker: false });
   await bridge.start();
   return {
     fhir,
@@ -101,6 +105,7 @@ async function startWorld(fhirSeed: Resource[], dhis2Seed: TrackedEntity[]): Pro
     bridge,
     base: `http://127.0.0.1:${bridge.adminPort}`,
     seeded: { fhir: fhirSeed, dhis2: dhis2Seed },
+    logLines,
     async close() {
       await bridge.stop().catch(() => undefined);
       await Promise.all([fhir.close(), dhis2.close(), sim.close()]);
@@ -401,6 +406,12 @@ describe('admin write-back queue over a bridge writing back to FHIR and DHIS2', 
     assert.match(String(job.lastError), /no longer exists/, 'the reason stays visible until the next attempt');
     assert.ok(Number(job.nextAttemptAt) <= Date.now());
     assert.equal((await post(w, `/admin/api/write-backs/${abandonedRow}/requeue`)).status, 409, 'only once');
+    const audit = w.logLines
+      .map((line) => JSON.parse(line))
+      .filter((l) => l.msg === 'write-back job re-queued by admin');
+    assert.equal(audit.length, 1, 'one audit line, for the re-queue that happened');
+    assert.equal(audit[0]?.rowId, abandonedRow);
+    assert.equal(audit[0]?.remoteAddress, '127.0.0.1', 'the address the operator acted from');
 
     // The Patient is back: the next run writes it (and the pending job with it).
     await w.bridge.writeBacks?.drain();

@@ -583,6 +583,7 @@ describe('admin routes with a token', () => {
     assert.deepEqual(h.replayCalls, [[h.deadId]]);
     const audit = h.logLines.map((line) => JSON.parse(line)).find((l) => l.msg === 'dead row replayed by admin');
     assert.deepEqual(audit?.rowIds, [h.deadId], 'the replay is in the log, by row id');
+    assert.equal(audit?.remoteAddress, '127.0.0.1', 'and by the address it came from');
     const row = h.ledger.get(h.deadId);
     assert.equal(row?.state, 'pending');
     assert.equal(row?.attempts, 0);
@@ -612,11 +613,14 @@ describe('admin routes with a token', () => {
       h.ledger.list({ states: ['delivering'] }).map((r) => r.id),
       'test-worker',
     );
-    const res = await request(h, '/admin/api/replay-dead', { method: 'POST', headers: bearer });
+    // From another address than the tests' usual one: the audit line names the one the request came from.
+    const res = await requestFrom(h, '127.0.0.4', '/admin/api/replay-dead', bearer, 'POST');
     assert.equal(res.status, 200);
-    assert.deepEqual(obj(res.body).requeued, [h.deathId]);
+    assert.deepEqual(obj(JSON.parse(res.text)).requeued, [h.deathId]);
     assert.equal(h.ledger.get(h.deathId)?.state, 'pending');
     assert.deepEqual(h.replayCalls.at(-1), 'dead');
+    const audit = h.logLines.map((line) => JSON.parse(line)).find((l) => l.msg === 'all dead rows replayed by admin');
+    assert.equal(audit?.remoteAddress, '127.0.0.4');
   });
 });
 

@@ -4,7 +4,7 @@ import { LEDGER_STATES } from '../../ledger/index.js';
 import type { Logger } from '../../observability/logger.js';
 import { adminError } from './auth.js';
 import { parseListQuery } from './list-query.js';
-import { queryOr400, rowIdOr400, wrongMethod } from './request.js';
+import { auditFields, queryOr400, rowIdOr400, wrongMethod } from './request.js';
 import type { AdminSettingsView, AdminTarget } from './types.js';
 import { eventDetail, listItem } from './views.js';
 import { writeBackSummary, writeBackView } from './write-back-views.js';
@@ -105,16 +105,21 @@ export function adminApi(target: AdminTarget, settings: AdminSettingsView, log: 
     const result = await target.replay([id]);
     const skipped = result.skipped.find((s) => s.id === id);
     if (skipped) return adminError(res, 409, `row ${id} not replayed: ${skipped.reason}`);
-    // The audit trail of operator actions is the log; ids and counts only.
-    log.info({ rowIds: [id] }, 'dead row replayed by admin');
+    // The audit trail of operator actions is the log; ids, counts and the operator's address only.
+    log.info({ rowIds: [id], ...auditFields(req) }, 'dead row replayed by admin');
     const after = ledger.get(id);
     res.json({ ...result, event: after ? listItem(after, pii) : null });
   });
 
-  router.post('/replay-dead', async (_req, res) => {
+  router.post('/replay-dead', async (req, res) => {
     const result = await target.replay('dead');
     log.info(
-      { replayed: result.requeued.length, skipped: result.skipped.length, rowIds: result.requeued.slice(0, 50) },
+      {
+        replayed: result.requeued.length,
+        skipped: result.skipped.length,
+        rowIds: result.requeued.slice(0, 50),
+        ...auditFields(req),
+      },
       'all dead rows replayed by admin',
     );
     res.json(result);

@@ -34,3 +34,14 @@ export function wrongMethod(allowed: 'GET' | 'POST'): RequestHandler {
     adminError(res, 405, `use ${allowed}`);
   };
 }
+
+/**
+ * What every audit line of an operator action carries besides its ids: the address the request came
+ * from (the operator's machine, or the reverse proxy's: `trust proxy` is off, as a forwarded header is
+ * the client's to write). Not a patient's data.
+ */
+export function auditFields(req: Request): { remoteAddress: string | null } {
+  const address = req.socket.remoteAddress;
+  // A listener on `::` sees IPv4 clients as ::ffff:a.b.c.d: logged as the a.b.c.d they are known by.
+  return { remoteAddress: address?.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, '$1') ?? null };
+}

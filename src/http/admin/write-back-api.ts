@@ -4,7 +4,7 @@
 import express, { type Request, type Response, type Router } from 'express';
 import type { Logger } from '../../observability/logger.js';
 import { adminError } from './auth.js';
-import { queryOr400, rowIdOr400, wrongMethod } from './request.js';
+import { auditFields, queryOr400, rowIdOr400, wrongMethod } from './request.js';
 import type { WriteBackJobRecord, WriteBackQueueView } from './types.js';
 import { parseWriteBackQuery } from './write-back-query.js';
 import { writeBackView } from './write-back-views.js';
@@ -61,8 +61,11 @@ export function writeBackApi(queue: WriteBackQueueView | undefined, log: Logger)
     }
     // Conditional on "still abandoned": a second click, or another operator, finds it pending and gets 409.
     if (!queue.requeue(id)) return adminError(res, 409, `write-back of row ${id} changed meanwhile; reload`);
-    // The audit trail of operator actions is the log; ids and counts only.
-    log.info({ rowId: id, source: job.sourceId, attemptsBefore: job.attempts }, 'write-back job re-queued by admin');
+    // The audit trail of operator actions is the log; ids, counts and the operator's address only.
+    log.info(
+      { rowId: id, source: job.sourceId, attemptsBefore: job.attempts, ...auditFields(req) },
+      'write-back job re-queued by admin',
+    );
     const after = queue.get(id);
     res.json({ requeued: true, job: after ? writeBackView(after) : null });
   });
