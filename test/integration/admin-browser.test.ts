@@ -2,6 +2,7 @@
 // path: OpenCRVS simulator, SQLite ledger, production client and delivery worker. An event the country
 // configuration rejected is dead; the operator fixes the cause, clicks Replay, and sees it delivered. Its
 // write-back job (the real store on the same ledger file) shows abandoned, and Re-queue makes it pending.
+// A dead event that must never go is dismissed with the reason the page asks for, and the dismissal undone.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,6 +37,7 @@ const TOKEN = 'browser-test-admin-token';
 const SCREENSHOT = '/tmp/admin.png';
 const SCREENSHOT_DEAD = '/tmp/admin-dead.png';
 const SCREENSHOT_WRITE_BACK = '/tmp/admin-write-back.png';
+const SCREENSHOT_DISMISSED = '/tmp/admin-dismissed.png';
 const HOSTILE_REF = 'Encounter/<img src=x onerror="window.__pwned=1">';
 // Bounds for waiting on the page: generous for a loaded 2-core machine, never open-ended.
 const UI_TIMEOUT_MS = 20_000;
@@ -348,5 +350,61 @@ describe('admin page in headless Chromium', {
     const rebound = await page.goto(`http://rebound.test:${port}/admin`);
     assert.equal(rebound?.status(), 421, 'the listener does not answer to that name');
     assert.match((await page.textContent('body')) ?? '', /does not answer to that host name/);
+  });
+
+  it('dismisses a dead event with the reason asked for, and undoes it from its detail', async () => {
+    // The newest of the dead rows the test above made: the dead table lists it.
+    const id = ledger.findByKey('emr', 'birth', 'Patient/many-200')?.id;
+    assert.ok(id !== undefined);
+    const answers: Array<string | null> = [];
+    const asked: string[] = [];
+    page.on('dialog', (dialog) => {
+      asked.push(dialog.type());
+      const answer = answers.shift();
+      void (answer === null || answer === undefined ? dialog.dismiss() : dialog.accept(answer));
+    });
+    await page.goto(`${base}/admin`);
+    const deadRow = page.locator(`#dead tr[data-id="${id}"]`);
+    await deadRow.waitFor({ timeout: UI_TIMEOUT_MS });
+    const dismiss = deadRow.getByRole('button', { name: `Dismiss event ${id}` });
+
+    // Asked for a reason and cancelled: nothing happens.
+    answers.push(null);
+    await dismiss.click();
+    const deadline = Date.now() + UI_TIMEOUT_MS;
+    while (asked.length === 0 && Date.now() < deadline) await sleep(50);
+    assert.deepEqual(asked, ['prompt']);
+    assert.equal(ledger.get(id)?.state, 'dead');
+
+    answers.push('  test patient, never real ', '');
+    await dismiss.click();
+    await waitForText(page.locator('#message'), /is dismissed/);
+    assert.deepEqual(asked, ['prompt', 'prompt', 'confirm'], 'the reason is asked for, then the dismissal confirmed');
+    await waitForRows(page.locator('#dead tbody tr[data-id]'), (ids) => !ids.includes(String(id)));
+    assert.equal(ledger.get(id)?.state, 'skipped');
+    assert.equal(ledger.get(id)?.skipReason, 'dismissed by an operator: test patient, never real');
+
+    const events = page.locator('#events tbody tr[data-id]');
+    await page.locator('#f-find').fill('Patient/many-200');
+    await page.locator('#filters button[type="submit"]').click();
+    assert.deepEqual(await waitForRows(events, (ids) => ids.length === 1), [String(id)]);
+    await waitForText(events.first(), /skipped.*dismissed by an operator: test patient, never real/);
+    await page.locator('#events').screenshot({ path: SCREENSHOT_DISMISSED });
+
+    await events
+      .first()
+      .getByRole('button', { name: `Show details of event ${id}` })
+      .click();
+    const undo = page.locator('#detail-actions').getByRole('button', { name: `Undo the dismissal of event ${id}` });
+    await undo.click();
+    await waitForText(page.locator('#message'), /dead again/);
+    assert.equal(ledger.get(id)?.state, 'dead');
+    assert.equal(ledger.get(id)?.skipReason, null);
+    await waitForText(events.first(), /dead.*child\.gender/);
+    assert.equal(await undo.count(), 0, 'no undo once dead');
+    await page
+      .locator('#detail-actions')
+      .getByRole('button', { name: `Dismiss event ${id}` })
+      .waitFor({ timeout: UI_TIMEOUT_MS });
   });
 });

@@ -1,6 +1,7 @@
 // The admin routes over HTTP against a real SQLite ledger: disabled without a token, authentication and
-// the throttle of wrong tokens, the JSON API (list, detail, summary, replay), CSRF refusal and the
-// personal-data rule. The write-back queue over a real bridge is in admin-write-backs.test.ts.
+// the throttle of wrong tokens, the JSON API (list, detail, summary, replay, dismissal and its undo), CSRF
+// refusal, the audit lines and the personal-data rule. The write-back queue over a real bridge is in
+// admin-write-backs.test.ts.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest, type Server } from 'node:http';
@@ -556,6 +557,8 @@ describe('admin routes with a token', () => {
       `/admin/api/events/${h.deadId}/replay`,
       '/admin/api/replay-dead',
       `/admin/api/write-backs/${h.deadId}/requeue`,
+      `/admin/api/events/${h.deadId}/dismiss`,
+      `/admin/api/events/${h.deadId}/undismiss`,
     ];
     for (const path of writes) {
       for (const method of ['GET', 'PUT', 'DELETE']) {
@@ -621,6 +624,108 @@ describe('admin routes with a token', () => {
     assert.deepEqual(h.replayCalls.at(-1), 'dead');
     const audit = h.logLines.map((line) => JSON.parse(line)).find((l) => l.msg === 'all dead rows replayed by admin');
     assert.equal(audit?.remoteAddress, '127.0.0.4');
+  });
+
+  describe('dismissal', () => {
+    // Operator text that names a person, as a reason may ("duplicate of …"): stored, never logged.
+    const REASON = 'duplicate of Nyokabi Kamau, registered in person';
+    const json = (reason: unknown) => JSON.stringify({ reason });
+    const dismiss = (id: number, body: string | undefined, headers: Record<string, string> = bearer) =>
+      fetch(`${h.base}/admin/api/events/${id}/dismiss`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', ...headers },
+        body,
+        signal: AbortSignal.timeout(5000),
+      }).then(async (r) => ({ status: r.status, body: JSON.parse(await r.text()) as unknown }));
+    let id: number;
+    before(() => {
+      id = h.ledger.recordInvalid({
+        sourceId: 'emr',
+        eventType: 'birth',
+        subjectKey: 'Patient/dismiss-1',
+        sourceRef: 'Encounter/dismiss-1',
+        mappingId: 'birth.fhir',
+        errors: [{ field: 'child.gender', message: 'not one of male, female, unknown' }],
+      }).id;
+    });
+
+    it('refuses a dismissal without a good reason with 400, and leaves the row dead', async () => {
+      const refusals: Array<[string | undefined, RegExp]> = [
+        [undefined, /^reason: required, as JSON/],
+        ['{}', /^reason: required, as JSON/],
+        [json(''), /^reason: a reason is required$/],
+        [json('   '), /^reason: a reason is required$/],
+        [json(42), /^reason: a reason is required \(text\)$/],
+        [json('x'.repeat(201)), /longer than 200 characters/],
+        [json('two\nlines'), /one line/],
+      ];
+      for (const [body, error] of refusals) {
+        const res = await dismiss(id, body);
+        assert.equal(res.status, 400, String(body));
+        assert.match(String(obj(res.body).error), error, String(body));
+      }
+      assert.equal((await dismiss(id, '{"reason": ')).status, 400, 'malformed JSON');
+      assert.equal(h.ledger.get(id)?.state, 'dead');
+    });
+
+    it('refuses to dismiss a row that is not dead (409) or does not exist (404), and a cross-site Basic POST (403)', async () => {
+      const delivered = await dismiss(h.deliveredId, json(REASON));
+      assert.equal(delivered.status, 409);
+      assert.match(String(obj(delivered.body).error), /is delivered, not dead: only dead rows dismiss/);
+      assert.equal((await dismiss(99999, json(REASON))).status, 404);
+      assert.equal((await dismiss(id, json(REASON), { ...basic(TOKEN), Origin: 'https://evil.example' })).status, 403);
+      assert.equal((await dismiss(id, json(REASON), { ...basic(TOKEN), 'Sec-Fetch-Site': 'cross-site' })).status, 403);
+      assert.equal(h.ledger.get(id)?.state, 'dead');
+      assert.equal(h.ledger.get(h.deliveredId)?.state, 'delivered');
+    });
+
+    it('dismisses a dead row from its own page with the reason; logs its id, the reason’s length and the address', async () => {
+      const res = await dismiss(id, json(`  ${REASON} `), { ...basic(TOKEN), Origin: h.base });
+      assert.equal(res.status, 200);
+      const body = obj(res.body);
+      assert.deepEqual(body.dismissed, [id]);
+      const event = obj(body.event);
+      assert.equal(event.state, 'skipped');
+      assert.equal(event.dismissed, true);
+      assert.equal(event.skipReason, `dismissed by an operator: ${REASON}`);
+      assert.equal(h.ledger.get(id)?.skipReason, `dismissed by an operator: ${REASON}`);
+      const audit = h.logLines.map((line) => JSON.parse(line)).find((l) => l.msg === 'dead row dismissed by admin');
+      assert.deepEqual(audit?.rowIds, [id]);
+      assert.equal(audit?.reasonLength, REASON.length);
+      assert.equal(audit?.remoteAddress, '127.0.0.1');
+      assert.ok(!h.logLines.join('\n').includes('Nyokabi'), 'the reason is not in the log');
+      // In the list too, so the page can offer the undo.
+      const listed = await request(h, '/admin/api/events?find=Patient/dismiss-1', { headers: bearer });
+      assert.equal(obj((obj(listed.body).events as unknown[])[0]).dismissed, true);
+
+      const again = await dismiss(id, json('twice'));
+      assert.equal(again.status, 409);
+      assert.match(String(obj(again.body).error), /is skipped, not dead/);
+    });
+
+    it('undoes a dismissal: the row is dead again with the error it died with; nothing else is restored', async () => {
+      const undo = (rowId: number, headers: Record<string, string> = bearer) =>
+        request(h, `/admin/api/events/${rowId}/undismiss`, { method: 'POST', headers });
+      const notDismissed = await undo(h.deliveredId);
+      assert.equal(notDismissed.status, 409);
+      assert.match(String(obj(notDismissed.body).error), /state is delivered, not dismissed/);
+      assert.equal((await undo(99999)).status, 404);
+      assert.equal((await undo(id, { ...basic(TOKEN), Origin: 'https://evil.example' })).status, 403);
+      assert.equal(h.ledger.get(id)?.state, 'skipped');
+
+      // From another address than the tests' usual one: the audit line names the one the request came from.
+      const res = await requestFrom(h, '127.0.0.3', `/admin/api/events/${id}/undismiss`, bearer, 'POST');
+      assert.equal(res.status, 200, res.text);
+      const event = obj(obj(JSON.parse(res.text)).event);
+      assert.equal(event.state, 'dead');
+      assert.equal(event.dismissed, false);
+      assert.equal(event.skipReason, null);
+      assert.match(String(obj(event.lastError).message), /child\.gender/);
+      const audit = h.logLines.map((line) => JSON.parse(line)).find((l) => l.msg === 'dismissal undone by admin');
+      assert.deepEqual(audit?.rowIds, [id]);
+      assert.equal(audit?.remoteAddress, '127.0.0.3');
+      assert.equal((await undo(id)).status, 409, 'dead now: nothing to undo');
+    });
   });
 });
 

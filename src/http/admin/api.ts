@@ -1,6 +1,6 @@
 // The JSON API behind the admin page (`/admin/api/...`), usable by scripts with a Bearer token.
 import express, { type Request, type Response, type Router } from 'express';
-import { LEDGER_STATES } from '../../ledger/index.js';
+import { checkDismissReason, LEDGER_STATES } from '../../ledger/index.js';
 import type { Logger } from '../../observability/logger.js';
 import { adminError } from './auth.js';
 import { parseListQuery } from './list-query.js';
@@ -10,6 +10,14 @@ import { eventDetail, listItem } from './views.js';
 import { writeBackSummary, writeBackView } from './write-back-views.js';
 
 const rowId = (req: Request, res: Response) => rowIdOr400(req, res, 'id');
+
+// A dismissal's body is `{"reason": "..."}`: one line of at most 200 characters, so a few KB is plenty.
+// JSON only: a cross-site form cannot send it without a preflight, on top of the Origin check (auth.ts).
+const reasonBody = express.json({ limit: '4kb' });
+
+function reasonOf(body: unknown): unknown {
+  return typeof body === 'object' && body !== null && 'reason' in body ? body.reason : undefined;
+}
 
 function summary(target: AdminTarget, settings: AdminSettingsView) {
   const { ledger } = target;
@@ -125,10 +133,47 @@ export function adminApi(target: AdminTarget, settings: AdminSettingsView, log: 
     res.json(result);
   });
 
+  // `opencrvs-bridge dismiss` from the page: the row becomes skipped with the operator's reason, so that
+  // `sync --once` stops counting it. Nothing is sent to or withdrawn from OpenCRVS.
+  router.post('/events/:id/dismiss', reasonBody, (req, res) => {
+    const id = rowId(req, res);
+    if (id === undefined) return;
+    const given = reasonOf(req.body);
+    if (given === undefined) return adminError(res, 400, 'reason: required, as JSON {"reason": "…"}');
+    const checked = checkDismissReason(given);
+    if ('problem' in checked) return adminError(res, 400, `reason: ${checked.problem}`);
+    const row = ledger.get(id);
+    if (!row) return adminError(res, 404, `no ledger row ${id}`);
+    if (row.state !== 'dead')
+      return adminError(res, 409, `row ${id} is ${row.state}, not dead: only dead rows dismiss`);
+    const [refused] = ledger.dismiss([id], checked.reason).refused;
+    if (refused) return adminError(res, 409, `row ${id} not dismissed: ${refused.reason}`);
+    // The reason is the operator's free text and may name the patient ("duplicate of Jane Doe's"): it is
+    // stored with the row, and the log has its length only.
+    log.info({ rowIds: [id], reasonLength: checked.reason.length, ...auditFields(req) }, 'dead row dismissed by admin');
+    const after = ledger.get(id);
+    res.json({ dismissed: [id], event: after ? listItem(after, pii) : null });
+  });
+
+  // The undo of a dismissal: dead again, as it died; Replay is then the way on, as for any dead row.
+  router.post('/events/:id/undismiss', (req, res) => {
+    const id = rowId(req, res);
+    if (id === undefined) return;
+    const row = ledger.get(id);
+    if (!row) return adminError(res, 404, `no ledger row ${id}`);
+    const [refused] = ledger.undismiss([id]).refused;
+    if (refused) return adminError(res, 409, `row ${id} not restored: ${refused.reason}`);
+    log.info({ rowIds: [id], ...auditFields(req) }, 'dismissal undone by admin');
+    const after = ledger.get(id);
+    res.json({ restored: [id], event: after ? listItem(after, pii) : null });
+  });
+
   router.all('/events', wrongMethod('GET'));
   router.all('/events/:id', wrongMethod('GET'));
   router.all('/summary', wrongMethod('GET'));
   router.all('/events/:id/replay', wrongMethod('POST'));
   router.all('/replay-dead', wrongMethod('POST'));
+  router.all('/events/:id/dismiss', wrongMethod('POST'));
+  router.all('/events/:id/undismiss', wrongMethod('POST'));
   return router;
 }

@@ -12,6 +12,7 @@ export const PAGE_SCRIPT = `
   var REFRESH_MS = 5000;
   var PAGE_SIZE = 50;
   var DEAD_LIMIT = 200;
+  var MAX_REASON = 200;
   var view = { offset: 0, hasMore: false, selected: null, busy: false, filters: {} };
   var $ = function (id) { return document.getElementById(id); };
 
@@ -48,11 +49,14 @@ export const PAGE_SCRIPT = `
     box.hidden = !text;
   }
 
-  async function call(method, path) {
+  async function call(method, path, body) {
+    var headers = { Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
     var response = await fetch(API + path, {
       method: method,
       credentials: 'same-origin',
-      headers: { Accept: 'application/json' },
+      headers: headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
     });
     var body = {};
     try { body = await response.json(); } catch (e) { body = {}; }
@@ -80,6 +84,22 @@ export const PAGE_SCRIPT = `
     button.type = 'button';
     button.setAttribute('aria-label', 'Replay event ' + id);
     button.addEventListener('click', function () { replayOne(id, button); });
+    return button;
+  }
+
+  function dismissButton(id) {
+    var button = el('button', 'Dismiss', 'dismiss');
+    button.type = 'button';
+    button.setAttribute('aria-label', 'Dismiss event ' + id);
+    button.addEventListener('click', function () { dismissOne(id, button); });
+    return button;
+  }
+
+  function undoDismissButton(id) {
+    var button = el('button', 'Undo dismissal', 'replay');
+    button.type = 'button';
+    button.setAttribute('aria-label', 'Undo the dismissal of event ' + id);
+    button.addEventListener('click', function () { undoDismissal(id, button); });
     return button;
   }
 
@@ -174,7 +194,9 @@ export const PAGE_SCRIPT = `
       cell(tr, short(errorText(e.lastError) || e.skipReason, 200), 'err');
       cell(tr, e.attempts, 'num');
       cell(tr, fmtTime(e.updatedAt), 'time');
-      cell(tr).appendChild(replayButton(e.id));
+      var actions = cell(tr, null, 'actions');
+      actions.appendChild(replayButton(e.id));
+      actions.appendChild(dismissButton(e.id));
       tbody.appendChild(tr);
     });
   }
@@ -194,7 +216,8 @@ export const PAGE_SCRIPT = `
       cell(tr).appendChild(badge(e.state));
       cell(tr, e.attempts, 'num');
       cell(tr, e.trackingId || '', 'mono');
-      cell(tr, short(errorText(e.lastError) || e.skipReason, 140), 'err');
+      // A dismissed row: the operator's reason, not the error it died with (that is in its detail).
+      cell(tr, short(e.dismissed ? e.skipReason : errorText(e.lastError) || e.skipReason, 140), 'err');
       cell(tr, fmtTime(e.updatedAt), 'time');
       tbody.appendChild(tr);
     });
@@ -215,7 +238,13 @@ export const PAGE_SCRIPT = `
     var actions = $('detail-actions');
     clear(actions);
     actions.appendChild(badge(d.state));
-    if (d.state === 'dead') { actions.appendChild(document.createTextNode(' ')); actions.appendChild(replayButton(d.id)); }
+    if (d.state === 'dead') {
+      actions.appendChild(document.createTextNode(' '));
+      actions.appendChild(replayButton(d.id));
+      actions.appendChild(document.createTextNode(' '));
+      actions.appendChild(dismissButton(d.id));
+    }
+    if (d.dismissed) { actions.appendChild(document.createTextNode(' ')); actions.appendChild(undoDismissButton(d.id)); }
     var dl = $('detail-fields');
     clear(dl);
     field(dl, 'Source', d.sourceId);
@@ -353,6 +382,39 @@ ${WRITE_BACK_SCRIPT}
       showMessage('Event ' + id + ' is back in the queue' + (note ? ': ' + note : '') + '.', false);
     } catch (err) {
       showMessage('Replay of event ' + id + ' failed: ' + err.message, true);
+    }
+    await refresh();
+  }
+
+  // The reason is asked for, then the dismissal confirmed: a misclicked Dismiss costs nothing.
+  async function dismissOne(id, button) {
+    var typed = window.prompt('Dismiss event ' + id + ': it is never sent, and sync stops counting it. ' +
+      'Why must it never go (a duplicate, a test record)? One line, at most ' + MAX_REASON + ' characters.');
+    if (typed === null) return;
+    var reason = typed.trim();
+    if (!reason || reason.length > MAX_REASON) {
+      showMessage('Event ' + id + ' was not dismissed: the reason must be 1 to ' + MAX_REASON + ' characters.', true);
+      return;
+    }
+    if (!window.confirm('Dismiss event ' + id + ' with the reason "' + reason + '"? Nothing is sent to or ' +
+      'withdrawn from OpenCRVS. Undo dismissal (in its detail) makes it dead again.')) return;
+    button.disabled = true;
+    try {
+      await call('POST', '/events/' + id + '/dismiss', { reason: reason });
+      showMessage('Event ' + id + ' is dismissed: it will not be sent.', false);
+    } catch (err) {
+      showMessage('Dismissal of event ' + id + ' failed: ' + err.message, true);
+    }
+    await refresh();
+  }
+
+  async function undoDismissal(id, button) {
+    button.disabled = true;
+    try {
+      await call('POST', '/events/' + id + '/undismiss');
+      showMessage('Event ' + id + ' is dead again, with the error it died with: replay it to send it.', false);
+    } catch (err) {
+      showMessage('Undoing the dismissal of event ' + id + ' failed: ' + err.message, true);
     }
     await refresh();
   }

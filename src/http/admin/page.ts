@@ -49,7 +49,8 @@ export function renderPage(base: string): string {
       <h2 id="dead-h">Dead letters</h2>
       <p class="muted">Events the mapping refused, OpenCRVS refused for good, or whose retries ran out. Fix the
         cause, then replay: the record is read from its source and mapped again, and the row goes back in the
-        queue with a fresh retry budget.</p>
+        queue with a fresh retry budget. Dismiss one that must never go (a duplicate, a test record), with
+        the reason: it is skipped, and nothing is sent to or withdrawn from OpenCRVS.</p>
       <p><button type="button" id="replay-all">Replay all dead</button></p>
       <p id="dead-more" class="muted" hidden>Only the first 200 are listed: filter the Events table by the state
         dead to see them all. Replay all dead replays every one.</p>
@@ -163,6 +164,9 @@ button:focus-visible, input:focus-visible, select:focus-visible, a:focus-visible
 button:disabled { opacity: 0.6; cursor: progress; }
 button.link { border: none; background: none; color: var(--accent); text-decoration: underline; padding: 0; }
 #replay-all, button.replay { border-color: var(--accent); color: var(--accent); font-weight: 600; }
+button.dismiss { border-color: var(--bad); color: var(--bad); }
+td.actions { white-space: nowrap; }
+td.actions button + button { margin-left: 0.4rem; }
 .filters { display: flex; flex-wrap: wrap; gap: 0.4rem 0.6rem; align-items: center; margin-bottom: 0.6rem; }
 .filters label { font-weight: 600; font-size: 0.9rem; }
 .filters input, .filters select { font: inherit; padding: 0.2rem 0.4rem; border: 1px solid var(--line);

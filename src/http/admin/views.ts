@@ -2,7 +2,7 @@
 // are operational data; the declaration (names, dates of birth) is shown only when the operator turned
 // `admin.showPersonalData` on, and so are the values OpenCRVS echoes back in its 400 messages.
 
-import type { AttemptRow, LedgerError, LedgerRow } from '../../ledger/index.js';
+import { type AttemptRow, isDismissed, type LedgerError, type LedgerRow } from '../../ledger/index.js';
 import { withoutValues } from '../../opencrvs/scrub.js';
 import type { WriteBackJobView } from './write-back-views.js';
 
@@ -28,6 +28,8 @@ export interface EventListItem {
   facility: string | null;
   lastError: ErrorView | null;
   skipReason: string | null;
+  /** Skipped because an operator dismissed it (`skipReason` says why): the one skip that can be undone. */
+  dismissed: boolean;
   firstSeenAt: number;
   updatedAt: number;
   deliveredAt: number | null;
@@ -103,6 +105,7 @@ export function listItem(row: LedgerRow, showPersonalData: boolean): EventListIt
     facility: row.facility,
     lastError: errorView(row.lastError, showPersonalData),
     skipReason: row.skipReason,
+    dismissed: row.state === 'skipped' && isDismissed(row.skipReason),
     firstSeenAt: row.firstSeenAt,
     updatedAt: row.updatedAt,
     deliveredAt: row.deliveredAt,
