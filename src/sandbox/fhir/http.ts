@@ -30,7 +30,7 @@ export interface HttpDeps {
   logger: Logger;
   /** How `next` links page (see FhirSandboxInternals.paging). */
   paging?: 'cursor' | 'offset';
-  beforeSearch?: (resourceType: string) => Promise<void> | void;
+  beforeSearch?: (resourceType: string, query: URLSearchParams) => Promise<void> | void;
 }
 
 /** node:http listener: FHIR REST over the router, plus searchset paging links, ETags and metadata. */
@@ -78,7 +78,7 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse)
   if (first && isTypeSearch && segments.length <= 2) {
     const form = body instanceof URLSearchParams ? body : new URLSearchParams();
     const query = new URLSearchParams([...url.searchParams, ...form]);
-    await deps.beforeSearch?.(first);
+    await deps.beforeSearch?.(first, query);
     return sendJson(res, 200, search(deps, first, query));
   }
   if (body instanceof URLSearchParams)

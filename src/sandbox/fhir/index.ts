@@ -51,8 +51,11 @@ export interface FhirSandboxInternals {
    * write between pages shifts what later pages hold. The default pages on a stable keyset cursor.
    */
   paging?: 'cursor' | 'offset';
-  /** Runs before every type search is answered (tests write between pages with it). */
-  beforeSearch?: (resourceType: string) => Promise<void> | void;
+  /**
+   * Runs before every type search is answered, with its parameters (tests write between pages with it,
+   * or make the server as slow as the page asked).
+   */
+  beforeSearch?: (resourceType: string, query: URLSearchParams) => Promise<void> | void;
 }
 
 export function startFhirSandbox(options: FhirSandboxOptions = {}): Promise<FhirSandbox> {

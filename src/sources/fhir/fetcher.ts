@@ -122,7 +122,8 @@ export class CachingFetcher implements ResourceFetcher {
     let found = this.searches.get(key);
     if (!found) {
       this.reads++;
-      found = this.client.searchAll(type, params);
+      // One subject's search: poll.pageSize does not set its size.
+      found = this.client.searchAll(type, params, { timeoutHint: 'raise sources[].timeoutMs' });
       this.rememberSearch(type, key, found);
     }
     return found;

@@ -15,6 +15,16 @@ export class FhirSourceError extends SourceCallError {
   override readonly name = 'FhirSourceError';
 }
 
+/** What a caller asks of one search: `attempts` for a page it can do without; `timeoutHint` names the settings. */
+export interface SearchOptions {
+  attempts?: number;
+  /**
+   * What a timed-out search's message advises. By default a poll page's settings: the timeout and
+   * `poll.pageSize`; a search whose size the poll settings do not set names its own.
+   */
+  timeoutHint?: string;
+}
+
 /** A caller's hold on one call (the write-back's): its signal ends the call, and any try after it, at once. */
 export interface CallOptions {
   signal?: AbortSignal;
@@ -127,7 +137,7 @@ export class FhirSourceClient {
     operation: string,
     run: (options: { headers: Record<string, string>; signal: AbortSignal }) => Promise<T>,
     extraHeaders: Record<string, string> = {},
-    caller: CallOptions & { /** Attempts for this call (default: the client's). */ attempts?: number } = {},
+    caller: CallOptions & SearchOptions = {},
   ): Promise<T> {
     let lastError: FhirSourceError | undefined;
     const attempts = caller.attempts ?? this.attempts;
@@ -152,7 +162,7 @@ export class FhirSourceClient {
           ? new FhirSourceError(`${operation}: the bridge is stopping`, undefined, false)
           : caller.signal?.aborted
             ? new FhirSourceError(`${operation}: cut off by the bridge`, undefined, false)
-            : this.failure(operation, err);
+            : this.failure(operation, err, caller.timeoutHint);
         if (!lastError.retryable || attempt === attempts) break;
         const delay = this.retryBaseMs * 2 ** (attempt - 1);
         this.log.debug({ operation, attempt, reason: lastError.message, delayMs: delay }, 'retrying source call');
@@ -163,7 +173,7 @@ export class FhirSourceClient {
   }
 
   /** What a failed attempt means: its status, whether to retry, and a message without bodies or queries. */
-  private failure(operation: string, err: unknown): FhirSourceError {
+  private failure(operation: string, err: unknown, timeoutHint?: string): FhirSourceError {
     // The OAuth2 token endpoint, not the FHIR server: a refused client is configuration, no network error.
     if (err instanceof SourceAuthError)
       return new FhirSourceError(this.secrets.text(`${operation} failed: ${err.message}`), undefined, err.retryable, {
@@ -184,11 +194,27 @@ export class FhirSourceClient {
     // be gone, and read() must not withdraw a birth on it. It is retried like a 5xx.
     const notFhir = status === 404 && !isResource(bodyOf(err));
     const retryable = status === undefined || status === 401 || status === 429 || status >= 500 || notFhir;
-    const reason = status !== undefined ? `HTTP ${status}${notFhir ? ' (not a FHIR answer)' : ''}` : noAnswer(err);
+    const timedOut = status === undefined && noAnswer(err) === 'timeout';
+    // A timeout names the settings to change: "timeout" alone gives an operator no lead.
+    const reason =
+      status !== undefined
+        ? `HTTP ${status}${notFhir ? ' (not a FHIR answer)' : ''}`
+        : timedOut
+          ? `timeout: no answer within ${this.settings.timeoutMs} ms (${this.timeoutHint(operation, timeoutHint)})`
+          : noAnswer(err);
     return new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
       cause: status === undefined ? loggableCause(err, this.secrets) : undefined,
       foreign: notFhir,
     });
+  }
+
+  /** The settings a timed-out call's message names: a search page's size is `poll.pageSize` unless said otherwise. */
+  private timeoutHint(operation: string, given: string | undefined): string {
+    const source = `source ${this.settings.id}`;
+    if (given) return `${given} of ${source}`;
+    return /^(search|next page)/.test(operation)
+      ? `raise sources[].timeoutMs or lower sources[].poll.pageSize of ${source}`
+      : `raise sources[].timeoutMs of ${source}`;
   }
 
   /**
@@ -248,9 +274,9 @@ export class FhirSourceClient {
 
   /**
    * One search page. `attempts`: for a page the caller can do without (a larger page it can ask for in
-   * smaller ones).
+   * smaller ones); `timeoutHint`: for a search whose size poll.pageSize does not set.
    */
-  async searchPage(type: string, params: Record<string, string>, options: { attempts?: number } = {}): Promise<Bundle> {
+  async searchPage(type: string, params: Record<string, string>, options: SearchOptions = {}): Promise<Bundle> {
     const result: unknown = await this.call(
       `search ${type}`,
       (call) => this.client.search({ resourceType: type, searchParams: params, options: call }),
@@ -267,22 +293,23 @@ export class FhirSourceClient {
    * behind a proxy often names itself by its inside address (http://hapi:8080/fhir?_getpages=…); the
    * path and query are kept, on the configured origin.
    */
-  async nextPage(bundle: Bundle): Promise<Bundle | undefined> {
+  async nextPage(bundle: Bundle, options: SearchOptions = {}): Promise<Bundle | undefined> {
     const given = bundle.link?.find((link) => link.relation === 'next')?.url;
     if (!given) return undefined;
     const next = this.onOwnOrigin(given);
     const result: unknown = await this.call(
       'next page',
-      (options) => this.client.request(next, { options }),
+      (call) => this.client.request(next, { options: call }),
       SEARCH_HEADERS,
+      options,
     );
     if (!isBundle(result)) throw new FhirSourceError('next page: not a Bundle', undefined, false);
     return result;
   }
 
   /** All matching resources (search-mode `match` only), bounded to MAX_SEARCH_PAGES pages. */
-  async searchAll(type: string, params: Record<string, string>): Promise<Resource[]> {
-    return (await this.searchBounded(type, params)).resources;
+  async searchAll(type: string, params: Record<string, string>, options: SearchOptions = {}): Promise<Resource[]> {
+    return (await this.searchBounded(type, params, MAX_SEARCH_PAGES, options)).resources;
   }
 
   private warnedForeignLink = false;
@@ -323,9 +350,10 @@ export class FhirSourceClient {
     type: string,
     params: Record<string, string>,
     maxPages = MAX_SEARCH_PAGES,
+    options: SearchOptions = {},
   ): Promise<{ resources: Resource[]; complete: boolean }> {
     const resources: Resource[] = [];
-    let page: Bundle | undefined = await this.searchPage(type, params);
+    let page: Bundle | undefined = await this.searchPage(type, params, options);
     for (let pages = 1; page; pages++) {
       for (const entry of page.entry ?? []) {
         if (entry.resource && entry.search?.mode !== 'include' && entry.search?.mode !== 'outcome') {
@@ -335,7 +363,7 @@ export class FhirSourceClient {
       const hasNext = page.link?.some((link) => link.relation === 'next') === true;
       if (!hasNext) return { resources, complete: true };
       if (pages >= maxPages) return { resources, complete: false };
-      page = await this.nextPage(page);
+      page = await this.nextPage(page, options);
     }
     return { resources, complete: true };
   }
