@@ -1,12 +1,93 @@
 // A FHIR server that takes as long as the page it is asked for (the sandbox, slowed per `_count`).
 //
+// Before a page's births are mapped, their context (encounters, observations, the mother's RelatedPerson)
+// is asked in batched searches of up to 50 records (`Observation?subject=a,b,…&_count=500`). An EMR that
+// cannot answer those within sources[].timeoutMs must be asked smaller batches, and the size it answered
+// kept for the next pages and passes, rather than every page waiting out the timeout (three times) and
+// then asking each record's searches one by one.
+//
 // A poll page it cannot answer in time fails the pass: the error must name the settings to change.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { sleep, startHarness } from './helpers/bridge-harness.js';
 
 const TIMEOUT_MS = 1200;
+/** The server's time per resource asked for: `_count=500` and 100 time out (up to 3 × TIMEOUT_MS), 20 takes 0.4 s. */
+const MS_PER_RESOURCE = 20;
+
+interface Asked {
+  /** The search less its record references and `_count`: the same for each batch of one search. */
+  search: string;
+  /** The record references the search names (one unless batched). */
+  records: number;
+  count: number | undefined;
+}
+
+/** A context search's reference parameter: the one whose value names Patients. */
+function recordsNamed(query: URLSearchParams): number {
+  for (const [name, value] of query) if (name !== '_id' && value.startsWith('Patient/')) return value.split(',').length;
+  return 0;
+}
+
+function searchOf(type: string, query: URLSearchParams): string {
+  const fixed = [...query].filter(([name]) => name !== '_count');
+  return `${type}?${fixed.map(([name, value]) => `${name}=${value.startsWith('Patient/') ? '…' : value}`).join('&')}`;
+}
+
 describe('FHIR source: a slow server', () => {
+  it('asks smaller batches when the large one times out, and keeps that size for the next passes', {
+    timeout: 120_000,
+  }, async () => {
+    let asked: Asked[] = [];
+    const h = await startHarness({
+      poll: { pageSize: 10 },
+      source: { timeoutMs: TIMEOUT_MS },
+      fhirPaging: {
+        beforeSearch: async (type, query) => {
+          const count = query.has('_count') ? Number(query.get('_count')) : undefined;
+          const records = recordsNamed(query);
+          if (records > 0) asked.push({ search: searchOf(type, query), records, count });
+          // Reads by `_id` are not what is under test; the poll's own pages (10) are answered in time.
+          if (count !== undefined && !query.has('_id')) await sleep(Math.min(count * MS_PER_RESOURCE, 3 * TIMEOUT_MS));
+        },
+      },
+    });
+    try {
+      await h.writeBirths(0, 8);
+      const first = await h.bridge.syncOnce(undefined, { timeoutMs: 90_000 });
+      const inFirst = asked;
+      asked = [];
+      await h.writeBirths(8, 4);
+      const second = await h.bridge.syncOnce(undefined, { timeoutMs: 90_000 });
+      const inSecond = asked;
+      const status = h.bridge.sourceStatuses()[0];
+      assert.deepEqual([first.failedSources, second.failedSources], [[], []], `last error: ${status?.lastError}`);
+      await h.waitFor('12 births delivered', () => h.rows().filter((r) => r.state === 'delivered').length === 12);
+
+      const batched = (list: Asked[], count: number) => list.filter((a) => a.records > 1 && a.count === count);
+      const largest = batched(inFirst, 500);
+      const searches = new Set(largest.map((a) => a.search)).size;
+      assert.ok(largest.length > 0, 'the first pass asks the largest batch first');
+      // Each batched search times out once at 500 (not retried), and once or a few times at 100 (chunks of 10
+      // asked side by side): then every page of the pass asks batches of two.
+      assert.equal(largest.length, searches, '_count=500 asked once per search');
+      assert.ok(batched(inFirst, 100).length <= searches * 2, `_count=100: ${batched(inFirst, 100).length} searches`);
+      assert.ok(batched(inFirst, 20).length > 0, 'the batches of two are asked');
+      // The next pass asks batches of two at once: no search waits out the timeout again.
+      assert.deepEqual(
+        inSecond.filter((a) => a.records > 1 && (a.count ?? 0) > 20),
+        [],
+        'no larger batch in the next pass',
+      );
+      assert.ok(batched(inSecond, 20).length > 0);
+      // Batches of two answer nearly every record's search: one record's own searches are the odd ones out.
+      const single = inFirst.filter((a) => a.records === 1).length;
+      assert.ok(single < batched(inFirst, 20).length, `${single} searches for one record`);
+    } finally {
+      await h.close();
+    }
+  });
+
   it('names the settings to change when a poll page times out', { timeout: 60_000 }, async () => {
     const h = await startHarness({
       poll: { pageSize: 10 },

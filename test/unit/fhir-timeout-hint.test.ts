@@ -32,13 +32,14 @@ describe('a FHIR call that times out', () => {
     await new Promise((resolve) => silent.close(resolve));
   });
 
-  it('names timeoutMs and poll.pageSize for a search page, and is retried', async () => {
+  it('names timeoutMs and poll.pageSize for a search page, and is marked timed out', async () => {
     await assert.rejects(client.searchPage('Patient', { _sort: '_lastUpdated', _count: '100' }), (err) => {
       assert.ok(err instanceof FhirSourceError);
       assert.equal(
         err.message,
         'search Patient failed: timeout: no answer within 300 ms (raise sources[].timeoutMs or lower sources[].poll.pageSize of source slow)',
       );
+      assert.equal(err.timedOut, true);
       assert.equal(err.retryable, true);
       return true;
     });

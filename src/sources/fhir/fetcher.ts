@@ -7,7 +7,7 @@ import {
   splitByReference,
 } from '../../mapping/index.js';
 import { setBounded } from '../shared/bounded-map.js';
-import type { FhirSourceClient } from './fhir-client.js';
+import { type FhirSourceClient, FhirSourceError } from './fhir-client.js';
 
 interface ChunkAnswer {
   search: BatchableSearch;
@@ -32,9 +32,40 @@ const ignoresIdLists = new WeakSet<FhirSourceClient>();
  */
 const readsOrLists = new WeakSet<FhirSourceClient>();
 
-/** Subjects per batched search: keeps the query string short (servers cap URLs around 8 KB). */
+/** Ids per batched read: keeps the query string short (servers cap URLs around 8 KB). */
 const PREFETCH_CHUNK = 50;
-const PREFETCH_PAGE_SIZE = 500;
+
+/**
+ * Subjects per batched context search and the `_count` asked with them, largest first: 50 subjects
+ * (the URL bound, as PREFETCH_CHUNK) with room for 10 resources each on a page. A slow EMR may not
+ * answer the largest within sources[].timeoutMs; the next step asks a fifth of it (see prefetchQueue).
+ * Below the last step each subject runs its own search.
+ */
+const PREFETCH_STEPS = [
+  { subjects: PREFETCH_CHUNK, count: 500 },
+  { subjects: 10, count: 100 },
+  { subjects: 2, count: 20 },
+] as const;
+
+/**
+ * The step each batched search (BatchableSearch.key) of a source is asked at after it timed out, and
+ * when it last stepped down: later pages and passes ask that size at once instead of waiting out the
+ * timeout again. Forgotten after STEP_MEMORY_MS, so an EMR that was only busy gets the larger searches
+ * back. Bounded: one entry per batchable search of the mappings.
+ */
+const prefetchSteps = new WeakMap<FhirSourceClient, Map<string, { step: number; at: number }>>();
+const STEP_MEMORY_MS = 60 * 60_000;
+
+/** Batched searches in flight at once for one prefetch, unless the source sets maxConcurrentRequests. */
+const DEFAULT_PREFETCH_LANES = 8;
+
+/** A batched search of these subjects still to ask, at `minStep` or smaller (it timed out at a larger one). */
+interface QueuedChunk {
+  search: BatchableSearch;
+  refs: string[];
+  keyOf: (ref: string) => string;
+  minStep: number;
+}
 
 /**
  * `Type?` + the sorted parameters, each value prefixed with its length: unambiguous whatever the
@@ -155,15 +186,13 @@ export class CachingFetcher implements ResourceFetcher {
         refsBySearch.set(search.key, entry);
       }
     }
-    const chunks: Array<Promise<ChunkAnswer | undefined>> = [];
+    const queue: QueuedChunk[] = [];
     for (const { search, refs: refSet } of refsBySearch.values()) {
       const keyOf = (ref: string) => searchKey(search.type, { ...search.fixed, [search.refParam]: ref });
       const refs = [...refSet].filter((ref) => !this.searches.has(keyOf(ref)));
-      for (let i = 0; i < refs.length; i += PREFETCH_CHUNK) {
-        chunks.push(this.prefetchChunk(search, refs.slice(i, i + PREFETCH_CHUNK), keyOf));
-      }
+      if (refs.length > 0) queue.push({ search, refs, keyOf, minStep: 0 });
     }
-    const answers = (await Promise.all(chunks)).filter((a): a is ChunkAnswer => a !== undefined);
+    const answers = await this.prefetchQueue(queue);
     if (answers.some((answer) => [...answer.byRef.values()].filter((found) => found.length > 0).length >= 2)) {
       readsOrLists.add(this.client);
     }
@@ -246,18 +275,93 @@ export class CachingFetcher implements ResourceFetcher {
     }
   }
 
-  /** One batched search for these subjects, split by subject; undefined when it failed or was cut short. */
+  /**
+   * Asks the queued searches in chunks of the size their search is asked at now (stepOf), a few at once.
+   * The size is read when a chunk leaves, not when it was queued: once one search times out, the chunks
+   * still waiting go at the smaller size rather than each waiting out the timeout too. A chunk that times
+   * out goes back to the queue to be asked in smaller chunks (at most PREFETCH_STEPS.length times); one
+   * that fails otherwise, or times out at the last step, is left to the per-subject searches.
+   */
+  private async prefetchQueue(queue: QueuedChunk[]): Promise<ChunkAnswer[]> {
+    const answers: ChunkAnswer[] = [];
+    const lane = async () => {
+      for (let item = queue.shift(); item; item = queue.shift()) {
+        const step = Math.max(this.stepOf(item.search), item.minStep);
+        const { subjects } = PREFETCH_STEPS[step] ?? PREFETCH_STEPS[0];
+        const refs = item.refs.slice(0, subjects);
+        if (item.refs.length > subjects) queue.unshift({ ...item, refs: item.refs.slice(subjects) });
+        const asked = await this.prefetchChunk(item.search, refs, step);
+        if (asked === 'timeout') queue.unshift({ ...item, refs, minStep: step + 1 });
+        else if (asked) answers.push({ search: item.search, byRef: asked, keyOf: item.keyOf });
+      }
+    };
+    // Every lane takes its first chunk before any awaits: one search's many chunks leave side by side.
+    const lanes = this.client.settings.maxConcurrentRequests ?? DEFAULT_PREFETCH_LANES;
+    await Promise.all(Array.from({ length: lanes }, lane));
+    return answers;
+  }
+
+  /**
+   * One batched search for these subjects at this step, split by subject; undefined when it failed or was
+   * cut short, 'timeout' when the source gave no answer in time and a smaller step remains (the step is
+   * remembered for the search). Asked once: the per-subject searches can do without it.
+   */
   private async prefetchChunk(
     search: BatchableSearch,
     refs: string[],
-    keyOf: (ref: string) => string,
-  ): Promise<ChunkAnswer | undefined> {
+    step: number,
+  ): Promise<Map<string, Resource[]> | 'timeout' | undefined> {
     if (refs.length < 2) return undefined; // one subject: its own search is as cheap
+    const { count } = PREFETCH_STEPS[step] ?? PREFETCH_STEPS[0];
     this.reads++;
-    const params = { ...search.fixed, [search.refParam]: refs.join(','), _count: String(PREFETCH_PAGE_SIZE) };
-    const answer = await this.client.searchBounded(search.type, params, 4).catch(() => undefined);
-    if (!answer?.complete) return undefined;
-    return { search, byRef: splitByReference(search, answer.resources, refs), keyOf };
+    const params = { ...search.fixed, [search.refParam]: refs.join(','), _count: String(count) };
+    try {
+      const answer = await this.client.searchBounded(search.type, params, 4, {
+        attempts: 1,
+        timeoutHint: 'raise sources[].timeoutMs',
+      });
+      return answer.complete ? splitByReference(search, answer.resources, refs) : undefined;
+    } catch (err) {
+      if (!(err instanceof FhirSourceError && err.timedOut) || step + 1 >= PREFETCH_STEPS.length) return undefined;
+      this.stepDown(search, step, refs.length);
+      return 'timeout';
+    }
+  }
+
+  /** The step this source's batched search is asked at (0 unless it timed out within STEP_MEMORY_MS). */
+  private stepOf(search: BatchableSearch): number {
+    const known = prefetchSteps.get(this.client)?.get(search.key);
+    if (!known) return 0;
+    if (Date.now() - known.at <= STEP_MEMORY_MS) return known.step;
+    prefetchSteps.get(this.client)?.delete(search.key);
+    return 0;
+  }
+
+  /** Remembers that this search timed out at `step`: it is asked one step smaller from now on. */
+  private stepDown(search: BatchableSearch, step: number, subjects: number): void {
+    let steps = prefetchSteps.get(this.client);
+    if (!steps) {
+      steps = new Map();
+      prefetchSteps.set(this.client, steps);
+    }
+    const next = step + 1;
+    const known = steps.get(search.key);
+    // Chunks asked side by side time out together: one step down for all of them, warned once.
+    if (known && known.step >= next && Date.now() - known.at <= STEP_MEMORY_MS) return;
+    steps.set(search.key, { step: next, at: Date.now() });
+    const smaller = PREFETCH_STEPS[next] ?? PREFETCH_STEPS[0];
+    // The resource type and the sizes only: the search's values name patients.
+    this.client.log.warn(
+      {
+        resourceType: search.type,
+        subjects,
+        count: PREFETCH_STEPS[step]?.count,
+        nextSubjects: smaller.subjects,
+        nextCount: smaller.count,
+        timeoutMs: this.client.settings.timeoutMs,
+      },
+      `the FHIR server did not answer a search for the ${search.type} resources of ${subjects} records within sources[].timeoutMs: such searches are asked for ${smaller.subjects} records at a time (_count=${smaller.count}) for the next hour (raise sources[].timeoutMs for fewer calls)`,
+    );
   }
 
   private rememberSearch(type: string, key: string, value: Promise<Resource[]>): void {

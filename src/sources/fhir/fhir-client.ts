@@ -13,6 +13,11 @@ import { sourceSecrets } from '../shared/source-secrets.js';
 /** A failed call to a FHIR source. */
 export class FhirSourceError extends SourceCallError {
   override readonly name = 'FhirSourceError';
+  /**
+   * No answer in time (sources[].timeoutMs ran out, or a gateway in front of the EMR gave up: 504): a
+   * smaller question may still be answered (see CachingFetcher.prefetch).
+   */
+  timedOut = false;
 }
 
 /** What a caller asks of one search: `attempts` for a page it can do without; `timeoutHint` names the settings. */
@@ -101,7 +106,8 @@ export class FhirSourceClient {
   private readonly auth: SourceAuthenticator;
   private readonly attempts: number;
   private readonly retryBaseMs: number;
-  private readonly log: Logger;
+  /** The source's logger (component fhir-client): the fetcher's warnings about its searches go here too. */
+  readonly log: Logger;
   private readonly limit: ReturnType<typeof sourceRequestLimit>;
   private readonly dispatcher = cappedAgent(MAX_ANSWER_BYTES);
   /** The source's secrets and the tokens obtained for it: every error this client throws is scrubbed of them. */
@@ -202,10 +208,12 @@ export class FhirSourceClient {
         : timedOut
           ? `timeout: no answer within ${this.settings.timeoutMs} ms (${this.timeoutHint(operation, timeoutHint)})`
           : noAnswer(err);
-    return new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
+    const error = new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
       cause: status === undefined ? loggableCause(err, this.secrets) : undefined,
       foreign: notFhir,
     });
+    error.timedOut = timedOut || status === 504;
+    return error;
   }
 
   /** The settings a timed-out call's message names: a search page's size is `poll.pageSize` unless said otherwise. */
