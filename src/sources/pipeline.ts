@@ -1,4 +1,4 @@
-import type { Ledger, RecordChange } from '../ledger/index.js';
+import type { Ledger, LedgerRow, RecordChange } from '../ledger/index.js';
 import {
   ContextReadError,
   type MapOptions,
@@ -338,20 +338,46 @@ export class SourcePipeline {
       probes.set(key, answered);
     }
     if (!(await answered)) return undefined;
-    return {
-      status: 'invalid',
-      mappingId,
-      eventType: mapping.eventType,
+    return unservedResult(
+      { mappingId, eventType: mapping.eventType },
       subjectRef,
-      sourceRef: subjectRef,
-      errors: [
-        {
-          field: err.ofSubject ? 'subject' : 'context',
-          message: `${err.message}; the source answers otherwise, so only this record waits: replay it once the source serves ${err.ref}`,
-        },
-      ],
-      unreadable: true,
-    };
+      err.ofSubject ? 'subject' : 'context',
+      `${err.message}; the source answers otherwise, so only this record waits: replay it once the source serves ${err.ref}`,
+    );
+  }
+
+  /**
+   * Results that keep the unsent rows of `subjectRef` dead as a record the source will not serve, as
+   * `evaluate` keeps one whose read failed for that record alone (error kind `source-read`, replayable,
+   * the reason naming the subject): for a source that can tell the record is not shown to it but not
+   * whether it was withdrawn (DHIS2's 404 or 403 to a read in the programme, dhis2/recheck.ts), where
+   * sending what was recorded and withdrawing it are both wrong. To `commit`, with the evaluation's other
+   * results, through `fetcher`'s session. A delivered row stands; none unsent, none.
+   */
+  unserved(subjectRef: string, reason: string, fetcher: ResourceFetcher): Evaluation[] {
+    const session = this.readings.get(fetcher);
+    return this.unsent(subjectRef)
+      .filter((row) => row.subjectKey === subjectRef && row.state !== 'delivering')
+      .map((row) => ({
+        result: unservedResult(
+          {
+            mappingId:
+              row.mappingId ?? this.deps.mappings.mappings.find((m) => m.eventType === row.eventType)?.id ?? '',
+            eventType: row.eventType,
+          },
+          subjectRef,
+          'subject',
+          `${subjectRef} (the subject) could not be read: ${reason}`,
+        ),
+        excluded: false,
+        session,
+      }));
+  }
+
+  /** This source's rows naming `ref` (as subject or source resource) not delivered yet, in flight included. */
+  private unsent(ref: string): LedgerRow[] {
+    const { ledger, sourceId } = this.deps;
+    return ledger.list({ sourceId, find: ref, states: ['pending', 'failed', 'dead', 'delivering'] });
   }
 
   /**
@@ -367,7 +393,7 @@ export class SourcePipeline {
     const session = fetcher && this.readings.get(fetcher);
     const overtaken = new Set<string>();
     // In flight too: the ledger marks such a row withdrawn and the worker settles it (record.ts).
-    const unsent = ledger.list({ sourceId, find: ref, states: ['pending', 'failed', 'dead', 'delivering'] });
+    const unsent = this.unsent(ref);
     const recheck = new Set<string>();
     if (lastVersion)
       for (const { subjectRef } of this.deps.mappings.subjectsFor(lastVersion))
@@ -533,6 +559,23 @@ export class SourcePipeline {
     if (report.invalid > 0) this.log.warn({ invalid: report.invalid }, 'records could not be mapped; see the ledger');
     return report;
   }
+}
+
+/** A dead row for a record the source would not serve (see `unreadable`, `unserved`): kept as `source-read`. */
+function unservedResult(
+  mapping: { mappingId: string; eventType: string },
+  subjectRef: string,
+  field: string,
+  message: string,
+): MapResult {
+  return {
+    status: 'invalid',
+    ...mapping,
+    subjectRef,
+    sourceRef: subjectRef,
+    errors: [{ field, message }],
+    unreadable: true,
+  };
 }
 
 /** The order's entry for a deleted resource (evaluation-order.ts): results it was the evidence of wait. */

@@ -105,8 +105,14 @@ describe('bridge: a DHIS2 read answering 404 before a waiting birth is sent', ()
       const held = rowOf(h, moved);
       assert.equal(held.state, 'dead');
       assert.equal(held.lastError?.classification, 'permanent', 'no retry sends it');
+      // Kept as the pipeline keeps a record DHIS2 will not serve (the ledger and the admin page show the
+      // kind), not as one the mapping refused.
+      assert.equal(held.lastError?.kind, 'source-read');
       const reason = held.lastError?.message ?? '';
-      assert.ok(reason.startsWith(`TrackedEntity/${moved.trackedEntity}: `), reason);
+      assert.ok(
+        reason.startsWith(`subject: TrackedEntity/${moved.trackedEntity} (the subject) could not be read: `),
+        reason,
+      );
       assert.match(reason, /DHIS2 no longer shows it to the bridge's user/);
       assert.match(reason, /deleted for good, or its program owner org unit moved outside the user's capture scope/);
       assert.match(reason, /replay this row/);

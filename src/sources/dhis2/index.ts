@@ -68,7 +68,6 @@ export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2Sourc
   });
   const recheck: SubjectRecheck = dhis2Recheck({
     sourceId: settings.id,
-    ledger: deps.ledger,
     client,
     pipeline,
     dhis2: dhis2SettingsOf(settings),

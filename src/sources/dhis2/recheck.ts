@@ -1,5 +1,4 @@
 import type { Dhis2Settings } from '../../config/types.js';
-import type { Ledger } from '../../ledger/index.js';
 import { type Resource, trackedEntityResource } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Evaluation, SourcePipeline } from '../pipeline.js';
@@ -23,50 +22,59 @@ const TRACKED_ENTITY = 'TrackedEntity/';
  * Otherwise DHIS2 cannot tell the bridge (it lists the entity live but will not let the user read it,
  * does not list it at all: out of scope, or purged, or the list could not be asked). Then neither
  * withdrawing (a live birth lost) nor sending what was recorded (a deleted duplicate registered, unseen)
- * is right: a person decides. The rows become dead with the reason, as a record the mapping refuses
- * does (Ledger.recordInvalid): dead rows are counted and shown (`ledger --status dead`, the admin
- * page), never sent by the worker, and a replay reads the record again first, so once the user sees it
- * again it goes out under its transactionIds, once; one deleted meanwhile is withdrawn then. Not
+ * is right: a person decides. The rows are kept dead as the pipeline keeps a record the source will not
+ * serve (SourcePipeline.unserved: error kind `source-read`): counted and shown (`ledger --status dead`,
+ * the admin page), never sent by the worker, and a replay reads the record again first, so once the user
+ * sees it again it goes out under its transactionIds, once; one deleted meanwhile is withdrawn then. Not
  * `cancelUnsent` (skipped reads as settled and does not replay), and not left pending (the worker would
  * send it, or recheck it again and again with nobody told).
  */
 export function dhis2Recheck(deps: {
   sourceId: string;
-  ledger: Ledger;
   client: Dhis2Client;
   pipeline: SourcePipeline;
   dhis2: Dhis2Settings;
   logger: Logger;
 }): SubjectRecheck {
-  const { sourceId, ledger, client, pipeline, dhis2 } = deps;
+  const { sourceId, client, pipeline, dhis2 } = deps;
   const log = deps.logger.child({ component: 'dhis2-recheck', source: sourceId });
   return async (subjectKeys) => {
     const fetcher = pipeline.reading(new Dhis2Fetcher(client, dhis2.fields));
     try {
       const resources: Resource[] = [];
-      let held = 0;
-      for (const key of subjectKeys) {
-        if (!key.startsWith(TRACKED_ENTITY)) continue;
-        const uid = key.slice(TRACKED_ENTITY.length);
-        const entity = await client.trackedEntity(uid, { program: dhis2.program, fields: dhis2.fields });
-        if (entity) {
-          const resource = trackedEntityResource(entity);
-          if (resource) resources.push(resource);
-          continue;
+      const held: Evaluation[] = [];
+      try {
+        for (const key of subjectKeys) {
+          if (!key.startsWith(TRACKED_ENTITY)) continue;
+          const uid = key.slice(TRACKED_ENTITY.length);
+          const entity = await client.trackedEntity(uid, { program: dhis2.program, fields: dhis2.fields });
+          if (entity) {
+            const resource = trackedEntityResource(entity);
+            if (resource) resources.push(resource);
+            continue;
+          }
+          let listing: TrackedEntityListing | Error;
+          try {
+            listing = await client.trackedEntityListing(uid, dhis2.program);
+          } catch (err) {
+            if (client.closed) throw err; // stopping: not checked, the rows wait (delivery/worker.ts)
+            listing = err instanceof Error ? err : new Error(String(err));
+          }
+          if (listing === 'deleted') pipeline.recordDeleted(key, fetcher);
+          else held.push(...pipeline.unserved(key, notShown(listing), fetcher));
         }
-        let listing: TrackedEntityListing | Error;
-        try {
-          listing = await client.trackedEntityListing(uid, dhis2.program);
-        } catch (err) {
-          if (client.closed) throw err; // stopping: not checked, the rows wait (delivery/worker.ts)
-          listing = err instanceof Error ? err : new Error(String(err));
+      } finally {
+        // One commit for them all, made even when a later read fails: the worker sends the rows of a recheck
+        // that failed as recorded, and these must not go with them.
+        if (held.length > 0) {
+          pipeline.commit(held);
+          // Counts only: which records is in the ledger.
+          log.warn(
+            { rows: held.length },
+            'DHIS2 answered 404 for tracked entities it does not list as deleted: rows held dead',
+          );
         }
-        if (listing === 'deleted') pipeline.recordDeleted(key, fetcher);
-        else held += hold({ sourceId, ledger, pipeline, fetcher }, key, notShown(listing));
       }
-      // Counts only: which records is in the ledger.
-      if (held > 0)
-        log.warn({ rows: held }, 'DHIS2 answered 404 for tracked entities it does not list as deleted: rows held dead');
       fetcher.prime(resources);
       const { results } = await pipeline.evaluate(resources, fetcher);
       pipeline.commit(results);
@@ -74,35 +82,6 @@ export function dhis2Recheck(deps: {
       await pipeline.finished(fetcher);
     }
   };
-}
-
-/** Makes the subject's unsent rows dead with `reason`, in order with the other evaluations; how many. */
-function hold(
-  at: { sourceId: string; ledger: Ledger; pipeline: SourcePipeline; fetcher: Dhis2Fetcher },
-  subjectKey: string,
-  reason: string,
-): number {
-  const { sourceId, ledger, pipeline, fetcher } = at;
-  const rows = ledger
-    .list({ sourceId, find: subjectKey, states: ['pending', 'failed', 'dead'] })
-    .filter((row) => row.subjectKey === subjectKey);
-  const session = pipeline.session(fetcher);
-  const results = rows.map(
-    (row): Evaluation => ({
-      result: {
-        status: 'invalid',
-        mappingId: row.mappingId ?? pipeline.mappings.mappings.find((m) => m.eventType === row.eventType)?.id ?? '',
-        eventType: row.eventType,
-        subjectRef: subjectKey,
-        sourceRef: row.sourceRef,
-        errors: [{ field: subjectKey, message: reason }],
-      },
-      excluded: false,
-      session,
-    }),
-  );
-  if (results.length > 0) pipeline.commit(results);
-  return results.length;
 }
 
 /** Why a row is held: no personal data (a uid is DHIS2's system id, the error names the call and status). */
