@@ -6,18 +6,25 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { LedgerRow } from '../../src/ledger/index.js';
-import { CHILD_PROGRAMME, DEFAULT_SANDBOX_AUTH, ORG_UNITS, type TrackedEntity } from '../../src/sandbox/dhis2/index.js';
+import {
+  CHILD_PROGRAMME,
+  DEFAULT_SANDBOX_AUTH,
+  type Dhis2SimulatorOptions,
+  ORG_UNITS,
+  type TrackedEntity,
+} from '../../src/sandbox/dhis2/index.js';
 import { Dhis2SourceError } from '../../src/sources/dhis2/client.js';
 import { sleep } from './helpers/bridge-harness.js';
 import { BIRTHS_SOURCE, type Dhis2Harness, enrolledIn, startDhis2Harness } from './helpers/dhis2-harness.js';
 
 /** Three births: two owned at Ngelehun CHC (under Bo), one at Gbenikoro MCHP (not under Bo). */
-async function threeWaitingBirths(): Promise<Dhis2Harness> {
+async function threeWaitingBirths(simulator: Dhis2SimulatorOptions = {}): Promise<Dhis2Harness> {
   const h = await startDhis2Harness({
     births: 3,
     deaths: 0,
     writeBack: false,
     delivery: { settleSeconds: 1, recheckAfterSeconds: 1 },
+    simulator,
   });
   const source = h.bridge.dhis2Sources.find((s) => s.settings.id === BIRTHS_SOURCE);
   assert.ok(source);
@@ -202,6 +209,40 @@ describe('bridge: a DHIS2 read answering 404 before a waiting birth is sent', ()
         /whether it was deleted could not be asked \(list tracked entities failed: HTTP 503\)/,
       );
       assert.equal((await h.events()).length, 1);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it("treats an older DHIS2's 403 (OWNERSHIP_ACCESS_DENIED) as its 404: asks the list, holds the live birth, sends the rest", async () => {
+    // Before dhis2-core #20280 the read of a tracked entity whose owner is outside the capture scope answers
+    // 403. That failed the whole recheck, and the worker sent the batch as recorded: the deleted birth too.
+    const h = await threeWaitingBirths({ outOfScopeRead: 'forbidden' });
+    try {
+      const [gone, kept] = ownedAt(h, ORG_UNITS.ngelehunChc);
+      const [moved] = ownedAt(h, ORG_UNITS.gbenikoroMchp);
+      assert.ok(gone && kept && moved);
+      await deleteInDhis2(h, gone.trackedEntity);
+      h.dhis2.restrictUser({ organisationUnits: [ORG_UNITS.bo] });
+      await deliverDue(h);
+
+      const withdrawn = rowOf(h, gone);
+      assert.equal(withdrawn.state, 'skipped', 'the deleted birth is withdrawn, not sent with the batch');
+      assert.equal(withdrawn.skipReason, 'deleted in the source before it was sent');
+      assert.equal(rowOf(h, kept).state, 'delivered');
+      const held = rowOf(h, moved);
+      assert.equal(held.state, 'dead', 'not sent: DHIS2 would not show it, and may have withdrawn it');
+      assert.equal(held.lastError?.kind, 'source-read');
+      assert.match(held.lastError?.message ?? '', /DHIS2 no longer shows it to the bridge's user \(a read answers 403/);
+      assert.deepEqual(await eventsOf(h, held), []);
+      assert.equal((await h.events()).length, 1);
+
+      // Replayable as the 404's: once the user captures there again, it goes out once.
+      h.dhis2.restrictUser(undefined);
+      assert.deepEqual((await h.bridge.replay([held.id])).requeued, [held.id]);
+      await deliverDue(h);
+      assert.equal(rowOf(h, moved).state, 'delivered');
+      assert.equal((await eventsOf(h, rowOf(h, moved)))[0]?.notified.length, 1);
     } finally {
       await h.close();
     }

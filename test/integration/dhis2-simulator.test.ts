@@ -478,4 +478,26 @@ describe("DHIS2 simulator: deleted tracked entities and the user's org units", (
     sim.restrictUser(undefined);
     assert.equal((await read(outside.trackedEntity)).status, 200);
   });
+
+  it("with outOfScopeRead 'forbidden', answers that read 403 OWNERSHIP_ACCESS_DENIED, as DHIS2 before #20280", async () => {
+    const older = await startDhis2Simulator({ seed, outOfScopeRead: 'forbidden' });
+    try {
+      const [outside] = ownedAt(ORG_UNITS.gbenikoroMchp);
+      assert.ok(outside?.trackedEntity);
+      const read = () => get(older, `/api/tracker/trackedEntities/${outside.trackedEntity}?program=${CHILD_PROGRAMME}`);
+      older.restrictUser({ organisationUnits: [ORG_UNITS.bo] });
+      const refused = await read();
+      assert.equal(refused.status, 403);
+      assert.deepEqual(refused.body, {
+        httpStatus: 'Forbidden',
+        httpStatusCode: 403,
+        status: 'ERROR',
+        message: 'OWNERSHIP_ACCESS_DENIED',
+      });
+      older.restrictUser(undefined);
+      assert.equal((await read()).status, 200);
+    } finally {
+      await older.close();
+    }
+  });
 });

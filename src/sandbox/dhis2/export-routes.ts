@@ -1,4 +1,5 @@
 import { type Request, type Response, Router } from 'express';
+import { dhis2Error } from './auth.js';
 import { ORG_UNIT_TREE } from './constants.js';
 import { applyFields, parseFields } from './fields.js';
 import {
@@ -75,11 +76,15 @@ function notFound(type: string, uid: string): BadRequestError & { status: number
   return Object.assign(new BadRequestError(`${type} with id ${uid} could not be found.`), { status: 404 });
 }
 
-/** How lists are answered: the envelope, and the test knobs of Dhis2SimulatorOptions. */
+/** How a read in a program whose owner is outside the user's capture scope is refused (Dhis2SimulatorOptions). */
+export type OutOfScopeRead = 'not-found' | 'forbidden';
+
+/** How lists and reads are answered: the envelope, and the test knobs of Dhis2SimulatorOptions. */
 export interface Listing {
   envelope: PageEnvelope;
   tieOrder: TieOrder;
   maxPageSize: number | undefined;
+  outOfScopeRead: OutOfScopeRead;
 }
 
 /**
@@ -163,8 +168,12 @@ export function exportRoutes(store: TrackerStore, listing: () => Listing, user: 
     if (!te || te.deleted) throw notFound('TrackedEntity', req.params.uid);
     const program = param(params, 'program');
     // Read in a program whose owner org unit is outside the user's capture scope: DHIS2 answers as if it
-    // had no such tracked entity (dhis2-core #20280, DHIS2-19210), the same 404 as for a deleted one.
-    if (program && !user.inCaptureScope(ownerOf(te, program))) throw notFound('TrackedEntity', req.params.uid);
+    // had no such tracked entity (dhis2-core #20280, DHIS2-19210), the same 404 as for a deleted one;
+    // before that change, 403 OWNERSHIP_ACCESS_DENIED (DefaultTrackedEntityService, 2.41).
+    if (program && !user.inCaptureScope(ownerOf(te, program))) {
+      if (listing().outOfScopeRead === 'forbidden') return dhis2Error(res, 403, 'Forbidden', 'OWNERSHIP_ACCESS_DENIED');
+      throw notFound('TrackedEntity', req.params.uid);
+    }
     res.json(applyFields(store.trackedEntityView(te, program), fieldsOf(params, 'trackedEntities')));
   });
 

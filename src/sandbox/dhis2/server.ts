@@ -4,7 +4,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { type Logger, silentLogger } from '../../observability/logger.js';
 import { DEFAULT_SANDBOX_AUTH, type Dhis2AuthOptions, dhis2Error, requireAuth } from './auth.js';
 import { CHILD_PROGRAMME, DEATH_PROGRAMME, ORG_UNIT_TREE, SIMULATED_DHIS2_VERSION } from './constants.js';
-import { exportRoutes } from './export-routes.js';
+import { exportRoutes, type OutOfScopeRead } from './export-routes.js';
 import { FieldFilterError } from './fields.js';
 import { describeImportPayloadErrors, isTrackerImportPayload } from './import-schema.js';
 import { importTracker } from './importer.js';
@@ -33,6 +33,12 @@ export interface Dhis2SimulatorOptions {
   tieOrder?: TieOrder;
   /** Test knob: serve pages asked larger than this at this size (the pager says so) instead of refusing them. */
   maxPageSize?: number;
+  /**
+   * How a tracked entity read in a program whose owner org unit is outside the user's capture scope is
+   * refused: 'not-found' (default: 404, as DHIS2 since dhis2-core #20280, DHIS2-19210) or 'forbidden' (403
+   * `OWNERSHIP_ACCESS_DENIED`, as DHIS2 before it).
+   */
+  outOfScopeRead?: OutOfScopeRead;
   /** Server clock in epoch ms (tests set it behind, as a DHIS2 moved to a server whose clock is). */
   clock?: () => number;
 }
@@ -158,7 +164,12 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
       programs: [CHILD_PROGRAMME, DEATH_PROGRAMME],
     });
   });
-  const listing = { envelope, tieOrder: options.tieOrder ?? 'uid', maxPageSize: options.maxPageSize };
+  const listing = {
+    envelope,
+    tieOrder: options.tieOrder ?? 'uid',
+    maxPageSize: options.maxPageSize,
+    outOfScopeRead: options.outOfScopeRead ?? 'not-found',
+  };
   api.use(
     '/tracker',
     exportRoutes(store, () => listing, user),

@@ -3,21 +3,28 @@ import { type Resource, trackedEntityResource } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Evaluation, SourcePipeline } from '../pipeline.js';
 import type { SubjectRecheck } from '../recheck.js';
-import type { Dhis2Client, TrackedEntityListing } from './client.js';
+import { type Dhis2Client, Dhis2SourceError, type TrackedEntityListing } from './client.js';
 import { Dhis2Fetcher } from './fetcher.js';
+import type { TrackerTrackedEntity } from './schemas.js';
 
 const TRACKED_ENTITY = 'TrackedEntity/';
+
+/** How DHIS2 refused to show a tracked entity read in the programme: its 404, or its 403 (older versions). */
+type Refusal = 404 | 403;
 
 /**
  * Reads each tracked entity again (in the source's programme, with its fields) and evaluates it again,
  * so a deactivation or a cleared date counts too.
  *
- * DHIS2's 404 to that read does not mean deleted. DHIS2 answers it alike for a soft-deleted tracked
- * entity and for a live one whose program owner org unit is outside the user's capture scope
- * (dhis2-core #20280, DHIS2-19210: ownership transferred to another district, or the bridge user's org
- * units narrowed). So the list is asked with includeDeleted=true (Dhis2Client.trackedEntityListing), and
- * only `deleted: true` withdraws the unsent row, as before (a poll by updatedAfter never returns a
- * deleted one again).
+ * DHIS2's refusal of that read does not mean deleted. Since dhis2-core #20280 (DHIS2-19210) it answers 404
+ * alike for a soft-deleted tracked entity and for a live one whose program owner org unit is outside the
+ * user's capture scope (ownership transferred to another district, or the bridge user's org units
+ * narrowed). Before it, the same read of such a live one answers 403 (`OWNERSHIP_ACCESS_DENIED`;
+ * `PROGRAM_ACCESS_CLOSED` in a closed programme; the registering org unit outside the user's search
+ * scope: "User has no read access to organisation unit"). A 403 used to fail the recheck, and the worker
+ * sent every row of the batch as recorded, a birth DHIS2 may have withdrawn meanwhile among them. So on
+ * either the list is asked with includeDeleted=true (Dhis2Client.trackedEntityListing), and only
+ * `deleted: true` withdraws the unsent row (a poll by updatedAfter never returns a deleted one again).
  *
  * Otherwise DHIS2 cannot tell the bridge (it lists the entity live but will not let the user read it,
  * does not list it at all: out of scope, or purged, or the list could not be asked). Then neither
@@ -47,8 +54,8 @@ export function dhis2Recheck(deps: {
         for (const key of subjectKeys) {
           if (!key.startsWith(TRACKED_ENTITY)) continue;
           const uid = key.slice(TRACKED_ENTITY.length);
-          const entity = await client.trackedEntity(uid, { program: dhis2.program, fields: dhis2.fields });
-          if (entity) {
+          const entity = await readInProgram(client, uid, dhis2);
+          if (typeof entity === 'object') {
             const resource = trackedEntityResource(entity);
             if (resource) resources.push(resource);
             continue;
@@ -61,7 +68,7 @@ export function dhis2Recheck(deps: {
             listing = err instanceof Error ? err : new Error(String(err));
           }
           if (listing === 'deleted') pipeline.recordDeleted(key, fetcher);
-          else held.push(...pipeline.unserved(key, notShown(listing), fetcher));
+          else held.push(...pipeline.unserved(key, notShown(entity, listing), fetcher));
         }
       } finally {
         // One commit for them all, made even when a later read fails: the worker sends the rows of a recheck
@@ -71,7 +78,7 @@ export function dhis2Recheck(deps: {
           // Counts only: which records is in the ledger.
           log.warn(
             { rows: held.length },
-            'DHIS2 answered 404 for tracked entities it does not list as deleted: rows held dead',
+            'DHIS2 would not show tracked entities it does not list as deleted (404 or 403 to a read in the program): rows held dead',
           );
         }
       }
@@ -84,24 +91,38 @@ export function dhis2Recheck(deps: {
   };
 }
 
+/** The tracked entity read in the programme, or how DHIS2 refused it (see dhis2Recheck). */
+async function readInProgram(
+  client: Dhis2Client,
+  uid: string,
+  dhis2: Dhis2Settings,
+): Promise<TrackerTrackedEntity | Refusal> {
+  try {
+    return (await client.trackedEntity(uid, { program: dhis2.program, fields: dhis2.fields })) ?? 404;
+  } catch (err) {
+    if (err instanceof Dhis2SourceError && err.status === 403) return 403;
+    throw err;
+  }
+}
+
 /** Why a row is held: no personal data (a uid is DHIS2's system id, the error names the call and status). */
-function notShown(listing: Exclude<TrackedEntityListing, 'deleted'> | Error): string {
+function notShown(refusal: Refusal, listing: Exclude<TrackedEntityListing, 'deleted'> | Error): string {
   const decide =
     'Not sent and not withdrawn: check it in DHIS2, then replay this row once the user sees it again ' +
     '(or leave it dead: a dead row is never sent)';
   if (listing === 'live')
     return (
-      "DHIS2 lists it as not deleted, yet a read in the program answers 404 to the bridge's user: its " +
+      `DHIS2 lists it as not deleted, yet a read in the program answers ${refusal} to the bridge's user: its ` +
       `program owner org unit is outside the user's capture scope (ownership transferred, or the user's org units narrowed). ${decide}`
     );
   if (listing === 'unlisted')
     return (
-      "DHIS2 no longer shows it to the bridge's user (a read answers 404 and the list with includeDeleted=true " +
+      `DHIS2 no longer shows it to the bridge's user (a read answers ${refusal} and the list with includeDeleted=true ` +
       "does not have it): deleted for good, or its program owner org unit moved outside the user's capture " +
       `scope. ${decide}`
     );
   return (
-    `DHIS2 answered 404 to a read, and whether it was deleted could not be asked (${listing.message}). ` +
+    `DHIS2 answered ${refusal} to a read, and whether it was deleted could not be asked (${listing.message}). ` +
     'Not sent and not withdrawn: replay this row to ask again (or leave it dead: a dead row is never sent)'
   );
 }

@@ -133,8 +133,8 @@ export async function startDhis2Harness(
     configure?: (config: { sources: Array<Record<string, unknown>> }) => void;
     /** Overrides for `delivery` settings (over FAST_DELIVERY). */
     delivery?: Record<string, unknown>;
-    /** The simulator's test knobs (an offset-dependent tie order, a page-size cap). */
-    simulator?: Pick<Dhis2SimulatorOptions, 'tieOrder' | 'maxPageSize'>;
+    /** The simulator's test knobs (an offset-dependent tie order, a page-size cap, a 403 for out of scope). */
+    simulator?: Pick<Dhis2SimulatorOptions, 'tieOrder' | 'maxPageSize' | 'outOfScopeRead'>;
     /** The bridge's logger (default: silent). */
     logger?: Logger;
   } = {},
