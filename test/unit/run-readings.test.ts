@@ -5,8 +5,10 @@ import {
   CarriedRuns,
   giveUpReason,
   MAX_CARRIED_MEMBERS,
+  MAX_RUN_COUNT,
   MAX_RUN_READINGS,
   ReadingPages,
+  RunPageCaps,
   RunReadings,
 } from '../../src/sources/shared/run-readings.js';
 
@@ -242,5 +244,38 @@ describe('ReadingPages: paging that does not end', () => {
       paging.note(page(5));
       assert.equal(paging.endless(), false, `page ${p}`);
     }
+  });
+});
+
+describe('LargerRunPage: the larger page asked once for a run, both pollers', () => {
+  it('asks a larger page once, not retried; answered, the next page is asked as usual', () => {
+    const larger = new RunPageCaps().pass();
+    assert.deepEqual(larger.callOptions, {});
+    assert.equal(larger.enlarge(1_000, 50), 200);
+    assert.deepEqual(larger.callOptions, { attempts: 1 }, 'an optimisation: one try');
+    larger.answered();
+    assert.deepEqual(larger.callOptions, {});
+    assert.equal(larger.enlarge(1_000, 800), MAX_RUN_COUNT, 'never past the largest page asked for a run');
+    larger.answered();
+    assert.equal(larger.enlarge(1_000, MAX_RUN_COUNT), undefined);
+  });
+
+  it("not answered: the run is read at the size answered, in this pass and the next; other failures are the pass's", () => {
+    const caps = new RunPageCaps();
+    const pass = caps.pass();
+    assert.equal(pass.refused(1_000), undefined, 'the usual page failing fails the pass');
+    assert.equal(pass.enlarge(1_000, 50), 200);
+    assert.equal(pass.refused(1_000), 50);
+    assert.deepEqual(pass.callOptions, {});
+    assert.equal(pass.enlarge(1_000, 50), undefined, 'not asked again for that run');
+    assert.equal(pass.enlarge(2_000, 50), 200, 'another run is');
+    pass.answered();
+
+    const next = caps.pass();
+    assert.equal(next.enlarge(1_000, 50), undefined, 'nor in the next pass');
+    assert.equal(next.enlarge(1_000, 10), 40, 'a smaller usual page may still grow up to what was answered');
+    next.answered();
+    caps.forgetBefore(1_001);
+    assert.equal(caps.pass().enlarge(1_000, 50), 200, 'a run behind the watermark is forgotten');
   });
 });

@@ -17,9 +17,8 @@ import { addReports, emptyReport, type PassReport, type SourcePipeline } from '.
 import {
   CarriedRuns,
   giveUpReason,
-  largerRunPage,
-  MAX_RUN_COUNT,
   MAX_RUN_PAGES,
+  RunPageCaps,
   RunReadings,
   readingPageSize,
 } from '../shared/run-readings.js';
@@ -66,12 +65,8 @@ export class Dhis2Poller {
   private runTries = 0;
   /** Runs given up in earlier passes, with DHIS2's count and the members read: the next pass resumes from them. */
   private readonly carriedRuns = new CarriedRuns();
-  /**
-   * Runs (by their updatedAt, in ms) whose larger page DHIS2 did not answer: the largest page size it did
-   * answer there. Later passes read such a run in pages of that size straight away, without asking for
-   * the larger page (and waiting out its timeout) again.
-   */
-  private readonly runPageCaps = new Map<number, number>();
+  /** Runs (by their updatedAt, in ms) whose larger page DHIS2 did not answer, and the size it did answer there. */
+  private readonly runPageCaps = new RunPageCaps();
   readonly status: PollerStatus = { consecutiveFailures: 0, watermarks: {} };
 
   constructor(private readonly deps: Dhis2PollerDeps) {
@@ -165,10 +160,9 @@ export class Dhis2Poller {
     let run = new RunReadings(this.carriedRuns);
     // Such a run is first asked for in one larger page, which needs no paging inside it: a server whose ties
     // come in no fixed order (PostgreSQL, under DHIS2, with ORDER BY a non-unique column and LIMIT/OFFSET)
-    // pages a run unreliably.
+    // pages a run unreliably. It is asked once: not answered, the run is read at the size DHIS2 did answer.
     let size = poll.pageSize;
-    // Set while the page asked is such a larger page: the size it was enlarged from, which DHIS2 answered.
-    let enlargedFrom: number | undefined;
+    const larger = this.runPageCaps.pass();
     // The most records the server gave on a page of the run being read: the page size it allows.
     let served = 0;
     // After a run that could not be read reliably, the watermark waits at it and the pass reads on past
@@ -191,25 +185,22 @@ export class Dhis2Poller {
       };
       if (bound) params.updatedAfter = bound;
       const at = bound === undefined ? undefined : naiveMillis(bound);
-      // A larger page asked for a run (below) is an optimisation, not a necessity: asked once, and when DHIS2
-      // does not answer it (a slow server times out on 1,000 records with fields=*, a gateway gives up on
-      // it), the run is read by page numbers at the size DHIS2 did answer, rather than failing the pass at
-      // the same run every pass, for good. Other failures (the usual page) fail the pass as before.
+      // A larger page asked for a run (below) that DHIS2 does not answer: the run is read by page numbers
+      // at the size DHIS2 did answer (LargerRunPage). Other failures fail the pass.
       let answer: Awaited<ReturnType<Dhis2Client['trackedEntityPage']>>;
       try {
-        answer = await client.trackedEntityPage(params, enlargedFrom === undefined ? {} : { attempts: 1 });
+        answer = await client.trackedEntityPage(params, larger.callOptions);
       } catch (err) {
-        if (enlargedFrom === undefined || at === undefined || this.stopping) throw err;
+        const readWith = this.stopping ? undefined : larger.refused(at);
+        if (readWith === undefined) throw err;
         this.log.warn(
-          { err, pageSize: size, readWith: enlargedFrom },
-          `DHIS2 did not answer a page of ${size} records of a run sharing one updatedAt (${err instanceof Error ? err.message : String(err)}): the run is read in pages of ${enlargedFrom} instead (raise sources[].timeoutMs for fewer calls)`,
+          { err, pageSize: size, readWith },
+          `DHIS2 did not answer a page of ${size} records of a run sharing one updatedAt (${err instanceof Error ? err.message : String(err)}): the run is read in pages of ${readWith} instead (raise sources[].timeoutMs for fewer calls)`,
         );
-        this.runPageCaps.set(at, enlargedFrom);
-        size = enlargedFrom;
-        enlargedFrom = undefined;
+        size = readWith;
         continue;
       }
-      enlargedFrom = undefined;
+      larger.answered();
       const entities = answer.entities;
       // A page shorter than the size the server applied is the last; a server that serves less than asked says
       // so in its pager, and a full page of it must not pass for the end of the results.
@@ -217,10 +208,9 @@ export class Dhis2Poller {
       const atBound = entities.filter((te) => at !== undefined && naiveMillis(te.updatedAt ?? '') === at);
       // Only when the server gave the whole page asked for: one that serves less would answer the same.
       const wholePageAtBound = entities.length >= size && atBound.length === entities.length;
-      const cap = (at !== undefined ? this.runPageCaps.get(at) : undefined) ?? MAX_RUN_COUNT;
-      if (page === 1 && !run.active && !last && wholePageAtBound && size < cap) {
-        enlargedFrom = size;
-        size = Math.min(largerRunPage(size), cap);
+      const enlarged = page === 1 && !run.active && !last && wholePageAtBound ? larger.enlarge(at, size) : undefined;
+      if (enlarged !== undefined) {
+        size = enlarged;
         continue;
       }
       const resources = entities.map(trackedEntityResource).filter((r): r is Resource => r !== undefined);
@@ -389,7 +379,7 @@ export class Dhis2Poller {
     const horizon = at - (this.deps.poll.overlapSeconds + 60) * 1000;
     for (const [key, seenAt] of this.seen) if (seenAt < horizon) this.seen.delete(key);
     this.carriedRuns.forgetBefore(at);
-    for (const run of this.runPageCaps.keys()) if (run < horizon) this.runPageCaps.delete(run);
+    this.runPageCaps.forgetBefore(horizon);
   }
 }
 

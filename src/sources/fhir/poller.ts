@@ -19,10 +19,9 @@ import { addReports, type Evaluation, emptyReport, type PassReport, type SourceP
 import {
   CarriedRuns,
   giveUpReason,
-  largerRunPage,
-  MAX_RUN_COUNT,
   MAX_RUN_PAGES,
   ReadingPages,
+  RunPageCaps,
   RunReadings,
   readingPageSize,
 } from '../shared/run-readings.js';
@@ -69,12 +68,8 @@ export class FhirPoller {
   private readonly runTries = new Map<string, number>();
   /** Runs given up in earlier passes, per type, with the server's count and the members read (CarriedRuns). */
   private readonly carriedRuns = new Map<string, CarriedRuns>();
-  /**
-   * Runs (per type, by their lastUpdated in ms) whose larger page the server did not answer: the largest
-   * `_count` it did answer there. Later passes read such a run in pages of that size straight away,
-   * without asking for the larger page (and waiting out its timeout) again.
-   */
-  private readonly runPageCaps = new Map<string, Map<number, number>>();
+  /** Runs (per type, by their lastUpdated in ms) whose larger page the server did not answer, and the `_count` it did. */
+  private readonly runPageCaps = new Map<string, RunPageCaps>();
   private queued: Promise<PassReport> | undefined;
   readonly status: PollerStatus = { consecutiveFailures: 0, watermarks: {} };
 
@@ -226,7 +221,7 @@ export class FhirPoller {
     const carried = this.carriedRuns.get(type) ?? new CarriedRuns();
     this.carriedRuns.set(type, carried);
     let run = new RunReadings(carried);
-    const caps = this.runPageCaps.get(type) ?? new Map<number, number>();
+    const caps = this.runPageCaps.get(type) ?? new RunPageCaps();
     this.runPageCaps.set(type, caps);
     const { poll, cursors, sourceId } = this.deps;
     const goLive = () => firstSyncStart(poll, cursors, sourceId);
@@ -245,10 +240,10 @@ export class FhirPoller {
     let continued: Bundle | undefined;
     const followed = new Set<string>();
     // A run longer than a page is first asked for in one larger page, which needs no paging inside it: a
-    // server whose ties come in no fixed order (SQL ORDER BY with LIMIT/OFFSET) pages a run unreliably.
+    // server whose ties come in no fixed order (SQL ORDER BY with LIMIT/OFFSET) pages a run unreliably. It is
+    // asked once: not answered, the run is read at the `_count` the server did answer.
     let count = this.deps.poll.pageSize;
-    // Set while the page asked is such a larger page: the `_count` it was enlarged from, which the server answered.
-    let enlargedFrom: number | undefined;
+    const larger = caps.pass();
     // The most entries the server gave on a page of the run being read: the page size it allows.
     let served = 0;
     // After a run that could not be read reliably, the watermark waits at it; the pass reads on past it.
@@ -260,28 +255,21 @@ export class FhirPoller {
       let page: Bundle;
       if (continued) page = continued;
       else {
-        // A larger page asked for a run (below) is an optimisation, not a necessity: asked once, and when the
-        // server does not answer it (a slow EMR times out on hundreds of resources, a gateway gives up on
-        // it), the run is read through `next` links at the size the server did answer, rather than failing
-        // the type at the same run every pass, for good. Other failures (the usual page) fail it as before.
+        // A larger page asked for a run (below) that the server does not answer: the run is read through
+        // `next` links at the size the server did answer (LargerRunPage). Other failures fail the type.
         try {
-          page = await client.searchPage(
-            type,
-            this.searchParams(bound, count),
-            enlargedFrom === undefined ? {} : { attempts: 1 },
-          );
+          page = await client.searchPage(type, this.searchParams(bound, count), larger.callOptions);
         } catch (err) {
-          if (enlargedFrom === undefined || bound === undefined || this.stopping) throw err;
+          const readWith = this.stopping || bound === undefined ? undefined : larger.refused(Date.parse(bound));
+          if (readWith === undefined) throw err;
           this.log.warn(
-            { err, resourceType: type, count, readWith: enlargedFrom },
-            `the FHIR server did not answer a page of ${count} ${type} resources of a run sharing one lastUpdated (${err instanceof Error ? err.message : String(err)}): the run is read in pages of ${enlargedFrom} instead (raise sources[].timeoutMs for fewer calls)`,
+            { err, resourceType: type, count, readWith },
+            `the FHIR server did not answer a page of ${count} ${type} resources of a run sharing one lastUpdated (${err instanceof Error ? err.message : String(err)}): the run is read in pages of ${readWith} instead (raise sources[].timeoutMs for fewer calls)`,
           );
-          caps.set(Date.parse(bound), enlargedFrom);
-          count = enlargedFrom;
-          enlargedFrom = undefined;
+          count = readWith;
           continue;
         }
-        enlargedFrom = undefined;
+        larger.answered();
       }
       if (!clockChecked) {
         clockChecked = true;
@@ -313,10 +301,12 @@ export class FhirPoller {
         promise = undefined;
         const wholePageAtBound = resources.length > 0 && resources.every(atBound);
         // Only when the server gave the whole page asked for: one that caps `_count` would answer the same.
-        const cap = (at !== undefined ? caps.get(at) : undefined) ?? MAX_RUN_COUNT;
-        if (wholePageAtBound && !run.active && nextLinkOf(page) && resources.length >= count && count < cap) {
-          enlargedFrom = count;
-          count = Math.min(largerRunPage(count), cap);
+        const enlarged =
+          wholePageAtBound && !run.active && nextLinkOf(page) && resources.length >= count
+            ? larger.enlarge(at, count)
+            : undefined;
+        if (enlarged !== undefined) {
+          count = enlarged;
           continue;
         }
       }
@@ -590,8 +580,7 @@ export class FhirPoller {
       if (key.startsWith(`${type}/`) && at < horizon) this.seen.delete(key);
     }
     this.carriedRuns.get(type)?.forgetBefore(Date.parse(watermark));
-    const caps = this.runPageCaps.get(type);
-    for (const run of caps?.keys() ?? []) if (run < horizon) caps?.delete(run);
+    this.runPageCaps.get(type)?.forgetBefore(horizon);
   }
 }
 

@@ -32,6 +32,73 @@ export function largerRunPage(size: number): number {
 }
 
 /**
+ * Runs (by their timestamp in ms) whose larger page (largerRunPage) the server did not answer: the largest page
+ * size it did answer there. Kept by a poller (per resource type) across passes, so later passes read such a run
+ * in pages of that size straight away, without asking for the larger page (and waiting out its timeout) again.
+ */
+export class RunPageCaps {
+  private readonly caps = new Map<number, number>();
+
+  /** The larger pages asked in one pass (a reading of the source from its bound). */
+  pass(): LargerRunPage {
+    return new LargerRunPage(this.caps);
+  }
+
+  /** Runs earlier than `at` (the watermark less the overlap) can no longer come back in a poll. */
+  forgetBefore(at: number): void {
+    for (const run of this.caps.keys()) if (run < at) this.caps.delete(run);
+  }
+}
+
+/**
+ * A larger page asked for a run is an optimisation, not a necessity: it is asked once, and when the server does
+ * not answer it (a slow server times out on 1,000 records with every field, a gateway gives up on it), the run
+ * is read by the server's own paging at the size it did answer, rather than failing the pass at the same run
+ * every pass, for good. Other failures (the usual page) fail the pass as before. What a poller does in between:
+ * `enlarge` when a whole page held nothing but the run, `callOptions` for the page it asks next, then
+ * `answered` or `refused`.
+ */
+export class LargerRunPage {
+  /** Set while the page asked is a larger page: the size it was enlarged from, which the server answered. */
+  private from: number | undefined;
+
+  constructor(private readonly caps: Map<number, number>) {}
+
+  /** For the page about to be asked: a larger page is tried once, not retried (the run can do without it). */
+  get callOptions(): { attempts?: number } {
+    return this.from === undefined ? {} : { attempts: 1 };
+  }
+
+  /**
+   * A whole page of `size` held nothing but the run at `at`: the larger size to ask it in next, or undefined
+   * when there is none (`size` already reaches the size the server answered for this run, or MAX_RUN_COUNT).
+   */
+  enlarge(at: number | undefined, size: number): number | undefined {
+    const cap = (at !== undefined ? this.caps.get(at) : undefined) ?? MAX_RUN_COUNT;
+    if (size >= cap) return undefined;
+    this.from = size;
+    return Math.min(largerRunPage(size), cap);
+  }
+
+  /** The page asked was answered. */
+  answered(): void {
+    this.from = undefined;
+  }
+
+  /**
+   * The page asked failed: the size to read the run at `at` in instead (the size the server answered there,
+   * remembered for later passes), or undefined when the failure is the pass's (it was not a larger page).
+   */
+  refused(at: number | undefined): number | undefined {
+    const from = this.from;
+    if (from === undefined || at === undefined) return undefined;
+    this.caps.set(at, from);
+    this.from = undefined;
+    return from;
+  }
+}
+
+/**
  * The page size of the next reading of a run whose readings met a member twice: on a server whose tie order
  * depends on LIMIT/OFFSET every reading with the same page size would miss the same members. Another page
  * size for every reading (the size the server allowed, then one less, …), carried on across passes by
