@@ -203,7 +203,7 @@ export class Dhis2Client {
     params: Record<string, string>,
     options: { attempts?: number } = {},
   ): Promise<TrackedEntityList> {
-    const query = new URLSearchParams(await this.orgUnitNames(params)).toString();
+    const query = new URLSearchParams(await this.paramsForVersion(params)).toString();
     const page = await this.call('list tracked entities', `tracker/trackedEntities?${query}`, isTrackedEntityPage, {
       ...options,
       timeoutHint: `raise sources[].timeoutMs or lower sources[].poll.pageSize of source ${this.settings.id}`,
@@ -246,12 +246,9 @@ export class Dhis2Client {
    * deleted tracked entity and for one the user may not see alike (see dhis2/recheck.ts).
    */
   async trackedEntityListing(uid: string, program: string): Promise<TrackedEntityListing> {
-    // 2.40 names uids with `trackedEntity` (semicolons); 2.41 added `trackedEntities` (commas) and refuses
-    // both at once; 2.42 dropped `trackedEntity`. One uid: the first page (50 by default) holds it.
-    const minor = await this.minorVersion();
-    const uidParam = minor < 41 ? 'trackedEntity' : 'trackedEntities';
+    // One uid: the first page (50 by default) holds it.
     const page = await this.trackedEntityPage({
-      [uidParam]: uid,
+      trackedEntities: uid,
       program,
       includeDeleted: 'true',
       fields: 'trackedEntity,deleted',
@@ -263,23 +260,21 @@ export class Dhis2Client {
   }
 
   /**
-   * The org unit filter under the names this DHIS2 reads: 2.41 renamed `orgUnit` (semicolons) and `ouMode`
-   * to `orgUnits` (commas) and `orgUnitMode`, and 2.40 ignores the new names, so a source limited to its
-   * districts read every district there. The version is asked only for a filter that names org units.
+   * `params` under the names this DHIS2 reads (see NAMES_BEFORE_2_41). The version is asked only for params
+   * that use such a name.
    */
-  private async orgUnitNames(params: Record<string, string>): Promise<Record<string, string>> {
-    if (params.orgUnits === undefined && params.orgUnitMode === undefined) return params;
-    const minor = await this.minorVersion();
-    if (!(minor < 41)) return params;
-    const { orgUnits, orgUnitMode, ...rest } = params;
-    return {
-      ...rest,
-      ...(orgUnits !== undefined ? { orgUnit: orgUnits.split(',').join(';') } : {}),
-      ...(orgUnitMode !== undefined ? { ouMode: orgUnitMode } : {}),
-    };
+  private async paramsForVersion(params: Record<string, string>): Promise<Record<string, string>> {
+    if (!Object.keys(params).some((name) => NAMES_BEFORE_2_41.has(name))) return params;
+    if (!((await this.minorVersion()) < 41)) return params;
+    return Object.fromEntries(
+      Object.entries(params).map(([name, value]) => {
+        const old = NAMES_BEFORE_2_41.get(name);
+        return old ? [old.name, old.list ? value.split(',').join(';') : value] : [name, value];
+      }),
+    );
   }
 
-  /** The minor version (41 for 2.41.3), NaN when DHIS2 does not say: the names below changed in 2.41. */
+  /** The minor version (41 for 2.41.3), NaN when DHIS2 does not say (NAMES_BEFORE_2_41). */
   private async minorVersion(): Promise<number> {
     return Number(/^2\.(\d+)/.exec((await this.version()) ?? '')?.[1] ?? Number.NaN);
   }
@@ -355,6 +350,17 @@ export class Dhis2Client {
     }
   }
 }
+
+/**
+ * Tracker list parameters 2.41 renamed, by their new name: the name before (`list`: a list, with semicolons
+ * where the new name takes commas). 2.40 ignores the new names (a source limited to its districts read every
+ * district there); 2.41 refuses `trackedEntity` and `trackedEntities` at once, and 2.42 dropped `trackedEntity`.
+ */
+const NAMES_BEFORE_2_41: ReadonlyMap<string, { name: string; list: boolean }> = new Map([
+  ['trackedEntities', { name: 'trackedEntity', list: true }],
+  ['orgUnits', { name: 'orgUnit', list: true }],
+  ['orgUnitMode', { name: 'ouMode', list: false }],
+]);
 
 /** What a list with `includeDeleted=true` says of one tracked entity (Dhis2Client.trackedEntityListing). */
 export type TrackedEntityListing = 'deleted' | 'live' | 'unlisted';
