@@ -277,8 +277,9 @@ describe('admin page in headless Chromium', {
     assert.ok(row?.trackingId);
     // What the runner leaves behind when the source refuses for good (one attempt, a permanent error).
     assert.ok(writeBacks.enqueue(rowId, 'emr', row.trackingId, Date.now()));
-    assert.equal(writeBacks.claimDue(10, Date.now(), 60_000).length, 1);
-    writeBacks.done(rowId, 'abandoned', Date.now(), 'FHIR write-back: Patient browser-1 no longer exists');
+    const [claim] = writeBacks.claimDue(10, Date.now(), 60_000);
+    assert.ok(claim);
+    assert.ok(writeBacks.done(claim, 'abandoned', Date.now(), 'FHIR write-back: Patient browser-1 no longer exists'));
 
     const jobRow = page.locator(`#write-backs tr[data-row-id="${rowId}"]`);
     await jobRow.waitFor({ timeout: UI_TIMEOUT_MS });

@@ -7,9 +7,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { WriteBackSettings } from '../../src/config/types.js';
 import { type Ledger, openLedger } from '../../src/ledger/index.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import {
   WriteBackError,
+  type WriteBackItem,
   type WriteBackJob,
   WriteBackRunner,
   WriteBackStore,
@@ -120,6 +121,10 @@ function runner(target: WriteBackTarget, sourceId = 'dhis2', deps: { batchSize?:
     random: () => 0,
     ...deps,
   });
+}
+
+function emptyReport() {
+  return { tried: 0, written: 0, already: 0, failing: 0, abandoned: 0, cutOff: 0, failures: [] };
 }
 
 function delivered(rowId: number, trackingId: string, sourceId = 'dhis2') {
@@ -311,6 +316,99 @@ describe('write-back worker', () => {
     wb.onOutcome({ type: 'delivered', row: { id, sourceId: 'dhis2', trackingId: null } });
     assert.equal(wb.store.waiting().count, 0);
     await wb.stop();
+  });
+});
+
+describe('write-back claims', () => {
+  it('only the current claim of a job records its outcome: a claim whose lease ran out and was taken again records nothing', () => {
+    const id = deliveredRow('childR', 'TRK-R');
+    const store = new WriteBackStore(ledger.path);
+    try {
+      assert.ok(store.enqueue(id, 'dhis2', 'TRK-R', clock));
+      const [first] = store.claimDue(10, clock, 1000);
+      assert.ok(first);
+      clock += 1000; // the first claim's lease is over: another run (or process) claims the job
+      const [second] = store.claimDue(10, clock, 1000);
+      assert.equal(second?.attempts, 2);
+      assert.ok(second);
+      const claimedAgain = store.get(id);
+
+      assert.equal(store.done(first, 'written', clock), false, 'the stale holder completes nothing');
+      assert.equal(store.retry(first, clock + 5000, 'HTTP 503', clock), false, 'nor reschedules it');
+      assert.equal(store.release(first, clock), false, 'nor hands it back');
+      assert.deepEqual(store.get(id), claimedAgain, 'the job is as the second claim left it');
+
+      assert.equal(store.retry(second, clock + 5000, 'HTTP 503', clock), true, 'the current claim does');
+      assert.equal(store.get(id)?.lastError, 'HTTP 503');
+      const [third] = store.claimDue(10, clock + 5000, 1000);
+      assert.ok(third);
+      assert.equal(store.done(second, 'written', clock + 5000), false, 'a claim ended by retry() is over');
+      assert.equal(store.done(third, 'already', clock + 5000), true);
+      assert.equal(store.get(id)?.outcome, 'already');
+    } finally {
+      store.close();
+    }
+  });
+
+  it('a claim of an earlier tracking id records nothing once the job restarted for a new one', () => {
+    const id = deliveredRow('childS', 'TRK-S1');
+    const store = new WriteBackStore(ledger.path);
+    try {
+      store.enqueue(id, 'dhis2', 'TRK-S1', clock);
+      const [old] = store.claimDue(10, clock, 1000);
+      assert.ok(old);
+      clock += 1000;
+      assert.ok(store.enqueue(id, 'dhis2', 'TRK-S2', clock), 'restarted: attempts 0, due now');
+      const [renewed] = store.claimDue(10, clock, 1000);
+      assert.equal(renewed?.trackingId, 'TRK-S2');
+      assert.equal(renewed?.attempts, old.attempts, 'the same attempt count as the old claim');
+      assert.equal(store.done(old, 'written', clock), false, 'TRK-S1 written says nothing of TRK-S2');
+      assert.equal(store.get(id)?.outcome, null);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('a run whose claim was taken over while it wrote leaves the job to the newer claim, and counts nothing', async () => {
+    const id = deliveredRow('childT', 'TRK-T');
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', destination: { write: (line: string) => lines.push(line) } });
+    const other = new WriteBackStore(ledger.path);
+    let taken: WriteBackItem | undefined;
+    // The write outlives its lease (a source that took minutes to answer), and another process claims
+    // the job meanwhile; then the source answers a failure.
+    const slow: WriteBackTarget = {
+      write: async () => {
+        clock += 120_000;
+        [taken] = other.claimDue(10, clock, 120_000);
+        throw new WriteBackError('DHIS2 write-back: tracker import failed: HTTP 503', false);
+      },
+    };
+    const wb = new WriteBackRunner({
+      ledger,
+      logger,
+      sources: [{ sourceId: 'dhis2', settings: SETTINGS, target: slow }],
+      now: () => clock,
+      random: () => 0,
+    });
+    try {
+      wb.onOutcome(delivered(id, 'TRK-T'));
+      const report = await wb.drain();
+      assert.ok(taken, 'the other process claimed the job');
+      assert.deepEqual(report, { ...emptyReport(), tried: 0 }, 'nothing counted');
+      const job = wb.store.get(id);
+      assert.equal(job?.lastError, null, "the stale attempt's error is not recorded");
+      assert.equal(job?.nextAttemptAt, taken.nextAttemptAt, "the newer claim's lease stands");
+      assert.equal(job?.attempts, 2);
+      const warned = lines.filter((line) => line.includes('claim was taken over'));
+      assert.equal(warned.length, 1, 'logged once');
+      assert.ok(!warned[0]?.includes('TRK-T'), 'without the tracking id');
+      assert.ok(other.done(taken, 'written', clock), 'the newer claim finishes the job');
+      assert.equal(wb.store.get(id)?.outcome, 'written');
+    } finally {
+      other.close();
+      await wb.stop();
+    }
   });
 });
 

@@ -155,8 +155,11 @@ describe('ledger and replay commands', () => {
     const store = new WriteBackStore(db);
     try {
       store.enqueue(row.id, 'emr', 'TRK0004', 0);
-      assert.equal(store.claimDue(1, 0, 60_000).length, 1);
-      store.done(row.id, 'abandoned', Date.UTC(2026, 0, 2), 'DHIS2 write-back: DHIS2 refused the write (E1000)');
+      const [claim] = store.claimDue(1, 0, 60_000);
+      assert.ok(claim);
+      assert.ok(
+        store.done(claim, 'abandoned', Date.UTC(2026, 0, 2), 'DHIS2 write-back: DHIS2 refused the write (E1000)'),
+      );
     } finally {
       store.close();
     }

@@ -20,6 +20,7 @@ export {
 } from './runner.js';
 export {
   WRITE_BACK_STATES,
+  type WriteBackClaim,
   type WriteBackItem,
   type WriteBackOutcome,
   type WriteBackState,

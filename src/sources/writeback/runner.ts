@@ -48,7 +48,10 @@ export interface WriteBackFailure {
 
 /** What one run did with the jobs it claimed (the summary of `sync --once`). */
 export interface WriteBackRunReport {
-  /** Jobs claimed: the sum of the five counts below. */
+  /**
+   * Jobs claimed whose outcome the run recorded: the sum of the five counts below. A job whose claim was
+   * taken over before its write ended (see WriteBackClaim) is left to the newer claim and not counted.
+   */
   tried: number;
   written: number;
   /** The source held the tracking id already. */
@@ -200,7 +203,6 @@ export class WriteBackRunner {
       const items = this.store.claimDue(this.deps.batchSize ?? 4, this.now(), this.deps.leaseMs ?? 120_000, dueBy);
       if (items.length === 0) break;
       await Promise.all(items.map((item) => this.run(item, signal, report)));
-      report.tried += items.length;
     }
     return report;
   }
@@ -217,7 +219,16 @@ export class WriteBackRunner {
   }
 
   private async run(item: WriteBackItem, signal: AbortSignal, report: WriteBackRunReport): Promise<void> {
+    // The claim taken over meanwhile (its lease ran out, and another run or process claimed the job): the
+    // job is the newer claim's to finish and report, this attempt's outcome is dropped.
+    const lost = (result: string) => {
+      this.log.warn(
+        { rowId: item.rowId, source: item.sourceId, attempt: item.attempts, result },
+        'write-back finished after its claim was taken over; result not recorded',
+      );
+    };
     const failed = (state: WriteBackFailure['state'], error: string) => {
+      report.tried++;
       report[state]++;
       report.failures.push({
         rowId: item.rowId,
@@ -231,7 +242,7 @@ export class WriteBackRunner {
     const row = this.deps.ledger.get(item.rowId);
     if (!source || !row) {
       const error = source ? 'ledger row not found' : 'write-back no longer configured';
-      this.store.done(item.rowId, 'abandoned', this.now(), error);
+      if (!this.store.done(item, 'abandoned', this.now(), error)) return lost('abandoned');
       failed('abandoned', error);
       return;
     }
@@ -247,7 +258,8 @@ export class WriteBackRunner {
     const log = { rowId: row.id, source: row.sourceId, attempt: item.attempts };
     try {
       const result = await source.target.write(job, signal);
-      this.store.done(item.rowId, result, this.now());
+      if (!this.store.done(item, result, this.now())) return lost(result);
+      report.tried++;
       report[result]++;
       this.log.info({ ...log, result }, 'tracking id written back');
     } catch (err) {
@@ -255,7 +267,8 @@ export class WriteBackRunner {
         // Cut off by the bridge itself (stopping, the pass's deadline), not failed by the source: counting
         // it would spend the job's budget (up to abandoning it) and replace its last error with "the
         // bridge is stopping" or a timeout of ours. Handed back.
-        this.store.release(item.rowId, item.nextAttemptAt, this.now());
+        this.store.release(item, this.now());
+        report.tried++;
         report.cutOff++;
         this.log.info(log, 'write-back cut off by the bridge; it runs again later, its attempt not counted');
         return;
@@ -263,14 +276,14 @@ export class WriteBackRunner {
       const message = err instanceof Error ? err.message : String(err);
       const permanent = err instanceof WriteBackError && err.permanent;
       if (permanent || item.attempts >= source.settings.maxAttempts) {
-        this.store.done(item.rowId, 'abandoned', this.now(), message);
+        if (!this.store.done(item, 'abandoned', this.now(), message)) return lost('abandoned');
         failed('abandoned', message);
         this.log.warn({ ...log, permanent, error: message }, 'write-back abandoned');
         return;
       }
       const { baseDelayMs, maxDelayMs } = source.settings;
       const delay = writeBackDelay(item.attempts, baseDelayMs, maxDelayMs, this.random);
-      this.store.retry(item.rowId, this.now() + delay, message, this.now());
+      if (!this.store.retry(item, this.now() + delay, message, this.now())) return lost('failing');
       failed('failing', message);
       this.log.warn({ ...log, delayMs: delay, error: message }, 'write-back failed; retrying later');
     }

@@ -63,6 +63,26 @@ function toItem(row: SqlItem): WriteBackItem {
   };
 }
 
+/**
+ * A job as claimDue handed it out. The claim is its lease (nextAttemptAt as claimed), its attempt count
+ * and its tracking id: a claim whose lease ran out and that another run or process claimed since (the
+ * lease and the count moved), or a job restarted for a new tracking id meanwhile, is no longer this one,
+ * and its holder records nothing (as the delivery ledger checks `locked_by` and the attempt).
+ */
+export type WriteBackClaim = Pick<WriteBackItem, 'rowId' | 'nextAttemptAt' | 'attempts' | 'trackingId'>;
+
+const THIS_CLAIM = `row_id = @rowId AND done_at IS NULL AND next_attempt_at = @leasedUntil AND attempts = @attempts
+  AND tracking_id = @trackingId`;
+
+function claimParams(claim: WriteBackClaim) {
+  return {
+    rowId: claim.rowId,
+    leasedUntil: claim.nextAttemptAt,
+    attempts: claim.attempts,
+    trackingId: claim.trackingId,
+  };
+}
+
 const MAX_ERROR_LENGTH = 500;
 /** `search()` without a limit returns at most this many jobs: every read stays bounded. */
 const DEFAULT_SEARCH_LIMIT = 100;
@@ -97,16 +117,16 @@ export class WriteBackStore {
         UPDATE write_backs SET attempts = attempts + 1, next_attempt_at = @leaseUntil, updated_at = @now
         WHERE row_id = @rowId AND done_at IS NULL AND next_attempt_at = @seenNextAttemptAt`),
       get: db.prepare<[number], SqlItem>('SELECT * FROM write_backs WHERE row_id = ?'),
-      done: db.prepare(
-        'UPDATE write_backs SET done_at = @now, outcome = @outcome, last_error = @error, updated_at = @now WHERE row_id = @rowId',
-      ),
-      // Only while the claim is still this one's (its lease unchanged): see release().
+      // These three end an attempt, and only while the claim is still this one's (see WriteBackClaim).
+      done: db.prepare(`
+        UPDATE write_backs SET done_at = @now, outcome = @outcome, last_error = @error, updated_at = @now
+        WHERE ${THIS_CLAIM}`),
       release: db.prepare(`
         UPDATE write_backs SET attempts = attempts - 1, next_attempt_at = @now, updated_at = @now
-        WHERE row_id = @rowId AND done_at IS NULL AND next_attempt_at = @leasedUntil AND attempts > 0`),
-      retry: db.prepare(
-        'UPDATE write_backs SET next_attempt_at = @nextAttemptAt, last_error = @error, updated_at = @now WHERE row_id = @rowId',
-      ),
+        WHERE ${THIS_CLAIM}`),
+      retry: db.prepare(`
+        UPDATE write_backs SET next_attempt_at = @nextAttemptAt, last_error = @error, updated_at = @now
+        WHERE ${THIS_CLAIM}`),
       list: db.prepare<[number], SqlItem>('SELECT * FROM write_backs ORDER BY row_id DESC LIMIT ?'),
       waiting: db.prepare<[], { n: number; next: number | null }>(
         'SELECT COUNT(*) AS n, MIN(next_attempt_at) AS next FROM write_backs WHERE done_at IS NULL',
@@ -150,22 +170,26 @@ export class WriteBackStore {
       .immediate();
   }
 
-  done(rowId: number, outcome: WriteBackOutcome, now: number, error?: string): void {
-    this.stmt.done.run({ rowId, outcome, now, error: error ? error.slice(0, MAX_ERROR_LENGTH) : null });
+  /** The claimed job's outcome. False, and nothing recorded, when the claim is no longer this one. */
+  done(claim: WriteBackClaim, outcome: WriteBackOutcome, now: number, error?: string): boolean {
+    const params = { ...claimParams(claim), outcome, now, error: error ? error.slice(0, MAX_ERROR_LENGTH) : null };
+    return this.stmt.done.run(params).changes === 1;
   }
 
   /**
    * Hands a claimed job back as if it had not been claimed: its attempt uncounted, its last error as it
    * was, due again now. For an attempt the bridge cut off itself (stopping, a pass's deadline): the
-   * source did not fail it. `leasedUntil` is the claim's lease (the item's nextAttemptAt as claimed); a
-   * job claimed again since, or done, is left alone. True when the job was handed back.
+   * source did not fail it. A job claimed again since, or done, is left alone. True when the job was
+   * handed back.
    */
-  release(rowId: number, leasedUntil: number, now: number): boolean {
-    return this.stmt.release.run({ rowId, leasedUntil, now }).changes === 1;
+  release(claim: WriteBackClaim, now: number): boolean {
+    return this.stmt.release.run({ ...claimParams(claim), now }).changes === 1;
   }
 
-  retry(rowId: number, nextAttemptAt: number, error: string, now: number): void {
-    this.stmt.retry.run({ rowId, nextAttemptAt, error: error.slice(0, MAX_ERROR_LENGTH), now });
+  /** The claimed job due again at `nextAttemptAt`. False, and nothing recorded, when the claim is no longer this one. */
+  retry(claim: WriteBackClaim, nextAttemptAt: number, error: string, now: number): boolean {
+    const params = { ...claimParams(claim), nextAttemptAt, error: error.slice(0, MAX_ERROR_LENGTH), now };
+    return this.stmt.retry.run(params).changes === 1;
   }
 
   get(rowId: number): WriteBackItem | undefined {
