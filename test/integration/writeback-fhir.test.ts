@@ -11,12 +11,18 @@ import Database from 'better-sqlite3';
 import { Bridge } from '../../src/app.js';
 import { configFromObject } from '../../src/config/index.js';
 import type { SourceSettings, WriteBackSettings } from '../../src/config/types.js';
+import { type Ledger, openLedger } from '../../src/ledger/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { DEMO_FACILITIES, facilityLocation, generateBirth, generateDeath } from '../../src/sandbox/demo/generate.js';
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
 import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
-import { FhirWriteBack, type WriteBackJob, writeBackResourceId } from '../../src/sources/writeback/index.js';
+import {
+  FhirWriteBack,
+  type WriteBackJob,
+  WriteBackRunner,
+  writeBackResourceId,
+} from '../../src/sources/writeback/index.js';
 import { simulatorOpenCrvs } from './helpers/bridge-harness.js';
 
 const SYSTEM = 'http://opencrvs.org/tracking-id';
@@ -318,5 +324,80 @@ describe('FHIR write-back: Task carrying the tracking id', () => {
     const again = await w.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
     assert.equal(again.report.mapped.inserted + again.report.mapped.replaced, 0);
     assert.equal((await w.sim.control.events()).length, 1);
+  });
+});
+
+describe('FHIR write-back: a bulk import', () => {
+  const BULK = 250;
+  let fhir: FhirSandbox;
+  let dir: string;
+  let ledger: Ledger;
+
+  before(async () => {
+    const patients: Resource[] = Array.from({ length: BULK }, (_, i) => ({ resourceType: 'Patient', id: `bulk-${i}` }));
+    fhir = await startFhirSandbox({ port: 0, seed: patients });
+    dir = mkdtempSync(join(tmpdir(), 'bridge-writeback-bulk-'));
+    ledger = openLedger(join(dir, 'bridge.db'));
+  });
+  after(async () => {
+    ledger?.close();
+    await fhir?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A row delivered with a tracking id, as the delivery worker leaves it. */
+  function delivered(i: number): { id: number; trackingId: string } {
+    const trackingId = `TRKBULK${String(i).padStart(4, '0')}`;
+    const { row } = ledger.recordEvent({
+      sourceId: SOURCE,
+      eventType: 'birth',
+      subjectKey: `Patient/bulk-${i}`,
+      sourceRef: `Patient/bulk-${i}`,
+      payloadHash: `hash-${i}`,
+      payload: { declaration: {}, office: 'office' },
+    });
+    assert.equal(ledger.claimRow(row.id, 'worker')?.id, row.id);
+    const settled = ledger.settle({
+      id: row.id,
+      workerId: 'worker',
+      claimedPayloadHash: `hash-${i}`,
+      step: 'notify',
+      startedAt: Date.now(),
+      settlement: { outcome: 'delivered', eventId: `ev-${i}`, trackingId },
+    });
+    assert.equal(settled?.state, 'delivered');
+    return { id: row.id, trackingId };
+  }
+
+  it(`writes ${BULK} jobs due at once back in one run, in batches`, async () => {
+    const config = configFromObject({
+      opencrvs: { eventsUrl: 'http://127.0.0.1:9/events', accessToken: 'unused' },
+      sources: [{ id: SOURCE, kind: 'fhir', baseUrl: fhir.baseUrl, timeoutMs: 5000, writeBack: {} }],
+    });
+    const source = config.sources[0];
+    assert.ok(source?.writeBack);
+    const client = new FhirSourceClient(source, { logger: silentLogger });
+    const runner = new WriteBackRunner({
+      ledger,
+      logger: silentLogger,
+      sources: [{ sourceId: SOURCE, settings: source.writeBack, target: new FhirWriteBack(client, source.writeBack) }],
+    });
+    try {
+      const rows = Array.from({ length: BULK }, (_, i) => delivered(i));
+      for (const row of rows) runner.onOutcome({ type: 'delivered', row: { ...row, sourceId: SOURCE } });
+      assert.equal(runner.store.waiting().count, BULK);
+
+      const report = await runner.drain({ timeoutMs: 60_000 });
+      assert.equal(report.tried, BULK);
+      assert.equal(report.written, BULK);
+      assert.equal(runner.store.waiting().count, 0, 'nothing left for a later run');
+      for (const [i, row] of rows.entries()) {
+        const patient = await read(fhir, `Patient/bulk-${i}`);
+        assert.ok(identifiers(patient).some((id) => id.system === SYSTEM && id.value === row.trackingId));
+      }
+    } finally {
+      await runner.stop();
+      client.close();
+    }
   });
 });

@@ -112,7 +112,11 @@ function deliveredRow(subject: string, trackingId: string, sourceId = 'dhis2'): 
   return row.id;
 }
 
-function runner(target: WriteBackTarget, sourceId = 'dhis2', deps: { batchSize?: number } = {}): WriteBackRunner {
+function runner(
+  target: WriteBackTarget,
+  sourceId = 'dhis2',
+  deps: { batchSize?: number; maxJobsPerRun?: number } = {},
+): WriteBackRunner {
   return new WriteBackRunner({
     ledger,
     logger: silentLogger,
@@ -266,6 +270,20 @@ describe('write-back worker', () => {
       assert.equal(wb.store.get(id)?.attempts, 1, `row ${id}: one attempt in one drain`);
       assert.equal(wb.store.get(id)?.outcome, null, `row ${id}: not abandoned by one drain`);
     }
+    await wb.stop();
+  });
+
+  it('a run claims batch after batch up to its bound; the next run goes on with the rest', async () => {
+    const ids = Array.from({ length: 7 }, (_, i) => deliveredRow(`bulk${i}`, `TRK-BULK${i}`));
+    const target = new ScriptedTarget([]);
+    const wb = runner(target, 'dhis2', { batchSize: 2, maxJobsPerRun: 5 });
+    ids.forEach((id, i) => {
+      wb.onOutcome(delivered(id, `TRK-BULK${i}`));
+    });
+    assert.equal((await wb.drain()).written, 5, 'three batches, the last one cut to the bound');
+    assert.equal(wb.store.waiting().count, 2);
+    assert.equal((await wb.drain()).written, 2);
+    assert.equal(target.calls.length, 7);
     await wb.stop();
   });
 

@@ -33,6 +33,8 @@ export interface WriteBackRunnerDeps {
   batchSize?: number;
   /** How long a claimed job is leased before another claim may retry it (default 120 s). */
   leaseMs?: number;
+  /** Jobs one run claims at most (default 5000); the rest wait for the next run. */
+  maxJobsPerRun?: number;
 }
 
 /** A job a run tried and that failed: ledger row, source, its error (the call, the status, codes: no personal data). */
@@ -73,6 +75,12 @@ const ENABLED_META = (sourceId: string) => `writeBack.enabledAt:${sourceId}`;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Jobs created per source by one catch-up scan. */
 const CATCH_UP_LIMIT = 1000;
+/**
+ * Jobs one run claims at most: a bulk import (hundreds of births delivered in one pass) is written back in
+ * the same run, batch after batch, and a backlog after a long outage still ends a run now and then (the
+ * next tick or pass goes on with it).
+ */
+const MAX_JOBS_PER_RUN = 5000;
 
 export class WriteBackRunner {
   readonly store: WriteBackStore;
@@ -165,7 +173,7 @@ export class WriteBackRunner {
     if (this.timer && !this.running) this.schedule(0);
   }
 
-  /** Runs the jobs due now (one batch, or more until none is due). Shared if already running. */
+  /** Runs the jobs due now, batch after batch (up to maxJobsPerRun). Shared if already running. */
   processDue(): Promise<WriteBackRunReport> {
     return this.runOnce();
   }
@@ -198,10 +206,13 @@ export class WriteBackRunner {
     // job's retry budget on itself while the source is down. A 1 ms backoff used to abandon a job
     // within one drain.
     const dueBy = this.now();
-    // Bounded: a tick handles at most 25 batches, the rest wait for the next tick.
-    for (let i = 0; i < 25 && !this.stopped && !signal.aborted; i++) {
-      const items = this.store.claimDue(this.deps.batchSize ?? 4, this.now(), this.deps.leaseMs ?? 120_000, dueBy);
+    // Batch after batch while jobs are due, the run's time allows (the signal) and up to its bound.
+    const batchSize = Math.max(1, this.deps.batchSize ?? 4);
+    let left = Math.max(1, this.deps.maxJobsPerRun ?? MAX_JOBS_PER_RUN);
+    while (left > 0 && !this.stopped && !signal.aborted) {
+      const items = this.store.claimDue(Math.min(batchSize, left), this.now(), this.deps.leaseMs ?? 120_000, dueBy);
       if (items.length === 0) break;
+      left -= items.length;
       await Promise.all(items.map((item) => this.run(item, signal, report)));
     }
     return report;
