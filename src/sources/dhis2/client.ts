@@ -64,7 +64,7 @@ export class Dhis2Client {
     // Accept both https://dhis2.example.org and https://dhis2.example.org/api.
     this.baseUrl = settings.baseUrl.replace(/\/+$/, '').replace(/\/api$/, '');
     this.secrets = sourceSecrets(settings);
-    this.auth = createSourceAuthenticator(settings.auth, settings.timeoutMs, this.secrets);
+    this.auth = createSourceAuthenticator(settings.auth, settings.timeoutMs, this.secrets, this.closing.signal);
     this.limit = sourceRequestLimit(settings);
     this.attempts = options.attempts ?? 3;
     this.retryBaseMs = options.retryBaseMs ?? 500;
@@ -107,7 +107,8 @@ export class Dhis2Client {
       let status: number | undefined;
       try {
         if (init.signal?.aborted) throw cutOff();
-        const headers: Record<string, string> = { accept: 'application/json', ...(await this.auth.headers()) };
+        const auth = await this.auth.headers(this.closing.signal, init.signal);
+        const headers: Record<string, string> = { accept: 'application/json', ...auth };
         if (init.body !== undefined) headers['content-type'] = 'application/json';
         // One slot per call, body included; the timeout starts when the call leaves, not while it waits.
         const body: unknown = await this.limit(async () => {

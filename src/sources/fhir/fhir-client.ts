@@ -121,7 +121,7 @@ export class FhirSourceClient {
     this.limit = sourceRequestLimit(settings);
     this.client = new Client({ baseUrl: this.baseUrl, requestOptions: { dispatcher: this.dispatcher } });
     this.secrets = sourceSecrets(settings);
-    this.auth = createSourceAuthenticator(settings.auth, settings.timeoutMs, this.secrets);
+    this.auth = createSourceAuthenticator(settings.auth, settings.timeoutMs, this.secrets, this.closing.signal);
     this.attempts = options.attempts ?? 3;
     this.retryBaseMs = options.retryBaseMs ?? 500;
     this.log = options.logger.child({ component: 'fhir-client', source: settings.id });
@@ -151,7 +151,8 @@ export class FhirSourceClient {
       try {
         if (this.closing.signal.aborted) throw this.closing.signal.reason;
         if (caller.signal?.aborted) throw caller.signal.reason;
-        const headers = { accept: 'application/fhir+json', ...(await this.auth.headers()), ...extraHeaders };
+        const auth = await this.auth.headers(this.closing.signal, caller.signal);
+        const headers = { accept: 'application/fhir+json', ...auth, ...extraHeaders };
         // The timeout starts when the call leaves, not while it waits for a free slot.
         return await this.limit(async () => {
           if (caller.signal?.aborted) throw caller.signal.reason;

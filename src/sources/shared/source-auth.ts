@@ -1,5 +1,6 @@
 import type { SourceAuth } from '../../config/types.js';
 import type { SecretScrubber } from '../../observability/secret-scrubber.js';
+import { callSignal } from './call-signal.js';
 import { ResponseTooLargeError, readBodyCapped } from './read-body.js';
 import { noAnswer } from './source-error.js';
 
@@ -10,7 +11,11 @@ import { noAnswer } from './source-error.js';
  * scrubber before it is used, so no error about a call made with it can quote it.
  */
 export interface SourceAuthenticator {
-  headers(): Promise<Record<string, string>>;
+  /**
+   * The headers of one call. `stops` (the client closing, the caller's deadline) end the wait for a token
+   * at once: rejected with the reason of the one that fired.
+   */
+  headers(...stops: Array<AbortSignal | undefined>): Promise<Record<string, string>>;
   /** Drops a cached token after a 401 so the next call fetches a new one. */
   invalidate(): void;
 }
@@ -32,10 +37,15 @@ export class SourceAuthError extends Error {
   }
 }
 
+/**
+ * `closing`: the client's own stop, which ends a token request in flight (the callers waiting for it end
+ * with their own stops, which include it).
+ */
 export function createSourceAuthenticator(
   auth: SourceAuth,
   timeoutMs: number,
   secrets: SecretScrubber,
+  closing?: AbortSignal,
 ): SourceAuthenticator {
   switch (auth.type) {
     case 'none':
@@ -50,7 +60,7 @@ export function createSourceAuthenticator(
       return { headers: async () => ({ authorization: `Basic ${encoded}` }), invalidate: () => {} };
     }
     case 'oauth2':
-      return oauth2ClientCredentials(auth, timeoutMs, secrets);
+      return oauth2ClientCredentials(auth, timeoutMs, secrets, closing);
   }
 }
 
@@ -67,7 +77,33 @@ function parseJson(text: string): unknown {
   }
 }
 
-function oauth2ClientCredentials(auth: SourceAuth, timeoutMs: number, secrets: SecretScrubber): SourceAuthenticator {
+/**
+ * `promise`, or the reason of the first of `stops` to fire, whichever comes first. The promise goes on
+ * (its rejection is still handled here): a token request shared with other callers is not ended for one.
+ */
+function untilStopped<T>(promise: Promise<T>, stops: Array<AbortSignal | undefined>): Promise<T> {
+  const signals = stops.filter((stop): stop is AbortSignal => stop !== undefined);
+  if (signals.length === 0) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onStop = (stop: AbortSignal) => () => reject(stop.reason);
+    const listening = signals.map((stop) => [stop, onStop(stop)] as const);
+    const done = () => {
+      for (const [stop, listener] of listening) stop.removeEventListener('abort', listener);
+    };
+    for (const [stop, listener] of listening) {
+      if (stop.aborted) listener();
+      else stop.addEventListener('abort', listener, { once: true });
+    }
+    promise.then(resolve, reject).finally(done);
+  });
+}
+
+function oauth2ClientCredentials(
+  auth: SourceAuth,
+  timeoutMs: number,
+  secrets: SecretScrubber,
+  closing: AbortSignal | undefined,
+): SourceAuthenticator {
   let cached: { token: string; expiresAt: number } | undefined;
   let inFlight: Promise<string> | undefined;
 
@@ -78,7 +114,9 @@ function oauth2ClientCredentials(auth: SourceAuth, timeoutMs: number, secrets: S
     form.set('client_secret', auth.clientSecret ?? '');
     let response: Response;
     // One signal for the call and its body: Node 20's fetch does not end a body still arriving (read-body.ts).
-    const signal = AbortSignal.timeout(timeoutMs);
+    // The client closing ends it too: at shutdown a hanging token endpoint must not hold the process.
+    const call = callSignal(timeoutMs, closing);
+    const signal = call.signal;
     let text: string;
     try {
       response = await fetch(auth.tokenUrl ?? '', {
@@ -94,6 +132,8 @@ function oauth2ClientCredentials(auth: SourceAuth, timeoutMs: number, secrets: S
       throw new SourceAuthError(`the token endpoint (auth.tokenUrl) could not be reached: ${noAnswer(err)}`, true, {
         cause: err,
       });
+    } finally {
+      call.done();
     }
     // The message names the status only: the response may echo credentials.
     if (!response.ok) {
@@ -125,12 +165,13 @@ function oauth2ClientCredentials(auth: SourceAuth, timeoutMs: number, secrets: S
   }
 
   return {
-    async headers() {
+    async headers(...stops) {
       if (!cached || cached.expiresAt - RENEW_BEFORE_MS <= Date.now()) {
+        for (const stop of stops) if (stop?.aborted) throw stop.reason;
         inFlight ??= fetchToken().finally(() => {
           inFlight = undefined;
         });
-        await inFlight;
+        await untilStopped(inFlight, stops);
       }
       return { authorization: `Bearer ${cached?.token}` };
     },
