@@ -1,6 +1,6 @@
-// A resource id goes into the EMR's URL as one path segment below `<base>/<Type>/`: read and lastVersion
-// encode it, and never send `.` or `..`, which a URL resolves to the base itself or its parent (a
-// credentialed read of `<base>/` or of the system-wide `<base>/_history`).
+// A resource id goes into the EMR's URL as one path segment below `<base>/<Type>/`: read, lastVersion and
+// update (the write-back's) encode it, and never send `.` or `..`, which a URL resolves to the base itself
+// or its parent (a credentialed read of `<base>/` or of the system-wide `<base>/_history`, a PUT there).
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -53,14 +53,16 @@ describe('FHIR source client ids', () => {
     await client.read('Patient', '../../admin?x=1');
     await client.read('Patient', '..%2Fadmin');
     await client.lastVersion('Patient', 'a/b#c');
+    await assert.rejects(client.update({ resourceType: 'Patient', id: '../x?y' }), FhirSourceError);
     assert.deepEqual(seen, [
       '/emr-a/fhir/Patient/..%2F..%2Fadmin%3Fx%3D1',
       '/emr-a/fhir/Patient/..%252Fadmin',
       '/emr-a/fhir/Patient/a%2Fb%23c/_history?_count=5',
+      '/emr-a/fhir/Patient/..%2Fx%3Fy',
     ]);
   });
 
-  it('sends nothing for `.` or `..`: read refuses them, lastVersion has no version of them', async () => {
+  it('sends nothing for `.` or `..`: read and update refuse them, lastVersion has no version of them', async () => {
     for (const id of ['.', '..', '']) {
       await assert.rejects(
         client.read('Patient', id),
@@ -68,6 +70,11 @@ describe('FHIR source client ids', () => {
         JSON.stringify(id),
       );
       assert.equal(await client.lastVersion('Patient', id), undefined);
+      await assert.rejects(
+        client.update({ resourceType: 'Patient', id }),
+        (err: unknown) => err instanceof FhirSourceError && !err.retryable,
+        `update ${JSON.stringify(id)}`,
+      );
     }
     await assert.rejects(client.read('../Patient', '1'), FhirSourceError, 'nor a type that is none');
     assert.deepEqual(seen, [], 'no request reached the EMR');

@@ -383,13 +383,16 @@ export class FhirSourceClient {
     ifMatchVersion?: string,
     caller: CallOptions = {},
   ): Promise<Resource> {
+    // As read(): nothing is sent for `.` or `..`, and the id is one path segment.
+    if (instancePath(resource.resourceType, resource.id) === undefined)
+      throw new FhirSourceError(`update ${resource.resourceType}: not a resource type and id`, undefined, false);
     const headers: Record<string, string> = ifMatchVersion ? { 'if-match': `W/"${ifMatchVersion}"` } : {};
     const result: unknown = await this.call(
       `update ${resource.resourceType}`,
       (options) =>
         this.client.update({
           resourceType: resource.resourceType,
-          id: resource.id,
+          id: encodeURIComponent(resource.id),
           body: toFhirKitResource(resource),
           options,
         }),

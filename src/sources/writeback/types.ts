@@ -1,4 +1,5 @@
 // What a write-back target (one per source with `writeBack` configured) is given and may answer.
+import { isFhirId } from '../fhir/notification.js';
 import { SourceCallError } from '../shared/source-error.js';
 
 /** One tracking id to write back, with the ledger row's references (no personal data). */
@@ -56,8 +57,13 @@ export function toWriteBackError(err: unknown, what: string): WriteBackError {
   return new WriteBackError(`${what}: ${err instanceof Error ? err.message : String(err)}`, false, { cause: err });
 }
 
-/** `Type/id` → parts; undefined for anything else. */
+/**
+ * `Type/id` → parts; undefined for anything else. The id is written to as `<base>/<Type>/<id>` with the
+ * source's credentials: it must be a FHIR id by the rule the subscription receiver applies (isFhirId), so
+ * neither `.` nor `..` (the base itself, its parent) can steer the write elsewhere. DHIS2 uids are FHIR ids.
+ */
 export function splitRef(ref: string): { type: string; id: string } | undefined {
-  const match = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(ref);
-  return match ? { type: match[1] ?? '', id: match[2] ?? '' } : undefined;
+  const match = /^([A-Z][A-Za-z]+)\/([^/]*)$/.exec(ref);
+  const [, type, id] = match ?? [];
+  return type && id !== undefined && isFhirId(id) ? { type, id } : undefined;
 }
