@@ -10,9 +10,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PRELOAD_CONCURRENCY = 4;
 /**
  * How long "OpenCRVS lists no such location" is believed. Records name locations themselves (an OpenCRVS v1
- * encounter's facility), and on 1.9 each lookup reads the whole v1 location list (twice for a UUID: by id,
- * then by externalId): a hospital whose records all name a location OpenCRVS does not list downloaded it for
- * every record. Minutes, not for good: a location added in OpenCRVS is found this soon after.
+ * encounter's facility), and on 1.9 each lookup reads the whole v1 location list: a hospital whose records all
+ * name a location OpenCRVS does not list downloaded it for every record. Minutes, not for good: a location added in OpenCRVS is found this soon after.
  */
 export const UNLISTED_TTL_MS = 5 * 60_000;
 /** References remembered as unlisted at most, the oldest forgotten first (they come from records: unbounded). */
@@ -127,9 +126,18 @@ export class LocationResolver {
   }
 
   private async lookup(ref: string): Promise<Location> {
-    // A UUID is tried as an id first; a country could still use UUID-shaped CSV ids.
-    let found = UUID.test(ref) ? (await this.api.listLocations({ id: ref })).find((l) => l.id === ref) : undefined;
-    found ??= (await this.api.listLocations({ externalId: ref })).find((l) => externalIdMatches(l.externalId, ref));
+    // A UUID is tried as an id first; a country could still use UUID-shaped CSV ids. 1.9 answers any query
+    // with its whole v1 location list (filtered here): one download answers both questions.
+    const byId = (list: Location[]) => (UUID.test(ref) ? list.find((l) => l.id === ref) : undefined);
+    const byExternalId = (list: Location[]) => list.find((l) => externalIdMatches(l.externalId, ref));
+    let found: Location | undefined;
+    if (this.api.version === '1.9') {
+      const all = await this.api.listLocations();
+      found = byId(all) ?? byExternalId(all);
+    } else {
+      found = UUID.test(ref) ? byId(await this.api.listLocations({ id: ref })) : undefined;
+      found ??= byExternalId(await this.api.listLocations({ externalId: ref }));
+    }
     if (!found) {
       // Oldest first: with one lifetime for all, the first inserted is the first to run out.
       const oldest = this.unlisted.size >= this.unlistedMax ? this.unlisted.keys().next() : undefined;

@@ -82,6 +82,8 @@ export interface LocationQuery {
 
 /** What the rest of the bridge needs from OpenCRVS. The client implements it; tests may too. */
 export interface OpenCrvsApi {
+  /** The client's OpenCRVS version; a test's stand-in may leave it out (2.0 then). */
+  readonly version?: '2.0' | '1.9';
   createEvent(input: CreateEventInput): Promise<EventDocument>;
   notify(input: NotifyInput): Promise<NotifyResult>;
   /** v2.0 only: POST /events/notify, idempotent on transactionId. */

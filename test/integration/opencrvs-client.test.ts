@@ -384,6 +384,23 @@ describe('OpenCRVS client against the 1.9 simulator', () => {
     assert.deepEqual([err.kind, err.classification], ['config', 'operator']);
   });
 
+  it('downloads the v1 location list once a lookup, a UUID it does not list included', async () => {
+    const control = new OpenCrvsSandboxControl(sim.baseUrl);
+    const resolver = new LocationResolver(createOpenCrvsClient(settingsFor(sim, { version: '1.9' })));
+    const facility = sim.locations.find((l) => l.locationType === 'HEALTH_FACILITY');
+    assert.ok(facility?.externalId);
+    const listed = async () => (await control.requests()).locations ?? 0;
+    let before = await listed();
+    // Not listed: asked by id and by externalId, from one download.
+    await assert.rejects(resolver.resolve(randomUUID()), { kind: 'unknown-office' });
+    assert.equal((await listed()) - before, 1, 'an unlisted UUID');
+    for (const ref of [facility.id, facility.externalId]) {
+      before = await listed();
+      assert.equal((await resolver.resolve(ref, 'HEALTH_FACILITY')).id, facility.id);
+      assert.equal((await listed()) - before, 1, ref === facility.id ? 'a listed UUID' : 'an externalId');
+    }
+  });
+
   it('resolves offices and facilities through the gateway v1 location API, no token needed', async () => {
     const resolver = new LocationResolver(createOpenCrvsClient(settingsFor(sim, { version: '1.9' })));
     const seededOffice = sim.locations.find((l) => l.locationType === 'CRVS_OFFICE' && l.partOf);
