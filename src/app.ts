@@ -31,7 +31,14 @@ import { loadMappings, type MapOptions, type MappingSet, sourceMappingOptions } 
 import type { Logger } from './observability/logger.js';
 import { BridgeMetrics } from './observability/metrics.js';
 import { paced } from './observability/paced.js';
-import { createOpenCrvsClient, LocationResolver, type OpenCrvsClient, OpenCrvsError } from './opencrvs/index.js';
+import {
+  createOpenCrvsClient,
+  type KnownLocation,
+  type LocationMemory,
+  LocationResolver,
+  type OpenCrvsClient,
+  OpenCrvsError,
+} from './opencrvs/index.js';
 import { missingGrants } from './opencrvs/scopes.js';
 import { buildDhis2Source, type Dhis2SourceRuntime } from './sources/dhis2/index.js';
 import { FhirSourceClient } from './sources/fhir/fhir-client.js';
@@ -40,7 +47,7 @@ import { InboxProcessor, type ProcessorSource } from './sources/fhir/inbox-proce
 import { FhirPoller } from './sources/fhir/poller.js';
 import { SubscriptionReceiver } from './sources/fhir/receiver.js';
 import { reevaluate } from './sources/fhir/reevaluate.js';
-import { identityChanges, recordOpenCrvsIdentity, recordSourceIdentity } from './sources/identity.js';
+import { identityChanges, openCrvsIdentity, recordOpenCrvsIdentity, recordSourceIdentity } from './sources/identity.js';
 import { checkSourceMappings, sourcesSharingRecords } from './sources/overlap.js';
 import type { PassOptions } from './sources/pass.js';
 import { addReports, emptyReport, OvertakenReadFailed, type PassReport, SourcePipeline } from './sources/pipeline.js';
@@ -65,6 +72,11 @@ const DELIVERY_FAILING_MS = 300_000;
 const DELIVERY_FAILING_ATTEMPTS = 3;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Tries to resolve the routing table are this far apart at first, doubling up to ROUTING_RETRY_MAX_MS. */
+const ROUTING_RETRY_MS = 1_000;
+const ROUTING_RETRY_MAX_MS = 30_000;
+/** Meta key of what OpenCRVS last answered about location references (LocationMemory). */
+const LOCATIONS_META = 'opencrvs:locations';
 
 /** One configured source with everything built for it. */
 export interface SourceRuntime {
@@ -161,6 +173,13 @@ export class Bridge {
   private locationsReady = false;
   /** Why the routing table did not resolve at the last try (config keys and OpenCRVS's words; no personal data). */
   private locationsError: string | undefined;
+  /**
+   * Set while the sources run on the routing table as OpenCRVS last answered it (it cannot be asked now):
+   * since when, and what each routing reference was taken to be, to compare with the answer once it comes.
+   */
+  private unconfirmedRouting: { since: number; taken: Map<string, string | undefined> } | undefined;
+  private sourcesStarted = false;
+  private deliveryStarted = false;
   /** Set by stop(); start() checks it after every await, so a signal during start-up stops cleanly. */
   private stopping = false;
   private locationRetry: NodeJS.Timeout | undefined;
@@ -186,7 +205,7 @@ export class Bridge {
         logger: options.logger,
         ownClients: ledgerOwnClients(this.ledger),
       });
-      this.locations = new LocationResolver(this.opencrvs);
+      this.locations = new LocationResolver(this.opencrvs, { memory: this.locationMemory() });
       const sharing = sourcesSharingRecords(config.sources);
       for (const settings of config.sources) {
         if (settings.kind === 'fhir') this.sources.push(this.buildFhirSource(settings));
@@ -376,8 +395,77 @@ export class Bridge {
   mapOptions(): MapOptions {
     return {
       resolveLocation: (ref, type) =>
-        this.locations.resolveSync(ref, type) ?? (type === 'CRVS_OFFICE' && UUID.test(ref) ? ref : undefined),
+        this.locations.resolveSync(ref, type) ??
+        this.unconfirmedRoute(ref, type) ??
+        (type === 'CRVS_OFFICE' && UUID.test(ref) ? ref : undefined),
       lookupLocations: (refs) => this.locations.lookUp(refs),
+      lastKnownLocation: (ref) => this.locations.lastKnown(ref),
+    };
+  }
+
+  private routingRefList: Array<{ ref: string; type: string; key: string }> | undefined;
+
+  /** The routing table's references, each with the type it must be and the config key it comes from. */
+  private routingRefs(): Array<{ ref: string; type: string; key: string }> {
+    if (this.routingRefList) return this.routingRefList;
+    const refs: Array<{ ref: string; type: string; key: string }> = [];
+    this.routingRefList = refs;
+    const { defaultOffice, facilities } = this.config.routing;
+    if (defaultOffice) refs.push({ ref: defaultOffice, type: 'CRVS_OFFICE', key: 'routing.defaultOffice' });
+    for (const [from, route] of Object.entries(facilities)) {
+      const key = `routing.facilities['${from}']`;
+      if (route.office) refs.push({ ref: route.office, type: 'CRVS_OFFICE', key: `${key}.office` });
+      if (route.facility) refs.push({ ref: route.facility, type: 'HEALTH_FACILITY', key: `${key}.facility` });
+    }
+    return refs;
+  }
+
+  /**
+   * While OpenCRVS has not confirmed the routing table, a routing reference is what OpenCRVS last answered
+   * (an earlier run's answer, in the ledger), or a UUID as given: records are mapped and recorded, and
+   * nothing is sent before the table is confirmed (startDelivery). Undefined for anything else.
+   */
+  private unconfirmedRoute(ref: string, type: string): string | undefined {
+    if (this.locationsReady || !this.routingRefs().some((r) => r.ref === ref && r.type === type)) return undefined;
+    const known = this.locations.lastKnown(ref);
+    if (known === null) return undefined;
+    if (known) return known.locationType === type ? known.id : undefined;
+    return UUID.test(ref) ? ref : undefined;
+  }
+
+  /** The routing references unconfirmedRoute cannot stand in for (never answered, or not of their type). */
+  private unconfirmableRoutes(): string[] {
+    return this.routingRefs()
+      .filter(({ ref, type }) => this.unconfirmedRoute(ref, type) === undefined)
+      .map(({ key }) => key);
+  }
+
+  /** What OpenCRVS answered about location references, kept in the ledger for the next run (this OpenCRVS's only). */
+  private locationMemory(): LocationMemory {
+    const opencrvs = openCrvsIdentity(this.config.opencrvs) ?? this.config.opencrvs.domain ?? '';
+    return {
+      load: () => {
+        const stored = this.ledger.getMeta(LOCATIONS_META);
+        if (!stored) return [];
+        try {
+          const parsed = JSON.parse(stored) as { opencrvs?: unknown; known?: unknown };
+          if (parsed.opencrvs !== opencrvs || !Array.isArray(parsed.known)) return [];
+          return parsed.known.flatMap((entry): Array<[string, KnownLocation]> => {
+            if (!Array.isArray(entry) || typeof entry[0] !== 'string') return [];
+            const [ref, id, locationType] = entry as unknown[];
+            if (id === null) return [[ref as string, null]];
+            return typeof id === 'string' && typeof locationType === 'string'
+              ? [[ref as string, { id, locationType }]]
+              : [];
+          });
+        } catch {
+          return []; // A hint only: unreadable, OpenCRVS is asked as if it were not there.
+        }
+      },
+      save: (known) => {
+        const entries = [...known].map(([ref, k]) => (k ? [ref, k.id, k.locationType] : [ref, null]));
+        this.ledger.setMeta(LOCATIONS_META, JSON.stringify({ opencrvs, known: entries }));
+      },
     };
   }
 
@@ -408,16 +496,8 @@ export class Bridge {
 
   /** Every office and facility named in the routing table, checked against OpenCRVS. */
   async resolveLocations(): Promise<void> {
-    const refs: Array<{ ref: string; type?: string; key: string }> = [];
-    const { defaultOffice, facilities } = this.config.routing;
-    if (defaultOffice) refs.push({ ref: defaultOffice, type: 'CRVS_OFFICE', key: 'routing.defaultOffice' });
-    for (const [from, route] of Object.entries(facilities)) {
-      const key = `routing.facilities['${from}']`;
-      if (route.office) refs.push({ ref: route.office, type: 'CRVS_OFFICE', key: `${key}.office` });
-      if (route.facility) refs.push({ ref: route.facility, type: 'HEALTH_FACILITY', key: `${key}.facility` });
-    }
     try {
-      await this.locations.preload(refs);
+      await this.locations.preload(this.routingRefs());
     } catch (err) {
       this.locationsError = err instanceof Error ? err.message : String(err);
       throw err;
@@ -692,13 +772,7 @@ export class Bridge {
             TOKEN_CHECK_TTL_MS,
           ),
       },
-      {
-        name: 'routing',
-        run: () =>
-          this.locationsReady
-            ? undefined
-            : `offices and facilities not resolved in OpenCRVS yet; polling and delivery wait for them${this.locationsError ? `: ${this.locationsError}` : ''}`,
-      },
+      { name: 'routing', run: () => this.routingProblem() },
       { name: 'queue', run: () => (this.worker.held() ? `held: ${this.worker.held()?.reason}` : undefined) },
       { name: 'delivery', run: () => this.deliveryProblem() },
       {
@@ -730,6 +804,24 @@ export class Bridge {
     ];
   }
 
+  /** What the routing table lacks, for /readyz: what waits for it, and why (config keys and OpenCRVS's words). */
+  private routingProblem(): string | undefined {
+    if (this.locationsReady && !this.unconfirmedRouting) return undefined;
+    const why = this.locationsError ? `: ${this.locationsError}` : '';
+    if (this.locationsReady)
+      return `rows recorded before OpenCRVS answered are being mapped again; delivery waits${why}`;
+    if (this.sourcesStarted)
+      return (
+        'offices and facilities not confirmed in OpenCRVS yet; records are read and recorded with those it gave ' +
+        `last time, delivery waits${why}`
+      );
+    const missing = this.unconfirmableRoutes();
+    return (
+      `offices and facilities not resolved in OpenCRVS yet (${missing.length > 0 ? missing.join(', ') : 'none known'}); ` +
+      `polling, notifications and delivery wait for them${why}`
+    );
+  }
+
   private readonly checkCache = new Map<
     string,
     { at: number; result: Promise<string | undefined>; failed?: boolean }
@@ -756,9 +848,10 @@ export class Bridge {
 
   async start(): Promise<void> {
     if (this.options.http !== false) await this.openListeners();
-    // Notifications are accepted (stored) at once; processing and polling wait for the routing
-    // table to resolve, since a record cannot be mapped to an office before.
-    await this.resolveLocationsUntilReady();
+    // Notifications are accepted (stored) at once. Processing and polling need the routing table, since a
+    // record cannot be mapped to an office before: while OpenCRVS cannot be asked, they run on what it
+    // answered last time (resolveLocationsUntilReady); delivery waits for its answer.
+    await this.resolveLocationsUntilReady(ROUTING_RETRY_MS);
   }
 
   /**
@@ -810,39 +903,107 @@ export class Bridge {
     this.log.info({ host: admin.host, port: opened.port }, 'admin listening');
   }
 
-  private async resolveLocationsUntilReady(): Promise<void> {
+  /**
+   * Resolves the routing table in OpenCRVS, trying again `delayMs` later (doubling, up to 30 s) until it
+   * does. Until then the sources run when every routing reference can be taken as OpenCRVS last answered
+   * (unconfirmedRoute): an OpenCRVS that is down when the bridge starts does not stop the EMR being read.
+   */
+  private async resolveLocationsUntilReady(delayMs: number): Promise<void> {
     if (this.stopping) return;
     try {
       await this.resolveLocations();
       if (this.stopping) return;
+      await this.remapUnconfirmed();
+      if (this.stopping) return;
       this.startSources();
+      this.startDelivery();
     } catch (err) {
       // Stopped meanwhile (a SIGTERM during start-up closed the client): that is no routing problem.
       if (this.stopping) return;
       const reason = err instanceof Error ? err.message : String(err);
-      this.log.error(
-        { err },
-        `routing could not be resolved in OpenCRVS (${reason}); polling, notifications and delivery wait; retrying in 30 s`,
+      const retry = `retrying in ${Math.round(delayMs / 1000)} s`;
+      if (this.locationsReady) {
+        this.locationsError = reason;
+        this.log.warn(
+          { err },
+          `rows recorded before OpenCRVS answered could not be mapped again; delivery waits; ${retry}`,
+        );
+      } else if (this.sourcesStarted || this.unconfirmableRoutes().length === 0) {
+        if (!this.sourcesStarted) {
+          this.unconfirmedRouting = { since: Date.now(), taken: this.takenRoutes() };
+          this.startSources();
+        }
+        this.log.warn(
+          `routing could not be confirmed in OpenCRVS (${reason}); records are read and recorded with the ` +
+            `offices and facilities it gave last time, delivery waits; ${retry}`,
+        );
+      } else {
+        this.log.error(
+          { err },
+          `routing could not be resolved in OpenCRVS (${reason}); polling, notifications and delivery wait; ${retry}`,
+        );
+      }
+      this.locationRetry = setTimeout(
+        () => void this.resolveLocationsUntilReady(Math.min(delayMs * 2, ROUTING_RETRY_MAX_MS)),
+        delayMs,
       );
-      this.locationRetry = setTimeout(() => void this.resolveLocationsUntilReady(), 30_000);
       this.locationRetry.unref();
     }
   }
 
+  /** What unconfirmedRoute gives each routing reference now. */
+  private takenRoutes(): Map<string, string | undefined> {
+    return new Map(this.routingRefs().map(({ ref, type }) => [`${type} ${ref}`, this.unconfirmedRoute(ref, type)]));
+  }
+
   /**
-   * Once the routing table resolves: notifications, polls and deliveries. Delivery waits too: the rows
-   * it would send unchecked after a wait are rechecked at the source first, which means mapping them.
+   * Once OpenCRVS confirmed the routing table: where it now answers otherwise than the sources took it
+   * (OpenCRVS set up again under the same address), the rows recorded since are mapped again at their
+   * source before anything is sent, as a recheck would. Throws (delivery waits) when that cannot be done.
    */
+  private async remapUnconfirmed(): Promise<void> {
+    const unconfirmed = this.unconfirmedRouting;
+    if (!unconfirmed) return;
+    const changed = this.routingRefs().filter(
+      ({ ref, type }) => unconfirmed.taken.get(`${type} ${ref}`) !== this.locations.resolveSync(ref, type),
+    );
+    if (changed.length > 0) {
+      const runners = this.recheckRunners();
+      const rows = this.ledger
+        .list({ states: ['pending', 'failed'], since: unconfirmed.since, limit: 100_000 })
+        .filter((row) => row.eventId === null);
+      const bySource = new Map<string, string[]>();
+      for (const row of rows) bySource.set(row.sourceId, [...(bySource.get(row.sourceId) ?? []), row.subjectKey]);
+      this.log.warn(
+        { changed: changed.map((r) => r.key), rows: rows.length },
+        'OpenCRVS answers otherwise than last time for routing references: rows recorded meanwhile are mapped again',
+      );
+      for (const [sourceId, subjects] of bySource) await runners.get(sourceId)?.(subjects);
+    }
+    this.unconfirmedRouting = undefined;
+  }
+
+  /** Notifications and polls, once: on the routing table OpenCRVS confirmed, or as it answered last time. */
   private startSources(): void {
+    if (this.sourcesStarted) return;
+    this.sourcesStarted = true;
     // A source that is not polled has no pass to wait for: its notifications are processed from now on.
     for (const source of this.sources)
       if (!source.settings.poll.enabled) recordSourceIdentity(this.ledger, source.settings);
     this.inbox.start();
     if (this.options.schedule !== false) this.enableSchedules();
-    if (this.options.worker !== false && !this.stopping) {
-      this.worker.start();
-      this.writeBacks?.start();
-    }
+  }
+
+  /**
+   * Deliveries, once OpenCRVS confirmed the routing table: the rows the worker would send after a wait are
+   * rechecked at the source first, which means mapping them, and a row must not go to an office OpenCRVS
+   * has not confirmed.
+   */
+  private startDelivery(): void {
+    if (this.deliveryStarted || this.options.worker === false || this.stopping) return;
+    this.deliveryStarted = true;
+    this.worker.start();
+    this.writeBacks?.start();
   }
 
   /**

@@ -138,15 +138,19 @@ export function routeRecord(
     if (facilityRef) {
       const facility = resolve(facilityRef, 'HEALTH_FACILITY');
       if (!facility && !route?.facility && options.uncheckedLocations?.has(facilityRef)) {
-        // OpenCRVS could not be asked. A UUID goes on as given, as a lookup finds a location of this
-        // deployment (so a checked mapping gives the same payload hash); anything else is left out. The
-        // worker looks it up before sending and has the record mapped again if OpenCRVS answers otherwise.
+        // OpenCRVS could not be asked. What it answered last time decides, else a UUID goes on as given, as
+        // a lookup finds a location of this deployment; anything else is left out. So a checked mapping most
+        // likely gives the same payload hash, and a record already notified, read again now, is no new
+        // version. The worker looks it up before sending and has the record mapped again if OpenCRVS
+        // answers otherwise.
         routing.facilityUnchecked = facilityRef;
         warnings.push(
           `facility '${facilityRef}' could not be looked up in OpenCRVS when the record was mapped; ` +
             'checked before the row is sent',
         );
-        facilityRef = UUID.test(facilityRef) ? facilityRef : undefined;
+        const known = options.lastKnownLocation?.(facilityRef);
+        if (known !== undefined) facilityRef = known?.locationType === 'HEALTH_FACILITY' ? known.id : undefined;
+        else facilityRef = UUID.test(facilityRef) ? facilityRef : undefined;
       } else {
         if (!facility) warnings.push(`facility '${facilityRef}' is not a known OpenCRVS health facility; left out`);
         facilityRef = facility;

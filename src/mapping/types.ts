@@ -41,6 +41,12 @@ export interface MapOptions {
   lookupLocations?: (refs: string[]) => Promise<string[]>;
   /** Set by mapSubject for routing: references lookupLocations could not look up. */
   uncheckedLocations?: ReadonlySet<string>;
+  /**
+   * What OpenCRVS last answered about a reference it cannot be asked about now (an earlier lookup, an
+   * earlier run): its id and type, null for "not listed", undefined when never asked. Routing gives an
+   * unchecked facility that answer, so a record read again during an outage maps to the payload it had.
+   */
+  lastKnownLocation?: (ref: string) => { id: string; locationType: string } | null | undefined;
   /** Upper bound on fetcher calls (reads + searches) to assemble one context. Default 50. */
   maxReads?: number;
 }

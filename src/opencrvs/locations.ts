@@ -17,12 +17,31 @@ export const UNLISTED_TTL_MS = 5 * 60_000;
 /** References remembered as unlisted at most, the oldest forgotten first (they come from records: unbounded). */
 export const UNLISTED_MAX = 1_000;
 
+/** References whose last answer is kept (LocationResolver.lastKnown), the oldest forgotten first. */
+export const KNOWN_MAX = 5_000;
+
+/** What OpenCRVS last answered about a reference: the location's id and type, or null for "not listed". */
+export type KnownLocation = { id: string; locationType: string } | null;
+
+/**
+ * Where the resolver keeps its last answers across restarts (the ledger's meta, src/app.ts): what a
+ * reference was last found to be is what a mapping most likely gets once OpenCRVS can be asked again.
+ */
+export interface LocationMemory {
+  load(): Iterable<[string, KnownLocation]>;
+  save(known: ReadonlyMap<string, KnownLocation>): void;
+}
+
 export interface LocationResolverOptions {
   now?: () => number;
   /** Default UNLISTED_TTL_MS. */
   unlistedTtlMs?: number;
   /** Default UNLISTED_MAX. */
   unlistedMax?: number;
+  /** Keeps lastKnown's answers across restarts; without it they last as long as the process. */
+  memory?: LocationMemory;
+  /** Default KNOWN_MAX. */
+  knownMax?: number;
 }
 
 export class LocationResolver {
@@ -33,6 +52,10 @@ export class LocationResolver {
   private readonly now: () => number;
   private readonly unlistedTtlMs: number;
   private readonly unlistedMax: number;
+  /** The last answer about each reference, kept past UNLISTED_TTL_MS and across restarts (insertion order). */
+  private readonly known = new Map<string, KnownLocation>();
+  private readonly knownMax: number;
+  private readonly memory: LocationMemory | undefined;
 
   constructor(
     private readonly api: OpenCrvsApi,
@@ -41,6 +64,19 @@ export class LocationResolver {
     this.now = options.now ?? Date.now;
     this.unlistedTtlMs = options.unlistedTtlMs ?? UNLISTED_TTL_MS;
     this.unlistedMax = Math.max(1, options.unlistedMax ?? UNLISTED_MAX);
+    this.knownMax = Math.max(1, options.knownMax ?? KNOWN_MAX);
+    this.memory = options.memory;
+    for (const [ref, answer] of this.memory?.load() ?? []) this.remember(ref, answer, false);
+  }
+
+  /**
+   * What OpenCRVS last answered about a reference, however long ago (an earlier run's answer too):
+   * undefined when it was never asked. Not a lookup: while OpenCRVS cannot be asked, it says what the
+   * answer most likely is, so that a record mapped meanwhile gives the payload a lookup would.
+   */
+  lastKnown(ref: string): KnownLocation | undefined {
+    const found = this.cache.get(ref);
+    return found ? { id: found.id, locationType: found.locationType } : this.known.get(ref);
   }
 
   /**
@@ -63,7 +99,7 @@ export class LocationResolver {
     for (let i = 0; i < refs.length; i += PRELOAD_CONCURRENCY) {
       const batch = refs.slice(i, i + PRELOAD_CONCURRENCY);
       // The routing table is the operator's: an office added in OpenCRVS after a failed start is found by
-      // the next try (every 30 s), not UNLISTED_TTL_MS later.
+      // the next try (at most 30 s later), not UNLISTED_TTL_MS later.
       const results = await Promise.allSettled(batch.map((item) => this.resolve(item.ref, item.type, { fresh: true })));
       for (const [j, result] of results.entries()) {
         if (result.status === 'fulfilled') continue;
@@ -143,11 +179,31 @@ export class LocationResolver {
       const oldest = this.unlisted.size >= this.unlistedMax ? this.unlisted.keys().next() : undefined;
       if (oldest && !oldest.done) this.unlisted.delete(oldest.value);
       this.unlisted.set(ref, this.now() + this.unlistedTtlMs);
+      this.remember(ref, null);
       throw notListed(ref);
     }
     this.cache.set(ref, found);
     this.cache.set(found.id, found);
+    this.remember(ref, { id: found.id, locationType: found.locationType });
     return found;
+  }
+
+  /** Keeps an answer for lastKnown; saved only when it is news (a repeated answer writes nothing). */
+  private remember(ref: string, answer: KnownLocation, save = true): void {
+    const before = this.known.get(ref);
+    const same =
+      before !== undefined &&
+      (before === null || answer === null
+        ? before === answer
+        : before.id === answer.id && before.locationType === answer.locationType);
+    if (same) return;
+    this.known.delete(ref);
+    if (this.known.size >= this.knownMax) {
+      const oldest = this.known.keys().next();
+      if (!oldest.done) this.known.delete(oldest.value);
+    }
+    this.known.set(ref, answer);
+    if (save) this.memory?.save(this.known);
   }
 }
 

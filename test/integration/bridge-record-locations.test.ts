@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { Resource } from '@medplum/fhirtypes';
+import { Bridge } from '../../src/app.js';
+import { silentLogger } from '../../src/observability/logger.js';
 import type { SimLocation } from '../../src/sandbox/opencrvs/index.js';
 import { birthResources, type Harness, notifiedDeclaration, ROUTING, startHarness } from './helpers/bridge-harness.js';
 
@@ -203,6 +205,32 @@ for (const version of ['1.9', '2.0'] as const) {
           assert.equal(row()?.payload?.facility, sent ? named : undefined);
           assert.equal(row()?.payload?.facilityUnchecked, sent ? named : undefined);
         }));
+
+    it('a record already notified, read again after a restart, is no new version: its facility is what OpenCRVS answered last time', () =>
+      withHarness(version, async (h) => {
+        const office = unrouted(h, 'CRVS_OFFICE');
+        // Named by the record, not listed by OpenCRVS: left out of what was sent.
+        const birth = v1Birth(office.id, FIXTURE_FACILITY);
+        for (const r of birth) await h.fhir.upsert(r);
+        assert.equal((await h.bridge.syncOnce()).ok, true);
+        assert.equal(h.rows()[0]?.payload?.facility, undefined);
+        // Restarted while OpenCRVS cannot list its locations; the EMR touches the record meanwhile.
+        await h.bridge.stop();
+        await h.sim.control.configure({ faults: { errorRate: 1, errorStatus: 503, operations: ['locations'] } });
+        const restarted = new Bridge(h.config, { logger: silentLogger, schedule: false, worker: false, http: false });
+        try {
+          await restarted.start();
+          for (const r of birth)
+            if (r.resourceType === 'Composition') await h.fhir.upsert({ ...r, language: 'en' } as Resource);
+          const report = await restarted.sources[0]?.poller.pollOnce();
+          assert.deepEqual(report?.mapped, { inserted: 0, replaced: 0, unchanged: 1, 'updated-after-notification': 0 });
+          const [row] = restarted.ledger.list();
+          assert.deepEqual([row?.state, row?.updatesAfterNotification], ['delivered', 0]);
+        } finally {
+          await h.sim.control.configure({ faults: {} });
+          await restarted.stop();
+        }
+      }));
 
     it('a record naming its office is not sent unchecked: it waits for a retry, and goes out once OpenCRVS answers', () =>
       withHarness(version, async (h) => {

@@ -322,7 +322,7 @@ describe('health and readiness', () => {
       assert.ok(body.failed.includes('routing'), JSON.stringify(body));
       assert.match(
         body.checks.routing?.detail ?? '',
-        /polling and delivery wait for them: (resolveLocation: )?routing\.defaultOffice: location NoSuchOffice1 is not a location of this OpenCRVS deployment/,
+        /not resolved in OpenCRVS yet \(routing\.defaultOffice\); polling, notifications and delivery wait for them: (resolveLocation: )?routing\.defaultOffice: location NoSuchOffice1 is not a location of this OpenCRVS deployment/,
       );
     } finally {
       await bridge.stop();

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { classifyHttpFailure, describeTransportFailure } from '../../src/opencrvs/classify.js';
 import { OpenCrvsError, type OpenCrvsErrorKind } from '../../src/opencrvs/errors.js';
 import { readJwtClaims, readJwtExpiryMs } from '../../src/opencrvs/jwt.js';
-import { LocationResolver, UNLISTED_TTL_MS } from '../../src/opencrvs/locations.js';
+import { type KnownLocation, LocationResolver, UNLISTED_TTL_MS } from '../../src/opencrvs/locations.js';
 import { readNotifyOutcome } from '../../src/opencrvs/outcome.js';
 import { parseRetryAfter } from '../../src/opencrvs/retry-after.js';
 import type { EventAction, EventDocument, Location, LocationQuery, OpenCrvsApi } from '../../src/opencrvs/types.js';
@@ -359,6 +359,46 @@ describe('LocationResolver', () => {
     await resolver.preload([{ ref: 'HEALTH_FACILITY_1', type: 'HEALTH_FACILITY' }]);
     assert.equal(resolver.resolveSync('HEALTH_FACILITY_1'), facility.id);
     assert.equal(queries.length, 2);
+  });
+
+  it('keeps its last answers past their lifetime and across restarts, saving only news', async () => {
+    const saved: Array<Map<string, KnownLocation>> = [];
+    const memory = {
+      load: () => saved.at(-1) ?? [],
+      save: (known: ReadonlyMap<string, KnownLocation>) => void saved.push(new Map(known)),
+    };
+    let clock = 0;
+    const { api } = fakeApi();
+    const first = new LocationResolver(api, { now: () => clock, memory });
+    await first.lookUp(['HEALTH_FACILITY_1', 'NOT_LISTED_1']);
+    assert.equal(saved.length, 2);
+    clock = 2 * UNLISTED_TTL_MS;
+    await first.lookUp(['NOT_LISTED_1']); // asked again: the same answer
+    assert.equal(saved.length, 2, 'a repeated answer writes nothing');
+    assert.equal(first.lastKnown('NOT_LISTED_1'), null, '"not listed", past its lifetime too');
+    // The next run cannot ask OpenCRVS (down): what it answered last time is still known.
+    const down: OpenCrvsApi = {
+      ...api,
+      listLocations: () =>
+        Promise.reject(
+          new OpenCrvsError({
+            kind: 'server',
+            classification: 'retryable',
+            message: '503',
+            operation: 'listLocations',
+          }),
+        ),
+    };
+    const next = new LocationResolver(down, { memory });
+    assert.deepEqual(await next.lookUp(['HEALTH_FACILITY_1', 'NOT_LISTED_1', 'NEVER_ASKED']), [
+      'HEALTH_FACILITY_1',
+      'NOT_LISTED_1',
+      'NEVER_ASKED',
+    ]);
+    assert.deepEqual(next.lastKnown('HEALTH_FACILITY_1'), { id: facility.id, locationType: 'HEALTH_FACILITY' });
+    assert.equal(next.lastKnown('NOT_LISTED_1'), null);
+    assert.equal(next.lastKnown('NEVER_ASKED'), undefined);
+    assert.equal(next.resolveSync('HEALTH_FACILITY_1'), undefined, 'a last answer is no lookup');
   });
 
   it('preloads many references so resolveSync answers, and names every unknown one', async () => {

@@ -1,0 +1,147 @@
+// The bridge started while OpenCRVS cannot list its locations (down, a gateway answering 503): the routing
+// table cannot be resolved. The EMR is read all the same when OpenCRVS answered for that table before (the
+// ledger keeps its answers), and nothing is sent before OpenCRVS confirms the table; a bridge that never had
+// an answer says which routing references it waits for.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Bridge } from '../../src/app.js';
+import { configFromObject } from '../../src/config/load.js';
+import { openLedger } from '../../src/ledger/index.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import {
+  assertDeliveredOnce,
+  birthResources,
+  type Harness,
+  ROUTING,
+  startHarness,
+  startSimulators,
+  waitUntil,
+} from './helpers/bridge-harness.js';
+
+const LOCATIONS_DOWN = { faults: { errorRate: 1, errorStatus: 503, operations: ['locations' as const] } };
+
+interface Readiness {
+  status: string;
+  checks: Record<string, { ok: boolean; detail?: string }>;
+}
+
+async function readiness(bridge: Bridge): Promise<Readiness> {
+  const res = await fetch(`http://127.0.0.1:${bridge.httpPort}/readyz`, { signal: AbortSignal.timeout(10_000) });
+  return (await res.json()) as Readiness;
+}
+
+describe('bridge: OpenCRVS cannot list its locations when the bridge starts', () => {
+  for (const version of ['2.0', '1.9'] as const)
+    it(`OpenCRVS ${version}: with the routing table it answered before, births are read and recorded, and delivered once when it answers`, async () => {
+      const h = await startHarness({ version });
+      let restarted: Bridge | undefined;
+      try {
+        // The first run resolved the routing table; the bridge restarts while OpenCRVS is down.
+        await h.bridge.stop();
+        await h.sim.control.configure(LOCATIONS_DOWN);
+        restarted = new Bridge(h.config, { logger: silentLogger, schedule: true });
+        const bridge = restarted;
+        await bridge.start();
+        assert.equal(bridge.ready, false, 'the routing table is not confirmed');
+        await h.writeBirths(0, 3);
+        const rows = () => bridge.ledger.list({ limit: 100 });
+        await waitUntil('three births recorded', () => rows().length === 3);
+        assert.deepEqual(
+          rows().map((r) => r.state),
+          ['pending', 'pending', 'pending'],
+        );
+        // The offices are the routing table's, as OpenCRVS gave them before.
+        const offices = new Set([ROUTING.defaultOffice, ...Object.values(ROUTING.facilities).map((r) => r.office)]);
+        const ids = [...offices].map((externalId) => h.location(externalId).id);
+        for (const row of rows()) assert.ok(ids.includes(row.payload?.office ?? ''), `office of row ${row.id}`);
+        const ready = await readiness(bridge);
+        assert.equal(ready.status, 'not ready');
+        assert.match(
+          JSON.stringify(ready.checks.routing),
+          /not confirmed in OpenCRVS yet; records are read and recorded/,
+        );
+        assert.equal((await h.events()).length, 0, 'nothing sent before OpenCRVS confirmed the routing table');
+
+        await h.sim.control.configure({ faults: {} });
+        await waitUntil('the births delivered', () => rows().every((r) => r.state === 'delivered'), 40_000);
+        assert.equal(bridge.ready, true);
+        await assertDeliveredOnce({ ...h, rows } as Harness, 3);
+        assert.equal((await readiness(bridge)).checks.routing?.ok, true);
+      } finally {
+        await h.sim.control.configure({ faults: {} });
+        await restarted?.stop();
+        await h.close();
+      }
+    });
+
+  it('OpenCRVS set up again meanwhile: the births recorded on its old answers are mapped again before they are sent', async () => {
+    const h = await startHarness();
+    let restarted: Bridge | undefined;
+    try {
+      await h.bridge.stop();
+      // What the ledger kept says the routed offices are another one (location ids are per deployment).
+      const offices: string[] = [ROUTING.defaultOffice, ...Object.values(ROUTING.facilities).map((r) => r.office)];
+      const elsewhere = h.sim.locations.find(
+        (l) => l.locationType === 'CRVS_OFFICE' && !offices.includes(l.externalId ?? ''),
+      );
+      assert.ok(elsewhere);
+      const ledger = openLedger(h.config.store.path);
+      const stored = ledger.getMeta('opencrvs:locations');
+      assert.ok(stored, 'the answers are kept in the ledger');
+      let text = stored;
+      for (const externalId of offices) text = text.replaceAll(h.location(externalId).id, elsewhere.id);
+      ledger.setMeta('opencrvs:locations', text);
+      ledger.close();
+
+      await h.sim.control.configure(LOCATIONS_DOWN);
+      restarted = new Bridge(h.config, { logger: silentLogger, schedule: true });
+      const bridge = restarted;
+      await bridge.start();
+      await h.writeBirths(0, 3);
+      const rows = () => bridge.ledger.list({ limit: 100 });
+      await waitUntil('three births recorded', () => rows().length === 3);
+      assert.deepEqual(
+        rows().map((r) => r.payload?.office),
+        [elsewhere.id, elsewhere.id, elsewhere.id],
+        'recorded on the old answers',
+      );
+      await h.sim.control.configure({ faults: {} });
+      await waitUntil('the births delivered', () => rows().every((r) => r.state === 'delivered'), 40_000);
+      const events = await assertDeliveredOnce({ ...h, rows } as Harness, 3);
+      const ids = offices.map((externalId) => h.location(externalId).id);
+      for (const event of events) {
+        const notify = event.actions.find((a) => a.type === 'NOTIFY');
+        assert.ok(ids.includes(notify?.createdAtLocation ?? ''), 'sent to the office OpenCRVS answers now');
+      }
+      for (const row of rows()) assert.ok(ids.includes(row.payload?.office ?? ''), 'and the ledger says so');
+    } finally {
+      await h.sim.control.configure({ faults: {} });
+      await restarted?.stop();
+      await h.close();
+    }
+  });
+
+  it('without an earlier answer, nothing is read and /readyz names the references it waits for; then it starts', async () => {
+    const sims = await startSimulators();
+    let bridge: Bridge | undefined;
+    try {
+      await sims.sim.control.configure(LOCATIONS_DOWN);
+      bridge = new Bridge(configFromObject(sims.configObject()), { logger: silentLogger, schedule: true });
+      const started = bridge;
+      await started.start();
+      for (const r of birthResources(0)) await sims.fhir.upsert(r);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      assert.equal(started.ledger.list().length, 0, 'no record mapped without offices');
+      const routing = JSON.stringify((await readiness(started)).checks.routing);
+      assert.match(routing, /not resolved in OpenCRVS yet \(routing\.defaultOffice, routing\.facilities\[/);
+      assert.match(routing, /polling, notifications and delivery wait/);
+      await sims.sim.control.configure({ faults: {} });
+      await waitUntil('the birth delivered', () => started.ledger.list()[0]?.state === 'delivered', 40_000);
+      assert.equal((await sims.sim.control.events()).length, 1);
+    } finally {
+      await sims.sim.control.configure({ faults: {} });
+      await bridge?.stop();
+      await sims.close();
+    }
+  });
+});
