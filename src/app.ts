@@ -427,6 +427,10 @@ export class Bridge {
    */
   private unconfirmedRoute(ref: string, type: string): string | undefined {
     if (this.locationsReady || !this.routingRefs().some((r) => r.ref === ref && r.type === type)) return undefined;
+    // Fixed once the sources run on it: an answer meanwhile ("no longer listed") must not turn the records
+    // mapped next invalid; OpenCRVS's verdict on the table is for its confirmation to give.
+    const taken = this.unconfirmedRouting?.taken;
+    if (taken) return taken.get(`${type} ${ref}`);
     const known = this.locations.lastKnown(ref);
     if (known === null) return undefined;
     if (known) return known.locationType === type ? known.id : undefined;
