@@ -77,6 +77,8 @@ const ROUTING_RETRY_MS = 1_000;
 const ROUTING_RETRY_MAX_MS = 30_000;
 /** Meta key of what OpenCRVS last answered about location references (LocationMemory). */
 const LOCATIONS_META = 'opencrvs:locations';
+/** Subjects mapped again per call once OpenCRVS answers otherwise than the sources took it (remapUnconfirmed). */
+const REMAP_BATCH = 50;
 
 /** One configured source with everything built for it. */
 export interface SourceRuntime {
@@ -976,15 +978,20 @@ export class Bridge {
       const rows = this.ledger
         .list({ states: ['pending', 'failed'], since: unconfirmed.since, limit: 100_000 })
         .filter((row) => row.eventId === null);
-      const bySource = new Map<string, string[]>();
-      for (const row of rows) bySource.set(row.sourceId, [...(bySource.get(row.sourceId) ?? []), row.subjectKey]);
+      const bySource = new Map<string, Set<string>>();
+      for (const row of rows) bySource.set(row.sourceId, (bySource.get(row.sourceId) ?? new Set()).add(row.subjectKey));
       this.log.warn(
         { changed: changed.map((r) => r.key), rows: rows.length },
         'OpenCRVS answers otherwise than last time for routing references: rows recorded meanwhile are mapped again',
       );
-      for (const [sourceId, subjects] of bySource) await runners.get(sourceId)?.(subjects);
+      // In batches, as the worker rechecks: an outage of hours leaves thousands of rows, each read again.
+      for (const [sourceId, subjects] of bySource) {
+        const keys = [...subjects];
+        for (let i = 0; i < keys.length && !this.stopping; i += REMAP_BATCH)
+          await runners.get(sourceId)?.(keys.slice(i, i + REMAP_BATCH));
+      }
     }
-    this.unconfirmedRouting = undefined;
+    if (!this.stopping) this.unconfirmedRouting = undefined;
   }
 
   /** Notifications and polls, once: on the routing table OpenCRVS confirmed, or as it answered last time. */
