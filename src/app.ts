@@ -77,8 +77,6 @@ const ROUTING_RETRY_MS = 1_000;
 const ROUTING_RETRY_MAX_MS = 30_000;
 /** Meta key of what OpenCRVS last answered about location references (LocationMemory). */
 const LOCATIONS_META = 'opencrvs:locations';
-/** Subjects mapped again per call once OpenCRVS answers otherwise than the sources took it (remapUnconfirmed). */
-const REMAP_BATCH = 50;
 
 /** One configured source with everything built for it. */
 export interface SourceRuntime {
@@ -177,9 +175,9 @@ export class Bridge {
   private locationsError: string | undefined;
   /**
    * Set while the sources run on the routing table as OpenCRVS last answered it (it cannot be asked now):
-   * since when, and what each routing reference was taken to be, to compare with the answer once it comes.
+   * what each routing reference was taken to be, fixed until OpenCRVS confirms the table.
    */
-  private unconfirmedRouting: { since: number; taken: Map<string, string | undefined> } | undefined;
+  private unconfirmedRouting: { taken: Map<string, string | undefined> } | undefined;
   private sourcesStarted = false;
   private deliveryStarted = false;
   /** Set by stop(); start() checks it after every await, so a signal during start-up stops cleanly. */
@@ -234,7 +232,7 @@ export class Bridge {
         recheck: sourcesRecheck(this.recheckRunners(), this.ledger, options.logger),
         refusedEventType: (eventType) => this.refusedEventType(eventType),
         officeOfRecord: (office) => this.officeOfRecord(office),
-        facilityOfRecord: (ref) => this.facilityOfRecord(ref),
+        locationNow: (ref, type) => this.locationNow(ref, type),
       });
       this.writeBacks = this.buildWriteBacks();
       for (const source of this.sources) {
@@ -390,7 +388,7 @@ export class Bridge {
    * UUIDs of the type asked. A facility the record names is looked up as the record is mapped, and one
    * OpenCRVS does not list as a HEALTH_FACILITY is left out of the declaration (neither version checks what
    * a location field names); while OpenCRVS cannot be asked it goes on unchecked and is checked before the
-   * row is sent (facilityOfRecord). An office the record names goes on as given (a UUID) and is checked
+   * row is sent (locationNow). An office the record names goes on as given (a UUID) and is checked
    * before it is sent (officeOfRecord): the row is dead then, as when OpenCRVS 2.0 itself refuses an
    * unknown office.
    */
@@ -402,6 +400,7 @@ export class Bridge {
         (type === 'CRVS_OFFICE' && UUID.test(ref) ? ref : undefined),
       lookupLocations: (refs) => this.locations.lookUp(refs),
       lastKnownLocation: (ref) => this.locations.lastKnown(ref),
+      routingUnconfirmed: () => !this.locationsReady,
     };
   }
 
@@ -485,14 +484,14 @@ export class Bridge {
   }
 
   /**
-   * Before a row goes out whose facility OpenCRVS could not be asked about when it was mapped
-   * (DeliveryWorkerDeps.facilityOfRecord): what a mapping gives for the reference now, the UUID of the
-   * HEALTH_FACILITY OpenCRVS lists under it or nothing, as resolveLocation answers after lookupLocations.
+   * Before a row goes out whose facility or office OpenCRVS could not be asked about when it was mapped
+   * (DeliveryWorkerDeps.locationNow): what a mapping gives for the reference now, the UUID of the location
+   * of that type OpenCRVS lists under it or nothing, as resolveLocation answers after lookupLocations.
    */
-  private async facilityOfRecord(ref: string): Promise<string | undefined> {
+  private async locationNow(ref: string, type: 'HEALTH_FACILITY' | 'CRVS_OFFICE'): Promise<string | undefined> {
     try {
       const location = await this.locations.resolve(ref);
-      return location.locationType === 'HEALTH_FACILITY' ? location.id : undefined;
+      return location.locationType === type ? location.id : undefined;
     } catch (err) {
       if (err instanceof OpenCrvsError && err.kind === 'unknown-office' && err.operation === 'resolveLocation')
         return undefined;
@@ -812,10 +811,8 @@ export class Bridge {
 
   /** What the routing table lacks, for /readyz: what waits for it, and why (config keys and OpenCRVS's words). */
   private routingProblem(): string | undefined {
-    if (this.locationsReady && !this.unconfirmedRouting) return undefined;
+    if (this.locationsReady) return undefined;
     const why = this.locationsError ? `: ${this.locationsError}` : '';
-    if (this.locationsReady)
-      return `rows recorded before OpenCRVS answered are being mapped again; delivery waits${why}`;
     if (this.sourcesStarted)
       return (
         'offices and facilities not confirmed in OpenCRVS yet; records are read and recorded with those it gave ' +
@@ -919,8 +916,11 @@ export class Bridge {
     try {
       await this.resolveLocations();
       if (this.stopping) return;
-      await this.remapUnconfirmed();
-      if (this.stopping) return;
+      // Rows recorded meanwhile carry which references were taken unconfirmed (officeUnchecked,
+      // facilityUnchecked): the worker looks each up before it is sent, and has the record mapped again
+      // where OpenCRVS now answers otherwise. That holds in a later process too (a restart, `sync`, a
+      // replay), where nothing of this one's memory is left.
+      this.unconfirmedRouting = undefined;
       this.startSources();
       this.startDelivery();
     } catch (err) {
@@ -928,15 +928,9 @@ export class Bridge {
       if (this.stopping) return;
       const reason = err instanceof Error ? err.message : String(err);
       const retry = `retrying in ${Math.round(delayMs / 1000)} s`;
-      if (this.locationsReady) {
-        this.locationsError = reason;
-        this.log.warn(
-          { err },
-          `rows recorded before OpenCRVS answered could not be mapped again; delivery waits; ${retry}`,
-        );
-      } else if (this.sourcesStarted || this.unconfirmableRoutes().length === 0) {
+      if (this.sourcesStarted || this.unconfirmableRoutes().length === 0) {
         if (!this.sourcesStarted) {
-          this.unconfirmedRouting = { since: Date.now(), taken: this.takenRoutes() };
+          this.unconfirmedRouting = { taken: this.takenRoutes() };
           this.startSources();
         }
         this.log.warn(
@@ -960,38 +954,6 @@ export class Bridge {
   /** What unconfirmedRoute gives each routing reference now. */
   private takenRoutes(): Map<string, string | undefined> {
     return new Map(this.routingRefs().map(({ ref, type }) => [`${type} ${ref}`, this.unconfirmedRoute(ref, type)]));
-  }
-
-  /**
-   * Once OpenCRVS confirmed the routing table: where it now answers otherwise than the sources took it
-   * (OpenCRVS set up again under the same address), the rows recorded since are mapped again at their
-   * source before anything is sent, as a recheck would. Throws (delivery waits) when that cannot be done.
-   */
-  private async remapUnconfirmed(): Promise<void> {
-    const unconfirmed = this.unconfirmedRouting;
-    if (!unconfirmed) return;
-    const changed = this.routingRefs().filter(
-      ({ ref, type }) => unconfirmed.taken.get(`${type} ${ref}`) !== this.locations.resolveSync(ref, type),
-    );
-    if (changed.length > 0) {
-      const runners = this.recheckRunners();
-      const rows = this.ledger
-        .list({ states: ['pending', 'failed'], since: unconfirmed.since, limit: 100_000 })
-        .filter((row) => row.eventId === null);
-      const bySource = new Map<string, Set<string>>();
-      for (const row of rows) bySource.set(row.sourceId, (bySource.get(row.sourceId) ?? new Set()).add(row.subjectKey));
-      this.log.warn(
-        { changed: changed.map((r) => r.key), rows: rows.length },
-        'OpenCRVS answers otherwise than last time for routing references: rows recorded meanwhile are mapped again',
-      );
-      // In batches, as the worker rechecks: an outage of hours leaves thousands of rows, each read again.
-      for (const [sourceId, subjects] of bySource) {
-        const keys = [...subjects];
-        for (let i = 0; i < keys.length && !this.stopping; i += REMAP_BATCH)
-          await runners.get(sourceId)?.(keys.slice(i, i + REMAP_BATCH));
-      }
-    }
-    if (!this.stopping) this.unconfirmedRouting = undefined;
   }
 
   /** Notifications and polls, once: on the routing table OpenCRVS confirmed, or as it answered last time. */

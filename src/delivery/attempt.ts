@@ -47,8 +47,8 @@ export interface AttemptDeps {
   refusedEventType?: (eventType: string) => Promise<string | undefined>;
   /** See DeliveryWorkerDeps.officeOfRecord. */
   officeOfRecord?: (office: string) => Promise<void>;
-  /** See DeliveryWorkerDeps.facilityOfRecord. */
-  facilityOfRecord?: (ref: string) => Promise<string | undefined>;
+  /** See DeliveryWorkerDeps.locationNow. */
+  locationNow?: (ref: string, type: 'HEALTH_FACILITY' | 'CRVS_OFFICE') => Promise<string | undefined>;
   /** Whether the worker can have this row's record mapped again at its source (DeliveryWorkerDeps.recheck). */
   remappable?: (row: LedgerRow) => boolean;
   /** Tells an outage of OpenCRVS from a row's failure (outage.ts); absent, each row keeps to its budget. */
@@ -99,7 +99,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
   } else {
     try {
       await checkOfficeOfRecord(deps, row.payload, progress);
-      if (!(await uncheckedFacilityStands(deps, row, row.payload, progress))) {
+      if (!(await uncheckedLocationsStand(deps, row, row.payload, progress))) {
         if (deps.remappable?.(row)) return 'remap';
         throw new FacilityChanged(row.payload);
       }
@@ -223,36 +223,47 @@ async function checkOfficeOfRecord(deps: AttemptDeps, payload: LedgerPayload, pr
 }
 
 /**
- * A facility the record named, which OpenCRVS could not be asked about when the record was mapped (an
- * outage of OpenCRVS does not stop the EMR being read: sources/pipeline.ts records the row all the same),
- * is looked up before the row is sent. True when the payload holds what mapping the record now gives (the
- * usual case: a UUID of this deployment's facility, sent as given), so it goes out as recorded; false when
- * it does not (not listed, another type, another id), and the record must be mapped again first: the
- * stored payload is always what is sent. A lookup that fails throws, and the row is retried (or the queue
- * held for an outage) like a send that failed. Not for a row whose NOTIFY may already be in OpenCRVS: its
- * retry must resend that very copy (in-doubt.ts).
+ * A facility the record named, or the routing table's office and facility, which OpenCRVS could not be
+ * asked about when the record was mapped (an outage of OpenCRVS does not stop the EMR being read:
+ * sources/pipeline.ts records the row all the same, with what OpenCRVS answered last time), is looked up
+ * before the row is sent, by whichever process sends it. True when the payload holds what mapping the
+ * record now gives (the usual case), so it goes out as recorded; false when it does not (not listed,
+ * another type, another id: OpenCRVS set up again meanwhile), and the record must be mapped again first:
+ * the stored payload is always what is sent. A lookup that fails throws, and the row is retried (or the
+ * queue held for an outage) like a send that failed. Not for a row whose NOTIFY may already be in
+ * OpenCRVS: its retry must resend that very copy (in-doubt.ts).
  */
-async function uncheckedFacilityStands(
+async function uncheckedLocationsStand(
   deps: AttemptDeps,
   row: LedgerRow,
   payload: LedgerPayload,
   progress: SendProgress,
 ): Promise<boolean> {
-  const ref = payload.facilityUnchecked;
-  if (ref === undefined || !deps.facilityOfRecord || deps.ledger.notifyInDoubt(row.id)) return true;
+  const { facilityUnchecked, officeUnchecked } = payload;
+  if (facilityUnchecked === undefined && officeUnchecked === undefined) return true;
+  if (!deps.locationNow || deps.ledger.notifyInDoubt(row.id)) return true;
   const step = progress.step;
   progress.step = 'lookup'; // sends nothing, as for the office (checkOfficeOfRecord)
-  const facility = await deps.facilityOfRecord(ref);
-  progress.step = step;
-  return facility === payload.facility;
+  try {
+    if (officeUnchecked !== undefined && (await deps.locationNow(officeUnchecked, 'CRVS_OFFICE')) !== payload.office)
+      return false;
+    if (facilityUnchecked === undefined) return true;
+    return (await deps.locationNow(facilityUnchecked, 'HEALTH_FACILITY')) === payload.facility;
+  } finally {
+    progress.step = step;
+  }
 }
 
-/** A row whose unchecked facility OpenCRVS lists otherwise, with no source to map its record again. */
+/** A row whose unchecked facility or office OpenCRVS lists otherwise, with no source to map its record again. */
 class FacilityChanged extends Error {
   constructor(payload: LedgerPayload) {
+    const what = [
+      ...(payload.officeUnchecked ? [`office ${payload.officeUnchecked}`] : []),
+      ...(payload.facilityUnchecked ? [`facility ${payload.facilityUnchecked}`] : []),
+    ].join(' and ');
     super(
-      `the record named facility ${payload.facilityUnchecked ?? ''}, which OpenCRVS could not be asked about when ` +
-        'it was mapped and now lists otherwise; nothing was sent. Replay the row to map the record again',
+      `the record named ${what}, which OpenCRVS could not be asked about when it was mapped and now lists ` +
+        'otherwise; nothing was sent. Replay the row to map the record again',
     );
     this.name = 'FacilityChanged';
   }

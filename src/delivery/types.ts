@@ -72,13 +72,13 @@ export interface DeliveryWorkerDeps {
    */
   officeOfRecord?: (office: string) => Promise<void>;
   /**
-   * Before a row goes out whose facility OpenCRVS could not be asked about when the record was mapped
-   * (LedgerPayload.facilityUnchecked): the facility a mapping gives for that reference now (the UUID of the
-   * HEALTH_FACILITY OpenCRVS lists under it, undefined when it lists none). Throws when OpenCRVS cannot be
-   * asked (the usual policy: a retry, an outage hold). An answer other than the payload's facility has the
-   * record mapped again at its source (`recheck`) before anything is sent.
+   * Before a row goes out whose facility or office OpenCRVS could not be asked about when it was mapped
+   * (LedgerPayload.facilityUnchecked, officeUnchecked): the location of that type a mapping gives for the
+   * reference now (the UUID OpenCRVS lists under it, undefined when it lists none of that type). Throws
+   * when OpenCRVS cannot be asked (the usual policy: a retry, an outage hold). An answer other than the
+   * payload's has the record mapped again at its source (`recheck`) before anything is sent.
    */
-  facilityOfRecord?: (ref: string) => Promise<string | undefined>;
+  locationNow?: (ref: string, type: 'HEALTH_FACILITY' | 'CRVS_OFFICE') => Promise<string | undefined>;
 }
 
 export interface DeliveryWorker {

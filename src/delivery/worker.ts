@@ -88,7 +88,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     emit,
     ...(deps.refusedEventType ? { refusedEventType: deps.refusedEventType } : {}),
     ...(deps.officeOfRecord ? { officeOfRecord: deps.officeOfRecord } : {}),
-    ...(deps.facilityOfRecord ? { facilityOfRecord: deps.facilityOfRecord } : {}),
+    ...(deps.locationNow ? { locationNow: deps.locationNow } : {}),
     remappable: (row) => deps.recheck?.appliesTo(row) === true,
     outage,
     onHold: (next) => {

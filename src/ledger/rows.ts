@@ -99,6 +99,7 @@ export function parsePayload(text: string | null): LedgerPayload | null {
   if (typeof value.facility === 'string') payload.facility = value.facility;
   if (value.officeFromRecord === true) payload.officeFromRecord = true;
   if (typeof value.facilityUnchecked === 'string') payload.facilityUnchecked = value.facilityUnchecked;
+  if (typeof value.officeUnchecked === 'string') payload.officeUnchecked = value.officeUnchecked;
   if (isRecord(value.annotation)) payload.annotation = value.annotation;
   return payload;
 }

@@ -61,6 +61,12 @@ export interface LedgerPayload {
    * record mapped again when OpenCRVS lists it otherwise than `facility` says. Never sent.
    */
   facilityUnchecked?: string;
+  /**
+   * The routing table's office reference, taken as OpenCRVS last answered because it could not confirm
+   * the table when the record was mapped (RoutingResult.officeUnchecked): checked like facilityUnchecked
+   * before the row is sent. Never sent.
+   */
+  officeUnchecked?: string;
   annotation?: Record<string, unknown>;
 }
 

@@ -135,6 +135,9 @@ export function routeRecord(
       };
     }
     routing.office = office;
+    const unconfirmed = options.routingUnconfirmed?.() === true;
+    if (unconfirmed && !fromRecord) routing.officeUnchecked = officeRef;
+    if (unconfirmed && route?.facility) routing.facilityUnchecked = route.facility;
     if (facilityRef) {
       const facility = resolve(facilityRef, 'HEALTH_FACILITY');
       if (!facility && !route?.facility && options.uncheckedLocations?.has(facilityRef)) {

@@ -47,6 +47,12 @@ export interface MapOptions {
    * unchecked facility that answer, so a record read again during an outage maps to the payload it had.
    */
   lastKnownLocation?: (ref: string) => { id: string; locationType: string } | null | undefined;
+  /**
+   * True while the routing table's references are taken as OpenCRVS last answered, since it cannot be asked
+   * (an outage at start-up): the office, and a route's facility, are then marked unchecked in the routing
+   * result, and the worker checks them before the row is sent, in whatever process sends it.
+   */
+  routingUnconfirmed?: () => boolean;
   /** Upper bound on fetcher calls (reads + searches) to assemble one context. Default 50. */
   maxReads?: number;
 }
@@ -66,6 +72,12 @@ export interface RoutingResult {
    * location of this deployment), else left out. The worker checks it before the row is sent.
    */
   facilityUnchecked?: string;
+  /**
+   * The routing table's office reference (routing.defaultOffice, a route's office) when OpenCRVS had not
+   * confirmed the table as the record was mapped (MapOptions.routingUnconfirmed): `office` is what it
+   * answered last time. The worker looks it up before the row is sent, as for facilityUnchecked.
+   */
+  officeUnchecked?: string;
 }
 
 export type MapResult =

@@ -508,6 +508,7 @@ export class SourcePipeline {
                 facility: result.routing.facility,
                 ...(result.routing.officeFromRecord ? { officeFromRecord: true as const } : {}),
                 ...(result.routing.facilityUnchecked ? { facilityUnchecked: result.routing.facilityUnchecked } : {}),
+                ...(result.routing.officeUnchecked ? { officeUnchecked: result.routing.officeUnchecked } : {}),
               },
             });
             report.mapped[change]++;

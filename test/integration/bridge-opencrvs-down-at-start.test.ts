@@ -30,6 +30,33 @@ async function readiness(bridge: Bridge): Promise<Readiness> {
   return (await res.json()) as Readiness;
 }
 
+/**
+ * Rewrites the answers the ledger kept so that every routed office is another one (location ids are per
+ * deployment: OpenCRVS set up again under the same address). Returns that office and the routed ids.
+ */
+function storedAnswersElsewhere(h: Harness): { elsewhere: string; routed: string[] } {
+  const offices: string[] = [ROUTING.defaultOffice, ...Object.values(ROUTING.facilities).map((r) => r.office)];
+  const elsewhere = h.sim.locations.find(
+    (l) => l.locationType === 'CRVS_OFFICE' && !offices.includes(l.externalId ?? ''),
+  );
+  assert.ok(elsewhere);
+  const ledger = openLedger(h.config.store.path);
+  try {
+    const stored = ledger.getMeta('opencrvs:locations');
+    assert.ok(stored, 'the answers are kept in the ledger');
+    let text = stored;
+    for (const externalId of offices) text = text.replaceAll(h.location(externalId).id, elsewhere.id);
+    ledger.setMeta('opencrvs:locations', text);
+  } finally {
+    ledger.close();
+  }
+  return { elsewhere: elsewhere.id, routed: offices.map((externalId) => h.location(externalId).id) };
+}
+
+function notifiedOffices(events: Array<{ actions: Array<{ type: string; createdAtLocation?: string }> }>): string[] {
+  return events.map((event) => event.actions.find((a) => a.type === 'NOTIFY')?.createdAtLocation ?? '');
+}
+
 describe('bridge: OpenCRVS cannot list its locations when the bridge starts', () => {
   for (const version of ['2.0', '1.9'] as const)
     it(`OpenCRVS ${version}: with the routing table it answered before, births are read and recorded, and delivered once when it answers`, async () => {
@@ -79,19 +106,7 @@ describe('bridge: OpenCRVS cannot list its locations when the bridge starts', ()
     let restarted: Bridge | undefined;
     try {
       await h.bridge.stop();
-      // What the ledger kept says the routed offices are another one (location ids are per deployment).
-      const offices: string[] = [ROUTING.defaultOffice, ...Object.values(ROUTING.facilities).map((r) => r.office)];
-      const elsewhere = h.sim.locations.find(
-        (l) => l.locationType === 'CRVS_OFFICE' && !offices.includes(l.externalId ?? ''),
-      );
-      assert.ok(elsewhere);
-      const ledger = openLedger(h.config.store.path);
-      const stored = ledger.getMeta('opencrvs:locations');
-      assert.ok(stored, 'the answers are kept in the ledger');
-      let text = stored;
-      for (const externalId of offices) text = text.replaceAll(h.location(externalId).id, elsewhere.id);
-      ledger.setMeta('opencrvs:locations', text);
-      ledger.close();
+      const { elsewhere, routed } = storedAnswersElsewhere(h);
 
       await h.sim.control.configure(LOCATIONS_DOWN);
       restarted = new Bridge(h.config, { logger: silentLogger, schedule: true });
@@ -102,18 +117,88 @@ describe('bridge: OpenCRVS cannot list its locations when the bridge starts', ()
       await waitUntil('three births recorded', () => rows().length === 3);
       assert.deepEqual(
         rows().map((r) => r.payload?.office),
-        [elsewhere.id, elsewhere.id, elsewhere.id],
+        [elsewhere, elsewhere, elsewhere],
         'recorded on the old answers',
       );
       await h.sim.control.configure({ faults: {} });
       await waitUntil('the births delivered', () => rows().every((r) => r.state === 'delivered'), 40_000);
       const events = await assertDeliveredOnce({ ...h, rows } as Harness, 3);
-      const ids = offices.map((externalId) => h.location(externalId).id);
-      for (const event of events) {
-        const notify = event.actions.find((a) => a.type === 'NOTIFY');
-        assert.ok(ids.includes(notify?.createdAtLocation ?? ''), 'sent to the office OpenCRVS answers now');
-      }
-      for (const row of rows()) assert.ok(ids.includes(row.payload?.office ?? ''), 'and the ledger says so');
+      for (const office of notifiedOffices(events))
+        assert.ok(routed.includes(office), 'sent to the office OpenCRVS answers now');
+      for (const row of rows()) assert.ok(routed.includes(row.payload?.office ?? ''), 'and the ledger says so');
+    } finally {
+      await h.sim.control.configure({ faults: {} });
+      await restarted?.stop();
+      await h.close();
+    }
+  });
+
+  it('OpenCRVS set up again, and the bridge restarted before it answered: the next process maps those births again', async () => {
+    const h = await startHarness();
+    let first: Bridge | undefined;
+    let next: Bridge | undefined;
+    try {
+      await h.bridge.stop();
+      const { elsewhere, routed } = storedAnswersElsewhere(h);
+      await h.sim.control.configure(LOCATIONS_DOWN);
+      first = new Bridge(h.config, { logger: silentLogger, schedule: true });
+      const recording = first;
+      await recording.start();
+      await h.writeBirths(0, 3);
+      await waitUntil('three births recorded', () => recording.ledger.list({ limit: 100 }).length === 3);
+      await recording.stop();
+      first = undefined;
+      // The next process finds OpenCRVS answering at once: it never ran on the old answers itself.
+      await h.sim.control.configure({ faults: {} });
+      next = new Bridge(h.config, { logger: silentLogger, schedule: true });
+      const bridge = next;
+      await bridge.start();
+      const rows = () => bridge.ledger.list({ limit: 100 });
+      await waitUntil('the births delivered', () => rows().every((r) => r.state === 'delivered'), 40_000);
+      const events = await assertDeliveredOnce({ ...h, rows } as Harness, 3);
+      assert.ok(!notifiedOffices(events).includes(elsewhere), 'no birth went to the office of the old answers');
+      for (const office of notifiedOffices(events)) assert.ok(routed.includes(office));
+    } finally {
+      await h.sim.control.configure({ faults: {} });
+      await first?.stop();
+      await next?.stop();
+      await h.close();
+    }
+  });
+
+  it('a replay pressed as OpenCRVS comes back, before the bridge confirmed the table, sends nothing to the old answers', async () => {
+    const h = await startHarness();
+    let restarted: Bridge | undefined;
+    try {
+      await h.bridge.stop();
+      const { elsewhere } = storedAnswersElsewhere(h);
+      await h.sim.control.configure(LOCATIONS_DOWN);
+      restarted = new Bridge(h.config, { logger: silentLogger, schedule: true });
+      const bridge = restarted;
+      await bridge.start();
+      await h.writeBirths(0, 3);
+      const rows = () => bridge.ledger.list({ limit: 100 });
+      await waitUntil('three births recorded', () => rows().length === 3);
+      // One of them dead, as any row an operator replays.
+      const victim = rows()[0];
+      assert.ok(victim);
+      const claimed = bridge.ledger.claimRow(victim.id, 'test-worker');
+      assert.ok(claimed);
+      bridge.ledger.settle({
+        id: claimed.id,
+        workerId: 'test-worker',
+        step: 'notify',
+        startedAt: Date.now(),
+        claimedAttempts: claimed.attempts,
+        claimedPayloadHash: claimed.payloadHash,
+        settlement: { outcome: 'dead', error: { classification: 'permanent', kind: 'bad-request', message: 'x' } },
+      });
+      await h.sim.control.configure({ faults: {} });
+      // Replay resolves the table itself and runs the worker, before the bridge's own retry fires.
+      await bridge.replay([victim.id]);
+      await waitUntil('the births delivered', () => rows().every((r) => r.state === 'delivered'), 40_000);
+      const events = await assertDeliveredOnce({ ...h, rows } as Harness, 3);
+      assert.ok(!notifiedOffices(events).includes(elsewhere), 'no birth went to the office of the old answers');
     } finally {
       await h.sim.control.configure({ faults: {} });
       await restarted?.stop();

@@ -372,9 +372,10 @@ describe('delivery worker: a facility OpenCRVS could not be asked about when the
       workerId: 'w-test',
       now: clock.now,
       random: () => 1,
-      facilityOfRecord: async (ref) => {
+      locationNow: async (ref, type) => {
         lookups++;
         assert.equal(ref, FACILITY);
+        assert.equal(type, 'HEALTH_FACILITY');
         return listed;
       },
       ...(source ? { recheck: source } : {}),
@@ -450,7 +451,7 @@ describe('delivery worker: a facility OpenCRVS could not be asked about when the
       now: clock.now,
       random: () => 1,
       recheck,
-      facilityOfRecord: async () => {
+      locationNow: async () => {
         throw new OpenCrvsError({ kind: 'server', classification: 'retryable', status: 503, message: 'down' });
       },
     });
