@@ -430,6 +430,35 @@ describe('write-back claims', () => {
   });
 });
 
+describe('write-back attempts the bridge cuts off itself, after another claim took the job', () => {
+  it('counts nothing and leaves the job to the newer claim', async () => {
+    const id = deliveredRow('childU', 'TRK-U');
+    const other = new WriteBackStore(ledger.path);
+    let taken: WriteBackItem | undefined;
+    // The write outlives its lease, another process claims the job, then the bridge stops this run.
+    const target: WriteBackTarget = {
+      write: (_job, signal) =>
+        new Promise((_resolve, reject) => {
+          clock += 120_000;
+          [taken] = other.claimDue(10, clock, 120_000);
+          signal?.addEventListener('abort', () => reject(new Error('cut off')), { once: true });
+        }),
+    };
+    const wb = runner(target);
+    try {
+      wb.onOutcome(delivered(id, 'TRK-U'));
+      const running = wb.drain();
+      await until(() => taken !== undefined);
+      await wb.stop();
+      const report = await running;
+      assert.deepEqual([report.tried, report.cutOff], [0, 0], "neither tried nor cut off: the job is not this run's");
+      assert.equal(other.get(id)?.nextAttemptAt, taken?.nextAttemptAt, "the newer claim's lease stands");
+    } finally {
+      other.close();
+    }
+  });
+});
+
 describe('write-back attempts the bridge cuts off itself', () => {
   it('a stop cuts the write in flight off: no attempt counted, the last error left as the source gave it', async () => {
     const id = deliveredRow('childJ', 'TRK-J');

@@ -278,7 +278,7 @@ export class WriteBackRunner {
         // Cut off by the bridge itself (stopping, the pass's deadline), not failed by the source: counting
         // it would spend the job's budget (up to abandoning it) and replace its last error with "the
         // bridge is stopping" or a timeout of ours. Handed back.
-        this.store.release(item, this.now());
+        if (!this.store.release(item, this.now())) return lost('cut off');
         report.tried++;
         report.cutOff++;
         this.log.info(log, 'write-back cut off by the bridge; it runs again later, its attempt not counted');
