@@ -10,8 +10,13 @@ import { localUrl } from '../http/local-url.js';
 import { currentLeaseHolder } from '../ledger/process-lease.js';
 import type { Ledger, ReplayResult } from '../ledger/types.js';
 
-/** Per request to the admin API: a replay reads each record at its source (bounded there too). */
-const REQUEST_TIMEOUT_MS = 120_000;
+/** Per row asked: a replay reads the record at its source (bounded there too). */
+const ROW_TIMEOUT_MS = 120_000;
+/**
+ * For `--dead`, one request: serve reads up to 10,000 records again (sources/replay.ts), which on a slow
+ * source takes as long as the same replay here would. Past it, serve may still be at it.
+ */
+const DEAD_TIMEOUT_MS = 30 * 60_000;
 const SUMMARY_TIMEOUT_MS = 5_000;
 
 export type RemoteReplay =
@@ -51,7 +56,9 @@ export async function replayThroughServe(
     return { by: 'serve', serve: beside, result: await askServe(base, headers, ids) };
   } catch (err) {
     if (err instanceof ServeRefused) throw err;
-    throw new ServeRefused(`serve's admin API did not finish the replay (${failure(err)})`);
+    throw new ServeRefused(
+      `serve's admin API did not answer the replay (${failure(err)}); serve may still be replaying, so it is not done here too`,
+    );
   }
 }
 
@@ -65,10 +72,10 @@ export class ServeRefused extends Error {
 }
 
 async function askServe(base: string, headers: Record<string, string>, ids: number[] | 'dead'): Promise<ReplayResult> {
-  const post = (path: string) =>
-    fetch(`${base}${path}`, { method: 'POST', headers, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  const post = (path: string, timeoutMs: number) =>
+    fetch(`${base}${path}`, { method: 'POST', headers, signal: AbortSignal.timeout(timeoutMs) });
   if (ids === 'dead') {
-    const response = await post('/replay-dead');
+    const response = await post('/replay-dead', DEAD_TIMEOUT_MS);
     if (!response.ok) throw new ServeRefused(`serve's admin API answered ${response.status} to replay-dead`);
     return (await response.json()) as ReplayResult;
   }
@@ -78,7 +85,7 @@ async function askServe(base: string, headers: Record<string, string>, ids: numb
     notes: [],
   };
   for (const id of ids) {
-    const response = await post(`/events/${id}/replay`);
+    const response = await post(`/events/${id}/replay`, ROW_TIMEOUT_MS);
     const body = (await response.json().catch(() => ({}))) as Partial<ReplayResult> & { error?: unknown };
     // 404 (no such row) and 409 (not dead, or not replayed and why) are per-row answers, as here.
     if (response.status === 404 || response.status === 409)
