@@ -244,8 +244,13 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         logger.warn({ err, rows: ids.length }, 'the record could not be mapped again at its source; the row waits');
         return;
       }
-      // An unreachable EMR must not stop registrations: the rows go out as they were recorded.
-      logger.warn({ err, rows: ids.length }, 'recheck at the source failed; sending the rows as recorded');
+      // An unreachable EMR must not stop registrations: the rows go out as they were recorded. A source
+      // records what the reads that did succeed show before it throws (a record withdrawn meanwhile is not
+      // sent: sources/fhir/reevaluate.ts), so only the rows it could not read go out unchecked.
+      logger.warn(
+        { err, rows: ids.length },
+        'recheck at the source failed; the rows it could not evaluate are sent as recorded',
+      );
     }
     ledger.markRechecked(rows);
   };

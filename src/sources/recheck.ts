@@ -5,7 +5,12 @@
 import type { LedgerRow } from '../ledger/index.js';
 import type { Logger } from '../observability/logger.js';
 
-/** Evaluates these subjects (`Patient/1`, `TrackedEntity/x`) of one source again and records the outcome. */
+/**
+ * Evaluates these subjects (`Patient/1`, `TrackedEntity/x`) of one source again and records the outcome.
+ * A subject that cannot be read fails the call, but only after what the other subjects' reads show is
+ * recorded: the worker then sends the rows as they stand, and a withdrawal or correction of a subject
+ * read fine must be in the ledger by then, not lost with the batch.
+ */
 export type SubjectRecheck = (subjectKeys: string[]) => Promise<void>;
 
 export function sourcesRecheck(

@@ -20,6 +20,7 @@ import {
   startHarness,
 } from './helpers/bridge-harness.js';
 import { BIRTHS_SOURCE, enrolledIn, startDhis2Harness } from './helpers/dhis2-harness.js';
+import { answerJson, startFaultProxy } from './helpers/fault-proxy.js';
 
 const child = (resources: Resource[]): Patient => {
   const found = resources.find((r): r is Patient => r.resourceType === 'Patient' && r.id?.endsWith('-child') === true);
@@ -113,6 +114,70 @@ describe('bridge: waiting rows rechecked at the source before their first send',
       assert.equal((await h.sim.control.events()).length, 2);
     } finally {
       await h.close();
+    }
+  });
+});
+
+describe('bridge: a recheck in which one record cannot be read', () => {
+  it("records what the others' reads show (a birth entered in error is withdrawn); only the unread one goes out as recorded", async () => {
+    const proxy = await startFaultProxy();
+    const h = await startHarness({
+      worker: false,
+      delivery: { settleSeconds: 1, recheckAfterSeconds: 1 },
+      source: {
+        baseUrl: (sandbox) => {
+          proxy.target = sandbox;
+          return `${proxy.url}${new URL(sandbox).pathname}`;
+        },
+      },
+    });
+    try {
+      for (const i of [0, 1, 2]) for (const r of birthResources(i)) await h.fhir.upsert(r);
+      await h.bridge.sources[0]?.poller.pollOnce();
+      const rowOf = (i: number) => h.rows().find((r) => r.subjectKey === `Patient/${child(birthResources(i)).id}`);
+      assert.deepEqual(
+        [0, 1, 2].map((i) => rowOf(i)?.state),
+        ['pending', 'pending', 'pending'],
+      );
+      // Birth 1 is entered in error after it was recorded; birth 2's weight is corrected.
+      const withdrawn: Record<string, Record<string, unknown>> = {
+        Encounter: { status: 'entered-in-error' },
+        Observation: { status: 'entered-in-error' },
+        RelatedPerson: { active: false },
+      };
+      for (const r of birthResources(1)) {
+        const change = r.id?.endsWith('-maternity') ? undefined : withdrawn[r.resourceType];
+        if (change) await h.fhir.upsert({ ...r, ...change } as typeof r);
+      }
+      const weight = birthResources(2).find((r): r is Observation => r.resourceType === 'Observation');
+      assert.ok(weight?.valueQuantity);
+      await h.fhir.upsert({ ...weight, valueQuantity: { ...weight.valueQuantity, value: 3210 } });
+      // The EMR answers 500 to every read of child 0 (alone or in an `_id` list), whatever the retries.
+      const unreadable = child0().id ?? '';
+      proxy.rules.push((req) =>
+        req.url?.includes(unreadable)
+          ? answerJson(500, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'exception' }] })
+          : undefined,
+      );
+
+      await deliverAfterSettle(h);
+      assert.ok(
+        proxy.seen.some((s) => s.url.includes(`/Patient/${unreadable}`) && s.status === 500),
+        "child 0's read failed",
+      );
+      const [unread, enteredInError, corrected] = [0, 1, 2].map(rowOf);
+      assert.equal(enteredInError?.state, 'skipped', 'withdrawn: its evaluation was recorded');
+      assert.match(enteredInError?.skipReason ?? '', /^no longer notifiable: no birth evidence/);
+      assert.equal(corrected?.state, 'delivered');
+      assert.equal(unread?.state, 'delivered', 'could not be checked: sent as recorded, the EMR stops no registration');
+      const events = await h.sim.control.events();
+      assert.equal(events.length, 2);
+      const sentCorrected = events.find((e) => e.id === corrected?.eventId);
+      assert.ok(sentCorrected);
+      assert.equal(notifiedDeclaration(sentCorrected)['child.weightAtBirth'], 3.21, 'the corrected weight');
+    } finally {
+      await h.close();
+      await proxy.close();
     }
   });
 });

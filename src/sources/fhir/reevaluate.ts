@@ -1,5 +1,6 @@
 import type { Resource } from '../../mapping/index.js';
-import { addReports, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
+import { addReports, type Evaluation, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
+import { SourceCallError } from '../shared/source-error.js';
 import { CachingFetcher } from './fetcher.js';
 import type { FhirSourceClient } from './fhir-client.js';
 
@@ -15,6 +16,12 @@ export interface ReevaluatedSource {
  * notification said (a backport id-only one names a deletion like any change): unsent rows it was the
  * subject of are withdrawn, and those it was the evidence of, and the records its last version (from the
  * source's history) was about, are evaluated again (SourcePipeline.recordDeleted). `reconciled`: a poll would redo this commit if a power cut lost it.
+ *
+ * A read that fails (a 5xx the client's retries did not get past) leaves out that resource only: what the
+ * other reads show is evaluated and committed, then the failure is thrown (one the source did not answer
+ * itself, a proxy's page, before any other: SourceCallError.foreign). The caller redoes or falls back for
+ * the unread ones alone: the worker's recheck sends only their rows as recorded (delivery/worker.ts), where
+ * before a birth the EMR had entered in error went out beside a neighbour whose read failed.
  */
 export async function reevaluate(
   source: ReevaluatedSource,
@@ -35,11 +42,20 @@ async function evaluateRefs(
   refs: string[],
   options: { reconciled?: boolean },
 ): Promise<PassReport> {
-  const readAll = (list: string[]) => Promise.all(list.map((ref) => byRef(ref, (type, id) => fetcher.read(type, id))));
+  const failures: unknown[] = [];
+  // Each read's resource, undefined when gone, UNREAD when it failed (kept in `failures`).
+  const readAll = async (list: string[]) =>
+    (await Promise.allSettled(list.map((ref) => byRef(ref, (type, id) => fetcher.read(type, id))))).map((read) => {
+      if (read.status === 'fulfilled') return read.value;
+      failures.push(read.reason);
+      return UNREAD;
+    });
+  const isResource = (found: Resource | undefined | typeof UNREAD): found is Resource =>
+    found !== undefined && found !== UNREAD;
   // Read together, so they leave as one `_id` search per type (CachingFetcher.read); an id the search
   // does not return is read on its own, and only that read's 404/410 counts as gone.
   const found = await readAll(refs);
-  const resources = found.filter((resource) => resource !== undefined);
+  const resources = found.filter(isResource);
   const gone = refs.filter((_, i) => found[i] === undefined);
   // The last version of each, to find the records it was about (a fetal-death report's child, say). A server
   // that keeps no history gives none (OpenMRS); one that cannot answer now gives none either (logged): the
@@ -48,8 +64,18 @@ async function evaluateRefs(
     gone.map((ref) => byRef(ref, (type, id) => source.client.lastVersion(type, id))),
   );
   const recheck = gone.flatMap((ref, i) => source.pipeline.recordDeleted(ref, fetcher, lastVersions[i]));
-  if (recheck.length > 0) resources.push(...(await readAll(recheck)).filter((resource) => resource !== undefined));
+  if (recheck.length > 0) resources.push(...(await readAll(recheck)).filter(isResource));
   const { results } = await source.pipeline.evaluate(resources, fetcher);
+  const report = await commitInSteps(source, results, options);
+  if (failures.length > 0) throw failures.find(isForeign) ?? failures[0];
+  return report;
+}
+
+async function commitInSteps(
+  source: ReevaluatedSource,
+  results: Evaluation[],
+  options: { reconciled?: boolean },
+): Promise<PassReport> {
   if (!options.reconciled) return source.pipeline.commit(results, undefined, options);
   // Without an fsync a commit is cheap, and a batch of 50 in one commit held the event loop for up to
   // 17 ms while senders waited for their acknowledgement: small commits with a turn of the loop between.
@@ -63,6 +89,11 @@ async function evaluateRefs(
 }
 
 const RECONCILED_COMMIT_ROWS = 8;
+
+/** A read that failed (readAll): neither a resource nor gone. */
+const UNREAD = Symbol('unread');
+
+const isForeign = (err: unknown): boolean => err instanceof SourceCallError && err.foreign;
 
 /** `read` of a `Type/id` reference; undefined for anything else (a notification names what it likes). */
 function byRef(ref: string, read: (type: string, id: string) => Promise<Resource | undefined>) {
