@@ -291,10 +291,7 @@ function undecidedAfterFailedConfirmation(deps: AttemptDeps, row: LedgerRow, sen
   // Answered to this generation's NOTIFY: a failed confirmation of this generation. Found standing by the
   // lookup of a requeued row (a replay, a newer version): of any generation, the one it found.
   if (!sent.standing && row.attempts <= 1) return undefined;
-  const failed = deps.ledger
-    .attempts(row.id)
-    .some((a) => (sent.standing || a.startedAt >= row.queuedAt) && a.error?.kind === 'confirmation-failed');
-  if (!failed) return undefined;
+  if (!deps.ledger.confirmationFailedSince(row.id, sent.standing ? 0 : row.queuedAt)) return undefined;
   return {
     settlement: {
       outcome: 'dead',

@@ -65,6 +65,15 @@ export const ROW_NOTIFY_SENT_SQL = `SELECT 1 FROM ledger_attempts
   LIMIT 1`;
 
 /**
+ * Whether an attempt of the row since `since` met a failed country-configuration confirmation of its
+ * NOTIFY (error kind `confirmation-failed`; `?` = the row id, then `since`): delivery/attempt.ts keeps such
+ * a row dead. Read on the row's attempts index, never the whole history.
+ */
+export const ROW_CONFIRMATION_FAILED_SQL = `SELECT 1 FROM ledger_attempts
+  WHERE row_id = ? AND started_at >= ? AND error_kind = 'confirmation-failed'
+  LIMIT 1`;
+
+/**
  * Run for a row when a rejection ends the doubt (`?` = the row id): a version seen meanwhile was recorded as an update
  * after notification, its hash kept and its payload not (record.ts). The hash no longer names what the
  * row holds, and the rejected copy is not what OpenCRVS will keep: forgotten, so that the next sighting

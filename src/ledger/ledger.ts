@@ -93,6 +93,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     withdrawnReason: outbox.withdrawnReason,
     notifyInDoubt: outbox.notifyInDoubt,
     notifySentSince: outbox.notifySentSince,
+    confirmationFailedSince: outbox.confirmationFailedSince,
     holdsLock: outbox.holdsLock,
     takeBackUnfinished: (ids, workerId, options = {}) =>
       outbox.takeBackUnfinished(ids, workerId, now(), options.singleCall === true),

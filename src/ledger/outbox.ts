@@ -6,6 +6,7 @@ import {
   endsDoubt,
   FORGET_HELD_BACK_SQL,
   failedAttemptInDoubt,
+  ROW_CONFIRMATION_FAILED_SQL,
   ROW_IN_DOUBT_SQL,
   ROW_NOTIFY_SENT_SQL,
 } from './in-doubt.js';
@@ -25,6 +26,7 @@ export interface Outbox {
   withdrawnReason(id: number): string | null;
   notifyInDoubt(id: number): boolean;
   notifySentSince(id: number, since: number): boolean;
+  confirmationFailedSince(id: number, since: number): boolean;
   holdsLock(id: number, workerId: string, attempts: number): boolean;
   takeBackUnfinished(ids: number[], workerId: string, now: number, singleCall: boolean): number;
   markRechecked(rows: ReadonlyArray<{ id: number; nextRunAt: number }>, now: number): number;
@@ -127,6 +129,7 @@ export function createOutbox(db: Db): Outbox {
   const keepClaimedCopy = db.prepare('UPDATE ledger_rows SET payload = @payload WHERE id = @id');
   const earlierInDoubt = db.prepare<[number], number>(ROW_IN_DOUBT_SQL).pluck();
   const notifySent = db.prepare<[number, number], number>(ROW_NOTIFY_SENT_SQL).pluck();
+  const confirmationFailed = db.prepare<[number, number], number>(ROW_CONFIRMATION_FAILED_SQL).pluck();
   const keepClaimedInDoubt = db.prepare(`
     UPDATE ledger_rows SET payload = @payload, updated_after_notification_at = @now,
       updates_after_notification = updates_after_notification + 1
@@ -388,6 +391,7 @@ export function createOutbox(db: Db): Outbox {
     withdrawnReason: (id) => withdrawnReasonOf.get(id) ?? null,
     notifyInDoubt: (id) => Boolean(earlierInDoubt.get(id)),
     notifySentSince: (id, since) => Boolean(notifySent.get(id, since)),
+    confirmationFailedSince: (id, since) => Boolean(confirmationFailed.get(id, since)),
     holdsLock: (id, workerId, attempts) => {
       const claim = claimOf.get(id);
       return claim?.locked_by === workerId && claim.attempts === attempts;

@@ -467,6 +467,11 @@ export interface Ledger {
    */
   notifySentSince(id: number, since: number): boolean;
   /**
+   * Whether an attempt of the row started at or after `since` met a failed country-configuration
+   * confirmation of its NOTIFY (error kind `confirmation-failed`): an indexed look, as notifySentSince.
+   */
+  confirmationFailedSince(id: number, since: number): boolean;
+  /**
    * Whether `workerId` still holds the claim it made at `attempts` (read before a NOTIFY: a row taken back,
    * or taken back and claimed again, is not sent on by the earlier attempt).
    */

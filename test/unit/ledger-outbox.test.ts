@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { ROW_NOTIFY_SENT_SQL } from '../../src/ledger/in-doubt.js';
+import { ROW_CONFIRMATION_FAILED_SQL, ROW_NOTIFY_SENT_SQL } from '../../src/ledger/in-doubt.js';
 import {
   type Ledger,
   type LedgerError,
@@ -556,6 +556,40 @@ describe('ledger: outbox', () => {
     const db = new Database(path, { readonly: true });
     const plan = db
       .prepare(`EXPLAIN QUERY PLAN ${ROW_NOTIFY_SENT_SQL}`)
+      .all(row.id, 0)
+      .map((r) => JSON.stringify(r));
+    db.close();
+    assert.ok(
+      plan.some((line) => line.includes('USING INDEX ledger_attempts_row')) &&
+        !plan.some((line) => line.includes('SCAN')),
+      plan.join('\n'),
+    );
+  });
+
+  it('tells whether an attempt since a time met a failed confirmation of its NOTIFY, and reads the attempts index for it', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const failedSince = (since: number) => ledger.confirmationFailedSince(row.id, since);
+    assert.equal(failedSince(0), false, 'never attempted');
+    /** One attempt of the row that ended with `error`, due again at once. */
+    const attempt = (error: LedgerError) => {
+      const claimed = ledger.claimRow(row.id, 'w1');
+      assert.ok(claimed);
+      settleClaimed(claimed, { outcome: 'retry', error, nextRunAt: clock.now() });
+    };
+    attempt(retryErr);
+    assert.equal(failedSince(0), false, 'another failure of the NOTIFY');
+    clock.advance(1000);
+    const failedAt = clock.now();
+    attempt({ classification: 'retryable', kind: 'confirmation-failed', status: 500, message: 'confirmation failed' });
+    clock.advance(1000);
+    attempt(retryErr);
+    assert.equal(failedSince(0), true, 'found behind a later attempt');
+    assert.equal(failedSince(failedAt), true, 'started at that time counts');
+    assert.equal(failedSince(failedAt + 1), false, 'not since a later queueing');
+    assert.equal(ledger.confirmationFailedSince(row.id + 100, 0), false, 'another row knows nothing of it');
+    const db = new Database(path, { readonly: true });
+    const plan = db
+      .prepare(`EXPLAIN QUERY PLAN ${ROW_CONFIRMATION_FAILED_SQL}`)
       .all(row.id, 0)
       .map((r) => JSON.stringify(r));
     db.close();
