@@ -19,11 +19,13 @@ import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbo
 import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
 import {
   FhirWriteBack,
+  WriteBackError,
   type WriteBackJob,
   WriteBackRunner,
   writeBackResourceId,
 } from '../../src/sources/writeback/index.js';
-import { simulatorOpenCrvs } from './helpers/bridge-harness.js';
+import { simulatorOpenCrvs, sleep } from './helpers/bridge-harness.js';
+import { answerJson, type FaultProxy, startFaultProxy } from './helpers/fault-proxy.js';
 
 const SYSTEM = 'http://opencrvs.org/tracking-id';
 const SOURCE = 'emr';
@@ -399,5 +401,124 @@ describe('FHIR write-back: a bulk import', () => {
       await runner.stop();
       client.close();
     }
+  });
+});
+
+describe('FHIR write-back: an answer that is no FHIR resource', () => {
+  const oddJob = (trackingId: string): WriteBackJob => ({
+    rowId: 1,
+    sourceId: SOURCE,
+    eventType: 'birth',
+    subjectKey: 'Patient/odd-1',
+    sourceRef: 'Patient/odd-1',
+    trackingId,
+    eventId: null,
+  });
+  let fhir: FhirSandbox;
+  let proxy: FaultProxy;
+  let dir: string;
+  let ledger: Ledger;
+  let source: SourceSettings & { writeBack: WriteBackSettings };
+
+  before(async () => {
+    fhir = await startFhirSandbox({ port: 0, seed: [{ resourceType: 'Patient', id: 'odd-1' } as Resource] });
+    proxy = await startFaultProxy();
+    proxy.target = fhir.baseUrl;
+    // The Patient read answered 200 with JSON that is no resource (a misrouted gateway, a login page's API).
+    proxy.rules.push((req) => (req.url?.endsWith('/Patient/odd-1') ? answerJson(200, { status: 'ok' }) : undefined));
+    dir = mkdtempSync(join(tmpdir(), 'bridge-writeback-odd-'));
+    ledger = openLedger(join(dir, 'bridge.db'));
+    const config = configFromObject({
+      opencrvs: { eventsUrl: 'http://127.0.0.1:9/events', accessToken: 'unused' },
+      sources: [
+        {
+          id: SOURCE,
+          kind: 'fhir',
+          baseUrl: `${proxy.url}${new URL(fhir.baseUrl).pathname}`,
+          timeoutMs: 5000,
+          writeBack: { baseDelayMs: 20, maxDelayMs: 20, maxAttempts: 5 },
+        },
+      ],
+    });
+    const first = config.sources[0];
+    assert.ok(first?.writeBack);
+    source = { ...first, writeBack: first.writeBack };
+  });
+  after(async () => {
+    ledger?.close();
+    await proxy?.close();
+    await fhir?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('abandons the job at once with the reason, instead of spending its attempts on the same answer', async () => {
+    const { row } = ledger.recordEvent({
+      sourceId: SOURCE,
+      eventType: 'birth',
+      subjectKey: 'Patient/odd-1',
+      sourceRef: 'Patient/odd-1',
+      payloadHash: 'hash-odd',
+      payload: { declaration: {}, office: 'office' },
+    });
+    assert.equal(ledger.claimRow(row.id, 'worker')?.id, row.id);
+    ledger.settle({
+      id: row.id,
+      workerId: 'worker',
+      claimedPayloadHash: 'hash-odd',
+      step: 'notify',
+      startedAt: Date.now(),
+      settlement: { outcome: 'delivered', eventId: 'ev-odd', trackingId: 'TRKODD01' },
+    });
+    const client = new FhirSourceClient(source, { logger: silentLogger, retryBaseMs: 10 });
+    const runner = new WriteBackRunner({
+      ledger,
+      logger: silentLogger,
+      sources: [{ sourceId: SOURCE, settings: source.writeBack, target: new FhirWriteBack(client, source.writeBack) }],
+    });
+    try {
+      runner.onOutcome({ type: 'delivered', row: { id: row.id, sourceId: SOURCE, trackingId: 'TRKODD01' } });
+      for (let run = 0; run < 5 && runner.store.get(row.id)?.outcome === null; run++) {
+        await runner.drain({ timeoutMs: 10_000 });
+        await sleep(30); // past the job's backoff
+      }
+      const job = runner.store.get(row.id);
+      assert.equal(job?.outcome, 'abandoned');
+      assert.equal(job?.attempts, 1, 'one attempt: the same answer would come again');
+      assert.match(job?.lastError ?? '', /^FHIR write-back: read Patient: not a FHIR resource$/);
+      assert.deepEqual(
+        proxy.seen.map((seen) => seen.method),
+        ['GET'],
+        'read once, nothing written',
+      );
+    } finally {
+      await runner.stop();
+      client.close();
+    }
+  });
+
+  it("a write whose token endpoint refuses the source's credentials is not given up: an operator fixes those", async () => {
+    proxy.rules.push((req) => (req.url === '/token' ? answerJson(401, { error: 'invalid_client' }) : undefined));
+    const refused = {
+      ...source,
+      auth: { type: 'oauth2', tokenUrl: `${proxy.url}/token`, clientId: 'bridge', clientSecret: 'wrong-secret' },
+    } as SourceSettings;
+    const client = new FhirSourceClient(refused, { logger: silentLogger, retryBaseMs: 10 });
+    try {
+      await assert.rejects(
+        new FhirWriteBack(client, source.writeBack).write(oddJob('TRKODD03')),
+        (err: unknown) => err instanceof WriteBackError && !err.permanent && /refused the client/.test(err.message),
+      );
+    } finally {
+      client.close();
+    }
+  });
+
+  it('a write cut off by the bridge stopping is not given up: the job is tried again later', async () => {
+    const client = new FhirSourceClient(source, { logger: silentLogger });
+    client.close();
+    await assert.rejects(
+      new FhirWriteBack(client, source.writeBack).write(oddJob('TRKODD02')),
+      (err: unknown) => err instanceof WriteBackError && !err.permanent && /the bridge is stopping/.test(err.message),
+    );
   });
 });

@@ -75,7 +75,7 @@ export class Dhis2Client {
 
   /** Ends every call in flight and refuses new ones (shutdown must not wait out a slow server). */
   close(): void {
-    this.closing.abort(new Dhis2SourceError('the bridge is stopping', undefined, false));
+    this.closing.abort(new Dhis2SourceError('the bridge is stopping', undefined, false, { cutOff: true }));
   }
 
   /** True once `close` ended the client's calls: a call failing since says nothing of the server. */
@@ -102,7 +102,8 @@ export class Dhis2Client {
     let lastError: Dhis2SourceError | undefined;
     const attempts = init.attempts ?? this.attempts;
     // Not retried: the caller wants no answer any more (its deadline, the bridge stopping).
-    const cutOff = () => new Dhis2SourceError(`${operation}: cut off by the bridge`, undefined, false);
+    const cutOff = () =>
+      new Dhis2SourceError(`${operation}: cut off by the bridge`, undefined, false, { cutOff: true });
     for (let attempt = 1; attempt <= attempts; attempt++) {
       let status: number | undefined;
       try {

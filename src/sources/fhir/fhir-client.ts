@@ -135,7 +135,7 @@ export class FhirSourceClient {
    * watermark moves only with committed pages, and notifications stay in the inbox until processed).
    */
   close(): void {
-    this.closing.abort(new FhirSourceError('the bridge is stopping', undefined, false));
+    this.closing.abort(new FhirSourceError('the bridge is stopping', undefined, false, { cutOff: true }));
     this.dispatcher.destroy().catch(() => undefined);
   }
 
@@ -166,9 +166,9 @@ export class FhirSourceClient {
       } catch (err) {
         // Neither is retried: the bridge wants no answer any more (stopping; the caller's deadline).
         lastError = this.closing.signal.aborted
-          ? new FhirSourceError(`${operation}: the bridge is stopping`, undefined, false)
+          ? new FhirSourceError(`${operation}: the bridge is stopping`, undefined, false, { cutOff: true })
           : caller.signal?.aborted
-            ? new FhirSourceError(`${operation}: cut off by the bridge`, undefined, false)
+            ? new FhirSourceError(`${operation}: cut off by the bridge`, undefined, false, { cutOff: true })
             : this.failure(operation, err, caller.timeoutHint);
         if (!lastError.retryable || attempt === attempts) break;
         const delay = this.retryBaseMs * 2 ** (attempt - 1);

@@ -79,15 +79,21 @@ export class SourceCallError extends Error {
    * the source is down. Retried like a 5xx.
    */
   readonly foreign: boolean;
+  /**
+   * The bridge ended the call itself (it is stopping, or the caller's deadline passed): not retried now,
+   * yet it says nothing about the source or the record, so nothing is given up for it.
+   */
+  readonly cutOff: boolean;
 
   constructor(
     message: string,
     readonly status: number | undefined,
     readonly retryable: boolean,
-    options?: { cause?: unknown; foreign?: boolean },
+    options?: { cause?: unknown; foreign?: boolean; cutOff?: boolean },
   ) {
     super(message, options);
     this.name = 'SourceCallError';
     this.foreign = options?.foreign === true;
+    this.cutOff = options?.cutOff === true;
   }
 }
