@@ -6,9 +6,17 @@
 // kept for the next pages and passes, rather than every page waiting out the timeout (three times) and
 // then asking each record's searches one by one.
 //
+// The same holds for reads asked together (`Patient?_id=a,b,…&_count=50`): asked once, then smaller, and
+// the size kept, rather than every page waiting out the timeout three times before reading one by one.
+//
 // A poll page it cannot answer in time fails the pass: the error must name the settings to change.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { silentLogger } from '../../src/observability/logger.js';
+import { generateBirth } from '../../src/sandbox/demo/generate.js';
+import { startFhirSandboxWith } from '../../src/sandbox/fhir/index.js';
+import { CachingFetcher } from '../../src/sources/fhir/fetcher.js';
+import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
 import { sleep, startHarness } from './helpers/bridge-harness.js';
 
 const TIMEOUT_MS = 1200;
@@ -85,6 +93,68 @@ describe('FHIR source: a slow server', () => {
       assert.ok(single < batched(inFirst, 20).length, `${single} searches for one record`);
     } finally {
       await h.close();
+    }
+  });
+
+  it('asks reads by _id smaller when 50 at once time out, and keeps that size for the next passes', {
+    timeout: 60_000,
+  }, async () => {
+    // 50 ids take 3 s, 10 take 0.6 s: only the largest batch times out.
+    const msPerId = 60;
+    let asked: number[] = [];
+    const seed = Array.from({ length: 30 }, (_, i) => generateBirth(i)).flat();
+    const sandbox = await startFhirSandboxWith(
+      { port: 0, seed, logger: silentLogger },
+      {
+        beforeSearch: async (_type, query) => {
+          const ids = query.get('_id')?.split(',').length;
+          if (ids === undefined) return;
+          asked.push(ids);
+          await sleep(Math.min(ids * msPerId, 3 * TIMEOUT_MS));
+        },
+      },
+    );
+    const client = new FhirSourceClient(
+      {
+        id: 'emr',
+        kind: 'fhir',
+        baseUrl: sandbox.baseUrl,
+        auth: { type: 'none' },
+        timeoutMs: TIMEOUT_MS,
+        poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 30, pageSize: 100 },
+        mappings: ['birth.fhir'],
+      },
+      { logger: silentLogger },
+    );
+    // The 60 Patients of 30 births (child and mother), read side by side as the mapping lanes do.
+    const ids = seed.filter((r) => r.resourceType === 'Patient').map((r) => r.id ?? '');
+    const readAll = async () => {
+      const fetcher = new CachingFetcher(client);
+      const found = await Promise.all(ids.map((id) => fetcher.read('Patient', id)));
+      assert.deepEqual(
+        found.map((r) => r?.id),
+        ids,
+      );
+      return fetcher.reads;
+    };
+    try {
+      assert.equal(ids.length, 60);
+      const firstReads = await readAll();
+      const inFirst = asked;
+      asked = [];
+      const secondReads = await readAll();
+      // The 50 timed out once (not three times) and were asked again 10 at a time, beside the other 10.
+      assert.deepEqual(
+        inFirst.sort((a, b) => b - a),
+        [50, 10, 10, 10, 10, 10, 10],
+      );
+      assert.equal(firstReads, inFirst.length, 'no id read on its own');
+      // The next pass asks 10 at once: nothing waits out the timeout again.
+      assert.deepEqual(asked, [10, 10, 10, 10, 10, 10]);
+      assert.equal(secondReads, 6);
+    } finally {
+      client.close();
+      await sandbox.close();
     }
   });
 

@@ -36,6 +36,19 @@ const readsOrLists = new WeakSet<FhirSourceClient>();
 const PREFETCH_CHUNK = 50;
 
 /**
+ * Ids per batched read (`Type?_id=a,b,…&_count=n`), largest first, as PREFETCH_STEPS for the context
+ * searches: a slow EMR that does not answer 50 ids within sources[].timeoutMs is asked 10. Past the last
+ * step each id is read on its own.
+ */
+const READ_STEPS = [PREFETCH_CHUNK, 10] as const;
+
+/**
+ * The step each resource type's batched reads of a source are asked at after one timed out, and when:
+ * later pages and passes ask that size at once (as prefetchSteps). Bounded: one entry per resource type.
+ */
+const readSteps = new WeakMap<FhirSourceClient, Map<string, { step: number; at: number }>>();
+
+/**
  * Subjects per batched context search and the `_count` asked with them, largest first: 50 subjects
  * (the URL bound, as PREFETCH_CHUNK) with room for 10 resources each on a page. A slow EMR may not
  * answer the largest within sources[].timeoutMs; the next step asks a fifth of it (see prefetchQueue).
@@ -219,18 +232,27 @@ export class CachingFetcher implements ResourceFetcher {
   }
 
   /**
-   * One `_id` search for these ids: what it found (nothing if it failed). A server
-   * that answers with resources it was not asked for ignores `_id` lists: from then on this client's
-   * reads go one by one (a page of `ids.length` bounds what finding that out costs).
+   * One `_id` search for these ids at this step: what it found (nothing if it failed), or 'timeout' when
+   * the source gave no answer in time (the step down is remembered for the type: see readSteps). Asked
+   * once, as a batched context search is: the ids' own reads can do without it. A server that answers
+   * with resources it was not asked for ignores `_id` lists: from then on this client's reads go one by
+   * one (a page of `ids.length` bounds what finding that out costs).
    */
-  private async readBatch(type: string, ids: string[]): Promise<Map<string, Resource>> {
+  private async readBatch(type: string, ids: string[], step: number): Promise<Map<string, Resource> | 'timeout'> {
     const found = new Map<string, Resource>();
     if (ignoresIdLists.has(this.client)) return found;
     this.reads++;
-    const answer = await this.client
-      .searchBounded(type, { _id: ids.join(','), _count: String(ids.length) }, 2)
-      .catch(() => undefined);
-    if (!answer) return found;
+    let answer: { resources: Resource[] } | undefined;
+    try {
+      answer = await this.client.searchBounded(type, { _id: ids.join(','), _count: String(ids.length) }, 2, {
+        attempts: 1,
+        timeoutHint: 'raise sources[].timeoutMs',
+      });
+    } catch (err) {
+      if (!(err instanceof FhirSourceError && err.timedOut)) return found;
+      this.readStepDown(type, step, ids.length);
+      return 'timeout';
+    }
     const wanted = new Set(ids);
     for (const resource of answer.resources) {
       if (resource.resourceType !== type) continue;
@@ -245,34 +267,76 @@ export class CachingFetcher implements ResourceFetcher {
   }
 
   /**
-   * Sends the queued reads: a lone id as a plain read, several as `_id` searches in chunks. An id the
-   * search did not return (deleted, or a server that ignores `_id` lists) is read on its own, so a
-   * batch answers exactly what the single reads would have, errors included.
+   * Sends the queued reads: a lone id as a plain read, several as `_id` searches in chunks (see sendReads).
    */
   private flushReads(): void {
     this.flushQueued = false;
     const queued = [...this.queuedReads];
     this.queuedReads.clear();
-    for (const [type, pending] of queued) {
-      const ids = [...pending.keys()];
-      for (let i = 0; i < ids.length; i += PREFETCH_CHUNK) {
-        const chunk = ids.slice(i, i + PREFETCH_CHUNK);
-        const batch = chunk.length > 1 ? this.readBatch(type, chunk) : Promise.resolve(new Map<string, Resource>());
-        void batch.then((found) => {
-          for (const id of chunk) {
-            const waiting = pending.get(id);
-            if (!waiting) continue;
-            const resource = found.get(id);
-            if (resource) {
-              waiting.resolve(resource);
-            } else {
-              this.reads++;
-              this.client.read(type, id).then(waiting.resolve, waiting.reject);
-            }
+    for (const [type, pending] of queued) this.sendReads(type, [...pending.keys()], pending, 0);
+  }
+
+  /**
+   * Reads these ids in `_id` searches of the size the type's reads are asked at now (at `minStep` or
+   * smaller). An id a search did not return (deleted, or a server that ignores `_id` lists) is read on its
+   * own, so a batch answers exactly what the single reads would have, errors included. A chunk that times
+   * out is asked again one step smaller, down to single reads: chunks asked side by side time out together,
+   * so each page waits out the timeout at most once per step, and later pages not at all (readSteps).
+   */
+  private sendReads(type: string, ids: string[], pending: Map<string, PendingRead>, minStep: number): void {
+    const step = Math.max(this.readStepOf(type), minStep);
+    const size = READ_STEPS[step] ?? 1;
+    for (let i = 0; i < ids.length; i += size) {
+      const chunk = ids.slice(i, i + size);
+      const batch = chunk.length > 1 ? this.readBatch(type, chunk, step) : Promise.resolve(new Map<string, Resource>());
+      void batch.then((found) => {
+        if (found === 'timeout') {
+          this.sendReads(type, chunk, pending, step + 1);
+          return;
+        }
+        for (const id of chunk) {
+          const waiting = pending.get(id);
+          if (!waiting) continue;
+          const resource = found.get(id);
+          if (resource) {
+            waiting.resolve(resource);
+          } else {
+            this.reads++;
+            this.client.read(type, id).then(waiting.resolve, waiting.reject);
           }
-        });
-      }
+        }
+      });
     }
+  }
+
+  /** The step this source's batched reads of `type` are asked at (0 unless one timed out within STEP_MEMORY_MS). */
+  private readStepOf(type: string): number {
+    const known = readSteps.get(this.client)?.get(type);
+    if (!known) return 0;
+    if (Date.now() - known.at <= STEP_MEMORY_MS) return known.step;
+    readSteps.get(this.client)?.delete(type);
+    return 0;
+  }
+
+  /** Remembers that a batched read of `type` timed out at `step`: they are asked one step smaller from now on. */
+  private readStepDown(type: string, step: number, ids: number): void {
+    let steps = readSteps.get(this.client);
+    if (!steps) {
+      steps = new Map();
+      readSteps.set(this.client, steps);
+    }
+    const next = step + 1;
+    const known = steps.get(type);
+    // Chunks asked side by side time out together: one step down for all of them, warned once.
+    if (known && known.step >= next && Date.now() - known.at <= STEP_MEMORY_MS) return;
+    steps.set(type, { step: next, at: Date.now() });
+    const smaller = READ_STEPS[next];
+    const then = smaller ? `${smaller} at a time` : 'one by one';
+    // The resource type and the sizes only: the ids name patients.
+    this.client.log.warn(
+      { resourceType: type, ids, nextIds: smaller ?? 1, timeoutMs: this.client.settings.timeoutMs },
+      `the FHIR server did not answer a read of ${ids} ${type} resources by _id within sources[].timeoutMs: ${type} resources are read ${then} for the next hour (raise sources[].timeoutMs for fewer calls)`,
+    );
   }
 
   /**
