@@ -10,7 +10,8 @@ import {
 import type { Logger } from '../observability/logger.js';
 import type { PassCoverage } from './coverage.js';
 import { EvaluationOrder, type EvaluationSession } from './evaluation-order.js';
-import { mayConcernOneRecord } from './shared/source-error.js';
+import { setBounded } from './shared/bounded-map.js';
+import { mayConcernOneRecord, noAnswerInTime } from './shared/source-error.js';
 
 /** A fetcher that can answer many subjects' context searches at once before they are mapped. */
 export interface PrefetchingFetcher extends ResourceFetcher {
@@ -102,6 +103,25 @@ const DEFAULT_CONCURRENCY = 64;
 /** Rereads of one subject in flight at once (each further one needs yet another commit meanwhile). */
 const MAX_REREAD_ROUNDS = 3;
 
+/**
+ * Separate evaluations (each through its own fetcher: a poll pass, an inbox round, a recheck) in which one
+ * record's reads got no answer in time while the source answered the other records, before that record is
+ * kept dead rather than failing its page once more (see slowRecords).
+ */
+const SLOW_RECORD_STRIKES = 3;
+/** Of one evaluation's records, at most one in this many (at least one) may time out as a slow record. */
+const SLOW_RECORD_SHARE = 10;
+/** Records whose timeouts are counted (oldest out first): a record pushed out starts counting again. */
+const MAX_SLOW_RECORDS = 1_000;
+
+/** A subject whose context reads got no answer in time, held until the evaluation's other subjects are done. */
+interface TimedOut {
+  index: number;
+  mappingId: string;
+  subjectRef: string;
+  error: ContextReadError;
+}
+
 /** A record whose commit another evaluation overtook was not read again; what would redo it must be kept. */
 export class OvertakenReadFailed extends Error {
   override readonly name = 'OvertakenReadFailed';
@@ -125,6 +145,13 @@ export class SourcePipeline {
   private readonly readings = new WeakMap<ResourceFetcher, Reading>();
   /** Rereads in flight per subject: a subject overtaken again and again is read at most this often at once. */
   private readonly rereadRounds = new Map<string, number>();
+  /**
+   * Subjects (mapping and record) whose context reads got no answer in time while the source answered the
+   * other records: in how many evaluations, the last one's fetcher (fetcherIds), and the failure.
+   */
+  private readonly slow = new Map<string, { strikes: number; fetcher: number; error: ContextReadError }>();
+  private readonly fetcherIds = new WeakMap<ResourceFetcher, number>();
+  private fetchers = 0;
 
   constructor(private readonly deps: PipelineDeps) {
     this.log = deps.logger.child({ component: 'pipeline', source: deps.sourceId });
@@ -259,6 +286,13 @@ export class SourcePipeline {
     const results: Evaluation[] = new Array(list.length);
     // Per evaluation: a subject (or the source, '') probed once, whatever its mappings ask.
     const probes = new Map<string, Promise<boolean>>();
+    const fetcherId = this.fetcherId(fetcher);
+    // Subjects whose reads got no answer in time, and those read: see slowRecords.
+    // Records, not subjects: a record is a subject of each mapping of its type (birth and death).
+    const timedOut: TimedOut[] = [];
+    const slowRefs = new Set<string>();
+    const maxSlowRefs = Math.max(1, Math.floor(new Set(list.map((s) => s.subjectRef)).size / SLOW_RECORD_SHARE));
+    const answered = new Set<string>();
     let next = 0;
     let failed = false;
     const lane = async () => {
@@ -270,26 +304,47 @@ export class SourcePipeline {
         // Mapping from a warm cache never leaves the microtask queue; yielding to I/O between subjects
         // keeps the receiver's acknowledgements (and health checks) prompt during a large batch.
         await new Promise<void>((resolve) => setImmediate(resolve));
-        try {
-          const recording = coverage?.recording(`${mappingId}\n${subjectRef}`, fetcher);
-          const { result, excluded, noEvidence } = await this.deps.mappings.mapSubjectDetailed(
-            mappingId,
-            subjectRef,
-            recording?.fetcher ?? fetcher,
-            options,
-          );
-          recording?.done();
-          results[index] = { result, excluded: excluded === true, noEvidence: noEvidence === true, session };
-        } catch (err) {
-          const unreadable = await this.unreadable(err, mappingId, subjectRef, probes);
-          if (unreadable) {
-            results[index] = { result: unreadable, excluded: false, noEvidence: false, session };
+        const slowKey = slowKeyOf(subject);
+        const slow = this.slow.get(slowKey);
+        // Timed out earlier through this fetcher (another resource type's page of the pass): not waited
+        // out again.
+        let timeout = slow?.fetcher === fetcherId ? slow.error : undefined;
+        if (!timeout) {
+          try {
+            const recording = coverage?.recording(slowKey, fetcher);
+            const { result, excluded, noEvidence } = await this.deps.mappings.mapSubjectDetailed(
+              mappingId,
+              subjectRef,
+              recording?.fetcher ?? fetcher,
+              options,
+            );
+            recording?.done();
+            results[index] = { result, excluded: excluded === true, noEvidence: noEvidence === true, session };
+            answered.add(subjectRef);
+            if (slow) this.slow.delete(slowKey);
             continue;
+          } catch (err) {
+            if (err instanceof ContextReadError && noAnswerInTime(err.cause)) timeout = err;
+            else {
+              const unreadable = await this.unreadable(err, mappingId, subjectRef, probes);
+              if (unreadable) {
+                results[index] = { result: unreadable, excluded: false, noEvidence: false, session };
+                continue;
+              }
+              failed = true; // the other lanes take no new subject
+              // The source's own error, as before context reads were named: callers look at its kind.
+              throw err instanceof ContextReadError ? err.cause : err;
+            }
           }
-          failed = true; // the other lanes take no new subject
-          // The source's own error, as before context reads were named: callers look at its kind.
-          throw err instanceof ContextReadError ? err.cause : err;
         }
+        // Held until the others are read; more than a few, and it is the source that is slow.
+        if (this.deps.probe && (slowRefs.has(subjectRef) || slowRefs.size < maxSlowRefs)) {
+          slowRefs.add(subjectRef);
+          timedOut.push({ index, mappingId, subjectRef, error: timeout });
+          continue;
+        }
+        failed = true;
+        throw timeout.cause;
       }
     };
     const lanes = Math.min(Math.max(1, this.deps.concurrency ?? DEFAULT_CONCURRENCY), list.length);
@@ -297,6 +352,9 @@ export class SourcePipeline {
     const settled = await Promise.allSettled(Array.from({ length: lanes }, lane));
     const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (rejected) throw rejected.reason;
+    for (const subjectRef of slowRefs) answered.delete(subjectRef); // one of its mappings read, not all
+    for (const { index, result } of await this.slowRecords(timedOut, answered.size, fetcherId, probes))
+      results[index] = { result, excluded: false, noEvidence: false, session };
     const unread = results.filter((r) => r.result.status === 'invalid' && r.result.unreadable).length;
     // Counts only: which records, and what could not be read, is on their ledger rows.
     if (unread > 0)
@@ -325,9 +383,28 @@ export class SourcePipeline {
     subjectRef: string,
     probes: Map<string, Promise<boolean>>,
   ): Promise<MapResult | undefined> {
-    const { probe } = this.deps;
     const mapping = this.deps.mappings.get(mappingId);
-    if (!probe || !mapping || !(err instanceof ContextReadError) || !mayConcernOneRecord(err.cause)) return undefined;
+    if (!mapping || !(err instanceof ContextReadError) || !mayConcernOneRecord(err.cause)) return undefined;
+    if (!(await this.answersProbe(err, subjectRef, probes))) return undefined;
+    return unservedResult(
+      { mappingId, eventType: mapping.eventType },
+      subjectRef,
+      err.ofSubject ? 'subject' : 'context',
+      `${err.message}; the source answers otherwise, so only this record waits: replay it once the source serves ${err.ref}`,
+    );
+  }
+
+  /**
+   * The source answers the probe made the way `err`'s read went (the subject itself, or the source when
+   * the subject was what failed): asked once per evaluation. False without a probe.
+   */
+  private answersProbe(
+    err: ContextReadError,
+    subjectRef: string,
+    probes: Map<string, Promise<boolean>>,
+  ): Promise<boolean> {
+    const { probe } = this.deps;
+    if (!probe) return Promise.resolve(false);
     const key = err.ofSubject ? '' : subjectRef;
     let answered = probes.get(key);
     if (!answered) {
@@ -337,13 +414,78 @@ export class SourcePipeline {
       );
       probes.set(key, answered);
     }
-    if (!(await answered)) return undefined;
-    return unservedResult(
-      { mappingId, eventType: mapping.eventType },
-      subjectRef,
-      err.ofSubject ? 'subject' : 'context',
-      `${err.message}; the source answers otherwise, so only this record waits: replay it once the source serves ${err.ref}`,
-    );
+    return answered;
+  }
+
+  /**
+   * The subjects whose context reads got no answer in time (every try of the client), now that the
+   * evaluation's other subjects are read: dead results for those that are slow records, or a throw (the
+   * first one's source error, as any failed read) that fails the evaluation, so the caller's pass.
+   *
+   * Before, such a timeout always counted as the source's: a patient with a history too large to search
+   * within sources[].timeoutMs failed its page on every pass, and the watermark never moved past it, so no
+   * birth behind it was delivered. A timeout counts as that record's only when the source answered the
+   * other records of the evaluation (as many as timed out, and at most one in SLOW_RECORD_SHARE timed out:
+   * a source slow for everything fails the pass as before, and no record turns dead for it), answers the
+   * probe made the way the read went, and the record has timed out so in SLOW_RECORD_STRIKES separate
+   * evaluations (a busy moment of the EMR is not enough). Until then its page fails as before.
+   */
+  private async slowRecords(
+    timedOut: TimedOut[],
+    /** Other records of the evaluation read in full. */
+    answered: number,
+    fetcherId: number,
+    probes: Map<string, Promise<boolean>>,
+  ): Promise<Array<{ index: number; result: MapResult }>> {
+    // Those judged through this fetcher already (on an earlier page of the pass, whose other records the
+    // pass does not evaluate again) are not judged again.
+    const fresh = timedOut.filter((item) => this.slow.get(slowKeyOf(item))?.fetcher !== fetcherId);
+    const [first] = fresh;
+    if (first && answered < new Set(fresh.map((item) => item.subjectRef)).size) throw first.error.cause;
+    for (const { error, subjectRef } of fresh)
+      if (!(await this.answersProbe(error, subjectRef, probes))) throw error.cause;
+    const dead: Array<{ index: number; result: MapResult }> = [];
+    let waiting: TimedOut | undefined;
+    for (const item of timedOut) {
+      const key = slowKeyOf(item);
+      const known = this.slow.get(key);
+      const strikes = known?.fetcher === fetcherId ? known.strikes : (known?.strikes ?? 0) + 1;
+      setBounded(this.slow, key, { strikes, fetcher: fetcherId, error: item.error }, MAX_SLOW_RECORDS);
+      const mapping = this.deps.mappings.get(item.mappingId);
+      if (strikes < SLOW_RECORD_STRIKES || !mapping) {
+        waiting ??= item;
+        continue;
+      }
+      const { error } = item;
+      dead.push({
+        index: item.index,
+        result: unservedResult(
+          { mappingId: item.mappingId, eventType: mapping.eventType },
+          item.subjectRef,
+          error.ofSubject ? 'subject' : 'context',
+          `${error.message}; no answer in time in ${strikes} separate reads while the source answered the other records, so only this record waits: replay it once the source answers ${error.ref} in time`,
+        ),
+      });
+    }
+    if (waiting) {
+      // Counts only: which record is not for the log.
+      this.log.warn(
+        { records: new Set(timedOut.map((item) => item.subjectRef)).size, strikesBeforeDead: SLOW_RECORD_STRIKES },
+        'the source answered the other records, but not the context reads of these in time: their page is read again; a record that times out so in several reads is kept as a dead row so the others go on',
+      );
+      throw waiting.error.cause;
+    }
+    return dead;
+  }
+
+  /** A number for `fetcher` (an evaluation session): timeouts through one count once (see slowRecords). */
+  private fetcherId(fetcher: ResourceFetcher): number {
+    let id = this.fetcherIds.get(fetcher);
+    if (id === undefined) {
+      id = ++this.fetchers;
+      this.fetcherIds.set(fetcher, id);
+    }
+    return id;
   }
 
   /**
@@ -577,6 +719,11 @@ function unservedResult(
     errors: [{ field, message }],
     unreadable: true,
   };
+}
+
+/** A subject as `slow` keys it: as PassCoverage does, one mapping of one record. */
+function slowKeyOf(subject: { mappingId: string; subjectRef: string }): string {
+  return `${subject.mappingId}\n${subject.subjectRef}`;
 }
 
 /** The order's entry for a deleted resource (evaluation-order.ts): results it was the evidence of wait. */

@@ -9,6 +9,9 @@
 // The same holds for reads asked together (`Patient?_id=a,b,…&_count=50`): asked once, then smaller, and
 // the size kept, rather than every page waiting out the timeout three times before reading one by one.
 //
+// One record whose context searches the server never answers in time (a patient with a huge history)
+// must not stall the source: after a few passes it is kept dead, replayable, and the births behind it go on.
+//
 // A poll page it cannot answer in time fails the pass: the error must name the settings to change.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -17,7 +20,7 @@ import { generateBirth } from '../../src/sandbox/demo/generate.js';
 import { startFhirSandboxWith } from '../../src/sandbox/fhir/index.js';
 import { CachingFetcher } from '../../src/sources/fhir/fetcher.js';
 import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
-import { sleep, startHarness } from './helpers/bridge-harness.js';
+import { eventsBySubject, sleep, startHarness } from './helpers/bridge-harness.js';
 
 const TIMEOUT_MS = 1200;
 /** The server's time per resource asked for: `_count=500` and 100 time out (up to 3 × TIMEOUT_MS), 20 takes 0.4 s. */
@@ -155,6 +158,75 @@ describe('FHIR source: a slow server', () => {
     } finally {
       client.close();
       await sandbox.close();
+    }
+  });
+
+  it('keeps a record whose context searches always time out dead after three passes; the births behind it go on', {
+    timeout: 180_000,
+  }, async () => {
+    const slowRef = 'Patient/e2e-birth-3-child';
+    let slow = true;
+    let slowSearches = 0;
+    const h = await startHarness({
+      poll: { pageSize: 10 },
+      source: { timeoutMs: TIMEOUT_MS },
+      fhirPaging: {
+        beforeSearch: async (_type, query) => {
+          // Its context searches, batched or its own; not its read by _id (the patient itself is small).
+          const names = [...query].some(([name, value]) => name !== '_id' && value.split(',').includes(slowRef));
+          if (slow && names) {
+            slowSearches++;
+            await sleep(3 * TIMEOUT_MS);
+          }
+        },
+      },
+    });
+    try {
+      await h.writeBirths(0, 10);
+      const passes = [];
+      for (let pass = 1; pass <= 3; pass++) passes.push(await h.bridge.syncOnce(undefined, { timeoutMs: 90_000 }));
+      assert.ok(slowSearches > 0, 'its searches were slowed');
+      // Two passes fail at its page (nothing behind it recorded); the third keeps it dead and goes on.
+      assert.deepEqual(
+        passes.map((p) => p.failedSources),
+        [['emr'], ['emr'], []],
+      );
+      await h.waitFor('9 births delivered', () => h.rows().filter((r) => r.state === 'delivered').length === 9);
+      // Dead for each mapping of its type: whether it is a death could not be read either.
+      const deadRows = h.rows().filter((r) => r.subjectKey === slowRef);
+      assert.deepEqual(deadRows.map((r) => [r.eventType, r.state]).sort(), [
+        ['birth', 'dead'],
+        ['death', 'dead'],
+      ]);
+      const dead = deadRows.find((r) => r.eventType === 'birth');
+      assert.equal(dead?.state, 'dead');
+      assert.equal(dead.lastError?.kind, 'source-read');
+      assert.match(
+        dead.lastError?.message ?? '',
+        /could not be read: search \w+ failed: timeout: no answer within 1200 ms \(raise sources\[\]\.timeoutMs of source emr\); no answer in time in 3 separate reads while the source answered the other records, so only this record waits: replay it once the source answers \w+ search in time$/,
+      );
+      assert.doesNotMatch(dead.lastError?.message ?? '', /e2e-birth/, 'no record named in the reason');
+      // Births written after it are read too: the watermark moved past it.
+      await h.writeBirths(10, 2);
+      assert.deepEqual((await h.bridge.syncOnce(undefined, { timeoutMs: 90_000 })).failedSources, []);
+      await h.waitFor('11 births delivered', () => h.rows().filter((r) => r.state === 'delivered').length === 11);
+
+      // The server answers it again: a replay delivers it, once.
+      slow = false;
+      const replayed = await h.bridge.replay([dead.id]);
+      assert.deepEqual(replayed.requeued, [dead.id]);
+      await h.waitFor('12 births delivered', () => h.rows().filter((r) => r.state === 'delivered').length === 12);
+      const events = await h.events();
+      assert.equal(events.length, 12);
+      for (const event of events)
+        assert.equal(event.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Accepted').length, 1);
+      assert.ok((await eventsBySubject(h)).has(slowRef));
+      // Read whole, it is no death: that row is withdrawn, never sent.
+      const death = h.rows().find((r) => r.subjectKey === slowRef && r.eventType === 'death');
+      assert.equal(death?.state, 'skipped');
+      assert.match(death.skipReason ?? '', /^no longer notifiable: no death evidence/);
+    } finally {
+      await h.close();
     }
   });
 

@@ -107,3 +107,96 @@ describe('SourcePipeline: a context record the source will not serve', () => {
     }
   });
 });
+
+// A record whose context the source cannot search in time (a patient with a history too large for
+// sources[].timeoutMs) while it answers the other records: after a few separate evaluations it is kept dead
+// so the records behind it go on. A source too slow for everything still fails the evaluation, every time.
+describe('SourcePipeline: a record whose context reads get no answer in time', () => {
+  const slowChild = 'Patient/u-birth-1-child';
+
+  function timeout(type = 'Patient'): FhirSourceError {
+    const err = new FhirSourceError(
+      `search ${type} failed: timeout: no answer within 1000 ms (raise sources[].timeoutMs of source emr)`,
+      undefined,
+      true,
+    );
+    err.timedOut = true;
+    return err;
+  }
+
+  /** A new fetcher (as each poll pass has), whose searches for `slow` subjects time out. */
+  function slowEmr(slow: (params: Record<string, string>) => boolean): ResourceFetcher {
+    const all = bundleFetcher({
+      resourceType: 'Bundle',
+      type: 'collection',
+      entry: births.flat().map((resource) => ({ resource })),
+    });
+    return {
+      read: (type, id) => all.read(type, id),
+      search: (type, params) => (slow(params) ? Promise.reject(timeout(type)) : all.search(type, params)),
+    };
+  }
+  const onlyOne = (params: Record<string, string>) => Object.values(params).includes(slowChild);
+
+  it('fails its evaluations until it has timed out in three, then keeps it dead and records the others', async () => {
+    await withLedger(async (ledger) => {
+      const probed: string[] = [];
+      const pipeline = pipelineOf(ledger, async () => undefined, probed);
+      for (let pass = 1; pass <= 2; pass++) {
+        const fetcher = slowEmr(onlyOne);
+        await assert.rejects(pipeline.evaluate(children, fetcher), { message: /^search \w+ failed: timeout/ });
+        // The same fetcher again (another resource type's page of that pass): not another strike.
+        await assert.rejects(pipeline.evaluate(children, fetcher), { message: /timeout/ });
+      }
+      assert.deepEqual(ledger.list({ limit: 10 }), [], 'nothing recorded while the page fails');
+      const { results } = await pipeline.evaluate(children, slowEmr(onlyOne));
+      const report = pipeline.commit(results);
+      assert.equal(report.mapped.inserted, 2);
+      assert.equal(report.invalid, 1);
+      assert.ok(probed.every((ref) => ref === slowChild));
+      const row = ledger.list({ limit: 10 }).find((r) => r.subjectKey === slowChild);
+      assert.equal(row?.state, 'dead');
+      assert.equal(row.lastError?.kind, 'source-read');
+      assert.match(
+        row.lastError?.message ?? '',
+        /^context: (\w+) search \(context '.+'\) could not be read: search \1 failed: timeout: .*raise sources\[\]\.timeoutMs.*; no answer in time in 3 separate reads while the source answered the other records, so only this record waits: replay it once the source answers \1 search in time$/,
+      );
+      assert.doesNotMatch(row.lastError?.message ?? '', /Banda|MRN|u-birth/, 'no personal data');
+      // Read in time again: mapped, and counted from nothing.
+      const recovered = await pipeline.evaluate(
+        [children[1] as Resource],
+        slowEmr(() => false),
+      );
+      assert.equal(recovered.results[0]?.result.status, 'mapped');
+    });
+  });
+
+  it('fails every evaluation of a source too slow for every record, and keeps no record dead', async () => {
+    await withLedger(async (ledger) => {
+      const pipeline = pipelineOf(ledger, async () => undefined);
+      for (let pass = 1; pass <= 5; pass++)
+        await assert.rejects(
+          pipeline.evaluate(
+            children,
+            slowEmr(() => true),
+          ),
+          { message: /timeout/ },
+        );
+      assert.deepEqual(ledger.list({ limit: 10 }), []);
+    });
+  });
+
+  it('fails every evaluation while the probe gets no answer either, and alone (nothing else read)', async () => {
+    await withLedger(async (ledger) => {
+      const down = pipelineOf(ledger, async () => {
+        throw timeout();
+      });
+      for (let pass = 1; pass <= 4; pass++)
+        await assert.rejects(down.evaluate(children, slowEmr(onlyOne)), { message: /timeout/ });
+      const alone = pipelineOf(ledger, async () => undefined);
+      for (let pass = 1; pass <= 4; pass++)
+        await assert.rejects(alone.evaluate([children[1] as Resource], slowEmr(onlyOne)), { message: /timeout/ });
+      assert.deepEqual(ledger.list({ limit: 10 }), []);
+    });
+  });
+});

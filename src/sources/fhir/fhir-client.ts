@@ -13,11 +13,6 @@ import { sourceSecrets } from '../shared/source-secrets.js';
 /** A failed call to a FHIR source. */
 export class FhirSourceError extends SourceCallError {
   override readonly name = 'FhirSourceError';
-  /**
-   * No answer in time (sources[].timeoutMs ran out, or a gateway in front of the EMR gave up: 504): a
-   * smaller question may still be answered (see CachingFetcher.prefetch).
-   */
-  timedOut = false;
 }
 
 /** What a caller asks of one search: `attempts` for a page it can do without; `timeoutHint` names the settings. */

@@ -64,15 +64,31 @@ export function noAnswer(err: unknown): string {
  * source: a 403 (a record outside the user's search scope or sharing), a 400, a 5xx it kept giving through
  * the client's retries (one corrupt record). Not a refused credential (401, 407), a rate limit (429), a page
  * that is not the source's (a proxy's 404), no answer at all, nor a bridge that is stopping: those concern
- * every call. Only a hint: SourcePipeline confirms it by reading something else the same way first.
+ * every call (no answer in time may concern one record too, told apart otherwise: noAnswerInTime). Only a
+ * hint: SourcePipeline confirms it by reading something else the same way first.
  */
 export function mayConcernOneRecord(err: unknown): boolean {
   if (!(err instanceof SourceCallError) || err.status === undefined || err.foreign) return false;
   return ![401, 407, 408, 429].includes(err.status);
 }
 
+/**
+ * The source gave no answer in time, through every try (not even an error status): a record whose context
+ * is too large to search in time, or a source too slow for everything. Not mayConcernOneRecord:
+ * SourcePipeline tells the two apart over several evaluations (see its slow records).
+ */
+export function noAnswerInTime(err: unknown): boolean {
+  return err instanceof SourceCallError && err.status === undefined && err.timedOut;
+}
+
 /** `retryable` covers network errors, timeouts, 429 and 5xx. */
 export class SourceCallError extends Error {
+  /**
+   * No answer in time (sources[].timeoutMs ran out, or a gateway in front of the source gave up: 504): a
+   * smaller question may still be answered (see CachingFetcher.prefetch). Set by the clients that tell.
+   */
+  timedOut = false;
+
   /**
    * The answer did not come from the source system: a 404 page from a proxy or gateway in front of it (a
    * route missing while it reloads). It says nothing about the record: neither that it is gone, nor that
