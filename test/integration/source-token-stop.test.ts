@@ -110,8 +110,8 @@ describe('a hanging OAuth2 token endpoint', () => {
       rowId: 1,
       sourceId: 'dhis2',
       eventType: 'birth',
-      subjectKey: 'TrackedEntity/Tk0000000001',
-      sourceRef: 'Event/Ev0000000001',
+      subjectKey: 'TrackedEntity/Tk000000001',
+      sourceRef: 'Event/Ev000000001',
       trackingId: 'TRKTOKEN01',
       eventId: null,
     };

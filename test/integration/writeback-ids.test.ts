@@ -157,4 +157,20 @@ describe('DHIS2 write-back of a uid that names no record', () => {
     }
     assert.deepEqual(proxy.seen, [], 'no request reached DHIS2');
   });
+
+  it('refuses a FHIR id that is no DHIS2 uid for good too (the client refuses it), sending nothing', async () => {
+    assert.ok(source.writeBack);
+    const attribute = new Dhis2WriteBack(client, source.writeBack, 'IpHINAT79UW');
+    const dataValue = new Dhis2WriteBack(
+      client,
+      { ...source.writeBack, attribute: undefined, dataElement: 'uf3svrmp8Oj' },
+      'IpHINAT79UW',
+    );
+    for (const id of ['a.b-1234567', 'Tk0000000001', '1abcdefghij', '..a']) {
+      assert.ok(splitRef(`TrackedEntity/${id}`), `${id} is a FHIR id`);
+      await refusedForGood(attribute.write(job(`TrackedEntity/${id}`, 'Event/Ev000000001')), `attribute ${id}`);
+      await refusedForGood(dataValue.write(job('TrackedEntity/Tk000000001', `Event/${id}`)), `data value ${id}`);
+    }
+    assert.deepEqual(proxy.seen, [], 'no request reached DHIS2');
+  });
 });

@@ -23,6 +23,10 @@ function fnv1a(text: string): number {
   return h;
 }
 
+/** A record's name here (`r00`, `later1`) as the DHIS2 uid it is served under (the poller takes no other). */
+const asUid = (name: string) => name.padEnd(11, 'Q');
+const nameOf = (uid: string) => uid.replace(/Q+$/, '');
+
 /**
  * `ties: 'offset'` orders records of one updatedAt by a key of the page and page size asked, as PostgreSQL may
  * (see the DHIS2 simulator's `tieOrder`); `cap` is the largest page served.
@@ -65,7 +69,7 @@ function world(
       asked.push({ after, page, size });
       const out = ordered
         .slice((page - 1) * size, page * size)
-        .map(([trackedEntity, at]) => ({ trackedEntity, updatedAt: at }));
+        .map(([name, at]) => ({ trackedEntity: asUid(name), updatedAt: at }));
       // Edited in DHIS2 right after this call: the record leaves the run for a newer timestamp.
       for (const uid of editsAt[calls] ?? [])
         updatedAt.set(uid, `2026-01-01T11:00:${String(edits++).padStart(2, '0')}.000`);
@@ -81,8 +85,8 @@ function world(
     overtakes: () => false,
     settled: async () => true,
     async evaluate(resources: Array<{ id?: string; meta?: { versionId?: string } }>) {
-      for (const r of resources) if (r.id) evaluated.add(r.id);
-      for (const r of resources) evaluations.push(`${r.id}@${r.meta?.versionId}`);
+      for (const r of resources) if (r.id) evaluated.add(nameOf(r.id));
+      for (const r of resources) evaluations.push(`${nameOf(r.id ?? '')}@${r.meta?.versionId}`);
       return { results: [] };
     },
     commit(_results: unknown, cursor?: { name: string; value: string }) {
@@ -285,7 +289,7 @@ describe('DHIS2 poller: a run whose tie order depends on the page asked, counted
     // DHIS2's new count at once while members never read are still unread.
     const leaving = [...read].slice(0, 130 - read.size);
     for (const [i, uid] of leaving.entries())
-      w.updatedAt.set(uid, `2026-01-01T10:02:${String(10 + i).padStart(2, '0')}.000`);
+      w.updatedAt.set(nameOf(uid), `2026-01-01T10:02:${String(10 + i).padStart(2, '0')}.000`);
     let passes = 1;
     while (passes < 10 && w.cursors.get(CURSOR) !== PAST) {
       passes++;

@@ -43,6 +43,17 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * DHIS2's uid rule (dhis2-core CodeGenerator: 11 characters, a letter then letters or digits). DHIS2
+ * refuses any other uid on import (E1048), so it never serves a record under one.
+ */
+const UID = /^[A-Za-z][A-Za-z0-9]{10}$/;
+
+/** True for a DHIS2 uid (see UID): the only ids the client puts in a path or a filter. */
+export function isDhis2Uid(value: string): boolean {
+  return UID.test(value);
+}
+
 /** A page of 1,000 tracked entities with every field is a few MB; far more is a broken or hostile server. */
 const MAX_ANSWER_BYTES = 64 * 1_048_576;
 
@@ -220,12 +231,29 @@ export class Dhis2Client {
     };
   }
 
+  /**
+   * Refuses, before any request, an id that is no DHIS2 uid. Encoded, `..` stays `..`, and a URL resolves
+   * `trackedEntities/..` to the path above it: a call the bridge never meant, with its credentials. The
+   * uids come from DHIS2's answers and from the ledger, so anything may arrive. The value is not quoted
+   * (any text from a server's answer): the caller names the record, where it has one.
+   */
+  private checkUid(operation: string, uid: string): void {
+    if (isDhis2Uid(uid)) return;
+    throw new Dhis2SourceError(
+      `${operation}: refused, not a DHIS2 uid (11 letters and digits, a letter first); nothing was asked of DHIS2`,
+      undefined,
+      false,
+      { badId: true },
+    );
+  }
+
   /** GET /api/tracker/trackedEntities/{uid}; undefined when DHIS2 says 404 (its own answer, see call). */
   async trackedEntity(
     uid: string,
     params: Record<string, string> = {},
     options: CallOptions = {},
   ): Promise<TrackerTrackedEntity | undefined> {
+    this.checkUid('read tracked entity', uid);
     const query = new URLSearchParams(params).toString();
     try {
       return await this.call(
@@ -248,6 +276,8 @@ export class Dhis2Client {
    * deleted tracked entity and for one the user may not see alike (see dhis2/recheck.ts).
    */
   async trackedEntityListing(uid: string, program: string): Promise<TrackedEntityListing> {
+    // A list filter takes several uids, comma-separated: anything else would widen it.
+    this.checkUid('list tracked entity', uid);
     // One uid: the first page (50 by default) holds it.
     const page = await this.trackedEntityPage({
       trackedEntities: uid,
@@ -294,6 +324,7 @@ export class Dhis2Client {
 
   /** GET /api/tracker/events/{uid} with every field; undefined when DHIS2 says 404. */
   async event(uid: string, options: CallOptions = {}): Promise<TrackerEvent | undefined> {
+    this.checkUid('read event', uid);
     try {
       return await this.call('read event', `tracker/events/${encodeURIComponent(uid)}?fields=*`, isTrackerEvent, {
         oneRecord: true,
@@ -340,6 +371,7 @@ export class Dhis2Client {
     uid: string,
     fields = 'id,displayName',
   ): Promise<Record<string, unknown> | undefined> {
+    this.checkUid(`read ${collection}`, uid);
     try {
       return await this.call(
         `read ${collection}`,

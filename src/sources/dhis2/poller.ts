@@ -22,8 +22,9 @@ import {
   RunReadings,
   readingPageSize,
 } from '../shared/run-readings.js';
-import type { Dhis2Client } from './client.js';
+import { type Dhis2Client, isDhis2Uid } from './client.js';
 import { Dhis2Fetcher } from './fetcher.js';
+import type { TrackerTrackedEntity } from './schemas.js';
 import { trackedEntityFilter } from './settings.js';
 import { earlierDefined, earlierOf, formatNaive, laterOf, minusSeconds, naiveMillis, plusMillis } from './time.js';
 
@@ -213,7 +214,9 @@ export class Dhis2Poller {
         size = enlarged;
         continue;
       }
-      const resources = entities.map(trackedEntityResource).filter((r): r is Resource => r !== undefined);
+      const resources = this.recordable(entities)
+        .map(trackedEntityResource)
+        .filter((r): r is Resource => r !== undefined);
       const fresh = resources.filter((r) => !this.seen.has(versionKey(r)));
       // Only the run's own members count as new for it (records after it may arrive while it is read).
       const members = new Set(atBound.map((te) => te.trackedEntity));
@@ -336,6 +339,26 @@ export class Dhis2Poller {
       this.log.debug({ err }, 'DHIS2 did not count a run; its readings are judged without');
       return undefined;
     }
+  }
+
+  /**
+   * The page's tracked entities less those whose uid is no DHIS2 uid, left out with a warning. DHIS2 issues
+   * no such uid (its import refuses one), so the answer was not DHIS2's own (a proxy rewriting it, a broken
+   * or hostile server), and such a record could never be read again, rechecked before its send, nor have
+   * its tracking id written back: the client refuses the uid (Dhis2Client.checkUid). Recorded, it would be
+   * a row nobody can settle; failing the pass on it would hold every later birth behind it, pass after pass.
+   * The watermark goes past it as past any record read. Only the page's paging reads `entities` whole.
+   */
+  private recordable(entities: TrackerTrackedEntity[]): TrackerTrackedEntity[] {
+    const kept = entities.filter((te) => isDhis2Uid(te.trackedEntity));
+    const left = entities.length - kept.length;
+    // Counts only: the uid is whatever the answer held.
+    if (left > 0)
+      this.log.warn(
+        { trackedEntities: left },
+        "DHIS2's list of tracked entities held uids that are not DHIS2 uids (11 letters and digits, a letter first): those entries are not recorded, and the pass reads on; check what answers at sources[].baseUrl (a proxy rewriting answers, a server that is not DHIS2)",
+      );
+    return kept;
   }
 
   /** Records a page's rows with the watermark it reaches (never moved back), in one ledger transaction. */

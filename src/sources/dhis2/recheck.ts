@@ -3,7 +3,7 @@ import { type Resource, trackedEntityResource } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Evaluation, SourcePipeline } from '../pipeline.js';
 import type { SubjectRecheck } from '../recheck.js';
-import { type Dhis2Client, Dhis2SourceError, type TrackedEntityListing } from './client.js';
+import { type Dhis2Client, Dhis2SourceError, isDhis2Uid, type TrackedEntityListing } from './client.js';
 import { Dhis2Fetcher } from './fetcher.js';
 import type { TrackerTrackedEntity } from './schemas.js';
 
@@ -54,6 +54,11 @@ export function dhis2Recheck(deps: {
         for (const key of subjectKeys) {
           if (!key.startsWith(TRACKED_ENTITY)) continue;
           const uid = key.slice(TRACKED_ENTITY.length);
+          // Not asked (the client refuses it): failing the recheck would send the batch's rows unchecked.
+          if (!isDhis2Uid(uid)) {
+            held.push(...pipeline.unserved(key, NOT_A_UID, fetcher));
+            continue;
+          }
           const entity = await readInProgram(client, uid, dhis2);
           if (typeof entity === 'object') {
             const resource = trackedEntityResource(entity);
@@ -78,7 +83,7 @@ export function dhis2Recheck(deps: {
           // Counts only: which records is in the ledger.
           log.warn(
             { rows: held.length },
-            'DHIS2 would not show tracked entities it does not list as deleted (404 or 403 to a read in the program): rows held dead',
+            'DHIS2 would not show tracked entities it does not list as deleted (404 or 403 to a read in the program), or their uid is not a DHIS2 uid: rows held dead',
           );
         }
       }
@@ -104,6 +109,11 @@ async function readInProgram(
     throw err;
   }
 }
+
+const NOT_A_UID =
+  'its uid is not a DHIS2 uid (11 letters and digits, a letter first), so the bridge does not ask DHIS2 for it: ' +
+  'DHIS2 issues no such uid, and the answer that listed it was not its own. Not sent and not withdrawn: check ' +
+  'what answers at sources[].baseUrl (or leave it dead: a dead row is never sent)';
 
 /** Why a row is held: no personal data (a uid is DHIS2's system id, the error names the call and status). */
 function notShown(refusal: Refusal, listing: Exclude<TrackedEntityListing, 'deleted'> | Error): string {

@@ -62,12 +62,14 @@ export function noAnswer(err: unknown): string {
 /**
  * The source answered this call, with an error that may concern the record asked for rather than the
  * source: a 403 (a record outside the user's search scope or sharing), a 400, a 5xx it kept giving through
- * the client's retries (one corrupt record). Not a refused credential (401, 407), a rate limit (429), a page
- * that is not the source's (a proxy's 404), no answer at all, nor a bridge that is stopping: those concern
- * every call (no answer in time may concern one record too, told apart otherwise: noAnswerInTime). Only a
- * hint: SourcePipeline confirms it by reading something else the same way first.
+ * the client's retries (one corrupt record); or the client refused the record's id unasked (badId). Not a
+ * refused credential (401, 407), a rate limit (429), a page that is not the source's (a proxy's 404, or its
+ * 403 in front of DHIS2), no answer at all, nor a bridge that is stopping: those concern every call (no
+ * answer in time may concern one record too, told apart otherwise: noAnswerInTime). Only a hint:
+ * SourcePipeline confirms it by reading something else the same way first.
  */
 export function mayConcernOneRecord(err: unknown): boolean {
+  if (err instanceof SourceCallError && err.badId) return true;
   if (!(err instanceof SourceCallError) || err.status === undefined || err.foreign) return false;
   return ![401, 407, 408, 429].includes(err.status);
 }
@@ -100,16 +102,23 @@ export class SourceCallError extends Error {
    * yet it says nothing about the source or the record, so nothing is given up for it.
    */
   readonly cutOff: boolean;
+  /**
+   * Nothing was sent: the id of the record asked for is no id of the source (a DHIS2 "uid" that is not
+   * one, `..` among them, which a URL resolves to another path). It concerns that record alone, and asking
+   * again changes nothing.
+   */
+  readonly badId: boolean;
 
   constructor(
     message: string,
     readonly status: number | undefined,
     readonly retryable: boolean,
-    options?: { cause?: unknown; foreign?: boolean; cutOff?: boolean },
+    options?: { cause?: unknown; foreign?: boolean; cutOff?: boolean; badId?: boolean },
   ) {
     super(message, options);
     this.name = 'SourceCallError';
     this.foreign = options?.foreign === true;
     this.cutOff = options?.cutOff === true;
+    this.badId = options?.badId === true;
   }
 }

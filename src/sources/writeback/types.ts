@@ -46,18 +46,20 @@ export function isPermanentStatus(status: number | undefined): boolean {
 /**
  * Any failure of a write-back as a WriteBackError: a source call refused with a status that will not
  * change on retry is permanent, and so is one the source client gave up on at once without a status (an
- * answer that is no FHIR resource, one too large, a reference that is no resource type and id): the same
- * call brings the same answer, so the job is abandoned with the reason rather than spending its attempts.
- * Not a call the bridge cut off itself (stopping, a deadline), nor one whose token endpoint refused the
- * source's credentials: an operator fixes those (as a 401 or 403), and the job is retried within its budget.
- * Network errors, timeouts, 429 and 5xx (and anything unexpected) retry.
+ * answer that is no FHIR resource, one too large, a reference that is no resource type and id) or refused
+ * for its id (badId): the same call brings the same answer, so the job is abandoned with the reason rather
+ * than spending its attempts. Not a call the bridge cut off itself (stopping, a deadline), nor one whose
+ * token endpoint refused the source's credentials: an operator fixes those (as a 401 or 403), and the job
+ * is retried within its budget. Network errors, timeouts, 429 and 5xx (and anything unexpected) retry.
  */
 export function toWriteBackError(err: unknown, what: string): WriteBackError {
   if (err instanceof WriteBackError) return err;
   if (err instanceof SourceCallError) {
     const answeredForGood =
       isPermanentStatus(err.status) || (err.status === undefined && !err.cutOff && !refusedCredentials(err));
-    return new WriteBackError(`${what}: ${err.message}`, !err.retryable && answeredForGood, { cause: err });
+    return new WriteBackError(`${what}: ${err.message}`, err.badId || (!err.retryable && answeredForGood), {
+      cause: err,
+    });
   }
   return new WriteBackError(`${what}: ${err instanceof Error ? err.message : String(err)}`, false, { cause: err });
 }
