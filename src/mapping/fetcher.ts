@@ -1,6 +1,7 @@
 // References and the in-memory fetcher over a Bundle (any type) or an array of resources: what `map --input`
 // and the tests use in place of a FHIR server. The search parameters below are the only ones mappings may
 // use, so a mapping that works in a dry run works the same against a live server.
+import { isFhirId } from '../sources/fhir/notification.js';
 import { asJson, type Resource, type ResourceFetcher } from './types.js';
 
 /** Search parameters a mapping's context may use, with the element paths they search (per resource type). */
@@ -28,12 +29,17 @@ export function isResource(value: unknown): value is Resource {
   return isObject(value) && typeof value.resourceType === 'string';
 }
 
-/** 'Patient/1', 'http://x/fhir/Patient/1/_history/2' → {type:'Patient', id:'1'}; 'urn:uuid:…' → {type:'', id: urn}. */
+/**
+ * 'Patient/1', 'http://x/fhir/Patient/1/_history/2' → {type:'Patient', id:'1'}; 'urn:uuid:…' → {type:'', id: urn}.
+ * The id must be a FHIR id by the receiver's rule (isFhirId): `Patient/..` names no resource, and read
+ * from a live server it would be `<base>/Patient/..`, the base itself, with the source's credentials.
+ */
 export function parseReference(ref: string): { type: string; id: string } | undefined {
   if (/^urn:(uuid|oid):/i.test(ref)) return { type: '', id: ref };
   const clean = ref.replace(/\/_history\/[^/]+$/, '').replace(/[?#].*$/, '');
-  const match = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(clean);
-  return match ? { type: match[1] as string, id: match[2] as string } : undefined;
+  const match = /(?:^|\/)([A-Z][A-Za-z]+)\/([^/]+)$/.exec(clean);
+  const [, type, id] = match ?? [];
+  return type && id !== undefined && isFhirId(id) ? { type, id } : undefined;
 }
 
 /** 'Type/id' for any reference form, the urn itself for urn references, else the input. */

@@ -8,6 +8,8 @@ import {
   loadMappings,
   type MappedResult,
   mapSubject,
+  normalizeReference,
+  parseReference,
   type Resource,
   type ResourceFetcher,
 } from '../../src/mapping/index.js';
@@ -123,6 +125,32 @@ describe('context assembly', () => {
     const full = await set.mapSubjectDetailed('death.fhir', newborn, fetcher);
     assert.equal(full.result.status, 'skipped');
     assert.equal(full.noEvidence, true, 'a complete context that shows no death');
+  });
+
+  it('reads no reference whose id is `.` or `..` (on a live server: the base itself, or its parent)', async () => {
+    const bundle = readFileSync(
+      new URL('../fixtures/fhir/bfdr/Bundle-bundle-provider-live-birth-babyg-quinn.json', import.meta.url),
+      'utf8',
+    )
+      // The birth attendant, read by reference (the one context read of this bundle: searches bring the rest).
+      .replaceAll('"Practitioner/practitioner-vital-records-avery-jones"', '"Practitioner/.."');
+    const { calls, fetcher } = counting(bundleFetcher(JSON.parse(bundle)));
+    assert.equal((await mapSubject(set, 'birth.fhir', 'Patient/patient-child-babyg-quinn', fetcher)).status, 'mapped');
+    assert.ok(calls.includes('read Patient/patient-child-babyg-quinn'), calls.join(', '));
+    await mapSubject(set, 'birth.fhir', 'Patient/..', fetcher);
+    await mapSubject(set, 'birth.fhir', 'http://emr.example.org/fhir/Patient/./_history/1', fetcher);
+    assert.deepEqual(
+      calls.filter((call) => /\/\.\.?$/.test(call)),
+      [],
+    );
+  });
+
+  it('parses a reference only when its id is a FHIR id', () => {
+    assert.deepEqual(parseReference('http://x/fhir/Patient/a.b-1/_history/2'), { type: 'Patient', id: 'a.b-1' });
+    assert.deepEqual(parseReference('Patient/..a'), { type: 'Patient', id: '..a' });
+    for (const ref of ['Patient/..', 'Patient/.', 'http://x/fhir/Patient/../_history/1', 'Patient/', 'Patient/a b'])
+      assert.equal(parseReference(ref), undefined, ref);
+    assert.equal(normalizeReference('Patient/..'), 'Patient/..', 'left as it is, naming nothing');
   });
 
   it('skips a subject that is not found', async () => {
