@@ -138,11 +138,19 @@ export class Dhis2Client {
             });
             status = response.status;
             if (!response.ok && !(init.okStatuses ?? []).includes(status)) {
-              // DHIS2 says "not found" with its WebMessage; a 404 without one is a proxy's or gateway's page
-              // (a route missing while it reloads): nothing is known to be gone, so it is retried like a 5xx.
+              // DHIS2 says "not found" and "forbidden" with its WebMessage. A 404 without one is a proxy's or
+              // gateway's page (a route missing while it reloads): nothing is known to be gone. A 403 without
+              // one is a proxy's or firewall's (a WAF rule, an IP allow-list): DHIS2 refused no record, and
+              // taken for its refusal it held the rechecked row dead. Either concerns the source, not the
+              // record, and is retried like a 5xx.
               const notDhis2 =
-                status === 404 && !isWebMessage(await readBodyCapped(response, 65_536, signal).catch(() => ''));
+                (status === 404 || status === 403) &&
+                !isWebMessage(await readBodyCapped(response, 65_536, signal).catch(() => ''));
               await response.body?.cancel().catch(() => undefined);
+              const notDhis2Hint =
+                status === 403
+                  ? ` (not a DHIS2 answer: something in front of DHIS2 at sources[].baseUrl of source ${this.settings.id}, a proxy or firewall, refused the bridge)`
+                  : ' (not a DHIS2 answer)';
               // Name the setting to fix: a refused credential or query is configuration, not an outage.
               const hint =
                 status === 403 && init.oneRecord
@@ -153,7 +161,7 @@ export class Dhis2Client {
                       ? ` (check sources[].dhis2 of source ${this.settings.id}: program, orgUnits; run doctor)`
                       : '';
               throw new Dhis2SourceError(
-                `${operation} failed: HTTP ${status}${notDhis2 ? ' (not a DHIS2 answer)' : hint}`,
+                `${operation} failed: HTTP ${status}${notDhis2 ? notDhis2Hint : hint}`,
                 status,
                 status === 429 || status >= 500 || notDhis2,
                 { foreign: notDhis2 },

@@ -105,7 +105,9 @@ async function readInProgram(
   try {
     return (await client.trackedEntity(uid, { program: dhis2.program, fields: dhis2.fields })) ?? 404;
   } catch (err) {
-    if (err instanceof Dhis2SourceError && err.status === 403) return 403;
+    // DHIS2's own 403 only: a proxy's or firewall's page (no WebMessage: see Dhis2Client) says nothing of
+    // the record; it fails the recheck, and the rows wait (app.ts).
+    if (err instanceof Dhis2SourceError && err.status === 403 && !err.foreign) return 403;
     throw err;
   }
 }

@@ -94,3 +94,11 @@ export function unavailable(): (res: ServerResponse) => void {
     res.end('<html><body>503 Service Unavailable</body></html>');
   };
 }
+
+/** A proxy's or firewall's 403 page (a WAF rule, an IP allow-list): not DHIS2's WebMessage. */
+export function forbiddenPage(): (res: ServerResponse) => void {
+  return (res) => {
+    res.writeHead(403, { 'content-type': 'text/html' });
+    res.end('<html><head><title>403 Forbidden</title></head><body><h1>403 Forbidden</h1><hr>nginx</body></html>');
+  };
+}
