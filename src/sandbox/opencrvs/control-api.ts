@@ -28,6 +28,11 @@ const configSchema: JSONSchemaType<SandboxConfig> = {
       properties: {
         errorRate: rate,
         errorStatus: { type: 'integer', minimum: 400, maximum: 599, nullable: true },
+        errorEcho: {
+          type: 'string',
+          enum: ['plain', 'json', 'html', 'percent', 'upper', 'nfd'],
+          nullable: true,
+        },
         retryAfterSeconds: { type: 'integer', minimum: 0, nullable: true },
         delayMs: { type: 'integer', minimum: 0, maximum: 600_000, nullable: true },
         dropRate: rate,

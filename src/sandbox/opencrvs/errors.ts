@@ -1,4 +1,4 @@
-import type { SimResponse } from './types.js';
+import type { ErrorEcho, SimResponse } from './types.js';
 
 // tRPC error codes by HTTP status, as the events service's REST adapter (trpc-to-openapi) answers them.
 const TRPC_CODES: Record<number, string> = {
@@ -55,4 +55,42 @@ export function nginxHtml(status: number): SimResponse {
     body: `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`,
     headers: { 'Content-Type': 'text/html' },
   };
+}
+
+/**
+ * An error answer that quotes the declaration of a request (its body when it has none), written as
+ * `echo` says: how a server or a proxy in front of it repeats what it was sent, which the bridge must
+ * not carry into its ledger or logs in any of these forms.
+ */
+export function echoedError(status: number, echo: ErrorEcho, requestBody: unknown): SimResponse {
+  const sent =
+    typeof requestBody === 'object' && requestBody !== null && 'declaration' in requestBody
+      ? requestBody.declaration
+      : requestBody;
+  const quoted = JSON.stringify(sent) ?? '';
+  if (echo === 'html') {
+    // No <title>: the bridge keeps a page's title when it has one, and this page is about its text.
+    const text = `could not process declaration ${htmlEscaped(quoted)}`;
+    return {
+      status,
+      body: `<html><body><h1>${status} ${trpcCode(status)}</h1><p>${text}</p></body></html>`,
+      headers: { 'Content-Type': 'text/html' },
+    };
+  }
+  const written = {
+    plain: quoted,
+    json: JSON.stringify(quoted).replace(
+      /[\u0080-\uffff]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    ),
+    percent: encodeURIComponent(quoted),
+    upper: quoted.toUpperCase(),
+    nfd: quoted.normalize('NFD'),
+  }[echo];
+  return eventsError(status, `could not process declaration ${written}`);
+}
+
+function htmlEscaped(text: string): string {
+  const named: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+  return text.replace(/[&<>"'\u0080-\u{10ffff}]/gu, (c) => named[c] ?? `&#${c.codePointAt(0)};`);
 }

@@ -1,5 +1,5 @@
 import { eventsError, nginxHtml } from './errors.js';
-import type { ActionConfirmation, FaultConfig, SandboxConfig, SimOperation, SimResponse } from './types.js';
+import type { ActionConfirmation, ErrorEcho, FaultConfig, SandboxConfig, SimOperation, SimResponse } from './types.js';
 
 export type FaultDecision =
   | { kind: 'none' }
@@ -65,6 +65,11 @@ export class FaultController {
     };
     if (this.#seed !== undefined) config.seed = this.#seed;
     return config;
+  }
+
+  /** How an injected error answer to a POST quotes what it was sent (none when unset). */
+  get errorEcho(): ErrorEcho | undefined {
+    return this.#faults.errorEcho ?? undefined;
   }
 
   get confirmation(): ActionConfirmation {

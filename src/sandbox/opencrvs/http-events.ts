@@ -3,7 +3,7 @@ import express, { type Request, type RequestHandler, type Response, Router } fro
 import type { Logger } from '../../observability/logger.js';
 import { authenticate, type ClientRegistry } from './auth.js';
 import type { SimContext } from './context.js';
-import { eventsError, NOT_FOUND } from './errors.js';
+import { echoedError, eventsError, NOT_FOUND } from './errors.js';
 import { handleCreate, handleRead } from './events-create.js';
 import { handleLocations } from './events-locations.js';
 import { handleCreateAndNotify, handleNotify } from './events-notify.js';
@@ -99,7 +99,15 @@ export function eventsRouter(deps: EventsRouterDeps): Router {
         return;
       }
       if (decision.kind === 'error') {
-        logger.debug({ operation, fault: 'error', status: decision.response.status }, 'sandbox fault');
+        const { status } = decision.response;
+        logger.debug({ operation, fault: 'error', status }, 'sandbox fault');
+        const echo = faults.errorEcho;
+        if (echo && req.method === 'POST') {
+          // Nothing is committed; the body is read only to be quoted.
+          await readBody(req, res).catch(() => undefined);
+          send(res, echoedError(status, echo, req.body));
+          return;
+        }
         send(res, decision.response);
         return;
       }

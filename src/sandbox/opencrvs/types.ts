@@ -50,11 +50,19 @@ export type ActionConfirmation = 'accept' | 'pending' | 'reject' | 'fail';
 /** Which events-API calls a fault applies to (all when absent). */
 export type SimOperation = 'create' | 'notify' | 'createAndNotify' | 'locations' | 'read';
 
+export type ErrorEcho = 'plain' | 'json' | 'html' | 'percent' | 'upper' | 'nfd';
+
 export interface FaultConfig {
   /** Share of requests answered with `errorStatus` without committing anything (0..1). */
   errorRate?: number;
   /** Status for `errorRate` answers; default 500. 429 and 503 carry Retry-After when `retryAfterSeconds` is set. */
   errorStatus?: number;
+  /**
+   * `errorRate` answers to a POST quote the declaration sent (as servers and proxies do in error texts),
+   * written this way: as sent, JSON-escaped (non-ASCII as \uXXXX), HTML-escaped (an HTML page; non-ASCII
+   * as numeric entities), percent-encoded, upper-cased, or in Unicode NFD.
+   */
+  errorEcho?: ErrorEcho;
   retryAfterSeconds?: number;
   /** Delay before every events-API answer, so client timeouts can be tested. */
   delayMs?: number;
