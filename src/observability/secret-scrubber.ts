@@ -4,10 +4,12 @@
 // through here: known secret values are replaced wherever they appear, and the logger's generic scrubber
 // removes query credentials, bearer tokens and JWT-looking text. Here, not in opencrvs/ or sources/,
 // because both keep one (and neither imports the other).
+import { Echoes } from './echoes.js';
 import { scrubString } from './redact.js';
 
-const REDACTED = '[redacted]';
 const MAX_TEXT = 2000;
+/** How far past what is kept of a string it is searched: a token quoted in full from before the cut. */
+const MAX_SEARCHED_BEYOND = 65_536;
 const MAX_DEPTH = 8;
 
 /** Tokens remembered: the current one and a few before it (an answer to an older call may quote one). */
@@ -20,22 +22,12 @@ const RECENT_TOKENS = 8;
  */
 const MIN_SECRET_LENGTH = 4;
 
-/**
- * A value as it is sent, and so as an answer or an error may quote it: as given, percent-encoded (a
- * query string, a URL), form-encoded (an OAuth2 token request body: spaces as '+') and JSON-escaped (a
- * JSON body that echoes it).
- */
-function writtenForms(value: string): string[] {
-  const form = new URLSearchParams({ v: value }).toString().slice(2);
-  return [value, encodeURIComponent(value), form, JSON.stringify(value).slice(1, -1)];
-}
-
 export class SecretScrubber {
   private readonly secrets = new Set<string>();
   /** Renewed values, oldest first, bounded: every renewal added one for good (110k a year, a soak found). */
   private readonly tokens: string[] = [];
-  /** forms(), kept until the next add: an error body is scrubbed string by string. */
-  private written: string[] | undefined;
+  /** The values compiled for searching, kept until the next add: an error body is scrubbed string by string. */
+  private compiled: Echoes | undefined;
 
   /**
    * Remembers a value that must never appear in output (ignored when too short to be a secret). A
@@ -44,7 +36,7 @@ export class SecretScrubber {
    */
   add(secret: string | undefined, options: { renewed?: boolean } = {}): void {
     if (!secret || secret.length < MIN_SECRET_LENGTH) return;
-    this.written = undefined;
+    this.compiled = undefined;
     if (!options.renewed) {
       this.secrets.add(secret);
       return;
@@ -59,27 +51,23 @@ export class SecretScrubber {
     return this.secrets.size + this.tokens.length;
   }
 
-  text(value: string): string {
-    let out = value;
-    for (const form of this.forms()) if (out.includes(form)) out = out.split(form).join(REDACTED);
-    return scrubString(out);
-  }
-
   /**
-   * Every remembered value as it may be written, longest first: a secret that holds another (a token
-   * that starts with the client secret) must go whole, or its rest would stay.
+   * The text without any remembered value, found as it is sent and as an answer or an error may quote
+   * it: percent-encoded (a query string, a URL), form-encoded (an OAuth2 token request body: spaces as
+   * '+'), JSON- or HTML-escaped (a body that echoes it), in another case (observability/echoes.ts).
    */
-  private forms(): string[] {
-    if (this.written) return this.written;
-    const forms = new Set<string>();
-    for (const value of [...this.secrets, ...this.tokens]) for (const form of writtenForms(value)) forms.add(form);
-    this.written = [...forms].sort((a, b) => b.length - a.length);
-    return this.written;
+  text(value: string): string {
+    this.compiled ??= new Echoes([...this.secrets, ...this.tokens], {
+      caselessMinLength: MIN_SECRET_LENGTH,
+      lowerCaseToo: true,
+    });
+    return scrubString(this.compiled.hide(value));
   }
 
   /** A deep copy with every string scrubbed; long strings are truncated (error bodies can be HTML pages). */
   value(value: unknown, depth = 0): unknown {
-    if (typeof value === 'string') return truncate(this.text(value));
+    // Cut before it is searched (the rest is not kept), with room for a value that starts before the cut.
+    if (typeof value === 'string') return truncate(this.text(value.slice(0, MAX_TEXT + MAX_SEARCHED_BEYOND)));
     if (value === null || typeof value !== 'object') return value;
     if (depth >= MAX_DEPTH) return '[depth limit]';
     if (Array.isArray(value)) return value.map((item) => this.value(item, depth + 1));

@@ -1,6 +1,7 @@
 // What an OpenCRVS answer echoes of what the bridge sent (names, dates, field values) is taken out
 // before the answer is logged or stored. Secrets are the SecretScrubber's (observability/secret-scrubber.ts).
-const REDACTED = '[redacted]';
+import { Echoes } from '../observability/echoes.js';
+
 const MAX_DEPTH = 8;
 
 /** Strings too short, or too generic, to be personal data worth hiding (option values such as 'male'). */
@@ -27,22 +28,25 @@ export function sentValues(declaration: unknown): string[] {
     }
   };
   walk(declaration, 0);
-  // Longest first, so a full name goes before the surname inside it.
-  return [...out].sort((a, b) => b.length - a.length);
+  return [...out];
 }
 
-/** A deep copy of an answer with every value we sent replaced by [redacted]. */
-export function withoutSentValues(value: unknown, sent: readonly string[], depth = 0): unknown {
-  if (sent.length === 0) return value;
-  if (typeof value === 'string') {
-    let out = value;
-    for (const item of sent) if (out.includes(item)) out = out.split(item).join(REDACTED);
-    return out;
-  }
+/**
+ * The values we sent, ready to be found in an answer: as sent, and as an answer may write them (HTML-
+ * or JSON-escaped, percent-encoded, in another Unicode normalisation or case; observability/echoes.ts).
+ */
+export function sentEchoes(sent: readonly string[]): Echoes {
+  return new Echoes(sent, { caselessMinLength: MIN_SENT_VALUE });
+}
+
+/** A deep copy of an answer (its keys too) with every value we sent, in any form `sent` finds, replaced by [redacted]. */
+export function withoutSentValues(value: unknown, sent: Echoes, depth = 0): unknown {
+  if (sent.size === 0) return value;
+  if (typeof value === 'string') return sent.hide(value);
   if (value === null || typeof value !== 'object' || depth >= MAX_DEPTH) return value;
   if (Array.isArray(value)) return value.map((item) => withoutSentValues(item, sent, depth + 1));
   const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) out[key] = withoutSentValues(item, sent, depth + 1);
+  for (const [key, item] of Object.entries(value)) out[sent.hide(key)] = withoutSentValues(item, sent, depth + 1);
   return out;
 }
 

@@ -1,0 +1,395 @@
+// Finding known values (what the bridge sent, its secrets) where an answer or an error quotes them, in
+// whatever form the quoting wrote them: HTML entities (`O&#39;Brien`, `Nd&eacute;`), JSON escapes
+// (`Nd\u00e9`, `\"`), percent-encoding (`Nd%C3%A9`, a form's `+` for a space), another Unicode
+// normalisation (é as one code point or two), typographic apostrophes, another case. An exact substring
+// match found none of these.
+//
+// The text is decoded into a searchable form that remembers, for every character, which characters of
+// the original it came from; a value found there is replaced in the original. Decoding runs a few times
+// over (an echo escaped twice: a JSON text quoted in an HTML page), and every pass is searched, the
+// undecoded text too (a value that holds `%41` is quoted as it is as often as decoded).
+
+const REDACTED = '[redacted]';
+/** Decoding passes after the text as it is. */
+const DECODE_PASSES = 3;
+
+/**
+ * A text and, for each of its UTF-16 units, the span [from, to) of the original text it stands for.
+ * `null` maps are the identity (the original itself, or a form of it of the same length).
+ */
+interface Layer {
+  text: string;
+  from: Int32Array | null;
+  to: Int32Array | null;
+  /**
+   * A caseless layer's memory of case: per unit, 1 where it was written in a case other than lower (or,
+   * where the layer only lower-cased ASCII, the text before).
+   */
+  cased?: Uint8Array | string;
+}
+
+interface Needle {
+  /** The value folded case-preserving: matched anywhere, as an exact substring was. */
+  exact: string;
+  /** The value folded caseless: matched only where it stands as a word (see EchoOptions). */
+  caseless?: string;
+}
+
+export interface EchoOptions {
+  /**
+   * Values at least this long (with a letter that has case) are also matched in another case, where
+   * the match stands as a word and is not written all in lower case: an upper-cased echo ("NDÉ",
+   * "O'BRIEN") is both. A name inside another word ("Ali" in "vALId") is not that name, and a server's
+   * own words and field ids are lower case ("child.name" for a surname Child): taking those out would
+   * shred the very message that says what went wrong, and the words the bridge classifies an answer
+   * by. A value sent in lower case is found in lower case anyway (matched as sent, anywhere).
+   */
+  caselessMinLength: number;
+  /** Also found written all in lower case (secrets: no server word or field id is one). */
+  lowerCaseToo?: boolean;
+}
+
+/** Values to find, compiled once; hide() may then be called on any number of texts. */
+export class Echoes {
+  private readonly needles: Needle[];
+  private readonly lowerCaseToo: boolean;
+
+  constructor(values: Iterable<string>, options: EchoOptions) {
+    const seen = new Set<string>();
+    this.needles = [];
+    this.lowerCaseToo = options.lowerCaseToo === true;
+    for (const value of values) {
+      if (value === '') continue;
+      const caseless = value.length >= options.caselessMinLength && value.toLowerCase() !== value.toUpperCase();
+      // A form body writes a space as '+' (its '+' as %2B, which decoding turns back into '+').
+      const written = value.includes(' ') ? [value, value.replaceAll(' ', '+')] : [value];
+      for (const form of written) {
+        const exact = foldText(form, false);
+        if (seen.has(exact)) continue;
+        seen.add(exact);
+        this.needles.push(caseless ? { exact, caseless: foldText(form, true) } : { exact });
+      }
+    }
+  }
+
+  get size(): number {
+    return this.needles.length;
+  }
+
+  /** The text with every value found, in any of the forms above, replaced by [redacted]. */
+  hide(text: string): string {
+    if (this.needles.length === 0 || text === '') return text;
+    const spans: Array<[number, number]> = [];
+    let layer: Layer | undefined = { text, from: null, to: null };
+    for (let pass = 0; layer && pass <= DECODE_PASSES; pass++) {
+      if (pass > 0) layer = decoded(layer);
+      if (layer) this.search(layer, spans);
+    }
+    return spans.length === 0 ? text : replaced(text, spans);
+  }
+
+  private search(layer: Layer, spans: Array<[number, number]>): void {
+    const exact = folded(layer, false);
+    let caseless: Layer | undefined;
+    for (const needle of this.needles) {
+      find(exact, needle.exact, 'anywhere', spans);
+      if (needle.caseless === undefined) continue;
+      caseless ??= folded(layer, true);
+      find(caseless, needle.caseless, this.lowerCaseToo ? 'word' : 'cased word', spans);
+    }
+  }
+}
+
+/** Every place `needle` is found: anywhere, or only as a word (and not written all in lower case). */
+function find(
+  layer: Layer,
+  needle: string,
+  where: 'anywhere' | 'word' | 'cased word',
+  spans: Array<[number, number]>,
+): void {
+  const { text } = layer;
+  for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
+    const end = at + needle.length;
+    if (where !== 'anywhere' && (isWordUnit(text, at - 1) || isWordUnit(text, end))) continue;
+    if (where === 'cased word' && !casedWithin(layer, at, end)) continue;
+    spans.push([fromOf(layer, at), toOf(layer, end - 1)]);
+  }
+}
+
+function casedWithin(layer: Layer, at: number, end: number): boolean {
+  const { cased } = layer;
+  if (typeof cased === 'string') return /[A-Z]/.test(cased.slice(at, end));
+  return cased?.subarray(at, end).includes(1) === true;
+}
+
+// `_` too: `BAD_REQUEST` is one word, not a name BAD.
+const WORD = /[\p{L}\p{N}\p{M}_]/u;
+
+function isWordUnit(text: string, index: number): boolean {
+  return index >= 0 && index < text.length && WORD.test(text.charAt(index));
+}
+
+function fromOf(layer: Layer, index: number): number {
+  return layer.from ? (layer.from[index] as number) : index;
+}
+
+function toOf(layer: Layer, index: number): number {
+  return layer.to ? (layer.to[index] as number) : index + 1;
+}
+
+/** Overlapping spans become one [redacted]: a full name and the surname inside it go together. */
+function replaced(text: string, spans: Array<[number, number]>): string {
+  spans.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
+  let out = '';
+  let kept = 0;
+  let open: [number, number] | undefined;
+  for (const span of spans) {
+    if (open && span[0] < open[1]) {
+      open[1] = Math.max(open[1], span[1]);
+      continue;
+    }
+    if (open) {
+      out += `${text.slice(kept, open[0])}${REDACTED}`;
+      kept = open[1];
+    }
+    open = [span[0], span[1]];
+  }
+  if (open) {
+    out += `${text.slice(kept, open[0])}${REDACTED}`;
+    kept = open[1];
+  }
+  return out + text.slice(kept);
+}
+
+// Folding: one spelling for what reads the same.
+
+const APOSTROPHES = new Set(['\u2018', '\u2019', '\u02bc', '\uff07']);
+const SPACES = new Set(['\u00a0', '\u202f', '\u2007']);
+
+function foldChar(char: string, caseless: boolean): string {
+  const plain = APOSTROPHES.has(char) ? "'" : SPACES.has(char) ? ' ' : char.normalize('NFD');
+  // Upper then lower: 'ß' and 'SS' both become 'ss'.
+  return caseless ? plain.toUpperCase().toLowerCase() : plain;
+}
+
+function foldText(text: string, caseless: boolean): string {
+  let out = '';
+  for (const char of text) out += foldChar(char, caseless);
+  return out;
+}
+
+const NOT_PLAIN_ASCII = /[^\x20-\x7e\t\n\r]/;
+
+function folded(layer: Layer, caseless: boolean): Layer {
+  const { text } = layer;
+  // Most texts: nothing to normalise, and lower-casing ASCII keeps every position.
+  if (!NOT_PLAIN_ASCII.test(text)) return caseless ? { ...layer, text: text.toLowerCase(), cased: text } : layer;
+  const out = new Builder();
+  let index = 0;
+  for (const char of text) {
+    const cased = caseless && char !== char.toLowerCase();
+    out.push(foldChar(char, caseless), fromOf(layer, index), toOf(layer, index + char.length - 1), cased);
+    index += char.length;
+  }
+  return out.layer(caseless);
+}
+
+class Builder {
+  private readonly parts: string[] = [];
+  private readonly from: number[] = [];
+  private readonly to: number[] = [];
+  private readonly cased: number[] = [];
+
+  push(text: string, from: number, to: number, cased = false): void {
+    this.parts.push(text);
+    for (let i = 0; i < text.length; i++) {
+      this.from.push(from);
+      this.to.push(to);
+      this.cased.push(cased ? 1 : 0);
+    }
+  }
+
+  layer(withCase = false): Layer {
+    const layer: Layer = { text: this.parts.join(''), from: Int32Array.from(this.from), to: Int32Array.from(this.to) };
+    if (withCase) layer.cased = Uint8Array.from(this.cased);
+    return layer;
+  }
+}
+
+// Decoding: one pass of HTML entities, JSON (and JavaScript) backslash escapes and percent-encoding.
+
+const DECODABLE = /[&\\%]/;
+const ENTITY = /&(?:#([0-9]{1,7});?|#[xX]([0-9a-fA-F]{1,6});?|([A-Za-z][A-Za-z0-9]{1,31});)/y;
+const UNICODE_ESCAPE = /\\u([0-9a-fA-F]{4})/y;
+const PERCENT_BYTE = /%([0-9a-fA-F]{2})/y;
+const BACKSLASHED: Record<string, string> = {
+  '"': '"',
+  "'": "'",
+  '\\': '\\',
+  '/': '/',
+  n: '\n',
+  r: '\r',
+  t: '\t',
+  b: '\b',
+  f: '\f',
+};
+
+/** The text with one layer of escaping undone, or undefined when there was none. */
+function decoded(layer: Layer): Layer | undefined {
+  const { text } = layer;
+  if (!DECODABLE.test(text)) return undefined;
+  const out = new Builder();
+  let changed = false;
+  let i = 0;
+  while (i < text.length) {
+    const char = text.charAt(i);
+    const found =
+      char === '&'
+        ? entityAt(text, i)
+        : char === '\\'
+          ? escapeAt(text, i)
+          : char === '%'
+            ? percentAt(text, i)
+            : undefined;
+    if (found) {
+      out.push(found.text, fromOf(layer, i), toOf(layer, i + found.length - 1));
+      i += found.length;
+      changed = true;
+    } else {
+      out.push(char, fromOf(layer, i), toOf(layer, i));
+      i += 1;
+    }
+  }
+  return changed ? out.layer() : undefined;
+}
+
+interface Decoded {
+  text: string;
+  /** How many units of the text it replaces. */
+  length: number;
+}
+
+function codePoint(value: number): string | undefined {
+  if (value <= 0 || value > 0x10ffff || (value >= 0xd800 && value <= 0xdfff)) return undefined;
+  return String.fromCodePoint(value);
+}
+
+function entityAt(text: string, at: number): Decoded | undefined {
+  ENTITY.lastIndex = at;
+  const match = ENTITY.exec(text);
+  if (!match) return undefined;
+  const [whole, decimal, hex, name] = match;
+  const decodedText =
+    decimal !== undefined
+      ? codePoint(Number.parseInt(decimal, 10))
+      : hex !== undefined
+        ? codePoint(Number.parseInt(hex, 16))
+        : namedEntity(name ?? '');
+  return decodedText === undefined ? undefined : { text: decodedText, length: whole.length };
+}
+
+function escapeAt(text: string, at: number): Decoded | undefined {
+  UNICODE_ESCAPE.lastIndex = at;
+  const unicode = UNICODE_ESCAPE.exec(text);
+  // One UTF-16 unit: a pair written as two escapes is two units, together one character again.
+  if (unicode) return { text: String.fromCharCode(Number.parseInt(unicode[1] ?? '', 16)), length: 6 };
+  const escaped = BACKSLASHED[text.charAt(at + 1)];
+  return escaped === undefined ? undefined : { text: escaped, length: 2 };
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** One character as percent-encoded UTF-8 (`%C3%A9`), or one ASCII byte. */
+function percentAt(text: string, at: number): Decoded | undefined {
+  const first = byteAt(text, at);
+  if (first === undefined) return undefined;
+  if (first < 0x80) return first === 0 ? undefined : { text: String.fromCharCode(first), length: 3 };
+  const count =
+    first >= 0xc2 && first <= 0xdf ? 2 : first >= 0xe0 && first <= 0xef ? 3 : first >= 0xf0 && first <= 0xf4 ? 4 : 0;
+  if (count === 0) return undefined;
+  const bytes = new Uint8Array(count);
+  bytes[0] = first;
+  for (let k = 1; k < count; k++) {
+    const next = byteAt(text, at + 3 * k);
+    if (next === undefined || next < 0x80 || next > 0xbf) return undefined;
+    bytes[k] = next;
+  }
+  try {
+    return { text: UTF8.decode(bytes), length: 3 * count };
+  } catch {
+    return undefined;
+  }
+}
+
+function byteAt(text: string, at: number): number | undefined {
+  PERCENT_BYTE.lastIndex = at;
+  const match = PERCENT_BYTE.exec(text);
+  return match ? Number.parseInt(match[1] ?? '', 16) : undefined;
+}
+
+// HTML's named entities, as far as names are written with them: an accented letter is its base letter
+// and a combining mark (`&Ccaron;` is C + U+030C), which folding to NFD makes the same as `Č`; the
+// letters that decompose to nothing and the punctuation a name may hold are listed.
+const ACCENTS: Record<string, string> = {
+  acute: '\u0301',
+  grave: '\u0300',
+  circ: '\u0302',
+  tilde: '\u0303',
+  macr: '\u0304',
+  breve: '\u0306',
+  dot: '\u0307',
+  uml: '\u0308',
+  ring: '\u030a',
+  dblac: '\u030b',
+  caron: '\u030c',
+  cedil: '\u0327',
+  ogon: '\u0328',
+};
+const ACCENTED = /^([A-Za-z])(acute|grave|circ|tilde|macr|breve|dot|uml|ring|dblac|caron|cedil|ogon)$/;
+const NAMED: Record<string, string> = {
+  amp: '&',
+  lt: '<',
+  gt: '>',
+  quot: '"',
+  apos: "'",
+  nbsp: '\u00a0',
+  lsquo: '\u2018',
+  rsquo: '\u2019',
+  sbquo: '\u201a',
+  ldquo: '\u201c',
+  rdquo: '\u201d',
+  ndash: '\u2013',
+  mdash: '\u2014',
+  AElig: 'Æ',
+  aelig: 'æ',
+  OElig: 'Œ',
+  oelig: 'œ',
+  Oslash: 'Ø',
+  oslash: 'ø',
+  ETH: 'Ð',
+  eth: 'ð',
+  THORN: 'Þ',
+  thorn: 'þ',
+  szlig: 'ß',
+  Dstrok: 'Đ',
+  dstrok: 'đ',
+  Hstrok: 'Ħ',
+  hstrok: 'ħ',
+  Lstrok: 'Ł',
+  lstrok: 'ł',
+  Tstrok: 'Ŧ',
+  tstrok: 'ŧ',
+  ENG: 'Ŋ',
+  eng: 'ŋ',
+  imath: 'ı',
+  inodot: 'ı',
+  IJlig: 'Ĳ',
+  ijlig: 'ĳ',
+};
+
+function namedEntity(name: string): string | undefined {
+  const known = NAMED[name];
+  if (known !== undefined) return known;
+  const accented = ACCENTED.exec(name);
+  return accented ? `${accented[1]}${ACCENTS[accented[2] ?? '']}` : undefined;
+}
