@@ -18,7 +18,7 @@ import { externalIdMatches, fhirLocationsUrl, locationsFromFhirBundle } from './
 import { readNotifyOutcome } from './outcome.js';
 import { type OwnClients, refuseForeignEvent } from './ownership.js';
 import { schemaProblem, validateEventDocument, validateFhirLocationBundle, validateLocations } from './schemas.js';
-import { sentEchoes, sentValues, withoutSentValues } from './scrub.js';
+import { sentEchoes, sentValues } from './scrub.js';
 import { clientCredentialsTokenSource, staticTokenSource, type TokenSource } from './token.js';
 import type { EventDocument, Location, LocationQuery, NotifyResult, OpenCrvsApi } from './types.js';
 
@@ -98,7 +98,7 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
         payload && typeof payload === 'object' && 'declaration' in payload
           ? sentValues([payload.declaration, 'annotation' in payload ? payload.annotation : undefined])
           : [];
-      const body = withoutSentValues(errorBodyOf(transport, response), sentEchoes(sent));
+      const body = errorBodyOf(transport, response, sentEchoes(sent));
       throw classifyHttpFailure({ operation, status: response.status, body, retryAfter: response.retryAfter }, now());
     }
     return { response, token };

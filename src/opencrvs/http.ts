@@ -7,10 +7,11 @@
 // with OpenCRVS or OpenCRVS waiting for the bridge.
 import { EventEmitter } from 'node:events';
 import { Agent, request } from 'undici';
+import type { Echoes } from '../observability/echoes.js';
 import type { SecretScrubber } from '../observability/secret-scrubber.js';
 import { describeTransportFailure } from './classify.js';
 import { OpenCrvsError } from './errors.js';
-import { withoutValues } from './scrub.js';
+import { withoutSentValues, withoutValues } from './scrub.js';
 
 export interface HttpRequest {
   method: 'GET' | 'POST';
@@ -153,9 +154,14 @@ export function transportError(transport: Transport, operation: string, err: unk
   });
 }
 
-/** The body to attach to an error: JSON as parsed, else the text; scrubbed and size-bounded. */
-export function errorBodyOf(transport: Transport, response: ExchangeResponse): unknown {
-  return transport.scrubber.value(response.isJson ? withoutEchoedValues(response.json) : response.text);
+/**
+ * The body to attach to an error: JSON as parsed, else the text; without the values of the request
+ * (`sent`), scrubbed and size-bounded. The values go first: cut to size, a value split by the cut would
+ * no longer be found, and its start would stay.
+ */
+export function errorBodyOf(transport: Transport, response: ExchangeResponse, sent?: Echoes): unknown {
+  const body = response.isJson ? withoutEchoedValues(response.json) : response.text;
+  return transport.scrubber.value(sent ? withoutSentValues(body, sent) : body);
 }
 
 /**

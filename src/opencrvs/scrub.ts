@@ -39,10 +39,17 @@ export function sentEchoes(sent: readonly string[]): Echoes {
   return new Echoes(sent, { caselessMinLength: MIN_SENT_VALUE });
 }
 
+/**
+ * Longer strings are cut before they are searched. What is kept of an answer is far shorter (the
+ * SecretScrubber keeps 2,000 characters), and the values must go before that cut, or the start of one
+ * it splits would stay.
+ */
+const MAX_SEARCHED = 65_536;
+
 /** A deep copy of an answer (its keys too) with every value we sent, in any form `sent` finds, replaced by [redacted]. */
 export function withoutSentValues(value: unknown, sent: Echoes, depth = 0): unknown {
   if (sent.size === 0) return value;
-  if (typeof value === 'string') return sent.hide(value);
+  if (typeof value === 'string') return sent.hide(value.length > MAX_SEARCHED ? value.slice(0, MAX_SEARCHED) : value);
   if (value === null || typeof value !== 'object' || depth >= MAX_DEPTH) return value;
   if (Array.isArray(value)) return value.map((item) => withoutSentValues(item, sent, depth + 1));
   const out: Record<string, unknown> = {};

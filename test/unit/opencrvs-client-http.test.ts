@@ -615,6 +615,21 @@ describe('OpenCRVS client failures', () => {
     assert.ok(err.opencrvsMessage.includes(OFFICE), 'location ids stay: they say which office was refused');
   });
 
+  it('leaves no start of a value that the cut to size of a long text answer would split', async () => {
+    const declaration = { 'child.name': { firstname: 'Zebulon', surname: 'Xylophonia' } };
+    // A proxy page that quotes the request after 1,995 characters: the 2,000 kept end inside the name.
+    on('POST /events/events/ev-1/notify', () => ({
+      status: 502,
+      text: `<html><body>${'.'.repeat(1983)} Zebulon Xylophonia</body></html>`,
+      headers: { 'Content-Type': 'text/html' },
+    }));
+    const err = await failure(client().notify({ ...notifyInput, declaration }));
+    assert.equal(typeof err.body, 'string');
+    const body = String(err.body);
+    assert.ok(body.length > 1990 && body.endsWith('…'), 'cut to size');
+    assert.ok(!/Zebu|Xylo/.test(body), body.slice(-40));
+  });
+
   it('treats a 409 NOTIFIED on notify as already notified', async () => {
     on('POST /events/events/ev-1/notify', () => ({
       status: 409,
