@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import cron, { type ScheduledTask } from 'node-cron';
 import { ConfigError } from './config/errors.js';
+import { secretOf } from './config/secret-files.js';
 import type { BridgeConfig, SourceSettings } from './config/types.js';
 import { unauthenticatedSubscriptionWarning } from './config/warnings.js';
 import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker, RecheckNotReady } from './delivery/index.js';
@@ -249,11 +250,19 @@ export class Bridge {
       this.receiver = new SubscriptionReceiver(
         this.sources
           .filter((s) => s.settings.subscription)
-          .map((s) => ({
-            id: s.settings.id,
-            auth: { secret: s.settings.subscription?.secret, hmacSecret: s.settings.subscription?.hmacSecret },
-            polled: s.settings.poll.enabled,
-          })),
+          .map((s) => {
+            // A `…File` secret follows its file (config/secret-files.ts).
+            const subscription = s.settings.subscription ?? {};
+            const logger = { logger: this.log };
+            return {
+              id: s.settings.id,
+              auth: {
+                secret: secretOf(subscription, 'secret', logger),
+                hmacSecret: secretOf(subscription, 'hmacSecret', logger),
+              },
+              polled: s.settings.poll.enabled,
+            };
+          }),
         inbox,
         options.logger,
         () => this.inbox.wake(),

@@ -33,20 +33,17 @@ export function checkAdmin(admin: AdminSettings, http: HttpSettings, file?: stri
 
 /** Refused with its key path and never its value (it may be a real secret, badly chosen). */
 function checkToken(token: string, file?: string): void {
+  const problem = adminTokenProblem(token);
+  if (problem) throw new ConfigError('admin.token', problem, file);
+}
+
+/** What is wrong with an admin token (never quoting it), or undefined; also asked of a rotated `tokenFile`. */
+export function adminTokenProblem(token: string): string | undefined {
   const generate = 'generate one: openssl rand -base64 32';
-  if (PLACEHOLDER.test(token)) {
-    throw new ConfigError(
-      'admin.token',
-      `is a placeholder ("change me"), as in examples/bridge.yaml: anyone who has read the example knows it; ${generate}`,
-      file,
-    );
-  }
+  if (PLACEHOLDER.test(token))
+    return `is a placeholder ("change me"), as in examples/bridge.yaml: anyone who has read the example knows it; ${generate}`;
   // The schema counts the spaces a token is written with; the admin routes compare it trimmed.
-  if (token.trim().length < MIN_TOKEN_LENGTH) {
-    throw new ConfigError(
-      'admin.token',
-      `is shorter than ${MIN_TOKEN_LENGTH} characters without its surrounding spaces: a short token is guessed; ${generate}`,
-      file,
-    );
-  }
+  if (token.trim().length < MIN_TOKEN_LENGTH)
+    return `is shorter than ${MIN_TOKEN_LENGTH} characters without its surrounding spaces: a short token is guessed; ${generate}`;
+  return undefined;
 }

@@ -6,6 +6,7 @@ import { checkAdmin } from './admin.js';
 import { ConfigError } from './errors.js';
 import { DEFAULT_MAPPINGS, isMappingPath, packagePaths } from './paths.js';
 import { createAjv, describeAjvError, pointerParts, pointerToPath, readProfileJson } from './schema.js';
+import { fileSignature, rememberSecretFile } from './secret-files.js';
 import type { BridgeConfig, PollSettings, SourceSettings } from './types.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -116,9 +117,12 @@ function resolveSecretFiles(node: unknown, path: string, baseDir: string, file?:
     if (target && typeof value === 'string') {
       if (obj[target] !== undefined) throw new ConfigError(keyPath, `give either ${target} or ${key}, not both`, file);
       let text: string;
+      let signature: string;
       // Relative to the config file's folder (not the working directory, as store.path is): said in full.
       const secretPath = isAbsolute(value) ? value : resolve(baseDir, value);
       try {
+        // Before the read: a change made during it is then seen by the first look (secret-files.ts).
+        signature = fileSignature(secretPath);
         text = readFileSync(secretPath, 'utf8');
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? 'error';
@@ -130,6 +134,8 @@ function resolveSecretFiles(node: unknown, path: string, baseDir: string, file?:
       checkSecretText(secret, keyPath, file, 'a second line in the file, a Windows \\r?');
       obj[target] = secret;
       delete obj[key];
+      // The file is followed while the bridge runs (a rotated secret is swapped in place).
+      rememberSecretFile(obj, target, { path: secretPath, keyPath, signature });
     } else if (SECRET_KEYS.has(key) && typeof value === 'string') {
       checkSecretText(value, keyPath, file, 'from an environment variable or a YAML block value?');
     } else {

@@ -1,6 +1,7 @@
 // The production OpenCRVS client (docs/opencrvs-api.md): token handling, create, notify,
 // create-and-notify and locations for OpenCRVS 2.0 and 1.9, every answer validated and every
 // failure turned into one classified OpenCrvsError.
+import { fixedSecret, secretOf } from '../config/secret-files.js';
 import type { OpenCrvsSettings } from '../config/types.js';
 import { type Logger, silentLogger } from '../observability/logger.js';
 import { SecretScrubber } from '../observability/secret-scrubber.js';
@@ -229,12 +230,15 @@ function tokenSourceFor(
   logger: Logger,
   now: () => number,
 ): TokenSource {
-  if (settings.accessToken) return staticTokenSource(settings.accessToken);
+  // A `…File` secret follows its file (config/secret-files.ts).
+  const accessToken = secretOf(settings, 'accessToken', { logger });
+  if (settings.accessToken && accessToken) return staticTokenSource(accessToken, transport.scrubber);
   return clientCredentialsTokenSource(
     {
       tokenUrl: required(settings.tokenUrl, 'tokenUrl'),
       clientId: required(settings.clientId, 'clientId'),
-      clientSecret: required(settings.clientSecret, 'clientSecret'),
+      clientSecret:
+        secretOf(settings, 'clientSecret', { logger }) ?? fixedSecret(required(settings.clientSecret, 'clientSecret')),
       renewBeforeSeconds: settings.tokenRenewBeforeSeconds,
     },
     transport,

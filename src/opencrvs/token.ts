@@ -1,7 +1,9 @@
 // Access tokens for a system ("Health") client: client credentials in the query string (the only
 // form every version from 1.4 to 2.0 reads), no expires_in and no refresh token, so expiry comes from
 // the JWT's `exp`. One request in flight at a time: concurrent callers share it.
+import type { Secret } from '../config/secret-files.js';
 import type { Logger } from '../observability/logger.js';
+import type { SecretScrubber } from '../observability/secret-scrubber.js';
 import { classifyHttpFailure, messageOf } from './classify.js';
 import { OpenCrvsError } from './errors.js';
 import { errorBodyOf, exchange, type Transport } from './http.js';
@@ -55,21 +57,34 @@ export interface TokenSource {
   clear(): void;
 }
 
-/** A token given in the configuration: nothing to renew, so a 401 is final. */
-export function staticTokenSource(accessToken: string): TokenSource {
-  const claims = readJwtClaims(accessToken);
-  const expiresAt = claims ? claims.exp * 1000 : Number.POSITIVE_INFINITY;
-  const token: AccessToken = {
-    value: accessToken,
-    expiresAt,
-    renewAt: expiresAt,
-    scopes: claims ? scopesOf(claims) : [],
-    ...(claims?.sub ? { subject: claims.sub } : {}),
+/**
+ * A token given in the configuration: nothing to renew, so a 401 is final, unless its file
+ * (`accessTokenFile`) now holds another one.
+ */
+export function staticTokenSource(accessToken: Secret, scrubber?: SecretScrubber): TokenSource {
+  let token: AccessToken | undefined;
+  const current = (): AccessToken => {
+    const value = accessToken.current();
+    if (token?.value === value) return token;
+    scrubber?.add(value, { renewed: true });
+    const claims = readJwtClaims(value);
+    const expiresAt = claims ? claims.exp * 1000 : Number.POSITIVE_INFINITY;
+    token = {
+      value,
+      expiresAt,
+      renewAt: expiresAt,
+      scopes: claims ? scopesOf(claims) : [],
+      ...(claims?.sub ? { subject: claims.sub } : {}),
+    };
+    return token;
   };
   return {
-    get: async () => token,
-    fresh: async () => token,
-    invalidate: () => false,
+    get: async () => current(),
+    fresh: async () => current(),
+    invalidate: (refused) => {
+      accessToken.refresh();
+      return accessToken.current() !== refused.value;
+    },
     renewals: () => 0,
     clear: () => {},
   };
@@ -78,7 +93,8 @@ export function staticTokenSource(accessToken: string): TokenSource {
 export interface ClientCredentials {
   tokenUrl: string;
   clientId: string;
-  clientSecret: string;
+  /** Followed in its file (`clientSecretFile`): a rotated secret is used as soon as it is read. */
+  clientSecret: Secret;
   renewBeforeSeconds: number;
 }
 
@@ -101,7 +117,10 @@ export function clientCredentialsTokenSource(
   async function request(): Promise<AccessToken> {
     const url = new URL(credentials.tokenUrl);
     url.searchParams.set('client_id', credentials.clientId);
-    url.searchParams.set('client_secret', credentials.clientSecret);
+    const secret = credentials.clientSecret.current();
+    // A rotated secret is scrubbed like the first (kept among the last few, as tokens are).
+    transport.scrubber.add(secret, { renewed: true });
+    url.searchParams.set('client_secret', secret);
     url.searchParams.set('grant_type', 'client_credentials');
     const response = await exchange(transport, {
       operation: 'token',
@@ -154,7 +173,12 @@ export function clientCredentialsTokenSource(
   /** One request to the token endpoint, shared by every caller while it is in flight; no fallback. */
   function renew(): Promise<AccessToken> {
     if (!inflight) {
-      if (refused && now() < refused.until) return Promise.reject(stillRefused(refused, now()));
+      if (refused && now() < refused.until) {
+        // A refused secret replaced in its file (a rotation) ends the wait: it is asked with the new one.
+        if (!credentials.clientSecret.refresh()) return Promise.reject(stillRefused(refused, now()));
+        logger.info('the client secret file has changed: asking the OpenCRVS token endpoint again');
+        refused = undefined;
+      }
       inflight = request()
         .then((token) => {
           cached = token;
@@ -166,7 +190,7 @@ export function clientCredentialsTokenSource(
           const at = now();
           if (err instanceof OpenCrvsError && err.classification !== 'retryable') {
             // Asking again at once would get the same answer: calls fail at once with it until the backoff
-            // ends (a fixed client in OpenCRVS is found then; a fixed secret needs a restart anyway).
+            // ends (a fixed client in OpenCRVS is found then), or until the client secret file changes.
             const backoffMs = refused ? Math.min(REFUSED_RETRY_MAX_MS, refused.backoffMs * 2) : REFUSED_RETRY_FIRST_MS;
             refused = { error: err, at, until: at + backoffMs, backoffMs };
             logger.error(
@@ -215,6 +239,8 @@ export function clientCredentialsTokenSource(
     fresh: () => renew(),
     invalidate(token) {
       if (cached?.value === token.value) cached = undefined;
+      // A 401 after a rotation: the new token is asked for with the secret now in the file.
+      credentials.clientSecret.refresh();
       return true;
     },
     renewals: () => obtained,

@@ -3,6 +3,7 @@
 // same-origin request, including the page's own fetch() calls).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { Secret } from '../../config/secret-files.js';
 import type { Logger } from '../../observability/logger.js';
 import { addressKey } from '../address-slots.js';
 import type { AuthThrottle } from './auth-throttle.js';
@@ -73,10 +74,23 @@ export function adminError(res: Response, status: number, error: string): void {
  * were it to reset the count, wrong tokens sent between the operator's requests (the page asks every
  * 5 seconds) would never add up to a block.
  */
-export function requireToken(token: string, throttle: AuthThrottle, hosts: AdminHosts, log: Logger): RequestHandler {
+export function requireToken(token: Secret, throttle: AuthThrottle, hosts: AdminHosts, log: Logger): RequestHandler {
+  /**
+   * A `tokenFile` follows its file: the new token as soon as it is read (looked at once more when a token
+   * is refused, at most 4 times a second), and the one it replaced for a while longer (secret-files.ts).
+   */
+  const check = (authorization: string | undefined) => {
+    const accepted = () => token.accepted().map((value) => value.trim());
+    for (const value of accepted()) {
+      const scheme = authenticate(authorization, value);
+      if (scheme) return scheme;
+    }
+    if (authorization === undefined || !token.refresh()) return undefined;
+    return authenticate(authorization, token.current().trim());
+  };
   return (req: Request, res: Response, next: NextFunction) => {
     const address = req.socket.remoteAddress;
-    const scheme = authenticate(req.headers.authorization, token);
+    const scheme = check(req.headers.authorization);
     if (!scheme) {
       if (req.headers.authorization !== undefined) {
         const wait = throttle.retryAfterSeconds(address);

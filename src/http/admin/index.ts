@@ -1,5 +1,7 @@
 // The admin web page and its JSON API, mounted at `/admin` by the composition root.
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { adminTokenProblem } from '../../config/admin.js';
+import { fixedSecret, secretOf } from '../../config/secret-files.js';
 import { type Logger, silentLogger } from '../../observability/logger.js';
 import { clientErrorStatus } from '../client-error.js';
 import { adminApi } from './api.js';
@@ -89,8 +91,10 @@ export function adminRoutes(
     router.use((_req: Request, res: Response) => adminError(res, 404, ADMIN_DISABLED_MESSAGE));
     return router;
   }
+  // `tokenFile` follows its file; a rotated token that would be refused at start is not taken.
+  const live = secretOf(settings, 'token', { logger: log, check: adminTokenProblem }) ?? fixedSecret(token);
   // One count of wrong tokens per admin listener.
-  router.use(requireToken(token, new AuthThrottle(), hosts, log));
+  router.use(requireToken(live, new AuthThrottle(), hosts, log));
   router.get('/', (req, res) => {
     res.setHeader('Content-Security-Policy', PAGE_CSP);
     res.type('html').send(renderPage(req.baseUrl));

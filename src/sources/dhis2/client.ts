@@ -75,11 +75,17 @@ export class Dhis2Client {
     // Accept both https://dhis2.example.org and https://dhis2.example.org/api.
     this.baseUrl = settings.baseUrl.replace(/\/+$/, '').replace(/\/api$/, '');
     this.secrets = sourceSecrets(settings);
-    this.auth = createSourceAuthenticator(settings.auth, settings.timeoutMs, this.secrets, this.closing.signal);
+    this.log = options.logger.child({ component: 'dhis2-client', source: settings.id });
+    this.auth = createSourceAuthenticator(
+      settings.auth,
+      settings.timeoutMs,
+      this.secrets,
+      this.closing.signal,
+      this.log,
+    );
     this.limit = sourceRequestLimit(settings);
     this.attempts = options.attempts ?? 3;
     this.retryBaseMs = options.retryBaseMs ?? 500;
-    this.log = options.logger.child({ component: 'dhis2-client', source: settings.id });
   }
 
   private readonly closing = new AbortController();
@@ -151,6 +157,8 @@ export class Dhis2Client {
                 status === 403
                   ? ` (not a DHIS2 answer: something in front of DHIS2 at sources[].baseUrl of source ${this.settings.id}, a proxy or firewall, refused the bridge)`
                   : ' (not a DHIS2 answer)';
+              // Refused credentials: a rotated secret file is looked at now, for the next call.
+              if (status === 401 || (status === 403 && !init.oneRecord)) this.auth.invalidate();
               // Name the setting to fix: a refused credential or query is configuration, not an outage.
               const hint =
                 status === 403 && init.oneRecord

@@ -116,10 +116,16 @@ export class FhirSourceClient {
     this.limit = sourceRequestLimit(settings);
     this.client = new Client({ baseUrl: this.baseUrl, requestOptions: { dispatcher: this.dispatcher } });
     this.secrets = sourceSecrets(settings);
-    this.auth = createSourceAuthenticator(settings.auth, settings.timeoutMs, this.secrets, this.closing.signal);
+    this.log = options.logger.child({ component: 'fhir-client', source: settings.id });
+    this.auth = createSourceAuthenticator(
+      settings.auth,
+      settings.timeoutMs,
+      this.secrets,
+      this.closing.signal,
+      this.log,
+    );
     this.attempts = options.attempts ?? 3;
     this.retryBaseMs = options.retryBaseMs ?? 500;
-    this.log = options.logger.child({ component: 'fhir-client', source: settings.id });
   }
 
   private readonly closing = new AbortController();

@@ -1,3 +1,4 @@
+import { fixedSecret, type Secret } from '../../config/secret-files.js';
 import { storeUnavailable } from '../../ledger/db.js';
 import type { Logger } from '../../observability/logger.js';
 import type { InboxStore } from './inbox.js';
@@ -11,7 +12,11 @@ import {
 
 export interface ReceiverSource {
   id: string;
-  auth: NotificationAuth;
+  /**
+   * A `Secret` follows its file (config/secret-files.ts): a rotated secret is accepted as soon as it is
+   * read, and the one it replaced for a while longer (the EMR switches at its own time).
+   */
+  auth: { secret?: string | Secret; hmacSecret?: string | Secret };
   /** The source is polled as well: a notification lost to a power cut is found by the next pass. */
   polled?: boolean;
 }
@@ -39,13 +44,53 @@ export const STORE_UNAVAILABLE_RETRY_AFTER_SECONDS = 30;
 // The inbox is counted at most this often; in between, each stored notification adds one.
 const DEPTH_REFRESH_MS = 1_000;
 
+type LiveAuth = { secret?: Secret; hmacSecret?: Secret };
+
+const asSecret = (value: string | Secret | undefined): Secret | undefined =>
+  typeof value === 'string' ? fixedSecret(value) : value;
+
+/**
+ * Checks `headers` against every value each secret accepts now (the current one, the one it replaced
+ * during the overlap); throws the first refusal when none passes.
+ */
+function authenticateWith(auth: LiveAuth, headers: { authorization?: string; signature?: string }, rawBody: Buffer) {
+  let refused: unknown;
+  for (const secret of auth.secret?.accepted() ?? [undefined]) {
+    for (const hmacSecret of auth.hmacSecret?.accepted() ?? [undefined]) {
+      const one: NotificationAuth = {
+        ...(secret !== undefined ? { secret } : {}),
+        ...(hmacSecret !== undefined ? { hmacSecret } : {}),
+      };
+      try {
+        authenticateNotification(one, headers, rawBody);
+        return;
+      } catch (err) {
+        refused ??= err;
+      }
+    }
+  }
+  throw refused;
+}
+
+/** As authenticateWith; once refused, a secret rotated in its file since it was last looked at is read now. */
+function authenticate(auth: LiveAuth, headers: { authorization?: string; signature?: string }, rawBody: Buffer) {
+  try {
+    authenticateWith(auth, headers, rawBody);
+  } catch (err) {
+    // Both looked at (each at most 4 times a second, so wrong secrets cost no more than that).
+    const rotated = [auth.secret?.refresh(), auth.hmacSecret?.refresh()].includes(true);
+    if (!rotated) throw err;
+    authenticateWith(auth, headers, rawBody);
+  }
+}
+
 /**
  * The subscription receiver without a web framework: authenticate (before parsing), parse, store
  * durably, then answer. Handshakes and heartbeats are stored too (the processor uses them for gap
  * detection) and answered 2xx like everything else.
  */
 export class SubscriptionReceiver {
-  private readonly sources = new Map<string, ReceiverSource>();
+  private readonly sources = new Map<string, ReceiverSource & { live: LiveAuth }>();
   private readonly log: Logger;
   private depth = 0;
   private depthCountedAt = Number.NEGATIVE_INFINITY;
@@ -61,7 +106,10 @@ export class SubscriptionReceiver {
     private readonly onStored?: (sourceId: string) => void,
     private readonly maxDepth = MAX_INBOX_DEPTH,
   ) {
-    for (const source of sources) this.sources.set(source.id, source);
+    for (const source of sources) {
+      const live = { secret: asSecret(source.auth.secret), hmacSecret: asSecret(source.auth.hmacSecret) };
+      this.sources.set(source.id, { ...source, live });
+    }
     this.log = logger.child({ component: 'subscription-receiver' });
   }
 
@@ -81,8 +129,8 @@ export class SubscriptionReceiver {
   refuseEarly(sourceId: string, authorization: string | undefined): void {
     const source = this.sources.get(sourceId);
     if (!source) throw new NotificationError(404, 'not-found', 'unknown source');
-    if (source.auth.secret !== undefined)
-      authenticateNotification({ secret: source.auth.secret }, { authorization }, Buffer.alloc(0));
+    if (source.live.secret !== undefined)
+      authenticate({ secret: source.live.secret }, { authorization }, Buffer.alloc(0));
   }
 
   /** The inbox is full: notifications are refused with 503 until it drains (depth counted at most once a second). */
@@ -98,7 +146,7 @@ export class SubscriptionReceiver {
   receive(request: ReceiverRequest, now = Date.now()): ReceiverOutcome {
     const source = this.sources.get(request.sourceId);
     if (!source) throw new NotificationError(404, 'not-found', 'unknown source');
-    authenticateNotification(source.auth, request, request.rawBody);
+    authenticate(source.live, request, request.rawBody);
     const notification = parseNotification(request);
     if (this.storing(source.id, now, () => this.full(now))) {
       // One line a minute with the count, not one per refusal: a flood refused 31,000 in 20 s.

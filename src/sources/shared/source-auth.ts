@@ -1,4 +1,6 @@
+import { fixedSecret, secretOf } from '../../config/secret-files.js';
 import type { SourceAuth } from '../../config/types.js';
+import type { Logger } from '../../observability/logger.js';
 import type { SecretScrubber } from '../../observability/secret-scrubber.js';
 import { callSignal } from './call-signal.js';
 import { ResponseTooLargeError, readBodyCapped } from './read-body.js';
@@ -16,7 +18,10 @@ export interface SourceAuthenticator {
    * at once: rejected with the reason of the one that fired.
    */
   headers(...stops: Array<AbortSignal | undefined>): Promise<Record<string, string>>;
-  /** Drops a cached token after a 401 so the next call fetches a new one. */
+  /**
+   * After a 401: drops a cached token so the next call fetches a new one, and looks at once at a secret
+   * file that may have been rotated (the next call sends its new value).
+   */
   invalidate(): void;
 }
 
@@ -46,22 +51,67 @@ export function createSourceAuthenticator(
   timeoutMs: number,
   secrets: SecretScrubber,
   closing?: AbortSignal,
+  logger?: Logger,
 ): SourceAuthenticator {
   switch (auth.type) {
     case 'none':
       return { headers: async () => ({}), invalidate: () => {} };
     case 'bearer':
-      return { headers: async () => ({ authorization: `Bearer ${auth.token}` }), invalidate: () => {} };
-    case 'pat':
+    case 'pat': {
       // DHIS2 personal access tokens use their own scheme.
-      return { headers: async () => ({ authorization: `ApiToken ${auth.token}` }), invalidate: () => {} };
+      const scheme = auth.type === 'pat' ? 'ApiToken' : 'Bearer';
+      const token = liveSecret(auth, 'token', secrets, logger);
+      return { headers: async () => ({ authorization: `${scheme} ${token.current()}` }), invalidate: token.refresh };
+    }
     case 'basic': {
-      const encoded = Buffer.from(`${auth.username}:${auth.password}`).toString('base64');
-      return { headers: async () => ({ authorization: `Basic ${encoded}` }), invalidate: () => {} };
+      const password = liveSecret(auth, 'password', secrets, logger, (value) =>
+        // The header it goes out in: the encoded pair hides the password too (source-secrets.ts).
+        secrets.add(Buffer.from(`${auth.username ?? ''}:${value}`).toString('base64'), { renewed: true }),
+      );
+      return {
+        headers: async () => ({
+          authorization: `Basic ${Buffer.from(`${auth.username}:${password.current()}`).toString('base64')}`,
+        }),
+        invalidate: password.refresh,
+      };
     }
     case 'oauth2':
-      return oauth2ClientCredentials(auth, timeoutMs, secrets, closing);
+      return oauth2ClientCredentials(auth, timeoutMs, secrets, closing, logger);
   }
+}
+
+/**
+ * `auth[key]` as it is now (config/secret-files.ts: a `…File` secret follows its file); a new value is
+ * added to the source's scrubber before it is used. `refresh` looks at the file at once (after a refusal)
+ * and says whether a new value was read.
+ */
+function liveSecret(
+  auth: SourceAuth,
+  key: 'token' | 'password' | 'clientSecret',
+  secrets: SecretScrubber,
+  logger: Logger | undefined,
+  onNew?: (value: string) => void,
+): { current(): string; refresh(): boolean } {
+  const secret = secretOf(auth, key, logger ? { logger } : {}) ?? fixedSecret('');
+  let last = secret.current();
+  const current = () => {
+    const value = secret.current();
+    if (value !== last) {
+      // Renewed: kept among the last few, so years of rotations do not grow the list.
+      secrets.add(value, { renewed: true });
+      onNew?.(value);
+      last = value;
+    }
+    return value;
+  };
+  return {
+    current,
+    refresh: () => {
+      const changed = secret.refresh();
+      current();
+      return changed;
+    },
+  };
 }
 
 /** A token answer is a small JSON object; a larger one is refused rather than read without end. */
@@ -103,7 +153,9 @@ function oauth2ClientCredentials(
   timeoutMs: number,
   secrets: SecretScrubber,
   closing: AbortSignal | undefined,
+  logger: Logger | undefined,
 ): SourceAuthenticator {
+  const clientSecret = liveSecret(auth, 'clientSecret', secrets, logger);
   let cached: { token: string; expiresAt: number } | undefined;
   let inFlight: Promise<string> | undefined;
 
@@ -111,7 +163,7 @@ function oauth2ClientCredentials(
     const form = new URLSearchParams({ grant_type: 'client_credentials' });
     if (auth.scope) form.set('scope', auth.scope);
     form.set('client_id', auth.clientId ?? '');
-    form.set('client_secret', auth.clientSecret ?? '');
+    form.set('client_secret', clientSecret.current());
     let response: Response;
     // One signal for the call and its body: Node 20's fetch does not end a body still arriving (read-body.ts).
     // The client closing ends it too: at shutdown a hanging token endpoint must not hold the process.
@@ -138,12 +190,14 @@ function oauth2ClientCredentials(
     // The message names the status only: the response may echo credentials.
     if (!response.ok) {
       const status = response.status;
-      const retryable = status === 429 || status >= 500;
+      const passing = status === 429 || status >= 500;
+      // A client secret rotated in its file since it was last read: the call's next attempt sends the new one.
+      const rotated = !passing && clientSecret.refresh();
       throw new SourceAuthError(
-        retryable
+        passing
           ? `the token endpoint (auth.tokenUrl) answered HTTP ${status}`
-          : `the token endpoint (auth.tokenUrl) refused the client: HTTP ${status} (check auth.clientId, auth.clientSecret and auth.scope)`,
-        retryable,
+          : `the token endpoint (auth.tokenUrl) refused the client: HTTP ${status} (check auth.clientId, auth.clientSecret and auth.scope)${rotated ? '; the client secret file has changed, asking again with its new value' : ''}`,
+        passing || rotated,
       );
     }
     const body = parseJson(text);
@@ -177,6 +231,7 @@ function oauth2ClientCredentials(
     },
     invalidate() {
       cached = undefined;
+      clientSecret.refresh();
     },
   };
 }

@@ -59,7 +59,13 @@ export interface HarnessOptions {
     heartbeatSeconds?: number;
   };
   /** Bridge side: `sources[].subscription` (present whenever `notify` is). */
-  subscription?: { secret?: string; hmacSecret?: string; heartbeatSeconds?: number };
+  subscription?: {
+    secret?: string;
+    hmacSecret?: string;
+    secretFile?: string;
+    hmacSecretFile?: string;
+    heartbeatSeconds?: number;
+  };
   poll?: { enabled?: boolean; schedule?: string; overlapSeconds?: number; pageSize?: number };
   /** Start the cron schedules (off by default: tests call syncOnce or drive by notifications). */
   schedule?: boolean;
@@ -78,8 +84,11 @@ export interface HarnessOptions {
   fhirClock?: () => number;
   /** How the FHIR sandbox pages, and a hook before each search it answers. */
   fhirPaging?: Pick<FhirSandboxInternals, 'paging' | 'beforeSearch'>;
-  /** The source's baseUrl, given the sandbox's (a proxy in front of the sandbox), and its timeoutMs (default 5000). */
-  source?: { baseUrl?: (sandboxBaseUrl: string) => string; timeoutMs?: number };
+  /**
+   * The source's baseUrl, given the sandbox's (a proxy in front of the sandbox), its timeoutMs (default
+   * 5000) and its `auth` (default none).
+   */
+  source?: { baseUrl?: (sandboxBaseUrl: string) => string; timeoutMs?: number; auth?: Record<string, unknown> };
 }
 
 export interface Harness {
@@ -179,6 +188,7 @@ export function bridgeConfigObject(input: {
         kind: 'fhir',
         baseUrl: options.source?.baseUrl?.(fhirBaseUrl) ?? fhirBaseUrl,
         timeoutMs: options.source?.timeoutMs ?? 5000,
+        ...(options.source?.auth ? { auth: options.source.auth } : {}),
         poll: { schedule: '*/1 * * * * *', overlapSeconds: 2, pageSize: 50, ...(options.poll ?? {}) },
         ...(options.subscription || options.notify ? { subscription: options.subscription ?? {} } : {}),
       },
