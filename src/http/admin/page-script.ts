@@ -389,7 +389,8 @@ ${WRITE_BACK_SCRIPT}
   // The reason is asked for, then the dismissal confirmed: a misclicked Dismiss costs nothing.
   async function dismissOne(id, button) {
     var typed = window.prompt('Dismiss event ' + id + ': it is never sent, and sync stops counting it. ' +
-      'Why must it never go (a duplicate, a test record)? One line, at most ' + MAX_REASON + ' characters.');
+      'Why must it never go (a duplicate, a test record)? One line, at most ' + MAX_REASON + ' characters; ' +
+      'do not name the patient.');
     if (typed === null) return;
     var reason = typed.trim();
     if (!reason || reason.length > MAX_REASON) {
