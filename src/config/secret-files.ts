@@ -4,7 +4,7 @@
 // answered 401 for good, OpenCRVS refused every token request, and the EMR's notifications signed with
 // the new secret were refused. load.ts records which keys came from which file; each consumer asks for
 // its secret here and reads `current()` at the moment of use.
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, type Stats, statSync } from 'node:fs';
 import type { Logger } from '../observability/logger.js';
 
 /** The file is looked at (a stat, through the symlinks) at most this often on the way of a call. */
@@ -87,9 +87,15 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** What says that a file may have changed: through the symlinks, a swap gives another inode. */
 export function fileSignature(path: string): string {
-  const stat = statSync(path);
+  return signatureOf(statSync(path));
+}
+
+function signatureOf(stat: Stats): string {
   return `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}`;
 }
+
+/** A secret is one line: a file much larger is no secret file, and is not read into memory (4 reads a second). */
+const MAX_SECRET_FILE_BYTES = 65_536;
 
 function fileSecret(initial: string, file: SecretFile, options: SecretOptions): Secret {
   const now = options.now ?? Date.now;
@@ -119,9 +125,16 @@ function fileSecret(initial: string, file: SecretFile, options: SecretOptions): 
     checkedAt = now();
     let seen: string;
     let text: string;
+    let changedAt: number;
     try {
-      seen = fileSignature(file.path);
+      const stat = statSync(file.path);
+      seen = signatureOf(stat);
       if (seen === signature && !force) return false;
+      if (stat.size > MAX_SECRET_FILE_BYTES) {
+        keepLast(`the file is larger than ${MAX_SECRET_FILE_BYTES} bytes`);
+        return false;
+      }
+      changedAt = stat.mtimeMs;
       text = readFileSync(file.path, 'utf8');
     } catch (err) {
       keepLast((err as NodeJS.ErrnoException).code ?? 'unreadable');
@@ -144,7 +157,10 @@ function fileSecret(initial: string, file: SecretFile, options: SecretOptions): 
     if (warned) options.logger?.info({ key: file.keyPath }, 'the secret file holds a secret again');
     warned = false;
     if (read === value) return false;
-    previous = { value, until: now() + PREVIOUS_SECRET_ACCEPTED_MS };
+    // The overlap counts from when the file changed, not from when this process noticed: a secret is
+    // looked at only on the way of a call, so a leaked admin token rotated an hour ago would otherwise be
+    // let in by the attacker's own next request, and for 5 minutes after it.
+    previous = { value, until: Math.min(now(), changedAt) + PREVIOUS_SECRET_ACCEPTED_MS };
     value = read;
     options.logger?.info({ key: file.keyPath }, 'secret file changed: its new value is in use');
     return true;

@@ -2,7 +2,16 @@
 // call and at once after a refusal; a file that cannot be used keeps the last good value, said once and
 // without the secret; an inbound secret's previous value is accepted for 5 minutes after a rotation.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -127,6 +136,33 @@ describe('secret files followed while the bridge runs', () => {
     assert.deepEqual(secret.accepted(), ['inbound-new-secret', 'inbound-old-secret']);
     clock.now += 1;
     assert.deepEqual(secret.accepted(), ['inbound-new-secret']);
+  });
+
+  it('counts the 5 minutes from when the file changed, not from when the change was noticed', () => {
+    const file = join(dir, 'inbound-noticed-late');
+    writeFileSync(file, 'leaked-old-admin-token');
+    const clock = { now: Date.now() };
+    const secret = followed(file, clock);
+    assert.deepEqual(secret.accepted(), ['leaked-old-admin-token']);
+    // Rotated an hour ago; nothing used the secret since, so this process looks only now.
+    writeFileSync(file, 'rotated-admin-token');
+    const anHourAgo = (clock.now - 3_600_000) / 1000;
+    utimesSync(file, anHourAgo, anHourAgo);
+    clock.now += SECRET_FILE_CHECK_MS;
+    assert.deepEqual(secret.accepted(), ['rotated-admin-token'], 'the old token is not let in again');
+  });
+
+  it('does not read a file far larger than a secret', () => {
+    const file = join(dir, 'huge');
+    writeFileSync(file, 'small-secret-value');
+    const clock = { now: 0 };
+    const logged: string[] = [];
+    const secret = followed(file, clock, logged);
+    writeFileSync(file, 'x'.repeat(70_000));
+    clock.now += 1000;
+    assert.equal(secret.refresh(), false);
+    assert.equal(secret.current(), 'small-secret-value');
+    assert.ok(logged.some((line) => line.includes('larger than 65536 bytes')));
   });
 
   it('an inline secret stays as configured', () => {
