@@ -4,12 +4,20 @@
 import { errorMessage } from '../observability/inner-errors.js';
 import { type ErrorClassification, OpenCrvsError, type OpenCrvsErrorKind } from './errors.js';
 import { parseRetryAfter } from './retry-after.js';
+import { withoutValues } from './scrub.js';
 
 export interface HttpFailure {
   operation: string;
   status: number;
   /** Parsed JSON when the answer was JSON, else its text (already scrubbed and truncated). */
   body: unknown;
+  /**
+   * The answer as received, before the values sent were taken out of `body`: only to decide by, never
+   * kept in the error. A value we sent that spells one of OpenCRVS's own words (a child named
+   * "Notified", a surname "Event", a place "Location") is taken out of those words too, and the error
+   * would be read as another (a 409 NOTIFIED as a plain conflict, an unknown event as a wrong URL).
+   */
+  raw?: unknown;
   retryAfter?: string | null;
 }
 
@@ -66,6 +74,8 @@ export function fieldProblemsOf(message: string): unknown[] | undefined {
 export function classifyHttpFailure(failure: HttpFailure, nowMs: number): OpenCrvsError {
   const { operation, status, body } = failure;
   const message = messageOf(body, status);
+  // Tested against, never stored. A field problem's `value` is what we sent, not OpenCRVS's words.
+  const said = failure.raw === undefined ? message : withoutValues(messageOf(failure.raw, status));
   const make = (kind: OpenCrvsErrorKind, classification: ErrorClassification, extra: { body?: unknown } = {}) =>
     new OpenCrvsError({ kind, classification, message, status, operation, body, ...extra });
 
@@ -73,7 +83,7 @@ export function classifyHttpFailure(failure: HttpFailure, nowMs: number): OpenCr
     // 402 is how OpenCRVS's own rate limiter answers; 408 is a proxy giving up on a slow upstream.
     const retryAfterMs = parseRetryAfter(failure.retryAfter, nowMs);
     const kind: OpenCrvsErrorKind =
-      status === 500 && CONFIRMATION_FAILED.test(message)
+      status === 500 && CONFIRMATION_FAILED.test(said)
         ? 'confirmation-failed'
         : status >= 500
           ? 'server'
@@ -87,7 +97,7 @@ export function classifyHttpFailure(failure: HttpFailure, nowMs: number): OpenCr
   if (status >= 300 && status < 400) return make('config', 'operator');
   switch (status) {
     case 400: {
-      if (UNKNOWN_OFFICE.test(message)) return make('unknown-office', 'operator');
+      if (UNKNOWN_OFFICE.test(said)) return make('unknown-office', 'operator');
       const problems = fieldProblemsOf(message);
       return make('bad-request', 'permanent', problems ? { body: problems } : {});
     }
@@ -98,10 +108,10 @@ export function classifyHttpFailure(failure: HttpFailure, nowMs: number): OpenCr
     case 404:
       // A missing event is about this record; any other 404 means the events URL is wrong, which
       // would dead-letter every record if treated as permanent.
-      return EVENT_NOT_FOUND.test(message) ? make('not-found', 'permanent') : make('config', 'operator');
+      return EVENT_NOT_FOUND.test(said) ? make('not-found', 'permanent') : make('config', 'operator');
     case 409:
       if (operation.startsWith('notify') || operation === 'createAndNotify') {
-        if (alreadyNotified(message)) return make('already-notified', 'permanent');
+        if (alreadyNotified(said)) return make('already-notified', 'permanent');
       }
       return make('conflict', 'permanent');
     case 413:

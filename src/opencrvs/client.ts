@@ -100,7 +100,11 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
           ? sentValues([payload.declaration, 'annotation' in payload ? payload.annotation : undefined])
           : [];
       const body = errorBodyOf(transport, response, sentEchoes(sent));
-      throw classifyHttpFailure({ operation, status: response.status, body, retryAfter: response.retryAfter }, now());
+      const raw = response.isJson ? response.json : response.text;
+      throw classifyHttpFailure(
+        { operation, status: response.status, body, raw, retryAfter: response.retryAfter },
+        now(),
+      );
     }
     return { response, token };
   }

@@ -228,6 +228,77 @@ describe('OpenCRVS client against the 2.0 simulator', () => {
       assert.deepEqual([err.status, err.kind, err.classification], [404, 'not-found', 'permanent']);
     });
 
+    it("classifies by OpenCRVS's own words when a name sent spells them, and keeps only the scrubbed text", async () => {
+      const { logger, lines } = capturingLogger();
+      const c = client({}, { logger });
+      const named = (surname: string) => ({ ...declaration, 'child.name': { firstname: 'Jane', surname } });
+      const notified = await newEvent(c);
+      await c.notify({ eventId: notified.id, transactionId: tx('notify'), createdAtLocation: office, declaration });
+      const fresh = await newEvent(c);
+      const cases: Array<[string, () => Promise<unknown>, [number, string, string]]> = [
+        // 'Notified' is found upper-cased in "in 'NOTIFIED' state".
+        [
+          'Notified',
+          () =>
+            c.notify({
+              eventId: notified.id,
+              transactionId: tx('notify'),
+              createdAtLocation: office,
+              declaration: named('Notified'),
+            }),
+          [409, 'already-notified', 'permanent'],
+        ],
+        // "Event not found with ID: …": a wrong events URL (the queue held) if "Event" goes.
+        [
+          'Event',
+          () =>
+            c.notify({
+              eventId: randomUUID(),
+              transactionId: tx('notify'),
+              createdAtLocation: office,
+              declaration: named('Event'),
+            }),
+          [404, 'not-found', 'permanent'],
+        ],
+        // "createdAtLocation must be a valid location id": 'Location' is inside createdAtLocation.
+        [
+          'Location',
+          () =>
+            c.notify({
+              eventId: fresh.id,
+              transactionId: tx('notify'),
+              createdAtLocation: randomUUID(),
+              declaration: named('Location'),
+            }),
+          [400, 'unknown-office', 'operator'],
+        ],
+      ];
+      for (const [name, call, expected] of cases) {
+        const err = await failure(call());
+        assert.deepEqual([err.status, err.kind, err.classification], expected, `${name}: ${err.opencrvsMessage}`);
+        assert.match(err.opencrvsMessage, /\[redacted\]/, `${name}: the stored text is the scrubbed one`);
+        for (const text of [err.message, err.opencrvsMessage, JSON.stringify(err.body)])
+          assert.ok(!text.includes(name) && !text.includes(name.toUpperCase()), `${name} kept: ${text}`);
+      }
+      await control.configure({ actionConfirmation: 'fail' });
+      const unconfirmed = await newEvent(c);
+      const err = await failure(
+        c.notify({
+          eventId: unconfirmed.id,
+          transactionId: tx('notify'),
+          createdAtLocation: office,
+          declaration: { ...declaration, 'child.name': { firstname: 'Unexpected', surname: 'Api' } },
+        }),
+      );
+      assert.deepEqual([err.status, err.kind, err.classification], [500, 'confirmation-failed', 'retryable']);
+      assert.equal(err.opencrvsMessage, '[redacted] failure from country config action confirmation [redacted]');
+      // The answers as received (the names in them) reach no log line either.
+      const logged = lines.join('');
+      assert.ok(lines.length > 0);
+      for (const raw of ["'NOTIFIED' state", 'Event not found', 'createdAtLocation must', 'Unexpected failure'])
+        assert.ok(!logged.includes(raw), `${raw} logged: ${logged.slice(0, 400)}`);
+    });
+
     it('throws a permanent rejection when the country configuration rejects, though HTTP was 200', async () => {
       await control.configure({ actionConfirmation: 'reject' });
       const c = client();
