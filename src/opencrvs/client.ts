@@ -19,7 +19,7 @@ import { externalIdMatches, fhirLocationsUrl, locationsFromFhirBundle } from './
 import { readNotifyOutcome } from './outcome.js';
 import { type OwnClients, refuseForeignEvent } from './ownership.js';
 import { schemaProblem, validateEventDocument, validateFhirLocationBundle, validateLocations } from './schemas.js';
-import { sentEchoes, sentValues } from './scrub.js';
+import { formCodes, sentEchoes, sentValues } from './scrub.js';
 import { clientCredentialsTokenSource, staticTokenSource, type TokenSource } from './token.js';
 import type { EventDocument, Location, LocationQuery, NotifyResult, OpenCrvsApi } from './types.js';
 
@@ -97,7 +97,10 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
     if (response.status < 200 || response.status >= 300) {
       const sent =
         payload && typeof payload === 'object' && 'declaration' in payload
-          ? sentValues([payload.declaration, 'annotation' in payload ? payload.annotation : undefined])
+          ? sentValues(
+              [payload.declaration, 'annotation' in payload ? payload.annotation : undefined],
+              formCodes(settings.country, version),
+            )
           : [];
       const body = errorBodyOf(transport, response, sentEchoes(sent));
       const raw = response.isJson ? response.json : response.text;

@@ -1,33 +1,80 @@
 // What an OpenCRVS answer echoes of what the bridge sent (names, dates, field values) is taken out
 // before the answer is logged or stored. Secrets are the SecretScrubber's (observability/secret-scrubber.ts).
+import { readdirSync, readFileSync } from 'node:fs';
+import { packagePaths } from '../config/paths.js';
 import { Echoes } from '../observability/echoes.js';
 
 const MAX_DEPTH = 8;
 
-/** Strings too short, or too generic, to be personal data worth hiding (option values such as 'male'). */
+/** Strings too short to be personal data worth hiding: taking out every 'M' or '12' would garble an answer. */
 const MIN_SENT_VALUE = 3;
 const UUID_LIKE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Per field id, the option codes the OpenCRVS form offers it (`child.gender` → male, female, unknown). */
+export type FormCodes = ReadonlyMap<string, ReadonlySet<string>>;
+
+const NO_CODES: FormCodes = new Map();
+const codesByForm = new Map<string, FormCodes>();
+
+/**
+ * The option codes of a country's forms, every event type of the version (profiles/opencrvs/<country>/
+ * v<version>/*.json; options of SELECT, RADIO_GROUP, FILE_WITH_OPTIONS, NUMBER_WITH_UNIT fields). They
+ * are the form's words, no one's data, and short ones are inside other words: 'male' hidden took
+ * "female" apart. Without a readable profile there are none, and every value sent is hidden.
+ */
+export function formCodes(country: string, version: string): FormCodes {
+  const dir = `${packagePaths.profiles}opencrvs/${country}/v${version}/`;
+  const known = codesByForm.get(dir);
+  if (known) return known;
+  const codes = new Map<string, Set<string>>();
+  let files: string[] = [];
+  try {
+    files = readdirSync(dir).filter((name) => name.endsWith('.json'));
+  } catch {
+    // No profile for this country and version: the mapping side refuses it, with a message.
+  }
+  for (const file of files) {
+    let profile: unknown;
+    try {
+      profile = JSON.parse(readFileSync(`${dir}${file}`, 'utf8'));
+    } catch {
+      continue;
+    }
+    const fields = (profile as { fields?: unknown } | null)?.fields;
+    for (const field of Array.isArray(fields) ? fields : []) {
+      const { id, options } = (field ?? {}) as { id?: unknown; options?: unknown };
+      if (typeof id !== 'string' || !Array.isArray(options)) continue;
+      const set = codes.get(id) ?? new Set<string>();
+      for (const option of options) if (typeof option === 'string') set.add(option);
+      codes.set(id, set);
+    }
+  }
+  codesByForm.set(dir, codes);
+  return codes;
+}
 
 /**
  * The string values of a declaration we sent (names, dates, addresses, numbers written as text). An
  * answer that echoes them (a 5xx that quotes the request, a proxy page) must not carry them into logs or
  * the ledger, whose errors outlive the payload. Location UUIDs are kept: they are no one's data and say
- * which office was refused.
+ * which office was refused. So is a field's value that is one of its option codes (`codes`): the same
+ * text in a free-text field (a surname 'NONE') is still hidden.
  */
-export function sentValues(declaration: unknown): string[] {
+export function sentValues(declaration: unknown, codes: FormCodes = NO_CODES): string[] {
   const out = new Set<string>();
-  const walk = (value: unknown, depth: number): void => {
+  const walk = (value: unknown, depth: number, options: ReadonlySet<string> | undefined): void => {
     if (depth > MAX_DEPTH) return;
     if (typeof value === 'string') {
       const text = value.trim();
-      if (text.length >= MIN_SENT_VALUE && !UUID_LIKE.test(text)) out.add(text);
+      if (text.length >= MIN_SENT_VALUE && !UUID_LIKE.test(text) && !options?.has(text)) out.add(text);
     } else if (Array.isArray(value)) {
-      for (const item of value) walk(item, depth + 1);
+      for (const item of value) walk(item, depth + 1, options);
     } else if (value && typeof value === 'object') {
-      for (const item of Object.values(value)) walk(item, depth + 1);
+      // Declaration keys are field ids; a document's `option`, an interval's `unit` are inside one.
+      for (const [key, item] of Object.entries(value)) walk(item, depth + 1, options ?? codes.get(key));
     }
   };
-  walk(declaration, 0);
+  walk(declaration, 0, undefined);
   return [...out];
 }
 

@@ -345,6 +345,33 @@ describe('OpenCRVS client against the 2.0 simulator', () => {
       assert.deepEqual([server.kind, server.classification], ['server', 'retryable']);
     });
 
+    it("keeps the form's option codes an answer echoes, and takes out the names", async () => {
+      await control.configure({
+        faults: { errorRate: 1, errorStatus: 400, errorEcho: 'plain', operations: ['notify'] },
+      });
+      const c = client();
+      const event = await newEvent(c);
+      const err = await failure(
+        c.notify({
+          eventId: event.id,
+          transactionId: tx('notify'),
+          createdAtLocation: office,
+          declaration: {
+            'child.name': { firstname: 'Zébulon', surname: 'Xylophonia' },
+            'child.gender': 'female',
+            'child.birthType': 'SINGLE',
+            'child.placeOfBirth': 'HEALTH_FACILITY',
+          },
+        }),
+      );
+      assert.equal(err.status, 400);
+      assert.equal(
+        err.opencrvsMessage,
+        'could not process declaration {"child.name":{"firstname":"[redacted]","surname":"[redacted]"},' +
+          '"child.gender":"female","child.birthType":"SINGLE","child.placeOfBirth":"HEALTH_FACILITY"}',
+      );
+    });
+
     it('classifies a dropped connection as a retryable network error', async () => {
       await control.configure({ faults: { dropRate: 1 } });
       const err = await failure(newEvent());

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Echoes } from '../../src/observability/echoes.js';
 import { SecretScrubber } from '../../src/observability/secret-scrubber.js';
-import { sentEchoes, sentValues, withoutSentValues } from '../../src/opencrvs/scrub.js';
+import { formCodes, sentEchoes, sentValues, withoutSentValues } from '../../src/opencrvs/scrub.js';
 
 const DECLARATION = {
   'child.name': { firstname: 'Zoé', surname: "O'Brien" },
@@ -79,6 +79,42 @@ describe('values sent to OpenCRVS, quoted back in an answer', () => {
     const child = sentEchoes(sentValues({ surname: 'Child' }));
     const message = '[{"message":"Unexpected field","id":"child.favouriteColour"}] for CHILD';
     assert.equal(withoutSentValues(message, child), message.replace('CHILD', '[redacted]'));
+  });
+
+  it("leaves the form's option codes sent in their fields out of what is hidden, not the same text elsewhere", () => {
+    const codes = formCodes('farajaland', '2.0');
+    const values = sentValues(
+      [
+        {
+          'child.gender': 'male',
+          'child.birthType': 'SINGLE',
+          'child.placeOfBirth': 'HEALTH_FACILITY',
+          'informant.relation': 'GRANDMOTHER',
+          'documents.proofOfMother': [{ path: 'a1.jpg', originalFilename: 'amani-nid.jpg', option: 'NATIONAL_ID' }],
+          // An option of another field (child.attendantAtBirth), here a free text; a value no option spells.
+          'mother.occupation': 'NURSE',
+          'mother.maritalStatus': 'Single mother',
+          'child.name': { firstname: 'Amani', surname: 'NONE' },
+        },
+        { 'review.comment': 'OTHER' },
+      ],
+      codes,
+    );
+    assert.deepEqual(
+      values.sort(),
+      ['NONE', 'NURSE', 'OTHER', 'Single mother', 'a1.jpg', 'Amani', 'amani-nid.jpg'].sort(),
+    );
+    const hidden = sentEchoes(values);
+    assert.equal(
+      withoutSentValues('expected male or female, got Amani', hidden),
+      'expected male or female, got [redacted]',
+    );
+    assert.deepEqual(
+      [codes.get('child.gender'), codes.get('informant.relation')?.has('SPOUSE')],
+      [new Set(['male', 'female', 'unknown']), true],
+      "every event type's form: the death form's relations too",
+    );
+    assert.equal(formCodes('nowhere', '2.0').size, 0, 'no profile: no codes, every value hidden');
   });
 
   it('takes names out of keys too', () => {

@@ -615,6 +615,16 @@ describe('OpenCRVS client failures', () => {
     assert.ok(err.opencrvsMessage.includes(OFFICE), 'location ids stay: they say which office was refused');
   });
 
+  it("keeps the form's option codes an answer quotes, and takes out the names it quotes", async () => {
+    const declaration = { 'child.gender': 'male', 'child.name': { firstname: 'Zebulon', surname: 'Xylophonia' } };
+    on('POST /events/events/ev-1/notify', () => ({
+      status: 500,
+      json: { message: "child.gender: expected 'male' | 'female' | 'unknown' (Zebulon Xylophonia)" },
+    }));
+    const err = await failure(client().notify({ ...notifyInput, declaration }));
+    assert.equal(err.opencrvsMessage, "child.gender: expected 'male' | 'female' | 'unknown' ([redacted] [redacted])");
+  });
+
   it('leaves no start of a value that the cut to size of a long text answer would split', async () => {
     const declaration = { 'child.name': { firstname: 'Zebulon', surname: 'Xylophonia' } };
     // A proxy page that quotes the request after 1,995 characters: the 2,000 kept end inside the name.
