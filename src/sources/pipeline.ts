@@ -122,6 +122,13 @@ interface TimedOut {
   error: ContextReadError;
 }
 
+/** A subject whose evaluation failed (a read the source did not answer), in a `partial` evaluation. */
+export interface SubjectFailure {
+  subjectRef: string;
+  /** The source's own error, as `evaluate` would throw it. */
+  error: unknown;
+}
+
 /** A record whose commit another evaluation overtook was not read again; what would redo it must be kept. */
 export class OvertakenReadFailed extends Error {
   override readonly name = 'OvertakenReadFailed';
@@ -262,12 +269,19 @@ export class SourcePipeline {
    * Maps every subject affected by `resources`. Fetch errors propagate: the caller retries the pass.
    * With `coverage` (one per pass), a subject whose evaluation earlier in the pass already saw this
    * version of the resource is not evaluated again for it.
+   *
+   * `partial` (a recheck, a notification: evaluations with no watermark to hold back): a subject whose
+   * reads fail is left out of `results` and named in `failures` instead of failing the call, and the other
+   * subjects are evaluated all the same, so their outcome can be recorded. Before, a neighbour's context
+   * search that timed out (or a 429) threw away the whole batch's results: the worker's recheck then sent
+   * every row as recorded, a birth the EMR had entered in error meanwhile among them.
    */
   async evaluate(
     resources: Resource[],
     fetcher: ResourceFetcher,
     coverage?: PassCoverage,
-  ): Promise<{ results: Evaluation[]; subjects: number }> {
+    { partial = false }: { partial?: boolean } = {},
+  ): Promise<{ results: Evaluation[]; subjects: number; failures?: SubjectFailure[] }> {
     const subjects = new Map<string, { mappingId: string; subjectRef: string }>();
     for (const resource of resources) {
       for (const subject of this.deps.mappings.subjectsFor(resource)) {
@@ -293,6 +307,7 @@ export class SourcePipeline {
     const slowRefs = new Set<string>();
     const maxSlowRefs = Math.max(1, Math.floor(new Set(list.map((s) => s.subjectRef)).size / SLOW_RECORD_SHARE));
     const answered = new Set<string>();
+    const failures: Array<SubjectFailure & { index: number }> = [];
     let next = 0;
     let failed = false;
     const lane = async () => {
@@ -331,9 +346,14 @@ export class SourcePipeline {
                 results[index] = { result: unreadable, excluded: false, noEvidence: false, session };
                 continue;
               }
-              failed = true; // the other lanes take no new subject
               // The source's own error, as before context reads were named: callers look at its kind.
-              throw err instanceof ContextReadError ? err.cause : err;
+              const error = err instanceof ContextReadError ? err.cause : err;
+              if (partial) {
+                failures.push({ index, subjectRef, error });
+                continue;
+              }
+              failed = true; // the other lanes take no new subject
+              throw error;
             }
           }
         }
@@ -341,6 +361,10 @@ export class SourcePipeline {
         if (this.deps.probe && (slowRefs.has(subjectRef) || slowRefs.size < maxSlowRefs)) {
           slowRefs.add(subjectRef);
           timedOut.push({ index, mappingId, subjectRef, error: timeout });
+          continue;
+        }
+        if (partial) {
+          failures.push({ index, subjectRef, error: timeout.cause });
           continue;
         }
         failed = true;
@@ -353,8 +377,11 @@ export class SourcePipeline {
     const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (rejected) throw rejected.reason;
     for (const subjectRef of slowRefs) answered.delete(subjectRef); // one of its mappings read, not all
-    for (const { index, result } of await this.slowRecords(timedOut, answered.size, fetcherId, probes))
-      results[index] = { result, excluded: false, noEvidence: false, session };
+    const slow = await this.slowRecords(timedOut, answered.size, fetcherId, probes);
+    if (slow.failed && !partial) throw slow.failed.error;
+    for (const { index, result } of slow.dead) results[index] = { result, excluded: false, noEvidence: false, session };
+    for (const { index, subjectRef, error } of slow.failed?.items ?? [])
+      failures.push({ index, subjectRef, error: error.cause });
     const unread = results.filter((r) => r.result.status === 'invalid' && r.result.unreadable).length;
     // Counts only: which records, and what could not be read, is on their ledger rows.
     if (unread > 0)
@@ -362,7 +389,14 @@ export class SourcePipeline {
         { records: unread },
         'records whose context the source would not serve are kept as dead rows naming what could not be read (replay them once it does); the other records went on',
       );
-    return { results, subjects: subjects.size };
+    if (!partial) return { results, subjects: subjects.size };
+    failures.sort((a, b) => a.index - b.index);
+    return {
+      // Without the failed subjects' holes, in the subjects' order still.
+      results: results.filter((evaluation) => evaluation !== undefined),
+      subjects: subjects.size,
+      failures: failures.map(({ subjectRef, error }) => ({ subjectRef, error })),
+    };
   }
 
   /**
@@ -419,8 +453,9 @@ export class SourcePipeline {
 
   /**
    * The subjects whose context reads got no answer in time (every try of the client), now that the
-   * evaluation's other subjects are read: dead results for those that are slow records, or a throw (the
-   * first one's source error, as any failed read) that fails the evaluation, so the caller's pass.
+   * evaluation's other subjects are read: dead results for those that are slow records, and those that
+   * are not (yet), `failed`, with the error (the first one's source error, as any failed read) that fails
+   * the evaluation, so the caller's pass (a `partial` evaluation fails those subjects only).
    *
    * Before, such a timeout always counted as the source's: a patient with a history too large to search
    * within sources[].timeoutMs failed its page on every pass, and the watermark never moved past it, so no
@@ -436,16 +471,18 @@ export class SourcePipeline {
     answered: number,
     fetcherId: number,
     probes: Map<string, Promise<boolean>>,
-  ): Promise<Array<{ index: number; result: MapResult }>> {
+  ): Promise<{ dead: Array<{ index: number; result: MapResult }>; failed?: { items: TimedOut[]; error: unknown } }> {
     // Those judged through this fetcher already (on an earlier page of the pass, whose other records the
     // pass does not evaluate again) are not judged again.
     const fresh = timedOut.filter((item) => this.slow.get(slowKeyOf(item))?.fetcher !== fetcherId);
     const [first] = fresh;
-    if (first && answered < new Set(fresh.map((item) => item.subjectRef)).size) throw first.error.cause;
+    if (first && answered < new Set(fresh.map((item) => item.subjectRef)).size)
+      return { dead: [], failed: { items: timedOut, error: first.error.cause } };
     for (const { error, subjectRef } of fresh)
-      if (!(await this.answersProbe(error, subjectRef, probes))) throw error.cause;
+      if (!(await this.answersProbe(error, subjectRef, probes)))
+        return { dead: [], failed: { items: timedOut, error: error.cause } };
     const dead: Array<{ index: number; result: MapResult }> = [];
-    let waiting: TimedOut | undefined;
+    const waiting: TimedOut[] = [];
     for (const item of timedOut) {
       const key = slowKeyOf(item);
       const known = this.slow.get(key);
@@ -453,7 +490,7 @@ export class SourcePipeline {
       setBounded(this.slow, key, { strikes, fetcher: fetcherId, error: item.error }, MAX_SLOW_RECORDS);
       const mapping = this.deps.mappings.get(item.mappingId);
       if (strikes < SLOW_RECORD_STRIKES || !mapping) {
-        waiting ??= item;
+        waiting.push(item);
         continue;
       }
       const { error } = item;
@@ -467,15 +504,14 @@ export class SourcePipeline {
         ),
       });
     }
-    if (waiting) {
-      // Counts only: which record is not for the log.
-      this.log.warn(
-        { records: new Set(timedOut.map((item) => item.subjectRef)).size, strikesBeforeDead: SLOW_RECORD_STRIKES },
-        'the source answered the other records, but not the context reads of these in time: their page is read again; a record that times out so in several reads is kept as a dead row so the others go on',
-      );
-      throw waiting.error.cause;
-    }
-    return dead;
+    const [firstWaiting] = waiting;
+    if (!firstWaiting) return { dead };
+    // Counts only: which record is not for the log.
+    this.log.warn(
+      { records: new Set(timedOut.map((item) => item.subjectRef)).size, strikesBeforeDead: SLOW_RECORD_STRIKES },
+      'the source answered the other records, but not the context reads of these in time: they are read again; a record that times out so in several reads is kept as a dead row so the others go on',
+    );
+    return { dead, failed: { items: waiting, error: firstWaiting.error.cause } };
   }
 
   /** A number for `fetcher` (an evaluation session): timeouts through one count once (see slowRecords). */

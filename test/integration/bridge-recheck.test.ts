@@ -20,7 +20,7 @@ import {
   startHarness,
 } from './helpers/bridge-harness.js';
 import { BIRTHS_SOURCE, enrolledIn, startDhis2Harness } from './helpers/dhis2-harness.js';
-import { answerJson, startFaultProxy } from './helpers/fault-proxy.js';
+import { answerJson, type FaultProxy, type FaultRule, noAnswer, startFaultProxy } from './helpers/fault-proxy.js';
 
 const child = (resources: Resource[]): Patient => {
   const found = resources.find((r): r is Patient => r.resourceType === 'Patient' && r.id?.endsWith('-child') === true);
@@ -118,67 +118,107 @@ describe('bridge: waiting rows rechecked at the source before their first send',
   });
 });
 
+/**
+ * Births 0, 1 and 2 polled and waiting; birth 1 then entered in error in the EMR and birth 2's weight corrected.
+ * `fault` (a fault-proxy rule) keeps some read for child 0 from being answered (`child0Id`) through the
+ * recheck, and `failed` says the proxy saw it. What the others' reads show is recorded (birth 1 withdrawn,
+ * birth 2 corrected); only birth 0 goes out as recorded.
+ */
+async function recheckWithChild0Unread(
+  fault: (child0Id: string) => FaultRule,
+  failed: (seen: FaultProxy['seen'], child0Id: string) => boolean,
+  timeoutMs?: number,
+): Promise<void> {
+  const proxy = await startFaultProxy();
+  const h = await startHarness({
+    worker: false,
+    delivery: { settleSeconds: 1, recheckAfterSeconds: 1 },
+    source: {
+      baseUrl: (sandbox) => {
+        proxy.target = sandbox;
+        return `${proxy.url}${new URL(sandbox).pathname}`;
+      },
+      ...(timeoutMs ? { timeoutMs } : {}),
+    },
+  });
+  try {
+    for (const i of [0, 1, 2]) for (const r of birthResources(i)) await h.fhir.upsert(r);
+    await h.bridge.sources[0]?.poller.pollOnce();
+    const rowOf = (i: number) => h.rows().find((r) => r.subjectKey === `Patient/${child(birthResources(i)).id}`);
+    assert.deepEqual(
+      [0, 1, 2].map((i) => rowOf(i)?.state),
+      ['pending', 'pending', 'pending'],
+    );
+    // Birth 1 is entered in error after it was recorded; birth 2's weight is corrected.
+    const withdrawn: Record<string, Record<string, unknown>> = {
+      Encounter: { status: 'entered-in-error' },
+      Observation: { status: 'entered-in-error' },
+      RelatedPerson: { active: false },
+    };
+    for (const r of birthResources(1)) {
+      const change = r.id?.endsWith('-maternity') ? undefined : withdrawn[r.resourceType];
+      if (change) await h.fhir.upsert({ ...r, ...change } as typeof r);
+    }
+    const weight = birthResources(2).find((r): r is Observation => r.resourceType === 'Observation');
+    assert.ok(weight?.valueQuantity);
+    await h.fhir.upsert({ ...weight, valueQuantity: { ...weight.valueQuantity, value: 3210 } });
+    const unreadable = child0().id ?? '';
+    proxy.rules.push(fault(unreadable));
+
+    await deliverAfterSettle(h);
+    assert.ok(failed(proxy.seen, unreadable), "child 0's read failed");
+    const [unread, enteredInError, corrected] = [0, 1, 2].map(rowOf);
+    assert.equal(enteredInError?.state, 'skipped', 'withdrawn: its evaluation was recorded');
+    assert.match(enteredInError?.skipReason ?? '', /^no longer notifiable: no birth evidence/);
+    assert.equal(corrected?.state, 'delivered');
+    assert.equal(unread?.state, 'delivered', 'could not be checked: sent as recorded, the EMR stops no registration');
+    const events = await h.sim.control.events();
+    assert.equal(events.length, 2);
+    const sentCorrected = events.find((e) => e.id === corrected?.eventId);
+    assert.ok(sentCorrected);
+    assert.equal(notifiedDeclaration(sentCorrected)['child.weightAtBirth'], 3.21, 'the corrected weight');
+  } finally {
+    await h.close();
+    await proxy.close();
+  }
+}
+
+/** A search (not a read by `_id`) that names child 0: one of its context searches, alone or batched. */
+function contextSearchOf(url: string | undefined, child0Id: string): boolean {
+  const asked = new URL(url ?? '/', 'http://proxy');
+  return asked.search !== '' && !asked.searchParams.has('_id') && decodeURIComponent(asked.search).includes(child0Id);
+}
+
 describe('bridge: a recheck in which one record cannot be read', () => {
   it("records what the others' reads show (a birth entered in error is withdrawn); only the unread one goes out as recorded", async () => {
-    const proxy = await startFaultProxy();
-    const h = await startHarness({
-      worker: false,
-      delivery: { settleSeconds: 1, recheckAfterSeconds: 1 },
-      source: {
-        baseUrl: (sandbox) => {
-          proxy.target = sandbox;
-          return `${proxy.url}${new URL(sandbox).pathname}`;
-        },
-      },
-    });
-    try {
-      for (const i of [0, 1, 2]) for (const r of birthResources(i)) await h.fhir.upsert(r);
-      await h.bridge.sources[0]?.poller.pollOnce();
-      const rowOf = (i: number) => h.rows().find((r) => r.subjectKey === `Patient/${child(birthResources(i)).id}`);
-      assert.deepEqual(
-        [0, 1, 2].map((i) => rowOf(i)?.state),
-        ['pending', 'pending', 'pending'],
-      );
-      // Birth 1 is entered in error after it was recorded; birth 2's weight is corrected.
-      const withdrawn: Record<string, Record<string, unknown>> = {
-        Encounter: { status: 'entered-in-error' },
-        Observation: { status: 'entered-in-error' },
-        RelatedPerson: { active: false },
-      };
-      for (const r of birthResources(1)) {
-        const change = r.id?.endsWith('-maternity') ? undefined : withdrawn[r.resourceType];
-        if (change) await h.fhir.upsert({ ...r, ...change } as typeof r);
-      }
-      const weight = birthResources(2).find((r): r is Observation => r.resourceType === 'Observation');
-      assert.ok(weight?.valueQuantity);
-      await h.fhir.upsert({ ...weight, valueQuantity: { ...weight.valueQuantity, value: 3210 } });
-      // The EMR answers 500 to every read of child 0 (alone or in an `_id` list), whatever the retries.
-      const unreadable = child0().id ?? '';
-      proxy.rules.push((req) =>
-        req.url?.includes(unreadable)
+    // The EMR answers 500 to every read of child 0 (alone or in an `_id` list), whatever the retries.
+    await recheckWithChild0Unread(
+      (id) => (req) =>
+        req.url?.includes(id)
           ? answerJson(500, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'exception' }] })
           : undefined,
-      );
+      (seen, id) => seen.some((s) => s.url.includes(`/Patient/${id}`) && s.status === 500),
+    );
+  });
 
-      await deliverAfterSettle(h);
-      assert.ok(
-        proxy.seen.some((s) => s.url.includes(`/Patient/${unreadable}`) && s.status === 500),
-        "child 0's read failed",
-      );
-      const [unread, enteredInError, corrected] = [0, 1, 2].map(rowOf);
-      assert.equal(enteredInError?.state, 'skipped', 'withdrawn: its evaluation was recorded');
-      assert.match(enteredInError?.skipReason ?? '', /^no longer notifiable: no birth evidence/);
-      assert.equal(corrected?.state, 'delivered');
-      assert.equal(unread?.state, 'delivered', 'could not be checked: sent as recorded, the EMR stops no registration');
-      const events = await h.sim.control.events();
-      assert.equal(events.length, 2);
-      const sentCorrected = events.find((e) => e.id === corrected?.eventId);
-      assert.ok(sentCorrected);
-      assert.equal(notifiedDeclaration(sentCorrected)['child.weightAtBirth'], 3.21, 'the corrected weight');
-    } finally {
-      await h.close();
-      await proxy.close();
-    }
+  it("the same when child 0's context searches get no answer in time (its neighbours' withdrawal is recorded)", async () => {
+    // Child 0 itself reads fine; every search naming it (its encounters, observations, mother) is left hanging
+    // past sources[].timeoutMs: a first timeout is no slow record yet, so its evaluation fails.
+    await recheckWithChild0Unread(
+      (id) => (req) => (contextSearchOf(req.url, id) ? noAnswer() : undefined),
+      (seen, id) => seen.some((s) => contextSearchOf(s.url, id) && s.status === undefined),
+      400,
+    );
+  });
+
+  it("the same when the EMR answers 429 to child 0's context searches through every retry", async () => {
+    await recheckWithChild0Unread(
+      (id) => (req) =>
+        contextSearchOf(req.url, id)
+          ? answerJson(429, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'throttled' }] })
+          : undefined,
+      (seen, id) => seen.some((s) => contextSearchOf(s.url, id) && s.status === 429),
+    );
   });
 });
 

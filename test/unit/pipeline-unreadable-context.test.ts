@@ -199,4 +199,58 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
       assert.deepEqual(ledger.list({ limit: 10 }), []);
     });
   });
+
+  it('in a partial evaluation (a recheck) names it as failed, not the others, until it is kept dead', async () => {
+    await withLedger(async (ledger) => {
+      const pipeline = pipelineOf(ledger, async () => undefined);
+      for (let evaluation = 1; evaluation <= 3; evaluation++) {
+        const fetcher = slowEmr(onlyOne);
+        const { results, failures } = await pipeline.evaluate(children, fetcher, undefined, { partial: true });
+        const statuses = results.map((r) => [r.result.subjectRef, r.result.status]);
+        if (evaluation < 3) {
+          assert.equal(statuses.length, 2, `evaluation ${evaluation}: the other two`);
+          assert.deepEqual(
+            failures?.map((f) => f.subjectRef),
+            [slowChild],
+          );
+        } else {
+          assert.deepEqual(statuses, [
+            ['Patient/u-birth-0-child', 'mapped'],
+            [slowChild, 'invalid'],
+            ['Patient/u-birth-2-child', 'mapped'],
+          ]);
+          assert.deepEqual(failures, []);
+        }
+      }
+    });
+  });
+});
+
+// A recheck or a notification evaluates with `partial`: a subject whose reads fail is named in `failures`
+// and left out of the results, and the other subjects' results are returned to be recorded, where a
+// poll pass (no `partial`) fails as a whole so its watermark holds.
+describe('SourcePipeline: a partial evaluation (a recheck, a notification)', () => {
+  const failedChild = 'Patient/u-birth-1-child';
+
+  it("returns the others' results and names the subject whose context read failed for the source (a 429)", async () => {
+    await withLedger(async (ledger) => {
+      const probed: string[] = [];
+      const pipeline = pipelineOf(ledger, async () => undefined, probed);
+      const fetcher = emr(() => new FhirSourceError('read Patient failed: HTTP 429', 429, true));
+      await assert.rejects(pipeline.evaluate(children, fetcher), { message: /HTTP 429/ }, 'a pass fails as a whole');
+      const { results, failures } = await pipeline.evaluate(children, fetcher, undefined, { partial: true });
+      assert.deepEqual(
+        results.map((r) => [r.result.subjectRef, r.result.status]),
+        [
+          ['Patient/u-birth-0-child', 'mapped'],
+          ['Patient/u-birth-2-child', 'mapped'],
+        ],
+      );
+      assert.deepEqual(
+        failures?.map((f) => [f.subjectRef, f.error instanceof FhirSourceError && f.error.status]),
+        [[failedChild, 429]],
+      );
+      assert.deepEqual(probed, [], 'a rate limit is the source, not the record');
+    });
+  });
 });

@@ -17,11 +17,12 @@ export interface ReevaluatedSource {
  * subject of are withdrawn, and those it was the evidence of, and the records its last version (from the
  * source's history) was about, are evaluated again (SourcePipeline.recordDeleted). `reconciled`: a poll would redo this commit if a power cut lost it.
  *
- * A read that fails (a 5xx the client's retries did not get past) leaves out that resource only: what the
- * other reads show is evaluated and committed, then the failure is thrown (one the source did not answer
- * itself, a proxy's page, before any other: SourceCallError.foreign). The caller redoes or falls back for
- * the unread ones alone: the worker's recheck sends only their rows as recorded (delivery/worker.ts), where
- * before a birth the EMR had entered in error went out beside a neighbour whose read failed.
+ * A read that fails (a 5xx the client's retries did not get past) leaves out that resource only, and a
+ * subject whose context reads fail (a search that timed out, a 429, a connection reset) that subject only:
+ * what the other reads show is evaluated and committed, then the failure is thrown (one the source did not
+ * answer itself, a proxy's page, before any other: SourceCallError.foreign). The caller redoes or falls back
+ * for the unread ones alone: the worker's recheck sends only their rows as recorded (delivery/worker.ts),
+ * where before a birth the EMR had entered in error went out beside a neighbour whose read failed.
  */
 export async function reevaluate(
   source: ReevaluatedSource,
@@ -65,8 +66,9 @@ async function evaluateRefs(
   );
   const recheck = gone.flatMap((ref, i) => source.pipeline.recordDeleted(ref, fetcher, lastVersions[i]));
   if (recheck.length > 0) resources.push(...(await readAll(recheck)).filter(isResource));
-  const { results } = await source.pipeline.evaluate(resources, fetcher);
-  const report = await commitInSteps(source, results, options);
+  const evaluated = await source.pipeline.evaluate(resources, fetcher, undefined, { partial: true });
+  for (const { error } of evaluated.failures ?? []) failures.push(error);
+  const report = await commitInSteps(source, evaluated.results, options);
   if (failures.length > 0) throw failures.find(isForeign) ?? failures[0];
   return report;
 }
