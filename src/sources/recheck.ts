@@ -2,14 +2,16 @@
 // again: rows that waited are read and evaluated at their source once more, just before their first
 // send, as a notification about them would be. What a source's runner records (a withdrawal, a new
 // payload, a skip) goes through that source's pipeline; the worker sends what is left.
+import { RecheckNotReady } from '../delivery/types.js';
 import type { LedgerRow } from '../ledger/index.js';
 import type { Logger } from '../observability/logger.js';
 
 /**
  * Evaluates these subjects (`Patient/1`, `TrackedEntity/x`) of one source again and records the outcome.
- * A subject that cannot be read fails the call, but only after what the other subjects' reads show is
- * recorded: the worker then sends the rows as they stand, and a withdrawal or correction of a subject
- * read fine must be in the ledger by then, not lost with the batch.
+ * A subject that cannot be read or evaluated (its context searches timed out, say) fails the call, but
+ * only after what the other subjects' reads show is recorded: the worker then sends the rows as they
+ * stand, and a withdrawal or correction of a subject read fine must be in the ledger by then, not lost
+ * with the batch. The same across sources: each is rechecked, whichever fails.
  */
 export type SubjectRecheck = (subjectKeys: string[]) => Promise<void>;
 
@@ -28,10 +30,21 @@ export function sourcesRecheck(
         set.add(row.subjectKey);
         subjects.set(row.sourceId, set);
       }
-      for (const [sourceId, keys] of subjects) await bySource.get(sourceId)?.([...keys]);
+      // Side by side, and every one to its end: one source that fails (an EMR down) must neither keep
+      // another's rows from being read (they would go out unchecked with the fallback) nor delay them.
+      const settled = await Promise.allSettled(
+        [...subjects].map(async ([sourceId, keys]) => bySource.get(sourceId)?.([...keys])),
+      );
+      const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason] : []));
       // Counts only: which records were withdrawn is in the ledger, not in logs.
       const withdrawn = rows.filter((row) => ledger.get(row.id)?.state === 'skipped').length;
-      log.info({ rows: rows.length, withdrawn }, 'waiting rows rechecked at their source before sending');
+      log.info(
+        { rows: rows.length, withdrawn, failedSources: failures.length },
+        'waiting rows rechecked at their source before sending',
+      );
+      // One source's rows that must wait (RecheckNotReady: a proxy's page, routing not resolved) make the
+      // batch wait: the worker decides for all the rows at once, and any other failure sends them as recorded.
+      if (failures.length > 0) throw failures.find((err) => err instanceof RecheckNotReady) ?? failures[0];
     },
   };
 }
