@@ -3,6 +3,7 @@ import { type Resource, trackedEntityResource } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Evaluation, SourcePipeline } from '../pipeline.js';
 import type { SubjectRecheck } from '../recheck.js';
+import { SourceCallError } from '../shared/source-error.js';
 import { type Dhis2Client, Dhis2SourceError, isDhis2Uid, type TrackedEntityListing } from './client.js';
 import { Dhis2Fetcher } from './fetcher.js';
 import type { TrackerTrackedEntity } from './schemas.js';
@@ -35,6 +36,12 @@ type Refusal = 404 | 403;
  * sees it again it goes out under its transactionIds, once; one deleted meanwhile is withdrawn then. Not
  * `cancelUnsent` (skipped reads as settled and does not replay), and not left pending (the worker would
  * send it, or recheck it again and again with nobody told).
+ *
+ * A read that fails otherwise (a 5xx through the client's retries, no answer) leaves out that subject
+ * alone, as in the FHIR recheck (fhir/reevaluate.ts): what the other reads show is recorded (withdrawn,
+ * updated, held dead), then the failure is thrown, a proxy's page before any other. The worker sends only
+ * the unread subjects' rows as recorded, where before one failed read sent the whole batch so, a birth
+ * DHIS2 had deleted meanwhile among them; a proxy's page makes the rows wait (app.ts).
  */
 export function dhis2Recheck(deps: {
   sourceId: string;
@@ -47,36 +54,27 @@ export function dhis2Recheck(deps: {
   const log = deps.logger.child({ component: 'dhis2-recheck', source: sourceId });
   return async (subjectKeys) => {
     const fetcher = pipeline.reading(new Dhis2Fetcher(client, dhis2.fields));
+    // Each read that failed (readSubject): its subject is left out, the others go on.
+    const failures: unknown[] = [];
     try {
       const resources: Resource[] = [];
       const held: Evaluation[] = [];
       try {
-        for (const key of subjectKeys) {
-          if (!key.startsWith(TRACKED_ENTITY)) continue;
-          const uid = key.slice(TRACKED_ENTITY.length);
-          // Not asked (the client refuses it): failing the recheck would send the batch's rows unchecked.
-          if (!isDhis2Uid(uid)) {
-            held.push(...pipeline.unserved(key, NOT_A_UID, fetcher));
-            continue;
-          }
-          const entity = await readInProgram(client, uid, dhis2);
-          if (typeof entity === 'object') {
-            const resource = trackedEntityResource(entity);
-            if (resource) resources.push(resource);
-            continue;
-          }
-          let listing: TrackedEntityListing | Error;
-          try {
-            listing = await client.trackedEntityListing(uid, dhis2.program);
-          } catch (err) {
-            if (client.closed) throw err; // stopping: not checked, the rows wait (delivery/worker.ts)
-            listing = err instanceof Error ? err : new Error(String(err));
-          }
-          if (listing === 'deleted') pipeline.recordDeleted(key, fetcher);
-          else held.push(...pipeline.unserved(key, notShown(entity, listing), fetcher));
-        }
+        const keys = subjectKeys.filter((key) => key.startsWith(TRACKED_ENTITY));
+        // Read together (the client bounds the calls in flight), each failure kept apart: a DHIS2 that does
+        // not answer costs one read's tries, not one per subject, and a read that fails leaves out that
+        // subject alone.
+        const reads = await Promise.all(keys.map((key) => readSubject(key)));
+        // Stopping: not checked, the rows wait (delivery/worker.ts).
+        if (client.closed && failures.length > 0) throw failures[0];
+        keys.forEach((key, i) => {
+          const read = reads[i];
+          if (read?.deleted) pipeline.recordDeleted(key, fetcher);
+          else if (read?.held) held.push(...pipeline.unserved(key, read.held, fetcher));
+          else if (read?.resource) resources.push(read.resource);
+        });
       } finally {
-        // One commit for them all, made even when a later read fails: the worker sends the rows of a recheck
+        // One commit for them all, made even when the reads fail: the worker sends the rows of a recheck
         // that failed as recorded, and these must not go with them.
         if (held.length > 0) {
           pipeline.commit(held);
@@ -90,11 +88,50 @@ export function dhis2Recheck(deps: {
       fetcher.prime(resources);
       const { results } = await pipeline.evaluate(resources, fetcher);
       pipeline.commit(results);
+      // What was read is recorded (a birth deleted or withdrawn meanwhile is not sent); now the failure, so
+      // the worker sends only the unread subjects' rows as recorded. A page that is not DHIS2's (a proxy's)
+      // goes first: the rows then wait (app.ts), neither sent unchecked nor withdrawn.
+      if (failures.length > 0) throw failures.find(isForeign) ?? failures[0];
     } finally {
       await pipeline.finished(fetcher);
     }
+
+    /** What DHIS2 showed of one subject; undefined when its read failed (the failure kept in `failures`). */
+    async function readSubject(key: string): Promise<SubjectRead | undefined> {
+      const uid = key.slice(TRACKED_ENTITY.length);
+      // Not asked (the client refuses it): failing the recheck would send the batch's rows unchecked.
+      if (!isDhis2Uid(uid)) return { held: NOT_A_UID };
+      let entity: TrackerTrackedEntity | Refusal;
+      try {
+        entity = await readInProgram(client, uid, dhis2);
+      } catch (err) {
+        failures.push(err);
+        return undefined;
+      }
+      if (typeof entity === 'object') return { resource: trackedEntityResource(entity) };
+      let listing: TrackedEntityListing | Error;
+      try {
+        listing = await client.trackedEntityListing(uid, dhis2.program);
+      } catch (err) {
+        if (client.closed) {
+          failures.push(err);
+          return undefined;
+        }
+        listing = err instanceof Error ? err : new Error(String(err));
+      }
+      return listing === 'deleted' ? { deleted: true } : { held: notShown(entity, listing) };
+    }
   };
 }
+
+/** A subject read: its record (none when DHIS2 gave nothing to map), deleted, or held dead for this reason. */
+interface SubjectRead {
+  resource?: Resource;
+  deleted?: boolean;
+  held?: string;
+}
+
+const isForeign = (err: unknown): boolean => err instanceof SourceCallError && err.foreign;
 
 /** The tracked entity read in the programme, or how DHIS2 refused it (see dhis2Recheck). */
 async function readInProgram(

@@ -1,0 +1,113 @@
+// The worker rechecks waiting births at DHIS2 before their first send. A read that failed (a 5xx through
+// the client's retries) used to end the recheck there: what the reads before and after it would have shown
+// was never evaluated, and the worker sent the whole batch as recorded, a birth DHIS2 had deleted meanwhile
+// among them. Now what was read is recorded first, and only the unread birth goes out as recorded. Against
+// the DHIS2 simulator behind the fault proxy.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { LedgerRow } from '../../src/ledger/index.js';
+import { DEFAULT_SANDBOX_AUTH } from '../../src/sandbox/dhis2/index.js';
+import { sleep } from './helpers/bridge-harness.js';
+import { BIRTHS_SOURCE, type Dhis2Harness, startDhis2Harness } from './helpers/dhis2-harness.js';
+import { dhis2Error, type FaultProxy, forbiddenPage, startFaultProxy } from './helpers/fault-proxy.js';
+
+const READ = '/api/tracker/trackedEntities/';
+
+/** Three births recorded and waiting, the births source behind the fault proxy; their rows in claim order. */
+async function threeWaitingBehindProxy(): Promise<{ proxy: FaultProxy; h: Dhis2Harness; rows: LedgerRow[] }> {
+  const proxy = await startFaultProxy();
+  const h = await startDhis2Harness({
+    births: 3,
+    deaths: 0,
+    writeBack: false,
+    delivery: { settleSeconds: 1, recheckAfterSeconds: 1 },
+    configure: ({ sources }) => {
+      proxy.target = String(sources[0]?.baseUrl);
+      sources[0] = { ...sources[0], baseUrl: proxy.url };
+    },
+  });
+  const source = h.bridge.dhis2Sources.find((s) => s.settings.id === BIRTHS_SOURCE);
+  assert.ok(source);
+  await source.poller.pollOnce();
+  // The worker claims by due time, then id: the first row's subject is read first.
+  const rows = h
+    .rows()
+    .filter((r) => r.sourceId === BIRTHS_SOURCE)
+    .sort((a, b) => a.id - b.id);
+  assert.equal(rows.length, 3);
+  assert.ok(rows.every((r) => r.state === 'pending'));
+  return { proxy, h, rows };
+}
+
+const uidOf = (row: LedgerRow): string => row.subjectKey.slice('TrackedEntity/'.length);
+
+async function deleteInDhis2(h: Dhis2Harness, uid: string): Promise<void> {
+  const res = await fetch(`${h.dhis2.baseUrl}/api/tracker?async=false&importStrategy=DELETE`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `ApiToken ${DEFAULT_SANDBOX_AUTH.pat}` },
+    body: JSON.stringify({ trackedEntities: [{ trackedEntity: uid }] }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  assert.equal(res.status, 200, await res.text());
+}
+
+describe('bridge: a DHIS2 recheck in which one tracked entity cannot be read', () => {
+  it('withdraws a birth DHIS2 deleted meanwhile; only the unread one goes out as recorded', async () => {
+    const { proxy, h, rows } = await threeWaitingBehindProxy();
+    try {
+      const [unreadRow, keptRow, goneRow] = rows;
+      assert.ok(unreadRow && keptRow && goneRow);
+      await deleteInDhis2(h, uidOf(goneRow));
+      // DHIS2 answers 500 to every read of the first birth in the program, whatever the retries.
+      proxy.rules.push((req) =>
+        req.method === 'GET' && req.url?.startsWith(`${READ}${uidOf(unreadRow)}`)
+          ? dhis2Error(500, 'Internal server error')
+          : undefined,
+      );
+      await sleep(1_100);
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 20_000 });
+
+      assert.ok(
+        proxy.seen.some((s) => s.url.startsWith(`${READ}${uidOf(unreadRow)}`) && s.status === 500),
+        "the first birth's read failed",
+      );
+      const now = (row: LedgerRow) => h.rows().find((r) => r.id === row.id);
+      const gone = now(goneRow);
+      assert.equal(gone?.state, 'skipped', 'withdrawn, not sent with the batch');
+      assert.equal(gone?.skipReason, 'deleted in the source before it was sent');
+      assert.equal(now(keptRow)?.state, 'delivered');
+      assert.equal(now(unreadRow)?.state, 'delivered', 'could not be checked: sent as recorded');
+      const created = (await h.events()).map((ev) => ev.actions.find((a) => a.type === 'CREATE')?.transactionId);
+      assert.deepEqual(created.sort(), [keptRow.createTransactionId, unreadRow.createTransactionId].sort());
+    } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
+
+  it("a proxy's page for one read still makes the rows wait, after the deleted birth is withdrawn", async () => {
+    const { proxy, h, rows } = await threeWaitingBehindProxy();
+    try {
+      const [blockedRow, keptRow, goneRow] = rows;
+      assert.ok(blockedRow && keptRow && goneRow);
+      await deleteInDhis2(h, uidOf(goneRow));
+      proxy.rules.push((req) =>
+        req.method === 'GET' && req.url?.startsWith(`${READ}${uidOf(blockedRow)}`) ? forbiddenPage() : undefined,
+      );
+      await sleep(1_100);
+      const metPage = () => proxy.seen.some((s) => s.status === 403 && s.url.startsWith(`${READ}${uidOf(blockedRow)}`));
+      for (let round = 0; round < 5 && !metPage(); round++) await h.bridge.worker.processNext();
+
+      assert.ok(metPage(), 'the read met the page');
+      const now = (row: LedgerRow) => h.rows().find((r) => r.id === row.id);
+      assert.equal(now(goneRow)?.state, 'skipped', 'what DHIS2 showed is recorded');
+      // The page says nothing of the record: neither sent unchecked nor held dead; they wait (app.ts).
+      assert.equal(now(blockedRow)?.state, 'pending');
+      assert.equal(now(keptRow)?.state, 'pending');
+      assert.deepEqual(await h.events(), []);
+    } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
+});
