@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CHILD_PROGRAMME } from '../../src/sandbox/dhis2/index.js';
 import { BIRTHS_SOURCE, enrolledIn, startDhis2Harness } from './helpers/dhis2-harness.js';
-import { dhis2Error, type FaultRule, startFaultProxy } from './helpers/fault-proxy.js';
+import { dhis2Error, type FaultRule, noAnswer, startFaultProxy } from './helpers/fault-proxy.js';
 
 const READ = '/api/tracker/trackedEntities/';
 
-async function startBehindProxy() {
+async function startBehindProxy(source: Record<string, unknown> = {}) {
   const proxy = await startFaultProxy();
   const h = await startDhis2Harness({
     births: 6,
@@ -19,7 +19,7 @@ async function startBehindProxy() {
     writeBack: false,
     configure: ({ sources }) => {
       proxy.target = String(sources[0]?.baseUrl);
-      sources[0] = { ...sources[0], baseUrl: proxy.url };
+      sources[0] = { ...sources[0], ...source, baseUrl: proxy.url };
     },
   });
   const children = enrolledIn(h.seeded, CHILD_PROGRAMME).sort((a, b) =>
@@ -84,6 +84,49 @@ describe('DHIS2 source: one related record DHIS2 will not serve', () => {
       }
     });
   }
+
+  it('(no answer in time) keeps its child dead after three passes; the births behind it go on', async () => {
+    const timeoutMs = 800;
+    const { proxy, h, children, child, mother } = await startBehindProxy({ timeoutMs });
+    try {
+      // DHIS2 never answers a read of the mother in time (the child's own read, the probe, is answered).
+      proxy.rules.push((req) =>
+        req.method === 'GET' && req.url?.startsWith(`${READ}${mother}`) ? noAnswer() : undefined,
+      );
+      const passes = [];
+      for (let pass = 0; pass < 3; pass++) passes.push(await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 30_000 }));
+      // Two passes fail at the child's page, as for a DHIS2 slow for everything; the third keeps it dead.
+      assert.deepEqual(
+        passes.map((p) => p.failedSources),
+        [[BIRTHS_SOURCE], [BIRTHS_SOURCE], []],
+      );
+      assert.ok(
+        proxy.seen.some((s) => s.url.startsWith(`${READ}${mother}`)),
+        "the mother's read was asked",
+      );
+      const rows = h.rows();
+      assert.equal(rows.filter((r) => r.state === 'delivered').length, children.length - 1);
+      const row = rows.find((r) => r.subjectKey === child);
+      assert.equal(row?.state, 'dead');
+      assert.equal(row.lastError?.kind, 'source-read');
+      assert.match(
+        row.lastError?.message ?? '',
+        new RegExp(
+          `timeout: no answer within ${timeoutMs} ms .*no answer in time in 3 separate reads while the source answered the other records`,
+        ),
+      );
+
+      // DHIS2 answers it again: a replay delivers it, once.
+      proxy.rules.length = 0;
+      assert.deepEqual((await h.bridge.replay([row.id])).requeued, [row.id]);
+      await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 30_000 });
+      assert.equal(h.rows().find((r) => r.id === row.id)?.state, 'delivered');
+      assert.equal((await h.events()).length, children.length);
+    } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
 
   it('still fails the pass when DHIS2 serves no tracked entity at all (the child read the same way fails too)', async () => {
     const { proxy, h } = await startBehindProxy();
