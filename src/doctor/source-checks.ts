@@ -206,6 +206,17 @@ async function dhis2SourceChecks(client: Dhis2Client, settings: SourceSettings):
     version = await client.systemInfo();
   } catch (err) {
     const status = err instanceof Dhis2SourceError ? err.status : undefined;
+    // A page without DHIS2's WebMessage (Dhis2Client): a proxy or firewall in front of DHIS2 answered, and
+    // the credentials may be fine; sending the operator to rotate them would hide the rule that refused.
+    if (err instanceof Dhis2SourceError && err.foreign)
+      return [
+        fail(
+          name,
+          status === 403
+            ? `${where}: HTTP 403 from something in front of DHIS2 (a proxy or firewall, not DHIS2's answer) refused the bridge: check its rules (an IP allow-list, a WAF) for this host`
+            : `${where}/api/system/info answered HTTP ${status}, not a DHIS2 answer (a proxy or gateway in front of it): is sources[].baseUrl right?`,
+        ),
+      ];
     if (status === 401 || status === 403)
       return [fail(name, `${where}: HTTP ${status}, the configured ${settings.auth.type} auth was refused`)];
     if (status !== undefined) return [fail(name, `${where}/api/system/info answered HTTP ${status}`)];

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,6 +16,7 @@ import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
 import { subscriptionBundle } from '../../src/sources/fhir/subscriptions.js';
 import { closedPort as findClosedPort } from '../support/ports.js';
+import { dhis2Error, forbiddenPage, startFaultProxy } from './helpers/fault-proxy.js';
 
 const cli = new URL('../../src/cli.ts', import.meta.url).href;
 const dir = mkdtempSync(join(tmpdir(), 'doctor-cli-'));
@@ -290,6 +292,38 @@ describe('doctor checks', () => {
     assert.ok(!formatReport(report).includes(DEFAULT_SANDBOX_AUTH.pat));
     assert.equal(line('source hmis metadata')?.status, 'ok', formatReport(report));
     assert.match(line('source hmis metadata')?.detail ?? '', /programme IpHINAT79UW \(Child Programme\) found/);
+  });
+
+  it("tells a proxy's or firewall's 403 in front of DHIS2 from DHIS2 refusing the credentials", async () => {
+    const proxy = await startFaultProxy();
+    try {
+      proxy.target = dhis2.baseUrl;
+      const info = (req: IncomingMessage) => req.url?.startsWith('/api/system/info') === true;
+      const source = {
+        id: 'hmis',
+        kind: 'dhis2',
+        baseUrl: proxy.url,
+        auth: { type: 'pat', token: DEFAULT_SANDBOX_AUTH.pat },
+      };
+      const file = writeConfig(configObject({ sources: [source] }));
+      const check = async () =>
+        (await runDoctor({ file, env: {} })).checks.find((c) => c.name === 'source hmis') ?? assert.fail('no line');
+
+      proxy.rules.push((req) => (info(req) ? forbiddenPage() : undefined));
+      const walled = await check();
+      assert.equal(walled.status, 'fail');
+      assert.match(walled.detail, /HTTP 403 from something in front of DHIS2 \(a proxy or firewall/);
+      assert.doesNotMatch(walled.detail, /auth was refused/, 'the credentials are not blamed');
+
+      // DHIS2's own 403 (its WebMessage) is still a refused credential.
+      proxy.rules.length = 0;
+      proxy.rules.push((req) => (info(req) ? dhis2Error(403, 'Access denied') : undefined));
+      const refused = await check();
+      assert.equal(refused.status, 'fail');
+      assert.match(refused.detail, /HTTP 403, the configured pat auth was refused/);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('names the DHIS2 setting whose uid DHIS2 does not know, and accepts a baseUrl ending in /api', async () => {
