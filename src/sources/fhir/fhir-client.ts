@@ -84,6 +84,15 @@ function bodyOf(err: unknown): unknown {
   return isRecord(err) && isRecord(err.response) ? err.response.data : undefined;
 }
 
+/** The failed answer was sent as FHIR (`application/fhir+json`), whatever its body. */
+function fhirTyped(err: unknown): boolean {
+  // fhir-kit-client keeps the response's headers on the error (config.headers): a Headers, perhaps undici's own.
+  const headers = isRecord(err) && isRecord(err.config) ? err.config.headers : undefined;
+  const get = isRecord(headers) ? headers.get : undefined;
+  const type: unknown = typeof get === 'function' ? get.call(headers, 'content-type') : undefined;
+  return typeof type === 'string' && type.toLowerCase().includes('application/fhir+json');
+}
+
 function statusOf(err: unknown): number | undefined {
   if (isRecord(err) && isRecord(err.response) && typeof err.response.status === 'number') return err.response.status;
   return undefined;
@@ -199,14 +208,22 @@ export class FhirSourceClient {
     if (status === 401) this.auth.invalidate();
     // A FHIR server says "not found" with an OperationOutcome (HAPI, Medplum, OpenMRS do). A 404 without
     // one is a proxy's or gateway's page (a route missing while it reloads): the resource is not known to
-    // be gone, and read() must not withdraw a birth on it. It is retried like a 5xx.
-    const notFhir = status === 404 && !isResource(bodyOf(err));
+    // be gone, and read() must not withdraw a birth on it. A 403 is the server refusing a record only
+    // when it answers as a FHIR server (an OperationOutcome, or at least a FHIR content type); a proxy's or
+    // firewall's 403 page (a WAF rule, an IP allow-list) refuses the bridge, and taken for the server's,
+    // the pipeline held a record dead for it (mayConcernOneRecord). Either is retried like a 5xx.
+    const notFhir =
+      (status === 404 && !isResource(bodyOf(err))) || (status === 403 && !isResource(bodyOf(err)) && !fhirTyped(err));
     const retryable = status === undefined || status === 401 || status === 429 || status >= 500 || notFhir;
     const timedOut = status === undefined && noAnswer(err) === 'timeout';
     // A timeout names the settings to change: "timeout" alone gives an operator no lead.
+    const notFhirHint =
+      status === 403
+        ? ` (not a FHIR answer: something in front of the FHIR server at sources[].baseUrl of source ${this.settings.id}, a proxy or firewall, refused the bridge)`
+        : ' (not a FHIR answer)';
     const reason =
       status !== undefined
-        ? `HTTP ${status}${notFhir ? ' (not a FHIR answer)' : ''}`
+        ? `HTTP ${status}${notFhir ? notFhirHint : ''}`
         : timedOut
           ? `timeout: no answer within ${this.settings.timeoutMs} ms (${this.timeoutHint(operation, timeoutHint)})`
           : noAnswer(err);

@@ -63,8 +63,8 @@ export function noAnswer(err: unknown): string {
  * The source answered this call, with an error that may concern the record asked for rather than the
  * source: a 403 (a record outside the user's search scope or sharing), a 400, a 5xx it kept giving through
  * the client's retries (one corrupt record); or the client refused the record's id unasked (badId). Not a
- * refused credential (401, 407), a rate limit (429), a page that is not the source's (a proxy's 404, or its
- * 403 in front of DHIS2), no answer at all, nor a bridge that is stopping: those concern every call (no
+ * refused credential (401, 407), a rate limit (429), a page that is not the source's (a proxy's 404 or
+ * 403), no answer at all, nor a bridge that is stopping: those concern every call (no
  * answer in time may concern one record too, told apart otherwise: noAnswerInTime). Only a hint:
  * SourcePipeline confirms it by reading something else the same way first.
  */
@@ -93,8 +93,9 @@ export class SourceCallError extends Error {
 
   /**
    * The answer did not come from the source system: a 404 page from a proxy or gateway in front of it (a
-   * route missing while it reloads). It says nothing about the record: neither that it is gone, nor that
-   * the source is down. Retried like a 5xx.
+   * route missing while it reloads), or a 403 page from a proxy or firewall (a WAF rule, an IP allow-list).
+   * It says nothing about the record: neither that it is gone or refused, nor that the source is down.
+   * Retried like a 5xx.
    */
   readonly foreign: boolean;
   /**
