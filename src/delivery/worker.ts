@@ -246,7 +246,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       }
       // An unreachable EMR must not stop registrations: the rows go out as they were recorded. A source
       // records what the reads that did succeed show before it throws (a record withdrawn meanwhile is not
-      // sent: sources/fhir/reevaluate.ts), so only the rows it could not read go out unchecked.
+      // sent: sources/fhir/reevaluate.ts, sources/dhis2/recheck.ts), so only the rows it could not read go out unchecked.
       logger.warn(
         { err, rows: ids.length },
         'recheck at the source failed; the rows it could not evaluate are sent as recorded',

@@ -157,8 +157,10 @@ export class Dhis2Client {
                 status === 403
                   ? ` (not a DHIS2 answer: something in front of DHIS2 at sources[].baseUrl of source ${this.settings.id}, a proxy or firewall, refused the bridge)`
                   : ' (not a DHIS2 answer)';
-              // Refused credentials: a rotated secret file is looked at now, for the next call.
-              if (status === 401 || (status === 403 && !init.oneRecord)) this.auth.invalidate();
+              // Refused credentials: a rotated secret file is looked at now, for the next call. Not for a
+              // proxy's or firewall's 403: DHIS2 refused nothing, and with OAuth2 every retry would fetch a
+              // new token for a block the token does not lift.
+              if (status === 401 || (status === 403 && !init.oneRecord && !notDhis2)) this.auth.invalidate();
               // Name the setting to fix: a refused credential or query is configuration, not an outage.
               const hint =
                 status === 403 && init.oneRecord
