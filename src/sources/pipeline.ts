@@ -109,7 +109,11 @@ const MAX_REREAD_ROUNDS = 3;
  * kept dead rather than failing its page once more (see slowRecords).
  */
 const SLOW_RECORD_STRIKES = 3;
-/** Of one evaluation's records, at most one in this many (at least one) may time out as a slow record. */
+/**
+ * Of one evaluation's records, at most one in this many may time out as a slow record, and an evaluation
+ * of fewer records gives no strike at all: an inbox round of two notifications, or a recheck of three
+ * rows, says nothing of whether the source answers the others.
+ */
 const SLOW_RECORD_SHARE = 10;
 /** Records whose timeouts are counted (oldest out first): a record pushed out starts counting again. */
 const MAX_SLOW_RECORDS = 1_000;
@@ -305,7 +309,8 @@ export class SourcePipeline {
     // Records, not subjects: a record is a subject of each mapping of its type (birth and death).
     const timedOut: TimedOut[] = [];
     const slowRefs = new Set<string>();
-    const maxSlowRefs = Math.max(1, Math.floor(new Set(list.map((s) => s.subjectRef)).size / SLOW_RECORD_SHARE));
+    // Records, not related records: each is the subject of a mapping, read with its context.
+    const maxSlowRefs = Math.floor(new Set(list.map((s) => s.subjectRef)).size / SLOW_RECORD_SHARE);
     const answered = new Set<string>();
     const failures: Array<SubjectFailure & { index: number }> = [];
     let next = 0;
@@ -357,8 +362,11 @@ export class SourcePipeline {
             }
           }
         }
-        // Held until the others are read; more than a few, and it is the source that is slow.
-        if (this.deps.probe && (slowRefs.has(subjectRef) || slowRefs.size < maxSlowRefs)) {
+        // Held until the others are read; more than one in SLOW_RECORD_SHARE, and it is the source that is
+        // slow. One judged through this fetcher already (an earlier page of the pass) is held whatever this
+        // page's size: slowRecords gives it the same outcome as there.
+        const judged = slow?.fetcher === fetcherId;
+        if (this.deps.probe && (judged || slowRefs.has(subjectRef) || slowRefs.size < maxSlowRefs)) {
           slowRefs.add(subjectRef);
           timedOut.push({ index, mappingId, subjectRef, error: timeout });
           continue;
@@ -460,10 +468,11 @@ export class SourcePipeline {
    * Before, such a timeout always counted as the source's: a patient with a history too large to search
    * within sources[].timeoutMs failed its page on every pass, and the watermark never moved past it, so no
    * birth behind it was delivered. A timeout counts as that record's only when the source answered the
-   * other records of the evaluation (as many as timed out, and at most one in SLOW_RECORD_SHARE timed out:
-   * a source slow for everything fails the pass as before, and no record turns dead for it), answers the
-   * probe made the way the read went, and the record has timed out so in SLOW_RECORD_STRIKES separate
-   * evaluations (a busy moment of the EMR is not enough). Until then its page fails as before.
+   * other records of the evaluation (at least SLOW_RECORD_SHARE - 1 for each one that timed out, so at most
+   * one in SLOW_RECORD_SHARE timed out and a small evaluation gives no strike: a source slow for everything
+   * fails the pass as before, and no record turns dead for it), answers the probe made the way the read
+   * went, and the record has timed out so in SLOW_RECORD_STRIKES separate evaluations (a busy moment of the
+   * EMR is not enough). Until then its page fails as before.
    */
   private async slowRecords(
     timedOut: TimedOut[],
@@ -476,7 +485,8 @@ export class SourcePipeline {
     // pass does not evaluate again) are not judged again.
     const fresh = timedOut.filter((item) => this.slow.get(slowKeyOf(item))?.fetcher !== fetcherId);
     const [first] = fresh;
-    if (first && answered < new Set(fresh.map((item) => item.subjectRef)).size)
+    const slowCount = new Set(timedOut.map((item) => item.subjectRef)).size;
+    if (first && answered < (SLOW_RECORD_SHARE - 1) * slowCount)
       return { dead: [], failed: { items: timedOut, error: first.error.cause } };
     for (const { error, subjectRef } of fresh)
       if (!(await this.answersProbe(error, subjectRef, probes)))
@@ -508,7 +518,7 @@ export class SourcePipeline {
     if (!firstWaiting) return { dead };
     // Counts only: which record is not for the log.
     this.log.warn(
-      { records: new Set(timedOut.map((item) => item.subjectRef)).size, strikesBeforeDead: SLOW_RECORD_STRIKES },
+      { records: slowCount, strikesBeforeDead: SLOW_RECORD_STRIKES },
       'the source answered the other records, but not the context reads of these in time: they are read again; a record that times out so in several reads is kept as a dead row so the others go on',
     );
     return { dead, failed: { items: waiting, error: firstWaiting.error.cause } };

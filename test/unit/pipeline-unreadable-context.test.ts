@@ -113,6 +113,9 @@ describe('SourcePipeline: a context record the source will not serve', () => {
 // so the records behind it go on. A source too slow for everything still fails the evaluation, every time.
 describe('SourcePipeline: a record whose context reads get no answer in time', () => {
   const slowChild = 'Patient/u-birth-1-child';
+  // Ten records: the fewest of which one may time out as a slow record.
+  const tenBirths = Array.from({ length: 10 }, (_, i) => generateBirth(i, { prefix: 'u' }) as unknown as Resource[]);
+  const tenChildren = tenBirths.map((resources) => resources.find((r) => r.id?.endsWith('-child')) as Resource);
 
   function timeout(type = 'Patient'): FhirSourceError {
     const err = new FhirSourceError(
@@ -129,7 +132,7 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
     const all = bundleFetcher({
       resourceType: 'Bundle',
       type: 'collection',
-      entry: births.flat().map((resource) => ({ resource })),
+      entry: tenBirths.flat().map((resource) => ({ resource })),
     });
     return {
       read: (type, id) => all.read(type, id),
@@ -144,17 +147,17 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
       const pipeline = pipelineOf(ledger, async () => undefined, probed);
       for (let pass = 1; pass <= 2; pass++) {
         const fetcher = slowEmr(onlyOne);
-        await assert.rejects(pipeline.evaluate(children, fetcher), { message: /^search \w+ failed: timeout/ });
+        await assert.rejects(pipeline.evaluate(tenChildren, fetcher), { message: /^search \w+ failed: timeout/ });
         // The same fetcher again (another resource type's page of that pass): not another strike.
-        await assert.rejects(pipeline.evaluate(children, fetcher), { message: /timeout/ });
+        await assert.rejects(pipeline.evaluate(tenChildren, fetcher), { message: /timeout/ });
       }
       assert.deepEqual(ledger.list({ limit: 10 }), [], 'nothing recorded while the page fails');
-      const { results } = await pipeline.evaluate(children, slowEmr(onlyOne));
+      const { results } = await pipeline.evaluate(tenChildren, slowEmr(onlyOne));
       const report = pipeline.commit(results);
-      assert.equal(report.mapped.inserted, 2);
+      assert.equal(report.mapped.inserted, 9);
       assert.equal(report.invalid, 1);
       assert.ok(probed.every((ref) => ref === slowChild));
-      const row = ledger.list({ limit: 10 }).find((r) => r.subjectKey === slowChild);
+      const row = ledger.list({ limit: 20 }).find((r) => r.subjectKey === slowChild);
       assert.equal(row?.state, 'dead');
       assert.equal(row.lastError?.kind, 'source-read');
       assert.match(
@@ -164,24 +167,45 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
       assert.doesNotMatch(row.lastError?.message ?? '', /Banda|MRN|u-birth/, 'no personal data');
       // Read in time again: mapped, and counted from nothing.
       const recovered = await pipeline.evaluate(
-        [children[1] as Resource],
+        [tenChildren[1] as Resource],
         slowEmr(() => false),
       );
       assert.equal(recovered.results[0]?.result.status, 'mapped');
     });
   });
 
+  it('counts no strike in an evaluation of fewer than ten records: whether the source answers others is not known', async () => {
+    await withLedger(async (ledger) => {
+      const probed: string[] = [];
+      const pipeline = pipelineOf(ledger, async () => undefined, probed);
+      // An inbox round of two notifications; a recheck of nine rows: one in two, one in nine, timed out.
+      for (const records of [tenChildren.slice(0, 2), tenChildren.slice(0, 9)])
+        for (let round = 1; round <= 4; round++) {
+          await assert.rejects(pipeline.evaluate(records, slowEmr(onlyOne)), { message: /timeout/ });
+        }
+      assert.deepEqual(probed, [], 'not held for the others: failed at once');
+      assert.deepEqual(ledger.list({ limit: 10 }), []);
+      // None of those counted: ten records, one timed out, need three strikes from here.
+      for (let pass = 1; pass <= 2; pass++) {
+        await assert.rejects(pipeline.evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
+      }
+      const { results } = await pipeline.evaluate(tenChildren, slowEmr(onlyOne));
+      assert.equal(pipeline.commit(results).invalid, 1);
+    });
+  });
+
   it('fails every evaluation of a source too slow for every record, and keeps no record dead', async () => {
     await withLedger(async (ledger) => {
-      const pipeline = pipelineOf(ledger, async () => undefined);
-      for (let pass = 1; pass <= 5; pass++)
+      const pipeline = pipelineOf(ledger, async () => undefined, []);
+      for (let pass = 1; pass <= 5; pass++) {
         await assert.rejects(
           pipeline.evaluate(
-            children,
+            tenChildren,
             slowEmr(() => true),
           ),
           { message: /timeout/ },
         );
+      }
       assert.deepEqual(ledger.list({ limit: 10 }), []);
     });
   });
@@ -191,11 +215,13 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
       const down = pipelineOf(ledger, async () => {
         throw timeout();
       });
-      for (let pass = 1; pass <= 4; pass++)
-        await assert.rejects(down.evaluate(children, slowEmr(onlyOne)), { message: /timeout/ });
-      const alone = pipelineOf(ledger, async () => undefined);
-      for (let pass = 1; pass <= 4; pass++)
-        await assert.rejects(alone.evaluate([children[1] as Resource], slowEmr(onlyOne)), { message: /timeout/ });
+      for (let pass = 1; pass <= 4; pass++) {
+        await assert.rejects(down.evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
+      }
+      const alone = pipelineOf(ledger, async () => undefined, []);
+      for (let pass = 1; pass <= 4; pass++) {
+        await assert.rejects(alone.evaluate([tenChildren[1] as Resource], slowEmr(onlyOne)), { message: /timeout/ });
+      }
       assert.deepEqual(ledger.list({ limit: 10 }), []);
     });
   });
