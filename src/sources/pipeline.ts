@@ -97,6 +97,11 @@ export interface PipelineDeps {
    * recorded on that row (see ownerOf), not on a row of this source's own.
    */
   sharesRecordsWith?: readonly string[];
+  /**
+   * A monotonic clock in ms (default performance.now(), read at each call): what spaces a slow record's
+   * strikes (SLOW_RECORD_STRIKE_GAP_MS). A wall clock put forward must not turn a record dead sooner.
+   */
+  now?: () => number;
 }
 
 const DEFAULT_CONCURRENCY = 64;
@@ -110,11 +115,22 @@ const MAX_REREAD_ROUNDS = 3;
  */
 const SLOW_RECORD_STRIKES = 3;
 /**
+ * The least time between two of a record's strikes: an evaluation sooner after the last strike fails its
+ * page as before, but counts for nothing. Evaluations come close together (an inbox round retries after 1 s
+ * and 2 s, each through a new fetcher; a recheck may follow a poll at once), so without it three strikes
+ * took about three timeouts: one busy moment of the EMR (a report run, a backup's I/O, a lock held). With
+ * it the three are at least 10 minutes apart, with one in between: the record was too slow at three moments
+ * over a quarter of an hour's schedule (polls run every minute by default), longer than such a moment, while
+ * the births behind it wait about 10 minutes more, not hours.
+ */
+export const SLOW_RECORD_STRIKE_GAP_MS = 5 * 60_000;
+/**
  * Of one evaluation's records, at most one in this many may time out as a slow record, and an evaluation
  * of fewer records gives no strike at all: an inbox round of two notifications, or a recheck of three
  * rows, says nothing of whether the source answers the others.
  */
 const SLOW_RECORD_SHARE = 10;
+const STRIKE_GAP_MINUTES = SLOW_RECORD_STRIKE_GAP_MS / 60_000;
 /** Records whose timeouts are counted (oldest out first): a record pushed out starts counting again. */
 const MAX_SLOW_RECORDS = 1_000;
 
@@ -131,6 +147,16 @@ export interface SubjectFailure {
   subjectRef: string;
   /** The source's own error, as `evaluate` would throw it. */
   error: unknown;
+}
+
+/** A subject whose context reads got no answer in time in an evaluation that counted (see slowRecords). */
+interface SlowRecord {
+  strikes: number;
+  /** The last evaluation it timed out in (fetcherIds). */
+  fetcher: number;
+  /** When the last strike counted (now()). */
+  struck: number;
+  error: ContextReadError;
 }
 
 /** A record whose commit another evaluation overtook was not read again; what would redo it must be kept. */
@@ -158,14 +184,18 @@ export class SourcePipeline {
   private readonly rereadRounds = new Map<string, number>();
   /**
    * Subjects (mapping and record) whose context reads got no answer in time while the source answered the
-   * other records: in how many evaluations, the last one's fetcher (fetcherIds), and the failure.
+   * other records: in how many evaluations, the last one's fetcher, when the last strike was, the failure.
    */
-  private readonly slow = new Map<string, { strikes: number; fetcher: number; error: ContextReadError }>();
+  private readonly slow = new Map<string, SlowRecord>();
   private readonly fetcherIds = new WeakMap<ResourceFetcher, number>();
   private fetchers = 0;
 
   constructor(private readonly deps: PipelineDeps) {
     this.log = deps.logger.child({ component: 'pipeline', source: deps.sourceId });
+  }
+
+  private now(): number {
+    return this.deps.now?.() ?? performance.now();
   }
 
   get mappings(): MappingSet {
@@ -471,8 +501,9 @@ export class SourcePipeline {
    * other records of the evaluation (at least SLOW_RECORD_SHARE - 1 for each one that timed out, so at most
    * one in SLOW_RECORD_SHARE timed out and a small evaluation gives no strike: a source slow for everything
    * fails the pass as before, and no record turns dead for it), answers the probe made the way the read
-   * went, and the record has timed out so in SLOW_RECORD_STRIKES separate evaluations (a busy moment of the
-   * EMR is not enough). Until then its page fails as before.
+   * went, and the record has timed out so in SLOW_RECORD_STRIKES separate evaluations, each at least
+   * SLOW_RECORD_STRIKE_GAP_MS after the last that counted (a busy moment of the EMR is not enough). Until
+   * then its page fails as before.
    */
   private async slowRecords(
     timedOut: TimedOut[],
@@ -493,11 +524,15 @@ export class SourcePipeline {
         return { dead: [], failed: { items: timedOut, error: error.cause } };
     const dead: Array<{ index: number; result: MapResult }> = [];
     const waiting: TimedOut[] = [];
+    const now = this.now();
     for (const item of timedOut) {
       const key = slowKeyOf(item);
       const known = this.slow.get(key);
-      const strikes = known?.fetcher === fetcherId ? known.strikes : (known?.strikes ?? 0) + 1;
-      setBounded(this.slow, key, { strikes, fetcher: fetcherId, error: item.error }, MAX_SLOW_RECORDS);
+      // Through this fetcher, or too soon after the last strike: the record still waits, as counted so far.
+      const counts = !known || (known.fetcher !== fetcherId && now - known.struck >= SLOW_RECORD_STRIKE_GAP_MS);
+      const strikes = counts ? (known?.strikes ?? 0) + 1 : known.strikes;
+      const struck = counts ? now : known.struck;
+      setBounded(this.slow, key, { strikes, fetcher: fetcherId, error: item.error, struck }, MAX_SLOW_RECORDS);
       const mapping = this.deps.mappings.get(item.mappingId);
       if (strikes < SLOW_RECORD_STRIKES || !mapping) {
         waiting.push(item);
@@ -510,7 +545,7 @@ export class SourcePipeline {
           { mappingId: item.mappingId, eventType: mapping.eventType },
           item.subjectRef,
           error.ofSubject ? 'subject' : 'context',
-          `${error.message}; no answer in time in ${strikes} separate reads while the source answered the other records, so only this record waits: replay it once the source answers ${error.ref} in time`,
+          `${error.message}; no answer in time in ${strikes} reads at least ${STRIKE_GAP_MINUTES} minutes apart while the source answered the other records, so only this record waits: replay it once the source answers ${error.ref} in time`,
         ),
       });
     }
@@ -518,7 +553,7 @@ export class SourcePipeline {
     if (!firstWaiting) return { dead };
     // Counts only: which record is not for the log.
     this.log.warn(
-      { records: slowCount, strikesBeforeDead: SLOW_RECORD_STRIKES },
+      { records: slowCount, strikesBeforeDead: SLOW_RECORD_STRIKES, minutesBetweenStrikes: STRIKE_GAP_MINUTES },
       'the source answered the other records, but not the context reads of these in time: they are read again; a record that times out so in several reads is kept as a dead row so the others go on',
     );
     return { dead, failed: { items: waiting, error: firstWaiting.error.cause } };

@@ -13,7 +13,7 @@ import { bundleFetcher, loadMappings, type Resource, type ResourceFetcher } from
 import { silentLogger } from '../../src/observability/logger.js';
 import { generateBirth } from '../../src/sandbox/demo/generate.js';
 import { FhirSourceError } from '../../src/sources/fhir/fhir-client.js';
-import { SourcePipeline } from '../../src/sources/pipeline.js';
+import { SLOW_RECORD_STRIKE_GAP_MS, SourcePipeline } from '../../src/sources/pipeline.js';
 
 const mappings = loadMappings({ names: ['birth.fhir'], routing: { defaultOffice: 'office-1', facilities: {} } });
 const births = [0, 1, 2].map((i) => generateBirth(i, { prefix: 'u' }) as unknown as Resource[]);
@@ -44,13 +44,19 @@ async function withLedger(run: (ledger: Ledger) => Promise<void>): Promise<void>
   }
 }
 
-function pipelineOf(ledger: Ledger, probe?: (subjectRef: string | undefined) => Promise<void>, probed: string[] = []) {
+function pipelineOf(
+  ledger: Ledger,
+  probe?: (subjectRef: string | undefined) => Promise<void>,
+  probed: string[] = [],
+  now?: () => number,
+) {
   return new SourcePipeline({
     sourceId: 'emr',
     mappings,
     ledger,
     logger: silentLogger,
     mapOptions: () => ({ resolveLocation: (ref) => ref }),
+    ...(now ? { now } : {}),
     ...(probe
       ? {
           probe: async (subjectRef) => {
@@ -109,8 +115,9 @@ describe('SourcePipeline: a context record the source will not serve', () => {
 });
 
 // A record whose context the source cannot search in time (a patient with a history too large for
-// sources[].timeoutMs) while it answers the other records: after a few separate evaluations it is kept dead
-// so the records behind it go on. A source too slow for everything still fails the evaluation, every time.
+// sources[].timeoutMs) while it answers the other records: after a few separate evaluations, spread over
+// time, it is kept dead so the records behind it go on. A source too slow for everything, or a busy moment,
+// still fails the evaluation, every time.
 describe('SourcePipeline: a record whose context reads get no answer in time', () => {
   const slowChild = 'Patient/u-birth-1-child';
   // Ten records: the fewest of which one may time out as a slow record.
@@ -141,15 +148,28 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
   }
   const onlyOne = (params: Record<string, string>) => Object.values(params).includes(slowChild);
 
-  it('fails its evaluations until it has timed out in three, then keeps it dead and records the others', async () => {
+  /** A clock the test moves: the pipeline's `now`. */
+  function fakeClock() {
+    let at = 1_000_000;
+    return {
+      now: () => at,
+      advance: (ms: number) => {
+        at += ms;
+      },
+    };
+  }
+
+  it('fails its evaluations until it has timed out in three, minutes apart, then keeps it dead and records the others', async () => {
     await withLedger(async (ledger) => {
       const probed: string[] = [];
-      const pipeline = pipelineOf(ledger, async () => undefined, probed);
+      const clock = fakeClock();
+      const pipeline = pipelineOf(ledger, async () => undefined, probed, clock.now);
       for (let pass = 1; pass <= 2; pass++) {
         const fetcher = slowEmr(onlyOne);
         await assert.rejects(pipeline.evaluate(tenChildren, fetcher), { message: /^search \w+ failed: timeout/ });
         // The same fetcher again (another resource type's page of that pass): not another strike.
         await assert.rejects(pipeline.evaluate(tenChildren, fetcher), { message: /timeout/ });
+        clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
       }
       assert.deepEqual(ledger.list({ limit: 10 }), [], 'nothing recorded while the page fails');
       const { results } = await pipeline.evaluate(tenChildren, slowEmr(onlyOne));
@@ -162,7 +182,7 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
       assert.equal(row.lastError?.kind, 'source-read');
       assert.match(
         row.lastError?.message ?? '',
-        /^context: (\w+) search \(context '.+'\) could not be read: search \1 failed: timeout: .*raise sources\[\]\.timeoutMs.*; no answer in time in 3 separate reads while the source answered the other records, so only this record waits: replay it once the source answers \1 search in time$/,
+        /^context: (\w+) search \(context '.+'\) could not be read: search \1 failed: timeout: .*raise sources\[\]\.timeoutMs.*; no answer in time in 3 reads at least 5 minutes apart while the source answered the other records, so only this record waits: replay it once the source answers \1 search in time$/,
       );
       assert.doesNotMatch(row.lastError?.message ?? '', /Banda|MRN|u-birth/, 'no personal data');
       // Read in time again: mapped, and counted from nothing.
@@ -174,20 +194,48 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
     });
   });
 
+  it('counts no strike for evaluations close together: an inbox round retried, a busy moment', async () => {
+    await withLedger(async (ledger) => {
+      const clock = fakeClock();
+      const pipeline = pipelineOf(ledger, async () => undefined, [], clock.now);
+      // A pass, then an inbox round and its retries 1 s and 2 s later, each through a new fetcher: one strike.
+      for (let round = 1; round <= 4; round++) {
+        await assert.rejects(pipeline.evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
+        clock.advance(1_000);
+      }
+      // Just short of the gap after the first: still one strike.
+      clock.advance(SLOW_RECORD_STRIKE_GAP_MS - 5_000);
+      await assert.rejects(pipeline.evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
+      // The gap after the first strike: the second; the next pass, a minute later, counts for nothing.
+      clock.advance(2_000);
+      await assert.rejects(pipeline.evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
+      clock.advance(60_000);
+      await assert.rejects(pipeline.evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
+      assert.deepEqual(ledger.list({ limit: 10 }), []);
+      // The gap after the second strike: the third, and the record is kept dead.
+      clock.advance(SLOW_RECORD_STRIKE_GAP_MS - 60_000);
+      const { results } = await pipeline.evaluate(tenChildren, slowEmr(onlyOne));
+      assert.equal(pipeline.commit(results).invalid, 1);
+    });
+  });
+
   it('counts no strike in an evaluation of fewer than ten records: whether the source answers others is not known', async () => {
     await withLedger(async (ledger) => {
+      const clock = fakeClock();
       const probed: string[] = [];
-      const pipeline = pipelineOf(ledger, async () => undefined, probed);
+      const pipeline = pipelineOf(ledger, async () => undefined, probed, clock.now);
       // An inbox round of two notifications; a recheck of nine rows: one in two, one in nine, timed out.
       for (const records of [tenChildren.slice(0, 2), tenChildren.slice(0, 9)])
         for (let round = 1; round <= 4; round++) {
           await assert.rejects(pipeline.evaluate(records, slowEmr(onlyOne)), { message: /timeout/ });
+          clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
         }
       assert.deepEqual(probed, [], 'not held for the others: failed at once');
       assert.deepEqual(ledger.list({ limit: 10 }), []);
       // None of those counted: ten records, one timed out, need three strikes from here.
       for (let pass = 1; pass <= 2; pass++) {
         await assert.rejects(pipeline.evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
+        clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
       }
       const { results } = await pipeline.evaluate(tenChildren, slowEmr(onlyOne));
       assert.equal(pipeline.commit(results).invalid, 1);
@@ -196,7 +244,8 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
 
   it('fails every evaluation of a source too slow for every record, and keeps no record dead', async () => {
     await withLedger(async (ledger) => {
-      const pipeline = pipelineOf(ledger, async () => undefined, []);
+      const clock = fakeClock();
+      const pipeline = pipelineOf(ledger, async () => undefined, [], clock.now);
       for (let pass = 1; pass <= 5; pass++) {
         await assert.rejects(
           pipeline.evaluate(
@@ -205,6 +254,7 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
           ),
           { message: /timeout/ },
         );
+        clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
       }
       assert.deepEqual(ledger.list({ limit: 10 }), []);
     });
@@ -212,15 +262,23 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
 
   it('fails every evaluation while the probe gets no answer either, and alone (nothing else read)', async () => {
     await withLedger(async (ledger) => {
-      const down = pipelineOf(ledger, async () => {
-        throw timeout();
-      });
+      const clock = fakeClock();
+      const down = pipelineOf(
+        ledger,
+        async () => {
+          throw timeout();
+        },
+        [],
+        clock.now,
+      );
       for (let pass = 1; pass <= 4; pass++) {
         await assert.rejects(down.evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
+        clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
       }
-      const alone = pipelineOf(ledger, async () => undefined, []);
+      const alone = pipelineOf(ledger, async () => undefined, [], clock.now);
       for (let pass = 1; pass <= 4; pass++) {
         await assert.rejects(alone.evaluate([tenChildren[1] as Resource], slowEmr(onlyOne)), { message: /timeout/ });
+        clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
       }
       assert.deepEqual(ledger.list({ limit: 10 }), []);
     });
