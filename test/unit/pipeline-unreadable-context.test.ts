@@ -103,6 +103,9 @@ describe('SourcePipeline: a context record the source will not serve', () => {
     for (const error of [
       () => new FhirSourceError('read Patient failed: HTTP 401', 401, true),
       () => new FhirSourceError('read Patient failed: timeout', undefined, true),
+      // A gateway that gave up waiting (nginx's proxy_read_timeout shorter than sources[].timeoutMs), marked
+      // as the client marks it: no answer in time, not a refusal of this record.
+      () => Object.assign(new FhirSourceError('read Patient failed: HTTP 504', 504, true), { timedOut: true }),
     ]) {
       await withLedger(async (ledger) => {
         const probed: string[] = [];
@@ -124,18 +127,21 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
   const tenBirths = Array.from({ length: 10 }, (_, i) => generateBirth(i, { prefix: 'u' }) as unknown as Resource[]);
   const tenChildren = tenBirths.map((resources) => resources.find((r) => r.id?.endsWith('-child')) as Resource);
 
-  function timeout(type = 'Patient'): FhirSourceError {
-    const err = new FhirSourceError(
-      `search ${type} failed: timeout: no answer within 1000 ms (raise sources[].timeoutMs of source emr)`,
-      undefined,
-      true,
-    );
-    err.timedOut = true;
+  /** No answer in time: the client's deadline ran out, or a gateway in front of the EMR answered 504. */
+  function timeout(type = 'Patient', gateway = false): FhirSourceError {
+    const err = gateway
+      ? new FhirSourceError(`search ${type} failed: HTTP 504`, 504, true)
+      : new FhirSourceError(
+          `search ${type} failed: timeout: no answer within 1000 ms (raise sources[].timeoutMs of source emr)`,
+          undefined,
+          true,
+        );
+    err.timedOut = true; // as FhirSourceClient marks both
     return err;
   }
 
   /** A new fetcher (as each poll pass has), whose searches for `slow` subjects time out. */
-  function slowEmr(slow: (params: Record<string, string>) => boolean): ResourceFetcher {
+  function slowEmr(slow: (params: Record<string, string>) => boolean, gateway = false): ResourceFetcher {
     const all = bundleFetcher({
       resourceType: 'Bundle',
       type: 'collection',
@@ -143,7 +149,7 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
     });
     return {
       read: (type, id) => all.read(type, id),
-      search: (type, params) => (slow(params) ? Promise.reject(timeout(type)) : all.search(type, params)),
+      search: (type, params) => (slow(params) ? Promise.reject(timeout(type, gateway)) : all.search(type, params)),
     };
   }
   const onlyOne = (params: Record<string, string>) => Object.values(params).includes(slowChild);
@@ -159,40 +165,45 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
     };
   }
 
-  it('fails its evaluations until it has timed out in three, minutes apart, then keeps it dead and records the others', async () => {
-    await withLedger(async (ledger) => {
-      const probed: string[] = [];
-      const clock = fakeClock();
-      const pipeline = pipelineOf(ledger, async () => undefined, probed, clock.now);
-      for (let pass = 1; pass <= 2; pass++) {
-        const fetcher = slowEmr(onlyOne);
-        await assert.rejects(pipeline.evaluate(tenChildren, fetcher), { message: /^search \w+ failed: timeout/ });
-        // The same fetcher again (another resource type's page of that pass): not another strike.
-        await assert.rejects(pipeline.evaluate(tenChildren, fetcher), { message: /timeout/ });
-        clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
-      }
-      assert.deepEqual(ledger.list({ limit: 10 }), [], 'nothing recorded while the page fails');
-      const { results } = await pipeline.evaluate(tenChildren, slowEmr(onlyOne));
-      const report = pipeline.commit(results);
-      assert.equal(report.mapped.inserted, 9);
-      assert.equal(report.invalid, 1);
-      assert.ok(probed.every((ref) => ref === slowChild));
-      const row = ledger.list({ limit: 20 }).find((r) => r.subjectKey === slowChild);
-      assert.equal(row?.state, 'dead');
-      assert.equal(row.lastError?.kind, 'source-read');
-      assert.match(
-        row.lastError?.message ?? '',
-        /^context: (\w+) search \(context '.+'\) could not be read: search \1 failed: timeout: .*raise sources\[\]\.timeoutMs.*; no answer in time in 3 reads at least 5 minutes apart while the source answered the other records, so only this record waits: replay it once the source answers \1 search in time$/,
-      );
-      assert.doesNotMatch(row.lastError?.message ?? '', /Banda|MRN|u-birth/, 'no personal data');
-      // Read in time again: mapped, and counted from nothing.
-      const recovered = await pipeline.evaluate(
-        [tenChildren[1] as Resource],
-        slowEmr(() => false),
-      );
-      assert.equal(recovered.results[0]?.result.status, 'mapped');
+  for (const gateway of [false, true]) {
+    it(`fails its evaluations until it has timed out in three, minutes apart, then keeps it dead and records the others${gateway ? " (a gateway's 504)" : ''}`, async () => {
+      await withLedger(async (ledger) => {
+        const probed: string[] = [];
+        const clock = fakeClock();
+        const pipeline = pipelineOf(ledger, async () => undefined, probed, clock.now);
+        const failure = gateway ? /^search \w+ failed: HTTP 504$/ : /^search \w+ failed: timeout/;
+        for (let pass = 1; pass <= 2; pass++) {
+          const fetcher = slowEmr(onlyOne, gateway);
+          await assert.rejects(pipeline.evaluate(tenChildren, fetcher), { message: failure });
+          // The same fetcher again (another resource type's page of that pass): not another strike.
+          await assert.rejects(pipeline.evaluate(tenChildren, fetcher), { message: failure });
+          clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
+        }
+        assert.deepEqual(ledger.list({ limit: 10 }), [], 'nothing recorded while the page fails');
+        const { results } = await pipeline.evaluate(tenChildren, slowEmr(onlyOne, gateway));
+        const report = pipeline.commit(results);
+        assert.equal(report.mapped.inserted, 9);
+        assert.equal(report.invalid, 1);
+        assert.ok(probed.every((ref) => ref === slowChild));
+        const row = ledger.list({ limit: 20 }).find((r) => r.subjectKey === slowChild);
+        assert.equal(row?.state, 'dead');
+        assert.equal(row.lastError?.kind, 'source-read');
+        assert.match(
+          row.lastError?.message ?? '',
+          new RegExp(
+            `^context: (\\w+) search \\(context '.+'\\) could not be read: search \\1 failed: ${gateway ? 'HTTP 504' : 'timeout: .*raise sources\\[\\]\\.timeoutMs.*'}; no answer in time in 3 reads at least 5 minutes apart while the source answered the other records, so only this record waits: replay it once the source answers \\1 search in time$`,
+          ),
+        );
+        assert.doesNotMatch(row.lastError?.message ?? '', /Banda|MRN|u-birth/, 'no personal data');
+        // Read in time again: mapped, and counted from nothing.
+        const recovered = await pipeline.evaluate(
+          [tenChildren[1] as Resource],
+          slowEmr(() => false),
+        );
+        assert.equal(recovered.results[0]?.result.status, 'mapped');
+      });
     });
-  });
+  }
 
   it('counts no strike for evaluations close together: an inbox round retried, a busy moment', async () => {
     await withLedger(async (ledger) => {

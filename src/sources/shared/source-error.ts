@@ -64,23 +64,26 @@ export function noAnswer(err: unknown): string {
  * source: a 403 (a record outside the user's search scope or sharing), a 400, a 5xx it kept giving through
  * the client's retries (one corrupt record); or the client refused the record's id unasked (badId). Not a
  * refused credential (401, 407), a rate limit (429), a page that is not the source's (a proxy's 404 or
- * 403), no answer at all, nor a bridge that is stopping: those concern every call (no
- * answer in time may concern one record too, told apart otherwise: noAnswerInTime). Only a hint:
+ * 403), no answer at all, nor a bridge that is stopping: those concern every call. Nor no answer in
+ * time, whether the client's deadline ran out or a gateway in front of the source gave up first (a 504:
+ * an nginx whose proxy_read_timeout is shorter than sources[].timeoutMs): that may concern one record
+ * too, but is told apart over several evaluations (noAnswerInTime), never at once. Only a hint:
  * SourcePipeline confirms it by reading something else the same way first.
  */
 export function mayConcernOneRecord(err: unknown): boolean {
   if (err instanceof SourceCallError && err.badId) return true;
-  if (!(err instanceof SourceCallError) || err.status === undefined || err.foreign) return false;
-  return ![401, 407, 408, 429].includes(err.status);
+  if (!(err instanceof SourceCallError) || err.status === undefined || err.foreign || err.timedOut) return false;
+  return ![401, 407, 408, 429, 504].includes(err.status);
 }
 
 /**
- * The source gave no answer in time, through every try (not even an error status): a record whose context
- * is too large to search in time, or a source too slow for everything. Not mayConcernOneRecord:
- * SourcePipeline tells the two apart over several evaluations (see its slow records).
+ * The source gave no answer in time, through every try: its client's deadline ran out, or a gateway in
+ * front of it answered 504 (timedOut covers both). A record whose context is too large to search in time,
+ * or a source too slow for everything. Not mayConcernOneRecord: SourcePipeline tells the two apart over
+ * several evaluations (see its slow records).
  */
 export function noAnswerInTime(err: unknown): boolean {
-  return err instanceof SourceCallError && err.status === undefined && err.timedOut;
+  return err instanceof SourceCallError && err.timedOut;
 }
 
 /** `retryable` covers network errors, timeouts, 429 and 5xx. */
