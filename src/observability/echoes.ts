@@ -393,3 +393,105 @@ function namedEntity(name: string): string | undefined {
   const accented = ACCENTED.exec(name);
   return accented ? `${accented[1]}${ACCENTS[accented[2] ?? '']}` : undefined;
 }
+
+// An answer, scrubbed string by string, within a budget.
+
+/** What stands for a string, key or value past the budget: nothing past it is kept unchecked. */
+export const CUT = '[cut: answer too long to check]';
+
+export interface DeepLimits {
+  /** Containers deeper than this are replaced by '[depth limit]'. */
+  maxDepth: number;
+  /**
+   * Each string and key is searched and kept up to this many units, the rest dropped (the SecretScrubber
+   * keeps 2,000 of them, and searches past that for a value that starts before its cut).
+   */
+  window: number;
+}
+
+/**
+ * Units searched in all, over every string and key of one value. An answer may be 64 MB (opencrvs/
+ * http.ts), and searching runs on the event loop: a 2.4 MB error body took seconds, during which no
+ * receiver was acknowledged and no lock renewed. What is kept of an answer is far less: OpenCRVS's
+ * `message` (2,000 characters), its `error` and `error_description`, or a page's title (classify.ts).
+ */
+const MAX_SCRUBBED_UNITS = 131_072;
+/** Strings, keys and other values visited in all: each costs its own work however short it is. */
+const MAX_SCRUBBED_ITEMS = 4096;
+
+/**
+ * A copy of `value` with every string passed through `scrubText` and every key through `scrubKey`,
+ * read breadth first (an answer's own top-level `message` and `error` before whatever it nests) until
+ * MAX_SCRUBBED_UNITS or MAX_SCRUBBED_ITEMS is spent. Past that, a string, a number or a nested value is
+ * CUT, and the rest of an array or an object is one CUT item or entry: never passed on unchecked.
+ */
+export function scrubDeep(
+  value: unknown,
+  scrubText: (text: string) => string,
+  scrubKey: (key: string) => string,
+  limits: DeepLimits,
+): unknown {
+  let units = MAX_SCRUBBED_UNITS;
+  let items = MAX_SCRUBBED_ITEMS;
+  const spend = (length: number): boolean => {
+    if (items <= 0 || length > units) {
+      units = 0;
+      items = 0;
+      return false;
+    }
+    items -= 1;
+    units -= length;
+    return true;
+  };
+  /** The text searched and scrubbed, or undefined past the budget. */
+  const text = (raw: string, scrub: (text: string) => string): string | undefined => {
+    const searched = raw.length > limits.window ? raw.slice(0, limits.window) : raw;
+    return spend(searched.length) ? scrub(searched) : undefined;
+  };
+  // Containers wait their turn (breadth first) in a slot of their parent's copy, CUT until filled.
+  const pending: Array<{ from: object; depth: number; fill: (copy: unknown) => void }> = [];
+  const visit = (item: unknown, depth: number, fill: (copy: unknown) => void): unknown => {
+    if (typeof item === 'string') return text(item, scrubText) ?? CUT;
+    if (!spend(0)) return CUT;
+    if (item === null || typeof item !== 'object') return item;
+    if (depth >= limits.maxDepth) return '[depth limit]';
+    pending.push({ from: item, depth, fill });
+    return CUT;
+  };
+  let root = visit(value, 0, (copy) => {
+    root = copy;
+  });
+  for (let next = 0; next < pending.length && items > 0; next++) {
+    const { from, depth, fill } = pending[next] as (typeof pending)[number];
+    if (Array.isArray(from)) {
+      const copy: unknown[] = [];
+      fill(copy);
+      for (const item of from) {
+        if (items <= 0) {
+          copy.push(CUT);
+          break;
+        }
+        const at = copy.length;
+        copy.push(
+          visit(item, depth + 1, (inner) => {
+            copy[at] = inner;
+          }),
+        );
+      }
+      continue;
+    }
+    const copy: Record<string, unknown> = {};
+    fill(copy);
+    for (const [key, item] of Object.entries(from)) {
+      const clean = items <= 0 ? undefined : text(key, scrubKey);
+      if (clean === undefined) {
+        copy[CUT] = CUT;
+        break;
+      }
+      copy[clean] = visit(item, depth + 1, (inner) => {
+        copy[clean] = inner;
+      });
+    }
+  }
+  return root;
+}

@@ -4,7 +4,7 @@
 // through here: known secret values are replaced wherever they appear, and the logger's generic scrubber
 // removes query credentials, bearer tokens and JWT-looking text. Here, not in opencrvs/ or sources/,
 // because both keep one (and neither imports the other).
-import { Echoes } from './echoes.js';
+import { Echoes, scrubDeep } from './echoes.js';
 import { scrubString } from './redact.js';
 
 const MAX_TEXT = 2000;
@@ -64,16 +64,18 @@ export class SecretScrubber {
     return scrubString(this.compiled.hide(value));
   }
 
-  /** A deep copy with every string scrubbed; long strings are truncated (error bodies can be HTML pages). */
-  value(value: unknown, depth = 0): unknown {
+  /**
+   * A deep copy with every string and key scrubbed; long strings are truncated (error bodies can be HTML
+   * pages), and what is past the budget of one value is cut (observability/echoes.ts, scrubDeep).
+   */
+  value(value: unknown): unknown {
     // Cut before it is searched (the rest is not kept), with room for a value that starts before the cut.
-    if (typeof value === 'string') return truncate(this.text(value.slice(0, MAX_TEXT + MAX_SEARCHED_BEYOND)));
-    if (value === null || typeof value !== 'object') return value;
-    if (depth >= MAX_DEPTH) return '[depth limit]';
-    if (Array.isArray(value)) return value.map((item) => this.value(item, depth + 1));
-    const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) out[this.text(key)] = this.value(item, depth + 1);
-    return out;
+    return scrubDeep(
+      value,
+      (text) => truncate(this.text(text)),
+      (key) => this.text(key),
+      { maxDepth: MAX_DEPTH, window: MAX_TEXT + MAX_SEARCHED_BEYOND },
+    );
   }
 }
 

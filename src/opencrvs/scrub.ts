@@ -2,7 +2,7 @@
 // before the answer is logged or stored. Secrets are the SecretScrubber's (observability/secret-scrubber.ts).
 import { readdirSync, readFileSync } from 'node:fs';
 import { packagePaths } from '../config/paths.js';
-import { Echoes } from '../observability/echoes.js';
+import { Echoes, scrubDeep } from '../observability/echoes.js';
 
 const MAX_DEPTH = 8;
 
@@ -93,15 +93,14 @@ export function sentEchoes(sent: readonly string[]): Echoes {
  */
 const MAX_SEARCHED = 65_536;
 
-/** A deep copy of an answer (its keys too) with every value we sent, in any form `sent` finds, replaced by [redacted]. */
-export function withoutSentValues(value: unknown, sent: Echoes, depth = 0): unknown {
+/**
+ * A deep copy of an answer (its keys too) with every value we sent, in any form `sent` finds, replaced by
+ * [redacted]; past the budget of one answer (observability/echoes.ts, scrubDeep), what is left is cut.
+ */
+export function withoutSentValues(value: unknown, sent: Echoes): unknown {
   if (sent.size === 0) return value;
-  if (typeof value === 'string') return sent.hide(value.length > MAX_SEARCHED ? value.slice(0, MAX_SEARCHED) : value);
-  if (value === null || typeof value !== 'object' || depth >= MAX_DEPTH) return value;
-  if (Array.isArray(value)) return value.map((item) => withoutSentValues(item, sent, depth + 1));
-  const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) out[sent.hide(key)] = withoutSentValues(item, sent, depth + 1);
-  return out;
+  const hide = (text: string) => sent.hide(text);
+  return scrubDeep(value, hide, hide, { maxDepth: MAX_DEPTH, window: MAX_SEARCHED });
 }
 
 /**

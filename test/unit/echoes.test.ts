@@ -2,7 +2,7 @@
 // keeps secret, in the forms servers, proxies and the runtime write them: each form is taken out.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Echoes } from '../../src/observability/echoes.js';
+import { CUT, Echoes } from '../../src/observability/echoes.js';
 import { SecretScrubber } from '../../src/observability/secret-scrubber.js';
 import { formCodes, sentEchoes, sentValues, withoutSentValues } from '../../src/opencrvs/scrub.js';
 
@@ -132,6 +132,39 @@ describe('values sent to OpenCRVS, quoted back in an answer', () => {
     const started = performance.now();
     assert.match(many.hide(long), /\[redacted\]$/);
     assert.ok(performance.now() - started < 2000, 'bounded by the text and the number of values');
+  });
+});
+
+describe('an answer too long to check in full', () => {
+  const NAMES = /Zo|Brien|Nd|Du|Smith/;
+
+  it('cuts what is past the budget of one answer, and no name survives', () => {
+    // Far more strings than one answer is searched for: every one of them quotes the names.
+    const answer = {
+      message: 'refused: Zo&eacute; O&#39;Brien',
+      echoes: Array.from({ length: 20_000 }, (_, i) => ({ [`Nd\\u00e9 ${i}`]: `Du&scaron;an O'Brien ${i}` })),
+    };
+    const out = JSON.stringify(withoutSentValues(answer, sent));
+    assert.ok(out.includes(CUT), 'the rest is cut');
+    assert.doesNotMatch(out, NAMES);
+    assert.ok(out.includes('"message":"refused: [redacted] [redacted]"'), 'the top-level message is searched first');
+  });
+
+  it('cuts long strings past the budget, and a key too', () => {
+    const long = `${'Smith &amp; Sons '.repeat(5_000)}`;
+    const out = withoutSentValues({ a: long, b: long, c: long, [long]: 'x' }, sent) as Record<string, string>;
+    assert.ok(Object.values(out).includes(CUT) && CUT in out, JSON.stringify(out).slice(-200));
+    assert.doesNotMatch(JSON.stringify(out), NAMES);
+  });
+
+  it('cuts the secrets of an answer past the budget too, and none survives', () => {
+    const scrubber = new SecretScrubber();
+    scrubber.add('Sécret-Välue-42');
+    const answer = { error: 'invalid_client', list: Array(20_000).fill('S%C3%A9cret-V%C3%A4lue-42') };
+    const out = JSON.stringify(scrubber.value(answer));
+    assert.ok(out.includes(CUT), 'the rest is cut');
+    assert.doesNotMatch(out, /cret|lue-42/);
+    assert.ok(out.startsWith('{"error":"invalid_client","list":["[redacted]"'), out.slice(0, 80));
   });
 });
 

@@ -640,6 +640,22 @@ describe('OpenCRVS client failures', () => {
     assert.ok(!/Zebu|Xylo/.test(body), body.slice(-40));
   });
 
+  it('checks a large error answer only so far, cuts the rest, and still reads its message', async () => {
+    const declaration = { 'child.name': { firstname: 'Zebulon', surname: 'Xylophonia' } };
+    // A country configuration's 500 that dumps megabytes before its message, quoting the names throughout.
+    const rows = Array.from({ length: 40_000 }, (_, i) => ({ id: i, note: `Zebulon XYLOPHONIA, row ${i}` }));
+    on('POST /events/events/ev-1/notify', () => ({
+      status: 500,
+      json: { data: rows, message: 'Unexpected failure from country config action confirmation API for Zebulon' },
+    }));
+    const err = await failure(client().notify({ ...notifyInput, declaration }));
+    assert.deepEqual([err.kind, err.classification], ['confirmation-failed', 'retryable']);
+    assert.match(err.opencrvsMessage, /confirmation API for \[redacted\]$/);
+    const body = JSON.stringify(err.body);
+    assert.ok(body.includes('[cut: answer too long to check]'), body.slice(-200));
+    assert.doesNotMatch(`${err.message} ${body}`, /Zebu|Xylo/i);
+  });
+
   it('treats a 409 NOTIFIED on notify as already notified', async () => {
     on('POST /events/events/ev-1/notify', () => ({
       status: 409,
