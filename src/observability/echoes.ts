@@ -79,22 +79,43 @@ export class Echoes {
   /** The text with every value found, in any of the forms above, replaced by [redacted]. */
   hide(text: string): string {
     if (this.needles.length === 0 || text === '') return text;
+    // A text to decode or fold is first read without the maps back to the original (most hold no value,
+    // and the maps were most of the time spent): only one where a value may be is read again with them.
+    if ((DECODABLE.test(text) || NOT_PLAIN_ASCII.test(text)) && !this.mayHold(text)) return text;
     const spans: Array<[number, number]> = [];
     let layer: Layer | undefined = { text, from: null, to: null };
     for (let pass = 0; layer && pass <= DECODE_PASSES; pass++) {
-      if (pass > 0) layer = decoded(layer);
+      if (pass > 0) layer = decoded(layer, true);
       if (layer) this.search(layer, spans);
     }
     return spans.length === 0 ? text : replaced(text, spans);
   }
 
+  /** Whether any value is in any decoded form of the text, word or case aside (a superset of what hide finds). */
+  private mayHold(text: string): boolean {
+    let layer: Layer | undefined = { text, from: null, to: null };
+    for (let pass = 0; layer && pass <= DECODE_PASSES; pass++) {
+      if (pass > 0) layer = decoded(layer, false);
+      if (!layer) break;
+      const exact = folded(layer, false, false).text;
+      let caseless: string | undefined;
+      for (const needle of this.needles) {
+        if (exact.includes(needle.exact)) return true;
+        if (needle.caseless === undefined) continue;
+        caseless ??= folded(layer, true, false).text;
+        if (caseless.includes(needle.caseless)) return true;
+      }
+    }
+    return false;
+  }
+
   private search(layer: Layer, spans: Array<[number, number]>): void {
-    const exact = folded(layer, false);
+    const exact = folded(layer, false, true);
     let caseless: Layer | undefined;
     for (const needle of this.needles) {
       find(exact, needle.exact, 'anywhere', spans);
       if (needle.caseless === undefined) continue;
-      caseless ??= folded(layer, true);
+      caseless ??= folded(layer, true, true);
       find(caseless, needle.caseless, this.lowerCaseToo ? 'word' : 'cased word', spans);
     }
   }
@@ -178,47 +199,143 @@ function foldText(text: string, caseless: boolean): string {
   return out;
 }
 
+// What a character other than ASCII folds to, and whether it has case, remembered: a text repeats the
+// few it has (normalize() on every one of them was most of the time an answer took).
+interface Folding {
+  text: string;
+  cased: boolean;
+}
+const FOLDED = [new Map<string, Folding>(), new Map<string, Folding>()] as const;
+const MAX_FOLDED = 4096;
+
+function foldCached(char: string, caseless: boolean): Folding {
+  const cache = FOLDED[caseless ? 1 : 0];
+  let out = cache.get(char);
+  if (out === undefined) {
+    out = { text: foldChar(char, caseless), cased: char !== char.toLowerCase() };
+    if (cache.size >= MAX_FOLDED) cache.clear();
+    cache.set(char, out);
+  }
+  return out;
+}
+
 const NOT_PLAIN_ASCII = /[^\x20-\x7e\t\n\r]/;
 
-function folded(layer: Layer, caseless: boolean): Layer {
+/** The layer folded; `mapped` false: its text only (its maps are left out, and mean nothing). */
+function folded(layer: Layer, caseless: boolean, mapped: boolean): Layer {
   const { text } = layer;
   // Most texts: nothing to normalise, and lower-casing ASCII keeps every position.
   if (!NOT_PLAIN_ASCII.test(text)) return caseless ? { ...layer, text: text.toLowerCase(), cased: text } : layer;
-  const out = new Builder();
+  const out = new Builder(text.length, mapped, caseless);
+  // ASCII folds to itself (lower-cased, when caseless) unit for unit: it is copied a run at a time.
   let index = 0;
-  for (const char of text) {
-    const cased = caseless && char !== char.toLowerCase();
-    out.push(foldChar(char, caseless), fromOf(layer, index), toOf(layer, index + char.length - 1), cased);
-    index += char.length;
+  for (let at = 0; at < text.length; at++) {
+    const code = text.charCodeAt(at);
+    if (code < 0x80) continue;
+    out.copy(layer, index, at, caseless);
+    const pair = code >= 0xd800 && code <= 0xdbff && (text.codePointAt(at) as number) > 0xffff;
+    const char = text.slice(at, pair ? at + 2 : at + 1);
+    const folding = foldCached(char, caseless);
+    out.push(folding.text, fromOf(layer, at), toOf(layer, at + char.length - 1), caseless && folding.cased);
+    if (pair) at += 1;
+    index = at + 1;
   }
-  return out.layer(caseless);
+  out.copy(layer, index, text.length, caseless);
+  return out.layer();
 }
 
+/**
+ * A layer written a piece at a time, its maps in typed arrays that grow as needed; or, not `mapped`,
+ * its text alone.
+ */
 class Builder {
-  private readonly parts: string[] = [];
-  private readonly from: number[] = [];
-  private readonly to: number[] = [];
-  private readonly cased: number[] = [];
+  private text = '';
+  private from: Int32Array;
+  private to: Int32Array;
+  private cased: Uint8Array | undefined;
+  private length = 0;
 
-  push(text: string, from: number, to: number, cased = false): void {
-    this.parts.push(text);
-    for (let i = 0; i < text.length; i++) {
-      this.from.push(from);
-      this.to.push(to);
-      this.cased.push(cased ? 1 : 0);
-    }
+  constructor(
+    capacity: number,
+    private readonly mapped: boolean,
+    withCase = false,
+  ) {
+    const size = mapped ? Math.max(16, capacity) : 0;
+    this.from = new Int32Array(size);
+    this.to = new Int32Array(size);
+    this.cased = withCase && mapped ? new Uint8Array(size) : undefined;
   }
 
-  layer(withCase = false): Layer {
-    const layer: Layer = { text: this.parts.join(''), from: Int32Array.from(this.from), to: Int32Array.from(this.to) };
-    if (withCase) layer.cased = Uint8Array.from(this.cased);
+  /** Units that each stand for the span [from, to) of the original. */
+  push(text: string, from: number, to: number, cased = false): void {
+    this.text += text;
+    if (!this.mapped) return;
+    this.reserve(text.length);
+    for (let k = this.length; k < this.length + text.length; k++) {
+      this.from[k] = from;
+      this.to[k] = to;
+      if (cased && this.cased) this.cased[k] = 1;
+    }
+    this.length += text.length;
+  }
+
+  /** The units [start, end) of `layer` as they are (lower-cased, if `lower`: ASCII only). */
+  copy(layer: Layer, start: number, end: number, lower = false): void {
+    if (end <= start) return;
+    const run = layer.text.slice(start, end);
+    this.text += lower ? run.toLowerCase() : run;
+    if (!this.mapped) return;
+    const n = end - start;
+    this.reserve(n);
+    const at = this.length;
+    if (layer.from && layer.to) {
+      this.from.set(layer.from.subarray(start, end), at);
+      this.to.set(layer.to.subarray(start, end), at);
+    } else {
+      for (let k = 0; k < n; k++) {
+        this.from[at + k] = start + k;
+        this.to[at + k] = start + k + 1;
+      }
+    }
+    if (lower && this.cased) {
+      for (let k = 0; k < n; k++) {
+        const code = run.charCodeAt(k);
+        if (code >= 65 && code <= 90) this.cased[at + k] = 1;
+      }
+    }
+    this.length += n;
+  }
+
+  layer(): Layer {
+    if (!this.mapped) return { text: this.text, from: null, to: null };
+    const layer: Layer = {
+      text: this.text,
+      from: this.from.subarray(0, this.length),
+      to: this.to.subarray(0, this.length),
+    };
+    if (this.cased) layer.cased = this.cased.subarray(0, this.length);
     return layer;
+  }
+
+  private reserve(more: number): void {
+    const needed = this.length + more;
+    if (needed <= this.from.length) return;
+    const size = Math.max(needed, this.from.length * 2);
+    const grow = <T extends Int32Array | Uint8Array>(array: T, make: (n: number) => T): T => {
+      const next = make(size);
+      next.set(array.subarray(0, this.length));
+      return next;
+    };
+    this.from = grow(this.from, (n) => new Int32Array(n));
+    this.to = grow(this.to, (n) => new Int32Array(n));
+    if (this.cased) this.cased = grow(this.cased, (n) => new Uint8Array(n));
   }
 }
 
 // Decoding: one pass of HTML entities, JSON (and JavaScript) backslash escapes and percent-encoding.
 
 const DECODABLE = /[&\\%]/;
+const ESCAPE = /[&\\%]/g;
 const ENTITY = /&(?:#([0-9]{1,7});?|#[xX]([0-9a-fA-F]{1,6});?|([A-Za-z][A-Za-z0-9]{1,31});)/y;
 const UNICODE_ESCAPE = /\\u([0-9a-fA-F]{4})/y;
 const PERCENT_BYTE = /%([0-9a-fA-F]{2})/y;
@@ -235,32 +352,28 @@ const BACKSLASHED: Record<string, string> = {
 };
 
 /** The text with one layer of escaping undone, or undefined when there was none. */
-function decoded(layer: Layer): Layer | undefined {
+function decoded(layer: Layer, mapped: boolean): Layer | undefined {
   const { text } = layer;
   if (!DECODABLE.test(text)) return undefined;
-  const out = new Builder();
+  const out = new Builder(text.length, mapped);
   let changed = false;
-  let i = 0;
-  while (i < text.length) {
-    const char = text.charAt(i);
-    const found =
-      char === '&'
-        ? entityAt(text, i)
-        : char === '\\'
-          ? escapeAt(text, i)
-          : char === '%'
-            ? percentAt(text, i)
-            : undefined;
-    if (found) {
-      out.push(found.text, fromOf(layer, i), toOf(layer, i + found.length - 1));
-      i += found.length;
-      changed = true;
-    } else {
-      out.push(char, fromOf(layer, i), toOf(layer, i));
-      i += 1;
-    }
+  // Text between escapes is copied a run at a time.
+  let kept = 0;
+  ESCAPE.lastIndex = 0;
+  for (let found = ESCAPE.exec(text); found; found = ESCAPE.exec(text)) {
+    const i = found.index;
+    const char = found[0];
+    const undone = char === '&' ? entityAt(text, i) : char === '\\' ? escapeAt(text, i) : percentAt(text, i);
+    if (!undone) continue;
+    out.copy(layer, kept, i);
+    out.push(undone.text, fromOf(layer, i), toOf(layer, i + undone.length - 1));
+    kept = i + undone.length;
+    ESCAPE.lastIndex = kept;
+    changed = true;
   }
-  return changed ? out.layer() : undefined;
+  if (!changed) return undefined;
+  out.copy(layer, kept, text.length);
+  return out.layer();
 }
 
 interface Decoded {

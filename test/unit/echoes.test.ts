@@ -126,6 +126,13 @@ describe('values sent to OpenCRVS, quoted back in an answer', () => {
     assert.equal(withoutSentValues('got AB%41&amp; and AB%2541&amp;amp;', literal), 'got [redacted] and [redacted]');
   });
 
+  it('maps a name back to its place past letters that fold or decode to another length', () => {
+    // Astral and decomposing letters, escapes of one to ten characters: each changes the length of a
+    // folded or decoded text, and the name is replaced where it stands in the original.
+    const text = '😀 Île &#x1F600; Nd&eacute; ß ✓ %C3%A9 O&amp;#39;BRIEN 😀 Zoe\u0301!';
+    assert.equal(hide(text), '😀 Île &#x1F600; [redacted] ß ✓ %C3%A9 [redacted] 😀 [redacted]!');
+  });
+
   it('searches a long text for many values in bounded time', () => {
     const many = sentEchoes(Array.from({ length: 200 }, (_, i) => `Name${i}é`));
     const long = `${'x&amp;y\\u00e9 %C3%A9 Ñ '.repeat(3000)}Name199\\u00e9`;
