@@ -6,15 +6,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { LedgerRow } from '../../src/ledger/index.js';
-import { DEFAULT_SANDBOX_AUTH } from '../../src/sandbox/dhis2/index.js';
+import { ATTRIBUTES, CHILD_PROGRAMME, DEFAULT_SANDBOX_AUTH } from '../../src/sandbox/dhis2/index.js';
 import { sleep } from './helpers/bridge-harness.js';
-import { BIRTHS_SOURCE, type Dhis2Harness, startDhis2Harness } from './helpers/dhis2-harness.js';
-import { dhis2Error, type FaultProxy, forbiddenPage, startFaultProxy } from './helpers/fault-proxy.js';
+import { BIRTHS_SOURCE, type Dhis2Harness, enrolledIn, startDhis2Harness } from './helpers/dhis2-harness.js';
+import { dhis2Error, type FaultProxy, forbiddenPage, noAnswer, startFaultProxy } from './helpers/fault-proxy.js';
 
 const READ = '/api/tracker/trackedEntities/';
 
 /** Three births recorded and waiting, the births source behind the fault proxy; their rows in claim order. */
-async function threeWaitingBehindProxy(): Promise<{ proxy: FaultProxy; h: Dhis2Harness; rows: LedgerRow[] }> {
+async function threeWaitingBehindProxy(
+  source: Record<string, unknown> = {},
+): Promise<{ proxy: FaultProxy; h: Dhis2Harness; rows: LedgerRow[] }> {
   const proxy = await startFaultProxy();
   const h = await startDhis2Harness({
     births: 3,
@@ -23,12 +25,12 @@ async function threeWaitingBehindProxy(): Promise<{ proxy: FaultProxy; h: Dhis2H
     delivery: { settleSeconds: 1, recheckAfterSeconds: 1 },
     configure: ({ sources }) => {
       proxy.target = String(sources[0]?.baseUrl);
-      sources[0] = { ...sources[0], baseUrl: proxy.url };
+      sources[0] = { ...sources[0], ...source, baseUrl: proxy.url };
     },
   });
-  const source = h.bridge.dhis2Sources.find((s) => s.settings.id === BIRTHS_SOURCE);
-  assert.ok(source);
-  await source.poller.pollOnce();
+  const births = h.bridge.dhis2Sources.find((s) => s.settings.id === BIRTHS_SOURCE);
+  assert.ok(births);
+  await births.poller.pollOnce();
   // The worker claims by due time, then id: the first row's subject is read first.
   const rows = h
     .rows()
@@ -105,6 +107,52 @@ describe('bridge: a DHIS2 recheck in which one tracked entity cannot be read', (
       assert.equal(now(blockedRow)?.state, 'pending');
       assert.equal(now(keptRow)?.state, 'pending');
       assert.deepEqual(await h.events(), []);
+    } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
+
+  it("records a correction it read though a neighbour's mother read gets no answer in time", async () => {
+    const { proxy, h, rows } = await threeWaitingBehindProxy({ timeoutMs: 400 });
+    try {
+      const [slowRow, correctedRow] = rows;
+      assert.ok(slowRow && correctedRow);
+      const children = enrolledIn(h.seeded, CHILD_PROGRAMME);
+      const slow = children.find((c) => c.trackedEntity === uidOf(slowRow));
+      const corrected = children.find((c) => c.trackedEntity === uidOf(correctedRow));
+      const mother = slow?.relationships?.[0]?.to.trackedEntity?.trackedEntity;
+      assert.ok(corrected && mother, 'the first child has a mother');
+      // The second child's first name is corrected in DHIS2 after the birth was recorded.
+      const at = new Date().toISOString();
+      const fixed = {
+        ...structuredClone(corrected),
+        updatedAt: at,
+        attributes: (corrected.attributes ?? []).map((a) =>
+          a.attribute === ATTRIBUTES.firstName ? { ...a, value: 'Zebedayo', updatedAt: at } : a,
+        ),
+      };
+      const res = await fetch(`${h.dhis2.baseUrl}/api/tracker?async=false&importStrategy=CREATE_AND_UPDATE`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `ApiToken ${DEFAULT_SANDBOX_AUTH.pat}` },
+        body: JSON.stringify({ trackedEntities: [fixed] }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      assert.equal(res.status, 200, await res.text());
+      // The first child's mother is never answered in time: one subject's context read fails.
+      proxy.rules.push((req) =>
+        req.method === 'GET' && req.url?.startsWith(`${READ}${mother}`) ? noAnswer() : undefined,
+      );
+      await sleep(1_100); // past recheckAfterSeconds
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 30_000 });
+      assert.ok(
+        proxy.seen.some((seen) => seen.url.startsWith(`${READ}${mother}`)),
+        "the mother's read was asked",
+      );
+      const sent = h.rows().find((r) => r.id === correctedRow.id);
+      assert.equal(sent?.state, 'delivered');
+      assert.match(JSON.stringify(sent?.payload), /Zebedayo/, 'the correction read at DHIS2 is what was sent');
+      assert.equal(h.rows().find((r) => r.id === slowRow.id)?.state, 'delivered', 'the unread one, as recorded');
     } finally {
       await h.close();
       await proxy.close();

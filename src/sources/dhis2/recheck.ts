@@ -86,8 +86,13 @@ export function dhis2Recheck(deps: {
         }
       }
       fetcher.prime(resources);
-      const { results } = await pipeline.evaluate(resources, fetcher);
-      pipeline.commit(results);
+      // Partial: a subject whose context reads fail (a mother's read timing out, a 429) is left out and
+      // its failure kept, and the others' evaluations are committed. Evaluated as a whole, one such read
+      // would drop every correction and withdrawal the batch found, and the worker would send them all as
+      // recorded (as the FHIR recheck, sources/fhir/reevaluate.ts).
+      const evaluated = await pipeline.evaluate(resources, fetcher, undefined, { partial: true });
+      for (const { error } of evaluated.failures ?? []) failures.push(error);
+      pipeline.commit(evaluated.results);
       // What was read is recorded (a birth deleted or withdrawn meanwhile is not sent); now the failure, so
       // the worker sends only the unread subjects' rows as recorded. A page that is not DHIS2's (a proxy's)
       // goes first: the rows then wait (app.ts), neither sent unchecked nor withdrawn.
