@@ -1,9 +1,12 @@
 // npm run bench:scrub — how long the OpenCRVS client takes, on the event loop, to take the values it
 // sent (withoutSentValues) and its secrets (SecretScrubber.value) out of one error answer: a realistic
 // 2.4 MB JSON body (a country configuration's 500 that dumps its location list), an adversarial 1 MB
-// body (every string escaped over and over, nothing plain ASCII), and one adversarial 64 kB string.
+// body (every string escaped over and over, nothing plain ASCII), and one adversarial 64 kB string. Then
+// how long classifying such an answer takes (classify.ts reads OpenCRVS's own words in the raw answer): a
+// 3.8 MB list of field problems, a 9 MB HTML page, and 100,000 `<` without a `>`.
 // Best of a few rounds: on a shared machine the best round is the one least disturbed.
 import { SecretScrubber } from '../src/observability/secret-scrubber.js';
+import { classifyHttpFailure } from '../src/opencrvs/classify.js';
 import { sentEchoes, sentValues, withoutSentValues } from '../src/opencrvs/scrub.js';
 
 const DECLARATION = {
@@ -109,5 +112,24 @@ for (const [label, body] of cases) {
     `${label.padEnd(28)} ${(size / 1_048_576).toFixed(2).padStart(5)} MB  ` +
       `values sent ${values.toFixed(0).padStart(6)} ms  secrets ${secrets.toFixed(0).padStart(6)} ms  ` +
       `(${(kept / 1024).toFixed(0)} kB kept)`,
+  );
+}
+
+// Classification reads the raw answer (its words, before any scrubbing), so it is bounded on its own.
+const problems = Array.from({ length: 20_000 }, (_, i) => ({
+  message: 'Unexpected field createdAtLocation',
+  id: `createdAtLocation.f${i}`,
+  value: 'x'.repeat(100),
+}));
+const classified: Array<[string, number, unknown]> = [
+  ['400 field problem list', 400, { message: JSON.stringify(problems) }],
+  ['502 HTML page', 502, `<html><body>${'<p>row name</p>'.repeat(600_000)}</body></html>`],
+  ["502 '<' without '>'", 502, '<'.repeat(100_000)],
+];
+for (const [label, status, raw] of classified) {
+  const size = typeof raw === 'string' ? raw.length : JSON.stringify(raw).length;
+  const ms = best(() => classifyHttpFailure({ operation: 'notify', status, body: 'cut', raw }, Date.now()));
+  console.log(
+    `classify ${label.padEnd(24)} ${(size / 1_048_576).toFixed(2).padStart(5)} MB  ${ms.toFixed(1).padStart(8)} ms`,
   );
 }

@@ -52,10 +52,20 @@ export function messageOf(body: unknown, status: number): string {
   return `HTTP ${status}`;
 }
 
+/**
+ * How much of an answer's message is searched to classify it: OpenCRVS says what went wrong at the start
+ * (a field problem list names createdAtLocation in its first entries), and a message of megabytes would
+ * hold the event loop for seconds in the patterns below (review: 57 s for a 3.8 MB list).
+ */
+const MAX_CLASSIFIED_CHARS = 65_536;
+
 // Proxies (nginx in front of OpenCRVS) answer 502–504 with an HTML page: keep its title or text, short.
-function textMessage(text: string, status: number): string {
+function textMessage(whole: string, status: number): string {
+  // A page's start says what it is; the rest (up to the 64 MB an answer may be) is not searched on the
+  // event loop. `<[^<>]*>`: a run of `<` without `>` must not make each `<` scan to the end (quadratic).
+  const text = whole.slice(0, MAX_CLASSIFIED_CHARS);
   const title = /<title>([^<]*)<\/title>/i.exec(text)?.[1];
-  const plain = (title ?? text.replace(/<[^>]*>/g, ' ')).replace(/\s+/g, ' ').trim();
+  const plain = (title ?? text.replace(/<[^<>]*>/g, ' ')).replace(/\s+/g, ' ').trim();
   if (plain === '') return `HTTP ${status}`;
   return plain.length > 200 ? `${plain.slice(0, 200)}…` : plain;
 }
@@ -75,7 +85,11 @@ export function classifyHttpFailure(failure: HttpFailure, nowMs: number): OpenCr
   const { operation, status, body } = failure;
   const message = messageOf(body, status);
   // Tested against, never stored. A field problem's `value` is what we sent, not OpenCRVS's words.
-  const said = failure.raw === undefined ? message : withoutValues(messageOf(failure.raw, status));
+  // Cut first: the raw answer is as long as the server made it, and the patterns run on the event loop.
+  const said =
+    failure.raw === undefined
+      ? message
+      : withoutValues(messageOf(failure.raw, status).slice(0, MAX_CLASSIFIED_CHARS));
   const make = (kind: OpenCrvsErrorKind, classification: ErrorClassification, extra: { body?: unknown } = {}) =>
     new OpenCrvsError({ kind, classification, message, status, operation, body, ...extra });
 

@@ -188,6 +188,29 @@ describe('error classification', () => {
       'fetch failed (ECONNREFUSED: connect ECONNREFUSED ::1:3000; connect ECONNREFUSED 127.0.0.1:3000)',
     );
   });
+
+  it('classifies a very long answer by its start, and keeps a page of stray `<` short', () => {
+    // A 400 listing thousands of field problems (megabytes), the office's among the first: classified by
+    // the first 64 kB searched (bench:scrub times it), as OpenCRVS says what went wrong first.
+    const problems = [
+      { message: 'createdAtLocation must be a valid location id', id: 'createdAtLocation', value: 'x' },
+      ...Array.from({ length: 20_000 }, (_, i) => ({
+        message: 'Unexpected field',
+        id: `f${i}`,
+        value: 'y'.repeat(100),
+      })),
+    ];
+    const raw = { message: JSON.stringify(problems) };
+    const err = classifyHttpFailure({ operation: 'notify', status: 400, body: { message: 'cut' }, raw }, 0);
+    assert.equal(err.kind, 'unknown-office');
+    // Beyond what is searched, nothing decides: a phrase past the first 64 kB is not read.
+    const late = { message: JSON.stringify([...problems.slice(1), problems[0]]) };
+    const plain = classifyHttpFailure({ operation: 'notify', status: 400, body: { message: 'cut' }, raw: late }, 0);
+    assert.equal(plain.kind, 'bad-request');
+    const page = classifyHttpFailure({ operation: 'notify', status: 502, body: '<'.repeat(100_000) }, 0);
+    assert.equal(page.kind, 'server');
+    assert.ok(page.message.length < 300, page.message.slice(0, 40));
+  });
 });
 
 describe('NOTIFY outcome', () => {
