@@ -87,9 +87,7 @@ export function classifyHttpFailure(failure: HttpFailure, nowMs: number): OpenCr
   // Tested against, never stored. A field problem's `value` is what we sent, not OpenCRVS's words.
   // Cut first: the raw answer is as long as the server made it, and the patterns run on the event loop.
   const said =
-    failure.raw === undefined
-      ? message
-      : withoutValues(messageOf(failure.raw, status).slice(0, MAX_CLASSIFIED_CHARS));
+    failure.raw === undefined ? message : withoutValues(messageOf(failure.raw, status).slice(0, MAX_CLASSIFIED_CHARS));
   const make = (kind: OpenCrvsErrorKind, classification: ErrorClassification, extra: { body?: unknown } = {}) =>
     new OpenCrvsError({ kind, classification, message, status, operation, body, ...extra });
 
