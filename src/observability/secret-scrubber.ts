@@ -11,6 +11,8 @@ const MAX_TEXT = 2000;
 /** How far past what is kept of a string it is searched: a token quoted in full from before the cut. */
 const MAX_SEARCHED_BEYOND = 65_536;
 const MAX_DEPTH = 8;
+/** How much of one text is searched at all (text()): what value() searches of a string, kept or not. */
+const MAX_SEARCHED = MAX_TEXT + MAX_SEARCHED_BEYOND;
 
 /** Tokens remembered: the current one and a few before it (an answer to an older call may quote one). */
 const RECENT_TOKENS = 8;
@@ -61,7 +63,13 @@ export class SecretScrubber {
       caselessMinLength: MIN_SECRET_LENGTH,
       lowerCaseToo: true,
     });
-    return scrubString(this.compiled.hide(value));
+    // An error's message or stack is as long as whoever built it made it, and it is searched on the event
+    // loop: only its start is. What stood across the cut is dropped with the tail, so no start of a
+    // secret is left (an encoded form is at most 12 characters per character of the secret).
+    if (value.length <= MAX_SEARCHED) return scrubString(this.compiled.hide(value));
+    const hidden = this.compiled.hide(value.slice(0, MAX_SEARCHED));
+    const longest = Math.max(0, ...[...this.secrets, ...this.tokens].map((secret) => secret.length));
+    return `${scrubString(hidden.slice(0, Math.max(0, hidden.length - 12 * longest)))}… [cut: too long to check]`;
   }
 
   /**

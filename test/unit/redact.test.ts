@@ -283,6 +283,22 @@ describe('redaction of message strings', () => {
 });
 
 describe('the secret scrubber (OpenCRVS client, sources)', () => {
+  it('searches only the start of a very long text, and leaves no start of a secret at the cut', () => {
+    const scrubber = new SecretScrubber();
+    scrubber.add('Straddling-Secret-Value-42');
+    const secret = 'Straddling-Secret-Value-42';
+    // The secret at the start, and again across where the search stops (2,000 + 65,536 characters in).
+    const head = `first ${secret} `;
+    const filler = 'x'.repeat(67_536 - head.length - 10);
+    const long = `${head}${filler}${secret}${'y'.repeat(200_000)}`;
+    const out = scrubber.text(long);
+    assert.ok(out.startsWith('first [redacted] '), out.slice(0, 40));
+    assert.ok(out.endsWith('… [cut: too long to check]'));
+    assert.ok(out.length < 67_600, `kept ${out.length} characters`);
+    for (let n = 4; n <= secret.length; n++)
+      assert.ok(!out.includes(secret.slice(0, n)), `a start of the secret survived: ${secret.slice(0, n)}`);
+  });
+
   it('keeps the secrets for good and only the last few renewed tokens, each still hidden while kept', () => {
     const scrubber = new SecretScrubber();
     scrubber.add('client-secret-value');
