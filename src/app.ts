@@ -138,6 +138,12 @@ export interface SyncSummary {
    */
   rereadFrom: Record<string, string>;
   /**
+   * Why nothing was sent in this pass: OpenCRVS could not confirm the routing table (its locations down),
+   * so the records found were recorded on the offices and facilities it gave in an earlier run, each with
+   * the references taken unconfirmed marked, for a later pass to check and send. Not done (`ok` false).
+   */
+  deliverySkipped?: string;
+  /**
    * The write-backs this pass ran (the tracking id written back to the source), failures included;
    * undefined when no source writes back, or the pass reached its deadline before them. They never
    * change a delivery, so they do not count towards `ok`.
@@ -542,6 +548,34 @@ export class Bridge {
         this.log.warn({ err, retryInMs: delayMs }, 'location lookup failed; trying again within the pass');
         await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
+    }
+  }
+
+  /**
+   * The routing table for a `sync` pass, as serve takes it (resolveLocationsUntilReady): when OpenCRVS
+   * answered for every routing reference in an earlier run, a retryable failure (its locations down) does
+   * not fail the pass; it is tried for a quarter of the pass's time (the rest is for reading), and then the
+   * pass reads and records on those answers and sends nothing. Returns why, or undefined once confirmed.
+   * Without such answers, as resolveLocationsWithin.
+   */
+  private async resolveLocationsForPass(deadline: number): Promise<string | undefined> {
+    if (this.unconfirmableRoutes().length > 0) {
+      await this.resolveLocationsWithin(deadline);
+      return undefined;
+    }
+    try {
+      await this.resolveLocationsWithin(Date.now() + (deadline - Date.now()) / 4);
+      this.unconfirmedRouting = undefined;
+      return undefined;
+    } catch (err) {
+      const retryable = err instanceof OpenCrvsError && err.classification === 'retryable';
+      if (!retryable || this.stopping || this.unconfirmableRoutes().length > 0) throw err;
+      this.unconfirmedRouting = { taken: this.takenRoutes() };
+      const reason = `OpenCRVS could not confirm the offices and facilities routed to (${err.message})`;
+      this.log.warn(
+        `${reason}; records are read and recorded with those it gave last time, and sent by a later pass once it answers`,
+      );
+      return reason;
     }
   }
 
@@ -1022,7 +1056,7 @@ export class Bridge {
   /** `since`: read again from there too (PassOptions.from). */
   async syncOnce(sourceIds?: string[], options: { timeoutMs?: number; since?: string } = {}): Promise<SyncSummary> {
     const deadline = Date.now() + (options.timeoutMs ?? 120_000);
-    if (!this.locationsReady) await this.resolveLocationsWithin(deadline);
+    const deliverySkipped = this.locationsReady ? undefined : await this.resolveLocationsForPass(deadline);
     const report = emptyReport();
     const failedSources: string[] = [];
     const sourceErrors: Record<string, string> = {};
@@ -1073,7 +1107,8 @@ export class Bridge {
     const noteDelivered = (outcome: DeliveryOutcome) => {
       if ((outcome.type === 'delivered' || outcome.type === 'pending') && outcome.row) delivered.add(outcome.row.id);
     };
-    if (!timedOut) {
+    // Nothing goes to an office OpenCRVS has not confirmed (startDelivery): the rows wait for a pass it answers.
+    if (!timedOut && !deliverySkipped) {
       this.outcomeListeners.push(noteDelivered);
       try {
         await this.worker.runUntilIdle({ timeoutMs: Math.max(0, deadline - Date.now()) });
@@ -1116,6 +1151,7 @@ export class Bridge {
       Object.keys(rereadFrom).length === 0 &&
       rows.every(syncDone) &&
       earlier.length === 0 &&
+      !deliverySkipped &&
       !this.worker.held();
     const held = this.ledger.getHold();
     return {
@@ -1128,6 +1164,7 @@ export class Bridge {
       rereadFrom,
       timedOut,
       ...(held ? { held } : {}),
+      ...(deliverySkipped ? { deliverySkipped } : {}),
       ...(writeBacks ? { writeBacks } : {}),
       ok,
     };

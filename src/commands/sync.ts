@@ -21,6 +21,11 @@ function printSummary(summary: SyncSummary): void {
   if (summary.held) {
     console.log(`DELIVERY HELD ${heldSince(summary.held)}; nothing is sent until it is fixed`);
   }
+  if (summary.deliverySkipped)
+    console.log(
+      `DELIVERY SKIPPED: ${summary.deliverySkipped}; the events found are recorded with those it gave last ` +
+        'time and are checked and sent by the next pass it answers',
+    );
   for (const [state, count] of byState) console.log(`  ${state}: ${count}`);
   for (const row of summary.rows.filter((r) => r.state !== 'delivered' && r.state !== 'skipped')) {
     const error = row.lastError ? ` — ${row.lastError.classification}: ${row.lastError.message.slice(0, 160)}` : '';
@@ -89,8 +94,11 @@ function printWriteBacks(summary: SyncSummary): void {
 function resultOf(summary: SyncSummary): string {
   if (summary.ok) return 'everything found was delivered';
   const reasons: string[] = [];
-  if (summary.held || summary.earlier.length > 0 || !summary.rows.every(syncDone))
-    reasons.push('something is dead, held or still failing');
+  const notDone = [...summary.rows.filter((row) => !syncDone(row)), ...summary.earlier];
+  if (summary.deliverySkipped) reasons.push('delivery skipped: OpenCRVS could not confirm the routing table');
+  // Rows waiting to be sent are what a skipped delivery leaves: no second reason for them.
+  const waitingOnly = summary.deliverySkipped && notDone.every((row) => row.state === 'pending');
+  if (summary.held || (notDone.length > 0 && !waitingOnly)) reasons.push('something is dead, held or still failing');
   if (summary.failedSources.length > 0) reasons.push('a source could not be polled');
   if (Object.keys(summary.rereadFrom).length > 0) reasons.push('the reading from --since did not reach the watermark');
   if (summary.timedOut) reasons.push('the pass reached --timeout');
@@ -101,7 +109,7 @@ export function registerSync(program: Command): void {
   program
     .command('sync')
     .description(
-      'one poll-and-deliver pass for external schedulers (cron, Kubernetes CronJob); exit 0 when everything found was delivered; 1 when anything is dead, failing, waiting or locked (rows of earlier passes included), when delivery is held, when a source could not be polled, or when the pass was stopped (a signal, --timeout) or failed, or when a --since reading did not reach the watermark; 2 for wrong arguments or configuration. Write-backs of the tracking id that fail or are abandoned are in the summary but change no delivery, so no exit status',
+      'one poll-and-deliver pass for external schedulers (cron, Kubernetes CronJob); exit 0 when everything found was delivered; 1 when anything is dead, failing, waiting or locked (rows of earlier passes included), when delivery is held, when a source could not be polled, or when the pass was stopped (a signal, --timeout) or failed, or when a --since reading did not reach the watermark, or when OpenCRVS could not confirm the routing table (the events found are recorded on its earlier answers and sent by a later pass); 2 for wrong arguments or configuration. Write-backs of the tracking id that fail or are abandoned are in the summary but change no delivery, so no exit status',
     )
     .requiredOption('--once', 'run one pass and exit (the only mode; `serve` runs continuously)')
     .option('--source <id>', 'only this source (repeatable)', (value: string, all: string[] = []) => [...all, value])
@@ -209,6 +217,7 @@ export function registerSync(program: Command): void {
                 resources: summary.report.resources,
                 delivered: summary.delivered,
                 held: summary.held ?? null,
+                deliverySkipped: summary.deliverySkipped ?? null,
                 failedSources: summary.failedSources,
                 rereadFrom: summary.rereadFrom,
                 sourceErrors: summary.sourceErrors,

@@ -3,11 +3,15 @@
 // ledger keeps its answers), and nothing is sent before OpenCRVS confirms the table; a bridge that never had
 // an answer says which routing references it waits for.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { stringify } from 'yaml';
 import { Bridge } from '../../src/app.js';
 import { configFromObject } from '../../src/config/load.js';
 import { openLedger } from '../../src/ledger/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
+import { runCli } from './helpers/bridge-cli.js';
 import {
   assertDeliveredOnce,
   birthResources,
@@ -226,6 +230,68 @@ describe('bridge: OpenCRVS cannot list its locations when the bridge starts', ()
     } finally {
       await sims.sim.control.configure({ faults: {} });
       await bridge?.stop();
+      await sims.close();
+    }
+  });
+
+  it('sync --once: a pass records the births on the answers kept and sends nothing; the next pass OpenCRVS answers delivers them once', async () => {
+    const sims = await startSimulators();
+    try {
+      const config = join(sims.dir, 'bridge.yaml');
+      writeFileSync(config, stringify(sims.configObject()));
+      // An earlier pass resolved the routing table: its answers are kept in the ledger.
+      const first = await runCli(['sync', '--once', '--config', config]);
+      assert.equal(first.code, 0, first.stderr || first.stdout);
+
+      await sims.sim.control.configure(LOCATIONS_DOWN);
+      for (const i of [0, 1]) for (const r of birthResources(i)) await sims.fhir.upsert(r);
+      const down = await runCli(['sync', '--once', '--config', config, '--json', '--timeout', '8']);
+      assert.equal(down.code, 1, down.stderr || down.stdout);
+      assert.notEqual(down.stdout, '', `the pass ran and printed its summary (${down.stderr.slice(0, 300)})`);
+      const summary = JSON.parse(down.stdout);
+      assert.equal(summary.ok, false);
+      assert.match(summary.deliverySkipped, /OpenCRVS could not confirm the offices and facilities routed to/);
+      assert.deepEqual(
+        summary.events.map((e: { state: string }) => e.state),
+        ['pending', 'pending'],
+      );
+      assert.deepEqual(summary.delivered, []);
+      assert.equal((await sims.sim.control.events()).length, 0, 'nothing sent to an unconfirmed office');
+      const routed = [ROUTING.defaultOffice, ...Object.values(ROUTING.facilities).map((r) => r.office)].map(
+        (externalId) => sims.sim.locations.find((l) => l.externalId === externalId)?.id,
+      );
+      const ledger = openLedger(join(sims.dir, 'bridge.db'));
+      try {
+        for (const row of ledger.list({ limit: 100 })) {
+          assert.ok(routed.includes(row.payload?.office), `row ${row.id} has its office as OpenCRVS gave it before`);
+          assert.ok(row.payload?.officeUnchecked, `row ${row.id} is marked to be checked before it is sent`);
+        }
+      } finally {
+        ledger.close();
+      }
+
+      // Without --json the summary says why, and the result line gives that reason alone.
+      const again = await runCli(['sync', '--once', '--config', config, '--timeout', '8']);
+      assert.equal(again.code, 1, again.stderr || again.stdout);
+      assert.match(again.stdout, /DELIVERY SKIPPED: OpenCRVS could not confirm the offices and facilities routed to/);
+      assert.match(again.stdout, /result: delivery skipped: OpenCRVS could not confirm the routing table\n$/);
+
+      await sims.sim.control.configure({ faults: {} });
+      const back = await runCli(['sync', '--once', '--config', config, '--json']);
+      assert.equal(back.code, 0, back.stderr || back.stdout);
+      const delivered = JSON.parse(back.stdout);
+      assert.equal(delivered.deliverySkipped, null);
+      assert.equal(delivered.delivered.length, 2, 'the births recorded while OpenCRVS was down');
+      const events = await sims.sim.control.events();
+      assert.equal(events.length, 2);
+      for (const event of events)
+        assert.equal(event.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Accepted').length, 1);
+      for (const office of notifiedOffices(events)) assert.ok(routed.includes(office));
+      const last = await runCli(['sync', '--once', '--config', config]);
+      assert.equal(last.code, 0, last.stderr || last.stdout);
+      assert.equal((await sims.sim.control.events()).length, 2, 'nothing sent twice');
+    } finally {
+      await sims.sim.control.configure({ faults: {} });
       await sims.close();
     }
   });
