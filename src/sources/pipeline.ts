@@ -11,7 +11,7 @@ import type { Logger } from '../observability/logger.js';
 import type { PassCoverage } from './coverage.js';
 import { EvaluationOrder, type EvaluationSession } from './evaluation-order.js';
 import { setBounded } from './shared/bounded-map.js';
-import { mayConcernOneRecord, noAnswerInTime } from './shared/source-error.js';
+import { mayConcernOneRecord, noAnswerInTime, SourceCallError } from './shared/source-error.js';
 
 /** A fetcher that can answer many subjects' context searches at once before they are mapped. */
 export interface PrefetchingFetcher extends ResourceFetcher {
@@ -130,6 +130,14 @@ export const SLOW_RECORD_STRIKE_GAP_MS = 5 * 60_000;
  * rows, says nothing of whether the source answers the others.
  */
 const SLOW_RECORD_SHARE = 10;
+/**
+ * Failures of a partial evaluation's subjects in a row, of the kind that concerns every call (no answer, a
+ * 429, a 5xx: see sourceFailure), with no subject read in between, after which it starts no new subject.
+ * Each is already a call that failed through every try of the client, so three in a row with nothing
+ * answered is the source, not three records; one or two alone stop nothing, as lanes that fail together
+ * on one batched read (CachingFetcher.read) or a short burst of 429s would otherwise end a large recheck.
+ */
+const PARTIAL_STOP_AFTER = 3;
 const STRIKE_GAP_MINUTES = SLOW_RECORD_STRIKE_GAP_MS / 60_000;
 /** Records whose timeouts are counted (oldest out first): a record pushed out starts counting again. */
 const MAX_SLOW_RECORDS = 1_000;
@@ -309,6 +317,15 @@ export class SourcePipeline {
    * subjects are evaluated all the same, so their outcome can be recorded. Before, a neighbour's context
    * search that timed out (or a 429) threw away the whole batch's results: the worker's recheck then sent
    * every row as recorded, a birth the EMR had entered in error meanwhile among them.
+   *
+   * A partial evaluation still starts no new subject, and asks nothing more for those under way, once a
+   * failure shows the source itself is the problem: a page that is not the source's (a proxy's), a call the
+   * bridge cut off (it is stopping), a refused credential, or PARTIAL_STOP_AFTER failures in a row that
+   * concern every call (no answer, a 429, a 5xx) with no subject read in between. The subjects not read are
+   * named in `failures` with that error, so the caller treats them as any other failed read. Otherwise, with
+   * the source down, each subject waited out the client's every try and timeout in turn while the recheck's
+   * rows stayed locked. A failure that may concern one record, or a timeout held for the slow-record rule,
+   * stops nothing.
    */
   async evaluate(
     resources: Resource[],
@@ -345,8 +362,18 @@ export class SourcePipeline {
     const failures: Array<SubjectFailure & { index: number }> = [];
     let next = 0;
     let failed = false;
+    // Partial: the failure that showed the source itself is the problem (no new subject is started), and the
+    // failures that concern every call since the last subject read.
+    let stopped: { error: unknown } | undefined;
+    let inARow = 0;
+    const stoppedBy = () => stopped;
+    const stopsPartial = (error: unknown): { error: unknown } | undefined => {
+      const kind = sourceFailure(error);
+      if (kind === 'every-call') inARow++;
+      return kind === 'source' || (kind === 'every-call' && inARow >= PARTIAL_STOP_AFTER) ? { error } : undefined;
+    };
     const lane = async () => {
-      while (!failed && next < list.length) {
+      while (!failed && !stopped && next < list.length) {
         const index = next++;
         const subject = list[index];
         if (!subject) break;
@@ -354,6 +381,13 @@ export class SourcePipeline {
         // Mapping from a warm cache never leaves the microtask queue; yielding to I/O between subjects
         // keeps the receiver's acknowledgements (and health checks) prompt during a large batch.
         await new Promise<void>((resolve) => setImmediate(resolve));
+        // Stopped by another lane while this one yielded (read through a function: TypeScript keeps the
+        // loop's test narrowing `stopped` across the await).
+        const stop = stoppedBy();
+        if (stop) {
+          failures.push({ index, subjectRef, error: stop.error });
+          break;
+        }
         const slowKey = slowKeyOf(subject);
         const slow = this.slow.get(slowKey);
         // Timed out earlier through this fetcher (another resource type's page of the pass): not waited
@@ -362,29 +396,38 @@ export class SourcePipeline {
         if (!timeout) {
           try {
             const recording = coverage?.recording(slowKey, fetcher);
+            const reading = recording?.fetcher ?? fetcher;
             const { result, excluded, noEvidence } = await this.deps.mappings.mapSubjectDetailed(
               mappingId,
               subjectRef,
-              recording?.fetcher ?? fetcher,
+              partial ? untilStopped(reading, stoppedBy) : reading,
               options,
             );
             recording?.done();
             results[index] = { result, excluded: excluded === true, noEvidence: noEvidence === true, session };
             answered.add(subjectRef);
             if (slow) this.slow.delete(slowKey);
+            inARow = 0;
             continue;
           } catch (err) {
+            const stop = stoppedBy();
+            if (stop && err instanceof ContextReadError && err.cause instanceof NotReadStopped) {
+              failures.push({ index, subjectRef, error: stop.error });
+              continue;
+            }
             if (err instanceof ContextReadError && noAnswerInTime(err.cause)) timeout = err;
             else {
               const unreadable = await this.unreadable(err, mappingId, subjectRef, probes);
               if (unreadable) {
                 results[index] = { result: unreadable, excluded: false, noEvidence: false, session };
+                inARow = 0; // the source answered the probe: this record is what it will not serve
                 continue;
               }
               // The source's own error, as before context reads were named: callers look at its kind.
               const error = err instanceof ContextReadError ? err.cause : err;
               if (partial) {
                 failures.push({ index, subjectRef, error });
+                stopped ??= stopsPartial(error);
                 continue;
               }
               failed = true; // the other lanes take no new subject
@@ -403,6 +446,7 @@ export class SourcePipeline {
         }
         if (partial) {
           failures.push({ index, subjectRef, error: timeout.cause });
+          stopped ??= stopsPartial(timeout.cause);
           continue;
         }
         failed = true;
@@ -414,8 +458,23 @@ export class SourcePipeline {
     const settled = await Promise.allSettled(Array.from({ length: lanes }, lane));
     const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (rejected) throw rejected.reason;
+    if (stopped) {
+      for (let index = next; index < list.length; index++) {
+        const subject = list[index];
+        if (subject) failures.push({ index, subjectRef: subject.subjectRef, error: stopped.error });
+      }
+      // Counts only: which records is not for the log.
+      this.log.warn(
+        { subjects: list.length, failed: failures.length + timedOut.length, answered: answered.size },
+        'the source failed in a way that concerns every call: the rest of this evaluation was not read, and its records are taken as failed reads',
+      );
+    }
     for (const subjectRef of slowRefs) answered.delete(subjectRef); // one of its mappings read, not all
-    const slow = await this.slowRecords(timedOut, answered.size, fetcherId, probes);
+    // Stopped, the source did not answer the others: a timeout held is no record's strike (as in a pass the
+    // source's failure fails before it is judged), only a failed read.
+    const slow = stopped
+      ? { dead: [], failed: { items: timedOut, error: timedOut[0]?.error.cause } }
+      : await this.slowRecords(timedOut, answered.size, fetcherId, probes);
     if (slow.failed && !partial) throw slow.failed.error;
     for (const { index, result } of slow.dead) results[index] = { result, excluded: false, noEvidence: false, session };
     for (const { index, subjectRef, error } of slow.failed?.items ?? [])
@@ -799,6 +858,40 @@ function unservedResult(
     sourceRef: subjectRef,
     errors: [{ field, message }],
     unreadable: true,
+  };
+}
+
+/**
+ * What the failure of a partial evaluation's subject (the source's own error) says of the source: 'source'
+ * when it is the problem whatever the record (a page that is not the source's, a call the bridge cut off as
+ * it stops, a refused credential), which stops the evaluation at once; 'every-call' when it may be (no
+ * answer: a network error or a timeout not held as a slow record's; a 408, a 429, a 5xx), which stops it
+ * at PARTIAL_STOP_AFTER in a row. Undefined for a failure that may concern one record (a 403, a 404, a
+ * 400, an id that is no id of the source) and for an error that is not the source's: they stop nothing.
+ */
+function sourceFailure(error: unknown): 'source' | 'every-call' | undefined {
+  if (!(error instanceof SourceCallError) || error.badId) return undefined;
+  if (error.foreign || error.cutOff || error.status === 401 || error.status === 407) return 'source';
+  const { status } = error;
+  return status === undefined || status === 408 || status === 429 || status >= 500 ? 'every-call' : undefined;
+}
+
+/** A read a partial evaluation did not ask once it stopped (untilStopped): its subject fails with the stop. */
+class NotReadStopped extends Error {
+  override readonly name = 'NotReadStopped';
+}
+
+/**
+ * `fetcher`, asking nothing more of the source once the evaluation stopped: with the default 64 lanes, a
+ * recheck's subjects are all started at once, and each goes on to its next context read (the mother, the
+ * encounters) after its first, so stopping new subjects alone would leave those reads to wait out the
+ * client's tries too.
+ */
+function untilStopped(fetcher: ResourceFetcher, stopped: () => unknown): ResourceFetcher {
+  const refused = () => Promise.reject(new NotReadStopped('not read: the evaluation stopped for the source'));
+  return {
+    read: (type, id) => (stopped() ? refused() : fetcher.read(type, id)),
+    search: (type, params) => (stopped() ? refused() : fetcher.search(type, params)),
   };
 }
 
