@@ -8,6 +8,7 @@ import {
 } from '../../mapping/index.js';
 import { setBounded } from '../shared/bounded-map.js';
 import { type FhirSourceClient, FhirSourceError } from './fhir-client.js';
+import { StepMemory } from './step-memory.js';
 
 interface ChunkAnswer {
   search: BatchableSearch;
@@ -42,11 +43,14 @@ const PREFETCH_CHUNK = 50;
  */
 const READ_STEPS = [PREFETCH_CHUNK, 10] as const;
 
+/** How long a step down is kept (readSteps, prefetchSteps). */
+const STEP_MEMORY_MS = 60 * 60_000;
+
 /**
  * The step each resource type's batched reads of a source are asked at after one timed out, and when:
  * later pages and passes ask that size at once (as prefetchSteps). Bounded: one entry per resource type.
  */
-const readSteps = new WeakMap<FhirSourceClient, Map<string, { step: number; at: number }>>();
+const readSteps = new StepMemory(STEP_MEMORY_MS);
 
 /**
  * Subjects per batched context search and the `_count` asked with them, largest first: 50 subjects
@@ -66,8 +70,7 @@ const PREFETCH_STEPS = [
  * timeout again. Forgotten after STEP_MEMORY_MS, so an EMR that was only busy gets the larger searches
  * back. Bounded: one entry per batchable search of the mappings.
  */
-const prefetchSteps = new WeakMap<FhirSourceClient, Map<string, { step: number; at: number }>>();
-const STEP_MEMORY_MS = 60 * 60_000;
+const prefetchSteps = new StepMemory(STEP_MEMORY_MS);
 
 /** Batched searches in flight at once for one prefetch, unless the source sets maxConcurrentRequests. */
 const DEFAULT_PREFETCH_LANES = 8;
@@ -311,25 +314,13 @@ export class CachingFetcher implements ResourceFetcher {
 
   /** The step this source's batched reads of `type` are asked at (0 unless one timed out within STEP_MEMORY_MS). */
   private readStepOf(type: string): number {
-    const known = readSteps.get(this.client)?.get(type);
-    if (!known) return 0;
-    if (Date.now() - known.at <= STEP_MEMORY_MS) return known.step;
-    readSteps.get(this.client)?.delete(type);
-    return 0;
+    return readSteps.stepOf(this.client, type);
   }
 
   /** Remembers that a batched read of `type` timed out at `step`: they are asked one step smaller from now on. */
   private readStepDown(type: string, step: number, ids: number): void {
-    let steps = readSteps.get(this.client);
-    if (!steps) {
-      steps = new Map();
-      readSteps.set(this.client, steps);
-    }
-    const next = step + 1;
-    const known = steps.get(type);
-    // Chunks asked side by side time out together: one step down for all of them, warned once.
-    if (known && known.step >= next && Date.now() - known.at <= STEP_MEMORY_MS) return;
-    steps.set(type, { step: next, at: Date.now() });
+    const next = readSteps.stepDown(this.client, type, step);
+    if (next === undefined) return;
     const smaller = READ_STEPS[next];
     const then = smaller ? `${smaller} at a time` : 'one by one';
     // The resource type and the sizes only: the ids name patients.
@@ -394,25 +385,13 @@ export class CachingFetcher implements ResourceFetcher {
 
   /** The step this source's batched search is asked at (0 unless it timed out within STEP_MEMORY_MS). */
   private stepOf(search: BatchableSearch): number {
-    const known = prefetchSteps.get(this.client)?.get(search.key);
-    if (!known) return 0;
-    if (Date.now() - known.at <= STEP_MEMORY_MS) return known.step;
-    prefetchSteps.get(this.client)?.delete(search.key);
-    return 0;
+    return prefetchSteps.stepOf(this.client, search.key);
   }
 
   /** Remembers that this search timed out at `step`: it is asked one step smaller from now on. */
   private stepDown(search: BatchableSearch, step: number, subjects: number): void {
-    let steps = prefetchSteps.get(this.client);
-    if (!steps) {
-      steps = new Map();
-      prefetchSteps.set(this.client, steps);
-    }
-    const next = step + 1;
-    const known = steps.get(search.key);
-    // Chunks asked side by side time out together: one step down for all of them, warned once.
-    if (known && known.step >= next && Date.now() - known.at <= STEP_MEMORY_MS) return;
-    steps.set(search.key, { step: next, at: Date.now() });
+    const next = prefetchSteps.stepDown(this.client, search.key, step);
+    if (next === undefined) return;
     const smaller = PREFETCH_STEPS[next] ?? PREFETCH_STEPS[0];
     // The resource type and the sizes only: the search's values name patients.
     this.client.log.warn(

@@ -1,0 +1,38 @@
+/**
+ * Per source client and key (a resource type, a batchable search): the step a batched call is asked at
+ * since one timed out, forgotten after `forgetAfterMs` so an EMR that was only busy gets the larger calls
+ * back. Later pages and passes ask the smaller size at once instead of waiting out the timeout again.
+ * Bounded by its keys (resource types, the mappings' searches); a client that is gone takes its map along.
+ */
+export class StepMemory {
+  private readonly steps = new WeakMap<object, Map<string, { step: number; at: number }>>();
+
+  constructor(private readonly forgetAfterMs: number) {}
+
+  /** The step to ask at now: 0 unless a call timed out within forgetAfterMs. */
+  stepOf(client: object, key: string, now = Date.now()): number {
+    const known = this.steps.get(client)?.get(key);
+    if (!known) return 0;
+    if (now - known.at <= this.forgetAfterMs) return known.step;
+    this.steps.get(client)?.delete(key);
+    return 0;
+  }
+
+  /**
+   * Remembers that a call asked at `step` timed out: from now on one step smaller. The step now taken, or
+   * undefined when it was known already (chunks asked side by side time out together: one step down for
+   * all of them, and one warning).
+   */
+  stepDown(client: object, key: string, step: number, now = Date.now()): number | undefined {
+    let steps = this.steps.get(client);
+    if (!steps) {
+      steps = new Map();
+      this.steps.set(client, steps);
+    }
+    const next = step + 1;
+    const known = steps.get(key);
+    if (known && known.step >= next && now - known.at <= this.forgetAfterMs) return undefined;
+    steps.set(key, { step: next, at: now });
+    return next;
+  }
+}
