@@ -170,15 +170,13 @@ export class Dhis2Client {
                     : status === 400 || status === 404
                       ? ` (check sources[].dhis2 of source ${this.settings.id}: program, orgUnits; run doctor)`
                       : '';
-              const failed = new Dhis2SourceError(
+              // A 504 (a gateway in front of DHIS2 gave up waiting for it) is timedOut by its status.
+              throw new Dhis2SourceError(
                 `${operation} failed: HTTP ${status}${notDhis2 ? notDhis2Hint : hint}`,
                 status,
                 status === 429 || status >= 500 || notDhis2,
                 { foreign: notDhis2 },
               );
-              // A gateway in front of DHIS2 gave up waiting for it.
-              failed.timedOut = status === 504;
-              throw failed;
             }
             const text = await readBodyCapped(response, MAX_ANSWER_BYTES, signal);
             return JSON.parse(text);
@@ -216,12 +214,12 @@ export class Dhis2Client {
               : cause === 'timeout'
                 ? `timeout: no answer within ${this.settings.timeoutMs} ms (${init.timeoutHint ?? `raise sources[].timeoutMs of source ${this.settings.id}`})`
                 : `${cause} (is sources[].baseUrl of source ${this.settings.id} right?)`;
-          lastError = new Dhis2SourceError(`${operation} failed: ${reason}`, status, status === undefined, {
-            cause: loggableCause(err, this.secrets),
-          });
           // No answer in time: one record's read may be what DHIS2 cannot answer in time, so the pipeline
           // tells it from a slow DHIS2 over several evaluations (noAnswerInTime) rather than failing every pass.
-          lastError.timedOut = status === undefined && cause === 'timeout';
+          lastError = new Dhis2SourceError(`${operation} failed: ${reason}`, status, status === undefined, {
+            cause: loggableCause(err, this.secrets),
+            timedOut: status === undefined && cause === 'timeout',
+          });
         }
         if (!lastError.retryable || attempt === attempts) break;
         const delay = this.retryBaseMs * 2 ** (attempt - 1);

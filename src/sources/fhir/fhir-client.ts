@@ -227,12 +227,11 @@ export class FhirSourceClient {
         : timedOut
           ? `timeout: no answer within ${this.settings.timeoutMs} ms (${this.timeoutHint(operation, timeoutHint)})`
           : noAnswer(err);
-    const error = new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
+    return new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
       cause: status === undefined ? loggableCause(err, this.secrets) : undefined,
       foreign: notFhir,
+      timedOut,
     });
-    error.timedOut = timedOut || status === 504;
-    return error;
   }
 
   /** The settings a timed-out call's message names: a search page's size is `poll.pageSize` unless said otherwise. */

@@ -90,9 +90,10 @@ export function noAnswerInTime(err: unknown): boolean {
 export class SourceCallError extends Error {
   /**
    * No answer in time (sources[].timeoutMs ran out, or a gateway in front of the source gave up: 504): a
-   * smaller question may still be answered (see CachingFetcher.prefetch). Set by the clients that tell.
+   * smaller question may still be answered (see CachingFetcher.prefetch). A 504 says so by its status;
+   * the clients tell their own deadline running out (`timedOut` option).
    */
-  timedOut = false;
+  timedOut: boolean;
 
   /**
    * The answer did not come from the source system: a 404 page from a proxy or gateway in front of it (a
@@ -117,12 +118,13 @@ export class SourceCallError extends Error {
     message: string,
     readonly status: number | undefined,
     readonly retryable: boolean,
-    options?: { cause?: unknown; foreign?: boolean; cutOff?: boolean; badId?: boolean },
+    options?: { cause?: unknown; foreign?: boolean; cutOff?: boolean; badId?: boolean; timedOut?: boolean },
   ) {
     super(message, options);
     this.name = 'SourceCallError';
     this.foreign = options?.foreign === true;
     this.cutOff = options?.cutOff === true;
+    this.timedOut = options?.timedOut === true || status === 504;
     this.badId = options?.badId === true;
   }
 }
