@@ -3,7 +3,7 @@ import { type Resource, trackedEntityResource } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Evaluation, SourcePipeline } from '../pipeline.js';
 import type { SubjectRecheck } from '../recheck.js';
-import { SourceCallError } from '../shared/source-error.js';
+import { failureToThrow } from '../shared/source-error.js';
 import { type Dhis2Client, Dhis2SourceError, isDhis2Uid, type TrackedEntityListing } from './client.js';
 import { Dhis2Fetcher } from './fetcher.js';
 import type { TrackerTrackedEntity } from './schemas.js';
@@ -96,7 +96,7 @@ export function dhis2Recheck(deps: {
       // What was read is recorded (a birth deleted or withdrawn meanwhile is not sent); now the failure, so
       // the worker sends only the unread subjects' rows as recorded. A page that is not DHIS2's (a proxy's)
       // goes first: the rows then wait (app.ts), neither sent unchecked nor withdrawn.
-      if (failures.length > 0) throw failures.find(isForeign) ?? failures[0];
+      if (failures.length > 0) throw failureToThrow(failures);
     } finally {
       await pipeline.finished(fetcher);
     }
@@ -135,8 +135,6 @@ interface SubjectRead {
   deleted?: boolean;
   held?: string;
 }
-
-const isForeign = (err: unknown): boolean => err instanceof SourceCallError && err.foreign;
 
 /** The tracked entity read in the programme, or how DHIS2 refused it (see dhis2Recheck). */
 async function readInProgram(

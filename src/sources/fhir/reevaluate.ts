@@ -1,6 +1,6 @@
 import type { Resource } from '../../mapping/index.js';
 import { addReports, type Evaluation, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
-import { SourceCallError } from '../shared/source-error.js';
+import { failureToThrow } from '../shared/source-error.js';
 import { CachingFetcher } from './fetcher.js';
 import type { FhirSourceClient } from './fhir-client.js';
 
@@ -69,7 +69,7 @@ async function evaluateRefs(
   const evaluated = await source.pipeline.evaluate(resources, fetcher, undefined, { partial: true });
   for (const { error } of evaluated.failures ?? []) failures.push(error);
   const report = await commitInSteps(source, evaluated.results, options);
-  if (failures.length > 0) throw failures.find(isForeign) ?? failures[0];
+  if (failures.length > 0) throw failureToThrow(failures);
   return report;
 }
 
@@ -94,8 +94,6 @@ const RECONCILED_COMMIT_ROWS = 8;
 
 /** A read that failed (readAll): neither a resource nor gone. */
 const UNREAD = Symbol('unread');
-
-const isForeign = (err: unknown): boolean => err instanceof SourceCallError && err.foreign;
 
 /** `read` of a `Type/id` reference; undefined for anything else (a notification names what it likes). */
 function byRef(ref: string, read: (type: string, id: string) => Promise<Resource | undefined>) {

@@ -128,3 +128,12 @@ export class SourceCallError extends Error {
     this.badId = options?.badId === true;
   }
 }
+
+/**
+ * The one of several failed reads to throw for them all (a recheck, an inbox round): a page that is not
+ * the source's own (a proxy's, `foreign`) first, since its rows must wait rather than go out as recorded;
+ * else the first.
+ */
+export function failureToThrow(failures: readonly unknown[]): unknown {
+  return failures.find((err) => err instanceof SourceCallError && err.foreign) ?? failures[0];
+}
