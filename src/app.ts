@@ -239,6 +239,7 @@ export class Bridge {
         recheck: sourcesRecheck(this.recheckRunners(), this.ledger, options.logger),
         refusedEventType: (eventType) => this.refusedEventType(eventType),
         officeOfRecord: (office) => this.officeOfRecord(office),
+        officeClosedOn: (office) => this.locations.officeClosedOn(office),
         locationNow: (ref, type) => this.locationNow(ref, type),
       });
       this.writeBacks = this.buildWriteBacks();

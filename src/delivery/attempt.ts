@@ -47,6 +47,8 @@ export interface AttemptDeps {
   refusedEventType?: (eventType: string) => Promise<string | undefined>;
   /** See DeliveryWorkerDeps.officeOfRecord. */
   officeOfRecord?: (office: string) => Promise<void>;
+  /** See DeliveryWorkerDeps.officeClosedOn. */
+  officeClosedOn?: (office: string) => Promise<string | undefined>;
   /** See DeliveryWorkerDeps.locationNow. */
   locationNow?: (ref: string, type: 'HEALTH_FACILITY' | 'CRVS_OFFICE') => Promise<string | undefined>;
   /** Whether the worker can have this row's record mapped again at its source (DeliveryWorkerDeps.recheck). */
@@ -99,6 +101,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
   } else {
     try {
       await checkOfficeOfRecord(deps, row.payload, progress);
+      await checkOfficeOpen(deps, row, row.payload, progress);
       if (!(await uncheckedLocationsStand(deps, row, row.payload, progress))) {
         if (deps.remappable?.(row)) return 'remap';
         throw new FacilityChanged(row.payload);
@@ -119,6 +122,14 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
             nextRunAt: deps.now(),
           },
           delayMs: 0,
+        };
+      } else if (err instanceof OfficeClosed) {
+        decided = {
+          settlement: {
+            outcome: 'dead',
+            error: { classification: 'permanent', kind: 'office-closed', message: err.message },
+          },
+          reason: 'office the row is routed to is closed in OpenCRVS',
         };
       } else if (err instanceof FacilityChanged) {
         decided = {
@@ -220,6 +231,36 @@ async function checkOfficeOfRecord(deps: AttemptDeps, payload: LedgerPayload, pr
   progress.step = 'lookup'; // sends nothing: a failure here leaves no NOTIFY in doubt (in-doubt.ts)
   await deps.officeOfRecord(payload.office);
   progress.step = step;
+}
+
+/**
+ * An office OpenCRVS has closed (its `validUntil` passed) gets nothing more: OpenCRVS 2.0 still takes its
+ * id, and the record would wait in a queue nobody works. The row is dead, with what to do; the others go
+ * on. Not a row whose NOTIFY may already be in OpenCRVS: its retry resends that very copy (in-doubt.ts),
+ * which OpenCRVS stored or will store once, at that office either way.
+ */
+async function checkOfficeOpen(
+  deps: AttemptDeps,
+  row: LedgerRow,
+  payload: LedgerPayload,
+  progress: SendProgress,
+): Promise<void> {
+  if (!deps.officeClosedOn || deps.ledger.notifyInDoubt(row.id)) return;
+  const step = progress.step;
+  progress.step = 'lookup'; // sends nothing, as for the office of the record
+  const closed = await deps.officeClosedOn(payload.office);
+  progress.step = step;
+  if (closed) throw new OfficeClosed(payload.office, closed);
+}
+
+class OfficeClosed extends Error {
+  constructor(office: string, closed: string) {
+    super(
+      `OpenCRVS closed office ${office} on ${closed} (its validUntil); nothing was sent. Route the record's ` +
+        'facility to an open office (routing in the config), restart, then replay the row',
+    );
+    this.name = 'OfficeClosed';
+  }
 }
 
 /**

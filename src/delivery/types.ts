@@ -72,6 +72,12 @@ export interface DeliveryWorkerDeps {
    */
   officeOfRecord?: (office: string) => Promise<void>;
   /**
+   * Before a row goes out (but one whose NOTIFY may be in OpenCRVS already): when the office it is routed to
+   * closed (`validUntil` passed), else undefined; the row is dead then. Throws when OpenCRVS cannot be asked
+   * about an office it never listed to this process (the usual policy: a retry).
+   */
+  officeClosedOn?: (office: string) => Promise<string | undefined>;
+  /**
    * Before a row goes out whose facility or office OpenCRVS could not be asked about when it was mapped
    * (LedgerPayload.facilityUnchecked, officeUnchecked): the location of that type a mapping gives for the
    * reference now (the UUID OpenCRVS lists under it, undefined when it lists none of that type). Throws

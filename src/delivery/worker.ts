@@ -88,6 +88,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     emit,
     ...(deps.refusedEventType ? { refusedEventType: deps.refusedEventType } : {}),
     ...(deps.officeOfRecord ? { officeOfRecord: deps.officeOfRecord } : {}),
+    ...(deps.officeClosedOn ? { officeClosedOn: deps.officeClosedOn } : {}),
     ...(deps.locationNow ? { locationNow: deps.locationNow } : {}),
     remappable: (row) => deps.recheck?.appliesTo(row) === true,
     outage,

@@ -131,7 +131,7 @@ export function routeRecord(
         routing,
         fields: {},
         warnings,
-        error: { field: 'createdAtLocation', message: `office '${officeRef}' is not a known OpenCRVS office` },
+        error: { field: 'createdAtLocation', message: `office '${officeRef}' is not a known, open OpenCRVS office` },
       };
     }
     routing.office = office;

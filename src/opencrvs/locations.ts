@@ -14,6 +14,11 @@ const PRELOAD_CONCURRENCY = 4;
  * name a location OpenCRVS does not list downloaded it for every record. Minutes, not for good: a location added in OpenCRVS is found this soon after.
  */
 export const UNLISTED_TTL_MS = 5 * 60_000;
+/**
+ * How long a location found is believed before OpenCRVS is asked again: an office is closed by setting its
+ * `validUntil`, and a bridge that runs for months must see it. One lookup per office and hour.
+ */
+export const FOUND_TTL_MS = 60 * 60_000;
 /** References remembered as unlisted at most, the oldest forgotten first (they come from records: unbounded). */
 export const UNLISTED_MAX = 1_000;
 
@@ -36,6 +41,8 @@ export interface LocationResolverOptions {
   now?: () => number;
   /** Default UNLISTED_TTL_MS. */
   unlistedTtlMs?: number;
+  /** Default FOUND_TTL_MS. */
+  foundTtlMs?: number;
   /** Default UNLISTED_MAX. */
   unlistedMax?: number;
   /** Keeps lastKnown's answers across restarts; without it they last as long as the process. */
@@ -46,6 +53,9 @@ export interface LocationResolverOptions {
 
 export class LocationResolver {
   private readonly cache = new Map<string, Location>();
+  /** When each cached location was last listed by OpenCRVS (now()). */
+  private readonly foundAt = new Map<string, number>();
+  private readonly foundTtlMs: number;
   private readonly inflight = new Map<string, Promise<Location>>();
   /** References OpenCRVS answered it does not list, until when that answer is believed (insertion order). */
   private readonly unlisted = new Map<string, number>();
@@ -63,6 +73,7 @@ export class LocationResolver {
   ) {
     this.now = options.now ?? Date.now;
     this.unlistedTtlMs = options.unlistedTtlMs ?? UNLISTED_TTL_MS;
+    this.foundTtlMs = options.foundTtlMs ?? FOUND_TTL_MS;
     this.unlistedMax = Math.max(1, options.unlistedMax ?? UNLISTED_MAX);
     this.knownMax = Math.max(1, options.knownMax ?? KNOWN_MAX);
     this.memory = options.memory;
@@ -81,16 +92,63 @@ export class LocationResolver {
 
   /**
    * ref = UUID or externalId; expectedType e.g. CRVS_OFFICE or HEALTH_FACILITY. A location found is
-   * remembered for good (locations are not renamed), one not listed for UNLISTED_TTL_MS; `fresh` asks
-   * OpenCRVS again about one remembered as not listed.
+   * remembered for FOUND_TTL_MS and then asked about again (an office can close: its `validUntil` is set),
+   * kept as it was while OpenCRVS cannot be asked; one not listed for UNLISTED_TTL_MS. `fresh` asks
+   * OpenCRVS again at once. An office whose `validUntil` has passed is refused like one not listed:
+   * OpenCRVS 2.0 still takes its id, and the record would wait in the queue of an office nobody works in.
    */
   async resolve(ref: string, expectedType?: string, options: { fresh?: boolean } = {}): Promise<Location> {
-    const cached = this.cache.get(ref);
-    const location = cached ?? (await this.lookupOnce(ref, options.fresh === true));
+    const location = await this.found(ref, options.fresh === true);
     if (expectedType && location.locationType !== expectedType) {
       throw unknown(ref, `is a ${location.locationType}, not a ${expectedType}`);
     }
+    const closed = this.closedOn(location);
+    if (closed) throw unknown(ref, `is an office OpenCRVS closed on ${closed} (its validUntil)`);
     return location;
+  }
+
+  /**
+   * When the office with this UUID closed (its `validUntil`, passed), else undefined: open, not an office,
+   * or not listed (a refusal that is OpenCRVS's to give). Asks OpenCRVS as resolve does; throws when it
+   * cannot be asked about an office never found.
+   */
+  async officeClosedOn(id: string): Promise<string | undefined> {
+    try {
+      return this.closedOn(await this.found(id, false));
+    } catch (err) {
+      if (err instanceof OpenCrvsError && err.kind === 'unknown-office' && err.operation === 'resolveLocation')
+        return undefined;
+      throw err;
+    }
+  }
+
+  /** The passed `validUntil` of an office, else undefined. Health facilities are never closed here: a birth
+   * in a facility since closed still happened there. */
+  private closedOn(location: Location): string | undefined {
+    if (location.locationType !== 'CRVS_OFFICE' || !location.validUntil) return undefined;
+    const until = Date.parse(location.validUntil);
+    return Number.isFinite(until) && until <= this.now() ? location.validUntil : undefined;
+  }
+
+  /** A location from the cache while FOUND_TTL_MS has not passed, else from OpenCRVS (the cache if it cannot answer). */
+  private async found(ref: string, fresh: boolean): Promise<Location> {
+    const cached = this.cache.get(ref);
+    if (cached && !fresh && this.now() - (this.foundAt.get(ref) ?? 0) < this.foundTtlMs) return cached;
+    try {
+      return await this.lookupOnce(ref, fresh || cached !== undefined);
+    } catch (err) {
+      const notListed = err instanceof OpenCrvsError && err.kind === 'unknown-office';
+      if (cached && !notListed) return cached; // OpenCRVS down: what it said an hour ago still stands
+      if (cached) this.forget(ref, cached);
+      throw err;
+    }
+  }
+
+  private forget(ref: string, location: Location): void {
+    for (const key of [ref, location.id]) {
+      this.cache.delete(key);
+      this.foundAt.delete(key);
+    }
   }
 
   /** Resolves many references (to use resolveSync afterwards); reports every unknown one at once. */
@@ -124,8 +182,8 @@ export class LocationResolver {
   /** The location UUID for a reference resolved before (of that type, when given), else undefined. */
   resolveSync(ref: string, expectedType?: string): string | undefined {
     const location = this.cache.get(ref);
-    if (expectedType && location?.locationType !== expectedType) return undefined;
-    return location?.id;
+    if (!location || (expectedType && location.locationType !== expectedType)) return undefined;
+    return this.closedOn(location) ? undefined : location.id;
   }
 
   /**
@@ -182,8 +240,11 @@ export class LocationResolver {
       this.remember(ref, null);
       throw notListed(ref);
     }
-    this.cache.set(ref, found);
-    this.cache.set(found.id, found);
+    const at = this.now();
+    for (const key of [ref, found.id]) {
+      this.cache.set(key, found);
+      this.foundAt.set(key, at);
+    }
     this.remember(ref, { id: found.id, locationType: found.locationType });
     return found;
   }

@@ -141,6 +141,18 @@ export function controlRouter({ ctx, clients, faults, requests, seed }: ControlD
   router.delete('/locations/:id', (req, res) => {
     res.status(ctx.locationsById.delete(req.params.id) ? 204 : 404).end();
   });
+  // An office closed the way OpenCRVS v2.0 closes one: still listed, with `validUntil` set. The events API
+  // still takes its id (v2.0 checks only that a location exists), so nothing but the sender stops a record
+  // going to an office nobody works in any more. A copy: reset puts the seeded entry back.
+  router.post('/locations/:id/close', (req, res) => {
+    const location = ctx.locationsById.get(req.params.id);
+    const validUntil: unknown = (req.body as { validUntil?: unknown } | undefined)?.validUntil;
+    if (!location) return res.status(404).end();
+    if (typeof validUntil !== 'string' || Number.isNaN(Date.parse(validUntil)))
+      return res.status(400).json({ error: 'validUntil must be an ISO date-time' });
+    ctx.locationsById.set(location.id, { ...location, validUntil });
+    res.status(204).end();
+  });
   router.use((_req, res) => {
     res.status(404).json({ error: 'unknown sandbox control path' });
   });

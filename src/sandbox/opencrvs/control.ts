@@ -66,6 +66,11 @@ export class OpenCrvsSandboxControl {
     await this.#call('DELETE', `/locations/${encodeURIComponent(locationId)}`);
   }
 
+  /** Closes a location as OpenCRVS v2.0 does: still listed, with `validUntil`; events naming it are still taken. */
+  async closeLocation(locationId: string, validUntil: string): Promise<void> {
+    await this.#call('POST', `/locations/${encodeURIComponent(locationId)}/close`, { validUntil });
+  }
+
   /** The country configuration's later answer to the NOTIFY of `eventId` it left pending. */
   async confirm(eventId: string, decision: 'accept' | 'reject'): Promise<void> {
     await this.#call('POST', `/events/${encodeURIComponent(eventId)}/confirm`, { decision });

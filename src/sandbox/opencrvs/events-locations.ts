@@ -16,7 +16,7 @@ function toWire(location: SimLocation) {
     name: location.name,
     externalId: location.externalId,
     administrativeAreaId: location.administrativeAreaId,
-    validUntil: null,
+    validUntil: location.validUntil ?? null,
     locationType: location.locationType,
   };
 }

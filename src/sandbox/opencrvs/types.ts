@@ -15,6 +15,8 @@ export interface SimLocation {
   partOf: string | null;
   /** Same as `partOf`: the name OpenCRVS v2.0 uses in `GET /locations`. */
   administrativeAreaId: string | null;
+  /** When the location closed (v2.0 `validUntil`); absent or null while it is open. */
+  validUntil?: string | null;
 }
 
 export type SimActionStatus = 'Requested' | 'Accepted' | 'Rejected';

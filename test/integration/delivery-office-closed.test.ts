@@ -1,0 +1,92 @@
+// An office OpenCRVS 2.0 closes stays listed, with `validUntil` set, and its id is still taken by the events
+// API: only the bridge can keep records from going to a queue nobody works. Real client, real simulator.
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { createDeliveryWorker } from '../../src/delivery/index.js';
+import { createOpenCrvsClient, LocationResolver } from '../../src/opencrvs/index.js';
+import { birthEvent, clientSettings, fastDelivery, type TestBed, testBed, until } from './delivery-helpers.js';
+
+describe('an office OpenCRVS closed (validUntil)', () => {
+  let bed: TestBed;
+  let open: string;
+  beforeEach(async () => {
+    bed = await testBed();
+    const other = bed.sim.locations.find((l) => l.locationType === 'CRVS_OFFICE' && l.id !== bed.office);
+    assert.ok(other, 'the simulator seeds two offices');
+    open = other.id;
+  });
+  afterEach(async () => {
+    await bed.close();
+  });
+
+  it('is refused at start-up with the routing key, and named as closed', async () => {
+    await bed.sim.control.closeLocation(bed.office, '2026-01-31T00:00:00.000Z');
+    const resolver = new LocationResolver(createOpenCrvsClient(clientSettings(bed.sim)));
+    await assert.rejects(
+      resolver.preload([
+        { ref: bed.office, type: 'CRVS_OFFICE', key: 'routing.defaultOffice' },
+        { ref: open, type: 'CRVS_OFFICE', key: "routing.facilities['a'].office" },
+      ]),
+      (err: Error) => {
+        assert.match(err.message, /routing\.defaultOffice: location .* closed on 2026-01-31T00:00:00\.000Z/);
+        assert.doesNotMatch(err.message, /routing\.facilities/, 'the open office is not named');
+        return true;
+      },
+    );
+    assert.equal(resolver.resolveSync(bed.office, 'CRVS_OFFICE'), undefined, 'a mapping gets no closed office');
+    assert.equal(resolver.resolveSync(open, 'CRVS_OFFICE'), open);
+  });
+
+  it('an office closing in a future date is routed to until then', async () => {
+    const resolver = new LocationResolver(createOpenCrvsClient(clientSettings(bed.sim)));
+    await bed.sim.control.closeLocation(bed.office, new Date(Date.now() + 3_600_000).toISOString());
+    assert.equal((await resolver.resolve(bed.office, 'CRVS_OFFICE')).id, bed.office);
+    assert.equal(await resolver.officeClosedOn(bed.office), undefined);
+  });
+
+  it('closed while the bridge runs: its rows are dead with what to do, the others delivered', async () => {
+    let now = Date.now();
+    const resolver = new LocationResolver(createOpenCrvsClient(clientSettings(bed.sim)), { now: () => now });
+    // Resolved at start, as the routing table is, while both offices are open.
+    await resolver.preload([
+      { ref: bed.office, type: 'CRVS_OFFICE' },
+      { ref: open, type: 'CRVS_OFFICE' },
+    ]);
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: fastDelivery,
+      officeClosedOn: (office) => resolver.officeClosedOn(office),
+    });
+    try {
+      bed.ledger.recordEvent(birthEvent(bed.office, 1));
+      await until(worker, () => bed.ledger.list({ states: ['delivered'] }).length === 1);
+
+      await bed.sim.control.closeLocation(bed.office, new Date(now - 60_000).toISOString());
+      // An hour on, the resolver asks OpenCRVS again about the offices it found.
+      now += 61 * 60_000;
+      const closed = bed.ledger.recordEvent(birthEvent(bed.office, 2)).row;
+      const elsewhere = bed.ledger.recordEvent(birthEvent(open, 3)).row;
+      await until(worker, () => bed.ledger.get(closed.id)?.state === 'dead');
+      await until(worker, () => bed.ledger.get(elsewhere.id)?.state === 'delivered');
+      assert.equal(worker.held(), undefined, 'the queue is not held');
+      const dead = bed.ledger.get(closed.id);
+      assert.equal(dead?.lastError?.kind, 'office-closed');
+      assert.match(dead?.lastError?.message ?? '', /closed office .* on .*validUntil.*nothing was sent.*replay/);
+      assert.equal((await bed.sim.control.events()).length, 2, 'nothing was created for the closed office');
+      assert.deepEqual(await bed.sim.control.events({ transactionId: closed.createTransactionId }), []);
+    } finally {
+      await worker.stop({ drainMs: 5000 });
+    }
+  });
+
+  it('while OpenCRVS cannot be asked again, an office found open stays open', async () => {
+    let now = Date.now();
+    const resolver = new LocationResolver(createOpenCrvsClient(clientSettings(bed.sim)), { now: () => now });
+    await resolver.resolve(bed.office, 'CRVS_OFFICE');
+    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 503, operations: ['locations'] } });
+    now += 61 * 60_000;
+    assert.equal(await resolver.officeClosedOn(bed.office), undefined);
+    assert.equal((await resolver.resolve(bed.office, 'CRVS_OFFICE')).id, bed.office);
+  });
+});
