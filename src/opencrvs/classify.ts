@@ -19,6 +19,18 @@ export interface HttpFailure {
    */
   raw?: unknown;
   retryAfter?: string | null;
+  /** The size of the request body sent, in bytes (UTF-8), when there was one. */
+  sentBytes?: number;
+}
+
+/** What a 413 asks of the operator: which limits there are, and that the record is replayed after. */
+function tooLarge(message: string, sentBytes: number | undefined): string {
+  const size = sentBytes === undefined ? 'the request' : `the request of ${sentBytes.toLocaleString('en')} bytes`;
+  return (
+    `${message}: ${size} was refused as too large. OpenCRVS's REST adapter before 2.0 takes at most 100,000 ` +
+    'bytes; a proxy in front of OpenCRVS (nginx client_max_body_size, 1 MB by default) may take less. Raise ' +
+    'the limit, or map less into the notification (never documents), then replay'
+  );
 }
 
 // v2.0: "createdAtLocation is required and must be a valid location id", "createdAtLocation must be a
@@ -127,7 +139,14 @@ export function classifyHttpFailure(failure: HttpFailure, nowMs: number): OpenCr
       }
       return make('conflict', 'permanent');
     case 413:
-      return make('bad-request', 'permanent');
+      return new OpenCrvsError({
+        kind: 'bad-request',
+        classification: 'permanent',
+        message: tooLarge(message, failure.sentBytes),
+        status,
+        operation,
+        body,
+      });
     case 415:
       // We always send exactly `application/json`; a 415 means a proxy rewrote it or a bug here.
       return make('config', 'operator');

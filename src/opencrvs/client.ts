@@ -79,13 +79,14 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
   async function call(operation: string, method: 'GET' | 'POST', url: string, payload?: unknown) {
     const started = performance.now();
     let token = await callToken();
+    const text = payload === undefined ? undefined : JSON.stringify(payload);
     const send = () =>
       exchange(transport, {
         operation,
         method,
         url,
         headers: { ...JSON_HEADERS, Authorization: `Bearer ${token.value}` },
-        body: payload === undefined ? undefined : JSON.stringify(payload),
+        body: text,
       });
     let response = await send();
     if (response.status === 401 && tokens.invalidate(token)) {
@@ -105,7 +106,14 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
       const body = errorBodyOf(transport, response, sentEchoes(sent));
       const raw = response.isJson ? response.json : response.text;
       throw classifyHttpFailure(
-        { operation, status: response.status, body, raw, retryAfter: response.retryAfter },
+        {
+          operation,
+          status: response.status,
+          body,
+          raw,
+          retryAfter: response.retryAfter,
+          ...(text === undefined ? {} : { sentBytes: Buffer.byteLength(text) }),
+        },
         now(),
       );
     }

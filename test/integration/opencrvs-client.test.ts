@@ -194,7 +194,7 @@ describe('OpenCRVS client against the 2.0 simulator', () => {
       assert.ok(ids.includes('foo.bar'), err.opencrvsMessage);
     });
 
-    it('calls a body over the size limit a permanent failure', async () => {
+    it('calls a body over the size limit a permanent failure, saying its size and what to do', async () => {
       const c = client();
       const event = await newEvent(c);
       const huge = { ...declaration, 'child.reason': 'x'.repeat(2 * 1024 * 1024) };
@@ -202,6 +202,11 @@ describe('OpenCRVS client against the 2.0 simulator', () => {
         c.notify({ eventId: event.id, transactionId: tx('notify'), createdAtLocation: office, declaration: huge }),
       );
       assert.deepEqual([err.status, err.classification], [413, 'permanent']);
+      const said = /request of ([\d,]+) bytes was refused as too large.*100,000.*client_max_body_size.*replay/.exec(
+        err.message,
+      );
+      assert.ok(said?.[1], err.message);
+      assert.ok(Number(said[1].replaceAll(',', '')) > 2 * 1024 * 1024, 'the size of the body sent');
     });
 
     it('calls an unknown office an operator problem', async () => {
