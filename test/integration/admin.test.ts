@@ -687,8 +687,13 @@ describe('admin routes with a token', () => {
       const event = obj(body.event);
       assert.equal(event.state, 'skipped');
       assert.equal(event.dismissed, true);
-      assert.equal(event.skipReason, `dismissed by an operator: ${REASON}`);
+      // Stored as typed; shown, without showPersonalData, as a reason of that length only.
       assert.equal(h.ledger.get(id)?.skipReason, `dismissed by an operator: ${REASON}`);
+      const hidden = `dismissed by an operator: (reason hidden, ${REASON.length} characters: admin.showPersonalData is off)`;
+      assert.equal(event.skipReason, hidden);
+      const detail = await request(h, `/admin/api/events/${id}`, { headers: bearer });
+      assert.equal(obj(detail.body).skipReason, hidden);
+      assert.ok(!detail.text.includes('Nyokabi'), 'the reason is not in the detail');
       const audit = h.logLines.map((line) => JSON.parse(line)).find((l) => l.msg === 'dead row dismissed by admin');
       assert.deepEqual(audit?.rowIds, [id]);
       assert.equal(audit?.reasonLength, REASON.length);
@@ -697,6 +702,7 @@ describe('admin routes with a token', () => {
       // In the list too, so the page can offer the undo.
       const listed = await request(h, '/admin/api/events?find=Patient/dismiss-1', { headers: bearer });
       assert.equal(obj((obj(listed.body).events as unknown[])[0]).dismissed, true);
+      assert.ok(!listed.text.includes('Nyokabi'), 'the reason is not in the list');
 
       const again = await dismiss(id, json('twice'));
       assert.equal(again.status, 409);
@@ -743,5 +749,15 @@ describe('admin routes with showPersonalData', () => {
     assert.match(String(obj(detail.lastError).message), new RegExp(FIRSTNAME));
     const summary = obj((await request(h, '/admin/api/summary', { headers: bearer })).body);
     assert.equal(summary.showPersonalData, true);
+  });
+
+  it('shows a dismissal’s reason as the operator typed it', async () => {
+    const reason = 'duplicate of Nyokabi Kamau';
+    const dismissed = h.ledger.dismiss([h.deadId], reason);
+    assert.deepEqual(dismissed.dismissed, [h.deadId]);
+    const detail = obj((await request(h, `/admin/api/events/${h.deadId}`, { headers: bearer })).body);
+    assert.equal(detail.skipReason, `dismissed by an operator: ${reason}`);
+    const listed = obj((await request(h, '/admin/api/events?state=skipped', { headers: bearer })).body);
+    assert.equal(obj(list(listed.events)[0]).skipReason, `dismissed by an operator: ${reason}`);
   });
 });

@@ -1,8 +1,15 @@
 // What the admin API shows of a ledger row. Source references, ids, states, errors and tracking ids
 // are operational data; the declaration (names, dates of birth) is shown only when the operator turned
-// `admin.showPersonalData` on, and so are the values OpenCRVS echoes back in its 400 messages.
+// `admin.showPersonalData` on, and so are the values OpenCRVS echoes back in its 400 messages and the
+// reasons operators typed when they dismissed a row.
 
-import { type AttemptRow, isDismissed, type LedgerError, type LedgerRow } from '../../ledger/index.js';
+import {
+  type AttemptRow,
+  DISMISSED_PREFIX,
+  isDismissed,
+  type LedgerError,
+  type LedgerRow,
+} from '../../ledger/index.js';
 import { withoutValues } from '../../opencrvs/scrub.js';
 import type { WriteBackJobView } from './write-back-views.js';
 
@@ -27,6 +34,7 @@ export interface EventListItem {
   office: string | null;
   facility: string | null;
   lastError: ErrorView | null;
+  /** Why the row was skipped; a dismissal's own words only with `showPersonalData` (skipReasonView). */
   skipReason: string | null;
   /** Skipped because an operator dismissed it (`skipReason` says why): the one skip that can be undone. */
   dismissed: boolean;
@@ -89,6 +97,17 @@ export function errorView(error: LedgerError | null, showPersonalData: boolean):
   return view;
 }
 
+/**
+ * A dismissal's reason is free text an operator typed, and may name the patient whatever the page asks:
+ * without `showPersonalData` only that there is one, and its length, are shown. Reasons the bridge
+ * wrote itself (not an event, merged in the source) are shown as stored.
+ */
+export function skipReasonView(skipReason: string | null, showPersonalData: boolean): string | null {
+  if (showPersonalData || skipReason === null || !isDismissed(skipReason)) return skipReason;
+  const length = skipReason.length - `${DISMISSED_PREFIX}: `.length;
+  return `${DISMISSED_PREFIX}: (reason hidden, ${length} characters: admin.showPersonalData is off)`;
+}
+
 export function listItem(row: LedgerRow, showPersonalData: boolean): EventListItem {
   return {
     id: row.id,
@@ -104,7 +123,7 @@ export function listItem(row: LedgerRow, showPersonalData: boolean): EventListIt
     office: row.office,
     facility: row.facility,
     lastError: errorView(row.lastError, showPersonalData),
-    skipReason: row.skipReason,
+    skipReason: skipReasonView(row.skipReason, showPersonalData),
     dismissed: row.state === 'skipped' && isDismissed(row.skipReason),
     firstSeenAt: row.firstSeenAt,
     updatedAt: row.updatedAt,
