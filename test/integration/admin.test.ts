@@ -182,8 +182,10 @@ function requestFrom(
       });
       res.on('end', () => {
         const answered = new Headers();
-        for (const [name, value] of Object.entries(res.headers))
+        for (const [name, value] of Object.entries(res.headers)) {
           if (typeof value === 'string') answered.set(name, value);
+          else for (const one of value ?? []) answered.append(name, one); // set-cookie comes as a list
+        }
         resolve({ status: res.statusCode ?? 0, headers: answered, text });
       });
     });
@@ -250,7 +252,7 @@ describe('admin routes with a token', () => {
     }
   });
 
-  it('answers 429 with Retry-After to the wrong tokens of an address that sent 10, and still lets the right one in', async () => {
+  it('answers 429 with Retry-After to any token from an address that sent 10 wrong ones, the right one too', async () => {
     const guesser = '127.0.0.30';
     const logged = () => h.logLines.filter((line) => line.includes('admin authentication throttled'));
     // A browser's first request carries no credentials: not a wrong token, not counted.
@@ -259,29 +261,19 @@ describe('admin routes with a token', () => {
       const res = await requestFrom(h, guesser, '/admin/api/summary', { Authorization: `Bearer wrong-token-${i}` });
       assert.equal(res.status, 401, `wrong token ${i}`);
     }
-    for (const headers of [{ Authorization: 'Bearer wrong-token-11' }, basic('wrong-token-12')]) {
+    // Blocked: no token is compared, so the right one is refused like the wrong ones, and says nothing.
+    for (const headers of [{ Authorization: 'Bearer wrong-token-11' }, basic('wrong-token-12'), bearer, basic(TOKEN)]) {
       const refused = await requestFrom(h, guesser, '/admin/api/summary', headers);
-      assert.equal(refused.status, 429, 'a wrong token while blocked');
+      assert.equal(refused.status, 429, 'a token while blocked');
       const retryAfter = Number(refused.headers.get('retry-after'));
       assert.ok(retryAfter > 290 && retryAfter <= 300, `Retry-After: ${retryAfter}`);
       assert.equal(refused.headers.get('www-authenticate'), null, 'no prompt for another try');
       assert.equal(refused.headers.get('cache-control'), 'no-store');
     }
-    // The address is shared (127.0.0.1 is every local process): the right token still opens.
-    for (const headers of [bearer, basic(TOKEN)]) {
-      const res = await requestFrom(h, guesser, '/admin/api/summary', headers);
-      assert.equal(res.status, 200, 'the right token from the blocked address');
-      assert.equal(res.headers.get('retry-after'), null);
-    }
     // Without credentials it is challenged, so that a browser asks its user for the token.
     const fresh = await requestFrom(h, guesser, '/admin');
     assert.equal(fresh.status, 401);
     assert.match(fresh.headers.get('www-authenticate') ?? '', /^Basic realm=/);
-    // The right token lifted nothing: the next wrong one is still refused.
-    assert.equal(
-      (await requestFrom(h, guesser, '/admin/api/summary', { Authorization: 'Bearer wrong-token-13' })).status,
-      429,
-    );
     // Other addresses are not affected: the right token opens, a wrong one is a plain 401.
     assert.equal((await requestFrom(h, '127.0.0.31', '/admin/api/summary', bearer)).status, 200);
     assert.equal((await request(h, '/admin/api/summary', { headers: basic(TOKEN) })).status, 200);
@@ -295,35 +287,93 @@ describe('admin routes with a token', () => {
     assert.ok(!h.logLines.join('\n').includes('wrong-token') && !h.logLines.join('\n').includes(TOKEN));
   });
 
-  it('lets the operator act from an address another client keeps blocked with wrong tokens', async () => {
+  it('compares no more than 10 tokens from one address sending 90 at once, on as many connections', async () => {
+    const guesser = '127.0.0.34';
+    const guesses = Array.from({ length: 90 }, (_, i) =>
+      requestFrom(h, guesser, '/admin/api/summary', { Authorization: `Bearer parallel-guess-${i}` }),
+    );
+    const statuses = (await Promise.all(guesses)).map((res) => res.status);
+    assert.equal(statuses.filter((s) => s === 401).length, 10, 'compared and wrong');
+    assert.equal(statuses.filter((s) => s === 429).length, 80, 'refused uncompared');
+    // The guesser's 91st, 92nd … are not compared either: had they been, the right one would open.
+    const more = await Promise.all(
+      [bearer, basic(TOKEN), { Authorization: 'Bearer parallel-guess-x' }].map((headers) =>
+        requestFrom(h, guesser, '/admin/api/summary', headers),
+      ),
+    );
+    assert.deepEqual(
+      more.map((res) => res.status),
+      [429, 429, 429],
+    );
+  });
+
+  it('keeps the operator’s page open from an address another client keeps blocked with wrong tokens', async () => {
     const shared = '127.0.0.33';
+    // The operator opens the page (a browser says it is navigating: Sec-Fetch-Site) and is given a session.
+    const opened = await requestFrom(h, shared, '/admin', { ...basic(TOKEN), 'Sec-Fetch-Site': 'none' });
+    assert.equal(opened.status, 200);
+    const setCookie = opened.headers.get('set-cookie') ?? '';
+    assert.match(setCookie, /^bridge_admin_session=[\w-]{43}; Path=\/admin; Max-Age=43200; HttpOnly; SameSite=Strict$/);
+    const cookie = setCookie.split(';')[0] ?? '';
     // Another user of the address (a local process, a page reaching it) sends wrong tokens on and on.
     for (let i = 0; i < 15; i++)
       await requestFrom(h, shared, '/admin/api/summary', { Authorization: `Bearer guess-${i}` });
     assert.equal((await requestFrom(h, shared, '/admin/api/summary', { Authorization: 'Bearer guess-x' })).status, 429);
-    // The operator, from the same address: the page, the API, and a POST past the token to its handler
-    // (a row that does not exist: 404 from the replay route, not 401 or 429 from the token check).
-    assert.equal((await requestFrom(h, shared, '/admin', basic(TOKEN))).status, 200);
-    assert.equal((await requestFrom(h, shared, '/admin/api/summary', bearer)).status, 200);
-    const replay = await requestFrom(h, shared, '/admin/api/events/999999/replay', bearer, 'POST');
+    // The operator's page goes on by its session: its reads, and a POST from the page past the token to
+    // its handler (a row that does not exist: 404 from the replay route, not 401 or 429).
+    const poll = await requestFrom(h, shared, '/admin/api/summary', { ...basic(TOKEN), Cookie: cookie });
+    assert.equal(poll.status, 200);
+    assert.equal(poll.headers.get('set-cookie'), null, 'no second session');
+    const replay = await requestFrom(
+      h,
+      shared,
+      '/admin/api/events/999999/replay',
+      { Cookie: cookie, Origin: h.base, 'Sec-Fetch-Site': 'same-origin' },
+      'POST',
+    );
     assert.equal(replay.status, 404, replay.text);
+    // The session is a browser's: another site's POST carrying it is refused as Basic ones are.
+    const crossSite = await requestFrom(
+      h,
+      shared,
+      '/admin/api/events/999999/replay',
+      { Cookie: cookie, Origin: 'https://evil.example' },
+      'POST',
+    );
+    assert.equal(crossSite.status, 403);
     assert.equal(h.replayCalls.length, 0);
+    // A made-up session is no way in: it is a wrong token like any other, refused uncompared here.
+    const madeUp = { Cookie: `bridge_admin_session=${'A'.repeat(43)}` };
+    assert.equal((await requestFrom(h, '127.0.0.35', '/admin/api/summary', madeUp)).status, 401);
+    assert.equal((await requestFrom(h, shared, '/admin/api/summary', { ...madeUp, ...bearer })).status, 429);
+    // Scripts (Bearer, no session) from the blocked address wait for the Retry-After.
+    assert.equal((await requestFrom(h, shared, '/admin/api/summary', bearer)).status, 429);
+  });
+
+  it('opens no session for a script, nor for another site’s request carrying remembered credentials', async () => {
+    for (const headers of [bearer, basic(TOKEN), { ...basic(TOKEN), 'Sec-Fetch-Site': 'cross-site' }]) {
+      const res = await requestFrom(h, '127.0.0.36', '/admin/api/summary', headers);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('set-cookie'), null, JSON.stringify(Object.keys(headers)));
+    }
   });
 
   it('does not forget an address’s wrong tokens when the right one comes between them', async () => {
     const shared = '127.0.0.32';
-    // 9 wrong tokens, the operator's page asks with the right one, 9 more: had the right token reset the
-    // count, a guesser sharing the address would never be blocked while the page is open.
+    // 9 wrong tokens, a script asks with the right one, 9 more: had the right token reset the count, a
+    // guesser sharing the address would never be blocked while the script runs.
     const answers: number[] = [];
+    const operator: number[] = [];
     for (let round = 0; round < 2; round++) {
       for (let i = 0; i < 9; i++) {
         answers.push(
           (await requestFrom(h, shared, '/admin/api/summary', { Authorization: `Bearer guess-${round}-${i}` })).status,
         );
       }
-      assert.equal((await requestFrom(h, shared, '/admin/api/summary', bearer)).status, 200, `round ${round}`);
+      operator.push((await requestFrom(h, shared, '/admin/api/summary', bearer)).status);
     }
     assert.deepEqual(answers, [...Array(9).fill(401), 401, ...Array(8).fill(429)], 'blocked at the 10th wrong token');
+    assert.deepEqual(operator, [200, 429]);
   });
 
   it('accepts the token as Bearer or as the Basic password with any user name', async () => {
@@ -732,6 +782,38 @@ describe('admin routes with a token', () => {
       assert.equal(audit?.remoteAddress, '127.0.0.3');
       assert.equal((await undo(id)).status, 409, 'dead now: nothing to undo');
     });
+  });
+});
+
+describe('admin routes guessed at from many addresses', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ token: TOKEN, showPersonalData: false });
+  });
+  after(() => h.close());
+
+  it('compares no more than 100 wrong tokens a minute from all addresses together; an open page goes on', async () => {
+    const opened = await requestFrom(h, '127.0.1.99', '/admin', { ...basic(TOKEN), 'Sec-Fetch-Site': 'none' });
+    const cookie = (opened.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    assert.match(cookie, /^bridge_admin_session=/);
+    // 12 addresses, 10 wrong tokens each at once: each within its own limit, 120 together.
+    const guesses: Array<Promise<{ status: number }>> = [];
+    for (let a = 1; a <= 12; a++)
+      for (let i = 0; i < 10; i++)
+        guesses.push(requestFrom(h, `127.0.1.${a}`, '/admin/api/summary', { Authorization: `Bearer g-${a}-${i}` }));
+    const statuses = (await Promise.all(guesses)).map((res) => res.status);
+    assert.equal(statuses.filter((s) => s === 401).length, 100, 'compared and wrong');
+    assert.equal(statuses.filter((s) => s === 429).length, 20, 'refused uncompared');
+    // A new address, with the right token: not compared until the minute is over.
+    const late = await requestFrom(h, '127.0.1.50', '/admin/api/summary', bearer);
+    assert.equal(late.status, 429);
+    const retryAfter = Number(late.headers.get('retry-after'));
+    assert.ok(retryAfter > 0 && retryAfter <= 60, `Retry-After: ${retryAfter}`);
+    // The operator's open page is not a guess.
+    assert.equal((await requestFrom(h, '127.0.1.99', '/admin/api/summary', { Cookie: cookie })).status, 200);
+    const said = h.logLines.filter((line) => line.includes('too many wrong tokens from all addresses together'));
+    assert.equal(said.length, 1, said.join('\n'));
+    assert.equal(JSON.parse(said[0] ?? '{}').level, 'warn');
   });
 });
 

@@ -1,7 +1,10 @@
-// Wrong admin tokens, counted per remote address: past a handful in a minute the address's wrong tokens
-// are answered 429 for a while. The right token is let through all the same (requireToken): an address
-// is shared, and its other users must not be able to lock the operator out. No library
-// in the dependencies does this (express-rate-limit and the like are not among them); it is small.
+// Wrong admin tokens, counted per remote address and over all addresses together. Past a handful from
+// one address in a minute, that address's tokens are not compared at all for a while (429): a blocked
+// address learns nothing about any token, so the rate at which it can guess is bounded however many
+// requests it sends, in parallel or not. Past a generous number from all addresses, every address waits
+// for the minute to end, so many addresses together are bounded too. The operator's open page is not
+// stopped by either: it carries a session (sessions.ts), which is not a guess and is not throttled.
+// No library in the dependencies does this (express-rate-limit and the like are not among them); it is small.
 import { setBounded } from '../../sources/shared/bounded-map.js';
 import { addressKey } from '../address-slots.js';
 
@@ -11,20 +14,31 @@ export interface AuthThrottleLimits {
   windowMs: number;
   /** How long a blocked address is answered 429. */
   blockMs: number;
+  /** Failed authentications all addresses together may make within a `windowMs`; then 429 to all until it ends. */
+  maxGlobalFailures: number;
   /** Addresses counted at most, and as many blocked (each entry is a few dozen bytes). */
   maxAddresses: number;
 }
 
 /**
  * 10 wrong tokens a minute, then 5 minutes of 429: an operator who mistypes is not stopped, and an
- * address guesses at most about 10 tokens every 6 minutes. 2 × 10,000 addresses is a few megabytes.
+ * address guesses at most 10 tokens every 6 minutes. 100 a minute from all addresses together is far
+ * beyond operators mistyping, and takes ten addresses (IPv6 /64s) to reach. 2 × 10,000 addresses is a
+ * few megabytes.
  */
 export const AUTH_THROTTLE: AuthThrottleLimits = {
   maxFailures: 10,
   windowMs: 60_000,
   blockMs: 300_000,
+  maxGlobalFailures: 100,
   maxAddresses: 10_000,
 };
+
+/** What a failure started: a block of its address, of all addresses (both at once can happen). */
+export interface NewBlocks {
+  address: boolean;
+  all: boolean;
+}
 
 export class AuthThrottle {
   // Apart, so that a flood of new addresses (each one wrong token) evicts other counts, never a block:
@@ -32,6 +46,9 @@ export class AuthThrottle {
   // Each in order of last change (setBounded): when full, the oldest is forgotten.
   private readonly counting = new Map<string, { windowStart: number; failures: number }>();
   private readonly blocked = new Map<string, number>();
+  // All addresses: a fixed window, so that at most `maxGlobalFailures` are compared in any one.
+  private globalStart = Number.NEGATIVE_INFINITY;
+  private globalFailures = 0;
 
   constructor(
     private readonly limits: AuthThrottleLimits = AUTH_THROTTLE,
@@ -39,40 +56,57 @@ export class AuthThrottle {
   ) {}
 
   /**
-   * Whole seconds until `address` may authenticate again (for Retry-After), or 0 when it may now.
-   * An IPv6 address counts by its /64, as the connection slots do: a host gets a whole /64 to rotate in.
+   * Whole seconds until `address` may authenticate again (for Retry-After), or 0 when it may now: the
+   * longer of its own block and that of all addresses. An IPv6 address counts by its /64, as the
+   * connection slots do: a host gets a whole /64 to rotate in.
    */
   retryAfterSeconds(address: string | undefined): number {
+    return Math.max(this.addressWait(keyOf(address)), this.globalWait());
+  }
+
+  /** Seconds until all addresses may authenticate again, 0 when they may. */
+  globalWait(): number {
+    if (this.globalFailures < this.limits.maxGlobalFailures) return 0;
+    const left = this.globalStart + this.limits.windowMs - this.now();
+    return left > 0 ? Math.ceil(left / 1000) : 0;
+  }
+
+  /** Counts a wrong token (one that was compared: the caller asks retryAfterSeconds first). */
+  failed(address: string | undefined): NewBlocks {
     const key = keyOf(address);
+    const now = this.now();
+    if (now - this.globalStart >= this.limits.windowMs) {
+      this.globalStart = now;
+      this.globalFailures = 0;
+    }
+    this.globalFailures++;
+    const all = this.globalFailures === this.limits.maxGlobalFailures;
+    if (this.addressWait(key) > 0) return { address: false, all };
+    const known = this.counting.get(key);
+    const entry = known && now - known.windowStart < this.limits.windowMs ? known : { windowStart: now, failures: 0 };
+    entry.failures++;
+    if (entry.failures < this.limits.maxFailures) {
+      setBounded(this.counting, key, entry, this.limits.maxAddresses);
+      return { address: false, all };
+    }
+    this.counting.delete(key);
+    // Every block lasts as long, so the oldest one, pushed out when full, is the next to end anyway.
+    setBounded(this.blocked, key, now + this.limits.blockMs, this.limits.maxAddresses);
+    return { address: true, all };
+  }
+
+  /** Addresses remembered now (at most `maxAddresses` counting and as many blocked). */
+  get size(): number {
+    return this.counting.size + this.blocked.size;
+  }
+
+  private addressWait(key: string): number {
     const until = this.blocked.get(key);
     if (until === undefined) return 0;
     const left = until - this.now();
     if (left > 0) return Math.ceil(left / 1000);
     this.blocked.delete(key);
     return 0;
-  }
-
-  /** Counts a wrong token; true when this failure blocks the address (said once per block). */
-  failed(address: string | undefined): boolean {
-    if (this.retryAfterSeconds(address) > 0) return false;
-    const key = keyOf(address);
-    const now = this.now();
-    const known = this.counting.get(key);
-    const entry = known && now - known.windowStart < this.limits.windowMs ? known : { windowStart: now, failures: 0 };
-    entry.failures++;
-    if (entry.failures < this.limits.maxFailures) {
-      setBounded(this.counting, key, entry, this.limits.maxAddresses);
-      return false;
-    }
-    this.counting.delete(key);
-    // Every block lasts as long, so the oldest one, pushed out when full, is the next to end anyway.
-    setBounded(this.blocked, key, now + this.limits.blockMs, this.limits.maxAddresses);
-    return true;
-  }
-
-  /** Addresses remembered now (at most `maxAddresses` counting and as many blocked). */
-  get size(): number {
-    return this.counting.size + this.blocked.size;
   }
 }
 

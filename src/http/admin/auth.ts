@@ -1,6 +1,7 @@
 // Admin authentication: one shared token, sent as a Bearer token (scripts) or as the password of HTTP
 // Basic auth (the browser page: the browser prompts once and re-sends the credentials on every
-// same-origin request, including the page's own fetch() calls).
+// same-origin request, including the page's own fetch() calls), and the session a browser is given
+// once its credentials are accepted (sessions.ts).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Secret } from '../../config/secret-files.js';
@@ -8,6 +9,7 @@ import type { Logger } from '../../observability/logger.js';
 import { addressKey } from '../address-slots.js';
 import type { AuthThrottle } from './auth-throttle.js';
 import type { AdminHosts } from './hosts.js';
+import { type AdminSessions, sessionCookie, sessionOf } from './sessions.js';
 
 export const ADMIN_REALM = 'opencrvs-bridge admin';
 
@@ -59,63 +61,105 @@ export function sameOriginOrNoBrowser(req: Request, hosts: AdminHosts): boolean 
   return hosts.allowsOrigin(req, origin);
 }
 
+/**
+ * A browser's request from the admin page itself, or the operator typing its address (Sec-Fetch-Site):
+ * the requests a session is opened for. Not a script's (no such header), nor one another site's page
+ * makes the browser send with its remembered credentials, whose sessions would push the operator's out.
+ */
+function browsingHere(req: Request): boolean {
+  const site = req.headers['sec-fetch-site'];
+  return site === 'same-origin' || site === 'none';
+}
+
 export function adminError(res: Response, status: number, error: string): void {
   res.status(status).json({ error });
 }
 
 /**
- * Rejects unauthenticated requests (401 with a Basic challenge) and cross-origin Basic POSTs (403). The
- * token is compared first, always: the right one is let through even from an address the throttle
- * blocks, since an address is shared (every local process, SSH tunnel user and browser tab is 127.0.0.1)
- * and whoever shares it could otherwise keep the operator out by sending wrong tokens. A wrong token
- * from a blocked address is answered 429 (with Retry-After); one that is not counts towards a block.
- * A request without a token neither counts nor is refused 429: it is how a browser first asks for the
- * page, and it must be challenged to ask the operator for the token. The right token forgets nothing:
- * were it to reset the count, wrong tokens sent between the operator's requests (the page asks every
- * 5 seconds) would never add up to a block.
+ * Rejects unauthenticated requests (401 with a Basic challenge) and cross-origin browser POSTs (403).
+ *
+ * A request naming a live session (sessions.ts) is let in without its token being compared. Any other
+ * request carrying credentials is a guess until compared, and is compared only when its address is not
+ * blocked, nor all addresses (auth-throttle.ts): otherwise it is answered 429 with Retry-After and the
+ * token is not looked at, the right one included, so a blocked address learns nothing. A request
+ * without credentials is neither counted nor refused 429: it is how a browser first asks for the page,
+ * and it must be challenged to ask the operator for the token. The right token forgets nothing: were it
+ * to reset the count, wrong tokens sent between a script's requests would never add up to a block.
+ *
+ * A browser on the admin page (browsingHere) whose Basic credentials are accepted is given a session, so
+ * that its page goes on while its address is blocked by someone sharing it (127.0.0.1, a proxy's address).
  */
-export function requireToken(token: Secret, throttle: AuthThrottle, hosts: AdminHosts, log: Logger): RequestHandler {
+export function requireToken(
+  token: Secret,
+  throttle: AuthThrottle,
+  sessions: AdminSessions,
+  hosts: AdminHosts,
+  log: Logger,
+): RequestHandler {
+  const accepted = () => token.accepted().map((value) => value.trim());
   /**
-   * A `tokenFile` follows its file: the new token as soon as it is read (looked at once more when a token
-   * is refused, at most 4 times a second), and the one it replaced for a while longer (secret-files.ts).
+   * The scheme that carried a token accepted, and that token. A `tokenFile` follows its file: the new
+   * token as soon as it is read (looked at once more when a token is refused, at most 4 times a second),
+   * and the one it replaced for a while longer (secret-files.ts).
    */
-  const check = (authorization: string | undefined) => {
-    const accepted = () => token.accepted().map((value) => value.trim());
+  const check = (authorization: string) => {
     for (const value of accepted()) {
       const scheme = authenticate(authorization, value);
-      if (scheme) return scheme;
+      if (scheme) return { scheme, value };
     }
-    if (authorization === undefined || !token.refresh()) return undefined;
-    return authenticate(authorization, token.current().trim());
+    if (!token.refresh()) return undefined;
+    const value = token.current().trim();
+    const scheme = authenticate(authorization, value);
+    return scheme && { scheme, value };
+  };
+  const throttled = (req: Request, res: Response): boolean => {
+    const address = req.socket.remoteAddress;
+    const wait = throttle.retryAfterSeconds(address);
+    if (wait <= 0) return false;
+    res.setHeader('Retry-After', String(wait));
+    adminError(res, 429, 'too many wrong admin tokens: try again later');
+    return true;
+  };
+  const counted = (address: string | undefined) => {
+    const blocks = throttle.failed(address);
+    // Once per block; the address (an IPv6 /64 as counted) is the client's, not a patient's data.
+    if (blocks.address)
+      log.warn(
+        { remoteAddress: address && addressKey(address), retryAfterSeconds: throttle.retryAfterSeconds(address) },
+        'admin authentication throttled: too many wrong tokens from one address',
+      );
+    if (blocks.all)
+      log.warn(
+        { retryAfterSeconds: throttle.globalWait() },
+        'admin authentication throttled: too many wrong tokens from all addresses together',
+      );
   };
   return (req: Request, res: Response, next: NextFunction) => {
-    const address = req.socket.remoteAddress;
-    const scheme = check(req.headers.authorization);
+    const authorization = req.headers.authorization;
+    let scheme: AuthScheme | 'session' | undefined = sessions.valid(sessionOf(req), accepted()) ? 'session' : undefined;
+    let opened: string | undefined;
+    if (!scheme && authorization !== undefined) {
+      if (throttled(req, res)) return;
+      const found = check(authorization);
+      if (found) {
+        scheme = found.scheme;
+        opened = found.value;
+      } else counted(req.socket.remoteAddress);
+    }
     if (!scheme) {
-      if (req.headers.authorization !== undefined) {
-        const wait = throttle.retryAfterSeconds(address);
-        if (wait > 0) {
-          res.setHeader('Retry-After', String(wait));
-          adminError(res, 429, 'too many wrong admin tokens from this address: try again later');
-          return;
-        }
-        if (throttle.failed(address)) {
-          // Once per block; the address (an IPv6 /64 as counted) is the client's, not a patient's data.
-          log.warn(
-            { remoteAddress: address && addressKey(address), retryAfterSeconds: throttle.retryAfterSeconds(address) },
-            'admin authentication throttled: too many wrong tokens from one address',
-          );
-        }
-      }
       res.setHeader('WWW-Authenticate', `Basic realm="${ADMIN_REALM}", charset="UTF-8"`);
       adminError(res, 401, 'admin token required: Authorization: Bearer <token>, or Basic with the token as password');
       return;
     }
     const safeMethod = req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS';
-    if (!safeMethod && scheme === 'basic' && !sameOriginOrNoBrowser(req, hosts)) {
+    // A browser attaches both Basic credentials and the session cookie by itself: only a Bearer token is
+    // a script's.
+    if (!safeMethod && scheme !== 'bearer' && !sameOriginOrNoBrowser(req, hosts)) {
       adminError(res, 403, 'cross-origin request refused: use the admin page or a Bearer token');
       return;
     }
+    if (scheme === 'basic' && opened !== undefined && browsingHere(req))
+      res.append('Set-Cookie', sessionCookie(req, sessions.start(opened)));
     next();
   };
 }

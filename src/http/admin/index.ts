@@ -10,6 +10,7 @@ import { AuthThrottle } from './auth-throttle.js';
 import { AdminHosts, requireAllowedHost } from './hosts.js';
 import { PAGE_STYLE, renderPage } from './page.js';
 import { PAGE_SCRIPT } from './page-script.js';
+import { AdminSessions } from './sessions.js';
 import type { AdminSettingsView, AdminTarget } from './types.js';
 import { writeBackApi } from './write-back-api.js';
 
@@ -93,8 +94,9 @@ export function adminRoutes(
   }
   // `tokenFile` follows its file; a rotated token that would be refused at start is not taken.
   const live = secretOf(settings, 'token', { logger: log, check: adminTokenProblem }) ?? fixedSecret(token);
-  // One count of wrong tokens per admin listener.
-  router.use(requireToken(live, new AuthThrottle(), hosts, log));
+  // One count of wrong tokens, and one set of sessions, per admin listener.
+  const sessions = new AdminSessions();
+  router.use(requireToken(live, new AuthThrottle(), sessions, hosts, log));
   router.get('/', (req, res) => {
     res.setHeader('Content-Security-Policy', PAGE_CSP);
     res.type('html').send(renderPage(req.baseUrl));
