@@ -3,6 +3,7 @@
 // configuration rejected is dead; the operator fixes the cause, clicks Replay, and sees it delivered. Its
 // write-back job (the real store on the same ledger file) shows abandoned, and Re-queue makes it pending.
 // A dead event that must never go is dismissed with the reason the page asks for, and the dismissal undone.
+// Log out makes the browser forget the Basic credentials it remembered.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -409,5 +410,40 @@ describe('admin page in headless Chromium', {
       .locator('#detail-actions')
       .getByRole('button', { name: `Dismiss event ${id}` })
       .waitFor({ timeout: UI_TIMEOUT_MS });
+  });
+  it('logs out: the browser forgets the token it remembered, and the session ends', async () => {
+    // Credentials the browser itself remembers (the context's httpCredentials would answer every challenge).
+    const own = await browser.newContext();
+    try {
+      const tab = await own.newPage();
+      const { port } = new URL(base);
+      const opened = await tab.goto(`http://ops:${TOKEN}@127.0.0.1:${port}/admin`);
+      assert.equal(opened?.status(), 200);
+      // The same page without the credentials in its address (a page's fetch() refuses such a base).
+      assert.equal((await tab.goto(`${base}/admin`))?.status(), 200);
+      const summary = () => tab.evaluate(async () => (await fetch('/admin/api/summary')).status);
+      // By the session, then (without it) by the Basic credentials the browser re-sends on its own.
+      assert.equal(await summary(), 200);
+      await own.clearCookies();
+      assert.equal(await summary(), 200, 'the browser remembers the token');
+      await tab.goto(`${base}/admin`);
+      assert.equal((await own.cookies()).length, 1, 'a session again');
+
+      const [loggedOut] = await Promise.all([
+        tab.waitForResponse((r) => r.url() === `${base}/admin/logout`, { timeout: UI_TIMEOUT_MS }),
+        tab.getByRole('link', { name: 'Log out' }).click(),
+      ]);
+      assert.equal(loggedOut.status(), 401);
+      assert.deepEqual(await own.cookies(), [], 'the session cookie is gone');
+      // The page again: asked without credentials (headless Chromium cancels the prompt that follows).
+      const [again] = await Promise.all([
+        tab.waitForResponse((r) => r.url() === `${base}/admin`, { timeout: UI_TIMEOUT_MS }),
+        tab.goto(`${base}/admin`).catch(() => undefined),
+      ]);
+      assert.equal(again.status(), 401, 'the browser forgot the token');
+      assert.equal(await again.request().headerValue('authorization'), null);
+    } finally {
+      await own.close();
+    }
   });
 });

@@ -358,6 +358,27 @@ describe('admin routes with a token', () => {
     }
   });
 
+  it('logs out: ends the session and challenges whatever credentials come with it', async () => {
+    const from = '127.0.0.37';
+    const opened = await requestFrom(h, from, '/admin', { ...basic(TOKEN), 'Sec-Fetch-Site': 'none' });
+    const cookie = (opened.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    assert.match(cookie, /^bridge_admin_session=/);
+    assert.equal((await requestFrom(h, from, '/admin/api/summary', { Cookie: cookie })).status, 200);
+    const out = await requestFrom(h, from, '/admin/logout', { ...basic(TOKEN), Cookie: cookie });
+    assert.equal(out.status, 401);
+    assert.match(out.headers.get('www-authenticate') ?? '', /^Basic realm="opencrvs-bridge admin"/);
+    assert.equal(
+      out.headers.get('set-cookie'),
+      'bridge_admin_session=; Path=/admin; Max-Age=0; HttpOnly; SameSite=Strict',
+    );
+    assert.match(out.text, /Logged out/);
+    assert.equal((await requestFrom(h, from, '/admin/api/summary', { Cookie: cookie })).status, 401, 'session ended');
+    // Credentials sent to it are not compared, so not counted either: 20 wrong ones block nothing.
+    for (let i = 0; i < 20; i++)
+      assert.equal((await requestFrom(h, from, '/admin/logout', { Authorization: `Bearer out-${i}` })).status, 401);
+    assert.equal((await requestFrom(h, from, '/admin/api/summary', bearer)).status, 200);
+  });
+
   it('does not forget an address’s wrong tokens when the right one comes between them', async () => {
     const shared = '127.0.0.32';
     // 9 wrong tokens, a script asks with the right one, 9 more: had the right token reset the count, a

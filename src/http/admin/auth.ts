@@ -163,3 +163,30 @@ export function requireToken(
     next();
   };
 }
+
+/**
+ * `GET /admin/logout`: ends the session the request names and answers 401 with the Basic challenge,
+ * whatever credentials it carries (they are not compared, nor counted). A browser that sent remembered
+ * Basic credentials and is told 401 forgets them, so the page asks for the token again; the body is
+ * what the browser shows once its prompt is cancelled.
+ */
+export function logout(sessions: AdminSessions): RequestHandler {
+  return (req: Request, res: Response) => {
+    sessions.end(sessionOf(req));
+    res.append('Set-Cookie', sessionCookie(req, undefined));
+    res.setHeader('WWW-Authenticate', `Basic realm="${ADMIN_REALM}", charset="UTF-8"`);
+    res.setHeader('Content-Security-Policy', "default-src 'none'; base-uri 'none'; frame-ancestors 'none'");
+    const again = `${req.baseUrl}/`;
+    res
+      .status(401)
+      .type('html')
+      .send(
+        `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Logged out: opencrvs-bridge admin</title></head>` +
+          `<body><p>Logged out of the opencrvs-bridge admin page. If the browser asks for the token again, ` +
+          `cancel: that is how it forgets it.</p><p><a href="${escapeHtml(again)}">Log in again</a></p></body></html>`,
+      );
+  };
+}
+
+const escapeHtml = (text: string): string =>
+  text.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');

@@ -5,7 +5,7 @@ import { fixedSecret, secretOf } from '../../config/secret-files.js';
 import { type Logger, silentLogger } from '../../observability/logger.js';
 import { clientErrorStatus } from '../client-error.js';
 import { adminApi } from './api.js';
-import { adminError, requireToken } from './auth.js';
+import { adminError, logout, requireToken } from './auth.js';
 import { AuthThrottle } from './auth-throttle.js';
 import { AdminHosts, requireAllowedHost } from './hosts.js';
 import { PAGE_STYLE, renderPage } from './page.js';
@@ -96,6 +96,8 @@ export function adminRoutes(
   const live = secretOf(settings, 'token', { logger: log, check: adminTokenProblem }) ?? fixedSecret(token);
   // One count of wrong tokens, and one set of sessions, per admin listener.
   const sessions = new AdminSessions();
+  // Before the token: logging out needs none, and whatever credentials it carries are not compared.
+  router.get('/logout', logout(sessions));
   router.use(requireToken(live, new AuthThrottle(), sessions, hosts, log));
   router.get('/', (req, res) => {
     res.setHeader('Content-Security-Policy', PAGE_CSP);

@@ -26,6 +26,7 @@ export function renderPage(base: string): string {
     <label><input type="checkbox" id="auto-refresh" checked> Auto-refresh every 5 s</label>
     <button type="button" id="refresh-now">Refresh now</button>
     <span id="refresh-status" class="muted">Loading…</span>
+    <a href="${b}/logout" id="logout">Log out</a>
   </div>
 </header>
 <div id="hold-banner" class="banner hold" role="alert" hidden></div>

@@ -2,7 +2,7 @@
 // naming a random session; the page's later requests are let in by it without the token being compared.
 // So the page's polls are no guesses, and an operator whose page is open keeps it while someone sharing
 // the address (127.0.0.1, a proxy's) has it blocked with wrong tokens (auth-throttle.ts). The id is 256
-// random bits: it cannot be guessed, so it needs no throttle.
+// random bits: it cannot be guessed, so it needs no throttle. Logging out ends it (`/admin/logout`).
 import { createHash, randomBytes } from 'node:crypto';
 import type { Request } from 'express';
 import { setBounded } from '../../sources/shared/bounded-map.js';
