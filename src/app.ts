@@ -580,6 +580,26 @@ export class Bridge {
     }
   }
 
+  /**
+   * The routing table asked once more after a pass's polling, when it could not be confirmed before
+   * (resolveLocationsForPass): one try, each call within opencrvs.timeoutMs. Returns why delivery is still
+   * skipped, or undefined once OpenCRVS confirmed the table: the rows recorded on the kept answers carry
+   * their marks (officeUnchecked, facilityUnchecked), so the worker checks each before it is sent.
+   */
+  private async confirmLocationsAfterPolling(skipped: string): Promise<string | undefined> {
+    try {
+      await this.resolveLocations();
+    } catch (err) {
+      if (this.stopping) return skipped;
+      const reason = `OpenCRVS could not confirm the offices and facilities routed to (${err instanceof Error ? err.message : String(err)})`;
+      this.log.warn(`${reason}, asked again after polling; nothing is sent in this pass`);
+      return reason;
+    }
+    this.unconfirmedRouting = undefined;
+    this.log.info('OpenCRVS confirmed the routing table after polling: the rows waiting for it are sent');
+    return undefined;
+  }
+
   onDeliveryOutcome(listener: (outcome: DeliveryOutcome) => void): void {
     this.outcomeListeners.push(listener);
   }
@@ -1057,7 +1077,7 @@ export class Bridge {
   /** `since`: read again from there too (PassOptions.from). */
   async syncOnce(sourceIds?: string[], options: { timeoutMs?: number; since?: string } = {}): Promise<SyncSummary> {
     const deadline = Date.now() + (options.timeoutMs ?? 120_000);
-    const deliverySkipped = this.locationsReady ? undefined : await this.resolveLocationsForPass(deadline);
+    let deliverySkipped = this.locationsReady ? undefined : await this.resolveLocationsForPass(deadline);
     const report = emptyReport();
     const failedSources: string[] = [];
     const sourceErrors: Record<string, string> = {};
@@ -1101,6 +1121,10 @@ export class Bridge {
     } finally {
       clearTimeout(cutOff);
     }
+    // OpenCRVS may have come back while the sources were read: asked once more, the rows found (and those
+    // earlier passes recorded on the kept answers) go out in this pass rather than wait for the next.
+    if (deliverySkipped && !timedOut && Date.now() < deadline)
+      deliverySkipped = await this.confirmLocationsAfterPolling(deliverySkipped);
     // Not after the deadline: the source clients are closed, so a recheck would fail and its rows go out
     // unchecked, as for an EMR that is down (an adversarial review).
     // Delivered in this pass, rows of earlier passes and replays included (the summary counts them).

@@ -109,7 +109,7 @@ export function registerSync(program: Command): void {
   program
     .command('sync')
     .description(
-      'one poll-and-deliver pass for external schedulers (cron, Kubernetes CronJob); exit 0 when everything found was delivered; 1 when anything is dead, failing, waiting or locked (rows of earlier passes included), when delivery is held, when a source could not be polled, or when the pass was stopped (a signal, --timeout) or failed, or when a --since reading did not reach the watermark, or when OpenCRVS could not confirm the routing table (the events found are recorded on its earlier answers and sent by a later pass); 2 for wrong arguments or configuration. Write-backs of the tracking id that fail or are abandoned are in the summary but change no delivery, so no exit status',
+      'one poll-and-deliver pass for external schedulers (cron, Kubernetes CronJob); exit 0 when everything found was delivered; 1 when anything is dead, failing, waiting or locked (rows of earlier passes included), when delivery is held, when a source could not be polled, or when the pass was stopped (a signal, --timeout) or failed, or when a --since reading did not reach the watermark, or when OpenCRVS could not confirm the routing table, neither before polling nor when asked again after it (the events found are recorded on its earlier answers and sent by a later pass); 2 for wrong arguments or configuration. Write-backs of the tracking id that fail or are abandoned are in the summary but change no delivery, so no exit status',
     )
     .requiredOption('--once', 'run one pass and exit (the only mode; `serve` runs continuously)')
     .option('--source <id>', 'only this source (repeatable)', (value: string, all: string[] = []) => [...all, value])

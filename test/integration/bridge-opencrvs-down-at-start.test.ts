@@ -234,6 +234,49 @@ describe('bridge: OpenCRVS cannot list its locations when the bridge starts', ()
     }
   });
 
+  it('sync --once: OpenCRVS answers again while the pass reads the EMR: the routing table is asked again and the births go out in that pass', async () => {
+    // The location list comes back with the pass's first search of the EMR (after the pass gave up on it).
+    let upAtFirstSearch: (() => Promise<void>) | undefined;
+    const h = await startHarness({
+      fhirPaging: {
+        beforeSearch: async () => {
+          const up = upAtFirstSearch;
+          upAtFirstSearch = undefined;
+          await up?.();
+        },
+      },
+    });
+    let pass: Bridge | undefined;
+    try {
+      // An earlier run resolved the routing table: its answers are kept in the ledger.
+      await h.bridge.stop();
+      await h.sim.control.configure(LOCATIONS_DOWN);
+      await h.writeBirths(0, 2);
+      pass = new Bridge(h.config, { logger: silentLogger, http: false, schedule: false, worker: false, lease: 'sync' });
+      const sync = pass;
+      let cameBack = false;
+      upAtFirstSearch = async () => {
+        await h.sim.control.configure({ faults: {} });
+        cameBack = true;
+      };
+      const summary = await sync.syncOnce(undefined, { timeoutMs: 8_000 });
+      assert.ok(cameBack, 'OpenCRVS was down until the pass read the EMR');
+      assert.equal(summary.deliverySkipped, undefined, 'the routing table was confirmed after polling');
+      assert.equal(summary.delivered.length, 2, 'the births recorded on the kept answers went out in this pass');
+      assert.equal(summary.ok, true, 'everything found was delivered');
+      const rows = () => sync.ledger.list({ limit: 100 });
+      const events = await assertDeliveredOnce({ ...h, rows } as Harness, 2);
+      const routed = [ROUTING.defaultOffice, ...Object.values(ROUTING.facilities).map((r) => r.office)].map(
+        (externalId) => h.location(externalId).id,
+      );
+      for (const office of notifiedOffices(events)) assert.ok(routed.includes(office));
+    } finally {
+      await h.sim.control.configure({ faults: {} });
+      await pass?.stop();
+      await h.close();
+    }
+  });
+
   it('sync --once: a pass records the births on the answers kept and sends nothing; the next pass OpenCRVS answers delivers them once', async () => {
     const sims = await startSimulators();
     try {
