@@ -27,13 +27,24 @@ export interface DeliveryOutcome {
 }
 
 /**
- * Thrown by a recheck that cannot run yet (the routing table is not resolved): the rows stay deferred
- * (their lease) instead of going out unchecked, since a record deleted meanwhile would be notified.
+ * Thrown by a recheck that cannot run yet (the routing table is not resolved, a proxy's page instead of the
+ * source's answer): the rows stay deferred (their lease) instead of going out unchecked, since a record
+ * deleted meanwhile would be notified.
  */
 export class RecheckNotReady extends Error {
-  constructor(message: string) {
+  /**
+   * The rows that wait, when only some of the batch's do (one source's of a batch of several); undefined:
+   * every row of the batch. The others were rechecked, or failed otherwise (`otherFailure`).
+   */
+  readonly rowIds: readonly number[] | undefined;
+  /** What failed for the batch's other rows (they go out as recorded, as after any failed recheck). */
+  readonly otherFailure: unknown;
+
+  constructor(message: string, options: { rowIds?: readonly number[]; otherFailure?: unknown } = {}) {
     super(message);
     this.name = 'RecheckNotReady';
+    this.rowIds = options.rowIds;
+    this.otherFailure = options.otherFailure;
   }
 }
 

@@ -234,8 +234,20 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       await source.run(rows);
     } catch (err) {
       if (err instanceof RecheckNotReady) {
-        // Not yet possible (routing unresolved): the rows wait out their lease, checked later, not sent.
-        logger.warn({ rows: ids.length, reason: err.message }, 'waiting rows wait until they can be rechecked');
+        // Not yet possible (routing unresolved, a proxy's page): those rows wait out their lease, checked
+        // later, not sent. The batch's others (another source's) go on as after any recheck.
+        const waiting = new Set(err.rowIds ?? ids);
+        const others = rows.filter((row) => !waiting.has(row.id));
+        logger.warn({ rows: waiting.size, reason: err.message }, 'waiting rows wait until they can be rechecked');
+        if (others.length === 0) return;
+        if (err.otherFailure !== undefined) {
+          if (stopping) return;
+          logger.warn(
+            { err: err.otherFailure, rows: others.length },
+            'recheck at the source failed; the rows it could not evaluate are sent as recorded',
+          );
+        }
+        ledger.markRechecked(others);
         return;
       }
       // Cut off by shutdown (the source's calls are ended): not checked, so not marked so. The rows wait

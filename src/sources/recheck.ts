@@ -32,19 +32,32 @@ export function sourcesRecheck(
       }
       // Side by side, and every one to its end: one source that fails (an EMR down) must neither keep
       // another's rows from being read (they would go out unchecked with the fallback) nor delay them.
+      const sourceIds = [...subjects.keys()];
       const settled = await Promise.allSettled(
         [...subjects].map(async ([sourceId, keys]) => bySource.get(sourceId)?.([...keys])),
       );
       const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason] : []));
+      const notReady = new Set(
+        sourceIds.filter((_, i) => {
+          const outcome = settled[i];
+          return outcome?.status === 'rejected' && outcome.reason instanceof RecheckNotReady;
+        }),
+      );
       // Counts only: which records were withdrawn is in the ledger, not in logs.
       const withdrawn = rows.filter((row) => ledger.get(row.id)?.state === 'skipped').length;
       log.info(
         { rows: rows.length, withdrawn, failedSources: failures.length },
         'waiting rows rechecked at their source before sending',
       );
-      // One source's rows that must wait (RecheckNotReady: a proxy's page, routing not resolved) make the
-      // batch wait: the worker decides for all the rows at once, and any other failure sends them as recorded.
-      if (failures.length > 0) throw failures.find((err) => err instanceof RecheckNotReady) ?? failures[0];
+      if (failures.length === 0) return;
+      // Rows that must wait (RecheckNotReady: a proxy's page, routing not resolved) are that source's alone:
+      // another source's rows go, rechecked (or as recorded, if their source failed otherwise).
+      const first = failures.find((err) => err instanceof RecheckNotReady);
+      if (!first) throw failures[0];
+      throw new RecheckNotReady(first.message, {
+        rowIds: rows.filter((row) => notReady.has(row.sourceId)).map((row) => row.id),
+        otherFailure: failures.find((err) => !(err instanceof RecheckNotReady)),
+      });
     },
   };
 }

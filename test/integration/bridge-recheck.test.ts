@@ -8,7 +8,9 @@ import { Bridge } from '../../src/app.js';
 import { configFromObject } from '../../src/config/index.js';
 import { RecheckNotReady } from '../../src/delivery/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
+import { DEMO_FACILITIES, facilityLocation } from '../../src/sandbox/demo/generate.js';
 import { CHILD_PROGRAMME, DEFAULT_SANDBOX_AUTH } from '../../src/sandbox/dhis2/index.js';
+import { startFhirSandboxWith } from '../../src/sandbox/fhir/index.js';
 import { OvertakenReadFailed } from '../../src/sources/pipeline.js';
 import type { SubjectRecheck } from '../../src/sources/recheck.js';
 import {
@@ -18,9 +20,18 @@ import {
   notifiedDeclaration,
   sleep,
   startHarness,
+  startSimulators,
+  waitUntil,
 } from './helpers/bridge-harness.js';
 import { BIRTHS_SOURCE, enrolledIn, startDhis2Harness } from './helpers/dhis2-harness.js';
-import { answerJson, type FaultProxy, type FaultRule, noAnswer, startFaultProxy } from './helpers/fault-proxy.js';
+import {
+  answerJson,
+  type FaultProxy,
+  type FaultRule,
+  forbiddenPage,
+  noAnswer,
+  startFaultProxy,
+} from './helpers/fault-proxy.js';
 
 const child = (resources: Resource[]): Patient => {
   const found = resources.find((r): r is Patient => r.resourceType === 'Patient' && r.id?.endsWith('-child') === true);
@@ -268,6 +279,85 @@ describe('bridge: the recheck while the routing table is not resolved', () => {
       await h.sim.control.configure({ faults: {} });
       await restarted.stop();
       await h.close();
+    }
+  });
+});
+
+describe("bridge: a recheck batch with rows of two sources, one answered by a proxy's page", () => {
+  it("only that source's rows wait; the other source's rows are rechecked and go out", async () => {
+    // Source emr reads the sandbox itself; source emr-b another EMR behind a proxy, which answers the
+    // recheck's reads with its own 403 page (a WAF rule): no answer of that EMR, so its rows wait.
+    const sims = await startSimulators();
+    const other = await startFhirSandboxWith({ port: 0, seed: DEMO_FACILITIES.map(facilityLocation) }, {});
+    const proxy = await startFaultProxy();
+    proxy.target = other.baseUrl;
+    const object = sims.configObject({ delivery: { settleSeconds: 1, recheckAfterSeconds: 1 } });
+    const [own] = object.sources as Array<Record<string, unknown>>;
+    const behindProxy = { ...own, id: 'emr-b', baseUrl: `${proxy.url}${new URL(other.baseUrl).pathname}` };
+    const bridge = new Bridge(configFromObject({ ...object, sources: [own, behindProxy] }), {
+      logger: silentLogger,
+      schedule: false,
+      http: false,
+      worker: false,
+    });
+    try {
+      await bridge.start();
+      for (const i of [0, 1]) for (const r of birthResources(i)) await sims.fhir.upsert(r);
+      for (const i of [2, 3]) for (const r of birthResources(i, 'b')) await other.upsert(r);
+      for (const source of bridge.sources) await source.poller.pollOnce();
+      const rows = (sourceId: string) => bridge.ledger.list({ sourceId, limit: 100 });
+      assert.deepEqual(
+        ['emr', 'emr-b'].map((id) => rows(id).map((r) => r.state)),
+        [
+          ['pending', 'pending'],
+          ['pending', 'pending'],
+        ],
+      );
+      // The EMR deletes birth 0's child meanwhile: the recheck of emr's rows sees it.
+      const gone = child0();
+      assert.ok((await fetch(`${sims.fhir.baseUrl}/Patient/${gone.id}`, { method: 'DELETE' })).ok);
+      proxy.rules.push(() => forbiddenPage());
+      await sleep(1_100);
+      // All four in one batch (the worker claims up to its concurrency): emr's rows are not held by emr-b's.
+      assert.ok(bridge.config.delivery.concurrency >= 4);
+      await waitUntil(
+        "emr's rows settled",
+        async () => {
+          await bridge.worker.processNext();
+          return rows('emr').every((r) => r.state === 'delivered' || r.state === 'skipped');
+        },
+        10_000,
+      );
+      assert.ok(
+        proxy.seen.some((s) => s.status === 403),
+        "the recheck of emr-b's rows met the proxy's page",
+      );
+      const byChild = (id: string | undefined) => rows('emr').find((r) => r.subjectKey === `Patient/${id}`);
+      assert.equal(byChild(gone.id)?.state, 'skipped', 'rechecked: the deleted child is withdrawn');
+      assert.equal(byChild(child(birthResources(1)).id)?.state, 'delivered');
+      assert.deepEqual(
+        rows('emr-b').map((r) => r.state),
+        ['pending', 'pending'],
+        "emr-b's rows wait, neither withdrawn nor sent unchecked",
+      );
+      assert.equal((await sims.sim.control.events()).length, 1);
+
+      // The proxy lets the bridge through again: emr-b's rows are rechecked and go out once their lease ends.
+      proxy.rules.length = 0;
+      await waitUntil(
+        "emr-b's rows delivered",
+        async () => {
+          await bridge.worker.processNext();
+          return rows('emr-b').every((r) => r.state === 'delivered');
+        },
+        10_000,
+      );
+      assert.equal((await sims.sim.control.events()).length, 3);
+    } finally {
+      await bridge.stop();
+      await proxy.close();
+      await other.close();
+      await sims.close();
     }
   });
 });

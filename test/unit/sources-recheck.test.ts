@@ -68,7 +68,7 @@ describe('sourcesRecheck: a batch with rows of two sources', () => {
     );
   });
 
-  it('throws a RecheckNotReady of any source before another error, so no row goes out unchecked', async () => {
+  it("throws a RecheckNotReady naming that source's rows alone, with the other source's error", async () => {
     const down = new FhirSourceError('read Patient failed: HTTP 503', 503, true);
     const notReady = new RecheckNotReady('a page that is not the source answered');
     const recheck = sourcesRecheck(
@@ -85,6 +85,13 @@ describe('sourcesRecheck: a batch with rows of two sources', () => {
       ledger,
       silentLogger,
     );
-    await assert.rejects(recheck.run(rows), (err: unknown) => err === notReady);
+    await assert.rejects(recheck.run(rows), (err: unknown) => {
+      assert.ok(err instanceof RecheckNotReady);
+      assert.equal(err.message, notReady.message);
+      // emr-b's rows wait; emr-a's go out as recorded (its source failed otherwise), with its error logged.
+      assert.deepEqual(err.rowIds, [rows[1]?.id, rows[2]?.id]);
+      assert.equal(err.otherFailure, down);
+      return true;
+    });
   });
 });
