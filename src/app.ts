@@ -34,12 +34,12 @@ import { BridgeMetrics } from './observability/metrics.js';
 import { paced } from './observability/paced.js';
 import {
   createOpenCrvsClient,
-  type KnownLocation,
   type LocationMemory,
   LocationResolver,
   type OpenCrvsClient,
   OpenCrvsError,
 } from './opencrvs/index.js';
+import { KNOWN_MAX } from './opencrvs/locations.js';
 import { missingGrants } from './opencrvs/scopes.js';
 import { buildDhis2Source, type Dhis2SourceRuntime } from './sources/dhis2/index.js';
 import { FhirSourceClient } from './sources/fhir/fhir-client.js';
@@ -76,8 +76,6 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Tries to resolve the routing table are this far apart at first, doubling up to ROUTING_RETRY_MAX_MS. */
 const ROUTING_RETRY_MS = 1_000;
 const ROUTING_RETRY_MAX_MS = 30_000;
-/** Meta key of what OpenCRVS last answered about location references (LocationMemory). */
-const LOCATIONS_META = 'opencrvs:locations';
 
 /** One configured source with everything built for it. */
 export interface SourceRuntime {
@@ -461,31 +459,21 @@ export class Bridge {
       .map(({ key }) => key);
   }
 
-  /** What OpenCRVS answered about location references, kept in the ledger for the next run (this OpenCRVS's only). */
+  /**
+   * What OpenCRVS answered about location references, kept in the ledger for the next run (this OpenCRVS's
+   * only), one row per reference: a replay or `sync` beside serve writes only the answers it got itself.
+   */
   private locationMemory(): LocationMemory {
     const opencrvs = openCrvsIdentity(this.config.opencrvs) ?? this.config.opencrvs.domain ?? '';
     return {
-      load: () => {
-        const stored = this.ledger.getMeta(LOCATIONS_META);
-        if (!stored) return [];
+      load: () => this.ledger.locationAnswers.load(opencrvs, KNOWN_MAX),
+      save: (ref, answer) => {
         try {
-          const parsed = JSON.parse(stored) as { opencrvs?: unknown; known?: unknown };
-          if (parsed.opencrvs !== opencrvs || !Array.isArray(parsed.known)) return [];
-          return parsed.known.flatMap((entry): Array<[string, KnownLocation]> => {
-            if (!Array.isArray(entry) || typeof entry[0] !== 'string') return [];
-            const [ref, id, locationType] = entry as unknown[];
-            if (id === null) return [[ref as string, null]];
-            return typeof id === 'string' && typeof locationType === 'string'
-              ? [[ref as string, { id, locationType }]]
-              : [];
-          });
-        } catch {
-          return []; // A hint only: unreadable, OpenCRVS is asked as if it were not there.
+          this.ledger.locationAnswers.save(opencrvs, ref, answer, KNOWN_MAX);
+        } catch (err) {
+          // A hint for the next run only (a busy or closing ledger): the lookup itself succeeded.
+          this.log.warn({ err }, 'could not keep an answer of OpenCRVS about a location in the ledger');
         }
-      },
-      save: (known) => {
-        const entries = [...known].map(([ref, k]) => (k ? [ref, k.id, k.locationType] : [ref, null]));
-        this.ledger.setMeta(LOCATIONS_META, JSON.stringify({ opencrvs, known: entries }));
       },
     };
   }

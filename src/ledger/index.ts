@@ -6,6 +6,7 @@ export { heldSince } from './hold-text.js';
 export { DECLARATION_STEPS } from './in-doubt.js';
 export type { LedgerInbox, StoredNotification } from './inbox.js';
 export { openLedger } from './ledger.js';
+export type { KeptLocation, LedgerLocationAnswers } from './location-answers.js';
 export { ledgerOwnClients } from './opencrvs-clients.js';
 export { DEFAULT_LIST_LIMIT } from './queries.js';
 export { type UnaccountedSource, unaccountedSources, unaccountedSourcesMessage } from './source-check.js';

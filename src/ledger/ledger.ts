@@ -3,6 +3,7 @@ import { type Logger, silentLogger } from '../observability/logger.js';
 import { startCheckpointer } from './checkpointer.js';
 import { ledgerIdOf, openDatabase, relaxed, watchFileIdentity } from './db.js';
 import { createInbox } from './inbox.js';
+import { createLocationAnswers } from './location-answers.js';
 import { createOutbox } from './outbox.js';
 import { createPendingChecks } from './pending-checks.js';
 import { upgradeGuard } from './process-lease.js';
@@ -48,6 +49,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     path,
     inbox: createInbox(db),
     sources: createLedgerSources(db),
+    locationAnswers: createLocationAnswers(db),
     recordEvent: recorder.recordEvent,
     recordSkipped: recorder.recordSkipped,
     cancelUnsent: recorder.cancelUnsent,

@@ -2,6 +2,7 @@
 // event type, subject key); the same row is the outbox job that the delivery worker claims.
 import type { Logger } from '../observability/logger.js';
 import type { LedgerInbox } from './inbox.js';
+import type { LedgerLocationAnswers } from './location-answers.js';
 import type { LedgerSources } from './sources.js';
 
 /**
@@ -360,6 +361,8 @@ export interface Ledger {
   readonly inbox: LedgerInbox;
   /** The source ids the ledger holds history under; retiring and renaming them. */
   readonly sources: LedgerSources;
+  /** What OpenCRVS last answered about location references, one row per reference (migration 015). */
+  readonly locationAnswers: LedgerLocationAnswers;
   recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };
   recordSkipped(input: RecordSkippedInput): LedgerRow;
   /**

@@ -29,12 +29,14 @@ export const KNOWN_MAX = 5_000;
 export type KnownLocation = { id: string; locationType: string } | null;
 
 /**
- * Where the resolver keeps its last answers across restarts (the ledger's meta, src/app.ts): what a
- * reference was last found to be is what a mapping most likely gets once OpenCRVS can be asked again.
+ * Where the resolver keeps its last answers across restarts (the ledger, src/app.ts): what a reference was
+ * last found to be is what a mapping most likely gets once OpenCRVS can be asked again. `load`: the one
+ * changed longest ago first. `save`: one answer that changed, on its own: another process keeps its answers
+ * in the same ledger, and a copy of them all would write this one's older answers over its newer ones.
  */
 export interface LocationMemory {
   load(): Iterable<[string, KnownLocation]>;
-  save(known: ReadonlyMap<string, KnownLocation>): void;
+  save(ref: string, answer: KnownLocation): void;
 }
 
 export interface LocationResolverOptions {
@@ -264,7 +266,7 @@ export class LocationResolver {
       if (!oldest.done) this.known.delete(oldest.value);
     }
     this.known.set(ref, answer);
-    if (save) this.memory?.save(this.known);
+    if (save) this.memory?.save(ref, answer);
   }
 }
 

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { Bridge } from '../../src/app.js';
 import { configFromObject } from '../../src/config/load.js';
@@ -44,15 +45,14 @@ function storedAnswersElsewhere(h: Harness): { elsewhere: string; routed: string
     (l) => l.locationType === 'CRVS_OFFICE' && !offices.includes(l.externalId ?? ''),
   );
   assert.ok(elsewhere);
-  const ledger = openLedger(h.config.store.path);
+  const db = new Database(h.config.store.path);
   try {
-    const stored = ledger.getMeta('opencrvs:locations');
-    assert.ok(stored, 'the answers are kept in the ledger');
-    let text = stored;
-    for (const externalId of offices) text = text.replaceAll(h.location(externalId).id, elsewhere.id);
-    ledger.setMeta('opencrvs:locations', text);
+    const kept = db.prepare('SELECT COUNT(*) AS n FROM opencrvs_locations').get() as { n: number };
+    assert.ok(kept.n > 0, 'the answers are kept in the ledger');
+    const moved = db.prepare('UPDATE opencrvs_locations SET location_id = ? WHERE location_id = ?');
+    for (const externalId of offices) moved.run(elsewhere.id, h.location(externalId).id);
   } finally {
-    ledger.close();
+    db.close();
   }
   return { elsewhere: elsewhere.id, routed: offices.map((externalId) => h.location(externalId).id) };
 }

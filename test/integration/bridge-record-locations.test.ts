@@ -249,3 +249,35 @@ for (const version of ['1.9', '2.0'] as const) {
       }));
   });
 }
+
+describe("OpenCRVS's answers about locations, kept by two processes on one ledger", () => {
+  it("a replay in its own process beside serve keeps only what it learned itself, never its older copy over serve's answers", () =>
+    withHarness('2.0', async (h) => {
+      const routed = new Set<string>(Object.values(ROUTING.facilities).map((r) => r.facility));
+      const [servesFacility, replaysFacility] = h.sim.locations.filter(
+        (l) => l.locationType === 'HEALTH_FACILITY' && !routed.has(l.externalId ?? ''),
+      );
+      assert.ok(servesFacility && replaysFacility);
+      // `replay` without serve's admin API builds its own Bridge on the ledger: what OpenCRVS answered so far
+      // is loaded now.
+      const replay = new Bridge(h.config, { logger: silentLogger, http: false, schedule: false, worker: false });
+      let later: Bridge | undefined;
+      try {
+        // serve then reads a record naming a facility nothing asked OpenCRVS about before.
+        for (const r of v1Birth(unrouted(h, 'CRVS_OFFICE').id, servesFacility.id)) await h.fhir.upsert(r);
+        assert.equal((await h.bridge.syncOnce()).ok, true);
+        // The replay maps a record naming another one.
+        assert.deepEqual(await replay.mapOptions().lookupLocations?.([replaysFacility.id]), []);
+        await replay.stop();
+        await h.bridge.stop();
+        // The next process knows both answers: were OpenCRVS down, each record is mapped as it was answered.
+        later = new Bridge(h.config, { logger: silentLogger, http: false, schedule: false, worker: false });
+        const known = later.mapOptions().lastKnownLocation;
+        assert.deepEqual(known?.(servesFacility.id), { id: servesFacility.id, locationType: 'HEALTH_FACILITY' });
+        assert.deepEqual(known?.(replaysFacility.id), { id: replaysFacility.id, locationType: 'HEALTH_FACILITY' });
+      } finally {
+        await replay.stop();
+        await later?.stop();
+      }
+    }));
+});

@@ -651,6 +651,7 @@ describe('ledger: schema', () => {
       { version: 12, name: 'in-flight-copy' },
       { version: 13, name: 'read-by-source' },
       { version: 14, name: 'ledger-identity' },
+      { version: 15, name: 'opencrvs-locations' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -693,12 +694,12 @@ describe('ledger: schema', () => {
         DROP INDEX ledger_rows_state_id; DROP INDEX ledger_rows_pending_check;
         ALTER TABLE ledger_rows DROP COLUMN pending_check_at; ALTER TABLE ledger_rows DROP COLUMN pending_checks;
         ALTER TABLE ledger_rows DROP COLUMN in_flight_payload; ALTER TABLE ledger_rows DROP COLUMN read_by_source;
-        DROP TABLE ledger_identity;
+        DROP TABLE ledger_identity; DROP TABLE opencrvs_locations;
         UPDATE ledger_rows SET state = 'delivered-pending', event_id = 'e1', tracking_id = 'T1';`);
       db.close();
       assert.throws(
         () => openLedger(path, { inspectOnly: true }),
-        /the ledger .* was written by an older bridge \(schema 9, this one reads 14\): this command only reads it/,
+        /the ledger .* was written by an older bridge \(schema 9, this one reads 15\): this command only reads it/,
       );
       const versions = () => {
         const check = new Database(path, { readonly: true });
@@ -714,8 +715,82 @@ describe('ledger: schema', () => {
         [row.id],
       );
       upgraded.close();
-      assert.equal(versions(), 14);
+      assert.equal(versions(), 15);
       openLedger(path, { inspectOnly: true }).close();
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+describe('ledger: OpenCRVS location answers', () => {
+  const office = { id: 'office-1', locationType: 'CRVS_OFFICE' };
+
+  it('keeps one row per reference, written only when its answer changes, and never an older copy of the rest', () => {
+    const { ledger, path, cleanup } = tempLedger();
+    const beside = openLedger(path); // a replay's process beside serve's
+    try {
+      const answers = ledger.locationAnswers;
+      assert.equal(answers.save('https://a', 'R1', office, 10), true);
+      assert.equal(answers.save('https://a', 'R2', null, 10), true);
+      assert.equal(answers.save('https://a', 'R1', { ...office }, 10), false, 'the same answer writes nothing');
+      // The other process learns R3 and a new answer for R1; this one then learns R4: nothing is lost.
+      assert.equal(beside.locationAnswers.save('https://a', 'R3', null, 10), true);
+      assert.equal(beside.locationAnswers.save('https://a', 'R1', null, 10), true);
+      assert.equal(answers.save('https://a', 'R4', office, 10), true);
+      assert.deepEqual(answers.load('https://a', 10), [
+        ['R2', null],
+        ['R3', null],
+        ['R1', null],
+        ['R4', office],
+      ]);
+      assert.deepEqual(answers.load('https://other', 10), [], "another OpenCRVS's answers are its own");
+      // Bounded: the answer changed longest ago is forgotten first.
+      assert.equal(answers.save('https://a', 'R5', office, 3), true);
+      assert.deepEqual(
+        answers.load('https://a', 10).map(([ref]) => ref),
+        ['R1', 'R4', 'R5'],
+      );
+      assert.deepEqual(
+        answers.load('https://a', 2).map(([ref]) => ref),
+        ['R4', 'R5'],
+      );
+    } finally {
+      beside.close();
+      cleanup();
+    }
+  });
+
+  it('takes over the answers an older bridge kept in meta, leaving out what it cannot read', () => {
+    const { ledger, path, cleanup } = tempLedger();
+    try {
+      ledger.close();
+      const downgrade = (value: string) => {
+        const db = new Database(path);
+        db.exec(`DELETE FROM schema_migrations WHERE version = 15; DROP TABLE opencrvs_locations;`);
+        db.prepare("INSERT INTO meta (key, value, updated_at) VALUES ('opencrvs:locations', ?, 0)").run(value);
+        db.close();
+      };
+      downgrade(
+        JSON.stringify({
+          opencrvs: 'https://a',
+          known: [['R1', 'office-1', 'CRVS_OFFICE'], ['R2', null], ['R3', 'id-without-type'], 'R4', [5], ['R6', null]],
+        }),
+      );
+      let upgraded = openLedger(path);
+      assert.deepEqual(upgraded.locationAnswers.load('https://a', 10), [
+        ['R1', office],
+        ['R2', null],
+        ['R6', null],
+      ]);
+      assert.equal(upgraded.getMeta('opencrvs:locations'), undefined, 'the meta value is gone');
+      upgraded.close();
+      for (const unreadable of ['not json', JSON.stringify({ opencrvs: 'https://a', known: { R1: 1 } }), '[1]']) {
+        downgrade(unreadable);
+        upgraded = openLedger(path);
+        assert.deepEqual(upgraded.locationAnswers.load('https://a', 10), [], unreadable);
+        upgraded.close();
+      }
     } finally {
       cleanup();
     }

@@ -385,16 +385,24 @@ describe('LocationResolver', () => {
   });
 
   it('keeps its last answers past their lifetime and across restarts, saving only news', async () => {
-    const saved: Array<Map<string, KnownLocation>> = [];
+    // Each answer is saved on its own (a ledger row per reference), never the whole map.
+    const kept = new Map<string, KnownLocation>();
+    const saved: Array<[string, KnownLocation]> = [];
     const memory = {
-      load: () => saved.at(-1) ?? [],
-      save: (known: ReadonlyMap<string, KnownLocation>) => void saved.push(new Map(known)),
+      load: () => kept,
+      save: (ref: string, answer: KnownLocation) => {
+        saved.push([ref, answer]);
+        kept.set(ref, answer);
+      },
     };
     let clock = 0;
     const { api } = fakeApi();
     const first = new LocationResolver(api, { now: () => clock, memory });
     await first.lookUp(['HEALTH_FACILITY_1', 'NOT_LISTED_1']);
-    assert.equal(saved.length, 2);
+    assert.deepEqual(saved, [
+      ['HEALTH_FACILITY_1', { id: facility.id, locationType: 'HEALTH_FACILITY' }],
+      ['NOT_LISTED_1', null],
+    ]);
     clock = 2 * UNLISTED_TTL_MS;
     await first.lookUp(['NOT_LISTED_1']); // asked again: the same answer
     assert.equal(saved.length, 2, 'a repeated answer writes nothing');

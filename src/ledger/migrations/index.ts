@@ -14,6 +14,7 @@ import { migration011 } from './011-pending-checks.js';
 import { migration012 } from './012-in-flight-copy.js';
 import { migration013 } from './013-read-by-source.js';
 import { migration014 } from './014-ledger-identity.js';
+import { migration015 } from './015-opencrvs-locations.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -33,4 +34,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration012,
   migration013,
   migration014,
+  migration015,
 ];
