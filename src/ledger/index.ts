@@ -9,6 +9,7 @@ export { openLedger } from './ledger.js';
 export type { KeptLocation, LedgerLocationAnswers } from './location-answers.js';
 export { ledgerOwnClients } from './opencrvs-clients.js';
 export { DEFAULT_LIST_LIMIT } from './queries.js';
+export type { LedgerSlowRecords, SlowRecordStrikes } from './slow-records.js';
 export { type UnaccountedSource, unaccountedSources, unaccountedSourcesMessage } from './source-check.js';
 export {
   type LedgerSources,

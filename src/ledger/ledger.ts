@@ -9,6 +9,7 @@ import { createPendingChecks } from './pending-checks.js';
 import { upgradeGuard } from './process-lease.js';
 import { createQueries } from './queries.js';
 import { createRecorder } from './record.js';
+import { createSlowRecords } from './slow-records.js';
 import { createLedgerSources } from './sources.js';
 import { HOLD_META_KEY, type Ledger, type LedgerOptions } from './types.js';
 
@@ -50,6 +51,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     inbox: createInbox(db),
     sources: createLedgerSources(db),
     locationAnswers: createLocationAnswers(db),
+    slowRecords: createSlowRecords(db),
     recordEvent: recorder.recordEvent,
     recordSkipped: recorder.recordSkipped,
     cancelUnsent: recorder.cancelUnsent,

@@ -99,7 +99,10 @@ export function createLedgerSources(db: Db): LedgerSources {
   const deleteMeta = db.prepare('DELETE FROM meta WHERE key = ?');
   const renameMeta = db.prepare('UPDATE meta SET key = @to, updated_at = @now WHERE key = @from');
   const move = (table: string) => db.prepare(`UPDATE ${table} SET source_id = @to WHERE source_id = @from`);
-  const moves = [move('ledger_rows'), move('cursors'), move('inbox'), move('write_backs')];
+  const moves = [move('ledger_rows'), move('cursors'), move('inbox'), move('write_backs'), move('slow_records')];
+  // Slow records' strikes (slow-records.ts) move with the source; any under `to` are of a source that
+  // recorded nothing, and would collide with the moved ones.
+  const dropStrikes = db.prepare<[string]>('DELETE FROM slow_records WHERE source_id = ?');
   const foreignRows = db.prepare<[string], { id: number; event_type: string; subject_key: string }>(`
     SELECT id, event_type, subject_key FROM ledger_rows r
     WHERE source_id = ? AND state = 'dead' AND last_error_kind = '${FOREIGN_EVENT_KIND}' AND event_id IS NULL
@@ -138,6 +141,7 @@ export function createLedgerSources(db: Db): LedgerSources {
       const ids = transactionIdsFor(to, row.event_type, row.subject_key);
       newIds.run({ id: row.id, base: ids.base, create: ids.create, notify: ids.notify, now });
     }
+    dropStrikes.run(to);
     for (const statement of moves) statement.run({ from, to });
     deleteMeta.run(`${RETIRED_META_PREFIX}${from}`);
     deleteMeta.run(`${RETIRED_META_PREFIX}${to}`);

@@ -3,6 +3,7 @@
 import type { Logger } from '../observability/logger.js';
 import type { LedgerInbox } from './inbox.js';
 import type { LedgerLocationAnswers } from './location-answers.js';
+import type { LedgerSlowRecords } from './slow-records.js';
 import type { LedgerSources } from './sources.js';
 
 /**
@@ -363,6 +364,8 @@ export interface Ledger {
   readonly sources: LedgerSources;
   /** What OpenCRVS last answered about location references, one row per reference (migration 015). */
   readonly locationAnswers: LedgerLocationAnswers;
+  /** The strikes of records whose context reads get no answer in time (sources/pipeline.ts, slowRecords). */
+  readonly slowRecords: LedgerSlowRecords;
   recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };
   recordSkipped(input: RecordSkippedInput): LedgerRow;
   /**

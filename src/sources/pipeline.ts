@@ -1,4 +1,4 @@
-import type { Ledger, LedgerRow, RecordChange } from '../ledger/index.js';
+import type { Ledger, LedgerRow, RecordChange, SlowRecordStrikes } from '../ledger/index.js';
 import {
   ContextReadError,
   type MapOptions,
@@ -10,7 +10,6 @@ import {
 import type { Logger } from '../observability/logger.js';
 import type { PassCoverage } from './coverage.js';
 import { EvaluationOrder, type EvaluationSession } from './evaluation-order.js';
-import { setBounded } from './shared/bounded-map.js';
 import { mayConcernOneRecord, noAnswerInTime, SourceCallError } from './shared/source-error.js';
 
 /** A fetcher that can answer many subjects' context searches at once before they are mapped. */
@@ -99,9 +98,15 @@ export interface PipelineDeps {
   sharesRecordsWith?: readonly string[];
   /**
    * A monotonic clock in ms (default performance.now(), read at each call): what spaces a slow record's
-   * strikes (SLOW_RECORD_STRIKE_GAP_MS). A wall clock put forward must not turn a record dead sooner.
+   * strikes (SLOW_RECORD_STRIKE_GAP_MS) within this process. A wall clock put forward must not turn a
+   * record dead sooner.
    */
   now?: () => number;
+  /**
+   * The wall clock in ms since the epoch (default Date.now()): what the ledger keeps a slow record's last
+   * strike as, so another process (a restart, the next `sync --once`) spaces the next one (see strikeCounts).
+   */
+  wallClock?: () => number;
 }
 
 const DEFAULT_CONCURRENCY = 64;
@@ -139,8 +144,17 @@ const SLOW_RECORD_SHARE = 10;
  */
 const PARTIAL_STOP_AFTER = 3;
 const STRIKE_GAP_MINUTES = SLOW_RECORD_STRIKE_GAP_MS / 60_000;
-/** Records whose timeouts are counted (oldest out first): a record pushed out starts counting again. */
+/**
+ * Records whose timeouts are counted, per source, in memory and in the ledger (oldest out first): a record
+ * pushed out starts counting again.
+ */
 const MAX_SLOW_RECORDS = 1_000;
+/**
+ * Strikes older than this by the wall clock are forgotten (the record counts from nothing): the ledger
+ * keeps no strike of a record not seen again (one withdrawn, dismissed, or of a source removed) for good.
+ * A week: longer than any schedule polls apart (a daily `sync --once` still reaches three strikes).
+ */
+const SLOW_RECORD_FORGET_MS = 7 * 24 * 60 * 60_000;
 
 /** A subject whose context reads got no answer in time, held until the evaluation's other subjects are done. */
 interface TimedOut {
@@ -160,11 +174,13 @@ export interface SubjectFailure {
 /** A subject whose context reads got no answer in time in an evaluation that counted (see slowRecords). */
 interface SlowRecord {
   strikes: number;
-  /** The last evaluation it timed out in (fetcherIds). */
-  fetcher: number;
-  /** When the last strike counted (now()). */
-  struck: number;
-  error: ContextReadError;
+  /** When the last strike counted by the wall clock (wallClock()): what the ledger keeps. */
+  struckAt: number;
+  /** When the last strike counted by now(), if this pipeline counted it (not one read from the ledger). */
+  struck?: number;
+  /** The last evaluation of this pipeline it timed out in (fetcherIds), and how. */
+  fetcher?: number;
+  error?: ContextReadError;
 }
 
 /** A record whose commit another evaluation overtook was not read again; what would redo it must be kept. */
@@ -193,8 +209,11 @@ export class SourcePipeline {
   /**
    * Subjects (mapping and record) whose context reads got no answer in time while the source answered the
    * other records: in how many evaluations, the last one's fetcher, when the last strike was, the failure.
+   * The ledger's slow_records of this source, read at the first evaluation (loadSlow) and written through
+   * (the process lease keeps a second bridge off the ledger meanwhile): strikes outlive the process.
    */
   private readonly slow = new Map<string, SlowRecord>();
+  private slowLoaded = false;
   private readonly fetcherIds = new WeakMap<ResourceFetcher, number>();
   private fetchers = 0;
 
@@ -204,6 +223,10 @@ export class SourcePipeline {
 
   private now(): number {
     return this.deps.now?.() ?? performance.now();
+  }
+
+  private wallClock(): number {
+    return this.deps.wallClock?.() ?? Date.now();
   }
 
   get mappings(): MappingSet {
@@ -352,6 +375,9 @@ export class SourcePipeline {
     // Per evaluation: a subject (or the source, '') probed once, whatever its mappings ask.
     const probes = new Map<string, Promise<boolean>>();
     const fetcherId = this.fetcherId(fetcher);
+    this.loadSlow();
+    // Subjects with strikes read in time now: their strikes are forgotten (forgetSlow).
+    const readInTime: Array<{ mappingId: string; subjectRef: string }> = [];
     // Subjects whose reads got no answer in time, and those read: see slowRecords.
     // Records, not subjects: a record is a subject of each mapping of its type (birth and death).
     const timedOut: TimedOut[] = [];
@@ -406,7 +432,10 @@ export class SourcePipeline {
             recording?.done();
             results[index] = { result, excluded: excluded === true, noEvidence: noEvidence === true, session };
             answered.add(subjectRef);
-            if (slow) this.slow.delete(slowKey);
+            if (slow) {
+              this.slow.delete(slowKey);
+              readInTime.push(subject);
+            }
             inARow = 0;
             continue;
           } catch (err) {
@@ -456,6 +485,7 @@ export class SourcePipeline {
     const lanes = Math.min(Math.max(1, this.deps.concurrency ?? DEFAULT_CONCURRENCY), list.length);
     // Every lane settles before the first error propagates: no mapping keeps running after evaluate ends.
     const settled = await Promise.allSettled(Array.from({ length: lanes }, lane));
+    this.forgetSlow(readInTime);
     const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (rejected) throw rejected.reason;
     if (stopped) {
@@ -584,14 +614,30 @@ export class SourcePipeline {
     const dead: Array<{ index: number; result: MapResult }> = [];
     const waiting: TimedOut[] = [];
     const now = this.now();
+    const wall = this.wallClock();
+    const written: SlowRecordStrikes[] = [];
+    const pushedOut: Array<{ mappingId: string; subjectRef: string }> = [];
     for (const item of timedOut) {
       const key = slowKeyOf(item);
-      const known = this.slow.get(key);
-      // Through this fetcher, or too soon after the last strike: the record still waits, as counted so far.
-      const counts = !known || (known.fetcher !== fetcherId && now - known.struck >= SLOW_RECORD_STRIKE_GAP_MS);
+      const kept = this.slow.get(key);
+      // Struck longer ago than the ledger keeps strikes: counted from nothing, as after a restart.
+      const known = kept && wall - kept.struckAt <= SLOW_RECORD_FORGET_MS ? kept : undefined;
+      const counts = !known || strikeCounts(known, fetcherId, now, wall);
       const strikes = counts ? (known?.strikes ?? 0) + 1 : known.strikes;
+      // A last strike later than the wall clock now (it was put back) is taken as now: the next one waits
+      // the gap from here, not until the clock reaches it again.
+      const struckAt = counts ? wall : Math.min(known.struckAt, wall);
       const struck = counts ? now : known.struck;
-      setBounded(this.slow, key, { strikes, fetcher: fetcherId, error: item.error, struck }, MAX_SLOW_RECORDS);
+      const out = this.setSlow(key, {
+        strikes,
+        struckAt,
+        ...(struck !== undefined ? { struck } : {}),
+        fetcher: fetcherId,
+        error: item.error,
+      });
+      if (out) pushedOut.push(out);
+      if (strikes !== kept?.strikes || struckAt !== kept.struckAt)
+        written.push({ mappingId: item.mappingId, subjectRef: item.subjectRef, strikes, struckAt });
       const mapping = this.deps.mappings.get(item.mappingId);
       if (strikes < SLOW_RECORD_STRIKES || !mapping) {
         waiting.push(item);
@@ -608,6 +654,7 @@ export class SourcePipeline {
         ),
       });
     }
+    this.deps.ledger.slowRecords.write(this.deps.sourceId, written, pushedOut);
     const [firstWaiting] = waiting;
     if (!firstWaiting) return { dead };
     // Counts only: which record is not for the log.
@@ -616,6 +663,45 @@ export class SourcePipeline {
       'the source answered the other records, but not the context reads of these in time: they are read again; a record that times out so in several reads is kept as a dead row so the others go on',
     );
     return { dead, failed: { items: waiting, error: firstWaiting.error.cause } };
+  }
+
+  /**
+   * Reads this source's strikes from the ledger once, at the first evaluation: those a process before this
+   * one counted (a restart, the last `sync --once`). Old ones, and those beyond the bound, are forgotten.
+   */
+  private loadSlow(): void {
+    if (this.slowLoaded) return;
+    const wall = this.wallClock();
+    const kept = this.deps.ledger.slowRecords.load(this.deps.sourceId, {
+      before: wall - SLOW_RECORD_FORGET_MS,
+      after: wall + SLOW_RECORD_FORGET_MS,
+      keep: MAX_SLOW_RECORDS,
+    });
+    this.slowLoaded = true;
+    // Oldest strike first: the first out when the map is full. No `struck`: another process counted them.
+    for (const { mappingId, subjectRef, strikes, struckAt } of kept)
+      this.slow.set(slowKeyOf({ mappingId, subjectRef }), { strikes, struckAt });
+  }
+
+  /** Sets a subject's strikes as the newest; returns the subject pushed out for it, if the map was full. */
+  private setSlow(key: string, record: SlowRecord): { mappingId: string; subjectRef: string } | undefined {
+    this.slow.delete(key);
+    let out: string | undefined;
+    if (this.slow.size >= MAX_SLOW_RECORDS) {
+      out = this.slow.keys().next().value;
+      if (out !== undefined) this.slow.delete(out);
+    }
+    this.slow.set(key, record);
+    return out === undefined ? undefined : slowSubjectOf(out);
+  }
+
+  /**
+   * Forgets in the ledger the strikes of subjects read in time (gone from `slow` already), unless another
+   * evaluation struck them again meanwhile.
+   */
+  private forgetSlow(subjects: Array<{ mappingId: string; subjectRef: string }>): void {
+    const gone = subjects.filter((subject) => !this.slow.has(slowKeyOf(subject)));
+    if (gone.length > 0) this.deps.ledger.slowRecords.write(this.deps.sourceId, [], gone);
   }
 
   /** A number for `fetcher` (an evaluation session): timeouts through one count once (see slowRecords). */
@@ -898,6 +984,30 @@ function untilStopped(fetcher: ResourceFetcher, stopped: () => unknown): Resourc
 /** A subject as `slow` keys it: as PassCoverage does, one mapping of one record. */
 function slowKeyOf(subject: { mappingId: string; subjectRef: string }): string {
   return `${subject.mappingId}\n${subject.subjectRef}`;
+}
+
+function slowSubjectOf(key: string): { mappingId: string; subjectRef: string } {
+  const at = key.indexOf('\n');
+  return { mappingId: key.slice(0, at), subjectRef: key.slice(at + 1) };
+}
+
+/**
+ * Whether a record's timeout in the evaluation through `fetcherId` counts as a strike after `known`, its
+ * last one: not through the same evaluation, and only SLOW_RECORD_STRIKE_GAP_MS or more after it.
+ *
+ * The clocks. Within one process the gap is measured on `now`, the monotonic clock: a wall clock put
+ * forward (an NTP step, an operator fixing the time) does not count a strike sooner than the rule allows.
+ * The ledger keeps the wall clock, the one clock that spans processes, so a strike a process before this
+ * one counted (a restart, the last `sync --once`) is measured on it alone: accepted, as the alternative is
+ * no strike across processes at all, and at most the strike after a restart comes early by as much as the
+ * clock was put forward while the bridge was down. Both are asked wherever both are known: never two strikes
+ * sooner than the gap by either. A wall clock put back makes the next strike wait, at most the gap after
+ * that (slowRecords takes a last strike "in the future" as now), never less.
+ */
+function strikeCounts(known: SlowRecord, fetcherId: number, now: number, wall: number): boolean {
+  if (known.fetcher === fetcherId) return false;
+  if (known.struck !== undefined && now - known.struck < SLOW_RECORD_STRIKE_GAP_MS) return false;
+  return wall - known.struckAt >= SLOW_RECORD_STRIKE_GAP_MS;
 }
 
 /** The order's entry for a deleted resource (evaluation-order.ts): results it was the evidence of wait. */

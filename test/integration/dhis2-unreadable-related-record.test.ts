@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it, mock } from 'node:test';
 import { CHILD_PROGRAMME } from '../../src/sandbox/dhis2/index.js';
 import { SLOW_RECORD_STRIKE_GAP_MS } from '../../src/sources/pipeline.js';
+import { movableClocks } from './helpers/clocks.js';
 import { BIRTHS_SOURCE, enrolledIn, startDhis2Harness } from './helpers/dhis2-harness.js';
 import { dhis2Error, type FaultRule, noAnswer, startFaultProxy } from './helpers/fault-proxy.js';
 
@@ -92,10 +93,8 @@ describe('DHIS2 source: one related record DHIS2 will not serve', () => {
     const timeoutMs = 800;
     // Ten births: a strike needs nine records read in full beside the slow one (at most one in ten).
     const { proxy, h, children, child, mother } = await startBehindProxy({ timeoutMs }, 10);
-    // The monotonic clock the pipeline spaces strikes by, put forward between passes rather than waited out.
-    const realNow = performance.now.bind(performance);
-    let ahead = 0;
-    const clock = mock.method(performance, 'now', () => realNow() + ahead);
+    // The clocks the pipeline spaces strikes by, put forward between passes rather than waited out.
+    const clocks = movableClocks();
     try {
       // DHIS2 never answers a read of the mother in time (the child's own read, the probe, is answered).
       proxy.rules.push((req) =>
@@ -103,7 +102,7 @@ describe('DHIS2 source: one related record DHIS2 will not serve', () => {
       );
       const passes = [];
       for (let pass = 0; pass < 3; pass++) {
-        if (pass > 0) ahead += SLOW_RECORD_STRIKE_GAP_MS;
+        if (pass > 0) clocks.advance(SLOW_RECORD_STRIKE_GAP_MS);
         passes.push(await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 30_000 }));
       }
       // Two passes fail at the child's page, as for a DHIS2 slow for everything; the third keeps it dead.
@@ -134,7 +133,7 @@ describe('DHIS2 source: one related record DHIS2 will not serve', () => {
       assert.equal(h.rows().find((r) => r.id === row.id)?.state, 'delivered');
       assert.equal((await h.events()).length, children.length);
     } finally {
-      clock.mock.restore();
+      mock.restoreAll();
       await h.close();
       await proxy.close();
     }

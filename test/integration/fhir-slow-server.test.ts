@@ -16,6 +16,7 @@
 // A poll page it cannot answer in time fails the pass: the error must name the settings to change.
 import assert from 'node:assert/strict';
 import { describe, it, mock } from 'node:test';
+import { Bridge } from '../../src/app.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { generateBirth } from '../../src/sandbox/demo/generate.js';
 import { startFhirSandboxWith } from '../../src/sandbox/fhir/index.js';
@@ -23,6 +24,7 @@ import { CachingFetcher } from '../../src/sources/fhir/fetcher.js';
 import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
 import { SLOW_RECORD_STRIKE_GAP_MS } from '../../src/sources/pipeline.js';
 import { eventsBySubject, sleep, startHarness } from './helpers/bridge-harness.js';
+import { movableClocks } from './helpers/clocks.js';
 
 const TIMEOUT_MS = 1200;
 /** The server's time per resource asked for: `_count=500` and 100 time out (up to 3 × TIMEOUT_MS), 20 takes 0.4 s. */
@@ -167,11 +169,9 @@ describe('FHIR source: a slow server', () => {
     timeout: 180_000,
   }, async () => {
     const slowRef = 'Patient/e2e-birth-3-child';
-    // The monotonic clock the pipeline spaces a record's strikes by, put forward between passes rather than
-    // waited out: only the intervals matter to it.
-    const realNow = performance.now.bind(performance);
-    let ahead = 0;
-    mock.method(performance, 'now', () => realNow() + ahead);
+    // The clocks the pipeline spaces a record's strikes by, put forward between passes rather than waited
+    // out: only the intervals matter to it.
+    const clocks = movableClocks();
     let slow = true;
     let slowSearches = 0;
     const h = await startHarness({
@@ -193,11 +193,11 @@ describe('FHIR source: a slow server', () => {
       const passes: string[][] = [];
       const sync = async () => passes.push((await h.bridge.syncOnce(undefined, { timeoutMs: 90_000 })).failedSources);
       await sync();
-      ahead += SLOW_RECORD_STRIKE_GAP_MS;
+      clocks.advance(SLOW_RECORD_STRIKE_GAP_MS);
       await sync();
       // A pass at once after the second: too soon to count.
       await sync();
-      ahead += SLOW_RECORD_STRIKE_GAP_MS;
+      clocks.advance(SLOW_RECORD_STRIKE_GAP_MS);
       await sync();
       assert.ok(slowSearches > 0, 'its searches were slowed');
       // Three passes fail at its page (nothing behind it recorded); the fourth keeps it dead and goes on.
@@ -236,6 +236,76 @@ describe('FHIR source: a slow server', () => {
       const death = h.rows().find((r) => r.subjectKey === slowRef && r.eventType === 'death');
       assert.equal(death?.state, 'skipped');
       assert.match(death.skipReason ?? '', /^no longer notifiable: no death evidence/);
+    } finally {
+      await h.close();
+      mock.restoreAll();
+    }
+  });
+
+  it('counts its strikes across `sync --once` runs, each a new bridge on the ledger: kept dead at the third, replayable', {
+    timeout: 180_000,
+  }, async () => {
+    // `sync --once` from cron is a new process every pass (as a bridge in a crash loop, or restarted by a
+    // rolling update): strikes counted in memory alone never reached three, and the record stalled the
+    // source for good. Each pass here is a bridge of its own on the same ledger file, as the command builds
+    // it; only the ledger carries what the passes before it counted.
+    const slowRef = 'Patient/e2e-birth-3-child';
+    const clocks = movableClocks();
+    let slow = true;
+    const h = await startHarness({
+      poll: { pageSize: 10 },
+      source: { timeoutMs: TIMEOUT_MS },
+      worker: false,
+      fhirPaging: {
+        beforeSearch: async (_type, query) => {
+          const names = [...query].some(([name, value]) => name !== '_id' && value.split(',').includes(slowRef));
+          if (slow && names) await sleep(3 * TIMEOUT_MS);
+        },
+      },
+    });
+    const inNewBridge = async <T>(run: (bridge: Bridge) => Promise<T>): Promise<T> => {
+      const bridge = new Bridge(h.config, {
+        logger: silentLogger,
+        http: false,
+        schedule: false,
+        worker: false,
+        lease: 'sync',
+      });
+      try {
+        return await run(bridge);
+      } finally {
+        await bridge.stop();
+      }
+    };
+    const syncOnce = () => inNewBridge((bridge) => bridge.syncOnce(undefined, { timeoutMs: 90_000 }));
+    try {
+      await h.writeBirths(0, 10);
+      const passes: string[][] = [];
+      passes.push((await syncOnce()).failedSources);
+      clocks.advance(SLOW_RECORD_STRIKE_GAP_MS);
+      passes.push((await syncOnce()).failedSources);
+      // A pass at once after the second, in a process of its own too: too soon to count.
+      passes.push((await syncOnce()).failedSources);
+      clocks.advance(SLOW_RECORD_STRIKE_GAP_MS);
+      const last = await syncOnce();
+      passes.push(last.failedSources);
+      assert.deepEqual(passes, [['emr'], ['emr'], ['emr'], []], 'three passes fail at its page; the fourth goes on');
+      assert.equal(h.rows().filter((r) => r.state === 'delivered').length, 9, 'the births behind it delivered');
+      const dead = h.rows().find((r) => r.subjectKey === slowRef && r.eventType === 'birth');
+      assert.equal(dead?.state, 'dead');
+      assert.equal(dead.lastError?.kind, 'source-read');
+      assert.match(dead.lastError?.message ?? '', /no answer in time in 3 reads at least 5 minutes apart/);
+
+      // The server answers it again: a replay, then the next pass, deliver it once.
+      slow = false;
+      const replayed = await inNewBridge((bridge) => bridge.replay([dead.id]));
+      assert.deepEqual(replayed.requeued, [dead.id]);
+      assert.deepEqual((await syncOnce()).failedSources, []);
+      assert.equal(h.rows().find((r) => r.id === dead.id)?.state, 'delivered');
+      const events = await h.events();
+      assert.equal(events.length, 10);
+      for (const event of events)
+        assert.equal(event.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Accepted').length, 1);
     } finally {
       await h.close();
       mock.restoreAll();

@@ -87,6 +87,20 @@ describe('ledger sources', () => {
     assert.equal(ledger.get(foreign)?.notifyTransactionId, ids.notify);
   });
 
+  it("moves slow records' strikes with the source; any under the new id give way", () => {
+    seedOld();
+    const strikes = (subjectRef: string, n: number) => ({ mappingId: 'birth', subjectRef, strikes: n, struckAt: 5 });
+    ledger.slowRecords.write('emr', [strikes('Patient/1', 2)], []);
+    ledger.slowRecords.write('hospital-a', [strikes('Patient/1', 1), strikes('Patient/9', 1)], []);
+    ledger.sources.rename('emr', 'hospital-a', 1000);
+    const bounds = { before: 0, after: 10, keep: 10 };
+    assert.deepEqual(ledger.slowRecords.load('emr', bounds), []);
+    assert.deepEqual(
+      ledger.slowRecords.load('hospital-a', bounds).map((r) => [r.subjectRef, r.strikes]),
+      [['Patient/1', 2]],
+    );
+  });
+
   it('refuses an id with nothing under it, and an id that already has rows or cursors', () => {
     seedOld();
     assert.throws(() => ledger.sources.rename('nothing', 'x', 1), SourceIdError);

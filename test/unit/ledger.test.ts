@@ -652,6 +652,7 @@ describe('ledger: schema', () => {
       { version: 13, name: 'read-by-source' },
       { version: 14, name: 'ledger-identity' },
       { version: 15, name: 'opencrvs-locations' },
+      { version: 16, name: 'slow-record-strikes' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -694,12 +695,12 @@ describe('ledger: schema', () => {
         DROP INDEX ledger_rows_state_id; DROP INDEX ledger_rows_pending_check;
         ALTER TABLE ledger_rows DROP COLUMN pending_check_at; ALTER TABLE ledger_rows DROP COLUMN pending_checks;
         ALTER TABLE ledger_rows DROP COLUMN in_flight_payload; ALTER TABLE ledger_rows DROP COLUMN read_by_source;
-        DROP TABLE ledger_identity; DROP TABLE opencrvs_locations;
+        DROP TABLE ledger_identity; DROP TABLE opencrvs_locations; DROP TABLE slow_records;
         UPDATE ledger_rows SET state = 'delivered-pending', event_id = 'e1', tracking_id = 'T1';`);
       db.close();
       assert.throws(
         () => openLedger(path, { inspectOnly: true }),
-        /the ledger .* was written by an older bridge \(schema 9, this one reads 15\): this command only reads it/,
+        /the ledger .* was written by an older bridge \(schema 9, this one reads 16\): this command only reads it/,
       );
       const versions = () => {
         const check = new Database(path, { readonly: true });
@@ -903,6 +904,58 @@ describe('ledger: inbox', () => {
       assert.equal(ledger.inbox.prune(60, 2), 1);
       assert.equal(ledger.inbox.prune(1_000), 0, 'the waiting one stays');
       assert.equal(ledger.inbox.depth(), 1);
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+describe('ledger: slow records', () => {
+  const strikes = (subjectRef: string, struckAt: number, n = 1) => ({
+    mappingId: 'birth',
+    subjectRef,
+    strikes: n,
+    struckAt,
+  });
+
+  it("keeps a source's last struck records, forgets old ones (every source's) and ones struck in the future", () => {
+    const { ledger, cleanup } = tempLedger();
+    try {
+      const { slowRecords } = ledger;
+      slowRecords.write(
+        'emr',
+        [1, 2, 3, 4].map((n) => strikes(`Patient/${n}`, 1_000 + n, n)),
+        [],
+      );
+      slowRecords.write('other', [strikes('Patient/old', 10), strikes('Patient/new', 1_003)], []);
+      slowRecords.write('emr', [strikes('Patient/later', 50_000)], []);
+      const bounds = { before: 1_002, after: 10_000, keep: 2 };
+      assert.deepEqual(
+        slowRecords.load('emr', bounds).map((r) => [r.subjectRef, r.strikes, r.struckAt]),
+        [
+          ['Patient/3', 3, 1_003],
+          ['Patient/4', 4, 1_004],
+        ],
+        'oldest first; 1 older than `before`, 2 beyond `keep`, `later` after `after`',
+      );
+      assert.deepEqual(
+        slowRecords.load('other', { ...bounds, keep: 10 }).map((r) => r.subjectRef),
+        ['Patient/new'],
+        "another source's old one is forgotten with the first load",
+      );
+      // Written again: a strike more; cleared: gone, after the writes of the same call.
+      slowRecords.write(
+        'emr',
+        [strikes('Patient/3', 1_500, 4), strikes('Patient/5', 1_600)],
+        [
+          { mappingId: 'birth', subjectRef: 'Patient/4' },
+          { mappingId: 'birth', subjectRef: 'Patient/5' },
+        ],
+      );
+      assert.deepEqual(
+        slowRecords.load('emr', { ...bounds, keep: 10 }).map((r) => [r.subjectRef, r.strikes]),
+        [['Patient/3', 4]],
+      );
     } finally {
       cleanup();
     }

@@ -48,7 +48,7 @@ function pipelineOf(
   ledger: Ledger,
   probe?: (subjectRef: string | undefined) => Promise<void>,
   probed: string[] = [],
-  now?: () => number,
+  clock?: { now: () => number; wallClock: () => number },
 ) {
   return new SourcePipeline({
     sourceId: 'emr',
@@ -56,7 +56,7 @@ function pipelineOf(
     ledger,
     logger: silentLogger,
     mapOptions: () => ({ resolveLocation: (ref) => ref }),
-    ...(now ? { now } : {}),
+    ...(clock ? { now: clock.now, wallClock: clock.wallClock } : {}),
     ...(probe
       ? {
           probe: async (subjectRef) => {
@@ -154,13 +154,20 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
   }
   const onlyOne = (params: Record<string, string>) => Object.values(params).includes(slowChild);
 
-  /** A clock the test moves: the pipeline's `now`. */
+  /** Clocks the test moves: the pipeline's `now` (monotonic) and its wall clock, together as time passes. */
   function fakeClock() {
     let at = 1_000_000;
+    let wall = Date.parse('2026-03-02T08:00:00Z');
     return {
       now: () => at,
+      wallClock: () => wall,
       advance: (ms: number) => {
         at += ms;
+        wall += ms;
+      },
+      /** The wall clock put forward (or back), as NTP or an operator does: the monotonic one goes on. */
+      setWall: (ms: number) => {
+        wall += ms;
       },
     };
   }
@@ -170,7 +177,7 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
       await withLedger(async (ledger) => {
         const probed: string[] = [];
         const clock = fakeClock();
-        const pipeline = pipelineOf(ledger, async () => undefined, probed, clock.now);
+        const pipeline = pipelineOf(ledger, async () => undefined, probed, clock);
         const failure = gateway ? /^search \w+ failed: HTTP 504$/ : /^search \w+ failed: timeout/;
         for (let pass = 1; pass <= 2; pass++) {
           const fetcher = slowEmr(onlyOne, gateway);
@@ -208,7 +215,7 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
   it('counts no strike for evaluations close together: an inbox round retried, a busy moment', async () => {
     await withLedger(async (ledger) => {
       const clock = fakeClock();
-      const pipeline = pipelineOf(ledger, async () => undefined, [], clock.now);
+      const pipeline = pipelineOf(ledger, async () => undefined, [], clock);
       // A pass, then an inbox round and its retries 1 s and 2 s later, each through a new fetcher: one strike.
       for (let round = 1; round <= 4; round++) {
         await assert.rejects(pipeline.evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
@@ -234,7 +241,7 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
     await withLedger(async (ledger) => {
       const clock = fakeClock();
       const probed: string[] = [];
-      const pipeline = pipelineOf(ledger, async () => undefined, probed, clock.now);
+      const pipeline = pipelineOf(ledger, async () => undefined, probed, clock);
       // An inbox round of two notifications; a recheck of nine rows: one in two, one in nine, timed out.
       for (const records of [tenChildren.slice(0, 2), tenChildren.slice(0, 9)])
         for (let round = 1; round <= 4; round++) {
@@ -256,7 +263,7 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
   it('fails every evaluation of a source too slow for every record, and keeps no record dead', async () => {
     await withLedger(async (ledger) => {
       const clock = fakeClock();
-      const pipeline = pipelineOf(ledger, async () => undefined, [], clock.now);
+      const pipeline = pipelineOf(ledger, async () => undefined, [], clock);
       for (let pass = 1; pass <= 5; pass++) {
         await assert.rejects(
           pipeline.evaluate(
@@ -280,13 +287,13 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
           throw timeout();
         },
         [],
-        clock.now,
+        clock,
       );
       for (let pass = 1; pass <= 4; pass++) {
         await assert.rejects(down.evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
         clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
       }
-      const alone = pipelineOf(ledger, async () => undefined, [], clock.now);
+      const alone = pipelineOf(ledger, async () => undefined, [], clock);
       for (let pass = 1; pass <= 4; pass++) {
         await assert.rejects(alone.evaluate([tenChildren[1] as Resource], slowEmr(onlyOne)), { message: /timeout/ });
         clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
@@ -295,10 +302,96 @@ describe('SourcePipeline: a record whose context reads get no answer in time', (
     });
   });
 
+  it('counts strikes across pipelines on one ledger (a restart, each `sync --once`), and forgets them once it is read in time', async () => {
+    await withLedger(async (ledger) => {
+      const clock = fakeClock();
+      // Each evaluation by a pipeline of its own, as each `sync --once` is a process of its own.
+      const restarted = () => pipelineOf(ledger, async () => undefined, [], clock);
+      await assert.rejects(restarted().evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
+      clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
+      await assert.rejects(restarted().evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
+      // At once after, in yet another process: too soon, by the wall clock the ledger keeps.
+      await assert.rejects(restarted().evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
+      clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
+      const third = restarted();
+      const { results } = await third.evaluate(tenChildren, slowEmr(onlyOne));
+      assert.equal(third.commit(results).invalid, 1, 'kept dead at the third strike');
+      // Read in time (a replay once the source answers): its strikes are forgotten, in the ledger too.
+      const recovered = await restarted().evaluate(
+        [tenChildren[1] as Resource],
+        slowEmr(() => false),
+      );
+      assert.equal(recovered.results[0]?.result.status, 'mapped');
+      // Slow again later: the next process counts from nothing, so the evaluation fails as a first strike.
+      clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
+      await assert.rejects(restarted().evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
+    });
+  });
+
+  it('counts no strike sooner within one process when the wall clock is put forward', async () => {
+    await withLedger(async (ledger) => {
+      const clock = fakeClock();
+      const pipeline = pipelineOf(ledger, async () => undefined, [], clock);
+      const evaluation = () => pipeline.evaluate(tenChildren, slowEmr(onlyOne));
+      await assert.rejects(evaluation(), { message: /timeout/ }); // the first strike
+      for (let strike = 2; strike <= 3; strike++) {
+        // A minute later, the wall clock put two hours forward (NTP, an operator): the monotonic clock
+        // says a minute, so no strike.
+        clock.advance(60_000);
+        clock.setWall(2 * 60 * 60_000);
+        await assert.rejects(evaluation(), { message: /timeout/ }, `no strike ${strike} a minute after the last`);
+        clock.advance(SLOW_RECORD_STRIKE_GAP_MS - 60_000);
+        if (strike === 2) await assert.rejects(evaluation(), { message: /timeout/ });
+      }
+      const { results } = await evaluation();
+      assert.equal(pipeline.commit(results).invalid, 1, 'the third strike, the gap after the second');
+    });
+  });
+
+  for (const restarts of [false, true])
+    it(`counts the next strike the gap after the wall clock was put back, not when it is back${restarts ? ' (across processes)' : ''}`, async () => {
+      await withLedger(async (ledger) => {
+        const clock = fakeClock();
+        const one = pipelineOf(ledger, async () => undefined, [], clock);
+        const pipeline = () => (restarts ? pipelineOf(ledger, async () => undefined, [], clock) : one);
+        await assert.rejects(pipeline().evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
+        // The wall clock put a day back: the last strike is "tomorrow" by it. Not a strike (the gap has not
+        // passed by the wall clock), and the next waits the gap from now, not a day.
+        clock.setWall(-24 * 60 * 60_000);
+        clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
+        await assert.rejects(pipeline().evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
+        clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
+        await assert.rejects(pipeline().evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
+        clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
+        const last = pipeline();
+        const { results } = await last.evaluate(tenChildren, slowEmr(onlyOne));
+        assert.equal(last.commit(results).invalid, 1, 'the third strike');
+      });
+    });
+
+  it('forgets strikes a week old: the record counts from nothing', async () => {
+    await withLedger(async (ledger) => {
+      const clock = fakeClock();
+      const restarted = () => pipelineOf(ledger, async () => undefined, [], clock);
+      for (let pass = 1; pass <= 2; pass++) {
+        await assert.rejects(restarted().evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
+        clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
+      }
+      clock.advance(8 * 24 * 60 * 60_000);
+      for (let pass = 1; pass <= 2; pass++) {
+        await assert.rejects(restarted().evaluate(tenChildren, slowEmr(onlyOne)), { message: /timeout/ });
+        clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
+      }
+      const last = restarted();
+      const { results } = await last.evaluate(tenChildren, slowEmr(onlyOne));
+      assert.equal(last.commit(results).invalid, 1);
+    });
+  });
+
   it('in a partial evaluation (a recheck) names it as failed, not the others, until it is kept dead', async () => {
     await withLedger(async (ledger) => {
       const clock = fakeClock();
-      const pipeline = pipelineOf(ledger, async () => undefined, [], clock.now);
+      const pipeline = pipelineOf(ledger, async () => undefined, [], clock);
       for (let evaluation = 1; evaluation <= 3; evaluation++) {
         if (evaluation > 1) clock.advance(SLOW_RECORD_STRIKE_GAP_MS);
         const fetcher = slowEmr(onlyOne);

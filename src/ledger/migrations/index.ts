@@ -15,6 +15,7 @@ import { migration012 } from './012-in-flight-copy.js';
 import { migration013 } from './013-read-by-source.js';
 import { migration014 } from './014-ledger-identity.js';
 import { migration015 } from './015-opencrvs-locations.js';
+import { migration016 } from './016-slow-record-strikes.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -35,4 +36,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration013,
   migration014,
   migration015,
+  migration016,
 ];
