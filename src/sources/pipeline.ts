@@ -183,6 +183,133 @@ interface SlowRecord {
   error?: ContextReadError;
 }
 
+/** One mapping of one record: what an evaluation maps. */
+interface Subject {
+  mappingId: string;
+  subjectRef: string;
+}
+
+/**
+ * One evaluation's subjects and what came of each, shared by its lanes (SourcePipeline.evaluate), with the
+ * rules that end it early: a failed read fails the evaluation, or, `partial`, that subject alone, unless the
+ * failure shows the source itself is the problem (see `fail`), after which no new subject is started.
+ */
+class EvaluationRun {
+  readonly subjects: readonly Subject[];
+  readonly partial: boolean;
+  readonly fetcher: ResourceFetcher;
+  /** See SourcePipeline.fetcherId. */
+  readonly fetcherId: number;
+  readonly coverage: PassCoverage | undefined;
+  readonly options: MapOptions;
+  readonly session: Reading | undefined;
+  /** Results keep the subjects' order whatever order the lanes finish in, so the commit is the same. */
+  readonly results: Evaluation[];
+  readonly failures: Array<SubjectFailure & { index: number }> = [];
+  /** Per evaluation: a subject (or the source, '') probed once, whatever its mappings ask. */
+  readonly probes = new Map<string, Promise<boolean>>();
+  /**
+   * Subjects whose reads got no answer in time, held for slowRecords, and their records: records, not
+   * subjects, as a record is a subject of each mapping of its type (birth and death).
+   */
+  readonly timedOut: TimedOut[] = [];
+  readonly slowRefs = new Set<string>();
+  /** Records held as slow at most: one in SLOW_RECORD_SHARE of the evaluation's (subjects, not related records). */
+  readonly maxSlowRefs: number;
+  /** Records read in full (see slowRecords). */
+  readonly answered = new Set<string>();
+  /** Subjects with strikes read in time now: their strikes are forgotten (forgetSlow). */
+  readonly readInTime: Subject[] = [];
+  private next = 0;
+  /** A failure failed the evaluation (not partial): the other lanes take no new subject. */
+  private failed = false;
+  /** Partial: the failure that showed the source itself is the problem (no new subject is started). */
+  private stopped: { error: unknown } | undefined;
+  /** Partial: failures that concern every call since the last subject the source answered for. */
+  private inARow = 0;
+
+  constructor(input: {
+    subjects: readonly Subject[];
+    partial: boolean;
+    fetcher: ResourceFetcher;
+    fetcherId: number;
+    coverage: PassCoverage | undefined;
+    options: MapOptions;
+    session: Reading | undefined;
+  }) {
+    this.subjects = input.subjects;
+    this.partial = input.partial;
+    this.fetcher = input.fetcher;
+    this.fetcherId = input.fetcherId;
+    this.coverage = input.coverage;
+    this.options = input.options;
+    this.session = input.session;
+    this.results = new Array(input.subjects.length);
+    this.maxSlowRefs = Math.floor(new Set(input.subjects.map((s) => s.subjectRef)).size / SLOW_RECORD_SHARE);
+  }
+
+  /** The next subject to evaluate; none once every one is taken, or the evaluation failed or stopped. */
+  take(): { index: number; subject: Subject } | undefined {
+    if (this.failed || this.stopped || this.next >= this.subjects.length) return undefined;
+    const index = this.next++;
+    const subject = this.subjects[index];
+    return subject && { index, subject };
+  }
+
+  /**
+   * The failure that stopped a partial evaluation, if one did. A method, not the field: a lane asks again
+   * after each await, where TypeScript would keep the field narrowed by the loop's test.
+   */
+  stop(): { error: unknown } | undefined {
+    return this.stopped;
+  }
+
+  /** The subject's outcome, read (mapped or not) or kept dead: the source answered for it. */
+  read(index: number, outcome: Omit<Evaluation, 'session'>): void {
+    this.results[index] = { ...outcome, session: this.session };
+    this.inARow = 0;
+  }
+
+  /**
+   * A subject whose read failed with `error` (the source's own): named in `failures` (partial), stopping
+   * the evaluation when the failure shows the source is the problem; else thrown, failing the evaluation.
+   */
+  fail(index: number, subjectRef: string, error: unknown): void {
+    if (!this.partial) {
+      this.failed = true;
+      throw error;
+    }
+    this.failures.push({ index, subjectRef, error });
+    this.stopped ??= this.stopsPartial(error);
+  }
+
+  /** A subject not read (or no further) since the evaluation stopped: it fails with the stop. */
+  notRead(index: number, subjectRef: string, stop: { error: unknown }): void {
+    this.failures.push({ index, subjectRef, error: stop.error });
+  }
+
+  /** Stopped: the subjects no lane took fail with the stop. True when the evaluation stopped. */
+  failUntaken(): boolean {
+    const stop = this.stopped;
+    if (!stop) return false;
+    for (let index = this.next; index < this.subjects.length; index++) {
+      const subject = this.subjects[index];
+      if (subject) this.notRead(index, subject.subjectRef, stop);
+    }
+    return true;
+  }
+
+  /**
+   * Whether `error` stops a partial evaluation: one that concerns the source whatever the record at once,
+   * one that concerns every call at PARTIAL_STOP_AFTER in a row (see sourceFailure).
+   */
+  private stopsPartial(error: unknown): { error: unknown } | undefined {
+    const kind = sourceFailure(error);
+    if (kind === 'every-call') this.inARow++;
+    return kind === 'source' || (kind === 'every-call' && this.inARow >= PARTIAL_STOP_AFTER) ? { error } : undefined;
+  }
+}
+
 /** A record whose commit another evaluation overtook was not read again; what would redo it must be kept. */
 export class OvertakenReadFailed extends Error {
   override readonly name = 'OvertakenReadFailed';
@@ -356,159 +483,29 @@ export class SourcePipeline {
     coverage?: PassCoverage,
     { partial = false }: { partial?: boolean } = {},
   ): Promise<{ results: Evaluation[]; subjects: number; failures?: SubjectFailure[] }> {
-    const subjects = new Map<string, { mappingId: string; subjectRef: string }>();
-    for (const resource of resources) {
-      for (const subject of this.deps.mappings.subjectsFor(resource)) {
-        const key = `${subject.mappingId}\n${subject.subjectRef}`;
-        if (!coverage?.covers(key, resource, subject.searchable)) {
-          subjects.set(key, { mappingId: subject.mappingId, subjectRef: subject.subjectRef });
-        }
-      }
-    }
+    const list = this.subjectsOf(resources, coverage);
     const options = this.deps.mapOptions?.() ?? {};
     const session = this.readings.get(fetcher);
-    const list = [...subjects.values()];
     // A live source answers the subjects' context searches in batches first (see CachingFetcher.prefetch).
     if (isPrefetching(fetcher)) await fetcher.prefetch(this.deps.mappings, list);
-    // Results keep the subjects' order whatever order the lanes finish in, so the commit is the same.
-    const results: Evaluation[] = new Array(list.length);
-    // Per evaluation: a subject (or the source, '') probed once, whatever its mappings ask.
-    const probes = new Map<string, Promise<boolean>>();
     const fetcherId = this.fetcherId(fetcher);
     this.loadSlow();
-    // Subjects with strikes read in time now: their strikes are forgotten (forgetSlow).
-    const readInTime: Array<{ mappingId: string; subjectRef: string }> = [];
-    // Subjects whose reads got no answer in time, and those read: see slowRecords.
-    // Records, not subjects: a record is a subject of each mapping of its type (birth and death).
-    const timedOut: TimedOut[] = [];
-    const slowRefs = new Set<string>();
-    // Records, not related records: each is the subject of a mapping, read with its context.
-    const maxSlowRefs = Math.floor(new Set(list.map((s) => s.subjectRef)).size / SLOW_RECORD_SHARE);
-    const answered = new Set<string>();
-    const failures: Array<SubjectFailure & { index: number }> = [];
-    let next = 0;
-    let failed = false;
-    // Partial: the failure that showed the source itself is the problem (no new subject is started), and the
-    // failures that concern every call since the last subject read.
-    let stopped: { error: unknown } | undefined;
-    let inARow = 0;
-    const stoppedBy = () => stopped;
-    const stopsPartial = (error: unknown): { error: unknown } | undefined => {
-      const kind = sourceFailure(error);
-      if (kind === 'every-call') inARow++;
-      return kind === 'source' || (kind === 'every-call' && inARow >= PARTIAL_STOP_AFTER) ? { error } : undefined;
-    };
-    const lane = async () => {
-      while (!failed && !stopped && next < list.length) {
-        const index = next++;
-        const subject = list[index];
-        if (!subject) break;
-        const { mappingId, subjectRef } = subject;
-        // Mapping from a warm cache never leaves the microtask queue; yielding to I/O between subjects
-        // keeps the receiver's acknowledgements (and health checks) prompt during a large batch.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        // Stopped by another lane while this one yielded (read through a function: TypeScript keeps the
-        // loop's test narrowing `stopped` across the await).
-        const stop = stoppedBy();
-        if (stop) {
-          failures.push({ index, subjectRef, error: stop.error });
-          break;
-        }
-        const slowKey = slowKeyOf(subject);
-        const slow = this.slow.get(slowKey);
-        // Timed out earlier through this fetcher (another resource type's page of the pass): not waited
-        // out again.
-        let timeout = slow?.fetcher === fetcherId ? slow.error : undefined;
-        if (!timeout) {
-          try {
-            const recording = coverage?.recording(slowKey, fetcher);
-            const reading = recording?.fetcher ?? fetcher;
-            const { result, excluded, noEvidence } = await this.deps.mappings.mapSubjectDetailed(
-              mappingId,
-              subjectRef,
-              partial ? untilStopped(reading, stoppedBy) : reading,
-              options,
-            );
-            recording?.done();
-            results[index] = { result, excluded: excluded === true, noEvidence: noEvidence === true, session };
-            answered.add(subjectRef);
-            if (slow) {
-              this.slow.delete(slowKey);
-              readInTime.push(subject);
-            }
-            inARow = 0;
-            continue;
-          } catch (err) {
-            const stop = stoppedBy();
-            if (stop && err instanceof ContextReadError && err.cause instanceof NotReadStopped) {
-              failures.push({ index, subjectRef, error: stop.error });
-              continue;
-            }
-            if (err instanceof ContextReadError && noAnswerInTime(err.cause)) timeout = err;
-            else {
-              const unreadable = await this.unreadable(err, mappingId, subjectRef, probes);
-              if (unreadable) {
-                results[index] = { result: unreadable, excluded: false, noEvidence: false, session };
-                inARow = 0; // the source answered the probe: this record is what it will not serve
-                continue;
-              }
-              // The source's own error, as before context reads were named: callers look at its kind.
-              const error = err instanceof ContextReadError ? err.cause : err;
-              if (partial) {
-                failures.push({ index, subjectRef, error });
-                stopped ??= stopsPartial(error);
-                continue;
-              }
-              failed = true; // the other lanes take no new subject
-              throw error;
-            }
-          }
-        }
-        // Held until the others are read; more than one in SLOW_RECORD_SHARE, and it is the source that is
-        // slow. One judged through this fetcher already (an earlier page of the pass) is held whatever this
-        // page's size: slowRecords gives it the same outcome as there.
-        const judged = slow?.fetcher === fetcherId;
-        if (this.deps.probe && (judged || slowRefs.has(subjectRef) || slowRefs.size < maxSlowRefs)) {
-          slowRefs.add(subjectRef);
-          timedOut.push({ index, mappingId, subjectRef, error: timeout });
-          continue;
-        }
-        if (partial) {
-          failures.push({ index, subjectRef, error: timeout.cause });
-          stopped ??= stopsPartial(timeout.cause);
-          continue;
-        }
-        failed = true;
-        throw timeout.cause;
-      }
-    };
+    const run = new EvaluationRun({ subjects: list, partial, fetcher, fetcherId, coverage, options, session });
     const lanes = Math.min(Math.max(1, this.deps.concurrency ?? DEFAULT_CONCURRENCY), list.length);
     // Every lane settles before the first error propagates: no mapping keeps running after evaluate ends.
-    const settled = await Promise.allSettled(Array.from({ length: lanes }, lane));
-    this.forgetSlow(readInTime);
+    const settled = await Promise.allSettled(Array.from({ length: lanes }, () => this.lane(run)));
+    this.forgetSlow(run.readInTime);
     const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (rejected) throw rejected.reason;
-    if (stopped) {
-      for (let index = next; index < list.length; index++) {
-        const subject = list[index];
-        if (subject) failures.push({ index, subjectRef: subject.subjectRef, error: stopped.error });
-      }
+    if (run.failUntaken()) {
       // Counts only: which records is not for the log.
       this.log.warn(
-        { subjects: list.length, failed: failures.length + timedOut.length, answered: answered.size },
+        { subjects: list.length, failed: run.failures.length + run.timedOut.length, answered: run.answered.size },
         'the source failed in a way that concerns every call: the rest of this evaluation was not read, and its records are taken as failed reads',
       );
     }
-    for (const subjectRef of slowRefs) answered.delete(subjectRef); // one of its mappings read, not all
-    // Stopped, the source did not answer the others: a timeout held is no record's strike (as in a pass the
-    // source's failure fails before it is judged), only a failed read.
-    const slow = stopped
-      ? { dead: [], failed: { items: timedOut, error: timedOut[0]?.error.cause } }
-      : await this.slowRecords(timedOut, answered.size, fetcherId, probes);
-    if (slow.failed && !partial) throw slow.failed.error;
-    for (const { index, result } of slow.dead) results[index] = { result, excluded: false, noEvidence: false, session };
-    for (const { index, subjectRef, error } of slow.failed?.items ?? [])
-      failures.push({ index, subjectRef, error: error.cause });
+    await this.judgeTimedOut(run);
+    const { results, failures } = run;
     const unread = results.filter((r) => r.result.status === 'invalid' && r.result.unreadable).length;
     // Counts only: which records, and what could not be read, is on their ledger rows.
     if (unread > 0)
@@ -516,14 +513,144 @@ export class SourcePipeline {
         { records: unread },
         'records whose context the source would not serve are kept as dead rows naming what could not be read (replay them once it does); the other records went on',
       );
-    if (!partial) return { results, subjects: subjects.size };
+    if (!partial) return { results, subjects: list.length };
     failures.sort((a, b) => a.index - b.index);
     return {
       // Without the failed subjects' holes, in the subjects' order still.
       results: results.filter((evaluation) => evaluation !== undefined),
-      subjects: subjects.size,
+      subjects: list.length,
       failures: failures.map(({ subjectRef, error }) => ({ subjectRef, error })),
     };
+  }
+
+  /**
+   * The subjects `resources` affect (one mapping of one record each, once), less those `coverage` says an
+   * evaluation earlier in the pass already saw this version of the resource for.
+   */
+  private subjectsOf(resources: Resource[], coverage: PassCoverage | undefined): Subject[] {
+    const subjects = new Map<string, Subject>();
+    for (const resource of resources) {
+      for (const subject of this.deps.mappings.subjectsFor(resource)) {
+        const key = slowKeyOf(subject);
+        if (!coverage?.covers(key, resource, subject.searchable)) {
+          subjects.set(key, { mappingId: subject.mappingId, subjectRef: subject.subjectRef });
+        }
+      }
+    }
+    return [...subjects.values()];
+  }
+
+  /** One lane of `run`: evaluates its subjects one after the other until none is left or the run ends. */
+  private async lane(run: EvaluationRun): Promise<void> {
+    for (let taken = run.take(); taken; taken = run.take()) {
+      // Mapping from a warm cache never leaves the microtask queue; yielding to I/O between subjects
+      // keeps the receiver's acknowledgements (and health checks) prompt during a large batch.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      // Stopped by another lane while this one yielded.
+      const stop = run.stop();
+      if (stop) {
+        run.notRead(taken.index, taken.subject.subjectRef, stop);
+        break;
+      }
+      await this.evaluateSubject(run, taken.index, taken.subject);
+    }
+  }
+
+  /**
+   * One subject of `run`: read and mapped (readSubject), or, when its reads got no answer in time (now, or
+   * through this fetcher before: another resource type's page of the pass, not waited out again), held for
+   * the slow-record rule or failed (holdTimeout).
+   */
+  private async evaluateSubject(run: EvaluationRun, index: number, subject: Subject): Promise<void> {
+    const slow = this.slow.get(slowKeyOf(subject));
+    const judged = slow?.fetcher === run.fetcherId;
+    const earlier = judged ? slow.error : undefined;
+    const timeout = earlier ?? (await this.readSubject(run, index, subject, slow !== undefined));
+    if (timeout) this.holdTimeout(run, index, subject, timeout, judged);
+  }
+
+  /**
+   * Maps `subject` through the run's fetcher and keeps what came of it in `run`: its result; a dead result
+   * when the source will not serve the record (see unreadable); else a failure of the subject (partial) or
+   * of the evaluation (thrown). Returns the error instead when the reads got no answer in time.
+   */
+  private async readSubject(
+    run: EvaluationRun,
+    index: number,
+    subject: Subject,
+    hadStrikes: boolean,
+  ): Promise<ContextReadError | undefined> {
+    const { mappingId, subjectRef } = subject;
+    try {
+      const recording = run.coverage?.recording(slowKeyOf(subject), run.fetcher);
+      const reading = recording?.fetcher ?? run.fetcher;
+      const { result, excluded, noEvidence } = await this.deps.mappings.mapSubjectDetailed(
+        mappingId,
+        subjectRef,
+        run.partial ? untilStopped(reading, () => run.stop()) : reading,
+        run.options,
+      );
+      recording?.done();
+      run.read(index, { result, excluded: excluded === true, noEvidence: noEvidence === true });
+      run.answered.add(subjectRef);
+      if (hadStrikes) {
+        this.slow.delete(slowKeyOf(subject));
+        run.readInTime.push(subject);
+      }
+      return undefined;
+    } catch (err) {
+      const stop = run.stop();
+      if (stop && err instanceof ContextReadError && err.cause instanceof NotReadStopped) {
+        run.notRead(index, subjectRef, stop);
+        return undefined;
+      }
+      if (err instanceof ContextReadError && noAnswerInTime(err.cause)) return err;
+      const unreadable = await this.unreadable(err, mappingId, subjectRef, run.probes);
+      // The source answered the probe: this record is what it will not serve.
+      if (unreadable) run.read(index, { result: unreadable, excluded: false, noEvidence: false });
+      // The source's own error, as before context reads were named: callers look at its kind.
+      else run.fail(index, subjectRef, err instanceof ContextReadError ? err.cause : err);
+      return undefined;
+    }
+  }
+
+  /**
+   * A subject whose reads got no answer in time: held until the others are read, for slowRecords to judge;
+   * more than one in SLOW_RECORD_SHARE, and it is the source that is slow, so it fails as any failed read.
+   * One judged through this fetcher already (an earlier page of the pass) is held whatever this page's
+   * size: slowRecords gives it the same outcome as there.
+   */
+  private holdTimeout(
+    run: EvaluationRun,
+    index: number,
+    { mappingId, subjectRef }: Subject,
+    timeout: ContextReadError,
+    judged: boolean,
+  ): void {
+    if (this.deps.probe && (judged || run.slowRefs.has(subjectRef) || run.slowRefs.size < run.maxSlowRefs)) {
+      run.slowRefs.add(subjectRef);
+      run.timedOut.push({ index, mappingId, subjectRef, error: timeout });
+      return;
+    }
+    run.fail(index, subjectRef, timeout.cause);
+  }
+
+  /**
+   * Once the lanes are done: the subjects held for the slow-record rule, dead or failed (slowRecords), into
+   * `run`; a failure fails a whole evaluation that is not partial.
+   */
+  private async judgeTimedOut(run: EvaluationRun): Promise<void> {
+    const { timedOut, answered } = run;
+    for (const subjectRef of run.slowRefs) answered.delete(subjectRef); // one of its mappings read, not all
+    // Stopped, the source did not answer the others: a timeout held is no record's strike (as in a pass the
+    // source's failure fails before it is judged), only a failed read.
+    const slow = run.stop()
+      ? { dead: [], failed: { items: timedOut, error: timedOut[0]?.error.cause } }
+      : await this.slowRecords(timedOut, answered.size, run.fetcherId, run.probes);
+    if (slow.failed && !run.partial) throw slow.failed.error;
+    for (const { index, result } of slow.dead) run.read(index, { result, excluded: false, noEvidence: false });
+    for (const { index, subjectRef, error } of slow.failed?.items ?? [])
+      run.failures.push({ index, subjectRef, error: error.cause });
   }
 
   /**
