@@ -716,7 +716,7 @@ describe('ledger: schema', () => {
         [row.id],
       );
       upgraded.close();
-      assert.equal(versions(), 15);
+      assert.equal(versions(), 16);
       openLedger(path, { inspectOnly: true }).close();
     } finally {
       cleanup();
