@@ -489,7 +489,7 @@ export function loadConfig(options: LoadConfigOptions): BridgeConfig {
   if (!ok) {
     // An unknown key first: a misspelt key ('opencrv:') is usually why a required one is missing.
     const described = errors
-      .map((error) => describeAjvError(error, configSchema()))
+      .map((error) => describeAjvError(error, configSchema(), raw))
       .sort((a, b) => Number(b.problem.startsWith('unknown key')) - Number(a.problem.startsWith('unknown key')));
     const unique = described.filter(
       (d, i) => described.findIndex((e) => e.path === d.path && e.problem === d.problem) === i,

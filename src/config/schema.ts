@@ -25,8 +25,15 @@ export function pointerToPath(pointer: string): string {
   return out;
 }
 
-/** The key path and a human sentence for one ajv error (unknown keys name the key itself). */
-export function describeAjvError(error: ErrorObject, rootSchema?: unknown): { path: string; problem: string } {
+/**
+ * The key path and a human sentence for one ajv error (unknown keys name the key itself). `data`, the
+ * document validated, lets a pattern's sentence quote the value refused (see `patternMessage`).
+ */
+export function describeAjvError(
+  error: ErrorObject,
+  rootSchema?: unknown,
+  data?: unknown,
+): { path: string; problem: string } {
   const base = pointerToPath(error.instancePath);
   const join = (key: string) => (base ? `${base}.${key}` : key);
   switch (error.keyword) {
@@ -50,12 +57,33 @@ export function describeAjvError(error: ErrorObject, rootSchema?: unknown): { pa
       // A pattern is no sentence: a schema node may say in words what it asks for (`patternMessage`).
       const node = rootSchema === undefined ? undefined : schemaNode(rootSchema, error.schemaPath);
       const said = (node as { patternMessage?: unknown } | undefined)?.patternMessage;
-      return { path: base, problem: typeof said === 'string' ? said : (error.message ?? error.keyword) };
+      if (typeof said !== 'string') return { path: base, problem: error.message ?? error.keyword };
+      // `{value}`: only where the schema asks for it (a uid), never for a value that may hold a secret.
+      if (!said.includes('{value}')) return { path: base, problem: said };
+      const value = valueAt(data, error.instancePath);
+      return { path: base, problem: said.replace('{value}', typeof value === 'string' ? quoted(value) : 'the value') };
     }
     default:
       return { path: base, problem: error.message ?? error.keyword };
   }
 }
+
+/** The value at a JSON pointer of `data`; undefined when there is none. */
+function valueAt(data: unknown, pointer: string): unknown {
+  let node = data;
+  for (const part of pointerParts(pointer)) {
+    if (!node || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[part];
+  }
+  return node;
+}
+
+/** A value quoted for a message, cut short: a refused value may be anything pasted there. */
+function quoted(value: string): string {
+  return JSON.stringify(value.length > MAX_QUOTED ? `${value.slice(0, MAX_QUOTED)}…` : value);
+}
+
+const MAX_QUOTED = 40;
 
 /** The schema node holding the keyword a schema path (`#/properties/a/items/pattern`) ends in. */
 function schemaNode(rootSchema: unknown, schemaPath: string): unknown {

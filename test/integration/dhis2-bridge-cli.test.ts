@@ -1,5 +1,6 @@
 // `opencrvs-bridge map --input` with DHIS2 tracker JSON, run as a separate process the way an integration
-// engineer checks a programme's mapping before pointing the bridge at it.
+// engineer checks a programme's mapping before pointing the bridge at it; and `serve` refusing a DHIS2
+// source whose uids are typed wrong.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -48,5 +49,29 @@ describe('opencrvs-bridge map --input with DHIS2 tracker JSON', () => {
     const r = run(['map', '--input', fixture('dhis2-docs/GET_api_tracker_events__list_response.json')]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /only tracker \(registration\) programs can be mapped/);
+  });
+
+  it('serve refuses a programme uid typed wrong before it starts, naming the key (exit 2)', () => {
+    const typo = join(dir, 'typo.yaml');
+    writeFileSync(
+      typo,
+      `opencrvs:
+  domain: farajaland.example.org
+  clientId: bridge
+  clientSecret: s3cret
+store: { path: ${JSON.stringify(join(dir, 'typo.db'))} }
+sources:
+  - id: hmis
+    kind: dhis2
+    baseUrl: http://127.0.0.1:9
+    dhis2: { program: IpHINAT79U }
+`,
+    );
+    const r = run(['serve', '--config', typo]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /sources\[0\]\.dhis2\.program: "IpHINAT79U" is not a DHIS2 uid \(11 characters, a letter then letters or digits\)/,
+    );
   });
 });

@@ -127,6 +127,33 @@ describe('configuration', () => {
     );
   });
 
+  it('refuses a DHIS2 uid typed wrong at start-up, naming the key and the value', () => {
+    const dhis2 = (settings: string, writeBack = '{ dataElement: uf3svrmp8Oj, programStage: A03MvHHogjR }') =>
+      `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.local/fhir\n` +
+      `  - id: hmis\n    kind: dhis2\n    baseUrl: http://dhis2.local\n    dhis2: ${settings}\n    writeBack: ${writeBack}\n`;
+    const loaded = loadConfig({ text: dhis2('{ program: IpHINAT79UW, orgUnits: [ImspTQPwCqd, O6uvpzGd5pu] }') });
+    assert.equal(loaded.sources[1]?.dhis2?.program, 'IpHINAT79UW');
+    const uid = '(11 characters, a letter then letters or digits)';
+
+    const program = configErrorOf(() => loadConfig({ text: dhis2('{ program: IpHINAT79U }') }));
+    assert.equal(program.path, 'sources[1].dhis2.program');
+    assert.ok(
+      program.message.includes(`sources[1].dhis2.program: "IpHINAT79U" is not a DHIS2 uid ${uid}`),
+      program.message,
+    );
+    const orgUnit = configErrorOf(() => loadConfig({ text: dhis2("{ orgUnits: [ImspTQPwCqd, '1mspTQPwCqd'] }") }));
+    assert.equal(orgUnit.path, 'sources[1].dhis2.orgUnits[1]');
+    assert.ok(orgUnit.message.includes(`"1mspTQPwCqd" is not a DHIS2 uid ${uid}`), orgUnit.message);
+    const stage = configErrorOf(() =>
+      loadConfig({ text: dhis2('{}', "{ dataElement: uf3svrmp8Oj, programStage: 'A03MvHHogjR ' }") }),
+    );
+    assert.equal(stage.path, 'sources[1].writeBack.programStage');
+    assert.ok(stage.message.includes(`"A03MvHHogjR " is not a DHIS2 uid ${uid}`), stage.message);
+    const pasted = configErrorOf(() => loadConfig({ text: dhis2('{}', `{ attribute: '${'x'.repeat(500)}' }`) }));
+    assert.equal(pasted.path, 'sources[1].writeBack.attribute');
+    assert.ok(pasted.message.includes(`"${'x'.repeat(40)}…" is not a DHIS2 uid`), 'a long value is cut short');
+  });
+
   it('refuses a poll schedule node-cron cannot run, and credentials inside a URL', () => {
     const source = (extra: string) =>
       `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.local/fhir\n${extra}`;
