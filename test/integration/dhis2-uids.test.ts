@@ -1,8 +1,9 @@
 // A DHIS2 uid goes into a credentialed URL (`/api/tracker/trackedEntities/<uid>`), taken from DHIS2's answers
 // (a listed tracked entity, the mother at a relationship's end) or from the ledger (the recheck). Encoded,
 // `..` stays `..`, and a URL resolves it to the path above: a call the bridge never meant, with its
-// credentials. The client refuses anything that is not a DHIS2 uid before any request; the poller leaves a
-// listed entity with such a uid out and reads on; the recheck holds such a row dead and rechecks the rest.
+// credentials. The client refuses anything that is not a DHIS2 uid before any request; the poller keeps a
+// listed entity with such a uid as a dead row, asks nothing for it, and reads on; the recheck holds such a
+// row dead and rechecks the rest.
 // Against the DHIS2 simulator behind the fault proxy, which records every request.
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
@@ -113,7 +114,7 @@ function rewriteList(proxy: FaultProxy, edit: (entities: Listed) => void): Fault
   };
 }
 
-async function birthsBehindProxy(options: { recheck?: boolean } = {}) {
+async function birthsBehindProxy(options: { recheck?: boolean; mappings?: string[] } = {}) {
   const proxy = await startFaultProxy();
   const warnings: string[] = [];
   const logger = createLogger({
@@ -128,7 +129,7 @@ async function birthsBehindProxy(options: { recheck?: boolean } = {}) {
     ...(options.recheck ? { delivery: { settleSeconds: 1, recheckAfterSeconds: 1 } } : {}),
     configure: ({ sources }) => {
       proxy.target = String(sources[0]?.baseUrl);
-      sources[0] = { ...sources[0], baseUrl: proxy.url };
+      sources[0] = { ...sources[0], baseUrl: proxy.url, ...(options.mappings ? { mappings: options.mappings } : {}) };
     },
   });
   const children = enrolledIn(h.seeded, CHILD_PROGRAMME)
@@ -142,14 +143,18 @@ function unexpectedCalls(proxy: FaultProxy): string[] {
 }
 
 describe('DHIS2 source: a uid that is not a DHIS2 uid in what DHIS2 answers', () => {
-  it('a listed tracked entity with one is left out with a warning; the pass reads on and records the rest', async () => {
-    const { proxy, h, children, warnings } = await birthsBehindProxy();
+  it('a listed tracked entity with one is kept as a dead row naming the uid, asked for nothing; the pass reads on', async () => {
+    // Both mappings: the listed record alone tells that the child is a birth (no dead death row for it).
+    const { proxy, h, children, warnings } = await birthsBehindProxy({ mappings: ['birth.dhis2', 'death.dhis2'] });
     try {
-      const [renamed, ...others] = children;
-      assert.ok(renamed);
+      const [renamed, long, ...others] = children;
+      assert.ok(renamed && long);
+      // Anything may come: a terminal escape, far too long for a key.
+      const longUid = `\u001b[31m${'x'.repeat(300)}`;
       proxy.rules.push(
         rewriteList(proxy, (entities) => {
           for (const te of entities) if (te.trackedEntity === renamed) te.trackedEntity = '..';
+          for (const te of entities) if (te.trackedEntity === long) te.trackedEntity = longUid;
         }),
       );
       for (let pass = 0; pass < 2; pass++) {
@@ -157,13 +162,40 @@ describe('DHIS2 source: a uid that is not a DHIS2 uid in what DHIS2 answers', ()
         assert.deepEqual(summary.failedSources, [], `pass ${pass + 1} is not stalled`);
       }
       const rows = h.rows();
-      assert.deepEqual(rows.map((r) => r.subjectKey).sort(), others.map((uid) => `TrackedEntity/${uid}`).sort());
-      assert.ok(rows.every((r) => r.state === 'delivered'));
+      const [cut] = rows.filter((r) => r.subjectKey.startsWith('TrackedEntity/%1B%5B31mxxx'));
+      assert.equal(cut?.state, 'dead');
+      assert.ok(cut.subjectKey.length < 80 && !cut.subjectKey.includes('\u001b'), cut.subjectKey);
+      const strays = rows.filter((r) => r.subjectKey === 'TrackedEntity/..');
+      assert.deepEqual(
+        strays.map((r) => [r.eventType, r.state, r.lastError?.classification, r.lastError?.kind]),
+        [['birth', 'dead', 'permanent', 'source-read']],
+        'one dead birth row, kept across passes',
+      );
+      const [stray] = strays;
+      assert.match(stray?.lastError?.message ?? '', /the uid "\.\.", which is not a DHIS2 uid/);
+      assert.equal(stray?.payload, null, 'nothing of the record is kept');
+      const first = h.seeded.find((te) => te.trackedEntity === renamed)?.attributes?.[0]?.value;
+      assert.ok(first && !(stray?.lastError?.message ?? '').includes(first), 'no personal data in the reason');
+      const delivered = rows.filter((r) => r !== stray && r !== cut);
+      assert.deepEqual(delivered.map((r) => r.subjectKey).sort(), others.map((uid) => `TrackedEntity/${uid}`).sort());
+      assert.ok(delivered.every((r) => r.state === 'delivered'));
+      assert.deepEqual(
+        h.bridge.ledger.list({ find: 'TrackedEntity/..' }).map((r) => r.id),
+        [stray?.id],
+        '`ledger --find TrackedEntity/..` finds it',
+      );
       assert.ok(
         warnings.some((msg) => /tracked entities held uids that are not DHIS2 uids/.test(msg)),
         JSON.stringify(warnings),
       );
+      // Replayed, it is evaluated again at its source, which asks DHIS2 nothing for it: still dead, not sent.
+      await h.bridge.replay([stray?.id ?? 0, cut.id]);
+      assert.deepEqual(
+        [stray?.id ?? 0, cut.id].map((id) => h.bridge.ledger.get(id)?.state),
+        ['dead', 'dead'],
+      );
       assert.deepEqual(unexpectedCalls(proxy), []);
+      assert.equal((await h.events()).length, others.length);
     } finally {
       await h.close();
       await proxy.close();

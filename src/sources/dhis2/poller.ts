@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import type { Dhis2Settings, PollSettings } from '../../config/types.js';
-import { type Resource, trackedEntityResource } from '../../mapping/index.js';
+import { type Resource, type ResourceFetcher, trackedEntityResource } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
 import {
   type CursorStore,
@@ -13,7 +14,7 @@ import {
   type SourceTimes,
   trackedPass,
 } from '../pass.js';
-import { addReports, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
+import { addReports, type Evaluation, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
 import {
   CarriedRuns,
   giveUpReason,
@@ -214,10 +215,10 @@ export class Dhis2Poller {
         size = enlarged;
         continue;
       }
-      const resources = this.recordable(entities)
-        .map(trackedEntityResource)
-        .filter((r): r is Resource => r !== undefined);
+      const { kept, strays } = this.recordable(entities);
+      const resources = kept.map(trackedEntityResource).filter((r): r is Resource => r !== undefined);
       const fresh = resources.filter((r) => !this.seen.has(versionKey(r)));
+      const freshStrays = strays.filter((r) => !this.seen.has(versionKey(r)));
       // Only the run's own members count as new for it (records after it may arrive while it is read).
       const members = new Set(atBound.map((te) => te.trackedEntity));
       run.notePage(
@@ -226,7 +227,8 @@ export class Dhis2Poller {
         entities.map((te) => te.trackedEntity),
       );
       fetcher.prime(resources);
-      const { results } = await pipeline.evaluate(fresh, fetcher);
+      const { results: evaluated } = await pipeline.evaluate(fresh, fetcher);
+      const results = [...evaluated, ...(await this.strayResults(freshStrays, fetcher))];
       const pageMax = entities.map((te) => te.updatedAt).reduce<string | undefined>(laterOf, undefined);
       const inRun = page > 1 || run.active;
       if (inRun) runPages++;
@@ -239,7 +241,7 @@ export class Dhis2Poller {
       const read = await commitInOrder(pipeline, fetcher, { results, reach, oldest }, earlierOf, (rs, at, whole) =>
         this.commitPage(report, rs, at, whole ? entities.length : 0),
       );
-      if (read) for (const resource of fresh) this.remember(resource);
+      if (read) for (const resource of [...fresh, ...freshStrays]) this.remember(resource);
       else {
         const at = oldest();
         if (at !== undefined) holdAt = earlierOf(holdAt, at);
@@ -342,23 +344,84 @@ export class Dhis2Poller {
   }
 
   /**
-   * The page's tracked entities less those whose uid is no DHIS2 uid, left out with a warning. DHIS2 issues
-   * no such uid (its import refuses one), so the answer was not DHIS2's own (a proxy rewriting it, a broken
-   * or hostile server), and such a record could never be read again, rechecked before its send, nor have
-   * its tracking id written back: the client refuses the uid (Dhis2Client.checkUid). Recorded, it would be
-   * a row nobody can settle; failing the pass on it would hold every later birth behind it, pass after pass.
-   * The watermark goes past it as past any record read. Only the page's paging reads `entities` whole.
+   * The page's tracked entities split by their uid: `kept`, DHIS2 uids, and `strays`, the others (as
+   * resources; one with no uid at all cannot be named and is only counted). DHIS2 issues no such uid (its
+   * import refuses one), so the answer was not DHIS2's own (a proxy rewriting it, a broken or hostile
+   * server), and such a record can never be read again, rechecked before its send, nor have its tracking id
+   * written back: the client refuses the uid (Dhis2Client.checkUid). A stray is not mapped for delivery but
+   * kept in the ledger as a dead row (strayResults), so `ledger` and the admin page show it; failing the
+   * pass on it would hold every later birth behind it, pass after pass. The watermark goes past it as past
+   * any record read. Only the page's paging reads `entities` whole.
    */
-  private recordable(entities: TrackerTrackedEntity[]): TrackerTrackedEntity[] {
+  private recordable(entities: TrackerTrackedEntity[]): { kept: TrackerTrackedEntity[]; strays: Resource[] } {
     const kept = entities.filter((te) => isDhis2Uid(te.trackedEntity));
     const left = entities.length - kept.length;
     // Counts only: the uid is whatever the answer held.
     if (left > 0)
       this.log.warn(
         { trackedEntities: left },
-        "DHIS2's list of tracked entities held uids that are not DHIS2 uids (11 letters and digits, a letter first): those entries are not recorded, and the pass reads on; check what answers at sources[].baseUrl (a proxy rewriting answers, a server that is not DHIS2)",
+        "DHIS2's list of tracked entities held uids that are not DHIS2 uids (11 letters and digits, a letter first): those entries are kept as dead rows, never sent nor asked of DHIS2, and the pass reads on; check what answers at sources[].baseUrl (a proxy rewriting answers, a server that is not DHIS2)",
       );
-    return kept;
+    const strays = entities
+      .filter((te) => !isDhis2Uid(te.trackedEntity))
+      .map(trackedEntityResource)
+      .filter((r): r is Resource => r !== undefined);
+    return { kept, strays };
+  }
+
+  /**
+   * Dead rows (error kind `source-read`, like a row the recheck holds for such a uid) for listed tracked
+   * entities whose uid is no DHIS2 uid, one per mapping the record is an event of. Which mappings is told
+   * by the listed record alone: a read of anything else (the mother) answers nothing, as nothing may be
+   * asked of DHIS2 with this uid. Only mappings that find their evidence in it get a row (a child gets no
+   * dead death row); a mapping that fails on it gets one all the same. The row keeps no payload, and its
+   * reason quotes the uid (bounded, see strayKey), nothing else of the record.
+   */
+  private async strayResults(strays: Resource[], fetcher: ResourceFetcher): Promise<Evaluation[]> {
+    if (strays.length === 0) return [];
+    const { pipeline } = this.deps;
+    const session = pipeline.session(fetcher);
+    const out: Evaluation[] = [];
+    for (const resource of strays) {
+      const id = String(resource.id);
+      // Evaluated under a stand-in uid: the mapping engine takes `TrackedEntity/..` for no record at all.
+      const standIn: Resource = Object.assign({}, resource, { id: STAND_IN_UID, trackedEntity: STAND_IN_UID });
+      const listedOnly: ResourceFetcher = {
+        read: (type, uid) =>
+          Promise.resolve(type === resource.resourceType && uid === STAND_IN_UID ? standIn : undefined),
+        search: () => Promise.resolve([]),
+      };
+      const subjectRef = strayKey(id);
+      for (const mapping of pipeline.mappings.mappings) {
+        if (mapping.subjectType !== resource.resourceType) continue;
+        let evidence = true;
+        try {
+          const { result, excluded, noEvidence } = await pipeline.mappings.mapSubjectDetailed(
+            mapping.id,
+            `${resource.resourceType}/${STAND_IN_UID}`,
+            listedOnly,
+          );
+          evidence = result.status !== 'skipped' && excluded !== true && noEvidence !== true;
+        } catch {
+          // Kept visible rather than dropped on a guess.
+        }
+        if (!evidence) continue;
+        out.push({
+          result: {
+            status: 'invalid',
+            mappingId: mapping.id,
+            eventType: mapping.eventType,
+            subjectRef,
+            sourceRef: subjectRef,
+            errors: [{ field: 'subject', message: strayReason(id) }],
+            unreadable: true,
+          },
+          excluded: false,
+          session,
+        });
+      }
+    }
+    return out;
   }
 
   /** Records a page's rows with the watermark it reaches (never moved back), in one ledger transaction. */
@@ -404,6 +467,36 @@ export class Dhis2Poller {
     this.carriedRuns.forgetBefore(at);
     this.runPageCaps.forgetBefore(horizon);
   }
+}
+
+/** The uid a stray is mapped under to tell its event types (see strayResults): never asked of DHIS2. */
+const STAND_IN_UID = 'StrayRecord';
+
+/** How much of a uid that is no DHIS2 uid a ledger key and a reason quote (a server may send anything). */
+const MAX_STRAY_UID = 40;
+
+/**
+ * The ledger subject of a listed tracked entity whose uid is no DHIS2 uid: `TrackedEntity/` and the uid
+ * percent-encoded (no control character reaches a terminal through `ledger`; `..` stays `..`, so
+ * `--find TrackedEntity/..` finds it), a long one cut short with a hash of the whole, so two strays never
+ * share a row.
+ */
+function strayKey(uid: string): string {
+  const encoded = encodeURIComponent(uid);
+  if (encoded.length <= MAX_STRAY_UID) return `TrackedEntity/${encoded}`;
+  const hash = createHash('sha256').update(uid).digest('hex').slice(0, 12);
+  return `TrackedEntity/${encoded.slice(0, MAX_STRAY_UID)}…${hash}`;
+}
+
+function strayReason(uid: string): string {
+  const shown = JSON.stringify(uid.length > MAX_STRAY_UID ? `${uid.slice(0, MAX_STRAY_UID)}…` : uid);
+  return (
+    `DHIS2's list of tracked entities named this record by the uid ${shown}, which is not a DHIS2 uid (11 letters ` +
+    'and digits, a letter first). DHIS2 issues no such uid, so that answer was not its own (a proxy rewriting it, ' +
+    'a server that is not DHIS2): nothing is asked of DHIS2 with it (no read, no recheck, no write-back) and it is ' +
+    'never sent. Check what answers at sources[].baseUrl; once DHIS2 lists the record under its real uid it is ' +
+    'recorded there, and this row can be dismissed'
+  );
 }
 
 /** (uid, updatedAt): the same version of a tracked entity is mapped once per process. */
