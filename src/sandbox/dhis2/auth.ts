@@ -26,9 +26,28 @@ function same(a: string, b: string): boolean {
   return left.length === right.length && timingSafeEqual(left, right);
 }
 
+/**
+ * A further user (Basic auth) with org units of its own: a deployment that gives each district's source a
+ * user of that district (see SimulatedUser).
+ */
+export interface Dhis2ScopedUser {
+  username: string;
+  password: string;
+  /** Capture org units (each with everything below it); the user searches in them too. */
+  organisationUnits: string[];
+}
+
 /** The username a request authenticated as, or undefined. */
-export function authenticate(header: string | undefined, auth: Dhis2AuthOptions): string | undefined {
+export function authenticate(
+  header: string | undefined,
+  auth: Dhis2AuthOptions,
+  users: readonly Dhis2ScopedUser[] = [],
+): string | undefined {
   if (!header) return undefined;
+  for (const user of users) {
+    if (authenticate(header, { username: user.username, password: user.password }) === user.username)
+      return user.username;
+  }
   const [scheme = '', ...rest] = header.trim().split(/\s+/);
   const credential = rest.join(' ');
   if (/^ApiToken$/i.test(scheme)) {
@@ -45,9 +64,9 @@ export function authenticate(header: string | undefined, auth: Dhis2AuthOptions)
 }
 
 /** DHIS2 answers an unauthenticated /api call with 401 and its JSON error envelope. */
-export function requireAuth(auth: Dhis2AuthOptions) {
+export function requireAuth(auth: Dhis2AuthOptions, users: readonly Dhis2ScopedUser[] = []) {
   return (req: Request, res: Response, next: NextFunction): void => {
-    const user = authenticate(req.headers.authorization, auth);
+    const user = authenticate(req.headers.authorization, auth, users);
     if (user) {
       res.locals.username = user;
       next();

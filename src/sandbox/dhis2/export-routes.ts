@@ -89,9 +89,14 @@ export interface Listing {
 
 /**
  * GET /api/tracker/{trackedEntities,enrollments,events,relationships}: filters, order, paging, fields.
- * Tracked entities are scoped by `user`'s org units (see SimulatedUser); the other lists are not.
+ * Tracked entities are scoped by the org units of the request's user (`userOf`, see SimulatedUser); the other
+ * lists are not.
  */
-export function exportRoutes(store: TrackerStore, listing: () => Listing, user: SimulatedUser): Router {
+export function exportRoutes(
+  store: TrackerStore,
+  listing: () => Listing,
+  userOf: (res: Response) => SimulatedUser,
+): Router {
   const router = Router();
   const envelope = () => listing().envelope;
   const pagingOf = (params: URLSearchParams) => parsePaging(params, listing().maxPageSize);
@@ -125,6 +130,7 @@ export function exportRoutes(store: TrackerStore, listing: () => Listing, user: 
     const inScope = orgUnitScope(params, known(), ['orgUnits', 'orgUnit']);
     // Whatever org units are asked for, DHIS2 lists only those the user may search in (CAPTURE: capture in).
     const mode = param(params, 'orgUnitMode', 'ouMode')?.toUpperCase();
+    const user = userOf(res);
     const userScope = (orgUnit: string | undefined) =>
       mode === 'CAPTURE' ? user.inCaptureScope(orgUnit) : user.inSearchScope(orgUnit);
     const inWindow = updatedWindow(params);
@@ -170,7 +176,7 @@ export function exportRoutes(store: TrackerStore, listing: () => Listing, user: 
     // Read in a program whose owner org unit is outside the user's capture scope: DHIS2 answers as if it
     // had no such tracked entity (dhis2-core #20280, DHIS2-19210), the same 404 as for a deleted one;
     // before that change, 403 OWNERSHIP_ACCESS_DENIED (DefaultTrackedEntityService, 2.41).
-    if (program && !user.inCaptureScope(ownerOf(te, program))) {
+    if (program && !userOf(res).inCaptureScope(ownerOf(te, program))) {
       if (listing().outOfScopeRead === 'forbidden') return dhis2Error(res, 403, 'Forbidden', 'OWNERSHIP_ACCESS_DENIED');
       throw notFound('TrackedEntity', req.params.uid);
     }

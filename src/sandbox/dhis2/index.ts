@@ -1,5 +1,5 @@
 export type { Dhis2AuthOptions } from './auth.js';
-export { DEFAULT_SANDBOX_AUTH } from './auth.js';
+export { DEFAULT_SANDBOX_AUTH, type Dhis2ScopedUser } from './auth.js';
 export * from './constants.js';
 export { buildDemoChildProgramme, type DemoChildProgrammeOptions } from './demo.js';
 export type { PageEnvelope } from './query.js';

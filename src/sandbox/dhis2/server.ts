@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { type Logger, silentLogger } from '../../observability/logger.js';
-import { DEFAULT_SANDBOX_AUTH, type Dhis2AuthOptions, dhis2Error, requireAuth } from './auth.js';
+import { DEFAULT_SANDBOX_AUTH, type Dhis2AuthOptions, type Dhis2ScopedUser, dhis2Error, requireAuth } from './auth.js';
 import { CHILD_PROGRAMME, DEATH_PROGRAMME, ORG_UNIT_TREE, SIMULATED_DHIS2_VERSION } from './constants.js';
 import { exportRoutes, type OutOfScopeRead } from './export-routes.js';
 import { FieldFilterError } from './fields.js';
@@ -21,6 +21,11 @@ export interface Dhis2SimulatorOptions {
   host?: string;
   /** Accepted credentials; defaults to DEFAULT_SANDBOX_AUTH (admin/district and a sandbox token). */
   auth?: Dhis2AuthOptions;
+  /**
+   * Further users, each with its own password and org units (tracked entity lists and reads in a program
+   * are scoped by them as by the main user's): two sources of one server with different credentials.
+   */
+  users?: Dhis2ScopedUser[];
   seed?: TrackedEntity[];
   logger?: Logger;
   /** List envelope: 'trackedEntities' (2.41+, `pager` + named list; default) or 'instances' (2.40). */
@@ -84,6 +89,16 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
   const user = new SimulatedUser();
   const treeUnits = new Set(ORG_UNIT_TREE.map((ou) => ou.id));
   const knownOrgUnit = (uid: string) => treeUnits.has(uid) || store.orgUnitsInData().has(uid);
+  const scopedUsers = options.users ?? [];
+  const others = new Map(
+    scopedUsers.map((scoped) => {
+      const simulated = new SimulatedUser();
+      simulated.restrict({ organisationUnits: scoped.organisationUnits }, knownOrgUnit);
+      return [scoped.username, simulated] as const;
+    }),
+  );
+  /** The user a request authenticated as (requireAuth): a scoped user, else the main one. */
+  const userOf = (res: Response): SimulatedUser => others.get(String(res.locals.username)) ?? user;
   if (options.seed) seedStore(store, options.seed);
 
   const app = express();
@@ -134,7 +149,7 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
   });
 
   const api = express.Router();
-  api.use(requireAuth(auth));
+  api.use(requireAuth(auth, scopedUsers));
   api.get('/system/info', (req, res) => {
     res.json({
       contextPath: `${req.protocol}://${req.get('host') ?? ''}`,
@@ -152,6 +167,7 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
   api.use(metadataRoutes());
   api.get('/me', (_req, res) => {
     const username = String(res.locals.username ?? 'admin');
+    const me = userOf(res);
     res.json({
       id: 'SbxUserAdm1',
       username,
@@ -159,8 +175,8 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
       surname: 'Administrator',
       displayName: 'Sandbox Administrator',
       authorities: ['ALL'],
-      organisationUnits: user.orgUnits().organisationUnits.map((id) => ({ id })),
-      teiSearchOrganisationUnits: user.orgUnits().teiSearchOrganisationUnits.map((id) => ({ id })),
+      organisationUnits: me.orgUnits().organisationUnits.map((id) => ({ id })),
+      teiSearchOrganisationUnits: me.orgUnits().teiSearchOrganisationUnits.map((id) => ({ id })),
       programs: [CHILD_PROGRAMME, DEATH_PROGRAMME],
     });
   });
@@ -172,7 +188,7 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
   };
   api.use(
     '/tracker',
-    exportRoutes(store, () => listing, user),
+    exportRoutes(store, () => listing, userOf),
   );
   api.post('/tracker', (req, res) => {
     const params = new URL(req.originalUrl, 'http://simulator.invalid').searchParams;

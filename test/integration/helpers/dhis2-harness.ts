@@ -134,7 +134,7 @@ export async function startDhis2Harness(
     /** Overrides for `delivery` settings (over FAST_DELIVERY). */
     delivery?: Record<string, unknown>;
     /** The simulator's test knobs (an offset-dependent tie order, a page-size cap, a 403 for out of scope). */
-    simulator?: Pick<Dhis2SimulatorOptions, 'tieOrder' | 'maxPageSize' | 'outOfScopeRead'>;
+    simulator?: Pick<Dhis2SimulatorOptions, 'tieOrder' | 'maxPageSize' | 'outOfScopeRead' | 'users'>;
     /** The bridge's logger (default: silent). */
     logger?: Logger;
   } = {},
