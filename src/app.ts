@@ -380,9 +380,12 @@ export class Bridge {
       const source = writeBackSourceFor(s.settings, { fhir: s.client });
       if (source) sources.push(source);
     }
+    // A record transferred between sources of one DHIS2 programme: see WriteBackRunner.writeThrough.
+    const sharing = sourcesSharingRecords(this.config.sources);
     for (const s of this.dhis2Sources) {
       const source = writeBackSourceFor(s.settings, { dhis2: s.client });
-      if (source) sources.push(source);
+      const others = sharing.get(s.settings.id);
+      if (source) sources.push(others ? { ...source, sharesRecordsWith: others } : source);
     }
     if (sources.length === 0) return undefined;
     const runner = new WriteBackRunner({

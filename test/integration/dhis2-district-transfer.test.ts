@@ -45,6 +45,50 @@ function startSplit(writeBack: boolean): Promise<Dhis2Harness> {
   });
 }
 
+/** A DHIS2 user per district, each able to see and capture only there (Basic auth in the simulator). */
+const DISTRICT_USERS = {
+  [BO]: { username: 'bo-clerk', password: 'bo-secret', organisationUnits: [ORG_UNITS.bo] },
+  [GBENIKORO]: { username: 'gbenikoro-clerk', password: 'gb-secret', organisationUnits: [ORG_UNITS.gbenikoroMchp] },
+};
+/** A TEXT attribute a deployment adds for the tracking id (the simulator takes any attribute uid). */
+const TRACKING_ATTRIBUTE = 'SbxTrkIdAtt';
+
+/** The same split, each source with its own district's user, both writing the tracking id to an attribute. */
+function startSplitByUser(outOfScopeRead: 'not-found' | 'forbidden'): Promise<Dhis2Harness> {
+  return startDhis2Harness({
+    births: 6,
+    deaths: 0,
+    simulator: { users: Object.values(DISTRICT_USERS), outOfScopeRead },
+    configure: ({ sources }) => {
+      const births = sources[0] ?? {};
+      const as = (id: typeof BO | typeof GBENIKORO) => ({
+        auth: { type: 'basic', username: DISTRICT_USERS[id].username, password: DISTRICT_USERS[id].password },
+        writeBack: { attribute: TRACKING_ATTRIBUTE, maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 200 },
+      });
+      sources.splice(
+        0,
+        sources.length,
+        {
+          ...births,
+          ...as(BO),
+          id: BO,
+          dhis2: { program: CHILD_PROGRAMME, orgUnits: [ORG_UNITS.bo], orgUnitMode: 'DESCENDANTS' },
+        },
+        {
+          ...births,
+          ...as(GBENIKORO),
+          id: GBENIKORO,
+          dhis2: { program: CHILD_PROGRAMME, orgUnits: [ORG_UNITS.gbenikoroMchp], orgUnitMode: 'SELECTED' },
+        },
+      );
+    },
+  });
+}
+
+function attributeOf(h: Dhis2Harness, uid: string, attribute: string): string | null | undefined {
+  return h.dhis2.trackedEntity(uid)?.attributes?.find((a) => a.attribute === attribute)?.value;
+}
+
 /** Moves the child's enrollment in the programme to Gbenikoro MCHP, as the tracker API does. */
 async function transfer(h: Dhis2Harness, child: TrackedEntity): Promise<void> {
   const en = child.enrollments?.[0];
@@ -148,4 +192,43 @@ describe('DHIS2 district split: a child transferred to the other district', () =
       await h.close();
     }
   });
+
+  // DHIS2 answers the Bo user's read 404 since dhis2-core #20280, 403 OWNERSHIP_ACCESS_DENIED before it.
+  for (const outOfScopeRead of ['not-found', 'forbidden'] as const)
+    it(`with a user per district: the tracking id goes back through the source whose user DHIS2 shows it to now (${outOfScopeRead})`, async () => {
+      const h = await startSplitByUser(outOfScopeRead);
+      try {
+        const child = childAtNgelehun(h);
+        const uid = String(child.trackedEntity);
+        const subject = `TrackedEntity/${uid}`;
+        assert.ok((await h.bridge.syncOnce([GBENIKORO], { timeoutMs: 30_000 })).ok);
+        const bo = h.bridge.dhis2Sources.find((s) => s.settings.id === BO);
+        assert.ok(((await bo?.poller.pollOnce())?.mapped.inserted ?? 0) > 0);
+        assert.equal(h.rows().find((r) => r.subjectKey === subject)?.state, 'pending');
+
+        // Transferred before its delivery: its program owner is now Gbenikoro MCHP, outside the Bo user's scope.
+        await transfer(h, child);
+        const summary = await h.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
+        assert.ok(summary.ok, JSON.stringify(summary));
+        const [row] = h.rows().filter((r) => r.subjectKey === subject);
+        assert.deepEqual([row?.sourceId, row?.state], [BO, 'delivered']);
+        assert.ok(row?.trackingId);
+        assert.equal(h.bridge.ledger.readBy(row.id), GBENIKORO);
+        const job = h.bridge.writeBacks?.store.get(row.id);
+        assert.equal(job?.outcome, 'written', JSON.stringify(job));
+        assert.equal(job.sourceId, BO, 'still the job of the row that delivered it');
+        assert.equal(attributeOf(h, uid, TRACKING_ATTRIBUTE), row.trackingId, 'the tracking id is in DHIS2');
+        // The births that stayed in Bo are written back by the Bo source, as ever.
+        const stayed = h.rows().filter((r) => r.sourceId === BO && r.id !== row.id);
+        assert.ok(stayed.length > 0);
+        for (const other of stayed)
+          assert.equal(
+            attributeOf(h, other.subjectKey.replace('TrackedEntity/', ''), TRACKING_ATTRIBUTE),
+            other.trackingId,
+          );
+        assert.equal(summary.writeBacks?.abandoned ?? 0, 0, JSON.stringify(summary.writeBacks?.failures));
+      } finally {
+        await h.close();
+      }
+    });
 });

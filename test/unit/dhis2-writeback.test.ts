@@ -217,6 +217,67 @@ describe('write-back worker', () => {
     await wb.stop();
   });
 
+  it("a record its own source's user is not shown goes through the other sources of its records, the last reader first", async () => {
+    const notShown = (source: string) =>
+      new WriteBackError(`tracked entity is not shown to ${source}'s user`, true, { notShown: true });
+    const own = new ScriptedTarget([]);
+    const bo = new ScriptedTarget([]);
+    const kenema = new ScriptedTarget([]);
+    const source = (sourceId: string, target: WriteBackTarget, sharesRecordsWith: string[]) => ({
+      sourceId,
+      settings: SETTINGS,
+      target,
+      sharesRecordsWith,
+    });
+    const wb = new WriteBackRunner({
+      ledger,
+      logger: silentLogger,
+      sources: [
+        source('dhis2', own, ['bo', 'kenema']),
+        source('bo', bo, ['dhis2', 'kenema']),
+        source('kenema', kenema, ['dhis2', 'bo']),
+        { sourceId: 'emr', settings: SETTINGS, target: new ScriptedTarget([]) },
+      ],
+      now: () => clock,
+      random: () => 0,
+    });
+    const calls = () => [own, bo, kenema].map((t) => t.calls.length);
+    const reset = () => {
+      for (const t of [own, bo, kenema]) t.calls.length = 0;
+    };
+
+    // Transferred to Kenema, which read it last: tried there right after its own source.
+    const moved = deliveredRow('moved', 'TRK-M');
+    ledger.noteReadBy(moved, 'kenema');
+    own.script.push(notShown('dhis2'));
+    kenema.script.push('written');
+    wb.onOutcome(delivered(moved, 'TRK-M'));
+    assert.equal((await wb.drain()).written, 1);
+    assert.deepEqual(calls(), [1, 0, 1]);
+    assert.equal(wb.store.get(moved)?.outcome, 'written');
+    assert.equal(wb.store.get(moved)?.sourceId, 'dhis2', "still its own source's job");
+    reset();
+
+    // Shown to nobody (deleted): every source asked once, and its own source's error stands.
+    const gone = deliveredRow('gone', 'TRK-G');
+    own.script.push(notShown('dhis2'));
+    bo.script.push(notShown('bo'));
+    kenema.script.push(notShown('kenema'));
+    wb.onOutcome(delivered(gone, 'TRK-G'));
+    assert.equal((await wb.drain()).abandoned, 1);
+    assert.deepEqual(calls(), [1, 1, 1]);
+    assert.equal(wb.store.get(gone)?.lastError, "tracked entity is not shown to dhis2's user");
+    reset();
+
+    // Any other failure of its own source is no reason to write through another.
+    const busy = deliveredRow('busy', 'TRK-B');
+    own.script.push(new WriteBackError('DHIS2 write-back: HTTP 503', false));
+    wb.onOutcome(delivered(busy, 'TRK-B'));
+    assert.equal((await wb.drain()).failing, 1);
+    assert.deepEqual(calls(), [1, 0, 0]);
+    await wb.stop();
+  });
+
   it('recreates jobs lost between "delivered" and "job stored", only for rows delivered since write-back was enabled', async () => {
     const old = deliveredRow('before', 'TRK-OLD');
     clock += 10;

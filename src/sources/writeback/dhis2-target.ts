@@ -3,7 +3,14 @@
 // Idempotent: when DHIS2 already holds the value nothing is written, so a retry after a lost answer does not
 // bump `updatedAt` again.
 import type { WriteBackSettings } from '../../config/types.js';
-import type { CallOptions, Dhis2Client, ImportReport, TrackerEvent } from '../dhis2/index.js';
+import {
+  type CallOptions,
+  type Dhis2Client,
+  Dhis2SourceError,
+  type ImportReport,
+  type TrackerEvent,
+  type TrackerTrackedEntity,
+} from '../dhis2/index.js';
 import {
   splitRef,
   toWriteBackError,
@@ -74,15 +81,41 @@ export class Dhis2WriteBack implements WriteBackTarget {
     return ref.id;
   }
 
+  /**
+   * The tracked entity read in the source's programme. DHIS2 answers a read in a programme 404 (403
+   * OWNERSHIP_ACCESS_DENIED before dhis2-core #20280) when the record is deleted or its program owner org
+   * unit is outside the user's capture scope (a transfer to another district): not shown, which another
+   * source's user may be (WriteBackRunner). `permanent`: whether a 404 abandons this write when no source
+   * is shown the record; a 403 never does (refused access is an operator's to fix, retried as before).
+   */
+  private async readInProgram(
+    uid: string,
+    fields: string,
+    call: CallOptions,
+    permanent: boolean,
+  ): Promise<TrackerTrackedEntity> {
+    const notShown = (forGood: boolean, cause?: unknown) =>
+      new WriteBackError(
+        `tracked entity ${uid} is not shown to this source's user in program ${this.program} (deleted, or its owner org unit is outside the user's capture scope)`,
+        forGood,
+        { notShown: true, cause },
+      );
+    let te: TrackerTrackedEntity | undefined;
+    try {
+      te = await this.client.trackedEntity(uid, { program: this.program, fields }, call);
+    } catch (err) {
+      // DHIS2's own 403 only: a proxy's or firewall's page says nothing of the record (see Dhis2Client).
+      if (err instanceof Dhis2SourceError && err.status === 403 && !err.foreign) throw notShown(false, err);
+      throw err;
+    }
+    if (!te) throw notShown(permanent);
+    return te;
+  }
+
   private async writeAttribute(job: WriteBackJob, attribute: string, call: CallOptions): Promise<WriteResult> {
     const uid = this.trackedEntityUid(job);
     // With the program, DHIS2 includes its program attributes (the tracking id may be one of them).
-    const te = await this.client.trackedEntity(
-      uid,
-      { program: this.program, fields: '*,!enrollments,!relationships,!programOwners' },
-      call,
-    );
-    if (!te) throw new WriteBackError(`tracked entity ${uid} no longer exists`, true);
+    const te = await this.readInProgram(uid, '*,!enrollments,!relationships,!programOwners', call, true);
     if (te.attributes?.some((a) => a.attribute === attribute && a.value === job.trackingId)) return 'already';
     const body = writable(te, TRACKED_ENTITY_COLLECTIONS);
     body.attributes = [{ attribute, value: job.trackingId }];
@@ -114,15 +147,14 @@ export class Dhis2WriteBack implements WriteBackTarget {
       );
     }
     const uid = this.trackedEntityUid(job);
-    const te = await this.client.trackedEntity(
+    // Not permanent (as before): the stage's event may be entered later, and the record may come back in scope.
+    const te = await this.readInProgram(
       uid,
-      {
-        program: this.program,
-        fields: 'trackedEntity,enrollments[enrollment,program,status,events[event,programStage,status]]',
-      },
+      'trackedEntity,enrollments[enrollment,program,status,events[event,programStage,status]]',
       call,
+      false,
     );
-    const candidate = (te?.enrollments ?? [])
+    const candidate = (te.enrollments ?? [])
       .filter((en) => en.program === this.program && en.status !== 'CANCELLED')
       .flatMap((en) => en.events ?? [])
       .find((ev) => ev.programStage === stage);

@@ -13,6 +13,12 @@ export interface WriteBackSource {
   sourceId: string;
   settings: WriteBackSettings;
   target: WriteBackTarget;
+  /**
+   * Other sources reading the same records (DHIS2 sources of one server and programme, split by org unit:
+   * sources/overlap.ts sourcesSharingRecords). A row's write-back that its own source's user is not shown
+   * goes through theirs (see writeThrough).
+   */
+  sharesRecordsWith?: readonly string[];
 }
 
 /** The part of a delivery outcome (src/delivery DeliveryOutcome) a write-back needs. */
@@ -268,11 +274,11 @@ export class WriteBackRunner {
     };
     const log = { rowId: row.id, source: row.sourceId, attempt: item.attempts };
     try {
-      const result = await source.target.write(job, signal);
+      const { result, via } = await this.writeThrough(source, job, signal);
       if (!this.store.done(item, result, this.now())) return lost(result);
       report.tried++;
       report[result]++;
-      this.log.info({ ...log, result }, 'tracking id written back');
+      this.log.info({ ...log, result, ...(via === source.sourceId ? {} : { via }) }, 'tracking id written back');
     } catch (err) {
       if (signal.aborted) {
         // Cut off by the bridge itself (stopping, the pass's deadline), not failed by the source: counting
@@ -298,6 +304,52 @@ export class WriteBackRunner {
       failed('failing', message);
       this.log.warn({ ...log, delayMs: delay, error: message }, 'write-back failed; retrying later');
     }
+  }
+
+  /**
+   * Writes the job through the row's own source, whose `writeBack` settings made it a job; when that
+   * source's user is not shown the record (WriteBackError.notShown), through the other sources of the same
+   * records that write back, the one that last read it (the row's read_by_source) first, each with its own
+   * credentials and settings. Its own source's error stands when none of them is shown it either, or the
+   * first other error met (a 5xx: retried later, starting again with the row's own source).
+   *
+   * A DHIS2 split by district may give each district's source a user of that district only. A record
+   * transferred to the other district before its tracking id was written (its delivery waited, or the
+   * write failed and was retried) is then no longer shown to the user of the source that recorded the
+   * row: the write through it was abandoned ("no longer exists") while the other source's user could make
+   * it. DHIS2 showing the record to a user is what says who may write to it now; read_by_source is only a
+   * hint (a record transferred back leaves it naming the other source), so it orders the tries, no more.
+   */
+  private async writeThrough(
+    source: WriteBackSource,
+    job: WriteBackJob,
+    signal: AbortSignal,
+  ): Promise<{ result: Awaited<ReturnType<WriteBackTarget['write']>>; via: string }> {
+    try {
+      return { result: await source.target.write(job, signal), via: source.sourceId };
+    } catch (err) {
+      if (!(err instanceof WriteBackError && err.notShown) || signal.aborted) throw err;
+      for (const other of this.othersFor(source, job.rowId)) {
+        try {
+          return { result: await other.target.write(job, signal), via: other.sourceId };
+        } catch (otherErr) {
+          if (!(otherErr instanceof WriteBackError && otherErr.notShown) || signal.aborted) throw otherErr;
+        }
+      }
+      throw err;
+    }
+  }
+
+  /** The sources that write back for `source`'s records, the one that last read the row first. */
+  private othersFor(source: WriteBackSource, rowId: number): WriteBackSource[] {
+    const ids = source.sharesRecordsWith ?? [];
+    if (ids.length === 0) return [];
+    const readBy = this.deps.ledger.readBy(rowId);
+    const ordered = readBy && ids.includes(readBy) ? [readBy, ...ids.filter((id) => id !== readBy)] : ids;
+    return ordered.flatMap((id) => {
+      const other = this.sources.get(id);
+      return other ? [other] : [];
+    });
   }
 
   /** Cuts the writes in flight off (handed back, not counted) and waits for the run to end. */

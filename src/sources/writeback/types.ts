@@ -28,13 +28,21 @@ export interface WriteBackTarget {
 
 /** A write-back failure; `permanent` ones are not retried (the record is gone, the source refused the shape). */
 export class WriteBackError extends Error {
+  /**
+   * The source did not show the record to these credentials (DHIS2's own 404 or 403 to a read in the
+   * programme: deleted, or owned by an org unit outside the user's capture scope). Another source of the
+   * same records, with another user, may see it (WriteBackRunner).
+   */
+  readonly notShown: boolean;
+
   constructor(
     message: string,
     readonly permanent: boolean,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; notShown?: boolean },
   ) {
     super(message, options);
     this.name = 'WriteBackError';
+    this.notShown = options?.notShown === true;
   }
 }
 
