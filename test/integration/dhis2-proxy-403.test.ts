@@ -5,19 +5,13 @@
 // the source, retried like a 5xx. Against the DHIS2 simulator behind the fault proxy.
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { configFromObject } from '../../src/config/index.js';
-import { silentLogger } from '../../src/observability/logger.js';
-import {
-  CHILD_PROGRAMME,
-  DEFAULT_SANDBOX_AUTH,
-  type Dhis2Simulator,
-  startDhis2Simulator,
-} from '../../src/sandbox/dhis2/index.js';
-import { Dhis2Client, Dhis2SourceError } from '../../src/sources/dhis2/client.js';
+import { CHILD_PROGRAMME } from '../../src/sandbox/dhis2/index.js';
+import { type Dhis2Client, Dhis2SourceError } from '../../src/sources/dhis2/client.js';
 import { mayConcernOneRecord } from '../../src/sources/shared/source-error.js';
 import { sleep } from './helpers/bridge-harness.js';
-import { BIRTHS_SOURCE, enrolledIn, startDhis2Harness } from './helpers/dhis2-harness.js';
-import { dhis2Error, type FaultProxy, type FaultRule, forbiddenPage, startFaultProxy } from './helpers/fault-proxy.js';
+import { BIRTHS_SOURCE, enrolledIn } from './helpers/dhis2-harness.js';
+import { type Dhis2BehindProxy, startDhis2BehindProxy, startDhis2HarnessBehindProxy } from './helpers/dhis2-proxy.js';
+import { dhis2Error, type FaultProxy, type FaultRule, forbiddenPage } from './helpers/fault-proxy.js';
 
 const READ = '/api/tracker/trackedEntities/';
 
@@ -27,34 +21,15 @@ function onRead(uid: string, answer: ReturnType<typeof forbiddenPage>): FaultRul
 }
 
 describe('DHIS2 client: whose 403 it is', () => {
-  let dhis2: Dhis2Simulator;
+  let dhis2: Dhis2BehindProxy;
   let proxy: FaultProxy;
   let client: Dhis2Client;
 
   before(async () => {
-    dhis2 = await startDhis2Simulator({ port: 0 });
-    proxy = await startFaultProxy();
-    proxy.target = dhis2.baseUrl;
-    const config = configFromObject({
-      opencrvs: { eventsUrl: 'http://127.0.0.1:9/events', accessToken: 'unused' },
-      sources: [
-        {
-          id: 'src',
-          kind: 'dhis2',
-          baseUrl: proxy.url,
-          timeoutMs: 5000,
-          auth: { type: 'pat', token: DEFAULT_SANDBOX_AUTH.pat },
-          dhis2: { program: CHILD_PROGRAMME },
-        },
-      ],
-    });
-    const source = config.sources[0];
-    assert.ok(source);
-    client = new Dhis2Client(source, { logger: silentLogger, attempts: 2, retryBaseMs: 1 });
+    dhis2 = await startDhis2BehindProxy({ client: { attempts: 2, retryBaseMs: 1 } });
+    ({ proxy, client } = dhis2);
   });
   after(async () => {
-    client?.close();
-    await proxy?.close();
     await dhis2?.close();
   });
   beforeEach(() => {
@@ -103,16 +78,11 @@ describe('DHIS2 client: whose 403 it is', () => {
 
 /** Four births of the demo Child Programme, the births source behind the fault proxy. */
 async function birthsBehindProxy(delivery?: Record<string, unknown>) {
-  const proxy = await startFaultProxy();
-  const h = await startDhis2Harness({
+  const { proxy, h } = await startDhis2HarnessBehindProxy({
     births: 4,
     deaths: 0,
     writeBack: false,
     ...(delivery ? { delivery } : {}),
-    configure: ({ sources }) => {
-      proxy.target = String(sources[0]?.baseUrl);
-      sources[0] = { ...sources[0], baseUrl: proxy.url };
-    },
   });
   const children = enrolledIn(h.seeded, CHILD_PROGRAMME);
   return { proxy, h, children };

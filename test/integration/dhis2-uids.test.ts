@@ -7,19 +7,14 @@
 // Against the DHIS2 simulator behind the fault proxy, which records every request.
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { configFromObject } from '../../src/config/index.js';
 import type { LedgerRow } from '../../src/ledger/index.js';
-import { createLogger, silentLogger } from '../../src/observability/logger.js';
-import {
-  CHILD_PROGRAMME,
-  DEFAULT_SANDBOX_AUTH,
-  type Dhis2Simulator,
-  startDhis2Simulator,
-} from '../../src/sandbox/dhis2/index.js';
-import { Dhis2Client, Dhis2SourceError } from '../../src/sources/dhis2/client.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { CHILD_PROGRAMME } from '../../src/sandbox/dhis2/index.js';
+import { type Dhis2Client, Dhis2SourceError } from '../../src/sources/dhis2/client.js';
 import { sleep } from './helpers/bridge-harness.js';
-import { BIRTHS_SOURCE, enrolledIn, startDhis2Harness } from './helpers/dhis2-harness.js';
-import { type FaultProxy, type FaultRule, startFaultProxy } from './helpers/fault-proxy.js';
+import { BIRTHS_SOURCE, enrolledIn } from './helpers/dhis2-harness.js';
+import { type Dhis2BehindProxy, startDhis2BehindProxy, startDhis2HarnessBehindProxy } from './helpers/dhis2-proxy.js';
+import type { FaultProxy, FaultRule } from './helpers/fault-proxy.js';
 
 /** Not DHIS2 uids: `..` and `.` above all; then what the FHIR id rule lets through and DHIS2's does not. */
 const NOT_UIDS = ['..', '.', '', 'a.b-1234567', 'Tk0000000001', 'Tk00000001', '1abcdefghij', 'ab/cdefghij', '..%2Fapi'];
@@ -36,34 +31,15 @@ function refusedUnasked(err: unknown): boolean {
 }
 
 describe('DHIS2 client: an id that is not a DHIS2 uid', () => {
-  let dhis2: Dhis2Simulator;
+  let dhis2: Dhis2BehindProxy;
   let proxy: FaultProxy;
   let client: Dhis2Client;
 
   before(async () => {
-    dhis2 = await startDhis2Simulator({ port: 0 });
-    proxy = await startFaultProxy();
-    proxy.target = dhis2.baseUrl;
-    const config = configFromObject({
-      opencrvs: { eventsUrl: 'http://127.0.0.1:9/events', accessToken: 'unused' },
-      sources: [
-        {
-          id: 'src',
-          kind: 'dhis2',
-          baseUrl: proxy.url,
-          timeoutMs: 5000,
-          auth: { type: 'pat', token: DEFAULT_SANDBOX_AUTH.pat },
-          dhis2: { program: CHILD_PROGRAMME },
-        },
-      ],
-    });
-    const source = config.sources[0];
-    assert.ok(source);
-    client = new Dhis2Client(source, { logger: silentLogger, attempts: 1 });
+    dhis2 = await startDhis2BehindProxy({ client: { attempts: 1 } });
+    ({ proxy, client } = dhis2);
   });
   after(async () => {
-    client?.close();
-    await proxy?.close();
     await dhis2?.close();
   });
   beforeEach(() => {
@@ -115,22 +91,18 @@ function rewriteList(proxy: FaultProxy, edit: (entities: Listed) => void): Fault
 }
 
 async function birthsBehindProxy(options: { recheck?: boolean; mappings?: string[] } = {}) {
-  const proxy = await startFaultProxy();
   const warnings: string[] = [];
   const logger = createLogger({
     level: 'warn',
     destination: { write: (line: string) => warnings.push(String(JSON.parse(line).msg)) },
   });
-  const h = await startDhis2Harness({
+  const { proxy, h } = await startDhis2HarnessBehindProxy({
     births: 4,
     deaths: 0,
     writeBack: false,
     logger,
     ...(options.recheck ? { delivery: { settleSeconds: 1, recheckAfterSeconds: 1 } } : {}),
-    configure: ({ sources }) => {
-      proxy.target = String(sources[0]?.baseUrl);
-      sources[0] = { ...sources[0], baseUrl: proxy.url, ...(options.mappings ? { mappings: options.mappings } : {}) };
-    },
+    ...(options.mappings ? { birthsSource: { mappings: options.mappings } } : {}),
   });
   const children = enrolledIn(h.seeded, CHILD_PROGRAMME)
     .map((te) => String(te.trackedEntity))

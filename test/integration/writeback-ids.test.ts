@@ -8,12 +8,12 @@ import type { Resource } from '@medplum/fhirtypes';
 import { configFromObject } from '../../src/config/index.js';
 import type { SourceSettings } from '../../src/config/types.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { DEFAULT_SANDBOX_AUTH, type Dhis2Simulator, startDhis2Simulator } from '../../src/sandbox/dhis2/index.js';
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
-import { Dhis2Client } from '../../src/sources/dhis2/client.js';
+import type { Dhis2Client } from '../../src/sources/dhis2/client.js';
 import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
 import { Dhis2WriteBack, FhirWriteBack, WriteBackError, type WriteBackJob } from '../../src/sources/writeback/index.js';
 import { splitRef } from '../../src/sources/writeback/types.js';
+import { type Dhis2BehindProxy, startDhis2BehindProxy } from './helpers/dhis2-proxy.js';
 import { type FaultProxy, startFaultProxy } from './helpers/fault-proxy.js';
 
 const BAD_IDS = ['..', '.', '', 'a/b', '../Patient/x', `${'x'.repeat(65)}`];
@@ -108,37 +108,20 @@ describe('FHIR write-back of an id that names no resource', () => {
 });
 
 describe('DHIS2 write-back of a uid that names no record', () => {
-  let dhis2: Dhis2Simulator;
+  let dhis2: Dhis2BehindProxy;
   let proxy: FaultProxy;
   let client: Dhis2Client;
   let source: SourceSettings;
 
   before(async () => {
-    dhis2 = await startDhis2Simulator({ port: 0 });
-    proxy = await startFaultProxy();
-    proxy.target = dhis2.baseUrl;
-    const config = configFromObject({
-      opencrvs: { eventsUrl: 'http://127.0.0.1:9/events', accessToken: 'unused' },
-      sources: [
-        {
-          id: 'src',
-          kind: 'dhis2',
-          baseUrl: proxy.url,
-          timeoutMs: 5000,
-          auth: { type: 'pat', token: DEFAULT_SANDBOX_AUTH.pat },
-          dhis2: { program: 'IpHINAT79UW' },
-          writeBack: { attribute: 'w75KJ2mc4zz' },
-        },
-      ],
+    dhis2 = await startDhis2BehindProxy({
+      source: { writeBack: { attribute: 'w75KJ2mc4zz' } },
+      client: { attempts: 1 },
     });
-    const first = config.sources[0];
-    assert.ok(first?.writeBack);
-    source = first;
-    client = new Dhis2Client(source, { logger: silentLogger, attempts: 1 });
+    ({ proxy, client, source } = dhis2);
+    assert.ok(source.writeBack);
   });
   after(async () => {
-    client?.close();
-    await proxy?.close();
     await dhis2?.close();
   });
 
