@@ -303,3 +303,61 @@ describe('addresses', () => {
     assert.ok('skip' in toOpenCrvsAddress([{ city: 'Salt Lake City', country: 'US' }], 'FAR'));
   });
 });
+
+describe('value maps read codes as loosely as the conversions read text and units', () => {
+  const gender: ValueMap = {
+    name: 'gender',
+    entries: new Map([
+      ['male', 'male'],
+      ['female', 'female'],
+    ]),
+  };
+
+  it('matches a code written with surrounding spaces or in another case (a DHIS2 option code MALE)', () => {
+    assert.deepEqual(lookup(gender, ['MALE']), { value: 'male' });
+    assert.deepEqual(lookup(gender, [' Female ']), { value: 'female' });
+    assert.deepEqual(lookup(gender, [{ coding: [{ code: 'Male' }] }]), { value: 'male' });
+    assert.deepEqual(applyTransform('text', [' Female '], {}), { value: 'Female' }); // as `as: text` reads it
+  });
+
+  it('prefers the exact key, and matches loosely no key that is ambiguous so', () => {
+    const marital: ValueMap = {
+      name: 'm',
+      entries: new Map([
+        ['M', 'MARRIED'],
+        ['m', 'SINGLE'],
+        ['Wi', 'WIDOWED'],
+        ['WI', 'SINGLE'],
+        ['D', 'DIVORCED'],
+      ]),
+    };
+    assert.deepEqual(lookup(marital, ['m']), { value: 'SINGLE' });
+    assert.deepEqual(lookup(marital, ['M']), { value: 'MARRIED' });
+    assert.deepEqual(lookup(marital, [' M ']), { value: 'MARRIED' }); // the same key, spaces left aside
+    assert.deepEqual(lookup(marital, ['d']), { value: 'DIVORCED' });
+    // 'wi' is as close to 'Wi' as to 'WI', which give different values: no match, not the first written.
+    assert.ok('unmapped' in lookup(marital, ['wi']));
+  });
+
+  it('reads a Quantity by its number when it has no unit, never by its unit code', () => {
+    const plurality: ValueMap = {
+      name: 'plurality',
+      entries: new Map([
+        ['1', 'SINGLE'],
+        ['2', 'TWIN'],
+      ]),
+    };
+    // UCUM's unity '1' is the Quantity's unit, not its value: two live births, not one.
+    const ucumCount = { value: 2, system: 'http://unitsofmeasure.org', code: '1' };
+    assert.deepEqual(lookup(plurality, [ucumCount]), { value: 'TWIN' });
+    assert.deepEqual(lookup(plurality, [{ value: 2, unit: '{births}' }]), { value: 'TWIN' });
+    assert.deepEqual(applyTransform('number', [ucumCount], {}), { value: 2 }); // as `as: number` reads it
+    // A UCUM code is the unit, the text beside it its display: a count of births all the same.
+    const displayed = { value: 2, unit: 'births', system: 'http://unitsofmeasure.org', code: '{births}' };
+    assert.deepEqual(lookup(plurality, [displayed]), { value: 'TWIN' });
+    assert.deepEqual(applyTransform('number', [displayed], {}), { value: 2 });
+    const weight = lookup(plurality, [{ value: 1, system: 'http://unitsofmeasure.org', code: 'kg' }]);
+    assert.ok('unmapped' in weight, JSON.stringify(weight));
+    assert.match(weight.unmapped, /^a Quantity in 'kg' is not in value map plurality/);
+  });
+});

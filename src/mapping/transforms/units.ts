@@ -5,6 +5,8 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+const UCUM = 'http://unitsofmeasure.org';
+
 // UCUM codes first ([lb_av], [oz_av]), then the free-text units EMRs put in Quantity.unit.
 const TO_KG: Readonly<Record<string, number>> = {
   g: 0.001,
@@ -31,10 +33,25 @@ function numeric(value: unknown): number | undefined {
   return undefined;
 }
 
-/** The units a Quantity carries (code, then unit text); none when it is dimensionless UCUM ('1', '{births}'). */
+/**
+ * The units a Quantity carries (code, then unit text); none when it is dimensionless UCUM ('1', '{births}').
+ * A UCUM code is the unit, whatever text is beside it ('{births}' displayed as 'births').
+ */
 function quantityUnits(item: Record<string, unknown>): string[] {
-  const units = [item.code, item.unit].filter((u): u is string => typeof u === 'string' && u.trim() !== '');
+  const units = ucumCode(item) ? [item.code as string] : [item.code, item.unit].filter(nonBlank);
   return units.every((u) => u.trim() === '1' || /^\{[^{}]*\}$/.test(u.trim())) ? [] : units;
+}
+
+const nonBlank = (u: unknown): u is string => typeof u === 'string' && u.trim() !== '';
+
+/** Whether the Quantity gives a UCUM code, which is then its unit. */
+function ucumCode(item: Record<string, unknown>): boolean {
+  return item.system === UCUM && nonBlank(item.code);
+}
+
+/** A Quantity without a unit, or with a dimensionless UCUM one ('1', '{births}'): a plain count. */
+export function isDimensionless(item: Record<string, unknown>): boolean {
+  return quantityUnits(item).length === 0;
 }
 
 /**

@@ -1,4 +1,6 @@
 // Value maps (ConceptMap-like tables: code → OpenCRVS option) and the plain scalar conversions.
+import { isDimensionless } from './units.js';
+
 export interface ValueMap {
   name: string;
   entries: ReadonlyMap<string, unknown>;
@@ -18,9 +20,15 @@ function codings(item: unknown): Array<Record<string, unknown>> {
   return 'code' in item ? [item] : [];
 }
 
-/** Keys tried for one item, most specific first: 'system|code', then the bare code. */
+/**
+ * Keys tried for one item, most specific first: 'system|code', then the bare code. A Quantity is read as
+ * `as: number` reads it: its number when it has no unit (`{births}`, `1`), else nothing (a weight's unit
+ * `kg` is no code, and a plurality `2 {births}` with UCUM code `1` is two, not one).
+ */
 function keysOf(item: unknown): string[] {
   if (typeof item === 'string' || typeof item === 'number' || typeof item === 'boolean') return [String(item)];
+  if (isObject(item) && typeof item.value === 'number' && !('coding' in item))
+    return isDimensionless(item) ? [String(item.value)] : [];
   const keys: string[] = [];
   for (const c of codings(item)) {
     if (typeof c.code !== 'string' && typeof c.code !== 'number') continue;
@@ -30,8 +38,55 @@ function keysOf(item: unknown): string[] {
   return keys;
 }
 
+/** A key as the loose match compares it: surrounding whitespace and case left aside. */
+const loosely = (key: string): string => key.trim().toLowerCase();
+
+const looseIndexes = new WeakMap<ValueMap, ReadonlyMap<string, unknown>>();
+
+/**
+ * The table by loose key, built once per value map. Keys that differ only by case or whitespace and give
+ * different outputs (`Wi: WIDOWED`, `WI: SINGLE`) are left out: `wi` matches neither, each only itself.
+ */
+function looseIndex(map: ValueMap): ReadonlyMap<string, unknown> {
+  const known = looseIndexes.get(map);
+  if (known) return known;
+  const index = new Map<string, unknown>();
+  const clashes = new Set<string>();
+  for (const [key, out] of map.entries) {
+    const loose = loosely(key);
+    if (index.has(loose) && JSON.stringify(index.get(loose)) !== JSON.stringify(out)) clashes.add(loose);
+    else index.set(loose, out);
+  }
+  for (const loose of clashes) index.delete(loose);
+  looseIndexes.set(map, index);
+  return index;
+}
+
+/**
+ * The table's output for one item's keys: the exact key first, then the same key without surrounding
+ * whitespace or case (`Male`, ` male ` for `male`), as the conversions (`as:`) read text and units.
+ */
+function entryFor(map: ValueMap, keys: readonly string[]): { out: unknown } | undefined {
+  for (const k of keys) if (map.entries.has(k)) return { out: map.entries.get(k) };
+  if (keys.length === 0) return undefined;
+  for (const k of keys) {
+    const trimmed = k.trim();
+    if (trimmed !== k && map.entries.has(trimmed)) return { out: map.entries.get(trimmed) };
+  }
+  const index = looseIndex(map);
+  for (const k of keys) {
+    const loose = loosely(k);
+    if (index.has(loose)) return { out: index.get(loose) };
+  }
+  return undefined;
+}
+
 /** Codes are vocabulary and may be named in messages; free values (plain strings) are not echoed. */
 function describe(item: unknown): string {
+  if (isObject(item) && typeof item.value === 'number' && !('coding' in item)) {
+    const unit = [item.code, item.unit].find((u) => typeof u === 'string' && u.trim() !== '');
+    return unit === undefined ? `value ${item.value}` : `a Quantity in '${String(unit)}'`;
+  }
   const coded = codings(item).flatMap((c) =>
     typeof c.code === 'string' ? [typeof c.system === 'string' ? `${c.system}|${c.code}` : c.code] : [],
   );
@@ -49,10 +104,8 @@ function describe(item: unknown): string {
 export function lookup(map: ValueMap, items: readonly unknown[]): LookupOutcome {
   const outputs = new Map<string, unknown>(); // by JSON: equal outputs of two entries are one value
   for (const item of items) {
-    const key = keysOf(item).find((k) => map.entries.has(k));
-    if (key === undefined) continue;
-    const out = map.entries.get(key);
-    outputs.set(JSON.stringify(out), out);
+    const entry = entryFor(map, keysOf(item));
+    if (entry) outputs.set(JSON.stringify(entry.out), entry.out);
   }
   if (outputs.size > 1) {
     // Neither the codes nor the outputs are named: with a person's items (a sex, a marital status) they say
