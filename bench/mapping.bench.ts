@@ -223,7 +223,7 @@ function handBirth(m: CompiledMapping, vm: Record<string, ValueMap>) {
     const weight = (bw ?? body)?.valueQuantity;
     if (weight) {
       const kg = toKilograms(weight);
-      if ('value' in kg) d['child.weightAtBirth'] = kg.value;
+      if ('value' in kg && kg.value >= 0.1 && kg.value <= 6) d['child.weightAtBirth'] = kg.value;
     }
     const plural = arr(v.motherObservations).find((o) => coded(o.code, ['http://loinc.org|73773-4']))?.valueInteger;
     set(

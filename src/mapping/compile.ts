@@ -66,6 +66,8 @@ export interface CompiledField {
   dateOrder?: DateOrder;
   /** The form shows it only when these hold (`mother.idType = NATIONAL_ID`): checked per record. */
   shownWhen?: ShowCondition[];
+  /** `min`/`max` of a NUMBER field: a value outside is implausible (a weight in g sent as kg). */
+  range?: { min: number; max: number };
 }
 
 export interface CompiledRouting {
@@ -296,10 +298,18 @@ export function compileMapping(file: string, text: string, options: CompileOptio
       `unknown field id ${fieldId} in the OpenCRVS ${profile.country} v${profile.version} ${eventType} form`,
     );
   };
-  const checkValue = (field: FormField, value: unknown, path: KeyPath, what: string) => {
+  const checkValue = (
+    field: FormField,
+    value: unknown,
+    path: KeyPath,
+    what: string,
+    range?: CompiledField['range'],
+  ) => {
     if (value === null) return;
     const problem = fieldValueProblem(field, value);
     if (problem) throw src.error(path, `${what} ${JSON.stringify(value)} ${problem}`);
+    if (range && typeof value === 'number' && outOfRange(value, range))
+      throw src.error(path, `${what} ${value} is outside this field's range (${rangeText(range)})`);
   };
 
   const fields: CompiledField[] = [];
@@ -377,12 +387,21 @@ export function compileMapping(file: string, text: string, options: CompileOptio
       compiled.dateOrder = dateOrder;
     }
     if (field.type === 'ADDRESS') compiled.options.domesticCountry = profile.domesticCountry;
+    if (spec.min !== undefined || spec.max !== undefined) {
+      if (field.type !== 'NUMBER') throw src.error(path, `min and max apply to NUMBER fields, not ${field.type}`);
+      const range = {
+        min: (spec.min as number | undefined) ?? -Infinity,
+        max: (spec.max as number | undefined) ?? Infinity,
+      };
+      if (range.min > range.max) throw src.error([...path, 'min'], `min ${range.min} is above max ${range.max}`);
+      compiled.range = range;
+    }
     if ('default' in spec) {
-      checkValue(field, spec.default, [...path, 'default'], 'default');
+      checkValue(field, spec.default, [...path, 'default'], 'default', compiled.range);
       compiled.default = { value: spec.default };
     }
     if ('value' in spec) {
-      checkValue(field, spec.value, [...path, 'value'], 'value');
+      checkValue(field, spec.value, [...path, 'value'], 'value', compiled.range);
       compiled.constant = { value: spec.value };
     }
     // Codes go out as they come: the first one the EMR sends that is not an option (gender `other`)
@@ -524,6 +543,18 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     expressionPaths,
     ...(options.timeZone ? { timeZone: options.timeZone } : {}),
   };
+}
+
+/** Whether a number is outside a field's `min`/`max`. */
+export function outOfRange(value: number, range: { min: number; max: number }): boolean {
+  return value < range.min || value > range.max;
+}
+
+/** A field's `min`/`max` as a message says it: mapping constants, never a record's value. */
+export function rangeText({ min, max }: { min: number; max: number }): string {
+  if (min === -Infinity) return `at most ${max}`;
+  if (max === Infinity) return `at least ${min}`;
+  return `${min} to ${max}`;
 }
 
 /** The key path of an ajv error, pointing at the offending key for unknown/missing keys. */

@@ -3,7 +3,7 @@
 // profile. Synchronous and allocation-light: it is what the mapping benchmark measures.
 import { createHash } from 'node:crypto';
 import type { RoutingSettings } from '../config/types.js';
-import type { CompiledField, CompiledMapping } from './compile.js';
+import { type CompiledField, type CompiledMapping, outOfRange, rangeText } from './compile.js';
 import type { MappingContext } from './context.js';
 import { dateOrderWarnings, todayFor } from './date-order.js';
 import { isOpenCrvsEmail } from './email.js';
@@ -76,7 +76,14 @@ function fieldValue(f: CompiledField, ctx: MappingContext): SourceOutcome {
     if (items.length === 0) continue;
     const out = sourceValue(f, items, e.text);
     if ('skip' in out) skipped ??= out;
-    else return out;
+    else if (f.range && 'value' in out && typeof out.value === 'number' && outOfRange(out.value, f.range)) {
+      // Implausible (2.5 g for a birth weight, 35 kg: a unit or a decimal point wrong in the EMR): left out
+      // with a warning rather than sent, or the record held back for it. A later source is no substitute:
+      // this one is what the EMR holds, to be corrected there. The value is not said (personal data).
+      return {
+        skip: `${f.id}: left out: outside the range the mapping allows (${rangeText(f.range)}) once converted; check the value and its unit in the source`,
+      };
+    } else return out;
   }
   if (skipped?.skip !== undefined) return skipped;
   return f.default ? { value: f.default.value } : { skip: undefined };

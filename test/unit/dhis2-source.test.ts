@@ -171,6 +171,24 @@ describe('DHIS2 tracker JSON as mapping input', () => {
     assert.ok(!JSON.stringify(d).includes('uf3svrmp8Oj'), 'the write-back data element feeds nothing');
   });
 
+  it('leaves out a birth weight in the grams element that is no weight in grams (kilograms typed there)', async () => {
+    const trackedEntity = fixture('bridge/child-trackedEntity.json');
+    const text = JSON.stringify(trackedEntity);
+    assert.ok(text.includes('"dataElement":"UXz7xuGCEhU","value":"2886"'), 'the fixture weighs 2886 g');
+    const result = await mapInput(
+      mappings(),
+      JSON.parse(
+        text.replace('"dataElement":"UXz7xuGCEhU","value":"2886"', '"dataElement":"UXz7xuGCEhU","value":"2.886"'),
+      ),
+    );
+    assert.ok(result.status === 'mapped', JSON.stringify(result));
+    assert.equal(result.declaration['child.weightAtBirth'], undefined);
+    assert.equal(result.declaration['child.dob'], '2026-09-30', 'the rest of the record is sent');
+    const warnings = result.warnings.filter((w) => w.startsWith('child.weightAtBirth'));
+    assert.equal(warnings.length, 1, result.warnings.join('\n'));
+    assert.match(warnings[0] ?? '', /outside the range the mapping allows \(0\.1 to 6\)/);
+  });
+
   it("reads the mother's programme attributes (National identifier) under her enrollment, as DHIS2 lists them", async () => {
     // Read without a programme, DHIS2 puts only the tracked entity type's attributes (names) at the top
     // (docs: GET /api/tracker/trackedEntities/{uid}); her ANC enrollment carries the programme's.

@@ -1,6 +1,6 @@
 // The shipped birth mappings on real fixtures (test/fixtures/*/PROVENANCE.md), changed where a test says:
 // the type of birth when the EMR gives only the birth order (multipleBirthInteger) or a count as a
-// Quantity.
+// Quantity, and birth weights in the wrong unit or out of all plausibility.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
@@ -92,5 +92,92 @@ describe('the type of birth', () => {
     assert.equal(mapped(await mapInput(births, bundle)).declaration['child.birthType'], 'TWIN');
     plurality.valueQuantity = { value: 3, unit: 'births', system: 'http://unitsofmeasure.org', code: '{births}' };
     assert.equal(mapped(await mapInput(births, bundle)).declaration['child.birthType'], 'TRIPLET');
+  });
+});
+
+describe('the birth weight', () => {
+  const withWeight = (valueQuantity: Resource) => {
+    const bundle = fixture(BFDR);
+    const weight = byId(bundle, 'observation-birth-weight-babyg-quinn');
+    assert.deepEqual(weight.valueQuantity, { value: 2500, system: 'http://unitsofmeasure.org', code: 'g' });
+    weight.valueQuantity = valueQuantity;
+    return bundle;
+  };
+  const ucum = (value: number, code: string, unit?: string) => ({
+    value,
+    system: 'http://unitsofmeasure.org',
+    code,
+    ...(unit ? { unit } : {}),
+  });
+
+  it('converts every UCUM mass unit to kilograms', async () => {
+    for (const [quantity, kg] of [
+      [ucum(2500, 'g'), 2.5],
+      [ucum(2.5, 'kg'), 2.5],
+      [ucum(2_500_000, 'mg'), 2.5],
+      [ucum(5.5, '[lb_av]'), 2.495],
+      [ucum(88, '[oz_av]'), 2.495],
+    ] as const) {
+      const r = mapped(await mapInput(births, withWeight(quantity)));
+      assert.equal(r.declaration['child.weightAtBirth'], kg, JSON.stringify(quantity));
+      assert.deepEqual(warningsOf(r, 'child.weightAtBirth'), []);
+    }
+  });
+
+  it('leaves out an implausible weight (a wrong unit, a decimal point) with a warning, not the record', async () => {
+    for (const quantity of [
+      ucum(2.5, 'g'), // kilograms entered under grams: 0.0025 kg
+      ucum(0.2, 'g'),
+      ucum(2500, 'kg'), // grams entered under kilograms
+      ucum(35, 'kg'), // 3.5 kg, its decimal point lost
+      { value: 3500, unit: 'kg' },
+    ]) {
+      const r = mapped(await mapInput(births, withWeight(quantity)));
+      assert.equal(r.declaration['child.weightAtBirth'], undefined, JSON.stringify(quantity));
+      const [warning, ...more] = warningsOf(r, 'child.weightAtBirth');
+      assert.deepEqual(more, []);
+      assert.match(
+        warning ?? '',
+        /^child\.weightAtBirth: left out: outside the range the mapping allows \(0\.1 to 6\)/,
+      );
+      assert.ok(!/2\.5|0\.2|2500|35|3500|0\.0025/.test(warning ?? ''), `the value is not said: ${warning}`);
+      assert.equal(r.declaration['child.birthType'], 'TWIN', 'the rest of the record is sent');
+    }
+  });
+
+  it('keeps the weights at the ends of the range', async () => {
+    for (const [quantity, kg] of [
+      [ucum(100, 'g'), 0.1],
+      [ucum(6, 'kg'), 6],
+    ] as const) {
+      assert.equal(mapped(await mapInput(births, withWeight(quantity))).declaration['child.weightAtBirth'], kg);
+    }
+  });
+
+  it("reads a UCUM code, not the unit text beside it: 'cm' is no mass whatever the text says", async () => {
+    const r = await mapInput(births, withWeight(ucum(2.5, 'cm', 'kg')));
+    assert.ok(r.status === 'invalid', JSON.stringify(r));
+    assert.equal(r.errors[0]?.field, 'child.weightAtBirth');
+    assert.match(r.errors[0]?.message ?? '', /UCUM unit 'cm' is not a mass unit/);
+  });
+
+  it('an implausible birth weight is not replaced by a body weight of the same day', async () => {
+    // Luigi's weight comes from a body weight (29463-7) on his birth day: 3.254 kg.
+    const bundle = fixture(SYNTHEA);
+    assert.equal(mapped(await mapInput(births, bundle)).declaration['child.weightAtBirth'], 3.254);
+    bundle.entry.push({
+      resource: {
+        resourceType: 'Observation',
+        id: 'birth-weight-in-wrong-unit',
+        status: 'final',
+        code: { coding: [{ system: 'http://loinc.org', code: '8339-4' }] },
+        subject: { reference: `urn:uuid:${LUIGI}` },
+        effectiveDateTime: '2020-10-20T10:00:00+00:00',
+        valueQuantity: ucum(3254, 'kg'),
+      },
+    });
+    const r = mapped(await mapInput(births, bundle));
+    assert.equal(r.declaration['child.weightAtBirth'], undefined);
+    assert.equal(warningsOf(r, 'child.weightAtBirth').length, 1, r.warnings.join('\n'));
   });
 });

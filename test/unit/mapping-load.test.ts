@@ -71,6 +71,24 @@ fields:
     assert.match(err.message, /is not an option/);
   });
 
+  it('rejects min and max but on a NUMBER field, min above max, and a constant outside them', () => {
+    const field = (spec: string, id = 'child.weightAtBirth') => `${head}fields:\n  ${id}: { ${spec} }\n`;
+    const onDate = loadError(field("from: '%subject.birthDate', min: 1", 'child.dob'));
+    assert.equal(onDate.path, "fields['child.dob']");
+    assert.match(onDate.message, /min and max apply to NUMBER fields, not DATE/);
+    const reversed = loadError(field("from: '%subject.id', as: number, min: 6, max: 0.1"));
+    assert.equal(reversed.path, "fields['child.weightAtBirth'].min");
+    assert.match(reversed.message, /min 6 is above max 0\.1/);
+    const constant = loadError(field('value: 35, max: 6'));
+    assert.equal(constant.path, "fields['child.weightAtBirth'].value");
+    assert.match(constant.message, /value 35 is outside this field's range \(at most 6\)/);
+    const fallback = loadError(field("from: '%subject.id', as: number, default: 0, min: 0.1"));
+    assert.match(fallback.message, /default 0 is outside this field's range \(at least 0\.1\)/);
+    assert.doesNotThrow(() =>
+      loadMappings({ files: [write(field("from: '%subject.id', as: number, default: 3, min: 0.1, max: 6"))] }),
+    );
+  });
+
   it('rejects a conversion beside a value map, which would be ignored', () => {
     const err = loadError(
       `${head}valueMaps:\n  g: { male: male }\nfields:\n  child.gender: { from: '%subject.gender', map: g, as: kilograms }\n`,

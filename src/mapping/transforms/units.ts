@@ -9,6 +9,7 @@ const UCUM = 'http://unitsofmeasure.org';
 
 // UCUM codes first ([lb_av], [oz_av]), then the free-text units EMRs put in Quantity.unit.
 const TO_KG: Readonly<Record<string, number>> = {
+  mg: 0.000001,
   g: 0.001,
   gm: 0.001,
   gram: 0.001,
@@ -72,23 +73,50 @@ export function toNumber(item: unknown, transform = 'number'): NumberOutcome {
   return value === undefined ? { error: 'is not a number' } : { value };
 }
 
-function unitFactor(table: Readonly<Record<string, number>>, unit: string): number | undefined {
-  return table[unit] ?? table[unit.trim().toLowerCase()];
+/** A table's entry for a unit as written, else trimmed and in lower case; never an Object.prototype key. */
+function unitEntry<T>(table: Readonly<Record<string, T>>, unit: string): T | undefined {
+  if (Object.hasOwn(table, unit)) return table[unit];
+  const loose = unit.trim().toLowerCase();
+  return Object.hasOwn(table, loose) ? table[loose] : undefined;
 }
 
-/** Mass Quantity → kg, rounded to the gram (3 decimals). */
+function unitFactor(table: Readonly<Record<string, number>>, unit: string): number | undefined {
+  return unitEntry(table, unit);
+}
+
+// UCUM mass units. Read as the other tables are (in another case too: 'KG'): a weight in gauss ('G') or
+// megagrams ('Mg') means grams or milligrams, and a field's min and max catch what is still off.
+const UCUM_TO_KG: Readonly<Record<string, number>> = {
+  mg: 0.000001,
+  g: 0.001,
+  kg: 1,
+  '[lb_av]': 0.45359237,
+  '[oz_av]': 0.028349523125,
+};
+
+/**
+ * Mass Quantity → kg, rounded to the gram (3 decimals). A UCUM code (system unitsofmeasure.org) is the
+ * unit: the unit text beside it is only its display, which an EMR may have left stale. Without one, the
+ * code or the unit text the EMR wrote ('g', 'Kg', 'lbs').
+ */
 export function toKilograms(item: unknown): NumberOutcome {
   if (!isObject(item)) return { error: 'is not a Quantity with a unit' };
   const value = numeric(item.value);
   if (value === undefined) return { error: 'has no numeric value' };
-  const units = [item.code, item.unit].filter((u): u is string => typeof u === 'string' && u.trim() !== '');
+  if (ucumCode(item)) {
+    const code = item.code as string;
+    const factor = unitEntry(UCUM_TO_KG, code);
+    if (factor !== undefined) return { value: Math.round(value * factor * 1000) / 1000 };
+    return { error: `UCUM unit '${code}' is not a mass unit (g, kg, mg, [lb_av], [oz_av])` };
+  }
+  const units = [item.code, item.unit].filter(nonBlank);
   if (units.length === 0) return { error: 'has no unit' };
   for (const unit of units) {
     const factor = unitFactor(TO_KG, unit);
     if (factor !== undefined) return { value: Math.round(value * factor * 1000) / 1000 };
   }
   // Unit codes are vocabulary, not personal data, so they may appear in the message.
-  return { error: `unit '${units[0]}' is not a mass unit (g, kg, [lb_av], [oz_av])` };
+  return { error: `unit '${units[0]}' is not a mass unit (g, kg, mg, [lb_av], [oz_av])` };
 }
 
 // UCUM duration codes → years, for ages ("a" is the UCUM annum).
@@ -130,7 +158,7 @@ export function toYears(item: unknown): NumberOutcome | { unknown: string } {
   if (value === undefined) return { unknown: 'the age has no value' };
   const unit = [item.code, item.unit].find((u): u is string => typeof u === 'string' && u.trim() !== '');
   if (unit?.toUpperCase() === 'UNK') return { unknown: 'the age is recorded as unknown (UNK)' };
-  const factor = unit === undefined ? 1 : (TO_YEARS[unit] ?? TO_YEARS[unit.toLowerCase()]);
+  const factor = unit === undefined ? 1 : unitEntry(TO_YEARS, unit);
   if (factor === undefined) return { error: `unit '${unit}' is not a duration unit (a, mo, wk, d, h, min)` };
   return { value: Math.floor(value * factor + 1e-9) };
 }
@@ -181,7 +209,7 @@ export function toDuration(item: unknown): DurationOutcome {
     value = m ? Number(m[1]) : undefined;
     unit = m?.[2];
   }
-  const name = unit === undefined ? undefined : (DURATION_UNITS[unit] ?? DURATION_UNITS[unit.toLowerCase()]);
+  const name = unit === undefined ? undefined : unitEntry(DURATION_UNITS, unit);
   if (value === undefined || name === undefined)
     return { skip: 'is not a number with a duration unit (min, h, d, wk, mo, a)' };
   return { value: { numericValue: value, unit: name } };
