@@ -96,6 +96,11 @@ export interface CompiledMapping {
   fields: CompiledField[];
   routing: CompiledRouting;
   /**
+   * The fields this mapping fills, from `fields` or from routing's `facilityFields`, that the form shows
+   * only when another field has a value: checked on each record's final declaration.
+   */
+  conditionalFields: Array<{ id: string; shownWhen: ShowCondition[] }>;
+  /**
    * Searches keyed on the subject: a changed resource of `type` names its subject at these paths.
    * `tokens` are the search's fixed code filters (`code`, `type`): a resource that matches none of
    * them cannot be in that search's answer.
@@ -434,6 +439,17 @@ export function compileMapping(file: string, text: string, options: CompileOptio
   }
 
   const r = (doc.routing ?? {}) as Obj;
+  // Where each filled field that the form shows only under a condition is written, for the check below.
+  const conditional: Array<{ id: string; shownWhen: ShowCondition[]; path: KeyPath; facility: boolean }> = [];
+  for (const f of fields) {
+    if (f.shownWhen)
+      conditional.push({
+        id: f.id,
+        shownWhen: f.shownWhen,
+        path: ['fields', fieldKeys.get(f.id) ?? f.id],
+        facility: false,
+      });
+  }
   const facilityFields = ((r.facilityFields ?? []) as string[]).flatMap((entry, i) => {
     const optional = entry.endsWith('?');
     const fieldId = optional ? entry.slice(0, -1) : entry;
@@ -442,6 +458,11 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     if (!['LOCATION', 'FACILITY', 'ALPHA_HIDDEN', 'TEXT'].includes(field.type)) {
       throw src.error(['routing', 'facilityFields', i], `${fieldId} is a ${field.type} field, not a location`);
     }
+    // child.birthLocation is shown only when child.placeOfBirth = HEALTH_FACILITY: routing's place of
+    // event gives that, and the same checks as for `fields` make sure of it.
+    const shownWhen = showConditions(field, profile.fields);
+    if (shownWhen.length > 0)
+      conditional.push({ id: fieldId, shownWhen, path: ['routing', 'facilityFields', i], facility: true });
     return [fieldId];
   });
   let placeOfEvent: CompiledRouting['placeOfEvent'];
@@ -473,22 +494,24 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     ...(placeOfEvent ? [placeOfEvent.field] : []),
   ]);
   const conditionErrors: MappingLoadError[] = [];
-  for (const f of fields) {
-    for (const c of f.shownWhen ?? []) {
-      const key = fieldKeys.get(f.id) ?? f.id;
+  for (const f of conditional) {
+    for (const c of f.shownWhen) {
       const shown = `${f.id} is shown only when ${c.term} = ${c.value}`;
+      // A facility field is filled by routing, with its place of event: that is where to give the value.
+      const give = f.facility
+        ? `routing.placeOfEvent: { field: ${c.field}, value: ${c.value} }`
+        : `value: ${c.value} with a when, or a value-map entry`;
       if (!filled.has(c.field)) {
-        conditionErrors.push(
-          src.error(['fields', key], `${shown}: fill ${c.field} too, or no registrar sees the value`),
-        );
+        const fill = f.facility ? `give ${give}` : `fill ${c.field} too`;
+        conditionErrors.push(src.error(f.path, `${shown}: ${fill}, or no registrar sees the value`));
         continue;
       }
       const possible = possibleValues(c.field);
       if (!possible || possible.some((v) => meetsCondition(v, c))) continue;
       conditionErrors.push(
         src.error(
-          ['fields', key],
-          `${shown}, but this mapping fills ${c.field} only with ${describeValues(possible)}, so no registrar would see ${f.id}: give ${c.field} the value ${c.value} where ${f.id} has one (value: ${c.value} with a when, or a value-map entry), or leave ${f.id} out`,
+          f.path,
+          `${shown}, but this mapping fills ${c.field} only with ${describeValues(possible)}, so no registrar would see ${f.id}: give ${c.field} the value ${c.value} where ${f.id} has one (${give}), or leave ${f.id} out`,
         ),
       );
     }
@@ -538,6 +561,7 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     when,
     fields,
     routing,
+    conditionalFields: conditional.map(({ id, shownWhen }) => ({ id, shownWhen })),
     subjectLinks,
     expressions,
     expressionPaths,

@@ -92,16 +92,17 @@ function fieldValue(f: CompiledField, ctx: MappingContext): SourceOutcome {
 /**
  * A field the form shows only when another has a value (mother.nid when mother.idType = NATIONAL_ID) would
  * reach OpenCRVS hidden from every registrar when this record's declaration does not give that value: it
- * is left out, with a warning (like an email address OpenCRVS refuses). Checked once every field and the
- * routing are in (the other field may come later in the file, or be the place of event), and again after
- * a removal, which may hide a field in turn. Only mapping constants are named, never the record's data.
+ * is left out, with a warning (like an email address OpenCRVS refuses). Checked on the final declaration,
+ * once every field and the routing are in (the other field may come later in the file, or be the place of
+ * event; the field may be a facility field routing filled), and again after a removal, which may hide a
+ * field in turn. Only mapping constants are named, never the record's data.
  */
 function hiddenFieldsLeftOut(mapping: CompiledMapping, declaration: Record<string, unknown>): string[] {
   const warnings: string[] = [];
   for (let removed = true; removed; ) {
     removed = false;
-    for (const f of mapping.fields) {
-      if (!f.shownWhen || !(f.id in declaration)) continue;
+    for (const f of mapping.conditionalFields) {
+      if (!(f.id in declaration)) continue;
       const unmet = f.shownWhen.find((c) => !meetsCondition(declaration[c.field], c));
       if (!unmet) continue;
       delete declaration[f.id];

@@ -300,6 +300,31 @@ fields:
     assert.doesNotThrow(() => loadMappings({ files: [write(cause('{ label: Other, value: OTHER }'))] }));
   });
 
+  it('rejects a facility field the form shows only at a place of event routing never gives', () => {
+    // child.birthLocation is shown only when child.placeOfBirth = HEALTH_FACILITY.
+    const routed = (routing: string) => `${head}fields:\n  child.name: '%subject.name'\nrouting:\n${routing}`;
+    const withoutPlace = loadError(routed('  facilityFields: [child.birthLocationId, child.birthLocation]\n'));
+    assert.equal(withoutPlace.path, 'routing.facilityFields[1]');
+    assert.match(
+      withoutPlace.message,
+      /child\.birthLocation is shown only when child\.placeOfBirth = HEALTH_FACILITY: give routing\.placeOfEvent: \{ field: child\.placeOfBirth, value: HEALTH_FACILITY \}, or no registrar sees the value/,
+    );
+    const elsewhere = loadError(
+      routed('  facilityFields: [child.birthLocation]\n  placeOfEvent: { field: child.placeOfBirth, value: OTHER }\n'),
+    );
+    assert.equal(elsewhere.path, 'routing.facilityFields[0]');
+    assert.match(
+      elsewhere.message,
+      /fills child\.placeOfBirth only with "OTHER", so no registrar would see child\.birthLocation/,
+    );
+    for (const routing of [
+      '  facilityFields: [child.birthLocation, child.birthLocationId]\n  placeOfEvent: { field: child.placeOfBirth, value: HEALTH_FACILITY }\n',
+      '  facilityFields: [child.birthLocationId]\n', // shown whatever the place
+    ]) {
+      assert.doesNotThrow(() => loadMappings({ files: [write(routed(routing))] }), routing);
+    }
+  });
+
   it('rejects a field the form never shows (child.nid: SHOW conditional never())', () => {
     const err = loadError(`${head}fields:\n  child.name: '%subject.name'\n  child.nid: '%subject.identifier.value'\n`);
     assert.equal(err.path, "fields['child.nid']");
@@ -450,6 +475,57 @@ fields:
       );
       assert.ok(!r.warnings.some((w) => w.includes('A1990123')), JSON.stringify(r.warnings));
     }
+  });
+});
+
+describe('a facility field routing fills, on a record whose place of event the form would not show it at', () => {
+  it('is left out with a warning, as a field of the mapping is, the rest of the record mapped', async () => {
+    // The place of birth comes from the data (here: only for a child with a birth date), not from routing:
+    // a routed facility beside no place of birth would reach OpenCRVS hidden.
+    const set = loadMappings({
+      files: [
+        write(`${head}fields:
+  child.name: '%subject.name'
+  child.placeOfBirth: { value: HEALTH_FACILITY, when: '%subject.birthDate.exists()' }
+routing:
+  facilityKeys: ['%subject.managingOrganization.reference']
+  facilityFields: [child.birthLocation, child.birthLocationId]
+`),
+      ],
+      routing: {
+        defaultOffice: 'office-1',
+        facilities: { 'Organization/h1': { office: 'office-2', facility: 'fac-1' } },
+      },
+    });
+    const id = set.mappings[0]?.id ?? '';
+    const child = (patientId: string, birthDate?: string): Resource =>
+      ({
+        resourceType: 'Patient',
+        id: patientId,
+        name: [{ family: 'Doe', given: ['Ann'] }],
+        managingOrganization: { reference: 'Organization/h1' },
+        ...(birthDate ? { birthDate } : {}),
+      }) as Resource;
+    const fetcher = bundleFetcher([child('dated', '2024-05-14'), child('undated')]);
+
+    const dated = await mapSubject(set, id, 'Patient/dated', fetcher);
+    assert.ok(dated.status === 'mapped', JSON.stringify(dated));
+    assert.equal(dated.declaration['child.placeOfBirth'], 'HEALTH_FACILITY');
+    assert.equal(dated.declaration['child.birthLocation'], 'fac-1');
+    assert.ok(!dated.warnings.some((w) => w.startsWith('child.')), JSON.stringify(dated.warnings));
+
+    const undated = await mapSubject(set, id, 'Patient/undated', fetcher);
+    assert.ok(undated.status === 'mapped', JSON.stringify(undated));
+    assert.equal(undated.declaration['child.placeOfBirth'], undefined);
+    assert.equal(undated.declaration['child.birthLocation'], undefined);
+    assert.equal(undated.declaration['child.birthLocationId'], 'fac-1', 'a field the form always shows stays');
+    assert.equal(undated.routing.office, 'office-2');
+    assert.deepEqual(
+      undated.warnings.filter((w) => w.startsWith('child.')),
+      [
+        'child.birthLocation: left out: the form shows it only when child.placeOfBirth = HEALTH_FACILITY, which this record does not give (no registrar would see it)',
+      ],
+    );
   });
 });
 
