@@ -227,10 +227,13 @@ class EvaluationRun {
   private stopped: { error: unknown } | undefined;
   /** Partial: failures that concern every call since the last subject the source answered for. */
   private inARow = 0;
+  /** Aborted when the evaluation stops, so that a fetcher taking its signal ends the calls under way. */
+  private readonly abort: AbortController | undefined;
 
   constructor(input: {
     subjects: readonly Subject[];
     partial: boolean;
+    stop?: AbortController | undefined;
     fetcher: ResourceFetcher;
     fetcherId: number;
     coverage: PassCoverage | undefined;
@@ -239,6 +242,7 @@ class EvaluationRun {
   }) {
     this.subjects = input.subjects;
     this.partial = input.partial;
+    this.abort = input.stop;
     this.fetcher = input.fetcher;
     this.fetcherId = input.fetcherId;
     this.coverage = input.coverage;
@@ -306,7 +310,9 @@ class EvaluationRun {
   private stopsPartial(error: unknown): { error: unknown } | undefined {
     const kind = sourceFailure(error);
     if (kind === 'every-call') this.inARow++;
-    return kind === 'source' || (kind === 'every-call' && this.inARow >= PARTIAL_STOP_AFTER) ? { error } : undefined;
+    if (kind !== 'source' && (kind !== 'every-call' || this.inARow < PARTIAL_STOP_AFTER)) return undefined;
+    this.abort?.abort(new NotReadStopped('not read: the evaluation stopped for the source'));
+    return { error };
   }
 }
 
@@ -475,13 +481,15 @@ export class SourcePipeline {
    * named in `failures` with that error, so the caller treats them as any other failed read. Otherwise, with
    * the source down, each subject waited out the client's every try and timeout in turn while the recheck's
    * rows stayed locked. A failure that may concern one record, or a timeout held for the slow-record rule,
-   * stops nothing.
+   * stops nothing. `stop` is aborted then, with the reason those not read fail with: a fetcher that takes
+   * its signal (the FHIR CachingFetcher) ends the calls under way at once, rather than let each wait out
+   * its timeout and tries.
    */
   async evaluate(
     resources: Resource[],
     fetcher: ResourceFetcher,
     coverage?: PassCoverage,
-    { partial = false }: { partial?: boolean } = {},
+    { partial = false, stop }: { partial?: boolean; stop?: AbortController } = {},
   ): Promise<{ results: Evaluation[]; subjects: number; failures?: SubjectFailure[] }> {
     const list = this.subjectsOf(resources, coverage);
     const options = this.deps.mapOptions?.() ?? {};
@@ -490,7 +498,7 @@ export class SourcePipeline {
     if (isPrefetching(fetcher)) await fetcher.prefetch(this.deps.mappings, list);
     const fetcherId = this.fetcherId(fetcher);
     this.loadSlow();
-    const run = new EvaluationRun({ subjects: list, partial, fetcher, fetcherId, coverage, options, session });
+    const run = new EvaluationRun({ subjects: list, partial, stop, fetcher, fetcherId, coverage, options, session });
     const lanes = Math.min(Math.max(1, this.deps.concurrency ?? DEFAULT_CONCURRENCY), list.length);
     // Every lane settles before the first error propagates: no mapping keeps running after evaluate ends.
     const settled = await Promise.allSettled(Array.from({ length: lanes }, () => this.lane(run)));

@@ -47,7 +47,7 @@ describe('CachingFetcher (the per-pass cache)', () => {
 
   it('forgets the searches of a primed type even after many were evicted from the bounded cache', async () => {
     const client = new StubFhirClient();
-    const fetcher = new CachingFetcher(client, 2);
+    const fetcher = new CachingFetcher(client, { maxCacheEntries: 2 });
     for (let i = 0; i < 20; i++) await fetcher.search('Encounter', { subject: `Patient/p${i}` });
     await fetcher.search('Observation', { subject: 'Patient/p19' });
     // The cache holds the last two searches: Encounter of p19 and the Observation.

@@ -113,12 +113,32 @@ export class CachingFetcher implements ResourceFetcher {
   private readonly searchKeysByType = new Map<string, string[]>();
   private flushQueued = false;
 
+  private readonly maxCacheEntries: number;
+  private readonly signal: AbortSignal | undefined;
+
+  /**
+   * `signal`: ends every call of this fetcher in flight, and its tries, at once, and asks nothing more
+   * (a partial evaluation that stopped for the source: SourcePipeline.evaluate's `stop`). What it cut off
+   * rejects with its reason, not as a failure of the source or of the record.
+   */
   constructor(
     private readonly client: FhirSourceClient,
+    options: { signal?: AbortSignal; maxCacheEntries?: number } = {},
+  ) {
     // A pass over a backlog touches every resource of its births (a few searches per subject): about
     // 15 entries per birth, so 2,000 births fit. Entries are small (most searches find 0–2 resources).
-    private readonly maxCacheEntries = 50_000,
-  ) {}
+    this.maxCacheEntries = options.maxCacheEntries ?? 50_000;
+    this.signal = options.signal;
+  }
+
+  /** The client's answer, or once this fetcher's signal fired, its reason (see the constructor). */
+  private settled<T>(call: Promise<T>): Promise<T> {
+    const { signal } = this;
+    if (!signal) return call;
+    return call.catch((err: unknown) => {
+      throw signal.aborted ? signal.reason : err;
+    });
+  }
 
   /**
    * Seeds the cache with resources already in hand (e.g. the page being processed), and forgets the
@@ -170,7 +190,9 @@ export class CachingFetcher implements ResourceFetcher {
     if (!found) {
       this.reads++;
       // One subject's search: poll.pageSize does not set its size.
-      found = this.client.searchAll(type, params, { timeoutHint: 'raise sources[].timeoutMs' });
+      found = this.settled(
+        this.client.searchAll(type, params, { timeoutHint: 'raise sources[].timeoutMs', signal: this.signal }),
+      );
       this.rememberSearch(type, key, found);
     }
     return found;
@@ -250,6 +272,7 @@ export class CachingFetcher implements ResourceFetcher {
       answer = await this.client.searchBounded(type, { _id: ids.join(','), _count: String(ids.length) }, 2, {
         attempts: 1,
         timeoutHint: 'raise sources[].timeoutMs',
+        signal: this.signal,
       });
     } catch (err) {
       if (!(err instanceof FhirSourceError && err.timedOut)) return found;
@@ -305,7 +328,7 @@ export class CachingFetcher implements ResourceFetcher {
             waiting.resolve(resource);
           } else {
             this.reads++;
-            this.client.read(type, id).then(waiting.resolve, waiting.reject);
+            this.settled(this.client.read(type, id, { signal: this.signal })).then(waiting.resolve, waiting.reject);
           }
         }
       });
@@ -374,6 +397,7 @@ export class CachingFetcher implements ResourceFetcher {
       const answer = await this.client.searchBounded(search.type, params, 4, {
         attempts: 1,
         timeoutHint: 'raise sources[].timeoutMs',
+        signal: this.signal,
       });
       return answer.complete ? splitByReference(search, answer.resources, refs) : undefined;
     } catch (err) {

@@ -15,19 +15,25 @@ export class FhirSourceError extends SourceCallError {
   override readonly name = 'FhirSourceError';
 }
 
-/** What a caller asks of one search: `attempts` for a page it can do without; `timeoutHint` names the settings. */
-export interface SearchOptions {
+/**
+ * A caller's hold on one call (the write-back's deadline, a partial evaluation that stopped): its signal ends
+ * the call, and any try after it, at once.
+ */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+/**
+ * What a caller asks of one search: `attempts` for a page it can do without; `timeoutHint` names the
+ * settings; `signal` ends it, its pages and its tries at once (a partial evaluation that stopped).
+ */
+export interface SearchOptions extends CallOptions {
   attempts?: number;
   /**
    * What a timed-out search's message advises. By default a poll page's settings: the timeout and
    * `poll.pageSize`; a search whose size the poll settings do not set names its own.
    */
   timeoutHint?: string;
-}
-
-/** A caller's hold on one call (the write-back's): its signal ends the call, and any try after it, at once. */
-export interface CallOptions {
-  signal?: AbortSignal;
 }
 
 export interface FhirSourceClientOptions {
@@ -153,7 +159,7 @@ export class FhirSourceClient {
     operation: string,
     run: (options: { headers: Record<string, string>; signal: AbortSignal }) => Promise<T>,
     extraHeaders: Record<string, string> = {},
-    caller: CallOptions & SearchOptions = {},
+    caller: SearchOptions = {},
   ): Promise<T> {
     let lastError: FhirSourceError | undefined;
     const attempts = caller.attempts ?? this.attempts;

@@ -29,9 +29,11 @@ export async function reevaluate(
   refs: string[],
   options: { reconciled?: boolean } = {},
 ): Promise<PassReport> {
-  const fetcher = source.pipeline.reading(new CachingFetcher(source.client));
+  // Aborted when the evaluation stops for the source: the reads under way end then too.
+  const stop = new AbortController();
+  const fetcher = source.pipeline.reading(new CachingFetcher(source.client, { signal: stop.signal }));
   try {
-    return await evaluateRefs(source, fetcher, refs, options);
+    return await evaluateRefs(source, fetcher, refs, stop, options);
   } finally {
     await source.pipeline.finished(fetcher);
   }
@@ -41,6 +43,7 @@ async function evaluateRefs(
   source: ReevaluatedSource,
   fetcher: CachingFetcher,
   refs: string[],
+  stop: AbortController,
   options: { reconciled?: boolean },
 ): Promise<PassReport> {
   const failures: unknown[] = [];
@@ -66,7 +69,7 @@ async function evaluateRefs(
   );
   const recheck = gone.flatMap((ref, i) => source.pipeline.recordDeleted(ref, fetcher, lastVersions[i]));
   if (recheck.length > 0) resources.push(...(await readAll(recheck)).filter(isResource));
-  const evaluated = await source.pipeline.evaluate(resources, fetcher, undefined, { partial: true });
+  const evaluated = await source.pipeline.evaluate(resources, fetcher, undefined, { partial: true, stop });
   for (const { error } of evaluated.failures ?? []) failures.push(error);
   const report = await commitInSteps(source, evaluated.results, options);
   if (failures.length > 0) throw failureToThrow(failures);
