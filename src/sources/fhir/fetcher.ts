@@ -38,8 +38,8 @@ const PREFETCH_CHUNK = 50;
 
 /**
  * Ids per batched read (`Type?_id=a,b,…&_count=n`), largest first, as PREFETCH_STEPS for the context
- * searches: a slow EMR that does not answer 50 ids within sources[].timeoutMs is asked 10. Past the last
- * step each id is read on its own.
+ * searches: a slow EMR that does not answer 50 ids within sources[].timeoutMs, or one that refuses them
+ * as too long (see REFUSED_AS_TOO_LONG), is asked 10. Past the last step each id is read on its own.
  */
 const READ_STEPS = [PREFETCH_CHUNK, 10] as const;
 
@@ -47,7 +47,37 @@ const READ_STEPS = [PREFETCH_CHUNK, 10] as const;
 const STEP_MEMORY_MS = 60 * 60_000;
 
 /**
- * The step each resource type's batched reads of a source are asked at after one timed out, and when:
+ * What a server, or a proxy in front of it, answers a request it will not take for its length or its
+ * number of values: 414 (nginx, Jetty: past their URL limit), 431 (Jetty, Node: the request line and
+ * headers together past theirs), 413 (older Jetty's "FULL head"), 400 (Tomcat's "Request header is too
+ * large"; the Microsoft FHIR server's too many parameters; a HAPI deployment refused an `_id` list of
+ * about 35 ids so, opensrp/fhircore#2529). A batch refused so is asked smaller, as one that timed out.
+ * A 400 may as well say the server takes no comma list for that parameter at all: the smaller lists are
+ * refused too, and past the last step the search is asked for each record alone for STEP_MEMORY_MS. That
+ * costs a few refused calls per search once an hour (chunks asked side by side are refused together),
+ * where before every page asked the largest batch again. A 5xx steps nothing down: the server failing.
+ */
+const REFUSED_AS_TOO_LONG: readonly number[] = [400, 413, 414, 431];
+
+/** The status of a batched call refused as too long (REFUSED_AS_TOO_LONG), else undefined. */
+function refusedAsTooLong(err: unknown): number | undefined {
+  return err instanceof FhirSourceError && err.status !== undefined && REFUSED_AS_TOO_LONG.includes(err.status)
+    ? err.status
+    : undefined;
+}
+
+/** Why a batched call is asked smaller: no answer in time, or the status it was refused with. */
+type StepReason = 'timeout' | number;
+
+/** The step reason of a batched call's failure; undefined for one a smaller call would not mend. */
+function stepReasonOf(err: unknown): StepReason | undefined {
+  if (err instanceof FhirSourceError && err.timedOut) return 'timeout';
+  return refusedAsTooLong(err);
+}
+
+/**
+ * The step each resource type's batched reads of a source are asked at after one timed out (or was
+ * refused as too long), and when:
  * later pages and passes ask that size at once (as prefetchSteps). Bounded: one entry per resource type.
  */
 const readSteps = new StepMemory(STEP_MEMORY_MS);
@@ -55,8 +85,8 @@ const readSteps = new StepMemory(STEP_MEMORY_MS);
 /**
  * Subjects per batched context search and the `_count` asked with them, largest first: 50 subjects
  * (the URL bound, as PREFETCH_CHUNK) with room for 10 resources each on a page. A slow EMR may not
- * answer the largest within sources[].timeoutMs; the next step asks a fifth of it (see prefetchQueue).
- * Below the last step each subject runs its own search.
+ * answer the largest within sources[].timeoutMs, or refuse it as too long; the next step asks a fifth of it
+ * (see prefetchQueue). Below the last step each subject runs its own search.
  */
 const PREFETCH_STEPS = [
   { subjects: PREFETCH_CHUNK, count: 500 },
@@ -65,9 +95,10 @@ const PREFETCH_STEPS = [
 ] as const;
 
 /**
- * The step each batched search (BatchableSearch.key) of a source is asked at after it timed out, and
- * when it last stepped down: later pages and passes ask that size at once instead of waiting out the
- * timeout again. Forgotten after STEP_MEMORY_MS, so an EMR that was only busy gets the larger searches
+ * The step each batched search (BatchableSearch.key) of a source is asked at after it timed out (or was
+ * refused as too long), and when it last stepped down: later pages and passes ask that size at once
+ * instead of waiting out the timeout again. One refused at the last step is past it: not batched at all.
+ * Forgotten after STEP_MEMORY_MS, so an EMR that was only busy gets the larger searches
  * back. Bounded: one entry per batchable search of the mappings.
  */
 const prefetchSteps = new StepMemory(STEP_MEMORY_MS);
@@ -75,7 +106,7 @@ const prefetchSteps = new StepMemory(STEP_MEMORY_MS);
 /** Batched searches in flight at once for one prefetch, unless the source sets maxConcurrentRequests. */
 const DEFAULT_PREFETCH_LANES = 8;
 
-/** A batched search of these subjects still to ask, at `minStep` or smaller (it timed out at a larger one). */
+/** A batched search of these subjects still to ask, at `minStep` or smaller (see stepReasonOf). */
 interface QueuedChunk {
   search: BatchableSearch;
   refs: string[];
@@ -257,13 +288,13 @@ export class CachingFetcher implements ResourceFetcher {
   }
 
   /**
-   * One `_id` search for these ids at this step: what it found (nothing if it failed), or 'timeout' when
-   * the source gave no answer in time (the step down is remembered for the type: see readSteps). Asked
-   * once, as a batched context search is: the ids' own reads can do without it. A server that answers
-   * with resources it was not asked for ignores `_id` lists: from then on this client's reads go one by
-   * one (a page of `ids.length` bounds what finding that out costs).
+   * One `_id` search for these ids at this step: what it found (nothing if it failed), or 'smaller' when
+   * the source gave no answer in time or refused it as too long (the step down is remembered for the type:
+   * see readSteps). Asked once, as a batched context search is: the ids' own reads can do without it. A
+   * server that answers with resources it was not asked for ignores `_id` lists: from then on this
+   * client's reads go one by one (a page of `ids.length` bounds what finding that out costs).
    */
-  private async readBatch(type: string, ids: string[], step: number): Promise<Map<string, Resource> | 'timeout'> {
+  private async readBatch(type: string, ids: string[], step: number): Promise<Map<string, Resource> | 'smaller'> {
     const found = new Map<string, Resource>();
     if (ignoresIdLists.has(this.client)) return found;
     this.reads++;
@@ -275,9 +306,10 @@ export class CachingFetcher implements ResourceFetcher {
         signal: this.signal,
       });
     } catch (err) {
-      if (!(err instanceof FhirSourceError && err.timedOut)) return found;
-      this.readStepDown(type, step, ids.length);
-      return 'timeout';
+      const reason = stepReasonOf(err);
+      if (reason === undefined) return found;
+      this.readStepDown(type, step, ids.length, reason);
+      return 'smaller';
     }
     const wanted = new Set(ids);
     for (const resource of answer.resources) {
@@ -306,8 +338,9 @@ export class CachingFetcher implements ResourceFetcher {
    * Reads these ids in `_id` searches of the size the type's reads are asked at now (at `minStep` or
    * smaller). An id a search did not return (deleted, or a server that ignores `_id` lists) is read on its
    * own, so a batch answers exactly what the single reads would have, errors included. A chunk that times
-   * out is asked again one step smaller, down to single reads: chunks asked side by side time out together,
-   * so each page waits out the timeout at most once per step, and later pages not at all (readSteps).
+   * out, or is refused as too long, is asked again one step smaller, down to single reads: chunks asked side
+   * by side time out together, so each page waits out the timeout at most once per step, and later pages
+   * not at all (readSteps).
    */
   private sendReads(type: string, ids: string[], pending: Map<string, PendingRead>, minStep: number): void {
     const step = Math.max(this.readStepOf(type), minStep);
@@ -316,7 +349,7 @@ export class CachingFetcher implements ResourceFetcher {
       const chunk = ids.slice(i, i + size);
       const batch = chunk.length > 1 ? this.readBatch(type, chunk, step) : Promise.resolve(new Map<string, Resource>());
       void batch.then((found) => {
-        if (found === 'timeout') {
+        if (found === 'smaller') {
           this.sendReads(type, chunk, pending, step + 1);
           return;
         }
@@ -335,41 +368,53 @@ export class CachingFetcher implements ResourceFetcher {
     }
   }
 
-  /** The step this source's batched reads of `type` are asked at (0 unless one timed out within STEP_MEMORY_MS). */
+  /** The step this source's batched reads of `type` are asked at (0 unless one failed so within STEP_MEMORY_MS). */
   private readStepOf(type: string): number {
     return readSteps.stepOf(this.client, type);
   }
 
-  /** Remembers that a batched read of `type` timed out at `step`: they are asked one step smaller from now on. */
-  private readStepDown(type: string, step: number, ids: number): void {
+  /**
+   * Remembers that a batched read of `type` timed out at `step`, or was refused as too long: they are asked
+   * one step smaller from now on.
+   */
+  private readStepDown(type: string, step: number, ids: number, reason: StepReason): void {
     const next = readSteps.stepDown(this.client, type, step);
     if (next === undefined) return;
     const smaller = READ_STEPS[next];
     const then = smaller ? `${smaller} at a time` : 'one by one';
     // The resource type and the sizes only: the ids name patients.
-    this.client.log.warn(
-      { resourceType: type, ids, nextIds: smaller ?? 1, timeoutMs: this.client.settings.timeoutMs },
-      `the FHIR server did not answer a read of ${ids} ${type} resources by _id within sources[].timeoutMs: ${type} resources are read ${then} for the next hour (raise sources[].timeoutMs for fewer calls)`,
-    );
+    const fields = { resourceType: type, ids, nextIds: smaller ?? 1 };
+    if (reason === 'timeout')
+      this.client.log.warn(
+        { ...fields, timeoutMs: this.client.settings.timeoutMs },
+        `the FHIR server did not answer a read of ${ids} ${type} resources by _id within sources[].timeoutMs: ${type} resources are read ${then} for the next hour (raise sources[].timeoutMs for fewer calls)`,
+      );
+    else
+      this.client.log.warn(
+        { ...fields, status: reason },
+        `the FHIR server (or a proxy in front of it) refused a read of ${ids} ${type} resources by _id with HTTP ${reason}, as too long: ${type} resources are read ${then} for the next hour`,
+      );
   }
 
   /**
    * Asks the queued searches in chunks of the size their search is asked at now (stepOf), a few at once.
    * The size is read when a chunk leaves, not when it was queued: once one search times out, the chunks
    * still waiting go at the smaller size rather than each waiting out the timeout too. A chunk that times
-   * out goes back to the queue to be asked in smaller chunks (at most PREFETCH_STEPS.length times); one
-   * that fails otherwise, or times out at the last step, is left to the per-subject searches.
+   * out, or is refused as too long, goes back to the queue to be asked in smaller chunks (at most
+   * PREFETCH_STEPS.length times); one that fails otherwise, or at the last step, is left to the per-subject
+   * searches, and so is every chunk of a search past the last step (refused at it).
    */
   private async prefetchQueue(queue: QueuedChunk[]): Promise<ChunkAnswer[]> {
     const answers: ChunkAnswer[] = [];
     const lane = async () => {
       for (let item = queue.shift(); item; item = queue.shift()) {
         const step = Math.max(this.stepOf(item.search), item.minStep);
-        const { subjects } = PREFETCH_STEPS[step] ?? PREFETCH_STEPS[0];
-        const refs = item.refs.slice(0, subjects);
-        if (item.refs.length > subjects) queue.unshift({ ...item, refs: item.refs.slice(subjects) });
+        const size = PREFETCH_STEPS[step];
+        if (!size) continue;
+        const refs = item.refs.slice(0, size.subjects);
+        if (item.refs.length > size.subjects) queue.unshift({ ...item, refs: item.refs.slice(size.subjects) });
         const asked = await this.prefetchChunk(item.search, refs, step);
-        if (asked === 'timeout') queue.unshift({ ...item, refs, minStep: step + 1 });
+        if (asked === 'smaller') queue.unshift({ ...item, refs, minStep: step + 1 });
         else if (asked) answers.push({ search: item.search, byRef: asked, keyOf: item.keyOf });
       }
     };
@@ -381,16 +426,18 @@ export class CachingFetcher implements ResourceFetcher {
 
   /**
    * One batched search for these subjects at this step, split by subject; undefined when it failed or was
-   * cut short, 'timeout' when the source gave no answer in time and a smaller step remains (the step is
-   * remembered for the search). Asked once: the per-subject searches can do without it.
+   * cut short, 'smaller' when the source gave no answer in time, or refused it as too long, and a smaller
+   * step remains (the step is remembered for the search). Refused at the last step, the search is past it
+   * (see prefetchSteps). Asked once: the per-subject searches can do without it.
    */
   private async prefetchChunk(
     search: BatchableSearch,
     refs: string[],
     step: number,
-  ): Promise<Map<string, Resource[]> | 'timeout' | undefined> {
-    if (refs.length < 2) return undefined; // one subject: its own search is as cheap
-    const { count } = PREFETCH_STEPS[step] ?? PREFETCH_STEPS[0];
+  ): Promise<Map<string, Resource[]> | 'smaller' | undefined> {
+    const size = PREFETCH_STEPS[step];
+    if (refs.length < 2 || !size) return undefined; // one subject: its own search is as cheap
+    const { count } = size;
     this.reads++;
     const params = { ...search.fixed, [search.refParam]: refs.join(','), _count: String(count) };
     try {
@@ -401,34 +448,50 @@ export class CachingFetcher implements ResourceFetcher {
       });
       return answer.complete ? splitByReference(search, answer.resources, refs) : undefined;
     } catch (err) {
-      if (!(err instanceof FhirSourceError && err.timedOut) || step + 1 >= PREFETCH_STEPS.length) return undefined;
-      this.stepDown(search, step, refs.length);
-      return 'timeout';
+      const reason = stepReasonOf(err);
+      const last = step + 1 >= PREFETCH_STEPS.length;
+      // A timeout at the last step may be this chunk's records (see the pipeline's slow records); a list of
+      // two refused is no URL too long, but a list the server will not take.
+      if (reason === undefined || (last && reason === 'timeout')) return undefined;
+      this.stepDown(search, step, refs.length, reason);
+      return last ? undefined : 'smaller';
     }
   }
 
-  /** The step this source's batched search is asked at (0 unless it timed out within STEP_MEMORY_MS). */
+  /** The step this source's batched search is asked at (0 unless it failed so within STEP_MEMORY_MS). */
   private stepOf(search: BatchableSearch): number {
     return prefetchSteps.stepOf(this.client, search.key);
   }
 
-  /** Remembers that this search timed out at `step`: it is asked one step smaller from now on. */
-  private stepDown(search: BatchableSearch, step: number, subjects: number): void {
+  /**
+   * Remembers that this search timed out at `step`, or was refused as too long: it is asked one step
+   * smaller from now on (past the last: each record's own search).
+   */
+  private stepDown(search: BatchableSearch, step: number, subjects: number, reason: StepReason): void {
     const next = prefetchSteps.stepDown(this.client, search.key, step);
     if (next === undefined) return;
-    const smaller = PREFETCH_STEPS[next] ?? PREFETCH_STEPS[0];
+    const smaller = PREFETCH_STEPS[next];
     // The resource type and the sizes only: the search's values name patients.
-    this.client.log.warn(
-      {
-        resourceType: search.type,
-        subjects,
-        count: PREFETCH_STEPS[step]?.count,
-        nextSubjects: smaller.subjects,
-        nextCount: smaller.count,
-        timeoutMs: this.client.settings.timeoutMs,
-      },
-      `the FHIR server did not answer a search for the ${search.type} resources of ${subjects} records within sources[].timeoutMs: such searches are asked for ${smaller.subjects} records at a time (_count=${smaller.count}) for the next hour (raise sources[].timeoutMs for fewer calls)`,
-    );
+    const fields = {
+      resourceType: search.type,
+      subjects,
+      count: PREFETCH_STEPS[step]?.count,
+      nextSubjects: smaller?.subjects ?? 1,
+      nextCount: smaller?.count,
+    };
+    const then = smaller
+      ? `such searches are asked for ${smaller.subjects} records at a time (_count=${smaller.count}) for the next hour`
+      : 'such searches are asked for each record on its own for the next hour';
+    if (reason === 'timeout')
+      this.client.log.warn(
+        { ...fields, timeoutMs: this.client.settings.timeoutMs },
+        `the FHIR server did not answer a search for the ${search.type} resources of ${subjects} records within sources[].timeoutMs: ${then} (raise sources[].timeoutMs for fewer calls)`,
+      );
+    else
+      this.client.log.warn(
+        { ...fields, status: reason },
+        `the FHIR server (or a proxy in front of it) refused a search for the ${search.type} resources of ${subjects} records with HTTP ${reason}, as too long: ${then}`,
+      );
   }
 
   private rememberSearch(type: string, key: string, value: Promise<Resource[]>): void {

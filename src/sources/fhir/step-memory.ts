@@ -1,7 +1,8 @@
 /**
  * Per source client and key (a resource type, a batchable search): the step a batched call is asked at
- * since one timed out, forgotten after `forgetAfterMs` so an EMR that was only busy gets the larger calls
- * back. Later pages and passes ask the smaller size at once instead of waiting out the timeout again.
+ * since one timed out (or was refused as too long), forgotten after `forgetAfterMs` so an EMR that was only
+ * busy gets the larger calls back. Later pages and passes ask the smaller size at once instead of waiting
+ * out the timeout, or being refused, again.
  * Bounded by its keys (resource types, the mappings' searches); a client that is gone takes its map along.
  */
 export class StepMemory {
@@ -9,7 +10,7 @@ export class StepMemory {
 
   constructor(private readonly forgetAfterMs: number) {}
 
-  /** The step to ask at now: 0 unless a call timed out within forgetAfterMs. */
+  /** The step to ask at now: 0 unless a call timed out (or was refused) within forgetAfterMs. */
   stepOf(client: object, key: string, now = Date.now()): number {
     const known = this.steps.get(client)?.get(key);
     if (!known) return 0;
@@ -19,7 +20,7 @@ export class StepMemory {
   }
 
   /**
-   * Remembers that a call asked at `step` timed out: from now on one step smaller. The step now taken, or
+   * Remembers that a call asked at `step` timed out, or was refused as too long: from now on one step smaller. The step now taken, or
    * undefined when it was known already (chunks asked side by side time out together: one step down for
    * all of them, and one warning).
    */
