@@ -3,6 +3,7 @@ import { Client, type FhirResource } from 'fhir-kit-client';
 import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import type { SecretScrubber } from '../../observability/secret-scrubber.js';
+import { parseRetryAfter } from '../../opencrvs/retry-after.js';
 import { callSignal, pause } from '../shared/call-signal.js';
 import { cappedAgent, tooLargeIn } from '../shared/capped-dispatcher.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
@@ -13,6 +14,8 @@ import { sourceSecrets } from '../shared/source-secrets.js';
 /** A failed call to a FHIR source. */
 export class FhirSourceError extends SourceCallError {
   override readonly name = 'FhirSourceError';
+  /** How long the server asked to be left alone (Retry-After of a 429 or 503), in ms. */
+  retryAfterMs?: number;
 }
 
 /**
@@ -48,6 +51,18 @@ export interface FhirSourceClientOptions {
 // minute) but never `no-store`, which would disable HAPI's paging cursors.
 const SEARCH_HEADERS = { 'cache-control': 'no-cache' };
 const MAX_SEARCH_PAGES = 20;
+/**
+ * A 429's or 503's Retry-After up to sources[].timeoutMs is waited before the next try: no longer than one
+ * more try may take anyway. A longer one ends the call's tries (the error is still retryable: the next
+ * pass, the inbox's next round), rather than ask again sooner than the server said, or hold a pass for it.
+ */
+function retryAfterOf(err: unknown): number | undefined {
+  const headers = isRecord(err) && isRecord(err.config) ? err.config.headers : undefined;
+  const get = isRecord(headers) ? headers.get : undefined;
+  const value: unknown = typeof get === 'function' ? get.call(headers, 'retry-after') : undefined;
+  return typeof value === 'string' ? parseRetryAfter(value, Date.now()) : undefined;
+}
+
 /** History entries asked for when a deleted resource's last version is read (see lastVersion). */
 const HISTORY_ENTRIES = 5;
 /**
@@ -187,7 +202,9 @@ export class FhirSourceClient {
             ? new FhirSourceError(`${operation}: cut off by the bridge`, undefined, false, { cutOff: true })
             : this.failure(operation, err, caller.timeoutHint);
         if (!lastError.retryable || attempt === attempts) break;
-        const delay = this.retryBaseMs * 2 ** (attempt - 1);
+        const asked = lastError.retryAfterMs ?? 0;
+        if (asked > this.settings.timeoutMs) break; // see retryAfterOf
+        const delay = Math.max(this.retryBaseMs * 2 ** (attempt - 1), asked);
         this.log.debug({ operation, attempt, reason: lastError.message, delayMs: delay }, 'retrying source call');
         await pause(delay, this.closing.signal, caller.signal);
       }
@@ -220,24 +237,34 @@ export class FhirSourceClient {
     // the pipeline held a record dead for it (mayConcernOneRecord). Either is retried like a 5xx.
     const notFhir =
       (status === 404 && !isResource(bodyOf(err))) || (status === 403 && !isResource(bodyOf(err)) && !fhirTyped(err));
-    const retryable = status === undefined || status === 401 || status === 429 || status >= 500 || notFhir;
+    // A 408: the server (or a proxy) gave up waiting for the request itself, a connection's trouble like a
+    // reset, not the question's: tried again, and not taken for no answer in time (timedOut: no smaller
+    // batch, no slow-record strike).
+    const retryable =
+      status === undefined || status === 401 || status === 408 || status === 429 || status >= 500 || notFhir;
     const timedOut = status === undefined && noAnswer(err) === 'timeout';
     // A timeout names the settings to change: "timeout" alone gives an operator no lead.
     const notFhirHint =
       status === 403
         ? ` (not a FHIR answer: something in front of the FHIR server at sources[].baseUrl of source ${this.settings.id}, a proxy or firewall, refused the bridge)`
         : ' (not a FHIR answer)';
+    const retryAfterMs = status === 429 || status === 503 ? retryAfterOf(err) : undefined;
+    const waitHint = !retryAfterMs
+      ? ''
+      : ` (the server asks to wait ${Math.ceil(retryAfterMs / 1000)} s before asking again)`;
     const reason =
       status !== undefined
-        ? `HTTP ${status}${notFhir ? notFhirHint : ''}`
+        ? `HTTP ${status}${notFhir ? notFhirHint : waitHint}`
         : timedOut
           ? `timeout: no answer within ${this.settings.timeoutMs} ms (${this.timeoutHint(operation, timeoutHint)})`
           : noAnswer(err);
-    return new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
+    const error = new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
       cause: status === undefined ? loggableCause(err, this.secrets) : undefined,
       foreign: notFhir,
       timedOut,
     });
+    if (retryAfterMs !== undefined) error.retryAfterMs = retryAfterMs;
+    return error;
   }
 
   /** The settings a timed-out call's message names: a search page's size is `poll.pageSize` unless said otherwise. */
@@ -277,7 +304,7 @@ export class FhirSourceClient {
    * The last version a server kept of a resource it deleted, from the instance `_history` (HAPI and
    * Medplum keep it): the records the resource was part of are evaluated again without it. Undefined
    * when the server keeps no version of it, serves no history (a 4xx: a server without history support
-   * answers 400, 404 or 405), or could not answer (5xx, 429, a timeout: warned); undefined too, without
+   * answers 400, 404 or 405), or could not answer (5xx, 408, 429, a timeout: warned); undefined too, without
    * a request, for an id that names no resource (instancePath). Never thrown: the
    * deletion itself is known from the read, and it must be recorded whatever the history says.
    */
@@ -292,7 +319,8 @@ export class FhirSourceClient {
       );
     } catch (err) {
       const status = err instanceof FhirSourceError ? err.status : undefined;
-      const noHistory = status !== undefined && status >= 400 && status < 500 && status !== 401 && status !== 429;
+      const noHistory =
+        status !== undefined && status >= 400 && status < 500 && status !== 401 && status !== 408 && status !== 429;
       if (!noHistory)
         this.log.warn(
           { err, resourceType: type },
