@@ -411,10 +411,12 @@ export class Bridge {
    */
   mapOptions(): MapOptions {
     return {
+      // An office known to be closed is no office, whatever the fallbacks would pass through.
       resolveLocation: (ref, type) =>
         this.locations.resolveSync(ref, type) ??
-        this.unconfirmedRoute(ref, type) ??
-        (type === 'CRVS_OFFICE' && UUID.test(ref) ? ref : undefined),
+        (this.locations.closedSync(ref)
+          ? undefined
+          : (this.unconfirmedRoute(ref, type) ?? (type === 'CRVS_OFFICE' && UUID.test(ref) ? ref : undefined))),
       lookupLocations: (refs) => this.locations.lookUp(refs),
       lastKnownLocation: (ref) => this.locations.lastKnown(ref),
       routingUnconfirmed: () => !this.locationsReady,
@@ -487,7 +489,8 @@ export class Bridge {
    * to a location that does not exist, and 2.0 only that it exists, so a health facility would do.
    */
   private async officeOfRecord(office: string): Promise<void> {
-    await this.locations.resolve(office, 'CRVS_OFFICE');
+    // Whether it is closed is officeClosedOn's to say: a NOTIFY in doubt is resent to a closed office too.
+    await this.locations.resolve(office, 'CRVS_OFFICE', { closedToo: true });
   }
 
   /**

@@ -19,6 +19,8 @@ export const UNLISTED_TTL_MS = 5 * 60_000;
  * `validUntil`, and a bridge that runs for months must see it. One lookup per office and hour.
  */
 export const FOUND_TTL_MS = 60 * 60_000;
+/** After a refresh OpenCRVS could not answer, the cached answer stands this long before it is asked again. */
+export const REFRESH_RETRY_MS = 60_000;
 /** References remembered as unlisted at most, the oldest forgotten first (they come from records: unbounded). */
 export const UNLISTED_MAX = 1_000;
 
@@ -55,13 +57,18 @@ export interface LocationResolverOptions {
 
 export class LocationResolver {
   private readonly cache = new Map<string, Location>();
-  /** When each cached location was last listed by OpenCRVS (now()). */
+  /** When each cached location was last listed by OpenCRVS (elapsed()), or is due to be asked again. */
   private readonly foundAt = new Map<string, number>();
+  /** The cache's keys for each location id (the id, its externalId, each form a reference took): one answer updates them all. */
+  private readonly keysOf = new Map<string, Set<string>>();
   private readonly foundTtlMs: number;
   private readonly inflight = new Map<string, Promise<Location>>();
   /** References OpenCRVS answered it does not list, until when that answer is believed (insertion order). */
   private readonly unlisted = new Map<string, number>();
+  /** The wall clock: what a location's `validUntil` is compared with. */
   private readonly now: () => number;
+  /** For how long answers are believed: monotonic, so a clock put back cannot keep an answer for good. */
+  private readonly elapsed: () => number;
   private readonly unlistedTtlMs: number;
   private readonly unlistedMax: number;
   /** The last answer about each reference, kept past UNLISTED_TTL_MS and across restarts (insertion order). */
@@ -74,6 +81,7 @@ export class LocationResolver {
     options: LocationResolverOptions = {},
   ) {
     this.now = options.now ?? Date.now;
+    this.elapsed = options.now ?? (() => performance.now());
     this.unlistedTtlMs = options.unlistedTtlMs ?? UNLISTED_TTL_MS;
     this.foundTtlMs = options.foundTtlMs ?? FOUND_TTL_MS;
     this.unlistedMax = Math.max(1, options.unlistedMax ?? UNLISTED_MAX);
@@ -99,14 +107,24 @@ export class LocationResolver {
    * OpenCRVS again at once. An office whose `validUntil` has passed is refused like one not listed:
    * OpenCRVS 2.0 still takes its id, and the record would wait in the queue of an office nobody works in.
    */
-  async resolve(ref: string, expectedType?: string, options: { fresh?: boolean } = {}): Promise<Location> {
+  async resolve(
+    ref: string,
+    expectedType?: string,
+    options: { fresh?: boolean; closedToo?: boolean } = {},
+  ): Promise<Location> {
     const location = await this.found(ref, options.fresh === true);
     if (expectedType && location.locationType !== expectedType) {
       throw unknown(ref, `is a ${location.locationType}, not a ${expectedType}`);
     }
-    const closed = this.closedOn(location);
+    const closed = options.closedToo ? undefined : this.closedOn(location);
     if (closed) throw unknown(ref, `is an office OpenCRVS closed on ${closed} (its validUntil)`);
     return location;
+  }
+
+  /** Whether the reference is, as last answered, an office OpenCRVS has closed (no lookup). */
+  closedSync(ref: string): boolean {
+    const location = this.cache.get(ref);
+    return location !== undefined && this.closedOn(location) !== undefined;
   }
 
   /**
@@ -132,25 +150,32 @@ export class LocationResolver {
     return Number.isFinite(until) && until <= this.now() ? location.validUntil : undefined;
   }
 
-  /** A location from the cache while FOUND_TTL_MS has not passed, else from OpenCRVS (the cache if it cannot answer). */
+  /**
+   * A location from the cache while FOUND_TTL_MS has not passed, else from OpenCRVS. While OpenCRVS cannot
+   * answer, the cached one stands, and is asked about again only REFRESH_RETRY_MS later: every row sent
+   * would otherwise wait out a lookup's timeout first.
+   */
   private async found(ref: string, fresh: boolean): Promise<Location> {
     const cached = this.cache.get(ref);
-    if (cached && !fresh && this.now() - (this.foundAt.get(ref) ?? 0) < this.foundTtlMs) return cached;
+    if (cached && !fresh && this.elapsed() - (this.foundAt.get(ref) ?? 0) < this.foundTtlMs) return cached;
     try {
       return await this.lookupOnce(ref, fresh || cached !== undefined);
     } catch (err) {
       const notListed = err instanceof OpenCrvsError && err.kind === 'unknown-office';
-      if (cached && !notListed) return cached; // OpenCRVS down: what it said an hour ago still stands
-      if (cached) this.forget(ref, cached);
-      throw err;
+      if (cached && notListed) this.forget(ref, cached);
+      if (!cached || notListed) throw err;
+      const retryAt = this.elapsed() - this.foundTtlMs + REFRESH_RETRY_MS;
+      for (const key of this.keysOf.get(cached.id) ?? [ref]) this.foundAt.set(key, retryAt);
+      return cached; // what OpenCRVS said an hour ago still stands
     }
   }
 
   private forget(ref: string, location: Location): void {
-    for (const key of [ref, location.id]) {
+    for (const key of [ref, location.id, ...(this.keysOf.get(location.id) ?? [])]) {
       this.cache.delete(key);
       this.foundAt.delete(key);
     }
+    this.keysOf.delete(location.id);
   }
 
   /** Resolves many references (to use resolveSync afterwards); reports every unknown one at once. */
@@ -210,7 +235,7 @@ export class LocationResolver {
   private lookupOnce(ref: string, fresh: boolean): Promise<Location> {
     const until = this.unlisted.get(ref);
     if (until !== undefined) {
-      if (!fresh && this.now() < until) return Promise.reject(notListed(ref));
+      if (!fresh && this.elapsed() < until) return Promise.reject(notListed(ref));
       this.unlisted.delete(ref);
     }
     let pending = this.inflight.get(ref);
@@ -238,12 +263,19 @@ export class LocationResolver {
       // Oldest first: with one lifetime for all, the first inserted is the first to run out.
       const oldest = this.unlisted.size >= this.unlistedMax ? this.unlisted.keys().next() : undefined;
       if (oldest && !oldest.done) this.unlisted.delete(oldest.value);
-      this.unlisted.set(ref, this.now() + this.unlistedTtlMs);
+      this.unlisted.set(ref, this.elapsed() + this.unlistedTtlMs);
       this.remember(ref, null);
       throw notListed(ref);
     }
-    const at = this.now();
-    for (const key of [ref, found.id]) {
+    // Every key of this location gets the answer: a refresh asked by id (the worker's) must reach the
+    // externalId the routing table names, which resolveSync reads when mapping.
+    const at = this.elapsed();
+    const before = this.cache.get(ref);
+    if (before && before.id !== found.id) this.keysOf.get(before.id)?.delete(ref); // set up again: another id
+    const keys = this.keysOf.get(found.id) ?? new Set<string>();
+    keys.add(ref).add(found.id);
+    this.keysOf.set(found.id, keys);
+    for (const key of keys) {
       this.cache.set(key, found);
       this.foundAt.set(key, at);
     }

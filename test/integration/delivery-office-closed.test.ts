@@ -80,6 +80,65 @@ describe('an office OpenCRVS closed (validUntil)', () => {
     }
   });
 
+  it('a NOTIFY in doubt is resent to its office, closed since, when the record named it too', async () => {
+    let now = Date.now();
+    const resolver = new LocationResolver(createOpenCrvsClient(clientSettings(bed.sim)), { now: () => now });
+    const event = birthEvent(bed.office, 1);
+    assert.ok(event.payload);
+    const { row } = bed.ledger.recordEvent({ ...event, payload: { ...event.payload, officeFromRecord: true } });
+    await bed.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['notify'], times: 1 } });
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: fastDelivery,
+      // As src/app.ts wires them: whether the record's office is listed, and whether it is closed, apart.
+      officeOfRecord: async (office) => {
+        await resolver.resolve(office, 'CRVS_OFFICE', { closedToo: true });
+      },
+      officeClosedOn: (office) => resolver.officeClosedOn(office),
+    });
+    try {
+      await until(worker, () => bed.ledger.get(row.id)?.state === 'failed');
+      await bed.sim.control.closeLocation(bed.office, new Date(now - 60_000).toISOString());
+      now += 61 * 60_000;
+      assert.equal(await resolver.officeClosedOn(bed.office), new Date(now - 61 * 60_000 - 60_000).toISOString());
+      await until(worker, () => bed.ledger.get(row.id)?.state === 'delivered');
+    } finally {
+      await worker.stop({ drainMs: 5000 });
+    }
+    const [stored] = await bed.sim.control.events({ transactionId: bed.ledger.get(row.id)?.createTransactionId });
+    assert.equal(stored?.trackingId, bed.ledger.get(row.id)?.trackingId, 'the one event OpenCRVS holds');
+  });
+
+  it('a closure seen through the office id reaches the externalId the routing table names', async () => {
+    let now = Date.now();
+    const office = bed.sim.locations.find((l) => l.id === bed.office);
+    assert.ok(office?.externalId);
+    const resolver = new LocationResolver(createOpenCrvsClient(clientSettings(bed.sim)), { now: () => now });
+    await resolver.preload([{ ref: office.externalId, type: 'CRVS_OFFICE' }]);
+    assert.equal(resolver.resolveSync(office.externalId, 'CRVS_OFFICE'), bed.office);
+    await bed.sim.control.closeLocation(bed.office, new Date(now - 60_000).toISOString());
+    now += 61 * 60_000;
+    assert.ok(await resolver.officeClosedOn(bed.office), 'the worker asks by id');
+    assert.equal(resolver.resolveSync(office.externalId, 'CRVS_OFFICE'), undefined, 'mapping sees it closed');
+    assert.equal(resolver.closedSync(office.externalId), true);
+  });
+
+  it('a refresh OpenCRVS cannot answer is not asked again for every row: the office found stands a minute', async () => {
+    let now = Date.now();
+    const resolver = new LocationResolver(createOpenCrvsClient(clientSettings(bed.sim)), { now: () => now });
+    await resolver.resolve(bed.office, 'CRVS_OFFICE');
+    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 503, operations: ['locations'] } });
+    const asked = async () => (await bed.sim.control.requests()).locations ?? 0;
+    const before = await asked();
+    now += 61 * 60_000;
+    for (let i = 0; i < 5; i++) assert.equal(await resolver.officeClosedOn(bed.office), undefined);
+    assert.equal((await asked()) - before, 1, 'one refresh tried, not one per row');
+    now += 61_000;
+    await resolver.officeClosedOn(bed.office);
+    assert.equal((await asked()) - before, 2, 'tried again a minute later');
+  });
+
   it('while OpenCRVS cannot be asked again, an office found open stays open', async () => {
     let now = Date.now();
     const resolver = new LocationResolver(createOpenCrvsClient(clientSettings(bed.sim)), { now: () => now });
