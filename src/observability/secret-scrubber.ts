@@ -16,6 +16,12 @@ const MAX_SEARCHED = MAX_TEXT + MAX_SEARCHED_BEYOND;
 
 /** Tokens remembered: the current one and a few before it (an answer to an older call may quote one). */
 const RECENT_TOKENS = 8;
+/**
+ * Values of configured secrets read anew from their files (rotations), kept apart from the tokens: a
+ * client secret is long-lived and may still be quoted (by a proxy, by an answer to a call made before
+ * the rotation) long after a few token renewals. Bounded all the same: a Vault agent may rotate hourly.
+ */
+const RECENT_ROTATIONS = 32;
 
 /**
  * Shorter values are not remembered: replacing every "abc" or "401" in an error text would garble it
@@ -26,6 +32,8 @@ const MIN_SECRET_LENGTH = 4;
 
 export class SecretScrubber {
   private readonly secrets = new Set<string>();
+  /** Rotated configured values, oldest first, bounded; only another rotation pushes one out. */
+  private readonly rotations: string[] = [];
   /** Renewed values, oldest first, bounded: every renewal added one for good (110k a year, a soak found). */
   private readonly tokens: string[] = [];
   /** The values compiled for searching, kept until the next add: an error body is scrubbed string by string. */
@@ -34,23 +42,32 @@ export class SecretScrubber {
   /**
    * Remembers a value that must never appear in output (ignored when too short to be a secret). A
    * `renewed` one (an access token) is kept among the last few only; older ones are expired, and the
-   * generic scrubber still removes anything shaped like a JWT or a bearer token.
+   * generic scrubber still removes anything shaped like a JWT or a bearer token. A `rotated` one (a
+   * configured secret read anew from its file) is kept among the last 32 rotations, whatever the number
+   * of tokens renewed since: token churn never pushes a client secret out.
    */
-  add(secret: string | undefined, options: { renewed?: boolean } = {}): void {
-    if (!secret || secret.length < MIN_SECRET_LENGTH) return;
-    this.compiled = undefined;
-    if (!options.renewed) {
+  add(secret: string | undefined, options: { renewed?: boolean; rotated?: boolean } = {}): void {
+    if (!secret || secret.length < MIN_SECRET_LENGTH || this.secrets.has(secret)) return;
+    if (options.rotated) {
+      // Sent again with each token request: already the latest, nothing changes.
+      if (this.rotations.at(-1) === secret) return;
+      remember(this.rotations, secret, RECENT_ROTATIONS);
+    } else if (options.renewed) {
+      if (this.tokens.includes(secret) || this.rotations.includes(secret)) return;
+      remember(this.tokens, secret, RECENT_TOKENS);
+    } else {
       this.secrets.add(secret);
-      return;
     }
-    if (this.tokens.includes(secret)) return;
-    this.tokens.push(secret);
-    if (this.tokens.length > RECENT_TOKENS) this.tokens.shift();
+    this.compiled = undefined;
   }
 
   /** How many values are remembered (for tests). */
   get size(): number {
-    return this.secrets.size + this.tokens.length;
+    return this.secrets.size + this.rotations.length + this.tokens.length;
+  }
+
+  private all(): string[] {
+    return [...new Set([...this.secrets, ...this.rotations, ...this.tokens])];
   }
 
   /**
@@ -59,7 +76,7 @@ export class SecretScrubber {
    * '+'), JSON- or HTML-escaped (a body that echoes it), in another case (observability/echoes.ts).
    */
   text(value: string): string {
-    this.compiled ??= new Echoes([...this.secrets, ...this.tokens], {
+    this.compiled ??= new Echoes(this.all(), {
       caselessMinLength: MIN_SECRET_LENGTH,
       lowerCaseToo: true,
     });
@@ -68,7 +85,7 @@ export class SecretScrubber {
     // secret is left (an encoded form is at most 12 characters per character of the secret).
     if (value.length <= MAX_SEARCHED) return scrubString(this.compiled.hide(value));
     const hidden = this.compiled.hide(value.slice(0, MAX_SEARCHED));
-    const longest = Math.max(0, ...[...this.secrets, ...this.tokens].map((secret) => secret.length));
+    const longest = Math.max(0, ...this.all().map((secret) => secret.length));
     return `${scrubString(hidden.slice(0, Math.max(0, hidden.length - 12 * longest)))}… [cut: too long to check]`;
   }
 
@@ -85,6 +102,14 @@ export class SecretScrubber {
       { maxDepth: MAX_DEPTH, window: MAX_TEXT + MAX_SEARCHED_BEYOND },
     );
   }
+}
+
+/** Appends `value` to a bounded list, oldest first; one already there moves to the end (it is in use again). */
+function remember(list: string[], value: string, max: number): void {
+  const at = list.indexOf(value);
+  if (at >= 0) list.splice(at, 1);
+  list.push(value);
+  if (list.length > max) list.shift();
 }
 
 function truncate(text: string): string {

@@ -66,7 +66,8 @@ export function staticTokenSource(accessToken: Secret, scrubber?: SecretScrubber
   const current = (): AccessToken => {
     const value = accessToken.current();
     if (token?.value === value) return token;
-    scrubber?.add(value, { renewed: true });
+    // A value read anew from its file (the first one is the configured one, kept for good: client.ts).
+    scrubber?.add(value, { rotated: true });
     const claims = readJwtClaims(value);
     const expiresAt = claims ? claims.exp * 1000 : Number.POSITIVE_INFINITY;
     token = {
@@ -118,8 +119,9 @@ export function clientCredentialsTokenSource(
     const url = new URL(credentials.tokenUrl);
     url.searchParams.set('client_id', credentials.clientId);
     const secret = credentials.clientSecret.current();
-    // A rotated secret is scrubbed like the first (kept among the last few, as tokens are).
-    transport.scrubber.add(secret, { renewed: true });
+    // A rotated secret is scrubbed like the first: kept among the last few rotations, which no number of
+    // token renewals pushes out.
+    transport.scrubber.add(secret, { rotated: true });
     url.searchParams.set('client_secret', secret);
     url.searchParams.set('grant_type', 'client_credentials');
     const response = await exchange(transport, {

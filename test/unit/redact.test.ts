@@ -314,6 +314,26 @@ describe('the secret scrubber (OpenCRVS client, sources)', () => {
     assert.equal(scrubber.size, 9);
   });
 
+  it('keeps rotated secrets apart from the tokens: no number of renewals pushes one out, only later rotations', () => {
+    const scrubber = new SecretScrubber();
+    scrubber.add('configured-secret');
+    scrubber.add('rotated-secret-1', { rotated: true });
+    scrubber.add('rotated-secret-2', { rotated: true });
+    for (let i = 0; i < 1000; i++) scrubber.add(`opaque-token-${i}`, { renewed: true });
+    assert.equal(
+      scrubber.text('configured-secret rotated-secret-1 rotated-secret-2 opaque-token-999'),
+      '[redacted] [redacted] [redacted] [redacted]',
+    );
+    // Sent again with every token request: still one entry, and the latest.
+    scrubber.add('rotated-secret-1', { rotated: true });
+    assert.equal(scrubber.size, 1 + 2 + 8);
+    // Bounded too (a Vault agent may rotate hourly): the oldest rotation goes, the configured one stays.
+    for (let i = 3; i <= 40; i++) scrubber.add(`rotated-secret-${i}`, { rotated: true });
+    assert.equal(scrubber.size, 1 + 32 + 8);
+    assert.equal(scrubber.text('rotated-secret-2'), 'rotated-secret-2');
+    assert.equal(scrubber.text('configured-secret rotated-secret-40'), '[redacted] [redacted]');
+  });
+
   it('hides a value whole when another remembered value is a part of it', () => {
     const scrubber = new SecretScrubber();
     scrubber.add('shared-prefix');

@@ -2,17 +2,24 @@
 // and shared, a refusal is reported as the configuration problem it is, never as a network error, and
 // neither a configured secret nor an obtained token is quoted by what the source clients throw or log.
 import assert from 'node:assert/strict';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { loadConfig } from '../../src/config/index.js';
 import type { SourceSettings } from '../../src/config/types.js';
 import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { SecretScrubber } from '../../src/observability/secret-scrubber.js';
 import { Dhis2Client } from '../../src/sources/dhis2/client.js';
 import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
 import { createSourceAuthenticator, SourceAuthError } from '../../src/sources/shared/source-auth.js';
+import { loggableCause } from '../../src/sources/shared/source-error.js';
 import { sourceSecrets } from '../../src/sources/shared/source-secrets.js';
 import { closedPort } from '../support/ports.js';
+import { MINIMAL_CONFIG } from './config-helpers.js';
 
 const SECRET = 'source-client-secret-value';
 
@@ -23,12 +30,21 @@ describe('source OAuth2 client credentials', () => {
   /** What the token endpoint hands out instead of `tok-<n>`. */
   let issuedToken: string | undefined;
   const calls: string[] = [];
+  /** The client secrets posted to `/token-short`, whose tokens live one second (each call renews). */
+  const posted: string[] = [];
 
   before(async () => {
     server = createServer((req, res) => {
       calls.push(`${req.method} ${req.url}`);
-      req.resume();
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
       req.on('end', () => {
+        if (req.url === '/token-short') {
+          posted.push(new URLSearchParams(Buffer.concat(chunks).toString('utf8')).get('client_secret') ?? '');
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ access_token: `short-tok-${calls.length}`, expires_in: 1 }));
+          return;
+        }
         if (req.url === '/token-huge') {
           res.writeHead(200, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ access_token: 'tok', padding: 'x'.repeat(200_000) }));
@@ -136,6 +152,48 @@ describe('source OAuth2 client credentials', () => {
     const token = (await a.headers()).authorization?.replace(/^Bearer /, '') ?? '';
     assert.match(token, /^tok-\d+$/);
     assert.equal(secrets.text(`an answer quoting ${token} bare`), 'an answer quoting [redacted] bare');
+  });
+
+  it('a client secret rotated in its file stays hidden however many tokens are renewed after it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'source-auth-rotation-'));
+    const secretFile = join(dir, 'client-secret');
+    // As a Vault agent or kubelet does: the new file written aside, then moved over the old one.
+    const rotate = (value: string) => {
+      writeFileSync(`${secretFile}.new`, `${value}\n`);
+      renameSync(`${secretFile}.new`, secretFile);
+    };
+    const [first, second, third] = ['first-secret-2Kq9vT', 'second-secret-7Wm4xR', 'third-secret-5Jd8pL'];
+    try {
+      rotate(first);
+      const config = loadConfig({
+        text: `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: ${base}/fhir\n    auth: { type: oauth2, tokenUrl: "${base}/token-short", clientId: bridge, clientSecretFile: ${secretFile} }\n`,
+      });
+      const settings = config.sources[0];
+      assert.ok(settings);
+      // As the FHIR and DHIS2 clients build theirs: the configured secrets, then the authenticator's.
+      const secrets = sourceSecrets(settings);
+      const a = createSourceAuthenticator(settings.auth, 2000, secrets);
+      posted.length = 0;
+      await a.headers();
+      for (const next of [second, third]) {
+        rotate(next);
+        await sleep(300); // a 401's look at the file is made at most 4 times a second
+        a.invalidate(); // the token endpoint or the server refused the old secret
+        await a.headers();
+      }
+      // Tokens of one second, each asked for anew: far more renewals than the scrubber keeps tokens.
+      for (let i = 0; i < 12; i++) await a.headers();
+      assert.deepEqual([...new Set(posted)], [first, second, third], 'each secret was sent in its turn');
+      assert.ok(posted.length >= 14, `${posted.length} tokens obtained`);
+
+      // A proxy's page, an error quoting a form body sent before the rotation: none of the three may show.
+      const page = `gateway refused ${first}; earlier ${second}; now ${third}`;
+      assert.equal(secrets.text(page), 'gateway refused [redacted]; earlier [redacted]; now [redacted]');
+      const cause = loggableCause(new Error(page), secrets) as { message?: string };
+      for (const secret of [first, second, third]) assert.ok(!String(cause.message).includes(secret), cause.message);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a token the runtime would refuse to send (a line break in it) is refused by name and quoted by nothing the FHIR or DHIS2 client throws or logs', async () => {

@@ -66,7 +66,7 @@ export function createSourceAuthenticator(
     case 'basic': {
       const password = liveSecret(auth, 'password', secrets, logger, (value) =>
         // The header it goes out in: the encoded pair hides the password too (source-secrets.ts).
-        secrets.add(Buffer.from(`${auth.username ?? ''}:${value}`).toString('base64'), { renewed: true }),
+        secrets.add(Buffer.from(`${auth.username ?? ''}:${value}`).toString('base64'), { rotated: true }),
       );
       return {
         headers: async () => ({
@@ -97,8 +97,9 @@ function liveSecret(
   const current = () => {
     const value = secret.current();
     if (value !== last) {
-      // Renewed: kept among the last few, so years of rotations do not grow the list.
-      secrets.add(value, { renewed: true });
+      // Rotated: kept among the last few rotations (years of them do not grow the list), apart from the
+      // tokens, whose renewals would otherwise push a client secret still in use out of the scrubber.
+      secrets.add(value, { rotated: true });
       onNew?.(value);
       last = value;
     }
