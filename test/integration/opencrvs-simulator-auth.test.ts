@@ -116,6 +116,29 @@ describe('OpenCRVS simulator: token endpoint and bearer check', () => {
     assert.equal(again.status, 401);
   });
 
+  test('replacing a client revokes the tokens issued before it, in the same second too, and not those after', async () => {
+    const office = '/locations?locationType=CRVS_OFFICE';
+    await sim.control.addClient({ clientId: 'replaced', clientSecret: 'pw-1' });
+    // Both within one second, iat alike: only the order says which token came before the replacement.
+    let before = '';
+    let after = '';
+    for (let i = 0; i < 5; i++) {
+      before = await getToken(sim, 'replaced', 'pw-1');
+      await sim.control.addClient({ clientId: 'replaced', clientSecret: 'pw-2' });
+      after = await getToken(sim, 'replaced', 'pw-2');
+      if (decodeJwt(before).iat === decodeJwt(after).iat) break;
+      await sim.control.addClient({ clientId: 'replaced', clientSecret: 'pw-1' }); // a second began between: again
+    }
+    assert.equal(decodeJwt(before).iat, decodeJwt(after).iat, 'two tokens issued in one second around the replacement');
+    assert.equal((await events(sim, before).get(office)).status, 401, 'the token from before the replacement');
+    assert.equal((await events(sim, after).get(office)).status, 200, 'the token from after it');
+
+    // Removed and added again (within that second or not): the token from before is not given back.
+    await sim.control.removeClient('replaced');
+    await sim.control.addClient({ clientId: 'replaced', clientSecret: 'pw-2' });
+    assert.equal((await events(sim, after).get(office)).status, 401);
+  });
+
   test('a client added with its own scopes gets exactly those scopes in its token', async () => {
     await sim.control.addClient({ clientId: 'narrow', clientSecret: 'pw', scopes: ['type=record.create'] });
     assert.deepEqual(decodeJwt(await getToken(sim, 'narrow', 'pw')).scope, ['type=record.create']);

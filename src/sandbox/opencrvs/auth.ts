@@ -5,6 +5,12 @@ import type { SimClient, SimClientInput, SimResponse, SimVersion } from './types
 /** Registered system clients. Removing or re-registering a client revokes the tokens it already holds. */
 export class ClientRegistry {
   readonly #clients = new Map<string, SimClient>();
+  /**
+   * Per client id, the tokens (`jti`) issued in the latest second any was issued in (their `iat`): the ones a
+   * re-registration in that same second revokes. Kept past a removal, so a client removed and added
+   * again within one second does not get them back.
+   */
+  readonly #issuedInSecond = new Map<string, { second: number; tokens: Set<string> }>();
 
   constructor(
     private readonly seeded: SimClientInput[],
@@ -21,9 +27,18 @@ export class ClientRegistry {
   }
 
   upsert(input: SimClientInput, nowMs = Date.now()): SimClient {
-    const client = this.#build(input, Math.floor(nowMs / 1000));
+    const second = Math.floor(nowMs / 1000);
+    const issued = this.#issuedInSecond.get(input.clientId);
+    const client = this.#build(input, second, issued?.second === second ? new Set(issued.tokens) : undefined);
     this.#clients.set(client.clientId, client);
     return client;
+  }
+
+  /** Records a token just issued (its client is `sub`). */
+  issued({ sub, iat, jti }: SimTokenClaims): void {
+    const latest = this.#issuedInSecond.get(sub);
+    if (latest?.second === iat) latest.tokens.add(jti);
+    else this.#issuedInSecond.set(sub, { second: iat, tokens: new Set([jti]) });
   }
 
   remove(clientId: string): boolean {
@@ -34,13 +49,14 @@ export class ClientRegistry {
     return this.#clients.get(clientId);
   }
 
-  #build(input: SimClientInput, validFromSeconds: number): SimClient {
+  #build(input: SimClientInput, validFromSeconds: number, revokedInFirstSecond = new Set<string>()): SimClient {
     return {
       clientId: input.clientId,
       clientSecret: input.clientSecret,
       scopes: input.scopes ?? this.defaultScopes,
       tokenTtlSeconds: input.tokenTtlSeconds ?? this.defaultTtlSeconds,
       validFromSeconds,
+      revokedInFirstSecond,
     };
   }
 }
@@ -87,7 +103,8 @@ export function handleTokenRequest(
   if (!client || client.clientSecret !== secret) {
     return oauthError(401, 'invalid_client', 'Invalid client id or secret');
   }
-  const accessToken = signer.issue(client.clientId, client.scopes, client.tokenTtlSeconds);
+  const { token: accessToken, claims } = signer.issue(client.clientId, client.scopes, client.tokenTtlSeconds);
+  clients.issued(claims);
   return { status: 200, body: { access_token: accessToken, token_type: 'Bearer' }, headers: NO_STORE };
 }
 
@@ -114,7 +131,13 @@ export function authenticate(
     return { ok: false, response: gatewayUnauthorized(message) };
   }
   const client = clients.get(result.claims.sub);
-  if (!client || result.claims.iat < client.validFromSeconds) {
+  // Revoked precisely though `iat` counts whole seconds: those of the registering second issued before it.
+  const { iat, jti } = result.claims;
+  if (
+    !client ||
+    iat < client.validFromSeconds ||
+    (iat === client.validFromSeconds && client.revokedInFirstSecond.has(jti))
+  ) {
     return { ok: false, response: gatewayUnauthorized('Invalid credentials') };
   }
   return { ok: true, claims: result.claims, client };

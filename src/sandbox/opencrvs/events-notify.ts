@@ -201,6 +201,7 @@ export function decidePendingNotify(
     scope: [],
     iat: 0,
     exp: 0,
+    jti: 'country-config',
   };
   const action = buildAction(ctx, countryConfig, {
     type: 'NOTIFY',

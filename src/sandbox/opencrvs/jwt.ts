@@ -1,7 +1,10 @@
-import { generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject, randomUUID, sign, verify } from 'node:crypto';
 
 // RS256 tokens shaped like OpenCRVS's auth service issues them (docs/opencrvs-api.md §2). The key pair
 // is generated per simulator start: tokens do not survive a restart, as with a re-keyed deployment.
+// One claim is the simulator's own: `jti`, which tells apart two tokens of one client issued within one
+// second (alike to the byte otherwise), so a re-registration revokes exactly those issued before it
+// (auth.ts). The bridge reads no claim it does not know.
 
 export interface SimTokenClaims {
   iss: string;
@@ -11,6 +14,7 @@ export interface SimTokenClaims {
   scope: string[];
   iat: number;
   exp: number;
+  jti: string;
 }
 
 export const TOKEN_ISSUER = 'opencrvs:auth-service';
@@ -29,12 +33,12 @@ function isStringArray(v: unknown): v is string[] {
 function readClaims(payload: unknown): SimTokenClaims | undefined {
   if (typeof payload !== 'object' || payload === null) return undefined;
   const p = payload as Record<string, unknown>;
-  const { iss, sub, iat, exp, aud, scope } = p;
+  const { iss, sub, iat, exp, aud, scope, jti } = p;
   if (typeof iss !== 'string' || typeof sub !== 'string' || typeof iat !== 'number' || typeof exp !== 'number') {
     return undefined;
   }
-  if (!isStringArray(aud) || !isStringArray(scope)) return undefined;
-  return { iss, aud, sub, userType: 'system', scope, iat, exp };
+  if (!isStringArray(aud) || !isStringArray(scope) || typeof jti !== 'string') return undefined;
+  return { iss, aud, sub, userType: 'system', scope, iat, exp, jti };
 }
 
 export class TokenSigner {
@@ -47,7 +51,12 @@ export class TokenSigner {
     this.#publicKey = publicKey;
   }
 
-  issue(clientId: string, scope: string[], ttlSeconds: number, nowMs = Date.now()): string {
+  issue(
+    clientId: string,
+    scope: string[],
+    ttlSeconds: number,
+    nowMs = Date.now(),
+  ): { token: string; claims: SimTokenClaims } {
     const iat = Math.floor(nowMs / 1000);
     const claims: SimTokenClaims = {
       iss: TOKEN_ISSUER,
@@ -57,10 +66,11 @@ export class TokenSigner {
       scope,
       iat,
       exp: iat + ttlSeconds,
+      jti: randomUUID(),
     };
     const signingInput = `${b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT' }))}.${b64url(JSON.stringify(claims))}`;
     const signature = sign('RSA-SHA256', Buffer.from(signingInput), this.#privateKey);
-    return `${signingInput}.${signature.toString('base64url')}`;
+    return { token: `${signingInput}.${signature.toString('base64url')}`, claims };
   }
 
   verify(token: string, nowMs = Date.now()): VerifyResult {

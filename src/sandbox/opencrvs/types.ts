@@ -92,8 +92,14 @@ export interface SimClient {
   clientSecret: string;
   scopes: string[];
   tokenTtlSeconds: number;
-  /** Tokens issued (iat, seconds) before this moment are refused: re-registering revokes old tokens. */
+  /** Tokens issued (iat, seconds) before this second are refused: re-registering revokes old tokens. */
   validFromSeconds: number;
+  /**
+   * The tokens (`jti`) issued within that second before the client was registered: refused too. `iat` counts
+   * whole seconds, so without them a token obtained just before a re-registration outlived it, and a
+   * test had to wait for the next second before replacing a client.
+   */
+  revokedInFirstSecond: ReadonlySet<string>;
 }
 
 export interface SimClientInput {
