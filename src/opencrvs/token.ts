@@ -112,13 +112,13 @@ export function clientCredentialsTokenSource(
    * The endpoint's last refusal that does not pass by itself, and until when it stands for its answer.
    * Without it every call (each delivery, location lookup, pending check, readiness check) sent its own
    * token request with the wrong secret, hammering the auth service, which may lock the client out.
+   * `secret` is the one refused: any other value now in use (a rotation) is asked with at once.
    */
-  let refused: { error: OpenCrvsError; at: number; until: number; backoffMs: number } | undefined;
+  let refused: { error: OpenCrvsError; at: number; until: number; backoffMs: number; secret: string } | undefined;
 
-  async function request(): Promise<AccessToken> {
+  async function request(secret: string): Promise<AccessToken> {
     const url = new URL(credentials.tokenUrl);
     url.searchParams.set('client_id', credentials.clientId);
-    const secret = credentials.clientSecret.current();
     // A rotated secret is scrubbed like the first: kept among the last few rotations, which no number of
     // token renewals pushes out.
     transport.scrubber.add(secret, { rotated: true });
@@ -177,11 +177,15 @@ export function clientCredentialsTokenSource(
     if (!inflight) {
       if (refused && now() < refused.until) {
         // A refused secret replaced in its file (a rotation) ends the wait: it is asked with the new one.
-        if (!credentials.clientSecret.refresh()) return Promise.reject(stillRefused(refused, now()));
+        // Compared with the value refused, not told by this look: the change may have been read already,
+        // by the look a 401 from the events API made (invalidate), which left the refusal standing.
+        credentials.clientSecret.refresh();
+        if (credentials.clientSecret.current() === refused.secret) return Promise.reject(stillRefused(refused, now()));
         logger.info('the client secret file has changed: asking the OpenCRVS token endpoint again');
         refused = undefined;
       }
-      inflight = request()
+      const secret = credentials.clientSecret.current();
+      inflight = request(secret)
         .then((token) => {
           cached = token;
           refused = undefined;
@@ -194,7 +198,7 @@ export function clientCredentialsTokenSource(
             // Asking again at once would get the same answer: calls fail at once with it until the backoff
             // ends (a fixed client in OpenCRVS is found then), or until the client secret file changes.
             const backoffMs = refused ? Math.min(REFUSED_RETRY_MAX_MS, refused.backoffMs * 2) : REFUSED_RETRY_FIRST_MS;
-            refused = { error: err, at, until: at + backoffMs, backoffMs };
+            refused = { error: err, at, until: at + backoffMs, backoffMs, secret };
             logger.error(
               { kind: err.kind, status: err.status, retryInSeconds: Math.round(backoffMs / 1000) },
               'the OpenCRVS token endpoint refused the credentials or the request; not asked again until the retry',

@@ -2,8 +2,12 @@
 // answers OpenCRVS gives for bad input and confirmation modes, and every injected fault.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { configFromObject } from '../../src/config/index.js';
 import type { OpenCrvsSettings } from '../../src/config/types.js';
 import { createLogger } from '../../src/observability/logger.js';
 import {
@@ -103,6 +107,48 @@ describe('OpenCRVS client against the 2.0 simulator', () => {
       await control.addClient({ clientId: 'rotated', clientSecret: 'rotated-secret-1' });
       await newEvent(c);
       assert.equal(c.tokenRenewals(), 2);
+    });
+
+    it('a 401 from the events API that finds the rotated secret file ends the token refusal at once', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'opencrvs-client-rotation-'));
+      const secretFile = join(dir, 'client-secret');
+      const rotate = (value: string) => {
+        writeFileSync(`${secretFile}.new`, `${value}\n`);
+        renameSync(`${secretFile}.new`, secretFile);
+      };
+      try {
+        rotate('rotating-secret-1');
+        await control.addClient({ clientId: 'rotating', clientSecret: 'rotating-secret-1' });
+        const { opencrvs } = configFromObject({
+          opencrvs: {
+            ...settingsFor(sim),
+            clientId: 'rotating',
+            clientSecret: undefined,
+            clientSecretFile: secretFile,
+          },
+        });
+        const c = createOpenCrvsClient(opencrvs);
+        await c.checkToken();
+        // A call made with that token, which OpenCRVS answers slowly.
+        await control.configure({ faults: { delayMs: 1500, operations: ['locations'] } });
+        const slow = c.listLocations({ externalId: 'no-such-office' });
+        await sleep(200);
+        // OpenCRVS replaces the client's secret (revoking its tokens) before the file has the new one: the
+        // next call's 401 asks for a token with the old secret, refused, and not asked again for 30 s.
+        await control.addClient({ clientId: 'rotating', clientSecret: 'rotating-secret-2' });
+        const refused = await failure(newEvent(c));
+        assert.deepEqual([refused.kind, refused.operation], ['unauthorized', 'token']);
+        rotate('rotating-secret-2');
+        await sleep(300); // past the 4-a-second bound on looks at the file after a refusal
+        // The slow call's 401 (its token revoked) reads the new secret: it is asked with at once, whoever
+        // read the file first, and the calls after it (a held queue's probe) are not refused meanwhile.
+        assert.deepEqual(await slow, []);
+        await control.configure({ faults: {} });
+        await newEvent(c);
+        await c.checkToken({ fresh: true });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('calls a revoked client an operator problem', async () => {
