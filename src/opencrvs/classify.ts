@@ -73,7 +73,7 @@ const MAX_CLASSIFIED_CHARS = 65_536;
 
 // Proxies (nginx in front of OpenCRVS) answer 502–504 with an HTML page: keep its title or text, short.
 function textMessage(whole: string, status: number): string {
-  // A page's start says what it is; the rest (up to the 64 MB an answer may be) is not searched on the
+  // A page's start says what it is; the rest (up to the 1 MB an error answer is read to) is not searched on the
   // event loop. `<[^<>]*>`: a run of `<` without `>` must not make each `<` scan to the end (quadratic).
   const text = whole.slice(0, MAX_CLASSIFIED_CHARS);
   const title = /<title>([^<]*)<\/title>/i.exec(text)?.[1];

@@ -56,7 +56,11 @@ export function undiciRequester(timeoutMs: number): { request: Requester; close:
       const timer = setTimeout(() => deadline.emit('abort'), timeoutMs);
       try {
         const answer = await request(url, { method, headers, body, dispatcher: agent, signal: deadline });
-        const text = await cappedText(answer.body, MAX_ANSWER_BYTES);
+        const status = answer.statusCode;
+        const text =
+          status >= 200 && status < 300
+            ? await cappedText(answer.body, MAX_ANSWER_BYTES)
+            : await errorText(answer.body);
         return {
           status: answer.statusCode,
           header: (name) => {
@@ -76,10 +80,18 @@ export function undiciRequester(timeoutMs: number): { request: Requester; close:
 }
 
 /**
- * OpenCRVS answers are small (an event document, a token, the location list of a country). A server that
- * sends far more (a misrouted proxy, an endless body) would otherwise grow memory until the timeout.
+ * OpenCRVS answers are small (an event document, a token), but for the location list of a country:
+ * Farajaland's 95 offices and areas are 20 kB, a large country's tens of thousands of facilities some
+ * megabytes. A server that sends far more (a misrouted proxy, an endless body) would otherwise grow
+ * memory until the timeout.
  */
 const MAX_ANSWER_BYTES = 64 * 1_048_576;
+/**
+ * An error answer is a message, a field problem list of one declaration, or a proxy's page: kilobytes.
+ * Anything larger is not OpenCRVS's, and is neither kept whole in memory nor parsed and scrubbed on the
+ * event loop: its status still says what happened (a 401, a 503).
+ */
+const MAX_ERROR_ANSWER_BYTES = 1_048_576;
 
 async function cappedText(body: AsyncIterable<Buffer> & { destroy(error?: Error): void }, maxBytes: number) {
   const chunks: Buffer[] = [];
@@ -90,6 +102,24 @@ async function cappedText(body: AsyncIterable<Buffer> & { destroy(error?: Error)
       const error = new Error(`the answer is larger than ${maxBytes / 1_048_576} MB`);
       body.destroy(error);
       throw error;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * An error answer's text; one larger than MAX_ERROR_ANSWER_BYTES is left unread (the connection closed)
+ * and said to be so instead, which is what the error built from it then reads.
+ */
+async function errorText(body: AsyncIterable<Buffer> & { destroy(error?: Error): void }): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > MAX_ERROR_ANSWER_BYTES) {
+      body.destroy();
+      return `an answer larger than ${MAX_ERROR_ANSWER_BYTES / 1_048_576} MB, not read (OpenCRVS's error answers are small: a proxy's or another server's?)`;
     }
     chunks.push(chunk);
   }

@@ -642,8 +642,9 @@ describe('OpenCRVS client failures', () => {
 
   it('checks a large error answer only so far, cuts the rest, and still reads its message', async () => {
     const declaration = { 'child.name': { firstname: 'Zebulon', surname: 'Xylophonia' } };
-    // A country configuration's 500 that dumps megabytes before its message, quoting the names throughout.
-    const rows = Array.from({ length: 40_000 }, (_, i) => ({ id: i, note: `Zebulon XYLOPHONIA, row ${i}` }));
+    // A country configuration's 500 that dumps most of a megabyte (an error answer is read up to 1 MB)
+    // before its message, quoting the names throughout.
+    const rows = Array.from({ length: 18_000 }, (_, i) => ({ id: i, note: `Zebulon XYLOPHONIA, row ${i}` }));
     on('POST /events/events/ev-1/notify', () => ({
       status: 500,
       json: { data: rows, message: 'Unexpected failure from country config action confirmation API for Zebulon' },
@@ -654,6 +655,54 @@ describe('OpenCRVS client failures', () => {
     const body = JSON.stringify(err.body);
     assert.ok(body.includes('[cut: answer too long to check]'), body.slice(-200));
     assert.doesNotMatch(`${err.message} ${body}`, /Zebu|Xylo/i);
+  });
+
+  it('reads no more than 1 MB of an error answer: an endless one ends in its status, said to be unread, before the timeout', async () => {
+    // A misrouted proxy streaming a page without end; the connection is closed once 1 MB is past.
+    let closed = false;
+    let sent = 0;
+    const endless = createServer((_req, res) => {
+      res.writeHead(502, { 'Content-Type': 'text/html' });
+      const chunk = Buffer.alloc(64 * 1024, 'x');
+      const write = () => {
+        while (!res.destroyed && res.write(chunk)) sent += chunk.length;
+        if (!res.destroyed) res.once('drain', write);
+      };
+      res.on('close', () => {
+        closed = true;
+      });
+      write();
+    });
+    await new Promise<void>((resolve) => endless.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(endless.address() as AddressInfo).port}`;
+    try {
+      const started = Date.now();
+      const err = await failure(client({ eventsUrl: `${url}/events`, timeoutMs: 10_000 }).listLocations());
+      assert.ok(Date.now() - started < 5_000, `ended after ${Date.now() - started} ms`);
+      assert.deepEqual([err.status, err.kind, err.classification], [502, 'server', 'retryable']);
+      assert.match(err.message, /^listLocations: HTTP 502: an answer larger than 1 MB, not read/);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.ok(closed, 'the connection was closed');
+      assert.ok(sent < 16 * 1_048_576, `${sent} bytes sent`);
+    } finally {
+      endless.closeAllConnections();
+      await new Promise((resolve) => endless.close(resolve));
+    }
+  });
+
+  it("reads a success answer larger than an error may be (a large country's location list)", async () => {
+    // 8,000 offices: some 1.6 MB, which an error answer would not be read to.
+    const locations = Array.from({ length: 8_000 }, (_, i) => ({
+      id: `0b1c7a6e-3d0b-4a8e-9c55-${String(i).padStart(12, '0')}`,
+      name: `Health facility number ${i} of the district`,
+      externalId: `HEALTH_FACILITY_${i}`,
+      administrativeAreaId: null,
+      validUntil: null,
+      locationType: 'HEALTH_FACILITY',
+    }));
+    assert.ok(JSON.stringify(locations).length > 1_048_576);
+    on('GET /events/locations', () => ({ json: locations }));
+    assert.equal((await client().listLocations()).length, 8_000);
   });
 
   it('treats a 409 NOTIFIED on notify as already notified', async () => {
