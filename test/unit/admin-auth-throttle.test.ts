@@ -67,6 +67,27 @@ describe('AuthThrottle', () => {
     assert.equal(t.failed('192.0.2.77').all, false);
   });
 
+  it('spares an address that gave the right token the block of all, for 12 hours, but not its own block', () => {
+    const { clock, throttle: t } = throttle();
+    t.succeeded('192.0.2.10'); // the operator, this morning
+    clock.now += 3_600_000;
+    // Ten fresh /64s a minute, ten wrong tokens each, for an hour: the block of all never ends.
+    for (let minute = 0; minute < 60; minute++) {
+      for (let i = 0; i < 100; i++) {
+        const address = `2001:db8:${minute}:${Math.floor(i / 10)}::1`;
+        if (t.retryAfterSeconds(address) === 0) t.failed(address);
+      }
+      assert.ok(t.retryAfterSeconds('192.0.2.99') > 0, `minute ${minute}: all addresses are blocked`);
+      assert.equal(t.retryAfterSeconds('192.0.2.10'), 0, `minute ${minute}: the operator's address is not`);
+      clock.now += 60_000;
+    }
+    for (let i = 0; i < 10; i++) t.failed('192.0.2.10');
+    assert.ok(t.retryAfterSeconds('192.0.2.10') > 0, 'its own wrong tokens still block it');
+    clock.now += 12 * 3_600_000;
+    for (let i = 0; i < 100; i++) t.failed(`2001:db8:ff:${i}::1`);
+    assert.ok(t.retryAfterSeconds('192.0.2.10') > 0, 'spared 12 hours from its last right token');
+  });
+
   it('remembers a bounded number of addresses; a flood of new ones does not push a block out', () => {
     const { throttle: t } = throttle({ maxFailures: 2, maxAddresses: 100, maxGlobalFailures: 1_000_000 });
     t.failed('192.0.2.1');

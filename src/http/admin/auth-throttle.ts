@@ -18,6 +18,8 @@ export interface AuthThrottleLimits {
   maxGlobalFailures: number;
   /** Addresses counted at most, and as many blocked (each entry is a few dozen bytes). */
   maxAddresses: number;
+  /** How long an address that gave the right token is spared the block of all addresses. */
+  trustMs: number;
 }
 
 /**
@@ -32,6 +34,7 @@ export const AUTH_THROTTLE: AuthThrottleLimits = {
   blockMs: 300_000,
   maxGlobalFailures: 100,
   maxAddresses: 10_000,
+  trustMs: 12 * 3_600_000,
 };
 
 /** What a failure started: a block of its address, of all addresses (both at once can happen). */
@@ -49,6 +52,10 @@ export class AuthThrottle {
   // All addresses: a fixed window, so that at most `maxGlobalFailures` are compared in any one.
   private globalStart = Number.NEGATIVE_INFINITY;
   private globalFailures = 0;
+  // Addresses that gave the right token, until when they are spared the block of all addresses: otherwise
+  // wrong tokens from ten fresh addresses a minute (IPv6 /64s cost nothing) keep every operator out for as
+  // long as they go on. Their own block still applies: an address shared with a guesser gains nothing.
+  private readonly trusted = new Map<string, number>();
 
   constructor(
     private readonly limits: AuthThrottleLimits = AUTH_THROTTLE,
@@ -61,7 +68,14 @@ export class AuthThrottle {
    * connection slots do: a host gets a whole /64 to rotate in.
    */
   retryAfterSeconds(address: string | undefined): number {
-    return Math.max(this.addressWait(keyOf(address)), this.globalWait());
+    const key = keyOf(address);
+    const trusted = (this.trusted.get(key) ?? 0) > this.now();
+    return Math.max(this.addressWait(key), trusted ? 0 : this.globalWait());
+  }
+
+  /** The right token came from `address`: it is spared the block of all addresses for `trustMs`. */
+  succeeded(address: string | undefined): void {
+    setBounded(this.trusted, keyOf(address), this.now() + this.limits.trustMs, this.limits.maxAddresses);
   }
 
   /** Seconds until all addresses may authenticate again, 0 when they may. */

@@ -142,6 +142,7 @@ export function requireToken(
       if (throttled(req, res)) return;
       const found = check(authorization);
       if (found) {
+        throttle.succeeded(req.socket.remoteAddress);
         scheme = found.scheme;
         opened = found.value;
       } else counted(req.socket.remoteAddress);
