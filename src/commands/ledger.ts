@@ -40,7 +40,7 @@ export function registerLedger(program: Command): void {
     .option('--source <id>', 'only this source id')
     .option(
       '--find <ref>',
-      "the event of one source record (Patient/123, Encounter/9, emr:Patient/123 as the table prints it, or the id alone), OpenCRVS tracking ID, or ledger row ('#19' in quotes, as sync prints it); one match also lists its attempts and its write-back (`writeBack` with --json); exit 1 when nothing matches",
+      "the event of one source record (Patient/123, Encounter/9, emr:Patient/123 as the table prints it, or the id alone), OpenCRVS tracking ID (in any case), or ledger row ('#19' in quotes, as sync prints it); one match also lists its attempts and its write-back (`writeBack` with --json); exit 1 when nothing matches",
     )
     .option('--limit <n>', 'at most this many rows, newest first', '100')
     .option('--json', 'print JSON instead of a table')

@@ -52,10 +52,12 @@ function isState(value: string): value is LedgerState {
 }
 
 /**
- * The WHERE term of `ListFilter.find`. A reference or a tracking ID is matched exactly, through the
- * lookup indexes of migration 006. A bare id is compared with the id part of each key (keys are
- * `Type/id`, and ids hold no '/'): exact and case-sensitive like FHIR ids, but it reads the table, which
- * is fine for an operator's one-off lookup.
+ * The WHERE term of `ListFilter.find`. A reference is matched exactly, through the lookup indexes of
+ * migration 006. A bare id is compared with the id part of each key (keys are `Type/id`, and ids hold no
+ * '/'): exact and case-sensitive like FHIR ids, but it reads the table, which is fine for an operator's
+ * one-off lookup. A tracking ID is OpenCRVS's, all capitals and digits (`[0-9A-Z]{6}` in v2, capitals in
+ * v1 too), read aloud or typed from a certificate in any case: matched as given or in capitals, both
+ * through the tracking index.
  */
 /** `emr:Patient/1`, as the ledger table prints a row's source: that source, and that reference. */
 const SOURCE_PREFIXED = /^([A-Za-z0-9_.-]+):([A-Z][A-Za-z]+\/.+)$/;
@@ -77,8 +79,9 @@ function findClause(text: string, params: Record<string, string | number>): stri
     return '(source_id = @findSource AND (subject_key = @find OR source_ref = @find))';
   }
   if (params.find.includes('/')) return '(subject_key = @find OR source_ref = @find OR tracking_id = @find)';
+  params.findTracking = params.find.toUpperCase();
   const idPart = (column: string) => `substr(${column}, instr(${column}, '/') + 1) = @find`;
-  return `(${idPart('subject_key')} OR ${idPart('source_ref')} OR tracking_id = @find)`;
+  return `(${idPart('subject_key')} OR ${idPart('source_ref')} OR tracking_id IN (@find, @findTracking))`;
 }
 
 /**

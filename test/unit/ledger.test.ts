@@ -372,7 +372,10 @@ describe('ledger: recording events', () => {
     assert.deepEqual(found('Encounter/123'), ['emr:Patient/123'], 'the source reference');
     assert.deepEqual(found('123'), ['dhis2:TrackedEntity/123', 'emr:Patient/123'], 'a bare id, in any type');
     assert.deepEqual(found(' B7K2QZ '), ['emr:Patient/12'], 'a tracking ID, trimmed');
-    assert.deepEqual(found('b7k2qz'), [], 'tracking IDs and ids are case-sensitive');
+    // Read off a certificate or over the phone in any case: OpenCRVS's tracking IDs are all capitals.
+    assert.deepEqual(found('b7k2qz'), ['emr:Patient/12'], 'a tracking ID in lower case');
+    assert.deepEqual(found('b7K2qZ', { sourceId: 'emr' }), ['emr:Patient/12'], 'in mixed case, with other filters');
+    assert.deepEqual(found('A_B'), [], 'resource ids stay case-sensitive, as in FHIR');
     assert.deepEqual(found('a_b'), ['emr:Patient/a_b']);
     assert.deepEqual(found('a%b'), [], 'no wildcard reading');
     assert.deepEqual(found('123', { sourceId: 'emr' }), ['emr:Patient/123'], 'combined with the other filters');
