@@ -40,7 +40,7 @@ export function registerLedger(program: Command): void {
     .option('--source <id>', 'only this source id')
     .option(
       '--find <ref>',
-      "the event of one source record (Patient/123, Encounter/9, emr:Patient/123 as the table prints it, or the id alone), OpenCRVS tracking ID (in any case), or ledger row ('#19' in quotes, as sync prints it); one match also lists its attempts and its write-back (`writeBack` with --json); exit 1 when nothing matches",
+      "the event of one source record (Patient/123, Encounter/9, emr:Patient/123 as the table prints it, or the id alone), OpenCRVS tracking ID (in any case), or ledger row ('#19' in quotes, as sync prints it); one match also lists its attempts and its write-back (`writeBack` with --json); exit 1 when nothing matches. Births and deaths are recorded under the child's or deceased's record, the resource that showed the event (SOURCE REF), the tracking ID and the row, not the mother's record: look a birth up by the child's",
     )
     .option('--limit <n>', 'at most this many rows, newest first', '100')
     .option('--json', 'print JSON instead of a table')
@@ -128,7 +128,7 @@ function runLedger(options: LedgerOptions): void {
     if (!options.find || totals.size === 0)
       console.log(totals.size ? [...totals].map(([state, n]) => `${state}: ${n}`).join('  ') : 'The ledger is empty.');
     if (rows.length) console.log(`\n${table(rows)}`);
-    else if (options.find) console.log(`\nNo event matches ${options.find.trim()}.`);
+    else if (options.find) console.log(`\n${noMatchText(options.find.trim())}`);
     // One event looked up: its whole error, which the table cuts to a column.
     const [only] = rows;
     if (
@@ -148,6 +148,23 @@ function runLedger(options: LedgerOptions): void {
   } finally {
     ledger.close();
   }
+}
+
+/**
+ * "No match" says what a lookup can match. The ledger keys an event by its subject and by the resource that
+ * showed it, not by the other records read with it (the mother, the encounters and observations of the
+ * context): asked by the mother's Patient, a delivered birth is not found, and a bare "no match" reads as
+ * "it did not arrive". Exit 1 stays (like grep: nothing is recorded under that key), and says no more.
+ */
+function noMatchText(find: string): string {
+  const head = `No event matches ${find}.`;
+  if (find.startsWith('#')) return head;
+  return (
+    `${head}\nEvents are recorded under the child's (or the deceased's) record (Patient/…, TrackedEntity/…), the ` +
+    'resource that showed the event (SOURCE REF: often the birth Encounter), the OpenCRVS tracking ID and the ' +
+    "row ('#19'). A mother's record, and the other records read with an event, are not: no match by one of them " +
+    "does not mean the event did not arrive. Look it up by the child's record or the tracking ID."
+  );
 }
 
 /** The event's write-back job (the tracking id written back to its source), read without writing anything. */

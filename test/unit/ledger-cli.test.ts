@@ -147,6 +147,27 @@ describe('ledger and replay commands', () => {
     assert.doesNotMatch(none.out, /ATTEMPT/);
   });
 
+  it("says what events are found by when a lookup by another record (the mother's) finds none", async () => {
+    const ledger = openLedger(db);
+    const { row } = ledger.recordEvent(eventInput('child-5'));
+    settleRow(ledger, row.id, { outcome: 'delivered', eventId: 'event-5', trackingId: 'TRK0005' });
+    ledger.close();
+    assert.equal((await run(['ledger', '--config', config, '--find', 'Patient/child-5'])).code, 0);
+    // The birth arrived, but the ledger does not record the mother's Patient: not found, and said why.
+    const mother = await run(['ledger', '--config', config, '--find', 'Patient/mother-5']);
+    assert.equal(mother.code, 1, 'nothing is recorded under that reference: still exit 1, as documented');
+    assert.match(mother.out, /No event matches Patient\/mother-5\.\nEvents are recorded under the child's/);
+    assert.match(
+      mother.out,
+      /A mother's record, .* are not: no match by one of them does not mean the event did not arrive/,
+    );
+    assert.match(mother.out, /Look it up by the child's record or the tracking ID\./);
+    // A row number is no record: nothing to explain.
+    const row99 = await run(['ledger', '--config', config, '--find', '#99']);
+    assert.equal(row99.code, 1);
+    assert.match(row99.out, /\nNo event matches #99\.$/);
+  });
+
   it("shows a looked-up event's write-back: its state, attempts and last error", async () => {
     const ledger = openLedger(db);
     const { row } = ledger.recordEvent(eventInput('4'));
