@@ -124,9 +124,14 @@ function runLedger(options: LedgerOptions): void {
     if (hold) console.log(holdBanner(hold));
     const totals = new Map<string, number>();
     for (const c of counts) totals.set(c.state, (totals.get(c.state) ?? 0) + c.count);
-    // The whole ledger's counts above one looked-up event read as that event's: left out with --find.
+    // The whole ledger's counts above one looked-up event read as that event's: left out with --find. An
+    // empty one is named in full: run from another directory, a relative store.path is another file.
     if (!options.find || totals.size === 0)
-      console.log(totals.size ? [...totals].map(([state, n]) => `${state}: ${n}`).join('  ') : 'The ledger is empty.');
+      console.log(
+        totals.size
+          ? [...totals].map(([state, n]) => `${state}: ${n}`).join('  ')
+          : `The ledger at ${ledgerPlace(config.store.path)} is empty: nothing has been recorded there.`,
+      );
     if (rows.length) console.log(`\n${table(rows)}`);
     else if (options.find) console.log(`\n${noMatchText(options.find.trim())}`);
     // One event looked up: its whole error, which the table cuts to a column.

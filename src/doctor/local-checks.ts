@@ -1,6 +1,6 @@
 // Checks that need nothing but this machine: the configuration, the store, the mappings.
-import { existsSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { existsSync, unlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { type BridgeConfig, ConfigError, type Env, loadConfig, type SourceSettings } from '../config/index.js';
 import { heldSince, openLedger, unaccountedSources, unaccountedSourcesMessage } from '../ledger/index.js';
 import { LedgerInUse } from '../ledger/process-lease.js';
@@ -27,14 +27,21 @@ export function checkConfig(file: string | undefined, env: Env): { result: Check
 }
 
 /**
- * Opens the ledger (creating and migrating it as the bridge would), writes and reads back a meta key. A
- * ledger that a running bridge holds (its lease) and that this version would migrate is left as it is
- * (openLedger refuses to): the older bridge would refuse it after. A warning, naming that bridge: the
- * ledger's checks are then not run; a copy of it can be checked instead (docs/deployment.md §7).
+ * Opens the ledger (migrating it as the bridge would), writes and reads back a meta key. A ledger that a
+ * running bridge holds (its lease) and that this version would migrate is left as it is (openLedger
+ * refuses to): the older bridge would refuse it after. A warning, naming that bridge: the ledger's checks
+ * are then not run; a copy of it can be checked instead (docs/deployment.md §7).
+ *
+ * Where there is no ledger yet, none is created: a relative store.path is relative to the working
+ * directory, so a doctor run from another directory looked at another file, created an empty ledger
+ * there and passed (✔), and `ledger` beside it then said "empty". A warning names the full path instead,
+ * and whether serve could create the ledger there: the store's checks need nothing else of a ledger that
+ * records nothing.
  */
 export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[] {
   const path = config.store.path;
-  const existed = existsSync(path);
+  const shown = isAbsolute(path) ? path : `${resolve(path)} (store.path ${path}, relative to the working directory)`;
+  if (!existsSync(path)) return [noLedgerYet(path, shown), ...firstSyncWarnings(config, () => false)];
   let ledger: ReturnType<typeof openLedger> | undefined;
   try {
     ledger = openLedger(path);
@@ -42,10 +49,7 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
     ledger.setMeta('doctor:lastCheck', stamp);
     if (ledger.getMeta('doctor:lastCheck') !== stamp)
       return [fail('store', `${path}: a written value did not read back`)];
-    // A relative store.path is relative to the working directory: a doctor run from elsewhere creates
-    // a new, empty ledger there, which the full path and "created" make plain.
-    const shown = isAbsolute(path) ? path : `${resolve(path)} (store.path ${path})`;
-    const results = [ok('store', `${shown} is writable${existed ? '' : ' (created: no ledger was there)'}`)];
+    const results = [ok('store', `${shown} is writable`)];
     const hold = ledger.getHold();
     if (hold) {
       // Nothing is being delivered until someone acts: a failure, so a script running doctor sees it.
@@ -60,19 +64,8 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
     const unaccounted = unaccountedSources(ledger, configured);
     if (unaccounted.length > 0)
       results.push(fail('ledger sources', unaccountedSourcesMessage(ledger, unaccounted, configured)));
-    for (const source of config.sources) {
-      // Nothing recorded yet and no start date: the first pass reads the source's whole history, and
-      // every birth or death it ever recorded becomes a notification (late registrations by the
-      // thousand). Sometimes wanted; better decided on purpose.
-      if (!source.poll.enabled || source.poll.since !== undefined || source.poll.sinceDays !== undefined) continue;
-      if (ledger.list({ sourceId: source.id, limit: 1 }).length > 0) continue;
-      results.push(
-        warn(
-          `first sync ${source.id}`,
-          'no poll.since or poll.sinceDays and nothing recorded yet: every birth and death in the source, however old, will be notified; set sources[].poll.sinceDays (e.g. 30) or poll.since to start later',
-        ),
-      );
-    }
+    const open = ledger;
+    results.push(...firstSyncWarnings(config, (sourceId) => open.list({ sourceId, limit: 1 }).length > 0));
     return results;
   } catch (err) {
     if (err instanceof LedgerInUse) return [warn('store', `${err.message}; not checked`)];
@@ -82,6 +75,48 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
   } finally {
     ledger?.close();
   }
+}
+
+/**
+ * No ledger at store.path: a warning (a first start creates it; run from elsewhere, it is the wrong file),
+ * or a failure when serve could not create it there (no such directory, or not writable: SQLite writes its
+ * journal files beside the ledger too, so a file is made in the directory and removed).
+ */
+function noLedgerYet(path: string, shown: string): CheckResult {
+  const directory = dirname(resolve(path));
+  const probe = join(directory, `.${basename(path)}.doctor-${process.pid}`);
+  try {
+    writeFileSync(probe, '', { flag: 'wx' });
+    unlinkSync(probe);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+    const why = code === 'ENOENT' ? 'that directory does not exist' : `that directory is not writable (${code})`;
+    return fail('store', `${shown}: no ledger there, and serve could not create it: ${why}`);
+  }
+  return warn(
+    'store',
+    `${shown}: no ledger there (doctor created none); serve or sync creates it (the directory is writable). If the bridge has run before, this is not its ledger: run from the directory it runs in, or give store.path as an absolute path`,
+  );
+}
+
+/**
+ * Nothing recorded yet and no start date: the first pass reads the source's whole history, and every birth
+ * or death it ever recorded becomes a notification (late registrations by the thousand). Sometimes wanted;
+ * better decided on purpose.
+ */
+function firstSyncWarnings(config: BridgeConfig, recorded: (sourceId: string) => boolean): CheckResult[] {
+  const results: CheckResult[] = [];
+  for (const source of config.sources) {
+    if (!source.poll.enabled || source.poll.since !== undefined || source.poll.sinceDays !== undefined) continue;
+    if (recorded(source.id)) continue;
+    results.push(
+      warn(
+        `first sync ${source.id}`,
+        'no poll.since or poll.sinceDays and nothing recorded yet: every birth and death in the source, however old, will be notified; set sources[].poll.sinceDays (e.g. 30) or poll.since to start later',
+      ),
+    );
+  }
+  return results;
 }
 
 /** Loads (compiles and statically checks) each source's mappings against the configured form profiles. */

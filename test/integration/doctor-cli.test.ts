@@ -3,10 +3,10 @@
 // process (exit codes, output); the finer cases call runDoctor in-process.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Bundle, Subscription } from '@medplum/fhirtypes';
 import { formatReport, runDoctor } from '../../src/doctor/index.js';
@@ -92,6 +92,7 @@ after(async () => {
 
 describe('opencrvs-bridge doctor (CLI)', () => {
   it('passes every check against the running simulators and exits 0', async () => {
+    openLedger(join(dir, 'bridge.db')).close(); // as the first serve leaves it: no ledger is a warning
     const r = await runCli(['doctor', '--config', writeConfig(configObject({}))]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const lines = r.stdout.trim().split('\n').filter(Boolean);
@@ -366,6 +367,39 @@ describe('doctor checks', () => {
       /sources\[\]\.writeBack\.dataElement uf3svrmp8Xx: no such data element/,
     );
     assert.equal(report.ok, false);
+  });
+
+  it('creates no ledger where there is none, and warns naming the full path of a relative store.path', async () => {
+    // Run from another directory, a relative store.path names another file: doctor used to create an empty
+    // ledger there and pass it (✔), and `ledger` then said "empty".
+    const absent = join(dir, 'not-yet.db');
+    const store = { path: relative(process.cwd(), absent) };
+    const report = await runDoctor({ file: writeConfig({ ...configObject({}), store }), env: {} });
+    const line = report.checks.find((c) => c.name === 'store');
+    assert.equal(line?.status, 'warn', formatReport(report));
+    assert.ok(
+      line?.detail.startsWith(
+        `${join(dir, 'not-yet.db')} (store.path ${store.path}, relative to the working directory): no ledger there (doctor created none); serve or sync creates it (the directory is writable). If the bridge has run before, this is not its ledger`,
+      ),
+      line?.detail,
+    );
+    assert.ok(!existsSync(join(dir, 'not-yet.db')), 'doctor created a ledger');
+    assert.deepEqual(
+      readdirSync(dir).filter((name) => name.includes('not-yet')),
+      [],
+      'nothing left beside it',
+    );
+    assert.equal(report.ok, true, 'a warning, not a failure');
+    assert.match(formatReport(report), /^! store: /m);
+    // serve could not create one either: a failure.
+    const nowhere = { path: join(dir, 'no-such-directory', 'bridge.db') };
+    const missing = await runDoctor({ file: writeConfig({ ...configObject({}), store: nowhere }), env: {} });
+    const failed = missing.checks.find((c) => c.name === 'store');
+    assert.equal(failed?.status, 'fail', formatReport(missing));
+    assert.match(
+      failed?.detail ?? '',
+      /no ledger there, and serve could not create it: that directory does not exist$/,
+    );
   });
 
   it('warns before a first sync that would notify the whole history, until poll.since(Days) is set or rows exist', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Command, CommanderError } from 'commander';
 import { registerLedger } from '../../src/commands/ledger.js';
@@ -217,6 +217,22 @@ describe('ledger and replay commands', () => {
         `No ledger at ${join(process.cwd(), 'not-here.db')} (store.path ./not-here.db, relative to the working directory)`,
       ),
       shown.out,
+    );
+    // A ledger there, but empty (a doctor of an older version created it): named in full as well.
+    const emptyPath = relative(process.cwd(), join(dir, 'empty.db'));
+    openLedger(emptyPath).close();
+    const empty = join(dir, 'empty.yaml');
+    writeFileSync(
+      empty,
+      `opencrvs:\n  domain: example.org\n  clientId: bridge\n  clientSecret: s3cret-value\nstore:\n  path: ${emptyPath}\n`,
+    );
+    const none = await run(['ledger', '--config', empty]);
+    assert.equal(none.code, 0);
+    assert.ok(
+      none.out.includes(
+        `The ledger at ${join(dir, 'empty.db')} (store.path ${emptyPath}, relative to the working directory) is empty`,
+      ),
+      none.out,
     );
     const replay = await run(['replay', '--dead', '--config', elsewhere]);
     assert.equal(replay.code, 2);
