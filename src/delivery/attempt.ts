@@ -187,7 +187,13 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
   switch (settlement.outcome) {
     case 'delivered':
     case 'delivered-pending':
-      logger.info({ ...fields, state: settlement.outcome }, 'delivered to OpenCRVS');
+      // The source id and the tracking ID answer "did this birth arrive?" from the logs alone (grep the
+      // tracking ID on the certificate); neither is personal data. Not the source reference: some EMRs
+      // use the medical record number as the resource id, and the row id leads to it (`ledger --find`).
+      logger.info(
+        { ...fields, source: current.sourceId, trackingId: current.trackingId ?? undefined, state: settlement.outcome },
+        'delivered to OpenCRVS',
+      );
       deps.emit({ type: settlement.outcome === 'delivered' ? 'delivered' : 'pending', row: current, latencyMs });
       break;
     case 'retry':

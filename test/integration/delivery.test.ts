@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { createDeliveryWorker } from '../../src/delivery/index.js';
 import { hashPayload, type Ledger, openLedger } from '../../src/ledger/index.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { createOpenCrvsClient } from '../../src/opencrvs/client.js';
 import {
   assertExactlyOnce,
@@ -45,6 +46,40 @@ describe('delivery to the OpenCRVS simulator', () => {
     await assertExactlyOnce(bed.sim, bed.ledger, 12);
     const [event] = await bed.sim.control.events();
     assert.ok(event?.actions.find((a) => a.type === 'NOTIFY' && a.status === 'Requested')?.declaration['child.dob']);
+  });
+
+  it('logs each delivery with its source id and tracking ID, never its source reference', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger({
+      level: 'info',
+      destination: { write: (line: string) => lines.push(JSON.parse(line)) },
+    });
+    // A resource id that is the medical record number, as some EMRs have it.
+    const { row } = bed.ledger.recordEvent({
+      ...birthEvent(bed.office, 0),
+      subjectKey: 'Patient/MRN-77120',
+      sourceRef: 'Encounter/MRN-77120-birth',
+    });
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: fastDelivery,
+      logger,
+    });
+    await worker.runUntilIdle({ timeoutMs: 30_000 });
+    await worker.stop({ drainMs: 5000 });
+    const delivered = bed.ledger.get(row.id);
+    assert.equal(delivered?.state, 'delivered');
+    const [event] = await bed.sim.control.events();
+    assert.ok(event?.trackingId, 'the simulator gave a tracking ID');
+    assert.equal(delivered?.trackingId, event.trackingId);
+    const line = lines.find((l) => l.msg === 'delivered to OpenCRVS');
+    assert.ok(line, JSON.stringify(lines));
+    // grep the log for the tracking ID on the certificate: that line, its row and its source.
+    assert.equal(line.trackingId, event.trackingId);
+    assert.equal(line.source, 'emr');
+    assert.equal(line.rowId, row.id);
+    assert.doesNotMatch(JSON.stringify(lines), /MRN-77120/, 'a source reference may be a medical record number');
   });
 
   it('delivers with one create-and-notify call in single-call mode, with the same transactionId scheme', async () => {
