@@ -4,7 +4,8 @@
 // replay here could commit an older reading of a record over the newer one serve just recorded (the
 // EMR user fixed the record, its notification reached serve, the operator ran `replay` meanwhile).
 // Through serve's admin API the replay joins serve's own order. When that cannot be done (no admin
-// token, serve on another host, its admin listener unreachable) the caller replays here and says so.
+// token, serve on another host, its admin listener unreachable) the caller replays here and says so;
+// when that API answers but refuses the caller (a wrong token: 401, 403, 421, 429) nothing is replayed.
 import type { BridgeConfig } from '../config/index.js';
 import { localUrl } from '../http/local-url.js';
 import { currentLeaseHolder } from '../ledger/process-lease.js';
@@ -40,17 +41,28 @@ export async function replayThroughServe(
   if (admin.port === 0) return { by: 'here', beside, why: 'admin.port is 0, so its admin port is not known' };
   const base = localUrl(admin.host, admin.port, '/admin/api');
   const headers = { authorization: `Bearer ${admin.token}`, accept: 'application/json' };
+  let refused: string | undefined;
   try {
     // The listener at admin.host:admin.port must be this ledger's: another bridge's (a second config on
     // this host) would replay rows of its own ledger under these ids.
     const summary = await fetch(`${base}/summary`, { headers, signal: AbortSignal.timeout(SUMMARY_TIMEOUT_MS) });
-    if (!summary.ok) return { by: 'here', beside, why: `its admin API answered ${summary.status}` };
-    const { ledgerId } = (await summary.json()) as { ledgerId?: unknown };
-    if (!ledger.ledgerId || ledgerId !== ledger.ledgerId)
-      return { by: 'here', beside, why: `the admin listener at ${admin.host}:${admin.port} serves another ledger` };
+    refused = refusal(summary, `${admin.host}:${admin.port}`);
+    if (refused) await summary.body?.cancel().catch(() => undefined);
+    else if (!summary.ok) return { by: 'here', beside, why: `its admin API answered ${summary.status}` };
+    else {
+      const { ledgerId } = (await summary.json()) as { ledgerId?: unknown };
+      if (!ledger.ledgerId || ledgerId !== ledger.ledgerId)
+        return { by: 'here', beside, why: `the admin listener at ${admin.host}:${admin.port} serves another ledger` };
+    }
   } catch (err) {
     return { by: 'here', beside, why: `its admin API at ${admin.host}:${admin.port} did not answer (${failure(err)})` };
   }
+  // serve's admin API is on and answered, but refused this caller: replaying here instead is what the
+  // order of evaluations forbids, and a wrong token must not quietly take that path.
+  if (refused)
+    throw new ServeRefused(
+      `${refused}; nothing replayed, by serve or in this process (which would not be ordered against serve: docs/deployment.md §1)`,
+    );
   // From here on serve may have replayed rows: a failure is said, never followed by a replay here.
   try {
     return { by: 'serve', serve: beside, result: await askServe(base, headers, ids) };
@@ -59,6 +71,30 @@ export async function replayThroughServe(
     throw new ServeRefused(
       `serve's admin API did not answer the replay (${failure(err)}); serve may still be replaying, so it is not done here too`,
     );
+  }
+}
+
+/**
+ * What serve's admin listener says by refusing this caller (the token of this configuration is not
+ * serve's, the listener refuses it for now, or it does not serve the host name asked), or undefined for
+ * any other answer. A listener without a token answers 404 (http/admin): "its admin API is off", and the
+ * replay is done here as without a token of our own.
+ */
+function refusal(response: Response, listener: string): string | undefined {
+  const at = `serve's admin API at ${listener}`;
+  switch (response.status) {
+    case 401:
+      return `${at} refused admin.token of this configuration (HTTP 401): it is not the token serve runs with (use serve's configuration, or the token file it reads)`;
+    case 403:
+      return `${at} refused this request (HTTP 403)`;
+    case 421:
+      return `${at} does not answer to the host name asked (HTTP 421: see admin.allowedHosts)`;
+    case 429: {
+      const wait = response.headers.get('retry-after');
+      return `${at} refuses tokens from this address for now, after too many wrong ones (HTTP 429${wait ? `, retry after ${wait} s` : ''}); check admin.token`;
+    }
+    default:
+      return undefined;
   }
 }
 

@@ -16,7 +16,7 @@ export function registerReplay(program: Command): void {
   program
     .command('replay')
     .description(
-      'Put dead rows back in the delivery queue (by id, or all of them with --dead), each mapped again from its source first; beside a running serve, through its admin API. Exits 1 if any row was skipped.',
+      'Put dead rows back in the delivery queue (by id, or all of them with --dead), each mapped again from its source first; beside a running serve, through its admin API (which refusing admin.token makes it exit 1, replaying nothing). Exits 1 if any row was skipped.',
     )
     .argument('[ids...]', 'ledger row ids (see `opencrvs-bridge ledger --status dead`)')
     .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')

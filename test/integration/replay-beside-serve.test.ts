@@ -1,6 +1,7 @@
 // `replay` run beside a running `serve` (docs/deployment.md §1): the rows are replayed by serve, through
 // its admin API, so the evaluation joins serve's own order of evaluations of the record; without that API
-// the replay runs in its own process and says so; an admin listener of another ledger is never asked.
+// the replay runs in its own process and says so; an admin listener of another ledger is never asked, and
+// one that refuses the token (401, 429) is not gone around.
 // Separate processes, as an operator runs them (`docker exec … opencrvs-bridge replay 12`).
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
-import { replayThroughServe } from '../../src/commands/replay-remote.js';
+import { replayThroughServe, ServeRefused } from '../../src/commands/replay-remote.js';
 import { loadConfig } from '../../src/config/index.js';
 import { openLedger } from '../../src/ledger/index.js';
 import { PROCESS_LEASE_META } from '../../src/ledger/process-lease.js';
@@ -87,6 +88,22 @@ describe('replay beside a running serve', () => {
     );
     assert.match(here.stdout, /^Nothing requeued\.\nSkipped 999: /);
 
+    // A configuration whose admin token is not serve's (an old copy, a rotated token): serve's admin API
+    // answers 401. Refused, exit 1, and not replayed here either: that is the unordered path, not a fallback.
+    const wrongConfig = { ...sims.configObject(), admin: { token: `${TOKEN}-old`, port: adminPort } };
+    const wrongToken = join(sims.dir, 'wrong-token.yaml');
+    writeFileSync(wrongToken, stringify(wrongConfig));
+    const refused = await runCli(['replay', '999', '--config', wrongToken]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(
+      refused.stderr,
+      new RegExp(
+        `^replay: serve's admin API at 127\\.0\\.0\\.1:${adminPort} refused admin\\.token of this configuration \\(HTTP 401\\).*; nothing replayed, by serve or in this process`,
+      ),
+    );
+    assert.doesNotMatch(refused.stderr, /replaying in this process/);
+    assert.equal(refused.stdout, '', 'nothing replayed here');
+
     // An admin listener that serves another ledger is not asked to replay this one's ids: a second
     // ledger whose lease a live process of this host holds (serve's pid, for one that surely runs).
     const otherPath = join(sims.dir, 'other.db');
@@ -107,6 +124,25 @@ describe('replay beside a running serve', () => {
       assert.match('why' in answer ? answer.why : '', new RegExp(`127\\.0\\.0\\.1:${adminPort} serves another ledger`));
     } finally {
       other.close();
+    }
+
+    // Too many wrong tokens: the listener answers 429 for a while. Refused too, never replayed here.
+    const wrong = loadConfig({ text: stringify(wrongConfig) });
+    const inspected = openLedger(dbPath, { inspectOnly: true });
+    try {
+      let message = '';
+      for (let i = 0; i < 15 && !message.includes('HTTP 429'); i++) {
+        await assert.rejects(replayThroughServe(wrong, inspected, [dead.id]), (err: Error) => {
+          message = err.message;
+          return err instanceof ServeRefused;
+        });
+      }
+      assert.match(
+        message,
+        /refuses tokens from this address for now, after too many wrong ones \(HTTP 429, retry after \d+ s\)/,
+      );
+    } finally {
+      inspected.close();
     }
 
     child.kill('SIGTERM');
