@@ -1,5 +1,6 @@
 // First: it disables a library's own debug output before that library loads (see the module).
 import './observability/debug-guard.js';
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerDemo } from './commands/demo.js';
 import { registerDismiss } from './commands/dismiss.js';
@@ -16,6 +17,23 @@ import { installCrashHandlers } from './observability/crash.js';
 
 export { errorLine } from './observability/crash.js';
 
+/**
+ * The package's version, from its package.json: one directory up from this module both in a checkout
+ * (src/cli.ts) and once built (dist/cli.js; /app/dist/cli.js beside /app/package.json in the image).
+ * Never a reason for a command to fail: without a readable one, `--version` says so.
+ */
+export function packageVersion(): string {
+  try {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version?: unknown;
+    };
+    if (typeof version === 'string') return version;
+  } catch {
+    // said below
+  }
+  return 'unknown (no readable package.json above the CLI module)';
+}
+
 /** Builds the command line. Each command lives in src/commands/<name>.ts and sets `process.exitCode`. */
 export function buildProgram(): Command {
   const program = new Command('opencrvs-bridge')
@@ -23,6 +41,7 @@ export function buildProgram(): Command {
       'Delivers births and deaths from hospital systems (FHIR R4, DHIS2) to OpenCRVS exactly once.\n' +
         'Configuration: --config FILE or the BRIDGE_CONFIG environment variable.',
     )
+    .version(packageVersion(), '-V, --version', 'print the version of opencrvs-bridge and exit')
     .showHelpAfterError()
     .exitOverride();
   for (const register of [

@@ -188,6 +188,22 @@ describe('the container entrypoint from a production install', () => {
     for (const name of ['serve', 'sync', 'doctor', 'demo']) assert.match(r.stdout, new RegExp(`\\b${name}\\b`));
   });
 
+  it('prints the version of the package.json it ships', () => {
+    const [command = '', ...args] = jsonArray(only(runtimeStage as Stage, 'ENTRYPOINT').args);
+    mkdirSync(dataDir, { recursive: true });
+    const r = spawnSync(command === 'node' ? process.execPath : command, [...args.map(inImage), '--version'], {
+      cwd: dataDir,
+      env: runtimeEnv({}),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const shipped = JSON.parse(readFileSync(join(appDir, 'package.json'), 'utf8')) as { version: string };
+    const source = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(shipped.version, source.version);
+    assert.equal(r.stdout, `${source.version}\n`);
+  });
+
   it('serves with the config from BRIDGE_CONFIG and passes its HEALTHCHECK', async () => {
     const config = join(work, 'bridge.yaml');
     writeFileSync(
