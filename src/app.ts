@@ -224,6 +224,7 @@ export class Bridge {
               routing: config.routing,
               mapOptions: () => this.mapOptions(),
               sharesRecordsWith: sharing.get(settings.id),
+              dhis2Sources: () => this.dhis2Sources,
             }),
           );
       }

@@ -13,6 +13,8 @@ import {
   ORG_UNITS,
   type TrackedEntity,
 } from '../../src/sandbox/dhis2/index.js';
+import { Dhis2SourceError } from '../../src/sources/dhis2/client.js';
+import { sleep } from './helpers/bridge-harness.js';
 import { type Dhis2Harness, dataValueOf, enrolledIn, startDhis2Harness } from './helpers/dhis2-harness.js';
 
 const BASIC = `Basic ${Buffer.from(`${DEFAULT_SANDBOX_AUTH.username}:${DEFAULT_SANDBOX_AUTH.password}`).toString('base64')}`;
@@ -53,16 +55,30 @@ const DISTRICT_USERS = {
 /** A TEXT attribute a deployment adds for the tracking id (the simulator takes any attribute uid). */
 const TRACKING_ATTRIBUTE = 'SbxTrkIdAtt';
 
+/** A third source, listed between them: the country's root org unit alone, its user capturing everywhere. */
+const NATIONAL = 'dhis2-national';
+const NATIONAL_USER = {
+  username: 'national-clerk',
+  password: 'nat-secret',
+  organisationUnits: [ORG_UNITS.sierraLeone],
+};
+
 /** The same split, each source with its own district's user, both writing the tracking id to an attribute. */
-function startSplitByUser(outOfScopeRead: 'not-found' | 'forbidden'): Promise<Dhis2Harness> {
+function startSplitByUser(
+  outOfScopeRead: 'not-found' | 'forbidden',
+  delivery?: Record<string, unknown>,
+  national = false,
+): Promise<Dhis2Harness> {
   return startDhis2Harness({
     births: 6,
     deaths: 0,
-    simulator: { users: Object.values(DISTRICT_USERS), outOfScopeRead },
+    ...(delivery ? { delivery } : {}),
+    simulator: { users: [...Object.values(DISTRICT_USERS), NATIONAL_USER], outOfScopeRead },
     configure: ({ sources }) => {
       const births = sources[0] ?? {};
-      const as = (id: typeof BO | typeof GBENIKORO) => ({
-        auth: { type: 'basic', username: DISTRICT_USERS[id].username, password: DISTRICT_USERS[id].password },
+      const users = { ...DISTRICT_USERS, [NATIONAL]: NATIONAL_USER };
+      const as = (id: keyof typeof users) => ({
+        auth: { type: 'basic', username: users[id].username, password: users[id].password },
         writeBack: { attribute: TRACKING_ATTRIBUTE, maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 200 },
       });
       sources.splice(
@@ -74,6 +90,16 @@ function startSplitByUser(outOfScopeRead: 'not-found' | 'forbidden'): Promise<Dh
           id: BO,
           dhis2: { program: CHILD_PROGRAMME, orgUnits: [ORG_UNITS.bo], orgUnitMode: 'DESCENDANTS' },
         },
+        ...(national
+          ? [
+              {
+                ...births,
+                ...as(NATIONAL),
+                id: NATIONAL,
+                dhis2: { program: CHILD_PROGRAMME, orgUnits: [ORG_UNITS.sierraLeone], orgUnitMode: 'SELECTED' },
+              },
+            ]
+          : []),
         {
           ...births,
           ...as(GBENIKORO),
@@ -89,8 +115,12 @@ function attributeOf(h: Dhis2Harness, uid: string, attribute: string): string | 
   return h.dhis2.trackedEntity(uid)?.attributes?.find((a) => a.attribute === attribute)?.value;
 }
 
-/** Moves the child's enrollment in the programme to Gbenikoro MCHP, as the tracker API does. */
-async function transfer(h: Dhis2Harness, child: TrackedEntity): Promise<void> {
+/** Moves the child's enrollment in the programme (Gbenikoro MCHP by default), as the tracker API does. */
+async function transfer(
+  h: Dhis2Harness,
+  child: TrackedEntity,
+  orgUnit: string = ORG_UNITS.gbenikoroMchp,
+): Promise<void> {
   const en = child.enrollments?.[0];
   assert.ok(en?.enrollment);
   const moved = await fetch(`${h.dhis2.baseUrl}/api/tracker?async=false&importStrategy=UPDATE`, {
@@ -102,7 +132,7 @@ async function transfer(h: Dhis2Harness, child: TrackedEntity): Promise<void> {
           enrollment: en.enrollment,
           program: en.program,
           trackedEntity: child.trackedEntity,
-          orgUnit: ORG_UNITS.gbenikoroMchp,
+          orgUnit,
           status: en.status,
           enrolledAt: en.enrolledAt,
           occurredAt: en.occurredAt,
@@ -231,4 +261,207 @@ describe('DHIS2 district split: a child transferred to the other district', () =
         await h.close();
       }
     });
+});
+
+// The recheck before a waiting row's first send, and a replay, read the record again: as the row's own
+// source they got the Bo user's 404 for a child transferred meanwhile, and the row was held dead (and a
+// replay kept it so) though the other district's source, whose user DHIS2 shows it to, reads the same record.
+describe('DHIS2 district split, a user per district: a waiting child transferred before its recheck', () => {
+  /** The Bo births recorded and waiting (delivery.recheckAfterSeconds: 1), Gbenikoro's delivered. */
+  async function boWaiting(outOfScopeRead: 'not-found' | 'forbidden' = 'not-found') {
+    const h = await startSplitByUser(outOfScopeRead, { settleSeconds: 1, recheckAfterSeconds: 1 });
+    assert.ok((await h.bridge.syncOnce([GBENIKORO], { timeoutMs: 30_000 })).ok);
+    const bo = h.bridge.dhis2Sources.find((s) => s.settings.id === BO);
+    assert.ok(((await bo?.poller.pollOnce())?.mapped.inserted ?? 0) > 0);
+    return h;
+  }
+
+  /** Lets the settle and recheck thresholds (1 s) pass, then runs the worker (no poll) until nothing is due. */
+  async function deliverDue(h: Dhis2Harness): Promise<void> {
+    await sleep(1_100);
+    await h.bridge.worker.runUntilIdle({ timeoutMs: 20_000 });
+  }
+
+  async function eventsOf(h: Dhis2Harness, createTransactionId: string | null | undefined) {
+    return (await h.events()).filter((ev) =>
+      ev.actions.some((a) => a.type === 'CREATE' && a.transactionId === createTransactionId),
+    );
+  }
+
+  for (const outOfScopeRead of ['not-found', 'forbidden'] as const)
+    it(`is read through the source whose user DHIS2 shows it to, and goes out once on its own row (${outOfScopeRead})`, async () => {
+      const h = await boWaiting(outOfScopeRead);
+      try {
+        const child = childAtNgelehun(h);
+        const uid = String(child.trackedEntity);
+        const subject = `TrackedEntity/${uid}`;
+        const [waiting] = h.rows().filter((r) => r.subjectKey === subject);
+        assert.deepEqual([waiting?.sourceId, waiting?.state], [BO, 'pending']);
+        const eventsBefore = (await h.events()).length;
+
+        // The Gbenikoro user's reads of the child in the programme (a spy: each goes to the simulator).
+        const gbenikoro = h.bridge.dhis2Sources.find((s) => s.settings.id === GBENIKORO);
+        assert.ok(gbenikoro);
+        const read = gbenikoro.client.trackedEntity.bind(gbenikoro.client);
+        let readsOfChild = 0;
+        gbenikoro.client.trackedEntity = (te, params, options) => {
+          if (te === uid && params?.program) readsOfChild++;
+          return read(te, params, options);
+        };
+
+        await transfer(h, child);
+        await deliverDue(h);
+        assert.equal(readsOfChild, 1, 'asked once, and what it read is what is mapped');
+
+        const rows = h.rows().filter((r) => r.subjectKey === subject);
+        assert.deepEqual(
+          rows.map((r) => [r.sourceId, r.state]),
+          [[BO, 'delivered']],
+          JSON.stringify(rows[0]?.lastError),
+        );
+        const [row] = rows;
+        assert.ok(row);
+        assert.equal(row.createTransactionId, waiting?.createTransactionId, 'the same transaction ids');
+        assert.equal(h.bridge.ledger.readBy(row.id), GBENIKORO, 'the row says which source read it');
+        const events = await eventsOf(h, row.createTransactionId);
+        assert.equal(events.length, 1, 'one OpenCRVS event');
+        assert.equal(events[0]?.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Accepted').length, 1);
+        // The Bo births that stayed went out too, each once.
+        const bo = h.rows().filter((r) => r.sourceId === BO);
+        assert.ok(bo.every((r) => r.state === 'delivered'));
+        assert.equal((await h.events()).length, eventsBefore + bo.length);
+        // Its tracking id goes back through the user DHIS2 shows the record to (WriteBackRunner.writeThrough).
+        await h.bridge.writeBacks?.drain({ timeoutMs: 20_000 });
+        assert.equal(h.bridge.writeBacks?.store.get(row.id)?.outcome, 'written');
+        assert.equal(attributeOf(h, uid, TRACKING_ATTRIBUTE), row.trackingId);
+      } finally {
+        await h.close();
+      }
+    });
+
+  it('asks the source that last read the record for the row first, the others not at all once it is shown it', async () => {
+    const h = await startSplitByUser('not-found', { settleSeconds: 1, recheckAfterSeconds: 1 }, true);
+    try {
+      assert.ok((await h.bridge.syncOnce([GBENIKORO], { timeoutMs: 30_000 })).ok);
+      const source = (id: string) => {
+        const found = h.bridge.dhis2Sources.find((s) => s.settings.id === id);
+        assert.ok(found, id);
+        return found;
+      };
+      assert.ok(((await source(BO).poller.pollOnce()).mapped.inserted ?? 0) > 0);
+      const child = childAtNgelehun(h);
+      const uid = String(child.trackedEntity);
+      const subject = `TrackedEntity/${uid}`;
+      // Transferred, and read by the Gbenikoro source's poll: recorded on the Bo row, which still waits.
+      await transfer(h, child);
+      await source(GBENIKORO).poller.pollOnce();
+      const [waiting] = h.rows().filter((r) => r.subjectKey === subject);
+      assert.deepEqual([waiting?.sourceId, waiting?.state], [BO, 'pending']);
+      assert.equal(h.bridge.ledger.readBy(waiting?.id ?? 0), GBENIKORO);
+      // The national source, listed before it, is shown the child too: asked first, it would read it.
+      const national = source(NATIONAL).client;
+      const read = national.trackedEntity.bind(national);
+      let nationalReads = 0;
+      national.trackedEntity = (te, params, options) => {
+        if (te === uid) nationalReads++;
+        return read(te, params, options);
+      };
+
+      await deliverDue(h);
+      const [row] = h.rows().filter((r) => r.subjectKey === subject);
+      assert.deepEqual([row?.sourceId, row?.state], [BO, 'delivered']);
+      assert.equal(h.bridge.ledger.readBy(row?.id ?? 0), GBENIKORO);
+      assert.equal(nationalReads, 0);
+      assert.equal((await eventsOf(h, row?.createTransactionId)).length, 1);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it("held dead when no source's user is shown it, saying so; replayed once one is, it goes out once", async () => {
+    const h = await boWaiting();
+    try {
+      const child = childAtNgelehun(h);
+      const subject = `TrackedEntity/${child.trackedEntity}`;
+      // To an org unit neither district's user captures in.
+      await transfer(h, child, ORG_UNITS.sierraLeone);
+      await deliverDue(h);
+      const [held] = h.rows().filter((r) => r.subjectKey === subject);
+      assert.ok(held);
+      assert.deepEqual([held.sourceId, held.state, held.lastError?.kind], [BO, 'dead', 'source-read']);
+      assert.match(
+        held.lastError?.message ?? '',
+        new RegExp(
+          `Nor does DHIS2 show it to the user of ${GBENIKORO} \\(404\\).*: no configured source's user is shown it`,
+        ),
+      );
+      assert.deepEqual(await eventsOf(h, held.createTransactionId), []);
+
+      // Replayed too early: still no user shown it, still dead.
+      assert.deepEqual((await h.bridge.replay([held.id])).requeued, []);
+
+      // Now in the other district: the replay reads it through that source's user and requeues it.
+      await transfer(h, child);
+      assert.deepEqual((await h.bridge.replay([held.id])).requeued, [held.id]);
+      await deliverDue(h);
+      const [row] = h.rows().filter((r) => r.subjectKey === subject);
+      assert.deepEqual([row?.sourceId, row?.state], [BO, 'delivered']);
+      assert.equal(h.bridge.ledger.readBy(row?.id ?? 0), GBENIKORO);
+      assert.equal((await eventsOf(h, held.createTransactionId)).length, 1, 'one OpenCRVS event');
+      assert.equal(h.rows().filter((r) => r.subjectKey === subject).length, 1);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('DHIS2 district split, a user per district: the other source cannot be asked', () => {
+  it('holds the waiting child dead saying so, not sent as recorded; a replay asks again', async () => {
+    const h = await startSplitByUser('not-found', { settleSeconds: 1, recheckAfterSeconds: 1 });
+    try {
+      assert.ok((await h.bridge.syncOnce([GBENIKORO], { timeoutMs: 30_000 })).ok);
+      const bo = h.bridge.dhis2Sources.find((s) => s.settings.id === BO);
+      assert.ok(((await bo?.poller.pollOnce())?.mapped.inserted ?? 0) > 0);
+      const child = childAtNgelehun(h);
+      const uid = String(child.trackedEntity);
+      const subject = `TrackedEntity/${uid}`;
+      const gbenikoro = h.bridge.dhis2Sources.find((s) => s.settings.id === GBENIKORO);
+      assert.ok(gbenikoro);
+      // DHIS2 answers the Gbenikoro user's read of it 503 through every retry (the client's own error).
+      const read = gbenikoro.client.trackedEntity.bind(gbenikoro.client);
+      let failing = true;
+      gbenikoro.client.trackedEntity = async (te, params, options) => {
+        if (failing && te === uid) throw new Dhis2SourceError('read tracked entity failed: HTTP 503', 503, true);
+        return read(te, params, options);
+      };
+
+      await transfer(h, child);
+      await sleep(1_100);
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 20_000 });
+      const [held] = h.rows().filter((r) => r.subjectKey === subject);
+      assert.ok(held);
+      assert.deepEqual([held.sourceId, held.state, held.lastError?.kind], [BO, 'dead', 'source-read']);
+      assert.match(
+        held.lastError?.message ?? '',
+        new RegExp(`could not be asked through ${GBENIKORO} \\(read tracked entity failed: HTTP 503\\)`),
+      );
+      const sent = (await h.events()).filter((ev) =>
+        ev.actions.some((a) => a.type === 'CREATE' && a.transactionId === held.createTransactionId),
+      );
+      assert.deepEqual(sent, [], 'not sent as recorded');
+
+      failing = false;
+      assert.deepEqual((await h.bridge.replay([held.id])).requeued, [held.id]);
+      await sleep(1_100);
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 20_000 });
+      const [row] = h.rows().filter((r) => r.subjectKey === subject);
+      assert.deepEqual([row?.sourceId, row?.state], [BO, 'delivered']);
+      const events = (await h.events()).filter((ev) =>
+        ev.actions.some((a) => a.type === 'CREATE' && a.transactionId === held.createTransactionId),
+      );
+      assert.equal(events.length, 1);
+    } finally {
+      await h.close();
+    }
+  });
 });

@@ -8,7 +8,7 @@ import { SourcePipeline } from '../pipeline.js';
 import type { SubjectRecheck } from '../recheck.js';
 import { Dhis2Client } from './client.js';
 import { Dhis2Poller } from './poller.js';
-import { dhis2Recheck } from './recheck.js';
+import { type Dhis2Reader, dhis2Recheck } from './recheck.js';
 import { dhis2SettingsOf } from './settings.js';
 
 export { type CallOptions, Dhis2Client, Dhis2SourceError, type ImportStrategy } from './client.js';
@@ -36,6 +36,11 @@ export interface BuildDhis2SourceDeps {
   mapOptions: () => MapOptions;
   /** Other sources of the same DHIS2 server and programme (sources/overlap.ts sourcesSharingRecords). */
   sharesRecordsWith?: readonly string[];
+  /**
+   * The DHIS2 sources built (asked at each recheck, so those built after this one count): the recheck
+   * reads a record this source's user is not shown through those of `sharesRecordsWith` (recheck.ts).
+   */
+  dhis2Sources?: () => readonly Dhis2SourceRuntime[];
 }
 
 export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2SourceDeps): Dhis2SourceRuntime {
@@ -66,12 +71,45 @@ export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2Sourc
     poll: settings.poll,
     logger: deps.logger,
   });
+  const eventTypes = [...new Set(mappings.mappings.map((m) => m.eventType))];
   const recheck: SubjectRecheck = dhis2Recheck({
     sourceId: settings.id,
     client,
     pipeline,
     dhis2: dhis2SettingsOf(settings),
     logger: deps.logger,
+    sharing: () => readersFor(settings.id, eventTypes, deps),
+    lastReader: (subjectKey) => {
+      for (const eventType of eventTypes) {
+        const row = deps.ledger.findByKey(settings.id, eventType, subjectKey);
+        const reader = row && deps.ledger.readBy(row.id);
+        if (reader) return reader;
+      }
+      return undefined;
+    },
   });
   return { settings, mappings, client, pipeline, poller, recheck };
+}
+
+/**
+ * The sources of the same records (sharesRecordsWith) that map every event type this one does: one that
+ * does not map a birth would evaluate the child as no event of its own and leave this source's birth row
+ * untouched, so it would go out unchecked.
+ */
+function readersFor(sourceId: string, eventTypes: readonly string[], deps: BuildDhis2SourceDeps): Dhis2Reader[] {
+  const ids = deps.sharesRecordsWith ?? [];
+  if (ids.length === 0) return [];
+  return (deps.dhis2Sources?.() ?? [])
+    .filter(
+      (s) =>
+        s.settings.id !== sourceId &&
+        ids.includes(s.settings.id) &&
+        eventTypes.every((type) => s.mappings.mappings.some((m) => m.eventType === type)),
+    )
+    .map((s) => ({
+      sourceId: s.settings.id,
+      client: s.client,
+      pipeline: s.pipeline,
+      dhis2: dhis2SettingsOf(s.settings),
+    }));
 }

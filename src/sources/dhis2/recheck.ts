@@ -3,7 +3,7 @@ import { type Resource, trackedEntityResource } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Evaluation, SourcePipeline } from '../pipeline.js';
 import type { SubjectRecheck } from '../recheck.js';
-import { failureToThrow } from '../shared/source-error.js';
+import { failureToThrow, SourceCallError } from '../shared/source-error.js';
 import { type Dhis2Client, Dhis2SourceError, isDhis2Uid, type TrackedEntityListing } from './client.js';
 import { Dhis2Fetcher } from './fetcher.js';
 import type { TrackerTrackedEntity } from './schemas.js';
@@ -37,6 +37,14 @@ type Refusal = 404 | 403;
  * `cancelUnsent` (skipped reads as settled and does not replay), and not left pending (the worker would
  * send it, or recheck it again and again with nobody told).
  *
+ * Another source of the same DHIS2 server and programme (`sharing`: one split by district, each source with
+ * a user of its own district) may be shown what this one's user is not: a child transferred to the other
+ * district while its row waited. Its user is asked before the list (each such source once per subject and
+ * recheck, the one that last read the record for this row first), and what it reads is evaluated and
+ * committed through that source's pipeline, which records it on this source's row (SourcePipeline ownerOf,
+ * noting the reader as read_by_source): the row keeps its source and transactionIds, so it goes out once,
+ * as the record is now. Held dead only when no configured source's user is shown it, the reason saying so.
+ *
  * A read that fails otherwise (a 5xx through the client's retries, no answer) leaves out that subject
  * alone, as in the FHIR recheck (fhir/reevaluate.ts): what the other reads show is recorded (withdrawn,
  * updated, held dead), then the failure is thrown, a proxy's page before any other. The worker sends only
@@ -49,6 +57,13 @@ export function dhis2Recheck(deps: {
   pipeline: SourcePipeline;
   dhis2: Dhis2Settings;
   logger: Logger;
+  /**
+   * The other sources of the same DHIS2 server and programme whose users may be shown a record this
+   * source's user is not (asked when it is refused: see above). Called at each recheck.
+   */
+  sharing?: () => readonly Dhis2Reader[];
+  /** The source that last read this subject's record for this source's row (its read_by_source), if any. */
+  lastReader?: (subjectKey: string) => string | undefined;
 }): SubjectRecheck {
   const { sourceId, client, pipeline, dhis2 } = deps;
   const log = deps.logger.child({ component: 'dhis2-recheck', source: sourceId });
@@ -56,9 +71,12 @@ export function dhis2Recheck(deps: {
     const fetcher = pipeline.reading(new Dhis2Fetcher(client, dhis2.fields));
     // Each read that failed (readSubject): its subject is left out, the others go on.
     const failures: unknown[] = [];
+    const others = deps.sharing?.() ?? [];
     try {
       const resources: Resource[] = [];
       const held: Evaluation[] = [];
+      /** Records read through another source's user, by that source. */
+      const through = new Map<Dhis2Reader, Resource[]>();
       try {
         const keys = subjectKeys.filter((key) => key.startsWith(TRACKED_ENTITY));
         // Read together (the client bounds the calls in flight), each failure kept apart: a DHIS2 that does
@@ -71,6 +89,7 @@ export function dhis2Recheck(deps: {
           const read = reads[i];
           if (read?.deleted) pipeline.recordDeleted(key, fetcher);
           else if (read?.held) held.push(...pipeline.unserved(key, read.held, fetcher));
+          else if (read?.resource && read.via) through.set(read.via, [...(through.get(read.via) ?? []), read.resource]);
           else if (read?.resource) resources.push(read.resource);
         });
       } finally {
@@ -93,12 +112,36 @@ export function dhis2Recheck(deps: {
       const evaluated = await pipeline.evaluate(resources, fetcher, undefined, { partial: true });
       for (const { error } of evaluated.failures ?? []) failures.push(error);
       pipeline.commit(evaluated.results);
+      for (const [reader, read] of through) {
+        // Counts only: which records is in the ledger (the row's read_by_source).
+        log.info(
+          { subjects: read.length, via: reader.sourceId },
+          "tracked entities this source's user is not shown read through another source of the same DHIS2 programme",
+        );
+        await evaluateThrough(reader, read);
+      }
       // What was read is recorded (a birth deleted or withdrawn meanwhile is not sent); now the failure, so
       // the worker sends only the unread subjects' rows as recorded. A page that is not DHIS2's (a proxy's)
       // goes first: the rows then wait (app.ts), neither sent unchecked nor withdrawn.
       if (failures.length > 0) throw failureToThrow(failures);
     } finally {
       await pipeline.finished(fetcher);
+    }
+
+    /**
+     * Evaluates and commits through `reader`'s pipeline (with a fetcher of its client: its user reads the
+     * context too), which records the results on this source's rows (SourcePipeline ownerOf).
+     */
+    async function evaluateThrough(reader: Dhis2Reader, read: Resource[]): Promise<void> {
+      const readerFetcher = reader.pipeline.reading(new Dhis2Fetcher(reader.client, reader.dhis2.fields));
+      try {
+        readerFetcher.prime(read);
+        const evaluated = await reader.pipeline.evaluate(read, readerFetcher, undefined, { partial: true });
+        for (const { error } of evaluated.failures ?? []) failures.push(error);
+        reader.pipeline.commit(evaluated.results);
+      } finally {
+        await reader.pipeline.finished(readerFetcher);
+      }
     }
 
     /** What DHIS2 showed of one subject; undefined when its read failed (the failure kept in `failures`). */
@@ -114,6 +157,25 @@ export function dhis2Recheck(deps: {
         return undefined;
       }
       if (typeof entity === 'object') return { resource: trackedEntityResource(entity) };
+      const asked: OthersAsked = { refused: [], failed: [] };
+      for (const reader of inOrder(key)) {
+        let seen: TrackerTrackedEntity | Refusal;
+        try {
+          seen = await readInProgram(reader.client, uid, reader.dhis2);
+        } catch (err) {
+          // Stopping, or a page that is not DHIS2's (a proxy's): the rows wait (app.ts), as for this source's
+          // own read. Otherwise that source's failure is said in the reason of a row held dead: this source's
+          // user was refused the record, so it is not sent as recorded on a guess either.
+          if (reader.client.closed || (err instanceof SourceCallError && err.foreign)) {
+            failures.push(err);
+            return undefined;
+          }
+          asked.failed.push({ sourceId: reader.sourceId, message: err instanceof Error ? err.message : String(err) });
+          continue;
+        }
+        if (typeof seen === 'object') return { resource: trackedEntityResource(seen), via: reader };
+        asked.refused.push({ sourceId: reader.sourceId, refusal: seen });
+      }
       let listing: TrackedEntityListing | Error;
       try {
         listing = await client.trackedEntityListing(uid, dhis2.program);
@@ -124,14 +186,40 @@ export function dhis2Recheck(deps: {
         }
         listing = err instanceof Error ? err : new Error(String(err));
       }
-      return listing === 'deleted' ? { deleted: true } : { held: notShown(entity, listing) };
+      return listing === 'deleted' ? { deleted: true } : { held: notShown(entity, listing, asked) };
+    }
+
+    /** The other sources to ask for `key`, each once: the one that last read it for this row first. */
+    function inOrder(key: string): readonly Dhis2Reader[] {
+      if (others.length < 2) return others;
+      const last = deps.lastReader?.(key);
+      const first = others.find((reader) => reader.sourceId === last);
+      return first ? [first, ...others.filter((reader) => reader !== first)] : others;
     }
   };
 }
 
-/** A subject read: its record (none when DHIS2 gave nothing to map), deleted, or held dead for this reason. */
+/** Another DHIS2 source of the same server and programme, with its own user (sources/overlap.ts sourcesSharingRecords). */
+export interface Dhis2Reader {
+  sourceId: string;
+  client: Dhis2Client;
+  pipeline: SourcePipeline;
+  dhis2: Dhis2Settings;
+}
+
+/** What the other sources answered for a record this source's user is refused. */
+interface OthersAsked {
+  refused: Array<{ sourceId: string; refusal: Refusal }>;
+  failed: Array<{ sourceId: string; message: string }>;
+}
+
+/**
+ * A subject read: its record (none when DHIS2 gave nothing to map; `via` the other source whose user it was
+ * read as), deleted, or held dead for this reason.
+ */
 interface SubjectRead {
   resource?: Resource;
+  via?: Dhis2Reader;
   deleted?: boolean;
   held?: string;
 }
@@ -157,24 +245,48 @@ const NOT_A_UID =
   'DHIS2 issues no such uid, and the answer that listed it was not its own. Not sent and not withdrawn: check ' +
   'what answers at sources[].baseUrl (or leave it dead: a dead row is never sent)';
 
-/** Why a row is held: no personal data (a uid is DHIS2's system id, the error names the call and status). */
-function notShown(refusal: Refusal, listing: Exclude<TrackedEntityListing, 'deleted'> | Error): string {
+/**
+ * Why a row is held: no personal data (a uid is DHIS2's system id, the error names the call and status;
+ * source ids are the configuration's).
+ */
+function notShown(
+  refusal: Refusal,
+  listing: Exclude<TrackedEntityListing, 'deleted'> | Error,
+  asked: OthersAsked,
+): string {
   const decide =
     'Not sent and not withdrawn: check it in DHIS2, then replay this row once the user sees it again ' +
     '(or leave it dead: a dead row is never sent)';
+  const others = othersSaid(asked);
   if (listing === 'live')
     return (
       `DHIS2 lists it as not deleted, yet a read in the program answers ${refusal} to the bridge's user: its ` +
-      `program owner org unit is outside the user's capture scope (ownership transferred, or the user's org units narrowed). ${decide}`
+      `program owner org unit is outside the user's capture scope (ownership transferred, or the user's org units narrowed).${others} ${decide}`
     );
   if (listing === 'unlisted')
     return (
       `DHIS2 no longer shows it to the bridge's user (a read answers ${refusal} and the list with includeDeleted=true ` +
       "does not have it): deleted for good, or its program owner org unit moved outside the user's capture " +
-      `scope. ${decide}`
+      `scope.${others} ${decide}`
     );
   return (
-    `DHIS2 answered ${refusal} to a read, and whether it was deleted could not be asked (${listing.message}). ` +
+    `DHIS2 answered ${refusal} to a read, and whether it was deleted could not be asked (${listing.message}).${others} ` +
     'Not sent and not withdrawn: replay this row to ask again (or leave it dead: a dead row is never sent)'
   );
+}
+
+/** What the other sources of the programme answered, as a sentence of the reason (empty when there are none). */
+function othersSaid({ refused, failed }: OthersAsked): string {
+  let said = '';
+  if (refused.length > 0) {
+    const whom = refused.map(({ sourceId, refusal }) => `${sourceId} (${refusal})`).join(', nor to that of ');
+    const which = refused.length === 1 ? 'the other source' : 'the other sources';
+    said += ` Nor does DHIS2 show it to the user of ${whom}, ${which} of this server and programme`;
+    said += failed.length === 0 ? ": no configured source's user is shown it." : '.';
+  }
+  if (failed.length > 0) {
+    const where = failed.map(({ sourceId, message }) => `${sourceId} (${message})`).join(', nor through ');
+    said += ` It could not be asked through ${where}: replay this row to ask again.`;
+  }
+  return said;
 }
