@@ -47,6 +47,12 @@ export interface EchoOptions {
   caselessMinLength: number;
   /** Also found written all in lower case (secrets: no server word or field id is one). */
   lowerCaseToo?: boolean;
+  /**
+   * Values longer than this are not looked for: the caller cuts every text it searches to this length
+   * first, so such a value is never found whole, and preparing it (each form folded) costs about a
+   * second of the event loop per 2 MB.
+   */
+  longest?: number;
 }
 
 /** Values to find, compiled once; hide() may then be called on any number of texts. */
@@ -58,8 +64,9 @@ export class Echoes {
     const seen = new Set<string>();
     this.needles = [];
     this.lowerCaseToo = options.lowerCaseToo === true;
+    const longest = options.longest ?? Number.POSITIVE_INFINITY;
     for (const value of values) {
-      if (value === '') continue;
+      if (value === '' || value.length > longest) continue;
       const caseless = value.length >= options.caselessMinLength && value.toLowerCase() !== value.toUpperCase();
       // A form body writes a space as '+' (its '+' as %2B, which decoding turns back into '+').
       const written = value.includes(' ') ? [value, value.replaceAll(' ', '+')] : [value];

@@ -83,7 +83,7 @@ export function sentValues(declaration: unknown, codes: FormCodes = NO_CODES): s
  * or JSON-escaped, percent-encoded, in another Unicode normalisation or case; observability/echoes.ts).
  */
 export function sentEchoes(sent: readonly string[]): Echoes {
-  return new Echoes(sent, { caselessMinLength: MIN_SENT_VALUE });
+  return new Echoes(sent, { caselessMinLength: MIN_SENT_VALUE, longest: MAX_SEARCHED });
 }
 
 /**

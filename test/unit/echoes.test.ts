@@ -133,6 +133,16 @@ describe('values sent to OpenCRVS, quoted back in an answer', () => {
     assert.equal(hide(text), '😀 Île &#x1F600; [redacted] ß ✓ %C3%A9 [redacted] 😀 [redacted]!');
   });
 
+  it('does not prepare a value longer than the text it can be found in, and still finds one that fits', () => {
+    const fits = `Zoé ${'x'.repeat(65_536 - 4)}`;
+    const tooLong = `Ndé ${'y'.repeat(2 * 1_048_576)}`;
+    const echoes = sentEchoes(sentValues({ a: fits, b: tooLong, c: 'Dušan' }));
+    // As sent, and each with its spaces written '+': the 2 MB value is neither.
+    assert.equal(echoes.size, 3);
+    assert.deepEqual(withoutSentValues({ quoted: fits }, echoes), { quoted: '[redacted]' });
+    assert.deepEqual(withoutSentValues({ quoted: 'Dušan' }, echoes), { quoted: '[redacted]' });
+  });
+
   it('searches a long text for many values in bounded time', () => {
     const many = sentEchoes(Array.from({ length: 200 }, (_, i) => `Name${i}é`));
     const long = `${'x&amp;y\\u00e9 %C3%A9 Ñ '.repeat(3000)}Name199\\u00e9`;
