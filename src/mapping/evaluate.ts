@@ -9,10 +9,10 @@ import { dateOrderWarnings, todayFor } from './date-order.js';
 import { isOpenCrvsEmail } from './email.js';
 import { ExpressionRuntimeError } from './fhirpath/expr.js';
 import { meetsCondition } from './profile.js';
-import { routeRecord } from './routing.js';
+import { type RoutingOutcome, routeRecord } from './routing.js';
 import { applyTransform, type FieldOutcome } from './transforms/index.js';
 import { lookup } from './transforms/values.js';
-import type { MapOptions, MapResult } from './types.js';
+import type { MapOptions, MapResult, RoutingResult } from './types.js';
 
 /**
  * Why a mapping did not map: `excluded` (an `unless` rule) is more telling than "no evidence";
@@ -115,6 +115,33 @@ function hiddenFieldsLeftOut(mapping: CompiledMapping, declaration: Record<strin
   return warnings;
 }
 
+/**
+ * Whether the routed facility is the record's, as its final declaration says: not when the data states the
+ * event happened elsewhere, nor when every facility field it filled was left out (the form would hide
+ * them). Otherwise the payload would carry, and its hash count, a facility the declaration does not name,
+ * and the worker would look up (facilityUnchecked) one whose answer cannot change what is sent. A facility
+ * not resolved yet, so in no field (unchecked, not a UUID), stays marked: once looked up it may fill them.
+ */
+function facilityDeclared(
+  mapping: CompiledMapping,
+  routed: RoutingOutcome,
+  declaration: Record<string, unknown>,
+  elsewhere: boolean,
+): boolean {
+  const { facility, facilityUnchecked } = routed.routing;
+  if (facility === undefined && facilityUnchecked === undefined) return true; // nothing to take back
+  if (elsewhere) return false;
+  const ids = mapping.routing.facilityFields;
+  if (facility === undefined || ids.length === 0) return true;
+  for (const id of ids) if (id in declaration) return true;
+  return false;
+}
+
+function withoutFacility(routing: RoutingResult): RoutingResult {
+  const { facility: _facility, facilityUnchecked: _unchecked, ...rest } = routing;
+  return rest;
+}
+
 /** The first `unless` rule of this kind that holds (a loop, not closures: this runs for every subject). */
 function exclusionRule(mapping: CompiledMapping, ctx: MappingContext, withEvidence: boolean) {
   for (const rule of mapping.unless) {
@@ -199,8 +226,10 @@ export function evaluateMapping(
   // not at a facility (a death at home after a hospital visit), a routed facility would contradict it.
   const place = mapping.routing.placeOfEvent;
   const statedPlace = place ? declaration[place.field] : undefined;
-  if (place && statedPlace !== undefined && statedPlace !== place.value && routed.routing.facility) {
-    warnings.push(`${place.field} is ${String(statedPlace)} in the source: the routed facility is not sent`);
+  const elsewhere = place !== undefined && statedPlace !== undefined && statedPlace !== place.value;
+  if (elsewhere) {
+    if (routed.routing.facility)
+      warnings.push(`${place.field} is ${String(statedPlace)} in the source: the routed facility is not sent`);
   } else {
     for (const [id, value] of Object.entries(routed.fields)) {
       if (id === place?.field && statedPlace !== undefined) continue;
@@ -209,6 +238,9 @@ export function evaluateMapping(
   }
 
   warnings.push(...hiddenFieldsLeftOut(mapping, declaration));
+  const routing = facilityDeclared(mapping, routed, declaration, elsewhere)
+    ? routed.routing
+    : withoutFacility(routed.routing);
 
   if (!mapping.validateDeclaration(declaration)) {
     for (const e of mapping.validateDeclaration.errors ?? []) {
@@ -227,7 +259,6 @@ export function evaluateMapping(
   const sourceRef = source.id ? `${source.resourceType}/${source.id}` : subjectRef;
   // The evidence names the row of a refused record too: "did Encounter/9 arrive?" must find it.
   if (errors.length) return { result: { status: 'invalid', ...base, sourceRef, errors } };
-  const routing = routed.routing;
   // Key order is fixed by the mapping (fields in file order, then routing fields), so plain JSON is stable.
   const payloadHash = createHash('sha256')
     .update(JSON.stringify([mapping.eventType, routing.office ?? null, routing.facility ?? null, declaration]))

@@ -325,6 +325,8 @@ describe('a place of event the source states', () => {
     assert.equal(atHome.declaration['eventDetails.placeOfDeath'], 'DECEASED_USUAL_RESIDENCE');
     assert.equal(atHome.declaration['eventDetails.deathLocation'], undefined);
     assert.equal(atHome.routing.office, 'o-1', 'the office is still the one of the place that reported it');
+    assert.equal(atHospital.routing.facility, 'f-1');
+    assert.equal(atHome.routing.facility, undefined, 'nor in the payload beside the declaration');
     assert.ok(atHome.warnings.some((w) => /placeOfDeath is DECEASED_USUAL_RESIDENCE in the source/.test(w)));
   });
 });

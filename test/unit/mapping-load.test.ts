@@ -526,6 +526,51 @@ routing:
         'child.birthLocation: left out: the form shows it only when child.placeOfBirth = HEALTH_FACILITY, which this record does not give (no registrar would see it)',
       ],
     );
+    assert.equal(undated.routing.facility, 'fac-1', 'child.birthLocationId names it');
+  });
+
+  it('takes the facility out of the routing too when every facility field is left out', async () => {
+    const file = write(`${head}fields:
+  child.name: '%subject.name'
+  child.placeOfBirth: { value: HEALTH_FACILITY, when: '%subject.birthDate.exists()' }
+routing:
+  facilityKeys: ['%subject.managingOrganization.reference']
+  facilityFields: [child.birthLocation]
+`);
+    const routed = (route: { office: string; facility?: string }) =>
+      loadMappings({ files: [file], routing: { defaultOffice: 'office-1', facilities: { 'Organization/h1': route } } });
+    const set = routed({ office: 'office-2', facility: 'fac-1' });
+    const id = set.mappings[0]?.id ?? '';
+    const patient = (patientId: string, birthDate?: string): Resource =>
+      ({
+        resourceType: 'Patient',
+        id: patientId,
+        name: [{ family: 'Doe' }],
+        managingOrganization: { reference: 'Organization/h1' },
+        ...(birthDate ? { birthDate } : {}),
+      }) as Resource;
+    const fetcher = bundleFetcher([patient('p'), patient('dated', '2024-05-14')]);
+    // OpenCRVS could not confirm the routing table: its office and facility are marked for the worker.
+    const unconfirmed = { resolveLocation: (ref: string) => ref, routingUnconfirmed: () => true };
+
+    const dated = await mapSubject(set, id, 'Patient/dated', fetcher, unconfirmed);
+    assert.ok(dated.status === 'mapped', JSON.stringify(dated));
+    assert.equal(dated.declaration['child.birthLocation'], 'fac-1');
+    assert.equal(dated.routing.facility, 'fac-1');
+    assert.equal(dated.routing.facilityUnchecked, 'fac-1');
+
+    const r = await mapSubject(set, id, 'Patient/p', fetcher, unconfirmed);
+    assert.ok(r.status === 'mapped', JSON.stringify(r));
+    assert.equal(r.declaration['child.birthLocation'], undefined);
+    // No facility the declaration does not name: none for the worker to look up, none in the hash.
+    assert.equal(r.routing.facility, undefined);
+    assert.equal(r.routing.facilityUnchecked, undefined);
+    assert.equal(r.routing.office, 'office-2');
+    assert.equal(r.routing.officeUnchecked, 'office-2', 'the office is still checked before sending');
+    const officeOnly = routed({ office: 'office-2' });
+    const same = await mapSubject(officeOnly, id, 'Patient/p', fetcher, unconfirmed);
+    assert.ok(same.status === 'mapped', JSON.stringify(same));
+    assert.equal(r.payloadHash, same.payloadHash, 'the payload of a route without a facility');
   });
 });
 
