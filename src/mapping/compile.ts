@@ -27,7 +27,7 @@ import {
   type TransformName,
   type TransformOptions,
 } from './transforms/index.js';
-import type { ValueMap } from './transforms/values.js';
+import { LeftOut, type ValueMap, valueMapOutput } from './transforms/values.js';
 import { formatPath, type KeyPath, MappingLoadError, YamlSource } from './yaml-source.js';
 
 export type TemplatePart = { literal: string } | { expr: CompiledExpr } | { codes: string[] };
@@ -186,8 +186,13 @@ export function compileMapping(file: string, text: string, options: CompileOptio
   }
   const valueMaps = new Map<string, ValueMap>();
   for (const [name, table] of Object.entries((doc.valueMaps ?? {}) as Record<string, Obj>)) {
-    const entries = new Map(Object.entries(table).filter(([k]) => k !== '*'));
-    valueMaps.set(name, { name, entries, fallback: '*' in table ? { value: table['*'] } : undefined });
+    const entries = new Map(
+      Object.entries(table)
+        .filter(([k]) => k !== '*')
+        .map(([k, out]) => [k, valueMapOutput(out)]),
+    );
+    const fallback = '*' in table ? { value: valueMapOutput(table['*']) } : undefined;
+    valueMaps.set(name, { name, entries, fallback });
   }
 
   const compiler = new ExpressionCompiler(source, codeSets, options.fastPath ?? true, options.timeZone);
@@ -310,7 +315,7 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     what: string,
     range?: CompiledField['range'],
   ) => {
-    if (value === null) return;
+    if (value === null || value instanceof LeftOut) return;
     const problem = fieldValueProblem(field, value);
     if (problem) throw src.error(path, `${what} ${JSON.stringify(value)} ${problem}`);
     if (range && typeof value === 'number' && outOfRange(value, range))
@@ -530,7 +535,10 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     if (f.constant) values.push(f.constant.value);
     else if (f.transform) return undefined;
     else {
-      if (f.map) values.push(...f.map.entries.values(), ...(f.map.fallback ? [f.map.fallback.value] : []));
+      if (f.map) {
+        for (const out of f.map.entries.values()) values.push(out instanceof LeftOut ? null : out);
+        if (f.map.fallback) values.push(f.map.fallback.value instanceof LeftOut ? null : f.map.fallback.value);
+      }
       if (f.default) values.push(f.default.value);
     }
     return values;

@@ -35,7 +35,8 @@ function sourceValue(f: CompiledField, items: unknown[], from: string): SourceOu
     const out = lookup(f.map, items);
     if ('unmapped' in out) return { error: out.unmapped, from };
     if ('ambiguous' in out) return { error: out.ambiguous, from };
-    return out.value === null ? { skip: `${f.id}: value map ${f.map.name} leaves this value out` } : out;
+    if (out.value !== null) return out;
+    return { skip: `${f.id}: ${'warning' in out ? out.warning : `value map ${f.map.name} leaves this value out`}` };
   }
   const transform = f.transform ?? 'text';
   const out = applyTransform(transform, items, f.options);

@@ -49,6 +49,28 @@ fields:
     assert.match(err.message, /"FEMALE" is not an option of child\.gender \(male, female, unknown\)/);
   });
 
+  it('takes a value-map entry that leaves the field out with its own warning, and refuses one misspelt', () => {
+    const plurality = (entry: string) => `${head}valueMaps:
+  plurality:
+    '2': TWIN
+    'true': ${entry}
+fields:
+  child.birthType: { from: '%subject.multipleBirth', map: plurality }
+`;
+    assert.doesNotThrow(() =>
+      loadMappings({ files: [write(plurality("{ leaveOut: 'multiple birth of unknown size' }"))] }),
+    );
+    for (const wrong of [
+      "{ leaveout: 'x' }",
+      "{ leaveOut: '' }",
+      "{ leaveOut: 'x', value: TWIN }",
+      '{ leaveOut: 2 }',
+    ]) {
+      const err = loadError(plurality(wrong));
+      assert.match(err.path, /^valueMaps\.plurality/, wrong);
+    }
+  });
+
   it('rejects a SELECT or RADIO_GROUP field filled from the source without a value map', () => {
     // Loaded, it would make the first record with a code that is no option (gender `other`) invalid.
     const err = loadError(

@@ -5,7 +5,7 @@ import { toPlainDate } from '../../src/mapping/transforms/dates.js';
 import { applyTransform } from '../../src/mapping/transforms/index.js';
 import { toOpenCrvsName } from '../../src/mapping/transforms/names.js';
 import { toDuration, toKilograms, toYears } from '../../src/mapping/transforms/units.js';
-import { lookup, type ValueMap } from '../../src/mapping/transforms/values.js';
+import { lookup, type ValueMap, valueMapOutput } from '../../src/mapping/transforms/values.js';
 
 describe('names', () => {
   it('prefers the official name, then usual, then the first', () => {
@@ -359,5 +359,35 @@ describe('value maps read codes as loosely as the conversions read text and unit
     const weight = lookup(plurality, [{ value: 1, system: 'http://unitsofmeasure.org', code: 'kg' }]);
     assert.ok('unmapped' in weight, JSON.stringify(weight));
     assert.match(weight.unmapped, /^a Quantity in 'kg' is not in value map plurality/);
+  });
+});
+
+describe('a value map entry that leaves the field out with its own warning ({ leaveOut: text })', () => {
+  const plurality: ValueMap = {
+    name: 'plurality',
+    entries: new Map<string, unknown>([
+      ['2', 'TWIN'],
+      ['true', valueMapOutput({ leaveOut: 'multiple birth of unknown size: type of birth left out' })],
+      ['unk', null],
+    ]),
+    fallback: { value: valueMapOutput({ leaveOut: 'not a count: type of birth left out' }) },
+  };
+
+  it('gives no value and the entry’s words, for a key and for the * entry', () => {
+    assert.deepEqual(lookup(plurality, [true]), {
+      value: null,
+      warning: 'multiple birth of unknown size: type of birth left out',
+    });
+    assert.deepEqual(lookup(plurality, ['TRUE']), lookup(plurality, [true]), 'matched loosely as any key');
+    assert.deepEqual(lookup(plurality, ['many']), { value: null, warning: 'not a count: type of birth left out' });
+    assert.deepEqual(lookup(plurality, ['unk']), { value: null }, 'null keeps the generic warning');
+  });
+
+  it('is one outcome with null beside it, not two values, and is still a value beside an option', () => {
+    assert.deepEqual(lookup(plurality, ['unk', true]), {
+      value: null,
+      warning: 'multiple birth of unknown size: type of birth left out',
+    });
+    assert.ok('ambiguous' in lookup(plurality, [2, true]));
   });
 });

@@ -3,12 +3,28 @@ import { isDimensionless } from './units.js';
 
 export interface ValueMap {
   name: string;
+  /** Key → output: an option, null ("leave the field out") or a LeftOut (the same, with its own warning). */
   entries: ReadonlyMap<string, unknown>;
-  /** The '*' entry: used when nothing matched; null means "leave the field out". */
+  /** The '*' entry: used when nothing matched. */
   fallback?: { value: unknown };
 }
 
-export type LookupOutcome = { value: unknown } | { unmapped: string } | { ambiguous: string };
+/**
+ * An entry written `{ leaveOut: '…' }`: the field is left out, like null, with the mapping's own words for
+ * the warning ('multiple birth of unknown size (birth order 2): type of birth left out') instead of the
+ * generic one. A mapping constant: it says what the code means, never the record's data.
+ */
+export class LeftOut {
+  constructor(readonly warning: string) {}
+}
+
+/** A value map's output as written in the file: `{ leaveOut: text }` becomes a LeftOut, others stay. */
+export function valueMapOutput(written: unknown): unknown {
+  return isObject(written) && typeof written.leaveOut === 'string' ? new LeftOut(written.leaveOut) : written;
+}
+
+/** `warning`: the entry's own words when it leaves the field out (value null). */
+export type LookupOutcome = { value: unknown; warning?: string } | { unmapped: string } | { ambiguous: string };
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -54,8 +70,8 @@ function looseIndex(map: ValueMap): ReadonlyMap<string, unknown> {
   const clashes = new Set<string>();
   for (const [key, out] of map.entries) {
     const loose = loosely(key);
-    if (index.has(loose) && JSON.stringify(index.get(loose)) !== JSON.stringify(out)) clashes.add(loose);
-    else index.set(loose, out);
+    if (index.has(loose) && outputKey(index.get(loose)) !== outputKey(out)) clashes.add(loose);
+    else if (!index.has(loose) || index.get(loose) === null) index.set(loose, out); // a LeftOut says more
   }
   for (const loose of clashes) index.delete(loose);
   looseIndexes.set(map, index);
@@ -102,10 +118,13 @@ function describe(item: unknown): string {
  * the mapping should choose (a where()). A CodeableConcept's codings are one concept: its first known wins.
  */
 export function lookup(map: ValueMap, items: readonly unknown[]): LookupOutcome {
-  const outputs = new Map<string, unknown>(); // by JSON: equal outputs of two entries are one value
+  const outputs = new Map<string, unknown>(); // by outputKey: equal outputs of two entries are one value
   for (const item of items) {
     const entry = entryFor(map, keysOf(item));
-    if (entry) outputs.set(JSON.stringify(entry.out), entry.out);
+    if (!entry) continue;
+    const key = outputKey(entry.out);
+    // Two items left out are one outcome: the first entry with its own warning gives it.
+    if (!outputs.has(key) || outputs.get(key) === null) outputs.set(key, entry.out);
   }
   if (outputs.size > 1) {
     // Neither the codes nor the outputs are named: with a person's items (a sex, a marital status) they say
@@ -114,11 +133,20 @@ export function lookup(map: ValueMap, items: readonly unknown[]): LookupOutcome 
       ambiguous: `is several codes that value map ${map.name} maps to ${outputs.size} different values: choose one with where() or first()`,
     };
   }
-  if (outputs.size === 1) return { value: [...outputs.values()][0] };
-  if (map.fallback) return { value: map.fallback.value };
+  if (outputs.size === 1) return outcome([...outputs.values()][0]);
+  if (map.fallback) return outcome(map.fallback.value);
   return {
     unmapped: `${items.length ? describe(items[0]) : 'nothing'} is not in value map ${map.name} (add it under valueMaps.${map.name}, or a '*' entry for any other code)`,
   };
+}
+
+/** Outputs compared as values: by JSON, every way of leaving the field out being one. */
+function outputKey(out: unknown): string {
+  return out instanceof LeftOut ? 'null' : JSON.stringify(out);
+}
+
+function outcome(out: unknown): { value: unknown; warning?: string } {
+  return out instanceof LeftOut ? { value: null, warning: out.warning } : { value: out };
 }
 
 export type ScalarOutcome = { value: unknown } | { error: string };
