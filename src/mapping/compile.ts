@@ -360,14 +360,25 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     if (typeof spec.when === 'string') compiled.when = expr(spec.when, [...path, 'when']);
     const shownWhen = showConditions(field, profile.fields);
     if (shownWhen.length > 0) compiled.shownWhen = shownWhen;
+    // Before the value map: its outputs, like a `value` or `default`, are checked against the range.
+    if (spec.min !== undefined || spec.max !== undefined) {
+      if (field.type !== 'NUMBER') throw src.error(path, `min and max apply to NUMBER fields, not ${field.type}`);
+      const range = {
+        min: (spec.min as number | undefined) ?? -Infinity,
+        max: (spec.max as number | undefined) ?? Infinity,
+      };
+      if (range.min > range.max) throw src.error([...path, 'min'], `min ${range.min} is above max ${range.max}`);
+      compiled.range = range;
+    }
     if (typeof spec.map === 'string') {
       // A value map gives the value as it is: a conversion beside it would be ignored without a word.
       if (spec.as !== undefined)
         throw src.error([...path, 'as'], 'give either as or map: a value map gives the value itself');
       const map = valueMaps.get(spec.map);
       if (!map) throw src.error([...path, 'map'], `unknown value map '${spec.map}'`);
-      for (const [key, out] of map.entries) checkValue(field, out, ['valueMaps', spec.map, key], `value map output`);
-      if (map.fallback) checkValue(field, map.fallback.value, ['valueMaps', spec.map, '*'], 'value map output');
+      const at = (key: string) => ['valueMaps', spec.map as string, key];
+      for (const [key, out] of map.entries) checkValue(field, out, at(key), 'value map output', compiled.range);
+      if (map.fallback) checkValue(field, map.fallback.value, at('*'), 'value map output', compiled.range);
       compiled.map = map;
     } else if (spec.from !== undefined || spec.as !== undefined) {
       // A constant (`value` alone) needs no conversion: any field type, checked against the form below.
@@ -397,15 +408,6 @@ export function compileMapping(file: string, text: string, options: CompileOptio
       compiled.dateOrder = dateOrder;
     }
     if (field.type === 'ADDRESS') compiled.options.domesticCountry = profile.domesticCountry;
-    if (spec.min !== undefined || spec.max !== undefined) {
-      if (field.type !== 'NUMBER') throw src.error(path, `min and max apply to NUMBER fields, not ${field.type}`);
-      const range = {
-        min: (spec.min as number | undefined) ?? -Infinity,
-        max: (spec.max as number | undefined) ?? Infinity,
-      };
-      if (range.min > range.max) throw src.error([...path, 'min'], `min ${range.min} is above max ${range.max}`);
-      compiled.range = range;
-    }
     if ('default' in spec) {
       checkValue(field, spec.default, [...path, 'default'], 'default', compiled.range);
       compiled.default = { value: spec.default };

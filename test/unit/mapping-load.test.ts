@@ -111,6 +111,16 @@ fields:
     );
   });
 
+  it('rejects a value-map output outside the range, as it does a constant', () => {
+    // Loaded, every record with that code would lose its weight, the warning blaming the source's unit.
+    const weights = (out: string) =>
+      `${head}valueMaps:\n  w: { small: ${out}, usual: 3, '*': null }\nfields:\n  child.weightAtBirth: { from: '%subject.id', map: w, min: 0.1, max: 6 }\n`;
+    const err = loadError(weights('0.05'));
+    assert.equal(err.path, 'valueMaps.w.small');
+    assert.match(err.message, /value map output 0\.05 is outside this field's range \(0\.1 to 6\)/);
+    assert.doesNotThrow(() => loadMappings({ files: [write(weights('0.1'))] }));
+  });
+
   it('rejects a conversion beside a value map, which would be ignored', () => {
     const err = loadError(
       `${head}valueMaps:\n  g: { male: male }\nfields:\n  child.gender: { from: '%subject.gender', map: g, as: kilograms }\n`,
