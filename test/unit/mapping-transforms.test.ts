@@ -359,6 +359,10 @@ describe('value maps read codes as loosely as the conversions read text and unit
     const weight = lookup(plurality, [{ value: 1, system: 'http://unitsofmeasure.org', code: 'kg' }]);
     assert.ok('unmapped' in weight, JSON.stringify(weight));
     assert.match(weight.unmapped, /^a Quantity in 'kg' is not in value map plurality/);
+    // A key 'kg' would not help: the message says how a Quantity is read instead.
+    assert.doesNotMatch(weight.unmapped, /add it under valueMaps/);
+    assert.match(weight.unmapped, /reads a Quantity only by its number, when it has no unit .*\.value\.value/);
+    assert.match((lookup(plurality, ['9']) as { unmapped: string }).unmapped, /add it under valueMaps\.plurality/);
   });
 });
 

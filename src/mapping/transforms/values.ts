@@ -43,8 +43,7 @@ function codings(item: unknown): Array<Record<string, unknown>> {
  */
 function keysOf(item: unknown): string[] {
   if (typeof item === 'string' || typeof item === 'number' || typeof item === 'boolean') return [String(item)];
-  if (isObject(item) && typeof item.value === 'number' && !('coding' in item))
-    return isDimensionless(item) ? [String(item.value)] : [];
+  if (isQuantity(item)) return isDimensionless(item) ? [String(item.value)] : [];
   const keys: string[] = [];
   for (const c of codings(item)) {
     if (typeof c.code !== 'string' && typeof c.code !== 'number') continue;
@@ -99,7 +98,7 @@ function entryFor(map: ValueMap, keys: readonly string[]): { out: unknown } | un
 
 /** Codes are vocabulary and may be named in messages; free values (plain strings) are not echoed. */
 function describe(item: unknown): string {
-  if (isObject(item) && typeof item.value === 'number' && !('coding' in item)) {
+  if (isQuantity(item)) {
     const unit = [item.code, item.unit].find((u) => typeof u === 'string' && u.trim() !== '');
     return unit === undefined ? `value ${item.value}` : `a Quantity in '${String(unit)}'`;
   }
@@ -135,9 +134,20 @@ export function lookup(map: ValueMap, items: readonly unknown[]): LookupOutcome 
   }
   if (outputs.size === 1) return outcome([...outputs.values()][0]);
   if (map.fallback) return outcome(map.fallback.value);
+  const first = items[0];
+  // No key would take a Quantity with a unit (its unit is no code): say how to read it, not to add a key.
+  const remedy =
+    isQuantity(first) && !isDimensionless(first)
+      ? 'a value map reads a Quantity only by its number, when it has no unit (or a dimensionless UCUM one: 1, {births}): select the number (….value.value) if the table counts in that unit'
+      : `add it under valueMaps.${map.name}, or a '*' entry for any other code`;
   return {
-    unmapped: `${items.length ? describe(items[0]) : 'nothing'} is not in value map ${map.name} (add it under valueMaps.${map.name}, or a '*' entry for any other code)`,
+    unmapped: `${items.length ? describe(first) : 'nothing'} is not in value map ${map.name} (${remedy})`,
   };
+}
+
+/** A Quantity (a number and maybe a unit), as keysOf and describe read one. */
+function isQuantity(item: unknown): item is Record<string, unknown> {
+  return isObject(item) && typeof item.value === 'number' && !('coding' in item);
 }
 
 /** Outputs compared as values: by JSON, every way of leaving the field out being one. */
