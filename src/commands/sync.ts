@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { Bridge, type SyncSummary, syncDone } from '../app.js';
-import { isSinceValue, sinceHasZone } from '../config/index.js';
+import { dhis2SinceProblem, isSinceValue } from '../config/index.js';
 import { heldSince } from '../ledger/index.js';
 import { errorLine } from '../observability/crash.js';
 import { isOpenCrvsError } from '../opencrvs/index.js';
@@ -135,14 +135,14 @@ export function registerSync(program: Command): void {
           process.exitCode = 2;
           return;
         }
-        // DHIS2 compares its own local times, whose zone the bridge does not know: a zoned date would be read
-        // as UTC wall time, hours off the period meant (a server at UTC-5 would start 5 hours late).
+        // The rule poll.since follows on a DHIS2 source (config/load.ts).
         const dhis2 = config.sources.filter(
           (s) => s.kind === 'dhis2' && (!options.source || options.source.includes(s.id)),
         );
-        if (options.since !== undefined && sinceHasZone(options.since) && dhis2.length > 0) {
+        const dhis2Problem = options.since === undefined ? undefined : dhis2SinceProblem(options.since);
+        if (dhis2Problem && dhis2.length > 0) {
           console.error(
-            `sync: --since for DHIS2 (${dhis2.map((s) => s.id).join(', ')}) is DHIS2's local time: give it without a zone (2026-01-31T00:00:00), or sync the FHIR sources alone with --source`,
+            `sync: --since for DHIS2 (${dhis2.map((s) => s.id).join(', ')}) ${dhis2Problem}; or sync the FHIR sources alone with --source`,
           );
           process.exitCode = 2;
           return;

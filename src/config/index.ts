@@ -1,4 +1,12 @@
 export { ConfigError } from './errors.js';
-export { configFromObject, type Env, isSinceValue, type LoadConfigOptions, loadConfig, sinceHasZone } from './load.js';
+export {
+  configFromObject,
+  dhis2SinceProblem,
+  type Env,
+  isSinceValue,
+  type LoadConfigOptions,
+  loadConfig,
+  sinceHasZone,
+} from './load.js';
 export { packagePaths } from './paths.js';
 export type * from './types.js';

@@ -212,7 +212,7 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
     source.auth ??= { type: 'none' };
     source.poll ??= { enabled: true, schedule: '*/1 * * * *', overlapSeconds: 30, pageSize: 100 };
     source.mappings ??= [...DEFAULT_MAPPINGS[source.kind]];
-    checkFirstSync(source.poll, `sources[${i}].poll`, file);
+    checkFirstSync(source.poll, source.kind, `sources[${i}].poll`, file);
     // Unchecked, a typo here passed validate and doctor, and serve then never polled.
     if (source.poll.enabled !== false && !cron.validate(source.poll.schedule)) {
       throw new ConfigError(
@@ -388,7 +388,18 @@ export function isSinceValue(value: string): boolean {
   return ISO_DATE_TIME.test(value) && !Number.isNaN(Date.parse(value));
 }
 
-function checkFirstSync(poll: PollSettings, path: string, file?: string): void {
+/**
+ * Why a start (`poll.since`, `sync --since`) cannot be taken for a DHIS2 source, or undefined. DHIS2
+ * compares its own local times, whose zone the bridge does not know: a zoned date would be read as that
+ * wall time, hours off the period meant (a server at UTC-5 would start 5 hours late).
+ */
+export function dhis2SinceProblem(value: string): string | undefined {
+  return sinceHasZone(value)
+    ? "is DHIS2's local time: give it without a zone (2026-01-31T00:00:00, on DHIS2's clock); a zone would put the start hours off"
+    : undefined;
+}
+
+function checkFirstSync(poll: PollSettings, kind: SourceSettings['kind'], path: string, file?: string): void {
   if (poll.since !== undefined && poll.sinceDays !== undefined) {
     throw new ConfigError(`${path}.sinceDays`, 'give either since or sinceDays, not both', file);
   }
@@ -400,6 +411,8 @@ function checkFirstSync(poll: PollSettings, path: string, file?: string): void {
       file,
     );
   }
+  const problem = poll.since !== undefined && kind === 'dhis2' ? dhis2SinceProblem(poll.since) : undefined;
+  if (problem) throw new ConfigError(`${path}.since`, problem, file);
 }
 
 export interface LoadConfigOptions {

@@ -393,4 +393,16 @@ describe('configuration', () => {
     assert.equal(both.path, 'sources[0].poll.sinceDays');
     assert.match(both.message, /either since or sinceDays/);
   });
+
+  it("refuses a zoned poll.since on a DHIS2 source, whose times are DHIS2's local time, as sync --since does", () => {
+    const source = (since: string) =>
+      `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: "http://emr/fhir"\n  - id: hmis\n    kind: dhis2\n    baseUrl: "http://dhis2.local"\n    poll: { since: "${since}" }\n`;
+    for (const since of ['2026-01-01T00:00:00Z', '2026-01-01T00:00:00.000+03:00', '2026-01-01T08:00-05:00']) {
+      const err = configErrorOf(() => loadConfig({ text: source(since) }));
+      assert.equal(err.path, 'sources[1].poll.since', since);
+      assert.match(err.problem, /is DHIS2's local time: give it without a zone/);
+    }
+    for (const since of ['2026-01-01', '2026-01-01T00:00:00', '2026-01-01T00:00:00.000'])
+      assert.equal(loadConfig({ text: source(since) }).sources[1]?.poll.since, since);
+  });
 });

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
 import { loadConfig } from '../../src/config/index.js';
 import { BridgeMetrics } from '../../src/observability/metrics.js';
 
@@ -85,5 +86,21 @@ describe('docs/deployment.md', () => {
     assert.equal(config.opencrvs.tokenUrl, 'http://127.0.0.1:7070/auth/token');
     assert.equal(config.routing.defaultOffice, 'LHUYvwY2Aq1');
     assert.match(doc, /\(\.\.\/examples\/bridge\.yaml\)/);
+  });
+});
+
+describe('docs/dhis2.md', () => {
+  it("gives a source's poll settings the configuration takes (a DHIS2 start without a zone)", () => {
+    const guide = readFileSync(`${root}docs/dhis2.md`, 'utf8');
+    const block = /## 4\. Configure the source\n+```yaml\n([\s\S]*?)```/.exec(guide)?.[1];
+    assert.ok(block, 'the YAML of section 4');
+    const sources = (parse(block) as { sources: Array<{ kind: string; poll?: unknown }> }).sources;
+    const polls = sources.filter((s) => s.poll !== undefined);
+    assert.ok(polls.length > 0);
+    for (const { kind, poll } of polls) {
+      const source = { id: 'hmis', kind, baseUrl: 'https://dhis2.example.org', poll };
+      const config = { opencrvs: { domain: 'farajaland.example.org', accessToken: 't' }, sources: [source] };
+      assert.doesNotThrow(() => loadConfig({ text: JSON.stringify(config) }));
+    }
   });
 });
