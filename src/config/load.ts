@@ -184,7 +184,16 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
     );
   }
   if (o.domain) {
-    o.tokenUrl ??= `https://gateway.${o.domain}/auth/token`;
+    const tokenUrl = `https://gateway.${o.domain}/auth/token`;
+    // An address has no gateway.<domain>: the URL made from it would be refused under a key not written.
+    if (!URL.canParse(tokenUrl)) {
+      throw new ConfigError(
+        'opencrvs.domain',
+        'must be a host name without scheme or path, e.g. farajaland.opencrvs.dev (the bridge calls https://gateway.<domain> and https://register.<domain>); for an address such as 127.0.0.1:7070, give opencrvs.tokenUrl and opencrvs.eventsUrl instead',
+        file,
+      );
+    }
+    o.tokenUrl ??= tokenUrl;
     o.eventsUrl ??= `https://register.${o.domain}/api/events`;
   }
   if (!o.eventsUrl) throw new ConfigError('opencrvs.eventsUrl', 'is required (or give opencrvs.domain)', file);

@@ -96,6 +96,21 @@ describe('configuration', () => {
     assert.equal(one.opencrvs.eventsUrl, 'https://register.x.org/api/events');
   });
 
+  it('says what opencrvs.domain takes when it is written as a URL or an address, under its own key', () => {
+    const domain = (value: string) => `opencrvs:\n  domain: ${value}\n  clientId: a\n  clientSecret: b\n`;
+    for (const value of ['https://farajaland.opencrvs.dev', 'farajaland.opencrvs.dev/', '127.0.0.1:7070', '10.0.0.5']) {
+      const err = configErrorOf(() => loadConfig({ text: domain(value) }));
+      assert.equal(err.path, 'opencrvs.domain', value);
+      assert.match(err.problem, /^must be a host name without scheme or path, e\.g\. farajaland\.opencrvs\.dev/, value);
+    }
+    const address = configErrorOf(() => loadConfig({ text: domain('127.0.0.1:7070') }));
+    assert.match(address.problem, /give opencrvs\.tokenUrl and opencrvs\.eventsUrl instead/);
+    assert.equal(
+      loadConfig({ text: domain('farajaland.opencrvs.dev:8443') }).opencrvs.eventsUrl,
+      'https://register.farajaland.opencrvs.dev:8443/api/events',
+    );
+  });
+
   it('names the path of an unknown key', () => {
     const err = configErrorOf(() => loadConfig({ text: `${MINIMAL_CONFIG}  clientSecrett: x\n` }));
     assert.equal(err.path, 'opencrvs.clientSecrett');
