@@ -3,7 +3,7 @@
 // described, and the example configuration it points to is valid.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
@@ -102,5 +102,42 @@ describe('docs/dhis2.md', () => {
       const config = { opencrvs: { domain: 'farajaland.example.org', accessToken: 't' }, sources: [source] };
       assert.doesNotThrow(() => loadConfig({ text: JSON.stringify(config) }));
     }
+  });
+});
+
+describe('example locations', () => {
+  it('are Farajaland offices and facilities of its locations CSV, so doctor passes on a copied example', () => {
+    const csv = readFileSync(`${root}profiles/opencrvs/farajaland/locations/locations.csv`, 'utf8');
+    const types = new Map(
+      csv
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((line) => line.split(','))
+        .map(([id, , , type]) => [id ?? '', (type ?? '').trim()]),
+    );
+    const yamlOf = (file: string) =>
+      file.endsWith('.md')
+        ? [...readFileSync(`${root}${file}`, 'utf8').matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]).join('\n')
+        : readFileSync(`${root}${file}`, 'utf8');
+    const files = [
+      'README.md',
+      ...readdirSync(`${root}docs`).map((f) => `docs/${f}`),
+      ...readdirSync(`${root}examples`)
+        .filter((f) => f.endsWith('.yaml'))
+        .map((f) => `examples/${f}`),
+    ];
+    const named: Array<{ where: string; id: string; type: string }> = [];
+    for (const file of files) {
+      for (const m of yamlOf(file).matchAll(/\b(defaultOffice|office|facility):\s*["']?([^\s,}"'#]+)/g))
+        named.push({ where: file, id: m[2] ?? '', type: m[1] === 'facility' ? 'HEALTH_FACILITY' : 'CRVS_OFFICE' });
+    }
+    // The schema's description of a location reference gives one as an example too.
+    const described = /Farajaland's '([^']+)'/.exec(JSON.stringify(schema))?.[1];
+    assert.ok(described, "the schema's example externalId");
+    named.push({ where: 'profiles/config.schema.json', id: described, type: 'CRVS_OFFICE' });
+    assert.ok(named.length >= 10, `only ${named.length} example locations found`);
+    const wrong = named.filter(({ id, type }) => types.get(id) !== type);
+    assert.deepEqual(wrong, [], 'use an id of profiles/opencrvs/farajaland/locations/locations.csv');
   });
 });
