@@ -48,6 +48,7 @@ export {
   type PendingCheckResult,
   type RecordChange,
   type RecordEventInput,
+  type Recorded,
   type RecordInvalidInput,
   type RecordSkippedInput,
   type ReplayResult,

@@ -11,6 +11,7 @@ import {
   type LedgerRow,
   type RecordChange,
   type RecordEventInput,
+  type Recorded,
   type RecordInvalidInput,
   type RecordSkippedInput,
 } from './types.js';
@@ -26,9 +27,9 @@ const WITHDRAWABLE = [...UNSENT, 'delivering'];
 
 export interface Recorder {
   recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };
-  recordSkipped(input: RecordSkippedInput): LedgerRow;
+  recordSkipped(input: RecordSkippedInput): Recorded;
   cancelUnsent(input: RecordSkippedInput): LedgerRow | undefined;
-  recordInvalid(input: RecordInvalidInput): LedgerRow;
+  recordInvalid(input: RecordInvalidInput): Recorded;
 }
 
 interface KeyInput {
@@ -249,39 +250,40 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   const withdraw = (
     existing: { id: number; state: string; event_id: string | null; withdrawn_reason: string | null },
     input: RecordSkippedInput,
-  ): 'marked' | 'cancel' => {
+  ): 'marked' | 'already marked' | 'cancel' => {
     // Nothing left for OpenCRVS yet (no event, no NOTIFY or single call attempted): cancel outright.
     if (existing.state !== 'delivering' && existing.event_id === null && !notifyAttempted.get(existing.id))
       return 'cancel';
-    if (existing.withdrawn_reason !== input.reason)
-      markWithdrawn.run({ id: existing.id, reason: input.reason, sourceRef: input.sourceRef, now: now() });
+    if (existing.withdrawn_reason === input.reason) return 'already marked';
+    markWithdrawn.run({ id: existing.id, reason: input.reason, sourceRef: input.sourceRef, now: now() });
     return 'marked';
   };
 
   const cancelUnsent = (input: RecordSkippedInput): LedgerRow | undefined => {
     const existing = stateByKey.get(input.sourceId, input.eventType, input.subjectKey);
     if (!existing || !WITHDRAWABLE.includes(existing.state)) return undefined;
-    if (withdraw(existing, input) === 'marked') return toLedgerRow(reselect(input));
+    const withdrawn = withdraw(existing, input);
+    if (withdrawn === 'marked') return toLedgerRow(reselect(input));
+    if (withdrawn === 'already marked') return undefined;
     const params = { id: existing.id, reason: input.reason, sourceRef: input.sourceRef, now: now() };
     return markUnsentSkipped.run(params).changes === 1 ? toLedgerRow(reselect(input)) : undefined;
   };
 
-  const recordSkipped = db.transaction((input: RecordSkippedInput): LedgerRow => {
+  const recordSkipped = db.transaction((input: RecordSkippedInput): Recorded => {
     if (insertRow(input, { sourceRef: input.sourceRef, state: 'skipped', skipReason: input.reason })) {
-      return toLedgerRow(reselect(input));
+      return { row: toLedgerRow(reselect(input)), changed: true };
     }
     const existing = reselect(input);
     // A later version that is no longer notifiable cancels a delivery that has not happened.
-    if (WITHDRAWABLE.includes(existing.state) && withdraw(existing, input) === 'marked')
-      return toLedgerRow(reselect(input));
+    const withdrawn = WITHDRAWABLE.includes(existing.state) ? withdraw(existing, input) : 'cancel';
+    if (withdrawn !== 'cancel') return { row: toLedgerRow(reselect(input)), changed: withdrawn === 'marked' };
     const cancellable = UNSENT.includes(existing.state) || existing.state === 'skipped';
-    if (cancellable && (existing.state !== 'skipped' || existing.skip_reason !== input.reason)) {
-      markSkipped.run({ id: existing.id, reason: input.reason, sourceRef: input.sourceRef, now: now() });
-    }
-    return toLedgerRow(reselect(input));
+    const changed = cancellable && (existing.state !== 'skipped' || existing.skip_reason !== input.reason);
+    if (changed) markSkipped.run({ id: existing.id, reason: input.reason, sourceRef: input.sourceRef, now: now() });
+    return { row: toLedgerRow(reselect(input)), changed };
   });
 
-  const recordInvalid = db.transaction((input: RecordInvalidInput): LedgerRow => {
+  const recordInvalid = db.transaction((input: RecordInvalidInput): Recorded => {
     const error: LedgerError = {
       classification: 'permanent',
       kind: input.kind ?? 'mapping',
@@ -289,7 +291,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     };
     const err = errorColumns(error);
     if (insertRow(input, { sourceRef: input.sourceRef, mappingId: input.mappingId, state: 'dead', error })) {
-      return toLedgerRow(reselect(input));
+      return { row: toLedgerRow(reselect(input)), changed: true };
     }
     const existing = reselect(input);
     // Not yet delivered: sending the older valid payload would send stale data, so the row becomes a
@@ -298,7 +300,8 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     const replaceable = ['pending', 'failed', 'dead', 'skipped'].includes(existing.state);
     const alreadySame =
       existing.state === 'dead' && existing.last_error_message === err.message && existing.last_error_kind === err.kind;
-    if (replaceable && !alreadySame) {
+    const changed = replaceable && !alreadySame;
+    if (changed) {
       markInvalid.run({
         id: existing.id,
         errClassification: err.classification,
@@ -309,7 +312,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         now: now(),
       });
     }
-    return toLedgerRow(reselect(input));
+    return { row: toLedgerRow(reselect(input)), changed };
   });
 
   return {

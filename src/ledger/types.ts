@@ -95,6 +95,15 @@ export interface RecordEventInput {
  */
 export type RecordChange = 'inserted' | 'replaced' | 'unchanged' | 'updated-after-notification';
 
+/**
+ * A skipped or invalid record's row, and whether this call wrote it: the same record read again by the
+ * next poll (an overlap, a page read twice) leaves it as it was, and `sync` counts only what changed.
+ */
+export interface Recorded {
+  row: LedgerRow;
+  changed: boolean;
+}
+
 export interface RecordSkippedInput {
   sourceId: string;
   eventType: string;
@@ -367,14 +376,14 @@ export interface Ledger {
   /** The strikes of records whose context reads get no answer in time (sources/pipeline.ts, slowRecords). */
   readonly slowRecords: LedgerSlowRecords;
   recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };
-  recordSkipped(input: RecordSkippedInput): LedgerRow;
+  recordSkipped(input: RecordSkippedInput): Recorded;
   /**
    * A record that is no event any more (its evidence was withdrawn): its row, if one is waiting to be
    * sent (pending, failed or dead), becomes skipped with the reason. Inserts nothing, and leaves a row
-   * delivered or in flight alone. Returns the row it changed.
+   * delivered or in flight alone. Returns the row it changed (none when it was so already).
    */
   cancelUnsent(input: RecordSkippedInput): LedgerRow | undefined;
-  recordInvalid(input: RecordInvalidInput): LedgerRow;
+  recordInvalid(input: RecordInvalidInput): Recorded;
   /**
    * Runs `fn` in one immediate (write-locking) transaction; `fn` must be synchronous. Durable
    * (synchronous=FULL) unless `reconciled`: for writes a poll pass would redo if a power cut lost

@@ -1023,7 +1023,7 @@ export class SourcePipeline {
             if ((change === 'inserted' && result.warnings.length > 0) || change === 'replaced')
               ledger.setMappingWarnings(row.id, result.warnings);
           } else if (result.status === 'invalid') {
-            const row = ledger.recordInvalid({
+            const { row, changed } = ledger.recordInvalid({
               sourceId: owner,
               eventType: result.eventType,
               subjectKey: result.subjectRef,
@@ -1033,7 +1033,8 @@ export class SourcePipeline {
               ...(result.unreadable ? { kind: 'source-read' as const } : {}),
             });
             report.invalid++;
-            report.ledgerIds.push(row.id);
+            // The same dead row again is no change of this pass (sync lists it among the earlier ones).
+            if (changed) report.ledgerIds.push(row.id);
           } else if (result.eventType && result.subjectRef && (excluded || noEvidence)) {
             const key = {
               sourceId: owner,
@@ -1044,13 +1045,18 @@ export class SourcePipeline {
             // An exclusion is kept visible ("why was this stillbirth not notified?"). A plain non-match
             // leaves no row, but withdraws one recorded earlier and not sent yet: the EMR removed the
             // evidence (an encounter entered in error, say) before delivery.
-            const row = excluded
-              ? ledger.recordSkipped({ ...key, reason: result.reason })
-              : ledger.cancelUnsent({ ...key, reason: `no longer notifiable: ${result.reason}` });
-            if (row) {
+            // A row goes into the pass's list only when this commit wrote it: a stillbirth read again by
+            // every poll (its record unchanged) is no news of each pass.
+            let written: LedgerRow | undefined;
+            if (excluded) {
+              const { row, changed } = ledger.recordSkipped({ ...key, reason: result.reason });
               report.skipped++;
-              report.ledgerIds.push(row.id);
+              if (changed) written = row;
+            } else {
+              written = ledger.cancelUnsent({ ...key, reason: `no longer notifiable: ${result.reason}` });
+              if (written) report.skipped++;
             }
+            if (written) report.ledgerIds.push(written.id);
           }
         }
         if (cursor) ledger.setCursor(sourceId, cursor.name, cursor.value);

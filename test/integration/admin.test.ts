@@ -717,7 +717,7 @@ describe('admin routes with a token', () => {
         sourceRef: 'Encounter/dismiss-1',
         mappingId: 'birth.fhir',
         errors: [{ field: 'child.gender', message: 'not one of male, female, unknown' }],
-      }).id;
+      }).row.id;
     });
 
     it('refuses a dismissal without a good reason with 400, and leaves the row dead', async () => {

@@ -460,3 +460,48 @@ describe('bridge polling: an office named by the record that OpenCRVS does not k
     }
   });
 });
+
+describe('bridge polling: records read again unchanged', () => {
+  // One lastUpdated for every write: each pass reads the same records again at its watermark.
+  const frozen = Date.parse('2026-11-20T10:00:00.000Z');
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ fhirClock: () => frozen });
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  it('are not counted as recorded or changed by the next pass: a stillbirth is skipped once', async () => {
+    const stillborn = patient(birthResources(0), '-child');
+    await h.writeBirths(0, 2);
+    // A fetal-death observation (LOINC 73811-2) about birth 0's child: the birth mapping skips it.
+    await h.fhir.upsert({
+      resourceType: 'Observation',
+      id: 'e2e-fetal-death-0',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '73811-2', display: 'Fetal death' }] },
+      subject: { reference: `Patient/${stillborn.id}` },
+      valueBoolean: true,
+    } as Resource);
+    const first = await h.bridge.syncOnce();
+    assert.ok(first.ok);
+    assert.deepEqual(first.rows.map((r) => r.state).sort(), ['delivered', 'skipped']);
+
+    // The next `sync --once` is a new process: nothing in memory says the records were seen.
+    const next = new Bridge(h.config, { logger: silentLogger, http: false, schedule: false, worker: false });
+    try {
+      const second = await next.syncOnce();
+      assert.ok(second.ok);
+      assert.ok(second.report.skipped >= 1, 'the stillbirth was read and evaluated again');
+      assert.deepEqual(
+        second.rows.map((r) => [r.sourceRef, r.state]),
+        [],
+        'nothing was recorded or changed by this pass',
+      );
+    } finally {
+      await next.stop();
+    }
+    assert.equal((await h.events()).length, 1, 'the live birth alone was notified, once');
+  });
+});

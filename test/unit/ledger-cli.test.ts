@@ -269,7 +269,7 @@ describe('ledger and replay commands', () => {
 
   it('exits 1 when --dead leaves a row it cannot replay, saying why', async () => {
     const ledger = openLedger(db);
-    const invalid = ledger.recordInvalid({
+    const { row: invalid } = ledger.recordInvalid({
       sourceId: 'emr',
       eventType: 'birth',
       subjectKey: 'Patient/3',

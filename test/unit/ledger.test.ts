@@ -139,13 +139,18 @@ describe('ledger: recording events', () => {
   });
 
   it('records skipped events with their reason, and a notifiable later version queues them', () => {
-    const skipped = ledger.recordSkipped({
+    const input = {
       sourceId: 'emr',
       eventType: 'birth',
       subjectKey: 'Patient/9',
       sourceRef: 'Encounter/9',
       reason: 'not a live birth',
-    });
+    };
+    const { row: skipped, changed } = ledger.recordSkipped(input);
+    assert.equal(changed, true);
+    // Read again as it was (the next poll's overlap): the row stays, and says it was not written.
+    assert.deepEqual(ledger.recordSkipped(input), { row: skipped, changed: false });
+    assert.equal(ledger.recordSkipped({ ...input, reason: 'stillbirth' }).changed, true, 'a new reason is a change');
     assert.equal(skipped.state, 'skipped');
     assert.equal(skipped.skipReason, 'not a live birth');
     assert.equal(skipped.payload, null);
@@ -156,14 +161,17 @@ describe('ledger: recording events', () => {
   });
 
   it('keeps invalid mapping output visible as dead with a permanent mapping error and no payload', () => {
-    const row = ledger.recordInvalid({
+    const input = {
       sourceId: 'emr',
       eventType: 'birth',
       subjectKey: 'Patient/5',
       sourceRef: 'Encounter/5',
       mappingId: 'birth.fhir',
       errors: [{ field: 'child.gender', message: 'not one of male, female, unknown' }],
-    });
+    };
+    const { row, changed } = ledger.recordInvalid(input);
+    assert.equal(changed, true);
+    assert.deepEqual(ledger.recordInvalid(input), { row, changed: false }, 'the same error again writes nothing');
     assert.equal(row.state, 'dead');
     assert.equal(row.payload, null);
     assert.deepEqual(row.lastError, {
@@ -242,7 +250,7 @@ describe('ledger: recording events', () => {
     const error: LedgerError = { classification: 'permanent', kind: 'bad-request', message: 'no' };
     const { a, b } = oneDeadOnePending(error);
     const dead = ledger.get(a.id);
-    const notEvent = ledger.recordSkipped({
+    const { row: notEvent } = ledger.recordSkipped({
       sourceId: 'emr',
       eventType: 'birth',
       subjectKey: 'Patient/not-event',
@@ -431,6 +439,7 @@ describe('ledger: recording events', () => {
     });
     const marked = ledger.cancelUnsent(input('d'));
     assert.deepEqual([marked?.state, marked?.withdrawnReason], ['failed', 'no longer notifiable: no birth evidence']);
+    assert.equal(ledger.cancelUnsent(input('d')), undefined, 'marked already: unchanged');
     // A newer version while that NOTIFY is in doubt is an update after notification; the payload sent stays.
     const { change } = ledger.recordEvent(eventInput('d', payload('Corrected'), '2'));
     assert.equal(change, 'updated-after-notification');

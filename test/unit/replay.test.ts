@@ -23,7 +23,7 @@ describe('replay', () => {
       ...eventInput(subject),
       sourceId,
       errors: [{ field: 'child.gender', message: 'not one of male, female, unknown' }],
-    });
+    }).row;
   /** A row OpenCRVS refused (dead, with its payload). */
   const rejected = (subject: string, sourceId = 'emr') => {
     const { row } = ledger.recordEvent({ ...eventInput(subject), sourceId });
