@@ -41,7 +41,7 @@ function checkToken(token: string, file?: string): void {
 export function adminTokenProblem(token: string): string | undefined {
   const generate = 'generate one: openssl rand -base64 32';
   if (PLACEHOLDER.test(token))
-    return `is a placeholder ("change me"), as in examples/bridge.yaml: anyone who has read the example knows it; ${generate}`;
+    return `is a placeholder ("change me"), of the kind examples and templates carry: anyone who has read one knows it; ${generate}`;
   // The schema counts the spaces a token is written with; the admin routes compare it trimmed.
   if (token.trim().length < MIN_TOKEN_LENGTH)
     return `is shorter than ${MIN_TOKEN_LENGTH} characters without its surrounding spaces: a short token is guessed; ${generate}`;

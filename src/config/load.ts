@@ -81,26 +81,54 @@ function setAtPointer(root: unknown, pointer: string, value: unknown): void {
 const ENV_REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 const WHOLE_ENV_REFERENCE = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
 
+/** Key path → the environment variables its value was made from (to name them when it is refused). */
+type EnvOrigins = Map<string, string[]>;
+
 /**
  * Replaces `${NAME}` in every string with the environment value; an unset name is an error. The key
- * paths of values that were one whole reference go into `whole` (see validateSchema).
+ * paths of values that were one whole reference go into `whole` (see validateSchema), and the names
+ * each value used into `origins`.
  */
-function interpolate(value: unknown, env: Env, path: string, file: string | undefined, whole: Set<string>): unknown {
+function interpolate(
+  value: unknown,
+  env: Env,
+  path: string,
+  file: string | undefined,
+  whole: Set<string>,
+  origins: EnvOrigins,
+): unknown {
   if (typeof value === 'string') {
     if (WHOLE_ENV_REFERENCE.test(value)) whole.add(path);
+    const names = [...value.matchAll(ENV_REFERENCE)].map((m) => m[1] ?? '');
+    if (names.length > 0) origins.set(path, [...new Set(names)]);
     return value.replace(ENV_REFERENCE, (_, name: string) => {
       const found = env[name];
       if (found === undefined) throw new ConfigError(path, `environment variable ${name} is not set`, file);
       return found;
     });
   }
-  if (Array.isArray(value)) return value.map((item, i) => interpolate(item, env, `${path}[${i}]`, file, whole));
+  if (Array.isArray(value))
+    return value.map((item, i) => interpolate(item, env, `${path}[${i}]`, file, whole, origins));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, env, path ? `${path}.${k}` : k, file, whole);
+    for (const [k, v] of Object.entries(value))
+      out[k] = interpolate(v, env, path ? `${path}.${k}` : k, file, whole, origins);
     return out;
   }
   return value;
+}
+
+/**
+ * Where a refused value came from, when it was written as `${NAME}`: the file shows only the reference, so
+ * the message names the variable to fix (never its value). Empty when the value was written in the file.
+ */
+function envOrigin(origins: EnvOrigins, path: string, value: unknown): string {
+  const names = origins.get(path);
+  if (!names) return '';
+  if (names.length > 1) return ` (it is made from the environment variables ${names.join(', ')})`;
+  return value === ''
+    ? ` (it comes from the environment variable ${names[0]}, which is set but empty)`
+    : ` (it comes from the environment variable ${names[0]})`;
 }
 
 /** Reads every `…File` secret into its plain key (in place), relative paths from the config's folder. */
@@ -504,14 +532,19 @@ export function loadConfig(options: LoadConfigOptions): BridgeConfig {
     throw yamlError(unresolvedAlias(doc, text) ?? err, file);
   }
   const fromEnv = new Set<string>();
-  const raw = interpolate(parsed ?? {}, env, '', file, fromEnv);
+  const origins: EnvOrigins = new Map();
+  const raw = interpolate(parsed ?? {}, env, '', file, fromEnv, origins);
   refuseBlanks(raw, '', file);
   resolveSecretFiles(raw, '', file ? dirname(resolve(file)) : process.cwd(), file);
   const { ok, errors } = validateSchema(raw, fromEnv);
   if (!ok) {
     // An unknown key first: a misspelt key ('opencrv:') is usually why a required one is missing.
     const described = errors
-      .map((error) => describeAjvError(error, configSchema(), raw))
+      .map((error) => {
+        const d = describeAjvError(error, configSchema(), raw);
+        const origin = envOrigin(origins, d.path, atPointer(raw, error.instancePath));
+        return origin && d.path === pointerToPath(error.instancePath) ? { ...d, problem: `${d.problem}${origin}` } : d;
+      })
       .sort((a, b) => Number(b.problem.startsWith('unknown key')) - Number(a.problem.startsWith('unknown key')));
     const unique = described.filter(
       (d, i) => described.findIndex((e) => e.path === d.path && e.problem === d.problem) === i,
@@ -523,7 +556,14 @@ export function loadConfig(options: LoadConfigOptions): BridgeConfig {
     throw new ConfigError(first?.path ?? '', `${first?.problem ?? 'invalid'}${also}`, file);
   }
   const config = raw as BridgeConfig;
-  checkSemantics(config, file);
+  try {
+    checkSemantics(config, file);
+  } catch (err) {
+    // The file shows `${NAME}` where the refused value was: the variable is what to change.
+    const origin = err instanceof ConfigError ? envOrigin(origins, err.path, undefined) : '';
+    if (origin && err instanceof ConfigError) throw new ConfigError(err.path, `${err.problem}${origin}`, err.file);
+    throw err;
+  }
   return config;
 }
 

@@ -111,6 +111,21 @@ describe('configuration', () => {
     );
   });
 
+  it('names the environment variable a refused value came from', () => {
+    const source = `${MINIMAL_CONFIG}sources:\n  - { id: emr, kind: fhir, baseUrl: "\${EMR_URL}" }\n`;
+    const withUser = configErrorOf(() => loadConfig({ text: source, env: { EMR_URL: 'http://u:p@emr.local/fhir' } }));
+    assert.equal(withUser.path, 'sources[0].baseUrl');
+    assert.match(withUser.problem, /must not carry credentials.*\(it comes from the environment variable EMR_URL\)$/);
+    assert.doesNotMatch(withUser.message, /u:p@/);
+    const port = configErrorOf(() =>
+      loadConfig({ text: `${MINIMAL_CONFIG}http: { port: "\${PORT}\${SUFFIX}" }\n`, env: { PORT: '80', SUFFIX: 'x' } }),
+    );
+    assert.match(port.problem, /\(it is made from the environment variables PORT, SUFFIX\)$/);
+    // Written in the file: nothing to name.
+    const inline = configErrorOf(() => loadConfig({ text: `${MINIMAL_CONFIG}http: { port: eighty }\n` }));
+    assert.doesNotMatch(inline.problem, /environment/);
+  });
+
   it('names the path of an unknown key', () => {
     const err = configErrorOf(() => loadConfig({ text: `${MINIMAL_CONFIG}  clientSecrett: x\n` }));
     assert.equal(err.path, 'opencrvs.clientSecrett');
