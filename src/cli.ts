@@ -13,6 +13,7 @@ import { registerServe } from './commands/serve.js';
 import { registerSubscriptions } from './commands/subscriptions.js';
 import { registerSync } from './commands/sync.js';
 import { registerValidate } from './commands/validate.js';
+import { registerWriteBacks } from './commands/write-backs.js';
 import { installCrashHandlers } from './observability/crash.js';
 
 export { errorLine } from './observability/crash.js';
@@ -54,6 +55,7 @@ export function buildProgram(): Command {
     registerLedger,
     registerReplay,
     registerDismiss,
+    registerWriteBacks,
     registerSandbox,
     registerDemo,
   ]) {

@@ -85,7 +85,8 @@ function printWriteBacks(summary: SyncSummary): void {
   }
   if (report.abandoned > 0)
     console.log(
-      '  an abandoned write-back stays so until re-queued after fixing its cause (admin page, Write-backs); ' +
+      '  an abandoned write-back stays so until re-queued after fixing its cause (admin page, Write-backs; ' +
+        'or opencrvs-bridge write-backs --requeue ID); ' +
         'the events are delivered either way, and the exit status does not count it',
     );
 }

@@ -28,13 +28,18 @@ export {
 } from './store.js';
 export { WriteBackError, type WriteBackJob, type WriteBackTarget, type WriteResult } from './types.js';
 
+/** Whether this source writes tracking ids back (a job of a source that does not is abandoned when it runs). */
+export function writesBack(settings: SourceSettings): boolean {
+  return settings.writeBack?.enabled === true;
+}
+
 /** The write-back of one source, or undefined when it has none (or it is disabled). Throws on a bad combination. */
 export function writeBackSourceFor(
   settings: SourceSettings,
   clients: { fhir?: FhirSourceClient; dhis2?: Dhis2Client },
 ): WriteBackSource | undefined {
   const writeBack = settings.writeBack;
-  if (!writeBack?.enabled) return undefined;
+  if (!writeBack || !writesBack(settings)) return undefined;
   if (settings.kind === 'dhis2') {
     if (!clients.dhis2) throw new Error(`source ${settings.id}: no DHIS2 client for write-back`);
     const target = new Dhis2WriteBack(clients.dhis2, writeBack, dhis2SettingsOf(settings).program);
