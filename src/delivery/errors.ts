@@ -16,7 +16,7 @@ export function classifyFailure(err: unknown): ClassifiedFailure {
     const error: LedgerError = {
       classification: err.classification,
       kind: err.kind,
-      message: withoutValues(err.opencrvsMessage),
+      message: withoutValues(err.opencrvsMessage) + (err.hint ? `: ${err.hint}` : ''),
     };
     if (err.status !== undefined) error.status = err.status;
     return {

@@ -24,10 +24,10 @@ export interface HttpFailure {
 }
 
 /** What a 413 asks of the operator: which limits there are, and that the record is replayed after. */
-function tooLarge(message: string, sentBytes: number | undefined): string {
+function tooLarge(sentBytes: number | undefined): string {
   const size = sentBytes === undefined ? 'the request' : `the request of ${sentBytes.toLocaleString('en')} bytes`;
   return (
-    `${message}: ${size} was refused as too large. OpenCRVS's REST adapter before 2.0 takes at most 100,000 ` +
+    `${size} was refused as too large. OpenCRVS's REST adapter before 2.0 takes at most 100,000 ` +
     'bytes; a proxy in front of OpenCRVS (nginx client_max_body_size, 1 MB by default) may take less. Raise ' +
     'the limit, or map less into the notification (never documents), then replay'
   );
@@ -142,7 +142,8 @@ export function classifyHttpFailure(failure: HttpFailure, nowMs: number): OpenCr
       return new OpenCrvsError({
         kind: 'bad-request',
         classification: 'permanent',
-        message: tooLarge(message, failure.sentBytes),
+        message,
+        hint: tooLarge(failure.sentBytes),
         status,
         operation,
         body,

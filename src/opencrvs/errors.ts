@@ -40,6 +40,8 @@ export interface OpenCrvsErrorInit {
   /** The call that failed, e.g. `notify`; never a URL with credentials. */
   operation?: string;
   cause?: unknown;
+  /** What the operator should know or do, in the bridge's words (kept apart from OpenCRVS's). */
+  hint?: string;
 }
 
 /** The one error type of the OpenCRVS client. */
@@ -52,10 +54,12 @@ export class OpenCrvsError extends Error {
   readonly operation?: string;
   /** The OpenCRVS message as received (for 400s, the JSON-encoded list of field problems). */
   readonly opencrvsMessage: string;
+  /** See OpenCrvsErrorInit.hint. */
+  readonly hint?: string;
 
   constructor(init: OpenCrvsErrorInit) {
     super(
-      `${init.operation ? `${init.operation}: ` : ''}${init.status ? `HTTP ${init.status}: ` : ''}${init.message}`,
+      `${init.operation ? `${init.operation}: ` : ''}${init.status ? `HTTP ${init.status}: ` : ''}${init.message}${init.hint ? `: ${init.hint}` : ''}`,
       {
         cause: init.cause,
       },
@@ -68,6 +72,7 @@ export class OpenCrvsError extends Error {
     this.retryAfterMs = init.retryAfterMs;
     this.operation = init.operation;
     this.opencrvsMessage = init.message;
+    if (init.hint !== undefined) this.hint = init.hint;
   }
 
   /** 409 on notify: the event is already in NOTIFIED state (by our earlier attempt). */

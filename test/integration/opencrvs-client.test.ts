@@ -9,6 +9,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { configFromObject } from '../../src/config/index.js';
 import type { OpenCrvsSettings } from '../../src/config/types.js';
+import { classifyFailure } from '../../src/delivery/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
 import {
   createOpenCrvsClient,
@@ -247,6 +248,8 @@ describe('OpenCRVS client against the 2.0 simulator', () => {
       );
       assert.ok(said?.[1], err.message);
       assert.ok(Number(said[1].replaceAll(',', '')) > 2 * 1024 * 1024, 'the size of the body sent');
+      assert.doesNotMatch(err.opencrvsMessage, /100,000|replay/, "OpenCRVS's words kept apart");
+      assert.match(classifyFailure(err).error.message, /too large.*then replay/, 'what the dead row says');
     });
 
     it('calls an unknown office an operator problem', async () => {
