@@ -119,14 +119,15 @@ describe('DHIS2 source: a uid that is not a DHIS2 uid in what DHIS2 answers', ()
     // Both mappings: the listed record alone tells that the child is a birth (no dead death row for it).
     const { proxy, h, children, warnings } = await birthsBehindProxy({ mappings: ['birth.dhis2', 'death.dhis2'] });
     try {
-      const [renamed, long, ...others] = children;
-      assert.ok(renamed && long);
-      // Anything may come: a terminal escape, far too long for a key.
+      const [renamed, long, lone, ...others] = children;
+      assert.ok(renamed && long && lone);
+      // Anything may come: a terminal escape, far too long for a key; a lone surrogate (JSON "\ud800").
       const longUid = `\u001b[31m${'x'.repeat(300)}`;
       proxy.rules.push(
         rewriteList(proxy, (entities) => {
           for (const te of entities) if (te.trackedEntity === renamed) te.trackedEntity = '..';
           for (const te of entities) if (te.trackedEntity === long) te.trackedEntity = longUid;
+          for (const te of entities) if (te.trackedEntity === lone) te.trackedEntity = 'ab\ud800cd';
         }),
       );
       for (let pass = 0; pass < 2; pass++) {
@@ -137,6 +138,8 @@ describe('DHIS2 source: a uid that is not a DHIS2 uid in what DHIS2 answers', ()
       const [cut] = rows.filter((r) => r.subjectKey.startsWith('TrackedEntity/%1B%5B31mxxx'));
       assert.equal(cut?.state, 'dead');
       assert.ok(cut.subjectKey.length < 80 && !cut.subjectKey.includes('\u001b'), cut.subjectKey);
+      const [surrogate] = rows.filter((r) => r.subjectKey.startsWith('TrackedEntity/ab%EF%BF%BDcd'));
+      assert.equal(surrogate?.state, 'dead', 'a lone surrogate is a stray as any other, not a failed page');
       const strays = rows.filter((r) => r.subjectKey === 'TrackedEntity/..');
       assert.deepEqual(
         strays.map((r) => [r.eventType, r.state, r.lastError?.classification, r.lastError?.kind]),
@@ -148,7 +151,7 @@ describe('DHIS2 source: a uid that is not a DHIS2 uid in what DHIS2 answers', ()
       assert.equal(stray?.payload, null, 'nothing of the record is kept');
       const first = h.seeded.find((te) => te.trackedEntity === renamed)?.attributes?.[0]?.value;
       assert.ok(first && !(stray?.lastError?.message ?? '').includes(first), 'no personal data in the reason');
-      const delivered = rows.filter((r) => r !== stray && r !== cut);
+      const delivered = rows.filter((r) => r !== stray && r !== cut && r !== surrogate);
       assert.deepEqual(delivered.map((r) => r.subjectKey).sort(), others.map((uid) => `TrackedEntity/${uid}`).sort());
       assert.ok(delivered.every((r) => r.state === 'delivered'));
       assert.deepEqual(

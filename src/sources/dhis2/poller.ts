@@ -472,6 +472,8 @@ export class Dhis2Poller {
 /** The uid a stray is mapped under to tell its event types (see strayResults): never asked of DHIS2. */
 const STAND_IN_UID = 'StrayRecord';
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
 /** How much of a uid that is no DHIS2 uid a ledger key and a reason quote (a server may send anything). */
 const MAX_STRAY_UID = 40;
 
@@ -482,8 +484,11 @@ const MAX_STRAY_UID = 40;
  * share a row.
  */
 function strayKey(uid: string): string {
-  const encoded = encodeURIComponent(uid);
-  if (encoded.length <= MAX_STRAY_UID) return `TrackedEntity/${encoded}`;
+  // A lone surrogate (JSON's "\ud800" parses to one) makes encodeURIComponent throw, which failed the page,
+  // and every pass after it: written as U+FFFD, with the hash of the uid as received, so none share a row.
+  const wellFormed = uid.replace(LONE_SURROGATE, '\uFFFD');
+  const encoded = encodeURIComponent(wellFormed);
+  if (encoded.length <= MAX_STRAY_UID && wellFormed === uid) return `TrackedEntity/${encoded}`;
   const hash = createHash('sha256').update(uid).digest('hex').slice(0, 12);
   return `TrackedEntity/${encoded.slice(0, MAX_STRAY_UID)}…${hash}`;
 }
