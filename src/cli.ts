@@ -43,6 +43,9 @@ export function buildProgram(): Command {
         'Configuration: --config FILE or the BRIDGE_CONFIG environment variable.',
     )
     .version(packageVersion(), '-V, --version', 'print the version of opencrvs-bridge and exit')
+    // Program options only before a command: `sandbox --version 1.9` is the sandbox's own option (the
+    // OpenCRVS version simulated), not a request for this program's version.
+    .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride();
   for (const register of [

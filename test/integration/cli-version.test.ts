@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { runCli } from './helpers/bridge-cli.js';
+import { finished, runCli, spawnCli } from './helpers/bridge-cli.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -18,5 +18,22 @@ describe('opencrvs-bridge --version', () => {
     }
     const help = await runCli(['--help']);
     assert.match(help.stdout, /-V, --version\s+print the version of opencrvs-bridge and exit/);
+  });
+
+  it("after a command, --version is that command's own: sandbox --version 1.9 simulates OpenCRVS 1.9", async () => {
+    const child = spawnCli(['sandbox', '--version', '1.9', '--opencrvs-port', '0', '--fhir-port', '0']);
+    const run = finished(child, 60_000);
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    for (let waited = 0; !out.includes('Press Ctrl+C') && waited < 40_000; waited += 50) {
+      if (child.exitCode !== null) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    child.kill('SIGTERM');
+    const { stdout, stderr } = await run;
+    assert.match(stdout, /OpenCRVS simulator \(v1\.9/, stderr);
+    assert.doesNotMatch(stdout, new RegExp(`^${pkg.version.replaceAll('.', '\\.')}$`, 'm'));
   });
 });
