@@ -166,6 +166,17 @@ describe('the birth weight', () => {
     assert.match(r.errors[0]?.message ?? '', /UCUM unit 'cm' is not a mass unit/);
   });
 
+  it("reads an EMR's own spelling under the UCUM system as the mass it names ('lbs', 'gm', 'Kilograms')", async () => {
+    for (const [quantity, kg] of [
+      [ucum(6.8, 'lbs'), 3.084],
+      [ucum(3200, 'gm', 'grams'), 3.2],
+      [ucum(3.2, 'Kilograms'), 3.2],
+    ] as const) {
+      const r = await mapInput(births, withWeight(quantity));
+      assert.equal(mapped(r).declaration['child.weightAtBirth'], kg, JSON.stringify(quantity));
+    }
+  });
+
   it('an implausible birth weight is not replaced by a body weight of the same day', async () => {
     // Luigi's weight comes from a body weight (29463-7) on his birth day: 3.254 kg.
     const bundle = fixture(SYNTHEA);

@@ -96,7 +96,8 @@ const UCUM_TO_KG: Readonly<Record<string, number>> = {
 
 /**
  * Mass Quantity → kg, rounded to the gram (3 decimals). A UCUM code (system unitsofmeasure.org) is the
- * unit: the unit text beside it is only its display, which an EMR may have left stale. Without one, the
+ * unit, in UCUM's spelling or an EMR's own ('lbs'): the unit text beside it is only its display, which an
+ * EMR may have left stale. Without one, the
  * code or the unit text the EMR wrote ('g', 'Kg', 'lbs').
  */
 export function toKilograms(item: unknown): NumberOutcome {
@@ -105,7 +106,9 @@ export function toKilograms(item: unknown): NumberOutcome {
   if (value === undefined) return { error: 'has no numeric value' };
   if (ucumCode(item)) {
     const code = item.code as string;
-    const factor = unitEntry(UCUM_TO_KG, code);
+    // EMRs stamp the UCUM system on their own spellings too ('lbs', 'gm', 'Kilograms'): a mass all the same.
+    // The unit text beside a code is not read: a 'cm' code with 'kg' text is no weight.
+    const factor = unitEntry(UCUM_TO_KG, code) ?? unitFactor(TO_KG, code);
     if (factor !== undefined) return { value: Math.round(value * factor * 1000) / 1000 };
     return { error: `UCUM unit '${code}' is not a mass unit (g, kg, mg, [lb_av], [oz_av])` };
   }
