@@ -129,7 +129,7 @@ export class Dhis2Client {
         const headers: Record<string, string> = { accept: 'application/json', ...auth };
         if (init.body !== undefined) headers['content-type'] = 'application/json';
         // One slot per call, body included; the timeout starts when the call leaves, not while it waits.
-        const body: unknown = await this.limit(async () => {
+        const body: unknown = await this.limit([this.closing.signal, init.signal], async () => {
           if (this.closing.signal.aborted) throw this.closing.signal.reason;
           if (init.signal?.aborted) throw cutOff();
           const call = callSignal(this.settings.timeoutMs, this.closing.signal, init.signal);

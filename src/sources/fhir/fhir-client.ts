@@ -185,7 +185,7 @@ export class FhirSourceClient {
         const auth = await this.auth.headers(this.closing.signal, caller.signal);
         const headers = { accept: 'application/fhir+json', ...auth, ...extraHeaders };
         // The timeout starts when the call leaves, not while it waits for a free slot.
-        return await this.limit(async () => {
+        return await this.limit([this.closing.signal, caller.signal], async () => {
           if (caller.signal?.aborted) throw caller.signal.reason;
           const call = callSignal(this.settings.timeoutMs, this.closing.signal, caller.signal);
           try {
