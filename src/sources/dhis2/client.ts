@@ -1,5 +1,6 @@
 // The bridge's calls to a DHIS2 server (Tracker API, 2.40+): auth (personal access token or basic), a
-// timeout on every call, bounded retries with backoff for network errors, timeouts, 429 and 5xx, and every
+// timeout on every call, bounded retries with backoff for network errors, timeouts, 408, 429 and 5xx (a
+// 429's or 503's Retry-After waited within sources[].timeoutMs: shared/retry-after.ts), and every
 // response checked against its schema. Errors name the call and the status, never the body or the query
 // (either may hold personal data).
 import type { ValidateFunction } from 'ajv';
@@ -9,6 +10,7 @@ import type { SecretScrubber } from '../../observability/secret-scrubber.js';
 import { callSignal, pause } from '../shared/call-signal.js';
 import { ResponseTooLargeError, readBodyCapped } from '../shared/read-body.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
+import { nextTryDelay, retryAfterHint, retryAfterOf } from '../shared/retry-after.js';
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
 import { loggableCause, noAnswer, SourceCallError } from '../shared/source-error.js';
 import { sourceSecrets } from '../shared/source-secrets.js';
@@ -170,12 +172,15 @@ export class Dhis2Client {
                     : status === 400 || status === 404
                       ? ` (check sources[].dhis2 of source ${this.settings.id}: program, orgUnits; run doctor)`
                       : '';
-              // A 504 (a gateway in front of DHIS2 gave up waiting for it) is timedOut by its status.
+              const retryAfterMs = retryAfterOf(status, response.headers.get('retry-after'));
+              // A 504 (a gateway in front of DHIS2 gave up waiting for it) is timedOut by its status. A 408 (DHIS2
+              // or a proxy gave up waiting for the request itself) is a connection's trouble, like a reset:
+              // tried again, and not timedOut (no smaller page, no slow-record strike).
               throw new Dhis2SourceError(
-                `${operation} failed: HTTP ${status}${notDhis2 ? notDhis2Hint : hint}`,
+                `${operation} failed: HTTP ${status}${notDhis2 ? notDhis2Hint : hint || retryAfterHint(retryAfterMs)}`,
                 status,
-                status === 429 || status >= 500 || notDhis2,
-                { foreign: notDhis2 },
+                status === 408 || status === 429 || status >= 500 || notDhis2,
+                { foreign: notDhis2, retryAfterMs },
               );
             }
             const text = await readBodyCapped(response, MAX_ANSWER_BYTES, signal);
@@ -222,7 +227,12 @@ export class Dhis2Client {
           });
         }
         if (!lastError.retryable || attempt === attempts) break;
-        const delay = this.retryBaseMs * 2 ** (attempt - 1);
+        const delay = nextTryDelay(
+          this.retryBaseMs * 2 ** (attempt - 1),
+          lastError.retryAfterMs,
+          this.settings.timeoutMs,
+        );
+        if (delay === undefined) break;
         this.log.debug({ operation, attempt, status, delayMs: delay }, 'retrying DHIS2 call');
         await pause(delay, this.closing.signal, init.signal);
       }

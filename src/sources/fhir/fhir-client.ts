@@ -3,10 +3,10 @@ import { Client, type FhirResource } from 'fhir-kit-client';
 import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import type { SecretScrubber } from '../../observability/secret-scrubber.js';
-import { parseRetryAfter } from '../../opencrvs/retry-after.js';
 import { callSignal, pause } from '../shared/call-signal.js';
 import { cappedAgent, tooLargeIn } from '../shared/capped-dispatcher.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
+import { nextTryDelay, retryAfterHint, retryAfterOf } from '../shared/retry-after.js';
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
 import { loggableCause, noAnswer, SourceCallError } from '../shared/source-error.js';
 import { sourceSecrets } from '../shared/source-secrets.js';
@@ -14,8 +14,6 @@ import { sourceSecrets } from '../shared/source-secrets.js';
 /** A failed call to a FHIR source. */
 export class FhirSourceError extends SourceCallError {
   override readonly name = 'FhirSourceError';
-  /** How long the server asked to be left alone (Retry-After of a 429 or 503), in ms. */
-  retryAfterMs?: number;
 }
 
 /**
@@ -51,16 +49,12 @@ export interface FhirSourceClientOptions {
 // minute) but never `no-store`, which would disable HAPI's paging cursors.
 const SEARCH_HEADERS = { 'cache-control': 'no-cache' };
 const MAX_SEARCH_PAGES = 20;
-/**
- * A 429's or 503's Retry-After up to sources[].timeoutMs is waited before the next try: no longer than one
- * more try may take anyway. A longer one ends the call's tries (the error is still retryable: the next
- * pass, the inbox's next round), rather than ask again sooner than the server said, or hold a pass for it.
- */
-function retryAfterOf(err: unknown): number | undefined {
+/** The Retry-After header fhir-kit-client keeps of a failed answer (on its config), if any. */
+function retryAfterHeader(err: unknown): string | undefined {
   const headers = isRecord(err) && isRecord(err.config) ? err.config.headers : undefined;
   const get = isRecord(headers) ? headers.get : undefined;
   const value: unknown = typeof get === 'function' ? get.call(headers, 'retry-after') : undefined;
-  return typeof value === 'string' ? parseRetryAfter(value, Date.now()) : undefined;
+  return typeof value === 'string' ? value : undefined;
 }
 
 /** History entries asked for when a deleted resource's last version is read (see lastVersion). */
@@ -202,9 +196,12 @@ export class FhirSourceClient {
             ? new FhirSourceError(`${operation}: cut off by the bridge`, undefined, false, { cutOff: true })
             : this.failure(operation, err, caller.timeoutHint);
         if (!lastError.retryable || attempt === attempts) break;
-        const asked = lastError.retryAfterMs ?? 0;
-        if (asked > this.settings.timeoutMs) break; // see retryAfterOf
-        const delay = Math.max(this.retryBaseMs * 2 ** (attempt - 1), asked);
+        const delay = nextTryDelay(
+          this.retryBaseMs * 2 ** (attempt - 1),
+          lastError.retryAfterMs,
+          this.settings.timeoutMs,
+        );
+        if (delay === undefined) break;
         this.log.debug({ operation, attempt, reason: lastError.message, delayMs: delay }, 'retrying source call');
         await pause(delay, this.closing.signal, caller.signal);
       }
@@ -248,23 +245,19 @@ export class FhirSourceClient {
       status === 403
         ? ` (not a FHIR answer: something in front of the FHIR server at sources[].baseUrl of source ${this.settings.id}, a proxy or firewall, refused the bridge)`
         : ' (not a FHIR answer)';
-    const retryAfterMs = status === 429 || status === 503 ? retryAfterOf(err) : undefined;
-    const waitHint = !retryAfterMs
-      ? ''
-      : ` (the server asks to wait ${Math.ceil(retryAfterMs / 1000)} s before asking again)`;
+    const retryAfterMs = retryAfterOf(status, retryAfterHeader(err));
     const reason =
       status !== undefined
-        ? `HTTP ${status}${notFhir ? notFhirHint : waitHint}`
+        ? `HTTP ${status}${notFhir ? notFhirHint : retryAfterHint(retryAfterMs)}`
         : timedOut
           ? `timeout: no answer within ${this.settings.timeoutMs} ms (${this.timeoutHint(operation, timeoutHint)})`
           : noAnswer(err);
-    const error = new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
+    return new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
       cause: status === undefined ? loggableCause(err, this.secrets) : undefined,
       foreign: notFhir,
       timedOut,
+      retryAfterMs,
     });
-    if (retryAfterMs !== undefined) error.retryAfterMs = retryAfterMs;
-    return error;
   }
 
   /** The settings a timed-out call's message names: a search page's size is `poll.pageSize` unless said otherwise. */

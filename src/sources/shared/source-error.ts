@@ -86,7 +86,7 @@ export function noAnswerInTime(err: unknown): boolean {
   return err instanceof SourceCallError && err.timedOut;
 }
 
-/** `retryable` covers network errors, timeouts, 429 and 5xx. */
+/** `retryable` covers network errors, timeouts, 408, 429 and 5xx. */
 export class SourceCallError extends Error {
   /**
    * No answer in time (sources[].timeoutMs ran out, or a gateway in front of the source gave up: 504): a
@@ -113,12 +113,21 @@ export class SourceCallError extends Error {
    * again changes nothing.
    */
   readonly badId: boolean;
+  /** How long the server asked to be left alone (Retry-After of a 429 or 503), in ms: see retry-after.ts. */
+  readonly retryAfterMs: number | undefined;
 
   constructor(
     message: string,
     readonly status: number | undefined,
     readonly retryable: boolean,
-    options?: { cause?: unknown; foreign?: boolean; cutOff?: boolean; badId?: boolean; timedOut?: boolean },
+    options?: {
+      cause?: unknown;
+      foreign?: boolean;
+      cutOff?: boolean;
+      badId?: boolean;
+      timedOut?: boolean;
+      retryAfterMs?: number | undefined;
+    },
   ) {
     super(message, options);
     this.name = 'SourceCallError';
@@ -126,6 +135,7 @@ export class SourceCallError extends Error {
     this.cutOff = options?.cutOff === true;
     this.timedOut = options?.timedOut === true || status === 504;
     this.badId = options?.badId === true;
+    this.retryAfterMs = options?.retryAfterMs;
   }
 }
 

@@ -1,0 +1,25 @@
+// A source's Retry-After (a 429's or 503's): the next try waits at least what the server asked when that is
+// within sources[].timeoutMs, no longer than one more try may take anyway. A longer one ends the call's tries
+// (the error is still retryable: the next pass, the inbox's next round), rather than ask again sooner than
+// the server said, or hold a pass for it. Shared by the FHIR and DHIS2 clients.
+import { parseRetryAfter } from '../../opencrvs/retry-after.js';
+
+/** How long a 429 or 503 asks to be left alone, in ms; undefined for another status or no readable header. */
+export function retryAfterOf(status: number | undefined, header: string | null | undefined): number | undefined {
+  return status === 429 || status === 503 ? parseRetryAfter(header, Date.now()) : undefined;
+}
+
+/** The wait before the next try: the backoff, or what the server asked if longer; undefined: try no more. */
+export function nextTryDelay(
+  backoffMs: number,
+  retryAfterMs: number | undefined,
+  timeoutMs: number,
+): number | undefined {
+  const asked = retryAfterMs ?? 0;
+  return asked > timeoutMs ? undefined : Math.max(backoffMs, asked);
+}
+
+/** What a failure's message says of a Retry-After: the wait, in whole seconds. */
+export function retryAfterHint(retryAfterMs: number | undefined): string {
+  return retryAfterMs ? ` (the server asks to wait ${Math.ceil(retryAfterMs / 1000)} s before asking again)` : '';
+}
