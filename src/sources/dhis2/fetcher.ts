@@ -11,11 +11,21 @@ export class Dhis2Fetcher implements ResourceFetcher {
   private readonly cache = new Map<string, Promise<Resource | undefined>>();
   reads = 0;
 
+  private readonly signal: AbortSignal | undefined;
+
+  /**
+   * `fields`: the `fields` filter for reads of related tracked entities. `signal`: ends every read of this
+   * fetcher in flight, and its tries, at once, and asks nothing more (a partial evaluation that stopped for
+   * the source: SourcePipeline.evaluate's `stop`). What it cut off rejects with its reason, not as a failure
+   * of the source or of the record (as the FHIR CachingFetcher).
+   */
   constructor(
     private readonly client: Dhis2Client,
-    /** The `fields` filter for reads of related tracked entities. */
     private readonly fields: string,
-  ) {}
+    options: { signal?: AbortSignal } = {},
+  ) {
+    this.signal = options.signal;
+  }
 
   /**
    * The page's entities, so a mapping reading one of them costs no call. Bounded like reads (oldest out
@@ -33,9 +43,13 @@ export class Dhis2Fetcher implements ResourceFetcher {
     if (!hit) {
       this.reads++;
       // No program filter: the related person is usually not enrolled in the programme.
-      hit = this.client
-        .trackedEntity(id, { fields: this.fields })
-        .then((te) => (te ? trackedEntityResource(te) : undefined));
+      const { signal } = this;
+      hit = this.client.trackedEntity(id, { fields: this.fields }, { signal }).then(
+        (te) => (te ? trackedEntityResource(te) : undefined),
+        (err: unknown) => {
+          throw signal?.aborted ? signal.reason : err;
+        },
+      );
       // A failed read is not cached, so the next pass tries again.
       hit.catch(() => this.cache.delete(id));
       setBounded(this.cache, id, hit, MAX_CACHED);

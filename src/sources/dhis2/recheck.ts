@@ -68,7 +68,9 @@ export function dhis2Recheck(deps: {
   const { sourceId, client, pipeline, dhis2 } = deps;
   const log = deps.logger.child({ component: 'dhis2-recheck', source: sourceId });
   return async (subjectKeys) => {
-    const fetcher = pipeline.reading(new Dhis2Fetcher(client, dhis2.fields));
+    // Aborted when the evaluation stops for the source: the context reads under way end then too.
+    const stop = new AbortController();
+    const fetcher = pipeline.reading(new Dhis2Fetcher(client, dhis2.fields, { signal: stop.signal }));
     // Each read that failed (readSubject): its subject is left out, the others go on.
     const failures: unknown[] = [];
     const others = deps.sharing?.() ?? [];
@@ -109,7 +111,7 @@ export function dhis2Recheck(deps: {
       // its failure kept, and the others' evaluations are committed. Evaluated as a whole, one such read
       // would drop every correction and withdrawal the batch found, and the worker would send them all as
       // recorded (as the FHIR recheck, sources/fhir/reevaluate.ts).
-      const evaluated = await pipeline.evaluate(resources, fetcher, undefined, { partial: true });
+      const evaluated = await pipeline.evaluate(resources, fetcher, undefined, { partial: true, stop });
       for (const { error } of evaluated.failures ?? []) failures.push(error);
       pipeline.commit(evaluated.results);
       for (const [reader, read] of through) {
@@ -133,10 +135,13 @@ export function dhis2Recheck(deps: {
      * context too), which records the results on this source's rows (SourcePipeline ownerOf).
      */
     async function evaluateThrough(reader: Dhis2Reader, read: Resource[]): Promise<void> {
-      const readerFetcher = reader.pipeline.reading(new Dhis2Fetcher(reader.client, reader.dhis2.fields));
+      const stop = new AbortController();
+      const readerFetcher = reader.pipeline.reading(
+        new Dhis2Fetcher(reader.client, reader.dhis2.fields, { signal: stop.signal }),
+      );
       try {
         readerFetcher.prime(read);
-        const evaluated = await reader.pipeline.evaluate(read, readerFetcher, undefined, { partial: true });
+        const evaluated = await reader.pipeline.evaluate(read, readerFetcher, undefined, { partial: true, stop });
         for (const { error } of evaluated.failures ?? []) failures.push(error);
         reader.pipeline.commit(evaluated.results);
       } finally {
