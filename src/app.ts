@@ -510,14 +510,19 @@ export class Bridge {
     }
   }
 
-  /** Every office and facility named in the routing table, checked against OpenCRVS. */
-  async resolveLocations(): Promise<void> {
+  /**
+   * Every office and facility named in the routing table, checked against OpenCRVS. `abandoned`: the caller
+   * gave up waiting (a sync pass's deadline); an answer after that marks nothing, whatever it says.
+   */
+  async resolveLocations(abandoned?: AbortSignal): Promise<void> {
     try {
       await this.locations.preload(this.routingRefs());
     } catch (err) {
+      if (abandoned?.aborted) return;
       this.locationsError = err instanceof Error ? err.message : String(err);
       throw err;
     }
+    if (abandoned?.aborted) return;
     this.locationsError = undefined;
     this.locationsReady = true;
     // This OpenCRVS answered with the offices and facilities routed to: the ledger's deliveries go there now.
@@ -577,18 +582,36 @@ export class Bridge {
 
   /**
    * The routing table asked once more after a pass's polling, when it could not be confirmed before
-   * (resolveLocationsForPass): one try, each call within opencrvs.timeoutMs. Returns why delivery is still
+   * (resolveLocationsForPass): one try, within the pass's time left. Returns why delivery is still
    * skipped, or undefined once OpenCRVS confirmed the table: the rows recorded on the kept answers carry
    * their marks (officeUnchecked, facilityUnchecked), so the worker checks each before it is sent.
+   * The lookup has no deadline of its own: each call is within opencrvs.timeoutMs, one after another for
+   * each group of references, so unbounded it could hold the pass that long past its --timeout. Given up
+   * on, it goes on in the background, and its answer marks nothing (resolveLocations' `abandoned`).
    */
-  private async confirmLocationsAfterPolling(skipped: string): Promise<string | undefined> {
+  private async confirmLocationsAfterPolling(skipped: string, deadline: number): Promise<string | undefined> {
+    const abandoned = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timeLeft = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => {
+          abandoned.abort();
+          reject(new Error("no answer within the pass's --timeout"));
+        },
+        Math.max(0, deadline - Date.now()),
+      );
+    });
+    const lookup = this.resolveLocations(abandoned.signal);
+    lookup.catch(() => undefined); // given up on, its failure is nobody's
     try {
-      await this.resolveLocations();
+      await Promise.race([lookup, timeLeft]);
     } catch (err) {
       if (this.stopping) return skipped;
       const reason = `OpenCRVS could not confirm the offices and facilities routed to (${err instanceof Error ? err.message : String(err)})`;
       this.log.warn(`${reason}, asked again after polling; nothing is sent in this pass`);
       return reason;
+    } finally {
+      clearTimeout(timer);
     }
     this.unconfirmedRouting = undefined;
     this.log.info('OpenCRVS confirmed the routing table after polling: the rows waiting for it are sent');
@@ -1119,7 +1142,7 @@ export class Bridge {
     // OpenCRVS may have come back while the sources were read: asked once more, the rows found (and those
     // earlier passes recorded on the kept answers) go out in this pass rather than wait for the next.
     if (deliverySkipped && !timedOut && Date.now() < deadline)
-      deliverySkipped = await this.confirmLocationsAfterPolling(deliverySkipped);
+      deliverySkipped = await this.confirmLocationsAfterPolling(deliverySkipped, deadline);
     // Not after the deadline: the source clients are closed, so a recheck would fail and its rows go out
     // unchecked, as for an EMR that is down (an adversarial review).
     // Delivered in this pass, rows of earlier passes and replays included (the summary counts them).

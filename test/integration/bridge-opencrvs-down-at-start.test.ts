@@ -277,6 +277,46 @@ describe('bridge: OpenCRVS cannot list its locations when the bridge starts', ()
     }
   });
 
+  it("sync --once: the routing table asked again after polling is given up on at the pass's --timeout, and its late answer marks nothing", async () => {
+    // At the pass's first search of the EMR, the location list answers again, but slowly: each call within
+    // opencrvs.timeoutMs (5 s), yet later than the pass's deadline. Before, that last lookup had no deadline
+    // of its own and held the pass until it answered (one such wait per group of references).
+    const PASS_MS = 4_000;
+    let slowAtFirstSearch: (() => Promise<void>) | undefined;
+    const h = await startHarness({
+      fhirPaging: {
+        beforeSearch: async () => {
+          const slow = slowAtFirstSearch;
+          slowAtFirstSearch = undefined;
+          await slow?.();
+        },
+      },
+    });
+    let pass: Bridge | undefined;
+    try {
+      await h.bridge.stop();
+      await h.sim.control.configure(LOCATIONS_DOWN);
+      await h.writeBirths(0, 1);
+      pass = new Bridge(h.config, { logger: silentLogger, http: false, schedule: false, worker: false, lease: 'sync' });
+      const sync = pass;
+      slowAtFirstSearch = () => h.sim.control.configure({ faults: { delayMs: 4_800, operations: ['locations'] } });
+      const started = performance.now();
+      const summary = await sync.syncOnce(undefined, { timeoutMs: PASS_MS });
+      const took = performance.now() - started;
+      assert.equal(slowAtFirstSearch, undefined, 'the location list turned slow when the pass read the EMR');
+      assert.ok(took < PASS_MS + 700, `the pass took ${Math.round(took)} ms`);
+      assert.match(summary.deliverySkipped ?? '', /no answer within the pass's --timeout/);
+      assert.equal(summary.delivered.length, 0);
+      // The lookup given up on answers meanwhile: the bridge is not marked ready by it.
+      await new Promise((resolve) => setTimeout(resolve, 4_800 + 1_000));
+      assert.equal(sync.ready, false, 'the late answer marked nothing ready after the pass gave up');
+    } finally {
+      await h.sim.control.configure({ faults: {} });
+      await pass?.stop();
+      await h.close();
+    }
+  });
+
   it('sync --once: a pass records the births on the answers kept and sends nothing; the next pass OpenCRVS answers delivers them once', async () => {
     const sims = await startSimulators();
     try {
