@@ -221,10 +221,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         // A new version may be what fixes the row (a corrected record, or one that became notifiable):
         // it goes back to the queue with a fresh retry budget. The same payload again stays where it is,
         // and so does a row a person dismissed (its hash kept), seen again unchanged.
-        if (
-          (!same && !(isDismissed(existing.skip_reason) && sameSourceVersion(existing, input))) ||
-          (existing.state === 'skipped' && !isDismissed(existing.skip_reason))
-        ) {
+        if (!same || (existing.state === 'skipped' && !isDismissed(existing.skip_reason))) {
           requeue.run(params);
           change = 'replaced';
         } else if (existing.state === 'dead' && existing.payload === null) {
@@ -236,16 +233,6 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     }
     return { row: toLedgerRow(reselect(input)), change };
   });
-
-  /**
-   * Whether a row a person dismissed is read again at the version of its source record it had: a payload
-   * hash changed by the bridge alone (an upgrade that maps the record otherwise, a `sync --since` re-read)
-   * is no changed record, and the operator said it must never go (a duplicate of another row).
-   */
-  const sameSourceVersion = (existing: { source_version: string | null }, input: RecordEventInput): boolean =>
-    existing.source_version !== null &&
-    input.sourceVersion !== undefined &&
-    existing.source_version === input.sourceVersion;
 
   // Runs for every record that is no event (most patients, under each mapping): a few columns, no payload.
   const stateByKey = db.prepare<
