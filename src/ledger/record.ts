@@ -297,7 +297,12 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     // Not yet delivered: sending the older valid payload would send stale data, so the row becomes a
     // visible dead letter until a valid version arrives (recordEvent requeues it) or an operator replays.
     // Delivered or in flight: the OpenCRVS event stands; nothing to record that could be sent.
-    const replaceable = ['pending', 'failed', 'dead', 'skipped'].includes(existing.state);
+    // Not a row whose NOTIFY may already be in OpenCRVS (answered, or failed in a way that can follow a
+    // commit): its retry must resend that very copy, which OpenCRVS stored once or not at all, and dead with
+    // no payload it would be neither sent nor written back, while OpenCRVS may hold the birth (a review:
+    // an office closed since makes the record invalid when read again).
+    const inDoubt = (existing.state === 'pending' || existing.state === 'failed') && !!notifyAttempted.get(existing.id);
+    const replaceable = ['pending', 'failed', 'dead', 'skipped'].includes(existing.state) && !inDoubt;
     const alreadySame =
       existing.state === 'dead' && existing.last_error_message === err.message && existing.last_error_kind === err.kind;
     const changed = replaceable && !alreadySame;

@@ -532,6 +532,26 @@ describe('ledger: recording events', () => {
     assert.equal(ledger.get(row.id)?.state, 'delivered');
   });
 
+  it('a row whose NOTIFY is in doubt keeps what it sent when a later reading cannot be mapped (invalid)', () => {
+    const { row } = ledger.recordEvent(eventInput('doubt'));
+    settleRow(ledger, row.id, retryLater(server500), {
+      now: clock.now(),
+      created: { eventId: 'event-doubt', trackingId: 'TRKD' },
+    });
+    assert.equal(ledger.notifyInDoubt(row.id), true);
+    const { changed } = ledger.recordInvalid({
+      sourceId: 'emr',
+      eventType: 'birth',
+      subjectKey: 'Patient/doubt',
+      sourceRef: 'Encounter/doubt',
+      errors: [{ field: 'createdAtLocation', message: "office 'X' is not a known, open OpenCRVS office" }],
+    });
+    assert.equal(changed, false);
+    const kept = ledger.get(row.id);
+    assert.equal(kept?.state, 'failed', 'its retry resends the copy OpenCRVS may hold');
+    assert.deepEqual(kept?.payload, row.payload);
+  });
+
   it('a row withdrawn while in doubt, then back unchanged (a merge undone), is no longer withdrawn', () => {
     const { row } = ledger.recordEvent(eventInput('m'));
     settleRow(ledger, row.id, retryLater(server500), {
