@@ -483,13 +483,14 @@ const MAX_STRAY_UID = 40;
  * `--find TrackedEntity/..` finds it), a long one cut short with a hash of the whole, so two strays never
  * share a row.
  */
-function strayKey(uid: string): string {
+export function strayKey(uid: string): string {
   // A lone surrogate (JSON's "\ud800" parses to one) makes encodeURIComponent throw, which failed the page,
-  // and every pass after it: written as U+FFFD, with the hash of the uid as received, so none share a row.
+  // and every pass after it: written as U+FFFD, with the hash of the uid as received (hashed as JSON, which
+  // escapes each lone surrogate: UTF-8 would make them all U+FFFD first), so none share a row.
   const wellFormed = uid.replace(LONE_SURROGATE, '\uFFFD');
   const encoded = encodeURIComponent(wellFormed);
   if (encoded.length <= MAX_STRAY_UID && wellFormed === uid) return `TrackedEntity/${encoded}`;
-  const hash = createHash('sha256').update(uid).digest('hex').slice(0, 12);
+  const hash = createHash('sha256').update(JSON.stringify(uid)).digest('hex').slice(0, 12);
   return `TrackedEntity/${encoded.slice(0, MAX_STRAY_UID)}…${hash}`;
 }
 
