@@ -10,6 +10,7 @@ import {
 import type { Logger } from '../observability/logger.js';
 import type { PassCoverage } from './coverage.js';
 import { EvaluationOrder, type EvaluationSession } from './evaluation-order.js';
+import { setBounded } from './shared/bounded-map.js';
 import { mayConcernOneRecord, noAnswerInTime, SourceCallError } from './shared/source-error.js';
 
 /** A fetcher that can answer many subjects' context searches at once before they are mapped. */
@@ -820,13 +821,7 @@ export class SourcePipeline {
 
   /** Sets a subject's strikes as the newest; returns the subject pushed out for it, if the map was full. */
   private setSlow(key: string, record: SlowRecord): { mappingId: string; subjectRef: string } | undefined {
-    this.slow.delete(key);
-    let out: string | undefined;
-    if (this.slow.size >= MAX_SLOW_RECORDS) {
-      out = this.slow.keys().next().value;
-      if (out !== undefined) this.slow.delete(out);
-    }
-    this.slow.set(key, record);
+    const out = setBounded(this.slow, key, record, MAX_SLOW_RECORDS);
     return out === undefined ? undefined : slowSubjectOf(out);
   }
 

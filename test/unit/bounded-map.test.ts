@@ -24,6 +24,16 @@ describe('setBounded', () => {
     );
   });
 
+  it('returns the key it dropped, and nothing when it dropped none', () => {
+    const map = new Map<string, number>([
+      ['a', 1],
+      ['b', 2],
+    ]);
+    assert.equal(setBounded(map, 'a', 10, 2), undefined, 'a key set again drops nothing');
+    assert.equal(setBounded(map, 'c', 3, 2), 'b');
+    assert.deepEqual([...map.keys()], ['a', 'c']);
+  });
+
   it('bounds the subjects a pass remembers', async () => {
     const coverage = new PassCoverage(2);
     const fetcher = { read: async () => undefined, search: async () => [] };
