@@ -9,6 +9,7 @@ import type { Logger } from '../../observability/logger.js';
 import { addressKey } from '../address-slots.js';
 import type { AuthThrottle } from './auth-throttle.js';
 import type { AdminHosts } from './hosts.js';
+import { escapeAttribute } from './page.js';
 import { type AdminSessions, sessionCookie, sessionOf } from './sessions.js';
 
 export const ADMIN_REALM = 'opencrvs-bridge admin';
@@ -184,10 +185,7 @@ export function logout(sessions: AdminSessions): RequestHandler {
       .send(
         `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Logged out: opencrvs-bridge admin</title></head>` +
           `<body><p>Logged out of the opencrvs-bridge admin page. If the browser asks for the token again, ` +
-          `cancel: that is how it forgets it.</p><p><a href="${escapeHtml(again)}">Log in again</a></p></body></html>`,
+          `cancel: that is how it forgets it.</p><p><a href="${escapeAttribute(again)}">Log in again</a></p></body></html>`,
       );
   };
 }
-
-const escapeHtml = (text: string): string =>
-  text.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');

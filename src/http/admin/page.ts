@@ -3,7 +3,8 @@
 // the JSON API, with textContent only.
 import { WRITE_BACK_DETAIL, WRITE_BACK_SECTION, WRITE_BACK_STYLE } from './page-write-backs.js';
 
-function escapeAttribute(text: string): string {
+/** Text made safe inside an HTML attribute or element (the pages built here, this one and logout's). */
+export function escapeAttribute(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
