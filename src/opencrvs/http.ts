@@ -93,13 +93,21 @@ const MAX_ANSWER_BYTES = 64 * 1_048_576;
  */
 const MAX_ERROR_ANSWER_BYTES = 1_048_576;
 
+/** An answer larger than cappedText was asked to read; the connection is closed. */
+class AnswerTooLarge extends Error {
+  constructor(maxBytes: number) {
+    super(`the answer is larger than ${maxBytes / 1_048_576} MB`);
+    this.name = 'AnswerTooLarge';
+  }
+}
+
 async function cappedText(body: AsyncIterable<Buffer> & { destroy(error?: Error): void }, maxBytes: number) {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
     size += chunk.length;
     if (size > maxBytes) {
-      const error = new Error(`the answer is larger than ${maxBytes / 1_048_576} MB`);
+      const error = new AnswerTooLarge(maxBytes);
       body.destroy(error);
       throw error;
     }
@@ -113,17 +121,12 @@ async function cappedText(body: AsyncIterable<Buffer> & { destroy(error?: Error)
  * and said to be so instead, which is what the error built from it then reads.
  */
 async function errorText(body: AsyncIterable<Buffer> & { destroy(error?: Error): void }): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > MAX_ERROR_ANSWER_BYTES) {
-      body.destroy();
-      return `an answer larger than ${MAX_ERROR_ANSWER_BYTES / 1_048_576} MB, not read (OpenCRVS's error answers are small: a proxy's or another server's?)`;
-    }
-    chunks.push(chunk);
+  try {
+    return await cappedText(body, MAX_ERROR_ANSWER_BYTES);
+  } catch (err) {
+    if (!(err instanceof AnswerTooLarge)) throw err;
+    return `an answer larger than ${MAX_ERROR_ANSWER_BYTES / 1_048_576} MB, not read (OpenCRVS's error answers are small: a proxy's or another server's?)`;
   }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 export interface ExchangeRequest extends HttpRequest {
