@@ -64,7 +64,7 @@ export function toNumber(item: unknown, transform = 'number'): NumberOutcome {
   const units = isObject(item) && item.value !== undefined ? quantityUnits(item) : [];
   if (units.length > 0) {
     // Unit codes are vocabulary, not personal data, so they may appear in the message.
-    const use = units.some((u) => unitFactor(TO_KG, u) !== undefined)
+    const use = units.some((u) => unitEntry(TO_KG, u) !== undefined)
       ? 'use as: kilograms'
       : 'use the conversion for its unit (as: kilograms for a mass), or select the number itself (….value.value) to send it as it is';
     return { error: `is a Quantity in '${units[0]}', and as: ${transform} ignores units: ${use}` };
@@ -80,20 +80,6 @@ function unitEntry<T>(table: Readonly<Record<string, T>>, unit: string): T | und
   return Object.hasOwn(table, loose) ? table[loose] : undefined;
 }
 
-function unitFactor(table: Readonly<Record<string, number>>, unit: string): number | undefined {
-  return unitEntry(table, unit);
-}
-
-// UCUM mass units. Read as the other tables are (in another case too: 'KG'): a weight in gauss ('G') or
-// megagrams ('Mg') means grams or milligrams, and a field's min and max catch what is still off.
-const UCUM_TO_KG: Readonly<Record<string, number>> = {
-  mg: 0.000001,
-  g: 0.001,
-  kg: 1,
-  '[lb_av]': 0.45359237,
-  '[oz_av]': 0.028349523125,
-};
-
 /**
  * Mass Quantity → kg, rounded to the gram (3 decimals). A UCUM code (system unitsofmeasure.org) is the
  * unit, in UCUM's spelling or an EMR's own ('lbs'): the unit text beside it is only its display, which an
@@ -106,16 +92,17 @@ export function toKilograms(item: unknown): NumberOutcome {
   if (value === undefined) return { error: 'has no numeric value' };
   if (ucumCode(item)) {
     const code = item.code as string;
-    // EMRs stamp the UCUM system on their own spellings too ('lbs', 'gm', 'Kilograms'): a mass all the same.
-    // The unit text beside a code is not read: a 'cm' code with 'kg' text is no weight.
-    const factor = unitEntry(UCUM_TO_KG, code) ?? unitFactor(TO_KG, code);
+    // UCUM's codes and EMRs' own spellings stamped with the UCUM system ('lbs', 'gm', 'Kilograms') alike, in
+    // any case ('KG': a weight in gauss or megagrams means grams or milligrams; a field's min and max catch
+    // what is still off). The unit text beside a code is not read: a 'cm' code with 'kg' text is no weight.
+    const factor = unitEntry(TO_KG, code);
     if (factor !== undefined) return { value: Math.round(value * factor * 1000) / 1000 };
     return { error: `UCUM unit '${code}' is not a mass unit (g, kg, mg, [lb_av], [oz_av])` };
   }
   const units = [item.code, item.unit].filter(nonBlank);
   if (units.length === 0) return { error: 'has no unit' };
   for (const unit of units) {
-    const factor = unitFactor(TO_KG, unit);
+    const factor = unitEntry(TO_KG, unit);
     if (factor !== undefined) return { value: Math.round(value * factor * 1000) / 1000 };
   }
   // Unit codes are vocabulary, not personal data, so they may appear in the message.
