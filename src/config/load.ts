@@ -5,7 +5,7 @@ import { type Document, parseDocument, visit, YAMLError, YAMLParseError } from '
 import { checkAdmin } from './admin.js';
 import { ConfigError } from './errors.js';
 import { DEFAULT_MAPPINGS, isMappingPath, packagePaths } from './paths.js';
-import { createAjv, describeAjvError, pointerParts, pointerToPath, readProfileJson } from './schema.js';
+import { atPointer, createAjv, describeAjvError, pointerParts, pointerToPath, readProfileJson } from './schema.js';
 import { fileSignature, rememberSecretFile } from './secret-files.js';
 import type { BridgeConfig, PollSettings, SourceSettings } from './types.js';
 
@@ -62,13 +62,6 @@ function typedFromText(value: unknown, type: string): number | boolean | undefin
   if (type === 'integer') return /^-?\d{1,15}$/.test(text) ? Number(text) : undefined;
   if (type === 'number') return /^-?\d{1,15}(\.\d+)?$/.test(text) ? Number(text) : undefined;
   return undefined;
-}
-
-function atPointer(root: unknown, pointer: string): unknown {
-  let node = root;
-  for (const part of pointerParts(pointer))
-    node = node && typeof node === 'object' ? Reflect.get(node, part) : undefined;
-  return node;
 }
 
 function setAtPointer(root: unknown, pointer: string, value: unknown): void {

@@ -15,6 +15,14 @@ export function pointerParts(pointer: string): string[] {
     .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
+/** The value at a JSON pointer of `root`; undefined when there is none. */
+export function atPointer(root: unknown, pointer: string): unknown {
+  let node = root;
+  for (const part of pointerParts(pointer))
+    node = node && typeof node === 'object' ? Reflect.get(node, part) : undefined;
+  return node;
+}
+
 /** `/sources/0/baseUrl` → `sources[0].baseUrl`. */
 export function pointerToPath(pointer: string): string {
   let out = '';
@@ -60,22 +68,12 @@ export function describeAjvError(
       if (typeof said !== 'string') return { path: base, problem: error.message ?? error.keyword };
       // `{value}`: only where the schema asks for it (a uid), never for a value that may hold a secret.
       if (!said.includes('{value}')) return { path: base, problem: said };
-      const value = valueAt(data, error.instancePath);
+      const value = atPointer(data, error.instancePath);
       return { path: base, problem: said.replace('{value}', typeof value === 'string' ? quoted(value) : 'the value') };
     }
     default:
       return { path: base, problem: error.message ?? error.keyword };
   }
-}
-
-/** The value at a JSON pointer of `data`; undefined when there is none. */
-function valueAt(data: unknown, pointer: string): unknown {
-  let node = data;
-  for (const part of pointerParts(pointer)) {
-    if (!node || typeof node !== 'object') return undefined;
-    node = (node as Record<string, unknown>)[part];
-  }
-  return node;
 }
 
 /** A value quoted for a message, cut short: a refused value may be anything pasted there. */
