@@ -301,7 +301,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     // commit): its retry must resend that very copy, which OpenCRVS stored once or not at all, and dead with
     // no payload it would be neither sent nor written back, while OpenCRVS may hold the birth (a review:
     // an office closed since makes the record invalid when read again).
-    const inDoubt = (existing.state === 'pending' || existing.state === 'failed') && !!notifyAttempted.get(existing.id);
+    const inDoubt = WAITING.includes(existing.state) && !!notifyAttempted.get(existing.id);
     const replaceable = ['pending', 'failed', 'dead', 'skipped'].includes(existing.state) && !inDoubt;
     const alreadySame =
       existing.state === 'dead' && existing.last_error_message === err.message && existing.last_error_kind === err.kind;
