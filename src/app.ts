@@ -39,7 +39,7 @@ import {
   type OpenCrvsClient,
   OpenCrvsError,
 } from './opencrvs/index.js';
-import { KNOWN_MAX } from './opencrvs/locations.js';
+import { isNotListed, KNOWN_MAX } from './opencrvs/locations.js';
 import { missingGrants } from './opencrvs/scopes.js';
 import { buildDhis2Source, type Dhis2SourceRuntime } from './sources/dhis2/index.js';
 import { FhirSourceClient } from './sources/fhir/fhir-client.js';
@@ -504,8 +504,7 @@ export class Bridge {
       const location = await this.locations.resolve(ref);
       return location.locationType === type ? location.id : undefined;
     } catch (err) {
-      if (err instanceof OpenCrvsError && err.kind === 'unknown-office' && err.operation === 'resolveLocation')
-        return undefined;
+      if (isNotListed(err)) return undefined;
       throw err;
     }
   }

@@ -57,7 +57,10 @@ export interface LocationResolverOptions {
 
 export class LocationResolver {
   private readonly cache = new Map<string, Location>();
-  /** When each cached location was last listed by OpenCRVS (elapsed()), or is due to be asked again. */
+  /**
+   * When each cached location (by its id: every key of it was answered at once) was last listed by
+   * OpenCRVS (elapsed()), or is due to be asked again.
+   */
   private readonly foundAt = new Map<string, number>();
   /** The cache's keys for each location id (the id, its externalId, each form a reference took): one answer updates them all. */
   private readonly keysOf = new Map<string, Set<string>>();
@@ -136,8 +139,7 @@ export class LocationResolver {
     try {
       return this.closedOn(await this.found(id, false));
     } catch (err) {
-      if (err instanceof OpenCrvsError && err.kind === 'unknown-office' && err.operation === 'resolveLocation')
-        return undefined;
+      if (isNotListed(err)) return undefined;
       throw err;
     }
   }
@@ -157,25 +159,22 @@ export class LocationResolver {
    */
   private async found(ref: string, fresh: boolean): Promise<Location> {
     const cached = this.cache.get(ref);
-    if (cached && !fresh && this.elapsed() - (this.foundAt.get(ref) ?? 0) < this.foundTtlMs) return cached;
+    if (cached && !fresh && this.elapsed() - (this.foundAt.get(cached.id) ?? 0) < this.foundTtlMs) return cached;
     try {
       return await this.lookupOnce(ref, fresh || cached !== undefined);
     } catch (err) {
       const notListed = err instanceof OpenCrvsError && err.kind === 'unknown-office';
       if (cached && notListed) this.forget(ref, cached);
       if (!cached || notListed) throw err;
-      const retryAt = this.elapsed() - this.foundTtlMs + REFRESH_RETRY_MS;
-      for (const key of this.keysOf.get(cached.id) ?? [ref]) this.foundAt.set(key, retryAt);
+      this.foundAt.set(cached.id, this.elapsed() - this.foundTtlMs + REFRESH_RETRY_MS);
       return cached; // what OpenCRVS said an hour ago still stands
     }
   }
 
   private forget(ref: string, location: Location): void {
-    for (const key of [ref, location.id, ...(this.keysOf.get(location.id) ?? [])]) {
-      this.cache.delete(key);
-      this.foundAt.delete(key);
-    }
+    for (const key of [ref, location.id, ...(this.keysOf.get(location.id) ?? [])]) this.cache.delete(key);
     this.keysOf.delete(location.id);
+    this.foundAt.delete(location.id);
   }
 
   /** Resolves many references (to use resolveSync afterwards); reports every unknown one at once. */
@@ -225,7 +224,7 @@ export class LocationResolver {
       refs.map((ref) =>
         this.resolve(ref).catch((err: unknown) => {
           if (!(err instanceof OpenCrvsError)) throw err;
-          if (!(err.kind === 'unknown-office' && err.operation === 'resolveLocation')) unanswered.push(ref);
+          if (!isNotListed(err)) unanswered.push(ref);
         }),
       ),
     );
@@ -269,16 +268,13 @@ export class LocationResolver {
     }
     // Every key of this location gets the answer: a refresh asked by id (the worker's) must reach the
     // externalId the routing table names, which resolveSync reads when mapping.
-    const at = this.elapsed();
     const before = this.cache.get(ref);
     if (before && before.id !== found.id) this.keysOf.get(before.id)?.delete(ref); // set up again: another id
     const keys = this.keysOf.get(found.id) ?? new Set<string>();
     keys.add(ref).add(found.id);
     this.keysOf.set(found.id, keys);
-    for (const key of keys) {
-      this.cache.set(key, found);
-      this.foundAt.set(key, at);
-    }
+    for (const key of keys) this.cache.set(key, found);
+    this.foundAt.set(found.id, this.elapsed());
     this.remember(ref, { id: found.id, locationType: found.locationType });
     return found;
   }
@@ -300,6 +296,14 @@ export class LocationResolver {
     this.known.set(ref, answer);
     if (save) this.memory?.save(ref, answer);
   }
+}
+
+/**
+ * Whether `err` is the resolver's own answer that a reference is no location of this deployment (of the
+ * type asked, or open), not a failure to ask OpenCRVS.
+ */
+export function isNotListed(err: unknown): boolean {
+  return err instanceof OpenCrvsError && err.kind === 'unknown-office' && err.operation === 'resolveLocation';
 }
 
 function notListed(ref: string): OpenCrvsError {
