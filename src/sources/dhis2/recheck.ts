@@ -3,6 +3,7 @@ import { type Resource, trackedEntityResource } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Evaluation, SourcePipeline } from '../pipeline.js';
 import type { SubjectRecheck } from '../recheck.js';
+import { lastReaderFirst } from '../shared/last-reader.js';
 import { failureToThrow, SourceCallError } from '../shared/source-error.js';
 import { type Dhis2Client, Dhis2SourceError, isDhis2Uid, type TrackedEntityListing } from './client.js';
 import { Dhis2Fetcher } from './fetcher.js';
@@ -197,9 +198,7 @@ export function dhis2Recheck(deps: {
     /** The other sources to ask for `key`, each once: the one that last read it for this row first. */
     function inOrder(key: string): readonly Dhis2Reader[] {
       if (others.length < 2) return others;
-      const last = deps.lastReader?.(key);
-      const first = others.find((reader) => reader.sourceId === last);
-      return first ? [first, ...others.filter((reader) => reader !== first)] : others;
+      return lastReaderFirst(others, (reader) => reader.sourceId, deps.lastReader?.(key));
     }
   };
 }

@@ -5,6 +5,7 @@ import type { WriteBackSettings } from '../../config/types.js';
 import type { Ledger } from '../../ledger/index.js';
 import type { Logger } from '../../observability/logger.js';
 import { callSignal } from '../shared/call-signal.js';
+import { lastReaderFirst } from '../shared/last-reader.js';
 import { writeBackDelay } from './policy.js';
 import { type WriteBackItem, WriteBackStore } from './store.js';
 import { WriteBackError, type WriteBackJob, type WriteBackTarget } from './types.js';
@@ -325,15 +326,17 @@ export class WriteBackRunner {
     job: WriteBackJob,
     signal: AbortSignal,
   ): Promise<{ result: Awaited<ReturnType<WriteBackTarget['write']>>; via: string }> {
+    // The next source is asked only when this one's user is not shown the record.
+    const passesOn = (err: unknown) => err instanceof WriteBackError && err.notShown && !signal.aborted;
     try {
       return { result: await source.target.write(job, signal), via: source.sourceId };
     } catch (err) {
-      if (!(err instanceof WriteBackError && err.notShown) || signal.aborted) throw err;
+      if (!passesOn(err)) throw err;
       for (const other of this.othersFor(source, job.rowId)) {
         try {
           return { result: await other.target.write(job, signal), via: other.sourceId };
         } catch (otherErr) {
-          if (!(otherErr instanceof WriteBackError && otherErr.notShown) || signal.aborted) throw otherErr;
+          if (!passesOn(otherErr)) throw otherErr;
         }
       }
       throw err;
@@ -344,9 +347,7 @@ export class WriteBackRunner {
   private othersFor(source: WriteBackSource, rowId: number): WriteBackSource[] {
     const ids = source.sharesRecordsWith ?? [];
     if (ids.length === 0) return [];
-    const readBy = this.deps.ledger.readBy(rowId);
-    const ordered = readBy && ids.includes(readBy) ? [readBy, ...ids.filter((id) => id !== readBy)] : ids;
-    return ordered.flatMap((id) => {
+    return lastReaderFirst(ids, (id) => id, this.deps.ledger.readBy(rowId)).flatMap((id) => {
       const other = this.sources.get(id);
       return other ? [other] : [];
     });
