@@ -571,7 +571,7 @@ export class Bridge {
       const retryable = err instanceof OpenCrvsError && err.classification === 'retryable';
       if (!retryable || this.stopping || this.unconfirmableRoutes().length > 0) throw err;
       this.unconfirmedRouting = { taken: this.takenRoutes() };
-      const reason = `OpenCRVS could not confirm the offices and facilities routed to (${err.message})`;
+      const reason = unconfirmedRouting(err);
       this.log.warn(
         `${reason}; records are read and recorded with those it gave last time, and sent by a later pass once it answers`,
       );
@@ -606,7 +606,7 @@ export class Bridge {
       await Promise.race([lookup, timeLeft]);
     } catch (err) {
       if (this.stopping) return skipped;
-      const reason = `OpenCRVS could not confirm the offices and facilities routed to (${err instanceof Error ? err.message : String(err)})`;
+      const reason = unconfirmedRouting(err);
       this.log.warn(`${reason}, asked again after polling; nothing is sent in this pass`);
       return reason;
     } finally {
@@ -1247,4 +1247,9 @@ export class Bridge {
     this.ledger.close(); // gives the lease back (BridgeOptions.lease)
     this.log.info('stopped');
   }
+}
+
+/** Why a pass sends nothing while OpenCRVS cannot confirm the routing table (SyncSummary.deliverySkipped). */
+function unconfirmedRouting(err: unknown): string {
+  return `OpenCRVS could not confirm the offices and facilities routed to (${err instanceof Error ? err.message : String(err)})`;
 }

@@ -232,11 +232,21 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
  * (refusedForItsOffice); unanswered, it is retried. Known offices are looked up once (LocationResolver).
  */
 async function checkOfficeOfRecord(deps: AttemptDeps, payload: LedgerPayload, progress: SendProgress): Promise<void> {
-  if (!payload.officeFromRecord || !deps.officeOfRecord) return;
+  const { officeOfRecord } = deps;
+  if (!payload.officeFromRecord || !officeOfRecord) return;
+  await lookingUp(progress, () => officeOfRecord(payload.office));
+}
+
+/**
+ * A lookup before the send, which sends nothing: the attempt's step says 'lookup' while it runs, and still
+ * does when it fails, so that failure leaves no NOTIFY in doubt (in-doubt.ts).
+ */
+async function lookingUp<T>(progress: SendProgress, lookup: () => Promise<T>): Promise<T> {
   const step = progress.step;
-  progress.step = 'lookup'; // sends nothing: a failure here leaves no NOTIFY in doubt (in-doubt.ts)
-  await deps.officeOfRecord(payload.office);
+  progress.step = 'lookup';
+  const answer = await lookup();
   progress.step = step;
+  return answer;
 }
 
 /**
@@ -251,11 +261,9 @@ async function checkOfficeOpen(
   payload: LedgerPayload,
   progress: SendProgress,
 ): Promise<void> {
-  if (!deps.officeClosedOn || deps.ledger.notifyInDoubt(row.id)) return;
-  const step = progress.step;
-  progress.step = 'lookup'; // sends nothing, as for the office of the record
-  const closed = await deps.officeClosedOn(payload.office);
-  progress.step = step;
+  const { officeClosedOn } = deps;
+  if (!officeClosedOn || deps.ledger.notifyInDoubt(row.id)) return;
+  const closed = await lookingUp(progress, () => officeClosedOn(payload.office));
   if (closed) throw new OfficeClosed(payload.office, closed);
 }
 

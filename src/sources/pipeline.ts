@@ -312,7 +312,7 @@ class EvaluationRun {
     const kind = sourceFailure(error);
     if (kind === 'every-call') this.inARow++;
     if (kind !== 'source' && (kind !== 'every-call' || this.inARow < PARTIAL_STOP_AFTER)) return undefined;
-    this.abort?.abort(new NotReadStopped('not read: the evaluation stopped for the source'));
+    this.abort?.abort(new NotReadStopped());
     return { error };
   }
 }
@@ -1101,6 +1101,9 @@ function sourceFailure(error: unknown): 'source' | 'every-call' | undefined {
 /** A read a partial evaluation did not ask once it stopped (untilStopped): its subject fails with the stop. */
 class NotReadStopped extends Error {
   override readonly name = 'NotReadStopped';
+  constructor() {
+    super('not read: the evaluation stopped for the source');
+  }
 }
 
 /**
@@ -1110,7 +1113,7 @@ class NotReadStopped extends Error {
  * client's tries too.
  */
 function untilStopped(fetcher: ResourceFetcher, stopped: () => unknown): ResourceFetcher {
-  const refused = () => Promise.reject(new NotReadStopped('not read: the evaluation stopped for the source'));
+  const refused = () => Promise.reject(new NotReadStopped());
   return {
     read: (type, id) => (stopped() ? refused() : fetcher.read(type, id)),
     search: (type, params) => (stopped() ? refused() : fetcher.search(type, params)),
