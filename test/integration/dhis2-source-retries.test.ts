@@ -10,6 +10,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { Dhis2SourceError } from '../../src/sources/dhis2/client.js';
 import { mayConcernOneRecord } from '../../src/sources/shared/source-error.js';
 import { type Dhis2BehindProxy, startDhis2BehindProxy } from './helpers/dhis2-proxy.js';
+import { rejection } from './helpers/rejection.js';
 
 /** An answer with this status and headers, and a short text body (a proxy's or a server's own page). */
 const answer =
@@ -46,14 +47,7 @@ describe('DHIS2 client: a 408, and a Retry-After', () => {
     });
   }
 
-  async function failure(call: Promise<unknown>): Promise<Dhis2SourceError> {
-    const err = await call.then(
-      () => assert.fail('answered'),
-      (e: unknown) => e,
-    );
-    assert.ok(err instanceof Dhis2SourceError, String(err));
-    return err;
-  }
+  const failure = (call: Promise<unknown>) => rejection(call, Dhis2SourceError);
 
   it('tries a call answered 408 again, and gets its answer', async () => {
     callsAnswered(answer(408), 1);

@@ -14,13 +14,13 @@ import { type Ledger, openLedger } from '../../src/ledger/index.js';
 import { loadMappings, type Resource } from '../../src/mapping/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { generateBirth } from '../../src/sandbox/demo/generate.js';
-import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import { CachingFetcher } from '../../src/sources/fhir/fetcher.js';
-import { FhirSourceClient, FhirSourceError } from '../../src/sources/fhir/fhir-client.js';
+import { type FhirSourceClient, FhirSourceError } from '../../src/sources/fhir/fhir-client.js';
 import { reevaluate } from '../../src/sources/fhir/reevaluate.js';
 import { SourcePipeline } from '../../src/sources/pipeline.js';
 import { sleep } from './helpers/bridge-harness.js';
-import { type FaultProxy, forbiddenPage, startFaultProxy, unavailable } from './helpers/fault-proxy.js';
+import { type FaultProxy, forbiddenPage, unavailable } from './helpers/fault-proxy.js';
+import { type FhirBehindProxy, startFhirBehindProxy } from './helpers/fhir-proxy.js';
 
 const BIRTHS = 6;
 const seed = Array.from({ length: BIRTHS }, (_, i) => generateBirth(i)).flat();
@@ -28,7 +28,7 @@ const children = seed.filter((r: Resource) => r.resourceType === 'Patient' && r.
 const childRefs = children.map((r) => `Patient/${r.id}`);
 
 describe('FHIR source: a partial evaluation that stops ends the reads under way', () => {
-  let sandbox: FhirSandbox;
+  let setup: FhirBehindProxy;
   let proxy: FaultProxy;
   let client: FhirSourceClient;
   let dir: string;
@@ -39,30 +39,14 @@ describe('FHIR source: a partial evaluation that stops ends the reads under way'
   let closedUnanswered: string[];
 
   before(async () => {
-    sandbox = await startFhirSandbox({ port: 0, seed, logger: silentLogger });
-    proxy = await startFaultProxy();
-    proxy.target = sandbox.baseUrl;
-    path = new URL(sandbox.baseUrl).pathname.replace(/\/+$/, '');
-    client = new FhirSourceClient(
-      {
-        id: 'emr',
-        kind: 'fhir',
-        baseUrl: `${proxy.url}${path}`,
-        auth: { type: 'none' },
-        // Without the reads under way cut off, each waits this out twice (attempts: 2) before it fails.
-        timeoutMs: 2000,
-        poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 30, pageSize: 100 },
-        mappings: ['birth.fhir'],
-      },
-      { logger: silentLogger, attempts: 2, retryBaseMs: 1 },
-    );
+    // Without the reads under way cut off, each waits timeoutMs out twice (attempts: 2) before it fails.
+    setup = await startFhirBehindProxy({ seed, timeoutMs: 2000, client: { attempts: 2, retryBaseMs: 1 } });
+    ({ proxy, client, path } = setup);
     dir = mkdtempSync(join(tmpdir(), 'fhir-partial-stop-'));
     ledger = openLedger(join(dir, 'bridge.db'));
   });
   after(async () => {
-    client?.close();
-    await proxy?.close();
-    await sandbox?.close();
+    await setup?.close();
     ledger?.close();
     rmSync(dir, { recursive: true, force: true });
   });

@@ -7,13 +7,12 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { Patient, Resource } from '@medplum/fhirtypes';
-import { configFromObject } from '../../src/config/index.js';
-import { silentLogger } from '../../src/observability/logger.js';
-import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
-import { FhirSourceClient, FhirSourceError } from '../../src/sources/fhir/fhir-client.js';
+import { type FhirSourceClient, FhirSourceError } from '../../src/sources/fhir/fhir-client.js';
 import { mayConcernOneRecord } from '../../src/sources/shared/source-error.js';
 import { birthResources, startHarness } from './helpers/bridge-harness.js';
 import { answerJson, type FaultProxy, forbiddenPage, startFaultProxy } from './helpers/fault-proxy.js';
+import { type FhirBehindProxy, startFhirBehindProxy } from './helpers/fhir-proxy.js';
+import { rejection } from './helpers/rejection.js';
 
 const FORBIDDEN_OUTCOME = {
   resourceType: 'OperationOutcome',
@@ -27,28 +26,17 @@ const bareFhir403 = () => (res: ServerResponse) => {
 };
 
 describe('FHIR client: whose 403 it is', () => {
-  let sandbox: FhirSandbox;
+  let setup: FhirBehindProxy;
   let proxy: FaultProxy;
   let client: FhirSourceClient;
   let path: string;
 
   before(async () => {
-    sandbox = await startFhirSandbox({ port: 0 });
-    proxy = await startFaultProxy();
-    proxy.target = sandbox.baseUrl;
-    path = new URL(sandbox.baseUrl).pathname.replace(/\/+$/, '');
-    const config = configFromObject({
-      opencrvs: { eventsUrl: 'http://127.0.0.1:9/events', accessToken: 'unused' },
-      sources: [{ id: 'emr', kind: 'fhir', baseUrl: `${proxy.url}${path}`, timeoutMs: 5000 }],
-    });
-    const source = config.sources[0];
-    assert.ok(source);
-    client = new FhirSourceClient(source, { logger: silentLogger, attempts: 2, retryBaseMs: 1 });
+    setup = await startFhirBehindProxy({ timeoutMs: 5000, client: { attempts: 2, retryBaseMs: 1 } });
+    ({ proxy, client, path } = setup);
   });
   after(async () => {
-    client?.close();
-    await proxy?.close();
-    await sandbox?.close();
+    await setup?.close();
   });
   beforeEach(() => {
     proxy.seen.length = 0;
@@ -58,14 +46,7 @@ describe('FHIR client: whose 403 it is', () => {
   const onRead = (id: string, answer: ReturnType<typeof forbiddenPage>) => (req: IncomingMessage) =>
     req.method === 'GET' && req.url?.startsWith(`${path}/Patient/${id}`) ? answer : undefined;
 
-  async function failure(call: Promise<unknown>): Promise<FhirSourceError> {
-    const err = await call.then(
-      (answer) => assert.fail(`answered: ${JSON.stringify(answer)}`),
-      (e: unknown) => e,
-    );
-    assert.ok(err instanceof FhirSourceError, String(err));
-    return err;
-  }
+  const failure = (call: Promise<unknown>) => rejection(call, FhirSourceError);
 
   it("the server's own 403 (an OperationOutcome, or sent as FHIR) refuses that record: not retried", async () => {
     proxy.rules.push(onRead('outcome-403', answerJson(403, FORBIDDEN_OUTCOME)));

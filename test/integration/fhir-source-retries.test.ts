@@ -7,12 +7,12 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { silentLogger } from '../../src/observability/logger.js';
 import { generateBirth } from '../../src/sandbox/demo/generate.js';
-import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
-import { FhirSourceClient, FhirSourceError } from '../../src/sources/fhir/fhir-client.js';
+import { type FhirSourceClient, FhirSourceError } from '../../src/sources/fhir/fhir-client.js';
 import { mayConcernOneRecord } from '../../src/sources/shared/source-error.js';
-import { type FaultProxy, startFaultProxy } from './helpers/fault-proxy.js';
+import type { FaultProxy } from './helpers/fault-proxy.js';
+import { type FhirBehindProxy, startFhirBehindProxy } from './helpers/fhir-proxy.js';
+import { rejection } from './helpers/rejection.js';
 
 const CHILD = 'demo-birth-0-child';
 
@@ -25,7 +25,7 @@ const answer =
   };
 
 describe('FHIR client: a 408, and a Retry-After', () => {
-  let sandbox: FhirSandbox;
+  let setup: FhirBehindProxy;
   let proxy: FaultProxy;
   let client: FhirSourceClient;
   let path: string;
@@ -33,28 +33,16 @@ describe('FHIR client: a 408, and a Retry-After', () => {
   let arrivals: number[];
 
   before(async () => {
-    sandbox = await startFhirSandbox({ port: 0, seed: generateBirth(0), logger: silentLogger });
-    proxy = await startFaultProxy();
-    proxy.target = sandbox.baseUrl;
-    path = new URL(sandbox.baseUrl).pathname.replace(/\/+$/, '');
-    client = new FhirSourceClient(
-      {
-        id: 'emr',
-        kind: 'fhir',
-        baseUrl: `${proxy.url}${path}`,
-        auth: { type: 'none' },
-        timeoutMs: 5000,
-        poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 30, pageSize: 100 },
-        mappings: ['birth.fhir'],
-      },
-      // A backoff of 1 ms, 2 ms: any longer wait between tries is the server's Retry-After.
-      { logger: silentLogger, attempts: 3, retryBaseMs: 1 },
-    );
+    // A backoff of 1 ms, 2 ms: any longer wait between tries is the server's Retry-After.
+    setup = await startFhirBehindProxy({
+      seed: generateBirth(0),
+      timeoutMs: 5000,
+      client: { attempts: 3, retryBaseMs: 1 },
+    });
+    ({ proxy, client, path } = setup);
   });
   after(async () => {
-    client?.close();
-    await proxy?.close();
-    await sandbox?.close();
+    await setup?.close();
   });
   beforeEach(() => {
     proxy.seen.length = 0;
@@ -71,14 +59,7 @@ describe('FHIR client: a 408, and a Retry-After', () => {
     });
   }
 
-  async function failure(call: Promise<unknown>): Promise<FhirSourceError> {
-    const err = await call.then(
-      () => assert.fail('answered'),
-      (e: unknown) => e,
-    );
-    assert.ok(err instanceof FhirSourceError, String(err));
-    return err;
-  }
+  const failure = (call: Promise<unknown>) => rejection(call, FhirSourceError);
 
   it('tries a read answered 408 again, and reads it', async () => {
     readsAnswered(answer(408), 1);
