@@ -52,6 +52,13 @@ export function officeOf(sim: OpenCrvsSimulator): string {
   return office.id;
 }
 
+/** A second office of the simulator, other than `office`: where births go while `office` is closed or gone. */
+export function otherOffice(sim: OpenCrvsSimulator, office: string): string {
+  const other = sim.locations.find((l) => l.locationType === 'CRVS_OFFICE' && l.id !== office);
+  assert.ok(other, 'the simulator seeds two offices');
+  return other.id;
+}
+
 export function birthPayload(office: string, i: number, extra: Record<string, unknown> = {}): LedgerPayload {
   return {
     office,

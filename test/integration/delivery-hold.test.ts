@@ -9,6 +9,7 @@ import {
   birthEvent,
   clientSettings,
   fastDelivery,
+  otherOffice,
   type TestBed,
   testBed,
   until,
@@ -282,9 +283,7 @@ describe('an office closed while a NOTIFY to it is in doubt', () => {
   let open: string;
   beforeEach(async () => {
     bed = await testBed();
-    const other = bed.sim.locations.find((l) => l.locationType === 'CRVS_OFFICE' && l.id !== bed.office);
-    assert.ok(other, 'the simulator seeds two offices');
-    open = other.id;
+    open = otherOffice(bed.sim, bed.office);
   });
   afterEach(async () => {
     await bed.close();

@@ -4,16 +4,22 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { createDeliveryWorker } from '../../src/delivery/index.js';
 import { createOpenCrvsClient, LocationResolver } from '../../src/opencrvs/index.js';
-import { birthEvent, clientSettings, fastDelivery, type TestBed, testBed, until } from './delivery-helpers.js';
+import {
+  birthEvent,
+  clientSettings,
+  fastDelivery,
+  otherOffice,
+  type TestBed,
+  testBed,
+  until,
+} from './delivery-helpers.js';
 
 describe('an office OpenCRVS closed (validUntil)', () => {
   let bed: TestBed;
   let open: string;
   beforeEach(async () => {
     bed = await testBed();
-    const other = bed.sim.locations.find((l) => l.locationType === 'CRVS_OFFICE' && l.id !== bed.office);
-    assert.ok(other, 'the simulator seeds two offices');
-    open = other.id;
+    open = otherOffice(bed.sim, bed.office);
   });
   afterEach(async () => {
     await bed.close();

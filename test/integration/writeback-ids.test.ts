@@ -5,16 +5,14 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { Resource } from '@medplum/fhirtypes';
-import { configFromObject } from '../../src/config/index.js';
 import type { SourceSettings } from '../../src/config/types.js';
-import { silentLogger } from '../../src/observability/logger.js';
-import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import type { Dhis2Client } from '../../src/sources/dhis2/client.js';
-import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
+import type { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
 import { Dhis2WriteBack, FhirWriteBack, WriteBackError, type WriteBackJob } from '../../src/sources/writeback/index.js';
 import { splitRef } from '../../src/sources/writeback/types.js';
 import { type Dhis2BehindProxy, startDhis2BehindProxy } from './helpers/dhis2-proxy.js';
-import { type FaultProxy, startFaultProxy } from './helpers/fault-proxy.js';
+import type { FaultProxy } from './helpers/fault-proxy.js';
+import { type FhirBehindProxy, startFhirBehindProxy } from './helpers/fhir-proxy.js';
 
 const BAD_IDS = ['..', '.', '', 'a/b', '../Patient/x', `${'x'.repeat(65)}`];
 
@@ -49,37 +47,24 @@ describe('write-back source references', () => {
 });
 
 describe('FHIR write-back of an id that names no resource', () => {
-  let fhir: FhirSandbox;
+  let setup: FhirBehindProxy;
   let proxy: FaultProxy;
   let client: FhirSourceClient;
   let source: SourceSettings;
+  let base: string;
 
   before(async () => {
-    fhir = await startFhirSandbox({ port: 0, seed: [{ resourceType: 'Patient', id: 'ids-1' } as Resource] });
-    proxy = await startFaultProxy();
-    proxy.target = fhir.baseUrl;
-    const config = configFromObject({
-      opencrvs: { eventsUrl: 'http://127.0.0.1:9/events', accessToken: 'unused' },
-      sources: [
-        {
-          id: 'src',
-          kind: 'fhir',
-          baseUrl: `${proxy.url}${new URL(fhir.baseUrl).pathname}`,
-          timeoutMs: 5000,
-          auth: { type: 'bearer', token: 'emr-write-token' },
-          writeBack: {},
-        },
-      ],
+    setup = await startFhirBehindProxy({
+      seed: [{ resourceType: 'Patient', id: 'ids-1' } as Resource],
+      timeoutMs: 5000,
+      source: { id: 'src', auth: { type: 'bearer', token: 'emr-write-token' }, writeBack: {} },
+      client: { attempts: 1 },
     });
-    const first = config.sources[0];
-    assert.ok(first?.writeBack);
-    source = first;
-    client = new FhirSourceClient(source, { logger: silentLogger, attempts: 1 });
+    ({ proxy, client, source, path: base } = setup);
+    assert.ok(source.writeBack);
   });
   after(async () => {
-    client?.close();
-    await proxy?.close();
-    await fhir?.close();
+    await setup?.close();
   });
   beforeEach(() => {
     proxy.seen.length = 0;
@@ -93,7 +78,7 @@ describe('FHIR write-back of an id that names no resource', () => {
   it('writes a good id on <base>/Patient/<id> (the proxy sees the write)', async () => {
     assert.equal(await target('subject').write(job('Patient/ids-1', 'Patient/ids-1')), 'written');
     assert.deepEqual(
-      proxy.seen.map((seen) => `${seen.method} ${seen.url.replace(new URL(fhir.baseUrl).pathname, '<base>')}`),
+      proxy.seen.map((seen) => `${seen.method} ${seen.url.replace(base, '<base>')}`),
       ['GET <base>/Patient/ids-1', 'PUT <base>/Patient/ids-1'],
     );
   });
