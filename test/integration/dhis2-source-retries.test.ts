@@ -10,15 +10,8 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { Dhis2SourceError } from '../../src/sources/dhis2/client.js';
 import { mayConcernOneRecord } from '../../src/sources/shared/source-error.js';
 import { type Dhis2BehindProxy, startDhis2BehindProxy } from './helpers/dhis2-proxy.js';
+import { answerStatus } from './helpers/fault-proxy.js';
 import { rejection } from './helpers/rejection.js';
-
-/** An answer with this status and headers, and a short text body (a proxy's or a server's own page). */
-const answer =
-  (status: number, headers: Record<string, string> = {}) =>
-  (res: ServerResponse) => {
-    res.writeHead(status, { 'content-type': 'text/plain', ...headers });
-    res.end(`${status}`);
-  };
 
 describe('DHIS2 client: a 408, and a Retry-After', () => {
   let setup: Dhis2BehindProxy;
@@ -50,13 +43,13 @@ describe('DHIS2 client: a 408, and a Retry-After', () => {
   const failure = (call: Promise<unknown>) => rejection(call, Dhis2SourceError);
 
   it('tries a call answered 408 again, and gets its answer', async () => {
-    callsAnswered(answer(408), 1);
+    callsAnswered(answerStatus(408), 1);
     assert.equal(typeof (await setup.client.systemInfo()), 'string');
     assert.equal(arrivals.length, 2);
   });
 
   it('a 408 through every try fails the call as retryable, no answer of one record, and no timeout', async () => {
-    callsAnswered(answer(408));
+    callsAnswered(answerStatus(408));
     const err = await failure(setup.client.systemInfo());
     assert.equal(arrivals.length, 3, 'every try');
     assert.equal(err.status, 408);
@@ -66,7 +59,7 @@ describe('DHIS2 client: a 408, and a Retry-After', () => {
   });
 
   it('waits the Retry-After of a 429 before the next try', async () => {
-    callsAnswered(answer(429, { 'retry-after': '1' }), 1);
+    callsAnswered(answerStatus(429, { 'retry-after': '1' }), 1);
     assert.equal(typeof (await setup.client.systemInfo()), 'string');
     assert.equal(arrivals.length, 2);
     const [first = 0, second = 0] = arrivals;
@@ -76,14 +69,14 @@ describe('DHIS2 client: a 408, and a Retry-After', () => {
 
   it('waits the Retry-After of a 503 too, given as a date', async () => {
     // An HTTP date has whole seconds: 2 s from now is 1 to 2 s away.
-    callsAnswered(answer(503, { 'retry-after': new Date(Date.now() + 2000).toUTCString() }), 1);
+    callsAnswered(answerStatus(503, { 'retry-after': new Date(Date.now() + 2000).toUTCString() }), 1);
     assert.equal(typeof (await setup.client.systemInfo()), 'string');
     const [first = 0, second = 0] = arrivals;
     assert.ok(second - first >= 900, `asked again after ${Math.round(second - first)} ms`);
   });
 
   it('asked to wait longer than sources[].timeoutMs, ends its tries: retryable, with how long the server asked', async () => {
-    callsAnswered(answer(429, { 'retry-after': '3600' }));
+    callsAnswered(answerStatus(429, { 'retry-after': '3600' }));
     const err = await failure(setup.client.systemInfo());
     assert.equal(arrivals.length, 1, 'not asked again sooner than the server said');
     assert.equal(err.status, 429);

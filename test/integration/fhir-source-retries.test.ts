@@ -10,19 +10,11 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { generateBirth } from '../../src/sandbox/demo/generate.js';
 import { type FhirSourceClient, FhirSourceError } from '../../src/sources/fhir/fhir-client.js';
 import { mayConcernOneRecord } from '../../src/sources/shared/source-error.js';
-import type { FaultProxy } from './helpers/fault-proxy.js';
+import { answerStatus, type FaultProxy } from './helpers/fault-proxy.js';
 import { type FhirBehindProxy, startFhirBehindProxy } from './helpers/fhir-proxy.js';
 import { rejection } from './helpers/rejection.js';
 
 const CHILD = 'demo-birth-0-child';
-
-/** An answer with this status and headers, and a short text body (a proxy's or a server's own page). */
-const answer =
-  (status: number, headers: Record<string, string> = {}) =>
-  (res: ServerResponse) => {
-    res.writeHead(status, { 'content-type': 'text/plain', ...headers });
-    res.end(`${status}`);
-  };
 
 describe('FHIR client: a 408, and a Retry-After', () => {
   let setup: FhirBehindProxy;
@@ -62,14 +54,14 @@ describe('FHIR client: a 408, and a Retry-After', () => {
   const failure = (call: Promise<unknown>) => rejection(call, FhirSourceError);
 
   it('tries a read answered 408 again, and reads it', async () => {
-    readsAnswered(answer(408), 1);
+    readsAnswered(answerStatus(408), 1);
     const child = await client.read('Patient', CHILD);
     assert.equal(child?.id, CHILD);
     assert.equal(arrivals.length, 2);
   });
 
   it('a 408 through every try fails the call as retryable, no answer of one record, and no timeout', async () => {
-    readsAnswered(answer(408));
+    readsAnswered(answerStatus(408));
     const err = await failure(client.read('Patient', CHILD));
     assert.equal(arrivals.length, 3, 'every try');
     assert.equal(err.status, 408);
@@ -79,7 +71,7 @@ describe('FHIR client: a 408, and a Retry-After', () => {
   });
 
   it('waits the Retry-After of a 429 before the next try', async () => {
-    readsAnswered(answer(429, { 'retry-after': '1' }), 1);
+    readsAnswered(answerStatus(429, { 'retry-after': '1' }), 1);
     const child = await client.read('Patient', CHILD);
     assert.equal(child?.id, CHILD);
     assert.equal(arrivals.length, 2);
@@ -90,7 +82,7 @@ describe('FHIR client: a 408, and a Retry-After', () => {
 
   it('waits the Retry-After of a 503 too, given as a date', async () => {
     // An HTTP date has whole seconds: 2 s from now is 1 to 2 s away.
-    readsAnswered(answer(503, { 'retry-after': new Date(Date.now() + 2000).toUTCString() }), 1);
+    readsAnswered(answerStatus(503, { 'retry-after': new Date(Date.now() + 2000).toUTCString() }), 1);
     const child = await client.read('Patient', CHILD);
     assert.equal(child?.id, CHILD);
     const [first = 0, second = 0] = arrivals;
@@ -98,7 +90,7 @@ describe('FHIR client: a 408, and a Retry-After', () => {
   });
 
   it('asked to wait longer than sources[].timeoutMs, ends its tries: retryable, with how long the server asked', async () => {
-    readsAnswered(answer(429, { 'retry-after': '3600' }));
+    readsAnswered(answerStatus(429, { 'retry-after': '3600' }));
     const err = await failure(client.read('Patient', CHILD));
     assert.equal(arrivals.length, 1, 'not asked again sooner than the server said');
     assert.equal(err.status, 429);

@@ -73,6 +73,14 @@ export function answerJson(status: number, body: unknown): (res: ServerResponse)
   };
 }
 
+/** An answer with this status and headers, and a short text body (a proxy's or a server's own page). */
+export function answerStatus(status: number, headers: Record<string, string> = {}): (res: ServerResponse) => void {
+  return (res) => {
+    res.writeHead(status, { 'content-type': 'text/plain', ...headers });
+    res.end(`${status}`);
+  };
+}
+
 /** DHIS2's own error envelope (WebMessage) with this status. */
 export function dhis2Error(status: number, message: string): (res: ServerResponse) => void {
   return answerJson(status, { httpStatus: 'Error', httpStatusCode: status, status: 'ERROR', message });
