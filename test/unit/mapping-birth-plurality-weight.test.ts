@@ -34,6 +34,8 @@ const LUIGI = '1ae0605d-e5b8-4d6d-a96d-c93dcbd57e06';
 // HL7 BFDR's Baby G Quinn: multipleBirthInteger 1, plurality 2 (73773-4 on the mother), 2500 g.
 const BFDR = 'fhir/bfdr/Bundle-bundle-provider-live-birth-babyg-quinn.json';
 
+const NOT_A_COUNT = 'child.birthType: not a count of births in one delivery from 1 to 9: type of birth left out';
+
 describe('the type of birth', () => {
   const withMultipleBirth = (multipleBirth: Resource) => {
     const bundle = fixture(SYNTHEA);
@@ -56,11 +58,20 @@ describe('the type of birth', () => {
     }
   });
 
-  it('is a higher multiple delivery for the fifth-born or later, one of at least five', async () => {
-    for (const order of [5, 7, 12]) {
+  it('is a higher multiple delivery for the fifth- to ninth-born, one of at least five', async () => {
+    for (const order of [5, 7, 9]) {
       const r = mapped(await mapInput(births, withMultipleBirth({ multipleBirthInteger: order })));
       assert.equal(r.declaration['child.birthType'], 'HIGHER_MULTIPLE_DELIVERY', `order ${order}`);
       assert.deepEqual(warningsOf(r, 'child.birthType'), []);
+    }
+  });
+
+  it('leaves out a birth order of 10 or more, as it does a count of 10 or more (none is on record)', async () => {
+    for (const order of [10, 12, 99]) {
+      const r = mapped(await mapInput(births, withMultipleBirth({ multipleBirthInteger: order })));
+      assert.equal(r.declaration['child.birthType'], undefined, `order ${order}`);
+      assert.deepEqual(warningsOf(r, 'child.birthType'), [NOT_A_COUNT]);
+      assert.equal(r.declaration['child.dob'], '2020-10-20', 'the rest of the record is sent');
     }
   });
 
@@ -86,6 +97,42 @@ describe('the type of birth', () => {
     byId(bundle, 'patient-child-babyg-quinn').multipleBirthInteger = 3; // the third-born of... twins?
     const r = mapped(await mapInput(births, bundle));
     assert.equal(r.declaration['child.birthType'], 'TWIN');
+  });
+
+  const withLiveBirths = (count: number, multipleBirthInteger = 1) => {
+    const bundle = fixture(BFDR);
+    const plurality = byId(bundle, 'observation-number-live-births-this-delivery-jada-ann-quinn');
+    assert.equal(plurality.valueInteger, 2);
+    plurality.valueInteger = count;
+    byId(bundle, 'patient-child-babyg-quinn').multipleBirthInteger = multipleBirthInteger;
+    return bundle;
+  };
+
+  it('gives each count of live births its option: 1 to 4 by name, 5 to 9 a higher multiple delivery', async () => {
+    const expected = ['SINGLE', 'TWIN', 'TRIPLET', 'QUADRUPLET', ...Array(5).fill('HIGHER_MULTIPLE_DELIVERY')];
+    for (const [i, birthType] of expected.entries()) {
+      const r = mapped(await mapInput(births, withLiveBirths(i + 1)));
+      assert.equal(r.declaration['child.birthType'], birthType, `count ${i + 1}`);
+      assert.deepEqual(warningsOf(r, 'child.birthType'), []);
+    }
+  });
+
+  it('leaves out a count of 10 or more (IJE 99 "unknown", a typo), with a warning', async () => {
+    for (const count of [10, 12, 99]) {
+      const r = mapped(await mapInput(births, withLiveBirths(count)));
+      assert.equal(r.declaration['child.birthType'], undefined, `count ${count}`);
+      assert.deepEqual(warningsOf(r, 'child.birthType'), [NOT_A_COUNT]);
+      assert.ok(!r.warnings.some((w) => w.includes(String(count))), 'the value is not said');
+    }
+  });
+
+  it('reads a birth order as it reads a count of as many births: the same option or none, from 5 up', async () => {
+    for (let n = 5; n <= 12; n++) {
+      const byCount = mapped(await mapInput(births, withLiveBirths(n)));
+      const byOrder = mapped(await mapInput(births, withMultipleBirth({ multipleBirthInteger: n })));
+      assert.equal(byOrder.declaration['child.birthType'], byCount.declaration['child.birthType'], `${n}`);
+      assert.deepEqual(warningsOf(byOrder, 'child.birthType'), warningsOf(byCount, 'child.birthType'), `${n}`);
+    }
   });
 
   it("reads a count sent as a Quantity by its number, not by its UCUM unit '1'", async () => {
