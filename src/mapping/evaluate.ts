@@ -30,7 +30,25 @@ type SourceOutcome = (FieldOutcome & { from?: string }) | { value: unknown; warn
 /** Transforms that take every item (a name from several, the home address among several): no ambiguity. */
 const TAKES_ALL = new Set(['name', 'address']);
 
+/**
+ * Whether an item is a Quantity with a comparator ('<', '<=', '>=', '>'; R5 adds 'ad'): a bound, not the value.
+ * FHIR makes comparator a modifier element, so reading the number alone would send `< 500 g` as 500 g and
+ * `>= 4` live births as QUADRUPLET. One check for every conversion and value map that reads a Quantity.
+ */
+function isBound(items: readonly unknown[]): boolean {
+  for (const item of items) {
+    if (typeof item !== 'object' || item === null) continue;
+    const comparator = (item as { comparator?: unknown }).comparator;
+    if (typeof comparator === 'string' && comparator !== '') return true;
+  }
+  return false;
+}
+
 function sourceValue(f: CompiledField, items: unknown[], from: string): SourceOutcome {
+  // Left out like a partial date (a later source may give the value itself), without the value or the
+  // comparator, which both say something about the person (a weight under some limit).
+  if (isBound(items))
+    return { skip: `${f.id}: left out: the source gives a bound (a Quantity with a comparator), not a value` };
   if (f.map) {
     const out = lookup(f.map, items);
     if ('unmapped' in out) return { error: out.unmapped, from };

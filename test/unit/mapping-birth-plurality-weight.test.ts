@@ -34,6 +34,8 @@ const LUIGI = '1ae0605d-e5b8-4d6d-a96d-c93dcbd57e06';
 // HL7 BFDR's Baby G Quinn: multipleBirthInteger 1, plurality 2 (73773-4 on the mother), 2500 g.
 const BFDR = 'fhir/bfdr/Bundle-bundle-provider-live-birth-babyg-quinn.json';
 
+const BOUND = (field: string) =>
+  `${field}: left out: the source gives a bound (a Quantity with a comparator), not a value`;
 const NOT_A_COUNT = 'child.birthType: not a count of births in one delivery from 1 to 9: type of birth left out';
 
 describe('the type of birth', () => {
@@ -145,6 +147,20 @@ describe('the type of birth', () => {
     plurality.valueQuantity = { value: 3, unit: 'births', system: 'http://unitsofmeasure.org', code: '{births}' };
     assert.equal(mapped(await mapInput(births, bundle)).declaration['child.birthType'], 'TRIPLET');
   });
+
+  it('leaves out a count given as a bound (>= 4 is no QUADRUPLET), with a warning naming only the field', async () => {
+    const bundle = fixture(BFDR);
+    const plurality = byId(bundle, 'observation-number-live-births-this-delivery-jada-ann-quinn');
+    delete plurality.valueInteger;
+    for (const comparator of ['<', '<=', '>=', '>', 'ad']) {
+      plurality.valueQuantity = { value: 4, comparator, system: 'http://unitsofmeasure.org', code: '{births}' };
+      const r = mapped(await mapInput(births, bundle));
+      assert.equal(r.declaration['child.birthType'], undefined, comparator);
+      assert.deepEqual(warningsOf(r, 'child.birthType'), [BOUND('child.birthType')], comparator);
+    }
+    plurality.valueQuantity = { value: 4, system: 'http://unitsofmeasure.org', code: '{births}' };
+    assert.equal(mapped(await mapInput(births, bundle)).declaration['child.birthType'], 'QUADRUPLET');
+  });
 });
 
 describe('the birth weight', () => {
@@ -195,6 +211,41 @@ describe('the birth weight', () => {
       assert.ok(!/2\.5|0\.2|2500|35|3500|0\.0025/.test(warning ?? ''), `the value is not said: ${warning}`);
       assert.equal(r.declaration['child.birthType'], 'TWIN', 'the rest of the record is sent');
     }
+  });
+
+  it('leaves out a weight given as a bound (< 2500 g), with a warning naming only the field', async () => {
+    for (const comparator of ['<', '<=', '>=', '>', 'ad']) {
+      const r = mapped(await mapInput(births, withWeight({ ...ucum(2500, 'g'), comparator })));
+      assert.equal(r.declaration['child.weightAtBirth'], undefined, comparator);
+      assert.deepEqual(warningsOf(r, 'child.weightAtBirth'), [BOUND('child.weightAtBirth')], comparator);
+      assert.ok(!r.warnings.some((w) => w.includes('2500')), 'the value is not said');
+      assert.equal(r.declaration['child.birthType'], 'TWIN', 'the rest of the record is sent');
+    }
+    // The same weight without a comparator (an empty one is none) is sent as it is.
+    for (const quantity of [ucum(2500, 'g'), { ...ucum(2500, 'g'), comparator: '' }]) {
+      const r = mapped(await mapInput(births, withWeight(quantity)));
+      assert.equal(r.declaration['child.weightAtBirth'], 2.5);
+      assert.deepEqual(warningsOf(r, 'child.weightAtBirth'), []);
+    }
+  });
+
+  it('takes a later source for a birth weight given as a bound, as for a partial date', async () => {
+    // Luigi's weight comes from a body weight (29463-7) on his birth day: 3.254 kg.
+    const bundle = fixture(SYNTHEA);
+    bundle.entry.push({
+      resource: {
+        resourceType: 'Observation',
+        id: 'birth-weight-bound',
+        status: 'final',
+        code: { coding: [{ system: 'http://loinc.org', code: '8339-4' }] },
+        subject: { reference: `urn:uuid:${LUIGI}` },
+        effectiveDateTime: '2020-10-20T10:00:00+00:00',
+        valueQuantity: { ...ucum(4, 'kg'), comparator: '<' },
+      },
+    });
+    const r = mapped(await mapInput(births, bundle));
+    assert.equal(r.declaration['child.weightAtBirth'], 3.254);
+    assert.deepEqual(warningsOf(r, 'child.weightAtBirth'), []);
   });
 
   it('keeps the weights at the ends of the range', async () => {

@@ -1,6 +1,8 @@
 // A NUMBER field filled by the default `number` (or `integer`) conversion from a Quantity that carries a
-// unit: taking its value would send a birth weight of 2500 g as 2500 to a field in kg.
+// unit: taking its value would send a birth weight of 2500 g as 2500 to a field in kg. And a Quantity with
+// a comparator, which is a bound, not a value, whatever reads it.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { loadMappings, type MapResult, mapInput } from '../../src/mapping/index.js';
 import { applyTransform } from '../../src/mapping/transforms/index.js';
@@ -77,5 +79,75 @@ fields:
     assert.ok('error' in out);
     assert.match(out.error, /Quantity in 'wk', and as: integer ignores units/);
     assert.deepEqual(applyTransform('integer', [{ value: 2, code: '{births}' }], {}), { value: 2 });
+  });
+});
+
+describe('a Quantity with a comparator', () => {
+  const bound = (field: string) =>
+    `${field}: left out: the source gives a bound (a Quantity with a comparator), not a value`;
+
+  it('is left out of a number or integer field with a warning naming the field, with a unit or without', async () => {
+    for (const as of ['number', 'integer']) {
+      const set = loadMappings({
+        files: [
+          write(`${ANY_PATIENT_BIRTH}context:
+  observations:
+    search: Observation
+    params: { subject: '{%subjectRef}' }
+fields:
+  child.name: '%subject.name'
+  child.weightAtBirth: { from: "%observations.where(code.coding.code = '8339-4').value", as: ${as} }
+`),
+        ],
+        routing,
+      });
+      // With a unit the record would be invalid without the comparator: the bound is said first.
+      for (const valueQuantity of [
+        { value: 3, comparator: '>' },
+        { value: 2517, comparator: '<', code: 'g' },
+      ]) {
+        const r = await mapInput(set, birth({ valueQuantity }));
+        assert.ok(r.status === 'mapped', JSON.stringify(r));
+        assert.equal(r.declaration['child.weightAtBirth'], undefined);
+        const warnings = r.warnings.filter((w) => w.startsWith('child.'));
+        assert.deepEqual(warnings, [bound('child.weightAtBirth')], `${as} ${JSON.stringify(valueQuantity)}`);
+      }
+      const exact = await mapInput(set, birth({ valueQuantity: { value: 3 } }));
+      assert.ok(exact.status === 'mapped', JSON.stringify(exact));
+      assert.equal(exact.declaration['child.weightAtBirth'], 3);
+      assert.deepEqual(
+        exact.warnings.filter((w) => w.startsWith('child.')),
+        [],
+      );
+    }
+  });
+
+  it("is no age: the deceased's age '>= 90 a' gives way to the years between the dates", async () => {
+    type Entries = { entry: Array<{ resource: Record<string, unknown> }> };
+    const death = JSON.parse(
+      readFileSync(new URL('../fixtures/fhir/openmrs/openmrs-death-bundle.json', import.meta.url), 'utf8'),
+    ) as Entries;
+    const deceased = death.entry.find((e) => e.resource.resourceType === 'Patient')?.resource;
+    assert.ok(deceased);
+    deceased.birthDate = '1930'; // an estimated year: the age is sent instead of a date
+    const age = (valueQuantity: Record<string, unknown>) => ({
+      resource: {
+        resourceType: 'Observation',
+        id: 'age',
+        status: 'final',
+        code: { coding: [{ system: 'http://loinc.org', code: '39016-1' }] },
+        subject: { reference: `Patient/${String(deceased.id)}` },
+        valueQuantity: { system: 'http://unitsofmeasure.org', code: 'a', ...valueQuantity },
+      },
+    });
+    const deaths = loadMappings({ names: ['death.fhir'], routing });
+    death.entry.push(age({ value: 90 }));
+    const exact = await mapInput(deaths, death);
+    assert.ok(exact.status === 'mapped', JSON.stringify(exact));
+    assert.deepEqual(exact.declaration['deceased.age'], { age: 90, asOfDateRef: 'eventDetails.date' });
+    death.entry[death.entry.length - 1] = age({ value: 90, comparator: '>=' });
+    const r = await mapInput(deaths, death);
+    assert.ok(r.status === 'mapped', JSON.stringify(r));
+    assert.deepEqual(r.declaration['deceased.age'], { age: 2024 - 1930, asOfDateRef: 'eventDetails.date' });
   });
 });
