@@ -296,17 +296,16 @@ async function uncheckedLocationsStand(
 ): Promise<boolean> {
   const { facilityUnchecked, officeUnchecked } = payload;
   if (facilityUnchecked === undefined && officeUnchecked === undefined) return true;
-  if (!deps.locationNow || deps.ledger.notifyInDoubt(row.id)) return true;
-  const step = progress.step;
-  progress.step = 'lookup'; // sends nothing, as for the office (checkOfficeOfRecord)
-  try {
-    if (officeUnchecked !== undefined && (await deps.locationNow(officeUnchecked, 'CRVS_OFFICE')) !== payload.office)
-      return false;
-    if (facilityUnchecked === undefined) return true;
-    return (await deps.locationNow(facilityUnchecked, 'HEALTH_FACILITY')) === payload.facility;
-  } finally {
-    progress.step = step;
+  const { locationNow } = deps;
+  if (!locationNow || deps.ledger.notifyInDoubt(row.id)) return true;
+  // Through lookingUp: a failed lookup is settled as one, not as the NOTIFY of a row with an event id,
+  // which would put that NOTIFY in doubt and have the retry send the unchecked copy as recorded.
+  if (officeUnchecked !== undefined) {
+    const office = await lookingUp(progress, () => locationNow(officeUnchecked, 'CRVS_OFFICE'));
+    if (office !== payload.office) return false;
   }
+  if (facilityUnchecked === undefined) return true;
+  return (await lookingUp(progress, () => locationNow(facilityUnchecked, 'HEALTH_FACILITY'))) === payload.facility;
 }
 
 /** A row whose unchecked facility or office OpenCRVS lists otherwise, with no source to map its record again. */

@@ -10,7 +10,14 @@ import type { Resource } from '@medplum/fhirtypes';
 import { Bridge } from '../../src/app.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { SimLocation } from '../../src/sandbox/opencrvs/index.js';
-import { birthResources, type Harness, notifiedDeclaration, ROUTING, startHarness } from './helpers/bridge-harness.js';
+import {
+  birthResources,
+  type Harness,
+  type HarnessOptions,
+  notifiedDeclaration,
+  ROUTING,
+  startHarness,
+} from './helpers/bridge-harness.js';
 
 /** The ids the fixture names: an office and a facility of the deployment it was written against. */
 const FIXTURE_OFFICE = '0be1dc9b-5c8b-4d20-a88c-08cafc71c99a';
@@ -52,8 +59,12 @@ const states = (h: Harness) =>
     .map((r) => [r.sourceRef.split('/')[0], r.state, r.lastError?.kind ?? null])
     .sort();
 
-async function withHarness(version: '1.9' | '2.0', run: (h: Harness) => Promise<void>): Promise<void> {
-  const h = await startHarness({ version });
+async function withHarness(
+  version: '1.9' | '2.0',
+  run: (h: Harness) => Promise<void>,
+  options: Omit<HarnessOptions, 'version'> = {},
+): Promise<void> {
+  const h = await startHarness({ ...options, version });
   try {
     await run(h);
   } finally {
@@ -231,6 +242,58 @@ for (const version of ['1.9', '2.0'] as const) {
           await restarted.stop();
         }
       }));
+
+    it('a new version whose facility cannot be checked, of a row whose NOTIFY was refused, leaves no NOTIFY in doubt: it is checked before it is sent', () =>
+      withHarness(
+        version,
+        async (h) => {
+          const office = unrouted(h, 'CRVS_OFFICE');
+          const worker = h.bridge.worker;
+          const poll = async () => h.bridge.sources[0]?.poller.pollOnce();
+          const row = () => h.rows()[0];
+          // Created, then its NOTIFY refused before OpenCRVS stored anything (a rate limit): an event id, no doubt.
+          for (const r of v1Birth(office.id, null)) await h.fhir.upsert(r);
+          await h.sim.control.configure({ faults: { errorRate: 1, errorStatus: 429, operations: ['notify'] } });
+          await poll();
+          await worker.processNext();
+          assert.deepEqual([row()?.state, row()?.lastError?.status], ['failed', 429]);
+          assert.ok(row()?.eventId, 'created');
+          assert.equal(h.bridge.ledger.notifyInDoubt(row()?.id ?? 0), false);
+          // A new version names a facility OpenCRVS does not list, read while its locations answer 500.
+          await h.sim.control.configure({ faults: { errorRate: 1, errorStatus: 500, operations: ['locations'] } });
+          for (const r of v1Birth(office.id, FIXTURE_FACILITY)) await h.fhir.upsert(r);
+          await poll();
+          assert.equal(row()?.payload?.facilityUnchecked, FIXTURE_FACILITY, 'marked unchecked');
+          const before = row()?.attempts ?? 0;
+          await h.waitFor('the next attempt', async () => {
+            await worker.processNext();
+            return (row()?.attempts ?? 0) > before && row()?.state === 'failed';
+          });
+          // The lookup failed, nothing was sent: the next attempt must still check the facility.
+          assert.equal(row()?.lastError?.status, 500);
+          assert.equal(h.bridge.ledger.notifyInDoubt(row()?.id ?? 0), false, 'no NOTIFY in doubt');
+          assert.deepEqual(
+            h.bridge.ledger.attempts(row()?.id ?? 0).map((a) => a.step),
+            ['notify', 'lookup'],
+          );
+          await h.sim.control.configure({ faults: {} });
+          await h.waitFor('the birth delivered', async () => {
+            await worker.processNext();
+            return row()?.state === 'delivered';
+          });
+          const event = (await h.events()).find((e) => e.id === row()?.eventId);
+          assert.ok(event);
+          const notifies = event.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Requested');
+          assert.equal(notifies.length, 1, 'notified once');
+          assert.equal(
+            notifies[0]?.declaration['child.birthLocation'],
+            undefined,
+            'the facility not listed is left out',
+          );
+          assert.equal(row()?.payload?.facility, undefined, 'mapped again');
+        },
+        { worker: false },
+      ));
 
     it('a record naming its office is not sent unchecked: it waits for a retry, and goes out once OpenCRVS answers', () =>
       withHarness(version, async (h) => {
