@@ -2,16 +2,33 @@
 // source id with history in the ledger is no longer in the configuration (serve and sync refuse to start
 // until then, see ledger/source-check.ts). Both need the bridge stopped: the ledger is opened for this
 // process alone, and refused while another has it open.
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import type { BridgeConfig } from '../config/index.js';
 import { type Ledger, openLedger, SourceIdError } from '../ledger/index.js';
 import { configWithLedgerOrReport, reportLedgerInUse } from './options.js';
 
-/** The `ledger` options that mean nothing to these subcommands (they share the parent's `--config`). */
-const VIEW_OPTIONS = ['status', 'eventType', 'source', 'find', 'limit', 'json'];
+/**
+ * The `ledger` options that mean nothing to these subcommands (they share the parent's `--config`). Given
+ * before the subcommand they are the parent's; after it, commander would answer "unknown option" and
+ * print the whole help, which does not say that `--json` is `ledger`'s. So each subcommand accepts them
+ * hidden, and openFor refuses them in either place with where they belong, before anything is changed.
+ */
+const VIEW_OPTIONS = [
+  ['status', '--status <states>'],
+  ['eventType', '--event-type <type>'],
+  ['source', '--source <id>'],
+  ['find', '--find <ref>'],
+  ['limit', '--limit <n>'],
+  ['json', '--json'],
+] as const;
+
+function withViewOptionsHidden(command: Command): Command {
+  for (const [, flags] of VIEW_OPTIONS) command.addOption(new Option(flags).hideHelp());
+  return command;
+}
 
 export function registerLedgerSources(ledger: Command): void {
-  ledger
+  const rename = ledger
     .command('rename-source')
     .description(
       'After sources[].id was renamed in the configuration: move everything the ledger holds under OLD (events, cursors, notifications, write-backs) to NEW. Events keep their transaction ids, so nothing is sent again. Run it with the bridge stopped (refused while another process has the ledger open).',
@@ -48,8 +65,9 @@ export function registerLedgerSources(ledger: Command): void {
         store.close();
       }
     });
+  withViewOptionsHidden(rename);
 
-  ledger
+  const retire = ledger
     .command('retire-source')
     .description(
       'Record that source ID was removed from the configuration for good: its history stays in the ledger (ledger --source ID), and serve and sync start without it. A renamed source is moved with rename-source instead: retired, its records would be sent again under the new id. Run it with the bridge stopped.',
@@ -100,14 +118,21 @@ export function registerLedgerSources(ledger: Command): void {
         store.close();
       }
     });
+  withViewOptionsHidden(retire);
 }
 
 /** The configuration and the ledger opened for this process alone; undefined (exit code set) if not. */
 function openFor(command: Command): { config: BridgeConfig; ledger: Ledger } | undefined {
-  const parent = command.parent;
-  const misplaced = VIEW_OPTIONS.filter((name) => parent?.getOptionValueSource(name) === 'cli');
+  const given = (name: string) =>
+    command.getOptionValueSource(name) === 'cli' || command.parent?.getOptionValueSource(name) === 'cli';
+  const misplaced = VIEW_OPTIONS.filter(([name]) => given(name)).map(([name]) => `--${kebab(name)}`);
   if (misplaced.length > 0) {
-    refuse(`${command.name()}: ${misplaced.map((m) => `--${kebab(m)}`).join(', ')} only applies to \`ledger\` itself`);
+    const own = command.options.filter((o) => !o.hidden).map((o) => o.long);
+    const which = misplaced.length === 1 ? `${misplaced[0]} is an option` : `${misplaced.join(' and ')} are options`;
+    refuse(
+      `${command.name()}: ${which} of \`ledger\` itself (the list of events), not of ${command.name()}, which ` +
+        `takes ${own.join(' and ')} only and prints text. Nothing was changed.`,
+    );
     return undefined;
   }
   const config = configWithLedgerOrReport(command.optsWithGlobals<{ config?: string }>().config);

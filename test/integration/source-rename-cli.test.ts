@@ -60,6 +60,32 @@ describe('a source id renamed in the configuration', () => {
       running.close();
     }
 
+    // `ledger`'s view options are refused where they are typed, after the subcommand as before it, with
+    // where they belong (not commander's "unknown option" and the whole help), and nothing is moved.
+    for (const args of [
+      ['ledger', 'rename-source', 'hopsital-emr', 'hospital-emr', '--config', fixed, '--json'],
+      ['ledger', '--json', 'rename-source', 'hopsital-emr', 'hospital-emr', '--config', fixed],
+    ]) {
+      const misplaced = await runCli(args);
+      assert.equal(misplaced.code, 2, misplaced.stderr || misplaced.stdout);
+      assert.equal(
+        misplaced.stderr.trim(),
+        'rename-source: --json is an option of `ledger` itself (the list of events), not of rename-source, ' +
+          'which takes --config only and prints text. Nothing was changed.',
+      );
+      assert.equal(misplaced.stdout, '');
+    }
+    const retire = await runCli(['ledger', 'retire-source', 'hopsital-emr', '--status', 'dead', '--json']);
+    assert.equal(retire.code, 2, retire.stderr || retire.stdout);
+    assert.match(retire.stderr, /^retire-source: --status and --json are options of `ledger` itself/);
+    assert.match(retire.stderr, /which takes --config and --not-renamed only/);
+    const untouched = openLedger(join(s.dir, 'bridge.db'));
+    try {
+      assert.deepEqual(untouched.sources.recordedIds(), ['hopsital-emr'], 'nothing was moved');
+    } finally {
+      untouched.close();
+    }
+
     const renamed = await runCli(['ledger', 'rename-source', 'hopsital-emr', 'hospital-emr', '--config', fixed]);
     assert.equal(renamed.code, 0, renamed.stderr || renamed.stdout);
     // Four watermarks and the source's recorded address (its identity): all follow the source.
