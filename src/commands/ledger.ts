@@ -40,7 +40,7 @@ export function registerLedger(program: Command): void {
     .option('--source <id>', 'only this source id')
     .option(
       '--find <ref>',
-      "the event of one source record (Patient/123, Encounter/9, emr:Patient/123 as the table prints it, or the id alone), OpenCRVS tracking ID (in any case), or ledger row ('#19' in quotes, as sync prints it); one match also lists its attempts and its write-back (`writeBack` with --json); exit 1 when nothing matches. Births and deaths are recorded under the child's or deceased's record, the resource that showed the event (SOURCE REF), the tracking ID and the row, not the mother's record: look a birth up by the child's",
+      "the event of one source record (Patient/123, Encounter/9, emr:Patient/123 as the table prints it, or the id alone), OpenCRVS tracking ID (in any case), or ledger row ('#19' in quotes, as sync prints it); one match also lists its attempts and its write-back (`writeBack` with --json); exit 1 when nothing matches (with --json, `explanation` says what a lookup matches). Births and deaths are recorded under the child's or deceased's record, the resource that showed the event (SOURCE REF), the tracking ID and the row, not the mother's record: look a birth up by the child's",
     )
     .option('--limit <n>', 'at most this many rows, newest first', '100')
     .option('--json', 'print JSON instead of a table')
@@ -63,8 +63,9 @@ function runLedger(options: LedgerOptions): void {
   const config = loadConfigOrReport(options.config);
   if (!config) return;
   if (!existsSync(config.store.path)) {
-    if (options.json) console.log(JSON.stringify({ hold: null, counts: [], rows: [] }, null, 2));
-    else console.log(`No ledger at ${ledgerPlace(config.store.path)} yet: nothing has been recorded.`);
+    const explanation = `No ledger at ${ledgerPlace(config.store.path)} yet: nothing has been recorded.`;
+    if (options.json) console.log(JSON.stringify({ hold: null, counts: [], rows: [], explanation }, null, 2));
+    else console.log(explanation);
     if (options.find) process.exitCode = 1; // nothing matches: a script asking "did it arrive?" hears no
     return;
   }
@@ -118,7 +119,10 @@ function runLedger(options: LedgerOptions): void {
             writeBack: writeBack ? writeBackView(writeBack) : null,
           }
         : {};
-      console.log(JSON.stringify({ hold: hold ?? null, counts, rows: rows.map(publicView), ...attempts }, null, 2));
+      // No match: the text form's explanation, so a script does not read "not there" as "did not arrive".
+      const none = options.find && rows.length === 0 ? { explanation: noMatchText(options.find.trim(), ' ') } : {};
+      const view = { hold: hold ?? null, counts, rows: rows.map(publicView), ...attempts, ...none };
+      console.log(JSON.stringify(view, null, 2));
       return;
     }
     if (hold) console.log(holdBanner(hold));
@@ -161,11 +165,11 @@ function runLedger(options: LedgerOptions): void {
  * context): asked by the mother's Patient, a delivered birth is not found, and a bare "no match" reads as
  * "it did not arrive". Exit 1 stays (like grep: nothing is recorded under that key), and says no more.
  */
-function noMatchText(find: string): string {
+function noMatchText(find: string, lineBreak = '\n'): string {
   const head = `No event matches ${find}.`;
   if (find.startsWith('#')) return head;
   return (
-    `${head}\nEvents are recorded under the child's (or the deceased's) record (Patient/…, TrackedEntity/…), the ` +
+    `${head}${lineBreak}Events are recorded under the child's (or the deceased's) record (Patient/…, TrackedEntity/…), the ` +
     'resource that showed the event (SOURCE REF: often the birth Encounter), the OpenCRVS tracking ID and the ' +
     "row ('#19'). A mother's record, and the other records read with an event, are not: no match by one of them " +
     "does not mean the event did not arrive. Look it up by the child's record or the tracking ID."

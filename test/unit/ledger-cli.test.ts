@@ -162,10 +162,22 @@ describe('ledger and replay commands', () => {
       /A mother's record, .* are not: no match by one of them does not mean the event did not arrive/,
     );
     assert.match(mother.out, /Look it up by the child's record or the tracking ID\./);
+    // --json says the same in `explanation`, beside the fields it always had.
+    const json = await run(['ledger', '--config', config, '--find', 'Patient/mother-5', '--json']);
+    assert.equal(json.code, 1);
+    const view = JSON.parse(json.out);
+    assert.deepEqual(Object.keys(view), ['hold', 'counts', 'rows', 'explanation']);
+    assert.deepEqual(view.rows, []);
+    const said = mother.out.slice(mother.out.indexOf('No event matches'));
+    assert.equal(view.explanation, said.replace('\n', ' '), "the text form's explanation, on one line");
+    const found = JSON.parse((await run(['ledger', '--config', config, '--find', 'Patient/child-5', '--json'])).out);
+    assert.equal(found.explanation, undefined, 'a match needs no explanation');
     // A row number is no record: nothing to explain.
     const row99 = await run(['ledger', '--config', config, '--find', '#99']);
     assert.equal(row99.code, 1);
     assert.match(row99.out, /\nNo event matches #99\.$/);
+    const row99Json = JSON.parse((await run(['ledger', '--config', config, '--find', '#99', '--json'])).out);
+    assert.equal(row99Json.explanation, 'No event matches #99.');
   });
 
   it("shows a looked-up event's write-back: its state, attempts and last error", async () => {
@@ -218,6 +230,14 @@ describe('ledger and replay commands', () => {
       ),
       shown.out,
     );
+    const shownJson = await run(['ledger', '--config', elsewhere, '--find', 'Patient/1', '--json']);
+    assert.equal(shownJson.code, 1, 'nothing matches where nothing is recorded');
+    assert.deepEqual(JSON.parse(shownJson.out), {
+      hold: null,
+      counts: [],
+      rows: [],
+      explanation: shown.out,
+    });
     // A ledger there, but empty (a doctor of an older version created it): named in full as well.
     const emptyPath = relative(process.cwd(), join(dir, 'empty.db'));
     openLedger(emptyPath).close();
