@@ -2,6 +2,7 @@
 // retry, after every crash and on every machine, so OpenCRVS's idempotency on transactionId makes a
 // resend harmless (docs/opencrvs-api.md §3, §7: OpenCRVS runs no duplicate detection on notifications).
 import { v5 as uuidv5 } from 'uuid';
+import { DISMISSED_PREFIX } from './types.js';
 
 /**
  * The project's UUIDv5 namespace. Generated once for opencrvs-bridge; it must never change, or every
@@ -39,7 +40,13 @@ const CLEARED_ERROR = `last_error_classification = NULL, last_error_kind = NULL,
   last_error_message = NULL`;
 
 /**
- * SQL for the SET clause of every statement that puts a row back in the queue: a dead row gets the
+ * A row that died: dead, or dismissed by an operator (dismiss closes dead rows only, and a changed record
+ * brings one back to the queue, record.ts).
+ */
+const DIED = `(state = 'dead' OR (state = 'skipped' AND skip_reason LIKE '${DISMISSED_PREFIX}:%'))`;
+
+/**
+ * SQL for the SET clause of every statement that puts a row back in the queue: a row that died gets the
  * next NOTIFY generation (`<base>:notify:r<n>`), any other row keeps its id. OpenCRVS answers a
  * repeated transactionId with the event as it stands, so a NOTIFY that was Rejected (or refused with
  * a 400) could never succeed under its old id. The create id never changes: create stays idempotent
@@ -47,8 +54,8 @@ const CLEARED_ERROR = `last_error_classification = NULL, last_error_kind = NULL,
  */
 export const NEXT_NOTIFY_GENERATION = `
   ${CLEARED_ERROR},
-  requeues = requeues + (CASE WHEN state = 'dead' THEN 1 ELSE 0 END),
-  notify_transaction_id = CASE WHEN state = 'dead'
+  requeues = requeues + (CASE WHEN ${DIED} THEN 1 ELSE 0 END),
+  notify_transaction_id = CASE WHEN ${DIED}
     THEN base_transaction_id || ':notify:r' || (requeues + 1) ELSE notify_transaction_id END,
   ${forgetLostEvent('event_id')}, ${forgetLostEvent('tracking_id')}`;
 
@@ -59,5 +66,5 @@ export const NEXT_NOTIFY_GENERATION = `
  * event if OpenCRVS still has it, and a new one if not.
  */
 function forgetLostEvent(column: 'event_id' | 'tracking_id'): string {
-  return `${column} = CASE WHEN state = 'dead' AND last_error_kind = 'not-found' THEN NULL ELSE ${column} END`;
+  return `${column} = CASE WHEN ${DIED} AND last_error_kind = 'not-found' THEN NULL ELSE ${column} END`;
 }

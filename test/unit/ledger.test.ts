@@ -244,6 +244,10 @@ describe('ledger: recording events', () => {
     // A changed record deserves a look, as for a dead row.
     assert.equal(ledger.recordEvent(eventInput('a', payload('Corrected'))).change, 'replaced');
     assert.equal(ledger.get(a.id)?.state, 'pending');
+    // Under the next NOTIFY generation, as a replayed dead row: OpenCRVS answers the old transactionId
+    // with the NOTIFY it refused, so the row would die again sending nothing.
+    assert.equal(ledger.get(a.id)?.requeues, 1);
+    assert.equal(ledger.get(a.id)?.notifyTransactionId, `${ledger.get(a.id)?.baseTransactionId}:notify:r1`);
   });
 
   it('undismiss makes a dismissed row dead again as it died, and refuses every other row', () => {
