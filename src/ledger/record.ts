@@ -34,6 +34,9 @@ export interface Recorder {
   recordInvalid(input: RecordInvalidInput): Recorded;
 }
 
+/** The row as recorded, with the column only recording compares (migration 017). */
+type SqlRecordedRow = SqlLedgerRow & { source_fingerprint: string | null };
+
 interface KeyInput {
   sourceId: string;
   eventType: string;
@@ -50,26 +53,27 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     INSERT INTO ledger_rows (source_id, event_type, subject_key, source_ref, source_version, mapping_id, state,
       attempts, next_run_at, base_transaction_id, create_transaction_id, notify_transaction_id, office, facility,
       payload, payload_hash, last_error_classification, last_error_kind, last_error_status, last_error_message,
-      first_seen_at, queued_at, created_at, updated_at, skip_reason)
+      first_seen_at, queued_at, created_at, updated_at, skip_reason, source_fingerprint)
     VALUES (@sourceId, @eventType, @subjectKey, @sourceRef, @sourceVersion, @mappingId, @state,
       0, @runAt, @base, @create, @notify, @office, @facility,
       @payload, @payloadHash, @errClassification, @errKind, @errStatus, @errMessage,
-      @seenAt, @now, @now, @now, @skipReason)
+      @seenAt, @now, @now, @now, @skipReason, @sourceFingerprint)
     ON CONFLICT (source_id, event_type, subject_key) DO NOTHING`);
-  const byKey = db.prepare<[string, string, string], SqlLedgerRow>(
+  const byKey = db.prepare<[string, string, string], SqlRecordedRow>(
     'SELECT * FROM ledger_rows WHERE source_id = ? AND event_type = ? AND subject_key = ?',
   );
   const replacePayload = db.prepare(`
     UPDATE ledger_rows SET payload = @payload, payload_hash = @payloadHash, office = @office, facility = @facility,
       source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId, withdrawn_reason = NULL,
-      updated_at = @now
+      source_fingerprint = @sourceFingerprint, updated_at = @now
     WHERE id = @id`);
   // In flight: the copy being sent is set aside first (once), for a lock taken back after its NOTIFY may
   // have gone out (outbox.ts). Settling the attempt drops it.
   const replaceInFlight = db.prepare(`
     UPDATE ledger_rows SET in_flight_payload = COALESCE(in_flight_payload, payload), payload = @payload,
       payload_hash = @payloadHash, office = @office, facility = @facility, source_ref = @sourceRef,
-      source_version = @sourceVersion, mapping_id = @mappingId, withdrawn_reason = NULL, updated_at = @now
+      source_version = @sourceVersion, mapping_id = @mappingId, withdrawn_reason = NULL,
+      source_fingerprint = @sourceFingerprint, updated_at = @now
     WHERE id = @id`);
   // A NOTIFY of this row may already be in OpenCRVS (its answer was lost): the retry must replay exactly
   // what was sent, so a newer version is recorded as an update after notification, not sent.
@@ -77,7 +81,8 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   const markUpdatedInDoubt = db.prepare(`
     UPDATE ledger_rows SET updated_after_notification_at = @now,
       updates_after_notification = updates_after_notification + 1, payload_hash = @payloadHash,
-      source_ref = @sourceRef, source_version = @sourceVersion, withdrawn_reason = NULL, updated_at = @now
+      source_ref = @sourceRef, source_version = @sourceVersion, withdrawn_reason = NULL,
+      source_fingerprint = @sourceFingerprint, updated_at = @now
     WHERE id = @id`);
   // A NOTIFY (or single call) that may have been stored by OpenCRVS: answered, failed in a way that can
   // follow a commit (500, 502, 504, a timeout, a dropped connection), or cut short by a process that
@@ -89,14 +94,26 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     UPDATE ledger_rows SET state = 'pending', attempts = 0, next_run_at = @now, queued_at = @now, skip_reason = NULL,
       withdrawn_reason = NULL,
       payload = @payload, payload_hash = @payloadHash, office = @office, facility = @facility,
-      source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId, updated_at = @now,
+      source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId,
+      source_fingerprint = @sourceFingerprint, updated_at = @now,
       ${NEXT_NOTIFY_GENERATION}
     WHERE id = @id`);
   const markUpdatedAfterNotification = db.prepare(`
     UPDATE ledger_rows SET updated_after_notification_at = @now,
       updates_after_notification = updates_after_notification + 1,
-      payload_hash = @payloadHash, source_ref = @sourceRef, source_version = @sourceVersion, updated_at = @now
+      payload_hash = @payloadHash, source_ref = @sourceRef, source_version = @sourceVersion,
+      source_fingerprint = @sourceFingerprint, updated_at = @now
     WHERE id = @id`);
+  // A dismissed row whose record is mapped otherwise (same source content, another payload): it stays
+  // dismissed, its hash now what the mapping in force makes of that content, so the next read is unchanged.
+  // No payload (dismissed), and no updated_at: that is when it was dismissed (docs/admin.md).
+  const restampDismissed = db.prepare(`
+    UPDATE ledger_rows SET payload_hash = @payloadHash, source_ref = @sourceRef, source_version = @sourceVersion,
+      mapping_id = @mappingId, source_fingerprint = @sourceFingerprint
+    WHERE id = @id`);
+  // The same payload read from content that moved (a change the mapping does not read), or a row recorded
+  // before fingerprints were kept: the fingerprint follows, so a later mapping change compares with it.
+  const noteFingerprint = db.prepare('UPDATE ledger_rows SET source_fingerprint = @sourceFingerprint WHERE id = @id');
   const skipRow = `
     UPDATE ledger_rows SET state = 'skipped', skip_reason = @reason, payload = NULL, payload_hash = NULL,
       source_ref = @sourceRef, updated_at = @now
@@ -118,7 +135,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       last_error_message = @errMessage, mapping_id = @mappingId, source_ref = @sourceRef, updated_at = @now
     WHERE id = @id`);
 
-  const reselect = (key: KeyInput): SqlLedgerRow => {
+  const reselect = (key: KeyInput): SqlRecordedRow => {
     const row = byKey.get(key.sourceId, key.eventType, key.subjectKey);
     if (!row) throw new Error('ledger row vanished inside its own transaction');
     return row;
@@ -138,6 +155,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       error?: LedgerError | null;
       skipReason?: string | null;
       seenAt?: number;
+      sourceFingerprint?: string | null;
     },
   ): boolean => {
     const at = now();
@@ -164,6 +182,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       errMessage: err.message,
       seenAt: fields.seenAt ?? at,
       skipReason: fields.skipReason ?? null,
+      sourceFingerprint: fields.sourceFingerprint ?? null,
     });
     return result.changes === 1;
   };
@@ -178,6 +197,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       facility: input.payload.facility ?? null,
       payload,
       payloadHash: input.payloadHash,
+      sourceFingerprint: input.sourceFingerprint ?? null,
     };
     if (insertRow(input, { ...fields, state: 'pending', seenAt: input.seenAt })) {
       return { row: toLedgerRow(reselect(input)), change: 'inserted' };
@@ -226,19 +246,35 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         }
         break;
       case 'dead':
-      case 'skipped':
+      case 'skipped': {
         // A new version may be what fixes the row (a corrected record, or one that became notifiable):
         // it goes back to the queue with a fresh retry budget. The same payload again stays where it is,
         // and so does a row a person dismissed (its hash kept), seen again unchanged.
-        if (!same || (existing.state === 'skipped' && !isDismissed(existing.skip_reason))) {
+        const dismissed = existing.state === 'skipped' && isDismissed(existing.skip_reason);
+        // Dismissed, and the payload differs but the source content is what it was (its fingerprint was
+        // recorded with the hash kept): the bridge maps the same record otherwise (an upgrade, a mapping
+        // change). The person's decision was about that record: it stays dismissed. Not a plain dead row:
+        // the bridge mapping it otherwise may be what fixes it (a payload OpenCRVS refused).
+        if (
+          dismissed &&
+          !same &&
+          existing.payload_hash !== null &&
+          input.sourceFingerprint !== undefined &&
+          existing.source_fingerprint === input.sourceFingerprint
+        ) {
+          restampDismissed.run(params);
+        } else if (!same || (existing.state === 'skipped' && !dismissed)) {
           requeue.run(params);
           change = 'replaced';
         } else if (existing.state === 'dead' && existing.payload === null) {
           // A dismissal undone (`undismiss`): dismiss dropped the payload and kept the hash. The row stays
           // dead, now with something to send, so that replaying it, which reads the record again, can.
           replacePayload.run(params);
+        } else if (input.sourceFingerprint && existing.source_fingerprint !== input.sourceFingerprint) {
+          noteFingerprint.run(params);
         }
         break;
+      }
     }
     return { row: toLedgerRow(reselect(input)), change };
   });

@@ -83,6 +83,12 @@ export interface RecordEventInput {
   mappingId?: string;
   /** A hash of what would be sent (see `hashPayload`); a different hash means a new version. */
   payloadHash: string;
+  /**
+   * A hash of the source content the payload was mapped from (mapping/fingerprint.ts). A dismissed row
+   * read again with a different payload but this same fingerprint is the same record mapped otherwise (a
+   * new bridge version, a mapping change): it stays dismissed.
+   */
+  sourceFingerprint?: string;
   payload: LedgerPayload;
   /** When the source first showed the event (default: now); starts nothing but the display. */
   seenAt?: number;

@@ -6,6 +6,7 @@ import { assembleContext, DEFAULT_MAX_READS } from './context.js';
 import { type Evaluated, evaluateMapping } from './evaluate.js';
 import { mayMatchToken, normalizeReference, referencesAtPath, SEARCH_PARAM_PATHS } from './fetcher.js';
 import { ExpressionRuntimeError } from './fhirpath/expr.js';
+import { sourceFingerprint } from './fingerprint.js';
 import { recordNamedFacility } from './routing.js';
 import type { MapOptions, MapResult, Resource, ResourceFetcher } from './types.js';
 
@@ -91,7 +92,11 @@ export class MappingSet {
       const facility = options.lookupLocations && recordNamedFacility(mapping, subject, vars, this.routing);
       const unchecked = facility ? await options.lookupLocations?.([facility]) : undefined;
       const routingOptions = unchecked?.length ? { ...options, uncheckedLocations: new Set(unchecked) } : options;
-      return evaluateMapping(mapping, assembled.context, this.routing, routingOptions);
+      const evaluated = evaluateMapping(mapping, assembled.context, this.routing, routingOptions);
+      // Only for a mapped record (what the ledger compares it for), not for the many that are no event.
+      if (evaluated.result.status === 'mapped')
+        evaluated.result.sourceFingerprint = sourceFingerprint(mapping, assembled.context);
+      return evaluated;
     } catch (err) {
       // A context, trigger or routing expression that failed on this record's data (field expressions are
       // caught per field): the record is invalid and kept with the reason; fetch errors still propagate,

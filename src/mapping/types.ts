@@ -91,6 +91,11 @@ export type MapResult =
       sourceVersion?: string;
       /** Stable hash of declaration + routing: tells a real change from a re-poll. */
       payloadHash: string;
+      /**
+       * The hash of the source content the mapping read (fingerprint.ts): the same record mapped otherwise
+       * (a new bridge version, a mapping change) keeps it. Set by MappingSet.mapSubjectDetailed.
+       */
+      sourceFingerprint?: string;
       declaration: Record<string, unknown>;
       routing: RoutingResult;
       /** Which trigger rule matched (a label from the mapping file, never data). */

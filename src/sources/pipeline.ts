@@ -1000,6 +1000,7 @@ export class SourcePipeline {
               sourceVersion: result.sourceVersion,
               mappingId: result.mappingId,
               payloadHash: result.payloadHash,
+              ...(result.sourceFingerprint ? { sourceFingerprint: result.sourceFingerprint } : {}),
               payload: {
                 declaration: result.declaration,
                 office,

@@ -687,8 +687,15 @@ describe('ledger: outbox', () => {
     // mapping_warnings is read on its own (Ledger.mappingWarnings), the pending-check schedule by the
     // pending checks alone (pending-checks.ts): the worker's claims and settles never need them.
     // in_flight_payload is read only when a lock is taken back (SQL alone), read_by_source on its own
-    // (Ledger.readBy) for a row's detail.
-    const apart = ['mapping_warnings', 'pending_check_at', 'pending_checks', 'in_flight_payload', 'read_by_source'];
+    // (Ledger.readBy) for a row's detail, source_fingerprint only by recording (record.ts).
+    const apart = [
+      'mapping_warnings',
+      'pending_check_at',
+      'pending_checks',
+      'in_flight_payload',
+      'read_by_source',
+      'source_fingerprint',
+    ];
     assert.deepEqual(
       LEDGER_ROW_COLUMNS.split(',')
         .map((c) => c.trim())

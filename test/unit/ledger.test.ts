@@ -250,6 +250,63 @@ describe('ledger: recording events', () => {
     assert.equal(ledger.get(a.id)?.notifyTransactionId, `${ledger.get(a.id)?.baseTransactionId}:notify:r1`);
   });
 
+  it('a dismissed record mapped otherwise (an upgrade, a mapping change) stays dismissed while its source content is the same', () => {
+    const refused: Settlement = {
+      outcome: 'dead',
+      error: { classification: 'permanent', kind: 'bad-request', message: 'no' },
+    };
+    const read = (subject: string, firstname: string, source: string | undefined) => ({
+      ...eventInput(subject, payload(firstname)),
+      ...(source ? { sourceFingerprint: source } : {}),
+    });
+    const dismissedRow = (subject: string, source: string | undefined) => {
+      const { row } = ledger.recordEvent(read(subject, 'Test', source));
+      settleRow(ledger, row.id, refused);
+      assert.deepEqual(ledger.dismiss([row.id], 'registered by hand').dismissed, [row.id]);
+      return row.id;
+    };
+    const state = (id: number) => [ledger.get(id)?.state, ledger.get(id)?.skipReason?.split(':')[0]];
+    const dismissed = ['skipped', 'dismissed by an operator'];
+
+    const a = dismissedRow('a', 'content-1');
+    const dismissedAt = ledger.get(a)?.updatedAt;
+    clock.advance(1_000);
+    // The same content, another payload (the new version leaves a field out): the decision stands.
+    assert.equal(ledger.recordEvent(read('a', 'Mapped otherwise', 'content-1')).change, 'unchanged');
+    assert.deepEqual(state(a), dismissed);
+    assert.equal(ledger.get(a)?.payload, null, 'nothing to send');
+    assert.equal(ledger.get(a)?.updatedAt, dismissedAt, 'still shows when it was dismissed');
+    // Its hash follows: a change of the content the payload does not show leaves it dismissed as before.
+    assert.equal(ledger.recordEvent(read('a', 'Mapped otherwise', 'content-2')).change, 'unchanged');
+    assert.deepEqual(state(a), dismissed);
+    // The content changed and the payload with it: a correction, back to the queue as before.
+    assert.equal(ledger.recordEvent(read('a', 'Corrected', 'content-3')).change, 'replaced');
+    assert.equal(ledger.get(a)?.state, 'pending');
+
+    // Mapped otherwise from other content (a context record changed too): back to the queue.
+    const b = dismissedRow('b', 'content-1');
+    assert.equal(ledger.recordEvent(read('b', 'Mapped otherwise', 'content-2')).change, 'replaced');
+    assert.equal(ledger.get(b)?.state, 'pending');
+
+    // A plain dead row mapped otherwise goes back to the queue: the new mapping may be its fix.
+    const { row: dead } = ledger.recordEvent(read('c', 'Test', 'content-1'));
+    settleRow(ledger, dead.id, refused);
+    assert.equal(ledger.recordEvent(read('c', 'Mapped otherwise', 'content-1')).change, 'replaced');
+    assert.equal(ledger.get(dead.id)?.state, 'pending');
+
+    // Recorded without a fingerprint (before migration 017): a different payload brings it back, as before…
+    const d = dismissedRow('d', undefined);
+    assert.equal(ledger.recordEvent(read('d', 'Mapped otherwise', 'content-1')).change, 'replaced');
+    // …unless a read with the payload unchanged recorded the fingerprint first.
+    const e = dismissedRow('e', undefined);
+    assert.equal(ledger.recordEvent(read('e', 'Test', 'content-1')).change, 'unchanged');
+    assert.equal(ledger.recordEvent(read('e', 'Mapped otherwise', 'content-1')).change, 'unchanged');
+    assert.deepEqual(state(e), dismissed);
+    // Read without a fingerprint (no content known), the payload rule alone decides, as before.
+    assert.equal(ledger.recordEvent(read('e', 'Mapped a third way', undefined)).change, 'replaced');
+    assert.equal(ledger.get(d)?.state, 'pending');
+  });
+
   it('undismiss makes a dismissed row dead again as it died, and refuses every other row', () => {
     const error: LedgerError = { classification: 'permanent', kind: 'bad-request', message: 'no' };
     const { a, b } = oneDeadOnePending(error);
@@ -729,6 +786,7 @@ describe('ledger: schema', () => {
       { version: 14, name: 'ledger-identity' },
       { version: 15, name: 'opencrvs-locations' },
       { version: 16, name: 'slow-record-strikes' },
+      { version: 17, name: 'source-fingerprint' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -771,12 +829,13 @@ describe('ledger: schema', () => {
         DROP INDEX ledger_rows_state_id; DROP INDEX ledger_rows_pending_check;
         ALTER TABLE ledger_rows DROP COLUMN pending_check_at; ALTER TABLE ledger_rows DROP COLUMN pending_checks;
         ALTER TABLE ledger_rows DROP COLUMN in_flight_payload; ALTER TABLE ledger_rows DROP COLUMN read_by_source;
+        ALTER TABLE ledger_rows DROP COLUMN source_fingerprint;
         DROP TABLE ledger_identity; DROP TABLE opencrvs_locations; DROP TABLE slow_records;
         UPDATE ledger_rows SET state = 'delivered-pending', event_id = 'e1', tracking_id = 'T1';`);
       db.close();
       assert.throws(
         () => openLedger(path, { inspectOnly: true }),
-        /the ledger .* was written by an older bridge \(schema 9, this one reads 16\): this command only reads it/,
+        /the ledger .* was written by an older bridge \(schema 9, this one reads 17\): this command only reads it/,
       );
       const versions = () => {
         const check = new Database(path, { readonly: true });
@@ -792,7 +851,7 @@ describe('ledger: schema', () => {
         [row.id],
       );
       upgraded.close();
-      assert.equal(versions(), 16);
+      assert.equal(versions(), 17);
       openLedger(path, { inspectOnly: true }).close();
     } finally {
       cleanup();

@@ -16,6 +16,7 @@ import { migration013 } from './013-read-by-source.js';
 import { migration014 } from './014-ledger-identity.js';
 import { migration015 } from './015-opencrvs-locations.js';
 import { migration016 } from './016-slow-record-strikes.js';
+import { migration017 } from './017-source-fingerprint.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -37,4 +38,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration014,
   migration015,
   migration016,
+  migration017,
 ];

@@ -1,0 +1,115 @@
+// The source fingerprint (mapping/fingerprint.ts): what tells a dismissed row "the record changed" from
+// "the bridge maps the same record otherwise". It must follow the content of every record the mapping read,
+// and nothing a server stamps on a save that changed nothing.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import type { Resource } from '@medplum/fhirtypes';
+import { loadMappings, type MappedResult, type MappingSet, mapInput } from '../../src/mapping/index.js';
+import { generateBirth } from '../../src/sandbox/demo/generate.js';
+import { mappingFiles } from './mapping-files.js';
+
+const ROUTING = {
+  defaultOffice: 'LHUYvwY2Aq1',
+  facilities: { y77LiPqLMoq: { office: 'DC5stjQ45n3', facility: 'R2i8nqg83Y0' } },
+};
+
+async function mapped(set: MappingSet, input: unknown): Promise<MappedResult> {
+  const result = await mapInput(set, input);
+  assert.equal(result.status, 'mapped', JSON.stringify(result));
+  assert.ok(result.status === 'mapped' && result.sourceFingerprint);
+  return result;
+}
+
+const bundle = (resources: Resource[]) => ({
+  resourceType: 'Bundle',
+  type: 'collection',
+  entry: resources.map((resource) => ({ resource })),
+});
+
+/** The shipped mapping with a birth weight range the demo weights fall outside: the weight is left out. */
+function narrowerWeight(shipped: string): string {
+  const narrowed = shipped.replace(/^ {4}max: 6\n/m, '    max: 2\n');
+  assert.notEqual(narrowed, shipped, 'the range was found in the shipped mapping');
+  return mappingFiles('fingerprint').write(narrowed);
+}
+
+describe('source fingerprint: FHIR', () => {
+  const shipped = readFileSync(new URL('../../mappings/birth.fhir.yaml', import.meta.url), 'utf8');
+  const set = loadMappings({ names: ['birth.fhir'], routing: ROUTING });
+  const birth = () => generateBirth(0, { prefix: 'fp' }) as Resource[];
+  const motherId = 'fp-birth-0-mother';
+
+  it('is the same for the same records saved again, in another order, with other server stamps', async () => {
+    const first = await mapped(set, bundle(birth()));
+    const saved = birth()
+      .reverse()
+      .map(
+        (r, i) =>
+          ({
+            ...Object.fromEntries(Object.entries(r).reverse()),
+            meta: { versionId: String(i + 7), lastUpdated: '2027-01-01T00:00:00Z', source: `#req-${i}` },
+          }) as Resource,
+      );
+    const again = await mapped(set, bundle(saved));
+    assert.equal(again.sourceFingerprint, first.sourceFingerprint);
+    assert.equal(again.payloadHash, first.payloadHash);
+  });
+
+  it('changes with a context record the payload does not show (the mother Patient), and with a kept meta element', async () => {
+    const first = await mapped(set, bundle(birth()));
+    const phone = birth().map((r) =>
+      r.id === motherId ? ({ ...r, telecom: [{ system: 'phone', value: '+260 000 0000' }] } as Resource) : r,
+    );
+    const changed = await mapped(set, bundle(phone));
+    assert.equal(changed.payloadHash, first.payloadHash, 'the mapping does not read her phone');
+    assert.notEqual(changed.sourceFingerprint, first.sourceFingerprint);
+    const tagged = birth().map((r) =>
+      r.id === motherId ? ({ ...r, meta: { tag: [{ code: 'reviewed' }] } } as Resource) : r,
+    );
+    assert.notEqual((await mapped(set, bundle(tagged))).sourceFingerprint, first.sourceFingerprint);
+  });
+
+  it('is the same when the mapping makes another payload of the same records', async () => {
+    const first = await mapped(set, bundle(birth()));
+    const other = loadMappings({ files: [narrowerWeight(shipped)], routing: ROUTING });
+    const otherwise = await mapped(other, bundle(birth()));
+    assert.notEqual(otherwise.payloadHash, first.payloadHash, 'the weight is left out');
+    assert.equal(otherwise.sourceFingerprint, first.sourceFingerprint);
+  });
+});
+
+describe('source fingerprint: DHIS2', () => {
+  const set = loadMappings({ names: ['birth.dhis2'], routing: ROUTING });
+  const child = (): Record<string, unknown> =>
+    JSON.parse(readFileSync(new URL('../fixtures/dhis2/bridge/child-trackedEntity.json', import.meta.url), 'utf8'));
+  /** Every `key` at any depth set to `value`. */
+  const stamp = (node: unknown, key: string, value: string): void => {
+    if (Array.isArray(node)) for (const item of node) stamp(item, key, value);
+    else if (node && typeof node === 'object') {
+      const record = node as Record<string, unknown>;
+      if (key in record) record[key] = value;
+      for (const v of Object.values(record)) stamp(v, key, value);
+    }
+  };
+
+  it('ignores when and by whom DHIS2 last saved, and follows an attribute changed with the event as it was', async () => {
+    const first = await mapped(set, child());
+    const saved = child();
+    stamp(saved, 'updatedAt', '2027-02-02T10:00:00.000');
+    stamp(saved, 'storedBy', 'another-user');
+    (saved as { updatedBy?: unknown }).updatedBy = { username: 'another-user' };
+    const again = await mapped(set, saved);
+    assert.notEqual(again.sourceVersion, first.sourceVersion, 'the version the ledger shows moved');
+    assert.equal(again.sourceFingerprint, first.sourceFingerprint);
+
+    // A correction of an attribute on the tracked entity (the event untouched): other content.
+    const corrected = child();
+    const attributes = corrected.attributes as Array<{ attribute: string; value: string }>;
+    const gender = attributes.find((a) => a.attribute === 'cejWyOfXge6');
+    assert.ok(gender);
+    gender.value = 'Female';
+    const changed = await mapped(set, corrected);
+    assert.notEqual(changed.sourceFingerprint, first.sourceFingerprint);
+  });
+});
