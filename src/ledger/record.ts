@@ -361,7 +361,11 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         }).changes === 1;
       return { row: toLedgerRow(reselect(input)), changed };
     }
-    const replaceable = ['pending', 'failed', 'dead', 'skipped'].includes(existing.state);
+    // A row a person dismissed has nothing to send either, and an invalid reading is no new content to
+    // decide on (an office closed since, a mapping change): made dead, it would lose the dismissal, and the
+    // next valid reading would requeue it and send what the person said not to. It stays as it is.
+    const dismissed = existing.state === 'skipped' && isDismissed(existing.skip_reason);
+    const replaceable = ['pending', 'failed', 'dead', 'skipped'].includes(existing.state) && !dismissed;
     const alreadySame =
       existing.state === 'dead' && existing.last_error_message === err.message && existing.last_error_kind === err.kind;
     const changed = replaceable && !alreadySame;

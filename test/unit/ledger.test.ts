@@ -305,6 +305,22 @@ describe('ledger: recording events', () => {
     // Read without a fingerprint (no content known), the payload rule alone decides, as before.
     assert.equal(ledger.recordEvent(read('e', 'Mapped a third way', undefined)).change, 'replaced');
     assert.equal(ledger.get(d)?.state, 'pending');
+
+    // A reading that cannot be mapped (an office closed since, a mapping change) has nothing to send and
+    // says nothing new of the content: the decision stands, and a later valid reading of the same content
+    // mapped otherwise finds it as it was.
+    const f = dismissedRow('f', 'content-1');
+    const invalid = ledger.recordInvalid({
+      sourceId: 'emr',
+      eventType: 'birth',
+      subjectKey: 'Patient/f',
+      sourceRef: 'Encounter/f',
+      errors: [{ field: 'createdAtLocation', message: "office 'X' is not a known, open OpenCRVS office" }],
+    });
+    assert.equal(invalid.changed, false);
+    assert.deepEqual(state(f), dismissed);
+    assert.equal(ledger.recordEvent(read('f', 'Mapped otherwise', 'content-1')).change, 'unchanged');
+    assert.deepEqual(state(f), dismissed);
   });
 
   it('undismiss makes a dismissed row dead again as it died, and refuses every other row', () => {
