@@ -1,9 +1,7 @@
 // Recording source events: idempotent on the natural key (INSERT … ON CONFLICT DO NOTHING, then a
 // re-select), so a poll page read twice, a redelivered subscription notification or two sources racing
 // on one subject all end in one row. What a later version does depends on how far the row has got.
-import { createHash } from 'node:crypto';
 import type { Db } from './db.js';
-import { canonicalJson } from './hash.js';
 import { ROW_IN_DOUBT_SQL } from './in-doubt.js';
 import { errorColumns, type SqlLedgerRow, toLedgerRow } from './rows.js';
 import { NEXT_NOTIFY_GENERATION, transactionIdsFor } from './transaction-ids.js';
@@ -122,13 +120,6 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   // Conditional on the state, so cancelUnsent needs no transaction of its own: it runs for every
   // non-event of a pass (inside the pass's transaction), and most find no row at all.
   const markUnsentSkipped = db.prepare(`${skipRow} AND state IN (${UNSENT.map((state) => `'${state}'`).join(', ')})`);
-  // An invalid reading of a row in doubt (see recordInvalid): the hash is the reading's, as markUpdatedInDoubt
-  // makes it the newer version's, so the same reading polled again is no second update.
-  const markInvalidInDoubt = db.prepare(`
-    UPDATE ledger_rows SET updated_after_notification_at = @now,
-      updates_after_notification = updates_after_notification + 1, payload_hash = @payloadHash,
-      source_ref = @sourceRef, updated_at = @now
-    WHERE id = @id AND payload_hash IS NOT @payloadHash`);
   const markInvalid = db.prepare(`
     UPDATE ledger_rows SET state = 'dead', payload = NULL, payload_hash = NULL, skip_reason = NULL,
       last_error_classification = @errClassification, last_error_kind = @errKind, last_error_status = NULL,
@@ -346,26 +337,12 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     // commit): its retry must resend that very copy, which OpenCRVS stored once or not at all, and dead with
     // no payload it would be neither sent nor written back, while OpenCRVS may hold the birth (a review:
     // an office closed since makes the record invalid when read again).
-    // Such a row is not silent about it either: what the source gives now is not what OpenCRVS may hold, so
-    // it is an update after notification, counted once per reading (invalidReadingHash). Not a record its
-    // context needs that could not be read (`source-read`): that says nothing of the record.
     const inDoubt = WAITING.includes(existing.state) && !!notifyAttempted.get(existing.id);
-    if (inDoubt) {
-      const changed =
-        error.kind === 'mapping' &&
-        markInvalidInDoubt.run({
-          id: existing.id,
-          payloadHash: invalidReadingHash(error),
-          sourceRef: input.sourceRef,
-          now: now(),
-        }).changes === 1;
-      return { row: toLedgerRow(reselect(input)), changed };
-    }
     // A row a person dismissed has nothing to send either, and an invalid reading is no new content to
     // decide on (an office closed since, a mapping change): made dead, it would lose the dismissal, and the
     // next valid reading would requeue it and send what the person said not to. It stays as it is.
     const dismissed = existing.state === 'skipped' && isDismissed(existing.skip_reason);
-    const replaceable = ['pending', 'failed', 'dead', 'skipped'].includes(existing.state) && !dismissed;
+    const replaceable = ['pending', 'failed', 'dead', 'skipped'].includes(existing.state) && !inDoubt && !dismissed;
     const alreadySame =
       existing.state === 'dead' && existing.last_error_message === err.message && existing.last_error_kind === err.kind;
     const changed = replaceable && !alreadySame;
@@ -389,14 +366,4 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     cancelUnsent,
     recordInvalid: (input) => recordInvalid.immediate(input),
   };
-}
-
-/**
- * Stands for an invalid reading where a payload hash stands for a valid one: the errors the mapping gave,
- * which are all the ledger learns of it (a payload hash is of a payload object, so never equal to this).
- */
-function invalidReadingHash(error: LedgerError): string {
-  return createHash('sha256')
-    .update(canonicalJson({ invalid: error.kind, message: error.message }))
-    .digest('hex');
 }
