@@ -14,11 +14,6 @@ export interface SlotLimits {
    * address and may take this many slots beyond `total`, so a health check gets through a full server.
    */
   loopbackReserve?: number;
-  /**
-   * With `loopbackReserve`: slots 127.0.0.1, and ::1, may each hold (default `total` + `loopbackReserve`).
-   * Loopback is often many clients (a reverse proxy on the host) but can be one that never lets go.
-   */
-  loopbackPerAddress?: number;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1']);
@@ -53,9 +48,9 @@ export class AddressSlots {
     if (address === undefined) return undefined;
     const key = addressKey(address);
     const count = this.byAddress.get(key) ?? 0;
-    const { total, perAddress, loopbackReserve, loopbackPerAddress = Number.POSITIVE_INFINITY } = this.limits;
+    const { total, perAddress, loopbackReserve } = this.limits;
     if (loopbackReserve !== undefined && LOOPBACK.has(key)) {
-      if (this.held >= total + loopbackReserve || count >= loopbackPerAddress) return undefined;
+      if (this.held >= total + loopbackReserve) return undefined;
     } else if (this.held >= total || count >= perAddress) return undefined;
     this.held++;
     this.byAddress.set(key, count + 1);

@@ -75,17 +75,8 @@ const appLoggers = new WeakMap<Express, Logger>();
  * - one remote address (an IPv6 /64) holds at most `perAddressConnections`; 100 is far above what an
  *   EMR, a browser or a NAT'd office uses. Behind a reverse proxy every connection comes from the
  *   proxy's address, so the proxy must limit connections per client (docs/deployment.md, §1);
- * - 127.0.0.1 and ::1 get `loopbackReserve` connections beyond the 1,000, so the container's
- *   HEALTHCHECK answers while remote clients hold the rest;
- * - 127.0.0.1 and ::1 each hold at most `loopbackConnections`, not the 100 of other addresses: a reverse
- *   proxy on the host (nginx in front of the admin port or the receiver) brings every client behind it
- *   from 127.0.0.1, and the bridge trusts no forwarded header that would tell them apart. But not all
- *   1,016 either: a proxy that does not limit its clients (or a local client that leaks connections)
- *   then took every slot, and the EMRs that reach the receiver directly were refused. Half the 1,000
- *   is five remote addresses' worth for the proxy, and leaves the other half to remote clients. This
- *   bounds one loopback client, not the host: a local process can also connect from 127.0.0.2… or the
- *   host's other addresses, each counted as an address of its own; the host is trusted as far as that.
- *   Nor can it keep the HEALTHCHECK answering through a flood from 127.0.0.1, which is that address too;
+ * - 127.0.0.1 and ::1 are not capped per address and get `loopbackReserve` connections beyond the
+ *   1,000, so the container's HEALTHCHECK answers while the rest is full;
  * - a connection that has sent no byte `firstByteTimeoutMs` after it opened is closed: a client opens
  *   a connection to send on it at once, and `headersTimeout` would hold an idle one 20–25 s.
  */
@@ -95,7 +86,6 @@ export const SERVER_LIMITS = {
   maxConnections: 1_000,
   perAddressConnections: 100,
   loopbackReserve: 16,
-  loopbackConnections: 500,
   firstByteTimeoutMs: 5_000,
 };
 // Node checks those timeouts on this period (default 30 s, so a slow request lived up to a minute).
@@ -134,7 +124,6 @@ function admitConnections(server: Server, limits: typeof SERVER_LIMITS, log: Log
     total: limits.maxConnections,
     perAddress: limits.perAddressConnections,
     loopbackReserve: limits.loopbackReserve,
-    loopbackPerAddress: limits.loopbackConnections,
   });
   let refused = 0;
   let refusedLoggedAt = Number.NEGATIVE_INFINITY;

@@ -1,5 +1,5 @@
 // The HTTP server's bounds on connections (see SERVER_LIMITS): one remote address cannot hold them
-// all, nor can 127.0.0.1 (a higher cap: a proxy on the host), the loopback health check is answered while every other slot is held, silent connections are
+// all, the loopback health check is answered while every other slot is held, silent connections are
 // closed early, and the total stays bounded. The tests bind their client sockets to 127.0.0.2,
 // 127.0.0.3, … (Linux routes all of 127/8 to loopback), which the server counts as distinct addresses;
 // only 127.0.0.1 and ::1 get the loopback reserve.
@@ -97,18 +97,6 @@ describe('address slots', () => {
     assert.equal(slots.take(undefined), undefined, 'a socket without an address is not admitted');
   });
 
-  it('caps 127.0.0.1 and ::1 each at loopbackPerAddress, above the cap of other addresses', () => {
-    const slots = new AddressSlots({ total: 8, perAddress: 1, loopbackReserve: 2, loopbackPerAddress: 3 });
-    for (let i = 0; i < 3; i++) assert.equal(slots.take('127.0.0.1'), '127.0.0.1');
-    assert.equal(slots.take('::ffff:127.0.0.1'), undefined, 'a fourth from 127.0.0.1');
-    for (let i = 0; i < 3; i++) assert.equal(slots.take('::1'), '::1', '::1 is counted on its own');
-    assert.equal(slots.take('::1'), undefined);
-    assert.ok(slots.take('10.0.0.1'), 'the rest is left to other addresses');
-    assert.ok(slots.take('10.0.0.2'));
-    slots.release('127.0.0.1');
-    assert.equal(slots.take('127.0.0.1'), '127.0.0.1', 'given back, taken again');
-  });
-
   it('counts loopback per address when no reserve is set', () => {
     const slots = new AddressSlots({ total: 4, perAddress: 1 });
     assert.ok(slots.take('127.0.0.1'));
@@ -162,30 +150,6 @@ describe('HTTP server limits', () => {
     for (const c of [...local, ...second]) c.socket.destroy();
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.equal(await healthz(port, '127.0.0.4'), 200, 'slots given back are taken again');
-  });
-
-  it('caps 127.0.0.1 at loopbackConnections, so that one loopback client leaves the rest to others', async () => {
-    const { server, port } = await serve({
-      maxConnections: 6,
-      perAddressConnections: 2,
-      loopbackReserve: 2,
-      loopbackConnections: 3,
-    });
-    servers.push(server);
-    const logged = warnings.length;
-    // A proxy on the host that does not limit its clients, or a local client that leaks connections.
-    const local = await Promise.all(Array.from({ length: 8 }, () => idle(port, '127.0.0.1')));
-    await until('5 loopback connections closed by the server', () => local.filter((c) => c.closed()).length === 5);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    assert.equal(local.filter((c) => !c.closed()).length, 3, '127.0.0.1 keeps its 3, more than another address');
-    assert.equal(await healthz(port, '127.0.0.3'), 200, 'another address is served');
-    assert.ok(
-      warnings.slice(logged).some((line) => line.includes('connections refused')),
-      'the refusals logged',
-    );
-    for (const c of local) c.socket.destroy();
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    assert.equal(await healthz(port), 200, 'slots given back are taken again');
   });
 
   it('closes a connection that sends nothing within firstByteTimeoutMs, not one that has begun a request', async () => {
