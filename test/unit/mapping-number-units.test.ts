@@ -151,3 +151,51 @@ fields:
     assert.deepEqual(r.declaration['deceased.age'], { age: 2024 - 1930, asOfDateRef: 'eventDetails.date' });
   });
 });
+
+describe("a VRDR death's age and intervals, by their unit", () => {
+  type Entries = { entry: Array<{ resource: Record<string, unknown> }> };
+  const deaths = loadMappings({ names: ['death.fhir'], routing });
+  const SNOMED = 'http://snomed.info/sct';
+  // The HL7 VRDR example: died 2020-11-12, aged 42 ('a'); a birth date of a year alone (an estimate) has
+  // the age sent instead of it, from the age observation, else the years between the dates. The example
+  // gives its date of death only in the partial-date extension, which the years are not counted from: the
+  // decedent's deceasedDateTime gives it whole.
+  const vrdr = (birthYear: string) => {
+    const bundle = JSON.parse(
+      readFileSync(
+        new URL('../fixtures/fhir/vrdr/Bundle-DeathCertificateDocument-Example1.json', import.meta.url),
+        'utf8',
+      ),
+    ) as Entries;
+    const byId = (id: string) => {
+      const found = bundle.entry.find((e) => e.resource.id === id)?.resource;
+      assert.ok(found, id);
+      return found;
+    };
+    byId('Decedent-Example1').birthDate = birthYear;
+    byId('Decedent-Example1').deceasedDateTime = '2020-11-12T16:39:40-05:00';
+    return { bundle, age: byId('DecedentAge-Example1'), line1: byId('CauseOfDeathPart1-Example1') };
+  };
+
+  it('reads the unit text beside a code in another system (SNOMED CT year, month)', async () => {
+    // Born 1970 by the estimate, the dates would say 50: the age observation is the one sent.
+    for (const [valueQuantity, years] of [
+      [{ value: 42, system: SNOMED, code: '258707000', unit: 'a' }, 42],
+      [{ value: 42, system: SNOMED, code: '258707000', unit: 'years' }, 42],
+      [{ value: 6, system: SNOMED, code: '258706009', unit: 'mo' }, 0],
+    ] as const) {
+      const { bundle, age } = vrdr('1970');
+      age.valueQuantity = valueQuantity;
+      const r = await mapInput(deaths, bundle);
+      assert.ok(r.status === 'mapped', JSON.stringify(r));
+      assert.deepEqual(r.declaration['deceased.age'], { age: years, asOfDateRef: 'eventDetails.date' });
+    }
+    // A UCUM code is still the unit, whatever the text beside it; one that is no duration is an error.
+    const { bundle, age } = vrdr('1970');
+    age.valueQuantity = { value: 42, system: 'http://unitsofmeasure.org', code: 'kg', unit: 'a' };
+    const r = await mapInput(deaths, bundle);
+    assert.ok(r.status === 'invalid', JSON.stringify(r));
+    assert.equal(r.errors[0]?.field, 'deceased.age');
+    assert.match(r.errors[0]?.message ?? '', /UCUM unit 'kg' is not a duration unit/);
+  });
+});

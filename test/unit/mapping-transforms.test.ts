@@ -156,6 +156,14 @@ describe('units', () => {
     assert.deepEqual(toYears({ code: 'a' }), { unknown: 'the age has no value' });
     assert.deepEqual(toYears({ value: 20, unit: 'yrs' }), { value: 20 });
     assert.ok('error' in toYears({ value: 20, code: 'kg' }), 'a unit that is no duration stays an error');
+    // VRDR's UNK is a v3-NullFlavor code, not a UCUM one.
+    const nullFlavor = 'http://terminology.hl7.org/CodeSystem/v3-NullFlavor';
+    assert.deepEqual(toYears({ value: 999, system: nullFlavor, code: 'UNK' }), {
+      unknown: 'the age is recorded as unknown (UNK)',
+    });
+    // A code in another system is no UCUM unit: the unit text beside it is read.
+    const snomedYear = { system: 'http://snomed.info/sct', code: '258707000' };
+    assert.deepEqual(toYears({ value: 42, ...snomedYear, unit: 'a' }), { value: 42 });
     assert.deepEqual(applyTransform('age', [{ value: 34, code: 'a' }], { asOfDateRef: 'child.dob' }), {
       value: { age: 34, asOfDateRef: 'child.dob' },
     });

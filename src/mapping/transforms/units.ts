@@ -80,33 +80,46 @@ function unitEntry<T>(table: Readonly<Record<string, T>>, unit: string): T | und
   return Object.hasOwn(table, loose) ? table[loose] : undefined;
 }
 
+/** A Quantity's unit looked up in a conversion's table: its entry, the unit no entry matched, or no unit. */
+type UnitLookup<T> = { entry: T } | { unmatched: string; ucum: boolean } | { none: true };
+
 /**
- * Mass Quantity → kg, rounded to the gram (3 decimals). A UCUM code (system unitsofmeasure.org) is the
- * unit, in UCUM's spelling or an EMR's own ('lbs'): the unit text beside it is only its display, which an
- * EMR may have left stale. Without one, the
- * code or the unit text the EMR wrote ('g', 'Kg', 'lbs').
+ * A Quantity's unit in a conversion's table, as every unit-aware conversion reads it. A UCUM code (system
+ * unitsofmeasure.org) is the unit, in UCUM's spelling or an EMR's own stamped with the UCUM system ('lbs',
+ * 'gm', 'Kilograms'), in any case: the unit text beside it is only its display, which an EMR may have left
+ * stale (a 'cm' code with 'kg' text is no weight). Without one, each of the code and the unit text is
+ * tried: a code in another system (SNOMED CT's 258707000 for a year) matches no entry, and the text beside
+ * it ('a', 'years') still gives the unit. `unmatched` names the code, else the text: vocabulary, not
+ * personal data, so messages may quote it.
  */
+function lookupUnit<T>(table: Readonly<Record<string, T>>, item: Record<string, unknown>): UnitLookup<T> {
+  if (ucumCode(item)) {
+    const code = item.code as string;
+    const entry = unitEntry(table, code);
+    return entry === undefined ? { unmatched: code, ucum: true } : { entry };
+  }
+  const units = [item.code, item.unit].filter(nonBlank);
+  if (units.length === 0) return { none: true };
+  for (const unit of units) {
+    const entry = unitEntry(table, unit);
+    if (entry !== undefined) return { entry };
+  }
+  return { unmatched: units[0] as string, ucum: false };
+}
+
+/** Mass Quantity → kg, rounded to the gram (3 decimals); its unit read as `lookupUnit` reads it. */
 export function toKilograms(item: unknown): NumberOutcome {
   if (!isObject(item)) return { error: 'is not a Quantity with a unit' };
   const value = numeric(item.value);
   if (value === undefined) return { error: 'has no numeric value' };
-  if (ucumCode(item)) {
-    const code = item.code as string;
-    // UCUM's codes and EMRs' own spellings stamped with the UCUM system ('lbs', 'gm', 'Kilograms') alike, in
-    // any case ('KG': a weight in gauss or megagrams means grams or milligrams; a field's min and max catch
-    // what is still off). The unit text beside a code is not read: a 'cm' code with 'kg' text is no weight.
-    const factor = unitEntry(TO_KG, code);
-    if (factor !== undefined) return { value: Math.round(value * factor * 1000) / 1000 };
-    return { error: `UCUM unit '${code}' is not a mass unit (g, kg, mg, [lb_av], [oz_av])` };
-  }
-  const units = [item.code, item.unit].filter(nonBlank);
-  if (units.length === 0) return { error: 'has no unit' };
-  for (const unit of units) {
-    const factor = unitEntry(TO_KG, unit);
-    if (factor !== undefined) return { value: Math.round(value * factor * 1000) / 1000 };
-  }
-  // Unit codes are vocabulary, not personal data, so they may appear in the message.
-  return { error: `unit '${units[0]}' is not a mass unit (g, kg, mg, [lb_av], [oz_av])` };
+  // 'KG' in any case too: a weight in gauss or megagrams means grams or milligrams; a field's min and max
+  // catch what is still off.
+  const unit = lookupUnit(TO_KG, item);
+  if ('entry' in unit) return { value: Math.round(value * unit.entry * 1000) / 1000 };
+  if ('none' in unit) return { error: 'has no unit' };
+  return {
+    error: `${unit.ucum ? 'UCUM unit' : 'unit'} '${unit.unmatched}' is not a mass unit (g, kg, mg, [lb_av], [oz_av])`,
+  };
 }
 
 // UCUM duration codes → years, for ages ("a" is the UCUM annum).
@@ -135,9 +148,10 @@ const TO_YEARS: Readonly<Record<string, number>> = {
 };
 
 /**
- * An age Quantity (or a bare number of years) → completed years. An age recorded as unknown (no value, as a data-absent reason leaves it, or VRDR's
- * unit `UNK`) is `unknown`: the field is left out and the next source (the years between the dates)
- * is used, where an unrecognised unit is an error.
+ * An age Quantity (or a bare number of years) → completed years, its unit read as `lookupUnit` reads it.
+ * An age recorded as unknown (no value, as a data-absent reason leaves it, or VRDR's unit UNK, a
+ * v3-NullFlavor code) is `unknown`: the field is left out and the next source (the years between the
+ * dates) is used. A unit that is no duration ('kg') is an error.
  */
 export function toYears(item: unknown): NumberOutcome | { unknown: string } {
   if (!isObject(item)) {
@@ -146,11 +160,14 @@ export function toYears(item: unknown): NumberOutcome | { unknown: string } {
   }
   const value = numeric(item.value);
   if (value === undefined) return { unknown: 'the age has no value' };
-  const unit = [item.code, item.unit].find((u): u is string => typeof u === 'string' && u.trim() !== '');
-  if (unit?.toUpperCase() === 'UNK') return { unknown: 'the age is recorded as unknown (UNK)' };
-  const factor = unit === undefined ? 1 : unitEntry(TO_YEARS, unit);
-  if (factor === undefined) return { error: `unit '${unit}' is not a duration unit (a, mo, wk, d, h, min)` };
-  return { value: Math.floor(value * factor + 1e-9) };
+  if ([item.code, item.unit].some((u) => nonBlank(u) && u.trim().toUpperCase() === 'UNK'))
+    return { unknown: 'the age is recorded as unknown (UNK)' };
+  const unit = lookupUnit(TO_YEARS, item);
+  if ('unmatched' in unit)
+    return {
+      error: `${unit.ucum ? 'UCUM unit' : 'unit'} '${unit.unmatched}' is not a duration unit (a, mo, wk, d, h, min)`,
+    };
+  return { value: Math.floor(value * ('entry' in unit ? unit.entry : 1) + 1e-9) };
 }
 
 // Duration units (UCUM codes, then words) → the unit names of OpenCRVS's NUMBER_WITH_UNIT interval
