@@ -198,4 +198,16 @@ describe("a VRDR death's age and intervals, by their unit", () => {
     assert.equal(r.errors[0]?.field, 'deceased.age');
     assert.match(r.errors[0]?.message ?? '', /UCUM unit 'kg' is not a duration unit/);
   });
+
+  it("reads an onset-to-death interval's unit text beside a code in another system (SNOMED CT hour)", async () => {
+    const { bundle, line1 } = vrdr('1978-03-12');
+    const components = line1.component as Array<Record<string, unknown>>;
+    const interval = components.find((c) => JSON.stringify(c.code).includes('69440-6'));
+    assert.ok(interval);
+    delete interval.valueString; // "4 hours"
+    interval.valueQuantity = { value: 4, system: SNOMED, code: '258702006', unit: 'h' };
+    const r = await mapInput(deaths, bundle);
+    assert.ok(r.status === 'mapped', JSON.stringify(r));
+    assert.deepEqual(r.declaration['causeOfDeathDetails.causeOfDeathA.interval'], { numericValue: 4, unit: 'Hours' });
+  });
 });

@@ -176,6 +176,12 @@ describe('units', () => {
     assert.deepEqual(toDuration('1.5 yrs.'), { value: { numericValue: 1.5, unit: 'Years' } });
     assert.deepEqual(toDuration({ value: 2, code: 'wk' }), { value: { numericValue: 2, unit: 'Weeks' } });
     assert.deepEqual(toDuration({ value: 5, unit: 'days' }), { value: { numericValue: 5, unit: 'Days' } });
+    // A code in another system (SNOMED CT hour) is no unit spelling: the unit text beside it is read.
+    const snomedHour = { system: 'http://snomed.info/sct', code: '258702006' };
+    assert.deepEqual(toDuration({ value: 4, ...snomedHour, unit: 'h' }), { value: { numericValue: 4, unit: 'Hours' } });
+    // A UCUM code is the unit, whatever stale text is beside it.
+    const ucumWeeks = { system: 'http://unitsofmeasure.org', code: 'wk', unit: 'days' };
+    assert.deepEqual(toDuration({ value: 2, ...ucumWeeks }), { value: { numericValue: 2, unit: 'Weeks' } });
   });
 
   it('leaves out a duration that is free text or has no time unit, without quoting it', () => {

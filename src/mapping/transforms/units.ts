@@ -201,22 +201,23 @@ const DURATION_UNITS: Readonly<Record<string, string>> = {
 export type DurationOutcome = { value: { numericValue: number; unit: string } } | { skip: string };
 
 /**
- * A duration Quantity, or text such as VRDR's onset-to-death interval ("4 hours"), → {numericValue, unit}.
+ * A duration Quantity (its unit read as `lookupUnit` reads it), or text such as VRDR's onset-to-death
+ * interval ("4 hours"), → {numericValue, unit}.
  * Free text that is not one number and one unit ("about a week", "unknown") is left out, not an error:
  * the interval is a detail of the cause, not a reason to hold the whole death back.
  */
 export function toDuration(item: unknown): DurationOutcome {
   let value: number | undefined;
-  let unit: string | undefined;
+  let name: string | undefined;
   if (isObject(item)) {
     value = numeric(item.value);
-    unit = [item.code, item.unit].find((u): u is string => typeof u === 'string' && u.trim() !== '');
+    const unit = lookupUnit(DURATION_UNITS, item);
+    name = 'entry' in unit ? unit.entry : undefined;
   } else if (typeof item === 'string') {
     const m = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\.?\s*$/.exec(item);
     value = m ? Number(m[1]) : undefined;
-    unit = m?.[2];
+    name = m?.[2] === undefined ? undefined : unitEntry(DURATION_UNITS, m[2]);
   }
-  const name = unit === undefined ? undefined : unitEntry(DURATION_UNITS, unit);
   if (value === undefined || name === undefined)
     return { skip: 'is not a number with a duration unit (min, h, d, wk, mo, a)' };
   return { value: { numericValue: value, unit: name } };
