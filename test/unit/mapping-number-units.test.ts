@@ -177,6 +177,33 @@ describe("a VRDR death's age and intervals, by their unit", () => {
     return { bundle, age: byId('DecedentAge-Example1'), line1: byId('CauseOfDeathPart1-Example1') };
   };
 
+  it('leaves out an age without a unit: the years between the dates are sent, else a warning naming the field', async () => {
+    for (const valueQuantity of [{ value: 6 }, { value: 6, system: 'http://unitsofmeasure.org', code: '1' }]) {
+      const { bundle, age } = vrdr('1978');
+      age.valueQuantity = valueQuantity; // an infant's 6 (days? months?) whose unit was dropped
+      const r = await mapInput(deaths, bundle);
+      assert.ok(r.status === 'mapped', JSON.stringify(r));
+      assert.deepEqual(
+        r.declaration['deceased.age'],
+        { age: 2020 - 1978, asOfDateRef: 'eventDetails.date' },
+        JSON.stringify(valueQuantity),
+      );
+    }
+    // With no dates to count from, the age is not sent at all, and the warning says why, without the value.
+    const { bundle, age } = vrdr('1978');
+    age.valueQuantity = { value: 6 };
+    const decedent = bundle.entry.find((e) => e.resource.id === 'Decedent-Example1')?.resource;
+    assert.ok(decedent);
+    delete decedent.birthDate;
+    const r = await mapInput(deaths, bundle);
+    assert.ok(r.status === 'mapped', JSON.stringify(r));
+    assert.equal(r.declaration['deceased.age'], undefined);
+    assert.deepEqual(
+      r.warnings.filter((w) => w.startsWith('deceased.age')),
+      ['deceased.age: left out: the age has no unit (a, mo, wk, d, h, min)'],
+    );
+  });
+
   it('reads the unit text beside a code in another system (SNOMED CT year, month)', async () => {
     // Born 1970 by the estimate, the dates would say 50: the age observation is the one sent.
     for (const [valueQuantity, years] of [

@@ -161,6 +161,8 @@ describe('units', () => {
     assert.deepEqual(toYears({ value: 999, system: nullFlavor, code: 'UNK' }), {
       unknown: 'the age is recorded as unknown (UNK)',
     });
+    // No unit: 6 may be days as well as years; left out, so the years between the dates are used.
+    assert.deepEqual(toYears({ value: 6 }), { unknown: 'left out: the age has no unit (a, mo, wk, d, h, min)' });
     // A code in another system is no UCUM unit: the unit text beside it is read.
     const snomedYear = { system: 'http://snomed.info/sct', code: '258707000' };
     assert.deepEqual(toYears({ value: 42, ...snomedYear, unit: 'a' }), { value: 42 });

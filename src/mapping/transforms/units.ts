@@ -149,9 +149,11 @@ const TO_YEARS: Readonly<Record<string, number>> = {
 
 /**
  * An age Quantity (or a bare number of years) → completed years, its unit read as `lookupUnit` reads it.
- * An age recorded as unknown (no value, as a data-absent reason leaves it, or VRDR's unit UNK, a
- * v3-NullFlavor code) is `unknown`: the field is left out and the next source (the years between the
- * dates) is used. A unit that is no duration ('kg') is an error.
+ * An age that cannot be trusted is `unknown`: the field is left out and the next source (the years
+ * between the dates) is used, with a warning if none gives the age. So is an age recorded as unknown (no
+ * value, as a data-absent reason leaves it, or VRDR's unit UNK, a v3-NullFlavor code), and an age without
+ * a unit (or a dimensionless one, '1'): 6 could be days as well as years, and an infant's age whose unit
+ * was dropped would otherwise go out as 6 years. A unit that is no duration ('kg') is an error.
  */
 export function toYears(item: unknown): NumberOutcome | { unknown: string } {
   if (!isObject(item)) {
@@ -162,12 +164,13 @@ export function toYears(item: unknown): NumberOutcome | { unknown: string } {
   if (value === undefined) return { unknown: 'the age has no value' };
   if ([item.code, item.unit].some((u) => nonBlank(u) && u.trim().toUpperCase() === 'UNK'))
     return { unknown: 'the age is recorded as unknown (UNK)' };
-  const unit = lookupUnit(TO_YEARS, item);
+  const unit = isDimensionless(item) ? { none: true as const } : lookupUnit(TO_YEARS, item);
+  if ('none' in unit) return { unknown: 'left out: the age has no unit (a, mo, wk, d, h, min)' };
   if ('unmatched' in unit)
     return {
       error: `${unit.ucum ? 'UCUM unit' : 'unit'} '${unit.unmatched}' is not a duration unit (a, mo, wk, d, h, min)`,
     };
-  return { value: Math.floor(value * ('entry' in unit ? unit.entry : 1) + 1e-9) };
+  return { value: Math.floor(value * unit.entry + 1e-9) };
 }
 
 // Duration units (UCUM codes, then words) → the unit names of OpenCRVS's NUMBER_WITH_UNIT interval
