@@ -250,8 +250,8 @@ async function lookingUp<T>(progress: SendProgress, lookup: () => Promise<T>): P
 }
 
 /**
- * An office OpenCRVS has closed (its `validUntil` passed) gets nothing more: OpenCRVS 2.0 still takes its
- * id, and the record would wait in a queue nobody works. The row is dead, with what to do; the others go
+ * An office OpenCRVS has closed (2.0: its `validUntil` passed; 1.9: deactivated) gets nothing more: OpenCRVS
+ * still takes its id, and the record would wait in a queue nobody works. The row is dead, with what to do; the others go
  * on. Not a row whose NOTIFY may already be in OpenCRVS: its retry resends that very copy (in-doubt.ts),
  * which OpenCRVS stored or will store once, at that office either way.
  */
@@ -268,9 +268,10 @@ async function checkOfficeOpen(
 }
 
 class OfficeClosed extends Error {
+  /** `closed`: how, in words (LocationResolver.officeClosedOn): `closed on <date> (its validUntil)`, `deactivated (…)`. */
   constructor(office: string, closed: string) {
     super(
-      `OpenCRVS closed office ${office} on ${closed} (its validUntil); nothing was sent. Route the record's ` +
+      `OpenCRVS office ${office} was ${closed}; nothing was sent. Route the record's ` +
         'facility to an open office (routing in the config), restart, then replay the row',
     );
     this.name = 'OfficeClosed';

@@ -83,8 +83,9 @@ export interface DeliveryWorkerDeps {
    */
   officeOfRecord?: (office: string) => Promise<void>;
   /**
-   * Before a row goes out (but one whose NOTIFY may be in OpenCRVS already): when the office it is routed to
-   * closed (`validUntil` passed), else undefined; the row is dead then. Throws when OpenCRVS cannot be asked
+   * Before a row goes out (but one whose NOTIFY may be in OpenCRVS already): how the office it is routed to
+   * was closed, in words to follow "was" (2.0: `closed on <validUntil> (its validUntil)`; 1.9: `deactivated
+   * (…)`), else undefined; the row is dead then. Throws when OpenCRVS cannot be asked
    * about an office it never listed to this process (the usual policy: a retry).
    */
   officeClosedOn?: (office: string) => Promise<string | undefined>;

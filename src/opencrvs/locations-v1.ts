@@ -64,6 +64,10 @@ function fromFhir(resource: FhirLocation): Location {
     // `Location/0` is the root of the v1 hierarchy, not an area.
     administrativeAreaId: parent && parent !== '0' ? parent : null,
     validUntil: null,
+    // Archived through the location API (`PUT /location/{id}` `{status: "inactive"}`): still listed unless
+    // `status=active` is asked, which the bridge does not ask, so that such an office is refused as closed,
+    // not as unknown (docs/mappings.md, "Closed offices").
+    deactivated: resource.status === 'inactive',
     locationType: type ?? 'UNKNOWN',
   };
 }

@@ -16,7 +16,8 @@ const PRELOAD_CONCURRENCY = 4;
 export const UNLISTED_TTL_MS = 5 * 60_000;
 /**
  * How long a location found is believed before OpenCRVS is asked again: an office is closed by setting its
- * `validUntil`, and a bridge that runs for months must see it. One lookup per office and hour.
+ * `validUntil` (2.0) or its status `inactive` (1.9), and a bridge that runs for months must see it. One
+ * lookup per office and hour.
  */
 export const FOUND_TTL_MS = 60 * 60_000;
 /** After a refresh OpenCRVS could not answer, the cached answer stands this long before it is asked again. */
@@ -105,10 +106,10 @@ export class LocationResolver {
 
   /**
    * ref = UUID or externalId; expectedType e.g. CRVS_OFFICE or HEALTH_FACILITY. A location found is
-   * remembered for FOUND_TTL_MS and then asked about again (an office can close: its `validUntil` is set),
-   * kept as it was while OpenCRVS cannot be asked; one not listed for UNLISTED_TTL_MS. `fresh` asks
-   * OpenCRVS again at once. An office whose `validUntil` has passed is refused like one not listed:
-   * OpenCRVS 2.0 still takes its id, and the record would wait in the queue of an office nobody works in.
+   * remembered for FOUND_TTL_MS and then asked about again (an office can close), kept as it was while
+   * OpenCRVS cannot be asked; one not listed for UNLISTED_TTL_MS. `fresh` asks OpenCRVS again at once.
+   * A closed office (closedOn) is refused like one not listed: OpenCRVS still takes its id (2.0 any
+   * location, 1.9 any leaf), and the record would wait in the queue of an office nobody works in.
    */
   async resolve(
     ref: string,
@@ -120,7 +121,7 @@ export class LocationResolver {
       throw unknown(ref, `is a ${location.locationType}, not a ${expectedType}`);
     }
     const closed = options.closedToo ? undefined : this.closedOn(location);
-    if (closed) throw unknown(ref, `is an office OpenCRVS closed on ${closed} (its validUntil)`);
+    if (closed) throw unknown(ref, `is an office OpenCRVS ${closed}`);
     return location;
   }
 
@@ -131,8 +132,8 @@ export class LocationResolver {
   }
 
   /**
-   * When the office with this UUID closed (its `validUntil`, passed), else undefined: open, not an office,
-   * or not listed (a refusal that is OpenCRVS's to give). Asks OpenCRVS as resolve does; throws when it
+   * How the office with this UUID was closed, in words (closedOn), else undefined: open, not an office, or
+   * not listed (a refusal that is OpenCRVS's to give). Asks OpenCRVS as resolve does; throws when it
    * cannot be asked about an office never found.
    */
   async officeClosedOn(id: string): Promise<string | undefined> {
@@ -144,12 +145,20 @@ export class LocationResolver {
     }
   }
 
-  /** The passed `validUntil` of an office, else undefined. Health facilities are never closed here: a birth
-   * in a facility since closed still happened there. */
+  /**
+   * How an office was closed, to follow "OpenCRVS" or "an office OpenCRVS" in a message: `closed on <date>
+   * (its validUntil)` once 2.0's `validUntil` has passed, `deactivated (its status is inactive; …)` for 1.9,
+   * which keeps no date of it. Else undefined. Health facilities are never closed here: a birth in a
+   * facility since closed still happened there.
+   */
   private closedOn(location: Location): string | undefined {
-    if (location.locationType !== 'CRVS_OFFICE' || !location.validUntil) return undefined;
+    if (location.locationType !== 'CRVS_OFFICE') return undefined;
+    if (location.deactivated) return 'deactivated (its status is inactive; OpenCRVS 1.9 keeps no date of it)';
+    if (!location.validUntil) return undefined;
     const until = Date.parse(location.validUntil);
-    return Number.isFinite(until) && until <= this.now() ? location.validUntil : undefined;
+    return Number.isFinite(until) && until <= this.now()
+      ? `closed on ${location.validUntil} (its validUntil)`
+      : undefined;
   }
 
   /**

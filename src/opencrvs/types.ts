@@ -71,6 +71,11 @@ export interface Location {
   externalId?: string | null;
   administrativeAreaId?: string | null;
   validUntil?: string | null;
+  /**
+   * OpenCRVS 1.x: its FHIR `status` is `inactive` (archived through the v1 location API, which still lists
+   * it). 1.x keeps no date of it: what 2.0 says with `validUntil`, without the when.
+   */
+  deactivated?: boolean;
   locationType: string; // CRVS_OFFICE, HEALTH_FACILITY, ADMIN_STRUCTURE
 }
 

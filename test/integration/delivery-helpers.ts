@@ -13,7 +13,7 @@ import {
   openLedger,
   type RecordEventInput,
 } from '../../src/ledger/index.js';
-import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
+import { type OpenCrvsSimulator, type SimVersion, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
 
 /** Short delays so retries, holds and stale locks play out in seconds; budgets large enough to never die. */
 export const fastDelivery: DeliverySettings = {
@@ -38,7 +38,7 @@ export function clientSettings(sim: OpenCrvsSimulator, overrides: Partial<OpenCr
     eventsUrl: sim.eventsUrl,
     clientId: sim.clientId,
     clientSecret: sim.clientSecret,
-    version: '2.0',
+    version: sim.version,
     country: 'farajaland',
     timeoutMs: 2000,
     tokenRenewBeforeSeconds: 0,
@@ -94,8 +94,12 @@ export interface TestBed {
   close(): Promise<void>;
 }
 
-export async function testBed(options: { tokenTtlSeconds?: number } = {}): Promise<TestBed> {
-  const sim = await startOpenCrvsSimulator({ port: 0, tokenTtlSeconds: options.tokenTtlSeconds });
+export async function testBed(options: { tokenTtlSeconds?: number; version?: SimVersion } = {}): Promise<TestBed> {
+  const sim = await startOpenCrvsSimulator({
+    port: 0,
+    tokenTtlSeconds: options.tokenTtlSeconds,
+    ...(options.version ? { version: options.version } : {}),
+  });
   const dir = mkdtempSync(join(tmpdir(), 'delivery-it-'));
   const dbPath = join(dir, 'bridge.db');
   const ledger = openLedger(dbPath);

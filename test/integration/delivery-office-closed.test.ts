@@ -78,7 +78,10 @@ describe('an office OpenCRVS closed (validUntil)', () => {
       assert.equal(worker.held(), undefined, 'the queue is not held');
       const dead = bed.ledger.get(closed.id);
       assert.equal(dead?.lastError?.kind, 'office-closed');
-      assert.match(dead?.lastError?.message ?? '', /closed office .* on .*validUntil.*nothing was sent.*replay/);
+      assert.match(
+        dead?.lastError?.message ?? '',
+        /office .* was closed on .*\(its validUntil\); nothing was sent.*replay/,
+      );
       assert.equal((await bed.sim.control.events()).length, 2, 'nothing was created for the closed office');
       assert.deepEqual(await bed.sim.control.events({ transactionId: closed.createTransactionId }), []);
     } finally {
@@ -107,7 +110,8 @@ describe('an office OpenCRVS closed (validUntil)', () => {
       await until(worker, () => bed.ledger.get(row.id)?.state === 'failed');
       await bed.sim.control.closeLocation(bed.office, new Date(now - 60_000).toISOString());
       now += 61 * 60_000;
-      assert.equal(await resolver.officeClosedOn(bed.office), new Date(now - 61 * 60_000 - 60_000).toISOString());
+      const closedOn = new Date(now - 61 * 60_000 - 60_000).toISOString();
+      assert.equal(await resolver.officeClosedOn(bed.office), `closed on ${closedOn} (its validUntil)`);
       await until(worker, () => bed.ledger.get(row.id)?.state === 'delivered');
     } finally {
       await worker.stop({ drainMs: 5000 });
@@ -153,5 +157,96 @@ describe('an office OpenCRVS closed (validUntil)', () => {
     now += 61 * 60_000;
     assert.equal(await resolver.officeClosedOn(bed.office), undefined);
     assert.equal((await resolver.resolve(bed.office, 'CRVS_OFFICE')).id, bed.office);
+  });
+});
+
+// OpenCRVS 1.9 has no validUntil: an office is archived by setting its FHIR status to `inactive`, and the v1
+// location API still lists it (unless asked for `status=active`), while createdAtLocation takes any leaf.
+describe('an office OpenCRVS 1.9 deactivated (status inactive)', () => {
+  let bed: TestBed;
+  let open: string;
+  beforeEach(async () => {
+    bed = await testBed({ version: '1.9' });
+    open = otherOffice(bed.sim, bed.office);
+  });
+  afterEach(async () => {
+    await bed.close();
+  });
+
+  it('is refused at start-up with the routing key, and named as deactivated, with no date', async () => {
+    await bed.sim.control.deactivateLocation(bed.office);
+    const resolver = new LocationResolver(createOpenCrvsClient(clientSettings(bed.sim)));
+    await assert.rejects(
+      resolver.preload([
+        { ref: bed.office, type: 'CRVS_OFFICE', key: 'routing.defaultOffice' },
+        { ref: open, type: 'CRVS_OFFICE', key: "routing.facilities['a'].office" },
+      ]),
+      (err: Error) => {
+        assert.match(
+          err.message,
+          /routing\.defaultOffice: location .* is an office OpenCRVS deactivated \(its status is inactive/,
+        );
+        assert.doesNotMatch(err.message, /closed on|validUntil/, 'no date is claimed');
+        assert.doesNotMatch(err.message, /routing\.facilities/, 'the open office is not named');
+        return true;
+      },
+    );
+    assert.equal(resolver.resolveSync(bed.office, 'CRVS_OFFICE'), undefined, 'a mapping gets no deactivated office');
+    assert.equal(resolver.closedSync(bed.office), true, 'nor passes it through as a UUID the record named');
+    assert.equal(resolver.resolveSync(open, 'CRVS_OFFICE'), open);
+  });
+
+  it('deactivated while the bridge runs: mapping sees it under the externalId routed to, its rows are dead, the others delivered', async () => {
+    let now = Date.now();
+    const office = bed.sim.locations.find((l) => l.id === bed.office);
+    assert.ok(office?.externalId);
+    const resolver = new LocationResolver(createOpenCrvsClient(clientSettings(bed.sim)), { now: () => now });
+    // Resolved at start, as the routing table is, while both offices are active.
+    await resolver.preload([
+      { ref: office.externalId, type: 'CRVS_OFFICE' },
+      { ref: open, type: 'CRVS_OFFICE' },
+    ]);
+    assert.equal(resolver.resolveSync(office.externalId, 'CRVS_OFFICE'), bed.office);
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: fastDelivery,
+      officeClosedOn: (id) => resolver.officeClosedOn(id),
+    });
+    try {
+      bed.ledger.recordEvent(birthEvent(bed.office, 1));
+      await until(worker, () => bed.ledger.list({ states: ['delivered'] }).length === 1);
+
+      await bed.sim.control.deactivateLocation(bed.office);
+      // An hour on, the resolver asks OpenCRVS again about the offices it found.
+      now += 61 * 60_000;
+      const closed = bed.ledger.recordEvent(birthEvent(bed.office, 2)).row;
+      const elsewhere = bed.ledger.recordEvent(birthEvent(open, 3)).row;
+      await until(worker, () => bed.ledger.get(closed.id)?.state === 'dead');
+      await until(worker, () => bed.ledger.get(elsewhere.id)?.state === 'delivered');
+      assert.equal(worker.held(), undefined, 'the queue is not held');
+      const dead = bed.ledger.get(closed.id);
+      assert.equal(dead?.lastError?.kind, 'office-closed');
+      assert.match(
+        dead?.lastError?.message ?? '',
+        /office .* was deactivated \(its status is inactive.*\); nothing was sent.*replay/,
+      );
+      assert.deepEqual(await bed.sim.control.events({ transactionId: closed.createTransactionId }), []);
+      assert.equal((await bed.sim.control.events()).length, 2, 'nothing was created for the deactivated office');
+      // The worker asked by id; mapping reads the externalId the routing table names.
+      assert.equal(resolver.resolveSync(office.externalId, 'CRVS_OFFICE'), undefined, 'mapping sees it deactivated');
+      assert.equal(resolver.closedSync(office.externalId), true);
+    } finally {
+      await worker.stop({ drainMs: 5000 });
+    }
+  });
+
+  it('a health facility deactivated is still a place of birth', async () => {
+    const facility = bed.sim.locations.find((l) => l.locationType === 'HEALTH_FACILITY');
+    assert.ok(facility);
+    await bed.sim.control.deactivateLocation(facility.id);
+    const resolver = new LocationResolver(createOpenCrvsClient(clientSettings(bed.sim)));
+    assert.equal((await resolver.resolve(facility.id, 'HEALTH_FACILITY')).id, facility.id);
+    assert.equal(resolver.resolveSync(facility.id, 'HEALTH_FACILITY'), facility.id);
   });
 });

@@ -279,6 +279,8 @@ describe('OpenCRVS client requests', () => {
               resourceType: 'Location',
               id: OFFICE,
               name: 'Ibombo District Office',
+              // Archived: 1.x still lists it unless asked for status=active.
+              status: 'inactive',
               type: { coding: [{ system: 'http://opencrvs.org/specs/location-type', code: 'CRVS_OFFICE' }] },
               identifier: [{ system: 'http://opencrvs.org/specs/id/internal-id', value: 'CRVS_OFFICE_JWMRGwDBXK' }],
               partOf: { reference: 'Location/area-1' },
@@ -298,6 +300,7 @@ describe('OpenCRVS client requests', () => {
         externalId: 'CRVS_OFFICE_JWMRGwDBXK',
         administrativeAreaId: 'area-1',
         validUntil: null,
+        deactivated: true,
         locationType: 'CRVS_OFFICE',
       },
     ]);

@@ -68,15 +68,16 @@ export function buildSimulatorApp(deps: SimulatorAppDeps): Express {
   });
 
   if (ctx.version === '1.9') {
-    // The gateway's v1 FHIR location API (1.9 has no GET /locations in the events service).
-    const seeded = [...deps.seed.administrativeAreas, ...deps.seed.locations];
+    // The gateway's v1 FHIR location API (1.9 has no GET /locations in the events service): the areas as
+    // seeded, the offices and facilities as they are now (one deactivated through /_sandbox is inactive).
     app.get('/location', (req, res) => {
+      const listed = [...deps.seed.administrativeAreas, ...deps.ctx.locationsById.values()];
       deps.requests.count('locations');
       // Faults on `locations` reach it too (not delays): it is where 1.9 lists them, so a test can make
       // OpenCRVS unable to say which locations exist.
       const decision = deps.faults.decide('locations');
       if (decision.kind === 'drop' || decision.kind === 'commitThenFail') return void req.socket.destroy();
-      send(res, decision.kind === 'error' ? decision.response : handleV1Locations(seeded, req.query));
+      send(res, decision.kind === 'error' ? decision.response : handleV1Locations(listed, req.query));
     });
   }
   const events = eventsRouter({ ...deps });

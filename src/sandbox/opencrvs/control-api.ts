@@ -137,7 +137,8 @@ export function controlRouter({ ctx, clients, faults, requests, seed }: ControlD
     res.json(seed);
   });
   // An office or facility the deployment no longer has (closed, or removed from the country's locations):
-  // the events API treats its id as unknown from now on. v2.0 only; 1.9 accepts any leaf id anyway.
+  // the events API treats its id as unknown from now on (1.9 accepts any leaf id anyway), and neither
+  // version's location list has it.
   router.delete('/locations/:id', (req, res) => {
     res.status(ctx.locationsById.delete(req.params.id) ? 204 : 404).end();
   });
@@ -148,9 +149,24 @@ export function controlRouter({ ctx, clients, faults, requests, seed }: ControlD
     const location = ctx.locationsById.get(req.params.id);
     const validUntil: unknown = (req.body as { validUntil?: unknown } | undefined)?.validUntil;
     if (!location) return res.status(404).end();
+    if (ctx.version !== '2.0')
+      return res.status(409).json({ error: '1.9 has no validUntil: POST /_sandbox/locations/:id/deactivate' });
     if (typeof validUntil !== 'string' || Number.isNaN(Date.parse(validUntil)))
       return res.status(400).json({ error: 'validUntil must be an ISO date-time' });
     ctx.locationsById.set(location.id, { ...location, validUntil });
+    res.status(204).end();
+  });
+  // An office archived the way OpenCRVS 1.9 archives one (`PUT /location/{id}` `{status: "inactive"}` by a
+  // national system admin): still listed by the v1 location API, as `status: inactive`, with no date, and
+  // still taken as createdAtLocation (1.9 checks only that it is a leaf). A copy: reset puts it back.
+  router.post('/locations/:id/deactivate', (req, res) => {
+    const location = ctx.locationsById.get(req.params.id);
+    if (!location) return res.status(404).end();
+    if (ctx.version !== '1.9')
+      return res
+        .status(409)
+        .json({ error: '2.0 closes a location with validUntil: POST /_sandbox/locations/:id/close' });
+    ctx.locationsById.set(location.id, { ...location, deactivated: true });
     res.status(204).end();
   });
   router.use((_req, res) => {

@@ -71,6 +71,11 @@ export class OpenCrvsSandboxControl {
     await this.#call('POST', `/locations/${encodeURIComponent(locationId)}/close`, { validUntil });
   }
 
+  /** Archives a location as OpenCRVS 1.9 does (1.9 mode only): still listed, `status: inactive`; events naming it are still taken. */
+  async deactivateLocation(locationId: string): Promise<void> {
+    await this.#call('POST', `/locations/${encodeURIComponent(locationId)}/deactivate`);
+  }
+
   /** The country configuration's later answer to the NOTIFY of `eventId` it left pending. */
   async confirm(eventId: string, decision: 'accept' | 'reject'): Promise<void> {
     await this.#call('POST', `/events/${encodeURIComponent(eventId)}/confirm`, { decision });

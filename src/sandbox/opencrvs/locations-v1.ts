@@ -15,7 +15,7 @@ function toFhir(location: SimLocation) {
     resourceType: 'Location',
     id: location.id,
     name: location.name,
-    status: 'active',
+    status: location.deactivated ? 'inactive' : 'active',
     mode: 'instance',
     // An office's CSV id with its type in front, as 1.x writes it (docs §6); others keep the CSV id.
     identifier: [
@@ -30,7 +30,10 @@ function toFhir(location: SimLocation) {
   };
 }
 
-/** Every seeded location (areas, offices, facilities) of the `type` asked, or all; `_count` is ignored. */
+/**
+ * Every location (areas, offices, facilities) of the `type` asked, or all; `_count` is ignored. Archived ones
+ * too, as `status: inactive`: 1.x leaves them out only when asked for `status=active`.
+ */
 export function handleV1Locations(locations: SimLocation[], query: Record<string, unknown>): SimResponse {
   const type = first(query.type);
   const found = locations.filter((location) => type === undefined || location.locationType === type);

@@ -17,6 +17,8 @@ export interface SimLocation {
   administrativeAreaId: string | null;
   /** When the location closed (v2.0 `validUntil`); absent or null while it is open. */
   validUntil?: string | null;
+  /** Archived the v1.x way (its FHIR `status` is `inactive`, no date kept); absent while it is active. */
+  deactivated?: boolean;
 }
 
 export type SimActionStatus = 'Requested' | 'Accepted' | 'Rejected';
