@@ -511,11 +511,12 @@ export class Bridge {
 
   /**
    * Every office and facility named in the routing table, checked against OpenCRVS. `abandoned`: the caller
-   * gave up waiting (a sync pass's deadline); an answer after that marks nothing, whatever it says.
+   * gave up waiting (a sync pass's deadline): the lookups in flight are cut off, and an answer after that
+   * marks nothing, whatever it says.
    */
   async resolveLocations(abandoned?: AbortSignal): Promise<void> {
     try {
-      await this.locations.preload(this.routingRefs());
+      await this.locations.preload(this.routingRefs(), abandoned);
     } catch (err) {
       if (abandoned?.aborted) return;
       this.locationsError = err instanceof Error ? err.message : String(err);
@@ -586,7 +587,7 @@ export class Bridge {
    * their marks (officeUnchecked, facilityUnchecked), so the worker checks each before it is sent.
    * The lookup has no deadline of its own: each call is within opencrvs.timeoutMs, one after another for
    * each group of references, so unbounded it could hold the pass that long past its --timeout. Given up
-   * on, it goes on in the background, and its answer marks nothing (resolveLocations' `abandoned`).
+   * on, its calls are cut off, and an answer that came anyway marks nothing (resolveLocations' `abandoned`).
    */
   private async confirmLocationsAfterPolling(skipped: string, deadline: number): Promise<string | undefined> {
     const abandoned = new AbortController();

@@ -21,7 +21,7 @@ import { type OwnClients, refuseForeignEvent } from './ownership.js';
 import { schemaProblem, validateEventDocument, validateFhirLocationBundle, validateLocations } from './schemas.js';
 import { formCodes, sentEchoes, sentValues } from './scrub.js';
 import { clientCredentialsTokenSource, staticTokenSource, type TokenSource } from './token.js';
-import type { EventDocument, Location, LocationQuery, NotifyResult, OpenCrvsApi } from './types.js';
+import type { CallOptions, EventDocument, Location, LocationQuery, NotifyResult, OpenCrvsApi } from './types.js';
 
 export interface OpenCrvsClientDeps {
   logger?: Logger;
@@ -76,7 +76,7 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
     return token;
   }
 
-  async function call(operation: string, method: 'GET' | 'POST', url: string, payload?: unknown) {
+  async function call(operation: string, method: 'GET' | 'POST', url: string, payload?: unknown, signal?: AbortSignal) {
     const started = performance.now();
     let token = await callToken();
     const text = payload === undefined ? undefined : JSON.stringify(payload);
@@ -87,6 +87,7 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
         url,
         headers: { ...JSON_HEADERS, Authorization: `Bearer ${token.value}` },
         body: text,
+        signal,
       });
     let response = await send();
     if (response.status === 401 && tokens.invalidate(token)) {
@@ -130,10 +131,10 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
     return { event: eventOf(operation, response), subject: token.subject };
   }
 
-  async function listLocations(query: LocationQuery = {}): Promise<Location[]> {
+  async function listLocations(query: LocationQuery = {}, options: CallOptions = {}): Promise<Location[]> {
     if (version === '1.9') {
       const url = fhirLocationsUrl(settings, query.locationType);
-      const { response } = await call('listLocations', 'GET', url);
+      const { response } = await call('listLocations', 'GET', url, undefined, options.signal);
       if (!validateFhirLocationBundle(response.json))
         throw invalidResponse('listLocations', validateFhirLocationBundle.errors);
       return locationsFromFhirBundle(response.json).filter(
@@ -146,7 +147,7 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
     // Only the first value of a repeated key is read (§3.5): one id per call.
     if (query.id) url.searchParams.set('locationIds', query.id);
     if (query.externalId) url.searchParams.set('externalId', query.externalId);
-    const { response } = await call('listLocations', 'GET', url.toString());
+    const { response } = await call('listLocations', 'GET', url.toString(), undefined, options.signal);
     if (!validateLocations(response.json)) throw invalidResponse('listLocations', validateLocations.errors);
     return response.json;
   }

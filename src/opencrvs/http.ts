@@ -18,6 +18,8 @@ export interface HttpRequest {
   url: string;
   headers: Record<string, string>;
   body?: string;
+  /** The caller gave up waiting (a sync pass's deadline): the call is cut off then, not at the timeout. */
+  signal?: AbortSignal;
 }
 
 export interface HttpAnswer {
@@ -49,11 +51,14 @@ export function undiciRequester(timeoutMs: number): { request: Requester; close:
     keepAliveTimeout: 4_000,
   });
   return {
-    request: async ({ method, url, headers, body }) => {
+    request: async ({ method, url, headers, body, signal }) => {
+      if (signal?.aborted) throw new CallerGaveUp();
       // undici accepts an EventEmitter as the abort signal: the same cancellation as an
       // AbortSignal.timeout, at a fraction of its cost per call.
       const deadline = new EventEmitter();
       const timer = setTimeout(() => deadline.emit('abort'), timeoutMs);
+      const gaveUp = () => deadline.emit('abort');
+      signal?.addEventListener('abort', gaveUp, { once: true });
       try {
         const answer = await request(url, { method, headers, body, dispatcher: agent, signal: deadline });
         const status = answer.statusCode;
@@ -69,14 +74,26 @@ export function undiciRequester(timeoutMs: number): { request: Requester; close:
           },
           text,
         };
+      } catch (err) {
+        // undici's abort reads as a timeout; this one is not, and says so.
+        throw signal?.aborted ? new CallerGaveUp() : err;
       } finally {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', gaveUp);
       }
     },
     // Destroy, not close: close() waits for calls still in flight, and at shutdown those belong to rows
     // the worker has already handed back (a hanging OpenCRVS kept the process up to a timeout longer).
     close: () => agent.destroy(),
   };
+}
+
+/** A call cut off because its caller stopped waiting for it (HttpRequest.signal), not a timeout. */
+class CallerGaveUp extends Error {
+  constructor() {
+    super('cut off: the caller stopped waiting for the answer');
+    this.name = 'CallerGaveUp';
+  }
 }
 
 /**
@@ -145,8 +162,8 @@ export interface ExchangeResponse {
 
 export async function exchange(transport: Transport, request: ExchangeRequest): Promise<ExchangeResponse> {
   try {
-    const { method, url, headers, body } = request;
-    const answer = await transport.request({ method, url, headers, body });
+    const { method, url, headers, body, signal } = request;
+    const answer = await transport.request({ method, url, headers, body, signal });
     const parsed = parseJson(answer.text);
     return {
       status: answer.status,

@@ -110,13 +110,14 @@ export class LocationResolver {
    * OpenCRVS cannot be asked; one not listed for UNLISTED_TTL_MS. `fresh` asks OpenCRVS again at once.
    * A closed office (closedOn) is refused like one not listed: OpenCRVS still takes its id (2.0 any
    * location, 1.9 any leaf), and the record would wait in the queue of an office nobody works in.
+   * `signal`: the caller gave up waiting; a lookup of its own is cut off then.
    */
   async resolve(
     ref: string,
     expectedType?: string,
-    options: { fresh?: boolean; closedToo?: boolean } = {},
+    options: { fresh?: boolean; closedToo?: boolean; signal?: AbortSignal } = {},
   ): Promise<Location> {
-    const location = await this.found(ref, options.fresh === true);
+    const location = await this.found(ref, options.fresh === true, options.signal);
     if (expectedType && location.locationType !== expectedType) {
       throw unknown(ref, `is a ${location.locationType}, not a ${expectedType}`);
     }
@@ -166,11 +167,11 @@ export class LocationResolver {
    * answer, the cached one stands, and is asked about again only REFRESH_RETRY_MS later: every row sent
    * would otherwise wait out a lookup's timeout first.
    */
-  private async found(ref: string, fresh: boolean): Promise<Location> {
+  private async found(ref: string, fresh: boolean, signal?: AbortSignal): Promise<Location> {
     const cached = this.cache.get(ref);
     if (cached && !fresh && this.elapsed() - (this.foundAt.get(cached.id) ?? 0) < this.foundTtlMs) return cached;
     try {
-      return await this.lookupOnce(ref, fresh || cached !== undefined);
+      return await this.lookupOnce(ref, fresh || cached !== undefined, signal);
     } catch (err) {
       const notListed = err instanceof OpenCrvsError && err.kind === 'unknown-office';
       if (cached && notListed) this.forget(ref, cached);
@@ -186,14 +187,20 @@ export class LocationResolver {
     this.foundAt.delete(location.id);
   }
 
-  /** Resolves many references (to use resolveSync afterwards); reports every unknown one at once. */
-  async preload(refs: Array<{ ref: string; type?: string; key?: string }>): Promise<void> {
+  /**
+   * Resolves many references (to use resolveSync afterwards); reports every unknown one at once. `signal`:
+   * the caller gave up waiting (a sync pass's deadline): the lookups in flight are cut off, none is begun.
+   */
+  async preload(refs: Array<{ ref: string; type?: string; key?: string }>, signal?: AbortSignal): Promise<void> {
     const unknownRefs: string[] = [];
     for (let i = 0; i < refs.length; i += PRELOAD_CONCURRENCY) {
+      signal?.throwIfAborted();
       const batch = refs.slice(i, i + PRELOAD_CONCURRENCY);
       // The routing table is the operator's: an office added in OpenCRVS after a failed start is found by
       // the next try (at most 30 s later), not UNLISTED_TTL_MS later.
-      const results = await Promise.allSettled(batch.map((item) => this.resolve(item.ref, item.type, { fresh: true })));
+      const results = await Promise.allSettled(
+        batch.map((item) => this.resolve(item.ref, item.type, { fresh: true, signal })),
+      );
       for (const [j, result] of results.entries()) {
         if (result.status === 'fulfilled') continue;
         const err: unknown = result.reason;
@@ -240,12 +247,14 @@ export class LocationResolver {
     return unanswered;
   }
 
-  private lookupOnce(ref: string, fresh: boolean): Promise<Location> {
+  private lookupOnce(ref: string, fresh: boolean, signal?: AbortSignal): Promise<Location> {
     const until = this.unlisted.get(ref);
     if (until !== undefined) {
       if (!fresh && this.elapsed() < until) return Promise.reject(notListed(ref));
       this.unlisted.delete(ref);
     }
+    // A caller that may give up asks on its own: cutting off a lookup others wait for would fail theirs too.
+    if (signal) return this.lookup(ref, signal);
     let pending = this.inflight.get(ref);
     if (!pending) {
       pending = this.lookup(ref).finally(() => this.inflight.delete(ref));
@@ -254,18 +263,18 @@ export class LocationResolver {
     return pending;
   }
 
-  private async lookup(ref: string): Promise<Location> {
+  private async lookup(ref: string, signal?: AbortSignal): Promise<Location> {
     // A UUID is tried as an id first; a country could still use UUID-shaped CSV ids. 1.9 answers any query
     // with its whole v1 location list (filtered here): one download answers both questions.
     const byId = (list: Location[]) => (UUID.test(ref) ? list.find((l) => l.id === ref) : undefined);
     const byExternalId = (list: Location[]) => list.find((l) => externalIdMatches(l.externalId, ref));
     let found: Location | undefined;
     if (this.api.version === '1.9') {
-      const all = await this.api.listLocations();
+      const all = await this.api.listLocations({}, { signal });
       found = byId(all) ?? byExternalId(all);
     } else {
-      found = UUID.test(ref) ? byId(await this.api.listLocations({ id: ref })) : undefined;
-      found ??= byExternalId(await this.api.listLocations({ externalId: ref }));
+      found = UUID.test(ref) ? byId(await this.api.listLocations({ id: ref }, { signal })) : undefined;
+      found ??= byExternalId(await this.api.listLocations({ externalId: ref }, { signal }));
     }
     if (!found) {
       // Oldest first: with one lifetime for all, the first inserted is the first to run out.

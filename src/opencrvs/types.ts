@@ -79,6 +79,11 @@ export interface Location {
   locationType: string; // CRVS_OFFICE, HEALTH_FACILITY, ADMIN_STRUCTURE
 }
 
+/** `signal`: the caller gave up waiting; the call is cut off then rather than run on to its timeout. */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
 export interface LocationQuery {
   locationType?: string;
   id?: string;
@@ -93,7 +98,7 @@ export interface OpenCrvsApi {
   notify(input: NotifyInput): Promise<NotifyResult>;
   /** v2.0 only: POST /events/notify, idempotent on transactionId. */
   createAndNotify(input: CreateAndNotifyInput): Promise<NotifyResult>;
-  listLocations(query?: LocationQuery): Promise<Location[]>;
+  listLocations(query?: LocationQuery, options?: CallOptions): Promise<Location[]>;
   /**
    * Obtains (or reuses) a token; used by health checks and the hold probe. Returns the token's scopes.
    * `fresh` asks the token endpoint even when a cached token is valid (revoked credentials show at once).

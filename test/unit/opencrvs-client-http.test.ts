@@ -565,6 +565,18 @@ describe('OpenCRVS client failures', () => {
     assert.deepEqual([err.kind, err.classification], ['timeout', 'retryable']);
   });
 
+  it('cuts off a location list its caller gave up on at once, and does not call that a timeout', async () => {
+    on('GET /events/locations', () => ({ json: [], delayMs: 2_000 }));
+    const gaveUp = new AbortController();
+    const started = performance.now();
+    const listing = failure(client({ timeoutMs: 5_000 }).listLocations({}, { signal: gaveUp.signal }));
+    setTimeout(() => gaveUp.abort(), 100);
+    const err = await listing;
+    assert.ok(performance.now() - started < 1_000, 'not waited out to the answer or the timeout');
+    assert.equal(err.kind, 'network');
+    assert.match(err.message, /the caller stopped waiting/);
+  });
+
   it('keeps the field problems of a 400 as the message and the parsed list as the body, without the values', async () => {
     const message = '[{"message":"Unexpected field","id":"foo.bar","value":"hello"}]';
     on('POST /events/events/ev-1/notify', () => ({ status: 400, json: { message, code: 'BAD_REQUEST' } }));

@@ -133,6 +133,9 @@ export function controlRouter({ ctx, clients, faults, requests, seed }: ControlD
   router.get('/requests', (_req, res) => {
     res.json(requests.snapshot());
   });
+  router.get('/requests/abandoned', (_req, res) => {
+    res.json(requests.abandoned());
+  });
   router.get('/locations', (_req, res) => {
     res.json(seed);
   });

@@ -1,5 +1,5 @@
 import type { CountedRequest } from './requests.js';
-import type { SandboxConfig, SimClientInput, SimEvent } from './types.js';
+import type { SandboxConfig, SimClientInput, SimEvent, SimOperation } from './types.js';
 
 export type { SandboxConfig, SimEvent } from './types.js';
 
@@ -90,6 +90,17 @@ export class OpenCrvsSandboxControl {
     if (typeof body !== 'object' || body === null || Object.values(body).some((n) => typeof n !== 'number'))
       throw new Error('sandbox control: unexpected /requests answer');
     return body as Partial<Record<CountedRequest, number>>;
+  }
+
+  /**
+   * Requests held by a delay fault whose client closed the connection before they were answered, since start
+   * or the last reset, by operation: the calls the bridge cut off rather than waited out.
+   */
+  async abandonedRequests(): Promise<Partial<Record<SimOperation, number>>> {
+    const body: unknown = await (await this.#call('GET', '/requests/abandoned')).json();
+    if (typeof body !== 'object' || body === null || Object.values(body).some((n) => typeof n !== 'number'))
+      throw new Error('sandbox control: unexpected /requests/abandoned answer');
+    return body as Partial<Record<SimOperation, number>>;
   }
 
   /** Every stored event with its actions; `transactionId` keeps those with an action of that id. */

@@ -85,11 +85,20 @@ export function eventsRouter(deps: EventsRouterDeps): Router {
       // must find. Parsing again below is a no-op once the body is read.
       if (delay > 0 && req.method === 'POST') await readBody(req, res).catch(() => undefined);
       if (delay > 0) {
+        // The wait ends with the simulator, or with the client closing the connection (it gave up).
+        const waiting = new AbortController();
+        const stop = () => waiting.abort();
+        deps.shutdown.addEventListener('abort', stop, { once: true });
+        res.once('close', stop);
         try {
-          await sleep(delay, undefined, { signal: deps.shutdown });
+          await sleep(delay, undefined, { signal: waiting.signal });
         } catch {
+          if (!deps.shutdown.aborted) deps.requests.abandon(operation);
           req.socket.destroy();
           return;
+        } finally {
+          deps.shutdown.removeEventListener('abort', stop);
+          res.off('close', stop);
         }
       }
       const decision = faults.decide(operation);
