@@ -501,3 +501,96 @@ describe("DHIS2 simulator: deleted tracked entities and the user's org units", (
     }
   });
 });
+
+// A user of one district (Bo, which holds Ngelehun CHC; Gbenikoro MCHP hangs off the root): DHIS2 shows and
+// lets them change events only where they own the record in the program, and refuses an import there.
+describe("DHIS2 simulator: events and imports in the user's org units", () => {
+  const seed = buildDemoChildProgramme({ births: 6, deaths: 0, seed: 42, baseDate: BASE_DATE });
+  const clerk = { username: 'bo-clerk', password: 'bo-secret', organisationUnits: [ORG_UNITS.bo] };
+  const asClerk = `Basic ${Buffer.from(`${clerk.username}:${clerk.password}`).toString('base64')}`;
+  const ownedAt = (orgUnit: string) => {
+    const te = seed.find((t) => t.enrollments?.some((en) => en.program === CHILD_PROGRAMME && en.orgUnit === orgUnit));
+    const ev = te?.enrollments?.[0]?.events?.[0];
+    assert.ok(te?.trackedEntity && ev?.event, `a child with an event owned at ${orgUnit}`);
+    return { te, ev, uid: te.trackedEntity, event: ev.event };
+  };
+  const post = async (sim: Dhis2Simulator, strategy: string, payload: unknown) => {
+    const res = await fetch(`${sim.baseUrl}/api/tracker?async=false&importStrategy=${strategy}`, {
+      method: 'POST',
+      headers: { authorization: asClerk, 'content-type': 'application/json' },
+      body: JSON.stringify(payload),
+      signal: AbortSignal.timeout(5000),
+    });
+    // biome-ignore lint/suspicious/noExplicitAny: the import report is asserted on below
+    return { status: res.status, body: (await res.json()) as any };
+  };
+  const codes = (body: { validationReport?: { errorReports?: { errorCode: string }[] } }) =>
+    (body.validationReport?.errorReports ?? []).map((e) => e.errorCode);
+
+  let sim: Dhis2Simulator;
+  before(async () => {
+    sim = await startDhis2Simulator({ seed, users: [clerk] });
+  });
+  after(() => sim.close());
+
+  it('lists and reads only events whose program owner the user may see (404 for the others)', async () => {
+    const outside = ownedAt(ORG_UNITS.gbenikoroMchp);
+    const inside = ownedAt(ORG_UNITS.ngelehunChc);
+    const listed = async (authorization: string) =>
+      (
+        (await get(sim, `/api/tracker/events?program=${CHILD_PROGRAMME}&paging=false&fields=event`, authorization)).body
+          .events as { event: string }[]
+      ).map((e) => e.event);
+    const mine = await listed(asClerk);
+    assert.ok(mine.includes(inside.event));
+    assert.ok(!mine.includes(outside.event), 'not listed outside the user scope');
+    assert.ok((await listed(basic)).includes(outside.event), 'the superuser lists it');
+
+    const hidden = await get(sim, `/api/tracker/events/${outside.event}`, asClerk);
+    assert.equal(hidden.status, 404);
+    assert.equal(hidden.body.message, `Event with id ${outside.event} could not be found.`);
+    assert.equal((await get(sim, `/api/tracker/events/${inside.event}`, asClerk)).status, 200);
+    assert.equal((await get(sim, `/api/tracker/events/${outside.event}`)).status, 200, 'the superuser reads it');
+  });
+
+  it('refuses an import below a record the user does not own (E1102, E1003) or in an org unit outside their capture (E1000)', async () => {
+    const outside = ownedAt(ORG_UNITS.gbenikoroMchp);
+    const inside = ownedAt(ORG_UNITS.ngelehunChc);
+    const withValue = (ev: typeof inside.ev, value: string) => ({
+      ...ev,
+      dataValues: [{ dataElement: 'SbxTrkIdDe1', value }],
+    });
+    const before = sim.trackedEntity(outside.uid);
+
+    const event = await post(sim, 'UPDATE', { events: [withValue(outside.ev, 'X')] });
+    assert.equal(event.status, 409);
+    assert.deepEqual(codes(event.body), ['E1102']);
+    assert.match(event.body.validationReport.errorReports[0].message, /User: `bo-clerk`/);
+    const attribute = await post(sim, 'UPDATE', {
+      trackedEntities: [{ ...outside.te, enrollments: [], attributes: [{ attribute: 'SbxTrkIdAtt', value: 'X' }] }],
+    });
+    assert.equal(attribute.status, 409);
+    assert.deepEqual(codes(attribute.body), ['E1003']);
+    const moved = await post(sim, 'CREATE', {
+      events: [{ ...inside.ev, event: 'SbxNewEvt01', orgUnit: ORG_UNITS.gbenikoroMchp, dataValues: [] }],
+    });
+    assert.equal(moved.status, 409);
+    assert.deepEqual(codes(moved.body), ['E1000']);
+    assert.deepEqual(sim.trackedEntity(outside.uid), before, 'nothing written');
+
+    const own = await post(sim, 'UPDATE', { events: [withValue(inside.ev, 'Y')] });
+    assert.equal(own.status, 200, JSON.stringify(own.body.validationReport));
+  });
+
+  it("with outOfScopeRead 'forbidden', answers the event read 403, as DHIS2 2.41 does", async () => {
+    const older = await startDhis2Simulator({ seed, users: [clerk], outOfScopeRead: 'forbidden' });
+    try {
+      const outside = ownedAt(ORG_UNITS.gbenikoroMchp);
+      const refused = await get(older, `/api/tracker/events/${outside.event}`, asClerk);
+      assert.equal(refused.status, 403);
+      assert.equal(refused.body.message, 'OWNERSHIP_ACCESS_DENIED');
+    } finally {
+      await older.close();
+    }
+  });
+});

@@ -16,7 +16,7 @@ import {
   updatedWindow,
 } from './query.js';
 import type { TrackerStore } from './store.js';
-import type { RelationshipItem, TrackedEntity } from './types.js';
+import type { Event, RelationshipItem, TrackedEntity } from './types.js';
 import type { SimulatedUser } from './user.js';
 
 /** Default `fields` of each export endpoint (dhis2-core request params, 2.41). */
@@ -89,8 +89,8 @@ export interface Listing {
 
 /**
  * GET /api/tracker/{trackedEntities,enrollments,events,relationships}: filters, order, paging, fields.
- * Tracked entities are scoped by the org units of the request's user (`userOf`, see SimulatedUser); the other
- * lists are not.
+ * Tracked entities and events are scoped by the org units of the request's user (`userOf`, see
+ * SimulatedUser); enrollments and relationships are not.
  */
 export function exportRoutes(
   store: TrackerStore,
@@ -115,6 +115,24 @@ export function exportRoutes(
   /** The program owner org unit of `te` for `program` (the enrollment's, as the simulator keeps it), else its own. */
   const ownerOf = (te: TrackedEntity, program: string): string | undefined =>
     store.enrollmentsOf(te.trackedEntity ?? '').find((en) => en.program === program)?.orgUnit ?? te.orgUnit;
+  /** An event's program owner: its enrollment's org unit (see ownerOf), else the event's own. */
+  const eventOwner = (ev: Event): string | undefined =>
+    (ev.enrollment ? store.enrollment(ev.enrollment)?.orgUnit : undefined) ?? ev.orgUnit;
+  /** Refuses a single object whose owner is outside the user's capture scope, as OutOfScopeRead says. */
+  const refuseOutOfScope = (res: Response, type: string, uid: string): void => {
+    if (listing().outOfScopeRead !== 'forbidden') throw notFound(type, uid);
+    dhis2Error(res, 403, 'Forbidden', 'OWNERSHIP_ACCESS_DENIED');
+  };
+
+  /**
+   * Whatever org units are asked for, DHIS2 lists only records whose program owner the user may search in
+   * (`orgUnitMode=CAPTURE`: capture in).
+   */
+  const userScopeOf = (params: URLSearchParams, res: Response) => {
+    const mode = param(params, 'orgUnitMode', 'ouMode')?.toUpperCase();
+    const user = userOf(res);
+    return (owner: string | undefined) => (mode === 'CAPTURE' ? user.inCaptureScope(owner) : user.inSearchScope(owner));
+  };
 
   router.get('/trackedEntities', (req: Request, res: Response) => {
     const params = searchParams(req);
@@ -128,11 +146,7 @@ export function exportRoutes(
     // the program filter looks at deleted enrollments as well.
     const includeDeleted = boolParam(params, 'includeDeleted', false);
     const inScope = orgUnitScope(params, known(), ['orgUnits', 'orgUnit']);
-    // Whatever org units are asked for, DHIS2 lists only those the user may search in (CAPTURE: capture in).
-    const mode = param(params, 'orgUnitMode', 'ouMode')?.toUpperCase();
-    const user = userOf(res);
-    const userScope = (orgUnit: string | undefined) =>
-      mode === 'CAPTURE' ? user.inCaptureScope(orgUnit) : user.inSearchScope(orgUnit);
+    const userScope = userScopeOf(params, res);
     const inWindow = updatedWindow(params);
     const stage = param(params, 'programStage');
     const status = param(params, 'enrollmentStatus', 'programStatus');
@@ -176,10 +190,8 @@ export function exportRoutes(
     // Read in a program whose owner org unit is outside the user's capture scope: DHIS2 answers as if it
     // had no such tracked entity (dhis2-core #20280, DHIS2-19210), the same 404 as for a deleted one;
     // before that change, 403 OWNERSHIP_ACCESS_DENIED (DefaultTrackedEntityService, 2.41).
-    if (program && !userOf(res).inCaptureScope(ownerOf(te, program))) {
-      if (listing().outOfScopeRead === 'forbidden') return dhis2Error(res, 403, 'Forbidden', 'OWNERSHIP_ACCESS_DENIED');
-      throw notFound('TrackedEntity', req.params.uid);
-    }
+    if (program && !userOf(res).inCaptureScope(ownerOf(te, program)))
+      return refuseOutOfScope(res, 'TrackedEntity', req.params.uid);
     res.json(applyFields(store.trackedEntityView(te, program), fieldsOf(params, 'trackedEntities')));
   });
 
@@ -222,6 +234,7 @@ export function exportRoutes(
     const uids = listParam(params, 'events', 'event');
     const status = param(params, 'status');
     const inScope = orgUnitScope(params, known(), ['orgUnit', 'orgUnits']);
+    const userScope = userScopeOf(params, res);
     const inWindow = updatedWindow(params);
     const order = orderOf(params, ORDERABLE.events, paging);
     const rows = store
@@ -233,7 +246,7 @@ export function exportRoutes(
           (!enrollments.length || enrollments.includes(ev.enrollment ?? '')) &&
           (!uids.length || uids.includes(ev.event ?? '')),
       )
-      .filter((ev) => inScope(ev.orgUnit) && inWindow(ev.updatedAt))
+      .filter((ev) => inScope(ev.orgUnit) && userScope(eventOwner(ev)) && inWindow(ev.updatedAt))
       .map((ev) => ({ ev, key: sortable(ev, ev.event ?? '') }))
       .sort((a, b) => order(a.key, b.key));
     const fields = fieldsOf(params, 'events');
@@ -243,6 +256,10 @@ export function exportRoutes(
   router.get('/events/:uid', (req: Request<{ uid: string }>, res: Response) => {
     const ev = store.event(req.params.uid);
     if (!ev || ev.deleted) throw notFound('Event', req.params.uid);
+    // DHIS2 2.42+ reads a single event as a search in ACCESSIBLE mode, which leaves out an event whose
+    // program owner is outside the user's scope: 404, like a missing one (DefaultTrackerEventService);
+    // 2.41 answered 403 (DefaultEventService: trackerAccessManager.canRead, OWNERSHIP_ACCESS_DENIED).
+    if (!userOf(res).inCaptureScope(eventOwner(ev))) return refuseOutOfScope(res, 'Event', req.params.uid);
     res.json(applyFields(store.eventView(ev), fieldsOf(searchParams(req), 'events')));
   });
 

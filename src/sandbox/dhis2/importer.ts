@@ -9,7 +9,7 @@ import type {
   TypeReport,
   Uid,
 } from './types.js';
-import { type Action, planImport } from './validate.js';
+import { type Action, type Importer, planImport } from './validate.js';
 import { Writer } from './writer.js';
 
 export interface ImportOptions {
@@ -18,6 +18,8 @@ export interface ImportOptions {
   validateOnly?: boolean;
   /** Seeding keeps the payload's createdAt/updatedAt so demo data can carry its own history. */
   keepTimestamps?: boolean;
+  /** The user importing, whose org units are checked (validate.ts checkScope); none when seeding. */
+  importer?: Importer;
 }
 
 export interface ImportResult {
@@ -40,7 +42,7 @@ export function importTracker(
   options: ImportOptions,
 ): ImportResult {
   const flat = flatten(payload);
-  const plan = planImport(store, flat, options.importStrategy);
+  const plan = planImport(store, flat, options.importStrategy, options.importer);
   const types = typeReports(flat, plan.actions);
   const stats = sumStats(Object.values(types).map((t) => t.stats));
   if (plan.errors.length) {

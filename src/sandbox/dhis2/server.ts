@@ -22,8 +22,8 @@ export interface Dhis2SimulatorOptions {
   /** Accepted credentials; defaults to DEFAULT_SANDBOX_AUTH (admin/district and a sandbox token). */
   auth?: Dhis2AuthOptions;
   /**
-   * Further users, each with its own password and org units (tracked entity lists and reads in a program
-   * are scoped by them as by the main user's): two sources of one server with different credentials.
+   * Further users, each with its own password and org units (tracked entity and event lists and reads, and
+   * imports, are scoped by them as by the main user's): two sources of one server with different credentials.
    */
   users?: Dhis2ScopedUser[];
   seed?: TrackedEntity[];
@@ -204,7 +204,8 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
       throw new BadRequestError(`Invalid tracker payload: ${describeImportPayloadErrors()}`);
     const payload = structuredClone(body);
     const validateOnly = (param(params, 'importMode') ?? '').toUpperCase() === 'VALIDATE';
-    const { httpStatus, report } = importTracker(store, body, { importStrategy, validateOnly });
+    const importer = { username: String(res.locals.username ?? 'admin'), orgUnits: userOf(res) };
+    const { httpStatus, report } = importTracker(store, body, { importStrategy, validateOnly, importer });
     writes.push({ receivedAt: formatDhis2DateTime(Date.now()), importStrategy, payload, httpStatus, report });
     if (writes.length > MAX_WRITE_RECORDS) writes.shift();
     logger.info({ importStrategy, status: report.status, stats: report.stats }, 'dhis2 simulator import');

@@ -2,6 +2,7 @@ import { type FlatPayload, programOfStage } from './flatten.js';
 import { itemUid, type TrackerStore } from './store.js';
 import { isUid, parseDhis2DateTime } from './time.js';
 import type { Enrollment, ImportErrorReport, ImportStrategy, RelationshipItem, TrackerType, Uid } from './types.js';
+import type { SimulatedUser } from './user.js';
 
 export type Action = 'create' | 'update' | 'delete' | 'ignore';
 
@@ -22,12 +23,24 @@ const CODES: Record<TrackerType, { exists: string; missing: string; deleted: str
   RELATIONSHIP: { exists: 'E4015', missing: 'E4016', deleted: 'E4017', label: 'Relationship' },
 };
 
+/** Who imports (server.ts): the username for messages and their org units; none when seeding. */
+export interface Importer {
+  username: string;
+  orgUnits: SimulatedUser;
+}
+
 /**
  * DHIS2's tracker validation, reduced to what a poller and a write-back can trip over: uid formats,
- * create-vs-update against what exists, required properties (E1121–E1124), missing parents, dates, and
- * relationship ends. Error codes and messages follow the dhis2-docs error table.
+ * create-vs-update against what exists, required properties (E1121–E1124), missing parents, dates,
+ * relationship ends, and the importing user's org units (see checkScope). Error codes and messages follow
+ * the dhis2-docs error table.
  */
-export function planImport(store: TrackerStore, flat: FlatPayload, strategy: ImportStrategy): Plan {
+export function planImport(
+  store: TrackerStore,
+  flat: FlatPayload,
+  strategy: ImportStrategy,
+  importer?: Importer,
+): Plan {
   const plan: Plan = { errors: [], warnings: [], actions: new Map() };
   const error = (trackerType: TrackerType, uid: Uid, errorCode: string, message: string) =>
     plan.errors.push({ trackerType, uid, errorCode, message });
@@ -203,5 +216,83 @@ export function planImport(store: TrackerStore, flat: FlatPayload, strategy: Imp
       );
     }
   }
+  if (importer) checkScope(store, flat, importer, plan, payloadEn);
   return plan;
+}
+
+/**
+ * The importing user's org units, as DHIS2's security validators check them (dhis2-core's
+ * SecurityOwnershipValidators and DefaultTrackerAccessManager): the program owner (the enrollment's org
+ * unit, as the simulator keeps it) in the capture scope for anything below a tracked entity, the org unit
+ * of a new object in the capture scope. Tracked entity: created or deleted, its registering org unit
+ * (E1000); updated or deleted, the user must own it in one of its programs (E1003; no enrollment: its
+ * registering org unit). Enrollment: created, its org unit (E1000); updated or deleted, its owner (E1102).
+ * Event: created, its org unit (E1000) and its owner (E1102); updated or deleted, its owner only (E1102),
+ * as 2.38 to 2.42 do (dhis2-core #10042; #21242 later checked an updated event's org unit too, and #23508
+ * only when the update changes it). Relationships are not checked. Runs on the plan's decisions.
+ */
+function checkScope(
+  store: TrackerStore,
+  flat: FlatPayload,
+  importer: Importer,
+  plan: Plan,
+  payloadEn: ReadonlyMap<Uid, Enrollment>,
+): void {
+  const { username, orgUnits } = importer;
+  const error = (trackerType: TrackerType, uid: Uid, errorCode: string, message: string) =>
+    plan.errors.push({ trackerType, uid, errorCode, message });
+  const noWrite = (trackerType: TrackerType, uid: Uid, orgUnit: string | undefined) =>
+    error(
+      trackerType,
+      uid,
+      'E1000',
+      `User: \`${username}\`, has no write access to OrganisationUnit: \`${orgUnit ?? ''}\`.`,
+    );
+  const notOwner = (trackerType: TrackerType, uid: Uid, te: string | undefined, program: string | undefined) =>
+    error(
+      trackerType,
+      uid,
+      'E1102',
+      `User: \`${username}\`, does not have access to the tracked entity: \`${te ?? ''}\`, Program: \`${program ?? ''}\`, combination.`,
+    );
+  /** The stored enrollment: its org unit is the owner before this import moves it (DHIS2 checks the preheat). */
+  const storedEnrollment = (enrollment: string | undefined) => (enrollment ? store.enrollment(enrollment) : undefined);
+
+  for (const te of flat.trackedEntities) {
+    const uid = te.trackedEntity;
+    const existing = store.trackedEntity(uid);
+    const action = plan.actions.get(uid);
+    if (action === 'create' && !orgUnits.inCaptureScope(te.orgUnit)) noWrite('TRACKED_ENTITY', uid, te.orgUnit);
+    if ((action !== 'update' && action !== 'delete') || !existing) continue;
+    if (action === 'delete' && !orgUnits.inCaptureScope(existing.orgUnit))
+      noWrite('TRACKED_ENTITY', uid, existing.orgUnit);
+    const owners = store.enrollmentsOf(uid).map((en) => en.orgUnit);
+    if (!(owners.length ? owners : [existing.orgUnit]).some((ou) => orgUnits.inCaptureScope(ou)))
+      error(
+        'TRACKED_ENTITY',
+        uid,
+        'E1003',
+        `User: \`${username}\`, has no write access to TrackedEntity: \`${uid}\` (OWNERSHIP_ACCESS_DENIED).`,
+      );
+  }
+  for (const en of flat.enrollments) {
+    const uid = en.enrollment;
+    const existing = store.enrollment(uid);
+    const action = plan.actions.get(uid);
+    if (action === 'create' && !orgUnits.inCaptureScope(en.orgUnit)) noWrite('ENROLLMENT', uid, en.orgUnit);
+    if ((action === 'update' || action === 'delete') && existing && !orgUnits.inCaptureScope(existing.orgUnit))
+      notOwner('ENROLLMENT', uid, existing.trackedEntity, existing.program);
+  }
+  for (const ev of flat.events) {
+    const uid = ev.event;
+    const existing = store.event(uid);
+    const action = plan.actions.get(uid);
+    if (!action || action === 'ignore') continue;
+    const enrollmentUid = ev.enrollment ?? existing?.enrollment;
+    const enrollment = storedEnrollment(enrollmentUid) ?? (enrollmentUid ? payloadEn.get(enrollmentUid) : undefined);
+    const orgUnit = ev.orgUnit ?? existing?.orgUnit;
+    if (action === 'create' && !orgUnits.inCaptureScope(orgUnit)) noWrite('EVENT', uid, orgUnit);
+    if (enrollment && !orgUnits.inCaptureScope(enrollment.orgUnit))
+      notOwner('EVENT', uid, enrollment.trackedEntity, enrollment.program);
+  }
 }
