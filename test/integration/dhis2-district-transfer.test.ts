@@ -378,6 +378,32 @@ describe('DHIS2 district split, a user per district: a waiting child transferred
     }
   });
 
+  it('withdrawn when deleted after the move, though only the other district user lists it as deleted', async () => {
+    const h = await boWaiting();
+    try {
+      const child = childAtNgelehun(h);
+      const subject = `TrackedEntity/${child.trackedEntity}`;
+      await transfer(h, child);
+      const deleted = await fetch(`${h.dhis2.baseUrl}/api/tracker?async=false&importStrategy=DELETE`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: BASIC },
+        body: JSON.stringify({ trackedEntities: [{ trackedEntity: child.trackedEntity }] }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      assert.equal(deleted.status, 200, await deleted.text());
+      await deliverDue(h);
+      const [row] = h.rows().filter((r) => r.subjectKey === subject);
+      assert.deepEqual(
+        [row?.sourceId, row?.state, row?.skipReason],
+        [BO, 'skipped', 'deleted in the source before it was sent'],
+        JSON.stringify(row?.lastError),
+      );
+      assert.deepEqual(await eventsOf(h, row?.createTransactionId), [], 'not sent');
+    } finally {
+      await h.close();
+    }
+  });
+
   it("held dead when no source's user is shown it, saying so; replayed once one is, it goes out once", async () => {
     const h = await boWaiting();
     try {

@@ -41,7 +41,8 @@ type Refusal = 404 | 403;
  * Another source of the same DHIS2 server and programme (`sharing`: one split by district, each source with
  * a user of its own district) may be shown what this one's user is not: a child transferred to the other
  * district while its row waited. Its user is asked before the list (each such source once per subject and
- * recheck, the one that last read the record for this row first), and what it reads is evaluated and
+ * recheck, the one that last read the record for this row first; refused too, its list is asked after this
+ * source's, so a child deleted after the move is withdrawn), and what it reads is evaluated and
  * committed through that source's pipeline, which records it on this source's row (SourcePipeline ownerOf,
  * noting the reader as read_by_source): the row keeps its source and transactionIds, so it goes out once,
  * as the record is now. Held dead only when no configured source's user is shown it, the reason saying so.
@@ -192,7 +193,25 @@ export function dhis2Recheck(deps: {
         }
         listing = err instanceof Error ? err : new Error(String(err));
       }
-      return listing === 'deleted' ? { deleted: true } : { held: notShown(entity, listing, asked) };
+      if (listing === 'deleted') return { deleted: true };
+      // A child deleted after moving district is listed only to the users who search where it is owned:
+      // the other sources' users that were refused its read are asked too, in the same order. Only their
+      // `deleted: true` counts; anything else they answer leaves the reason as this source's list gave it.
+      for (const { sourceId } of asked.refused) {
+        const reader = others.find((other) => other.sourceId === sourceId);
+        if (!reader) continue;
+        try {
+          if ((await reader.client.trackedEntityListing(uid, reader.dhis2.program)) === 'deleted')
+            return { deleted: true };
+        } catch (err) {
+          if (reader.client.closed) {
+            failures.push(err);
+            return undefined;
+          }
+          asked.failed.push({ sourceId, message: err instanceof Error ? err.message : String(err) });
+        }
+      }
+      return { held: notShown(entity, listing, asked) };
     }
 
     /** The other sources to ask for `key`, each once: the one that last read it for this row first. */
