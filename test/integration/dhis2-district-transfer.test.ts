@@ -63,11 +63,18 @@ const NATIONAL_USER = {
   organisationUnits: [ORG_UNITS.sierraLeone],
 };
 
-/** The same split, each source with its own district's user, both writing the tracking id to an attribute. */
+/** Writes the tracking id to a TEXT attribute (the simulator takes any attribute uid). */
+const TO_ATTRIBUTE = { attribute: TRACKING_ATTRIBUTE };
+
+/**
+ * The same split, each source with its own district's user, both writing the tracking id back (to an
+ * attribute unless told otherwise).
+ */
 function startSplitByUser(
   outOfScopeRead: 'not-found' | 'forbidden',
   delivery?: Record<string, unknown>,
   national = false,
+  writeTo: Record<string, unknown> = TO_ATTRIBUTE,
 ): Promise<Dhis2Harness> {
   return startDhis2Harness({
     births: 6,
@@ -79,7 +86,7 @@ function startSplitByUser(
       const users = { ...DISTRICT_USERS, [NATIONAL]: NATIONAL_USER };
       const as = (id: keyof typeof users) => ({
         auth: { type: 'basic', username: users[id].username, password: users[id].password },
-        writeBack: { attribute: TRACKING_ATTRIBUTE, maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 200 },
+        writeBack: { ...writeTo, maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 200 },
       });
       sources.splice(
         0,
@@ -257,6 +264,34 @@ describe('DHIS2 district split: a child transferred to the other district', () =
             other.trackingId,
           );
         assert.equal(summary.writeBacks?.abandoned ?? 0, 0, JSON.stringify(summary.writeBacks?.failures));
+      } finally {
+        await h.close();
+      }
+    });
+
+  // Without writeBack.programStage the data element goes on the trigger event, which DHIS2 no longer shows
+  // the Bo user either (404; 403 on 2.41): that read is tried through the other sources too.
+  for (const outOfScopeRead of ['not-found', 'forbidden'] as const)
+    it(`with a user per district and no programStage: the trigger event is written through the other source (${outOfScopeRead})`, async () => {
+      const h = await startSplitByUser(outOfScopeRead, undefined, false, {
+        dataElement: BIRTH_DATA_ELEMENTS.trackingId,
+      });
+      try {
+        const child = childAtNgelehun(h);
+        const uid = String(child.trackedEntity);
+        assert.ok((await h.bridge.syncOnce([GBENIKORO], { timeoutMs: 30_000 })).ok);
+        const bo = h.bridge.dhis2Sources.find((s) => s.settings.id === BO);
+        assert.ok(((await bo?.poller.pollOnce())?.mapped.inserted ?? 0) > 0);
+
+        await transfer(h, child);
+        const summary = await h.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
+        assert.ok(summary.ok, JSON.stringify(summary));
+        const [row] = h.rows().filter((r) => r.subjectKey === `TrackedEntity/${uid}`);
+        assert.deepEqual([row?.sourceId, row?.state], [BO, 'delivered']);
+        assert.ok(row?.trackingId);
+        const job = h.bridge.writeBacks?.store.get(row.id);
+        assert.equal(job?.outcome, 'written', JSON.stringify(job));
+        assert.equal(dataValueOf(h.dhis2, uid, CHILD_PROGRAMME, BIRTH_DATA_ELEMENTS.trackingId), row.trackingId);
       } finally {
         await h.close();
       }

@@ -137,8 +137,17 @@ export class Dhis2WriteBack implements WriteBackTarget {
     const stage = this.settings.programStage;
     const trigger = splitRef(job.sourceRef);
     if (trigger?.type === 'Event') {
-      const event = await this.client.event(trigger.id, call);
+      let event: TrackerEvent | undefined;
+      try {
+        event = await this.client.event(trigger.id, call);
+      } catch (err) {
+        // DHIS2's own 403 (2.41 refuses an event whose program owner is outside the user's capture scope
+        // so; 2.42+ answers 404): not shown to this user, which another source's user may be.
+        if (!(err instanceof Dhis2SourceError && err.status === 403 && !err.foreign)) throw err;
+        if (!stage) throw this.triggerNotShown(job, false, err);
+      }
       if (event && (!stage || event.programStage === stage)) return event;
+      if (!event && !stage) throw this.triggerNotShown(job, true);
     }
     if (!stage) {
       throw new WriteBackError(
@@ -163,6 +172,20 @@ export class Dhis2WriteBack implements WriteBackTarget {
     const event = await this.client.event(candidate.event, call);
     if (!event) throw new WriteBackError(`event ${candidate.event} vanished`, false);
     return event;
+  }
+
+  /**
+   * The trigger event is not shown to this source's user: deleted, or (DHIS2 answering 404, 403 before
+   * 2.42) its program owner org unit is outside the user's capture scope, as after a transfer to another
+   * district; then another source's user may be shown it (WriteBackRunner.writeThrough), as for the read of
+   * the tracked entity with a programStage. `permanent` as readInProgram's: a 403 never abandons the write.
+   */
+  private triggerNotShown(job: WriteBackJob, permanent: boolean, cause?: unknown): WriteBackError {
+    return new WriteBackError(
+      `the event that triggered ${job.sourceRef} is not shown to this source's user (deleted, or its owner org unit is outside the user's capture scope)`,
+      permanent,
+      { notShown: true, cause },
+    );
   }
 
   private async send(payload: Record<string, unknown>, call: CallOptions): Promise<void> {
