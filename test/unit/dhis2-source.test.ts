@@ -189,6 +189,41 @@ describe('DHIS2 tracker JSON as mapping input', () => {
     assert.match(warnings[0] ?? '', /outside the range the mapping allows \(0\.1 to 6\)/);
   });
 
+  // A TEXT data element holds whatever was typed. A weight that is not a plain number was dropped silently.
+  it('reads a decimal comma in the grams element as a decimal point; leaves out other text with a warning, never the value', async () => {
+    const text = JSON.stringify(fixture('bridge/child-trackedEntity.json'));
+    const weighing = async (value: string) => {
+      const result = await mapInput(
+        mappings(),
+        JSON.parse(
+          text.replace(
+            '"dataElement":"UXz7xuGCEhU","value":"2886"',
+            `"dataElement":"UXz7xuGCEhU","value":${JSON.stringify(value)}`,
+          ),
+        ),
+      );
+      assert.ok(result.status === 'mapped', JSON.stringify(result));
+      const warnings = result.warnings.filter((w) => w.startsWith('child.weightAtBirth'));
+      for (const w of warnings) assert.ok(!w.includes(value), 'the warning never quotes the value');
+      return { kg: result.declaration['child.weightAtBirth'], warnings, dob: result.declaration['child.dob'] };
+    };
+    assert.deepEqual(await weighing('3250,5'), { kg: 3.2505, warnings: [], dob: '2026-09-30' });
+    assert.deepEqual(await weighing(' 2886 '), { kg: 2.886, warnings: [], dob: '2026-09-30' });
+    // Kilograms with a decimal comma; a thousands separator (never guessed); text that is no number.
+    for (const value of ['3,2', '3,200', '3.2 kg', 'about 3 kilos']) {
+      const { kg, warnings, dob } = await weighing(value);
+      assert.equal(kg, undefined, value);
+      assert.equal(dob, '2026-09-30', 'the rest of the record is sent');
+      assert.equal(warnings.length, 1, `${value}: ${warnings.join('; ')}`);
+      assert.match(warnings[0] ?? '', /outside the range the mapping allows \(0\.1 to 6\)/);
+    }
+    assert.deepEqual(
+      await weighing(''),
+      { kg: undefined, warnings: [], dob: '2026-09-30' },
+      'a blank value is no weight',
+    );
+  });
+
   it("reads the mother's programme attributes (National identifier) under her enrollment, as DHIS2 lists them", async () => {
     // Read without a programme, DHIS2 puts only the tracked entity type's attributes (names) at the top
     // (docs: GET /api/tracker/trackedEntities/{uid}); her ANC enrollment carries the programme's.
