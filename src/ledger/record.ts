@@ -102,10 +102,11 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       payload_hash = @payloadHash, source_ref = @sourceRef, source_version = @sourceVersion,
       source_fingerprint = @sourceFingerprint, updated_at = @now
     WHERE id = @id`);
-  // A dismissed row whose record is mapped otherwise (same source content, another payload): it stays
-  // dismissed, its hash now what the mapping in force makes of that content, so the next read is unchanged.
-  // No payload (dismissed), and no updated_at: that is when it was dismissed (docs/admin.md).
-  const restampDismissed = db.prepare(`
+  // A delivered or dismissed row whose record is mapped otherwise (same source content, another payload):
+  // nothing moved at the source, so it stays as it is, its hash now what the mapping in force makes of that
+  // content, so the next read is unchanged. The payload is untouched (a dismissed row has none; a
+  // delivered one keeps what was sent), and so is updated_at (when it was dismissed: docs/admin.md).
+  const restampMappedOtherwise = db.prepare(`
     UPDATE ledger_rows SET payload_hash = @payloadHash, source_ref = @sourceRef, source_version = @sourceVersion,
       mapping_id = @mappingId, source_fingerprint = @sourceFingerprint
     WHERE id = @id`);
@@ -125,6 +126,10 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       last_error_classification = @errClassification, last_error_kind = @errKind, last_error_status = NULL,
       last_error_message = @errMessage, mapping_id = @mappingId, source_ref = @sourceRef, updated_at = @now
     WHERE id = @id`);
+
+  // Whether a reading is of the content the row was recorded from: both fingerprints known and equal.
+  const sameContent = (existing: SqlRecordedRow, input: RecordEventInput): boolean =>
+    input.sourceFingerprint !== undefined && existing.source_fingerprint === input.sourceFingerprint;
 
   const reselect = (key: KeyInput): SqlRecordedRow => {
     const row = byKey.get(key.sourceId, key.eventType, key.subjectKey);
@@ -217,9 +222,15 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       case 'delivered':
       case 'delivered-pending':
         // Already notified: OpenCRVS has the event. Record that the source moved on; never send again.
-        if (!same) {
+        // Not when only the bridge moved (an upgrade, a mapping change): the source content is what it was
+        // (its fingerprint), and counting it would ask someone to correct in OpenCRVS what did not change.
+        if (!same && sameContent(existing, input)) restampMappedOtherwise.run(params);
+        else if (!same) {
           markUpdatedAfterNotification.run(params);
           change = 'updated-after-notification';
+        } else if (existing.source_fingerprint === null && input.sourceFingerprint !== undefined) {
+          // Delivered before fingerprints were kept: from now on a mapping change is told from a correction.
+          noteFingerprint.run(params);
         }
         break;
       case 'pending':
@@ -246,14 +257,8 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         // recorded with the hash kept): the bridge maps the same record otherwise (an upgrade, a mapping
         // change). The person's decision was about that record: it stays dismissed. Not a plain dead row:
         // the bridge mapping it otherwise may be what fixes it (a payload OpenCRVS refused).
-        if (
-          dismissed &&
-          !same &&
-          existing.payload_hash !== null &&
-          input.sourceFingerprint !== undefined &&
-          existing.source_fingerprint === input.sourceFingerprint
-        ) {
-          restampDismissed.run(params);
+        if (dismissed && !same && existing.payload_hash !== null && sameContent(existing, input)) {
+          restampMappedOtherwise.run(params);
         } else if (!same || (existing.state === 'skipped' && !dismissed)) {
           requeue.run(params);
           change = 'replaced';

@@ -99,6 +99,40 @@ describe('ledger: recording events', () => {
     assert.equal(ledger.claimDue('w1', 10).length, 0);
   });
 
+  it('a delivered record mapped otherwise (an upgrade, a mapping change) is no update after notification while its source content is the same', () => {
+    const read = (subject: string, firstname: string, source: string | undefined) => ({
+      ...eventInput(subject, payload(firstname)),
+      ...(source ? { sourceFingerprint: source } : {}),
+    });
+    const delivered = (subject: string, source: string | undefined) => {
+      const { row } = ledger.recordEvent(read(subject, 'Test', source));
+      settleRow(ledger, row.id, { outcome: 'delivered', eventId: `e-${subject}`, trackingId: 'B7K2QZ' });
+      return row.id;
+    };
+    const counted = (id: number) => ledger.get(id)?.updatesAfterNotification;
+
+    const a = delivered('a', 'content-1');
+    // The same content, another payload: nothing moved at the source, nothing for OpenCRVS to catch up on.
+    assert.equal(ledger.recordEvent(read('a', 'Mapped otherwise', 'content-1')).change, 'unchanged');
+    assert.equal(counted(a), 0);
+    assert.equal(ledger.get(a)?.state, 'delivered');
+    // …and the hash follows the mapping in force: that reading again is unchanged too.
+    assert.equal(ledger.recordEvent(read('a', 'Mapped otherwise', 'content-1')).change, 'unchanged');
+    // The source changed and the payload with it: an update after notification, as before.
+    assert.equal(ledger.recordEvent(read('a', 'Corrected', 'content-2')).change, 'updated-after-notification');
+    assert.equal(counted(a), 1);
+
+    // Delivered before fingerprints were kept: the payload alone decides, as before…
+    const b = delivered('b', undefined);
+    assert.equal(ledger.recordEvent(read('b', 'Mapped otherwise', 'content-1')).change, 'updated-after-notification');
+    // …unless a reading with the payload unchanged recorded the fingerprint first.
+    const c = delivered('c', undefined);
+    assert.equal(ledger.recordEvent(read('c', 'Test', 'content-1')).change, 'unchanged');
+    assert.equal(ledger.recordEvent(read('c', 'Mapped otherwise', 'content-1')).change, 'unchanged');
+    assert.equal(counted(c), 0);
+    assert.equal(counted(b), 1);
+  });
+
   it('a version arriving while a worker sends the row is sent next time, or counted as an update if the send succeeded', () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     const [claimed] = ledger.claimDue('w1', 1);
