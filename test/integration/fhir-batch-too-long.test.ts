@@ -1,12 +1,15 @@
 // A FHIR server, or a proxy in front of it, that refuses a request for its length: nginx and Jetty answer
-// 414 past their URL limit, Tomcat 400, and a FHIR server 400 for too many values. The batched reads and
-// context searches (`Patient?_id=a,b,…`, `Encounter?subject=Patient/a,Patient/b,…`) are then asked in
-// smaller batches, as for a timeout, and the size kept for the next passes. Before, every page asked the
-// largest batch again, was refused again, and left its records to a search or read each.
+// 414 past their URL limit. The batched reads and context searches (`Patient?_id=a,b,…`,
+// `Encounter?subject=Patient/a,Patient/b,…`) are then asked in smaller batches, as for a timeout, and the
+// size kept for the next passes. Before, every page asked the largest batch again, was refused again, and
+// left its records to a search or read each.
 //
-// A server that takes no comma list for a reference parameter at all (400 however short the list) has
-// that search asked for each record on its own, for an hour, once the smallest batch is refused too.
-// Against the FHIR sandbox behind the fault proxy.
+// A 400 (Tomcat's for a URL too long, a FHIR server's for too many values) is not kept as the server's
+// limit: it may as well be about one value of the list (an id the server will not take), one record's. The batch is asked again in halves, so that value ends up alone and fails
+// there, its record's own failure, while the other records stay batched. Before, the 400 stepped the
+// batches down to single records, for an hour, for every record of the source. Only a server that takes
+// no comma list for a reference parameter at all (400 for every list, however short) has that search asked
+// for each record on its own, for an hour. Against the FHIR sandbox behind the fault proxy.
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
@@ -16,6 +19,7 @@ import { generateBirth } from '../../src/sandbox/demo/generate.js';
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import { CachingFetcher } from '../../src/sources/fhir/fetcher.js';
 import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
+import { startHarness } from './helpers/bridge-harness.js';
 import { answerJson, type FaultProxy, startFaultProxy } from './helpers/fault-proxy.js';
 
 const BIRTHS = 60;
@@ -36,6 +40,17 @@ interface Asked {
   values: number;
   status: number | undefined;
 }
+
+/** The list sizes halving a refused list of `n` values asks, down to lists of two. */
+const halvings = (n: number): number[] =>
+  n < 2 ? [] : [n, ...halvings(Math.ceil(n / 2)), ...halvings(Math.floor(n / 2))];
+
+/** A FHIR server's 400 for a value it will not take. */
+const invalidValue = () =>
+  answerJson(400, {
+    resourceType: 'OperationOutcome',
+    issue: [{ severity: 'error', code: 'invalid', diagnostics: 'Invalid resource id' }],
+  });
 
 /** The values of the request's reference list (`Patient/…`) or `_id` list: 0 for a plain read. */
 function valuesOf(query: URLSearchParams): number {
@@ -179,11 +194,10 @@ describe('FHIR source: batched calls refused as too long are asked smaller', () 
         lists.every((a) => a.status === 400),
         'every reference list refused',
       );
-      // Asked smaller down to two records (a 400 may be for the length), then no more lists.
-      assert.deepEqual(
-        [...new Set(lists.map((a) => a.values))].sort((a, b) => b - a),
-        [50, 10, 2],
-      );
+      // Asked in halves down to two records (a 400 may be for one value, or the length), then no more lists:
+      // the chunks of 50 and of 10 (60 births) each halved to the end.
+      const sizes = (values: number[]) => [...new Set(values)].sort((a, b) => b - a);
+      assert.deepEqual(sizes(lists.map((a) => a.values)), sizes([...halvings(50), ...halvings(10)]));
 
       const second = await mapped(client);
       assert.deepEqual(second.actual, expected);
@@ -198,6 +212,121 @@ describe('FHIR source: batched calls refused as too long are asked smaller', () 
       );
     } finally {
       client.close();
+    }
+  });
+
+  it('asks a batch refused with 400 for one value of it in halves: that record alone fails, the others stay batched', async () => {
+    // What a pass of these subjects asks the server with nothing refused: its mothers are read one by one,
+    // as mapEach maps one subject at a time.
+    const plain = newClient();
+    let usual: number;
+    try {
+      usual = (await mapped(plain)).seen.length;
+    } finally {
+      plain.close();
+    }
+    // The server will not take one child's id, wherever it is named: its `_id` reads, its searches.
+    const bad = 'demo-birth-7-child';
+    proxy.rules.push((req) => (decodeURIComponent(req.url ?? '').includes(bad) ? invalidValue() : undefined));
+    const client = newClient();
+    try {
+      for (const pass of ['first', 'next']) {
+        const batched = new CachingFetcher(client);
+        await batched.prefetch(set, subjects);
+        const actual: unknown[] = [];
+        const failed: string[] = [];
+        for (const [i, s] of subjects.entries()) {
+          try {
+            actual.push(await mapSubject(set, s.mappingId, s.subjectRef, batched));
+          } catch (err) {
+            failed.push(s.subjectRef);
+            assert.match(String(err), /HTTP 400/);
+            actual.push(expected[i]);
+          }
+        }
+        const seen = asked();
+        assert.deepEqual(actual, expected, `${pass} pass: every other subject mapped as without the proxy`);
+        assert.deepEqual(new Set(failed), new Set([`Patient/${bad}`]), `${pass} pass: only the refused record fails`);
+        const shown = (list: Asked[]) => list.map((a) => `${a.search} of ${a.values}→${a.status}`).join(', ');
+        const refused = seen.filter((a) => a.status === 400 && a.values > 1);
+        // The other half of each list refused is answered as a batch; a single record's only below a list
+        // of two or three. Asked per record instead, the 7 searches and the `_id` read would each cost 59
+        // requests more (before: some 280 more than with nothing refused, and 450 the next pass).
+        const alone = seen.filter((a) => a.values === 1 && a.status === 200);
+        assert.ok(alone.length <= refused.length, `${pass} pass: searched alone: ${shown(alone)}`);
+        assert.ok(
+          seen.length - usual < 2 * BIRTHS,
+          `${pass} pass: ${seen.length} requests, ${usual} with nothing refused`,
+        );
+        // Each batch naming it refused, then the half naming it, down to the id alone: never a step down (10).
+        assert.ok(
+          refused.some((a) => a.values === 50) && refused.every((a) => halvings(50).includes(a.values)),
+          `${pass} pass: the batches naming it, then their halves naming it: ${shown(refused)}`,
+        );
+      }
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe('FHIR source: one reference the server refuses with 400, in a pass', () => {
+  it("holds that record's birth dead, delivers the others, and keeps asking the other references batched", async () => {
+    const proxy = await startFaultProxy();
+    let path = '';
+    const h = await startHarness({
+      source: {
+        baseUrl: (sandbox) => {
+          proxy.target = sandbox;
+          path = new URL(sandbox).pathname.replace(/\/+$/, '');
+          return `${proxy.url}${path}`;
+        },
+      },
+    });
+    try {
+      // Birth 2's mother: the server will not take her id as an id (her read, an `_id` list naming her).
+      const bad = 'e2e-birth-2-mother';
+      const readsBad = (url: string) =>
+        url.startsWith(`${path}/Patient/${bad}`) || (url.startsWith(`${path}/Patient?_id=`) && url.includes(bad));
+      proxy.rules.push((req) => (readsBad(decodeURIComponent(req.url ?? '')) ? invalidValue() : undefined));
+      /** The mothers' reads since the last call: each read alone (200), and the `_id` lists refused. */
+      const motherReads = () => {
+        const seen = proxy.seen.splice(0).map(({ url, status }) => ({ url: decodeURIComponent(url), status }));
+        return {
+          alone: seen.filter((s) => /\/Patient\/e2e-birth-\d+-mother$/.test(s.url) && s.status === 200).length,
+          listsRefused: seen.filter((s) => /\/Patient\?_id=[^&]*,/.test(s.url) && s.status === 400).length,
+          listsAnswered: seen.filter((s) => /\/Patient\?_id=[^&]*mother,[^&]*mother/.test(s.url) && s.status === 200)
+            .length,
+        };
+      };
+
+      await h.writeBirths(0, 6);
+      const firstPass = await h.bridge.syncOnce(undefined, { timeoutMs: 60_000 });
+      assert.deepEqual(firstPass.failedSources, [], JSON.stringify(firstPass.sourceErrors));
+      await h.waitFor('five births delivered', () => h.rows().filter((r) => r.state === 'delivered').length === 5);
+      const dead = h.rows().filter((r) => r.state === 'dead');
+      assert.deepEqual(
+        dead.map((r) => [r.subjectKey, r.lastError?.kind]),
+        [['Patient/e2e-birth-2-child', 'source-read']],
+        'only the birth naming the refused mother is held dead, as a record the source would not serve',
+      );
+      assert.match(dead[0]?.lastError?.message ?? '', /HTTP 400/);
+      const first = motherReads();
+      assert.ok(first.listsRefused > 0, 'the mothers asked together were refused');
+
+      // The next births' mothers are read together again: the 400 was not kept as a limit of the server's.
+      await h.writeBirths(6, 6);
+      assert.deepEqual((await h.bridge.syncOnce(undefined, { timeoutMs: 60_000 })).failedSources, []);
+      await h.waitFor('eleven births delivered', () => h.rows().filter((r) => r.state === 'delivered').length === 11);
+      const next = motherReads();
+      assert.ok(next.listsAnswered > 0, `the next mothers read together: ${JSON.stringify(next)}`);
+      // A mother read alone only as the other half of a list of two or three refused (naming birth 2's
+      // again, should the pass read it again); before, each mother was read alone for the next hour.
+      assert.ok(next.alone <= next.listsRefused, `mothers read alone: ${JSON.stringify(next)}`);
+      assert.equal((await h.events()).length, 11, 'one OpenCRVS event per birth delivered');
+    } finally {
+      await h.close();
+      await proxy.close();
     }
   });
 });

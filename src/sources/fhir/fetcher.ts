@@ -47,17 +47,25 @@ const READ_STEPS = [PREFETCH_CHUNK, 10] as const;
 const STEP_MEMORY_MS = 60 * 60_000;
 
 /**
- * What a server, or a proxy in front of it, answers a request it will not take for its length or its
- * number of values: 414 (nginx, Jetty: past their URL limit), 431 (Jetty, Node: the request line and
- * headers together past theirs), 413 (older Jetty's "FULL head"), 400 (Tomcat's "Request header is too
- * large"; the Microsoft FHIR server's too many parameters; a HAPI deployment refused an `_id` list of
- * about 35 ids so, opensrp/fhircore#2529). A batch refused so is asked smaller, as one that timed out.
- * A 400 may as well say the server takes no comma list for that parameter at all: the smaller lists are
- * refused too, and past the last step the search is asked for each record alone for STEP_MEMORY_MS. That
- * costs a few refused calls per search once an hour (chunks asked side by side are refused together),
- * where before every page asked the largest batch again. A 5xx steps nothing down: the server failing.
+ * What a server, or a proxy in front of it, answers a request it will not take for its length: 414 (nginx,
+ * Jetty: past their URL limit), 431 (Jetty, Node: the request line and headers together past theirs), 413
+ * (older Jetty's "FULL head"). A batch refused so is asked smaller, as one that timed out, and the size is
+ * kept for STEP_MEMORY_MS (readSteps, prefetchSteps). A 5xx steps nothing down: the server failing.
  */
-const REFUSED_AS_TOO_LONG: readonly number[] = [400, 413, 414, 431];
+const REFUSED_AS_TOO_LONG: readonly number[] = [413, 414, 431];
+
+/**
+ * A 400 to a batch says no more than "not this request": the list too long (Tomcat's "Request header is too
+ * large"; the Microsoft FHIR server's too many parameters; a HAPI deployment refused an `_id` list of about
+ * 35 ids so, opensrp/fhircore#2529), no comma list taken for that parameter at all, or one value of the list
+ * the server will not take (an id of a form it refuses), which is one record's. So it is not stepped down
+ * and kept, which made every record of the source read or searched on its own for an hour for one such
+ * value: the batch is asked again in halves (see Bisection), the one value ends up alone, asked on its own
+ * as before (its record's own failure), and the other records stay batched. Only a server that refuses
+ * every list, however short, is remembered so (each record on its own for STEP_MEMORY_MS). A list too long
+ * is halved again on each page, a refused call or a few per batch.
+ */
+const REFUSED_AS_BAD_REQUEST = 400;
 
 /** The status of a batched call refused as too long (REFUSED_AS_TOO_LONG), else undefined. */
 function refusedAsTooLong(err: unknown): number | undefined {
@@ -66,13 +74,62 @@ function refusedAsTooLong(err: unknown): number | undefined {
     : undefined;
 }
 
-/** Why a batched call is asked smaller: no answer in time, or the status it was refused with. */
-type StepReason = 'timeout' | number;
+/**
+ * A batched call refused with REFUSED_AS_BAD_REQUEST, and the lists of its values asked since in halves,
+ * down to values alone (asked on their own, as any value a batch left). One value the server will not take
+ * makes one list refused at each depth, its half's, while the other half is answered; a server that takes
+ * no list refuses both halves, at every depth. A list answered shows the server takes lists.
+ */
+class Bisection {
+  private answered = false;
+  /** Lists refused, by depth (the batch first refused: 0). */
+  private readonly refusedAt: number[] = [];
+
+  refused(depth: number): void {
+    this.refusedAt[depth] = (this.refusedAt[depth] ?? 0) + 1;
+  }
+
+  took(): void {
+    this.answered = true;
+  }
+
+  /**
+   * Every list asked refused, two side by side among them: the server takes no list for this call, however
+   * short (or its limit is under two values). One list refused alone (two or three values, one the server
+   * will not take) says nothing of lists: nothing is kept for it.
+   */
+  get refusesLists(): boolean {
+    return !this.answered && this.refusedAt.some((lists) => lists >= 2);
+  }
+}
+
+/** A list of a Bisection at this depth. */
+interface Halved {
+  bisection: Bisection;
+  depth: number;
+}
+
+/** `values` in two halves, the first the larger; halves of one value are no lists, and asked on their own. */
+function halves<T>(values: T[]): [T[], T[]] {
+  const middle = Math.ceil(values.length / 2);
+  return [values.slice(0, middle), values.slice(middle)];
+}
+
+/**
+ * Why a batched call is asked smaller: no answer in time, the status it was refused with as too long, or
+ * 'lists': every list refused with 400 (Bisection.refusesLists).
+ */
+type StepReason = 'timeout' | 'lists' | number;
 
 /** The step reason of a batched call's failure; undefined for one a smaller call would not mend. */
 function stepReasonOf(err: unknown): StepReason | undefined {
   if (err instanceof FhirSourceError && err.timedOut) return 'timeout';
   return refusedAsTooLong(err);
+}
+
+/** A batched call's failure is the server's 400 (REFUSED_AS_BAD_REQUEST): asked again in halves. */
+function refusedAsBadRequest(err: unknown): boolean {
+  return err instanceof FhirSourceError && err.status === REFUSED_AS_BAD_REQUEST;
 }
 
 /**
@@ -106,12 +163,16 @@ const prefetchSteps = new StepMemory(STEP_MEMORY_MS);
 /** Batched searches in flight at once for one prefetch, unless the source sets maxConcurrentRequests. */
 const DEFAULT_PREFETCH_LANES = 8;
 
-/** A batched search of these subjects still to ask, at `minStep` or smaller (see stepReasonOf). */
+/**
+ * A batched search of these subjects still to ask, at `minStep` or smaller (see stepReasonOf); `halved`: a
+ * half of a list refused with 400 (see Bisection).
+ */
 interface QueuedChunk {
   search: BatchableSearch;
   refs: string[];
   keyOf: (ref: string) => string;
   minStep: number;
+  halved?: Halved;
 }
 
 /**
@@ -288,13 +349,18 @@ export class CachingFetcher implements ResourceFetcher {
   }
 
   /**
-   * One `_id` search for these ids at this step: what it found (nothing if it failed), or 'smaller' when
+   * One `_id` search for these ids at this step: what it found (nothing if it failed), 'smaller' when
    * the source gave no answer in time or refused it as too long (the step down is remembered for the type:
-   * see readSteps). Asked once, as a batched context search is: the ids' own reads can do without it. A
+   * see readSteps), 'refused' when it answered 400 (asked in halves: see REFUSED_AS_BAD_REQUEST). Asked
+   * once, as a batched context search is: the ids' own reads can do without it. A
    * server that answers with resources it was not asked for ignores `_id` lists: from then on this
    * client's reads go one by one (a page of `ids.length` bounds what finding that out costs).
    */
-  private async readBatch(type: string, ids: string[], step: number): Promise<Map<string, Resource> | 'smaller'> {
+  private async readBatch(
+    type: string,
+    ids: string[],
+    step: number,
+  ): Promise<Map<string, Resource> | 'smaller' | 'refused'> {
     const found = new Map<string, Resource>();
     if (ignoresIdLists.has(this.client)) return found;
     this.reads++;
@@ -306,6 +372,7 @@ export class CachingFetcher implements ResourceFetcher {
         signal: this.signal,
       });
     } catch (err) {
+      if (refusedAsBadRequest(err)) return 'refused';
       const reason = stepReasonOf(err);
       if (reason === undefined) return found;
       this.readStepDown(type, step, ids.length, reason);
@@ -331,7 +398,7 @@ export class CachingFetcher implements ResourceFetcher {
     this.flushQueued = false;
     const queued = [...this.queuedReads];
     this.queuedReads.clear();
-    for (const [type, pending] of queued) this.sendReads(type, [...pending.keys()], pending, 0);
+    for (const [type, pending] of queued) void this.sendReads(type, [...pending.keys()], pending, 0);
   }
 
   /**
@@ -340,32 +407,67 @@ export class CachingFetcher implements ResourceFetcher {
    * own, so a batch answers exactly what the single reads would have, errors included. A chunk that times
    * out, or is refused as too long, is asked again one step smaller, down to single reads: chunks asked side
    * by side time out together, so each page waits out the timeout at most once per step, and later pages
-   * not at all (readSteps).
+   * not at all (readSteps). One refused with 400 is asked again in halves (`halved`: see Bisection).
+   * Settles once every chunk, and every chunk asked again for it, is answered or refused (the reads of
+   * single ids are not waited for).
    */
-  private sendReads(type: string, ids: string[], pending: Map<string, PendingRead>, minStep: number): void {
+  private async sendReads(
+    type: string,
+    ids: string[],
+    pending: Map<string, PendingRead>,
+    minStep: number,
+    halved?: Halved,
+  ): Promise<void> {
     const step = Math.max(this.readStepOf(type), minStep);
     const size = READ_STEPS[step] ?? 1;
-    for (let i = 0; i < ids.length; i += size) {
-      const chunk = ids.slice(i, i + size);
-      const batch = chunk.length > 1 ? this.readBatch(type, chunk, step) : Promise.resolve(new Map<string, Resource>());
-      void batch.then((found) => {
-        if (found === 'smaller') {
-          this.sendReads(type, chunk, pending, step + 1);
-          return;
-        }
-        for (const id of chunk) {
-          const waiting = pending.get(id);
-          if (!waiting) continue;
-          const resource = found.get(id);
-          if (resource) {
-            waiting.resolve(resource);
-          } else {
-            this.reads++;
-            this.settled(this.client.read(type, id, { signal: this.signal })).then(waiting.resolve, waiting.reject);
-          }
-        }
-      });
+    const chunks: Array<Promise<void>> = [];
+    for (let i = 0; i < ids.length; i += size)
+      chunks.push(this.sendChunk(type, ids.slice(i, i + size), pending, step, halved));
+    await Promise.all(chunks);
+  }
+
+  /** One chunk of sendReads: its `_id` search (two ids or more), then each id it did not answer read alone. */
+  private async sendChunk(
+    type: string,
+    chunk: string[],
+    pending: Map<string, PendingRead>,
+    step: number,
+    halved: Halved | undefined,
+  ): Promise<void> {
+    const found = chunk.length > 1 ? await this.readBatch(type, chunk, step) : new Map<string, Resource>();
+    if (found === 'smaller') return this.sendReads(type, chunk, pending, step + 1, halved);
+    if (found === 'refused') {
+      const bisection = halved?.bisection ?? new Bisection();
+      const depth = halved?.depth ?? 0;
+      bisection.refused(depth);
+      await Promise.all(
+        halves(chunk).map((half) => this.sendReads(type, half, pending, step, { bisection, depth: depth + 1 })),
+      );
+      // The first list refused: every list of its bisection is answered or refused by now.
+      if (!halved) this.readBisected(type, chunk.length, bisection);
+      return;
     }
+    if (chunk.length > 1) halved?.bisection.took();
+    for (const id of chunk) {
+      const waiting = pending.get(id);
+      if (!waiting) continue;
+      const resource = found.get(id);
+      if (resource) {
+        waiting.resolve(resource);
+      } else {
+        this.reads++;
+        this.settled(this.client.read(type, id, { signal: this.signal })).then(waiting.resolve, waiting.reject);
+      }
+    }
+  }
+
+  /**
+   * A batched read of `type` refused with 400 and asked in halves: when the server refused every list of
+   * it (Bisection.refusesLists), `type` is read one id at a time from now on (readSteps), as past the last
+   * step. One value refused keeps nothing: the next batches are asked at their size.
+   */
+  private readBisected(type: string, ids: number, bisection: Bisection): void {
+    if (bisection.refusesLists) this.readStepDown(type, READ_STEPS.length - 1, ids, 'lists');
   }
 
   /** The step this source's batched reads of `type` are asked at (0 unless one failed so within STEP_MEMORY_MS). */
@@ -374,8 +476,8 @@ export class CachingFetcher implements ResourceFetcher {
   }
 
   /**
-   * Remembers that a batched read of `type` timed out at `step`, or was refused as too long: they are asked
-   * one step smaller from now on.
+   * Remembers that a batched read of `type` timed out at `step`, or was refused as too long (or every list
+   * of it with 400: 'lists', at the last step): they are asked one step smaller from now on.
    */
   private readStepDown(type: string, step: number, ids: number, reason: StepReason): void {
     const next = readSteps.stepDown(this.client, type, step);
@@ -389,6 +491,11 @@ export class CachingFetcher implements ResourceFetcher {
         { ...fields, timeoutMs: this.client.settings.timeoutMs },
         `the FHIR server did not answer a read of ${ids} ${type} resources by _id within sources[].timeoutMs: ${type} resources are read ${then} for the next hour (raise sources[].timeoutMs for fewer calls)`,
       );
+    else if (reason === 'lists')
+      this.client.log.warn(
+        { ...fields, status: REFUSED_AS_BAD_REQUEST },
+        `the FHIR server (or a proxy in front of it) refused a read of ${ids} ${type} resources by _id with HTTP ${REFUSED_AS_BAD_REQUEST}, and every smaller list of them too: ${type} resources are read ${then} for the next hour`,
+      );
     else
       this.client.log.warn(
         { ...fields, status: reason },
@@ -401,11 +508,13 @@ export class CachingFetcher implements ResourceFetcher {
    * The size is read when a chunk leaves, not when it was queued: once one search times out, the chunks
    * still waiting go at the smaller size rather than each waiting out the timeout too. A chunk that times
    * out, or is refused as too long, goes back to the queue to be asked in smaller chunks (at most
-   * PREFETCH_STEPS.length times); one that fails otherwise, or at the last step, is left to the per-subject
-   * searches, and so is every chunk of a search past the last step (refused at it).
+   * PREFETCH_STEPS.length times); one refused with 400 goes back as its two halves (see Bisection), a half
+   * of one subject left to its own search; one that fails otherwise, or at the last step, is left to the
+   * per-subject searches, and so is every chunk of a search past the last step (refused at it).
    */
   private async prefetchQueue(queue: QueuedChunk[]): Promise<ChunkAnswer[]> {
     const answers: ChunkAnswer[] = [];
+    const bisected: Array<{ search: BatchableSearch; subjects: number; bisection: Bisection }> = [];
     const lane = async () => {
       for (let item = queue.shift(); item; item = queue.shift()) {
         const step = Math.max(this.stepOf(item.search), item.minStep);
@@ -415,26 +524,43 @@ export class CachingFetcher implements ResourceFetcher {
         if (item.refs.length > size.subjects) queue.unshift({ ...item, refs: item.refs.slice(size.subjects) });
         const asked = await this.prefetchChunk(item.search, refs, step);
         if (asked === 'smaller') queue.unshift({ ...item, refs, minStep: step + 1 });
-        else if (asked) answers.push({ search: item.search, byRef: asked, keyOf: item.keyOf });
+        else if (asked === 'refused') {
+          let { halved } = item;
+          if (!halved) {
+            halved = { bisection: new Bisection(), depth: 0 };
+            bisected.push({ search: item.search, subjects: refs.length, bisection: halved.bisection });
+          }
+          halved.bisection.refused(halved.depth);
+          const depth = halved.depth + 1;
+          for (const half of halves(refs).reverse())
+            if (half.length > 1) queue.unshift({ ...item, refs: half, halved: { bisection: halved.bisection, depth } });
+        } else if (asked) {
+          answers.push({ search: item.search, byRef: asked, keyOf: item.keyOf });
+          item.halved?.bisection.took();
+        }
       }
     };
     // Every lane takes its first chunk before any awaits: one search's many chunks leave side by side.
     const lanes = this.client.settings.maxConcurrentRequests ?? DEFAULT_PREFETCH_LANES;
     await Promise.all(Array.from({ length: lanes }, lane));
+    // Every list of each bisection is answered or refused by now.
+    for (const { search, subjects, bisection } of bisected)
+      if (bisection.refusesLists) this.stepDown(search, PREFETCH_STEPS.length - 1, subjects, 'lists');
     return answers;
   }
 
   /**
    * One batched search for these subjects at this step, split by subject; undefined when it failed or was
    * cut short, 'smaller' when the source gave no answer in time, or refused it as too long, and a smaller
-   * step remains (the step is remembered for the search). Refused at the last step, the search is past it
-   * (see prefetchSteps). Asked once: the per-subject searches can do without it.
+   * step remains (the step is remembered for the search), 'refused' when it answered 400 (asked in halves:
+   * see REFUSED_AS_BAD_REQUEST). Refused as too long at the last step, the search is past it (see
+   * prefetchSteps). Asked once: the per-subject searches can do without it.
    */
   private async prefetchChunk(
     search: BatchableSearch,
     refs: string[],
     step: number,
-  ): Promise<Map<string, Resource[]> | 'smaller' | undefined> {
+  ): Promise<Map<string, Resource[]> | 'smaller' | 'refused' | undefined> {
     const size = PREFETCH_STEPS[step];
     if (refs.length < 2 || !size) return undefined; // one subject: its own search is as cheap
     const { count } = size;
@@ -448,6 +574,7 @@ export class CachingFetcher implements ResourceFetcher {
       });
       return answer.complete ? splitByReference(search, answer.resources, refs) : undefined;
     } catch (err) {
+      if (refusedAsBadRequest(err)) return 'refused';
       const reason = stepReasonOf(err);
       const last = step + 1 >= PREFETCH_STEPS.length;
       // A timeout at the last step may be this chunk's records (see the pipeline's slow records); a list of
@@ -464,8 +591,9 @@ export class CachingFetcher implements ResourceFetcher {
   }
 
   /**
-   * Remembers that this search timed out at `step`, or was refused as too long: it is asked one step
-   * smaller from now on (past the last: each record's own search).
+   * Remembers that this search timed out at `step`, or was refused as too long (or every list of it with
+   * 400: 'lists', at the last step): it is asked one step smaller from now on (past the last: each
+   * record's own search).
    */
   private stepDown(search: BatchableSearch, step: number, subjects: number, reason: StepReason): void {
     const next = prefetchSteps.stepDown(this.client, search.key, step);
@@ -486,6 +614,11 @@ export class CachingFetcher implements ResourceFetcher {
       this.client.log.warn(
         { ...fields, timeoutMs: this.client.settings.timeoutMs },
         `the FHIR server did not answer a search for the ${search.type} resources of ${subjects} records within sources[].timeoutMs: ${then} (raise sources[].timeoutMs for fewer calls)`,
+      );
+    else if (reason === 'lists')
+      this.client.log.warn(
+        { ...fields, count: undefined, status: REFUSED_AS_BAD_REQUEST },
+        `the FHIR server (or a proxy in front of it) refused a search for the ${search.type} resources of ${subjects} records with HTTP ${REFUSED_AS_BAD_REQUEST}, and every smaller list of them too: ${then}`,
       );
     else
       this.client.log.warn(
