@@ -1,6 +1,6 @@
 // The step a source's batched FHIR calls are asked at after a timeout (src/sources/fhir/step-memory.ts):
 // one step down per timeout, told once when chunks asked side by side time out together, per client,
-// and forgotten after its time.
+// forgotten after its time, and a bounded number of keys a client.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { StepMemory } from '../../src/sources/fhir/step-memory.js';
@@ -21,5 +21,20 @@ describe('StepMemory', () => {
     assert.equal(memory.stepOf(client, 'Patient', 1_020), 2);
     assert.equal(memory.stepOf(client, 'Patient', 1_021), 0, 'forgotten: the larger calls come back');
     assert.equal(memory.stepDown(client, 'Patient', 0, 1_022), 1);
+  });
+
+  it('keeps a bounded number of keys per client: the one stepped down longest ago goes first', () => {
+    const memory = new StepMemory(60_000, 3);
+    const client = {};
+    const other = {};
+    for (const [i, type] of ['A', 'B', 'C'].entries()) memory.stepDown(client, type, 0, i);
+    memory.stepDown(other, 'A', 0, 0);
+    memory.stepDown(client, 'A', 1, 10); // stepped down again: the newest now
+    memory.stepDown(client, 'D', 0, 20); // a fourth key: B goes
+    assert.deepEqual(
+      ['A', 'B', 'C', 'D'].map((type) => memory.stepOf(client, type, 30)),
+      [2, 0, 1, 1],
+    );
+    assert.equal(memory.stepOf(other, 'A', 30), 1, 'per client');
   });
 });

@@ -1,14 +1,26 @@
+import { setBounded } from '../shared/bounded-map.js';
+
+/**
+ * Keys kept per client. The reads' keys are resource types taken from the records' references, so a source
+ * can name any number of them: past this the one stepped down longest ago goes (asked at full size again,
+ * at worst one more call that fails). The mappings' searches and FHIR's resource types are far fewer.
+ */
+const MAX_KEYS_PER_CLIENT = 256;
+
 /**
  * Per source client and key (a resource type, a batchable search): the step a batched call is asked at
  * since one timed out (or was refused as too long), forgotten after `forgetAfterMs` so an EMR that was only
  * busy gets the larger calls back. Later pages and passes ask the smaller size at once instead of waiting
  * out the timeout, or being refused, again.
- * Bounded by its keys (resource types, the mappings' searches); a client that is gone takes its map along.
+ * Bounded: MAX_KEYS_PER_CLIENT keys a client; a client that is gone takes its map along.
  */
 export class StepMemory {
   private readonly steps = new WeakMap<object, Map<string, { step: number; at: number }>>();
 
-  constructor(private readonly forgetAfterMs: number) {}
+  constructor(
+    private readonly forgetAfterMs: number,
+    private readonly maxKeys = MAX_KEYS_PER_CLIENT,
+  ) {}
 
   /** The step to ask at now: 0 unless a call timed out (or was refused) within forgetAfterMs. */
   stepOf(client: object, key: string, now = Date.now()): number {
@@ -33,7 +45,8 @@ export class StepMemory {
     const next = step + 1;
     const known = steps.get(key);
     if (known && known.step >= next && now - known.at <= this.forgetAfterMs) return undefined;
-    steps.set(key, { step: next, at: now });
+    // The newest last (setBounded): when full, the key stepped down longest ago goes first.
+    setBounded(steps, key, { step: next, at: now }, this.maxKeys);
     return next;
   }
 }
