@@ -130,6 +130,12 @@ export interface RecordInvalidInput {
    * (a record its context needs could not be read from the source).
    */
   kind?: 'mapping' | 'source-read';
+  /**
+   * The fingerprint of the source content the mapping read (see RecordEventInput), when it read the record
+   * and its context. A row whose NOTIFY may be in OpenCRVS keeps its copy; a change of this is counted as
+   * an update after notification, a reading of the same content (an office closed since) is not.
+   */
+  sourceFingerprint?: string;
 }
 
 export interface LedgerRow {

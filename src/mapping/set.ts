@@ -2,7 +2,7 @@
 // changed resource concerns) and mapSubject, the one entry point shared by the live poller and the dry run.
 import type { RoutingSettings } from '../config/types.js';
 import type { CompiledMapping } from './compile.js';
-import { assembleContext, DEFAULT_MAX_READS } from './context.js';
+import { assembleContext, DEFAULT_MAX_READS, type MappingContext } from './context.js';
 import { type Evaluated, evaluateMapping } from './evaluate.js';
 import { mayMatchToken, normalizeReference, referencesAtPath, SEARCH_PARAM_PATHS } from './fetcher.js';
 import { ExpressionRuntimeError } from './fhirpath/expr.js';
@@ -77,6 +77,8 @@ export class MappingSet {
   ): Promise<Evaluated> {
     const mapping = this.get(mappingId);
     if (!mapping) throw new Error(`unknown mapping ${mappingId}; loaded: ${this.mappings.map((m) => m.id).join(', ')}`);
+    // The records read, once assembled: a trigger or routing expression failing after that failed on them.
+    let read: MappingContext | undefined;
     try {
       const assembled = await assembleContext(mapping, subjectRef, fetcher, options.maxReads ?? DEFAULT_MAX_READS);
       if ('skipped' in assembled) {
@@ -84,6 +86,7 @@ export class MappingSet {
           result: { status: 'skipped', mappingId, eventType: mapping.eventType, subjectRef, reason: assembled.skipped },
         };
       }
+      read = assembled.context;
       const { subject, vars } = assembled.context;
       // Evaluation is synchronous: a facility the record names is looked up in OpenCRVS first, so that
       // routing can check its type. When OpenCRVS cannot be asked the record is mapped all the same (an
@@ -93,8 +96,9 @@ export class MappingSet {
       const unchecked = facility ? await options.lookupLocations?.([facility]) : undefined;
       const routingOptions = unchecked?.length ? { ...options, uncheckedLocations: new Set(unchecked) } : options;
       const evaluated = evaluateMapping(mapping, assembled.context, this.routing, routingOptions);
-      // Only for a mapped record (what the ledger compares it for), not for the many that are no event.
-      if (evaluated.result.status === 'mapped')
+      // Only for a mapped or invalid record (what the ledger compares it for), not for the many that are no
+      // event.
+      if (evaluated.result.status === 'mapped' || evaluated.result.status === 'invalid')
         evaluated.result.sourceFingerprint = sourceFingerprint(mapping, assembled.context);
       return evaluated;
     } catch (err) {
@@ -116,6 +120,7 @@ export class MappingSet {
               message: err.message,
             },
           ],
+          ...(read ? { sourceFingerprint: sourceFingerprint(mapping, read) } : {}),
         },
       };
     }

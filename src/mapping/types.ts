@@ -112,6 +112,12 @@ export type MapResult =
       sourceRef: string;
       errors: Array<{ field: string; message: string }>;
       /**
+       * As for a mapped record, when the mapping read the record and its context: a row whose NOTIFY may be
+       * in OpenCRVS counts a change of it as an update after notification (ledger/record.ts). Absent when
+       * the context could not be assembled (an expression failed on it) or read (`unreadable`).
+       */
+      sourceFingerprint?: string;
+      /**
        * Not the mapping's verdict: a record its context needs could not be read from the source (one record
        * it will not serve). Kept as a dead row all the same, replayable once the source serves it.
        */

@@ -1027,6 +1027,7 @@ export class SourcePipeline {
               mappingId: result.mappingId,
               errors: result.errors,
               ...(result.unreadable ? { kind: 'source-read' as const } : {}),
+              ...(result.sourceFingerprint ? { sourceFingerprint: result.sourceFingerprint } : {}),
             });
             report.invalid++;
             // The same dead row again is no change of this pass (sync lists it among the earlier ones).

@@ -79,6 +79,33 @@ describe('source fingerprint: FHIR', () => {
   });
 });
 
+describe('source fingerprint: an invalid reading', () => {
+  const set = loadMappings({ names: ['birth.fhir'], routing: ROUTING });
+  const birth = () => generateBirth(0, { prefix: 'fp' }) as Resource[];
+  // How src/app.ts resolves an office OpenCRVS closed since: as no office.
+  const officeClosed = { resolveLocation: () => undefined };
+  const invalid = async (resources: Resource[], options = {}) => {
+    const result = await mapInput(set, bundle(resources), options);
+    assert.equal(result.status, 'invalid', JSON.stringify(result));
+    return result.status === 'invalid' ? result.sourceFingerprint : undefined;
+  };
+
+  it('carries the fingerprint of the records read: a closed office changes nothing of it, a changed record does', async () => {
+    const sent = (await mapped(set, bundle(birth()))).sourceFingerprint;
+    assert.equal(await invalid(birth(), officeClosed), sent, 'the same records, refused for the office');
+    // The birth date cut to its month: a record that cannot be dated, kept as invalid (trigger.invalid).
+    const child = birth().map((r) =>
+      r.resourceType === 'Patient' && r.id === 'fp-birth-0-child'
+        ? ({ ...r, birthDate: String((r as { birthDate?: string }).birthDate).slice(0, 7) } as Resource)
+        : r,
+    );
+    const noDay = await invalid(child);
+    assert.match(noDay ?? '', /^[0-9a-f]{64}$/);
+    assert.notEqual(noDay, sent);
+    assert.equal(await invalid(child, officeClosed), noDay);
+  });
+});
+
 describe('source fingerprint: DHIS2', () => {
   const set = loadMappings({ names: ['birth.dhis2'], routing: ROUTING });
   const child = (): Record<string, unknown> =>
