@@ -86,6 +86,17 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   // follow a commit (500, 502, 504, a timeout, a dropped connection), or cut short by a process that
   // died (in-doubt.ts).
   const notifyAttempted = db.prepare<[number], number>(ROW_IN_DOUBT_SQL).pluck();
+  // An invalid reading of such a row whose source content is not what it was when last read (see
+  // recordInvalid): an update after notification, as markUpdatedInDoubt counts one. Payload, hash and state
+  // stay the copy's, which the retry resends; the fingerprint follows, so that content read again (or an
+  // office closed and reopened meanwhile) is no second update.
+  const markInvalidInDoubt = db.prepare(`
+    UPDATE ledger_rows SET updated_after_notification_at = @now,
+      updates_after_notification = updates_after_notification + 1, source_ref = @sourceRef, withdrawn_reason = NULL,
+      source_fingerprint = @sourceFingerprint, updated_at = @now
+    WHERE id = @id`);
+  const unwithdraw = db.prepare(`
+    UPDATE ledger_rows SET withdrawn_reason = NULL, source_ref = @sourceRef, updated_at = @now WHERE id = @id`);
   const markWithdrawn = db.prepare(`
     UPDATE ledger_rows SET withdrawn_reason = @reason, source_ref = @sourceRef, updated_at = @now WHERE id = @id`);
   const requeue = db.prepare(`
@@ -245,6 +256,11 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         } else if (existing.withdrawn_reason !== null) {
           // Withdrawn, then back as it was (a merge undone): deliver it after all.
           replacePayload.run(params);
+        } else if (input.sourceFingerprint && existing.source_fingerprint !== input.sourceFingerprint) {
+          // The same payload from content that moved (a change no field shows): the fingerprint names what
+          // was read last, so that an invalid reading of this content (an office closed since) is not taken
+          // for a change of the record (recordInvalid).
+          noteFingerprint.run(params);
         }
         break;
       case 'dead':
@@ -324,6 +340,31 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     return { row: toLedgerRow(reselect(input)), changed };
   });
 
+  /**
+   * An invalid reading of a row whose NOTIFY may be in OpenCRVS: it keeps its copy, and says what the reading
+   * tells of the record. The mapping's errors cannot: a closed office or a mapping change (config, not the
+   * record) gives other errors for the same record, and they name no payload a later valid reading could be
+   * compared with. The source content's fingerprint can: a change since the content last read (valid or
+   * not) is an update after notification, counted once however often it is read again; the same content
+   * read again is nothing. A row recorded before fingerprints were kept (migration 017) gets this one, and
+   * counts from the next change on. Without a fingerprint (a record the context needs could not be read,
+   * `source-read`, or a context that could not be assembled) the reading says nothing of the record.
+   * With one it shows the record is in the source: a withdrawal no longer holds, as for a valid reading.
+   */
+  const keepInDoubt = (existing: SqlRecordedRow, input: RecordInvalidInput, error: LedgerError): Recorded => {
+    const fingerprint = error.kind === 'mapping' ? input.sourceFingerprint : undefined;
+    if (fingerprint === undefined) return { row: toLedgerRow(existing), changed: false };
+    const params = { id: existing.id, sourceRef: input.sourceRef, sourceFingerprint: fingerprint, now: now() };
+    if (existing.source_fingerprint !== null && existing.source_fingerprint !== fingerprint) {
+      markInvalidInDoubt.run(params);
+      return { row: toLedgerRow(reselect(input)), changed: true };
+    }
+    if (existing.source_fingerprint === null) noteFingerprint.run(params);
+    const back = existing.withdrawn_reason !== null;
+    if (back) unwithdraw.run(params);
+    return { row: toLedgerRow(reselect(input)), changed: back };
+  };
+
   const recordInvalid = db.transaction((input: RecordInvalidInput): Recorded => {
     const error: LedgerError = {
       classification: 'permanent',
@@ -339,15 +380,18 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     // visible dead letter until a valid version arrives (recordEvent requeues it) or an operator replays.
     // Delivered or in flight: the OpenCRVS event stands; nothing to record that could be sent.
     // Not a row whose NOTIFY may already be in OpenCRVS (answered, or failed in a way that can follow a
-    // commit): its retry must resend that very copy, which OpenCRVS stored once or not at all, and dead with
-    // no payload it would be neither sent nor written back, while OpenCRVS may hold the birth (a review:
-    // an office closed since makes the record invalid when read again).
-    const inDoubt = WAITING.includes(existing.state) && !!notifyAttempted.get(existing.id);
+    // commit), waiting or being sent again, as in recordEvent: its retry must resend that very copy, which
+    // OpenCRVS stored once or not at all, and dead with no payload it would be neither sent nor written
+    // back, while OpenCRVS may hold the birth (a review: an office closed since makes the record invalid
+    // when read again).
+    const inDoubt =
+      (WAITING.includes(existing.state) || existing.state === 'delivering') && !!notifyAttempted.get(existing.id);
+    if (inDoubt) return keepInDoubt(existing, input, error);
     // A row a person dismissed has nothing to send either, and an invalid reading is no new content to
     // decide on (an office closed since, a mapping change): made dead, it would lose the dismissal, and the
     // next valid reading would requeue it and send what the person said not to. It stays as it is.
     const dismissed = existing.state === 'skipped' && isDismissed(existing.skip_reason);
-    const replaceable = ['pending', 'failed', 'dead', 'skipped'].includes(existing.state) && !inDoubt && !dismissed;
+    const replaceable = ['pending', 'failed', 'dead', 'skipped'].includes(existing.state) && !dismissed;
     const alreadySame =
       existing.state === 'dead' && existing.last_error_message === err.message && existing.last_error_kind === err.kind;
     const changed = replaceable && !alreadySame;

@@ -10,6 +10,7 @@ import { DUE_SQL } from '../../src/ledger/inbox.js';
 import {
   type Ledger,
   type LedgerError,
+  type LedgerRow,
   type ListFilter,
   openLedger,
   type Settlement,
@@ -661,6 +662,153 @@ describe('ledger: recording events', () => {
     const kept = ledger.get(row.id);
     assert.equal(kept?.state, 'failed', 'its retry resends the copy OpenCRVS may hold');
     assert.deepEqual(kept?.payload, row.payload);
+  });
+
+  describe('an invalid reading of a row whose NOTIFY is in doubt: the source content decides', () => {
+    const officeClosed = "office 'X' is not a known, open OpenCRVS office";
+    /** Row `subject` recorded from content `fingerprint`, its NOTIFY then failed in a way that may follow a commit. */
+    const inDoubt = (subject: string, fingerprint?: string) => {
+      const { row } = ledger.recordEvent({
+        ...eventInput(subject),
+        ...(fingerprint ? { sourceFingerprint: fingerprint } : {}),
+      });
+      settleRow(ledger, row.id, retryLater(server500), {
+        now: clock.now(),
+        created: { eventId: `event-${subject}`, trackingId: `TRK-${subject}` },
+      });
+      assert.equal(ledger.notifyInDoubt(row.id), true);
+      return ledger.get(row.id) as LedgerRow;
+    };
+    const invalid = (subject: string, fingerprint: string | undefined, message = 'child.dob: not a date') =>
+      ledger.recordInvalid({
+        sourceId: 'emr',
+        eventType: 'birth',
+        subjectKey: `Patient/${subject}`,
+        sourceRef: `Encounter/${subject}`,
+        errors: [{ field: 'x', message }],
+        ...(fingerprint ? { sourceFingerprint: fingerprint } : {}),
+      }).changed;
+    /** What an invalid reading must leave as it was: what the retry resends, and under which ids. */
+    const kept = (row: LedgerRow | undefined) => [
+      row?.state,
+      row?.payload,
+      row?.payloadHash,
+      row?.notifyTransactionId,
+      row?.attempts,
+      row?.nextRunAt,
+    ];
+
+    it('a changed record is counted once, however often it is read, and the copy that may be in OpenCRVS stays', () => {
+      const before = inDoubt('c', 'content-a');
+      clock.advance(1000);
+      const countedAt = clock.now();
+      assert.equal(invalid('c', 'content-b'), true);
+      const row = () => ledger.get(before.id);
+      assert.deepEqual([row()?.updatesAfterNotification, row()?.updatedAfterNotificationAt], [1, countedAt]);
+      assert.deepEqual(kept(row()), kept(before), 'its retry resends the copy OpenCRVS may hold');
+      for (let poll = 0; poll < 3; poll++) {
+        clock.advance(1000);
+        assert.equal(invalid('c', 'content-b', poll % 2 ? 'child.dob: not a date' : officeClosed), false);
+      }
+      // A record its context needs could not be read: that says nothing of the record itself.
+      assert.equal(invalid('c', undefined, 'Observation/1: could not be read'), false);
+      assert.deepEqual([row()?.updatesAfterNotification, row()?.updatedAfterNotificationAt], [1, countedAt]);
+      // Changed again at the source, still invalid: a second update.
+      assert.equal(invalid('c', 'content-c'), true);
+      assert.equal(row()?.updatesAfterNotification, 2);
+      // Back as it was sent: the kept copy, nothing to requeue and no new transactionId generation.
+      assert.equal(ledger.recordEvent({ ...eventInput('c'), sourceFingerprint: 'content-a' }).change, 'unchanged');
+      assert.deepEqual(kept(row()), kept(before));
+      // Corrected at the source: counted as a newer valid version is, the copy still kept.
+      const corrected = { ...eventInput('c', payload('Corrected'), '2'), sourceFingerprint: 'content-d' };
+      assert.equal(ledger.recordEvent(corrected).change, 'updated-after-notification');
+      assert.equal(row()?.updatesAfterNotification, 3);
+      assert.deepEqual(row()?.payload, before.payload);
+    });
+
+    it('an office closed and reopened (the record unchanged) counts nothing, and the same reading after it is unchanged', () => {
+      const before = inDoubt('o', 'content-a');
+      clock.advance(1000);
+      assert.equal(invalid('o', 'content-a', officeClosed), false, 'a config change, not the record');
+      assert.deepEqual(
+        [ledger.get(before.id)?.updatesAfterNotification, ledger.get(before.id)?.updatedAt],
+        [0, before.updatedAt],
+      );
+      // Reopened: the record maps as it did.
+      assert.equal(ledger.recordEvent({ ...eventInput('o'), sourceFingerprint: 'content-a' }).change, 'unchanged');
+      const after = ledger.get(before.id);
+      assert.deepEqual(kept(after), kept(before), 'no requeue, no new generation');
+      assert.deepEqual([after?.updatesAfterNotification, after?.baseTransactionId], [0, before.baseTransactionId]);
+      // The record moved in a way no field shows (the same payload): when the office closes again, that
+      // content is what it is compared with, not the content first sent.
+      assert.equal(ledger.recordEvent({ ...eventInput('o'), sourceFingerprint: 'content-a2' }).change, 'unchanged');
+      assert.equal(invalid('o', 'content-a2', officeClosed), false);
+      assert.equal(ledger.get(before.id)?.updatesAfterNotification, 0);
+      assert.deepEqual(kept(ledger.get(before.id)), kept(before));
+    });
+
+    it('a row being sent again when its record changes is counted, once, and its delivery counts nothing more', () => {
+      const before = inDoubt('s', 'content-a');
+      clock.advance(2000);
+      const claimed = ledger.claimRow(before.id, 'w-retry', clock.now());
+      assert.equal(claimed?.state, 'delivering');
+      assert.equal(invalid('s', 'content-b'), true);
+      assert.equal(invalid('s', 'content-b'), false);
+      assert.deepEqual(
+        [ledger.get(before.id)?.state, ledger.get(before.id)?.updatesAfterNotification],
+        ['delivering', 1],
+      );
+      ledger.settle({
+        id: before.id,
+        workerId: 'w-retry',
+        claimedPayloadHash: claimed?.payloadHash ?? '',
+        step: 'notify',
+        startedAt: clock.now(),
+        settlement: { outcome: 'delivered', eventId: 'event-s', trackingId: 'TRK-s' },
+      });
+      const delivered = ledger.get(before.id);
+      assert.deepEqual([delivered?.state, delivered?.updatesAfterNotification], ['delivered', 1]);
+    });
+
+    it('a row recorded before fingerprints were kept takes the first one and counts from the next change', () => {
+      const before = inDoubt('p');
+      assert.equal(invalid('p', 'content-b'), false, 'nothing to compare with: not taken for a change');
+      assert.equal(ledger.get(before.id)?.updatesAfterNotification, 0);
+      assert.equal(invalid('p', 'content-b'), false);
+      assert.equal(invalid('p', 'content-c'), true);
+      assert.equal(ledger.get(before.id)?.updatesAfterNotification, 1);
+      assert.deepEqual(kept(ledger.get(before.id)), kept(before));
+    });
+
+    it('a withdrawal no longer holds once the source shows the record again, changed or not', () => {
+      const withdraw = (subject: string) =>
+        ledger.cancelUnsent({
+          sourceId: 'emr',
+          eventType: 'birth',
+          subjectKey: `Patient/${subject}`,
+          sourceRef: `Encounter/${subject}`,
+          reason: 'merged into another record',
+        });
+      const same = inDoubt('w1', 'content-a');
+      withdraw('w1');
+      assert.equal(invalid('w1', 'content-a', officeClosed), true);
+      assert.deepEqual(
+        [ledger.get(same.id)?.withdrawnReason, ledger.get(same.id)?.updatesAfterNotification],
+        [null, 0],
+      );
+      const changed = inDoubt('w2', 'content-a');
+      withdraw('w2');
+      assert.equal(invalid('w2', 'content-b'), true);
+      assert.deepEqual(
+        [ledger.get(changed.id)?.withdrawnReason, ledger.get(changed.id)?.updatesAfterNotification],
+        [null, 1],
+      );
+      // Not a record the context needs that could not be read: the withdrawal stands.
+      const unread = inDoubt('w3', 'content-a');
+      withdraw('w3');
+      assert.equal(invalid('w3', undefined, 'Observation/1: could not be read'), false);
+      assert.equal(ledger.get(unread.id)?.withdrawnReason, 'merged into another record');
+    });
   });
 
   it('a row withdrawn while in doubt, then back unchanged (a merge undone), is no longer withdrawn', () => {
