@@ -536,19 +536,36 @@ export class Bridge {
 
   /**
    * resolveLocations for a pass: a dropped connection or a 503 from OpenCRVS is tried again (1 s, 2 s,
-   * 4 s…) until the pass's deadline, as a delivery would be; a wrong office or credentials fail at once.
+   * 4 s…) until `deadline`, as a delivery would be; a wrong office or credentials fail at once. A lookup
+   * still waiting at the deadline is cut off (resolveLocations' `abandoned`) and fails as a timeout
+   * (retryable): each call is within opencrvs.timeoutMs, one group of references after another, so a slow
+   * OpenCRVS would otherwise hold the pass that long past its --timeout.
    */
-  private async resolveLocationsWithin(deadline: number): Promise<void> {
-    for (let delayMs = 1000; ; delayMs *= 2) {
-      try {
-        await this.resolveLocations();
-        return;
-      } catch (err) {
-        const retryable = err instanceof OpenCrvsError && err.classification === 'retryable';
-        if (!retryable || this.stopping || Date.now() + delayMs >= deadline) throw err;
-        this.log.warn({ err, retryInMs: delayMs }, 'location lookup failed; trying again within the pass');
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
+  private async resolveLocationsWithin(deadline: number, within = "the pass's --timeout"): Promise<void> {
+    const timeLeft = new AbortController();
+    const timer = setTimeout(() => timeLeft.abort(), Math.max(0, deadline - Date.now()));
+    try {
+      for (let delayMs = 1000; ; delayMs *= 2) {
+        try {
+          await this.resolveLocations(timeLeft.signal);
+        } catch (err) {
+          const retryable = err instanceof OpenCrvsError && err.classification === 'retryable';
+          if (!retryable || this.stopping || Date.now() + delayMs >= deadline) throw err;
+          this.log.warn({ err, retryInMs: delayMs }, 'location lookup failed; trying again within the pass');
+          await new Promise((resolve) => setTimeout(resolve, delayMs));
+          continue;
+        }
+        // Given up on, resolveLocations returns having marked nothing.
+        if (!timeLeft.signal.aborted) return;
+        throw new OpenCrvsError({
+          kind: 'timeout',
+          classification: 'retryable',
+          message: `no answer within ${within}`,
+          operation: 'resolveLocation',
+        });
       }
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -565,7 +582,7 @@ export class Bridge {
       return undefined;
     }
     try {
-      await this.resolveLocationsWithin(Date.now() + (deadline - Date.now()) / 4);
+      await this.resolveLocationsWithin(Date.now() + (deadline - Date.now()) / 4, "a quarter of the pass's --timeout");
       this.unconfirmedRouting = undefined;
       return undefined;
     } catch (err) {

@@ -325,6 +325,74 @@ describe('bridge: OpenCRVS cannot list its locations when the bridge starts', ()
     }
   });
 
+  it('sync --once: a slow location list is cut off after a quarter of the --timeout, and the pass reads on the kept answers and ends on time', async () => {
+    // Each call answers within opencrvs.timeoutMs (5 s), but later than the pass's deadline. Before, the
+    // first lookup had no deadline of its own: one such wait per group of four references (two here), and
+    // its answer then let the pass go on long past its --timeout.
+    const PASS_MS = 4_000;
+    const h = await startHarness();
+    let pass: Bridge | undefined;
+    try {
+      await h.bridge.stop();
+      await h.writeBirths(0, 1);
+      await h.sim.control.configure({ faults: { delayMs: 4_800, operations: ['locations'] } });
+      pass = new Bridge(h.config, { logger: silentLogger, http: false, schedule: false, worker: false, lease: 'sync' });
+      const started = performance.now();
+      const summary = await pass.syncOnce(undefined, { timeoutMs: PASS_MS });
+      const took = performance.now() - started;
+      assert.ok(took < PASS_MS + 700, `the pass took ${Math.round(took)} ms`);
+      assert.deepEqual(
+        summary.rows.map((r) => r.state),
+        ['pending'],
+        'the birth was read and recorded on the kept answers',
+      );
+      assert.match(summary.deliverySkipped ?? '', /no answer within the pass's --timeout/);
+      assert.equal(summary.delivered.length, 0);
+      // The lookup before polling and the one after were both cut off, not left to run to their answer.
+      await waitUntil(
+        'both lookups given up on are closed',
+        async () => ((await h.sim.control.abandonedRequests()).locations ?? 0) >= 2,
+        1_000,
+      );
+      assert.equal(pass.ready, false);
+    } finally {
+      await h.sim.control.configure({ faults: {} });
+      await pass?.stop();
+      await h.close();
+    }
+  });
+
+  it('sync --once without kept answers: a slow location list fails the pass at its --timeout, its calls cut off', async () => {
+    const PASS_MS = 2_000;
+    const sims = await startSimulators();
+    let pass: Bridge | undefined;
+    try {
+      await sims.sim.control.configure({ faults: { delayMs: 4_800, operations: ['locations'] } });
+      pass = new Bridge(configFromObject(sims.configObject()), {
+        logger: silentLogger,
+        http: false,
+        schedule: false,
+        worker: false,
+        lease: 'sync',
+      });
+      const sync = pass;
+      const started = performance.now();
+      await assert.rejects(sync.syncOnce(undefined, { timeoutMs: PASS_MS }), /no answer within the pass's --timeout/);
+      const took = performance.now() - started;
+      assert.ok(took < PASS_MS + 700, `the pass took ${Math.round(took)} ms`);
+      await waitUntil(
+        'the location calls given up on are closed',
+        async () => ((await sims.sim.control.abandonedRequests()).locations ?? 0) > 0,
+        1_000,
+      );
+      assert.equal(sync.ready, false);
+    } finally {
+      await sims.sim.control.configure({ faults: {} });
+      await pass?.stop();
+      await sims.close();
+    }
+  });
+
   it('sync --once: a pass records the births on the answers kept and sends nothing; the next pass OpenCRVS answers delivers them once', async () => {
     const sims = await startSimulators();
     try {
