@@ -14,6 +14,7 @@ import {
   type Requester,
   type Transport,
   undiciRequester,
+  waitUnlessGivenUp,
 } from './http.js';
 import { externalIdMatches, fhirLocationsUrl, locationsFromFhirBundle } from './locations-v1.js';
 import { readNotifyOutcome } from './outcome.js';
@@ -70,15 +71,17 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
 
   /** One authorised request; a 401 gets one retry with a fresh token, then is an operator problem. */
   /** The token a call is made with, its client remembered before the call: the answer may be lost with the event created. */
-  async function callToken() {
-    const token = await tokens.get();
+  async function callToken(operation: string, signal?: AbortSignal) {
+    // One token request at a time, shared by every caller: one that gives up stops waiting for it, and the
+    // request runs on for the others (within timeoutMs); cut off, it would fail theirs too.
+    const token = await waitUnlessGivenUp(transport, operation, tokens.get(), signal);
     if (token.subject) ownClients.add(token.subject);
     return token;
   }
 
   async function call(operation: string, method: 'GET' | 'POST', url: string, payload?: unknown, signal?: AbortSignal) {
     const started = performance.now();
-    let token = await callToken();
+    let token = await callToken(operation, signal);
     const text = payload === undefined ? undefined : JSON.stringify(payload);
     const send = () =>
       exchange(transport, {
@@ -92,7 +95,7 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
     let response = await send();
     if (response.status === 401 && tokens.invalidate(token)) {
       logger.warn({ operation }, 'OpenCRVS refused the token; retrying once with a new one');
-      token = await callToken();
+      token = await callToken(operation, signal);
       response = await send();
     }
     logger.debug({ operation, status: response.status, ms: Math.round(performance.now() - started) }, 'OpenCRVS call');

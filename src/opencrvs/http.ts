@@ -88,6 +88,25 @@ export function undiciRequester(timeoutMs: number): { request: Requester; close:
   };
 }
 
+/**
+ * `shared` (a token request other callers wait for too) as long as `signal` has not fired: then this caller
+ * fails as a call cut off would, and `shared` runs on for the others, within the transport's timeout.
+ */
+export function waitUnlessGivenUp<T>(
+  transport: Transport,
+  operation: string,
+  shared: Promise<T>,
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  if (!signal) return shared;
+  return new Promise<T>((resolve, reject) => {
+    const gaveUp = () => reject(transportError(transport, operation, new CallerGaveUp()));
+    if (signal.aborted) gaveUp();
+    else signal.addEventListener('abort', gaveUp, { once: true });
+    shared.then(resolve, reject).finally(() => signal.removeEventListener('abort', gaveUp));
+  });
+}
+
 /** A call cut off because its caller stopped waiting for it (HttpRequest.signal), not a timeout. */
 class CallerGaveUp extends Error {
   constructor() {

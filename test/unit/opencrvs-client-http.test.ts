@@ -577,6 +577,25 @@ describe('OpenCRVS client failures', () => {
     assert.match(err.message, /the caller stopped waiting/);
   });
 
+  it('stops waiting for a token its caller gave up on at once, and leaves that token request to the others', async () => {
+    on('POST /auth/token', () => ({ ...issueToken(), delayMs: 1_500 }));
+    on('GET /events/locations', () => ({ json: [] }));
+    const c = client({ timeoutMs: 5_000 });
+    const gaveUp = new AbortController();
+    const started = performance.now();
+    const givenUp = failure(c.listLocations({}, { signal: gaveUp.signal }));
+    const waiting = c.listLocations({});
+    setTimeout(() => gaveUp.abort(), 100);
+    const err = await givenUp;
+    assert.ok(performance.now() - started < 1_000, 'not waited out to the token');
+    assert.equal(err.kind, 'network');
+    assert.match(err.message, /^listLocations: cut off: the caller stopped waiting/);
+    // The token request was not cut off: the caller still waiting gets its answer with that one token.
+    assert.deepEqual(await waiting, []);
+    assert.equal(seen.filter((r) => r.path === '/auth/token').length, 1);
+    assert.equal(seen.filter((r) => r.path === '/events/locations').length, 1, 'only the caller still waiting asked');
+  });
+
   it('keeps the field problems of a 400 as the message and the parsed list as the body, without the values', async () => {
     const message = '[{"message":"Unexpected field","id":"foo.bar","value":"hello"}]';
     on('POST /events/events/ev-1/notify', () => ({ status: 400, json: { message, code: 'BAD_REQUEST' } }));
