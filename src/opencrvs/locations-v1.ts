@@ -1,5 +1,6 @@
 // OpenCRVS 1.9 has no `GET /locations` in the events service; locations come from the v1 FHIR
-// location API on the gateway (docs/opencrvs-api.md §6) and are turned into the 2.0 shape here.
+// location API on the gateway (docs/opencrvs-api.md, "URLs" and the locations row of "Calls") and are
+// turned into the 2.0 shape here.
 import type { OpenCrvsSettings } from '../config/types.js';
 import { OpenCrvsError } from './errors.js';
 import type { FhirLocation, FhirLocationBundle } from './schemas.js';
@@ -36,7 +37,8 @@ function gatewayRoot(settings: OpenCrvsSettings): string {
 }
 
 // v1.x writes a location's CSV id into its internal-id identifier with the type in front
-// (`CRVS_OFFICE_<id>`, §6); the CSV id alone is what v2.0 calls externalId and what sites configure.
+// (`CRVS_OFFICE_<id>`; docs/opencrvs-api.md, "Calls"); the CSV id alone is what v2.0 calls externalId
+// and what sites configure.
 const TYPE_PREFIX = /^(?:CRVS_OFFICE|HEALTH_FACILITY|ADMIN_STRUCTURE)_/;
 
 /** Whether a location's externalId is the configured one, with or without the v1 type prefix on either. */

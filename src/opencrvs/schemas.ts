@@ -57,7 +57,7 @@ export interface TokenResponse {
   token_type?: string;
 }
 
-/** A FHIR Location as served by the v1.x location API (docs/opencrvs-api.md §6); only what we read. */
+/** A FHIR Location as served by the v1.x location API (docs/opencrvs-api.md, "Calls"); only what we read. */
 export interface FhirLocation {
   id: string;
   name?: string;

@@ -17,7 +17,8 @@ function toFhir(location: SimLocation) {
     name: location.name,
     status: location.deactivated ? 'inactive' : 'active',
     mode: 'instance',
-    // An office's CSV id with its type in front, as 1.x writes it (docs §6); others keep the CSV id.
+    // An office's CSV id with its type in front, as 1.x writes it (docs/opencrvs-api.md, "Calls"); others keep
+    // the CSV id.
     identifier: [
       {
         system: INTERNAL_ID_SYSTEM,
