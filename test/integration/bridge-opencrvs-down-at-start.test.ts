@@ -325,42 +325,50 @@ describe('bridge: OpenCRVS cannot list its locations when the bridge starts', ()
     }
   });
 
-  it('sync --once: a slow location list is cut off after a quarter of the --timeout, and the pass reads on the kept answers and ends on time', async () => {
-    // Each call answers within opencrvs.timeoutMs (5 s), but later than the pass's deadline. Before, the
-    // first lookup had no deadline of its own: one such wait per group of four references (two here), and
-    // its answer then let the pass go on long past its --timeout.
-    const PASS_MS = 4_000;
-    const h = await startHarness();
-    let pass: Bridge | undefined;
-    try {
-      await h.bridge.stop();
-      await h.writeBirths(0, 1);
-      await h.sim.control.configure({ faults: { delayMs: 4_800, operations: ['locations'] } });
-      pass = new Bridge(h.config, { logger: silentLogger, http: false, schedule: false, worker: false, lease: 'sync' });
-      const started = performance.now();
-      const summary = await pass.syncOnce(undefined, { timeoutMs: PASS_MS });
-      const took = performance.now() - started;
-      assert.ok(took < PASS_MS + 700, `the pass took ${Math.round(took)} ms`);
-      assert.deepEqual(
-        summary.rows.map((r) => r.state),
-        ['pending'],
-        'the birth was read and recorded on the kept answers',
-      );
-      assert.match(summary.deliverySkipped ?? '', /no answer within the pass's --timeout/);
-      assert.equal(summary.delivered.length, 0);
-      // The lookup before polling and the one after were both cut off, not left to run to their answer.
-      await waitUntil(
-        'both lookups given up on are closed',
-        async () => ((await h.sim.control.abandonedRequests()).locations ?? 0) >= 2,
-        1_000,
-      );
-      assert.equal(pass.ready, false);
-    } finally {
-      await h.sim.control.configure({ faults: {} });
-      await pass?.stop();
-      await h.close();
-    }
-  });
+  for (const version of ['2.0', '1.9'] as const)
+    it(`sync --once, OpenCRVS ${version}: a slow location list is cut off after a quarter of the --timeout, and the pass reads on the kept answers and ends on time`, async () => {
+      // Each call answers within opencrvs.timeoutMs (5 s), but later than the pass's deadline. Before, the
+      // first lookup had no deadline of its own: one such wait per group of four references (two here), and
+      // its answer then let the pass go on long past its --timeout. (1.9: the gateway's v1 location API, which the
+      // simulator held for no delay before.)
+      const PASS_MS = 4_000;
+      const h = await startHarness({ version });
+      let pass: Bridge | undefined;
+      try {
+        await h.bridge.stop();
+        await h.writeBirths(0, 1);
+        await h.sim.control.configure({ faults: { delayMs: 4_800, operations: ['locations'] } });
+        pass = new Bridge(h.config, {
+          logger: silentLogger,
+          http: false,
+          schedule: false,
+          worker: false,
+          lease: 'sync',
+        });
+        const started = performance.now();
+        const summary = await pass.syncOnce(undefined, { timeoutMs: PASS_MS });
+        const took = performance.now() - started;
+        assert.ok(took < PASS_MS + 700, `the pass took ${Math.round(took)} ms`);
+        assert.deepEqual(
+          summary.rows.map((r) => r.state),
+          ['pending'],
+          'the birth was read and recorded on the kept answers',
+        );
+        assert.match(summary.deliverySkipped ?? '', /no answer within the pass's --timeout/);
+        assert.equal(summary.delivered.length, 0);
+        // The lookup before polling and the one after were both cut off, not left to run to their answer.
+        await waitUntil(
+          'both lookups given up on are closed',
+          async () => ((await h.sim.control.abandonedRequests()).locations ?? 0) >= 2,
+          1_000,
+        );
+        assert.equal(pass.ready, false);
+      } finally {
+        await h.sim.control.configure({ faults: {} });
+        await pass?.stop();
+        await h.close();
+      }
+    });
 
   it('sync --once without kept answers: a slow location list fails the pass at its --timeout, its calls cut off', async () => {
     const PASS_MS = 2_000;

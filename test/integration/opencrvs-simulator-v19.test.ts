@@ -155,6 +155,23 @@ describe('OpenCRVS simulator v1.9 mode', () => {
     assert.equal((await api.get('/locations')).status, 404);
   });
 
+  test("a delay fault on locations holds the gateway's v1 location API, and a client that gives up is counted", async () => {
+    const url = `${sim.baseUrl}/location?type=CRVS_OFFICE&_count=0`;
+    await sim.control.configure({ faults: { delayMs: 2_000, operations: ['locations'] } });
+    await assert.rejects(call(url, { signal: AbortSignal.timeout(200) }), (err: Error) => err.name === 'TimeoutError');
+    const deadline = Date.now() + 1_000;
+    while (!(await sim.control.abandonedRequests()).locations && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(await sim.control.abandonedRequests(), { locations: 1 });
+    // Waited out, it answers the list.
+    await sim.control.configure({ faults: { delayMs: 300, operations: ['locations'] } });
+    const started = performance.now();
+    const listed = await call(url);
+    assert.ok(performance.now() - started >= 290, 'held for the delay');
+    assert.equal(listed.status, 200);
+    assert.equal(listed.json.resourceType, 'Bundle');
+  });
+
   test('v1.9 scopes are checked per event type', async () => {
     await sim.control.addClient({
       clientId: 'deaths',

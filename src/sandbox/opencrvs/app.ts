@@ -4,7 +4,7 @@ import { type ClientRegistry, handleTokenRequest, type TokenRequestParams } from
 import type { SimContext } from './context.js';
 import { controlRouter } from './control-api.js';
 import type { FaultController } from './faults.js';
-import { eventsRouter, send } from './http-events.js';
+import { eventsRouter, send, waitOutDelay } from './http-events.js';
 import type { TokenSigner } from './jwt.js';
 import { handleV1Locations } from './locations-v1.js';
 import type { RequestCounter } from './requests.js';
@@ -70,11 +70,12 @@ export function buildSimulatorApp(deps: SimulatorAppDeps): Express {
   if (ctx.version === '1.9') {
     // The gateway's v1 FHIR location API (1.9 has no GET /locations in the events service): the areas as
     // seeded, the offices and facilities as they are now (one deactivated through /_sandbox is inactive).
-    app.get('/location', (req, res) => {
-      const listed = [...deps.seed.administrativeAreas, ...deps.ctx.locationsById.values()];
+    app.get('/location', async (req, res) => {
       deps.requests.count('locations');
-      // Faults on `locations` reach it too (not delays): it is where 1.9 lists them, so a test can make
-      // OpenCRVS unable to say which locations exist.
+      // Faults on `locations` reach it too, delays as in the events service: it is where 1.9 lists them, so a
+      // test can make OpenCRVS unable, or slow, to say which locations exist.
+      if (!(await waitOutDelay(deps, 'locations', deps.faults.delayMs('locations'), req, res))) return;
+      const listed = [...deps.seed.administrativeAreas, ...deps.ctx.locationsById.values()];
       const decision = deps.faults.decide('locations');
       if (decision.kind === 'drop' || decision.kind === 'commitThenFail') return void req.socket.destroy();
       send(res, decision.kind === 'error' ? decision.response : handleV1Locations(listed, req.query));

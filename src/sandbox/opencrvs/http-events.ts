@@ -24,6 +24,35 @@ export interface EventsRouterDeps {
   shutdown: AbortSignal;
 }
 
+/**
+ * Holds a request for a `delayMs` fault. The wait ends with the simulator, or with the client closing the
+ * connection (it gave up, counted as abandoned): then the request is done with, and this answers false.
+ */
+export async function waitOutDelay(
+  deps: Pick<EventsRouterDeps, 'requests' | 'shutdown'>,
+  operation: SimOperation,
+  delayMs: number,
+  req: Request,
+  res: Response,
+): Promise<boolean> {
+  if (delayMs <= 0) return true;
+  const waiting = new AbortController();
+  const stop = () => waiting.abort();
+  deps.shutdown.addEventListener('abort', stop, { once: true });
+  res.once('close', stop);
+  try {
+    await sleep(delayMs, undefined, { signal: waiting.signal });
+    return true;
+  } catch {
+    if (!deps.shutdown.aborted) deps.requests.abandon(operation);
+    req.socket.destroy();
+    return false;
+  } finally {
+    deps.shutdown.removeEventListener('abort', stop);
+    res.off('close', stop);
+  }
+}
+
 export function send(res: Response, response: SimResponse): void {
   if (response.headers) res.set(response.headers);
   res.status(response.status);
@@ -84,23 +113,7 @@ export function eventsRouter(deps: EventsRouterDeps): Router {
       // commits late (after the client stopped waiting) is what a resend under the same transactionId
       // must find. Parsing again below is a no-op once the body is read.
       if (delay > 0 && req.method === 'POST') await readBody(req, res).catch(() => undefined);
-      if (delay > 0) {
-        // The wait ends with the simulator, or with the client closing the connection (it gave up).
-        const waiting = new AbortController();
-        const stop = () => waiting.abort();
-        deps.shutdown.addEventListener('abort', stop, { once: true });
-        res.once('close', stop);
-        try {
-          await sleep(delay, undefined, { signal: waiting.signal });
-        } catch {
-          if (!deps.shutdown.aborted) deps.requests.abandon(operation);
-          req.socket.destroy();
-          return;
-        } finally {
-          deps.shutdown.removeEventListener('abort', stop);
-          res.off('close', stop);
-        }
-      }
+      if (!(await waitOutDelay(deps, operation, delay, req, res))) return;
       const decision = faults.decide(operation);
       if (decision.kind === 'drop') {
         logger.debug({ operation, fault: 'drop' }, 'sandbox fault');
