@@ -1,6 +1,7 @@
 // Deterministic OpenCRVS transactionIds: the same source event always yields the same ids, on every
 // retry, after every crash and on every machine, so OpenCRVS's idempotency on transactionId makes a
-// resend harmless (docs/opencrvs-api.md §3, §7: OpenCRVS runs no duplicate detection on notifications).
+// resend harmless (docs/opencrvs-api.md, "Idempotency": OpenCRVS runs no duplicate detection on
+// notifications).
 import { v5 as uuidv5 } from 'uuid';
 import { DISMISSED_PREFIX } from './types.js';
 

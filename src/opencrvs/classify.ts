@@ -1,4 +1,4 @@
-// One table from an OpenCRVS answer to an OpenCrvsError (docs/opencrvs-api.md §3.6). The delivery
+// One table from an OpenCRVS answer to an OpenCrvsError (docs/opencrvs-api.md, "Errors"). The delivery
 // layer acts on `classification` only: retryable → back off, permanent → dead letter with OpenCRVS's
 // message, operator → hold the queue (a global problem would otherwise burn every record).
 import { errorMessage } from '../observability/inner-errors.js';
@@ -46,7 +46,8 @@ function alreadyNotified(message: string): boolean {
   return state !== undefined && state !== 'CREATED';
 }
 const EVENT_NOT_FOUND = /event not found/i;
-// OpenCRVS asks the country configuration to confirm each action; a failure there is this 500 (§3.2).
+// OpenCRVS asks the country configuration to confirm each action; a failure there is this 500
+// (docs/opencrvs-api.md, "The answer of a NOTIFY" and the confirmation-failed row of "Errors").
 // The 2.0 events service has stored the Requested action by then (delivery/attempt.ts).
 const CONFIRMATION_FAILED = /unexpected failure from (country config action confirmation|notification) api/i;
 

@@ -45,7 +45,8 @@ export interface OpenCrvsClient extends OpenCrvsApi {
   close?(): void;
 }
 
-// Exactly this string: a charset parameter gets 415 from some OpenCRVS versions (§3).
+// Exactly this string: a charset parameter gets 415 from some OpenCRVS versions, and 1.9 reads no
+// body under it (docs/opencrvs-api.md, "Calls").
 const JSON_HEADERS = { 'Content-Type': 'application/json', Accept: 'application/json' };
 
 export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsClientDeps = {}): OpenCrvsClient {
@@ -147,7 +148,7 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
     }
     const url = new URL(`${eventsUrl}/locations`);
     if (query.locationType) url.searchParams.set('locationType', query.locationType);
-    // Only the first value of a repeated key is read (§3.5): one id per call.
+    // Only the first value of a repeated key is read (docs/opencrvs-api.md, "Calls"): one id per call.
     if (query.id) url.searchParams.set('locationIds', query.id);
     if (query.externalId) url.searchParams.set('externalId', query.externalId);
     const { response } = await call('listLocations', 'GET', url.toString(), undefined, options.signal);

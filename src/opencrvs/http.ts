@@ -234,10 +234,11 @@ export function errorBodyOf(transport: Transport, response: ExchangeResponse, se
 }
 
 /**
- * A NOTIFY refused field by field says so in `message`, a JSON list of `{message, id, value}` (§3.2):
- * `value` is what we sent, the person's data. It goes before anything is cut to size: a long list cut
- * in the middle of a value no longer matches what was sent (withoutSentValues), nor parses as JSON, and
- * the rest of a phone number would stay in the ledger, the log and the admin API.
+ * A NOTIFY refused field by field says so in `message`, a JSON list of `{message, id, value}`
+ * (docs/opencrvs-api.md, "Errors"): `value` is what we sent, the person's data. It goes before anything
+ * is cut to size: a long list cut in the middle of a value no longer matches what was sent
+ * (withoutSentValues), nor parses as JSON, and the rest of a phone number would stay in the ledger, the
+ * log and the admin API.
  */
 function withoutEchoedValues(json: unknown): unknown {
   if (!json || typeof json !== 'object' || Array.isArray(json)) return json;

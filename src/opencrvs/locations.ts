@@ -1,5 +1,5 @@
 // Offices and facilities are configured by reference (a location UUID or the country's CSV id, kept
-// as `externalId`), because location UUIDs are generated per deployment (docs/opencrvs-api.md §3.5).
+// as `externalId`), because location UUIDs are generated per deployment (docs/opencrvs-api.md, "Calls").
 // The resolver turns a reference into the deployment's UUID once and remembers it.
 import { OpenCrvsError } from './errors.js';
 import { externalIdMatches } from './locations-v1.js';

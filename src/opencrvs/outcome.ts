@@ -1,5 +1,5 @@
 // What happened to a NOTIFY is in the event's actions, not in the HTTP status: OpenCRVS answers 200
-// even when the country configuration rejected the action (docs/opencrvs-api.md §3.2).
+// even when the country configuration rejected the action (docs/opencrvs-api.md, "The answer of a NOTIFY").
 import { OpenCrvsError } from './errors.js';
 import type { EventAction, EventDocument, NotifyResult } from './types.js';
 

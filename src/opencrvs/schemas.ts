@@ -1,6 +1,6 @@
 // JSON Schemas for what OpenCRVS sends back. Responses are checked here before the rest of the
-// bridge sees them as typed values (docs/opencrvs-api.md §3.4, §3.5). Unknown extra keys are allowed:
-// newer OpenCRVS versions add fields, and only the ones listed here are relied upon.
+// bridge sees them as typed values (docs/opencrvs-api.md, "The answer of a NOTIFY" and "Calls"). Unknown
+// extra keys are allowed: newer OpenCRVS versions add fields, and only the ones listed here are relied upon.
 import { Ajv } from 'ajv';
 import type { EventDocument, Location } from './types.js';
 

@@ -1,4 +1,4 @@
-// Reads OpenCRVS system-client scopes (docs/opencrvs-api.md §2) to tell whether a token may create
+// Reads OpenCRVS system-client scopes (docs/opencrvs-api.md, "Token") to tell whether a token may create
 // and notify each event type the mappings produce.
 // v2.0: `type=record.create&event=birth,death` (no `event=`: every event type).
 // v1.9: `record.create[event=birth|death]` (no brackets: every event type).

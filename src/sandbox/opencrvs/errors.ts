@@ -21,7 +21,7 @@ export function trpcCode(status: number): string {
   return TRPC_CODES[status] ?? (status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'BAD_REQUEST');
 }
 
-/** The REST error body of docs/opencrvs-api.md §3.6; `issues` only for "Input validation failed". */
+/** The REST error body (docs/opencrvs-api.md, "Errors"); `issues` only for "Input validation failed". */
 export function eventsError(status: number, message: string, path?: string, issues?: unknown[]): SimResponse {
   const code = trpcCode(status);
   const data: Record<string, unknown> = { code, httpStatus: status };

@@ -46,7 +46,7 @@ export function createOrReuse(
   return ctx.store.create(eventType, create);
 }
 
-/** `POST /events`: docs/opencrvs-api.md §3.1 (v2.0) and §4 (v1.9). */
+/** `POST /events`: the create row of docs/opencrvs-api.md, "Calls" (v2.0 and v1.9). */
 export function handleCreate(ctx: SimContext, claims: SimTokenClaims, body: unknown): SimResponse {
   if (!hasScopeType(claims.scope, 'record.create', ctx.version)) return forbidden(CREATE_PATH);
   const { issues, value } = checkBody(body, CREATE_SCHEMA[ctx.version], ctx.version);

@@ -69,7 +69,7 @@ function readNotifyInput(value: Record<string, unknown>): NotifyInput {
   };
 }
 
-/** Declaration validation then the location check (the order of docs/opencrvs-api.md §3.2). */
+/** Declaration validation then the location check (opencrvs-core's order: docs/opencrvs-api.md, "Errors"). */
 function validateInput(ctx: SimContext, form: EventForm, input: NotifyInput, path: string): SimResponse | undefined {
   const problems = validateNotifyPayload(form, input.declaration, input.annotation, ctx.version);
   if (problems.length > 0) return eventsError(400, JSON.stringify(problems), path);

@@ -96,9 +96,9 @@ export function eventsRouter(deps: EventsRouterDeps): Router {
   const parseJson = express.json({ limit: deps.bodyLimitBytes, strict: false, type: () => true });
   const parse = (req: Request, res: Response) =>
     new Promise<void>((resolve, reject) => parseJson(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
-  // 1.9's REST adapter parses a body only when Content-Type is exactly `application/json` (reference §3):
-  // with a charset (or any other spelling) the procedure gets no body at all, and answers as for none.
-  // 2.0 reads the media type, parameters aside.
+  // 1.9's REST adapter parses a body only when Content-Type is exactly `application/json`
+  // (docs/opencrvs-api.md, "Calls"): with a charset (or any other spelling) the procedure gets no body at
+  // all, and answers as for none. 2.0 reads the media type, parameters aside.
   const readBody = async (req: Request, res: Response) => {
     if (ctx.version === '1.9' && req.headers['content-type'] !== 'application/json') return;
     await parse(req, res);

@@ -39,7 +39,7 @@ export interface OpenCrvsSimulatorOptions {
   country?: string;
   clientId?: string;
   clientSecret?: string;
-  /** Default: the Health client scopes of the version (docs/opencrvs-api.md §2). */
+  /** Default: the Health client scopes of the version (docs/opencrvs-api.md, "Token"). */
   scopes?: string[];
   tokenTtlSeconds?: number;
   /** Larger events-API bodies are answered 413. */

@@ -1,6 +1,6 @@
 import { generateKeyPairSync, type KeyObject, randomUUID, sign, verify } from 'node:crypto';
 
-// RS256 tokens shaped like OpenCRVS's auth service issues them (docs/opencrvs-api.md §2). The key pair
+// RS256 tokens shaped like OpenCRVS's auth service issues them (docs/opencrvs-api.md, "Token"). The key pair
 // is generated per simulator start: tokens do not survive a restart, as with a re-keyed deployment.
 // One claim is the simulator's own: `jti`, which tells apart two tokens of one client issued within one
 // second (alike to the byte otherwise), so a re-registration revokes exactly those issued before it

@@ -1,6 +1,6 @@
 import type { SimVersion } from './types.js';
 
-// Scope strings of OpenCRVS system clients (docs/opencrvs-api.md §2).
+// Scope strings of OpenCRVS system clients (docs/opencrvs-api.md, "Token").
 // v2.0: `type=record.create&event=birth,death` (no `event=` allows every event type).
 // v1.9: `record.create[event=birth|death]`, plus the plain `notification-api` scope.
 

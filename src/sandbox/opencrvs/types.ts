@@ -1,5 +1,5 @@
 // Shapes shared by the parts of the OpenCRVS simulator. The wire shapes follow
-// docs/opencrvs-api.md §3.4 (EventDocument) and §3.5 (locations).
+// docs/opencrvs-api.md: "The answer of a NOTIFY" (EventDocument) and "Calls" (locations).
 
 export type SimVersion = '2.0' | '1.9';
 

@@ -1,8 +1,9 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /**
- * Subscription notifications, whatever wire style the server uses (fhir-sources.md §2), reduced to
- * what the bridge acts on. A notification is only a hint: the bridge re-reads the resources itself.
+ * Subscription notifications, whatever wire style the server uses (docs/deployment.md, "Subscriptions on
+ * the EMR"), reduced to what the bridge acts on. A notification is only a hint: the bridge re-reads the
+ * resources itself.
  */
 export type ParsedNotification =
   /**
