@@ -82,6 +82,12 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       source_ref = @sourceRef, source_version = @sourceVersion, withdrawn_reason = NULL,
       source_fingerprint = @sourceFingerprint, updated_at = @now
     WHERE id = @id`);
+  // The same in doubt, for a reading of the same source content mapped otherwise: not counted, but the
+  // hash follows (the next reading is unchanged), and a withdrawal ends, as above: the source has it again.
+  const restampInDoubt = db.prepare(`
+    UPDATE ledger_rows SET payload_hash = @payloadHash, source_ref = @sourceRef, source_version = @sourceVersion,
+      withdrawn_reason = NULL, source_fingerprint = @sourceFingerprint, updated_at = @now
+    WHERE id = @id`);
   // A NOTIFY (or single call) that may have been stored by OpenCRVS: answered, failed in a way that can
   // follow a commit (500, 502, 504, a timeout, a dropped connection), or cut short by a process that
   // died (in-doubt.ts).
@@ -225,6 +231,14 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       (WAITING.includes(existing.state) || existing.state === 'delivering') &&
       !!notifyAttempted.get(existing.id);
     if (inDoubt) {
+      // Not when only the bridge moved (an upgrade, a mapping change, an office reopened that had made a
+      // reading of this content invalid, already counted then): the source content is the same.
+      if (sameContent(existing, input)) {
+        // A row in flight is left as it is: its settle compares hashes (outbox.ts), and a hash moved under
+        // it would count this reading there. Its next reading finds it settled.
+        if (existing.state !== 'delivering') restampInDoubt.run(params);
+        return { row: toLedgerRow(reselect(input)), change: 'unchanged' };
+      }
       markUpdatedInDoubt.run(params);
       return { row: toLedgerRow(reselect(input)), change: 'updated-after-notification' };
     }
@@ -250,7 +264,12 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         // Not yet delivered: the next attempt sends the newer payload. A worker holding the row keeps
         // sending the copy it claimed; `settle` compares hashes and, if that copy was delivered, records
         // this version as an update after notification (it was never sent) instead of losing it.
-        if (!same) {
+        // Not a row in flight whose content is the same (a mapping change alone): settle would count the
+        // newer payload as an update after notification once the claimed copy is delivered. Its next
+        // reading, once settled, replaces the payload if it still waits, or finds it delivered.
+        if (!same && existing.state === 'delivering' && sameContent(existing, input)) {
+          // The same content mapped otherwise while it is sent: see above.
+        } else if (!same) {
           (existing.state === 'delivering' ? replaceInFlight : replacePayload).run(params);
           change = 'replaced';
         } else if (existing.withdrawn_reason !== null) {

@@ -809,6 +809,60 @@ describe('ledger: recording events', () => {
       assert.equal(invalid('w3', undefined, 'Observation/1: could not be read'), false);
       assert.equal(ledger.get(unread.id)?.withdrawnReason, 'merged into another record');
     });
+
+    it('one change of the content, read invalid (an office closed) then valid (reopened), counts once', () => {
+      const row = inDoubt('c', 'content-a');
+      assert.equal(invalid('c', 'content-b', officeClosed), true);
+      assert.equal(ledger.get(row.id)?.updatesAfterNotification, 1);
+      // The office reopens: content-b now maps, to another payload than the copy kept. Nothing new at the source.
+      const read = ledger.recordEvent({
+        ...eventInput('c', payload('Corrected'), '2'),
+        sourceFingerprint: 'content-b',
+      });
+      assert.equal(read.change, 'unchanged');
+      assert.equal(ledger.get(row.id)?.updatesAfterNotification, 1);
+      assert.deepEqual(kept(ledger.get(row.id)).slice(0, 2), kept(row).slice(0, 2), 'the copy sent is kept');
+      // …and that reading again is no change either.
+      const again = ledger.recordEvent({
+        ...eventInput('c', payload('Corrected'), '2'),
+        sourceFingerprint: 'content-b',
+      });
+      assert.equal(again.change, 'unchanged');
+    });
+
+    it('a mapping change alone (the same content, another payload) counts nothing, in doubt or in flight', () => {
+      const row = inDoubt('m', 'content-a');
+      const read = ledger.recordEvent({
+        ...eventInput('m', payload('Mapped otherwise')),
+        sourceFingerprint: 'content-a',
+      });
+      assert.equal(read.change, 'unchanged');
+      assert.equal(ledger.get(row.id)?.updatesAfterNotification, 0);
+      assert.deepEqual(kept(ledger.get(row.id)).slice(0, 2), kept(row).slice(0, 2), 'the copy sent is kept');
+      // The content changed too: counted, as before.
+      const changed = ledger.recordEvent({ ...eventInput('m', payload('Corrected')), sourceFingerprint: 'content-b' });
+      assert.equal(changed.change, 'updated-after-notification');
+
+      // Read while its first attempt is under way, then delivered: nothing to correct in OpenCRVS.
+      const { row: sent } = ledger.recordEvent({ ...eventInput('f'), sourceFingerprint: 'content-a' });
+      const [claimed] = ledger.claimDue('w1', 10).filter((r) => r.id === sent.id);
+      assert.ok(claimed);
+      const during = ledger.recordEvent({
+        ...eventInput('f', payload('Mapped otherwise')),
+        sourceFingerprint: 'content-a',
+      });
+      assert.equal(during.change, 'unchanged');
+      ledger.settle({
+        id: sent.id,
+        workerId: 'w1',
+        claimedPayloadHash: claimed.payloadHash,
+        step: 'notify',
+        startedAt: clock.now(),
+        settlement: { outcome: 'delivered', eventId: 'e-f', trackingId: 'AAAAAA' },
+      });
+      assert.equal(ledger.get(sent.id)?.updatesAfterNotification, 0);
+      assert.equal(ledger.get(sent.id)?.state, 'delivered');
+    });
   });
 
   it('a row withdrawn while in doubt, then back unchanged (a merge undone), is no longer withdrawn', () => {
