@@ -12,7 +12,7 @@ import { Bridge } from '../../src/app.js';
 import { configFromObject } from '../../src/config/index.js';
 import type { SourceSettings, WriteBackSettings } from '../../src/config/types.js';
 import { type Ledger, openLedger } from '../../src/ledger/index.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { DEMO_FACILITIES, facilityLocation, generateBirth, generateDeath } from '../../src/sandbox/demo/generate.js';
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
@@ -490,6 +490,56 @@ describe('FHIR write-back: an answer that is no FHIR resource', () => {
         ['GET'],
         'read once, nothing written',
       );
+    } finally {
+      await runner.stop();
+      client.close();
+    }
+  });
+
+  it('a subject that no longer exists is abandoned with its reference in the job, never in the log', async () => {
+    // Some EMRs use the medical record number as the Patient's id.
+    const { row } = ledger.recordEvent({
+      sourceId: SOURCE,
+      eventType: 'birth',
+      subjectKey: 'Patient/XMRNC41',
+      sourceRef: 'Encounter/XMRNC41-birth',
+      payloadHash: 'hash-gone',
+      payload: { declaration: {}, office: 'office' },
+    });
+    assert.equal(ledger.claimRow(row.id, 'worker')?.id, row.id);
+    ledger.settle({
+      id: row.id,
+      workerId: 'worker',
+      claimedPayloadHash: 'hash-gone',
+      step: 'notify',
+      startedAt: Date.now(),
+      settlement: { outcome: 'delivered', eventId: 'ev-gone', trackingId: 'TRKGONE1' },
+    });
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'debug', destination: { write: (line: string) => lines.push(line) } });
+    const client = new FhirSourceClient(source, { logger, retryBaseMs: 10 });
+    const runner = new WriteBackRunner({
+      ledger,
+      logger,
+      sources: [{ sourceId: SOURCE, settings: source.writeBack, target: new FhirWriteBack(client, source.writeBack) }],
+    });
+    try {
+      runner.onOutcome({ type: 'delivered', row: { id: row.id, sourceId: SOURCE, trackingId: 'TRKGONE1' } });
+      await runner.drain({ timeoutMs: 10_000 });
+      const job = runner.store.get(row.id);
+      assert.equal(job?.outcome, 'abandoned');
+      assert.match(job?.lastError ?? '', /Patient XMRNC41 no longer exists/, 'the operator sees which record');
+      for (const line of lines) assert.doesNotMatch(line, /XMRNC41/);
+      const abandoned = lines
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .find((l) => l.msg === 'write-back abandoned');
+      assert.ok(abandoned, 'the abandoned write-back is logged');
+      assert.equal(abandoned.rowId, row.id);
+      assert.equal(abandoned.source, SOURCE);
+      assert.equal(abandoned.subjectType, 'Patient');
+      assert.equal(abandoned.triggerType, 'Encounter');
+      assert.equal(abandoned.kind, 'record');
+      assert.equal(abandoned.error, 'Patient {id} no longer exists');
     } finally {
       await runner.stop();
       client.close();

@@ -387,6 +387,51 @@ describe('write-back worker', () => {
     await wb.stop();
   });
 
+  it('logs the failures without the record references, which stay in the job for the operator', async () => {
+    // Ids as an EMR that uses the medical record number as resource id would give them.
+    const failing = deliveredRow('XMRNC30', 'TRK-R1');
+    const gone = deliveredRow('XMRNC31', 'TRK-R2');
+    const lines: string[] = [];
+    const wb = new WriteBackRunner({
+      ledger,
+      logger: createLogger({ level: 'info', destination: { write: (line: string) => lines.push(line) } }),
+      sources: [
+        {
+          sourceId: 'dhis2',
+          settings: SETTINGS,
+          target: new ScriptedTarget([
+            new WriteBackError('no event of program stage st1 for TrackedEntity/XMRNC30 yet', false),
+            new WriteBackError('the event that triggered Event/XMRNC31E is gone; tracked entity XMRNC31 too', true),
+          ]),
+        },
+      ],
+      now: () => clock,
+      random: () => 0,
+      batchSize: 1,
+    });
+    wb.onOutcome(delivered(failing, 'TRK-R1'));
+    wb.onOutcome(delivered(gone, 'TRK-R2'));
+    await wb.drain();
+
+    assert.match(wb.store.get(failing)?.lastError ?? '', /TrackedEntity\/XMRNC30/, 'the job keeps the reference');
+    assert.match(wb.store.get(gone)?.lastError ?? '', /Event\/XMRNC31E/);
+    assert.ok(lines.length > 0);
+    for (const line of lines) assert.doesNotMatch(line, /XMRNC3/);
+    const logged = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const retrying = logged.find((l) => l.msg === 'write-back failed; retrying later');
+    assert.equal(retrying?.rowId, failing);
+    assert.equal(retrying?.source, 'dhis2');
+    assert.equal(retrying?.subjectType, 'TrackedEntity');
+    assert.equal(retrying?.triggerType, 'Event');
+    assert.equal(retrying?.kind, 'record');
+    assert.equal(retrying?.error, 'no event of program stage st1 for TrackedEntity/{id} yet');
+    const abandoned = logged.find((l) => l.msg === 'write-back abandoned');
+    assert.equal(abandoned?.rowId, gone);
+    assert.equal(abandoned?.permanent, true);
+    assert.equal(abandoned?.error, 'the event that triggered Event/{id} is gone; tracked entity {id} too');
+    await wb.stop();
+  });
+
   it('ignores outcomes without a tracking id and sources without write-back', async () => {
     const id = deliveredRow('childF', 'TRK-F', 'other');
     const wb = runner(new ScriptedTarget([]));

@@ -8,7 +8,13 @@ import { callSignal } from '../shared/call-signal.js';
 import { lastReaderFirst } from '../shared/last-reader.js';
 import { writeBackDelay } from './policy.js';
 import { type WriteBackItem, WriteBackStore } from './store.js';
-import { WriteBackError, type WriteBackJob, type WriteBackTarget } from './types.js';
+import {
+  WriteBackError,
+  type WriteBackJob,
+  type WriteBackTarget,
+  withoutReferences,
+  writeBackErrorKind,
+} from './types.js';
 
 export interface WriteBackSource {
   sourceId: string;
@@ -273,7 +279,14 @@ export class WriteBackRunner {
       trackingId: item.trackingId,
       eventId: row.eventId,
     };
-    const log = { rowId: row.id, source: row.sourceId, attempt: item.attempts };
+    // Never the references themselves (see withoutReferences): their resource types say enough.
+    const log = {
+      rowId: row.id,
+      source: row.sourceId,
+      subjectType: typeOf(row.subjectKey),
+      triggerType: typeOf(row.sourceRef),
+      attempt: item.attempts,
+    };
     try {
       const { result, via } = await this.writeThrough(source, job, signal);
       if (!this.store.done(item, result, this.now())) return lost(result);
@@ -293,17 +306,18 @@ export class WriteBackRunner {
       }
       const message = err instanceof Error ? err.message : String(err);
       const permanent = err instanceof WriteBackError && err.permanent;
+      const logged = { ...log, ...writeBackErrorKind(err), error: withoutReferences(message, job) };
       if (permanent || item.attempts >= source.settings.maxAttempts) {
         if (!this.store.done(item, 'abandoned', this.now(), message)) return lost('abandoned');
         failed('abandoned', message);
-        this.log.warn({ ...log, permanent, error: message }, 'write-back abandoned');
+        this.log.warn({ ...logged, permanent }, 'write-back abandoned');
         return;
       }
       const { baseDelayMs, maxDelayMs } = source.settings;
       const delay = writeBackDelay(item.attempts, baseDelayMs, maxDelayMs, this.random);
       if (!this.store.retry(item, this.now() + delay, message, this.now())) return lost('failing');
       failed('failing', message);
-      this.log.warn({ ...log, delayMs: delay, error: message }, 'write-back failed; retrying later');
+      this.log.warn({ ...logged, delayMs: delay }, 'write-back failed; retrying later');
     }
   }
 
@@ -362,4 +376,9 @@ export class WriteBackRunner {
     await this.running?.catch(() => undefined);
     this.store.close();
   }
+}
+
+/** `Patient` of `Patient/<id>`; undefined for a reference of no such shape. */
+function typeOf(ref: string): string | undefined {
+  return /^([A-Z][A-Za-z]+)\//.exec(ref)?.[1];
 }

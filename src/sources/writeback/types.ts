@@ -87,3 +87,51 @@ export function splitRef(ref: string): { type: string; id: string } | undefined 
   const [, type, id] = match ?? [];
   return type && id !== undefined && isFhirId(id) ? { type, id } : undefined;
 }
+
+/**
+ * What kind of failure a write-back met, for the log line that may not carry its message's record
+ * references: `not-shown` (the source's user is not shown the record), `credentials` (its token endpoint
+ * refused them), `timeout`, `status` (the source answered with an HTTP status: logged beside it),
+ * `no-answer` (network, cut off), `record` (the target's own finding: the record is gone, has no place for
+ * the id, keeps changing), `unexpected`.
+ */
+export function writeBackErrorKind(err: unknown): { kind: string; status?: number } {
+  if (!(err instanceof WriteBackError)) return { kind: 'unexpected' };
+  if (err.notShown) return { kind: 'not-shown' };
+  const cause = err.cause;
+  if (cause instanceof SourceCallError) {
+    if (refusedCredentials(cause)) return { kind: 'credentials' };
+    if (cause.status !== undefined) return { kind: 'status', status: cause.status };
+    if (cause.timedOut) return { kind: 'timeout' };
+    return { kind: 'no-answer' };
+  }
+  return { kind: cause === undefined ? 'record' : 'unexpected' };
+}
+
+/**
+ * A write-back error's message as it may be logged: the job's own references (`Patient/<id>`, the id
+ * alone, as `Patient <id>` says it) replaced by `<Type>/{id}` and `{id}`. The message stays whole in the
+ * write-back job (the `write-backs` command, the admin API), but a log line never names the record: some
+ * EMRs use the medical record number as the resource id (docs/deployment.md, Logs). A short numeric id
+ * also hides that number where it means something else; a log line less clear is the price.
+ */
+export function withoutReferences(message: string, job: Pick<WriteBackJob, 'sourceRef' | 'subjectKey'>): string {
+  let text = message;
+  const refs = [job.sourceRef, job.subjectKey].filter((ref) => ref !== '');
+  // Whole references first, longest first (one may contain the other), then the ids alone.
+  for (const ref of [...refs].sort((a, b) => b.length - a.length)) {
+    const slash = ref.indexOf('/');
+    text = text.split(ref).join(slash > 0 ? `${ref.slice(0, slash)}/{id}` : '{ref}');
+  }
+  const ids = refs.map((ref) => ref.slice(ref.indexOf('/') + 1)).filter((id) => id !== '');
+  for (const id of [...new Set(ids)].sort((a, b) => b.length - a.length)) {
+    // As a word of its own: not inside a longer id, and not the `{id}` put in above.
+    const word = new RegExp(`(?<![\\w.{-])${escapeRegExp(id)}(?![\\w}-]|\\.\\w)`, 'g');
+    text = text.replace(word, '{id}');
+  }
+  return text;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
