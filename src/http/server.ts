@@ -6,6 +6,7 @@ import type { Logger } from '../observability/logger.js';
 import { AddressSlots } from './address-slots.js';
 import { clientErrorStatus } from './client-error.js';
 import { sendOutcome } from './operation-outcome.js';
+import { routeShape } from './route-shape.js';
 
 export interface MountedRouter {
   path: string;
@@ -15,7 +16,7 @@ export interface MountedRouter {
 /**
  * The bridge's one express app: subscription receiver, health, metrics and admin are mounted on it
  * by the composition root. Every request gets an id (echoed as X-Request-Id) and one log line with
- * method, route, status and duration — never query strings or bodies.
+ * method, route, status and duration — never query strings, bodies, or the record ids of paths (routeShape).
  */
 export function createHttpApp(routers: MountedRouter[], logger: Logger): Express {
   const log = logger.child({ component: 'http' });
@@ -34,7 +35,7 @@ export function createHttpApp(routers: MountedRouter[], logger: Logger): Express
     if (debug) {
       const started = process.hrtime.bigint();
       // Read now: a mounted router strips its prefix from req.path while it handles the request.
-      const path = req.path;
+      const path = routeShape(req.path);
       res.on('finish', () => {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         log.debug(
@@ -54,7 +55,7 @@ export function createHttpApp(routers: MountedRouter[], logger: Logger): Express
       if (!res.headersSent) sendOutcome(res, status, 'invalid', 'malformed request');
       return;
     }
-    log.error({ err, method: req.method, path: req.originalUrl.split('?')[0] }, 'request failed');
+    log.error({ err, method: req.method, path: routeShape(req.originalUrl.split('?')[0] ?? '') }, 'request failed');
     if (!res.headersSent) sendOutcome(res, 500, 'exception', 'internal error');
   });
   return app;

@@ -252,6 +252,22 @@ describe('logs without personal data or secrets', () => {
         }
         // The readiness and metrics routes log too.
         await fetch(`http://127.0.0.1:${bridge.httpPort}/readyz`, { signal: AbortSignal.timeout(10_000) });
+        // A record id in a refused notification's path (some EMRs use the MRN as resource id), and in a
+        // path that is no route of the bridge's (an EMR given the wrong base URL).
+        for (const [method, path] of [
+          ['PUT', '/fhir-subscription/emr/Patient/XMRNC30'],
+          ['DELETE', '/fhir-subscription/emr/Patient/XMRNC30'],
+          ['PUT', '/Patient/XMRNC30'],
+          ['GET', '/fhir-subscription/emr/Patient/XMRNC30/_history/1'],
+        ] as const) {
+          const answer = await fetch(`http://127.0.0.1:${bridge.httpPort}${path}`, {
+            method,
+            headers: { Authorization: 'Bearer wrong-secret', 'Content-Type': 'application/fhir+json' },
+            body: method === 'PUT' ? '{"resourceType":"Patient","id":"XMRNC30"}' : undefined,
+            signal: AbortSignal.timeout(10_000),
+          });
+          await answer.arrayBuffer();
+        }
       } finally {
         await bridge.stop();
         await fhir.close();
@@ -267,8 +283,24 @@ describe('logs without personal data or secrets', () => {
       .filter((l) => l.msg === 'request')
       .map((l) => String(l.path));
     assert.ok(paths.includes('/readyz'), paths.join(' '));
+    // The route, not the record: the resource ids the notifications named are not in them.
+    assert.ok(paths.includes('/fhir-subscription/emr/Patient/{id}'), paths.join(' '));
+    const requests = jsonLines(output).filter((l) => l.msg === 'request');
+    for (const id of collectSensitive(records).resourceIds) {
+      assert.ok(!paths.some((p) => p.includes(id)), `${id} in ${paths.join(' ')}`);
+    }
+    assert.doesNotMatch(output, /XMRNC30/);
+    const refused = requests.filter((l) => l.status === 401);
+    assert.deepEqual(
+      refused.map((l) => `${String(l.method)} ${String(l.path)}`),
+      [
+        'PUT /fhir-subscription/emr/Patient/{id}',
+        'DELETE /fhir-subscription/emr/Patient/{id}',
+        'GET /fhir-subscription/{unknown}',
+      ],
+    );
     assert.ok(
-      paths.some((p) => p.startsWith('/fhir-subscription/emr/')),
+      requests.some((l) => l.method === 'PUT' && l.path === '/{unknown}' && l.status === 404),
       paths.join(' '),
     );
     const sensitive = collectSensitive(records);

@@ -4,6 +4,7 @@ import { adminTokenProblem } from '../../config/admin.js';
 import { fixedSecret, secretOf } from '../../config/secret-files.js';
 import { type Logger, silentLogger } from '../../observability/logger.js';
 import { clientErrorStatus } from '../client-error.js';
+import { routeShape } from '../route-shape.js';
 import { adminApi } from './api.js';
 import { adminError, logout, requireToken } from './auth.js';
 import { AuthThrottle } from './auth-throttle.js';
@@ -118,7 +119,10 @@ export function adminRoutes(
       if (!res.headersSent) adminError(res, status, 'malformed request');
       return;
     }
-    log.error({ err, method: req.method, path: req.originalUrl.split('?')[0] }, 'admin request failed');
+    log.error(
+      { err, method: req.method, path: routeShape(req.originalUrl.split('?')[0] ?? '') },
+      'admin request failed',
+    );
     if (!res.headersSent) adminError(res, 500, 'internal error (see the bridge log)');
   });
   return router;
