@@ -949,6 +949,7 @@ export class Bridge {
   }
 
   async start(): Promise<void> {
+    this.ran = true;
     if (this.options.http !== false) await this.openListeners();
     // Notifications are accepted (stored) at once. Processing and polling need the routing table, since a
     // record cannot be mapped to an office before: while OpenCRVS cannot be asked, they run on what it
@@ -1111,6 +1112,7 @@ export class Bridge {
    */
   /** `since`: read again from there too (PassOptions.from). */
   async syncOnce(sourceIds?: string[], options: { timeoutMs?: number; since?: string } = {}): Promise<SyncSummary> {
+    this.ran = true;
     const deadline = Date.now() + (options.timeoutMs ?? 120_000);
     let deliverySkipped = this.locationsReady ? undefined : await this.resolveLocationsForPass(deadline);
     const report = emptyReport();
@@ -1231,6 +1233,8 @@ export class Bridge {
   }
 
   private stopped: Promise<void> | undefined;
+  /** Started, or ran a pass: a bridge built only to replay or look up rows does not report stopping. */
+  private ran = false;
 
   /**
    * Stops everything, once: a signal may stop the bridge while its command is stopping it too. `drainMs`:
@@ -1263,7 +1267,7 @@ export class Bridge {
     await writeBacksStopped;
     this.opencrvs.close?.();
     this.ledger.close(); // gives the lease back (BridgeOptions.lease)
-    this.log.info('stopped');
+    if (this.ran) this.log.info('stopped');
   }
 }
 

@@ -61,6 +61,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   let stopping = false;
   /** Set once stop() has handed back what was still in flight. */
   let stopped = false;
+  /**
+   * Whether this worker ever ran (its loop, or a round of `sync --once`): one that never did, as in a
+   * process that only replays or dismisses rows, does not report stopping.
+   */
+  let ran = false;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
   /** Counts operator refusals, so a probe can tell whether its own re-try was refused again. */
@@ -365,6 +370,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   };
 
   const processNext = async (): Promise<number> => {
+    ran = true;
     maintenance();
     refreshHold();
     if (hold) {
@@ -424,6 +430,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     start() {
       if (running) return;
       running = true;
+      ran = true;
       stopping = false;
       stopped = false;
       liveWorkers.add(workerId);
@@ -457,11 +464,12 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       }
       liveWorkers.delete(workerId);
       stopped = true;
-      logger.info('delivery worker stopped');
+      if (ran) logger.info('delivery worker stopped');
     },
     processNext,
     async runUntilIdle(options = {}) {
       const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+      ran = true;
       resetGoneLocks(false); // `sync --once` runs only this: a pass killed before it left rows locked
       const timedOut = () => new Error('delivery did not become idle before the timeout');
       // And, run by a scheduler, has no other time to ask about pending NOTIFYs.

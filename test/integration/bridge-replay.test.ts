@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Resource } from '@medplum/fhirtypes';
 import { Bridge } from '../../src/app.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { assertDeliveredOnce, birthResources, officeOf, ROUTING, startHarness } from './helpers/bridge-harness.js';
 
 describe('replaying a dead row', () => {
@@ -67,6 +67,31 @@ describe('replaying a dead row', () => {
         routes.some((r) => h.location(r.office).id === officeOf(event)),
         'created at the office the new route names',
       );
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a bridge that only replays (the `replay` command) does not report a worker or itself stopping', async () => {
+    const h = await startHarness({ worker: false });
+    try {
+      const lines: string[] = [];
+      const logger = createLogger({ level: 'info', destination: { write: (line: string) => lines.push(line) } });
+      const messages = () => lines.map((line) => String((JSON.parse(line) as { msg?: unknown }).msg));
+      const replaying = new Bridge(h.config, { logger, http: false, schedule: false, worker: false });
+      const result = await replaying.replay([999]);
+      assert.equal(result.skipped[0]?.id, 999);
+      await replaying.stop();
+      assert.ok(!messages().includes('delivery worker stopped'), messages().join(' | '));
+      assert.ok(!messages().includes('stopped'), messages().join(' | '));
+
+      // A pass runs the worker (`sync --once`): its end is reported.
+      lines.length = 0;
+      const syncing = new Bridge(h.config, { logger, http: false, schedule: false, worker: false });
+      await syncing.syncOnce(undefined, { timeoutMs: 20_000 });
+      await syncing.stop();
+      assert.ok(messages().includes('delivery worker stopped'), messages().join(' | '));
+      assert.ok(messages().includes('stopped'), messages().join(' | '));
     } finally {
       await h.close();
     }
