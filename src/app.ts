@@ -1027,7 +1027,15 @@ export class Bridge {
       // Stopped meanwhile (a SIGTERM during start-up closed the client): that is no routing problem.
       if (this.stopping) return;
       const reason = err instanceof Error ? err.message : String(err);
-      const retry = `retrying in ${Math.round(delayMs / 1000)} s`;
+      // Credentials the token endpoint refused: it is not asked again before its backoff ends (30 s,
+      // doubling: opencrvs/token.ts), and a try before then meets the same refusal at once, a warning each.
+      // Rounded up to the second: a timer may fire a millisecond early, and the try with it.
+      const refusedMs =
+        err instanceof OpenCrvsError && err.operation === 'token' && err.classification !== 'retryable'
+          ? Math.ceil((err.retryAfterMs ?? 0) / 1000) * 1000
+          : 0;
+      const waitMs = Math.max(delayMs, refusedMs);
+      const retry = `retrying in ${Math.round(waitMs / 1000)} s`;
       if (this.sourcesStarted || this.unconfirmableRoutes().length === 0) {
         if (!this.sourcesStarted) {
           this.unconfirmedRouting = { taken: this.takenRoutes() };
@@ -1045,7 +1053,7 @@ export class Bridge {
       }
       this.locationRetry = setTimeout(
         () => void this.resolveLocationsUntilReady(Math.min(delayMs * 2, ROUTING_RETRY_MAX_MS)),
-        delayMs,
+        waitMs,
       );
       this.locationRetry.unref();
     }

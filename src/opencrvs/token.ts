@@ -203,6 +203,7 @@ export function clientCredentialsTokenSource(
               { kind: err.kind, status: err.status, retryInSeconds: Math.round(backoffMs / 1000) },
               'the OpenCRVS token endpoint refused the credentials or the request; not asked again until the retry',
             );
+            throw withRetryAfter(err, backoffMs);
           }
           if (current && err instanceof OpenCrvsError && err.classification === 'retryable' && at < current.expiresAt) {
             // Calls go on with the current token (see get); without a new renewAt every one of them would
@@ -271,6 +272,25 @@ function stillRefused(refused: { error: OpenCrvsError; at: number; until: number
     ...(error.status !== undefined ? { status: error.status } : {}),
     ...(error.body !== undefined ? { body: error.body } : {}),
     operation: 'token',
+    retryAfterMs: Math.max(0, refused.until - at),
+  });
+}
+
+/**
+ * The refusal as its callers get it: with when the endpoint is asked again, so that a caller retrying on
+ * its own (the routing table at start-up) waits for it instead of meeting the same refusal each time.
+ */
+function withRetryAfter(error: OpenCrvsError, retryAfterMs: number): OpenCrvsError {
+  return new OpenCrvsError({
+    kind: error.kind,
+    classification: error.classification,
+    message: error.opencrvsMessage,
+    ...(error.status !== undefined ? { status: error.status } : {}),
+    ...(error.body !== undefined ? { body: error.body } : {}),
+    ...(error.operation !== undefined ? { operation: error.operation } : {}),
+    ...(error.hint !== undefined ? { hint: error.hint } : {}),
+    ...(error.cause !== undefined ? { cause: error.cause } : {}),
+    retryAfterMs,
   });
 }
 

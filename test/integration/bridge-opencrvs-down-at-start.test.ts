@@ -11,13 +11,14 @@ import { stringify } from 'yaml';
 import { Bridge } from '../../src/app.js';
 import { configFromObject } from '../../src/config/load.js';
 import { openLedger } from '../../src/ledger/index.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { runCli } from './helpers/bridge-cli.js';
 import {
   assertDeliveredOnce,
   birthResources,
   type Harness,
   ROUTING,
+  sleep,
   startHarness,
   startSimulators,
   waitUntil,
@@ -104,6 +105,33 @@ describe('bridge: OpenCRVS cannot list its locations when the bridge starts', ()
         await h.close();
       }
     });
+
+  it('credentials refused at a restart: the routing table is asked again when the token endpoint is, not every second', async () => {
+    const h = await startHarness({ worker: false });
+    let restarted: Bridge | undefined;
+    try {
+      // The first run resolved the routing table; OpenCRVS then deactivated the client.
+      await h.bridge.stop();
+      await h.sim.control.removeClient(h.sim.clientId);
+      const tokensBefore = (await h.sim.control.requests()).token ?? 0;
+      const lines: string[] = [];
+      const logger = createLogger({ level: 'warn', destination: { write: (line: string) => lines.push(line) } });
+      restarted = new Bridge(h.config, { logger, schedule: false, http: false });
+      await restarted.start();
+      // Long enough for the 1 s, 2 s tries that met the token endpoint's 30 s refusal (token.ts) at once.
+      await sleep(4_500);
+      const routing = lines
+        .map((line) => JSON.parse(line) as { level: string; msg: string })
+        .filter((l) => l.msg.startsWith('routing could not be confirmed'));
+      assert.equal(routing.length, 1, routing.map((l) => l.msg).join('\n'));
+      assert.equal(routing[0]?.level, 'warn');
+      assert.match(routing[0]?.msg ?? '', /retrying in 30 s$/);
+      assert.equal((await h.sim.control.requests()).token, tokensBefore + 1, 'the token endpoint asked once');
+    } finally {
+      await restarted?.stop();
+      await h.close();
+    }
+  });
 
   it('OpenCRVS set up again meanwhile: the births recorded on its old answers are mapped again before they are sent', async () => {
     const h = await startHarness();
