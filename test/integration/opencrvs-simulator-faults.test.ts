@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { STATUS_CODES } from 'node:http';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
 import { call, events, getToken, office, tokenQuery } from './opencrvs-simulator-helpers.js';
@@ -25,6 +26,23 @@ describe('OpenCRVS simulator fault injection', () => {
     const result = await api.post('/events', createBody('t1'));
     assert.equal(result.status, 500);
     assert.equal(result.json.code, 'INTERNAL_SERVER_ERROR');
+    assert.equal((await sim.control.events()).length, 0);
+  });
+
+  test("an injected error says its status's own reason, in the events service's error body", async () => {
+    for (const [status, code] of [
+      [400, 'BAD_REQUEST'],
+      [403, 'FORBIDDEN'],
+      [404, 'NOT_FOUND'],
+      [409, 'CONFLICT'],
+      [429, 'TOO_MANY_REQUESTS'],
+      [500, 'INTERNAL_SERVER_ERROR'],
+    ] as const) {
+      await sim.control.configure({ faults: { errorRate: 1, errorStatus: status } });
+      const result = await api.post('/events', createBody(`t${status}`));
+      assert.equal(result.status, status);
+      assert.deepEqual(result.json, { message: STATUS_CODES[status], code, data: { code, httpStatus: status } });
+    }
     assert.equal((await sim.control.events()).length, 0);
   });
 

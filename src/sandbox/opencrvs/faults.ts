@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import { eventsError, nginxHtml } from './errors.js';
 import type { ActionConfirmation, ErrorEcho, FaultConfig, SandboxConfig, SimOperation, SimResponse } from './types.js';
 
@@ -19,11 +20,16 @@ function seededRandom(seed: number): () => number {
   };
 }
 
+/**
+ * An injected error as the events service's REST adapter shapes it (docs/opencrvs-api.md, Errors), with the
+ * status's own reason (`Not Found`, `Conflict`): a 4xx that said "Internal server error" misled whoever
+ * read the bridge's ledger. A 502–504 is nginx's HTML page, as in front of a real deployment.
+ */
 function errorResponse(status: number, retryAfterSeconds: number | undefined): SimResponse {
   const response =
     status >= 502 && status <= 504
       ? nginxHtml(status)
-      : eventsError(status, status === 429 ? 'Too many requests' : 'Internal server error');
+      : eventsError(status, STATUS_CODES[status] ?? (status >= 500 ? 'Internal Server Error' : 'Error'));
   if (retryAfterSeconds !== undefined && (status === 429 || status === 503)) {
     response.headers = { ...response.headers, 'Retry-After': String(retryAfterSeconds) };
   }
