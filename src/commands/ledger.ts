@@ -220,12 +220,18 @@ function parseStates(value: string | undefined): LedgerState[] | undefined {
   return valid.length === parts.length && parts.length > 0 ? valid : undefined;
 }
 
+/**
+ * What to do depends on the hold: OpenCRVS out of reach (an outage) is no credentials problem, and sending
+ * the operator to the client secret during one wastes the outage and may break a working client.
+ */
 function holdBanner(hold: HoldState): string {
-  return (
-    `DELIVERY HELD ${heldSince(hold)}\n` +
-    'Nothing is being sent; no row is dead-lettered. Fix the credentials, scopes or office, and delivery ' +
-    'resumes by itself at the next probe.\n'
-  );
+  const next = hold.outage
+    ? 'Nothing is being sent; no row is dead-lettered and no attempt is counted. OpenCRVS is asked (without ' +
+      'sending any row) every delivery.holdProbeSeconds, and delivery resumes by itself once it answers: check ' +
+      'that OpenCRVS is up and that this host reaches it (network, DNS, proxy, firewall).'
+    : 'Nothing is being sent; no row is dead-lettered. Fix the credentials, scopes or office, and delivery ' +
+      'resumes by itself at the next probe.';
+  return `DELIVERY HELD ${heldSince(hold)}\n${next}\n`;
 }
 
 /** Everything but the payload (personal data) and the lock internals. */

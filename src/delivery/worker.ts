@@ -100,8 +100,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     onHold: (next) => {
       holdsRaised++;
       const first = !hold;
-      // Keep the first `since`: the hold started then, whatever later attempts found.
-      hold = hold ? { ...next, since: hold.since } : next;
+      // Keep the first `since`: the hold started then, whatever later attempts found. An outage is one
+      // hold: the attempts still in flight when it was seen fail the same way, and taking theirs would
+      // name another row than the one the log line (written once) names.
+      const sameOutage = hold?.outage === true && next.outage === true;
+      hold = hold ? (sameOutage ? hold : { ...next, since: hold.since }) : next;
       ledger.setHold(hold);
       nextProbeAt = now() + probeEveryMs;
       const fields = { kind: next.kind, status: next.status, reason: next.reason, rowId: next.rowId };

@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { DeliverySettings } from '../../src/config/types.js';
 import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker } from '../../src/delivery/index.js';
 import type { Ledger } from '../../src/ledger/index.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { FakeOpenCrvs, TEST_DELIVERY_SETTINGS as settings } from './delivery-fake-api.js';
 import { eventInput, payload, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
 
@@ -293,6 +294,37 @@ describe('delivery worker', () => {
       outcomes.map((o) => o.type),
       ['held', 'held', 'delivered', 'resumed', 'delivered', 'delivered'],
     );
+  });
+
+  it('an outage is one hold: the attempts still in flight do not replace the row its log line names', async () => {
+    for (const s of ['1', '2', '3', '4']) ledger.recordEvent(eventInput(s));
+    api.always.create = {
+      kind: 'network',
+      classification: 'retryable',
+      message: 'UND_ERR_SOCKET',
+      operation: 'create',
+    };
+    const lines: string[] = [];
+    const w = createDeliveryWorker({
+      ledger,
+      api,
+      settings: { ...settings, concurrency: 4, outageHoldSeconds: 1 },
+      workerId: 'w-test',
+      now: clock.now,
+      random: () => 1,
+      onOutcome: (event) => outcomes.push(event),
+      logger: createLogger({ destination: { write: (line: string) => lines.push(line) } }),
+    });
+    clock.advance(2000); // OpenCRVS silent for longer than outageHoldSeconds: the third failing row holds
+    await w.processNext();
+    assert.ok(
+      outcomes.filter((o) => o.type === 'held').length >= 2,
+      'a second attempt in flight was held too (what this is about)',
+    );
+    const logged = lines.map((line) => JSON.parse(line)).filter((entry) => /delivery held/.test(entry.msg));
+    assert.equal(logged.length, 1, 'an outage is logged once');
+    assert.equal(ledger.getHold()?.outage, true);
+    assert.equal(ledger.getHold()?.rowId, logged[0]?.rowId, 'the ledger, `ledger` and doctor name the logged row');
   });
 
   it('keeps the hold across a restart and probes it at once', async () => {

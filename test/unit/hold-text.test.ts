@@ -11,6 +11,19 @@ describe('heldSince', () => {
     );
   });
 
+  it('for an outage, names the first row out of reach without saying the probe re-tries it (it sends none)', () => {
+    const text = heldSince({
+      since: 0,
+      reason: 'OpenCRVS out of reach: network: UND_ERR_SOCKET',
+      rowId: 32,
+      outage: true,
+    });
+    assert.equal(
+      text,
+      "since 1970-01-01T00:00:00.000Z: OpenCRVS out of reach: network: UND_ERR_SOCKET (first seen by row #32: ledger --find '#32')",
+    );
+  });
+
   it('names no row when no attempt showed the problem', () => {
     assert.equal(heldSince({ since: 0, reason: 'forbidden' }), 'since 1970-01-01T00:00:00.000Z: forbidden');
   });

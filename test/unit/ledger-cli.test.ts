@@ -67,6 +67,26 @@ describe('ledger and replay commands', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
+  it('tells an operator hold to fix the credentials, and an outage hold to look at OpenCRVS and the network', async () => {
+    const credentials = await run(['ledger', '--config', config]);
+    assert.match(credentials.out, /Fix the credentials, scopes or office/);
+    const ledger = openLedger(db);
+    ledger.setHold({
+      reason: 'OpenCRVS out of reach: network: UND_ERR_SOCKET',
+      since: 0,
+      kind: 'network',
+      rowId: 2,
+      outage: true,
+    });
+    ledger.close();
+    const { code, out } = await run(['ledger', '--config', config]);
+    assert.equal(code, 0);
+    assert.match(out, /DELIVERY HELD since 1970-01-01T00:00:00.000Z: OpenCRVS out of reach: network: UND_ERR_SOCKET/);
+    assert.match(out, /check that OpenCRVS is up and that this host reaches it/);
+    assert.doesNotMatch(out, /credentials|scopes/, 'an outage is no credentials problem');
+    assert.doesNotMatch(out, /probe tries again/, "an outage's probe sends no row");
+  });
+
   it('shows rows, errors and the hold without any declaration content', async () => {
     const { code, out } = await run(['ledger', '--config', config]);
     assert.equal(code, 0);
