@@ -5,7 +5,7 @@
 // again, and `replay` is the way on from there, as for any dead row.
 import type { Command } from 'commander';
 import { checkDismissReason, type Ledger, MAX_DISMISS_REASON_LENGTH, openLedger } from '../ledger/index.js';
-import { configWithLedgerOrReport, reportLedgerInUse } from './options.js';
+import { configWithLedgerOrReport, LOCAL_ONLY, reportLedgerInUse } from './options.js';
 
 interface DismissOptions {
   config?: string;
@@ -46,7 +46,7 @@ function runDismiss(args: string[], options: DismissOptions): void {
     process.exitCode = 2;
     return;
   }
-  const config = configWithLedgerOrReport(options.config);
+  const config = configWithLedgerOrReport(options.config, LOCAL_ONLY);
   if (!config) return;
   let ledger: Ledger;
   try {

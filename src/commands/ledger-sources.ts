@@ -5,7 +5,7 @@
 import { type Command, Option } from 'commander';
 import type { BridgeConfig } from '../config/index.js';
 import { type Ledger, openLedger, SourceIdError } from '../ledger/index.js';
-import { configWithLedgerOrReport, reportLedgerInUse } from './options.js';
+import { configWithLedgerOrReport, LOCAL_ONLY, reportLedgerInUse } from './options.js';
 
 /**
  * The `ledger` options that mean nothing to these subcommands (they share the parent's `--config`). Given
@@ -135,7 +135,7 @@ function openFor(command: Command): { config: BridgeConfig; ledger: Ledger } | u
     );
     return undefined;
   }
-  const config = configWithLedgerOrReport(command.optsWithGlobals<{ config?: string }>().config);
+  const config = configWithLedgerOrReport(command.optsWithGlobals<{ config?: string }>().config, LOCAL_ONLY);
   if (!config) return undefined;
   try {
     return { config, ledger: openLedger(config.store.path, { exclusive: true }) };

@@ -14,7 +14,7 @@ import {
 } from '../ledger/index.js';
 import { type WriteBackItem, WriteBackStore } from '../sources/writeback/index.js';
 import { registerLedgerSources } from './ledger-sources.js';
-import { ledgerPlace, loadConfigOrReport } from './options.js';
+import { LOCAL_ONLY, ledgerPlace, loadConfigOrReport } from './options.js';
 
 interface LedgerOptions {
   config?: string;
@@ -60,7 +60,7 @@ function runLedger(options: LedgerOptions): void {
     process.exitCode = 2;
     return;
   }
-  const config = loadConfigOrReport(options.config);
+  const config = loadConfigOrReport(options.config, undefined, LOCAL_ONLY);
   if (!config) return;
   if (!existsSync(config.store.path)) {
     const explanation = `No ledger at ${ledgerPlace(config.store.path)} yet: nothing has been recorded.`;

@@ -14,7 +14,7 @@ import {
   mappingOptionsFromConfig,
   sourceMappingOptions,
 } from '../mapping/index.js';
-import { configPath, loadConfigOrReport } from './options.js';
+import { configPath, LOCAL_ONLY, loadConfigOrReport } from './options.js';
 
 interface MapCommandOptions {
   input?: string;
@@ -71,7 +71,7 @@ async function runMap(options: MapCommandOptions): Promise<void> {
   let loadOptions: LoadMappingsOptions = {};
   if (configPath(options.config)) {
     // Said on standard error as every command says it (exit 2), and as the JSON object with --json.
-    const config = loadConfigOrReport(options.config, jsonError);
+    const config = loadConfigOrReport(options.config, jsonError, LOCAL_ONLY);
     if (!config) return;
     // The mappings the config's sources use (a site's own files included), as serve would map with,
     // and the config's country, version and routing; or those of one source, in its zone.

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
-import { type BridgeConfig, ConfigError, loadConfig } from '../config/index.js';
+import { type BridgeConfig, ConfigError, loadConfig, type SecretFileReading } from '../config/index.js';
 import { LedgerInUseError } from '../ledger/index.js';
 import { LedgerInUse } from '../ledger/process-lease.js';
 import { MappingLoadError } from '../mapping/index.js';
@@ -15,13 +15,22 @@ export function configPath(option: string | undefined): string | undefined {
 /**
  * Loads the configuration or prints the key path of the problem and returns undefined (exit code 2).
  * `alsoReport` gets the line said on standard error, for a command that says it elsewhere too.
+ * `secretFiles`: which secret files the command reads; one that calls nobody reads none (LOCAL_ONLY).
  */
 export function loadConfigOrReport(
   option: string | undefined,
   alsoReport?: (line: string) => void,
+  secretFiles: SecretFileReading = 'all',
 ): BridgeConfig | undefined {
-  return buildOrReport(() => loadConfig({ file: configPath(option), env: process.env }), alsoReport);
+  return buildOrReport(() => loadConfig({ file: configPath(option), env: process.env, secretFiles }), alsoReport);
 }
+
+/**
+ * The secret files read by a command that calls neither OpenCRVS nor a source (ledger, write-backs,
+ * dismiss, map): none. During a rotation incident (an empty or unreadable secret file) these are the
+ * commands that tell what is happening; serve, sync, replay and doctor still refuse such a file.
+ */
+export const LOCAL_ONLY: SecretFileReading = 'none';
 
 /** A commander argument parser for a whole number from 0 to `max`: anything else is a usage error (exit 2). */
 export function wholeNumber(max: number): (value: string) => number {
@@ -65,8 +74,11 @@ export function ledgerPlace(path: string): string {
  * and retire-source), or undefined with the problem said (exit code 2): a bad config, or no ledger where
  * store.path points.
  */
-export function configWithLedgerOrReport(option: string | undefined): BridgeConfig | undefined {
-  const config = loadConfigOrReport(option);
+export function configWithLedgerOrReport(
+  option: string | undefined,
+  secretFiles: SecretFileReading = 'all',
+): BridgeConfig | undefined {
+  const config = loadConfigOrReport(option, undefined, secretFiles);
   if (!config) return undefined;
   if (existsSync(config.store.path)) return config;
   console.error(`No ledger at ${ledgerPlace(config.store.path)}.`);

@@ -76,7 +76,8 @@ async function runSubscriptions(options: SubscriptionsOptions): Promise<void> {
       `--bridge-url: give the bridge's address without /fhir-subscription/… (that path is added per source), e.g. ${options.bridgeUrl.replace(/\/fhir-subscription(\/.*)?$/, '')}`,
     );
   }
-  const config = loadConfigOrReport(options.config);
+  // It calls the EMR, never OpenCRVS: the sources' secrets are read, the others need not be.
+  const config = loadConfigOrReport(options.config, undefined, 'sources');
   if (!config) return;
   const source = pickSource(config, options.source);
   if (typeof source === 'string') return usage(source);

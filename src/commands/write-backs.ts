@@ -9,7 +9,7 @@ import type { BridgeConfig } from '../config/index.js';
 import { openLedger } from '../ledger/index.js';
 import type { Logger } from '../observability/logger.js';
 import { type WriteBackItem, WriteBackStore, writesBack } from '../sources/writeback/index.js';
-import { buildOrReport, configWithLedgerOrReport, reportLedgerInUse } from './options.js';
+import { buildOrReport, configWithLedgerOrReport, LOCAL_ONLY, reportLedgerInUse } from './options.js';
 import { processLogger } from './runtime.js';
 
 interface WriteBacksOptions {
@@ -50,7 +50,7 @@ function runWriteBacks(options: WriteBacksOptions): void {
     process.exitCode = 2;
     return;
   }
-  const config = configWithLedgerOrReport(options.config);
+  const config = configWithLedgerOrReport(options.config, LOCAL_ONLY);
   if (!config) return;
   if (options.source !== undefined && !config.sources.some((s) => s.id === options.source)) {
     console.error(

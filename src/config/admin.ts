@@ -11,7 +11,12 @@ const MIN_TOKEN_LENGTH = 16;
 const PLACEHOLDER = /change[-_ ]?me/i;
 
 /** The admin settings, checked once the schema has passed. */
-export function checkAdmin(admin: AdminSettings, http: HttpSettings, file?: string): void {
+export function checkAdmin(
+  admin: AdminSettings,
+  http: HttpSettings,
+  file?: string,
+  tokenGiven = admin.token !== undefined,
+): void {
   if (admin.token !== undefined) checkToken(admin.token, file);
   // The schema checks the form of each allowed host; a port past 65535 is no port a browser names.
   for (const [i, host] of (admin.allowedHosts ?? []).entries()) {
@@ -20,7 +25,7 @@ export function checkAdmin(admin: AdminSettings, http: HttpSettings, file?: stri
       throw new ConfigError(`admin.allowedHosts[${i}]`, `has port ${port}: a port is 1 to 65535`, file);
   }
   // Without a token the admin listener is not opened: its port and host mean nothing.
-  if (!admin.token) return;
+  if (!tokenGiven) return;
   // The two listeners cannot share a port; said here by name rather than as an EADDRINUSE at start.
   if (admin.port !== 0 && admin.port === http.port) {
     throw new ConfigError(

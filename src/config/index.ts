@@ -6,6 +6,7 @@ export {
   isSinceValue,
   type LoadConfigOptions,
   loadConfig,
+  type SecretFileReading,
   sinceHasZone,
 } from './load.js';
 export { packagePaths } from './paths.js';

@@ -124,10 +124,36 @@ function envOrigin(origins: EnvOrigins, path: string, value: unknown): string {
     : ` (it comes from the environment variable ${names[0]})`;
 }
 
-/** Reads every `…File` secret into its plain key (in place), relative paths from the config's folder. */
-function resolveSecretFiles(node: unknown, path: string, baseDir: string, file?: string): void {
+/** Which `…File` secrets a command reads (LoadConfigOptions.secretFiles). */
+export type SecretFileReading = 'all' | 'sources' | 'none';
+
+/** Whether the `…File` key at `keyPath` is read under `reading`. */
+function readsSecretFile(reading: SecretFileReading, keyPath: string): boolean {
+  return reading === 'all' || (reading === 'sources' && keyPath.startsWith('sources['));
+}
+
+/**
+ * A secret the configuration gives: its value, or its `…File` key, left unread for a command that does not
+ * use it (LoadConfigOptions.secretFiles). Read, a `…File` key is gone, so this is the value alone then.
+ */
+function secretGiven(owner: object, key: string): boolean {
+  return Boolean(Reflect.get(owner, key)) || typeof Reflect.get(owner, `${key}File`) === 'string';
+}
+
+/**
+ * Reads every `…File` secret into its plain key (in place), relative paths from the config's folder. One
+ * that `reading` leaves unread keeps its `…File` key (the schema checks that it names a file) and leaves
+ * the plain key unset: a consumer finds no secret rather than one never checked.
+ */
+function resolveSecretFiles(
+  node: unknown,
+  path: string,
+  baseDir: string,
+  file: string | undefined,
+  reading: SecretFileReading,
+): void {
   if (Array.isArray(node)) {
-    for (const [i, item] of node.entries()) resolveSecretFiles(item, `${path}[${i}]`, baseDir, file);
+    for (const [i, item] of node.entries()) resolveSecretFiles(item, `${path}[${i}]`, baseDir, file, reading);
     return;
   }
   if (!node || typeof node !== 'object') return;
@@ -137,6 +163,7 @@ function resolveSecretFiles(node: unknown, path: string, baseDir: string, file?:
     const target = SECRET_FILE_KEYS[key];
     if (target && typeof value === 'string') {
       if (obj[target] !== undefined) throw new ConfigError(keyPath, `give either ${target} or ${key}, not both`, file);
+      if (!readsSecretFile(reading, keyPath)) continue;
       let text: string;
       let signature: string;
       // Relative to the config file's folder (not the working directory, as store.path is): said in full.
@@ -160,7 +187,7 @@ function resolveSecretFiles(node: unknown, path: string, baseDir: string, file?:
     } else if (SECRET_KEYS.has(key) && typeof value === 'string') {
       checkSecretText(value, keyPath, file, 'from an environment variable or a YAML block value?');
     } else {
-      resolveSecretFiles(value, keyPath, baseDir, file);
+      resolveSecretFiles(value, keyPath, baseDir, file, reading);
     }
   }
 }
@@ -196,8 +223,9 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
   const o = config.opencrvs;
   // A domain whose every URL is also given would be silently unused: a config moved from the sandbox to a
   // real deployment by adding `domain:` would keep talking to the sandbox.
-  if (o.domain && o.eventsUrl && (o.tokenUrl || o.accessToken)) {
-    const given = o.accessToken ? 'opencrvs.eventsUrl is' : 'opencrvs.tokenUrl and opencrvs.eventsUrl are';
+  const accessToken = secretGiven(o, 'accessToken');
+  if (o.domain && o.eventsUrl && (o.tokenUrl || accessToken)) {
+    const given = accessToken ? 'opencrvs.eventsUrl is' : 'opencrvs.tokenUrl and opencrvs.eventsUrl are';
     throw new ConfigError(
       'opencrvs.domain',
       `is not used: ${given} given too; give the domain alone, or the URLs without it`,
@@ -218,10 +246,10 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
     o.eventsUrl ??= `https://register.${o.domain}/api/events`;
   }
   if (!o.eventsUrl) throw new ConfigError('opencrvs.eventsUrl', 'is required (or give opencrvs.domain)', file);
-  if (!o.accessToken) {
+  if (!accessToken) {
     if (!o.tokenUrl) throw new ConfigError('opencrvs.tokenUrl', 'is required (or give opencrvs.domain)', file);
     if (!o.clientId) throw new ConfigError('opencrvs.clientId', 'is required (or give opencrvs.accessToken)', file);
-    if (!o.clientSecret) {
+    if (!secretGiven(o, 'clientSecret')) {
       throw new ConfigError(
         'opencrvs.clientSecret',
         'is required (clientSecret, clientSecretFile, or an environment reference)',
@@ -231,7 +259,7 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
   }
   checkUrl(o.tokenUrl, 'opencrvs.tokenUrl', file);
   checkUrl(o.eventsUrl, 'opencrvs.eventsUrl', file);
-  checkAdmin(config.admin, config.http, file);
+  checkAdmin(config.admin, config.http, file, secretGiven(config.admin, 'token'));
   if (config.delivery.mode === 'single-call' && o.version !== '2.0') {
     throw new ConfigError('delivery.mode', 'single-call needs OpenCRVS version 2.0', file);
   }
@@ -259,7 +287,7 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
     checkUrl(source.auth.tokenUrl, `sources[${i}].auth.tokenUrl`, file);
     const auth = source.auth;
     const need = (key: keyof typeof auth, why: string) => {
-      if (!auth[key]) throw new ConfigError(`sources[${i}].auth.${key}`, `is required for ${why}`, file);
+      if (!secretGiven(auth, key)) throw new ConfigError(`sources[${i}].auth.${key}`, `is required for ${why}`, file);
     };
     if (auth.type === 'bearer' || auth.type === 'pat') need('token', `auth type ${auth.type}`);
     if (auth.type === 'basic') {
@@ -275,7 +303,7 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
     // the operator believes basic auth is sent).
     const used = AUTH_KEYS[auth.type] ?? [];
     for (const key of Object.keys(auth)) {
-      if (key === 'type' || used.includes(key)) continue;
+      if (key === 'type' || used.includes(SECRET_FILE_KEYS[key] ?? key)) continue;
       throw new ConfigError(`sources[${i}].auth.${key}`, `is not used by auth type ${auth.type}`, file);
     }
   }
@@ -450,6 +478,14 @@ export interface LoadConfigOptions {
   text?: string;
   file?: string;
   env?: Env;
+  /**
+   * Which `…File` secrets are read: 'all' (the default) for a command that calls OpenCRVS or serves;
+   * 'sources' (only those under sources[]) for one that calls the sources alone; 'none' for one that
+   * reads the ledger only. A secret file being rotated (empty for a moment, or for an incident's
+   * length) or one this user may not read then does not stop the diagnostic commands. The `…File` keys
+   * are checked as always (given, naming a file, not beside the plain key); only the files are not read.
+   */
+  secretFiles?: SecretFileReading;
 }
 
 /**
@@ -528,7 +564,7 @@ export function loadConfig(options: LoadConfigOptions): BridgeConfig {
   const origins: EnvOrigins = new Map();
   const raw = interpolate(parsed ?? {}, env, '', file, fromEnv, origins);
   refuseBlanks(raw, '', file);
-  resolveSecretFiles(raw, '', file ? dirname(resolve(file)) : process.cwd(), file);
+  resolveSecretFiles(raw, '', file ? dirname(resolve(file)) : process.cwd(), file, options.secretFiles ?? 'all');
   const { ok, errors } = validateSchema(raw, fromEnv);
   if (!ok) {
     // An unknown key first: a misspelt key ('opencrv:') is usually why a required one is missing.

@@ -263,6 +263,41 @@ describe('configuration', () => {
     assert.equal(missing.problem, `cannot read the file ${join(dir, 'nope', 'secret.txt')} (ENOENT)`);
   });
 
+  it("secretFiles 'none' reads no secret file (an empty one mid-rotation), and still checks the keys", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
+    for (const name of ['ocrvs', 'emr', 'admin', 'hook']) writeFileSync(join(dir, name), '');
+    const file = join(dir, 'bridge.yaml');
+    const yaml = (opencrvs: string) =>
+      `opencrvs: { ${opencrvs} }\n` +
+      'admin: { tokenFile: admin }\n' +
+      'sources:\n' +
+      '  - { id: emr, kind: fhir, baseUrl: "http://emr.local/fhir", auth: { type: bearer, tokenFile: emr }, subscription: { secretFile: hook } }\n';
+    writeFileSync(file, yaml('domain: x.org, clientId: a, clientSecretFile: ocrvs'));
+    assert.equal(configErrorOf(() => loadConfig({ file })).problem, 'the file is empty', 'serve and sync refuse it');
+    const local = loadConfig({ file, secretFiles: 'none' });
+    assert.equal(local.opencrvs.clientSecret, undefined, 'no secret is made up');
+    assert.equal(local.admin.token, undefined);
+    assert.equal(local.sources[0]?.auth.token, undefined);
+    // Only the sources' secrets (subscriptions, which calls the EMR and never OpenCRVS).
+    const sourcesOnly = configErrorOf(() => loadConfig({ file, secretFiles: 'sources' }));
+    assert.equal(sourcesOnly.path, 'sources[0].auth.tokenFile');
+    // A static token from a file, unread, still stands for the client credentials.
+    writeFileSync(file, yaml('eventsUrl: "https://register.x.org/api/events", accessTokenFile: ocrvs'));
+    assert.equal(loadConfig({ file, secretFiles: 'none' }).opencrvs.accessToken, undefined);
+    // What the keys say is checked as always: a secret missing, given twice, or a file not named.
+    writeFileSync(file, yaml('domain: x.org, clientId: a'));
+    assert.equal(configErrorOf(() => loadConfig({ file, secretFiles: 'none' })).path, 'opencrvs.clientSecret');
+    writeFileSync(file, yaml('domain: x.org, clientId: a, clientSecret: b, clientSecretFile: ocrvs'));
+    assert.match(configErrorOf(() => loadConfig({ file, secretFiles: 'none' })).problem, /not both/);
+    writeFileSync(file, yaml('domain: x.org, clientId: a, clientSecretFile: ""'));
+    assert.equal(configErrorOf(() => loadConfig({ file, secretFiles: 'none' })).path, 'opencrvs.clientSecretFile');
+    writeFileSync(
+      file,
+      yaml('domain: x.org, clientId: a, clientSecretFile: ocrvs').replace('type: bearer', 'type: none'),
+    );
+    assert.match(configErrorOf(() => loadConfig({ file, secretFiles: 'none' })).problem, /not used by auth type none/);
+  });
+
   it('says which user may not read a secret file (a root:0600 file mounted into the uid 1000 image)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
     chmodSync(dir, 0o755);
