@@ -75,23 +75,34 @@ function runWriteBacks(options: WriteBacksOptions): void {
   try {
     if (logger && options.requeue) requeueRows(store, config, ids, logger);
     else if (logger) requeueAbandoned(store, config, options.source, logger);
-    else list(store, options.source);
+    else list(store, config, options.source);
   } finally {
     store.close();
     ledger.close();
   }
 }
 
-function list(store: WriteBackStore, sourceId: string | undefined): void {
+function list(store: WriteBackStore, config: BridgeConfig, sourceId: string | undefined): void {
   const jobs = store.search({ states: ['pending', 'abandoned'], sourceId, limit: LIST_LIMIT + 1 });
   if (jobs.length === 0) {
-    console.log('No write-back job pending or abandoned.');
+    console.log(nothingListed(config, sourceId));
     return;
   }
   for (const job of jobs.slice(0, LIST_LIMIT)) console.log(jobLine(job));
   if (jobs.length > LIST_LIMIT) console.log(`… and more: the ${LIST_LIMIT} newest are shown (narrow with --source)`);
   if (jobs.some((job) => job.outcome === 'abandoned'))
     console.log('Re-queue an abandoned one after fixing its cause: opencrvs-bridge write-backs --requeue ID');
+}
+
+/**
+ * No job: where write-back is not configured, said so. "None pending or abandoned" read as "every tracking
+ * id is back in the EMR" where none is ever written.
+ */
+function nothingListed(config: BridgeConfig, sourceId: string | undefined): string {
+  const sources = config.sources.filter((s) => sourceId === undefined || s.id === sourceId);
+  if (sources.some(writesBack)) return 'No write-back job pending or abandoned.';
+  const where = sourceId === undefined ? 'for any source' : `for source ${sourceId}`;
+  return `Write-back is not configured ${where} (sources[].writeBack, docs/write-back.md): no tracking id is written back, so there is no job.`;
 }
 
 /** One job, as `sync` names failures: the row, the source, the state, the attempts and the error (no personal data). */

@@ -2,13 +2,15 @@
 // before the tracking id could be written) is listed and re-queued from the command line, with the admin
 // API's audit line, and the next `sync --once` writes it back once the Patient is there again.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Patient } from '@medplum/fhirtypes';
 import { stringify } from 'yaml';
 import { Bridge } from '../../src/app.js';
 import { configFromObject } from '../../src/config/index.js';
+import { openLedger } from '../../src/ledger/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { WriteBackStore } from '../../src/sources/writeback/index.js';
 import { runCli } from './helpers/bridge-cli.js';
@@ -137,5 +139,45 @@ describe('opencrvs-bridge write-backs', () => {
     const none = await runCli(['write-backs', '--config', config, '--all-abandoned']);
     assert.equal(none.code, 0);
     assert.match(none.stdout, /^Nothing re-queued\./);
+  });
+});
+
+describe('opencrvs-bridge write-backs, with write-back not configured', () => {
+  let dir: string;
+  const configWith = (writeBack: string) => {
+    const file = join(dir, 'bridge.yaml');
+    writeFileSync(
+      file,
+      [
+        'opencrvs: { domain: farajaland.example.org, clientId: bridge, clientSecret: s3cret }',
+        `store: { path: ${JSON.stringify(join(dir, 'bridge.db'))} }`,
+        'sources:',
+        `  - { id: emr, kind: fhir, baseUrl: "http://127.0.0.1:9/fhir"${writeBack} }`,
+        '  - { id: other, kind: fhir, baseUrl: "http://127.0.0.1:9/fhir" }',
+        '',
+      ].join('\n'),
+    );
+    return file;
+  };
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'write-backs-off-'));
+    openLedger(join(dir, 'bridge.db')).close();
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('says that write-back is not configured, not that no job is pending (exit 0)', async () => {
+    const off = await runCli(['write-backs', '--config', configWith('')]);
+    assert.equal(off.code, 0, off.stderr);
+    assert.match(off.stdout, /^Write-back is not configured for any source \(sources\[\]\.writeBack/);
+    const disabled = await runCli(['write-backs', '--config', configWith(', writeBack: { enabled: false }')]);
+    assert.match(disabled.stdout, /^Write-back is not configured for any source/);
+    // One source writes back: no job is news about it; the other, asked for alone, has none configured.
+    const on = configWith(', writeBack: {}');
+    const none = await runCli(['write-backs', '--config', on]);
+    assert.equal(none.code, 0, none.stderr);
+    assert.equal(none.stdout, 'No write-back job pending or abandoned.\n');
+    const other = await runCli(['write-backs', '--config', on, '--source', 'other']);
+    assert.equal(other.code, 0, other.stderr);
+    assert.match(other.stdout, /^Write-back is not configured for source other /);
   });
 });
