@@ -43,13 +43,23 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
   const shown = isAbsolute(path) ? path : `${resolve(path)} (store.path ${path}, relative to the working directory)`;
   if (!existsSync(path)) return [noLedgerYet(path, shown), ...firstSyncWarnings(config, () => false)];
   let ledger: ReturnType<typeof openLedger> | undefined;
+  let migrated: CheckResult | undefined;
   try {
-    ledger = openLedger(path);
+    // Opened as serve opens it, so migrated as serve would (the upgrade check, docs/deployment.md §7), and
+    // said: an older bridge refuses the ledger from now on.
+    ledger = openLedger(path, {
+      onMigrated: (from, to) => {
+        migrated = warn(
+          'ledger schema',
+          `migrated from schema ${from} to ${to}, as serve does at start: a bridge older than this one now refuses this ledger (to go back, restore the backup taken before, docs/deployment.md §7)`,
+        );
+      },
+    });
     const stamp = now.toISOString();
     ledger.setMeta('doctor:lastCheck', stamp);
     if (ledger.getMeta('doctor:lastCheck') !== stamp)
       return [fail('store', `${path}: a written value did not read back`)];
-    const results = [ok('store', `${shown} is writable`)];
+    const results = [ok('store', `${shown} is writable`), ...(migrated ? [migrated] : [])];
     const hold = ledger.getHold();
     if (hold) {
       // Nothing is being delivered until someone acts: a failure, so a script running doctor sees it.

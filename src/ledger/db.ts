@@ -29,7 +29,14 @@ const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024;
  */
 export function openDatabase(
   path: string,
-  options: { busyTimeoutMs: number; logger: Logger; inspectOnly?: boolean; exclusive?: boolean; guard?: UpgradeGuard },
+  options: {
+    busyTimeoutMs: number;
+    logger: Logger;
+    inspectOnly?: boolean;
+    exclusive?: boolean;
+    guard?: UpgradeGuard;
+    onMigrated?: (from: number, to: number) => void;
+  },
 ): Db {
   let db: Db;
   try {
@@ -56,8 +63,10 @@ export function openDatabase(
       // (unchanged) finds out now.
       db.pragma(`user_version = ${Number(db.pragma('user_version', { simple: true }))}`);
       options.guard?.before(db, () => pendingMigrations(db, MIGRATIONS));
-      migrate(db, MIGRATIONS, options.logger, Date.now());
+      const from = Math.max(0, ...appliedVersions(db, MIGRATIONS));
+      const done = migrate(db, MIGRATIONS, options.logger, Date.now());
       options.guard?.after(db);
+      if (done.length > 0) options.onMigrated?.(from, Math.max(from, ...done));
     }
   } catch (err) {
     options.guard?.abandon();

@@ -36,6 +36,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     inspectOnly: options.inspectOnly,
     exclusive: options.exclusive,
     guard,
+    onMigrated: options.onMigrated,
   });
   const lease = guard?.lease();
   const recorder = createRecorder(db, now, (options.settleSeconds ?? 0) * 1000);

@@ -356,6 +356,12 @@ export interface LedgerOptions {
    * back at close. Without it, a ledger whose lease a live process holds is not upgraded (LedgerInUse).
    */
   lease?: { command: string; logger?: Logger };
+  /**
+   * Told when this open upgraded the schema (from 0: a file without the ledger's tables), for a command
+   * that must say so (`doctor`, the upgrade check of docs/deployment.md §7): an older bridge refuses the
+   * ledger from then on.
+   */
+  onMigrated?: (from: number, to: number) => void;
 }
 
 /** The meta key holding the queue-wide hold (JSON of `HoldState`), read by the CLI and health. */

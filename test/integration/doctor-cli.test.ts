@@ -9,8 +9,12 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Bundle, Subscription } from '@medplum/fhirtypes';
+import Database from 'better-sqlite3';
 import { formatReport, runDoctor } from '../../src/doctor/index.js';
+import { migrate } from '../../src/ledger/db.js';
 import { openLedger } from '../../src/ledger/index.js';
+import { MIGRATIONS } from '../../src/ledger/migrations/index.js';
+import { silentLogger } from '../../src/observability/logger.js';
 import { DEFAULT_SANDBOX_AUTH, type Dhis2Simulator, startDhis2Simulator } from '../../src/sandbox/dhis2/index.js';
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
@@ -449,6 +453,27 @@ describe('doctor checks', () => {
       unique.checks.filter((c) => c.name.startsWith('source id')),
       [],
       formatReport(unique),
+    );
+  });
+
+  it('says that it migrated an older ledger, as the upgrade check relies on (deployment.md §7)', async () => {
+    const store = { path: join(dir, 'schema-8.db') };
+    const db = new Database(store.path);
+    db.pragma('journal_mode = WAL');
+    migrate(db, MIGRATIONS.slice(0, 8), silentLogger, Date.now()); // the ledger of an older release
+    db.close();
+    const file = writeConfig({ ...configObject({}), store });
+    const latest = Math.max(...MIGRATIONS.map((m) => m.version));
+    const report = await runDoctor({ file, env: {} });
+    const schema = report.checks.find((c) => c.name === 'ledger schema');
+    assert.equal(schema?.status, 'warn', formatReport(report));
+    assert.match(schema?.detail ?? '', new RegExp(`^migrated from schema 8 to ${latest}, as serve does at start: `));
+    assert.match(schema?.detail ?? '', /a bridge older than this one now refuses this ledger/);
+    const again = await runDoctor({ file, env: {} });
+    assert.equal(
+      again.checks.find((c) => c.name === 'ledger schema'),
+      undefined,
+      'current already: nothing to say',
     );
   });
 
