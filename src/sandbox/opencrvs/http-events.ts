@@ -25,8 +25,10 @@ export interface EventsRouterDeps {
 }
 
 /**
- * Holds a request for a `delayMs` fault. The wait ends with the simulator, or with the client closing the
- * connection (it gave up, counted as abandoned): then the request is done with, and this answers false.
+ * Holds a request for a `delayMs` fault. A client that closes the connection meanwhile (it gave up) is
+ * counted as abandoned, and the request goes on as OpenCRVS's would: a server does not notice a client
+ * leave, so a create or NOTIFY it holds still commits, late, and a resend under the same transactionId
+ * must find it. Answers false only when the simulator shuts down.
  */
 export async function waitOutDelay(
   deps: Pick<EventsRouterDeps, 'requests' | 'shutdown'>,
@@ -36,20 +38,16 @@ export async function waitOutDelay(
   res: Response,
 ): Promise<boolean> {
   if (delayMs <= 0) return true;
-  const waiting = new AbortController();
-  const stop = () => waiting.abort();
-  deps.shutdown.addEventListener('abort', stop, { once: true });
-  res.once('close', stop);
+  const abandoned = () => deps.requests.abandon(operation);
+  res.once('close', abandoned);
   try {
-    await sleep(delayMs, undefined, { signal: waiting.signal });
+    await sleep(delayMs, undefined, { signal: deps.shutdown });
     return true;
   } catch {
-    if (!deps.shutdown.aborted) deps.requests.abandon(operation);
     req.socket.destroy();
     return false;
   } finally {
-    deps.shutdown.removeEventListener('abort', stop);
-    res.off('close', stop);
+    res.off('close', abandoned);
   }
 }
 
