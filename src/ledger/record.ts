@@ -276,9 +276,11 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
           // Withdrawn, then back as it was (a merge undone): deliver it after all.
           replacePayload.run(params);
         } else if (input.sourceFingerprint && existing.source_fingerprint !== input.sourceFingerprint) {
-          // The same payload from content that moved (a change no field shows): the fingerprint names what
-          // was read last, so that an invalid reading of this content (an office closed since) is not taken
-          // for a change of the record (recordInvalid).
+          // The same payload from content that moved (the mother's phone, an encounter's status): the
+          // fingerprint names what was read last, so that an invalid reading of this content (an office
+          // closed since) is not taken for a change of the record (recordInvalid), and a row that dies and is
+          // dismissed later keeps what was read last, not its first reading (an upgrade's reading mapped
+          // otherwise would take the unchanged record for a correction).
           noteFingerprint.run(params);
         }
         break;

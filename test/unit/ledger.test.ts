@@ -358,6 +358,55 @@ describe('ledger: recording events', () => {
     assert.deepEqual(state(f), dismissed);
   });
 
+  it('content that moved while a row waited to be sent (the payload as it was) is what a later dismissal keeps', () => {
+    const refused: Settlement = {
+      outcome: 'dead',
+      error: { classification: 'permanent', kind: 'bad-request', message: 'no' },
+    };
+    const read = (subject: string, firstname: string, source: string) => ({
+      ...eventInput(subject, payload(firstname)),
+      sourceFingerprint: source,
+    });
+    // The EMR saves what the mapping reads but does not send (the mother's phone) while the row is pending,
+    // failed or in flight: the same payload from other content.
+    const pending = ledger.recordEvent(read('p', 'Test', 'content-1')).row.id;
+    assert.equal(ledger.recordEvent(read('p', 'Test', 'content-2')).change, 'unchanged');
+    settleRow(ledger, pending, refused);
+
+    const failed = ledger.recordEvent(read('f', 'Test', 'content-1')).row.id;
+    settleRow(ledger, failed, retryLater({ classification: 'retryable', kind: 'network', message: 'refused' }));
+    assert.equal(ledger.get(failed)?.state, 'failed');
+    assert.equal(ledger.recordEvent(read('f', 'Test', 'content-2')).change, 'unchanged');
+    clock.advance(1_000);
+    settleRow(ledger, failed, refused);
+
+    const inFlight = ledger.recordEvent(read('d', 'Test', 'content-1')).row.id;
+    const claimed = ledger.claimRow(inFlight, 'w1');
+    assert.ok(claimed);
+    assert.equal(ledger.recordEvent(read('d', 'Test', 'content-2')).change, 'unchanged');
+    ledger.settle({
+      id: inFlight,
+      workerId: 'w1',
+      claimedPayloadHash: claimed.payloadHash,
+      step: 'notify',
+      startedAt: 0,
+      settlement: refused,
+    });
+
+    for (const [id, subject] of [
+      [pending, 'p'],
+      [failed, 'f'],
+      [inFlight, 'd'],
+    ] as const) {
+      assert.equal(ledger.get(id)?.state, 'dead', subject);
+      assert.deepEqual(ledger.dismiss([id], 'registered by hand').dismissed, [id]);
+      // Nothing moved at the source since; an upgrade maps the record otherwise: the decision stands.
+      assert.equal(ledger.recordEvent(read(subject, 'Mapped otherwise', 'content-2')).change, 'unchanged', subject);
+      assert.equal(ledger.get(id)?.state, 'skipped', subject);
+      assert.equal(ledger.get(id)?.requeues, 0, subject);
+    }
+  });
+
   it('undismiss makes a dismissed row dead again as it died, and refuses every other row', () => {
     const error: LedgerError = { classification: 'permanent', kind: 'bad-request', message: 'no' };
     const { a, b } = oneDeadOnePending(error);
