@@ -355,7 +355,11 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     // A later version that is no longer notifiable cancels a delivery that has not happened.
     const withdrawn = WITHDRAWABLE.includes(existing.state) ? withdraw(existing, input) : 'cancel';
     if (withdrawn !== 'cancel') return { row: toLedgerRow(reselect(input)), changed: withdrawn === 'marked' };
-    const cancellable = UNSENT.includes(existing.state) || existing.state === 'skipped';
+    // Not a row a person dismissed: a reading that is no event (an exclusion, a mapping change) says nothing
+    // new of the record, and replacing the dismissal would drop its kept hash, so that the next valid reading
+    // of the same record requeued it and sent what the person said not to (as recordInvalid).
+    const dismissed = existing.state === 'skipped' && isDismissed(existing.skip_reason);
+    const cancellable = !dismissed && (UNSENT.includes(existing.state) || existing.state === 'skipped');
     const changed = cancellable && (existing.state !== 'skipped' || existing.skip_reason !== input.reason);
     if (changed) markSkipped.run({ id: existing.id, reason: input.reason, sourceRef: input.sourceRef, now: now() });
     return { row: toLedgerRow(reselect(input)), changed };

@@ -407,6 +407,29 @@ describe('ledger: recording events', () => {
     }
   });
 
+  it('a dismissed row read as no event (an exclusion) stays dismissed, and so does the same record read again', () => {
+    const { a } = oneDeadOnePending({ classification: 'permanent', kind: 'rejected', message: 'rejected' });
+    assert.deepEqual(ledger.dismiss([a.id], 'wrong twin').dismissed, [a.id]);
+    const before = ledger.get(a.id);
+    const skipped = ledger.recordSkipped({
+      sourceId: 'emr',
+      eventType: 'birth',
+      subjectKey: 'Patient/a',
+      sourceRef: 'Patient/a',
+      reason: 'excluded: fetal death',
+    });
+    assert.equal(skipped.changed, false);
+    assert.equal(ledger.get(a.id)?.skipReason, before?.skipReason);
+    // The exclusion gone, the record as it was dismissed: it must not go after all.
+    assert.equal(ledger.recordEvent(eventInput('a')).change, 'unchanged');
+    assert.equal(ledger.get(a.id)?.state, 'skipped');
+    assert.equal(ledger.get(a.id)?.requeues, 0);
+    // A correction comes back under the next NOTIFY generation: OpenCRVS answers the one it rejected with
+    // that rejection (a row dismissed, then read as no event, was no longer known to have died).
+    assert.equal(ledger.recordEvent(eventInput('a', payload('Corrected'))).change, 'replaced');
+    assert.equal(ledger.get(a.id)?.notifyTransactionId, `${before?.baseTransactionId}:notify:r1`);
+  });
+
   it('undismiss makes a dismissed row dead again as it died, and refuses every other row', () => {
     const error: LedgerError = { classification: 'permanent', kind: 'bad-request', message: 'no' };
     const { a, b } = oneDeadOnePending(error);
