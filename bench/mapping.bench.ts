@@ -1,12 +1,14 @@
 // npm run bench:mapping — contexts mapped per second by the evaluate step (trigger, fields, routing, ajv
 // validation, payload hash) on prebuilt in-memory contexts from the real fixtures, single core; the same
 // for a hand-written TypeScript extractor of the same fields (the floor, checked to give the same
-// declarations), and the ratio. Also the engine with the fast FHIRPath path switched off (fhirpath.js only).
+// declarations), and the ratio. Also the engine with the fast FHIRPath path switched off (fhirpath.js only),
+// and the source fingerprint mapSubjectDetailed adds to every mapped record (fingerprint.ts), per context.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { CompiledMapping } from '../src/mapping/compile.js';
 import { assembleContext, type MappingContext } from '../src/mapping/context.js';
 import { evaluateMapping } from '../src/mapping/evaluate.js';
+import { sourceFingerprint } from '../src/mapping/fingerprint.js';
 import { bundleFetcher, loadMappings } from '../src/mapping/index.js';
 import { toPlainDate } from '../src/mapping/transforms/dates.js';
 import { toOpenCrvsName } from '../src/mapping/transforms/names.js';
@@ -369,8 +371,13 @@ for (const eventType of ['birth', 'death'] as const) {
     if (e.status === 'mapped' && h && sorted(e.declaration) === sorted(h.declaration)) same += 1;
     else console.log(`  note: floor differs on ${ctx.subjectRef}`);
   }
-  const [engine = 0, floor = 0, refRate = 0] = rates(
-    [(ctx) => evaluateMapping(m, ctx, routing), hand, (ctx) => evaluateMapping(mRef, ctx, routing)],
+  const [engine = 0, floor = 0, refRate = 0, fingerprint = 0] = rates(
+    [
+      (ctx) => evaluateMapping(m, ctx, routing),
+      hand,
+      (ctx) => evaluateMapping(mRef, ctx, routing),
+      (ctx) => sourceFingerprint(m, ctx),
+    ],
     ctxs,
   );
   console.log(
@@ -379,5 +386,9 @@ for (const eventType of ['birth', 'death'] as const) {
       `  hand-written extractor        ${Math.round(floor).toLocaleString('en')} contexts/s\n` +
       `  ratio engine/floor            ${(floor / engine).toFixed(2)} (target ≤ 3; ≥ 2,000 contexts/s)\n` +
       `  engine, fhirpath.js only      ${Math.round(refRate).toLocaleString('en')} contexts/s`,
+  );
+  const micros = (rate: number) => (1e6 / rate).toFixed(0);
+  console.log(
+    `  source fingerprint            ${micros(fingerprint)} µs/context (evaluate: ${micros(engine)} µs/context)`,
   );
 }

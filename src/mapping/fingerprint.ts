@@ -2,10 +2,19 @@
 // context read or searched (values derived from them add nothing). The ledger keeps it with the row so a
 // dismissed row can tell "the record changed" from "the bridge maps the same record otherwise" (a new
 // bridge version, a mapping change): the payload hash changes in both cases (ledger/record.ts).
+//
+// Computed for every mapped record on every read, so it must cost little beside the evaluation: each record
+// is serialised by the native JSON.stringify, in the key order the source gave (no sorting of keys at every
+// depth). A source serialises a record the same way each time it is read; should a server change its key
+// order (another version of it), equal content looks different, which errs the old, safe way, as before
+// fingerprints were kept: a dismissed row read again mapped otherwise comes back for a look, a delivered
+// one counts an update after notification. Key order never makes different content look the same.
 import { createHash } from 'node:crypto';
 import type { CompiledMapping } from './compile.js';
 import type { MappingContext } from './context.js';
 import type { Resource } from './types.js';
+
+type Obj = Record<string, unknown>;
 
 /**
  * Stamps a FHIR server writes on every version, whether or not the content changed (a resource saved
@@ -34,53 +43,68 @@ const VOLATILE_DHIS2 = new Set([
   'storedBy',
 ]);
 
-/** JSON with object keys sorted at every depth and the volatile stamps left out. */
-function canonical(value: unknown, dhis2: boolean, inMeta = false): string {
-  if (Array.isArray(value)) return `[${value.map((v) => canonical(v, dhis2)).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const body: string[] = [];
-    const keys = Object.keys(value).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    for (const key of keys) {
-      const v = (value as Record<string, unknown>)[key];
-      if (v === undefined || (inMeta && VOLATILE_META.has(key)) || (dhis2 && VOLATILE_DHIS2.has(key))) continue;
-      const text = canonical(v, dhis2, key === 'meta');
-      // A meta of stamps only is as if absent (one server adds it where another leaves it out).
-      if (key === 'meta' && text === '{}') continue;
-      body.push(`${JSON.stringify(key)}:${text}`);
-    }
-    return `{${body.join(',')}}`;
+const isObject = (value: unknown): value is Obj => typeof value === 'object' && value !== null;
+
+/** `meta` without the stamps; undefined when nothing else is in it (as if absent: servers differ there). */
+function stableMeta(meta: unknown): unknown {
+  if (!isObject(meta) || Array.isArray(meta)) return meta;
+  let kept: Obj | undefined;
+  for (const key in meta) {
+    if (VOLATILE_META.has(key) || meta[key] === undefined) continue;
+    kept ??= {};
+    kept[key] = meta[key];
   }
-  return JSON.stringify(value) ?? 'null';
+  return kept;
 }
+
+/**
+ * A FHIR resource as fingerprinted: a shallow copy without its narrative (`text`, which a server may
+ * regenerate from the same content: another generator, another whitespace) and with `meta` stable; the
+ * same for its contained resources. Only the resource's own `text`: a CodeableConcept's `text` is content.
+ */
+function stableResource(record: object): Obj {
+  const resource = record as Obj;
+  const copy: Obj = {};
+  for (const key in resource) {
+    const value = resource[key];
+    if (key === 'text') continue;
+    if (key === 'meta') copy.meta = stableMeta(value);
+    else if (key === 'contained' && Array.isArray(value))
+      copy.contained = value.map((r) => (isObject(r) && typeof r.resourceType === 'string' ? stableResource(r) : r));
+    else copy[key] = value;
+  }
+  return copy;
+}
+
+/** DHIS2 JSON: the volatile keys dropped at any depth, and the bridge's `meta.versionId` with them. */
+const dhis2Replacer = (key: string, value: unknown): unknown =>
+  VOLATILE_DHIS2.has(key) ? undefined : key === 'meta' ? stableMeta(value) : value;
 
 function isResource(value: unknown): value is Resource {
   return typeof value === 'object' && value !== null && typeof (value as Resource).resourceType === 'string';
 }
 
 /**
- * sha256 (hex) of the records `ctx` was assembled from, each canonicalised (see VOLATILE_META and
- * VOLATILE_DHIS2), in an order that does not depend on the source's (a search answering in another order
- * is no change). A mapping that reads more or other records (a new context item, a search widened by a
- * code) reads other content: its fingerprint differs as for a changed record.
+ * sha256 (hex) of the records `ctx` was assembled from, each made stable (see VOLATILE_META,
+ * VOLATILE_DHIS2 and stableResource), in an order that does not depend on the source's (a search answering
+ * in another order is no change). A mapping that reads more or other records (a new context item, a search
+ * widened by a code) reads other content: its fingerprint differs as for a changed record.
  */
 export function sourceFingerprint(mapping: CompiledMapping, ctx: MappingContext): string {
   const dhis2 = mapping.source === 'dhis2';
-  const seen = new Set<string>();
-  const texts: string[] = [];
-  const add = (resource: Resource) => {
-    const text = canonical(resource, dhis2);
-    // One record read twice (by a search and a read) is one record.
-    if (!seen.has(text)) {
-      seen.add(text);
-      texts.push(text);
-    }
-  };
-  add(ctx.subject);
+  // The context cache hands out one object for a record read by a search and a read: serialised once.
+  const records = new Set<Resource>([ctx.subject]);
   for (const item of mapping.context) {
     if (item.kind === 'value') continue;
     const found = ctx.vars[item.name];
-    if (Array.isArray(found)) for (const r of found) if (isResource(r)) add(r);
+    if (Array.isArray(found)) for (const r of found) if (isResource(r)) records.add(r);
   }
-  // Canonical JSON holds no raw newline: joined so, the texts cannot run into each other.
-  return createHash('sha256').update(texts.sort().join('\n')).digest('hex');
+  const texts: string[] = [];
+  for (const r of records) texts.push(dhis2 ? JSON.stringify(r, dhis2Replacer) : JSON.stringify(stableResource(r)));
+  texts.sort();
+  // One record fetched twice (two searches, each its own copy) is one record: equal texts, now side by side.
+  // JSON holds no raw newline: joined so, the texts cannot run into each other.
+  let joined = texts[0] as string;
+  for (let i = 1; i < texts.length; i++) if (texts[i] !== texts[i - 1]) joined += `\n${texts[i]}`;
+  return createHash('sha256').update(joined).digest('hex');
 }

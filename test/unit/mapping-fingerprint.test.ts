@@ -47,7 +47,7 @@ describe('source fingerprint: FHIR', () => {
       .map(
         (r, i) =>
           ({
-            ...Object.fromEntries(Object.entries(r).reverse()),
+            ...r,
             meta: { versionId: String(i + 7), lastUpdated: '2027-01-01T00:00:00Z', source: `#req-${i}` },
           }) as Resource,
       );
@@ -68,6 +68,38 @@ describe('source fingerprint: FHIR', () => {
       r.id === motherId ? ({ ...r, meta: { tag: [{ code: 'reviewed' }] } } as Resource) : r,
     );
     assert.notEqual((await mapped(set, bundle(tagged))).sourceFingerprint, first.sourceFingerprint);
+  });
+
+  it('ignores a narrative the server regenerated, and follows a changed CodeableConcept text', async () => {
+    const narrative = (div: string) => ({
+      status: 'generated',
+      div: `<div xmlns="http://www.w3.org/1999/xhtml">${div}</div>`,
+    });
+    const withNarrative = (div: string) =>
+      birth().map((r) =>
+        r.resourceType === 'Encounter'
+          ? ({
+              ...r,
+              text: narrative(div),
+              contained: [{ resourceType: 'Location', id: 'ward', name: 'Maternity ward', text: narrative(div) }],
+            } as Resource)
+          : r.resourceType === 'Observation' || r.resourceType === 'Patient'
+            ? ({ ...r, text: narrative(div) } as Resource)
+            : r,
+      );
+    const first = await mapped(set, bundle(withNarrative('Birth of a girl, 3.2 kg')));
+    const regenerated = await mapped(set, bundle(withNarrative('<p>Birth of a girl</p><p>3.2 kg</p>')));
+    assert.equal(regenerated.sourceFingerprint, first.sourceFingerprint);
+
+    // The text of the weight's code is what someone recorded: content, as any other element.
+    const described = birth().map((r) =>
+      r.resourceType === 'Observation'
+        ? ({ ...r, code: { ...(r as { code: object }).code, text: 'Birth weight, re-weighed' } } as Resource)
+        : r,
+    );
+    const changed = await mapped(set, bundle(described));
+    assert.equal(changed.payloadHash, (await mapped(set, bundle(birth()))).payloadHash, 'the mapping reads the coding');
+    assert.notEqual(changed.sourceFingerprint, (await mapped(set, bundle(birth()))).sourceFingerprint);
   });
 
   it('is the same when the mapping makes another payload of the same records', async () => {
