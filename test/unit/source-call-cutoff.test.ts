@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { SourceSettings } from '../../src/config/types.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { Dhis2Client } from '../../src/sources/dhis2/client.js';
@@ -19,6 +20,7 @@ describe('a source call cut off by its caller', () => {
   let fhir: FhirSourceClient;
   let dhis2: Dhis2Client;
   let requests = 0;
+  const arrived: string[] = [];
   const hanging = new Set<ServerResponse>();
 
   before(async () => {
@@ -26,6 +28,7 @@ describe('a source call cut off by its caller', () => {
     server = createServer((req, res) => {
       req.resume();
       requests++;
+      arrived.push(req.url ?? '');
       if (req.url?.includes('busy')) {
         res.writeHead(503, { 'content-type': 'text/plain' }).end('busy');
         return;
@@ -50,26 +53,37 @@ describe('a source call cut off by its caller', () => {
     server.close();
   });
 
-  /** The call's error and how long it took, its signal aborted after `afterMs`. */
-  async function cutOff(call: (signal: AbortSignal) => Promise<unknown>, afterMs: number) {
+  /**
+   * The call's error, how long it took to end once its signal fired, and the requests it made. The signal
+   * fires `afterMs` after the call's request reached the source (its URL holds `marker`): a fixed delay
+   * from the start may fire before a loaded machine has even connected.
+   */
+  async function cutOff(call: (signal: AbortSignal) => Promise<unknown>, marker: string, afterMs: number) {
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), afterMs);
-    const started = Date.now();
     const before = requests;
-    try {
-      const err = await call(controller.signal).then(
-        () => assert.fail('answered'),
-        (e: unknown) => e,
-      );
-      return { err, tookMs: Date.now() - started, requests: requests - before };
-    } finally {
-      clearTimeout(timer);
+    const from = arrived.length;
+    const ended = call(controller.signal).then(
+      () => assert.fail('answered'),
+      (e: unknown) => e,
+    );
+    for (let waited = 0; !arrived.slice(from).some((url) => url.includes(marker)); waited += 10) {
+      assert.ok(waited < 10_000, `the request for ${marker} never reached the source`);
+      await sleep(10);
     }
+    await sleep(afterMs);
+    const abortedAt = Date.now();
+    controller.abort();
+    const err = await ended;
+    return { err, tookMs: Date.now() - abortedAt, requests: requests - before };
   }
 
   it('DHIS2: a read waiting for its answer ends when the signal fires, not retried', async () => {
-    const { err, tookMs, requests: sent } = await cutOff((signal) => dhis2.event('EvHang00001', { signal }), 100);
-    assert.ok(tookMs < 1000, `ended ${tookMs} ms after it began`);
+    const {
+      err,
+      tookMs,
+      requests: sent,
+    } = await cutOff((signal) => dhis2.event('EvHang00001', { signal }), 'EvHang00001', 100);
+    assert.ok(tookMs < 1000, `ended ${tookMs} ms after it was cut off`);
     assert.equal(sent, 1, 'not tried again');
     assert.ok(err instanceof SourceCallError);
     assert.equal(err.retryable, false);
@@ -79,9 +93,10 @@ describe('a source call cut off by its caller', () => {
   it('DHIS2: an import, and a call waiting for its next try after a 503, end when the signal fires', async () => {
     const { tookMs, requests: sent } = await cutOff(
       (signal) => dhis2.importTracker({ events: [] }, 'UPDATE', { signal }),
+      'tracker',
       100,
     );
-    assert.ok(tookMs < 1000, `ended ${tookMs} ms after it began`);
+    assert.ok(tookMs < 1000, `ended ${tookMs} ms after it was cut off`);
     assert.equal(sent, 1);
     // A 503 is tried again after 1 s: the signal ends the wait.
     const busy = new Dhis2Client({ ...dhis2.settings, baseUrl: `${dhis2.baseUrl}/busy` } as SourceSettings, {
@@ -90,8 +105,8 @@ describe('a source call cut off by its caller', () => {
       attempts: 3,
     });
     try {
-      const waited = await cutOff((signal) => busy.event('EvBusy00001', { signal }), 200);
-      assert.ok(waited.tookMs < 1000, `ended ${waited.tookMs} ms after it began`);
+      const waited = await cutOff((signal) => busy.event('EvBusy00001', { signal }), 'EvBusy00001', 200);
+      assert.ok(waited.tookMs < 1000, `ended ${waited.tookMs} ms after it was cut off`);
       assert.equal(waited.requests, 1);
     } finally {
       busy.close();
@@ -99,17 +114,18 @@ describe('a source call cut off by its caller', () => {
   });
 
   it('FHIR: a read and an update waiting for their answer end when the signal fires, not retried', async () => {
-    const read = await cutOff((signal) => fhir.read('Patient', 'hang', { signal }), 100);
-    assert.ok(read.tookMs < 1000, `read ended ${read.tookMs} ms after it began`);
+    const read = await cutOff((signal) => fhir.read('Patient', 'hang', { signal }), 'Patient/hang', 100);
+    assert.ok(read.tookMs < 1000, `read ended ${read.tookMs} ms after it was cut off`);
     assert.equal(read.requests, 1);
     assert.ok(read.err instanceof SourceCallError);
     assert.equal(read.err.retryable, false);
     assert.match(read.err.message, /cut off/);
     const update = await cutOff(
       (signal) => fhir.update({ resourceType: 'Patient', id: 'hang' }, undefined, { signal }),
+      'Patient/hang',
       100,
     );
-    assert.ok(update.tookMs < 1000, `update ended ${update.tookMs} ms after it began`);
+    assert.ok(update.tookMs < 1000, `update ended ${update.tookMs} ms after it was cut off`);
     assert.equal(update.requests, 1);
   });
 
@@ -120,8 +136,8 @@ describe('a source call cut off by its caller', () => {
     await assert.rejects(fhir.read('Patient', 'gone', { signal: fired }), /cut off/);
     assert.equal(requests, sent, 'neither went out');
     await Promise.all([
-      cutOff((signal) => dhis2.event('EvHang00003', { signal }), 300),
-      cutOff((signal) => fhir.read('Patient', 'other', { signal }), 300),
+      cutOff((signal) => dhis2.event('EvHang00003', { signal }), 'EvHang00003', 300),
+      cutOff((signal) => fhir.read('Patient', 'other', { signal }), 'Patient/other', 300),
     ]);
     assert.equal(requests - sent, 2, 'both went out');
   });
