@@ -1,6 +1,9 @@
 import type { Server } from 'node:http';
+import { resolve } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
 import { ConfigError } from './config/errors.js';
+import { type Env, loadConfig } from './config/load.js';
+import { ConfigOnDisk, fileHash, LOADED_FILES_META } from './config/on-disk.js';
 import { secretOf } from './config/secret-files.js';
 import type { BridgeConfig, SourceSettings } from './config/types.js';
 import { unauthenticatedSubscriptionWarning } from './config/warnings.js';
@@ -28,7 +31,14 @@ import {
   unaccountedSources,
   unaccountedSourcesMessage,
 } from './ledger/index.js';
-import { loadMappings, type MapOptions, type MappingSet, sourceMappingOptions } from './mapping/index.js';
+import {
+  loadMappings,
+  type MapOptions,
+  MappingLoadError,
+  type MappingSet,
+  mappingFile,
+  sourceMappingOptions,
+} from './mapping/index.js';
 import type { Logger } from './observability/logger.js';
 import { BridgeMetrics } from './observability/metrics.js';
 import { paced } from './observability/paced.js';
@@ -104,6 +114,11 @@ export interface BridgeOptions {
    * purpose), and no schema upgrade while another process holds the lease.
    */
   lease?: 'serve' | 'sync';
+  /**
+   * The configuration file this process loaded and the environment it read it with (serve): it and the
+   * mapping files are compared with the disk while the bridge runs (config/on-disk.ts).
+   */
+  configFile?: { path: string; env: Env };
 }
 
 /** What `sync --once` reports: the rows this pass touched, by final state (no personal data). */
@@ -190,6 +205,8 @@ export class Bridge {
   private locationRetry: NodeJS.Timeout | undefined;
   private readonly log: Logger;
   private readonly outcomeListeners: Array<(outcome: DeliveryOutcome) => void> = [];
+  /** The configuration and mapping files as read at start, compared with the disk (BridgeOptions.configFile). */
+  readonly configOnDisk: ConfigOnDisk | undefined;
 
   constructor(
     readonly config: BridgeConfig,
@@ -288,8 +305,47 @@ export class Bridge {
           }),
         ),
       });
+      this.configOnDisk = this.watchConfigOnDisk();
     } catch (err) {
       this.ledger.close();
+      throw err;
+    }
+  }
+
+  /**
+   * The configuration file and the mapping files its sources name, hashed as just loaded (a change in
+   * between is not told apart: it would take an edit within these milliseconds).
+   */
+  private watchConfigOnDisk(): ConfigOnDisk | undefined {
+    const file = this.options.configFile;
+    if (!file) return undefined;
+    const mappings = this.config.sources.flatMap((s) => s.mappings.map((entry) => mappingFile(entry)));
+    const paths = [...new Set([resolve(file.path), ...mappings])];
+    return new ConfigOnDisk(
+      paths.map((path) => ({ path, hash: fileHash(path) })),
+      { logger: this.options.logger, verify: () => this.configOnDiskProblem(file.path, file.env) },
+    );
+  }
+
+  /**
+   * Whether the files as they are on disk now would start: what serve does before it opens anything
+   * (configuration, each source's mappings, their overlap, source ids against the ledger's history).
+   * Nothing is applied.
+   */
+  private configOnDiskProblem(path: string, env: Env): string | undefined {
+    try {
+      const config = loadConfig({ file: path, env });
+      const sets = config.sources.map((source) =>
+        loadMappings(sourceMappingOptions(config.opencrvs, config.routing, source)),
+      );
+      checkSourceMappings(config, (i) => sets[i]?.mappings);
+      const configured = config.sources.map((s) => s.id);
+      const unaccounted = unaccountedSources(this.ledger, configured);
+      if (unaccounted.length > 0)
+        return `sources[].id: ${unaccountedSourcesMessage(this.ledger, unaccounted, configured)}`;
+      return undefined;
+    } catch (err) {
+      if (err instanceof ConfigError || err instanceof MappingLoadError) return err.message;
       throw err;
     }
   }
@@ -721,6 +777,7 @@ export class Bridge {
     }
     this.metrics.inboxDepth.set(this.ledger.inbox.depth());
     this.metrics.held.set(this.worker.held() ? 1 : 0);
+    this.metrics.configChangedOnDisk.set(this.configOnDisk?.current() ? 1 : 0);
     const renewals = this.opencrvs.tokenRenewals();
     this.metrics.tokenRenewals.inc(Math.max(0, renewals - this.counted.tokenRenewals));
     this.counted.tokenRenewals = renewals;
@@ -879,6 +936,7 @@ export class Bridge {
       { name: 'routing', run: () => this.routingProblem() },
       { name: 'queue', run: () => (this.worker.held() ? `held: ${this.worker.held()?.reason}` : undefined) },
       { name: 'delivery', run: () => this.deliveryProblem() },
+      ...this.configOnDiskCheck(),
       {
         name: 'inbox',
         run: () => {
@@ -906,6 +964,19 @@ export class Bridge {
             : this.cachedCheck(`source:${source.settings.id}`, async () => void (await source.client.systemInfo())),
       })),
     ];
+  }
+
+  /** Shown, never failing readiness: the running service is as it was, and a restart applies the edit. */
+  private configOnDiskCheck(): ReadinessCheck[] {
+    const onDisk = this.configOnDisk;
+    if (!onDisk) return [];
+    const run = () => {
+      const change = onDisk.current();
+      if (!change) return undefined;
+      const verdict = change.problem ? `would NOT load: ${change.problem}` : 'would load';
+      return `${change.files.join(', ')} changed on disk since start; still running the version read at start (validate, then restart to apply); the new version ${verdict}`;
+    };
+    return [{ name: 'config-on-disk', note: true, run }];
   }
 
   /** What the routing table lacks, for /readyz: what waits for it, and why (config keys and OpenCRVS's words). */
@@ -950,6 +1021,17 @@ export class Bridge {
 
   async start(): Promise<void> {
     this.ran = true;
+    const onDisk = this.configOnDisk;
+    if (onDisk) {
+      // For `doctor` beside this process: which files it read, as they were (no content, no values).
+      // Only a convenience: a ledger that cannot take it now does not stop the start.
+      try {
+        this.ledger.setMeta(LOADED_FILES_META, JSON.stringify({ files: onDisk.loaded }));
+      } catch (err) {
+        this.log.warn({ err }, 'could not record the loaded configuration files for doctor');
+      }
+      onDisk.start();
+    }
     if (this.options.http !== false) await this.openListeners();
     // Notifications are accepted (stored) at once. Processing and polling need the routing table, since a
     // record cannot be mapped to an office before: while OpenCRVS cannot be asked, they run on what it
@@ -1257,6 +1339,7 @@ export class Bridge {
   private async stopAll(drainMs?: number): Promise<void> {
     this.stopping = true;
     if (this.locationRetry) clearTimeout(this.locationRetry);
+    this.configOnDisk?.stop();
     for (const source of [...this.sources, ...this.dhis2Sources]) await source.task?.stop();
     // Both listeners at once: each may wait up to its grace period for requests in flight.
     await Promise.all([this.server, this.adminServer].map((server) => server && closeServer(server)));

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { Bridge } from '../app.js';
 import { errorLine } from '../observability/crash.js';
 import { healthUrl, removeHealthFile, writeHealthFile } from './health-file.js';
-import { buildOrReport, loadConfigOrReport, reportLedgerInUse } from './options.js';
+import { buildOrReport, configPath, loadConfigOrReport, reportLedgerInUse } from './options.js';
 import { listenForSignals, openLeased, processLogger } from './runtime.js';
 
 export function registerServe(program: Command): void {
@@ -19,9 +19,12 @@ export function registerServe(program: Command): void {
       // to answer the first location lookups) still stops cleanly.
       const signals = listenForSignals(logger);
       let bridge: Bridge | undefined;
+      // Read once: an edit applies at the next start; the bridge compares the files meanwhile and says so.
+      const file = configPath(options.config);
+      const configFile = file ? { path: file, env: process.env } : undefined;
       try {
         bridge = await openLeased(
-          () => buildOrReport(() => new Bridge(config, { logger, lease: 'serve' })),
+          () => buildOrReport(() => new Bridge(config, { logger, lease: 'serve', configFile })),
           signals,
           logger,
         );

@@ -2,8 +2,9 @@
 import { existsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { type BridgeConfig, ConfigError, type Env, loadConfig, type SourceSettings } from '../config/index.js';
+import { changedOnDisk, LOADED_FILES_META, type LoadedFile } from '../config/on-disk.js';
 import { heldSince, openLedger, unaccountedSources, unaccountedSourcesMessage } from '../ledger/index.js';
-import { LedgerInUse } from '../ledger/process-lease.js';
+import { currentLeaseHolder, LedgerInUse } from '../ledger/process-lease.js';
 import { loadMappings, MappingLoadError, type MappingSet, sourceMappingOptions } from '../mapping/index.js';
 import { identityChanges } from '../sources/identity.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
@@ -74,6 +75,8 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
     const unaccounted = unaccountedSources(ledger, configured);
     if (unaccounted.length > 0)
       results.push(fail('ledger sources', unaccountedSourcesMessage(ledger, unaccounted, configured)));
+    const changed = changedSinceServeLoaded(ledger);
+    if (changed) results.push(changed);
     const open = ledger;
     results.push(...firstSyncWarnings(config, (sourceId) => open.list({ sourceId, limit: 1 }).length > 0));
     return results;
@@ -85,6 +88,30 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
   } finally {
     ledger?.close();
   }
+}
+
+/**
+ * Beside a running serve on this machine: the configuration or mapping files it read at start that differ
+ * on disk now. doctor checks the files as they are; serve still runs on what it read, until a restart.
+ */
+function changedSinceServeLoaded(ledger: Pick<ReturnType<typeof openLedger>, 'getMeta'>): CheckResult | undefined {
+  const holder = currentLeaseHolder(ledger);
+  // Another machine's paths are not this one's files.
+  if (holder?.command !== 'serve' || !holder.onThisHost) return undefined;
+  let loaded: LoadedFile[];
+  try {
+    loaded = (JSON.parse(ledger.getMeta(LOADED_FILES_META) ?? '{}') as { files?: LoadedFile[] }).files ?? [];
+  } catch {
+    return undefined;
+  }
+  // A path doctor cannot read is not necessarily gone: serve may see another file system (a container
+  // sharing this host name). Its own config and mapping checks say what doctor's files are.
+  const changed = changedOnDisk(loaded.filter((file) => existsSync(file.path)));
+  if (changed.length === 0) return undefined;
+  return warn(
+    'config on disk',
+    `${changed.join(', ')} changed since the running serve (${holder.description}) read it: it still uses the version read at start; these checks are of the files on disk, which a restart applies`,
+  );
 }
 
 /**

@@ -3,6 +3,8 @@ import express, { type Router } from 'express';
 export interface ReadinessCheck {
   name: string;
   run: () => Promise<string | undefined> | string | undefined;
+  /** Its reason is shown as the check's detail and never fails readiness (something to know, not to fix now). */
+  note?: boolean;
 }
 
 export interface OpsTarget {
@@ -32,7 +34,7 @@ async function runCheck(check: ReadinessCheck): Promise<{ ok: boolean; detail?: 
  * `GET /healthz`: the process answers (liveness), 503 only for what a restart mends (livenessProblem):
  * a restart fixes nothing else, and an orchestrator restarts on it.
  * `GET /readyz`: store writable, OpenCRVS token obtainable, queue not held, sources reachable; 503
- * with the failing checks named. `GET /metrics`: Prometheus text.
+ * with the failing checks named. A note check (ReadinessCheck.note) only adds its detail. `GET /metrics`: Prometheus text.
  */
 export function opsRoutes(target: OpsTarget): Router {
   const router = express.Router();
@@ -44,7 +46,12 @@ export function opsRoutes(target: OpsTarget): Router {
   });
   router.get('/readyz', async (_req, res) => {
     const checks = target.readinessChecks();
-    const results = await Promise.all(checks.map(runCheck));
+    const results = await Promise.all(
+      checks.map(async (check) => {
+        const result = await runCheck(check);
+        return check.note ? { ...result, ok: true } : result;
+      }),
+    );
     const byName = Object.fromEntries(checks.map((check, i) => [check.name, results[i]]));
     const failed = checks.filter((_, i) => !results[i]?.ok).map((check) => check.name);
     res

@@ -18,6 +18,7 @@ export class BridgeMetrics {
   readonly held: Gauge;
   readonly subscriptionGaps: Counter<'source'>;
   readonly writeBacks: Gauge<'source' | 'state'>;
+  readonly configChangedOnDisk: Gauge;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -84,6 +85,11 @@ export class BridgeMetrics {
       name: 'bridge_write_backs',
       help: 'Write-back jobs (the tracking id written back to the source) by source and state: pending, written, already, abandoned',
       labelNames: ['source', 'state'],
+      registers,
+    });
+    this.configChangedOnDisk = new Gauge({
+      name: 'bridge_config_changed_on_disk',
+      help: '1 while the configuration or a mapping file differs on disk from what serve read at start (a restart applies it)',
       registers,
     });
   }
