@@ -219,6 +219,7 @@ export class Bridge {
       settleSeconds: config.delivery.settleSeconds,
       // A long-running bridge answers senders from its event loop: checkpoints run beside it.
       backgroundCheckpoints: true,
+      countDeadRows: true,
       ...(options.lease ? { lease: { command: options.lease, logger: this.log } } : {}),
     });
     try {
@@ -744,7 +745,7 @@ export class Bridge {
   }
 
   /** Counts carried by the runtime since start, moved into their Prometheus counters at scrape time. */
-  private counted = { tokenRenewals: 0, gaps: new Map<string, number>() };
+  private counted = { tokenRenewals: 0, gaps: new Map<string, number>(), dead: new Map<string, number>() };
 
   /** Counts for scrapes and admin tabs: at most about 2% of the event loop on a large ledger. */
   private readonly ledgerCounts = paced(() => this.ledger.counts(), { share: 0.02, maxAgeMs: 15_000 });
@@ -774,6 +775,18 @@ export class Bridge {
         for (const state of WRITE_BACK_STATES) this.metrics.writeBacks.set({ source, state }, 0);
       for (const { sourceId, state, count } of this.writeBackCounts())
         this.metrics.writeBacks.set({ source: sourceId, state }, count);
+    }
+    // Every source and event type its mappings produce from 0, as for bridge_events: increase() sees a
+    // series' first death only if the series was there before it. No error kind as a label for that
+    // reason: the kinds are many, and `ledger --status dead` says each row's.
+    for (const source of [...this.sources, ...this.dhis2Sources])
+      for (const mapping of source.mappings.mappings)
+        this.metrics.deadRows.inc({ source: source.settings.id, event_type: mapping.eventType }, 0);
+    for (const { sourceId, eventType, count } of this.ledger.deadRows()) {
+      const key = JSON.stringify([sourceId, eventType]);
+      const labels = { source: sourceId, event_type: eventType };
+      this.metrics.deadRows.inc(labels, Math.max(0, count - (this.counted.dead.get(key) ?? 0)));
+      this.counted.dead.set(key, count);
     }
     this.metrics.inboxDepth.set(this.ledger.inbox.depth());
     this.metrics.held.set(this.worker.held() ? 1 : 0);

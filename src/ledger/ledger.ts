@@ -2,6 +2,7 @@
 import { type Logger, silentLogger } from '../observability/logger.js';
 import { startCheckpointer } from './checkpointer.js';
 import { ledgerIdOf, openDatabase, relaxed, watchFileIdentity } from './db.js';
+import { countDeadRows } from './deaths.js';
 import { createInbox } from './inbox.js';
 import { createLocationAnswers } from './location-answers.js';
 import { createOutbox } from './outbox.js';
@@ -45,6 +46,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
   const pendingChecks = createPendingChecks(db);
   const checkpointer = options.backgroundCheckpoints ? startCheckpointer(db, { logger }) : undefined;
   const ledgerId = ledgerIdOf(db);
+  const deadRows = options.countDeadRows ? countDeadRows(db) : () => [];
   const fileIdentity = watchFileIdentity(path, { ledgerId });
 
   return {
@@ -114,6 +116,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     nextPendingCheckAt: pendingChecks.nextDueAt,
     fileProblem: () => fileIdentity.problem(),
     ledgerId,
+    deadRows,
     close: () => {
       checkpointer?.stop();
       // Before the connection closes: the lease is a row of this ledger.

@@ -362,6 +362,15 @@ export interface LedgerOptions {
    * ledger from then on.
    */
   onMigrated?: (from: number, to: number) => void;
+  /** Count the rows that become dead through this connection (Ledger.deadRows): serve's metrics. */
+  countDeadRows?: boolean;
+}
+
+/** Rows that became dead since the ledger was opened, by source and event type. */
+export interface DeadCount {
+  sourceId: string;
+  eventType: string;
+  count: number;
 }
 
 /** The meta key holding the queue-wide hold (JSON of `HoldState`), read by the CLI and health. */
@@ -555,5 +564,7 @@ export interface Ledger {
    * another at the same path, or behind another process's admin listener. Undefined before that migration.
    */
   readonly ledgerId: string | undefined;
+  /** Rows that became dead through this connection since it opened (LedgerOptions.countDeadRows; else none). */
+  deadRows(): DeadCount[];
   close(): void;
 }

@@ -8,6 +8,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 export class BridgeMetrics {
   readonly registry = new Registry();
   readonly eventsByState: Gauge<'state' | 'event_type'>;
+  readonly deadRows: Counter<'source' | 'event_type'>;
   readonly deliveries: Counter<'outcome' | 'event_type'>;
   readonly retries: Counter<'classification' | 'kind'>;
   readonly deliveryLatency: Histogram<'event_type'>;
@@ -27,6 +28,12 @@ export class BridgeMetrics {
       name: 'bridge_events',
       help: 'Ledger rows by state and event type',
       labelNames: ['state', 'event_type'],
+      registers,
+    });
+    this.deadRows = new Counter({
+      name: 'bridge_events_dead_total',
+      help: 'Ledger rows that became dead since start (at intake, on delivery, or decided later), by source and event type',
+      labelNames: ['source', 'event_type'],
       registers,
     });
     this.deliveries = new Counter({
