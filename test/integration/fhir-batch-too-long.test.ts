@@ -8,8 +8,9 @@
 // limit: it may as well be about one value of the list (an id the server will not take), one record's. The batch is asked again in halves, so that value ends up alone and fails
 // there, its record's own failure, while the other records stay batched. Before, the 400 stepped the
 // batches down to single records, for an hour, for every record of the source. Only a server that takes
-// no comma list for a reference parameter at all (400 for every list, however short) has that search asked
-// for each record on its own, for an hour. Against the FHIR sandbox behind the fault proxy.
+// no comma list for a reference parameter at all (400 for a list of two whose records it answers each on
+// its own) has that search asked for each record on its own, for an hour; lists refused because values of
+// them are, however many, are not taken for that. Against the FHIR sandbox behind the fault proxy.
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
@@ -266,6 +267,58 @@ describe('FHIR source: batched calls refused as too long are asked smaller', () 
       }
     } finally {
       client.close();
+    }
+  });
+
+  it('does not take two values refused with 400, one in each half of a small batch, for a server that refuses lists', async () => {
+    // Every list of such a batch is refused (each half names one of them), none answered: before, that was
+    // taken for a server that refuses any list, and every record read and searched on its own for an hour.
+    for (const { size, bad } of [
+      { size: 4, bad: [0, 2] },
+      { size: 6, bad: [0, 3] },
+    ]) {
+      const page = (from: number) =>
+        Array.from({ length: size }, (_, i) => ({
+          mappingId: 'birth.fhir',
+          subjectRef: `Patient/demo-birth-${from + i}-child`,
+        }));
+      const refusedIds = bad.map((i) => `demo-birth-${i}-child`);
+      proxy.rules.length = 0;
+      proxy.rules.push((req) => {
+        const url = decodeURIComponent(req.url ?? '');
+        return refusedIds.some((id) => url.includes(`${id}&`) || url.includes(`${id},`) || url.endsWith(id))
+          ? invalidValue()
+          : undefined;
+      });
+      const client = newClient();
+      try {
+        const first = new CachingFetcher(client);
+        await first.prefetch(set, page(0));
+        for (const s of page(0)) await mapSubject(set, s.mappingId, s.subjectRef, first).catch(() => undefined);
+        const seen = asked();
+        const shown = (list: Asked[]) => list.map((a) => `${a.search} of ${a.values}→${a.status}`).join(', ');
+        const lists = seen.filter((a) => a.values > 1);
+        assert.ok(
+          lists.length > 0 && lists.every((a) => a.status === 400),
+          `batch of ${size}: every list refused: ${shown(lists)}`,
+        );
+
+        // The next page names neither: its subjects are read, and their context searched, as lists.
+        const next = new CachingFetcher(client);
+        await next.prefetch(set, page(20));
+        const nextSeen = asked();
+        const answered = nextSeen.filter((a) => a.values === size && a.status === 200);
+        assert.ok(
+          answered.some((a) => a.search === 'Patient'),
+          `batch of ${size}, next page: the subjects read by _id together: ${shown(nextSeen)}`,
+        );
+        assert.ok(
+          answered.some((a) => a.search === 'Encounter'),
+          `batch of ${size}, next page: their encounters searched together: ${shown(nextSeen)}`,
+        );
+      } finally {
+        client.close();
+      }
     }
   });
 });

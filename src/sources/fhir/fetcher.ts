@@ -62,8 +62,8 @@ const REFUSED_AS_TOO_LONG: readonly number[] = [413, 414, 431];
  * and kept, which made every record of the source read or searched on its own for an hour for one such
  * value: the batch is asked again in halves (see Bisection), the one value ends up alone, asked on its own
  * as before (its record's own failure), and the other records stay batched. Only a server that refuses
- * every list, however short, is remembered so (each record on its own for STEP_MEMORY_MS). A list too long
- * is halved again on each page, a refused call or a few per batch.
+ * lists as such (see Bisection) is remembered so (each record on its own for STEP_MEMORY_MS). A list too
+ * long is halved again on each page, a refused call or a few per batch.
  */
 const REFUSED_AS_BAD_REQUEST = 400;
 
@@ -76,37 +76,37 @@ function refusedAsTooLong(err: unknown): number | undefined {
 
 /**
  * A batched call refused with REFUSED_AS_BAD_REQUEST, and the lists of its values asked since in halves,
- * down to values alone (asked on their own, as any value a batch left). One value the server will not take
- * makes one list refused at each depth, its half's, while the other half is answered; a server that takes
- * no list refuses both halves, at every depth. A list answered shows the server takes lists.
+ * down to lists of two, whose values are asked alone (as any value a batch left). A list answered shows
+ * the server takes lists. A list refused although each of its values answers alone shows it refuses lists
+ * as such (or its limit is under two values). Lists refused, however many and at whatever depth, show
+ * nothing more: two values the server will not take, one in each half, make both halves refused, and every
+ * list of a page refused when every other value is one.
  */
 class Bisection {
   private answered = false;
-  /** Lists refused, by depth (the batch first refused: 0). */
-  private readonly refusedAt: number[] = [];
+  private refusedThoughEachAnswers = false;
 
-  refused(depth: number): void {
-    this.refusedAt[depth] = (this.refusedAt[depth] ?? 0) + 1;
-  }
-
+  /** A list of the bisection answered. */
   took(): void {
     this.answered = true;
   }
 
+  get tookAList(): boolean {
+    return this.answered;
+  }
+
+  /** A list of two refused whose values each answered alone. */
+  valuesAnswerAlone(): void {
+    this.refusedThoughEachAnswers = true;
+  }
+
   /**
-   * Every list asked refused, two side by side among them: the server takes no list for this call, however
-   * short (or its limit is under two values). One list refused alone (two or three values, one the server
-   * will not take) says nothing of lists: nothing is kept for it.
+   * No list of the bisection answered, and one refused although each of its values answered alone: the
+   * server takes no list for this call, however short.
    */
   get refusesLists(): boolean {
-    return !this.answered && this.refusedAt.some((lists) => lists >= 2);
+    return !this.answered && this.refusedThoughEachAnswers;
   }
-}
-
-/** A list of a Bisection at this depth. */
-interface Halved {
-  bisection: Bisection;
-  depth: number;
 }
 
 /** `values` in two halves, the first the larger; halves of one value are no lists, and asked on their own. */
@@ -117,7 +117,7 @@ function halves<T>(values: T[]): [T[], T[]] {
 
 /**
  * Why a batched call is asked smaller: no answer in time, the status it was refused with as too long, or
- * 'lists': every list refused with 400 (Bisection.refusesLists).
+ * 'lists': lists as such refused with 400 (Bisection.refusesLists).
  */
 type StepReason = 'timeout' | 'lists' | number;
 
@@ -172,7 +172,7 @@ interface QueuedChunk {
   refs: string[];
   keyOf: (ref: string) => string;
   minStep: number;
-  halved?: Halved;
+  halved?: Bisection;
 }
 
 /**
@@ -409,14 +409,14 @@ export class CachingFetcher implements ResourceFetcher {
    * by side time out together, so each page waits out the timeout at most once per step, and later pages
    * not at all (readSteps). One refused with 400 is asked again in halves (`halved`: see Bisection).
    * Settles once every chunk, and every chunk asked again for it, is answered or refused (the reads of
-   * single ids are not waited for).
+   * single ids are not waited for, but those of a list of two refused with 400).
    */
   private async sendReads(
     type: string,
     ids: string[],
     pending: Map<string, PendingRead>,
     minStep: number,
-    halved?: Halved,
+    halved?: Bisection,
   ): Promise<void> {
     const step = Math.max(this.readStepOf(type), minStep);
     const size = READ_STEPS[step] ?? 1;
@@ -432,39 +432,49 @@ export class CachingFetcher implements ResourceFetcher {
     chunk: string[],
     pending: Map<string, PendingRead>,
     step: number,
-    halved: Halved | undefined,
+    halved: Bisection | undefined,
   ): Promise<void> {
     const found = chunk.length > 1 ? await this.readBatch(type, chunk, step) : new Map<string, Resource>();
     if (found === 'smaller') return this.sendReads(type, chunk, pending, step + 1, halved);
     if (found === 'refused') {
-      const bisection = halved?.bisection ?? new Bisection();
-      const depth = halved?.depth ?? 0;
-      bisection.refused(depth);
-      await Promise.all(
-        halves(chunk).map((half) => this.sendReads(type, half, pending, step, { bisection, depth: depth + 1 })),
-      );
-      // The first list refused: every list of its bisection is answered or refused by now.
+      const bisection = halved ?? new Bisection();
+      if (chunk.length === 2) {
+        // Its values alone, as they would be read anyway, but waited for: their answers tell a value
+        // refused from a list refused (see Bisection).
+        const alone = await Promise.all(chunk.map((id) => this.readAlone(type, id, pending)));
+        if (alone.every(Boolean)) bisection.valuesAnswerAlone();
+      } else await Promise.all(halves(chunk).map((half) => this.sendReads(type, half, pending, step, bisection)));
+      // The first list refused: every list of its bisection, and each value of a list of two, is answered
+      // or refused by now.
       if (!halved) this.readBisected(type, chunk.length, bisection);
       return;
     }
-    if (chunk.length > 1) halved?.bisection.took();
+    if (chunk.length > 1) halved?.took();
     for (const id of chunk) {
-      const waiting = pending.get(id);
-      if (!waiting) continue;
       const resource = found.get(id);
-      if (resource) {
-        waiting.resolve(resource);
-      } else {
-        this.reads++;
-        this.settled(this.client.read(type, id, { signal: this.signal })).then(waiting.resolve, waiting.reject);
-      }
+      if (resource) pending.get(id)?.resolve(resource);
+      else void this.readAlone(type, id, pending);
+    }
+  }
+
+  /** Reads one queued id on its own and settles its read with the answer; whether the server answered. */
+  private async readAlone(type: string, id: string, pending: Map<string, PendingRead>): Promise<boolean> {
+    const waiting = pending.get(id);
+    if (!waiting) return false;
+    this.reads++;
+    try {
+      waiting.resolve(await this.settled(this.client.read(type, id, { signal: this.signal })));
+      return true;
+    } catch (err) {
+      waiting.reject(err);
+      return false;
     }
   }
 
   /**
-   * A batched read of `type` refused with 400 and asked in halves: when the server refused every list of
-   * it (Bisection.refusesLists), `type` is read one id at a time from now on (readSteps), as past the last
-   * step. One value refused keeps nothing: the next batches are asked at their size.
+   * A batched read of `type` refused with 400 and asked in halves: when the server refused lists as such
+   * (Bisection.refusesLists), `type` is read one id at a time from now on (readSteps), as past the last
+   * step. Values refused keep nothing: the next batches are asked at their size.
    */
   private readBisected(type: string, ids: number, bisection: Bisection): void {
     if (bisection.refusesLists) this.readStepDown(type, READ_STEPS.length - 1, ids, 'lists');
@@ -476,8 +486,8 @@ export class CachingFetcher implements ResourceFetcher {
   }
 
   /**
-   * Remembers that a batched read of `type` timed out at `step`, or was refused as too long (or every list
-   * of it with 400: 'lists', at the last step): they are asked one step smaller from now on.
+   * Remembers that a batched read of `type` timed out at `step`, or was refused as too long (or as a list,
+   * with 400: 'lists', at the last step): they are asked one step smaller from now on.
    */
   private readStepDown(type: string, step: number, ids: number, reason: StepReason): void {
     const next = readSteps.stepDown(this.client, type, step);
@@ -494,7 +504,7 @@ export class CachingFetcher implements ResourceFetcher {
     else if (reason === 'lists')
       this.client.log.warn(
         { ...fields, status: REFUSED_AS_BAD_REQUEST },
-        `the FHIR server (or a proxy in front of it) refused a read of ${ids} ${type} resources by _id with HTTP ${REFUSED_AS_BAD_REQUEST}, and every smaller list of them too: ${type} resources are read ${then} for the next hour`,
+        `the FHIR server (or a proxy in front of it) refused a read of ${ids} ${type} resources by _id with HTTP ${REFUSED_AS_BAD_REQUEST}, and a list of two of them too although it reads each alone: ${type} resources are read ${then} for the next hour`,
       );
     else
       this.client.log.warn(
@@ -527,16 +537,19 @@ export class CachingFetcher implements ResourceFetcher {
         else if (asked === 'refused') {
           let { halved } = item;
           if (!halved) {
-            halved = { bisection: new Bisection(), depth: 0 };
-            bisected.push({ search: item.search, subjects: refs.length, bisection: halved.bisection });
+            halved = new Bisection();
+            bisected.push({ search: item.search, subjects: refs.length, bisection: halved });
           }
-          halved.bisection.refused(halved.depth);
-          const depth = halved.depth + 1;
-          for (const half of halves(refs).reverse())
-            if (half.length > 1) queue.unshift({ ...item, refs: half, halved: { bisection: halved.bisection, depth } });
+          if (refs.length === 2) {
+            // Once a list was answered nothing is left to learn (see Bisection): each subject is left to
+            // its own search, as a subject alone in a half.
+            if (!halved.tookAList && (await this.searchedAlone(item.search, refs))) halved.valuesAnswerAlone();
+          } else
+            for (const half of halves(refs).reverse())
+              if (half.length > 1) queue.unshift({ ...item, refs: half, halved });
         } else if (asked) {
           answers.push({ search: item.search, byRef: asked, keyOf: item.keyOf });
-          item.halved?.bisection.took();
+          item.halved?.took();
         }
       }
     };
@@ -547,6 +560,23 @@ export class CachingFetcher implements ResourceFetcher {
     for (const { search, subjects, bisection } of bisected)
       if (bisection.refusesLists) this.stepDown(search, PREFETCH_STEPS.length - 1, subjects, 'lists');
     return answers;
+  }
+
+  /**
+   * Each subject's own search, one after the other, cached for the mapping (which asks it anyway): whether
+   * the server answered them all. Stops at the first one that fails: that answers the question, and it is
+   * likely its subject's own failure (a value the server will not take), one the mapping may never ask
+   * again (its subject failed already) and would not take from the cache (see remember).
+   */
+  private async searchedAlone(search: BatchableSearch, refs: string[]): Promise<boolean> {
+    for (const ref of refs) {
+      try {
+        await this.search(search.type, { ...search.fixed, [search.refParam]: ref });
+      } catch {
+        return false;
+      }
+    }
+    return true;
   }
 
   /**
@@ -591,9 +621,9 @@ export class CachingFetcher implements ResourceFetcher {
   }
 
   /**
-   * Remembers that this search timed out at `step`, or was refused as too long (or every list of it with
-   * 400: 'lists', at the last step): it is asked one step smaller from now on (past the last: each
-   * record's own search).
+   * Remembers that this search timed out at `step`, or was refused as too long (or as a list, with 400:
+   * 'lists', at the last step): it is asked one step smaller from now on (past the last: each record's own
+   * search).
    */
   private stepDown(search: BatchableSearch, step: number, subjects: number, reason: StepReason): void {
     const next = prefetchSteps.stepDown(this.client, search.key, step);
@@ -618,7 +648,7 @@ export class CachingFetcher implements ResourceFetcher {
     else if (reason === 'lists')
       this.client.log.warn(
         { ...fields, count: undefined, status: REFUSED_AS_BAD_REQUEST },
-        `the FHIR server (or a proxy in front of it) refused a search for the ${search.type} resources of ${subjects} records with HTTP ${REFUSED_AS_BAD_REQUEST}, and every smaller list of them too: ${then}`,
+        `the FHIR server (or a proxy in front of it) refused a search for the ${search.type} resources of ${subjects} records with HTTP ${REFUSED_AS_BAD_REQUEST}, and a list of two of them too although it answers each record's own search: ${then}`,
       );
     else
       this.client.log.warn(
