@@ -7,6 +7,12 @@ import { isOpenCrvsError } from '../opencrvs/index.js';
 import { buildOrReport, loadConfigOrReport, reportLedgerInUse } from './options.js';
 import { listenForSignals, openLeased, processLogger } from './runtime.js';
 
+/**
+ * The longest --timeout: the pass's deadline is a timer, and Node fires a timer set past 2^31 - 1 ms
+ * (about 24.8 days) after 1 ms instead, which would cut the pass off at once.
+ */
+const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
 function printSummary(summary: SyncSummary): void {
   const byState = new Map<string, number>();
   for (const row of summary.rows) byState.set(row.state, (byState.get(row.state) ?? 0) + 1);
@@ -118,7 +124,7 @@ export function registerSync(program: Command): void {
     .option('--json', 'print the summary as JSON (logs go to standard error either way)')
     .option(
       '--timeout <seconds>',
-      'how long the pass (polling, delivery and the write-backs at its end) may take before it gives up',
+      `how long the pass (polling, delivery and the write-backs at its end) may take before it gives up (at most ${MAX_TIMEOUT_SECONDS})`,
       '120',
     )
     .option(
@@ -151,6 +157,13 @@ export function registerSync(program: Command): void {
         const timeoutSeconds = Number(options.timeout);
         if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) {
           console.error(`sync: --timeout must be a number of seconds above 0, not "${options.timeout}"`);
+          process.exitCode = 2;
+          return;
+        }
+        if (timeoutSeconds > MAX_TIMEOUT_SECONDS) {
+          console.error(
+            `sync: --timeout must be at most ${MAX_TIMEOUT_SECONDS} seconds (about 24 days), not "${options.timeout}"`,
+          );
           process.exitCode = 2;
           return;
         }

@@ -83,6 +83,11 @@ describe('opencrvs-bridge sync --once', () => {
     const timeout = await runCli(['sync', '--once', '--config', config, '--timeout', 'abc']);
     assert.equal(timeout.code, 2);
     assert.match(timeout.stderr, /--timeout must be a number of seconds above 0/);
+    // Past setTimeout's longest delay (2^31 - 1 ms) Node fires the pass's deadline after 1 ms: the pass
+    // would be cut off at once.
+    const tooLong = await runCli(['sync', '--once', '--config', config, '--timeout', '3000000']);
+    assert.equal(tooLong.code, 2, tooLong.stderr || tooLong.stdout);
+    assert.match(tooLong.stderr, /--timeout must be at most 2147483 seconds \(about 24 days\), not "3000000"/);
     // A mistyped flag is a usage error (2), not "something is dead" (1).
     const typo = await runCli(['sync', '--once', '--config', config, '--sourc', 'emr']);
     assert.equal(typo.code, 2, typo.stderr);
