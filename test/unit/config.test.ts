@@ -241,6 +241,23 @@ describe('configuration', () => {
     assert.equal(err.path, 'sources[0].baseUrl');
   });
 
+  it('refuses a timer period past its maximum, naming the key: Node would fire such a timer after 1 ms', () => {
+    // setTimeout and setInterval take at most 2^31 - 1 ms (about 24.8 days); past it they fire at once, so
+    // an idle worker, or the subscription's silence check, would spin.
+    const poll = configErrorOf(() =>
+      loadConfig({ text: `${MINIMAL_CONFIG}delivery:\n  pollIntervalMs: 3000000000\n` }),
+    );
+    assert.equal(poll.path, 'delivery.pollIntervalMs');
+    assert.match(poll.message, /must be <= 3600000/);
+    const source = (heartbeatSeconds: number) =>
+      `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example.org/fhir\n` +
+      `    subscription:\n      heartbeatSeconds: ${heartbeatSeconds}\n`;
+    const heartbeat = configErrorOf(() => loadConfig({ text: source(5_000_000) }));
+    assert.equal(heartbeat.path, 'sources[0].subscription.heartbeatSeconds');
+    assert.match(heartbeat.message, /must be <= 86400/);
+    assert.equal(loadConfig({ text: source(86400) }).sources[0]?.subscription?.heartbeatSeconds, 86400);
+  });
+
   it('reads secrets from the environment and from files, never both', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
     writeFileSync(join(dir, 'secret.txt'), 'from-file\n');
