@@ -37,13 +37,22 @@ export class RecheckNotReady extends Error {
    * every row of the batch. The others were rechecked, or failed otherwise (`otherFailure`).
    */
   readonly rowIds: readonly number[] | undefined;
+  /**
+   * Thrown by one source's recheck (sources/recheck.ts SubjectRecheck): the subjects whose rows wait, when
+   * only some of its rows do (a record its source cannot settle yet, the others read fine); undefined: all.
+   */
+  readonly subjectKeys: readonly string[] | undefined;
   /** What failed for the batch's other rows (they go out as recorded, as after any failed recheck). */
   readonly otherFailure: unknown;
 
-  constructor(message: string, options: { rowIds?: readonly number[]; otherFailure?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: { rowIds?: readonly number[]; subjectKeys?: readonly string[]; otherFailure?: unknown } = {},
+  ) {
     super(message);
     this.name = 'RecheckNotReady';
     this.rowIds = options.rowIds;
+    this.subjectKeys = options.subjectKeys;
     this.otherFailure = options.otherFailure;
   }
 }

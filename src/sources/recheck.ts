@@ -37,12 +37,17 @@ export function sourcesRecheck(
         [...subjects].map(async ([sourceId, keys]) => bySource.get(sourceId)?.([...keys])),
       );
       const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason] : []));
-      const notReady = new Set(
-        sourceIds.filter((_, i) => {
-          const outcome = settled[i];
-          return outcome?.status === 'rejected' && outcome.reason instanceof RecheckNotReady;
-        }),
-      );
+      const notReady = new Map<string, RecheckNotReady>();
+      sourceIds.forEach((sourceId, i) => {
+        const outcome = settled[i];
+        if (outcome?.status === 'rejected' && outcome.reason instanceof RecheckNotReady)
+          notReady.set(sourceId, outcome.reason);
+      });
+      // The rows that wait: a not-ready source's, or only its named subjects' (RecheckNotReady.subjectKeys).
+      const waits = (row: LedgerRow): boolean => {
+        const reason = notReady.get(row.sourceId);
+        return reason !== undefined && (reason.subjectKeys?.includes(row.subjectKey) ?? true);
+      };
       // Counts only: which records were withdrawn is in the ledger, not in logs.
       const withdrawn = rows.filter((row) => ledger.get(row.id)?.state === 'skipped').length;
       log.info(
@@ -55,8 +60,10 @@ export function sourcesRecheck(
       const first = failures.find((err) => err instanceof RecheckNotReady);
       if (!first) throw failures[0];
       throw new RecheckNotReady(first.message, {
-        rowIds: rows.filter((row) => notReady.has(row.sourceId)).map((row) => row.id),
-        otherFailure: failures.find((err) => !(err instanceof RecheckNotReady)),
+        rowIds: rows.filter(waits).map((row) => row.id),
+        otherFailure:
+          failures.find((err) => !(err instanceof RecheckNotReady)) ??
+          [...notReady.values()].find((reason) => reason.otherFailure !== undefined)?.otherFailure,
       });
     },
   };

@@ -94,4 +94,31 @@ describe('sourcesRecheck: a batch with rows of two sources', () => {
       return true;
     });
   });
+
+  it("keeps waiting only the subjects a source names, and passes on that source's other failure", async () => {
+    // emr-b cannot settle b2 yet (DHIS2's lists disagree on it), and its read of b1 failed otherwise.
+    const unread = new FhirSourceError('read Patient failed: HTTP 503', 503, true);
+    const recheck = sourcesRecheck(
+      new Map<string, SubjectRecheck>([
+        ['emr-a', async (keys) => void asked.push(['emr-a', keys])],
+        [
+          'emr-b',
+          async (keys) => {
+            asked.push(['emr-b', keys]);
+            throw new RecheckNotReady('the lists disagree', { subjectKeys: ['Patient/b2'], otherFailure: unread });
+          },
+        ],
+      ]),
+      ledger,
+      silentLogger,
+    );
+    await assert.rejects(recheck.run(rows), (err: unknown) => {
+      assert.ok(err instanceof RecheckNotReady);
+      assert.equal(err.message, 'the lists disagree');
+      // b2's row waits; a1 (rechecked) and b1 (unread: as recorded, its failure logged) go on.
+      assert.deepEqual(err.rowIds, [rows[2]?.id]);
+      assert.equal(err.otherFailure, unread);
+      return true;
+    });
+  });
 });
