@@ -5,6 +5,7 @@
 // a second OpenCRVS registration under transaction ids of its own, and a second tracking id written over
 // the first in DHIS2. (The birth event keeps its org unit, which routes it: the declaration is the same.)
 import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import {
   BIRTH_DATA_ELEMENTS,
@@ -16,6 +17,7 @@ import {
 import { Dhis2SourceError } from '../../src/sources/dhis2/client.js';
 import { sleep } from './helpers/bridge-harness.js';
 import { type Dhis2Harness, dataValueOf, enrolledIn, startDhis2Harness } from './helpers/dhis2-harness.js';
+import { answerJson, dhis2Error, type FaultProxy, forbiddenPage, startFaultProxy } from './helpers/fault-proxy.js';
 
 const BASIC = `Basic ${Buffer.from(`${DEFAULT_SANDBOX_AUTH.username}:${DEFAULT_SANDBOX_AUTH.password}`).toString('base64')}`;
 const BO = 'dhis2-bo';
@@ -75,6 +77,8 @@ function startSplitByUser(
   delivery?: Record<string, unknown>,
   national = false,
   writeTo: Record<string, unknown> = TO_ATTRIBUTE,
+  /** Both sources reach the simulator through this proxy (one baseUrl still: one server). */
+  proxy?: FaultProxy,
 ): Promise<Dhis2Harness> {
   return startDhis2Harness({
     births: 6,
@@ -82,7 +86,8 @@ function startSplitByUser(
     ...(delivery ? { delivery } : {}),
     simulator: { users: [...Object.values(DISTRICT_USERS), NATIONAL_USER], outOfScopeRead },
     configure: ({ sources }) => {
-      const births = sources[0] ?? {};
+      if (proxy) proxy.target = String(sources[0]?.baseUrl);
+      const births = { ...sources[0], ...(proxy ? { baseUrl: proxy.url } : {}) };
       const users = { ...DISTRICT_USERS, [NATIONAL]: NATIONAL_USER };
       const as = (id: keyof typeof users) => ({
         auth: { type: 'basic', username: users[id].username, password: users[id].password },
@@ -523,6 +528,202 @@ describe('DHIS2 district split, a user per district: the other source cannot be 
       assert.equal(events.length, 1);
     } finally {
       await h.close();
+    }
+  });
+});
+
+// Both sources behind the fault proxy, which answers a chosen user's list call (includeDeleted=true) itself:
+// what DHIS2 itself never answers (one user's list saying live what another's says deleted), a proxy's page,
+// a failure of DHIS2's own.
+describe('DHIS2 district split, a user per district: the deleted-or-not lists of a child no user may read', () => {
+  /** The Bo births recorded and waiting (delivery.recheckAfterSeconds: 1), both sources behind `proxy`. */
+  async function boWaitingBehind(proxy: FaultProxy): Promise<Dhis2Harness> {
+    const h = await startSplitByUser(
+      'not-found',
+      { settleSeconds: 1, recheckAfterSeconds: 1 },
+      false,
+      TO_ATTRIBUTE,
+      proxy,
+    );
+    assert.ok((await h.bridge.syncOnce([GBENIKORO], { timeoutMs: 30_000 })).ok);
+    const bo = h.bridge.dhis2Sources.find((s) => s.settings.id === BO);
+    assert.ok(((await bo?.poller.pollOnce())?.mapped.inserted ?? 0) > 0);
+    return h;
+  }
+
+  /** The list call for `uid` with includeDeleted=true, made as the user of `source` (trackedEntityListing). */
+  function listsFor(source: keyof typeof DISTRICT_USERS, uid: string) {
+    const { username, password } = DISTRICT_USERS[source];
+    const auth = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+    return (req: IncomingMessage): boolean => {
+      const url = new URL(req.url ?? '/', 'http://proxy');
+      return (
+        req.method === 'GET' &&
+        url.pathname === '/api/tracker/trackedEntities' &&
+        url.searchParams.get('includeDeleted') === 'true' &&
+        url.searchParams.get('trackedEntities') === uid &&
+        req.headers.authorization === auth
+      );
+    };
+  }
+
+  async function deleteInDhis2(h: Dhis2Harness, child: TrackedEntity): Promise<void> {
+    const deleted = await fetch(`${h.dhis2.baseUrl}/api/tracker?async=false&importStrategy=DELETE`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: BASIC },
+      body: JSON.stringify({ trackedEntities: [{ trackedEntity: child.trackedEntity }] }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    assert.equal(deleted.status, 200, await deleted.text());
+  }
+
+  /**
+   * Past the recheck threshold, runs the worker round by round (runUntilIdle would wait for the waiting
+   * row) until the proxy has answered (`answered` above 0) and, `othersGo`, the other Bo rows are delivered.
+   */
+  async function recheckWhileAnswered(
+    h: Dhis2Harness,
+    answered: () => number,
+    childRowId: number,
+    othersGo: boolean,
+  ): Promise<void> {
+    await sleep(1_100);
+    const othersDelivered = () =>
+      h.rows().every((r) => r.sourceId !== BO || r.id === childRowId || r.state === 'delivered');
+    const done = () => answered() > 0 && (!othersGo || othersDelivered());
+    for (let round = 0; round < 100 && !done(); round++) {
+      await h.bridge.worker.processNext();
+      await sleep(20);
+    }
+    assert.ok(answered() > 0, 'the list call met the answer of the proxy');
+    if (othersGo) assert.ok(othersDelivered(), "the other Bo births went out: only the child's row waits");
+  }
+
+  // Bo's own list says live, Gbenikoro's (the district it moved to before its deletion) says deleted; or Bo's
+  // says deleted (deleted where it was) and Gbenikoro's says live. Either way a live vetoes the withdrawal.
+  for (const liar of [BO, GBENIKORO] as const)
+    it(`waits, neither withdrawn nor dead, while the other list says live (${liar}'s); withdrawn once they agree`, async () => {
+      const proxy = await startFaultProxy();
+      const h = await boWaitingBehind(proxy);
+      try {
+        const child = childAtNgelehun(h);
+        const uid = String(child.trackedEntity);
+        const subject = `TrackedEntity/${uid}`;
+        const [waiting] = h.rows().filter((r) => r.subjectKey === subject);
+        assert.ok(waiting);
+        if (liar === BO) await transfer(h, child);
+        await deleteInDhis2(h, child);
+        let lied = 0;
+        const isListing = listsFor(liar, uid);
+        proxy.rules.push((req) => {
+          if (!isListing(req)) return undefined;
+          lied++;
+          return answerJson(200, {
+            pager: { page: 1, pageSize: 50 },
+            trackedEntities: [{ trackedEntity: uid, deleted: false }],
+          });
+        });
+
+        await recheckWhileAnswered(h, () => lied, waiting.id, true);
+        const [row] = h.rows().filter((r) => r.subjectKey === subject);
+        assert.deepEqual(
+          [row?.sourceId, row?.state, row?.skipReason],
+          [BO, 'pending', null],
+          JSON.stringify(row?.lastError),
+        );
+        assert.deepEqual(
+          (await h.events()).filter((ev) => ev.actions.some((a) => a.transactionId === waiting.createTransactionId)),
+          [],
+          'not sent',
+        );
+
+        // The lists agree now: the next recheck withdraws it.
+        proxy.rules.length = 0;
+        await sleep(1_100);
+        await h.bridge.worker.runUntilIdle({ timeoutMs: 20_000 });
+        const [settled] = h.rows().filter((r) => r.subjectKey === subject);
+        assert.deepEqual(
+          [settled?.state, settled?.skipReason],
+          ['skipped', 'deleted in the source before it was sent'],
+        );
+      } finally {
+        await h.close();
+        await proxy.close();
+      }
+    });
+
+  // A page that is not DHIS2's says nothing of the record: as for a read, the row waits, and is withdrawn
+  // once DHIS2 itself answers (the child moved to Gbenikoro, then deleted: Gbenikoro's list says so).
+  for (const blocked of [BO, GBENIKORO] as const)
+    it(`waits when a proxy's page answers ${blocked}'s list, not held dead; withdrawn once DHIS2 answers`, async () => {
+      const proxy = await startFaultProxy();
+      const h = await boWaitingBehind(proxy);
+      try {
+        const child = childAtNgelehun(h);
+        const uid = String(child.trackedEntity);
+        const subject = `TrackedEntity/${uid}`;
+        const [waiting] = h.rows().filter((r) => r.subjectKey === subject);
+        assert.ok(waiting);
+        await transfer(h, child);
+        await deleteInDhis2(h, child);
+        let pages = 0;
+        const isListing = listsFor(blocked, uid);
+        proxy.rules.push((req) => {
+          if (!isListing(req)) return undefined;
+          pages++;
+          return forbiddenPage();
+        });
+
+        // As for a read that meets one, the rows of its batch wait with it (app.ts).
+        await recheckWhileAnswered(h, () => pages, waiting.id, false);
+        const [row] = h.rows().filter((r) => r.subjectKey === subject);
+        assert.deepEqual([row?.state, row?.lastError ?? null], ['pending', null]);
+
+        proxy.rules.length = 0;
+        await sleep(1_100);
+        await h.bridge.worker.runUntilIdle({ timeoutMs: 20_000 });
+        const [settled] = h.rows().filter((r) => r.subjectKey === subject);
+        assert.deepEqual(
+          [settled?.state, settled?.skipReason],
+          ['skipped', 'deleted in the source before it was sent'],
+        );
+        assert.deepEqual(
+          (await h.events()).filter((ev) => ev.actions.some((a) => a.transactionId === waiting.createTransactionId)),
+          [],
+        );
+      } finally {
+        await h.close();
+        await proxy.close();
+      }
+    });
+
+  it("held dead when the other source's list fails, its reason naming that source once", async () => {
+    const proxy = await startFaultProxy();
+    const h = await boWaitingBehind(proxy);
+    try {
+      const child = childAtNgelehun(h);
+      const uid = String(child.trackedEntity);
+      const subject = `TrackedEntity/${uid}`;
+      // To an org unit neither district's user captures in: both reads refused, both lists asked.
+      await transfer(h, child, ORG_UNITS.sierraLeone);
+      const isListing = listsFor(GBENIKORO, uid);
+      proxy.rules.push((req) => (isListing(req) ? dhis2Error(500, 'Internal server error') : undefined));
+      await sleep(1_100);
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 20_000 });
+
+      const [held] = h.rows().filter((r) => r.subjectKey === subject);
+      assert.deepEqual([held?.sourceId, held?.state, held?.lastError?.kind], [BO, 'dead', 'source-read']);
+      const reason = held?.lastError?.message ?? '';
+      assert.equal(reason.split(GBENIKORO).length - 1, 1, reason);
+      assert.match(
+        reason,
+        new RegExp(
+          `the user of ${GBENIKORO} \\(404; whether it was deleted could not be asked through it: list tracked entities failed: HTTP 500\\)`,
+        ),
+      );
+    } finally {
+      await h.close();
+      await proxy.close();
     }
   });
 });

@@ -1,4 +1,5 @@
 import type { Dhis2Settings } from '../../config/types.js';
+import { RecheckNotReady } from '../../delivery/types.js';
 import { type Resource, trackedEntityResource } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Evaluation, SourcePipeline } from '../pipeline.js';
@@ -42,16 +43,19 @@ type Refusal = 404 | 403;
  * a user of its own district) may be shown what this one's user is not: a child transferred to the other
  * district while its row waited. Its user is asked before the list (each such source once per subject and
  * recheck, the one that last read the record for this row first; refused too, its list is asked after this
- * source's, so a child deleted after the move is withdrawn), and what it reads is evaluated and
- * committed through that source's pipeline, which records it on this source's row (SourcePipeline ownerOf,
- * noting the reader as read_by_source): the row keeps its source and transactionIds, so it goes out once,
- * as the record is now. Held dead only when no configured source's user is shown it, the reason saying so.
+ * source's, so a child deleted after the move is withdrawn), and what it reads is evaluated and committed
+ * through that source's pipeline, which records it on this source's row (SourcePipeline ownerOf, noting
+ * the reader as read_by_source): the row keeps its source and transactionIds, so it goes out once, as the
+ * record is now. Held dead only when no configured source's user is shown it, the reason saying so. Lists
+ * that disagree (one says deleted, another live: not DHIS2's own answers, see readSubject) make the row
+ * wait, neither withdrawn nor held dead, the reason in the worker's log.
  *
  * A read that fails otherwise (a 5xx through the client's retries, no answer) leaves out that subject
  * alone, as in the FHIR recheck (fhir/reevaluate.ts): what the other reads show is recorded (withdrawn,
  * updated, held dead), then the failure is thrown, a proxy's page before any other. The worker sends only
  * the unread subjects' rows as recorded, where before one failed read sent the whole batch so, a birth
- * DHIS2 had deleted meanwhile among them; a proxy's page makes the rows wait (app.ts).
+ * DHIS2 had deleted meanwhile among them; a proxy's page, to a read or to a list, makes the rows wait
+ * (app.ts).
  */
 export function dhis2Recheck(deps: {
   sourceId: string;
@@ -88,7 +92,7 @@ export function dhis2Recheck(deps: {
         // subject alone.
         const reads = await Promise.all(keys.map((key) => readSubject(key)));
         // Stopping: not checked, the rows wait (delivery/worker.ts).
-        if (client.closed && failures.length > 0) throw failures[0];
+        if (client.closed && failures.length > 0) throw recheckFailure(failures);
         keys.forEach((key, i) => {
           const read = reads[i];
           if (read?.deleted) pipeline.recordDeleted(key, fetcher);
@@ -127,7 +131,7 @@ export function dhis2Recheck(deps: {
       // What was read is recorded (a birth deleted or withdrawn meanwhile is not sent); now the failure, so
       // the worker sends only the unread subjects' rows as recorded. A page that is not DHIS2's (a proxy's)
       // goes first: the rows then wait (app.ts), neither sent unchecked nor withdrawn.
-      if (failures.length > 0) throw failureToThrow(failures);
+      if (failures.length > 0) throw recheckFailure(failures);
     } finally {
       await pipeline.finished(fetcher);
     }
@@ -183,35 +187,59 @@ export function dhis2Recheck(deps: {
         if (typeof seen === 'object') return { resource: trackedEntityResource(seen), via: reader };
         asked.refused.push({ sourceId: reader.sourceId, refusal: seen });
       }
-      let listing: TrackedEntityListing | Error;
-      try {
-        listing = await client.trackedEntityListing(uid, dhis2.program);
-      } catch (err) {
-        if (client.closed) {
-          failures.push(err);
-          return undefined;
-        }
-        listing = err instanceof Error ? err : new Error(String(err));
-      }
-      if (listing === 'deleted') return { deleted: true };
+      const listing = await listingOf(client, uid, dhis2);
+      if (listing === WAIT) return undefined;
       // A child deleted after moving district is listed only to the users who search where it is owned:
-      // the other sources' users that were refused its read are asked too, in the same order. Only their
-      // `deleted: true` counts; anything else they answer leaves the reason as this source's list gave it.
-      for (const { sourceId } of asked.refused) {
-        const reader = others.find((other) => other.sourceId === sourceId);
+      // the other sources' users that were refused its read are asked too, in the same order, even when
+      // this source's list answered, since any `live` vetoes a `deleted` (below).
+      const deletedTo = listing === 'deleted' ? [sourceId] : [];
+      const liveTo = listing === 'live' ? [sourceId] : [];
+      for (const refused of asked.refused) {
+        const reader = others.find((other) => other.sourceId === refused.sourceId);
         if (!reader) continue;
-        try {
-          if ((await reader.client.trackedEntityListing(uid, reader.dhis2.program)) === 'deleted')
-            return { deleted: true };
-        } catch (err) {
-          if (reader.client.closed) {
-            failures.push(err);
-            return undefined;
-          }
-          asked.failed.push({ sourceId, message: err instanceof Error ? err.message : String(err) });
-        }
+        const theirs = await listingOf(reader.client, uid, reader.dhis2);
+        if (theirs === WAIT) return undefined;
+        if (theirs instanceof Error) refused.listFailed = theirs.message;
+        else if (theirs === 'deleted') deletedTo.push(reader.sourceId);
+        else if (theirs === 'live') liveTo.push(reader.sourceId);
       }
+      // Withdrawn only when some list says deleted and none says live. DHIS2 soft-deletes for good (a
+      // deleted uid is never imported again) and lists a record alike to every user who may search where
+      // it is owned, so two lists disagree only when one answer is not what DHIS2 holds now (a cache or a
+      // proxy in front of it, a server restored from a backup behind the same address). Of the two,
+      // `deleted` is the likelier truth (the later state, which no later change undoes); but nothing here
+      // tells which answer is stale, and the mistakes are not alike: a withdrawal settles the row for good
+      // (a live birth never registered, nobody told), a wait costs time and ends by itself once the lists
+      // agree. So a `live` vetoes: the row is neither withdrawn nor held dead (a person would have to
+      // replay it, for what the next recheck may settle); it waits, as for a proxy's page, alone (its
+      // batch's other rows go on), and is asked again at each recheck, the reason in the worker's log.
+      if (deletedTo.length > 0 && liveTo.length > 0) {
+        failures.push(new RecheckNotReady(disagreeing(deletedTo, liveTo), { subjectKeys: [key] }));
+        return undefined;
+      }
+      if (listing === 'deleted' || deletedTo.length > 0) return { deleted: true };
       return { held: notShown(entity, listing, asked) };
+    }
+
+    /**
+     * What `reader`'s list with includeDeleted=true says of `uid`, or the error of a list that could not be
+     * asked; WAIT when the bridge is stopping or the answer was not DHIS2's (a proxy's page: the failure is
+     * kept in `failures`), so that the rows wait (app.ts), as for a read.
+     */
+    async function listingOf(
+      reader: Dhis2Client,
+      uid: string,
+      settings: Dhis2Settings,
+    ): Promise<TrackedEntityListing | Error | typeof WAIT> {
+      try {
+        return await reader.trackedEntityListing(uid, settings.program);
+      } catch (err) {
+        if (reader.closed || (err instanceof SourceCallError && err.foreign)) {
+          failures.push(err);
+          return WAIT;
+        }
+        return err instanceof Error ? err : new Error(String(err));
+      }
     }
 
     /** The other sources to ask for `key`, each once: the one that last read it for this row first. */
@@ -232,8 +260,43 @@ export interface Dhis2Reader {
 
 /** What the other sources answered for a record this source's user is refused. */
 interface OthersAsked {
-  refused: Array<{ sourceId: string; refusal: Refusal }>;
+  /** Refused its read; `listFailed`: its list could not be asked either (the error). */
+  refused: Array<{ sourceId: string; refusal: Refusal; listFailed?: string }>;
+  /** Its read failed (so its list was not asked). */
   failed: Array<{ sourceId: string; message: string }>;
+}
+
+/** A list that must be asked again later (listingOf): the rows wait. */
+const WAIT = Symbol('wait');
+
+/**
+ * The one failure a recheck throws for them all. A proxy's page (failureToThrow puts it first) makes
+ * every row of the source wait (app.ts), those whose lists disagree among them. Otherwise those wait
+ * alone (RecheckNotReady naming their subjects), and the other failure, if any, goes with it: the worker
+ * sends the unread subjects' rows as recorded, as without them.
+ */
+function recheckFailure(failures: readonly unknown[]): unknown {
+  const waiting = failures.filter((err): err is RecheckNotReady => err instanceof RecheckNotReady);
+  const other = failureToThrow(failures.filter((err) => !(err instanceof RecheckNotReady)));
+  const [first] = waiting;
+  if (!first || (other instanceof SourceCallError && other.foreign)) return other;
+  return new RecheckNotReady(first.message, {
+    subjectKeys: waiting.flatMap((err) => err.subjectKeys ?? []),
+    otherFailure: other,
+  });
+}
+
+/**
+ * Why a row waits when DHIS2's lists disagree (see readSubject): source ids only, no uid (it is logged,
+ * and the worker's log names no record).
+ */
+function disagreeing(deletedTo: readonly string[], liveTo: readonly string[]): string {
+  return (
+    `DHIS2's lists with includeDeleted=true disagree on whether a tracked entity none of the sources' users may read ` +
+    `was deleted: deleted to the user of ${deletedTo.join(', ')}, not deleted to that of ${liveTo.join(', ')}. ` +
+    'DHIS2 deletes for good, so one answer is not its own now (a cache or proxy in front of it at sources[].baseUrl?): ' +
+    'neither withdrawn nor held dead, the row waits and is asked again at the next recheck'
+  );
 }
 
 /**
@@ -302,7 +365,14 @@ function notShown(
 function othersSaid({ refused, failed }: OthersAsked): string {
   let said = '';
   if (refused.length > 0) {
-    const whom = refused.map(({ sourceId, refusal }) => `${sourceId} (${refusal})`).join(', nor to that of ');
+    // Each source once: one whose list failed after its read was refused says both in its parentheses.
+    const whom = refused
+      .map(({ sourceId, refusal, listFailed }) =>
+        listFailed === undefined
+          ? `${sourceId} (${refusal})`
+          : `${sourceId} (${refusal}; whether it was deleted could not be asked through it: ${listFailed})`,
+      )
+      .join(', nor to that of ');
     const which = refused.length === 1 ? 'the other source' : 'the other sources';
     said += ` Nor does DHIS2 show it to the user of ${whom}, ${which} of this server and programme`;
     said += failed.length === 0 ? ": no configured source's user is shown it." : '.';
@@ -310,6 +380,6 @@ function othersSaid({ refused, failed }: OthersAsked): string {
   if (failed.length > 0) {
     const where = failed.map(({ sourceId, message }) => `${sourceId} (${message})`).join(', nor through ');
     said += ` It could not be asked through ${where}: replay this row to ask again.`;
-  }
+  } else if (refused.some(({ listFailed }) => listFailed !== undefined)) said += ' Replay this row to ask again.';
   return said;
 }
