@@ -1123,11 +1123,13 @@ export class Bridge {
       if (this.stopping) return;
       const reason = err instanceof Error ? err.message : String(err);
       // Credentials the token endpoint refused: it is not asked again before its backoff ends (30 s,
-      // doubling: opencrvs/token.ts), and a try before then meets the same refusal at once, a warning each.
-      // Rounded up to the second: a timer may fire a millisecond early, and the try with it.
+      // doubling to 5 min: opencrvs/token.ts), and a try before then meets the same refusal at once, a
+      // warning each. But not longer than 30 s: a corrected secret file ends that backoff, and only a try
+      // reads the file, so routing (and the sources and delivery behind it) would wait out minutes after the
+      // fix. Rounded up to the second: a timer may fire a millisecond early, and the try with it.
       const refusedMs =
         err instanceof OpenCrvsError && err.operation === 'token' && err.classification !== 'retryable'
-          ? Math.ceil((err.retryAfterMs ?? 0) / 1000) * 1000
+          ? Math.min(Math.ceil((err.retryAfterMs ?? 0) / 1000) * 1000, ROUTING_RETRY_MAX_MS)
           : 0;
       const waitMs = Math.max(delayMs, refusedMs);
       const retry = `retrying in ${Math.round(waitMs / 1000)} s`;
