@@ -99,7 +99,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     outage,
     onHold: (next) => {
       holdsRaised++;
-      const first = !hold;
+      // Logged when the hold starts, or turns into an outage (a credentials hold whose probe then found
+      // OpenCRVS out of reach): the banner names the row that log line names (ledger/hold-text.ts).
+      const first = !hold || (next.outage === true && hold.outage !== true);
       // Keep the first `since`: the hold started then, whatever later attempts found. An outage is one
       // hold: the attempts still in flight when it was seen fail the same way, and taking theirs would
       // name another row than the one the log line (written once) names.

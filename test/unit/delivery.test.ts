@@ -327,6 +327,43 @@ describe('delivery worker', () => {
     assert.equal(ledger.getHold()?.rowId, logged[0]?.rowId, 'the ledger, `ledger` and doctor name the logged row');
   });
 
+  it('a credentials hold that turns into an outage logs the outage, naming the row the ledger names', async () => {
+    for (const s of ['1', '2', '3', '4']) ledger.recordEvent(eventInput(s));
+    // The first attempt is refused at once (held for an operator): OpenCRVS answered. The three still in
+    // flight then find it gone, each a while later (their timeouts), the last past outageHoldSeconds.
+    const create = api.createEvent.bind(api);
+    let calls = 0;
+    api.createEvent = async (input) => {
+      calls++;
+      if (calls === 1) api.fail('create', { kind: 'forbidden', classification: 'operator', status: 403 });
+      else {
+        await new Promise((resolve) => setTimeout(resolve, 10 * calls));
+        clock.advance(700);
+        api.fail('create', { kind: 'network', classification: 'retryable', message: 'UND_ERR_SOCKET' });
+      }
+      return create(input);
+    };
+    const lines: string[] = [];
+    const w = createDeliveryWorker({
+      ledger,
+      api,
+      settings: { ...settings, concurrency: 4, outageHoldSeconds: 1 },
+      workerId: 'w-test',
+      now: clock.now,
+      random: () => 1,
+      onOutcome: (event) => outcomes.push(event),
+      logger: createLogger({ destination: { write: (line: string) => lines.push(line) } }),
+    });
+    await w.processNext();
+    const logged = lines.map((line) => JSON.parse(line)).filter((entry) => /delivery held/.test(entry.msg));
+    assert.deepEqual(
+      logged.map((entry) => entry.msg),
+      ['delivery held for an operator', 'delivery held: OpenCRVS out of reach; probing until it answers'],
+    );
+    assert.equal(ledger.getHold()?.outage, true, 'the hold is an outage now');
+    assert.equal(ledger.getHold()?.rowId, logged[1]?.rowId, 'the ledger, `ledger` and doctor name the logged row');
+  });
+
   it('keeps the hold across a restart and probes it at once', async () => {
     ledger.recordEvent(eventInput('1'));
     api.always.notify = { kind: 'unauthorized', classification: 'operator', status: 401, message: 'Unauthorized' };
