@@ -105,7 +105,8 @@ function nothingListed(config: BridgeConfig, sourceId: string | undefined): stri
   return `Write-back is not configured ${where} (sources[].writeBack, docs/write-back.md): no tracking id is written back, so there is no job.`;
 }
 
-/** One job, as `sync` names failures: the row, the source, the state, the attempts and the error (no personal data). */
+/** One job, as `sync` names failures: the row, the source, the state, the attempts and the error as stored
+ * (it may name the record's reference: command output, not a log, docs/deployment.md). */
 function jobLine(job: WriteBackItem): string {
   const attempts = `${job.attempts} attempt${job.attempts === 1 ? '' : 's'}`;
   const state =

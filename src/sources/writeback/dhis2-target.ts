@@ -170,7 +170,8 @@ export class Dhis2WriteBack implements WriteBackTarget {
     // Not permanent: the stage event may be entered later; the retry budget bounds the wait.
     if (!candidate) throw new WriteBackError(`no event of program stage ${stage} for ${job.subjectKey} yet`, false);
     const event = await this.client.event(candidate.event, call);
-    if (!event) throw new WriteBackError(`event ${candidate.event} vanished`, false);
+    // Not its uid: the message reaches the log (a record's uid, as the job's references are kept out).
+    if (!event) throw new WriteBackError(`the event of program stage ${stage} vanished between two reads`, false);
     return event;
   }
 
