@@ -31,8 +31,10 @@ describe('locks of attempts in flight', () => {
         return notify(input);
       };
       const { row } = ledger.recordEvent(eventInput('slow'));
-      // A 300 ms lock timeout (renewed every 100 ms) against an attempt held for 1.2 s.
-      const settings = { ...TEST_DELIVERY_SETTINGS, lockTimeoutSeconds: 0.3, pollIntervalMs: 5_000 };
+      // A 1 s lock timeout (renewed every third of it) against an attempt held for 2.5 s. Not shorter: on a
+      // loaded machine (a fresh-clone CI beside other work) a 300 ms timeout was outlived by event-loop
+      // stalls alone, and the row was taken back from a live attempt for that reason, not this one.
+      const settings = { ...TEST_DELIVERY_SETTINGS, lockTimeoutSeconds: 1, pollIntervalMs: 5_000 };
       const worker = createDeliveryWorker({ ledger, api, settings, workerId: 'w-a' });
       const other = openLedger(path);
       try {
@@ -40,9 +42,9 @@ describe('locks of attempts in flight', () => {
         if (mode === 'runUntilIdle') run = worker.runUntilIdle({ timeoutMs: 30_000 });
         else worker.start();
         let reset = 0;
-        for (let waited = 0; waited < 1200; waited += 50) {
+        for (let waited = 0; waited < 2500; waited += 50) {
           await new Promise((resolve) => setTimeout(resolve, 50));
-          reset += other.resetStaleLocks(300);
+          reset += other.resetStaleLocks(1000);
         }
         assert.equal(ledger.get(row.id)?.state, 'delivering');
         release();
