@@ -453,6 +453,9 @@ export class Bridge {
       // Same meaning as for deliveries: a claim older than this belongs to a process presumed dead.
       leaseMs: this.config.delivery.lockTimeoutSeconds * 1000,
       pollIntervalMs: this.config.delivery.pollIntervalMs,
+      // Counted where it happens: this runner is the only place a job becomes abandoned (a re-queue,
+      // here or by `write-backs --requeue`, only takes one out of that state).
+      onAbandoned: (source) => this.metrics.writeBacksAbandoned.inc({ source }),
     });
     this.onDeliveryOutcome((outcome) => runner.onOutcome(outcome));
     return runner;
@@ -771,8 +774,11 @@ export class Bridge {
       // As above: every state of every source that writes back, at 0 when empty, so an alert on a rise in
       // `abandoned` has a series to compare with before the first job is abandoned.
       this.metrics.writeBacks.reset();
-      for (const source of writeBacks.sourceIds())
+      for (const source of writeBacks.sourceIds()) {
         for (const state of WRITE_BACK_STATES) this.metrics.writeBacks.set({ source, state }, 0);
+        // That counter from 0 (an inc by 0 makes the series), so increase() sees the first abandonment.
+        this.metrics.writeBacksAbandoned.inc({ source }, 0);
+      }
       for (const { sourceId, state, count } of this.writeBackCounts())
         this.metrics.writeBacks.set({ source: sourceId, state }, count);
     }

@@ -19,6 +19,7 @@ export class BridgeMetrics {
   readonly held: Gauge;
   readonly subscriptionGaps: Counter<'source'>;
   readonly writeBacks: Gauge<'source' | 'state'>;
+  readonly writeBacksAbandoned: Counter<'source'>;
   readonly configChangedOnDisk: Gauge;
 
   constructor(options: { processMetrics?: boolean } = {}) {
@@ -92,6 +93,12 @@ export class BridgeMetrics {
       name: 'bridge_write_backs',
       help: 'Write-back jobs (the tracking id written back to the source) by source and state: pending, written, already, abandoned',
       labelNames: ['source', 'state'],
+      registers,
+    });
+    this.writeBacksAbandoned = new Counter({
+      name: 'bridge_write_backs_abandoned_total',
+      help: 'Write-back jobs abandoned since start (refused for good, or out of attempts), by source; a re-queue does not lower it',
+      labelNames: ['source'],
       registers,
     });
     this.configChangedOnDisk = new Gauge({

@@ -214,6 +214,36 @@ describe('a write-back DHIS2 refuses for good', () => {
     }
   });
 
+  it('counts each abandonment in bridge_write_backs_abandoned_total, which a re-queue does not take back', async () => {
+    const proxy = await startFaultProxy();
+    const h = await refused(proxy, 2);
+    const metric = async (name: string, state?: string) => {
+      const labels = `source="${BIRTHS_SOURCE}"${state ? `,state="${state}"` : ''}`;
+      const line = (await h.bridge.renderMetrics()).body.split('\n').find((l) => l.startsWith(`${name}{${labels}} `));
+      return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    const seen = async () => ({
+      counted: await metric('bridge_write_backs_abandoned_total'),
+      now: await metric('bridge_write_backs', 'abandoned'),
+    });
+    try {
+      // There at 0 before the first abandonment, so increase() sees that one.
+      assert.deepEqual(await seen(), { counted: 0, now: 0 });
+      await h.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
+      assert.deepEqual(await seen(), { counted: 2, now: 2 });
+      // A re-queue lowers the gauge: with an abandonment in the same hour, delta() of it would see nothing.
+      const [first] = jobsOf(h);
+      assert.ok(first && h.bridge.writeBacks?.requeue(first.rowId));
+      assert.deepEqual(await seen(), { counted: 2, now: 1 });
+      // Refused again: abandoned a second time, counted a second time.
+      await h.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
+      assert.deepEqual(await seen(), { counted: 3, now: 2 });
+    } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
+
   it('is reported by sync --once, in its summary and with --json, without changing the exit status', async () => {
     const proxy = await startFaultProxy();
     const dhis2 = await startDhis2Simulator({ port: 0, seed: demoEntities(2, 0) });

@@ -48,6 +48,11 @@ export interface WriteBackRunnerDeps {
   leaseMs?: number;
   /** Jobs one run claims at most (default 5000); the rest wait for the next run. */
   maxJobsPerRun?: number;
+  /**
+   * A job of this source was abandoned by this runner (its outcome recorded; not when its claim was taken
+   * over). serve's bridge_write_backs_abandoned_total: the state gauge goes down with a re-queue. Must not throw.
+   */
+  onAbandoned?: (sourceId: string) => void;
 }
 
 /** A job a run tried and that failed: ledger row, source, its error (the call, the status, codes: no personal data). */
@@ -261,6 +266,7 @@ export class WriteBackRunner {
         attempts: item.attempts,
         error: error.slice(0, 500),
       });
+      if (state === 'abandoned') this.deps.onAbandoned?.(item.sourceId);
     };
     const source = this.sources.get(item.sourceId);
     const row = this.deps.ledger.get(item.rowId);
