@@ -761,8 +761,9 @@ export class Bridge {
   /** Mirrors stored state into gauges at scrape time. */
   refreshMetrics(): void {
     this.metrics.eventsByState.reset();
-    // Every state of every event type the mappings deliver, at 0 when empty: a series that appears only
-    // with its first dead letter gives `increase(…[1h])` nothing to compare, so that alert never fired.
+    // Every state of every event type the mappings deliver, at 0 when empty, so a dashboard or a threshold
+    // shows 0 rather than no series. Not for increase(): this is a gauge, which a replay or a dismissal
+    // lowers (a counter reset to Prometheus); the dead alert uses bridge_events_dead_total, below.
     for (const eventType of this.mappedEventTypes()) {
       for (const state of LEDGER_STATES) this.metrics.eventsByState.set({ state, event_type: eventType }, 0);
     }
@@ -771,8 +772,8 @@ export class Bridge {
     }
     const writeBacks = this.writeBacks;
     if (writeBacks) {
-      // As above: every state of every source that writes back, at 0 when empty, so an alert on a rise in
-      // `abandoned` has a series to compare with before the first job is abandoned.
+      // As above: every state of every source that writes back, at 0 when empty. A re-queue lowers
+      // `abandoned`: its alert uses bridge_write_backs_abandoned_total.
       this.metrics.writeBacks.reset();
       for (const source of writeBacks.sourceIds()) {
         for (const state of WRITE_BACK_STATES) this.metrics.writeBacks.set({ source, state }, 0);
