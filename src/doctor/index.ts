@@ -20,9 +20,13 @@ export interface DoctorOptions {
 
 export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const checks: CheckResult[] = [];
-  const { result, config } = checkConfig(options.file, options.env);
+  const { result, config: full, partial } = checkConfig(options.file, options.env);
   checks.push(result);
+  // A secret file that cannot be used (a rotation under way) fails the config check, and the checks that
+  // need no secret still run on the rest: a held queue is what the operator needs to see then.
+  const config = full ?? partial?.config;
   if (!config) return { ok: false, checks };
+  const notLoaded = 'not checked: a secret file it needs did not load (see config)';
 
   checks.push(...checkSourceIds(config));
   checks.push(...checkStore(config));
@@ -48,6 +52,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
 
   const sourceChecks = await Promise.all(
     config.sources.map(async (source): Promise<CheckResult[]> => {
+      if (!full && !partial?.sourcesRead) return [skip(`source ${source.id}`, notLoaded)];
       if (source.kind === 'dhis2') return checkDhis2Source(source);
       const mappings = mappingsBySource.get(source.id);
       // Without mappings the watched types are unknown; reachability is still worth knowing.
@@ -55,12 +60,16 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     }),
   );
   checks.push(...sourceChecks.flat());
+  if (!full) {
+    checks.push(skip('opencrvs token', notLoaded), skip('opencrvs scopes', notLoaded), skip('routing', notLoaded));
+    return { ok: false, checks };
+  }
 
-  const client = createOpenCrvsClient(config.opencrvs);
+  const client = createOpenCrvsClient(full.opencrvs);
   try {
-    const token = await checkToken(config, client, [...eventTypes].sort());
+    const token = await checkToken(full, client, [...eventTypes].sort());
     checks.push(...token.results);
-    checks.push(...(token.tokenOk ? await checkRouting(config, client) : [skip('routing', 'needs an OpenCRVS token')]));
+    checks.push(...(token.tokenOk ? await checkRouting(full, client) : [skip('routing', 'needs an OpenCRVS token')]));
   } finally {
     client.close?.();
   }

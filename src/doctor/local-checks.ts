@@ -9,7 +9,20 @@ import { loadMappings, MappingLoadError, type MappingSet, sourceMappingOptions }
 import { identityChanges } from '../sources/identity.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
 
-export function checkConfig(file: string | undefined, env: Env): { result: CheckResult; config?: BridgeConfig } {
+export interface ConfigCheck {
+  result: CheckResult;
+  /** The configuration with every secret file read: every check may run. */
+  config?: BridgeConfig;
+  /**
+   * When `config` did not load only because of a secret file (emptied during a rotation, unreadable): the
+   * configuration without those files, for the checks that need no secret (the store, the held queue, the
+   * mappings), which are what an operator looks at then. `sourcesRead`: the sources' own files did load,
+   * so the sources can be checked live too; OpenCRVS cannot.
+   */
+  partial?: { config: BridgeConfig; sourcesRead: boolean };
+}
+
+export function checkConfig(file: string | undefined, env: Env): ConfigCheck {
   try {
     const config = loadConfig({ file, env });
     const sources = config.sources.length;
@@ -22,9 +35,22 @@ export function checkConfig(file: string | undefined, env: Env): { result: Check
     };
   } catch (err) {
     // A ConfigError names the file and the key path; it never repeats the value.
-    if (err instanceof ConfigError) return { result: fail('config', err.message) };
-    throw err;
+    if (!(err instanceof ConfigError)) throw err;
+    // Reading secret files is all these loads leave out: if one loads, a secret file was the problem.
+    const partial = withoutSecretFiles(file, env);
+    return { result: fail('config', err.message), ...(partial ? { partial } : {}) };
   }
+}
+
+function withoutSecretFiles(file: string | undefined, env: Env): ConfigCheck['partial'] {
+  for (const secretFiles of ['sources', 'none'] as const) {
+    try {
+      return { config: loadConfig({ file, env, secretFiles }), sourcesRead: secretFiles === 'sources' };
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+    }
+  }
+  return undefined;
 }
 
 /**

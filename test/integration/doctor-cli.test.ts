@@ -134,6 +134,33 @@ describe('opencrvs-bridge doctor (CLI)', () => {
     assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), 'the wrong secret is printed');
   });
 
+  it('still checks the store and the held queue when a secret file is empty (a rotation), and exits 1', async () => {
+    // The OpenCRVS secret file emptied mid-rotation, delivery held meanwhile: the held queue is what to see.
+    const store = { path: join(dir, 'rotation.db') };
+    const ledger = openLedger(store.path);
+    ledger.setHold({ reason: 'unauthorized (HTTP 401): bad client', since: 0, kind: 'unauthorized', rowId: 3 });
+    ledger.close();
+    writeFileSync(join(dir, 'ocrvs-secret'), '');
+    const base = configObject({});
+    const { clientSecret: _, ...opencrvsWithoutSecret } = base.opencrvs;
+    const file = writeConfig({
+      ...base,
+      store,
+      opencrvs: { ...opencrvsWithoutSecret, clientSecretFile: 'ocrvs-secret' },
+    });
+    const r = await runCli(['doctor', '--config', file]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /^✖ config: .*opencrvs\.clientSecretFile: the file is empty/m);
+    assert.match(r.stdout, /^✔ store: .*rotation\.db is writable/m);
+    assert.match(r.stdout, /^✖ queue: delivery is held since 1970-01-01T00:00:00.000Z: unauthorized/m);
+    assert.match(r.stdout, /^✔ mappings emr:/m);
+    // The source's own secrets (none here) loaded: it is checked live; OpenCRVS cannot be without its secret.
+    assert.match(r.stdout, /^✔ source emr:/m);
+    for (const name of ['opencrvs token', 'opencrvs scopes', 'routing'])
+      assert.match(r.stdout, new RegExp(`^- ${name}: not checked: a secret file it needs did not load`, 'm'));
+    assert.ok(!r.stdout.includes(opencrvs.clientSecret), 'the client secret is printed');
+  });
+
   it('exits 1 with the key path of an invalid configuration', async () => {
     const bad = { ...configObject({}), http: { port: 'eighty' } };
     const r = await runCli(['doctor', '--config', writeConfig(bad)]);
@@ -475,6 +502,24 @@ describe('doctor checks', () => {
       undefined,
       'current already: nothing to say',
     );
+  });
+
+  it('skips a source whose own secret file is empty, and still checks the store', async () => {
+    writeFileSync(join(dir, 'emr-token'), '');
+    const file = writeConfig({
+      ...configObject({}),
+      store: { path: join(dir, 'source-secret.db') },
+      sources: [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, auth: { type: 'bearer', tokenFile: 'emr-token' } }],
+    });
+    const report = await runDoctor({ file, env: {} });
+    const status = (name: string) => report.checks.find((c) => c.name === name)?.status;
+    assert.match(report.checks[0]?.detail ?? '', /sources\[0\]\.auth\.tokenFile: the file is empty/);
+    assert.deepEqual(
+      ['config', 'store', 'mappings emr', 'source emr', 'opencrvs token'].map(status),
+      ['fail', 'warn', 'ok', 'skip', 'skip'],
+      formatReport(report),
+    );
+    assert.equal(report.ok, false);
   });
 
   it('fails while delivery is held, naming the row that showed the problem', async () => {
