@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
 import { ConfigError } from './config/errors.js';
 import { type Env, loadConfig } from './config/load.js';
-import { ConfigOnDisk, fileHash, LOADED_FILES_META } from './config/on-disk.js';
+import { ConfigOnDisk, fileHash, LOADED_FILES_META, mappingFilesNamed, type OnDiskVerdict } from './config/on-disk.js';
 import { secretOf } from './config/secret-files.js';
 import type { BridgeConfig, SourceSettings } from './config/types.js';
 import { unauthenticatedSubscriptionWarning } from './config/warnings.js';
@@ -165,6 +165,12 @@ export interface SyncSummary {
   ok: boolean;
 }
 
+/** The files a configuration makes serve read: itself and the mapping files its sources name. */
+function namedFiles(configPath: string, config: BridgeConfig): string[] {
+  const mappings = config.sources.flatMap((s) => s.mappings.map((entry) => mappingFile(entry)));
+  return [...new Set([resolve(configPath), ...mappings])];
+}
+
 /**
  * The composition root: builds every part from the configuration, starts them in dependency order
  * and stops them in reverse (HTTP first, so no notification is accepted that cannot be stored;
@@ -320,22 +326,22 @@ export class Bridge {
   private watchConfigOnDisk(): ConfigOnDisk | undefined {
     const file = this.options.configFile;
     if (!file) return undefined;
-    const mappings = this.config.sources.flatMap((s) => s.mappings.map((entry) => mappingFile(entry)));
-    const paths = [...new Set([resolve(file.path), ...mappings])];
     return new ConfigOnDisk(
-      paths.map((path) => ({ path, hash: fileHash(path) })),
-      { logger: this.options.logger, verify: () => this.configOnDiskProblem(file.path, file.env) },
+      namedFiles(file.path, this.config).map((path) => ({ path, hash: fileHash(path) })),
+      { logger: this.options.logger, verify: () => this.configOnDiskVerdict(file.path, file.env) },
     );
   }
 
   /**
    * Whether the files as they are on disk now would start: what serve does before it opens anything
    * (configuration, each source's mappings, their overlap, source ids against the ledger's history).
-   * Nothing is applied.
+   * Nothing is applied. Also the files that configuration names, for the watcher to follow.
    */
-  private configOnDiskProblem(path: string, env: Env): string | undefined {
+  private configOnDiskVerdict(path: string, env: Env): OnDiskVerdict {
+    let files: string[] | undefined;
     try {
       const config = loadConfig({ file: path, env });
+      files = namedFiles(path, config);
       const sets = config.sources.map((source) =>
         loadMappings(sourceMappingOptions(config.opencrvs, config.routing, source)),
       );
@@ -343,10 +349,12 @@ export class Bridge {
       const configured = config.sources.map((s) => s.id);
       const unaccounted = unaccountedSources(this.ledger, configured);
       if (unaccounted.length > 0)
-        return `sources[].id: ${unaccountedSourcesMessage(this.ledger, unaccounted, configured)}`;
-      return undefined;
+        return { problem: `sources[].id: ${unaccountedSourcesMessage(this.ledger, unaccounted, configured)}`, files };
+      return { files };
     } catch (err) {
-      if (err instanceof ConfigError || err instanceof MappingLoadError) return err.message;
+      // A configuration that does not load still names files: the one it points at may be on its way.
+      if (err instanceof ConfigError) return { problem: err.message, files: files ?? mappingFilesNamed(path) };
+      if (err instanceof MappingLoadError) return { problem: err.message, files };
       throw err;
     }
   }

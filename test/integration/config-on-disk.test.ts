@@ -170,6 +170,57 @@ describe('configuration and mapping files changed on disk while serve runs', () 
     }
   });
 
+  it('follows a mapping file the edited configuration names: its appearing, fixing and breaking are said', async () => {
+    const { bridge, configFile, mapping, warnings } = site();
+    try {
+      await bridge.start();
+      const added = join(dir, `site-birth-added-${count}.yaml`);
+      edit(configFile, `mappings: [${mapping}, death.fhir]`, `mappings: [${added}, death.fhir]`);
+      // Not there yet: a restart would fail on it.
+      const missing = bridge.configOnDisk?.check();
+      assert.deepEqual(missing?.files, [configFile]);
+      assert.ok(missing?.problem?.includes(added), JSON.stringify(missing));
+      assert.match(missing?.problem ?? '', /sources\[0\]\.mappings\[0\]: no mapping file at/);
+
+      // Put in place, valid: the verdict follows, on /readyz and in the log.
+      copyFileSync(join(packagePaths.mappings, 'birth.fhir.yaml'), added);
+      assert.deepEqual(bridge.configOnDisk?.check(), { files: [configFile] });
+      bridge.configOnDisk?.check(); // the same: not said again
+      const detail = JSON.parse((await get(bridge, '/readyz')).text).checks['config-on-disk'];
+      assert.match(detail.detail, /the new version would load$/);
+      assert.match((await get(bridge, '/metrics')).text, /^bridge_config_changed_on_disk 1$/m);
+      assert.deepEqual(
+        warnings().map((w) => w.wouldLoad),
+        [false, true],
+      );
+
+      // Broken: said, naming that file and the key path.
+      edit(added, WEIGHT_MAX, '    max: three\n');
+      const broken = bridge.configOnDisk?.check();
+      assert.ok(broken?.problem?.includes(added), JSON.stringify(broken));
+      assert.match(broken?.problem ?? '', /child\.weightAtBirth/);
+      assert.match(JSON.parse((await get(bridge, '/readyz')).text).checks['config-on-disk'].detail, /would NOT load/);
+
+      // Gone again: said again.
+      rmSync(added);
+      assert.match(bridge.configOnDisk?.check()?.problem ?? '', /no mapping file at/);
+      assert.deepEqual(
+        warnings().map((w) => w.wouldLoad),
+        [false, true, false, false],
+      );
+
+      // The configuration put back: as read at start, and that file is no longer followed.
+      edit(configFile, `mappings: [${added}, death.fhir]`, `mappings: [${mapping}, death.fhir]`);
+      assert.equal(bridge.configOnDisk?.check(), undefined);
+      copyFileSync(join(packagePaths.mappings, 'birth.fhir.yaml'), added);
+      assert.equal(bridge.configOnDisk?.check(), undefined);
+      assert.equal(warnings().length, 4);
+      assert.match((await get(bridge, '/metrics')).text, /^bridge_config_changed_on_disk 0$/m);
+    } finally {
+      await bridge.stop();
+    }
+  });
+
   it('doctor beside a running serve says which files differ from what that serve loaded', async () => {
     const { mapping, configFile, config } = siteFiles();
     const child = spawnCli(['serve', '--config', configFile], { OPENCRVS_SECRET: sim.clientSecret });
