@@ -1086,7 +1086,7 @@ export class Bridge {
     const { logger } = this.options;
     const main = await listenConfigured(
       'http',
-      createHttpApp(routers, logger),
+      createHttpApp(routers, logger, { isSource: (id) => this.receiver.hasSource(id) }),
       this.config.http.host,
       this.config.http.port,
     );

@@ -2,8 +2,12 @@
 // notification's path ends in the resource's id (`PUT /fhir-subscription/<source>/Patient/<id>`), and some
 // EMRs use the medical record number as that id (docs/deployment.md, Logs). A path that is none of the
 // bridge's routes is the client's choice of words (an EMR posting to the wrong base URL sends its record
-// URLs): only the bridge's own prefix of it is logged. A route added without a shape here logs as
-// unknown, which is safe: that is the direction this list may fall behind in.
+// URLs): only the bridge's own prefix of it is logged. So is a source the bridge does not have (a sender
+// may put a record number where the source id goes) and a resource type FHIR R4 does not have. A route
+// added without a shape here logs as unknown, which is safe: that is the direction this list may fall
+// behind in.
+
+import { FHIR_R4_RESOURCE_TYPES } from './fhir-resource-types.js';
 
 const STATIC = new Set([
   '/',
@@ -27,23 +31,27 @@ const ROW_ROUTES: Record<string, ReadonlySet<string>> = {
   'write-backs': new Set(['', 'requeue']),
 };
 
-/** A configured source id as the subscription URL carries it (see sources[].id). */
+/** A segment shaped as a source id (see sources[].id): anything else is no subscription route at all. */
 const SOURCE_ID = /^[A-Za-z0-9][\w.-]{0,63}$/;
-/** A FHIR resource type: letters only, a capital first. */
-const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 /** A ledger row id: operational, shown with every log line about the row. */
 const ROW_ID = /^\d{1,15}$/;
 
+export interface RouteShapeOptions {
+  /** Whether `id` is a configured source (the receiver's own answer); without it, none is. */
+  isSource?: (id: string) => boolean;
+}
+
 /** `path` (no query string) as a request line may log it. */
-export function routeShape(path: string): string {
+export function routeShape(path: string, options: RouteShapeOptions = {}): string {
   if (STATIC.has(path)) return path;
   const [first, ...rest] = path.split('/').slice(1);
   if (first === 'fhir-subscription') {
     const [source, type, id, ...more] = rest;
     if (source !== undefined && SOURCE_ID.test(source) && more.length === 0) {
-      if (type === undefined) return `/fhir-subscription/${source}`;
+      const shown = options.isSource?.(source) ? source : '{source}';
+      if (type === undefined) return `/fhir-subscription/${shown}`;
       if (id !== undefined && id !== '')
-        return `/fhir-subscription/${source}/${RESOURCE_TYPE.test(type) ? type : '{type}'}/{id}`;
+        return `/fhir-subscription/${shown}/${FHIR_R4_RESOURCE_TYPES.has(type) ? type : '{type}'}/{id}`;
     }
     return '/fhir-subscription/{unknown}';
   }

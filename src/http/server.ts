@@ -6,7 +6,7 @@ import type { Logger } from '../observability/logger.js';
 import { AddressSlots } from './address-slots.js';
 import { clientErrorStatus } from './client-error.js';
 import { sendOutcome } from './operation-outcome.js';
-import { routeShape } from './route-shape.js';
+import { type RouteShapeOptions, routeShape } from './route-shape.js';
 
 export interface MountedRouter {
   path: string;
@@ -16,9 +16,10 @@ export interface MountedRouter {
 /**
  * The bridge's one express app: subscription receiver, health, metrics and admin are mounted on it
  * by the composition root. Every request gets an id (echoed as X-Request-Id) and one log line with
- * method, route, status and duration — never query strings, bodies, or the record ids of paths (routeShape).
+ * method, route, status and duration — never query strings, bodies, or the record ids of paths (routeShape:
+ * `shape.isSource` names the sources whose ids it may log).
  */
-export function createHttpApp(routers: MountedRouter[], logger: Logger): Express {
+export function createHttpApp(routers: MountedRouter[], logger: Logger, shape: RouteShapeOptions = {}): Express {
   const log = logger.child({ component: 'http' });
   const app = express();
   appLoggers.set(app, log);
@@ -35,7 +36,7 @@ export function createHttpApp(routers: MountedRouter[], logger: Logger): Express
     if (debug) {
       const started = process.hrtime.bigint();
       // Read now: a mounted router strips its prefix from req.path while it handles the request.
-      const path = routeShape(req.path);
+      const path = routeShape(req.path, shape);
       res.on('finish', () => {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         log.debug(
@@ -55,7 +56,10 @@ export function createHttpApp(routers: MountedRouter[], logger: Logger): Express
       if (!res.headersSent) sendOutcome(res, status, 'invalid', 'malformed request');
       return;
     }
-    log.error({ err, method: req.method, path: routeShape(req.originalUrl.split('?')[0] ?? '') }, 'request failed');
+    log.error(
+      { err, method: req.method, path: routeShape(req.originalUrl.split('?')[0] ?? '', shape) },
+      'request failed',
+    );
     if (!res.headersSent) sendOutcome(res, 500, 'exception', 'internal error');
   });
   return app;

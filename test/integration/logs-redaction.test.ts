@@ -252,11 +252,14 @@ describe('logs without personal data or secrets', () => {
         }
         // The readiness and metrics routes log too.
         await fetch(`http://127.0.0.1:${bridge.httpPort}/readyz`, { signal: AbortSignal.timeout(10_000) });
-        // A record id in a refused notification's path (some EMRs use the MRN as resource id), and in a
-        // path that is no route of the bridge's (an EMR given the wrong base URL).
+        // A record id in a refused notification's path (some EMRs use the MRN as resource id), where the
+        // source id or the resource type goes, and in a path that is no route of the bridge's (an EMR given
+        // the wrong base URL).
         for (const [method, path] of [
           ['PUT', '/fhir-subscription/emr/Patient/XMRNC30'],
           ['DELETE', '/fhir-subscription/emr/Patient/XMRNC30'],
+          ['POST', '/fhir-subscription/XMRNC30'],
+          ['PUT', '/fhir-subscription/emr/XMRNC/1'],
           ['PUT', '/Patient/XMRNC30'],
           ['GET', '/fhir-subscription/emr/Patient/XMRNC30/_history/1'],
         ] as const) {
@@ -289,15 +292,20 @@ describe('logs without personal data or secrets', () => {
     for (const id of collectSensitive(records).resourceIds) {
       assert.ok(!paths.some((p) => p.includes(id)), `${id} in ${paths.join(' ')}`);
     }
-    assert.doesNotMatch(output, /XMRNC30/);
+    assert.doesNotMatch(output, /XMRNC/);
     const refused = requests.filter((l) => l.status === 401);
     assert.deepEqual(
       refused.map((l) => `${String(l.method)} ${String(l.path)}`),
       [
         'PUT /fhir-subscription/emr/Patient/{id}',
         'DELETE /fhir-subscription/emr/Patient/{id}',
+        'PUT /fhir-subscription/emr/{type}/{id}',
         'GET /fhir-subscription/{unknown}',
       ],
+    );
+    assert.ok(
+      requests.some((l) => l.method === 'POST' && l.path === '/fhir-subscription/{source}' && l.status === 404),
+      paths.join(' '),
     );
     assert.ok(
       requests.some((l) => l.method === 'PUT' && l.path === '/{unknown}' && l.status === 404),
