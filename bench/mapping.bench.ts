@@ -2,7 +2,8 @@
 // validation, payload hash) on prebuilt in-memory contexts from the real fixtures, single core; the same
 // for a hand-written TypeScript extractor of the same fields (the floor, checked to give the same
 // declarations), and the ratio. Also the engine with the fast FHIRPath path switched off (fhirpath.js only),
-// and the source fingerprint mapSubjectDetailed adds to every mapped record (fingerprint.ts), per context.
+// and the source fingerprint (fingerprint.ts), per context: what a mapped record costs when the ledger asks
+// for it (not for a delivered record read again unchanged: lazySourceFingerprint).
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { CompiledMapping } from '../src/mapping/compile.js';

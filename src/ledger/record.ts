@@ -145,8 +145,15 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     WHERE id = @id`);
 
   // Whether a reading is of the content the row was recorded from: both fingerprints known and equal.
+  // The reading's is computed only when the row has one to compare it with.
   const sameContent = (existing: SqlRecordedRow, input: RecordEventInput): boolean =>
-    input.sourceFingerprint !== undefined && existing.source_fingerprint === input.sourceFingerprint;
+    existing.source_fingerprint !== null && existing.source_fingerprint === input.sourceFingerprint?.();
+
+  // Whether a reading names content other than what the row was last read from (or the row names none).
+  const movedContent = (existing: SqlRecordedRow, input: RecordEventInput): boolean => {
+    const fingerprint = input.sourceFingerprint?.();
+    return !!fingerprint && existing.source_fingerprint !== fingerprint;
+  };
 
   const reselect = (key: KeyInput): SqlRecordedRow => {
     const row = byKey.get(key.sourceId, key.eventType, key.subjectKey);
@@ -210,13 +217,21 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       facility: input.payload.facility ?? null,
       payload,
       payloadHash: input.payloadHash,
-      sourceFingerprint: input.sourceFingerprint ?? null,
     };
-    if (insertRow(input, { ...fields, state: 'pending', seenAt: input.seenAt })) {
-      return { row: toLedgerRow(reselect(input)), change: 'inserted' };
+    // The reading's fingerprint costs about as much as the mapping's evaluation: computed only where it is
+    // stored or compared, not for the commonest reading, a delivered row read again unchanged. So the row is
+    // looked up before the insert, which stores it (no other writer comes between: the transaction is
+    // immediate).
+    const fingerprint = (): string | null => input.sourceFingerprint?.() ?? null;
+    let existing = byKey.get(input.sourceId, input.eventType, input.subjectKey);
+    if (!existing) {
+      if (insertRow(input, { ...fields, sourceFingerprint: fingerprint(), state: 'pending', seenAt: input.seenAt }))
+        return { row: toLedgerRow(reselect(input)), change: 'inserted' };
+      existing = reselect(input);
     }
-    const existing = reselect(input);
-    const params = { ...fields, id: existing.id, now: now() };
+    const id = existing.id;
+    const at = now();
+    const params = () => ({ ...fields, sourceFingerprint: fingerprint(), id, now: at });
     const same = existing.payload_hash === input.payloadHash;
     // A row waiting to be sent again (not in flight) whose NOTIFY may already be in OpenCRVS (see
     // markUpdatedInDoubt) keeps what it sent: its retry must resend exactly that. A single call (v1.9
@@ -236,10 +251,10 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       if (sameContent(existing, input)) {
         // A row in flight is left as it is: its settle compares hashes (outbox.ts), and a hash moved under
         // it would count this reading there. Its next reading finds it settled.
-        if (existing.state !== 'delivering') restampInDoubt.run(params);
+        if (existing.state !== 'delivering') restampInDoubt.run(params());
         return { row: toLedgerRow(reselect(input)), change: 'unchanged' };
       }
-      markUpdatedInDoubt.run(params);
+      markUpdatedInDoubt.run(params());
       return { row: toLedgerRow(reselect(input)), change: 'updated-after-notification' };
     }
     let change: RecordChange = 'unchanged';
@@ -249,13 +264,13 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         // Already notified: OpenCRVS has the event. Record that the source moved on; never send again.
         // Not when only the bridge moved (an upgrade, a mapping change): the source content is what it was
         // (its fingerprint), and counting it would ask someone to correct in OpenCRVS what did not change.
-        if (!same && sameContent(existing, input)) restampMappedOtherwise.run(params);
+        if (!same && sameContent(existing, input)) restampMappedOtherwise.run(params());
         else if (!same) {
-          markUpdatedAfterNotification.run(params);
+          markUpdatedAfterNotification.run(params());
           change = 'updated-after-notification';
         } else if (existing.source_fingerprint === null && input.sourceFingerprint !== undefined) {
           // Delivered before fingerprints were kept: from now on a mapping change is told from a correction.
-          noteFingerprint.run(params);
+          noteFingerprint.run(params());
         }
         break;
       case 'pending':
@@ -270,18 +285,18 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         if (!same && existing.state === 'delivering' && sameContent(existing, input)) {
           // The same content mapped otherwise while it is sent: see above.
         } else if (!same) {
-          (existing.state === 'delivering' ? replaceInFlight : replacePayload).run(params);
+          (existing.state === 'delivering' ? replaceInFlight : replacePayload).run(params());
           change = 'replaced';
         } else if (existing.withdrawn_reason !== null) {
           // Withdrawn, then back as it was (a merge undone): deliver it after all.
-          replacePayload.run(params);
-        } else if (input.sourceFingerprint && existing.source_fingerprint !== input.sourceFingerprint) {
+          replacePayload.run(params());
+        } else if (movedContent(existing, input)) {
           // The same payload from content that moved (the mother's phone, an encounter's status): the
           // fingerprint names what was read last, so that an invalid reading of this content (an office
           // closed since) is not taken for a change of the record (recordInvalid), and a row that dies and is
           // dismissed later keeps what was read last, not its first reading (an upgrade's reading mapped
           // otherwise would take the unchanged record for a correction).
-          noteFingerprint.run(params);
+          noteFingerprint.run(params());
         }
         break;
       case 'dead':
@@ -295,16 +310,16 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         // change). The person's decision was about that record: it stays dismissed. Not a plain dead row:
         // the bridge mapping it otherwise may be what fixes it (a payload OpenCRVS refused).
         if (dismissed && !same && existing.payload_hash !== null && sameContent(existing, input)) {
-          restampMappedOtherwise.run(params);
+          restampMappedOtherwise.run(params());
         } else if (!same || (existing.state === 'skipped' && !dismissed)) {
-          requeue.run(params);
+          requeue.run(params());
           change = 'replaced';
         } else if (existing.state === 'dead' && existing.payload === null) {
           // A dismissal undone (`undismiss`): dismiss dropped the payload and kept the hash. The row stays
           // dead, now with something to send, so that replaying it, which reads the record again, can.
-          replacePayload.run(params);
-        } else if (input.sourceFingerprint && existing.source_fingerprint !== input.sourceFingerprint) {
-          noteFingerprint.run(params);
+          replacePayload.run(params());
+        } else if (movedContent(existing, input)) {
+          noteFingerprint.run(params());
         }
         break;
       }
@@ -377,7 +392,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
    * With one it shows the record is in the source: a withdrawal no longer holds, as for a valid reading.
    */
   const keepInDoubt = (existing: SqlRecordedRow, input: RecordInvalidInput, error: LedgerError): Recorded => {
-    const fingerprint = error.kind === 'mapping' ? input.sourceFingerprint : undefined;
+    const fingerprint = error.kind === 'mapping' ? input.sourceFingerprint?.() : undefined;
     if (fingerprint === undefined) return { row: toLedgerRow(existing), changed: false };
     const params = { id: existing.id, sourceRef: input.sourceRef, sourceFingerprint: fingerprint, now: now() };
     if (existing.source_fingerprint !== null && existing.source_fingerprint !== fingerprint) {

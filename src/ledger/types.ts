@@ -86,9 +86,11 @@ export interface RecordEventInput {
   /**
    * A hash of the source content the payload was mapped from (mapping/fingerprint.ts). A dismissed row
    * read again with a different payload but this same fingerprint is the same record mapped otherwise (a
-   * new bridge version, a mapping change): it stays dismissed.
+   * new bridge version, a mapping change): it stays dismissed. A function, called only when the row's
+   * fingerprint is stored or compared, possibly more than once (MapResult's computes once): a delivered
+   * row read again with its payload unchanged and its fingerprint kept needs none.
    */
-  sourceFingerprint?: string;
+  sourceFingerprint?: () => string;
   payload: LedgerPayload;
   /** When the source first showed the event (default: now); starts nothing but the display. */
   seenAt?: number;
@@ -134,8 +136,9 @@ export interface RecordInvalidInput {
    * The fingerprint of the source content the mapping read (see RecordEventInput), when it read the record
    * and its context. A row whose NOTIFY may be in OpenCRVS keeps its copy; a change of this is counted as
    * an update after notification, a reading of the same content (an office closed since) is not.
+   * Called only for such a row (see RecordEventInput).
    */
-  sourceFingerprint?: string;
+  sourceFingerprint?: () => string;
 }
 
 export interface LedgerRow {

@@ -3,8 +3,9 @@
 // dismissed row can tell "the record changed" from "the bridge maps the same record otherwise" (a new
 // bridge version, a mapping change): the payload hash changes in both cases (ledger/record.ts).
 //
-// Computed for every mapped record on every read, so it must cost little beside the evaluation: each record
-// is serialised by the native JSON.stringify, in the key order the source gave (no sorting of keys at every
+// Computed whenever the ledger stores or compares it (a new row, a changed payload, a row not delivered yet
+// read again: lazySourceFingerprint), so it must cost little beside the evaluation: each record is
+// serialised by the native JSON.stringify, in the key order the source gave (no sorting of keys at every
 // depth). A source serialises a record the same way each time it is read; should a server change its key
 // order (another version of it), equal content looks different, which errs the old, safe way, as before
 // fingerprints were kept: a dismissed row read again mapped otherwise comes back for a look, a delivered
@@ -107,4 +108,23 @@ export function sourceFingerprint(mapping: CompiledMapping, ctx: MappingContext)
   let joined = texts[0] as string;
   for (let i = 1; i < texts.length; i++) if (texts[i] !== texts[i - 1]) joined += `\n${texts[i]}`;
   return createHash('sha256').update(joined).digest('hex');
+}
+
+/**
+ * `sourceFingerprint`, computed when first asked for and then kept. It costs about as much as evaluating the
+ * mapping, and the ledger asks only when it stores or compares it (ledger/record.ts): not for the commonest
+ * reading, a delivered record read again by the poll overlap with its payload unchanged. Asked later than
+ * the mapping ran (when its page is recorded), it reads the same objects: nothing writes to a record once
+ * fetched (the context cache hands the same ones to every subject).
+ */
+export function lazySourceFingerprint(mapping: CompiledMapping, ctx: MappingContext): () => string {
+  let context: MappingContext | undefined = ctx;
+  let fingerprint: string | undefined;
+  return () => {
+    if (fingerprint === undefined) {
+      fingerprint = sourceFingerprint(mapping, context as MappingContext);
+      context = undefined; // the records are no longer needed once hashed
+    }
+    return fingerprint;
+  };
 }

@@ -6,7 +6,7 @@ import { assembleContext, DEFAULT_MAX_READS, type MappingContext } from './conte
 import { type Evaluated, evaluateMapping } from './evaluate.js';
 import { mayMatchToken, normalizeReference, referencesAtPath, SEARCH_PARAM_PATHS } from './fetcher.js';
 import { ExpressionRuntimeError } from './fhirpath/expr.js';
-import { sourceFingerprint } from './fingerprint.js';
+import { lazySourceFingerprint } from './fingerprint.js';
 import { recordNamedFacility } from './routing.js';
 import type { MapOptions, MapResult, Resource, ResourceFetcher } from './types.js';
 
@@ -97,9 +97,9 @@ export class MappingSet {
       const routingOptions = unchecked?.length ? { ...options, uncheckedLocations: new Set(unchecked) } : options;
       const evaluated = evaluateMapping(mapping, assembled.context, this.routing, routingOptions);
       // Only for a mapped or invalid record (what the ledger compares it for), not for the many that are no
-      // event.
+      // event; computed only if the ledger asks for it.
       if (evaluated.result.status === 'mapped' || evaluated.result.status === 'invalid')
-        evaluated.result.sourceFingerprint = sourceFingerprint(mapping, assembled.context);
+        evaluated.result.sourceFingerprint = lazySourceFingerprint(mapping, assembled.context);
       return evaluated;
     } catch (err) {
       // A context, trigger or routing expression that failed on this record's data (field expressions are
@@ -120,7 +120,7 @@ export class MappingSet {
               message: err.message,
             },
           ],
-          ...(read ? { sourceFingerprint: sourceFingerprint(mapping, read) } : {}),
+          ...(read ? { sourceFingerprint: lazySourceFingerprint(mapping, read) } : {}),
         },
       };
     }

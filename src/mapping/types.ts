@@ -93,9 +93,10 @@ export type MapResult =
       payloadHash: string;
       /**
        * The hash of the source content the mapping read (fingerprint.ts): the same record mapped otherwise
-       * (a new bridge version, a mapping change) keeps it. Set by MappingSet.mapSubjectDetailed.
+       * (a new bridge version, a mapping change) keeps it. Set by MappingSet.mapSubjectDetailed; computed
+       * on the first call (lazySourceFingerprint), as the ledger needs it on some readings only.
        */
-      sourceFingerprint?: string;
+      sourceFingerprint?: () => string;
       declaration: Record<string, unknown>;
       routing: RoutingResult;
       /** Which trigger rule matched (a label from the mapping file, never data). */
@@ -114,9 +115,10 @@ export type MapResult =
       /**
        * As for a mapped record, when the mapping read the record and its context: a row whose NOTIFY may be
        * in OpenCRVS counts a change of it as an update after notification (ledger/record.ts). Absent when
-       * the context could not be assembled (an expression failed on it) or read (`unreadable`).
+       * the context could not be assembled (an expression failed on it) or read (`unreadable`). Lazy, as
+       * for a mapped record.
        */
-      sourceFingerprint?: string;
+      sourceFingerprint?: () => string;
       /**
        * Not the mapping's verdict: a record its context needs could not be read from the source (one record
        * it will not serve). Kept as a dead row all the same, replayable once the source serves it.

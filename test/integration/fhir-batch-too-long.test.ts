@@ -22,6 +22,7 @@ import { CachingFetcher } from '../../src/sources/fhir/fetcher.js';
 import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
 import { startHarness } from './helpers/bridge-harness.js';
 import { answerJson, type FaultProxy, startFaultProxy } from './helpers/fault-proxy.js';
+import { comparable } from './helpers/map-results.js';
 
 const BIRTHS = 60;
 /** The proxy's URL limit: batches of 50 records (1.1 KB and more) are past it, batches of 10 (under 1 KB) are not. */
@@ -118,7 +119,7 @@ describe('FHIR source: batched calls refused as too long are asked smaller', () 
 
   const mapEach = async (fetcher: CachingFetcher) => {
     const results = [];
-    for (const s of subjects) results.push(await mapSubject(set, s.mappingId, s.subjectRef, fetcher));
+    for (const s of subjects) results.push(comparable(await mapSubject(set, s.mappingId, s.subjectRef, fetcher)));
     return results;
   };
 
@@ -238,7 +239,7 @@ describe('FHIR source: batched calls refused as too long are asked smaller', () 
         const failed: string[] = [];
         for (const [i, s] of subjects.entries()) {
           try {
-            actual.push(await mapSubject(set, s.mappingId, s.subjectRef, batched));
+            actual.push(comparable(await mapSubject(set, s.mappingId, s.subjectRef, batched)));
           } catch (err) {
             failed.push(s.subjectRef);
             assert.match(String(err), /HTTP 400/);

@@ -6,6 +6,7 @@ import { generateBirth, generateDeath } from '../../src/sandbox/demo/generate.js
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import { CachingFetcher } from '../../src/sources/fhir/fetcher.js';
 import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
+import { comparable } from './helpers/map-results.js';
 
 const BIRTHS = 30;
 const DEATHS = 10;
@@ -58,7 +59,7 @@ describe('batched context prefetch (live FHIR source)', () => {
   async function withAndWithoutPrefetch(source: FhirSourceClient) {
     const mapEach = async (fetcher: CachingFetcher) => {
       const results = [];
-      for (const s of subjects) results.push(await mapSubject(set, s.mappingId, s.subjectRef, fetcher));
+      for (const s of subjects) results.push(comparable(await mapSubject(set, s.mappingId, s.subjectRef, fetcher)));
       return results;
     };
     const plain = new CachingFetcher(source);

@@ -49,7 +49,7 @@ describe('trigger.invalid in a mapping file', () => {
     const { result, excluded, noEvidence } = await map({});
     // The records it was read from are fingerprinted, as a mapped one's (ledger/record.ts compares them).
     const { sourceFingerprint, ...rest } = result as Extract<typeof result, { status: 'invalid' }>;
-    assert.match(sourceFingerprint ?? '', /^[0-9a-f]{64}$/);
+    assert.match(sourceFingerprint?.() ?? '', /^[0-9a-f]{64}$/);
     assert.deepEqual(rest, {
       status: 'invalid',
       mappingId: id,
