@@ -22,6 +22,8 @@ type Clock = () => number;
 const UNSENT = ['pending', 'failed', 'dead'];
 /** Unsent rows whose retry comes under the current transactionId generation. */
 const WAITING = ['pending', 'failed'];
+/** Rows whose event OpenCRVS holds: a later version is recorded as an update after notification. */
+const DELIVERED = ['delivered', 'delivered-pending'];
 /** Rows the source can still withdraw: not sent yet, or in flight (then only marked; see `withdraw`). */
 const WITHDRAWABLE = [...UNSENT, 'delivering'];
 
@@ -92,13 +94,14 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   // follow a commit (500, 502, 504, a timeout, a dropped connection), or cut short by a process that
   // died (in-doubt.ts).
   const notifyAttempted = db.prepare<[number], number>(ROW_IN_DOUBT_SQL).pluck();
-  // An invalid reading of such a row whose source content is not what it was when last read (see
-  // recordInvalid): an update after notification, as markUpdatedInDoubt counts one. Payload, hash and state
-  // stay the copy's, which the retry resends; the fingerprint follows, so that content read again (or an
-  // office closed and reopened meanwhile) is no second update.
-  const markInvalidInDoubt = db.prepare(`
+  // An invalid reading of such a row, or of a delivered one, whose source content is not what it was when
+  // last read (see recordInvalid): an update after notification, as markUpdatedInDoubt and
+  // markUpdatedAfterNotification count one. Payload, hash and state stay the copy's, which the retry
+  // resends or OpenCRVS holds; the fingerprint follows, so that content read again (or an office closed and
+  // reopened meanwhile) is no second update.
+  const markInvalidChanged = db.prepare(`
     UPDATE ledger_rows SET updated_after_notification_at = @now,
-      updates_after_notification = updates_after_notification + 1, source_ref = @sourceRef, withdrawn_reason = NULL,
+      updates_after_notification = updates_after_notification + 1, source_ref = @sourceRef,
       source_fingerprint = @sourceFingerprint, updated_at = @now
     WHERE id = @id`);
   const unwithdraw = db.prepare(`
@@ -381,28 +384,28 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   });
 
   /**
-   * An invalid reading of a row whose NOTIFY may be in OpenCRVS: it keeps its copy, and says what the reading
-   * tells of the record. The mapping's errors cannot: a closed office or a mapping change (config, not the
-   * record) gives other errors for the same record, and they name no payload a later valid reading could be
-   * compared with. The source content's fingerprint can: a change since the content last read (valid or
-   * not) is an update after notification, counted once however often it is read again; the same content
-   * read again is nothing. A row recorded before fingerprints were kept (migration 017) gets this one, and
+   * An invalid reading of a row whose NOTIFY may be in OpenCRVS, or was delivered: it keeps its copy, and
+   * says what the reading tells of the record. The mapping's errors cannot: a closed office or a mapping
+   * change (config, not the record) gives other errors for the same record, and they name no payload a
+   * later valid reading could be compared with. The source content's fingerprint can: a change since the
+   * content last read (valid or not) is an update after notification, counted once however often it is
+   * read again; the same content read again is nothing (nor, read valid later, is it: recordEvent finds
+   * the same content). A row recorded before fingerprints were kept (migration 017) gets this one, and
    * counts from the next change on. Without a fingerprint (a record the context needs could not be read,
    * `source-read`, or a context that could not be assembled) the reading says nothing of the record.
-   * With one it shows the record is in the source: a withdrawal no longer holds, as for a valid reading.
+   * With one it shows the record is in the source: a withdrawal of a row in doubt no longer holds, as for
+   * a valid reading. A delivered row keeps its withdrawal, as recordEvent leaves it: settle counted it.
    */
-  const keepInDoubt = (existing: SqlRecordedRow, input: RecordInvalidInput, error: LedgerError): Recorded => {
+  const keepNotified = (existing: SqlRecordedRow, input: RecordInvalidInput, error: LedgerError): Recorded => {
     const fingerprint = error.kind === 'mapping' ? input.sourceFingerprint?.() : undefined;
     if (fingerprint === undefined) return { row: toLedgerRow(existing), changed: false };
     const params = { id: existing.id, sourceRef: input.sourceRef, sourceFingerprint: fingerprint, now: now() };
-    if (existing.source_fingerprint !== null && existing.source_fingerprint !== fingerprint) {
-      markInvalidInDoubt.run(params);
-      return { row: toLedgerRow(reselect(input)), changed: true };
-    }
-    if (existing.source_fingerprint === null) noteFingerprint.run(params);
-    const back = existing.withdrawn_reason !== null;
+    const counted = existing.source_fingerprint !== null && existing.source_fingerprint !== fingerprint;
+    if (counted) markInvalidChanged.run(params);
+    else if (existing.source_fingerprint === null) noteFingerprint.run(params);
+    const back = existing.withdrawn_reason !== null && !DELIVERED.includes(existing.state);
     if (back) unwithdraw.run(params);
-    return { row: toLedgerRow(reselect(input)), changed: back };
+    return { row: toLedgerRow(reselect(input)), changed: counted || back };
   };
 
   const recordInvalid = db.transaction((input: RecordInvalidInput): Recorded => {
@@ -418,7 +421,8 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     const existing = reselect(input);
     // Not yet delivered: sending the older valid payload would send stale data, so the row becomes a
     // visible dead letter until a valid version arrives (recordEvent requeues it) or an operator replays.
-    // Delivered or in flight: the OpenCRVS event stands; nothing to record that could be sent.
+    // Delivered: the OpenCRVS event stands, and a change of the record since is counted as a newer valid
+    // version is (keepNotified). In flight: nothing to record that could be sent.
     // Not a row whose NOTIFY may already be in OpenCRVS (answered, or failed in a way that can follow a
     // commit), waiting or being sent again, as in recordEvent: its retry must resend that very copy, which
     // OpenCRVS stored once or not at all, and dead with no payload it would be neither sent nor written
@@ -426,7 +430,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     // when read again).
     const inDoubt =
       (WAITING.includes(existing.state) || existing.state === 'delivering') && !!notifyAttempted.get(existing.id);
-    if (inDoubt) return keepInDoubt(existing, input, error);
+    if (inDoubt || DELIVERED.includes(existing.state)) return keepNotified(existing, input, error);
     // A row a person dismissed has nothing to send either, and an invalid reading is no new content to
     // decide on (an office closed since, a mapping change): made dead, it would lose the dismissal, and the
     // next valid reading would requeue it and send what the person said not to. It stays as it is.

@@ -974,6 +974,150 @@ describe('ledger: recording events', () => {
     });
   });
 
+  describe('an invalid reading of a delivered row: the source content decides, as for a valid one', () => {
+    const officeClosed = "office 'X' is not a known, open OpenCRVS office";
+    /** Row `subject` recorded from content `fingerprint` and delivered (or delivered-pending). */
+    const delivered = (
+      subject: string,
+      fingerprint?: string,
+      outcome: 'delivered' | 'delivered-pending' = 'delivered',
+    ) => {
+      const { row } = ledger.recordEvent({
+        ...eventInput(subject),
+        ...(fingerprint ? { sourceFingerprint: () => fingerprint } : {}),
+      });
+      settleRow(
+        ledger,
+        row.id,
+        { outcome, eventId: `event-${subject}`, trackingId: `TRK-${subject}` },
+        {
+          now: clock.now(),
+        },
+      );
+      return ledger.get(row.id) as LedgerRow;
+    };
+    const invalid = (subject: string, fingerprint: string | undefined, message = 'child.dob: not a date') =>
+      ledger.recordInvalid({
+        sourceId: 'emr',
+        eventType: 'birth',
+        subjectKey: `Patient/${subject}`,
+        sourceRef: `Encounter/${subject}`,
+        errors: [{ field: 'x', message }],
+        ...(fingerprint ? { sourceFingerprint: () => fingerprint } : {}),
+      }).changed;
+    /** What no reading of a delivered row may change: what OpenCRVS holds, and under which ids. */
+    const kept = (row: LedgerRow | undefined) => [
+      row?.state,
+      row?.payload,
+      row?.baseTransactionId,
+      row?.notifyTransactionId,
+      row?.eventId,
+      row?.trackingId,
+    ];
+
+    it('a changed record read invalid is counted once, and read valid later it is unchanged', () => {
+      const before = delivered('d', 'content-a');
+      clock.advance(1000);
+      const countedAt = clock.now();
+      assert.equal(invalid('d', 'content-b'), true);
+      const row = () => ledger.get(before.id);
+      assert.deepEqual([row()?.updatesAfterNotification, row()?.updatedAfterNotificationAt], [1, countedAt]);
+      assert.deepEqual(kept(row()), kept(before), 'the event OpenCRVS holds stands');
+      assert.equal(row()?.payloadHash, before.payloadHash, 'an invalid reading names no payload');
+      clock.advance(1000);
+      assert.equal(invalid('d', 'content-b', officeClosed), false, 'the same content read again');
+      // The record fixed in the source's next reading, its content what was counted: nothing new.
+      const valid = ledger.recordEvent({
+        ...eventInput('d', payload('Corrected'), '2'),
+        sourceFingerprint: () => 'content-b',
+      });
+      assert.equal(valid.change, 'unchanged');
+      assert.deepEqual([row()?.updatesAfterNotification, row()?.updatedAfterNotificationAt], [1, countedAt]);
+      assert.deepEqual(kept(row()), kept(before), 'the valid reading sends nothing either');
+      // Changed again: a second update, valid or not.
+      assert.equal(invalid('d', 'content-c'), true);
+      assert.equal(row()?.updatesAfterNotification, 2);
+      assert.deepEqual([row()?.state, row()?.trackingId], ['delivered', 'TRK-d']);
+    });
+
+    it('the same content (an office closed since), a pre-017 row or an unread context counts nothing', () => {
+      const same = delivered('s', 'content-a');
+      clock.advance(1000);
+      assert.equal(invalid('s', 'content-a', officeClosed), false);
+      assert.deepEqual(
+        [ledger.get(same.id)?.updatesAfterNotification, ledger.get(same.id)?.updatedAt],
+        [0, same.updatedAt],
+      );
+      assert.deepEqual(kept(ledger.get(same.id)), kept(same));
+
+      const old = delivered('p');
+      assert.equal(invalid('p', 'content-b'), false, 'nothing to compare with: not taken for a change');
+      assert.equal(invalid('p', 'content-b'), false);
+      assert.equal(ledger.get(old.id)?.updatesAfterNotification, 0);
+      assert.equal(invalid('p', 'content-c'), true, 'counts from the next change on');
+      assert.equal(ledger.get(old.id)?.updatesAfterNotification, 1);
+      assert.deepEqual(kept(ledger.get(old.id)), kept(old));
+
+      const unread = delivered('u', 'content-a');
+      assert.equal(invalid('u', undefined, 'Observation/1: could not be read'), false);
+      assert.equal(
+        ledger.recordInvalid({
+          sourceId: 'emr',
+          eventType: 'birth',
+          subjectKey: 'Patient/u',
+          sourceRef: 'Encounter/u',
+          errors: [{ field: 'x', message: 'Observation/1: could not be read' }],
+          kind: 'source-read',
+          sourceFingerprint: () => 'content-b',
+        }).changed,
+        false,
+        'a source-read error says nothing of the record',
+      );
+      assert.equal(ledger.get(unread.id)?.updatesAfterNotification, 0);
+      // The content it last read is still what the next reading compares with.
+      assert.equal(invalid('u', 'content-a', officeClosed), false);
+    });
+
+    it('a delivered-pending row is counted too, and a delivered row keeps the withdrawal settle counted', () => {
+      const pendingCheck = delivered('q', 'content-a', 'delivered-pending');
+      assert.equal(invalid('q', 'content-b'), true);
+      assert.deepEqual(
+        [ledger.get(pendingCheck.id)?.state, ledger.get(pendingCheck.id)?.updatesAfterNotification],
+        ['delivered-pending', 1],
+      );
+      assert.deepEqual(kept(ledger.get(pendingCheck.id)), kept(pendingCheck));
+
+      // Withdrawn while its NOTIFY was under way, then delivered: the withdrawal is what was counted.
+      const { row } = ledger.recordEvent({ ...eventInput('w'), sourceFingerprint: () => 'content-a' });
+      const claimed = ledger.claimRow(row.id, 'w1', clock.now());
+      assert.ok(claimed);
+      ledger.cancelUnsent({
+        sourceId: 'emr',
+        eventType: 'birth',
+        subjectKey: 'Patient/w',
+        sourceRef: 'Encounter/w',
+        reason: 'merged into another record',
+      });
+      ledger.settle({
+        id: row.id,
+        workerId: 'w1',
+        claimedPayloadHash: claimed.payloadHash,
+        step: 'notify',
+        startedAt: clock.now(),
+        settlement: { outcome: 'delivered', eventId: 'event-w', trackingId: 'TRK-w' },
+      });
+      assert.deepEqual(
+        [ledger.get(row.id)?.updatesAfterNotification, ledger.get(row.id)?.withdrawnReason],
+        [1, 'merged into another record'],
+      );
+      assert.equal(invalid('w', 'content-b'), true);
+      assert.deepEqual(
+        [ledger.get(row.id)?.updatesAfterNotification, ledger.get(row.id)?.withdrawnReason],
+        [2, 'merged into another record'],
+      );
+    });
+  });
+
   it('a row withdrawn while in doubt, then back unchanged (a merge undone), is no longer withdrawn', () => {
     const { row } = ledger.recordEvent(eventInput('m'));
     settleRow(ledger, row.id, retryLater(server500), {
