@@ -2,6 +2,7 @@
 // busy port (8080 is often taken on a workstation). And `sandbox`, which a newcomer runs next.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -160,6 +161,75 @@ describe('opencrvs-bridge sandbox', () => {
     const noSeed = await runCli([...args, '--seed', '/nonexistent-seed-folder'], {}, 60_000);
     assert.equal(noSeed.code, 2, noSeed.stderr);
     assert.match(noSeed.stderr, /--seed \/nonexistent-seed-folder: no such folder/);
+  });
+
+  it('refuses a --notify-heartbeat that is no number of seconds a timer can hold (exit 2), before starting', async () => {
+    // 1e12 s overflowed the interval into a heartbeat every millisecond; 'abc' turned heartbeats off.
+    for (const value of ['abc', '1e12', '2147484', '0']) {
+      const r = await runCli(
+        ['sandbox', '--notify', 'http://127.0.0.1:9/notify', '--notify-heartbeat', value],
+        {},
+        30_000,
+      );
+      assert.equal(r.code, 2, `--notify-heartbeat '${value}': ${r.stderr}`);
+      assert.match(
+        r.stderr,
+        /option '--notify-heartbeat <seconds>' argument '.*' is invalid\. a number of seconds above 0 and at most 2147483/,
+      );
+      assert.doesNotMatch(r.stdout, /Press Ctrl\+C/, 'nothing started');
+    }
+  });
+
+  it('sends heartbeats on a valid --notify-heartbeat, and none early at the longest one', async () => {
+    let heartbeats = 0;
+    const receiver = createHttpServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => {
+        body += chunk.toString();
+      });
+      req.on('end', () => {
+        if (/"valueCode":\s*"heartbeat"/.test(body)) heartbeats++;
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const address = receiver.address();
+    const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/notify`;
+    const run = async (value: string, waitMs: number) => {
+      heartbeats = 0;
+      const child = spawnCli([
+        'sandbox',
+        '--opencrvs-port',
+        '0',
+        '--fhir-port',
+        '0',
+        '--dhis2-port',
+        '0',
+        '--notify',
+        url,
+        '--notify-heartbeat',
+        value,
+      ]);
+      const done = finished(child, 60_000);
+      let out = '';
+      child.stdout?.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+      });
+      for (let waited = 0; !out.includes('Press Ctrl+C') && child.exitCode === null && waited < 40_000; waited += 50) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+      child.kill('SIGTERM');
+      const result = await done;
+      assert.equal(result.code, 0, result.stderr);
+      return heartbeats;
+    };
+    try {
+      assert.ok((await run('0.2', 1000)) >= 2, 'heartbeats every 0.2 s');
+      assert.equal(await run('2147483', 1000), 0, 'the longest period sends none within a second');
+    } finally {
+      receiver.close();
+    }
   });
 
   it('reads LOG_LEVEL as the other commands do: empty is unset, one that is no level is exit 2', async () => {
