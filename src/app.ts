@@ -86,6 +86,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Tries to resolve the routing table are this far apart at first, doubling up to ROUTING_RETRY_MAX_MS. */
 const ROUTING_RETRY_MS = 1_000;
 const ROUTING_RETRY_MAX_MS = 30_000;
+/** The longest pass of syncOnce: its deadline is a timer, and Node holds none longer than 2^31 - 1 ms. */
+const MAX_PASS_TIMEOUT_MS = 2 ** 31 - 1;
 
 /** One configured source with everything built for it. */
 export interface SourceRuntime {
@@ -1232,8 +1234,16 @@ export class Bridge {
    */
   /** `since`: read again from there too (PassOptions.from). */
   async syncOnce(sourceIds?: string[], options: { timeoutMs?: number; since?: string } = {}): Promise<SyncSummary> {
+    const timeoutMs = options.timeoutMs ?? 120_000;
+    // The deadline is a timer: Node fires one set past 2^31 - 1 ms after 1 ms instead, which would cut the
+    // pass off at once (and NaN would do the same). Refused for every caller, not only the CLI's --timeout.
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_PASS_TIMEOUT_MS) {
+      throw new RangeError(
+        `syncOnce: timeoutMs must be above 0 and at most ${MAX_PASS_TIMEOUT_MS} ms (about 24.8 days), not ${timeoutMs}`,
+      );
+    }
     this.ran = true;
-    const deadline = Date.now() + (options.timeoutMs ?? 120_000);
+    const deadline = Date.now() + timeoutMs;
     let deliverySkipped = this.locationsReady ? undefined : await this.resolveLocationsForPass(deadline);
     const report = emptyReport();
     const failedSources: string[] = [];
