@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
 import { ConfigError } from './config/errors.js';
+import { MAX_TIMER_MS } from './config/limits.js';
 import { type Env, loadConfig } from './config/load.js';
 import { ConfigOnDisk, fileHash, LOADED_FILES_META, mappingFilesNamed, type OnDiskVerdict } from './config/on-disk.js';
 import { secretOf } from './config/secret-files.js';
@@ -86,8 +87,6 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Tries to resolve the routing table are this far apart at first, doubling up to ROUTING_RETRY_MAX_MS. */
 const ROUTING_RETRY_MS = 1_000;
 const ROUTING_RETRY_MAX_MS = 30_000;
-/** The longest pass of syncOnce: its deadline is a timer, and Node holds none longer than 2^31 - 1 ms. */
-const MAX_PASS_TIMEOUT_MS = 2 ** 31 - 1;
 
 /** One configured source with everything built for it. */
 export interface SourceRuntime {
@@ -1237,9 +1236,9 @@ export class Bridge {
     const timeoutMs = options.timeoutMs ?? 120_000;
     // The deadline is a timer: Node fires one set past 2^31 - 1 ms after 1 ms instead, which would cut the
     // pass off at once (and NaN would do the same). Refused for every caller, not only the CLI's --timeout.
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_PASS_TIMEOUT_MS) {
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_TIMER_MS) {
       throw new RangeError(
-        `syncOnce: timeoutMs must be above 0 and at most ${MAX_PASS_TIMEOUT_MS} ms (about 24.8 days), not ${timeoutMs}`,
+        `syncOnce: timeoutMs must be above 0 and at most ${MAX_TIMER_MS} ms (about 24.8 days), not ${timeoutMs}`,
       );
     }
     this.ran = true;

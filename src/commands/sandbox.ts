@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import { MAX_TIMER_SECONDS } from '../config/index.js';
 import { errorLine } from '../observability/crash.js';
 import type { Logger } from '../observability/logger.js';
 import { demoSeed } from '../sandbox/demo/seed.js';
@@ -62,19 +63,13 @@ function parsePort(value: string | undefined, fallback: number, flag: string): n
 }
 
 /**
- * The longest --notify-heartbeat: the heartbeats are an interval, and Node fires a timer set past
- * 2^31 - 1 ms after 1 ms instead, which would send one every millisecond.
- */
-const MAX_HEARTBEAT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
-
-/**
  * A commander argument parser for --notify-heartbeat (a usage error, exit 2, before anything starts): a
  * value that is no number would turn heartbeats off without a word. The text is kept; start() reads it.
  */
 function heartbeatPeriod(value: string): string {
   const seconds = Number(value);
-  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_HEARTBEAT_SECONDS) {
-    throw new InvalidArgumentError(`a number of seconds above 0 and at most ${MAX_HEARTBEAT_SECONDS} (about 24 days)`);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_TIMER_SECONDS) {
+    throw new InvalidArgumentError(`a number of seconds above 0 and at most ${MAX_TIMER_SECONDS} (about 24 days)`);
   }
   return value;
 }
@@ -133,7 +128,7 @@ const fhir: SimulatorEntry = {
       .option('--notify-secret <secret>', 'HMAC key (medplum style) or bearer secret sent in Authorization')
       .option(
         '--notify-heartbeat <seconds>',
-        `heartbeat period (backport style; above 0, at most ${MAX_HEARTBEAT_SECONDS})`,
+        `heartbeat period (backport style; above 0, at most ${MAX_TIMER_SECONDS})`,
         heartbeatPeriod,
       );
   },

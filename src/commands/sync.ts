@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { Bridge, type SyncSummary, syncDone } from '../app.js';
-import { dhis2SinceProblem, isSinceValue } from '../config/index.js';
+import { dhis2SinceProblem, isSinceValue, MAX_TIMER_SECONDS } from '../config/index.js';
 import { heldSince } from '../ledger/index.js';
 import { errorLine } from '../observability/crash.js';
 import { isOpenCrvsError } from '../opencrvs/index.js';
@@ -11,7 +11,6 @@ import { listenForSignals, openLeased, processLogger } from './runtime.js';
  * The longest --timeout: the pass's deadline is a timer, and Node fires a timer set past 2^31 - 1 ms
  * (about 24.8 days) after 1 ms instead, which would cut the pass off at once.
  */
-const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 
 function printSummary(summary: SyncSummary): void {
   const byState = new Map<string, number>();
@@ -124,7 +123,7 @@ export function registerSync(program: Command): void {
     .option('--json', 'print the summary as JSON (logs go to standard error either way)')
     .option(
       '--timeout <seconds>',
-      `how long the pass (polling, delivery and the write-backs at its end) may take before it gives up (at most ${MAX_TIMEOUT_SECONDS})`,
+      `how long the pass (polling, delivery and the write-backs at its end) may take before it gives up (at most ${MAX_TIMER_SECONDS})`,
       '120',
     )
     .option(
@@ -160,9 +159,9 @@ export function registerSync(program: Command): void {
           process.exitCode = 2;
           return;
         }
-        if (timeoutSeconds > MAX_TIMEOUT_SECONDS) {
+        if (timeoutSeconds > MAX_TIMER_SECONDS) {
           console.error(
-            `sync: --timeout must be at most ${MAX_TIMEOUT_SECONDS} seconds (about 24 days), not "${options.timeout}"`,
+            `sync: --timeout must be at most ${MAX_TIMER_SECONDS} seconds (about 24 days), not "${options.timeout}"`,
           );
           process.exitCode = 2;
           return;

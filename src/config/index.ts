@@ -1,4 +1,5 @@
 export { ConfigError } from './errors.js';
+export { MAX_TIMER_MS, MAX_TIMER_SECONDS } from './limits.js';
 export {
   configFromObject,
   dhis2SinceProblem,
