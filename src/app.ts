@@ -421,6 +421,9 @@ export class Bridge {
           if (err instanceof OvertakenReadFailed) throw new RecheckNotReady(err.message);
           // A page from a proxy in front of the source, not the source's answer: the record may be gone or
           // not, so its row is neither withdrawn nor sent unchecked (as for a source that is down); it waits.
+          // Here the source named no subject for it, so every row of the source waits; a source that knows
+          // which record's read met the page names it (RecheckNotReady.subjectKeys: the DHIS2 recheck), and
+          // the other rows go on.
           if (err instanceof SourceCallError && err.foreign) throw new RecheckNotReady(err.message);
           // An OpenCRVS call of the recheck failed (a location lookup no longer throws: the record is mapped
           // with its facility unchecked, which the worker checks before sending): not sent unchecked.

@@ -50,12 +50,13 @@ type Refusal = 404 | 403;
  * that disagree (one says deleted, another live: not DHIS2's own answers, see readSubject) make the row
  * wait, neither withdrawn nor held dead, the reason in the worker's log.
  *
- * A read that fails otherwise (a 5xx through the client's retries, no answer) leaves out that subject
+ * A read failing otherwise (a 5xx through the client's retries, no answer) leaves out that subject
  * alone, as in the FHIR recheck (fhir/reevaluate.ts): what the other reads show is recorded (withdrawn,
- * updated, held dead), then the failure is thrown, a proxy's page before any other. The worker sends only
- * the unread subjects' rows as recorded, where before one failed read sent the whole batch so, a birth
- * DHIS2 had deleted meanwhile among them; a proxy's page, to a read or to a list, makes the rows wait
- * (app.ts).
+ * updated, held dead), then the failure is thrown. The worker sends only the unread subjects' rows as
+ * recorded (an outage of the source does not stop registrations), where before one failed read sent the
+ * whole batch so, a birth DHIS2 had deleted meanwhile among them. A proxy's page, to a read, a list or a
+ * context read, says nothing of the record: the row waits (RecheckNotReady naming its subject), and only
+ * it: the others read fine go on.
  */
 export function dhis2Recheck(deps: {
   sourceId: string;
@@ -118,7 +119,7 @@ export function dhis2Recheck(deps: {
       // would drop every correction and withdrawal the batch found, and the worker would send them all as
       // recorded (as the FHIR recheck, sources/fhir/reevaluate.ts).
       const evaluated = await pipeline.evaluate(resources, fetcher, undefined, { partial: true, stop });
-      for (const { error } of evaluated.failures ?? []) failures.push(error);
+      for (const { subjectRef, error } of evaluated.failures ?? []) failed(subjectRef, error, client);
       pipeline.commit(evaluated.results);
       for (const [reader, read] of through) {
         // Counts only: which records is in the ledger (the row's read_by_source).
@@ -129,8 +130,8 @@ export function dhis2Recheck(deps: {
         await evaluateThrough(reader, read);
       }
       // What was read is recorded (a birth deleted or withdrawn meanwhile is not sent); now the failure, so
-      // the worker sends only the unread subjects' rows as recorded. A page that is not DHIS2's (a proxy's)
-      // goes first: the rows then wait (app.ts), neither sent unchecked nor withdrawn.
+      // the worker sends only the unread subjects' rows as recorded, and those that must wait (a proxy's
+      // page) wait, neither sent unchecked nor withdrawn.
       if (failures.length > 0) throw recheckFailure(failures);
     } finally {
       await pipeline.finished(fetcher);
@@ -148,7 +149,7 @@ export function dhis2Recheck(deps: {
       try {
         readerFetcher.prime(read);
         const evaluated = await reader.pipeline.evaluate(read, readerFetcher, undefined, { partial: true, stop });
-        for (const { error } of evaluated.failures ?? []) failures.push(error);
+        for (const { subjectRef, error } of evaluated.failures ?? []) failed(subjectRef, error, reader.client);
         reader.pipeline.commit(evaluated.results);
       } finally {
         await reader.pipeline.finished(readerFetcher);
@@ -164,7 +165,7 @@ export function dhis2Recheck(deps: {
       try {
         entity = await readInProgram(client, uid, dhis2);
       } catch (err) {
-        failures.push(err);
+        failed(key, err, client);
         return undefined;
       }
       if (typeof entity === 'object') return { resource: trackedEntityResource(entity) };
@@ -174,11 +175,11 @@ export function dhis2Recheck(deps: {
         try {
           seen = await readInProgram(reader.client, uid, reader.dhis2);
         } catch (err) {
-          // Stopping, or a page that is not DHIS2's (a proxy's): the rows wait (app.ts), as for this source's
-          // own read. Otherwise that source's failure is said in the reason of a row held dead: this source's
-          // user was refused the record, so it is not sent as recorded on a guess either.
-          if (reader.client.closed || (err instanceof SourceCallError && err.foreign)) {
-            failures.push(err);
+          // Stopping, or a page that is not DHIS2's (a proxy's): the row waits, as for this source's own read.
+          // Otherwise that source's failure is said in the reason of a row held dead: this source's user was
+          // refused the record, so it is not sent as recorded on a guess either.
+          if (reader.client.closed || isForeign(err)) {
+            waitFor(key, err, reader.client);
             return undefined;
           }
           asked.failed.push({ sourceId: reader.sourceId, message: err instanceof Error ? err.message : String(err) });
@@ -187,7 +188,7 @@ export function dhis2Recheck(deps: {
         if (typeof seen === 'object') return { resource: trackedEntityResource(seen), via: reader };
         asked.refused.push({ sourceId: reader.sourceId, refusal: seen });
       }
-      const listing = await listingOf(client, uid, dhis2);
+      const listing = await listingOf(client, uid, dhis2, key);
       if (listing === WAIT) return undefined;
       // A child deleted after moving district is listed only to the users who search where it is owned:
       // the other sources' users that were refused its read are asked too, in the same order, even when
@@ -197,7 +198,7 @@ export function dhis2Recheck(deps: {
       for (const refused of asked.refused) {
         const reader = others.find((other) => other.sourceId === refused.sourceId);
         if (!reader) continue;
-        const theirs = await listingOf(reader.client, uid, reader.dhis2);
+        const theirs = await listingOf(reader.client, uid, reader.dhis2, key);
         if (theirs === WAIT) return undefined;
         if (theirs instanceof Error) refused.listFailed = theirs.message;
         else if (theirs === 'deleted') deletedTo.push(reader.sourceId);
@@ -223,23 +224,45 @@ export function dhis2Recheck(deps: {
 
     /**
      * What `reader`'s list with includeDeleted=true says of `uid`, or the error of a list that could not be
-     * asked; WAIT when the bridge is stopping or the answer was not DHIS2's (a proxy's page: the failure is
-     * kept in `failures`), so that the rows wait (app.ts), as for a read.
+     * asked; WAIT when the bridge is stopping or the answer was not DHIS2's (a proxy's page), so that the
+     * row of `key` waits (waitFor), as for a read.
      */
     async function listingOf(
       reader: Dhis2Client,
       uid: string,
       settings: Dhis2Settings,
+      key: string,
     ): Promise<TrackedEntityListing | Error | typeof WAIT> {
       try {
         return await reader.trackedEntityListing(uid, settings.program);
       } catch (err) {
-        if (reader.closed || (err instanceof SourceCallError && err.foreign)) {
-          failures.push(err);
+        if (reader.closed || isForeign(err)) {
+          waitFor(key, err, reader);
           return WAIT;
         }
         return err instanceof Error ? err : new Error(String(err));
       }
+    }
+
+    /**
+     * `key`'s row waits for `err`, alone (RecheckNotReady naming its subject): the batch's other rows go on
+     * as their reads left them. A failure of a stopping bridge (`reader` closed) is kept as it is: the worker
+     * leaves every row then.
+     */
+    function waitFor(key: string, err: unknown, reader: Dhis2Client): void {
+      if (reader.closed) failures.push(err);
+      else failures.push(new RecheckNotReady(err instanceof Error ? err.message : String(err), { subjectKeys: [key] }));
+    }
+
+    /**
+     * `key`'s read (or its evaluation's context reads) through `reader` failed. A proxy's page says nothing
+     * of the record, nor of the others: that row waits alone, where before every row of the source waited
+     * with it (app.ts), recheck after recheck while the page lasted. Anything else (DHIS2's 5xx through the
+     * retries, no answer) is kept as it is: the worker sends that row as recorded, as in the FHIR recheck.
+     */
+    function failed(key: string, err: unknown, reader: Dhis2Client): void {
+      if (isForeign(err)) waitFor(key, err, reader);
+      else failures.push(err);
     }
 
     /** The other sources to ask for `key`, each once: the one that last read it for this row first. */
@@ -270,10 +293,11 @@ interface OthersAsked {
 const WAIT = Symbol('wait');
 
 /**
- * The one failure a recheck throws for them all. A proxy's page (failureToThrow puts it first) makes
- * every row of the source wait (app.ts), those whose lists disagree among them. Otherwise those wait
- * alone (RecheckNotReady naming their subjects), and the other failure, if any, goes with it: the worker
- * sends the unread subjects' rows as recorded, as without them.
+ * The one failure a recheck throws for them all. The rows that wait (RecheckNotReady naming their
+ * subjects: a proxy's page to their read or list, lists that disagree) wait
+ * alone, and the other failure, if any, goes with it: the worker sends the unread subjects' rows as
+ * recorded, as without them. A proxy's page no subject was named for (failureToThrow puts it first) makes
+ * every row of the source wait (app.ts).
  */
 function recheckFailure(failures: readonly unknown[]): unknown {
   const waiting = failures.filter((err): err is RecheckNotReady => err instanceof RecheckNotReady);
@@ -310,6 +334,11 @@ interface SubjectRead {
   held?: string;
 }
 
+/** A page that is not DHIS2's own (a proxy's or firewall's 404 or 403: Dhis2Client), saying nothing of the record. */
+function isForeign(err: unknown): boolean {
+  return err instanceof SourceCallError && err.foreign;
+}
+
 /** The tracked entity read in the programme, or how DHIS2 refused it (see dhis2Recheck). */
 async function readInProgram(
   client: Dhis2Client,
@@ -320,7 +349,7 @@ async function readInProgram(
     return (await client.trackedEntity(uid, { program: dhis2.program, fields: dhis2.fields })) ?? 404;
   } catch (err) {
     // DHIS2's own 403 only: a proxy's or firewall's page (no WebMessage: see Dhis2Client) says nothing of
-    // the record; it fails the recheck, and the rows wait (app.ts).
+    // the record; it fails the read, and the row waits.
     if (err instanceof Dhis2SourceError && err.status === 403 && !err.foreign) return 403;
     throw err;
   }
