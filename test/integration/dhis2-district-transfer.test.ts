@@ -17,7 +17,14 @@ import {
 import { Dhis2SourceError } from '../../src/sources/dhis2/client.js';
 import { sleep } from './helpers/bridge-harness.js';
 import { type Dhis2Harness, dataValueOf, enrolledIn, startDhis2Harness } from './helpers/dhis2-harness.js';
-import { answerJson, dhis2Error, type FaultProxy, forbiddenPage, startFaultProxy } from './helpers/fault-proxy.js';
+import {
+  answerJson,
+  dhis2Error,
+  type FaultProxy,
+  forbiddenPage,
+  startFaultProxy,
+  unavailable,
+} from './helpers/fault-proxy.js';
 
 const BASIC = `Basic ${Buffer.from(`${DEFAULT_SANDBOX_AUTH.username}:${DEFAULT_SANDBOX_AUTH.password}`).toString('base64')}`;
 const BO = 'dhis2-bo';
@@ -493,11 +500,12 @@ describe('DHIS2 district split, a user per district: the other source cannot be 
       const subject = `TrackedEntity/${uid}`;
       const gbenikoro = h.bridge.dhis2Sources.find((s) => s.settings.id === GBENIKORO);
       assert.ok(gbenikoro);
-      // DHIS2 answers the Gbenikoro user's read of it 503 through every retry (the client's own error).
+      // DHIS2 answers the Gbenikoro user's read of it 500 through every retry (the client's own error): its
+      // own failure, which may concern the record, unlike a gateway's 503 (the row then waits: see below).
       const read = gbenikoro.client.trackedEntity.bind(gbenikoro.client);
       let failing = true;
       gbenikoro.client.trackedEntity = async (te, params, options) => {
-        if (failing && te === uid) throw new Dhis2SourceError('read tracked entity failed: HTTP 503', 503, true);
+        if (failing && te === uid) throw new Dhis2SourceError('read tracked entity failed: HTTP 500', 500, true);
         return read(te, params, options);
       };
 
@@ -509,7 +517,7 @@ describe('DHIS2 district split, a user per district: the other source cannot be 
       assert.deepEqual([held.sourceId, held.state, held.lastError?.kind], [BO, 'dead', 'source-read']);
       assert.match(
         held.lastError?.message ?? '',
-        new RegExp(`could not be asked through ${GBENIKORO} \\(read tracked entity failed: HTTP 503\\)`),
+        new RegExp(`could not be asked through ${GBENIKORO} \\(read tracked entity failed: HTTP 500\\)`),
       );
       const sent = (await h.events()).filter((ev) =>
         ev.actions.some((a) => a.type === 'CREATE' && a.transactionId === held.createTransactionId),
@@ -562,6 +570,21 @@ describe('DHIS2 district split, a user per district: the deleted-or-not lists of
         url.pathname === '/api/tracker/trackedEntities' &&
         url.searchParams.get('includeDeleted') === 'true' &&
         url.searchParams.get('trackedEntities') === uid &&
+        req.headers.authorization === auth
+      );
+    };
+  }
+
+  /** The read of `uid` in the programme, made as the user of `source` (readInProgram). */
+  function readsFor(source: keyof typeof DISTRICT_USERS, uid: string) {
+    const { username, password } = DISTRICT_USERS[source];
+    const auth = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+    return (req: IncomingMessage): boolean => {
+      const url = new URL(req.url ?? '/', 'http://proxy');
+      return (
+        req.method === 'GET' &&
+        url.pathname === `/api/tracker/trackedEntities/${uid}` &&
+        url.searchParams.get('program') === CHILD_PROGRAMME &&
         req.headers.authorization === auth
       );
     };
@@ -652,10 +675,14 @@ describe('DHIS2 district split, a user per district: the deleted-or-not lists of
       }
     });
 
-  // A page that is not DHIS2's says nothing of the record: as for a read, the row waits, alone (the other
-  // Bo births go out), and is withdrawn once DHIS2 itself answers (the child moved to Gbenikoro, then
-  // deleted: Gbenikoro's list says so).
-  const pages = [{ what: "a proxy's 403 page", page: forbiddenPage }];
+  // A page that is not DHIS2's says nothing of the record, nor does a gateway's 503 while DHIS2 restarts
+  // (before, that held the row dead, "could not be asked", for a person to replay): as for a read, the row
+  // waits, alone (the other Bo births go out), and is withdrawn once DHIS2 itself answers (the child moved
+  // to Gbenikoro, then deleted: Gbenikoro's list says so).
+  const pages = [
+    { what: "a proxy's 403 page", page: forbiddenPage },
+    { what: "a gateway's 503 page", page: unavailable },
+  ];
   for (const blocked of [BO, GBENIKORO] as const)
     for (const { what, page } of pages)
       it(`waits when ${what} answers ${blocked}'s list, not held dead; withdrawn once DHIS2 answers`, async () => {
@@ -698,6 +725,51 @@ describe('DHIS2 district split, a user per district: the deleted-or-not lists of
           await proxy.close();
         }
       });
+
+  // Bo's user is refused the child (moved to Gbenikoro); Gbenikoro's read meets a gateway's 503 page. Held
+  // dead before ("could not be asked through dhis2-gbenikoro"): now it waits, and goes out through
+  // Gbenikoro, once, when DHIS2 answers.
+  it("waits when a gateway's 503 page answers the other source's read; sent through it once DHIS2 answers", async () => {
+    const proxy = await startFaultProxy();
+    const h = await boWaitingBehind(proxy);
+    try {
+      const child = childAtNgelehun(h);
+      const uid = String(child.trackedEntity);
+      const subject = `TrackedEntity/${uid}`;
+      const [waiting] = h.rows().filter((r) => r.subjectKey === subject);
+      assert.ok(waiting);
+      await transfer(h, child);
+      let answered = 0;
+      const isRead = readsFor(GBENIKORO, uid);
+      proxy.rules.push((req) => {
+        if (!isRead(req)) return undefined;
+        answered++;
+        return unavailable();
+      });
+
+      await recheckWhileAnswered(h, () => answered, waiting.id, true);
+      const [row] = h.rows().filter((r) => r.subjectKey === subject);
+      assert.deepEqual(
+        [row?.sourceId, row?.state, row?.lastError ?? null],
+        [BO, 'pending', null],
+        JSON.stringify(row?.lastError),
+      );
+
+      proxy.rules.length = 0;
+      await sleep(1_100);
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 20_000 });
+      const [sent] = h.rows().filter((r) => r.subjectKey === subject);
+      assert.deepEqual([sent?.sourceId, sent?.state], [BO, 'delivered'], JSON.stringify(sent?.lastError));
+      assert.equal(h.bridge.ledger.readBy(sent?.id ?? 0), GBENIKORO, 'read through the other source');
+      const created = (await h.events()).filter((ev) =>
+        ev.actions.some((a) => a.transactionId === waiting.createTransactionId),
+      );
+      assert.equal(created.length, 1, 'sent once');
+    } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
 
   it("held dead when the other source's list fails, its reason naming that source once", async () => {
     const proxy = await startFaultProxy();

@@ -189,9 +189,10 @@ describe('bridge: a DHIS2 read answering 404 before a waiting birth is sent', ()
       const source = h.bridge.dhis2Sources.find((s) => s.settings.id === BIRTHS_SOURCE);
       assert.ok(source);
       const listing = source.client.trackedEntityListing.bind(source.client);
+      // DHIS2's own 500 through every retry (a gateway's 503 would make the row wait: dhis2-district-transfer).
       source.client.trackedEntityListing = async (uid, program) => {
         if (uid === unasked.trackedEntity)
-          throw new Dhis2SourceError('list tracked entities failed: HTTP 503', 503, true);
+          throw new Dhis2SourceError('list tracked entities failed: HTTP 500', 500, true);
         return listing(uid, program);
       };
       await deliverDue(h);
@@ -206,7 +207,7 @@ describe('bridge: a DHIS2 read answering 404 before a waiting birth is sent', ()
       assert.equal(failed.state, 'dead', 'deleted, but DHIS2 could not say so: not withdrawn on a guess, not sent');
       assert.match(
         failed.lastError?.message ?? '',
-        /whether it was deleted could not be asked \(list tracked entities failed: HTTP 503\)/,
+        /whether it was deleted could not be asked \(list tracked entities failed: HTTP 500\)/,
       );
       assert.equal((await h.events()).length, 1);
     } finally {

@@ -50,7 +50,13 @@ type Refusal = 404 | 403;
  * that disagree (one says deleted, another live: not DHIS2's own answers, see readSubject) make the row
  * wait, neither withdrawn nor held dead, the reason in the worker's log.
  *
- * A read failing otherwise (a 5xx through the client's retries, no answer) leaves out that subject
+ * A list (this source's or another's), or a read through another source, asked once DHIS2 refused this
+ * source's user the record, that DHIS2 did not answer now (a gateway's 502, 503 or 504 while it restarts,
+ * no answer, a 429: notAnsweredNow) makes the row wait, alone, asked again at the next recheck: held dead,
+ * it would wait for a person after an outage that ends by itself. DHIS2's own failure there (a 500) still
+ * holds it dead, the reason saying so.
+ *
+ * The row's own read failing (a 5xx through the client's retries, no answer) leaves out that subject
  * alone, as in the FHIR recheck (fhir/reevaluate.ts): what the other reads show is recorded (withdrawn,
  * updated, held dead), then the failure is thrown. The worker sends only the unread subjects' rows as
  * recorded (an outage of the source does not stop registrations), where before one failed read sent the
@@ -175,10 +181,12 @@ export function dhis2Recheck(deps: {
         try {
           seen = await readInProgram(reader.client, uid, reader.dhis2);
         } catch (err) {
-          // Stopping, or a page that is not DHIS2's (a proxy's): the row waits, as for this source's own read.
-          // Otherwise that source's failure is said in the reason of a row held dead: this source's user was
-          // refused the record, so it is not sent as recorded on a guess either.
-          if (reader.client.closed || isForeign(err)) {
+          // Stopping, a page that is not DHIS2's (a proxy's), or DHIS2 not answering now (a gateway's 502,
+          // 503, 504 while it restarts; no answer): the row waits and is asked again, as for this source's
+          // own read of a proxy's page. Otherwise (DHIS2's own 500, say) that source's failure is said in the
+          // reason of a row held dead: this source's user was refused the record, so it is not sent as
+          // recorded on a guess either.
+          if (reader.client.closed || isForeign(err) || notAnsweredNow(err)) {
             waitFor(key, err, reader.client);
             return undefined;
           }
@@ -223,9 +231,10 @@ export function dhis2Recheck(deps: {
     }
 
     /**
-     * What `reader`'s list with includeDeleted=true says of `uid`, or the error of a list that could not be
-     * asked; WAIT when the bridge is stopping or the answer was not DHIS2's (a proxy's page), so that the
-     * row of `key` waits (waitFor), as for a read.
+     * What `reader`'s list with includeDeleted=true says of `uid`, or the error of a list DHIS2 refused or
+     * failed (its own 500, say); WAIT when the bridge is stopping, the answer was not DHIS2's (a proxy's
+     * page) or DHIS2 did not answer now (a gateway's 5xx, no answer: notAnsweredNow), so that the row of
+     * `key` waits (waitFor), as for a read: neither held dead for an outage nor withdrawn on another list.
      */
     async function listingOf(
       reader: Dhis2Client,
@@ -236,7 +245,7 @@ export function dhis2Recheck(deps: {
       try {
         return await reader.trackedEntityListing(uid, settings.program);
       } catch (err) {
-        if (reader.closed || isForeign(err)) {
+        if (reader.closed || isForeign(err) || notAnsweredNow(err)) {
           waitFor(key, err, reader);
           return WAIT;
         }
@@ -294,7 +303,7 @@ const WAIT = Symbol('wait');
 
 /**
  * The one failure a recheck throws for them all. The rows that wait (RecheckNotReady naming their
- * subjects: a proxy's page to their read or list, lists that disagree) wait
+ * subjects: a proxy's page to their read or list, DHIS2 not answering a read or list after a refusal, lists that disagree) wait
  * alone, and the other failure, if any, goes with it: the worker sends the unread subjects' rows as
  * recorded, as without them. A proxy's page no subject was named for (failureToThrow puts it first) makes
  * every row of the source wait (app.ts).
@@ -337,6 +346,18 @@ interface SubjectRead {
 /** A page that is not DHIS2's own (a proxy's or firewall's 404 or 403: Dhis2Client), saying nothing of the record. */
 function isForeign(err: unknown): boolean {
   return err instanceof SourceCallError && err.foreign;
+}
+
+/**
+ * DHIS2 could not be asked just now, through the client's tries: no answer (its deadline, a connection
+ * refused or reset), a 408 or 429, or a gateway in front of it answering for it (502, 503, 504: an nginx
+ * while DHIS2 restarts). It says nothing of the record, and a row held dead for it would wait for a person
+ * after the outage ends by itself. Not DHIS2's own 500, which may concern the record (answered again at
+ * each recheck, it would keep the row waiting for ever, nobody told): that is said in a dead row's reason.
+ */
+function notAnsweredNow(err: unknown): boolean {
+  if (!(err instanceof SourceCallError) || !err.retryable || err.badId) return false;
+  return err.status === undefined || [408, 429, 502, 503, 504].includes(err.status);
 }
 
 /** The tracked entity read in the programme, or how DHIS2 refused it (see dhis2Recheck). */
