@@ -761,8 +761,19 @@ describe('ledger: recording events', () => {
     assert.deepEqual(kept?.payload, row.payload);
   });
 
+  // For the two describes below: a reading of `subject` the mapping refuses, from content `fingerprint`.
+  const officeClosed = "office 'X' is not a known, open OpenCRVS office";
+  const invalid = (subject: string, fingerprint: string | undefined, message = 'child.dob: not a date') =>
+    ledger.recordInvalid({
+      sourceId: 'emr',
+      eventType: 'birth',
+      subjectKey: `Patient/${subject}`,
+      sourceRef: `Encounter/${subject}`,
+      errors: [{ field: 'x', message }],
+      ...(fingerprint ? { sourceFingerprint: () => fingerprint } : {}),
+    }).changed;
+
   describe('an invalid reading of a row whose NOTIFY is in doubt: the source content decides', () => {
-    const officeClosed = "office 'X' is not a known, open OpenCRVS office";
     /** Row `subject` recorded from content `fingerprint`, its NOTIFY then failed in a way that may follow a commit. */
     const inDoubt = (subject: string, fingerprint?: string) => {
       const { row } = ledger.recordEvent({
@@ -776,15 +787,6 @@ describe('ledger: recording events', () => {
       assert.equal(ledger.notifyInDoubt(row.id), true);
       return ledger.get(row.id) as LedgerRow;
     };
-    const invalid = (subject: string, fingerprint: string | undefined, message = 'child.dob: not a date') =>
-      ledger.recordInvalid({
-        sourceId: 'emr',
-        eventType: 'birth',
-        subjectKey: `Patient/${subject}`,
-        sourceRef: `Encounter/${subject}`,
-        errors: [{ field: 'x', message }],
-        ...(fingerprint ? { sourceFingerprint: () => fingerprint } : {}),
-      }).changed;
     /** What an invalid reading must leave as it was: what the retry resends, and under which ids. */
     const kept = (row: LedgerRow | undefined) => [
       row?.state,
@@ -975,7 +977,6 @@ describe('ledger: recording events', () => {
   });
 
   describe('an invalid reading of a delivered row: the source content decides, as for a valid one', () => {
-    const officeClosed = "office 'X' is not a known, open OpenCRVS office";
     /** Row `subject` recorded from content `fingerprint` and delivered (or delivered-pending). */
     const delivered = (
       subject: string,
@@ -996,15 +997,6 @@ describe('ledger: recording events', () => {
       );
       return ledger.get(row.id) as LedgerRow;
     };
-    const invalid = (subject: string, fingerprint: string | undefined, message = 'child.dob: not a date') =>
-      ledger.recordInvalid({
-        sourceId: 'emr',
-        eventType: 'birth',
-        subjectKey: `Patient/${subject}`,
-        sourceRef: `Encounter/${subject}`,
-        errors: [{ field: 'x', message }],
-        ...(fingerprint ? { sourceFingerprint: () => fingerprint } : {}),
-      }).changed;
     /** What no reading of a delivered row may change: what OpenCRVS holds, and under which ids. */
     const kept = (row: LedgerRow | undefined) => [
       row?.state,
