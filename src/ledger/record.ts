@@ -158,6 +158,15 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     return !!fingerprint && existing.source_fingerprint !== fingerprint;
   };
 
+  // A row waiting to be sent again or being sent, whose NOTIFY (or single call) may already be stored by
+  // OpenCRVS (notifyAttempted): its retry must resend that very copy.
+  const notifyMayBeStored = (existing: SqlRecordedRow): boolean =>
+    (WAITING.includes(existing.state) || existing.state === 'delivering') && !!notifyAttempted.get(existing.id);
+
+  /** A row an operator dismissed (`dismiss`): skipped with the dismissal's reason, its hash kept. */
+  const dismissedRow = (existing: SqlRecordedRow): boolean =>
+    existing.state === 'skipped' && isDismissed(existing.skip_reason);
+
   const reselect = (key: KeyInput): SqlRecordedRow => {
     const row = byKey.get(key.sourceId, key.eventType, key.subjectKey);
     if (!row) throw new Error('ledger row vanished inside its own transaction');
@@ -244,10 +253,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     // transactionId generation, whose first attempt asks OpenCRVS what the earlier ones left before it
     // sends anything (delivery/send.ts), so it may carry the newer version (a route to an office still
     // open, a corrected record).
-    const inDoubt =
-      !same &&
-      (WAITING.includes(existing.state) || existing.state === 'delivering') &&
-      !!notifyAttempted.get(existing.id);
+    const inDoubt = !same && notifyMayBeStored(existing);
     if (inDoubt) {
       // Not when only the bridge moved (an upgrade, a mapping change, an office reopened that had made a
       // reading of this content invalid, already counted then): the source content is the same.
@@ -307,7 +313,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         // A new version may be what fixes the row (a corrected record, or one that became notifiable):
         // it goes back to the queue with a fresh retry budget. The same payload again stays where it is,
         // and so does a row a person dismissed (its hash kept), seen again unchanged.
-        const dismissed = existing.state === 'skipped' && isDismissed(existing.skip_reason);
+        const dismissed = dismissedRow(existing);
         // Dismissed, and the payload differs but the source content is what it was (its fingerprint was
         // recorded with the hash kept): the bridge maps the same record otherwise (an upgrade, a mapping
         // change). The person's decision was about that record: it stays dismissed. Not a plain dead row:
@@ -376,7 +382,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     // Not a row a person dismissed: a reading that is no event (an exclusion, a mapping change) says nothing
     // new of the record, and replacing the dismissal would drop its kept hash, so that the next valid reading
     // of the same record requeued it and sent what the person said not to (as recordInvalid).
-    const dismissed = existing.state === 'skipped' && isDismissed(existing.skip_reason);
+    const dismissed = dismissedRow(existing);
     const cancellable = !dismissed && (UNSENT.includes(existing.state) || existing.state === 'skipped');
     const changed = cancellable && (existing.state !== 'skipped' || existing.skip_reason !== input.reason);
     if (changed) markSkipped.run({ id: existing.id, reason: input.reason, sourceRef: input.sourceRef, now: now() });
@@ -428,13 +434,11 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     // OpenCRVS stored once or not at all, and dead with no payload it would be neither sent nor written
     // back, while OpenCRVS may hold the birth (a review: an office closed since makes the record invalid
     // when read again).
-    const inDoubt =
-      (WAITING.includes(existing.state) || existing.state === 'delivering') && !!notifyAttempted.get(existing.id);
-    if (inDoubt || DELIVERED.includes(existing.state)) return keepNotified(existing, input, error);
+    if (notifyMayBeStored(existing) || DELIVERED.includes(existing.state)) return keepNotified(existing, input, error);
     // A row a person dismissed has nothing to send either, and an invalid reading is no new content to
     // decide on (an office closed since, a mapping change): made dead, it would lose the dismissal, and the
     // next valid reading would requeue it and send what the person said not to. It stays as it is.
-    const dismissed = existing.state === 'skipped' && isDismissed(existing.skip_reason);
+    const dismissed = dismissedRow(existing);
     const replaceable = ['pending', 'failed', 'dead', 'skipped'].includes(existing.state) && !dismissed;
     const alreadySame =
       existing.state === 'dead' && existing.last_error_message === err.message && existing.last_error_kind === err.kind;
