@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto';
 import type { CompiledMapping } from './compile.js';
 import type { MappingContext } from './context.js';
+import { isResource } from './fetcher.js';
 import type { Resource } from './types.js';
 
 type Obj = Record<string, unknown>;
@@ -71,7 +72,7 @@ function stableResource(record: object): Obj {
     if (key === 'text') continue;
     if (key === 'meta') copy.meta = stableMeta(value);
     else if (key === 'contained' && Array.isArray(value))
-      copy.contained = value.map((r) => (isObject(r) && typeof r.resourceType === 'string' ? stableResource(r) : r));
+      copy.contained = value.map((r) => (isResource(r) ? stableResource(r) : r));
     else copy[key] = value;
   }
   return copy;
@@ -80,10 +81,6 @@ function stableResource(record: object): Obj {
 /** DHIS2 JSON: the volatile keys dropped at any depth, and the bridge's `meta.versionId` with them. */
 const dhis2Replacer = (key: string, value: unknown): unknown =>
   VOLATILE_DHIS2.has(key) ? undefined : key === 'meta' ? stableMeta(value) : value;
-
-function isResource(value: unknown): value is Resource {
-  return typeof value === 'object' && value !== null && typeof (value as Resource).resourceType === 'string';
-}
 
 /**
  * sha256 (hex) of the records `ctx` was assembled from, each made stable (see VOLATILE_META,
