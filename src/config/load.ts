@@ -4,7 +4,7 @@ import cron from 'node-cron';
 import { type Document, parseDocument, visit, YAMLError, YAMLParseError } from 'yaml';
 import { checkAdmin } from './admin.js';
 import { ConfigError } from './errors.js';
-import { DEFAULT_MAPPINGS, isMappingPath, packagePaths } from './paths.js';
+import { DEFAULT_MAPPINGS, isMappingPath, packagePaths, shippedMappingFile } from './paths.js';
 import { atPointer, createAjv, describeAjvError, pointerParts, pointerToPath, readProfileJson } from './schema.js';
 import { fileSignature, rememberSecretFile } from './secret-files.js';
 import type { BridgeConfig, PollSettings, SourceSettings } from './types.js';
@@ -374,8 +374,7 @@ function resolveMappings(entries: string[], path: string, file?: string): string
       if (!existsSync(absolute)) throw new ConfigError(`${path}[${j}]`, `no mapping file at ${absolute}`, file);
       return absolute;
     }
-    const fileName = entry.endsWith('.yaml') ? entry : `${entry}.yaml`;
-    if (existsSync(`${packagePaths.mappings}${fileName}`)) return entry;
+    if (existsSync(shippedMappingFile(entry))) return entry;
     const shipped = readdirSync(packagePaths.mappings)
       .filter((f) => f.endsWith('.yaml'))
       .map((f) => f.replace(/\.yaml$/, ''));

@@ -8,10 +8,10 @@
 // creating, fixing or breaking one is said as well, rather than the verdict staying as it was.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import type { Logger } from '../observability/logger.js';
-import { isMappingPath, packagePaths } from './paths.js';
+import { isMappingPath, shippedMappingFile } from './paths.js';
 
 /** Ledger meta key where serve records the files it loaded and their hashes, for `doctor` beside it. */
 export const LOADED_FILES_META = 'serve:loadedFiles';
@@ -57,9 +57,7 @@ export function mappingFilesNamed(configPath: string): string[] | undefined {
     .filter((entry): entry is string => typeof entry === 'string' && !entry.includes('${'))
     .map((entry) =>
       // As config/load.ts resolves them: a path is relative to the configuration file, a name the package's.
-      isMappingPath(entry)
-        ? resolve(dir, entry)
-        : join(packagePaths.mappings, entry.endsWith('.yaml') ? entry : `${entry}.yaml`),
+      isMappingPath(entry) ? resolve(dir, entry) : shippedMappingFile(entry),
     );
 }
 

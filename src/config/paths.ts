@@ -1,4 +1,4 @@
-import { isAbsolute } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 // The package root holds profiles/ and mappings/ next to src/ (dev) and dist/ (built): both sit
@@ -18,6 +18,11 @@ export const packagePaths = {
  */
 export function isMappingPath(entry: string): boolean {
   return entry.includes('/') || entry.includes('\\') || isAbsolute(entry);
+}
+
+/** The file of a shipped mapping named by a `sources[].mappings` entry (`birth.fhir` → `<dir>/birth.fhir.yaml`). */
+export function shippedMappingFile(name: string, dir: string = packagePaths.mappings): string {
+  return join(dir, name.endsWith('.yaml') ? name : `${name}.yaml`);
 }
 
 /** The shipped mappings a source of each kind uses when it names none (`sources[].mappings`). */

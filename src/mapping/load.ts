@@ -1,7 +1,7 @@
 // Loads mapping files (by name from mappings/, or by path) into a MappingSet for one country and version.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DEFAULT_MAPPINGS, isMappingPath, packagePaths } from '../config/paths.js';
+import { DEFAULT_MAPPINGS, isMappingPath, packagePaths, shippedMappingFile } from '../config/paths.js';
 import type { BridgeConfig, RoutingSettings, SourceSettings } from '../config/types.js';
 import { type CompiledMapping, compileMapping } from './compile.js';
 import { MappingSet } from './set.js';
@@ -45,7 +45,7 @@ function readText(file: string): string {
  * config), anything else a file of `dir` (`birth.fhir` → `<dir>/birth.fhir.yaml`). */
 export function mappingFile(entry: string, dir: string = packagePaths.mappings): string {
   if (isMappingPath(entry)) return resolve(entry);
-  return join(dir, entry.endsWith('.yaml') ? entry : `${entry}.yaml`);
+  return shippedMappingFile(entry, dir);
 }
 
 /** Compiles the mappings and runs the static checks; throws MappingLoadError (file + key path + line). */
