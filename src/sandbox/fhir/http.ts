@@ -31,12 +31,51 @@ export interface HttpDeps {
   /** How `next` links page (see FhirSandboxInternals.paging). */
   paging?: 'cursor' | 'offset';
   beforeSearch?: (resourceType: string, query: URLSearchParams) => Promise<void> | void;
+  /** A front that refuses long URLs (see FhirSandboxInternals.urlLimit). */
+  urlLimit?: UrlLimit;
+}
+
+/**
+ * A servlet container or reverse proxy in front of the FHIR server that refuses a request whose URL (path
+ * and query, as sent) is longer than `maxChars`, with its own HTML page, never a FHIR answer: nginx answers
+ * 414 past `large_client_header_buffers`; Tomcat answers 400 "Request header is too large" for a request
+ * line past `maxHttpHeaderSize` (it did not move to 414: apache/tomcat#228). `refused` counts the requests
+ * it turned away.
+ */
+export interface UrlLimit {
+  maxChars: number;
+  style: 'nginx' | 'tomcat';
+  refused?: (url: string) => void;
+}
+
+const URL_TOO_LONG_PAGES = {
+  nginx: {
+    status: 414,
+    body: '<html>\r\n<head><title>414 Request-URI Too Large</title></head>\r\n<body>\r\n<center><h1>414 Request-URI Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n',
+  },
+  tomcat: {
+    status: 400,
+    body: '<!doctype html><html lang="en"><head><title>HTTP Status 400 – Bad Request</title></head><body><h1>HTTP Status 400 – Bad Request</h1><hr class="line" /><p><b>Type</b> Exception Report</p><p><b>Message</b> Request header is too large</p><p><b>Description</b> The server cannot or will not process the request due to something that is perceived to be a client error (e.g., malformed request syntax, invalid request message framing, or deceptive request routing).</p><hr class="line" /><h3>Apache Tomcat/9.0.85</h3></body></html>',
+  },
+} as const;
+
+/** Refuses the request as the front of `limit` would, when its URL is past it; whether it did. */
+function refusedAsTooLong(limit: UrlLimit | undefined, req: IncomingMessage, res: ServerResponse): boolean {
+  const url = req.url ?? '';
+  if (!limit || url.length <= limit.maxChars) return false;
+  limit.refused?.(url);
+  const page = URL_TOO_LONG_PAGES[limit.style];
+  // Both close the connection after such a request.
+  res.writeHead(page.status, { 'content-type': 'text/html;charset=utf-8', connection: 'close' });
+  res.end(page.body);
+  return true;
 }
 
 /** node:http listener: FHIR REST over the router, plus searchset paging links, ETags and metadata. */
 export function fhirRequestListener(deps: HttpDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const log = deps.logger.child({ component: 'fhir-sandbox-http' });
   return (req, res) => {
+    if (refusedAsTooLong(deps.urlLimit, req, res)) return;
     const started = performance.now();
     handle(deps, req, res)
       .catch((err: unknown) => {

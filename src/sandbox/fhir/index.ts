@@ -5,13 +5,14 @@ import type { Resource } from '@medplum/fhirtypes';
 import { type Logger, silentLogger } from '../../observability/logger.js';
 import { loadR4Definitions } from './definitions.js';
 import { NotificationEmitter, type NotifyOptions, type SubscriptionEmitter } from './emitter.js';
-import { BASE_PATH, fhirRequestListener, type HttpDeps, writeThroughRouter } from './http.js';
+import { BASE_PATH, fhirRequestListener, type HttpDeps, type UrlLimit, writeThroughRouter } from './http.js';
 import type { NotifyStyle } from './notify-styles.js';
 import { SandboxRepository } from './repository.js';
 import { readSeed, unpackSeed } from './seed.js';
 import { SerialQueue } from './serial-queue.js';
 
 export type { SubscriptionEmitter } from './emitter.js';
+export type { UrlLimit } from './http.js';
 export type { NotifyStyle } from './notify-styles.js';
 export { NOTIFY_STYLES } from './notify-styles.js';
 
@@ -56,6 +57,11 @@ export interface FhirSandboxInternals {
    * or make the server as slow as the page asked).
    */
   beforeSearch?: (resourceType: string, query: URLSearchParams) => Promise<void> | void;
+  /**
+   * A Tomcat or nginx in front of the server that refuses URLs longer than `maxChars` with its own HTML page
+   * (tests of the bridge's batched reads against a URL limit): see UrlLimit.
+   */
+  urlLimit?: UrlLimit;
 }
 
 export function startFhirSandbox(options: FhirSandboxOptions = {}): Promise<FhirSandbox> {
@@ -81,6 +87,7 @@ export async function startFhirSandboxWith(
     logger: root,
     paging: internals.paging ?? 'cursor',
     beforeSearch: internals.beforeSearch,
+    urlLimit: internals.urlLimit,
   };
 
   if (options.seed !== undefined) {
