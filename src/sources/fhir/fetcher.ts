@@ -49,29 +49,32 @@ const STEP_MEMORY_MS = 60 * 60_000;
 /**
  * What a server, or a proxy in front of it, answers a request it will not take for its length: 414 (nginx,
  * Jetty: past their URL limit), 431 (Jetty, Node: the request line and headers together past theirs), 413
- * (older Jetty's "FULL head"). A batch refused so is asked smaller, as one that timed out, and the size is
- * kept for STEP_MEMORY_MS (readSteps, prefetchSteps). A 5xx steps nothing down: the server failing.
+ * (older Jetty's "FULL head"), and a 400 that is no FHIR answer (`foreign`: Tomcat's HTML page "Request
+ * header is too large" for a request line past maxHttpHeaderSize; see FhirSourceClient). A batch refused
+ * so is asked smaller, as one that timed out, and the size is kept for STEP_MEMORY_MS (readSteps,
+ * prefetchSteps). A 5xx steps nothing down: the server failing.
  */
 const REFUSED_AS_TOO_LONG: readonly number[] = [413, 414, 431];
 
 /**
- * A 400 to a batch says no more than "not this request": the list too long (Tomcat's "Request header is too
- * large"; the Microsoft FHIR server's too many parameters; a HAPI deployment refused an `_id` list of about
- * 35 ids so, opensrp/fhircore#2529), no comma list taken for that parameter at all, or one value of the list
+ * A FHIR server's 400 to a batch (an OperationOutcome; a front's HTML page is REFUSED_AS_TOO_LONG) says no
+ * more than "not this request": the list too long (the Microsoft FHIR server's too many parameters; a HAPI
+ * deployment refused an `_id` list of about 35 ids so, opensrp/fhircore#2529), no comma list taken for that
+ * parameter at all, or one value of the list
  * the server will not take (an id of a form it refuses), which is one record's. So it is not stepped down
  * and kept, which made every record of the source read or searched on its own for an hour for one such
  * value: the batch is asked again in halves (see Bisection), the one value ends up alone, asked on its own
  * as before (its record's own failure), and the other records stay batched. Only a server that refuses
- * lists as such (see Bisection) is remembered so (each record on its own for STEP_MEMORY_MS). A list too
- * long is halved again on each page, a refused call or a few per batch.
+ * lists as such (see Bisection) is remembered so (each record on its own for STEP_MEMORY_MS). A list the
+ * FHIR server itself finds too long is halved again on each page, a refused call or a few per batch.
  */
 const REFUSED_AS_BAD_REQUEST = 400;
 
 /** The status of a batched call refused as too long (REFUSED_AS_TOO_LONG), else undefined. */
 function refusedAsTooLong(err: unknown): number | undefined {
-  return err instanceof FhirSourceError && err.status !== undefined && REFUSED_AS_TOO_LONG.includes(err.status)
-    ? err.status
-    : undefined;
+  if (!(err instanceof FhirSourceError) || err.status === undefined) return undefined;
+  const tooLong = REFUSED_AS_TOO_LONG.includes(err.status) || (err.status === REFUSED_AS_BAD_REQUEST && err.foreign);
+  return tooLong ? err.status : undefined;
 }
 
 /**
@@ -127,9 +130,12 @@ function stepReasonOf(err: unknown): StepReason | undefined {
   return refusedAsTooLong(err);
 }
 
-/** A batched call's failure is the server's 400 (REFUSED_AS_BAD_REQUEST): asked again in halves. */
+/**
+ * A batched call's failure is the FHIR server's own 400 (REFUSED_AS_BAD_REQUEST), not a front's page (see
+ * REFUSED_AS_TOO_LONG): asked again in halves.
+ */
 function refusedAsBadRequest(err: unknown): boolean {
-  return err instanceof FhirSourceError && err.status === REFUSED_AS_BAD_REQUEST;
+  return err instanceof FhirSourceError && err.status === REFUSED_AS_BAD_REQUEST && !err.foreign;
 }
 
 /**

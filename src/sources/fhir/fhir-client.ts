@@ -234,6 +234,12 @@ export class FhirSourceClient {
     // the pipeline held a record dead for it (mayConcernOneRecord). Either is retried like a 5xx.
     const notFhir =
       (status === 404 && !isResource(bodyOf(err))) || (status === 403 && !isResource(bodyOf(err)) && !fhirTyped(err));
+    // A 400 that is no FHIR answer is the page of a servlet container or proxy in front of the server: Tomcat's
+    // "Request header is too large" for a URL past maxHttpHeaderSize, nginx's for headers past its buffers. It
+    // refuses the request's length, not a value of it (a FHIR server says that with an OperationOutcome), so
+    // the fetcher asks such a batch smaller and keeps that size (REFUSED_AS_TOO_LONG) rather than asking it
+    // in halves on every page. Not retried: the same request gets the same page.
+    const frontRefused = status === 400 && !isResource(bodyOf(err)) && !fhirTyped(err);
     // A 408: the server (or a proxy) gave up waiting for the request itself, a connection's trouble like a
     // reset, not the question's: tried again, and not taken for no answer in time (timedOut: no smaller
     // batch, no slow-record strike).
@@ -244,17 +250,19 @@ export class FhirSourceClient {
     const notFhirHint =
       status === 403
         ? ` (not a FHIR answer: something in front of the FHIR server at sources[].baseUrl of source ${this.settings.id}, a proxy or firewall, refused the bridge)`
-        : ' (not a FHIR answer)';
+        : status === 400
+          ? ' (not a FHIR answer: a servlet container or proxy in front of the FHIR server refused the request: its URL or headers too long)'
+          : ' (not a FHIR answer)';
     const retryAfterMs = retryAfterOf(status, retryAfterHeader(err));
     const reason =
       status !== undefined
-        ? `HTTP ${status}${notFhir ? notFhirHint : retryAfterHint(retryAfterMs)}`
+        ? `HTTP ${status}${notFhir || frontRefused ? notFhirHint : retryAfterHint(retryAfterMs)}`
         : timedOut
           ? `timeout: no answer within ${this.settings.timeoutMs} ms (${this.timeoutHint(operation, timeoutHint)})`
           : noAnswer(err);
     return new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
       cause: status === undefined ? loggableCause(err, this.secrets) : undefined,
-      foreign: notFhir,
+      foreign: notFhir || frontRefused,
       timedOut,
       retryAfterMs,
     });

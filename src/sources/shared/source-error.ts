@@ -99,7 +99,8 @@ export class SourceCallError extends Error {
    * The answer did not come from the source system: a 404 page from a proxy or gateway in front of it (a
    * route missing while it reloads), or a 403 page from a proxy or firewall (a WAF rule, an IP allow-list).
    * It says nothing about the record: neither that it is gone or refused, nor that the source is down.
-   * Retried like a 5xx.
+   * Retried like a 5xx; but a 400 page (a servlet container's or proxy's refusal of a request too long:
+   * FhirSourceClient) is not: the same request gets the same page.
    */
   readonly foreign: boolean;
   /**
