@@ -58,6 +58,7 @@ import { fhirInbox } from './sources/fhir/inbox.js';
 import { InboxProcessor, type ProcessorSource } from './sources/fhir/inbox-processor.js';
 import { FhirPoller } from './sources/fhir/poller.js';
 import { SubscriptionReceiver } from './sources/fhir/receiver.js';
+import { fhirRecheck } from './sources/fhir/recheck.js';
 import { reevaluate } from './sources/fhir/reevaluate.js';
 import { identityChanges, openCrvsIdentity, recordOpenCrvsIdentity, recordSourceIdentity } from './sources/identity.js';
 import { checkSourceMappings, sourcesSharingRecords } from './sources/overlap.js';
@@ -421,9 +422,9 @@ export class Bridge {
           if (err instanceof OvertakenReadFailed) throw new RecheckNotReady(err.message);
           // A page from a proxy in front of the source, not the source's answer: the record may be gone or
           // not, so its row is neither withdrawn nor sent unchecked (as for a source that is down); it waits.
-          // Here the source named no subject for it, so every row of the source waits; a source that knows
-          // which record's read met the page names it (RecheckNotReady.subjectKeys: the DHIS2 recheck), and
-          // the other rows go on.
+          // The FHIR and DHIS2 rechecks name the subjects whose reads met the page (RecheckNotReady.subjectKeys:
+          // sources/fhir/recheck.ts, sources/dhis2/recheck.ts), and the other rows go on; a page that reaches
+          // here was tied to no subject, so every row of the source waits.
           if (err instanceof SourceCallError && err.foreign) throw new RecheckNotReady(err.message);
           // An OpenCRVS call of the recheck failed (a location lookup no longer throws: the record is mapped
           // with its facility unchecked, which the worker checks before sending): not sent unchecked.
@@ -436,10 +437,7 @@ export class Bridge {
       };
     const runners = new Map<string, SubjectRecheck>();
     for (const s of this.sources)
-      runners.set(
-        s.settings.id,
-        whenRouted(async (refs) => void (await reevaluate({ client: s.client, pipeline: s.pipeline }, refs))),
-      );
+      runners.set(s.settings.id, whenRouted(fhirRecheck({ client: s.client, pipeline: s.pipeline })));
     for (const s of this.dhis2Sources) runners.set(s.settings.id, whenRouted(s.recheck));
     return runners;
   }

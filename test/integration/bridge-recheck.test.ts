@@ -13,6 +13,7 @@ import { CHILD_PROGRAMME, DEFAULT_SANDBOX_AUTH } from '../../src/sandbox/dhis2/i
 import { startFhirSandboxWith } from '../../src/sandbox/fhir/index.js';
 import { OvertakenReadFailed } from '../../src/sources/pipeline.js';
 import type { SubjectRecheck } from '../../src/sources/recheck.js';
+import { SourceCallError } from '../../src/sources/shared/source-error.js';
 import {
   birthResources,
   bridgeConfigObject,
@@ -133,12 +134,13 @@ describe('bridge: waiting rows rechecked at the source before their first send',
  * Births 0, 1 and 2 polled and waiting; birth 1 then entered in error in the EMR and birth 2's weight corrected.
  * `fault` (a fault-proxy rule) keeps some read for child 0 from being answered (`child0Id`) through the
  * recheck, and `failed` says the proxy saw it. What the others' reads show is recorded (birth 1 withdrawn,
- * birth 2 corrected); only birth 0 goes out as recorded.
+ * birth 2 corrected); only birth 0 goes out as recorded, or, `waits` (the fault is a proxy's page), not at
+ * all until the proxy lets its reads through.
  */
 async function recheckWithChild0Unread(
   fault: (child0Id: string) => FaultRule,
   failed: (seen: FaultProxy['seen'], child0Id: string) => boolean,
-  timeoutMs?: number,
+  { timeoutMs, waits = false }: { timeoutMs?: number; waits?: boolean } = {},
 ): Promise<void> {
   const proxy = await startFaultProxy();
   const h = await startHarness({
@@ -176,18 +178,50 @@ async function recheckWithChild0Unread(
     const unreadable = child0().id ?? '';
     proxy.rules.push(fault(unreadable));
 
-    await deliverAfterSettle(h);
+    if (waits) {
+      // Not until idle: birth 0's row is due again, and rechecked again, each time its lease ends.
+      await sleep(1_100);
+      await waitUntil(
+        'births 1 and 2 settled',
+        async () => {
+          await h.bridge.worker.processNext();
+          return rowOf(1)?.state === 'skipped' && rowOf(2)?.state === 'delivered';
+        },
+        10_000,
+      );
+    } else await deliverAfterSettle(h);
     assert.ok(failed(proxy.seen, unreadable), "child 0's read failed");
     const [unread, enteredInError, corrected] = [0, 1, 2].map(rowOf);
     assert.equal(enteredInError?.state, 'skipped', 'withdrawn: its evaluation was recorded');
     assert.match(enteredInError?.skipReason ?? '', /^no longer notifiable: no birth evidence/);
     assert.equal(corrected?.state, 'delivered');
-    assert.equal(unread?.state, 'delivered', 'could not be checked: sent as recorded, the EMR stops no registration');
     const events = await h.sim.control.events();
-    assert.equal(events.length, 2);
     const sentCorrected = events.find((e) => e.id === corrected?.eventId);
     assert.ok(sentCorrected);
     assert.equal(notifiedDeclaration(sentCorrected)['child.weightAtBirth'], 3.21, 'the corrected weight');
+    if (!waits) {
+      assert.equal(unread?.state, 'delivered', 'could not be checked: sent as recorded, the EMR stops no registration');
+      assert.equal(events.length, 2);
+      return;
+    }
+    // The page says nothing of the record: its row is neither sent unchecked, withdrawn nor kept dead.
+    assert.deepEqual(
+      [unread?.state, unread?.skipReason, unread?.withdrawnReason, unread?.eventId],
+      ['pending', null, null, null],
+      'waits to be checked',
+    );
+    assert.equal(events.length, 1);
+    // The proxy lets the bridge through again: rechecked once its lease ends, and sent.
+    proxy.rules.length = 0;
+    await waitUntil(
+      'birth 0 delivered',
+      async () => {
+        await h.bridge.worker.processNext();
+        return rowOf(0)?.state === 'delivered';
+      },
+      10_000,
+    );
+    assert.equal((await h.sim.control.events()).length, 2);
   } finally {
     await h.close();
     await proxy.close();
@@ -218,7 +252,7 @@ describe('bridge: a recheck in which one record cannot be read', () => {
     await recheckWithChild0Unread(
       (id) => (req) => (contextSearchOf(req.url, id) ? noAnswer() : undefined),
       (seen, id) => seen.some((s) => contextSearchOf(s.url, id) && s.status === undefined),
-      400,
+      { timeoutMs: 400 },
     );
   });
 
@@ -229,6 +263,24 @@ describe('bridge: a recheck in which one record cannot be read', () => {
           ? answerJson(429, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'throttled' }] })
           : undefined,
       (seen, id) => seen.some((s) => contextSearchOf(s.url, id) && s.status === 429),
+    );
+  });
+
+  it("a proxy's page to child 0's own read: only its row waits, the others' reads are recorded and go out", async () => {
+    // A WAF rule blocks every read naming child 0 (alone or in an `_id` list) with its own HTML page.
+    await recheckWithChild0Unread(
+      (id) => (req) => (req.url?.includes(id) ? forbiddenPage() : undefined),
+      (seen, id) => seen.some((s) => s.url.includes(`/Patient/${id}`) && s.status === 403),
+      { waits: true },
+    );
+  });
+
+  it("a proxy's page to child 0's context searches: only its row waits, not sent as recorded", async () => {
+    // Child 0 itself reads fine; its evaluation's searches meet the page (the evaluation stops for the source).
+    await recheckWithChild0Unread(
+      (id) => (req) => (contextSearchOf(req.url, id) ? forbiddenPage() : undefined),
+      (seen, id) => seen.some((s) => contextSearchOf(s.url, id) && s.status === 403),
+      { waits: true },
     );
   });
 });
@@ -479,6 +531,33 @@ describe('bridge: a recheck whose commit another evaluation overtook', () => {
       const run = runners.get(source.settings.id);
       assert.ok(run);
       await assert.rejects(run([`Patient/${child0().id}`]), RecheckNotReady);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe("bridge: a proxy's page the FHIR recheck cannot tie to a record", () => {
+  it('leaves every row of the source waiting, as RecheckNotReady naming no subject', async () => {
+    const h = await twoWaitingBirths();
+    try {
+      const source = h.bridge.sources[0];
+      assert.ok(source);
+      // Thrown by the evaluation as a whole, not by one subject's read: no record to name.
+      const page = new SourceCallError('search Encounter: HTTP 403 (not a FHIR answer)', 403, true, { foreign: true });
+      source.pipeline.evaluate = async () => {
+        throw page;
+      };
+      const runners = (h.bridge as unknown as { recheckRunners(): Map<string, SubjectRecheck> }).recheckRunners();
+      const run = runners.get(source.settings.id);
+      assert.ok(run);
+      const err = await run([`Patient/${child0().id}`, `Patient/${child(birthResources(1)).id}`]).then(
+        () => assert.fail('the recheck went on past the page'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof RecheckNotReady, String(err));
+      assert.equal(err.message, page.message);
+      assert.equal(err.subjectKeys, undefined, 'every row of the source waits');
     } finally {
       await h.close();
     }

@@ -10,6 +10,13 @@ export interface ReevaluatedSource {
   pipeline: SourcePipeline;
 }
 
+export interface ReevaluateOptions {
+  /** A poll would redo this commit if a power cut lost it (see commitInSteps). */
+  reconciled?: boolean;
+  /** Each failure the call throws for, and the resource or subject it concerns (see reevaluate). */
+  onFailure?: (ref: string, error: unknown) => void;
+}
+
 /**
  * Re-reads the resources `refs` name (changed, or deleted: a notification is only a hint) and evaluates
  * the subjects they touch, as a poll would. One the server answers 404/410 for is gone, whatever the
@@ -23,11 +30,13 @@ export interface ReevaluatedSource {
  * answer itself, a proxy's page, before any other: SourceCallError.foreign). The caller redoes or falls back
  * for the unread ones alone: the worker's recheck sends only their rows as recorded (delivery/worker.ts),
  * where before a birth the EMR had entered in error went out beside a neighbour whose read failed.
+ * `onFailure` hears, before the throw, of every failure it is thrown for, with the reference it concerns:
+ * the resource whose read failed, or the subject whose evaluation did (its context reads).
  */
 export async function reevaluate(
   source: ReevaluatedSource,
   refs: string[],
-  options: { reconciled?: boolean } = {},
+  options: ReevaluateOptions = {},
 ): Promise<PassReport> {
   // Aborted when the evaluation stops for the source: the reads under way end then too.
   const stop = new AbortController();
@@ -44,16 +53,23 @@ async function evaluateRefs(
   fetcher: CachingFetcher,
   refs: string[],
   stop: AbortController,
-  options: { reconciled?: boolean },
+  options: ReevaluateOptions,
 ): Promise<PassReport> {
   const failures: unknown[] = [];
+  const failed = (ref: string, error: unknown) => {
+    failures.push(error);
+    options.onFailure?.(ref, error);
+  };
   // Each read's resource, undefined when gone, UNREAD when it failed (kept in `failures`).
-  const readAll = async (list: string[]) =>
-    (await Promise.allSettled(list.map((ref) => byRef(ref, (type, id) => fetcher.read(type, id))))).map((read) => {
-      if (read.status === 'fulfilled') return read.value;
-      failures.push(read.reason);
-      return UNREAD;
-    });
+  const readAll = (list: string[]) =>
+    Promise.all(
+      list.map((ref) =>
+        byRef(ref, (type, id) => fetcher.read(type, id)).catch((err: unknown): typeof UNREAD => {
+          failed(ref, err);
+          return UNREAD;
+        }),
+      ),
+    );
   const isResource = (found: Resource | undefined | typeof UNREAD): found is Resource =>
     found !== undefined && found !== UNREAD;
   // Read together, so they leave as one `_id` search per type (CachingFetcher.read); an id the search
@@ -70,7 +86,7 @@ async function evaluateRefs(
   const recheck = gone.flatMap((ref, i) => source.pipeline.recordDeleted(ref, fetcher, lastVersions[i]));
   if (recheck.length > 0) resources.push(...(await readAll(recheck)).filter(isResource));
   const evaluated = await source.pipeline.evaluate(resources, fetcher, undefined, { partial: true, stop });
-  for (const { error } of evaluated.failures ?? []) failures.push(error);
+  for (const { subjectRef, error } of evaluated.failures ?? []) failed(subjectRef, error);
   const report = await commitInSteps(source, evaluated.results, options);
   if (failures.length > 0) throw failureToThrow(failures);
   return report;
@@ -79,7 +95,7 @@ async function evaluateRefs(
 async function commitInSteps(
   source: ReevaluatedSource,
   results: Evaluation[],
-  options: { reconciled?: boolean },
+  options: ReevaluateOptions,
 ): Promise<PassReport> {
   if (!options.reconciled) return source.pipeline.commit(results, undefined, options);
   // Without an fsync a commit is cheap, and a batch of 50 in one commit held the event loop for up to
