@@ -245,7 +245,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     } catch (err) {
       if (err instanceof RecheckNotReady) {
         // Not yet possible (routing unresolved, a proxy's page): those rows wait out their lease, checked
-        // later, not sent. The batch's others (another source's) go on as after any recheck.
+        // later, not sent. The batch's others (another source's, or this source's subjects the recheck did
+        // not name: RecheckNotReady.subjectKeys) go on as after any recheck.
         const waiting = new Set(err.rowIds ?? ids);
         const others = rows.filter((row) => !waiting.has(row.id));
         logger.warn({ rows: waiting.size, reason: err.message }, 'waiting rows wait until they can be rechecked');
