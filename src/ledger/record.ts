@@ -104,6 +104,16 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       updates_after_notification = updates_after_notification + 1, source_ref = @sourceRef,
       source_fingerprint = @sourceFingerprint, updated_at = @now
     WHERE id = @id`);
+  // An invalid reading of changed content while a first attempt (no NOTIFY in doubt yet) sends the row: the
+  // copy in flight is set aside, as a newer valid version's is (replaceInFlight), and the row holds nothing
+  // to send. Delivered, settle keeps the copy and counts the change once (its hash moved); in doubt, it
+  // keeps the copy and counts it; refused, failed or handed back, the row has no payload and goes dead
+  // at its next attempt rather than send what the source no longer says (outbox.ts, delivery/attempt.ts).
+  const setAsideInFlight = db.prepare(`
+    UPDATE ledger_rows SET in_flight_payload = COALESCE(in_flight_payload, payload), payload = NULL,
+      payload_hash = NULL, source_ref = @sourceRef, withdrawn_reason = NULL, source_fingerprint = @sourceFingerprint,
+      updated_at = @now
+    WHERE id = @id`);
   const unwithdraw = db.prepare(`
     UPDATE ledger_rows SET withdrawn_reason = NULL, source_ref = @sourceRef, updated_at = @now WHERE id = @id`);
   const markWithdrawn = db.prepare(`
@@ -414,6 +424,26 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     return { row: toLedgerRow(reselect(input)), changed: counted || back };
   };
 
+  /**
+   * An invalid reading of a row being sent whose NOTIFY cannot be in OpenCRVS yet (its first attempt, say).
+   * Unrecorded, a delivery would leave the change uncounted and the fingerprint the old content's, and a
+   * failed attempt would leave the stale copy to be resent. As in keepNotified, only a change of the
+   * source content counts: the same content read invalid (an office closed while it is sent) is config,
+   * and the attempt goes on as it is.
+   */
+  const invalidInFlight = (existing: SqlRecordedRow, input: RecordInvalidInput, error: LedgerError): Recorded => {
+    const fingerprint = error.kind === 'mapping' ? input.sourceFingerprint?.() : undefined;
+    if (fingerprint === undefined || existing.source_fingerprint === fingerprint)
+      return { row: toLedgerRow(existing), changed: false };
+    const params = { id: existing.id, sourceRef: input.sourceRef, sourceFingerprint: fingerprint, now: now() };
+    if (existing.source_fingerprint === null) {
+      noteFingerprint.run(params);
+      return { row: toLedgerRow(existing), changed: false };
+    }
+    setAsideInFlight.run(params);
+    return { row: toLedgerRow(reselect(input)), changed: true };
+  };
+
   const recordInvalid = db.transaction((input: RecordInvalidInput): Recorded => {
     const error: LedgerError = {
       classification: 'permanent',
@@ -428,13 +458,15 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     // Not yet delivered: sending the older valid payload would send stale data, so the row becomes a
     // visible dead letter until a valid version arrives (recordEvent requeues it) or an operator replays.
     // Delivered: the OpenCRVS event stands, and a change of the record since is counted as a newer valid
-    // version is (keepNotified). In flight: nothing to record that could be sent.
+    // version is (keepNotified). In flight, with no NOTIFY in doubt: the copy being sent is set aside when
+    // the content changed (invalidInFlight).
     // Not a row whose NOTIFY may already be in OpenCRVS (answered, or failed in a way that can follow a
     // commit), waiting or being sent again, as in recordEvent: its retry must resend that very copy, which
     // OpenCRVS stored once or not at all, and dead with no payload it would be neither sent nor written
     // back, while OpenCRVS may hold the birth (a review: an office closed since makes the record invalid
     // when read again).
     if (notifyMayBeStored(existing) || DELIVERED.includes(existing.state)) return keepNotified(existing, input, error);
+    if (existing.state === 'delivering') return invalidInFlight(existing, input, error);
     // A row a person dismissed has nothing to send either, and an invalid reading is no new content to
     // decide on (an office closed since, a mapping change): made dead, it would lose the dismissal, and the
     // next valid reading would requeue it and send what the person said not to. It stays as it is.

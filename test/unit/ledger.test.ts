@@ -1110,6 +1110,85 @@ describe('ledger: recording events', () => {
     });
   });
 
+  describe('an invalid reading of a row being sent with no NOTIFY in doubt: the source content decides', () => {
+    /** Row `subject` recorded from content-a, claimed by w1 for its first attempt. */
+    const sending = (subject: string): LedgerRow => {
+      const { row } = ledger.recordEvent({ ...eventInput(subject), sourceFingerprint: () => 'content-a' });
+      const claimed = ledger.claimRow(row.id, 'w1', clock.now());
+      assert.ok(claimed?.payload);
+      return claimed;
+    };
+    /** Ends the attempt of `claimed` with `settlement`, as the worker does. */
+    const settleClaimed = (claimed: LedgerRow, settlement: Settlement) =>
+      ledger.settle({
+        id: claimed.id,
+        workerId: 'w1',
+        step: 'notify',
+        startedAt: clock.now(),
+        claimedAttempts: claimed.attempts,
+        claimedPayloadHash: claimed.payloadHash,
+        ...(claimed.payload ? { claimedPayload: claimed.payload } : {}),
+        settlement,
+      });
+
+    it('delivered: the change is counted once, OpenCRVS keeps the copy sent, and the content read again is nothing', () => {
+      const claimed = sending('d');
+      clock.advance(1000);
+      assert.equal(invalid('d', 'content-b'), true);
+      assert.equal(invalid('d', 'content-b', officeClosed), false, 'the same content read again');
+      const delivered = settleClaimed(claimed, { outcome: 'delivered', eventId: 'event-d', trackingId: 'TRK-d' });
+      assert.deepEqual([delivered?.state, delivered?.updatesAfterNotification], ['delivered', 1]);
+      assert.deepEqual(delivered?.payload, claimed.payload, 'the copy OpenCRVS holds');
+      // The content counted, read again invalid or (the office reopened) valid: nothing more.
+      assert.equal(invalid('d', 'content-b'), false);
+      const valid = ledger.recordEvent({
+        ...eventInput('d', payload('Corrected'), '2'),
+        sourceFingerprint: () => 'content-b',
+      });
+      assert.equal(valid.change, 'unchanged');
+      assert.equal(ledger.get(claimed.id)?.updatesAfterNotification, 1);
+      assert.equal(invalid('d', 'content-c'), true, 'changed again');
+      assert.equal(ledger.get(claimed.id)?.updatesAfterNotification, 2);
+    });
+
+    it('not delivered: no stale copy is left to resend; a NOTIFY left in doubt keeps its copy and counts', () => {
+      // 503: nothing stored. The row holds nothing to send (its next attempt makes it dead) until the
+      // record is read again: invalid, it is dead with the mapping's error; valid, it is sent.
+      const unavailable = { classification: 'retryable' as const, kind: 'server', status: 503, message: 'x' };
+      const unstored = sending('f');
+      assert.equal(invalid('f', 'content-b'), true);
+      const failed = settleClaimed(unstored, retryLater(unavailable));
+      assert.deepEqual(
+        [failed?.state, failed?.payload, failed?.updatesAfterNotification],
+        ['failed', null, 0],
+        'OpenCRVS holds nothing: no update after notification',
+      );
+      assert.equal(invalid('f', 'content-b'), true);
+      assert.deepEqual([ledger.get(unstored.id)?.state, ledger.get(unstored.id)?.lastError?.kind], ['dead', 'mapping']);
+
+      // 500 to the NOTIFY: it may be stored, so the copy stays to be resent, and the change is counted.
+      const doubt = sending('n');
+      ledger.recordCreated(doubt.id, 'event-n', 'TRK-n');
+      assert.equal(invalid('n', 'content-b'), true);
+      const kept = settleClaimed(doubt, retryLater(server500));
+      assert.deepEqual([kept?.state, kept?.updatesAfterNotification], ['failed', 1]);
+      assert.deepEqual(kept?.payload, doubt.payload);
+      assert.equal(invalid('n', 'content-b'), false);
+      assert.equal(ledger.get(doubt.id)?.updatesAfterNotification, 1);
+    });
+
+    it('the same content read invalid while it is sent (an office closed meanwhile) changes nothing', () => {
+      const claimed = sending('s');
+      assert.equal(invalid('s', 'content-a', officeClosed), false);
+      assert.equal(invalid('s', undefined, 'Observation/1: could not be read'), false);
+      const delivered = settleClaimed(claimed, { outcome: 'delivered', eventId: 'event-s', trackingId: 'TRK-s' });
+      assert.deepEqual(
+        [delivered?.state, delivered?.updatesAfterNotification, delivered?.payloadHash],
+        ['delivered', 0, claimed.payloadHash],
+      );
+    });
+  });
+
   it('a row withdrawn while in doubt, then back unchanged (a merge undone), is no longer withdrawn', () => {
     const { row } = ledger.recordEvent(eventInput('m'));
     settleRow(ledger, row.id, retryLater(server500), {
