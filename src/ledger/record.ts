@@ -132,7 +132,8 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       payload_hash = @payloadHash, source_ref = @sourceRef, source_version = @sourceVersion,
       source_fingerprint = @sourceFingerprint, updated_at = @now
     WHERE id = @id`);
-  // A delivered or dismissed row whose record is mapped otherwise (same source content, another payload):
+  // A delivered or dismissed row whose record is mapped otherwise (same source content, another payload), or
+  // a dead one read again as the copy OpenCRVS rejected (see recordEvent):
   // nothing moved at the source, so it stays as it is, its hash now what the mapping in force makes of that
   // content, so the next read is unchanged. The payload is untouched (a dismissed row has none; a
   // delivered one keeps what was sent), and so is updated_at (when it was dismissed: docs/admin.md).
@@ -324,11 +325,18 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         // it goes back to the queue with a fresh retry budget. The same payload again stays where it is,
         // and so does a row a person dismissed (its hash kept), seen again unchanged.
         const dismissed = dismissedRow(existing);
+        // Rejected while a version was counted in doubt, its hash forgotten (FORGET_HELD_BACK_SQL), and read
+        // again as the very copy OpenCRVS rejected (the record changed, then back): OpenCRVS decided on it,
+        // so it stays dead as if the record had never changed, its hash this copy's again. Requeued, it
+        // would send the rejected copy once more under the next generation. (The copy as stored: settle writes
+        // a kept copy again from the parsed row, which gives back the same text.)
+        const rejectedCopy =
+          existing.state === 'dead' && existing.payload_hash === null && existing.payload === payload;
         // Dismissed, and the payload differs but the source content is what it was (its fingerprint was
         // recorded with the hash kept): the bridge maps the same record otherwise (an upgrade, a mapping
         // change). The person's decision was about that record: it stays dismissed. Not a plain dead row:
         // the bridge mapping it otherwise may be what fixes it (a payload OpenCRVS refused).
-        if (dismissed && !same && existing.payload_hash !== null && sameContent(existing, input)) {
+        if ((dismissed && !same && existing.payload_hash !== null && sameContent(existing, input)) || rejectedCopy) {
           restampMappedOtherwise.run(params());
         } else if (!same || (existing.state === 'skipped' && !dismissed)) {
           requeue.run(params());

@@ -878,6 +878,42 @@ describe('ledger: recording events', () => {
       assert.deepEqual([delivered?.state, delivered?.updatesAfterNotification], ['delivered', 1]);
     });
 
+    it('rejected after a counted change, then read as it was sent: the rejected copy is not sent again', () => {
+      const before = inDoubt('r', 'content-a');
+      assert.equal(invalid('r', 'content-b'), true);
+      clock.advance(1000);
+      const rejected = { classification: 'permanent' as const, kind: 'rejected', message: 'rejected the NOTIFY' };
+      settleRow(ledger, before.id, { outcome: 'dead', error: rejected }, { now: clock.now() });
+      assert.equal(ledger.get(before.id)?.state, 'dead');
+      // Changed back to the copy OpenCRVS decided on: as when the record never changed, it stays dead.
+      for (let poll = 0; poll < 2; poll++) {
+        const back = ledger.recordEvent({ ...eventInput('r'), sourceFingerprint: () => 'content-a' });
+        assert.equal(back.change, 'unchanged');
+        assert.deepEqual(
+          [back.row.state, back.row.notifyTransactionId, back.row.updatesAfterNotification],
+          ['dead', before.notifyTransactionId, 1],
+        );
+      }
+      // A correction goes out, under the next generation; the change counted stays counted.
+      const corrected = ledger.recordEvent({
+        ...eventInput('r', payload('Corrected'), '2'),
+        sourceFingerprint: () => 'content-c',
+      });
+      assert.equal(corrected.change, 'replaced');
+      assert.match(corrected.row.notifyTransactionId, /:notify:r1$/);
+      assert.deepEqual([corrected.row.state, corrected.row.updatesAfterNotification], ['pending', 1]);
+
+      // The same when the change held back was a valid version (its hash, not the copy's, was kept).
+      const valid = inDoubt('v', 'content-a');
+      const second = { ...eventInput('v', payload('Second'), '2'), sourceFingerprint: () => 'content-b' };
+      assert.equal(ledger.recordEvent(second).change, 'updated-after-notification');
+      clock.advance(1000);
+      settleRow(ledger, valid.id, { outcome: 'dead', error: rejected }, { now: clock.now() });
+      const back = ledger.recordEvent({ ...eventInput('v'), sourceFingerprint: () => 'content-a' });
+      assert.deepEqual([back.change, back.row.state], ['unchanged', 'dead']);
+      assert.equal(ledger.recordEvent(second).change, 'replaced', 'the version held back still goes out');
+    });
+
     it('a row recorded before fingerprints were kept takes the first one and counts from the next change', () => {
       const before = inDoubt('p');
       assert.equal(invalid('p', 'content-b'), false, 'nothing to compare with: not taken for a change');
