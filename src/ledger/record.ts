@@ -429,7 +429,9 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     else if (existing.source_fingerprint === null) noteFingerprint.run(params);
     const back = existing.withdrawn_reason !== null && !DELIVERED.includes(existing.state);
     if (back) unwithdraw.run(params);
-    return { row: toLedgerRow(reselect(input)), changed: counted || back };
+    // Changed only when counted: a withdrawal ended by the same content read again is no news of the record
+    // (recordEvent calls it unchanged too), and `sync` lists the row, not done, among the earlier ones.
+    return { row: toLedgerRow(reselect(input)), changed: counted };
   };
 
   /**

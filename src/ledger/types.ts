@@ -104,8 +104,10 @@ export interface RecordEventInput {
 export type RecordChange = 'inserted' | 'replaced' | 'unchanged' | 'updated-after-notification';
 
 /**
- * A skipped or invalid record's row, and whether this call wrote it: the same record read again by the
- * next poll (an overlap, a page read twice) leaves it as it was, and `sync` counts only what changed.
+ * A skipped or invalid record's row, and whether this call recorded something new of the record: the same
+ * record read again by the next poll (an overlap, a page read twice) leaves it as it was, and `sync` counts
+ * only what changed. Bookkeeping a reading of the same content does (a fingerprint noted, a withdrawal
+ * ended) is no change, as `recordEvent` calls it unchanged.
  */
 export interface Recorded {
   row: LedgerRow;

@@ -935,7 +935,7 @@ describe('ledger: recording events', () => {
         });
       const same = inDoubt('w1', 'content-a');
       withdraw('w1');
-      assert.equal(invalid('w1', 'content-a', officeClosed), true);
+      assert.equal(invalid('w1', 'content-a', officeClosed), false, 'nothing new of the record: no change of the pass');
       assert.deepEqual(
         [ledger.get(same.id)?.withdrawnReason, ledger.get(same.id)?.updatesAfterNotification],
         [null, 0],
