@@ -258,6 +258,41 @@ describe('configuration', () => {
     assert.equal(loadConfig({ text: source(86400) }).sources[0]?.subscription?.heartbeatSeconds, 86400);
   });
 
+  it('refuses an absurd delay, age or period at load, naming the key, and takes its largest value', () => {
+    // Each is a duration the bridge does arithmetic with or waits for: a value pasted in the wrong unit
+    // (3600000 "seconds") must stop the start, not turn into a timer that fires at once or a row never dead.
+    const writeBack = (key: string, value: number) =>
+      `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example.org/fhir\n` +
+      `    writeBack:\n      ${key}: ${value}\n`;
+    const under = (section: string) => (key: string, value: number) =>
+      `${MINIMAL_CONFIG}${section}:\n  ${key}: ${value}\n`;
+    const cases: Array<{ path: string; max: number; text: (key: string, value: number) => string }> = [
+      { path: 'store.payloadRetentionHours', max: 87_600, text: under('store') },
+      { path: 'delivery.maxAgeHours', max: 8760, text: under('delivery') },
+      { path: 'delivery.baseDelayMs', max: 3_600_000, text: under('delivery') },
+      { path: 'delivery.maxDelayMs', max: 86_400_000, text: under('delivery') },
+      { path: 'delivery.lockTimeoutSeconds', max: 86_400, text: under('delivery') },
+      { path: 'delivery.holdProbeSeconds', max: 3600, text: under('delivery') },
+      { path: 'delivery.outageHoldSeconds', max: 86_400, text: under('delivery') },
+      { path: 'sources[0].writeBack.baseDelayMs', max: 3_600_000, text: writeBack },
+      { path: 'sources[0].writeBack.maxDelayMs', max: 86_400_000, text: writeBack },
+    ];
+    for (const { path, max, text } of cases) {
+      const key = path.slice(path.lastIndexOf('.') + 1);
+      // Past the largest timer Node keeps (MAX_TIMER_MS in ms, in seconds, in hours): refused all the same.
+      const err = configErrorOf(() => loadConfig({ text: text(key, 2 ** 31) }));
+      assert.equal(err.path, path);
+      assert.match(err.message, new RegExp(`must be <= ${max}\\b`), path);
+      const justOver = configErrorOf(() => loadConfig({ text: text(key, max + 1) }));
+      assert.equal(justOver.path, path);
+      const config = loadConfig({ text: text(key, max) });
+      const read = path.startsWith('sources')
+        ? (config.sources[0]?.writeBack as Record<string, unknown> | undefined)?.[key]
+        : (config as unknown as Record<string, Record<string, unknown>>)[path.split('.')[0] ?? '']?.[key];
+      assert.equal(read, max, path);
+    }
+  });
+
   it('reads secrets from the environment and from files, never both', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
     writeFileSync(join(dir, 'secret.txt'), 'from-file\n');
