@@ -465,7 +465,7 @@ export class Bridge {
       pollIntervalMs: this.config.delivery.pollIntervalMs,
       // Counted where it happens: this runner is the only place a job becomes abandoned (a re-queue,
       // here or by `write-backs --requeue`, only takes one out of that state).
-      onAbandoned: (source) => this.metrics.writeBacksAbandoned.inc({ source }),
+      onAbandoned: (source) => this.countAbandoned(source),
     });
     this.onDeliveryOutcome((outcome) => runner.onOutcome(outcome));
     return runner;
@@ -760,6 +760,24 @@ export class Bridge {
   /** Counts carried by the runtime since start, moved into their Prometheus counters at scrape time. */
   private counted = { tokenRenewals: 0, gaps: new Map<string, number>(), dead: new Map<string, number>() };
 
+  /**
+   * bridge_write_backs_abandoned_total: the sources whose series a scrape has shown (at 0 the first time),
+   * and the abandonments under any other, held until one has. increase() takes a series' first sample as
+   * its start: the jobs of a source no longer writing back are abandoned at the runner's first tick, before
+   * any scrape, and counted at once their series would appear at N and never raise the alert.
+   */
+  private readonly abandonedShown = new Set<string>();
+  private readonly abandonedHeld = new Map<string, number>();
+
+  private countAbandoned(source: string): void {
+    if (this.abandonedShown.has(source)) {
+      this.metrics.writeBacksAbandoned.inc({ source });
+      return;
+    }
+    this.metrics.writeBacksAbandoned.inc({ source }, 0);
+    this.abandonedHeld.set(source, (this.abandonedHeld.get(source) ?? 0) + 1);
+  }
+
   /** Counts for scrapes and admin tabs: at most about 2% of the event loop on a large ledger. */
   private readonly ledgerCounts = paced(() => this.ledger.counts(), { share: 0.02, maxAgeMs: 15_000 });
   /** The same for write-back jobs (an index scan that grows with the table). */
@@ -785,11 +803,19 @@ export class Bridge {
       // As above: every state of every source that writes back, at 0 when empty. A re-queue lowers
       // `abandoned`: its alert uses bridge_write_backs_abandoned_total.
       this.metrics.writeBacks.reset();
+      // Held abandonments count once an earlier scrape has shown their series at 0 (countAbandoned).
+      for (const [source, held] of this.abandonedHeld) {
+        if (!this.abandonedShown.has(source)) continue;
+        this.metrics.writeBacksAbandoned.inc({ source }, held);
+        this.abandonedHeld.delete(source);
+      }
       for (const source of writeBacks.sourceIds()) {
         for (const state of WRITE_BACK_STATES) this.metrics.writeBacks.set({ source, state }, 0);
         // That counter from 0 (an inc by 0 makes the series), so increase() sees the first abandonment.
         this.metrics.writeBacksAbandoned.inc({ source }, 0);
+        this.abandonedShown.add(source);
       }
+      for (const source of this.abandonedHeld.keys()) this.abandonedShown.add(source);
       for (const { sourceId, state, count } of this.writeBackCounts())
         this.metrics.writeBacks.set({ source: sourceId, state }, count);
     }

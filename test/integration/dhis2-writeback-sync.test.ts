@@ -8,6 +8,8 @@ import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { Bridge } from '../../src/app.js';
+import { silentLogger } from '../../src/observability/logger.js';
 import { startDhis2Simulator } from '../../src/sandbox/dhis2/index.js';
 import { startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
 import { WriteBackStore } from '../../src/sources/writeback/index.js';
@@ -239,6 +241,60 @@ describe('a write-back DHIS2 refuses for good', () => {
       await h.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
       assert.deepEqual(await seen(), { counted: 3, now: 2 });
     } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
+
+  it('shows a source no longer writing back at 0 before its abandonments count, so increase() sees them', async () => {
+    const proxy = await startFaultProxy();
+    // Both sources write back; DHIS2 fails the births' writes, so their jobs are left waiting.
+    const h = await startDhis2Harness({
+      births: 2,
+      deaths: 0,
+      configure: ({ sources }) => {
+        proxy.target = String(sources[0]?.baseUrl);
+        sources[0] = { ...sources[0], baseUrl: proxy.url };
+      },
+    });
+    let restarted: Bridge | undefined;
+    try {
+      proxy.rules.push((req) => (isImport(req) ? unavailable() : undefined));
+      await h.bridge.syncOnce(undefined, { timeoutMs: 60_000 });
+      assert.deepEqual(
+        jobsOf(h).map((j) => [j.sourceId, j.outcome]),
+        [
+          [BIRTHS_SOURCE, null],
+          [BIRTHS_SOURCE, null],
+        ],
+      );
+      await untilDue(h);
+      await h.bridge.stop();
+      // Started again with the births' write-back taken out: its jobs are abandoned by the first run, before
+      // any scrape, under a source whose series nothing made at 0 beforehand.
+      const sources = h.config.sources.map((s) => {
+        if (s.id !== BIRTHS_SOURCE) return s;
+        const { writeBack: _, ...rest } = s;
+        return rest;
+      });
+      restarted = new Bridge(
+        { ...h.config, sources },
+        { logger: silentLogger, schedule: false, http: false, worker: false },
+      );
+      await restarted.start();
+      const summary = await restarted.syncOnce(undefined, { timeoutMs: 30_000 });
+      assert.equal(summary.writeBacks?.abandoned, 2);
+      const counted = async () => {
+        const name = `bridge_write_backs_abandoned_total{source="${BIRTHS_SOURCE}"} `;
+        const line = (await restarted?.renderMetrics())?.body.split('\n').find((l) => l.startsWith(name));
+        return line === undefined ? undefined : Number(line.slice(name.length));
+      };
+      // Prometheus takes a series' first sample as its start: scraped at 2 first, increase() would be 0.
+      assert.equal(await counted(), 0, 'the first scrape shows the series at 0');
+      assert.equal(await counted(), 2, 'the next one counts both abandonments');
+      assert.equal(await counted(), 2, 'once');
+    } finally {
+      await restarted?.stop();
       await h.close();
       await proxy.close();
     }
