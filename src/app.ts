@@ -488,7 +488,7 @@ export class Bridge {
         (this.locations.closedSync(ref)
           ? undefined
           : (this.unconfirmedRoute(ref, type) ?? (type === 'CRVS_OFFICE' && UUID.test(ref) ? ref : undefined))),
-      lookupLocations: (refs) => this.locations.lookUp(refs),
+      lookupLocations: (refs) => this.locations.lookUp(refs, this.lookupsGivenUp),
       lastKnownLocation: (ref) => this.locations.lastKnown(ref),
       routingUnconfirmed: () => !this.locationsReady,
     };
@@ -1279,9 +1279,12 @@ export class Bridge {
       (source) => !sourceIds || sourceIds.includes(source.settings.id),
     );
     let timedOut = false;
+    const pollDeadline = new AbortController();
+    this.lookupsGivenUp = AbortSignal.any([this.stopSignal.signal, pollDeadline.signal]);
     const cutOff = setTimeout(
       () => {
         timedOut = true;
+        pollDeadline.abort();
         this.log.warn('the pass reached its deadline while polling: polls end after their current page');
         for (const source of syncing) source.poller.stop();
         for (const source of syncing) source.client.close();
@@ -1313,6 +1316,7 @@ export class Bridge {
       }
     } finally {
       clearTimeout(cutOff);
+      this.lookupsGivenUp = this.stopSignal.signal;
     }
     // OpenCRVS may have come back while the sources were read: asked once more, the rows found (and those
     // earlier passes recorded on the kept answers) go out in this pass rather than wait for the next.
@@ -1389,6 +1393,15 @@ export class Bridge {
   }
 
   private stopped: Promise<void> | undefined;
+  /** Fires when the bridge begins to stop. */
+  private readonly stopSignal = new AbortController();
+  /**
+   * When a record's facility lookup (mapOptions' lookupLocations) stops being waited for: at the stop, and
+   * during a sync pass's polling at its deadline too. Otherwise a page being mapped waited out each lookup
+   * (opencrvs.timeoutMs, one after another) before its poll pass could end, and the stop or the pass with it;
+   * given up on, the record is recorded with its facility unchecked, as while OpenCRVS cannot be asked.
+   */
+  private lookupsGivenUp: AbortSignal = this.stopSignal.signal;
   /** Started, or ran a pass: a bridge built only to replay or look up rows does not report stopping. */
   private ran = false;
 
@@ -1404,6 +1417,7 @@ export class Bridge {
 
   private async stopAll(drainMs?: number): Promise<void> {
     this.stopping = true;
+    this.stopSignal.abort();
     if (this.locationRetry) clearTimeout(this.locationRetry);
     this.configOnDisk?.stop();
     for (const source of [...this.sources, ...this.dhis2Sources]) await source.task?.stop();

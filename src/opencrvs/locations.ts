@@ -233,12 +233,15 @@ export class LocationResolver {
    * is left out (resolveSync answers undefined; OpenCRVS is asked again once UNLISTED_TTL_MS has passed:
    * it may have been added). Answers the references OpenCRVS could not be asked about (unreachable, a 5xx,
    * refused credentials: any OpenCrvsError but "not listed"), for the caller to treat as unchecked.
+   * `signal`: the caller stopped waiting (the bridge stopping, a sync pass's deadline): the references not
+   * answered by then are among those. Each lookup is shared by every caller of the reference (the records
+   * of one page name the same facility), so it is not cut off: it runs on within opencrvs.timeoutMs.
    */
-  async lookUp(refs: string[]): Promise<string[]> {
+  async lookUp(refs: string[], signal?: AbortSignal): Promise<string[]> {
     const unanswered: string[] = [];
     await Promise.all(
       refs.map((ref) =>
-        this.resolve(ref).catch((err: unknown) => {
+        unlessGivenUp(this.resolve(ref), signal).catch((err: unknown) => {
           if (!(err instanceof OpenCrvsError)) throw err;
           if (!isNotListed(err)) unanswered.push(ref);
         }),
@@ -314,6 +317,25 @@ export class LocationResolver {
     this.known.set(ref, answer);
     if (save) this.memory?.save(ref, answer);
   }
+}
+
+/** `lookup`, unless `signal` fires first: then a failure to ask OpenCRVS (the lookup goes on for others). */
+function unlessGivenUp<T>(lookup: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return lookup;
+  return new Promise<T>((resolve, reject) => {
+    const gaveUp = () =>
+      reject(
+        new OpenCrvsError({
+          kind: 'network',
+          classification: 'retryable',
+          message: 'cut off: the caller stopped waiting for the answer',
+          operation: 'resolveLocation',
+        }),
+      );
+    if (signal.aborted) gaveUp();
+    else signal.addEventListener('abort', gaveUp, { once: true });
+    lookup.then(resolve, reject).finally(() => signal.removeEventListener('abort', gaveUp));
+  });
 }
 
 /**

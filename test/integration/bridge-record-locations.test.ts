@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { Resource } from '@medplum/fhirtypes';
 import { Bridge } from '../../src/app.js';
+import { openLedger } from '../../src/ledger/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { SimLocation } from '../../src/sandbox/opencrvs/index.js';
 import {
@@ -341,6 +342,69 @@ describe("OpenCRVS's answers about locations, kept by two processes on one ledge
       } finally {
         await replay.stop();
         await later?.stop();
+      }
+    }));
+});
+
+describe('a facility the record names, which OpenCRVS is slow to look up', () => {
+  // Each lookup answers within opencrvs.timeoutMs (5 s), but later than the caller can wait. Before, a page
+  // being mapped waited it out, and the poll pass, the sync pass's --timeout or the stop with it.
+  const SLOW = { faults: { delayMs: 4_800, operations: ['locations' as const] } };
+
+  /** A first birth at an unrouted office (so it is known), then a second one naming an unrouted facility. */
+  async function secondBirthNamingAFacility(h: Harness): Promise<string> {
+    const office = unrouted(h, 'CRVS_OFFICE');
+    for (const r of v1Birth(office.id, null, 1)) await h.fhir.upsert(r);
+    assert.equal((await h.bridge.syncOnce()).ok, true);
+    const named = unrouted(h, 'HEALTH_FACILITY').id;
+    for (const r of v1Birth(office.id, named, 2)) await h.fhir.upsert(r);
+    return named;
+  }
+
+  it("sync --once: at the pass's deadline the record is recorded with its facility unchecked, and the pass ends", () =>
+    withHarness('2.0', async (h) => {
+      const named = await secondBirthNamingAFacility(h);
+      await h.sim.control.configure(SLOW);
+      try {
+        const PASS_MS = 1_500;
+        const started = performance.now();
+        const pass = await h.bridge.syncOnce(undefined, { timeoutMs: PASS_MS });
+        const took = performance.now() - started;
+        assert.ok(took < PASS_MS + 700, `the pass took ${Math.round(took)} ms`);
+        assert.deepEqual(pass.failedSources, []);
+        const row = h.rows().find((r) => r.subjectKey.endsWith('-2'));
+        assert.equal(row?.payload?.facilityUnchecked, named, 'recorded, its facility to be checked before it is sent');
+      } finally {
+        await h.sim.control.configure({ faults: {} });
+      }
+    }));
+
+  it('serve: a stop while a poll pass waits on the lookup ends at once, the record kept with its facility unchecked', () =>
+    withHarness('2.0', async (h) => {
+      const named = await secondBirthNamingAFacility(h);
+      await h.sim.control.configure(SLOW);
+      try {
+        const asked = (await h.sim.control.requests()).locations ?? 0;
+        // serve's schedule: its first pass runs now, and meets the slow lookup mapping the second birth.
+        h.bridge.enableSchedules();
+        await h.waitFor(
+          'the facility asked about',
+          async () => ((await h.sim.control.requests()).locations ?? 0) > asked,
+          4_000,
+        );
+        const started = performance.now();
+        await h.bridge.stop();
+        const took = performance.now() - started;
+        assert.ok(took < 1_500, `the stop took ${Math.round(took)} ms`);
+        const ledger = openLedger(h.config.store.path);
+        try {
+          const row = ledger.list({ limit: 100 }).find((r) => r.subjectKey.endsWith('-2'));
+          assert.equal(row?.payload?.facilityUnchecked, named, 'the page was recorded before the stop ended');
+        } finally {
+          ledger.close();
+        }
+      } finally {
+        await h.sim.control.configure({ faults: {} });
       }
     }));
 });
