@@ -68,6 +68,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   let ran = false;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
+  /**
+   * Aborted by stop(): a hold probe's calls, which the loop awaits, are cut off then. Else stop() waited them
+   * out (opencrvs.timeoutMs each, against an OpenCRVS that does not answer) before it began to drain.
+   */
+  let stopCalls = new AbortController();
   /** Counts operator refusals, so a probe can tell whether its own re-try was refused again. */
   let holdsRaised = 0;
 
@@ -321,9 +326,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     refreshHold();
     if (!hold) return true;
     nextProbeAt = now() + probeEveryMs;
+    const { signal } = stopCalls;
     try {
-      await api.checkToken();
+      await api.checkToken({ signal });
     } catch (err) {
+      if (signal.aborted) return false;
       const failure = classifyFailure(err);
       logger.warn({ kind: failure.error.kind, status: failure.error.status }, 'hold probe: token check failed');
       return false;
@@ -331,7 +338,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     // After an outage, a call that sends nothing tells whether OpenCRVS answers again; the rows then go
     // out the usual way, each confirmed at its source first if it waited (a row sent by the probe would
     // skip that: a record the EMR voided during the outage would be registered).
-    if (hold.outage) return probeReach();
+    if (hold.outage) return probeReach(signal);
     // The token is fine; only a real call tells whether the scope or office problem is gone.
     const held = hold.rowId;
     const row = (held !== undefined ? ledger.claimRow(held, workerId) : undefined) ?? ledger.claimDue(workerId, 1)[0];
@@ -347,10 +354,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   };
 
   /** An outage's probe: the events API's location list, asked for an office no deployment has. */
-  const probeReach = async (): Promise<boolean> => {
+  const probeReach = async (signal: AbortSignal): Promise<boolean> => {
     try {
-      await api.listLocations({ locationType: 'CRVS_OFFICE', externalId: REACH_PROBE_EXTERNAL_ID });
+      await api.listLocations({ locationType: 'CRVS_OFFICE', externalId: REACH_PROBE_EXTERNAL_ID }, { signal });
     } catch (err) {
+      if (signal.aborted) return false;
       const failure = classifyFailure(err);
       if (unreached(failure)) {
         logger.warn(
@@ -438,6 +446,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       running = true;
       ran = true;
       stopping = false;
+      stopCalls = new AbortController();
       stopped = false;
       liveWorkers.add(workerId);
       resetGoneLocks(true);
@@ -447,6 +456,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     async stop(options = {}) {
       running = false;
       stopping = true;
+      stopCalls.abort();
       wake?.();
       await loop;
       loop = undefined;

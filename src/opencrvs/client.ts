@@ -218,7 +218,8 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
     listLocations,
 
     async checkToken(options = {}) {
-      const token = options.fresh ? await tokens.fresh() : await tokens.get();
+      const asked = options.fresh ? tokens.fresh() : tokens.get();
+      const token = await waitUnlessGivenUp(transport, 'token', asked, options.signal);
       return { scopes: [...token.scopes], expiresAt: token.expiresAt };
     },
   };

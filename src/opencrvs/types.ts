@@ -102,6 +102,7 @@ export interface OpenCrvsApi {
   /**
    * Obtains (or reuses) a token; used by health checks and the hold probe. Returns the token's scopes.
    * `fresh` asks the token endpoint even when a cached token is valid (revoked credentials show at once).
+   * `signal`: the caller stopped waiting; the token request, shared with other callers, runs on for them.
    */
-  checkToken(options?: { fresh?: boolean }): Promise<{ scopes: string[]; expiresAt: number }>;
+  checkToken(options?: { fresh?: boolean; signal?: AbortSignal }): Promise<{ scopes: string[]; expiresAt: number }>;
 }

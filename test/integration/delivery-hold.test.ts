@@ -200,6 +200,42 @@ describe('OpenCRVS out of reach', () => {
     assert.equal(events.filter((e) => e.actions.some((a) => a.type === 'NOTIFY')).length, 0, 'nothing notified');
   });
 
+  it('a stop while the hold probe waits on OpenCRVS ends at once, not when the probe is answered or times out', async () => {
+    for (let i = 0; i < 6; i++) bed.ledger.recordEvent(birthEvent(bed.office, i));
+    await bed.sim.control.configure({ faults: { dropRate: 1 } });
+    const worker = createDeliveryWorker({
+      ledger: bed.ledger,
+      // Each call may take 10 s: the probe below would be answered within it.
+      api: createOpenCrvsClient(clientSettings(bed.sim, { timeoutMs: 10_000 })),
+      settings: { ...fastDelivery, concurrency: 2, outageHoldSeconds: 1 },
+    });
+    const waitFor = async (what: string, check: () => boolean | Promise<boolean>) => {
+      const deadline = Date.now() + 15_000;
+      while (!(await check())) {
+        assert.ok(Date.now() < deadline, `${what}: not in time`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    let stopped = false;
+    try {
+      worker.start();
+      await waitFor('the queue held for the outage', () => bed.ledger.getHold()?.outage === true);
+      // OpenCRVS answers again, slowly: the probe's call (the location list) is answered after 4.8 s.
+      await bed.sim.control.configure({ faults: { delayMs: 4_800, operations: ['locations'] } });
+      const asked = (await bed.sim.control.requests()).locations ?? 0;
+      await waitFor('the probe sent', async () => ((await bed.sim.control.requests()).locations ?? 0) > asked);
+      const started = performance.now();
+      await worker.stop({ drainMs: 0 });
+      stopped = true;
+      const took = performance.now() - started;
+      assert.ok(took < 1_000, `the stop took ${Math.round(took)} ms`);
+      // Cut off, not left to run on: OpenCRVS sees the call closed.
+      await waitFor('the probe closed', async () => ((await bed.sim.control.abandonedRequests()).locations ?? 0) > 0);
+    } finally {
+      if (!stopped) await worker.stop({ drainMs: 0 });
+    }
+  });
+
   it('one row failing unreached again and again is not an outage: it keeps to its budget', async () => {
     bed.ledger.recordEvent(birthEvent(bed.office, 1));
     await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 502 } });

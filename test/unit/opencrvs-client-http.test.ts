@@ -596,6 +596,23 @@ describe('OpenCRVS client failures', () => {
     assert.equal(seen.filter((r) => r.path === '/events/locations').length, 1, 'only the caller still waiting asked');
   });
 
+  for (const fresh of [true, false])
+    it(`stops waiting for a ${fresh ? 'fresh ' : ''}token check its caller gave up on (a stop), leaving that request to the others`, async () => {
+      on('POST /auth/token', () => ({ ...issueToken(), delayMs: 1_500 }));
+      const c = client({ timeoutMs: 5_000 });
+      const gaveUp = new AbortController();
+      const started = performance.now();
+      const givenUp = failure(c.checkToken({ fresh, signal: gaveUp.signal }));
+      const waiting = c.checkToken({ fresh });
+      setTimeout(() => gaveUp.abort(), 100);
+      const err = await givenUp;
+      assert.ok(performance.now() - started < 1_000, 'not waited out to the token');
+      assert.deepEqual([err.kind, err.classification, err.operation], ['network', 'retryable', 'token']);
+      assert.match(err.message, /the caller stopped waiting/);
+      assert.ok((await waiting).expiresAt > clock, 'the caller still waiting gets the token');
+      assert.equal(seen.filter((r) => r.path === '/auth/token').length, 1, 'one token request, shared');
+    });
+
   it('keeps the field problems of a 400 as the message and the parsed list as the body, without the values', async () => {
     const message = '[{"message":"Unexpected field","id":"foo.bar","value":"hello"}]';
     on('POST /events/events/ev-1/notify', () => ({ status: 400, json: { message, code: 'BAD_REQUEST' } }));
