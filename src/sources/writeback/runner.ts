@@ -1,6 +1,7 @@
 // The write-back worker: delivery outcomes with a tracking id become jobs (write_backs table), a timer loop
 // runs due jobs against the source's target with its own retry budget and backoff. It never touches the
 // ledger row: a source that refuses the write leaves the event delivered, with the job's error visible.
+import { MAX_TIMER_MS } from '../../config/limits.js';
 import type { WriteBackSettings } from '../../config/types.js';
 import type { Ledger } from '../../ledger/index.js';
 import type { Logger } from '../../observability/logger.js';
@@ -89,8 +90,6 @@ function emptyRunReport(): WriteBackRunReport {
 }
 
 const ENABLED_META = (sourceId: string) => `writeBack.enabledAt:${sourceId}`;
-/** setTimeout's longest delay (about 24.8 days); a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Jobs created per source by one catch-up scan. */
 const CATCH_UP_LIMIT = 1000;
 /**
