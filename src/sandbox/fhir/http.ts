@@ -33,6 +33,33 @@ export interface HttpDeps {
   beforeSearch?: (resourceType: string, query: URLSearchParams) => Promise<void> | void;
   /** A front that refuses long URLs (see FhirSandboxInternals.urlLimit). */
   urlLimit?: UrlLimit;
+  /** The server's own limit on the values of a search parameter (see FhirSandboxInternals.listLimit). */
+  listLimit?: ListLimit;
+}
+
+/**
+ * A FHIR server that refuses a search with a parameter of more than `maxValues` comma-separated values with
+ * its own 400 OperationOutcome, as a HAPI deployment refused an `_id` list of about 35 ids
+ * (opensrp/fhircore#2529) and the Microsoft FHIR server refuses too many parameters. `refused` counts the
+ * searches it turned away.
+ */
+export interface ListLimit {
+  maxValues: number;
+  refused?: (resourceType: string, query: URLSearchParams) => void;
+}
+
+/** Refuses the search as a server of `limit` would, when a parameter has more values than it takes. */
+function refuseLongList(limit: ListLimit | undefined, resourceType: string, query: URLSearchParams): void {
+  if (!limit) return;
+  for (const [name, value] of query) {
+    const values = value.split(',').length;
+    if (values <= limit.maxValues) continue;
+    limit.refused?.(resourceType, query);
+    throw new HttpFailure(
+      400,
+      outcomeOf('too-costly', `Search parameter ${name} has ${values} values, more than ${limit.maxValues}`),
+    );
+  }
 }
 
 /**
@@ -117,6 +144,7 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse)
   if (first && isTypeSearch && segments.length <= 2) {
     const form = body instanceof URLSearchParams ? body : new URLSearchParams();
     const query = new URLSearchParams([...url.searchParams, ...form]);
+    refuseLongList(deps.listLimit, first, query);
     await deps.beforeSearch?.(first, query);
     return sendJson(res, 200, search(deps, first, query));
   }

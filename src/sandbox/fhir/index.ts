@@ -5,14 +5,21 @@ import type { Resource } from '@medplum/fhirtypes';
 import { type Logger, silentLogger } from '../../observability/logger.js';
 import { loadR4Definitions } from './definitions.js';
 import { NotificationEmitter, type NotifyOptions, type SubscriptionEmitter } from './emitter.js';
-import { BASE_PATH, fhirRequestListener, type HttpDeps, type UrlLimit, writeThroughRouter } from './http.js';
+import {
+  BASE_PATH,
+  fhirRequestListener,
+  type HttpDeps,
+  type ListLimit,
+  type UrlLimit,
+  writeThroughRouter,
+} from './http.js';
 import type { NotifyStyle } from './notify-styles.js';
 import { SandboxRepository } from './repository.js';
 import { readSeed, unpackSeed } from './seed.js';
 import { SerialQueue } from './serial-queue.js';
 
 export type { SubscriptionEmitter } from './emitter.js';
-export type { UrlLimit } from './http.js';
+export type { ListLimit, UrlLimit } from './http.js';
 export type { NotifyStyle } from './notify-styles.js';
 export { NOTIFY_STYLES } from './notify-styles.js';
 
@@ -62,6 +69,11 @@ export interface FhirSandboxInternals {
    * (tests of the bridge's batched reads against a URL limit): see UrlLimit.
    */
   urlLimit?: UrlLimit;
+  /**
+   * The server's own 400 OperationOutcome for a search parameter of more than `maxValues` comma-separated
+   * values (tests of the bridge's batched reads against a FHIR server's list limit): see ListLimit.
+   */
+  listLimit?: ListLimit;
 }
 
 export function startFhirSandbox(options: FhirSandboxOptions = {}): Promise<FhirSandbox> {
@@ -88,6 +100,7 @@ export async function startFhirSandboxWith(
     paging: internals.paging ?? 'cursor',
     beforeSearch: internals.beforeSearch,
     urlLimit: internals.urlLimit,
+    listLimit: internals.listLimit,
   };
 
   if (options.seed !== undefined) {

@@ -82,8 +82,8 @@ export interface HarnessOptions {
   version?: '1.9' | '2.0';
   /** The FHIR server's clock in epoch ms (freeze it to make every write share one `lastUpdated`). */
   fhirClock?: () => number;
-  /** How the FHIR sandbox pages, a hook before each search it answers, and a front's URL limit. */
-  fhirPaging?: Pick<FhirSandboxInternals, 'paging' | 'beforeSearch' | 'urlLimit'>;
+  /** How the FHIR sandbox pages, a hook before each search it answers, a front's URL limit, and the server's list limit. */
+  fhirPaging?: Pick<FhirSandboxInternals, 'paging' | 'beforeSearch' | 'urlLimit' | 'listLimit'>;
   /**
    * The source's baseUrl, given the sandbox's (a proxy in front of the sandbox), its timeoutMs (default
    * 5000) and its `auth` (default none).
