@@ -4,9 +4,11 @@
 // size kept for the next passes. Before, every page asked the largest batch again, was refused again, and
 // left its records to a search or read each.
 //
-// A 400 (Tomcat's for a URL too long, a FHIR server's for too many values) is not kept as the server's
-// limit: it may as well be about one value of the list (an id the server will not take), one record's. The batch is asked again in halves, so that value ends up alone and fails
-// there, its record's own failure, while the other records stay batched. Before, the 400 stepped the
+// A FHIR server's own 400 (an OperationOutcome) is not kept as the server's limit on its own: it may as well
+// be about one value of the list (an id the server will not take), one record's. The batch is asked again in halves, so that value ends up alone and fails
+// there, its record's own failure, while the other records stay batched. A list refused whose halves are
+// both answered named no such value: its length was refused, and the half's length is kept (not from a
+// half that failed otherwise). Before, the 400 stepped the
 // batches down to single records, for an hour, for every record of the source. Only a server that takes
 // no comma list for a reference parameter at all (400 for a list of two whose records it answers each on
 // its own) has that search asked for each record on its own, for an hour; lists refused because values of
@@ -320,6 +322,108 @@ describe('FHIR source: batched calls refused as too long are asked smaller', () 
       } finally {
         client.close();
       }
+    }
+  });
+
+  /** A FHIR server's 400 for a list past its length (HAPI refused an `_id` list of about 35 ids so). */
+  const tooManyValues = () =>
+    answerJson(400, {
+      resourceType: 'OperationOutcome',
+      issue: [{ severity: 'error', code: 'too-costly', diagnostics: 'Too many values' }],
+    });
+
+  it('keeps the length of a list refused with 400 whose halves both answer, and still ends a refused value alone', async () => {
+    // Lists of more than 30 values refused for their length; one child's id refused wherever it is named. It
+    // is in the batches of 10 (60 births: 50 and 10), so the lists of 50 name no refused value.
+    const bad = 'demo-birth-55-child';
+    proxy.rules.push((req) => {
+      const url = decodeURIComponent(req.url ?? '');
+      if (url.includes(bad)) return invalidValue();
+      return valuesOf(new URL(url, 'http://proxy').searchParams) > 30 ? tooManyValues() : undefined;
+    });
+    const client = newClient();
+    try {
+      for (const pass of ['first', 'next']) {
+        const batched = new CachingFetcher(client);
+        await batched.prefetch(set, subjects);
+        const actual: unknown[] = [];
+        const failed: string[] = [];
+        for (const [i, s] of subjects.entries()) {
+          try {
+            actual.push(comparable(await mapSubject(set, s.mappingId, s.subjectRef, batched)));
+          } catch (err) {
+            failed.push(s.subjectRef);
+            assert.match(String(err), /HTTP 400/);
+            actual.push(expected[i]);
+          }
+        }
+        const seen = asked();
+        const shown = (list: Asked[]) => list.map((a) => `${a.search} of ${a.values}→${a.status}`).join(', ');
+        assert.deepEqual(actual, expected, `${pass} pass: every other subject mapped as without the proxy`);
+        assert.deepEqual(new Set(failed), new Set([`Patient/${bad}`]), `${pass} pass: only the refused record fails`);
+        const tooLong = seen.filter((a) => a.values > 30);
+        if (pass === 'first')
+          assert.ok(
+            tooLong.length > 0 && tooLong.every((a) => a.values === 50 && a.status === 400),
+            `first pass: the lists of 50 refused: ${shown(tooLong)}`,
+          );
+        // The halves' length kept for each search and the `_id` read: nothing asked past it again.
+        else assert.deepEqual(shown(tooLong), '', 'next pass: no list longer than the halves answered');
+        const answered = seen.filter((a) => a.values > 1 && a.status === 200);
+        assert.ok(
+          answered.some((a) => a.values === 25 && a.search === 'Patient') &&
+            answered.some((a) => a.values === 25 && a.search === 'Encounter'),
+          `${pass} pass: the others asked in lists of 25: ${shown(answered)}`,
+        );
+        // The refused value still ends alone: its lists of 10 refused, then halved down to it.
+        const refusedForIt = seen.filter((a) => a.status === 400 && a.values > 1 && a.values <= 30);
+        assert.ok(
+          refusedForIt.length > 0 && refusedForIt.every((a) => halvings(10).includes(a.values)),
+          `${pass} pass: the lists naming the refused value: ${shown(refusedForIt)}`,
+        );
+      }
+    } finally {
+      client.close();
+    }
+  });
+
+  it('keeps no length from a list refused with 400 whose half fails otherwise (503)', async () => {
+    // Lists of more than 30 values refused with 400; any shorter list naming one child fails with the FHIR
+    // server's 503 (restarting, say). That half shows nothing about the length the server takes.
+    const flaky = 'demo-birth-3-child';
+    const failing = answerJson(503, {
+      resourceType: 'OperationOutcome',
+      issue: [{ severity: 'error', code: 'transient', diagnostics: 'Service unavailable' }],
+    });
+    proxy.rules.push((req) => {
+      const url = decodeURIComponent(req.url ?? '');
+      const values = valuesOf(new URL(url, 'http://proxy').searchParams);
+      if (values > 30) return tooManyValues();
+      return values > 1 && url.includes(flaky) ? failing : undefined;
+    });
+    const client = newClient();
+    try {
+      const first = await mapped(client);
+      assert.deepEqual(first.actual, expected, 'every subject mapped as without the proxy');
+      const shown = (list: Asked[]) => list.map((a) => `${a.search} of ${a.values}→${a.status}`).join(', ');
+      assert.ok(
+        first.seen.some((a) => a.values === 25 && a.status === 503),
+        `a half failed: ${shown(first.seen.filter((a) => a.values > 1))}`,
+      );
+      assert.ok(
+        first.seen.some((a) => a.values === 25 && a.status === 200),
+        'the other half answered',
+      );
+      // Nothing kept: the next pass asks the lists of 50 again, and they are refused again.
+      const second = await mapped(client);
+      assert.deepEqual(second.actual, expected);
+      const refused = second.seen.filter((a) => a.values === 50 && a.status === 400).map((a) => a.search);
+      assert.ok(
+        refused.includes('Patient') && refused.includes('Encounter'),
+        `next pass: the lists of 50 asked again: ${shown(second.seen.filter((a) => a.values > 1))}`,
+      );
+    } finally {
+      client.close();
     }
   });
 });

@@ -8,7 +8,7 @@ import {
 } from '../../mapping/index.js';
 import { setBounded } from '../shared/bounded-map.js';
 import { type FhirSourceClient, FhirSourceError } from './fhir-client.js';
-import { StepMemory } from './step-memory.js';
+import { LengthMemory, StepMemory } from './step-memory.js';
 
 interface ChunkAnswer {
   search: BatchableSearch;
@@ -65,8 +65,11 @@ const REFUSED_AS_TOO_LONG: readonly number[] = [413, 414, 431];
  * and kept, which made every record of the source read or searched on its own for an hour for one such
  * value: the batch is asked again in halves (see Bisection), the one value ends up alone, asked on its own
  * as before (its record's own failure), and the other records stay batched. Only a server that refuses
- * lists as such (see Bisection) is remembered so (each record on its own for STEP_MEMORY_MS). A list the
- * FHIR server itself finds too long is halved again on each page, a refused call or a few per batch.
+ * lists as such (see Bisection) is remembered so (each record on its own for STEP_MEMORY_MS). A list refused
+ * whose two halves are both answered named no value the server refuses (such a value makes the half that
+ * names it refused too): its length was, and the half's length is kept for STEP_MEMORY_MS (readLengths,
+ * prefetchLengths), so later pages are not refused again. A half that fails otherwise (5xx, no answer in
+ * time) or is asked in smaller chunks shows nothing, and nothing is kept from it.
  */
 const REFUSED_AS_BAD_REQUEST = 400;
 
@@ -146,6 +149,12 @@ function refusedAsBadRequest(err: unknown): boolean {
 const readSteps = new StepMemory(STEP_MEMORY_MS);
 
 /**
+ * The most ids each resource type's batched reads of a source are asked with since the FHIR server refused a
+ * longer `_id` list with 400 and answered both its halves (see REFUSED_AS_BAD_REQUEST). Bounded as readSteps.
+ */
+const readLengths = new LengthMemory(STEP_MEMORY_MS);
+
+/**
  * Subjects per batched context search and the `_count` asked with them, largest first: 50 subjects
  * (the URL bound, as PREFETCH_CHUNK) with room for 10 resources each on a page. A slow EMR may not
  * answer the largest within sources[].timeoutMs, or refuse it as too long; the next step asks a fifth of it
@@ -166,12 +175,29 @@ const PREFETCH_STEPS = [
  */
 const prefetchSteps = new StepMemory(STEP_MEMORY_MS);
 
+/**
+ * The most subjects each batched search of a source is asked for since the FHIR server refused a longer list
+ * with 400 and answered both its halves (see REFUSED_AS_BAD_REQUEST). Per search shape (BatchableSearch.key),
+ * so a limit the server counts in parameters, the search's fixed ones included, is kept for its shape.
+ * Bounded as prefetchSteps.
+ */
+const prefetchLengths = new LengthMemory(STEP_MEMORY_MS);
+
 /** Batched searches in flight at once for one prefetch, unless the source sets maxConcurrentRequests. */
 const DEFAULT_PREFETCH_LANES = 8;
 
 /**
+ * A list refused with 400 whose two halves, lists both, were asked: `answered` counts those answered whole.
+ * Both answered, its length was refused (see REFUSED_AS_BAD_REQUEST).
+ */
+interface RefusedList {
+  values: number;
+  answered: number;
+}
+
+/**
  * A batched search of these subjects still to ask, at `minStep` or smaller (see stepReasonOf); `halved`: a
- * half of a list refused with 400 (see Bisection).
+ * half of a list refused with 400 (see Bisection); `halfOf`: that list, while this half is asked whole.
  */
 interface QueuedChunk {
   search: BatchableSearch;
@@ -179,6 +205,7 @@ interface QueuedChunk {
   keyOf: (ref: string) => string;
   minStep: number;
   halved?: Bisection;
+  halfOf?: RefusedList;
 }
 
 /**
@@ -355,7 +382,8 @@ export class CachingFetcher implements ResourceFetcher {
   }
 
   /**
-   * One `_id` search for these ids at this step: what it found (nothing if it failed), 'smaller' when
+   * One `_id` search for these ids at this step: what it found, undefined when it failed otherwise (or was
+   * not asked), 'smaller' when
    * the source gave no answer in time or refused it as too long (the step down is remembered for the type:
    * see readSteps), 'refused' when it answered 400 (asked in halves: see REFUSED_AS_BAD_REQUEST). Asked
    * once, as a batched context search is: the ids' own reads can do without it. A
@@ -366,9 +394,9 @@ export class CachingFetcher implements ResourceFetcher {
     type: string,
     ids: string[],
     step: number,
-  ): Promise<Map<string, Resource> | 'smaller' | 'refused'> {
+  ): Promise<Map<string, Resource> | 'smaller' | 'refused' | undefined> {
     const found = new Map<string, Resource>();
-    if (ignoresIdLists.has(this.client)) return found;
+    if (ignoresIdLists.has(this.client)) return undefined;
     this.reads++;
     let answer: { resources: Resource[] } | undefined;
     try {
@@ -380,7 +408,7 @@ export class CachingFetcher implements ResourceFetcher {
     } catch (err) {
       if (refusedAsBadRequest(err)) return 'refused';
       const reason = stepReasonOf(err);
-      if (reason === undefined) return found;
+      if (reason === undefined) return undefined;
       this.readStepDown(type, step, ids.length, reason);
       return 'smaller';
     }
@@ -389,7 +417,7 @@ export class CachingFetcher implements ResourceFetcher {
       if (resource.resourceType !== type) continue;
       if (!resource.id || !wanted.has(resource.id)) {
         ignoresIdLists.add(this.client);
-        return new Map();
+        return undefined;
       }
       found.set(resource.id, resource);
     }
@@ -415,7 +443,8 @@ export class CachingFetcher implements ResourceFetcher {
    * by side time out together, so each page waits out the timeout at most once per step, and later pages
    * not at all (readSteps). One refused with 400 is asked again in halves (`halved`: see Bisection).
    * Settles once every chunk, and every chunk asked again for it, is answered or refused (the reads of
-   * single ids are not waited for, but those of a list of two refused with 400).
+   * single ids are not waited for, but those of a list of two refused with 400). Whether the ids were
+   * answered as one list, in one call.
    */
   private async sendReads(
     type: string,
@@ -423,25 +452,32 @@ export class CachingFetcher implements ResourceFetcher {
     pending: Map<string, PendingRead>,
     minStep: number,
     halved?: Bisection,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const step = Math.max(this.readStepOf(type), minStep);
-    const size = READ_STEPS[step] ?? 1;
-    const chunks: Array<Promise<void>> = [];
+    const size = Math.min(READ_STEPS[step] ?? 1, readLengths.valuesOf(this.client, type) ?? Number.POSITIVE_INFINITY);
+    const chunks: Array<Promise<boolean>> = [];
     for (let i = 0; i < ids.length; i += size)
       chunks.push(this.sendChunk(type, ids.slice(i, i + size), pending, step, halved));
-    await Promise.all(chunks);
+    const answered = await Promise.all(chunks);
+    return answered.length === 1 && answered[0] === true;
   }
 
-  /** One chunk of sendReads: its `_id` search (two ids or more), then each id it did not answer read alone. */
+  /**
+   * One chunk of sendReads: its `_id` search (two ids or more), then each id it did not answer read alone.
+   * Whether the search answered.
+   */
   private async sendChunk(
     type: string,
     chunk: string[],
     pending: Map<string, PendingRead>,
     step: number,
     halved: Bisection | undefined,
-  ): Promise<void> {
-    const found = chunk.length > 1 ? await this.readBatch(type, chunk, step) : new Map<string, Resource>();
-    if (found === 'smaller') return this.sendReads(type, chunk, pending, step + 1, halved);
+  ): Promise<boolean> {
+    const found = chunk.length > 1 ? await this.readBatch(type, chunk, step) : undefined;
+    if (found === 'smaller') {
+      await this.sendReads(type, chunk, pending, step + 1, halved);
+      return false;
+    }
     if (found === 'refused') {
       const bisection = halved ?? new Bisection();
       if (chunk.length === 2) {
@@ -449,18 +485,24 @@ export class CachingFetcher implements ResourceFetcher {
         // refused from a list refused (see Bisection).
         const alone = await Promise.all(chunk.map((id) => this.readAlone(type, id, pending)));
         if (alone.every(Boolean)) bisection.valuesAnswerAlone();
-      } else await Promise.all(halves(chunk).map((half) => this.sendReads(type, half, pending, step, bisection)));
+      } else {
+        const parts = halves(chunk);
+        const answered = await Promise.all(parts.map((half) => this.sendReads(type, half, pending, step, bisection)));
+        // Both answered as lists (a half of one id is no list): no id of the chunk is refused, its length was.
+        if (answered.every(Boolean)) this.readLengthRefused(type, chunk.length, parts[0].length);
+      }
       // The first list refused: every list of its bisection, and each value of a list of two, is answered
       // or refused by now.
       if (!halved) this.readBisected(type, chunk.length, bisection);
-      return;
+      return false;
     }
     if (chunk.length > 1) halved?.took();
     for (const id of chunk) {
-      const resource = found.get(id);
+      const resource = found?.get(id);
       if (resource) pending.get(id)?.resolve(resource);
       else void this.readAlone(type, id, pending);
     }
+    return found !== undefined;
   }
 
   /** Reads one queued id on its own and settles its read with the answer; whether the server answered. */
@@ -484,6 +526,19 @@ export class CachingFetcher implements ResourceFetcher {
    */
   private readBisected(type: string, ids: number, bisection: Bisection): void {
     if (bisection.refusesLists) this.readStepDown(type, READ_STEPS.length - 1, ids, 'lists');
+  }
+
+  /**
+   * Remembers that the server refused a read of `ids` ids of `type` with 400 and answered both its halves, of
+   * `answered` ids and fewer: its reads of `type` are asked with at most `answered` ids from now on.
+   */
+  private readLengthRefused(type: string, ids: number, answered: number): void {
+    if (!readLengths.limit(this.client, type, answered)) return;
+    // The resource type and the sizes only: the ids name patients.
+    this.client.log.warn(
+      { resourceType: type, ids, nextIds: answered, status: REFUSED_AS_BAD_REQUEST },
+      `the FHIR server refused a read of ${ids} ${type} resources by _id with HTTP ${REFUSED_AS_BAD_REQUEST}, and answered each half of it, as too long: ${type} resources are read at most ${answered} at a time for the next hour`,
+    );
   }
 
   /** The step this source's batched reads of `type` are asked at (0 unless one failed so within STEP_MEMORY_MS). */
@@ -525,7 +580,8 @@ export class CachingFetcher implements ResourceFetcher {
    * still waiting go at the smaller size rather than each waiting out the timeout too. A chunk that times
    * out, or is refused as too long, goes back to the queue to be asked in smaller chunks (at most
    * PREFETCH_STEPS.length times); one refused with 400 goes back as its two halves (see Bisection), a half
-   * of one subject left to its own search; one that fails otherwise, or at the last step, is left to the
+   * of one subject left to its own search, and when both halves are answered whole their length is kept
+   * (prefetchLengths); one that fails otherwise, or at the last step, is left to the
    * per-subject searches, and so is every chunk of a search past the last step (refused at it).
    */
   private async prefetchQueue(queue: QueuedChunk[]): Promise<ChunkAnswer[]> {
@@ -536,10 +592,16 @@ export class CachingFetcher implements ResourceFetcher {
         const step = Math.max(this.stepOf(item.search), item.minStep);
         const size = PREFETCH_STEPS[step];
         if (!size) continue;
-        const refs = item.refs.slice(0, size.subjects);
-        if (item.refs.length > size.subjects) queue.unshift({ ...item, refs: item.refs.slice(size.subjects) });
+        const subjects = Math.min(
+          size.subjects,
+          prefetchLengths.valuesOf(this.client, item.search.key) ?? Number.POSITIVE_INFINITY,
+        );
+        const refs = item.refs.slice(0, subjects);
+        // A half asked in parts (the size went down meanwhile) is not answered as a list of its length.
+        const halfOf = refs.length === item.refs.length ? item.halfOf : undefined;
+        if (item.refs.length > subjects) queue.unshift({ ...item, refs: item.refs.slice(subjects), halfOf: undefined });
         const asked = await this.prefetchChunk(item.search, refs, step);
-        if (asked === 'smaller') queue.unshift({ ...item, refs, minStep: step + 1 });
+        if (asked === 'smaller') queue.unshift({ ...item, refs, minStep: step + 1, halfOf });
         else if (asked === 'refused') {
           let { halved } = item;
           if (!halved) {
@@ -550,12 +612,16 @@ export class CachingFetcher implements ResourceFetcher {
             // Once a list was answered nothing is left to learn (see Bisection): each subject is left to
             // its own search, as a subject alone in a half.
             if (!halved.tookAList && (await this.searchedAlone(item.search, refs))) halved.valuesAnswerAlone();
-          } else
+          } else {
+            // Halves of two or more both (a half of one subject is no list): both answered, the length was refused.
+            const list = refs.length >= 4 ? { values: refs.length, answered: 0 } : undefined;
             for (const half of halves(refs).reverse())
-              if (half.length > 1) queue.unshift({ ...item, refs: half, halved });
+              if (half.length > 1) queue.unshift({ ...item, refs: half, halved, halfOf: list });
+          }
         } else if (asked) {
           answers.push({ search: item.search, byRef: asked, keyOf: item.keyOf });
           item.halved?.took();
+          if (halfOf && ++halfOf.answered === 2) this.lengthRefused(item.search, halfOf.values);
         }
       }
     };
@@ -619,6 +685,20 @@ export class CachingFetcher implements ResourceFetcher {
       this.stepDown(search, step, refs.length, reason);
       return last ? undefined : 'smaller';
     }
+  }
+
+  /**
+   * Remembers that the server refused this search for `subjects` records with 400 and answered both its
+   * halves: it is asked for at most the larger half's records from now on (prefetchLengths).
+   */
+  private lengthRefused(search: BatchableSearch, subjects: number): void {
+    const answered = Math.ceil(subjects / 2); // the larger half (see halves)
+    if (!prefetchLengths.limit(this.client, search.key, answered)) return;
+    // The resource type and the sizes only: the search's values name patients.
+    this.client.log.warn(
+      { resourceType: search.type, subjects, nextSubjects: answered, status: REFUSED_AS_BAD_REQUEST },
+      `the FHIR server refused a search for the ${search.type} resources of ${subjects} records with HTTP ${REFUSED_AS_BAD_REQUEST}, and answered each half of it, as too long: such searches are asked for at most ${answered} records at a time for the next hour`,
+    );
   }
 
   /** The step this source's batched search is asked at (0 unless it failed so within STEP_MEMORY_MS). */

@@ -50,3 +50,46 @@ export class StepMemory {
     return next;
   }
 }
+
+/**
+ * Per source client and key (a resource type, a batchable search): the most values a batched call is asked
+ * with since the FHIR server refused a longer list with 400 and answered each of its halves (the list's
+ * length refused, not a value of it), forgotten after `forgetAfterMs` as StepMemory's steps are. It only
+ * shrinks while kept: calls refused side by side (two pages bisecting at once) keep the smallest, and a limit
+ * in URL characters that a later list of longer values meets below it is learnt again, smaller.
+ * Bounded: MAX_KEYS_PER_CLIENT keys a client; a client that is gone takes its map along.
+ */
+export class LengthMemory {
+  private readonly lengths = new WeakMap<object, Map<string, { values: number; at: number }>>();
+
+  constructor(
+    private readonly forgetAfterMs: number,
+    private readonly maxKeys = MAX_KEYS_PER_CLIENT,
+  ) {}
+
+  /** The most values to ask at once now: undefined unless a longer list was refused within forgetAfterMs. */
+  valuesOf(client: object, key: string, now = Date.now()): number | undefined {
+    const known = this.lengths.get(client)?.get(key);
+    if (!known) return undefined;
+    if (now - known.at <= this.forgetAfterMs) return known.values;
+    this.lengths.get(client)?.delete(key);
+    return undefined;
+  }
+
+  /**
+   * Remembers that lists of `values` were answered where a longer one was refused: from now on at most
+   * that many. Whether that is news (not when as few or fewer are known already: one warning for lists
+   * refused together).
+   */
+  limit(client: object, key: string, values: number, now = Date.now()): boolean {
+    let lengths = this.lengths.get(client);
+    if (!lengths) {
+      lengths = new Map();
+      this.lengths.set(client, lengths);
+    }
+    const known = lengths.get(key);
+    if (known && known.values <= values && now - known.at <= this.forgetAfterMs) return false;
+    setBounded(lengths, key, { values, at: now }, this.maxKeys);
+    return true;
+  }
+}
