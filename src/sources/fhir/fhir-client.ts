@@ -101,11 +101,23 @@ function bodyOf(err: unknown): unknown {
 
 /** The failed answer was sent as FHIR (`application/fhir+json`), whatever its body. */
 function fhirTyped(err: unknown): boolean {
+  return contentTypeOf(err).includes('application/fhir+json');
+}
+
+/** The failed answer's content type, lower case ('' when none). */
+function contentTypeOf(err: unknown): string {
   // fhir-kit-client keeps the response's headers on the error (config.headers): a Headers, perhaps undici's own.
   const headers = isRecord(err) && isRecord(err.config) ? err.config.headers : undefined;
   const get = isRecord(headers) ? headers.get : undefined;
   const type: unknown = typeof get === 'function' ? get.call(headers, 'content-type') : undefined;
-  return typeof type === 'string' && type.toLowerCase().includes('application/fhir+json');
+  return typeof type === 'string' ? type.toLowerCase() : '';
+}
+
+/** The failed answer is an HTML page (sent as text/html, or a body that reads as markup). */
+function htmlPage(err: unknown): boolean {
+  if (contentTypeOf(err).includes('text/html')) return true;
+  const body = bodyOf(err);
+  return typeof body === 'string' && body.trimStart().startsWith('<');
 }
 
 function statusOf(err: unknown): number | undefined {
@@ -239,7 +251,9 @@ export class FhirSourceClient {
     // refuses the request's length, not a value of it (a FHIR server says that with an OperationOutcome), so
     // the fetcher asks such a batch smaller and keeps that size (REFUSED_AS_TOO_LONG) rather than asking it
     // in halves on every page. Not retried: the same request gets the same page.
-    const frontRefused = status === 400 && !isResource(bodyOf(err)) && !fhirTyped(err);
+    // Only an HTML page: a non-conformant server's own `{"error": …}` (application/json, text) about an id it
+    // refuses concerns that record, and stays its failure (mayConcernOneRecord), not the whole source's.
+    const frontRefused = status === 400 && !isResource(bodyOf(err)) && !fhirTyped(err) && htmlPage(err);
     // A 408: the server (or a proxy) gave up waiting for the request itself, a connection's trouble like a
     // reset, not the question's: tried again, and not taken for no answer in time (timedOut: no smaller
     // batch, no slow-record strike).
