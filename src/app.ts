@@ -831,7 +831,9 @@ export class Bridge {
       this.metrics.deadRows.inc(labels, Math.max(0, count - (this.counted.dead.get(key) ?? 0)));
       this.counted.dead.set(key, count);
     }
-    this.metrics.inboxDepth.set(this.ledger.inbox.depth());
+    const backlog = this.ledger.inbox.backlog();
+    this.metrics.inboxDepth.set(backlog.depth);
+    this.metrics.inboxBytes.set(backlog.bytes);
     this.metrics.held.set(this.worker.held() ? 1 : 0);
     this.metrics.configChangedOnDisk.set(this.configOnDisk?.current() ? 1 : 0);
     const renewals = this.opencrvs.tokenRenewals();
@@ -997,9 +999,9 @@ export class Bridge {
         name: 'inbox',
         run: () => {
           const full = this.receiver.full();
-          return full
-            ? `${full.depth} notifications waiting: new ones are refused (503, to be resent) until they are processed`
-            : undefined;
+          if (!full) return undefined;
+          const held = full.limit === 'bytes' ? ` (${Math.round(full.bytes / 1_048_576)} MB, past the byte limit)` : '';
+          return `${full.depth} notifications waiting${held}: new ones are refused (503, to be resent) until they are processed`;
         },
       },
       ...this.sources.map((source) => ({

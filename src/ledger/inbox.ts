@@ -10,6 +10,11 @@ export interface StoredNotification {
   attempts: number;
 }
 
+export interface InboxBacklog {
+  depth: number;
+  bytes: number;
+}
+
 export interface LedgerInbox {
   /**
    * Stores a notification durably (synchronous=FULL) before it returns; with `reconciled` (the
@@ -29,6 +34,8 @@ export interface LedgerInbox {
   retry(id: number, nextAttemptAt: number, error: string): void;
   abandon(id: number, error: string, now: number): void;
   depth(): number;
+  /** Rows waiting to be processed and the bytes of their stored bodies (one read of a partial index). */
+  backlog(): InboxBacklog;
   /** Deletes processed rows older than `before`, at most `limit` of them (all by default); returns how many. */
   prune(before: number, limit?: number): number;
 }
@@ -40,7 +47,7 @@ export const DUE_SQL =
 
 export function createInbox(db: Db): LedgerInbox {
   const insert = db.prepare(
-    'INSERT INTO inbox (source_id, received_at, body, next_attempt_at) VALUES (@sourceId, @receivedAt, @body, @receivedAt)',
+    'INSERT INTO inbox (source_id, received_at, body, body_bytes, next_attempt_at) VALUES (@sourceId, @receivedAt, @body, @bodyBytes, @receivedAt)',
   );
   const dueRows = db.prepare<
     [number, number],
@@ -57,13 +64,18 @@ export function createInbox(db: Db): LedgerInbox {
     "UPDATE inbox SET attempts = attempts + 1, processed_at = ?, outcome = 'abandoned', last_error = ? WHERE id = ?",
   );
   const countDue = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM inbox WHERE processed_at IS NULL');
+  // INDEXED BY: the index holds body_bytes, so neither the table nor a body's overflow pages are read.
+  const countWaiting = db.prepare<[], { n: number; bytes: number }>(
+    'SELECT COUNT(*) AS n, TOTAL(body_bytes) AS bytes FROM inbox INDEXED BY inbox_waiting_bytes WHERE processed_at IS NULL',
+  );
   const pruneOld = db.prepare(
     `DELETE FROM inbox WHERE id IN (
        SELECT id FROM inbox INDEXED BY inbox_processed WHERE processed_at IS NOT NULL AND processed_at < ? LIMIT ?)`,
   );
   return {
     add: (sourceId, body, receivedAt, options) => {
-      const row = { sourceId, receivedAt, body: JSON.stringify(body) };
+      const json = JSON.stringify(body);
+      const row = { sourceId, receivedAt, body: json, bodyBytes: Buffer.byteLength(json) };
       const run = () => Number(insert.run(row).lastInsertRowid);
       return options?.reconciled ? relaxed(db, run) : run();
     },
@@ -82,6 +94,10 @@ export function createInbox(db: Db): LedgerInbox {
     retry: (id, nextAttemptAt, error) => void markRetry.run(nextAttemptAt, error.slice(0, 500), id),
     abandon: (id, error, now) => void markAbandoned.run(now, error.slice(0, 500), id),
     depth: () => countDue.get()?.n ?? 0,
+    backlog: () => {
+      const row = countWaiting.get();
+      return { depth: row?.n ?? 0, bytes: row?.bytes ?? 0 };
+    },
     prune: (before, limit = -1) => relaxed(db, () => pruneOld.run(before, limit).changes),
   };
 }

@@ -4,7 +4,7 @@ export { LedgerInUseError } from './db.js';
 export { canonicalJson, hashPayload } from './hash.js';
 export { heldSince } from './hold-text.js';
 export { DECLARATION_STEPS } from './in-doubt.js';
-export type { LedgerInbox, StoredNotification } from './inbox.js';
+export type { InboxBacklog, LedgerInbox, StoredNotification } from './inbox.js';
 export { openLedger } from './ledger.js';
 export type { KeptLocation, LedgerLocationAnswers } from './location-answers.js';
 export { ledgerOwnClients } from './opencrvs-clients.js';

@@ -16,6 +16,7 @@ export class BridgeMetrics {
   readonly pollLag: Gauge<'source' | 'resource_type'>;
   readonly pollFailures: Gauge<'source'>;
   readonly inboxDepth: Gauge;
+  readonly inboxBytes: Gauge;
   readonly held: Gauge;
   readonly subscriptionGaps: Counter<'source'>;
   readonly writeBacks: Gauge<'source' | 'state'>;
@@ -76,6 +77,11 @@ export class BridgeMetrics {
     this.inboxDepth = new Gauge({
       name: 'bridge_inbox_depth',
       help: 'Subscription notifications stored, not yet processed',
+      registers,
+    });
+    this.inboxBytes = new Gauge({
+      name: 'bridge_inbox_bytes',
+      help: 'Bytes of the subscription notifications stored, not yet processed',
       registers,
     });
     this.held = new Gauge({

@@ -8,6 +8,7 @@ import { type AddressInfo, connect, createServer as createTcpServer, type Socket
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { Bridge } from '../../src/app.js';
 import { configFromObject } from '../../src/config/index.js';
 import { openLedger } from '../../src/ledger/index.js';
@@ -15,7 +16,7 @@ import { silentLogger } from '../../src/observability/logger.js';
 import { DEMO_FACILITIES, facilityLocation, generateBirth, generateDeath } from '../../src/sandbox/demo/generate.js';
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
-import { MAX_INBOX_DEPTH } from '../../src/sources/fhir/receiver.js';
+import { MAX_INBOX_BYTES, MAX_INBOX_DEPTH } from '../../src/sources/fhir/receiver.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -384,6 +385,32 @@ describe('readiness: what alerting needs to see', () => {
     }
   });
 
+  it('is not ready, naming inbox and the bytes, while the waiting notifications pass the byte limit', async () => {
+    const bridge = newBridge();
+    try {
+      await bridge.start();
+      bridge.ledger.inbox.add('emr', { kind: 'ping', style: 'hapi-empty' }, Date.now() + 86_400_000);
+      // The tracked size set as 256 MB of notifications would leave it, without writing them.
+      const db = new Database(join(dir, `bridge-${dbCount}.db`));
+      try {
+        db.prepare('UPDATE inbox SET body_bytes = ? WHERE processed_at IS NULL').run(MAX_INBOX_BYTES);
+      } finally {
+        db.close();
+      }
+      const { status, body } = await readyz(bridge);
+      assert.equal(status, 503);
+      assert.deepEqual(body.failed, ['inbox'], JSON.stringify(body));
+      assert.match(
+        body.checks.inbox?.detail ?? '',
+        /^1 notifications waiting \(256 MB, past the byte limit\): new ones are refused \(503/,
+      );
+      const { text } = await get(bridge, '/metrics');
+      assert.match(text, new RegExp(`^bridge_inbox_bytes ${MAX_INBOX_BYTES}$`, 'm'));
+    } finally {
+      await bridge.stop();
+    }
+  });
+
   it('names delivery once every attempt has failed for 5 minutes, and not after one is taken', async () => {
     const bridge = newBridge();
     const retries: string[] = [];
@@ -494,6 +521,7 @@ describe('metrics', () => {
     const lag = find('bridge_source_poll_lag_seconds', { source: 'emr' });
     assert.ok(lag.length > 0 && lag.every((s) => s.value >= 0 && s.labels.resource_type));
     assert.equal(find('bridge_inbox_depth')[0]?.value, 0);
+    assert.equal(find('bridge_inbox_bytes')[0]?.value, 0);
     assert.equal(find('bridge_queue_held')[0]?.value, 0);
     assert.ok(find('bridge_process_cpu_user_seconds_total').length === 1);
     assert.ok(

@@ -16,7 +16,7 @@ describe('subscription receiver: a full inbox', () => {
       inbox,
       silentLogger,
       undefined,
-      2,
+      { maxDepth: 2 },
     );
     const app = createHttpApp(
       [{ path: '/fhir-subscription', router: subscriptionRoutes(receiver, 1_048_576, silentLogger) }],
@@ -50,7 +50,9 @@ describe('subscription receiver: a full inbox', () => {
   it('logs refusals once a minute with their count, not once each', () => {
     const lines: string[] = [];
     const logger = createLogger({ level: 'warn', destination: { write: (line: string) => void lines.push(line) } });
-    const receiver = new SubscriptionReceiver([{ id: 'emr', auth: {} }], new MemoryInbox(), logger, undefined, 0);
+    const receiver = new SubscriptionReceiver([{ id: 'emr', auth: {} }], new MemoryInbox(), logger, undefined, {
+      maxDepth: 0,
+    });
     const request = {
       sourceId: 'emr',
       method: 'PUT',

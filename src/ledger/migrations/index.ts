@@ -17,6 +17,7 @@ import { migration014 } from './014-ledger-identity.js';
 import { migration015 } from './015-opencrvs-locations.js';
 import { migration016 } from './016-slow-record-strikes.js';
 import { migration017 } from './017-source-fingerprint.js';
+import { migration018 } from './018-inbox-body-bytes.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -39,4 +40,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration015,
   migration016,
   migration017,
+  migration018,
 ];

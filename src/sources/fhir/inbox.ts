@@ -1,4 +1,4 @@
-import type { LedgerInbox } from '../../ledger/index.js';
+import type { InboxBacklog, LedgerInbox } from '../../ledger/index.js';
 import type { ParsedNotification } from './notification.js';
 
 /** A subscription notification stored before it was acknowledged (durable first, processed later). */
@@ -25,6 +25,8 @@ export interface InboxStore {
   /** Stops retrying a row; the poller reconciles what it would have delivered. */
   abandon(id: number, error: string, now: number): void;
   depth(): number;
+  /** Rows waiting and the bytes their stored notifications take (what the receiver bounds). */
+  backlog(): InboxBacklog;
   /** Deletes processed rows older than `before`, at most `limit`; returns how many. */
   prune(before: number, limit: number): number;
 }
@@ -59,6 +61,7 @@ export function fhirInbox(store: LedgerInbox): InboxStore {
     retry: store.retry,
     abandon: store.abandon,
     depth: store.depth,
+    backlog: store.backlog,
     prune: store.prune,
   };
 }

@@ -29,6 +29,18 @@ export interface ReceiverRequest extends IncomingNotification {
 
 export type ReceiverOutcome = { status: number; stored?: number; kind: string };
 
+/** What the inbox holds while it refuses notifications, and which limit it reached. */
+export interface InboxFull {
+  depth: number;
+  bytes: number;
+  limit: 'count' | 'bytes';
+}
+
+export interface InboxLimits {
+  maxDepth?: number;
+  maxBytes?: number;
+}
+
 /**
  * Notifications waiting to be processed past which the receiver answers 503 with Retry-After: a flood
  * (a bulk import that notifies per resource, a misconfigured Subscription) then waits at the EMR, which
@@ -37,11 +49,19 @@ export type ReceiverOutcome = { status: number; stored?: number; kind: string };
  */
 export const MAX_INBOX_DEPTH = 100_000;
 /**
+ * Bytes of stored notifications waiting past which the receiver answers the same 503. The count alone
+ * does not bound the disk: a notification is stored as what the bridge acts on (the resources it names),
+ * so a full resource is some 60 bytes, but a backport Bundle naming many resources, or one by a very long
+ * name, stores nearly its whole body: 100,000 at the 1 MB body limit are 100 GB (5 TB at the 50 MB most).
+ * One notification may take the total past this, by at most the body limit.
+ */
+export const MAX_INBOX_BYTES = 256 * 1_048_576;
+/**
  * Retry-After for a notification the inbox could not store (a full disk, an I/O error, a lock held): the
  * operator has to act, or the lock to be released; the EMR resends.
  */
 export const STORE_UNAVAILABLE_RETRY_AFTER_SECONDS = 30;
-// The inbox is counted at most this often; in between, each stored notification adds one.
+// The inbox is counted at most this often; in between, each stored notification adds one (and its bytes).
 const DEPTH_REFRESH_MS = 1_000;
 
 type LiveAuth = { secret?: Secret; hmacSecret?: Secret };
@@ -93,6 +113,7 @@ export class SubscriptionReceiver {
   private readonly sources = new Map<string, ReceiverSource & { live: LiveAuth }>();
   private readonly log: Logger;
   private depth = 0;
+  private bytes = 0;
   private depthCountedAt = Number.NEGATIVE_INFINITY;
   private refused = 0;
   private refusedLoggedAt = Number.NEGATIVE_INFINITY;
@@ -104,7 +125,7 @@ export class SubscriptionReceiver {
     private readonly inbox: InboxStore,
     logger: Logger,
     private readonly onStored?: (sourceId: string) => void,
-    private readonly maxDepth = MAX_INBOX_DEPTH,
+    private readonly limits: InboxLimits = {},
   ) {
     for (const source of sources) {
       const live = { secret: asSecret(source.auth.secret), hmacSecret: asSecret(source.auth.hmacSecret) };
@@ -133,13 +154,19 @@ export class SubscriptionReceiver {
       authenticate({ secret: source.live.secret }, { authorization }, Buffer.alloc(0));
   }
 
-  /** The inbox is full: notifications are refused with 503 until it drains (depth counted at most once a second). */
-  full(now = Date.now()): { depth: number } | undefined {
+  /**
+   * The inbox is full, by count or by bytes: notifications are refused with 503 until it drains (counted
+   * at most once a second).
+   */
+  full(now = Date.now()): InboxFull | undefined {
     if (now - this.depthCountedAt >= DEPTH_REFRESH_MS) {
-      this.depth = this.inbox.depth();
+      ({ depth: this.depth, bytes: this.bytes } = this.inbox.backlog());
       this.depthCountedAt = now;
     }
-    return this.depth >= this.maxDepth ? { depth: this.depth } : undefined;
+    const { depth, bytes } = this;
+    if (depth >= (this.limits.maxDepth ?? MAX_INBOX_DEPTH)) return { depth, bytes, limit: 'count' };
+    if (bytes >= (this.limits.maxBytes ?? MAX_INBOX_BYTES)) return { depth, bytes, limit: 'bytes' };
+    return undefined;
   }
 
   /** Throws NotificationError for anything refused (the HTTP layer turns it into an OperationOutcome). */
@@ -148,12 +175,13 @@ export class SubscriptionReceiver {
     if (!source) throw new NotificationError(404, 'not-found', 'unknown source');
     authenticate(source.live, request, request.rawBody);
     const notification = parseNotification(request);
-    if (this.storing(source.id, now, () => this.full(now))) {
+    const full = this.storing(source.id, now, () => this.full(now));
+    if (full) {
       // One line a minute with the count, not one per refusal: a flood refused 31,000 in 20 s.
       this.refused++;
       if (now - this.refusedLoggedAt >= 60_000) {
         this.log.warn(
-          { source: source.id, depth: this.depth, refused: this.refused },
+          { source: source.id, depth: full.depth, bytes: full.bytes, limit: full.limit, refused: this.refused },
           'inbox full: notifications refused with 503, to be resent',
         );
         this.refusedLoggedAt = now;
@@ -165,6 +193,8 @@ export class SubscriptionReceiver {
       this.inbox.add(source.id, notification, now, source.polled === true),
     );
     this.depth++;
+    // As the ledger measures it (the JSON it stores); a small cost beside the commit.
+    this.bytes += Buffer.byteLength(JSON.stringify(notification));
     this.log.debug({ source: source.id, kind: notification.kind, inboxId: stored }, 'notification stored');
     this.onStored?.(source.id);
     return { status: 200, stored, kind: notification.kind };

@@ -302,6 +302,12 @@ export class MemoryInbox implements InboxStore {
     return this.rows.filter((r) => r.processedAt === undefined).length;
   }
 
+  backlog(): { depth: number; bytes: number } {
+    const waiting = this.rows.filter((r) => r.processedAt === undefined);
+    const bytes = waiting.reduce((sum, r) => sum + Buffer.byteLength(JSON.stringify(r.notification)), 0);
+    return { depth: waiting.length, bytes };
+  }
+
   /** Rows pruned so far (kept in `rows`, where ids index them). */
   readonly pruned = new Set<number>();
 
