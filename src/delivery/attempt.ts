@@ -53,6 +53,8 @@ export interface AttemptDeps {
   locationNow?: (ref: string, type: 'HEALTH_FACILITY' | 'CRVS_OFFICE') => Promise<string | undefined>;
   /** Whether the worker can have this row's record mapped again at its source (DeliveryWorkerDeps.recheck). */
   remappable?: (row: LedgerRow) => boolean;
+  /** When OpenCRVS last refused this office as one it does not know (an `unknown-office` hold), if it did. */
+  officeRefusedAt?: (office: string) => number | undefined;
   /** Tells an outage of OpenCRVS from a row's failure (outage.ts); absent, each row keeps to its budget. */
   outage?: OutageWatch;
 }
@@ -106,6 +108,10 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
       },
     };
   } else {
+    // Routed to an office OpenCRVS refused since the record was last mapped: the routing may have been
+    // corrected since (the operator's fix, then a restart), and the stored payload still names the old
+    // office, which would be refused again and hold the queue for another probe period.
+    if (refusedSinceMapped(deps, row, row.payload)) return 'remap';
     try {
       await checkOfficeOfRecord(deps, row.payload, progress);
       await checkOfficeOpen(deps, row, row.payload, progress);
@@ -217,7 +223,8 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
       logger.error({ ...fields, reason, message: error?.message }, 'delivery failed permanently; row is dead');
       deps.emit({ type: 'dead', row: current, latencyMs, error, reason: reason ?? 'permanent error' });
       break;
-    case 'held':
+    case 'held': {
+      const office = error?.kind === 'unknown-office' ? row.payload?.office : undefined;
       deps.onHold({
         reason: reason ?? 'operator problem',
         since: deps.now(),
@@ -225,11 +232,26 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
         ...(error?.status !== undefined ? { status: error.status } : {}),
         rowId: row.id,
         ...(error && error.classification === 'retryable' ? { outage: true } : {}),
+        ...(office ? { office } : {}),
       });
       deps.emit({ type: 'held', row: current, latencyMs, error, reason });
       break;
+    }
   }
   return settlement.outcome;
+}
+
+/**
+ * Whether the row's routed office is one OpenCRVS refused (an `unknown-office` hold) after the row's record
+ * was last mapped at its source: it is mapped again before anything is sent (worker.ts, 'remap'), once; a
+ * row rechecked since is sent as it is, and a refusal then holds the queue again. Not an office the record
+ * named (no routing reaches it), nor a row whose NOTIFY may be in OpenCRVS (its retry resends that copy).
+ */
+function refusedSinceMapped(deps: AttemptDeps, row: LedgerRow, payload: LedgerPayload): boolean {
+  if (payload.officeFromRecord) return false;
+  const refusedAt = deps.officeRefusedAt?.(payload.office);
+  if (refusedAt === undefined || (row.recheckedAt ?? 0) >= refusedAt) return false;
+  return deps.remappable?.(row) === true && !deps.ledger.notifyInDoubt(row.id);
 }
 
 /**

@@ -29,6 +29,8 @@ const PENDING_CHECK_BATCH = 50;
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 /** An externalId no location has: the outage probe's location query answers an empty list, cheaply. */
 const REACH_PROBE_EXTERNAL_ID = 'opencrvs-bridge-reach-probe';
+/** Offices OpenCRVS refused that are remembered (the routing table's, so few); the oldest goes first. */
+const REFUSED_OFFICES_MAX = 64;
 
 /**
  * Workers of this process, from creation until stopped (their ids): their locks are live, whatever
@@ -75,6 +77,21 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   let stopCalls = new AbortController();
   /** Counts operator refusals, so a probe can tell whether its own re-try was refused again. */
   let holdsRaised = 0;
+  /**
+   * Offices OpenCRVS refused as unknown, and when: a row routed to one and mapped before that is mapped again
+   * before it is sent (attempt.ts refusedSinceMapped). A hold found at start brings its office: the restart
+   * is how a corrected route takes effect, and the probe's re-try must go where the routing says now.
+   */
+  const refusedOffices = new Map<string, number>();
+  const officeRefused = (office: string, at: number) => {
+    refusedOffices.delete(office);
+    refusedOffices.set(office, at);
+    for (const oldest of refusedOffices.keys()) {
+      if (refusedOffices.size <= REFUSED_OFFICES_MAX) break;
+      refusedOffices.delete(oldest);
+    }
+  };
+  if (hold?.office && !refusedOffices.has(hold.office)) officeRefused(hold.office, hold.since);
 
   const emit = (event: DeliveryOutcome) => {
     try {
@@ -101,9 +118,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     ...(deps.officeClosedOn ? { officeClosedOn: deps.officeClosedOn } : {}),
     ...(deps.locationNow ? { locationNow: deps.locationNow } : {}),
     remappable: (row) => deps.recheck?.appliesTo(row) === true,
+    officeRefusedAt: (office) => refusedOffices.get(office),
     outage,
     onHold: (next) => {
       holdsRaised++;
+      if (next.office) officeRefused(next.office, now());
       // Logged when the hold starts, or turns into an outage (a credentials hold whose probe then found
       // OpenCRVS out of reach): the banner names the row that log line names (ledger/hold-text.ts).
       const first = !hold || (next.outage === true && hold.outage !== true);
@@ -166,6 +185,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     else if (stored && !hold) {
       hold = stored;
       nextProbeAt = now() + probeEveryMs;
+      if (stored.office && !refusedOffices.has(stored.office)) officeRefused(stored.office, stored.since);
     } else if (stored) hold = stored;
   };
 
@@ -347,7 +367,15 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       return true;
     }
     const before = holdsRaised;
-    const result = await track(row.id, attempt(row));
+    let result = await track(row.id, attempt(row));
+    if (result === 'remap') {
+      // Routed to the refused office and mapped again at its source (the route may have been corrected):
+      // the re-try is of what it maps to now. Not claimable (withdrawn at its source, or waiting out the
+      // lease of a recheck that failed): the hold stands until the next probe.
+      const again = ledger.claimRow(row.id, workerId);
+      if (!again) return false;
+      result = await track(again.id, attempt(again));
+    }
     if (holdsRaised > before) return false;
     release(`probe re-try ended ${String(result)}`);
     return true;

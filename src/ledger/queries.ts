@@ -314,5 +314,6 @@ export function parseHold(text: string | undefined): HoldState | undefined {
   if (typeof record.status === 'number') hold.status = record.status;
   if (typeof record.rowId === 'number') hold.rowId = record.rowId;
   if (record.outage === true) hold.outage = true;
+  if (typeof record.office === 'string') hold.office = record.office;
   return hold;
 }

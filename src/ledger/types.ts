@@ -390,6 +390,8 @@ export interface HoldState {
   rowId?: number;
   /** OpenCRVS out of reach (delivery/outage.ts), not an operator problem: the probe sends nothing. */
   outage?: boolean;
+  /** `unknown-office`: the office OpenCRVS refused (a UUID, no personal data), as the row's payload named it. */
+  office?: string;
 }
 
 /** How the worker whose locks are taken back sends: single-call NOTIFYs before any event id is stored. */
