@@ -266,6 +266,7 @@ export class Bridge {
         officeOfRecord: (office) => this.officeOfRecord(office),
         officeClosedOn: (office) => this.locations.officeClosedOn(office),
         locationNow: (ref, type) => this.locationNow(ref, type),
+        routingKeysOf: (office) => this.routingKeysOf(office),
       });
       this.writeBacks = this.buildWriteBacks();
       for (const source of this.sources) {
@@ -509,6 +510,19 @@ export class Bridge {
       if (route.facility) refs.push({ ref: route.facility, type: 'HEALTH_FACILITY', key: `${key}.facility` });
     }
     return refs;
+  }
+
+  /** The routing keys whose office is `office` (a UUID) as OpenCRVS answered it: what to correct when it refuses that office. */
+  private routingKeysOf(office: string): string[] {
+    return this.routingRefs()
+      .filter(
+        ({ ref, type }) =>
+          type === 'CRVS_OFFICE' &&
+          (ref === office ||
+            this.locations.resolveSync(ref, type) === office ||
+            this.locations.lastKnown(ref)?.id === office),
+      )
+      .map(({ key }) => key);
   }
 
   /**

@@ -229,8 +229,12 @@ function holdBanner(hold: HoldState): string {
     ? 'Nothing is being sent; no row is dead-lettered and no attempt is counted. OpenCRVS is asked (without ' +
       'sending any row) every delivery.holdProbeSeconds, and delivery resumes by itself once it answers: check ' +
       'that OpenCRVS is up and that this host reaches it (network, DNS, proxy, firewall).'
-    : 'Nothing is being sent; no row is dead-lettered. Fix the credentials, scopes or office, and delivery ' +
-      'resumes by itself at the next probe.';
+    : hold.kind === 'unknown-office' && hold.office
+      ? `Nothing is being sent; no row is dead-lettered. OpenCRVS does not know office ${hold.office}, ` +
+        `${hold.routingKeys ? `to which ${hold.routingKeys.join(', ')} ${hold.routingKeys.length === 1 ? 'routes' : 'route'}` : 'chosen by the routing table'}: ` +
+        'correct that route in the config and restart; the probe maps the held row again and re-tries it.'
+      : 'Nothing is being sent; no row is dead-lettered. Fix the credentials, scopes or office, and delivery ' +
+        'resumes by itself at the next probe.';
   return `DELIVERY HELD ${heldSince(hold)}\n${next}\n`;
 }
 

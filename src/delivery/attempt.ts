@@ -55,6 +55,8 @@ export interface AttemptDeps {
   remappable?: (row: LedgerRow) => boolean;
   /** When OpenCRVS last refused this office as one it does not know (an `unknown-office` hold), if it did. */
   officeRefusedAt?: (office: string) => number | undefined;
+  /** See DeliveryWorkerDeps.routingKeysOf. */
+  routingKeysOf?: (office: string) => string[];
   /** Tells an outage of OpenCRVS from a row's failure (outage.ts); absent, each row keeps to its budget. */
   outage?: OutageWatch;
 }
@@ -225,6 +227,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
       break;
     case 'held': {
       const office = error?.kind === 'unknown-office' ? row.payload?.office : undefined;
+      const routingKeys = office ? (deps.routingKeysOf?.(office) ?? []) : [];
       deps.onHold({
         reason: reason ?? 'operator problem',
         since: deps.now(),
@@ -233,6 +236,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
         rowId: row.id,
         ...(error && error.classification === 'retryable' ? { outage: true } : {}),
         ...(office ? { office } : {}),
+        ...(routingKeys.length > 0 ? { routingKeys } : {}),
       });
       deps.emit({ type: 'held', row: current, latencyMs, error, reason });
       break;

@@ -106,6 +106,11 @@ export interface DeliveryWorkerDeps {
    * payload's has the record mapped again at its source (`recheck`) before anything is sent.
    */
   locationNow?: (ref: string, type: 'HEALTH_FACILITY' | 'CRVS_OFFICE') => Promise<string | undefined>;
+  /**
+   * The config keys whose routing gives `office` (an OpenCRVS UUID), for the hold of an office OpenCRVS
+   * refused to name what to correct (`routing.defaultOffice`, `routing.facilities['…'].office`).
+   */
+  routingKeysOf?: (office: string) => string[];
 }
 
 export interface DeliveryWorker {

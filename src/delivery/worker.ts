@@ -119,6 +119,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     ...(deps.locationNow ? { locationNow: deps.locationNow } : {}),
     remappable: (row) => deps.recheck?.appliesTo(row) === true,
     officeRefusedAt: (office) => refusedOffices.get(office),
+    ...(deps.routingKeysOf ? { routingKeysOf: deps.routingKeysOf } : {}),
     outage,
     onHold: (next) => {
       holdsRaised++;

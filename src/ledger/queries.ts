@@ -315,5 +315,9 @@ export function parseHold(text: string | undefined): HoldState | undefined {
   if (typeof record.rowId === 'number') hold.rowId = record.rowId;
   if (record.outage === true) hold.outage = true;
   if (typeof record.office === 'string') hold.office = record.office;
+  if (Array.isArray(record.routingKeys)) {
+    const keys = record.routingKeys.filter((k): k is string => typeof k === 'string');
+    if (keys.length > 0) hold.routingKeys = keys;
+  }
   return hold;
 }

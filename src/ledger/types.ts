@@ -392,6 +392,8 @@ export interface HoldState {
   outage?: boolean;
   /** `unknown-office`: the office OpenCRVS refused (a UUID, no personal data), as the row's payload named it. */
   office?: string;
+  /** `unknown-office`: the config keys that routed to that office (`routing.defaultOffice`, …), when known. */
+  routingKeys?: string[];
 }
 
 /** How the worker whose locks are taken back sends: single-call NOTIFYs before any event id is stored. */

@@ -68,8 +68,11 @@ describe('bridge: a routed office OpenCRVS deleted, the route corrected and the 
     try {
       const deleted = await heldOnDeletedOffice(h);
       const target = unroutedOffice(h);
+      const { routing, keys } = rerouted(deleted.externalId, target.externalId);
+      // The hold names what routes there (ledger's banner): the keys of the config that chose the office.
+      assert.deepEqual(h.bridge.ledger.getHold()?.routingKeys, keys);
+      assert.equal(h.bridge.ledger.getHold()?.office, deleted.id);
       await h.bridge.stop();
-      const { routing } = rerouted(deleted.externalId, target.externalId);
       const object = bridgeConfigObject({ sim: h.sim, fhirBaseUrl: h.fhir.baseUrl, dbPath: h.config.store.path });
       restarted = new Bridge(configFromObject({ ...object, routing }), {
         logger: silentLogger,

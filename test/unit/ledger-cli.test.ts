@@ -87,6 +87,36 @@ describe('ledger and replay commands', () => {
     assert.doesNotMatch(out, /probe tries again/, "an outage's probe sends no row");
   });
 
+  it('tells a hold of an office OpenCRVS does not know to correct the route that chose it, by its key', async () => {
+    const office = '0be1dc9b-0000-4000-8000-000000000001';
+    const hold = {
+      reason: 'unknown-office (HTTP 400): createdAtLocation must be a valid location id',
+      since: 0,
+      kind: 'unknown-office',
+      status: 400,
+      rowId: 2,
+      office,
+    };
+    let ledger = openLedger(db);
+    ledger.setHold({ ...hold, routingKeys: ["routing.facilities['Location/kch-maternity'].office"] });
+    ledger.close();
+    const named = await run(['ledger', '--config', config]);
+    assert.equal(named.code, 0);
+    assert.match(
+      named.out,
+      new RegExp(
+        `does not know office ${office}, to which routing\\.facilities\\['Location/kch-maternity'\\]\\.office routes: correct that route in the config and restart`,
+      ),
+    );
+    assert.doesNotMatch(named.out, /credentials|scopes/, 'an office is no credentials problem');
+    // A hold from before the keys were kept (or whose office no key routes to any more) names the office.
+    ledger = openLedger(db);
+    ledger.setHold(hold);
+    ledger.close();
+    const unnamed = await run(['ledger', '--config', config]);
+    assert.match(unnamed.out, new RegExp(`does not know office ${office}, chosen by the routing table: correct`));
+  });
+
   it('shows rows, errors and the hold without any declaration content', async () => {
     const { code, out } = await run(['ledger', '--config', config]);
     assert.equal(code, 0);
