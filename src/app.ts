@@ -88,6 +88,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Tries to resolve the routing table are this far apart at first, doubling up to ROUTING_RETRY_MAX_MS. */
 const ROUTING_RETRY_MS = 1_000;
 const ROUTING_RETRY_MAX_MS = 30_000;
+/** Routed offices OpenCRVS refused that /readyz names (the routing table's, so few). */
+const REFUSED_OFFICES_MAX = 64;
 
 /** One configured source with everything built for it. */
 export interface SourceRuntime {
@@ -724,6 +726,7 @@ export class Bridge {
   }
 
   private onOutcome(outcome: DeliveryOutcome): void {
+    this.noteRefusedOffice(outcome);
     for (const listener of this.outcomeListeners) listener(outcome);
     // The end of a hold, or a decision on a NOTIFY answered pending, is news for listeners, not a
     // delivery attempt (the pending answer was counted, with its latency).
@@ -748,6 +751,25 @@ export class Bridge {
         Math.max(0, Date.now() - outcome.row.firstSeenAt) / 1000,
       );
     }
+  }
+
+  /**
+   * Routed offices OpenCRVS refused at delivery as offices it does not know (400 "createdAtLocation must be
+   * a valid location id": deleted from its locations), each with the routing keys that chose it, for /readyz
+   * `routing`: the table resolved at start no longer holds. Until a row is delivered there (OpenCRVS knows it
+   * again); a restart resolves the table anew. The resolver keeps its answer: records read meanwhile are
+   * recorded routed there, and mapped again before they are sent (delivery/attempt.ts refusedSinceMapped),
+   * where without an office they would be recorded invalid.
+   */
+  private readonly refusedOffices = new Map<string, string[]>();
+
+  private noteRefusedOffice(outcome: DeliveryOutcome): void {
+    const office = outcome.row?.office;
+    if (!office) return;
+    if (outcome.type === 'held' && outcome.error?.kind === 'unknown-office') {
+      if (this.refusedOffices.has(office) || this.refusedOffices.size < REFUSED_OFFICES_MAX)
+        this.refusedOffices.set(office, this.routingKeysOf(office));
+    } else if (outcome.type === 'delivered' || outcome.type === 'pending') this.refusedOffices.delete(office);
   }
 
   /**
@@ -1053,7 +1075,16 @@ export class Bridge {
 
   /** What the routing table lacks, for /readyz: what waits for it, and why (config keys and OpenCRVS's words). */
   private routingProblem(): string | undefined {
-    if (this.locationsReady) return undefined;
+    if (this.locationsReady) {
+      if (this.refusedOffices.size === 0) return undefined;
+      const offices = [...this.refusedOffices].map(
+        ([office, keys]) => `${office}${keys.length > 0 ? ` (${keys.join(', ')})` : ''}`,
+      );
+      return (
+        `OpenCRVS refused routed office ${offices.join('; ')} as one it does not know (unknown-office, HTTP 400): ` +
+        'correct the route in the config and restart; delivery is held'
+      );
+    }
     const why = this.locationsError ? `: ${this.locationsError}` : '';
     if (this.sourcesStarted)
       return (

@@ -72,6 +72,14 @@ describe('bridge: a routed office OpenCRVS deleted, the route corrected and the 
       // The hold names what routes there (ledger's banner): the keys of the config that chose the office.
       assert.deepEqual(h.bridge.ledger.getHold()?.routingKeys, keys);
       assert.equal(h.bridge.ledger.getHold()?.office, deleted.id);
+      // /readyz fails `routing` as doctor does for that office: the table resolved at start no longer holds.
+      const { checks } = (await (await fetch(`${h.bridgeUrl}/readyz`)).json()) as {
+        checks: Record<string, { ok: boolean; detail?: string }>;
+      };
+      assert.equal(checks.routing?.ok, false);
+      const detail = checks.routing?.detail ?? '';
+      assert.ok(detail.includes(`office ${deleted.id} (${keys.join(', ')})`), detail);
+      for (const row of h.rows()) assert.ok(!detail.includes(row.subjectKey), 'no record named');
       await h.bridge.stop();
       const object = bridgeConfigObject({ sim: h.sim, fhirBaseUrl: h.fhir.baseUrl, dbPath: h.config.store.path });
       restarted = new Bridge(configFromObject({ ...object, routing }), {
