@@ -10,6 +10,7 @@ import { Dhis2Client, Dhis2SourceError } from '../sources/dhis2/client.js';
 import { dhis2SettingsOf } from '../sources/dhis2/settings.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
 import { sortSignals } from '../sources/fhir/sort-signals.js';
+import { isRedirect } from '../sources/shared/redirect.js';
 import { systemCode } from '../sources/shared/source-error.js';
 import { capabilityGaps, declaresLastUpdated, lacksInstanceHistory, summarizeCapabilities } from './fhir-capability.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
@@ -208,6 +209,9 @@ async function dhis2SourceChecks(client: Dhis2Client, settings: SourceSettings):
     const status = err instanceof Dhis2SourceError ? err.status : undefined;
     // A page without DHIS2's WebMessage (Dhis2Client): a proxy or firewall in front of DHIS2 answered, and
     // the credentials may be fine; sending the operator to rotate them would hide the rule that refused.
+    // A redirect (never followed): the client's message names where it points and the setting to change.
+    if (err instanceof Dhis2SourceError && status !== undefined && isRedirect(status))
+      return [fail(name, `${where}: ${reason(err)}`)];
     if (err instanceof Dhis2SourceError && err.foreign)
       return [
         fail(

@@ -9,6 +9,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { SecretScrubber } from '../../observability/secret-scrubber.js';
 import { callSignal, pause } from '../shared/call-signal.js';
 import { ResponseTooLargeError, readBodyCapped } from '../shared/read-body.js';
+import { isRedirect, NO_REDIRECT, redirectOrigin } from '../shared/redirect.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
 import { nextTryDelay, retryAfterHint, retryAfterOf } from '../shared/retry-after.js';
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
@@ -142,9 +143,21 @@ export class Dhis2Client {
               headers,
               body: init.body === undefined ? undefined : JSON.stringify(init.body),
               signal,
-              redirect: 'error',
+              // Never followed (redirect.ts), and said as what it is rather than as a network error.
+              redirect: NO_REDIRECT,
             });
             status = response.status;
+            if (isRedirect(status)) {
+              await response.body?.cancel().catch(() => undefined);
+              // The configured address is not DHIS2's: no retry or other record changes that (foreign: the
+              // answer is not DHIS2's, and concerns no record).
+              throw new Dhis2SourceError(
+                `${operation} failed: the source answered a redirect (HTTP ${status}) to ${redirectOrigin(response.headers.get('location'), `${this.baseUrl}/api/`)}, which is not followed: set sources[].baseUrl of source ${this.settings.id} to the final address`,
+                status,
+                false,
+                { foreign: true },
+              );
+            }
             if (!response.ok && !(init.okStatuses ?? []).includes(status)) {
               // DHIS2 says "not found" and "forbidden" with its WebMessage. A 404 without one is a proxy's or
               // gateway's page (a route missing while it reloads): nothing is known to be gone. A 403 without

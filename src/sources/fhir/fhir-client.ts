@@ -5,6 +5,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { SecretScrubber } from '../../observability/secret-scrubber.js';
 import { callSignal, pause } from '../shared/call-signal.js';
 import { cappedAgent, tooLargeIn } from '../shared/capped-dispatcher.js';
+import { isRedirect, NO_REDIRECT, redirectOrigin } from '../shared/redirect.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
 import { nextTryDelay, retryAfterHint, retryAfterOf } from '../shared/retry-after.js';
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
@@ -49,11 +50,11 @@ export interface FhirSourceClientOptions {
 // minute) but never `no-store`, which would disable HAPI's paging cursors.
 const SEARCH_HEADERS = { 'cache-control': 'no-cache' };
 const MAX_SEARCH_PAGES = 20;
-/** The Retry-After header fhir-kit-client keeps of a failed answer (on its config), if any. */
-function retryAfterHeader(err: unknown): string | undefined {
+/** A header fhir-kit-client keeps of a failed answer (on its config), if any. */
+function answerHeader(err: unknown, name: string): string | undefined {
   const headers = isRecord(err) && isRecord(err.config) ? err.config.headers : undefined;
   const get = isRecord(headers) ? headers.get : undefined;
-  const value: unknown = typeof get === 'function' ? get.call(headers, 'retry-after') : undefined;
+  const value: unknown = typeof get === 'function' ? get.call(headers, name) : undefined;
   return typeof value === 'string' ? value : undefined;
 }
 
@@ -150,7 +151,13 @@ export class FhirSourceClient {
   ) {
     this.baseUrl = settings.baseUrl.replace(/\/+$/, '');
     this.limit = sourceRequestLimit(settings);
-    this.client = new Client({ baseUrl: this.baseUrl, requestOptions: { dispatcher: this.dispatcher } });
+    // fhir-kit-client spreads requestOptions into every fetch(): a redirect comes back as its answer and is
+    // refused (failure), never followed with the token and the body (redirect.ts). Paging links are
+    // followed by nextPage, on the configured origin only.
+    this.client = new Client({
+      baseUrl: this.baseUrl,
+      requestOptions: { dispatcher: this.dispatcher, redirect: NO_REDIRECT },
+    });
     this.secrets = sourceSecrets(settings);
     this.log = options.logger.child({ component: 'fhir-client', source: settings.id });
     this.auth = createSourceAuthenticator(
@@ -237,6 +244,17 @@ export class FhirSourceClient {
       return new FhirSourceError(`${operation} failed: ${tooLarge.message}${hint}`, undefined, false);
     }
     const status = statusOf(err);
+    // The configured address is not the server's: no retry and no other record changes that, and it concerns
+    // no record (foreign: the answer is not the FHIR server's).
+    if (status !== undefined && isRedirect(status)) {
+      const to = redirectOrigin(answerHeader(err, 'location'), `${this.baseUrl}/`);
+      return new FhirSourceError(
+        `${operation} failed: the source answered a redirect (HTTP ${status}) to ${to}, which is not followed: set sources[].baseUrl of source ${this.settings.id} to the final address`,
+        status,
+        false,
+        { foreign: true },
+      );
+    }
     if (status === 401) this.auth.invalidate();
     // A FHIR server says "not found" with an OperationOutcome (HAPI, Medplum, OpenMRS do). A 404 without
     // one is a proxy's or gateway's page (a route missing while it reloads): the resource is not known to
@@ -267,7 +285,7 @@ export class FhirSourceClient {
         : status === 400
           ? ' (not a FHIR answer: a servlet container or proxy in front of the FHIR server refused the request: its URL or headers too long)'
           : ' (not a FHIR answer)';
-    const retryAfterMs = retryAfterOf(status, retryAfterHeader(err));
+    const retryAfterMs = retryAfterOf(status, answerHeader(err, 'retry-after'));
     const reason =
       status !== undefined
         ? `HTTP ${status}${notFhir || frontRefused ? notFhirHint : retryAfterHint(retryAfterMs)}`

@@ -4,6 +4,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { SecretScrubber } from '../../observability/secret-scrubber.js';
 import { callSignal } from './call-signal.js';
 import { ResponseTooLargeError, readBodyCapped } from './read-body.js';
+import { isRedirect, NO_REDIRECT, redirectOrigin } from './redirect.js';
 import { noAnswer } from './source-error.js';
 
 /**
@@ -170,15 +171,21 @@ function oauth2ClientCredentials(
     // The client closing ends it too: at shutdown a hanging token endpoint must not hold the process.
     const call = callSignal(timeoutMs, closing);
     const signal = call.signal;
-    let text: string;
+    let text = '';
+    let redirectedTo: string | undefined;
     try {
+      // Never followed (redirect.ts): a 307 or 308 would post the client secret wherever it points.
       response = await fetch(auth.tokenUrl ?? '', {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
         body: form.toString(),
         signal,
+        redirect: NO_REDIRECT,
       });
-      text = await readBodyCapped(response, MAX_TOKEN_ANSWER_BYTES, signal);
+      if (isRedirect(response.status)) {
+        redirectedTo = redirectOrigin(response.headers.get('location'), auth.tokenUrl ?? '');
+        await response.body?.cancel().catch(() => undefined);
+      } else text = await readBodyCapped(response, MAX_TOKEN_ANSWER_BYTES, signal);
     } catch (err) {
       if (err instanceof ResponseTooLargeError)
         throw new SourceAuthError('the token endpoint (auth.tokenUrl) answered with more than 64 kB', false);
@@ -188,6 +195,11 @@ function oauth2ClientCredentials(
     } finally {
       call.done();
     }
+    if (redirectedTo !== undefined)
+      throw new SourceAuthError(
+        `the token endpoint (auth.tokenUrl) answered a redirect (HTTP ${response.status}) to ${redirectedTo}, which is not followed: set auth.tokenUrl to the final address`,
+        false,
+      );
     // The message names the status only: the response may echo credentials.
     if (!response.ok) {
       const status = response.status;
