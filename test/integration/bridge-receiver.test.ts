@@ -196,6 +196,27 @@ describe('subscription receiver', () => {
         'invalid',
       ],
       ['a backport focus on `Patient/..`', post(h, backportFocus('Patient/..')), 400, 'invalid'],
+      // Types of the right shape that are no FHIR R4 resource type: stored, each was read from the EMR as
+      // `<base>/<type>/<id>`, however long (a review stored a 300 kB one).
+      [
+        'a long type in the path',
+        post(h, resource, { path: `/fhir-subscription/${SOURCE_ID}/A${'a'.repeat(8000)}/x`, method: 'PUT' }),
+        400,
+        'invalid',
+      ],
+      [
+        'an unknown type in a DELETE path',
+        postRawPath(h, `/fhir-subscription/${SOURCE_ID}/Patients/x`, '', 'DELETE'),
+        400,
+        'invalid',
+      ],
+      [
+        'a resource of a long type',
+        post(h, JSON.stringify({ resourceType: `A${'a'.repeat(1500)}`, id: 'x' })),
+        400,
+        'invalid',
+      ],
+      ['a backport focus on an unknown type', post(h, backportFocus('Patientx/p1')), 400, 'invalid'],
       ['a path that does not decode', post(h, resource, { path: '/fhir-subscription/%E0%A4%A' }), 400, 'invalid'],
     ];
     for (const [what, result, status, code] of cases) assertOutcome(await result, status, code, what);

@@ -246,6 +246,58 @@ describe('subscription notifications', () => {
     assert.equal(free.kind, 'ping');
   });
 
+  it('refuses a type that is no FHIR R4 resource type, however shaped, in every wire style', () => {
+    const json = (body: unknown) => Buffer.from(JSON.stringify(body));
+    const backport = (focus: string, entry: Record<string, unknown> = {}) =>
+      json({
+        resourceType: 'Bundle',
+        type: 'history',
+        entry: [
+          {
+            resource: {
+              resourceType: 'SubscriptionStatus',
+              type: 'event-notification',
+              notificationEvent: [{ eventNumber: 1, focus: { reference: focus } }],
+            },
+          },
+          entry,
+        ],
+      });
+    for (const type of ['Patients', 'Foo', `A${'a'.repeat(300_000)}`]) {
+      const what = type.slice(0, 10);
+      const inputs: Array<[string, Parameters<typeof parseNotification>[0]]> = [
+        ['path PUT', { method: 'PUT', pathRef: { type, id: 'x' }, rawBody: Buffer.alloc(0) }],
+        ['path DELETE', { method: 'DELETE', pathRef: { type, id: 'x' }, rawBody: Buffer.alloc(0) }],
+        ['resource', { method: 'POST', rawBody: json({ resourceType: type, id: 'x' }) }],
+        ['backport focus', { method: 'POST', rawBody: backport(`${type}/x`) }],
+        ['absolute focus', { method: 'POST', rawBody: backport(`https://emr/fhir/${type}/x/_history/2`) }],
+        [
+          'entry fullUrl',
+          { method: 'POST', rawBody: backport('Patient/ok', { fullUrl: `https://emr/fhir/${type}/x` }) },
+        ],
+        [
+          'entry resource',
+          { method: 'POST', rawBody: backport('Patient/ok', { resource: { resourceType: type, id: 'x' } }) },
+        ],
+        ['Medplum delete', { method: 'POST', rawBody: Buffer.from('{}'), deletedResource: `${type}/x` }],
+      ];
+      for (const [style, input] of inputs) {
+        const err = refusal(() => parseNotification(input));
+        assert.deepEqual([err.status, err.code], [400, 'invalid'], `${style} ${what}`);
+        // The sender's text is not quoted back, whatever its length.
+        assert.ok(!err.message.includes(type), `${style} ${what}`);
+      }
+      assert.equal(relativeRef(`${type}/x`), undefined, what);
+    }
+    // The R4 types pass, in every style.
+    const parsed = parseNotification({
+      method: 'POST',
+      rawBody: backport('RelatedPerson/r1', { fullUrl: 'Encounter/e1' }),
+    });
+    assert.ok(parsed.kind === 'event');
+    assert.deepEqual(parsed.refs, ['RelatedPerson/r1', 'Encounter/e1']);
+  });
+
   it('refuses malformed JSON, arrays, non-FHIR bodies and other content types with 4xx', () => {
     assert.equal(refusal(() => parseNotification({ method: 'POST', rawBody: Buffer.from('{nope') })).status, 400);
     assert.equal(refusal(() => parseNotification({ method: 'POST', rawBody: Buffer.from('[1]') })).status, 400);

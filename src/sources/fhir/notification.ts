@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { FHIR_R4_RESOURCE_TYPES } from '../../http/fhir-resource-types.js';
 
 /**
  * Subscription notifications, whatever wire style the server uses (docs/deployment.md, "Subscriptions on
@@ -76,7 +77,6 @@ export function authenticateNotification(
   }
 }
 
-const RESOURCE_TYPE = /^[A-Z][A-Za-z]+$/;
 const ID_CHARACTERS = /^[A-Za-z0-9\-.]{1,64}$/;
 // Anything in the id's place: whether it is an id is said apart (isFhirId), so that a bad one is refused
 // rather than passed over.
@@ -92,27 +92,44 @@ export function isFhirId(id: string): boolean {
 }
 
 /**
+ * A FHIR R4 resource type. The shape alone (`^[A-Z][A-Za-z]+$`) let a 300 kB "type" through: stored in the
+ * inbox, then read from the EMR as `<base>/Aaaa…/<id>` with the source's credentials.
+ */
+export function isResourceType(type: string): boolean {
+  return FHIR_R4_RESOURCE_TYPES.has(type);
+}
+
+/**
  * `https://x/fhir/Patient/1/_history/2` or `Patient/1` → `Patient/1`; undefined for anything else, a
- * reference whose id is no FHIR id included.
+ * reference whose type is no R4 resource type or whose id is no FHIR id included.
  */
 export function relativeRef(reference: string): string | undefined {
   const match = REF_SHAPE.exec(reference);
-  return match?.[1] && match[2] !== undefined && isFhirId(match[2]) ? `${match[1]}/${match[2]}` : undefined;
+  return match?.[1] && isResourceType(match[1]) && match[2] !== undefined && isFhirId(match[2])
+    ? `${match[1]}/${match[2]}`
+    : undefined;
 }
 
 /**
  * A resource the bridge is to read: `Type/id` as relativeRef gives it, undefined for what names no
- * resource (free text, a `urn:uuid:`), and refused (400) when it names one by a bad id.
+ * resource (free text, a `urn:uuid:`), and refused (400) when it names one by a type that is no R4
+ * resource type or by a bad id.
  */
 function resourceRef(reference: string, where: string): string | undefined {
   const match = REF_SHAPE.exec(reference);
   if (!match?.[1] || match[2] === undefined) return undefined;
+  if (!isResourceType(match[1])) throw badType(where);
   if (!isFhirId(match[2])) throw badId(where);
   return `${match[1]}/${match[2]}`;
 }
 
 function badId(where: string): NotificationError {
   return new NotificationError(400, 'invalid', `${where}: the resource id is not a FHIR id`);
+}
+
+// The type is not quoted: it is the sender's text, of any length.
+function badType(where: string): NotificationError {
+  return new NotificationError(400, 'invalid', `${where}: not a FHIR R4 resource type`);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -220,9 +237,8 @@ export interface IncomingNotification {
 export function parseNotification(input: IncomingNotification): ParsedNotification {
   const { method, pathRef, rawBody } = input;
   if (pathRef) {
-    if (!RESOURCE_TYPE.test(pathRef.type) || !isFhirId(pathRef.id)) {
-      throw new NotificationError(400, 'invalid', 'bad resource type or id in the path');
-    }
+    if (!isResourceType(pathRef.type)) throw badType('the path');
+    if (!isFhirId(pathRef.id)) throw badId('the path');
     if (method === 'DELETE')
       return { kind: 'event', style: 'hapi-payload', refs: [`${pathRef.type}/${pathRef.id}`], deleted: true };
     if (method !== 'PUT' && method !== 'POST') throw new NotificationError(405, 'not-supported', 'method not allowed');
@@ -247,6 +263,7 @@ export function parseNotification(input: IncomingNotification): ParsedNotificati
     // One that names no resource says only that something was, too; one that names it by a bad id is refused.
     const deleted = /^([A-Z][A-Za-z]+)\/([^/]*)$/.exec(input.deletedResource?.trim() ?? '');
     if (!deleted) return { kind: 'ping', style: 'medplum-delete' };
+    if (!deleted[1] || !isResourceType(deleted[1])) throw badType('X-Medplum-Deleted-Resource');
     if (!deleted[2] || !isFhirId(deleted[2])) throw badId('X-Medplum-Deleted-Resource');
     return { kind: 'event', style: 'medplum-delete', refs: [deleted[0]], deleted: true };
   }
@@ -254,7 +271,7 @@ export function parseNotification(input: IncomingNotification): ParsedNotificati
   // status entry (Parameters or SubscriptionStatus) comes first in both.
   if (body.resourceType === 'Bundle' && (body.type === 'history' || body.type === 'subscription-notification'))
     return parseBackport(body);
-  if (typeof body.resourceType === 'string' && typeof body.id === 'string' && RESOURCE_TYPE.test(body.resourceType)) {
+  if (typeof body.resourceType === 'string' && typeof body.id === 'string' && isResourceType(body.resourceType)) {
     if (!isFhirId(body.id)) throw badId('resource');
     return { kind: 'event', style: 'resource', refs: [`${body.resourceType}/${body.id}`] };
   }
