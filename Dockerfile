@@ -36,8 +36,9 @@ COPY profiles ./profiles
 COPY examples ./examples
 # The ledger lives in /data (store.path: /data/bridge.db); the config is mounted read-only in /config.
 # /data is also the working directory, so the default store.path (./bridge.db) lands on the volume,
-# where uid 1000 can write, rather than in the root-owned /app.
-RUN mkdir -p /data /config && chown node:node /data
+# where uid 1000 can write, rather than in the root-owned /app. 0700: the ledger keeps personal data
+# (the bridge creates it 0600 too); a named volume takes this mode when first mounted, a bind mount keeps the host's.
+RUN mkdir -p /data /config && chown node:node /data && chmod 0700 /data
 USER node
 VOLUME ["/data"]
 WORKDIR /data

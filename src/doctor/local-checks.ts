@@ -3,6 +3,7 @@ import { existsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { type BridgeConfig, ConfigError, type Env, loadConfig, type SourceSettings } from '../config/index.js';
 import { changedOnDisk, LOADED_FILES_META, type LoadedFile } from '../config/on-disk.js';
+import { exposedLedgerFiles } from '../ledger/db.js';
 import { heldSince, openLedger, unaccountedSources, unaccountedSourcesMessage } from '../ledger/index.js';
 import { currentLeaseHolder, LedgerInUse } from '../ledger/process-lease.js';
 import { loadMappings, MappingLoadError, type MappingSet, sourceMappingOptions } from '../mapping/index.js';
@@ -87,6 +88,8 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
     if (ledger.getMeta('doctor:lastCheck') !== stamp)
       return [fail('store', `${path}: a written value did not read back`)];
     const results = [ok('store', `${shown} is writable`), ...(migrated ? [migrated] : [])];
+    const exposed = exposedLedgerFiles(path);
+    if (exposed.length > 0) results.push(exposedWarning(exposed));
     const hold = ledger.getHold();
     if (hold) {
       // Nothing is being delivered until someone acts: a failure, so a script running doctor sees it.
@@ -114,6 +117,19 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
   } finally {
     ledger?.close();
   }
+}
+
+/**
+ * A ledger created before the bridge made it private (or copied, restored) that others on the host may read:
+ * it keeps declarations (names, birth dates, identifiers) until store.payloadRetentionHours after delivery.
+ * Not changed by the bridge: a backup job may read it through its group on purpose.
+ */
+function exposedWarning(exposed: Array<{ file: string; mode: string }>): CheckResult {
+  const files = exposed.map(({ file, mode }) => `${file} (mode ${mode})`).join(', ');
+  return warn(
+    'store permissions',
+    `${files}: readable or writable by users other than its owner, and it holds personal data; restrict it: chmod 600 ${exposed.map(({ file }) => file).join(' ')}`,
+  );
 }
 
 /**

@@ -1,5 +1,5 @@
 // Opens the SQLite file with the durability the ledger promises and brings the schema up to date.
-import { statSync } from 'node:fs';
+import { closeSync, openSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from '../observability/logger.js';
 import { hasTable } from './has-table.js';
@@ -40,6 +40,7 @@ export function openDatabase(
 ): Db {
   let db: Db;
   try {
+    createPrivately(path);
     db = new Database(path);
   } catch (err) {
     throw cannotOpen(path, err);
@@ -76,6 +77,37 @@ export function openDatabase(
     throw STORAGE_ERROR.test(String(err)) ? cannotOpen(path, err) : err;
   }
   return db;
+}
+
+/**
+ * Creates the ledger file, readable and writable by its owner only, where there is none yet: it keeps
+ * notifications' payloads (names, birth dates, identifiers) for days, and SQLite would create it 0644
+ * (less the umask). Its -wal and -shm files take the mode of the database file when SQLite creates
+ * them, so they are private too. An existing file is left as it is (doctor warns when others may read
+ * it: ledgerModeWarning). Not for `:memory:` or a `file:` URI, which name no file here.
+ */
+export function createPrivately(path: string): void {
+  if (path === '' || path === ':memory:' || path.startsWith('file:')) return;
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
+
+/** The ledger's files (the database, its -wal and -shm) that its group or others may read or write. */
+export function exposedLedgerFiles(path: string): Array<{ file: string; mode: string }> {
+  const exposed: Array<{ file: string; mode: string }> = [];
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    let mode: number;
+    try {
+      mode = statSync(file).mode & 0o777;
+    } catch {
+      continue; // no -wal or -shm while no connection is open
+    }
+    if ((mode & 0o077) !== 0) exposed.push({ file, mode: mode.toString(8).padStart(4, '0') });
+  }
+  return exposed;
 }
 
 /** Another process (a serving bridge, a `sync`, a CLI command) has the ledger open. */

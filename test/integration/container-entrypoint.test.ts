@@ -100,6 +100,10 @@ describe('Dockerfile', () => {
     assert.ok(runs.some((r) => /npm ci\b/.test(r) && /npm rebuild better-sqlite3/.test(r)));
     assert.ok(runs.some((r) => /npm run build/.test(r) && /npm prune --omit=dev/.test(r)));
     assert.notEqual(only(runtimeStage, 'USER').args, 'root');
+    // The volume holds the ledger (personal data): owned by that user, and closed to everyone else.
+    const dataRun = runtimeStage.instructions.find((i) => i.op === 'RUN' && /mkdir -p \/data\b/.test(i.args))?.args;
+    assert.match(dataRun ?? '', new RegExp(`chown ${only(runtimeStage, 'USER').args}:\\S+ /data\\b`));
+    assert.match(dataRun ?? '', /chmod 0?700 \/data\b/);
     assert.deepEqual(jsonArray(only(runtimeStage, 'VOLUME').args), ['/data']);
     assert.equal(only(runtimeStage, 'EXPOSE').args, '8080');
     assert.match(only(runtimeStage, 'ENV').args, /BRIDGE_CONFIG=\/config\/bridge\.yaml/);
