@@ -4,7 +4,10 @@
 // body (every string escaped over and over, nothing plain ASCII), and one adversarial 64 kB string. Then
 // how long classifying such an answer takes (classify.ts reads OpenCRVS's own words in the raw answer): a
 // 3.8 MB list of field problems, a 9 MB HTML page, and 100,000 `<` without a `>`.
+// Then the logger's free-text scrubber (scrubString) on 1 MB built against each of its patterns: a run
+// with no `@` or no second dot, `eyJ` over and over.
 // Best of a few rounds: on a shared machine the best round is the one least disturbed.
+import { scrubString } from '../src/observability/redact.js';
 import { SecretScrubber } from '../src/observability/secret-scrubber.js';
 import { classifyHttpFailure } from '../src/opencrvs/classify.js';
 import { sentEchoes, sentValues, withoutSentValues } from '../src/opencrvs/scrub.js';
@@ -114,6 +117,25 @@ for (const [label, body] of cases) {
       `(${(kept / 1024).toFixed(0)} kB kept)`,
   );
 }
+
+// Each once reread from every start: 'a' × 64 kB (an OpenCRVS 503 body) took 4.7 s before.
+const MB = 1 << 20;
+const fill = (unit: string, length = MB) => unit.repeat(Math.ceil(length / unit.length)).slice(0, length);
+const freeText: Array<[string, string]> = [
+  ["'a', no '@'", fill('a')],
+  ["'a' then '@' and no domain", `${fill('a', MB / 2)}@${fill('b.', MB / 2)}`],
+  ["'eyJ' over and over", fill('eyJ')],
+  ["'eyJ's, one dot", `${fill('eyJ', MB / 2)}.${fill('a', MB / 2)}`],
+  ["'?a.' (search parameters)", fill('?a.')],
+];
+for (const [label, text] of freeText) {
+  const ms = best(() => scrubString(text));
+  console.log(
+    `scrubString ${label.padEnd(30)} ${(text.length / 1_048_576).toFixed(2).padStart(5)} MB  ${ms.toFixed(1).padStart(8)} ms`,
+  );
+}
+const secretsOnly = best(() => new SecretScrubber().value({ message: fill('a', 65_000), error: fill('b', 65_000) }));
+console.log(`SecretScrubber.value two 64 kB runs of letters        ${secretsOnly.toFixed(1).padStart(8)} ms`);
 
 // Classification reads the raw answer (its words, before any scrubbing), so it is bounded on its own.
 const problems = Array.from({ length: 20_000 }, (_, i) => ({

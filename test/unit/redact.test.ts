@@ -1,6 +1,7 @@
 // Redaction at the logger: whatever a component logs (objects, errors, messages), personal data and
 // secrets do not reach the output. Checked on the JSON lines a real logger writes.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import type { DestinationStream } from 'pino';
 import { createLogger } from '../../src/observability/logger.js';
@@ -253,6 +254,18 @@ describe('redaction of message strings', () => {
     assert.equal(scrubString('notify w.otieno@example.org failed'), 'notify [redacted] failed');
   });
 
+  it('scrubs an address or a JWT glued to other text, and each of several in a row', () => {
+    assert.equal(
+      scrubString('to a@b.com.x@y.org,c.d-e@f.example.org!a@b.c@d'),
+      'to [redacted][redacted],[redacted]!a@b.c@d',
+    );
+    assert.equal(scrubString(`?t%3D${JWT}&x eyJeyJ${JWT}.x`), '?t%3D[redacted]&x [redacted].x');
+    assert.equal(
+      scrubString(`eyJabcde.fghij eyJabcdef.ghijk.l ${JWT.replace('.', '!')}`),
+      `eyJabcde.fghij [redacted] ${JWT.replace('.', '!')}`,
+    );
+  });
+
   it('scrubs interpolated message arguments too', () => {
     const { log, text } = capture();
     log.info('token %s for %s', JWT, 'https://gw.example/auth/token?client_secret=xyz-secret');
@@ -385,5 +398,37 @@ describe('the secret scrubber (OpenCRVS client, sources)', () => {
     const { log, text } = capture();
     log.warn({ err: copy }, 'failed');
     assert.ok(!text().includes('bare-secret-value'), text());
+  });
+});
+
+const SCRUBBERS = new URL('../../src/observability/', import.meta.url).href;
+
+describe('scrubbing time on adversarial text', () => {
+  // An answer's body is scrubbed on the event loop: a pattern that reads a long run again from each of its
+  // characters held /healthz for 7–8 s per retry with a 64 kB 503 body of 'a'. Run in a child process that
+  // is killed past its time, so that a regression fails this test instead of hanging it; the bound is
+  // generous (the figures are in `npm run bench:scrub`), a quadratic pattern needs minutes for 1 MB.
+  it('scrubs 1 MB built against each pattern in linear time', () => {
+    const script = `
+      import { scrubString } from ${JSON.stringify(`${SCRUBBERS}redact.ts`)};
+      import { SecretScrubber } from ${JSON.stringify(`${SCRUBBERS}secret-scrubber.ts`)};
+      const MB = 1 << 20;
+      const fill = (unit) => unit.repeat(Math.ceil(MB / unit.length)).slice(0, MB);
+      const inputs = [fill('a'), fill('eyJ'), 'eyJ'.repeat(MB / 6) + '.' + fill('a').slice(MB / 2),
+        'a@' + fill('b.'), fill('a').slice(MB / 2) + '@' + fill('b').slice(MB / 2), fill('a@'), fill('a.'),
+        fill('?token'), fill('?a.'), '//' + fill('a:'), 'Bearer ' + fill(' ')];
+      const started = performance.now();
+      for (const text of inputs) scrubString(text);
+      new SecretScrubber().value({ message: 'a'.repeat(65_000), error: 'b'.repeat(65_000) });
+      console.log(performance.now() - started);
+    `;
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    assert.equal(run.signal, null, 'killed at 30 s: some pattern is super-linear');
+    assert.equal(run.status, 0, run.stderr);
+    const ms = Number(run.stdout.trim());
+    assert.ok(ms < 2_000, `${ms.toFixed(0)} ms for 11 MB`);
   });
 });
