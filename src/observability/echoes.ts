@@ -33,6 +33,11 @@ interface Needle {
   exact: string;
   /** The value folded caseless: matched only where it stands as a word (see EchoOptions). */
   caseless?: string;
+  /**
+   * The value written as a JSON value (`"G"`, `12`), matched only where it stands as one, in either case
+   * (EchoOptions.anywhereMinLength); `quoted`: its quotes are kept, the text between them hidden.
+   */
+  json?: { quoted: boolean };
 }
 
 export interface EchoOptions {
@@ -53,20 +58,51 @@ export interface EchoOptions {
    * second of the event loop per 2 MB.
    */
   longest?: number;
+  /**
+   * Values shorter than this are found only where they stand as a whole JSON value, written as a JSON
+   * string (or a number, for one that reads as a number): after a `:`, `[` or `,`, before a `,`, `}` or
+   * `]` (`"middlename":"G"` in a declaration quoted back), in any case and any form above; and as the
+   * whole of a string (or a number) of a parsed answer (isWhole). Not in free text: every 'M' or '12' of a
+   * message would go. Unset: every value is found anywhere.
+   */
+  anywhereMinLength?: number;
 }
+
+/** What JSON.stringify writes for a number (a value so written may be echoed without quotes). */
+const JSON_NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
 
 /** Values to find, compiled once; hide() may then be called on any number of texts. */
 export class Echoes {
   private readonly needles: Needle[];
   private readonly lowerCaseToo: boolean;
+  /** The values found only as JSON values, folded caseless (isWhole). */
+  private readonly wholes = new Set<string>();
+  private readonly anywhereMinLength: number;
 
   constructor(values: Iterable<string>, options: EchoOptions) {
     const seen = new Set<string>();
     this.needles = [];
     this.lowerCaseToo = options.lowerCaseToo === true;
     const longest = options.longest ?? Number.POSITIVE_INFINITY;
+    const anywhere = options.anywhereMinLength ?? 0;
+    this.anywhereMinLength = anywhere;
     for (const value of values) {
       if (value === '' || value.length > longest) continue;
+      if (value.length < anywhere) {
+        this.wholes.add(foldText(value, true));
+        const forms: Array<[string, boolean]> = [[JSON.stringify(value), true]];
+        if (JSON_NUMBER.test(value)) forms.push([value, false]);
+        for (const [form, quoted] of forms) {
+          const exact = foldText(form, false);
+          if (seen.has(`json:${exact}`)) continue;
+          seen.add(`json:${exact}`);
+          const cased = form.toLowerCase() !== form.toUpperCase();
+          this.needles.push(
+            cased ? { exact, caseless: foldText(form, true), json: { quoted } } : { exact, json: { quoted } },
+          );
+        }
+        continue;
+      }
       const caseless = value.length >= options.caselessMinLength && value.toLowerCase() !== value.toUpperCase();
       // A form body writes a space as '+' (its '+' as %2B, which decoding turns back into '+').
       const written = value.includes(' ') ? [value, value.replaceAll(' ', '+')] : [value];
@@ -81,6 +117,13 @@ export class Echoes {
 
   get size(): number {
     return this.needles.length;
+  }
+
+  /** Whether a string or number of a parsed answer is, as a whole, a value found only as a JSON value. */
+  isWhole(value: string | number): boolean {
+    if (this.wholes.size === 0) return false;
+    const text = typeof value === 'number' ? JSON.stringify(value) : value.trim();
+    return text.length < this.anywhereMinLength && this.wholes.has(foldText(text, true));
   }
 
   /** The text with every value found, in any of the forms above, replaced by [redacted]. */
@@ -120,28 +163,50 @@ export class Echoes {
     const exact = folded(layer, false, true);
     let caseless: Layer | undefined;
     for (const needle of this.needles) {
-      find(exact, needle.exact, 'anywhere', spans);
+      find(exact, needle.exact, needle.json ? 'json value' : 'anywhere', spans, needle.json?.quoted);
       if (needle.caseless === undefined) continue;
       caseless ??= folded(layer, true, true);
-      find(caseless, needle.caseless, this.lowerCaseToo ? 'word' : 'cased word', spans);
+      const where = needle.json ? 'json value' : this.lowerCaseToo ? 'word' : 'cased word';
+      find(caseless, needle.caseless, where, spans, needle.json?.quoted);
     }
   }
 }
 
-/** Every place `needle` is found: anywhere, or only as a word (and not written all in lower case). */
+/**
+ * Every place `needle` is found: anywhere, or only as a word (and not written all in lower case), or
+ * only as a JSON value (`quoted`: what is between its quotes is hidden, the quotes kept).
+ */
 function find(
   layer: Layer,
   needle: string,
-  where: 'anywhere' | 'word' | 'cased word',
+  where: 'anywhere' | 'word' | 'cased word' | 'json value',
   spans: Array<[number, number]>,
+  quoted = false,
 ): void {
   const { text } = layer;
   for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
     const end = at + needle.length;
-    if (where !== 'anywhere' && (isWordUnit(text, at - 1) || isWordUnit(text, end))) continue;
+    if (where === 'json value') {
+      if (!JSON_BEFORE.has(jsonNeighbour(text, at - 1, -1)) || !JSON_AFTER.has(jsonNeighbour(text, end, 1))) continue;
+      if (quoted) {
+        spans.push([fromOf(layer, at + 1), toOf(layer, end - 2)]);
+        continue;
+      }
+    } else if (where !== 'anywhere' && (isWordUnit(text, at - 1) || isWordUnit(text, end))) continue;
     if (where === 'cased word' && !casedWithin(layer, at, end)) continue;
     spans.push([fromOf(layer, at), toOf(layer, end - 1)]);
   }
+}
+
+const JSON_BEFORE = new Set([':', '[', ',']);
+const JSON_AFTER = new Set([',', '}', ']']);
+const JSON_SPACE = new Set([' ', '\t', '\n', '\r']);
+
+/** The character next to a JSON value, past a few spaces (an indented echo); '' at either end. */
+function jsonNeighbour(text: string, from: number, step: 1 | -1): string {
+  let at = from;
+  for (let spaces = 0; spaces < 16 && JSON_SPACE.has(text.charAt(at)); spaces++) at += step;
+  return at < 0 ? '' : text.charAt(at);
 }
 
 function casedWithin(layer: Layer, at: number, end: number): boolean {
@@ -550,6 +615,7 @@ export function scrubDeep(
   scrubText: (text: string) => string,
   scrubKey: (key: string) => string,
   limits: DeepLimits,
+  scrubNumber: (value: number) => unknown = (n) => n,
 ): unknown {
   let units = MAX_SCRUBBED_UNITS;
   let items = MAX_SCRUBBED_ITEMS;
@@ -573,6 +639,7 @@ export function scrubDeep(
   const visit = (item: unknown, depth: number, fill: (copy: unknown) => void): unknown => {
     if (typeof item === 'string') return text(item, scrubText) ?? CUT;
     if (!spend(0)) return CUT;
+    if (typeof item === 'number') return scrubNumber(item);
     if (item === null || typeof item !== 'object') return item;
     if (depth >= limits.maxDepth) return '[depth limit]';
     pending.push({ from: item, depth, fill });

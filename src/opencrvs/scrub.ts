@@ -5,8 +5,14 @@ import { packagePaths } from '../config/paths.js';
 import { Echoes, scrubDeep } from '../observability/echoes.js';
 
 const MAX_DEPTH = 8;
+const REDACTED = '[redacted]';
 
-/** Strings too short to be personal data worth hiding: taking out every 'M' or '12' would garble an answer. */
+/**
+ * Shorter values (a middle initial 'G', a surname 'Li', a number 2) are hidden only where an answer
+ * quotes them as a JSON value (`"middlename":"G"`, or a parsed answer's string or number that is that
+ * value whole), not in free text: taking out every 'M' or '12' of a message would garble it, and the
+ * words it is classified by.
+ */
 const MIN_SENT_VALUE = 3;
 const UUID_LIKE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -54,7 +60,7 @@ export function formCodes(country: string, version: string): FormCodes {
 }
 
 /**
- * The string values of a declaration we sent (names, dates, addresses, numbers written as text). An
+ * The values of a declaration we sent (names, dates, addresses, numbers, as text), however short. An
  * answer that echoes them (a 5xx that quotes the request, a proxy page) must not carry them into logs or
  * the ledger, whose errors outlive the payload. Location UUIDs are kept: they are no one's data and say
  * which office was refused. So is a field's value that is one of its option codes (`codes`): the same
@@ -66,7 +72,9 @@ export function sentValues(declaration: unknown, codes: FormCodes = NO_CODES): s
     if (depth > MAX_DEPTH) return;
     if (typeof value === 'string') {
       const text = value.trim();
-      if (text.length >= MIN_SENT_VALUE && !UUID_LIKE.test(text) && !options?.has(text)) out.add(text);
+      if (text !== '' && !UUID_LIKE.test(text) && !options?.has(text)) out.add(text);
+    } else if (typeof value === 'number' && Number.isFinite(value)) {
+      out.add(JSON.stringify(value));
     } else if (Array.isArray(value)) {
       for (const item of value) walk(item, depth + 1, options);
     } else if (value && typeof value === 'object') {
@@ -83,7 +91,11 @@ export function sentValues(declaration: unknown, codes: FormCodes = NO_CODES): s
  * or JSON-escaped, percent-encoded, in another Unicode normalisation or case; observability/echoes.ts).
  */
 export function sentEchoes(sent: readonly string[]): Echoes {
-  return new Echoes(sent, { caselessMinLength: MIN_SENT_VALUE, longest: MAX_SEARCHED });
+  return new Echoes(sent, {
+    caselessMinLength: MIN_SENT_VALUE,
+    longest: MAX_SEARCHED,
+    anywhereMinLength: MIN_SENT_VALUE,
+  });
 }
 
 /**
@@ -100,7 +112,11 @@ const MAX_SEARCHED = 65_536;
 export function withoutSentValues(value: unknown, sent: Echoes): unknown {
   if (sent.size === 0) return value;
   const hide = (text: string) => sent.hide(text);
-  return scrubDeep(value, hide, hide, { maxDepth: MAX_DEPTH, window: MAX_SEARCHED });
+  const leaf = (text: string) => (sent.isWhole(text) ? REDACTED : sent.hide(text));
+  const number = (n: number) => (sent.isWhole(n) ? REDACTED : n);
+  // A text answer is free text as a whole, not a JSON value.
+  if (typeof value === 'string') return scrubDeep(value, hide, hide, { maxDepth: MAX_DEPTH, window: MAX_SEARCHED });
+  return scrubDeep(value, leaf, hide, { maxDepth: MAX_DEPTH, window: MAX_SEARCHED }, number);
 }
 
 /**

@@ -60,4 +60,43 @@ describe('an OpenCRVS error that echoes the declaration', () => {
         for (const trace of TRACES) assert.doesNotMatch(text, trace, `${echo}: ${text.slice(0, 400)}`);
     });
   }
+
+  // Too short to be taken out of free text, but the echo quotes them as the JSON values they were sent as.
+  const SHORT = { 'child.name': { firstname: 'Zébulon', middlename: 'G', surname: 'Li' } };
+  /** `"G"` or `"Li"` as a JSON string, in any form the simulator writes it (`&quot;`, `\"`, `%22`), any case. */
+  const SHORT_TRACE = /(?:"|&quot;|%22)(?:G|Li)(?:\\?"|&quot;|%22)/i;
+
+  for (const echo of forms) {
+    it(`keeps a middle initial and a two-letter surname out of the ledger and the logs when it writes them ${echo}`, async () => {
+      bed = await testBed();
+      await bed.sim.control.configure({
+        faults: { errorRate: 1, errorStatus: 400, errorEcho: echo, operations: ['notify'] },
+      });
+      const lines: string[] = [];
+      const logger = createLogger({ level: 'debug', destination: { write: (line: string) => lines.push(line) } });
+      const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1, SHORT));
+      const worker = createDeliveryWorker({
+        ledger: bed.ledger,
+        api: createOpenCrvsClient(clientSettings(bed.sim), { logger }),
+        settings: fastDelivery,
+        logger,
+      });
+      await worker.runUntilIdle({ timeoutMs: 30_000 });
+      await worker.stop({ drainMs: 5000 });
+
+      const dead = bed.ledger.get(row.id);
+      assert.equal(dead?.state, 'dead');
+      const stored = [
+        dead?.lastError?.message ?? '',
+        ...bed.ledger.attempts(row.id).map((a) => a.error?.message ?? ''),
+      ];
+      const message = stored[0] ?? '';
+      // The declaration was quoted and kept, its other words with it: only the values are gone.
+      assert.match(message, /could not process declaration/i);
+      assert.match(message, /middlename/i);
+      const logged = lines.join('');
+      assert.match(logged, /delivery failed permanently/);
+      for (const text of [...stored, logged]) assert.doesNotMatch(text, SHORT_TRACE, `${echo}: ${text.slice(0, 400)}`);
+    });
+  }
 });

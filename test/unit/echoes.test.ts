@@ -74,6 +74,29 @@ describe('values sent to OpenCRVS, quoted back in an answer', () => {
     assert.equal(withoutSentValues('ALI: unknown', ali), '[redacted]: unknown');
   });
 
+  it('takes a short value or a number out where the answer quotes it as a JSON value, and only there', () => {
+    const short = sentEchoes(sentValues({ 'child.name': { middlename: 'G', surname: 'Li' }, 'child.order': 2 }));
+    const quoted = '{"child.name":{"middlename": "G","surname":"LI"},"child.order":2,"G":12,"list":["Li"]}';
+    assert.equal(
+      withoutSentValues(`could not process declaration ${quoted}`, short),
+      'could not process declaration {"child.name":{"middlename": "[redacted]","surname":"[redacted]"},' +
+        '"child.order":[redacted],"G":12,"list":["[redacted]"]}',
+      'values, in any case, between JSON delimiters; a key and another number are kept',
+    );
+    assert.equal(withoutSentValues('G: Li sent 2 of 12', short), 'G: Li sent 2 of 12', 'free text is kept');
+    assert.deepEqual(
+      withoutSentValues(
+        { message: 'Li', declaration: { middlename: 'g', order: 2, other: 12, surname: 'Lim' } },
+        short,
+      ),
+      {
+        message: '[redacted]',
+        declaration: { middlename: '[redacted]', order: '[redacted]', other: 12, surname: 'Lim' },
+      },
+      "a parsed answer's string or number that is the value whole",
+    );
+  });
+
   it("leaves a server's own lower-case words and field ids alone when a name is the same word", () => {
     // A surname Child sent: OpenCRVS's "child.name" is a field id, not the name.
     const child = sentEchoes(sentValues({ surname: 'Child' }));
