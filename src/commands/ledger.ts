@@ -1,11 +1,14 @@
 // `opencrvs-bridge ledger`: what happened to each event. The default view shows ids, states, errors
-// and tracking ids, never declarations (personal data); `--json` is the same data for scripts.
+// and tracking ids, never declarations (personal data), nor a dismissal's reason unless asked
+// (--show-reasons); `--json` is the same data for scripts.
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import {
   type AttemptRow,
+  DISMISSED_PREFIX,
   type HoldState,
   heldSince,
+  isDismissed,
   LEDGER_STATES,
   type LedgerError,
   type LedgerRow,
@@ -24,6 +27,7 @@ interface LedgerOptions {
   find?: string;
   limit?: string;
   json?: boolean;
+  showReasons?: boolean;
 }
 
 const MESSAGE_WIDTH = 60;
@@ -32,7 +36,7 @@ export function registerLedger(program: Command): void {
   const ledger = program
     .command('ledger')
     .description(
-      'Show what happened to each event: state, attempts, last error, tracking id, and for one event found with --find the write-back of that id to its source (no personal data).',
+      "Show what happened to each event: state, attempts, last error, tracking id, and for one event found with --find the write-back of that id to its source (no personal data: no declaration, and a dismissal's reason only with --show-reasons).",
     )
     .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
     .option('--status <states>', `only these states, comma-separated (${LEDGER_STATES.join(', ')})`)
@@ -44,6 +48,10 @@ export function registerLedger(program: Command): void {
     )
     .option('--limit <n>', 'at most this many rows, newest first', '100')
     .option('--json', 'print JSON instead of a table')
+    .option(
+      '--show-reasons',
+      'print the reason an operator gave for a dismissal (free text that may name the patient: by default only its length, as on the admin page without admin.showPersonalData)',
+    )
     .action((options: LedgerOptions) => runLedger(options));
   registerLedgerSources(ledger);
 }
@@ -121,7 +129,8 @@ function runLedger(options: LedgerOptions): void {
         : {};
       // No match: the text form's explanation, so a script does not read "not there" as "did not arrive".
       const none = options.find && rows.length === 0 ? { explanation: noMatchText(options.find.trim(), ' ') } : {};
-      const view = { hold: hold ?? null, counts, rows: rows.map(publicView), ...attempts, ...none };
+      const shown = rows.map((row) => publicView(row, options.showReasons === true));
+      const view = { hold: hold ?? null, counts, rows: shown, ...attempts, ...none };
       console.log(JSON.stringify(view, null, 2));
       return;
     }
@@ -136,7 +145,7 @@ function runLedger(options: LedgerOptions): void {
           ? [...totals].map(([state, n]) => `${state}: ${n}`).join('  ')
           : `The ledger at ${ledgerPlace(config.store.path)} is empty: nothing has been recorded there.`,
       );
-    if (rows.length) console.log(`\n${table(rows)}`);
+    if (rows.length) console.log(`\n${table(rows, options.showReasons === true)}`);
     else if (options.find) console.log(`\n${noMatchText(options.find.trim())}`);
     // One event looked up: its whole error, which the table cuts to a column.
     const [only] = rows;
@@ -238,14 +247,29 @@ function holdBanner(hold: HoldState): string {
   return `DELIVERY HELD ${heldSince(hold)}\n${next}\n`;
 }
 
-/** Everything but the payload (personal data) and the lock internals. */
-function publicView(row: LedgerRow): Record<string, unknown> {
+/** Everything but the payload (personal data), the lock internals, and a dismissal's reason unless asked. */
+function publicView(row: LedgerRow, showReasons: boolean): Record<string, unknown> {
   const { payload: _payload, payloadHash: _hash, ...rest } = row;
-  return { ...rest, hasPayload: row.payload !== null };
+  return { ...rest, skipReason: skipReasonText(row.skipReason, showReasons), hasPayload: row.payload !== null };
 }
 
-function lastErrorText(row: LedgerRow): string {
-  if (row.state === 'skipped') return row.skipReason ? `skipped: ${row.skipReason}` : '';
+/**
+ * A dismissal's reason is free text an operator typed, and may name the patient whatever the prompt asks:
+ * by default only its length, as the admin API gives it without admin.showPersonalData (http/admin/
+ * views.ts). A terminal's output is pasted into tickets and chats more often than the ledger file is read.
+ * Reasons the bridge wrote itself are shown as stored.
+ */
+function skipReasonText(skipReason: string | null, showReasons: boolean): string | null {
+  if (showReasons || skipReason === null || !isDismissed(skipReason)) return skipReason;
+  const length = skipReason.length - `${DISMISSED_PREFIX}: `.length;
+  return `${DISMISSED_PREFIX}: (reason hidden, ${length} characters: may name the patient; --show-reasons prints it)`;
+}
+
+function lastErrorText(row: LedgerRow, showReasons: boolean): string {
+  if (row.state === 'skipped') {
+    const reason = skipReasonText(row.skipReason, showReasons);
+    return reason ? `skipped: ${reason}` : '';
+  }
   if (row.withdrawnReason) {
     const when =
       row.state === 'delivered' || row.state === 'delivered-pending' ? 'after notification' : 'while sending';
@@ -263,7 +287,7 @@ function errorText(error: LedgerError, width = MESSAGE_WIDTH): string {
 
 const isoSeconds = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
-function table(rows: LedgerRow[]): string {
+function table(rows: LedgerRow[], showReasons: boolean): string {
   return columns(
     ['ID', 'STATE', 'EVENT', 'SOURCE REF', 'ATTEMPTS', 'TRACKING', 'UPDATED', 'LAST ERROR'],
     rows.map((r) => [
@@ -274,7 +298,7 @@ function table(rows: LedgerRow[]): string {
       String(r.attempts),
       trackingText(r),
       isoSeconds(r.updatedAt),
-      lastErrorText(r),
+      lastErrorText(r, showReasons),
     ]),
   );
 }

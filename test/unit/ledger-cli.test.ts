@@ -133,6 +133,29 @@ describe('ledger and replay commands', () => {
     assert.doesNotMatch(out, /Test|Child|2026-01-02/);
   });
 
+  it("hides a dismissal's reason (it may name the patient) unless asked with --show-reasons", async () => {
+    const ledger = openLedger(db);
+    ledger.dismiss([2], 'Amani Banda is a test patient');
+    ledger.close();
+    const hidden =
+      'dismissed by an operator: (reason hidden, 29 characters: may name the patient; --show-reasons prints it)';
+    for (const args of [[], ['--json'], ['--find', '#2'], ['--find', '#2', '--json']]) {
+      const { code, out } = await run(['ledger', '--config', config, ...args]);
+      assert.equal(code, 0);
+      assert.doesNotMatch(out, /Amani|Banda/, args.join(' '));
+      assert.ok(out.includes(hidden), `${args.join(' ')}: ${out}`);
+    }
+    const table = await run(['ledger', '--config', config, '--show-reasons']);
+    assert.match(table.out, /skipped: dismissed by an operator: Amani Banda is a test patient/);
+    const json = await run(['ledger', '--config', config, '--show-reasons', '--json']);
+    const row = (JSON.parse(json.out) as { rows: Array<{ id: number; skipReason: string }> }).rows.find(
+      (r) => r.id === 2,
+    );
+    assert.equal(row?.skipReason, 'dismissed by an operator: Amani Banda is a test patient');
+    const help = await run(['ledger', '--help']);
+    assert.match(help.out.replace(/\s+/g, ' '), /a dismissal's reason only with --show-reasons/);
+  });
+
   it('filters by status and prints JSON without payloads', async () => {
     const { code, out } = await run(['ledger', '--config', config, '--status', 'dead', '--json']);
     assert.equal(code, 0);
