@@ -3,7 +3,7 @@
 // 2.4 MB JSON body (a country configuration's 500 that dumps its location list), an adversarial 1 MB
 // body (every string escaped over and over, nothing plain ASCII), and one adversarial 64 kB string. Then
 // how long classifying such an answer takes (classify.ts reads OpenCRVS's own words in the raw answer): a
-// 3.8 MB list of field problems, a 9 MB HTML page, and 100,000 `<` without a `>`.
+// 3.8 MB list of field problems, a 9 MB HTML page, 100,000 `<` without a `>`, 64 kB of createdAtLocation.
 // Then the logger's free-text scrubber (scrubString) on 1 MB built against each of its patterns: a run
 // with no `@` or no second dot, `eyJ` over and over.
 // Best of a few rounds: on a shared machine the best round is the one least disturbed.
@@ -147,6 +147,7 @@ const classified: Array<[string, number, unknown]> = [
   ['400 field problem list', 400, { message: JSON.stringify(problems) }],
   ['502 HTML page', 502, `<html><body>${'<p>row name</p>'.repeat(600_000)}</body></html>`],
   ["502 '<' without '>'", 502, '<'.repeat(100_000)],
+  ["400 'createdAtLocation' × 64 kB", 400, { message: 'createdAtLocation '.repeat(3_641) }],
 ];
 for (const [label, status, raw] of classified) {
   const size = typeof raw === 'string' ? raw.length : JSON.stringify(raw).length;
