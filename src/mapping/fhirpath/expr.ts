@@ -70,10 +70,30 @@ function quotedOut(text: string, quote: string, cutLone: boolean): string {
   return `${text.slice(0, first)}${quote}…${quote}${text.slice(last + 1)}`;
 }
 
+const CANNOT_CONVERT = /\bCannot convert /i;
+const TO_TYPE_AT = /(?= to \w)/gi;
+const TO_TYPE = / to (?:a |an )?\w+/iy;
+
+/**
+ * fhirpath.js names a value it cannot convert without quotes: "Cannot convert Plot 12 Kabwata to a number".
+ * Up to the last " to <type>": the value may itself hold " to " ("Road to Kabwata") or a newline. What
+ * /\b(Cannot convert ).+( to (?:a |an )?\w+)/gis made `$1…$2`, each character read once: that pattern
+ * read the rest of the text again from every "Cannot convert " a value repeated (0.25 s for 64 kB).
+ */
+function withoutConvertedValue(message: string): string {
+  const start = message.search(CANNOT_CONVERT);
+  if (start < 0) return message;
+  const after = start + 'Cannot convert '.length;
+  let last = -1;
+  for (const found of message.matchAll(TO_TYPE_AT)) if (found.index > after) last = found.index;
+  if (last < 0) return message;
+  TO_TYPE.lastIndex = last;
+  const type = TO_TYPE.exec(message)?.[0] ?? '';
+  return `${message.slice(0, after)}…${type}${message.slice(last + type.length)}`;
+}
+
 export function withoutValues(message: string): string {
-  // fhirpath.js names a value it cannot convert without quotes: "Cannot convert Plot 12 Kabwata to a number".
-  // Up to the last " to <type>": the value may itself hold " to " ("Road to Kabwata") or a newline.
-  let out = message.replace(/\b(Cannot convert ).+( to (?:a |an )?\w+)/gis, '$1…$2');
+  let out = withoutConvertedValue(message);
   out = quotedOut(quotedOut(out, '"', true), "'", false);
   // JSON arrays and objects, innermost first, until none is left.
   for (let before = ''; before !== out; ) {
