@@ -1,10 +1,10 @@
 import type { Server } from 'node:http';
-import { resolve } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
 import { ConfigError } from './config/errors.js';
 import { MAX_TIMER_MS } from './config/limits.js';
-import { type Env, loadConfig } from './config/load.js';
-import { ConfigOnDisk, fileHash, LOADED_FILES_META, mappingFilesNamed, type OnDiskVerdict } from './config/on-disk.js';
+import type { Env } from './config/load.js';
+import { ConfigOnDisk, fileHash, LOADED_FILES_META, type OnDiskVerdict, verifyInWorker } from './config/on-disk.js';
+import { namedFiles } from './config/on-disk-verify.js';
 import { secretOf } from './config/secret-files.js';
 import type { BridgeConfig, SourceSettings } from './config/types.js';
 import { unauthenticatedSubscriptionWarning } from './config/warnings.js';
@@ -32,14 +32,7 @@ import {
   unaccountedSources,
   unaccountedSourcesMessage,
 } from './ledger/index.js';
-import {
-  loadMappings,
-  type MapOptions,
-  MappingLoadError,
-  type MappingSet,
-  mappingFile,
-  sourceMappingOptions,
-} from './mapping/index.js';
+import { loadMappings, type MapOptions, type MappingSet, sourceMappingOptions } from './mapping/index.js';
 import type { Logger } from './observability/logger.js';
 import { BridgeMetrics } from './observability/metrics.js';
 import { paced } from './observability/paced.js';
@@ -167,12 +160,6 @@ export interface SyncSummary {
    */
   writeBacks?: WriteBackRunReport;
   ok: boolean;
-}
-
-/** The files a configuration makes serve read: itself and the mapping files its sources name. */
-function namedFiles(configPath: string, config: BridgeConfig): string[] {
-  const mappings = config.sources.flatMap((s) => s.mappings.map((entry) => mappingFile(entry)));
-  return [...new Set([resolve(configPath), ...mappings])];
 }
 
 /**
@@ -333,35 +320,24 @@ export class Bridge {
     if (!file) return undefined;
     return new ConfigOnDisk(
       namedFiles(file.path, this.config).map((path) => ({ path, hash: fileHash(path) })),
-      { logger: this.options.logger, verify: () => this.configOnDiskVerdict(file.path, file.env) },
+      { logger: this.options.logger, verify: (signal) => this.configOnDiskVerdict(file.path, file.env, signal) },
     );
   }
 
   /**
    * Whether the files as they are on disk now would start: what serve does before it opens anything
    * (configuration, each source's mappings, their overlap, source ids against the ledger's history).
-   * Nothing is applied. Also the files that configuration names, for the watcher to follow.
+   * Nothing is applied. Also the files that configuration names, for the watcher to follow. The loading
+   * and compiling run on a worker thread (config/on-disk-verify.ts); the ledger is asked here, on its
+   * connection.
    */
-  private configOnDiskVerdict(path: string, env: Env): OnDiskVerdict {
-    let files: string[] | undefined;
-    try {
-      const config = loadConfig({ file: path, env });
-      files = namedFiles(path, config);
-      const sets = config.sources.map((source) =>
-        loadMappings(sourceMappingOptions(config.opencrvs, config.routing, source)),
-      );
-      checkSourceMappings(config, (i) => sets[i]?.mappings);
-      const configured = config.sources.map((s) => s.id);
-      const unaccounted = unaccountedSources(this.ledger, configured);
-      if (unaccounted.length > 0)
-        return { problem: `sources[].id: ${unaccountedSourcesMessage(this.ledger, unaccounted, configured)}`, files };
-      return { files };
-    } catch (err) {
-      // A configuration that does not load still names files: the one it points at may be on its way.
-      if (err instanceof ConfigError) return { problem: err.message, files: files ?? mappingFilesNamed(path) };
-      if (err instanceof MappingLoadError) return { problem: err.message, files };
-      throw err;
-    }
+  private async configOnDiskVerdict(path: string, env: Env, signal: AbortSignal): Promise<OnDiskVerdict> {
+    const { problem, files, sourceIds } = await verifyInWorker({ path, env }, signal);
+    if (problem || !sourceIds) return { ...(problem ? { problem } : {}), ...(files ? { files } : {}) };
+    const unaccounted = unaccountedSources(this.ledger, sourceIds);
+    if (unaccounted.length > 0)
+      return { problem: `sources[].id: ${unaccountedSourcesMessage(this.ledger, unaccounted, sourceIds)}`, files };
+    return { files };
   }
 
   /** History under a source id no longer configured: a rename would resend everything (source-check.ts). */
@@ -1466,7 +1442,8 @@ export class Bridge {
     this.stopping = true;
     this.stopSignal.abort();
     if (this.locationRetry) clearTimeout(this.locationRetry);
-    this.configOnDisk?.stop();
+    // Ends a verify under way (its worker thread too).
+    await this.configOnDisk?.stop();
     for (const source of [...this.sources, ...this.dhis2Sources]) await source.task?.stop();
     // Both listeners at once: each may wait up to its grace period for requests in flight.
     await Promise.all([this.server, this.adminServer].map((server) => server && closeServer(server)));

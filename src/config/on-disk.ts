@@ -6,9 +6,16 @@
 // differ and whether the new version would load, and shows it on /readyz and in a metric. An edited
 // configuration may name mapping files serve never read: those are watched too (only those it names), so
 // creating, fixing or breaking one is said as well, rather than the verdict staying as it was.
+//
+// The verify compiles every mapping (tens to hundreds of milliseconds a change): it runs on a worker thread,
+// one at a time and under a time limit, so the receiver's acknowledgements and the delivery worker never
+// wait on it. The files are read without blocking either.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { dirname, extname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { parse } from 'yaml';
 import type { Logger } from '../observability/logger.js';
 import { isMappingPath, shippedMappingFile } from './paths.js';
@@ -18,6 +25,12 @@ export const LOADED_FILES_META = 'serve:loadedFiles';
 
 /** How often serve compares: a few small files read and hashed, twice a minute. */
 export const CONFIG_CHECK_MS = 30_000;
+
+/**
+ * How long one check may take, the files read and the verify on its worker: a verify takes well under a
+ * second, so this is a file system that does not answer (a stale network mount) or a machine starved.
+ */
+export const CONFIG_CHECK_TIMEOUT_MS = 20_000;
 
 export interface LoadedFile {
   path: string;
@@ -61,6 +74,51 @@ export function mappingFilesNamed(configPath: string): string[] | undefined {
     );
 }
 
+/**
+ * Reads of files not yet answered, by path. A file system that does not answer (a stale network mount)
+ * holds a thread of libuv's pool per read, which no abort frees: a later check waits on the same read
+ * rather than take another thread, so a stuck file holds one, not one per check.
+ */
+const reading = new Map<string, Promise<Buffer>>();
+
+/** fileHash without blocking the event loop; rejects with the signal's reason once `signal` aborts. */
+export async function fileHashAsync(path: string, signal: AbortSignal): Promise<string> {
+  let read = reading.get(path);
+  if (!read) {
+    read = readFile(path);
+    reading.set(path, read);
+    const done = () => reading.delete(path);
+    read.then(done, done);
+  }
+  let content: Buffer;
+  try {
+    content = await untilAborted(read, signal);
+  } catch (err) {
+    if (signal.aborted) throw signal.reason;
+    return `unreadable (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+  }
+  return createHash('sha256').update(content).digest('hex');
+}
+
+/** `promise`, or a rejection with the signal's reason as soon as it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(signal.reason);
+    signal.addEventListener('abort', abort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', abort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', abort);
+        reject(err);
+      },
+    );
+  });
+}
+
 /** The files of `loaded` whose content is no longer what was read. */
 export function changedOnDisk(loaded: readonly LoadedFile[]): string[] {
   return loaded.filter((file) => fileHash(file.path) !== file.hash).map((file) => file.path);
@@ -87,9 +145,12 @@ export interface ConfigOnDiskOptions {
   /**
    * Loads the files as they are on disk now, as a start would (nothing is applied): the problem that
    * would stop the start, and the files it named. Its messages name files and key paths, never values.
+   * Gives up when `signal` aborts (the check's time limit, or stop()).
    */
-  verify: () => OnDiskVerdict;
+  verify: (signal: AbortSignal) => Promise<OnDiskVerdict>;
   intervalMs?: number;
+  /** How long one check may take (CONFIG_CHECK_TIMEOUT_MS). */
+  timeoutMs?: number;
 }
 
 export class ConfigOnDisk {
@@ -103,6 +164,14 @@ export class ConfigOnDisk {
   private named: string[] = [];
   private change: OnDiskChange | undefined;
   private readonly log: Logger;
+  /** The check under way: one at a time. */
+  private running: Promise<OnDiskChange | undefined> | undefined;
+  /** The one check waiting for it: later asks share it, and it reads the disk when it starts (the newest edit). */
+  private queued: Promise<OnDiskChange | undefined> | undefined;
+  /** Aborted by stop(): the check under way gives up and its verify's worker is ended. */
+  private readonly stopping = new AbortController();
+  /** The last failure to compare that was logged: said once, not at every tick. */
+  private failure = '';
 
   constructor(
     readonly loaded: readonly LoadedFile[],
@@ -116,11 +185,53 @@ export class ConfigOnDisk {
     return this.change;
   }
 
-  /** Compares now; logs (and verifies) only what differs from the last check's finding. */
-  check(): OnDiskChange | undefined {
-    const changed = this.loaded
-      .map((file) => ({ path: file.path, was: file.hash, hash: fileHash(file.path) }))
-      .filter((file) => file.hash !== file.was);
+  /**
+   * Compares now; logs (and verifies) only what differs from the last check's finding. One check runs at a
+   * time: asked meanwhile, the next one runs after it (one, whatever the number of asks).
+   */
+  check(): Promise<OnDiskChange | undefined> {
+    if (this.stopping.signal.aborted) return Promise.resolve(this.change);
+    if (this.running) {
+      this.queued ??= this.running.then(() => {
+        this.queued = undefined;
+        return this.check();
+      });
+      return this.queued;
+    }
+    const running = this.bounded().finally(() => {
+      if (this.running === running) this.running = undefined;
+    });
+    this.running = running;
+    return running;
+  }
+
+  /** One check under the time limit; a failure to compare is logged and leaves the finding as it was. */
+  private async bounded(): Promise<OnDiskChange | undefined> {
+    const timeoutMs = this.options.timeoutMs ?? CONFIG_CHECK_TIMEOUT_MS;
+    const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(timeoutMs)]);
+    try {
+      const change = await this.compare(signal);
+      this.failure = '';
+      return change;
+    } catch (err) {
+      if (this.stopping.signal.aborted) return this.change;
+      const why = signal.aborted ? `not done within ${timeoutMs} ms` : err instanceof Error ? err.message : String(err);
+      if (why !== this.failure)
+        this.log.warn(
+          { why },
+          'could not compare the configuration and mapping files with the disk; trying again at the next check',
+        );
+      this.failure = why;
+      return this.change;
+    }
+  }
+
+  private async compare(signal: AbortSignal): Promise<OnDiskChange | undefined> {
+    const changed: Array<{ path: string; was: string; hash: string }> = [];
+    for (const file of this.loaded) {
+      const hash = await fileHashAsync(file.path, signal);
+      if (hash !== file.hash) changed.push({ path: file.path, was: file.hash, hash });
+    }
     if (changed.length === 0) {
       // As read at start, the configuration names the files read at start: nothing else to watch.
       this.named = [];
@@ -130,15 +241,21 @@ export class ConfigOnDisk {
       return undefined;
     }
     // Hashed before the verify reads them: an edit during it is a further change, seen at the next check.
-    const named = this.named.map((path) => ({ path, hash: fileHash(path) }));
+    const named: Array<{ path: string; hash: string }> = [];
+    for (const path of this.named) named.push({ path, hash: await fileHashAsync(path, signal) });
     const signature = ConfigOnDisk.signature(changed, named);
     if (signature === this.reported) return this.change;
     const files = changed.map((file) => file.path);
     let verdict: OnDiskVerdict;
     try {
-      verdict = this.options.verify();
+      verdict = await this.options.verify(signal);
     } catch (err) {
-      verdict = { problem: `could not be checked: ${err instanceof Error ? err.message : String(err)}` };
+      // Stopped: nothing to say. Out of time: said as any other failure of the verify, once for this change.
+      if (this.stopping.signal.aborted) throw err;
+      const why = signal.aborted
+        ? `not done within ${this.options.timeoutMs ?? CONFIG_CHECK_TIMEOUT_MS} ms`
+        : undefined;
+      verdict = { problem: `could not be checked: ${why ?? (err instanceof Error ? err.message : String(err))}` };
     }
     const { problem } = verdict;
     this.reported = signature;
@@ -151,10 +268,9 @@ export class ConfigOnDisk {
         // Those newly named are hashed as the verify just read them (an edit within these milliseconds is
         // not told apart, as at start); those named before keep the hash taken before it.
         const was = new Map(named.map((file) => [file.path, file.hash]));
-        this.reported = ConfigOnDisk.signature(
-          changed,
-          now.map((path) => ({ path, hash: was.get(path) ?? fileHash(path) })),
-        );
+        const hashes: Array<{ path: string; hash: string }> = [];
+        for (const path of now) hashes.push({ path, hash: was.get(path) ?? (await fileHashAsync(path, signal)) });
+        this.reported = ConfigOnDisk.signature(changed, hashes);
       }
     }
     this.change = { files, ...(problem ? { problem } : {}) };
@@ -181,13 +297,91 @@ export class ConfigOnDisk {
   }
 
   start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => this.check(), this.options.intervalMs ?? CONFIG_CHECK_MS);
+    if (this.timer || this.stopping.signal.aborted) return;
+    // A tick while a check runs queues one (check()): never more than one waits.
+    this.timer = setInterval(() => void this.check(), this.options.intervalMs ?? CONFIG_CHECK_MS);
     this.timer.unref();
   }
 
-  stop(): void {
+  /** Stops the timer and ends the check under way (its verify's worker too); resolves once it has ended. */
+  async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
+    this.stopping.abort(new Error('stopping'));
+    await this.running;
+    await this.queued;
   }
+}
+
+export interface WorkerVerdict {
+  problem?: string;
+  files?: string[];
+  /** The configured source ids, when everything loaded (config/on-disk-verify.ts). */
+  sourceIds?: string[];
+}
+
+/** The worker's module, beside this one: dist/config/*.js when built, src/config/*.ts under tsx. */
+const WORKER_MODULE = new URL(`./on-disk-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+
+/**
+ * The worker of the last verify until it has exited. Ended, a worker exits once its JavaScript runs again;
+ * one stuck reading a file that does not answer cannot, and a verify begun meanwhile would hold a further
+ * thread: the next verify waits for it to be gone instead (within its own time limit).
+ */
+let lingering: Promise<void> | undefined;
+
+/**
+ * Verifies the configuration at `path` and the mapping files it names on a worker thread of its own
+ * (config/on-disk-worker.ts), so the event loop keeps answering meanwhile; the thread is ended when the
+ * verify is done or `signal` aborts. Rejects with the worker's failure, or with the signal's reason.
+ */
+export async function verifyInWorker(
+  input: { path: string; env: Readonly<Record<string, string | undefined>> },
+  signal: AbortSignal,
+): Promise<WorkerVerdict> {
+  while (lingering) await untilAborted(lingering, signal);
+  signal.throwIfAborted();
+  // The environment as plain data (process.env cannot be cloned as it is); it stays in this process.
+  const workerData = { path: input.path, env: { ...input.env } };
+  // Not the parent's flags: `--input-type=module` (a process started with `-e`) is refused in a worker.
+  // A heap limit: a mapping set is a few megabytes compiled, so this is a runaway, not a large site.
+  const options = { workerData, execArgv: [], resourceLimits: { maxOldGenerationSizeMb: 256 } };
+  const worker = WORKER_MODULE.pathname.endsWith('.ts')
+    ? // Under tsx (tests, the benches): Node 20 does not apply the parent's `--import tsx` hooks in a
+      // worker, so the worker registers tsx's itself before importing the TypeScript module.
+      new Worker(
+        `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))}; register(); ` +
+          `await import(${JSON.stringify(WORKER_MODULE.href)});`,
+        { ...options, eval: true },
+      )
+    : new Worker(WORKER_MODULE, options);
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  lingering = exited;
+  void exited.then(() => {
+    if (lingering === exited) lingering = undefined;
+  });
+  return new Promise<WorkerVerdict>((resolve, reject) => {
+    const done = () => {
+      signal.removeEventListener('abort', abort);
+      void worker.terminate();
+    };
+    const abort = () => {
+      done();
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', abort, { once: true });
+    worker.once('message', (message: { verdict?: WorkerVerdict; error?: string }) => {
+      done();
+      if (message.verdict) resolve(message.verdict);
+      else reject(new Error(message.error ?? 'the verify gave no answer'));
+    });
+    worker.once('error', (err) => {
+      done();
+      reject(err);
+    });
+    worker.once('exit', (code) => {
+      done();
+      reject(new Error(`the verify's worker exited (${code}) without an answer`));
+    });
+  });
 }

@@ -2,7 +2,9 @@
 // once per change (which file, whether the new version would load, the key path when it would not), on
 // /readyz as a detail that does not fail readiness, in bridge_config_changed_on_disk, and to `doctor`.
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -95,8 +97,8 @@ describe('configuration and mapping files changed on disk while serve runs', () 
     const { bridge, warnings } = site();
     try {
       await bridge.start();
-      assert.equal(bridge.configOnDisk?.check(), undefined);
-      assert.equal(bridge.configOnDisk?.check(), undefined);
+      assert.equal(await bridge.configOnDisk?.check(), undefined);
+      assert.equal(await bridge.configOnDisk?.check(), undefined);
       assert.deepEqual(warnings(), []);
       const ready = JSON.parse((await get(bridge, '/readyz')).text);
       assert.deepEqual(ready.checks['config-on-disk'], { ok: true });
@@ -111,9 +113,9 @@ describe('configuration and mapping files changed on disk while serve runs', () 
     try {
       await bridge.start();
       edit(mapping, WEIGHT_MAX, '    max: 3\n');
-      const change = bridge.configOnDisk?.check();
+      const change = await bridge.configOnDisk?.check();
       assert.deepEqual(change, { files: [mapping] });
-      bridge.configOnDisk?.check(); // the same change: not said again
+      await bridge.configOnDisk?.check(); // the same change: not said again
       const said = warnings();
       assert.equal(said.length, 1, JSON.stringify(said));
       assert.deepEqual(said[0].files, [mapping]);
@@ -132,7 +134,7 @@ describe('configuration and mapping files changed on disk while serve runs', () 
 
       // Put back as it was: nothing to restart for.
       edit(mapping, '    max: 3\n', WEIGHT_MAX);
-      assert.equal(bridge.configOnDisk?.check(), undefined);
+      assert.equal(await bridge.configOnDisk?.check(), undefined);
       assert.match((await get(bridge, '/metrics')).text, /^bridge_config_changed_on_disk 0$/m);
       assert.equal(warnings().length, 1);
     } finally {
@@ -145,7 +147,7 @@ describe('configuration and mapping files changed on disk while serve runs', () 
     try {
       await bridge.start();
       edit(mapping, WEIGHT_MAX, '    max: three\n');
-      const change = bridge.configOnDisk?.check();
+      const change = await bridge.configOnDisk?.check();
       assert.ok(change?.problem, JSON.stringify(change));
       const [said] = warnings();
       assert.equal(said.wouldLoad, false);
@@ -157,7 +159,7 @@ describe('configuration and mapping files changed on disk while serve runs', () 
       // A further edit, this time of the configuration (a key misspelt): said again, naming its key path.
       edit(mapping, '    max: three\n', WEIGHT_MAX);
       edit(configFile, '  defaultOffice:', '  defaultOfice:');
-      const next = bridge.configOnDisk?.check();
+      const next = await bridge.configOnDisk?.check();
       assert.deepEqual(next?.files, [configFile]);
       const [, again] = warnings();
       assert.equal(again?.wouldLoad, false);
@@ -177,15 +179,15 @@ describe('configuration and mapping files changed on disk while serve runs', () 
       const added = join(dir, `site-birth-added-${count}.yaml`);
       edit(configFile, `mappings: [${mapping}, death.fhir]`, `mappings: [${added}, death.fhir]`);
       // Not there yet: a restart would fail on it.
-      const missing = bridge.configOnDisk?.check();
+      const missing = await bridge.configOnDisk?.check();
       assert.deepEqual(missing?.files, [configFile]);
       assert.ok(missing?.problem?.includes(added), JSON.stringify(missing));
       assert.match(missing?.problem ?? '', /sources\[0\]\.mappings\[0\]: no mapping file at/);
 
       // Put in place, valid: the verdict follows, on /readyz and in the log.
       copyFileSync(join(packagePaths.mappings, 'birth.fhir.yaml'), added);
-      assert.deepEqual(bridge.configOnDisk?.check(), { files: [configFile] });
-      bridge.configOnDisk?.check(); // the same: not said again
+      assert.deepEqual(await bridge.configOnDisk?.check(), { files: [configFile] });
+      await bridge.configOnDisk?.check(); // the same: not said again
       const detail = JSON.parse((await get(bridge, '/readyz')).text).checks['config-on-disk'];
       assert.match(detail.detail, /the new version would load$/);
       assert.match((await get(bridge, '/metrics')).text, /^bridge_config_changed_on_disk 1$/m);
@@ -196,14 +198,14 @@ describe('configuration and mapping files changed on disk while serve runs', () 
 
       // Broken: said, naming that file and the key path.
       edit(added, WEIGHT_MAX, '    max: three\n');
-      const broken = bridge.configOnDisk?.check();
+      const broken = await bridge.configOnDisk?.check();
       assert.ok(broken?.problem?.includes(added), JSON.stringify(broken));
       assert.match(broken?.problem ?? '', /child\.weightAtBirth/);
       assert.match(JSON.parse((await get(bridge, '/readyz')).text).checks['config-on-disk'].detail, /would NOT load/);
 
       // Gone again: said again.
       rmSync(added);
-      assert.match(bridge.configOnDisk?.check()?.problem ?? '', /no mapping file at/);
+      assert.match((await bridge.configOnDisk?.check())?.problem ?? '', /no mapping file at/);
       assert.deepEqual(
         warnings().map((w) => w.wouldLoad),
         [false, true, false, false],
@@ -211,12 +213,50 @@ describe('configuration and mapping files changed on disk while serve runs', () 
 
       // The configuration put back: as read at start, and that file is no longer followed.
       edit(configFile, `mappings: [${added}, death.fhir]`, `mappings: [${mapping}, death.fhir]`);
-      assert.equal(bridge.configOnDisk?.check(), undefined);
+      assert.equal(await bridge.configOnDisk?.check(), undefined);
       copyFileSync(join(packagePaths.mappings, 'birth.fhir.yaml'), added);
-      assert.equal(bridge.configOnDisk?.check(), undefined);
+      assert.equal(await bridge.configOnDisk?.check(), undefined);
       assert.equal(warnings().length, 4);
       assert.match((await get(bridge, '/metrics')).text, /^bridge_config_changed_on_disk 0$/m);
     } finally {
+      await bridge.stop();
+    }
+  });
+
+  it('verifies off the event loop: serve answers while the verify waits on a file', async () => {
+    const { bridge, configFile, warnings } = site();
+    // A named pipe for the secret the edit points at: reading it waits until the test writes to it, so
+    // the verify is under way for as long as the test needs, whatever the machine's speed.
+    const secret = join(dir, `opencrvs-secret-${count}`);
+    execFileSync('mkfifo', [secret]);
+    // Should the verify hold the event loop after all, this writes the secret after a while, so the test
+    // fails on its assertion rather than hanging.
+    const unblock = spawn(
+      process.execPath,
+      ['-e', 'setTimeout(() => require("fs").writeFileSync(process.env.PIPE, process.env.VALUE), 30_000)'],
+      { env: { PIPE: secret, VALUE: sim.clientSecret }, stdio: 'ignore' },
+    );
+    try {
+      await bridge.start();
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the config's own ${ENV} syntax
+      edit(configFile, '  clientSecret: ${OPENCRVS_SECRET}', `  clientSecretFile: ${secret}`);
+      let settled = false;
+      const pending = Promise.resolve(bridge.configOnDisk?.check()).then((change) => {
+        settled = true;
+        return change;
+      });
+      const ready = await get(bridge, '/readyz');
+      assert.equal(ready.status, 200, ready.text);
+      assert.equal(settled, false, 'the check answered before /readyz: it held the event loop');
+
+      await writeFile(secret, `${sim.clientSecret}\n`);
+      assert.deepEqual(await pending, { files: [configFile] });
+      assert.deepEqual(
+        warnings().map((w) => w.wouldLoad),
+        [true],
+      );
+    } finally {
+      unblock.kill('SIGKILL');
       await bridge.stop();
     }
   });
