@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { resolve } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
 import { ConfigError } from './config/errors.js';
 import { MAX_TIMER_MS } from './config/limits.js';
@@ -1105,7 +1106,8 @@ export class Bridge {
       // For `doctor` beside this process: which files it read, as they were (no content, no values).
       // Only a convenience: a ledger that cannot take it now does not stop the start.
       try {
-        this.ledger.setMeta(LOADED_FILES_META, JSON.stringify({ files: onDisk.loaded }));
+        const config = this.options.configFile && resolve(this.options.configFile.path);
+        this.ledger.setMeta(LOADED_FILES_META, JSON.stringify({ config, files: onDisk.loaded }));
       } catch (err) {
         this.log.warn({ err }, 'could not record the loaded configuration files for doctor');
       }

@@ -2,7 +2,7 @@
 import { existsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { type BridgeConfig, ConfigError, type Env, loadConfig, type SourceSettings } from '../config/index.js';
-import { changedOnDisk, LOADED_FILES_META, type LoadedFile } from '../config/on-disk.js';
+import { changedOnDisk, LOADED_FILES_META, type LoadedFile, mappingFilesNamed } from '../config/on-disk.js';
 import { exposedLedgerFiles } from '../ledger/db.js';
 import { heldSince, openLedger, unaccountedSources, unaccountedSourcesMessage } from '../ledger/index.js';
 import { currentLeaseHolder, LedgerInUse } from '../ledger/process-lease.js';
@@ -134,15 +134,21 @@ function exposedWarning(exposed: Array<{ file: string; mode: string }>): CheckRe
 
 /**
  * Beside a running serve on this machine: the configuration or mapping files it read at start that differ
- * on disk now. doctor checks the files as they are; serve still runs on what it read, until a restart.
+ * on disk now, and, as serve follows them too (config/on-disk.ts), the mapping files an edited
+ * configuration names that it never read. doctor checks the files as they are; serve still runs on what it
+ * read, until a restart.
  */
 function changedSinceServeLoaded(ledger: Pick<ReturnType<typeof openLedger>, 'getMeta'>): CheckResult | undefined {
   const holder = currentLeaseHolder(ledger);
   // Another machine's paths are not this one's files.
   if (holder?.command !== 'serve' || !holder.onThisHost) return undefined;
   let loaded: LoadedFile[];
+  let config: string | undefined;
   try {
-    loaded = (JSON.parse(ledger.getMeta(LOADED_FILES_META) ?? '{}') as { files?: LoadedFile[] }).files ?? [];
+    const recorded = JSON.parse(ledger.getMeta(LOADED_FILES_META) ?? '{}') as { files?: LoadedFile[]; config?: string };
+    loaded = recorded.files ?? [];
+    // A serve that did not record it (an earlier version) listed its configuration file first.
+    config = recorded.config ?? loaded[0]?.path;
   } catch {
     return undefined;
   }
@@ -150,9 +156,20 @@ function changedSinceServeLoaded(ledger: Pick<ReturnType<typeof openLedger>, 'ge
   // sharing this host name). Its own config and mapping checks say what doctor's files are.
   const changed = changedOnDisk(loaded.filter((file) => existsSync(file.path)));
   if (changed.length === 0) return undefined;
+  // Only an edited configuration names other files; unedited, it names those serve read (a shipped mapping
+  // too, which doctor run from another installation would find elsewhere).
+  const read = new Set(loaded.map((file) => file.path));
+  const named =
+    config && changed.includes(config)
+      ? (mappingFilesNamed(config) ?? [])
+          .filter((path) => !read.has(path))
+          .map((path) => (existsSync(path) ? path : `${path} (not there)`))
+      : [];
+  const also =
+    named.length > 0 ? `; the configuration on disk also names ${named.join(', ')}, which it has not read` : '';
   return warn(
     'config on disk',
-    `${changed.join(', ')} changed since the running serve (${holder.description}) read it: it still uses the version read at start; these checks are of the files on disk, which a restart applies`,
+    `${changed.join(', ')} changed since the running serve (${holder.description}) read it: it still uses the version read at start${also}; these checks are of the files on disk, which a restart applies`,
   );
 }
 

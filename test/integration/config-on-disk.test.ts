@@ -296,6 +296,19 @@ describe('configuration and mapping files changed on disk while serve runs', () 
         said?.detail ?? '',
         new RegExp(`running serve \\(serve on .*pid ${child.pid}.*still uses the version read at start`),
       );
+
+      // The configuration edited to name a mapping file serve never read: serve follows that file, and
+      // doctor names it as well.
+      const added = join(dir, `site-birth-added-${count}.yaml`);
+      copyFileSync(join(packagePaths.mappings, 'birth.fhir.yaml'), added);
+      edit(configFile, `mappings: [${mapping}, death.fhir]`, `mappings: [${added}, death.fhir]`);
+      const named = await doctor();
+      assert.equal(named?.status, 'warn', JSON.stringify(named));
+      assert.ok(named?.detail.includes(`${configFile}, ${mapping} changed since`), named?.detail);
+      assert.ok(
+        named?.detail.includes(`the configuration on disk also names ${added}, which it has not read`),
+        named?.detail,
+      );
     } finally {
       child.kill('SIGTERM');
       await exit;
