@@ -51,7 +51,7 @@ export async function checkToken(
 }
 
 interface RoutedRef {
-  /** The config key path, e.g. `routing.facilities["Location/x"].office`. */
+  /** The config key path, e.g. `routing.facilities['Location/x'].office`: as the service's logs, holds and /readyz write it. */
   path: string;
   ref: string;
   type: 'CRVS_OFFICE' | 'HEALTH_FACILITY';
@@ -62,7 +62,7 @@ export function routedRefs(config: BridgeConfig): RoutedRef[] {
   const { defaultOffice, facilities } = config.routing;
   if (defaultOffice) refs.push({ path: 'routing.defaultOffice', ref: defaultOffice, type: 'CRVS_OFFICE' });
   for (const [source, route] of Object.entries(facilities)) {
-    const at = `routing.facilities[${JSON.stringify(source)}]`;
+    const at = `routing.facilities['${source}']`;
     if (route.office) refs.push({ path: `${at}.office`, ref: route.office, type: 'CRVS_OFFICE' });
     if (route.facility) refs.push({ path: `${at}.facility`, ref: route.facility, type: 'HEALTH_FACILITY' });
   }

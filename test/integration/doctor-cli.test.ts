@@ -197,7 +197,7 @@ describe('doctor checks', () => {
     const report = await runDoctor({ file: writeConfig(configObject({ routing })), env: {} });
     const lines = failing(report).map((c) => c.detail);
     assert.deepEqual(lines, [
-      'routing.facilities["Location/a"].office: location t0qT1Vh8qi3 is a HEALTH_FACILITY, not a CRVS_OFFICE',
+      "routing.facilities['Location/a'].office: location t0qT1Vh8qi3 is a HEALTH_FACILITY, not a CRVS_OFFICE",
     ]);
   });
 
