@@ -45,7 +45,11 @@ export async function replayThroughServe(
   try {
     // The listener at admin.host:admin.port must be this ledger's: another bridge's (a second config on
     // this host) would replay rows of its own ledger under these ids.
-    const summary = await fetch(`${base}/summary`, { headers, signal: AbortSignal.timeout(SUMMARY_TIMEOUT_MS) });
+    const summary = await fetch(`${base}/summary`, {
+      headers,
+      redirect: 'error',
+      signal: AbortSignal.timeout(SUMMARY_TIMEOUT_MS),
+    });
     refused = refusal(summary, `${admin.host}:${admin.port}`);
     if (refused) await summary.body?.cancel().catch(() => undefined);
     else if (!summary.ok) return { by: 'here', beside, why: `its admin API answered ${summary.status}` };
@@ -109,7 +113,7 @@ export class ServeRefused extends Error {
 
 async function askServe(base: string, headers: Record<string, string>, ids: number[] | 'dead'): Promise<ReplayResult> {
   const post = (path: string, timeoutMs: number) =>
-    fetch(`${base}${path}`, { method: 'POST', headers, signal: AbortSignal.timeout(timeoutMs) });
+    fetch(`${base}${path}`, { method: 'POST', headers, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
   if (ids === 'dead') {
     const response = await post('/replay-dead', DEAD_TIMEOUT_MS);
     if (!response.ok) throw new ServeRefused(`serve's admin API answered ${response.status} to replay-dead`);
