@@ -226,9 +226,15 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
   const accessToken = secretGiven(o, 'accessToken');
   if (o.domain && o.eventsUrl && (o.tokenUrl || accessToken)) {
     const given = accessToken ? 'opencrvs.eventsUrl is' : 'opencrvs.tokenUrl and opencrvs.eventsUrl are';
+    // 1.9 reads its locations from the gateway, which the events URL already names (docs/opencrvs-api.md,
+    // "URLs"): a domain would add nothing there either, though an operator told of the gateway may think so.
+    const gateway =
+      o.version === '1.9'
+        ? ' (OpenCRVS 1.9 finds the gateway for its location API from opencrvs.eventsUrl: https://register.<domain>/api/events or https://gateway.<domain>/events)'
+        : '';
     throw new ConfigError(
       'opencrvs.domain',
-      `is not used: ${given} given too; give the domain alone, or the URLs without it`,
+      `is not used: ${given} given too${gateway}; give the domain alone, or the URLs without it`,
       file,
     );
   }

@@ -85,13 +85,12 @@ export async function checkRouting(config: BridgeConfig, client: OpenCrvsClient)
       if (outcome.status === 'fulfilled' || !item) continue;
       const err: unknown = outcome.reason;
       // The lookup itself is wrong, not the reference: one line naming the setting, not one per route.
+      // An error that says itself what to set (its hint) gets no guess of ours beside it.
       if (err instanceof OpenCrvsError && err.kind === 'config') {
-        return [
-          fail(
-            'routing',
-            `location lookups fail (${err.message}): is opencrvs.eventsUrl (${config.opencrvs.eventsUrl}) the events API, ending in /api/events?`,
-          ),
-        ];
+        const guess = err.hint
+          ? ''
+          : `: is opencrvs.eventsUrl (${config.opencrvs.eventsUrl}) the events API, ending in /api/events (register host) or /events (gateway)?`;
+        return [fail('routing', `location lookups fail (${err.message})${guess}`)];
       }
       const why =
         err instanceof OpenCrvsError && err.kind === 'unknown-office'

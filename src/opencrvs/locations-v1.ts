@@ -10,9 +10,13 @@ const LOCATION_TYPE_SYSTEM = 'http://opencrvs.org/specs/location-type';
 const INTERNAL_ID_SYSTEM = 'http://opencrvs.org/specs/id/internal-id';
 
 /**
- * `GET https://gateway.<domain>/location?type=…&_count=0`. Without `domain`, the gateway root is
- * taken from a token URL of the gateway form (`…/auth/token`) or an events URL of the gateway form
- * (`…/events` not under `/api/`); `_count=0` asks for every location in one page.
+ * `GET {gateway}/location?type=…&_count=0`; `_count=0` asks for every location in one page. The gateway
+ * is `https://gateway.<domain>` with `domain`, else the root the events URL hangs from: a deployment's
+ * register host passes `/api/…` to the gateway (opencrvs-core's client nginx.conf, `location /api/`),
+ * so `https://register.<domain>/api/events` gives `https://register.<domain>/api` and
+ * `https://gateway.<domain>/events` gives `https://gateway.<domain>` (docs/opencrvs-api.md, "URLs").
+ * Locations then come from the deployment the events go to. A token URL of the form `…/auth/token`
+ * is the last resort.
  */
 export function fhirLocationsUrl(settings: OpenCrvsSettings, locationType?: string): string {
   const root = gatewayRoot(settings);
@@ -24,15 +28,16 @@ export function fhirLocationsUrl(settings: OpenCrvsSettings, locationType?: stri
 
 function gatewayRoot(settings: OpenCrvsSettings): string {
   if (settings.domain) return `https://gateway.${settings.domain}`;
-  const fromToken = settings.tokenUrl?.match(/^(.*)\/auth\/token\/?$/);
-  if (fromToken?.[1] && !fromToken[1].endsWith('/api')) return fromToken[1];
   const fromEvents = settings.eventsUrl?.match(/^(.*)\/events\/?$/);
-  if (fromEvents?.[1] && !fromEvents[1].endsWith('/api')) return fromEvents[1];
+  if (fromEvents?.[1]) return fromEvents[1];
+  const fromToken = settings.tokenUrl?.match(/^(.*)\/auth\/token\/?$/);
+  if (fromToken?.[1]) return fromToken[1];
   throw new OpenCrvsError({
     kind: 'config',
     classification: 'operator',
-    message: 'cannot tell the gateway URL for the v1 location API: set opencrvs.domain',
+    message: 'cannot tell the gateway URL for the v1 location API from opencrvs.eventsUrl',
     operation: 'listLocations',
+    hint: 'give opencrvs.eventsUrl as the events API ending in /events: https://register.<domain>/api/events or https://gateway.<domain>/events',
   });
 }
 

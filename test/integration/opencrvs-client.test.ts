@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { configFromObject } from '../../src/config/index.js';
 import type { OpenCrvsSettings } from '../../src/config/types.js';
 import { classifyFailure } from '../../src/delivery/errors.js';
+import { checkRouting } from '../../src/doctor/opencrvs-checks.js';
 import { createLogger } from '../../src/observability/logger.js';
 import {
   createOpenCrvsClient,
@@ -545,6 +546,68 @@ describe('OpenCRVS client against the 1.9 simulator', () => {
       assert.equal((await resolver.resolve(ref, 'HEALTH_FACILITY')).id, facility.id);
       assert.equal((await listed()) - before, 1, ref === facility.id ? 'a listed UUID' : 'an externalId');
     }
+  });
+
+  // The forms an operator writes for a 1.9 deployment (docs/opencrvs-api.md, "URLs"), through the loader as
+  // from a file: each must reach the gateway's location API, the register host's way (/api/location) too.
+  it('reaches the v1 location API from every configured form of the events URL', async () => {
+    const control = new OpenCrvsSandboxControl(sim.baseUrl);
+    const seededOffice = sim.locations.find((l) => l.locationType === 'CRVS_OFFICE');
+    assert.ok(seededOffice?.externalId);
+    const answer = await fetch(
+      `${sim.tokenUrl}?client_id=${sim.clientId}&client_secret=${sim.clientSecret}&grant_type=client_credentials`,
+      { method: 'POST' },
+    );
+    const { access_token: accessToken } = (await answer.json()) as { access_token: string };
+    const credentials = { clientId: sim.clientId, clientSecret: sim.clientSecret };
+    const forms = {
+      'tokenUrl /token, eventsUrl /api/events': {
+        tokenUrl: `${sim.baseUrl}/token`,
+        eventsUrl: `${sim.baseUrl}/api/events`,
+        ...credentials,
+      },
+      'accessToken, eventsUrl /api/events': { accessToken, eventsUrl: `${sim.baseUrl}/api/events` },
+      'tokenUrl /token, eventsUrl /events (gateway)': {
+        tokenUrl: `${sim.baseUrl}/token`,
+        eventsUrl: `${sim.baseUrl}/events`,
+        ...credentials,
+      },
+      'accessToken, eventsUrl /events/ (gateway)': { accessToken, eventsUrl: `${sim.baseUrl}/events/` },
+    };
+    for (const [form, opencrvs] of Object.entries(forms)) {
+      const config = configFromObject({
+        opencrvs: { version: '1.9', ...opencrvs },
+        routing: { defaultOffice: seededOffice.externalId },
+      });
+      const before = (await control.requests()).locations ?? 0;
+      const results = await checkRouting(config, createOpenCrvsClient(config.opencrvs));
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['ok'],
+        `${form}: ${results.map((r) => r.detail).join('; ')}`,
+      );
+      assert.ok(((await control.requests()).locations ?? 0) > before, `${form}: asked the simulator`);
+    }
+  });
+
+  it('says which opencrvs.eventsUrl to give when no gateway can be told from it', async () => {
+    const config = configFromObject({
+      opencrvs: {
+        version: '1.9',
+        tokenUrl: `${sim.baseUrl}/token`,
+        eventsUrl: `${sim.baseUrl}/api/events-service`,
+        clientId: sim.clientId,
+        clientSecret: sim.clientSecret,
+      },
+      routing: { defaultOffice: 'HQfb8fPBmW2' },
+    });
+    const results = await checkRouting(config, createOpenCrvsClient(config.opencrvs));
+    assert.equal(results.length, 1);
+    assert.equal(results[0]?.status, 'fail');
+    const message = results[0]?.detail ?? '';
+    assert.match(message, /give opencrvs\.eventsUrl as the events API ending in \/events/);
+    // Neither the domain (refused beside both URLs) nor a guess that the URL should end in /api/events.
+    assert.doesNotMatch(message, /opencrvs\.domain|ending in \/api\/events/);
   });
 
   it('resolves offices and facilities through the gateway v1 location API, no token needed', async () => {

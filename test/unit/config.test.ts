@@ -96,6 +96,27 @@ describe('configuration', () => {
     assert.equal(one.opencrvs.eventsUrl, 'https://register.x.org/api/events');
   });
 
+  // OpenCRVS 1.9 reads locations from the gateway: an operator told so adds the domain beside the URLs, and
+  // must learn that the events URL already names the gateway, not only that the domain is unused.
+  it('says, for OpenCRVS 1.9, that the gateway is found from opencrvs.eventsUrl when refusing the domain', () => {
+    const urls = 'tokenUrl: "http://127.0.0.1:17470/token", eventsUrl: "http://127.0.0.1:17470/api/events"';
+    for (const given of [
+      `${urls}, clientId: a, clientSecret: b`,
+      'eventsUrl: "https://register.x.org/api/events", accessToken: t',
+    ]) {
+      const err = configErrorOf(() => loadConfig({ text: `opencrvs: { version: "1.9", domain: x.org, ${given} }` }));
+      assert.equal(err.path, 'opencrvs.domain');
+      assert.match(
+        err.problem,
+        /is not used: .* given too \(OpenCRVS 1\.9 finds the gateway for its location API from opencrvs\.eventsUrl: https:\/\/register\.<domain>\/api\/events or https:\/\/gateway\.<domain>\/events\); give the domain alone, or the URLs without it$/,
+      );
+    }
+    // Without the domain, the same URLs load as written.
+    const config = loadConfig({ text: `opencrvs: { version: "1.9", ${urls}, clientId: a, clientSecret: b }` });
+    assert.equal(config.opencrvs.eventsUrl, 'http://127.0.0.1:17470/api/events');
+    assert.equal(config.opencrvs.domain, undefined);
+  });
+
   it('says what opencrvs.domain takes when it is written as a URL or an address, under its own key', () => {
     const domain = (value: string) => `opencrvs:\n  domain: ${value}\n  clientId: a\n  clientSecret: b\n`;
     for (const value of ['https://farajaland.opencrvs.dev', 'farajaland.opencrvs.dev/', '127.0.0.1:7070', '10.0.0.5']) {

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { OpenCrvsSettings } from '../../src/config/types.js';
 import { classifyHttpFailure, describeTransportFailure } from '../../src/opencrvs/classify.js';
 import { OpenCrvsError, type OpenCrvsErrorKind } from '../../src/opencrvs/errors.js';
 import { readJwtClaims, readJwtExpiryMs } from '../../src/opencrvs/jwt.js';
 import { type KnownLocation, LocationResolver, UNLISTED_TTL_MS } from '../../src/opencrvs/locations.js';
+import { fhirLocationsUrl } from '../../src/opencrvs/locations-v1.js';
 import { readNotifyOutcome } from '../../src/opencrvs/outcome.js';
 import { parseRetryAfter } from '../../src/opencrvs/retry-after.js';
 import type { EventAction, EventDocument, Location, LocationQuery, OpenCrvsApi } from '../../src/opencrvs/types.js';
@@ -38,6 +40,51 @@ describe('JWT expiry', () => {
     assert.equal(readJwtExpiryMs(jwt({ exp: '1900000000' })), undefined);
     assert.equal(readJwtExpiryMs(jwt({ sub: 'x' })), undefined);
     assert.equal(readJwtExpiryMs(`${jwt({ exp: 1 })}.extra`), undefined);
+  });
+});
+
+describe('the 1.9 gateway location URL', () => {
+  const settings = (urls: Partial<OpenCrvsSettings>): OpenCrvsSettings => ({
+    version: '1.9',
+    country: 'farajaland',
+    timeoutMs: 1000,
+    tokenRenewBeforeSeconds: 60,
+    ...urls,
+  });
+  const office = (urls: Partial<OpenCrvsSettings>) => fhirLocationsUrl(settings(urls), 'CRVS_OFFICE');
+
+  it("is the register host's /api/ way to the gateway, or the gateway itself, as the events URL is written", () => {
+    // A register host passes /api/… to the gateway, where /events is the events service.
+    assert.equal(
+      office({ tokenUrl: 'http://127.0.0.1:17470/token', eventsUrl: 'http://127.0.0.1:17470/api/events' }),
+      'http://127.0.0.1:17470/api/location?type=CRVS_OFFICE&_count=0',
+    );
+    assert.equal(
+      office({ eventsUrl: 'https://register.x.org/api/events/' }),
+      'https://register.x.org/api/location?type=CRVS_OFFICE&_count=0',
+    );
+    assert.equal(
+      office({ eventsUrl: 'https://gateway.x.org/events' }),
+      'https://gateway.x.org/location?type=CRVS_OFFICE&_count=0',
+    );
+    assert.equal(
+      office({ domain: 'x.org', eventsUrl: 'https://register.x.org/api/events' }),
+      'https://gateway.x.org/location?type=CRVS_OFFICE&_count=0',
+    );
+    assert.equal(
+      office({ tokenUrl: 'https://register.x.org/api/auth/token', eventsUrl: 'https://x.org/notifications' }),
+      'https://register.x.org/api/location?type=CRVS_OFFICE&_count=0',
+    );
+  });
+
+  it('names the key to set, and its forms, when neither URL tells the gateway', () => {
+    assert.throws(
+      () => office({ tokenUrl: 'http://127.0.0.1:17470/token', eventsUrl: 'http://127.0.0.1:17470/api/records' }),
+      (err: OpenCrvsError) =>
+        err.kind === 'config' &&
+        err.hint ===
+          'give opencrvs.eventsUrl as the events API ending in /events: https://register.<domain>/api/events or https://gateway.<domain>/events',
+    );
   });
 });
 

@@ -50,7 +50,8 @@ function tokenParams(req: Request, readBody: boolean): TokenRequestParams {
 /**
  * One express app for every host of a deployment: the token endpoint (auth service / gateway /
  * register host paths), the events service under /api/events (register host) and /events (gateway
- * host), and the sandbox control API under /_sandbox.
+ * host), in 1.9 the gateway's location API under /location (and /api/location, the register host's
+ * way to it), and the sandbox control API under /_sandbox.
  */
 export function buildSimulatorApp(deps: SimulatorAppDeps): Express {
   const { ctx, clients, signer, logger } = deps;
@@ -70,7 +71,8 @@ export function buildSimulatorApp(deps: SimulatorAppDeps): Express {
   if (ctx.version === '1.9') {
     // The gateway's v1 FHIR location API (1.9 has no GET /locations in the events service): the areas as
     // seeded, the offices and facilities as they are now (one deactivated through /_sandbox is inactive).
-    app.get('/location', async (req, res) => {
+    // Also under /api: a register host passes /api/… to the gateway (opencrvs-core's client nginx.conf).
+    app.get(['/location', '/api/location'], async (req, res) => {
       deps.requests.count('locations');
       // Faults on `locations` reach it too, delays as in the events service: it is where 1.9 lists them, so a
       // test can make OpenCRVS unable, or slow, to say which locations exist.
