@@ -498,14 +498,28 @@ export interface LoadConfigOptions {
  * secret written inline (a generated password starting with `*`, `|`, `>` or `!`): only the place and
  * the kind of problem are said, with what usually causes it.
  */
-function yamlError(err: unknown, file: string | undefined): ConfigError {
+function yamlError(err: unknown, file: string | undefined, text?: string): ConfigError {
   const at = err instanceof YAMLError ? err.linePos?.[0] : undefined;
   const code = err instanceof YAMLError ? err.code : undefined;
+  const hint = envReferenceHint(err, text) ?? YAML_HINTS[code ?? ''] ?? QUOTE_HINT;
   return new ConfigError(
     at ? `line ${at.line}, column ${at.col}` : '',
-    `invalid YAML${code ? ` (${code})` : ''}: ${YAML_HINTS[code ?? ''] ?? QUOTE_HINT} (what the line says is not repeated here, since it may be a secret)`,
+    `invalid YAML${code ? ` (${code})` : ''}: ${hint} (what the line says is not repeated here, since it may be a secret)`,
     file,
   );
+}
+
+/**
+ * `token: ${DHIS2_PAT}` is a plain value in a block, but inside `{ }` or `[ ]` its `{` opens a mapping, and
+ * the YAML library stops at that brace: the general quoting hint does not say that `${` is the cause. Only
+ * the reference's name is repeated (an environment variable's name, not its value).
+ */
+function envReferenceHint(err: unknown, text: string | undefined): string | undefined {
+  const offset = err instanceof YAMLError ? err.pos[0] : undefined;
+  if (offset === undefined || !text || text[offset - 1] !== '$' || text[offset] !== '{') return undefined;
+  const name = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}/.exec(text.slice(offset - 1, offset + 200))?.[1];
+  const reference = `\${${name ?? 'NAME'}}`;
+  return `a value holding an environment reference inside { } or [ ] must be in quotes, e.g. "${reference}"`;
 }
 
 const QUOTE_HINT = "put in quotes a value that begins with * & ! | > % @ or a backquote, or that holds ': ' or ' #'";
@@ -556,7 +570,7 @@ export function loadConfig(options: LoadConfigOptions): BridgeConfig {
   const doc = parseDocument(text);
   // An unknown tag (`clientSecret: !abc…`) would read as an empty value: a mistake, said as one.
   const problem = doc.errors[0] ?? doc.warnings.find((w) => w.code === 'TAG_RESOLVE_FAILED');
-  if (problem) throw yamlError(problem, file);
+  if (problem) throw yamlError(problem, file, text);
   let parsed: unknown;
   try {
     parsed = doc.toJS();

@@ -414,6 +414,30 @@ describe('configuration', () => {
     assert.match(tab.problem, /^invalid YAML \(TAB_AS_INDENT\): a tab is used to indent/);
   });
 
+  // In a block `token: ${DHIS2_PAT}` is a plain value; inside { } or [ ] its brace opens a mapping, and the
+  // general quoting hint (* & ! | > …) says nothing of `$`.
+  it('says to quote an environment reference written bare inside { } or [ ]', () => {
+    const source = (auth: string) =>
+      `${MINIMAL_CONFIG}sources:\n  - id: dhis2\n    kind: dhis2\n    baseUrl: http://dhis2.local\n    auth: ${auth}\n`;
+    const env = { DHIS2_PAT: 'd2pat_kept_out_of_messages' };
+    const bare = configErrorOf(() => loadConfig({ text: source(`{ type: pat, token: \${DHIS2_PAT} }`), env }));
+    assert.equal(bare.path, 'line 10, column 32');
+    assert.equal(
+      bare.problem,
+      `invalid YAML (UNEXPECTED_TOKEN): a value holding an environment reference inside { } or [ ] must be in quotes, e.g. "\${DHIS2_PAT}" (what the line says is not repeated here, since it may be a secret)`,
+    );
+    const inList = configErrorOf(() =>
+      loadConfig({ text: `opencrvs: { domain: x.org, previousClientIds: [\${OLD_ID}] }` }),
+    );
+    assert.match(inList.problem, /must be in quotes, e.g\. "\$\{OLD_ID\}"/);
+    // Quoted, it loads and is read from the environment.
+    const quoted = loadConfig({ text: source(`{ type: pat, token: "\${DHIS2_PAT}" }`), env });
+    assert.deepEqual(quoted.sources[0]?.auth, { type: 'pat', token: env.DHIS2_PAT });
+    // A brace that follows no `$` keeps the general hints.
+    const other = configErrorOf(() => loadConfig({ text: 'opencrvs: { domain: x.org, clientSecret: *abc }' }));
+    assert.doesNotMatch(other.problem, /environment reference/);
+  });
+
   it('refuses a secret with a line break or a control character, without quoting it', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
     writeFileSync(join(dir, 'two-lines.txt'), 'first-part\nsecond-part\n');
