@@ -37,3 +37,26 @@ describe('opencrvs-bridge --version', () => {
     assert.doesNotMatch(stdout, new RegExp(`^${pkg.version.replaceAll('.', '\\.')}$`, 'm'));
   });
 });
+
+// README's synopsis is what a first-time user runs: an option there that `--help` does not list fails at
+// once, and one left out (the simulated OpenCRVS version, the DHIS2 demo counts) is never found.
+describe("README's sandbox synopsis", () => {
+  it('names only options that sandbox --help lists, the OpenCRVS version and the DHIS2 demo counts among them', async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const start = readme.indexOf('opencrvs-bridge sandbox ');
+    assert.ok(start >= 0, 'README has a sandbox synopsis');
+    // The entry runs to the next command's line.
+    const entry = readme.slice(start, readme.indexOf('\nopencrvs-bridge ', start));
+    const named = new Set([...entry.matchAll(/\[(--[a-z0-9-]+)/g)].map((m) => m[1]));
+    const help = await runCli(['sandbox', '--help']);
+    assert.equal(help.code, 0, help.stderr);
+    const listed = new Set([...help.stdout.matchAll(/^\s+(?:-\w, )?(--[a-z0-9-]+)/gm)].map((m) => m[1]));
+    assert.deepEqual(
+      [...named].filter((option) => !listed.has(option)),
+      [],
+      'in README, not in --help',
+    );
+    for (const option of ['--version', '--opencrvs-port', '--dhis2-births', '--dhis2-deaths'])
+      assert.ok(named.has(option), `README names ${option}`);
+  });
+});
