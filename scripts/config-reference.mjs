@@ -19,7 +19,8 @@ const SUPPLEMENT = {
   'opencrvs.tokenUrl': 'Token endpoint of the OpenCRVS auth service (client credentials are sent in its query string).',
   'opencrvs.clientId': 'Client id of the OpenCRVS system ("Health") client.',
   'opencrvs.clientSecret': 'Its secret. Prefer `clientSecretFile` or an environment reference; never logged.',
-  'opencrvs.version': 'OpenCRVS version: 2.0 (events API v2) or 1.9.',
+  'opencrvs.version':
+    'OpenCRVS version: 2.0 (events API v2) or 1.9. 1.9 lists locations through the gateway: https://gateway.<domain> with `domain`, else the root `eventsUrl` hangs from, so both https://register.<domain>/api/events (its /api/ is the gateway) and https://gateway.<domain>/events find it (docs/opencrvs-api.md, URLs).',
   'opencrvs.timeoutMs': 'Timeout of every call to OpenCRVS.',
   'opencrvs.tokenRenewBeforeSeconds': 'Fetch a new token this long before the current one expires.',
   store: 'The SQLite ledger.',
