@@ -17,3 +17,14 @@ export function canonicalJson(value: unknown): string {
 export function hashPayload(payload: LedgerPayload): string {
   return createHash('sha256').update(canonicalJson(payload)).digest('hex');
 }
+
+/**
+ * What OpenCRVS receives of a payload (delivery/send.ts: the office, the declaration, the annotation,
+ * which the client sends as {} when there is none), whatever its key order: the ledger's name for a copy
+ * OpenCRVS decided on (a rejection, migration 019). Not the payload hash, which the mapping computes over
+ * its own output in its own key order, so that a bridge upgrade that only reorders keys moves it.
+ */
+export function sentCopyHash(payload: LedgerPayload): string {
+  const sent = { office: payload.office, declaration: payload.declaration, annotation: payload.annotation ?? {} };
+  return createHash('sha256').update(canonicalJson(sent)).digest('hex');
+}

@@ -78,7 +78,7 @@ export const ROW_CONFIRMATION_FAILED_SQL = `SELECT 1 FROM ledger_attempts
  * after notification, its hash kept and its payload not (record.ts). The hash no longer names what the
  * row holds, and the rejected copy is not what OpenCRVS will keep: forgotten, so that the next sighting
  * of the record (a poll, a replay's re-read) requeues the row with it instead of finding it "unchanged".
- * The payload stays the rejected copy: a sighting of exactly that copy leaves the row dead (record.ts).
+ * A sighting of exactly the rejected copy leaves the row dead: the attempt keeps its hash (record.ts).
  */
 export const FORGET_HELD_BACK_SQL = `UPDATE ledger_rows SET payload_hash = CASE
   WHEN updated_after_notification_at >= queued_at THEN NULL ELSE payload_hash END WHERE id = ?`;

@@ -2,6 +2,7 @@
 // that ends an attempt checks `locked_by`, so a worker whose lock was reset as stale (and whose row
 // another worker may now hold) cannot overwrite the newer attempt.
 import { type Db, relaxed } from './db.js';
+import { sentCopyHash } from './hash.js';
 import {
   endsDoubt,
   FORGET_HELD_BACK_SQL,
@@ -12,7 +13,7 @@ import {
 } from './in-doubt.js';
 import { errorColumns, LEDGER_ROW_COLUMNS, ledgerRowFromValues, type SqlLedgerRow } from './rows.js';
 import { NEXT_NOTIFY_GENERATION } from './transaction-ids.js';
-import type { LedgerError, LedgerRow, SettleInput } from './types.js';
+import type { LedgerError, LedgerPayload, LedgerRow, SettleInput } from './types.js';
 
 export interface Outbox {
   claimDue(workerId: string, limit: number, now: number): LedgerRow[];
@@ -80,10 +81,10 @@ export function createOutbox(db: Db): Outbox {
     Pick<
       SqlLedgerRow,
       'id' | 'attempts' | 'next_run_at' | 'payload_hash' | 'withdrawn_reason' | 'updated_after_notification_at'
-    > & { replaced_in_flight: number }
+    > & { replaced_in_flight: number; has_payload: number }
   >(
     `SELECT id, attempts, next_run_at, payload_hash, withdrawn_reason, updated_after_notification_at,
-       in_flight_payload IS NOT NULL AS replaced_in_flight FROM ledger_rows
+       in_flight_payload IS NOT NULL AS replaced_in_flight, payload IS NOT NULL AS has_payload FROM ledger_rows
      WHERE id = @id AND locked_by = @workerId AND state = 'delivering' AND (@attempts IS NULL OR attempts = @attempts)`,
   );
   // Both return the settled row, which the worker reports: cheaper than reading it again afterwards.
@@ -120,9 +121,14 @@ export function createOutbox(db: Db): Outbox {
     .raw();
   const audit = db.prepare(`
     INSERT INTO ledger_attempts (row_id, attempt, worker_id, step, outcome, started_at, finished_at,
-      error_classification, error_kind, error_status, error_message, next_run_at)
+      error_classification, error_kind, error_status, error_message, next_run_at, copy_hash)
     VALUES (@id, @attempt, @workerId, @step, @outcome, @startedAt, @now,
-      @errClassification, @errKind, @errStatus, @errMessage, @nextRunAt)`);
+      @errClassification, @errKind, @errStatus, @errMessage, @nextRunAt, @copyHash)`);
+  // The copy the attempt sent, for a caller that did not pass it: the one set aside when a newer version (or
+  // an invalid reading) replaced it in flight, else the payload, which a version counted in doubt leaves.
+  const claimedCopyOf = db
+    .prepare<[number], string | null>('SELECT COALESCE(in_flight_payload, payload) FROM ledger_rows WHERE id = ?')
+    .pluck();
   // A newer version replaced the payload while this attempt sent the claimed copy, which OpenCRVS now
   // holds or may hold under the row's notify transactionId (in-doubt.ts): the row keeps that copy, to
   // say what was delivered and to resend exactly it; the newer hash stays, so it is not counted twice.
@@ -264,6 +270,12 @@ export function createOutbox(db: Db): Outbox {
     `SELECT COUNT(*) AS n FROM ledger_rows WHERE state IN ('pending', 'failed', 'delivering')`,
   );
 
+  const claimedCopyHash = (input: SettleInput, id: number): string | null => {
+    const stored = input.claimedPayload ? undefined : claimedCopyOf.get(id);
+    const copy = input.claimedPayload ?? (stored ? (JSON.parse(stored) as LedgerPayload) : undefined);
+    return copy ? sentCopyHash(copy) : null;
+  };
+
   const settle = db.transaction((input: SettleInput, now: number): unknown[] | undefined => {
     const row = lockedRow.get({ id: input.id, workerId: input.workerId, attempts: input.claimedAttempts ?? null });
     if (!row) return undefined;
@@ -271,12 +283,17 @@ export function createOutbox(db: Db): Outbox {
     let error: LedgerError | null = null;
     let nextRunAt: number | null = null;
     let settled: unknown[] | undefined;
+    let copyHash: string | null = null;
     const newerVersion = input.claimedPayloadHash !== row.payload_hash;
     const replaced = newerVersion && input.claimedPayload !== undefined;
     // Already counted: a version that came during this attempt while an earlier NOTIFY of the row was in
     // doubt is an update after notification at once (record.ts), its payload never replaced.
     const counted = row.updated_after_notification_at !== null && row.updated_after_notification_at >= input.startedAt;
     if (!('error' in settlement)) {
+      // Decided later (a pending check), perhaps after the payload is purged: what was sent is kept now.
+      // Not when OpenCRVS holds an earlier NOTIFY than this copy: which copy that was, the row does not know.
+      if (settlement.outcome === 'delivered-pending' && !settlement.olderCopy)
+        copyHash = claimedCopyHash(input, row.id);
       if (replaced) keepClaimedCopy.run({ id: row.id, payload: JSON.stringify(input.claimedPayload) });
       // Newer: a version the claimed copy does not carry, or a withdrawal by the source meanwhile.
       const newer = (newerVersion && !counted) || row.withdrawn_reason !== null || settlement.olderCopy ? 1 : 0;
@@ -295,6 +312,9 @@ export function createOutbox(db: Db): Outbox {
       // In doubt by this attempt, or by an earlier one whose NOTIFY this attempt was resending; unless
       // this attempt's answer shows what OpenCRVS holds (a rejection).
       const ended = endsDoubt(error);
+      // What OpenCRVS rejected, kept with the attempt (migration 019): read again as that copy, the record
+      // leaves the row dead (record.ts). Before `failed` below, which drops the copy set aside.
+      if (ended) copyHash = claimedCopyHash(input, row.id);
       const doubt = !ended && (failedAttemptInDoubt(input.step, error) || Boolean(earlierInDoubt.get(row.id)));
       // A newer version, never tried, replaced the copy this attempt sent (not counted as an update after
       // notification): kept aside while in doubt, else sent next when the copy was refused or rejected.
@@ -322,12 +342,15 @@ export function createOutbox(db: Db): Outbox {
       });
       // Rejected (the doubt it ends says OpenCRVS decided on the copy sent): the newer one is sent next,
       // under the next generation. Only when its payload did replace the copy in flight (a version counted
-      // in doubt changes the hash alone), and the source has not withdrawn the record since.
+      // in doubt changes the hash alone), and the source has not withdrawn the record since. Not when what
+      // replaced it was an invalid reading (record.ts, setAsideInFlight): nothing waits to be sent, and the
+      // row stays dead with the rejection, as it would have had the reading come after it.
       const resendNewer =
         settlement.outcome === 'dead' &&
         ended &&
         newerWaiting &&
         row.replaced_in_flight === 1 &&
+        row.has_payload === 1 &&
         row.withdrawn_reason === null;
       if (resendNewer) settled = requeueNewer.get({ id: row.id, now }) ?? settled;
     }
@@ -345,6 +368,7 @@ export function createOutbox(db: Db): Outbox {
       errStatus: err.status,
       errMessage: err.message,
       nextRunAt: settlement.outcome === 'retry' ? nextRunAt : null,
+      copyHash,
     });
     return settled;
   });

@@ -39,10 +39,17 @@ export function createPendingChecks(db: Db): PendingChecks {
   // The decision is part of the row's history: an attempt row (the same attempt, decided later).
   const audit = db.prepare(`
     INSERT INTO ledger_attempts (row_id, attempt, worker_id, step, outcome, started_at, finished_at,
-      error_classification, error_kind, error_status, error_message, next_run_at)
+      error_classification, error_kind, error_status, error_message, next_run_at, copy_hash)
     SELECT id, attempts, @workerId, @step, @state, @startedAt, @now,
-      @errClassification, @errKind, @errStatus, @errMessage, NULL
+      @errClassification, @errKind, @errStatus, @errMessage, NULL, @copyHash
     FROM ledger_rows WHERE id = @id`);
+  // The copy the NOTIFY being decided carried, kept with its pending answer (outbox.ts): the row's payload
+  // may be purged by now, or be a version OpenCRVS never had (an earlier NOTIFY stood, `olderCopy`). None
+  // for an answer recorded before migration 019, or one that named no copy of ours.
+  const pendingCopy = db
+    .prepare<[number], string | null>(`SELECT copy_hash FROM ledger_attempts
+      WHERE row_id = ? AND outcome = 'delivered-pending' ORDER BY id DESC LIMIT 1`)
+    .pluck();
 
   const decide = db.transaction((input: PendingCheckInput, now: number): unknown[] | undefined => {
     const { result } = input;
@@ -62,8 +69,11 @@ export function createPendingChecks(db: Db): PendingChecks {
       now,
     };
     if (decided.run(params).changes === 0) return undefined;
-    audit.run({ ...params, workerId: input.workerId, step: input.step, startedAt: input.startedAt });
-    if (result.outcome === 'dead' && endsDoubt(result.error)) forgetHeldBackHash.run(input.id);
+    const rejected = result.outcome === 'dead' && endsDoubt(result.error);
+    // The copy rejected, kept with the decision (migration 019; record.ts reads it).
+    const copyHash = rejected ? (pendingCopy.get(input.id) ?? null) : null;
+    audit.run({ ...params, workerId: input.workerId, step: input.step, startedAt: input.startedAt, copyHash });
+    if (rejected) forgetHeldBackHash.run(input.id);
     return reread.get(input.id); // after the audit and the hash: the row as it now stands
   });
 

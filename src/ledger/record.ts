@@ -2,6 +2,7 @@
 // re-select), so a poll page read twice, a redelivered subscription notification or two sources racing
 // on one subject all end in one row. What a later version does depends on how far the row has got.
 import type { Db } from './db.js';
+import { sentCopyHash } from './hash.js';
 import { ROW_IN_DOUBT_SQL } from './in-doubt.js';
 import { errorColumns, type SqlLedgerRow, toLedgerRow } from './rows.js';
 import { NEXT_NOTIFY_GENERATION, transactionIdsFor } from './transaction-ids.js';
@@ -107,8 +108,9 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   // An invalid reading of changed content while a first attempt (no NOTIFY in doubt yet) sends the row: the
   // copy in flight is set aside, as a newer valid version's is (replaceInFlight), and the row holds nothing
   // to send. Delivered, settle keeps the copy and counts the change once (its hash moved); in doubt, it
-  // keeps the copy and counts it; refused, failed or handed back, the row has no payload and goes dead
-  // at its next attempt rather than send what the source no longer says (outbox.ts, delivery/attempt.ts).
+  // keeps the copy and counts it; rejected, it stays dead (nothing newer waits); refused, failed or handed
+  // back, the row has no payload and goes dead at its next attempt rather than send what the source no
+  // longer says (outbox.ts, delivery/attempt.ts).
   const setAsideInFlight = db.prepare(`
     UPDATE ledger_rows SET in_flight_payload = COALESCE(in_flight_payload, payload), payload = NULL,
       payload_hash = NULL, source_ref = @sourceRef, withdrawn_reason = NULL, source_fingerprint = @sourceFingerprint,
@@ -132,14 +134,31 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       payload_hash = @payloadHash, source_ref = @sourceRef, source_version = @sourceVersion,
       source_fingerprint = @sourceFingerprint, updated_at = @now
     WHERE id = @id`);
-  // A delivered or dismissed row whose record is mapped otherwise (same source content, another payload), or
-  // a dead one read again as the copy OpenCRVS rejected (see recordEvent):
+  // A delivered or dismissed row whose record is mapped otherwise (same source content, another payload):
   // nothing moved at the source, so it stays as it is, its hash now what the mapping in force makes of that
   // content, so the next read is unchanged. The payload is untouched (a dismissed row has none; a
   // delivered one keeps what was sent), and so is updated_at (when it was dismissed: docs/admin.md).
   const restampMappedOtherwise = db.prepare(`
     UPDATE ledger_rows SET payload_hash = @payloadHash, source_ref = @sourceRef, source_version = @sourceVersion,
       mapping_id = @mappingId, source_fingerprint = @sourceFingerprint
+    WHERE id = @id`);
+  // The rejection of this copy (what OpenCRVS received of it: hash.ts) by an attempt of the row, under
+  // any notify generation, the latest (migration 019). Read on the row's attempts index.
+  const rejectionOf = db.prepare<
+    { id: number; copy: string },
+    { classification: string | null; kind: string | null; status: number | null; message: string | null }
+  >(`SELECT error_classification AS classification, error_kind AS kind, error_status AS status,
+       error_message AS message
+     FROM ledger_attempts WHERE row_id = @id AND copy_hash = @copy AND error_kind = 'rejected'
+     ORDER BY id DESC LIMIT 1`);
+  // A dead row read again as a copy OpenCRVS rejected (see recordEvent): it stays dead, holding that copy
+  // (a replay, an operator's decision, sends it), and says why again: an invalid reading since, or a later
+  // copy's death, had put its own error there.
+  const keepRejected = db.prepare(`
+    UPDATE ledger_rows SET payload = @payload, payload_hash = @payloadHash, office = @office, facility = @facility,
+      source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId,
+      source_fingerprint = @sourceFingerprint, last_error_classification = @errClassification,
+      last_error_kind = @errKind, last_error_status = @errStatus, last_error_message = @errMessage, updated_at = @now
     WHERE id = @id`);
   // The same payload read from content that moved (a change the mapping does not read), or a row recorded
   // before fingerprints were kept: the fingerprint follows, so a later mapping change compares with it.
@@ -325,19 +344,29 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         // it goes back to the queue with a fresh retry budget. The same payload again stays where it is,
         // and so does a row a person dismissed (its hash kept), seen again unchanged.
         const dismissed = dismissedRow(existing);
-        // Rejected while a version was counted in doubt, its hash forgotten (FORGET_HELD_BACK_SQL), and read
-        // again as the very copy OpenCRVS rejected (the record changed, then back): OpenCRVS decided on it,
-        // so it stays dead as if the record had never changed, its hash this copy's again. Requeued, it
-        // would send the rejected copy once more under the next generation. (The copy as stored: settle writes
-        // a kept copy again from the parsed row, which gives back the same text.)
-        const rejectedCopy =
-          existing.state === 'dead' && existing.payload_hash === null && existing.payload === payload;
+        // Read as a copy OpenCRVS rejected (the record changed meanwhile, then back; read invalid meanwhile,
+        // or while that copy was sent; its hash forgotten when a change was counted in doubt): OpenCRVS
+        // decided on that copy, so the row stays dead, as if the record had never changed, its hash this
+        // reading's. Requeued, it would send the rejected copy once more under the next generation. Only a
+        // reading the row does not already hold is looked up: the commonest, the same again, costs nothing.
+        const rejection =
+          existing.state === 'dead' && (!same || existing.payload === null)
+            ? rejectionOf.get({ id, copy: sentCopyHash(input.payload) })
+            : undefined;
         // Dismissed, and the payload differs but the source content is what it was (its fingerprint was
         // recorded with the hash kept): the bridge maps the same record otherwise (an upgrade, a mapping
         // change). The person's decision was about that record: it stays dismissed. Not a plain dead row:
         // the bridge mapping it otherwise may be what fixes it (a payload OpenCRVS refused).
-        if ((dismissed && !same && existing.payload_hash !== null && sameContent(existing, input)) || rejectedCopy) {
+        if (dismissed && !same && existing.payload_hash !== null && sameContent(existing, input)) {
           restampMappedOtherwise.run(params());
+        } else if (rejection) {
+          keepRejected.run({
+            ...params(),
+            errClassification: rejection.classification,
+            errKind: rejection.kind,
+            errStatus: rejection.status,
+            errMessage: rejection.message,
+          });
         } else if (!same || (existing.state === 'skipped' && !dismissed)) {
           requeue.run(params());
           change = 'replaced';

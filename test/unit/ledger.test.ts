@@ -198,6 +198,87 @@ describe('ledger: recording events', () => {
     assert.equal(fixed.row.queuedAt, clock.now());
   });
 
+  it('a copy OpenCRVS rejected stays dead when the record comes back as it, after an invalid reading or another copy', () => {
+    const read = (subject: string, p = payload(), fingerprint = 'content-a') => ({
+      ...eventInput(subject, p),
+      sourceFingerprint: () => fingerprint,
+    });
+    const rejectedWith = (message: string) => ({
+      outcome: 'dead' as const,
+      error: { classification: 'permanent' as const, kind: 'rejected', message },
+    });
+    const invalidReading = (subject: string) =>
+      ledger.recordInvalid({
+        sourceId: 'emr',
+        eventType: 'birth',
+        subjectKey: `Patient/${subject}`,
+        sourceRef: `Encounter/${subject}`,
+        errors: [{ field: 'x', message: 'child.dob: not a date' }],
+        sourceFingerprint: () => 'content-b',
+      }).changed;
+    const { row } = ledger.recordEvent(read('c'));
+    settleRow(ledger, row.id, rejectedWith('first copy rejected'), { now: clock.now() });
+    assert.equal(invalidReading('c'), true);
+    assert.deepEqual([ledger.get(row.id)?.payload, ledger.get(row.id)?.lastError?.kind], [null, 'mapping']);
+    const back = ledger.recordEvent(read('c'));
+    assert.deepEqual(
+      [back.change, back.row.state, back.row.notifyTransactionId, back.row.lastError?.message],
+      ['unchanged', 'dead', row.notifyTransactionId, 'first copy rejected'],
+    );
+    // The same copy as a newer mapping writes it (its keys in another order, so another payload hash).
+    const p = payload();
+    const reordered = { office: p.office, declaration: Object.fromEntries(Object.entries(p.declaration).reverse()) };
+    const upgraded = { ...read('c', reordered), payloadHash: 'hash of the upgraded mapping' };
+    assert.deepEqual([ledger.recordEvent(upgraded).change, ledger.get(row.id)?.state], ['unchanged', 'dead']);
+    assert.equal(ledger.recordEvent(upgraded).change, 'unchanged');
+
+    // A new version goes out under the next generation. Rejected too, the first copy read again is still
+    // one OpenCRVS rejected (under the earlier generation), and a third version goes out.
+    const second = ledger.recordEvent(read('c', payload('Second'), 'content-c'));
+    assert.deepEqual([second.change, second.row.state], ['replaced', 'pending']);
+    assert.match(second.row.notifyTransactionId, /:notify:r1$/);
+    clock.advance(1000);
+    settleRow(ledger, row.id, rejectedWith('second copy rejected'), { now: clock.now() });
+    const first = ledger.recordEvent(read('c'));
+    assert.deepEqual(
+      [first.change, first.row.state, first.row.lastError?.message, first.row.payload],
+      ['unchanged', 'dead', 'first copy rejected', payload()],
+    );
+    const third = ledger.recordEvent(read('c', payload('Third'), 'content-d'));
+    assert.deepEqual([third.change, third.row.state], ['replaced', 'pending']);
+    assert.match(third.row.notifyTransactionId, /:notify:r2$/);
+
+    // Rejected after a pending answer (a pending check), once its payload was purged: the same.
+    const { row: pending } = ledger.recordEvent(read('p'));
+    const claimed = ledger.claimRow(pending.id, 'w1', clock.now());
+    assert.ok(claimed?.payload);
+    ledger.settle({
+      id: pending.id,
+      workerId: 'w1',
+      step: 'notify',
+      startedAt: clock.now(),
+      claimedAttempts: claimed.attempts,
+      claimedPayloadHash: claimed.payloadHash,
+      claimedPayload: claimed.payload,
+      settlement: { outcome: 'delivered-pending', eventId: 'event-p', trackingId: 'TRK-p' },
+    });
+    assert.equal(ledger.purgePayloads(clock.now() + 169 * 3_600_000), 1);
+    ledger.recordPendingCheck({
+      id: pending.id,
+      notifyTransactionId: claimed.notifyTransactionId,
+      workerId: 'w1',
+      startedAt: clock.now(),
+      step: 'pending-check',
+      result: rejectedWith('rejected after answering pending'),
+    });
+    assert.equal(invalidReading('p'), true);
+    const pendingBack = ledger.recordEvent(read('p'));
+    assert.deepEqual([pendingBack.change, pendingBack.row.state], ['unchanged', 'dead']);
+    // An operator's replay re-reads the record (the same copy) and sends what the row then holds.
+    assert.deepEqual(ledger.replay([pending.id]).requeued, [pending.id]);
+    assert.match(ledger.get(pending.id)?.notifyTransactionId ?? '', /:notify:r1$/);
+  });
+
   it('records skipped events with their reason, and a notifiable later version queues them', () => {
     const input = {
       sourceId: 'emr',
@@ -914,6 +995,26 @@ describe('ledger: recording events', () => {
       assert.equal(ledger.recordEvent(second).change, 'replaced', 'the version held back still goes out');
     });
 
+    it('rejected after a counted change, read invalid again (an overlap poll), then as it was sent: still not sent again', () => {
+      const before = inDoubt('ra', 'content-a');
+      assert.equal(invalid('ra', 'content-b'), true);
+      clock.advance(1000);
+      const rejected = { classification: 'permanent' as const, kind: 'rejected', message: 'rejected the NOTIFY' };
+      settleRow(ledger, before.id, { outcome: 'dead', error: rejected }, { now: clock.now() });
+      // The invalid content read again: the dead row takes the mapping's error and drops its payload.
+      assert.equal(invalid('ra', 'content-b'), true);
+      assert.deepEqual([ledger.get(before.id)?.payload, ledger.get(before.id)?.lastError?.kind], [null, 'mapping']);
+      const back = ledger.recordEvent({ ...eventInput('ra'), sourceFingerprint: () => 'content-a' });
+      assert.deepEqual(
+        [back.change, back.row.state, back.row.notifyTransactionId, back.row.lastError?.message],
+        ['unchanged', 'dead', before.notifyTransactionId, 'rejected the NOTIFY'],
+      );
+      const corrected = { ...eventInput('ra', payload('Corrected'), '2'), sourceFingerprint: () => 'content-c' };
+      const requeued = ledger.recordEvent(corrected);
+      assert.deepEqual([requeued.change, requeued.row.state], ['replaced', 'pending']);
+      assert.match(requeued.row.notifyTransactionId, /:notify:r1$/);
+    });
+
     it('a row recorded before fingerprints were kept takes the first one and counts from the next change', () => {
       const before = inDoubt('p');
       assert.equal(invalid('p', 'content-b'), false, 'nothing to compare with: not taken for a change');
@@ -1213,6 +1314,30 @@ describe('ledger: recording events', () => {
       assert.equal(ledger.get(doubt.id)?.updatesAfterNotification, 1);
     });
 
+    it('rejected: the row stays dead, and the record read again as the copy rejected is not sent again', () => {
+      const claimed = sending('j');
+      ledger.recordCreated(claimed.id, 'event-j', 'TRK-j');
+      assert.equal(invalid('j', 'content-b'), true);
+      const rejected = { classification: 'permanent' as const, kind: 'rejected', message: 'rejected the NOTIFY' };
+      const settled = settleClaimed(claimed, { outcome: 'dead', error: rejected });
+      // Nothing newer waits (the reading was invalid): no requeue under the next generation.
+      assert.deepEqual(
+        [settled?.state, settled?.payload, settled?.notifyTransactionId],
+        ['dead', null, claimed.notifyTransactionId],
+      );
+      for (let poll = 0; poll < 2; poll++) {
+        const back = ledger.recordEvent({ ...eventInput('j'), sourceFingerprint: () => 'content-a' });
+        assert.deepEqual(
+          [back.change, back.row.state, back.row.notifyTransactionId, back.row.lastError?.kind],
+          ['unchanged', 'dead', claimed.notifyTransactionId, 'rejected'],
+        );
+        // It holds that copy again: an operator's replay can send it.
+        assert.deepEqual(back.row.payload, claimed.payload);
+      }
+      assert.deepEqual(ledger.replay([claimed.id]).requeued, [claimed.id], 'a replay is the operator deciding');
+      assert.match(ledger.get(claimed.id)?.notifyTransactionId ?? '', /:notify:r1$/);
+    });
+
     it('the same content read invalid while it is sent (an office closed meanwhile) changes nothing', () => {
       const claimed = sending('s');
       assert.equal(invalid('s', 'content-a', officeClosed), false);
@@ -1359,6 +1484,8 @@ describe('ledger: schema', () => {
       { version: 15, name: 'opencrvs-locations' },
       { version: 16, name: 'slow-record-strikes' },
       { version: 17, name: 'source-fingerprint' },
+      { version: 18, name: 'inbox-body-bytes' },
+      { version: 19, name: 'rejected-copy' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -1401,13 +1528,14 @@ describe('ledger: schema', () => {
         DROP INDEX ledger_rows_state_id; DROP INDEX ledger_rows_pending_check;
         ALTER TABLE ledger_rows DROP COLUMN pending_check_at; ALTER TABLE ledger_rows DROP COLUMN pending_checks;
         ALTER TABLE ledger_rows DROP COLUMN in_flight_payload; ALTER TABLE ledger_rows DROP COLUMN read_by_source;
-        ALTER TABLE ledger_rows DROP COLUMN source_fingerprint;
+        ALTER TABLE ledger_rows DROP COLUMN source_fingerprint; ALTER TABLE ledger_attempts DROP COLUMN copy_hash;
+        DROP INDEX inbox_waiting_bytes; ALTER TABLE inbox DROP COLUMN body_bytes;
         DROP TABLE ledger_identity; DROP TABLE opencrvs_locations; DROP TABLE slow_records;
         UPDATE ledger_rows SET state = 'delivered-pending', event_id = 'e1', tracking_id = 'T1';`);
       db.close();
       assert.throws(
         () => openLedger(path, { inspectOnly: true }),
-        /the ledger .* was written by an older bridge \(schema 9, this one reads 17\): this command only reads it/,
+        /the ledger .* was written by an older bridge \(schema 9, this one reads 19\): this command only reads it/,
       );
       const versions = () => {
         const check = new Database(path, { readonly: true });
@@ -1423,7 +1551,7 @@ describe('ledger: schema', () => {
         [row.id],
       );
       upgraded.close();
-      assert.equal(versions(), 17);
+      assert.equal(versions(), 19);
       openLedger(path, { inspectOnly: true }).close();
     } finally {
       cleanup();

@@ -18,6 +18,7 @@ import { migration015 } from './015-opencrvs-locations.js';
 import { migration016 } from './016-slow-record-strikes.js';
 import { migration017 } from './017-source-fingerprint.js';
 import { migration018 } from './018-inbox-body-bytes.js';
+import { migration019 } from './019-rejected-copy.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -41,4 +42,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration016,
   migration017,
   migration018,
+  migration019,
 ];
