@@ -74,7 +74,7 @@ const SUPPLEMENT = {
   'sources[].subscription.hmacSecret': 'Medplum-style HMAC-SHA256 signing secret (`X-Signature`).',
   'sources[].subscription.heartbeatSeconds': 'Expected heartbeat period; silence for longer triggers a catch-up poll.',
   'sources[].mappings':
-    'Mapping names under mappings/, or paths to your own files (with a folder in them, relative to the config file: `./mappings/birth.yaml`; in the container, mount them next to the config, under `/config`). Default: birth and death mappings for the kind (`birth.fhir`, `death.fhir` / `birth.dhis2`, `death.dhis2`).',
+    "Mapping names under mappings/, or paths to your own files (with a folder in them, relative to the config file: `./mappings/birth.yaml`; in the container, mount them next to the config, under `/config`). Default: FHIR, `birth.fhir` and `death.fhir`; DHIS2, the shipped mappings whose `codes.program` is `dhis2.program` (`birth.dhis2` for `IpHINAT79UW`, `death.dhis2` for the sandbox's `SbxDthProg1`), and for any other programme none: name your own copies (docs/dhis2.md). A DHIS2 source none of whose mappings reads its programme is refused.",
   'sources[].dhis2.enrollmentStatus': 'Only enrollments in this status.',
   'sources[].writeBack.enabled': 'Write back (when the block is present).',
   'sources[].writeBack.identifierSystem': 'FHIR: the identifier system of the tracking id.',

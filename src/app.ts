@@ -47,6 +47,7 @@ import {
 import { isNotListed, KNOWN_MAX } from './opencrvs/locations.js';
 import { missingGrants } from './opencrvs/scopes.js';
 import { buildDhis2Source, type Dhis2SourceRuntime } from './sources/dhis2/index.js';
+import { unreachableMappingWarnings } from './sources/dhis2/mapping-codes.js';
 import { FhirSourceClient } from './sources/fhir/fhir-client.js';
 import { fhirInbox } from './sources/fhir/inbox.js';
 import { InboxProcessor, type ProcessorSource } from './sources/fhir/inbox-processor.js';
@@ -245,6 +246,7 @@ export class Bridge {
           );
       }
       this.refuseDoubleNotifications();
+      this.warnUnreachableMappings();
       this.worker = createDeliveryWorker({
         ledger: this.ledger,
         api: this.opencrvs,
@@ -353,6 +355,15 @@ export class Bridge {
   private refuseDoubleNotifications(): void {
     const loaded = new Map([...this.sources, ...this.dhis2Sources].map((s) => [s.settings.id, s.mappings.mappings]));
     checkSourceMappings(this.config, (i) => loaded.get(this.config.sources[i]?.id ?? ''));
+  }
+
+  /** DHIS2 mappings that cannot match their source's programme (when none can, the check above refused). */
+  private warnUnreachableMappings(): void {
+    const loaded = new Map([...this.sources, ...this.dhis2Sources].map((s) => [s.settings.id, s.mappings.mappings]));
+    const warnings = unreachableMappingWarnings(this.config.sources, (i) =>
+      loaded.get(this.config.sources[i]?.id ?? ''),
+    );
+    for (const { sourceId, message } of warnings) this.log.warn({ source: sourceId }, message);
   }
 
   private buildFhirSource(settings: SourceSettings): SourceRuntime {

@@ -13,6 +13,7 @@ import {
   mappingOptionsFromConfig,
   sourceMappingOptions,
 } from '../mapping/index.js';
+import { unreachableMappingWarnings } from '../sources/dhis2/mapping-codes.js';
 import { checkSourceMappings } from '../sources/overlap.js';
 import { configPath, loadConfigOrReport } from './options.js';
 
@@ -94,6 +95,8 @@ function runValidate(options: { config?: string }): void {
     if (!failed) {
       try {
         checkSourceMappings(config, (i) => sets[i]?.mappings);
+        for (const { message } of unreachableMappingWarnings(config.sources, (i) => sets[i]?.mappings))
+          console.log(`warn  ${message}`);
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         failed = true;

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
 
 // The package root holds profiles/ and mappings/ next to src/ (dev) and dist/ (built): both sit
 // one level below it, and this file is always two levels below the root.
@@ -30,3 +32,34 @@ export const DEFAULT_MAPPINGS: Readonly<Record<'fhir' | 'dhis2', readonly string
   fhir: ['birth.fhir', 'death.fhir'],
   dhis2: ['birth.dhis2', 'death.dhis2'],
 };
+
+/**
+ * The shipped mappings a source uses when it names none. A DHIS2 source polls one programme, and DHIS2 then
+ * lists only the enrollments in it: of the shipped DHIS2 mappings (birth.dhis2 for the demo's Child
+ * Programme, death.dhis2 for the sandbox's death programme) only those whose `codes.program` names that
+ * programme could ever notify anything, so only those are taken. When none does (a site's own programme),
+ * all are, and loading the source's mappings then refuses it, saying why (sources/overlap.ts).
+ */
+export function defaultMappings(kind: 'fhir' | 'dhis2', program: string): string[] {
+  const all = [...DEFAULT_MAPPINGS[kind]];
+  if (kind !== 'dhis2') return all;
+  const reading = all.filter((name) => shippedPrograms(name).includes(program));
+  return reading.length > 0 ? reading : all;
+}
+
+const programsOfShipped = new Map<string, string[]>();
+
+/** The `codes.program` of a shipped mapping (empty when it cannot be read: loading it says why). */
+function shippedPrograms(name: string): string[] {
+  let programs = programsOfShipped.get(name);
+  if (!programs) {
+    try {
+      const doc = parse(readFileSync(shippedMappingFile(name), 'utf8')) as { codes?: { program?: unknown } };
+      programs = Array.isArray(doc?.codes?.program) ? doc.codes.program.map(String) : [];
+    } catch {
+      programs = [];
+    }
+    programsOfShipped.set(name, programs);
+  }
+  return programs;
+}

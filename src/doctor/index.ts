@@ -3,12 +3,13 @@
 import { ConfigError, type Env } from '../config/index.js';
 import type { MappingSet } from '../mapping/index.js';
 import { createOpenCrvsClient } from '../opencrvs/index.js';
+import { unreachableMappingWarnings } from '../sources/dhis2/mapping-codes.js';
 import { checkSourceMappings } from '../sources/overlap.js';
 import { checkConfig, checkMappings, checkStore } from './local-checks.js';
 import { checkRouting, checkToken } from './opencrvs-checks.js';
 import { checkDhis2Source, checkFhirSource } from './source-checks.js';
 import { checkSourceIds } from './source-ids.js';
-import { type CheckResult, type DoctorReport, fail, skip } from './types.js';
+import { type CheckResult, type DoctorReport, fail, skip, warn } from './types.js';
 
 export type { CheckResult, CheckStatus, DoctorReport } from './types.js';
 
@@ -49,12 +50,15 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     if (!(err instanceof ConfigError)) throw err;
     checks.push(fail('sources', err.message));
   }
+  const loadedOf = (i: number) => mappingsBySource.get(config.sources[i]?.id ?? '')?.mappings;
+  for (const { sourceId, message } of unreachableMappingWarnings(config.sources, loadedOf))
+    checks.push(warn(`mappings ${sourceId}`, message));
 
   const sourceChecks = await Promise.all(
     config.sources.map(async (source): Promise<CheckResult[]> => {
       if (!full && !partial?.sourcesRead) return [skip(`source ${source.id}`, notLoaded)];
-      if (source.kind === 'dhis2') return checkDhis2Source(source);
       const mappings = mappingsBySource.get(source.id);
+      if (source.kind === 'dhis2') return checkDhis2Source(source, mappings?.mappings ?? []);
       // Without mappings the watched types are unknown; reachability is still worth knowing.
       return checkFhirSource(source, mappings?.watchedResourceTypes() ?? []);
     }),

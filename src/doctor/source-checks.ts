@@ -7,6 +7,7 @@ import { unauthenticatedSubscriptionWarning } from '../config/warnings.js';
 import { silentLogger } from '../observability/logger.js';
 import type { SecretScrubber } from '../observability/secret-scrubber.js';
 import { Dhis2Client, Dhis2SourceError } from '../sources/dhis2/client.js';
+import { type CodedMapping, codedUids, unreachableMappings } from '../sources/dhis2/mapping-codes.js';
 import { dhis2SettingsOf } from '../sources/dhis2/settings.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
 import { sortSignals } from '../sources/fhir/sort-signals.js';
@@ -194,12 +195,19 @@ async function checkSubscriptions(
  * the metadata the configuration names: the programme polled, and the write-back's programme stage, data
  * element or attribute. A uid typed wrong otherwise polls nothing, quietly.
  */
-export async function checkDhis2Source(settings: SourceSettings): Promise<CheckResult[]> {
+export async function checkDhis2Source(
+  settings: SourceSettings,
+  mappings: readonly CodedMapping[] = [],
+): Promise<CheckResult[]> {
   const client = new Dhis2Client(settings, { logger: silentLogger, attempts: 1 });
-  return withoutSecrets(client.secrets, await dhis2SourceChecks(client, settings));
+  return withoutSecrets(client.secrets, await dhis2SourceChecks(client, settings, mappings));
 }
 
-async function dhis2SourceChecks(client: Dhis2Client, settings: SourceSettings): Promise<CheckResult[]> {
+async function dhis2SourceChecks(
+  client: Dhis2Client,
+  settings: SourceSettings,
+  mappings: readonly CodedMapping[],
+): Promise<CheckResult[]> {
   const name = `source ${settings.id}`;
   const where = displayUrl(client.baseUrl);
   let version: string | undefined;
@@ -229,14 +237,18 @@ async function dhis2SourceChecks(client: Dhis2Client, settings: SourceSettings):
   if (!version) return [fail(name, `${where}/api/system/info is not a DHIS2 system info answer`)];
   const results = [ok(name, `${where}: DHIS2 ${version} reachable with the configured ${settings.auth.type} auth`)];
   try {
-    results.push(...(await checkDhis2Metadata(client, settings)));
+    results.push(...(await checkDhis2Metadata(client, settings, mappings)));
   } catch (err) {
     results.push(warn(`${name} metadata`, `could not be read: ${reason(err)}`));
   }
   return results;
 }
 
-async function checkDhis2Metadata(client: Dhis2Client, settings: SourceSettings): Promise<CheckResult[]> {
+async function checkDhis2Metadata(
+  client: Dhis2Client,
+  settings: SourceSettings,
+  mappings: readonly CodedMapping[],
+): Promise<CheckResult[]> {
   const name = `source ${settings.id} metadata`;
   const { program } = dhis2SettingsOf(settings);
   const found = await client.metadata('programs', program, 'id,displayName,programStages[id,displayName]');
@@ -252,7 +264,40 @@ async function checkDhis2Metadata(client: Dhis2Client, settings: SourceSettings)
     problems.push(`sources[].writeBack.dataElement ${writeBack.dataElement}: no such data element`);
   if (writeBack?.attribute && !(await client.metadata('trackedEntityAttributes', writeBack.attribute)))
     problems.push(`sources[].writeBack.attribute ${writeBack.attribute}: no such tracked entity attribute`);
+  problems.push(...stageProblems(settings, mappings, program, stages));
   if (problems.length > 0) return [fail(name, problems.join('; '))];
   const label = typeof found.displayName === 'string' ? ` (${found.displayName})` : '';
-  return [ok(name, `programme ${program}${label} found${writeBack ? ', with the write-back target' : ''}`)];
+  const staged = mappings.filter((m) => codedUids(m, 'programStage')).map((m) => m.id);
+  const stagesFound = staged.length > 0 ? `, with the stages of ${staged.join(', ')}` : '';
+  return [
+    ok(name, `programme ${program}${label} found${stagesFound}${writeBack ? ', with the write-back target' : ''}`),
+  ];
+}
+
+/**
+ * The mappings' stage code sets (`programStage.coded('birthStage')`) against the programme's stages: a set
+ * naming no stage of it finds no event, so its mapping never triggers. Mappings that cannot match the
+ * programme at all are left to the mappings check (sources/overlap.ts), which names them.
+ */
+function stageProblems(
+  settings: SourceSettings,
+  mappings: readonly CodedMapping[],
+  program: string,
+  stages: ReadonlyArray<{ id?: unknown; displayName?: unknown }>,
+): string[] {
+  const unreachable = new Set(unreachableMappings(settings, mappings).map((u) => u.mapping));
+  const ids = stages.map((stage) => String(stage.id));
+  const listed = stages.map(
+    (stage) => `${String(stage.id)}${stage.displayName ? ` ${String(stage.displayName)}` : ''}`,
+  );
+  const problems: string[] = [];
+  for (const mapping of mappings) {
+    const tested = codedUids(mapping, 'programStage');
+    if (unreachable.has(mapping) || !tested || tested.uids.some((uid) => ids.includes(uid))) continue;
+    problems.push(
+      `mapping ${mapping.id} (sources[].mappings) codes.${tested.sets.join(', codes.')} [${tested.uids.join(', ')}]: ` +
+        `no stage of programme ${program} (its stages: ${listed.join(', ') || 'none'}), so it never notifies a ${mapping.eventType}`,
+    );
+  }
+  return problems;
 }

@@ -110,6 +110,8 @@ export interface CompiledMapping {
   expressions: CompiledExpr[];
   /** Expression text → the key path it is written at (`trigger.when[0].if`), for runtime errors. */
   expressionPaths: ReadonlyMap<string, string>;
+  /** The `codes` sets as written, for the checks against a source's settings (sources/dhis2/mapping-codes.ts). */
+  codes: Readonly<Record<string, readonly string[]>>;
   /** The source's zone (CompileOptions.timeZone): "today" for `notAfter: today` is its date. */
   timeZone?: string;
 }
@@ -575,6 +577,12 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     subjectLinks,
     expressions,
     expressionPaths,
+    codes: Object.fromEntries(
+      Object.entries((doc.codes ?? {}) as Record<string, unknown[]>).map(([name, entries]) => [
+        name,
+        entries.map(String),
+      ]),
+    ),
     ...(options.timeZone ? { timeZone: options.timeZone } : {}),
   };
 }

@@ -3,7 +3,7 @@
 // process (exit codes, output); the finer cases call runDoctor in-process.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -398,6 +398,64 @@ describe('doctor checks', () => {
       /sources\[\]\.writeBack\.dataElement uf3svrmp8Xx: no such data element/,
     );
     assert.equal(report.ok, false);
+  });
+
+  it("fails a DHIS2 source whose mappings cannot match its programme or its programme's stages", async () => {
+    const auth = { type: 'pat', token: DEFAULT_SANDBOX_AUTH.pat };
+    const line = (report: Awaited<ReturnType<typeof runDoctor>>, name: string) =>
+      report.checks.find((c) => c.name === name);
+    // The review's case: the death programme polled with the birth mapping. Doctor said "all checks passed".
+    const deaths = { id: 'hmis', kind: 'dhis2', baseUrl: dhis2.baseUrl, auth, dhis2: { program: 'SbxDthProg1' } };
+    const crossed = await runDoctor({
+      file: writeConfig(configObject({ sources: [{ ...deaths, mappings: ['birth.dhis2'] }] })),
+      env: {},
+    });
+    assert.equal(crossed.ok, false, formatReport(crossed));
+    assert.equal(line(crossed, 'sources')?.status, 'fail');
+    assert.match(
+      line(crossed, 'sources')?.detail ?? '',
+      /sources\[0\]\.mappings: no mapping of source "hmis" can match sources\[0\]\.dhis2\.program SbxDthProg1: sources\[0\]\.mappings\[0\] \(birth\.dhis2\) tests codes\.program \[IpHINAT79UW\]/,
+    );
+
+    // Both shipped mappings on the Child Programme: the death one is a warning, not a failure.
+    const both = await runDoctor({
+      file: writeConfig(
+        configObject({
+          sources: [{ ...deaths, dhis2: { program: 'IpHINAT79UW' }, mappings: ['birth.dhis2', 'death.dhis2'] }],
+        }),
+      ),
+      env: {},
+    });
+    const warned = both.checks.filter((c) => c.name === 'mappings hmis' && c.status === 'warn');
+    assert.equal(warned.length, 1, formatReport(both));
+    assert.match(
+      warned[0]?.detail ?? '',
+      /^sources\[0\]\.mappings\[1\] \(death\.dhis2\) tests codes\.program \[SbxDthProg1\], not sources\[0\]\.dhis2\.program IpHINAT79UW/,
+    );
+
+    // No mappings given: the shipped one of the programme polled, whose stage DHIS2 has.
+    const defaults = await runDoctor({ file: writeConfig(configObject({ sources: [deaths] })), env: {} });
+    assert.match(line(defaults, 'mappings hmis')?.detail ?? '', /^death\.dhis2 valid .*\(events: death\)/);
+    assert.equal(line(defaults, 'source hmis metadata')?.status, 'ok', formatReport(defaults));
+    assert.match(line(defaults, 'source hmis metadata')?.detail ?? '', /with the stages of death\.dhis2/);
+
+    // A site's copy whose birth stage is another programme's: the right programme, and still never a birth.
+    const shipped = readFileSync(new URL('../../mappings/birth.dhis2.yaml', import.meta.url), 'utf8');
+    const copy = join(dir, 'birth.wrong-stage.yaml');
+    writeFileSync(
+      copy,
+      shipped
+        .replace(/^id: birth\.dhis2$/m, 'id: birth.site')
+        .replace('birthStage: [A03MvHHogjR]', 'birthStage: [SbxDthStage]'),
+    );
+    const births = { ...deaths, dhis2: { program: 'IpHINAT79UW' }, mappings: [copy] };
+    const staged = await runDoctor({ file: writeConfig(configObject({ sources: [births] })), env: {} });
+    assert.equal(staged.ok, false, formatReport(staged));
+    assert.equal(line(staged, 'source hmis metadata')?.status, 'fail');
+    assert.match(
+      line(staged, 'source hmis metadata')?.detail ?? '',
+      /mapping birth\.site \(sources\[\]\.mappings\) codes\.birthStage \[SbxDthStage\]: no stage of programme IpHINAT79UW \(its stages: A03MvHHogjR Birth, \S+ Baby Postnatal\), so it never notifies a birth/,
+    );
   });
 
   it('creates no ledger where there is none, and warns naming the full path of a relative store.path', async () => {

@@ -147,9 +147,47 @@ describe('two sources reading the same records', () => {
     assert.equal(split.code, 0, split.stdout + split.stderr);
     const programmes = writeConfig('programmes.yaml', [
       dhis2('hmis-births', '', { program: 'IpHINAT79UW' }),
-      dhis2('hmis-other', '', { program: 'WSGAb5XwJ3Y' }),
+      // Each takes the shipped mapping of its programme (birth.dhis2, death.dhis2): no mappings given.
+      dhis2('hmis-other', '', { program: 'SbxDthProg1' }),
     ]);
     const other = runCliSync(['validate', '--config', programmes]);
     assert.equal(other.code, 0, other.stdout + other.stderr);
+  });
+});
+
+describe('a DHIS2 source whose mappings read another programme', () => {
+  const source = (mappings: string[]) => ({
+    id: 'ndola-hmis',
+    kind: 'dhis2',
+    baseUrl: `http://127.0.0.1:${port}`,
+    auth: { type: 'pat', token: 'd2pat_0123456789abcdef' },
+    dhis2: { program: 'SbxDthProg1' },
+    mappings,
+  });
+
+  it('none of them: refused by validate, sync and doctor, naming the mapping and the programme', () => {
+    const config = writeConfig('other-programme.yaml', [source(['birth.dhis2'])]);
+    const said =
+      /sources\[0\]\.mappings: no mapping of source "ndola-hmis" can match sources\[0\]\.dhis2\.program SbxDthProg1: sources\[0\]\.mappings\[0\] \(birth\.dhis2\) tests codes\.program \[IpHINAT79UW\]/;
+    const validate = runCliSync(['validate', '--config', config]);
+    assert.equal(validate.code, 2, validate.stdout + validate.stderr);
+    assert.match(validate.stdout, new RegExp(`error ${said.source}`));
+    // It used to read every page, notify nothing and report "everything found was delivered".
+    const sync = runCliSync(['sync', '--once', '--config', config]);
+    assert.equal(sync.code, 2, sync.stdout + sync.stderr);
+    assert.match(sync.stderr, new RegExp(`configuration error: ${said.source}`));
+    const doctor = runCliSync(['doctor', '--config', config]);
+    assert.equal(doctor.code, 1, doctor.stdout + doctor.stderr);
+    assert.match(doctor.stdout, new RegExp(`✖ sources: ${said.source}`));
+  });
+
+  it('some of them: validate passes with a warning naming sources[i].mappings[j]', () => {
+    const config = writeConfig('some-other-programme.yaml', [source(['birth.dhis2', 'death.dhis2'])]);
+    const validate = runCliSync(['validate', '--config', config]);
+    assert.equal(validate.code, 0, validate.stdout + validate.stderr);
+    assert.match(
+      validate.stdout,
+      /warn {2}sources\[0\]\.mappings\[0\] \(birth\.dhis2\) tests codes\.program \[IpHINAT79UW\], not sources\[0\]\.dhis2\.program SbxDthProg1/,
+    );
   });
 });

@@ -75,13 +75,14 @@ describe('DHIS2 source configuration', () => {
     sources: [{ id: 'd', kind: 'dhis2', baseUrl: 'http://dhis2.example.org', ...extra }],
   });
 
-  it('fills the demo Child Programme defaults, the dhis2 mappings and the write-back defaults', () => {
+  it('fills the demo Child Programme defaults, its shipped mapping and the write-back defaults', () => {
     const config = configFromObject(
       source({ dhis2: { orgUnits: ['DiszpKrYNg8'] }, writeBack: { dataElement: 'uf3svrmp8Oj' } }),
     );
     const [s] = config.sources;
     assert.ok(s);
-    assert.deepEqual(s.mappings, ['birth.dhis2', 'death.dhis2']);
+    // Only the shipped mapping of the Child Programme: death.dhis2 reads another programme (SbxDthProg1).
+    assert.deepEqual(s.mappings, ['birth.dhis2']);
     assert.deepEqual(s.dhis2, { program: 'IpHINAT79UW', fields: '*', orgUnits: ['DiszpKrYNg8'] });
     assert.equal(s.writeBack?.enabled, true);
     assert.equal(s.writeBack?.maxAttempts, 12);
