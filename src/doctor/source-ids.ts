@@ -15,6 +15,8 @@ export const GENERIC_SOURCE_IDS: readonly string[] = [
   'demo-dhis2-deaths',
   'dhis2-births',
   'dhis2-deaths',
+  'sandbox-dhis2-births',
+  'sandbox-dhis2-deaths',
 ];
 
 export function checkSourceIds(config: BridgeConfig): CheckResult[] {

@@ -8,7 +8,12 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config/index.js';
+import { checkSourceIds, GENERIC_SOURCE_IDS } from '../../src/doctor/source-ids.js';
+import { loadMappings, sourceMappingOptions } from '../../src/mapping/index.js';
 import { BridgeMetrics } from '../../src/observability/metrics.js';
+import { CHILD_PROGRAMME, DEATH_PROGRAMME } from '../../src/sandbox/dhis2/constants.js';
+import { unreachableMappingWarnings } from '../../src/sources/dhis2/mapping-codes.js';
+import { checkSourceMappings } from '../../src/sources/overlap.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const doc = readFileSync(`${root}docs/deployment.md`, 'utf8');
@@ -92,7 +97,7 @@ describe('docs/deployment.md', () => {
 describe('docs/dhis2.md', () => {
   it("gives a source's poll settings the configuration takes (a DHIS2 start without a zone)", () => {
     const guide = readFileSync(`${root}docs/dhis2.md`, 'utf8');
-    const block = /## 4\. Configure the source\n+```yaml\n([\s\S]*?)```/.exec(guide)?.[1];
+    const block = /## 4\. Configure the source\n[\s\S]*?```yaml\n([\s\S]*?)```/.exec(guide)?.[1];
     assert.ok(block, 'the YAML of section 4');
     const sources = (parse(block) as { sources: Array<{ kind: string; poll?: unknown }> }).sources;
     const polls = sources.filter((s) => s.poll !== undefined);
@@ -102,6 +107,38 @@ describe('docs/dhis2.md', () => {
       const config = { opencrvs: { domain: 'farajaland.example.org', accessToken: 't' }, sources: [source] };
       assert.doesNotThrow(() => loadConfig({ text: JSON.stringify(config) }));
     }
+  });
+});
+
+describe('examples/dhis2.yaml and the configuration of docs/dhis2.md', () => {
+  it("the example validates, one source per sandbox programme, each mapping reading its source's programme", () => {
+    const config = loadConfig({ file: `${root}examples/dhis2.yaml` });
+    const programmes = config.sources.map((s) => [s.dhis2?.program, s.mappings]);
+    assert.deepEqual(programmes, [
+      [CHILD_PROGRAMME, ['birth.dhis2']],
+      [DEATH_PROGRAMME, ['death.dhis2']],
+    ]);
+    const sets = config.sources.map((s) => loadMappings(sourceMappingOptions(config.opencrvs, config.routing, s)));
+    assert.doesNotThrow(() => checkSourceMappings(config, (i) => sets[i]?.mappings));
+    assert.deepEqual(
+      unreachableMappingWarnings(config.sources, (i) => sets[i]?.mappings),
+      [],
+    );
+    // Its ids are examples: doctor warns whoever copies them into production.
+    assert.equal(checkSourceIds(config).length, config.sources.length);
+    assert.match(readFileSync(`${root}docs/dhis2.md`, 'utf8'), /\(\.\.\/examples\/dhis2\.yaml\)/);
+  });
+
+  it("the guide's whole configuration loads, and its source ids are not ones doctor calls an example's", () => {
+    const guide = readFileSync(`${root}docs/dhis2.md`, 'utf8');
+    const block = /## 4\. Configure the source\n[\s\S]*?```yaml\n([\s\S]*?)```/.exec(guide)?.[1] ?? '';
+    const parsed = parse(block) as { sources: Array<{ id: string; mappings?: string[] }> };
+    assert.ok(parsed.sources.length >= 2);
+    for (const source of parsed.sources) assert.ok(!GENERIC_SOURCE_IDS.includes(source.id), source.id);
+    // The site's mapping copies and secret files are not here: shipped mappings and unread files stand in.
+    for (const source of parsed.sources) delete source.mappings;
+    const config = loadConfig({ text: JSON.stringify(parsed), secretFiles: 'none' });
+    assert.equal(config.sources.length, parsed.sources.length);
   });
 });
 
