@@ -24,6 +24,7 @@ export interface LedgerInbox {
    */
   add(sourceId: string, body: unknown, receivedAt: number, options?: { reconciled?: boolean }): number;
   due(limit: number, now: number): StoredNotification[];
+  /** Marks a row processed; its body shrinks to a summary (SHRUNK_BODY_SQL), as on doneAll and abandon. */
   done(id: number, now: number): void;
   /**
    * Marks many rows processed in one transaction, without an fsync of its own (synchronous=NORMAL):
@@ -45,6 +46,31 @@ export interface LedgerInbox {
 export const DUE_SQL =
   'SELECT id, source_id, received_at, body, attempts FROM inbox INDEXED BY inbox_due WHERE processed_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?';
 
+/**
+ * A processed (or abandoned) row's body: nothing reads it again (duplicates are told apart by the ledger's
+ * rows, event-number gaps by meta), so it keeps what helps to look into a sender's behaviour and no more.
+ * A member whose JSON takes at most MEMBER_KEPT_BYTES stays as it was; a longer one becomes
+ * `{"items": n}` (an array) or `{"bytes": n}`; past SHRUNK_BODY_BYTES in all (many members), the body is
+ * only `{"members": n}`. A sender holding the secret could otherwise leave a day of full bodies (the
+ * retention) on disk, past the bound on waiting ones. A body that is no JSON object (an edited file,
+ * another version) becomes `{}`. json_each gives true/false as 1/0, hence their own arms.
+ */
+const MEMBER_KEPT_BYTES = 200;
+const SHRUNK_BODY_BYTES = 2_000;
+export const SHRUNK_BODY_SQL = `(
+    SELECT CASE WHEN members = 0 THEN '{}' WHEN length(CAST(kept AS BLOB)) <= ${SHRUNK_BODY_BYTES} THEN kept
+      ELSE json_object('members', members) END
+    FROM (
+      SELECT COUNT(*) AS members, json_group_object(key, CASE
+        WHEN length(CAST(value AS BLOB)) > ${MEMBER_KEPT_BYTES} THEN
+          CASE type WHEN 'array' THEN json_object('items', json_array_length(value))
+            ELSE json_object('bytes', length(CAST(value AS BLOB))) END
+        WHEN type IN ('object', 'array') THEN json(value)
+        WHEN type = 'true' THEN json('true')
+        WHEN type = 'false' THEN json('false')
+        ELSE value END) AS kept
+      FROM json_each(CASE WHEN NOT json_valid(body) THEN '{}' WHEN json_type(body) = 'object' THEN body ELSE '{}' END)))`;
+
 export function createInbox(db: Db): LedgerInbox {
   const insert = db.prepare(
     'INSERT INTO inbox (source_id, received_at, body, body_bytes, next_attempt_at) VALUES (@sourceId, @receivedAt, @body, @bodyBytes, @receivedAt)',
@@ -53,7 +79,9 @@ export function createInbox(db: Db): LedgerInbox {
     [number, number],
     { id: number; source_id: string; received_at: number; body: string; attempts: number }
   >(DUE_SQL);
-  const markDone = db.prepare("UPDATE inbox SET processed_at = ?, outcome = 'processed' WHERE id = ?");
+  const markDone = db.prepare(
+    `UPDATE inbox SET processed_at = ?, outcome = 'processed', body = ${SHRUNK_BODY_SQL}, body_bytes = 0 WHERE id = ?`,
+  );
   const markDoneAll = db.transaction((ids: number[], now: number) => {
     for (const id of ids) markDone.run(now, id);
   });
@@ -61,7 +89,8 @@ export function createInbox(db: Db): LedgerInbox {
     'UPDATE inbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?',
   );
   const markAbandoned = db.prepare(
-    "UPDATE inbox SET attempts = attempts + 1, processed_at = ?, outcome = 'abandoned', last_error = ? WHERE id = ?",
+    `UPDATE inbox SET attempts = attempts + 1, processed_at = ?, outcome = 'abandoned', last_error = ?,
+       body = ${SHRUNK_BODY_SQL}, body_bytes = 0 WHERE id = ?`,
   );
   const countDue = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM inbox WHERE processed_at IS NULL');
   // INDEXED BY: the index holds body_bytes, so neither the table nor a body's overflow pages are read.

@@ -1743,6 +1743,103 @@ describe('ledger: inbox', () => {
       cleanup();
     }
   });
+
+  // Processed rows are kept a day (the retention) and nothing reads their bodies again: a sender holding
+  // the secret could leave a day of bodies at the 1 MB limit on disk, past the bound on waiting ones.
+  it('keeps a summary of a processed or abandoned notification, not its whole body', () => {
+    const { ledger, path, cleanup } = tempLedger();
+    try {
+      const refs = Array.from({ length: 20_000 }, (_, i) => `Patient/p-${String(i).padStart(12, '0')}`);
+      const big = (n: number) => ({
+        kind: 'event',
+        style: 'backport',
+        refs,
+        subscription: 'Subscription/s1',
+        eventNumbers: [n],
+        deleted: true,
+      });
+      const done = ledger.inbox.add('emr', big(1), 10);
+      const batch = ledger.inbox.add('emr', big(2), 11);
+      const abandoned = ledger.inbox.add('emr', big(3), 12);
+      const waiting = ledger.inbox.add('emr', big(4), 13);
+      const small = ledger.inbox.add('emr', { kind: 'heartbeat', style: 'backport', eventsSinceStart: 4 }, 14);
+      const storedSize = () => {
+        const db = new Database(path, { readonly: true });
+        try {
+          const rows = db
+            .prepare<[], { id: number; size: number; bodyBytes: number; body: string }>(
+              'SELECT id, length(CAST(body AS BLOB)) AS size, body_bytes AS bodyBytes, body FROM inbox',
+            )
+            .all();
+          return new Map(rows.map((row) => [row.id, row]));
+        } finally {
+          db.close();
+        }
+      };
+      const before = storedSize().get(done)?.size ?? 0;
+      assert.ok(before > 400_000, `stored ${before} bytes`);
+
+      ledger.inbox.done(done, 20);
+      ledger.inbox.doneAll([batch, small], 20);
+      ledger.inbox.abandon(abandoned, 'read failed', 20);
+
+      const after = storedSize();
+      const summary = {
+        kind: 'event',
+        style: 'backport',
+        refs: { items: 20_000 },
+        subscription: 'Subscription/s1',
+        deleted: true,
+      };
+      for (const [id, n] of [
+        [done, 1],
+        [batch, 2],
+        [abandoned, 3],
+      ] as const) {
+        const row = after.get(id);
+        assert.ok(row && row.size < 300, `row ${id} stores ${row?.size} bytes`);
+        assert.equal(row.bodyBytes, 0);
+        assert.deepEqual(JSON.parse(row.body), { ...summary, eventNumbers: [n] });
+      }
+      assert.deepEqual(JSON.parse(after.get(small)?.body ?? ''), {
+        kind: 'heartbeat',
+        style: 'backport',
+        eventsSinceStart: 4,
+      });
+      // The waiting one is whole, and read back whole; it alone counts in the backlog.
+      assert.equal(after.get(waiting)?.size, before);
+      const [due] = ledger.inbox.due(10, 100);
+      assert.deepEqual(due?.body, big(4));
+      assert.deepEqual(ledger.inbox.backlog(), { depth: 1, bytes: before });
+      // Processed rows stay until the retention prunes them.
+      assert.equal(ledger.inbox.prune(30), 4);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('shrinks a stored body that is no JSON object to {} rather than fail to mark it', () => {
+    const { ledger, path, cleanup } = tempLedger();
+    try {
+      const ids = [ledger.inbox.add('emr', { kind: 'ping' }, 1), ledger.inbox.add('emr', ['a'], 2)];
+      const db = new Database(path);
+      try {
+        db.prepare("UPDATE inbox SET body = 'not json' WHERE id = ?").run(ids[0]);
+      } finally {
+        db.close();
+      }
+      ledger.inbox.doneAll(ids, 5);
+      assert.equal(ledger.inbox.depth(), 0);
+      const read = new Database(path, { readonly: true });
+      try {
+        assert.deepEqual(read.prepare('SELECT body FROM inbox ORDER BY id').pluck().all(), ['{}', '{}']);
+      } finally {
+        read.close();
+      }
+    } finally {
+      cleanup();
+    }
+  });
 });
 
 describe('ledger: slow records', () => {

@@ -54,7 +54,8 @@ const DEFAULT_BATCH_SIZE = 50;
 /**
  * Processed notifications are kept this long (to look into a sender's behaviour), then deleted: nothing
  * reads them, and heartbeats alone add rows while nothing happens (a soak review: 191k rows, 34 MB of
- * bodies, after 55k events).
+ * bodies, after 55k events). Until then a row keeps a summary of its notification, not the whole of it
+ * (ledger/inbox.ts, SHRUNK_BODY_SQL).
  */
 const INBOX_RETENTION_MS = 24 * 3_600_000;
 /** Deleted per pruning, so one never holds the event loop long; prunings are a minute apart at most. */
