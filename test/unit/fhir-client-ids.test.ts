@@ -79,4 +79,21 @@ describe('FHIR source client ids', () => {
     await assert.rejects(client.read('../Patient', '1'), FhirSourceError, 'nor a type that is none');
     assert.deepEqual(seen, [], 'no request reached the EMR');
   });
+
+  it('sends nothing for a type of the right shape that is no FHIR R4 resource type, and does not repeat it', async () => {
+    // A reference in a record read from the EMR (`subject.reference: "Aaaa…/x"`) names the type.
+    const long = `A${'a'.repeat(300_000)}`;
+    for (const type of [long, 'TrackedEntity', 'Maternity']) {
+      const refused = (err: unknown) =>
+        err instanceof FhirSourceError && !err.retryable && !err.message.includes(type) && err.message.length < 100;
+      await assert.rejects(client.read(type, 'x'), refused, type.slice(0, 20));
+      assert.equal(await client.lastVersion(type, 'x'), undefined);
+      await assert.rejects(client.update({ resourceType: type as 'Patient', id: 'x' }), refused, type.slice(0, 20));
+    }
+    assert.deepEqual(
+      seen.map((url) => url.slice(0, 60)),
+      [],
+      'no request reached the EMR',
+    );
+  });
 });

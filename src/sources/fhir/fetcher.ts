@@ -8,6 +8,7 @@ import {
 } from '../../mapping/index.js';
 import { setBounded } from '../shared/bounded-map.js';
 import { type FhirSourceClient, FhirSourceError } from './fhir-client.js';
+import { isResourceType } from './notification.js';
 import { LengthMemory, StepMemory } from './step-memory.js';
 
 interface ChunkAnswer {
@@ -284,9 +285,13 @@ export class CachingFetcher implements ResourceFetcher {
 
   /**
    * Reads asked in the same turn of the event loop (the mothers of the births being mapped side by
-   * side, say) go out together as one `Type?_id=a,b,…` search (see flushReads).
+   * side, say) go out together as one `Type?_id=a,b,…` search (see flushReads). A type that is no FHIR R4
+   * resource type (the receiver's check) is read as nothing, without a request, as the mapping reads a
+   * `#contained` reference: the type comes from a reference in a record the EMR holds, and the shape the
+   * mapping accepts (`Aaaa…(300 kB)/x`, DHIS2's TrackedEntity) would make it `<base>/Aaaa…?_id=x`.
    */
   read(type: string, id: string): Promise<Resource | undefined> {
+    if (!isResourceType(type)) return Promise.resolve(undefined);
     const key = `${type}/${id}`;
     let found = this.resources.get(key);
     if (!found) {

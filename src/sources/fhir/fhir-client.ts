@@ -11,6 +11,7 @@ import { nextTryDelay, retryAfterHint, retryAfterOf } from '../shared/retry-afte
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
 import { loggableCause, noAnswer, SourceCallError } from '../shared/source-error.js';
 import { sourceSecrets } from '../shared/source-secrets.js';
+import { isResourceType } from './notification.js';
 
 /** A failed call to a FHIR source. */
 export class FhirSourceError extends SourceCallError {
@@ -88,11 +89,17 @@ function toFhirKitResource(resource: Resource): FhirResource {
  * `Type/id` as a path below the base, or undefined when it names no resource. The id is one path
  * segment, encoded: whatever a notification or a record holds must not reach another path of the EMR
  * with the source's credentials. `.` and `..` name none (no request is made for them): encoding leaves
- * them as they are, and a URL resolves them to the base or its parent.
+ * them as they are, and a URL resolves them to the base or its parent. Nor does a type that is no FHIR R4
+ * resource type (the receiver's check): the shape alone let `<base>/Aaaa…(300 kB)/<id>` be asked.
  */
 function instancePath(type: string, id: string): string | undefined {
-  if (!/^[A-Z][A-Za-z]+$/.test(type) || id === '' || id === '.' || id === '..') return undefined;
+  if (!isResourceType(type) || id === '' || id === '.' || id === '..') return undefined;
   return `${type}/${encodeURIComponent(id)}`;
+}
+
+/** `read Patient`, or `read` alone for a type that is no R4 resource type: that is the sender's text, of any length. */
+function operationOn(operation: string, type: string): string {
+  return isResourceType(type) ? `${operation} ${type}` : operation;
 }
 
 /** The body of a failed answer as fhir-kit-client parsed it (JSON), or its text. */
@@ -316,7 +323,7 @@ export class FhirSourceClient {
    */
   async read(type: string, id: string, caller: CallOptions = {}): Promise<Resource | undefined> {
     if (instancePath(type, id) === undefined)
-      throw new FhirSourceError(`read ${type}: not a resource type and id`, undefined, false);
+      throw new FhirSourceError(`${operationOn('read', type)}: not a resource type and id`, undefined, false);
     try {
       const result: unknown = await this.call(
         `read ${type}`,
@@ -469,7 +476,11 @@ export class FhirSourceClient {
   ): Promise<Resource> {
     // As read(): nothing is sent for `.` or `..`, and the id is one path segment.
     if (instancePath(resource.resourceType, resource.id) === undefined)
-      throw new FhirSourceError(`update ${resource.resourceType}: not a resource type and id`, undefined, false);
+      throw new FhirSourceError(
+        `${operationOn('update', resource.resourceType)}: not a resource type and id`,
+        undefined,
+        false,
+      );
     const headers: Record<string, string> = ifMatchVersion ? { 'if-match': `W/"${ifMatchVersion}"` } : {};
     const result: unknown = await this.call(
       `update ${resource.resourceType}`,
