@@ -319,6 +319,16 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     return result;
   };
 
+  /**
+   * A row claimed again after its recheck, if it is still to be sent now: not withdrawn, and not waiting out
+   * the lease of a recheck that could not run yet (claimRow alone takes a row whatever its due time).
+   */
+  const claimAfterRecheck = (id: number): LedgerRow | undefined => {
+    const current = ledger.get(id);
+    if (!current || current.nextRunAt > now()) return undefined;
+    return ledger.claimRow(id, workerId);
+  };
+
   const startRows = (rows: ReturnType<typeof ledger.claimDue>) => {
     const at = now();
     const toRecheck: LedgerRow[] = [];
@@ -357,17 +367,32 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       return false;
     }
     // After an outage, a call that sends nothing tells whether OpenCRVS answers again; the rows then go
-    // out the usual way, each confirmed at its source first if it waited (a row sent by the probe would
-    // skip that: a record the EMR voided during the outage would be registered).
+    // out the usual way, each confirmed at its source first if it waited.
     if (hold.outage) return probeReach(signal);
-    // The token is fine; only a real call tells whether the scope or office problem is gone.
+    // The token is fine; only a real call tells whether the scope or office problem is gone (a token
+    // check proves nothing of a static token, nor of a 401 from the events API with tokens still issued).
     const held = hold.rowId;
-    const row = (held !== undefined ? ledger.claimRow(held, workerId) : undefined) ?? ledger.claimDue(workerId, 1)[0];
+    let row = (held !== undefined ? ledger.claimRow(held, workerId) : undefined) ?? ledger.claimDue(workerId, 1)[0];
     if (!row) {
       release('token check passed; nothing waiting to re-try');
       return true;
     }
     const before = holdsRaised;
+    if (deps.recheck && needsRecheck(row, now())) {
+      // A hold lasts until someone acts, often far past the recheck threshold: the row is confirmed at its
+      // source first, as startRows does, or a record the EMR voided during the hold is registered by the
+      // probe. One recheck a probe: a row it leaves nothing to do for (withdrawn before OpenCRVS heard of it,
+      // waiting out a lease) keeps the hold until the next probe: nothing else proves the problem fixed.
+      await track(row.id, recheck([row], deps.recheck));
+      row = claimAfterRecheck(row.id);
+      if (!row) return false;
+      // Mapped again just now; should OpenCRVS list its facility otherwise still, the next probe maps it.
+      const result = await track(row.id, runAttempt(attemptDeps, row));
+      if (result === 'remap') ledger.handBack([row.id], workerId);
+      if (result === 'remap' || holdsRaised > before) return false;
+      release(`probe re-try ended ${String(result)}`);
+      return true;
+    }
     let result = await track(row.id, attempt(row));
     if (result === 'remap') {
       // Routed to the refused office and mapped again at its source (the route may have been corrected):

@@ -1,0 +1,155 @@
+// Delivery held for an operator problem (credentials, scope) lasts as long as it takes someone to fix it,
+// far longer than delivery.recheckAfterSeconds. The hold's probe re-tries the held row by sending it: that
+// row must be confirmed at its source first, like any row that waited, or a record the EMR voided during
+// the hold is registered by the probe. Over HTTP: the FHIR sandbox, the OpenCRVS simulator, the Bridge.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { LedgerRow } from '../../src/ledger/index.js';
+import { defaultHealthScopes } from '../../src/sandbox/opencrvs/index.js';
+import { birthResources, type Harness, sleep, startHarness } from './helpers/bridge-harness.js';
+import { type FaultProxy, forbiddenPage, startFaultProxy } from './helpers/fault-proxy.js';
+
+const BIRTHS = 3;
+
+interface Refusal {
+  name: string;
+  /** Makes OpenCRVS refuse the bridge's sends as an operator problem. */
+  refuse(h: Harness): Promise<void>;
+  /** The operator's fix. */
+  fix(h: Harness): Promise<void>;
+  kind: string;
+}
+
+const refusals: Refusal[] = [
+  {
+    // Every events-API call answered 401 (a fresh token does not help): nothing of the row reached OpenCRVS.
+    name: 'credentials refused (401)',
+    refuse: (h) => h.sim.control.configure({ faults: { errorRate: 1, errorStatus: 401 } }),
+    fix: (h) => h.sim.control.configure({ faults: {} }),
+    kind: 'unauthorized',
+  },
+  {
+    // Created, then the NOTIFY refused: the held row knows its event, and OpenCRVS is asked about it.
+    name: 'the notify scope missing (403)',
+    refuse: async (h) => {
+      const scopes = defaultHealthScopes('2.0').filter((s) => !s.includes('notify'));
+      await h.sim.control.addClient({ clientId: h.sim.clientId, clientSecret: h.sim.clientSecret, scopes });
+    },
+    fix: (h) =>
+      h.sim.control.addClient({
+        clientId: h.sim.clientId,
+        clientSecret: h.sim.clientSecret,
+        scopes: defaultHealthScopes('2.0'),
+      }),
+    kind: 'forbidden',
+  },
+];
+
+/**
+ * Births polled and sent at once (no settle time), the sends refused: the queue holds. The EMR then voids
+ * the held birth's child (the duplicate a merge left), the hold outlasts recheckAfterSeconds (1 s), and the
+ * operator fixes the refusal. Probes run only when the test calls them. The FHIR source is read through
+ * `proxy`, which forwards everything until a test gives it rules.
+ */
+async function heldBirthVoided(refusal: Refusal): Promise<{ h: Harness; proxy: FaultProxy; held: LedgerRow }> {
+  const proxy = await startFaultProxy();
+  const h = await startHarness({
+    worker: false,
+    delivery: { settleSeconds: 0, recheckAfterSeconds: 1, holdProbeSeconds: 3600 },
+    source: {
+      baseUrl: (sandbox) => {
+        proxy.target = sandbox;
+        return `${proxy.url}${new URL(sandbox).pathname}`;
+      },
+    },
+  });
+  try {
+    await refusal.refuse(h);
+    for (let i = 0; i < BIRTHS; i++) for (const r of birthResources(i)) await h.fhir.upsert(r);
+    await h.bridge.sources[0]?.poller.pollOnce();
+    assert.equal(h.rows().length, BIRTHS);
+    await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 }); // returns once held
+    const hold = h.bridge.ledger.getHold();
+    assert.equal(hold?.kind, refusal.kind, JSON.stringify(hold));
+    const held = h.bridge.ledger.get(hold?.rowId ?? 0);
+    assert.ok(held, 'the hold names its row');
+    assert.equal(held.recheckedAt, null, 'sent unchecked before the hold: it had not waited');
+    const voided = await fetch(`${h.fhir.baseUrl}/${held.subjectKey}`, { method: 'DELETE' });
+    assert.ok(voided.ok, `delete: HTTP ${voided.status}`);
+    await sleep(1_100);
+    await refusal.fix(h);
+    return { h, proxy, held };
+  } catch (err) {
+    await h.close();
+    await proxy.close();
+    throw err;
+  }
+}
+
+/** NOTIFYs OpenCRVS holds for this row's event, whatever their status. */
+async function notifiesOf(h: Harness, row: LedgerRow): Promise<number> {
+  const events = await h.sim.control.events({ transactionId: row.createTransactionId });
+  return events.flatMap((e) => e.actions.filter((a) => a.type === 'NOTIFY')).length;
+}
+
+/** The births other than `held` all go out, each rechecked first (they waited too), and the hold ends. */
+async function othersDelivered(h: Harness, held: LedgerRow): Promise<void> {
+  for (let probes = 0; h.bridge.worker.held() && probes < 3; probes++) await h.bridge.worker.probe();
+  assert.equal(h.bridge.worker.held(), undefined, 'the hold ended');
+  await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
+  const others = h.rows().filter((r) => r.id !== held.id);
+  assert.deepEqual(
+    others.map((r) => r.state),
+    Array(BIRTHS - 1).fill('delivered'),
+  );
+  for (const row of others) assert.ok(row.recheckedAt, 'rechecked before its send');
+  const events = await h.events();
+  const accepted = events.flatMap((e) => e.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Accepted'));
+  assert.equal(accepted.length, BIRTHS - 1, 'one NOTIFY accepted per birth still in the EMR');
+}
+
+describe('bridge: the hold probe re-tries a row that waited only after its recheck at the source', () => {
+  for (const refusal of refusals) {
+    it(`${refusal.name}: the held birth, voided in the EMR during the hold, is withdrawn, not registered`, async () => {
+      const { h, proxy, held } = await heldBirthVoided(refusal);
+      try {
+        await h.bridge.worker.probe();
+        const after = h.bridge.ledger.get(held.id);
+        assert.equal(after?.state, 'skipped', `the held row: ${after?.state}`);
+        // (When OpenCRVS holds its event, unnotified, the reason says so.)
+        assert.match(after?.skipReason ?? '', /^deleted in the source before it was sent/);
+        assert.equal(await notifiesOf(h, held), 0, 'the voided birth was not notified');
+        await othersDelivered(h, held);
+      } finally {
+        await h.close();
+        await proxy.close();
+      }
+    });
+  }
+
+  it("the recheck meets a proxy's page at the EMR: the held row waits, neither sent unchecked nor withdrawn", async () => {
+    const [credentials] = refusals;
+    assert.ok(credentials);
+    const { h, proxy, held } = await heldBirthVoided(credentials);
+    try {
+      proxy.rules.push(() => forbiddenPage());
+      assert.equal(await h.bridge.worker.probe(), false, 'the hold stands');
+      assert.ok(
+        proxy.seen.some((s) => s.status === 403),
+        'the recheck read through the proxy',
+      );
+      assert.match(h.bridge.ledger.get(held.id)?.state ?? '', /^(pending|failed)$/);
+      assert.equal(await notifiesOf(h, held), 0, 'nothing sent unchecked');
+      assert.equal((await h.events()).length, 0, 'no other row sent by that probe either');
+      // The EMR answers again: the next probe withdraws the held birth, and the others go out.
+      proxy.rules.length = 0;
+      await h.bridge.worker.probe();
+      assert.equal(h.bridge.ledger.get(held.id)?.state, 'skipped');
+      await othersDelivered(h, held);
+      assert.equal(await notifiesOf(h, held), 0);
+    } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
+});
