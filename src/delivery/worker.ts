@@ -372,7 +372,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     // The token is fine; only a real call tells whether the scope or office problem is gone (a token
     // check proves nothing of a static token, nor of a 401 from the events API with tokens still issued).
     const held = hold.rowId;
-    let row = (held !== undefined ? ledger.claimRow(held, workerId) : undefined) ?? ledger.claimDue(workerId, 1)[0];
+    const row = (held !== undefined ? ledger.claimRow(held, workerId) : undefined) ?? ledger.claimDue(workerId, 1)[0];
     if (!row) {
       release('token check passed; nothing waiting to re-try');
       return true;
@@ -381,29 +381,32 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     if (deps.recheck && needsRecheck(row, now())) {
       // A hold lasts until someone acts, often far past the recheck threshold: the row is confirmed at its
       // source first, as startRows does, or a record the EMR voided during the hold is registered by the
-      // probe. One recheck a probe: a row it leaves nothing to do for (withdrawn before OpenCRVS heard of it,
-      // waiting out a lease) keeps the hold until the next probe: nothing else proves the problem fixed.
+      // probe.
       await track(row.id, recheck([row], deps.recheck));
-      row = claimAfterRecheck(row.id);
-      if (!row) return false;
-      // Mapped again just now; should OpenCRVS list its facility otherwise still, the next probe maps it.
-      const result = await track(row.id, runAttempt(attemptDeps, row));
-      if (result === 'remap') ledger.handBack([row.id], workerId);
-      if (result === 'remap' || holdsRaised > before) return false;
-      release(`probe re-try ended ${String(result)}`);
-      return true;
+      return retryRechecked(row.id, before);
     }
-    let result = await track(row.id, attempt(row));
-    if (result === 'remap') {
-      // Routed to the refused office and mapped again at its source (the route may have been corrected):
-      // the re-try is of what it maps to now. Not claimable (withdrawn at its source, or waiting out the
-      // lease of a recheck that failed): the hold stands until the next probe.
-      const again = ledger.claimRow(row.id, workerId);
-      if (!again) return false;
-      result = await track(again.id, attempt(again));
-    }
+    const result = await track(row.id, attempt(row));
+    // Routed to the refused office and mapped again at its source (the route may have been corrected):
+    // the re-try is of what it maps to now.
+    if (result === 'remap') return retryRechecked(row.id, before);
     if (holdsRaised > before) return false;
     release(`probe re-try ended ${String(result)}`);
+    return true;
+  };
+
+  /**
+   * The probe's re-try of a row it just had rechecked (one recheck a probe). A row that recheck left nothing
+   * to send for (withdrawn before OpenCRVS heard of it, waiting out the lease of a recheck that could not
+   * run yet or of a mapping again that failed) keeps the hold until the next probe: nothing else proves the
+   * problem fixed; so does one whose facility OpenCRVS still lists otherwise (mapped by the next probe).
+   */
+  const retryRechecked = async (id: number, before: number): Promise<boolean> => {
+    const row = claimAfterRecheck(id);
+    if (!row) return false;
+    const result = await track(row.id, runAttempt(attemptDeps, row));
+    if (result === 'remap') ledger.handBack([row.id], workerId);
+    if (result === 'remap' || holdsRaised > before) return false;
+    release(`probe re-try ended ${result}`);
     return true;
   };
 

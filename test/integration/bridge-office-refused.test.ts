@@ -119,4 +119,39 @@ describe('bridge: a routed office OpenCRVS deleted, the route corrected and the 
       await h.close();
     }
   });
+  it('the EMR unreadable after the restart: the held row is not sent as recorded, and the hold stands', async () => {
+    const h = await startHarness({ worker: false });
+    let restarted: Bridge | undefined;
+    try {
+      const deleted = await heldOnDeletedOffice(h);
+      const target = unroutedOffice(h);
+      const { routing } = rerouted(deleted.externalId, target.externalId);
+      await h.bridge.stop();
+      // The EMR does not answer: the held row's record cannot be mapped again.
+      const object = bridgeConfigObject({
+        sim: h.sim,
+        fhirBaseUrl: 'http://127.0.0.1:9/fhir',
+        dbPath: h.config.store.path,
+      });
+      restarted = new Bridge(configFromObject({ ...object, routing }), {
+        logger: silentLogger,
+        schedule: false,
+        http: false,
+        worker: false,
+      });
+      await restarted.start();
+      const heldRow = restarted.ledger.getHold()?.rowId ?? 0;
+      const events = (await h.events()).length;
+      assert.equal(await restarted.worker.probe(), false, 'the probe proved nothing');
+      assert.ok(restarted.worker.held(), 'still held');
+      const row = restarted.ledger.get(heldRow);
+      assert.match(row?.state ?? '', /^(pending|failed)$/);
+      assert.equal(row?.office, deleted.id, 'not mapped again');
+      assert.ok((row?.nextRunAt ?? 0) > Date.now(), 'it waits out the lease of the recheck that failed');
+      assert.equal((await h.events()).length, events, 'nothing sent');
+    } finally {
+      await restarted?.stop();
+      await h.close();
+    }
+  });
 });
