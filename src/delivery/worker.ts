@@ -91,7 +91,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       refusedOffices.delete(oldest);
     }
   };
-  if (hold?.office && !refusedOffices.has(hold.office)) officeRefused(hold.office, hold.since);
+  // Taken as refused now, not at hold.since: the restart is what applies a corrected route, and a probe of
+  // the uncorrected service may have mapped the row again after the hold began (to the same office).
+  if (hold?.office && !refusedOffices.has(hold.office)) officeRefused(hold.office, now());
 
   const emit = (event: DeliveryOutcome) => {
     try {
@@ -186,7 +188,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     else if (stored && !hold) {
       hold = stored;
       nextProbeAt = now() + probeEveryMs;
-      if (stored.office && !refusedOffices.has(stored.office)) officeRefused(stored.office, stored.since);
+      if (stored.office && !refusedOffices.has(stored.office)) officeRefused(stored.office, now());
     } else if (stored) hold = stored;
   };
 
@@ -307,13 +309,17 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
 
   /**
    * One attempt on a claimed row. A row whose unchecked facility OpenCRVS lists otherwise than its payload
-   * says (attempt.ts 'remap': nothing sent, still claimed) has its record mapped again at its source, as a
-   * recheck does, and goes out with the payload that mapping records.
+   * says, or that is routed to an office OpenCRVS refused since it was mapped (attempt.ts 'remap': nothing
+   * sent, still claimed), has its record mapped again at its source, as a recheck does, and goes out with
+   * the payload that mapping records.
    */
   const attempt = async (row: LedgerRow) => {
     const result = await runAttempt(attemptDeps, row);
     if (result === 'remap' && deps.recheck) {
-      logger.info({ rowId: row.id }, "OpenCRVS lists the record's facility otherwise: mapped again before sending");
+      logger.info(
+        { rowId: row.id },
+        'its payload may be stale (a facility OpenCRVS lists otherwise, or an office it refused): mapped again before sending',
+      );
       await recheck([row], deps.recheck, true);
     }
     return result;

@@ -119,6 +119,44 @@ describe('bridge: a routed office OpenCRVS deleted, the route corrected and the 
       await h.close();
     }
   });
+  it('a probe before the route was corrected mapped the held row again: the first probe after the restart still does', async () => {
+    const h = await startHarness({ worker: false });
+    let restarted: Bridge | undefined;
+    try {
+      const deleted = await heldOnDeletedOffice(h);
+      const target = unroutedOffice(h);
+      const { routing } = rerouted(deleted.externalId, target.externalId);
+      const heldRow = h.bridge.ledger.getHold()?.rowId ?? 0;
+      // A probe of the uncorrected service (the harness probes every second): it maps the row again, to the
+      // same deleted office, which OpenCRVS refuses again. The row is now rechecked after the hold began.
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      await h.bridge.worker.processNext();
+      assert.ok(h.bridge.worker.held(), 'refused again: still held');
+      assert.ok(
+        (h.bridge.ledger.get(heldRow)?.recheckedAt ?? 0) > (h.bridge.ledger.getHold()?.since ?? Infinity),
+        'mapped again after the hold began',
+      );
+      await h.bridge.stop();
+      const object = bridgeConfigObject({ sim: h.sim, fhirBaseUrl: h.fhir.baseUrl, dbPath: h.config.store.path });
+      restarted = new Bridge(configFromObject({ ...object, routing }), {
+        logger: silentLogger,
+        schedule: false,
+        http: false,
+        worker: false,
+      });
+      await restarted.start();
+      // The restart is what applies the corrected route: a row mapped before it is mapped again.
+      await restarted.worker.processNext();
+      assert.equal(restarted.worker.held(), undefined, 'the first probe after the restart delivered it');
+      assert.deepEqual(
+        [restarted.ledger.get(heldRow)?.state, restarted.ledger.get(heldRow)?.office],
+        ['delivered', target.id],
+      );
+    } finally {
+      await restarted?.stop();
+      await h.close();
+    }
+  });
   it('the EMR unreadable after the restart: the held row is not sent as recorded, and the hold stands', async () => {
     const h = await startHarness({ worker: false });
     let restarted: Bridge | undefined;
