@@ -1,7 +1,7 @@
 // Assembles the context of one subject from a fetcher: the items of the mapping's `context`, in order,
 // with a bounded number of fetcher calls and a per-call cache (the same reference is read once).
 import type { CompiledMapping, TemplatePart } from './compile.js';
-import { isResource, parseReference } from './fetcher.js';
+import { isAbsoluteReference, isResource, parseReference, referenceOrigin } from './fetcher.js';
 import type { Resource, ResourceFetcher } from './types.js';
 
 export interface MappingContext {
@@ -82,9 +82,19 @@ class CachingFetcher {
     this.left -= 1;
   }
 
+  /**
+   * The server an absolute reference to a record (`…/Type/id`) names when it is not the source's own (see
+   * ResourceFetcher.resolveAbsolute): such a reference is not read. One that names no record is read as
+   * nothing, as a relative one is.
+   */
+  elsewhere(ref: string): string | undefined {
+    if (!isAbsoluteReference(ref) || !parseReference(ref)?.type || this.inner.resolveAbsolute?.(ref)) return undefined;
+    return referenceOrigin(ref);
+  }
+
   read(ref: string): Promise<Resource | undefined> {
-    const parsed = parseReference(ref);
-    if (!parsed) return Promise.resolve(undefined); // '#contained' and other forms we cannot fetch
+    const parsed = isAbsoluteReference(ref) ? this.inner.resolveAbsolute?.(ref) : parseReference(ref);
+    if (!parsed) return Promise.resolve(undefined); // '#contained', another server's, and other forms we cannot fetch
     const key = parsed.type ? `${parsed.type}/${parsed.id}` : parsed.id;
     let hit = this.reads.get(key);
     if (!hit) {
@@ -191,6 +201,13 @@ export async function assembleContext(
         );
         const found: Resource[] = [];
         for (const ref of refs) {
+          const origin = cache.elsewhere(ref);
+          if (origin) {
+            // Said, so the declaration's gap is seen; the origin only: the path names the person's record.
+            const warning = `context '${item.name}': a reference to a record on another server (${origin}) was not followed`;
+            if (!warnings.includes(warning)) warnings.push(warning);
+            continue;
+          }
           const r = await readNamed(cache, ref, item.name);
           if (r && !found.includes(r)) found.push(r);
         }

@@ -42,6 +42,51 @@ export function parseReference(ref: string): { type: string; id: string } | unde
   return type && id !== undefined && isFhirId(id) ? { type, id } : undefined;
 }
 
+/** A reference with a scheme and an authority (`http://mpi.example.org/fhir/Patient/1`): it names its server. */
+export function isAbsoluteReference(ref: string): boolean {
+  return /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(ref);
+}
+
+/**
+ * The server an absolute reference names, for a warning: its scheme, host and port only (never its path,
+ * whose id is a person's record, nor user info).
+ */
+export function referenceOrigin(ref: string): string {
+  try {
+    const url = new URL(ref);
+    return `${url.protocol}//${url.host}`;
+  } catch {
+    return 'an address that is no URL';
+  }
+}
+
+/** Scheme, host (any case), port (a default one as none) and path without trailing slashes: equal for one server. */
+function serverKey(url: URL, path: string): string {
+  return `${url.protocol}//${url.hostname}:${url.port}${path.replace(/\/+$/, '')}`;
+}
+
+/**
+ * An absolute reference `<base>/Type/id` (or `…/_history/v`) whose base is `base` (a FHIR server's base URL,
+ * `https://emr.example.org/fhir`): its type and id, to read from that server. Undefined for any other:
+ * `Patient/123` on another server (a master patient index) is another record, maybe another person, than
+ * `Patient/123` here.
+ */
+export function referenceUnderBase(ref: string, base: string): { type: string; id: string } | undefined {
+  if (!/^https?:\/\//i.test(ref)) return undefined;
+  const parsed = parseReference(ref);
+  if (!parsed?.type) return undefined;
+  let url: URL;
+  let baseUrl: URL;
+  try {
+    url = new URL(ref);
+    baseUrl = new URL(base);
+  } catch {
+    return undefined;
+  }
+  const own = url.pathname.replace(/\/_history\/[^/]+$/, '').replace(/\/[^/]+\/[^/]+$/, '');
+  return serverKey(url, own) === serverKey(baseUrl, baseUrl.pathname) ? parsed : undefined;
+}
+
 /** 'Type/id' for any reference form, the urn itself for urn references, else the input. */
 export function normalizeReference(ref: string): string {
   const parsed = parseReference(ref);
@@ -115,10 +160,18 @@ function entriesOf(input: unknown): Array<{ fullUrl?: string; resource: Resource
   );
 }
 
-/** An in-memory fetcher: resolves 'Type/id', urn:uuid and absolute fullUrl references; a few search params. */
+/**
+ * An in-memory fetcher: resolves 'Type/id', urn:uuid and absolute fullUrl references; a few search params.
+ * An absolute reference is the bundle's when it is an entry's fullUrl, or lies under the base of one (a
+ * document's entries from one server, `<base>/Type/id`); any other names another server's record, which
+ * the live source would not read either (see ResourceFetcher.resolveAbsolute).
+ */
 export function bundleFetcher(input: unknown): ResourceFetcher & { resources: Resource[] } {
   const byKey = new Map<string, Resource>();
   const resources: Resource[] = [];
+  /** The servers of the entries' absolute fullUrls (`<base>/Type/id`), and each such entry's. */
+  const bases = new Set<string>();
+  const baseOf = new Map<Resource, string>();
   for (const [i, { fullUrl, resource }] of entriesOf(input).entries()) {
     let r = resource;
     if (typeof r.id !== 'string') {
@@ -130,16 +183,42 @@ export function bundleFetcher(input: unknown): ResourceFetcher & { resources: Re
     if (byKey.has(key)) continue; // history bundles list the newest version first
     byKey.set(key, r);
     if (fullUrl) byKey.set(fullUrl, r);
+    if (fullUrl && /^https?:\/\//i.test(fullUrl) && parseReference(fullUrl)?.type) {
+      const base = fullUrl.replace(/\/_history\/[^/]+$/, '').replace(/\/[^/]+\/[^/]+$/, '');
+      bases.add(base);
+      baseOf.set(r, base);
+    }
     resources.push(r);
   }
 
+  const resolveAbsolute = (ref: string): { type: string; id: string } | undefined => {
+    const clean = ref.replace(/[?#].*$/, '').replace(/\/_history\/[^/]+$/, '');
+    if (byKey.has(clean)) return { type: '', id: clean };
+    const parsed = parseReference(clean);
+    if (!parsed?.type) return undefined;
+    // The entry of that Type/id answers only for its own server: a document may carry records of two.
+    const held = byKey.get(`${parsed.type}/${parsed.id}`);
+    const heldBase = held && baseOf.get(held);
+    for (const base of heldBase ? [heldBase] : bases) {
+      const local = referenceUnderBase(ref, base);
+      if (local) return local;
+    }
+    return undefined;
+  };
+
   const canonical = (ref: string): string => {
     const hit = byKey.get(ref);
-    return hit ? `${hit.resourceType}/${hit.id}` : normalizeReference(ref);
+    if (hit) return `${hit.resourceType}/${hit.id}`;
+    if (!isAbsoluteReference(ref)) return normalizeReference(ref);
+    // Another server's record references none of this bundle's, whatever its Type/id.
+    const local = resolveAbsolute(ref);
+    const held = local && !local.type ? byKey.get(local.id) : undefined;
+    return held ? `${held.resourceType}/${held.id}` : local ? `${local.type}/${local.id}` : ref;
   };
 
   return {
     resources,
+    resolveAbsolute,
     async read(type, id) {
       return type ? byKey.get(`${type}/${id}`) : byKey.get(id);
     },

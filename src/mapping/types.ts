@@ -19,11 +19,20 @@ export function asJson(resource: Resource): Record<string, unknown> {
 /**
  * Where context comes from. The live poller passes one backed by the FHIR server; `map --input` and tests
  * pass `bundleFetcher(bundle)`. `read` takes a type and an id; for a `urn:uuid:`/`urn:oid:` reference
- * (only found inside bundles) the type is '' and the id is the whole urn.
+ * (only found inside bundles) the type is '' and the id is the whole urn, and so for an absolute
+ * reference a bundle holds as an entry's fullUrl (see resolveAbsolute).
  */
 export interface ResourceFetcher {
   read(type: string, id: string): Promise<Resource | undefined>;
   search(type: string, params: Record<string, string>): Promise<Resource[]>;
+  /**
+   * How an absolute reference (`https://…/Patient/1`) is read here: the type and id to `read`, when it
+   * names a record this fetcher holds (under the FHIR server's own base URL; in a bundle, an entry's
+   * fullUrl). Undefined for a record of another server (a mother in a master patient index): it is not
+   * followed, since its `Type/id` here would be another record, maybe another person. A fetcher without
+   * this method follows no absolute reference.
+   */
+  resolveAbsolute?(ref: string): { type: string; id: string } | undefined;
 }
 
 export type LocationKind = 'CRVS_OFFICE' | 'HEALTH_FACILITY';

@@ -82,6 +82,7 @@ export class PassCoverage {
           for (const resource of found) note(resource);
           return found;
         },
+        resolveAbsolute: (ref) => fetcher.resolveAbsolute?.(ref),
       },
       // Called only after the evaluation succeeded: a failed one must not vouch for anything.
       done: () => this.remember(subjectKey, seen),

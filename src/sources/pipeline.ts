@@ -1119,6 +1119,7 @@ function untilStopped(fetcher: ResourceFetcher, stopped: () => unknown): Resourc
   return {
     read: (type, id) => (stopped() ? refused() : fetcher.read(type, id)),
     search: (type, params) => (stopped() ? refused() : fetcher.search(type, params)),
+    resolveAbsolute: (ref) => fetcher.resolveAbsolute?.(ref),
   };
 }
 

@@ -12,6 +12,7 @@ import {
   parseReference,
   type Resource,
   type ResourceFetcher,
+  referenceUnderBase,
 } from '../../src/mapping/index.js';
 
 function fixture(path: string): unknown {
@@ -151,6 +152,92 @@ describe('context assembly', () => {
     for (const ref of ['Patient/..', 'Patient/.', 'http://x/fhir/Patient/../_history/1', 'Patient/', 'Patient/a b'])
       assert.equal(parseReference(ref), undefined, ref);
     assert.equal(normalizeReference('Patient/..'), 'Patient/..', 'left as it is, naming nothing');
+  });
+
+  it('reads an absolute reference only under the base of the server it reads', () => {
+    const base = 'https://emr.example.org/fhir/';
+    for (const ref of [
+      'https://emr.example.org/fhir/Patient/p1',
+      'HTTPS://EMR.Example.ORG:443/fhir/Patient/p1/_history/3',
+      'https://emr.example.org/fhir/Patient/p1?_format=json',
+    ])
+      assert.deepEqual(referenceUnderBase(ref, base), { type: 'Patient', id: 'p1' }, ref);
+    assert.deepEqual(referenceUnderBase('http://emr:80/fhir/Patient/p1', 'http://EMR/fhir'), {
+      type: 'Patient',
+      id: 'p1',
+    });
+    for (const ref of [
+      'http://mpi.example.org/fhir/Patient/p1',
+      'http://emr.example.org/fhir/Patient/p1', // another scheme
+      'https://emr.example.org:8443/fhir/Patient/p1',
+      'https://emr.example.org/other/Patient/p1',
+      'https://emr.example.org/fhir/tenant-2/Patient/p1',
+      'https://emr.example.org/fhir2/Patient/p1',
+      'https://emr.example.org/FHIR/Patient/p1', // paths are case-sensitive
+      'https://emr.example.org/Patient/p1',
+      'https://emr.example.org/fhir/../Patient/p1',
+      'Patient/p1',
+      'urn:uuid:aaaaaaaa-0000-4000-8000-000000000001',
+    ])
+      assert.equal(referenceUnderBase(ref, base), undefined, ref);
+  });
+
+  describe('an absolute reference in a document (the BFDR example, entries under http://www.example.org/fhir)', () => {
+    const MOTHER = 'Patient/patient-mother-jada-ann-quinn';
+    const CHILD = 'Patient/patient-child-babyg-quinn';
+    /** The example, its maternity encounter's subject (the mother) referenced as `ref`. */
+    function document(ref: string, motherFullUrl?: string) {
+      const bundle = fixture('fhir/bfdr/Bundle-bundle-provider-live-birth-babyg-quinn.json') as {
+        entry: Array<{ fullUrl?: string; resource: Record<string, unknown> }>;
+      };
+      for (const entry of bundle.entry) {
+        if (entry.resource.id === 'encounter-maternity-jada-ann-quinn') entry.resource.subject = { reference: ref };
+        if (motherFullUrl && `Patient/${String(entry.resource.id)}` === MOTHER) entry.fullUrl = motherFullUrl;
+      }
+      return bundle;
+    }
+    const motherName = (r: Awaited<ReturnType<typeof mapSubject>>) => {
+      assert.ok(r.status === 'mapped', JSON.stringify(r));
+      return r.declaration['mother.name'];
+    };
+    const notFollowed = (origin: string) =>
+      `context 'maternityPatients': a reference to a record on another server (${origin}) was not followed`;
+
+    it("is read under the document's own base, in any case and with its default port", async () => {
+      const asGiven = motherName(await mapSubject(set, 'birth.fhir', CHILD, bundleFetcher(document(MOTHER))));
+      assert.ok(asGiven, 'the example names its mother');
+      for (const ref of [
+        `http://www.example.org/fhir/${MOTHER}`,
+        `HTTP://WWW.Example.org:80/fhir/${MOTHER}/_history/1`,
+      ]) {
+        const r = await mapSubject(set, 'birth.fhir', CHILD, bundleFetcher(document(ref)));
+        assert.deepEqual(motherName(r), asGiven, ref);
+        assert.ok(r.status === 'mapped' && !r.warnings.some((w) => /another server/.test(w)), ref);
+      }
+    });
+
+    it("is not read from the document when it names another server's record of the same Type/id", async () => {
+      const r = await mapSubject(
+        set,
+        'birth.fhir',
+        CHILD,
+        bundleFetcher(document(`http://mpi.example.org/fhir/${MOTHER}`)),
+      );
+      assert.equal(motherName(r), undefined);
+      assert.ok(r.status === 'mapped' && r.warnings.includes(notFollowed('http://mpi.example.org')), JSON.stringify(r));
+      assert.ok(!JSON.stringify(r).includes('patient-mother-jada-ann-quinn'), 'no record id in the warning');
+    });
+
+    it('is read from the entry whose fullUrl it is: the document carries that server’s record', async () => {
+      const mpi = `http://mpi.example.org/fhir/${MOTHER}`;
+      const r = await mapSubject(set, 'birth.fhir', CHILD, bundleFetcher(document(mpi, mpi)));
+      assert.ok(motherName(r));
+      // Searched by an absolute reference to another server, the in-memory fetcher finds none of its own.
+      const f = bundleFetcher(document(MOTHER));
+      assert.ok((await f.search('Encounter', { subject: MOTHER })).length > 0);
+      assert.deepEqual(await f.search('Encounter', { subject: `http://mpi.example.org/fhir/${MOTHER}` }), []);
+      assert.ok((await f.search('Encounter', { subject: `http://www.example.org/fhir/${MOTHER}` })).length > 0);
+    });
   });
 
   it('skips a subject that is not found', async () => {

@@ -4,6 +4,7 @@ import {
   batchableSearches,
   type MappingSet,
   type ResourceFetcher,
+  referenceUnderBase,
   splitByReference,
 } from '../../mapping/index.js';
 import { setBounded } from '../shared/bounded-map.js';
@@ -312,6 +313,14 @@ export class CachingFetcher implements ResourceFetcher {
       this.remember(this.resources, key, found);
     }
     return found;
+  }
+
+  /**
+   * An absolute reference is read here only under the source's own baseUrl: another server's `Patient/123`
+   * (a master patient index) is not this server's `Patient/123`, and may be another person.
+   */
+  resolveAbsolute(ref: string): { type: string; id: string } | undefined {
+    return referenceUnderBase(ref, this.client.baseUrl);
   }
 
   search(type: string, params: Record<string, string>): Promise<Resource[]> {
