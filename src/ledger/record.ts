@@ -151,6 +151,13 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
        error_message AS message
      FROM ledger_attempts WHERE row_id = @id AND copy_hash = @copy AND error_kind = 'rejected'
      ORDER BY id DESC LIMIT 1`);
+  type Rejection = NonNullable<ReturnType<typeof rejectionOf.get>>;
+  const rejectionColumns = (rejection: Rejection) => ({
+    errClassification: rejection.classification,
+    errKind: rejection.kind,
+    errStatus: rejection.status,
+    errMessage: rejection.message,
+  });
   // A dead row read again as a copy OpenCRVS rejected (see recordEvent): it stays dead, holding that copy
   // (a replay, an operator's decision, sends it), and says why again: an invalid reading since, or a later
   // copy's death, had put its own error there.
@@ -158,6 +165,16 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     UPDATE ledger_rows SET payload = @payload, payload_hash = @payloadHash, office = @office, facility = @facility,
       source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId,
       source_fingerprint = @sourceFingerprint, last_error_classification = @errClassification,
+      last_error_kind = @errKind, last_error_status = @errStatus, last_error_message = @errMessage, updated_at = @now
+    WHERE id = @id`);
+  // A row waiting to be sent (requeued by a newer version) read again as a copy OpenCRVS rejected: dead again
+  // with that copy and that rejection, as keepRejected leaves a dead row. Its retry budget and queued_at stay:
+  // nothing was sent under the generation the requeue started (a NOTIFY in doubt is not replaced, above), and
+  // the next version's requeue starts another.
+  const backToRejected = db.prepare(`
+    UPDATE ledger_rows SET state = 'dead', payload = @payload, payload_hash = @payloadHash, office = @office,
+      facility = @facility, source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId,
+      withdrawn_reason = NULL, source_fingerprint = @sourceFingerprint, last_error_classification = @errClassification,
       last_error_kind = @errKind, last_error_status = @errStatus, last_error_message = @errMessage, updated_at = @now
     WHERE id = @id`);
   // The same payload read from content that moved (a change the mapping does not read), or a row recorded
@@ -314,15 +331,26 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         break;
       case 'pending':
       case 'failed':
-      case 'delivering':
+      case 'delivering': {
         // Not yet delivered: the next attempt sends the newer payload. A worker holding the row keeps
         // sending the copy it claimed; `settle` compares hashes and, if that copy was delivered, records
         // this version as an update after notification (it was never sent) instead of losing it.
         // Not a row in flight whose content is the same (a mapping change alone): settle would count the
         // newer payload as an update after notification once the claimed copy is delivered. Its next
         // reading, once settled, replaces the payload if it still waits, or finds it delivered.
+        // Nor a waiting row read as a copy OpenCRVS rejected (a version that requeued the dead row, then the
+        // record back as it was): the source says again exactly what OpenCRVS decided on, so the row is dead
+        // again, as the dead branch below leaves it. Sent, that copy would go out under the generation the
+        // newer version started. Only an operator's replay sends it again (the row keeps no mark of one: a
+        // replayed row whose record changes and comes back before it is sent is dead again, to replay again).
+        const rejection =
+          !same && existing.state !== 'delivering'
+            ? rejectionOf.get({ id, copy: sentCopyHash(input.payload) })
+            : undefined;
         if (!same && existing.state === 'delivering' && sameContent(existing, input)) {
           // The same content mapped otherwise while it is sent: see above.
+        } else if (rejection) {
+          backToRejected.run({ ...params(), ...rejectionColumns(rejection) });
         } else if (!same) {
           (existing.state === 'delivering' ? replaceInFlight : replacePayload).run(params());
           change = 'replaced';
@@ -338,6 +366,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
           noteFingerprint.run(params());
         }
         break;
+      }
       case 'dead':
       case 'skipped': {
         // A new version may be what fixes the row (a corrected record, or one that became notifiable):
@@ -360,13 +389,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         if (dismissed && !same && existing.payload_hash !== null && sameContent(existing, input)) {
           restampMappedOtherwise.run(params());
         } else if (rejection) {
-          keepRejected.run({
-            ...params(),
-            errClassification: rejection.classification,
-            errKind: rejection.kind,
-            errStatus: rejection.status,
-            errMessage: rejection.message,
-          });
+          keepRejected.run({ ...params(), ...rejectionColumns(rejection) });
         } else if (!same || (existing.state === 'skipped' && !dismissed)) {
           requeue.run(params());
           change = 'replaced';

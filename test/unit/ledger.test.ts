@@ -279,6 +279,80 @@ describe('ledger: recording events', () => {
     assert.match(ledger.get(pending.id)?.notifyTransactionId ?? '', /:notify:r1$/);
   });
 
+  it('a copy OpenCRVS rejected, read again while a newer version waits to be sent, is not sent: the row is dead again', () => {
+    const read = (p = payload(), fingerprint = 'content-a') => ({
+      ...eventInput('w', p),
+      sourceFingerprint: () => fingerprint,
+    });
+    const rejected = { classification: 'permanent' as const, kind: 'rejected', message: 'first copy rejected' };
+    const { row } = ledger.recordEvent(read());
+    settleRow(ledger, row.id, { outcome: 'dead', error: rejected }, { now: clock.now() });
+    clock.advance(1000);
+    // The record changes: the newer version requeues the row under the next generation.
+    const changed = ledger.recordEvent(read(payload('Second'), 'content-b'));
+    assert.deepEqual([changed.change, changed.row.state], ['replaced', 'pending']);
+    assert.match(changed.row.notifyTransactionId, /:notify:r1$/);
+    clock.advance(1000);
+    // Before it is sent, the record is back as OpenCRVS rejected it.
+    for (let poll = 0; poll < 2; poll++) {
+      const back = ledger.recordEvent(read());
+      assert.deepEqual(
+        [back.change, back.row.state, back.row.lastError?.kind, back.row.lastError?.message],
+        ['unchanged', 'dead', 'rejected', 'first copy rejected'],
+        `poll ${poll}`,
+      );
+      // It holds that copy, for a replay to send.
+      assert.deepEqual(back.row.payload, payload());
+    }
+    assert.deepEqual(ledger.claimDue('w1', 10), [], 'nothing is sent');
+    assert.equal(ledger.attempts(row.id).length, 1);
+
+    // A later version requeues it as usual, under a generation of its own.
+    const third = ledger.recordEvent(read(payload('Third'), 'content-c'));
+    assert.deepEqual([third.change, third.row.state, third.row.lastError], ['replaced', 'pending', null]);
+    assert.match(third.row.notifyTransactionId, /:notify:r2$/);
+
+    // Back as it was rejected again: dead again. An operator's replay sends it, and the same copy read
+    // again while it waits leaves it to be sent.
+    assert.equal(ledger.recordEvent(read()).row.state, 'dead');
+    assert.deepEqual(ledger.replay([row.id]).requeued, [row.id]);
+    assert.match(ledger.get(row.id)?.notifyTransactionId ?? '', /:notify:r3$/);
+    const replayed = ledger.recordEvent(read());
+    assert.deepEqual([replayed.change, replayed.row.state], ['unchanged', 'pending']);
+    assert.deepEqual(
+      ledger.claimDue('w1', 10).map((claimed) => claimed.payload),
+      [payload()],
+    );
+  });
+
+  it('a copy OpenCRVS rejected, read again while the newer version is retried, is not sent: the row is dead again', () => {
+    const read = (p = payload(), fingerprint = 'content-a') => ({
+      ...eventInput('r', p),
+      sourceFingerprint: () => fingerprint,
+    });
+    const rejected = { classification: 'permanent' as const, kind: 'rejected', message: 'first copy rejected' };
+    const { row } = ledger.recordEvent(read());
+    settleRow(ledger, row.id, { outcome: 'dead', error: rejected }, { now: clock.now() });
+    clock.advance(1000);
+    assert.equal(ledger.recordEvent(read(payload('Second'), 'content-b')).change, 'replaced');
+    // The newer version's NOTIFY refused with a 503 (nothing stored): it waits to be retried.
+    const unavailable = { classification: 'retryable' as const, kind: 'server', status: 503, message: 'unavailable' };
+    settleRow(ledger, row.id, retryLater(unavailable), { now: clock.now() });
+    assert.equal(ledger.get(row.id)?.state, 'failed');
+    clock.advance(2000);
+    const back = ledger.recordEvent(read());
+    assert.deepEqual(
+      [back.change, back.row.state, back.row.lastError?.kind, back.row.lastError?.message],
+      ['unchanged', 'dead', 'rejected', 'first copy rejected'],
+    );
+    assert.deepEqual(back.row.payload, payload());
+    assert.deepEqual(ledger.claimDue('w1', 10), [], 'nothing is sent');
+    // A later version requeues it, under the generation after the one the 503 was answered under.
+    const third = ledger.recordEvent(read(payload('Third'), 'content-c'));
+    assert.deepEqual([third.change, third.row.state], ['replaced', 'pending']);
+    assert.match(third.row.notifyTransactionId, /:notify:r2$/);
+  });
+
   it('records skipped events with their reason, and a notifiable later version queues them', () => {
     const input = {
       sourceId: 'emr',
