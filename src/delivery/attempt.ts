@@ -97,16 +97,16 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
       ({ settlement, delayMs, reason } = decide(deps, row, classifyFailure(err)));
     }
   } else if (!row.payload) {
-    // Payloads are purged only after delivery; a row has none before it when the record was read invalid
-    // while an attempt sent it (ledger/record.ts invalidInFlight: the stale copy set aside, not resent), or
-    // when it is damaged. The next reading of the record records why (or requeues it); a replay re-maps it.
+    // Payloads are purged only after delivery; a row has none before it when the record was read invalid,
+    // or as a copy OpenCRVS rejected, while an attempt sent it (ledger/record.ts invalidInFlight and
+    // setAsideForRejected: the stale copy set aside, not resent), or when it is damaged. The next reading of the record records why (or requeues it); a replay re-maps it.
     settlement = {
       outcome: 'dead',
       error: {
         classification: 'permanent',
         kind: 'internal',
         message:
-          'no payload stored for this row: the record was read invalid while it was being sent, or the row is damaged; the next reading of the record records why, or replay it',
+          'no payload stored for this row: the record was read invalid, or as a copy OpenCRVS rejected, while it was being sent, or the row is damaged; the next reading of the record records why, or replay it',
       },
     };
   } else {

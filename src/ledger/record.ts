@@ -177,6 +177,16 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       withdrawn_reason = NULL, source_fingerprint = @sourceFingerprint, last_error_classification = @errClassification,
       last_error_kind = @errKind, last_error_status = @errStatus, last_error_message = @errMessage, updated_at = @now
     WHERE id = @id`);
+  // The same read while the newer version is sent: the copy in flight is set aside, as for an invalid reading
+  // (setAsideInFlight), and the row holds nothing to send, only the rejected copy's hash. Delivered, settle
+  // keeps the copy sent and counts the change once (the hash moved); rejected, it stays dead (nothing newer
+  // waits); refused, failed or handed back, it goes dead at its next attempt. The next reading of the
+  // record, finding it dead with no payload, puts the rejected copy and its rejection back (keepRejected).
+  const setAsideForRejected = db.prepare(`
+    UPDATE ledger_rows SET in_flight_payload = COALESCE(in_flight_payload, payload), payload = NULL,
+      payload_hash = @payloadHash, source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId,
+      withdrawn_reason = NULL, source_fingerprint = @sourceFingerprint, updated_at = @now
+    WHERE id = @id`);
   // The same payload read from content that moved (a change the mapping does not read), or a row recorded
   // before fingerprints were kept: the fingerprint follows, so a later mapping change compares with it.
   const noteFingerprint = db.prepare('UPDATE ledger_rows SET source_fingerprint = @sourceFingerprint WHERE id = @id');
@@ -343,14 +353,15 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         // again, as the dead branch below leaves it. Sent, that copy would go out under the generation the
         // newer version started. Only an operator's replay sends it again (the row keeps no mark of one: a
         // replayed row whose record changes and comes back before it is sent is dead again, to replay again).
-        const rejection =
-          !same && existing.state !== 'delivering'
-            ? rejectionOf.get({ id, copy: sentCopyHash(input.payload) })
-            : undefined;
+        // In flight, its worker keeps sending the copy it claimed, and nothing is left to send after it; that
+        // row, left waiting with no payload (a retry), is dead again at its next reading of that copy.
+        const lookUp = !same || (existing.payload === null && existing.state !== 'delivering');
+        const rejection = lookUp ? rejectionOf.get({ id, copy: sentCopyHash(input.payload) }) : undefined;
         if (!same && existing.state === 'delivering' && sameContent(existing, input)) {
           // The same content mapped otherwise while it is sent: see above.
         } else if (rejection) {
-          backToRejected.run({ ...params(), ...rejectionColumns(rejection) });
+          if (existing.state === 'delivering') setAsideForRejected.run(params());
+          else backToRejected.run({ ...params(), ...rejectionColumns(rejection) });
         } else if (!same) {
           (existing.state === 'delivering' ? replaceInFlight : replacePayload).run(params());
           change = 'replaced';

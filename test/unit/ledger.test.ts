@@ -353,6 +353,77 @@ describe('ledger: recording events', () => {
     assert.match(third.row.notifyTransactionId, /:notify:r2$/);
   });
 
+  it('a copy OpenCRVS rejected, read again while the newer version is sent, is never sent: the row ends dead with it', () => {
+    const read = (subject: string, p = payload(), fingerprint = 'content-a') => ({
+      ...eventInput(subject, p),
+      sourceFingerprint: () => fingerprint,
+    });
+    const rejectedWith = (message: string) => ({
+      outcome: 'dead' as const,
+      error: { classification: 'permanent' as const, kind: 'rejected', message },
+    });
+    /** Row `subject`: its first copy rejected, a newer version requeued, claimed, and the record back as it was. */
+    const sendingNewer = (subject: string): LedgerRow => {
+      const { row } = ledger.recordEvent(read(subject));
+      settleRow(ledger, row.id, rejectedWith('first copy rejected'), { now: clock.now() });
+      clock.advance(1000);
+      assert.equal(ledger.recordEvent(read(subject, payload('Second'), 'content-b')).change, 'replaced');
+      const claimed = ledger.claimRow(row.id, 'w1', clock.now());
+      assert.ok(claimed?.payload);
+      const back = ledger.recordEvent(read(subject));
+      assert.deepEqual([back.change, back.row.state], ['unchanged', 'delivering']);
+      assert.equal(ledger.recordEvent(read(subject)).change, 'unchanged', 'read again');
+      return claimed;
+    };
+    const settleClaimed = (claimed: LedgerRow, settlement: Settlement) =>
+      ledger.settle({
+        id: claimed.id,
+        workerId: 'w1',
+        step: 'notify',
+        startedAt: clock.now(),
+        claimedAttempts: claimed.attempts,
+        claimedPayloadHash: claimed.payloadHash,
+        ...(claimed.payload ? { claimedPayload: claimed.payload } : {}),
+        settlement,
+      });
+    const deadWithFirstRejection = (subject: string, id: number) => {
+      const back = ledger.recordEvent(read(subject));
+      assert.deepEqual(
+        [back.change, back.row.state, back.row.lastError?.message, back.row.payload],
+        ['unchanged', 'dead', 'first copy rejected', payload()],
+        subject,
+      );
+      assert.deepEqual(
+        ledger.claimDue('w2', 10, clock.now() + 3_600_000).filter((row) => row.id === id),
+        [],
+        `${subject}: nothing is sent`,
+      );
+    };
+
+    // The newer copy rejected too: nothing newer waits, the rejected first copy is not sent next.
+    const rejected = sendingNewer('rj');
+    const settled = settleClaimed(rejected, rejectedWith('second copy rejected'));
+    assert.deepEqual(
+      [settled?.state, settled?.notifyTransactionId],
+      ['dead', rejected.notifyTransactionId],
+      'not requeued under the next generation',
+    );
+    deadWithFirstRejection('rj', rejected.id);
+
+    // Refused with a 503 (nothing stored): no copy is left to retry; the next reading says why.
+    const unavailable = { classification: 'retryable' as const, kind: 'server', status: 503, message: 'unavailable' };
+    const retried = sendingNewer('rt');
+    assert.deepEqual(settleClaimed(retried, retryLater(unavailable))?.payload, null);
+    deadWithFirstRejection('rt', retried.id);
+
+    // Delivered: OpenCRVS holds the newer copy, and the record now says otherwise: counted once.
+    const delivered = sendingNewer('dl');
+    const done = settleClaimed(delivered, { outcome: 'delivered', eventId: 'event-dl', trackingId: 'TRK-dl' });
+    assert.deepEqual([done?.state, done?.updatesAfterNotification, done?.payload], ['delivered', 1, delivered.payload]);
+    assert.equal(ledger.recordEvent(read('dl')).change, 'unchanged');
+    assert.equal(ledger.get(delivered.id)?.updatesAfterNotification, 1);
+  });
+
   it('records skipped events with their reason, and a notifiable later version queues them', () => {
     const input = {
       sourceId: 'emr',
