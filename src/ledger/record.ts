@@ -163,7 +163,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   // copy's death, had put its own error there.
   const keepRejected = db.prepare(`
     UPDATE ledger_rows SET payload = @payload, payload_hash = @payloadHash, office = @office, facility = @facility,
-      source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId,
+      source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId, withdrawn_reason = NULL,
       source_fingerprint = @sourceFingerprint, last_error_classification = @errClassification,
       last_error_kind = @errKind, last_error_status = @errStatus, last_error_message = @errMessage, updated_at = @now
     WHERE id = @id`);

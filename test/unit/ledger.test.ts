@@ -1470,6 +1470,10 @@ describe('ledger: recording events', () => {
         [settled?.state, settled?.payload, settled?.notifyTransactionId],
         ['dead', null, claimed.notifyTransactionId],
       );
+      // Withdrawn at the source meanwhile, then read again: the source has it again, the mark goes.
+      const input = { sourceId: 'emr', eventType: 'birth', subjectKey: 'Patient/j', sourceRef: 'Encounter/j' };
+      ledger.cancelUnsent({ ...input, reason: 'entered in error' });
+      assert.equal(ledger.get(claimed.id)?.withdrawnReason, 'entered in error');
       for (let poll = 0; poll < 2; poll++) {
         const back = ledger.recordEvent({ ...eventInput('j'), sourceFingerprint: () => 'content-a' });
         assert.deepEqual(
@@ -1478,6 +1482,7 @@ describe('ledger: recording events', () => {
         );
         // It holds that copy again: an operator's replay can send it.
         assert.deepEqual(back.row.payload, claimed.payload);
+        assert.equal(back.row.withdrawnReason, null, 'read again: no longer withdrawn');
       }
       assert.deepEqual(ledger.replay([claimed.id]).requeued, [claimed.id], 'a replay is the operator deciding');
       assert.match(ledger.get(claimed.id)?.notifyTransactionId ?? '', /:notify:r1$/);
