@@ -326,13 +326,20 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   };
 
   /**
-   * A row claimed again after its recheck, if it is still to be sent now: not withdrawn, and not waiting out
-   * the lease of a recheck that could not run yet (claimRow alone takes a row whatever its due time).
+   * The probe's claim of a row by id, if it is still to be sent now: not withdrawn, and not waiting out the
+   * lease of a recheck (under way, or one that could not run yet): claimRow alone takes a row whatever its
+   * due time.
    */
   const claimAfterRecheck = (id: number): LedgerRow | undefined => {
     const current = ledger.get(id);
     if (!current || current.nextRunAt > now()) return undefined;
     return ledger.claimRow(id, workerId);
+  };
+
+  /** Whether the row is still to be sent, by whoever: waiting (perhaps out a lease), or claimed. */
+  const stillWaiting = (id: number): boolean => {
+    const state = ledger.get(id)?.state;
+    return state === 'pending' || state === 'failed' || state === 'delivering';
   };
 
   const startRows = (rows: ReturnType<typeof ledger.claimDue>) => {
@@ -377,9 +384,18 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     if (hold.outage) return probeReach(signal);
     // The token is fine; only a real call tells whether the scope or office problem is gone (a token
     // check proves nothing of a static token, nor of a 401 from the events API with tokens still issued).
+    // The held row only when it is due: one waiting out the lease of a recheck under way (another worker's, or
+    // one that could not run yet) is that recheck's to settle, and claimed here it could be sent meanwhile.
     const held = hold.rowId;
-    const row = (held !== undefined ? ledger.claimRow(held, workerId) : undefined) ?? ledger.claimDue(workerId, 1)[0];
+    const row = (held !== undefined ? claimAfterRecheck(held) : undefined) ?? ledger.claimDue(workerId, 1, now())[0];
     if (!row) {
+      if (held !== undefined && stillWaiting(held)) {
+        logger.info(
+          { rowId: held },
+          'hold probe: the held row waits out a recheck and nothing else is due; the hold stands',
+        );
+        return false;
+      }
       release('token check passed; nothing waiting to re-try');
       return true;
     }

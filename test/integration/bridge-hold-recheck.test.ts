@@ -127,7 +127,7 @@ describe('bridge: the hold probe re-tries a row that waited only after its reche
     });
   }
 
-  it("the recheck meets a proxy's page at the EMR: the held row waits, neither sent unchecked nor withdrawn", async () => {
+  it("the recheck meets a proxy's page at the EMR: the held row waits out its lease, neither sent unchecked nor withdrawn", async () => {
     const [credentials] = refusals;
     assert.ok(credentials);
     const { h, proxy, held } = await heldBirthVoided(credentials);
@@ -141,11 +141,17 @@ describe('bridge: the hold probe re-tries a row that waited only after its reche
       assert.match(h.bridge.ledger.get(held.id)?.state ?? '', /^(pending|failed)$/);
       assert.equal(await notifiesOf(h, held), 0, 'nothing sent unchecked');
       assert.equal((await h.events()).length, 0, 'no other row sent by that probe either');
-      // The EMR answers again: the next probe withdraws the held birth, and the others go out.
+      // The EMR answers again. The held birth waits out the lease of the recheck that could not run (the
+      // lock timeout): the next probe re-tries another birth, confirmed at its source first, and the hold ends.
       proxy.rules.length = 0;
-      await h.bridge.worker.probe();
-      assert.equal(h.bridge.ledger.get(held.id)?.state, 'skipped');
+      assert.equal(await h.bridge.worker.probe(), true, 'another birth re-tried: the hold ended');
+      const waiting = h.bridge.ledger.get(held.id);
+      assert.match(waiting?.state ?? '', /^(pending|failed)$/);
+      assert.ok((waiting?.nextRunAt ?? 0) > Date.now(), 'the held birth waits out its lease');
+      // Due after it, the held birth is rechecked like any row that waited: withdrawn, not registered.
+      await sleep(Math.max(0, (waiting?.nextRunAt ?? 0) - Date.now()) + 50);
       await othersDelivered(h, held);
+      assert.equal(h.bridge.ledger.get(held.id)?.state, 'skipped');
       assert.equal(await notifiesOf(h, held), 0);
     } finally {
       await h.close();

@@ -115,6 +115,96 @@ describe('delivery held for an operator', () => {
   });
 });
 
+describe("the hold probe and another worker's recheck of the held row", () => {
+  let bed: TestBed;
+  beforeEach(async () => {
+    bed = await testBed();
+  });
+  afterEach(async () => {
+    await bed.close();
+  });
+
+  // Two workers on one ledger, both probing the same hold (credentials, 401, fixed meanwhile). Worker A's
+  // probe has the held row, which waited past recheckAfterSeconds, confirmed at its source: the row is
+  // given back with a lease for that recheck, which takes a while. Worker B's probe meanwhile must leave it
+  // to A (sent by B, it would go out while its source is still being asked about it), and re-try another
+  // waiting row, or, with none, keep the hold.
+  for (const others of [1, 0]) {
+    it(`${others ? 'another row waiting: B re-tries that one' : 'nothing else waiting: the hold stands'}, not the held row in A's recheck lease`, async () => {
+      for (let i = 0; i <= others; i++) bed.ledger.recordEvent(birthEvent(bed.office, i));
+      await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 401 } });
+      // A lease (the lock timeout) long enough to outlast the test.
+      const settings = { ...fastDelivery, concurrency: 1, recheckAfterSeconds: 1, lockTimeoutSeconds: 60 };
+      let entered: () => void = () => {};
+      const inRecheck = new Promise<void>((resolve) => {
+        entered = resolve;
+      });
+      let answer: () => void = () => {};
+      const answered = new Promise<void>((resolve) => {
+        answer = resolve;
+      });
+      const a = createDeliveryWorker({
+        ledger: bed.ledger,
+        api: createOpenCrvsClient(clientSettings(bed.sim)),
+        settings,
+        workerId: 'worker-a',
+        // The EMR answers A's recheck only when the test says so.
+        recheck: {
+          appliesTo: () => true,
+          run: async () => {
+            entered();
+            await answered;
+          },
+        },
+      });
+      const rechecksOfB: number[] = [];
+      const b = createDeliveryWorker({
+        ledger: bed.ledger,
+        api: createOpenCrvsClient(clientSettings(bed.sim)),
+        settings,
+        workerId: 'worker-b',
+        recheck: {
+          appliesTo: () => true,
+          run: async (rows: LedgerRow[]) => {
+            rechecksOfB.push(...rows.map((r) => r.id));
+          },
+        },
+      });
+      let probeOfA: Promise<boolean> | undefined;
+      try {
+        await a.runUntilIdle({ timeoutMs: 10_000 }); // returns once held
+        const heldId = bed.ledger.getHold()?.rowId;
+        assert.ok(heldId !== undefined, 'held, naming its row');
+        await bed.sim.control.configure({ faults: {} });
+        await new Promise((r) => setTimeout(r, 1_100)); // every row waited past recheckAfterSeconds
+        probeOfA = a.probe();
+        await inRecheck;
+        const leased = bed.ledger.get(heldId);
+        assert.ok(leased && leased.state === 'pending' && leased.nextRunAt > Date.now(), 'in its recheck lease');
+
+        assert.equal(await b.probe(), others > 0, others ? "B's re-try ended the hold" : 'the hold stands');
+        assert.ok(!rechecksOfB.includes(heldId), 'B did not take the held row');
+        const row = bed.ledger.get(heldId);
+        assert.deepEqual([row?.state, row?.lockedBy], ['pending', null], 'still waiting out the lease');
+        const notified = await bed.sim.control.events({ transactionId: row?.createTransactionId });
+        assert.equal(notified.length, 0, 'nothing of it sent while its recheck runs');
+        assert.equal(bed.ledger.list({ states: ['delivered'] }).length, others);
+
+        answer();
+        assert.equal(await probeOfA, true, "A's probe sends it once rechecked");
+        assert.equal(bed.ledger.get(heldId)?.state, 'delivered');
+      } finally {
+        answer();
+        await probeOfA?.catch(() => undefined);
+        await a.stop({ drainMs: 5000 });
+        await b.stop({ drainMs: 5000 });
+      }
+      assert.equal(a.held(), undefined);
+      await assertExactlyOnce(bed.sim, bed.ledger, others + 1);
+    });
+  }
+});
+
 /** Events-API calls the simulator's faults answered so far. */
 async function faultsFired(bed: TestBed): Promise<number> {
   const response = await fetch(`${bed.sim.baseUrl}/_sandbox/config`, { signal: AbortSignal.timeout(5000) });
