@@ -5,6 +5,7 @@ import type { HoldState, LedgerRow } from '../ledger/index.js';
 import { silentLogger } from '../observability/logger.js';
 import { type AttemptDeps, runAttempt } from './attempt.js';
 import { classifyFailure } from './errors.js';
+import { holdDisproved, type ProbeAnswer, watchedApi } from './hold-proof.js';
 import { outageWatch, unreached } from './outage.js';
 import { checkPendingRows, type PendingCheckDeps } from './pending-check.js';
 import { retryPolicyFrom } from './retry-policy.js';
@@ -31,6 +32,13 @@ const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 const REACH_PROBE_EXTERNAL_ID = 'opencrvs-bridge-reach-probe';
 /** Offices OpenCRVS refused that are remembered (the routing table's, so few); the oldest goes first. */
 const REFUSED_OFFICES_MAX = 64;
+
+/** One hold probe's re-try: the holds raised before it, the hold it probes, what OpenCRVS answered its calls. */
+interface ProbeRetry {
+  before: number;
+  held: HoldState;
+  answers: ProbeAnswer[];
+}
 
 /**
  * Workers of this process, from creation until stopped (their ids): their locks are live, whatever
@@ -313,8 +321,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
    * sent, still claimed), has its record mapped again at its source, as a recheck does, and goes out with
    * the payload that mapping records.
    */
-  const attempt = async (row: LedgerRow) => {
-    const result = await runAttempt(attemptDeps, row);
+  const attempt = async (row: LedgerRow, through = attemptDeps) => {
+    const result = await runAttempt(through, row);
     if (result === 'remap' && deps.recheck) {
       logger.info(
         { rowId: row.id },
@@ -399,19 +407,36 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       release('token check passed; nothing waiting to re-try');
       return true;
     }
-    const before = holdsRaised;
+    const retry: ProbeRetry = { before: holdsRaised, held: hold, answers: [] };
+    const through = { ...attemptDeps, api: watchedApi(api, retry.answers) };
     if (deps.recheck && needsRecheck(row, now())) {
       // A hold lasts until someone acts, often far past the recheck threshold: the row is confirmed at its
       // source first, as startRows does, or a record the EMR voided during the hold is registered by the
       // probe.
       await track(row.id, recheck([row], deps.recheck));
-      return retryRechecked(row.id, before);
+      return retryRechecked(row.id, retry, through);
     }
-    const result = await track(row.id, attempt(row));
+    const result = await track(row.id, attempt(row, through));
     // Routed to the refused office and mapped again at its source (the route may have been corrected):
     // the re-try is of what it maps to now.
-    if (result === 'remap') return retryRechecked(row.id, before);
-    if (holdsRaised > before) return false;
+    if (result === 'remap') return retryRechecked(row.id, retry, through);
+    return retryEnded(row.id, result, retry);
+  };
+
+  /**
+   * Ends the hold if the probe's re-try shows its cause gone (hold-proof.ts): not refused again, and OpenCRVS
+   * answered the call the hold refused. A row withdrawn with one create, or found notified by a lookup, shows
+   * nothing of a NOTIFY's scope: the hold stands, and the next probe re-tries another row.
+   */
+  const retryEnded = (id: number, result: unknown, retry: ProbeRetry): boolean => {
+    if (holdsRaised > retry.before) return false;
+    if (!holdDisproved(retry.held, retry.answers)) {
+      logger.info(
+        { rowId: id, result: String(result), kind: retry.held.kind },
+        'hold probe: the re-try settled its row without a call that shows the cause gone; the hold stands',
+      );
+      return false;
+    }
     release(`probe re-try ended ${String(result)}`);
     return true;
   };
@@ -422,14 +447,15 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
    * run yet or of a mapping again that failed) keeps the hold until the next probe: nothing else proves the
    * problem fixed; so does one whose facility OpenCRVS still lists otherwise (mapped by the next probe).
    */
-  const retryRechecked = async (id: number, before: number): Promise<boolean> => {
+  const retryRechecked = async (id: number, retry: ProbeRetry, through: AttemptDeps): Promise<boolean> => {
     const row = claimAfterRecheck(id);
     if (!row) return false;
-    const result = await track(row.id, runAttempt(attemptDeps, row));
-    if (result === 'remap') ledger.handBack([row.id], workerId);
-    if (result === 'remap' || holdsRaised > before) return false;
-    release(`probe re-try ended ${result}`);
-    return true;
+    const result = await track(row.id, runAttempt(through, row));
+    if (result === 'remap') {
+      ledger.handBack([row.id], workerId);
+      return false;
+    }
+    return retryEnded(row.id, result, retry);
   };
 
   /** An outage's probe: the events API's location list, asked for an office no deployment has. */

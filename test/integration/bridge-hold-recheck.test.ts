@@ -51,7 +51,10 @@ const refusals: Refusal[] = [
  * operator fixes the refusal. Probes run only when the test calls them. The FHIR source is read through
  * `proxy`, which forwards everything until a test gives it rules.
  */
-async function heldBirthVoided(refusal: Refusal): Promise<{ h: Harness; proxy: FaultProxy; held: LedgerRow }> {
+async function heldBirthVoided(
+  refusal: Refusal,
+  fixed = true,
+): Promise<{ h: Harness; proxy: FaultProxy; held: LedgerRow }> {
   const proxy = await startFaultProxy();
   const h = await startHarness({
     worker: false,
@@ -77,7 +80,7 @@ async function heldBirthVoided(refusal: Refusal): Promise<{ h: Harness; proxy: F
     const voided = await fetch(`${h.fhir.baseUrl}/${held.subjectKey}`, { method: 'DELETE' });
     assert.ok(voided.ok, `delete: HTTP ${voided.status}`);
     await sleep(1_100);
-    await refusal.fix(h);
+    if (fixed) await refusal.fix(h);
     return { h, proxy, held };
   } catch (err) {
     await h.close();
@@ -126,6 +129,29 @@ describe('bridge: the hold probe re-tries a row that waited only after its reche
       }
     });
   }
+
+  it('the notify scope still missing: the held birth withdrawn with one create, which proves no NOTIFY allowed, the hold stands', async () => {
+    const scope = refusals.find((r) => r.kind === 'forbidden');
+    assert.ok(scope);
+    const { h, proxy, held } = await heldBirthVoided(scope, false);
+    try {
+      assert.equal(await h.bridge.worker.probe(), false, 'the hold stands');
+      assert.equal(h.bridge.ledger.get(held.id)?.state, 'skipped', 'the voided birth withdrawn all the same');
+      assert.equal(h.bridge.ledger.getHold()?.kind, 'forbidden');
+      assert.equal(await notifiesOf(h, held), 0);
+      // The next probe re-tries another birth: refused its NOTIFY again, still held.
+      assert.equal(await h.bridge.worker.probe(), false);
+      assert.equal(h.bridge.ledger.getHold()?.kind, 'forbidden');
+      assert.notEqual(h.bridge.ledger.getHold()?.rowId, held.id, 'held again by that birth');
+      assert.equal(h.rows().filter((r) => r.state === 'delivered').length, 0, 'nothing delivered');
+      // Granted: the next probe's NOTIFY goes through and the hold ends.
+      await scope.fix(h);
+      await othersDelivered(h, held);
+    } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
 
   it("the recheck meets a proxy's page at the EMR: the held row waits out its lease, neither sent unchecked nor withdrawn", async () => {
     const [credentials] = refusals;
