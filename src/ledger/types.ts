@@ -477,7 +477,10 @@ export interface Ledger {
   // ---- outbox operations, used by the delivery worker ----
   /** Atomically claims up to `limit` due rows (pending/failed, nextRunAt <= now), counting the attempt. */
   claimDue(workerId: string, limit: number, now?: number): LedgerRow[];
-  /** Claims one row by id if it is pending/failed (due or not): the hold probe's re-try. */
+  /**
+   * Claims one row by id if it is pending/failed, due or not: the caller decides (the hold probe claims
+   * the held row only once due, delivery/worker.ts claimAfterRecheck).
+   */
   claimRow(id: number, workerId: string, now?: number): LedgerRow | undefined;
   /** Stores the OpenCRVS event id right after create, in its own write, so a crash resumes at notify. */
   recordCreated(id: number, eventId: string, trackingId: string): void;
