@@ -111,6 +111,8 @@ export interface DeliveryWorkerDeps {
    * refused to name what to correct (`routing.defaultOffice`, `routing.facilities['…'].office`).
    */
   routingKeysOf?: (office: string) => string[];
+  /** Payloads the purge drops per statement (default PURGE_CHUNK_ROWS, 500); tests make it small. */
+  purgeChunkRows?: number;
 }
 
 export interface DeliveryWorker {

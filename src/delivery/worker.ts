@@ -1,7 +1,7 @@
 // The delivery worker: claims due rows from the ledger and sends them to OpenCRVS, at most
 // `concurrency` at a time, pausing the whole queue while an operator problem lasts.
 import { holderGone, hostPrefix, processHolderId } from '../ledger/holders.js';
-import type { HoldState, LedgerRow } from '../ledger/index.js';
+import { type HoldState, type LedgerRow, PURGE_CHUNK_ROWS } from '../ledger/index.js';
 import { silentLogger } from '../observability/logger.js';
 import { type AttemptDeps, runAttempt } from './attempt.js';
 import { classifyFailure } from './errors.js';
@@ -67,6 +67,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   let nextProbeAt = now();
   let nextStaleCheckAt = 0;
   let nextPurgeAt = 0;
+  /** The purge under way, chunk by chunk (purgeAll); what stop() and runUntilIdle wait for. */
+  let purging: Promise<void> | undefined;
+  const purgeChunkRows = Math.max(1, Math.floor(deps.purgeChunkRows ?? PURGE_CHUNK_ROWS));
   let running = false;
   let stopping = false;
   /** Set once stop() has handed back what was still in flight. */
@@ -200,6 +203,29 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     } else if (stored) hold = stored;
   };
 
+  /**
+   * Drops the payloads past retention a chunk at a time, a turn of the event loop between chunks: in one
+   * statement a backlog (a ledger never purged, a retention lowered) held /healthz and every acknowledgement
+   * for seconds. Each chunk commits alone, so the background checkpoints keep the WAL small meanwhile.
+   * Ends between chunks at stop(); the next start purges the rest.
+   */
+  const purgeAll = async (at: number): Promise<void> => {
+    let purged = 0;
+    try {
+      for (;;) {
+        const n = ledger.purgePayloads(at, purgeChunkRows);
+        purged += n;
+        if (n < purgeChunkRows || stopping) break;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (stopping) break;
+      }
+    } catch (err) {
+      if (stopped) logger.debug({ err }, 'the payload purge ended after stop');
+      else logger.error({ err }, 'payload purge failed; trying again later');
+    }
+    if (purged > 0) logger.info({ purged }, 'payloads of delivered rows dropped after retention');
+  };
+
   const maintenance = () => {
     const at = now();
     if (at >= nextStaleCheckAt) {
@@ -208,9 +234,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       const reset = ledger.resetStaleLocks(lockTimeoutMs, at, takeBackOptions);
       if (reset > 0) logger.warn({ reset }, 'stale locks reset; rows are due again');
     }
-    if (at >= nextPurgeAt) {
+    if (at >= nextPurgeAt && !purging) {
       nextPurgeAt = at + PURGE_EVERY_MS;
-      ledger.purgePayloads(at);
+      purging = purgeAll(at).finally(() => {
+        purging = undefined;
+      });
     }
   };
 
@@ -565,6 +593,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       wake?.();
       await loop;
       loop = undefined;
+      // Stopping ends it after its current chunk; the ledger may be closed once stop() returns.
+      await purging;
       const drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
       if (inFlight.size > 0 || pendingChecks) {
         let timer: NodeJS.Timeout | undefined;
@@ -593,6 +623,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       ran = true;
       resetGoneLocks(false); // `sync --once` runs only this: a pass killed before it left rows locked
       const timedOut = () => new Error('delivery did not become idle before the timeout');
+      // A pass also purges what is past retention (`sync --once` may be the only process): within the
+      // deadline, else stop() ends it between chunks and the next pass goes on.
+      const purged = () => (purging ? beforeDeadline(purging, deadline) : undefined);
       // And, run by a scheduler, has no other time to ask about pending NOTIFYs.
       if ((await beforeDeadline(checkPending(deadline), deadline)) === LATE) throw timedOut();
       for (;;) {
@@ -601,8 +634,14 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         // stop() takes back what is still in flight.
         const n = await beforeDeadline(processNext(), deadline);
         if (n === LATE) throw timedOut();
-        if (hold || stopping) return; // stop() drains and hands back what is in flight
-        if (n === 0 && inFlight.size === 0 && ledger.outstanding() === 0) return;
+        if (hold || stopping) {
+          await purged();
+          return; // stop() drains and hands back what is in flight
+        }
+        if (n === 0 && inFlight.size === 0 && ledger.outstanding() === 0) {
+          await purged();
+          return;
+        }
         // Checked after busy rounds too: against a hanging OpenCRVS every round is busy (each attempt waits
         // out its timeout and the row is due again), and `sync --timeout` must still end the pass.
         if (Date.now() >= deadline) throw timedOut();

@@ -5,7 +5,7 @@ export { canonicalJson, hashPayload } from './hash.js';
 export { heldSince } from './hold-text.js';
 export { DECLARATION_STEPS } from './in-doubt.js';
 export type { InboxBacklog, LedgerInbox, StoredNotification } from './inbox.js';
-export { openLedger } from './ledger.js';
+export { openLedger, PURGE_CHUNK_ROWS } from './ledger.js';
 export type { KeptLocation, LedgerLocationAnswers } from './location-answers.js';
 export { ledgerOwnClients } from './opencrvs-clients.js';
 export { DEFAULT_LIST_LIMIT } from './queries.js';

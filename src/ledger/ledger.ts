@@ -17,6 +17,8 @@ import { HOLD_META_KEY, type Ledger, type LedgerOptions } from './types.js';
 const HOUR_MS = 3_600_000;
 /** StoreSettings.payloadRetentionHours defaults to a week: time to look into a surprise, then forget. */
 const DEFAULT_RETENTION_HOURS = 168;
+/** Payloads dropped per purge statement: a few ms of the event loop each (Ledger.purgePayloads). */
+export const PURGE_CHUNK_ROWS = 500;
 
 /**
  * Opens (creating and migrating as needed) the ledger at `path`. WAL, `synchronous=FULL`,
@@ -81,11 +83,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     setMeta: (key, value) => queries.setMeta(key, value, now()),
     getHold: queries.getHold,
     setHold: (hold) => queries.setMeta(HOLD_META_KEY, hold ? JSON.stringify(hold) : null, now()),
-    purgePayloads: (at = now()) => {
-      const purged = queries.purgePayloads(at - retentionMs);
-      if (purged > 0) logger.info({ purged }, 'payloads of delivered rows dropped after retention');
-      return purged;
-    },
+    purgePayloads: (at = now(), limit = PURGE_CHUNK_ROWS) => queries.purgePayloads(at - retentionMs, limit),
     claimDue: (workerId, limit, at = now()) => outbox.claimDue(workerId, limit, at),
     claimRow: (id, workerId, at = now()) => outbox.claimRow(id, workerId, at),
     recordCreated: (id, eventId, trackingId) => outbox.recordCreated(id, eventId, trackingId, now()),

@@ -472,7 +472,12 @@ export interface Ledger {
   /** The queue-wide hold, parsed from meta, or undefined. */
   getHold(): HoldState | undefined;
   setHold(hold: HoldState | undefined): void;
-  purgePayloads(now?: number): number;
+  /**
+   * Drops the payloads of up to `limit` rows (default 500) delivered longer ago than the retention, in one
+   * statement; returns how many. Fewer than `limit`: none is left. Chunks, so that a large backlog does not
+   * hold the event loop (and the WAL) for the whole of it: the caller yields between them.
+   */
+  purgePayloads(now?: number, limit?: number): number;
 
   // ---- outbox operations, used by the delivery worker ----
   /** Atomically claims up to `limit` due rows (pending/failed, nextRunAt <= now), counting the attempt. */

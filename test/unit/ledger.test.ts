@@ -2083,7 +2083,7 @@ describe('ledger: query plans that must not grow with the ledger', () => {
     const { ledger, path, cleanup } = tempLedger();
     try {
       ledger.close();
-      assert.match(planOf(path, PURGE_SQL, { cutoff: 0 }), /USING INDEX ledger_rows_purge/);
+      assert.match(planOf(path, PURGE_SQL, { cutoff: 0, limit: 500 }), /USING INDEX ledger_rows_purge/);
     } finally {
       cleanup();
     }
