@@ -99,9 +99,11 @@ export const PURGE_SQL = `
 /**
  * `list()`'s statement. With a lookup (`find`) only its indexes are to be used: without statistics SQLite
  * may prefer the state index and walk every delivered row, so a unary + keeps the other columns' indexes
- * out of the plan. Without one, a state filter reads (state, id) newest first (migration 010); the source
- * is never searched by the natural key, which sorts every row of the source: walking ids newest first
- * stops at the limit.
+ * out of the plan. Without one, a state filter reads (state, id) newest first (migration 010), the source
+ * filtering what it reads as before: a state asked for (dead, failed) is mostly the rarer of the two, and
+ * walking a large source for its few dead rows would read the whole source. A source alone reads
+ * (source_id, id) newest first (migration 020). Neither is ever the natural key (source_id, event_type,
+ * subject_key), which sorts every row of the source to return the newest page.
  */
 export function listQuery(filter: ListFilter): { sql: string; params: Record<string, string | number> } {
   const where: string[] = [];
@@ -120,7 +122,8 @@ export function listQuery(filter: ListFilter): { sql: string; params: Record<str
     params.eventType = filter.eventType;
   }
   if (filter.sourceId !== undefined) {
-    where.push('+source_id = @sourceId');
+    const stated = filter.find !== undefined || (filter.states !== undefined && filter.states.length > 0);
+    where.push(`${stated ? '+' : ''}source_id = @sourceId`);
     params.sourceId = filter.sourceId;
   }
   if (filter.since !== undefined) {

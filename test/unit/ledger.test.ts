@@ -1636,6 +1636,7 @@ describe('ledger: schema', () => {
       { version: 17, name: 'source-fingerprint' },
       { version: 18, name: 'inbox-body-bytes' },
       { version: 19, name: 'rejected-copy' },
+      { version: 20, name: 'source-order-index' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -1675,7 +1676,7 @@ describe('ledger: schema', () => {
       const db = new Database(path);
       // As an older bridge left it, with a NOTIFY answered pending under it.
       db.exec(`DELETE FROM schema_migrations WHERE version >= 10;
-        DROP INDEX ledger_rows_state_id; DROP INDEX ledger_rows_pending_check;
+        DROP INDEX ledger_rows_state_id; DROP INDEX ledger_rows_pending_check; DROP INDEX ledger_rows_source_id;
         ALTER TABLE ledger_rows DROP COLUMN pending_check_at; ALTER TABLE ledger_rows DROP COLUMN pending_checks;
         ALTER TABLE ledger_rows DROP COLUMN in_flight_payload; ALTER TABLE ledger_rows DROP COLUMN read_by_source;
         ALTER TABLE ledger_rows DROP COLUMN source_fingerprint; ALTER TABLE ledger_attempts DROP COLUMN copy_hash;
@@ -1685,7 +1686,7 @@ describe('ledger: schema', () => {
       db.close();
       assert.throws(
         () => openLedger(path, { inspectOnly: true }),
-        /the ledger .* was written by an older bridge \(schema 9, this one reads 19\): this command only reads it/,
+        /the ledger .* was written by an older bridge \(schema 9, this one reads 20\): this command only reads it/,
       );
       const versions = () => {
         const check = new Database(path, { readonly: true });
@@ -1701,7 +1702,7 @@ describe('ledger: schema', () => {
         [row.id],
       );
       upgraded.close();
-      assert.equal(versions(), 19);
+      assert.equal(versions(), 20);
       openLedger(path, { inspectOnly: true }).close();
     } finally {
       cleanup();
@@ -2074,6 +2075,22 @@ describe('ledger: query plans that must not grow with the ledger', () => {
         planOf(path, listQuery({ states: ['delivered'] }).sql, listQuery({ states: ['delivered'] }).params),
         /ledger_rows_state_id/,
       );
+      // A source alone, or with an event type or a time bound, seeks its own rows newest first: walking every
+      // id for a source with few rows (or none) read the whole table on every page.
+      for (const filter of [
+        { sourceId: 'emr', limit: 100 },
+        { sourceId: 'emr', eventType: 'birth', limit: 100 },
+        { sourceId: 'emr', since: 0, limit: 100 },
+      ]) {
+        const { sql, params } = listQuery(filter);
+        assert.match(
+          planOf(path, sql, params),
+          /SEARCH ledger_rows USING INDEX ledger_rows_source_id \(source_id=\?\)/,
+        );
+      }
+      // With a state, the state's (rarer) rows are read, not every row of a large source.
+      const { sql, params } = listQuery({ states: ['dead'], sourceId: 'emr', limit: 100 });
+      assert.match(planOf(path, sql, params), /USING INDEX ledger_rows_state_id/);
     } finally {
       cleanup();
     }

@@ -19,6 +19,7 @@ import { migration016 } from './016-slow-record-strikes.js';
 import { migration017 } from './017-source-fingerprint.js';
 import { migration018 } from './018-inbox-body-bytes.js';
 import { migration019 } from './019-rejected-copy.js';
+import { migration020 } from './020-source-order-index.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -43,4 +44,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration017,
   migration018,
   migration019,
+  migration020,
 ];
