@@ -72,6 +72,16 @@ export function adminApi(target: AdminTarget, settings: AdminSettingsView, log: 
       if (!known.has(eventType))
         return adminError(res, 400, `eventType: unknown event type (one of ${[...known].sort().join(', ')})`);
     }
+    // Likewise a source id: the configured ones, or one the ledger still holds rows of (removed from the
+    // config since). That probe is one seek in the (source_id, id) index (migration 020). The id asked for
+    // is not echoed: only the configured ones are named.
+    const sourceId = query.filter.sourceId;
+    if (sourceId !== undefined && !target.sourceStatuses().some((s) => s.id === sourceId)) {
+      if (ledger.list({ sourceId, limit: 1 }).length === 0) {
+        const configured = target.sourceStatuses().map((s) => s.id);
+        return adminError(res, 400, `source: unknown source (configured: ${configured.sort().join(', ') || 'none'})`);
+      }
+    }
     // One row more than asked tells whether a next page exists without a COUNT over the table.
     const rows = ledger.list({ ...query.filter, limit: query.limit + 1, offset: query.offset });
     res.json({
