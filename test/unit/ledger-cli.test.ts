@@ -338,6 +338,18 @@ describe('ledger and replay commands', () => {
     assert.match(err, /--status/);
   });
 
+  it('refuses a --limit past the cap (every row listed is held in memory first), and takes the cap itself', async () => {
+    const over = await run(['ledger', '--config', config, '--limit', '10001', '--json']);
+    assert.equal(over.code, 2);
+    assert.match(over.err, /--limit: at most 10000 rows at once; narrow the listing with --status/);
+    assert.equal(over.out, '', 'nothing listed');
+    const cap = await run(['ledger', '--config', config, '--limit', '10000', '--json']);
+    assert.equal(cap.code, 0);
+    assert.equal((JSON.parse(cap.out) as { rows: unknown[] }).rows.length, 2);
+    const help = await run(['ledger', '--help']);
+    assert.match(help.out.replace(/\s+/g, ' '), /--limit <n> at most this many rows, newest first \(1-10,000\)/);
+  });
+
   it('rejects an event type or a source that is nowhere, rather than showing nothing', async () => {
     const type = await run(['ledger', '--config', config, '--event-type', 'Birth']);
     assert.equal(type.code, 2);
