@@ -84,6 +84,68 @@ describe('replay', () => {
     assert.equal(result.leftDead, 2);
   });
 
+  it('requeues a few hundred dead rows a chunk at a time, with turns of the event loop between', async () => {
+    const dead = Array.from({ length: 300 }, (_, i) => rejected(`many${i}`));
+    const emr: SubjectRecheck = async () => {};
+    // What serve does meanwhile (its /healthz, a sender's acknowledgement): a turn of the event loop,
+    // scheduled before the replay, noting how many rows are still dead each time it runs.
+    const seen: number[] = [];
+    let done = false;
+    const tick = () => {
+      if (done) return;
+      seen.push(ledger.counts().reduce((n, c) => n + (c.state === 'dead' ? c.count : 0), 0));
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    const result = await replayRows(
+      { ledger, runners: new Map([['emr', emr]]), logger: silentLogger, chunkRows: 50 },
+      'dead',
+    );
+    done = true;
+    assert.deepEqual(
+      result.requeued,
+      dead.map((r) => r.id),
+    );
+    assert.deepEqual(result.skipped, []);
+    assert.ok(seen.length > 0, 'the event loop turned before the replay finished');
+    assert.ok(
+      seen.some((n) => n > 0 && n < dead.length),
+      `the loop turned between two requeued chunks (dead rows seen: ${[...new Set(seen)].join(', ')})`,
+    );
+  });
+
+  it('leaves the rows of chunks not yet committed dead when it stops half-way, for the next replay', async () => {
+    const dead = Array.from({ length: 120 }, (_, i) => rejected(`cut${i}`));
+    const emr: SubjectRecheck = async () => {};
+    // The process stops after the first chunk's commit: the chunks after it never run.
+    let chunks = 0;
+    const stopping: Ledger = {
+      ...ledger,
+      replay: (ids) => {
+        if (++chunks > 1) throw new Error('the process stopped');
+        return ledger.replay(ids);
+      },
+    };
+    await assert.rejects(
+      replayRows({ ledger: stopping, runners: new Map([['emr', emr]]), logger: silentLogger, chunkRows: 50 }, 'dead'),
+      /the process stopped/,
+    );
+    const ids = dead.map((r) => r.id);
+    const left = ids.filter((id) => ledger.get(id)?.state === 'dead');
+    assert.equal(left.length, 70, 'the first chunk is committed, the rest is dead as before');
+    assert.equal(ids.filter((id) => ledger.get(id)?.state === 'pending').length, 50);
+
+    const again = await replayRows(
+      { ledger, runners: new Map([['emr', emr]]), logger: silentLogger, chunkRows: 50 },
+      'dead',
+    );
+    assert.deepEqual(again, { requeued: left, skipped: [] });
+    assert.deepEqual(
+      ids.map((id) => ledger.get(id)?.state),
+      Array(120).fill('pending'),
+    );
+  });
+
   it('stops reading a source after a failed batch, requeues stored payloads with a note, and skips the rest', async () => {
     const stored = Array.from({ length: 60 }, (_, i) => rejected(`s${i}`, 'down'));
     const unmappable = refused('u', 'down');
