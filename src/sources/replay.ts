@@ -37,8 +37,11 @@ export async function replayRows(deps: ReplayDeps, ids: number[] | 'dead'): Prom
   const named = ids === 'dead' ? undefined : ids;
   const rows =
     named === undefined
-      ? ledger.list({ states: ['dead'], limit: maxRows })
-      : named.flatMap((id) => ledger.get(id) ?? []).filter((row) => row.state === 'dead');
+      ? await deadRows(ledger, maxRows, inChunks)
+      : named
+          .flatMap((id) => ledger.get(id) ?? [])
+          .filter((row) => row.state === 'dead')
+          .map(taken);
   const unread = await reevaluate(deps, rows);
 
   const requeued: number[] = [];
@@ -56,8 +59,8 @@ export async function replayRows(deps: ReplayDeps, ids: number[] | 'dead'): Prom
       if (now.withdrawnReason) notes.push({ id: row.id, note: withdrawnNote(now.withdrawnReason) });
     }
   });
-  const taken = new Set(rows.map((row) => row.id));
-  const others = named?.filter((id) => !taken.has(id)) ?? [];
+  const takenIds = new Set(rows.map((row) => row.id));
+  const others = named?.filter((id) => !takenIds.has(id)) ?? [];
   const stored: ReplayResult = { requeued: [], skipped: [] };
   await inChunks.each([...stillDead, ...others], (ids) => {
     const chunk = ledger.replay(ids);
@@ -104,10 +107,34 @@ export async function replayRows(deps: ReplayDeps, ids: number[] | 'dead'): Prom
   };
 }
 
+/** What a replay keeps of a row it takes: not its payload, thousands of which it has no use for. */
+type Taken = Pick<LedgerRow, 'id' | 'sourceId' | 'subjectKey'>;
+
+const taken = ({ id, sourceId, subjectKey }: LedgerRow): Taken => ({ id, sourceId, subjectKey });
+
+/**
+ * Up to `maxRows` dead rows, newest first as `list` gives them, a page per turn of the event loop: 5,000
+ * read at once held it for 300-480 ms. A row that leaves the dead state meanwhile (a dismissal) moves the
+ * later pages up by one, so one may be missed: it stays dead, for the next replay. One that dies meanwhile
+ * moves them down, and a row read twice is taken once.
+ */
+async function deadRows(ledger: Ledger, maxRows: number, inChunks: ReturnType<typeof chunked>): Promise<Taken[]> {
+  const rows = new Map<number, Taken>();
+  for (let offset = 0; rows.size < maxRows; ) {
+    if (offset > 0) await inChunks.turn();
+    const limit = Math.min(inChunks.size, maxRows - rows.size);
+    const page = ledger.list({ states: ['dead'], limit, offset });
+    for (const row of page) rows.set(row.id, taken(row));
+    offset += page.length;
+    if (page.length < limit) break;
+  }
+  return [...rows.values()];
+}
+
 /** Has each row's source evaluate its subject again; returns why, for rows whose source could not be read. */
-async function reevaluate(deps: ReplayDeps, rows: LedgerRow[]): Promise<Map<number, string>> {
+async function reevaluate(deps: ReplayDeps, rows: Taken[]): Promise<Map<number, string>> {
   const unread = new Map<number, string>();
-  const bySource = new Map<string, LedgerRow[]>();
+  const bySource = new Map<string, Taken[]>();
   for (const row of rows) {
     const sourceRows = bySource.get(row.sourceId);
     if (sourceRows) sourceRows.push(row);
@@ -158,7 +185,7 @@ function chunked(rows: number) {
     each(items, (slice) => {
       for (const item of slice) run(item);
     });
-  return Object.assign(perItem, { each });
+  return Object.assign(perItem, { each, turn, size });
 }
 
 /** A row the source withdrew while an OpenCRVS event exists: the worker asks OpenCRVS before sending. */
