@@ -2,7 +2,9 @@
 //  1. enqueue rows/s with synchronous=FULL, one transaction per enqueue (what a sender's ack needs);
 //  2. claim + complete rows/s (claim 4, settle each as delivered);
 //  3. time per claim with 1,000 and with 100,000 pending rows, and their ratio;
-//  4. peak RSS with 100,000 pending rows.
+//  4. peak RSS with 100,000 pending rows;
+//  5. a `replay --dead` of 5,000 dead rows as serve's admin API runs it (sources/replay.ts): its time and
+//     the longest the event loop waited meanwhile (what /healthz and senders' acknowledgements wait).
 // Targets: ≥ 2,000 enqueues/s, claim ratio (100k/1k) ≤ 1.5, peak RSS ≤ 200 MB.
 // The database lives in the OS temp dir (override with BENCH_DIR) on a real disk: fsync cost counts.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,11 +18,14 @@ import {
   openLedger,
   type RecordEventInput,
 } from '../src/ledger/index.js';
+import { silentLogger } from '../src/observability/logger.js';
+import { replayRows } from '../src/sources/replay.js';
 
 const OFFICE = '028d2c85-ca31-426d-b5d1-2cef545a4902';
 const ENQUEUES = Number(process.env.BENCH_ENQUEUES ?? 3000);
 const CLAIM_ROWS = Number(process.env.BENCH_CLAIM_ROWS ?? 3000);
 const CLAIM_SAMPLES = Number(process.env.BENCH_CLAIM_SAMPLES ?? 400);
+const REPLAY_ROWS = Number(process.env.BENCH_REPLAY_ROWS ?? 5000);
 const LARGE = 100_000;
 const SMALL = 1_000;
 
@@ -162,6 +167,49 @@ function claimTimes(ledger: Ledger): { statementMs: number; committedMs: number 
   return { statementMs: median(statement), committedMs: median(committed) };
 }
 
+/**
+ * A `--dead` replay of REPLAY_ROWS rows OpenCRVS refused (dead, with their payload), their source not in
+ * the configuration (so they are requeued as stored, with a note): the ledger's part of a replay alone.
+ * A turn of the event loop is asked for again and again meanwhile; the longest gap between two is the
+ * longest stall.
+ */
+async function replayStall(dir: string): Promise<{ seconds: number; stallMs: number; requeued: number }> {
+  const ledger = fresh(dir, 'replay');
+  fill(ledger, REPLAY_ROWS, 'r');
+  ledger.transaction(() => {
+    for (let rows = ledger.claimDue('bench', 500); rows.length > 0; rows = ledger.claimDue('bench', 500))
+      for (const row of rows)
+        ledger.settle({
+          id: row.id,
+          workerId: 'bench',
+          claimedPayloadHash: row.payloadHash,
+          step: 'notify',
+          startedAt: Date.now(),
+          settlement: {
+            outcome: 'dead',
+            error: { classification: 'permanent', kind: 'bad-request', status: 400, message: 'bench' },
+          },
+        });
+  });
+  let stallMs = 0;
+  let last = performance.now();
+  let done = false;
+  const tick = () => {
+    const now = performance.now();
+    stallMs = Math.max(stallMs, now - last);
+    last = now;
+    if (!done) setImmediate(tick);
+  };
+  setImmediate(tick);
+  const t0 = performance.now();
+  const result = await replayRows({ ledger, runners: new Map(), logger: silentLogger }, 'dead');
+  const seconds = (performance.now() - t0) / 1000;
+  done = true;
+  await new Promise((resolve) => setImmediate(resolve));
+  ledger.close();
+  return { seconds, stallMs, requeued: result.requeued.length };
+}
+
 /** The disk's ceiling: commits/s of a one-row insert with synchronous=FULL, nothing else. */
 function rawCommitRate(dir: string): number {
   const db = new Database(join(dir, 'raw.db'));
@@ -177,12 +225,13 @@ function rawCommitRate(dir: string): number {
   return rate;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const dir = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'ledger-bench-'));
   try {
     const raw = rawCommitRate(dir);
     const enqueues = enqueueRate(dir);
     const claimComplete = claimCompleteRate(dir);
+    const replay = await replayStall(dir);
 
     const small = fresh(dir, 'claim-1k');
     fill(small, SMALL, 's');
@@ -209,6 +258,12 @@ function main(): void {
         enqueues >= 2000 ? 'ok ≥ 2000' : 'MISS ≥ 2000',
       ],
       ['claim + complete (claim 4, settle each)', `${claimComplete.toFixed(0)} rows/s`, ''],
+      [
+        `replay --dead of ${REPLAY_ROWS.toLocaleString('en')} rows (${replay.requeued.toLocaleString('en')} requeued)`,
+        `${replay.seconds.toFixed(2)} s`,
+        '',
+      ],
+      ['  longest event-loop stall meanwhile', `${replay.stallMs.toFixed(0)} ms`, ''],
       [`claim statement, ${SMALL.toLocaleString('en')} pending`, us(smallTimes.statementMs), ''],
       [`claim statement, ${big} pending`, us(largeTimes.statementMs), ''],
       ['claim statement ratio 100k / 1k', ratio.toFixed(2), ratio <= 1.5 ? 'ok ≤ 1.5' : 'MISS ≤ 1.5'],
@@ -229,4 +284,4 @@ function main(): void {
   }
 }
 
-main();
+await main();
