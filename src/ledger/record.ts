@@ -9,6 +9,7 @@ import { NEXT_NOTIFY_GENERATION, transactionIdsFor } from './transaction-ids.js'
 import {
   isDismissed,
   type LedgerError,
+  type LedgerPayload,
   type LedgerRow,
   type RecordChange,
   type RecordEventInput,
@@ -152,6 +153,14 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
      FROM ledger_attempts WHERE row_id = @id AND copy_hash = @copy AND error_kind = 'rejected'
      ORDER BY id DESC LIMIT 1`);
   type Rejection = NonNullable<ReturnType<typeof rejectionOf.get>>;
+  // The row's latest rejection, when it names no copy: recorded before migration 019 (or a pending answer's
+  // decision whose NOTIFY named no copy of ours, pending-checks.ts). See rejectedBefore019.
+  const unnamedRejection = db.prepare<[number], Rejection & { attempt: number }>(`
+    SELECT id AS attempt, error_classification AS classification, error_kind AS kind, error_status AS status,
+      error_message AS message
+    FROM (SELECT * FROM ledger_attempts WHERE row_id = ? AND error_kind = 'rejected' ORDER BY id DESC LIMIT 1)
+    WHERE copy_hash IS NULL`);
+  const nameRejectedCopy = db.prepare('UPDATE ledger_attempts SET copy_hash = @copy WHERE id = @attempt');
   const rejectionColumns = (rejection: Rejection) => ({
     errClassification: rejection.classification,
     errKind: rejection.kind,
@@ -219,6 +228,23 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   // OpenCRVS (notifyAttempted): its retry must resend that very copy.
   const notifyMayBeStored = (existing: SqlRecordedRow): boolean =>
     (WAITING.includes(existing.state) || existing.state === 'delivering') && !!notifyAttempted.get(existing.id);
+
+  /**
+   * A rejection recorded before migration 019 names no copy, so rejectionOf cannot find it. The rule that
+   * stood before it still can: a dead row whose latest error is that rejection and whose hash was forgotten
+   * (FORGET_HELD_BACK_SQL: a change was counted while the copy was in doubt, then that copy was resent and
+   * rejected) holds the very copy OpenCRVS rejected. Read again as it, the attempt is given that copy's hash
+   * (so an invalid reading dropping the payload later no longer loses it) and the row stays dead. Not a row
+   * whose hash stayed: its payload may be a newer version set in place while the rejected copy was sent.
+   */
+  const rejectedBefore019 = (existing: SqlRecordedRow, copy: string): Rejection | undefined => {
+    if (existing.payload_hash !== null || existing.payload === null || existing.last_error_kind !== 'rejected')
+      return undefined;
+    const rejection = unnamedRejection.get(existing.id);
+    if (!rejection || sentCopyHash(JSON.parse(existing.payload) as LedgerPayload) !== copy) return undefined;
+    nameRejectedCopy.run({ attempt: rejection.attempt, copy });
+    return rejection;
+  };
 
   /** A row an operator dismissed (`dismiss`): skipped with the dismissal's reason, its hash kept. */
   const dismissedRow = (existing: SqlRecordedRow): boolean =>
@@ -389,10 +415,10 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         // decided on that copy, so the row stays dead, as if the record had never changed, its hash this
         // reading's. Requeued, it would send the rejected copy once more under the next generation. Only a
         // reading the row does not already hold is looked up: the commonest, the same again, costs nothing.
+        const lookUp = existing.state === 'dead' && (!same || existing.payload === null);
+        const copy = lookUp ? sentCopyHash(input.payload) : undefined;
         const rejection =
-          existing.state === 'dead' && (!same || existing.payload === null)
-            ? rejectionOf.get({ id, copy: sentCopyHash(input.payload) })
-            : undefined;
+          copy !== undefined ? (rejectionOf.get({ id, copy }) ?? rejectedBefore019(existing, copy)) : undefined;
         // Dismissed, and the payload differs but the source content is what it was (its fingerprint was
         // recorded with the hash kept): the bridge maps the same record otherwise (an upgrade, a mapping
         // change). The person's decision was about that record: it stays dismissed. Not a plain dead row:

@@ -22,10 +22,11 @@ import { eventInput, OFFICE, payload, settleRow, type TestClock, tempLedger, tes
 describe('ledger: recording events', () => {
   let clock: TestClock;
   let ledger: Ledger;
+  let path: string;
   let cleanup: () => void;
   beforeEach(() => {
     clock = testClock();
-    ({ ledger, cleanup } = tempLedger(clock));
+    ({ ledger, path, cleanup } = tempLedger(clock));
   });
   afterEach(() => cleanup());
   /** An attempt whose answer was lost (a 500, a timeout): due again in a second; the call may have landed. */
@@ -1158,6 +1159,42 @@ describe('ledger: recording events', () => {
       const requeued = ledger.recordEvent(corrected);
       assert.deepEqual([requeued.change, requeued.row.state], ['replaced', 'pending']);
       assert.match(requeued.row.notifyTransactionId, /:notify:r1$/);
+    });
+
+    it('rejected before migration 19 (the attempt names no copy) after a counted change: the copy read again is not sent', () => {
+      const before = inDoubt('pre', 'content-a');
+      const second = { ...eventInput('pre', payload('Second'), '2'), sourceFingerprint: () => 'content-b' };
+      assert.equal(ledger.recordEvent(second).change, 'updated-after-notification');
+      clock.advance(1000);
+      const rejected = { classification: 'permanent' as const, kind: 'rejected', message: 'rejected the NOTIFY' };
+      settleRow(ledger, before.id, { outcome: 'dead', error: rejected }, { now: clock.now() });
+      // What a ledger migrated from schema 18 holds for a rejection recorded before the upgrade.
+      const db = new Database(path);
+      db.prepare('UPDATE ledger_attempts SET copy_hash = NULL WHERE row_id = ?').run(before.id);
+      db.close();
+      assert.deepEqual([ledger.get(before.id)?.payloadHash, ledger.get(before.id)?.payload], [null, payload()]);
+      const first = { ...eventInput('pre'), sourceFingerprint: () => 'content-a' };
+      for (let poll = 0; poll < 2; poll++) {
+        const back = ledger.recordEvent(first);
+        assert.deepEqual(
+          [back.change, back.row.state, back.row.notifyTransactionId, back.row.lastError?.message],
+          ['unchanged', 'dead', before.notifyTransactionId, 'rejected the NOTIFY'],
+          `poll ${poll}`,
+        );
+      }
+      // The rejection now names its copy: an invalid reading that drops the payload does not lose it.
+      assert.equal(invalid('pre', 'content-d'), true);
+      assert.equal(ledger.get(before.id)?.payload, null);
+      const again = ledger.recordEvent(first);
+      assert.deepEqual(
+        [again.change, again.row.state, again.row.notifyTransactionId],
+        ['unchanged', 'dead', before.notifyTransactionId],
+      );
+      assert.deepEqual(ledger.claimDue('w1', 10, clock.now() + 3_600_000), [], 'nothing is sent');
+      // The version held back still goes out, under the next generation.
+      const held = ledger.recordEvent(second);
+      assert.deepEqual([held.change, held.row.state], ['replaced', 'pending']);
+      assert.match(held.row.notifyTransactionId, /:notify:r1$/);
     });
 
     it('a row recorded before fingerprints were kept takes the first one and counts from the next change', () => {
