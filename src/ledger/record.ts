@@ -135,9 +135,9 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       payload_hash = @payloadHash, source_ref = @sourceRef, source_version = @sourceVersion,
       source_fingerprint = @sourceFingerprint, updated_at = @now
     WHERE id = @id`);
-  // A delivered or dismissed row whose record is mapped otherwise (same source content, another payload):
-  // nothing moved at the source, so it stays as it is, its hash now what the mapping in force makes of that
-  // content, so the next read is unchanged. The payload is untouched (a dismissed row has none; a
+  // A delivered or dismissed row whose record is mapped otherwise (same source content, another payload), or
+  // a dismissed one read again as a copy OpenCRVS rejected (see recordEvent): it stays as it is, its hash
+  // now this reading's, so the next read is unchanged. The payload is untouched (a dismissed row has none; a
   // delivered one keeps what was sent), and so is updated_at (when it was dismissed: docs/admin.md).
   const restampMappedOtherwise = db.prepare(`
     UPDATE ledger_rows SET payload_hash = @payloadHash, source_ref = @sourceRef, source_version = @sourceVersion,
@@ -415,7 +415,10 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         // decided on that copy, so the row stays dead, as if the record had never changed, its hash this
         // reading's. Requeued, it would send the rejected copy once more under the next generation. Only a
         // reading the row does not already hold is looked up: the commonest, the same again, costs nothing.
-        const lookUp = existing.state === 'dead' && (!same || existing.payload === null);
+        // A dismissed row too: the person decided on the row, OpenCRVS on that copy, and neither sends it.
+        // Dismissed since (payload dropped, hash kept), it stays dismissed, its hash this reading's, as for
+        // a reading mapped otherwise; only a version OpenCRVS has not decided on brings it back.
+        const lookUp = existing.state === 'dead' ? !same || existing.payload === null : dismissed && !same;
         const copy = lookUp ? sentCopyHash(input.payload) : undefined;
         const rejection =
           copy !== undefined ? (rejectionOf.get({ id, copy }) ?? rejectedBefore019(existing, copy)) : undefined;
@@ -423,7 +426,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         // recorded with the hash kept): the bridge maps the same record otherwise (an upgrade, a mapping
         // change). The person's decision was about that record: it stays dismissed. Not a plain dead row:
         // the bridge mapping it otherwise may be what fixes it (a payload OpenCRVS refused).
-        if (dismissed && !same && existing.payload_hash !== null && sameContent(existing, input)) {
+        if (dismissed && ((!same && existing.payload_hash !== null && sameContent(existing, input)) || rejection)) {
           restampMappedOtherwise.run(params());
         } else if (rejection) {
           keepRejected.run({ ...params(), ...rejectionColumns(rejection) });

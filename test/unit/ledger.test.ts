@@ -425,6 +425,45 @@ describe('ledger: recording events', () => {
     assert.equal(ledger.get(delivered.id)?.updatesAfterNotification, 1);
   });
 
+  it('a dismissed row read again as a copy OpenCRVS rejected stays dismissed; a version not decided on brings it back', () => {
+    const read = (p = payload(), fingerprint = 'content-a') => ({
+      ...eventInput('dr', p),
+      sourceFingerprint: () => fingerprint,
+    });
+    const rejectedWith = (message: string) => ({
+      outcome: 'dead' as const,
+      error: { classification: 'permanent' as const, kind: 'rejected', message },
+    });
+    // The first copy rejected; the record changes, and that copy is rejected too (under r1).
+    const { row } = ledger.recordEvent(read());
+    settleRow(ledger, row.id, rejectedWith('first copy rejected'), { now: clock.now() });
+    clock.advance(1000);
+    assert.equal(ledger.recordEvent(read(payload('Second'), 'content-b')).change, 'replaced');
+    settleRow(ledger, row.id, rejectedWith('second copy rejected'), { now: clock.now() });
+    assert.deepEqual(ledger.dismiss([row.id], 'not to be registered').dismissed, [row.id]);
+    const dismissed = ledger.get(row.id) as LedgerRow;
+    clock.advance(1000);
+    // The record back as the first copy, then as the second: OpenCRVS decided on each, the person on the row.
+    for (const [p, fingerprint] of [
+      [payload(), 'content-a'],
+      [payload(), 'content-a'],
+      [payload('Second'), 'content-b'],
+    ] as const) {
+      const back = ledger.recordEvent(read(p, fingerprint));
+      assert.deepEqual(
+        [back.change, back.row.state, back.row.skipReason, back.row.notifyTransactionId, back.row.updatedAt],
+        ['unchanged', 'skipped', dismissed.skipReason, dismissed.notifyTransactionId, dismissed.updatedAt],
+        fingerprint,
+      );
+      assert.equal(back.row.payload, null);
+    }
+    assert.deepEqual(ledger.claimDue('w1', 10, clock.now() + 3_600_000), [], 'nothing is sent');
+    // A version OpenCRVS has not decided on is worth a look, as for any dismissed row: under the next generation.
+    const third = ledger.recordEvent(read(payload('Third'), 'content-c'));
+    assert.deepEqual([third.change, third.row.state, third.row.skipReason], ['replaced', 'pending', null]);
+    assert.match(third.row.notifyTransactionId, /:notify:r2$/);
+  });
+
   it('records skipped events with their reason, and a notifiable later version queues them', () => {
     const input = {
       sourceId: 'emr',
