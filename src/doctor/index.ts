@@ -6,7 +6,7 @@ import { createOpenCrvsClient } from '../opencrvs/index.js';
 import { unreachableMappingWarnings } from '../sources/dhis2/mapping-codes.js';
 import { checkSourceMappings } from '../sources/overlap.js';
 import { checkConfig, checkMappings, checkStore } from './local-checks.js';
-import { checkRouting, checkToken } from './opencrvs-checks.js';
+import { checkEventsApi, checkRouting, checkToken } from './opencrvs-checks.js';
 import { checkDhis2Source, checkFhirSource } from './source-checks.js';
 import { checkSourceIds } from './source-ids.js';
 import { type CheckResult, type DoctorReport, fail, skip, warn } from './types.js';
@@ -73,6 +73,11 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   try {
     const token = await checkToken(full, client, [...eventTypes].sort());
     checks.push(...token.results);
+    // 2.0's routing check asks eventsUrl itself (its /locations); 1.9's asks the gateway.
+    if (full.opencrvs.version === '1.9')
+      checks.push(
+        token.tokenOk ? await checkEventsApi(full, client) : skip('opencrvs events', 'needs an OpenCRVS token'),
+      );
     checks.push(...(token.tokenOk ? await checkRouting(full, client) : [skip('routing', 'needs an OpenCRVS token')]));
   } finally {
     client.close?.();

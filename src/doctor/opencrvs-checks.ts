@@ -50,6 +50,29 @@ export async function checkToken(
   return { results, tokenOk: true };
 }
 
+/**
+ * 1.9 only: its locations are on the gateway, so the routing check never asks `eventsUrl`, and a wrong one
+ * would show only at the first delivery (held). Asks the events API for an event no one has: nothing is
+ * sent, and the events API answers it unlike a path that is not the events API (a plain 404).
+ */
+export async function checkEventsApi(config: BridgeConfig, client: OpenCrvsClient): Promise<CheckResult> {
+  const url = displayUrl(config.opencrvs.eventsUrl ?? '');
+  try {
+    await client.probeEvents();
+    return ok('opencrvs events', `${url} is the events API`);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : 'failed';
+    if (err instanceof OpenCrvsError && err.kind === 'config') {
+      return fail(
+        'opencrvs events',
+        `opencrvs.eventsUrl (${url}) is not the events API (${err.opencrvsMessage}, HTTP ${err.status ?? '?'}): ` +
+          'give it ending in /api/events (register host) or /events (gateway)',
+      );
+    }
+    return fail('opencrvs events', `cannot ask the events API at opencrvs.eventsUrl (${url}): ${why}`);
+  }
+}
+
 interface RoutedRef {
   /** The config key path, e.g. `routing.facilities['Location/x'].office`: as the service's logs, holds and /readyz write it. */
   path: string;

@@ -59,6 +59,11 @@ function alreadyNotified(message: string): boolean {
   return state !== undefined && state !== 'CREATED';
 }
 const EVENT_NOT_FOUND = /event not found/i;
+// The calls that go to `opencrvs.eventsUrl` whatever the version: a 404 there without "Event not found"
+// is a URL that is not the events API, and the hold's message must say which setting that is.
+const EVENTS_API_CALLS = new Set(['createEvent', 'notify', 'createAndNotify', 'probeEvents']);
+const WRONG_EVENTS_URL =
+  'is opencrvs.eventsUrl the events API? It ends in /api/events (register host) or /events (gateway)';
 // OpenCRVS asks the country configuration to confirm each action; a failure there is this 500
 // (docs/opencrvs-api.md, "The answer of a NOTIFY" and the confirmation-failed row of "Errors").
 // The 2.0 events service has stored the Requested action by then (delivery/attempt.ts).
@@ -146,7 +151,19 @@ export function classifyHttpFailure(failure: HttpFailure, nowMs: number): OpenCr
     case 404:
       // A missing event is about this record; any other 404 means the events URL is wrong, which
       // would dead-letter every record if treated as permanent.
-      return EVENT_NOT_FOUND.test(said) ? make('not-found', 'permanent') : make('config', 'operator');
+      if (EVENT_NOT_FOUND.test(said)) return make('not-found', 'permanent');
+      // A location lookup on 1.9 goes to the gateway, not to eventsUrl: its callers say what to check.
+      return EVENTS_API_CALLS.has(operation)
+        ? new OpenCrvsError({
+            kind: 'config',
+            classification: 'operator',
+            message,
+            hint: WRONG_EVENTS_URL,
+            status,
+            operation,
+            body,
+          })
+        : make('config', 'operator');
     case 409:
       if (operation.startsWith('notify') || operation === 'createAndNotify') {
         if (alreadyNotified(said)) return make('already-notified', 'permanent');

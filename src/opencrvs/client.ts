@@ -43,10 +43,21 @@ export interface OpenCrvsClient extends OpenCrvsApi {
   tokenRenewals(): number;
   /** Forgets the cached token and closes the client's connections. */
   close?(): void;
+  /**
+   * Asks the events API for an event no one has (`GET {eventsUrl}/events/<nil uuid>`): nothing is sent or
+   * created. Resolves when the events API answered as itself (404 `Event not found…`, or 403 for a client
+   * without `record.read`, as a Health client is); rejects with the classified error otherwise, a plain 404
+   * (`config`) meaning `eventsUrl` is not the events API. For doctor: 1.9 lists locations on the gateway,
+   * so nothing else it asks goes to `eventsUrl` before the first delivery does.
+   */
+  probeEvents(options?: CallOptions): Promise<void>;
 }
 
 // Exactly this string: a charset parameter gets 415 from some OpenCRVS versions, and 1.9 reads no
 // body under it (docs/opencrvs-api.md, "Calls").
+/** An event id no deployment has: the events-API probe reads it (probeEvents). */
+const NO_EVENT = '00000000-0000-0000-0000-000000000000';
+
 const JSON_HEADERS = { 'Content-Type': 'application/json', Accept: 'application/json' };
 
 export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsClientDeps = {}): OpenCrvsClient {
@@ -216,6 +227,15 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
     },
 
     listLocations,
+
+    async probeEvents(options = {}) {
+      try {
+        await call('probeEvents', 'GET', `${eventsUrl}/events/${NO_EVENT}`, undefined, options.signal);
+      } catch (err) {
+        if (err instanceof OpenCrvsError && (err.kind === 'not-found' || err.kind === 'forbidden')) return;
+        throw err;
+      }
+    },
 
     async checkToken(options = {}) {
       const asked = options.fresh ? tokens.fresh() : tokens.get();

@@ -192,6 +192,45 @@ describe('doctor checks', () => {
     );
   });
 
+  it('on OpenCRVS 1.9, checks that opencrvs.eventsUrl is the events API (its routing check asks the gateway)', async () => {
+    const sim = await startOpenCrvsSimulator({ port: 0, version: '1.9' });
+    try {
+      const config = (eventsUrl: string) => {
+        const base = configObject({});
+        return {
+          ...base,
+          opencrvs: {
+            ...base.opencrvs,
+            version: '1.9',
+            tokenUrl: sim.tokenUrl,
+            eventsUrl,
+            clientId: sim.clientId,
+            clientSecret: sim.clientSecret,
+          },
+        };
+      };
+      const good = await runDoctor({ file: writeConfig(config(sim.eventsUrl)), env: {} });
+      assert.equal(good.checks.find((c) => c.name === 'opencrvs events')?.status, 'ok', formatReport(good));
+      assert.deepEqual(failing(good), [], formatReport(good));
+
+      // The review's configuration: routing passes (1.9 lists locations on the gateway), the events URL does not.
+      const wrong = await runDoctor({ file: writeConfig(config(`${sim.eventsUrl}/v1`)), env: {} });
+      assert.equal(wrong.ok, false, formatReport(wrong));
+      assert.deepEqual(
+        failing(wrong).map((c) => c.name),
+        ['opencrvs events'],
+        formatReport(wrong),
+      );
+      assert.match(
+        failing(wrong)[0]?.detail ?? '',
+        /^opencrvs\.eventsUrl \(http:\/\/127\.0\.0\.1:\d+\/api\/events\/v1\) is not the events API \(Not found, HTTP 404\)/,
+      );
+      assert.equal(wrong.checks.find((c) => c.name === 'routing')?.status, 'ok', formatReport(wrong));
+    } finally {
+      await sim.close();
+    }
+  });
+
   it('refuses a health facility configured as an office (wrong location type)', async () => {
     const routing = { facilities: { 'Location/a': { office: 't0qT1Vh8qi3', facility: 'R2i8nqg83Y0' } } };
     const report = await runDoctor({ file: writeConfig(configObject({ routing })), env: {} });

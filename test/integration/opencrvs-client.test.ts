@@ -518,6 +518,28 @@ describe('OpenCRVS client against the 1.9 simulator', () => {
     assert.equal(stored?.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Requested').length, 1);
   });
 
+  it('holds a delivery to an eventsUrl that is not the events API with a message naming opencrvs.eventsUrl', async () => {
+    // The review's configuration: 1.9 lists locations on the gateway, so only the first delivery asks this URL.
+    const c = createOpenCrvsClient(settingsFor(sim, { version: '1.9', eventsUrl: `${sim.eventsUrl}/v1` }));
+    const err = await failure(
+      c.createEvent({ type: 'birth', transactionId: `c-${randomUUID()}`, createdAtLocation: office }),
+    );
+    assert.deepEqual([err.status, err.kind, err.classification], [404, 'config', 'operator']);
+    const held = classifyFailure(err);
+    assert.equal(held.classification, 'operator');
+    assert.match(held.error.message, /^Not found: is opencrvs\.eventsUrl the events API\? It ends in \/api\/events/);
+  });
+
+  it('probes the events API without sending anything: passes the right eventsUrl, refuses a wrong one', async () => {
+    const control = new OpenCrvsSandboxControl(sim.baseUrl);
+    const before = (await control.events()).length;
+    await createOpenCrvsClient(settingsFor(sim, { version: '1.9' })).probeEvents();
+    const wrong = createOpenCrvsClient(settingsFor(sim, { version: '1.9', eventsUrl: `${sim.eventsUrl}/v1` }));
+    const err = await failure(wrong.probeEvents());
+    assert.deepEqual([err.status, err.kind], [404, 'config']);
+    assert.equal((await control.events()).length, before, 'the probe created an event');
+  });
+
   it('refuses create-and-notify as a configuration problem', async () => {
     const c = createOpenCrvsClient(settingsFor(sim, { version: '1.9' }));
     const err = await failure(
