@@ -29,7 +29,8 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   if (!config) return { ok: false, checks };
   const notLoaded = 'not checked: a secret file it needs did not load (see config)';
 
-  checks.push(...checkSourceIds(config));
+  // Placed here, written once the mappings say which event types each source notifies.
+  const sourceIdsAt = checks.length;
   checks.push(...checkStore(config));
 
   const eventTypes = new Set<string>();
@@ -43,6 +44,9 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     }
   }
 
+  const typesOf = (id: string) => mappingsBySource.get(id)?.mappings.map((m) => m.eventType);
+  checks.splice(sourceIdsAt, 0, ...checkSourceIds(config, typesOf));
+
   // Mappings that would notify a record by their order, or twice: serve and sync refuse them (sources/overlap.ts).
   try {
     checkSourceMappings(config, (i) => mappingsBySource.get(config.sources[i]?.id ?? '')?.mappings);
@@ -55,10 +59,10 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     checks.push(warn(`mappings ${sourceId}`, message));
 
   const sourceChecks = await Promise.all(
-    config.sources.map(async (source): Promise<CheckResult[]> => {
+    config.sources.map(async (source, index): Promise<CheckResult[]> => {
       if (!full && !partial?.sourcesRead) return [skip(`source ${source.id}`, notLoaded)];
       const mappings = mappingsBySource.get(source.id);
-      if (source.kind === 'dhis2') return checkDhis2Source(source, mappings?.mappings ?? []);
+      if (source.kind === 'dhis2') return checkDhis2Source(source, mappings?.mappings ?? [], index);
       // Without mappings the watched types are unknown; reachability is still worth knowing.
       return checkFhirSource(source, mappings?.watchedResourceTypes() ?? []);
     }),

@@ -93,7 +93,9 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
     const hold = ledger.getHold();
     if (hold) {
       // Nothing is being delivered until someone acts: a failure, so a script running doctor sees it.
-      results.push(fail('queue', `delivery is held ${heldSince(hold)}; see /admin`));
+      // The admin page is served only with an admin token (docs/admin.md): without one, `ledger` shows the hold.
+      const see = config.admin.token?.trim() ? 'see /admin' : 'see `opencrvs-bridge ledger` (the admin page is off)';
+      results.push(fail('queue', `delivery is held ${heldSince(hold)}; ${see}`));
     }
     // A warning, not a failure: the move may be meant. Shown until the bridge has worked against the new
     // address (it records it then), so a doctor run before starting it sees what the first pass would do.
@@ -202,13 +204,13 @@ function noLedgerYet(path: string, shown: string): CheckResult {
  */
 function firstSyncWarnings(config: BridgeConfig, recorded: (sourceId: string) => boolean): CheckResult[] {
   const results: CheckResult[] = [];
-  for (const source of config.sources) {
+  for (const [index, source] of config.sources.entries()) {
     if (!source.poll.enabled || source.poll.since !== undefined || source.poll.sinceDays !== undefined) continue;
     if (recorded(source.id)) continue;
     results.push(
       warn(
         `first sync ${source.id}`,
-        'no poll.since or poll.sinceDays and nothing recorded yet: every birth and death in the source, however old, will be notified; set sources[].poll.sinceDays (e.g. 30) or poll.since to start later',
+        `no poll.since or poll.sinceDays and nothing recorded yet: every birth and death in the source, however old, will be notified; set sources[${index}].poll.sinceDays (e.g. 30) or poll.since to start later`,
       ),
     );
   }

@@ -198,15 +198,19 @@ async function checkSubscriptions(
 export async function checkDhis2Source(
   settings: SourceSettings,
   mappings: readonly CodedMapping[] = [],
+  /** The source's place in `sources`, so a line names the key as the config check does (`sources[1].dhis2.program`). */
+  index?: number,
 ): Promise<CheckResult[]> {
   const client = new Dhis2Client(settings, { logger: silentLogger, attempts: 1 });
-  return withoutSecrets(client.secrets, await dhis2SourceChecks(client, settings, mappings));
+  const at = `sources[${index ?? ''}]`;
+  return withoutSecrets(client.secrets, await dhis2SourceChecks(client, settings, mappings, at));
 }
 
 async function dhis2SourceChecks(
   client: Dhis2Client,
   settings: SourceSettings,
   mappings: readonly CodedMapping[],
+  at: string,
 ): Promise<CheckResult[]> {
   const name = `source ${settings.id}`;
   const where = displayUrl(client.baseUrl);
@@ -226,7 +230,7 @@ async function dhis2SourceChecks(
           name,
           status === 403
             ? `${where}: HTTP 403 from something in front of DHIS2 (a proxy or firewall, not DHIS2's answer) refused the bridge: check its rules (an IP allow-list, a WAF) for this host`
-            : `${where}/api/system/info answered HTTP ${status}, not a DHIS2 answer (a proxy or gateway in front of it): is sources[].baseUrl right?`,
+            : `${where}/api/system/info answered HTTP ${status}, not a DHIS2 answer (a proxy or gateway in front of it): is ${at}.baseUrl right?`,
         ),
       ];
     if (status === 401 || status === 403)
@@ -237,7 +241,7 @@ async function dhis2SourceChecks(
   if (!version) return [fail(name, `${where}/api/system/info is not a DHIS2 system info answer`)];
   const results = [ok(name, `${where}: DHIS2 ${version} reachable with the configured ${settings.auth.type} auth`)];
   try {
-    results.push(...(await checkDhis2Metadata(client, settings, mappings)));
+    results.push(...(await checkDhis2Metadata(client, settings, mappings, at)));
   } catch (err) {
     results.push(warn(`${name} metadata`, `could not be read: ${reason(err)}`));
   }
@@ -248,23 +252,24 @@ async function checkDhis2Metadata(
   client: Dhis2Client,
   settings: SourceSettings,
   mappings: readonly CodedMapping[],
+  at: string,
 ): Promise<CheckResult[]> {
   const name = `source ${settings.id} metadata`;
   const { program } = dhis2SettingsOf(settings);
   const found = await client.metadata('programs', program, 'id,displayName,programStages[id,displayName]');
   if (!found) {
-    return [fail(name, `sources[].dhis2.program ${program}: no such programme in DHIS2 (or this user cannot see it)`)];
+    return [fail(name, `${at}.dhis2.program ${program}: no such programme in DHIS2 (or this user cannot see it)`)];
   }
   const problems: string[] = [];
   const writeBack = settings.writeBack;
   const stages = Array.isArray(found.programStages) ? (found.programStages as Array<{ id?: unknown }>) : [];
   if (writeBack?.programStage && !stages.some((stage) => stage.id === writeBack.programStage))
-    problems.push(`sources[].writeBack.programStage ${writeBack.programStage} is not a stage of programme ${program}`);
+    problems.push(`${at}.writeBack.programStage ${writeBack.programStage} is not a stage of programme ${program}`);
   if (writeBack?.dataElement && !(await client.metadata('dataElements', writeBack.dataElement)))
-    problems.push(`sources[].writeBack.dataElement ${writeBack.dataElement}: no such data element`);
+    problems.push(`${at}.writeBack.dataElement ${writeBack.dataElement}: no such data element`);
   if (writeBack?.attribute && !(await client.metadata('trackedEntityAttributes', writeBack.attribute)))
-    problems.push(`sources[].writeBack.attribute ${writeBack.attribute}: no such tracked entity attribute`);
-  problems.push(...stageProblems(settings, mappings, program, stages));
+    problems.push(`${at}.writeBack.attribute ${writeBack.attribute}: no such tracked entity attribute`);
+  problems.push(...stageProblems(settings, mappings, program, stages, at));
   if (problems.length > 0) return [fail(name, problems.join('; '))];
   const label = typeof found.displayName === 'string' ? ` (${found.displayName})` : '';
   const staged = mappings.filter((m) => codedUids(m, 'programStage')).map((m) => m.id);
@@ -284,6 +289,7 @@ function stageProblems(
   mappings: readonly CodedMapping[],
   program: string,
   stages: ReadonlyArray<{ id?: unknown; displayName?: unknown }>,
+  at: string,
 ): string[] {
   const unreachable = new Set(unreachableMappings(settings, mappings).map((u) => u.mapping));
   const ids = stages.map((stage) => String(stage.id));
@@ -295,7 +301,7 @@ function stageProblems(
     const tested = codedUids(mapping, 'programStage');
     if (unreachable.has(mapping) || !tested || tested.uids.some((uid) => ids.includes(uid))) continue;
     problems.push(
-      `mapping ${mapping.id} (sources[].mappings) codes.${tested.sets.join(', codes.')} [${tested.uids.join(', ')}]: ` +
+      `mapping ${mapping.id} (${at}.mappings) codes.${tested.sets.join(', codes.')} [${tested.uids.join(', ')}]: ` +
         `no stage of programme ${program} (its stages: ${listed.join(', ') || 'none'}), so it never notifies a ${mapping.eventType}`,
     );
   }

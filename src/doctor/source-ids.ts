@@ -19,7 +19,20 @@ export const GENERIC_SOURCE_IDS: readonly string[] = [
   'sandbox-dhis2-deaths',
 ];
 
-export function checkSourceIds(config: BridgeConfig): CheckResult[] {
+/** `births`, `deaths`, `births and deaths`: what a source's mappings notify; `records` when unknown. */
+function recordsOf(eventTypes: readonly string[] | undefined): string {
+  const named = [...new Set(eventTypes ?? [])]
+    .sort()
+    .map((type) => (type === 'birth' || type === 'death' ? `${type}s` : `${type} events`));
+  if (named.length === 0) return 'records';
+  return named.length === 1 ? (named[0] ?? 'records') : `${named.slice(0, -1).join(', ')} and ${named.at(-1)}`;
+}
+
+/** `eventTypesOf`: the event types a source's mappings produce, undefined when they did not load. */
+export function checkSourceIds(
+  config: BridgeConfig,
+  eventTypesOf: (sourceId: string) => readonly string[] | undefined = () => undefined,
+): CheckResult[] {
   return config.sources
     .filter((source) => GENERIC_SOURCE_IDS.includes(source.id.toLowerCase()))
     .map((source) =>
@@ -27,7 +40,7 @@ export function checkSourceIds(config: BridgeConfig): CheckResult[] {
         `source id ${source.id}`,
         `"${source.id}" is an example id: transaction ids are derived from the source id and the record's id, and ` +
           'OpenCRVS keeps one event per transaction id across all its clients, so another bridge using it against ' +
-          "the same OpenCRVS would have its births taken for this one's. Use an id unique among every bridge " +
+          `the same OpenCRVS would have its ${recordsOf(eventTypesOf(source.id))} taken for this one's. Use an id unique among every bridge ` +
           "sending to this OpenCRVS (the facility's name, say): before the first sync, or with " +
           '`opencrvs-bridge ledger rename-source` (docs/deployment.md)',
       ),

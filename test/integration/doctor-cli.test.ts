@@ -426,15 +426,15 @@ describe('doctor checks', () => {
     assert.equal(line('source typo metadata')?.status, 'fail');
     assert.match(
       line('source typo metadata')?.detail ?? '',
-      /sources\[\]\.dhis2\.program IpHINAT79UX: no such programme/,
+      /^sources\[0\]\.dhis2\.program IpHINAT79UX: no such programme/,
     );
     assert.match(
       line('source stage metadata')?.detail ?? '',
-      /sources\[\]\.writeBack\.programStage SbxDthStage is not a stage of programme IpHINAT79UW/,
+      /^sources\[1\]\.writeBack\.programStage SbxDthStage is not a stage of programme IpHINAT79UW/,
     );
     assert.match(
       line('source element metadata')?.detail ?? '',
-      /sources\[\]\.writeBack\.dataElement uf3svrmp8Xx: no such data element/,
+      /^sources\[2\]\.writeBack\.dataElement uf3svrmp8Xx: no such data element/,
     );
     assert.equal(report.ok, false);
   });
@@ -493,7 +493,7 @@ describe('doctor checks', () => {
     assert.equal(line(staged, 'source hmis metadata')?.status, 'fail');
     assert.match(
       line(staged, 'source hmis metadata')?.detail ?? '',
-      /mapping birth\.site \(sources\[\]\.mappings\) codes\.birthStage \[SbxDthStage\]: no stage of programme IpHINAT79UW \(its stages: A03MvHHogjR Birth, \S+ Baby Postnatal\), so it never notifies a birth/,
+      /mapping birth\.site \(sources\[0\]\.mappings\) codes\.birthStage \[SbxDthStage\]: no stage of programme IpHINAT79UW \(its stages: A03MvHHogjR Birth, \S+ Baby Postnatal\), so it never notifies a birth/,
     );
   });
 
@@ -541,6 +541,7 @@ describe('doctor checks', () => {
       formatReport(fresh),
     );
     assert.equal(fresh.ok, true, 'a warning, not a failure');
+    assert.match(firstSync(fresh)[0]?.detail ?? '', /set sources\[0\]\.poll\.sinceDays \(e\.g\. 30\)/);
 
     const sources = [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, poll: { since: '2026-11-01T00:00:00Z' } }];
     const withSince = await runDoctor({ file: writeConfig({ ...configObject({ sources }), store }), env: {} });
@@ -570,6 +571,16 @@ describe('doctor checks', () => {
     assert.equal(warning?.status, 'warn', formatReport(generic));
     assert.match(warning?.detail ?? '', /"emr" is an example id: .*unique among every bridge sending to this OpenCRVS/);
     assert.equal(generic.ok, true, 'a warning, not a failure');
+    // Worded for what the source's mappings notify: a deaths-only source has no births to lose.
+    assert.match(warning?.detail ?? '', /would have its births and deaths taken for this one's/);
+    const auth = { type: 'pat', token: DEFAULT_SANDBOX_AUTH.pat };
+    const deathsOnly = [
+      { id: 'dhis2-deaths', kind: 'dhis2', baseUrl: dhis2.baseUrl, auth, dhis2: { program: 'SbxDthProg1' } },
+    ];
+    const deaths = await runDoctor({ file: writeConfig({ ...configObject({ sources: deathsOnly }), store }), env: {} });
+    const deathsWarning = deaths.checks.find((c) => c.name === 'source id dhis2-deaths');
+    assert.match(deathsWarning?.detail ?? '', /would have its deaths taken for this one's/, formatReport(deaths));
+    assert.equal(deaths.checks.indexOf(deathsWarning as never), 1, 'still right after the config check');
 
     const sources = [{ id: 'ndola-central-emr', kind: 'fhir', baseUrl: fhir.baseUrl }];
     const unique = await runDoctor({ file: writeConfig({ ...configObject({ sources }), store }), env: {} });
@@ -633,5 +644,14 @@ describe('doctor checks', () => {
       /held since 1970-01-01T00:00:00.000Z: unauthorized .*\(shown by row #7, which the probe tries again: ledger --find '#7'\)/,
     );
     assert.equal(report.ok, false, 'nothing is being delivered: not "all checks passed"');
+    // No admin token: no admin page is served, so the line sends the reader to the ledger command instead.
+    assert.match(queue?.detail ?? '', /; see `opencrvs-bridge ledger` \(the admin page is off\)$/);
+    const withAdmin = writeConfig({
+      ...configObject({}),
+      store,
+      admin: { token: 'doctor-admin-token-0123456789abcdef' },
+    });
+    const served = (await runDoctor({ file: withAdmin, env: {} })).checks.find((c) => c.name === 'queue');
+    assert.match(served?.detail ?? '', /; see \/admin$/, JSON.stringify(served));
   });
 });
