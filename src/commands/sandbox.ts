@@ -187,7 +187,7 @@ const dhis2: SimulatorEntry = {
       summary: [
         `DHIS2 tracker simulator (2.41) on ${sim.baseUrl}/api   (${births} births, ${deaths} deaths seeded)`,
         `  auth:           ApiToken ${DEFAULT_SANDBOX_AUTH.pat}  or basic ${DEFAULT_SANDBOX_AUTH.username}/${DEFAULT_SANDBOX_AUTH.password}   (sandbox credentials)`,
-        `  control API:    ${sim.baseUrl}/_sandbox/{reset,seed,writes}`,
+        `  control API:    ${sim.baseUrl}/_sandbox/{reset,seed,writes}   (reset empties the tracker, without seeding it again)`,
       ],
       close: () => sim.close(),
     };
