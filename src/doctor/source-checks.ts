@@ -280,9 +280,10 @@ async function checkDhis2Metadata(
 }
 
 /**
- * The mappings' stage code sets (`programStage.coded('birthStage')`) against the programme's stages: a set
- * naming no stage of it finds no event, so its mapping never triggers. Mappings that cannot match the
- * programme at all are left to the mappings check (sources/overlap.ts), which names them.
+ * The mappings' stage code sets (`programStage.coded('birthStage')` on the subject's own events) against the
+ * programme's stages: a set naming no stage of it finds no event, so its mapping never triggers. A stage
+ * test on another person's events (the mother's) is not judged: she is read outside the programme polled.
+ * Mappings that cannot match the programme at all are left to the mappings check (sources/overlap.ts).
  */
 function stageProblems(
   settings: SourceSettings,
@@ -299,7 +300,7 @@ function stageProblems(
   const problems: string[] = [];
   for (const mapping of mappings) {
     const tested = codedUids(mapping, 'programStage');
-    if (unreachable.has(mapping) || !tested || tested.uids.some((uid) => ids.includes(uid))) continue;
+    if (unreachable.has(mapping) || !tested || ids.some((id) => tested.matches(id))) continue;
     problems.push(
       `mapping ${mapping.id} (${at}.mappings) codes.${tested.sets.join(', codes.')} [${tested.uids.join(', ')}]: ` +
         `no stage of programme ${program} (its stages: ${listed.join(', ') || 'none'}), so it never notifies a ${mapping.eventType}`,

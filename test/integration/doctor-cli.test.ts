@@ -497,6 +497,37 @@ describe('doctor checks', () => {
     );
   });
 
+  it("passes stage sets as coded() reads them, judging only the subject's own events", async () => {
+    const auth = { type: 'pat', token: DEFAULT_SANDBOX_AUTH.pat };
+    const shipped = readFileSync(new URL('../../mappings/birth.dhis2.yaml', import.meta.url), 'utf8');
+    const doctorOn = async (name: string, text: string) => {
+      const copy = join(dir, `${name}.yaml`);
+      writeFileSync(copy, text.replace(/^id: birth\.dhis2$/m, `id: ${name}`));
+      const source = { id: 'hmis', kind: 'dhis2', baseUrl: dhis2.baseUrl, auth, mappings: [copy] };
+      const report = await runDoctor({ file: writeConfig(configObject({ sources: [source] })), env: {} });
+      return report.checks.find((c) => c.name === 'source hmis metadata');
+    };
+    // The birth stage written `system|uid`: coded() matches the event's plain stage uid by it.
+    const system = await doctorOn(
+      'birth.system-stage',
+      shipped.replace('birthStage: [A03MvHHogjR]', "birthStage: ['dhis2|A03MvHHogjR']"),
+    );
+    assert.equal(system?.status, 'ok', system?.detail);
+    assert.match(system?.detail ?? '', /with the stages of birth\.system-stage/);
+    // The only stage test is on the mother's events, which are in her own programme, not the one polled.
+    const mother = await doctorOn(
+      'birth.mother-stage',
+      shipped
+        .replace("programStage.coded('birthStage') and ", '')
+        .replace('birthStage: [A03MvHHogjR]', 'ancStage: [AncStage001]')
+        .replace(
+          /^trigger:$/m,
+          `  ancVisit:\n    value: "%mother.enrollments.events.where(programStage.coded('ancStage')).first()"\ntrigger:`,
+        ),
+    );
+    assert.equal(mother?.status, 'ok', mother?.detail);
+  });
+
   it('creates no ledger where there is none, and warns naming the full path of a relative store.path', async () => {
     // Run from another directory, a relative store.path names another file: doctor used to create an empty
     // ledger there and pass it (✔), and `ledger` then said "empty".

@@ -92,6 +92,45 @@ describe('DHIS2 mappings against the programme their source polls', () => {
     );
   });
 
+  it('compares a `system|uid` entry as coded() does when the mapping runs: it names the programme', () => {
+    const shipped = readFileSync(join(packagePaths.mappings, 'death.dhis2.yaml'), 'utf8');
+    const copy = join(dir, 'death.system.yaml');
+    writeFileSync(
+      copy,
+      shipped
+        .replace(/^id: death\.dhis2$/m, 'id: death.system')
+        .replace('program: [SbxDthProg1]', "program: ['dhis2|SbxDthProg1']"),
+    );
+    const loaded = config([{ dhis2: { program: 'SbxDthProg1' }, mappings: [copy] }]);
+    // The enrollment the mapping runs on is found through that entry: the configuration works.
+    const [mapping] = loadMappings(sourceMappingOptions(loaded.opencrvs, loaded.routing, loaded.sources[0]!)).mappings;
+    const person = { trackedEntity: 'Te000000001', enrollments: [{ program: 'SbxDthProg1', status: 'ACTIVE' }] };
+    const enrollment = mapping?.context.find((c) => c.name === 'enrollment')?.exprs[0];
+    assert.deepEqual(enrollment?.evaluate(person, { subject: person }), [person.enrollments[0]]);
+    assert.deepEqual(check(loaded), { error: undefined, warnings: [] });
+  });
+
+  it("judges only tests of the subject's own enrollments, not the mother's", () => {
+    const shipped = readFileSync(join(packagePaths.mappings, 'birth.dhis2.yaml'), 'utf8');
+    const copy = join(dir, 'birth.anc.yaml');
+    // A mapping that takes the child's enrollment, whatever the programme, and reads whether the mother is
+    // in an antenatal programme: DHIS2 lists the mother outside the programme polled.
+    const anc = (childProgramme: string, ancProgramme: string) =>
+      shipped
+        .replace(/^id: birth\.dhis2$/m, 'id: birth.anc')
+        .replace('program: [IpHINAT79UW]', `program: [${childProgramme}]\n  anc: [${ancProgramme}]`)
+        .replace(
+          /^trigger:$/m,
+          `  motherAnc:\n    value: "%mother.enrollments.where(program.coded('anc')).first()"\ntrigger:`,
+        );
+    writeFileSync(copy, anc('IpHINAT79UW', 'AncProg0001').replace("program.coded('program') and ", ''));
+    const loaded = config([{ dhis2: { program: 'SbxDthProg1' }, mappings: [copy] }]);
+    assert.deepEqual(check(loaded), { error: undefined, warnings: [] });
+    // The mother's set naming the programme polled does not make the child's test of another one match.
+    writeFileSync(copy, anc('IpHINAT79UW', 'SbxDthProg1'));
+    assert.match(check(loaded).error?.message ?? '', /\(birth\.anc\) tests codes\.program \[IpHINAT79UW\]\./);
+  });
+
   it('gives a source without mappings the shipped ones of its programme, and all of them (refused) for another', () => {
     const [child, death, other, fhir] = config([
       {},

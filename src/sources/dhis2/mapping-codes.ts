@@ -1,5 +1,7 @@
-// Which DHIS2 uids a mapping can match, read from its expressions: `program.coded('program')` tests an
-// enrollment's programme against the `program` code set, `programStage.coded('birthStage')` an event's stage.
+// Which DHIS2 uids a mapping can match, read from its expressions: `program.coded('program')` on the
+// subject's enrollments tests their programme against the `program` code set, `programStage.coded(…)` on
+// their events a stage (mapping/coded-tests.ts follows each test back to what it is applied to; the mother's
+// enrollments are not the subject's). The sets are compared as `coded()` compares them when the mapping runs.
 // A DHIS2 source polls one programme (`sources[].dhis2.program`) and DHIS2 then lists only the enrollments
 // in it, so a mapping whose programme set does not name that programme finds no enrollment, no event, and
 // triggers on nothing: nothing is notified and no error is ever raised. Checked where the mappings are
@@ -7,40 +9,53 @@
 import { resolve } from 'node:path';
 import { isMappingPath, shippedMappingFile } from '../../config/paths.js';
 import type { SourceSettings } from '../../config/types.js';
+import { type CodedTestsInput, codedTests } from '../../mapping/coded-tests.js';
+import { buildCodeSet, itemIsCoded } from '../../mapping/fhirpath/functions.js';
 import { dhis2SettingsOf } from './settings.js';
 
 /** What these checks need of a loaded mapping. */
-export interface CodedMapping {
+export interface CodedMapping extends CodedTestsInput {
   id: string;
   file: string;
   eventType: string;
-  expressions?: ReadonlyArray<{ text: string }>;
   codes?: Readonly<Record<string, readonly string[]>>;
 }
 
-/** A tracker key compared with a code set, and the code sets it is compared with. */
-export type CodedKey = 'program' | 'programStage' | 'attribute' | 'dataElement';
+/** What a tracker uid of the subject is compared with. */
+export type CodedKey = 'program' | 'programStage';
 
-const CODED = /\b(program|programStage|attribute|dataElement)\s*\.\s*coded\(\s*['"]([^'"]+)['"]\s*\)/g;
+/** The subject's own enrollment's programme, and its events' stage, in the tracker JSON. */
+const SUBJECT_PATHS: Record<CodedKey, string> = {
+  program: 'enrollments.program',
+  programStage: 'enrollments.events.programStage',
+};
 
-/** Code set names by the tracker key the mapping's expressions test against them. */
-export function codedSets(mapping: CodedMapping): Map<CodedKey, string[]> {
-  const out = new Map<CodedKey, string[]>();
-  for (const { text } of mapping.expressions ?? []) {
-    for (const [, key, set] of text.matchAll(CODED)) {
-      const names = out.get(key as CodedKey) ?? [];
-      if (set && !names.includes(set)) names.push(set);
-      out.set(key as CodedKey, names);
-    }
-  }
-  return out;
+/** The code sets a mapping tests against the subject's own `key`, as written, and what they match. */
+export interface TestedCodes {
+  sets: string[];
+  /** The sets' entries as written, for the messages. */
+  uids: string[];
+  /** Whether a uid is in one of the sets, as `coded()` decides it when the mapping runs. */
+  matches(uid: string): boolean;
 }
 
-/** The uids of the code sets a mapping tests `key` against; undefined when it tests none. */
-export function codedUids(mapping: CodedMapping, key: CodedKey): { sets: string[]; uids: string[] } | undefined {
-  const sets = codedSets(mapping).get(key);
-  if (!sets?.length) return undefined;
-  return { sets, uids: [...new Set(sets.flatMap((set) => mapping.codes?.[set] ?? []))] };
+/**
+ * The code sets a mapping tests the subject's own enrollment programme (or event stage) against; undefined
+ * when it tests none. Tests on other items (the mother's enrollments) are not the subject's.
+ */
+export function codedUids(mapping: CodedMapping, key: CodedKey): TestedCodes | undefined {
+  const sets = [
+    ...new Set(codedTests(mapping).flatMap((t) => (t.path?.join('.') === SUBJECT_PATHS[key] ? [t.set] : []))),
+  ];
+  if (sets.length === 0) return undefined;
+  const entries = sets.map((set) => (mapping.codes?.[set] ?? []).map(String));
+  // The mapping module's own code set: a `system|uid` entry matches a plain uid as it does at run time.
+  const codeSets = entries.map((list) => buildCodeSet(list));
+  return {
+    sets,
+    uids: [...new Set(entries.flat())],
+    matches: (uid) => codeSets.some((set) => itemIsCoded(uid, set)),
+  };
 }
 
 /** A mapping of a DHIS2 source that cannot match the programme the source polls. */
@@ -48,14 +63,14 @@ export interface UnreachableMapping {
   /** Its index in `sources[i].mappings`. */
   index: number;
   mapping: CodedMapping;
-  /** The code sets it tests the programme against (`program`), and their uids. */
+  /** The code sets it tests the programme against (`program`), and their entries. */
   sets: string[];
   uids: string[];
 }
 
 /**
  * The mappings of a DHIS2 source whose programme code sets do not name the programme it polls. A mapping
- * that tests no programme (`program.coded(…)` nowhere) is not judged. Empty for a FHIR source.
+ * that tests no programme of the subject's own enrollments is not judged. Empty for a FHIR source.
  */
 export function unreachableMappings(
   source: Pick<SourceSettings, 'kind' | 'dhis2' | 'mappings'>,
@@ -71,7 +86,8 @@ export function unreachableMappings(
   for (const [loaded, mapping] of mappings.entries()) {
     const tested = codedUids(mapping, 'program');
     const named = files.indexOf(mapping.file);
-    if (tested && !tested.uids.includes(program)) out.push({ index: named >= 0 ? named : loaded, mapping, ...tested });
+    if (tested && !tested.matches(program))
+      out.push({ index: named >= 0 ? named : loaded, mapping, sets: tested.sets, uids: tested.uids });
   }
   return out.sort((a, b) => a.index - b.index);
 }
