@@ -19,6 +19,8 @@ export interface CodedTestsInput {
   expressions?: ReadonlyArray<ExpressionView>;
   /** Its context, in order: a `value` variable holds the items its expressions give. */
   context?: ReadonlyArray<{ name: string; kind: string; exprs: ReadonlyArray<ExpressionView> }>;
+  /** The trigger's alternatives (`trigger.when`). */
+  when?: ReadonlyArray<{ expr: ExpressionView }>;
 }
 
 export interface CodedTest {
@@ -95,8 +97,15 @@ function collect(node: AstNode, focus: Path, variables: ReadonlyMap<string, Path
   for (const param of params) collect(param, PER_ITEM.has(name) ? input : undefined, variables, out);
 }
 
-/** Every `coded()` test of the mapping's expressions, with what it is applied to. */
-export function codedTests(mapping: CodedTestsInput): CodedTest[] {
+/** The %variables an expression reads. */
+function variablesIn(node: AstNode, out: Set<string>): Set<string> {
+  if (node.type === 'ExternalConstantTerm') out.add(variableName(node) ?? '');
+  for (const c of node.children ?? []) variablesIn(c, out);
+  return out;
+}
+
+/** The context variables' paths from the subject, in order (each sees the ones before it). */
+function contextPaths(mapping: CodedTestsInput): Map<string, Path> {
   const variables = new Map<string, Path>();
   for (const item of mapping.context ?? []) {
     // A variable with fallbacks holds the subject's items only when every fallback gives the same ones.
@@ -105,10 +114,57 @@ export function codedTests(mapping: CodedTestsInput): CodedTest[] {
     const same = first && paths.every((p) => p && p.join('.') === first.join('.'));
     variables.set(item.name, same ? first : undefined);
   }
+  return variables;
+}
+
+function testsOf(ast: AstNode, variables: ReadonlyMap<string, Path>): CodedTest[] {
   const out: CodedTest[] = [];
-  for (const expression of mapping.expressions ?? []) {
-    const ast = parsed(expression);
-    if (ast) collect(ast, [], variables, out); // expressions are evaluated on the subject
-  }
+  collect(ast, [], variables, out); // expressions are evaluated on the subject
   return out;
+}
+
+/** Every `coded()` test of the mapping's expressions, with what it is applied to. */
+export function codedTests(mapping: CodedTestsInput): CodedTest[] {
+  const variables = contextPaths(mapping);
+  return (mapping.expressions ?? []).flatMap((e) => {
+    const ast = parsed(e);
+    return ast ? testsOf(ast, variables) : [];
+  });
+}
+
+/**
+ * The code sets tested against the subject's `path` (`enrollments.program`) that decide whether the mapping
+ * triggers; undefined when it can trigger without such a test. An alternative of `trigger.when` depends on
+ * the tests in it and in the context variables it reads, however indirectly (a variable with fallbacks only
+ * when each fallback does). Tests elsewhere (an `unless` rule, a field) never stop it triggering. Without
+ * `when` (a mapping not compiled by this module), every test counts.
+ */
+export function triggerSets(mapping: CodedTestsInput, path: string): string[] | undefined {
+  if (!mapping.when) {
+    const sets = codedTests(mapping).flatMap((t) => (t.path?.join('.') === path ? [t.set] : []));
+    return sets.length > 0 ? [...new Set(sets)] : undefined;
+  }
+  const variables = contextPaths(mapping);
+  // Per variable: whether it is empty unless one of its tests matches, and the sets of those tests.
+  const gates = new Map<string, { gated: boolean; sets: string[] }>();
+  const gateOf = (e: ExpressionView) => {
+    const ast = parsed(e);
+    if (!ast) return { gated: false, sets: [] };
+    const own = testsOf(ast, variables).flatMap((t) => (t.path?.join('.') === path ? [t.set] : []));
+    const read = [...variablesIn(ast, new Set())].flatMap((name) => gates.get(name) ?? []);
+    return {
+      gated: own.length > 0 || read.some((g) => g.gated),
+      sets: [...own, ...read.flatMap((g) => g.sets)],
+    };
+  };
+  for (const item of mapping.context ?? []) {
+    const each = item.kind === 'search' ? [] : item.exprs.map(gateOf);
+    gates.set(item.name, {
+      gated: each.length > 0 && each.every((g) => g.gated),
+      sets: each.flatMap((g) => g.sets),
+    });
+  }
+  const alternatives = mapping.when.map((w) => gateOf(w.expr));
+  if (alternatives.length === 0 || !alternatives.every((g) => g.gated)) return undefined;
+  return [...new Set(alternatives.flatMap((g) => g.sets))];
 }

@@ -131,6 +131,27 @@ describe('DHIS2 mappings against the programme their source polls', () => {
     assert.match(check(loaded).error?.message ?? '', /\(birth\.anc\) tests codes\.program \[IpHINAT79UW\]\./);
   });
 
+  it('judges only the tests the trigger depends on, not an unless rule or a field', () => {
+    const shipped = readFileSync(join(packagePaths.mappings, 'birth.dhis2.yaml'), 'utf8');
+    const copy = join(dir, 'birth.unless.yaml');
+    // The trigger takes the child's enrollment whatever its programme; an unless rule leaves out children
+    // also enrolled in another programme (a test that never holds here, and never stops a birth).
+    const unless = (text: string) =>
+      text
+        .replace(/^id: birth\.dhis2$/m, 'id: birth.unless')
+        .replace('program: [IpHINAT79UW]', 'program: [IpHINAT79UW]\n  transferred: [WSGAb5XwJ3Y]')
+        .replace(
+          /^ {2}unless:$/m,
+          '  unless:\n    - reason: transferred\n      if: "%subject.enrollments.where(program.coded(\'transferred\')).exists()"',
+        );
+    writeFileSync(copy, unless(shipped).replace("program.coded('program') and ", ''));
+    const loaded = config([{ dhis2: { program: 'SbxDthProg1' }, mappings: [copy] }]);
+    assert.deepEqual(check(loaded), { error: undefined, warnings: [] });
+    // With the trigger's own programme test back, that one is judged (and the unless rule's set does not count).
+    writeFileSync(copy, unless(shipped));
+    assert.match(check(loaded).error?.message ?? '', /\(birth\.unless\) tests codes\.program \[IpHINAT79UW\]\./);
+  });
+
   it('gives a source without mappings the shipped ones of its programme, and all of them (refused) for another', () => {
     const [child, death, other, fhir] = config([
       {},

@@ -2,7 +2,7 @@
 // stage checks judge only the tests on the subject's own enrollments (sources/dhis2/mapping-codes.ts).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { codedTests } from '../../src/mapping/coded-tests.js';
+import { codedTests, triggerSets } from '../../src/mapping/coded-tests.js';
 
 const expr = (text: string) => ({ text });
 const paths = (...texts: string[]) =>
@@ -34,5 +34,21 @@ describe('coded() tests followed back to the subject', () => {
     assert.deepEqual(paths("%subject.enrollments.select(program).where($this.coded('x'))"), ['x:?']);
     // A variable whose fallbacks are the subject's enrollment or the mother's: either one.
     assert.deepEqual(paths("%either.where(program.coded('e'))"), ['e:?']);
+  });
+
+  it('counts for the trigger only the tests every alternative depends on', () => {
+    const mapping = (when: string[], fallback = "%subject.enrollments.where(program.coded('b'))") => ({
+      context: [
+        { name: 'enrollment', kind: 'value', exprs: [expr("%subject.enrollments.where(program.coded('a'))")] },
+        { name: 'either', kind: 'value', exprs: [expr('%enrollment'), expr(fallback)] },
+      ],
+      when: when.map((text) => ({ expr: expr(text) })),
+    });
+    const program = (m: ReturnType<typeof mapping>) => triggerSets(m, 'enrollments.program');
+    assert.deepEqual(program(mapping(['%enrollment.exists()'])), ['a']);
+    assert.deepEqual(program(mapping(['%either.exists()'])), ['a', 'b']);
+    // A fallback without the test, or an alternative without it: the mapping can trigger on any programme.
+    assert.equal(program(mapping(['%either.exists()'], '%subject.enrollments')), undefined);
+    assert.equal(program(mapping(['%enrollment.exists()', '%subject.enrollments.exists()'])), undefined);
   });
 });

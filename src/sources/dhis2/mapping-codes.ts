@@ -9,7 +9,7 @@
 import { resolve } from 'node:path';
 import { isMappingPath, shippedMappingFile } from '../../config/paths.js';
 import type { SourceSettings } from '../../config/types.js';
-import { type CodedTestsInput, codedTests } from '../../mapping/coded-tests.js';
+import { type CodedTestsInput, triggerSets } from '../../mapping/coded-tests.js';
 import { buildCodeSet, itemIsCoded } from '../../mapping/fhirpath/functions.js';
 import { dhis2SettingsOf } from './settings.js';
 
@@ -40,14 +40,13 @@ export interface TestedCodes {
 }
 
 /**
- * The code sets a mapping tests the subject's own enrollment programme (or event stage) against; undefined
- * when it tests none. Tests on other items (the mother's enrollments) are not the subject's.
+ * The code sets a mapping tests the subject's own enrollment programme (or event stage) against before it can
+ * trigger; undefined when it can trigger without such a test. Tests on other items (the mother's
+ * enrollments) are not the subject's, and a test in an `unless` rule or a field does not stop it triggering.
  */
 export function codedUids(mapping: CodedMapping, key: CodedKey): TestedCodes | undefined {
-  const sets = [
-    ...new Set(codedTests(mapping).flatMap((t) => (t.path?.join('.') === SUBJECT_PATHS[key] ? [t.set] : []))),
-  ];
-  if (sets.length === 0) return undefined;
+  const sets = triggerSets(mapping, SUBJECT_PATHS[key]);
+  if (!sets) return undefined;
   const entries = sets.map((set) => (mapping.codes?.[set] ?? []).map(String));
   // The mapping module's own code set: a `system|uid` entry matches a plain uid as it does at run time.
   const codeSets = entries.map((list) => buildCodeSet(list));
