@@ -55,9 +55,6 @@ export interface OpenCrvsClient extends OpenCrvsApi {
 
 // Exactly this string: a charset parameter gets 415 from some OpenCRVS versions, and 1.9 reads no
 // body under it (docs/opencrvs-api.md, "Calls").
-/** An event id no deployment has: the events-API probe reads it (probeEvents). */
-const NO_EVENT = '00000000-0000-0000-0000-000000000000';
-
 const JSON_HEADERS = { 'Content-Type': 'application/json', Accept: 'application/json' };
 
 export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsClientDeps = {}): OpenCrvsClient {
@@ -229,12 +226,23 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
     listLocations,
 
     async probeEvents(options = {}) {
+      // A create with no transactionId and no type, which every version refuses before it creates anything
+      // (400 on its body, or 403 without record.create): the route is the one the bridge creates events on,
+      // documented for 1.9 and 2.0 alike (docs/opencrvs-api.md, "Differences in v1.9.x"). Any other path
+      // answers a plain 404 (kind config). A read of an event no one has would prove as much only where
+      // GET /events/{id} is served, which is not documented for 1.9.
       try {
-        await call('probeEvents', 'GET', `${eventsUrl}/events/${NO_EVENT}`, undefined, options.signal);
+        await call('probeEvents', 'POST', `${eventsUrl}/events`, {}, options.signal);
       } catch (err) {
-        if (err instanceof OpenCrvsError && (err.kind === 'not-found' || err.kind === 'forbidden')) return;
+        if (err instanceof OpenCrvsError && (err.status === 400 || err.status === 403)) return;
         throw err;
       }
+      throw new OpenCrvsError({
+        kind: 'invalid-response',
+        classification: 'permanent',
+        operation: 'probeEvents',
+        message: 'an empty create was taken, which no OpenCRVS events API does',
+      });
     },
 
     async checkToken(options = {}) {
