@@ -115,6 +115,38 @@ describe('DHIS2 simulator: tracker import and write-back', () => {
     assert.equal(write?.payload.events?.[0]?.dataValues?.[0]?.value, 'B3X7Q2K');
   });
 
+  it('exports an event and tracked entity in the same key order after an UPDATE sent without the server-owned fields', async () => {
+    // As DHIS2 (its DTO's order): a client fingerprinting the JSON it reads sees no change where there is none.
+    const { uid, event } = await firstBirth(sim);
+    const read = async () =>
+      (await call(sim, 'GET', `/api/tracker/trackedEntities/${uid}?program=${CHILD_PROGRAMME}&fields=*`)).body;
+    const keys = (te: Json) => ({
+      te: Object.keys(te),
+      enrollment: Object.keys(te.enrollments[0]),
+      event: Object.keys(te.enrollments[0].events.find((ev: Json) => ev.event === event.event)),
+    });
+    const before = keys(await read());
+    // What Dhis2WriteBack sends: the event as read without createdAt, updatedAt… and its collections.
+    const { relationships: _r, notes: _n, createdAt: _c, updatedAt: _u, createdAtClient: _cc, ...sent } = event;
+    const written = await post(sim, 'UPDATE', {
+      events: [{ ...sent, dataValues: [{ dataElement: BIRTH_DATA_ELEMENTS.trackingId, value: 'B3X7Q2K' }] }],
+    });
+    assert.equal(written.status, 200);
+    const te = sim.trackedEntity(uid);
+    const renamed = await post(sim, 'UPDATE', {
+      trackedEntities: [
+        {
+          orgUnit: te?.orgUnit,
+          attributes: [{ attribute: ATTRIBUTES.nationalId, value: 'NID-1' }],
+          trackedEntityType: te?.trackedEntityType,
+          trackedEntity: uid,
+        },
+      ],
+    });
+    assert.equal(renamed.status, 200);
+    assert.deepEqual(keys(await read()), before);
+  });
+
   it('updates one tracked entity attribute without touching the others, and an empty value deletes it', async () => {
     const { uid } = await firstBirth(sim);
     const before = sim.trackedEntity(uid);

@@ -5,6 +5,19 @@ import { formatDhis2DateTime, generateUid, normaliseDhis2DateTime, parseDhis2Dat
 import type { Attribute, DataValue, Enrollment, Event, Note, Relationship, TrackedEntity, Uid } from './types.js';
 import type { Action } from './validate.js';
 
+/**
+ * `value` with its uid (`first`) first and its other fields in alphabetical order. DHIS2 exports an object's
+ * fields in its DTO's order, the same after any import; an object built from an import's fields would
+ * instead follow the importing client's order (an UPDATE sent without the server-owned `createdAt` would
+ * move it), and a client fingerprinting the JSON it reads would see a change where there is none.
+ */
+function inFixedOrder<T extends object>(value: T, first: keyof T & string): T {
+  const record = value as Record<string, unknown>;
+  const out: Record<string, unknown> = { [first]: record[first] };
+  for (const key of Object.keys(record).sort()) if (key !== first) out[key] = record[key];
+  return out as T;
+}
+
 /** Applies a validated, flattened payload to the store (see importTracker for the timestamp rules). */
 export class Writer {
   private readonly now: string;
@@ -46,16 +59,21 @@ export class Writer {
       return;
     }
     const { attributes, trackedEntity, ...props } = te;
-    this.store.putTrackedEntity({
-      trackedEntity,
-      ...props,
-      createdAt: old?.createdAt ?? this.stamp(te.createdAt),
-      updatedAt: this.stamp(te.updatedAt),
-      inactive: te.inactive ?? false,
-      deleted: false,
-      potentialDuplicate: te.potentialDuplicate ?? false,
-      attributes: this.merge(old?.attributes ?? [], attributes, (a) => a.attribute),
-    });
+    this.store.putTrackedEntity(
+      inFixedOrder(
+        {
+          trackedEntity,
+          ...props,
+          createdAt: old?.createdAt ?? this.stamp(te.createdAt),
+          updatedAt: this.stamp(te.updatedAt),
+          inactive: te.inactive ?? false,
+          deleted: false,
+          potentialDuplicate: te.potentialDuplicate ?? false,
+          attributes: this.merge(old?.attributes ?? [], attributes, (a) => a.attribute),
+        },
+        'trackedEntity',
+      ),
+    );
   }
 
   private enrollment(en: WithUid<Enrollment, 'enrollment'>): void {
@@ -76,20 +94,25 @@ export class Writer {
         attributes: this.merge(te.attributes ?? [], attributes, (a) => a.attribute),
       });
     }
-    this.store.putEnrollment({
-      enrollment,
-      ...props,
-      trackedEntity: teUid,
-      // DHIS2's DTO defaults a missing status to ACTIVE, also on update.
-      status: en.status ?? 'ACTIVE',
-      enrolledAt: normaliseDhis2DateTime(en.enrolledAt),
-      occurredAt: normaliseDhis2DateTime(en.occurredAt ?? en.enrolledAt),
-      createdAt: old?.createdAt ?? this.stamp(en.createdAt),
-      updatedAt: this.stamp(en.updatedAt),
-      followUp: en.followUp ?? false,
-      deleted: false,
-      notes: this.notes(old?.notes, notes),
-    });
+    this.store.putEnrollment(
+      inFixedOrder(
+        {
+          enrollment,
+          ...props,
+          trackedEntity: teUid,
+          // DHIS2's DTO defaults a missing status to ACTIVE, also on update.
+          status: en.status ?? 'ACTIVE',
+          enrolledAt: normaliseDhis2DateTime(en.enrolledAt),
+          occurredAt: normaliseDhis2DateTime(en.occurredAt ?? en.enrolledAt),
+          createdAt: old?.createdAt ?? this.stamp(en.createdAt),
+          updatedAt: this.stamp(en.updatedAt),
+          followUp: en.followUp ?? false,
+          deleted: false,
+          notes: this.notes(old?.notes, notes),
+        },
+        'enrollment',
+      ),
+    );
     this.touched.add(teUid);
   }
 
@@ -103,23 +126,28 @@ export class Writer {
     const { dataValues, notes, enrollmentStatus: _status, event, ...props } = ev;
     const enrollmentUid = ev.enrollment ?? old?.enrollment;
     const enrollment = enrollmentUid ? this.store.enrollment(enrollmentUid) : undefined;
-    this.store.putEvent({
-      event,
-      ...props,
-      status: ev.status ?? 'ACTIVE',
-      program: ev.program ?? enrollment?.program ?? programOfStage(ev.programStage),
-      enrollment: enrollmentUid,
-      trackedEntity: enrollment?.trackedEntity ?? ev.trackedEntity,
-      occurredAt: normaliseDhis2DateTime(ev.occurredAt),
-      scheduledAt: normaliseDhis2DateTime(ev.scheduledAt),
-      completedAt: ev.status === 'COMPLETED' ? (normaliseDhis2DateTime(ev.completedAt) ?? this.now) : undefined,
-      followUp: ev.followUp ?? false,
-      deleted: false,
-      createdAt: old?.createdAt ?? this.stamp(ev.createdAt),
-      updatedAt: this.stamp(ev.updatedAt),
-      dataValues: this.merge(old?.dataValues ?? [], dataValues, (d) => d.dataElement),
-      notes: this.notes(old?.notes, notes),
-    });
+    this.store.putEvent(
+      inFixedOrder(
+        {
+          event,
+          ...props,
+          status: ev.status ?? 'ACTIVE',
+          program: ev.program ?? enrollment?.program ?? programOfStage(ev.programStage),
+          enrollment: enrollmentUid,
+          trackedEntity: enrollment?.trackedEntity ?? ev.trackedEntity,
+          occurredAt: normaliseDhis2DateTime(ev.occurredAt),
+          scheduledAt: normaliseDhis2DateTime(ev.scheduledAt),
+          completedAt: ev.status === 'COMPLETED' ? (normaliseDhis2DateTime(ev.completedAt) ?? this.now) : undefined,
+          followUp: ev.followUp ?? false,
+          deleted: false,
+          createdAt: old?.createdAt ?? this.stamp(ev.createdAt),
+          updatedAt: this.stamp(ev.updatedAt),
+          dataValues: this.merge(old?.dataValues ?? [], dataValues, (d) => d.dataElement),
+          notes: this.notes(old?.notes, notes),
+        },
+        'event',
+      ),
+    );
     if (enrollment?.trackedEntity) this.touched.add(enrollment.trackedEntity);
   }
 
