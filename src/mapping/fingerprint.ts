@@ -10,7 +10,13 @@
 // order (another version of it), equal content looks different, which errs the old, safe way, as before
 // fingerprints were kept: a dismissed row read again mapped otherwise comes back for a look, a delivered
 // one counts an update after notification. Key order never makes different content look the same.
+//
+// What the bridge itself writes to the source (the tracking id, sources[].writeBack) is left out: it is no
+// change of the record. The ledger keeps the fingerprint of a delivered row read again unchanged as it was
+// (it is not computed then), so one taken before the write-back would otherwise differ from every reading
+// after it, and the next mapping or routing change would count an update after notification.
 import { createHash } from 'node:crypto';
+import type { SourceSettings } from '../config/types.js';
 import type { CompiledMapping } from './compile.js';
 import type { MappingContext } from './context.js';
 import { isResource } from './fetcher.js';
@@ -61,21 +67,60 @@ function stableMeta(meta: unknown): unknown {
 
 /**
  * A FHIR resource as fingerprinted: a shallow copy without its narrative (`text`, which a server may
- * regenerate from the same content: another generator, another whitespace) and with `meta` stable; the
- * same for its contained resources. Only the resource's own `text`: a CodeableConcept's `text` is content.
+ * regenerate from the same content: another generator, another whitespace), with `meta` stable and
+ * without the write-back's identifier (`system`, see OwnWrites); the same for its contained resources.
+ * Only the resource's own `text`: a CodeableConcept's `text` is content.
  */
-function stableResource(record: object): Obj {
+function stableResource(record: object, system: string | undefined): Obj {
   const resource = record as Obj;
   const copy: Obj = {};
   for (const key in resource) {
     const value = resource[key];
     if (key === 'text') continue;
     if (key === 'meta') copy.meta = stableMeta(value);
-    else if (key === 'contained' && Array.isArray(value))
-      copy.contained = value.map((r) => (isResource(r) ? stableResource(r) : r));
+    else if (key === 'identifier' && system && Array.isArray(value)) {
+      // FHIR has no empty arrays: a resource whose only identifier is the tracking id had none before.
+      const kept = without(value, 'system', system);
+      if (kept.length > 0) copy.identifier = kept;
+    } else if (key === 'contained' && Array.isArray(value))
+      copy.contained = value.map((r) => (isResource(r) ? stableResource(r, system) : r));
     else copy[key] = value;
   }
   return copy;
+}
+
+/**
+ * What one source's write-back puts into its records, left out of their fingerprints: built once per
+ * source (ownWritesOf), so a fingerprint allocates nothing for it unless a record holds such a value.
+ */
+export interface OwnWrites {
+  /** DHIS2: the JSON replacer for this source's records (the volatile keys and its tracking id dropped). */
+  readonly dhis2Replacer?: (key: string, value: unknown) => unknown;
+  /** FHIR: the system of the tracking-id identifier (on a Patient or trigger resource, or on a carrier). */
+  readonly identifierSystem?: string;
+}
+
+/**
+ * The source's write-back as the fingerprint leaves it out, or undefined when it has none. Also while it
+ * is disabled (`enabled: false`): the records keep the tracking ids it wrote before.
+ */
+export function ownWritesOf(source: Pick<SourceSettings, 'kind' | 'writeBack'>): OwnWrites | undefined {
+  const writeBack = source.writeBack;
+  if (!writeBack) return undefined;
+  if (source.kind === 'dhis2') {
+    const { dataElement, attribute } = writeBack;
+    if (!dataElement && !attribute) return undefined;
+    return { dhis2Replacer: dhis2ReplacerWithout(dataElement, attribute) };
+  }
+  return writeBack.identifierSystem ? { identifierSystem: writeBack.identifierSystem } : undefined;
+}
+
+/** `list` without the items whose `field` is `value`: the same array when none is (the common case). */
+function without(list: unknown[], field: string, value: string): unknown[] {
+  let i = 0;
+  while (i < list.length && !(isObject(list[i]) && (list[i] as Obj)[field] === value)) i++;
+  if (i === list.length) return list;
+  return list.filter((item) => !(isObject(item) && item[field] === value));
 }
 
 /** DHIS2 JSON: the volatile keys dropped at any depth, and the bridge's `meta.versionId` with them. */
@@ -83,13 +128,41 @@ const dhis2Replacer = (key: string, value: unknown): unknown =>
   VOLATILE_DHIS2.has(key) ? undefined : key === 'meta' ? stableMeta(value) : value;
 
 /**
- * sha256 (hex) of the records `ctx` was assembled from, each made stable (see VOLATILE_META,
- * VOLATILE_DHIS2 and stableResource), in an order that does not depend on the source's (a search answering
- * in another order is no change). A mapping that reads more or other records (a new context item, a search
- * widened by a code) reads other content: its fingerprint differs as for a changed record.
+ * dhis2Replacer, and the tracking id the write-back stores: the data value of `dataElement` (on whichever
+ * event: the trigger's or the configured stage's) or the attribute value of `attribute` (on the tracked
+ * entity, and as DHIS2 repeats program attributes on the enrollment). Left out at any depth: nothing but
+ * the bridge writes these uids, by the configuration.
  */
-export function sourceFingerprint(mapping: CompiledMapping, ctx: MappingContext): string {
+function dhis2ReplacerWithout(dataElement?: string, attribute?: string): (key: string, value: unknown) => unknown {
+  return (key, value) => {
+    if (key === 'dataValues' && dataElement && Array.isArray(value)) return without(value, 'dataElement', dataElement);
+    if (key === 'attributes' && attribute && Array.isArray(value)) return without(value, 'attribute', attribute);
+    return dhis2Replacer(key, value);
+  };
+}
+
+/**
+ * A Task or DocumentReference the FHIR write-back made to carry the tracking id (`target: task` or
+ * `documentReference`), should a mapping's search read it: the bridge's own, left out whole.
+ */
+function isCarrier(record: Obj, system: string): boolean {
+  const type = record.resourceType;
+  if (type !== 'Task' && type !== 'DocumentReference') return false;
+  const identifier = record.identifier;
+  return Array.isArray(identifier) && identifier.some((i) => isObject(i) && i.system === system);
+}
+
+/**
+ * sha256 (hex) of the records `ctx` was assembled from, each made stable (see VOLATILE_META,
+ * VOLATILE_DHIS2 and stableResource) and without what the source's write-back wrote (`own`), in an order
+ * that does not depend on the source's (a search answering in another order is no change). A mapping that
+ * reads more or other records (a new context item, a search widened by a code) reads other content: its
+ * fingerprint differs as for a changed record.
+ */
+export function sourceFingerprint(mapping: CompiledMapping, ctx: MappingContext, own?: OwnWrites): string {
   const dhis2 = mapping.source === 'dhis2';
+  const replacer = own?.dhis2Replacer ?? dhis2Replacer;
+  const system = own?.identifierSystem;
   // The context cache hands out one object for a record read by a search and a read: serialised once.
   const records = new Set<Resource>([ctx.subject]);
   for (const item of mapping.context) {
@@ -98,11 +171,14 @@ export function sourceFingerprint(mapping: CompiledMapping, ctx: MappingContext)
     if (Array.isArray(found)) for (const r of found) if (isResource(r)) records.add(r);
   }
   const texts: string[] = [];
-  for (const r of records) texts.push(dhis2 ? JSON.stringify(r, dhis2Replacer) : JSON.stringify(stableResource(r)));
+  for (const r of records) {
+    if (dhis2) texts.push(JSON.stringify(r, replacer));
+    else if (!system || !isCarrier(r as unknown as Obj, system)) texts.push(JSON.stringify(stableResource(r, system)));
+  }
   texts.sort();
   // One record fetched twice (two searches, each its own copy) is one record: equal texts, now side by side.
   // JSON holds no raw newline: joined so, the texts cannot run into each other.
-  let joined = texts[0] as string;
+  let joined = texts[0] ?? '';
   for (let i = 1; i < texts.length; i++) if (texts[i] !== texts[i - 1]) joined += `\n${texts[i]}`;
   return createHash('sha256').update(joined).digest('hex');
 }
@@ -114,12 +190,12 @@ export function sourceFingerprint(mapping: CompiledMapping, ctx: MappingContext)
  * the mapping ran (when its page is recorded), it reads the same objects: nothing writes to a record once
  * fetched (the context cache hands the same ones to every subject).
  */
-export function lazySourceFingerprint(mapping: CompiledMapping, ctx: MappingContext): () => string {
+export function lazySourceFingerprint(mapping: CompiledMapping, ctx: MappingContext, own?: OwnWrites): () => string {
   let context: MappingContext | undefined = ctx;
   let fingerprint: string | undefined;
   return () => {
     if (fingerprint === undefined) {
-      fingerprint = sourceFingerprint(mapping, context as MappingContext);
+      fingerprint = sourceFingerprint(mapping, context as MappingContext, own);
       context = undefined; // the records are no longer needed once hashed
     }
     return fingerprint;

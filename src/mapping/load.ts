@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { DEFAULT_MAPPINGS, isMappingPath, packagePaths, shippedMappingFile } from '../config/paths.js';
 import type { BridgeConfig, RoutingSettings, SourceSettings } from '../config/types.js';
 import { type CompiledMapping, compileMapping } from './compile.js';
+import { ownWritesOf } from './fingerprint.js';
 import { MappingSet } from './set.js';
 import { MappingLoadError } from './yaml-source.js';
 
@@ -26,6 +27,8 @@ export interface LoadMappingsOptions {
   timeZone?: string;
   /** The source that names these mappings: one written for the other kind of source is refused. */
   forSource?: { id: string; kind: 'fhir' | 'dhis2' };
+  /** The source's write-back: what it writes to the records is left out of their fingerprints. */
+  writeBack?: SourceSettings['writeBack'];
 }
 
 function readText(file: string): string {
@@ -89,7 +92,10 @@ export function loadMappings(options: LoadMappingsOptions = {}): MappingSet {
   }
   // Stable sort: equal priorities keep the order they were named in.
   mappings.sort((a, b) => b.priority - a.priority);
-  return new MappingSet(mappings, options.routing);
+  // Only for a source's set: its kind says where its write-back writes.
+  const kind = options.forSource?.kind;
+  const own = kind && options.writeBack ? ownWritesOf({ kind, writeBack: options.writeBack }) : undefined;
+  return new MappingSet(mappings, options.routing, own);
 }
 
 /**
@@ -99,7 +105,7 @@ export function loadMappings(options: LoadMappingsOptions = {}): MappingSet {
 export function sourceMappingOptions(
   opencrvs: Pick<BridgeConfig['opencrvs'], 'country' | 'version'>,
   routing: RoutingSettings,
-  source: Pick<SourceSettings, 'id' | 'kind' | 'mappings' | 'timeZone'>,
+  source: Pick<SourceSettings, 'id' | 'kind' | 'mappings' | 'timeZone' | 'writeBack'>,
 ): LoadMappingsOptions {
   return {
     names: source.mappings,
@@ -108,6 +114,7 @@ export function sourceMappingOptions(
     version: opencrvs.version,
     routing,
     forSource: { id: source.id, kind: source.kind },
+    ...(source.writeBack ? { writeBack: source.writeBack } : {}),
   };
 }
 

@@ -6,7 +6,7 @@ import { assembleContext, DEFAULT_MAX_READS, type MappingContext } from './conte
 import { type Evaluated, evaluateMapping } from './evaluate.js';
 import { mayMatchToken, normalizeReference, referencesAtPath, SEARCH_PARAM_PATHS } from './fetcher.js';
 import { ExpressionRuntimeError } from './fhirpath/expr.js';
-import { lazySourceFingerprint } from './fingerprint.js';
+import { lazySourceFingerprint, type OwnWrites } from './fingerprint.js';
 import { recordNamedFacility } from './routing.js';
 import type { MapOptions, MapResult, Resource, ResourceFetcher } from './types.js';
 
@@ -20,6 +20,8 @@ export class MappingSet {
   constructor(
     readonly mappings: CompiledMapping[],
     readonly routing?: RoutingSettings,
+    /** What the source's write-back writes to its records: no part of their fingerprints. */
+    private readonly ownWrites?: OwnWrites,
   ) {}
 
   get(mappingId: string): CompiledMapping | undefined {
@@ -99,7 +101,7 @@ export class MappingSet {
       // Only for a mapped or invalid record (what the ledger compares it for), not for the many that are no
       // event; computed only if the ledger asks for it.
       if (evaluated.result.status === 'mapped' || evaluated.result.status === 'invalid')
-        evaluated.result.sourceFingerprint = lazySourceFingerprint(mapping, assembled.context);
+        evaluated.result.sourceFingerprint = lazySourceFingerprint(mapping, assembled.context, this.ownWrites);
       return evaluated;
     } catch (err) {
       // A context, trigger or routing expression that failed on this record's data (field expressions are
@@ -120,7 +122,7 @@ export class MappingSet {
               message: err.message,
             },
           ],
-          ...(read ? { sourceFingerprint: lazySourceFingerprint(mapping, read) } : {}),
+          ...(read ? { sourceFingerprint: lazySourceFingerprint(mapping, read, this.ownWrites) } : {}),
         },
       };
     }

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { Resource } from '@medplum/fhirtypes';
+import type { WriteBackSettings } from '../../src/config/types.js';
+import { ownWritesOf, sourceFingerprint } from '../../src/mapping/fingerprint.js';
 import { loadMappings, type MappedResult, type MappingSet, mapInput } from '../../src/mapping/index.js';
 import { generateBirth } from '../../src/sandbox/demo/generate.js';
 import { mappingFiles } from './mapping-files.js';
@@ -142,6 +144,71 @@ describe('source fingerprint: an invalid reading', () => {
   });
 });
 
+/** A source's write-back settings as the config loader gives them (its FHIR keys defaulted). */
+function writeBack(settings: Partial<WriteBackSettings>): WriteBackSettings {
+  return {
+    enabled: true,
+    target: 'identifier',
+    resource: 'subject',
+    identifierSystem: 'http://opencrvs.org/tracking-id',
+    maxAttempts: 8,
+    baseDelayMs: 1000,
+    maxDelayMs: 60_000,
+    ...settings,
+  };
+}
+
+describe('source fingerprint: the FHIR write-back left out', () => {
+  const system = 'http://opencrvs.org/tracking-id';
+  const forSource = { id: 'emr', kind: 'fhir' as const };
+  const set = loadMappings({ names: ['birth.fhir'], routing: ROUTING, forSource, writeBack: writeBack({}) });
+  const birth = () => generateBirth(0, { prefix: 'fp' }) as Resource[];
+  const childId = 'fp-birth-0-child';
+  /** The records with the tracking id as an identifier on `id` (as FhirWriteBack writes it), and `more`. */
+  const written = (id: string, more: unknown[] = []) =>
+    birth().map((r) =>
+      r.id === id
+        ? ({
+            ...r,
+            identifier: [
+              ...((r as { identifier?: unknown[] }).identifier ?? []),
+              ...more,
+              { system, value: 'BXYZ123' },
+            ],
+          } as Resource)
+        : r,
+    );
+
+  it('is the same once the tracking id is on the subject Patient or the trigger Encounter', async () => {
+    const first = await mapped(set, bundle(birth()));
+    assert.equal((await mapped(set, bundle(written(childId)))).sourceFingerprint, first.sourceFingerprint);
+    const encounter = birth().find((r) => r.resourceType === 'Encounter' && r.id?.endsWith('birth'))?.id;
+    assert.ok(encounter, 'the birth encounter');
+    assert.equal((await mapped(set, bundle(written(encounter)))).sourceFingerprint, first.sourceFingerprint);
+    // Another identifier written beside it is a change of the record.
+    const mrn = { system: 'urn:hospital:mrn', value: '77' };
+    assert.notEqual((await mapped(set, bundle(written(childId, [mrn])))).sourceFingerprint, first.sourceFingerprint);
+    // A source with no write-back reads the tracking id as any other identifier.
+    const plain = loadMappings({ names: ['birth.fhir'], routing: ROUTING, forSource });
+    assert.notEqual(
+      (await mapped(plain, bundle(written(childId)))).sourceFingerprint,
+      (await mapped(plain, bundle(birth()))).sourceFingerprint,
+    );
+  });
+
+  it('leaves out a Task carrying the tracking id that a context search read', () => {
+    const mapping = set.mappings.find((m) => m.context.some((item) => item.name === 'tasks'));
+    assert.ok(mapping, 'the shipped mapping searches Tasks');
+    const subject = birth().find((r) => r.id === childId) as Resource;
+    const ctx = (tasks: unknown[]) => ({ subject, subjectRef: `Patient/${childId}`, vars: { tasks }, warnings: [] });
+    const carrier = { resourceType: 'Task', id: 'opencrvs-birth-1', identifier: [{ system, value: 'BXYZ123' }] };
+    const other = { ...carrier, identifier: [{ system: 'urn:other', value: 'BXYZ123' }] };
+    const own = ownWritesOf({ kind: 'fhir', writeBack: writeBack({ target: 'task' }) });
+    assert.equal(sourceFingerprint(mapping, ctx([carrier]), own), sourceFingerprint(mapping, ctx([]), own));
+    assert.notEqual(sourceFingerprint(mapping, ctx([other]), own), sourceFingerprint(mapping, ctx([]), own));
+  });
+});
+
 describe('source fingerprint: DHIS2', () => {
   const set = loadMappings({ names: ['birth.dhis2'], routing: ROUTING });
   const child = (): Record<string, unknown> =>
@@ -174,5 +241,60 @@ describe('source fingerprint: DHIS2', () => {
     gender.value = 'Female';
     const changed = await mapped(set, corrected);
     assert.notEqual(changed.sourceFingerprint, first.sourceFingerprint);
+  });
+});
+
+describe('source fingerprint: the DHIS2 write-back left out', () => {
+  const child = (): Record<string, unknown> =>
+    JSON.parse(readFileSync(new URL('../fixtures/dhis2/bridge/child-trackedEntity.json', import.meta.url), 'utf8'));
+  const forSource = { id: 'dhis2', kind: 'dhis2' as const };
+  const load = (settings?: Partial<WriteBackSettings>) =>
+    loadMappings({
+      names: ['birth.dhis2'],
+      routing: ROUTING,
+      forSource,
+      ...(settings ? { writeBack: writeBack(settings) } : {}),
+    });
+  type Item = Record<string, unknown>;
+  const events = (te: Item): Item[] =>
+    (te.enrollments as Item[]).flatMap((en) => (en.events as Item[] | undefined) ?? []);
+  /** The child with the tracking id in data element `uid` of its first event, as DHIS2 stores it. */
+  const withDataValue = (uid: string): Item => {
+    const te = child();
+    const [event] = events(te);
+    assert.ok(event);
+    const stored = { dataElement: uid, value: 'BXYZ123', createdAt: '2027-01-01T00:00:00.000', storedBy: 'bridge' };
+    event.dataValues = [...((event.dataValues as unknown[]) ?? []), stored];
+    return te;
+  };
+  /** The child with the tracking id in attribute `uid`, on the tracked entity and its enrollment. */
+  const withAttribute = (uid: string): Item => {
+    const te = child();
+    const value = { attribute: uid, value: 'BXYZ123' };
+    te.attributes = [...((te.attributes as unknown[]) ?? []), value];
+    for (const en of te.enrollments as Item[]) en.attributes = [...((en.attributes as unknown[]) ?? []), value];
+    return te;
+  };
+
+  it("leaves out the tracking id's data value, and nothing else", async () => {
+    const set = load({ dataElement: 'trackingId1' });
+    const first = await mapped(set, child());
+    assert.equal((await mapped(set, withDataValue('trackingId1'))).sourceFingerprint, first.sourceFingerprint);
+    assert.notEqual((await mapped(set, withDataValue('otherDeUid1'))).sourceFingerprint, first.sourceFingerprint);
+    // Disabled, the write-back still wrote the ids it wrote before.
+    const disabled = load({ dataElement: 'trackingId1', enabled: false });
+    assert.equal((await mapped(disabled, withDataValue('trackingId1'))).sourceFingerprint, first.sourceFingerprint);
+    const none = load();
+    assert.notEqual(
+      (await mapped(none, withDataValue('trackingId1'))).sourceFingerprint,
+      (await mapped(none, child())).sourceFingerprint,
+    );
+  });
+
+  it("leaves out the tracking id's attribute value, and nothing else", async () => {
+    const set = load({ attribute: 'trackingAt1' });
+    const first = await mapped(set, child());
+    assert.equal((await mapped(set, withAttribute('trackingAt1'))).sourceFingerprint, first.sourceFingerprint);
+    assert.notEqual((await mapped(set, withAttribute('otherAtUid1'))).sourceFingerprint, first.sourceFingerprint);
   });
 });
