@@ -13,7 +13,7 @@
 //   (dhis2/mapping-codes.ts; when only some cannot, that is a warning).
 import { ConfigError } from '../config/errors.js';
 import type { BridgeConfig, SourceSettings } from '../config/types.js';
-import { type CodedMapping, describeUnreachable, unreachableMappings } from './dhis2/mapping-codes.js';
+import type { CodedMapping } from './dhis2/mapping-codes.js';
 import { dhis2SettingsOf } from './dhis2/settings.js';
 
 /** What the check needs of a loaded mapping. */
@@ -27,7 +27,6 @@ export function checkSourceMappings(
   config: Pick<BridgeConfig, 'sources'>,
   mappingsOf: (index: number) => readonly MappingView[] | undefined,
 ): void {
-  for (const [i, source] of config.sources.entries()) noMappingReachable(source, mappingsOf(i), i);
   const types = config.sources.map((_, i) => oneMappingPerEventType(mappingsOf(i), i));
   for (const [j, later] of config.sources.entries()) {
     for (const [i, earlier] of config.sources.slice(0, j).entries()) {
@@ -44,22 +43,6 @@ export function checkSourceMappings(
       );
     }
   }
-}
-
-/** Throws when a DHIS2 source has mappings and none of them can match the programme it polls. */
-function noMappingReachable(source: SourceSettings, mappings: readonly MappingView[] | undefined, index: number): void {
-  if (!mappings?.length) return;
-  const unreachable = unreachableMappings(source, mappings);
-  if (unreachable.length < mappings.length) return;
-  const program = dhis2SettingsOf(source).program;
-  throw new ConfigError(
-    `sources[${index}].mappings`,
-    `no mapping of source "${source.id}" can match sources[${index}].dhis2.program ${program}: ` +
-      `${unreachable.map((u) => describeUnreachable(index, u)).join('; ')}. DHIS2 lists only the enrollments in ` +
-      'the programme polled, so the source would poll and notify nothing. Set sources[' +
-      `${index}].dhis2.program to the programme these mappings read, or name mappings that read ${program} ` +
-      "(a copy of the shipped one with its codes.program set to it; docs/dhis2.md, 'Put the uids in the mappings')",
-  );
 }
 
 /** The event types of one source's mappings; throws when two mappings share one. */

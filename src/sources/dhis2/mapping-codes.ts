@@ -99,9 +99,11 @@ export function describeUnreachable(sourceIndex: number, unreachable: Unreachabl
 }
 
 /**
- * Warnings for the DHIS2 sources some of whose mappings can never match the programme they poll (when none
- * of them can, sources/overlap.ts refuses the configuration). Said at start (serve, sync, replay), by
- * `validate` and by `doctor`, the same words each time.
+ * Warnings for the DHIS2 sources some or all of whose mappings can never match the programme they poll.
+ * Said at start (serve, sync, replay), by `validate` and by `doctor`, the same words each time. Warnings,
+ * not a refusal even when none can match: the judgement reads the trigger's expressions, and FHIRPath can
+ * say "any programme but this one" in more ways (`not()`, `or`, a comparison, `iif`) than a reading of the
+ * text can follow; refused, a configuration that works would stop at start.
  */
 export function unreachableMappingWarnings(
   sources: ReadonlyArray<Pick<SourceSettings, 'id' | 'kind' | 'dhis2' | 'mappings'>>,
@@ -111,8 +113,20 @@ export function unreachableMappingWarnings(
   for (const [i, source] of sources.entries()) {
     const mappings = mappingsOf(i) ?? [];
     const unreachable = unreachableMappings(source, mappings);
-    if (unreachable.length === 0 || unreachable.length === mappings.length) continue;
+    if (unreachable.length === 0) continue;
     const { program } = dhis2SettingsOf(source as SourceSettings);
+    if (unreachable.length === mappings.length) {
+      out.push({
+        sourceId: source.id,
+        message:
+          `no mapping of source "${source.id}" seems able to match sources[${i}].dhis2.program ${program}: ` +
+          `${unreachable.map((u) => describeUnreachable(i, u)).join('; ')}. DHIS2 lists only the enrollments in ` +
+          `the programme polled, so the source would poll and notify nothing. Set sources[${i}].dhis2.program to ` +
+          `the programme these mappings read, or name mappings that read ${program} (a copy of the shipped one ` +
+          "with its codes.program set to it; docs/dhis2.md, 'Put the uids in the mappings')",
+      });
+      continue;
+    }
     for (const u of unreachable) {
       out.push({
         sourceId: source.id,
