@@ -98,6 +98,8 @@ export interface OwnWrites {
   readonly dhis2Replacer?: (key: string, value: unknown) => unknown;
   /** FHIR: the system of the tracking-id identifier (on a Patient or trigger resource, or on a carrier). */
   readonly identifierSystem?: string;
+  /** FHIR: the type of the resource the write-back creates to carry the tracking id (`target: task` …). */
+  readonly carrierType?: 'Task' | 'DocumentReference';
 }
 
 /**
@@ -112,7 +114,10 @@ export function ownWritesOf(source: Pick<SourceSettings, 'kind' | 'writeBack'>):
     if (!dataElement && !attribute) return undefined;
     return { dhis2Replacer: dhis2ReplacerWithout(dataElement, attribute) };
   }
-  return writeBack.identifierSystem ? { identifierSystem: writeBack.identifierSystem } : undefined;
+  if (!writeBack.identifierSystem) return undefined;
+  const { target, identifierSystem } = writeBack;
+  const carrierType = target === 'task' ? 'Task' : target === 'documentReference' ? 'DocumentReference' : undefined;
+  return carrierType ? { identifierSystem, carrierType } : { identifierSystem };
 }
 
 /** `list` without the items whose `field` is `value`: the same array when none is (the common case). */
@@ -142,14 +147,21 @@ function dhis2ReplacerWithout(dataElement?: string, attribute?: string): (key: s
 }
 
 /**
- * A Task or DocumentReference the FHIR write-back made to carry the tracking id (`target: task` or
- * `documentReference`), should a mapping's search read it: the bridge's own, left out whole.
+ * The ids FhirWriteBack gives the carriers it creates (writeBackResourceId in
+ * sources/writeback/fhir-target.ts: `opencrvs-<event type>-<32 hex digits>`). Mirrored here, as the mapping
+ * does not depend on the write-back; the unit test holds the two together.
  */
-function isCarrier(record: Obj, system: string): boolean {
-  const type = record.resourceType;
-  if (type !== 'Task' && type !== 'DocumentReference') return false;
-  const identifier = record.identifier;
-  return Array.isArray(identifier) && identifier.some((i) => isObject(i) && i.system === system);
+const CARRIER_ID = /^opencrvs-.+-[0-9a-f]{32}$/;
+
+/**
+ * A Task or DocumentReference the FHIR write-back created to carry the tracking id, should a mapping's
+ * search read it: the bridge's own record, left out whole. Only one of the configured target's type under an
+ * id of the bridge's scheme: a source's own Task or DocumentReference that merely holds the tracking id
+ * (`target: identifier, resource: trigger` writes it onto the trigger) is the record itself, its content
+ * kept (the identifier alone is left out, stableResource).
+ */
+function isOwnCarrier(record: Obj, carrierType: string): boolean {
+  return record.resourceType === carrierType && typeof record.id === 'string' && CARRIER_ID.test(record.id);
 }
 
 /**
@@ -163,6 +175,7 @@ export function sourceFingerprint(mapping: CompiledMapping, ctx: MappingContext,
   const dhis2 = mapping.source === 'dhis2';
   const replacer = own?.dhis2Replacer ?? dhis2Replacer;
   const system = own?.identifierSystem;
+  const carrierType = own?.carrierType;
   // The context cache hands out one object for a record read by a search and a read: serialised once.
   const records = new Set<Resource>([ctx.subject]);
   for (const item of mapping.context) {
@@ -173,7 +186,8 @@ export function sourceFingerprint(mapping: CompiledMapping, ctx: MappingContext,
   const texts: string[] = [];
   for (const r of records) {
     if (dhis2) texts.push(JSON.stringify(r, replacer));
-    else if (!system || !isCarrier(r as unknown as Obj, system)) texts.push(JSON.stringify(stableResource(r, system)));
+    else if (!carrierType || !isOwnCarrier(r as unknown as Obj, carrierType))
+      texts.push(JSON.stringify(stableResource(r, system)));
   }
   texts.sort();
   // One record fetched twice (two searches, each its own copy) is one record: equal texts, now side by side.

@@ -9,6 +9,7 @@ import type { WriteBackSettings } from '../../src/config/types.js';
 import { ownWritesOf, sourceFingerprint } from '../../src/mapping/fingerprint.js';
 import { loadMappings, type MappedResult, type MappingSet, mapInput } from '../../src/mapping/index.js';
 import { generateBirth } from '../../src/sandbox/demo/generate.js';
+import { writeBackResourceId } from '../../src/sources/writeback/fhir-target.js';
 import { mappingFiles } from './mapping-files.js';
 
 const ROUTING = {
@@ -196,16 +197,57 @@ describe('source fingerprint: the FHIR write-back left out', () => {
     );
   });
 
-  it('leaves out a Task carrying the tracking id that a context search read', () => {
+  /** The shipped mapping's context with `tasks` as its Task search found them. */
+  const taskSearch = () => {
     const mapping = set.mappings.find((m) => m.context.some((item) => item.name === 'tasks'));
     assert.ok(mapping, 'the shipped mapping searches Tasks');
     const subject = birth().find((r) => r.id === childId) as Resource;
     const ctx = (tasks: unknown[]) => ({ subject, subjectRef: `Patient/${childId}`, vars: { tasks }, warnings: [] });
-    const carrier = { resourceType: 'Task', id: 'opencrvs-birth-1', identifier: [{ system, value: 'BXYZ123' }] };
-    const other = { ...carrier, identifier: [{ system: 'urn:other', value: 'BXYZ123' }] };
+    return { mapping, ctx };
+  };
+
+  it('leaves out the Task the write-back created to carry the tracking id, should a context search read it', () => {
+    const { mapping, ctx } = taskSearch();
+    const job = { sourceId: 'emr', eventType: 'birth', subjectKey: `Patient/${childId}` };
+    const id = writeBackResourceId({
+      ...job,
+      rowId: 1,
+      sourceRef: 'Encounter/e',
+      trackingId: 'BXYZ123',
+      eventId: null,
+    });
+    const carrier = { resourceType: 'Task', id, status: 'completed', identifier: [{ system, value: 'BXYZ123' }] };
     const own = ownWritesOf({ kind: 'fhir', writeBack: writeBack({ target: 'task' }) });
     assert.equal(sourceFingerprint(mapping, ctx([carrier]), own), sourceFingerprint(mapping, ctx([]), own));
-    assert.notEqual(sourceFingerprint(mapping, ctx([other]), own), sourceFingerprint(mapping, ctx([]), own));
+    // Not a carrier of this write-back: another type than its target's, or an id that is not the bridge's.
+    const document = ownWritesOf({ kind: 'fhir', writeBack: writeBack({ target: 'documentReference' }) });
+    assert.notEqual(
+      sourceFingerprint(mapping, ctx([carrier]), document),
+      sourceFingerprint(mapping, ctx([]), document),
+    );
+    const emrTask = { ...carrier, id: 'emr-task-7' };
+    assert.notEqual(sourceFingerprint(mapping, ctx([emrTask]), own), sourceFingerprint(mapping, ctx([]), own));
+  });
+
+  it("follows the content of a source's own Task the write-back put the tracking id on (target identifier, resource trigger)", () => {
+    const { mapping, ctx } = taskSearch();
+    const own = ownWritesOf({ kind: 'fhir', writeBack: writeBack({ target: 'identifier', resource: 'trigger' }) });
+    const task = (office: string, tracked: boolean) => ({
+      resourceType: 'Task',
+      id: 'emr-task-7',
+      status: 'requested',
+      extension: [
+        {
+          url: 'http://opencrvs.org/specs/extension/regLastOffice',
+          valueReference: { reference: `Location/${office}` },
+        },
+      ],
+      ...(tracked ? { identifier: [{ system, value: 'BXYZ123' }] } : {}),
+    });
+    // The tracking id written onto it is no change; another office recorded on it is one.
+    const before = sourceFingerprint(mapping, ctx([task('office-A', false)]), own);
+    assert.equal(sourceFingerprint(mapping, ctx([task('office-A', true)]), own), before);
+    assert.notEqual(sourceFingerprint(mapping, ctx([task('office-B', true)]), own), before);
   });
 });
 
