@@ -28,3 +28,11 @@ export function sentCopyHash(payload: LedgerPayload): string {
   const sent = { office: payload.office, declaration: payload.declaration, annotation: payload.annotation ?? {} };
   return createHash('sha256').update(canonicalJson(sent)).digest('hex');
 }
+
+/**
+ * The `copy_hash` of an attempt whose answer names no copy of the row's: OpenCRVS held an earlier NOTIFY
+ * of it (`olderCopy`), which copy the row does not know. Kept with that pending answer and with the
+ * rejection a pending check decides on it, so that NULL means only "recorded before migration 019"
+ * (record.ts, rejectedBefore019). No sentCopyHash is empty: it names no reading either.
+ */
+export const NO_COPY_NAMED = '';

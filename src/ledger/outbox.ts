@@ -2,7 +2,7 @@
 // that ends an attempt checks `locked_by`, so a worker whose lock was reset as stale (and whose row
 // another worker may now hold) cannot overwrite the newer attempt.
 import { type Db, relaxed } from './db.js';
-import { sentCopyHash } from './hash.js';
+import { NO_COPY_NAMED, sentCopyHash } from './hash.js';
 import {
   endsDoubt,
   FORGET_HELD_BACK_SQL,
@@ -291,9 +291,10 @@ export function createOutbox(db: Db): Outbox {
     const counted = row.updated_after_notification_at !== null && row.updated_after_notification_at >= input.startedAt;
     if (!('error' in settlement)) {
       // Decided later (a pending check), perhaps after the payload is purged: what was sent is kept now.
-      // Not when OpenCRVS holds an earlier NOTIFY than this copy: which copy that was, the row does not know.
-      if (settlement.outcome === 'delivered-pending' && !settlement.olderCopy)
-        copyHash = claimedCopyHash(input, row.id);
+      // Not when OpenCRVS holds an earlier NOTIFY than this copy: which copy that was, the row does not know,
+      // and says so (a NULL would be taken for an answer recorded before migration 019).
+      if (settlement.outcome === 'delivered-pending')
+        copyHash = settlement.olderCopy ? NO_COPY_NAMED : claimedCopyHash(input, row.id);
       if (replaced) keepClaimedCopy.run({ id: row.id, payload: JSON.stringify(input.claimedPayload) });
       // Newer: a version the claimed copy does not carry, or a withdrawal by the source meanwhile.
       const newer = (newerVersion && !counted) || row.withdrawn_reason !== null || settlement.olderCopy ? 1 : 0;

@@ -44,8 +44,8 @@ export function createPendingChecks(db: Db): PendingChecks {
       @errClassification, @errKind, @errStatus, @errMessage, NULL, @copyHash
     FROM ledger_rows WHERE id = @id`);
   // The copy the NOTIFY being decided carried, kept with its pending answer (outbox.ts): the row's payload
-  // may be purged by now, or be a version OpenCRVS never had (an earlier NOTIFY stood, `olderCopy`). None
-  // for an answer recorded before migration 019, or one that named no copy of ours.
+  // may be purged by now, or be a version OpenCRVS never had (an earlier NOTIFY stood, `olderCopy`: then
+  // NO_COPY_NAMED, hash.ts, which the rejection keeps too). None for an answer recorded before migration 019.
   const pendingCopy = db
     .prepare<[number], string | null>(`SELECT copy_hash FROM ledger_attempts
       WHERE row_id = ? AND outcome = 'delivered-pending' ORDER BY id DESC LIMIT 1`)

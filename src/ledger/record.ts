@@ -153,8 +153,8 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
      FROM ledger_attempts WHERE row_id = @id AND copy_hash = @copy AND error_kind = 'rejected'
      ORDER BY id DESC LIMIT 1`);
   type Rejection = NonNullable<ReturnType<typeof rejectionOf.get>>;
-  // The row's latest rejection, when it names no copy: recorded before migration 019 (or a pending answer's
-  // decision whose NOTIFY named no copy of ours, pending-checks.ts). See rejectedBefore019.
+  // The row's latest rejection, when it names no copy: recorded before migration 019. Not one that says it
+  // names none (NO_COPY_NAMED, hash.ts: a pending answer's decision on an earlier NOTIFY). See rejectedBefore019.
   const unnamedRejection = db.prepare<[number], Rejection & { attempt: number }>(`
     SELECT id AS attempt, error_classification AS classification, error_kind AS kind, error_status AS status,
       error_message AS message
@@ -236,6 +236,8 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
    * rejected) holds the very copy OpenCRVS rejected. Read again as it, the attempt is given that copy's hash
    * (so an invalid reading dropping the payload later no longer loses it) and the row stays dead. Not a row
    * whose hash stayed: its payload may be a newer version set in place while the rejected copy was sent.
+   * Nor a rejection recorded since that names no copy (NO_COPY_NAMED: OpenCRVS held an earlier NOTIFY than
+   * the row's copy, `olderCopy`): the row then holds a version OpenCRVS never had, which goes out.
    */
   const rejectedBefore019 = (existing: SqlRecordedRow, copy: string): Rejection | undefined => {
     if (existing.payload_hash !== null || existing.payload === null || existing.last_error_kind !== 'rejected')

@@ -280,6 +280,58 @@ describe('ledger: recording events', () => {
     assert.match(ledger.get(pending.id)?.notifyTransactionId ?? '', /:notify:r1$/);
   });
 
+  it('a rejection of an earlier NOTIFY that stood (olderCopy) names no copy: the newer version read again goes out', () => {
+    const read = (p = payload(), fingerprint = 'content-a') => ({
+      ...eventInput('o', p),
+      sourceFingerprint: () => fingerprint,
+    });
+    const { row } = ledger.recordEvent(read());
+    // The first copy's NOTIFY may be stored in OpenCRVS (its answers were lost) when the row runs out of retries.
+    settleRow(ledger, row.id, { outcome: 'dead', error: server500 }, { now: clock.now() });
+    clock.advance(1000);
+    const second = read(payload('Second'), 'content-b');
+    const changed = ledger.recordEvent(second);
+    assert.deepEqual([changed.change, changed.row.state], ['replaced', 'pending']);
+    assert.match(changed.row.notifyTransactionId, /:notify:r1$/);
+    clock.advance(1000);
+    // Sending it finds the earlier NOTIFY standing, pending: OpenCRVS holds a copy other than this one.
+    const claimed = ledger.claimRow(row.id, 'w1', clock.now());
+    assert.ok(claimed?.payload);
+    ledger.settle({
+      id: row.id,
+      workerId: 'w1',
+      step: 'notify',
+      startedAt: clock.now(),
+      claimedAttempts: claimed.attempts,
+      claimedPayloadHash: claimed.payloadHash,
+      claimedPayload: claimed.payload,
+      settlement: { outcome: 'delivered-pending', eventId: 'event-o', trackingId: 'TRK-o', olderCopy: true },
+    });
+    clock.advance(1000);
+    ledger.recordPendingCheck({
+      id: row.id,
+      notifyTransactionId: claimed.notifyTransactionId,
+      workerId: 'w1',
+      startedAt: clock.now(),
+      step: 'pending-check',
+      result: { outcome: 'dead', error: { classification: 'permanent', kind: 'rejected', message: 'rejected' } },
+    });
+    const dead = ledger.get(row.id);
+    assert.deepEqual([dead?.state, dead?.payload, dead?.payloadHash], ['dead', payload('Second'), null]);
+    // The second version is not what OpenCRVS rejected (it never had it): read again, it goes out, and the
+    // rejection is not taken for one recorded before migration 019 and given its copy.
+    const back = ledger.recordEvent(second);
+    assert.deepEqual([back.change, back.row.state], ['replaced', 'pending']);
+    assert.match(back.row.notifyTransactionId, /:notify:r2$/);
+    const db = new Database(path, { readonly: true });
+    const named = db
+      .prepare(`SELECT copy_hash FROM ledger_attempts WHERE row_id = ? AND error_kind = 'rejected'`)
+      .pluck()
+      .all(row.id);
+    db.close();
+    assert.deepEqual(named, ['']);
+  });
+
   it('a copy OpenCRVS rejected, read again while a newer version waits to be sent, is not sent: the row is dead again', () => {
     const read = (p = payload(), fingerprint = 'content-a') => ({
       ...eventInput('w', p),
