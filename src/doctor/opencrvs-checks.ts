@@ -52,8 +52,9 @@ export async function checkToken(
 
 /**
  * 1.9 only: its locations are on the gateway, so the routing check never asks `eventsUrl`, and a wrong one
- * would show only at the first delivery (held). Asks the events API for an event no one has: nothing is
- * sent, and the events API answers it unlike a path that is not the events API (a plain 404).
+ * would show only at the first delivery (held). Asks the events API to create an event from an empty
+ * body (OpenCrvsClient.probeEvents): it is refused before anything is created, and the events API refuses
+ * it unlike a path that is not the events API (a plain 404).
  */
 export async function checkEventsApi(config: BridgeConfig, client: OpenCrvsClient): Promise<CheckResult> {
   const url = displayUrl(config.opencrvs.eventsUrl ?? '');

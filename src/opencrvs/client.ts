@@ -44,9 +44,9 @@ export interface OpenCrvsClient extends OpenCrvsApi {
   /** Forgets the cached token and closes the client's connections. */
   close?(): void;
   /**
-   * Asks the events API for an event no one has (`GET {eventsUrl}/events/<nil uuid>`): nothing is sent or
-   * created. Resolves when the events API answered as itself (404 `Event not found…`, or 403 for a client
-   * without `record.read`, as a Health client is); rejects with the classified error otherwise, a plain 404
+   * Asks the events API to create an event from an empty body (`POST {eventsUrl}/events` with `{}`), which
+   * it refuses before creating anything. Resolves when the events API answered as itself (400 on the body,
+   * or 403 for a client without `record.create`); rejects with the classified error otherwise, a plain 404
    * (`config`) meaning `eventsUrl` is not the events API. For doctor: 1.9 lists locations on the gateway,
    * so nothing else it asks goes to `eventsUrl` before the first delivery does.
    */
