@@ -100,13 +100,21 @@ export function dhis2Recheck(deps: {
         const reads = await Promise.all(keys.map((key) => readSubject(key)));
         // Stopping: not checked, the rows wait (delivery/worker.ts).
         if (client.closed && failures.length > 0) throw recheckFailure(failures);
-        keys.forEach((key, i) => {
+        // Each deletion is its own durable transaction (an fsync) and a ledger search: a recheck or a
+        // `replay --dead` finding many tracked entities deleted held serve's event loop for hundreds of ms
+        // (/healthz, senders' acknowledgements waiting). A turn of the loop between them, as in the FHIR
+        // recheck (fhir/reevaluate.ts); each one is whole in itself (its rows, its order marks), so what runs
+        // in between is no more than another evaluation committing.
+        let deleted = 0;
+        for (const [i, key] of keys.entries()) {
           const read = reads[i];
-          if (read?.deleted) pipeline.recordDeleted(key, fetcher);
-          else if (read?.held) held.push(...pipeline.unserved(key, read.held, fetcher));
+          if (read?.deleted) {
+            if (deleted++ > 0) await new Promise((resolve) => setImmediate(resolve));
+            pipeline.recordDeleted(key, fetcher);
+          } else if (read?.held) held.push(...pipeline.unserved(key, read.held, fetcher));
           else if (read?.resource && read.via) through.set(read.via, [...(through.get(read.via) ?? []), read.resource]);
           else if (read?.resource) resources.push(read.resource);
-        });
+        }
       } finally {
         // One commit for them all, made even when the reads fail: the worker sends the rows of a recheck
         // that failed as recorded, and these must not go with them.
