@@ -1,5 +1,6 @@
 // The delivery worker: claims due rows from the ledger and sends them to OpenCRVS, at most
 // `concurrency` at a time, pausing the whole queue while an operator problem lasts.
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { holderGone, hostPrefix, processHolderId } from '../ledger/holders.js';
 import { type HoldState, type LedgerRow, PURGE_CHUNK_ROWS } from '../ledger/index.js';
 import { silentLogger } from '../observability/logger.js';
@@ -216,7 +217,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         const n = ledger.purgePayloads(at, purgeChunkRows);
         purged += n;
         if (n < purgeChunkRows || stopping) break;
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await nextTurn();
         if (stopping) break;
       }
     } catch (err) {

@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Ledger, LedgerRow, RecordChange, SlowRecordStrikes } from '../ledger/index.js';
 import {
   ContextReadError,
@@ -554,7 +555,7 @@ export class SourcePipeline {
     for (let taken = run.take(); taken; taken = run.take()) {
       // Mapping from a warm cache never leaves the microtask queue; yielding to I/O between subjects
       // keeps the receiver's acknowledgements (and health checks) prompt during a large batch.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await nextTurn();
       // Stopped by another lane while this one yielded.
       const stop = run.stop();
       if (stop) {

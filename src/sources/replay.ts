@@ -3,6 +3,7 @@
 // routing as configured now. That is what an operator fixed before pressing Replay (a mapping, a route, the
 // record itself), and the only way a record the mapping refused, stored without a payload, can go out.
 // The rows keep their transactionIds either way, so a replay never creates a second OpenCRVS event.
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Ledger, LedgerRow, ReplayResult } from '../ledger/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { SubjectRecheck } from './recheck.js';
@@ -121,7 +122,7 @@ const taken = ({ id, sourceId, subjectKey }: LedgerRow): Taken => ({ id, sourceI
 async function deadRows(ledger: Ledger, maxRows: number, inChunks: ReturnType<typeof chunked>): Promise<Taken[]> {
   const rows = new Map<number, Taken>();
   for (let offset = 0; rows.size < maxRows; ) {
-    if (offset > 0) await inChunks.turn();
+    if (offset > 0) await nextTurn();
     const limit = Math.min(inChunks.size, maxRows - rows.size);
     const page = ledger.list({ states: ['dead'], limit, offset });
     for (const row of page) rows.set(row.id, taken(row));
@@ -174,10 +175,9 @@ async function reevaluate(deps: ReplayDeps, rows: Taken[]): Promise<Map<number, 
  */
 function chunked(rows: number) {
   const size = Math.max(1, Math.floor(rows));
-  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
   const each = async <T>(items: readonly T[], run: (slice: T[]) => void): Promise<void> => {
     for (let at = 0; at < items.length; at += size) {
-      if (at > 0) await turn();
+      if (at > 0) await nextTurn();
       run(items.slice(at, at + size));
     }
   };
@@ -185,7 +185,7 @@ function chunked(rows: number) {
     each(items, (slice) => {
       for (const item of slice) run(item);
     });
-  return Object.assign(perItem, { each, turn, size });
+  return Object.assign(perItem, { each, size });
 }
 
 /** A row the source withdrew while an OpenCRVS event exists: the worker asks OpenCRVS before sending. */

@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Dhis2Settings } from '../../config/types.js';
 import { RecheckNotReady } from '../../delivery/types.js';
 import { type Resource, trackedEntityResource } from '../../mapping/index.js';
@@ -109,7 +110,7 @@ export function dhis2Recheck(deps: {
         for (const [i, key] of keys.entries()) {
           const read = reads[i];
           if (read?.deleted) {
-            if (deleted++ > 0) await new Promise((resolve) => setImmediate(resolve));
+            if (deleted++ > 0) await nextTurn();
             pipeline.recordDeleted(key, fetcher);
           } else if (read?.held) held.push(...pipeline.unserved(key, read.held, fetcher));
           else if (read?.resource && read.via) through.set(read.via, [...(through.get(read.via) ?? []), read.resource]);

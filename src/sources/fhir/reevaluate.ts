@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Resource } from '../../mapping/index.js';
 import { addReports, type Evaluation, emptyReport, type PassReport, type SourcePipeline } from '../pipeline.js';
 import { failureToThrow } from '../shared/source-error.js';
@@ -89,7 +90,7 @@ async function evaluateRefs(
   // rows, its order marks), so what runs in between is no more than another evaluation committing.
   const recheck: string[] = [];
   for (const [i, ref] of gone.entries()) {
-    if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+    if (i > 0) await nextTurn();
     recheck.push(...source.pipeline.recordDeleted(ref, fetcher, lastVersions[i]));
   }
   if (recheck.length > 0) resources.push(...(await readAll(recheck)).filter(isResource));
@@ -111,7 +112,7 @@ async function commitInSteps(
   // Each result is a row of its own, so a crash between them only leaves the rest to the next reading.
   const report = emptyReport();
   for (let at = 0; at === 0 || at < results.length; at += RECONCILED_COMMIT_ROWS) {
-    if (at > 0) await new Promise((resolve) => setImmediate(resolve));
+    if (at > 0) await nextTurn();
     addReports(report, source.pipeline.commit(results.slice(at, at + RECONCILED_COMMIT_ROWS), undefined, options));
   }
   return report;
