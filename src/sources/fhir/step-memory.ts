@@ -8,6 +8,43 @@ import { setBounded } from '../shared/bounded-map.js';
 const MAX_KEYS_PER_CLIENT = 256;
 
 /**
+ * A number kept per source client and key, forgotten `forgetAfterMs` after it was set. Bounded:
+ * MAX_KEYS_PER_CLIENT keys a client (the one set longest ago goes first); a client that is gone takes its
+ * map along. StepMemory and LengthMemory keep their numbers so.
+ */
+class KeptPerClient {
+  private readonly kept = new WeakMap<object, Map<string, { value: number; at: number }>>();
+
+  constructor(
+    private readonly forgetAfterMs: number,
+    private readonly maxKeys: number,
+  ) {}
+
+  /** The number kept for `key`, unless none was set within forgetAfterMs. */
+  get(client: object, key: string, now: number): number | undefined {
+    const known = this.kept.get(client)?.get(key);
+    if (!known) return undefined;
+    if (now - known.at <= this.forgetAfterMs) return known.value;
+    this.kept.get(client)?.delete(key);
+    return undefined;
+  }
+
+  /** Sets `value` unless `covered` says the number kept (within forgetAfterMs) already covers it; whether it did. */
+  set(client: object, key: string, value: number, now: number, covered: (kept: number) => boolean): boolean {
+    let values = this.kept.get(client);
+    if (!values) {
+      values = new Map();
+      this.kept.set(client, values);
+    }
+    const known = values.get(key);
+    if (known && covered(known.value) && now - known.at <= this.forgetAfterMs) return false;
+    // The newest last (setBounded): when full, the key set longest ago goes first.
+    setBounded(values, key, { value, at: now }, this.maxKeys);
+    return true;
+  }
+}
+
+/**
  * Per source client and key (a resource type, a batchable search): the step a batched call is asked at
  * since one timed out (or was refused as too long), forgotten after `forgetAfterMs` so an EMR that was only
  * busy gets the larger calls back. Later pages and passes ask the smaller size at once instead of waiting
@@ -15,20 +52,15 @@ const MAX_KEYS_PER_CLIENT = 256;
  * Bounded: MAX_KEYS_PER_CLIENT keys a client; a client that is gone takes its map along.
  */
 export class StepMemory {
-  private readonly steps = new WeakMap<object, Map<string, { step: number; at: number }>>();
+  private readonly steps: KeptPerClient;
 
-  constructor(
-    private readonly forgetAfterMs: number,
-    private readonly maxKeys = MAX_KEYS_PER_CLIENT,
-  ) {}
+  constructor(forgetAfterMs: number, maxKeys = MAX_KEYS_PER_CLIENT) {
+    this.steps = new KeptPerClient(forgetAfterMs, maxKeys);
+  }
 
   /** The step to ask at now: 0 unless a call timed out (or was refused) within forgetAfterMs. */
   stepOf(client: object, key: string, now = Date.now()): number {
-    const known = this.steps.get(client)?.get(key);
-    if (!known) return 0;
-    if (now - known.at <= this.forgetAfterMs) return known.step;
-    this.steps.get(client)?.delete(key);
-    return 0;
+    return this.steps.get(client, key, now) ?? 0;
   }
 
   /**
@@ -37,17 +69,8 @@ export class StepMemory {
    * all of them, and one warning).
    */
   stepDown(client: object, key: string, step: number, now = Date.now()): number | undefined {
-    let steps = this.steps.get(client);
-    if (!steps) {
-      steps = new Map();
-      this.steps.set(client, steps);
-    }
     const next = step + 1;
-    const known = steps.get(key);
-    if (known && known.step >= next && now - known.at <= this.forgetAfterMs) return undefined;
-    // The newest last (setBounded): when full, the key stepped down longest ago goes first.
-    setBounded(steps, key, { step: next, at: now }, this.maxKeys);
-    return next;
+    return this.steps.set(client, key, next, now, (kept) => kept >= next) ? next : undefined;
   }
 }
 
@@ -60,20 +83,15 @@ export class StepMemory {
  * Bounded: MAX_KEYS_PER_CLIENT keys a client; a client that is gone takes its map along.
  */
 export class LengthMemory {
-  private readonly lengths = new WeakMap<object, Map<string, { values: number; at: number }>>();
+  private readonly lengths: KeptPerClient;
 
-  constructor(
-    private readonly forgetAfterMs: number,
-    private readonly maxKeys = MAX_KEYS_PER_CLIENT,
-  ) {}
+  constructor(forgetAfterMs: number, maxKeys = MAX_KEYS_PER_CLIENT) {
+    this.lengths = new KeptPerClient(forgetAfterMs, maxKeys);
+  }
 
   /** The most values to ask at once now: undefined unless a longer list was refused within forgetAfterMs. */
   valuesOf(client: object, key: string, now = Date.now()): number | undefined {
-    const known = this.lengths.get(client)?.get(key);
-    if (!known) return undefined;
-    if (now - known.at <= this.forgetAfterMs) return known.values;
-    this.lengths.get(client)?.delete(key);
-    return undefined;
+    return this.lengths.get(client, key, now);
   }
 
   /**
@@ -82,14 +100,6 @@ export class LengthMemory {
    * refused together).
    */
   limit(client: object, key: string, values: number, now = Date.now()): boolean {
-    let lengths = this.lengths.get(client);
-    if (!lengths) {
-      lengths = new Map();
-      this.lengths.set(client, lengths);
-    }
-    const known = lengths.get(key);
-    if (known && known.values <= values && now - known.at <= this.forgetAfterMs) return false;
-    setBounded(lengths, key, { values, at: now }, this.maxKeys);
-    return true;
+    return this.lengths.set(client, key, values, now, (kept) => kept <= values);
   }
 }
