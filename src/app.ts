@@ -61,7 +61,7 @@ import type { PassOptions } from './sources/pass.js';
 import { addReports, emptyReport, OvertakenReadFailed, type PassReport, SourcePipeline } from './sources/pipeline.js';
 import { type SubjectRecheck, sourcesRecheck } from './sources/recheck.js';
 import { replayRows } from './sources/replay.js';
-import { SourceCallError } from './sources/shared/source-error.js';
+import { isForeign } from './sources/shared/source-error.js';
 import {
   WRITE_BACK_STATES,
   WriteBackRunner,
@@ -416,7 +416,7 @@ export class Bridge {
           // The FHIR and DHIS2 rechecks name the subjects whose reads met the page (RecheckNotReady.subjectKeys:
           // sources/fhir/recheck.ts, sources/dhis2/recheck.ts), and the other rows go on; a page that reaches
           // here was tied to no subject, so every row of the source waits.
-          if (err instanceof SourceCallError && err.foreign) throw new RecheckNotReady(err.message);
+          if (isForeign(err)) throw new RecheckNotReady(err.message);
           // An OpenCRVS call of the recheck failed (a location lookup no longer throws: the record is mapped
           // with its facility unchecked, which the worker checks before sending): not sent unchecked.
           if (err instanceof OpenCrvsError)

@@ -6,7 +6,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { Evaluation, SourcePipeline } from '../pipeline.js';
 import type { SubjectRecheck } from '../recheck.js';
 import { lastReaderFirst } from '../shared/last-reader.js';
-import { failureToThrow, SourceCallError } from '../shared/source-error.js';
+import { failureToThrow, isForeign, SourceCallError } from '../shared/source-error.js';
 import { type Dhis2Client, Dhis2SourceError, isDhis2Uid, type TrackedEntityListing } from './client.js';
 import { Dhis2Fetcher } from './fetcher.js';
 import type { TrackerTrackedEntity } from './schemas.js';
@@ -321,7 +321,7 @@ function recheckFailure(failures: readonly unknown[]): unknown {
   const waiting = failures.filter((err): err is RecheckNotReady => err instanceof RecheckNotReady);
   const other = failureToThrow(failures.filter((err) => !(err instanceof RecheckNotReady)));
   const [first] = waiting;
-  if (!first || (other instanceof SourceCallError && other.foreign)) return other;
+  if (!first || isForeign(other)) return other;
   return new RecheckNotReady(first.message, {
     subjectKeys: waiting.flatMap((err) => err.subjectKeys ?? []),
     otherFailure: other,
@@ -353,9 +353,6 @@ interface SubjectRead {
 }
 
 /** A page that is not DHIS2's own (a proxy's or firewall's 404 or 403: Dhis2Client), saying nothing of the record. */
-function isForeign(err: unknown): boolean {
-  return err instanceof SourceCallError && err.foreign;
-}
 
 /**
  * DHIS2 could not be asked just now, through the client's tries: no answer (its deadline, a connection

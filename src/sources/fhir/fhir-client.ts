@@ -114,11 +114,7 @@ function fhirTyped(err: unknown): boolean {
 
 /** The failed answer's content type, lower case ('' when none). */
 function contentTypeOf(err: unknown): string {
-  // fhir-kit-client keeps the response's headers on the error (config.headers): a Headers, perhaps undici's own.
-  const headers = isRecord(err) && isRecord(err.config) ? err.config.headers : undefined;
-  const get = isRecord(headers) ? headers.get : undefined;
-  const type: unknown = typeof get === 'function' ? get.call(headers, 'content-type') : undefined;
-  return typeof type === 'string' ? type.toLowerCase() : '';
+  return answerHeader(err, 'content-type')?.toLowerCase() ?? '';
 }
 
 /** The failed answer is an HTML page (sent as text/html, or a body that reads as markup). */

@@ -4,7 +4,7 @@
 // reference names the rows of that subject.
 import { RecheckNotReady } from '../../delivery/types.js';
 import type { SubjectRecheck } from '../recheck.js';
-import { failureToThrow, SourceCallError } from '../shared/source-error.js';
+import { failureToThrow, isForeign } from '../shared/source-error.js';
 import { type ReevaluatedSource, reevaluate } from './reevaluate.js';
 
 /**
@@ -37,8 +37,4 @@ function waitsFor(err: unknown, failed: ReadonlyArray<{ ref: string; error: unkn
     subjectKeys: [...new Set(pages.map(({ ref }) => ref))],
     otherFailure: failureToThrow(others),
   });
-}
-
-function isForeign(err: unknown): err is SourceCallError {
-  return err instanceof SourceCallError && err.foreign;
 }

@@ -59,6 +59,11 @@ export function noAnswer(err: unknown): string {
   return name === 'TimeoutError' || name === 'AbortError' ? 'timeout' : networkError(err);
 }
 
+/** A page from something in front of the source, not its answer (SourceCallError.foreign). */
+export function isForeign(err: unknown): err is SourceCallError {
+  return err instanceof SourceCallError && err.foreign;
+}
+
 /**
  * The source answered this call, with an error that may concern the record asked for rather than the
  * source: a 403 (a record outside the user's search scope or sharing), a 400, a 5xx it kept giving through
@@ -146,5 +151,5 @@ export class SourceCallError extends Error {
  * else the first.
  */
 export function failureToThrow(failures: readonly unknown[]): unknown {
-  return failures.find((err) => err instanceof SourceCallError && err.foreign) ?? failures[0];
+  return failures.find(isForeign) ?? failures[0];
 }
