@@ -167,20 +167,12 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     errStatus: rejection.status,
     errMessage: rejection.message,
   });
-  // A dead row read again as a copy OpenCRVS rejected (see recordEvent): it stays dead, holding that copy
-  // (a replay, an operator's decision, sends it), and says why again: an invalid reading since, or a later
-  // copy's death, had put its own error there.
-  const keepRejected = db.prepare(`
-    UPDATE ledger_rows SET payload = @payload, payload_hash = @payloadHash, office = @office, facility = @facility,
-      source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId, withdrawn_reason = NULL,
-      source_fingerprint = @sourceFingerprint, last_error_classification = @errClassification,
-      last_error_kind = @errKind, last_error_status = @errStatus, last_error_message = @errMessage, updated_at = @now
-    WHERE id = @id`);
-  // A row waiting to be sent (requeued by a newer version) read again as a copy OpenCRVS rejected: dead again
-  // with that copy and that rejection, as keepRejected leaves a dead row. Its retry budget and queued_at stay:
-  // nothing was sent under the generation the requeue started (a NOTIFY in doubt is not replaced, above), and
-  // the next version's requeue starts another.
-  const backToRejected = db.prepare(`
+  // A row read again as a copy OpenCRVS rejected (see recordEvent): dead, holding that copy (a replay, an
+  // operator's decision, sends it), saying why again: an invalid reading since, or a later copy's death, had
+  // put its own error there. A dead row stays so; one waiting to be sent (requeued by a newer version) is
+  // dead again, its retry budget and queued_at kept: nothing was sent under the generation the requeue
+  // started (a NOTIFY in doubt is not replaced, above), and the next version's requeue starts another.
+  const deadWithRejection = db.prepare(`
     UPDATE ledger_rows SET state = 'dead', payload = @payload, payload_hash = @payloadHash, office = @office,
       facility = @facility, source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId,
       withdrawn_reason = NULL, source_fingerprint = @sourceFingerprint, last_error_classification = @errClassification,
@@ -190,7 +182,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   // (setAsideInFlight), and the row holds nothing to send, only the rejected copy's hash. Delivered, settle
   // keeps the copy sent and counts the change once (the hash moved); rejected, it stays dead (nothing newer
   // waits); refused, failed or handed back, it goes dead at its next attempt. The next reading of the
-  // record, finding it dead with no payload, puts the rejected copy and its rejection back (keepRejected).
+  // record, finding it dead with no payload, puts the rejected copy and its rejection back (deadWithRejection).
   const setAsideForRejected = db.prepare(`
     UPDATE ledger_rows SET in_flight_payload = COALESCE(in_flight_payload, payload), payload = NULL,
       payload_hash = @payloadHash, source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId,
@@ -389,7 +381,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
           // The same content mapped otherwise while it is sent: see above.
         } else if (rejection) {
           if (existing.state === 'delivering') setAsideForRejected.run(params());
-          else backToRejected.run({ ...params(), ...rejectionColumns(rejection) });
+          else deadWithRejection.run({ ...params(), ...rejectionColumns(rejection) });
         } else if (!same) {
           (existing.state === 'delivering' ? replaceInFlight : replacePayload).run(params());
           change = 'replaced';
@@ -431,7 +423,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         if (dismissed && ((!same && existing.payload_hash !== null && sameContent(existing, input)) || rejection)) {
           restampMappedOtherwise.run(params());
         } else if (rejection) {
-          keepRejected.run({ ...params(), ...rejectionColumns(rejection) });
+          deadWithRejection.run({ ...params(), ...rejectionColumns(rejection) });
         } else if (!same || (existing.state === 'skipped' && !dismissed)) {
           requeue.run(params());
           change = 'replaced';
