@@ -105,7 +105,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   };
   // Taken as refused now, not at hold.since: the restart is what applies a corrected route, and a probe of
   // the uncorrected service may have mapped the row again after the hold began (to the same office).
-  if (hold?.office && !refusedOffices.has(hold.office)) officeRefused(hold.office, now());
+  if (hold?.office) officeRefused(hold.office, now());
 
   const emit = (event: DeliveryOutcome) => {
     try {
