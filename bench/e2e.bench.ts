@@ -325,19 +325,19 @@ const ledgerRows = (bridge: Bridge) => bridge.ledger.counts().reduce((sum, c) =>
  * no delivery), the inbox path's throughput without the ack traffic competing for the event loop.
  */
 async function drainInbox(bridge: Bridge, fhirCalls: Record<string, { calls: number; ms: number }>) {
-  const stored = bridge.ledger.inbox.depth();
+  const stored = bridge.ledger.inbox.backlog().depth;
   const callsBefore = totalCalls(fhirCalls);
   const started = performance.now();
   bridge.inbox.start();
   const deadline = started + RUN_TIMEOUT_MS;
-  while (bridge.ledger.inbox.depth() > 0 && performance.now() < deadline) {
+  while (bridge.ledger.inbox.backlog().depth > 0 && performance.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   const seconds = (performance.now() - started) / 1000;
   await bridge.inbox.stop();
   const calls = totalCalls(fhirCalls) - callsBefore;
   const recorded = ledgerRows(bridge);
-  return { stored, left: bridge.ledger.inbox.depth(), seconds, calls, recorded };
+  return { stored, left: bridge.ledger.inbox.backlog().depth, seconds, calls, recorded };
 }
 
 /** (d) Ack latency of POST /fhir-subscription/<source> at a fixed rate, with processing behind it. */
@@ -374,7 +374,7 @@ async function ackLatency(env: Env, receiverOnly: boolean) {
     const cpuSeconds = (performance.now() - sendStarted) / 1000;
     const sorted = [...result.latenciesMs].sort((a, b) => a - b);
     const recorded = ledgerRows(bridge);
-    const inboxDepth = bridge.ledger.inbox.depth();
+    const inboxDepth = bridge.ledger.inbox.backlog().depth;
     const callsWhileSending = Object.entries(fhirCalls).map(([name, s]) => [name, s.calls] as const);
     const drain = receiverOnly ? await drainInbox(bridge, fhirCalls) : undefined;
     return {

@@ -34,7 +34,6 @@ export interface LedgerInbox {
   doneAll(ids: number[], now: number): void;
   retry(id: number, nextAttemptAt: number, error: string): void;
   abandon(id: number, error: string, now: number): void;
-  depth(): number;
   /** Rows waiting to be processed and the bytes of their stored bodies (one read of a partial index). */
   backlog(): InboxBacklog;
   /** Deletes processed rows older than `before`, at most `limit` of them (all by default); returns how many. */
@@ -92,7 +91,6 @@ export function createInbox(db: Db): LedgerInbox {
     `UPDATE inbox SET attempts = attempts + 1, processed_at = ?, outcome = 'abandoned', last_error = ?,
        body = ${SHRUNK_BODY_SQL}, body_bytes = 0 WHERE id = ?`,
   );
-  const countDue = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM inbox WHERE processed_at IS NULL');
   // INDEXED BY: the index holds body_bytes, so neither the table nor a body's overflow pages are read.
   const countWaiting = db.prepare<[], { n: number; bytes: number }>(
     'SELECT COUNT(*) AS n, TOTAL(body_bytes) AS bytes FROM inbox INDEXED BY inbox_waiting_bytes WHERE processed_at IS NULL',
@@ -122,7 +120,6 @@ export function createInbox(db: Db): LedgerInbox {
     },
     retry: (id, nextAttemptAt, error) => void markRetry.run(nextAttemptAt, error.slice(0, 500), id),
     abandon: (id, error, now) => void markAbandoned.run(now, error.slice(0, 500), id),
-    depth: () => countDue.get()?.n ?? 0,
     backlog: () => {
       const row = countWaiting.get();
       return { depth: row?.n ?? 0, bytes: row?.bytes ?? 0 };

@@ -113,7 +113,7 @@ async function birth0Notified(options: Pick<HarnessOptions, 'fhirPaging'> = {}) 
 /** Lets a held notification's evaluation commit: its older stillbirth withdraws nothing; the birth goes out once. */
 async function birthStandsAfter(h: Harness, releaseNotification: () => void): Promise<void> {
   releaseNotification();
-  await h.waitFor('the notification processed', () => h.bridge.ledger.inbox.depth() === 0);
+  await h.waitFor('the notification processed', () => h.bridge.ledger.inbox.backlog().depth === 0);
   assert.equal(rowOfChild0(h)?.state, 'pending', 'the older read did not withdraw the birth');
   await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
   assert.equal((await h.events()).length, 1);
@@ -292,7 +292,7 @@ describe('bridge: a poll pass and a notification evaluate one birth at once', ()
       await reread.held;
       // The amended report's evaluation (begun before the reread) commits its stillbirth; then the reread.
       amended?.release();
-      await h.waitFor('the amended report processed', () => h.bridge.ledger.inbox.depth() === 0);
+      await h.waitFor('the amended report processed', () => h.bridge.ledger.inbox.backlog().depth === 0);
       reread.release();
       await pass;
       assert.equal(rowOfChild0(h)?.state, 'pending', 'the birth as the EMR holds it now');

@@ -221,7 +221,7 @@ describe('subscription receiver', () => {
     ];
     for (const [what, result, status, code] of cases) assertOutcome(await result, status, code, what);
 
-    assert.equal(h.bridge.ledger.inbox.depth(), 0);
+    assert.equal(h.bridge.ledger.inbox.backlog().depth, 0);
     assert.deepEqual(inboxRows(h), [], 'no refused notification reached the inbox table');
 
     // Still serving: a good notification (Medplum style: the resource, signed) is stored and delivered.
@@ -240,9 +240,9 @@ describe('subscription receiver', () => {
     const rows = inboxRows(h);
     assert.equal(rows.length, before + 1, 'the row is on disk when the sender hears 200');
     assert.equal(rows.at(-1)?.processed_at, null);
-    assert.equal(h.bridge.ledger.inbox.depth(), 1);
+    assert.equal(h.bridge.ledger.inbox.backlog().depth, 1);
     h.bridge.inbox.start();
-    await h.waitFor('the stored notification to be processed', () => h.bridge.ledger.inbox.depth() === 0);
+    await h.waitFor('the stored notification to be processed', () => h.bridge.ledger.inbox.backlog().depth === 0);
     assert.notEqual(inboxRows(h).at(-1)?.processed_at, null);
     assert.equal((await h.events()).length, 1, 'the repeated notification created no second event');
   });

@@ -38,7 +38,7 @@ const STYLES: Array<{ style: NotifyStyle; options: HarnessOptions }> = [
 /** Everything the sandbox sent has been answered and every stored notification processed. */
 async function settle(h: Harness): Promise<void> {
   await h.fhir.emitter?.flush();
-  await h.waitFor('the inbox to drain', () => h.bridge.ledger.inbox.depth() === 0);
+  await h.waitFor('the inbox to drain', () => h.bridge.ledger.inbox.backlog().depth === 0);
   await h.bridge.inbox.processOnce();
 }
 

@@ -77,7 +77,7 @@ describe('InboxProcessor', () => {
     t.receive({ kind: 'event', style: 'resource', refs: ['Patient/p1'] });
     assert.equal(await t.processor.processOnce(), 1);
     assert.deepEqual(t.pipeline.evaluated, ['Patient/p1/3'], 'the version on the server, not the notification');
-    assert.equal(t.inbox.depth(), 0);
+    assert.equal(t.inbox.backlog().depth, 0);
     assert.equal(t.catchUps.length, 0);
   });
 
@@ -95,10 +95,10 @@ describe('InboxProcessor', () => {
         t.processor.wake();
         await new Promise((resolve) => setTimeout(resolve, 2));
       }
-      for (let waited = 0; t.inbox.depth() > 0 && waited < 2000; waited += 10) {
+      for (let waited = 0; t.inbox.backlog().depth > 0 && waited < 2000; waited += 10) {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
-      assert.equal(t.inbox.depth(), 0);
+      assert.equal(t.inbox.backlog().depth, 0);
       assert.deepEqual(
         t.pipeline.commits.map((c) => c.refs.length),
         [5],
@@ -125,7 +125,7 @@ describe('InboxProcessor', () => {
     t.receive({ kind: 'ping', style: 'hapi-empty' });
     await t.processor.processOnce();
     assert.equal(t.catchUps.length, 1);
-    assert.equal(t.inbox.depth(), 0);
+    assert.equal(t.inbox.backlog().depth, 0);
   });
 
   it('detects a jump in backport event numbers once, and ignores a repeated number', async () => {
@@ -275,7 +275,7 @@ describe('InboxProcessor', () => {
     t.receive({ kind: 'ping', style: 'hapi-empty' });
     await t.processor.processOnce();
     assert.equal(t.catchUps.length, 1, 'one poll for the round, however many pings');
-    assert.equal(t.inbox.depth(), 0);
+    assert.equal(t.inbox.backlog().depth, 0);
     assert.ok(t.meta.getMeta('subscription:emr:catchUpOwed'), 'the owed poll is stored');
     await t.processor.processOnce();
     assert.equal(t.catchUps.length, 1, 'not again before the backoff');
@@ -327,7 +327,7 @@ describe('InboxProcessor', () => {
     assert.equal(t.inbox.pruned.size, 2_000, 'one chunk in a round');
     await t.processor.processOnce();
     assert.equal(t.inbox.pruned.size, 2_500, 'the next round goes on at once; the newer one is kept');
-    assert.equal(t.inbox.depth(), 1, 'the waiting notification is not touched');
+    assert.equal(t.inbox.backlog().depth, 1, 'the waiting notification is not touched');
     t.advance(3_600_000);
     await t.processor.processOnce();
     assert.equal(t.inbox.pruned.size, 2_501, 'the newer one too, once a day old');
@@ -339,7 +339,7 @@ describe('InboxProcessor', () => {
     crashed.receive({ kind: 'ping', style: 'hapi-empty' });
     void crashed.processor.processOnce();
     await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(crashed.inbox.depth(), 0, 'the ping row itself was done');
+    assert.equal(crashed.inbox.backlog().depth, 0, 'the ping row itself was done');
     const restarted = setup({ meta });
     await restarted.processor.processOnce();
     assert.equal(restarted.catchUps.length, 1);

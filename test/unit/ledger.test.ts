@@ -2017,7 +2017,7 @@ describe('ledger: inbox', () => {
       assert.equal(ledger.inbox.prune(60, 2), 2);
       assert.equal(ledger.inbox.prune(60, 2), 1);
       assert.equal(ledger.inbox.prune(1_000), 0, 'the waiting one stays');
-      assert.equal(ledger.inbox.depth(), 1);
+      assert.equal(ledger.inbox.backlog().depth, 1);
     } finally {
       cleanup();
     }
@@ -2108,7 +2108,7 @@ describe('ledger: inbox', () => {
         db.close();
       }
       ledger.inbox.doneAll(ids, 5);
-      assert.equal(ledger.inbox.depth(), 0);
+      assert.equal(ledger.inbox.backlog().depth, 0);
       const read = new Database(path, { readonly: true });
       try {
         assert.deepEqual(read.prepare('SELECT body FROM inbox ORDER BY id').pluck().all(), ['{}', '{}']);

@@ -24,7 +24,6 @@ export interface InboxStore {
   retry(id: number, nextAttemptAt: number, error: string): void;
   /** Stops retrying a row; the poller reconciles what it would have delivered. */
   abandon(id: number, error: string, now: number): void;
-  depth(): number;
   /** Rows waiting and the bytes their stored notifications take (what the receiver bounds). */
   backlog(): InboxBacklog;
   /** Deletes processed rows older than `before`, at most `limit`; returns how many. */
@@ -60,7 +59,6 @@ export function fhirInbox(store: LedgerInbox): InboxStore {
     doneAll: store.doneAll,
     retry: store.retry,
     abandon: store.abandon,
-    depth: store.depth,
     backlog: store.backlog,
     prune: store.prune,
   };

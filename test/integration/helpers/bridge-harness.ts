@@ -276,7 +276,7 @@ async function startHarnessOnce(options: HarnessOptions): Promise<Harness> {
           if (Date.now() > deadline) {
             assert.fail(
               `timed out after ${timeoutMs} ms waiting for ${n} OpenCRVS events: have ${events.length}; ` +
-                `ledger ${JSON.stringify(stateCounts(bridge))}, inbox depth ${bridge.ledger.inbox.depth()}`,
+                `ledger ${JSON.stringify(stateCounts(bridge))}, inbox depth ${bridge.ledger.inbox.backlog().depth}`,
             );
           }
           await sleep(50);

@@ -298,10 +298,6 @@ export class MemoryInbox implements InboxStore {
     row.error = error;
   }
 
-  depth(): number {
-    return this.rows.filter((r) => r.processedAt === undefined).length;
-  }
-
   backlog(): { depth: number; bytes: number } {
     const waiting = this.rows.filter((r) => r.processedAt === undefined);
     const bytes = waiting.reduce((sum, r) => sum + Buffer.byteLength(JSON.stringify(r.notification)), 0);
