@@ -10,6 +10,7 @@
 // The verify compiles every mapping (tens to hundreds of milliseconds a change): it runs on a worker thread,
 // one at a time and under a time limit, so the receiver's acknowledgements and the delivery worker never
 // wait on it. The files are read without blocking either.
+
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -18,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { parse } from 'yaml';
 import type { Logger } from '../observability/logger.js';
+import type { FilesVerdict } from './on-disk-verify.js';
 import { isMappingPath, shippedMappingFile } from './paths.js';
 
 /** Ledger meta key where serve records the files it loaded and their hashes, for `doctor` beside it. */
@@ -313,13 +315,6 @@ export class ConfigOnDisk {
   }
 }
 
-export interface WorkerVerdict {
-  problem?: string;
-  files?: string[];
-  /** The configured source ids, when everything loaded (config/on-disk-verify.ts). */
-  sourceIds?: string[];
-}
-
 /** The worker's module, beside this one: dist/config/*.js when built, src/config/*.ts under tsx. */
 const WORKER_MODULE = new URL(`./on-disk-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
@@ -338,7 +333,7 @@ let lingering: Promise<void> | undefined;
 export async function verifyInWorker(
   input: { path: string; env: Readonly<Record<string, string | undefined>> },
   signal: AbortSignal,
-): Promise<WorkerVerdict> {
+): Promise<FilesVerdict> {
   while (lingering) await untilAborted(lingering, signal);
   signal.throwIfAborted();
   // The environment as plain data (process.env cannot be cloned as it is); it stays in this process.
@@ -360,7 +355,7 @@ export async function verifyInWorker(
   void exited.then(() => {
     if (lingering === exited) lingering = undefined;
   });
-  return new Promise<WorkerVerdict>((resolve, reject) => {
+  return new Promise<FilesVerdict>((resolve, reject) => {
     const done = () => {
       signal.removeEventListener('abort', abort);
       void worker.terminate();
@@ -370,7 +365,7 @@ export async function verifyInWorker(
       reject(signal.reason);
     };
     signal.addEventListener('abort', abort, { once: true });
-    worker.once('message', (message: { verdict?: WorkerVerdict; error?: string }) => {
+    worker.once('message', (message: { verdict?: FilesVerdict; error?: string }) => {
       done();
       if (message.verdict) resolve(message.verdict);
       else reject(new Error(message.error ?? 'the verify gave no answer'));
