@@ -6,11 +6,10 @@
 // in it, so a mapping whose programme set does not name that programme finds no enrollment, no event, and
 // triggers on nothing: nothing is notified and no error is ever raised. Checked where the mappings are
 // loaded (sources/overlap.ts) and, for the stages, against the live metadata by `doctor`.
-import { resolve } from 'node:path';
-import { isMappingPath, shippedMappingFile } from '../../config/paths.js';
 import type { SourceSettings } from '../../config/types.js';
 import { type CodedTestsInput, triggerSets } from '../../mapping/coded-tests.js';
 import { buildCodeSet, itemIsCoded } from '../../mapping/fhirpath/functions.js';
+import { mappingFile } from '../../mapping/load.js';
 import { dhis2SettingsOf } from './settings.js';
 
 /** What these checks need of a loaded mapping. */
@@ -78,9 +77,7 @@ export function unreachableMappings(
   if (source.kind !== 'dhis2') return [];
   const { program } = dhis2SettingsOf(source as SourceSettings);
   // Loaded mappings are in priority order, not the order the configuration names them in.
-  const files = (source.mappings ?? []).map((entry) =>
-    isMappingPath(entry) ? resolve(entry) : shippedMappingFile(entry),
-  );
+  const files = (source.mappings ?? []).map((entry) => mappingFile(entry));
   const out: UnreachableMapping[] = [];
   for (const [loaded, mapping] of mappings.entries()) {
     const tested = codedUids(mapping, 'program');
