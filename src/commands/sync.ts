@@ -7,11 +7,6 @@ import { isOpenCrvsError } from '../opencrvs/index.js';
 import { buildOrReport, loadConfigOrReport, reportLedgerInUse } from './options.js';
 import { listenForSignals, openLeased, processLogger } from './runtime.js';
 
-/**
- * The longest --timeout: the pass's deadline is a timer, and Node fires a timer set past 2^31 - 1 ms
- * (about 24.8 days) after 1 ms instead, which would cut the pass off at once.
- */
-
 function printSummary(summary: SyncSummary): void {
   const byState = new Map<string, number>();
   for (const row of summary.rows) byState.set(row.state, (byState.get(row.state) ?? 0) + 1);
