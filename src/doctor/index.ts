@@ -29,32 +29,29 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   if (!config) return { ok: false, checks };
   const notLoaded = 'not checked: a secret file it needs did not load (see config)';
 
-  // Placed here, written once the mappings say which event types each source notifies.
-  const sourceIdsAt = checks.length;
-  checks.push(...checkStore(config));
-
+  // The mappings first: they say which event types each source notifies, which the source-id check names.
+  const mappingResults: CheckResult[] = [];
   const eventTypes = new Set<string>();
   const mappingsBySource = new Map<string, MappingSet>();
   for (const source of config.sources) {
     const loaded = checkMappings(config, source);
-    checks.push(loaded.result);
+    mappingResults.push(loaded.result);
     if (loaded.mappings) {
       mappingsBySource.set(source.id, loaded.mappings);
       for (const mapping of loaded.mappings.mappings) eventTypes.add(mapping.eventType);
     }
   }
-
   const typesOf = (id: string) => mappingsBySource.get(id)?.mappings.map((m) => m.eventType);
-  checks.splice(sourceIdsAt, 0, ...checkSourceIds(config, typesOf));
+  const loadedOf = (i: number) => mappingsBySource.get(config.sources[i]?.id ?? '')?.mappings;
+  checks.push(...checkSourceIds(config, typesOf), ...checkStore(config), ...mappingResults);
 
   // Mappings that would notify a record by their order, or twice: serve and sync refuse them (sources/overlap.ts).
   try {
-    checkSourceMappings(config, (i) => mappingsBySource.get(config.sources[i]?.id ?? '')?.mappings);
+    checkSourceMappings(config, loadedOf);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     checks.push(fail('sources', err.message));
   }
-  const loadedOf = (i: number) => mappingsBySource.get(config.sources[i]?.id ?? '')?.mappings;
   for (const { sourceId, message } of unreachableMappingWarnings(config.sources, loadedOf))
     checks.push(warn(`mappings ${sourceId}`, message));
 
