@@ -42,10 +42,19 @@ export interface LoadedFile {
 
 export function fileHash(path: string): string {
   try {
-    return createHash('sha256').update(readFileSync(path)).digest('hex');
+    return contentHash(readFileSync(path));
   } catch (err) {
-    return `unreadable (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+    return unreadable(err);
   }
+}
+
+function contentHash(content: Buffer): string {
+  return createHash('sha256').update(content).digest('hex');
+}
+
+/** What a file that could not be read is recorded as: a hash that matches no content. */
+function unreadable(err: unknown): string {
+  return `unreadable (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
 }
 
 /**
@@ -97,9 +106,9 @@ export async function fileHashAsync(path: string, signal: AbortSignal): Promise<
     content = await untilAborted(read, signal);
   } catch (err) {
     if (signal.aborted) throw signal.reason;
-    return `unreadable (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+    return unreadable(err);
   }
-  return createHash('sha256').update(content).digest('hex');
+  return contentHash(content);
 }
 
 /** `promise`, or a rejection with the signal's reason as soon as it aborts. */
@@ -207,17 +216,24 @@ export class ConfigOnDisk {
     return running;
   }
 
+  private get timeoutMs(): number {
+    return this.options.timeoutMs ?? CONFIG_CHECK_TIMEOUT_MS;
+  }
+
+  private get outOfTime(): string {
+    return `not done within ${this.timeoutMs} ms`;
+  }
+
   /** One check under the time limit; a failure to compare is logged and leaves the finding as it was. */
   private async bounded(): Promise<OnDiskChange | undefined> {
-    const timeoutMs = this.options.timeoutMs ?? CONFIG_CHECK_TIMEOUT_MS;
-    const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(timeoutMs)]);
+    const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.timeoutMs)]);
     try {
       const change = await this.compare(signal);
       this.failure = '';
       return change;
     } catch (err) {
       if (this.stopping.signal.aborted) return this.change;
-      const why = signal.aborted ? `not done within ${timeoutMs} ms` : err instanceof Error ? err.message : String(err);
+      const why = signal.aborted ? this.outOfTime : err instanceof Error ? err.message : String(err);
       if (why !== this.failure)
         this.log.warn(
           { why },
@@ -254,10 +270,8 @@ export class ConfigOnDisk {
     } catch (err) {
       // Stopped: nothing to say. Out of time: said as any other failure of the verify, once for this change.
       if (this.stopping.signal.aborted) throw err;
-      const why = signal.aborted
-        ? `not done within ${this.options.timeoutMs ?? CONFIG_CHECK_TIMEOUT_MS} ms`
-        : undefined;
-      verdict = { problem: `could not be checked: ${why ?? (err instanceof Error ? err.message : String(err))}` };
+      const why = signal.aborted ? this.outOfTime : err instanceof Error ? err.message : String(err);
+      verdict = { problem: `could not be checked: ${why}` };
     }
     const { problem } = verdict;
     this.reported = signature;
