@@ -10,6 +10,16 @@ const MIN_TOKEN_LENGTH = 16;
  */
 const PLACEHOLDER = /change[-_ ]?me/i;
 
+/**
+ * Whether the configuration turns the admin page on: it gives an admin token, inline, from ${ENV} or as
+ * `tokenFile`. A load that reads no secret files (LoadConfigOptions.secretFiles: `ledger`, doctor when a
+ * secret file fails) leaves `tokenFile` unread and `token` unset, and the page serve runs is on all the
+ * same. As load.ts's secretGiven, with a blank token (refused by the loader) counted as none.
+ */
+export function adminPageOn(admin: AdminSettings): boolean {
+  return Boolean(admin.token?.trim()) || typeof Reflect.get(admin, 'tokenFile') === 'string';
+}
+
 /** The admin settings, checked once the schema has passed. */
 export function checkAdmin(
   admin: AdminSettings,

@@ -1,3 +1,4 @@
+export { adminPageOn } from './admin.js';
 export { ConfigError } from './errors.js';
 export { MAX_TIMER_MS, MAX_TIMER_SECONDS } from './limits.js';
 export {

@@ -1,7 +1,14 @@
 // Checks that need nothing but this machine: the configuration, the store, the mappings.
 import { existsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { type BridgeConfig, ConfigError, type Env, loadConfig, type SourceSettings } from '../config/index.js';
+import {
+  adminPageOn,
+  type BridgeConfig,
+  ConfigError,
+  type Env,
+  loadConfig,
+  type SourceSettings,
+} from '../config/index.js';
 import { changedOnDisk, LOADED_FILES_META, type LoadedFile, mappingFilesNamed } from '../config/on-disk.js';
 import { exposedLedgerFiles } from '../ledger/db.js';
 import { heldSince, openLedger, unaccountedSources, unaccountedSourcesMessage } from '../ledger/index.js';
@@ -94,7 +101,8 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
     if (hold) {
       // Nothing is being delivered until someone acts: a failure, so a script running doctor sees it.
       // The admin page is served only with an admin token (docs/admin.md): without one, `ledger` shows the hold.
-      const see = config.admin.token?.trim() ? 'see /admin' : 'see `opencrvs-bridge ledger` (the admin page is off)';
+      // Asked of the configuration, not of a token read: a partial load leaves admin.tokenFile unread.
+      const see = adminPageOn(config.admin) ? 'see /admin' : 'see `opencrvs-bridge ledger` (the admin page is off)';
       results.push(fail('queue', `delivery is held ${heldSince(hold)}; ${see}`));
     }
     // A warning, not a failure: the move may be meant. Shown until the bridge has worked against the new

@@ -686,4 +686,34 @@ describe('doctor checks', () => {
     const served = (await runDoctor({ file: withAdmin, env: {} })).checks.find((c) => c.name === 'queue');
     assert.match(served?.detail ?? '', /; see \/admin$/, JSON.stringify(served));
   });
+
+  it('sends the reader to /admin for an admin token from a file, even when a secret file did not load', async () => {
+    const store = { path: join(dir, 'held-token-file.db') };
+    const ledger = openLedger(store.path);
+    ledger.setHold({ reason: 'unauthorized (HTTP 401): bad client', since: 0, kind: 'unauthorized', rowId: 7 });
+    ledger.close();
+    writeFileSync(join(dir, 'admin-token'), 'doctor-admin-token-from-a-file-0123\n');
+    const queueOf = async (value: unknown) => {
+      const report = await runDoctor({ file: writeConfig(value), env: {} });
+      return { report, queue: report.checks.find((c) => c.name === 'queue') };
+    };
+    const admin = { tokenFile: 'admin-token' };
+    const loaded = await queueOf({ ...configObject({}), store, admin });
+    assert.equal(loaded.report.checks[0]?.status, 'ok', formatReport(loaded.report));
+    assert.match(loaded.queue?.detail ?? '', /; see \/admin$/, formatReport(loaded.report));
+    // The OpenCRVS secret file emptied mid-rotation: the configuration loads without its secret files,
+    // the admin token's left unread, and serve (which read it at start) still serves the page.
+    writeFileSync(join(dir, 'ocrvs-secret-held'), '');
+    const { clientSecret: _, ...opencrvsWithoutSecret } = configObject({}).opencrvs;
+    const opencrvsSecret = { ...opencrvsWithoutSecret, clientSecretFile: 'ocrvs-secret-held' };
+    const rotating = await queueOf({ ...configObject({}), opencrvs: opencrvsSecret, store, admin });
+    assert.match(rotating.report.checks[0]?.detail ?? '', /opencrvs\.clientSecretFile: the file is empty/);
+    assert.equal(rotating.queue?.status, 'fail', formatReport(rotating.report));
+    assert.match(rotating.queue?.detail ?? '', /; see \/admin$/, formatReport(rotating.report));
+    // The admin token's own file emptied mid-rotation: serve keeps the token it read, and its page.
+    writeFileSync(join(dir, 'admin-token-rotating'), '');
+    const own = await queueOf({ ...configObject({}), store, admin: { tokenFile: 'admin-token-rotating' } });
+    assert.match(own.report.checks[0]?.detail ?? '', /admin\.tokenFile: the file is empty/);
+    assert.match(own.queue?.detail ?? '', /; see \/admin$/, formatReport(own.report));
+  });
 });
