@@ -21,12 +21,7 @@ export function adminPageOn(admin: AdminSettings): boolean {
 }
 
 /** The admin settings, checked once the schema has passed. */
-export function checkAdmin(
-  admin: AdminSettings,
-  http: HttpSettings,
-  file?: string,
-  tokenGiven = admin.token !== undefined,
-): void {
+export function checkAdmin(admin: AdminSettings, http: HttpSettings, file?: string): void {
   if (admin.token !== undefined) checkToken(admin.token, file);
   // The schema checks the form of each allowed host; a port past 65535 is no port a browser names.
   for (const [i, host] of (admin.allowedHosts ?? []).entries()) {
@@ -35,7 +30,7 @@ export function checkAdmin(
       throw new ConfigError(`admin.allowedHosts[${i}]`, `has port ${port}: a port is 1 to 65535`, file);
   }
   // Without a token the admin listener is not opened: its port and host mean nothing.
-  if (!tokenGiven) return;
+  if (!adminPageOn(admin)) return;
   // The two listeners cannot share a port; said here by name rather than as an EADDRINUSE at start.
   if (admin.port !== 0 && admin.port === http.port) {
     throw new ConfigError(

@@ -26,6 +26,14 @@ describe('admin configuration', () => {
     assert.doesNotThrow(() =>
       loadConfig({ text: `${MINIMAL_CONFIG}http: { port: 0 }\nadmin: { token: ${TOKEN}, port: 0 }\n` }),
     );
+    // A token file left unread (a command that reads no secret files) turns the listener on all the same.
+    const unread = configErrorOf(() =>
+      loadConfig({
+        text: `${MINIMAL_CONFIG}http: { port: 8081 }\nadmin: { tokenFile: /nowhere/admin-token, port: 8081 }\n`,
+        secretFiles: 'none',
+      }),
+    );
+    assert.equal(unread.path, 'admin.port');
   });
 
   it('refuses the example token, however it is given, by path and without quoting it', () => {
