@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import cron from 'node-cron';
 import { type Document, parseDocument, visit, YAMLError, YAMLParseError } from 'yaml';
-import { DHIS2_DEFAULTS } from '../sources/dhis2/settings.js';
+import { dhis2SettingsOf } from '../sources/dhis2/settings.js';
 import { checkAdmin } from './admin.js';
 import { ConfigError } from './errors.js';
 import { defaultMappings, isMappingPath, packagePaths, shippedMappingFile } from './paths.js';
@@ -276,7 +276,7 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
     seen.add(source.id);
     source.auth ??= { type: 'none' };
     source.poll ??= { enabled: true, schedule: '*/1 * * * *', overlapSeconds: 30, pageSize: 100 };
-    source.mappings ??= defaultMappings(source.kind, source.dhis2?.program ?? DHIS2_DEFAULTS.program);
+    source.mappings ??= defaultMappings(source.kind, dhis2SettingsOf(source).program);
     checkFirstSync(source.poll, source.kind, `sources[${i}].poll`, file);
     // Unchecked, a typo here passed validate and doctor, and serve then never polled.
     if (source.poll.enabled !== false && !cron.validate(source.poll.schedule)) {
