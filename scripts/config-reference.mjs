@@ -74,7 +74,7 @@ const SUPPLEMENT = {
   'sources[].subscription.hmacSecret': 'Medplum-style HMAC-SHA256 signing secret (`X-Signature`).',
   'sources[].subscription.heartbeatSeconds': 'Expected heartbeat period; silence for longer triggers a catch-up poll.',
   'sources[].mappings':
-    "Mapping names under mappings/, or paths to your own files (with a folder in them, relative to the config file: `./mappings/birth.yaml`; in the container, mount them next to the config, under `/config`). Default: FHIR, `birth.fhir` and `death.fhir`; DHIS2, the shipped mappings whose `codes.program` is `dhis2.program` (`birth.dhis2` for `IpHINAT79UW`, `death.dhis2` for the sandbox's `SbxDthProg1`), and for any other programme none: name your own copies (docs/dhis2.md). A DHIS2 source none of whose mappings reads its programme is refused.",
+    "Mapping names under mappings/, or paths to your own files (with a folder in them, relative to the config file: `./mappings/birth.yaml`; in the container, mount them next to the config, under `/config`). Default: FHIR, `birth.fhir` and `death.fhir`; DHIS2, the shipped mappings whose `codes.program` is `dhis2.program` (`birth.dhis2` for `IpHINAT79UW`, `death.dhis2` for the sandbox's `SbxDthProg1`), and for any other programme all of them, with a warning at start, from `validate` and from `doctor` that none reads the programme: name your own copies (docs/dhis2.md).",
   'sources[].dhis2.enrollmentStatus': 'Only enrollments in this status.',
   'sources[].writeBack.enabled': 'Write back (when the block is present).',
   'sources[].writeBack.identifierSystem': 'FHIR: the identifier system of the tracking id.',

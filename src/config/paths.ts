@@ -38,7 +38,8 @@ export const DEFAULT_MAPPINGS: Readonly<Record<'fhir' | 'dhis2', readonly string
  * lists only the enrollments in it: of the shipped DHIS2 mappings (birth.dhis2 for the demo's Child
  * Programme, death.dhis2 for the sandbox's death programme) only those whose `codes.program` names that
  * programme could ever notify anything, so only those are taken. When none does (a site's own programme),
- * all are, and loading the source's mappings then refuses it, saying why (sources/overlap.ts).
+ * all are, and start-up, validate and doctor warn that none can notify anything (mapping/coded-tests.ts):
+ * a warning, not a refusal, since that reading of a trigger can be wrong.
  */
 export function defaultMappings(kind: 'fhir' | 'dhis2', program: string): string[] {
   const all = [...DEFAULT_MAPPINGS[kind]];
