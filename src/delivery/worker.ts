@@ -364,14 +364,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
 
   /**
    * The probe's claim of a row by id, if it is still to be sent now: not withdrawn, and not waiting out the
-   * lease of a recheck (under way, or one that could not run yet): claimRow alone takes a row whatever its
-   * due time.
+   * lease of a recheck (under way, or one that could not run yet). Checked and claimed in one statement:
+   * another process (serve and `sync --once` or `replay` share the ledger) may lease the row between a
+   * read and a claim, and the probe would then send it while its recheck runs.
    */
-  const claimAfterRecheck = (id: number): LedgerRow | undefined => {
-    const current = ledger.get(id);
-    if (!current || current.nextRunAt > now()) return undefined;
-    return ledger.claimRow(id, workerId);
-  };
+  const claimAfterRecheck = (id: number): LedgerRow | undefined => ledger.claimIfDue(id, workerId, now());
 
   /** Whether the row is still to be sent, by whoever: waiting (perhaps out a lease), or claimed. */
   const stillWaiting = (id: number): boolean => {

@@ -86,6 +86,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     purgePayloads: (at = now(), limit = PURGE_CHUNK_ROWS) => queries.purgePayloads(at - retentionMs, limit),
     claimDue: (workerId, limit, at = now()) => outbox.claimDue(workerId, limit, at),
     claimRow: (id, workerId, at = now()) => outbox.claimRow(id, workerId, at),
+    claimIfDue: (id, workerId, at = now()) => outbox.claimIfDue(id, workerId, at),
     recordCreated: (id, eventId, trackingId) => outbox.recordCreated(id, eventId, trackingId, now()),
     settle: (input) => outbox.settle(input, now()),
     handBack: (ids, workerId) => outbox.handBack(ids, workerId, now()),

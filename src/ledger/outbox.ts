@@ -18,6 +18,7 @@ import type { LedgerError, LedgerPayload, LedgerRow, SettleInput } from './types
 export interface Outbox {
   claimDue(workerId: string, limit: number, now: number): LedgerRow[];
   claimRow(id: number, workerId: string, now: number): LedgerRow | undefined;
+  claimIfDue(id: number, workerId: string, now: number): LedgerRow | undefined;
   recordCreated(id: number, eventId: string, trackingId: string, now: number): void;
   /** The row as settled, or undefined when this worker no longer holds the lock (nothing written). */
   settle(input: SettleInput, now: number): LedgerRow | undefined;
@@ -399,6 +400,10 @@ export function createOutbox(db: Db): Outbox {
     },
     claimRow: (id, workerId, now) => {
       const row = relaxed(db, () => claimRow.get({ id, workerId, now }));
+      return row ? ledgerRowFromValues(row) : undefined;
+    },
+    claimIfDue: (id, workerId, now) => {
+      const row = relaxed(db, () => claimDueRow.get({ id, workerId, now }));
       return row ? ledgerRowFromValues(row) : undefined;
     },
     recordCreated: (id, eventId, trackingId, now) => {

@@ -482,11 +482,14 @@ export interface Ledger {
   // ---- outbox operations, used by the delivery worker ----
   /** Atomically claims up to `limit` due rows (pending/failed, nextRunAt <= now), counting the attempt. */
   claimDue(workerId: string, limit: number, now?: number): LedgerRow[];
-  /**
-   * Claims one row by id if it is pending/failed, due or not: the caller decides (the hold probe claims
-   * the held row only once due, delivery/worker.ts claimAfterRecheck).
-   */
+  /** Claims one row by id if it is pending/failed, due or not. */
   claimRow(id: number, workerId: string, now?: number): LedgerRow | undefined;
+  /**
+   * Claims one row by id if it is pending/failed and due (nextRunAt <= now): not one waiting out a
+   * recheck's lease (Ledger.deferForRecheck). One statement: a due time read first and a claim after it
+   * let another process (a second worker's recheck, a replay) change the row in between.
+   */
+  claimIfDue(id: number, workerId: string, now?: number): LedgerRow | undefined;
   /** Stores the OpenCRVS event id right after create, in its own write, so a crash resumes at notify. */
   recordCreated(id: number, eventId: string, trackingId: string): void;
   /**

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker } from '../../src/delivery/index.js';
-import type { LedgerRow } from '../../src/ledger/index.js';
+import { type Ledger, type LedgerRow, openLedger } from '../../src/ledger/index.js';
 import { createOpenCrvsClient } from '../../src/opencrvs/client.js';
 import { defaultHealthScopes } from '../../src/sandbox/opencrvs/index.js';
 import {
@@ -203,6 +203,60 @@ describe("the hold probe and another worker's recheck of the held row", () => {
       await assertExactlyOnce(bed.sim, bed.ledger, others + 1);
     });
   }
+
+  // Worker A in another process (serve beside `sync --once`: two connections to one file) leases the held
+  // row for its recheck just as B's probe claims it. Read first and claimed after, B took the row the
+  // other process had leased in between, and sent it while its recheck ran; checked and claimed in one
+  // statement, B's claim comes before A's lease (and A's claim fails) or after it (and B's fails).
+  it("another process's recheck lease taken just before the probe's claim: the probe leaves the row", async () => {
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 0));
+    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 401 } });
+    const other = openLedger(bed.dbPath);
+    let leased = 0;
+    // What A's startRows does to a row that waited past recheckAfterSeconds (worker.ts recheck), through
+    // its own connection, right before B's claim statement runs.
+    const leaseByA = (id: number) => {
+      if (id !== row.id || leased++ > 0) return;
+      assert.deepEqual(
+        other.claimDue('worker-a', 1).map((r) => r.id),
+        [row.id],
+      );
+      assert.equal(other.deferForRecheck([row.id], 'worker-a', 60_000), 1);
+    };
+    const ledger: Ledger = {
+      ...bed.ledger,
+      claimRow: (id, workerId, at) => {
+        leaseByA(id);
+        return bed.ledger.claimRow(id, workerId, at);
+      },
+      claimIfDue: (id, workerId, at) => {
+        leaseByA(id);
+        return bed.ledger.claimIfDue(id, workerId, at);
+      },
+    };
+    const b = createDeliveryWorker({
+      ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings: { ...fastDelivery, concurrency: 1, lockTimeoutSeconds: 60 },
+      workerId: 'worker-b',
+    });
+    try {
+      await b.runUntilIdle({ timeoutMs: 10_000 }); // returns once held
+      assert.equal(bed.ledger.getHold()?.rowId, row.id, 'held, naming the row');
+      await bed.sim.control.configure({ faults: {} });
+
+      assert.equal(await b.probe(), false, 'nothing else due: the hold stands');
+      assert.equal(leased, 1, "A's lease was taken right before B's claim");
+      const after = bed.ledger.get(row.id);
+      assert.deepEqual([after?.state, after?.lockedBy], ['pending', null], "waiting out A's lease");
+      assert.ok((after?.nextRunAt ?? 0) > Date.now(), "waiting out A's lease");
+      const sent = await bed.sim.control.events({ transactionId: row.createTransactionId });
+      assert.equal(sent.length, 0, 'nothing of it sent while its recheck runs');
+    } finally {
+      await b.stop({ drainMs: 5000 });
+      other.close();
+    }
+  });
 });
 
 /** Events-API calls the simulator's faults answered so far. */

@@ -150,6 +150,32 @@ describe('ledger: outbox', () => {
     assert.equal(delivered?.deliveredAt, clock.now());
   });
 
+  it('claims a row by id only while it is due: not in a recheck lease, not claimed, not settled', () => {
+    const { row } = ledger.recordEvent(eventInput('1'));
+    const [claimed] = ledger.claimDue('w1', 1);
+    assert.equal(ledger.claimIfDue(row.id, 'w2'), undefined, 'claimed by another worker');
+    assert.equal(ledger.deferForRecheck([row.id], 'w1', 5000), 1);
+    assert.equal(ledger.claimIfDue(row.id, 'w2'), undefined, 'waiting out the recheck lease');
+    assert.equal(ledger.claimIfDue(row.id, 'w2', clock.now() + 4999), undefined, 'at the lease end less 1 ms');
+    clock.advance(5000);
+    const taken = ledger.claimIfDue(row.id, 'w2');
+    assert.deepEqual(
+      [taken?.id, taken?.state, taken?.lockedBy, taken?.attempts],
+      [row.id, 'delivering', 'w2', claimed?.attempts],
+    );
+    assert.equal(ledger.claimIfDue(row.id, 'w2'), undefined, 'claimed already');
+    ledger.settle({
+      id: row.id,
+      workerId: 'w2',
+      claimedPayloadHash: taken?.payloadHash ?? null,
+      step: 'notify',
+      startedAt: clock.now(),
+      settlement: { outcome: 'delivered', eventId: 'e', trackingId: 'T' },
+    });
+    assert.equal(ledger.claimIfDue(row.id, 'w2'), undefined, 'delivered');
+    assert.equal(ledger.claimIfDue(row.id + 1, 'w2'), undefined, 'no such row');
+  });
+
   it('hands back claimed rows unstarted with their attempt not counted', () => {
     ledger.recordEvent(eventInput('1'));
     const [claimed] = ledger.claimDue('w1', 1);
