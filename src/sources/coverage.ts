@@ -9,7 +9,7 @@
 // own changed resource, so it is judged on its own.
 import { createHash } from 'node:crypto';
 import type { Resource, ResourceFetcher } from '../mapping/index.js';
-import { setBounded } from './shared/bounded-map.js';
+import { setBounded } from '../util/bounded-map.js';
 
 /**
  * `Type/id/version`: the version id when the server gives one, else `meta.lastUpdated`. Where the version

@@ -14,7 +14,7 @@
 // Sessions and commits are numbered, not timed: a clock stepped back by NTP cannot reorder them. The
 // order holds within one process (serve runs every evaluator of its sources); a `sync --once` beside a
 // running `serve` is not ordered against it.
-import { setBounded } from './shared/bounded-map.js';
+import { setBounded } from '../util/bounded-map.js';
 
 /** One evaluation: everything it maps was read after it began (at tick `id`). */
 export interface EvaluationSession {

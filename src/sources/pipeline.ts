@@ -9,9 +9,9 @@ import {
   type ResourceFetcher,
 } from '../mapping/index.js';
 import type { Logger } from '../observability/logger.js';
+import { setBounded } from '../util/bounded-map.js';
 import type { PassCoverage } from './coverage.js';
 import { EvaluationOrder, type EvaluationSession } from './evaluation-order.js';
-import { setBounded } from './shared/bounded-map.js';
 import { mayConcernOneRecord, noAnswerInTime, SourceCallError } from './shared/source-error.js';
 
 /** A fetcher that can answer many subjects' context searches at once before they are mapped. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PassCoverage } from '../../src/sources/coverage.js';
-import { setBounded } from '../../src/sources/shared/bounded-map.js';
+import { setBounded } from '../../src/util/bounded-map.js';
 
 describe('setBounded', () => {
   it('keeps at most `max` entries, dropping the oldest; setting a key again makes it the newest', () => {

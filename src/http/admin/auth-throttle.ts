@@ -5,7 +5,7 @@
 // for the minute to end, so many addresses together are bounded too. The operator's open page is not
 // stopped by either: it carries a session (sessions.ts), which is not a guess and is not throttled.
 // No library in the dependencies does this (express-rate-limit and the like are not among them); it is small.
-import { setBounded } from '../../sources/shared/bounded-map.js';
+import { setBounded } from '../../util/bounded-map.js';
 import { addressKey } from '../address-slots.js';
 
 export interface AuthThrottleLimits {

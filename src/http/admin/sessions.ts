@@ -5,7 +5,7 @@
 // random bits: it cannot be guessed, so it needs no throttle. Logging out ends it (`/admin/logout`).
 import { createHash, randomBytes } from 'node:crypto';
 import type { Request } from 'express';
-import { setBounded } from '../../sources/shared/bounded-map.js';
+import { setBounded } from '../../util/bounded-map.js';
 
 export const SESSION_COOKIE = 'bridge_admin_session';
 

@@ -1,7 +1,7 @@
 // Context for DHIS2 mappings: the tracked entities of a poll page are primed (no second read), related
 // people (a mother through a relationship) are read by uid, once per pass.
 import { type Resource, type ResourceFetcher, trackedEntityResource } from '../../mapping/index.js';
-import { setBounded } from '../shared/bounded-map.js';
+import { setBounded } from '../../util/bounded-map.js';
 import type { Dhis2Client } from './client.js';
 
 /** Upper bound on cached entities per pass (a page and the people it links to fit many times over). */

@@ -7,7 +7,7 @@ import {
   referenceUnderBase,
   splitByReference,
 } from '../../mapping/index.js';
-import { setBounded } from '../shared/bounded-map.js';
+import { setBounded } from '../../util/bounded-map.js';
 import { type FhirSourceClient, FhirSourceError } from './fhir-client.js';
 import { isResourceType } from './notification.js';
 import { LengthMemory, StepMemory } from './step-memory.js';

@@ -1,4 +1,4 @@
-import { setBounded } from '../shared/bounded-map.js';
+import { setBounded } from '../../util/bounded-map.js';
 
 /**
  * Keys kept per client. The reads' keys are resource types taken from the records' references, so a source

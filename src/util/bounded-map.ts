@@ -1,5 +1,6 @@
-// A Map used as a bounded cache for one pass: when full, the oldest entry goes (a Map iterates in
-// insertion order), so a pass larger than the bound keeps its recent entries rather than none.
+// A Map kept to a bound (a pass's cache, what a process remembers): when full, the oldest entry goes (a Map
+// iterates in insertion order), so more than the bound keeps its recent entries rather than none. Here, not
+// under one layer, so sources, delivery and http use it without importing each other.
 
 /**
  * Sets `key` as the newest entry of `map`, dropping the oldest one first when `map` holds `max`; returns
