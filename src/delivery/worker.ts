@@ -4,6 +4,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { holderGone, hostPrefix, processHolderId } from '../ledger/holders.js';
 import { type HoldState, type LedgerRow, PURGE_CHUNK_ROWS } from '../ledger/index.js';
 import { silentLogger } from '../observability/logger.js';
+import { setBounded } from '../util/bounded-map.js';
 import { type AttemptDeps, runAttempt } from './attempt.js';
 import { classifyFailure } from './errors.js';
 import { holdDisproved, type ProbeAnswer, watchedApi } from './hold-proof.js';
@@ -96,12 +97,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
    */
   const refusedOffices = new Map<string, number>();
   const officeRefused = (office: string, at: number) => {
-    refusedOffices.delete(office);
-    refusedOffices.set(office, at);
-    for (const oldest of refusedOffices.keys()) {
-      if (refusedOffices.size <= REFUSED_OFFICES_MAX) break;
-      refusedOffices.delete(oldest);
-    }
+    setBounded(refusedOffices, office, at, REFUSED_OFFICES_MAX);
   };
   // Taken as refused now, not at hold.since: the restart is what applies a corrected route, and a probe of
   // the uncorrected service may have mapped the row again after the hold began (to the same office).
