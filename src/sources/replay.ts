@@ -35,7 +35,9 @@ export async function replayRows(deps: ReplayDeps, ids: number[] | 'dead'): Prom
   const { ledger } = deps;
   const maxRows = deps.maxRows ?? MAX_ROWS;
   const inChunks = chunked(deps.chunkRows ?? CHUNK_ROWS);
-  const named = ids === 'dead' ? undefined : ids;
+  // A row named twice is one row: taken twice, it was counted requeued twice, or requeued and then skipped
+  // as no longer dead (a replay that worked, reported as failed).
+  const named = ids === 'dead' ? undefined : [...new Set(ids)];
   const rows =
     named === undefined
       ? await deadRows(ledger, maxRows, inChunks)

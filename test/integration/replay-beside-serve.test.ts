@@ -66,7 +66,8 @@ describe('replay beside a running serve', () => {
     const dead = await until('a dead row', () => rowStates(dbPath).find((row) => row.state === 'dead'));
     await sims.sim.control.configure({ faults: {} });
 
-    const replay = await runCli(['replay', String(dead.id), '--config', config]);
+    // Named twice (a pasted list): asked of serve once, so neither requeued twice nor skipped as not dead.
+    const replay = await runCli(['replay', String(dead.id), String(dead.id), '--config', config]);
     assert.equal(replay.code, 0, replay.stderr);
     assert.equal(replay.stderr, '');
     assert.match(replay.stdout, new RegExp(`^Replayed by the running serve on ${hostname()}, pid ${child.pid},`));

@@ -73,6 +73,28 @@ describe('replay', () => {
     );
   });
 
+  it('replays a row named twice once: one requeue, one generation, counted once', async () => {
+    const asStored = rejected('twice'); // its source leaves it dead: requeued as stored
+    const fixed = refused('fixed'); // its source queues it again
+    const emr: SubjectRecheck = async (subjects) => {
+      if (subjects.includes('Patient/fixed')) ledger.recordEvent(eventInput('fixed', payload('Fixed')));
+    };
+    const notDead = ledger.recordEvent(eventInput('pending')).row;
+    const result = await replayRows({ ledger, runners: new Map([['emr', emr]]), logger: silentLogger }, [
+      asStored.id,
+      fixed.id,
+      asStored.id,
+      notDead.id,
+      fixed.id,
+      notDead.id,
+    ]);
+    assert.deepEqual(result, {
+      requeued: [asStored.id, fixed.id].sort((a, b) => a - b),
+      skipped: [{ id: notDead.id, reason: 'state is pending, not dead' }],
+    });
+    assert.deepEqual([ledger.get(asStored.id)?.requeues, ledger.get(fixed.id)?.requeues], [1, 1]);
+  });
+
   it('says how many dead rows a --dead replay left for the next one', async () => {
     for (const subject of ['a', 'b', 'c', 'd', 'e']) refused(subject);
     const emr: SubjectRecheck = async () => {};
