@@ -70,6 +70,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     findByKey: queries.findByKey,
     list: (filter = {}) => queries.list(filter),
     counts: queries.counts,
+    deadExcept: queries.deadExcept,
     attempts: queries.attempts,
     mappingWarnings: queries.mappingWarnings,
     setMappingWarnings: queries.setMappingWarnings,

@@ -434,6 +434,8 @@ export interface Ledger {
   findByKey(sourceId: string, eventType: string, subjectKey: string): LedgerRow | undefined;
   list(filter?: ListFilter): LedgerRow[];
   counts(): Array<{ state: LedgerState; eventType: string; count: number }>;
+  /** Dead rows other than `ids`, counted in one statement (what a `--dead` replay left for the next one). */
+  deadExcept(ids: readonly number[]): number;
   attempts(id: number): AttemptRow[];
   /** What the last mapping of the row left out, and why (field id and reason, never the data). */
   mappingWarnings(id: number): string[];
