@@ -54,11 +54,17 @@ const refusals: Refusal[] = [
 async function heldBirthVoided(
   refusal: Refusal,
   fixed = true,
+  lockTimeoutSeconds?: number,
 ): Promise<{ h: Harness; proxy: FaultProxy; held: LedgerRow }> {
   const proxy = await startFaultProxy();
   const h = await startHarness({
     worker: false,
-    delivery: { settleSeconds: 0, recheckAfterSeconds: 1, holdProbeSeconds: 3600 },
+    delivery: {
+      settleSeconds: 0,
+      recheckAfterSeconds: 1,
+      holdProbeSeconds: 3600,
+      ...(lockTimeoutSeconds ? { lockTimeoutSeconds } : {}),
+    },
     source: {
       baseUrl: (sandbox) => {
         proxy.target = sandbox;
@@ -156,7 +162,9 @@ describe('bridge: the hold probe re-tries a row that waited only after its reche
   it("the recheck meets a proxy's page at the EMR: the held row waits out its lease, neither sent unchecked nor withdrawn", async () => {
     const [credentials] = refusals;
     assert.ok(credentials);
-    const { h, proxy, held } = await heldBirthVoided(credentials);
+    // A lease (the lock timeout) long enough to outlast two probes on a busy machine: the harness's 2 s did
+    // not always, and the held birth was then re-tried by the second probe instead of waiting.
+    const { h, proxy, held } = await heldBirthVoided(credentials, true, 6);
     try {
       proxy.rules.push(() => forbiddenPage());
       assert.equal(await h.bridge.worker.probe(), false, 'the hold stands');
