@@ -230,6 +230,29 @@ describe('DHIS2 tracker source: credentials and filters', () => {
     }
   });
 
+  it('a programme DHIS2 does not have fails the pass naming sources[].dhis2.program, not as an empty programme', async () => {
+    const h = await startDhis2Harness({
+      births: 1,
+      deaths: 0,
+      writeBack: false,
+      configure: ({ sources }) => {
+        sources[0] = { ...sources[0], dhis2: { program: 'IpHINAT79UX' } };
+      },
+    });
+    try {
+      const summary = await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 10_000 });
+      assert.deepEqual(summary.failedSources, [BIRTHS_SOURCE]);
+      assert.equal(h.bridge.ledger.getCursor(BIRTHS_SOURCE, DHIS2_CURSOR), undefined);
+      const status = h.bridge.sourceStatuses().find((s) => s.id === BIRTHS_SOURCE);
+      assert.match(
+        status?.lastError ?? '',
+        /HTTP 400 \(DHIS2 has no programme IpHINAT79UX: check sources\[\]\.dhis2\.program of source dhis2-births; run doctor\)/,
+      );
+    } finally {
+      await h.close();
+    }
+  });
+
   it('polls only the configured org units', async () => {
     const h = await startDhis2Harness({
       births: 6,

@@ -376,6 +376,49 @@ describe('DHIS2 simulator: tracker export', () => {
     const missing = await get(sim, '/api/tracker/trackedEntities/Xxxxxxxxxx1');
     assert.equal(missing.status, 404);
   });
+
+  it('refuses a programme DHIS2 does not have as 2.40 and 2.41 do: 400 to a list, 404 to a read in it', async () => {
+    const unknown = 'NoSuchProg1';
+    for (const list of ['trackedEntities', 'events']) {
+      const { status, body } = await get(sim, `/api/tracker/${list}?program=${unknown}`);
+      assert.equal(status, 400, list);
+      assert.equal(body.httpStatus, 'Bad Request');
+      assert.equal(body.message, `Program is specified but does not exist: ${unknown}`);
+    }
+    const child = (await get(sim, `${children}&pageSize=1&fields=trackedEntity`)).body.trackedEntities[0].trackedEntity;
+    const read = await get(sim, `/api/tracker/trackedEntities/${child}?program=${unknown}`);
+    assert.equal(read.status, 404);
+    assert.equal(read.body.message, `Program with id ${unknown} could not be found.`);
+    const meta = await get(sim, `/api/programs/${unknown}`);
+    assert.equal(meta.status, 404);
+    assert.equal(meta.body.message, `Program with id ${unknown} could not be found.`);
+
+    // A programme with data but no metadata (seeds do not check metadata) lists what it has.
+    const other = await startDhis2Simulator({
+      seed: [
+        {
+          trackedEntity: 'SbxOtherTe1',
+          trackedEntityType: TRACKED_ENTITY_TYPE_PERSON,
+          orgUnit: ORG_UNITS.ngelehunChc,
+          enrollments: [
+            {
+              enrollment: 'SbxOtherEn1',
+              program: 'SbxOtherPrg',
+              orgUnit: ORG_UNITS.ngelehunChc,
+              enrolledAt: BASE_DATE,
+            },
+          ],
+        },
+      ],
+    });
+    try {
+      const listed = await get(other, '/api/tracker/trackedEntities?program=SbxOtherPrg&fields=trackedEntity');
+      assert.equal(listed.status, 200);
+      assert.deepEqual(listed.body.trackedEntities, [{ trackedEntity: 'SbxOtherTe1' }]);
+    } finally {
+      await other.close();
+    }
+  });
 });
 
 describe("DHIS2 simulator: deleted tracked entities and the user's org units", () => {

@@ -2,6 +2,7 @@ import { type Request, type Response, Router } from 'express';
 import { dhis2Error } from './auth.js';
 import { ORG_UNIT_TREE } from './constants.js';
 import { applyFields, parseFields } from './fields.js';
+import { isMetadataProgram } from './metadata-routes.js';
 import {
   BadRequestError,
   boolParam,
@@ -112,6 +113,19 @@ export function exportRoutes(
     get: (field: string): unknown => (field in extra ? extra[field] : Reflect.get(item, field)),
   });
 
+  const knownProgram = (uid: string) => isMetadataProgram(uid) || store.programsInData().has(uid);
+  /**
+   * A list's `program` DHIS2 does not have: 400, as 2.40 and 2.41 answer it (dhis2-core
+   * TrackedEntityOperationParamsMapper, EventOperationParamsMapper: BadRequestException "Program is specified
+   * but does not exist: <uid>"), never an empty list.
+   */
+  const programOf = (params: URLSearchParams): string | undefined => {
+    const program = param(params, 'program');
+    if (program && !knownProgram(program))
+      throw new BadRequestError(`Program is specified but does not exist: ${program}`);
+    return program;
+  };
+
   /** The program owner org unit of `te` for `program` (the enrollment's, as the simulator keeps it), else its own. */
   const ownerOf = (te: TrackedEntity, program: string): string | undefined =>
     store.enrollmentsOf(te.trackedEntity ?? '').find((en) => en.program === program)?.orgUnit ?? te.orgUnit;
@@ -137,7 +151,7 @@ export function exportRoutes(
   router.get('/trackedEntities', (req: Request, res: Response) => {
     const params = searchParams(req);
     const paging = pagingOf(params);
-    const program = param(params, 'program');
+    const program = programOf(params);
     const type = param(params, 'trackedEntityType');
     const uids = listParam(params, 'trackedEntities', 'trackedEntity');
     if (!program && !type && !uids.length)
@@ -185,8 +199,11 @@ export function exportRoutes(
   router.get('/trackedEntities/:uid', (req: Request<{ uid: string }>, res: Response) => {
     const params = searchParams(req);
     const te = store.trackedEntity(req.params.uid);
-    if (!te || te.deleted) throw notFound('TrackedEntity', req.params.uid);
     const program = param(params, 'program');
+    // The programme is looked up first: 404 "Program with id … could not be found." (2.41
+    // DefaultTrackedEntityService.getTrackedEntity: NotFoundException(Program.class, …)).
+    if (program && !knownProgram(program)) throw notFound('Program', program);
+    if (!te || te.deleted) throw notFound('TrackedEntity', req.params.uid);
     // Read in a program whose owner org unit is outside the user's capture scope: DHIS2 answers as if it
     // had no such tracked entity (dhis2-core #20280, DHIS2-19210), the same 404 as for a deleted one;
     // before that change, 403 OWNERSHIP_ACCESS_DENIED (DefaultTrackedEntityService, 2.41).
@@ -227,7 +244,7 @@ export function exportRoutes(
   router.get('/events', (req: Request, res: Response) => {
     const params = searchParams(req);
     const paging = pagingOf(params);
-    const program = param(params, 'program');
+    const program = programOf(params);
     const stage = param(params, 'programStage');
     const trackedEntity = param(params, 'trackedEntity');
     const enrollments = listParam(params, 'enrollments', 'enrollment');

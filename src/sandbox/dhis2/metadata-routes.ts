@@ -33,6 +33,11 @@ const PROGRAMS: Record<string, Metadata> = {
   },
 };
 
+/** Whether the simulator's metadata has this programme (the tracker lists refuse any other: export-routes). */
+export function isMetadataProgram(uid: string): boolean {
+  return Object.hasOwn(PROGRAMS, uid);
+}
+
 const DATA_ELEMENTS: Record<string, Metadata> = Object.fromEntries(
   [...Object.entries(BIRTH_DATA_ELEMENTS), ...Object.entries(DEATH_DATA_ELEMENTS)].map(([name, id]) => [
     id,
@@ -44,7 +49,7 @@ const ATTRIBUTES: Record<string, Metadata> = Object.fromEntries(
   Object.entries(ATTRIBUTE_METADATA).map(([id, meta]) => [id, { id, ...meta }]),
 );
 
-/** DHIS2's 404 body for a metadata object. */
+/** DHIS2's 404 body for a metadata object (dhis2-core NotFoundException: "<Type> with id <uid> could not be found."). */
 function notFound(res: Response, type: string, uid: string): void {
   res.status(404).json({
     httpStatus: 'Not Found',

@@ -21,6 +21,7 @@ export class TrackerStore {
   private readonly sequence = new Map<Uid, number>();
   private nextSequence = 1;
   private readonly orgUnits = new Set<string>();
+  private readonly programs = new Set<string>();
 
   constructor(clock: MonotonicClock = new MonotonicClock()) {
     this.clock = clock;
@@ -36,6 +37,7 @@ export class TrackerStore {
     this.relationshipsByItem.clear();
     this.sequence.clear();
     this.orgUnits.clear();
+    this.programs.clear();
   }
 
   // ---- raw access (stored objects; callers must not mutate them except through put*) ----
@@ -69,6 +71,14 @@ export class TrackerStore {
   /** Every organisation unit referenced by stored data (used to tell unknown org units from empty ones). */
   orgUnitsInData(): ReadonlySet<string> {
     return this.orgUnits;
+  }
+
+  /**
+   * Every programme referenced by stored data: the metadata does not check a seed's or an import's
+   * programmes, so a programme with data counts as one DHIS2 has (see export-routes).
+   */
+  programsInData(): ReadonlySet<string> {
+    return this.programs;
   }
 
   /**
@@ -128,6 +138,7 @@ export class TrackerStore {
   }
   putEnrollment(en: Enrollment & { enrollment: Uid }): void {
     this.remember(en.enrollment, en.orgUnit);
+    if (en.program) this.programs.add(en.program);
     this.link(
       this.enrollmentsByTrackedEntity,
       this.enrollments.get(en.enrollment)?.trackedEntity,
@@ -138,6 +149,7 @@ export class TrackerStore {
   }
   putEvent(ev: Event & { event: Uid }): void {
     this.remember(ev.event, ev.orgUnit);
+    if (ev.program) this.programs.add(ev.program);
     this.link(this.eventsByEnrollment, this.events.get(ev.event)?.enrollment, ev.enrollment, ev.event);
     this.events.set(ev.event, ev);
   }

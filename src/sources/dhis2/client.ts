@@ -117,6 +117,8 @@ export class Dhis2Client {
       timeoutHint?: string;
       /** The call reads one record: a 403 is DHIS2 refusing that record to the user, not the credentials. */
       oneRecord?: boolean;
+      /** The `program` the call names (sources[].dhis2.program): a 400 saying DHIS2 has no such programme names it. */
+      program?: string;
     } & CallOptions = {},
   ): Promise<T> {
     let lastError: Dhis2SourceError | undefined;
@@ -164,9 +166,15 @@ export class Dhis2Client {
               // one is a proxy's or firewall's (a WAF rule, an IP allow-list): DHIS2 refused no record, and
               // taken for its refusal it held the rechecked row dead. Either concerns the source, not the
               // record, and is retried like a 5xx.
-              const notDhis2 =
-                (status === 404 || status === 403) &&
-                !isWebMessage(await readBodyCapped(response, 65_536, signal).catch(() => ''));
+              const refusal =
+                status === 404 || status === 403 || (status === 400 && init.program !== undefined)
+                  ? await readBodyCapped(response, 65_536, signal).catch(() => '')
+                  : '';
+              const notDhis2 = (status === 404 || status === 403) && !isWebMessage(refusal);
+              // DHIS2 2.40 and 2.41 answer a list naming a programme they do not have with 400, not an empty
+              // list. Only the uid the bridge sent is quoted: a 400's message may echo other filters.
+              const noProgram =
+                status === 400 && init.program !== undefined && saysNoSuchProgram(refusal, init.program);
               await response.body?.cancel().catch(() => undefined);
               const notDhis2Hint =
                 status === 403
@@ -177,8 +185,9 @@ export class Dhis2Client {
               // new token for a block the token does not lift.
               if (status === 401 || (status === 403 && !init.oneRecord && !notDhis2)) this.auth.invalidate();
               // Name the setting to fix: a refused credential or query is configuration, not an outage.
-              const hint =
-                status === 403 && init.oneRecord
+              const hint = noProgram
+                ? ` (DHIS2 has no programme ${init.program}: check sources[].dhis2.program of source ${this.settings.id}; run doctor)`
+                : status === 403 && init.oneRecord
                   ? ` (DHIS2 refused this record to the user of sources[].auth of source ${this.settings.id}: outside its search scope or sharing)`
                   : status === 401 || status === 403
                     ? ` (DHIS2 refused the credentials in sources[].auth of source ${this.settings.id})`
@@ -264,6 +273,7 @@ export class Dhis2Client {
     const query = new URLSearchParams(await this.paramsForVersion(params)).toString();
     const page = await this.call('list tracked entities', `tracker/trackedEntities?${query}`, isTrackedEntityPage, {
       ...options,
+      ...(params.program ? { program: params.program } : {}),
       timeoutHint: `raise sources[].timeoutMs or lower sources[].poll.pageSize of source ${this.settings.id}`,
     });
     // 2.41+ answers `{ pager: { page, pageSize, total? }, trackedEntities }`, 2.40 `{ page, pageSize, total?, instances }`.
@@ -461,6 +471,21 @@ function count(value: unknown, min: number): number | undefined {
 /** DHIS2's own 404 ("… could not be found"), not a proxy's: see call. */
 function isGone(err: unknown): boolean {
   return err instanceof Dhis2SourceError && err.status === 404 && !err.foreign;
+}
+
+/**
+ * DHIS2's 400 for a `program` it does not have: "Program is specified but does not exist: <uid>" (dhis2-core's
+ * tracked entity request mapper in 2.40, TrackedEntityOperationParamsMapper in 2.41 and later), for the uid sent.
+ */
+function saysNoSuchProgram(text: string, program: string): boolean {
+  try {
+    const body: unknown = JSON.parse(text);
+    if (typeof body !== 'object' || body === null || !('message' in body) || typeof body.message !== 'string')
+      return false;
+    return body.message.trim() === `Program is specified but does not exist: ${program}`;
+  } catch {
+    return false;
+  }
 }
 
 /** DHIS2's error body: `{httpStatus, httpStatusCode, status: 'ERROR', message}`. */
