@@ -7,7 +7,7 @@ import { unauthenticatedSubscriptionWarning } from '../config/warnings.js';
 import { silentLogger } from '../observability/logger.js';
 import type { SecretScrubber } from '../observability/secret-scrubber.js';
 import { Dhis2Client, Dhis2SourceError } from '../sources/dhis2/client.js';
-import { type CodedMapping, codedUids, unreachableMappings } from '../sources/dhis2/mapping-codes.js';
+import { type CodedMapping, codedUids, type TestedCodes, unreachableMappings } from '../sources/dhis2/mapping-codes.js';
 import { dhis2SettingsOf } from '../sources/dhis2/settings.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
 import { sortSignals } from '../sources/fhir/sort-signals.js';
@@ -269,10 +269,15 @@ async function checkDhis2Metadata(
     problems.push(`${at}.writeBack.dataElement ${writeBack.dataElement}: no such data element`);
   if (writeBack?.attribute && !(await client.metadata('trackedEntityAttributes', writeBack.attribute)))
     problems.push(`${at}.writeBack.attribute ${writeBack.attribute}: no such tracked entity attribute`);
-  problems.push(...stageProblems(settings, mappings, program, stages, at));
+  // Each mapping's stage sets, read once. Mappings that cannot match the programme at all are left to the
+  // mappings check (sources/overlap.ts): judged are the others.
+  const unreachable = new Set(unreachableMappings(settings, mappings).map((u) => u.mapping));
+  const tested = mappings.map((mapping) => ({ mapping, stages: codedUids(mapping, 'programStage') }));
+  const judged = tested.filter(({ mapping }) => !unreachable.has(mapping));
+  problems.push(...stageProblems(judged, program, stages, at));
   if (problems.length > 0) return [fail(name, problems.join('; '))];
   const label = typeof found.displayName === 'string' ? ` (${found.displayName})` : '';
-  const staged = mappings.filter((m) => codedUids(m, 'programStage')).map((m) => m.id);
+  const staged = tested.filter((t) => t.stages).map((t) => t.mapping.id);
   const stagesFound = staged.length > 0 ? `, with the stages of ${staged.join(', ')}` : '';
   return [
     ok(name, `programme ${program}${label} found${stagesFound}${writeBack ? ', with the write-back target' : ''}`),
@@ -283,24 +288,20 @@ async function checkDhis2Metadata(
  * The mappings' stage code sets (`programStage.coded('birthStage')` on the subject's own events) against the
  * programme's stages: a set naming no stage of it finds no event, so its mapping never triggers. A stage
  * test on another person's events (the mother's) is not judged: she is read outside the programme polled.
- * Mappings that cannot match the programme at all are left to the mappings check (sources/overlap.ts).
  */
 function stageProblems(
-  settings: SourceSettings,
-  mappings: readonly CodedMapping[],
+  judged: ReadonlyArray<{ mapping: CodedMapping; stages: TestedCodes | undefined }>,
   program: string,
   stages: ReadonlyArray<{ id?: unknown; displayName?: unknown }>,
   at: string,
 ): string[] {
-  const unreachable = new Set(unreachableMappings(settings, mappings).map((u) => u.mapping));
   const ids = stages.map((stage) => String(stage.id));
   const listed = stages.map(
     (stage) => `${String(stage.id)}${stage.displayName ? ` ${String(stage.displayName)}` : ''}`,
   );
   const problems: string[] = [];
-  for (const mapping of mappings) {
-    const tested = codedUids(mapping, 'programStage');
-    if (unreachable.has(mapping) || !tested || ids.some((id) => tested.matches(id))) continue;
+  for (const { mapping, stages: tested } of judged) {
+    if (!tested || ids.some((id) => tested.matches(id))) continue;
     problems.push(
       `mapping ${mapping.id} (${at}.mappings) codes.${tested.sets.join(', codes.')} [${tested.uids.join(', ')}]: ` +
         `no stage of programme ${program} (its stages: ${listed.join(', ') || 'none'}), so it never notifies a ${mapping.eventType}`,

@@ -195,10 +195,7 @@ export function dhis2Recheck(deps: {
           // own read of a proxy's page. Otherwise (DHIS2's own 500, say) that source's failure is said in the
           // reason of a row held dead: this source's user was refused the record, so it is not sent as
           // recorded on a guess either.
-          if (reader.client.closed || isForeign(err) || notAnsweredNow(err)) {
-            waitFor(key, err, reader.client);
-            return undefined;
-          }
+          if (waitsOn(key, err, reader.client)) return undefined;
           asked.failed.push({ sourceId: reader.sourceId, message: err instanceof Error ? err.message : String(err) });
           continue;
         }
@@ -254,12 +251,20 @@ export function dhis2Recheck(deps: {
       try {
         return await reader.trackedEntityListing(uid, settings.program);
       } catch (err) {
-        if (reader.closed || isForeign(err) || notAnsweredNow(err)) {
-          waitFor(key, err, reader);
-          return WAIT;
-        }
+        if (waitsOn(key, err, reader)) return WAIT;
         return err instanceof Error ? err : new Error(String(err));
       }
+    }
+
+    /**
+     * Whether `err`, a call through `reader` asked once this source's user was refused the record (another
+     * source's read, a list), makes `key`'s row wait (waitFor) rather than be held dead: the bridge stopping,
+     * a page that is not DHIS2's (a proxy's), or DHIS2 not answering now (notAnsweredNow).
+     */
+    function waitsOn(key: string, err: unknown, reader: Dhis2Client): boolean {
+      if (!reader.closed && !isForeign(err) && !notAnsweredNow(err)) return false;
+      waitFor(key, err, reader);
+      return true;
     }
 
     /**
