@@ -1,13 +1,21 @@
 // Live checks of the configured sources: a FHIR server's CapabilityStatement plus one probe search and
 // read per watched resource type; a DHIS2 server's /api/system/info with the configured auth, and the
-// programme and write-back metadata its configuration names.
+// programme and write-back metadata its configuration names, and the stages, attributes and data elements
+// its mappings name.
 import type { Bundle, Subscription } from '@medplum/fhirtypes';
 import type { SourceSettings } from '../config/types.js';
 import { unauthenticatedSubscriptionWarning } from '../config/warnings.js';
 import { silentLogger } from '../observability/logger.js';
 import type { SecretScrubber } from '../observability/secret-scrubber.js';
 import { Dhis2Client, Dhis2SourceError } from '../sources/dhis2/client.js';
-import { type CodedMapping, codedUids, type TestedCodes, unreachableMappings } from '../sources/dhis2/mapping-codes.js';
+import {
+  type CodedMapping,
+  codedUids,
+  entryUid,
+  namedUids,
+  type TestedCodes,
+  unreachableMappings,
+} from '../sources/dhis2/mapping-codes.js';
 import { dhis2SettingsOf } from '../sources/dhis2/settings.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
 import { sortSignals } from '../sources/fhir/sort-signals.js';
@@ -248,6 +256,17 @@ async function dhis2SourceChecks(
   return results;
 }
 
+/**
+ * What doctor asks of the programme: its stages with their data elements, its attributes, and its tracked
+ * entity type's (DHIS2 lists those with a programme's own when a tracked entity is read in it).
+ */
+const PROGRAM_FIELDS =
+  'id,displayName,programStages[id,displayName,programStageDataElements[dataElement[id]]],' +
+  'programTrackedEntityAttributes[trackedEntityAttribute[id]],' +
+  'trackedEntityType[id,trackedEntityTypeAttributes[trackedEntityAttribute[id]]]';
+
+type Stage = { id?: unknown; displayName?: unknown; programStageDataElements?: unknown };
+
 async function checkDhis2Metadata(
   client: Dhis2Client,
   settings: SourceSettings,
@@ -256,13 +275,13 @@ async function checkDhis2Metadata(
 ): Promise<CheckResult[]> {
   const name = `source ${settings.id} metadata`;
   const { program } = dhis2SettingsOf(settings);
-  const found = await client.metadata('programs', program, 'id,displayName,programStages[id,displayName]');
+  const found = await client.metadata('programs', program, PROGRAM_FIELDS);
   if (!found) {
     return [fail(name, `${at}.dhis2.program ${program}: no such programme in DHIS2 (or this user cannot see it)`)];
   }
   const problems: string[] = [];
   const writeBack = settings.writeBack;
-  const stages = Array.isArray(found.programStages) ? (found.programStages as Array<{ id?: unknown }>) : [];
+  const stages = Array.isArray(found.programStages) ? (found.programStages as Stage[]) : [];
   if (writeBack?.programStage && !stages.some((stage) => stage.id === writeBack.programStage))
     problems.push(`${at}.writeBack.programStage ${writeBack.programStage} is not a stage of programme ${program}`);
   if (writeBack?.dataElement && !(await client.metadata('dataElements', writeBack.dataElement)))
@@ -275,13 +294,24 @@ async function checkDhis2Metadata(
   const tested = mappings.map((mapping) => ({ mapping, stages: codedUids(mapping, 'programStage') }));
   const judged = tested.filter(({ mapping }) => !unreachable.has(mapping));
   problems.push(...stageProblems(judged, program, stages, at));
-  if (problems.length > 0) return [fail(name, problems.join('; '))];
-  const label = typeof found.displayName === 'string' ? ` (${found.displayName})` : '';
-  const staged = tested.filter((t) => t.stages).map((t) => t.mapping.id);
-  const stagesFound = staged.length > 0 ? `, with the stages of ${staged.join(', ')}` : '';
-  return [
-    ok(name, `programme ${program}${label} found${stagesFound}${writeBack ? ', with the write-back target' : ''}`),
-  ];
+  const results: CheckResult[] = [];
+  if (problems.length > 0) results.push(fail(name, problems.join('; ')));
+  else {
+    const label = typeof found.displayName === 'string' ? ` (${found.displayName})` : '';
+    const staged = tested.filter((t) => t.stages).map((t) => t.mapping.id);
+    const stagesFound = staged.length > 0 ? `, with the stages of ${staged.join(', ')}` : '';
+    results.push(
+      ok(name, `programme ${program}${label} found${stagesFound}${writeBack ? ', with the write-back target' : ''}`),
+    );
+  }
+  const unknown = namedProblems(
+    judged.map((j) => j.mapping),
+    program,
+    found,
+    stages,
+  );
+  if (unknown.length > 0) results.push(warn(name, unknown.join('; ')));
+  return results;
 }
 
 /**
@@ -292,7 +322,7 @@ async function checkDhis2Metadata(
 function stageProblems(
   judged: ReadonlyArray<{ mapping: CodedMapping; stages: TestedCodes | undefined }>,
   program: string,
-  stages: ReadonlyArray<{ id?: unknown; displayName?: unknown }>,
+  stages: readonly Stage[],
   at: string,
 ): string[] {
   const ids = stages.map((stage) => String(stage.id));
@@ -306,6 +336,65 @@ function stageProblems(
       `mapping ${mapping.id} (${at}.mappings) codes.${tested.sets.join(', codes.')} [${tested.uids.join(', ')}]: ` +
         `no stage of programme ${program} (its stages: ${listed.join(', ') || 'none'}), so it never notifies a ${mapping.eventType}`,
     );
+  }
+  return problems;
+}
+
+/** The `id`s of `list[].<key>` (DHIS2's references, `{ id }`); undefined when the answer has no such list. */
+function referencedIds(list: unknown, key: string): string[] | undefined {
+  if (!Array.isArray(list)) return undefined;
+  return list.flatMap((item: unknown) => {
+    const ref = typeof item === 'object' && item !== null ? (item as Record<string, unknown>)[key] : undefined;
+    const id = typeof ref === 'object' && ref !== null ? (ref as Record<string, unknown>).id : undefined;
+    return typeof id === 'string' ? [id] : [];
+  });
+}
+
+/**
+ * The attribute and data element uids the mappings read of the subject that the programme does not have:
+ * an attribute neither the programme's nor its tracked entity type's, a data element of none of its stages.
+ * A value DHIS2 never serves there is left out of every declaration, with nothing said at run time but a
+ * missing field. Warned (a set may keep an old uid beside the new one on purpose), naming the mapping file,
+ * the set and the uids: never a value. Not checked when DHIS2 does not list them (a server that ignores
+ * `fields` for them).
+ */
+function namedProblems(
+  mappings: readonly CodedMapping[],
+  program: string,
+  found: Record<string, unknown>,
+  stages: readonly Stage[],
+): string[] {
+  const type =
+    typeof found.trackedEntityType === 'object' && found.trackedEntityType !== null
+      ? (found.trackedEntityType as Record<string, unknown>)
+      : {};
+  const programAttributes = referencedIds(found.programTrackedEntityAttributes, 'trackedEntityAttribute');
+  const attributes =
+    programAttributes &&
+    new Set([
+      ...programAttributes,
+      ...(referencedIds(type.trackedEntityTypeAttributes, 'trackedEntityAttribute') ?? []),
+    ]);
+  const stageElements = stages.map((stage) => referencedIds(stage.programStageDataElements, 'dataElement'));
+  const dataElements = stageElements.some((ids) => ids !== undefined)
+    ? new Set(stageElements.flatMap((ids) => ids ?? []))
+    : undefined;
+  const kinds = [
+    { kind: 'attribute', have: attributes, what: `no attribute of programme ${program} or of its tracked entity type` },
+    { kind: 'dataElement', have: dataElements, what: `no data element of a stage of programme ${program}` },
+  ] as const;
+  const problems: string[] = [];
+  for (const mapping of mappings) {
+    for (const { kind, have, what } of kinds) {
+      if (!have) continue;
+      for (const { set, entries } of namedUids(mapping, kind)) {
+        const missing = entries.filter((entry) => !have.has(entryUid(entry)));
+        if (missing.length === 0) continue;
+        problems.push(
+          `mapping ${mapping.id} (${mapping.file}) codes.${set} [${missing.join(', ')}]: ${what}, so what it reads is never there`,
+        );
+      }
+    }
   }
   return problems;
 }

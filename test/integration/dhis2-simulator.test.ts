@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../src/observability/logger.js';
 import {
+  ATTRIBUTES,
+  BIRTH_DATA_ELEMENTS,
   BIRTH_STAGE,
   buildDemoChildProgramme,
   CHILD_PROGRAMME,
@@ -418,6 +420,40 @@ describe('DHIS2 simulator: tracker export', () => {
     } finally {
       await other.close();
     }
+  });
+
+  it("serves a programme's attributes and its stages' data elements, as `fields` selects them", async () => {
+    const fields =
+      'id,programTrackedEntityAttributes[trackedEntityAttribute[id]],programStages[id,programStageDataElements[dataElement[id]]],trackedEntityType[trackedEntityTypeAttributes[trackedEntityAttribute[id]]]';
+    const { status, body } = await get(sim, `/api/programs/${CHILD_PROGRAMME}?fields=${encodeURIComponent(fields)}`);
+    assert.equal(status, 200);
+    assert.deepEqual(Object.keys(body).sort(), [
+      'id',
+      'programStages',
+      'programTrackedEntityAttributes',
+      'trackedEntityType',
+    ]);
+    const attributes = body.programTrackedEntityAttributes.map(
+      (a: { trackedEntityAttribute: { id: string } }) => a.trackedEntityAttribute.id,
+    );
+    assert.ok(attributes.includes(ATTRIBUTES.gender) && attributes.includes(ATTRIBUTES.nationalId), attributes.join());
+    assert.ok(
+      !attributes.includes(ATTRIBUTES.dateOfBirth),
+      'the death programme attribute is not the Child Programme one',
+    );
+    const birth = body.programStages.find((stage: { id: string }) => stage.id === BIRTH_STAGE);
+    assert.deepEqual(
+      birth.programStageDataElements.map((d: { dataElement: { id: string } }) => d.dataElement.id).sort(),
+      Object.values(BIRTH_DATA_ELEMENTS).sort(),
+    );
+    assert.deepEqual(body.trackedEntityType.trackedEntityTypeAttributes, [
+      { trackedEntityAttribute: { id: ATTRIBUTES.firstName } },
+      { trackedEntityAttribute: { id: ATTRIBUTES.lastName } },
+    ]);
+    // Without `fields`, the whole object.
+    const whole = await get(sim, `/api/programs/${DEATH_PROGRAMME}`);
+    assert.equal(whole.body.displayName, 'Death notification (sandbox)');
+    assert.ok(Array.isArray(whole.body.programTrackedEntityAttributes));
   });
 });
 

@@ -529,6 +529,65 @@ describe('doctor checks', () => {
     assert.equal(mother?.status, 'ok', mother?.detail);
   });
 
+  it('warns about attribute and data element uids a mapping reads of the subject that the programme does not have', async () => {
+    const auth = { type: 'pat', token: DEFAULT_SANDBOX_AUTH.pat };
+    const metadata = async (sources: unknown[]) => {
+      const report = await runDoctor({ file: writeConfig(configObject({ sources })), env: {} });
+      return { report, lines: report.checks.filter((c) => c.name === 'source hmis metadata') };
+    };
+    // The shipped mappings, each on its programme: every uid they read of the subject is the programme's.
+    for (const program of ['IpHINAT79UW', 'SbxDthProg1']) {
+      const shipped = await metadata([{ id: 'hmis', kind: 'dhis2', baseUrl: dhis2.baseUrl, auth, dhis2: { program } }]);
+      assert.deepEqual(
+        shipped.lines.map((c) => c.status),
+        ['ok'],
+        formatReport(shipped.report),
+      );
+    }
+
+    // A site's copy with a typo in an attribute and a data element, another programme's attribute (the death
+    // programme's date of birth, read as the sex under the child's enrollment), and a bogus uid only the
+    // mother is read by.
+    const shipped = readFileSync(new URL('../../mappings/birth.dhis2.yaml', import.meta.url), 'utf8');
+    const copy = join(dir, 'birth.typos.yaml');
+    writeFileSync(
+      copy,
+      shipped
+        .replace(/^id: birth\.dhis2$/m, 'id: birth.typos')
+        .replace('firstName: [w75KJ2mc4zz]', 'firstName: [w75KJ2mc4zX]')
+        .replace('birthWeightGrams: [UXz7xuGCEhU]', "birthWeightGrams: ['dhis2|UXz7xuGCEhX', UXz7xuGCEhU]")
+        .replace('nationalId: [AuPLng5hLbE]', 'nationalId: [MotherOnly1]')
+        .replace('gender: [cejWyOfXge6]', 'enrolledGender: [SbxAttrDob1]')
+        .replace(
+          "%subject.attributes.where(attribute.coded('gender')).value",
+          "%enrollment.attributes.where(attribute.coded('enrolledGender')).value",
+        ),
+    );
+    const typos = await metadata([{ id: 'hmis', kind: 'dhis2', baseUrl: dhis2.baseUrl, auth, mappings: [copy] }]);
+    assert.deepEqual(
+      typos.lines.map((c) => c.status),
+      ['ok', 'warn'],
+      formatReport(typos.report),
+    );
+    const warning = typos.lines[1]?.detail ?? '';
+    assert.ok(
+      warning.includes(
+        `mapping birth.typos (${copy}) codes.firstName [w75KJ2mc4zX]: no attribute of programme IpHINAT79UW or of its tracked entity type`,
+      ),
+      warning,
+    );
+    assert.ok(warning.includes('codes.enrolledGender [SbxAttrDob1]: no attribute of programme IpHINAT79UW'), warning);
+    // Only the entry DHIS2 lacks, as written; the set's other uid is the stage's.
+    assert.ok(
+      warning.includes(
+        'codes.birthWeightGrams [dhis2|UXz7xuGCEhX]: no data element of a stage of programme IpHINAT79UW',
+      ),
+      warning,
+    );
+    assert.doesNotMatch(warning, /MotherOnly1|codes\.nationalId|codes\.lastName|UXz7xuGCEhU\]/);
+    assert.equal(typos.report.ok, true, 'a warning, not a failure');
+  });
+
   it('creates no ledger where there is none, and warns naming the full path of a relative store.path', async () => {
     // Run from another directory, a relative store.path names another file: doctor used to create an empty
     // ledger there and pass it (✔), and `ledger` then said "empty".

@@ -1,8 +1,10 @@
 // GET /api/{programs,dataElements,trackedEntityAttributes}/{uid}: the metadata the demo data uses, so that
-// `doctor` can check a configured programme, stage, data element or attribute exists, as against DHIS2.
+// `doctor` can check a configured programme, stage, data element or attribute exists, and that the uids a
+// mapping names are the programme's, as against DHIS2.
 import { type Request, type Response, Router } from 'express';
 import {
   ATTRIBUTE_METADATA,
+  ATTRIBUTES,
   BABY_POSTNATAL_STAGE,
   BIRTH_DATA_ELEMENTS,
   BIRTH_STAGE,
@@ -10,26 +12,68 @@ import {
   DEATH_DATA_ELEMENTS,
   DEATH_PROGRAMME,
   DEATH_STAGE,
+  TRACKED_ENTITY_TYPE_ATTRIBUTES,
   TRACKED_ENTITY_TYPE_PERSON,
 } from './constants.js';
+import { applyFields, parseFields } from './fields.js';
+import { param } from './query.js';
 
 type Metadata = Record<string, unknown> & { id: string; displayName: string };
+
+// The shapes DHIS2's metadata API gives: a programme's attributes as `programTrackedEntityAttributes[]
+// .trackedEntityAttribute`, a stage's data elements as `programStageDataElements[].dataElement`, the tracked
+// entity type's own attributes as `trackedEntityTypeAttributes[].trackedEntityAttribute` (each a reference,
+// `{ id }`, unless `fields` asks for more of it).
+const attributesOf = (uids: readonly string[]) => uids.map((id) => ({ trackedEntityAttribute: { id } }));
+const dataElementsOf = (uids: readonly string[]) => uids.map((id) => ({ dataElement: { id } }));
+
+const PERSON = {
+  id: TRACKED_ENTITY_TYPE_PERSON,
+  displayName: 'Person',
+  trackedEntityTypeAttributes: attributesOf([...TRACKED_ENTITY_TYPE_ATTRIBUTES]),
+};
 
 const PROGRAMS: Record<string, Metadata> = {
   [CHILD_PROGRAMME]: {
     id: CHILD_PROGRAMME,
     displayName: 'Child Programme',
-    trackedEntityType: { id: TRACKED_ENTITY_TYPE_PERSON },
+    trackedEntityType: PERSON,
+    // As the demo database lists them: the Person type's names again, and the programme's own attributes.
+    programTrackedEntityAttributes: attributesOf([
+      ATTRIBUTES.firstName,
+      ATTRIBUTES.lastName,
+      ATTRIBUTES.gender,
+      ATTRIBUTES.nationalId,
+      ATTRIBUTES.address,
+    ]),
     programStages: [
-      { id: BIRTH_STAGE, displayName: 'Birth' },
-      { id: BABY_POSTNATAL_STAGE, displayName: 'Baby Postnatal' },
+      {
+        id: BIRTH_STAGE,
+        displayName: 'Birth',
+        programStageDataElements: dataElementsOf(Object.values(BIRTH_DATA_ELEMENTS)),
+      },
+      // The demo's postnatal data elements are not in the sandbox's data.
+      { id: BABY_POSTNATAL_STAGE, displayName: 'Baby Postnatal', programStageDataElements: [] },
     ],
   },
   [DEATH_PROGRAMME]: {
     id: DEATH_PROGRAMME,
     displayName: 'Death notification (sandbox)',
-    trackedEntityType: { id: TRACKED_ENTITY_TYPE_PERSON },
-    programStages: [{ id: DEATH_STAGE, displayName: 'Death' }],
+    trackedEntityType: PERSON,
+    programTrackedEntityAttributes: attributesOf([
+      ATTRIBUTES.firstName,
+      ATTRIBUTES.lastName,
+      ATTRIBUTES.gender,
+      ATTRIBUTES.nationalId,
+      ATTRIBUTES.dateOfBirth,
+    ]),
+    programStages: [
+      {
+        id: DEATH_STAGE,
+        displayName: 'Death',
+        programStageDataElements: dataElementsOf(Object.values(DEATH_DATA_ELEMENTS)),
+      },
+    ],
   },
 };
 
@@ -45,7 +89,7 @@ const DATA_ELEMENTS: Record<string, Metadata> = Object.fromEntries(
   ]),
 );
 
-const ATTRIBUTES: Record<string, Metadata> = Object.fromEntries(
+const ATTRIBUTE_OBJECTS: Record<string, Metadata> = Object.fromEntries(
   Object.entries(ATTRIBUTE_METADATA).map(([id, meta]) => [id, { id, ...meta }]),
 );
 
@@ -65,10 +109,11 @@ export function metadataRoutes(): Router {
     router.get(`/${path}/:uid`, (req: Request<{ uid: string }>, res: Response) => {
       const found = Object.hasOwn(objects, req.params.uid) ? objects[req.params.uid] : undefined;
       if (!found) return notFound(res, type, req.params.uid);
-      res.json(found);
+      const fields = param(new URL(req.originalUrl, 'http://simulator.invalid').searchParams, 'fields');
+      res.json(fields ? applyFields(found, parseFields(fields)) : found);
     });
   serve('programs', 'Program', PROGRAMS);
   serve('dataElements', 'DataElement', DATA_ELEMENTS);
-  serve('trackedEntityAttributes', 'TrackedEntityAttribute', ATTRIBUTES);
+  serve('trackedEntityAttributes', 'TrackedEntityAttribute', ATTRIBUTE_OBJECTS);
   return router;
 }

@@ -5,9 +5,10 @@
 // A DHIS2 source polls one programme (`sources[].dhis2.program`) and DHIS2 then lists only the enrollments
 // in it, so a mapping whose programme set does not name that programme finds no enrollment, no event, and
 // triggers on nothing: nothing is notified and no error is ever raised. Checked where the mappings are
-// loaded (sources/overlap.ts) and, for the stages, against the live metadata by `doctor`.
+// loaded (sources/overlap.ts) and, for the stages, against the live metadata by `doctor`, which also checks
+// the attributes and data elements a mapping reads of the subject (namedUids) against the programme's.
 import type { SourceSettings } from '../../config/types.js';
-import { type CodedTestsInput, triggerSets } from '../../mapping/coded-tests.js';
+import { type CodedTestsInput, codedTests, triggerSets } from '../../mapping/coded-tests.js';
 import { buildCodeSet, itemIsCoded } from '../../mapping/fhirpath/functions.js';
 import { mappingFile } from '../../mapping/load.js';
 import { dhis2SettingsOf } from './settings.js';
@@ -54,6 +55,41 @@ export function codedUids(mapping: CodedMapping, key: CodedKey): TestedCodes | u
     uids: [...new Set(entries.flat())],
     matches: (uid) => codeSets.some((set) => itemIsCoded(uid, set)),
   };
+}
+
+/**
+ * Where a mapping reads the subject's own attribute values (at the top, or under its enrollments) and its own
+ * events' data values, in the tracker JSON. Another person's (the mother's, read outside the programme
+ * polled) are not the programme's to judge.
+ */
+const NAMED_PATHS = {
+  attribute: new Set(['attributes.attribute', 'enrollments.attributes.attribute']),
+  dataElement: new Set(['enrollments.events.dataValues.dataElement']),
+} as const;
+
+/** What a mapping names a value of the subject by: a tracked entity attribute or a data element. */
+export type NamedKind = keyof typeof NAMED_PATHS;
+
+/** A code set a mapping reads the subject's own values by, and its entries as written. */
+export interface NamedSet {
+  set: string;
+  entries: string[];
+}
+
+/**
+ * The code sets a mapping tests the subject's own attributes (or its events' data elements) against,
+ * anywhere in it (a field reads by them as much as the trigger does): `attribute.coded('firstName')` on
+ * `%subject.attributes`.
+ */
+export function namedUids(mapping: CodedMapping, kind: NamedKind): NamedSet[] {
+  const paths = NAMED_PATHS[kind];
+  const sets = codedTests(mapping).flatMap((test) => (test.path && paths.has(test.path.join('.')) ? [test.set] : []));
+  return [...new Set(sets)].map((set) => ({ set, entries: (mapping.codes?.[set] ?? []).map(String) }));
+}
+
+/** The uid an entry names as `coded()` reads it: `system|uid` names `uid` (mapping/fhirpath buildCodeSet). */
+export function entryUid(entry: string): string {
+  return entry.slice(entry.lastIndexOf('|') + 1);
 }
 
 /** A mapping of a DHIS2 source that cannot match the programme the source polls. */
