@@ -34,6 +34,7 @@ COPY bin ./bin
 COPY mappings ./mappings
 COPY profiles ./profiles
 COPY examples ./examples
+COPY LICENSE ./
 # The ledger lives in /data (store.path: /data/bridge.db); the config is mounted read-only in /config.
 # /data is also the working directory, so the default store.path (./bridge.db) lands on the volume,
 # where uid 1000 can write, rather than in the root-owned /app. 0700: the ledger keeps personal data
