@@ -468,7 +468,7 @@ export class CachingFetcher implements ResourceFetcher {
     halved?: Bisection,
   ): Promise<boolean> {
     const step = Math.max(this.readStepOf(type), minStep);
-    const size = Math.min(READ_STEPS[step] ?? 1, readLengths.valuesOf(this.client, type) ?? Number.POSITIVE_INFINITY);
+    const size = readLengths.capped(this.client, type, READ_STEPS[step] ?? 1);
     const chunks: Array<Promise<boolean>> = [];
     for (let i = 0; i < ids.length; i += size)
       chunks.push(this.sendChunk(type, ids.slice(i, i + size), pending, step, halved));
@@ -606,10 +606,7 @@ export class CachingFetcher implements ResourceFetcher {
         const step = Math.max(this.stepOf(item.search), item.minStep);
         const size = PREFETCH_STEPS[step];
         if (!size) continue;
-        const subjects = Math.min(
-          size.subjects,
-          prefetchLengths.valuesOf(this.client, item.search.key) ?? Number.POSITIVE_INFINITY,
-        );
+        const subjects = prefetchLengths.capped(this.client, item.search.key, size.subjects);
         const refs = item.refs.slice(0, subjects);
         // A half asked in parts (the size went down meanwhile) is not answered as a list of its length.
         const halfOf = refs.length === item.refs.length ? item.halfOf : undefined;

@@ -94,6 +94,11 @@ export class LengthMemory {
     return this.lengths.get(client, key, now);
   }
 
+  /** `size` (a step's), or fewer when a longer list was refused within forgetAfterMs (valuesOf). */
+  capped(client: object, key: string, size: number, now = Date.now()): number {
+    return Math.min(size, this.valuesOf(client, key, now) ?? Number.POSITIVE_INFINITY);
+  }
+
   /**
    * Remembers that lists of `values` were answered where a longer one was refused: from now on at most
    * that many. Whether that is news (not when as few or fewer are known already: one warning for lists
