@@ -49,10 +49,18 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** `read()`, with a failure of the source named (ContextReadError); the read budget running out is not one. */
-async function readNamed(cache: CachingFetcher, ref: string, item: string): Promise<Resource | undefined> {
+/**
+ * `read()` of a reference (located already, or here), with a failure of the source named (ContextReadError);
+ * the read budget running out is not one.
+ */
+async function readNamed(
+  cache: CachingFetcher,
+  ref: string,
+  item: string,
+  at: Located = cache.locate(ref),
+): Promise<Resource | undefined> {
   try {
-    return await cache.read(ref);
+    return await cache.read(at);
   } catch (err) {
     if (err instanceof BudgetExceeded) throw err;
     throw new ContextReadError(item, normalizedRef(ref), err);
@@ -63,6 +71,9 @@ function normalizedRef(ref: string): string {
   const parsed = parseReference(ref);
   return parsed?.type ? `${parsed.type}/${parsed.id}` : ref;
 }
+
+/** Where a reference is read (CachingFetcher.locate). */
+type Located = { type: string; id: string } | { elsewhere: string } | undefined;
 
 /** A fetcher wrapper that caches and counts: searches fill the read cache so a later read costs nothing. */
 class CachingFetcher {
@@ -83,23 +94,26 @@ class CachingFetcher {
   }
 
   /**
-   * The server an absolute reference to a record (`…/Type/id`) names when it is not the source's own (see
-   * ResourceFetcher.resolveAbsolute): such a reference is not read. One that names no record is read as
-   * nothing, as a relative one is.
+   * Where a reference is read: its Type/id here (the type '' for a urn or a bundle's fullUrl), undefined for
+   * what names nothing we can fetch ('#contained', a relative form of no record), and the origin of the
+   * server an absolute reference to a record names when it is not the source's own (see
+   * ResourceFetcher.resolveAbsolute): such a reference is not read.
    */
-  elsewhere(ref: string): string | undefined {
-    if (!isAbsoluteReference(ref) || !parseReference(ref)?.type || this.inner.resolveAbsolute?.(ref)) return undefined;
-    return referenceOrigin(ref);
+  locate(ref: string): Located {
+    if (!isAbsoluteReference(ref)) return parseReference(ref);
+    const local = this.inner.resolveAbsolute?.(ref);
+    if (local) return local;
+    return parseReference(ref)?.type ? { elsewhere: referenceOrigin(ref) } : undefined;
   }
 
-  read(ref: string): Promise<Resource | undefined> {
-    const parsed = isAbsoluteReference(ref) ? this.inner.resolveAbsolute?.(ref) : parseReference(ref);
-    if (!parsed) return Promise.resolve(undefined); // '#contained', another server's, and other forms we cannot fetch
-    const key = parsed.type ? `${parsed.type}/${parsed.id}` : parsed.id;
+  /** The record `locate` found; nothing for another server's, nor for what names none. */
+  read(at: Located): Promise<Resource | undefined> {
+    if (!at || 'elsewhere' in at) return Promise.resolve(undefined);
+    const key = at.type ? `${at.type}/${at.id}` : at.id;
     let hit = this.reads.get(key);
     if (!hit) {
       this.spend();
-      hit = this.inner.read(parsed.type, parsed.id).then((r) => (isResource(r) ? r : undefined));
+      hit = this.inner.read(at.type, at.id).then((r) => (isResource(r) ? r : undefined));
       this.reads.set(key, hit);
     }
     return hit;
@@ -201,14 +215,14 @@ export async function assembleContext(
         );
         const found: Resource[] = [];
         for (const ref of refs) {
-          const origin = cache.elsewhere(ref);
-          if (origin) {
+          const at = cache.locate(ref);
+          if (at && 'elsewhere' in at) {
             // Said, so the declaration's gap is seen; the origin only: the path names the person's record.
-            const warning = `context '${item.name}': a reference to a record on another server (${origin}) was not followed`;
+            const warning = `context '${item.name}': a reference to a record on another server (${at.elsewhere}) was not followed`;
             if (!warnings.includes(warning)) warnings.push(warning);
             continue;
           }
-          const r = await readNamed(cache, ref, item.name);
+          const r = await readNamed(cache, ref, item.name, at);
           if (r && !found.includes(r)) found.push(r);
         }
         vars[item.name] = found;

@@ -65,26 +65,56 @@ function serverKey(url: URL, path: string): string {
   return `${url.protocol}//${url.hostname}:${url.port}${path.replace(/\/+$/, '')}`;
 }
 
+/** A record's URL path (`/fhir/Patient/1`, `…/_history/2`, a fullUrl) less its `/Type/id`: its server's base path. */
+function basePathOf(path: string): string {
+  return path.replace(/\/_history\/[^/]+$/, '').replace(/\/[^/]+\/[^/]+$/, '');
+}
+
 /**
- * An absolute reference `<base>/Type/id` (or `…/_history/v`) whose base is `base` (a FHIR server's base URL,
- * `https://emr.example.org/fhir`): its type and id, to read from that server. Undefined for any other:
- * `Patient/123` on another server (a master patient index) is another record, maybe another person, than
- * `Patient/123` here.
+ * A FHIR server's base URL as one server is one key (see serverKey): `https://EMR:443/fhir/` and
+ * `https://emr/fhir` are equal. Undefined for what is no URL.
  */
-export function referenceUnderBase(ref: string, base: string): { type: string; id: string } | undefined {
+export function baseUrlKey(base: string): string | undefined {
+  try {
+    const url = new URL(base);
+    return serverKey(url, url.pathname);
+  } catch {
+    return undefined;
+  }
+}
+
+/** An absolute http(s) reference to a record (`<base>/Type/id`, `…/_history/v`): its server's key and Type/id. */
+function splitAbsolute(ref: string): { server: string; type: string; id: string } | undefined {
   if (!/^https?:\/\//i.test(ref)) return undefined;
   const parsed = parseReference(ref);
   if (!parsed?.type) return undefined;
   let url: URL;
-  let baseUrl: URL;
   try {
     url = new URL(ref);
-    baseUrl = new URL(base);
   } catch {
     return undefined;
   }
-  const own = url.pathname.replace(/\/_history\/[^/]+$/, '').replace(/\/[^/]+\/[^/]+$/, '');
-  return serverKey(url, own) === serverKey(baseUrl, baseUrl.pathname) ? parsed : undefined;
+  return { server: serverKey(url, basePathOf(url.pathname)), type: parsed.type, id: parsed.id };
+}
+
+/**
+ * The absolute references of one FHIR server, its base URLs parsed once: `bases` are the addresses it
+ * writes its own records under (its baseUrl, and any other address of itself: an internal host name,
+ * http behind a TLS proxy). A reference `<base>/Type/id` under one of them answers its type and id, to read
+ * from that server; any other answers undefined: `Patient/123` on another server (a master patient
+ * index) is another record, maybe another person, than `Patient/123` here.
+ */
+export function referencesOf(bases: readonly string[]): (ref: string) => { type: string; id: string } | undefined {
+  const keys = new Set(bases.flatMap((base) => baseUrlKey(base) ?? []));
+  return (ref) => {
+    const split = splitAbsolute(ref);
+    return split && keys.has(split.server) ? { type: split.type, id: split.id } : undefined;
+  };
+}
+
+/** An absolute reference under `base` (a FHIR server's base URL, `https://emr.example.org/fhir`): see referencesOf. */
+export function referenceUnderBase(ref: string, base: string): { type: string; id: string } | undefined {
+  return referencesOf([base])(ref);
 }
 
 /** 'Type/id' for any reference form, the urn itself for urn references, else the input. */
@@ -169,7 +199,7 @@ function entriesOf(input: unknown): Array<{ fullUrl?: string; resource: Resource
 export function bundleFetcher(input: unknown): ResourceFetcher & { resources: Resource[] } {
   const byKey = new Map<string, Resource>();
   const resources: Resource[] = [];
-  /** The servers of the entries' absolute fullUrls (`<base>/Type/id`), and each such entry's. */
+  /** The servers (baseUrlKey) of the entries' absolute fullUrls (`<base>/Type/id`), and each such entry's. */
   const bases = new Set<string>();
   const baseOf = new Map<Resource, string>();
   for (const [i, { fullUrl, resource }] of entriesOf(input).entries()) {
@@ -183,10 +213,10 @@ export function bundleFetcher(input: unknown): ResourceFetcher & { resources: Re
     if (byKey.has(key)) continue; // history bundles list the newest version first
     byKey.set(key, r);
     if (fullUrl) byKey.set(fullUrl, r);
-    if (fullUrl && /^https?:\/\//i.test(fullUrl) && parseReference(fullUrl)?.type) {
-      const base = fullUrl.replace(/\/_history\/[^/]+$/, '').replace(/\/[^/]+\/[^/]+$/, '');
-      bases.add(base);
-      baseOf.set(r, base);
+    const server = fullUrl && splitAbsolute(fullUrl)?.server;
+    if (server) {
+      bases.add(server);
+      baseOf.set(r, server);
     }
     resources.push(r);
   }
@@ -194,16 +224,13 @@ export function bundleFetcher(input: unknown): ResourceFetcher & { resources: Re
   const resolveAbsolute = (ref: string): { type: string; id: string } | undefined => {
     const clean = ref.replace(/[?#].*$/, '').replace(/\/_history\/[^/]+$/, '');
     if (byKey.has(clean)) return { type: '', id: clean };
-    const parsed = parseReference(clean);
-    if (!parsed?.type) return undefined;
+    const split = splitAbsolute(ref);
+    if (!split) return undefined;
     // The entry of that Type/id answers only for its own server: a document may carry records of two.
-    const held = byKey.get(`${parsed.type}/${parsed.id}`);
+    const held = byKey.get(`${split.type}/${split.id}`);
     const heldBase = held && baseOf.get(held);
-    for (const base of heldBase ? [heldBase] : bases) {
-      const local = referenceUnderBase(ref, base);
-      if (local) return local;
-    }
-    return undefined;
+    const own = heldBase ? heldBase === split.server : bases.has(split.server);
+    return own ? { type: split.type, id: split.id } : undefined;
   };
 
   const canonical = (ref: string): string => {

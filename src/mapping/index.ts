@@ -1,7 +1,7 @@
 // The mapping layer's public API: load mappings, assemble context through a fetcher, map a subject.
 export { ContextReadError } from './context.js';
 export { dhis2InputFetcher, relatedTrackedEntities, trackedEntityResource } from './dhis2-input.js';
-export { bundleFetcher, normalizeReference, parseReference, referenceUnderBase } from './fetcher.js';
+export { bundleFetcher, normalizeReference, parseReference, referencesOf, referenceUnderBase } from './fetcher.js';
 export {
   type LoadMappingsOptions,
   loadMappings,

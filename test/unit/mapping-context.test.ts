@@ -12,6 +12,7 @@ import {
   parseReference,
   type Resource,
   type ResourceFetcher,
+  referencesOf,
   referenceUnderBase,
 } from '../../src/mapping/index.js';
 
@@ -180,6 +181,26 @@ describe('context assembly', () => {
       'urn:uuid:aaaaaaaa-0000-4000-8000-000000000001',
     ])
       assert.equal(referenceUnderBase(ref, base), undefined, ref);
+  });
+
+  it('reads an absolute reference under any of the bases of the server, and no other', () => {
+    const own = referencesOf([
+      'https://emr.hospital.org/openmrs/ws/fhir2/R4',
+      'http://openmrs:8080/openmrs/ws/fhir2/R4/',
+    ]);
+    for (const ref of [
+      'https://emr.hospital.org/openmrs/ws/fhir2/R4/Patient/p1',
+      'http://OpenMRS:8080/openmrs/ws/fhir2/R4/Patient/p1/_history/2',
+    ])
+      assert.deepEqual(own(ref), { type: 'Patient', id: 'p1' }, ref);
+    for (const ref of [
+      'http://openmrs/openmrs/ws/fhir2/R4/Patient/p1', // the alias's host on another port
+      'https://openmrs:8080/openmrs/ws/fhir2/R4/Patient/p1', // another scheme
+      'http://emr.hospital.org/openmrs/ws/fhir2/R4/Patient/p1',
+      'http://openmrs:8080/openmrs/ws/fhir2/Patient/p1',
+      'http://mpi.example.org/fhir/Patient/p1',
+    ])
+      assert.equal(own(ref), undefined, ref);
   });
 
   describe('an absolute reference in a document (the BFDR example, entries under http://www.example.org/fhir)', () => {

@@ -4,7 +4,7 @@ import {
   batchableSearches,
   type MappingSet,
   type ResourceFetcher,
-  referenceUnderBase,
+  referencesOf,
   splitByReference,
 } from '../../mapping/index.js';
 import { setBounded } from '../../util/bounded-map.js';
@@ -34,6 +34,21 @@ const ignoresIdLists = new WeakSet<FhirSourceClient>();
  * as if it had no encounter or observation, and the mapping would go on without them.
  */
 const readsOrLists = new WeakSet<FhirSourceClient>();
+
+/**
+ * Each source's own absolute references (ResourceFetcher.resolveAbsolute), its base URLs parsed once: a
+ * fetcher lives for one pass, the client for the source.
+ */
+const ownReferences = new WeakMap<FhirSourceClient, ReturnType<typeof referencesOf>>();
+
+function ownReferencesOf(client: FhirSourceClient): ReturnType<typeof referencesOf> {
+  let found = ownReferences.get(client);
+  if (!found) {
+    found = referencesOf([client.baseUrl]);
+    ownReferences.set(client, found);
+  }
+  return found;
+}
 
 /** Ids per batched read: keeps the query string short (servers cap URLs around 8 KB). */
 const PREFETCH_CHUNK = 50;
@@ -320,7 +335,7 @@ export class CachingFetcher implements ResourceFetcher {
    * (a master patient index) is not this server's `Patient/123`, and may be another person.
    */
   resolveAbsolute(ref: string): { type: string; id: string } | undefined {
-    return referenceUnderBase(ref, this.client.baseUrl);
+    return ownReferencesOf(this.client)(ref);
   }
 
   search(type: string, params: Record<string, string>): Promise<Resource[]> {
