@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import cron from 'node-cron';
 import { type Document, parseDocument, visit, YAMLError, YAMLParseError } from 'yaml';
+import { baseUrlKey } from '../mapping/fetcher.js';
 import { dhis2SettingsOf } from '../sources/dhis2/settings.js';
 import { checkAdmin } from './admin.js';
 import { ConfigError } from './errors.js';
@@ -288,6 +289,7 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
     }
     checkUrl(source.baseUrl, `sources[${i}].baseUrl`, file);
     checkKindKeys(source, `sources[${i}]`, file);
+    if (source.alsoKnownAs !== undefined) source.alsoKnownAs = checkAlsoKnownAs(source, `sources[${i}]`, file);
     if (source.timeZone !== undefined) checkTimeZone(source.timeZone, `sources[${i}].timeZone`, file);
     source.mappings = resolveMappings(source.mappings, `sources[${i}].mappings`, file);
     if (source.dhis2?.fields !== undefined) checkDhis2Fields(source.dhis2.fields, `sources[${i}].dhis2.fields`, file);
@@ -338,9 +340,10 @@ function checkKindKeys(source: SourceSettings, path: string, file?: string): voi
     for (const key of ['dataElement', 'programStage', 'attribute'] as const) {
       if (source.writeBack?.[key] !== undefined) foreign.push(`writeBack.${key}`);
     }
-  } else if (source.subscription !== undefined) {
+  } else {
     // (writeBack's FHIR keys have schema defaults, so they are there whatever was written.)
-    foreign.push('subscription');
+    if (source.subscription !== undefined) foreign.push('subscription');
+    if (source.alsoKnownAs !== undefined) foreign.push('alsoKnownAs');
   }
   const [first] = foreign;
   if (first) {
@@ -350,6 +353,26 @@ function checkKindKeys(source: SourceSettings, path: string, file?: string): voi
       file,
     );
   }
+}
+
+/**
+ * `alsoKnownAs` normalised as the FHIR client takes baseUrl (no trailing slash). Each must be a base: no
+ * query nor fragment, which no reference's base carries, so such an entry would match nothing. One naming
+ * baseUrl's server or an earlier entry's (compared as references are: baseUrlKey) is refused: likely a
+ * copy left where another address was meant.
+ */
+function checkAlsoKnownAs(source: SourceSettings, path: string, file?: string): string[] {
+  const seen = new Map<string | undefined, string>([[baseUrlKey(source.baseUrl), `${path}.baseUrl`]]);
+  return (source.alsoKnownAs ?? []).map((entry, j) => {
+    const at = `${path}.alsoKnownAs[${j}]`;
+    checkUrl(entry, at, file);
+    if (/[?#]/.test(entry)) throw new ConfigError(at, 'must be a FHIR base URL without a query or fragment', file);
+    const key = baseUrlKey(entry);
+    const same = seen.get(key);
+    if (same) throw new ConfigError(at, `names the same FHIR base as ${same}`, file);
+    seen.set(key, at);
+    return entry.replace(/\/+$/, '');
+  });
 }
 
 /**

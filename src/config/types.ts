@@ -78,6 +78,11 @@ export interface SourceSettings {
   id: string;
   kind: 'fhir' | 'dhis2';
   baseUrl: string;
+  /**
+   * FHIR: other base URLs the EMR writes absolute references to its own records under (an internal host
+   * name, http behind a TLS proxy), without trailing slashes. Never called: only baseUrl is.
+   */
+  alsoKnownAs?: string[];
   auth: SourceAuth;
   timeoutMs: number;
   /** Calls to the source in flight at once (default 8): an EMR is a hospital's production system. */

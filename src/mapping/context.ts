@@ -93,6 +93,10 @@ class CachingFetcher {
     this.left -= 1;
   }
 
+  get otherServerHint(): string | undefined {
+    return this.inner.otherServerHint;
+  }
+
   /**
    * Where a reference is read: its Type/id here (the type '' for a urn or a bundle's fullUrl), undefined for
    * what names nothing we can fetch ('#contained', a relative form of no record), and the origin of the
@@ -218,7 +222,8 @@ export async function assembleContext(
           const at = cache.locate(ref);
           if (at && 'elsewhere' in at) {
             // Said, so the declaration's gap is seen; the origin only: the path names the person's record.
-            const warning = `context '${item.name}': a reference to a record on another server (${at.elsewhere}) was not followed`;
+            const hint = cache.otherServerHint;
+            const warning = `context '${item.name}': a reference to a record on another server (${at.elsewhere}) was not followed${hint ? `; ${hint}` : ''}`;
             if (!warnings.includes(warning)) warnings.push(warning);
             continue;
           }

@@ -33,6 +33,11 @@ export interface ResourceFetcher {
    * this method follows no absolute reference.
    */
   resolveAbsolute?(ref: string): { type: string; id: string } | undefined;
+  /**
+   * Said with the warning about a reference resolveAbsolute left out: how to have it read if its server is
+   * this one under another address (a live FHIR source's sources[].alsoKnownAs).
+   */
+  readonly otherServerHint?: string;
 }
 
 export type LocationKind = 'CRVS_OFFICE' | 'HEALTH_FACILITY';

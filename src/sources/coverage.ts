@@ -83,6 +83,7 @@ export class PassCoverage {
           return found;
         },
         resolveAbsolute: (ref) => fetcher.resolveAbsolute?.(ref),
+        otherServerHint: fetcher.otherServerHint,
       },
       // Called only after the evaluation succeeded: a failed one must not vouch for anything.
       done: () => this.remember(subjectKey, seen),

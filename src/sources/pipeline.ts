@@ -1121,6 +1121,7 @@ function untilStopped(fetcher: ResourceFetcher, stopped: () => unknown): Resourc
     read: (type, id) => (stopped() ? refused() : fetcher.read(type, id)),
     search: (type, params) => (stopped() ? refused() : fetcher.search(type, params)),
     resolveAbsolute: (ref) => fetcher.resolveAbsolute?.(ref),
+    otherServerHint: fetcher.otherServerHint,
   };
 }
 

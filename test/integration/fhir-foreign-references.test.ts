@@ -2,18 +2,38 @@
 // master patient index) is not the EMR's `Patient/123`, which may be another person. Reduced to
 // `Patient/123` and read from the source, that other record's name and birth date went into the
 // declaration. Such a reference is now read only under the source's own baseUrl; any other is not
-// followed, and the result says so (the server's origin only). Against the FHIR sandbox behind the fault
-// proxy, which records every request, and through the whole bridge to the OpenCRVS simulator.
+// followed, and the result says so (the server's origin only). An EMR that writes its own records under
+// another address of itself (`http://openmrs:8080/…` behind `https://emr.hospital.org/…`) lists that base
+// in sources[].alsoKnownAs: references under it are read as its own. Against the FHIR sandbox behind the
+// fault proxy, which records every request, and through the whole bridge to the OpenCRVS simulator.
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { Resource } from '@medplum/fhirtypes';
 import { loadMappings, type MapResult, mapSubject } from '../../src/mapping/index.js';
+import { silentLogger } from '../../src/observability/logger.js';
 import { generateBirth } from '../../src/sandbox/demo/generate.js';
 import { CachingFetcher } from '../../src/sources/fhir/fetcher.js';
-import { eventsBySubject, type Harness, notifiedDeclaration, startHarness } from './helpers/bridge-harness.js';
+import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
+import {
+  eventsBySubject,
+  type Harness,
+  notifiedDeclaration,
+  SOURCE_ID,
+  startHarness,
+} from './helpers/bridge-harness.js';
 import { type FhirBehindProxy, startFhirBehindProxy } from './helpers/fhir-proxy.js';
 
 const MPI = 'http://mpi.example.org';
+/** Another address of the EMR itself, as OpenMRS behind a TLS proxy writes its references: never called. */
+const ALIAS = 'http://openmrs:8080/openmrs/ws/fhir2/R4';
+
+/** The warning for a reference to `origin` not followed, from a live source (its hint names the source). */
+function notFollowed(origin: string, source = 'emr'): string {
+  return (
+    `context 'maternityPatients': a reference to a record on another server (${origin}) was not followed; ` +
+    `if that is this EMR under another address, add its FHIR base URL to sources[].alsoKnownAs of source ${source}`
+  );
+}
 /** The EMR's own Patient with the id the other server's mother has: someone else, by name. */
 const NOT_THE_MOTHER = 'Notthemother';
 
@@ -88,9 +108,65 @@ describe('absolute references to another server (live FHIR source)', () => {
       assert.equal(result.declaration['mother.dob'], undefined);
       assert.ok(setup.proxy.seen.length > 0, 'the record itself was read');
       assert.deepEqual(asked(`demo-birth-${n}-mother`), []);
-      const warning = `context 'maternityPatients': a reference to a record on another server (${origin}) was not followed`;
-      assert.ok(result.warnings.includes(warning), JSON.stringify(result.warnings));
+      assert.ok(result.warnings.includes(notFollowed(origin)), JSON.stringify(result.warnings));
       assert.ok(!JSON.stringify(result.warnings).includes(`demo-birth-${n}-mother`), 'no record id in a warning');
+    }
+  });
+});
+
+describe('absolute references under another address of the source (sources[].alsoKnownAs)', () => {
+  let setup: FhirBehindProxy;
+  /** The same source without alsoKnownAs, on the same proxy. */
+  let plain: FhirSourceClient;
+  const set = loadMappings({ names: ['birth.fhir'], routing: { defaultOffice: 'office-1', facilities: {} } });
+
+  before(async () => {
+    // The alias written as an operator may: a trailing slash, the host in capitals.
+    setup = await startFhirBehindProxy({
+      timeoutMs: 5000,
+      source: { alsoKnownAs: ['http://OPENMRS:8080/openmrs/ws/fhir2/R4/'] },
+    });
+    plain = new FhirSourceClient({ ...setup.source, alsoKnownAs: undefined }, { logger: silentLogger });
+    for (const resource of [
+      ...birthWithMotherAt(3, (id) => `${ALIAS}/Patient/${id}/_history/2`),
+      // The alias's host under another path: not the EMR.
+      ...birthWithMotherAt(4, (id) => `http://openmrs:8080/other/fhir/Patient/${id}`),
+    ])
+      await setup.sandbox.upsert(resource);
+  });
+  after(async () => {
+    plain?.close();
+    await setup?.close();
+  });
+  beforeEach(() => {
+    setup.proxy.seen.length = 0;
+  });
+
+  const asked = (id: string) => setup.proxy.seen.map((request) => request.url ?? '').filter((url) => url.includes(id));
+
+  it('reads a reference under an alias from the source, as a relative one', async () => {
+    const result = await mapSubject(set, 'birth.fhir', 'Patient/demo-birth-3-child', new CachingFetcher(setup.client));
+    assert.equal(motherFamily(result), NOT_THE_MOTHER);
+    assert.ok(asked('demo-birth-3-mother').length > 0, 'the mother was read from the source');
+    assert.ok(result.status === 'mapped');
+    assert.ok(!result.warnings.some((w) => /another server/.test(w)), JSON.stringify(result.warnings));
+  });
+
+  it('leaves it out, asking nothing, with the hint, when alsoKnownAs does not name that base', async () => {
+    for (const [n, fetcher] of [
+      [3, new CachingFetcher(plain)],
+      [4, new CachingFetcher(setup.client)],
+    ] as const) {
+      setup.proxy.seen.length = 0;
+      const result = await mapSubject(set, 'birth.fhir', `Patient/demo-birth-${n}-child`, fetcher);
+      assert.equal(motherFamily(result), undefined, `birth ${n}`);
+      assert.ok(result.status === 'mapped');
+      assert.ok(setup.proxy.seen.length > 0, 'the record itself was read');
+      assert.deepEqual(asked(`demo-birth-${n}-mother`), []);
+      assert.deepEqual(
+        result.warnings.filter((w) => /another server/.test(w)),
+        [notFollowed('http://openmrs:8080')],
+      );
     }
   });
 });
@@ -130,11 +206,47 @@ describe('absolute references to another server (the bridge, to OpenCRVS)', () =
     const row = h.rows().find((r) => r.subjectKey === 'Patient/e2e-birth-0-child');
     assert.ok(row);
     const warnings = h.bridge.ledger.mappingWarnings(row.id);
-    assert.ok(
-      warnings.includes(
-        `context 'maternityPatients': a reference to a record on another server (${MPI}) was not followed`,
-      ),
-      JSON.stringify(warnings),
-    );
+    assert.ok(warnings.includes(notFollowed(MPI, SOURCE_ID)), JSON.stringify(warnings));
+  });
+});
+
+describe('absolute references under another address of the source (the bridge, to OpenCRVS)', () => {
+  let h: Harness;
+
+  before(async () => {
+    h = await startHarness({ source: { alsoKnownAs: [ALIAS] } });
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  it('notifies the birth with the mother read under the alias, and one under an unlisted base without her', async () => {
+    for (const r of [
+      ...birthWithMotherAt(0, (id) => `${ALIAS}/Patient/${id}`, 'aka'),
+      ...birthWithMotherAt(1, (id) => `https://emr.hospital.org/openmrs/ws/fhir2/R4/Patient/${id}`, 'aka'),
+    ])
+      await h.fhir.upsert(r);
+    const sync = await h.bridge.syncOnce();
+    assert.ok(sync.ok, JSON.stringify(sync.rows.map((r) => [r.state, r.lastError])));
+    await h.waitForEvents(2);
+    const events = await eventsBySubject(h);
+    const mother = (child: string) => {
+      const event = events.get(child);
+      assert.ok(event, `${child} notified`);
+      const declaration = notifiedDeclaration(event);
+      return [(declaration['mother.name'] as { surname?: string } | undefined)?.surname, declaration['mother.dob']];
+    };
+    const [surname, dob] = mother('Patient/aka-birth-0-child');
+    assert.equal(surname, NOT_THE_MOTHER);
+    assert.equal(typeof dob, 'string', 'the mother’s birth date came with her');
+    assert.deepEqual(mother('Patient/aka-birth-1-child'), [undefined, undefined]);
+
+    const warningsOf = (child: string) => {
+      const row = h.rows().find((r) => r.subjectKey === child);
+      assert.ok(row, child);
+      return h.bridge.ledger.mappingWarnings(row.id).filter((w) => /another server/.test(w));
+    };
+    assert.deepEqual(warningsOf('Patient/aka-birth-0-child'), []);
+    assert.deepEqual(warningsOf('Patient/aka-birth-1-child'), [notFollowed('https://emr.hospital.org', SOURCE_ID)]);
   });
 });

@@ -505,6 +505,48 @@ describe('configuration', () => {
     });
   });
 
+  it('takes alsoKnownAs on a FHIR source, normalised as baseUrl, and refuses a bad, repeated or misplaced one', () => {
+    const source = (aka: string, kind = 'kind: fhir, baseUrl: "https://emr.hospital.org/openmrs/ws/fhir2/R4"') =>
+      `${MINIMAL_CONFIG}sources:\n  - { id: emr, ${kind}, alsoKnownAs: ${aka} }\n`;
+    const ok = loadConfig({
+      text: source('["http://openmrs:8080/openmrs/ws/fhir2/R4/", "https://emr.hospital.org:8443/openmrs/ws/fhir2/R4"]'),
+    });
+    assert.deepEqual(ok.sources[0]?.alsoKnownAs, [
+      'http://openmrs:8080/openmrs/ws/fhir2/R4',
+      'https://emr.hospital.org:8443/openmrs/ws/fhir2/R4',
+    ]);
+    assert.equal(loadConfig({ text: source('[]') }).sources[0]?.alsoKnownAs?.length, 0);
+    const refused = (aka: string, kind?: string) => {
+      const err = configErrorOf(() => loadConfig({ text: source(aka, kind) }));
+      return `${err.path}: ${err.problem}`;
+    };
+    // The schema: an http(s) URL, in a list.
+    const notUrl = 'must be an absolute http(s) base URL, e.g. http://openmrs:8080/openmrs/ws/fhir2/R4';
+    assert.equal(refused('["openmrs:8080/fhir"]'), `sources[0].alsoKnownAs[0]: ${notUrl}`);
+    assert.equal(refused('["http://a/fhir", "ftp://b/fhir"]'), `sources[0].alsoKnownAs[1]: ${notUrl}`);
+    assert.match(refused('"http://openmrs:8080/fhir"'), /^sources\[0\]\.alsoKnownAs: must be array/);
+    // The load: a URL, without credentials, query or fragment; neither baseUrl nor an earlier entry again.
+    assert.equal(refused('["http://a/fhir", "http://"]'), 'sources[0].alsoKnownAs[1]: is not a valid URL');
+    assert.match(refused('["http://u:p@openmrs/fhir"]'), /^sources\[0\]\.alsoKnownAs\[0\]: must not carry credentials/);
+    assert.equal(
+      refused('["http://openmrs/fhir?_format=json"]'),
+      'sources[0].alsoKnownAs[0]: must be a FHIR base URL without a query or fragment',
+    );
+    assert.equal(
+      refused('["https://EMR.hospital.org:443/openmrs/ws/fhir2/R4/"]'),
+      'sources[0].alsoKnownAs[0]: names the same FHIR base as sources[0].baseUrl',
+    );
+    assert.equal(
+      refused('["http://openmrs:8080/fhir", "http://a/fhir", "http://OPENMRS:8080/fhir//"]'),
+      'sources[0].alsoKnownAs[2]: names the same FHIR base as sources[0].alsoKnownAs[0]',
+    );
+    // A DHIS2 source reads no FHIR references.
+    assert.equal(
+      refused('["http://dhis2:8080"]', 'kind: dhis2, baseUrl: "http://dhis2.example", auth: { type: pat, token: t }'),
+      'sources[0].alsoKnownAs: is for fhir sources; this source is kind dhis2 (remove it, or change kind)',
+    );
+  });
+
   it('reports an unset environment variable with its key path', () => {
     const err = configErrorOf(() =>
       // biome-ignore lint/suspicious/noTemplateCurlyInString: the config's own ${ENV} syntax under test

@@ -44,7 +44,7 @@ const ownReferences = new WeakMap<FhirSourceClient, ReturnType<typeof references
 function ownReferencesOf(client: FhirSourceClient): ReturnType<typeof referencesOf> {
   let found = ownReferences.get(client);
   if (!found) {
-    found = referencesOf([client.baseUrl]);
+    found = referencesOf([client.baseUrl, ...(client.settings.alsoKnownAs ?? [])]);
     ownReferences.set(client, found);
   }
   return found;
@@ -331,11 +331,16 @@ export class CachingFetcher implements ResourceFetcher {
   }
 
   /**
-   * An absolute reference is read here only under the source's own baseUrl: another server's `Patient/123`
-   * (a master patient index) is not this server's `Patient/123`, and may be another person.
+   * An absolute reference is read here only under the source's own baseUrl, or a base the EMR writes its
+   * own records under too (sources[].alsoKnownAs): another server's `Patient/123` (a master patient index)
+   * is not this server's `Patient/123`, and may be another person.
    */
   resolveAbsolute(ref: string): { type: string; id: string } | undefined {
     return ownReferencesOf(this.client)(ref);
+  }
+
+  get otherServerHint(): string {
+    return `if that is this EMR under another address, add its FHIR base URL to sources[].alsoKnownAs of source ${this.client.settings.id}`;
   }
 
   search(type: string, params: Record<string, string>): Promise<Resource[]> {

@@ -86,9 +86,14 @@ export interface HarnessOptions {
   fhirPaging?: Pick<FhirSandboxInternals, 'paging' | 'beforeSearch' | 'urlLimit' | 'listLimit'>;
   /**
    * The source's baseUrl, given the sandbox's (a proxy in front of the sandbox), its timeoutMs (default
-   * 5000) and its `auth` (default none).
+   * 5000), its `auth` (default none) and its `alsoKnownAs` (default none).
    */
-  source?: { baseUrl?: (sandboxBaseUrl: string) => string; timeoutMs?: number; auth?: Record<string, unknown> };
+  source?: {
+    baseUrl?: (sandboxBaseUrl: string) => string;
+    timeoutMs?: number;
+    auth?: Record<string, unknown>;
+    alsoKnownAs?: string[];
+  };
 }
 
 export interface Harness {
@@ -189,6 +194,7 @@ export function bridgeConfigObject(input: {
         baseUrl: options.source?.baseUrl?.(fhirBaseUrl) ?? fhirBaseUrl,
         timeoutMs: options.source?.timeoutMs ?? 5000,
         ...(options.source?.auth ? { auth: options.source.auth } : {}),
+        ...(options.source?.alsoKnownAs ? { alsoKnownAs: options.source.alsoKnownAs } : {}),
         poll: { schedule: '*/1 * * * * *', overlapSeconds: 2, pageSize: 50, ...(options.poll ?? {}) },
         ...(options.subscription || options.notify ? { subscription: options.subscription ?? {} } : {}),
       },
