@@ -92,10 +92,17 @@ export function sourcesSharingRecords(sources: readonly SourceSettings[]): Map<s
   return out;
 }
 
-/** Whether two sources read the same records. Two URLs of one server (a host name and its address) are not seen. */
+/**
+ * Whether two sources read the same records. Two URLs of one server (a host name and its address) are not
+ * seen, unless a FHIR source names the other's in its alsoKnownAs.
+ */
 function sameRecords(a: SourceSettings, b: SourceSettings): boolean {
-  if (a.kind !== b.kind || serverOf(a) !== serverOf(b)) return false;
-  if (a.kind === 'fhir') return true;
+  if (a.kind !== b.kind) return false;
+  if (a.kind === 'fhir') {
+    const bases = fhirServersOf(b);
+    return fhirServersOf(a).some((server) => bases.includes(server));
+  }
+  if (serverOf(a) !== serverOf(b)) return false;
   const [da, db] = [dhis2SettingsOf(a), dhis2SettingsOf(b)];
   if (da.program !== db.program) return false;
   // Org units named on both sides and none in common: a national DHIS2 split by district, one source each.
@@ -108,9 +115,14 @@ function sameRecords(a: SourceSettings, b: SourceSettings): boolean {
  * The base URL as the server sees it: host case, a default port and trailing slashes make no difference,
  * nor, for DHIS2 (whose baseUrl may name the server root or its /api), a closing /api.
  */
-function serverOf(source: SourceSettings): string {
-  const url = new URL(source.baseUrl);
+function serverOf(source: SourceSettings, baseUrl = source.baseUrl): string {
+  const url = new URL(baseUrl);
   let path = url.pathname.replace(/\/+$/, '');
   if (source.kind === 'dhis2') path = path.replace(/\/api$/, '');
   return `${url.protocol}//${url.host}${path}${url.search}`;
+}
+
+/** A FHIR source's server under each of its addresses: baseUrl and alsoKnownAs (the EMR's other names). */
+function fhirServersOf(source: SourceSettings): string[] {
+  return [source.baseUrl, ...(source.alsoKnownAs ?? [])].map((base) => serverOf(source, base));
 }

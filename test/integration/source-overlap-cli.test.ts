@@ -115,6 +115,19 @@ describe('two sources reading the same records', () => {
     assert.match(doctor.stdout, /✖ sources: sources\[1\]\.baseUrl: reads the same FHIR server/);
   });
 
+  it('one FHIR server under an address the other lists in alsoKnownAs, both mapping births: refused', () => {
+    const config = writeConfig('aliased-emr.yaml', [
+      { ...fhir('ndola-emr', '/fhir'), alsoKnownAs: [`http://localhost:${port}/fhir`] },
+      { ...fhir('ndola-emr-2', ''), baseUrl: `http://LOCALHOST:${port}/fhir/` },
+    ]);
+    const validate = runCliSync(['validate', '--config', config]);
+    assert.equal(validate.code, 2, validate.stdout + validate.stderr);
+    assert.match(
+      validate.stdout,
+      /error sources\[1\]\.baseUrl: reads the same FHIR server as sources\[0\] \("ndola-emr", sources\[0\]\.baseUrl\)/,
+    );
+  });
+
   it('one FHIR server split by event type, or two servers, pass', () => {
     const split = writeConfig('split.yaml', [
       fhir('ndola-births', '/fhir', ['birth.fhir']),
