@@ -31,12 +31,13 @@ export function checkSourceMappings(
   for (const [j, later] of config.sources.entries()) {
     for (const [i, earlier] of config.sources.slice(0, j).entries()) {
       const shared = [...(types[i] ?? [])].filter((type) => types[j]?.has(type)).sort();
-      if (shared.length === 0 || !sameRecords(earlier, later)) continue;
+      const keys = shared.length > 0 ? sameRecords(earlier, later) : undefined;
+      if (!keys) continue;
       const what = later.kind === 'fhir' ? 'FHIR server' : `DHIS2 programme ${dhis2SettingsOf(later).program}`;
       const list = shared.join(' and ');
       throw new ConfigError(
-        `sources[${j}].baseUrl`,
-        `reads the same ${what} as sources[${i}] ("${earlier.id}", sources[${i}].baseUrl) and both map ${list} ` +
+        `sources[${j}].${keys.b}`,
+        `reads the same ${what} as sources[${i}] ("${earlier.id}", sources[${i}].${keys.a}) and both map ${list} ` +
           'events: each source sends them under transaction ids of its own, so OpenCRVS would register every one ' +
           `twice. Map ${list} in one of them only (sources[${i}].mappings, sources[${j}].mappings), or make them ` +
           'one source',
@@ -92,23 +93,41 @@ export function sourcesSharingRecords(sources: readonly SourceSettings[]): Map<s
   return out;
 }
 
+/** The key of each source (under `sources[i].`) whose address showed them one server. */
+interface SameAddress {
+  a: string;
+  b: string;
+}
+
+const BASE_URLS: SameAddress = { a: 'baseUrl', b: 'baseUrl' };
+
 /**
- * Whether two sources read the same records. Two URLs of one server (a host name and its address) are not
- * seen, unless a FHIR source names the other's in its alsoKnownAs.
+ * Whether two sources read the same records, and by which of their keys. Two URLs of one server (a host name
+ * and its address) are not seen, unless a FHIR source names the other's in its alsoKnownAs.
  */
-function sameRecords(a: SourceSettings, b: SourceSettings): boolean {
-  if (a.kind !== b.kind) return false;
+function sameRecords(a: SourceSettings, b: SourceSettings): SameAddress | undefined {
+  if (a.kind !== b.kind) return undefined;
   if (a.kind === 'fhir') {
     const bases = fhirServersOf(b);
-    return fhirServersOf(a).some((server) => bases.includes(server));
+    for (const [x, server] of fhirServersOf(a).entries()) {
+      const y = bases.indexOf(server);
+      if (y >= 0) return { a: addressKey(x), b: addressKey(y) };
+    }
+    return undefined;
   }
-  if (serverOf(a) !== serverOf(b)) return false;
+  if (serverOf(a) !== serverOf(b)) return undefined;
   const [da, db] = [dhis2SettingsOf(a), dhis2SettingsOf(b)];
-  if (da.program !== db.program) return false;
+  if (da.program !== db.program) return undefined;
   // Org units named on both sides and none in common: a national DHIS2 split by district, one source each.
   // (With orgUnitMode DESCENDANTS one named unit may lie under another: that overlap is not seen here.)
-  if (da.orgUnits?.length && db.orgUnits?.length) return da.orgUnits.some((unit) => db.orgUnits?.includes(unit));
-  return true;
+  if (da.orgUnits?.length && db.orgUnits?.length)
+    return da.orgUnits.some((unit) => db.orgUnits?.includes(unit)) ? BASE_URLS : undefined;
+  return BASE_URLS;
+}
+
+/** The key of the n-th address fhirServersOf lists: baseUrl, then each alsoKnownAs entry. */
+function addressKey(n: number): string {
+  return n === 0 ? 'baseUrl' : `alsoKnownAs[${n - 1}]`;
 }
 
 /**
