@@ -98,15 +98,66 @@ export const PURGE_SQL = `
     LIMIT @limit)`;
 
 /**
+ * A time bound (`since`, `until`) met by fewer rows than this is read through the index on the last
+ * update (migration 021): at most this many rows looked up and sorted by id, a few milliseconds. One met
+ * by more is left to the walk newest first, which a wide bound does not make long: the newest rows meet it.
+ */
+export const TIME_INDEX_MAX_ROWS = 1000;
+
+/** The time bound and the cursor, as both the probe and the list read them. */
+function timeTerms(filter: ListFilter, params: Record<string, string | number>, column: string): string[] {
+  const where: string[] = [];
+  if (filter.since !== undefined) {
+    where.push(`${column} >= @since`);
+    params.since = filter.since;
+  }
+  if (filter.until !== undefined) {
+    where.push(`${column} <= @until`);
+    params.until = filter.until;
+  }
+  if (filter.before !== undefined) {
+    where.push('id < @before');
+    params.before = filter.before;
+  }
+  return where;
+}
+
+/**
+ * How many rows (up to TIME_INDEX_MAX_ROWS) the filter's time bound holds below its cursor, from the index
+ * alone (it carries the row id): whether `list()` reads the bound through that index.
+ */
+export function timeProbeQuery(filter: ListFilter): { sql: string; params: Record<string, string | number> } {
+  const params: Record<string, string | number> = { cap: TIME_INDEX_MAX_ROWS };
+  const where = timeTerms(filter, params, 'updated_at');
+  const sql = `SELECT COUNT(*) FROM (SELECT 1 FROM ledger_rows INDEXED BY ledger_rows_updated
+    WHERE ${where.join(' AND ')} LIMIT @cap)`;
+  return { sql, params };
+}
+
+/** The newest row (the largest id) in the filter's time bound, below its cursor, from the index alone. */
+export function timeNewestQuery(filter: ListFilter): { sql: string; params: Record<string, string | number> } {
+  const params: Record<string, string | number> = {};
+  const where = timeTerms(filter, params, 'updated_at');
+  const sql = `SELECT MAX(id) FROM ledger_rows INDEXED BY ledger_rows_updated WHERE ${where.join(' AND ')}`;
+  return { sql, params };
+}
+
+/**
  * `list()`'s statement. With a lookup (`find`) only its indexes are to be used: without statistics SQLite
  * may prefer the state index and walk every delivered row, so a unary + keeps the other columns' indexes
  * out of the plan. Without one, a state filter reads (state, id) newest first (migration 010), the source
  * filtering what it reads as before: a state asked for (dead, failed) is mostly the rarer of the two, and
  * walking a large source for its few dead rows would read the whole source. A source alone reads
  * (source_id, id) newest first (migration 020). Neither is ever the natural key (source_id, event_type,
- * subject_key), which sorts every row of the source to return the newest page.
+ * subject_key), which sorts every row of the source to return the newest page. `byTime`: a time bound
+ * few rows meet is read through its own index (migration 021) instead, its rows sorted by id; `upTo`: the
+ * newest row in a bound many meet, where the walk starts (an `until` is met by the oldest rows). `before`
+ * (the cursor) starts any of these walks at that id, where `offset` reads and drops the rows before.
  */
-export function listQuery(filter: ListFilter): { sql: string; params: Record<string, string | number> } {
+export function listQuery(
+  filter: ListFilter,
+  options: { byTime?: boolean; upTo?: number } = {},
+): { sql: string; params: Record<string, string | number> } {
   const where: string[] = [];
   const params: Record<string, string | number> = {};
   const by = (column: string) => (filter.find === undefined ? column : `+${column}`);
@@ -127,17 +178,16 @@ export function listQuery(filter: ListFilter): { sql: string; params: Record<str
     where.push(`${stated ? '+' : ''}source_id = @sourceId`);
     params.sourceId = filter.sourceId;
   }
-  if (filter.since !== undefined) {
-    where.push('updated_at >= @since');
-    params.since = filter.since;
-  }
-  if (filter.until !== undefined) {
-    where.push('updated_at <= @until');
-    params.until = filter.until;
+  // Through the index on the last update only when told (byTime): else `+` keeps it out of the plan.
+  where.push(...timeTerms(filter, params, options.byTime ? 'updated_at' : '+updated_at'));
+  if (options.upTo !== undefined) {
+    where.push('id <= @upTo');
+    params.upTo = options.upTo;
   }
   params.limit = Math.max(0, Math.floor(filter.limit ?? DEFAULT_LIST_LIMIT));
   params.offset = Math.max(0, Math.floor(filter.offset ?? 0));
-  const sql = `SELECT * FROM ledger_rows ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+  const table = options.byTime ? 'ledger_rows INDEXED BY ledger_rows_updated' : 'ledger_rows';
+  const sql = `SELECT * FROM ${table} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
     ORDER BY id DESC LIMIT @limit OFFSET @offset`;
   return { sql, params };
 }
@@ -178,6 +228,19 @@ export function createQueries(db: Db): Queries {
       ${NEXT_NOTIFY_GENERATION}
     WHERE id = @id AND state = 'dead'`);
   const purge = db.prepare(PURGE_SQL);
+  // A lookup (`find`) has indexes of its own, and matches a row or two.
+  const timePlan = (filter: ListFilter): { byTime?: boolean; upTo?: number } => {
+    if (filter.find !== undefined || (filter.since === undefined && filter.until === undefined)) return {};
+    const probe = timeProbeQuery(filter);
+    const count = db.prepare<Record<string, number | string>, number>(probe.sql).pluck().get(probe.params) ?? 0;
+    if (count < TIME_INDEX_MAX_ROWS) return { byTime: true };
+    // Many rows in the bound. `until` is met by the oldest rows, which a walk newest first reaches last:
+    // it starts at the newest row in the bound instead, read from the index alone.
+    if (filter.until === undefined) return {};
+    const newest = timeNewestQuery(filter);
+    const upTo = db.prepare<Record<string, number | string>, number | null>(newest.sql).pluck().get(newest.params);
+    return typeof upTo === 'number' ? { upTo } : {};
+  };
 
   const replay = db.transaction((ids: number[] | 'dead', now: number) => {
     const result: ReplayResult = { requeued: [], skipped: [] };
@@ -285,7 +348,7 @@ export function createQueries(db: Db): Queries {
       return row ? toLedgerRow(row) : undefined;
     },
     list: (filter) => {
-      const { sql, params } = listQuery(filter);
+      const { sql, params } = listQuery(filter, timePlan(filter));
       return db.prepare<Record<string, string | number>, SqlLedgerRow>(sql).all(params).map(toLedgerRow);
     },
     deadExcept: (ids) => deadExcept.get(JSON.stringify(ids)) ?? 0,

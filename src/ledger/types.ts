@@ -224,6 +224,11 @@ export interface ListFilter {
   /** On `updatedAt`, inclusive, epoch milliseconds. */
   since?: number;
   until?: number;
+  /**
+   * Rows with a smaller id only: the keyset cursor (the last id of the page before). The page starts
+   * there in the id order the rows are listed in, rather than reading and skipping `offset` rows.
+   */
+  before?: number;
   limit?: number;
   offset?: number;
 }

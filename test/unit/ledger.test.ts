@@ -16,7 +16,7 @@ import {
   type Settlement,
   transactionIdsFor,
 } from '../../src/ledger/index.js';
-import { listQuery, PURGE_SQL } from '../../src/ledger/queries.js';
+import { listQuery, PURGE_SQL, timeProbeQuery } from '../../src/ledger/queries.js';
 import { eventInput, OFFICE, payload, settleRow, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
 
 describe('ledger: recording events', () => {
@@ -1765,6 +1765,7 @@ describe('ledger: schema', () => {
       { version: 18, name: 'inbox-body-bytes' },
       { version: 19, name: 'rejected-copy' },
       { version: 20, name: 'source-order-index' },
+      { version: 21, name: 'updated-at-index' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -1814,7 +1815,7 @@ describe('ledger: schema', () => {
       db.close();
       assert.throws(
         () => openLedger(path, { inspectOnly: true }),
-        /the ledger .* was written by an older bridge \(schema 9, this one reads 20\): this command only reads it/,
+        /the ledger .* was written by an older bridge \(schema 9, this one reads 21\): this command only reads it/,
       );
       const versions = () => {
         const check = new Database(path, { readonly: true });
@@ -1830,7 +1831,7 @@ describe('ledger: schema', () => {
         [row.id],
       );
       upgraded.close();
-      assert.equal(versions(), 20);
+      assert.equal(versions(), 21);
       openLedger(path, { inspectOnly: true }).close();
     } finally {
       cleanup();
@@ -2219,6 +2220,26 @@ describe('ledger: query plans that must not grow with the ledger', () => {
       // With a state, the state's (rarer) rows are read, not every row of a large source.
       const { sql, params } = listQuery({ states: ['dead'], sourceId: 'emr', limit: 100 });
       assert.match(planOf(path, sql, params), /USING INDEX ledger_rows_state_id/);
+      // The cursor (`before`) starts each walk at its row, rather than reading the rows before it as an
+      // offset does.
+      const plans: Array<[ListFilter, RegExp]> = [
+        [{ before: 50, limit: 100 }, /USING INTEGER PRIMARY KEY \(rowid<\?\)/],
+        [{ before: 50, sourceId: 'emr', limit: 100 }, /ledger_rows_source_id \(source_id=\? AND id<\?\)/],
+        [{ before: 50, states: ['dead'], limit: 100 }, /ledger_rows_state_id \(state=\? AND id<\?\)/],
+        [{ before: 50, since: 0, limit: 100 }, /USING INTEGER PRIMARY KEY \(rowid<\?\)/],
+      ];
+      for (const [filter, plan] of plans) {
+        const query = listQuery(filter);
+        assert.match(planOf(path, query.sql, query.params), plan, JSON.stringify(filter));
+      }
+      // A time bound few rows meet is read through its own index (migration 021), its rows alone sorted;
+      // otherwise that index is kept out of the walk.
+      const byTime = listQuery({ since: 0, sourceId: 'emr', limit: 100 }, { byTime: true });
+      assert.match(planOf(path, byTime.sql, byTime.params), /USING INDEX ledger_rows_updated \(updated_at>\?\)/);
+      const probe = timeProbeQuery({ since: 0, until: 5, before: 50 });
+      assert.match(planOf(path, probe.sql, probe.params), /USING COVERING INDEX ledger_rows_updated/);
+      const walked = listQuery({ since: 0, until: 5, limit: 100 });
+      assert.doesNotMatch(planOf(path, walked.sql, walked.params), /ledger_rows_updated|TEMP B-TREE/);
     } finally {
       cleanup();
     }

@@ -84,11 +84,16 @@ export function adminApi(target: AdminTarget, settings: AdminSettingsView, log: 
     }
     // One row more than asked tells whether a next page exists without a COUNT over the table.
     const rows = ledger.list({ ...query.filter, limit: query.limit + 1, offset: query.offset });
+    const page = rows.slice(0, query.limit);
+    const hasMore = rows.length > query.limit;
     res.json({
-      events: rows.slice(0, query.limit).map((row) => listItem(row, pii)),
+      events: page.map((row) => listItem(row, pii)),
       limit: query.limit,
       offset: query.offset,
-      hasMore: rows.length > query.limit,
+      before: query.filter.before ?? null,
+      hasMore,
+      // The cursor of the next page (`before=<next>`, with the same filters): the last row of this one.
+      next: hasMore ? (page.at(-1)?.id ?? null) : null,
     });
   });
 

@@ -75,6 +75,9 @@ export function parseRowId(text: string): number | undefined {
   return /^\d{1,12}$/.test(text) ? Number(text) : undefined;
 }
 
+/** The largest row id `before` takes: what `integer` reads, far beyond any ledger. */
+const MAX_ROW_ID = 999_999_999;
+
 export interface ListQuery {
   filter: ListFilter;
   limit: number;
@@ -85,6 +88,13 @@ export function parseListQuery(query: Record<string, QueryValue>): ListQuery {
   const limit = integer(query, 'limit', 1, MAX_PAGE_SIZE) ?? DEFAULT_PAGE_SIZE;
   const offset = integer(query, 'offset', 0, MAX_OFFSET) ?? 0;
   const filter: ListFilter = {};
+  // The cursor: the `next` of the page before, a row id. With it the page starts at that row in the
+  // index it reads, where `offset` reads the rows before it and drops them (linear in the depth).
+  const before = integer(query, 'before', 1, MAX_ROW_ID);
+  if (before !== undefined) {
+    if (offset > 0) throw new QueryError('offset: not with before (the cursor says where the page starts)');
+    filter.before = before;
+  }
   const chosen = enumList<LedgerState>(query, 'state', LEDGER_STATES);
   if (chosen) filter.states = chosen;
   const eventType = single(query, 'eventType');

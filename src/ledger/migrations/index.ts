@@ -20,6 +20,7 @@ import { migration017 } from './017-source-fingerprint.js';
 import { migration018 } from './018-inbox-body-bytes.js';
 import { migration019 } from './019-rejected-copy.js';
 import { migration020 } from './020-source-order-index.js';
+import { migration021 } from './021-updated-at-index.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -45,4 +46,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration018,
   migration019,
   migration020,
+  migration021,
 ];
