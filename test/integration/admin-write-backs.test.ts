@@ -311,7 +311,16 @@ describe('admin write-back queue over a bridge writing back to FHIR and DHIS2', 
     assert.equal(dhis2.length, 2);
     assert.ok(dhis2.every((j) => j.sourceId === DHIS2_SOURCE && j.outcome === 'written'));
     assert.equal((await jobs(w, `source=${FHIR_SOURCE}&outcome=written`)).length, 3);
-    assert.equal((await jobs(w, 'source=nowhere')).length, 0);
+  });
+
+  it('answers 400 naming the configured sources for a source neither configured nor holding jobs', async () => {
+    // As the event list does: a typo must not read "no jobs from that source". The id asked is not echoed.
+    const unknown = await get(w, '/admin/api/write-backs?source=Patient-Nyokabi');
+    assert.equal(unknown.status, 400, unknown.text);
+    assert.equal(
+      obj(unknown.body).error,
+      `source: unknown source (configured: ${[DHIS2_SOURCE, FHIR_SOURCE].sort().join(', ')})`,
+    );
   });
 
   it('pages with limit and offset like the event list', async () => {
@@ -424,5 +433,23 @@ describe('admin write-back queue over a bridge writing back to FHIR and DHIS2', 
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });
     assert.match(await patient.text(), new RegExp(escapeRegExp(String(after.trackingId))));
+  });
+
+  // Last: the job added here would be counted by the tests before.
+  it('lists the jobs of a source taken out of the config that the queue still holds', async () => {
+    const row = w.bridge.ledger.recordEvent({
+      sourceId: 'old-emr',
+      eventType: 'birth',
+      subjectKey: 'Patient/retired-1',
+      sourceRef: 'Encounter/retired-1',
+      payloadHash: 'retired',
+      payload: { declaration: {}, office: 'office-1' },
+    }).row.id;
+    // Not due for a day: the runner leaves it be.
+    assert.ok(w.bridge.writeBacks?.store.enqueue(row, 'old-emr', 'RTRD01', Date.now() + 86_400_000));
+    assert.deepEqual(
+      (await jobs(w, 'source=old-emr')).map((j) => j.rowId),
+      [row],
+    );
   });
 });

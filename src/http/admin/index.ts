@@ -110,7 +110,10 @@ export function adminRoutes(
   router.get('/app.css', (_req, res) => {
     res.type('text/css').send(PAGE_STYLE);
   });
-  router.use('/api/write-backs', writeBackApi(target.writeBacks, log));
+  router.use(
+    '/api/write-backs',
+    writeBackApi(target.writeBacks, () => target.sourceStatuses().map((s) => s.id), log),
+  );
   router.use('/api', adminApi(target, settings, log));
   router.use((_req: Request, res: Response) => adminError(res, 404, 'no such admin endpoint'));
   router.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
