@@ -172,6 +172,8 @@ export interface ExchangeRequest extends HttpRequest {
 export interface ExchangeResponse {
   status: number;
   retryAfter: string | null;
+  /** Where a redirect points (never followed: see undiciRequester). */
+  location: string | null;
   /** Parsed JSON, or undefined when the body was empty or not JSON. */
   json: unknown;
   /** True when `json` holds a parsed value. */
@@ -187,6 +189,7 @@ export async function exchange(transport: Transport, request: ExchangeRequest): 
     return {
       status: answer.status,
       retryAfter: answer.header('retry-after'),
+      location: answer.header('location'),
       json: parsed.value,
       isJson: parsed.ok,
       text: answer.text,

@@ -4,6 +4,7 @@
 import type { Secret } from '../config/secret-files.js';
 import type { Logger } from '../observability/logger.js';
 import type { SecretScrubber } from '../observability/secret-scrubber.js';
+import { isRedirect, redirectOrigin } from '../sources/shared/redirect.js';
 import { classifyHttpFailure, messageOf } from './classify.js';
 import { OpenCrvsError } from './errors.js';
 import { errorBodyOf, exchange, type Transport } from './http.js';
@@ -131,6 +132,7 @@ export function clientCredentialsTokenSource(
       headers: { Accept: 'application/json' },
     });
     const receivedAt = now();
+    if (isRedirect(response.status)) throw redirected(response.status, response.location, credentials.tokenUrl);
     if (response.status < 200 || response.status >= 300)
       throw tokenFailure(response.status, errorBodyOf(transport, response), response.retryAfter, receivedAt);
     if (!validateTokenResponse(response.json)) {
@@ -309,6 +311,21 @@ function tokenFailure(status: number, body: unknown, retryAfter: string | null, 
     status,
     operation: 'token',
     body,
+  });
+}
+
+/**
+ * A redirect is never followed (the request's query carries the client secret), and asking again would
+ * meet it again: an operator problem, held like a refused secret. Named by its origin alone (its path and
+ * query may carry anything), so the operator sees where the configured address now points.
+ */
+function redirected(status: number, location: string | null, tokenUrl: string): OpenCrvsError {
+  return new OpenCrvsError({
+    kind: 'config',
+    classification: 'operator',
+    message: `the token endpoint (opencrvs.tokenUrl) answered a redirect to ${redirectOrigin(location, tokenUrl)}, which is not followed: set opencrvs.tokenUrl to the final address`,
+    status,
+    operation: 'token',
   });
 }
 
