@@ -116,6 +116,9 @@ function liveSecret(
   };
 }
 
+/** A redirecting token endpoint is asked again after 30 s, then twice as long each time, at most every 5 min. */
+const REDIRECT_RETRY_FIRST_MS = 30_000;
+const REDIRECT_RETRY_MAX_MS = 5 * 60_000;
 /** A token answer is a small JSON object; a larger one is refused rather than read without end. */
 const MAX_TOKEN_ANSWER_BYTES = 64 * 1024;
 /** Visible ASCII and spaces: what an Authorization header value may hold. */
@@ -160,6 +163,12 @@ function oauth2ClientCredentials(
   const clientSecret = liveSecret(auth, 'clientSecret', secrets, logger);
   let cached: { token: string; expiresAt: number } | undefined;
   let inFlight: Promise<string> | undefined;
+  /**
+   * The token endpoint's last redirect, and until when it stands for its answer. It is never followed and
+   * asking again at once meets it again: without this each call of a pass (every resource type a FHIR
+   * pass searches goes on after another failed) sent its own token request, six in one `sync --once`.
+   */
+  let redirected: { message: string; until: number; backoffMs: number } | undefined;
 
   async function fetchToken(): Promise<string> {
     const form = new URLSearchParams({ grant_type: 'client_credentials' });
@@ -195,11 +204,14 @@ function oauth2ClientCredentials(
     } finally {
       call.done();
     }
-    if (redirectedTo !== undefined)
-      throw new SourceAuthError(
-        `the token endpoint (auth.tokenUrl) answered a redirect (HTTP ${response.status}) to ${redirectedTo}, which is not followed: set auth.tokenUrl to the final address`,
-        false,
-      );
+    if (redirectedTo !== undefined) {
+      const message = `the token endpoint (auth.tokenUrl) answered a redirect (HTTP ${response.status}) to ${redirectedTo}, which is not followed: set auth.tokenUrl to the final address`;
+      const backoffMs = redirected
+        ? Math.min(REDIRECT_RETRY_MAX_MS, redirected.backoffMs * 2)
+        : REDIRECT_RETRY_FIRST_MS;
+      redirected = { message, until: Date.now() + backoffMs, backoffMs };
+      throw new SourceAuthError(message, false);
+    }
     // The message names the status only: the response may echo credentials.
     if (!response.ok) {
       const status = response.status;
@@ -228,6 +240,7 @@ function oauth2ClientCredentials(
     }
     const lifetimeMs = typeof expiresIn === 'number' && expiresIn > 0 ? expiresIn * 1000 : 300_000;
     cached = { token, expiresAt: Date.now() + lifetimeMs };
+    redirected = undefined;
     return token;
   }
 
@@ -235,6 +248,9 @@ function oauth2ClientCredentials(
     async headers(...stops) {
       if (!cached || cached.expiresAt - RENEW_BEFORE_MS <= Date.now()) {
         for (const stop of stops) if (stop?.aborted) throw stop.reason;
+        const left = redirected ? redirected.until - Date.now() : 0;
+        if (redirected && left > 0)
+          throw new SourceAuthError(`${redirected.message} (asked again in ${Math.ceil(left / 1000)} s)`, false);
         inFlight ??= fetchToken().finally(() => {
           inFlight = undefined;
         });

@@ -1,0 +1,95 @@
+// A source's OAuth2 token endpoint that answers a redirect, over HTTP: never followed (the client secret is
+// in the body), asked once in a `sync --once` pass rather than once per resource type searched, and the
+// pass fails naming where the redirect points by its origin alone. The redirect is remembered for 30 s
+// (doubling): a call meanwhile fails at once with the same words, and says when the endpoint is asked next.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import express from 'express';
+import { stringify } from 'yaml';
+import { SecretScrubber } from '../../src/observability/secret-scrubber.js';
+import { createSourceAuthenticator, SourceAuthError } from '../../src/sources/shared/source-auth.js';
+import { runCli } from './helpers/bridge-cli.js';
+import { birthResources, type Simulators, startSimulators } from './helpers/bridge-harness.js';
+
+const CLIENT_SECRET = 'source-client-secret-4f7a';
+const ELSEWHERE = 'https://login.example:8443';
+
+describe("a source's OAuth2 token endpoint answering a redirect", () => {
+  let server: Server;
+  let tokenUrl = '';
+  let redirecting = true;
+  let asked = 0;
+
+  before(async () => {
+    const app = express();
+    app.post('/token', (_req, res) => {
+      asked += 1;
+      if (redirecting) res.redirect(307, `${ELSEWHERE}/realms/emr/token?client_secret=${CLIENT_SECRET}&p=Patient%2F9`);
+      else res.json({ access_token: 'tok-1', expires_in: 300 });
+    });
+    server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    tokenUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`;
+  });
+  after(async () => {
+    await new Promise((resolve) => server.close(resolve));
+  });
+  beforeEach(() => {
+    asked = 0;
+    redirecting = true;
+  });
+
+  describe('in a sync --once pass', () => {
+    let s: Simulators;
+    before(async () => {
+      s = await startSimulators([...birthResources(0)]);
+    });
+    after(async () => {
+      await s?.close();
+    });
+
+    it('is asked once, and the pass fails naming the origin it points to, not its path or query', async () => {
+      const object = s.configObject() as { sources: Array<Record<string, unknown>> };
+      object.sources = object.sources.map((source) => ({
+        ...source,
+        auth: { type: 'oauth2', tokenUrl, clientId: 'bridge', clientSecret: CLIENT_SECRET },
+      }));
+      const config = join(s.dir, 'redirecting-token.yaml');
+      writeFileSync(config, stringify(object));
+      const run = await runCli(['sync', '--once', '--config', config], { LOG_LEVEL: 'warn' });
+      assert.equal(run.code, 1, run.stderr);
+      assert.equal(asked, 1, 'one token request for the whole pass, whatever the resource types searched');
+      assert.match(
+        run.stdout,
+        /answered a redirect \(HTTP 307\) to https:\/\/login\.example:8443, which is not followed: set auth\.tokenUrl/,
+      );
+      for (const leak of ['/realms', 'client_secret', CLIENT_SECRET, 'Patient%2F9'])
+        assert.ok(!`${run.stdout}${run.stderr}`.includes(leak), `no ${leak} in the output`);
+    });
+  });
+
+  it('fails calls at once while the redirect stands, saying when it is asked again', async () => {
+    const auth = createSourceAuthenticator(
+      { type: 'oauth2', tokenUrl, clientId: 'bridge', clientSecret: CLIENT_SECRET },
+      2000,
+      new SecretScrubber(),
+    );
+    const refusal = async () => {
+      const err = await auth.headers().then(
+        () => assert.fail('expected a refusal'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof SourceAuthError, String(err));
+      assert.equal(err.retryable, false);
+      return err.message;
+    };
+    assert.match(await refusal(), /redirect \(HTTP 307\) to https:\/\/login\.example:8443, which is not followed/);
+    redirecting = false; // fixed at the server: found at the next ask, not by every call meanwhile
+    assert.match(await refusal(), /redirect \(HTTP 307\) to https:\/\/login\.example:8443.*\(asked again in \d+ s\)$/);
+    assert.equal(asked, 1);
+  });
+});
