@@ -19,8 +19,8 @@ import {
 import { dhis2SettingsOf } from '../sources/dhis2/settings.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
 import { sortSignals } from '../sources/fhir/sort-signals.js';
-import { isRedirect } from '../sources/shared/redirect.js';
 import { systemCode } from '../sources/shared/source-error.js';
+import { isRedirect } from '../util/redirect.js';
 import { capabilityGaps, declaresLastUpdated, lacksInstanceHistory, summarizeCapabilities } from './fhir-capability.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
 

@@ -4,7 +4,7 @@
 import type { Secret } from '../config/secret-files.js';
 import type { Logger } from '../observability/logger.js';
 import type { SecretScrubber } from '../observability/secret-scrubber.js';
-import { isRedirect, redirectOrigin } from '../sources/shared/redirect.js';
+import { isRedirect, redirectOrigin } from '../util/redirect.js';
 import { classifyHttpFailure, messageOf } from './classify.js';
 import { OpenCrvsError } from './errors.js';
 import { errorBodyOf, exchange, type Transport } from './http.js';

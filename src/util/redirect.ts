@@ -1,4 +1,4 @@
-// Source clients never follow a redirect. fetch() follows a 307 or 308 with the method and the body
+// No client of the bridge follows a redirect (the sources' and the OpenCRVS token client's). fetch() follows a 307 or 308 with the method and the body
 // as they were, to any host: the OAuth2 token request's body is the client secret, a subscription
 // transaction carries the receiver's bearer secret, a write-back PUT a patient's record. A server at
 // the configured address that answers elsewhere is a configuration to fix (the OpenCRVS client says
