@@ -56,7 +56,8 @@ export function registerLedgerSources(ledger: Command): void {
         if (result.newTransactionIds > 0)
           console.log(
             `${result.newTransactionIds} dead events, refused because another OpenCRVS client had used their ` +
-              `transaction ids, now have the ids of "${to}": \`opencrvs-bridge replay --dead\` sends them.`,
+              `transaction ids or notified their event, now have the ids of "${to}": \`opencrvs-bridge replay ` +
+              `--dead\` sends them.`,
           );
       } catch (err) {
         if (err instanceof SourceIdError) return refuse(`rename-source: ${err.message}`);

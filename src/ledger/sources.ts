@@ -21,8 +21,9 @@ export interface SourceHistory {
 export interface SourceRenameResult {
   moved: SourceHistory;
   /**
-   * Dead rows refused because their transactionId was another OpenCRVS client's, given the ids of the new
-   * source id: OpenCRVS holds nothing of theirs, so `replay --dead` can send them now.
+   * Dead rows refused because their transactionId was another OpenCRVS client's (`foreign-event`), or whose
+   * event another client notified (`foreign-notify`), given the ids of the new source id: OpenCRVS holds
+   * nothing of theirs, so `replay --dead` can send them now.
    */
   newTransactionIds: number;
 }
@@ -64,6 +65,8 @@ export function sourceMetaKeys(keys: readonly string[], sourceId: string): strin
 
 /** The dead rows whose transactionId another OpenCRVS client had used (delivery/attempt.ts). */
 const FOREIGN_EVENT_KIND = 'foreign-event';
+/** The dead rows whose own event another OpenCRVS client's NOTIFY went into (delivery/attempt.ts). */
+const FOREIGN_NOTIFY_KIND = 'foreign-notify';
 
 export function createLedgerSources(db: Db): LedgerSources {
   // A loose index scan over (source_id, …): one index seek per distinct id, whatever the number of rows.
@@ -103,13 +106,19 @@ export function createLedgerSources(db: Db): LedgerSources {
   // Slow records' strikes (slow-records.ts) move with the source; any under `to` are of a source that
   // recorded nothing, and would collide with the moved ones.
   const dropStrikes = db.prepare<[string]>('DELETE FROM slow_records WHERE source_id = ?');
+  // `foreign-event`: no event, and no NOTIFY in doubt (a single call answered with another client's event
+  // is refused only when that event holds none of the row's: opencrvs/ownership.ts). `foreign-notify`: the
+  // row's event holds another client's NOTIFY and, when the row went dead, none of the row's, and takes no
+  // other: its earlier NOTIFYs in doubt were not stored, and the event is forgotten with the old ids.
   const foreignRows = db.prepare<[string], { id: number; event_type: string; subject_key: string }>(`
     SELECT id, event_type, subject_key FROM ledger_rows r
-    WHERE source_id = ? AND state = 'dead' AND last_error_kind = '${FOREIGN_EVENT_KIND}' AND event_id IS NULL
-      AND NOT EXISTS (SELECT 1 FROM ledger_attempts a WHERE a.row_id = r.id AND ${IN_DOUBT_ATTEMPT_SQL})`);
+    WHERE source_id = ? AND state = 'dead' AND (
+      (last_error_kind = '${FOREIGN_EVENT_KIND}' AND event_id IS NULL
+        AND NOT EXISTS (SELECT 1 FROM ledger_attempts a WHERE a.row_id = r.id AND ${IN_DOUBT_ATTEMPT_SQL}))
+      OR last_error_kind = '${FOREIGN_NOTIFY_KIND}')`);
   const newIds = db.prepare(`
     UPDATE ledger_rows SET base_transaction_id = @base, create_transaction_id = @create,
-      notify_transaction_id = @notify, requeues = 0, updated_at = @now
+      notify_transaction_id = @notify, requeues = 0, event_id = NULL, tracking_id = NULL, updated_at = @now
     WHERE id = @id`);
 
   const history = (sourceId: string): SourceHistory => ({
@@ -131,11 +140,11 @@ export function createLedgerSources(db: Db): LedgerSources {
         `source id "${to}" already has history in the ledger (${onto.rows} events, ${onto.cursors} cursors): ` +
           'renaming onto it would merge two sources; choose an id the ledger does not hold',
       );
-    // Rows that died on another client's transactionId hold nothing in OpenCRVS: they take the ids of
-    // their new key, which no other bridge uses once `to` is unique, and a replay sends them. Not a row
-    // with a NOTIFY (or single call) that may be in OpenCRVS: it was answered as this bridge's once, so
-    // the "other client" is this bridge's own earlier one (opencrvs.previousClientIds), and new ids would
-    // register the birth a second time.
+    // Rows that died on another client's transactionId or event hold nothing in OpenCRVS: they take the
+    // ids of their new key, which no other bridge uses once `to` is unique, and a replay sends them. Not a
+    // row with a NOTIFY (or single call) that may be in OpenCRVS: it was answered as this bridge's once,
+    // so the "other client" is this bridge's own earlier one (opencrvs.previousClientIds), and new ids
+    // would register the birth a second time.
     const foreign = foreignRows.all(from);
     for (const row of foreign) {
       const ids = transactionIdsFor(to, row.event_type, row.subject_key);

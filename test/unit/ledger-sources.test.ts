@@ -87,6 +87,33 @@ describe('ledger sources', () => {
     assert.equal(ledger.get(foreign)?.notifyTransactionId, ids.notify);
   });
 
+  it('gives new ids to a row whose event another client notified, and forgets that event', () => {
+    // Its own event holds another bridge's NOTIFY, none of its own (one in doubt neither: the 500 before).
+    const notified = ledger.recordEvent(eventInput('4')).row.id;
+    settleRow(
+      ledger,
+      notified,
+      {
+        outcome: 'retry',
+        error: { classification: 'retryable', kind: 'server', status: 500, message: 'x' },
+        nextRunAt: 0,
+      },
+      { created: { eventId: 'ev-4', trackingId: 'TRK004' } },
+    );
+    settleRow(ledger, notified, {
+      outcome: 'dead',
+      error: { classification: 'permanent', kind: 'foreign-notify', message: 'another client notified it' },
+    });
+    assert.equal(ledger.sources.rename('emr', 'hospital-a', 1000).newTransactionIds, 1);
+    const ids = transactionIdsFor('hospital-a', 'birth', 'Patient/4');
+    const renamed = ledger.get(notified);
+    assert.deepEqual(
+      [renamed?.createTransactionId, renamed?.notifyTransactionId, renamed?.eventId, renamed?.trackingId],
+      [ids.create, ids.notify, null, null],
+      'the new ids, and not the event that holds the other record',
+    );
+  });
+
   it("moves slow records' strikes with the source; any under the new id give way", () => {
     seedOld();
     const strikes = (subjectRef: string, n: number) => ({ mappingId: 'birth', subjectRef, strikes: n, struckAt: 5 });
