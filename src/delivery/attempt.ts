@@ -3,11 +3,13 @@ import type { HoldState, Ledger, LedgerError, LedgerPayload, LedgerRow, Settleme
 import type { Logger } from '../observability/logger.js';
 import type { OpenCrvsApi } from '../opencrvs/types.js';
 import { type ClassifiedFailure, classifyFailure } from './errors.js';
+import { findOurNotifies, standingNotify } from './notify-lookup.js';
 import { type OutageWatch, unreached } from './outage.js';
 import { pendingCheckDelay } from './pending-check.js';
 import { decideRetry, type RetryPolicy } from './retry-policy.js';
 import {
   ensureEvent,
+  ForeignNotify,
   type SendMode,
   type SendProgress,
   type SendResult,
@@ -68,6 +70,8 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
   let settlement: Settlement;
   let delayMs: number | undefined;
   let reason: string | undefined;
+  /** A single call's NOTIFY stored in another client's event: that client (SendResult.intoEventOf). */
+  let intoEventOf: string | undefined;
 
   if (row.withdrawnReason) {
     // The source withdrew the record while its delivery was under way: find out what OpenCRVS holds.
@@ -122,6 +126,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
         throw new FacilityChanged(row.payload);
       }
       const sent = await sendRow(deps.api, ledger, row, row.payload, deps.mode, progress);
+      intoEventOf = sent.intoEventOf;
       const stuck = undecidedAfterFailedConfirmation(deps, row, sent);
       if (stuck) ({ settlement, reason } = stuck);
       else settlement = answered(deps, sent);
@@ -146,6 +151,8 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
           },
           reason: 'office the row is routed to is closed in OpenCRVS',
         };
+      } else if (err instanceof ForeignNotify) {
+        decided = foreignNotify(row, err);
       } else if (err instanceof FacilityChanged) {
         decided = {
           settlement: {
@@ -157,7 +164,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
       } else if (failure.alreadyNotified) {
         // 409 "cannot be performed on an event in NOTIFIED state": the event is the one created with
         // our deterministic create transactionId, so it was notified by an earlier attempt of ours whose
-        // answer was lost. Delivered. (Create is idempotent: it also tells a single-call the event id.)
+        // answer was lost, unless another bridge with our transactionIds notified it (alreadyNotified).
         decided = await alreadyNotified(deps, row, progress);
       } else {
         decided =
@@ -199,6 +206,14 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
     latencyMs,
     ...(error ? { errorKind: error.kind, status: error.status, classification: error.classification } : {}),
   };
+  if (intoEventOf && 'trackingId' in settlement) {
+    // The record is in OpenCRVS, under that tracking ID; the other bridge's record that event was created
+    // for is not, and its row goes dead saying so (foreignNotify). Neither is personal data.
+    logger.warn(
+      { rowId: row.id, source: current.sourceId, trackingId: settlement.trackingId, createdBy: intoEventOf },
+      `NOTIFY stored in an event another OpenCRVS client created: another bridge uses source id "${current.sourceId}"; give each bridge a source id of its own (docs/runbook.md)`,
+    );
+  }
   switch (settlement.outcome) {
     case 'delivered':
     case 'delivered-pending':
@@ -516,14 +531,53 @@ function refusedForItsOffice(
   );
 }
 
+/**
+ * A 409 on the row's NOTIFY: what the event holds decides. The row's own NOTIFY (an earlier attempt whose
+ * answer was lost): delivered, or pending. Another client's (a bridge with the same source id, so the same
+ * transactionIds, whose single call found the event not yet notified): the row is dead, not recorded
+ * delivered under an event that holds another record. Neither to be told (a stand-in without NOTIFYs, an
+ * answer without `createdBy`): delivered, as the 409 says.
+ */
 async function alreadyNotified(deps: AttemptDeps, row: LedgerRow, progress: SendProgress): Promise<Decided> {
   try {
     const event = await ensureEvent(deps.api, deps.ledger, row, row.payload?.office ?? row.office ?? '', progress);
+    progress.step = 'lookup'; // sends nothing: a failure here leaves no doubt (in-doubt.ts)
+    const found = await findOurNotifies(deps.api, { ...row, eventId: event.eventId }, event.event);
+    const standing = standingNotify(found);
+    if (standing) return { settlement: answered(deps, standing) };
+    if (found.foreign) return foreignNotify(row, new ForeignNotify(event.trackingId, found.foreign.client));
     return { settlement: { outcome: 'delivered', eventId: event.eventId, trackingId: event.trackingId } };
   } catch (err) {
     // Could not learn the event id: the usual policy for that failure (a retry meets the 409 again).
     return decide(deps, row, classifyFailure(err));
   }
+}
+
+/**
+ * The row's event holds another bridge's record (ForeignNotify): dead, saying what to do. A rename of the
+ * source gives the row the new id's transactionIds and forgets that event (ledger/sources.ts), and a replay
+ * sends the record as a new event; listed as an earlier client of this bridge, the NOTIFY is found the row's.
+ */
+function foreignNotify(row: LedgerRow, err: ForeignNotify): Decided {
+  return {
+    settlement: {
+      outcome: 'dead',
+      error: {
+        classification: 'permanent',
+        kind: 'foreign-notify',
+        message:
+          `OpenCRVS event ${err.trackingId}, created for this record, holds a NOTIFY another OpenCRVS client ` +
+          `(${err.client}) made, and none of this row's: this record is not in ` +
+          `OpenCRVS, and that event takes no other NOTIFY. If that client was this bridge's own before it was ` +
+          `replaced, list its id under opencrvs.previousClientIds and replay. Otherwise another bridge uses ` +
+          `source id "${row.sourceId}" and sent its own record into this event: set a source id unique among ` +
+          `the bridges sending to this OpenCRVS (rename it in sources[] and run \`opencrvs-bridge ledger ` +
+          `rename-source ${row.sourceId} <new id>\`: the row takes the new id's transaction ids and leaves ` +
+          `that event), then replay`,
+      },
+    },
+    reason: "row's event notified by another OpenCRVS client",
+  };
 }
 
 /** A row dead for a failure that is about this row alone: the queue goes on, the message says what to do. */

@@ -44,6 +44,7 @@ export function watchedApi(api: OpenCrvsApi, answers: ProbeAnswer[]): OpenCrvsAp
     createAndNotify: (input) => watch('createAndNotify', api.createAndNotify(input)),
     listLocations: (query, options) => api.listLocations(query, options),
     checkToken: (options) => api.checkToken(options),
+    ...(api.otherClientOf ? { otherClientOf: (action) => api.otherClientOf?.(action) } : {}),
   };
 }
 

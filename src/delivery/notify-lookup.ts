@@ -5,7 +5,7 @@
 import { canonicalJson, type LedgerRow, notifyTransactionId } from '../ledger/index.js';
 import { isOpenCrvsError } from '../opencrvs/errors.js';
 import { readNotifyOutcome } from '../opencrvs/outcome.js';
-import type { Declaration, EventDocument, OpenCrvsApi } from '../opencrvs/types.js';
+import type { Declaration, EventAction, EventDocument, OpenCrvsApi } from '../opencrvs/types.js';
 
 export interface NotifyFinding {
   event: EventDocument;
@@ -17,6 +17,12 @@ export interface NotifyFinding {
   rejected: boolean;
   /** What the standing (accepted or pending) NOTIFYs declared, and at which office, as OpenCRVS returns them. */
   copies: Array<{ declaration?: Declaration; office?: string }>;
+  /**
+   * Another OpenCRVS client whose NOTIFY stands in the event: a bridge with the same source id (the same
+   * transactionIds) whose single call found this event not yet notified. Its NOTIFYs are not the row's,
+   * whatever their transactionIds, and the event takes no other NOTIFY.
+   */
+  foreign?: { client: string };
 }
 
 /**
@@ -30,14 +36,18 @@ export async function findOurNotifies(api: OpenCrvsApi, row: LedgerRow, known?: 
       type: row.eventType,
       transactionId: row.createTransactionId,
       createdAtLocation: row.payload?.office ?? row.office ?? '',
+      ownNotify: rowNotifyId(row),
     }));
   const finding: NotifyFinding = { event, accepted: false, pending: false, rejected: false, copies: [] };
-  for (const transactionId of notifyTransactionIds(row, event)) {
+  const { ours, theirs } = splitByMaker(api, event);
+  const foreign = standingOf(theirs);
+  if (foreign) finding.foreign = foreign;
+  for (const transactionId of notifyTransactionIds(row, ours)) {
     try {
-      const found = readNotifyOutcome(event, transactionId, 'notification lookup');
+      const found = readNotifyOutcome(ours, transactionId, 'notification lookup');
       if (found.outcome === 'accepted') finding.accepted = true;
       else finding.pending = true;
-      const requested = event.actions.find(
+      const requested = ours.actions.find(
         (a) => a.type === 'NOTIFY' && a.status === 'Requested' && a.transactionId === transactionId,
       );
       if (requested)
@@ -52,6 +62,49 @@ export async function findOurNotifies(api: OpenCrvsApi, row: LedgerRow, known?: 
     }
   }
   return finding;
+}
+
+/**
+ * The event's NOTIFYs this bridge made (`ours`), and those another OpenCRVS client made (`theirs`): the
+ * requests by their maker (api.otherClientOf), each with the decisions on it (`originalActionId`), made by
+ * the country configuration. `ours` keeps the event's other actions.
+ */
+function splitByMaker(api: OpenCrvsApi, event: EventDocument): { ours: EventDocument; theirs: EventDocument } {
+  const theirIds = new Set(
+    event.actions
+      .filter((a) => a.type === 'NOTIFY' && a.originalActionId === undefined && api.otherClientOf?.(a) !== undefined)
+      .map((a) => a.id),
+  );
+  if (theirIds.size === 0) return { ours: event, theirs: { ...event, actions: [] } };
+  const isTheirs = (a: EventAction) =>
+    a.type === 'NOTIFY' &&
+    (theirIds.has(a.id) || (a.originalActionId !== undefined && theirIds.has(a.originalActionId)));
+  return {
+    ours: { ...event, actions: event.actions.filter((a) => !isTheirs(a)) },
+    theirs: { ...event, actions: event.actions.filter(isTheirs) },
+  };
+}
+
+/** Another client's NOTIFY that stands (accepted, or pending a decision), and whose it is. */
+function standingOf(theirs: EventDocument): { client: string } | undefined {
+  for (const request of theirs.actions) {
+    if (request.originalActionId !== undefined || request.createdBy === undefined) continue;
+    try {
+      readNotifyOutcome(theirs, request.transactionId, 'notification lookup');
+      return { client: request.createdBy };
+    } catch (err) {
+      if (!isOpenCrvsError(err)) throw err;
+    }
+  }
+  return undefined;
+}
+
+/** Whether a NOTIFY transactionId is one the row may have sent under (see notifyTransactionIds). */
+export function rowNotifyId(row: LedgerRow): (transactionId: string) => boolean {
+  const earlier = Array.from({ length: row.requeues }, (_, i) => notifyTransactionId(row.baseTransactionId, i));
+  const ids = new Set([row.notifyTransactionId, ...earlier, row.baseTransactionId]);
+  const ours = notifyTransactionId(row.baseTransactionId, 0);
+  return (id) => ids.has(id) || id === ours || id.startsWith(`${ours}:r`);
 }
 
 /**

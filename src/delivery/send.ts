@@ -3,7 +3,7 @@
 // idempotent anyway. Single-call: `POST /events/notify` with the base transactionId.
 import type { Ledger, LedgerPayload, LedgerRow } from '../ledger/index.js';
 import type { EventDocument, OpenCrvsApi } from '../opencrvs/types.js';
-import { findOurNotifies, holdsOtherCopy, standingNotify } from './notify-lookup.js';
+import { findOurNotifies, holdsOtherCopy, rowNotifyId, standingNotify } from './notify-lookup.js';
 
 export type SendMode = 'two-step' | 'single-call';
 
@@ -12,6 +12,21 @@ export class WithdrawnWhileSending extends Error {
   constructor() {
     super('withdrawn in the source while being sent; settled at the next attempt');
     this.name = 'WithdrawnWhileSending';
+  }
+}
+
+/**
+ * The row's event holds another OpenCRVS client's NOTIFY and none of the row's: a bridge with the same
+ * source id (the same transactionIds) stored its own record there with a single call. This record is not
+ * in OpenCRVS, and the event takes no other NOTIFY. Nothing personal: the event's tracking ID, the client.
+ */
+export class ForeignNotify extends Error {
+  constructor(
+    readonly trackingId: string,
+    readonly client: string,
+  ) {
+    super(`event ${trackingId} holds a NOTIFY another OpenCRVS client (${client}) made, none of this row's`);
+    this.name = 'ForeignNotify';
   }
 }
 
@@ -31,6 +46,8 @@ export interface SendResult {
   olderCopy?: boolean;
   /** Found by the lookup (an earlier NOTIFY that stands), not answered to a NOTIFY of this attempt. */
   standing?: boolean;
+  /** See NotifyResult.intoEventOf: a single call stored the NOTIFY in that client's event. */
+  intoEventOf?: string;
 }
 
 /** Which call is running; read after a failure to record where the attempt stopped. */
@@ -72,6 +89,8 @@ export async function sendRow(
     // OpenCRVS keeps that copy: a newer version the row took since is an update after notification.
     if (standing)
       return { ...standing, standing: true, ...(holdsOtherCopy(found, payload) ? { olderCopy: true } : {}) };
+    // Sent, the NOTIFY would be refused (409) or, while the other is pending, stored beside it.
+    if (found.foreign) throw new ForeignNotify(found.event.trackingId, found.foreign.client);
   }
   // Taken back meanwhile (a stop's drain deadline, a stale lock): the row is someone else's to send now.
   if (row.lockedBy !== null && !ledger.holdsLock(row.id, row.lockedBy, row.attempts)) throw new LockLost();
@@ -88,7 +107,12 @@ export async function createAndNotify(api: OpenCrvsApi, row: LedgerRow, payload:
     declaration: payload.declaration,
     ...(payload.annotation ? { annotation: payload.annotation } : {}),
   });
-  return { outcome: result.outcome, eventId: result.eventId, trackingId: result.trackingId };
+  return {
+    outcome: result.outcome,
+    eventId: result.eventId,
+    trackingId: result.trackingId,
+    ...(result.intoEventOf ? { intoEventOf: result.intoEventOf } : {}),
+  };
 }
 
 /** The NOTIFY of `eventId`, under the row's notify transactionId. */
@@ -121,10 +145,13 @@ export async function ensureEvent(
 ): Promise<{ eventId: string; trackingId: string; event?: EventDocument }> {
   if (row.eventId && row.trackingId) return { eventId: row.eventId, trackingId: row.trackingId };
   progress.step = 'create';
+  // A single call of the row's may have stored its NOTIFY in another bridge's event (ownership.ts): that
+  // event is the row's then, and the lookup finds the NOTIFY there.
   const event = await api.createEvent({
     type: row.eventType,
     transactionId: row.createTransactionId,
     createdAtLocation: office,
+    ownNotify: rowNotifyId(row),
   });
   ledger.recordCreated(row.id, event.id, event.trackingId);
   return { eventId: event.id, trackingId: event.trackingId, event };

@@ -18,7 +18,7 @@ import {
 } from './http.js';
 import { externalIdMatches, fhirLocationsUrl, locationsFromFhirBundle } from './locations-v1.js';
 import { readNotifyOutcome } from './outcome.js';
-import { type OwnClients, refuseForeignEvent } from './ownership.js';
+import { type OwnClients, otherClientOf, refuseForeignEvent } from './ownership.js';
 import { schemaProblem, validateEventDocument, validateFhirLocationBundle, validateLocations } from './schemas.js';
 import { formCodes, sentEchoes, sentValues } from './scrub.js';
 import { clientCredentialsTokenSource, staticTokenSource, type TokenSource } from './token.js';
@@ -73,9 +73,14 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
   const eventsUrl = trimSlash(required(settings.eventsUrl, 'eventsUrl'));
   const tokens = tokenSourceFor(settings, transport, logger, now);
   const previous = new Set(settings.previousClientIds ?? []);
+  // The `sub` of the tokens this client has had: one, or a few over client replacements (bounded by them).
+  const subjects = new Set<string>();
   const ownClients: OwnClients = {
-    has: (id) => previous.has(id) || (deps.ownClients?.has(id) ?? false),
-    add: (id) => deps.ownClients?.add(id),
+    has: (id) => subjects.has(id) || previous.has(id) || (deps.ownClients?.has(id) ?? false),
+    add: (id) => {
+      subjects.add(id);
+      deps.ownClients?.add(id);
+    },
   };
 
   /** One authorised request; a 401 gets one retry with a fresh token, then is an operator problem. */
@@ -180,7 +185,7 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
         transactionId: input.transactionId,
         createdAtLocation: input.createdAtLocation,
       });
-      refuseForeignEvent(event, input.transactionId, subject, 'createEvent', ownClients);
+      refuseForeignEvent(event, input.transactionId, subject, 'createEvent', ownClients, input.ownNotify);
       return event;
     },
 
@@ -218,12 +223,25 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
         declaration: input.declaration,
         annotation: input.annotation ?? {},
       });
-      // OpenCRVS keys the create step of this call `<transactionId>:create`.
-      refuseForeignEvent(event, `${input.transactionId}:create`, subject, 'createAndNotify', ownClients);
-      return readNotifyOutcome(event, input.transactionId, 'createAndNotify');
+      // OpenCRVS keys the create step of this call `<transactionId>:create`, across clients: another
+      // bridge's event under that key, not notified yet, takes this NOTIFY (docs/opencrvs-api.md,
+      // Idempotency). Then it is stored, and said so, not refused as holding nothing of ours.
+      const into = refuseForeignEvent(
+        event,
+        `${input.transactionId}:create`,
+        subject,
+        'createAndNotify',
+        ownClients,
+        (id) => id === input.transactionId,
+      );
+      const result = readNotifyOutcome(event, input.transactionId, 'createAndNotify');
+      return into ? { ...result, intoEventOf: into } : result;
     },
 
     listLocations,
+
+    // Nothing can be told before a token names this client (a static token without `sub`).
+    otherClientOf: (action) => (subjects.size === 0 ? undefined : otherClientOf(action, [...subjects][0], ownClients)),
 
     async probeEvents(options = {}) {
       // A create with no transactionId and no type, which every version refuses before it creates anything

@@ -6,7 +6,7 @@
 // delivered, under another hospital's tracking ids, and never reach OpenCRVS. The event's CREATE action
 // names its creator (`createdBy`, the creating client's token `sub`), which tells the two apart.
 import { OpenCrvsError } from './errors.js';
-import type { EventDocument } from './types.js';
+import type { EventAction, EventDocument } from './types.js';
 
 /**
  * The OpenCRVS clients this bridge has been: the one it uses now, earlier ones the ledger remembers (the
@@ -19,10 +19,30 @@ export interface OwnClients {
 }
 
 /**
+ * The client that made `action`, when it is known and is neither `subject` (the token's) nor an earlier
+ * client of this bridge (`own`); undefined when it is this bridge's, or when either side is unknown.
+ */
+export function otherClientOf(
+  action: Pick<EventAction, 'createdBy'>,
+  subject: string | undefined,
+  own?: OwnClients,
+): string | undefined {
+  const creator = action.createdBy;
+  if (!subject || !creator || creator === subject || own?.has(creator)) return undefined;
+  return creator;
+}
+
+/**
  * Throws a permanent `foreign-event` error when the CREATE action under `createTransactionId` was made by
  * another client than `subject` and than any earlier client of this bridge (`own`). Says nothing when
  * either is unknown (a token without `sub`, an answer without `createdBy`): nothing can be told then, and
  * the event is taken as ours, as before.
+ *
+ * `ownNotify`: the caller's NOTIFY transactionIds. Another client's event that holds a NOTIFY this bridge
+ * made under one of them is not refused: a single call (`POST /events/notify`, keyed `<tx>:create`) finds
+ * an event another bridge created and not yet notified, and stores this bridge's declaration in it. That
+ * declaration is in OpenCRVS, in that event; refused, the row would read "holds nothing" and be sent again.
+ * Returns the other client then (undefined when the event is this bridge's own).
  */
 export function refuseForeignEvent(
   event: EventDocument,
@@ -30,11 +50,21 @@ export function refuseForeignEvent(
   subject: string | undefined,
   operation: string,
   own?: OwnClients,
-): void {
-  if (!subject) return;
+  ownNotify?: (transactionId: string) => boolean,
+): string | undefined {
   const create = event.actions.find((a) => a.type === 'CREATE' && a.transactionId === createTransactionId);
-  const creator = create?.createdBy;
-  if (!creator || creator === subject || own?.has(creator)) return;
+  const creator = create && otherClientOf(create, subject, own);
+  if (!creator) return undefined;
+  const holdsOurs =
+    ownNotify !== undefined &&
+    event.actions.some(
+      (a) =>
+        a.type === 'NOTIFY' &&
+        a.createdBy !== undefined &&
+        ownNotify(a.transactionId) &&
+        otherClientOf(a, subject, own) === undefined,
+    );
+  if (holdsOurs) return creator;
   throw new OpenCrvsError({
     kind: 'foreign-event',
     classification: 'permanent',

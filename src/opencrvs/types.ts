@@ -35,6 +35,11 @@ export interface CreateEventInput {
   type: EventType;
   transactionId: string;
   createdAtLocation: string;
+  /**
+   * The caller's NOTIFY transactionIds: an event another client created is answered, not refused as
+   * `foreign-event`, when it holds a NOTIFY this bridge made under one of them (opencrvs/ownership.ts).
+   */
+  ownNotify?: (transactionId: string) => boolean;
 }
 
 export interface NotifyInput {
@@ -63,6 +68,11 @@ export interface NotifyResult {
   event: EventDocument;
   eventId: string;
   trackingId: string;
+  /**
+   * A single call stored the NOTIFY in an event another OpenCRVS client created (its id): another bridge
+   * with the same source id had created it under the same key and not notified it yet.
+   */
+  intoEventOf?: string;
 }
 
 export interface Location {
@@ -99,6 +109,13 @@ export interface OpenCrvsApi {
   /** v2.0 only: POST /events/notify, idempotent on transactionId. */
   createAndNotify(input: CreateAndNotifyInput): Promise<NotifyResult>;
   listLocations(query?: LocationQuery, options?: CallOptions): Promise<Location[]>;
+  /**
+   * The OpenCRVS client that made `action`, when it is known and is not this bridge (neither the client
+   * now used nor an earlier one): the transactionIds of two bridges sharing a source id are the same, and
+   * only the actions' makers tell their NOTIFYs apart. Undefined when it cannot be told; a stand-in that
+   * leaves this out takes every action as the bridge's own.
+   */
+  otherClientOf?(action: Pick<EventAction, 'createdBy'>): string | undefined;
   /**
    * Obtains (or reuses) a token; used by health checks and the hold probe. Returns the token's scopes.
    * `fresh` asks the token endpoint even when a cached token is valid (revoked credentials show at once).

@@ -39,4 +39,23 @@ describe('refuseForeignEvent', () => {
     // No CREATE under that transactionId: nothing to compare.
     refuseForeignEvent(event('client-a', 'other:create'), 'tx:create', 'client-b', 'createEvent');
   });
+
+  it("takes another client's event holding a NOTIFY of this client's under one of the caller's ids, naming that client", () => {
+    const ours = (id: string) => id === 'tx';
+    const holding = event('client-a');
+    holding.actions.push({ id: 'a3', type: 'NOTIFY', status: 'Requested', transactionId: 'tx', createdBy: 'client-b' });
+    assert.equal(refuseForeignEvent(holding, 'tx:create', 'client-b', 'createAndNotify', undefined, ours), 'client-a');
+    // Under the caller's id but made by another client (the other bridge's own NOTIFY): refused.
+    const theirs = event('client-a');
+    theirs.actions.push({ id: 'a3', type: 'NOTIFY', status: 'Requested', transactionId: 'tx', createdBy: 'client-a' });
+    assert.throws(
+      () => refuseForeignEvent(theirs, 'tx:create', 'client-b', 'createAndNotify', undefined, ours),
+      (err: unknown) => err instanceof OpenCrvsError && err.kind === 'foreign-event',
+    );
+    // This client's NOTIFY under an id that is not the caller's: refused too.
+    assert.throws(
+      () => refuseForeignEvent(holding, 'tx:create', 'client-b', 'createAndNotify', undefined, (id) => id === 'other'),
+      (err: unknown) => err instanceof OpenCrvsError && err.kind === 'foreign-event',
+    );
+  });
 });
