@@ -107,12 +107,13 @@ export interface BridgeOptions {
   /** Extra routers (health, metrics and admin are mounted by their own module). */
   routers?: (bridge: Bridge) => MountedRouter[];
   /**
-   * The command this process runs (`serve`, `sync`): it takes the ledger's lease as it opens the ledger,
-   * before upgrading its schema, and the constructor throws LedgerInUse while another process holds it
-   * (ledger/process-lease.ts). Unset: no lease (replay, the demo, tests that open one ledger twice on
-   * purpose), and no schema upgrade while another process holds the lease.
+   * The command this process runs (`serve`, `sync`, `demo`: a serve of its own ledger, which `sync` or
+   * `serve` on its printed configuration must not run beside, and which `replay` asks as it asks serve): it
+   * takes the ledger's lease as it opens the ledger, before upgrading its schema, and the constructor throws
+   * LedgerInUse while another process holds it (ledger/process-lease.ts). Unset: no lease (replay, tests
+   * that open one ledger twice on purpose), and no schema upgrade while another process holds the lease.
    */
-  lease?: 'serve' | 'sync';
+  lease?: 'serve' | 'sync' | 'demo';
   /**
    * The configuration file this process loaded and the environment it read it with (serve): it and the
    * mapping files are compared with the disk while the bridge runs (config/on-disk.ts).

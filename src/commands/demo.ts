@@ -171,6 +171,8 @@ export function registerDemo(program: Command): void {
       };
       // The same configuration as a file, so `ledger`, `replay` and `doctor` can be tried on the demo while
       // it serves. Its secrets are the simulator's and this run's admin token (printed below anyway).
+      // Written once the listeners are open, with the ports they got (`--admin-port 0`): `replay` asks the
+      // demo's admin API at admin.port, and at port 0 it could not, and would replay beside the demo.
       const configFile = join(dataDir, 'bridge.yaml');
       // The demo's ledger holds only generated records; it goes with the demo.
       const stopSandboxes = async () => {
@@ -183,9 +185,20 @@ export function registerDemo(program: Command): void {
       let bridge: Bridge | undefined;
       try {
         config = configFromObject(configObject);
-        writeFileSync(configFile, stringify(configObject), { mode: 0o600 });
-        bridge = new Bridge(config, { logger, schedule: false });
+        // The lease serve takes: `sync` or `serve` on the printed configuration is refused while the demo
+        // runs (two processes on one ledger: docs/deployment.md §1), and `replay` goes through its admin
+        // API. Its ledger is new, in a folder of its own, so no earlier run's lease is ever in the way.
+        bridge = new Bridge(config, { logger, schedule: false, lease: 'demo' });
         await bridge.start();
+        writeFileSync(
+          configFile,
+          stringify({
+            ...configObject,
+            http: { ...configObject.http, port: bridge.httpPort ?? configObject.http.port },
+            admin: { ...configObject.admin, port: bridge.adminPort ?? configObject.admin.port },
+          }),
+          { mode: 0o600 },
+        );
       } catch (err) {
         // Leave nothing running behind: the sandboxes' servers would keep the process alive.
         console.error(`demo: ${errorLine(err)}`);

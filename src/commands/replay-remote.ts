@@ -33,7 +33,8 @@ export async function replayThroughServe(
   ids: number[] | 'dead',
 ): Promise<RemoteReplay> {
   const holder = currentLeaseHolder(ledger);
-  if (holder?.command !== 'serve') return { by: 'here' };
+  // The demo serves its ledger as serve does, admin API included (its printed configuration has the token).
+  if (holder?.command !== 'serve' && holder?.command !== 'demo') return { by: 'here' };
   const beside = holder.description;
   const { admin } = config;
   if (!admin.token) return { by: 'here', beside, why: 'its admin API is off (no admin.token)' };

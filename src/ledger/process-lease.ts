@@ -26,7 +26,7 @@ const LAPSE_MS = 30_000;
 interface LeaseRecord {
   /** `host:pid:ns<namespace>-random`, as delivery locks are named (processHolderId). */
   holder: string;
-  /** The command holding it (`serve`, `sync`). */
+  /** The command holding it (`serve`, `sync`, `demo`). */
   command: string;
   renewedAt: number;
 }
@@ -100,7 +100,7 @@ function liveHolder(ledger: Pick<LeaseStore, 'getMeta'>, now: number, lapseMs: n
 
 /** The process holding a ledger's lease, as a command without a lease (replay) sees it. */
 export interface LeaseHolder {
-  /** `serve` or `sync`. */
+  /** `serve`, `sync` or `demo` (a serve with simulators of its own: commands/demo.ts). */
   command: string;
   /** On this host name: the same machine or container, where its listeners are on this loopback. */
   onThisHost: boolean;

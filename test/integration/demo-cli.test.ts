@@ -68,6 +68,44 @@ describe('opencrvs-bridge demo', () => {
     }
   });
 
+  it('holds its ledger as serve does: sync beside it is refused, replay goes through its admin API', async () => {
+    // Its admin page on any free port: the printed configuration must name the port it got, or replay
+    // could not reach it ("admin.port is 0") and would replay in its own process beside the demo.
+    const demo = spawnCli(['demo', '--port', '0', '--admin-port', '0']);
+    try {
+      let out = '';
+      demo.stdout?.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+      });
+      const deadline = Date.now() + 120_000;
+      while (!/\nresult: /.test(out)) {
+        assert.ok(Date.now() < deadline && demo.exitCode === null, `the demo printed its summary: ${out}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const file = out.match(/Its configuration\s+(\S+)/)?.[1];
+      assert.ok(file && existsSync(file), out);
+      const sync = await runCli(['sync', '--once', '--config', file], {}, 60_000);
+      assert.equal(sync.code, 1, sync.stderr || sync.stdout);
+      assert.match(
+        sync.stderr,
+        new RegExp(`sync failed: another bridge process uses this ledger \\(demo on [^,]+, pid ${demo.pid},`),
+      );
+      assert.doesNotMatch(sync.stdout, /Events|delivered/, 'no pass was run');
+      // Row 1 is delivered or skipped, not dead: the demo's admin API answers so for it (exit 1).
+      const replay = await runCli(['replay', '--config', file, '1'], {}, 60_000);
+      assert.match(replay.stdout, new RegExp(`^Replayed by the running demo on [^,]+, pid ${demo.pid},`, 'm'));
+      assert.doesNotMatch(replay.stderr, /replaying in this process/);
+      assert.match(replay.stdout, /^Skipped 1: /m);
+      assert.equal(replay.code, 1, replay.stderr || replay.stdout);
+      // Read-only commands still work beside it.
+      const found = await runCli(['ledger', '--config', file, '--find', '#1'], {}, 60_000);
+      assert.equal(found.code, 0, found.stderr || found.stdout);
+    } finally {
+      demo.kill('SIGTERM');
+      await finished(demo, 30_000);
+    }
+  });
+
   it('interrupted before its summary, leaves no ledger or configuration file behind', async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'demo-interrupted-'));
     try {
