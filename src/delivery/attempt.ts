@@ -76,7 +76,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
   if (row.withdrawnReason) {
     // The source withdrew the record while its delivery was under way: find out what OpenCRVS holds.
     try {
-      const found = await checkWithdrawal(deps.api, row, row.withdrawnReason, deps.mode);
+      const found = await checkWithdrawal(deps.api, ledger, row, row.withdrawnReason);
       if (!found.notified) {
         // Taken back meanwhile (and perhaps claimed again): nothing of this attempt is written.
         if (!ledger.holdsLock(row.id, workerId, row.attempts)) return 'lost';

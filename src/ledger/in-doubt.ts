@@ -35,16 +35,33 @@ export function endsDoubt(error: { kind: string } | null): boolean {
 }
 const DOUBT_ENDING_SQL = `b.error_kind = 'rejected'`;
 
+/** An attempt `a` of the row `?` in doubt, and not ended by a later one (endsDoubt). */
+const ATTEMPT_IN_DOUBT_SQL = `a.row_id = ? AND ${IN_DOUBT_ATTEMPT_SQL}
+    AND NOT EXISTS (SELECT 1 FROM ledger_attempts b WHERE b.row_id = a.row_id AND b.id > a.id
+      AND ${DOUBT_ENDING_SQL})`;
+
 /**
  * One row's earlier attempts since it was last queued: is any of them in doubt, and not ended by a later
  * one (endsDoubt)? (`?` = the row id.) A requeue (a replay, a corrected dead row) starts a new notify
- * transactionId, which nothing has been sent under yet: attempts before it say nothing about it.
+ * transactionId, which nothing has been sent under yet: attempts before it say nothing about it. What
+ * the row sends next depends on this; whether OpenCRVS may hold the row at all, on ROW_NOTIFY_MAY_STAND_SQL.
  */
 export const ROW_IN_DOUBT_SQL = `SELECT 1 FROM ledger_attempts a JOIN ledger_rows r ON r.id = a.row_id
-  WHERE a.row_id = ? AND a.started_at >= r.queued_at AND ${IN_DOUBT_ATTEMPT_SQL}
-    AND NOT EXISTS (SELECT 1 FROM ledger_attempts b WHERE b.row_id = a.row_id AND b.id > a.id
-      AND ${DOUBT_ENDING_SQL})
+  WHERE ${ATTEMPT_IN_DOUBT_SQL} AND a.started_at >= r.queued_at
   LIMIT 1`;
+
+/**
+ * Whether OpenCRVS may hold a NOTIFY of the row from any earlier attempt: of any transactionId generation
+ * (a requeue does not take back what an earlier one stored), and either kind of call, as the attempt
+ * recorded it (`step`), whatever `delivery.mode` says now; not ended by a later rejection (`?` = the row
+ * id). Counted or not: an attempt an outage hold un-counts (outbox.ts) is kept here all the same. A row
+ * for which this holds is never cancelled, skipped or declared "nothing was sent" without asking OpenCRVS
+ * first (notify-lookup.ts): a withdrawal (record.ts, delivery/withdraw.ts). Not what the row resends
+ * (ROW_IN_DOUBT_SQL). A later generation's rejection ends an earlier one's doubt too: a requeued row looks
+ * its earlier NOTIFYs up before it sends (delivery/send.ts), and OpenCRVS answers a NOTIFY of a notified
+ * event with a 409, not a decision.
+ */
+export const ROW_NOTIFY_MAY_STAND_SQL = `SELECT 1 FROM ledger_attempts a WHERE ${ATTEMPT_IN_DOUBT_SQL} LIMIT 1`;
 
 /** The same for the attempt being settled (a failed one: an answered one is no doubt). */
 export function failedAttemptInDoubt(step: string, error: { classification: string; status?: number }): boolean {

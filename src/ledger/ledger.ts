@@ -99,6 +99,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     withdrawClaimed: (id, workerId, reason) => outbox.withdrawClaimed(id, workerId, reason, now()),
     withdrawnReason: outbox.withdrawnReason,
     notifyInDoubt: outbox.notifyInDoubt,
+    notifyMayStand: outbox.notifyMayStand,
     notifySentSince: outbox.notifySentSince,
     confirmationFailedSince: outbox.confirmationFailedSince,
     holdsLock: outbox.holdsLock,

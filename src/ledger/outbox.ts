@@ -9,6 +9,7 @@ import {
   failedAttemptInDoubt,
   ROW_CONFIRMATION_FAILED_SQL,
   ROW_IN_DOUBT_SQL,
+  ROW_NOTIFY_MAY_STAND_SQL,
   ROW_NOTIFY_SENT_SQL,
 } from './in-doubt.js';
 import { errorColumns, LEDGER_ROW_COLUMNS, ledgerRowFromValues, type SqlLedgerRow } from './rows.js';
@@ -27,6 +28,7 @@ export interface Outbox {
   withdrawClaimed(id: number, workerId: string, reason: string, now: number): LedgerRow | undefined;
   withdrawnReason(id: number): string | null;
   notifyInDoubt(id: number): boolean;
+  notifyMayStand(id: number): boolean;
   notifySentSince(id: number, since: number): boolean;
   confirmationFailedSince(id: number, since: number): boolean;
   holdsLock(id: number, workerId: string, attempts: number): boolean;
@@ -136,6 +138,7 @@ export function createOutbox(db: Db): Outbox {
   const keepClaimedCopy = db.prepare('UPDATE ledger_rows SET payload = @payload WHERE id = @id');
   const earlierInDoubt = db.prepare<[number], number>(ROW_IN_DOUBT_SQL).pluck();
   const notifySent = db.prepare<[number, number], number>(ROW_NOTIFY_SENT_SQL).pluck();
+  const mayStand = db.prepare<[number], number>(ROW_NOTIFY_MAY_STAND_SQL).pluck();
   const confirmationFailed = db.prepare<[number, number], number>(ROW_CONFIRMATION_FAILED_SQL).pluck();
   const keepClaimedInDoubt = db.prepare(`
     UPDATE ledger_rows SET payload = @payload, updated_after_notification_at = @now,
@@ -420,6 +423,7 @@ export function createOutbox(db: Db): Outbox {
     markRechecked: (rows, now) => (rows.length === 0 ? 0 : relaxed(db, () => markAllRechecked.immediate(rows, now))),
     withdrawnReason: (id) => withdrawnReasonOf.get(id) ?? null,
     notifyInDoubt: (id) => Boolean(earlierInDoubt.get(id)),
+    notifyMayStand: (id) => Boolean(mayStand.get(id)),
     notifySentSince: (id, since) => Boolean(notifySent.get(id, since)),
     confirmationFailedSince: (id, since) => Boolean(confirmationFailed.get(id, since)),
     holdsLock: (id, workerId, attempts) => {

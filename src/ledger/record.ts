@@ -3,7 +3,7 @@
 // on one subject all end in one row. What a later version does depends on how far the row has got.
 import type { Db } from './db.js';
 import { sentCopyHash } from './hash.js';
-import { ROW_IN_DOUBT_SQL } from './in-doubt.js';
+import { ROW_IN_DOUBT_SQL, ROW_NOTIFY_MAY_STAND_SQL } from './in-doubt.js';
 import { errorColumns, type SqlLedgerRow, toLedgerRow } from './rows.js';
 import { NEXT_NOTIFY_GENERATION, transactionIdsFor } from './transaction-ids.js';
 import {
@@ -96,6 +96,8 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   // follow a commit (500, 502, 504, a timeout, a dropped connection), or cut short by a process that
   // died (in-doubt.ts).
   const notifyAttempted = db.prepare<[number], number>(ROW_IN_DOUBT_SQL).pluck();
+  // The same of any generation: what a requeue started anew says nothing of what an earlier one stored.
+  const notifyMayStand = db.prepare<[number], number>(ROW_NOTIFY_MAY_STAND_SQL).pluck();
   // An invalid reading of such a row, or of a delivered one, whose source content is not what it was when
   // last read (see recordInvalid): an update after notification, as markUpdatedInDoubt and
   // markUpdatedAfterNotification count one. Payload, hash and state stay the copy's, which the retry
@@ -457,8 +459,9 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     existing: { id: number; state: string; event_id: string | null; withdrawn_reason: string | null },
     input: RecordSkippedInput,
   ): 'marked' | 'already marked' | 'cancel' => {
-    // Nothing left for OpenCRVS yet (no event, no NOTIFY or single call attempted): cancel outright.
-    if (existing.state !== 'delivering' && existing.event_id === null && !notifyAttempted.get(existing.id))
+    // Nothing left for OpenCRVS yet (no event, no NOTIFY or single call of any generation that may stand):
+    // cancel outright. A single call stores no event id, and a requeue does not undo what it stored.
+    if (existing.state !== 'delivering' && existing.event_id === null && !notifyMayStand.get(existing.id))
       return 'cancel';
     if (existing.withdrawn_reason === input.reason) return 'already marked';
     markWithdrawn.run({ id: existing.id, reason: input.reason, sourceRef: input.sourceRef, now: now() });

@@ -531,6 +531,12 @@ export interface Ledger {
    */
   notifyInDoubt(id: number): boolean;
   /**
+   * Whether OpenCRVS may hold a NOTIFY (or single call) of the row from any earlier attempt, of any
+   * transactionId generation and either mode, with nothing since showing it does not (in-doubt.ts): such
+   * a row is looked up in OpenCRVS before it is skipped, cancelled, or said to have sent nothing.
+   */
+  notifyMayStand(id: number): boolean;
+  /**
    * Whether an attempt of the row started at or after `since` (its `queuedAt`) sent, or may have sent, its
    * NOTIFY (or single call), whatever came of it: an indexed look, not a read of the row's history.
    */

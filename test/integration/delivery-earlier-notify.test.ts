@@ -1,0 +1,120 @@
+// A row whose earlier attempt may have stored its NOTIFY (the answer lost) is never skipped, cancelled or
+// declared "nothing was sent" without asking OpenCRVS first, whatever happened to the row since: a requeue
+// to the next transactionId generation, a switch of `delivery.mode`, an outage hold that un-counted the
+// attempt. Real client, real simulator: OpenCRVS holds the NOTIFY each time, and the ledger must say so.
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { createDeliveryWorker, type DeliveryWorker } from '../../src/delivery/index.js';
+import type { RecordSkippedInput } from '../../src/ledger/index.js';
+import { createOpenCrvsClient } from '../../src/opencrvs/index.js';
+import { birthEvent, clientSettings, fastDelivery, type TestBed, testBed, until } from './delivery-helpers.js';
+
+const singleCall = { ...fastDelivery, mode: 'single-call' as const };
+
+function merged(i: number): RecordSkippedInput {
+  return {
+    sourceId: 'emr',
+    eventType: 'birth',
+    subjectKey: `Patient/${i}`,
+    sourceRef: `Encounter/${i}`,
+    reason: 'merged in the source',
+  };
+}
+
+describe('a NOTIFY an earlier attempt may have stored', () => {
+  let bed: TestBed;
+  const workers: DeliveryWorker[] = [];
+  beforeEach(async () => {
+    bed = await testBed();
+  });
+  afterEach(async () => {
+    for (const w of workers.splice(0)) await w.stop({ drainMs: 2000 });
+    await bed.close();
+  });
+
+  const worker = (settings = fastDelivery, extra: Partial<Parameters<typeof createDeliveryWorker>[0]> = {}) => {
+    const w = createDeliveryWorker({
+      ledger: bed.ledger,
+      api: createOpenCrvsClient(clientSettings(bed.sim)),
+      settings,
+      ...extra,
+    });
+    workers.push(w);
+    return w;
+  };
+  const settledState = (id: number) => bed.ledger.get(id)?.state ?? 'gone';
+  const settled = (id: number) => !['pending', 'failed', 'delivering'].includes(settledState(id));
+  const acceptedNotifies = async (transactionId?: string) =>
+    (await bed.sim.control.events(transactionId ? { transactionId } : undefined))
+      .flatMap((e) => e.actions)
+      .filter((a) => a.type === 'NOTIFY' && a.status === 'Accepted');
+
+  it('single call stored, then dead on a 400: a corrected record requeues it, the source withdraws it; delivered', async () => {
+    // The single call is stored and accepted, its answer lost; the retry meets a 400 (a form changed
+    // meanwhile) and the row dies. The single call stored no event id on the row.
+    await bed.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['createAndNotify'], times: 1 } });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    const w = worker(singleCall);
+    await until(w, () => settledState(row.id) === 'failed');
+    await bed.sim.control.configure({
+      faults: { errorRate: 1, errorStatus: 400, operations: ['createAndNotify'], times: 1 },
+    });
+    await until(w, () => settled(row.id));
+    assert.equal(settledState(row.id), 'dead');
+    assert.equal(bed.ledger.get(row.id)?.eventId, null);
+
+    // A corrected record requeues the row (the next generation), and the source withdraws it before it is sent.
+    const requeued = bed.ledger.recordEvent(birthEvent(bed.office, 1, { 'child.dob': '2026-01-03' }));
+    assert.equal(requeued.change, 'replaced');
+    assert.equal(requeued.row.requeues, 1);
+    const withdrawn = bed.ledger.cancelUnsent(merged(1));
+    assert.equal(withdrawn?.state, 'pending', 'marked, not cancelled: the first single call may be in OpenCRVS');
+    assert.equal(withdrawn?.withdrawnReason, 'merged in the source');
+
+    await until(w, () => settled(row.id));
+    const after = bed.ledger.get(row.id);
+    assert.equal(after?.state, 'delivered', `${after?.state}: ${after?.skipReason ?? after?.lastError?.message}`);
+    assert.equal((await acceptedNotifies()).length, 1, 'the first single call, and nothing since');
+    assert.ok((after?.updatesAfterNotification ?? 0) >= 1, 'the withdrawal counts as an update after notification');
+  });
+
+  it('single call stored, withdrawn, then sent in two-step mode: OpenCRVS is asked, and it is delivered', async () => {
+    await bed.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['createAndNotify'], times: 1 } });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    const first = worker(singleCall);
+    await until(first, () => settledState(row.id) === 'failed');
+    await first.stop({ drainMs: 2000 });
+    assert.equal(bed.ledger.cancelUnsent(merged(1))?.withdrawnReason, 'merged in the source');
+
+    // Restarted with `delivery.mode: two-step`: the attempt that was a single call still says so.
+    const second = worker(fastDelivery);
+    await until(second, () => settled(row.id));
+    const after = bed.ledger.get(row.id);
+    assert.equal(after?.state, 'delivered', `${after?.state}: ${after?.skipReason ?? after?.lastError?.message}`);
+    assert.equal((await acceptedNotifies()).length, 1);
+  });
+
+  it('single calls stored during an outage, the hold un-counts one, the source withdraws it: delivered', async () => {
+    await bed.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['createAndNotify'], times: 3 } });
+    const rows = [1, 2, 3].map((i) => bed.ledger.recordEvent(birthEvent(bed.office, i)).row);
+    const settings = { ...singleCall, outageHoldSeconds: 0, holdProbeSeconds: 3600 };
+    const first = worker(settings);
+    await until(first, () => bed.ledger.getHold() !== undefined);
+    await first.stop({ drainMs: 2000 });
+    // The attempt that met the hold is not counted against the row's budget: as if never tried.
+    const held = rows.find((r) => bed.ledger.get(r.id)?.attempts === 0);
+    assert.ok(held, 'a row whose attempt the hold un-counted');
+    const i = Number(held.subjectKey.split('/')[1]);
+    assert.equal(bed.ledger.cancelUnsent(merged(i))?.withdrawnReason, 'merged in the source');
+
+    const second = worker({ ...settings, holdProbeSeconds: 1 });
+    await until(second, () => rows.every((r) => settled(r.id)));
+    const after = bed.ledger.get(held.id);
+    assert.equal(after?.state, 'delivered', `${after?.state}: ${after?.skipReason ?? after?.lastError?.message}`);
+    assert.equal((await acceptedNotifies(held.baseTransactionId)).length, 1);
+    assert.deepEqual(
+      rows.map((r) => settledState(r.id)),
+      ['delivered', 'delivered', 'delivered'],
+    );
+  });
+});
