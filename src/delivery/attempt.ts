@@ -3,7 +3,7 @@ import type { HoldState, Ledger, LedgerError, LedgerPayload, LedgerRow, Settleme
 import type { Logger } from '../observability/logger.js';
 import type { OpenCrvsApi } from '../opencrvs/types.js';
 import { type ClassifiedFailure, classifyFailure } from './errors.js';
-import { findOurNotifies, standingNotify } from './notify-lookup.js';
+import { findOurNotifies, holdsOtherCopy, standingNotify } from './notify-lookup.js';
 import { type OutageWatch, unreached } from './outage.js';
 import { pendingCheckDelay } from './pending-check.js';
 import { decideRetry, type RetryPolicy } from './retry-policy.js';
@@ -118,6 +118,9 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
     // corrected since (the operator's fix, then a restart), and the stored payload still names the old
     // office, which would be refused again and hold the queue for another probe period.
     if (refusedSinceMapped(deps, row, row.payload)) return 'remap';
+    const payload = row.payload;
+    // Past the checks that can end the row before anything of this attempt is sent.
+    let sending = false;
     try {
       await checkOfficeOfRecord(deps, row.payload, progress);
       await checkOfficeOpen(deps, row, row.payload, progress);
@@ -125,6 +128,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
         if (deps.remappable?.(row)) return 'remap';
         throw new FacilityChanged(row.payload);
       }
+      sending = true;
       const sent = await sendRow(deps.api, ledger, row, row.payload, deps.mode, progress);
       intoEventOf = sent.intoEventOf;
       const stuck = undecidedAfterFailedConfirmation(deps, row, sent);
@@ -172,6 +176,8 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
           refusedForItsOffice(deps.ledger, row, failure, progress) ??
           decide(deps, row, failure);
       }
+      if (!sending && decided.settlement.outcome === 'dead')
+        decided = (await earlierNotifyStands(deps, row, payload, progress)) ?? decided;
       ({ settlement, delayMs, reason } = decided);
     }
   }
@@ -369,6 +375,38 @@ class FacilityChanged extends Error {
         'otherwise; nothing was sent. Replay the row to map the record again',
     );
     this.name = 'FacilityChanged';
+  }
+}
+
+/**
+ * A row a check before its send would make dead (an office closed or unknown, a facility listed otherwise),
+ * "nothing was sent", while an earlier attempt may have stored its NOTIFY with the answer lost: one of this
+ * generation (a check run all the same), or of one before a requeue (a replay, a corrected record), whose
+ * checks see nothing in doubt. OpenCRVS is asked first, as for a withdrawal (notify-lookup.ts): a NOTIFY
+ * that stands delivers the row (a newer copy it took is an update after notification), as the lookup
+ * before a requeued row's NOTIFY would (send.ts). Undefined when none may stand, or none does; a lookup
+ * that fails is retried like one before a send.
+ */
+async function earlierNotifyStands(
+  deps: AttemptDeps,
+  row: LedgerRow,
+  payload: LedgerPayload,
+  progress: SendProgress,
+): Promise<Decided | undefined> {
+  if (!deps.ledger.notifyMayStand(row.id)) return undefined;
+  progress.step = 'lookup'; // sends nothing: a failure here leaves no doubt (in-doubt.ts)
+  try {
+    const found = await findOurNotifies(deps.api, row);
+    const standing = standingNotify(found);
+    if (!standing) return undefined;
+    const sent: SendResult = {
+      ...standing,
+      standing: true,
+      ...(holdsOtherCopy(found, payload) ? { olderCopy: true } : {}),
+    };
+    return undecidedAfterFailedConfirmation(deps, row, sent) ?? { settlement: answered(deps, sent) };
+  } catch (err) {
+    return decide(deps, row, classifyFailure(err));
   }
 }
 

@@ -56,8 +56,9 @@ export const ROW_IN_DOUBT_SQL = `SELECT 1 FROM ledger_attempts a JOIN ledger_row
  * recorded it (`step`), whatever `delivery.mode` says now; not ended by a later rejection (`?` = the row
  * id). Counted or not: an attempt an outage hold un-counts (outbox.ts) is kept here all the same. A row
  * for which this holds is never cancelled, skipped or declared "nothing was sent" without asking OpenCRVS
- * first (notify-lookup.ts): a withdrawal (record.ts, delivery/withdraw.ts). Not what the row resends
- * (ROW_IN_DOUBT_SQL). A later generation's rejection ends an earlier one's doubt too: a requeued row looks
+ * first (notify-lookup.ts): a withdrawal (record.ts, delivery/withdraw.ts), a check before the send that
+ * would make it dead (delivery/attempt.ts: a closed office, a facility listed otherwise). Not what the
+ * row resends (ROW_IN_DOUBT_SQL). A later generation's rejection ends an earlier one's doubt too: a requeued row looks
  * its earlier NOTIFYs up before it sends (delivery/send.ts), and OpenCRVS answers a NOTIFY of a notified
  * event with a 409, not a decision.
  */

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { createDeliveryWorker, type DeliveryWorker } from '../../src/delivery/index.js';
-import type { RecordSkippedInput } from '../../src/ledger/index.js';
-import { createOpenCrvsClient } from '../../src/opencrvs/index.js';
+import { hashPayload, type RecordSkippedInput } from '../../src/ledger/index.js';
+import { createOpenCrvsClient, LocationResolver } from '../../src/opencrvs/index.js';
 import { birthEvent, clientSettings, fastDelivery, type TestBed, testBed, until } from './delivery-helpers.js';
 
 const singleCall = { ...fastDelivery, mode: 'single-call' as const };
@@ -116,5 +116,71 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
       rows.map((r) => settledState(r.id)),
       ['delivered', 'delivered', 'delivered'],
     );
+  });
+
+  it('two-step NOTIFY stored, then dead on a 400, requeued, office closed since: delivered, not "nothing was sent"', async () => {
+    let now = Date.now();
+    const resolver = new LocationResolver(createOpenCrvsClient(clientSettings(bed.sim)), { now: () => now });
+    await resolver.preload([{ ref: bed.office, type: 'CRVS_OFFICE' }]);
+    const w = worker(fastDelivery, { officeClosedOn: (office) => resolver.officeClosedOn(office) });
+    await bed.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['notify'], times: 1 } });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    await until(w, () => settledState(row.id) === 'failed');
+    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 400, operations: ['notify'], times: 1 } });
+    await until(w, () => settled(row.id));
+    assert.equal(settledState(row.id), 'dead');
+
+    const requeued = bed.ledger.recordEvent(birthEvent(bed.office, 1, { 'child.dob': '2026-01-03' }));
+    assert.equal(requeued.row.requeues, 1);
+    await bed.sim.control.closeLocation(bed.office, '2026-01-31T00:00:00.000Z');
+    now += 2 * 3_600_000; // past the resolver's hour: the closure is seen
+    await until(w, () => settled(row.id));
+
+    const after = bed.ledger.get(row.id);
+    assert.equal(after?.state, 'delivered', `${after?.state}: ${after?.lastError?.message}`);
+    assert.equal((await acceptedNotifies()).length, 1);
+    assert.equal(after?.updatesAfterNotification, 1, 'the corrected record is an update after notification');
+  });
+
+  it('two-step NOTIFY stored, dead on a 400, requeued with a facility OpenCRVS now lists otherwise: delivered', async () => {
+    // The facility OpenCRVS could not be asked about when the corrected record was mapped, and with no
+    // source to map it again: a row that would be dead "nothing was sent".
+    const w = worker(fastDelivery, { locationNow: async () => 'another-facility' });
+    await bed.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['notify'], times: 1 } });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    await until(w, () => settledState(row.id) === 'failed');
+    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 400, operations: ['notify'], times: 1 } });
+    await until(w, () => settled(row.id));
+    assert.equal(settledState(row.id), 'dead');
+
+    const corrected = birthEvent(bed.office, 1, { 'child.dob': '2026-01-03' });
+    corrected.payload = { ...corrected.payload, facility: 'facility-as-mapped', facilityUnchecked: 'Location/7' };
+    corrected.payloadHash = hashPayload(corrected.payload);
+    assert.equal(bed.ledger.recordEvent(corrected).row.requeues, 1);
+    await until(w, () => settled(row.id));
+
+    const after = bed.ledger.get(row.id);
+    assert.equal(after?.state, 'delivered', `${after?.state}: ${after?.lastError?.message}`);
+    assert.equal((await acceptedNotifies()).length, 1);
+  });
+
+  it('a NOTIFY refused before anything was stored, office closed since: dead, nothing sent', async () => {
+    let now = Date.now();
+    const resolver = new LocationResolver(createOpenCrvsClient(clientSettings(bed.sim)), { now: () => now });
+    await resolver.preload([{ ref: bed.office, type: 'CRVS_OFFICE' }]);
+    const w = worker(fastDelivery, { officeClosedOn: (office) => resolver.officeClosedOn(office) });
+    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 400, operations: ['notify'], times: 1 } });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    await until(w, () => settled(row.id));
+    assert.equal(settledState(row.id), 'dead');
+    bed.ledger.recordEvent(birthEvent(bed.office, 1, { 'child.dob': '2026-01-03' }));
+    await bed.sim.control.closeLocation(bed.office, '2026-01-31T00:00:00.000Z');
+    now += 2 * 3_600_000;
+    await until(w, () => settled(row.id));
+
+    const after = bed.ledger.get(row.id);
+    assert.equal(after?.state, 'dead');
+    assert.equal(after?.lastError?.kind, 'office-closed');
+    assert.equal((await acceptedNotifies()).length, 0);
   });
 });
