@@ -68,6 +68,8 @@ export async function sendRow(
   // create (keyed like single-call's own create step) finds the event the first attempt made.
   if (mode === 'single-call' && !row.eventId && row.requeues === 0) {
     progress.step = 'createAndNotify';
+    // Before the call: a lock taken back mid-call must know it may be in OpenCRVS (outbox.ts, takeBack).
+    ledger.recordSingleCall(row.id);
     return createAndNotify(api, row, payload);
   }
   const created = await ensureEvent(api, ledger, row, payload.office, progress);

@@ -89,6 +89,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     claimRow: (id, workerId, at = now()) => outbox.claimRow(id, workerId, at),
     claimIfDue: (id, workerId, at = now()) => outbox.claimIfDue(id, workerId, at),
     recordCreated: (id, eventId, trackingId) => outbox.recordCreated(id, eventId, trackingId, now()),
+    recordSingleCall: (id) => outbox.recordSingleCall(id, now()),
     settle: (input) => outbox.settle(input, now()),
     handBack: (ids, workerId) => outbox.handBack(ids, workerId, now()),
     deferForRecheck: (ids, workerId, leaseMs) => {

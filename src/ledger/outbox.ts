@@ -21,6 +21,7 @@ export interface Outbox {
   claimRow(id: number, workerId: string, now: number): LedgerRow | undefined;
   claimIfDue(id: number, workerId: string, now: number): LedgerRow | undefined;
   recordCreated(id: number, eventId: string, trackingId: string, now: number): void;
+  recordSingleCall(id: number, now: number): void;
   /** The row as settled, or undefined when this worker no longer holds the lock (nothing written). */
   settle(input: SettleInput, now: number): LedgerRow | undefined;
   handBack(ids: number[], workerId: string, now: number): number;
@@ -78,6 +79,8 @@ export function createOutbox(db: Db): Outbox {
   const recordCreated = db.prepare(`
     UPDATE ledger_rows SET event_id = @eventId, tracking_id = @trackingId, updated_at = @now
     WHERE id = @id AND (event_id IS NULL OR event_id = @eventId)`);
+  // Not conditional on the lock either: a single call begun by a worker that lost it may be stored all the same.
+  const recordSingleCall = db.prepare('UPDATE ledger_rows SET single_call_at = @now WHERE id = @id');
   // Only the columns settle decides with: `SELECT *` would also copy out the payload (~3 kB).
   const lockedRow = db.prepare<
     { id: number; workerId: string; attempts: number | null },
@@ -199,11 +202,15 @@ export function createOutbox(db: Db): Outbox {
     `SELECT id, locked_by FROM ledger_rows
        WHERE state = 'delivering' AND substr(locked_by, 1, length(@prefix)) = @prefix`,
   );
-  // The attempt's NOTIFY may have gone out: two-step stores the event id before it, a single call may
-  // have run without one (a requeued row takes the two-step path, send.ts).
+  // The attempt's NOTIFY may have gone out: two-step stores the event id before it, a single call stores
+  // none, and marks the row as it begins (migration 022): after the row's last recorded attempt, it was
+  // this one's, whatever mode the process taking the lock back runs in. An attempt begun by a bridge
+  // older than that mark is judged by the mode, as before (a requeued row takes the two-step path, send.ts).
   const mayBeStored = db
     .prepare<{ id: number; singleCall: number }, number>(
-      'SELECT event_id IS NOT NULL OR (@singleCall AND requeues = 0) FROM ledger_rows WHERE id = @id',
+      `SELECT event_id IS NOT NULL OR (@singleCall AND requeues = 0)
+         OR COALESCE(single_call_at >= (SELECT MAX(a.finished_at) FROM ledger_attempts a WHERE a.row_id = r.id), single_call_at IS NOT NULL)
+       FROM ledger_rows r WHERE r.id = @id`,
     )
     .pluck();
   const interrupted = db.prepare(`
@@ -411,6 +418,9 @@ export function createOutbox(db: Db): Outbox {
     },
     recordCreated: (id, eventId, trackingId, now) => {
       relaxed(db, () => recordCreated.run({ id, eventId, trackingId, now }));
+    },
+    recordSingleCall: (id, now) => {
+      relaxed(db, () => recordSingleCall.run({ id, now }));
     },
     settle: (input, now) => {
       const row = relaxed(db, () => settle.immediate(input, now));

@@ -500,6 +500,11 @@ export interface Ledger {
   /** Stores the OpenCRVS event id right after create, in its own write, so a crash resumes at notify. */
   recordCreated(id: number, eventId: string, trackingId: string): void;
   /**
+   * Marks the row as its attempt begins a single call, which stores no event id until it answers: a lock
+   * taken back then knows the call may be in OpenCRVS, whatever the mode of the process taking it back.
+   */
+  recordSingleCall(id: number): void;
+  /**
    * Ends a claimed attempt; returns the row as settled, or undefined when this worker no longer holds
    * the lock (nothing written).
    */

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { createDeliveryWorker, type DeliveryWorker } from '../../src/delivery/index.js';
+import { sendRow } from '../../src/delivery/send.js';
 import { hashPayload, type RecordSkippedInput } from '../../src/ledger/index.js';
 import { createOpenCrvsClient, LocationResolver } from '../../src/opencrvs/index.js';
 import { birthEvent, clientSettings, fastDelivery, type TestBed, testBed, until } from './delivery-helpers.js';
@@ -89,6 +90,30 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
     // Restarted with `delivery.mode: two-step`: the attempt that was a single call still says so.
     const second = worker(fastDelivery);
     await until(second, () => settled(row.id));
+    const after = bed.ledger.get(row.id);
+    assert.equal(after?.state, 'delivered', `${after?.state}: ${after?.skipReason ?? after?.lastError?.message}`);
+    assert.equal((await acceptedNotifies()).length, 1);
+  });
+
+  it('single call made by a process that stopped, its lock taken back in two-step mode, withdrawn: delivered', async () => {
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    // The process that stopped: it claimed the row and made the single call, and never settled it.
+    const claimed = bed.ledger.claimRow(row.id, 'gone-process:1');
+    assert.ok(claimed?.payload);
+    const api = createOpenCrvsClient(clientSettings(bed.sim));
+    await sendRow(api, bed.ledger, claimed, claimed.payload, 'single-call', { step: 'create' });
+    assert.equal(bed.ledger.get(row.id)?.eventId, null, 'a single call stores no event id');
+
+    // Restarted with `delivery.mode: two-step`: the lock is taken back, then the source withdraws the record.
+    assert.equal(
+      bed.ledger.resetLocksOf('gone-process', () => true, { singleCall: false }),
+      1,
+    );
+    assert.equal(bed.ledger.attempts(row.id).at(-1)?.step, 'interrupted', 'the single call may be in OpenCRVS');
+    assert.equal(bed.ledger.cancelUnsent(merged(1))?.withdrawnReason, 'merged in the source');
+
+    const w = worker(fastDelivery);
+    await until(w, () => settled(row.id));
     const after = bed.ledger.get(row.id);
     assert.equal(after?.state, 'delivered', `${after?.state}: ${after?.skipReason ?? after?.lastError?.message}`);
     assert.equal((await acceptedNotifies()).length, 1);

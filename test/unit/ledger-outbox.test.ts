@@ -713,7 +713,8 @@ describe('ledger: outbox', () => {
     // mapping_warnings is read on its own (Ledger.mappingWarnings), the pending-check schedule by the
     // pending checks alone (pending-checks.ts): the worker's claims and settles never need them.
     // in_flight_payload is read only when a lock is taken back (SQL alone), read_by_source on its own
-    // (Ledger.readBy) for a row's detail, source_fingerprint only by recording (record.ts).
+    // (Ledger.readBy) for a row's detail, source_fingerprint only by recording (record.ts), single_call_at
+    // only when a lock is taken back.
     const apart = [
       'mapping_warnings',
       'pending_check_at',
@@ -721,6 +722,7 @@ describe('ledger: outbox', () => {
       'in_flight_payload',
       'read_by_source',
       'source_fingerprint',
+      'single_call_at',
     ];
     assert.deepEqual(
       LEDGER_ROW_COLUMNS.split(',')

@@ -1766,6 +1766,7 @@ describe('ledger: schema', () => {
       { version: 19, name: 'rejected-copy' },
       { version: 20, name: 'source-order-index' },
       { version: 21, name: 'updated-at-index' },
+      { version: 22, name: 'single-call-at' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -1809,13 +1810,13 @@ describe('ledger: schema', () => {
         ALTER TABLE ledger_rows DROP COLUMN pending_check_at; ALTER TABLE ledger_rows DROP COLUMN pending_checks;
         ALTER TABLE ledger_rows DROP COLUMN in_flight_payload; ALTER TABLE ledger_rows DROP COLUMN read_by_source;
         ALTER TABLE ledger_rows DROP COLUMN source_fingerprint; ALTER TABLE ledger_attempts DROP COLUMN copy_hash;
-        DROP INDEX inbox_waiting_bytes; ALTER TABLE inbox DROP COLUMN body_bytes;
+        ALTER TABLE ledger_rows DROP COLUMN single_call_at; DROP INDEX inbox_waiting_bytes; ALTER TABLE inbox DROP COLUMN body_bytes;
         DROP TABLE ledger_identity; DROP TABLE opencrvs_locations; DROP TABLE slow_records;
         UPDATE ledger_rows SET state = 'delivered-pending', event_id = 'e1', tracking_id = 'T1';`);
       db.close();
       assert.throws(
         () => openLedger(path, { inspectOnly: true }),
-        /the ledger .* was written by an older bridge \(schema 9, this one reads 21\): this command only reads it/,
+        /the ledger .* was written by an older bridge \(schema 9, this one reads 22\): this command only reads it/,
       );
       const versions = () => {
         const check = new Database(path, { readonly: true });
@@ -1831,7 +1832,7 @@ describe('ledger: schema', () => {
         [row.id],
       );
       upgraded.close();
-      assert.equal(versions(), 21);
+      assert.equal(versions(), 22);
       openLedger(path, { inspectOnly: true }).close();
     } finally {
       cleanup();

@@ -21,6 +21,7 @@ import { migration018 } from './018-inbox-body-bytes.js';
 import { migration019 } from './019-rejected-copy.js';
 import { migration020 } from './020-source-order-index.js';
 import { migration021 } from './021-updated-at-index.js';
+import { migration022 } from './022-single-call-at.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -47,4 +48,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration019,
   migration020,
   migration021,
+  migration022,
 ];
