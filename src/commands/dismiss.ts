@@ -65,6 +65,9 @@ function runDismiss(args: string[], options: DismissOptions): void {
 }
 
 function dismiss(ledger: ReturnType<typeof openLedger>, ids: number[], reason: string): void {
+  // Asked before: a row whose call was taken with its answer lost (a single call records no event id until
+  // it answers) may be registered all the same, and the person dismissing it should know.
+  const mayStand = new Set(ids.filter((id) => ledger.notifyMayStand(id)));
   const result = ledger.dismiss(ids, reason);
   console.log(
     result.dismissed.length
@@ -75,6 +78,11 @@ function dismiss(ledger: ReturnType<typeof openLedger>, ids: number[], reason: s
     const row = ledger.get(id);
     // The row may have an OpenCRVS event (created, or a NOTIFY left undecided): it stays there.
     if (row?.trackingId) console.log(`Note ${id}: OpenCRVS keeps its event ${row.trackingId}; nothing was withdrawn.`);
+    else if (mayStand.has(id))
+      console.log(
+        `Note ${id}: an earlier attempt may have been taken by OpenCRVS (its answer was lost), so the record may be ` +
+          `registered there; nothing was withdrawn. To find out, undo this and replay it: OpenCRVS is asked first.`,
+      );
   }
   for (const refused of result.refused) console.log(`Not dismissed ${refused.id}: ${refused.reason}`);
   if (result.refused.length > 0) process.exitCode = 1;

@@ -84,3 +84,40 @@ describe('opencrvs-bridge dismiss', () => {
     delivered.close();
   });
 });
+
+describe('opencrvs-bridge dismiss of a row whose NOTIFY may stand', () => {
+  let s: Simulators;
+  after(async () => {
+    await s?.close();
+  });
+
+  it('says that OpenCRVS may hold it although the row has no tracking id, and that a replay asks first', async () => {
+    s = await startSimulators(birthResources(0));
+    const config = join(s.dir, 'bridge.yaml');
+    // A retry 3 s on: after the first pass, so that the second meets the 400 configured between them.
+    const delivery = { mode: 'single-call', baseDelayMs: 3000, maxDelayMs: 3000 };
+    writeFileSync(config, stringify(s.configObject({ delivery })));
+    // The single call is stored and accepted, its answer lost; the retry meets a 400 and the row dies with
+    // no event id or tracking id on it: a single call records none until it answers.
+    await s.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['createAndNotify'], times: 1 } });
+    assert.equal((await runCli(['sync', '--once', '--config', config, '--timeout', '1'])).code, 1);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    await s.sim.control.configure({
+      faults: { errorRate: 1, errorStatus: 400, operations: ['createAndNotify'], times: 1 },
+    });
+    await runCli(['sync', '--once', '--config', config]);
+    const read = openLedger(join(s.dir, 'bridge.db'));
+    const [dead] = read.list({ states: ['dead'] });
+    read.close();
+    assert.ok(dead, 'the birth is dead');
+    assert.equal(dead.trackingId, null);
+
+    const done = await runCli(['dismiss', String(dead.id), '--config', config, '--reason', 'duplicate']);
+    assert.equal(done.code, 0, done.stderr || done.stdout);
+    assert.match(
+      done.stdout,
+      new RegExp(`Note ${dead.id}: an earlier attempt may have been taken by OpenCRVS \\(its answer was lost\\)`),
+    );
+    assert.doesNotMatch(done.stdout, /keeps its event/);
+  });
+});
