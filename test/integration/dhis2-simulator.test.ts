@@ -422,6 +422,33 @@ describe('DHIS2 simulator: tracker export', () => {
     }
   });
 
+  it('refuses a programme not shared with the user as 2.42+ does: 403 to a list and to a read in it', async () => {
+    const clerk = { username: 'deaths-clerk', password: 'Deaths-Clerk-1', organisationUnits: [ORG_UNITS.sierraLeone] };
+    const shared = await startDhis2Simulator({
+      seed: buildDemoChildProgramme({ births: 1, deaths: 1, seed: 42, baseDate: BASE_DATE }),
+      users: [{ ...clerk, programs: [DEATH_PROGRAMME] }],
+    });
+    try {
+      const child = (await get(shared, `${children}&fields=trackedEntity`)).body.trackedEntities[0].trackedEntity;
+      const asClerk = `Basic ${Buffer.from(`${clerk.username}:${clerk.password}`).toString('base64')}`;
+      for (const path of [
+        children,
+        `/api/tracker/events?program=${CHILD_PROGRAMME}`,
+        `/api/tracker/trackedEntities/${child}?program=${CHILD_PROGRAMME}`,
+      ]) {
+        const { status, body } = await get(shared, path, asClerk);
+        assert.equal(status, 403, path);
+        assert.equal(body.httpStatus, 'Forbidden');
+        assert.equal(body.message, `User has no access to program: ${CHILD_PROGRAMME}`);
+      }
+      assert.equal((await get(shared, children)).status, 200, 'the superuser reads every programme');
+      const deaths = await get(shared, `/api/tracker/trackedEntities?program=${DEATH_PROGRAMME}`, asClerk);
+      assert.equal(deaths.status, 200, 'a programme shared with the user');
+    } finally {
+      await shared.close();
+    }
+  });
+
   it("serves a programme's attributes and its stages' data elements, as `fields` selects them", async () => {
     const fields =
       'id,programTrackedEntityAttributes[trackedEntityAttribute[id]],programStages[id,programStageDataElements[dataElement[id]]],trackedEntityType[trackedEntityTypeAttributes[trackedEntityAttribute[id]]]';

@@ -35,6 +35,8 @@ export interface Dhis2ScopedUser {
   password: string;
   /** Capture org units (each with everything below it); the user searches in them too. */
   organisationUnits: string[];
+  /** The programmes whose data is shared with the user (default: every one); see SimulatedUser.sharePrograms. */
+  programs?: string[];
 }
 
 /** The username a request authenticated as, or undefined. */

@@ -119,11 +119,21 @@ export function exportRoutes(
    * TrackedEntityOperationParamsMapper, EventOperationParamsMapper: BadRequestException "Program is specified
    * but does not exist: <uid>"), never an empty list.
    */
-  const programOf = (params: URLSearchParams): string | undefined => {
+  const programOf = (params: URLSearchParams, res: Response): string | undefined => {
     const program = param(params, 'program');
     if (program && !knownProgram(program))
       throw new BadRequestError(`Program is specified but does not exist: ${program}`);
+    if (program) refuseUnshared(program, res);
     return program;
+  };
+  /**
+   * A `program` whose data is not shared with the request's user: 403 "User has no access to program: <uid>",
+   * as 2.42+ answers a list and a read naming it (dhis2-core OperationsParamsValidator.validateProgramAccess:
+   * ForbiddenException, which DefaultTrackedEntityService.getTrackedEntity lets through to a read).
+   */
+  const refuseUnshared = (program: string, res: Response): void => {
+    if (!userOf(res).canReadProgram(program))
+      throw Object.assign(new BadRequestError(`User has no access to program: ${program}`), { status: 403 });
   };
 
   /** The program owner org unit of `te` for `program` (the enrollment's, as the simulator keeps it), else its own. */
@@ -151,7 +161,7 @@ export function exportRoutes(
   router.get('/trackedEntities', (req: Request, res: Response) => {
     const params = searchParams(req);
     const paging = pagingOf(params);
-    const program = programOf(params);
+    const program = programOf(params, res);
     const type = param(params, 'trackedEntityType');
     const uids = listParam(params, 'trackedEntities', 'trackedEntity');
     if (!program && !type && !uids.length)
@@ -203,6 +213,7 @@ export function exportRoutes(
     // The programme is looked up first: 404 "Program with id … could not be found." (2.41
     // DefaultTrackedEntityService.getTrackedEntity: NotFoundException(Program.class, …)).
     if (program && !knownProgram(program)) throw notFound('Program', program);
+    if (program) refuseUnshared(program, res);
     if (!te || te.deleted) throw notFound('TrackedEntity', req.params.uid);
     // Read in a program whose owner org unit is outside the user's capture scope: DHIS2 answers as if it
     // had no such tracked entity (dhis2-core #20280, DHIS2-19210), the same 404 as for a deleted one;
@@ -244,7 +255,7 @@ export function exportRoutes(
   router.get('/events', (req: Request, res: Response) => {
     const params = searchParams(req);
     const paging = pagingOf(params);
-    const program = programOf(params);
+    const program = programOf(params, res);
     const stage = param(params, 'programStage');
     const trackedEntity = param(params, 'trackedEntity');
     const enrollments = listParam(params, 'enrollments', 'enrollment');

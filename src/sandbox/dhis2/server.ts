@@ -94,6 +94,7 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
     scopedUsers.map((scoped) => {
       const simulated = new SimulatedUser();
       simulated.restrict({ organisationUnits: scoped.organisationUnits }, knownOrgUnit);
+      simulated.sharePrograms(scoped.programs);
       return [scoped.username, simulated] as const;
     }),
   );
@@ -219,7 +220,9 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
     const status =
       typeof err === 'object' && err !== null && 'status' in err && typeof err.status === 'number' ? err.status : 500;
     if (err instanceof BadRequestError || err instanceof FieldFilterError) {
-      return dhis2Error(res, status === 404 ? 404 : 400, status === 404 ? 'Not Found' : 'Bad Request', err.message);
+      if (status === 404 || status === 403)
+        return dhis2Error(res, status, status === 404 ? 'Not Found' : 'Forbidden', err.message);
+      return dhis2Error(res, 400, 'Bad Request', err.message);
     }
     if (status >= 400 && status < 500)
       return dhis2Error(res, status, 'Bad Request', 'The request body could not be read as JSON.');

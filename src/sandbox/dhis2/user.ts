@@ -23,6 +23,18 @@ const PARENT = new Map(ORG_UNIT_TREE.flatMap((ou) => (ou.parent ? [[ou.id, ou.pa
 export class SimulatedUser {
   /** Undefined: the superuser, who reaches every org unit (those the tree does not know too). */
   private scopes: UserOrgUnits | undefined;
+  /** The programmes whose data the user may read (DHIS2's data sharing); undefined: every one. */
+  private programs: ReadonlySet<string> | undefined;
+
+  /** Shares only these programmes' data with the user (`undefined`: every programme's). */
+  sharePrograms(programs: readonly string[] | undefined): void {
+    this.programs = programs ? new Set(programs) : undefined;
+  }
+
+  /** The user may read the programme's data (aclService.canDataRead in dhis2-core). */
+  canReadProgram(program: string): boolean {
+    return !this.programs || this.programs.has(program);
+  }
 
   /** Org units as `/api/me` lists them. */
   orgUnits(): UserOrgUnits {

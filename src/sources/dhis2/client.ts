@@ -30,6 +30,13 @@ import {
 /** A failed call to DHIS2. */
 export class Dhis2SourceError extends SourceCallError {
   override readonly name = 'Dhis2SourceError';
+  /**
+   * DHIS2 refused the programme the call named (sources[].dhis2.program), not a record: it has no such
+   * programme (`missing`: a list's 400, a read's 404), or does not share its data with the source's user
+   * (`unshared`: 2.42+'s 403). The source's configuration, or the user's in DHIS2, is to fix; the answer
+   * says nothing of any record (never "gone": see isGone) nor of the credentials.
+   */
+  programRefused: 'missing' | 'unshared' | undefined;
 }
 
 export interface Dhis2ClientOptions {
@@ -117,7 +124,10 @@ export class Dhis2Client {
       timeoutHint?: string;
       /** The call reads one record: a 403 is DHIS2 refusing that record to the user, not the credentials. */
       oneRecord?: boolean;
-      /** The `program` the call names (sources[].dhis2.program): a 400 saying DHIS2 has no such programme names it. */
+      /**
+       * The `program` the call names (sources[].dhis2.program): a list's 400 or a read's 404 saying DHIS2 has
+       * no such programme names the key (noProgram), and is no answer about a record.
+       */
       program?: string;
     } & CallOptions = {},
   ): Promise<T> {
@@ -173,8 +183,22 @@ export class Dhis2Client {
               const notDhis2 = (status === 404 || status === 403) && !isWebMessage(refusal);
               // DHIS2 2.40 and 2.41 answer a list naming a programme they do not have with 400, not an empty
               // list. Only the uid the bridge sent is quoted: a 400's message may echo other filters.
-              const noProgram =
-                status === 400 && init.program !== undefined && saysNoSuchProgram(refusal, init.program);
+              // A read naming one is 404 "Program with id <uid> could not be found." (2.41
+              // DefaultTrackedEntityService.getTrackedEntity looks the programme up before the tracked
+              // entity): no record's answer, and taken for one the recheck and the write-back would give the
+              // record up as deleted.
+              // DHIS2 2.42+ answers a list or a read naming a programme whose data is not shared with the user
+              // 403 "User has no access to program: <uid>" (OperationsParamsValidator.validateProgramAccess):
+              // the credentials are good, and no record was refused.
+              const programRefused =
+                init.program === undefined
+                  ? undefined
+                  : (status === 400 && saysNoSuchProgram(refusal, init.program)) ||
+                      (status === 404 && saysProgramNotFound(refusal, init.program))
+                    ? 'missing'
+                    : status === 403 && saysNoProgramAccess(refusal, init.program)
+                      ? 'unshared'
+                      : undefined;
               await response.body?.cancel().catch(() => undefined);
               const notDhis2Hint =
                 status === 403
@@ -183,27 +207,33 @@ export class Dhis2Client {
               // Refused credentials: a rotated secret file is looked at now, for the next call. Not for a
               // proxy's or firewall's 403: DHIS2 refused nothing, and with OAuth2 every retry would fetch a
               // new token for a block the token does not lift.
-              if (status === 401 || (status === 403 && !init.oneRecord && !notDhis2)) this.auth.invalidate();
+              if (status === 401 || (status === 403 && !init.oneRecord && !notDhis2 && !programRefused))
+                this.auth.invalidate();
               // Name the setting to fix: a refused credential or query is configuration, not an outage.
-              const hint = noProgram
-                ? ` (DHIS2 has no programme ${init.program}: check sources[].dhis2.program of source ${this.settings.id}; run doctor)`
-                : status === 403 && init.oneRecord
-                  ? ` (DHIS2 refused this record to the user of sources[].auth of source ${this.settings.id}: outside its search scope or sharing)`
-                  : status === 401 || status === 403
-                    ? ` (DHIS2 refused the credentials in sources[].auth of source ${this.settings.id})`
-                    : status === 400 || status === 404
-                      ? ` (check sources[].dhis2 of source ${this.settings.id}: program, orgUnits; run doctor)`
-                      : '';
+              const hint =
+                programRefused === 'missing'
+                  ? ` (DHIS2 has no programme ${init.program}: check sources[].dhis2.program of source ${this.settings.id}; run doctor)`
+                  : programRefused === 'unshared'
+                    ? ` (DHIS2 does not share programme ${init.program} with the user of sources[].auth of source ${this.settings.id}: give that user data read access to it in DHIS2, or check sources[].dhis2.program; run doctor)`
+                    : status === 403 && init.oneRecord
+                      ? ` (DHIS2 refused this record to the user of sources[].auth of source ${this.settings.id}: outside its search scope or sharing)`
+                      : status === 401 || status === 403
+                        ? ` (DHIS2 refused the credentials in sources[].auth of source ${this.settings.id})`
+                        : status === 400 || status === 404
+                          ? ` (check sources[].dhis2 of source ${this.settings.id}: program, orgUnits; run doctor)`
+                          : '';
               const retryAfterMs = retryAfterOf(status, response.headers.get('retry-after'));
               // A 504 (a gateway in front of DHIS2 gave up waiting for it) is timedOut by its status. A 408 (DHIS2
               // or a proxy gave up waiting for the request itself) is a connection's trouble, like a reset:
               // tried again, and not timedOut (no smaller page, no slow-record strike).
-              throw new Dhis2SourceError(
+              const failure = new Dhis2SourceError(
                 `${operation} failed: HTTP ${status}${notDhis2 ? notDhis2Hint : hint || retryAfterHint(retryAfterMs)}`,
                 status,
                 status === 408 || status === 429 || status >= 500 || notDhis2,
                 { foreign: notDhis2, retryAfterMs },
               );
+              failure.programRefused = programRefused;
+              throw failure;
             }
             const text = await readBodyCapped(response, MAX_ANSWER_BYTES, signal);
             return JSON.parse(text);
@@ -315,7 +345,7 @@ export class Dhis2Client {
         'read tracked entity',
         `tracker/trackedEntities/${encodeURIComponent(uid)}${query ? `?${query}` : ''}`,
         isTrackedEntity,
-        { oneRecord: true, ...options },
+        { oneRecord: true, ...(params.program ? { program: params.program } : {}), ...options },
       );
     } catch (err) {
       if (isGone(err)) return undefined;
@@ -468,9 +498,9 @@ function count(value: unknown, min: number): number | undefined {
   return typeof value === 'number' && Number.isInteger(value) && value >= min ? value : undefined;
 }
 
-/** DHIS2's own 404 ("… could not be found"), not a proxy's: see call. */
+/** DHIS2's own 404 ("… could not be found") of the record, not a proxy's, nor of the programme: see call. */
 function isGone(err: unknown): boolean {
-  return err instanceof Dhis2SourceError && err.status === 404 && !err.foreign;
+  return err instanceof Dhis2SourceError && err.status === 404 && !err.foreign && !err.programRefused;
 }
 
 /**
@@ -478,13 +508,35 @@ function isGone(err: unknown): boolean {
  * tracked entity request mapper in 2.40, TrackedEntityOperationParamsMapper in 2.41 and later), for the uid sent.
  */
 function saysNoSuchProgram(text: string, program: string): boolean {
+  return messageOf(text)?.trim() === `Program is specified but does not exist: ${program}`;
+}
+
+/**
+ * DHIS2's 404 for a read naming a `program` it does not have: "Program with id <uid> could not be found."
+ * (dhis2-core feedback.NotFoundException(Program.class, uid), thrown by 2.41's
+ * DefaultTrackedEntityService.getTrackedEntity before it looks the tracked entity up), for the uid sent.
+ */
+function saysProgramNotFound(text: string, program: string): boolean {
+  return messageOf(text)?.trim() === `Program with id ${program} could not be found.`;
+}
+
+/**
+ * DHIS2 2.42+'s 403 for a `program` whose data the user may not read: "User has no access to program: <uid>"
+ * (dhis2-core OperationsParamsValidator.validateProgramAccess, ForbiddenException), for the uid sent.
+ */
+function saysNoProgramAccess(text: string, program: string): boolean {
+  return messageOf(text)?.trim() === `User has no access to program: ${program}`;
+}
+
+/** The `message` of DHIS2's error body, if the text is one with a message. */
+function messageOf(text: string): string | undefined {
   try {
     const body: unknown = JSON.parse(text);
     if (typeof body !== 'object' || body === null || !('message' in body) || typeof body.message !== 'string')
-      return false;
-    return body.message.trim() === `Program is specified but does not exist: ${program}`;
+      return undefined;
+    return body.message;
   } catch {
-    return false;
+    return undefined;
   }
 }
 

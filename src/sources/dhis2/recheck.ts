@@ -381,8 +381,9 @@ async function readInProgram(
     return (await client.trackedEntity(uid, { program: dhis2.program, fields: dhis2.fields })) ?? 404;
   } catch (err) {
     // DHIS2's own 403 only: a proxy's or firewall's page (no WebMessage: see Dhis2Client) says nothing of
-    // the record; it fails the read, and the row waits.
-    if (err instanceof Dhis2SourceError && err.status === 403 && !err.foreign) return 403;
+    // the record; it fails the read, and the row waits. Nor one refusing the programme (2.42+: the user has
+    // no access to it), which fails the read as the source's configuration.
+    if (err instanceof Dhis2SourceError && err.status === 403 && !err.foreign && !err.programRefused) return 403;
     throw err;
   }
 }

@@ -104,6 +104,11 @@ export class Dhis2WriteBack implements WriteBackTarget {
     try {
       te = await this.client.trackedEntity(uid, { program: this.program, fields }, call);
     } catch (err) {
+      // DHIS2 refused the programme, not the record (it has none by that uid, or does not share it with the
+      // user): the configuration's fault, which an operator fixes. Retried within the job's budget, as for
+      // refused credentials; its 404 must not abandon the write as for a record gone.
+      if (err instanceof Dhis2SourceError && err.programRefused)
+        throw new WriteBackError(err.message, false, { cause: err });
       // DHIS2's own 403 only: a proxy's or firewall's page says nothing of the record (see Dhis2Client).
       if (err instanceof Dhis2SourceError && err.status === 403 && !err.foreign) throw notShown(false, err);
       throw err;
