@@ -284,8 +284,11 @@ async function checkDhis2Metadata(
   const stages = Array.isArray(found.programStages) ? (found.programStages as Stage[]) : [];
   if (writeBack?.programStage && !stages.some((stage) => stage.id === writeBack.programStage))
     problems.push(`${at}.writeBack.programStage ${writeBack.programStage} is not a stage of programme ${program}`);
-  if (writeBack?.dataElement && !(await client.metadata('dataElements', writeBack.dataElement)))
-    problems.push(`${at}.writeBack.dataElement ${writeBack.dataElement}: no such data element`);
+  if (writeBack?.dataElement) {
+    if (!(await client.metadata('dataElements', writeBack.dataElement)))
+      problems.push(`${at}.writeBack.dataElement ${writeBack.dataElement}: no such data element`);
+    else problems.push(...dataElementStageProblems(writeBack.dataElement, writeBack.programStage, program, stages, at));
+  }
   if (writeBack?.attribute && !(await client.metadata('trackedEntityAttributes', writeBack.attribute)))
     problems.push(`${at}.writeBack.attribute ${writeBack.attribute}: no such tracked entity attribute`);
   // Each mapping's stage sets, read once. Mappings that cannot match the programme at all are left to the
@@ -312,6 +315,41 @@ async function checkDhis2Metadata(
   );
   if (unknown.length > 0) results.push(warn(name, unknown.join('; ')));
   return results;
+}
+
+/**
+ * The write-back's data element against the stage it goes to: DHIS2 refuses a data value whose data element
+ * is not one of its event's stage (tracker import E1305 "DataElement … is not part of … program stage"), so every write
+ * would be refused and the job abandoned, row after row. With `writeBack.programStage` that stage's
+ * `programStageDataElements`; without it the trigger event's stage, which may be any of the programme's: the
+ * data element must be in one of them at least. Not judged when DHIS2 does not list a stage's data elements
+ * (a server that ignores `fields` for them).
+ */
+function dataElementStageProblems(
+  dataElement: string,
+  programStage: string | undefined,
+  program: string,
+  stages: readonly Stage[],
+  at: string,
+): string[] {
+  const elementsOf = (stage: Stage) => referencedIds(stage.programStageDataElements, 'dataElement');
+  if (programStage) {
+    const stage = stages.find((s) => s.id === programStage);
+    const elements = stage && elementsOf(stage);
+    // A stage the programme does not have is said above (writeBack.programStage).
+    if (!elements || elements.includes(dataElement)) return [];
+    return [
+      `${at}.writeBack.dataElement ${dataElement} is not a data element of ${at}.writeBack.programStage ` +
+        `${programStage}: DHIS2 would refuse every write of the tracking id there (E1305)`,
+    ];
+  }
+  const listed = stages.map(elementsOf).filter((ids): ids is string[] => ids !== undefined);
+  if (listed.length === 0 || listed.some((ids) => ids.includes(dataElement))) return [];
+  return [
+    `${at}.writeBack.dataElement ${dataElement} is a data element of no stage of programme ${program}: DHIS2 ` +
+      `would refuse every write of the tracking id to the triggering event (E1305); set ${at}.writeBack.programStage ` +
+      'to a stage that has it, or name a data element of the stage',
+  ];
 }
 
 /**

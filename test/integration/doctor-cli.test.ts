@@ -439,6 +439,46 @@ describe('doctor checks', () => {
     assert.equal(report.ok, false);
   });
 
+  it("fails a write-back data element that is not one of writeBack.programStage's (or of any stage without one)", async () => {
+    const auth = { type: 'pat', token: DEFAULT_SANDBOX_AUTH.pat };
+    const source = (id: string, writeBack: Record<string, unknown>) => ({
+      id,
+      kind: 'dhis2',
+      baseUrl: dhis2.baseUrl,
+      auth,
+      writeBack,
+    });
+    const report = await runDoctor({
+      file: writeConfig(
+        configObject({
+          sources: [
+            // The Child Programme's tracking id, on the Birth stage: as the demo has it.
+            source('right', { dataElement: 'uf3svrmp8Oj', programStage: 'A03MvHHogjR' }),
+            // The Baby Postnatal stage has no such data element.
+            source('postnatal', { dataElement: 'uf3svrmp8Oj', programStage: 'ZzYYXq4fJie' }),
+            // The death programme's tracking id: a data element DHIS2 has, of no Child Programme stage.
+            source('nostage', { dataElement: 'SbxDeTrkId1' }),
+          ],
+        }),
+      ),
+      env: {},
+    });
+    const line = (name: string) => report.checks.find((c) => c.name === name);
+    assert.equal(line('source right metadata')?.status, 'ok', formatReport(report));
+    assert.equal(line('source postnatal metadata')?.status, 'fail');
+    assert.equal(
+      line('source postnatal metadata')?.detail,
+      'sources[1].writeBack.dataElement uf3svrmp8Oj is not a data element of sources[1].writeBack.programStage ' +
+        'ZzYYXq4fJie: DHIS2 would refuse every write of the tracking id there (E1305)',
+    );
+    assert.equal(line('source nostage metadata')?.status, 'fail');
+    assert.match(
+      line('source nostage metadata')?.detail ?? '',
+      /^sources\[2\]\.writeBack\.dataElement SbxDeTrkId1 is a data element of no stage of programme IpHINAT79UW: .*set sources\[2\]\.writeBack\.programStage/,
+    );
+    assert.equal(report.ok, false);
+  });
+
   it("warns about a DHIS2 source whose mappings cannot match its programme, fails one its programme's stages cannot", async () => {
     const auth = { type: 'pat', token: DEFAULT_SANDBOX_AUTH.pat };
     const line = (report: Awaited<ReturnType<typeof runDoctor>>, name: string) =>
