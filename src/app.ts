@@ -56,7 +56,7 @@ import { SubscriptionReceiver } from './sources/fhir/receiver.js';
 import { fhirRecheck } from './sources/fhir/recheck.js';
 import { reevaluate } from './sources/fhir/reevaluate.js';
 import { identityChanges, openCrvsIdentity, recordOpenCrvsIdentity, recordSourceIdentity } from './sources/identity.js';
-import { checkSourceMappings, sourcesSharingRecords } from './sources/overlap.js';
+import { checkSourceMappings, dhis2WriteBacksOnServer, sourcesSharingRecords } from './sources/overlap.js';
 import type { PassOptions } from './sources/pass.js';
 import { addReports, emptyReport, OvertakenReadFailed, type PassReport, SourcePipeline } from './sources/pipeline.js';
 import { type SubjectRecheck, sourcesRecheck } from './sources/recheck.js';
@@ -230,6 +230,7 @@ export class Bridge {
       });
       this.locations = new LocationResolver(this.opencrvs, { memory: this.locationMemory() });
       const sharing = sourcesSharingRecords(config.sources);
+      const writeBacksOnServer = dhis2WriteBacksOnServer(config.sources);
       for (const settings of config.sources) {
         if (settings.kind === 'fhir') this.sources.push(this.buildFhirSource(settings));
         if (settings.kind === 'dhis2')
@@ -242,6 +243,7 @@ export class Bridge {
               routing: config.routing,
               mapOptions: () => this.mapOptions(),
               sharesRecordsWith: sharing.get(settings.id),
+              sameServerWriteBacks: writeBacksOnServer.get(settings.id),
               dhis2Sources: () => this.dhis2Sources,
             }),
           );

@@ -12,11 +12,13 @@
 // one counts an update after notification. Key order never makes different content look the same.
 //
 // What the bridge itself writes to the source (the tracking id, sources[].writeBack) is left out: it is no
-// change of the record. The ledger keeps the fingerprint of a delivered row read again unchanged as it was
+// change of the record. On DHIS2, what every source of the same server writes is: one source's tracking id
+// lands on records another reads too (a tracked entity in both a birth and a death programme, a mother read
+// as a child's context who is herself a death notified by the other source). The ledger keeps the fingerprint of a delivered row read again unchanged as it was
 // (it is not computed then), so one taken before the write-back would otherwise differ from every reading
 // after it, and the next mapping or routing change would count an update after notification.
 import { createHash } from 'node:crypto';
-import type { SourceSettings } from '../config/types.js';
+import type { SourceSettings, WriteBackSettings } from '../config/types.js';
 import type { CompiledMapping } from './compile.js';
 import type { MappingContext } from './context.js';
 import { isResource } from './fetcher.js';
@@ -104,16 +106,23 @@ export interface OwnWrites {
 
 /**
  * The source's write-back as the fingerprint leaves it out, or undefined when it has none. Also while it
- * is disabled (`enabled: false`): the records keep the tracking ids it wrote before.
+ * is disabled (`enabled: false`): the records keep the tracking ids it wrote before. DHIS2: with the
+ * write-backs of the other sources of the same server (`sameServer`), whose data elements and attributes
+ * nothing but the bridge writes either (sources/overlap.ts dhis2WriteBacksOnServer).
  */
-export function ownWritesOf(source: Pick<SourceSettings, 'kind' | 'writeBack'>): OwnWrites | undefined {
+export function ownWritesOf(
+  source: Pick<SourceSettings, 'kind' | 'writeBack'>,
+  sameServer: readonly WriteBackSettings[] = [],
+): OwnWrites | undefined {
+  if (source.kind === 'dhis2') {
+    const all = source.writeBack ? [source.writeBack, ...sameServer] : sameServer;
+    const dataElements = new Set(all.flatMap((w) => (w.dataElement ? [w.dataElement] : [])));
+    const attributes = new Set(all.flatMap((w) => (w.attribute ? [w.attribute] : [])));
+    if (dataElements.size === 0 && attributes.size === 0) return undefined;
+    return { dhis2Replacer: dhis2ReplacerWithout(dataElements, attributes) };
+  }
   const writeBack = source.writeBack;
   if (!writeBack) return undefined;
-  if (source.kind === 'dhis2') {
-    const { dataElement, attribute } = writeBack;
-    if (!dataElement && !attribute) return undefined;
-    return { dhis2Replacer: dhis2ReplacerWithout(dataElement, attribute) };
-  }
   if (!writeBack.identifierSystem) return undefined;
   const { target, identifierSystem } = writeBack;
   const carrierType = target === 'task' ? 'Task' : target === 'documentReference' ? 'DocumentReference' : undefined;
@@ -128,20 +137,31 @@ function without(list: unknown[], field: string, value: string): unknown[] {
   return list.filter((item) => !(isObject(item) && item[field] === value));
 }
 
+/** `list` without the items whose `field` is one of `values`: the same array when none is (the common case). */
+function withoutAny(list: unknown[], field: string, values: ReadonlySet<unknown>): unknown[] {
+  const drop = (item: unknown) => isObject(item) && values.has(item[field]);
+  return list.some(drop) ? list.filter((item) => !drop(item)) : list;
+}
+
 /** DHIS2 JSON: the volatile keys dropped at any depth, and the bridge's `meta.versionId` with them. */
 const dhis2Replacer = (key: string, value: unknown): unknown =>
   VOLATILE_DHIS2.has(key) ? undefined : key === 'meta' ? stableMeta(value) : value;
 
 /**
- * dhis2Replacer, and the tracking id the write-back stores: the data value of `dataElement` (on whichever
- * event: the trigger's or the configured stage's) or the attribute value of `attribute` (on the tracked
+ * dhis2Replacer, and the tracking ids the write-backs store: the data values of `dataElements` (on whichever
+ * event: the trigger's or the configured stage's) and the attribute values of `attributes` (on the tracked
  * entity, and as DHIS2 repeats program attributes on the enrollment). Left out at any depth: nothing but
  * the bridge writes these uids, by the configuration.
  */
-function dhis2ReplacerWithout(dataElement?: string, attribute?: string): (key: string, value: unknown) => unknown {
+function dhis2ReplacerWithout(
+  dataElements: ReadonlySet<string>,
+  attributes: ReadonlySet<string>,
+): (key: string, value: unknown) => unknown {
   return (key, value) => {
-    if (key === 'dataValues' && dataElement && Array.isArray(value)) return without(value, 'dataElement', dataElement);
-    if (key === 'attributes' && attribute && Array.isArray(value)) return without(value, 'attribute', attribute);
+    if (key === 'dataValues' && dataElements.size > 0 && Array.isArray(value))
+      return withoutAny(value, 'dataElement', dataElements);
+    if (key === 'attributes' && attributes.size > 0 && Array.isArray(value))
+      return withoutAny(value, 'attribute', attributes);
     return dhis2Replacer(key, value);
   };
 }

@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DEFAULT_MAPPINGS, isMappingPath, packagePaths, shippedMappingFile } from '../config/paths.js';
-import type { BridgeConfig, RoutingSettings, SourceSettings } from '../config/types.js';
+import type { BridgeConfig, RoutingSettings, SourceSettings, WriteBackSettings } from '../config/types.js';
 import { type CompiledMapping, compileMapping } from './compile.js';
 import { ownWritesOf } from './fingerprint.js';
 import { MappingSet } from './set.js';
@@ -29,6 +29,11 @@ export interface LoadMappingsOptions {
   forSource?: { id: string; kind: 'fhir' | 'dhis2' };
   /** The source's write-back: what it writes to the records is left out of their fingerprints. */
   writeBack?: SourceSettings['writeBack'];
+  /**
+   * DHIS2: the write-backs of the other DHIS2 sources of the same server (sources/overlap.ts
+   * dhis2WriteBacksOnServer): their tracking ids land on records this source reads too, left out as well.
+   */
+  sameServerWriteBacks?: readonly WriteBackSettings[];
 }
 
 function readText(file: string): string {
@@ -94,7 +99,12 @@ export function loadMappings(options: LoadMappingsOptions = {}): MappingSet {
   mappings.sort((a, b) => b.priority - a.priority);
   // Only for a source's set: its kind says where its write-back writes.
   const kind = options.forSource?.kind;
-  const own = kind && options.writeBack ? ownWritesOf({ kind, writeBack: options.writeBack }) : undefined;
+  const own = kind
+    ? ownWritesOf(
+        { kind, ...(options.writeBack ? { writeBack: options.writeBack } : {}) },
+        options.sameServerWriteBacks,
+      )
+    : undefined;
   return new MappingSet(mappings, options.routing, own);
 }
 
@@ -106,6 +116,8 @@ export function sourceMappingOptions(
   opencrvs: Pick<BridgeConfig['opencrvs'], 'country' | 'version'>,
   routing: RoutingSettings,
   source: Pick<SourceSettings, 'id' | 'kind' | 'mappings' | 'timeZone' | 'writeBack'>,
+  /** DHIS2: the other sources' write-backs on the same server (LoadMappingsOptions.sameServerWriteBacks). */
+  sameServerWriteBacks?: readonly WriteBackSettings[],
 ): LoadMappingsOptions {
   return {
     names: source.mappings,
@@ -115,6 +127,7 @@ export function sourceMappingOptions(
     routing,
     forSource: { id: source.id, kind: source.kind },
     ...(source.writeBack ? { writeBack: source.writeBack } : {}),
+    ...(sameServerWriteBacks?.length ? { sameServerWriteBacks } : {}),
   };
 }
 

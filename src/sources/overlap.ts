@@ -12,7 +12,7 @@
 // - A DHIS2 source none of whose mappings tests the programme it polls: it would poll and notify nothing
 //   (dhis2/mapping-codes.ts; when only some cannot, that is a warning).
 import { ConfigError } from '../config/errors.js';
-import type { BridgeConfig, SourceSettings } from '../config/types.js';
+import type { BridgeConfig, SourceSettings, WriteBackSettings } from '../config/types.js';
 import type { CodedMapping } from './dhis2/mapping-codes.js';
 import { dhis2SettingsOf } from './dhis2/settings.js';
 
@@ -89,6 +89,28 @@ export function sourcesSharingRecords(sources: readonly SourceSettings[]): Map<s
         source.id,
         others.map((other) => other.id),
       );
+  }
+  return out;
+}
+
+/**
+ * For each DHIS2 source, the write-backs of the other DHIS2 sources of the same server (baseUrl), whatever
+ * their programme: a tracked entity is one record across programmes (a child notified as a birth by one
+ * source and, dead in infancy, as a death by another; a mother read as a birth's context who is a death the
+ * other source notifies), and its attributes, enrollments and events come with it, so one source's tracking
+ * id is in what another reads. The fingerprint leaves them out (mapping/fingerprint.ts ownWritesOf): nothing
+ * but the bridge writes those uids, by the configuration.
+ */
+export function dhis2WriteBacksOnServer(sources: readonly SourceSettings[]): Map<string, WriteBackSettings[]> {
+  const out = new Map<string, WriteBackSettings[]>();
+  for (const source of sources) {
+    if (source.kind !== 'dhis2') continue;
+    const others = sources.flatMap((other) =>
+      other !== source && other.kind === 'dhis2' && other.writeBack && serverOf(other) === serverOf(source)
+        ? [other.writeBack]
+        : [],
+    );
+    if (others.length > 0) out.set(source.id, others);
   }
   return out;
 }

@@ -10,7 +10,7 @@ import type { SourceSettings } from '../../src/config/types.js';
 import { type Ledger, openLedger } from '../../src/ledger/index.js';
 import type { MappingSet, MapResult } from '../../src/mapping/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { sourcesSharingRecords } from '../../src/sources/overlap.js';
+import { dhis2WriteBacksOnServer, sourcesSharingRecords } from '../../src/sources/overlap.js';
 import { type Evaluation, SourcePipeline } from '../../src/sources/pipeline.js';
 
 const SUBJECT = 'TrackedEntity/child1';
@@ -102,5 +102,32 @@ describe('sourcesSharingRecords', () => {
       { id: 'emr', kind: 'fhir', baseUrl: 'https://dhis2.example.org' } as unknown as SourceSettings,
     ]);
     assert.deepEqual(Object.fromEntries(shared), { bo: ['west'], west: ['bo'] });
+  });
+});
+
+describe('dhis2WriteBacksOnServer', () => {
+  const dhis2 = (id: string, baseUrl: string, writeBack?: Record<string, string>) =>
+    ({ id, kind: 'dhis2', baseUrl, ...(writeBack ? { writeBack } : {}) }) as unknown as SourceSettings;
+
+  it('gives each DHIS2 source the other write-backs of its server, whatever their programme and URL spelling', () => {
+    const births = { dataElement: 'uf3svrmp8Oj', programStage: 'A03MvHHogjR' };
+    const deaths = { attribute: 'SbxTrkIdAtt' };
+    const onServer = dhis2WriteBacksOnServer([
+      dhis2('births', 'https://dhis2.example.org', births),
+      dhis2('deaths', 'https://DHIS2.example.org/api/', deaths),
+      dhis2('silent', 'https://dhis2.example.org'),
+      dhis2('elsewhere', 'https://other.example.org', { dataElement: 'OtherTrkId1' }),
+      {
+        id: 'emr',
+        kind: 'fhir',
+        baseUrl: 'https://dhis2.example.org',
+        writeBack: { identifierSystem: 'x' },
+      } as unknown as SourceSettings,
+    ]);
+    assert.deepEqual(Object.fromEntries(onServer), {
+      births: [deaths],
+      deaths: [births],
+      silent: [births, deaths],
+    });
   });
 });

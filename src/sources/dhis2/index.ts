@@ -1,6 +1,6 @@
 // A DHIS2 tracker source: client, poller and pipeline built from one `sources[]` entry (kind: dhis2).
 import type { ScheduledTask } from 'node-cron';
-import type { RoutingSettings, SourceSettings } from '../../config/types.js';
+import type { RoutingSettings, SourceSettings, WriteBackSettings } from '../../config/types.js';
 import type { Ledger } from '../../ledger/index.js';
 import { loadMappings, type MapOptions, type MappingSet, sourceMappingOptions } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
@@ -34,6 +34,11 @@ export interface BuildDhis2SourceDeps {
   version: '2.0' | '1.9';
   routing: RoutingSettings;
   mapOptions: () => MapOptions;
+  /**
+   * The write-backs of the other sources of the same DHIS2 server (sources/overlap.ts dhis2WriteBacksOnServer):
+   * left out of this source's fingerprints, as its own.
+   */
+  sameServerWriteBacks?: readonly WriteBackSettings[];
   /** Other sources of the same DHIS2 server and programme (sources/overlap.ts sourcesSharingRecords). */
   sharesRecordsWith?: readonly string[];
   /**
@@ -44,7 +49,7 @@ export interface BuildDhis2SourceDeps {
 }
 
 export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2SourceDeps): Dhis2SourceRuntime {
-  const mappings = loadMappings(sourceMappingOptions(deps, deps.routing, settings));
+  const mappings = loadMappings(sourceMappingOptions(deps, deps.routing, settings, deps.sameServerWriteBacks));
   const client = new Dhis2Client(settings, { logger: deps.logger });
   const pipeline = new SourcePipeline({
     sourceId: settings.id,
