@@ -293,11 +293,13 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     deps.recheck.appliesTo(row);
 
   /**
-   * Unclaims the rows, has the source evaluate them again, then makes those still waiting due. `remap`: the
-   * rows' payloads are known not to be what mapping their records gives now (attempt.ts), so a recheck that
-   * fails does not send them as recorded: they wait out their lease and are tried again.
+   * Unclaims the rows, has the source evaluate them again, then makes those still waiting due. A recheck that
+   * fails sends them as recorded, except for `mustRead`, where they wait out their lease and are tried again:
+   * 'remap', the rows' payloads are known not to be what mapping their records gives now (attempt.ts);
+   * 'probe', a hold probe's re-try, which outlasted whatever the EMR voided during the hold, and whose sole
+   * purpose (showing the hold's cause gone) another row serves as well at the next probe.
    */
-  const recheck = async (rows: LedgerRow[], source: SourceRecheck, remap = false): Promise<void> => {
+  const recheck = async (rows: LedgerRow[], source: SourceRecheck, mustRead?: 'remap' | 'probe'): Promise<void> => {
     const ids = rows.map((row) => row.id);
     // Leased for the lock timeout: a crash during the recheck leaves them due after it, like a stale lock.
     ledger.deferForRecheck(ids, workerId, lockTimeoutMs);
@@ -325,13 +327,21 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       // Cut off by shutdown (the source's calls are ended): not checked, so not marked so. The rows wait
       // out their lease and are rechecked after the restart.
       if (stopping) return;
-      if (remap) {
+      if (mustRead === 'remap') {
         logger.warn({ err, rows: ids.length }, 'the record could not be mapped again at its source; the row waits');
         return;
       }
-      // An unreachable EMR must not stop registrations: the rows go out as they were recorded. A source
-      // records what the reads that did succeed show before it throws (a record withdrawn meanwhile is not
-      // sent: sources/fhir/reevaluate.ts, sources/dhis2/recheck.ts), so only the rows it could not read go out unchecked.
+      if (mustRead === 'probe') {
+        logger.warn(
+          { err, rows: ids.length },
+          'hold probe: the recheck at the source failed; the row waits out its lease, not sent unchecked',
+        );
+        return;
+      }
+      // Outside a hold an unreachable EMR must not stop registrations: the rows go out as they were recorded.
+      // A source records what the reads that did succeed show before it throws (a record withdrawn meanwhile
+      // is not sent: sources/fhir/reevaluate.ts, sources/dhis2/recheck.ts), so only the rows it could not
+      // read go out unchecked.
       logger.warn(
         { err, rows: ids.length },
         'recheck at the source failed; the rows it could not evaluate are sent as recorded',
@@ -353,7 +363,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         { rowId: row.id },
         'its payload may be stale (a facility OpenCRVS lists otherwise, or an office it refused): mapped again before sending',
       );
-      await recheck([row], deps.recheck, true);
+      await recheck([row], deps.recheck, 'remap');
     }
     return result;
   };
@@ -434,8 +444,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     if (deps.recheck && needsRecheck(row, now())) {
       // A hold lasts until someone acts, often far past the recheck threshold: the row is confirmed at its
       // source first, as startRows does, or a record the EMR voided during the hold is registered by the
-      // probe.
-      await track(row.id, recheck([row], deps.recheck));
+      // probe. Unlike startRows, a recheck that fails (the EMR down) does not send it as recorded: it waits
+      // out its lease, the hold stands, and the next probe re-tries another row.
+      await track(row.id, recheck([row], deps.recheck, 'probe'));
       return retryRechecked(row.id, retry, through);
     }
     const result = await track(row.id, attempt(row, through));
@@ -466,7 +477,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   /**
    * The probe's re-try of a row it just had rechecked (one recheck a probe). A row that recheck left nothing
    * to send for (withdrawn before OpenCRVS heard of it, waiting out the lease of a recheck that could not
-   * run yet or of a mapping again that failed) keeps the hold until the next probe: nothing else proves the
+   * run or failed, or of a mapping again that failed) keeps the hold until the next probe: nothing else proves the
    * problem fixed; so does one whose facility OpenCRVS still lists otherwise (mapped by the next probe).
    */
   const retryRechecked = async (id: number, retry: ProbeRetry, through: AttemptDeps): Promise<boolean> => {

@@ -3,11 +3,12 @@
 // row must be confirmed at its source first, like any row that waited, or a record the EMR voided during
 // the hold is registered by the probe. Over HTTP: the FHIR sandbox, the OpenCRVS simulator, the Bridge.
 import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
 import { describe, it } from 'node:test';
 import type { LedgerRow } from '../../src/ledger/index.js';
 import { defaultHealthScopes } from '../../src/sandbox/opencrvs/index.js';
 import { birthResources, type Harness, sleep, startHarness } from './helpers/bridge-harness.js';
-import { type FaultProxy, forbiddenPage, startFaultProxy } from './helpers/fault-proxy.js';
+import { answerStatus, type FaultProxy, forbiddenPage, startFaultProxy } from './helpers/fault-proxy.js';
 
 const BIRTHS = 3;
 
@@ -159,37 +160,60 @@ describe('bridge: the hold probe re-tries a row that waited only after its reche
     }
   });
 
-  it("the recheck meets a proxy's page at the EMR: the held row waits out its lease, neither sent unchecked nor withdrawn", async () => {
-    const [credentials] = refusals;
-    assert.ok(credentials);
-    // A lease (the lock timeout) long enough to outlast two probes on a busy machine: the harness's 2 s did
-    // not always, and the held birth was then re-tried by the second probe instead of waiting.
-    const { h, proxy, held } = await heldBirthVoided(credentials, true, 6);
-    try {
-      proxy.rules.push(() => forbiddenPage());
-      assert.equal(await h.bridge.worker.probe(), false, 'the hold stands');
-      assert.ok(
-        proxy.seen.some((s) => s.status === 403),
-        'the recheck read through the proxy',
-      );
-      assert.match(h.bridge.ledger.get(held.id)?.state ?? '', /^(pending|failed)$/);
-      assert.equal(await notifiesOf(h, held), 0, 'nothing sent unchecked');
-      assert.equal((await h.events()).length, 0, 'no other row sent by that probe either');
-      // The EMR answers again. The held birth waits out the lease of the recheck that could not run (the
-      // lock timeout): the next probe re-tries another birth, confirmed at its source first, and the hold ends.
-      proxy.rules.length = 0;
-      assert.equal(await h.bridge.worker.probe(), true, 'another birth re-tried: the hold ended');
-      const waiting = h.bridge.ledger.get(held.id);
-      assert.match(waiting?.state ?? '', /^(pending|failed)$/);
-      assert.ok((waiting?.nextRunAt ?? 0) > Date.now(), 'the held birth waits out its lease');
-      // Due after it, the held birth is rechecked like any row that waited: withdrawn, not registered.
-      await sleep(Math.max(0, (waiting?.nextRunAt ?? 0) - Date.now()) + 50);
-      await othersDelivered(h, held);
-      assert.equal(h.bridge.ledger.get(held.id)?.state, 'skipped');
-      assert.equal(await notifiesOf(h, held), 0);
-    } finally {
-      await h.close();
-      await proxy.close();
-    }
-  });
+  // What the EMR's reads meet during the hold. A proxy's page is a recheck that cannot run yet (RecheckNotReady);
+  // the others are plain failures, which outside a hold send the rows as recorded (an EMR's outage must not
+  // stop registrations). A probe's re-try is never sent unchecked: the drill sent a birth the EMR could not
+  // be asked about (connection refused), and so could register a record voided during the hold.
+  const emrFaults: Array<{ name: string; answer: () => (res: ServerResponse) => void }> = [
+    { name: "a proxy's page", answer: forbiddenPage },
+    { name: 'a reset connection', answer: () => (res) => res.socket?.destroy() },
+    { name: "a gateway's 502", answer: () => answerStatus(502) },
+  ];
+  for (const fault of emrFaults) {
+    it(`the recheck meets ${fault.name} at the EMR: the held row waits out its lease, neither sent unchecked nor withdrawn`, async () => {
+      const [credentials] = refusals;
+      assert.ok(credentials);
+      // A lease (the lock timeout) long enough to outlast two probes on a busy machine: the harness's 2 s did
+      // not always, and the held birth was then re-tried by the second probe instead of waiting.
+      const { h, proxy, held } = await heldBirthVoided(credentials, true, 6);
+      try {
+        let met = 0;
+        proxy.rules.push(() => {
+          met++;
+          return fault.answer();
+        });
+        assert.equal(await h.bridge.worker.probe(), false, 'the hold stands');
+        assert.ok(met > 0, 'the recheck read through the proxy');
+        assert.equal(h.bridge.ledger.getHold()?.kind, credentials.kind, 'held still for the refusal');
+        assert.match(h.bridge.ledger.get(held.id)?.state ?? '', /^(pending|failed)$/);
+        assert.equal(await notifiesOf(h, held), 0, 'nothing sent unchecked');
+        assert.equal((await h.events()).length, 0, 'no other row sent by that probe either');
+        // The EMR still unreadable: the next probe re-tries another birth, which waits the same way.
+        const metBefore = met;
+        assert.equal(await h.bridge.worker.probe(), false, 'the hold stands');
+        assert.ok(met > metBefore, 'another birth rechecked through the proxy');
+        assert.equal(h.bridge.ledger.getHold()?.kind, credentials.kind);
+        assert.equal((await h.events()).length, 0, 'nothing sent unchecked by the next probe');
+        // The EMR answers again. The two births wait out the lease of the rechecks that could not run (the
+        // lock timeout): the next probe re-tries the third, confirmed at its source first, and the hold ends.
+        proxy.rules.length = 0;
+        assert.equal(await h.bridge.worker.probe(), true, 'another birth re-tried: the hold ended');
+        const waiting = h.rows().filter((r) => r.state === 'pending' || r.state === 'failed');
+        assert.equal(waiting.length, 2, 'the two births whose recheck failed still wait');
+        assert.ok(
+          waiting.some((r) => r.id === held.id),
+          'the held birth among them',
+        );
+        for (const row of waiting) assert.ok((row.nextRunAt ?? 0) > Date.now(), 'waits out its lease');
+        // Due after it, the held birth is rechecked like any row that waited: withdrawn, not registered.
+        await sleep(Math.max(...waiting.map((r) => r.nextRunAt ?? 0)) - Date.now() + 50);
+        await othersDelivered(h, held);
+        assert.equal(h.bridge.ledger.get(held.id)?.state, 'skipped');
+        assert.equal(await notifiesOf(h, held), 0);
+      } finally {
+        await h.close();
+        await proxy.close();
+      }
+    });
+  }
 });
