@@ -130,11 +130,14 @@ const BASE_URLS: SameAddress = { a: 'baseUrl', b: 'baseUrl' };
 function sameRecords(a: SourceSettings, b: SourceSettings): SameAddress | undefined {
   if (a.kind !== b.kind) return undefined;
   if (a.kind === 'fhir') {
-    const bases = fhirServersOf(b);
-    for (const [x, server] of fhirServersOf(a).entries()) {
-      const y = bases.indexOf(server);
-      if (y >= 0) return { a: addressKey(x), b: addressKey(y) };
-    }
+    // One source's baseUrl (the server the bridge calls) against the other's addresses, either way round;
+    // never an alias against an alias: two hospitals' EMRs may both write under a docker-compose default
+    // (`http://openmrs:8080/…`), which says nothing of whose records they hold.
+    const [as, bs] = [fhirServersOf(a), fhirServersOf(b)];
+    const y = bs.indexOf(as[0] ?? '');
+    if (y >= 0) return { a: addressKey(0), b: addressKey(y) };
+    const x = as.indexOf(bs[0] ?? '');
+    if (x >= 0) return { a: addressKey(x), b: addressKey(0) };
     return undefined;
   }
   if (serverOf(a) !== serverOf(b)) return undefined;

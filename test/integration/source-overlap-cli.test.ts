@@ -129,6 +129,16 @@ describe('two sources reading the same records', () => {
     );
   });
 
+  it('two EMRs that both write under one internal name (a docker-compose default) are two servers: pass', () => {
+    const internal = 'http://openmrs:8080/openmrs/ws/fhir2/R4';
+    const config = writeConfig('shared-alias.yaml', [
+      { ...fhir('ndola-emr', '/ndola/fhir'), alsoKnownAs: [internal] },
+      { ...fhir('kabwe-emr', '/kabwe/fhir'), alsoKnownAs: [internal] },
+    ]);
+    const run = runCliSync(['validate', '--config', config]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+  });
+
   it('one FHIR server split by event type, or two servers, pass', () => {
     const split = writeConfig('split.yaml', [
       fhir('ndola-births', '/fhir', ['birth.fhir']),
