@@ -2,6 +2,7 @@
 // and the tests use in place of a FHIR server. The search parameters below are the only ones mappings may
 // use, so a mapping that works in a dry run works the same against a live server.
 import { isFhirId } from '../sources/fhir/notification.js';
+import { baseUrlKey, serverKey } from '../util/fhir-base.js';
 import { asJson, type Resource, type ResourceFetcher } from './types.js';
 
 /** Search parameters a mapping's context may use, with the element paths they search (per resource type). */
@@ -60,27 +61,9 @@ export function referenceOrigin(ref: string): string {
   }
 }
 
-/** Scheme, host (any case), port (a default one as none) and path without trailing slashes: equal for one server. */
-function serverKey(url: URL, path: string): string {
-  return `${url.protocol}//${url.hostname}:${url.port}${path.replace(/\/+$/, '')}`;
-}
-
 /** A record's URL path (`/fhir/Patient/1`, `…/_history/2`, a fullUrl) less its `/Type/id`: its server's base path. */
 function basePathOf(path: string): string {
   return path.replace(/\/_history\/[^/]+$/, '').replace(/\/[^/]+\/[^/]+$/, '');
-}
-
-/**
- * A FHIR server's base URL as one server is one key (see serverKey): `https://EMR:443/fhir/` and
- * `https://emr/fhir` are equal. Undefined for what is no URL.
- */
-export function baseUrlKey(base: string): string | undefined {
-  try {
-    const url = new URL(base);
-    return serverKey(url, url.pathname);
-  } catch {
-    return undefined;
-  }
 }
 
 /** An absolute http(s) reference to a record (`<base>/Type/id`, `…/_history/v`): its server's key and Type/id. */
