@@ -4,7 +4,13 @@
 // `--undo` takes a dismissal back (a wrong row id, a patient who was real after all): the row is dead
 // again, and `replay` is the way on from there, as for any dead row.
 import type { Command } from 'commander';
-import { checkDismissReason, type Ledger, MAX_DISMISS_REASON_LENGTH, openLedger } from '../ledger/index.js';
+import {
+  checkDismissReason,
+  dismissalNote,
+  type Ledger,
+  MAX_DISMISS_REASON_LENGTH,
+  openLedger,
+} from '../ledger/index.js';
 import { configWithLedgerOrReport, LOCAL_ONLY, reportLedgerInUse } from './options.js';
 
 interface DismissOptions {
@@ -77,12 +83,8 @@ function dismiss(ledger: ReturnType<typeof openLedger>, ids: number[], reason: s
   for (const id of result.dismissed) {
     const row = ledger.get(id);
     // The row may have an OpenCRVS event (created, or a NOTIFY left undecided): it stays there.
-    if (row?.trackingId) console.log(`Note ${id}: OpenCRVS keeps its event ${row.trackingId}; nothing was withdrawn.`);
-    else if (mayStand.has(id))
-      console.log(
-        `Note ${id}: an earlier attempt may have been taken by OpenCRVS (its answer was lost), so the record may be ` +
-          `registered there; nothing was withdrawn. To find out, undo this and replay it: OpenCRVS is asked first.`,
-      );
+    const note = dismissalNote(row?.trackingId, mayStand.has(id));
+    if (note) console.log(`Note ${id}: ${note}`);
   }
   for (const refused of result.refused) console.log(`Not dismissed ${refused.id}: ${refused.reason}`);
   if (result.refused.length > 0) process.exitCode = 1;

@@ -31,6 +31,7 @@ export {
   DISMISSED_PREFIX,
   type DismissResult,
   type DuePendingCheck,
+  dismissalNote,
   HOLD_META_KEY,
   type HoldState,
   isDismissed,

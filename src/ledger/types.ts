@@ -278,6 +278,21 @@ export function checkDismissReason(text: unknown): { reason: string } | { proble
   return { reason };
 }
 
+/**
+ * What OpenCRVS may still hold of a row just dismissed (a dismissal withdraws nothing), for whoever
+ * dismissed it: its event, or an earlier call taken with its answer lost (`mayStand`: Ledger.notifyMayStand,
+ * asked before the dismissal), which leaves no tracking id on the row. The CLI and the admin API say the same.
+ */
+export function dismissalNote(trackingId: string | null | undefined, mayStand: boolean): string | undefined {
+  if (trackingId) return `OpenCRVS keeps its event ${trackingId}; nothing was withdrawn.`;
+  if (mayStand)
+    return (
+      'an earlier attempt may have been taken by OpenCRVS (its answer was lost), so the record may be registered ' +
+      'there; nothing was withdrawn. To find out, undo this and replay it: OpenCRVS is asked first.'
+    );
+  return undefined;
+}
+
 /** What `Ledger.undismiss` did: dismissed rows it made dead again, and rows it left with why. */
 export interface UndismissResult {
   restored: number[];

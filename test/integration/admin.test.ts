@@ -17,6 +17,7 @@ import {
 import { closeServer, createHttpApp, listen } from '../../src/http/server.js';
 import { hashPayload, type Ledger, type LedgerPayload, openLedger } from '../../src/ledger/index.js';
 import { createLogger, silentLogger } from '../../src/observability/logger.js';
+import { eventInput, settleRow } from '../unit/ledger-helpers.js';
 
 const TOKEN = 'admin-test-token-0123456789';
 const OFFICE = '028d2c85-ca31-426d-b5d1-2cef545a4902';
@@ -784,6 +785,34 @@ describe('admin routes with a token', () => {
       const again = await dismiss(id, json('twice'));
       assert.equal(again.status, 409);
       assert.match(String(obj(again.body).error), /is skipped, not dead/);
+    });
+
+    it('says in its answer when OpenCRVS may hold the row although it has no tracking id', async () => {
+      // A single call (createAndNotify) whose answer was lost, then a 400: dead, with no event id or tracking id.
+      const { row } = h.ledger.recordEvent(eventInput('dismiss-may-stand'));
+      const timeout = { classification: 'retryable' as const, kind: 'timeout', message: 'no answer' };
+      settleRow(h.ledger, row.id, { outcome: 'retry', nextRunAt: 0, error: timeout }, { step: 'createAndNotify' });
+      const refused = { classification: 'permanent' as const, kind: 'bad-request', status: 400, message: 'refused' };
+      settleRow(h.ledger, row.id, { outcome: 'dead', error: refused }, { step: 'createAndNotify' });
+      assert.equal(h.ledger.get(row.id)?.trackingId, null);
+      const res = await dismiss(row.id, json('a duplicate'));
+      assert.equal(res.status, 200);
+      assert.match(
+        String(obj(res.body).note),
+        /^an earlier attempt may have been taken by OpenCRVS \(its answer was lost\)/,
+      );
+      // A row that never reached OpenCRVS (the one dismissed above, read invalid) carries no note.
+      const plain = h.ledger.recordInvalid({
+        sourceId: 'emr',
+        eventType: 'birth',
+        subjectKey: 'Patient/dismiss-2',
+        sourceRef: 'Encounter/dismiss-2',
+        mappingId: 'birth.fhir',
+        errors: [{ field: 'child.gender', message: 'not one of male, female, unknown' }],
+      }).row.id;
+      const none = await dismiss(plain, json('a test record'));
+      assert.equal(none.status, 200);
+      assert.equal(obj(none.body).note, undefined);
     });
 
     it('undoes a dismissal: the row is dead again with the error it died with; nothing else is restored', async () => {

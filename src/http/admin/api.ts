@@ -1,6 +1,6 @@
 // The JSON API behind the admin page (`/admin/api/...`), usable by scripts with a Bearer token.
 import express, { type Request, type Response, type Router } from 'express';
-import { checkDismissReason, LEDGER_STATES } from '../../ledger/index.js';
+import { checkDismissReason, dismissalNote, LEDGER_STATES } from '../../ledger/index.js';
 import type { Logger } from '../../observability/logger.js';
 import { adminError } from './auth.js';
 import { parseListQuery } from './list-query.js';
@@ -161,13 +161,15 @@ export function adminApi(target: AdminTarget, settings: AdminSettingsView, log: 
     if (!row) return adminError(res, 404, `no ledger row ${id}`);
     if (row.state !== 'dead')
       return adminError(res, 409, `row ${id} is ${row.state}, not dead: only dead rows dismiss`);
+    const mayStand = ledger.notifyMayStand(id);
     const [refused] = ledger.dismiss([id], checked.reason).refused;
     if (refused) return adminError(res, 409, `row ${id} not dismissed: ${refused.reason}`);
     // The reason is the operator's free text and may name the patient ("duplicate of Jane Doe's"): it is
     // stored with the row, and the log has its length only.
     log.info({ rowIds: [id], reasonLength: checked.reason.length, ...auditFields(req) }, 'dead row dismissed by admin');
     const after = ledger.get(id);
-    res.json({ dismissed: [id], event: after ? listItem(after, pii) : null });
+    const note = dismissalNote(after?.trackingId, mayStand);
+    res.json({ dismissed: [id], event: after ? listItem(after, pii) : null, ...(note ? { note } : {}) });
   });
 
   // The undo of a dismissal: dead again, as it died; Replay is then the way on, as for any dead row.

@@ -401,8 +401,8 @@ ${WRITE_BACK_SCRIPT}
       'withdrawn from OpenCRVS. Undo dismissal (in its detail) makes it dead again.')) return;
     button.disabled = true;
     try {
-      await call('POST', '/events/' + id + '/dismiss', { reason: reason });
-      showMessage('Event ' + id + ' is dismissed: it will not be sent.', false);
+      var answer = await call('POST', '/events/' + id + '/dismiss', { reason: reason });
+      showMessage('Event ' + id + ' is dismissed: it will not be sent.' + (answer.note ? ' Note: ' + answer.note : ''), false);
     } catch (err) {
       showMessage('Dismissal of event ' + id + ' failed: ' + err.message, true);
     }
