@@ -298,8 +298,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
    * 'remap', the rows' payloads are known not to be what mapping their records gives now (attempt.ts);
    * 'probe', a hold probe's re-try, which outlasted whatever the EMR voided during the hold, and whose sole
    * purpose (showing the hold's cause gone) another row serves as well at the next probe.
+   * True when every row was evaluated (or is sent as recorded by the rule above), false when some wait.
    */
-  const recheck = async (rows: LedgerRow[], source: SourceRecheck, mustRead?: 'remap' | 'probe'): Promise<void> => {
+  const recheck = async (rows: LedgerRow[], source: SourceRecheck, mustRead?: 'remap' | 'probe'): Promise<boolean> => {
     const ids = rows.map((row) => row.id);
     // Leased for the lock timeout: a crash during the recheck leaves them due after it, like a stale lock.
     ledger.deferForRecheck(ids, workerId, lockTimeoutMs);
@@ -313,30 +314,30 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         const waiting = new Set(err.rowIds ?? ids);
         const others = rows.filter((row) => !waiting.has(row.id));
         logger.warn({ rows: waiting.size, reason: err.message }, 'waiting rows wait until they can be rechecked');
-        if (others.length === 0) return;
+        if (others.length === 0) return false;
         if (err.otherFailure !== undefined) {
-          if (stopping) return;
+          if (stopping) return false;
           logger.warn(
             { err: err.otherFailure, rows: others.length },
             'recheck at the source failed; the rows it could not evaluate are sent as recorded',
           );
         }
         ledger.markRechecked(others);
-        return;
+        return false;
       }
       // Cut off by shutdown (the source's calls are ended): not checked, so not marked so. The rows wait
       // out their lease and are rechecked after the restart.
-      if (stopping) return;
+      if (stopping) return false;
       if (mustRead === 'remap') {
         logger.warn({ err, rows: ids.length }, 'the record could not be mapped again at its source; the row waits');
-        return;
+        return false;
       }
       if (mustRead === 'probe') {
         logger.warn(
           { err, rows: ids.length },
           'hold probe: the recheck at the source failed; the row waits out its lease, not sent unchecked',
         );
-        return;
+        return false;
       }
       // Outside a hold an unreachable EMR must not stop registrations: the rows go out as they were recorded.
       // A source records what the reads that did succeed show before it throws (a record withdrawn meanwhile
@@ -348,6 +349,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       );
     }
     ledger.markRechecked(rows);
+    return true;
   };
 
   /**
@@ -446,7 +448,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       // source first, as startRows does, or a record the EMR voided during the hold is registered by the
       // probe. Unlike startRows, a recheck that fails (the EMR down) does not send it as recorded: it waits
       // out its lease, the hold stands, and the next probe re-tries another row.
-      await track(row.id, recheck([row], deps.recheck, 'probe'));
+      // Not rechecked (it failed, or waits): not re-tried by this probe either. Its lease may have run out
+      // meanwhile (a recheck slower than delivery.lockTimeoutSeconds), and the claim below would then take it.
+      if (!(await track(row.id, recheck([row], deps.recheck, 'probe')))) return false;
       return retryRechecked(row.id, retry, through);
     }
     const result = await track(row.id, attempt(row, through));
@@ -483,6 +487,12 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   const retryRechecked = async (id: number, retry: ProbeRetry, through: AttemptDeps): Promise<boolean> => {
     const row = claimAfterRecheck(id);
     if (!row) return false;
+    // Still unconfirmed at its source (a recheck or a mapping again that failed after the row's lease ran
+    // out): handed back for the next probe, never sent unchecked.
+    if (needsRecheck(row, now())) {
+      ledger.handBack([row.id], workerId);
+      return false;
+    }
     const result = await track(row.id, runAttempt(through, row));
     if (result === 'remap') {
       ledger.handBack([row.id], workerId);

@@ -216,4 +216,33 @@ describe('bridge: the hold probe re-tries a row that waited only after its reche
       }
     });
   }
+
+  it("a recheck that fails only after the row's lease ran out: the held birth is not sent by that probe either", async () => {
+    const [credentials] = refusals;
+    assert.ok(credentials);
+    // A lease (the lock timeout) of 2 s, and an EMR that answers each read with a gateway's 502 after 2.5 s.
+    const { h, proxy, held } = await heldBirthVoided(credentials, true, 2);
+    try {
+      let met = 0;
+      proxy.rules.push(() => {
+        met++;
+        return (res) => {
+          setTimeout(() => res.writeHead(502).end(), 2_500);
+        };
+      });
+      assert.equal(await h.bridge.worker.probe(), false, 'the hold stands');
+      assert.ok(met > 0, 'the recheck read through the proxy');
+      assert.equal(await notifiesOf(h, held), 0, 'the voided birth was not sent unchecked');
+      assert.equal(h.bridge.ledger.get(held.id)?.recheckedAt, null, 'not recorded as rechecked');
+      assert.equal(h.bridge.ledger.getHold()?.kind, 'unauthorized');
+      // The EMR answers again: the held birth, rechecked at the next probe that takes it, is withdrawn.
+      proxy.rules.length = 0;
+      await othersDelivered(h, held);
+      assert.equal(h.bridge.ledger.get(held.id)?.state, 'skipped');
+      assert.equal(await notifiesOf(h, held), 0);
+    } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
 });
