@@ -177,7 +177,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
           decide(deps, row, failure);
       }
       if (!sending && decided.settlement.outcome === 'dead')
-        decided = (await earlierNotifyStands(deps, row, payload, progress)) ?? decided;
+        decided = (await earlierNotifyStands(deps, row, payload, progress, decided)) ?? decided;
       ({ settlement, delayMs, reason } = decided);
     }
   }
@@ -392,6 +392,7 @@ async function earlierNotifyStands(
   row: LedgerRow,
   payload: LedgerPayload,
   progress: SendProgress,
+  dead: Decided,
 ): Promise<Decided | undefined> {
   if (!deps.ledger.notifyMayStand(row.id)) return undefined;
   progress.step = 'lookup'; // sends nothing: a failure here leaves no doubt (in-doubt.ts)
@@ -406,7 +407,15 @@ async function earlierNotifyStands(
     };
     return undecidedAfterFailedConfirmation(deps, row, sent) ?? { settlement: answered(deps, sent) };
   } catch (err) {
-    return decide(deps, row, classifyFailure(err));
+    const failure = classifyFailure(err);
+    if (failure.classification !== 'permanent') return decide(deps, row, failure);
+    // Refused for good (the lookup's idempotent create names the office the row was refused for): the row
+    // dies for the reason found before the lookup, which says it may be in OpenCRVS all the same. The doubt
+    // stays recorded: a replay asks again first.
+    if (dead.settlement.outcome !== 'dead') return undefined;
+    const { error } = dead.settlement;
+    const message = `${error.message} (an earlier attempt may have been taken by OpenCRVS; asking it failed: ${failure.error.kind})`;
+    return { ...dead, settlement: { outcome: 'dead', error: { ...error, message } } };
   }
 }
 

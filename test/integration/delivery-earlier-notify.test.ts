@@ -167,6 +167,34 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
     assert.equal(after?.updatesAfterNotification, 1, 'the corrected record is an update after notification');
   });
 
+  it('the same, with the lookup refused for good: dead for the office, saying OpenCRVS may hold it', async () => {
+    let now = Date.now();
+    const resolver = new LocationResolver(createOpenCrvsClient(clientSettings(bed.sim)), { now: () => now });
+    await resolver.preload([{ ref: bed.office, type: 'CRVS_OFFICE' }]);
+    const w = worker(fastDelivery, { officeClosedOn: (office) => resolver.officeClosedOn(office) });
+    await bed.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['notify'], times: 1 } });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    await until(w, () => settledState(row.id) === 'failed');
+    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 400, operations: ['notify'], times: 1 } });
+    await until(w, () => settled(row.id));
+    bed.ledger.recordEvent(birthEvent(bed.office, 1, { 'child.dob': '2026-01-03' }));
+    await bed.sim.control.closeLocation(bed.office, '2026-01-31T00:00:00.000Z');
+    now += 2 * 3_600_000;
+    // The lookup (an idempotent create) refused with a 400, as OpenCRVS refuses a create naming an office
+    // it no longer takes: the row's reason stays the office's, not the lookup's.
+    await bed.sim.control.configure({
+      faults: { errorRate: 1, errorStatus: 400, operations: ['create'], times: 1 },
+    });
+    await until(w, () => settled(row.id));
+    const after = bed.ledger.get(row.id);
+    assert.equal(after?.state, 'dead');
+    assert.equal(after?.lastError?.kind, 'office-closed', JSON.stringify(after?.lastError));
+    assert.match(
+      after?.lastError?.message ?? '',
+      /an earlier attempt may have been taken by OpenCRVS; asking it failed/,
+    );
+  });
+
   it('two-step NOTIFY stored, dead on a 400, requeued with a facility OpenCRVS now lists otherwise: delivered', async () => {
     // The facility OpenCRVS could not be asked about when the corrected record was mapped, and with no
     // source to map it again: a row that would be dead "nothing was sent".
