@@ -14,6 +14,7 @@ import type { Db } from './db.js';
 export interface CheckpointerOptions {
   /** How often the worker checkpoints (default 500 ms). */
   intervalMs?: number;
+  /** The root logger (the checkpointer binds its own `component`). */
   logger: Logger;
   /** The SQLite driver module the worker loads (tests point it at one that fails). */
   driver?: string;
@@ -53,7 +54,7 @@ parentPort.on('message', (message) => {
 
 /** Starts checkpointing `db`'s file on a worker thread; main-thread checkpoints resume if it fails. */
 export function startCheckpointer(db: Db, options: CheckpointerOptions): Checkpointer {
-  const log = options.logger.child({ component: 'checkpointer' });
+  const log = options.logger.child({ component: 'ledger-checkpointer' });
   const driver = options.driver ?? createRequire(import.meta.url).resolve('better-sqlite3');
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,

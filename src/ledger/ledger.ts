@@ -46,7 +46,10 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
   const outbox = createOutbox(db);
   const queries = createQueries(db);
   const pendingChecks = createPendingChecks(db);
-  const checkpointer = options.backgroundCheckpoints ? startCheckpointer(db, { logger }) : undefined;
+  // The root logger: a child of `logger` would write `component` twice on each line.
+  const checkpointer = options.backgroundCheckpoints
+    ? startCheckpointer(db, { logger: options.logger ?? silentLogger })
+    : undefined;
   const ledgerId = ledgerIdOf(db);
   const deadRows = options.countDeadRows ? countDeadRows(db) : () => [];
   const fileIdentity = watchFileIdentity(path, { ledgerId });

@@ -3,12 +3,13 @@
 // back when the worker stops or cannot start. Also: relaxed inbox writes leave FULL in force after them.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { startCheckpointer } from '../../src/ledger/checkpointer.js';
 import { type Db, openDatabase, relaxed } from '../../src/ledger/db.js';
+import { openLedger } from '../../src/ledger/index.js';
 import { createLogger, silentLogger } from '../../src/observability/logger.js';
 
 const autocheckpoint = (db: Db) => db.pragma('wal_autocheckpoint', { simple: true });
@@ -112,5 +113,30 @@ describe('background WAL checkpoints', () => {
       assert.equal(db.pragma('synchronous', { simple: true }), FULL);
     })();
     assert.equal(db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM filler').get()?.n, 1);
+  });
+});
+
+describe('checkpoints that fail', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'checkpointer-fails-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('logs as component ledger-checkpointer alone, not also as ledger (a JSON key twice)', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', destination: { write: (line: string) => lines.push(line) } });
+    const path = join(dir, 'ledger.db');
+    const ledger = openLedger(path, { backgroundCheckpoints: true, logger });
+    try {
+      // Gone before the worker opens it (it must exist): the worker fails, and says so.
+      unlinkSync(path);
+      await until('the worker to fail', () => lines.some((l) => l.includes('background checkpoints stopped')));
+      const line = lines.find((l) => l.includes('background checkpoints stopped')) ?? '';
+      assert.equal(line.match(/"component":/g)?.length, 1, line);
+      assert.match(line, /"component":"ledger-checkpointer"/);
+    } finally {
+      ledger.close();
+    }
   });
 });
