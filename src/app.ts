@@ -32,6 +32,7 @@ import {
   type ReplayResult,
   unaccountedSources,
   unaccountedSourcesMessage,
+  type WriteFailure,
 } from './ledger/index.js';
 import { loadMappings, type MapOptions, type MappingSet, sourceMappingOptions } from './mapping/index.js';
 import type { Logger } from './observability/logger.js';
@@ -992,10 +993,17 @@ export class Bridge {
           // unauthenticated request (1,650 a second under a load test, slowing acknowledgements).
           const now = Date.now();
           if (now - this.storeWrittenAt >= STORE_WRITE_CHECK_MS) {
-            this.ledger.setMeta('health:lastWriteCheck', new Date(now).toISOString());
             this.storeWrittenAt = now;
+            try {
+              this.ledger.setMeta('health:lastWriteCheck', new Date(now).toISOString());
+            } catch (err) {
+              // A storage error is kept by the ledger and said below; anything else is this check's answer.
+              if (!this.ledger.writeFailure()) throw err;
+            }
           }
-          return undefined;
+          // This small write can still fit in pages the WAL has while a delivery's or a poll's does not (a
+          // full disk): what the ledger's users met is the answer.
+          return storeWriteProblem(this.ledger.writeFailure(), now);
         },
       },
       {
@@ -1485,4 +1493,15 @@ export class Bridge {
 /** Why a pass sends nothing while OpenCRVS cannot confirm the routing table (SyncSummary.deliverySkipped). */
 function unconfirmedRouting(err: unknown): string {
   return `OpenCRVS could not confirm the offices and facilities routed to (${err instanceof Error ? err.message : String(err)})`;
+}
+
+/** /readyz `store` for a storage error the ledger's users met (Ledger.writeFailure), else undefined. */
+export function storeWriteProblem(failure: WriteFailure | undefined, now: number): string | undefined {
+  if (!failure) return undefined;
+  const ago = Math.max(0, Math.round((now - failure.at) / 1000));
+  return (
+    `the ledger refused a write ${ago} s ago (${failure.code}: ${failure.message}), at ${new Date(failure.at).toISOString()}: ` +
+    'polls, notifications and deliveries that write fail until it can. Free space on its disk or make it ' +
+    'writable (runbook: "Ledger disk full or unwritable"); this clears once a write succeeds a minute after the last failure'
+  );
 }

@@ -10,12 +10,15 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.js';
 import type { Db } from './db.js';
+import { storageErrorCode } from './write-health.js';
 
 export interface CheckpointerOptions {
   /** How often the worker checkpoints (default 500 ms). */
   intervalMs?: number;
   /** The root logger (the checkpointer binds its own `component`). */
   logger: Logger;
+  /** Told of a checkpoint that failed on storage (SQLITE_FULL, SQLITE_IOERR…): the code and SQLite's words. */
+  onFailure?: (code: string, message: string) => void;
   /** The SQLite driver module the worker loads (tests point it at one that fails). */
   driver?: string;
 }
@@ -41,7 +44,7 @@ const timer = setInterval(() => {
     const [result] = db.pragma('wal_checkpoint(PASSIVE)');
     parentPort.postMessage({ done: result });
   } catch (err) {
-    parentPort.postMessage({ error: String(err && err.message) });
+    parentPort.postMessage({ error: String(err && err.message), code: err && typeof err.code === 'string' ? err.code : undefined });
   }
 }, workerData.intervalMs);
 parentPort.on('message', (message) => {
@@ -71,9 +74,12 @@ export function startCheckpointer(db: Db, options: CheckpointerOptions): Checkpo
     if (db.open) db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
     log.warn({ why }, 'background checkpoints stopped; the ledger checkpoints on commit again');
   };
-  worker.on('message', (message: { done?: unknown; error?: string }) => {
-    if (message.error) log.warn({ error: message.error }, 'checkpoint failed; retrying on the next tick');
-    else completed++;
+  worker.on('message', (message: { done?: unknown; error?: string; code?: string }) => {
+    if (message.error) {
+      log.warn({ error: message.error, code: message.code }, 'checkpoint failed; retrying on the next tick');
+      const code = storageErrorCode(message);
+      if (code) options.onFailure?.(code, message.error);
+    } else completed++;
   });
   worker.on('error', (err) => fallBack(err.message));
   worker.on('exit', (code) => {

@@ -57,3 +57,4 @@ export {
   type Settlement,
   type UndismissResult,
 } from './types.js';
+export type { WriteFailure } from './write-health.js';

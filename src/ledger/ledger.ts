@@ -13,6 +13,7 @@ import { createRecorder } from './record.js';
 import { createSlowRecords } from './slow-records.js';
 import { createLedgerSources } from './sources.js';
 import { HOLD_META_KEY, type Ledger, type LedgerOptions } from './types.js';
+import { watched, writeHealth } from './write-health.js';
 
 const HOUR_MS = 3_600_000;
 /** StoreSettings.payloadRetentionHours defaults to a week: time to look into a surprise, then forget. */
@@ -42,24 +43,31 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     onMigrated: options.onMigrated,
   });
   const lease = guard?.lease();
+  options.onOpen?.(db);
   const recorder = createRecorder(db, now, (options.settleSeconds ?? 0) * 1000);
   const outbox = createOutbox(db);
   const queries = createQueries(db);
   const pendingChecks = createPendingChecks(db);
-  // The root logger: a child of `logger` would write `component` twice on each line.
+  const health = writeHealth(db, now);
   const checkpointer = options.backgroundCheckpoints
-    ? startCheckpointer(db, { logger: options.logger ?? silentLogger })
+    ? // The root logger: a child of `logger` would write `component` twice on each line.
+      startCheckpointer(db, {
+        logger: options.logger ?? silentLogger,
+        onFailure: (code, message) => health.fail(code, message),
+      })
     : undefined;
   const ledgerId = ledgerIdOf(db);
   const deadRows = options.countDeadRows ? countDeadRows(db) : () => [];
   const fileIdentity = watchFileIdentity(path, { ledgerId });
 
-  return {
+  // Every call watched: a storage error any user of the ledger meets (a delivery, a poll, the inbox) is
+  // what /readyz `store` reports (write-health.ts).
+  const parts: Ledger = {
     path,
-    inbox: createInbox(db),
-    sources: createLedgerSources(db),
-    locationAnswers: createLocationAnswers(db),
-    slowRecords: createSlowRecords(db),
+    inbox: watched(createInbox(db), health),
+    sources: watched(createLedgerSources(db), health),
+    locationAnswers: watched(createLocationAnswers(db), health),
+    slowRecords: watched(createSlowRecords(db), health),
     recordEvent: recorder.recordEvent,
     recordSkipped: recorder.recordSkipped,
     cancelUnsent: recorder.cancelUnsent,
@@ -120,6 +128,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     recordPendingCheck: (input) => pendingChecks.record(input, now()),
     nextPendingCheckAt: pendingChecks.nextDueAt,
     fileProblem: () => fileIdentity.problem(),
+    writeFailure: () => health.current(),
     ledgerId,
     deadRows,
     close: () => {
@@ -129,4 +138,10 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
       if (db.open) db.close();
     },
   };
+  const unwatched = new Set<string>(['close', 'fileProblem', 'writeFailure', 'deadRows']);
+  const ledger: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(parts)) {
+    ledger[key] = typeof value === 'function' && !unwatched.has(key) ? health.watch(value) : value;
+  }
+  return ledger as unknown as Ledger;
 }

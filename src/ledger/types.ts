@@ -1,10 +1,13 @@
 // The ledger as the rest of the bridge sees it. One row per source event (natural key: source id,
 // event type, subject key); the same row is the outbox job that the delivery worker claims.
+
 import type { Logger } from '../observability/logger.js';
+import type { Db } from './db.js';
 import type { LedgerInbox } from './inbox.js';
 import type { LedgerLocationAnswers } from './location-answers.js';
 import type { LedgerSlowRecords } from './slow-records.js';
 import type { LedgerSources } from './sources.js';
+import type { WriteFailure } from './write-health.js';
 
 /**
  * Row states (the job row is the state machine, as in graphile-worker):
@@ -389,6 +392,11 @@ export interface LedgerOptions {
   onMigrated?: (from: number, to: number) => void;
   /** Count the rows that become dead through this connection (Ledger.deadRows): serve's metrics. */
   countDeadRows?: boolean;
+  /**
+   * Tests only: runs on the connection once it is open and current, before anything else uses it
+   * (`PRAGMA max_page_count` stands in for a full disk: SQLite's own SQLITE_FULL).
+   */
+  onOpen?: (db: Db) => void;
 }
 
 /** Rows that became dead since the ledger was opened, by source and event type. */
@@ -612,6 +620,12 @@ export interface Ledger {
    * will read again.
    */
   fileProblem(): string | undefined;
+  /**
+   * The last storage error (SQLITE_FULL, SQLITE_IOERR…, SQLITE_READONLY) a call on this ledger, or a
+   * background checkpoint, met; undefined once a later write committed (a minute or more after it:
+   * write-health.ts). What /readyz `store` reports.
+   */
+  writeFailure(): WriteFailure | undefined;
   /**
    * The random id this ledger was given when it was created (migration 014): tells one ledger from
    * another at the same path, or behind another process's admin listener. Undefined before that migration.

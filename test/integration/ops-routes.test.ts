@@ -298,6 +298,28 @@ describe('health and readiness', () => {
     }
   });
 
+  it('fails store, with the code and when, after a ledger write failed on storage, though its own small write passes', async () => {
+    const bridge = newBridge();
+    try {
+      await bridge.start();
+      assert.equal((await readyz(bridge)).body.checks.store?.ok, true);
+      const at = Date.now() - 12_000;
+      // What a delivery's write met (ledger-write-health.test.ts makes SQLite refuse one for real).
+      bridge.ledger.writeFailure = () => ({ code: 'SQLITE_FULL', message: 'database or disk is full', at });
+      const { status, body } = await readyz(bridge);
+      assert.equal(status, 503);
+      assert.deepEqual(body.failed, ['store'], JSON.stringify(body));
+      const detail = body.checks.store?.detail ?? '';
+      assert.match(detail, /^the ledger refused a write 12 s ago \(SQLITE_FULL: database or disk is full\), at /);
+      assert.ok(detail.includes(new Date(at).toISOString()), detail);
+      assert.match(detail, /Ledger disk full or unwritable/);
+      bridge.ledger.writeFailure = () => undefined;
+      assert.equal((await readyz(bridge)).status, 200);
+    } finally {
+      await bridge.stop();
+    }
+  });
+
   it('does not start on a port another process holds, naming http.port', async () => {
     const holder = createServer();
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));

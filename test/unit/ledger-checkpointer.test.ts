@@ -3,7 +3,8 @@
 // back when the worker stops or cannot start. Also: relaxed inbox writes leave FULL in force after them.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -122,6 +123,46 @@ describe('checkpoints that fail', () => {
     dir = mkdtempSync(join(tmpdir(), 'checkpointer-fails-'));
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a checkpoint that fails on storage is a ledger write failure (readiness), with SQLite code', async () => {
+    // The worker's connection may read the file but not write it: SQLite's own error at each checkpoint.
+    const driver = join(dir, 'read-only-driver.cjs');
+    const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
+    writeFileSync(
+      driver,
+      `const Database = require(${JSON.stringify(sqlite)});
+       module.exports = function (path, options) { return new Database(path, { ...options, readonly: true }); };`,
+    );
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', destination: { write: (line: string) => lines.push(line) } });
+    let db: Db | undefined;
+    const ledger = openLedger(join(dir, 'ledger.db'), {
+      onOpen: (opened) => {
+        db = opened;
+      },
+    });
+    const failures: string[] = [];
+    const checkpointer = startCheckpointer(db as Db, {
+      intervalMs: 20,
+      logger,
+      driver,
+      onFailure: (code) => failures.push(code),
+    });
+    try {
+      await until('a failed checkpoint', () => {
+        ledger.setMeta('k', String(Date.now())); // something in the log to copy back
+        return failures.length > 0;
+      });
+      assert.match(failures[0] ?? '', /^SQLITE_(IOERR|READONLY)/);
+      assert.match(
+        lines.join(''),
+        /"code":"SQLITE_(IOERR|READONLY)[A-Z_]*","msg":"checkpoint failed; retrying on the next tick"/,
+      );
+    } finally {
+      checkpointer.stop();
+      ledger.close();
+    }
+  });
 
   it('logs as component ledger-checkpointer alone, not also as ledger (a JSON key twice)', async () => {
     const lines: string[] = [];

@@ -1,0 +1,89 @@
+// A storage error any user of the ledger meets is kept for /readyz `store` (Ledger.writeFailure): a full
+// disk lets one small write through (pages the WAL already has) while a delivery's or a poll's fails.
+// `PRAGMA max_page_count` at the file's size stands in for the full disk: SQLite's own SQLITE_FULL.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { Db } from '../../src/ledger/db.js';
+import { type Ledger, openLedger } from '../../src/ledger/index.js';
+import { WRITE_FAILURE_HOLD_MS } from '../../src/ledger/write-health.js';
+import { eventInput, payload, type TestClock, testClock } from './ledger-helpers.js';
+
+describe('ledger: storage errors kept for readiness', () => {
+  let dir: string;
+  let clock: TestClock;
+  let ledger: Ledger;
+  let db: Db;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ledger-full-'));
+    clock = testClock();
+    ledger = openLedger(join(dir, 'bridge.db'), {
+      now: clock.now,
+      onOpen: (opened) => {
+        db = opened;
+      },
+    });
+  });
+  afterEach(() => {
+    ledger.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  /** The disk full: no page past those the file has now. */
+  const fillDisk = () => db.pragma(`max_page_count = ${Number(db.pragma('page_count', { simple: true }))}`);
+  const freeDisk = () => db.pragma('max_page_count = 1073741823');
+  /** A record large enough to need new pages. */
+  const bigRecord = (n: number) => eventInput(`big-${n}`, payload('Big', { note: 'x'.repeat(64 * 1024) }));
+
+  it('keeps SQLITE_FULL from a write that needed room, while a small write still fits', () => {
+    ledger.recordEvent(eventInput('1'));
+    assert.equal(ledger.writeFailure(), undefined);
+    fillDisk();
+    assert.throws(() => ledger.recordEvent(bigRecord(1)), { code: 'SQLITE_FULL' });
+    const failure = ledger.writeFailure();
+    assert.equal(failure?.code, 'SQLITE_FULL');
+    assert.equal(failure?.at, clock.now());
+    assert.match(failure?.message ?? '', /full/);
+    // The readiness probe's kind of write: an existing row's value changed in place.
+    clock.advance(5_000);
+    ledger.setMeta('health:lastWriteCheck', 'a');
+    assert.equal(ledger.writeFailure()?.code, 'SQLITE_FULL', 'one small write that fits proves nothing');
+  });
+
+  it('clears once a write commits a minute after the last failure; not on reads, not within the minute', () => {
+    ledger.setMeta('health:lastWriteCheck', 'a');
+    fillDisk();
+    assert.throws(() => ledger.recordEvent(bigRecord(1)), { code: 'SQLITE_FULL' });
+    freeDisk();
+    clock.advance(WRITE_FAILURE_HOLD_MS - 1);
+    ledger.recordEvent(bigRecord(2));
+    assert.equal(ledger.writeFailure()?.code, 'SQLITE_FULL', 'within the minute: a poll may fail again');
+    clock.advance(1);
+    ledger.list({});
+    ledger.getMeta('health:lastWriteCheck');
+    assert.equal(ledger.writeFailure()?.code, 'SQLITE_FULL', 'a read writes nothing');
+    ledger.setMeta('health:lastWriteCheck', 'b');
+    assert.equal(ledger.writeFailure(), undefined);
+  });
+
+  it('keeps a failure met inside a transaction, and by the inbox (a notification stored)', () => {
+    fillDisk();
+    assert.throws(
+      () => ledger.transaction(() => ledger.inbox.add('emr', { big: 'x'.repeat(64 * 1024) }, clock.now())),
+      { code: 'SQLITE_FULL' },
+    );
+    assert.equal(ledger.writeFailure()?.code, 'SQLITE_FULL');
+  });
+
+  it('keeps what is not a storage error out (a bug, a busy lock)', () => {
+    assert.throws(() => ledger.transaction(() => assert.fail('a bug')));
+    const busy = Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+    assert.throws(() =>
+      ledger.transaction(() => {
+        throw busy;
+      }),
+    );
+    assert.equal(ledger.writeFailure(), undefined);
+  });
+});
