@@ -3,6 +3,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { holderGone, hostPrefix, processHolderId } from '../ledger/holders.js';
 import { type HoldState, type LedgerRow, PURGE_CHUNK_ROWS } from '../ledger/index.js';
+import { storageErrorCode } from '../ledger/write-health.js';
 import { silentLogger } from '../observability/logger.js';
 import { setBounded } from '../util/bounded-map.js';
 import { type AttemptDeps, runAttempt } from './attempt.js';
@@ -34,6 +35,13 @@ const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 const REACH_PROBE_EXTERNAL_ID = 'opencrvs-bridge-reach-probe';
 /** Offices OpenCRVS refused that are remembered (the routing table's, so few); the oldest goes first. */
 const REFUSED_OFFICES_MAX = 64;
+/**
+ * A crashed attempt's row (a ledger write refused: the disk full) is due again after this, not after the
+ * lock timeout: soon after the disk recovers, not at once in a loop of calls to OpenCRVS while it is full.
+ */
+const CRASH_RETRY_MS = 30_000;
+/** Crashed attempts' rows whose lock could not be given back yet (the ledger refusing that write too). */
+const CRASHED_MAX = 1_000;
 
 /** One hold probe's re-try: the holds raised before it, the hold it probes, what OpenCRVS answered its calls. */
 interface ProbeRetry {
@@ -224,6 +232,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   };
 
   const maintenance = () => {
+    if (crashed.size > 0) retryCrashed();
     const at = now();
     if (at >= nextStaleCheckAt) {
       nextStaleCheckAt = at + Math.min(Math.max(lockTimeoutMs / 2, 10), STALE_CHECK_MAX_MS);
@@ -239,6 +248,30 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     }
   };
 
+  /** Rows whose attempt crashed and whose lock is still this worker's: given back at the next maintenance. */
+  const crashed = new Map<number, string>();
+  /**
+   * Gives a crashed attempt's row back, recorded and due after CRASH_RETRY_MS, as a dead worker's would be
+   * (its NOTIFY may have gone out: the copy in flight is restored; a resend carries the same
+   * transactionIds, so OpenCRVS finds the event it created). Kept to retry when the ledger refuses this too.
+   */
+  const giveBackCrashed = (id: number, reason: string): void => {
+    try {
+      ledger.takeBackUnfinished([id], workerId, { ...takeBackOptions, reason, retryInMs: CRASH_RETRY_MS });
+      crashed.delete(id);
+    } catch (err) {
+      if (!crashed.has(id)) logger.warn({ err, rowId: id }, 'could not give back a crashed attempt; trying again');
+      if (crashed.has(id) || crashed.size < CRASHED_MAX) crashed.set(id, reason);
+    }
+  };
+  const retryCrashed = () => {
+    // One claimed again meanwhile (its lock reset and taken by this worker) is a live attempt now.
+    for (const [id, reason] of [...crashed]) {
+      if (inFlight.has(id)) crashed.delete(id);
+      else giveBackCrashed(id, reason);
+    }
+  };
+
   let renewTimer: NodeJS.Timeout | undefined;
   const renewEveryMs = Math.max(Math.min(lockTimeoutMs / 3, STALE_CHECK_MAX_MS), 10);
   const track = (id: number, work: Promise<unknown>) => {
@@ -246,7 +279,18 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       .catch((err) => {
         // After stop() the row was handed back and the ledger may be closed: a late end is expected.
         if (stopped) logger.debug({ rowId: id }, 'an attempt handed back at stop ended afterwards');
-        else logger.error({ err, rowId: id }, 'delivery attempt crashed');
+        else {
+          logger.error({ err, rowId: id }, 'delivery attempt crashed');
+          // Not left `delivering` until the lock timeout. Only the code in the ledger: an error's message
+          // may quote the record.
+          const code = storageErrorCode(err);
+          giveBackCrashed(
+            id,
+            code
+              ? `the attempt stopped on a ledger write the disk refused (${code}); resending`
+              : 'the attempt stopped on an unexpected error (see the log); resending',
+          );
+        }
       })
       .finally(() => {
         inFlight.delete(id);

@@ -115,8 +115,11 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     notifySentSince: outbox.notifySentSince,
     confirmationFailedSince: outbox.confirmationFailedSince,
     holdsLock: outbox.holdsLock,
-    takeBackUnfinished: (ids, workerId, options = {}) =>
-      outbox.takeBackUnfinished(ids, workerId, now(), options.singleCall === true),
+    takeBackUnfinished: (ids, workerId, options = {}) => {
+      const at = now();
+      const why = options.reason ? { message: options.reason, retryAt: at + (options.retryInMs ?? 0) } : undefined;
+      return outbox.takeBackUnfinished(ids, workerId, at, options.singleCall === true, why);
+    },
     resetStaleLocks: (olderThanMs, at = now(), options = {}) =>
       outbox.resetStaleLocks(olderThanMs, at, options.singleCall === true),
     renewLocks: (ids, workerId, at = now()) => outbox.renewLocks(ids, workerId, at),

@@ -33,7 +33,13 @@ export interface Outbox {
   notifySentSince(id: number, since: number): boolean;
   confirmationFailedSince(id: number, since: number): boolean;
   holdsLock(id: number, workerId: string, attempts: number): boolean;
-  takeBackUnfinished(ids: number[], workerId: string, now: number, singleCall: boolean): number;
+  takeBackUnfinished(
+    ids: number[],
+    workerId: string,
+    now: number,
+    singleCall: boolean,
+    why?: { message: string; retryAt: number },
+  ): number;
   markRechecked(rows: ReadonlyArray<{ id: number; nextRunAt: number }>, now: number): number;
   resetStaleLocks(olderThanMs: number, now: number, singleCall: boolean): number;
   renewLocks(ids: readonly number[], workerId: string, now: number): number;
@@ -217,13 +223,13 @@ export function createOutbox(db: Db): Outbox {
     INSERT INTO ledger_attempts (row_id, attempt, worker_id, step, outcome, started_at, finished_at,
       error_classification, error_kind, error_status, error_message, next_run_at)
     SELECT id, attempts, locked_by, CASE WHEN @mayBeOut THEN 'interrupted' ELSE 'create' END,
-      'retry', locked_at, @now, 'retryable', 'stale-lock', NULL, @message, @now
+      'retry', locked_at, @now, 'retryable', 'stale-lock', NULL, @message, @retryAt
     FROM ledger_rows WHERE id = @id AND state = 'delivering' AND locked_by = @lockedBy`);
   // An interrupted attempt (its NOTIFY may be in OpenCRVS) during which a newer version replaced the payload:
   // the row goes back to the copy that was in flight, and the newer version is an update after
   // notification, as when an answer was lost (in-doubt.ts). Its hash stays: seen again, no second update.
   const unlockTakenBack = db.prepare(`
-    UPDATE ledger_rows SET state = 'failed', locked_by = NULL, locked_at = NULL, next_run_at = @now,
+    UPDATE ledger_rows SET state = 'failed', locked_by = NULL, locked_at = NULL, next_run_at = @retryAt,
       last_error_classification = 'retryable', last_error_kind = 'stale-lock', last_error_status = NULL,
       last_error_message = @message, updated_at = @now,
       payload = CASE WHEN @mayBeOut AND in_flight_payload IS NOT NULL THEN in_flight_payload ELSE payload END,
@@ -238,9 +244,10 @@ export function createOutbox(db: Db): Outbox {
     message: string,
     now: number,
     singleCall: boolean,
+    retryAt = now,
   ): number => {
     const mayBeOut = mayBeStored.get({ id: row.id, singleCall: singleCall ? 1 : 0 }) ? 1 : 0;
-    const params = { id: row.id, lockedBy: row.locked_by, message, now, mayBeOut };
+    const params = { id: row.id, lockedBy: row.locked_by, message, now, mayBeOut, retryAt };
     interrupted.run(params);
     return unlockTakenBack.run(params).changes;
   };
@@ -251,16 +258,19 @@ export function createOutbox(db: Db): Outbox {
     }
     return n;
   });
-  // A stopping worker's own attempts still running at its drain deadline: taken back like a dead worker's
-  // (recorded, the copy in flight restored if its NOTIFY may have gone out), not handed back as unstarted.
-  const takeBackOwn = db.transaction((ids: number[], workerId: string, now: number, singleCall: boolean): number => {
-    let n = 0;
-    const message = 'the worker stopped before this attempt finished (drain deadline); resending';
-    for (const id of ids) {
-      if (claimOf.get(id)?.locked_by === workerId) n += takeBack({ id, locked_by: workerId }, message, now, singleCall);
-    }
-    return n;
-  });
+  // A stopping worker's own attempts still running at its drain deadline, or one that crashed (a ledger
+  // write refused: disk full): taken back like a dead worker's (recorded, the copy in flight restored if
+  // its NOTIFY may have gone out), not handed back as unstarted.
+  const takeBackOwn = db.transaction(
+    (ids: number[], workerId: string, now: number, singleCall: boolean, message: string, retryAt: number): number => {
+      let n = 0;
+      for (const id of ids) {
+        if (claimOf.get(id)?.locked_by === workerId)
+          n += takeBack({ id, locked_by: workerId }, message, now, singleCall, retryAt);
+      }
+      return n;
+    },
+  );
   const resetLocksOfAll = db.transaction(
     (prefix: string, isGone: (lockedBy: string) => boolean, now: number, singleCall: boolean): number => {
       let n = 0;
@@ -440,8 +450,12 @@ export function createOutbox(db: Db): Outbox {
       const claim = claimOf.get(id);
       return claim?.locked_by === workerId && claim.attempts === attempts;
     },
-    takeBackUnfinished: (ids, workerId, now, singleCall) =>
-      ids.length === 0 ? 0 : relaxed(db, () => takeBackOwn.immediate(ids, workerId, now, singleCall)),
+    takeBackUnfinished: (ids, workerId, now, singleCall, why) => {
+      if (ids.length === 0) return 0;
+      const message = why?.message ?? 'the worker stopped before this attempt finished (drain deadline); resending';
+      const retryAt = why?.retryAt ?? now;
+      return relaxed(db, () => takeBackOwn.immediate(ids, workerId, now, singleCall, message, retryAt));
+    },
     withdrawClaimed: (id, workerId, reason, now) => {
       const row = withdrawClaimed.get({ id, workerId, reason, now });
       return row ? ledgerRowFromValues(row) : undefined;

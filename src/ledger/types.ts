@@ -429,6 +429,14 @@ export interface TakeBackOptions {
   singleCall?: boolean;
 }
 
+/** Why rows are taken back (takeBackUnfinished): the drain deadline unless said. */
+export interface TakeBackWhy extends TakeBackOptions {
+  /** The attempt's error message recorded for the row. */
+  reason?: string;
+  /** When the row is due again, from now (default: at once). */
+  retryInMs?: number;
+}
+
 export interface Ledger {
   readonly path: string;
   /** Subscription notifications stored before they were acknowledged. */
@@ -582,9 +590,10 @@ export interface Ledger {
   /**
    * A stopping worker's attempts still running at its drain deadline, taken back as a dead worker's are
    * (resetStaleLocks): the attempt recorded, the row due again, the copy in flight restored when its
-   * NOTIFY may have gone out. Returns how many.
+   * NOTIFY may have gone out. Also an attempt that crashed (a ledger write refused), due again after
+   * `retryInMs`. Returns how many.
    */
-  takeBackUnfinished(ids: number[], workerId: string, options?: TakeBackOptions): number;
+  takeBackUnfinished(ids: number[], workerId: string, options?: TakeBackWhy): number;
   /** Returns rows locked longer than `olderThanMs` to `failed`, due now; returns how many. */
   resetStaleLocks(olderThanMs: number, now?: number, options?: TakeBackOptions): number;
   /**

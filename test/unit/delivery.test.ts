@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import type { DeliverySettings } from '../../src/config/types.js';
 import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker } from '../../src/delivery/index.js';
 import type { Ledger } from '../../src/ledger/index.js';
@@ -60,6 +61,67 @@ describe('delivery worker', () => {
     // Waits of 10, 20, 40… ms: about 7 rounds in 700 ms, where a fixed 10 ms wait made about 70 (and as
     // many error lines in the log).
     assert.ok(claims >= 2 && claims <= 15, `${claims} rounds`);
+  });
+
+  it('gives a row back, due in 30 s, when its attempt crashed on a ledger write (a full disk); the resend finds the event', async () => {
+    const { row } = ledger.recordEvent(eventInput('full'));
+    const { recordCreated, settle } = ledger;
+    const full = () => new Database.SqliteError('database or disk is full', 'SQLITE_FULL');
+    const created: string[] = [];
+    const createEvent = api.createEvent.bind(api);
+    api.createEvent = async (input) => {
+      const event = await createEvent(input);
+      created.push(event.id);
+      return event;
+    };
+    // OpenCRVS creates the event; the ledger cannot store its id, nor the failure.
+    ledger.recordCreated = () => {
+      throw full();
+    };
+    ledger.settle = () => {
+      throw full();
+    };
+    const w = worker();
+    await w.processNext();
+    ledger.recordCreated = recordCreated;
+    ledger.settle = settle;
+    const given = ledger.get(row.id);
+    assert.equal(given?.state, 'failed', 'not left delivering until the lock timeout (5 minutes)');
+    assert.equal(given?.lockedBy, null);
+    assert.equal(given?.nextRunAt, clock.now() + 30_000, 'not at once: no loop of calls while the disk is full');
+    assert.match(given?.lastError?.message ?? '', /ledger write the disk refused \(SQLITE_FULL\)/);
+    await w.processNext();
+    assert.equal(api.count('create'), 1, 'not due yet');
+    clock.advance(30_000);
+    await w.processNext();
+    assert.equal(ledger.get(row.id)?.state, 'delivered');
+    assert.equal(api.count('create'), 2, 'sent again');
+    assert.equal(new Set(api.calls.map((c) => c.transactionId)).size, 2, 'with the same create and notify ids');
+    assert.equal(new Set(created).size, 1, 'the resend found the event the first create made');
+    assert.equal(ledger.get(row.id)?.eventId, created[0]);
+  });
+
+  it('gives the row of a crashed attempt back at the next round when the ledger refused that too', async () => {
+    const { row } = ledger.recordEvent(eventInput('full-twice'));
+    const { settle, takeBackUnfinished } = ledger;
+    const full = () => new Database.SqliteError('database or disk is full', 'SQLITE_FULL');
+    ledger.settle = () => {
+      throw full();
+    };
+    ledger.takeBackUnfinished = () => {
+      throw full();
+    };
+    const w = worker();
+    await w.processNext();
+    assert.equal(ledger.get(row.id)?.state, 'delivering', 'the disk still full');
+    ledger.settle = settle;
+    ledger.takeBackUnfinished = takeBackUnfinished;
+    clock.advance(1_000); // well within the lock timeout
+    await w.processNext();
+    const given = ledger.get(row.id);
+    assert.equal(given?.state, 'failed');
+    assert.equal(given?.lockedBy, null);
+    assert.equal(given?.nextRunAt, clock.now() + 30_000);
   });
 
   it('retries a row whose attempt failed inside the bridge (not an OpenCRVS answer), with the error kept', async () => {
