@@ -770,6 +770,8 @@ export class Bridge {
    */
   private failingSince: { at: number; attempts: number; last?: string } | undefined;
   private storeWrittenAt = Number.NEGATIVE_INFINITY;
+  /** Tokens the OpenCRVS client had obtained when the readiness token check last asked for one. */
+  private tokensAtCheck = 0;
 
   private deliveryProblem(now = Date.now()): string | undefined {
     const failing = this.failingSince;
@@ -1012,10 +1014,19 @@ export class Bridge {
         // (a probe every few seconds would otherwise renew the token every 30 s). A failure is checked again
         // after 30 s. It is reported even while deliveries go on with the unexpired token: that token runs
         // out, and the operator should know before it does.
-        run: () =>
-          this.cachedCheck(
+        // The client's own state is asked on every request, the endpoint not: a refusal it met since the last
+        // check fails this at once, and a token it obtained since a failed check passes it.
+        run: () => {
+          const state = this.opencrvs.tokenState?.();
+          if (state?.refusal) return `${state.refusal.message} (${state.refusal.kind})`;
+          const hit = this.checkCache.get('opencrvs-token');
+          if (hit?.failed && state && state.obtained > this.tokensAtCheck) {
+            this.checkCache.set('opencrvs-token', { at: Date.now(), result: Promise.resolve(undefined) });
+          }
+          return this.cachedCheck(
             'opencrvs-token',
             async () => {
+              this.tokensAtCheck = this.opencrvs.tokenState?.().obtained ?? 0;
               try {
                 await this.opencrvs.checkToken({ fresh: true });
               } catch (err) {
@@ -1024,7 +1035,8 @@ export class Bridge {
               }
             },
             TOKEN_CHECK_TTL_MS,
-          ),
+          );
+        },
       },
       { name: 'routing', run: () => this.routingProblem() },
       { name: 'queue', run: () => (this.worker.held() ? `held: ${this.worker.held()?.reason}` : undefined) },

@@ -263,6 +263,11 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
       });
     },
 
+    tokenState() {
+      const refusal = tokens.refusal();
+      return { ...(refusal ? { refusal } : {}), obtained: tokens.renewals() };
+    },
+
     async checkToken(options = {}) {
       const asked = options.fresh ? tokens.fresh() : tokens.get();
       const token = await waitUnlessGivenUp(transport, 'token', asked, options.signal);

@@ -55,6 +55,11 @@ export interface TokenSource {
   invalidate(token: AccessToken): boolean;
   /** Tokens obtained from the token endpoint so far (the first one included). */
   renewals(): number;
+  /**
+   * The endpoint's refusal that stands now (as `fresh()` would fail with it, without asking), until a token
+   * is obtained; undefined when there is none. Readiness asks it on every request.
+   */
+  refusal(): OpenCrvsError | undefined;
   clear(): void;
 }
 
@@ -88,6 +93,7 @@ export function staticTokenSource(accessToken: Secret, scrubber?: SecretScrubber
       return accessToken.current() !== refused.value;
     },
     renewals: () => 0,
+    refusal: () => undefined,
     clear: () => {},
   };
 }
@@ -253,6 +259,7 @@ export function clientCredentialsTokenSource(
       return true;
     },
     renewals: () => obtained,
+    refusal: () => (refused ? stillRefused(refused, now()) : undefined),
     clear() {
       cached = undefined;
     },
@@ -267,10 +274,12 @@ function stillRefused(refused: { error: OpenCrvsError; at: number; until: number
   const { error } = refused;
   const ago = Math.max(0, Math.round((at - refused.at) / 1000));
   const left = Math.max(1, Math.ceil((refused.until - at) / 1000));
+  // Past its wait the refusal stands until the next call asks (readiness does not ask on its own).
+  const next = at < refused.until ? `is asked again in ${left} s` : 'is asked again at the next call';
   return new OpenCrvsError({
     kind: error.kind,
     classification: error.classification,
-    message: `${error.opencrvsMessage}; the token endpoint answered so ${ago} s ago and is asked again in ${left} s`,
+    message: `${error.opencrvsMessage}; the token endpoint answered so ${ago} s ago and ${next}`,
     ...(error.status !== undefined ? { status: error.status } : {}),
     ...(error.body !== undefined ? { body: error.body } : {}),
     operation: 'token',

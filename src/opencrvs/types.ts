@@ -1,5 +1,6 @@
 // The OpenCRVS events API as the bridge uses it (see docs/opencrvs-api.md). Response shapes are
 // validated by the client before they are returned as these types.
+import type { OpenCrvsError } from './errors.js';
 
 export type EventType = string; // 'birth' | 'death' | … as configured by the country
 export type Declaration = Record<string, unknown>;
@@ -122,4 +123,9 @@ export interface OpenCrvsApi {
    * `signal`: the caller stopped waiting; the token request, shared with other callers, runs on for them.
    */
   checkToken(options?: { fresh?: boolean; signal?: AbortSignal }): Promise<{ scopes: string[]; expiresAt: number }>;
+  /**
+   * What the client knows of its token now, without asking the endpoint: the refusal that stands (until a
+   * token is obtained) and how many tokens it has obtained. A stand-in may leave this out.
+   */
+  tokenState?(): { refusal?: OpenCrvsError; obtained: number };
 }

@@ -298,6 +298,59 @@ describe('health and readiness', () => {
     }
   });
 
+  it('fails opencrvs-token at once when the token endpoint refused a call since a passed check, without asking it', async () => {
+    const client = { clientId: 'ops-refused-later', clientSecret: 'ops-refused-later-secret-01' };
+    await sim.control.addClient(client);
+    const bridge = newBridge(client);
+    const tokenRequests = async () => (await sim.control.requests()).token ?? 0;
+    try {
+      await bridge.start();
+      assert.equal((await readyz(bridge)).status, 200); // a passed check is kept 5 minutes
+      // The client deactivated in OpenCRVS: the next token request (a renewal for a delivery) is refused.
+      await sim.control.removeClient(client.clientId);
+      await assert.rejects(bridge.opencrvs.checkToken({ fresh: true }), { kind: 'unauthorized' });
+      const asked = await tokenRequests();
+      const first = await readyz(bridge);
+      assert.equal(first.status, 503, JSON.stringify(first.body));
+      assert.deepEqual(first.body.failed, ['opencrvs-token']);
+      const detail = first.body.checks['opencrvs-token']?.detail ?? '';
+      assert.match(
+        detail,
+        /^token: HTTP 401: .*; the token endpoint answered so 0 s ago and is asked again in \d+ s \(unauthorized\)$/,
+      );
+      // Said as it stands at each request, not as it stood when first cached.
+      await sleep(1_100);
+      const later = (await readyz(bridge)).body.checks['opencrvs-token']?.detail ?? '';
+      assert.match(later, /answered so 1 s ago/);
+      assert.equal(await tokenRequests(), asked, 'readiness asked the token endpoint nothing');
+    } finally {
+      await bridge.stop();
+    }
+  });
+
+  it('passes opencrvs-token at once when a token was obtained since a failed check, without asking again', async () => {
+    const tokenUrl = new URL(sim.tokenUrl);
+    const proxy = await resettingProxy(Number(tokenUrl.port));
+    tokenUrl.port = String(proxy.port);
+    const bridge = newBridge({ tokenUrl: tokenUrl.toString() });
+    const tokenRequests = async () => (await sim.control.requests()).token ?? 0;
+    try {
+      await bridge.start();
+      proxy.reset(true);
+      assert.equal((await readyz(bridge)).status, 503, 'the endpoint out of reach');
+      proxy.reset(false);
+      // A renewal for a delivery gets a token: the endpoint works again.
+      await bridge.opencrvs.checkToken({ fresh: true });
+      const asked = await tokenRequests();
+      const ready = await readyz(bridge);
+      assert.equal(ready.status, 200, JSON.stringify(ready.body));
+      assert.equal(await tokenRequests(), asked, 'no token request of its own');
+    } finally {
+      await bridge.stop();
+      await proxy.close();
+    }
+  });
+
   it('fails store, with the code and when, after a ledger write failed on storage, though its own small write passes', async () => {
     const bridge = newBridge();
     try {
