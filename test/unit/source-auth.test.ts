@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, mock } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../../src/config/index.js';
 import type { SourceSettings } from '../../src/config/types.js';
@@ -136,8 +136,78 @@ describe('source OAuth2 client credentials', () => {
       return true;
     });
     assert.deepEqual(calls, ['POST /token'], 'no retries, and the FHIR server was never called');
+    // Fixed at the endpoint: found when the refusal's backoff ends, not by every call meanwhile, which
+    // fails at once with the same words and when the endpoint is asked again.
     tokenStatus = 200;
-    assert.equal((await client.read('Patient', 'p1'))?.id, 'p1');
+    await assert.rejects(client.read('Patient', 'p1'), (err: Error) => {
+      assert.match(
+        err.message,
+        /^read Patient failed: the token endpoint \(auth\.tokenUrl\) refused the client: HTTP 401 \(check auth\.clientId, auth\.clientSecret and auth\.scope\) \(asked again in 30 s\)$/,
+      );
+      return true;
+    });
+    assert.deepEqual(calls, ['POST /token'], 'the endpoint was not asked again');
+  });
+
+  it('a refusal stands 30 s, then twice as long each time it is met again, at most 5 minutes', async () => {
+    tokenStatus = 401;
+    calls.length = 0;
+    mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    try {
+      const a = auth();
+      const waits: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        assert.doesNotMatch((await refusal(a.headers())).message, /asked again/, 'asked');
+        const held = (await refusal(a.headers())).message;
+        const wait = Number(/\(asked again in (\d+) s\)$/.exec(held)?.[1]);
+        waits.push(wait);
+        mock.timers.tick(wait * 1000);
+      }
+      assert.deepEqual(waits, [30, 60, 120, 240, 300, 300]);
+      assert.equal(calls.length, 6, 'one request each time the backoff ended');
+      tokenStatus = 200;
+      assert.match((await a.headers()).authorization ?? '', /^Bearer tok-/);
+      tokenStatus = 401;
+      // A token obtained ends the backoff: the next refusal stands 30 s again.
+      mock.timers.tick(300_000);
+      await refusal(a.headers());
+      assert.match((await refusal(a.headers())).message, /\(asked again in 30 s\)$/);
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  it('a refused client secret rewritten in its file is asked with at once, the refusal left standing for the old one', async () => {
+    tokenStatus = 401;
+    const dir = mkdtempSync(join(tmpdir(), 'source-auth-refused-'));
+    const secretFile = join(dir, 'client-secret');
+    const rotate = (value: string) => {
+      writeFileSync(`${secretFile}.new`, `${value}\n`);
+      renameSync(`${secretFile}.new`, secretFile);
+    };
+    try {
+      rotate('refused-secret-6Hb2');
+      const config = loadConfig({
+        text: `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: ${base}/fhir\n    auth: { type: oauth2, tokenUrl: "${base}/token", clientId: bridge, clientSecretFile: ${secretFile} }\n`,
+      });
+      const settings = config.sources[0];
+      assert.ok(settings);
+      const a = createSourceAuthenticator(settings.auth, 2000, sourceSecrets(settings));
+      calls.length = 0;
+      await refusal(a.headers());
+      assert.match((await refusal(a.headers())).message, /asked again in/);
+      assert.equal(calls.length, 1);
+      rotate('rotated-secret-3Qs7');
+      await sleep(300); // a refused secret's file is looked at at most 4 times a second
+      const rotated = await refusal(a.headers());
+      assert.doesNotMatch(rotated.message, /asked again/, 'asked with the new secret');
+      assert.equal(calls.length, 2);
+      tokenStatus = 200;
+      assert.match((await refusal(a.headers())).message, /\(asked again in 30 s\)$/, 'the new secret refused too');
+      assert.equal(calls.length, 2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('adds every token it obtains to the scrubber it is given, before handing it out', async () => {

@@ -16,7 +16,8 @@ import { noAnswer } from './source-error.js';
 export interface SourceAuthenticator {
   /**
    * The headers of one call. `stops` (the client closing, the caller's deadline) end the wait for a token
-   * at once: rejected with the reason of the one that fired.
+   * at once: rejected with the reason of the one that fired. While an OAuth2 token endpoint's redirect or
+   * refusal of the client stands (30 s, doubling to 5 min), rejected at once with it, not asked again.
    */
   headers(...stops: Array<AbortSignal | undefined>): Promise<Record<string, string>>;
   /**
@@ -116,9 +117,13 @@ function liveSecret(
   };
 }
 
-/** A redirecting token endpoint is asked again after 30 s, then twice as long each time, at most every 5 min. */
-const REDIRECT_RETRY_FIRST_MS = 30_000;
-const REDIRECT_RETRY_MAX_MS = 5 * 60_000;
+/**
+ * A token endpoint that redirected or refused the client (a 4xx other than 429) is asked again after 30 s,
+ * then twice as long each time it answers so again, at most every 5 min: the policy of the OpenCRVS token
+ * client (opencrvs/token.ts).
+ */
+const HELD_RETRY_FIRST_MS = 30_000;
+const HELD_RETRY_MAX_MS = 5 * 60_000;
 /** A token answer is a small JSON object; a larger one is refused rather than read without end. */
 const MAX_TOKEN_ANSWER_BYTES = 64 * 1024;
 /** Visible ASCII and spaces: what an Authorization header value may hold. */
@@ -164,17 +169,46 @@ function oauth2ClientCredentials(
   let cached: { token: string; expiresAt: number } | undefined;
   let inFlight: Promise<string> | undefined;
   /**
-   * The token endpoint's last redirect, and until when it stands for its answer. It is never followed and
-   * asking again at once meets it again: without this each call of a pass (every resource type a FHIR
-   * pass searches goes on after another failed) sent its own token request, six in one `sync --once`.
+   * The token endpoint's last redirect or refusal of the client, and until when it stands for its answer.
+   * Asking again at once meets the same answer: without this each call of a pass (every resource type a
+   * FHIR pass searches goes on after another failed) sent its own token request, six in one `sync --once`,
+   * and every pass after it, flooding the IdP's log with failed logins that may lock the client out.
+   * `secret` is the client secret refused: any other value now in its file (a rotation) is asked with at
+   * once. A redirect has none (a new secret does not make it go away).
    */
-  let redirected: { message: string; until: number; backoffMs: number } | undefined;
+  let held: { message: string; until: number; backoffMs: number; secret?: string } | undefined;
+
+  /** Holds `message` as the endpoint's answer until the backoff ends (longer each time it is met again). */
+  function hold(message: string, secret?: string): SourceAuthError {
+    const backoffMs = held ? Math.min(HELD_RETRY_MAX_MS, held.backoffMs * 2) : HELD_RETRY_FIRST_MS;
+    held = { message, until: Date.now() + backoffMs, backoffMs, ...(secret !== undefined ? { secret } : {}) };
+    return new SourceAuthError(message, false);
+  }
+
+  /** The held answer, while it stands, as a call meets it; undefined when the endpoint may be asked. */
+  function stillHeld(): SourceAuthError | undefined {
+    if (!held) return undefined;
+    const left = held.until - Date.now();
+    if (left <= 0) return undefined;
+    if (held.secret !== undefined) {
+      // Compared with the value refused, not told by this look: the change may have been read already, by
+      // the look a 401 from the source made (invalidate), which left the refusal standing.
+      clientSecret.refresh();
+      if (clientSecret.current() !== held.secret) {
+        logger?.info('the client secret file has changed: asking the source token endpoint again');
+        held = undefined;
+        return undefined;
+      }
+    }
+    return new SourceAuthError(`${held.message} (asked again in ${Math.ceil(left / 1000)} s)`, false);
+  }
 
   async function fetchToken(): Promise<string> {
     const form = new URLSearchParams({ grant_type: 'client_credentials' });
     if (auth.scope) form.set('scope', auth.scope);
     form.set('client_id', auth.clientId ?? '');
-    form.set('client_secret', clientSecret.current());
+    const secret = clientSecret.current();
+    form.set('client_secret', secret);
     let response: Response;
     // One signal for the call and its body: Node 20's fetch does not end a body still arriving (read-body.ts).
     // The client closing ends it too: at shutdown a hanging token endpoint must not hold the process.
@@ -205,24 +239,26 @@ function oauth2ClientCredentials(
       call.done();
     }
     if (redirectedTo !== undefined) {
-      const message = `the token endpoint (auth.tokenUrl) answered a redirect (HTTP ${response.status}) to ${redirectedTo}, which is not followed: set auth.tokenUrl to the final address`;
-      const backoffMs = redirected
-        ? Math.min(REDIRECT_RETRY_MAX_MS, redirected.backoffMs * 2)
-        : REDIRECT_RETRY_FIRST_MS;
-      redirected = { message, until: Date.now() + backoffMs, backoffMs };
-      throw new SourceAuthError(message, false);
+      throw hold(
+        `the token endpoint (auth.tokenUrl) answered a redirect (HTTP ${response.status}) to ${redirectedTo}, which is not followed: set auth.tokenUrl to the final address`,
+      );
     }
     // The message names the status only: the response may echo credentials.
     if (!response.ok) {
       const status = response.status;
-      const passing = status === 429 || status >= 500;
-      // A client secret rotated in its file since it was last read: the call's next attempt sends the new one.
-      const rotated = !passing && clientSecret.refresh();
+      if (status === 429 || status >= 500)
+        throw new SourceAuthError(`the token endpoint (auth.tokenUrl) answered HTTP ${status}`, true);
+      const refusal = hold(
+        `the token endpoint (auth.tokenUrl) refused the client: HTTP ${status} (check auth.clientId, auth.clientSecret and auth.scope)`,
+        secret,
+      );
+      // A client secret rotated in its file since it was sent: the call's next attempt sends the new one
+      // (stillHeld lets it through).
+      clientSecret.refresh();
+      if (clientSecret.current() === secret) throw refusal;
       throw new SourceAuthError(
-        passing
-          ? `the token endpoint (auth.tokenUrl) answered HTTP ${status}`
-          : `the token endpoint (auth.tokenUrl) refused the client: HTTP ${status} (check auth.clientId, auth.clientSecret and auth.scope)${rotated ? '; the client secret file has changed, asking again with its new value' : ''}`,
-        passing || rotated,
+        `${refusal.message}; the client secret file has changed, asking again with its new value`,
+        true,
       );
     }
     const body = parseJson(text);
@@ -240,7 +276,7 @@ function oauth2ClientCredentials(
     }
     const lifetimeMs = typeof expiresIn === 'number' && expiresIn > 0 ? expiresIn * 1000 : 300_000;
     cached = { token, expiresAt: Date.now() + lifetimeMs };
-    redirected = undefined;
+    held = undefined;
     return token;
   }
 
@@ -248,9 +284,9 @@ function oauth2ClientCredentials(
     async headers(...stops) {
       if (!cached || cached.expiresAt - RENEW_BEFORE_MS <= Date.now()) {
         for (const stop of stops) if (stop?.aborted) throw stop.reason;
-        const left = redirected ? redirected.until - Date.now() : 0;
-        if (redirected && left > 0)
-          throw new SourceAuthError(`${redirected.message} (asked again in ${Math.ceil(left / 1000)} s)`, false);
+        // Not while a token request is in flight: its answer is newer than the one held.
+        const standing = inFlight ? undefined : stillHeld();
+        if (standing) throw standing;
         inFlight ??= fetchToken().finally(() => {
           inFlight = undefined;
         });
