@@ -111,10 +111,26 @@ describe('source OAuth2 client credentials', () => {
     assert.match(unsafe.message, /could not be reached: network error \(a port fetch refuses as unsafe: use another\)/);
   });
 
-  it('refuses a token answer larger than 64 kB instead of reading it whole', async () => {
-    const err = await refusal(auth(`${base}/token-huge`).headers());
+  it('refuses a token answer larger than 64 kB instead of reading it whole, and holds it as a refusal is', async () => {
+    calls.length = 0;
+    const a = auth(`${base}/token-huge`);
+    const err = await refusal(a.headers());
     assert.equal(err.retryable, false);
     assert.match(err.message, /auth\.tokenUrl\) answered with more than 64 kB/);
+    // Asked again on every call, each read of a FHIR pass would fetch it anew: held instead.
+    const again = await refusal(a.headers());
+    assert.match(again.message, /answered with more than 64 kB \(asked again in \d+ s\)/);
+    assert.equal(calls.filter((c) => c === 'POST /token-huge').length, 1);
+  });
+
+  it('a 408 from the token endpoint may pass (retryable), and is not held', async () => {
+    tokenStatus = 408;
+    calls.length = 0;
+    const a = auth();
+    assert.equal((await refusal(a.headers())).retryable, true);
+    tokenStatus = 200;
+    assert.match((await a.headers()).authorization ?? '', /^Bearer tok-/);
+    assert.equal(calls.filter((c) => c === 'POST /token').length, 2);
   });
 
   it('a FHIR read with a refused client fails at once with that reason, not as a network error', async () => {

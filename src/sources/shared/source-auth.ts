@@ -231,7 +231,7 @@ function oauth2ClientCredentials(
       } else text = await readBodyCapped(response, MAX_TOKEN_ANSWER_BYTES, signal);
     } catch (err) {
       if (err instanceof ResponseTooLargeError)
-        throw new SourceAuthError('the token endpoint (auth.tokenUrl) answered with more than 64 kB', false);
+        throw hold('the token endpoint (auth.tokenUrl) answered with more than 64 kB');
       throw new SourceAuthError(`the token endpoint (auth.tokenUrl) could not be reached: ${noAnswer(err)}`, true, {
         cause: err,
       });
@@ -246,7 +246,8 @@ function oauth2ClientCredentials(
     // The message names the status only: the response may echo credentials.
     if (!response.ok) {
       const status = response.status;
-      if (status === 429 || status >= 500)
+      // 408 (the request timed out at the endpoint or a proxy) and 429 ask again, not a refusal of the client.
+      if (status === 408 || status === 429 || status >= 500)
         throw new SourceAuthError(`the token endpoint (auth.tokenUrl) answered HTTP ${status}`, true);
       const refusal = hold(
         `the token endpoint (auth.tokenUrl) refused the client: HTTP ${status} (check auth.clientId, auth.clientSecret and auth.scope)`,
@@ -265,13 +266,12 @@ function oauth2ClientCredentials(
     const token = body && typeof body === 'object' ? (body as Record<string, unknown>).access_token : undefined;
     const expiresIn = body && typeof body === 'object' ? (body as Record<string, unknown>).expires_in : undefined;
     if (typeof token !== 'string' || token.length === 0)
-      throw new SourceAuthError('the token endpoint (auth.tokenUrl) returned no access_token', false);
+      throw hold('the token endpoint (auth.tokenUrl) returned no access_token');
     secrets.add(token, { renewed: true });
     // Sent as it is, the runtime would refuse it with an error that quotes it, read as a network error.
     if (!HEADER_SAFE.test(token)) {
-      throw new SourceAuthError(
+      throw hold(
         'the token endpoint (auth.tokenUrl) returned an access_token that cannot be sent in a header (control characters)',
-        false,
       );
     }
     const lifetimeMs = typeof expiresIn === 'number' && expiresIn > 0 ? expiresIn * 1000 : 300_000;
