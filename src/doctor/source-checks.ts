@@ -1,7 +1,7 @@
 // Live checks of the configured sources: a FHIR server's CapabilityStatement plus one probe search and
-// read per watched resource type; a DHIS2 server's /api/system/info with the configured auth, and the
-// programme and write-back metadata its configuration names, and the stages, attributes and data elements
-// its mappings name.
+// read per watched resource type; a DHIS2 server's /api/system/info with the configured auth, the
+// programme and write-back metadata its configuration names, the stages, attributes and data elements
+// its mappings name, and one page of the poller's own list of tracked entities.
 import type { Bundle, Subscription } from '@medplum/fhirtypes';
 import type { SourceSettings } from '../config/types.js';
 import { unauthenticatedSubscriptionWarning } from '../config/warnings.js';
@@ -16,7 +16,7 @@ import {
   type TestedCodes,
   unreachableMappings,
 } from '../sources/dhis2/mapping-codes.js';
-import { dhis2SettingsOf } from '../sources/dhis2/settings.js';
+import { dhis2SettingsOf, trackedEntityFilter } from '../sources/dhis2/settings.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
 import { sortSignals } from '../sources/fhir/sort-signals.js';
 import { systemCode } from '../sources/shared/source-error.js';
@@ -201,7 +201,8 @@ async function checkSubscriptions(
 /**
  * DHIS2: GET /api/system/info with the configured auth (reachable, credentials accepted, a version), then
  * the metadata the configuration names: the programme polled, and the write-back's programme stage, data
- * element or attribute. A uid typed wrong otherwise polls nothing, quietly.
+ * element or attribute. A uid typed wrong otherwise polls nothing, quietly. Then the poller's own list call
+ * (checkDhis2Poll): DHIS2 shares a programme's metadata and its data apart.
  */
 export async function checkDhis2Source(
   settings: SourceSettings,
@@ -248,12 +249,59 @@ async function dhis2SourceChecks(
   }
   if (!version) return [fail(name, `${where}/api/system/info is not a DHIS2 system info answer`)];
   const results = [ok(name, `${where}: DHIS2 ${version} reachable with the configured ${settings.auth.type} auth`)];
+  let programMissing = false;
   try {
-    results.push(...(await checkDhis2Metadata(client, settings, mappings, at)));
+    const metadata = await checkDhis2Metadata(client, settings, mappings, at);
+    programMissing = metadata.programMissing;
+    results.push(...metadata.results);
   } catch (err) {
     results.push(warn(`${name} metadata`, `could not be read: ${reason(err)}`));
   }
+  // A programme DHIS2 does not have is failed above, naming the key; its list would say the same again.
+  if (!programMissing) results.push(await checkDhis2Poll(client, settings, at));
   return results;
+}
+
+/**
+ * One page, of one record, of the poller's list (GET /api/tracker/trackedEntities with the source's filter,
+ * in its order, from DHIS2's time now, so that nothing is usually listed): what reading the programme's
+ * metadata does not show. DHIS2 shares a programme's metadata and its data apart, and 2.42+ answers the list
+ * of a user who may see the one but not read the other 403 "User has no access to program: <uid>": doctor
+ * passed, and every poll failed.
+ */
+async function checkDhis2Poll(client: Dhis2Client, settings: SourceSettings, at: string): Promise<CheckResult> {
+  const name = `source ${settings.id} poll`;
+  const dhis2 = dhis2SettingsOf(settings);
+  const params: Record<string, string> = {
+    ...trackedEntityFilter(dhis2),
+    order: 'updatedAt:asc',
+    page: '1',
+    pageSize: '1',
+  };
+  const now = await client.serverTime().catch(() => undefined);
+  if (now) params.updatedAfter = now;
+  try {
+    await client.trackedEntityPage(params);
+  } catch (err) {
+    const refused = err instanceof Dhis2SourceError ? err.programRefused : undefined;
+    if (refused === 'unshared')
+      return fail(
+        name,
+        `${at}.auth: DHIS2 does not share the data of programme ${dhis2.program} with this user (HTTP 403 "User has no access to program"), so every poll fails: in DHIS2, give the user data read access in the programme's sharing (reading its metadata is not enough), or check ${at}.dhis2.program`,
+      );
+    if (refused === 'missing')
+      return fail(
+        name,
+        `${at}.dhis2.program ${dhis2.program}: DHIS2 answers the poller's list that it has no such programme`,
+      );
+    // The client's hint sends the reader to doctor, which this is.
+    const said = reason(err).replace(/; run doctor\)/, ')');
+    return fail(name, `the poller's list of tracked entities (${at}.dhis2: program, orgUnits, fields) failed: ${said}`);
+  }
+  return ok(
+    name,
+    `the poller's list of tracked entities in programme ${dhis2.program} answers with ${at}.dhis2 and ${at}.auth`,
+  );
 }
 
 /**
@@ -272,12 +320,15 @@ async function checkDhis2Metadata(
   settings: SourceSettings,
   mappings: readonly CodedMapping[],
   at: string,
-): Promise<CheckResult[]> {
+): Promise<{ results: CheckResult[]; programMissing: boolean }> {
   const name = `source ${settings.id} metadata`;
   const { program } = dhis2SettingsOf(settings);
   const found = await client.metadata('programs', program, PROGRAM_FIELDS);
   if (!found) {
-    return [fail(name, `${at}.dhis2.program ${program}: no such programme in DHIS2 (or this user cannot see it)`)];
+    return {
+      results: [fail(name, `${at}.dhis2.program ${program}: no such programme in DHIS2 (or this user cannot see it)`)],
+      programMissing: true,
+    };
   }
   const problems: string[] = [];
   const writeBack = settings.writeBack;
@@ -314,7 +365,7 @@ async function checkDhis2Metadata(
     stages,
   );
   if (unknown.length > 0) results.push(warn(name, unknown.join('; ')));
-  return results;
+  return { results, programMissing: false };
 }
 
 /**

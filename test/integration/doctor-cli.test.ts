@@ -15,7 +15,14 @@ import { migrate } from '../../src/ledger/db.js';
 import { openLedger } from '../../src/ledger/index.js';
 import { MIGRATIONS } from '../../src/ledger/migrations/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { DEFAULT_SANDBOX_AUTH, type Dhis2Simulator, startDhis2Simulator } from '../../src/sandbox/dhis2/index.js';
+import {
+  DEATH_PROGRAMME,
+  DEFAULT_SANDBOX_AUTH,
+  type Dhis2ScopedUser,
+  type Dhis2Simulator,
+  ORG_UNITS,
+  startDhis2Simulator,
+} from '../../src/sandbox/dhis2/index.js';
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
 import { subscriptionBundle } from '../../src/sources/fhir/subscriptions.js';
@@ -29,6 +36,14 @@ let opencrvs: OpenCrvsSimulator;
 let fhir: FhirSandbox;
 let dhis2: Dhis2Simulator;
 let closedPort: number;
+
+/** A DHIS2 user of the whole country with whom the death programme's data is shared, not the Child Programme's. */
+const DEATHS_CLERK: Dhis2ScopedUser = {
+  username: 'deaths-clerk',
+  password: 'Deaths-Clerk-1',
+  organisationUnits: [ORG_UNITS.sierraLeone],
+  programs: [DEATH_PROGRAMME],
+};
 
 function configObject(overrides: { clientSecret?: string; clientId?: string; routing?: unknown; sources?: unknown }) {
   return {
@@ -86,7 +101,7 @@ function failing(report: { checks: Array<{ name: string; status: string; detail:
 before(async () => {
   opencrvs = await startOpenCrvsSimulator({ port: 0 });
   fhir = await startFhirSandbox({ port: 0 });
-  dhis2 = await startDhis2Simulator({ port: 0 });
+  dhis2 = await startDhis2Simulator({ port: 0, users: [DEATHS_CLERK] });
   closedPort = await findClosedPort();
 });
 
@@ -159,6 +174,45 @@ describe('opencrvs-bridge doctor (CLI)', () => {
     for (const name of ['opencrvs token', 'opencrvs scopes', 'routing'])
       assert.match(r.stdout, new RegExp(`^- ${name}: not checked: a secret file it needs did not load`, 'm'));
     assert.ok(!r.stdout.includes(opencrvs.clientSecret), 'the client secret is printed');
+  });
+
+  it("exits 1 naming sources[i].auth when DHIS2 shows the programme's metadata to its user but not its data", async () => {
+    // DHIS2 shares a programme's metadata and its data apart: the user reads /api/programs/<uid>, and 2.42+
+    // answers the poller's list 403 "User has no access to program". Doctor passed; every poll then failed.
+    const clerk = {
+      id: 'hmis',
+      kind: 'dhis2',
+      baseUrl: dhis2.baseUrl,
+      auth: { type: 'basic', username: DEATHS_CLERK.username, password: DEATHS_CLERK.password },
+      dhis2: { program: 'IpHINAT79UW' },
+      mappings: ['birth.dhis2'],
+    };
+    const r = await runCli(['doctor', '--json', '--config', writeConfig(configObject({ sources: [clerk] }))]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.deepEqual(
+      failing(report).map((c) => c.name),
+      ['source hmis poll'],
+      'the refused list is the one failure',
+    );
+    assert.match(
+      failing(report)[0]?.detail ?? '',
+      /^sources\[0\]\.auth: DHIS2 does not share the data of programme IpHINAT79UW with this user \(HTTP 403 "User has no access to program"\)/,
+    );
+    assert.match(failing(report)[0]?.detail ?? '', /programme's sharing/);
+    // Its metadata is readable, and said so: the two lines together tell metadata from data sharing.
+    const metadata = report.checks.find((c: { name: string }) => c.name === 'source hmis metadata');
+    assert.equal(metadata?.status, 'ok');
+    assert.ok(!r.stdout.includes(DEATHS_CLERK.password), 'the password is printed');
+
+    // The programme it is shared: the same list answers.
+    const deaths = { ...clerk, dhis2: { program: DEATH_PROGRAMME }, mappings: ['death.dhis2'] };
+    const shared = await runCli(['doctor', '--json', '--config', writeConfig(configObject({ sources: [deaths] }))]);
+    const sharedReport = JSON.parse(shared.stdout);
+    assert.deepEqual(failing(sharedReport), [], shared.stdout);
+    const poll = sharedReport.checks.find((c: { name: string }) => c.name === 'source hmis poll');
+    assert.equal(poll?.status, 'ok', shared.stdout);
+    assert.equal(shared.code, 0, shared.stdout + shared.stderr);
   });
 
   it('exits 1 with the key path of an invalid configuration', async () => {
@@ -392,6 +446,44 @@ describe('doctor checks', () => {
       const refused = await check();
       assert.equal(refused.status, 'fail');
       assert.match(refused.detail, /HTTP 403, the configured pat auth was refused/);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("says what refused the poller's list of tracked entities when DHIS2 answers its metadata", async () => {
+    const auth = { type: 'pat', token: DEFAULT_SANDBOX_AUTH.pat };
+    // An org unit DHIS2 does not have: 400 "Organisation unit does not exist" to every poll.
+    const district = {
+      id: 'district',
+      kind: 'dhis2',
+      baseUrl: dhis2.baseUrl,
+      auth,
+      dhis2: { orgUnits: ['AbCdEfGhIj1'] },
+    };
+    const unknownUnit = await runDoctor({ file: writeConfig(configObject({ sources: [district] })), env: {} });
+    const unitLine = unknownUnit.checks.find((c) => c.name === 'source district poll');
+    assert.equal(unitLine?.status, 'fail', formatReport(unknownUnit));
+    assert.equal(
+      unitLine?.detail,
+      "the poller's list of tracked entities (sources[0].dhis2: program, orgUnits, fields) failed: list tracked entities failed: HTTP 400 (check sources[].dhis2 of source district: program, orgUnits)",
+    );
+    assert.equal(unknownUnit.checks.find((c) => c.name === 'source district metadata')?.status, 'ok');
+
+    // A firewall in front of DHIS2 that lets system/info and metadata through but not the tracker API.
+    const proxy = await startFaultProxy();
+    try {
+      proxy.target = dhis2.baseUrl;
+      proxy.rules.push((req) => (req.url?.startsWith('/api/tracker/') ? forbiddenPage() : undefined));
+      const walled = { id: 'walled', kind: 'dhis2', baseUrl: proxy.url, auth };
+      const report = await runDoctor({ file: writeConfig(configObject({ sources: [walled] })), env: {} });
+      const line = report.checks.find((c) => c.name === 'source walled poll');
+      assert.equal(line?.status, 'fail', formatReport(report));
+      assert.match(
+        line?.detail ?? '',
+        /HTTP 403 \(not a DHIS2 answer: something in front of DHIS2 .*a proxy or firewall/,
+      );
+      assert.doesNotMatch(line?.detail ?? '', /sources\[0\]\.auth|credentials/, 'the credentials are not blamed');
     } finally {
       await proxy.close();
     }
