@@ -7,7 +7,7 @@ import type { Env } from './config/load.js';
 import { ConfigOnDisk, fileHash, LOADED_FILES_META, type OnDiskVerdict, verifyInWorker } from './config/on-disk.js';
 import { namedFiles } from './config/on-disk-verify.js';
 import { secretOf } from './config/secret-files.js';
-import type { BridgeConfig, SourceSettings } from './config/types.js';
+import type { BridgeConfig, SourceSettings, WriteBackSettings } from './config/types.js';
 import { unauthenticatedSubscriptionWarning } from './config/warnings.js';
 import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker, RecheckNotReady } from './delivery/index.js';
 import {
@@ -57,7 +57,12 @@ import { SubscriptionReceiver } from './sources/fhir/receiver.js';
 import { fhirRecheck } from './sources/fhir/recheck.js';
 import { reevaluate } from './sources/fhir/reevaluate.js';
 import { identityChanges, openCrvsIdentity, recordOpenCrvsIdentity, recordSourceIdentity } from './sources/identity.js';
-import { checkSourceMappings, dhis2WriteBacksOnServer, sourcesSharingRecords } from './sources/overlap.js';
+import {
+  checkSourceMappings,
+  dhis2WriteBacksOnServer,
+  fhirWriteBacksOnServer,
+  sourcesSharingRecords,
+} from './sources/overlap.js';
 import type { PassOptions } from './sources/pass.js';
 import { addReports, emptyReport, OvertakenReadFailed, type PassReport, SourcePipeline } from './sources/pipeline.js';
 import { type SubjectRecheck, sourcesRecheck } from './sources/recheck.js';
@@ -232,8 +237,10 @@ export class Bridge {
       this.locations = new LocationResolver(this.opencrvs, { memory: this.locationMemory() });
       const sharing = sourcesSharingRecords(config.sources);
       const writeBacksOnServer = dhis2WriteBacksOnServer(config.sources);
+      const fhirWriteBacks = fhirWriteBacksOnServer(config.sources);
       for (const settings of config.sources) {
-        if (settings.kind === 'fhir') this.sources.push(this.buildFhirSource(settings));
+        if (settings.kind === 'fhir')
+          this.sources.push(this.buildFhirSource(settings, fhirWriteBacks.get(settings.id)));
         if (settings.kind === 'dhis2')
           this.dhis2Sources.push(
             buildDhis2Source(settings, {
@@ -370,9 +377,13 @@ export class Bridge {
     for (const { sourceId, message } of warnings) this.log.warn({ source: sourceId }, message);
   }
 
-  private buildFhirSource(settings: SourceSettings): SourceRuntime {
+  /** `sameServerWriteBacks`: the other FHIR sources' of its server (fhirWriteBacksOnServer), for the fingerprint. */
+  private buildFhirSource(
+    settings: SourceSettings,
+    sameServerWriteBacks?: readonly WriteBackSettings[],
+  ): SourceRuntime {
     const { opencrvs, routing } = this.config;
-    const mappings = loadMappings(sourceMappingOptions(opencrvs, routing, settings));
+    const mappings = loadMappings(sourceMappingOptions(opencrvs, routing, settings, sameServerWriteBacks));
     const client = new FhirSourceClient(settings, { logger: this.options.logger });
     const pipeline = new SourcePipeline({
       sourceId: settings.id,

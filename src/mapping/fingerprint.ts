@@ -70,22 +70,22 @@ function stableMeta(meta: unknown): unknown {
 /**
  * A FHIR resource as fingerprinted: a shallow copy without its narrative (`text`, which a server may
  * regenerate from the same content: another generator, another whitespace), with `meta` stable and
- * without the write-back's identifier (`system`, see OwnWrites); the same for its contained resources.
+ * without the write-backs' identifiers (`systems`, see OwnWrites); the same for its contained resources.
  * Only the resource's own `text`: a CodeableConcept's `text` is content.
  */
-function stableResource(record: object, system: string | undefined): Obj {
+function stableResource(record: object, systems: ReadonlySet<string> | undefined): Obj {
   const resource = record as Obj;
   const copy: Obj = {};
   for (const key in resource) {
     const value = resource[key];
     if (key === 'text') continue;
     if (key === 'meta') copy.meta = stableMeta(value);
-    else if (key === 'identifier' && system && Array.isArray(value)) {
+    else if (key === 'identifier' && systems && Array.isArray(value)) {
       // FHIR has no empty arrays: a resource whose only identifier is the tracking id had none before.
-      const kept = without(value, 'system', system);
+      const kept = withoutAny(value, 'system', systems);
       if (kept.length > 0) copy.identifier = kept;
     } else if (key === 'contained' && Array.isArray(value))
-      copy.contained = value.map((r) => (isResource(r) ? stableResource(r, system) : r));
+      copy.contained = value.map((r) => (isResource(r) ? stableResource(r, systems) : r));
     else copy[key] = value;
   }
   return copy;
@@ -98,43 +98,39 @@ function stableResource(record: object, system: string | undefined): Obj {
 export interface OwnWrites {
   /** DHIS2: the JSON replacer for this source's records (the volatile keys and its tracking id dropped). */
   readonly dhis2Replacer?: (key: string, value: unknown) => unknown;
-  /** FHIR: the system of the tracking-id identifier (on a Patient or trigger resource, or on a carrier). */
-  readonly identifierSystem?: string;
-  /** FHIR: the type of the resource the write-back creates to carry the tracking id (`target: task` …). */
-  readonly carrierType?: 'Task' | 'DocumentReference';
+  /** FHIR: the systems of the tracking-id identifiers (on a Patient or trigger resource, or on a carrier). */
+  readonly identifierSystems?: ReadonlySet<string>;
+  /** FHIR: the types of the resources the write-backs create to carry the tracking id (`target: task` …). */
+  readonly carrierTypes?: ReadonlySet<string>;
 }
 
 /**
  * The source's write-back as the fingerprint leaves it out, or undefined when it has none. Also while it
- * is disabled (`enabled: false`): the records keep the tracking ids it wrote before. DHIS2: with the
- * write-backs of the other sources of the same server (`sameServer`), whose data elements and attributes
- * nothing but the bridge writes either (sources/overlap.ts dhis2WriteBacksOnServer).
+ * is disabled (`enabled: false`): the records keep the tracking ids it wrote before. With the write-backs of
+ * the other sources of the same server and kind (`sameServer`, sources/overlap.ts writeBacksOnServer), which
+ * land on records this source reads too (a mother read as a birth's context is the death another source
+ * notifies): their DHIS2 data elements and attributes, their FHIR identifier systems and carriers, which
+ * nothing but the bridge writes either.
  */
 export function ownWritesOf(
   source: Pick<SourceSettings, 'kind' | 'writeBack'>,
   sameServer: readonly WriteBackSettings[] = [],
 ): OwnWrites | undefined {
+  const all = source.writeBack ? [source.writeBack, ...sameServer] : sameServer;
   if (source.kind === 'dhis2') {
-    const all = source.writeBack ? [source.writeBack, ...sameServer] : sameServer;
     const dataElements = new Set(all.flatMap((w) => (w.dataElement ? [w.dataElement] : [])));
     const attributes = new Set(all.flatMap((w) => (w.attribute ? [w.attribute] : [])));
     if (dataElements.size === 0 && attributes.size === 0) return undefined;
     return { dhis2Replacer: dhis2ReplacerWithout(dataElements, attributes) };
   }
-  const writeBack = source.writeBack;
-  if (!writeBack) return undefined;
-  if (!writeBack.identifierSystem) return undefined;
-  const { target, identifierSystem } = writeBack;
-  const carrierType = target === 'task' ? 'Task' : target === 'documentReference' ? 'DocumentReference' : undefined;
-  return carrierType ? { identifierSystem, carrierType } : { identifierSystem };
-}
-
-/** `list` without the items whose `field` is `value`: the same array when none is (the common case). */
-function without(list: unknown[], field: string, value: string): unknown[] {
-  let i = 0;
-  while (i < list.length && !(isObject(list[i]) && (list[i] as Obj)[field] === value)) i++;
-  if (i === list.length) return list;
-  return list.filter((item) => !(isObject(item) && item[field] === value));
+  const identifierSystems = new Set(all.flatMap((w) => (w.identifierSystem ? [w.identifierSystem] : [])));
+  if (identifierSystems.size === 0) return undefined;
+  const carrierTypes = new Set(
+    all.flatMap((w) =>
+      w.target === 'task' ? ['Task'] : w.target === 'documentReference' ? ['DocumentReference'] : [],
+    ),
+  );
+  return carrierTypes.size > 0 ? { identifierSystems, carrierTypes } : { identifierSystems };
 }
 
 /** `list` without the items whose `field` is one of `values`: the same array when none is (the common case). */
@@ -175,13 +171,18 @@ const CARRIER_ID = /^opencrvs-.+-[0-9a-f]{32}$/;
 
 /**
  * A Task or DocumentReference the FHIR write-back created to carry the tracking id, should a mapping's
- * search read it: the bridge's own record, left out whole. Only one of the configured target's type under an
- * id of the bridge's scheme: a source's own Task or DocumentReference that merely holds the tracking id
+ * search read it: the bridge's own record, left out whole (the source's own, or another of its server's: see
+ * ownWritesOf). Only one of a configured target's type under an id of the bridge's scheme: a source's own Task or DocumentReference that merely holds the tracking id
  * (`target: identifier, resource: trigger` writes it onto the trigger) is the record itself, its content
  * kept (the identifier alone is left out, stableResource).
  */
-function isOwnCarrier(record: Obj, carrierType: string): boolean {
-  return record.resourceType === carrierType && typeof record.id === 'string' && CARRIER_ID.test(record.id);
+function isOwnCarrier(record: Obj, carrierTypes: ReadonlySet<string>): boolean {
+  return (
+    typeof record.resourceType === 'string' &&
+    carrierTypes.has(record.resourceType) &&
+    typeof record.id === 'string' &&
+    CARRIER_ID.test(record.id)
+  );
 }
 
 /**
@@ -194,8 +195,8 @@ function isOwnCarrier(record: Obj, carrierType: string): boolean {
 export function sourceFingerprint(mapping: CompiledMapping, ctx: MappingContext, own?: OwnWrites): string {
   const dhis2 = mapping.source === 'dhis2';
   const replacer = own?.dhis2Replacer ?? dhis2Replacer;
-  const system = own?.identifierSystem;
-  const carrierType = own?.carrierType;
+  const systems = own?.identifierSystems;
+  const carrierTypes = own?.carrierTypes;
   // The context cache hands out one object for a record read by a search and a read: serialised once.
   const records = new Set<Resource>([ctx.subject]);
   for (const item of mapping.context) {
@@ -206,8 +207,8 @@ export function sourceFingerprint(mapping: CompiledMapping, ctx: MappingContext,
   const texts: string[] = [];
   for (const r of records) {
     if (dhis2) texts.push(JSON.stringify(r, replacer));
-    else if (!carrierType || !isOwnCarrier(r as unknown as Obj, carrierType))
-      texts.push(JSON.stringify(stableResource(r, system)));
+    else if (!carrierTypes || !isOwnCarrier(r as unknown as Obj, carrierTypes))
+      texts.push(JSON.stringify(stableResource(r, systems)));
   }
   texts.sort();
   // One record fetched twice (two searches, each its own copy) is one record: equal texts, now side by side.

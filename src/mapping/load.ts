@@ -30,8 +30,9 @@ export interface LoadMappingsOptions {
   /** The source's write-back: what it writes to the records is left out of their fingerprints. */
   writeBack?: SourceSettings['writeBack'];
   /**
-   * DHIS2: the write-backs of the other DHIS2 sources of the same server (sources/overlap.ts
-   * dhis2WriteBacksOnServer): their tracking ids land on records this source reads too, left out as well.
+   * The write-backs of the other sources of the same server and kind (sources/overlap.ts
+   * dhis2WriteBacksOnServer, fhirWriteBacksOnServer): their tracking ids land on records this source reads
+   * too, left out as well.
    */
   sameServerWriteBacks?: readonly WriteBackSettings[];
 }
@@ -116,7 +117,7 @@ export function sourceMappingOptions(
   opencrvs: Pick<BridgeConfig['opencrvs'], 'country' | 'version'>,
   routing: RoutingSettings,
   source: Pick<SourceSettings, 'id' | 'kind' | 'mappings' | 'timeZone' | 'writeBack'>,
-  /** DHIS2: the other sources' write-backs on the same server (LoadMappingsOptions.sameServerWriteBacks). */
+  /** The other sources' write-backs on the same server (LoadMappingsOptions.sameServerWriteBacks). */
   sameServerWriteBacks?: readonly WriteBackSettings[],
 ): LoadMappingsOptions {
   return {

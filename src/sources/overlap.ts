@@ -115,6 +115,27 @@ export function dhis2WriteBacksOnServer(sources: readonly SourceSettings[]): Map
   return out;
 }
 
+/**
+ * For each FHIR source, the write-backs of the other FHIR sources of the same server (one's baseUrl among the
+ * other's addresses, as sameRecords compares them): sources split by event type read the same resources (a
+ * mother read as a birth's context is the death the other source notifies), so one source's tracking id,
+ * on a Patient, a trigger resource or a carrier, is in what another reads. The fingerprint leaves them out
+ * (mapping/fingerprint.ts ownWritesOf): nothing but the bridge writes under those identifier systems.
+ */
+export function fhirWriteBacksOnServer(sources: readonly SourceSettings[]): Map<string, WriteBackSettings[]> {
+  const out = new Map<string, WriteBackSettings[]>();
+  for (const source of sources) {
+    if (source.kind !== 'fhir') continue;
+    const others = sources.flatMap((other) =>
+      other !== source && other.kind === 'fhir' && other.writeBack && sameFhirServer(source, other)
+        ? [other.writeBack]
+        : [],
+    );
+    if (others.length > 0) out.set(source.id, others);
+  }
+  return out;
+}
+
 /** The key of each source (under `sources[i].`) whose address showed them one server. */
 interface SameAddress {
   a: string;
@@ -129,17 +150,7 @@ const BASE_URLS: SameAddress = { a: 'baseUrl', b: 'baseUrl' };
  */
 function sameRecords(a: SourceSettings, b: SourceSettings): SameAddress | undefined {
   if (a.kind !== b.kind) return undefined;
-  if (a.kind === 'fhir') {
-    // One source's baseUrl (the server the bridge calls) against the other's addresses, either way round;
-    // never an alias against an alias: two hospitals' EMRs may both write under a docker-compose default
-    // (`http://openmrs:8080/…`), which says nothing of whose records they hold.
-    const [as, bs] = [fhirServersOf(a), fhirServersOf(b)];
-    const y = bs.indexOf(as[0] ?? '');
-    if (y >= 0) return { a: addressKey(0), b: addressKey(y) };
-    const x = as.indexOf(bs[0] ?? '');
-    if (x >= 0) return { a: addressKey(x), b: addressKey(0) };
-    return undefined;
-  }
+  if (a.kind === 'fhir') return sameFhirServer(a, b);
   if (serverOf(a) !== serverOf(b)) return undefined;
   const [da, db] = [dhis2SettingsOf(a), dhis2SettingsOf(b)];
   if (da.program !== db.program) return undefined;
@@ -148,6 +159,21 @@ function sameRecords(a: SourceSettings, b: SourceSettings): SameAddress | undefi
   if (da.orgUnits?.length && db.orgUnits?.length)
     return da.orgUnits.some((unit) => db.orgUnits?.includes(unit)) ? BASE_URLS : undefined;
   return BASE_URLS;
+}
+
+/**
+ * Two FHIR sources of one server, by the keys that show it: one source's baseUrl (the server the bridge
+ * calls) against the other's addresses, either way round; never an alias against an alias: two hospitals'
+ * EMRs may both write under a docker-compose default (`http://openmrs:8080/…`), which says nothing of whose
+ * records they hold.
+ */
+function sameFhirServer(a: SourceSettings, b: SourceSettings): SameAddress | undefined {
+  const [as, bs] = [fhirServersOf(a), fhirServersOf(b)];
+  const y = bs.indexOf(as[0] ?? '');
+  if (y >= 0) return { a: addressKey(0), b: addressKey(y) };
+  const x = as.indexOf(bs[0] ?? '');
+  if (x >= 0) return { a: addressKey(x), b: addressKey(0) };
+  return undefined;
 }
 
 /** The key of the n-th address fhirServersOf lists: baseUrl, then each alsoKnownAs entry. */

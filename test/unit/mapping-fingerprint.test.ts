@@ -229,6 +229,55 @@ describe('source fingerprint: the FHIR write-back left out', () => {
     assert.notEqual(sourceFingerprint(mapping, ctx([emrTask]), own), sourceFingerprint(mapping, ctx([]), own));
   });
 
+  it("leaves out another source's write-back of the same server: its identifier system and its carrier", async () => {
+    const deathSystem = 'http://hospital.example.org/death-tracking-id';
+    const deaths = writeBack({ target: 'task', identifierSystem: deathSystem });
+    const sameServer = loadMappings({
+      names: ['birth.fhir'],
+      routing: ROUTING,
+      forSource,
+      writeBack: writeBack({}),
+      sameServerWriteBacks: [deaths],
+    });
+    const motherId = 'fp-birth-0-mother';
+    const deathWritten = birth().map((r) =>
+      r.id === motherId
+        ? ({
+            ...r,
+            identifier: [...((r as { identifier?: unknown[] }).identifier ?? []), { system: deathSystem, value: 'D1' }],
+          } as Resource)
+        : r,
+    );
+    const first = await mapped(sameServer, bundle(birth()));
+    assert.equal((await mapped(sameServer, bundle(deathWritten))).sourceFingerprint, first.sourceFingerprint);
+    // Without the other source's write-back, its identifier is the mother's content.
+    assert.notEqual(
+      (await mapped(set, bundle(deathWritten))).sourceFingerprint,
+      (await mapped(set, bundle(birth()))).sourceFingerprint,
+    );
+    // The other source's Task carrier (target task), though this source writes an identifier.
+    const { mapping, ctx } = taskSearch();
+    const id = writeBackResourceId({
+      sourceId: 'deaths',
+      eventType: 'death',
+      subjectKey: `Patient/${motherId}`,
+      rowId: 2,
+      sourceRef: 'Encounter/e',
+      trackingId: 'DXYZ123',
+      eventId: null,
+    });
+    const carrier = {
+      resourceType: 'Task',
+      id,
+      status: 'completed',
+      identifier: [{ system: deathSystem, value: 'D' }],
+    };
+    const own = ownWritesOf({ kind: 'fhir', writeBack: writeBack({}) }, [deaths]);
+    assert.equal(sourceFingerprint(mapping, ctx([carrier]), own), sourceFingerprint(mapping, ctx([]), own));
+    const alone = ownWritesOf({ kind: 'fhir', writeBack: writeBack({}) });
+    assert.notEqual(sourceFingerprint(mapping, ctx([carrier]), alone), sourceFingerprint(mapping, ctx([]), alone));
+  });
+
   it("follows the content of a source's own Task the write-back put the tracking id on (target identifier, resource trigger)", () => {
     const { mapping, ctx } = taskSearch();
     const own = ownWritesOf({ kind: 'fhir', writeBack: writeBack({ target: 'identifier', resource: 'trigger' }) });

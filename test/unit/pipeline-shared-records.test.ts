@@ -10,7 +10,7 @@ import type { SourceSettings } from '../../src/config/types.js';
 import { type Ledger, openLedger } from '../../src/ledger/index.js';
 import type { MappingSet, MapResult } from '../../src/mapping/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { dhis2WriteBacksOnServer, sourcesSharingRecords } from '../../src/sources/overlap.js';
+import { dhis2WriteBacksOnServer, fhirWriteBacksOnServer, sourcesSharingRecords } from '../../src/sources/overlap.js';
 import { type Evaluation, SourcePipeline } from '../../src/sources/pipeline.js';
 
 const SUBJECT = 'TrackedEntity/child1';
@@ -128,6 +128,40 @@ describe('dhis2WriteBacksOnServer', () => {
       births: [deaths],
       deaths: [births],
       silent: [births, deaths],
+    });
+  });
+});
+
+describe('fhirWriteBacksOnServer', () => {
+  const fhir = (id: string, baseUrl: string, more: Record<string, unknown> = {}) =>
+    ({ id, kind: 'fhir', baseUrl, ...more }) as unknown as SourceSettings;
+
+  it('gives each FHIR source the other write-backs of its server, by baseUrl or an alsoKnownAs, never alias to alias', () => {
+    const births = { identifierSystem: 'urn:births' };
+    const deaths = { identifierSystem: 'urn:deaths', target: 'task' };
+    const alias = { identifierSystem: 'urn:alias' };
+    const onServer = fhirWriteBacksOnServer([
+      fhir('births', 'https://emr.example.org/fhir', { writeBack: births }),
+      fhir('deaths', 'https://EMR.example.org:443/fhir/', { writeBack: deaths }),
+      // Names the EMR's address among its own: one server.
+      fhir('alias', 'http://10.0.0.5:8080/fhir', { writeBack: alias, alsoKnownAs: ['https://emr.example.org/fhir'] }),
+      // Another hospital that shares only an alias with `alias`: not its server.
+      fhir('other', 'https://other.example.org/fhir', {
+        writeBack: { identifierSystem: 'urn:other' },
+        alsoKnownAs: ['http://openmrs:8080/fhir'],
+      }),
+      fhir('compose', 'https://third.example.org/fhir', { alsoKnownAs: ['http://openmrs:8080/fhir'] }),
+      {
+        id: 'hmis',
+        kind: 'dhis2',
+        baseUrl: 'https://emr.example.org/fhir',
+        writeBack: { dataElement: 'uf3svrmp8Oj' },
+      } as unknown as SourceSettings,
+    ]);
+    assert.deepEqual(Object.fromEntries(onServer), {
+      births: [deaths, alias],
+      deaths: [births, alias],
+      alias: [births, deaths],
     });
   });
 });
