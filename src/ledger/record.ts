@@ -212,6 +212,15 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   const sameContent = (existing: SqlRecordedRow, input: RecordEventInput): boolean =>
     existing.source_fingerprint !== null && existing.source_fingerprint === input.sourceFingerprint?.();
 
+  // sameContent, or the row's fingerprint is the reading's as versions before took it (a DHIS2 source left
+  // out its own write-back only, not the tracking ids the other sources of its server write back onto what it
+  // reads: mapping/fingerprint.ts OwnWrites.ownOnly). For a dismissed row: one dismissed then and first read
+  // again mapped otherwise would be taken for a changed record and sent. Computed only when the reading's
+  // own differs and the source has such other write-backs. A record that changed differs from both.
+  const sameContentAnyRule = (existing: SqlRecordedRow, input: RecordEventInput): boolean =>
+    sameContent(existing, input) ||
+    (existing.source_fingerprint !== null && existing.source_fingerprint === input.ownOnlyFingerprint?.());
+
   // Whether a reading names content other than what the row was last read from (or the row names none).
   const movedContent = (existing: SqlRecordedRow, input: RecordEventInput): boolean => {
     const fingerprint = input.sourceFingerprint?.();
@@ -419,10 +428,14 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         const rejection =
           copy !== undefined ? (rejectionOf.get({ id, copy }) ?? rejectedBefore019(existing, copy)) : undefined;
         // Dismissed, and the payload differs but the source content is what it was (its fingerprint was
-        // recorded with the hash kept): the bridge maps the same record otherwise (an upgrade, a mapping
-        // change). The person's decision was about that record: it stays dismissed. Not a plain dead row:
-        // the bridge mapping it otherwise may be what fixes it (a payload OpenCRVS refused).
-        if (dismissed && ((!same && existing.payload_hash !== null && sameContent(existing, input)) || rejection)) {
+        // recorded with the hash kept; taken by a version before, it may be as that version took it:
+        // sameContentAnyRule): the bridge maps the same record otherwise (an upgrade, a mapping change). The
+        // person's decision was about that record: it stays dismissed, now with this version's fingerprint.
+        // Not a plain dead row: the bridge mapping it otherwise may be what fixes it (a payload OpenCRVS refused).
+        if (
+          dismissed &&
+          ((!same && existing.payload_hash !== null && sameContentAnyRule(existing, input)) || rejection)
+        ) {
           restampMappedOtherwise.run(params());
         } else if (rejection) {
           deadWithRejection.run({ ...params(), ...rejectionColumns(rejection) });

@@ -94,6 +94,12 @@ export interface RecordEventInput {
    * row read again with its payload unchanged and its fingerprint kept needs none.
    */
   sourceFingerprint?: () => string;
+  /**
+   * The fingerprint as versions before took it, when it can differ (mapping/fingerprint.ts OwnWrites.ownOnly:
+   * a DHIS2 source left out its own write-back only, not the other sources' of its server). A dismissed row
+   * whose fingerprint is this one is the same record too. Called only when `sourceFingerprint` differs.
+   */
+  ownOnlyFingerprint?: () => string;
   payload: LedgerPayload;
   /** When the source first showed the event (default: now); starts nothing but the display. */
   seenAt?: number;

@@ -102,6 +102,13 @@ export interface OwnWrites {
   readonly identifierSystems?: ReadonlySet<string>;
   /** FHIR: the types of the resources the write-backs create to carry the tracking id (`target: task` …). */
   readonly carrierTypes?: ReadonlySet<string>;
+  /**
+   * When other sources of the same server write back what this one does not: what the fingerprint left
+   * out before it left out theirs, the source's own write-back only. A row dismissed then keeps a
+   * fingerprint holding another source's tracking id, and the ledger compares it with this one as well
+   * (ledger/record.ts), so that the record mapped otherwise is not taken for a change and sent.
+   */
+  readonly ownOnly?: OwnWrites;
 }
 
 /**
@@ -116,21 +123,43 @@ export function ownWritesOf(
   source: Pick<SourceSettings, 'kind' | 'writeBack'>,
   sameServer: readonly WriteBackSettings[] = [],
 ): OwnWrites | undefined {
-  const all = source.writeBack ? [source.writeBack, ...sameServer] : sameServer;
+  const own = source.writeBack ? [source.writeBack] : [];
   if (source.kind === 'dhis2') {
-    const dataElements = new Set(all.flatMap((w) => (w.dataElement ? [w.dataElement] : [])));
-    const attributes = new Set(all.flatMap((w) => (w.attribute ? [w.attribute] : [])));
+    const dataElements = uidsOf([...own, ...sameServer], 'dataElement');
+    const attributes = uidsOf([...own, ...sameServer], 'attribute');
     if (dataElements.size === 0 && attributes.size === 0) return undefined;
-    return { dhis2Replacer: dhis2ReplacerWithout(dataElements, attributes) };
+    const ownDataElements = uidsOf(own, 'dataElement');
+    const ownAttributes = uidsOf(own, 'attribute');
+    const widened = dataElements.size > ownDataElements.size || attributes.size > ownAttributes.size;
+    const ownOnly = { dhis2Replacer: dhis2ReplacerWithout(ownDataElements, ownAttributes) };
+    return { dhis2Replacer: dhis2ReplacerWithout(dataElements, attributes), ...(widened ? { ownOnly } : {}) };
   }
-  const identifierSystems = new Set(all.flatMap((w) => (w.identifierSystem ? [w.identifierSystem] : [])));
+  const all = fhirWritesOf([...own, ...sameServer]);
+  if (!all) return undefined;
+  const mine = fhirWritesOf(own);
+  const widened =
+    all.identifierSystems.size > (mine?.identifierSystems.size ?? 0) ||
+    (all.carrierTypes?.size ?? 0) > (mine?.carrierTypes?.size ?? 0);
+  // Before, nothing was left out of a source that writes nothing back: the empty rule.
+  return widened ? { ...all, ownOnly: mine ?? {} } : all;
+}
+
+/** What the FHIR write-backs `writeBacks` leave out of a fingerprint: undefined when none writes an identifier. */
+function fhirWritesOf(
+  writeBacks: readonly WriteBackSettings[],
+): { identifierSystems: ReadonlySet<string>; carrierTypes?: ReadonlySet<string> } | undefined {
+  const identifierSystems = new Set(writeBacks.flatMap((w) => (w.identifierSystem ? [w.identifierSystem] : [])));
   if (identifierSystems.size === 0) return undefined;
   const carrierTypes = new Set(
-    all.flatMap((w) =>
+    writeBacks.flatMap((w) =>
       w.target === 'task' ? ['Task'] : w.target === 'documentReference' ? ['DocumentReference'] : [],
     ),
   );
   return carrierTypes.size > 0 ? { identifierSystems, carrierTypes } : { identifierSystems };
+}
+
+function uidsOf(writeBacks: readonly WriteBackSettings[], field: 'dataElement' | 'attribute'): Set<string> {
+  return new Set(writeBacks.flatMap((w) => (w[field] ? [w[field]] : [])));
 }
 
 /** `list` without the items whose `field` is one of `values`: the same array when none is (the common case). */

@@ -102,6 +102,11 @@ export class MappingSet {
       // event; computed only if the ledger asks for it.
       if (evaluated.result.status === 'mapped' || evaluated.result.status === 'invalid')
         evaluated.result.sourceFingerprint = lazySourceFingerprint(mapping, assembled.context, this.ownWrites);
+      // Only for a mapped record: the ledger compares a dismissed row's fingerprint with it too (an invalid
+      // reading leaves a dismissed row as it is).
+      const ownOnly = this.ownWrites?.ownOnly;
+      if (evaluated.result.status === 'mapped' && ownOnly)
+        evaluated.result.ownOnlyFingerprint = lazySourceFingerprint(mapping, assembled.context, ownOnly);
       return evaluated;
     } catch (err) {
       // A context, trigger or routing expression that failed on this record's data (field expressions are

@@ -111,6 +111,11 @@ export type MapResult =
        * on the first call (lazySourceFingerprint), as the ledger needs it on some readings only.
        */
       sourceFingerprint?: () => string;
+      /**
+       * DHIS2, when other sources of the same server write back: the fingerprint as versions before took it,
+       * leaving out the source's own write-back only (fingerprint.ts OwnWrites.ownOnly). Lazy, as above.
+       */
+      ownOnlyFingerprint?: () => string;
       declaration: Record<string, unknown>;
       routing: RoutingResult;
       /** Which trigger rule matched (a label from the mapping file, never data). */

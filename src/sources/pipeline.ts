@@ -1002,6 +1002,7 @@ export class SourcePipeline {
               mappingId: result.mappingId,
               payloadHash: result.payloadHash,
               ...(result.sourceFingerprint ? { sourceFingerprint: result.sourceFingerprint } : {}),
+              ...(result.ownOnlyFingerprint ? { ownOnlyFingerprint: result.ownOnlyFingerprint } : {}),
               payload: {
                 declaration: result.declaration,
                 office,

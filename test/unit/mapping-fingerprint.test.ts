@@ -388,4 +388,28 @@ describe('source fingerprint: the DHIS2 write-back left out', () => {
     assert.equal((await mapped(set, withAttribute('trackingAt1'))).sourceFingerprint, first.sourceFingerprint);
     assert.notEqual((await mapped(set, withAttribute('otherAtUid1'))).sourceFingerprint, first.sourceFingerprint);
   });
+
+  it('gives the fingerprint as the rule before took it (its own write-back only) where the others of its server add one', async () => {
+    const loadWith = (own: Partial<WriteBackSettings> | undefined, others: WriteBackSettings[]) =>
+      loadMappings({
+        names: ['birth.dhis2'],
+        routing: ROUTING,
+        forSource,
+        ...(own ? { writeBack: writeBack(own) } : {}),
+        sameServerWriteBacks: others,
+      });
+    const other = writeBack({ dataElement: 'trackingId2' });
+    for (const own of [{ dataElement: 'trackingId1' }, undefined]) {
+      const held = await mapped(loadWith(own, [other]), withDataValue('trackingId2'));
+      assert.ok(held.ownOnlyFingerprint);
+      const before = await mapped(load(own), withDataValue('trackingId2'));
+      assert.equal(held.ownOnlyFingerprint(), before.sourceFingerprint);
+      assert.notEqual(held.sourceFingerprint, before.sourceFingerprint);
+    }
+    // None where it cannot differ: no other source, or one writing the same data element.
+    for (const others of [[], [writeBack({ dataElement: 'trackingId1' })]]) {
+      const result = await mapped(loadWith({ dataElement: 'trackingId1' }, others), withDataValue('trackingId2'));
+      assert.equal(result.ownOnlyFingerprint, undefined);
+    }
+  });
 });
