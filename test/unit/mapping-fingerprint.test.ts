@@ -278,6 +278,43 @@ describe('source fingerprint: the FHIR write-back left out', () => {
     assert.notEqual(sourceFingerprint(mapping, ctx([carrier]), alone), sourceFingerprint(mapping, ctx([]), alone));
   });
 
+  it('gives the fingerprint as the rule before took it (its own write-back only) where the others of its server add one', async () => {
+    const deathSystem = 'http://hospital.example.org/death-tracking-id';
+    const deaths = writeBack({ identifierSystem: deathSystem });
+    const motherId = 'fp-birth-0-mother';
+    const deathWritten = birth().map((r) =>
+      r.id === motherId
+        ? ({
+            ...r,
+            identifier: [...((r as { identifier?: unknown[] }).identifier ?? []), { system: deathSystem, value: 'D1' }],
+          } as Resource)
+        : r,
+    );
+    const withOthers = (own: boolean, others: WriteBackSettings[]) =>
+      loadMappings({
+        names: ['birth.fhir'],
+        routing: ROUTING,
+        forSource,
+        ...(own ? { writeBack: writeBack({}) } : {}),
+        sameServerWriteBacks: others,
+      });
+    const plain = loadMappings({ names: ['birth.fhir'], routing: ROUTING, forSource });
+    for (const [own, before] of [
+      [true, set],
+      [false, plain],
+    ] as const) {
+      const held = await mapped(withOthers(own, [deaths]), bundle(deathWritten));
+      assert.ok(held.ownOnlyFingerprint, `own write-back: ${own}`);
+      const earlier = await mapped(before, bundle(deathWritten));
+      assert.equal(held.ownOnlyFingerprint(), earlier.sourceFingerprint);
+      assert.notEqual(held.sourceFingerprint, earlier.sourceFingerprint);
+    }
+    // None where it cannot differ: no other source, or one writing under the same system.
+    for (const others of [[], [writeBack({})]]) {
+      assert.equal((await mapped(withOthers(true, others), bundle(deathWritten))).ownOnlyFingerprint, undefined);
+    }
+  });
+
   it("follows the content of a source's own Task the write-back put the tracking id on (target identifier, resource trigger)", () => {
     const { mapping, ctx } = taskSearch();
     const own = ownWritesOf({ kind: 'fhir', writeBack: writeBack({ target: 'identifier', resource: 'trigger' }) });
