@@ -246,8 +246,9 @@ function oauth2ClientCredentials(
     // The message names the status only: the response may echo credentials.
     if (!response.ok) {
       const status = response.status;
-      // 408 (the request timed out at the endpoint or a proxy) and 429 ask again, not a refusal of the client.
-      if (status === 408 || status === 429 || status >= 500)
+      // 408 (timed out at the endpoint or a proxy), 425 and 429 ask again, as source-error.ts and the OpenCRVS
+      // client take them: not a refusal of the client.
+      if (status === 408 || status === 425 || status === 429 || status >= 500)
         throw new SourceAuthError(`the token endpoint (auth.tokenUrl) answered HTTP ${status}`, true);
       const refusal = hold(
         `the token endpoint (auth.tokenUrl) refused the client: HTTP ${status} (check auth.clientId, auth.clientSecret and auth.scope)`,
