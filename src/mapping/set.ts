@@ -28,12 +28,19 @@ export class MappingSet {
     return this.mappings.find((m) => m.id === mappingId);
   }
 
-  /** Resource types whose changes can affect an event: what a poller must poll. */
+  /**
+   * Resource types whose changes can affect an event: what a poller polls, `subscriptions` subscribes to
+   * and the doctor probes. The subject's type and the types a context search finds by the subject (the
+   * subjectLinks subjectsFor follows). A type a search finds by anything else (the OpenCRVS v1 Task, by its
+   * Composition) names no subject when it changes: polling it, or a Subscription to it, read records that
+   * map nothing again (docs/mappings.md, "Which changes a poll sees"). Its records are still searched as
+   * context whenever their subject is evaluated.
+   */
   watchedResourceTypes(): string[] {
     const types = new Set<string>();
     for (const m of this.mappings) {
       types.add(m.subjectType);
-      for (const item of m.context) if (item.kind === 'search' && item.type) types.add(item.type);
+      for (const link of m.subjectLinks) types.add(link.type);
     }
     return [...types].sort();
   }

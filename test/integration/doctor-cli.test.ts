@@ -363,14 +363,19 @@ describe('doctor checks', () => {
       /^1 Subscription on the server notifies \/fhir-subscription\/emr; none for Composition, Encounter/,
     );
 
-    const watched = ['Composition', 'Encounter', 'Observation', 'Patient', 'RelatedPerson', 'Task'];
+    // The types a change to which can name a birth or death: not the v1 Task, found only by its
+    // Composition (a Subscription to it would bring notifications that map nothing).
+    const watched = ['Composition', 'Encounter', 'Observation', 'Patient', 'RelatedPerson'];
     await post(watched);
     const all = await note();
     assert.equal(all.status, 'ok', all.detail);
     assert.equal(
       all.detail,
-      `6 Subscriptions on the server notify /fhir-subscription/emr, covering ${watched.join(', ')}`,
+      `5 Subscriptions on the server notify /fhir-subscription/emr, covering ${watched.join(', ')}`,
     );
+    // The probes are of the same types as the poller's searches.
+    const probes = (await runDoctor({ file, env: {} })).checks.find((c) => c.detail.includes('read work for'));
+    assert.match(probes?.detail ?? '', new RegExp(`read work for ${watched.join(', ')}$`));
 
     // A Subscription the server gave up on is named.
     const listed = (await (

@@ -285,15 +285,20 @@ describe('context assembly', () => {
 });
 
 describe('what a poller asks the mapping set', () => {
-  it('lists the resource types to poll', () => {
+  it('lists the resource types to poll: those a change to which names a subject', () => {
+    // Not Task: the shipped mappings search it by its Composition (focus), so a changed Task names no
+    // subject (subjectsFor) and polling it would only read records that map nothing again.
     assert.deepEqual(set.watchedResourceTypes(), [
       'Composition',
       'Encounter',
       'Observation',
       'Patient',
       'RelatedPerson',
-      'Task',
     ]);
+    assert.deepEqual(
+      set.subjectsFor({ resourceType: 'Task', id: 't', focus: { reference: 'Composition/c' } } as Resource),
+      [],
+    );
   });
 
   it('names the subjects a changed resource concerns', () => {
