@@ -55,7 +55,7 @@ function leaks(text: string): string[] {
   });
 }
 
-/** What the working FHIR server lists: the types the shipped mappings watch, and Subscription. */
+/** What the working FHIR server lists: the types the shipped mappings watch or search as context (Task), and Subscription. */
 const LISTED = ['Composition', 'Encounter', 'Observation', 'Patient', 'RelatedPerson', 'Task', 'Subscription'];
 
 /** The token endpoint, FHIR server and DHIS2 server of the sources, all hostile. */
