@@ -11,7 +11,7 @@ import { classifyFailure } from './errors.js';
 import { holdDisproved, type ProbeAnswer, watchedApi } from './hold-proof.js';
 import { outageWatch, unreached } from './outage.js';
 import { checkPendingRows, type PendingCheckDeps } from './pending-check.js';
-import { retryPolicyFrom } from './retry-policy.js';
+import { decideRetry, retryPolicyFrom } from './retry-policy.js';
 import {
   type DeliveryOutcome,
   type DeliveryWorker,
@@ -38,10 +38,19 @@ const REFUSED_OFFICES_MAX = 64;
 /**
  * A crashed attempt's row (a ledger write refused: the disk full) is due again after this, not after the
  * lock timeout: soon after the disk recovers, not at once in a loop of calls to OpenCRVS while it is full.
+ * Any other crash (a bug) takes the retry policy's backoff and budget instead (crashTakeBack).
  */
 const CRASH_RETRY_MS = 30_000;
 /** Crashed attempts' rows whose lock could not be given back yet (the ledger refusing that write too). */
 const CRASHED_MAX = 1_000;
+
+/** How a crashed attempt's row is given back (ledger.takeBackUnfinished). */
+interface CrashTakeBack {
+  reason: string;
+  retryInMs?: number;
+  kind?: string;
+  dead?: boolean;
+}
 
 /** One hold probe's re-try: the holds raised before it, the hold it probes, what OpenCRVS answered its calls. */
 interface ProbeRetry {
@@ -249,47 +258,86 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   };
 
   /** Rows whose attempt crashed and whose lock is still this worker's: given back at the next maintenance. */
-  const crashed = new Map<number, string>();
+  const crashed = new Map<number, CrashTakeBack>();
   /**
-   * Gives a crashed attempt's row back, recorded and due after CRASH_RETRY_MS, as a dead worker's would be
-   * (its NOTIFY may have gone out: the copy in flight is restored; a resend carries the same
-   * transactionIds, so OpenCRVS finds the event it created). Kept to retry when the ledger refuses this too.
+   * How a crashed attempt's row is given back. A storage error (the disk full) is no fault of the row: due
+   * again after CRASH_RETRY_MS, for as long as it lasts. Anything else is a bug that may well recur on every
+   * attempt of this row (settle throwing): the retry policy's backoff and budget apply, as settle would
+   * apply them, or the row would be sent (same transactionIds) and recorded every 30 s for ever.
    */
-  const giveBackCrashed = (id: number, reason: string): void => {
+  const crashTakeBack = (row: LedgerRow, err: unknown): CrashTakeBack => {
+    // Only the code in the ledger: an error's message may quote the record.
+    const code = storageErrorCode(err);
+    if (code) {
+      return {
+        reason: `the attempt stopped on a ledger write the disk refused (${code}); resending`,
+        retryInMs: CRASH_RETRY_MS,
+      };
+    }
+    const decision = decideRetry(
+      { attempts: row.attempts, firstSeenAt: row.queuedAt, now: now(), error: { classification: 'retryable' } },
+      attemptDeps.policy,
+      attemptDeps.random,
+    );
+    if (decision.action === 'retry') {
+      return {
+        reason: 'the attempt stopped on an unexpected error (see the log); resending',
+        retryInMs: decision.delayMs,
+        kind: 'internal',
+      };
+    }
+    return {
+      reason: `the attempt stopped on an unexpected error (see the log); ${decision.reason}`,
+      kind: 'internal',
+      dead: true,
+    };
+  };
+  /**
+   * Gives a crashed attempt's row back, recorded, as a dead worker's would be (its NOTIFY may have gone
+   * out: the copy in flight is restored; a resend carries the same transactionIds, so OpenCRVS finds the
+   * event it created), due again or dead as `take` says. Kept to retry when the ledger refuses this too.
+   */
+  const giveBackCrashed = (id: number, take: CrashTakeBack): void => {
+    let n: number;
     try {
-      ledger.takeBackUnfinished([id], workerId, { ...takeBackOptions, reason, retryInMs: CRASH_RETRY_MS });
+      n = ledger.takeBackUnfinished([id], workerId, { ...takeBackOptions, ...take });
       crashed.delete(id);
     } catch (err) {
       if (!crashed.has(id)) logger.warn({ err, rowId: id }, 'could not give back a crashed attempt; trying again');
-      if (crashed.has(id) || crashed.size < CRASHED_MAX) crashed.set(id, reason);
+      if (crashed.has(id) || crashed.size < CRASHED_MAX) crashed.set(id, take);
+      return;
+    }
+    if (n === 0 || !take.dead) return;
+    logger.error({ rowId: id, reason: take.reason }, 'delivery failed permanently; row is dead');
+    try {
+      // Counted as a dead letter (metrics), as a row settle ends dead is.
+      const row = ledger.get(id);
+      if (row?.state === 'dead')
+        emit({ type: 'dead', row, reason: take.reason, ...(row.lastError ? { error: row.lastError } : {}) });
+    } catch (err) {
+      logger.warn({ err, rowId: id }, 'could not read back a row dead after a crash');
     }
   };
   const retryCrashed = () => {
     // One claimed again meanwhile (its lock reset and taken by this worker) is a live attempt now.
-    for (const [id, reason] of [...crashed]) {
+    for (const [id, take] of [...crashed]) {
       if (inFlight.has(id)) crashed.delete(id);
-      else giveBackCrashed(id, reason);
+      else giveBackCrashed(id, take);
     }
   };
 
   let renewTimer: NodeJS.Timeout | undefined;
   const renewEveryMs = Math.max(Math.min(lockTimeoutMs / 3, STALE_CHECK_MAX_MS), 10);
-  const track = (id: number, work: Promise<unknown>) => {
+  const track = (row: LedgerRow, work: Promise<unknown>) => {
+    const { id } = row;
     const tracked = work
       .catch((err) => {
         // After stop() the row was handed back and the ledger may be closed: a late end is expected.
         if (stopped) logger.debug({ rowId: id }, 'an attempt handed back at stop ended afterwards');
         else {
           logger.error({ err, rowId: id }, 'delivery attempt crashed');
-          // Not left `delivering` until the lock timeout. Only the code in the ledger: an error's message
-          // may quote the record.
-          const code = storageErrorCode(err);
-          giveBackCrashed(
-            id,
-            code
-              ? `the attempt stopped on a ledger write the disk refused (${code}); resending`
-              : 'the attempt stopped on an unexpected error (see the log); resending',
-          );
+          // Not left `delivering` until the lock timeout.
+          giveBackCrashed(id, crashTakeBack(row, err));
         }
       })
       .finally(() => {
@@ -442,12 +490,12 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         toRecheck.push(row);
         return Promise.resolve();
       }
-      return track(row.id, attempt(row));
+      return track(row, attempt(row));
     });
     if (toRecheck.length > 0 && deps.recheck) {
       // One recheck for them all (the source batches their reads); each holds its slot meanwhile.
       const work = recheck(toRecheck, deps.recheck);
-      for (const row of toRecheck) started.push(track(row.id, work));
+      for (const row of toRecheck) started.push(track(row, work));
     }
     return started;
   };
@@ -494,10 +542,10 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       // out its lease, the hold stands, and the next probe re-tries another row.
       // Not rechecked (it failed, or waits): not re-tried by this probe either. Its lease may have run out
       // meanwhile (a recheck slower than delivery.lockTimeoutSeconds), and the claim below would then take it.
-      if (!(await track(row.id, recheck([row], deps.recheck, 'probe')))) return false;
+      if (!(await track(row, recheck([row], deps.recheck, 'probe')))) return false;
       return retryRechecked(row.id, retry, through);
     }
-    const result = await track(row.id, attempt(row, through));
+    const result = await track(row, attempt(row, through));
     // Routed to the refused office and mapped again at its source (the route may have been corrected):
     // the re-try is of what it maps to now.
     if (result === 'remap') return retryRechecked(row.id, retry, through);
@@ -537,7 +585,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       ledger.handBack([row.id], workerId);
       return false;
     }
-    const result = await track(row.id, runAttempt(through, row));
+    const result = await track(row, runAttempt(through, row));
     if (result === 'remap') {
       ledger.handBack([row.id], workerId);
       return false;

@@ -117,7 +117,14 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     holdsLock: outbox.holdsLock,
     takeBackUnfinished: (ids, workerId, options = {}) => {
       const at = now();
-      const why = options.reason ? { message: options.reason, retryAt: at + (options.retryInMs ?? 0) } : undefined;
+      const why = options.reason
+        ? {
+            message: options.reason,
+            retryAt: at + (options.retryInMs ?? 0),
+            ...(options.kind ? { kind: options.kind } : {}),
+            ...(options.dead ? { dead: true } : {}),
+          }
+        : undefined;
       return outbox.takeBackUnfinished(ids, workerId, at, options.singleCall === true, why);
     },
     resetStaleLocks: (olderThanMs, at = now(), options = {}) =>

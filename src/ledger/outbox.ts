@@ -33,19 +33,23 @@ export interface Outbox {
   notifySentSince(id: number, since: number): boolean;
   confirmationFailedSince(id: number, since: number): boolean;
   holdsLock(id: number, workerId: string, attempts: number): boolean;
-  takeBackUnfinished(
-    ids: number[],
-    workerId: string,
-    now: number,
-    singleCall: boolean,
-    why?: { message: string; retryAt: number },
-  ): number;
+  takeBackUnfinished(ids: number[], workerId: string, now: number, singleCall: boolean, why?: TakeBackReason): number;
   markRechecked(rows: ReadonlyArray<{ id: number; nextRunAt: number }>, now: number): number;
   resetStaleLocks(olderThanMs: number, now: number, singleCall: boolean): number;
   renewLocks(ids: readonly number[], workerId: string, now: number): number;
   resetLocksOf(prefix: string, isGone: (lockedBy: string) => boolean, now: number, singleCall: boolean): number;
   nextDueAt(): number | undefined;
   outstanding(): number;
+}
+
+/** Why own rows are taken back (takeBackUnfinished), when not the drain deadline. */
+export interface TakeBackReason {
+  message: string;
+  retryAt: number;
+  /** The error kind recorded: `stale-lock` unless said. */
+  kind?: string;
+  /** The row ends dead instead of due at `retryAt`. */
+  dead?: boolean;
 }
 
 /** A 400 to the call that carried the declaration. */
@@ -219,18 +223,22 @@ export function createOutbox(db: Db): Outbox {
        FROM ledger_rows r WHERE r.id = @id`,
     )
     .pluck();
+  // `dead`: an attempt that crashed on a bug with its retry budget spent (delivery/worker.ts) ends the row,
+  // as settle would; else the row is due at `retryAt`.
   const interrupted = db.prepare(`
     INSERT INTO ledger_attempts (row_id, attempt, worker_id, step, outcome, started_at, finished_at,
       error_classification, error_kind, error_status, error_message, next_run_at)
     SELECT id, attempts, locked_by, CASE WHEN @mayBeOut THEN 'interrupted' ELSE 'create' END,
-      'retry', locked_at, @now, 'retryable', 'stale-lock', NULL, @message, @retryAt
+      CASE WHEN @dead THEN 'dead' ELSE 'retry' END, locked_at, @now, 'retryable', @kind, NULL, @message,
+      CASE WHEN @dead THEN NULL ELSE @retryAt END
     FROM ledger_rows WHERE id = @id AND state = 'delivering' AND locked_by = @lockedBy`);
   // An interrupted attempt (its NOTIFY may be in OpenCRVS) during which a newer version replaced the payload:
   // the row goes back to the copy that was in flight, and the newer version is an update after
   // notification, as when an answer was lost (in-doubt.ts). Its hash stays: seen again, no second update.
   const unlockTakenBack = db.prepare(`
-    UPDATE ledger_rows SET state = 'failed', locked_by = NULL, locked_at = NULL, next_run_at = @retryAt,
-      last_error_classification = 'retryable', last_error_kind = 'stale-lock', last_error_status = NULL,
+    UPDATE ledger_rows SET state = CASE WHEN @dead THEN 'dead' ELSE 'failed' END, locked_by = NULL,
+      locked_at = NULL, next_run_at = CASE WHEN @dead THEN next_run_at ELSE @retryAt END,
+      last_error_classification = 'retryable', last_error_kind = @kind, last_error_status = NULL,
       last_error_message = @message, updated_at = @now,
       payload = CASE WHEN @mayBeOut AND in_flight_payload IS NOT NULL THEN in_flight_payload ELSE payload END,
       updated_after_notification_at = CASE WHEN @mayBeOut AND in_flight_payload IS NOT NULL THEN @now
@@ -245,9 +253,11 @@ export function createOutbox(db: Db): Outbox {
     now: number,
     singleCall: boolean,
     retryAt = now,
+    kind = 'stale-lock',
+    dead = false,
   ): number => {
     const mayBeOut = mayBeStored.get({ id: row.id, singleCall: singleCall ? 1 : 0 }) ? 1 : 0;
-    const params = { id: row.id, lockedBy: row.locked_by, message, now, mayBeOut, retryAt };
+    const params = { id: row.id, lockedBy: row.locked_by, message, now, mayBeOut, retryAt, kind, dead: dead ? 1 : 0 };
     interrupted.run(params);
     return unlockTakenBack.run(params).changes;
   };
@@ -259,14 +269,14 @@ export function createOutbox(db: Db): Outbox {
     return n;
   });
   // A stopping worker's own attempts still running at its drain deadline, or one that crashed (a ledger
-  // write refused: disk full): taken back like a dead worker's (recorded, the copy in flight restored if
-  // its NOTIFY may have gone out), not handed back as unstarted.
+  // write refused: disk full; or a bug): taken back like a dead worker's (recorded, the copy in flight
+  // restored if its NOTIFY may have gone out), not handed back as unstarted.
   const takeBackOwn = db.transaction(
-    (ids: number[], workerId: string, now: number, singleCall: boolean, message: string, retryAt: number): number => {
+    (ids: number[], workerId: string, now: number, singleCall: boolean, why: Required<TakeBackReason>): number => {
       let n = 0;
       for (const id of ids) {
         if (claimOf.get(id)?.locked_by === workerId)
-          n += takeBack({ id, locked_by: workerId }, message, now, singleCall, retryAt);
+          n += takeBack({ id, locked_by: workerId }, why.message, now, singleCall, why.retryAt, why.kind, why.dead);
       }
       return n;
     },
@@ -452,9 +462,13 @@ export function createOutbox(db: Db): Outbox {
     },
     takeBackUnfinished: (ids, workerId, now, singleCall, why) => {
       if (ids.length === 0) return 0;
-      const message = why?.message ?? 'the worker stopped before this attempt finished (drain deadline); resending';
-      const retryAt = why?.retryAt ?? now;
-      return relaxed(db, () => takeBackOwn.immediate(ids, workerId, now, singleCall, message, retryAt));
+      const full: Required<TakeBackReason> = {
+        message: why?.message ?? 'the worker stopped before this attempt finished (drain deadline); resending',
+        retryAt: why?.retryAt ?? now,
+        kind: why?.kind ?? 'stale-lock',
+        dead: why?.dead ?? false,
+      };
+      return relaxed(db, () => takeBackOwn.immediate(ids, workerId, now, singleCall, full));
     },
     withdrawClaimed: (id, workerId, reason, now) => {
       const row = withdrawClaimed.get({ id, workerId, reason, now });

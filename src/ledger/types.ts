@@ -441,6 +441,10 @@ export interface TakeBackWhy extends TakeBackOptions {
   reason?: string;
   /** When the row is due again, from now (default: at once). */
   retryInMs?: number;
+  /** The error kind recorded with `reason` (default `stale-lock`). */
+  kind?: string;
+  /** With `reason`: the row ends `dead` (its retry budget spent), not due again. */
+  dead?: boolean;
 }
 
 export interface Ledger {
@@ -596,8 +600,8 @@ export interface Ledger {
   /**
    * A stopping worker's attempts still running at its drain deadline, taken back as a dead worker's are
    * (resetStaleLocks): the attempt recorded, the row due again, the copy in flight restored when its
-   * NOTIFY may have gone out. Also an attempt that crashed (a ledger write refused), due again after
-   * `retryInMs`. Returns how many.
+   * NOTIFY may have gone out. Also an attempt that crashed (a ledger write refused, or a bug), due again
+   * after `retryInMs`, or dead (`dead`). Returns how many.
    */
   takeBackUnfinished(ids: number[], workerId: string, options?: TakeBackWhy): number;
   /** Returns rows locked longer than `olderThanMs` to `failed`, due now; returns how many. */

@@ -124,6 +124,63 @@ describe('delivery worker', () => {
     assert.equal(given?.nextRunAt, clock.now() + 30_000);
   });
 
+  it('gives a crashed attempt of a bug (not a storage error) the retry backoff, and the row dead once its attempts are spent', async () => {
+    const { row } = ledger.recordEvent(eventInput('crash-bug'));
+    // Thrown on every attempt, after the NOTIFY went out: no settle ever records the retry policy's decision.
+    ledger.settle = () => {
+      throw new TypeError("Cannot read properties of undefined (reading 'x')");
+    };
+    const w = worker({ maxAttempts: 3 }); // baseDelayMs 1000, random 1: waits of 1 s, then 2 s
+    await w.processNext();
+    let given = ledger.get(row.id);
+    assert.equal(given?.state, 'failed');
+    assert.equal(given?.lockedBy, null);
+    assert.equal(given?.nextRunAt, clock.now() + 1_000, "the policy's backoff for attempt 1, not 30 s");
+    assert.equal(given?.lastError?.kind, 'internal');
+    assert.match(given?.lastError?.message ?? '', /unexpected error \(see the log\); resending/);
+    clock.advance(1_000);
+    await w.processNext();
+    given = ledger.get(row.id);
+    assert.equal(given?.state, 'failed');
+    assert.equal(given?.nextRunAt, clock.now() + 2_000, 'doubled for attempt 2');
+    clock.advance(2_000);
+    await w.processNext();
+    given = ledger.get(row.id);
+    assert.equal(given?.state, 'dead', 'maxAttempts reached: dead, not resent every 30 s for ever');
+    assert.equal(given?.attempts, 3);
+    assert.equal(given?.lockedBy, null);
+    assert.equal(given?.lastError?.kind, 'internal');
+    assert.match(given?.lastError?.message ?? '', /gave up after 3 attempts \(maxAttempts 3\)/);
+    assert.deepEqual(
+      outcomes.filter((o) => o.type === 'dead').map((o) => o.row?.id),
+      [row.id],
+      'counted dead (metrics)',
+    );
+    for (let i = 0; i < 5; i++) {
+      clock.advance(3_600_000);
+      await w.processNext();
+    }
+    assert.equal(api.count('notify'), 3, 'nothing sent after it went dead');
+    assert.equal(new Set(api.calls.map((c) => c.transactionId)).size, 2, 'every resend under the same ids');
+    const attempts = ledger.attempts(row.id);
+    assert.equal(attempts.length, 3);
+    assert.deepEqual(
+      attempts.map((a) => a.outcome),
+      ['retry', 'retry', 'dead'],
+    );
+  });
+
+  it('gives a storage crash back due in 30 s however many attempts it made: the disk is no fault of the row', async () => {
+    const { row } = ledger.recordEvent(eventInput('full-spent'));
+    ledger.settle = () => {
+      throw new Database.SqliteError('database or disk is full', 'SQLITE_FULL');
+    };
+    await worker({ maxAttempts: 1 }).processNext();
+    const given = ledger.get(row.id);
+    assert.equal(given?.state, 'failed', 'not dead');
+    assert.equal(given?.nextRunAt, clock.now() + 30_000);
+  });
+
   it('retries a row whose attempt failed inside the bridge (not an OpenCRVS answer), with the error kept', async () => {
     const { row } = ledger.recordEvent(eventInput('bug'));
     api.createEvent = async () => {
