@@ -1009,6 +1009,9 @@ export class Bridge {
             this.storeWrittenAt = now;
             try {
               this.ledger.setMeta('health:lastWriteCheck', new Date(now).toISOString());
+              // That small write fits in pages the ledger has even with the disk full: a failure kept is
+              // cleared only by a write that needs new ones.
+              this.ledger.proveWritable();
             } catch (err) {
               // A storage error is kept by the ledger and said below; anything else is this check's answer.
               if (!this.ledger.writeFailure()) throw err;
@@ -1525,6 +1528,6 @@ export function storeWriteProblem(failure: WriteFailure | undefined, now: number
   return (
     `the ledger refused a write ${ago} s ago (${failure.code}: ${failure.message}), at ${new Date(failure.at).toISOString()}: ` +
     'polls, notifications and deliveries that write fail until it can. Free space on its disk or make it ' +
-    'writable (runbook: "Ledger disk full or unwritable"); this clears once a write succeeds a minute after the last failure'
+    'writable (runbook: "Ledger disk full or unwritable"); this clears once its 64 KiB proof write succeeds a minute after the last failure'
   );
 }

@@ -139,6 +139,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     nextPendingCheckAt: pendingChecks.nextDueAt,
     fileProblem: () => fileIdentity.problem(),
     writeFailure: () => health.current(),
+    proveWritable: () => health.proveWritable(),
     ledgerId,
     deadRows,
     close: () => {
@@ -148,7 +149,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
       if (db.open) db.close();
     },
   };
-  const unwatched = new Set<string>(['close', 'fileProblem', 'writeFailure', 'deadRows']);
+  const unwatched = new Set<string>(['close', 'fileProblem', 'writeFailure', 'proveWritable', 'deadRows']);
   const ledger: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(parts)) {
     ledger[key] = typeof value === 'function' && !unwatched.has(key) ? health.watch(value) : value;

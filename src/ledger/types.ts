@@ -641,10 +641,16 @@ export interface Ledger {
   fileProblem(): string | undefined;
   /**
    * The last storage error (SQLITE_FULL, SQLITE_IOERR…, SQLITE_READONLY) a call on this ledger, or a
-   * background checkpoint, met; undefined once a later write committed (a minute or more after it:
-   * write-health.ts). What /readyz `store` reports.
+   * background checkpoint, met; undefined once proveWritable's write committed a minute or more after it
+   * (write-health.ts). What /readyz `store` reports.
    */
   writeFailure(): WriteFailure | undefined;
+  /**
+   * While writeFailure() is kept: writes and deletes a scratch value of 64 KiB in one transaction (room a
+   * full disk refuses, where a small update still fits), whose commit a minute or more after the last
+   * failure clears it. Throws what that write throws. /readyz `store` calls it with its own write.
+   */
+  proveWritable(): void;
   /**
    * The random id this ledger was given when it was created (migration 014): tells one ledger from
    * another at the same path, or behind another process's admin listener. Undefined before that migration.

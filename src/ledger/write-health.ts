@@ -2,7 +2,9 @@
 //
 // A probe cannot tell on its own: with the disk full, one small write still fits in pages the WAL already
 // has, while a delivery's or a poll's needs more and fails with SQLITE_FULL. So every ledger call is
-// watched, and a storage error from any of them (or from the background checkpoints) is kept.
+// watched, and a storage error from any of them (or from the background checkpoints) is kept. For the
+// same reason no write of theirs clears it (a setMeta, a small update, fits while the disk is full): only
+// proveWritable's, a write that needs room for a record's worth of new pages.
 import type { Db } from './db.js';
 
 /** A storage error a ledger call (or a checkpoint) met. */
@@ -21,6 +23,13 @@ export interface WriteFailure {
  */
 export const WRITE_FAILURE_HOLD_MS = 60_000;
 
+/**
+ * The scratch value proveWritable writes (and deletes in the same transaction): larger than a record's
+ * payload, so it needs new pages, which a full disk refuses, where an update of a small value fits.
+ */
+export const PROOF_BYTES = 64 * 1024;
+const PROOF_KEY = 'health:writeProof';
+
 /** The SQLite error codes that say the file cannot be written (or read) as storage, not a busy lock. */
 const STORAGE_CODE = /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|PERM|CORRUPT|NOTADB)/;
 
@@ -37,23 +46,20 @@ export interface WriteHealth {
   noteError(err: unknown): boolean;
   /** Keeps a failure reported by code (the checkpointer's thread sends no error object). */
   fail(code: string, message: string): void;
-  /** Wraps `fn` so that what it throws is noted, and a write it commits clears an old enough failure. */
+  /** Wraps `fn` so that what it throws is noted. */
   watch<F extends (...args: never[]) => unknown>(fn: F): F;
+  /**
+   * While a failure is kept: writes and deletes a scratch value of PROOF_BYTES in one transaction, whose
+   * commit, a minute or more after the last failure, clears it. Throws what that write throws (a storage
+   * error is kept). Does nothing otherwise, or inside another transaction (its commit is not this one's).
+   */
+  proveWritable(): void;
 }
 
 export function writeHealth(db: Db, now: () => number): WriteHealth {
   let failure: WriteFailure | undefined;
-  // total_changes() goes up with every row a statement changes: read only while a failure is kept, to
-  // see whether a call since then wrote (it threw otherwise, commit included).
-  const totalChanges = db.prepare<[], number>('SELECT total_changes()').pluck();
-  let changesSeen = 0;
   const fail = (code: string, message: string) => {
     failure = { code, message, at: now() };
-    try {
-      changesSeen = totalChanges.get() ?? 0;
-    } catch {
-      // The connection is closing: nothing to clear any more.
-    }
   };
   const noteError = (err: unknown): boolean => {
     const code = storageErrorCode(err);
@@ -61,30 +67,39 @@ export function writeHealth(db: Db, now: () => number): WriteHealth {
     fail(code, err instanceof Error ? err.message : code);
     return true;
   };
-  const afterSuccess = () => {
-    // Inside a transaction, the commit has yet to succeed: the outermost call decides.
-    if (!failure || db.inTransaction || !db.open) return;
-    const changes = totalChanges.get() ?? 0;
-    if (changes === changesSeen) return; // nothing written by this call
-    changesSeen = changes;
-    if (now() - failure.at >= WRITE_FAILURE_HOLD_MS) failure = undefined;
-  };
+  const putProof = db.prepare(
+    `INSERT OR REPLACE INTO meta (key, value, updated_at) VALUES (?, zeroblob(${PROOF_BYTES}), ?)`,
+  );
+  const dropProof = db.prepare('DELETE FROM meta WHERE key = ?');
+  const proof = db.transaction((at: number) => {
+    putProof.run(PROOF_KEY, at);
+    dropProof.run(PROOF_KEY);
+  });
   return {
     current: () => failure,
     noteError,
     fail,
     watch<F extends (...args: never[]) => unknown>(fn: F): F {
       return ((...args: never[]) => {
-        let result: unknown;
         try {
-          result = fn(...args);
+          return fn(...args);
         } catch (err) {
           noteError(err);
           throw err;
         }
-        afterSuccess();
-        return result;
       }) as F;
+    },
+    proveWritable: () => {
+      const kept = failure;
+      if (!kept || db.inTransaction || !db.open) return;
+      try {
+        proof.immediate(now());
+      } catch (err) {
+        noteError(err);
+        throw err;
+      }
+      // A failure met meanwhile (another call, a checkpoint) is newer than this proof.
+      if (failure === kept && now() - kept.at >= WRITE_FAILURE_HOLD_MS) failure = undefined;
     },
   };
 }

@@ -33,6 +33,16 @@ describe('ledger: storage errors kept for readiness', () => {
   /** The disk full: no page past those the file has now. */
   const fillDisk = () => db.pragma(`max_page_count = ${Number(db.pragma('page_count', { simple: true }))}`);
   const freeDisk = () => db.pragma('max_page_count = 1073741823');
+  /** What /readyz `store` writes (src/app.ts): its small write, then the proof; a storage error is kept. */
+  const storeCheck = (value: string) => {
+    try {
+      ledger.setMeta('health:lastWriteCheck', value);
+      ledger.proveWritable();
+    } catch (err) {
+      if (!ledger.writeFailure()) throw err;
+    }
+    return ledger.writeFailure() ? 'red' : 'green';
+  };
   /** A record large enough to need new pages. */
   const bigRecord = (n: number) => eventInput(`big-${n}`, payload('Big', { note: 'x'.repeat(64 * 1024) }));
 
@@ -51,20 +61,66 @@ describe('ledger: storage errors kept for readiness', () => {
     assert.equal(ledger.writeFailure()?.code, 'SQLITE_FULL', 'one small write that fits proves nothing');
   });
 
-  it('clears once a write commits a minute after the last failure; not on reads, not within the minute', () => {
+  it('clears once a write that needs new pages commits a minute after the last failure; not on reads, not within the minute', () => {
     ledger.setMeta('health:lastWriteCheck', 'a');
     fillDisk();
     assert.throws(() => ledger.recordEvent(bigRecord(1)), { code: 'SQLITE_FULL' });
     freeDisk();
     clock.advance(WRITE_FAILURE_HOLD_MS - 1);
-    ledger.recordEvent(bigRecord(2));
+    ledger.proveWritable();
     assert.equal(ledger.writeFailure()?.code, 'SQLITE_FULL', 'within the minute: a poll may fail again');
     clock.advance(1);
     ledger.list({});
     ledger.getMeta('health:lastWriteCheck');
     assert.equal(ledger.writeFailure()?.code, 'SQLITE_FULL', 'a read writes nothing');
+    ledger.recordEvent(bigRecord(2));
     ledger.setMeta('health:lastWriteCheck', 'b');
+    assert.equal(
+      ledger.writeFailure()?.code,
+      'SQLITE_FULL',
+      'other writes do not clear it: they need not have needed room',
+    );
+    ledger.proveWritable();
     assert.equal(ledger.writeFailure(), undefined);
+    assert.equal(ledger.getMeta('health:writeProof'), undefined, 'the scratch value is not kept');
+  });
+
+  it("stays failing while the disk is still full: the store check's own write every 5 s, a poll failing every 2 minutes", () => {
+    ledger.recordEvent(eventInput('1'));
+    ledger.setMeta('health:lastWriteCheck', 'a');
+    fillDisk();
+    const pagesFull = Number(db.pragma('page_count', { simple: true }));
+    for (let round = 0; round < 3; round++) {
+      assert.throws(() => ledger.recordEvent(bigRecord(round)), { code: 'SQLITE_FULL' });
+      for (let t = 5; t <= 115; t += 5) {
+        clock.advance(5_000);
+        // Its small write fits in the pages the file has; the proof does not.
+        assert.equal(storeCheck(`r${round}-${t}`), 'red', `round ${round}, ${t} s after the poll's failure`);
+      }
+      clock.advance(5_000);
+    }
+    assert.equal(Number(db.pragma('page_count', { simple: true })), pagesFull);
+    // Space again: the first proof a minute after the last failure clears it.
+    freeDisk();
+    clock.advance(WRITE_FAILURE_HOLD_MS);
+    ledger.proveWritable();
+    assert.equal(ledger.writeFailure(), undefined);
+  });
+
+  it('stays failing while the disk is still full when readiness is asked a minute or more apart', () => {
+    ledger.setMeta('health:lastWriteCheck', 'a');
+    fillDisk();
+    assert.throws(() => ledger.recordEvent(bigRecord(1)), { code: 'SQLITE_FULL' });
+    for (let probe = 1; probe <= 5; probe++) {
+      clock.advance(WRITE_FAILURE_HOLD_MS + 5_000);
+      assert.equal(storeCheck(`p${probe}`), 'red', `probe ${probe}: the small write fit, the disk is still full`);
+    }
+  });
+
+  it('writes no proof while nothing failed', () => {
+    const before = db.prepare('SELECT total_changes()').pluck().get();
+    ledger.proveWritable();
+    assert.equal(db.prepare('SELECT total_changes()').pluck().get(), before);
   });
 
   it('keeps a failure met inside a transaction, and by the inbox (a notification stored)', () => {
