@@ -1029,10 +1029,16 @@ export class Bridge {
         // after 30 s. It is reported even while deliveries go on with the unexpired token: that token runs
         // out, and the operator should know before it does.
         // The client's own state is asked on every request, the endpoint not: a refusal it met since the last
-        // check fails this at once, and a token it obtained since a failed check passes it.
+        // check fails this at once while it stands (its backoff, the same secret), and a token it obtained
+        // since a failed check passes it. Once the refusal no longer stands (its backoff over, another secret in
+        // its file) the check asks anew, whatever it kept from before the refusal: nothing else may ask (an
+        // idle bridge), and a client reactivated in OpenCRVS or a rotated secret would never be seen.
         run: () => {
           const state = this.opencrvs.tokenState?.();
-          if (state?.refusal) return `${state.refusal.message} (${state.refusal.kind})`;
+          if (state?.refusal) {
+            this.checkCache.delete('opencrvs-token');
+            return `${state.refusal.message} (${state.refusal.kind})`;
+          }
           const hit = this.checkCache.get('opencrvs-token');
           if (hit?.failed && state && state.obtained > this.tokensAtCheck) {
             this.checkCache.set('opencrvs-token', { at: Date.now(), result: Promise.resolve(undefined) });

@@ -56,8 +56,9 @@ export interface TokenSource {
   /** Tokens obtained from the token endpoint so far (the first one included). */
   renewals(): number;
   /**
-   * The endpoint's refusal that stands now (as `fresh()` would fail with it, without asking), until a token
-   * is obtained; undefined when there is none. Readiness asks it on every request.
+   * The endpoint's refusal that stands now, as `fresh()` would fail with it without asking: while its backoff
+   * runs and the secret refused is still the one in use; undefined otherwise (then `fresh()` asks). Readiness
+   * asks it on every request.
    */
   refusal(): OpenCrvsError | undefined;
   clear(): void;
@@ -259,7 +260,17 @@ export function clientCredentialsTokenSource(
       return true;
     },
     renewals: () => obtained,
-    refusal: () => (refused ? stillRefused(refused, now()) : undefined),
+    refusal() {
+      if (!refused) return undefined;
+      const at = now();
+      // Past its wait, or once the secret file holds another value, the refusal no longer stands: the next
+      // question (readiness's own included) asks the endpoint, which is how a client reactivated in OpenCRVS
+      // or a rotated secret is found when nothing else asks for a token.
+      if (at >= refused.until) return undefined;
+      credentials.clientSecret.refresh();
+      if (credentials.clientSecret.current() !== refused.secret) return undefined;
+      return stillRefused(refused, at);
+    },
     clear() {
       cached = undefined;
     },
@@ -273,13 +284,12 @@ export function clientCredentialsTokenSource(
 function stillRefused(refused: { error: OpenCrvsError; at: number; until: number }, at: number): OpenCrvsError {
   const { error } = refused;
   const ago = Math.max(0, Math.round((at - refused.at) / 1000));
+  // Only said while its wait runs (renew and refusal): past it, the endpoint is asked.
   const left = Math.max(1, Math.ceil((refused.until - at) / 1000));
-  // Past its wait the refusal stands until the next call asks (readiness does not ask on its own).
-  const next = at < refused.until ? `is asked again in ${left} s` : 'is asked again at the next call';
   return new OpenCrvsError({
     kind: error.kind,
     classification: error.classification,
-    message: `${error.opencrvsMessage}; the token endpoint answered so ${ago} s ago and ${next}`,
+    message: `${error.opencrvsMessage}; the token endpoint answered so ${ago} s ago and is asked again in ${left} s`,
     ...(error.status !== undefined ? { status: error.status } : {}),
     ...(error.body !== undefined ? { body: error.body } : {}),
     operation: 'token',

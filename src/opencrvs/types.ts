@@ -124,8 +124,9 @@ export interface OpenCrvsApi {
    */
   checkToken(options?: { fresh?: boolean; signal?: AbortSignal }): Promise<{ scopes: string[]; expiresAt: number }>;
   /**
-   * What the client knows of its token now, without asking the endpoint: the refusal that stands (until a
-   * token is obtained) and how many tokens it has obtained. A stand-in may leave this out.
+   * What the client knows of its token now, without asking the endpoint: the refusal that stands (while its
+   * backoff runs and its secret is still the one in use) and how many tokens it has obtained. A stand-in may
+   * leave this out.
    */
   tokenState?(): { refusal?: OpenCrvsError; obtained: number };
 }

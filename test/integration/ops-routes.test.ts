@@ -2,7 +2,7 @@
 // sandbox: ready when everything works, 503 naming the failing check when OpenCRVS refuses the
 // credentials or the queue is held, and metrics that say what happened without any personal data.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { type AddressInfo, connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -32,7 +32,7 @@ const dir = mkdtempSync(join(tmpdir(), 'ops-routes-'));
 let dbCount = 0;
 
 function newBridge(
-  opencrvs: { clientId?: string; clientSecret?: string; tokenUrl?: string } = {},
+  opencrvs: { clientId?: string; clientSecret?: string; clientSecretFile?: string; tokenUrl?: string } = {},
   defaultOffice = 'LHUYvwY2Aq1',
   port = 0,
   delivery: Record<string, unknown> = {},
@@ -43,7 +43,9 @@ function newBridge(
       tokenUrl: opencrvs.tokenUrl ?? sim.tokenUrl,
       eventsUrl: sim.eventsUrl,
       clientId: opencrvs.clientId ?? sim.clientId,
-      clientSecret: opencrvs.clientSecret ?? sim.clientSecret,
+      ...(opencrvs.clientSecretFile
+        ? { clientSecretFile: opencrvs.clientSecretFile }
+        : { clientSecret: opencrvs.clientSecret ?? sim.clientSecret }),
       timeoutMs: 5000,
     },
     store: { path: join(dir, `bridge-${dbCount}.db`) },
@@ -324,6 +326,75 @@ describe('health and readiness', () => {
       assert.match(later, /answered so 1 s ago/);
       assert.equal(await tokenRequests(), asked, 'readiness asked the token endpoint nothing');
     } finally {
+      await bridge.stop();
+    }
+  });
+
+  it('passes opencrvs-token again, in an idle bridge, once the refused client is reactivated and the backoff is over', async () => {
+    const client = { clientId: 'ops-reactivated', clientSecret: 'ops-reactivated-secret-001' };
+    await sim.control.addClient(client);
+    // Replaced before the bridge is built, so that the token client's clock (which keeps the function it is
+    // given) follows it too.
+    const realNow = Date.now;
+    let offset = 0;
+    Date.now = () => realNow() + offset;
+    const bridge = newBridge(client);
+    const tokenRequests = async () => (await sim.control.requests()).token ?? 0;
+    try {
+      await bridge.start();
+      assert.equal((await readyz(bridge)).status, 200);
+      await sim.control.removeClient(client.clientId);
+      offset = 301_000; // the passed check's 5 minutes are over: readiness asks the endpoint itself
+      const refused = await readyz(bridge);
+      assert.deepEqual(refused.body.failed, ['opencrvs-token'], 'no hold: nothing else asks for a token');
+      await sim.control.addClient(client); // reactivated in OpenCRVS
+      const asked = await tokenRequests();
+      offset = 301_000 + 20_000; // inside the refusal's 30 s: not asked
+      const waiting = await readyz(bridge);
+      assert.equal(waiting.status, 503);
+      assert.match(
+        waiting.body.checks['opencrvs-token']?.detail ?? '',
+        /answered so 20 s ago and is asked again in 10 s/,
+      );
+      assert.equal(await tokenRequests(), asked);
+      offset = 301_000 + 31_000; // the backoff is over: readiness asks once, and finds the client again
+      const ready = await readyz(bridge);
+      assert.equal(ready.status, 200, JSON.stringify(ready.body));
+      assert.equal(await tokenRequests(), asked + 1);
+    } finally {
+      Date.now = realNow;
+      await bridge.stop();
+    }
+  });
+
+  it('passes opencrvs-token again once a refused secret is replaced in its file, before the backoff is over', async () => {
+    const client = { clientId: 'ops-rotated', clientSecret: 'ops-rotated-secret-old-01' };
+    const secretFile = join(dir, 'ops-rotated-secret');
+    writeFileSync(secretFile, `${client.clientSecret}\n`);
+    await sim.control.addClient(client);
+    const realNow = Date.now;
+    let offset = 0;
+    Date.now = () => realNow() + offset; // before the bridge is built, as above
+    const bridge = newBridge({ clientId: client.clientId, clientSecretFile: secretFile });
+    const tokenRequests = async () => (await sim.control.requests()).token ?? 0;
+    try {
+      await bridge.start();
+      assert.equal((await readyz(bridge)).status, 200); // a passed check, kept 5 minutes
+      // The secret rotated in OpenCRVS, not yet in the file: renewals are refused, the second time for 60 s.
+      await sim.control.removeClient(client.clientId);
+      await sim.control.addClient({ ...client, clientSecret: 'ops-rotated-secret-new-01' });
+      await assert.rejects(bridge.opencrvs.checkToken({ fresh: true }), { kind: 'unauthorized' });
+      offset = 31_000;
+      await assert.rejects(bridge.opencrvs.checkToken({ fresh: true }), { kind: 'unauthorized' });
+      assert.match((await readyz(bridge)).body.checks['opencrvs-token']?.detail ?? '', /is asked again in 60 s/);
+      writeFileSync(secretFile, 'ops-rotated-secret-new-01\n');
+      const asked = await tokenRequests();
+      offset = 62_000; // the file is looked at every 30 s at most; the refusal stands until +91 s
+      const ready = await readyz(bridge);
+      assert.equal(ready.status, 200, JSON.stringify(ready.body));
+      assert.equal(await tokenRequests(), asked + 1, 'asked once, with the new secret');
+    } finally {
+      Date.now = realNow;
       await bridge.stop();
     }
   });
