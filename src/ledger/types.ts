@@ -403,6 +403,8 @@ export interface LedgerOptions {
    * (`PRAGMA max_page_count` stands in for a full disk: SQLite's own SQLITE_FULL).
    */
   onOpen?: (db: Db) => void;
+  /** Tests: the free bytes of the ledger's file system (write-health.ts freeBytesAt). */
+  freeBytes?: (path: string) => number | undefined;
 }
 
 /** Rows that became dead since the ledger was opened, by source and event type. */

@@ -4,7 +4,12 @@
 // has, while a delivery's or a poll's needs more and fails with SQLITE_FULL. So every ledger call is
 // watched, and a storage error from any of them (or from the background checkpoints) is kept. For the
 // same reason no write of theirs clears it (a setMeta, a small update, fits while the disk is full): only
-// proveWritable's, a write that needs room for a record's worth of new pages.
+// proveWritable's, a write that needs room for a record's worth of new pages, and only while the file
+// system says it has room. The write alone proves nothing on a real disk: a WAL commit rewrites the
+// -wal file from its start after a checkpoint (up to journal_size_limit), and a long-lived file has free
+// pages inside it, so the proof fits where a poll's batch does not.
+import { statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Db } from './db.js';
 
 /** A storage error a ledger call (or a checkpoint) met. */
@@ -29,6 +34,22 @@ export const WRITE_FAILURE_HOLD_MS = 60_000;
  */
 export const PROOF_BYTES = 64 * 1024;
 const PROOF_KEY = 'health:writeProof';
+
+/**
+ * Free space the ledger's file system must have before a kept failure is cleared: twice the WAL's size
+ * limit (16 MiB, db.ts), so a checkpoint and a poll's batch both fit.
+ */
+export const MIN_FREE_BYTES = 32 * 1024 * 1024;
+
+/** Bytes an unprivileged writer may still use where `path` lies; undefined when the system cannot say. */
+export function freeBytesAt(path: string): number | undefined {
+  try {
+    const stats = statfsSync(dirname(path));
+    return stats.bavail * stats.bsize;
+  } catch {
+    return undefined;
+  }
+}
 
 /** The SQLite error codes that say the file cannot be written (or read) as storage, not a busy lock. */
 const STORAGE_CODE = /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|PERM|CORRUPT|NOTADB)/;
@@ -56,7 +77,11 @@ export interface WriteHealth {
   proveWritable(): void;
 }
 
-export function writeHealth(db: Db, now: () => number): WriteHealth {
+export function writeHealth(
+  db: Db,
+  now: () => number,
+  freeBytes: (path: string) => number | undefined = freeBytesAt,
+): WriteHealth {
   let failure: WriteFailure | undefined;
   const fail = (code: string, message: string) => {
     failure = { code, message, at: now() };
@@ -99,7 +124,11 @@ export function writeHealth(db: Db, now: () => number): WriteHealth {
         throw err;
       }
       // A failure met meanwhile (another call, a checkpoint) is newer than this proof.
-      if (failure === kept && now() - kept.at >= WRITE_FAILURE_HOLD_MS) failure = undefined;
+      if (failure !== kept || now() - kept.at < WRITE_FAILURE_HOLD_MS) return;
+      // An in-memory ledger has no file system to ask; one that cannot say is taken at the proof's word.
+      const free = db.memory ? undefined : freeBytes(db.name);
+      if (free !== undefined && free < MIN_FREE_BYTES) return;
+      failure = undefined;
     },
   };
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Db } from '../../src/ledger/db.js';
 import { type Ledger, openLedger } from '../../src/ledger/index.js';
-import { WRITE_FAILURE_HOLD_MS } from '../../src/ledger/write-health.js';
+import { MIN_FREE_BYTES, WRITE_FAILURE_HOLD_MS } from '../../src/ledger/write-health.js';
 import { eventInput, payload, type TestClock, testClock } from './ledger-helpers.js';
 
 describe('ledger: storage errors kept for readiness', () => {
@@ -114,6 +114,28 @@ describe('ledger: storage errors kept for readiness', () => {
     for (let probe = 1; probe <= 5; probe++) {
       clock.advance(WRITE_FAILURE_HOLD_MS + 5_000);
       assert.equal(storeCheck(`p${probe}`), 'red', `probe ${probe}: the small write fit, the disk is still full`);
+    }
+  });
+
+  it('stays failing while the file system has little room, though the proof write fits (a WAL rewritten in place)', () => {
+    // On a real full disk the proof fits: a checkpointed WAL is written again from its start and a
+    // long-lived file has free pages inside it. The file system's own count decides as well.
+    let free = 1024 * 1024;
+    const path = join(dir, 'statfs.db');
+    const other = openLedger(path, { now: clock.now, freeBytes: () => free, onOpen: (opened) => (db = opened) });
+    try {
+      other.recordEvent(eventInput('1'));
+      fillDisk();
+      assert.throws(() => other.recordEvent(bigRecord(1)), { code: 'SQLITE_FULL' });
+      freeDisk(); // SQLite has room: the proof write succeeds
+      clock.advance(WRITE_FAILURE_HOLD_MS);
+      other.proveWritable();
+      assert.equal(other.writeFailure()?.code, 'SQLITE_FULL', '1 MiB free: not enough for a poll and a checkpoint');
+      free = MIN_FREE_BYTES;
+      other.proveWritable();
+      assert.equal(other.writeFailure(), undefined);
+    } finally {
+      other.close();
     }
   });
 
