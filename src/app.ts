@@ -57,12 +57,7 @@ import { SubscriptionReceiver } from './sources/fhir/receiver.js';
 import { fhirRecheck } from './sources/fhir/recheck.js';
 import { reevaluate } from './sources/fhir/reevaluate.js';
 import { identityChanges, openCrvsIdentity, recordOpenCrvsIdentity, recordSourceIdentity } from './sources/identity.js';
-import {
-  checkSourceMappings,
-  dhis2WriteBacksOnServer,
-  fhirWriteBacksOnServer,
-  sourcesSharingRecords,
-} from './sources/overlap.js';
+import { checkSourceMappings, sourcesSharingRecords, writeBacksOnServer } from './sources/overlap.js';
 import type { PassOptions } from './sources/pass.js';
 import { addReports, emptyReport, OvertakenReadFailed, type PassReport, SourcePipeline } from './sources/pipeline.js';
 import { type SubjectRecheck, sourcesRecheck } from './sources/recheck.js';
@@ -236,11 +231,9 @@ export class Bridge {
       });
       this.locations = new LocationResolver(this.opencrvs, { memory: this.locationMemory() });
       const sharing = sourcesSharingRecords(config.sources);
-      const writeBacksOnServer = dhis2WriteBacksOnServer(config.sources);
-      const fhirWriteBacks = fhirWriteBacksOnServer(config.sources);
+      const writeBacks = writeBacksOnServer(config.sources);
       for (const settings of config.sources) {
-        if (settings.kind === 'fhir')
-          this.sources.push(this.buildFhirSource(settings, fhirWriteBacks.get(settings.id)));
+        if (settings.kind === 'fhir') this.sources.push(this.buildFhirSource(settings, writeBacks.get(settings.id)));
         if (settings.kind === 'dhis2')
           this.dhis2Sources.push(
             buildDhis2Source(settings, {
@@ -251,7 +244,7 @@ export class Bridge {
               routing: config.routing,
               mapOptions: () => this.mapOptions(),
               sharesRecordsWith: sharing.get(settings.id),
-              sameServerWriteBacks: writeBacksOnServer.get(settings.id),
+              sameServerWriteBacks: writeBacks.get(settings.id),
               dhis2Sources: () => this.dhis2Sources,
             }),
           );
@@ -377,7 +370,7 @@ export class Bridge {
     for (const { sourceId, message } of warnings) this.log.warn({ source: sourceId }, message);
   }
 
-  /** `sameServerWriteBacks`: the other FHIR sources' of its server (fhirWriteBacksOnServer), for the fingerprint. */
+  /** `sameServerWriteBacks`: the other FHIR sources' of its server (writeBacksOnServer), for the fingerprint. */
   private buildFhirSource(
     settings: SourceSettings,
     sameServerWriteBacks?: readonly WriteBackSettings[],

@@ -31,7 +31,7 @@ export interface LoadMappingsOptions {
   writeBack?: SourceSettings['writeBack'];
   /**
    * The write-backs of the other sources of the same server and kind (sources/overlap.ts
-   * dhis2WriteBacksOnServer, fhirWriteBacksOnServer): their tracking ids land on records this source reads
+   * writeBacksOnServer): their tracking ids land on records this source reads
    * too, left out as well.
    */
   sameServerWriteBacks?: readonly WriteBackSettings[];

@@ -94,40 +94,21 @@ export function sourcesSharingRecords(sources: readonly SourceSettings[]): Map<s
 }
 
 /**
- * For each DHIS2 source, the write-backs of the other DHIS2 sources of the same server (baseUrl), whatever
- * their programme: a tracked entity is one record across programmes (a child notified as a birth by one
- * source and, dead in infancy, as a death by another; a mother read as a birth's context who is a death the
- * other source notifies), and its attributes, enrollments and events come with it, so one source's tracking
- * id is in what another reads. The fingerprint leaves them out (mapping/fingerprint.ts ownWritesOf): nothing
- * but the bridge writes those uids, by the configuration.
+ * For each source, the write-backs of the other sources of its kind on the same server, whatever they
+ * notify: their tracking ids land on records this source reads (a mother read as a birth's context is the
+ * death another source notifies; for DHIS2 a tracked entity is one record across programmes, its
+ * attributes, enrollments and events coming with it). The fingerprint leaves them out
+ * (mapping/fingerprint.ts ownWritesOf): nothing but the bridge writes those data elements, attributes or
+ * identifier systems. One server as the overlap check takes it: for DHIS2 one baseUrl, for FHIR one
+ * source's baseUrl among the other's addresses (sameFhirServer).
  */
-export function dhis2WriteBacksOnServer(sources: readonly SourceSettings[]): Map<string, WriteBackSettings[]> {
+export function writeBacksOnServer(sources: readonly SourceSettings[]): Map<string, WriteBackSettings[]> {
+  const sameServer = (a: SourceSettings, b: SourceSettings) =>
+    a.kind === 'fhir' ? sameFhirServer(a, b) : serverOf(a) === serverOf(b);
   const out = new Map<string, WriteBackSettings[]>();
   for (const source of sources) {
-    if (source.kind !== 'dhis2') continue;
     const others = sources.flatMap((other) =>
-      other !== source && other.kind === 'dhis2' && other.writeBack && serverOf(other) === serverOf(source)
-        ? [other.writeBack]
-        : [],
-    );
-    if (others.length > 0) out.set(source.id, others);
-  }
-  return out;
-}
-
-/**
- * For each FHIR source, the write-backs of the other FHIR sources of the same server (one's baseUrl among the
- * other's addresses, as sameRecords compares them): sources split by event type read the same resources (a
- * mother read as a birth's context is the death the other source notifies), so one source's tracking id,
- * on a Patient, a trigger resource or a carrier, is in what another reads. The fingerprint leaves them out
- * (mapping/fingerprint.ts ownWritesOf): nothing but the bridge writes under those identifier systems.
- */
-export function fhirWriteBacksOnServer(sources: readonly SourceSettings[]): Map<string, WriteBackSettings[]> {
-  const out = new Map<string, WriteBackSettings[]>();
-  for (const source of sources) {
-    if (source.kind !== 'fhir') continue;
-    const others = sources.flatMap((other) =>
-      other !== source && other.kind === 'fhir' && other.writeBack && sameFhirServer(source, other)
+      other !== source && other.kind === source.kind && other.writeBack && sameServer(source, other)
         ? [other.writeBack]
         : [],
     );

@@ -10,7 +10,7 @@ import type { SourceSettings } from '../../src/config/types.js';
 import { type Ledger, openLedger } from '../../src/ledger/index.js';
 import type { MappingSet, MapResult } from '../../src/mapping/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { dhis2WriteBacksOnServer, fhirWriteBacksOnServer, sourcesSharingRecords } from '../../src/sources/overlap.js';
+import { sourcesSharingRecords, writeBacksOnServer } from '../../src/sources/overlap.js';
 import { type Evaluation, SourcePipeline } from '../../src/sources/pipeline.js';
 
 const SUBJECT = 'TrackedEntity/child1';
@@ -105,14 +105,14 @@ describe('sourcesSharingRecords', () => {
   });
 });
 
-describe('dhis2WriteBacksOnServer', () => {
+describe('writeBacksOnServer: DHIS2', () => {
   const dhis2 = (id: string, baseUrl: string, writeBack?: Record<string, string>) =>
     ({ id, kind: 'dhis2', baseUrl, ...(writeBack ? { writeBack } : {}) }) as unknown as SourceSettings;
 
   it('gives each DHIS2 source the other write-backs of its server, whatever their programme and URL spelling', () => {
     const births = { dataElement: 'uf3svrmp8Oj', programStage: 'A03MvHHogjR' };
     const deaths = { attribute: 'SbxTrkIdAtt' };
-    const onServer = dhis2WriteBacksOnServer([
+    const onServer = writeBacksOnServer([
       dhis2('births', 'https://dhis2.example.org', births),
       dhis2('deaths', 'https://DHIS2.example.org/api/', deaths),
       dhis2('silent', 'https://dhis2.example.org'),
@@ -132,7 +132,7 @@ describe('dhis2WriteBacksOnServer', () => {
   });
 });
 
-describe('fhirWriteBacksOnServer', () => {
+describe('writeBacksOnServer: FHIR', () => {
   const fhir = (id: string, baseUrl: string, more: Record<string, unknown> = {}) =>
     ({ id, kind: 'fhir', baseUrl, ...more }) as unknown as SourceSettings;
 
@@ -140,7 +140,7 @@ describe('fhirWriteBacksOnServer', () => {
     const births = { identifierSystem: 'urn:births' };
     const deaths = { identifierSystem: 'urn:deaths', target: 'task' };
     const alias = { identifierSystem: 'urn:alias' };
-    const onServer = fhirWriteBacksOnServer([
+    const onServer = writeBacksOnServer([
       fhir('births', 'https://emr.example.org/fhir', { writeBack: births }),
       fhir('deaths', 'https://EMR.example.org:443/fhir/', { writeBack: deaths }),
       // Names the EMR's address among its own: one server.

@@ -35,7 +35,7 @@ export interface BuildDhis2SourceDeps {
   routing: RoutingSettings;
   mapOptions: () => MapOptions;
   /**
-   * The write-backs of the other sources of the same DHIS2 server (sources/overlap.ts dhis2WriteBacksOnServer):
+   * The write-backs of the other sources of the same DHIS2 server (sources/overlap.ts writeBacksOnServer):
    * left out of this source's fingerprints, as its own.
    */
   sameServerWriteBacks?: readonly WriteBackSettings[];
