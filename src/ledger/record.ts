@@ -215,7 +215,8 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   // sameContent, or the row's fingerprint is the reading's as versions before took it (a DHIS2 source left
   // out its own write-back only, not the tracking ids the other sources of its server write back onto what it
   // reads: mapping/fingerprint.ts OwnWrites.ownOnly). For a dismissed row: one dismissed then and first read
-  // again mapped otherwise would be taken for a changed record and sent. Computed only when the reading's
+  // again mapped otherwise would be taken for a changed record and sent; for a delivered one (or one whose
+  // NOTIFY may be stored), counted an update after notification. Computed only when the reading's
   // own differs and the source has such other write-backs. A record that changed differs from both.
   const sameContentAnyRule = (existing: SqlRecordedRow, input: RecordEventInput): boolean =>
     sameContent(existing, input) ||
@@ -345,7 +346,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     if (inDoubt) {
       // Not when only the bridge moved (an upgrade, a mapping change, an office reopened that had made a
       // reading of this content invalid, already counted then): the source content is the same.
-      if (sameContent(existing, input)) {
+      if (sameContentAnyRule(existing, input)) {
         // A row in flight is left as it is: its settle compares hashes (outbox.ts), and a hash moved under
         // it would count this reading there. Its next reading finds it settled.
         if (existing.state !== 'delivering') restampInDoubt.run(params());
@@ -361,7 +362,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         // Already notified: OpenCRVS has the event. Record that the source moved on; never send again.
         // Not when only the bridge moved (an upgrade, a mapping change): the source content is what it was
         // (its fingerprint), and counting it would ask someone to correct in OpenCRVS what did not change.
-        if (!same && sameContent(existing, input)) restampMappedOtherwise.run(params());
+        if (!same && sameContentAnyRule(existing, input)) restampMappedOtherwise.run(params());
         else if (!same) {
           markUpdatedAfterNotification.run(params());
           change = 'updated-after-notification';

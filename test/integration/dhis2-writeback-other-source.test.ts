@@ -235,4 +235,37 @@ describe('DHIS2: the tracking id another source of the same server writes back',
       await h.close();
     }
   });
+
+  it('a birth delivered while its fingerprint held that id (the rule before) counts no update when mapped otherwise', async () => {
+    const h = await startDhis2Harness({ births: 1, deaths: 1, entities: motherDiedOf });
+    let bridge: Bridge | undefined;
+    try {
+      assert.ok((await h.bridge.syncOnce([DEATHS_SOURCE], { timeoutMs: 30_000 })).ok);
+      await h.bridge.stop();
+      // The version before (the deaths source's write-back not paired): the birth is delivered, its
+      // fingerprint holding the tracking id on its mother's death event.
+      const ownOnly: BridgeConfig = {
+        ...h.config,
+        sources: h.config.sources.map((source) => {
+          if (source.id !== DEATHS_SOURCE) return source;
+          const { writeBack: _, ...rest } = source;
+          return rest;
+        }),
+      };
+      bridge = await restarted(ownOnly);
+      assert.ok((await bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 30_000 })).ok);
+      await bridge.stop();
+      // Upgraded, every facility routed to another office: the same record mapped otherwise.
+      bridge = await restarted({ ...h.config, routing: rerouted(h.config.routing) });
+      await bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 30_000, since: '2020-01-01T00:00:00.000' });
+      const births = bridge.ledger.list({ limit: 100 }).filter((row) => row.sourceId === BIRTHS_SOURCE);
+      assert.equal(births.length, 1);
+      assert.equal(births[0]?.state, 'delivered');
+      assert.equal(births[0]?.updatesAfterNotification, 0, 'nothing changed at the source');
+      await bridge.stop();
+    } finally {
+      await bridge?.stop();
+      await h.close();
+    }
+  });
 });
