@@ -1527,6 +1527,6 @@ export function storeWriteProblem(failure: WriteFailure | undefined, now: number
   return (
     `the ledger refused a write ${ago} s ago (${failure.code}: ${failure.message}), at ${new Date(failure.at).toISOString()}: ` +
     'polls, notifications and deliveries that write fail until it can. Free space on its disk or make it ' +
-    'writable (runbook: "Ledger disk full or unwritable"); this clears once its 64 KiB proof write succeeds a minute after the last failure'
+    'writable (runbook: "Ledger disk full or unwritable"); this clears once its 64 KiB proof write succeeds a minute after the last failure (when full: with 32 MiB free on its file system too)'
   );
 }

@@ -48,7 +48,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
   const outbox = createOutbox(db);
   const queries = createQueries(db);
   const pendingChecks = createPendingChecks(db);
-  const health = writeHealth(db, now, options.freeBytes);
+  const health = writeHealth(db, now, options.freeSpace);
   const checkpointer = options.backgroundCheckpoints
     ? // The root logger: a child of `logger` would write `component` twice on each line.
       startCheckpointer(db, {

@@ -403,8 +403,8 @@ export interface LedgerOptions {
    * (`PRAGMA max_page_count` stands in for a full disk: SQLite's own SQLITE_FULL).
    */
   onOpen?: (db: Db) => void;
-  /** Tests: the free bytes of the ledger's file system (write-health.ts freeBytesAt). */
-  freeBytes?: (path: string) => number | undefined;
+  /** Tests: the free space of the ledger's file system (write-health.ts freeSpaceAt). */
+  freeSpace?: (path: string) => { free: number; size: number } | undefined;
 }
 
 /** Rows that became dead since the ledger was opened, by source and event type. */
@@ -643,14 +643,14 @@ export interface Ledger {
   fileProblem(): string | undefined;
   /**
    * The last storage error (SQLITE_FULL, SQLITE_IOERR…, SQLITE_READONLY) a call on this ledger, or a
-   * background checkpoint, met; undefined once proveWritable's write committed a minute or more after it
-   * (write-health.ts). What /readyz `store` reports.
+   * background checkpoint, met; undefined once proveWritable's write committed a minute or more after it,
+   * for SQLITE_FULL with room on the file system as well (write-health.ts). What /readyz `store` reports.
    */
   writeFailure(): WriteFailure | undefined;
   /**
    * While writeFailure() is kept: writes and deletes a scratch value of 64 KiB in one transaction (room a
    * full disk refuses, where a small update still fits), whose commit a minute or more after the last
-   * failure clears it. Throws what that write throws. /readyz `store` calls it with its own write.
+   * failure clears it (SQLITE_FULL: with 32 MiB free on the file system too, or a tenth of a smaller one). Throws what that write throws. /readyz `store` calls it with its own write.
    */
   proveWritable(): void;
   /**

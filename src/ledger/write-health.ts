@@ -9,7 +9,6 @@
 // -wal file from its start after a checkpoint (up to journal_size_limit), and a long-lived file has free
 // pages inside it, so the proof fits where a poll's batch does not.
 import { statfsSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { Db } from './db.js';
 
 /** A storage error a ledger call (or a checkpoint) met. */
@@ -36,20 +35,38 @@ export const PROOF_BYTES = 64 * 1024;
 const PROOF_KEY = 'health:writeProof';
 
 /**
- * Free space the ledger's file system must have before a kept failure is cleared: twice the WAL's size
- * limit (16 MiB, db.ts), so a checkpoint and a poll's batch both fit.
+ * Free space the ledger's file system must have before a kept "full" failure is cleared: twice the WAL's
+ * size limit (16 MiB, db.ts), so a checkpoint and a poll's batch both fit; on a volume smaller than ten
+ * times that, a tenth of it (a small volume would otherwise stay failing for good).
  */
 export const MIN_FREE_BYTES = 32 * 1024 * 1024;
 
-/** Bytes an unprivileged writer may still use where `path` lies; undefined when the system cannot say. */
-export function freeBytesAt(path: string): number | undefined {
+/** The file system holding the ledger: bytes an unprivileged writer may still use, and its size. */
+export interface FreeSpace {
+  free: number;
+  size: number;
+}
+
+/**
+ * FreeSpace of the file system `path` (the ledger file itself, so a symlink is followed to where SQLite
+ * writes it and its -wal) lies on; undefined when the system cannot say.
+ */
+export function freeSpaceAt(path: string): FreeSpace | undefined {
   try {
-    const stats = statfsSync(dirname(path));
-    return stats.bavail * stats.bsize;
+    const stats = statfsSync(path);
+    return { free: stats.bavail * stats.bsize, size: stats.blocks * stats.bsize };
   } catch {
     return undefined;
   }
 }
+
+/** The free space a kept failure needs to clear (MIN_FREE_BYTES, less on a small volume). */
+export function freeSpaceNeeded(space: FreeSpace): number {
+  return Math.min(MIN_FREE_BYTES, Math.floor(space.size / 10));
+}
+
+/** Failures that more free space fixes; a read-only file or an I/O error is cleared by the proof alone. */
+const FULL_CODE = /^SQLITE_FULL/;
 
 /** The SQLite error codes that say the file cannot be written (or read) as storage, not a busy lock. */
 const STORAGE_CODE = /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|PERM|CORRUPT|NOTADB)/;
@@ -80,7 +97,7 @@ export interface WriteHealth {
 export function writeHealth(
   db: Db,
   now: () => number,
-  freeBytes: (path: string) => number | undefined = freeBytesAt,
+  freeSpace: (path: string) => FreeSpace | undefined = freeSpaceAt,
 ): WriteHealth {
   let failure: WriteFailure | undefined;
   const fail = (code: string, message: string) => {
@@ -126,8 +143,8 @@ export function writeHealth(
       // A failure met meanwhile (another call, a checkpoint) is newer than this proof.
       if (failure !== kept || now() - kept.at < WRITE_FAILURE_HOLD_MS) return;
       // An in-memory ledger has no file system to ask; one that cannot say is taken at the proof's word.
-      const free = db.memory ? undefined : freeBytes(db.name);
-      if (free !== undefined && free < MIN_FREE_BYTES) return;
+      const space = db.memory || !FULL_CODE.test(kept.code) ? undefined : freeSpace(db.name);
+      if (space !== undefined && space.free < freeSpaceNeeded(space)) return;
       failure = undefined;
     },
   };

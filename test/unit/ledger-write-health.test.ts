@@ -21,6 +21,8 @@ describe('ledger: storage errors kept for readiness', () => {
     clock = testClock();
     ledger = openLedger(join(dir, 'bridge.db'), {
       now: clock.now,
+      // The file system's room is the test's to say (a CI tmpdir may be a small tmpfs).
+      freeSpace: () => undefined,
       onOpen: (opened) => {
         db = opened;
       },
@@ -121,8 +123,15 @@ describe('ledger: storage errors kept for readiness', () => {
     // On a real full disk the proof fits: a checkpointed WAL is written again from its start and a
     // long-lived file has free pages inside it. The file system's own count decides as well.
     let free = 1024 * 1024;
+    const size = 100 * MIN_FREE_BYTES;
     const path = join(dir, 'statfs.db');
-    const other = openLedger(path, { now: clock.now, freeBytes: () => free, onOpen: (opened) => (db = opened) });
+    const other = openLedger(path, {
+      now: clock.now,
+      freeSpace: () => ({ free, size }),
+      onOpen: (opened) => {
+        db = opened;
+      },
+    });
     try {
       other.recordEvent(eventInput('1'));
       fillDisk();
@@ -134,6 +143,36 @@ describe('ledger: storage errors kept for readiness', () => {
       free = MIN_FREE_BYTES;
       other.proveWritable();
       assert.equal(other.writeFailure(), undefined);
+    } finally {
+      other.close();
+    }
+  });
+
+  it('asks less room of a small volume, and none for a failure room does not fix (a read-only file)', () => {
+    let space = { free: 5 * 1024 * 1024, size: 40 * 1024 * 1024 }; // a tenth of it is 4 MiB
+    const other = openLedger(join(dir, 'small.db'), {
+      now: clock.now,
+      freeSpace: () => space,
+      onOpen: (opened) => {
+        db = opened;
+      },
+    });
+    try {
+      other.recordEvent(eventInput('1'));
+      fillDisk();
+      assert.throws(() => other.recordEvent(bigRecord(1)), { code: 'SQLITE_FULL' });
+      freeDisk();
+      clock.advance(WRITE_FAILURE_HOLD_MS);
+      other.proveWritable();
+      assert.equal(other.writeFailure(), undefined, '5 MiB free of 40: enough for that volume');
+      // A file made read-only and writable again: space has nothing to do with it.
+      space = { free: 0, size: 40 * 1024 * 1024 };
+      db.pragma('query_only = 1');
+      assert.throws(() => other.recordEvent(eventInput('2')), { code: 'SQLITE_READONLY' });
+      db.pragma('query_only = 0');
+      clock.advance(WRITE_FAILURE_HOLD_MS);
+      other.proveWritable();
+      assert.equal(other.writeFailure(), undefined, 'cleared by the proof alone');
     } finally {
       other.close();
     }
