@@ -389,7 +389,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
         // row, left waiting with no payload (a retry), is dead again at its next reading of that copy.
         const lookUp = !same || (existing.payload === null && existing.state !== 'delivering');
         const rejection = lookUp ? rejectionOf.get({ id, copy: sentCopyHash(input.payload) }) : undefined;
-        if (!same && existing.state === 'delivering' && sameContent(existing, input)) {
+        if (!same && existing.state === 'delivering' && sameContentAnyRule(existing, input)) {
           // The same content mapped otherwise while it is sent: see above.
         } else if (rejection) {
           if (existing.state === 'delivering') setAsideForRejected.run(params());
@@ -527,9 +527,12 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     const fingerprint = error.kind === 'mapping' ? input.sourceFingerprint?.() : undefined;
     if (fingerprint === undefined) return { row: toLedgerRow(existing), changed: false };
     const params = { id: existing.id, sourceRef: input.sourceRef, sourceFingerprint: fingerprint, now: now() };
-    const counted = existing.source_fingerprint !== null && existing.source_fingerprint !== fingerprint;
+    // The row's fingerprint taken by the rule before (sameContentAnyRule) is the same content: noted anew.
+    const earlierRule =
+      existing.source_fingerprint !== null && existing.source_fingerprint === input.ownOnlyFingerprint?.();
+    const counted = existing.source_fingerprint !== null && existing.source_fingerprint !== fingerprint && !earlierRule;
     if (counted) markInvalidChanged.run(params);
-    else if (existing.source_fingerprint === null) noteFingerprint.run(params);
+    else if (existing.source_fingerprint === null || earlierRule) noteFingerprint.run(params);
     const back = existing.withdrawn_reason !== null && !DELIVERED.includes(existing.state);
     if (back) unwithdraw.run(params);
     // Changed only when counted: a withdrawal ended by the same content read again is no news of the record
@@ -549,7 +552,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     if (fingerprint === undefined || existing.source_fingerprint === fingerprint)
       return { row: toLedgerRow(existing), changed: false };
     const params = { id: existing.id, sourceRef: input.sourceRef, sourceFingerprint: fingerprint, now: now() };
-    if (existing.source_fingerprint === null) {
+    if (existing.source_fingerprint === null || existing.source_fingerprint === input.ownOnlyFingerprint?.()) {
       noteFingerprint.run(params);
       return { row: toLedgerRow(existing), changed: false };
     }

@@ -150,6 +150,8 @@ export interface RecordInvalidInput {
    * Called only for such a row (see RecordEventInput).
    */
   sourceFingerprint?: () => string;
+  /** As RecordEventInput's: the fingerprint as the rule before took it, also taken as the same content. */
+  ownOnlyFingerprint?: () => string;
 }
 
 export interface LedgerRow {

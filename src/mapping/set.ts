@@ -109,10 +109,10 @@ export class MappingSet {
       // event; computed only if the ledger asks for it.
       if (evaluated.result.status === 'mapped' || evaluated.result.status === 'invalid')
         evaluated.result.sourceFingerprint = lazySourceFingerprint(mapping, assembled.context, this.ownWrites);
-      // Only for a mapped record: the ledger compares a dismissed row's fingerprint with it too (an invalid
-      // reading leaves a dismissed row as it is).
+      // The ledger compares a row's fingerprint with it too: a dismissed row's, a delivered one's (an invalid
+      // reading of a delivered row counts a change of the source content).
       const ownOnly = this.ownWrites?.ownOnly;
-      if (evaluated.result.status === 'mapped' && ownOnly)
+      if ((evaluated.result.status === 'mapped' || evaluated.result.status === 'invalid') && ownOnly)
         evaluated.result.ownOnlyFingerprint = lazySourceFingerprint(mapping, assembled.context, ownOnly);
       return evaluated;
     } catch (err) {

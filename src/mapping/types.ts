@@ -138,6 +138,8 @@ export type MapResult =
        * for a mapped record.
        */
       sourceFingerprint?: () => string;
+      /** As for a mapped record (fingerprint.ts OwnWrites.ownOnly). Lazy. */
+      ownOnlyFingerprint?: () => string;
       /**
        * Not the mapping's verdict: a record its context needs could not be read from the source (one record
        * it will not serve). Kept as a dead row all the same, replayable once the source serves it.

@@ -1030,6 +1030,7 @@ export class SourcePipeline {
               errors: result.errors,
               ...(result.unreadable ? { kind: 'source-read' as const } : {}),
               ...(result.sourceFingerprint ? { sourceFingerprint: result.sourceFingerprint } : {}),
+              ...(result.ownOnlyFingerprint ? { ownOnlyFingerprint: result.ownOnlyFingerprint } : {}),
             });
             report.invalid++;
             // The same dead row again is no change of this pass (sync lists it among the earlier ones).

@@ -2333,3 +2333,62 @@ describe('ledger file identity (liveness)', () => {
     }
   });
 });
+
+describe('ledger: a fingerprint taken by the rule before (another source of the server wrote back since)', () => {
+  // The reading's own fingerprint leaves out the other sources' tracking ids; the row's, taken before, held
+  // them (mapping/fingerprint.ts OwnWrites.ownOnly). Equal by that earlier rule, the content is the same.
+  const delivered = { outcome: 'delivered' as const, eventId: 'e1', trackingId: 'T1' };
+  const withPrints = (input: ReturnType<typeof eventInput>, own: string, earlier?: string) => ({
+    ...input,
+    sourceFingerprint: () => own,
+    ...(earlier ? { ownOnlyFingerprint: () => earlier } : {}),
+  });
+  const invalidReading = (own: string, earlier?: string) => ({
+    sourceId: 'emr',
+    eventType: 'birth',
+    subjectKey: 'Patient/legacy',
+    sourceRef: 'Encounter/legacy',
+    mappingId: 'birth.fhir',
+    errors: [{ field: 'office', message: "office 'X' is not a known, open OpenCRVS office" }],
+    sourceFingerprint: () => own,
+    ...(earlier ? { ownOnlyFingerprint: () => earlier } : {}),
+  });
+
+  it('counts no update for an invalid reading of a delivered row, and keeps the fingerprint as now taken', () => {
+    const { ledger, cleanup } = tempLedger();
+    try {
+      const { row } = ledger.recordEvent(withPrints(eventInput('legacy'), 'legacy'));
+      settleRow(ledger, row.id, delivered);
+      const { changed } = ledger.recordInvalid(invalidReading('new', 'legacy'));
+      assert.equal(changed, false);
+      assert.equal(ledger.get(row.id)?.updatesAfterNotification, 0);
+      // Taken as now: a real change later is told from this one.
+      assert.equal(ledger.recordInvalid(invalidReading('changed', 'other')).changed, true);
+      assert.equal(ledger.get(row.id)?.updatesAfterNotification, 1);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('counts no update for the same content mapped otherwise while its first attempt is under way', () => {
+    const { ledger, cleanup } = tempLedger();
+    try {
+      const { row } = ledger.recordEvent(withPrints(eventInput('legacy'), 'legacy'));
+      const claimed = ledger.claimRow(row.id, 'w-test');
+      assert.ok(claimed);
+      ledger.recordEvent(withPrints(eventInput('legacy', payload('Other')), 'new', 'legacy'));
+      ledger.settle({
+        id: row.id,
+        workerId: 'w-test',
+        claimedPayloadHash: claimed.payloadHash,
+        step: 'notify',
+        startedAt: 0,
+        settlement: delivered,
+      });
+      assert.equal(ledger.get(row.id)?.state, 'delivered');
+      assert.equal(ledger.get(row.id)?.updatesAfterNotification, 0);
+    } finally {
+      cleanup();
+    }
+  });
+});
