@@ -110,6 +110,21 @@ async function correctFirstName(h: Dhis2Harness, child: TrackedEntity): Promise<
   assert.equal(corrected.status, 200, await corrected.text());
 }
 
+/**
+ * `config` as the version before saw it for the births source: a deaths source with no write-back (only
+ * sources that write back are paired), while the ids it wrote stay on the mothers' death events.
+ */
+function withoutDeathsWriteBack(config: BridgeConfig): BridgeConfig {
+  return {
+    ...config,
+    sources: config.sources.map((source) => {
+      if (source.id !== DEATHS_SOURCE) return source;
+      const { writeBack: _, ...rest } = source;
+      return rest;
+    }),
+  };
+}
+
 describe('DHIS2: the tracking id another source of the same server writes back', () => {
   it('is no change of a record that reads it: a mapping change after it counts no update; a correction does', async () => {
     const h = await startDhis2Harness({ births: 1, deaths: 2, entities: motherDiedOf });
@@ -181,14 +196,7 @@ describe('DHIS2: the tracking id another source of the same server writes back',
       // The version before: the births source left out its own write-back only. A deaths source with no
       // write-back gives the births source that rule here (only sources that write back are paired), while
       // the id it wrote stays on the mother's death event. The births are read, rejected and dismissed.
-      const ownOnly: BridgeConfig = {
-        ...h.config,
-        sources: h.config.sources.map((source) => {
-          if (source.id !== DEATHS_SOURCE) return source;
-          const { writeBack: _, ...rest } = source;
-          return rest;
-        }),
-      };
+      const ownOnly = withoutDeathsWriteBack(h.config);
       await h.sim.control.configure({ actionConfirmation: 'reject' });
       bridge = await restarted(ownOnly);
       await bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 30_000 });
@@ -244,14 +252,7 @@ describe('DHIS2: the tracking id another source of the same server writes back',
       await h.bridge.stop();
       // The version before (the deaths source's write-back not paired): the birth is delivered, its
       // fingerprint holding the tracking id on its mother's death event.
-      const ownOnly: BridgeConfig = {
-        ...h.config,
-        sources: h.config.sources.map((source) => {
-          if (source.id !== DEATHS_SOURCE) return source;
-          const { writeBack: _, ...rest } = source;
-          return rest;
-        }),
-      };
+      const ownOnly = withoutDeathsWriteBack(h.config);
       bridge = await restarted(ownOnly);
       assert.ok((await bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 30_000 })).ok);
       await bridge.stop();
