@@ -11,7 +11,15 @@ import {
 } from '../config/index.js';
 import { changedOnDisk, LOADED_FILES_META, type LoadedFile, mappingFilesNamed } from '../config/on-disk.js';
 import { exposedLedgerFiles } from '../ledger/db.js';
-import { heldSince, openLedger, unaccountedSources, unaccountedSourcesMessage } from '../ledger/index.js';
+import {
+  type FreeSpace,
+  freeSpaceAt,
+  freeSpaceNeeded,
+  heldSince,
+  openLedger,
+  unaccountedSources,
+  unaccountedSourcesMessage,
+} from '../ledger/index.js';
 import { currentLeaseHolder, LedgerInUse } from '../ledger/process-lease.js';
 import { loadMappings, MappingLoadError, type MappingSet, sourceMappingOptions } from '../mapping/index.js';
 import { identityChanges } from '../sources/identity.js';
@@ -73,7 +81,11 @@ function withoutSecretFiles(file: string | undefined, env: Env): ConfigCheck['pa
  * and whether serve could create the ledger there: the store's checks need nothing else of a ledger that
  * records nothing.
  */
-export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[] {
+export function checkStore(
+  config: BridgeConfig,
+  now = new Date(),
+  freeSpace: (path: string) => FreeSpace | undefined = freeSpaceAt,
+): CheckResult[] {
   const path = config.store.path;
   const shown = isAbsolute(path) ? path : `${resolve(path)} (store.path ${path}, relative to the working directory)`;
   if (!existsSync(path)) return [noLedgerYet(path, shown), ...firstSyncWarnings(config, () => false)];
@@ -97,6 +109,10 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
     const results = [ok('store', `${shown} is writable`), ...(migrated ? [migrated] : [])];
     const exposed = exposedLedgerFiles(path);
     if (exposed.length > 0) results.push(exposedWarning(exposed));
+    // doctor's one small write fits on a disk all but full (in pages the ledger already has): the file
+    // system says what the next poll's batch will meet. The room /readyz `store` asks before it clears.
+    const space = freeSpace(path);
+    if (space && space.free < freeSpaceNeeded(space)) results.push(lowSpaceWarning(path, space));
     const hold = ledger.getHold();
     if (hold) {
       // Nothing is being delivered until someone acts: a failure, so a script running doctor sees it.
@@ -134,6 +150,16 @@ export function checkStore(config: BridgeConfig, now = new Date()): CheckResult[
  * it keeps declarations (names, birth dates, identifiers) until store.payloadRetentionHours after delivery.
  * Not changed by the bridge: a backup job may read it through its group on purpose.
  */
+function lowSpaceWarning(path: string, space: FreeSpace): CheckResult {
+  const mib = (bytes: number) => `${Math.floor(bytes / (1024 * 1024))} MiB`;
+  return warn(
+    'store space',
+    `${mib(space.free)} free of ${mib(space.size)} on the file system of ${path}: polls and deliveries fail once ` +
+      `it is full (SQLITE_FULL), and /readyz store stays failing until ${mib(freeSpaceNeeded(space))} are free; ` +
+      'free space or grow the volume (runbook: "Ledger disk full or unwritable")',
+  );
+}
+
 function exposedWarning(exposed: Array<{ file: string; mode: string }>): CheckResult {
   const files = exposed.map(({ file, mode }) => `${file} (mode ${mode})`).join(', ');
   return warn(

@@ -57,4 +57,5 @@ export {
   type Settlement,
   type UndismissResult,
 } from './types.js';
-export type { WriteFailure } from './write-health.js';
+export type { FreeSpace, WriteFailure } from './write-health.js';
+export { freeSpaceAt, freeSpaceNeeded } from './write-health.js';
