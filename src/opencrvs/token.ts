@@ -5,6 +5,7 @@ import type { Secret } from '../config/secret-files.js';
 import type { Logger } from '../observability/logger.js';
 import type { SecretScrubber } from '../observability/secret-scrubber.js';
 import { isRedirect, redirectOrigin } from '../util/redirect.js';
+import { nextRefusalBackoff } from '../util/refusal-backoff.js';
 import { classifyHttpFailure, messageOf } from './classify.js';
 import { OpenCrvsError } from './errors.js';
 import { errorBodyOf, exchange, type Transport } from './http.js';
@@ -16,13 +17,6 @@ const CLOCK_SKEW_WARN_MS = 60_000;
 /** After a failed renewal the current (unexpired) token is used, and renewal tried again within these bounds. */
 const RENEW_RETRY_MAX_MS = 30_000;
 const RENEW_RETRY_MIN_MS = 1_000;
-/**
- * After the token endpoint refused the request for a reason that does not pass by itself (401
- * invalid_client: a wrong secret, a deactivated client; a 400 for the configuration), it is asked again
- * after 30 s, then after twice as long each time it refuses again, at most every 5 minutes.
- */
-const REFUSED_RETRY_FIRST_MS = 30_000;
-const REFUSED_RETRY_MAX_MS = 5 * 60_000;
 
 export interface AccessToken {
   value: string;
@@ -206,7 +200,9 @@ export function clientCredentialsTokenSource(
           if (err instanceof OpenCrvsError && err.classification !== 'retryable') {
             // Asking again at once would get the same answer: calls fail at once with it until the backoff
             // ends (a fixed client in OpenCRVS is found then), or until the client secret file changes.
-            const backoffMs = refused ? Math.min(REFUSED_RETRY_MAX_MS, refused.backoffMs * 2) : REFUSED_RETRY_FIRST_MS;
+            // A refusal that does not pass by itself (401 invalid_client: a wrong secret, a deactivated client;
+            // a 400 for the configuration): util/refusal-backoff.ts.
+            const backoffMs = nextRefusalBackoff(refused?.backoffMs);
             refused = { error: err, at, until: at + backoffMs, backoffMs, secret };
             logger.error(
               { kind: err.kind, status: err.status, retryInSeconds: Math.round(backoffMs / 1000) },

@@ -3,6 +3,7 @@ import type { SourceAuth } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import type { SecretScrubber } from '../../observability/secret-scrubber.js';
 import { isRedirect, NO_REDIRECT, redirectOrigin } from '../../util/redirect.js';
+import { nextRefusalBackoff } from '../../util/refusal-backoff.js';
 import { callSignal } from './call-signal.js';
 import { ResponseTooLargeError, readBodyCapped } from './read-body.js';
 import { noAnswer } from './source-error.js';
@@ -117,13 +118,6 @@ function liveSecret(
   };
 }
 
-/**
- * A token endpoint that redirected or refused the client (a 4xx other than 429) is asked again after 30 s,
- * then twice as long each time it answers so again, at most every 5 min: the policy of the OpenCRVS token
- * client (opencrvs/token.ts).
- */
-const HELD_RETRY_FIRST_MS = 30_000;
-const HELD_RETRY_MAX_MS = 5 * 60_000;
 /** A token answer is a small JSON object; a larger one is refused rather than read without end. */
 const MAX_TOKEN_ANSWER_BYTES = 64 * 1024;
 /** Visible ASCII and spaces: what an Authorization header value may hold. */
@@ -180,7 +174,8 @@ function oauth2ClientCredentials(
 
   /** Holds `message` as the endpoint's answer until the backoff ends (longer each time it is met again). */
   function hold(message: string, secret?: string): SourceAuthError {
-    const backoffMs = held ? Math.min(HELD_RETRY_MAX_MS, held.backoffMs * 2) : HELD_RETRY_FIRST_MS;
+    // Redirects, refusals of the client (a 4xx but 408, 425, 429) and unusable answers: util/refusal-backoff.ts.
+    const backoffMs = nextRefusalBackoff(held?.backoffMs);
     held = { message, until: Date.now() + backoffMs, backoffMs, ...(secret !== undefined ? { secret } : {}) };
     return new SourceAuthError(message, false);
   }
