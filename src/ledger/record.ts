@@ -219,8 +219,11 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   // NOTIFY may be stored), counted an update after notification. Computed only when the reading's
   // own differs and the source has such other write-backs. A record that changed differs from both.
   const sameContentAnyRule = (existing: SqlRecordedRow, input: RecordEventInput): boolean =>
-    sameContent(existing, input) ||
-    (existing.source_fingerprint !== null && existing.source_fingerprint === input.ownOnlyFingerprint?.());
+    sameContent(existing, input) || takenByEarlierRule(existing, input);
+
+  // The row's fingerprint is the reading's as the rule before takes it (see sameContentAnyRule).
+  const takenByEarlierRule = (existing: SqlRecordedRow, input: { ownOnlyFingerprint?: () => string }): boolean =>
+    existing.source_fingerprint !== null && existing.source_fingerprint === input.ownOnlyFingerprint?.();
 
   // Whether a reading names content other than what the row was last read from (or the row names none).
   const movedContent = (existing: SqlRecordedRow, input: RecordEventInput): boolean => {
@@ -527,9 +530,8 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     const fingerprint = error.kind === 'mapping' ? input.sourceFingerprint?.() : undefined;
     if (fingerprint === undefined) return { row: toLedgerRow(existing), changed: false };
     const params = { id: existing.id, sourceRef: input.sourceRef, sourceFingerprint: fingerprint, now: now() };
-    // The row's fingerprint taken by the rule before (sameContentAnyRule) is the same content: noted anew.
-    const earlierRule =
-      existing.source_fingerprint !== null && existing.source_fingerprint === input.ownOnlyFingerprint?.();
+    // The row's fingerprint taken by the rule before is the same content: noted anew.
+    const earlierRule = takenByEarlierRule(existing, input);
     const counted = existing.source_fingerprint !== null && existing.source_fingerprint !== fingerprint && !earlierRule;
     if (counted) markInvalidChanged.run(params);
     else if (existing.source_fingerprint === null || earlierRule) noteFingerprint.run(params);
@@ -552,7 +554,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     if (fingerprint === undefined || existing.source_fingerprint === fingerprint)
       return { row: toLedgerRow(existing), changed: false };
     const params = { id: existing.id, sourceRef: input.sourceRef, sourceFingerprint: fingerprint, now: now() };
-    if (existing.source_fingerprint === null || existing.source_fingerprint === input.ownOnlyFingerprint?.()) {
+    if (existing.source_fingerprint === null || takenByEarlierRule(existing, input)) {
       noteFingerprint.run(params);
       return { row: toLedgerRow(existing), changed: false };
     }
