@@ -191,14 +191,7 @@ export class Dhis2Client {
               // 403 "User has no access to program: <uid>" (OperationsParamsValidator.validateProgramAccess):
               // the credentials are good, and no record was refused.
               const programRefused =
-                init.program === undefined
-                  ? undefined
-                  : (status === 400 && saysNoSuchProgram(refusal, init.program)) ||
-                      (status === 404 && saysProgramNotFound(refusal, init.program))
-                    ? 'missing'
-                    : status === 403 && saysNoProgramAccess(refusal, init.program)
-                      ? 'unshared'
-                      : undefined;
+                init.program === undefined ? undefined : programRefusalOf(status, refusal, init.program);
               await response.body?.cancel().catch(() => undefined);
               const notDhis2Hint =
                 status === 403
@@ -504,28 +497,29 @@ function isGone(err: unknown): boolean {
 }
 
 /**
- * DHIS2's 400 for a `program` it does not have: "Program is specified but does not exist: <uid>" (dhis2-core's
- * tracked entity request mapper in 2.40, TrackedEntityOperationParamsMapper in 2.41 and later), for the uid sent.
+ * DHIS2's answers that refuse the `program` a call names, for the uid sent (the message quoted whole):
+ * - 400 "Program is specified but does not exist: <uid>", to a list (dhis2-core's tracked entity request
+ *   mapper in 2.40, TrackedEntityOperationParamsMapper in 2.41 and later);
+ * - 404 "Program with id <uid> could not be found.", to a read (feedback.NotFoundException(Program.class,
+ *   uid), thrown by 2.41's DefaultTrackedEntityService.getTrackedEntity before it looks the record up);
+ * - 403 "User has no access to program: <uid>", 2.42+ to either, for a programme whose data the user may not
+ *   read (OperationsParamsValidator.validateProgramAccess, ForbiddenException).
  */
-function saysNoSuchProgram(text: string, program: string): boolean {
-  return messageOf(text)?.trim() === `Program is specified but does not exist: ${program}`;
-}
+const PROGRAM_REFUSALS: ReadonlyArray<{
+  status: number;
+  refused: 'missing' | 'unshared';
+  message: (program: string) => string;
+}> = [
+  { status: 400, refused: 'missing', message: (uid) => `Program is specified but does not exist: ${uid}` },
+  { status: 404, refused: 'missing', message: (uid) => `Program with id ${uid} could not be found.` },
+  { status: 403, refused: 'unshared', message: (uid) => `User has no access to program: ${uid}` },
+];
 
-/**
- * DHIS2's 404 for a read naming a `program` it does not have: "Program with id <uid> could not be found."
- * (dhis2-core feedback.NotFoundException(Program.class, uid), thrown by 2.41's
- * DefaultTrackedEntityService.getTrackedEntity before it looks the tracked entity up), for the uid sent.
- */
-function saysProgramNotFound(text: string, program: string): boolean {
-  return messageOf(text)?.trim() === `Program with id ${program} could not be found.`;
-}
-
-/**
- * DHIS2 2.42+'s 403 for a `program` whose data the user may not read: "User has no access to program: <uid>"
- * (dhis2-core OperationsParamsValidator.validateProgramAccess, ForbiddenException), for the uid sent.
- */
-function saysNoProgramAccess(text: string, program: string): boolean {
-  return messageOf(text)?.trim() === `User has no access to program: ${program}`;
+/** Whether DHIS2's answer `text` (with `status`) refuses `program`, and how: see PROGRAM_REFUSALS. */
+function programRefusalOf(status: number, text: string, program: string): 'missing' | 'unshared' | undefined {
+  const said = messageOf(text)?.trim();
+  if (said === undefined) return undefined;
+  return PROGRAM_REFUSALS.find((r) => r.status === status && said === r.message(program))?.refused;
 }
 
 /** The `message` of DHIS2's error body, if the text is one with a message. */
