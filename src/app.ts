@@ -1003,7 +1003,7 @@ export class Bridge {
             try {
               this.ledger.setMeta('health:lastWriteCheck', new Date(now).toISOString());
               // That small write fits in pages the ledger has even with the disk full: a failure kept is
-              // cleared only by a write that needs new ones.
+              // cleared only by the proof (write-health.ts: a write that needs new pages, and room on disk).
               this.ledger.proveWritable();
             } catch (err) {
               // A storage error is kept by the ledger and said below; anything else is this check's answer.

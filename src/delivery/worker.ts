@@ -538,10 +538,10 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     if (deps.recheck && needsRecheck(row, now())) {
       // A hold lasts until someone acts, often far past the recheck threshold: the row is confirmed at its
       // source first, as startRows does, or a record the EMR voided during the hold is registered by the
-      // probe. Unlike startRows, a recheck that fails (the EMR down) does not send it as recorded: it waits
-      // out its lease, the hold stands, and the next probe re-tries another row.
-      // Not rechecked (it failed, or waits): not re-tried by this probe either. Its lease may have run out
-      // meanwhile (a recheck slower than delivery.lockTimeoutSeconds), and the claim below would then take it.
+      // probe. Unlike startRows, a recheck that fails (the EMR down) or waits does not send it as recorded:
+      // it waits out its lease, the hold stands, and the next probe re-tries another row. Asked of the
+      // recheck, not of the lease: a recheck slower than delivery.lockTimeoutSeconds outlasts it, and the
+      // claim below would then take the row.
       if (!(await track(row, recheck([row], deps.recheck, 'probe')))) return false;
       return retryRechecked(row.id, retry, through);
     }

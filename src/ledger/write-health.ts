@@ -78,7 +78,7 @@ export function storageErrorCode(err: unknown): string | undefined {
 }
 
 export interface WriteHealth {
-  /** The storage failure not yet cleared by a later write. */
+  /** The storage failure not yet cleared by a proof (proveWritable). */
   current(): WriteFailure | undefined;
   /** Keeps `err` when it is a storage error; returns whether it was. */
   noteError(err: unknown): boolean;
