@@ -4,14 +4,12 @@
 // (doubling): a call meanwhile fails at once with the same words, and says when the endpoint is asked next.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import express from 'express';
 import { stringify } from 'yaml';
 import { SecretScrubber } from '../../src/observability/secret-scrubber.js';
 import { createSourceAuthenticator, SourceAuthError } from '../../src/sources/shared/source-auth.js';
+import { startTokenServer, type TokenServer } from '../support/token-server.js';
 import { runCli } from './helpers/bridge-cli.js';
 import { birthResources, type Simulators, startSimulators } from './helpers/bridge-harness.js';
 
@@ -19,27 +17,21 @@ const CLIENT_SECRET = 'source-client-secret-4f7a';
 const ELSEWHERE = 'https://login.example:8443';
 
 describe("a source's OAuth2 token endpoint answering a redirect", () => {
-  let server: Server;
+  let server: TokenServer;
   let tokenUrl = '';
   let redirecting = true;
-  let asked = 0;
+  const asked = () => server.posted.length;
 
   before(async () => {
-    const app = express();
-    app.post('/token', (_req, res) => {
-      asked += 1;
+    server = await startTokenServer((_secret, res) => {
       if (redirecting) res.redirect(307, `${ELSEWHERE}/realms/emr/token?client_secret=${CLIENT_SECRET}&p=Patient%2F9`);
       else res.json({ access_token: 'tok-1', expires_in: 300 });
     });
-    server = app.listen(0, '127.0.0.1');
-    await new Promise((resolve) => server.once('listening', resolve));
-    tokenUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`;
+    tokenUrl = server.url;
   });
-  after(async () => {
-    await new Promise((resolve) => server.close(resolve));
-  });
+  after(() => server.close());
   beforeEach(() => {
-    asked = 0;
+    server.posted.length = 0;
     redirecting = true;
   });
 
@@ -62,7 +54,7 @@ describe("a source's OAuth2 token endpoint answering a redirect", () => {
       writeFileSync(config, stringify(object));
       const run = await runCli(['sync', '--once', '--config', config], { LOG_LEVEL: 'warn' });
       assert.equal(run.code, 1, run.stderr);
-      assert.equal(asked, 1, 'one token request for the whole pass, whatever the resource types searched');
+      assert.equal(asked(), 1, 'one token request for the whole pass, whatever the resource types searched');
       assert.match(
         run.stdout,
         /answered a redirect \(HTTP 307\) to https:\/\/login\.example:8443, which is not followed: set auth\.tokenUrl/,
@@ -90,6 +82,6 @@ describe("a source's OAuth2 token endpoint answering a redirect", () => {
     assert.match(await refusal(), /redirect \(HTTP 307\) to https:\/\/login\.example:8443, which is not followed/);
     redirecting = false; // fixed at the server: found at the next ask, not by every call meanwhile
     assert.match(await refusal(), /redirect \(HTTP 307\) to https:\/\/login\.example:8443.*\(asked again in \d+ s\)$/);
-    assert.equal(asked, 1);
+    assert.equal(asked(), 1);
   });
 });

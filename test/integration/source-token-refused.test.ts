@@ -4,48 +4,35 @@
 // IdP with failed logins (which may lock the client out). Calls meanwhile fail at once with the same words
 // and when it is asked next. A client secret file rewritten meanwhile (a rotation) is tried at once.
 import assert from 'node:assert/strict';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import express from 'express';
 import { stringify } from 'yaml';
+import { rotateSecretFile as rotate } from '../support/secret-file.js';
+import { startTokenServer, type TokenServer } from '../support/token-server.js';
 import { runCli } from './helpers/bridge-cli.js';
 import { birthResources, type Simulators, SOURCE_ID, startHarness, startSimulators } from './helpers/bridge-harness.js';
 
 const REFUSED_SECRET = 'source-client-secret-old-8Tn3';
 const ROTATED_SECRET = 'source-client-secret-new-2Vc6';
 
-/** As a Vault agent or kubelet does: the new file written aside, then moved over the old one. */
-function rotate(file: string, value: string): void {
-  writeFileSync(`${file}.new`, `${value}\n`);
-  renameSync(`${file}.new`, file);
-}
-
 describe("a source's OAuth2 token endpoint refusing the client", () => {
-  let server: Server;
+  let server: TokenServer;
   let tokenUrl = '';
   /** The client secret of each token request, in order. */
-  const posted: string[] = [];
+  let posted: string[] = [];
 
   before(async () => {
-    const app = express();
-    app.post('/token', express.urlencoded({ extended: false }), (req, res) => {
-      const secret = String((req.body as Record<string, unknown>).client_secret ?? '');
-      posted.push(secret);
+    server = await startTokenServer((secret, res) => {
       if (secret === ROTATED_SECRET) res.json({ access_token: `tok-${posted.length}`, expires_in: 300 });
       else res.status(401).json({ error: 'invalid_client', error_description: `bad secret ${secret}` });
     });
-    server = app.listen(0, '127.0.0.1');
-    await new Promise((resolve) => server.once('listening', resolve));
-    tokenUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`;
+    tokenUrl = server.url;
+    posted = server.posted;
   });
-  after(async () => {
-    await new Promise((resolve) => server.close(resolve));
-  });
+  after(() => server.close());
   beforeEach(() => {
     posted.length = 0;
   });
