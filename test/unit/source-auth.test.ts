@@ -19,6 +19,7 @@ import { createSourceAuthenticator, SourceAuthError } from '../../src/sources/sh
 import { loggableCause } from '../../src/sources/shared/source-error.js';
 import { sourceSecrets } from '../../src/sources/shared/source-secrets.js';
 import { closedPort } from '../support/ports.js';
+import { rotateSecretFile } from '../support/secret-file.js';
 import { MINIMAL_CONFIG } from './config-helpers.js';
 
 const SECRET = 'source-client-secret-value';
@@ -222,6 +223,34 @@ describe('source OAuth2 client credentials', () => {
       assert.match((await refusal(a.headers())).message, /\(asked again in 30 s\)$/, 'the new secret refused too');
       assert.equal(calls.length, 2);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an answer without a usable access_token is held as a refusal is, and a client secret rewritten in its file ends it too', async () => {
+    tokenStatus = 200;
+    issuedToken = ''; // some IdPs answer a wrong secret so: 200, and no token
+    const dir = mkdtempSync(join(tmpdir(), 'source-auth-no-token-'));
+    const secretFile = join(dir, 'client-secret');
+    try {
+      rotateSecretFile(secretFile, 'unusable-secret-8Lc1');
+      const config = loadConfig({
+        text: `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: ${base}/fhir\n    auth: { type: oauth2, tokenUrl: "${base}/token", clientId: bridge, clientSecretFile: ${secretFile} }\n`,
+      });
+      const settings = config.sources[0];
+      assert.ok(settings);
+      const a = createSourceAuthenticator(settings.auth, 2000, sourceSecrets(settings));
+      calls.length = 0;
+      assert.match((await refusal(a.headers())).message, /returned no access_token$/);
+      assert.match((await refusal(a.headers())).message, /returned no access_token \(asked again in 30 s\)$/);
+      assert.equal(calls.length, 1);
+      issuedToken = undefined;
+      rotateSecretFile(secretFile, 'usable-secret-4Pz9');
+      await sleep(300); // a held secret's file is looked at at most 4 times a second
+      assert.match((await a.headers()).authorization ?? '', /^Bearer tok-/, 'asked with the new secret at once');
+      assert.equal(calls.length, 2);
+    } finally {
+      issuedToken = undefined;
       rmSync(dir, { recursive: true, force: true });
     }
   });

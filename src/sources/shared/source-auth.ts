@@ -17,8 +17,9 @@ import { noAnswer } from './source-error.js';
 export interface SourceAuthenticator {
   /**
    * The headers of one call. `stops` (the client closing, the caller's deadline) end the wait for a token
-   * at once: rejected with the reason of the one that fired. While an OAuth2 token endpoint's redirect or
-   * refusal of the client stands (30 s, doubling to 5 min), rejected at once with it, not asked again.
+   * at once: rejected with the reason of the one that fired. While an OAuth2 token endpoint's redirect,
+   * refusal of the client or unusable answer stands (30 s, doubling to 5 min, or until the client secret
+   * file changes), rejected at once with it, not asked again.
    */
   headers(...stops: Array<AbortSignal | undefined>): Promise<Record<string, string>>;
   /**
@@ -167,16 +168,18 @@ function oauth2ClientCredentials(
    * Asking again at once meets the same answer: without this each call of a pass (every resource type a
    * FHIR pass searches goes on after another failed) sent its own token request, six in one `sync --once`,
    * and every pass after it, flooding the IdP's log with failed logins that may lock the client out.
-   * `secret` is the client secret refused: any other value now in its file (a rotation) is asked with at
-   * once. A redirect has none (a new secret does not make it go away).
+   * `secret` is the client secret the request answered sent: any other value now in its file (a rotation)
+   * is asked with at once, whatever the answer held. An IdP may answer a wrong secret with a redirect to its
+   * login page or a 200 without a token as well as with a 401, and the operator who rewrites the file has
+   * fixed what they could: the next pass is where they look for it (as the OpenCRVS token client does).
    */
-  let held: { message: string; until: number; backoffMs: number; secret?: string } | undefined;
+  let held: { message: string; until: number; backoffMs: number; secret: string } | undefined;
 
   /** Holds `message` as the endpoint's answer until the backoff ends (longer each time it is met again). */
-  function hold(message: string, secret?: string): SourceAuthError {
+  function hold(message: string, secret: string): SourceAuthError {
     // Redirects, refusals of the client (a 4xx but 408, 425, 429) and unusable answers: util/refusal-backoff.ts.
     const backoffMs = nextRefusalBackoff(held?.backoffMs);
-    held = { message, until: Date.now() + backoffMs, backoffMs, ...(secret !== undefined ? { secret } : {}) };
+    held = { message, until: Date.now() + backoffMs, backoffMs, secret };
     return new SourceAuthError(message, false);
   }
 
@@ -185,15 +188,13 @@ function oauth2ClientCredentials(
     if (!held) return undefined;
     const left = held.until - Date.now();
     if (left <= 0) return undefined;
-    if (held.secret !== undefined) {
-      // Compared with the value refused, not told by this look: the change may have been read already, by
-      // the look a 401 from the source made (invalidate), which left the refusal standing.
-      clientSecret.refresh();
-      if (clientSecret.current() !== held.secret) {
-        logger?.info('the client secret file has changed: asking the source token endpoint again');
-        held = undefined;
-        return undefined;
-      }
+    // Compared with the value sent, not told by this look: the change may have been read already, by the
+    // look a 401 from the source made (invalidate), which left the answer standing.
+    clientSecret.refresh();
+    if (clientSecret.current() !== held.secret) {
+      logger?.info('the client secret file has changed: asking the source token endpoint again');
+      held = undefined;
+      return undefined;
     }
     return new SourceAuthError(`${held.message} (asked again in ${Math.ceil(left / 1000)} s)`, false);
   }
@@ -226,7 +227,7 @@ function oauth2ClientCredentials(
       } else text = await readBodyCapped(response, MAX_TOKEN_ANSWER_BYTES, signal);
     } catch (err) {
       if (err instanceof ResponseTooLargeError)
-        throw hold('the token endpoint (auth.tokenUrl) answered with more than 64 kB');
+        throw hold('the token endpoint (auth.tokenUrl) answered with more than 64 kB', secret);
       throw new SourceAuthError(`the token endpoint (auth.tokenUrl) could not be reached: ${noAnswer(err)}`, true, {
         cause: err,
       });
@@ -236,6 +237,7 @@ function oauth2ClientCredentials(
     if (redirectedTo !== undefined) {
       throw hold(
         `the token endpoint (auth.tokenUrl) answered a redirect (HTTP ${response.status}) to ${redirectedTo}, which is not followed: set auth.tokenUrl to the final address`,
+        secret,
       );
     }
     // The message names the status only: the response may echo credentials.
@@ -262,12 +264,13 @@ function oauth2ClientCredentials(
     const token = body && typeof body === 'object' ? (body as Record<string, unknown>).access_token : undefined;
     const expiresIn = body && typeof body === 'object' ? (body as Record<string, unknown>).expires_in : undefined;
     if (typeof token !== 'string' || token.length === 0)
-      throw hold('the token endpoint (auth.tokenUrl) returned no access_token');
+      throw hold('the token endpoint (auth.tokenUrl) returned no access_token', secret);
     secrets.add(token, { renewed: true });
     // Sent as it is, the runtime would refuse it with an error that quotes it, read as a network error.
     if (!HEADER_SAFE.test(token)) {
       throw hold(
         'the token endpoint (auth.tokenUrl) returned an access_token that cannot be sent in a header (control characters)',
+        secret,
       );
     }
     const lifetimeMs = typeof expiresIn === 'number' && expiresIn > 0 ? expiresIn * 1000 : 300_000;
