@@ -4,8 +4,8 @@
 import type { Secret } from '../config/secret-files.js';
 import type { Logger } from '../observability/logger.js';
 import type { SecretScrubber } from '../observability/secret-scrubber.js';
+import { type Held, heldRefusal } from '../util/held-refusal.js';
 import { isRedirect, redirectOrigin } from '../util/redirect.js';
-import { nextRefusalBackoff } from '../util/refusal-backoff.js';
 import { classifyHttpFailure, messageOf } from './classify.js';
 import { OpenCrvsError } from './errors.js';
 import { errorBodyOf, exchange, type Transport } from './http.js';
@@ -111,12 +111,15 @@ export function clientCredentialsTokenSource(
   let inflight: Promise<AccessToken> | undefined;
   let obtained = 0;
   /**
-   * The endpoint's last refusal that does not pass by itself, and until when it stands for its answer.
+   * The endpoint's last refusal that does not pass by itself, standing for its answer (util/held-refusal.ts).
    * Without it every call (each delivery, location lookup, pending check, readiness check) sent its own
    * token request with the wrong secret, hammering the auth service, which may lock the client out.
-   * `secret` is the one refused: any other value now in use (a rotation) is asked with at once.
    */
-  let refused: { error: OpenCrvsError; at: number; until: number; backoffMs: number; secret: string } | undefined;
+  const refused = heldRefusal<OpenCrvsError>(
+    credentials.clientSecret,
+    () => logger.info('the client secret file has changed: asking the OpenCRVS token endpoint again'),
+    now,
+  );
 
   async function request(secret: string): Promise<AccessToken> {
     const url = new URL(credentials.tokenUrl);
@@ -178,20 +181,14 @@ export function clientCredentialsTokenSource(
   /** One request to the token endpoint, shared by every caller while it is in flight; no fallback. */
   function renew(): Promise<AccessToken> {
     if (!inflight) {
-      if (refused && now() < refused.until) {
-        // A refused secret replaced in its file (a rotation) ends the wait: it is asked with the new one.
-        // Compared with the value refused, not told by this look: the change may have been read already,
-        // by the look a 401 from the events API made (invalidate), which left the refusal standing.
-        credentials.clientSecret.refresh();
-        if (credentials.clientSecret.current() === refused.secret) return Promise.reject(stillRefused(refused, now()));
-        logger.info('the client secret file has changed: asking the OpenCRVS token endpoint again');
-        refused = undefined;
-      }
+      // A refused secret replaced in its file (a rotation) ends the wait: it is asked with the new one.
+      const standing = refused.standing();
+      if (standing) return Promise.reject(stillRefused(standing, now()));
       const secret = credentials.clientSecret.current();
       inflight = request(secret)
         .then((token) => {
           cached = token;
-          refused = undefined;
+          refused.clear();
           return token;
         })
         .catch((err: unknown) => {
@@ -202,8 +199,7 @@ export function clientCredentialsTokenSource(
             // ends (a fixed client in OpenCRVS is found then), or until the client secret file changes.
             // A refusal that does not pass by itself (401 invalid_client: a wrong secret, a deactivated client;
             // a 400 for the configuration): util/refusal-backoff.ts.
-            const backoffMs = nextRefusalBackoff(refused?.backoffMs);
-            refused = { error: err, at, until: at + backoffMs, backoffMs, secret };
+            const backoffMs = refused.hold(err, secret);
             logger.error(
               { kind: err.kind, status: err.status, retryInSeconds: Math.round(backoffMs / 1000) },
               'the OpenCRVS token endpoint refused the credentials or the request; not asked again until the retry',
@@ -257,15 +253,11 @@ export function clientCredentialsTokenSource(
     },
     renewals: () => obtained,
     refusal() {
-      if (!refused) return undefined;
-      const at = now();
       // Past its wait, or once the secret file holds another value, the refusal no longer stands: the next
       // question (readiness's own included) asks the endpoint, which is how a client reactivated in OpenCRVS
       // or a rotated secret is found when nothing else asks for a token.
-      if (at >= refused.until) return undefined;
-      credentials.clientSecret.refresh();
-      if (credentials.clientSecret.current() !== refused.secret) return undefined;
-      return stillRefused(refused, at);
+      const standing = refused.standing();
+      return standing ? stillRefused(standing, now()) : undefined;
     },
     clear() {
       cached = undefined;
@@ -277,8 +269,8 @@ export function clientCredentialsTokenSource(
  * The refusal a call meets while the endpoint is not asked again: its words, when it was said, and when
  * the endpoint is asked next (readiness shows this message), so nobody takes it for a fresh answer.
  */
-function stillRefused(refused: { error: OpenCrvsError; at: number; until: number }, at: number): OpenCrvsError {
-  const { error } = refused;
+function stillRefused(refused: Held<OpenCrvsError>, at: number): OpenCrvsError {
+  const { answer: error } = refused;
   const ago = Math.max(0, Math.round((at - refused.at) / 1000));
   // Only said while its wait runs (renew and refusal): past it, the endpoint is asked.
   const left = Math.max(1, Math.ceil((refused.until - at) / 1000));

@@ -2,8 +2,8 @@ import { fixedSecret, secretOf } from '../../config/secret-files.js';
 import type { SourceAuth } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import type { SecretScrubber } from '../../observability/secret-scrubber.js';
+import { heldRefusal } from '../../util/held-refusal.js';
 import { isRedirect, NO_REDIRECT, redirectOrigin } from '../../util/redirect.js';
-import { nextRefusalBackoff } from '../../util/refusal-backoff.js';
 import { callSignal } from './call-signal.js';
 import { ResponseTooLargeError, readBodyCapped } from './read-body.js';
 import { noAnswer } from './source-error.js';
@@ -164,39 +164,29 @@ function oauth2ClientCredentials(
   let cached: { token: string; expiresAt: number } | undefined;
   let inFlight: Promise<string> | undefined;
   /**
-   * The token endpoint's last redirect or refusal of the client, and until when it stands for its answer.
-   * Asking again at once meets the same answer: without this each call of a pass (every resource type a
-   * FHIR pass searches goes on after another failed) sent its own token request, six in one `sync --once`,
-   * and every pass after it, flooding the IdP's log with failed logins that may lock the client out.
-   * `secret` is the client secret the request answered sent: any other value now in its file (a rotation)
-   * is asked with at once, whatever the answer held. An IdP may answer a wrong secret with a redirect to its
-   * login page or a 200 without a token as well as with a 401, and the operator who rewrites the file has
-   * fixed what they could: the next pass is where they look for it (as the OpenCRVS token client does).
+   * The token endpoint's last redirect, refusal of the client or unusable answer, standing for its answer
+   * until its backoff ends or the client secret in its file changes (util/held-refusal.ts). Asking again at
+   * once meets the same answer: without this each call of a pass (every resource type a FHIR pass searches
+   * goes on after another failed) sent its own token request, six in one `sync --once`, and every pass after
+   * it, flooding the IdP's log with failed logins that may lock the client out.
    */
-  let held: { message: string; until: number; backoffMs: number; secret: string } | undefined;
+  const held = heldRefusal<string>(clientSecret, () =>
+    logger?.info('the client secret file has changed: asking the source token endpoint again'),
+  );
 
-  /** Holds `message` as the endpoint's answer until the backoff ends (longer each time it is met again). */
+  /** Holds `message` as the endpoint's answer to a request that sent `secret`. */
   function hold(message: string, secret: string): SourceAuthError {
-    // Redirects, refusals of the client (a 4xx but 408, 425, 429) and unusable answers: util/refusal-backoff.ts.
-    const backoffMs = nextRefusalBackoff(held?.backoffMs);
-    held = { message, until: Date.now() + backoffMs, backoffMs, secret };
+    // Redirects, refusals of the client (a 4xx but 408, 425, 429) and unusable answers.
+    held.hold(message, secret);
     return new SourceAuthError(message, false);
   }
 
   /** The held answer, while it stands, as a call meets it; undefined when the endpoint may be asked. */
   function stillHeld(): SourceAuthError | undefined {
-    if (!held) return undefined;
-    const left = held.until - Date.now();
-    if (left <= 0) return undefined;
-    // Compared with the value sent, not told by this look: the change may have been read already, by the
-    // look a 401 from the source made (invalidate), which left the answer standing.
-    clientSecret.refresh();
-    if (clientSecret.current() !== held.secret) {
-      logger?.info('the client secret file has changed: asking the source token endpoint again');
-      held = undefined;
-      return undefined;
-    }
-    return new SourceAuthError(`${held.message} (asked again in ${Math.ceil(left / 1000)} s)`, false);
+    const standing = held.standing();
+    if (!standing) return undefined;
+    const left = Math.max(1, Math.ceil((standing.until - Date.now()) / 1000));
+    return new SourceAuthError(`${standing.answer} (asked again in ${left} s)`, false);
   }
 
   async function fetchToken(): Promise<string> {
@@ -275,7 +265,7 @@ function oauth2ClientCredentials(
     }
     const lifetimeMs = typeof expiresIn === 'number' && expiresIn > 0 ? expiresIn * 1000 : 300_000;
     cached = { token, expiresAt: Date.now() + lifetimeMs };
-    held = undefined;
+    held.clear();
     return token;
   }
 
