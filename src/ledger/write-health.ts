@@ -109,6 +109,15 @@ export function writeHealth(
     fail(code, err instanceof Error ? err.message : code);
     return true;
   };
+  /** `fn()`, a storage error it throws noted, then thrown on. */
+  const noting = <T>(fn: () => T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      noteError(err);
+      throw err;
+    }
+  };
   const putProof = db.prepare(
     `INSERT OR REPLACE INTO meta (key, value, updated_at) VALUES (?, zeroblob(${PROOF_BYTES}), ?)`,
   );
@@ -122,24 +131,12 @@ export function writeHealth(
     noteError,
     fail,
     watch<F extends (...args: never[]) => unknown>(fn: F): F {
-      return ((...args: never[]) => {
-        try {
-          return fn(...args);
-        } catch (err) {
-          noteError(err);
-          throw err;
-        }
-      }) as F;
+      return ((...args: never[]) => noting(() => fn(...args))) as F;
     },
     proveWritable: () => {
       const kept = failure;
       if (!kept || db.inTransaction || !db.open) return;
-      try {
-        proof.immediate(now());
-      } catch (err) {
-        noteError(err);
-        throw err;
-      }
+      noting(() => proof.immediate(now()));
       // A failure met meanwhile (another call, a checkpoint) is newer than this proof.
       if (failure !== kept || now() - kept.at < WRITE_FAILURE_HOLD_MS) return;
       // An in-memory ledger has no file system to ask; one that cannot say is taken at the proof's word.
