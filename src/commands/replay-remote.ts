@@ -10,6 +10,8 @@ import type { BridgeConfig } from '../config/index.js';
 import { localUrl } from '../http/local-url.js';
 import { currentLeaseHolder } from '../ledger/process-lease.js';
 import type { Ledger, ReplayResult } from '../ledger/types.js';
+import { callSignal } from '../sources/shared/call-signal.js';
+import { ResponseTooLargeError, readBodyCapped } from '../sources/shared/read-body.js';
 
 /** Per row asked: a replay reads the record at its source (bounded there too). */
 const ROW_TIMEOUT_MS = 120_000;
@@ -19,6 +21,13 @@ const ROW_TIMEOUT_MS = 120_000;
  */
 const DEAD_TIMEOUT_MS = 30 * 60_000;
 const SUMMARY_TIMEOUT_MS = 5_000;
+/**
+ * The largest answer read from the admin listener. A summary is a few kilobytes; a replay result lists at
+ * most 10,000 rows (ids and a reason each): a few megabytes. Whatever else listens at admin.host:admin.port
+ * may send an endless body, which Node 20's fetch() neither cuts off at its signal nor bounds (read-body.ts).
+ */
+const SUMMARY_MAX_BYTES = 1_048_576;
+const RESULT_MAX_BYTES = 32 * 1_048_576;
 
 export type RemoteReplay =
   /** No live serve holds the ledger: replay here. */
@@ -46,16 +55,13 @@ export async function replayThroughServe(
   try {
     // The listener at admin.host:admin.port must be this ledger's: another bridge's (a second config on
     // this host) would replay rows of its own ledger under these ids.
-    const summary = await fetch(`${base}/summary`, {
-      headers,
-      redirect: 'error',
-      signal: AbortSignal.timeout(SUMMARY_TIMEOUT_MS),
-    });
-    refused = refusal(summary, `${admin.host}:${admin.port}`);
-    if (refused) await summary.body?.cancel().catch(() => undefined);
-    else if (!summary.ok) return { by: 'here', beside, why: `its admin API answered ${summary.status}` };
-    else {
-      const { ledgerId } = (await summary.json()) as { ledgerId?: unknown };
+    const summary = await ask(`${base}/summary`, { headers }, SUMMARY_TIMEOUT_MS, SUMMARY_MAX_BYTES, (response) =>
+      refusal(response, `${admin.host}:${admin.port}`),
+    );
+    refused = summary.refused;
+    if (!refused && !summary.ok) return { by: 'here', beside, why: `its admin API answered ${summary.status}` };
+    if (!refused) {
+      const { ledgerId } = (JSON.parse(summary.text) ?? {}) as { ledgerId?: unknown };
       if (!ledger.ledgerId || ledgerId !== ledger.ledgerId)
         return { by: 'here', beside, why: `the admin listener at ${admin.host}:${admin.port} serves another ledger` };
     }
@@ -104,7 +110,51 @@ function refusal(response: Response, listener: string): string | undefined {
 }
 
 function failure(err: unknown): string {
+  if (err instanceof ResponseTooLargeError) return `${err.message}, not read`;
   return String((err as { cause?: { code?: unknown } }).cause?.code ?? (err as Error).name);
+}
+
+interface Answer {
+  status: number;
+  ok: boolean;
+  /** What `refuses` said of the answer; its body is then left unread. */
+  refused?: string;
+  text: string;
+}
+
+/**
+ * One request to the admin listener and its whole answer, within `timeoutMs` and `maxBytes` both: the body
+ * is read under the same signal, so neither a listener that answers slowly nor one that answers without end
+ * holds the command or grows its memory.
+ */
+async function ask(
+  url: string,
+  init: { method?: 'POST'; headers: Record<string, string> },
+  timeoutMs: number,
+  maxBytes: number,
+  refuses: (response: Response) => string | undefined = () => undefined,
+): Promise<Answer> {
+  const call = callSignal(timeoutMs);
+  try {
+    const response = await fetch(url, { ...init, redirect: 'error', signal: call.signal });
+    const refused = refuses(response);
+    if (refused) {
+      await response.body?.cancel().catch(() => undefined);
+      return { status: response.status, ok: response.ok, refused, text: '' };
+    }
+    const text = await readBodyCapped(response, maxBytes, call.signal);
+    return { status: response.status, ok: response.ok, text };
+  } finally {
+    call.done();
+  }
+}
+
+function parsed(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return {};
+  }
 }
 
 /** serve answered, but not with a replay result: not replayed there, and not to be replayed here either. */
@@ -114,11 +164,11 @@ export class ServeRefused extends Error {
 
 async function askServe(base: string, headers: Record<string, string>, ids: number[] | 'dead'): Promise<ReplayResult> {
   const post = (path: string, timeoutMs: number) =>
-    fetch(`${base}${path}`, { method: 'POST', headers, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
+    ask(`${base}${path}`, { method: 'POST', headers }, timeoutMs, RESULT_MAX_BYTES);
   if (ids === 'dead') {
     const response = await post('/replay-dead', DEAD_TIMEOUT_MS);
     if (!response.ok) throw new ServeRefused(`serve's admin API answered ${response.status} to replay-dead`);
-    return (await response.json()) as ReplayResult;
+    return JSON.parse(response.text) as ReplayResult;
   }
   const result: Required<Pick<ReplayResult, 'requeued' | 'skipped' | 'notes'>> = {
     requeued: [],
@@ -127,7 +177,7 @@ async function askServe(base: string, headers: Record<string, string>, ids: numb
   };
   for (const id of ids) {
     const response = await post(`/events/${id}/replay`, ROW_TIMEOUT_MS);
-    const body = (await response.json().catch(() => ({}))) as Partial<ReplayResult> & { error?: unknown };
+    const body = parsed(response.text) as Partial<ReplayResult> & { error?: unknown };
     // 404 (no such row) and 409 (not dead, or not replayed and why) are per-row answers, as here.
     if (response.status === 404 || response.status === 409)
       result.skipped.push({
