@@ -62,6 +62,7 @@ import type { PassOptions } from './sources/pass.js';
 import { addReports, emptyReport, OvertakenReadFailed, type PassReport, SourcePipeline } from './sources/pipeline.js';
 import { type SubjectRecheck, sourcesRecheck } from './sources/recheck.js';
 import { replayRows } from './sources/replay.js';
+import { pause } from './sources/shared/call-signal.js';
 import { isForeign } from './sources/shared/source-error.js';
 import {
   WRITE_BACK_STATES,
@@ -634,7 +635,10 @@ export class Bridge {
           const retryable = err instanceof OpenCrvsError && err.classification === 'retryable';
           if (!retryable || this.stopping || Date.now() + delayMs >= deadline) throw err;
           this.log.warn({ err, retryInMs: delayMs }, 'location lookup failed; trying again within the pass');
-          await new Promise((resolve) => setTimeout(resolve, delayMs));
+          // Woken by a stop: a scheduler's SIGTERM ends the pass now, not up to half its --timeout later (the
+          // timer alone also kept the process alive after the stop had handed everything back).
+          await pause(delayMs, this.stopSignal.signal);
+          if (this.stopping) throw err;
           continue;
         }
         // Given up on, resolveLocations returns having marked nothing.
