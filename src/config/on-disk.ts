@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { parse } from 'yaml';
 import type { Logger } from '../observability/logger.js';
+import { callSignal } from '../sources/shared/call-signal.js';
 import type { FilesVerdict } from './on-disk-verify.js';
 import { isMappingPath, shippedMappingFile } from './paths.js';
 
@@ -226,7 +227,11 @@ export class ConfigOnDisk {
 
   /** One check under the time limit; a failure to compare is logged and leaves the finding as it was. */
   private async bounded(): Promise<OnDiskChange | undefined> {
-    const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.timeoutMs)]);
+    // A timer holding the controller, not AbortSignal.any over AbortSignal.timeout: on Node 20 that timeout
+    // signal can be garbage-collected before it fires (nodejs/node#57736), and the check then waited as
+    // long as a file that does not answer did.
+    const call = callSignal(this.timeoutMs, this.stopping.signal);
+    const { signal } = call;
     try {
       const change = await this.compare(signal);
       this.failure = '';
@@ -241,6 +246,8 @@ export class ConfigOnDisk {
         );
       this.failure = why;
       return this.change;
+    } finally {
+      call.done();
     }
   }
 
