@@ -62,7 +62,6 @@ import type { PassOptions } from './sources/pass.js';
 import { addReports, emptyReport, OvertakenReadFailed, type PassReport, SourcePipeline } from './sources/pipeline.js';
 import { type SubjectRecheck, sourcesRecheck } from './sources/recheck.js';
 import { replayRows } from './sources/replay.js';
-import { pause } from './sources/shared/call-signal.js';
 import { isForeign } from './sources/shared/source-error.js';
 import {
   WRITE_BACK_STATES,
@@ -71,6 +70,7 @@ import {
   type WriteBackSource,
   writeBackSourceFor,
 } from './sources/writeback/index.js';
+import { pause } from './util/call-signal.js';
 
 /** How long a readiness check's answer is kept (OpenCRVS and the EMR are not probed on every request). */
 const CHECK_TTL_MS = 30_000;

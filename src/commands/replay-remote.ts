@@ -10,8 +10,8 @@ import type { BridgeConfig } from '../config/index.js';
 import { localUrl } from '../http/local-url.js';
 import { currentLeaseHolder } from '../ledger/process-lease.js';
 import type { Ledger, ReplayResult } from '../ledger/types.js';
-import { callSignal } from '../sources/shared/call-signal.js';
 import { ResponseTooLargeError, readBodyCapped } from '../sources/shared/read-body.js';
+import { callSignal } from '../util/call-signal.js';
 
 /** Per row asked: a replay reads the record at its source (bounded there too). */
 const ROW_TIMEOUT_MS = 120_000;

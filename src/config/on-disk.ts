@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { parse } from 'yaml';
 import type { Logger } from '../observability/logger.js';
-import { callSignal } from '../sources/shared/call-signal.js';
+import { callSignal } from '../util/call-signal.js';
 import type { FilesVerdict } from './on-disk-verify.js';
 import { isMappingPath, shippedMappingFile } from './paths.js';
 

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../observability/logger.js';
-import { callSignal } from '../../sources/shared/call-signal.js';
+import { callSignal } from '../../util/call-signal.js';
 import {
   buildNotification,
   type EmitterEvent,

@@ -2,9 +2,9 @@ import { fixedSecret, secretOf } from '../../config/secret-files.js';
 import type { SourceAuth } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import type { SecretScrubber } from '../../observability/secret-scrubber.js';
+import { callSignal } from '../../util/call-signal.js';
 import { heldRefusal } from '../../util/held-refusal.js';
 import { isRedirect, NO_REDIRECT, redirectOrigin } from '../../util/redirect.js';
-import { callSignal } from './call-signal.js';
 import { ResponseTooLargeError, readBodyCapped } from './read-body.js';
 import { noAnswer } from './source-error.js';
 

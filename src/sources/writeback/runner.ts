@@ -5,7 +5,7 @@ import { MAX_TIMER_MS } from '../../config/limits.js';
 import type { WriteBackSettings } from '../../config/types.js';
 import type { Ledger } from '../../ledger/index.js';
 import type { Logger } from '../../observability/logger.js';
-import { callSignal } from '../shared/call-signal.js';
+import { callSignal } from '../../util/call-signal.js';
 import { lastReaderFirst } from '../shared/last-reader.js';
 import { writeBackDelay } from './policy.js';
 import { type WriteBackItem, WriteBackStore } from './store.js';
