@@ -48,6 +48,11 @@ export interface CompiledContextItem {
   kind: 'search' | 'read' | 'value';
   type?: string;
   params?: Array<{ name: string; parts: TemplatePart[] }>;
+  /**
+   * search: keyed on the subject (a parameter written `'{%subjectRef}'`, a subjectLink): a record it finds
+   * names the subject itself when it changes, so the ledger need not keep it among the rows' context reads.
+   */
+  bySubject?: true;
   /** read: the references to read; value: ordered fallbacks, the first non-empty one is the value. */
   exprs: CompiledExpr[];
 }
@@ -234,7 +239,8 @@ export function compileMapping(file: string, text: string, options: CompileOptio
         }
         return { name: param, parts: parseTemplate(template, [...path, 'params', param]), template };
       });
-      for (const link of params.filter((p) => p.template.trim() === '{%subjectRef}')) {
+      const links = params.filter((p) => p.template.trim() === '{%subjectRef}');
+      for (const link of links) {
         const tokens = params.flatMap((p) => {
           const value = TOKEN_PARAM_PATHS[p.name] ? fixedTemplateValue(p.parts) : undefined;
           return value ? [{ name: p.name, values: value.split(',').filter(Boolean) }] : [];
@@ -246,6 +252,7 @@ export function compileMapping(file: string, text: string, options: CompileOptio
         kind: 'search',
         type: raw.search,
         params: params.map(({ name: paramName, parts }) => ({ name: paramName, parts })),
+        ...(links.length > 0 ? { bySubject: true as const } : {}),
         exprs: [],
       });
     } else if (typeof raw.read === 'string') {

@@ -12,6 +12,13 @@ export interface MappingContext {
   warnings: string[];
   /** The read budget ran out: later context items are empty, so a missing value proves nothing. */
   incomplete?: boolean;
+  /**
+   * `Type/id` of each record the context reached other than through a search keyed on the subject: what a
+   * `read` item asked for (found or not: one created later is a change too), then what a search by anything
+   * else found, in the order read. A change to such a record names no subject, so the ledger keeps these with
+   * the row to find it by them (MappingSet.mapSubjectDetailed, SourcePipeline.subjectsOf).
+   */
+  reached?: string[];
 }
 
 export const DEFAULT_MAX_READS = 50;
@@ -180,6 +187,10 @@ export async function assembleContext(
   // Collections, not single values: FHIRPath sees the same, and the fast path need not wrap them per call.
   const vars: Record<string, unknown> = { subject: [subject], subjectRef: [canonicalRef] };
   const warnings: string[] = [];
+  // Reads first, then search results: a cap on what is kept (MappingSet) keeps the reads, which the read
+  // budget bounds already, before the search results, which it does not.
+  const readRefs = new Set<string>();
+  const searchRefs = new Set<string>();
   let exhausted = false;
   for (const item of mapping.context) {
     vars[item.name] = [];
@@ -205,7 +216,10 @@ export async function assembleContext(
         }
         if (runnable) {
           try {
-            vars[item.name] = await cache.search(item.type as string, params);
+            const found = await cache.search(item.type as string, params);
+            vars[item.name] = found;
+            if (!item.bySubject)
+              for (const r of found) if (typeof r.id === 'string') searchRefs.add(`${r.resourceType}/${r.id}`);
           } catch (err) {
             if (err instanceof BudgetExceeded) throw err;
             throw new ContextReadError(item.name, `${item.type} search`, err);
@@ -227,7 +241,10 @@ export async function assembleContext(
             if (!warnings.includes(warning)) warnings.push(warning);
             continue;
           }
+          if (at?.type) readRefs.add(`${at.type}/${at.id}`);
           const r = await readNamed(cache, ref, item.name, at);
+          // A urn or a bundle's fullUrl names no type: the record found does.
+          if (r && typeof r.id === 'string') readRefs.add(`${r.resourceType}/${r.id}`);
           if (r && !found.includes(r)) found.push(r);
         }
         vars[item.name] = found;
@@ -238,5 +255,8 @@ export async function assembleContext(
       warnings.push(`context incomplete: more than ${cache.maxReads} reads needed (from '${item.name}' on)`);
     }
   }
-  return { context: { subject, subjectRef: canonicalRef, vars, warnings, ...(exhausted ? { incomplete: true } : {}) } };
+  const reached = [...readRefs, ...[...searchRefs].filter((ref) => !readRefs.has(ref))];
+  return {
+    context: { subject, subjectRef: canonicalRef, vars, warnings, reached, ...(exhausted ? { incomplete: true } : {}) },
+  };
 }

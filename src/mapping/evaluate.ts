@@ -18,7 +18,13 @@ import type { MapOptions, MapResult, RoutingResult } from './types.js';
  * Why a mapping did not map: `excluded` (an `unless` rule) is more telling than "no evidence";
  * `noEvidence` means the record, as it is now, is no event of this type (it may once have been).
  */
-export type Evaluated = { result: MapResult; excluded?: boolean; noEvidence?: boolean };
+export type Evaluated = {
+  result: MapResult;
+  excluded?: boolean;
+  noEvidence?: boolean;
+  /** Set by MappingSet.mapSubjectDetailed for a mapped or invalid result: the records its row keeps as read. */
+  contextReads?: string[];
+};
 
 function truthy(result: unknown[]): boolean {
   return result.length > 0 && result[0] !== false;

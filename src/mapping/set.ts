@@ -17,6 +17,8 @@ export interface SubjectOf {
 }
 
 export class MappingSet {
+  private watched: ReadonlySet<string> | undefined;
+
   constructor(
     readonly mappings: CompiledMapping[],
     readonly routing?: RoutingSettings,
@@ -43,6 +45,22 @@ export class MappingSet {
       for (const link of m.subjectLinks) types.add(link.type);
     }
     return [...types].sort();
+  }
+
+  /**
+   * What the ledger keeps with the subject's row of `context`'s reads (MappingContext.reached): the records of
+   * a watched type (watchedResourceTypes: a poll or a notification shows their changes), the subject itself
+   * left out (a change to it names it), at most `maxReads` of them. A record of a type no poll reads (the
+   * birth Location, the attendant Practitioner) would be kept for nothing: a change to it is never seen.
+   */
+  private contextReads(context: MappingContext, maxReads: number): string[] {
+    this.watched ??= new Set(this.watchedResourceTypes());
+    const out: string[] = [];
+    for (const ref of context.reached ?? []) {
+      if (out.length >= maxReads) break;
+      if (ref !== context.subjectRef && this.watched.has(ref.slice(0, ref.indexOf('/')))) out.push(ref);
+    }
+    return out;
   }
 
   /**
@@ -77,7 +95,11 @@ export class MappingSet {
     return out;
   }
 
-  /** Assembles the context (bounded reads, per-call cache), then trigger → fields → routing → validation. */
+  /**
+   * Assembles the context (bounded reads, per-call cache), then trigger → fields → routing → validation.
+   * A mapped or invalid result comes with `contextReads` (see contextReads): what the ledger keeps with the
+   * row, so that a change to one of those records maps the subject again.
+   */
   async mapSubjectDetailed(
     mappingId: string,
     subjectRef: string,
@@ -88,8 +110,9 @@ export class MappingSet {
     if (!mapping) throw new Error(`unknown mapping ${mappingId}; loaded: ${this.mappings.map((m) => m.id).join(', ')}`);
     // The records read, once assembled: a trigger or routing expression failing after that failed on them.
     let read: MappingContext | undefined;
+    const maxReads = options.maxReads ?? DEFAULT_MAX_READS;
     try {
-      const assembled = await assembleContext(mapping, subjectRef, fetcher, options.maxReads ?? DEFAULT_MAX_READS);
+      const assembled = await assembleContext(mapping, subjectRef, fetcher, maxReads);
       if ('skipped' in assembled) {
         return {
           result: { status: 'skipped', mappingId, eventType: mapping.eventType, subjectRef, reason: assembled.skipped },
@@ -114,6 +137,8 @@ export class MappingSet {
       const ownOnly = this.ownWrites?.ownOnly;
       if ((evaluated.result.status === 'mapped' || evaluated.result.status === 'invalid') && ownOnly)
         evaluated.result.ownOnlyFingerprint = lazySourceFingerprint(mapping, assembled.context, ownOnly);
+      if (evaluated.result.status === 'mapped' || evaluated.result.status === 'invalid')
+        evaluated.contextReads = this.contextReads(assembled.context, maxReads);
       return evaluated;
     } catch (err) {
       // A context, trigger or routing expression that failed on this record's data (field expressions are
@@ -136,6 +161,7 @@ export class MappingSet {
           ],
           ...(read ? { sourceFingerprint: lazySourceFingerprint(mapping, read, this.ownWrites) } : {}),
         },
+        ...(read ? { contextReads: this.contextReads(read, maxReads) } : {}),
       };
     }
   }

@@ -15,6 +15,7 @@ import {
   referencesOf,
   referenceUnderBase,
 } from '../../src/mapping/index.js';
+import { generateBirth } from '../../src/sandbox/demo/generate.js';
 
 function fixture(path: string): unknown {
   return JSON.parse(readFileSync(new URL(`../fixtures/${path}`, import.meta.url), 'utf8'));
@@ -328,6 +329,29 @@ describe('what a poller asks the mapping set', () => {
     };
     assert.ok(set.subjectsFor(composition).every((s) => s.subjectRef === 'Patient/dead'));
     assert.deepEqual(set.subjectsFor({ resourceType: 'Location', id: 'l' }), []);
+  });
+
+  it('names the records the context reached other than by a search keyed on the subject, of the types polled', async () => {
+    // A birth whose mother is known by her own Patient, read through the maternity encounter the birth
+    // encounter is part of (no RelatedPerson).
+    const resources = generateBirth(0, { prefix: 'ctx' }).filter((r) => r.resourceType !== 'RelatedPerson');
+    const fetcher = bundleFetcher({
+      resourceType: 'Bundle',
+      type: 'collection',
+      entry: resources.map((resource) => ({ resource })),
+    });
+    const { result, contextReads } = await set.mapSubjectDetailed('birth.fhir', 'Patient/ctx-birth-0-child', fetcher);
+    assert.equal(result.status, 'mapped');
+    // Not the child, nor its encounters and weight (found by searches keyed on it: they name it), nor the
+    // birth Location (read, but no poll reads a Location).
+    assert.deepEqual(contextReads, ['Encounter/ctx-birth-0-maternity', 'Patient/ctx-birth-0-mother']);
+    // Within the read budget whatever the mapping reached.
+    const capped = await set.mapSubjectDetailed('birth.fhir', 'Patient/ctx-birth-0-child', fetcher, { maxReads: 1 });
+    assert.ok((capped.contextReads?.length ?? 0) <= 1);
+    // No event: nothing to keep with a row.
+    const mother = await set.mapSubjectDetailed('birth.fhir', 'Patient/ctx-birth-0-mother', fetcher);
+    assert.equal(mother.result.status, 'skipped');
+    assert.equal(mother.contextReads, undefined);
   });
 
   it("tells whether a linked resource's code lets a context search return it", () => {
