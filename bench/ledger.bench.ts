@@ -71,6 +71,9 @@ function inputFor(i: number, prefix: string): RecordEventInput {
     mappingId: 'birth.fhir',
     payloadHash: hashPayload(payload),
     payload,
+    // What a birth's context reaches by reference (the mother's Patient, the maternity encounter), kept with
+    // the row in the same transaction (migration 023).
+    contextReads: [`Patient/${prefix}-${i}-mother`, `Encounter/${prefix}-${i}-maternity`],
   };
 }
 

@@ -1,6 +1,7 @@
 // openLedger: the composition of the ledger's parts over one SQLite connection.
 import { type Logger, silentLogger } from '../observability/logger.js';
 import { startCheckpointer } from './checkpointer.js';
+import { createContextReads } from './context-reads.js';
 import { ledgerIdOf, openDatabase, relaxed, watchFileIdentity } from './db.js';
 import { countDeadRows } from './deaths.js';
 import { createInbox } from './inbox.js';
@@ -44,7 +45,8 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
   });
   const lease = guard?.lease();
   options.onOpen?.(db);
-  const recorder = createRecorder(db, now, (options.settleSeconds ?? 0) * 1000);
+  const contextReads = createContextReads(db);
+  const recorder = createRecorder(db, now, (options.settleSeconds ?? 0) * 1000, contextReads);
   const outbox = createOutbox(db);
   const queries = createQueries(db);
   const pendingChecks = createPendingChecks(db);
@@ -72,6 +74,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     recordSkipped: recorder.recordSkipped,
     cancelUnsent: recorder.cancelUnsent,
     recordInvalid: recorder.recordInvalid,
+    contextReaders: contextReads.readers,
     transaction: <T>(fn: () => T, options?: { reconciled?: boolean }): T =>
       options?.reconciled ? relaxed(db, () => db.transaction(fn).immediate()) : db.transaction(fn).immediate(),
     getCursor: queries.getCursor,

@@ -1,6 +1,7 @@
 // Recording source events: idempotent on the natural key (INSERT … ON CONFLICT DO NOTHING, then a
 // re-select), so a poll page read twice, a redelivered subscription notification or two sources racing
 // on one subject all end in one row. What a later version does depends on how far the row has got.
+import type { ContextReads } from './context-reads.js';
 import type { Db } from './db.js';
 import { sentCopyHash } from './hash.js';
 import { ROW_IN_DOUBT_SQL, ROW_NOTIFY_MAY_STAND_SQL } from './in-doubt.js';
@@ -50,7 +51,7 @@ interface KeyInput {
  * resource by resource (child, then encounter, then weight) is complete before it is notified; later
  * versions within the wait replace the pending payload.
  */
-export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
+export function createRecorder(db: Db, now: Clock, settleMs = 0, contextReads?: ContextReads): Recorder {
   const insert = db.prepare(`
     INSERT INTO ledger_rows (source_id, event_type, subject_key, source_ref, source_version, mapping_id, state,
       attempts, next_run_at, base_transaction_id, create_transaction_id, notify_transaction_id, office, facility,
@@ -311,7 +312,23 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     return result.changes === 1;
   };
 
+  // The reading's context reads (migration 023) replace the row's, in the transaction that records it.
+  const keepReads = (
+    row: LedgerRow,
+    input: { sourceId: string; contextReads?: readonly string[]; contextReadBy?: string },
+    fresh: boolean,
+  ): void => {
+    if (contextReads && input.contextReads)
+      contextReads.keep(row.id, input.contextReadBy ?? input.sourceId, input.contextReads, fresh);
+  };
+
   const recordEvent = db.transaction((input: RecordEventInput): { row: LedgerRow; change: RecordChange } => {
+    const recorded = recordEventRow(input);
+    keepReads(recorded.row, input, recorded.change === 'inserted');
+    return recorded;
+  });
+
+  const recordEventRow = (input: RecordEventInput): { row: LedgerRow; change: RecordChange } => {
     const payload = JSON.stringify(input.payload);
     const fields = {
       sourceRef: input.sourceRef,
@@ -457,7 +474,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       }
     }
     return { row: toLedgerRow(reselect(input)), change };
-  });
+  };
 
   // Runs for every record that is no event (most patients, under each mapping): a few columns, no payload.
   const stateByKey = db.prepare<
@@ -563,6 +580,12 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
   };
 
   const recordInvalid = db.transaction((input: RecordInvalidInput): Recorded => {
+    const recorded = recordInvalidRow(input);
+    keepReads(recorded.row, input, recorded.inserted === true);
+    return { row: recorded.row, changed: recorded.changed };
+  });
+
+  const recordInvalidRow = (input: RecordInvalidInput): Recorded & { inserted?: true } => {
     const error: LedgerError = {
       classification: 'permanent',
       kind: input.kind ?? 'mapping',
@@ -570,7 +593,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
     };
     const err = errorColumns(error);
     if (insertRow(input, { sourceRef: input.sourceRef, mappingId: input.mappingId, state: 'dead', error })) {
-      return { row: toLedgerRow(reselect(input)), changed: true };
+      return { row: toLedgerRow(reselect(input)), changed: true, inserted: true };
     }
     const existing = reselect(input);
     // Not yet delivered: sending the older valid payload would send stale data, so the row becomes a
@@ -605,7 +628,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0): Recorder {
       });
     }
     return { row: toLedgerRow(reselect(input)), changed };
-  });
+  };
 
   return {
     recordEvent: (input) => recordEvent.immediate(input),

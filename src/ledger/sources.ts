@@ -102,7 +102,15 @@ export function createLedgerSources(db: Db): LedgerSources {
   const deleteMeta = db.prepare('DELETE FROM meta WHERE key = ?');
   const renameMeta = db.prepare('UPDATE meta SET key = @to, updated_at = @now WHERE key = @from');
   const move = (table: string) => db.prepare(`UPDATE ${table} SET source_id = @to WHERE source_id = @from`);
-  const moves = [move('ledger_rows'), move('cursors'), move('inbox'), move('write_backs'), move('slow_records')];
+  const moves = [
+    move('ledger_rows'),
+    move('cursors'),
+    move('inbox'),
+    move('write_backs'),
+    move('slow_records'),
+    // What the source read for its rows (migration 023): a poll under the new id asks by it.
+    move('context_reads'),
+  ];
   // Slow records' strikes (slow-records.ts) move with the source; any under `to` are of a source that
   // recorded nothing, and would collide with the moved ones.
   const dropStrikes = db.prepare<[string]>('DELETE FROM slow_records WHERE source_id = ?');

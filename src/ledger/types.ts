@@ -2,6 +2,7 @@
 // event type, subject key); the same row is the outbox job that the delivery worker claims.
 
 import type { Logger } from '../observability/logger.js';
+import type { ContextReader } from './context-reads.js';
 import type { Db } from './db.js';
 import type { LedgerInbox } from './inbox.js';
 import type { LedgerLocationAnswers } from './location-answers.js';
@@ -103,6 +104,14 @@ export interface RecordEventInput {
   payload: LedgerPayload;
   /** When the source first showed the event (default: now); starts nothing but the display. */
   seenAt?: number;
+  /**
+   * The records this reading's context reached other than by a search keyed on the subject (`Type/id`, as
+   * `contextReadBy` read them: MappingSet.mapSubjectDetailed): they replace the row's set (migration 023),
+   * by which a poll finds the row again when one of them changes. Absent: the set is left as it is.
+   */
+  contextReads?: readonly string[];
+  /** The source that read `contextReads` (default `sourceId`): another than the row's for a shared record. */
+  contextReadBy?: string;
 }
 
 /**
@@ -152,6 +161,9 @@ export interface RecordInvalidInput {
   sourceFingerprint?: () => string;
   /** As RecordEventInput's: the fingerprint as the rule before took it, also taken as the same content. */
   ownOnlyFingerprint?: () => string;
+  /** As RecordEventInput's: absent when the context could not be read, and the set stays as it is. */
+  contextReads?: readonly string[];
+  contextReadBy?: string;
 }
 
 export interface LedgerRow {
@@ -461,6 +473,11 @@ export interface Ledger {
   readonly locationAnswers: LedgerLocationAnswers;
   /** The strikes of records whose context reads get no answer in time (sources/pipeline.ts, slowRecords). */
   readonly slowRecords: LedgerSlowRecords;
+  /**
+   * Up to `limit` rows whose last reading reached `ref` (`Type/id` as `sourceId` read it) other than by a
+   * search keyed on their subject (RecordEventInput.contextReads): whom a change to that record concerns.
+   */
+  contextReaders(sourceId: string, ref: string, limit: number): ContextReader[];
   recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };
   recordSkipped(input: RecordSkippedInput): Recorded;
   /**

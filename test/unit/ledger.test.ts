@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { CONTEXT_READERS_SQL } from '../../src/ledger/context-reads.js';
 import { watchFileIdentity } from '../../src/ledger/db.js';
 import { DUE_SQL } from '../../src/ledger/inbox.js';
 import {
@@ -1767,6 +1768,7 @@ describe('ledger: schema', () => {
       { version: 20, name: 'source-order-index' },
       { version: 21, name: 'updated-at-index' },
       { version: 22, name: 'single-call-at' },
+      { version: 23, name: 'context-reads' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -1811,12 +1813,12 @@ describe('ledger: schema', () => {
         ALTER TABLE ledger_rows DROP COLUMN in_flight_payload; ALTER TABLE ledger_rows DROP COLUMN read_by_source;
         ALTER TABLE ledger_rows DROP COLUMN source_fingerprint; ALTER TABLE ledger_attempts DROP COLUMN copy_hash;
         ALTER TABLE ledger_rows DROP COLUMN single_call_at; DROP INDEX inbox_waiting_bytes; ALTER TABLE inbox DROP COLUMN body_bytes;
-        DROP TABLE ledger_identity; DROP TABLE opencrvs_locations; DROP TABLE slow_records;
+        DROP TABLE ledger_identity; DROP TABLE opencrvs_locations; DROP TABLE slow_records; DROP TABLE context_reads;
         UPDATE ledger_rows SET state = 'delivered-pending', event_id = 'e1', tracking_id = 'T1';`);
       db.close();
       assert.throws(
         () => openLedger(path, { inspectOnly: true }),
-        /the ledger .* was written by an older bridge \(schema 9, this one reads 22\): this command only reads it/,
+        /the ledger .* was written by an older bridge \(schema 9, this one reads 23\): this command only reads it/,
       );
       const versions = () => {
         const check = new Database(path, { readonly: true });
@@ -1832,7 +1834,7 @@ describe('ledger: schema', () => {
         [row.id],
       );
       upgraded.close();
-      assert.equal(versions(), 22);
+      assert.equal(versions(), 23);
       openLedger(path, { inspectOnly: true }).close();
     } finally {
       cleanup();
@@ -2169,6 +2171,98 @@ describe('ledger: slow records', () => {
         slowRecords.load('emr', { ...bounds, keep: 10 }).map((r) => [r.subjectRef, r.strikes]),
         [['Patient/3', 4]],
       );
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+describe('ledger: context reads (the rows a changed record concerns)', () => {
+  const readersOf = (ledger: Ledger, ref: string, sourceId = 'emr', limit = 10) =>
+    ledger.contextReaders(sourceId, ref, limit).map((r) => r.subjectKey);
+  const refsOf = (path: string, rowId: number) => {
+    const db = new Database(path, { readonly: true });
+    try {
+      return db.prepare('SELECT ref, source_id FROM context_reads WHERE row_id = ? ORDER BY ref').all(rowId);
+    } finally {
+      db.close();
+    }
+  };
+
+  it("keeps each reading's set with the row, replaced by the next reading, and finds the rows by a record", () => {
+    const { ledger, path, cleanup } = tempLedger();
+    try {
+      const child1 = ledger.recordEvent({
+        ...eventInput('c1'),
+        contextReads: ['Patient/mother', 'Encounter/maternity'],
+      }).row;
+      const child2 = ledger.recordEvent({
+        ...eventInput('c2'),
+        contextReads: ['Patient/mother', 'Encounter/maternity'],
+      }).row;
+      assert.deepEqual(ledger.contextReaders('emr', 'Patient/mother', 10), [
+        { eventType: 'birth', subjectKey: 'Patient/c1', mappingId: 'birth.fhir' },
+        { eventType: 'birth', subjectKey: 'Patient/c2', mappingId: 'birth.fhir' },
+      ]);
+      assert.deepEqual(readersOf(ledger, 'Patient/mother', 'emr', 1), ['Patient/c1'], 'the oldest, up to the limit');
+      assert.deepEqual(readersOf(ledger, 'Patient/mother', 'other'), [], "another source's Patient/mother");
+      // Read again with her Patient no longer reached (the encounter's subject corrected): the set is this
+      // reading's, whatever the row's change (here none: the payload is the same).
+      const again = ledger.recordEvent({ ...eventInput('c1'), contextReads: ['Encounter/maternity'] });
+      assert.equal(again.change, 'unchanged');
+      assert.deepEqual(readersOf(ledger, 'Patient/mother'), ['Patient/c2']);
+      assert.deepEqual(readersOf(ledger, 'Encounter/maternity'), ['Patient/c1', 'Patient/c2']);
+      // A reading that says nothing of the context (none given) leaves the set; an empty one clears it.
+      ledger.recordEvent(eventInput('c1'));
+      assert.deepEqual(refsOf(path, child1.id), [{ ref: 'Encounter/maternity', source_id: 'emr' }]);
+      ledger.recordEvent({ ...eventInput('c1'), contextReads: [] });
+      assert.deepEqual(refsOf(path, child1.id), []);
+      // An invalid reading keeps its set too, as read by the source that read it (a shared record).
+      ledger.recordInvalid({
+        sourceId: 'emr',
+        eventType: 'birth',
+        subjectKey: 'Patient/c2',
+        sourceRef: 'Encounter/c2',
+        errors: [{ field: 'child.dob', message: 'required' }],
+        contextReads: ['Patient/mother-2'],
+        contextReadBy: 'emr-b',
+      });
+      assert.deepEqual(refsOf(path, child2.id), [{ ref: 'Patient/mother-2', source_id: 'emr-b' }]);
+      assert.deepEqual(readersOf(ledger, 'Patient/mother-2', 'emr-b'), ['Patient/c2']);
+      const fresh = ledger.recordInvalid({
+        sourceId: 'emr',
+        eventType: 'birth',
+        subjectKey: 'Patient/c3',
+        sourceRef: 'Encounter/c3',
+        errors: [{ field: 'child.dob', message: 'required' }],
+        contextReads: ['Patient/mother-2'],
+      }).row;
+      assert.deepEqual(refsOf(path, fresh.id), [{ ref: 'Patient/mother-2', source_id: 'emr' }]);
+      // A rename moves what the source read with its rows.
+      ledger.sources.rename('emr', 'hospital-a', 1000);
+      assert.deepEqual(readersOf(ledger, 'Patient/mother-2', 'hospital-a'), ['Patient/c3']);
+      assert.deepEqual(readersOf(ledger, 'Patient/mother-2', 'emr'), []);
+      assert.deepEqual(readersOf(ledger, 'Patient/mother-2', 'emr-b'), ['Patient/c2'], "another source's stay");
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('looks a record up through its index, not by reading every row', () => {
+    const { ledger, path, cleanup } = tempLedger();
+    try {
+      ledger.close();
+      const db = new Database(path, { readonly: true });
+      const plan = (
+        db
+          .prepare(`EXPLAIN QUERY PLAN ${CONTEXT_READERS_SQL}`)
+          .all({ sourceId: 'emr', ref: 'Patient/1', limit: 21 }) as Array<{ detail: string }>
+      )
+        .map((step) => step.detail)
+        .join('; ');
+      db.close();
+      assert.match(plan, /SEARCH c USING COVERING INDEX context_reads_ref \(source_id=\? AND ref=\?\)/);
+      assert.doesNotMatch(plan, /TEMP B-TREE/);
     } finally {
       cleanup();
     }

@@ -22,6 +22,7 @@ import { migration019 } from './019-rejected-copy.js';
 import { migration020 } from './020-source-order-index.js';
 import { migration021 } from './021-updated-at-index.js';
 import { migration022 } from './022-single-call-at.js';
+import { migration023 } from './023-context-reads.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -49,4 +50,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration020,
   migration021,
   migration022,
+  migration023,
 ];

@@ -1,0 +1,61 @@
+// The records a row's last mapping reached other than through a search keyed on its subject (migration 023):
+// the mother's own Patient, the maternity encounter. A change to one names no subject, so a poll asks here
+// for the rows that read it, to map their subjects again (sources/pipeline.ts, subjectsOf). Written with the
+// reading it comes from, in the transaction that records it (record.ts).
+import type { Db } from './db.js';
+
+/** A row that read a record, as the pipeline maps it again. */
+export interface ContextReader {
+  eventType: string;
+  subjectKey: string;
+  mappingId: string | null;
+}
+
+/**
+ * Refs kept per row at most, whatever a caller passes: the mapping keeps no more than its read budget (50
+ * by default, MappingSet.contextReads), so this only bounds a caller that did not.
+ */
+export const MAX_CONTEXT_READS_PER_ROW = 200;
+
+/** The rows that read a record: an index seek on (source_id, ref), the rows by id (a test reads its plan). */
+export const CONTEXT_READERS_SQL = `
+  SELECT r.event_type AS eventType, r.subject_key AS subjectKey, r.mapping_id AS mappingId
+  FROM context_reads c JOIN ledger_rows r ON r.id = c.row_id
+  WHERE c.source_id = @sourceId AND c.ref = @ref
+  ORDER BY c.row_id LIMIT @limit`;
+
+export interface ContextReads {
+  /**
+   * Makes `refs` (`Type/id`, as `sourceId` read them) the row's set. `fresh`: the row was inserted by this
+   * transaction and holds none yet. The same set again (the commonest reading, a record read again unchanged)
+   * writes nothing.
+   */
+  keep(rowId: number, sourceId: string, refs: readonly string[], fresh: boolean): void;
+  /** Up to `limit` rows whose set holds `ref` as `sourceId` read it, the oldest first. */
+  readers(sourceId: string, ref: string, limit: number): ContextReader[];
+}
+
+export function createContextReads(db: Db): ContextReads {
+  const current = db.prepare<[number], { ref: string; source_id: string }>(
+    'SELECT ref, source_id FROM context_reads WHERE row_id = ?',
+  );
+  const drop = db.prepare<[number]>('DELETE FROM context_reads WHERE row_id = ?');
+  const add = db.prepare<{ rowId: number; ref: string; sourceId: string }>(
+    'INSERT OR IGNORE INTO context_reads (row_id, ref, source_id) VALUES (@rowId, @ref, @sourceId)',
+  );
+  const readers = db.prepare<{ sourceId: string; ref: string; limit: number }, ContextReader>(CONTEXT_READERS_SQL);
+
+  return {
+    keep(rowId, sourceId, refs, fresh) {
+      const kept = refs.length > MAX_CONTEXT_READS_PER_ROW ? refs.slice(0, MAX_CONTEXT_READS_PER_ROW) : refs;
+      if (!fresh) {
+        const before = current.all(rowId);
+        const wanted = new Set(kept);
+        if (before.length === wanted.size && before.every((r) => r.source_id === sourceId && wanted.has(r.ref))) return;
+        if (before.length > 0) drop.run(rowId);
+      }
+      for (const ref of kept) add.run({ rowId, ref, sourceId });
+    },
+    readers: (sourceId, ref, limit) => readers.all({ sourceId, ref, limit: Math.max(0, Math.floor(limit)) }),
+  };
+}
