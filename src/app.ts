@@ -386,6 +386,8 @@ export class Bridge {
       logger: this.options.logger,
       mapOptions: () => this.mapOptions(),
       reread: async (refs) => void (await reevaluate({ client, pipeline }, refs)),
+      onSharedRecord: (resourceType) =>
+        this.metrics.sharedContextRecords.inc({ source: settings.id, resource_type: resourceType }),
       // The subject read as its related record was: one resource the EMR will not serve (a 403 for a mother
       // in a restricted location) fails that birth only, not the page (SourcePipeline.unreadable).
       probe: async (subjectRef) => {

@@ -22,6 +22,7 @@ export class BridgeMetrics {
   readonly writeBacks: Gauge<'source' | 'state'>;
   readonly writeBacksAbandoned: Counter<'source'>;
   readonly configChangedOnDisk: Gauge;
+  readonly sharedContextRecords: Counter<'source' | 'resource_type'>;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -105,6 +106,12 @@ export class BridgeMetrics {
       name: 'bridge_write_backs_abandoned_total',
       help: 'Write-back jobs abandoned since start (refused for good, or out of attempts), by source; a re-queue does not lower it',
       labelNames: ['source'],
+      registers,
+    });
+    this.sharedContextRecords = new Counter({
+      name: 'bridge_shared_context_records_total',
+      help: 'Changed records that more ledger rows had read than one change maps again (shared reference data): those rows were not mapped again, by source and resource type',
+      labelNames: ['source', 'resource_type'],
       registers,
     });
     this.configChangedOnDisk = new Gauge({

@@ -33,6 +33,8 @@ export interface Evaluation {
   noEvidence?: boolean;
   /** The evaluation's session (the fetcher it read through, see `reading`): orders its commit. */
   session?: Reading;
+  /** What the ledger keeps as the records the mapping reached (Evaluated.contextReads): see subjectsOf. */
+  contextReads?: readonly string[];
 }
 
 /** What one evaluation pass recorded, for logs, `sync` and the admin page (no personal data). */
@@ -109,9 +111,25 @@ export interface PipelineDeps {
    * strike as, so another process (a restart, the next `sync --once`) spaces the next one (see strikeCounts).
    */
   wallClock?: () => number;
+  /**
+   * Rows whose context may read one record before it is taken as shared reference data (default
+   * MAX_CONTEXT_READERS): a change to it then maps none of them again (see subjectsOf).
+   */
+  maxContextReaders?: number;
+  /** Called with the resource type of each such record a change was skipped for (a metric counts them). */
+  onSharedRecord?: (resourceType: string) => void;
 }
 
 const DEFAULT_CONCURRENCY = 64;
+/**
+ * The most ledger rows a changed record maps again for having been read by their context (subjectsOf). A
+ * mother's own Patient is read by her children's births, a maternity encounter by twins' or triplets': a
+ * handful. A record read by more is reference data shared by many births (a ward's Location a site's mapping
+ * watches, a placeholder "unknown mother" Patient): mapping them all again for one change of it would
+ * re-read thousands of births in one pass, for a change that, were it theirs to carry, is corrected with
+ * `sync --once --since` (docs/mappings.md, "Which changes a poll sees").
+ */
+export const MAX_CONTEXT_READERS = 20;
 /** Rereads of one subject in flight at once (each further one needs yet another commit meanwhile). */
 const MAX_REREAD_ROUNDS = 3;
 
@@ -535,19 +553,60 @@ export class SourcePipeline {
 
   /**
    * The subjects `resources` affect (one mapping of one record each, once), less those `coverage` says an
-   * evaluation earlier in the pass already saw this version of the resource for.
+   * evaluation earlier in the pass already saw this version of the resource for: those a resource names
+   * (MappingSet.subjectsFor), and those of the ledger rows whose context last reached it other than by a
+   * search keyed on their subject (the mother's own Patient, the maternity encounter: contextReaders). A
+   * record more than maxContextReaders rows read is shared reference data: it maps none of them again, and
+   * is logged (its type, no reference) and counted (onSharedRecord). Mapping a subject whose content did not
+   * change records nothing new: the ledger compares payload hashes and fingerprints.
    */
   private subjectsOf(resources: Resource[], coverage: PassCoverage | undefined): Subject[] {
     const subjects = new Map<string, Subject>();
+    const add = (subject: Subject, resource: Resource, searchable: boolean) => {
+      const key = slowKeyOf(subject);
+      if (!subjects.has(key) && !coverage?.covers(key, resource, searchable))
+        subjects.set(key, { mappingId: subject.mappingId, subjectRef: subject.subjectRef });
+    };
+    const cap = Math.max(0, this.deps.maxContextReaders ?? MAX_CONTEXT_READERS);
+    const shared = new Map<string, number>();
     for (const resource of resources) {
-      for (const subject of this.deps.mappings.subjectsFor(resource)) {
-        const key = slowKeyOf(subject);
-        if (!coverage?.covers(key, resource, subject.searchable)) {
-          subjects.set(key, { mappingId: subject.mappingId, subjectRef: subject.subjectRef });
-        }
+      for (const subject of this.deps.mappings.subjectsFor(resource)) add(subject, resource, subject.searchable);
+      if (typeof resource.id !== 'string') continue;
+      // One more than the cap tells a shared record without reading all its readers.
+      const readers = this.deps.ledger.contextReaders(
+        this.deps.sourceId,
+        `${resource.resourceType}/${resource.id}`,
+        cap + 1,
+      );
+      if (readers.length > cap) {
+        shared.set(resource.resourceType, (shared.get(resource.resourceType) ?? 0) + 1);
+        this.deps.onSharedRecord?.(resource.resourceType);
+        continue;
+      }
+      for (const row of readers) {
+        const mappingId = this.readerMapping(row);
+        if (mappingId) add({ mappingId, subjectRef: row.subjectKey }, resource, true);
       }
     }
+    if (shared.size > 0)
+      // Types and counts only: which record is personal data, as the rows are.
+      this.log.warn(
+        { records: Object.fromEntries(shared), maxReaders: cap },
+        'changed records read by more ledger rows than the bridge maps again for one change were taken as shared reference data: those rows were not mapped again (sync --once --since reads them again)',
+      );
     return [...subjects.values()];
+  }
+
+  /**
+   * The mapping a row that read a changed record is mapped again with: its own, if this source still loads
+   * it, else the one of its event type for its subject's type; none when neither is loaded.
+   */
+  private readerMapping(row: { eventType: string; subjectKey: string; mappingId: string | null }): string | undefined {
+    const { mappings } = this.deps;
+    const own = row.mappingId ? mappings.get(row.mappingId) : undefined;
+    if (own) return own.id;
+    const type = row.subjectKey.slice(0, row.subjectKey.indexOf('/'));
+    return mappings.mappings.find((m) => m.eventType === row.eventType && m.subjectType === type)?.id;
   }
 
   /** One lane of `run`: evaluates its subjects one after the other until none is left or the run ends. */
@@ -594,14 +653,19 @@ export class SourcePipeline {
     try {
       const recording = run.coverage?.recording(slowKeyOf(subject), run.fetcher);
       const reading = recording?.fetcher ?? run.fetcher;
-      const { result, excluded, noEvidence } = await this.deps.mappings.mapSubjectDetailed(
+      const { result, excluded, noEvidence, contextReads } = await this.deps.mappings.mapSubjectDetailed(
         mappingId,
         subjectRef,
         run.partial ? untilStopped(reading, () => run.stop()) : reading,
         run.options,
       );
       recording?.done();
-      run.read(index, { result, excluded: excluded === true, noEvidence: noEvidence === true });
+      run.read(index, {
+        result,
+        excluded: excluded === true,
+        noEvidence: noEvidence === true,
+        ...(contextReads ? { contextReads } : {}),
+      });
       run.answered.add(subjectRef);
       if (hadStrikes) {
         this.slow.delete(slowKeyOf(subject));
@@ -976,7 +1040,7 @@ export class SourcePipeline {
     const overtaken = new Map<Reading, Set<string>>();
     ledger.transaction(
       () => {
-        for (const { result, excluded, noEvidence, session } of results) {
+        for (const { result, excluded, noEvidence, session, contextReads } of results) {
           const owner = this.ownerOf(result);
           // Every outcome for a subject counts, a non-match too: it may be what withdrew a row.
           if (session && result.eventType && result.subjectRef) {
@@ -1003,6 +1067,7 @@ export class SourcePipeline {
               payloadHash: result.payloadHash,
               ...(result.sourceFingerprint ? { sourceFingerprint: result.sourceFingerprint } : {}),
               ...(result.ownOnlyFingerprint ? { ownOnlyFingerprint: result.ownOnlyFingerprint } : {}),
+              ...(contextReads ? { contextReads, contextReadBy: sourceId } : {}),
               payload: {
                 declaration: result.declaration,
                 office,
@@ -1031,6 +1096,7 @@ export class SourcePipeline {
               ...(result.unreadable ? { kind: 'source-read' as const } : {}),
               ...(result.sourceFingerprint ? { sourceFingerprint: result.sourceFingerprint } : {}),
               ...(result.ownOnlyFingerprint ? { ownOnlyFingerprint: result.ownOnlyFingerprint } : {}),
+              ...(contextReads ? { contextReads, contextReadBy: sourceId } : {}),
             });
             report.invalid++;
             // The same dead row again is no change of this pass (sync lists it among the earlier ones).

@@ -1,21 +1,28 @@
 // A correction to a record of a birth's context only (the mother, an observation), the child's own record
 // unchanged, over HTTP against the FHIR sandbox, the DHIS2 simulator and the OpenCRVS simulator. What
-// docs/deployment.md (§7, "A record whose content changed …") and docs/dhis2.md say is seen, and what is not:
+// docs/deployment.md (§7, "A record whose content changed …") and docs/mappings.md ("Which changes a poll
+// sees") say is seen, and what is not:
 // - waiting to be sent, the worker's recheck maps the birth again with fresh reads: the correction goes out;
-// - delivered, a poll sees a correction to a record the mapping *searches* for by the child (a RelatedPerson,
-//   an Observation of the child) and counts an update after notification; one to a record it only *reads*
-//   by reference (the mother's own Patient, a DHIS2 mother's tracked entity) names no child, and is seen
-//   only when the child is read again (a change to it, or `sync --once --since`). The "not seen" assertions
-//   record that limit as docs/mappings.md ("Which changes a poll sees") states it: a reverse lookup from such
-//   a record to the rows that read it would change both.
+// - FHIR: a poll sees a correction to a record the mapping *searches* for by the child (a RelatedPerson, an
+//   Observation of the child: it names the child), and one to a record it only *reads* by reference (the
+//   mother's own Patient, the maternity encounter): the ledger keeps with each row the records its context
+//   reached (migration 023), and a changed one maps those rows' children again. Delivered, that counts an
+//   update after notification; waiting, it replaces the payload. A record more rows read than
+//   SourcePipeline.maxContextReaders is shared reference data and maps none of them again;
+// - DHIS2: the mother's tracked entity is not in the programme the poll lists, so a poll never reads her:
+//   her correction is seen only when the child is read again (a change to it, or `sync --once --since`).
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { Observation, Patient, RelatedPerson, Resource } from '@medplum/fhirtypes';
+import type { Encounter, Observation, Patient, RelatedPerson, Resource } from '@medplum/fhirtypes';
+import Database from 'better-sqlite3';
 import { Bridge } from '../../src/app.js';
 import { configFromObject } from '../../src/config/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { ATTRIBUTES, CHILD_PROGRAMME, DEFAULT_SANDBOX_AUTH } from '../../src/sandbox/dhis2/index.js';
 import type { TrackedEntity } from '../../src/sandbox/dhis2/types.js';
+import { reevaluate } from '../../src/sources/fhir/reevaluate.js';
+import { SourcePipeline } from '../../src/sources/pipeline.js';
 import {
   birthResources,
   notifiedDeclaration,
@@ -71,17 +78,20 @@ async function onlyEvent(sims: Simulators) {
 }
 
 describe('FHIR: a correction to a record of the context only, the child unchanged', () => {
+  // `pollBetween`: a poll between the correction and the send.
   const waiting = [
-    { mother: 'patient', recheckAfterSeconds: 1 },
-    { mother: 'relatedPerson', recheckAfterSeconds: 1 },
-    { mother: 'patient', recheckAfterSeconds: 0 },
+    { mother: 'patient', recheckAfterSeconds: 1, pollBetween: false },
+    { mother: 'relatedPerson', recheckAfterSeconds: 1, pollBetween: true },
+    { mother: 'patient', recheckAfterSeconds: 0, pollBetween: false },
+    { mother: 'patient', recheckAfterSeconds: 0, pollBetween: true },
   ] as const;
-  for (const { mother, recheckAfterSeconds } of waiting) {
+  for (const { mother, recheckAfterSeconds, pollBetween } of waiting) {
     const record = mother === 'patient' ? 'Patient' : 'RelatedPerson';
-    const title =
-      recheckAfterSeconds > 0
+    const title = pollBetween
+      ? `waiting to be sent, a poll maps the birth again for the mother's corrected ${record}: its payload is replaced${recheckAfterSeconds > 0 ? '' : ' (no recheck)'}`
+      : recheckAfterSeconds > 0
         ? `waiting to be sent (settleSeconds), the mother's corrected ${record} goes out: the recheck reads it`
-        : `with recheckAfterSeconds 0, the waiting birth goes out with the mother's ${record} as first polled`;
+        : `with recheckAfterSeconds 0 and no poll meanwhile, the waiting birth goes out with the mother's ${record} as first polled`;
     it(title, async () => {
       const sims = await startSimulators();
       const bridge = await bridgeOn(sims, { settleSeconds: 1, recheckAfterSeconds });
@@ -98,17 +108,18 @@ describe('FHIR: a correction to a record of the context only, the child unchange
           const rp = byType<RelatedPerson>(resources, 'RelatedPerson', '-mother-rp');
           await sims.fhir.upsert({ ...rp, name: [CORRECTED] });
         }
-        // A poll between the correction and the send: the RelatedPerson names the child, who is mapped again
-        // (the waiting payload replaced); the mother's Patient names no child, and the payload stays.
-        await pollOnce(bridge);
-        const polled = bridge.ledger.get(row.id);
-        if (mother === 'patient') assert.equal(polled?.payloadHash, row.payloadHash);
-        else assert.notEqual(polled?.payloadHash, row.payloadHash);
+        if (pollBetween) {
+          // The RelatedPerson names the child; the mother's Patient names no child, but the ledger row says
+          // the birth's context read her: either way the child is mapped again and the waiting payload replaced.
+          const polled = await pollOnce(bridge);
+          assert.equal(polled.mapped.replaced, 1);
+          assert.notEqual(bridge.ledger.get(row.id)?.payloadHash, row.payloadHash);
+        }
         await sleep(1_100);
         await bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
         assert.equal(bridge.ledger.get(row.id)?.state, 'delivered');
         const sent = notifiedDeclaration(await onlyEvent(sims))['mother.name'];
-        if (recheckAfterSeconds > 0) assert.deepEqual(sent, correctedName);
+        if (recheckAfterSeconds > 0 || pollBetween) assert.deepEqual(sent, correctedName);
         else assert.notDeepEqual(sent, correctedName);
       } finally {
         await bridge.stop();
@@ -142,7 +153,7 @@ describe('FHIR: a correction to a record of the context only, the child unchange
     }
   });
 
-  it("delivered, the mother's own Patient corrected alone is not seen by a poll; sync --since reads the child again and counts it", async () => {
+  it("delivered, the mother's own Patient corrected alone is counted once by the next poll; the maternity encounter changed alone maps the birth again to no effect", async () => {
     const sims = await startSimulators();
     let bridge = await bridgeOn(sims, {});
     try {
@@ -153,7 +164,48 @@ describe('FHIR: a correction to a record of the context only, the child unchange
       assert.notDeepEqual(notifiedDeclaration(event)['mother.name'], correctedName);
       const motherPatient = byType<Patient>(resources, 'Patient', '-mother');
       await sims.fhir.upsert({ ...motherPatient, name: [CORRECTED] });
-      // The mother's Patient is read (Patient is the subject type) but is no birth, and points at no child.
+      // The mother's Patient is no birth and points at no child: the row that read her is what names it.
+      const polled = await bridge.syncOnce();
+      assert.equal(polled.report.mapped['updated-after-notification'], 1);
+      const [row] = bridge.ledger.list({ limit: 10 });
+      assert.equal(row?.updatesAfterNotification, 1);
+      assert.equal((await bridge.syncOnce()).report.mapped['updated-after-notification'], 0, 'nothing new');
+
+      // The maternity encounter names the mother, not the child: the birth is mapped again (unchanged: the
+      // mapping reads nothing of what changed), and no update is counted.
+      const maternity = byType<Encounter>(resources, 'Encounter', '-maternity');
+      await sims.fhir.upsert({ ...maternity, status: 'finished', length: { value: 9, unit: 'h' } });
+      const remapped = await bridge.syncOnce();
+      assert.equal(remapped.report.mapped.unchanged, 1, 'the child was mapped again');
+      assert.equal(remapped.report.mapped['updated-after-notification'], 0);
+      assert.equal(bridge.ledger.get(row.id)?.updatesAfterNotification, 1);
+
+      // Reading the period again counts nothing more: the correction was counted once.
+      await bridge.stop();
+      bridge = await bridgeOn(sims, {});
+      const reread = await bridge.syncOnce(undefined, { since: '2020-01-01' });
+      assert.equal(reread.report.mapped['updated-after-notification'], 0);
+      assert.equal(bridge.ledger.get(row.id)?.updatesAfterNotification, 1);
+      await onlyEvent(sims);
+    } finally {
+      await bridge.stop();
+      await sims.close();
+    }
+  });
+
+  it('a row recorded before the ledger kept context reads (migration 023) is not found by her Patient; sync --since reads the child again and counts it', async () => {
+    const sims = await startSimulators();
+    let bridge = await bridgeOn(sims, {});
+    try {
+      const resources = birth(3, 'patient');
+      for (const r of resources) await sims.fhir.upsert(r);
+      assert.ok((await bridge.syncOnce()).ok);
+      // As an upgraded ledger holds a row delivered before the upgrade.
+      const db = new Database(join(sims.dir, 'bridge.db'));
+      assert.ok(db.prepare('DELETE FROM context_reads').run().changes > 0);
+      db.close();
+      const motherPatient = byType<Patient>(resources, 'Patient', '-mother');
+      await sims.fhir.upsert({ ...motherPatient, name: [CORRECTED] });
       const polled = await bridge.syncOnce();
       assert.equal(polled.report.mapped['updated-after-notification'], 0);
       assert.equal(bridge.ledger.list({ limit: 10 })[0]?.updatesAfterNotification, 0);
@@ -166,6 +218,57 @@ describe('FHIR: a correction to a record of the context only, the child unchange
       const [row] = bridge.ledger.list({ limit: 10 });
       assert.equal(row?.updatesAfterNotification, 1);
       await onlyEvent(sims);
+    } finally {
+      await bridge.stop();
+      await sims.close();
+    }
+  });
+
+  it('a record more rows read than the fan-out cap is shared reference data: its change maps none of them again, and is counted', async () => {
+    const sims = await startSimulators();
+    const bridge = await bridgeOn(sims, { settleSeconds: 3600 });
+    try {
+      // Triplets: three children whose birth encounters are part of one maternity encounter of one mother.
+      const first = birth(4, 'patient');
+      const maternity = byType<Encounter>(first, 'Encounter', '-maternity');
+      const siblings = [5, 6].flatMap((i) =>
+        birth(i, 'patient')
+          .filter((r) => !r.id?.endsWith('-mother') && !r.id?.endsWith('-maternity'))
+          .map((r) =>
+            r.resourceType === 'Encounter' ? { ...r, partOf: { reference: `Encounter/${maternity.id}` } } : r,
+          ),
+      );
+      for (const r of [...first, ...siblings]) await sims.fhir.upsert(r);
+      await pollOnce(bridge);
+      const rows = bridge.ledger.list({ limit: 10 });
+      assert.equal(rows.length, 3);
+      assert.ok(rows.every((row) => row.state === 'pending'));
+      const motherPatient = byType<Patient>(first, 'Patient', '-mother');
+      await sims.fhir.upsert({ ...motherPatient, name: [CORRECTED] });
+
+      // A pipeline that takes a record read by more than two rows for shared reference data, reading the
+      // change as a notification of it would.
+      const source = bridge.sources[0];
+      assert.ok(source);
+      const shared: string[] = [];
+      const capped = new SourcePipeline({
+        sourceId: source.settings.id,
+        mappings: source.mappings,
+        ledger: bridge.ledger,
+        logger: silentLogger,
+        mapOptions: () => ({ resolveLocation: (ref) => ref }),
+        maxContextReaders: 2,
+        onSharedRecord: (type) => shared.push(type),
+      });
+      const skipped = await reevaluate({ client: source.client, pipeline: capped }, [`Patient/${motherPatient.id}`]);
+      assert.deepEqual(shared, ['Patient'], 'counted, by type');
+      assert.equal(skipped.mapped.replaced, 0);
+      for (const row of rows) assert.equal(bridge.ledger.get(row.id)?.payloadHash, row.payloadHash);
+
+      // Within the cap (the bridge's own pipeline: 20), the three births are mapped again, each once.
+      const polled = await pollOnce(bridge);
+      assert.equal(polled.mapped.replaced, 3);
+      for (const row of rows) assert.notEqual(bridge.ledger.get(row.id)?.payloadHash, row.payloadHash);
     } finally {
       await bridge.stop();
       await sims.close();
