@@ -178,6 +178,13 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
       }
       if (!sending && decided.settlement.outcome === 'dead')
         decided = (await earlierNotifyStands(deps, row, payload, progress, decided)) ?? decided;
+      else if (sending && declarationRefused(decided, progress)) {
+        const sent = progress.step;
+        const found = await earlierNotifyStands(deps, row, payload, progress, decided);
+        // Dead all the same: recorded as the send it was, which stored nothing (settle reads the step).
+        if (!found || found.settlement.outcome === 'dead') progress.step = sent;
+        decided = found ?? decided;
+      }
       ({ settlement, delayMs, reason } = decided);
     }
   }
@@ -380,12 +387,12 @@ class FacilityChanged extends Error {
 
 /**
  * A row a check before its send would make dead (an office closed or unknown, a facility listed otherwise),
- * "nothing was sent", while an earlier attempt may have stored its NOTIFY with the answer lost: one of this
- * generation (a check run all the same), or of one before a requeue (a replay, a corrected record), whose
- * checks see nothing in doubt. OpenCRVS is asked first, as for a withdrawal (notify-lookup.ts): a NOTIFY
- * that stands delivers the row (a newer copy it took is an update after notification), as the lookup
- * before a requeued row's NOTIFY would (send.ts). Undefined when none may stand, or none does; a lookup
- * that fails is retried like one before a send.
+ * "nothing was sent", or a 400 to its declaration (declarationRefused), while an
+ * earlier attempt may have stored its NOTIFY with the answer lost: one of this generation (a check run all
+ * the same), or of one before a requeue (a replay, a corrected record), whose checks see nothing in doubt.
+ * OpenCRVS is asked first, as for a withdrawal (notify-lookup.ts): a NOTIFY that stands delivers the row (a
+ * newer copy it took is an update after notification), as the lookup before a requeued row's NOTIFY would
+ * (send.ts). Undefined when none may stand, or none does; a lookup that fails is retried like one before a send.
  */
 async function earlierNotifyStands(
   deps: AttemptDeps,
@@ -417,6 +424,21 @@ async function earlierNotifyStands(
     const message = `${error.message} (an earlier attempt may have been taken by OpenCRVS; asking it failed: ${failure.error.kind})`;
     return { ...dead, settlement: { outcome: 'dead', error: { ...error, message } } };
   }
+}
+
+/**
+ * A 400 to this attempt's declaration (its NOTIFY, or its single call) made the row dead. OpenCRVS checks
+ * the form and the location before it looks for the transactionId (in-doubt.ts, endsDoubt): the refusal
+ * stored nothing, and says nothing of an earlier attempt's NOTIFY stored with its answer lost, which
+ * OpenCRVS is asked about (earlierNotifyStands) rather than leave a dead row, "not delivered", for a replay or
+ * a registrar to register the birth again. Not an office OpenCRVS does not know: the lookup's create
+ * names that office too (refusedForItsOffice says what to do).
+ */
+function declarationRefused(decided: Decided, progress: SendProgress): boolean {
+  const { settlement } = decided;
+  if (settlement.outcome !== 'dead') return false;
+  if (progress.step !== 'notify' && progress.step !== 'createAndNotify') return false;
+  return settlement.error.status === 400 && settlement.error.kind !== 'unknown-office';
 }
 
 /** Delivered, or pending with the time to ask OpenCRVS whether it was decided (pending-check.ts). */

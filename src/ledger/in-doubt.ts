@@ -28,7 +28,7 @@ export const IN_DOUBT_ATTEMPT_SQL = `step IN (${DECLARATION_STEPS_SQL})
  * stored and rejected by the country configuration (at once, or decided later: a pending check). The
  * row is dead then, and a requeue sends under the next transactionId generation. A 400 does not end it:
  * OpenCRVS checks the location before it looks for the transactionId, and forms and locations change, so
- * a copy refused now may have been stored then.
+ * a copy refused now may have been stored then (delivery/attempt.ts asks OpenCRVS before the row dies).
  */
 export function endsDoubt(error: { kind: string } | null): boolean {
   return error?.kind === 'rejected';
@@ -57,7 +57,8 @@ export const ROW_IN_DOUBT_SQL = `SELECT 1 FROM ledger_attempts a JOIN ledger_row
  * id). Counted or not: an attempt an outage hold un-counts (outbox.ts) is kept here all the same. A row
  * for which this holds is never cancelled, skipped or declared "nothing was sent" without asking OpenCRVS
  * first (notify-lookup.ts): a withdrawal (record.ts, delivery/withdraw.ts), a check before the send that
- * would make it dead (delivery/attempt.ts: a closed office, a facility listed otherwise). Not what the
+ * would make it dead (delivery/attempt.ts: a closed office, a facility listed otherwise), a 400 to its
+ * resend. Not what the
  * row resends (ROW_IN_DOUBT_SQL). A later generation's rejection ends an earlier one's doubt too: a requeued row looks
  * its earlier NOTIFYs up before it sends (delivery/send.ts), and OpenCRVS answers a NOTIFY of a notified
  * event with a 409, not a decision.

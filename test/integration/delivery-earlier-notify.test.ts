@@ -50,9 +50,10 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
       .flatMap((e) => e.actions)
       .filter((a) => a.type === 'NOTIFY' && a.status === 'Accepted');
 
-  it('single call stored, then dead on a 400: a corrected record requeues it, the source withdraws it; delivered', async () => {
+  it('single call stored, its answer lost, then a 400: OpenCRVS is asked, and it is delivered, not dead', async () => {
     // The single call is stored and accepted, its answer lost; the retry meets a 400 (a form changed
-    // meanwhile) and the row dies. The single call stored no event id on the row.
+    // meanwhile), which OpenCRVS answers before it looks for the transactionId. Dead, the row would say
+    // "not delivered" of a registered birth, and invite a replay or a registrar to register it again.
     await bed.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['createAndNotify'], times: 1 } });
     const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
     const w = worker(singleCall);
@@ -61,7 +62,52 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
       faults: { errorRate: 1, errorStatus: 400, operations: ['createAndNotify'], times: 1 },
     });
     await until(w, () => settled(row.id));
+    const after = bed.ledger.get(row.id);
+    assert.equal(after?.state, 'delivered', `${after?.state}: ${after?.lastError?.message}`);
+    const events = await bed.sim.control.events();
+    assert.equal(events.length, 1, "the lookup's create found the single call's event");
+    assert.equal(after?.trackingId, events[0]?.trackingId);
+    assert.equal((await acceptedNotifies()).length, 1);
+    assert.deepEqual(
+      bed.ledger.attempts(row.id).map((a) => a.step),
+      ['createAndNotify', 'lookup'],
+    );
+  });
+
+  it('single call lost before OpenCRVS took it, then a 400: OpenCRVS is asked, nothing stands, dead', async () => {
+    await bed.sim.control.configure({ faults: { dropRate: 1, operations: ['createAndNotify'], times: 1 } });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    const w = worker(singleCall);
+    await until(w, () => settledState(row.id) === 'failed');
+    await bed.sim.control.configure({
+      faults: { errorRate: 1, errorStatus: 400, operations: ['createAndNotify'], times: 1 },
+    });
+    await until(w, () => settled(row.id));
+    const after = bed.ledger.get(row.id);
+    assert.equal(after?.state, 'dead');
+    assert.equal(after?.lastError?.status, 400);
+    // Recorded as the single call it was: a 400 to it, which stored nothing.
+    assert.equal(bed.ledger.attempts(row.id).at(-1)?.step, 'createAndNotify');
+    assert.equal((await acceptedNotifies()).length, 0);
+  });
+
+  it('single call stored, then dead on a 400 that OpenCRVS also gives the lookup: a corrected record requeues it, the source withdraws it; delivered', async () => {
+    // The single call is stored and accepted, its answer lost; the retry meets a 400 (a form changed
+    // meanwhile), and so does the lookup's create: the row dies, saying OpenCRVS may hold it. The single
+    // call stored no event id on the row.
+    await bed.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['createAndNotify'], times: 1 } });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    const w = worker(singleCall);
+    await until(w, () => settledState(row.id) === 'failed');
+    await bed.sim.control.configure({
+      faults: { errorRate: 1, errorStatus: 400, operations: ['createAndNotify', 'create'], times: 2 },
+    });
+    await until(w, () => settled(row.id));
     assert.equal(settledState(row.id), 'dead');
+    assert.match(
+      bed.ledger.get(row.id)?.lastError?.message ?? '',
+      /an earlier attempt may have been taken by OpenCRVS/,
+    );
     assert.equal(bed.ledger.get(row.id)?.eventId, null);
 
     // A corrected record requeues the row (the next generation), and the source withdraws it before it is sent.
@@ -151,7 +197,10 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
     await bed.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['notify'], times: 1 } });
     const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
     await until(w, () => settledState(row.id) === 'failed');
-    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 400, operations: ['notify'], times: 1 } });
+    // The resend refused (400), and the lookup it makes then refused too: dead, though OpenCRVS holds it.
+    await bed.sim.control.configure({
+      faults: { errorRate: 1, errorStatus: 400, operations: ['notify', 'create'], times: 2 },
+    });
     await until(w, () => settled(row.id));
     assert.equal(settledState(row.id), 'dead');
 
@@ -175,7 +224,9 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
     await bed.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['notify'], times: 1 } });
     const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
     await until(w, () => settledState(row.id) === 'failed');
-    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 400, operations: ['notify'], times: 1 } });
+    await bed.sim.control.configure({
+      faults: { errorRate: 1, errorStatus: 400, operations: ['notify', 'create'], times: 2 },
+    });
     await until(w, () => settled(row.id));
     bed.ledger.recordEvent(birthEvent(bed.office, 1, { 'child.dob': '2026-01-03' }));
     await bed.sim.control.closeLocation(bed.office, '2026-01-31T00:00:00.000Z');
@@ -202,7 +253,9 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
     await bed.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['notify'], times: 1 } });
     const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
     await until(w, () => settledState(row.id) === 'failed');
-    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 400, operations: ['notify'], times: 1 } });
+    await bed.sim.control.configure({
+      faults: { errorRate: 1, errorStatus: 400, operations: ['notify', 'create'], times: 2 },
+    });
     await until(w, () => settled(row.id));
     assert.equal(settledState(row.id), 'dead');
 

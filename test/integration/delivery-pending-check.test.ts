@@ -179,8 +179,11 @@ describe('delivery: asking again about a NOTIFY left pending', () => {
     const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 7));
     const w = worker();
     await w.processNext(); // the NOTIFY is stored as Requested, its answer lost: in doubt
-    // The resend is refused before OpenCRVS looks for the transactionId (an office retired meanwhile).
-    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 400, operations: ['notify'], times: 1 } });
+    // The resend is refused before OpenCRVS looks for the transactionId (an office retired meanwhile), and
+    // so is the lookup it makes then (its create names that office).
+    await bed.sim.control.configure({
+      faults: { errorRate: 1, errorStatus: 400, operations: ['notify', 'create'], times: 2 },
+    });
     ahead += 10_000;
     await w.processNext();
     assert.equal(bed.ledger.get(row.id)?.state, 'dead');

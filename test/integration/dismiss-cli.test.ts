@@ -97,13 +97,14 @@ describe('opencrvs-bridge dismiss of a row whose NOTIFY may stand', () => {
     // A retry 3 s on: after the first pass, so that the second meets the 400 configured between them.
     const delivery = { mode: 'single-call', baseDelayMs: 3000, maxDelayMs: 3000 };
     writeFileSync(config, stringify(s.configObject({ delivery })));
-    // The single call is stored and accepted, its answer lost; the retry meets a 400 and the row dies with
-    // no event id or tracking id on it: a single call records none until it answers.
+    // The single call is stored and accepted, its answer lost; the retry meets a 400, and so does the
+    // lookup it makes then, and the row dies with no event id or tracking id on it: a single call records
+    // none until it answers.
     await s.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['createAndNotify'], times: 1 } });
     assert.equal((await runCli(['sync', '--once', '--config', config, '--timeout', '1'])).code, 1);
     await new Promise((resolve) => setTimeout(resolve, 3000));
     await s.sim.control.configure({
-      faults: { errorRate: 1, errorStatus: 400, operations: ['createAndNotify'], times: 1 },
+      faults: { errorRate: 1, errorStatus: 400, operations: ['createAndNotify', 'create'], times: 2 },
     });
     await runCli(['sync', '--once', '--config', config]);
     const read = openLedger(join(s.dir, 'bridge.db'));
