@@ -104,15 +104,20 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
     // Payloads are purged only after delivery; a row has none before it when the record was read invalid,
     // or as a copy OpenCRVS rejected, while an attempt sent it (ledger/record.ts invalidInFlight and
     // setAsideForRejected: the stale copy set aside, not resent), or when it is damaged. The next reading of the record records why (or requeues it); a replay re-maps it.
-    settlement = {
-      outcome: 'dead',
-      error: {
-        classification: 'permanent',
-        kind: 'internal',
-        message:
-          'no payload stored for this row: the record was read invalid, or as a copy OpenCRVS rejected, while it was being sent, or the row is damaged; the next reading of the record records why, or replay it',
+    // The set-aside happens only with no NOTIFY of this generation in doubt, but one of a generation
+    // before a requeue may stand (a replay's first attempt, its lookup failed, then handed back): asked first.
+    const dead: Decided = {
+      settlement: {
+        outcome: 'dead',
+        error: {
+          classification: 'permanent',
+          kind: 'internal',
+          message:
+            'no payload stored for this row: the record was read invalid, or as a copy OpenCRVS rejected, while it was being sent, or the row is damaged; the next reading of the record records why, or replay it',
+        },
       },
     };
+    ({ settlement, delayMs, reason } = (await earlierNotifyStands(deps, row, undefined, progress, dead)) ?? dead);
   } else {
     // Routed to an office OpenCRVS refused since the record was last mapped: the routing may have been
     // corrected since (the operator's fix, then a restart), and the stored payload still names the old
@@ -387,7 +392,7 @@ class FacilityChanged extends Error {
 
 /**
  * A row a check before its send would make dead (an office closed or unknown, a facility listed otherwise),
- * "nothing was sent", or a 400 to its declaration (declarationRefused), while an
+ * "nothing was sent", or a 400 to its declaration (declarationRefused), or no payload to send, while an
  * earlier attempt may have stored its NOTIFY with the answer lost: one of this generation (a check run all
  * the same), or of one before a requeue (a replay, a corrected record), whose checks see nothing in doubt.
  * OpenCRVS is asked first, as for a withdrawal (notify-lookup.ts): a NOTIFY that stands delivers the row (a
@@ -397,7 +402,7 @@ class FacilityChanged extends Error {
 async function earlierNotifyStands(
   deps: AttemptDeps,
   row: LedgerRow,
-  payload: LedgerPayload,
+  payload: LedgerPayload | undefined,
   progress: SendProgress,
   dead: Decided,
 ): Promise<Decided | undefined> {
@@ -407,11 +412,9 @@ async function earlierNotifyStands(
     const found = await findOurNotifies(deps.api, row);
     const standing = standingNotify(found);
     if (!standing) return undefined;
-    const sent: SendResult = {
-      ...standing,
-      standing: true,
-      ...(holdsOtherCopy(found, payload) ? { olderCopy: true } : {}),
-    };
+    // A row with no payload holds nothing OpenCRVS has: the source said otherwise since (an invalid reading).
+    const older = payload ? holdsOtherCopy(found, payload) : true;
+    const sent: SendResult = { ...standing, standing: true, ...(older ? { olderCopy: true } : {}) };
     return undecidedAfterFailedConfirmation(deps, row, sent) ?? { settlement: answered(deps, sent) };
   } catch (err) {
     const failure = classifyFailure(err);

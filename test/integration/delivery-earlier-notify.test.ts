@@ -270,6 +270,41 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
     assert.equal((await acceptedNotifies()).length, 1);
   });
 
+  it('two-step NOTIFY stored, dead, requeued, then read invalid while sent and handed back: asked, delivered', async () => {
+    const w = worker(fastDelivery);
+    await bed.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['notify'], times: 1 } });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    await until(w, () => settledState(row.id) === 'failed');
+    await bed.sim.control.configure({
+      faults: { errorRate: 1, errorStatus: 400, operations: ['notify', 'create'], times: 2 },
+    });
+    await until(w, () => settled(row.id));
+    assert.equal(settledState(row.id), 'dead');
+    const corrected = { ...birthEvent(bed.office, 1, { 'child.dob': '2026-01-03' }), sourceFingerprint: () => 'fp-2' };
+    assert.equal(bed.ledger.recordEvent(corrected).row.requeues, 1);
+
+    // The next generation's first attempt, by a worker that stops before it sends: meanwhile the record
+    // is read invalid from changed content, and with no NOTIFY of this generation in doubt the copy in
+    // flight is set aside (record.ts). Handed back, the row has no payload to send.
+    assert.ok(bed.ledger.claimRow(row.id, 'stopping-worker'));
+    bed.ledger.recordInvalid({
+      sourceId: 'emr',
+      eventType: 'birth',
+      subjectKey: row.subjectKey,
+      sourceRef: row.sourceRef,
+      errors: [{ field: 'child.dob', message: 'not a date' }],
+      sourceFingerprint: () => 'fp-3',
+    });
+    assert.equal(bed.ledger.handBack([row.id], 'stopping-worker'), 1);
+    assert.equal(bed.ledger.get(row.id)?.payload, null);
+
+    await until(w, () => settled(row.id));
+    const after = bed.ledger.get(row.id);
+    assert.equal(after?.state, 'delivered', `${after?.state}: ${after?.lastError?.message}`);
+    assert.equal((await acceptedNotifies()).length, 1);
+    assert.equal(after?.updatesAfterNotification, 1, 'the source says otherwise since: an update after notification');
+  });
+
   it('a NOTIFY refused before anything was stored, office closed since: dead, nothing sent', async () => {
     let now = Date.now();
     const resolver = new LocationResolver(createOpenCrvsClient(clientSettings(bed.sim)), { now: () => now });
