@@ -90,7 +90,11 @@ export function createOutbox(db: Db): Outbox {
     UPDATE ledger_rows SET event_id = @eventId, tracking_id = @trackingId, updated_at = @now
     WHERE id = @id AND (event_id IS NULL OR event_id = @eventId)`);
   // Not conditional on the lock either: a single call begun by a worker that lost it may be stored all the same.
-  const recordSingleCall = db.prepare('UPDATE ledger_rows SET single_call_at = @now WHERE id = @id');
+  // With the row's last recorded attempt (migration 024), which takeBack compares, not the clock.
+  const recordSingleCall = db.prepare(`
+    UPDATE ledger_rows SET single_call_at = @now,
+      single_call_after = COALESCE((SELECT MAX(a.id) FROM ledger_attempts a WHERE a.row_id = @id), 0)
+    WHERE id = @id`);
   // Only the columns settle decides with: `SELECT *` would also copy out the payload (~3 kB).
   const lockedRow = db.prepare<
     { id: number; workerId: string; attempts: number | null },
@@ -213,13 +217,18 @@ export function createOutbox(db: Db): Outbox {
        WHERE state = 'delivering' AND substr(locked_by, 1, length(@prefix)) = @prefix`,
   );
   // The attempt's NOTIFY may have gone out: two-step stores the event id before it, a single call stores
-  // none, and marks the row as it begins (migration 022): after the row's last recorded attempt, it was
-  // this one's, whatever mode the process taking the lock back runs in. An attempt begun by a bridge
-  // older than that mark is judged by the mode, as before (a requeued row takes the two-step path, send.ts).
+  // none, and marks the row as it begins with the row's last recorded attempt (migration 024): with none
+  // recorded since, it was this one's, whatever mode the process taking the lock back runs in. By attempt
+  // ids, not by the clock: a clock stepped back since the last attempt made a call under way look older
+  // than it. A mark made before 024 (single_call_at alone) is compared by the clock, as it was; an attempt
+  // begun by a bridge older than any mark is judged by the mode (a requeued row takes the two-step path, send.ts).
   const mayBeStored = db
     .prepare<{ id: number; singleCall: number }, number>(
       `SELECT event_id IS NOT NULL OR (@singleCall AND requeues = 0)
-         OR COALESCE(single_call_at >= (SELECT MAX(a.finished_at) FROM ledger_attempts a WHERE a.row_id = r.id), single_call_at IS NOT NULL)
+         OR CASE WHEN single_call_after IS NOT NULL
+           THEN single_call_after >= COALESCE((SELECT MAX(a.id) FROM ledger_attempts a WHERE a.row_id = r.id), 0)
+           ELSE COALESCE(single_call_at >= (SELECT MAX(a.finished_at) FROM ledger_attempts a WHERE a.row_id = r.id),
+             single_call_at IS NOT NULL) END
        FROM ledger_rows r WHERE r.id = @id`,
     )
     .pluck();

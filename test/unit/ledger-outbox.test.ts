@@ -553,6 +553,44 @@ describe('ledger: outbox', () => {
     assert.equal(ledger.recordEvent(eventInput('s', payload('Corrected'), '2')).change, 'updated-after-notification');
   });
 
+  it('a single call begun after the clock stepped back is still the one whose lock, taken back, may have sent it', () => {
+    const { row } = ledger.recordEvent(eventInput('s'));
+    const first = ledger.claimRow(row.id, 'w1');
+    assert.ok(first);
+    clock.advance(60_000);
+    settleClaimed(first, { outcome: 'retry', error: retryErr, nextRunAt: clock.now() }, 'create');
+    // The clock steps back (an NTP correction) before the next attempt begins its single call, which the
+    // process making it never settles: restarted in two-step mode, the lock is taken back.
+    clock.advance(-30_000);
+    assert.ok(ledger.claimRow(row.id, 'gone-process:1'));
+    ledger.recordSingleCall(row.id);
+    assert.equal(
+      ledger.resetLocksOf('gone-process', () => true, { singleCall: false }),
+      1,
+    );
+    assert.equal(ledger.attempts(row.id).at(-1)?.step, 'interrupted', 'the single call may be in OpenCRVS');
+    assert.equal(ledger.notifyMayStand(row.id), true);
+    // The next attempt, two-step, taken back before its create answered: that single call was an earlier one's.
+    assert.ok(ledger.claimRow(row.id, 'gone-process:2'));
+    assert.equal(
+      ledger.resetLocksOf('gone-process', () => true, { singleCall: false }),
+      1,
+    );
+    assert.equal(ledger.attempts(row.id).at(-1)?.step, 'create');
+
+    // A mark a bridge before migration 024 made (its time alone) is still read, by the clock.
+    const { row: older } = ledger.recordEvent(eventInput('o'));
+    assert.ok(ledger.claimRow(older.id, 'gone-process:3'));
+    const db = new Database(path);
+    db.prepare('UPDATE ledger_rows SET single_call_at = ? WHERE id = ?').run(clock.now(), older.id);
+    db.close();
+    assert.equal(
+      ledger.resetLocksOf('gone-process', () => true, { singleCall: false }),
+      1,
+    );
+    assert.equal(ledger.attempts(older.id).at(-1)?.step, 'interrupted');
+  });
+
   it('tells whether an attempt since the row was last queued sent its NOTIFY, and reads the attempts index for it', () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     const sentSince = (since: number) => ledger.notifySentSince(row.id, since);
@@ -714,7 +752,7 @@ describe('ledger: outbox', () => {
     // pending checks alone (pending-checks.ts): the worker's claims and settles never need them.
     // in_flight_payload is read only when a lock is taken back (SQL alone), read_by_source on its own
     // (Ledger.readBy) for a row's detail, source_fingerprint only by recording (record.ts), single_call_at
-    // only when a lock is taken back.
+    // and single_call_after only when a lock is taken back.
     const apart = [
       'mapping_warnings',
       'pending_check_at',
@@ -723,6 +761,7 @@ describe('ledger: outbox', () => {
       'read_by_source',
       'source_fingerprint',
       'single_call_at',
+      'single_call_after',
     ];
     assert.deepEqual(
       LEDGER_ROW_COLUMNS.split(',')

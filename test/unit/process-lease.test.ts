@@ -191,6 +191,8 @@ function schemaVersion(path: string): number {
 
 describe('the ledger lease and schema upgrades', () => {
   const latest = Math.max(...MIGRATIONS.map((m) => m.version));
+  /** The schema of the release before (olderLedger): versions may skip a number. */
+  const before = MIGRATIONS.at(-2)?.version;
   const live = { holder: 'other-pod:1:ns9-abcdef', renewedAt: Date.now() };
 
   it('a serve or sync refused by a live holder leaves the older ledger unmigrated', () => {
@@ -202,7 +204,7 @@ describe('the ledger lease and schema upgrades', () => {
       (err: unknown) =>
         err instanceof LedgerInUse && /another bridge process uses this ledger \(serve on other-pod/.test(err.message),
     );
-    assert.equal(schemaVersion(path), latest - 1, 'the running bridge can still open it after');
+    assert.equal(schemaVersion(path), before, 'the running bridge can still open it after');
   });
 
   it('a command without a lease (replay, doctor) upgrades no ledger a live process holds', () => {
@@ -216,7 +218,7 @@ describe('the ledger lease and schema upgrades', () => {
           `used by another bridge process \\(serve on other-pod, pid 1, .*upgrade its schema \\(to ${latest}\\)`,
         ).test(err.message),
     );
-    assert.equal(schemaVersion(path), latest - 1);
+    assert.equal(schemaVersion(path), before);
   });
 
   it('upgrades once the holder has lapsed, taking the lease first; a current ledger opens beside a holder', () => {

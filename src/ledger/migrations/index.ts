@@ -23,6 +23,7 @@ import { migration020 } from './020-source-order-index.js';
 import { migration021 } from './021-updated-at-index.js';
 import { migration022 } from './022-single-call-at.js';
 import { migration023 } from './023-context-reads.js';
+import { migration024 } from './024-single-call-after.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -51,4 +52,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration021,
   migration022,
   migration023,
+  migration024,
 ];
