@@ -465,6 +465,9 @@ function undecidedAfterFailedConfirmation(deps: AttemptDeps, row: LedgerRow, sen
   if (sent.outcome !== 'pending') return undefined;
   // Answered to this generation's NOTIFY: a failed confirmation of this generation. Found standing by the
   // lookup of a requeued row (a replay, a newer version): of any generation, the one it found.
+  // The count is exact for this question, though an outage hold un-counts an attempt that may have sent:
+  // only a held attempt is un-counted (outbox.ts, settle), and a failed confirmation is an answer, never
+  // held (outage.ts unreached, decide): counted, it makes any later attempt of its generation the 2nd.
   if (!sent.standing && row.attempts <= 1) return undefined;
   if (!deps.ledger.confirmationFailedSince(row.id, sent.standing ? 0 : row.queuedAt)) return undefined;
   return {
