@@ -15,6 +15,7 @@ import { registerSync } from './commands/sync.js';
 import { registerValidate } from './commands/validate.js';
 import { registerWriteBacks } from './commands/write-backs.js';
 import { installCrashHandlers } from './observability/crash.js';
+import { nodeDebugVerdict } from './observability/node-debug.js';
 
 export { errorLine } from './observability/crash.js';
 
@@ -67,14 +68,35 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The commands that call OpenCRVS or a source (and read their secrets): what NODE_DEBUG would show. */
+const CALLING_OUT = new Set(['serve', 'sync', 'replay', 'doctor', 'subscriptions']);
+
+/** Thrown by the pre-action check to end main() with exit code 2, the line already said. */
+class RefusedToStart extends Error {}
+
 /** Runs the CLI; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   installCrashHandlers();
   exitOnSignalsNobodyHandles();
   const program = buildProgram();
+  // Before a command's action runs (help and usage errors are not refused): see node-debug.ts.
+  program.hook('preAction', (_program, action) => {
+    let command = action;
+    while (command.parent && command.parent !== program) command = command.parent;
+    if (!CALLING_OUT.has(command.name())) return;
+    const verdict = nodeDebugVerdict(command.name(), process.env);
+    if (!verdict) return;
+    if ('warning' in verdict) {
+      console.error(verdict.warning);
+      return;
+    }
+    console.error(verdict.refusal);
+    throw new RefusedToStart(verdict.refusal);
+  });
   try {
     await program.parseAsync(argv);
   } catch (err) {
+    if (err instanceof RefusedToStart) return 2;
     // Commander exits 1 on a usage error (an unknown or missing option), which a scheduler would read as
     // "something is dead": usage errors are 2, like a bad configuration. Help and version stay 0.
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
