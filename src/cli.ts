@@ -1,4 +1,4 @@
-// First: it disables a library's own debug output before that library loads (see the module).
+// First: it turns off the debug output of libraries before they load (see the module).
 import './observability/debug-guard.js';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';

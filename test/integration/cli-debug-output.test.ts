@@ -1,23 +1,28 @@
-// Debug output that is not the logger's, and so not redacted: Node's own (NODE_DEBUG) writes straight
-// to standard error. Separate processes, as it is read at start-up.
+// Debug output that is not the logger's, and so not redacted: Node's own (NODE_DEBUG) and the `debug`
+// package's (DEBUG) write straight to standard error. Separate processes, as these are read at start-up.
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { NODE_DEBUG_OPT_OUT } from '../../src/observability/node-debug.js';
-import { runCli } from './helpers/bridge-cli.js';
-import { birthResources, type Simulators, startSimulators } from './helpers/bridge-harness.js';
+import { finished, runCli, spawnCli } from './helpers/bridge-cli.js';
+import { birthResources, freePort, type Simulators, sleep, startSimulators } from './helpers/bridge-harness.js';
+
+const ADMIN_TOKEN = 'cli-debug-output-admin-token-0123456';
 
 describe('debug output outside the logger', () => {
   let s: Simulators;
   let config: string;
+  const children: ChildProcess[] = [];
   before(async () => {
     s = await startSimulators([...birthResources(0)]);
     config = join(s.dir, 'bridge.yaml');
     writeFileSync(config, stringify(s.configObject()));
   });
   after(async () => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await s?.close();
   });
 
@@ -59,5 +64,43 @@ describe('debug output outside the logger', () => {
     assert.equal(run.code, 0, run.stderr.slice(-2000));
     // What the refusal is for: Node's fetch debug lines show the token request's URL, unredacted.
     assert.ok(run.stderr.includes(secret), 'the client secret in the fetch debug output');
+  });
+
+  it('DEBUG=*: serve writes no URL of a request (an admin search for Patient/<id>) through the debug package', async () => {
+    const adminPort = await freePort();
+    const serveConfig = join(s.dir, 'serve.yaml');
+    writeFileSync(
+      serveConfig,
+      stringify({
+        ...s.configObject(),
+        store: { path: join(s.dir, 'serve.db') },
+        http: { host: '127.0.0.1', port: 0 },
+        admin: { token: ADMIN_TOKEN, port: adminPort },
+      }),
+    );
+    const child = spawnCli(['serve', '--config', serveConfig], { DEBUG: '*', LOG_LEVEL: 'debug' });
+    children.push(child);
+    const exit = finished(child, 60_000);
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    for (let waited = 0; !out.includes('opencrvs-bridge serving') && waited < 40_000; waited += 50) {
+      if (child.exitCode !== null) break;
+      await sleep(50);
+    }
+    assert.match(out, /opencrvs-bridge serving/);
+    const id = 'MRN-778812';
+    const answer = await fetch(`http://127.0.0.1:${adminPort}/admin/api/events?find=Patient/${id}`, {
+      headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
+      signal: AbortSignal.timeout(10_000),
+    });
+    const body = await answer.text();
+    assert.equal(answer.status, 200, body);
+    child.kill('SIGTERM');
+    const { code, stdout, stderr } = await exit;
+    assert.equal(code, 0, stderr.slice(-2000));
+    assert.match(stdout, /"path":"\/admin\/api\/events"/, 'the request was logged, by the logger');
+    assert.ok(!stderr.includes(id) && !stdout.includes(id), `${id} in the output: ${stderr.slice(0, 2000)}`);
   });
 });
