@@ -79,15 +79,41 @@ const SENSITIVE_FIELD_SUFFIXES = new Set(
 const REDACTED = '[redacted]';
 const MAX_DEPTH = 8;
 
+/** Credential keys as they appear quoted in JSON or `key: value` text (util.inspect, YAML, prose). */
+const CREDENTIAL_KEYS =
+  'client_?secret|access_?token|refresh_?token|id_?token|password|passwd|api_?key|secret|token|authorization';
+/** The same unquoted, before `:` or `=`: only those that are no ordinary word (`token: expired` stays). */
+const BARE_CREDENTIAL_KEYS = 'client_?secret|access_?token|refresh_?token|id_?token|password|passwd|api_?key';
+
 // Secret-bearing fragments inside free text: query-string credentials (the OpenCRVS token URL carries
-// the client secret), bearer tokens, and JWTs.
+// the client secret), bearer tokens, and JWTs. Every pattern can start only at a word it names (a key,
+// a scheme, `eyJ`, `//`) and reads on only to the end of what follows it, so 1 MB is scrubbed in linear
+// time (test/unit/redact.test.ts, `npm run bench:scrub`).
 const STRING_SCRUBBERS: ReadonlyArray<[RegExp, string]> = [
+  // A key not glued to a word before it: after `?` or `&` as in a URL, but also `;` (the old separator),
+  // `&amp;` (a URL in HTML), `#` (an implicit-grant fragment, `#access_token=…`) and a form body's start.
   [
-    /([?&](?:client_secret|client_id|access_token|refresh_token|id_token|token|password|secret|api_?key|key|sig|signature)=)[^&\s"']*/gi,
+    /((?<![A-Za-z0-9])(?:client_secret|client_id|access_token|refresh_token|id_token|token|password|secret|api_?key|key|sig|signature)=)[^&\s"']*/gi,
     `$1${REDACTED}`,
   ],
-  // Authorization schemes: OAuth (as libraries spell it) and HTTP Basic, DHIS2's personal access tokens (`ApiToken d2pat_…`).
-  [/\b([Bb]earer|BEARER|Basic|ApiToken)\s+[A-Za-z0-9._~+/=-]+/g, `$1 ${REDACTED}`],
+  // `"access_token":"…"` (a token answer quoted in an error), `'password': '…'`, `password: hunter2`,
+  // `client_secret = …`: a quoted value whole (escaped quotes included), else up to a separator.
+  [
+    new RegExp(
+      `((?<![A-Za-z0-9_])(?:(["'])(?:${CREDENTIAL_KEYS})\\2|(?:${BARE_CREDENTIAL_KEYS}))[ \\t]*[:=][ \\t]*)(?:(["'])(?:(?!\\3)[^\\\\\\n]|\\\\.)*\\3|(?!["'\\[{])[^\\s,;&"'}\\]]+)`,
+      'gi',
+    ),
+    `$1$3${REDACTED}$3`,
+  ],
+  // Authorization schemes, in any case: OAuth's bearer, DHIS2's personal access tokens (`ApiToken
+  // d2pat_…`), and HTTP Basic and `Token` (Django REST and others), the last two only before what looks
+  // like a credential: with a capital, digit or symbol, or 16 characters long (`basic auth` and `token
+  // check` stay). The scheme in any case; the credential's letters are what tell it (no `i` flag).
+  [/\b(bearer|apitoken)\s+[A-Za-z0-9._~+/=-]+/gi, `$1 ${REDACTED}`],
+  [
+    /\b([Bb][Aa][Ss][Ii][Cc]|[Tt][Oo][Kk][Ee][Nn])\s+(?=[a-z]*[A-Z0-9._~+/=-]|[A-Za-z0-9._~+/=-]{16})[A-Za-z0-9._~+/=-]+/g,
+    `$1 ${REDACTED}`,
+  ],
   // A JWT: `eyJ…` followed by two dotted parts. Written so that no character is read more than a few times
   // (a 64 kB answer of `eyJeyJ…`, or of one long run without a dot, is read in linear time): a match starts
   // only where a run of token characters starts (the lookbehind) and is kept ($1) up to its first `eyJ`; the
@@ -99,12 +125,15 @@ const STRING_SCRUBBERS: ReadonlyArray<[RegExp, string]> = [
     /(?<![A-Za-z0-9_-])(?=([A-Za-z0-9_-]*?)eyJ)\1eyJ(?=([A-Za-z0-9_-]{5,}))\2\.(?=([A-Za-z0-9_-]{5,}))\3\.[A-Za-z0-9_-]*/g,
     `$1${REDACTED}`,
   ],
-  [/(\/\/[^/\s:@]+:)[^@\s/]+@/g, `$1${REDACTED}@`],
+  // A URL's userinfo, all of it: `user:password`, a password with an unescaped `@` in it (the userinfo
+  // ends at the authority's last `@`), or a token given as the user alone (`https://TOKEN@host`).
+  [/(\/\/)[^\s/?#"'<>\\`{}|^]*@/g, `$1${REDACTED}@`],
   // Search parameters that carry personal data (FHIR `family=`, `birthdate=`, `identifier=`, chained
   // `subject:Patient.name=`, a modifier written `name%3Acontains=` as URLSearchParams does, full-text
-  // `_content=`, DHIS2's `filter=attribute:EQ:value` and `phone=`), wherever a URL is logged.
+  // `_content=`, DHIS2's `filter=attribute:EQ:value` and `phone=`), wherever a URL is logged, after any
+  // separator a query string uses (`&amp;` included).
   [
-    /([?&](?:[\w.:-]*[.:])?(?:name|given|family|phonetic|birthdate|birth-date|death-date|deathdate|deceased|identifier|phone|email|telecom|address(?:-[a-z]+)?|mrn|nid|brn|passport|mothersMaidenName|_content|_text|filter)(?:(?::|%3A)[a-z-]+)?=)[^&\s"']*/gi,
+    /([?&;#](?:[\w.:-]*[.:])?(?:name|given|family|phonetic|birthdate|birth-date|death-date|deathdate|deceased|identifier|phone|email|telecom|address(?:-[a-z]+)?|mrn|nid|brn|passport|mothersMaidenName|_content|_text|filter)(?:(?::|%3A)[a-z-]+)?=)[^&\s"']*/gi,
     `$1${REDACTED}`,
   ],
 ];

@@ -250,6 +250,53 @@ describe('redaction of message strings', () => {
     for (const line of lines) assert.match(JSON.parse(line).msg, /client_secret=\[redacted\] failed/);
   });
 
+  it('scrubs the whole userinfo of a URL: a password with an `@` in it, a token given as the user', () => {
+    assert.equal(scrubString('GET https://bridge:p@ss@fhir.example/fhir'), 'GET https://[redacted]@fhir.example/fhir');
+    assert.equal(scrubString('https://ghp_T0KEN123@git.example/x.git'), 'https://[redacted]@git.example/x.git');
+    assert.equal(scrubString('https://a.b@site.org:pw@h/x'), 'https://[redacted]@h/x');
+    // No userinfo: an `@` past the authority, or in another field of a JSON line, is no password.
+    for (const text of ['https://fhir.example:8443/p@x?q=a@b', '{"url":"https://h.example","at":"x@y"}'])
+      assert.equal(scrubString(text), text);
+  });
+
+  it('scrubs Basic and Token credentials in any case, and leaves the words in prose', () => {
+    const text = scrubString(
+      'basic dXNlcjpwYXNz BASIC dXNlcjpwYXNz Authorization: Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b ' +
+        'TOKEN abcdefghijklmnopqrst BEARER upper-9 ApiToken d2pat_A1 APITOKEN d2pat_B2',
+    );
+    assertAbsent(text, ['dXNlcjpwYXNz', '9944b09199c6', 'abcdefghijklmnopqrst', 'upper-9', 'd2pat_A1', 'd2pat_B2']);
+    for (const prose of ['token check failed', 'basic auth needs a username', 'the token endpoint refused'])
+      assert.equal(scrubString(prose), prose);
+  });
+
+  it('scrubs credential values under quoted JSON keys and in `key: value` text', () => {
+    const json = scrubString(
+      '{"access_token":"at-1.x","token_type":"Bearer","expires_in":600,"refresh_token":"rt-2","id_token":"it-3"} ' +
+        '{"client_secret": "cs-4\\"still-cs", "password" : "pw-5", "clientSecret":"cs-6", "token":"tk-7"}',
+    );
+    assertAbsent(json, ['at-1', 'rt-2', 'it-3', 'cs-4', 'still-cs', 'pw-5', 'cs-6', 'tk-7']);
+    assert.match(json, /"access_token":"\[redacted\]","token_type":"Bearer","expires_in":600/);
+    assert.match(json, /"client_secret": "\[redacted\]", "password" : "\[redacted\]"/);
+    const inspected = scrubString("{ password: 'pw-8', apiKey: 'ak-9', name: 'kept' } password: hunter2, user: bob");
+    assertAbsent(inspected, ['pw-8', 'ak-9', 'hunter2']);
+    assert.match(inspected, /name: 'kept' \} password: \[redacted\], user: bob$/);
+    // `token` and `secret` unquoted are words: only a quoted key says a credential follows.
+    for (const prose of ['token: expired', 'secret: rotated at 10:02']) assert.equal(scrubString(prose), prose);
+  });
+
+  it('scrubs credentials after any separator: a fragment, `;`, `&amp;`, or the start of a form body', () => {
+    const text = scrubString(
+      'https://app.example/cb#access_token=fr-1&state=s1 https://x.example/?a=1;client_secret=sc-2 ' +
+        '<a href="https://x.example/?a=1&amp;client_secret=sc-3&amp;b=2">; client_secret=sc-4&grant_type=client_credentials ' +
+        'https://emr.example/fhir/Patient?_count=1&amp;family=Otieno;given=Wanjiku',
+    );
+    assertAbsent(text, ['fr-1', 'sc-2', 'sc-3', 'sc-4', 'Otieno', 'Wanjiku']);
+    assert.match(text, /&state=s1 /);
+    assert.match(text, /&amp;b=2/);
+    assert.match(text, /&grant_type=client_credentials/);
+    assert.equal(scrubString('client_secret=sc-5&grant_type=x'), 'client_secret=[redacted]&grant_type=x');
+  });
+
   it('scrubs email addresses from free text', () => {
     assert.equal(scrubString('notify w.otieno@example.org failed'), 'notify [redacted] failed');
   });
@@ -416,7 +463,9 @@ describe('scrubbing time on adversarial text', () => {
       const fill = (unit) => unit.repeat(Math.ceil(MB / unit.length)).slice(0, MB);
       const inputs = [fill('a'), fill('eyJ'), 'eyJ'.repeat(MB / 6) + '.' + fill('a').slice(MB / 2),
         'a@' + fill('b.'), fill('a').slice(MB / 2) + '@' + fill('b').slice(MB / 2), fill('a@'), fill('a.'),
-        fill('?token'), fill('?a.'), '//' + fill('a:'), 'Bearer ' + fill(' ')];
+        fill('?token'), fill('?a.'), '//' + fill('a:'), 'Bearer ' + fill(' '), '//' + fill('a@'), fill('//a'),
+        'Token ' + fill('a'), fill('token '), '"password":"' + fill('a'), fill('"token":"'), 'password:' + fill(' '),
+        fill('password= '), fill('#token=')];
       const started = performance.now();
       for (const text of inputs) scrubString(text);
       new SecretScrubber().value({ message: 'a'.repeat(65_000), error: 'b'.repeat(65_000) });
@@ -429,6 +478,6 @@ describe('scrubbing time on adversarial text', () => {
     assert.equal(run.signal, null, 'killed at 30 s: some pattern is super-linear');
     assert.equal(run.status, 0, run.stderr);
     const ms = Number(run.stdout.trim());
-    assert.ok(ms < 2_000, `${ms.toFixed(0)} ms for 11 MB`);
+    assert.ok(ms < 4_000, `${ms.toFixed(0)} ms for 20 MB`);
   });
 });
