@@ -55,6 +55,9 @@ const SENSITIVE_KEYS = new Set(
     'line',
     'text', // a FHIR resource's narrative (text.div) holds the name
     'div',
+    'display', // a FHIR reference's display is usually the patient's name (subject.display)
+    'valuestring', // an extension's or an Observation's free text
+    'contact', // Patient.contact: next of kin, with their names, phones and addresses
     'declaration',
     'payload',
     'resource',

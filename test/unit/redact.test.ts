@@ -63,6 +63,26 @@ describe('redaction of logged objects', () => {
     assert.equal(line.resourceType, 'Patient');
   });
 
+  it("drops a reference's display, free-text values and a patient's contacts, which hold names", () => {
+    const { log, text } = capture();
+    log.info(
+      {
+        encounter: {
+          resourceType: 'Encounter',
+          status: 'finished',
+          subject: { reference: 'Patient/p1', display: 'Wanjiku Otieno' },
+          extension: [{ url: 'http://example.org/informant', valueString: 'Achieng Otieno, aunt' }],
+        },
+        patient: { contact: [{ relationship: [{ text: 'mother' }], organization: { display: 'Amani Clinic' } }] },
+        Contact: 'Baraka Otieno +260 977 654321',
+      },
+      'mapped',
+    );
+    assertAbsent(text(), ['Wanjiku', 'Achieng', 'Otieno', 'Amani Clinic', 'Baraka', '654321']);
+    assert.match(text(), /"reference":"Patient\/p1"/);
+    assert.match(text(), /"status":"finished"/);
+  });
+
   it('drops OpenCRVS declaration fields by their field id (child.name, mother.nid, informant.phoneNo, …)', () => {
     const { log, text } = capture();
     const fields = {
