@@ -3,6 +3,7 @@
 // (--show-reasons); `--json` is the same data for scripts.
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
+import type { BridgeConfig } from '../config/types.js';
 import {
   type AttemptRow,
   DISMISSED_PREFIX,
@@ -51,7 +52,7 @@ export function registerLedger(program: Command): void {
     .option('--source <id>', 'only this source id')
     .option(
       '--find <ref>',
-      "the event of one source record (Patient/123, Encounter/9, emr:Patient/123 as the table prints it, or the id alone), OpenCRVS tracking ID (in any case), or ledger row ('#19' in quotes, as sync prints it); one match also lists its attempts and its write-back (`writeBack` with --json); ATTEMPTS, and the attempt list's ATTEMPT numbers, count from 1 again each time the row is queued under a new transactionId generation (a replay, a corrected record), the earlier generations' attempts staying listed above; exit 1 when nothing matches (with --json, `explanation` says what a lookup matches). Births and deaths are recorded under the child's or deceased's record, the resource that showed the event (SOURCE REF), the tracking ID and the row, not the mother's record: look a birth up by the child's record or its tracking ID",
+      "the event of one source record (Patient/123, Encounter/9, emr:Patient/123 as the table prints it, or the id alone), OpenCRVS tracking ID (in any case), or ledger row ('#19' in quotes, as sync prints it); one match also lists its attempts and its write-back (`writeBack` with --json); ATTEMPTS, and the attempt list's ATTEMPT numbers, count from 1 again each time the row is queued under a new transactionId generation (a replay, a corrected record), the earlier generations' attempts staying listed above; exit 1 when nothing matches (with --json, `explanation` says what a lookup matches). Births and deaths are recorded under the child's or deceased's record, the resource that showed the event (SOURCE REF), the tracking ID and the row, not the mother's record: look a birth up by the child's record or its tracking ID. Identifiers (an MRN) are not searched (the ledger keeps no personal data): GET <baseUrl>/Patient?identifier=<value> at the source gives the record's id",
     )
     .option('--limit <n>', `at most this many rows, newest first (1-${MAX_LEDGER_LIMIT.toLocaleString('en')})`, '100')
     .option('--json', 'print JSON instead of a table')
@@ -137,7 +138,8 @@ function runLedger(options: LedgerOptions): void {
           }
         : {};
       // No match: the text form's explanation, so a script does not read "not there" as "did not arrive".
-      const none = options.find && rows.length === 0 ? { explanation: noMatchText(options.find.trim(), ' ') } : {};
+      const none =
+        options.find && rows.length === 0 ? { explanation: noMatchText(options.find.trim(), config, ' ') } : {};
       const shown = rows.map((row) => publicView(row, options.showReasons === true));
       const view = { hold: hold ?? null, counts, rows: shown, ...attempts, ...none };
       console.log(JSON.stringify(view, null, 2));
@@ -155,7 +157,7 @@ function runLedger(options: LedgerOptions): void {
           : `The ledger at ${ledgerPlace(config.store.path)} is empty: nothing has been recorded there.`,
       );
     if (rows.length) console.log(`\n${table(rows, options.showReasons === true)}`);
-    else if (options.find) console.log(`\n${noMatchText(options.find.trim())}`);
+    else if (options.find) console.log(`\n${noMatchText(options.find.trim(), config)}`);
     // One event looked up: its whole error, which the table cuts to a column.
     const [only] = rows;
     if (
@@ -183,14 +185,44 @@ function runLedger(options: LedgerOptions): void {
  * context): asked by the mother's Patient, a delivered birth is not found, and a bare "no match" reads as
  * "it did not arrive". Exit 1 stays (like grep: nothing is recorded under that key), and says no more.
  */
-function noMatchText(find: string, lineBreak = '\n'): string {
+function noMatchText(find: string, config: BridgeConfig, lineBreak = '\n'): string {
   const head = `No event matches ${find}.`;
   if (find.startsWith('#')) return head;
-  return (
+  const keys =
     `${head}${lineBreak}Events are recorded under the child's (or the deceased's) record (Patient/…, TrackedEntity/…), the ` +
     'resource that showed the event (SOURCE REF: often the birth Encounter), the OpenCRVS tracking ID and the ' +
     "row ('#19'). A mother's record, and the other records read with an event, are not: no match by one of them " +
-    "does not mean the event did not arrive. Look it up by the child's record or the tracking ID."
+    "does not mean the event did not arrive. Look it up by the child's record or the tracking ID.";
+  // A reference (Patient/…) is no identifier; a bare value may be one, which is what hospital staff hold.
+  return find.includes('/') ? keys : `${keys} ${identifierText(find, config)}`;
+}
+
+/**
+ * Identifiers (an MRN, an OpenMRS identifier such as 10001-6) are personal data, which the ledger does not
+ * keep, so it cannot be searched by one: the source can, and gives the record's id, or the tracking id
+ * written back on it.
+ */
+function identifierText(find: string, config: BridgeConfig): string {
+  const value = encodeURIComponent(find);
+  const fhir = config.sources.filter((s) => s.kind === 'fhir');
+  const lookups = fhir.length
+    ? fhir.map((s) => `GET ${s.baseUrl.replace(/\/+$/, '')}/Patient?identifier=${value}`).join(', or ')
+    : `GET <baseUrl>/Patient?identifier=${value}`;
+  const systems = [
+    ...new Set(
+      fhir.flatMap((s) =>
+        s.writeBack?.enabled !== false && s.writeBack?.target === 'identifier' && s.writeBack.resource === 'subject'
+          ? [s.writeBack.identifierSystem]
+          : [],
+      ),
+    ),
+  ];
+  const tracking = systems.length
+    ? `; once delivered, that Patient also carries the OpenCRVS tracking ID, written back as its identifier of system ${systems.join(' or ')}`
+    : '';
+  return (
+    "Identifiers (a medical record number, an OpenMRS identifier) are not searched: they are personal data, which the ledger does not keep. Find the record's id at the source " +
+    `(${lookups}) and look up Patient/<that id>${tracking}.`
   );
 }
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -251,6 +251,24 @@ describe('ledger and replay commands', () => {
     assert.match(row99.out, /\nNo event matches #99\.$/);
     const row99Json = JSON.parse((await run(['ledger', '--config', config, '--find', '#99', '--json'])).out);
     assert.equal(row99Json.explanation, 'No event matches #99.');
+  });
+
+  it("says that identifiers (an MRN) are not searched, and how the source finds the record's id", async () => {
+    writeFileSync(
+      config,
+      `${readFileSync(config, 'utf8')}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: https://emr.example.org/openmrs/ws/fhir2/R4/\n    writeBack: {}\n`,
+    );
+    const mrn = await run(['ledger', '--config', config, '--find', '9932702']);
+    assert.equal(mrn.code, 1);
+    assert.match(mrn.out, /Identifiers \(a medical record number, an OpenMRS identifier\) are not searched/);
+    assert.match(mrn.out, /GET https:\/\/emr\.example\.org\/openmrs\/ws\/fhir2\/R4\/Patient\?identifier=9932702\)/);
+    // The system the write-back really uses (its default), so the tracking id can be read off the Patient.
+    assert.match(mrn.out, /identifier of system http:\/\/opencrvs\.org\/tracking-id\./);
+    const openmrs = JSON.parse((await run(['ledger', '--config', config, '--find', '4444-6', '--json'])).out);
+    assert.match(openmrs.explanation, /Patient\?identifier=4444-6\) and look up Patient\/<that id>/);
+    // A reference is no identifier: the mother's Patient keeps the shorter answer.
+    const mother = await run(['ledger', '--config', config, '--find', 'Patient/mother-5']);
+    assert.doesNotMatch(mother.out, /Identifiers/);
   });
 
   it("shows a looked-up event's write-back: its state, attempts and last error", async () => {

@@ -66,7 +66,7 @@ export function renderPage(base: string): string {
       <form id="filters" class="filters">
         <label for="f-find">Find</label>
         <input id="f-find" name="find" type="search" autocomplete="off" maxlength="200"
-          placeholder="Patient/123, 123 or tracking ID" title="A record of the source (Patient/123, Encounter/9), its id alone, or an OpenCRVS tracking ID">
+          placeholder="Patient/123, 123 or tracking ID" title="A record of the source (Patient/123, Encounter/9), its id alone, or an OpenCRVS tracking ID; not an identifier such as a medical record number">
         <label for="f-state">State</label>
         <select id="f-state" name="state"><option value="">Any</option></select>
         <label for="f-type">Event type</label>
@@ -82,6 +82,13 @@ export function renderPage(base: string): string {
         <button type="submit">Apply</button>
         <button type="reset">Clear</button>
       </form>
+      <p id="find-help" class="muted">Find takes a record of the source (the child's or the deceased's
+        Patient/123, or the Encounter that showed the event), its id alone, or an OpenCRVS tracking ID; not the
+        mother's record. Identifiers (a medical record number, an OpenMRS identifier) are not searched: they
+        are personal data, which the ledger does not keep. Ask the source for the record's id with
+        <code>GET &lt;baseUrl&gt;/Patient?identifier=&lt;value&gt;</code>; once delivered, that Patient also
+        carries the tracking ID where the bridge writes it back (identifier system
+        <code>http://opencrvs.org/tracking-id</code> by default).</p>
       <div class="scroll"><table id="events"><caption class="sr-only">Ledger events, newest first</caption>
         <thead><tr><th scope="col">ID</th><th scope="col">Source</th><th scope="col">Event type</th>
           <th scope="col">Source reference</th><th scope="col">State</th><th scope="col">Attempts</th>
