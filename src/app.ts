@@ -8,7 +8,7 @@ import { ConfigOnDisk, fileHash, LOADED_FILES_META, type OnDiskVerdict, verifyIn
 import { namedFiles } from './config/on-disk-verify.js';
 import { secretOf } from './config/secret-files.js';
 import type { BridgeConfig, SourceSettings, WriteBackSettings } from './config/types.js';
-import { unauthenticatedSubscriptionWarning } from './config/warnings.js';
+import { loopbackSubscriptionWarning, unauthenticatedSubscriptionWarning } from './config/warnings.js';
 import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker, RecheckNotReady } from './delivery/index.js';
 import {
   type AdminTarget,
@@ -269,6 +269,9 @@ export class Bridge {
       for (const source of this.sources) {
         const warning = unauthenticatedSubscriptionWarning(source.settings);
         if (warning) this.log.warn({ source: source.settings.id }, warning);
+        // Only where the receiver listens (serve, demo): sync and replay open no listener.
+        const unreachable = options.http !== false && loopbackSubscriptionWarning(config.http, source.settings);
+        if (unreachable) this.log.warn({ source: source.settings.id }, unreachable);
       }
       // Said by every command that runs the bridge (serve, sync, replay), until the new address is recorded
       // (after it worked: a mistyped URL put back is no change), and by doctor meanwhile.

@@ -1,4 +1,4 @@
-import type { SourceSettings } from './types.js';
+import type { HttpSettings, SourceSettings } from './types.js';
 
 /**
  * Why a valid source setting is still worth a warning, or undefined. Start-up logs it and `doctor`
@@ -9,4 +9,27 @@ export function unauthenticatedSubscriptionWarning(source: SourceSettings): stri
   if (!subscription || subscription.secret || subscription.hmacSecret) return undefined;
   // Harmless (a notification is only a hint to re-read the source), but rarely intended.
   return 'subscription without secret or hmacSecret: anyone who can reach /fhir-subscription/<source> can make the bridge re-read resources';
+}
+
+/** An address only this machine (or container) reaches: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || h.endsWith('.localhost');
+}
+
+/**
+ * A subscription is the EMR calling the bridge: with `http.host` on loopback only a process on this
+ * machine can, which in a container is none (its loopback is its own, and the health check still passes).
+ * An EMR on loopback itself (the sandboxes) can, so that is no warning.
+ */
+export function loopbackSubscriptionWarning(http: HttpSettings, source: SourceSettings): string | undefined {
+  if (!source.subscription || !isLoopbackHost(http.host)) return undefined;
+  let emrHost: string;
+  try {
+    emrHost = new URL(source.baseUrl).hostname;
+  } catch {
+    return undefined;
+  }
+  if (isLoopbackHost(emrHost)) return undefined;
+  return `subscription configured but http.host is ${http.host}: the EMR cannot reach /fhir-subscription/${source.id} from another machine or from outside the container (only polls will bring events); listen on 0.0.0.0 (examples/production.yaml)`;
 }

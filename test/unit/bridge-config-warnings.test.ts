@@ -11,17 +11,25 @@ import { createLogger } from '../../src/observability/logger.js';
 const dir = mkdtempSync(join(tmpdir(), 'bridge-warnings-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-async function warningsFor(subscription: Record<string, unknown>, name: string): Promise<string[]> {
+async function warningsFor(
+  subscription: Record<string, unknown> | undefined,
+  name: string,
+  listen?: { host: string; baseUrl: string; http?: boolean },
+): Promise<string[]> {
   const lines: string[] = [];
   const logger = createLogger({ level: 'warn', destination: { write: (line: string) => lines.push(line) } });
+  const baseUrl = listen?.baseUrl ?? 'http://127.0.0.1:9/fhir';
   const config = configFromObject({
     // Never contacted: the bridge is constructed, not started.
     opencrvs: { domain: 'opencrvs.example.org', clientId: 'c', clientSecret: 'not-a-real-secret' },
     store: { path: join(dir, `${name}.db`) },
-    sources: [{ id: 'emr', kind: 'fhir', baseUrl: 'http://127.0.0.1:9/fhir', subscription }],
+    ...(listen ? { http: { host: listen.host } } : {}),
+    sources: [{ id: 'emr', kind: 'fhir', baseUrl, ...(subscription ? { subscription } : {}) }],
     routing: { defaultOffice: 'LHUYvwY2Aq1' },
   });
-  const bridge = new Bridge(config, { logger, schedule: false, http: false, worker: false });
+  // Constructed with its listener (as serve builds it) but never started: nothing listens.
+  const http = listen?.http ?? false;
+  const bridge = new Bridge(config, { logger, schedule: false, http, worker: false });
   await bridge.stop();
   return lines.map((line) => String(JSON.parse(line).msg));
 }
@@ -36,5 +44,24 @@ describe('construction warnings', () => {
       [...bearer, ...hmac].filter((msg) => msg.startsWith('subscription without')),
       [],
     );
+  });
+
+  it('warns when a subscription is configured but http.host is loopback and the EMR is elsewhere', async () => {
+    const secret = { secret: 'shared-bearer-secret' };
+    const emr = 'https://emr.hospital.example/fhir';
+    const said = (msgs: string[]) => msgs.filter((msg) => msg.startsWith('subscription configured but http.host'));
+    const loopback = said(await warningsFor(secret, 'loopback', { host: '127.0.0.1', baseUrl: emr, http: true }));
+    assert.equal(loopback.length, 1);
+    assert.match(
+      loopback[0] ?? '',
+      /is 127\.0\.0\.1: the EMR cannot reach \/fhir-subscription\/emr .*listen on 0\.0\.0\.0/,
+    );
+    assert.equal(said(await warningsFor(secret, 'ipv6', { host: '::1', baseUrl: emr, http: true })).length, 1);
+    // Every address, no subscription, an EMR on this machine too (the sandboxes), or no listener (sync): no warning.
+    assert.deepEqual(said(await warningsFor(secret, 'any', { host: '0.0.0.0', baseUrl: emr, http: true })), []);
+    assert.deepEqual(said(await warningsFor(undefined, 'poll', { host: '127.0.0.1', baseUrl: emr, http: true })), []);
+    const local = { host: 'localhost', baseUrl: 'http://127.0.0.1:8090/fhir', http: true };
+    assert.deepEqual(said(await warningsFor(secret, 'local', local)), []);
+    assert.deepEqual(said(await warningsFor(secret, 'sync', { host: '127.0.0.1', baseUrl: emr, http: false })), []);
   });
 });
