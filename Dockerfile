@@ -1,7 +1,10 @@
 # syntax=docker/dockerfile:1
 # opencrvs-bridge: docs/deployment.md explains building, running, volumes and secrets.
 #   docker build -t opencrvs-bridge .
-#   docker run -v ./bridge.yaml:/config/bridge.yaml:ro -v bridge-data:/data -p 8080:8080 opencrvs-bridge
+#   cp examples/production.yaml bridge.yaml   # then adapt it; examples/bridge.yaml is for the sandboxes and
+#                                             # listens on 127.0.0.1:8081, which -p 8080:8080 never reaches
+#   docker run -v ./bridge.yaml:/config/bridge.yaml:ro -v bridge-data:/data -v ./secrets:/run/secrets:ro \
+#     -p 8080:8080 opencrvs-bridge
 # test/integration/container-entrypoint.test.ts replays these steps (no Docker engine needed).
 
 # Build stage: every dependency, better-sqlite3 compiled natively for this image's Node and glibc,
