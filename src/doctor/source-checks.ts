@@ -19,7 +19,7 @@ import {
 import { dhis2SettingsOf, trackedEntityFilter } from '../sources/dhis2/settings.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
 import { sortSignals } from '../sources/fhir/sort-signals.js';
-import { systemCode } from '../sources/shared/source-error.js';
+import { SourceCallError, systemCode } from '../sources/shared/source-error.js';
 import { isRedirect } from '../util/redirect.js';
 import { capabilityGaps, declaresLastUpdated, lacksInstanceHistory, summarizeCapabilities } from './fhir-capability.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
@@ -67,7 +67,12 @@ async function fhirSourceChecks(
   try {
     statement = await client.capabilityStatement();
   } catch (err) {
-    return [fail(name, `${where}: cannot read the CapabilityStatement (${reason(err)})`)];
+    // A 404 for <baseUrl>/metadata: the server is there, the FHIR API is not at that path.
+    const path =
+      err instanceof SourceCallError && err.status === 404
+        ? `; check the base path of sources[].baseUrl: <baseUrl>/metadata must answer (HAPI: …/fhir, OpenMRS: …/openmrs/ws/fhir2/R4)`
+        : '';
+    return [fail(name, `${where}: cannot read the CapabilityStatement (${reason(err)})${path}`)];
   }
   const summary = summarizeCapabilities(statement);
   if (!summary) return [fail(name, `${where}/metadata is not a CapabilityStatement`)];

@@ -307,6 +307,15 @@ describe('doctor checks', () => {
     assert.equal(report.checks.find((c) => c.name === 'routing')?.status, 'ok');
   });
 
+  it('says to check the base path when <baseUrl>/metadata is a 404 (the server is there, its FHIR API elsewhere)', async () => {
+    const sources = [{ id: 'misplaced', kind: 'fhir', baseUrl: `${new URL(fhir.baseUrl).origin}/openmrs` }];
+    const report = await runDoctor({ file: writeConfig(configObject({ sources })), env: {} });
+    const [failed] = failing(report);
+    assert.equal(failed?.name, 'source misplaced', formatReport(report));
+    assert.match(failed?.detail ?? '', /cannot read the CapabilityStatement \(.*404.*\); check the base path/);
+    assert.match(failed?.detail ?? '', /HAPI: …\/fhir, OpenMRS: …\/openmrs\/ws\/fhir2\/R4/);
+  });
+
   it('reports missing scopes for an event type the mappings produce', async () => {
     await opencrvs.control.addClient({
       clientId: 'births-only',
