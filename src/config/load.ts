@@ -405,6 +405,14 @@ function resolveMappings(entries: string[], path: string, file?: string): string
       return absolute;
     }
     if (existsSync(shippedMappingFile(entry))) return entry;
+    // A bare name is a shipped mapping's; a site's file beside the config needs ./ to be read as a path.
+    if (/\.ya?ml$/i.test(entry) && existsSync(resolve(file ? dirname(file) : process.cwd(), entry))) {
+      throw new ConfigError(
+        `${path}[${j}]`,
+        `no mapping named "${entry}"; for the file ${entry} beside the configuration, give its path: ./${entry}`,
+        file,
+      );
+    }
     const shipped = readdirSync(packagePaths.mappings)
       .filter((f) => f.endsWith('.yaml'))
       .map((f) => f.replace(/\.yaml$/, ''));
@@ -588,7 +596,14 @@ export function loadConfig(options: LoadConfigOptions): BridgeConfig {
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new ConfigError('', `cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, file);
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      // `docker run -v ./bridge.yaml:/config/bridge.yaml` with no ./bridge.yaml on the host mounts a folder
+      // Docker created in its place: the cause is on the host, not in the container.
+      const folder =
+        code === 'EISDIR'
+          ? ': it is a folder, not a file. In a container that is what Docker mounts when the host file given to -v (or a compose volume) does not exist: it creates an empty folder in its place. Check the host path, remove the folder Docker made there, and mount the configuration file'
+          : '';
+      throw new ConfigError('', `cannot read the file (${code})${folder}`, file);
     }
   }
   const doc = parseDocument(text);

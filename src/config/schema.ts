@@ -47,7 +47,7 @@ export function describeAjvError(
   switch (error.keyword) {
     case 'additionalProperties': {
       const key = String((error.params as { additionalProperty: string }).additionalProperty);
-      const near = rootSchema === undefined ? undefined : nearestKey(rootSchema, error.schemaPath, key);
+      const near = rootSchema === undefined ? undefined : nearestKey(rootSchema, error, key);
       return { path: join(key), problem: near ? `unknown key (did you mean ${near}?)` : 'unknown key' };
     }
     case 'required': {
@@ -71,6 +71,15 @@ export function describeAjvError(
       const value = atPointer(data, error.instancePath);
       return { path: base, problem: said.replace('{value}', typeof value === 'string' ? quoted(value) : 'the value') };
     }
+    case 'type': {
+      // `password: 123456` is a number to YAML, as `version: 2.0` is (the enum branch); the value is not
+      // repeated: it may be a secret.
+      const value = atPointer(data, error.instancePath);
+      const read = typeof value === 'number' ? 'a number' : typeof value === 'boolean' ? 'true or false' : undefined;
+      const wanted = (error.params as { type?: unknown }).type;
+      const hint = wanted === 'string' && read ? ` (put it in quotes: YAML reads it unquoted as ${read})` : '';
+      return { path: base, problem: `${error.message ?? error.keyword}${hint}` };
+    }
     default:
       return { path: base, problem: error.message ?? error.keyword };
   }
@@ -93,12 +102,38 @@ function schemaNode(rootSchema: unknown, schemaPath: string): unknown {
   return node;
 }
 
+/** The object schema describing the value at `instancePath`, following properties, items and local `$ref`s. */
+function schemaAtInstance(rootSchema: unknown, instancePath: string): unknown {
+  const deref = (node: unknown): unknown => {
+    const ref = (node as { $ref?: unknown } | undefined)?.$ref;
+    return typeof ref === 'string' && ref.startsWith('#/') ? schemaNode(rootSchema, `${ref}/x`) : node;
+  };
+  let node = deref(rootSchema);
+  for (const part of pointerParts(instancePath)) {
+    const n = node as { properties?: Record<string, unknown>; items?: unknown; additionalProperties?: unknown };
+    node = deref(
+      n?.properties?.[part] ??
+        (/^\d+$/.test(part)
+          ? n?.items
+          : typeof n?.additionalProperties === 'object'
+            ? n.additionalProperties
+            : undefined),
+    );
+    if (!node) return undefined;
+  }
+  return node;
+}
+
 /**
  * The allowed key a typo most likely meant (`settleSecond` → `settleSeconds`, `clientID` → `clientId`):
- * the keys of the object schema the error is about, within two edits, or equal but for case.
+ * the keys of the object schema the error is about, within two edits, or equal but for case; failing
+ * those, the shortest key a shortened one begins (`user` → `username`).
  */
-function nearestKey(rootSchema: unknown, schemaPath: string, key: string): string | undefined {
-  const node = schemaNode(rootSchema, schemaPath);
+function nearestKey(rootSchema: unknown, error: ErrorObject, key: string): string | undefined {
+  // Inside a `$ref` not inlined (sources[].auth) ajv's schemaPath starts again from the definition.
+  const node = error.schemaPath.startsWith('#/additionalProperties')
+    ? schemaAtInstance(rootSchema, error.instancePath)
+    : schemaNode(rootSchema, error.schemaPath);
   const properties = (node as { properties?: Record<string, unknown> } | undefined)?.properties;
   if (!properties) return undefined;
   let best: { key: string; distance: number } | undefined;
@@ -106,7 +141,11 @@ function nearestKey(rootSchema: unknown, schemaPath: string, key: string): strin
     const distance = candidate.toLowerCase() === key.toLowerCase() ? 0 : editDistance(candidate, key);
     if (distance <= 2 && (!best || distance < best.distance)) best = { key: candidate, distance };
   }
-  return best?.key;
+  if (best) return best.key;
+  if (key.length < 3) return undefined;
+  return Object.keys(properties)
+    .filter((candidate) => candidate.toLowerCase().startsWith(key.toLowerCase()))
+    .sort((a, b) => a.length - b.length)[0];
 }
 
 /** Levenshtein distance (keys are short; two rows of a small table). */

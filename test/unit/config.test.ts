@@ -169,6 +169,68 @@ describe('configuration', () => {
     assert.match(far.problem, /^unknown key($| \(also)/);
   });
 
+  it('says to quote a number or true/false given where text is wanted (password: 123456), never repeating it', () => {
+    const auth = (password: string) =>
+      `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    auth: { type: basic, username: admin, password: ${password} }\n`;
+    const number = configErrorOf(() => loadConfig({ text: auth('123456') }));
+    assert.equal(number.path, 'sources[0].auth.password');
+    assert.equal(number.problem, 'must be string (put it in quotes: YAML reads it unquoted as a number)');
+    assert.doesNotMatch(number.message, /123456/);
+    const flag = configErrorOf(() => loadConfig({ text: auth('true') }));
+    assert.equal(flag.problem, 'must be string (put it in quotes: YAML reads it unquoted as true or false)');
+    assert.doesNotThrow(() => loadConfig({ text: auth("'123456'") }));
+    // A list is no quoting mistake: no hint.
+    const list = configErrorOf(() => loadConfig({ text: `${MINIMAL_CONFIG}store: { path: [a] }\n` }));
+    assert.equal(list.problem, 'must be string');
+  });
+
+  it('suggests the key a shortened one begins (auth user → username)', () => {
+    const err = configErrorOf(() =>
+      loadConfig({
+        text: `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    auth: { type: basic, user: admin, password: 's3cret' }\n`,
+      }),
+    );
+    assert.equal(err.path, 'sources[0].auth.user');
+    assert.match(err.problem, /^unknown key \(did you mean username\?\)/);
+  });
+
+  it('says a URL written without its scheme (127.0.0.1:8090/fhir) must start with http:// or https://', () => {
+    const err = configErrorOf(() =>
+      loadConfig({
+        text: `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: 127.0.0.1:8090/fhir\n`,
+      }),
+    );
+    assert.equal(err.path, 'sources[0].baseUrl');
+    assert.match(err.problem, /^must start with http:\/\/ or https:\/\//);
+  });
+
+  it("suggests ./name for a mapping file beside the configuration named bare (a bare name is a shipped mapping's)", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-bare-mapping-'));
+    const shipped = readFileSync(new URL('../../mappings/birth.fhir.yaml', import.meta.url), 'utf8');
+    writeFileSync(join(dir, 'birth-site.yaml'), shipped.replace(/^id: birth\.fhir$/m, 'id: birth.site'));
+    const file = join(dir, 'bridge.yaml');
+    const withMapping = (entry: string) =>
+      `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.local/fhir\n    mappings: [${entry}]\n`;
+    writeFileSync(file, withMapping('birth-site.yaml'));
+    const bare = configErrorOf(() => loadConfig({ file }));
+    assert.equal(bare.path, 'sources[0].mappings[0]');
+    assert.match(bare.problem, /give its path: \.\/birth-site\.yaml$/);
+    writeFileSync(file, withMapping('./birth-site.yaml'));
+    assert.deepEqual(loadConfig({ file }).sources[0]?.mappings, [join(dir, 'birth-site.yaml')]);
+    // No such file beside it: the list of shipped mappings, as before.
+    writeFileSync(file, withMapping('brith-site.yaml'));
+    assert.match(configErrorOf(() => loadConfig({ file })).problem, /\(there are: .*birth\.fhir/);
+  });
+
+  it('says a configuration path that is a folder is what Docker mounts for a host file that is missing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-config-folder-'));
+    const folder = join(dir, 'bridge.yaml');
+    mkdirSync(folder);
+    const err = configErrorOf(() => loadConfig({ file: folder }));
+    assert.match(err.problem, /^cannot read the file \(EISDIR\): it is a folder, not a file\./);
+    assert.match(err.problem, /Docker .* host file given to -v .* does not exist/);
+  });
+
   it('puts a misspelt key before the required key it hides, and lists the other problems', () => {
     const err = configErrorOf(() => loadConfig({ text: 'opencrv:\n  domain: x.org\nstore: { path: [a] }\n' }));
     assert.equal(err.path, 'opencrv');
