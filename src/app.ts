@@ -8,7 +8,11 @@ import { ConfigOnDisk, fileHash, LOADED_FILES_META, type OnDiskVerdict, verifyIn
 import { namedFiles } from './config/on-disk-verify.js';
 import { secretOf } from './config/secret-files.js';
 import type { BridgeConfig, SourceSettings, WriteBackSettings } from './config/types.js';
-import { loopbackSubscriptionWarning, unauthenticatedSubscriptionWarning } from './config/warnings.js';
+import {
+  loopbackSubscriptionWarning,
+  noSourcesWarning,
+  unauthenticatedSubscriptionWarning,
+} from './config/warnings.js';
 import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker, RecheckNotReady } from './delivery/index.js';
 import {
   type AdminTarget,
@@ -266,6 +270,8 @@ export class Bridge {
         routingKeysOf: (office) => this.routingKeysOf(office),
       });
       this.writeBacks = this.buildWriteBacks();
+      const noSources = noSourcesWarning(config.sources);
+      if (noSources) this.log.warn(noSources);
       for (const source of this.sources) {
         const warning = unauthenticatedSubscriptionWarning(source.settings);
         if (warning) this.log.warn({ source: source.settings.id }, warning);

@@ -4,6 +4,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { type BridgeConfig, ConfigError, packagePaths } from '../config/index.js';
+import { noSourcesWarning } from '../config/warnings.js';
 import {
   type LoadMappingsOptions,
   loadMappings,
@@ -40,6 +41,8 @@ function runValidate(options: { config?: string }): void {
     config = loadConfigOrReport(options.config);
     if (!config) return;
     console.log(`ok    configuration ${configPath(options.config)}`);
+    const noSources = noSourcesWarning(config.sources);
+    if (noSources) console.log(`warn  ${noSources}`);
     base = mappingOptionsFromConfig(config);
   }
   const dir = base.dir ?? packagePaths.mappings;

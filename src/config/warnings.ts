@@ -33,3 +33,9 @@ export function loopbackSubscriptionWarning(http: HttpSettings, source: SourceSe
   if (isLoopbackHost(emrHost)) return undefined;
   return `subscription configured but http.host is ${http.host}: the EMR cannot reach /fhir-subscription/${source.id} from another machine or from outside the container (only polls will bring events); listen on 0.0.0.0 (examples/production.yaml)`;
 }
+
+/** No source: valid (a bridge kept for `replay`, or one being set up), but nothing will ever be read. */
+export function noSourcesWarning(sources: readonly SourceSettings[]): string | undefined {
+  if (sources.length > 0) return undefined;
+  return 'no sources configured (sources is empty): nothing will be read or delivered; add a FHIR or DHIS2 source under sources';
+}

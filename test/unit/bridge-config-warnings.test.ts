@@ -1,10 +1,12 @@
 // Configurations that work but are rarely what the operator meant get one warning at construction.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { Command } from 'commander';
 import { Bridge } from '../../src/app.js';
+import { registerValidate } from '../../src/commands/validate.js';
 import { configFromObject } from '../../src/config/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 
@@ -63,5 +65,33 @@ describe('construction warnings', () => {
     const local = { host: 'localhost', baseUrl: 'http://127.0.0.1:8090/fhir', http: true };
     assert.deepEqual(said(await warningsFor(secret, 'local', local)), []);
     assert.deepEqual(said(await warningsFor(secret, 'sync', { host: '127.0.0.1', baseUrl: emr, http: false })), []);
+  });
+
+  it('warns that nothing will be read when sources is empty, at start and in validate', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', destination: { write: (line: string) => lines.push(line) } });
+    const opencrvs = { domain: 'opencrvs.example.org', clientId: 'c', clientSecret: 'not-a-real-secret' };
+    const config = configFromObject({ opencrvs, store: { path: join(dir, 'none.db') }, sources: [] });
+    await new Bridge(config, { logger, schedule: false, http: false, worker: false }).stop();
+    const said = lines.map((line) => String(JSON.parse(line).msg)).filter((msg) => msg.startsWith('no sources'));
+    assert.deepEqual(said, [
+      'no sources configured (sources is empty): nothing will be read or delivered; add a FHIR or DHIS2 source under sources',
+    ]);
+    // validate says so too, and still passes: a bridge kept for replay alone may have none.
+    const file = join(dir, 'no-sources.yaml');
+    writeFileSync(file, JSON.stringify({ opencrvs, sources: [] }));
+    const out: string[] = [];
+    const log = console.log;
+    console.log = (...parts: unknown[]) => out.push(parts.join(' '));
+    try {
+      const program = new Command('opencrvs-bridge').exitOverride();
+      registerValidate(program);
+      await program.parseAsync(['node', 'opencrvs-bridge', 'validate', '--config', file]);
+    } finally {
+      console.log = log;
+    }
+    assert.equal(process.exitCode, 0);
+    process.exitCode = undefined;
+    assert.ok(out.includes(`warn  ${said[0]}`), out.join('\n'));
   });
 });
