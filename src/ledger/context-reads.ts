@@ -24,6 +24,15 @@ export const CONTEXT_READERS_SQL = `
   WHERE c.source_id = @sourceId AND c.ref = @ref
   ORDER BY c.row_id LIMIT @limit`;
 
+/**
+ * The distinct refs `source_id` read of one type (`prefix` .. `upper`, the prefix's range), after `after` in
+ * ref order: a range scan of the same index, no sort (a test reads its plan).
+ */
+export const CONTEXT_READ_REFS_SQL = `
+  SELECT DISTINCT ref FROM context_reads
+  WHERE source_id = @sourceId AND ref > @after AND ref >= @prefix AND ref < @upper
+  ORDER BY ref LIMIT @limit`;
+
 export interface ContextReads {
   /**
    * Makes `refs` (`Type/id`, as `sourceId` read them) the row's set. `fresh`: the row was inserted by this
@@ -33,6 +42,12 @@ export interface ContextReads {
   keep(rowId: number, sourceId: string, refs: readonly string[], fresh: boolean): void;
   /** Up to `limit` rows whose set holds `ref` as `sourceId` read it, the oldest first. */
   readers(sourceId: string, ref: string, limit: number): ContextReader[];
+  /**
+   * Up to `limit` distinct refs starting with `prefix` (`TrackedEntity/`) that `sourceId` read, after `after`
+   * in ref order (a keyset: the last one returned, or '' for the first): the records a poll that does not
+   * list them reads in batches (sources/dhis2/poller.ts, the mothers).
+   */
+  refs(sourceId: string, prefix: string, after: string, limit: number): string[];
 }
 
 export function createContextReads(db: Db): ContextReads {
@@ -44,6 +59,11 @@ export function createContextReads(db: Db): ContextReads {
     'INSERT OR IGNORE INTO context_reads (row_id, ref, source_id) VALUES (@rowId, @ref, @sourceId)',
   );
   const readers = db.prepare<{ sourceId: string; ref: string; limit: number }, ContextReader>(CONTEXT_READERS_SQL);
+  const refs = db
+    .prepare<{ sourceId: string; after: string; prefix: string; upper: string; limit: number }, string>(
+      CONTEXT_READ_REFS_SQL,
+    )
+    .pluck();
 
   return {
     keep(rowId, sourceId, refs, fresh) {
@@ -57,5 +77,14 @@ export function createContextReads(db: Db): ContextReads {
       for (const ref of kept) add.run({ rowId, ref, sourceId });
     },
     readers: (sourceId, ref, limit) => readers.all({ sourceId, ref, limit: Math.max(0, Math.floor(limit)) }),
+    refs: (sourceId, prefix, after, limit) =>
+      prefix === ''
+        ? []
+        : refs.all({ sourceId, after, prefix, upper: upperOf(prefix), limit: Math.max(0, Math.floor(limit)) }),
   };
+}
+
+/** The first string after every string that starts with `prefix` (its last character one code unit up). */
+function upperOf(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }

@@ -75,6 +75,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     cancelUnsent: recorder.cancelUnsent,
     recordInvalid: recorder.recordInvalid,
     contextReaders: contextReads.readers,
+    contextReadRefs: contextReads.refs,
     transaction: <T>(fn: () => T, options?: { reconciled?: boolean }): T =>
       options?.reconciled ? relaxed(db, () => db.transaction(fn).immediate()) : db.transaction(fn).immediate(),
     getCursor: queries.getCursor,

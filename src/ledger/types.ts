@@ -478,6 +478,11 @@ export interface Ledger {
    * search keyed on their subject (RecordEventInput.contextReads): whom a change to that record concerns.
    */
   contextReaders(sourceId: string, ref: string, limit: number): ContextReader[];
+  /**
+   * Up to `limit` distinct refs starting with `prefix` that `sourceId` read as such, after `after` in ref
+   * order ('' for the first): the records a source reads in batches because its poll does not list them.
+   */
+  contextReadRefs(sourceId: string, prefix: string, after: string, limit: number): string[];
   recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };
   recordSkipped(input: RecordSkippedInput): Recorded;
   /**

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { CONTEXT_READERS_SQL } from '../../src/ledger/context-reads.js';
+import { CONTEXT_READ_REFS_SQL, CONTEXT_READERS_SQL } from '../../src/ledger/context-reads.js';
 import { watchFileIdentity } from '../../src/ledger/db.js';
 import { DUE_SQL } from '../../src/ledger/inbox.js';
 import {
@@ -2245,6 +2245,41 @@ describe('ledger: context reads (the rows a changed record concerns)', () => {
       assert.deepEqual(readersOf(ledger, 'Patient/mother-2', 'hospital-a'), ['Patient/c3']);
       assert.deepEqual(readersOf(ledger, 'Patient/mother-2', 'emr'), []);
       assert.deepEqual(readersOf(ledger, 'Patient/mother-2', 'emr-b'), ['Patient/c2'], "another source's stay");
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('lists the distinct records of one type a source read, in ref order from a keyset, through its index', () => {
+    const { ledger, path, cleanup } = tempLedger();
+    try {
+      const dhis2 = (child: string, refs: string[], contextReadBy?: string) =>
+        ledger.recordEvent({
+          ...eventInput(child),
+          sourceId: 'hmis',
+          subjectKey: `TrackedEntity/${child}`,
+          contextReads: refs,
+          ...(contextReadBy ? { contextReadBy } : {}),
+        });
+      dhis2('c1', ['TrackedEntity/mB', 'Other/x']);
+      dhis2('c2', ['TrackedEntity/mB']); // twins: one mother, listed once
+      dhis2('c3', ['TrackedEntity/mA', 'TrackedEntity/mC']);
+      dhis2('c4', ['TrackedEntity/mD'], 'hmis-b'); // last read by another source
+      const refs = (after: string, limit: number, sourceId = 'hmis') =>
+        ledger.contextReadRefs(sourceId, 'TrackedEntity/', after, limit);
+      assert.deepEqual(refs('', 10), ['TrackedEntity/mA', 'TrackedEntity/mB', 'TrackedEntity/mC']);
+      assert.deepEqual(refs('', 2), ['TrackedEntity/mA', 'TrackedEntity/mB']);
+      assert.deepEqual(refs('TrackedEntity/mB', 2), ['TrackedEntity/mC']);
+      assert.deepEqual(refs('TrackedEntity/mC', 2), []);
+      assert.deepEqual(refs('', 10, 'hmis-b'), ['TrackedEntity/mD']);
+      ledger.close();
+      const db = new Database(path, { readonly: true });
+      const params = { sourceId: 'hmis', after: '', prefix: 'TrackedEntity/', upper: 'TrackedEntity0', limit: 100 };
+      const steps = db.prepare(`EXPLAIN QUERY PLAN ${CONTEXT_READ_REFS_SQL}`).all(params) as Array<{ detail: string }>;
+      const plan = steps.map((step) => step.detail).join('; ');
+      db.close();
+      assert.match(plan, /USING COVERING INDEX context_reads_ref \(source_id=\? AND ref>\? AND ref<\?\)/);
+      assert.doesNotMatch(plan, /TEMP B-TREE/);
     } finally {
       cleanup();
     }
