@@ -9,8 +9,9 @@
 //   reached (migration 023), and a changed one maps those rows' children again. Delivered, that counts an
 //   update after notification; waiting, it replaces the payload. A record more rows read than
 //   SourcePipeline.maxContextReaders is shared reference data and maps none of them again;
-// - DHIS2: the mother's tracked entity is not in the programme the poll lists, so a poll never reads her:
-//   her correction is seen only when the child is read again (a change to it, or `sync --once --since`).
+// - DHIS2: the mother's tracked entity is not in the programme the poll lists; each pass also reads, by uid
+//   and updatedAfter, the tracked entities the ledger's rows read as their context, so her correction maps
+//   the child again: delivered, it counts an update after notification once.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -338,25 +339,39 @@ describe("DHIS2: a correction to the mother's tracked entity only, the child unc
     }
   });
 
-  it('delivered, a poll does not see her correction (she is not in the programme); sync --since counts it', async () => {
+  it('delivered, the next poll reads her correction by uid (she is not in the programme) and counts it once', async () => {
     const h = await startDhis2Harness({ births: 1, deaths: 0, writeBack: false });
     let next: Bridge | undefined;
     try {
       const [child] = enrolledIn(h.seeded, CHILD_PROGRAMME);
       assert.ok(child?.trackedEntity);
+      const mother = motherOf(child);
+      assert.equal(
+        enrolledIn(h.seeded, CHILD_PROGRAMME).some((te) => te.trackedEntity === mother),
+        false,
+        'she is not in the programme the poll lists',
+      );
       assert.ok((await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 30_000 })).ok);
       assert.notEqual(await motherName(h), 'Amended');
-      await correctMother(h, motherOf(child));
+      const quiet = await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 30_000 });
+      assert.equal(quiet.report.mapped['updated-after-notification'], 0, 'nothing changed yet');
+      await correctMother(h, mother);
       const polled = await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 30_000 });
-      assert.equal(polled.report.subjects, 0, 'no tracked entity of the programme changed');
-      assert.equal(h.rows()[0]?.updatesAfterNotification, 0);
+      assert.ok(polled.ok);
+      assert.equal(polled.report.mapped['updated-after-notification'], 1);
+      assert.equal(h.rows()[0]?.updatesAfterNotification, 1);
+      assert.equal(h.rows().length, 1, 'read as a subject of her own, she is no birth and gets no row');
+      const again = await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 30_000 });
+      assert.equal(again.report.mapped['updated-after-notification'], 0, 'counted once');
 
-      // The workaround the docs give: stop serve, read the period again, start serve.
+      // A restart reads from the stored cursor: nothing counted twice, and reading the period again neither.
       await h.bridge.stop();
       next = new Bridge(h.config, { logger: silentLogger, schedule: false, http: false, worker: false });
       await next.start();
+      const restarted = await next.syncOnce([BIRTHS_SOURCE], { timeoutMs: 30_000 });
+      assert.equal(restarted.report.mapped['updated-after-notification'], 0);
       const reread = await next.syncOnce([BIRTHS_SOURCE], { timeoutMs: 30_000, since: '2026-01-01T00:00:00.000' });
-      assert.equal(reread.report.mapped['updated-after-notification'], 1);
+      assert.equal(reread.report.mapped['updated-after-notification'], 0);
       assert.equal(next.ledger.list({ limit: 10 })[0]?.updatesAfterNotification, 1);
       assert.equal((await h.events()).length, 1);
     } finally {
@@ -364,4 +379,5 @@ describe("DHIS2: a correction to the mother's tracked entity only, the child unc
       await h.close();
     }
   });
+
 });

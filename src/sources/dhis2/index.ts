@@ -12,7 +12,7 @@ import { type Dhis2Reader, dhis2Recheck } from './recheck.js';
 import { dhis2SettingsOf } from './settings.js';
 
 export { type CallOptions, Dhis2Client, Dhis2SourceError, type ImportStrategy } from './client.js';
-export { DHIS2_CURSOR, Dhis2Poller, type Dhis2PollerDeps } from './poller.js';
+export { DHIS2_CONTEXT_CURSOR, DHIS2_CURSOR, Dhis2Poller, type Dhis2PollerDeps } from './poller.js';
 export type { ImportReport, TrackerEvent, TrackerTrackedEntity } from './schemas.js';
 export { DHIS2_DEFAULTS, dhis2SettingsOf, trackedEntityFilter } from './settings.js';
 
@@ -75,6 +75,8 @@ export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2Sourc
     dhis2: dhis2SettingsOf(settings),
     poll: settings.poll,
     logger: deps.logger,
+    // The mothers this source's births read: read after the programme's pages (Dhis2Poller.contextRecords).
+    contextRefs: (after, limit) => deps.ledger.contextReadRefs(settings.id, 'TrackedEntity/', after, limit),
   });
   const eventTypes = [...new Set(mappings.mappings.map((m) => m.eventType))];
   const recheck: SubjectRecheck = dhis2Recheck({

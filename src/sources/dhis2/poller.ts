@@ -30,6 +30,18 @@ import { trackedEntityFilter } from './settings.js';
 import { earlierDefined, earlierOf, formatNaive, laterOf, minusSeconds, naiveMillis, plusMillis } from './time.js';
 
 export const DHIS2_CURSOR = 'updatedAt:trackedEntities';
+/**
+ * DHIS2's time at the start of the last complete reading of the tracked entities births' contexts read
+ * (contextRecords): the next reading asks for those updated since (less the overlap).
+ */
+export const DHIS2_CONTEXT_CURSOR = 'updatedAt:contextTrackedEntities';
+/**
+ * Uids asked for in one request of that reading (`trackedEntities=uid1,uid2,…`: 12 characters each, a URL
+ * of some 1.3 kB, well within what servers and proxies take), and requests at most per pass: a ledger of
+ * more mothers is read across passes, so a pass never grows with the ledger.
+ */
+export const CONTEXT_BATCH = 100;
+export const MAX_CONTEXT_BATCHES = 20;
 /** The one watched "type" in status.watermarks (same shape as the FHIR poller's, for the admin page and metrics). */
 const WATERMARK_KEY = 'TrackedEntity';
 
@@ -43,6 +55,12 @@ export interface Dhis2PollerDeps {
   logger: Logger;
   /** Upper bound on pages per pass, so one pass always ends. */
   maxPages?: number;
+  /**
+   * Up to `limit` refs (`TrackedEntity/<uid>`) this source's rows' contexts read, after `after` in ref order
+   * (Ledger.contextReadRefs): the tracked entities read after the programme's (contextRecords). Without
+   * it, none are.
+   */
+  contextRefs?: (after: string, limit: number) => string[];
 }
 
 /**
@@ -69,6 +87,8 @@ export class Dhis2Poller {
   private readonly carriedRuns = new CarriedRuns();
   /** Runs (by their updatedAt, in ms) whose larger page DHIS2 did not answer, and the size it did answer there. */
   private readonly runPageCaps = new RunPageCaps();
+  /** The reading of the contexts' tracked entities in progress, carried across passes (contextRecords). */
+  private contextReading: ContextReading | undefined;
   readonly status: PollerStatus = { consecutiveFailures: 0, watermarks: {} };
 
   constructor(private readonly deps: Dhis2PollerDeps) {
@@ -104,7 +124,9 @@ export class Dhis2Poller {
     const run = trackedPass(this.status, this.log, async () => {
       // The watermark is held at DHIS2's own time (see commitPage); without it this pass holds nothing.
       this.serverNow = await this.deps.client.serverTime().catch(() => undefined);
-      return { report: await this.pages(fetcher, options), reads: fetcher.reads };
+      const report = await this.pages(fetcher, options);
+      await this.contextRecords(fetcher, report);
+      return { report, reads: fetcher.reads };
     });
     // A failed reread was logged; the watermark held for it (see pages), so the next pass redoes it.
     return run.finally(() => this.deps.pipeline.finished(fetcher).catch(() => undefined));
@@ -320,6 +342,100 @@ export class Dhis2Poller {
   }
 
   /**
+   * The tracked entities the ledger's rows read as their context (the mother, at the end of a relationship)
+   * that changed, read by uid: she is usually not enrolled in the programme the pages list, so no page
+   * brings her correction. Each found is evaluated as a page's records are, so the pipeline maps again the
+   * births whose context read her (SourcePipeline.subjectsOf); an unchanged birth records nothing.
+   *
+   * The cheapest query that finds her wherever she is registered: `trackedEntities=uid1,…` with
+   * `updatedAfter`, no programme (she is in none, or another), no tracked entity type (the mother's may
+   * differ from the child's), no org unit but `orgUnitMode=ACCESSIBLE` (what the user may search, as her
+   * read by uid is: the org units of `sources[].dhis2.orgUnits` are the children's). Changes are few, so
+   * the answers are short; the requests are ⌈known mothers / CONTEXT_BATCH⌉, at most MAX_CONTEXT_BATCHES
+   * a pass. A listing of every changed tracked entity of a type would cost one request but miss a mother of
+   * another type, and read every person edited anywhere in DHIS2.
+   *
+   * The uids are read in ref order, one reading carried across passes when they are more than a pass asks
+   * for. A reading asks from the cursor (DHIS2_CONTEXT_CURSOR) less the overlap, and when complete moves the
+   * cursor to DHIS2's time when it began: a change at any moment is after the start of the reading before
+   * the one that begins next, so that one finds it (a birth recorded since read her then). A reading whose
+   * results could not all be recorded moves nothing: the next one asks again from the same time. Only
+   * its own rows' mothers are asked: a row's set is kept under the source that last read it
+   * (ledger/context-reads.ts), which is the one whose user could read her, and whose reading finds her.
+   */
+  private async contextRecords(fetcher: Dhis2Fetcher, report: PassReport): Promise<void> {
+    const { contextRefs, cursors, sourceId, client, pipeline, poll, dhis2 } = this.deps;
+    if (!contextRefs || this.stopping) return;
+    if (!this.contextReading) {
+      const stored = cursors.getCursor(sourceId, DHIS2_CONTEXT_CURSOR);
+      // The first reading asks from DHIS2's time now (a row recorded later read her then); a cursor ahead of
+      // DHIS2's time (its clock put back) from that time.
+      const from = this.serverNow === undefined ? stored : earlierDefined(stored, this.serverNow);
+      if (from === undefined) return; // no time to ask from: the next pass asks DHIS2 again
+      this.contextReading = {
+        updatedAfter: minusSeconds(from, poll.overlapSeconds) ?? from,
+        startedAt: this.serverNow,
+        after: '',
+        held: false,
+      };
+    }
+    const reading = this.contextReading;
+    const batch = Math.max(1, Math.min(CONTEXT_BATCH, poll.pageSize));
+    for (let asked = 0; asked < MAX_CONTEXT_BATCHES && !this.stopping; asked++) {
+      const refs = contextRefs(reading.after, batch);
+      const uids = refs.map((ref) => ref.slice(ref.indexOf('/') + 1)).filter(isDhis2Uid);
+      if (uids.length > 0) {
+        const answer = await client.trackedEntityPage({
+          trackedEntities: uids.join(','),
+          updatedAfter: reading.updatedAfter,
+          orgUnitMode: 'ACCESSIBLE',
+          fields: dhis2.fields,
+          page: '1',
+          pageSize: String(batch),
+        });
+        // A server that serves fewer than the uids asked, a full page of them: some may be left out.
+        if (answer.pageSize !== undefined && answer.pageSize < uids.length && answer.entities.length >= answer.pageSize)
+          reading.held = true;
+        const wanted = new Set(uids);
+        // Only what was asked for: a server that ignored the filter lists others, which no row read.
+        const listed = answer.entities.filter((te) => wanted.has(te.trackedEntity ?? ''));
+        const resources = listed.map(trackedEntityResource).filter((r): r is Resource => r !== undefined);
+        const fresh = resources.filter((r) => !this.seen.has(versionKey(r)));
+        if (fresh.length > 0) {
+          fetcher.prime(fresh);
+          const { results } = await pipeline.evaluate(fresh, fetcher);
+          const read = await commitInOrder(
+            pipeline,
+            fetcher,
+            { results, reach: undefined, oldest: () => undefined },
+            earlierOf,
+            (rs) => {
+              const pageReport = pipeline.commit(rs);
+              pageReport.resources = 0;
+              addReports(report, pageReport);
+            },
+          );
+          report.resources += fresh.length;
+          if (read) for (const resource of fresh) this.remember(resource);
+          else reading.held = true;
+        }
+      }
+      const last = refs.at(-1);
+      if (last === undefined || refs.length < batch) {
+        this.contextReading = undefined;
+        if (!reading.held && reading.startedAt !== undefined)
+          cursors.setCursor(sourceId, DHIS2_CONTEXT_CURSOR, reading.startedAt);
+        else if (reading.held)
+          this.log.warn(
+            'some changed tracked entities that births read as their context could not be recorded: they are asked for again from the same time by the next pass',
+          );
+        return;
+      }
+      reading.after = last;
+    }
+  }
+
+  /**
    * How many records share the run's updatedAt, as DHIS2 counts them (`totalPages=true`); undefined when it
    * does not say. `updatedAfter` is inclusive, so the run is the count from its updatedAt less the count from
    * 1 ms later. The later one is asked first: a record that changes between the two calls (an edit stamps it
@@ -467,6 +583,18 @@ export class Dhis2Poller {
     this.carriedRuns.forgetBefore(at);
     this.runPageCaps.forgetBefore(horizon);
   }
+}
+
+/** A reading of the contexts' tracked entities by uid (Dhis2Poller.contextRecords). */
+interface ContextReading {
+  /** What it asks DHIS2 for: records updated since (inclusive). */
+  updatedAfter: string;
+  /** DHIS2's time when it began: the cursor it moves to when complete, unless `held`. */
+  startedAt: string | undefined;
+  /** The last ref read (keyset), '' before the first. */
+  after: string;
+  /** Some of its results were not recorded, or a page may have been cut short: it moves no cursor. */
+  held: boolean;
 }
 
 /** The uid a stray is mapped under to tell its event types (see strayResults): never asked of DHIS2. */

@@ -1,0 +1,170 @@
+// The DHIS2 poller's reading of the tracked entities births read as their context (the mothers, usually not
+// in the programme it lists), against an in-memory stand-in for DHIS2's `trackedEntities=…&updatedAfter=…`
+// list and DHIS2's clock, which no fixed server can be made to move at a chosen moment: its cursor, a reading
+// carried across passes, a change made while a reading runs, a reading whose results could not be recorded.
+// The same over HTTP, against the DHIS2 and OpenCRVS simulators: test/integration/context-only-change.test.ts.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { silentLogger } from '../../src/observability/logger.js';
+import type { Dhis2Client } from '../../src/sources/dhis2/client.js';
+import { DHIS2_CONTEXT_CURSOR, Dhis2Poller, MAX_CONTEXT_BATCHES } from '../../src/sources/dhis2/poller.js';
+import type { SourcePipeline } from '../../src/sources/pipeline.js';
+
+const EARLY = '2026-01-01T08:00:00.000';
+/** A mother's name here as the DHIS2 uid it is known by (the poller asks for no other). */
+const uidOf = (i: number) => `m${String(i).padStart(3, '0')}`.padEnd(11, 'Q');
+
+/**
+ * `mothers` known to the ledger (all at EARLY unless changed), `pageSize` the poll's (the uids asked per
+ * request). `now` is DHIS2's clock, read by the pass at its start.
+ */
+function world(mothers: number, { pageSize = 2, overlapSeconds = 0 } = {}) {
+  const updatedAt = new Map<string, string>();
+  for (let i = 0; i < mothers; i++) updatedAt.set(uidOf(i), EARLY);
+  const clock = { now: '2026-01-01T10:00:00.000' };
+  const asked: Array<{ uids: string[]; updatedAfter: string | undefined; program: string | undefined }> = [];
+  const client = {
+    async serverTime() {
+      return clock.now;
+    },
+    async trackedEntityPage(params: Record<string, string>) {
+      // The programme's own pages: no child changed.
+      if (params.program) return { entities: [], pageSize: Number(params.pageSize), total: undefined };
+      const uids = (params.trackedEntities ?? '').split(',');
+      asked.push({ uids, updatedAfter: params.updatedAfter, program: params.program });
+      const after = params.updatedAfter ?? '';
+      const entities = uids
+        .filter((uid) => (updatedAt.get(uid) ?? '') >= after)
+        .map((uid) => ({ trackedEntity: uid, updatedAt: updatedAt.get(uid) }));
+      return { entities, pageSize: Number(params.pageSize), total: undefined };
+    },
+  } as unknown as Dhis2Client;
+  const evaluated: string[] = [];
+  const cursors = new Map<string, string>();
+  // `settles: false`: a result another evaluation overtook, whose reread failed (nothing of it recorded).
+  const behaviour = { settles: true };
+  const pipeline = {
+    reading: <F>(fetcher: F) => fetcher,
+    async finished() {},
+    overtakes: () => !behaviour.settles,
+    settled: async () => behaviour.settles,
+    async evaluate(resources: Array<{ id?: string; meta?: { versionId?: string } }>) {
+      for (const r of resources) evaluated.push(`${r.id}@${r.meta?.versionId}`);
+      return { results: [] };
+    },
+    commit(_results: unknown, cursor?: { name: string; value: string }) {
+      if (cursor) cursors.set(cursor.name, cursor.value);
+      return {
+        resources: 0,
+        subjects: 0,
+        mapped: { inserted: 0, replaced: 0, unchanged: 0, 'updated-after-notification': 0 },
+        skipped: 0,
+        invalid: 0,
+        ledgerIds: [],
+      };
+    },
+  } as unknown as SourcePipeline;
+  const refs = () => [...updatedAt.keys()].map((uid) => `TrackedEntity/${uid}`).sort();
+  const poller = new Dhis2Poller({
+    sourceId: 'hmis',
+    client,
+    pipeline,
+    cursors: {
+      getCursor: (_s: string, name: string) => cursors.get(name),
+      setCursor: (_s: string, name: string, value: string) => void cursors.set(name, value),
+    } as never,
+    dhis2: { program: 'IpHINAT79UW', fields: '*' },
+    poll: { enabled: true, schedule: '* * * * *', overlapSeconds, pageSize, since: EARLY } as never,
+    logger: silentLogger,
+    contextRefs: (after, limit) =>
+      refs()
+        .filter((ref) => ref > after)
+        .slice(0, limit),
+  });
+  const change = (i: number, at: string) => updatedAt.set(uidOf(i), at);
+  return { poller, asked, evaluated, cursors, clock, change, behaviour, updatedAt };
+}
+
+describe('DHIS2 poller: the tracked entities births read as their context', () => {
+  it('asks for the known uids changed since its cursor, and moves the cursor to the reading’s start', async () => {
+    const w = world(3);
+    w.cursors.set(DHIS2_CONTEXT_CURSOR, '2026-01-01T09:00:00.000');
+    w.change(1, '2026-01-01T09:30:00.000');
+    await w.poller.pollOnce();
+    assert.deepEqual(
+      w.asked.map((a) => a.uids),
+      [[uidOf(0), uidOf(1)], [uidOf(2)]],
+      'in batches of the page size, with no programme',
+    );
+    assert.ok(w.asked.every((a) => a.updatedAfter === '2026-01-01T09:00:00.000' && a.program === undefined));
+    assert.deepEqual(w.evaluated, [`${uidOf(1)}@2026-01-01T09:30:00.000`], 'only the changed one');
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-01-01T10:00:00.000');
+    assert.equal(w.cursors.get('updatedAt:trackedEntities'), undefined, "the programme's watermark is its own");
+
+    // Next pass: from the cursor, the same version not mapped again.
+    w.clock.now = '2026-01-01T10:05:00.000';
+    await w.poller.pollOnce();
+    assert.equal(w.evaluated.length, 1);
+    assert.equal(w.asked.at(-1)?.updatedAfter, '2026-01-01T10:00:00.000');
+  });
+
+  it('a first reading asks from DHIS2’s time less the overlap; no known uid asks DHIS2 nothing', async () => {
+    const w = world(1, { overlapSeconds: 60 });
+    await w.poller.pollOnce();
+    assert.equal(w.asked[0]?.updatedAfter, '2026-01-01T09:59:00.000');
+    const none = world(0);
+    await none.poller.pollOnce();
+    assert.equal(none.asked.length, 0);
+    assert.equal(none.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-01-01T10:00:00.000');
+  });
+
+  it('a reading longer than a pass asks goes on in the next pass from the same time; a change made meanwhile is found by it or the next', async () => {
+    const perPass = 2 * MAX_CONTEXT_BATCHES;
+    const w = world(perPass + 3);
+    w.cursors.set(DHIS2_CONTEXT_CURSOR, '2026-01-01T09:00:00.000');
+    await w.poller.pollOnce();
+    assert.equal(w.asked.length, MAX_CONTEXT_BATCHES, 'bounded per pass');
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-01-01T09:00:00.000', 'incomplete: not moved');
+    // Changed after the reading passed her (uid 0) and before it read the rest (the last uid).
+    w.change(0, '2026-01-01T10:01:00.000');
+    w.change(perPass + 2, '2026-01-01T10:01:00.000');
+    w.clock.now = '2026-01-01T10:02:00.000';
+    await w.poller.pollOnce();
+    assert.ok(w.asked.slice(MAX_CONTEXT_BATCHES).every((a) => a.updatedAfter === '2026-01-01T09:00:00.000'));
+    assert.ok(
+      w.asked.slice(MAX_CONTEXT_BATCHES).every((a) => !a.uids.includes(uidOf(0))),
+      'goes on, not over',
+    );
+    assert.deepEqual(w.evaluated, [`${uidOf(perPass + 2)}@2026-01-01T10:01:00.000`]);
+    // Complete: the cursor is DHIS2's time when the reading began, not when it ended.
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-01-01T10:00:00.000');
+    // The next reading finds the change to the mother it had passed.
+    w.clock.now = '2026-01-01T10:03:00.000';
+    await w.poller.pollOnce();
+    assert.deepEqual(w.evaluated.slice(1), [`${uidOf(0)}@2026-01-01T10:01:00.000`]);
+  });
+
+  it('a reading whose results could not be recorded moves no cursor, and the next asks from the same time again', async () => {
+    const w = world(1);
+    w.cursors.set(DHIS2_CONTEXT_CURSOR, '2026-01-01T09:00:00.000');
+    w.change(0, '2026-01-01T09:30:00.000');
+    w.behaviour.settles = false;
+    await w.poller.pollOnce();
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-01-01T09:00:00.000');
+    w.behaviour.settles = true;
+    w.clock.now = '2026-01-01T10:05:00.000';
+    await w.poller.pollOnce();
+    assert.equal(w.asked.at(-1)?.updatedAfter, '2026-01-01T09:00:00.000');
+    assert.equal(w.evaluated.length, 2, 'mapped again: the first was not remembered');
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-01-01T10:05:00.000');
+  });
+
+  it('a cursor ahead of DHIS2’s time (its clock put back) asks from DHIS2’s time', async () => {
+    const w = world(1);
+    w.cursors.set(DHIS2_CONTEXT_CURSOR, '2026-01-02T00:00:00.000');
+    w.change(0, '2026-01-01T09:59:50.000');
+    await w.poller.pollOnce();
+    assert.equal(w.asked[0]?.updatedAfter, '2026-01-01T10:00:00.000');
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-01-01T10:00:00.000', 'moved back');
+  });
+});
