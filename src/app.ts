@@ -251,6 +251,8 @@ export class Bridge {
               sharesRecordsWith: sharing.get(settings.id),
               sameServerWriteBacks: writeBacks.get(settings.id),
               dhis2Sources: () => this.dhis2Sources,
+              onSharedRecord: (resourceType) =>
+                this.metrics.sharedContextRecords.inc({ source: settings.id, resource_type: resourceType }),
             }),
           );
       }

@@ -23,7 +23,7 @@ import { silentLogger } from '../../src/observability/logger.js';
 import { ATTRIBUTES, CHILD_PROGRAMME, DEFAULT_SANDBOX_AUTH } from '../../src/sandbox/dhis2/index.js';
 import type { TrackedEntity } from '../../src/sandbox/dhis2/types.js';
 import { reevaluate } from '../../src/sources/fhir/reevaluate.js';
-import { SourcePipeline } from '../../src/sources/pipeline.js';
+import { MAX_CONTEXT_READERS, SourcePipeline } from '../../src/sources/pipeline.js';
 import {
   birthResources,
   notifiedDeclaration,
@@ -380,4 +380,40 @@ describe("DHIS2: a correction to the mother's tracked entity only, the child unc
     }
   });
 
+  it('a mother more rows read than the fan-out cap is shared reference data: her correction maps none again, and is counted by source', async () => {
+    const h = await startDhis2Harness({ births: 1, deaths: 0, writeBack: false, delivery: { settleSeconds: 3600 } });
+    try {
+      const [child] = enrolledIn(h.seeded, CHILD_PROGRAMME);
+      assert.ok(child?.trackedEntity);
+      const mother = motherOf(child);
+      const source = h.bridge.dhis2Sources.find((s) => s.settings.id === BIRTHS_SOURCE);
+      assert.ok(source);
+      await source.poller.pollOnce();
+      const [row] = h.rows();
+      assert.ok(row?.payload && row.payloadHash);
+      // As many more births as the cap (MAX_CONTEXT_READERS) whose context read her too: a placeholder
+      // "unknown mother" record, say.
+      for (let i = 0; i < MAX_CONTEXT_READERS; i++)
+        h.bridge.ledger.recordEvent({
+          sourceId: BIRTHS_SOURCE,
+          eventType: 'birth',
+          subjectKey: `TrackedEntity/Placeholder${String(i).padStart(2, '0')}`,
+          sourceRef: `TrackedEntity/Placeholder${String(i).padStart(2, '0')}`,
+          payloadHash: row.payloadHash,
+          payload: row.payload,
+          contextReads: [`TrackedEntity/${mother}`],
+        });
+      await correctMother(h, mother);
+      const polled = await source.poller.pollOnce();
+      assert.equal(polled.mapped.replaced, 0, 'no birth mapped again');
+      assert.equal(h.bridge.ledger.get(row.id)?.payloadHash, row.payloadHash);
+      const counted = (await h.bridge.metrics.sharedContextRecords.get()).values;
+      assert.deepEqual(
+        counted.map((v) => ({ ...v.labels, value: v.value })),
+        [{ source: BIRTHS_SOURCE, resource_type: 'TrackedEntity', value: 1 }],
+      );
+    } finally {
+      await h.close();
+    }
+  });
 });

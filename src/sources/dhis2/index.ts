@@ -46,6 +46,11 @@ export interface BuildDhis2SourceDeps {
    * reads a record this source's user is not shown through those of `sharesRecordsWith` (recheck.ts).
    */
   dhis2Sources?: () => readonly Dhis2SourceRuntime[];
+  /**
+   * Called with the resource type of each changed record more rows read than one change maps again (shared
+   * reference data, SourcePipeline's onSharedRecord): bridge_shared_context_records_total counts them.
+   */
+  onSharedRecord?: (resourceType: string) => void;
 }
 
 export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2SourceDeps): Dhis2SourceRuntime {
@@ -59,6 +64,7 @@ export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2Sourc
     mapOptions: deps.mapOptions,
     reread: (subjectKeys) => recheck(subjectKeys),
     ...(deps.sharesRecordsWith ? { sharesRecordsWith: deps.sharesRecordsWith } : {}),
+    ...(deps.onSharedRecord ? { onSharedRecord: deps.onSharedRecord } : {}),
     // A related person is read by uid without the programme (Dhis2Fetcher): the child read the same way
     // tells a person DHIS2 will not serve from a DHIS2 that serves no one.
     probe: async (subjectRef) => {
