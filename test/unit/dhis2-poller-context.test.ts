@@ -23,6 +23,8 @@ function world(mothers: number, { pageSize = 2, overlapSeconds = 0 } = {}) {
   for (let i = 0; i < mothers; i++) updatedAt.set(uidOf(i), EARLY);
   const clock = { now: '2026-01-01T10:00:00.000' };
   const asked: Array<{ uids: string[]; updatedAfter: string | undefined; program: string | undefined }> = [];
+  // `refuse`: DHIS2 answers the listing by uid with an error (an outage, a version that will not list it).
+  const refusal = { refuse: false };
   const client = {
     async serverTime() {
       return clock.now;
@@ -32,6 +34,7 @@ function world(mothers: number, { pageSize = 2, overlapSeconds = 0 } = {}) {
       if (params.program) return { entities: [], pageSize: Number(params.pageSize), total: undefined };
       const uids = (params.trackedEntities ?? '').split(',');
       asked.push({ uids, updatedAfter: params.updatedAfter, program: params.program });
+      if (refusal.refuse) throw new Error('list tracked entities failed: HTTP 409');
       const after = params.updatedAfter ?? '';
       const entities = uids
         .filter((uid) => (updatedAt.get(uid) ?? '') >= after)
@@ -82,7 +85,7 @@ function world(mothers: number, { pageSize = 2, overlapSeconds = 0 } = {}) {
         .slice(0, limit),
   });
   const change = (i: number, at: string) => updatedAt.set(uidOf(i), at);
-  return { poller, asked, evaluated, cursors, clock, change, behaviour, updatedAt };
+  return { poller, asked, evaluated, cursors, clock, change, behaviour, updatedAt, refusal };
 }
 
 describe('DHIS2 poller: the tracked entities births read as their context', () => {
@@ -106,6 +109,23 @@ describe('DHIS2 poller: the tracked entities births read as their context', () =
     await w.poller.pollOnce();
     assert.equal(w.evaluated.length, 1);
     assert.equal(w.asked.at(-1)?.updatedAfter, '2026-01-01T10:00:00.000');
+  });
+
+  it('a refused listing fails neither the pass nor moves the cursor: the next pass asks again from the same time', async () => {
+    const w = world(3);
+    w.cursors.set(DHIS2_CONTEXT_CURSOR, '2026-01-01T09:00:00.000');
+    w.change(1, '2026-01-01T09:30:00.000');
+    w.refusal.refuse = true;
+    await w.poller.pollOnce();
+    assert.equal(w.asked.length, 1, 'the first refusal ends the reading');
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-01-01T09:00:00.000');
+    assert.deepEqual(w.evaluated, []);
+    w.refusal.refuse = false;
+    w.clock.now = '2026-01-01T10:05:00.000';
+    await w.poller.pollOnce();
+    assert.equal(w.asked.at(-1)?.updatedAfter, '2026-01-01T09:00:00.000');
+    assert.deepEqual(w.evaluated, [`${uidOf(1)}@2026-01-01T09:30:00.000`]);
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-01-01T10:05:00.000');
   });
 
   it('a first reading asks from DHIS2’s time less the overlap; no known uid asks DHIS2 nothing', async () => {

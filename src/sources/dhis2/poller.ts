@@ -385,14 +385,29 @@ export class Dhis2Poller {
       const refs = contextRefs(reading.after, batch);
       const uids = refs.map((ref) => ref.slice(ref.indexOf('/') + 1)).filter(isDhis2Uid);
       if (uids.length > 0) {
-        const answer = await client.trackedEntityPage({
-          trackedEntities: uids.join(','),
-          updatedAfter: reading.updatedAfter,
-          orgUnitMode: 'ACCESSIBLE',
-          fields: dhis2.fields,
-          page: '1',
-          pageSize: String(batch),
-        });
+        let answer: Awaited<ReturnType<typeof client.trackedEntityPage>>;
+        try {
+          answer = await client.trackedEntityPage({
+            trackedEntities: uids.join(','),
+            updatedAfter: reading.updatedAfter,
+            orgUnitMode: 'ACCESSIBLE',
+            fields: dhis2.fields,
+            page: '1',
+            pageSize: String(batch),
+          });
+        } catch (err) {
+          // The programme's pages are recorded: a DHIS2 that refuses this listing (an outage, a version that
+          // will not list by uid without a programme) must not fail the pass, and with it the source's
+          // readiness, while births flow. The mothers' corrections wait: the next pass asks again from the
+          // same time (the cursor has not moved).
+          this.contextReading = undefined;
+          if (!this.stopping)
+            this.log.warn(
+              { err },
+              'the tracked entities births read as their context (mothers) could not be listed: asked again from the same time by the next pass',
+            );
+          return;
+        }
         // A server that serves fewer than the uids asked, a full page of them: some may be left out.
         if (answer.pageSize !== undefined && answer.pageSize < uids.length && answer.entities.length >= answer.pageSize)
           reading.held = true;
