@@ -469,7 +469,7 @@ function undecidedAfterFailedConfirmation(deps: AttemptDeps, row: LedgerRow, sen
   // only a held attempt is un-counted (outbox.ts, settle), and a failed confirmation is an answer, never
   // held (outage.ts unreached, decide): counted, it makes any later attempt of its generation the 2nd.
   if (!sent.standing && row.attempts <= 1) return undefined;
-  if (!deps.ledger.confirmationFailedSince(row.id, sent.standing ? 0 : row.queuedAt)) return undefined;
+  if (!deps.ledger.confirmationFailedSince(row.id, sent.standing ? 'ever' : 'queued')) return undefined;
   return {
     settlement: {
       outcome: 'dead',

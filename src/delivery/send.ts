@@ -84,7 +84,7 @@ export async function sendRow(
   // (free to read). And a row that knows its event but has no NOTIFY attempt in this ledger: a ledger
   // restored from a backup taken between a create and its NOTIFY knows nothing of a replay's NOTIFY
   // made since (one idempotent create; a plain retry of this generation's NOTIFY needs none).
-  if (row.requeues > 0 || created.event || !ledger.notifySentSince(row.id, row.queuedAt)) {
+  if (row.requeues > 0 || created.event || !ledger.notifySentSince(row.id, 'queued')) {
     progress.step = 'lookup'; // sends nothing: a failure here leaves no doubt (in-doubt.ts)
     const found = await findOurNotifies(api, { ...row, eventId: created.eventId }, created.event);
     const standing = standingNotify(found);

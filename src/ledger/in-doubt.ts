@@ -41,13 +41,29 @@ const ATTEMPT_IN_DOUBT_SQL = `a.row_id = ? AND ${IN_DOUBT_ATTEMPT_SQL}
       AND ${DOUBT_ENDING_SQL})`;
 
 /**
+ * SET clause of every statement that queues a row anew (a replay, a requeue by a newer version; `@now`):
+ * the attempts recorded after it are the current transactionId generation's (SINCE_QUEUED_SQL).
+ */
+export const QUEUED_NOW = `queued_at = @now,
+  queued_after_attempt = COALESCE((SELECT MAX(q.id) FROM ledger_attempts q WHERE q.row_id = ledger_rows.id), 0)`;
+
+/**
+ * Attempt `a` of row `r` was recorded since the row was last queued: after the attempt it was queued
+ * after (migration 025). By attempt id, which only grows, not by the clock: a clock stepped back past a
+ * requeue (an NTP correction, a VM restored) made that generation's attempts look older than it, and their
+ * doubt was missed. A row last queued before 025 is judged by the clock, as it was.
+ */
+const SINCE_QUEUED_SQL = `CASE WHEN r.queued_after_attempt IS NOT NULL THEN a.id > r.queued_after_attempt
+    ELSE a.started_at >= r.queued_at END`;
+
+/**
  * One row's earlier attempts since it was last queued: is any of them in doubt, and not ended by a later
  * one (endsDoubt)? (`?` = the row id.) A requeue (a replay, a corrected dead row) starts a new notify
  * transactionId, which nothing has been sent under yet: attempts before it say nothing about it. What
  * the row sends next depends on this; whether OpenCRVS may hold the row at all, on ROW_NOTIFY_MAY_STAND_SQL.
  */
 export const ROW_IN_DOUBT_SQL = `SELECT 1 FROM ledger_attempts a JOIN ledger_rows r ON r.id = a.row_id
-  WHERE ${ATTEMPT_IN_DOUBT_SQL} AND a.started_at >= r.queued_at
+  WHERE ${ATTEMPT_IN_DOUBT_SQL} AND ${SINCE_QUEUED_SQL}
   LIMIT 1`;
 
 /**
@@ -75,21 +91,21 @@ export function failedAttemptInDoubt(step: string, error: { classification: stri
 }
 
 /**
- * Whether any attempt of the row since `since` (its last queueing) sent, or may have sent, its declaration,
- * whatever came of it (`?` = the row id, then `since`): a retry that finds none asks OpenCRVS first
+ * Whether any attempt of the row since it was last queued (`@ever` 0), or ever (1), sent, or may have sent,
+ * its declaration, whatever came of it (`@id` = the row id): a retry that finds none asks OpenCRVS first
  * (delivery/send.ts). Read on the row's attempts index, never the whole history.
  */
-export const ROW_NOTIFY_SENT_SQL = `SELECT 1 FROM ledger_attempts
-  WHERE row_id = ? AND started_at >= ? AND step IN (${DECLARATION_STEPS_SQL})
+export const ROW_NOTIFY_SENT_SQL = `SELECT 1 FROM ledger_attempts a JOIN ledger_rows r ON r.id = a.row_id
+  WHERE a.row_id = @id AND (@ever OR ${SINCE_QUEUED_SQL}) AND a.step IN (${DECLARATION_STEPS_SQL})
   LIMIT 1`;
 
 /**
- * Whether an attempt of the row since `since` met a failed country-configuration confirmation of its
- * NOTIFY (error kind `confirmation-failed`; `?` = the row id, then `since`): delivery/attempt.ts keeps such
- * a row dead. Read on the row's attempts index, never the whole history.
+ * Whether an attempt of the row since it was last queued (`@ever` 0), or ever (1), met a failed
+ * country-configuration confirmation of its NOTIFY (error kind `confirmation-failed`; `@id` = the row id):
+ * delivery/attempt.ts keeps such a row dead. Read on the row's attempts index, never the whole history.
  */
-export const ROW_CONFIRMATION_FAILED_SQL = `SELECT 1 FROM ledger_attempts
-  WHERE row_id = ? AND started_at >= ? AND error_kind = 'confirmation-failed'
+export const ROW_CONFIRMATION_FAILED_SQL = `SELECT 1 FROM ledger_attempts a JOIN ledger_rows r ON r.id = a.row_id
+  WHERE a.row_id = @id AND (@ever OR ${SINCE_QUEUED_SQL}) AND a.error_kind = 'confirmation-failed'
   LIMIT 1`;
 
 /**

@@ -7,6 +7,7 @@ import {
   endsDoubt,
   FORGET_HELD_BACK_SQL,
   failedAttemptInDoubt,
+  QUEUED_NOW,
   ROW_CONFIRMATION_FAILED_SQL,
   ROW_IN_DOUBT_SQL,
   ROW_NOTIFY_MAY_STAND_SQL,
@@ -30,8 +31,8 @@ export interface Outbox {
   withdrawnReason(id: number): string | null;
   notifyInDoubt(id: number): boolean;
   notifyMayStand(id: number): boolean;
-  notifySentSince(id: number, since: number): boolean;
-  confirmationFailedSince(id: number, since: number): boolean;
+  notifySentSince(id: number, since: 'queued' | 'ever'): boolean;
+  confirmationFailedSince(id: number, since: 'queued' | 'ever'): boolean;
   holdsLock(id: number, workerId: string, attempts: number): boolean;
   takeBackUnfinished(ids: number[], workerId: string, now: number, singleCall: boolean, why?: TakeBackReason): number;
   markRechecked(rows: ReadonlyArray<{ id: number; nextRunAt: number }>, now: number): number;
@@ -134,7 +135,7 @@ export function createOutbox(db: Db): Outbox {
   // correction recorded after the rejection would (record.ts). Run on the row just settled dead.
   const requeueNewer = db
     .prepare<Record<string, unknown>, unknown[]>(`
-    UPDATE ledger_rows SET state = 'pending', attempts = 0, next_run_at = @now, queued_at = @now, updated_at = @now,
+    UPDATE ledger_rows SET state = 'pending', attempts = 0, next_run_at = @now, ${QUEUED_NOW}, updated_at = @now,
       ${NEXT_NOTIFY_GENERATION}
     WHERE id = @id AND state = 'dead'
     RETURNING ${LEDGER_ROW_COLUMNS}`)
@@ -154,9 +155,9 @@ export function createOutbox(db: Db): Outbox {
   // say what was delivered and to resend exactly it; the newer hash stays, so it is not counted twice.
   const keepClaimedCopy = db.prepare('UPDATE ledger_rows SET payload = @payload WHERE id = @id');
   const earlierInDoubt = db.prepare<[number], number>(ROW_IN_DOUBT_SQL).pluck();
-  const notifySent = db.prepare<[number, number], number>(ROW_NOTIFY_SENT_SQL).pluck();
+  const notifySent = db.prepare<{ id: number; ever: number }, number>(ROW_NOTIFY_SENT_SQL).pluck();
   const mayStand = db.prepare<[number], number>(ROW_NOTIFY_MAY_STAND_SQL).pluck();
-  const confirmationFailed = db.prepare<[number, number], number>(ROW_CONFIRMATION_FAILED_SQL).pluck();
+  const confirmationFailed = db.prepare<{ id: number; ever: number }, number>(ROW_CONFIRMATION_FAILED_SQL).pluck();
   const keepClaimedInDoubt = db.prepare(`
     UPDATE ledger_rows SET payload = @payload, updated_after_notification_at = @now,
       updates_after_notification = updates_after_notification + 1
@@ -324,6 +325,7 @@ export function createOutbox(db: Db): Outbox {
     let nextRunAt: number | null = null;
     let settled: unknown[] | undefined;
     let copyHash: string | null = null;
+    let resendNewer = false;
     const newerVersion = input.claimedPayloadHash !== row.payload_hash;
     const replaced = newerVersion && input.claimedPayload !== undefined;
     // Already counted: a version that came during this attempt while an earlier NOTIFY of the row was in
@@ -386,14 +388,13 @@ export function createOutbox(db: Db): Outbox {
       // in doubt changes the hash alone), and the source has not withdrawn the record since. Not when what
       // replaced it was an invalid reading (record.ts, setAsideInFlight): nothing waits to be sent, and the
       // row stays dead with the rejection, as it would have had the reading come after it.
-      const resendNewer =
+      resendNewer =
         settlement.outcome === 'dead' &&
         ended &&
         newerWaiting &&
         row.replaced_in_flight === 1 &&
         row.has_payload === 1 &&
         row.withdrawn_reason === null;
-      if (resendNewer) settled = requeueNewer.get({ id: row.id, now }) ?? settled;
     }
     const err = errorColumns(error);
     audit.run({
@@ -411,6 +412,8 @@ export function createOutbox(db: Db): Outbox {
       nextRunAt: settlement.outcome === 'retry' ? nextRunAt : null,
       copyHash,
     });
+    // After the attempt is recorded: the requeue's generation starts after it (in-doubt.ts, QUEUED_NOW).
+    if (resendNewer) settled = requeueNewer.get({ id: row.id, now }) ?? settled;
     return settled;
   });
 
@@ -463,8 +466,8 @@ export function createOutbox(db: Db): Outbox {
     withdrawnReason: (id) => withdrawnReasonOf.get(id) ?? null,
     notifyInDoubt: (id) => Boolean(earlierInDoubt.get(id)),
     notifyMayStand: (id) => Boolean(mayStand.get(id)),
-    notifySentSince: (id, since) => Boolean(notifySent.get(id, since)),
-    confirmationFailedSince: (id, since) => Boolean(confirmationFailed.get(id, since)),
+    notifySentSince: (id, since) => Boolean(notifySent.get({ id, ever: since === 'ever' ? 1 : 0 })),
+    confirmationFailedSince: (id, since) => Boolean(confirmationFailed.get({ id, ever: since === 'ever' ? 1 : 0 })),
     holdsLock: (id, workerId, attempts) => {
       const claim = claimOf.get(id);
       return claim?.locked_by === workerId && claim.attempts === attempts;

@@ -1,5 +1,6 @@
 // Reading the ledger (CLI, admin UI, health), cursors, meta, replay and the payload purge.
 import type { Db } from './db.js';
+import { QUEUED_NOW } from './in-doubt.js';
 import { type SqlAttemptRow, type SqlLedgerRow, toAttemptRow, toLedgerRow } from './rows.js';
 import { NEXT_NOTIFY_GENERATION } from './transaction-ids.js';
 import {
@@ -223,7 +224,7 @@ export function createQueries(db: Db): Queries {
     .pluck();
   const deadIds = db.prepare<[], { id: number }>(`SELECT id FROM ledger_rows WHERE state = 'dead' ORDER BY id`);
   const requeue = db.prepare(`
-    UPDATE ledger_rows SET state = 'pending', attempts = 0, next_run_at = @now, queued_at = @now, rechecked_at = NULL,
+    UPDATE ledger_rows SET state = 'pending', attempts = 0, next_run_at = @now, ${QUEUED_NOW}, rechecked_at = NULL,
       payload = @payload, payload_hash = @payloadHash, office = @office, facility = @facility, updated_at = @now,
       ${NEXT_NOTIFY_GENERATION}
     WHERE id = @id AND state = 'dead'`);

@@ -4,7 +4,7 @@
 import type { ContextReads } from './context-reads.js';
 import type { Db } from './db.js';
 import { sentCopyHash } from './hash.js';
-import { ROW_IN_DOUBT_SQL, ROW_NOTIFY_MAY_STAND_SQL } from './in-doubt.js';
+import { QUEUED_NOW, ROW_IN_DOUBT_SQL, ROW_NOTIFY_MAY_STAND_SQL } from './in-doubt.js';
 import { errorColumns, type SqlLedgerRow, toLedgerRow } from './rows.js';
 import { NEXT_NOTIFY_GENERATION, transactionIdsFor } from './transaction-ids.js';
 import {
@@ -56,11 +56,11 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0, contextReads?: 
     INSERT INTO ledger_rows (source_id, event_type, subject_key, source_ref, source_version, mapping_id, state,
       attempts, next_run_at, base_transaction_id, create_transaction_id, notify_transaction_id, office, facility,
       payload, payload_hash, last_error_classification, last_error_kind, last_error_status, last_error_message,
-      first_seen_at, queued_at, created_at, updated_at, skip_reason, source_fingerprint)
+      first_seen_at, queued_at, queued_after_attempt, created_at, updated_at, skip_reason, source_fingerprint)
     VALUES (@sourceId, @eventType, @subjectKey, @sourceRef, @sourceVersion, @mappingId, @state,
       0, @runAt, @base, @create, @notify, @office, @facility,
       @payload, @payloadHash, @errClassification, @errKind, @errStatus, @errMessage,
-      @seenAt, @now, @now, @now, @skipReason, @sourceFingerprint)
+      @seenAt, @now, 0, @now, @now, @skipReason, @sourceFingerprint)
     ON CONFLICT (source_id, event_type, subject_key) DO NOTHING`);
   const byKey = db.prepare<[string, string, string], SqlRecordedRow>(
     'SELECT * FROM ledger_rows WHERE source_id = ? AND event_type = ? AND subject_key = ?',
@@ -125,7 +125,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0, contextReads?: 
   const markWithdrawn = db.prepare(`
     UPDATE ledger_rows SET withdrawn_reason = @reason, source_ref = @sourceRef, updated_at = @now WHERE id = @id`);
   const requeue = db.prepare(`
-    UPDATE ledger_rows SET state = 'pending', attempts = 0, next_run_at = @now, queued_at = @now, skip_reason = NULL,
+    UPDATE ledger_rows SET state = 'pending', attempts = 0, next_run_at = @now, ${QUEUED_NOW}, skip_reason = NULL,
       withdrawn_reason = NULL,
       payload = @payload, payload_hash = @payloadHash, office = @office, facility = @facility,
       source_ref = @sourceRef, source_version = @sourceVersion, mapping_id = @mappingId,

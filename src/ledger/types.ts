@@ -609,15 +609,17 @@ export interface Ledger {
    */
   notifyMayStand(id: number): boolean;
   /**
-   * Whether an attempt of the row started at or after `since` (its `queuedAt`) sent, or may have sent, its
-   * NOTIFY (or single call), whatever came of it: an indexed look, not a read of the row's history.
+   * Whether an attempt of the row since it was last queued (`queued`: this transactionId generation's), or
+   * any (`ever`), sent, or may have sent, its NOTIFY (or single call), whatever came of it: an indexed
+   * look, not a read of the row's history. By attempt id, not the clock (in-doubt.ts).
    */
-  notifySentSince(id: number, since: number): boolean;
+  notifySentSince(id: number, since: 'queued' | 'ever'): boolean;
   /**
-   * Whether an attempt of the row started at or after `since` met a failed country-configuration
-   * confirmation of its NOTIFY (error kind `confirmation-failed`): an indexed look, as notifySentSince.
+   * Whether an attempt of the row since it was last queued (`queued`), or any (`ever`), met a failed
+   * country-configuration confirmation of its NOTIFY (error kind `confirmation-failed`): an indexed look,
+   * as notifySentSince.
    */
-  confirmationFailedSince(id: number, since: number): boolean;
+  confirmationFailedSince(id: number, since: 'queued' | 'ever'): boolean;
   /**
    * Whether `workerId` still holds the claim it made at `attempts` (read before a NOTIFY: a row taken back,
    * or taken back and claimed again, is not sent on by the earlier attempt).

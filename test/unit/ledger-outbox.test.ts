@@ -502,6 +502,9 @@ describe('ledger: outbox', () => {
       [['dead', 'rejected']],
       'the rejection of the older copy stays in its attempt',
     );
+    // The rejected NOTIFY is the earlier generation's: the newer version's first attempt looks it up (send.ts).
+    assert.equal(ledger.notifySentSince(claimed.id, 'queued'), false);
+    assert.equal(ledger.notifySentSince(claimed.id, 'ever'), true);
   });
 
   it('rejected, but no correction replaced the copy in flight: dead, and nothing resent (reviews)', () => {
@@ -593,8 +596,8 @@ describe('ledger: outbox', () => {
 
   it('tells whether an attempt since the row was last queued sent its NOTIFY, and reads the attempts index for it', () => {
     const { row } = ledger.recordEvent(eventInput('1'));
-    const sentSince = (since: number) => ledger.notifySentSince(row.id, since);
-    assert.equal(sentSince(row.queuedAt), false, 'never attempted');
+    const sentSince = (since: 'queued' | 'ever') => ledger.notifySentSince(row.id, since);
+    assert.equal(sentSince('ever'), false, 'never attempted');
     /** One attempt of the row that stopped at `step`, due again at once. */
     const attempt = (step: string) => {
       const claimed = ledger.claimRow(row.id, 'w1');
@@ -603,24 +606,30 @@ describe('ledger: outbox', () => {
     };
     attempt('create');
     attempt('lookup');
-    assert.equal(sentSince(row.queuedAt), false, 'a create or a lookup sends no declaration');
+    assert.equal(sentSince('queued'), false, 'a create or a lookup sends no declaration');
     clock.advance(1000);
     attempt('notify');
-    assert.equal(sentSince(row.queuedAt), true, 'a failed NOTIFY was sent all the same');
-    assert.equal(sentSince(clock.now() + 1), false, 'not since a later queueing: a replay starts over');
-    clock.advance(1000);
+    assert.equal(sentSince('queued'), true, 'a failed NOTIFY was sent all the same');
+    const dead = ledger.claimRow(row.id, 'w1');
+    assert.ok(dead);
+    settleClaimed(dead, {
+      outcome: 'dead',
+      error: { classification: 'permanent', kind: 'forbidden', status: 403, message: 'FORBIDDEN' },
+    });
+    assert.deepEqual(ledger.replay([row.id]).requeued, [row.id]);
+    assert.deepEqual([sentSince('queued'), sentSince('ever')], [false, true], 'a replay starts over');
     attempt('interrupted');
-    assert.equal(sentSince(clock.now()), true, 'an attempt cut short after its NOTIFY may have sent it');
+    assert.equal(sentSince('queued'), true, 'an attempt cut short after its NOTIFY may have sent it');
     const { row: single } = ledger.recordEvent(eventInput('s'));
     const claimed = ledger.claimRow(single.id, 'w1');
     assert.ok(claimed);
     settleClaimed(claimed, { outcome: 'retry', error: retryErr, nextRunAt: clock.now() }, 'createAndNotify');
-    assert.equal(ledger.notifySentSince(single.id, single.queuedAt), true, 'the single call sends it too');
-    assert.equal(ledger.notifySentSince(row.id + 100, 0), false, 'another row knows nothing of these');
+    assert.equal(ledger.notifySentSince(single.id, 'queued'), true, 'the single call sends it too');
+    assert.equal(ledger.notifySentSince(row.id + 100, 'ever'), false, 'another row knows nothing of these');
     const db = new Database(path, { readonly: true });
     const plan = db
       .prepare(`EXPLAIN QUERY PLAN ${ROW_NOTIFY_SENT_SQL}`)
-      .all(row.id, 0)
+      .all({ id: row.id, ever: 0 })
       .map((r) => JSON.stringify(r));
     db.close();
     assert.ok(
@@ -630,10 +639,10 @@ describe('ledger: outbox', () => {
     );
   });
 
-  it('tells whether an attempt since a time met a failed confirmation of its NOTIFY, and reads the attempts index for it', () => {
+  it('tells whether an attempt since the row was last queued met a failed confirmation of its NOTIFY, and reads the attempts index for it', () => {
     const { row } = ledger.recordEvent(eventInput('1'));
-    const failedSince = (since: number) => ledger.confirmationFailedSince(row.id, since);
-    assert.equal(failedSince(0), false, 'never attempted');
+    const failedSince = (since: 'queued' | 'ever') => ledger.confirmationFailedSince(row.id, since);
+    assert.equal(failedSince('ever'), false, 'never attempted');
     /** One attempt of the row that ended with `error`, due again at once. */
     const attempt = (error: LedgerError) => {
       const claimed = ledger.claimRow(row.id, 'w1');
@@ -641,26 +650,92 @@ describe('ledger: outbox', () => {
       settleClaimed(claimed, { outcome: 'retry', error, nextRunAt: clock.now() });
     };
     attempt(retryErr);
-    assert.equal(failedSince(0), false, 'another failure of the NOTIFY');
+    assert.equal(failedSince('ever'), false, 'another failure of the NOTIFY');
     clock.advance(1000);
-    const failedAt = clock.now();
     attempt({ classification: 'retryable', kind: 'confirmation-failed', status: 500, message: 'confirmation failed' });
     clock.advance(1000);
     attempt(retryErr);
-    assert.equal(failedSince(0), true, 'found behind a later attempt');
-    assert.equal(failedSince(failedAt), true, 'started at that time counts');
-    assert.equal(failedSince(failedAt + 1), false, 'not since a later queueing');
-    assert.equal(ledger.confirmationFailedSince(row.id + 100, 0), false, 'another row knows nothing of it');
+    assert.equal(failedSince('queued'), true, 'found behind a later attempt');
+    const dead = ledger.claimRow(row.id, 'w1');
+    assert.ok(dead);
+    settleClaimed(dead, {
+      outcome: 'dead',
+      error: { classification: 'permanent', kind: 'forbidden', status: 403, message: 'FORBIDDEN' },
+    });
+    assert.deepEqual(ledger.replay([row.id]).requeued, [row.id]);
+    assert.deepEqual([failedSince('queued'), failedSince('ever')], [false, true], 'not since a later queueing');
+    assert.equal(ledger.confirmationFailedSince(row.id + 100, 'ever'), false, 'another row knows nothing of it');
     const db = new Database(path, { readonly: true });
     const plan = db
       .prepare(`EXPLAIN QUERY PLAN ${ROW_CONFIRMATION_FAILED_SQL}`)
-      .all(row.id, 0)
+      .all({ id: row.id, ever: 0 })
       .map((r) => JSON.stringify(r));
     db.close();
     assert.ok(
       plan.some((line) => line.includes('USING INDEX ledger_attempts_row')) &&
         !plan.some((line) => line.includes('SCAN')),
       plan.join('\n'),
+    );
+  });
+
+  it("a requeue's generation is told by attempt ids: a clock stepped back past it hides none of its attempts", () => {
+    const forbidden = { classification: 'permanent' as const, kind: 'forbidden', status: 403, message: 'FORBIDDEN' };
+    const timeout = { classification: 'retryable' as const, kind: 'timeout', message: 'timed out' };
+    const failedConfirmation = {
+      classification: 'retryable' as const,
+      kind: 'confirmation-failed',
+      status: 500,
+      message: 'confirmation failed',
+    };
+    /** Row `subject`, dead, then requeued by `requeue`, and the clock stepped back a minute (an NTP correction). */
+    const requeuedThenStepBack = (subject: string, requeue: (id: number) => void) => {
+      const { row } = ledger.recordEvent(eventInput(subject));
+      const claimed = ledger.claimRow(row.id, 'w1');
+      assert.ok(claimed);
+      settleClaimed(claimed, { outcome: 'dead', error: forbidden }, 'create');
+      clock.advance(1000);
+      requeue(row.id);
+      assert.equal(ledger.get(row.id)?.state, 'pending');
+      clock.advance(-60_000);
+      return row.id;
+    };
+    /** One attempt of the row that ended with `error` at `step`, due again at once. */
+    const attempt = (id: number, error: LedgerError, step = 'notify') => {
+      const claimed = ledger.claimRow(id, 'w1');
+      assert.ok(claimed);
+      settleClaimed(claimed, { outcome: 'retry', error, nextRunAt: clock.now() }, step);
+    };
+
+    // Requeued by a corrected version (record.ts): this generation's NOTIFY timed out, and may be stored.
+    const corrected = requeuedThenStepBack('c', () =>
+      assert.equal(ledger.recordEvent(eventInput('c', payload('Corrected'), '2')).change, 'replaced'),
+    );
+    attempt(corrected, timeout);
+    assert.equal(ledger.notifyInDoubt(corrected), true);
+    assert.equal(ledger.notifySentSince(corrected, 'queued'), true);
+    // Its retry must resend that copy: the next version is an update after notification, not a replacement.
+    assert.equal(ledger.recordEvent(eventInput('c', payload('Later'), '3')).change, 'updated-after-notification');
+    assert.deepEqual(ledger.get(corrected)?.payload?.declaration, payload('Corrected').declaration);
+
+    // Replayed (queries.ts): the same, and a failed confirmation of this generation's NOTIFY is found.
+    const replayed = requeuedThenStepBack('r', (id) => assert.deepEqual(ledger.replay([id]).requeued, [id]));
+    attempt(replayed, failedConfirmation);
+    assert.equal(ledger.confirmationFailedSince(replayed, 'queued'), true);
+    assert.equal(ledger.notifyInDoubt(replayed), true);
+
+    // A row last queued before migration 025 is judged by the clock, as it was.
+    const { row: older } = ledger.recordEvent(eventInput('o'));
+    attempt(older.id, timeout);
+    const db = new Database(path);
+    db.prepare('UPDATE ledger_rows SET queued_after_attempt = NULL, queued_at = ? WHERE id = ?').run(
+      clock.now() + 1,
+      older.id,
+    );
+    db.close();
+    assert.deepEqual(
+      [ledger.notifyInDoubt(older.id), ledger.notifySentSince(older.id, 'queued')],
+      [false, false],
+      'queued after that attempt, by the clock',
     );
   });
 
@@ -752,7 +827,7 @@ describe('ledger: outbox', () => {
     // pending checks alone (pending-checks.ts): the worker's claims and settles never need them.
     // in_flight_payload is read only when a lock is taken back (SQL alone), read_by_source on its own
     // (Ledger.readBy) for a row's detail, source_fingerprint only by recording (record.ts), single_call_at
-    // and single_call_after only when a lock is taken back.
+    // and single_call_after only when a lock is taken back, queued_after_attempt only in SQL (in-doubt.ts).
     const apart = [
       'mapping_warnings',
       'pending_check_at',
@@ -762,6 +837,7 @@ describe('ledger: outbox', () => {
       'source_fingerprint',
       'single_call_at',
       'single_call_after',
+      'queued_after_attempt',
     ];
     assert.deepEqual(
       LEDGER_ROW_COLUMNS.split(',')

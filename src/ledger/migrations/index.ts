@@ -24,6 +24,7 @@ import { migration021 } from './021-updated-at-index.js';
 import { migration022 } from './022-single-call-at.js';
 import { migration023 } from './023-context-reads.js';
 import { migration024 } from './024-single-call-after.js';
+import { migration025 } from './025-queued-after-attempt.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -53,4 +54,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration022,
   migration023,
   migration024,
+  migration025,
 ];
