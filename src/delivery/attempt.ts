@@ -418,15 +418,34 @@ async function earlierNotifyStands(
     return undecidedAfterFailedConfirmation(deps, row, sent) ?? { settlement: answered(deps, sent) };
   } catch (err) {
     const failure = classifyFailure(err);
-    if (failure.classification !== 'permanent') return decide(deps, row, failure);
-    // Refused for good (the lookup's idempotent create names the office the row was refused for): the row
-    // dies for the reason found before the lookup, which says it may be in OpenCRVS all the same. The doubt
-    // stays recorded: a replay asks again first.
+    const forThisRow = failure.classification === 'permanent' || (await lookupRefusedForThisRow(deps, row, failure));
+    if (!forThisRow) return decide(deps, row, failure);
+    // Refused for good (the lookup's idempotent create names the office the row was refused for), or for
+    // this row alone: the row dies for the reason found before the lookup, which says it may be in OpenCRVS
+    // all the same. The doubt stays recorded: a dismissal says so, and a replay asks again first.
     if (dead.settlement.outcome !== 'dead') return undefined;
     const { error } = dead.settlement;
-    const message = `${error.message} (an earlier attempt may have been taken by OpenCRVS; asking it failed: ${failure.error.kind})`;
+    const office = failure.error.kind === 'unknown-office' ? `, office ${row.payload?.office ?? row.office}` : '';
+    const message = `${error.message} (an earlier attempt may have been taken by OpenCRVS; asking it failed: ${failure.error.kind}${office})`;
     return { ...dead, settlement: { outcome: 'dead', error: { ...error, message } } };
   }
+}
+
+/**
+ * An operator's error from the lookup of a row that dies all the same (earlierNotifyStands) that concerns
+ * that row, not every row: an office OpenCRVS does not know, which the lookup's create names (the row's),
+ * or a 403 for its event type (refusedForItsType). Held, the queue waited for good: every probe re-tries
+ * that row, which meets the same refusal, while rows to other offices wait. Refused credentials, a scope
+ * or the configuration concern every row: they hold the queue (decide).
+ */
+async function lookupRefusedForThisRow(
+  deps: AttemptDeps,
+  row: LedgerRow,
+  failure: ClassifiedFailure,
+): Promise<boolean> {
+  if (failure.classification !== 'operator') return false;
+  if (failure.error.kind === 'unknown-office') return true;
+  return (await refusedForItsType(deps, row, failure)) !== undefined;
 }
 
 /**

@@ -6,9 +6,17 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { createDeliveryWorker, type DeliveryWorker } from '../../src/delivery/index.js';
 import { sendRow } from '../../src/delivery/send.js';
-import { hashPayload, type RecordSkippedInput } from '../../src/ledger/index.js';
+import { dismissalNote, hashPayload, type RecordSkippedInput } from '../../src/ledger/index.js';
 import { createOpenCrvsClient, LocationResolver } from '../../src/opencrvs/index.js';
-import { birthEvent, clientSettings, fastDelivery, type TestBed, testBed, until } from './delivery-helpers.js';
+import {
+  birthEvent,
+  clientSettings,
+  fastDelivery,
+  otherOffice,
+  type TestBed,
+  testBed,
+  until,
+} from './delivery-helpers.js';
 
 const singleCall = { ...fastDelivery, mode: 'single-call' as const };
 
@@ -265,6 +273,75 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
     assert.equal(bed.ledger.recordEvent(corrected).row.requeues, 1);
     await until(w, () => settled(row.id));
 
+    const after = bed.ledger.get(row.id);
+    assert.equal(after?.state, 'delivered', `${after?.state}: ${after?.lastError?.message}`);
+    assert.equal((await acceptedNotifies()).length, 1);
+  });
+
+  it('the same, the office gone from OpenCRVS so that the lookup is refused for it: that row alone is dead, the queue goes on', async () => {
+    // OpenCRVS refuses the lookup's create for the office (unknown-office, an operator's error), which
+    // concerns this row, not the queue: held, births to other offices waited for good, the hold probe
+    // re-trying this row and meeting the same refusal.
+    const w = worker(fastDelivery, { locationNow: async () => 'another-facility' });
+    await bed.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['notify'], times: 1 } });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    await until(w, () => settledState(row.id) === 'failed');
+    await bed.sim.control.configure({
+      faults: { errorRate: 1, errorStatus: 400, operations: ['notify', 'create'], times: 2 },
+    });
+    await until(w, () => settled(row.id));
+    assert.equal(settledState(row.id), 'dead');
+
+    // OpenCRVS set up again without that office; births at another office keep coming.
+    await bed.sim.control.removeLocation(bed.office);
+    const open = otherOffice(bed.sim, bed.office);
+    const corrected = birthEvent(bed.office, 1, { 'child.dob': '2026-01-03' });
+    corrected.payload = { ...corrected.payload, facility: 'facility-as-mapped', facilityUnchecked: 'Location/7' };
+    corrected.payloadHash = hashPayload(corrected.payload);
+    assert.equal(bed.ledger.recordEvent(corrected).row.requeues, 1);
+    const others = [2, 3].map((i) => bed.ledger.recordEvent(birthEvent(open, i)).row);
+    await until(w, () => settled(row.id) && others.every((r) => settledState(r.id) === 'delivered'));
+
+    assert.equal(w.held(), undefined, 'the queue is not held');
+    const after = bed.ledger.get(row.id);
+    assert.equal(after?.state, 'dead');
+    assert.equal(after?.lastError?.kind, 'facility-changed', JSON.stringify(after?.lastError));
+    assert.match(
+      after?.lastError?.message ?? '',
+      /an earlier attempt may have been taken by OpenCRVS; asking it failed: unknown-office/,
+    );
+    // Dismissed, it says OpenCRVS may hold it; replayed, OpenCRVS is asked first.
+    assert.equal(bed.ledger.notifyMayStand(row.id), true);
+    assert.match(dismissalNote(after?.trackingId, bed.ledger.notifyMayStand(row.id)) ?? '', /nothing was withdrawn/);
+    await w.stop({ drainMs: 2000 });
+    assert.deepEqual(bed.ledger.replay([row.id]).requeued, [row.id]);
+    assert.equal((await acceptedNotifies()).length, 3, "births 2 and 3, and birth 1's first NOTIFY, nothing since");
+  });
+
+  it('the same, the lookup refused for every row (403 to the client): the queue is held, the row not dead', async () => {
+    const w = worker(fastDelivery, { locationNow: async () => 'another-facility' });
+    await bed.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['notify'], times: 1 } });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    await until(w, () => settledState(row.id) === 'failed');
+    await bed.sim.control.configure({
+      faults: { errorRate: 1, errorStatus: 400, operations: ['notify', 'create'], times: 2 },
+    });
+    await until(w, () => settled(row.id));
+    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 403, operations: ['create'], times: 1 } });
+    const corrected = birthEvent(bed.office, 1, { 'child.dob': '2026-01-03' });
+    corrected.payload = { ...corrected.payload, facility: 'facility-as-mapped', facilityUnchecked: 'Location/7' };
+    corrected.payloadHash = hashPayload(corrected.payload);
+    assert.equal(bed.ledger.recordEvent(corrected).row.requeues, 1);
+    // Held, then the probe's re-try of the row, the refusal gone: OpenCRVS holds the first NOTIFY, and says so.
+    await until(w, () => settled(row.id));
+    assert.deepEqual(
+      bed.ledger
+        .attempts(row.id)
+        .filter((a) => a.outcome === 'held')
+        .map((a) => [a.step, a.error?.kind]),
+      [['lookup', 'forbidden']],
+      'the refusal held the queue',
+    );
     const after = bed.ledger.get(row.id);
     assert.equal(after?.state, 'delivered', `${after?.state}: ${after?.lastError?.message}`);
     assert.equal((await acceptedNotifies()).length, 1);
