@@ -1,10 +1,13 @@
 // `opencrvs-bridge map --input FILE [--mapping FILE] [--config FILE] [--json]`: a dry run. Maps a FHIR
 // Bundle (or one resource, or an array of them), or DHIS2 tracker JSON (a tracked entity, a list response,
-// an event) with the dhis2 mappings, and prints the declaration and routing, or why not.
-// Exit 0: mapped or skipped; 1: invalid record; 2: usage, input or mapping load error.
+// an event) with the dhis2 mappings, and prints the declaration and routing, or why not. `--ref Type/id`
+// instead reads the record and its context from a configured source (map-ref.ts).
+// Exit 0: mapped or skipped; 1: invalid record; 2: usage, input (a --ref not read) or mapping load error.
 import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import type { BridgeConfig, SourceSettings } from '../config/types.js';
 import {
+  ContextReadError,
   type LoadMappingsOptions,
   loadMappings,
   MappingLoadError,
@@ -14,10 +17,14 @@ import {
   mappingOptionsFromConfig,
   sourceMappingOptions,
 } from '../mapping/index.js';
-import { configPath, LOCAL_ONLY, loadConfigOrReport } from './options.js';
+import { SourceCallError } from '../sources/shared/source-error.js';
+import { mapRef, RefError } from './map-ref.js';
+import { buildOrReport, configPath, LOCAL_ONLY, loadConfigOrReport } from './options.js';
+import { processLogger } from './runtime.js';
 
 interface MapCommandOptions {
   input?: string;
+  ref?: string;
   mapping?: string;
   config?: string;
   source?: string;
@@ -28,24 +35,31 @@ export function registerMap(program: Command): void {
   program
     .command('map')
     .description(
-      'Dry run: map a FHIR Bundle or DHIS2 tracker JSON to an OpenCRVS declaration and routing (nothing is sent).',
+      'Dry run: map a FHIR Bundle or DHIS2 tracker JSON, or with --ref a record read from a source, to an OpenCRVS declaration and routing (nothing is sent).',
     )
     .option(
       '--input <file>',
       'FHIR Bundle (any type), one resource or an array of them; or a DHIS2 tracked entity, list response or event',
     )
     .option(
+      '--ref <Type/id>',
+      'instead of --input: read this record (Patient/123; an Encounter maps its patient; DHIS2: TrackedEntity/<uid> or Event/<uid>) and its context live from the source of --config (--source when it has several), with its credentials and timeouts; nothing is sent, no ledger is opened',
+    )
+    .option(
       '--mapping <file>',
       "one mapping file, or a shipped mapping's name such as birth.fhir (default: the config's sources' mappings; without --config, every mapping in mappings/)",
     )
-    .option('--config <file>', 'configuration: routing, OpenCRVS country and version (default: $BRIDGE_CONFIG)')
+    .option(
+      '--config <file>',
+      'configuration: routing, OpenCRVS country and version, and for --ref the sources (default: $BRIDGE_CONFIG)',
+    )
     .option(
       '--source <id>',
-      "map as this source of the configuration does: its mappings and its timeZone (without it, the sources' zone when they agree, else UTC)",
+      "map as this source of the configuration does: its mappings and its timeZone (without it, the sources' zone when they agree, else UTC); with --ref, the source read",
     )
     .option(
       '--json',
-      'print one JSON object ({"status":"error",…} for a missing --input, an input it cannot read or recognise, a mapping that does not load or a configuration error); an unknown option or an option without its value prints nothing on standard output',
+      'print one JSON object ({"status":"error",…} for a missing --input, an input it cannot read or recognise, a --ref it cannot read, a mapping that does not load or a configuration error); an unknown option or an option without its value prints nothing on standard output',
     )
     .action((options: MapCommandOptions) => runMap(options));
 }
@@ -60,28 +74,44 @@ async function runMap(options: MapCommandOptions): Promise<void> {
     jsonError(message);
     process.exitCode = 2;
   };
-  if (!options.input) return usage('--input FILE is required');
+  if (options.input && options.ref) return usage('give --input FILE or --ref Type/id, not both');
+  if (!options.input && !options.ref) return usage('--input FILE (or --ref Type/id with a configuration) is required');
   let input: unknown;
-  try {
-    input = JSON.parse(readFileSync(options.input, 'utf8'));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return usage(`cannot read ${options.input}: ${code ? `file error ${code}` : 'not valid JSON'}`);
+  if (options.input) {
+    try {
+      input = JSON.parse(readFileSync(options.input, 'utf8'));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      return usage(`cannot read ${options.input}: ${code ? `file error ${code}` : 'not valid JSON'}`);
+    }
+  } else if (!configPath(options.config)) {
+    return usage('--ref needs a configuration (--config FILE or $BRIDGE_CONFIG): the source to read it from');
   }
   let loadOptions: LoadMappingsOptions = {};
+  let config: BridgeConfig | undefined;
+  let refSource: SourceSettings | undefined;
   if (configPath(options.config)) {
-    // Said on standard error as every command says it (exit 2), and as the JSON object with --json.
-    const config = loadConfigOrReport(options.config, jsonError, LOCAL_ONLY);
+    // Said on standard error as every command says it (exit 2), and as the JSON object with --json. --ref
+    // calls the source with its credentials; OpenCRVS is called by neither.
+    config = loadConfigOrReport(options.config, jsonError, options.ref ? 'sources' : LOCAL_ONLY);
     if (!config) return;
+    if (options.ref && !options.source && config.sources.length !== 1)
+      return usage(
+        config.sources.length === 0
+          ? '--ref: the configuration has no sources to read from'
+          : `--ref: say which source to read with --source (${config.sources.map((s) => s.id).join(', ')})`,
+      );
     // The mappings the config's sources use (a site's own files included), as serve would map with,
     // and the config's country, version and routing; or those of one source, in its zone.
-    if (options.source) {
+    if (options.source || options.ref) {
+      options.source ??= config.sources[0]?.id;
       const source = config.sources.find((s) => s.id === options.source);
       if (!source)
         return usage(
           `--source ${options.source}: no such source in the configuration (${config.sources.map((s) => s.id).join(', ') || 'none'})`,
         );
       loadOptions = sourceMappingOptions(config.opencrvs, config.routing, source);
+      if (options.ref) refSource = source;
     } else {
       loadOptions = mappingOptionsFromConfig(config);
       const zones = [...new Set(config.sources.map((s) => s.timeZone ?? 'UTC'))];
@@ -100,17 +130,35 @@ async function runMap(options: MapCommandOptions): Promise<void> {
     const file = existsSync(options.mapping) ? options.mapping : mappingFile(options.mapping, loadOptions.dir);
     loadOptions = { ...loadOptions, names: undefined, files: [file] };
   }
+  // Logs (a source's step-downs, retries) go to standard error: standard output is the answer. A bad
+  // LOG_LEVEL is a configuration error, as for sync.
+  const logger = refSource && buildOrReport(() => processLogger(config, { toStderr: true }), jsonError);
+  if (refSource && !logger) return;
   let result: MapResult;
   try {
-    result = await mapInput(loadMappings(loadOptions), input);
+    const set = loadMappings(loadOptions);
+    if (options.ref && refSource && logger) result = await mapRef(set, refSource, options.ref, logger);
+    else result = await mapInput(set, input);
   } catch (err) {
     if (err instanceof MappingLoadError) return usage(`mapping does not load: ${err.message}`);
     if (err instanceof Error && /neither a FHIR resource|^DHIS2 input:/.test(err.message))
       return usage(`${options.input}: ${err.message}`);
+    if (err instanceof RefError) return usage(err.message);
+    // The call and its status, not the record's id: what failed to be read is named by its place.
+    if (err instanceof ContextReadError)
+      return usage(
+        `--ref: source ${refSource?.id} could not be read (${err.ofSubject ? 'the record' : `context '${err.item}'`}): ${messageOf(err.cause)}`,
+      );
+    if (err instanceof SourceCallError)
+      return usage(`--ref: source ${refSource?.id} could not be read: ${err.message}`);
     throw err;
   }
   console.log(options.json ? JSON.stringify(jsonView(result)) : report(result));
   process.exitCode = result.status === 'invalid' ? 1 : 0;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function jsonView(result: MapResult): Record<string, unknown> {

@@ -1,8 +1,16 @@
-// `map --input`: every subject in a bundle against every mapping; one result for a person to read.
+// `map --input`: every subject in a bundle against every mapping; one result for a person to read. `map --ref`
+// picks its result the same way (mapCandidates) from a record read live.
 import { dhis2InputFetcher } from './dhis2-input.js';
 import { bundleFetcher, normalizeReference } from './fetcher.js';
 import type { MappingSet } from './set.js';
-import { asJson, type MapOptions, type MappedResult, type MapResult, type Resource } from './types.js';
+import {
+  asJson,
+  type MapOptions,
+  type MappedResult,
+  type MapResult,
+  type Resource,
+  type ResourceFetcher,
+} from './types.js';
 
 /** Subjects of documents first (they say who the record is about), then the others in input order. */
 function candidates(resources: Resource[], type: string): string[] {
@@ -20,6 +28,12 @@ function candidates(resources: Resource[], type: string): string[] {
   return [...new Set(refs)];
 }
 
+/** A subject to try with one mapping. */
+export interface Candidate {
+  mappingId: string;
+  subjectRef: string;
+}
+
 export async function mapInput(set: MappingSet, input: unknown, options: MapOptions = {}): Promise<MapResult> {
   // DHIS2 tracker JSON goes to the dhis2 mappings, anything else is read as FHIR.
   const dhis2 = dhis2InputFetcher(input);
@@ -27,19 +41,39 @@ export async function mapInput(set: MappingSet, input: unknown, options: MapOpti
   const kind = dhis2 ? 'dhis2' : 'fhir';
   const mappings = set.mappings.filter((m) => m.source === kind);
   if (mappings.length === 0) return { status: 'skipped', reason: `no ${kind} mapping loaded for this ${kind} input` };
+  const tried = mappings.flatMap((mapping) =>
+    candidates(fetcher.resources, mapping.subjectType).map((subjectRef) => ({ mappingId: mapping.id, subjectRef })),
+  );
+  const types = [...new Set(mappings.map((m) => m.subjectType))].join(' or ');
+  return (await mapCandidates(set, tried, fetcher, options, `no ${types} in the input`)).result;
+}
+
+/**
+ * Maps each candidate and gives the result a person should see: the first that maps (with warnings naming
+ * the others), else the first invalid, exclusion or the mappings' reasons not to map; `none` when there is
+ * no candidate. `noEvidence`: nothing mapped, and every candidate was simply no event of its mapping's type.
+ */
+export async function mapCandidates(
+  set: MappingSet,
+  tried: readonly Candidate[],
+  fetcher: ResourceFetcher,
+  options: MapOptions,
+  none: string,
+): Promise<{ result: MapResult; noEvidence: boolean }> {
   const mapped: MappedResult[] = [];
   let invalid: MapResult | undefined;
   let excluded: MapResult | undefined;
+  let noEvidence = tried.length > 0;
   // The first non-match of each mapping: a dry run on a birth must not answer only "no death evidence".
   const others = new Map<string, MapResult>();
-  for (const mapping of mappings) {
-    for (const subjectRef of candidates(fetcher.resources, mapping.subjectType)) {
-      const { result, excluded: isExcluded } = await set.mapSubjectDetailed(mapping.id, subjectRef, fetcher, options);
-      if (result.status === 'mapped') mapped.push(result);
-      else if (result.status === 'invalid') invalid ??= result;
-      else if (isExcluded) excluded ??= result;
-      else if (!others.has(mapping.id)) others.set(mapping.id, result);
-    }
+  for (const { mappingId, subjectRef } of tried) {
+    const evaluated = await set.mapSubjectDetailed(mappingId, subjectRef, fetcher, options);
+    const { result } = evaluated;
+    if (!evaluated.noEvidence) noEvidence = false;
+    if (result.status === 'mapped') mapped.push(result);
+    else if (result.status === 'invalid') invalid ??= result;
+    else if (evaluated.excluded) excluded ??= result;
+    else if (!others.has(mappingId)) others.set(mappingId, result);
   }
   const best = mapped[0];
   if (best) {
@@ -53,12 +87,10 @@ export async function mapInput(set: MappingSet, input: unknown, options: MapOpti
     const sameMapping = mapped.filter((m) => m.mappingId === best.mappingId).length;
     if (sameMapping > 1)
       warnings.push(`${sameMapping} subjects in this input map with ${best.mappingId}; shown: the first`);
-    return { ...best, warnings };
+    return { result: { ...best, warnings }, noEvidence: false };
   }
-  const types = [...new Set(mappings.map((m) => m.subjectType))].join(' or ');
-  return (
-    invalid ?? excluded ?? combined([...others.values()]) ?? { status: 'skipped', reason: `no ${types} in the input` }
-  );
+  const result = invalid ?? excluded ?? combined([...others.values()]) ?? { status: 'skipped', reason: none };
+  return { result, noEvidence };
 }
 
 /** One skipped result naming every mapping's reason (the first result's subject and mapping). */

@@ -1,0 +1,120 @@
+// `map --ref Type/id`: the dry run on one record read live from a configured source, with the context its
+// mappings read, through the source's own client and fetcher (its auth, timeouts and the same bounded
+// reads as a poll). Nothing is sent, and no ledger is opened.
+import type { SourceSettings } from '../config/types.js';
+import {
+  type Candidate,
+  type MappingSet,
+  type MapResult,
+  mapCandidates,
+  type Resource,
+  type ResourceFetcher,
+  trackedEntityResource,
+} from '../mapping/index.js';
+import type { Logger } from '../observability/logger.js';
+import { isDhis2Uid } from '../sources/dhis2/client.js';
+import { Dhis2Fetcher } from '../sources/dhis2/fetcher.js';
+import { Dhis2Client, dhis2SettingsOf } from '../sources/dhis2/index.js';
+import { CachingFetcher } from '../sources/fhir/fetcher.js';
+import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
+import { isFhirId, isResourceType } from '../sources/fhir/notification.js';
+
+/** What `--ref` names that the command cannot map: said as a usage or input error (exit 2). */
+export class RefError extends Error {}
+
+/** The `--ref` forms a DHIS2 source takes. */
+const DHIS2_TYPES = ['TrackedEntity', 'Event'];
+
+/**
+ * Reads `ref` from `source` with its context and maps it as the source's pipeline would (the mappings of
+ * `set`, no OpenCRVS lookups: routing as the configuration gives it, as `map --input`). A ref that is no
+ * record, or one the source does not have, is a RefError; a source that fails to answer throws its own
+ * error (its message names the call and status, never the record).
+ */
+export async function mapRef(set: MappingSet, source: SourceSettings, ref: string, logger: Logger): Promise<MapResult> {
+  const slash = ref.indexOf('/');
+  const type = ref.slice(0, slash);
+  const id = ref.slice(slash + 1);
+  if (slash <= 0 || id === '' || id.includes('/'))
+    throw new RefError(
+      `--ref takes a record as Type/id (Patient/123${source.kind === 'dhis2' ? ', TrackedEntity/<uid>' : ''})`,
+    );
+  return source.kind === 'dhis2'
+    ? mapDhis2Ref(set, source, type, id, logger)
+    : mapFhirRef(set, source, type, id, logger);
+}
+
+async function mapFhirRef(
+  set: MappingSet,
+  source: SourceSettings,
+  type: string,
+  id: string,
+  logger: Logger,
+): Promise<MapResult> {
+  if (!isResourceType(type)) throw new RefError(`--ref: ${type} is not a FHIR R4 resource type`);
+  if (!isFhirId(id)) throw new RefError('--ref: the id is not a FHIR id (letters, digits, - and ., at most 64)');
+  const mappings = set.mappings.filter((m) => m.source === 'fhir');
+  if (mappings.length === 0) throw new RefError(`no fhir mapping loaded for source ${source.id}`);
+  const client = new FhirSourceClient(source, { logger });
+  try {
+    const fetcher = new CachingFetcher(client);
+    const resource = await fetcher.read(type, id);
+    if (!resource) throw notFound(source, type);
+    // The record itself when it is a mapping's subject; else the subjects it is about, as a poll that
+    // found it changed evaluates them (an Encounter: its Patient).
+    const subjects: Candidate[] = mappings
+      .filter((m) => m.subjectType === type)
+      .map((m) => ({ mappingId: m.id, subjectRef: `${type}/${resource.id ?? id}` }));
+    if (subjects.length === 0)
+      subjects.push(...set.subjectsFor(resource).filter((s) => mappings.some((m) => m.id === s.mappingId)));
+    const types = [...new Set(mappings.map((m) => m.subjectType))].join(' or ');
+    return (await mapCandidates(set, subjects, fetcher, {}, `the ${type} is about no ${types} the mappings read`))
+      .result;
+  } finally {
+    client.close();
+  }
+}
+
+async function mapDhis2Ref(
+  set: MappingSet,
+  source: SourceSettings,
+  type: string,
+  uid: string,
+  logger: Logger,
+): Promise<MapResult> {
+  if (!DHIS2_TYPES.includes(type))
+    throw new RefError(`--ref: a DHIS2 source takes TrackedEntity/<uid> or Event/<uid>, not ${type}`);
+  if (!isDhis2Uid(uid)) throw new RefError('--ref: not a DHIS2 uid (11 letters and digits, a letter first)');
+  const mappings = set.mappings.filter((m) => m.source === 'dhis2');
+  if (mappings.length === 0) throw new RefError(`no dhis2 mapping loaded for source ${source.id}`);
+  const dhis2 = dhis2SettingsOf(source);
+  const client = new Dhis2Client(source, { logger });
+  try {
+    let entityUid = uid;
+    if (type === 'Event') {
+      // An event is mapped as part of its tracked entity, as the poller reads it.
+      const event = await client.event(uid);
+      if (!event) throw notFound(source, type);
+      if (!event.trackedEntity || !isDhis2Uid(event.trackedEntity))
+        throw new RefError(`--ref: the Event names no tracked entity (a program without registration?)`);
+      entityUid = event.trackedEntity;
+    }
+    // In the programme and with the fields the poller lists them with.
+    const entity = await client.trackedEntity(entityUid, { program: dhis2.program, fields: dhis2.fields });
+    const resource: Resource | undefined = entity ? trackedEntityResource(entity) : undefined;
+    if (!resource) throw notFound(source, 'TrackedEntity', ` in program ${dhis2.program}`);
+    const fetcher: ResourceFetcher & { prime(r: Resource[]): void } = new Dhis2Fetcher(client, dhis2.fields);
+    fetcher.prime([resource]);
+    const subjects = mappings
+      .filter((m) => m.subjectType === 'TrackedEntity')
+      .map((m) => ({ mappingId: m.id, subjectRef: `TrackedEntity/${resource.id}` }));
+    return (await mapCandidates(set, subjects, fetcher, {}, 'no mapping reads a TrackedEntity')).result;
+  } finally {
+    client.close();
+  }
+}
+
+/** The id is not repeated: the person typed it, and the message may end up in a log. */
+function notFound(source: SourceSettings, type: string, where = ''): RefError {
+  return new RefError(`--ref: source ${source.id} has no such ${type}${where} (not found, or deleted)`);
+}
