@@ -8,10 +8,10 @@ import type { Command } from 'commander';
 import type { BridgeConfig, SourceSettings } from '../config/types.js';
 import {
   ContextReadError,
+  type DryRunResult,
   type LoadMappingsOptions,
   loadMappings,
   MappingLoadError,
-  type MapResult,
   mapInput,
   mappingFile,
   mappingOptionsFromConfig,
@@ -134,7 +134,7 @@ async function runMap(options: MapCommandOptions): Promise<void> {
   // LOG_LEVEL is a configuration error, as for sync.
   const logger = refSource && buildOrReport(() => processLogger(config, { toStderr: true }), jsonError);
   if (refSource && !logger) return;
-  let result: MapResult;
+  let result: DryRunResult;
   try {
     const set = loadMappings(loadOptions);
     if (options.ref && refSource && logger) result = await mapRef(set, refSource, options.ref, logger);
@@ -161,7 +161,7 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function jsonView(result: MapResult): Record<string, unknown> {
+function jsonView(result: DryRunResult): Record<string, unknown> {
   switch (result.status) {
     case 'mapped':
       return {
@@ -175,7 +175,13 @@ function jsonView(result: MapResult): Record<string, unknown> {
         warnings: result.warnings,
       };
     case 'skipped':
-      return { status: 'skipped', reason: result.reason, mappingId: result.mappingId, subjectRef: result.subjectRef };
+      return {
+        status: 'skipped',
+        reason: result.reason,
+        mappingId: result.mappingId,
+        subjectRef: result.subjectRef,
+        ...(result.hint ? { hint: result.hint } : {}),
+      };
     case 'invalid':
       return {
         status: 'invalid',
@@ -187,10 +193,11 @@ function jsonView(result: MapResult): Record<string, unknown> {
   }
 }
 
-function report(result: MapResult): string {
+function report(result: DryRunResult): string {
   const lines: string[] = [];
   if (result.status === 'skipped') {
     lines.push(`SKIPPED${result.mappingId ? ` (${result.mappingId}, ${result.subjectRef})` : ''}: ${result.reason}`);
+    if (result.hint) lines.push(`  hint: ${result.hint}`);
   } else if (result.status === 'invalid') {
     lines.push(`INVALID ${result.eventType} (${result.mappingId}, ${result.subjectRef}): nothing would be sent`);
     for (const e of result.errors) lines.push(`  ${e.field}: ${e.message}`);

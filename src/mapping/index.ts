@@ -9,7 +9,7 @@ export {
   mappingOptionsFromConfig,
   sourceMappingOptions,
 } from './load.js';
-export { type Candidate, mapCandidates, mapInput } from './map-input.js';
+export { type Candidate, type DryRunResult, mapCandidates, mapInput } from './map-input.js';
 export { type BatchableSearch, batchableSearches, splitByReference } from './prefetch.js';
 export { MappingSet, mapSubject } from './set.js';
 export type {

@@ -28,13 +28,19 @@ function candidates(resources: Resource[], type: string): string[] {
   return [...new Set(refs)];
 }
 
+/**
+ * `map`'s answer: a mapping result, and for a skip, what the person running it should know about the input
+ * (`hint`): a lone subject holds none of the context its mappings read.
+ */
+export type DryRunResult = MapResult & { hint?: string };
+
 /** A subject to try with one mapping. */
 export interface Candidate {
   mappingId: string;
   subjectRef: string;
 }
 
-export async function mapInput(set: MappingSet, input: unknown, options: MapOptions = {}): Promise<MapResult> {
+export async function mapInput(set: MappingSet, input: unknown, options: MapOptions = {}): Promise<DryRunResult> {
   // DHIS2 tracker JSON goes to the dhis2 mappings, anything else is read as FHIR.
   const dhis2 = dhis2InputFetcher(input);
   const fetcher = dhis2 ?? bundleFetcher(input);
@@ -45,7 +51,21 @@ export async function mapInput(set: MappingSet, input: unknown, options: MapOpti
     candidates(fetcher.resources, mapping.subjectType).map((subjectRef) => ({ mappingId: mapping.id, subjectRef })),
   );
   const types = [...new Set(mappings.map((m) => m.subjectType))].join(' or ');
-  return (await mapCandidates(set, tried, fetcher, options, `no ${types} in the input`)).result;
+  const { result, noEvidence } = await mapCandidates(set, tried, fetcher, options, `no ${types} in the input`);
+  // A FHIR subject alone (the child's Patient, exported on its own): its mappings' evidence is in records
+  // that point to it (encounters, observations, a mother's RelatedPerson), none of which the input holds.
+  const [only] = fetcher.resources;
+  if (kind === 'fhir' && noEvidence && only && fetcher.resources.length === 1 && tried.length > 0)
+    return { ...result, hint: loneSubjectHint(only.resourceType) };
+  return result;
+}
+
+function loneSubjectHint(type: string): string {
+  return (
+    `the input holds only the ${type}, not the records the mappings find the event in (its encounters, ` +
+    'observations, related persons, documents): give a Bundle with them (docs/mappings.md, "The dry run"), ' +
+    `or read the record with its context from the source: map --ref ${type}/<id> --config FILE`
+  );
 }
 
 /**

@@ -60,6 +60,29 @@ describe('opencrvs-bridge map', () => {
     assert.match(out.reason, /fetal death/);
   });
 
+  it('says, when a lone patient shows no event, that the input lacks its context and how to give it', () => {
+    const child = fileURLToPath(
+      new URL('../../examples/demo/fhir/Patient-patient-child-babyg-quinn.json', import.meta.url),
+    );
+    const r = run(['map', '--input', child, '--config', config, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.status, 'skipped');
+    assert.match(out.reason, /no birth evidence/);
+    assert.match(out.hint, /^the input holds only the Patient, not the records the mappings find the event in/);
+    assert.match(out.hint, /give a Bundle with them .*map --ref Patient\/<id> --config FILE$/);
+    const plain = run(['map', '--input', child, '--config', config]);
+    assert.match(plain.stdout, /^SKIPPED .*\n {2}hint: the input holds only the Patient/);
+    // A bundle that holds the context and still shows no event gets no such hint.
+    const fetal = run([
+      'map',
+      '--input',
+      fixture('fhir/bfdr/Bundle-bundle-provider-fetal-death-not-named.json'),
+      '--json',
+    ]);
+    assert.equal(JSON.parse(fetal.stdout).hint, undefined);
+  });
+
   it('uses only the mapping given with --mapping', () => {
     const synthea = fixture('fhir/synthea/Garrett_Thompson_5a72e290-8102-4c8a-84f7-f838387508b2.json');
     const birth = fileURLToPath(new URL('../../mappings/birth.fhir.yaml', import.meta.url));
