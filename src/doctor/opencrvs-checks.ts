@@ -3,7 +3,7 @@
 import type { BridgeConfig } from '../config/types.js';
 import { type OpenCrvsClient, OpenCrvsError } from '../opencrvs/index.js';
 import { LocationResolver } from '../opencrvs/locations.js';
-import { missingGrants } from '../opencrvs/scopes.js';
+import { missingGrants, scopeFormat } from '../opencrvs/scopes.js';
 import { displayUrl } from './source-checks.js';
 import { type CheckResult, fail, ok, skip, warn } from './types.js';
 
@@ -37,7 +37,17 @@ export async function checkToken(
       ? fail('opencrvs token', `${from} has expired`)
       : ok('opencrvs token', `obtained ${from}${left}`),
   ];
-  if (eventTypes.length === 0) {
+  // Read in the configured version's format, another version's scopes are named as missing (or, 2.0's read
+  // by 1.9, as granted) and the routing check then blames eventsUrl: the version is what to fix.
+  const format = scopeFormat(scopes);
+  if (format && format !== version) {
+    results.push(
+      fail(
+        'opencrvs scopes',
+        `the token's scopes are in OpenCRVS v${format} format: set opencrvs.version: '${format}' (it is '${version}')`,
+      ),
+    );
+  } else if (eventTypes.length === 0) {
     results.push(skip('opencrvs scopes', 'no mapping loaded, so no event type to check'));
   } else {
     const missing = missingGrants(scopes, version, eventTypes);
@@ -109,12 +119,13 @@ export async function checkRouting(config: BridgeConfig, client: OpenCrvsClient)
       if (outcome.status === 'fulfilled' || !item) continue;
       const err: unknown = outcome.reason;
       // The lookup itself is wrong, not the reference: one line naming the setting, not one per route.
-      // An error that says itself what to set (its hint) gets no guess of ours beside it.
+      // An error that says itself what to set (its hint) gets no guess of ours beside it, but for a 404's
+      // (the client's: eventsUrl, or the server's version) said here with the URL configured.
       if (err instanceof OpenCrvsError && err.kind === 'config') {
-        const guess = err.hint
-          ? ''
-          : `: is opencrvs.eventsUrl (${config.opencrvs.eventsUrl}) the events API, ending in /api/events (register host) or /events (gateway)?`;
-        return [fail('routing', `location lookups fail (${err.message})${guess}`)];
+        if (err.hint && err.status !== 404) return [fail('routing', `location lookups fail (${err.message})`)];
+        const said = err.hint ? `${err.operation ?? 'listLocations'}: HTTP 404: ${err.opencrvsMessage}` : err.message;
+        const guess = `is opencrvs.eventsUrl (${config.opencrvs.eventsUrl}) the events API, ending in /api/events (register host) or /events (gateway), and opencrvs.version ('${config.opencrvs.version}') the server's?`;
+        return [fail('routing', `location lookups fail (${said}): ${guess}`)];
       }
       const why =
         err instanceof OpenCrvsError && err.kind === 'unknown-office'

@@ -148,7 +148,30 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
     return { event: eventOf(operation, response), subject: token.subject };
   }
 
+  /**
+   * A 404 to a location lookup is a wrong URL, or the other version's server: 1.9 asks the gateway's v1
+   * location API, which 2.0 has not, and 2.0 the events API's /locations, which 1.9 has not. Said once
+   * here, so serve, sync and doctor name both settings rather than a bare `HTTP 404`.
+   */
   async function listLocations(query: LocationQuery = {}, options: CallOptions = {}): Promise<Location[]> {
+    try {
+      return await lookUpLocations(query, options);
+    } catch (err) {
+      if (!(err instanceof OpenCrvsError) || err.status !== 404 || err.kind !== 'config' || err.hint) throw err;
+      throw new OpenCrvsError({
+        kind: err.kind,
+        classification: err.classification,
+        message: err.opencrvsMessage,
+        status: err.status,
+        body: err.body,
+        operation: err.operation,
+        cause: err.cause,
+        hint: `is opencrvs.eventsUrl the events API, ending in /api/events (register host) or /events (gateway), and opencrvs.version ('${version}') the server's?`,
+      });
+    }
+  }
+
+  async function lookUpLocations(query: LocationQuery, options: CallOptions): Promise<Location[]> {
     if (version === '1.9') {
       const url = fhirLocationsUrl(settings, query.locationType);
       const { response } = await call('listLocations', 'GET', url, undefined, options.signal);

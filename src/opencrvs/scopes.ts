@@ -26,6 +26,21 @@ export function parseScope(scope: string, version: OpenCrvsVersion): ParsedScope
   return event === null ? { type: match[1] } : { type: match[1], events: event.split('|').filter(Boolean) };
 }
 
+/**
+ * The version whose format the token's create and notify grants are written in, when they are all of one:
+ * a token of another version than opencrvs.version says is read wrong (a 2.0 scope is no 1.9 grant, and a
+ * 1.9 one no 2.0 grant), and the fix is that setting, not the client's grants. Only those grants are
+ * looked at: other scopes (`notification-api`, a user scope) say nothing of the format the bridge reads.
+ * Undefined when there are none, or some of each.
+ */
+export function scopeFormat(scopes: string[]): OpenCrvsVersion | undefined {
+  const v20 = scopes.some((scope) => GRANTS.has(new URLSearchParams(scope).get('type') ?? ''));
+  const v19 = scopes.some((scope) => /^record\.(?:create|notify)(?:\[.*\])?$/.test(scope));
+  return v20 === v19 ? undefined : v20 ? '2.0' : '1.9';
+}
+
+const GRANTS = new Set(['record.create', 'record.notify']);
+
 export function allows(scopes: string[], version: OpenCrvsVersion, type: string, eventType: string): boolean {
   return scopes.some((scope) => {
     const parsed = parseScope(scope, version);

@@ -126,6 +126,22 @@ describe('opencrvs-bridge sync --once', () => {
     assert.match(result.stdout, /\nresult: [^\n]*a source could not be polled\n/);
   });
 
+  it('names opencrvs.version when the location lookup 404s, as a server of the other version answers', async () => {
+    const other = join(s.dir, 'other-version.yaml');
+    const object = s.configObject();
+    const opencrvs = object.opencrvs as Record<string, unknown>;
+    writeFileSync(
+      other,
+      stringify({ ...object, opencrvs: { ...opencrvs, version: '1.9' }, store: { path: join(s.dir, 'other.db') } }),
+    );
+    const result = await runCli(['sync', '--once', '--config', other]);
+    assert.equal(result.code, 1, result.stderr || result.stdout);
+    assert.match(
+      result.stderr,
+      /^sync failed: listLocations: HTTP 404: [^\n]*: is opencrvs\.eventsUrl the events API, [^\n]*, and opencrvs\.version \('1\.9'\) the server's\?\n/,
+    );
+  });
+
   /** Rows of the pass's ledger in `state` (read beside the running process: WAL allows it). */
   function rowsIn(state: string, file = 'bridge.db'): number {
     const db = new Database(join(s.dir, file), { readonly: true, fileMustExist: true });

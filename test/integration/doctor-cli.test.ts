@@ -332,6 +332,60 @@ describe('doctor checks', () => {
     );
   });
 
+  it("names opencrvs.version when the server is the other version (its scopes' format, its location 404)", async () => {
+    // 1.9 configured against this 2.0 server: its scopes once read as granted, and the routing line blamed eventsUrl.
+    const as19 = configObject({});
+    const report19 = await runDoctor({
+      file: writeConfig({ ...as19, opencrvs: { ...as19.opencrvs, version: '1.9' } }),
+      env: {},
+    });
+    const failed19 = failing(report19);
+    assert.deepEqual(
+      failed19.map((c) => c.name),
+      ['opencrvs scopes', 'routing'],
+      formatReport(report19),
+    );
+    assert.equal(
+      failed19[0]?.detail,
+      "the token's scopes are in OpenCRVS v2.0 format: set opencrvs.version: '2.0' (it is '1.9')",
+    );
+    assert.match(
+      failed19[1]?.detail ?? '',
+      /^location lookups fail \(listLocations: HTTP 404: [^)]*\): is opencrvs\.eventsUrl \(http:[^)]*\/api\/events\) the events API, .*, and opencrvs\.version \('1\.9'\) the server's\?$/,
+    );
+
+    // 2.0 configured against a 1.9 server: the grants were named as missing "in v2.0 format".
+    const v19 = await startOpenCrvsSimulator({ port: 0, version: '1.9' });
+    try {
+      const config = {
+        ...configObject({}),
+        opencrvs: {
+          tokenUrl: v19.tokenUrl,
+          eventsUrl: v19.eventsUrl,
+          clientId: v19.clientId,
+          clientSecret: v19.clientSecret,
+        },
+      };
+      const report = await runDoctor({ file: writeConfig(config), env: {} });
+      const failed = failing(report);
+      assert.deepEqual(
+        failed.map((c) => c.name),
+        ['opencrvs scopes', 'routing'],
+        formatReport(report),
+      );
+      assert.equal(
+        failed[0]?.detail,
+        "the token's scopes are in OpenCRVS v1.9 format: set opencrvs.version: '1.9' (it is '2.0')",
+      );
+      assert.match(
+        failed[1]?.detail ?? '',
+        /^location lookups fail \(listLocations: HTTP 404: [^)]*\): is opencrvs\.eventsUrl \(http:[^)]*\/api\/events\) the events API, .*, and opencrvs\.version \('2\.0'\) the server's\?$/,
+      );
+    } finally {
+      await v19.close();
+    }
+  });
+
   it("checks that the server's Subscriptions notify the receiver, for every watched type", async () => {
     const sources = [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, subscription: { secret: 'sub-secret-0001' } }];
     const file = writeConfig(configObject({ sources }));

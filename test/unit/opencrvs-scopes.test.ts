@@ -7,7 +7,7 @@ import {
   lacksInstanceHistory,
   summarizeCapabilities,
 } from '../../src/doctor/fhir-capability.js';
-import { missingGrants } from '../../src/opencrvs/scopes.js';
+import { missingGrants, scopeFormat } from '../../src/opencrvs/scopes.js';
 
 describe('missingGrants', () => {
   it('accepts v2.0 scopes that list the event types', () => {
@@ -37,6 +37,19 @@ describe('missingGrants', () => {
     assert.deepEqual(missingGrants(['type=record.read&event=birth', 'type=record.notify'], '2.0', ['birth']), [
       'record.create for birth',
     ]);
+  });
+});
+
+describe('scopeFormat', () => {
+  it("tells the version whose format a token's create and notify grants are in", () => {
+    assert.equal(scopeFormat(['type=record.create&event=birth', 'type=record.notify']), '2.0');
+    assert.equal(scopeFormat(['notification-api', 'record.create[event=birth|death]', 'record.notify']), '1.9');
+  });
+
+  it('claims no version from other scopes, from none, or from grants of both formats', () => {
+    assert.equal(scopeFormat(['notification-api', 'type=record.read&event=birth']), undefined);
+    assert.equal(scopeFormat([]), undefined);
+    assert.equal(scopeFormat(['type=record.create', 'record.notify[event=birth]']), undefined);
   });
 });
 
