@@ -26,9 +26,10 @@ export function loadConfigOrReport(
 }
 
 /**
- * The secret files read by a command that calls neither OpenCRVS nor a source (ledger, write-backs,
- * dismiss, map): none. During a rotation incident (an empty or unreadable secret file) these are the
- * commands that tell what is happening; serve, sync, replay and doctor still refuse such a file.
+ * The secrets read by a command that calls neither OpenCRVS nor a source (ledger, write-backs, dismiss,
+ * map): none. During a rotation incident (an empty or unreadable secret file), or in a shell where a
+ * secret's `${NAME}` is not set, these are the commands that tell what is happening; serve, sync and
+ * replay still refuse either, and doctor fails its config check.
  */
 export const LOCAL_ONLY: SecretFileReading = 'none';
 

@@ -1,4 +1,5 @@
 import { ConfigError } from './errors.js';
+import { secretLeftUnset } from './secret-files.js';
 import type { AdminSettings, HttpSettings } from './types.js';
 
 /** The shortest admin token taken (the schema says the same of `admin.token` as written). */
@@ -12,12 +13,17 @@ const PLACEHOLDER = /change[-_ ]?me/i;
 
 /**
  * Whether the configuration turns the admin page on: it gives an admin token, inline, from ${ENV} or as
- * `tokenFile`. A load that reads no secret files (LoadConfigOptions.secretFiles: `ledger`, doctor when a
- * secret file fails) leaves `tokenFile` unread and `token` unset, and the page serve runs is on all the
- * same. As load.ts's secretGiven, with a blank token (refused by the loader) counted as none.
+ * `tokenFile`. A load that reads no secrets (LoadConfigOptions.secretFiles: `ledger`, doctor when a
+ * secret fails) leaves `tokenFile` unread, or a `${NAME}` not set out, and `token` unset, and the page
+ * serve runs is on all the same. As load.ts's secretGiven, with a blank token (refused by the loader)
+ * counted as none.
  */
 export function adminPageOn(admin: AdminSettings): boolean {
-  return Boolean(admin.token?.trim()) || typeof Reflect.get(admin, 'tokenFile') === 'string';
+  return (
+    Boolean(admin.token?.trim()) ||
+    typeof Reflect.get(admin, 'tokenFile') === 'string' ||
+    secretLeftUnset(admin, 'token')
+  );
 }
 
 /** The admin settings, checked once the schema has passed. */

@@ -8,7 +8,7 @@ import { checkAdmin } from './admin.js';
 import { ConfigError } from './errors.js';
 import { defaultMappings, isMappingPath, packagePaths, shippedMappingFile } from './paths.js';
 import { atPointer, createAjv, describeAjvError, pointerParts, pointerToPath, readProfileJson } from './schema.js';
-import { fileSignature, rememberSecretFile } from './secret-files.js';
+import { fileSignature, rememberSecretFile, rememberUnsetSecret, secretLeftUnset } from './secret-files.js';
 import type { BridgeConfig, PollSettings, SourceSettings } from './types.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -80,9 +80,11 @@ const WHOLE_ENV_REFERENCE = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
 type EnvOrigins = Map<string, string[]>;
 
 /**
- * Replaces `${NAME}` in every string with the environment value; an unset name is an error. The key
- * paths of values that were one whole reference go into `whole` (see validateSchema), and the names
- * each value used into `origins`.
+ * Replaces `${NAME}` in every string with the environment value; an unset name is an error, but in a
+ * secret key the command does not read (`reading`, as for a `…File`) the key is left out and remembered
+ * as given (rememberUnsetSecret): a read-only command still answers while the secret's variable is missing.
+ * The key paths of values that were one whole reference go into `whole` (see validateSchema), and the
+ * names each value used into `origins`.
  */
 function interpolate(
   value: unknown,
@@ -91,6 +93,7 @@ function interpolate(
   file: string | undefined,
   whole: Set<string>,
   origins: EnvOrigins,
+  reading: SecretFileReading,
 ): unknown {
   if (typeof value === 'string') {
     if (WHOLE_ENV_REFERENCE.test(value)) whole.add(path);
@@ -103,14 +106,24 @@ function interpolate(
     });
   }
   if (Array.isArray(value))
-    return value.map((item, i) => interpolate(item, env, `${path}[${i}]`, file, whole, origins));
+    return value.map((item, i) => interpolate(item, env, `${path}[${i}]`, file, whole, origins, reading));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value))
-      out[k] = interpolate(v, env, path ? `${path}.${k}` : k, file, whole, origins);
+    for (const [k, v] of Object.entries(value)) {
+      const at = path ? `${path}.${k}` : k;
+      if (SECRET_KEYS.has(k) && typeof v === 'string' && !readsSecretFile(reading, at) && namesUnsetVariable(v, env)) {
+        rememberUnsetSecret(out, k);
+        continue;
+      }
+      out[k] = interpolate(v, env, at, file, whole, origins, reading);
+    }
     return out;
   }
   return value;
+}
+
+function namesUnsetVariable(value: string, env: Env): boolean {
+  return [...value.matchAll(ENV_REFERENCE)].some((m) => env[m[1] ?? ''] === undefined);
 }
 
 /**
@@ -126,10 +139,10 @@ function envOrigin(origins: EnvOrigins, path: string, value: unknown): string {
     : ` (it comes from the environment variable ${names[0]})`;
 }
 
-/** Which `…File` secrets a command reads (LoadConfigOptions.secretFiles). */
+/** Which secrets a command reads, from a `…File` or a `${NAME}` (LoadConfigOptions.secretFiles). */
 export type SecretFileReading = 'all' | 'sources' | 'none';
 
-/** Whether the `…File` key at `keyPath` is read under `reading`. */
+/** Whether the secret (or its `…File` key) at `keyPath` is read under `reading`. */
 function readsSecretFile(reading: SecretFileReading, keyPath: string): boolean {
   return reading === 'all' || (reading === 'sources' && keyPath.startsWith('sources['));
 }
@@ -139,7 +152,11 @@ function readsSecretFile(reading: SecretFileReading, keyPath: string): boolean {
  * use it (LoadConfigOptions.secretFiles). Read, a `…File` key is gone, so this is the value alone then.
  */
 function secretGiven(owner: object, key: string): boolean {
-  return Boolean(Reflect.get(owner, key)) || typeof Reflect.get(owner, `${key}File`) === 'string';
+  return (
+    Boolean(Reflect.get(owner, key)) ||
+    typeof Reflect.get(owner, `${key}File`) === 'string' ||
+    secretLeftUnset(owner, key)
+  );
 }
 
 /**
@@ -516,11 +533,12 @@ export interface LoadConfigOptions {
   file?: string;
   env?: Env;
   /**
-   * Which `…File` secrets are read: 'all' (the default) for a command that calls OpenCRVS or serves;
+   * Which secrets are read: 'all' (the default) for a command that calls OpenCRVS or serves;
    * 'sources' (only those under sources[]) for one that calls the sources alone; 'none' for one that
    * reads the ledger only. A secret file being rotated (empty for a moment, or for an incident's
-   * length) or one this user may not read then does not stop the diagnostic commands. The `…File` keys
-   * are checked as always (given, naming a file, not beside the plain key); only the files are not read.
+   * length) or one this user may not read then does not stop the diagnostic commands, nor a secret
+   * written as `${NAME}` whose variable is not set in this shell. The `…File` keys are checked as always
+   * (given, naming a file, not beside the plain key); only the files are not read.
    */
   secretFiles?: SecretFileReading;
 }
@@ -620,9 +638,10 @@ export function loadConfig(options: LoadConfigOptions): BridgeConfig {
   }
   const fromEnv = new Set<string>();
   const origins: EnvOrigins = new Map();
-  const raw = interpolate(parsed ?? {}, env, '', file, fromEnv, origins);
+  const reading = options.secretFiles ?? 'all';
+  const raw = interpolate(parsed ?? {}, env, '', file, fromEnv, origins, reading);
   refuseBlanks(raw, '', file);
-  resolveSecretFiles(raw, '', file ? dirname(resolve(file)) : process.cwd(), file, options.secretFiles ?? 'all');
+  resolveSecretFiles(raw, '', file ? dirname(resolve(file)) : process.cwd(), file, reading);
   const { ok, errors } = validateSchema(raw, fromEnv);
   if (!ok) {
     // An unknown key first: a misspelt key ('opencrv:') is usually why a required one is missing.

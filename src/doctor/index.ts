@@ -23,11 +23,12 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const checks: CheckResult[] = [];
   const { result, config: full, partial } = checkConfig(options.file, options.env);
   checks.push(result);
-  // A secret file that cannot be used (a rotation under way) fails the config check, and the checks that
-  // need no secret still run on the rest: a held queue is what the operator needs to see then.
+  // A secret file that cannot be used (a rotation under way), or a secret's ${NAME} not set in this shell,
+  // fails the config check, and the checks that need no secret still run on the rest: a held queue is what
+  // the operator needs to see then.
   const config = full ?? partial?.config;
   if (!config) return { ok: false, checks };
-  const notLoaded = 'not checked: a secret file it needs did not load (see config)';
+  const notLoaded = 'not checked: a secret it needs did not load (see config)';
 
   // The mappings first: they say which event types each source notifies, which the source-id check names.
   const mappingResults: CheckResult[] = [];

@@ -52,7 +52,8 @@ export function checkConfig(file: string | undefined, env: Env): ConfigCheck {
   } catch (err) {
     // A ConfigError names the file and the key path; it never repeats the value.
     if (!(err instanceof ConfigError)) throw err;
-    // Reading secret files is all these loads leave out: if one loads, a secret file was the problem.
+    // Reading secrets (files, and unset ${NAME}s in secret keys) is all these loads leave out: if one
+    // loads, a secret was the problem.
     const partial = withoutSecretFiles(file, env);
     return { result: fail('config', err.message), ...(partial ? { partial } : {}) };
   }

@@ -172,7 +172,7 @@ describe('opencrvs-bridge doctor (CLI)', () => {
     // The source's own secrets (none here) loaded: it is checked live; OpenCRVS cannot be without its secret.
     assert.match(r.stdout, /^✔ source emr:/m);
     for (const name of ['opencrvs token', 'opencrvs scopes', 'routing'])
-      assert.match(r.stdout, new RegExp(`^- ${name}: not checked: a secret file it needs did not load`, 'm'));
+      assert.match(r.stdout, new RegExp(`^- ${name}: not checked: a secret it needs did not load`, 'm'));
     assert.ok(!r.stdout.includes(opencrvs.clientSecret), 'the client secret is printed');
   });
 
@@ -974,5 +974,14 @@ describe('doctor checks', () => {
     const own = await queueOf({ ...configObject({}), store, admin: { tokenFile: 'admin-token-rotating' } });
     assert.match(own.report.checks[0]?.detail ?? '', /admin\.tokenFile: the file is empty/);
     assert.match(own.queue?.detail ?? '', /; see \/admin$/, formatReport(own.report));
+    // The admin token from a variable this shell has not set: given all the same, as serve's is.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the config's own ${ENV} syntax
+    const unset = { token: '${DOCTOR_TEST_UNSET_ADMIN_TOKEN}' };
+    const fromEnv = await queueOf({ ...configObject({}), store, admin: unset });
+    assert.match(
+      fromEnv.report.checks[0]?.detail ?? '',
+      /admin\.token: environment variable DOCTOR_TEST_UNSET_ADMIN_TOKEN is not set/,
+    );
+    assert.match(fromEnv.queue?.detail ?? '', /; see \/admin$/, formatReport(fromEnv.report));
   });
 });
