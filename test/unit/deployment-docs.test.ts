@@ -1,9 +1,11 @@
 // docs/deployment.md stays true to the code: every key of the configuration schema is in its reference,
 // the reference is what scripts/config-reference.mjs generates, every metric the bridge registers is
-// described, and the example configuration it points to is valid.
+// described, the example configuration it points to is valid, and its backup recipes keep the copy private.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
@@ -176,5 +178,46 @@ describe('example locations', () => {
     assert.ok(named.length >= 10, `only ${named.length} example locations found`);
     const wrong = named.filter(({ id, type }) => types.get(id) !== type);
     assert.deepEqual(wrong, [], 'use an id of profiles/opencrvs/farajaland/locations/locations.csv');
+  });
+});
+
+describe('the backup recipes of docs/deployment.md', () => {
+  it('back the ledger up into a file only its owner may read (it holds personal data)', () => {
+    // Run as written, with /data and /backup in a temporary folder and the usual umask (022): SQLite
+    // creates a new file 0644 unless the recipe says otherwise.
+    const dir = mkdtempSync(join(tmpdir(), 'backup-recipe-'));
+    const previous = process.umask(0o022);
+    try {
+      const ledger = join(dir, 'bridge.db');
+      const made = spawnSync(
+        process.execPath,
+        ['-e', `require('better-sqlite3')(${JSON.stringify(ledger)}).exec('CREATE TABLE t (x)')`],
+        { cwd: root },
+      );
+      assert.equal(made.status, 0, made.stderr.toString());
+      const section = doc.slice(doc.indexOf('## 8. Backup and restore'), doc.indexOf('### Reclaiming disk space'));
+      const node = /docker exec -w \/app opencrvs-bridge node -e "([^"]+)"/.exec(section)?.[1];
+      assert.ok(node, "the recipe with the image's Node");
+      const sqlite = [...section.matchAll(/^ *(\(?[^\n]*sqlite3 \/data\/bridge\.db [^\n]+)$/gm)].map((m) => m[1] ?? '');
+      assert.equal(sqlite.length, 2, 'the two sqlite3 recipes');
+      const local = (text: string) => text.replaceAll('/data/', `${dir}/`).replaceAll('/backup/', `${dir}/`);
+      const copies: string[] = [];
+      const byNode = spawnSync(process.execPath, ['-e', local(node)], { cwd: root });
+      assert.equal(byNode.status, 0, byNode.stderr.toString());
+      copies.push(join(dir, 'backup.db'));
+      // The sqlite3 CLI is not on every machine that runs the tests (the image has none).
+      if (spawnSync('sqlite3', ['-version']).status === 0) {
+        for (const [i, line] of sqlite.entries()) {
+          const copy = join(dir, `copy-${i}.db`);
+          const run = spawnSync('sh', ['-c', local(line).replaceAll(/bridge-\$\(date \+%F\)\.db/g, `copy-${i}.db`)]);
+          assert.equal(run.status, 0, run.stderr.toString());
+          copies.push(copy);
+        }
+      }
+      for (const copy of copies) assert.equal((statSync(copy).mode & 0o777).toString(8), '600', copy);
+    } finally {
+      process.umask(previous);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
