@@ -74,7 +74,12 @@ export function registerDemo(program: Command): void {
       'run everything on embedded defaults: an OpenCRVS simulator, a FHIR server seeded with births and deaths, the bridge; print a summary, then keep serving (Ctrl-C stops)',
     )
     .option('--exit', 'exit after the summary: status 0 only if every expected event was delivered')
-    .option('--port <n>', 'bridge HTTP port (health, metrics, subscriptions)', wholeNumber(65_535), 8080)
+    .option(
+      '--port <n>',
+      'bridge HTTP port (health, metrics, subscriptions; 0 = any free port)',
+      wholeNumber(65_535),
+      8080,
+    )
     .option('--admin-port <n>', 'admin page port, on 127.0.0.1 (0 = any free port)', wholeNumber(65_535), 9080)
     .option('--opencrvs-port <n>', 'OpenCRVS simulator port (0 = any free port)', wholeNumber(65_535), 0)
     .option('--fhir-port <n>', 'FHIR sandbox port (0 = any free port)', wholeNumber(65_535), 0)
@@ -227,7 +232,8 @@ export function registerDemo(program: Command): void {
           `FHIR sandbox        ${fhir.baseUrl}  (${seed.length} resources seeded)`,
           `DHIS2 simulator     ${dhis2.baseUrl}/api  (${dhis2Births} births, ${dhis2Deaths} deaths)`,
           `Bridge              ${base}  health ${base}/healthz  ready ${base}/readyz  metrics ${base}/metrics`,
-          `Admin UI            http://127.0.0.1:${bridge.adminPort}/admin  (token ${adminToken})`,
+          // The browser asks for a user name and a password (HTTP Basic): the token is the password.
+          `Admin UI            http://127.0.0.1:${bridge.adminPort}/admin  (any user name, the token ${adminToken} as password)`,
           `Ledger              ${config.store.path}`,
           // Under --exit the folder goes with the demo: nothing to try it on.
           `Its configuration   ${configFile}${options.exit ? '' : `  (try: npx opencrvs-bridge ledger --config ${configFile} --find '#1')`}`,

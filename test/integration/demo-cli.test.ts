@@ -49,9 +49,16 @@ describe('opencrvs-bridge demo', () => {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
       // The admin page at the address printed, with the token printed; not on the bridge's own port.
-      const [, adminUrl, token] = out.match(/Admin UI\s+(\S+)\s+\(token (\w+)\)/) ?? [];
+      const [, adminUrl, token] = out.match(/Admin UI\s+(\S+)\s+\(any user name, the token (\w+) as password\)/) ?? [];
       const bridgeUrl = out.match(/Bridge\s+(http:\S+)/)?.[1];
       assert.ok(adminUrl && token && bridgeUrl, out);
+      // As the summary says: the browser's user name and password prompt, any name, the token as password.
+      const basic = { authorization: `Basic ${Buffer.from(`any-name:${token}`).toString('base64')}` };
+      const page = await fetch(adminUrl, { headers: basic });
+      assert.equal(page.status, 200);
+      assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+      // The browser asks the listener for its icon: answered, not a 404 in the page's console.
+      assert.equal((await fetch(new URL('/favicon.ico', adminUrl))).status, 204);
       const headers = { authorization: `Bearer ${token}` };
       assert.equal((await fetch(`${adminUrl}/api/summary`, { headers })).status, 200);
       assert.notEqual(new URL(adminUrl).port, new URL(bridgeUrl).port);
@@ -143,6 +150,20 @@ describe('opencrvs-bridge demo', () => {
       }
     });
   }
+
+  it('says in --help that a port of 0 is any free port, for each of its ports', async () => {
+    const help = await runCli(['demo', '--help'], {}, 30_000);
+    assert.equal(help.code, 0, help.stderr);
+    // Each option's text runs to the next option's line (commander wraps long ones).
+    const texts = new Map(
+      [...help.stdout.matchAll(/^ {2}(--[a-z0-9-]+)[^\n]*(?:\n {4,}[^\n]*)*/gm)].map((m) => [
+        m[1],
+        m[0].replace(/\s+/g, ' '),
+      ]),
+    );
+    for (const option of ['--port', '--admin-port', '--opencrvs-port', '--fhir-port'])
+      assert.match(texts.get(option) ?? '', /\(?0 = any free port/, `${option}: ${texts.get(option)}`);
+  });
 
   it('names its own flags, not config keys, when --port and --admin-port are the same', async () => {
     const r = await runCli(['demo', '--exit', '--port', '9080'], {}, 60_000);

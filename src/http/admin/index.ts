@@ -62,12 +62,16 @@ export function adminElsewhere(): Router {
 
 /**
  * Every other path on the admin listener: 404, with the admin answers' headers, to served host names
- * only (421 to others, as under `/admin`). Mounted after `adminRoutes`, at `/`.
+ * only (421 to others, as under `/admin`). Mounted after `adminRoutes`, at `/`. The browser's own
+ * `/favicon.ico` gets an empty 204: the page has no icon, and a 404 for it is a red line in the console.
  */
 export function adminListenerFallback(settings: AdminSettingsView): Router {
   const router = express.Router();
   router.use(hardening);
   router.use(requireAllowedHost(new AdminHosts(settings)));
+  router.get('/favicon.ico', (_req: Request, res: Response) => {
+    res.status(204).end();
+  });
   router.use((_req: Request, res: Response) => adminError(res, 404, ADMIN_NOT_HERE_MESSAGE));
   return router;
 }
