@@ -3,6 +3,7 @@
 // for the rows that read it, to map their subjects again (sources/pipeline.ts, subjectsOf). Written with the
 // reading it comes from, in the transaction that records it (record.ts).
 import type { Db } from './db.js';
+import { DISMISSED_PREFIX } from './types.js';
 
 /** A row that read a record, as the pipeline maps it again. */
 export interface ContextReader {
@@ -17,11 +18,18 @@ export interface ContextReader {
  */
 export const MAX_CONTEXT_READS_PER_ROW = 200;
 
-/** The rows that read a record: an index seek on (source_id, ref), the rows by id (a test reads its plan). */
+/**
+ * The rows that read a record: an index seek on (source_id, ref), the rows by id (a test reads its plan).
+ * Not a row an operator dismissed (isDismissed: the skip reason is the only mark a dismissal leaves): mapped
+ * again for a change of the mother's Patient (her address, years on), its payload differs, and record.ts
+ * would requeue it, sending the duplicate the person dismissed. A change its own records show (the child,
+ * a record naming it) still brings it back. A dead row is a reader: the change may be what fixes it.
+ */
 export const CONTEXT_READERS_SQL = `
   SELECT r.event_type AS eventType, r.subject_key AS subjectKey, r.mapping_id AS mappingId
   FROM context_reads c JOIN ledger_rows r ON r.id = c.row_id
   WHERE c.source_id = @sourceId AND c.ref = @ref
+    AND NOT (r.state = 'skipped' AND substr(r.skip_reason, 1, ${DISMISSED_PREFIX.length + 1}) = '${DISMISSED_PREFIX}:')
   ORDER BY c.row_id LIMIT @limit`;
 
 /**
@@ -40,7 +48,7 @@ export interface ContextReads {
    * writes nothing.
    */
   keep(rowId: number, sourceId: string, refs: readonly string[], fresh: boolean): void;
-  /** Up to `limit` rows whose set holds `ref` as `sourceId` read it, the oldest first. */
+  /** Up to `limit` rows whose set holds `ref` as `sourceId` read it, the oldest first; none dismissed. */
   readers(sourceId: string, ref: string, limit: number): ContextReader[];
   /**
    * Up to `limit` distinct refs starting with `prefix` (`TrackedEntity/`) that `sourceId` read, after `after`

@@ -476,6 +476,7 @@ export interface Ledger {
   /**
    * Up to `limit` rows whose last reading reached `ref` (`Type/id` as `sourceId` read it) other than by a
    * search keyed on their subject (RecordEventInput.contextReads): whom a change to that record concerns.
+   * Not a row an operator dismissed: such a change alone must not bring it back (CONTEXT_READERS_SQL).
    */
   contextReaders(sourceId: string, ref: string, limit: number): ContextReader[];
   /**

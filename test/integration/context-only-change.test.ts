@@ -7,7 +7,8 @@
 //   Observation of the child: it names the child), and one to a record it only *reads* by reference (the
 //   mother's own Patient, the maternity encounter): the ledger keeps with each row the records its context
 //   reached (migration 023), and a changed one maps those rows' children again. Delivered, that counts an
-//   update after notification; waiting, it replaces the payload. A record more rows read than
+//   update after notification; waiting, it replaces the payload; dead, it requeues the row, but a row an
+//   operator dismissed is not mapped again for it. A record more rows read than
 //   SourcePipeline.maxContextReaders is shared reference data and maps none of them again;
 // - DHIS2: the mother's tracked entity is not in the programme the poll lists; each pass also reads, by uid
 //   and updatedAfter, the tracked entities the ledger's rows read as their context, so her correction maps
@@ -270,6 +271,58 @@ describe('FHIR: a correction to a record of the context only, the child unchange
       const polled = await pollOnce(bridge);
       assert.equal(polled.mapped.replaced, 3);
       for (const row of rows) assert.notEqual(bridge.ledger.get(row.id)?.payloadHash, row.payloadHash);
+    } finally {
+      await bridge.stop();
+      await sims.close();
+    }
+  });
+
+  it('her Patient changed alone brings back a dead birth that read her, never one an operator dismissed', async () => {
+    const sims = await startSimulators();
+    const bridge = await bridgeOn(sims, {});
+    try {
+      // One baby recorded twice under one maternity encounter of one mother: both refused by OpenCRVS, the
+      // duplicate dismissed ("duplicate of #12"), the other left dead.
+      const first = birth(7, 'patient');
+      const maternity = byType<Encounter>(first, 'Encounter', '-maternity');
+      const duplicate = birth(8, 'patient')
+        .filter((r) => !r.id?.endsWith('-mother') && !r.id?.endsWith('-maternity'))
+        .map((r) =>
+          r.resourceType === 'Encounter' ? { ...r, partOf: { reference: `Encounter/${maternity.id}` } } : r,
+        );
+      for (const r of [...first, ...duplicate]) await sims.fhir.upsert(r);
+      await sims.sim.control.configure({ actionConfirmation: 'reject' });
+      await bridge.syncOnce();
+      const rows = bridge.ledger.list({ limit: 10 });
+      assert.equal(rows.length, 2);
+      assert.deepEqual(
+        rows.map((row) => row.state),
+        ['dead', 'dead'],
+      );
+      const kept = rows.find((row) => row.subjectKey.endsWith('-7-child'));
+      const dismissed = rows.find((row) => row.subjectKey.endsWith('-8-child'));
+      assert.ok(kept && dismissed, rows.map((row) => row.subjectKey).join());
+      assert.deepEqual(bridge.ledger.dismiss([dismissed.id], 'duplicate of #12').dismissed, [dismissed.id]);
+      await sims.sim.control.configure({ actionConfirmation: 'accept' });
+      const notifies = async () =>
+        (await sims.sim.control.events()).flatMap((e) =>
+          e.actions.filter((a) => a.type === 'NOTIFY' && a.status === 'Requested'),
+        ).length;
+      const before = await notifies();
+
+      // Months later she moves, and her Patient's address is updated at a visit; neither child changed.
+      const motherPatient = byType<Patient>(first, 'Patient', '-mother');
+      await sims.fhir.upsert({
+        ...motherPatient,
+        address: [{ line: ['12 New Street'], city: 'Elsewhere', country: 'FAR' }],
+      });
+      const polled = await bridge.syncOnce();
+      assert.equal(polled.report.mapped.replaced, 1, 'the dead birth, mapped again');
+      assert.equal(bridge.ledger.get(kept.id)?.state, 'delivered', 'the change may be what fixes a dead row');
+      const after = bridge.ledger.get(dismissed.id);
+      assert.equal(after?.state, 'skipped');
+      assert.equal(after?.skipReason, 'dismissed by an operator: duplicate of #12');
+      assert.equal(await notifies(), before + 1, 'the dead birth only is sent');
     } finally {
       await bridge.stop();
       await sims.close();

@@ -2287,6 +2287,27 @@ describe('ledger: context reads (the rows a changed record concerns)', () => {
     }
   });
 
+  it('leaves out a row an operator dismissed (its mapping again would requeue it), not a dead one', () => {
+    const { ledger, cleanup } = tempLedger();
+    try {
+      const rows = ['c1', 'c2', 'c3'].map(
+        (s) => ledger.recordEvent({ ...eventInput(s), contextReads: ['Patient/mother'] }).row,
+      );
+      const [c1, c2] = rows;
+      assert.ok(c1 && c2);
+      const refused = { classification: 'permanent', kind: 'bad-request', message: 'no' } as const;
+      for (const row of [c1, c2]) settleRow(ledger, row.id, { outcome: 'dead', error: refused });
+      assert.deepEqual(ledger.dismiss([c2.id], 'duplicate of #12').dismissed, [c2.id]);
+      // Dead c1 is read again (the mother's correction may be what fixes it); dismissed c2 is not, nor counted
+      // against the limit.
+      assert.deepEqual(readersOf(ledger, 'Patient/mother', 'emr', 2), ['Patient/c1', 'Patient/c3']);
+      assert.deepEqual(ledger.undismiss([c2.id]).restored, [c2.id]);
+      assert.deepEqual(readersOf(ledger, 'Patient/mother'), ['Patient/c1', 'Patient/c2', 'Patient/c3'], 'undone');
+    } finally {
+      cleanup();
+    }
+  });
+
   it('looks a record up through its index, not by reading every row', () => {
     const { ledger, path, cleanup } = tempLedger();
     try {
