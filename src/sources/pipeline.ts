@@ -504,14 +504,19 @@ export class SourcePipeline {
    * stops nothing. `stop` is aborted then, with the reason those not read fail with: a fetcher that takes
    * its signal (the FHIR CachingFetcher) ends the calls under way at once, rather than let each wait out
    * its timeout and tries.
+   *
+   * `readers: false` (a recheck, a replay: the resources are the subjects of rows named to be checked, not
+   * records that changed) maps only the subjects they name, not the rows that read them as context
+   * (subjectsOf): a mother's death row rechecked would map her children's births too, and a child's search
+   * that timed out would fail her recheck, or stop a replay's remaining batches, for rows nobody asked about.
    */
   async evaluate(
     resources: Resource[],
     fetcher: ResourceFetcher,
     coverage?: PassCoverage,
-    { partial = false, stop }: { partial?: boolean; stop?: AbortController } = {},
+    { partial = false, stop, readers = true }: { partial?: boolean; stop?: AbortController; readers?: boolean } = {},
   ): Promise<{ results: Evaluation[]; subjects: number; failures?: SubjectFailure[] }> {
-    const list = this.subjectsOf(resources, coverage);
+    const list = this.subjectsOf(resources, coverage, readers);
     const options = this.deps.mapOptions?.() ?? {};
     const session = this.readings.get(fetcher);
     // A live source answers the subjects' context searches in batches first (see CachingFetcher.prefetch).
@@ -560,7 +565,7 @@ export class SourcePipeline {
    * is logged (its type, no reference) and counted (onSharedRecord). Mapping a subject whose content did not
    * change records nothing new: the ledger compares payload hashes and fingerprints.
    */
-  private subjectsOf(resources: Resource[], coverage: PassCoverage | undefined): Subject[] {
+  private subjectsOf(resources: Resource[], coverage: PassCoverage | undefined, withReaders: boolean): Subject[] {
     const subjects = new Map<string, Subject>();
     const add = (subject: Subject, resource: Resource, searchable: boolean) => {
       const key = slowKeyOf(subject);
@@ -571,7 +576,7 @@ export class SourcePipeline {
     const shared = new Map<string, number>();
     for (const resource of resources) {
       for (const subject of this.deps.mappings.subjectsFor(resource)) add(subject, resource, subject.searchable);
-      if (typeof resource.id !== 'string') continue;
+      if (!withReaders || typeof resource.id !== 'string') continue;
       // One more than the cap tells a shared record without reading all its readers.
       const readers = this.deps.ledger.contextReaders(
         this.deps.sourceId,

@@ -23,6 +23,7 @@ import { configFromObject } from '../../src/config/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { ATTRIBUTES, CHILD_PROGRAMME, DEFAULT_SANDBOX_AUTH } from '../../src/sandbox/dhis2/index.js';
 import type { TrackedEntity } from '../../src/sandbox/dhis2/types.js';
+import { fhirRecheck } from '../../src/sources/fhir/recheck.js';
 import { reevaluate } from '../../src/sources/fhir/reevaluate.js';
 import { MAX_CONTEXT_READERS, SourcePipeline } from '../../src/sources/pipeline.js';
 import {
@@ -271,6 +272,30 @@ describe('FHIR: a correction to a record of the context only, the child unchange
       const polled = await pollOnce(bridge);
       assert.equal(polled.mapped.replaced, 3);
       for (const row of rows) assert.notEqual(bridge.ledger.get(row.id)?.payloadHash, row.payloadHash);
+    } finally {
+      await bridge.stop();
+      await sims.close();
+    }
+  });
+
+  it('a recheck (or replay) of a row whose subject is her Patient maps no birth that read her; a poll does', async () => {
+    const sims = await startSimulators();
+    const bridge = await bridgeOn(sims, { settleSeconds: 3600 });
+    try {
+      const resources = birth(9, 'patient');
+      for (const r of resources) await sims.fhir.upsert(r);
+      await pollOnce(bridge);
+      const [row] = bridge.ledger.list({ limit: 10 });
+      assert.equal(row?.state, 'pending');
+      const motherPatient = byType<Patient>(resources, 'Patient', '-mother');
+      await sims.fhir.upsert({ ...motherPatient, name: [CORRECTED] });
+      // What the worker's recheck (and `replay`) runs for a row of hers (a maternal death): her key alone.
+      const source = bridge.sources[0];
+      assert.ok(source);
+      await fhirRecheck({ client: source.client, pipeline: source.pipeline })([`Patient/${motherPatient.id}`]);
+      assert.equal(bridge.ledger.get(row.id)?.payloadHash, row.payloadHash, "the child's row was not asked about");
+      const polled = await pollOnce(bridge);
+      assert.equal(polled.mapped.replaced, 1, 'a poll of her change maps the birth again');
     } finally {
       await bridge.stop();
       await sims.close();

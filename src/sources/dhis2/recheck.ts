@@ -133,7 +133,8 @@ export function dhis2Recheck(deps: {
       // its failure kept, and the others' evaluations are committed. Evaluated as a whole, one such read
       // would drop every correction and withdrawal the batch found, and the worker would send them all as
       // recorded (as the FHIR recheck, sources/fhir/reevaluate.ts).
-      const evaluated = await pipeline.evaluate(resources, fetcher, undefined, { partial: true, stop });
+      // The rows' subjects only, not the rows that read them as context (SourcePipeline.evaluate `readers`).
+      const evaluated = await pipeline.evaluate(resources, fetcher, undefined, { partial: true, stop, readers: false });
       for (const { subjectRef, error } of evaluated.failures ?? []) failed(subjectRef, error, client);
       pipeline.commit(evaluated.results);
       for (const [reader, read] of through) {
@@ -163,7 +164,11 @@ export function dhis2Recheck(deps: {
       );
       try {
         readerFetcher.prime(read);
-        const evaluated = await reader.pipeline.evaluate(read, readerFetcher, undefined, { partial: true, stop });
+        const evaluated = await reader.pipeline.evaluate(read, readerFetcher, undefined, {
+          partial: true,
+          stop,
+          readers: false,
+        });
         for (const { subjectRef, error } of evaluated.failures ?? []) failed(subjectRef, error, reader.client);
         reader.pipeline.commit(evaluated.results);
       } finally {

@@ -21,7 +21,8 @@ export function fhirRecheck(source: ReevaluatedSource): SubjectRecheck {
   return async (subjectKeys) => {
     const failed: Array<{ ref: string; error: unknown }> = [];
     try {
-      await reevaluate(source, subjectKeys, { onFailure: (ref, error) => failed.push({ ref, error }) });
+      // The rows' subjects, not changed records: a mother's death row does not map her children's births.
+      await reevaluate(source, subjectKeys, { readers: false, onFailure: (ref, error) => failed.push({ ref, error }) });
     } catch (err) {
       throw waitsFor(err, failed);
     }

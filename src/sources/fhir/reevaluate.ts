@@ -16,6 +16,11 @@ export interface ReevaluateOptions {
   reconciled?: boolean;
   /** Each failure the call throws for, and the resource or subject it concerns (see reevaluate). */
   onFailure?: (ref: string, error: unknown) => void;
+  /**
+   * False when `refs` are the subjects of rows to check (a recheck, a replay), not records that changed:
+   * the rows that read them as context are not mapped with them (SourcePipeline.evaluate `readers`).
+   */
+  readers?: boolean;
 }
 
 /**
@@ -94,7 +99,11 @@ async function evaluateRefs(
     recheck.push(...source.pipeline.recordDeleted(ref, fetcher, lastVersions[i]));
   }
   if (recheck.length > 0) resources.push(...(await readAll(recheck)).filter(isResource));
-  const evaluated = await source.pipeline.evaluate(resources, fetcher, undefined, { partial: true, stop });
+  const evaluated = await source.pipeline.evaluate(resources, fetcher, undefined, {
+    partial: true,
+    stop,
+    readers: options.readers !== false,
+  });
   for (const { subjectRef, error } of evaluated.failures ?? []) failed(subjectRef, error);
   const report = await commitInSteps(source, evaluated.results, options);
   if (failures.length > 0) throw failureToThrow(failures);
