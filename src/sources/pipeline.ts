@@ -1,4 +1,5 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import type { ContextReader } from '../ledger/context-reads.js';
 import type { Ledger, LedgerRow, RecordChange, SlowRecordStrikes } from '../ledger/index.js';
 import {
   ContextReadError,
@@ -572,34 +573,49 @@ export class SourcePipeline {
       if (!subjects.has(key) && !coverage?.covers(key, resource, searchable))
         subjects.set(key, { mappingId: subject.mappingId, subjectRef: subject.subjectRef });
     };
-    const cap = Math.max(0, this.deps.maxContextReaders ?? MAX_CONTEXT_READERS);
     const shared = new Map<string, number>();
     for (const resource of resources) {
       for (const subject of this.deps.mappings.subjectsFor(resource)) add(subject, resource, subject.searchable);
       if (!withReaders || typeof resource.id !== 'string') continue;
-      // One more than the cap tells a shared record without reading all its readers.
-      const readers = this.deps.ledger.contextReaders(
-        this.deps.sourceId,
-        `${resource.resourceType}/${resource.id}`,
-        cap + 1,
-      );
-      if (readers.length > cap) {
-        shared.set(resource.resourceType, (shared.get(resource.resourceType) ?? 0) + 1);
-        this.deps.onSharedRecord?.(resource.resourceType);
-        continue;
-      }
-      for (const row of readers) {
+      for (const row of this.contextReadersOf(`${resource.resourceType}/${resource.id}`, shared)) {
         const mappingId = this.readerMapping(row);
         if (mappingId) add({ mappingId, subjectRef: row.subjectKey }, resource, true);
       }
     }
-    if (shared.size > 0)
-      // Types and counts only: which record is personal data, as the rows are.
-      this.log.warn(
-        { records: Object.fromEntries(shared), maxReaders: cap },
-        'changed records read by more ledger rows than the bridge maps again for one change were taken as shared reference data: those rows were not mapped again (sync --once --since reads them again)',
-      );
+    this.warnShared(shared);
     return [...subjects.values()];
+  }
+
+  /**
+   * The rows whose last reading reached `ref` as context (Ledger.contextReaders), none when more than
+   * maxContextReaders did: shared reference data, counted (onSharedRecord) and tallied by type in `shared`
+   * for one warning a call (warnShared).
+   */
+  private contextReadersOf(ref: string, shared: Map<string, number>): ContextReader[] {
+    const cap = this.contextReaderCap();
+    // One more than the cap tells a shared record without reading all its readers.
+    const readers = this.deps.ledger.contextReaders(this.deps.sourceId, ref, cap + 1);
+    if (readers.length <= cap) return readers;
+    const type = ref.slice(0, ref.indexOf('/'));
+    shared.set(type, (shared.get(type) ?? 0) + 1);
+    this.deps.onSharedRecord?.(type);
+    return [];
+  }
+
+  private contextReaderCap(): number {
+    return Math.max(0, this.deps.maxContextReaders ?? MAX_CONTEXT_READERS);
+  }
+
+  private warnShared(shared: ReadonlyMap<string, number>): void {
+    if (shared.size === 0) return;
+    // Types and counts only: which record is personal data, as the rows are.
+    this.log.warn(
+      {
+        records: Object.fromEntries(shared),
+        maxReaders: this.contextReaderCap(),
+      },
+      'changed records read by more ledger rows than the bridge maps again for one change were taken as shared reference data: those rows were not mapped again (sync --once --since reads them again)',
+    );
   }
 
   /**
@@ -955,8 +971,16 @@ export class SourcePipeline {
    * those of unsent rows that named it as their source resource (the encounter that was the evidence,
    * say), and, given the resource's `lastVersion` (read from the source's history), every subject it
    * was about (a fetal-death report that kept a birth from being notified leaves no row naming it).
+   * With `readers` (a notification, not a recheck: see evaluate), also those of the rows that read it as
+   * context (the mother's Patient, the maternity encounter deleted: her children's births), as a change to
+   * it maps them again (subjectsOf), under the same cap.
    */
-  recordDeleted(ref: string, fetcher?: ResourceFetcher, lastVersion?: Resource): string[] {
+  recordDeleted(
+    ref: string,
+    fetcher?: ResourceFetcher,
+    lastVersion?: Resource,
+    { readers = false }: { readers?: boolean } = {},
+  ): string[] {
     const { ledger, sourceId } = this.deps;
     const session = fetcher && this.readings.get(fetcher);
     const overtaken = new Set<string>();
@@ -966,6 +990,11 @@ export class SourcePipeline {
     if (lastVersion)
       for (const { subjectRef } of this.deps.mappings.subjectsFor(lastVersion))
         if (subjectRef !== ref) recheck.add(subjectRef);
+    if (readers) {
+      const shared = new Map<string, number>();
+      for (const row of this.contextReadersOf(ref, shared)) if (row.subjectKey !== ref) recheck.add(row.subjectKey);
+      this.warnShared(shared);
+    }
     const applied: string[] = [];
     ledger.transaction(() => {
       for (const row of unsent) {

@@ -302,6 +302,40 @@ describe('FHIR: a correction to a record of the context only, the child unchange
     }
   });
 
+  it('her Patient deleted, as a notification says: the births that read her are mapped again, not one a recheck names', async () => {
+    const sims = await startSimulators();
+    const bridge = await bridgeOn(sims, { settleSeconds: 3600 });
+    try {
+      const resources = birth(10, 'patient');
+      for (const r of resources) await sims.fhir.upsert(r);
+      await pollOnce(bridge);
+      const [row] = bridge.ledger.list({ limit: 10 });
+      assert.equal(row?.state, 'pending');
+      const motherPatient = byType<Patient>(resources, 'Patient', '-mother');
+      const deleted = await fetch(`${sims.fhir.baseUrl}/Patient/${motherPatient.id}`, {
+        method: 'DELETE',
+        signal: AbortSignal.timeout(10_000),
+      });
+      assert.ok(deleted.ok, `DELETE ${deleted.status}`);
+      const source = bridge.sources[0];
+      assert.ok(source);
+      const mother = `Patient/${motherPatient.id}`;
+      // A recheck of a row of hers (readers: false) leaves the birth as it was.
+      await fhirRecheck({ client: source.client, pipeline: source.pipeline })([mother]);
+      const unchanged = bridge.ledger.get(row.id);
+      assert.deepEqual([unchanged?.state, unchanged?.payloadHash], [row.state, row.payloadHash]);
+      // The inbox's reading of a notification of her deletion maps the birth again, without her.
+      await reevaluate({ client: source.client, pipeline: source.pipeline }, [mother]);
+      const after = bridge.ledger.get(row.id);
+      assert.equal(after?.state, 'pending');
+      assert.ok(row.payload?.declaration['mother.name'], 'she was read at first');
+      assert.equal(after?.payload?.declaration['mother.name'], undefined, 'the waiting payload no longer has her');
+    } finally {
+      await bridge.stop();
+      await sims.close();
+    }
+  });
+
   it('her Patient changed alone brings back a dead birth that read her, never one an operator dismissed', async () => {
     const sims = await startSimulators();
     const bridge = await bridgeOn(sims, {});

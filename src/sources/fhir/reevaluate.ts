@@ -27,8 +27,9 @@ export interface ReevaluateOptions {
  * Re-reads the resources `refs` name (changed, or deleted: a notification is only a hint) and evaluates
  * the subjects they touch, as a poll would. One the server answers 404/410 for is gone, whatever the
  * notification said (a backport id-only one names a deletion like any change): unsent rows it was the
- * subject of are withdrawn, and those it was the evidence of, and the records its last version (from the
- * source's history) was about, are evaluated again (SourcePipeline.recordDeleted). `reconciled`: a poll would redo this commit if a power cut lost it.
+ * subject of are withdrawn, and those it was the evidence of, the records its last version (from the
+ * source's history) was about, and (unless `readers: false`) those of the rows that read it as context (the
+ * mother's Patient, the maternity encounter) are evaluated again (SourcePipeline.recordDeleted). `reconciled`: a poll would redo this commit if a power cut lost it.
  *
  * A read that fails (a 5xx the client's retries did not get past) leaves out that resource only, and a
  * subject whose context reads fail (a search that timed out, a 429, a connection reset) that subject only:
@@ -96,7 +97,9 @@ async function evaluateRefs(
   const recheck: string[] = [];
   for (const [i, ref] of gone.entries()) {
     if (i > 0) await nextTurn();
-    recheck.push(...source.pipeline.recordDeleted(ref, fetcher, lastVersions[i]));
+    recheck.push(
+      ...source.pipeline.recordDeleted(ref, fetcher, lastVersions[i], { readers: options.readers !== false }),
+    );
   }
   if (recheck.length > 0) resources.push(...(await readAll(recheck)).filter(isResource));
   const evaluated = await source.pipeline.evaluate(resources, fetcher, undefined, {
