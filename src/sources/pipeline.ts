@@ -131,6 +131,8 @@ const DEFAULT_CONCURRENCY = 64;
  * `sync --once --since` (docs/mappings.md, "Which changes a poll sees").
  */
 export const MAX_CONTEXT_READERS = 20;
+/** Shared records' versions a pipeline remembers having warned of (contextReadersOf); the oldest go first. */
+const SHARED_SEEN = 1000;
 /** Rereads of one subject in flight at once (each further one needs yet another commit meanwhile). */
 const MAX_REREAD_ROUNDS = 3;
 
@@ -370,6 +372,8 @@ export class SourcePipeline {
   private slowLoaded = false;
   private readonly fetcherIds = new WeakMap<ResourceFetcher, number>();
   private fetchers = 0;
+  /** Versions of shared records already warned of and counted (contextReadersOf): `Type/id version`. */
+  private readonly sharedSeen = new Map<string, true>();
 
   constructor(private readonly deps: PipelineDeps) {
     this.log = deps.logger.child({ component: 'pipeline', source: deps.sourceId });
@@ -577,7 +581,8 @@ export class SourcePipeline {
     for (const resource of resources) {
       for (const subject of this.deps.mappings.subjectsFor(resource)) add(subject, resource, subject.searchable);
       if (!withReaders || typeof resource.id !== 'string') continue;
-      for (const row of this.contextReadersOf(`${resource.resourceType}/${resource.id}`, shared)) {
+      const version = resource.meta?.versionId ?? resource.meta?.lastUpdated;
+      for (const row of this.contextReadersOf(`${resource.resourceType}/${resource.id}`, shared, version)) {
         const mappingId = this.readerMapping(row);
         if (mappingId) add({ mappingId, subjectRef: row.subjectKey }, resource, true);
       }
@@ -589,13 +594,17 @@ export class SourcePipeline {
   /**
    * The rows whose last reading reached `ref` as context (Ledger.contextReaders), none when more than
    * maxContextReaders did: shared reference data, counted (onSharedRecord) and tallied by type in `shared`
-   * for one warning a call (warnShared).
+   * for one warning a call (warnShared), once a `version` of the record: the same version seen again (a
+   * poll's overlap, a notification then the poll after it) is no other change to warn of.
    */
-  private contextReadersOf(ref: string, shared: Map<string, number>): ContextReader[] {
+  private contextReadersOf(ref: string, shared: Map<string, number>, version: string | undefined): ContextReader[] {
     const cap = this.contextReaderCap();
     // One more than the cap tells a shared record without reading all its readers.
     const readers = this.deps.ledger.contextReaders(this.deps.sourceId, ref, cap + 1);
     if (readers.length <= cap) return readers;
+    const seen = `${ref} ${version ?? ''}`;
+    if (this.sharedSeen.has(seen)) return [];
+    setBounded(this.sharedSeen, seen, true, SHARED_SEEN);
     const type = ref.slice(0, ref.indexOf('/'));
     shared.set(type, (shared.get(type) ?? 0) + 1);
     this.deps.onSharedRecord?.(type);
@@ -992,7 +1001,8 @@ export class SourcePipeline {
         if (subjectRef !== ref) recheck.add(subjectRef);
     if (readers) {
       const shared = new Map<string, number>();
-      for (const row of this.contextReadersOf(ref, shared)) if (row.subjectKey !== ref) recheck.add(row.subjectKey);
+      for (const row of this.contextReadersOf(ref, shared, 'deleted'))
+        if (row.subjectKey !== ref) recheck.add(row.subjectKey);
       this.warnShared(shared);
     }
     const applied: string[] = [];

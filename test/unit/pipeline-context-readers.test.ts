@@ -72,3 +72,35 @@ it("a recheck of the mother's Patient (readers: false) maps no birth that read h
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+it('a shared record (more readers than the cap) is warned of and counted once a version, however often it is seen', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pipeline-readers-'));
+  const ledger = openLedger(join(dir, 'bridge.db'));
+  try {
+    const shared: string[] = [];
+    const pipeline = new SourcePipeline({
+      sourceId: 'emr',
+      mappings,
+      ledger,
+      logger: silentLogger,
+      mapOptions: () => ({ resolveLocation: (ref) => ref }),
+      probe: async () => {},
+      maxContextReaders: 0,
+      onSharedRecord: (type) => shared.push(type),
+    });
+    const child = birth.find((r) => `Patient/${r.id}` === CHILD);
+    const mother = birth.find((r) => `Patient/${r.id}` === MOTHER);
+    assert.ok(child && mother);
+    pipeline.commit((await pipeline.evaluate([child], all)).results);
+    const seen = (versionId: string) =>
+      pipeline.evaluate([{ ...mother, meta: { ...mother.meta, versionId } }], all, undefined, { partial: true });
+    // A notification of version 2, then the poll that reads it again, then the next poll's overlap.
+    for (let i = 0; i < 3; i++) assert.equal((await seen('2')).subjects, mappings.subjectsFor(mother).length);
+    assert.deepEqual(shared, ['Patient']);
+    await seen('3');
+    assert.deepEqual(shared, ['Patient', 'Patient'], 'another change of it is counted');
+  } finally {
+    ledger.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
