@@ -71,6 +71,11 @@ export function buildProgram(): Command {
 /** The commands that call OpenCRVS or a source (and read their secrets): what NODE_DEBUG would show. */
 const CALLING_OUT = new Set(['serve', 'sync', 'replay', 'doctor', 'subscriptions']);
 
+/** Whether `command` calls out: those above, and `map --ref`, which reads the record at its source. */
+function callsOut(command: { name(): string; opts(): Record<string, unknown> }): boolean {
+  return CALLING_OUT.has(command.name()) || (command.name() === 'map' && command.opts().ref !== undefined);
+}
+
 /** Thrown by the pre-action check to end main() with exit code 2, the line already said. */
 class RefusedToStart extends Error {}
 
@@ -83,7 +88,7 @@ export async function main(argv: string[]): Promise<number> {
   program.hook('preAction', (_program, action) => {
     let command = action;
     while (command.parent && command.parent !== program) command = command.parent;
-    if (!CALLING_OUT.has(command.name())) return;
+    if (!callsOut(command)) return;
     const verdict = nodeDebugVerdict(command.name(), process.env);
     if (!verdict) return;
     if ('warning' in verdict) {

@@ -39,10 +39,19 @@ describe('debug output outside the logger', () => {
     assert.equal((await s.sim.control.events()).length, 0, 'nothing delivered');
   });
 
+  it('NODE_DEBUG=fetch: map --ref, which reads the record at its source, refuses to start too', async () => {
+    const run = await runCli(['map', '--ref', 'Patient/p-birth-0-child', '--config', config], { NODE_DEBUG: 'fetch' });
+    assert.equal(run.code, 2, run.stderr.slice(-2000));
+    assert.match(run.stderr, /^map: refusing to start: NODE_DEBUG=fetch makes Node print /m);
+    assert.ok(!run.stderr.includes('p-birth-0-child'), 'no record id on stderr');
+  });
+
   it('NODE_DEBUG of other modules, or a command that calls nobody, runs as usual', async () => {
     const ledger = await runCli(['ledger', '--config', config], { NODE_DEBUG: 'fetch' });
     assert.notEqual(ledger.code, 2, ledger.stderr);
     assert.doesNotMatch(ledger.stderr, /refusing to start/);
+    const map = await runCli(['map', '--input', join(s.dir, 'missing.json')], { NODE_DEBUG: 'fetch' });
+    assert.doesNotMatch(map.stderr, /refusing to start/, 'map --input reads a file only');
     const validate = await runCli(['validate', '--config', config], { NODE_DEBUG: 'fetch' });
     assert.equal(validate.code, 0, validate.stderr);
     const run = await runCli(['sync', '--once', '--config', config], { NODE_DEBUG: 'module,timer' });
