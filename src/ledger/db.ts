@@ -252,14 +252,21 @@ function cannotOpen(path: string, err: unknown): Error {
 
 /** The versions applied to this file; throws when a newer bridge wrote it (old code could corrupt rows). */
 function appliedVersions(db: Db, migrations: readonly Migration[]): Set<number> {
-  const applied = new Set(
-    hasTable(db, 'schema_migrations')
-      ? db
-          .prepare<[], { version: number }>('SELECT version FROM schema_migrations')
-          .all()
-          .map((r) => r.version)
-      : [],
-  );
+  const rows = hasTable(db, 'schema_migrations')
+    ? db.prepare<[], { version: number; name: string }>('SELECT version, name FROM schema_migrations').all()
+    : [];
+  const applied = new Set(rows.map((r) => r.version));
+  // A version is a number and a name: a build whose migration N is another change (two branches that each
+  // took the next number) would take the file's N as its own and skip it, leaving its column or table out.
+  const names = new Map(migrations.map((m) => [m.version, m.name]));
+  const other = rows.find((r) => names.has(r.version) && names.get(r.version) !== r.name);
+  if (other) {
+    throw new Error(
+      `ledger schema version ${other.version} was applied as '${other.name}', which this bridge knows as ` +
+        `'${names.get(other.version)}': another build wrote this ledger. Run that build, or restore the ledger ` +
+        'backup taken before it (docs/deployment.md §7)',
+    );
+  }
   const known = new Set(migrations.map((m) => m.version));
   const unknown = [...applied].filter((v) => !known.has(v));
   if (unknown.length > 0) {

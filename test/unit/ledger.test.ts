@@ -17,6 +17,7 @@ import {
   type Settlement,
   transactionIdsFor,
 } from '../../src/ledger/index.js';
+import { MIGRATIONS } from '../../src/ledger/migrations/index.js';
 import { listQuery, PURGE_SQL, timeProbeQuery } from '../../src/ledger/queries.js';
 import { eventInput, OFFICE, payload, settleRow, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
 
@@ -1800,6 +1801,27 @@ describe('ledger: schema', () => {
       /schema version 99 is newer than this bridge understands: .*restore the ledger backup taken before the upgrade/,
     );
     cleanup();
+  });
+
+  it('refuses a ledger whose migration of a known number is another change (another build took the number)', () => {
+    const { ledger, path, cleanup } = tempLedger();
+    try {
+      ledger.close();
+      const db = new Database(path);
+      const [latest] = [...MIGRATIONS].sort((a, b) => b.version - a.version);
+      assert.ok(latest);
+      db.prepare("UPDATE schema_migrations SET name = 'another-change' WHERE version = ?").run(latest.version);
+      db.close();
+      assert.throws(
+        () => openLedger(path),
+        new RegExp(
+          `schema version ${latest.version} was applied as 'another-change', which this bridge knows as '${latest.name}': another build wrote this ledger`,
+        ),
+      );
+      assert.throws(() => openLedger(path, { inspectOnly: true }), /was applied as 'another-change'/);
+    } finally {
+      cleanup();
+    }
   });
 
   it('an inspecting open (the ledger command) never upgrades an older ledger under its bridge', () => {
