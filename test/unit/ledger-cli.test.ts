@@ -271,6 +271,20 @@ describe('ledger and replay commands', () => {
     assert.doesNotMatch(mother.out, /Identifiers/);
   });
 
+  it('tells a DHIS2 source the tracker query that finds a tracked entity by an identifier, not a FHIR one', async () => {
+    writeFileSync(
+      config,
+      `${readFileSync(config, 'utf8')}sources:\n  - id: hmis\n    kind: dhis2\n    baseUrl: https://hmis.example.org/api/\n    dhis2:\n      program: SbxDthProg1\n`,
+    );
+    const nid = await run(['ledger', '--config', config, '--find', '1234-5']);
+    assert.equal(nid.code, 1);
+    assert.match(
+      nid.out,
+      /\(GET https:\/\/hmis\.example\.org\/api\/tracker\/trackedEntities\?program=SbxDthProg1&filter=<attribute uid>:eq:1234-5\) and look up TrackedEntity\/<its trackedEntity uid>\./,
+    );
+    assert.doesNotMatch(nid.out, /Patient\?identifier/);
+  });
+
   it("shows a looked-up event's write-back: its state, attempts and last error", async () => {
     const ledger = openLedger(db);
     const { row } = ledger.recordEvent(eventInput('4'));

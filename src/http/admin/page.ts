@@ -86,7 +86,9 @@ export function renderPage(base: string): string {
         Patient/123, or the Encounter that showed the event), its id alone, or an OpenCRVS tracking ID; not the
         mother's record. Identifiers (a medical record number, an OpenMRS identifier) are not searched: they
         are personal data, which the ledger does not keep. Ask the source for the record's id with
-        <code>GET &lt;baseUrl&gt;/Patient?identifier=&lt;value&gt;</code>; once delivered, that Patient also
+        <code>GET &lt;baseUrl&gt;/Patient?identifier=&lt;value&gt;</code> (a DHIS2 source:
+        <code>GET &lt;baseUrl&gt;/api/tracker/trackedEntities?program=&lt;program&gt;&amp;filter=&lt;attribute uid&gt;:eq:&lt;value&gt;</code>,
+        then find TrackedEntity/&lt;its uid&gt;); once delivered, that Patient also
         carries the tracking ID where the bridge writes it back (identifier system
         <code>http://opencrvs.org/tracking-id</code> by default).</p>
       <div class="scroll"><table id="events"><caption class="sr-only">Ledger events, newest first</caption>
