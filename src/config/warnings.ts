@@ -20,7 +20,9 @@ export function isLoopbackHost(host: string): boolean {
 /**
  * A subscription is the EMR calling the bridge: with `http.host` on loopback only a process on this
  * machine can, which in a container is none (its loopback is its own, and the health check still passes).
- * An EMR on loopback itself (the sandboxes) can, so that is no warning.
+ * An EMR on loopback itself (the sandboxes) can, so that is no warning. Nor is it wrong behind a TLS proxy
+ * on the same host forwarding to 127.0.0.1, which the bridge cannot see: the warning says so, and does not
+ * simply say 0.0.0.0, which outside a container would expose plain HTTP.
  */
 export function loopbackSubscriptionWarning(http: HttpSettings, source: SourceSettings): string | undefined {
   if (!source.subscription || !isLoopbackHost(http.host)) return undefined;
@@ -31,7 +33,7 @@ export function loopbackSubscriptionWarning(http: HttpSettings, source: SourceSe
     return undefined;
   }
   if (isLoopbackHost(emrHost)) return undefined;
-  return `subscription configured but http.host is ${http.host}: the EMR cannot reach /fhir-subscription/${source.id} from another machine or from outside the container (only polls will bring events); listen on 0.0.0.0 (examples/production.yaml)`;
+  return `subscription configured but http.host is ${http.host}: unless a proxy on this machine forwards to it, the EMR cannot reach /fhir-subscription/${source.id} from another machine or from outside the container (only polls will bring events); in a container set http.host 0.0.0.0 and publish the port (examples/production.yaml), outside one put a TLS proxy in front (docs/deployment.md)`;
 }
 
 /** No source: valid (a bridge kept for `replay`, or one being set up), but nothing will ever be read. */

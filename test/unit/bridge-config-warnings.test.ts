@@ -56,7 +56,12 @@ describe('construction warnings', () => {
     assert.equal(loopback.length, 1);
     assert.match(
       loopback[0] ?? '',
-      /is 127\.0\.0\.1: the EMR cannot reach \/fhir-subscription\/emr .*listen on 0\.0\.0\.0/,
+      /is 127\.0\.0\.1: unless a proxy on this machine forwards to it, the EMR cannot reach \/fhir-subscription\/emr /,
+    );
+    // 0.0.0.0 only for a container, whose port is published: on a host it would serve plain HTTP to all.
+    assert.match(
+      loopback[0] ?? '',
+      /in a container set http\.host 0\.0\.0\.0 and publish the port .*, outside one put a TLS proxy in front/,
     );
     assert.equal(said(await warningsFor(secret, 'ipv6', { host: '::1', baseUrl: emr, http: true })).length, 1);
     // Every address, no subscription, an EMR on this machine too (the sandboxes), or no listener (sync): no warning.
