@@ -14,7 +14,7 @@ import {
 import type { Logger } from '../observability/logger.js';
 import { isDhis2Uid } from '../sources/dhis2/client.js';
 import { Dhis2Fetcher } from '../sources/dhis2/fetcher.js';
-import { Dhis2Client, dhis2SettingsOf } from '../sources/dhis2/index.js';
+import { Dhis2Client, dhis2SettingsOf, trackedEntityFilter } from '../sources/dhis2/index.js';
 import { CachingFetcher } from '../sources/fhir/fetcher.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
 import { isFhirId, isResourceType } from '../sources/fhir/notification.js';
@@ -29,9 +29,16 @@ const DHIS2_TYPES = ['TrackedEntity', 'Event'];
  * Reads `ref` from `source` with its context and maps it as the source's pipeline would (the mappings of
  * `set`, no OpenCRVS lookups: routing as the configuration gives it, as `map --input`). A ref that is no
  * record, or one the source does not have, is a RefError; a source that fails to answer throws its own
- * error (its message names the call and status, never the record).
+ * error (its message names the call and status, never the record). `note`: what the dry run says beside
+ * its answer (standard error), such as a record outside what the source polls.
  */
-export async function mapRef(set: MappingSet, source: SourceSettings, ref: string, logger: Logger): Promise<MapResult> {
+export async function mapRef(
+  set: MappingSet,
+  source: SourceSettings,
+  ref: string,
+  logger: Logger,
+  note: (text: string) => void = (text) => console.error(text),
+): Promise<MapResult> {
   const slash = ref.indexOf('/');
   const type = ref.slice(0, slash);
   const id = ref.slice(slash + 1);
@@ -40,7 +47,7 @@ export async function mapRef(set: MappingSet, source: SourceSettings, ref: strin
       `--ref takes a record as Type/id (Patient/123${source.kind === 'dhis2' ? ', TrackedEntity/<uid>' : ''})`,
     );
   return source.kind === 'dhis2'
-    ? mapDhis2Ref(set, source, type, id, logger)
+    ? mapDhis2Ref(set, source, type, id, logger, note)
     : mapFhirRef(set, source, type, id, logger);
 }
 
@@ -81,6 +88,7 @@ async function mapDhis2Ref(
   type: string,
   uid: string,
   logger: Logger,
+  note: (text: string) => void,
 ): Promise<MapResult> {
   if (!DHIS2_TYPES.includes(type))
     throw new RefError(`--ref: a DHIS2 source takes TrackedEntity/<uid> or Event/<uid>, not ${type}`);
@@ -103,6 +111,20 @@ async function mapDhis2Ref(
     const entity = await client.trackedEntity(entityUid, { program: dhis2.program, fields: dhis2.fields });
     const resource: Resource | undefined = entity ? trackedEntityResource(entity) : undefined;
     if (!resource) throw notFound(source, 'TrackedEntity', ` in program ${dhis2.program}`);
+    // Read by uid, a record is found wherever the user may see it; `serve` polls only what its list query
+    // finds (org units, their mode, the tracked entity type, the enrollment status). The same query narrowed
+    // to this uid lets DHIS2 decide the scope as it does for a poll: the dry run still maps it, and says so.
+    if (dhis2.orgUnits?.length || dhis2.orgUnitMode || dhis2.trackedEntityType || dhis2.enrollmentStatus) {
+      const page = await client.trackedEntityPage({
+        ...trackedEntityFilter(dhis2),
+        trackedEntities: resource.id ?? entityUid,
+        fields: 'trackedEntity',
+      });
+      if (!page.entities.some((te) => te.trackedEntity === (resource.id ?? entityUid)))
+        note(
+          `Note: this tracked entity is outside what source ${source.id} polls (sources[].dhis2: orgUnits, orgUnitMode, trackedEntityType, enrollmentStatus): serve would not read it. Mapped anyway.`,
+        );
+    }
     const fetcher: ResourceFetcher & { prime(r: Resource[]): void } = new Dhis2Fetcher(client, dhis2.fields);
     fetcher.prime([resource]);
     const subjects = mappings

@@ -15,6 +15,7 @@ import {
   CHILD_PROGRAMME,
   DEFAULT_SANDBOX_AUTH,
   type Dhis2Simulator,
+  ORG_UNITS,
   startDhis2Simulator,
 } from '../../src/sandbox/dhis2/index.js';
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
@@ -264,6 +265,31 @@ describe('opencrvs-bridge map --ref (DHIS2)', () => {
     assert.equal(byEvent.code, 0, byEvent.stderr);
     assert.deepEqual(JSON.parse(byEvent.stdout), out);
     assert.equal(existsSync(join(dir, 'bridge.db')), false);
+
+    // Read by uid, a record outside the org units the source polls would map all the same: it is said.
+    assert.doesNotMatch(r.stderr, /outside what source/);
+    const owner = child.enrollments?.[0]?.orgUnit ?? child.orgUnit;
+    const elsewhere = owner === ORG_UNITS.gbenikoroMchp ? ORG_UNITS.ngelehunChc : ORG_UNITS.gbenikoroMchp;
+    const scoped = (units: string[]) => {
+      const file = join(dir, `scoped-${units.join('-')}.yaml`);
+      const yaml = readFileSync(config, 'utf8').replace(
+        `program: ${CHILD_PROGRAMME}`,
+        `program: ${CHILD_PROGRAMME}\n      orgUnits: [${units.join(', ')}]\n      orgUnitMode: DESCENDANTS`,
+      );
+      assert.notEqual(yaml, readFileSync(config, 'utf8'));
+      writeFileSync(file, yaml);
+      return file;
+    };
+    const outside = await runCli(['map', '--ref', ref, '--config', scoped([elsewhere]), '--json']);
+    assert.equal(outside.code, 0, outside.stderr);
+    assert.deepEqual(JSON.parse(outside.stdout), out);
+    assert.match(
+      outside.stderr,
+      /this tracked entity is outside what source dhis2-births polls .*serve would not read it/,
+    );
+    const inside = await runCli(['map', '--ref', ref, '--config', scoped([ORG_UNITS.sierraLeone]), '--json']);
+    assert.equal(inside.code, 0, inside.stderr);
+    assert.doesNotMatch(inside.stderr, /outside what source/);
 
     const missing = await runCli(['map', '--ref', 'TrackedEntity/Aaaaaaaaaa1', '--config', config]);
     assert.equal(missing.code, 2);
