@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import cron from 'node-cron';
 import { type Document, parseDocument, visit, YAMLError, YAMLParseError } from 'yaml';
@@ -193,7 +193,11 @@ function resolveSecretFiles(
         text = readFileSync(secretPath, 'utf8');
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? 'error';
-        throw new ConfigError(keyPath, `cannot read the file ${secretPath} (${code})${unreadableHint(code)}`, file);
+        throw new ConfigError(
+          keyPath,
+          `cannot read the file ${secretPath} (${code})${unreadableHint(code, secretPath)}`,
+          file,
+        );
       }
       // A byte-order mark (a file saved as "UTF-8 with BOM" on Windows) is no part of the secret.
       const secret = text.replace(/^\uFEFF/, '').replace(/\r?\n$/, '');
@@ -216,10 +220,30 @@ const SECRET_KEYS = new Set(Object.values(SECRET_FILE_KEYS));
 /**
  * A secret mounted from the host keeps the host file's owner and mode (a Compose file secret, a bind
  * mount): root's 0600 file is unreadable by the image's uid 1000, and EACCES alone does not say who tried.
+ * Nor does it say what refused: a host folder `root 0700` mounted as /run/secrets locks the user out of
+ * every file in it, whatever their modes, and the folder is then what to change.
  */
-function unreadableHint(code: string): string {
+function unreadableHint(code: string, path: string): string {
   if (code !== 'EACCES' || typeof process.getuid !== 'function') return '';
-  return `: this process runs as uid ${process.getuid()}, which may not read it; make the file readable by that user (e.g. chmod 0444, or chown ${process.getuid()})`;
+  const uid = process.getuid();
+  const folder = closedFolder(path);
+  return folder
+    ? `: this process runs as uid ${uid}, which may not enter the folder ${folder}; let that user in (chown ${uid} ${folder}, or chmod 711 ${folder})`
+    : `: this process runs as uid ${uid}, which may not read it; make the file readable by that user (e.g. chmod 0444, or chown ${uid})`;
+}
+
+/** The first folder above `path` (from the root down) this process may not enter, if one. */
+function closedFolder(path: string): string | undefined {
+  const folders: string[] = [];
+  for (let dir = dirname(path); !folders.includes(dir); dir = dirname(dir)) folders.unshift(dir);
+  return folders.find((dir) => {
+    try {
+      accessSync(dir, constants.X_OK);
+      return false;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'EACCES';
+    }
+  });
 }
 
 /**

@@ -459,6 +459,43 @@ describe('configuration', () => {
     assert.doesNotMatch(child.stdout, /kept-from-uid/);
   });
 
+  it('names the folder when it is the folder of a secret the user may not enter (a root 0700 secrets mount)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
+    chmodSync(dir, 0o755);
+    const secrets = join(dir, 'secrets');
+    mkdirSync(secrets);
+    // The file itself is readable by all: only the folder keeps the user out.
+    writeFileSync(join(secrets, 'secret.txt'), 'kept-from-uid\n', { mode: 0o644 });
+    const file = join(dir, 'bridge.yaml');
+    writeFileSync(file, 'opencrvs: { domain: x.org, clientId: a, clientSecretFile: secrets/secret.txt }', {
+      mode: 0o644,
+    });
+    // Root enters any folder: the load runs as nobody then, for whom root's 0700 is closed.
+    const asRoot = process.getuid?.() === 0;
+    chmodSync(secrets, asRoot ? 0o700 : 0o000);
+    const configModule = new URL('../../src/config/index.ts', import.meta.url).href;
+    const load = `import(${JSON.stringify(configModule)}).then((m) => { try { m.loadConfig({ file: ${JSON.stringify(file)} }); } catch (e) { console.log(e.message); } })`;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', load], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+    });
+    chmodSync(secrets, 0o700);
+    const uid = asRoot ? 65534 : process.getuid?.();
+    assert.match(
+      child.stdout,
+      /opencrvs\.clientSecretFile: cannot read the file .*secret\.txt \(EACCES\)/,
+      child.stderr,
+    );
+    assert.ok(
+      child.stdout.includes(
+        `runs as uid ${uid}, which may not enter the folder ${secrets}; let that user in (chown ${uid} ${secrets}, or chmod 711 ${secrets})`,
+      ),
+      child.stdout,
+    );
+    assert.doesNotMatch(child.stdout, /kept-from-uid|which may not read it/);
+  });
+
   it('says where YAML it cannot read is, never what the line holds (an inline secret)', () => {
     const secret = 'Zq8!kP2vR9xW';
     for (const start of ['*', '|', '!']) {
