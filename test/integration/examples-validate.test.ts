@@ -23,6 +23,12 @@ describe('examples/*.yaml', () => {
     assert.match(text, /^http:\n(?: {2}#.*\n)* {2}host: 0\.0\.0\.0\n {2}port: 8080$/m);
     assert.match(text, /^ {2}path: \/data\/bridge\.db$/m);
     assert.doesNotMatch(text, /^\s*(?:clientSecret|password|token|secret): /m, 'no secret written inline');
+    // Each `docker run` in the header mounts serve's ledger volume: doctor on an empty one checks nothing.
+    const runs = text.match(/^# {3}docker run (?:.*\\\n)*.*$/gm) ?? [];
+    assert.equal(runs.length, 2, runs.join('\n'));
+    for (const run of runs) assert.match(run, /-v opencrvs-bridge-data:\/data /, run);
+    // The image's uid 1000 must enter the secrets folder: root's 0700 keeps it out of every file.
+    assert.match(text, /^# {3}mkdir -p secrets && chown 1000 secrets /m);
   });
 
   for (const name of files) {
