@@ -63,19 +63,23 @@ async function fhirSourceChecks(
 ): Promise<CheckResult[]> {
   const name = `source ${settings.id}`;
   const where = displayUrl(settings.baseUrl);
+  // The server is there, the FHIR API is not at that path: a 404 for <baseUrl>/metadata, or a success that
+  // is no CapabilityStatement (a web app's index page served for any path it does not know, other JSON).
+  const path =
+    '; check the base path of sources[].baseUrl: <baseUrl>/metadata must answer (HAPI: …/fhir, OpenMRS: …/openmrs/ws/fhir2/R4)';
   let statement: unknown;
   try {
     statement = await client.capabilityStatement();
   } catch (err) {
-    // A 404 for <baseUrl>/metadata: the server is there, the FHIR API is not at that path.
-    const path =
-      err instanceof SourceCallError && err.status === 404
-        ? `; check the base path of sources[].baseUrl: <baseUrl>/metadata must answer (HAPI: …/fhir, OpenMRS: …/openmrs/ws/fhir2/R4)`
-        : '';
-    return [fail(name, `${where}: cannot read the CapabilityStatement (${reason(err)})${path}`)];
+    const status = err instanceof SourceCallError ? err.status : undefined;
+    const elsewhere =
+      status === 404 ||
+      (status !== undefined && status >= 200 && status < 300) ||
+      (err instanceof SourceCallError && status === undefined && /not a FHIR resource/.test(err.message));
+    return [fail(name, `${where}: cannot read the CapabilityStatement (${reason(err)})${elsewhere ? path : ''}`)];
   }
   const summary = summarizeCapabilities(statement);
-  if (!summary) return [fail(name, `${where}/metadata is not a CapabilityStatement`)];
+  if (!summary) return [fail(name, `${where}/metadata is not a CapabilityStatement${path}`)];
 
   const results: CheckResult[] = [];
   const gaps = watchedTypes.flatMap((type) => capabilityGaps(summary, type));

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -314,6 +315,37 @@ describe('doctor checks', () => {
     assert.equal(failed?.name, 'source misplaced', formatReport(report));
     assert.match(failed?.detail ?? '', /cannot read the CapabilityStatement \(.*404.*\); check the base path/);
     assert.match(failed?.detail ?? '', /HAPI: …\/fhir, OpenMRS: …\/openmrs\/ws\/fhir2\/R4/);
+  });
+
+  it('says to check the base path when <baseUrl>/metadata answers 200 but no CapabilityStatement (an app fallback)', async () => {
+    // A web app at the wrong base path answers every unknown path with its index page, or some JSON.
+    const answers: Record<string, { type: string; body: string }> = {
+      '/app/metadata': { type: 'text/html; charset=utf-8', body: '<!doctype html><html><body>App</body></html>' },
+      '/api/metadata': { type: 'application/json', body: '{"status":"ok"}' },
+    };
+    const server = createServer((req, res) => {
+      const answer = answers[new URL(req.url ?? '/', 'http://x').pathname];
+      res.writeHead(200, { 'content-type': answer?.type ?? 'text/html' });
+      res.end(answer?.body ?? '<html></html>');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      for (const path of ['/app', '/api']) {
+        const sources = [{ id: 'misplaced', kind: 'fhir', baseUrl: `${origin}${path}` }];
+        const report = await runDoctor({ file: writeConfig(configObject({ sources })), env: {} });
+        const [failed] = failing(report);
+        assert.equal(failed?.name, 'source misplaced', formatReport(report));
+        assert.match(
+          failed?.detail ?? '',
+          /; check the base path of sources\[\]\.baseUrl: <baseUrl>\/metadata must answer/,
+          path,
+        );
+        assert.match(failed?.detail ?? '', /HAPI: …\/fhir, OpenMRS: …\/openmrs\/ws\/fhir2\/R4/, path);
+      }
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it('reports missing scopes for an event type the mappings produce', async () => {
