@@ -5,9 +5,14 @@
 // The same over HTTP, against the DHIS2 and OpenCRVS simulators: test/integration/context-only-change.test.ts.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { silentLogger } from '../../src/observability/logger.js';
+import { createLogger } from '../../src/observability/logger.js';
 import type { Dhis2Client } from '../../src/sources/dhis2/client.js';
-import { DHIS2_CONTEXT_CURSOR, Dhis2Poller, MAX_CONTEXT_BATCHES } from '../../src/sources/dhis2/poller.js';
+import {
+  DHIS2_CONTEXT_CURSOR,
+  DHIS2_CONTEXT_READING,
+  Dhis2Poller,
+  MAX_CONTEXT_BATCHES,
+} from '../../src/sources/dhis2/poller.js';
 import type { SourcePipeline } from '../../src/sources/pipeline.js';
 
 const EARLY = '2026-01-01T08:00:00.000';
@@ -23,10 +28,12 @@ function world(mothers: number, { pageSize = 2, overlapSeconds = 0 } = {}) {
   for (let i = 0; i < mothers; i++) updatedAt.set(uidOf(i), EARLY);
   const clock = { now: '2026-01-01T10:00:00.000' };
   const asked: Array<{ uids: string[]; updatedAfter: string | undefined; program: string | undefined }> = [];
-  // `refuse`: DHIS2 answers the listing by uid with an error (an outage, a version that will not list it).
-  const refusal = { refuse: false };
+  // `refuse`: DHIS2 answers the listing by uid with an error (an outage, a version that will not list it);
+  // `time: false`: its system/info fails.
+  const refusal = { refuse: false, time: true };
   const client = {
     async serverTime() {
+      if (!refusal.time) throw new Error('system/info failed: HTTP 503');
       return clock.now;
     },
     async trackedEntityPage(params: Record<string, string>) {
@@ -68,24 +75,32 @@ function world(mothers: number, { pageSize = 2, overlapSeconds = 0 } = {}) {
     },
   } as unknown as SourcePipeline;
   const refs = () => [...updatedAt.keys()].map((uid) => `TrackedEntity/${uid}`).sort();
-  const poller = new Dhis2Poller({
-    sourceId: 'hmis',
-    client,
-    pipeline,
-    cursors: {
-      getCursor: (_s: string, name: string) => cursors.get(name),
-      setCursor: (_s: string, name: string, value: string) => void cursors.set(name, value),
-    } as never,
-    dhis2: { program: 'IpHINAT79UW', fields: '*' },
-    poll: { enabled: true, schedule: '* * * * *', overlapSeconds, pageSize, since: EARLY } as never,
-    logger: silentLogger,
-    contextRefs: (after, limit) =>
-      refs()
-        .filter((ref) => ref > after)
-        .slice(0, limit),
+  const warnings: string[] = [];
+  const logger = createLogger({
+    level: 'warn',
+    destination: { write: (line: string) => void warnings.push(JSON.parse(line).msg) },
   });
+  // A new process (a `sync --once` run, a restart) over the same ledger and DHIS2.
+  const newProcess = () =>
+    new Dhis2Poller({
+      sourceId: 'hmis',
+      client,
+      pipeline,
+      cursors: {
+        getCursor: (_s: string, name: string) => cursors.get(name),
+        setCursor: (_s: string, name: string, value: string) => void cursors.set(name, value),
+      } as never,
+      dhis2: { program: 'IpHINAT79UW', fields: '*' },
+      poll: { enabled: true, schedule: '* * * * *', overlapSeconds, pageSize, since: EARLY } as never,
+      logger,
+      contextRefs: (after, limit) =>
+        refs()
+          .filter((ref) => ref > after)
+          .slice(0, limit),
+    });
+  const poller = newProcess();
   const change = (i: number, at: string) => updatedAt.set(uidOf(i), at);
-  return { poller, asked, evaluated, cursors, clock, change, behaviour, updatedAt, refusal };
+  return { poller, newProcess, asked, evaluated, cursors, clock, change, behaviour, updatedAt, refusal, warnings };
 }
 
 describe('DHIS2 poller: the tracked entities births read as their context', () => {
@@ -125,7 +140,7 @@ describe('DHIS2 poller: the tracked entities births read as their context', () =
     await w.poller.pollOnce();
     assert.equal(w.asked.at(-1)?.updatedAfter, '2026-01-01T09:00:00.000');
     assert.deepEqual(w.evaluated, [`${uidOf(1)}@2026-01-01T09:30:00.000`]);
-    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-01-01T10:05:00.000');
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-01-01T10:00:00.000', 'the same reading, begun at 10:00');
   });
 
   it('a first reading asks from DHIS2’s time less the overlap; no known uid asks DHIS2 nothing', async () => {
@@ -186,5 +201,79 @@ describe('DHIS2 poller: the tracked entities births read as their context', () =
     await w.poller.pollOnce();
     assert.equal(w.asked[0]?.updatedAfter, '2026-01-01T10:00:00.000');
     assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-01-01T10:00:00.000', 'moved back');
+  });
+  it('a first reading refused asks again from the same time: a change made meanwhile is found; warned once a reading', async () => {
+    const w = world(1);
+    w.refusal.refuse = true;
+    await w.poller.pollOnce(); // the first reading, from DHIS2's time now (10:00)
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-01-01T10:00:00.000', 'stored at once');
+    w.clock.now = '2026-01-01T10:01:00.000';
+    await w.poller.pollOnce();
+    assert.equal(w.warnings.filter((m) => m.includes('could not be listed')).length, 1, 'not every pass');
+    w.refusal.refuse = false;
+    w.change(0, '2026-01-01T10:02:00.000'); // after the first reading began
+    w.clock.now = '2026-01-01T10:05:00.000';
+    await w.poller.pollOnce();
+    assert.ok(w.asked.every((a) => a.updatedAfter === '2026-01-01T10:00:00.000'));
+    assert.deepEqual(w.evaluated, [`${uidOf(0)}@2026-01-01T10:02:00.000`]);
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-01-01T10:00:00.000', "the reading's start");
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_READING), '', 'complete: none in progress');
+  });
+
+  it('a first reading held asks again from the same time', async () => {
+    const w = world(1);
+    w.change(0, '2026-01-01T10:00:00.000');
+    w.behaviour.settles = false;
+    await w.poller.pollOnce();
+    w.behaviour.settles = true;
+    w.clock.now = '2026-01-01T10:05:00.000';
+    await w.poller.pollOnce();
+    assert.equal(w.asked.at(-1)?.updatedAfter, '2026-01-01T10:00:00.000');
+    assert.equal(w.evaluated.length, 2, 'mapped again: the first was not recorded');
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-01-01T10:05:00.000');
+  });
+
+  it('a first pass without DHIS2’s time asks from the programme’s start (a time before any row read her), and so does the next', async () => {
+    const w = world(1);
+    w.refusal.time = false;
+    await w.poller.pollOnce();
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), EARLY, 'no later than any row recorded so far');
+    w.refusal.time = true;
+    w.change(0, '2026-01-01T10:01:00.000');
+    w.clock.now = '2026-01-01T10:05:00.000';
+    await w.poller.pollOnce();
+    assert.equal(w.asked.at(-1)?.updatedAfter, EARLY);
+    assert.equal(w.evaluated.at(-1), `${uidOf(0)}@2026-01-01T10:01:00.000`);
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-01-01T10:05:00.000');
+  });
+
+  it('`sync --once` runs (a new process each) go on with the reading, to its end, past what one pass asks', async () => {
+    const perPass = 2 * MAX_CONTEXT_BATCHES;
+    const w = world(perPass + 3);
+    w.cursors.set(DHIS2_CONTEXT_CURSOR, '2026-01-01T09:00:00.000');
+    w.change(perPass + 2, '2026-01-01T09:30:00.000');
+    await w.newProcess().pollOnce();
+    assert.equal(w.asked.length, MAX_CONTEXT_BATCHES);
+    w.clock.now = '2026-01-01T11:00:00.000';
+    await w.newProcess().pollOnce();
+    assert.deepEqual(w.asked[MAX_CONTEXT_BATCHES]?.uids, [uidOf(perPass), uidOf(perPass + 1)], 'goes on, not over');
+    assert.ok(w.asked.every((a) => a.updatedAfter === '2026-01-01T09:00:00.000'));
+    assert.deepEqual(w.evaluated, [`${uidOf(perPass + 2)}@2026-01-01T09:30:00.000`]);
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-01-01T10:00:00.000', 'DHIS2’s time when it began');
+    w.clock.now = '2026-01-01T12:00:00.000';
+    await w.newProcess().pollOnce();
+    assert.equal(w.asked.at(-1)?.updatedAfter, '2026-01-01T10:00:00.000', 'the next reading');
+  });
+
+  it('a stored reading this code cannot read is begun again', async () => {
+    const w = world(1);
+    w.cursors.set(DHIS2_CONTEXT_CURSOR, '2026-01-01T09:00:00.000');
+    w.cursors.set(DHIS2_CONTEXT_READING, '{"after":1}');
+    await w.poller.pollOnce();
+    assert.deepEqual(
+      w.asked.map((a) => [a.uids, a.updatedAfter]),
+      [[[uidOf(0)], '2026-01-01T09:00:00.000']],
+    );
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-01-01T10:00:00.000');
   });
 });

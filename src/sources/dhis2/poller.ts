@@ -36,6 +36,11 @@ export const DHIS2_CURSOR = 'updatedAt:trackedEntities';
  */
 export const DHIS2_CONTEXT_CURSOR = 'updatedAt:contextTrackedEntities';
 /**
+ * That reading's progress while it runs (JSON of ContextReading; '' when none), so that a new process (a
+ * `sync --once` run, a restart) goes on with it rather than begin again from the first uid.
+ */
+export const DHIS2_CONTEXT_READING = 'reading:contextTrackedEntities';
+/**
  * Uids asked for in one request of that reading (`trackedEntities=uid1,uid2,…`: 12 characters each, a URL
  * of some 1.3 kB, well within what servers and proxies take), and requests at most per pass: a ledger of
  * more mothers is read across passes, so a pass never grows with the ledger.
@@ -87,8 +92,8 @@ export class Dhis2Poller {
   private readonly carriedRuns = new CarriedRuns();
   /** Runs (by their updatedAt, in ms) whose larger page DHIS2 did not answer, and the size it did answer there. */
   private readonly runPageCaps = new RunPageCaps();
-  /** The reading of the contexts' tracked entities in progress, carried across passes (contextRecords). */
-  private contextReading: ContextReading | undefined;
+  /** The reading (its `updatedAfter` and `startedAt`) whose refused listing was warned of: once a reading, not every pass. */
+  private contextRefusalWarned: string | undefined;
   readonly status: PollerStatus = { consecutiveFailures: 0, watermarks: {} };
 
   constructor(private readonly deps: Dhis2PollerDeps) {
@@ -359,27 +364,17 @@ export class Dhis2Poller {
    * for. A reading asks from the cursor (DHIS2_CONTEXT_CURSOR) less the overlap, and when complete moves the
    * cursor to DHIS2's time when it began: a change at any moment is after the start of the reading before
    * the one that begins next, so that one finds it (a birth recorded since read her then). A reading whose
-   * results could not all be recorded moves nothing: the next one asks again from the same time. Only
+   * results could not all be recorded moves nothing: the next one asks again from the same time. A refused
+   * listing ends the pass's part, not the reading: the next pass asks that batch again. The reading's
+   * progress is stored (DHIS2_CONTEXT_READING), so a new process goes on with it. Only
    * its own rows' mothers are asked: a row's set is kept under the source that last read it
    * (ledger/context-reads.ts), which is the one whose user could read her, and whose reading finds her.
    */
   private async contextRecords(fetcher: Dhis2Fetcher, report: PassReport): Promise<void> {
     const { contextRefs, cursors, sourceId, client, pipeline, poll, dhis2 } = this.deps;
     if (!contextRefs || this.stopping) return;
-    if (!this.contextReading) {
-      const stored = cursors.getCursor(sourceId, DHIS2_CONTEXT_CURSOR);
-      // The first reading asks from DHIS2's time now (a row recorded later read her then); a cursor ahead of
-      // DHIS2's time (its clock put back) from that time.
-      const from = this.serverNow === undefined ? stored : earlierDefined(stored, this.serverNow);
-      if (from === undefined) return; // no time to ask from: the next pass asks DHIS2 again
-      this.contextReading = {
-        updatedAfter: minusSeconds(from, poll.overlapSeconds) ?? from,
-        startedAt: this.serverNow,
-        after: '',
-        held: false,
-      };
-    }
-    const reading = this.contextReading;
+    const reading = this.contextReading();
+    if (!reading) return; // no time to ask from: the next pass asks DHIS2 again
     const batch = Math.max(1, Math.min(CONTEXT_BATCH, poll.pageSize));
     for (let asked = 0; asked < MAX_CONTEXT_BATCHES && !this.stopping; asked++) {
       const refs = contextRefs(reading.after, batch);
@@ -398,14 +393,16 @@ export class Dhis2Poller {
         } catch (err) {
           // The programme's pages are recorded: a DHIS2 that refuses this listing (an outage, a version that
           // will not list by uid without a programme) must not fail the pass, and with it the source's
-          // readiness, while births flow. The mothers' corrections wait: the next pass asks again from the
-          // same time (the cursor has not moved).
-          this.contextReading = undefined;
-          if (!this.stopping)
+          // readiness, while births flow. The reading is kept (stored): the next pass asks again from this
+          // batch and the same time. Warned once a reading: a DHIS2 that always refuses would warn every pass.
+          const which = `${reading.updatedAfter} ${reading.startedAt ?? ''}`;
+          if (!this.stopping && this.contextRefusalWarned !== which) {
+            this.contextRefusalWarned = which;
             this.log.warn(
               { err },
-              'the tracked entities births read as their context (mothers) could not be listed: asked again from the same time by the next pass',
+              'the tracked entities births read as their context (mothers) could not be listed: asked again by the next passes from the same time (warned once a reading)',
             );
+          }
           return;
         }
         // A server that serves fewer than the uids asked, a full page of them: some may be left out.
@@ -437,17 +434,47 @@ export class Dhis2Poller {
       }
       const last = refs.at(-1);
       if (last === undefined || refs.length < batch) {
-        this.contextReading = undefined;
         if (!reading.held && reading.startedAt !== undefined)
           cursors.setCursor(sourceId, DHIS2_CONTEXT_CURSOR, reading.startedAt);
         else if (reading.held)
           this.log.warn(
             'some changed tracked entities that births read as their context could not be recorded: they are asked for again from the same time by the next pass',
           );
+        // After the cursor: a process stopped in between completes the same reading again, which moves it the same.
+        cursors.setCursor(sourceId, DHIS2_CONTEXT_READING, '');
         return;
       }
       reading.after = last;
+      cursors.setCursor(sourceId, DHIS2_CONTEXT_READING, JSON.stringify(reading));
     }
+  }
+
+  /**
+   * The reading in progress, as stored (DHIS2_CONTEXT_READING), or a new one. Stored, not kept in memory: a
+   * `sync --once` run or a restart goes on with it, where it began anew from the first uid, and a ledger of
+   * more mothers than one pass asks for was never read to its end. A new reading asks from the cursor less
+   * the overlap, or from DHIS2's time when it is ahead (its clock put back). With no cursor (the first
+   * reading) it asks from DHIS2's time now, or without it the programme's own start (a time at or before
+   * that of every row recorded so far), and stores that at once: a first reading that does not complete
+   * (refused, held, stopped) is then followed by one from the same time, not from a later one that skips
+   * what changed in between.
+   */
+  private contextReading(): ContextReading | undefined {
+    const { cursors, sourceId, poll } = this.deps;
+    const kept = parseContextReading(cursors.getCursor(sourceId, DHIS2_CONTEXT_READING));
+    if (kept) return kept;
+    const stored = cursors.getCursor(sourceId, DHIS2_CONTEXT_CURSOR);
+    const from = stored === undefined ? (this.serverNow ?? this.startBound()) : earlierDefined(stored, this.serverNow);
+    if (from === undefined) return undefined;
+    if (stored === undefined) cursors.setCursor(sourceId, DHIS2_CONTEXT_CURSOR, from);
+    const reading: ContextReading = {
+      updatedAfter: minusSeconds(from, poll.overlapSeconds) ?? from,
+      startedAt: this.serverNow,
+      after: '',
+      held: false,
+    };
+    cursors.setCursor(sourceId, DHIS2_CONTEXT_READING, JSON.stringify(reading));
+    return reading;
   }
 
   /**
@@ -610,6 +637,24 @@ interface ContextReading {
   after: string;
   /** Some of its results were not recorded, or a page may have been cut short: it moves no cursor. */
   held: boolean;
+}
+
+/** A stored reading (DHIS2_CONTEXT_READING), or undefined for none or one this code cannot read (a new one begins). */
+function parseContextReading(value: string | undefined): ContextReading | undefined {
+  if (!value) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  const { updatedAfter, startedAt, after, held } = parsed as Record<string, unknown>;
+  if (typeof updatedAfter !== 'string' || naiveMillis(updatedAfter) === undefined) return undefined;
+  if (startedAt !== undefined && (typeof startedAt !== 'string' || naiveMillis(startedAt) === undefined))
+    return undefined;
+  if (typeof after !== 'string' || typeof held !== 'boolean') return undefined;
+  return { updatedAfter, startedAt, after, held };
 }
 
 /** The uid a stray is mapped under to tell its event types (see strayResults): never asked of DHIS2. */
