@@ -33,13 +33,29 @@ export const CONTEXT_READERS_SQL = `
   ORDER BY c.row_id LIMIT @limit`;
 
 /**
+ * How long a row's context reads are asked for after it last changed (ledger_rows.updated_at: recorded,
+ * mapped again, sent, or its state changed): a year. A poll that reads them in batches (the DHIS2 mothers)
+ * asks its source for every ref in every reading, so without a bound its cost grows with the ledger's whole
+ * history. A row untouched for a year is long delivered (or dismissed, or dead and left): a correction to its
+ * mother alone no longer maps it again. A change to the child's own record still does, and `sync --once
+ * --since DATE` reads it, and her, anew.
+ */
+export const CONTEXT_READ_WINDOW_DAYS = 365;
+const DAY_MS = 86_400_000;
+
+/**
  * The distinct refs `source_id` read of one type (`prefix` .. `upper`, the prefix's range), after `after` in
- * ref order: a range scan of the same index, no sort (a test reads its plan).
+ * ref order, read by a row updated since `since` (CONTEXT_READ_WINDOW_DAYS): a range scan of the same index,
+ * no sort, each entry's row found by its id (a test reads its plan). Not driven from ledger_rows_updated: a
+ * year of rows of every source, joined and sorted in each call (up to 20 a pass), would cost more than one
+ * walk of this source's refs a reading. The walk passes the refs of older rows; what DHIS2 is asked no longer
+ * grows with them.
  */
 export const CONTEXT_READ_REFS_SQL = `
-  SELECT DISTINCT ref FROM context_reads
-  WHERE source_id = @sourceId AND ref > @after AND ref >= @prefix AND ref < @upper
-  ORDER BY ref LIMIT @limit`;
+  SELECT DISTINCT c.ref FROM context_reads c
+  WHERE c.source_id = @sourceId AND c.ref > @after AND c.ref >= @prefix AND c.ref < @upper
+    AND EXISTS (SELECT 1 FROM ledger_rows r WHERE r.id = c.row_id AND r.updated_at >= @since)
+  ORDER BY c.ref LIMIT @limit`;
 
 export interface ContextReads {
   /**
@@ -52,13 +68,14 @@ export interface ContextReads {
   readers(sourceId: string, ref: string, limit: number): ContextReader[];
   /**
    * Up to `limit` distinct refs starting with `prefix` (`TrackedEntity/`) that `sourceId` read, after `after`
-   * in ref order (a keyset: the last one returned, or '' for the first): the records a poll that does not
-   * list them reads in batches (sources/dhis2/poller.ts, the mothers).
+   * in ref order (a keyset: the last one returned, or '' for the first), by a row updated in the last
+   * CONTEXT_READ_WINDOW_DAYS: the records a poll that does not list them reads in batches
+   * (sources/dhis2/poller.ts, the mothers).
    */
   refs(sourceId: string, prefix: string, after: string, limit: number): string[];
 }
 
-export function createContextReads(db: Db): ContextReads {
+export function createContextReads(db: Db, now: () => number): ContextReads {
   const current = db.prepare<[number], { ref: string; source_id: string }>(
     'SELECT ref, source_id FROM context_reads WHERE row_id = ?',
   );
@@ -68,7 +85,7 @@ export function createContextReads(db: Db): ContextReads {
   );
   const readers = db.prepare<{ sourceId: string; ref: string; limit: number }, ContextReader>(CONTEXT_READERS_SQL);
   const refs = db
-    .prepare<{ sourceId: string; after: string; prefix: string; upper: string; limit: number }, string>(
+    .prepare<{ sourceId: string; after: string; prefix: string; upper: string; since: number; limit: number }, string>(
       CONTEXT_READ_REFS_SQL,
     )
     .pluck();
@@ -88,7 +105,14 @@ export function createContextReads(db: Db): ContextReads {
     refs: (sourceId, prefix, after, limit) =>
       prefix === ''
         ? []
-        : refs.all({ sourceId, after, prefix, upper: upperOf(prefix), limit: Math.max(0, Math.floor(limit)) }),
+        : refs.all({
+            sourceId,
+            after,
+            prefix,
+            upper: upperOf(prefix),
+            since: now() - CONTEXT_READ_WINDOW_DAYS * DAY_MS,
+            limit: Math.max(0, Math.floor(limit)),
+          }),
   };
 }
 

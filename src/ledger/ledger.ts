@@ -45,7 +45,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
   });
   const lease = guard?.lease();
   options.onOpen?.(db);
-  const contextReads = createContextReads(db);
+  const contextReads = createContextReads(db, now);
   const recorder = createRecorder(db, now, (options.settleSeconds ?? 0) * 1000, contextReads);
   const outbox = createOutbox(db);
   const queries = createQueries(db);

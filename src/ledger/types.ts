@@ -481,7 +481,8 @@ export interface Ledger {
   contextReaders(sourceId: string, ref: string, limit: number): ContextReader[];
   /**
    * Up to `limit` distinct refs starting with `prefix` that `sourceId` read as such, after `after` in ref
-   * order ('' for the first): the records a source reads in batches because its poll does not list them.
+   * order ('' for the first), read by a row updated in the last CONTEXT_READ_WINDOW_DAYS (a year): the
+   * records a source reads in batches because its poll does not list them.
    */
   contextReadRefs(sourceId: string, prefix: string, after: string, limit: number): string[];
   recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };

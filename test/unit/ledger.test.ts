@@ -5,7 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { CONTEXT_READ_REFS_SQL, CONTEXT_READERS_SQL } from '../../src/ledger/context-reads.js';
+import {
+  CONTEXT_READ_REFS_SQL,
+  CONTEXT_READ_WINDOW_DAYS,
+  CONTEXT_READERS_SQL,
+} from '../../src/ledger/context-reads.js';
 import { watchFileIdentity } from '../../src/ledger/db.js';
 import { DUE_SQL } from '../../src/ledger/inbox.js';
 import {
@@ -2298,12 +2302,48 @@ describe('ledger: context reads (the rows a changed record concerns)', () => {
       assert.deepEqual(refs('', 10, 'hmis-b'), ['TrackedEntity/mD']);
       ledger.close();
       const db = new Database(path, { readonly: true });
-      const params = { sourceId: 'hmis', after: '', prefix: 'TrackedEntity/', upper: 'TrackedEntity0', limit: 100 };
+      const params = {
+        sourceId: 'hmis',
+        after: '',
+        prefix: 'TrackedEntity/',
+        upper: 'TrackedEntity0',
+        since: 0,
+        limit: 100,
+      };
       const steps = db.prepare(`EXPLAIN QUERY PLAN ${CONTEXT_READ_REFS_SQL}`).all(params) as Array<{ detail: string }>;
       const plan = steps.map((step) => step.detail).join('; ');
       db.close();
       assert.match(plan, /USING COVERING INDEX context_reads_ref \(source_id=\? AND ref>\? AND ref<\?\)/);
+      assert.match(plan, /SEARCH r (EXISTS )?USING INTEGER PRIMARY KEY \(rowid=\?\)/, "each entry's row by its id");
       assert.doesNotMatch(plan, /TEMP B-TREE/);
+      assert.doesNotMatch(plan, /SCAN r\b/);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it(`lists only the records read by a row updated in the last ${CONTEXT_READ_WINDOW_DAYS} days`, () => {
+    const clock = testClock();
+    const { ledger, cleanup } = tempLedger(clock);
+    try {
+      const dhis2 = (child: string, refs: string[]) =>
+        ledger.recordEvent({
+          ...eventInput(child),
+          sourceId: 'hmis',
+          subjectKey: `TrackedEntity/${child}`,
+          contextReads: refs,
+        }).row;
+      const old = dhis2('c1', ['TrackedEntity/mOld', 'TrackedEntity/mBoth']);
+      const touched = dhis2('c2', ['TrackedEntity/mTouched']);
+      clock.advance(CONTEXT_READ_WINDOW_DAYS * 86_400_000 - 1000);
+      settleRow(ledger, touched.id, { outcome: 'delivered', eventId: 'e2', trackingId: 't2' }); // sent: updated within the window
+      clock.advance(2000);
+      dhis2('c3', ['TrackedEntity/mBoth', 'TrackedEntity/mNew']);
+      const refs = () => ledger.contextReadRefs('hmis', 'TrackedEntity/', '', 10);
+      assert.deepEqual(refs(), ['TrackedEntity/mBoth', 'TrackedEntity/mNew', 'TrackedEntity/mTouched']);
+      assert.equal(ledger.get(old.id)?.id, old.id, 'the row itself is kept');
+      clock.advance(CONTEXT_READ_WINDOW_DAYS * 86_400_000 + 1);
+      assert.deepEqual(refs(), []);
     } finally {
       cleanup();
     }
