@@ -422,6 +422,37 @@ describe('DHIS2 simulator: tracker export', () => {
     }
   });
 
+  it('lists without a programme only tracked entities of a type an accessible programme has, as it reads them by uid', async () => {
+    const clerk = { username: 'no-programme', password: 'No-Programme-1', organisationUnits: [ORG_UNITS.sierraLeone] };
+    const sim2 = await startDhis2Simulator({
+      seed: [
+        ...buildDemoChildProgramme({ births: 1, deaths: 0, seed: 42, baseDate: BASE_DATE }),
+        { trackedEntity: 'SbxMotherT1', trackedEntityType: 'SbxOtherTyp', orgUnit: ORG_UNITS.ngelehunChc },
+      ],
+      users: [{ ...clerk, programs: [] }],
+    });
+    try {
+      const child = (await get(sim2, `${children}&fields=trackedEntity`)).body.trackedEntities[0].trackedEntity;
+      const byUid = (auth?: string) =>
+        get(
+          sim2,
+          `/api/tracker/trackedEntities?trackedEntities=${child},SbxMotherT1&orgUnitMode=ACCESSIBLE&fields=trackedEntity`,
+          auth,
+        );
+      const listed = await byUid();
+      assert.equal(listed.status, 200);
+      assert.deepEqual(listed.body.trackedEntities, [{ trackedEntity: child }], 'her type is in no programme');
+      const read = await get(sim2, '/api/tracker/trackedEntities/SbxMotherT1?fields=trackedEntity');
+      assert.equal(read.status, 200, 'read by uid, she is served');
+      const asClerk = `Basic ${Buffer.from(`${clerk.username}:${clerk.password}`).toString('base64')}`;
+      const none = await byUid(asClerk);
+      assert.equal(none.status, 200);
+      assert.deepEqual(none.body.trackedEntities, [], 'no programme shared: no type reached');
+    } finally {
+      await sim2.close();
+    }
+  });
+
   it('refuses a programme not shared with the user as 2.42+ does: 403 to a list and to a read in it', async () => {
     const clerk = { username: 'deaths-clerk', password: 'Deaths-Clerk-1', organisationUnits: [ORG_UNITS.sierraLeone] };
     const shared = await startDhis2Simulator({

@@ -2,7 +2,7 @@ import { type Request, type Response, Router } from 'express';
 import { dhis2Error } from './auth.js';
 import { ORG_UNIT_TREE } from './constants.js';
 import { applyFields, parseFields } from './fields.js';
-import { isMetadataProgram } from './metadata-routes.js';
+import { isMetadataProgram, metadataProgramTypes } from './metadata-routes.js';
 import {
   BadRequestError,
   boolParam,
@@ -158,6 +158,24 @@ export function exportRoutes(
     return (owner: string | undefined) => (mode === 'CAPTURE' ? user.inCaptureScope(owner) : user.inSearchScope(owner));
   };
 
+  /**
+   * The tracked entity types a list without a `program` reaches: those of the programmes the user may read
+   * (the metadata's, and those of the data, typed by their enrolled tracked entities). dhis2-core's
+   * JdbcTrackedEntityStore (2.40–2.42, as read from its source) inner-joins such a list with the programmes
+   * of the tracked entity's type among the user's accessible ones: one of a type no accessible programme
+   * has is not listed, though a read by uid serves it. Ownership by each programme's access level
+   * (PROTECTED/CLOSED: the owner in the capture scope) is not simulated.
+   */
+  const listableTypes = (res: Response): Set<string | undefined> => {
+    const user = userOf(res);
+    const types = new Set<string | undefined>();
+    for (const { program, type } of metadataProgramTypes()) if (user.canReadProgram(program)) types.add(type);
+    for (const en of store.allEnrollments())
+      if (en.program && user.canReadProgram(en.program))
+        types.add(store.trackedEntity(en.trackedEntity ?? '')?.trackedEntityType);
+    return types;
+  };
+
   router.get('/trackedEntities', (req: Request, res: Response) => {
     const params = searchParams(req);
     const paging = pagingOf(params);
@@ -176,6 +194,7 @@ export function exportRoutes(
     const status = param(params, 'enrollmentStatus', 'programStatus');
     const order = orderOf(params, ORDERABLE.trackedEntities, paging);
     const deleted = { includeDeleted };
+    const reachable = program ? undefined : listableTypes(res);
     const rows = store
       .allTrackedEntities(deleted)
       .flatMap((te) => {
@@ -183,6 +202,7 @@ export function exportRoutes(
         const enrollment = program ? store.enrollmentsOf(uid, deleted).find((en) => en.program === program) : undefined;
         if (program && !enrollment) return [];
         if (type && te.trackedEntityType !== type) return [];
+        if (reachable && !reachable.has(te.trackedEntityType)) return [];
         if (uids.length && !uids.includes(uid)) return [];
         if (status && enrollment?.status !== status) return [];
         if (

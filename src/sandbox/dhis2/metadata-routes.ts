@@ -82,6 +82,11 @@ export function isMetadataProgram(uid: string): boolean {
   return Object.hasOwn(PROGRAMS, uid);
 }
 
+/** The simulator's metadata programmes, each with its tracked entity type's uid. */
+export function metadataProgramTypes(): Array<{ program: string; type: string }> {
+  return Object.values(PROGRAMS).map((p) => ({ program: p.id, type: (p.trackedEntityType as { id: string }).id }));
+}
+
 const DATA_ELEMENTS: Record<string, Metadata> = Object.fromEntries(
   [...Object.entries(BIRTH_DATA_ELEMENTS), ...Object.entries(DEATH_DATA_ELEMENTS)].map(([name, id]) => [
     id,

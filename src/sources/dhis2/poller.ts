@@ -354,8 +354,9 @@ export class Dhis2Poller {
    *
    * The cheapest query that finds her wherever she is registered: `trackedEntities=uid1,…` with
    * `updatedAfter`, no programme (she is in none, or another), no tracked entity type (the mother's may
-   * differ from the child's), no org unit but `orgUnitMode=ACCESSIBLE` (what the user may search, as her
-   * read by uid is: the org units of `sources[].dhis2.orgUnits` are the children's). Changes are few, so
+   * differ from the child's), no org unit but `orgUnitMode=ACCESSIBLE` (the org units of
+   * `sources[].dhis2.orgUnits` are the children's). Not every mother a read by uid serves is listed: DHIS2
+   * joins the list with the accessible programmes of her type (docs/dhis2.md, "Mothers"). Changes are few, so
    * the answers are short; the requests are ⌈known mothers / CONTEXT_BATCH⌉, at most MAX_CONTEXT_BATCHES
    * a pass. A listing of every changed tracked entity of a type would cost one request but miss a mother of
    * another type, and read every person edited anywhere in DHIS2.
