@@ -23,13 +23,16 @@ export const MAX_CONTEXT_READS_PER_ROW = 200;
  * Not a row an operator dismissed (isDismissed: the skip reason is the only mark a dismissal leaves): mapped
  * again for a change of the mother's Patient (her address, years on), its payload differs, and record.ts
  * would requeue it, sending the duplicate the person dismissed. A change its own records show (the child,
- * a record naming it) still brings it back. A dead row is a reader: the change may be what fixes it.
+ * a record naming it) still brings it back. A dead row is a reader: the change may be what fixes it. Nor a
+ * row untouched for CONTEXT_READ_WINDOW_DAYS, as for the DHIS2 mothers' reading (refs): a mother's move
+ * years after a birth is no correction of it, and would ask an operator to change the registration.
  */
 export const CONTEXT_READERS_SQL = `
   SELECT r.event_type AS eventType, r.subject_key AS subjectKey, r.mapping_id AS mappingId
   FROM context_reads c JOIN ledger_rows r ON r.id = c.row_id
   WHERE c.source_id = @sourceId AND c.ref = @ref
     AND NOT (r.state = 'skipped' AND substr(r.skip_reason, 1, ${DISMISSED_PREFIX.length + 1}) = '${DISMISSED_PREFIX}:')
+    AND r.updated_at >= @since
   ORDER BY c.row_id LIMIT @limit`;
 
 /**
@@ -64,7 +67,10 @@ export interface ContextReads {
    * writes nothing.
    */
   keep(rowId: number, sourceId: string, refs: readonly string[], fresh: boolean): void;
-  /** Up to `limit` rows whose set holds `ref` as `sourceId` read it, the oldest first; none dismissed. */
+  /**
+   * Up to `limit` rows whose set holds `ref` as `sourceId` read it, the oldest first; none dismissed, none
+   * untouched for CONTEXT_READ_WINDOW_DAYS.
+   */
   readers(sourceId: string, ref: string, limit: number): ContextReader[];
   /**
    * Up to `limit` distinct refs starting with `prefix` (`TrackedEntity/`) that `sourceId` read, after `after`
@@ -83,7 +89,10 @@ export function createContextReads(db: Db, now: () => number): ContextReads {
   const add = db.prepare<{ rowId: number; ref: string; sourceId: string }>(
     'INSERT OR IGNORE INTO context_reads (row_id, ref, source_id) VALUES (@rowId, @ref, @sourceId)',
   );
-  const readers = db.prepare<{ sourceId: string; ref: string; limit: number }, ContextReader>(CONTEXT_READERS_SQL);
+  const readers = db.prepare<{ sourceId: string; ref: string; since: number; limit: number }, ContextReader>(
+    CONTEXT_READERS_SQL,
+  );
+  const since = () => now() - CONTEXT_READ_WINDOW_DAYS * DAY_MS;
   const refs = db
     .prepare<{ sourceId: string; after: string; prefix: string; upper: string; since: number; limit: number }, string>(
       CONTEXT_READ_REFS_SQL,
@@ -101,7 +110,8 @@ export function createContextReads(db: Db, now: () => number): ContextReads {
       }
       for (const ref of kept) add.run({ rowId, ref, sourceId });
     },
-    readers: (sourceId, ref, limit) => readers.all({ sourceId, ref, limit: Math.max(0, Math.floor(limit)) }),
+    readers: (sourceId, ref, limit) =>
+      readers.all({ sourceId, ref, since: since(), limit: Math.max(0, Math.floor(limit)) }),
     refs: (sourceId, prefix, after, limit) =>
       prefix === ''
         ? []
@@ -110,7 +120,7 @@ export function createContextReads(db: Db, now: () => number): ContextReads {
             after,
             prefix,
             upper: upperOf(prefix),
-            since: now() - CONTEXT_READ_WINDOW_DAYS * DAY_MS,
+            since: since(),
             limit: Math.max(0, Math.floor(limit)),
           }),
   };

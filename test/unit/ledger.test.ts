@@ -2349,6 +2349,24 @@ describe('ledger: context reads (the rows a changed record concerns)', () => {
     }
   });
 
+  it(`leaves out a row untouched for ${CONTEXT_READ_WINDOW_DAYS} days: a mother's change years on corrects no birth`, () => {
+    const clock = testClock();
+    const { ledger, cleanup } = tempLedger(clock);
+    try {
+      const old = ledger.recordEvent({ ...eventInput('c1'), contextReads: ['Patient/mother'] }).row;
+      const touched = ledger.recordEvent({ ...eventInput('c2'), contextReads: ['Patient/mother'] }).row;
+      clock.advance(CONTEXT_READ_WINDOW_DAYS * 86_400_000 - 1000);
+      settleRow(ledger, touched.id, { outcome: 'delivered', eventId: 'e2', trackingId: 't2' });
+      assert.deepEqual(readersOf(ledger, 'Patient/mother'), ['Patient/c1', 'Patient/c2']);
+      clock.advance(2000);
+      assert.deepEqual(readersOf(ledger, 'Patient/mother'), ['Patient/c2'], `c1 (#${old.id}) untouched for a year`);
+      clock.advance(CONTEXT_READ_WINDOW_DAYS * 86_400_000);
+      assert.deepEqual(readersOf(ledger, 'Patient/mother'), []);
+    } finally {
+      cleanup();
+    }
+  });
+
   it('leaves out a row an operator dismissed (its mapping again would requeue it), not a dead one', () => {
     const { ledger, cleanup } = tempLedger();
     try {
@@ -2378,7 +2396,7 @@ describe('ledger: context reads (the rows a changed record concerns)', () => {
       const plan = (
         db
           .prepare(`EXPLAIN QUERY PLAN ${CONTEXT_READERS_SQL}`)
-          .all({ sourceId: 'emr', ref: 'Patient/1', limit: 21 }) as Array<{ detail: string }>
+          .all({ sourceId: 'emr', ref: 'Patient/1', since: 0, limit: 21 }) as Array<{ detail: string }>
       )
         .map((step) => step.detail)
         .join('; ');
