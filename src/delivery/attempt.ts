@@ -449,18 +449,21 @@ async function lookupRefusedForThisRow(
 }
 
 /**
- * A 400 to this attempt's declaration (its NOTIFY, or its single call) made the row dead. OpenCRVS checks
- * the form and the location before it looks for the transactionId (in-doubt.ts, endsDoubt): the refusal
- * stored nothing, and says nothing of an earlier attempt's NOTIFY stored with its answer lost, which
- * OpenCRVS is asked about (earlierNotifyStands) rather than leave a dead row, "not delivered", for a replay or
- * a registrar to register the birth again. Not an office OpenCRVS does not know: the lookup's create
- * names that office too (refusedForItsOffice says what to do).
+ * This attempt's declaration (its NOTIFY, or its single call) refused for good with a 4xx made the row
+ * dead: a 400, a proxy's 413, a 422, a 409 other than "already notified" (alreadyNotified), a 403 for its
+ * event type. OpenCRVS, or the proxy before it, refuses before it looks for the transactionId (in-doubt.ts,
+ * endsDoubt): the refusal stored nothing, and says nothing of an earlier attempt's NOTIFY stored with its
+ * answer lost, which OpenCRVS is asked about (earlierNotifyStands) rather than leave a dead row, "not
+ * delivered", for a replay or a registrar to register the birth again. Not a rejection by the country
+ * configuration, nor another client's event (no status: answers about what OpenCRVS holds). Not an
+ * office OpenCRVS does not know: the lookup's create names that office too (refusedForItsOffice says what to do).
  */
 function declarationRefused(decided: Decided, progress: SendProgress): boolean {
   const { settlement } = decided;
   if (settlement.outcome !== 'dead') return false;
   if (progress.step !== 'notify' && progress.step !== 'createAndNotify') return false;
-  return settlement.error.status === 400 && settlement.error.kind !== 'unknown-office';
+  const { classification, kind, status = 0 } = settlement.error;
+  return classification === 'permanent' && status >= 400 && status < 500 && kind !== 'unknown-office';
 }
 
 /** Delivered, or pending with the time to ask OpenCRVS whether it was decided (pending-check.ts). */

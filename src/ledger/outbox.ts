@@ -53,9 +53,14 @@ export interface TakeBackReason {
   dead?: boolean;
 }
 
-/** A 400 to the call that carried the declaration. */
+/**
+ * The call that carried the declaration refused the copy itself: a 400, or another refusal OpenCRVS or a
+ * proxy files as `bad-request` (a 413 too large, a 422), which a newer version may pass. Not a 403, 404 or
+ * 409: those are about the client or the event, and a newer copy meets them alike.
+ */
 function refusedDeclaration(step: string, error: LedgerError): boolean {
-  return (step === 'notify' || step === 'createAndNotify') && error.status === 400;
+  if (step !== 'notify' && step !== 'createAndNotify') return false;
+  return error.status === 400 || (error.kind === 'bad-request' && error.status !== undefined);
 }
 
 export function createOutbox(db: Db): Outbox {
@@ -364,7 +369,7 @@ export function createOutbox(db: Db): Outbox {
       const newerWaiting = replaced && !counted;
       if (newerWaiting && doubt)
         keepClaimedInDoubt.run({ id: row.id, payload: JSON.stringify(input.claimedPayload), now });
-      // A declaration refused (400): the newer one goes next. Only without doubt: then nothing is stored
+      // A declaration refused for its copy (a 400, a 413…): the newer one goes next. Only without doubt: then nothing is stored
       // under this transactionId, and the refused copy was not.
       const tryNewer = settlement.outcome === 'dead' && newerWaiting && !doubt && refusedDeclaration(input.step, error);
       if (ended) forgetHeldBackHash.run(row.id);

@@ -99,6 +99,28 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
     assert.equal((await acceptedNotifies()).length, 0);
   });
 
+  // Not a 400 alone: a proxy's 413, a 422, a 409 other than "already notified" refuse the resend as
+  // much, store nothing, and say as little of the NOTIFY an earlier attempt stored.
+  for (const status of [413, 422, 409]) {
+    it(`two-step NOTIFY stored, its answer lost, then a ${status} to the resend: OpenCRVS is asked, and it is delivered`, async () => {
+      await bed.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['notify'], times: 1 } });
+      const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+      const w = worker();
+      await until(w, () => settledState(row.id) === 'failed');
+      await bed.sim.control.configure({
+        faults: { errorRate: 1, errorStatus: status, operations: ['notify'], times: 1 },
+      });
+      await until(w, () => settled(row.id));
+      const after = bed.ledger.get(row.id);
+      assert.equal(after?.state, 'delivered', `${after?.state}: ${after?.lastError?.kind} ${after?.lastError?.status}`);
+      assert.equal((await acceptedNotifies()).length, 1);
+      assert.deepEqual(
+        bed.ledger.attempts(row.id).map((a) => a.step),
+        ['notify', 'lookup'],
+      );
+    });
+  }
+
   it('single call stored, then dead on a 400 that OpenCRVS also gives the lookup: a corrected record requeues it, the source withdraws it; delivered', async () => {
     // The single call is stored and accepted, its answer lost; the retry meets a 400 (a form changed
     // meanwhile), and so does the lookup's create: the row dies, saying OpenCRVS may hold it. The single

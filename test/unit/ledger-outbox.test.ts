@@ -468,6 +468,23 @@ describe('ledger: outbox', () => {
       ledger.attempts(claimed.id).map((a) => a.outcome),
       ['dead'],
     );
+    // A proxy's 413 refuses the copy as much (too large): the newer version goes next too.
+    const big = ledger.recordEvent(eventInput('3')).row;
+    const third = ledger.claimRow(big.id, 'w1');
+    assert.ok(third?.payload);
+    ledger.recordEvent(eventInput('3', payload('Smaller'), '2'));
+    const tooLarge = { classification: 'permanent' as const, kind: 'bad-request', status: 413, message: 'Too Large' };
+    const after413 = ledger.settle({
+      id: big.id,
+      workerId: 'w1',
+      step: 'notify',
+      startedAt: clock.now(),
+      claimedPayloadHash: third.payloadHash,
+      claimedPayload: third.payload,
+      settlement: { outcome: 'dead', error: tooLarge },
+    });
+    assert.equal(after413?.state, 'failed');
+    assert.deepEqual(after413?.payload?.declaration['child.name'], payload('Smaller').declaration['child.name']);
     // Refused for another reason (a 403 for its type): a newer version changes nothing; dead.
     const { row: other } = ledger.recordEvent(eventInput('2'));
     const second = ledger.claimRow(other.id, 'w1');
