@@ -185,7 +185,9 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
         decided = (await earlierNotifyStands(deps, row, payload, progress, decided)) ?? decided;
       else if (sending && declarationRefused(decided, progress)) {
         const sent = progress.step;
-        const found = await earlierNotifyStands(deps, row, payload, progress, decided);
+        // The refusal is an answer (outage.ts): whatever the lookup meets, OpenCRVS was reached.
+        deps.outage?.reached();
+        const found = await earlierNotifyStands(deps, row, payload, progress, decided, { answered: true });
         // Dead all the same: recorded as the send it was, which stored nothing (settle reads the step).
         if (!found || found.settlement.outcome === 'dead') progress.step = sent;
         decided = found ?? decided;
@@ -397,7 +399,10 @@ class FacilityChanged extends Error {
  * the same), or of one before a requeue (a replay, a corrected record), whose checks see nothing in doubt.
  * OpenCRVS is asked first, as for a withdrawal (notify-lookup.ts): a NOTIFY that stands delivers the row (a
  * newer copy it took is an update after notification), as the lookup before a requeued row's NOTIFY would
- * (send.ts). Undefined when none may stand, or none does; a lookup that fails is retried like one before a send.
+ * (send.ts). Undefined when none may stand, or none does; a lookup that fails is retried like one before a send,
+ * until the row's budget is spent: it dies then for its own cause, its message saying OpenCRVS may hold it.
+ * `answered`: OpenCRVS answered this attempt already (it refused the declaration), so a lookup that does not
+ * reach it says nothing of an outage (decide).
  */
 async function earlierNotifyStands(
   deps: AttemptDeps,
@@ -405,6 +410,7 @@ async function earlierNotifyStands(
   payload: LedgerPayload | undefined,
   progress: SendProgress,
   dead: Decided,
+  options: { answered?: boolean } = {},
 ): Promise<Decided | undefined> {
   if (!deps.ledger.notifyMayStand(row.id)) return undefined;
   progress.step = 'lookup'; // sends nothing: a failure here leaves no doubt (in-doubt.ts)
@@ -419,10 +425,16 @@ async function earlierNotifyStands(
   } catch (err) {
     const failure = classifyFailure(err);
     const forThisRow = failure.classification === 'permanent' || (await lookupRefusedForThisRow(deps, row, failure));
-    if (!forThisRow) return decide(deps, row, failure);
-    // Refused for good (the lookup's idempotent create names the office the row was refused for), or for
-    // this row alone: the row dies for the reason found before the lookup, which says it may be in OpenCRVS
-    // all the same. The doubt stays recorded: a dismissal says so, and a replay asks again first.
+    if (!forThisRow) {
+      const retried = decide(deps, row, failure, options.answered);
+      if (retried.settlement.outcome !== 'dead') return retried;
+      // The budget spent asking: dead with the lookup's failure, the row would hide its own cause (a 400
+      // to the resend), and, recorded at the NOTIFY, a retryable failure would put that NOTIFY in doubt.
+    }
+    // Refused for good (the lookup's idempotent create names the office the row was refused for), for
+    // this row alone, or asked until the budget ran out: the row dies for the reason found before the
+    // lookup, which says it may be in OpenCRVS all the same. The doubt stays recorded: a dismissal says
+    // so, and a replay asks again first.
     if (dead.settlement.outcome !== 'dead') return undefined;
     const { error } = dead.settlement;
     const office = failure.error.kind === 'unknown-office' ? `, office ${row.payload?.office ?? row.office}` : '';
@@ -515,11 +527,15 @@ interface Decided {
   reason?: string;
 }
 
-function decide(deps: AttemptDeps, row: LedgerRow, failure: ClassifiedFailure): Decided {
+/**
+ * `answered`: OpenCRVS answered an earlier call of this attempt (earlierNotifyStands): a later call that
+ * did not reach it is the row's failure, counted to its budget, not a sign of an outage to hold the queue for.
+ */
+function decide(deps: AttemptDeps, row: LedgerRow, failure: ClassifiedFailure, answered = false): Decided {
   const foreign = anotherClientsEvent(row, failure);
   if (foreign) return foreign;
   const now = deps.now();
-  const outOfReach = failure.classification === 'retryable' && unreached(failure);
+  const outOfReach = !answered && failure.classification === 'retryable' && unreached(failure);
   if (outOfReach && deps.outage?.unreached(row.id)) {
     // OpenCRVS answered nothing for a while and several rows could not reach it: the queue holds (the
     // probe sends nothing, worker.ts), and this attempt is not counted.

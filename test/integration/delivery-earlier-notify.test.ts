@@ -121,6 +121,74 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
     });
   }
 
+  /**
+   * The client, its NOTIFYs refused with a 400 once `refusing()` says so, each refusal followed by a
+   * `lookupStatus` answer to the next create (the lookup's): faults of the real simulator, set between calls.
+   */
+  const refusedThenLookupFails = (refusing: () => boolean, lookupStatus: number) => {
+    const api = createOpenCrvsClient(clientSettings(bed.sim));
+    return {
+      ...api,
+      async notify(input: Parameters<typeof api.notify>[0]) {
+        if (!refusing()) return api.notify(input);
+        await bed.sim.control.configure({
+          faults: { errorRate: 1, errorStatus: 400, operations: ['notify'], times: 1 },
+        });
+        try {
+          return await api.notify(input);
+        } finally {
+          await bed.sim.control.configure({
+            faults: { errorRate: 1, errorStatus: lookupStatus, operations: ['create'], times: 1 },
+          });
+        }
+      },
+    };
+  };
+
+  it('NOTIFY lost, then a 400 to each resend and a 500 to each lookup till the budget ends: dead for the 400', async () => {
+    let refusing = false;
+    const w = worker({ ...fastDelivery, maxAttempts: 4 }, { api: refusedThenLookupFails(() => refusing, 500) });
+    await bed.sim.control.configure({ faults: { dropRate: 1, operations: ['notify'], times: 1 } });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    await until(w, () => settledState(row.id) === 'failed');
+    refusing = true;
+    await until(w, () => settled(row.id));
+    const after = bed.ledger.get(row.id);
+    assert.equal(after?.state, 'dead');
+    assert.equal(after?.lastError?.status, 400, "the dead row says what OpenCRVS refused, not the lookup's 500");
+    assert.equal(after?.lastError?.kind, 'bad-request');
+    assert.match(after?.lastError?.message ?? '', /may have been taken by OpenCRVS; asking it failed: server\)$/);
+    // Recorded as the NOTIFY refused, which stored nothing: not a retryable failure of it, in doubt.
+    const last = bed.ledger.attempts(row.id).at(-1);
+    assert.deepEqual([last?.step, last?.error?.classification, last?.error?.status], ['notify', 'permanent', 400]);
+    assert.deepEqual(
+      bed.ledger.attempts(row.id).map((a) => a.step),
+      ['notify', 'lookup', 'lookup', 'notify'],
+    );
+  });
+
+  it('a 400 to each resend, the lookup after it unreached (502): no outage hold, the rows keep to their budgets', async () => {
+    // OpenCRVS answered each NOTIFY: the lookup's gateway failure is no sign of an outage, and counts.
+    let refusing = false;
+    const w = worker(
+      { ...fastDelivery, concurrency: 1, maxAttempts: 4, outageHoldSeconds: 1 },
+      { api: refusedThenLookupFails(() => refusing, 502) },
+    );
+    // Each first NOTIFY answered with a 500 (in doubt): an answer, so no outage before the resends.
+    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 500, operations: ['notify'], times: 3 } });
+    const rows = [1, 2, 3].map((i) => bed.ledger.recordEvent(birthEvent(bed.office, i)).row);
+    await until(w, () => rows.every((r) => settledState(r.id) === 'failed'));
+    refusing = true;
+    await until(w, () => w.held() !== undefined || rows.every((r) => settled(r.id)));
+    assert.equal(w.held(), undefined, w.held()?.reason);
+    for (const r of rows) {
+      const after = bed.ledger.get(r.id);
+      assert.equal(after?.state, 'dead');
+      assert.equal(after?.lastError?.status, 400);
+      assert.match(after?.lastError?.message ?? '', /asking it failed: server\)$/);
+    }
+  });
+
   it('single call stored, then dead on a 400 that OpenCRVS also gives the lookup: a corrected record requeues it, the source withdraws it; delivered', async () => {
     // The single call is stored and accepted, its answer lost; the retry meets a 400 (a form changed
     // meanwhile), and so does the lookup's create: the row dies, saying OpenCRVS may hold it. The single
