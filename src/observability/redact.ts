@@ -87,6 +87,15 @@ const CREDENTIAL_KEYS =
   'client_?secret|access_?token|refresh_?token|id_?token|password|passwd|api_?key|secret|token|authorization';
 /** The same unquoted, before `:` or `=`: only those that are no ordinary word (`token: expired` stays). */
 const BARE_CREDENTIAL_KEYS = 'client_?secret|access_?token|refresh_?token|id_?token|password|passwd|api_?key';
+/** Credential keys in a query string, a fragment or a form body, wherever they start a word. */
+const QUERY_CREDENTIAL_KEYS = 'client_secret|access_token|refresh_token|id_token|token|password|secret|api_?key';
+/**
+ * Short names that are a credential only as a parameter of their own (`?key=`, `&sig=`, a form body's
+ * first), not as the end of another name or in prose (`sort_key=`, `cache_key=`, `cursor key=…`).
+ */
+const QUERY_SIGNATURE_KEYS = 'key|sig|signature';
+/** A character of a token, a base64 value or a URL-safe credential. */
+const CRED = '[A-Za-z0-9._~+/=-]';
 
 // Secret-bearing fragments inside free text: query-string credentials (the OpenCRVS token URL carries
 // the client secret), bearer tokens, and JWTs. Every pattern can start only at a word it names (a key,
@@ -95,26 +104,38 @@ const BARE_CREDENTIAL_KEYS = 'client_?secret|access_?token|refresh_?token|id_?to
 const STRING_SCRUBBERS: ReadonlyArray<[RegExp, string]> = [
   // A key not glued to a word before it: after `?` or `&` as in a URL, but also `;` (the old separator),
   // `&amp;` (a URL in HTML), `#` (an implicit-grant fragment, `#access_token=…`) and a form body's start.
+  // `client_id` is no secret: it names the client in every log line that should.
   [
-    /((?<![A-Za-z0-9])(?:client_secret|client_id|access_token|refresh_token|id_token|token|password|secret|api_?key|key|sig|signature)=)[^&\s"']*/gi,
+    new RegExp(
+      `((?:(?<![A-Za-z0-9])(?:${QUERY_CREDENTIAL_KEYS})|(?:^|(?<=[?&;#]))(?:${QUERY_SIGNATURE_KEYS}))=)[^&\\s"']*`,
+      'gi',
+    ),
     `$1${REDACTED}`,
   ],
   // `"access_token":"…"` (a token answer quoted in an error), `'password': '…'`, `password: hunter2`,
-  // `client_secret = …`: a quoted value whole (escaped quotes included), else up to a separator.
+  // `client_secret = …`: a quoted value whole (escaped quotes included), else up to a separator. Not a
+  // key at the end of a dotted path: `sources[0].auth.password: must be string` is a ConfigError, whose
+  // problem never repeats the value.
   [
     new RegExp(
-      `((?<![A-Za-z0-9_])(?:(["'])(?:${CREDENTIAL_KEYS})\\2|(?:${BARE_CREDENTIAL_KEYS}))[ \\t]*[:=][ \\t]*)(?:(["'])(?:(?!\\3)[^\\\\\\n]|\\\\.)*\\3|(?!["'\\[{])[^\\s,;&"'}\\]]+)`,
+      `((?<![A-Za-z0-9_.])(?:(["'])(?:${CREDENTIAL_KEYS})\\2|(?:${BARE_CREDENTIAL_KEYS}))[ \\t]*[:=][ \\t]*)(?:(["'])(?:(?!\\3)[^\\\\\\n]|\\\\.)*\\3|(?!["'\\[{])[^\\s,;&"'}\\]]+)`,
       'gi',
     ),
     `$1$3${REDACTED}$3`,
   ],
   // Authorization schemes, in any case: OAuth's bearer, DHIS2's personal access tokens (`ApiToken
   // d2pat_…`), and HTTP Basic and `Token` (Django REST and others), the last two only before what looks
-  // like a credential: with a capital, digit or symbol, or 16 characters long (`basic auth` and `token
-  // check` stay). The scheme in any case; the credential's letters are what tell it (no `i` flag).
+  // like a credential: 16 characters or more, or 8 or more that mix letters with digits or have a capital
+  // after a small letter (base64: `dXNlcjpwYXNz`). `token 3 times`, `basic 401`, `Token Expired`, `basic
+  // OAuth2`, `token URL:` and a challenge's `Basic realm="…"` stay. The scheme in any case; the
+  // credential's letters are what tell it (no `i` flag). Once a run is under 16 characters, the other
+  // tests read at most those 16.
   [/\b(bearer|apitoken)\s+[A-Za-z0-9._~+/=-]+/gi, `$1 ${REDACTED}`],
   [
-    /\b([Bb][Aa][Ss][Ii][Cc]|[Tt][Oo][Kk][Ee][Nn])\s+(?=[a-z]*[A-Z0-9._~+/=-]|[A-Za-z0-9._~+/=-]{16})[A-Za-z0-9._~+/=-]+/g,
+    new RegExp(
+      `\\b([Bb][Aa][Ss][Ii][Cc]|[Tt][Oo][Kk][Ee][Nn])\\s+(?!realm=)(?=${CRED}{16}|(?=${CRED}{8})(?:(?=[A-Za-z._~+/=-]*[0-9])(?=[0-9._~+/=-]*[A-Za-z])|(?=[A-Z0-9._~+/=-]*[a-z]${CRED}*?[A-Z])))${CRED}+`,
+      'g',
+    ),
     `$1 ${REDACTED}`,
   ],
   // A JWT: `eyJ…` followed by two dotted parts. Written so that no character is read more than a few times
@@ -129,8 +150,10 @@ const STRING_SCRUBBERS: ReadonlyArray<[RegExp, string]> = [
     `$1${REDACTED}`,
   ],
   // A URL's userinfo, all of it: `user:password`, a password with an unescaped `@` in it (the userinfo
-  // ends at the authority's last `@`), or a token given as the user alone (`https://TOKEN@host`).
-  [/(\/\/)[^\s/?#"'<>\\`{}|^]*@/g, `$1${REDACTED}@`],
+  // ends at the authority's last `@`), or a token given as the user alone (`https://TOKEN@host`). Only
+  // after a scheme: `//` and `@` in prose (`docs//faq@v2`) are no URL. The scheme starts where its run
+  // of scheme characters does, so `a.a.a.…` is read once, not once from each `a`.
+  [/((?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*:\/\/)[^\s/?#"'<>\\`{}|^]*@/g, `$1${REDACTED}@`],
   // Search parameters that carry personal data (FHIR `family=`, `birthdate=`, `identifier=`, chained
   // `subject:Patient.name=`, a modifier written `name%3Acontains=` as URLSearchParams does, full-text
   // `_content=`, DHIS2's `filter=attribute:EQ:value` and `phone=`), wherever a URL is logged, after any

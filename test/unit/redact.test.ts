@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import type { DestinationStream } from 'pino';
+import { ConfigError } from '../../src/config/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { redactDeep, scrubString } from '../../src/observability/redact.js';
 import { scrubbedError } from '../../src/observability/scrubbed-error.js';
@@ -277,6 +278,9 @@ describe('redaction of message strings', () => {
     // No userinfo: an `@` past the authority, or in another field of a JSON line, is no password.
     for (const text of ['https://fhir.example:8443/p@x?q=a@b', '{"url":"https://h.example","at":"x@y"}'])
       assert.equal(scrubString(text), text);
+    // Any scheme, but only after one: `//` and `@` in prose are no URL.
+    assert.equal(scrubString('clone ssh://git@git.example/x.git'), 'clone ssh://[redacted]@git.example/x.git');
+    for (const prose of ['see docs//faq@v2', 'paths a//b@c and //x@y']) assert.equal(scrubString(prose), prose);
   });
 
   it('scrubs Basic and Token credentials in any case, and leaves the words in prose', () => {
@@ -287,6 +291,43 @@ describe('redaction of message strings', () => {
     assertAbsent(text, ['dXNlcjpwYXNz', '9944b09199c6', 'abcdefghijklmnopqrst', 'upper-9', 'd2pat_A1', 'd2pat_B2']);
     for (const prose of ['token check failed', 'basic auth needs a username', 'the token endpoint refused'])
       assert.equal(scrubString(prose), prose);
+  });
+
+  it('scrubs a short Basic or Token credential, and leaves a count, a status, a label or a challenge after the word', () => {
+    // base64 of `u:p12`, and a short token mixing letters with digits.
+    assert.equal(scrubString('Authorization: Basic dTpwMTI='), 'Authorization: Basic [redacted]');
+    assert.equal(scrubString('token a1b2c3d4 refused'), 'token [redacted] refused');
+    for (const prose of [
+      'could not obtain a token 3 times',
+      'basic 401 from the gateway',
+      'Token Expired',
+      'auth type basic OAuth2',
+      '  token URL:      http://127.0.0.1:7070/auth/token',
+      'WWW-Authenticate: Basic realm="DHIS2 Farajaland", charset="UTF-8"',
+    ])
+      assert.equal(scrubString(prose), prose);
+  });
+
+  it('scrubs key=, sig= and signature= only as a parameter of their own, and keeps client_id', () => {
+    assert.equal(
+      scrubString(
+        'GET https://maps.example/geo?key=K1&sort_key=name&cache_key=c2&client_id=bridge&sig=S3&signature=S4',
+      ),
+      'GET https://maps.example/geo?key=[redacted]&sort_key=name&cache_key=c2&client_id=bridge&sig=[redacted]&signature=[redacted]',
+    );
+    assert.equal(scrubString('key=K5&x=1'), 'key=[redacted]&x=1');
+    const cursor = 'next page from cursor key=updatedAt:1700000000,id:42';
+    assert.equal(scrubString(cursor), cursor);
+  });
+
+  it("leaves a configuration error's key path and problem readable", () => {
+    for (const [path, problem] of [
+      ['sources[0].auth.password', 'must be string'],
+      ['opencrvs.clientSecret', 'is required'],
+    ] as const) {
+      const message = new ConfigError(path, problem, '/etc/bridge/config.yaml').message;
+      assert.equal(scrubString(message), message);
+    }
   });
 
   it('scrubs credential values under quoted JSON keys and in `key: value` text', () => {
@@ -485,7 +526,8 @@ describe('scrubbing time on adversarial text', () => {
         'a@' + fill('b.'), fill('a').slice(MB / 2) + '@' + fill('b').slice(MB / 2), fill('a@'), fill('a.'),
         fill('?token'), fill('?a.'), '//' + fill('a:'), 'Bearer ' + fill(' '), '//' + fill('a@'), fill('//a'),
         'Token ' + fill('a'), fill('token '), '"password":"' + fill('a'), fill('"token":"'), 'password:' + fill(' '),
-        fill('password= '), fill('#token=')];
+        fill('password= '), fill('#token='), fill('a+'), fill('a://'), 'a://' + fill('b:'), 'Basic ' + fill('aB'),
+        fill('token a1 '), fill('?key='), fill('_key=')];
       const started = performance.now();
       for (const text of inputs) scrubString(text);
       new SecretScrubber().value({ message: 'a'.repeat(65_000), error: 'b'.repeat(65_000) });
