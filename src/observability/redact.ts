@@ -84,11 +84,15 @@ const MAX_DEPTH = 8;
 
 /** Credential keys as they appear quoted in JSON or `key: value` text (util.inspect, YAML, prose). */
 const CREDENTIAL_KEYS =
-  'client_?secret|access_?token|refresh_?token|id_?token|password|passwd|api_?key|secret|token|authorization';
+  'client_?secret|access_?token|refresh_?token|id_?token|password|passwd|pwd|api_?key|x-api-key|x-auth-token|hmac_?secret|secret|token|authorization|(?:set-)?cookie';
 /** The same unquoted, before `:` or `=`: only those that are no ordinary word (`token: expired` stays). */
-const BARE_CREDENTIAL_KEYS = 'client_?secret|access_?token|refresh_?token|id_?token|password|passwd|api_?key';
+const BARE_CREDENTIAL_KEYS =
+  'client_?secret|access_?token|refresh_?token|id_?token|password|passwd|api_?key|x-api-key|x-auth-token|hmac_?secret|(?:set-)?cookie';
+/** Words that are a credential's key unquoted only before a quoted value, as util.inspect writes one (`token: 'abc'`). */
+const WORD_CREDENTIAL_KEYS = 'secret|token|authorization';
 /** Credential keys in a query string, a fragment or a form body, wherever they start a word. */
-const QUERY_CREDENTIAL_KEYS = 'client_secret|access_token|refresh_token|id_token|token|password|secret|api_?key';
+const QUERY_CREDENTIAL_KEYS =
+  'client_secret|access_token|refresh_token|id_token|token|password|passwd|pwd|hmac_?secret|secret|api_?key|x-api-key|x-auth-token';
 /**
  * Short names that are a credential only as a parameter of their own (`?key=`, `&sig=`, a form body's
  * first), not as the end of another name or in prose (`sort_key=`, `cache_key=`, `cursor key=…`).
@@ -112,13 +116,23 @@ const STRING_SCRUBBERS: ReadonlyArray<[RegExp, string]> = [
     ),
     `$1${REDACTED}`,
   ],
-  // `"access_token":"…"` (a token answer quoted in an error), `'password': '…'`, `password: hunter2`,
-  // `client_secret = …`: a quoted value whole (escaped quotes included), else up to a separator. Not a
-  // key at the end of a dotted path: `sources[0].auth.password: must be string` is a ConfigError, whose
-  // problem never repeats the value.
+  // The same URL-encoded, as a URL carried in another's query (`?next=https%3A…%3Fclient_secret%3D…`):
+  // after `%3F`, `%26`, `%23` or `%3B` too, and up to the encoded `&` (`%26`) of the inner URL, which a
+  // value would have had encoded once more (`%2526`).
   [
     new RegExp(
-      `((?<![A-Za-z0-9_.])(?:(["'])(?:${CREDENTIAL_KEYS})\\2|(?:${BARE_CREDENTIAL_KEYS}))[ \\t]*[:=][ \\t]*)(?:(["'])(?:(?!\\3)[^\\\\\\n]|\\\\.)*\\3|(?!["'\\[{])[^\\s,;&"'}\\]]+)`,
+      `((?:(?<![A-Za-z0-9])(?:${QUERY_CREDENTIAL_KEYS})|(?<=%(?:3F|26|23|3B))(?:${QUERY_CREDENTIAL_KEYS}|${QUERY_SIGNATURE_KEYS}))%3D)(?:[^&%\\s"']|%(?!26))*`,
+      'gi',
+    ),
+    `$1${REDACTED}`,
+  ],
+  // `"access_token":"…"` (a token answer quoted in an error), `'password': '…'`, `password: hunter2`,
+  // `client_secret = …`, `X-API-Key: …`, and `token: '…'` (a word alone, but not before quotes): a quoted
+  // value whole (escaped quotes included), else up to a separator. Not a key at the end of a dotted path:
+  // `sources[0].auth.password: must be string` is a ConfigError, whose problem never repeats the value.
+  [
+    new RegExp(
+      `((?<![A-Za-z0-9_.])(?:(["'])(?:${CREDENTIAL_KEYS})\\2|(?:${BARE_CREDENTIAL_KEYS})|(?:${WORD_CREDENTIAL_KEYS})(?=[ \\t]*[:=][ \\t]*["']))[ \\t]*[:=][ \\t]*)(?:(["'])(?:(?!\\3)[^\\\\\\n]|\\\\.)*\\3|(?!["'\\[{])[^\\s,;&"'}\\]]+)`,
       'gi',
     ),
     `$1$3${REDACTED}$3`,

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
+import { inspect } from 'node:util';
 import type { DestinationStream } from 'pino';
 import { ConfigError } from '../../src/config/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -320,6 +321,38 @@ describe('redaction of message strings', () => {
     assert.equal(scrubString(cursor), cursor);
   });
 
+  it('scrubs API-key and auth-token headers, cookies, and credentials as util.inspect writes them', () => {
+    const headers = scrubString('X-API-Key: xak-1\nx-auth-token: xat-2\nCookie: sid=ck-3\nAccept: */*');
+    assertAbsent(headers, ['xak-1', 'xat-2', 'ck-3']);
+    assert.match(headers, /Accept: \*\/\*$/);
+    const inspected = scrubString(
+      inspect({
+        hmacSecret: 'hm-4',
+        secret: 'se-5',
+        token: 'tk-6',
+        headers: { cookie: 'sid=ck-7', 'x-auth-token': 'xat-8', 'X-API-Key': 'xak-9' },
+        status: 'kept',
+      }),
+    );
+    assertAbsent(inspected, ['hm-4', 'se-5', 'tk-6', 'ck-7', 'xat-8', 'xak-9']);
+    assert.match(inspected, /status: 'kept'/);
+    assert.match(inspected, /token: '\[redacted\]'/);
+    // Unquoted, `token` and `secret` are still words (above): the quotes are what say a value follows.
+    assert.equal(scrubString('token: expired'), 'token: expired');
+  });
+
+  it('scrubs a credential URL-encoded inside another URL up to its encoded `&`, and pwd=', () => {
+    const inner = 'https://gw.example/auth/token?client_id=bridge&client_secret=p@ss-10&grant_type=client_credentials';
+    const maps = 'https://maps.example/geo?key=K12&sort_key=name';
+    const text = scrubString(
+      `login https://idp.example/login?next=${encodeURIComponent(inner)}&lang=en then ${encodeURIComponent(maps)}`,
+    );
+    assertAbsent(text, ['ss-10', 'K12']);
+    assert.match(text, /client_id%3Dbridge%26client_secret%3D\[redacted\]%26grant_type%3Dclient_credentials&lang=en /);
+    assert.match(text, /%3Fkey%3D\[redacted\]%26sort_key%3Dname$/);
+    assert.equal(scrubString('pwd=pw-11&user=bob'), 'pwd=[redacted]&user=bob');
+  });
+
   it("leaves a configuration error's key path and problem readable", () => {
     for (const [path, problem] of [
       ['sources[0].auth.password', 'must be string'],
@@ -527,7 +560,8 @@ describe('scrubbing time on adversarial text', () => {
         fill('?token'), fill('?a.'), '//' + fill('a:'), 'Bearer ' + fill(' '), '//' + fill('a@'), fill('//a'),
         'Token ' + fill('a'), fill('token '), '"password":"' + fill('a'), fill('"token":"'), 'password:' + fill(' '),
         fill('password= '), fill('#token='), fill('a+'), fill('a://'), 'a://' + fill('b:'), 'Basic ' + fill('aB'),
-        fill('token a1 '), fill('?key='), fill('_key=')];
+        fill('token a1 '), fill('?key='), fill('_key='), 'client_secret%3D' + fill('%'), fill('%26key%3D'),
+        fill("token: '"), 'token' + fill(' '), fill('x-api-key: ')];
       const started = performance.now();
       for (const text of inputs) scrubString(text);
       new SecretScrubber().value({ message: 'a'.repeat(65_000), error: 'b'.repeat(65_000) });
