@@ -57,6 +57,12 @@ const SENSITIVE_KEYS = new Set(
     'div',
     'display', // a FHIR reference's display is usually the patient's name (subject.display)
     'valuestring', // an extension's or an Observation's free text
+    // an extension's birth date or time (a parent's, the child's) and place: keys are matched whole, so
+    // `address` above does not cover them (valueHumanName, valueContactPoint and valueIdentifier hold
+    // `family`, `value`, … which are)
+    'valuedate',
+    'valuedatetime',
+    'valueaddress',
     'contact', // Patient.contact: next of kin, with their names, phones and addresses
     'declaration',
     'payload',

@@ -126,6 +126,26 @@ describe('redaction of logged objects', () => {
     assertAbsent(text(), ['cs-1', 'cs-2', 'pw-3', 'hm-4', JWT.slice(0, 30), 's-5', 'at-6', 'tk-7', 'ak-8']);
   });
 
+  it("drops an extension's or an Observation's birth date, address, name, phone or identifier (value[x])", () => {
+    const { log, text } = capture();
+    log.info(
+      {
+        extension: [
+          { url: 'http://example.org/mother-birth-date', valueDate: '1994-07-02' },
+          { url: 'http://example.org/time-of-birth', valueDateTime: '2026-11-03T04:30:00+02:00' },
+          { url: 'http://example.org/place-of-birth', valueAddress: { line: ['Plot 14'], city: 'Chikobo' } },
+          { url: 'http://example.org/father', valueHumanName: { family: 'Mwansa' } },
+          { url: 'http://example.org/informant-phone', valueContactPoint: { system: 'phone', value: '0971234567' } },
+          { url: 'http://example.org/father-nid', valueIdentifier: { system: 'urn:nid', value: 'NID-987654' } },
+          { url: 'http://example.org/weight', valueQuantity: { value: 3.2, unit: 'kg' } },
+        ],
+      },
+      'extensions',
+    );
+    assertAbsent(text(), ['1994-07-02', '2026-11-03', 'Chikobo', 'Plot 14', 'Mwansa', '0971234567', 'NID-987654']);
+    assert.match(text(), /"unit":"kg"/, 'a measurement is no personal data');
+  });
+
   it('drops personal data nested deep inside arrays and bundles', () => {
     const bundle = { resourceType: 'Bundle', entry: [{ fullUrl: 'urn:uuid:1', resource: PATIENT }], total: 1 };
     const out = JSON.stringify(redactDeep({ result: { pages: [{ bundle }] } }));
