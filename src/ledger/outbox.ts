@@ -54,13 +54,16 @@ export interface TakeBackReason {
 }
 
 /**
- * The call that carried the declaration refused the copy itself: a 400, or another refusal OpenCRVS or a
- * proxy files as `bad-request` (a 413 too large, a 422), which a newer version may pass. Not a 403, 404 or
- * 409: those are about the client or the event, and a newer copy meets them alike.
+ * The call that carried the declaration refused the copy itself: a 400, a 413 (too large) or a 422, which a
+ * newer version may pass. Not a 403, 404 or 409: those are about the client or the event, and a newer copy
+ * meets them alike; nor the other statuses the classifier files as `bad-request` (405, 410, 414, 431, 451:
+ * about the endpoint or a proxy, not the copy).
  */
+const COPY_REFUSALS: ReadonlySet<number> = new Set([400, 413, 422]);
+
 function refusedDeclaration(step: string, error: LedgerError): boolean {
   if (step !== 'notify' && step !== 'createAndNotify') return false;
-  return error.status === 400 || (error.kind === 'bad-request' && error.status !== undefined);
+  return error.status !== undefined && COPY_REFUSALS.has(error.status);
 }
 
 export function createOutbox(db: Db): Outbox {

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { createDeliveryWorker, type DeliveryWorker } from '../../src/delivery/index.js';
 import { sendRow } from '../../src/delivery/send.js';
 import { dismissalNote, hashPayload, type RecordSkippedInput } from '../../src/ledger/index.js';
-import { createOpenCrvsClient, LocationResolver } from '../../src/opencrvs/index.js';
+import { createOpenCrvsClient, LocationResolver, OpenCrvsError } from '../../src/opencrvs/index.js';
 import {
   birthEvent,
   clientSettings,
@@ -120,6 +120,38 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
       );
     });
   }
+
+  it('two-step NOTIFY stored, its answer lost, then "Event not found" to the resend: dead, nothing asked', async () => {
+    await bed.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['notify'], times: 1 } });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    const api = createOpenCrvsClient(clientSettings(bed.sim));
+    let resends = 0;
+    // The simulator cannot delete an event, so OpenCRVS's 404 for a vanished one is the only answer not
+    // fetched over HTTP here: the first NOTIFY goes to the simulator, the resend meets the 404.
+    const gone = {
+      ...api,
+      async notify(input: Parameters<typeof api.notify>[0]) {
+        if (resends++ === 0) return api.notify(input);
+        throw new OpenCrvsError({
+          kind: 'not-found',
+          classification: 'permanent',
+          status: 404,
+          message: 'Event not found',
+          operation: 'notify',
+        });
+      },
+    };
+    const w = worker(undefined, { api: gone });
+    await until(w, () => settled(row.id));
+    const after = bed.ledger.get(row.id);
+    assert.equal(after?.state, 'dead', `${after?.state}: ${after?.lastError?.kind} ${after?.lastError?.status}`);
+    assert.equal(after?.lastError?.status, 404);
+    // No lookup: its idempotent create could make an event the ledger never records.
+    assert.deepEqual(
+      bed.ledger.attempts(row.id).map((a) => a.step),
+      ['notify', 'notify'],
+    );
+  });
 
   /**
    * The client, its NOTIFYs refused with a 400 once `refusing()` says so, each refusal followed by a

@@ -485,6 +485,28 @@ describe('ledger: outbox', () => {
     });
     assert.equal(after413?.state, 'failed');
     assert.deepEqual(after413?.payload?.declaration['child.name'], payload('Smaller').declaration['child.name']);
+    // A 405 the classifier files as bad-request is about the endpoint (a proxy's method rule), not the copy:
+    // the newer version would meet it alike; dead.
+    const routed = ledger.recordEvent(eventInput('4')).row;
+    const fourth = ledger.claimRow(routed.id, 'w1');
+    assert.ok(fourth?.payload);
+    ledger.recordEvent(eventInput('4', payload('Other'), '2'));
+    const notAllowed = {
+      classification: 'permanent' as const,
+      kind: 'bad-request',
+      status: 405,
+      message: 'Not Allowed',
+    };
+    const after405 = ledger.settle({
+      id: routed.id,
+      workerId: 'w1',
+      step: 'notify',
+      startedAt: clock.now(),
+      claimedPayloadHash: fourth.payloadHash,
+      claimedPayload: fourth.payload,
+      settlement: { outcome: 'dead', error: notAllowed },
+    });
+    assert.equal(after405?.state, 'dead');
     // Refused for another reason (a 403 for its type): a newer version changes nothing; dead.
     const { row: other } = ledger.recordEvent(eventInput('2'));
     const second = ledger.claimRow(other.id, 'w1');
