@@ -19,12 +19,19 @@ export interface ContextReader {
 export const MAX_CONTEXT_READS_PER_ROW = 200;
 
 /**
+ * The states the window applies to: a row settled (delivered, or skipped). One still to be sent or dead
+ * (waiting, perhaps for the very correction of its mother's record that makes it valid, or that OpenCRVS
+ * refused it for) stays a reader however long it waits: updated_at does not move while it waits.
+ */
+const SETTLED_STATES = "('delivered', 'delivered-pending', 'skipped')";
+
+/**
  * The rows that read a record: an index seek on (source_id, ref), the rows by id (a test reads its plan).
  * Not a row an operator dismissed (isDismissed: the skip reason is the only mark a dismissal leaves): mapped
  * again for a change of the mother's Patient (her address, years on), its payload differs, and record.ts
  * would requeue it, sending the duplicate the person dismissed. A change its own records show (the child,
  * a record naming it) still brings it back. A dead row is a reader: the change may be what fixes it. Nor a
- * row untouched for CONTEXT_READ_WINDOW_DAYS, as for the DHIS2 mothers' reading (refs): a mother's move
+ * settled row untouched for CONTEXT_READ_WINDOW_DAYS, as for the DHIS2 mothers' reading (refs): a mother's move
  * years after a birth is no correction of it, and would ask an operator to change the registration.
  */
 export const CONTEXT_READERS_SQL = `
@@ -32,15 +39,15 @@ export const CONTEXT_READERS_SQL = `
   FROM context_reads c JOIN ledger_rows r ON r.id = c.row_id
   WHERE c.source_id = @sourceId AND c.ref = @ref
     AND NOT (r.state = 'skipped' AND substr(r.skip_reason, 1, ${DISMISSED_PREFIX.length + 1}) = '${DISMISSED_PREFIX}:')
-    AND r.updated_at >= @since
+    AND (r.updated_at >= @since OR r.state NOT IN ${SETTLED_STATES})
   ORDER BY c.row_id LIMIT @limit`;
 
 /**
  * How long a row's context reads are asked for after it last changed (ledger_rows.updated_at: recorded,
  * mapped again, sent, or its state changed): a year. A poll that reads them in batches (the DHIS2 mothers)
  * asks its source for every ref in every reading, so without a bound its cost grows with the ledger's whole
- * history. A row untouched for a year is long delivered (or dismissed, or dead and left): a correction to its
- * mother alone no longer maps it again. A change to the child's own record still does, and `sync --once
+ * history. A row delivered or skipped and untouched for a year: a correction to its mother alone no longer
+ * maps it again (one still to be sent, or dead, stays: SETTLED_STATES). A change to the child's own record still does, and `sync --once
  * --since DATE` reads it, and her, anew.
  */
 export const CONTEXT_READ_WINDOW_DAYS = 365;
@@ -57,7 +64,8 @@ const DAY_MS = 86_400_000;
 export const CONTEXT_READ_REFS_SQL = `
   SELECT DISTINCT c.ref FROM context_reads c
   WHERE c.source_id = @sourceId AND c.ref > @after AND c.ref >= @prefix AND c.ref < @upper
-    AND EXISTS (SELECT 1 FROM ledger_rows r WHERE r.id = c.row_id AND r.updated_at >= @since)
+    AND EXISTS (SELECT 1 FROM ledger_rows r WHERE r.id = c.row_id
+      AND (r.updated_at >= @since OR r.state NOT IN ${SETTLED_STATES}))
   ORDER BY c.ref LIMIT @limit`;
 
 export interface ContextReads {

@@ -2334,11 +2334,13 @@ describe('ledger: context reads (the rows a changed record concerns)', () => {
           contextReads: refs,
         }).row;
       const old = dhis2('c1', ['TrackedEntity/mOld', 'TrackedEntity/mBoth']);
+      settleRow(ledger, old.id, { outcome: 'delivered', eventId: 'e1', trackingId: 't1' });
       const touched = dhis2('c2', ['TrackedEntity/mTouched']);
       clock.advance(CONTEXT_READ_WINDOW_DAYS * 86_400_000 - 1000);
       settleRow(ledger, touched.id, { outcome: 'delivered', eventId: 'e2', trackingId: 't2' }); // sent: updated within the window
       clock.advance(2000);
-      dhis2('c3', ['TrackedEntity/mBoth', 'TrackedEntity/mNew']);
+      const fresh = dhis2('c3', ['TrackedEntity/mBoth', 'TrackedEntity/mNew']);
+      settleRow(ledger, fresh.id, { outcome: 'delivered', eventId: 'e3', trackingId: 't3' });
       const refs = () => ledger.contextReadRefs('hmis', 'TrackedEntity/', '', 10);
       assert.deepEqual(refs(), ['TrackedEntity/mBoth', 'TrackedEntity/mNew', 'TrackedEntity/mTouched']);
       assert.equal(ledger.get(old.id)?.id, old.id, 'the row itself is kept');
@@ -2354,6 +2356,7 @@ describe('ledger: context reads (the rows a changed record concerns)', () => {
     const { ledger, cleanup } = tempLedger(clock);
     try {
       const old = ledger.recordEvent({ ...eventInput('c1'), contextReads: ['Patient/mother'] }).row;
+      settleRow(ledger, old.id, { outcome: 'delivered', eventId: 'e1', trackingId: 't1' });
       const touched = ledger.recordEvent({ ...eventInput('c2'), contextReads: ['Patient/mother'] }).row;
       clock.advance(CONTEXT_READ_WINDOW_DAYS * 86_400_000 - 1000);
       settleRow(ledger, touched.id, { outcome: 'delivered', eventId: 'e2', trackingId: 't2' });
@@ -2362,6 +2365,13 @@ describe('ledger: context reads (the rows a changed record concerns)', () => {
       assert.deepEqual(readersOf(ledger, 'Patient/mother'), ['Patient/c2'], `c1 (#${old.id}) untouched for a year`);
       clock.advance(CONTEXT_READ_WINDOW_DAYS * 86_400_000);
       assert.deepEqual(readersOf(ledger, 'Patient/mother'), []);
+      // A row still waiting (or dead) stays a reader however long it waits: her correction may be what it needs.
+      const waiting = ledger.recordEvent({ ...eventInput('c3'), contextReads: ['Patient/mother'] }).row;
+      const refused = { classification: 'permanent', kind: 'bad-request', message: 'no' } as const;
+      settleRow(ledger, waiting.id, { outcome: 'dead', error: refused });
+      clock.advance(2 * CONTEXT_READ_WINDOW_DAYS * 86_400_000);
+      assert.deepEqual(readersOf(ledger, 'Patient/mother'), ['Patient/c3']);
+      assert.deepEqual(ledger.contextReadRefs('emr', 'Patient/', '', 10), ['Patient/mother']);
     } finally {
       cleanup();
     }
