@@ -84,9 +84,10 @@ export interface ContextReads {
    * Up to `limit` distinct refs starting with `prefix` (`TrackedEntity/`) that `sourceId` read, after `after`
    * in ref order (a keyset: the last one returned, or '' for the first), by a row updated in the last
    * CONTEXT_READ_WINDOW_DAYS: the records a poll that does not list them reads in batches
-   * (sources/dhis2/poller.ts, the mothers).
+   * (sources/dhis2/poller.ts, the mothers). `since` (ms) replaces now less that window: a reading that runs
+   * for long asks from when it began, not from each batch's now.
    */
-  refs(sourceId: string, prefix: string, after: string, limit: number): string[];
+  refs(sourceId: string, prefix: string, after: string, limit: number, since?: number): string[];
 }
 
 export function createContextReads(db: Db, now: () => number): ContextReads {
@@ -120,7 +121,7 @@ export function createContextReads(db: Db, now: () => number): ContextReads {
     },
     readers: (sourceId, ref, limit) =>
       readers.all({ sourceId, ref, since: since(), limit: Math.max(0, Math.floor(limit)) }),
-    refs: (sourceId, prefix, after, limit) =>
+    refs: (sourceId, prefix, after, limit, from) =>
       prefix === ''
         ? []
         : refs.all({
@@ -128,7 +129,7 @@ export function createContextReads(db: Db, now: () => number): ContextReads {
             after,
             prefix,
             upper: upperOf(prefix),
-            since: since(),
+            since: from ?? since(),
             limit: Math.max(0, Math.floor(limit)),
           }),
   };

@@ -482,9 +482,10 @@ export interface Ledger {
   /**
    * Up to `limit` distinct refs starting with `prefix` that `sourceId` read as such, after `after` in ref
    * order ('' for the first), read by a row updated in the last CONTEXT_READ_WINDOW_DAYS (a year): the
-   * records a source reads in batches because its poll does not list them.
+   * records a source reads in batches because its poll does not list them. `since` (ms, the ledger's clock)
+   * replaces now less that window.
    */
-  contextReadRefs(sourceId: string, prefix: string, after: string, limit: number): string[];
+  contextReadRefs(sourceId: string, prefix: string, after: string, limit: number, since?: number): string[];
   recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };
   recordSkipped(input: RecordSkippedInput): Recorded;
   /**

@@ -19,14 +19,21 @@ const EARLY = '2026-01-01T08:00:00.000';
 /** A mother's name here as the DHIS2 uid it is known by (the poller asks for no other). */
 const uidOf = (i: number) => `m${String(i).padStart(3, '0')}`.padEnd(11, 'Q');
 
+const DAY_MS = 86_400_000;
+
 /**
  * `mothers` known to the ledger (all at EARLY unless changed), `pageSize` the poll's (the uids asked per
- * request). `now` is DHIS2's clock, read by the pass at its start.
+ * request). `now` is DHIS2's clock, read by the pass at its start; `bridge.now` the bridge's (ms), at which
+ * each mother's row was last updated (`rowUpdated`) unless a test says otherwise: the ledger lists the
+ * mothers of rows updated since the `since` it is asked with.
  */
 function world(mothers: number, { pageSize = 2, overlapSeconds = 0 } = {}) {
   const updatedAt = new Map<string, string>();
   for (let i = 0; i < mothers; i++) updatedAt.set(uidOf(i), EARLY);
   const clock = { now: '2026-01-01T10:00:00.000' };
+  const bridge = { now: Date.parse('2026-01-01T10:00:00.000Z') };
+  const rowUpdated = new Map<string, number>();
+  for (const uid of updatedAt.keys()) rowUpdated.set(uid, bridge.now);
   const asked: Array<{ uids: string[]; updatedAfter: string | undefined; program: string | undefined }> = [];
   // `refuse`: DHIS2 answers the listing by uid with an error (an outage, a version that will not list it);
   // `time: false`: its system/info fails.
@@ -74,7 +81,11 @@ function world(mothers: number, { pageSize = 2, overlapSeconds = 0 } = {}) {
       };
     },
   } as unknown as SourcePipeline;
-  const refs = () => [...updatedAt.keys()].map((uid) => `TrackedEntity/${uid}`).sort();
+  const refs = (since: number) =>
+    [...updatedAt.keys()]
+      .filter((uid) => (rowUpdated.get(uid) ?? 0) >= since)
+      .map((uid) => `TrackedEntity/${uid}`)
+      .sort();
   const warnings: string[] = [];
   const logger = createLogger({
     level: 'warn',
@@ -93,14 +104,28 @@ function world(mothers: number, { pageSize = 2, overlapSeconds = 0 } = {}) {
       dhis2: { program: 'IpHINAT79UW', fields: '*' },
       poll: { enabled: true, schedule: '* * * * *', overlapSeconds, pageSize, since: EARLY } as never,
       logger,
-      contextRefs: (after, limit) =>
-        refs()
+      now: () => bridge.now,
+      contextRefs: (after, limit, since) =>
+        refs(since)
           .filter((ref) => ref > after)
           .slice(0, limit),
     });
   const poller = newProcess();
   const change = (i: number, at: string) => updatedAt.set(uidOf(i), at);
-  return { poller, newProcess, asked, evaluated, cursors, clock, change, behaviour, updatedAt, refusal, warnings };
+  return {
+    poller,
+    newProcess,
+    asked,
+    evaluated,
+    cursors,
+    clock,
+    bridge,
+    change,
+    behaviour,
+    updatedAt,
+    refusal,
+    warnings,
+  };
 }
 
 describe('DHIS2 poller: the tracked entities births read as their context', () => {
@@ -263,6 +288,70 @@ describe('DHIS2 poller: the tracked entities births read as their context', () =
     w.clock.now = '2026-01-01T12:00:00.000';
     await w.newProcess().pollOnce();
     assert.equal(w.asked.at(-1)?.updatedAfter, '2026-01-01T10:00:00.000', 'the next reading');
+  });
+
+  it('a reading refused while her row passes its year still asks for her: her change made within it is mapped', async () => {
+    const w = world(1, { overlapSeconds: 60 });
+    const day0 = w.bridge.now; // her row last updated
+    w.cursors.set(DHIS2_CONTEXT_CURSOR, '2026-12-26T09:00:00.000');
+    w.clock.now = '2026-12-26T10:00:00.000';
+    w.bridge.now = day0 + 359 * DAY_MS;
+    w.refusal.refuse = true;
+    await w.poller.pollOnce(); // the reading begins on day 359; DHIS2 refuses it
+    assert.deepEqual(w.asked.at(-1)?.uids, [uidOf(0)]);
+    w.change(0, '2026-12-27T10:00:00.000'); // day 360: within her row's year
+    w.clock.now = '2027-01-02T10:00:00.000';
+    w.bridge.now = day0 + 366 * DAY_MS; // past her row's year, the listing still refused
+    await w.newProcess().pollOnce();
+    w.refusal.refuse = false;
+    w.clock.now = '2027-01-06T10:00:00.000';
+    w.bridge.now = day0 + 370 * DAY_MS;
+    await w.newProcess().pollOnce();
+    assert.deepEqual(w.asked.at(-1), { uids: [uidOf(0)], updatedAfter: '2026-12-26T08:59:00.000', program: undefined });
+    assert.deepEqual(w.evaluated, [`${uidOf(0)}@2026-12-27T10:00:00.000`]);
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-12-26T10:00:00.000', "the reading's start");
+    // The next reading, begun on day 370, leaves her out: her row is untouched for more than a year.
+    w.asked.length = 0;
+    w.clock.now = '2027-01-06T10:05:00.000';
+    await w.poller.pollOnce();
+    assert.deepEqual(w.asked, []);
+  });
+
+  it('a stored reading without the time it began is taken as begun now', async () => {
+    const w = world(1);
+    w.cursors.set(DHIS2_CONTEXT_CURSOR, '2026-01-01T09:00:00.000');
+    w.cursors.set(
+      DHIS2_CONTEXT_READING,
+      JSON.stringify({ updatedAfter: '2026-01-01T09:00:00.000', after: '', held: false }),
+    );
+    w.bridge.now += 365 * DAY_MS;
+    await w.poller.pollOnce();
+    assert.deepEqual(w.asked.at(-1)?.uids, [uidOf(0)], 'her row within the year before now');
+    w.asked.length = 0;
+    w.cursors.set(
+      DHIS2_CONTEXT_READING,
+      JSON.stringify({ updatedAfter: '2026-01-01T09:00:00.000', after: '', held: false }),
+    );
+    w.bridge.now += DAY_MS;
+    await w.poller.pollOnce();
+    assert.equal(w.asked.length, 0, 'her row past it');
+    // Refused, it keeps the time it was first given: the next pass does not take it as begun later.
+    w.refusal.refuse = true;
+    w.bridge.now -= 2 * DAY_MS;
+    w.cursors.set(
+      DHIS2_CONTEXT_READING,
+      JSON.stringify({ updatedAfter: '2026-01-01T09:00:00.000', after: '', held: false }),
+    );
+    await w.poller.pollOnce();
+    const begunAt = w.bridge.now;
+    w.bridge.now += 2 * DAY_MS;
+    await w.poller.pollOnce();
+    assert.equal(JSON.parse(w.cursors.get(DHIS2_CONTEXT_READING) ?? '').begunAt, begunAt);
+    assert.deepEqual(
+      w.asked.map((a) => a.uids),
+      [[uidOf(0)], [uidOf(0)]],
+      'asked for her still, within the year before it began',
+    );
   });
 
   it('a stored reading this code cannot read is begun again', async () => {

@@ -2346,6 +2346,14 @@ describe('ledger: context reads (the rows a changed record concerns)', () => {
       assert.equal(ledger.get(old.id)?.id, old.id, 'the row itself is kept');
       clock.advance(CONTEXT_READ_WINDOW_DAYS * 86_400_000 + 1);
       assert.deepEqual(refs(), []);
+      // A reading begun earlier asks from its own start (sources/dhis2/poller.ts): the window before it.
+      const since = clock.now() - 3 * CONTEXT_READ_WINDOW_DAYS * 86_400_000;
+      assert.deepEqual(ledger.contextReadRefs('hmis', 'TrackedEntity/', '', 10, since), [
+        'TrackedEntity/mBoth',
+        'TrackedEntity/mNew',
+        'TrackedEntity/mOld',
+        'TrackedEntity/mTouched',
+      ]);
     } finally {
       cleanup();
     }

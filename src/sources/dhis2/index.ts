@@ -82,7 +82,8 @@ export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2Sourc
     poll: settings.poll,
     logger: deps.logger,
     // The mothers this source's births read: read after the programme's pages (Dhis2Poller.contextRecords).
-    contextRefs: (after, limit) => deps.ledger.contextReadRefs(settings.id, 'TrackedEntity/', after, limit),
+    contextRefs: (after, limit, since) =>
+      deps.ledger.contextReadRefs(settings.id, 'TrackedEntity/', after, limit, since),
   });
   const eventTypes = [...new Set(mappings.mappings.map((m) => m.eventType))];
   const recheck: SubjectRecheck = dhis2Recheck({

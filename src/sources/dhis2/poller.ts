@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Dhis2Settings, PollSettings } from '../../config/types.js';
+import { CONTEXT_READ_WINDOW_DAYS } from '../../ledger/context-reads.js';
 import { type Resource, type ResourceFetcher, trackedEntityResource } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
 import {
@@ -47,6 +48,7 @@ export const DHIS2_CONTEXT_READING = 'reading:contextTrackedEntities';
  */
 export const CONTEXT_BATCH = 100;
 export const MAX_CONTEXT_BATCHES = 20;
+const DAY_MS = 86_400_000;
 /** The one watched "type" in status.watermarks (same shape as the FHIR poller's, for the admin page and metrics). */
 const WATERMARK_KEY = 'TrackedEntity';
 
@@ -62,10 +64,12 @@ export interface Dhis2PollerDeps {
   maxPages?: number;
   /**
    * Up to `limit` refs (`TrackedEntity/<uid>`) this source's rows' contexts read, after `after` in ref order
-   * (Ledger.contextReadRefs): the tracked entities read after the programme's (contextRecords). Without
-   * it, none are.
+   * (Ledger.contextReadRefs), read by a row updated since `since` (ms, the bridge's clock): the tracked
+   * entities read after the programme's (contextRecords). Without it, none are.
    */
-  contextRefs?: (after: string, limit: number) => string[];
+  contextRefs?: (after: string, limit: number, since: number) => string[];
+  /** The bridge's clock (ms), as the ledger's: when a reading of those began. Date.now unless a test's. */
+  now?: () => number;
 }
 
 /**
@@ -367,7 +371,10 @@ export class Dhis2Poller {
    * the one that begins next, so that one finds it (a birth recorded since read her then). A reading whose
    * results could not all be recorded moves nothing: the next one asks again from the same time. A refused
    * listing ends the pass's part, not the reading: the next pass asks that batch again. The reading's
-   * progress is stored (DHIS2_CONTEXT_READING), so a new process goes on with it. Only
+   * progress is stored (DHIS2_CONTEXT_READING), so a new process goes on with it. It asks for the mothers of
+   * rows updated within CONTEXT_READ_WINDOW_DAYS (and the overlap) of when it began by the bridge's clock,
+   * not of each batch's now: a reading DHIS2 refuses for weeks would otherwise drop a row that passes its
+   * year meanwhile, and complete past a change to her made while the row was within it. Only
    * its own rows' mothers are asked: a row's set is kept under the source that last read it
    * (ledger/context-reads.ts), which is the one whose user could read her, and whose reading finds her.
    */
@@ -377,8 +384,9 @@ export class Dhis2Poller {
     const reading = this.contextReading();
     if (!reading) return; // no time to ask from: the next pass asks DHIS2 again
     const batch = Math.max(1, Math.min(CONTEXT_BATCH, poll.pageSize));
+    const since = reading.begunAt - CONTEXT_READ_WINDOW_DAYS * DAY_MS - poll.overlapSeconds * 1000;
     for (let asked = 0; asked < MAX_CONTEXT_BATCHES && !this.stopping; asked++) {
-      const refs = contextRefs(reading.after, batch);
+      const refs = contextRefs(reading.after, batch, since);
       const uids = refs.map((ref) => ref.slice(ref.indexOf('/') + 1)).filter(isDhis2Uid);
       if (uids.length > 0) {
         let answer: Awaited<ReturnType<typeof client.trackedEntityPage>>;
@@ -462,15 +470,23 @@ export class Dhis2Poller {
    */
   private contextReading(): ContextReading | undefined {
     const { cursors, sourceId, poll } = this.deps;
-    const kept = parseContextReading(cursors.getCursor(sourceId, DHIS2_CONTEXT_READING));
-    if (kept) return kept;
-    const stored = cursors.getCursor(sourceId, DHIS2_CONTEXT_CURSOR);
-    const from = stored === undefined ? (this.serverNow ?? this.startBound()) : earlierDefined(stored, this.serverNow);
+    const now = (this.deps.now ?? Date.now)();
+    const stored = cursors.getCursor(sourceId, DHIS2_CONTEXT_READING);
+    const kept = parseContextReading(stored, now);
+    if (kept) {
+      // One stored without the time it began keeps the first it is given: a refused pass does not move it on.
+      const json = JSON.stringify(kept);
+      if (json !== stored) cursors.setCursor(sourceId, DHIS2_CONTEXT_READING, json);
+      return kept;
+    }
+    const cursor = cursors.getCursor(sourceId, DHIS2_CONTEXT_CURSOR);
+    const from = cursor === undefined ? (this.serverNow ?? this.startBound()) : earlierDefined(cursor, this.serverNow);
     if (from === undefined) return undefined;
-    if (stored === undefined) cursors.setCursor(sourceId, DHIS2_CONTEXT_CURSOR, from);
+    if (cursor === undefined) cursors.setCursor(sourceId, DHIS2_CONTEXT_CURSOR, from);
     const reading: ContextReading = {
       updatedAfter: minusSeconds(from, poll.overlapSeconds) ?? from,
       startedAt: this.serverNow,
+      begunAt: now,
       after: '',
       held: false,
     };
@@ -634,14 +650,19 @@ interface ContextReading {
   updatedAfter: string;
   /** DHIS2's time when it began: the cursor it moves to when complete, unless `held`. */
   startedAt: string | undefined;
+  /** The bridge's time (ms) when it began: it asks for the mothers of rows updated in the window before. */
+  begunAt: number;
   /** The last ref read (keyset), '' before the first. */
   after: string;
   /** Some of its results were not recorded, or a page may have been cut short: it moves no cursor. */
   held: boolean;
 }
 
-/** A stored reading (DHIS2_CONTEXT_READING), or undefined for none or one this code cannot read (a new one begins). */
-function parseContextReading(value: string | undefined): ContextReading | undefined {
+/**
+ * A stored reading (DHIS2_CONTEXT_READING), or undefined for none or one this code cannot read (a new one
+ * begins). One stored before `begunAt` was kept is taken as begun `now`, as it was read before.
+ */
+function parseContextReading(value: string | undefined, now: number): ContextReading | undefined {
   if (!value) return undefined;
   let parsed: unknown;
   try {
@@ -650,12 +671,14 @@ function parseContextReading(value: string | undefined): ContextReading | undefi
     return undefined;
   }
   if (typeof parsed !== 'object' || parsed === null) return undefined;
-  const { updatedAfter, startedAt, after, held } = parsed as Record<string, unknown>;
+  const { updatedAfter, startedAt, begunAt, after, held } = parsed as Record<string, unknown>;
   if (typeof updatedAfter !== 'string' || naiveMillis(updatedAfter) === undefined) return undefined;
   if (startedAt !== undefined && (typeof startedAt !== 'string' || naiveMillis(startedAt) === undefined))
     return undefined;
+  if (begunAt !== undefined && (typeof begunAt !== 'number' || !Number.isFinite(begunAt))) return undefined;
   if (typeof after !== 'string' || typeof held !== 'boolean') return undefined;
-  return { updatedAfter, startedAt, after, held };
+  // Not later than now: a bridge clock put back would otherwise leave out rows now within the window.
+  return { updatedAfter, startedAt, begunAt: Math.min(begunAt ?? now, now), after, held };
 }
 
 /** The uid a stray is mapped under to tell its event types (see strayResults): never asked of DHIS2. */
