@@ -132,6 +132,11 @@ const STRING_SCRUBBERS: ReadonlyArray<[RegExp, string]> = [
     ),
     `$1${REDACTED}`,
   ],
+  // A Cookie request header holds cookies only, every one a possible session: the whole header value, not
+  // its first pair (the next pattern stops at `;`). Not Set-Cookie: its one pair ends at `;`, and the
+  // attributes after it (Path, HttpOnly) say nothing secret. It starts only at the word and reads to the
+  // line's end once.
+  [/((?<![A-Za-z0-9_-])cookie[ \t]*:[ \t]*)(?![ \t"'[{])[^\n"']+/gi, `$1${REDACTED}`],
   // `"access_token":"…"` (a token answer quoted in an error), `'password': '…'`, `password: hunter2`,
   // `client_secret = …`, `X-API-Key: …`, and `token: '…'` (a word alone, but not before quotes): a quoted
   // value whole (escaped quotes included), else up to a separator. Not a key at the end of a dotted path:

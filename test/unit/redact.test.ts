@@ -361,6 +361,17 @@ describe('redaction of message strings', () => {
     assert.equal(scrubString('token: expired'), 'token: expired');
   });
 
+  it('scrubs every pair of a Cookie request header, not the first alone', () => {
+    const header = scrubString('Cookie: theme=dark; sid=ck-11; csrf=ck-12\nAccept: */*');
+    assertAbsent(header, ['dark', 'ck-11', 'ck-12']);
+    assert.match(header, /^Cookie: \[redacted\]\nAccept: \*\/\*$/);
+    // A Set-Cookie's attributes after its one pair say nothing secret, and stay.
+    assert.match(
+      scrubString('Set-Cookie: sid=ck-13; Path=/; HttpOnly'),
+      /^Set-Cookie: \[redacted\]; Path=\/; HttpOnly$/,
+    );
+  });
+
   it('scrubs a credential URL-encoded inside another URL up to its encoded `&`, and pwd=', () => {
     const inner = 'https://gw.example/auth/token?client_id=bridge&client_secret=p@ss-10&grant_type=client_credentials';
     const maps = 'https://maps.example/geo?key=K12&sort_key=name';
