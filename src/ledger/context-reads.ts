@@ -53,6 +53,11 @@ export const CONTEXT_READERS_SQL = `
 export const CONTEXT_READ_WINDOW_DAYS = 365;
 const DAY_MS = 86_400_000;
 
+/** The earliest `updated_at` of a settled row whose context reads count at `at` (ms): `at` less the window. */
+export function contextReadWindowStart(at: number): number {
+  return at - CONTEXT_READ_WINDOW_DAYS * DAY_MS;
+}
+
 /**
  * The distinct refs `source_id` read of one type (`prefix` .. `upper`, the prefix's range), after `after` in
  * ref order, read by a row updated since `since` (CONTEXT_READ_WINDOW_DAYS): a range scan of the same index,
@@ -101,7 +106,7 @@ export function createContextReads(db: Db, now: () => number): ContextReads {
   const readers = db.prepare<{ sourceId: string; ref: string; since: number; limit: number }, ContextReader>(
     CONTEXT_READERS_SQL,
   );
-  const since = () => now() - CONTEXT_READ_WINDOW_DAYS * DAY_MS;
+  const since = () => contextReadWindowStart(now());
   const refs = db
     .prepare<{ sourceId: string; after: string; prefix: string; upper: string; since: number; limit: number }, string>(
       CONTEXT_READ_REFS_SQL,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Dhis2Settings, PollSettings } from '../../config/types.js';
-import { CONTEXT_READ_WINDOW_DAYS } from '../../ledger/context-reads.js';
+import { contextReadWindowStart } from '../../ledger/context-reads.js';
 import { type Resource, type ResourceFetcher, trackedEntityResource } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
 import {
@@ -48,7 +48,6 @@ export const DHIS2_CONTEXT_READING = 'reading:contextTrackedEntities';
  */
 export const CONTEXT_BATCH = 100;
 export const MAX_CONTEXT_BATCHES = 20;
-const DAY_MS = 86_400_000;
 /** The one watched "type" in status.watermarks (same shape as the FHIR poller's, for the admin page and metrics). */
 const WATERMARK_KEY = 'TrackedEntity';
 
@@ -384,7 +383,7 @@ export class Dhis2Poller {
     const reading = this.contextReading();
     if (!reading) return; // no time to ask from: the next pass asks DHIS2 again
     const batch = Math.max(1, Math.min(CONTEXT_BATCH, poll.pageSize));
-    const since = reading.begunAt - CONTEXT_READ_WINDOW_DAYS * DAY_MS - poll.overlapSeconds * 1000;
+    const since = contextReadWindowStart(reading.begunAt) - poll.overlapSeconds * 1000;
     for (let asked = 0; asked < MAX_CONTEXT_BATCHES && !this.stopping; asked++) {
       const refs = contextRefs(reading.after, batch, since);
       const uids = refs.map((ref) => ref.slice(ref.indexOf('/') + 1)).filter(isDhis2Uid);
