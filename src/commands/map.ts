@@ -17,6 +17,7 @@ import {
   mappingOptionsFromConfig,
   sourceMappingOptions,
 } from '../mapping/index.js';
+import { errorMessage } from '../observability/inner-errors.js';
 import { SourceCallError } from '../sources/shared/source-error.js';
 import { mapRef, RefError } from './map-ref.js';
 import { buildOrReport, configPath, LOCAL_ONLY, loadConfigOrReport } from './options.js';
@@ -147,7 +148,7 @@ async function runMap(options: MapCommandOptions): Promise<void> {
     // The call and its status, not the record's id: what failed to be read is named by its place.
     if (err instanceof ContextReadError)
       return usage(
-        `--ref: source ${refSource?.id} could not be read (${err.ofSubject ? 'the record' : `context '${err.item}'`}): ${messageOf(err.cause)}`,
+        `--ref: source ${refSource?.id} could not be read (${err.ofSubject ? 'the record' : `context '${err.item}'`}): ${err.cause instanceof Error ? errorMessage(err.cause) : String(err.cause)}`,
       );
     if (err instanceof SourceCallError)
       return usage(`--ref: source ${refSource?.id} could not be read: ${err.message}`);
@@ -155,10 +156,6 @@ async function runMap(options: MapCommandOptions): Promise<void> {
   }
   console.log(options.json ? JSON.stringify(jsonView(result)) : report(result));
   process.exitCode = result.status === 'invalid' ? 1 : 0;
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function jsonView(result: DryRunResult): Record<string, unknown> {
