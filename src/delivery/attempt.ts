@@ -463,8 +463,8 @@ async function lookupRefusedForThisRow(
 /**
  * This attempt's declaration (its NOTIFY, or its single call) refused for good with a 4xx made the row
  * dead: a 400, a proxy's 413, a 422, a 409 other than "already notified" (alreadyNotified), a 403 for its
- * event type (not a 404: the event is gone). OpenCRVS, or the proxy before it, refuses before it looks for the transactionId (in-doubt.ts,
- * endsDoubt): the refusal stored nothing, and says nothing of an earlier attempt's NOTIFY stored with its
+ * event type (not a 404: the event is gone). OpenCRVS, or the proxy before it, refuses before it looks for
+ * the transactionId (in-doubt.ts, endsDoubt): the refusal stored nothing, and says nothing of an earlier attempt's NOTIFY stored with its
  * answer lost, which OpenCRVS is asked about (earlierNotifyStands) rather than leave a dead row, "not
  * delivered", for a replay or a registrar to register the birth again. Not a rejection by the country
  * configuration, nor another client's event (no status: answers about what OpenCRVS holds). Not an
@@ -475,15 +475,11 @@ function declarationRefused(decided: Decided, progress: SendProgress): boolean {
   if (settlement.outcome !== 'dead') return false;
   if (progress.step !== 'notify' && progress.step !== 'createAndNotify') return false;
   const { classification, kind, status = 0 } = settlement.error;
-  // Not a 404 either: an event OpenCRVS no longer has holds no NOTIFY (2.0 deletes only an event without
-  // one), and the lookup's idempotent create could make a new, empty one the ledger never records.
+  // Not "Event not found" either (the one permanent 404: classify.ts): an event OpenCRVS no longer has holds
+  // no NOTIFY (2.0 deletes only an event without one), and the lookup's idempotent create could make a new,
+  // empty one the ledger never records.
   return (
-    classification === 'permanent' &&
-    status >= 400 &&
-    status < 500 &&
-    status !== 404 &&
-    kind !== 'unknown-office' &&
-    kind !== 'not-found'
+    classification === 'permanent' && status >= 400 && status < 500 && kind !== 'unknown-office' && kind !== 'not-found'
   );
 }
 
