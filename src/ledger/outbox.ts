@@ -267,12 +267,9 @@ export function createOutbox(db: Db): Outbox {
     WHERE id = @id AND state = 'delivering' AND locked_by = @lockedBy`);
   const takeBack = (
     row: { id: number; locked_by: string },
-    message: string,
     now: number,
     singleCall: boolean,
-    retryAt = now,
-    kind = 'stale-lock',
-    dead = false,
+    { message, retryAt = now, kind = 'stale-lock', dead = false }: Partial<TakeBackReason> & { message: string },
   ): number => {
     const mayBeOut = mayBeStored.get({ id: row.id, singleCall: singleCall ? 1 : 0 }) ? 1 : 0;
     const params = { id: row.id, lockedBy: row.locked_by, message, now, mayBeOut, retryAt, kind, dead: dead ? 1 : 0 };
@@ -282,7 +279,7 @@ export function createOutbox(db: Db): Outbox {
   const resetStaleAll = db.transaction((cutoff: number, now: number, singleCall: boolean): number => {
     let n = 0;
     for (const row of staleRows.all({ cutoff })) {
-      n += takeBack(row, 'the worker holding this row stopped (lock expired); resending', now, singleCall);
+      n += takeBack(row, now, singleCall, { message: 'the worker holding this row stopped (lock expired); resending' });
     }
     return n;
   });
@@ -290,11 +287,16 @@ export function createOutbox(db: Db): Outbox {
   // write refused: disk full; or a bug): taken back like a dead worker's (recorded, the copy in flight
   // restored if its NOTIFY may have gone out), not handed back as unstarted.
   const takeBackOwn = db.transaction(
-    (ids: number[], workerId: string, now: number, singleCall: boolean, why: Required<TakeBackReason>): number => {
+    (
+      ids: number[],
+      workerId: string,
+      now: number,
+      singleCall: boolean,
+      why: Partial<TakeBackReason> & { message: string },
+    ): number => {
       let n = 0;
       for (const id of ids) {
-        if (claimOf.get(id)?.locked_by === workerId)
-          n += takeBack({ id, locked_by: workerId }, why.message, now, singleCall, why.retryAt, why.kind, why.dead);
+        if (claimOf.get(id)?.locked_by === workerId) n += takeBack({ id, locked_by: workerId }, now, singleCall, why);
       }
       return n;
     },
@@ -306,7 +308,7 @@ export function createOutbox(db: Db): Outbox {
         // The process that held it is known to be gone (see resetLocksOf): at once, not after the timeout.
         if (isGone(row.locked_by)) {
           const message = 'the process holding this row stopped before it finished (restarted); resending';
-          n += takeBack(row, message, now, singleCall);
+          n += takeBack(row, now, singleCall, { message });
         }
       }
       return n;
@@ -482,13 +484,8 @@ export function createOutbox(db: Db): Outbox {
     },
     takeBackUnfinished: (ids, workerId, now, singleCall, why) => {
       if (ids.length === 0) return 0;
-      const full: Required<TakeBackReason> = {
-        message: why?.message ?? 'the worker stopped before this attempt finished (drain deadline); resending',
-        retryAt: why?.retryAt ?? now,
-        kind: why?.kind ?? 'stale-lock',
-        dead: why?.dead ?? false,
-      };
-      return relaxed(db, () => takeBackOwn.immediate(ids, workerId, now, singleCall, full));
+      const reason = why ?? { message: 'the worker stopped before this attempt finished (drain deadline); resending' };
+      return relaxed(db, () => takeBackOwn.immediate(ids, workerId, now, singleCall, reason));
     },
     withdrawClaimed: (id, workerId, reason, now) => {
       const row = withdrawClaimed.get({ id, workerId, reason, now });
