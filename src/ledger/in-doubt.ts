@@ -109,11 +109,31 @@ export const ROW_CONFIRMATION_FAILED_SQL = `SELECT 1 FROM ledger_attempts a JOIN
   LIMIT 1`;
 
 /**
+ * SET clause of every statement that counts a version as an update after notification outside an attempt's
+ * own settle or take-back (record.ts; `@now`): with the row's last recorded attempt (migration 026), which
+ * FORGET_HELD_BACK_SQL and settle's `counted` (outbox.ts) compare, not the clock. Those two mark the attempt
+ * before their own, which is recorded after the mark: the id a reading during that attempt would take.
+ */
+export const UPDATED_AFTER_NOTIFICATION_NOW = `updated_after_notification_at = @now,
+  updated_after_attempt = COALESCE((SELECT MAX(u.id) FROM ledger_attempts u WHERE u.row_id = ledger_rows.id), 0)`;
+
+/**
  * Run for a row when a rejection ends the doubt (`?` = the row id): a version seen meanwhile was recorded as an update
  * after notification, its hash kept and its payload not (record.ts). The hash no longer names what the
  * row holds, and the rejected copy is not what OpenCRVS will keep: forgotten, so that the next sighting
  * of the record (a poll, a replay's re-read) requeues the row with it instead of finding it "unchanged".
  * A sighting of exactly the rejected copy leaves the row dead: the attempt keeps its hash (record.ts).
+ * "Meanwhile" is since the row was last queued, by attempt ids (migrations 025, 026): a clock stepped back
+ * past the queueing made a version counted since look older, and the row kept it "unchanged" behind the
+ * rejection, never sent. With no attempt between them, the count is taken to come after the queueing: a
+ * row counts a version only once a NOTIFY of its generation was sent, and that attempt's own count marks
+ * the attempt before it. (Not so for a row in doubt whose withdrawal a worker settled, which records no
+ * attempt, and that a new version requeued: its hash forgotten, its next reading looks the rejected copy up
+ * and leaves the row as it was, record.ts.) A count or a queueing marked before those migrations is judged
+ * by the clock, as it was.
  */
 export const FORGET_HELD_BACK_SQL = `UPDATE ledger_rows SET payload_hash = CASE
-  WHEN updated_after_notification_at >= queued_at THEN NULL ELSE payload_hash END WHERE id = ?`;
+  WHEN CASE WHEN updated_after_attempt IS NOT NULL AND queued_after_attempt IS NOT NULL
+    THEN updated_after_attempt >= queued_after_attempt
+    ELSE updated_after_notification_at >= queued_at END THEN NULL
+  ELSE payload_hash END WHERE id = ?`;

@@ -110,10 +110,12 @@ export function createOutbox(db: Db): Outbox {
     Pick<
       SqlLedgerRow,
       'id' | 'attempts' | 'next_run_at' | 'payload_hash' | 'withdrawn_reason' | 'updated_after_notification_at'
-    > & { replaced_in_flight: number; has_payload: number }
+    > & { replaced_in_flight: number; has_payload: number; updated_after_attempt: number | null; last_attempt: number }
   >(
     `SELECT id, attempts, next_run_at, payload_hash, withdrawn_reason, updated_after_notification_at,
-       in_flight_payload IS NOT NULL AS replaced_in_flight, payload IS NOT NULL AS has_payload FROM ledger_rows
+       in_flight_payload IS NOT NULL AS replaced_in_flight, payload IS NOT NULL AS has_payload, updated_after_attempt,
+       COALESCE((SELECT MAX(a.id) FROM ledger_attempts a WHERE a.row_id = ledger_rows.id), 0) AS last_attempt
+     FROM ledger_rows
      WHERE id = @id AND locked_by = @workerId AND state = 'delivering' AND (@attempts IS NULL OR attempts = @attempts)`,
   );
   // Both return the settled row, which the worker reports: cheaper than reading it again afterwards.
@@ -123,6 +125,7 @@ export function createOutbox(db: Db): Outbox {
       locked_by = NULL, locked_at = NULL, in_flight_payload = NULL, last_error_classification = NULL, last_error_kind = NULL,
       last_error_status = NULL, last_error_message = NULL, updated_at = @now,
       updated_after_notification_at = CASE WHEN @newer THEN @now ELSE updated_after_notification_at END,
+      updated_after_attempt = CASE WHEN @newer THEN @lastAttempt ELSE updated_after_attempt END,
       updates_after_notification = updates_after_notification + @newer,
       pending_check_at = @checkAt, pending_checks = 0
     WHERE id = @id
@@ -168,7 +171,7 @@ export function createOutbox(db: Db): Outbox {
   const confirmationFailed = db.prepare<{ id: number; ever: number }, number>(ROW_CONFIRMATION_FAILED_SQL).pluck();
   const keepClaimedInDoubt = db.prepare(`
     UPDATE ledger_rows SET payload = @payload, updated_after_notification_at = @now,
-      updates_after_notification = updates_after_notification + 1
+      updated_after_attempt = @lastAttempt, updates_after_notification = updates_after_notification + 1
     WHERE id = @id`);
   // Handed back rows were never sent: the attempt is not counted, and they keep their place in line.
   // A row to be confirmed at the source first is handed back the same way, but not due again until
@@ -241,6 +244,9 @@ export function createOutbox(db: Db): Outbox {
        FROM ledger_rows r WHERE r.id = @id`,
     )
     .pluck();
+  const lastAttemptOf = db
+    .prepare<[number], number>('SELECT COALESCE(MAX(id), 0) FROM ledger_attempts WHERE row_id = ?')
+    .pluck();
   // `dead`: an attempt that crashed on a bug with its retry budget spent (delivery/worker.ts) ends the row,
   // as settle would; else the row is due at `retryAt`.
   const interrupted = db.prepare(`
@@ -261,6 +267,8 @@ export function createOutbox(db: Db): Outbox {
       payload = CASE WHEN @mayBeOut AND in_flight_payload IS NOT NULL THEN in_flight_payload ELSE payload END,
       updated_after_notification_at = CASE WHEN @mayBeOut AND in_flight_payload IS NOT NULL THEN @now
         ELSE updated_after_notification_at END,
+      updated_after_attempt = CASE WHEN @mayBeOut AND in_flight_payload IS NOT NULL THEN @lastAttempt
+        ELSE updated_after_attempt END,
       updates_after_notification = updates_after_notification
         + (CASE WHEN @mayBeOut AND in_flight_payload IS NOT NULL THEN 1 ELSE 0 END),
       in_flight_payload = NULL
@@ -272,7 +280,19 @@ export function createOutbox(db: Db): Outbox {
     { message, retryAt = now, kind = 'stale-lock', dead = false }: Partial<TakeBackReason> & { message: string },
   ): number => {
     const mayBeOut = mayBeStored.get({ id: row.id, singleCall: singleCall ? 1 : 0 }) ? 1 : 0;
-    const params = { id: row.id, lockedBy: row.locked_by, message, now, mayBeOut, retryAt, kind, dead: dead ? 1 : 0 };
+    // A newer version counted (unlockTakenBack) marks the attempt before the one recorded here (in-doubt.ts).
+    const lastAttempt = lastAttemptOf.get(row.id) ?? 0;
+    const params = {
+      id: row.id,
+      lockedBy: row.locked_by,
+      message,
+      now,
+      mayBeOut,
+      retryAt,
+      kind,
+      dead: dead ? 1 : 0,
+      lastAttempt,
+    };
     interrupted.run(params);
     return unlockTakenBack.run(params).changes;
   };
@@ -339,8 +359,17 @@ export function createOutbox(db: Db): Outbox {
     const newerVersion = input.claimedPayloadHash !== row.payload_hash;
     const replaced = newerVersion && input.claimedPayload !== undefined;
     // Already counted: a version that came during this attempt while an earlier NOTIFY of the row was in
-    // doubt is an update after notification at once (record.ts), its payload never replaced.
-    const counted = row.updated_after_notification_at !== null && row.updated_after_notification_at >= input.startedAt;
+    // doubt is an update after notification at once (record.ts), its payload never replaced. By attempt ids
+    // (migration 026), not the clock: a clock stepped back during the attempt made the count look older
+    // than the attempt, and the version was counted again. No attempt recorded since the count, and the
+    // NOTIFY still in doubt: the count was this attempt's, or came before it while the copy it resends was
+    // in doubt, when the hash it claimed carries the version (any other met since is counted too). Not a
+    // count an earlier generation made: a row requeued after a withdrawal the worker settled (no attempt
+    // recorded) has nothing in doubt. A count made before 026 is judged by the clock, as it was.
+    const counted =
+      row.updated_after_attempt !== null
+        ? row.updated_after_attempt >= row.last_attempt && Boolean(earlierInDoubt.get(row.id))
+        : row.updated_after_notification_at !== null && row.updated_after_notification_at >= input.startedAt;
     if (!('error' in settlement)) {
       // Decided later (a pending check), perhaps after the payload is purged: what was sent is kept now.
       // Not when OpenCRVS holds an earlier NOTIFY than this copy: which copy that was, the row does not know,
@@ -356,6 +385,7 @@ export function createOutbox(db: Db): Outbox {
         eventId: settlement.eventId,
         trackingId: settlement.trackingId,
         newer,
+        lastAttempt: row.last_attempt,
         // A pending NOTIFY is asked about again from then on (delivery/pending-check.ts).
         checkAt: settlement.outcome === 'delivered-pending' ? (settlement.checkAt ?? now) : null,
         now,
@@ -373,7 +403,12 @@ export function createOutbox(db: Db): Outbox {
       // notification): kept aside while in doubt, else sent next when the copy was refused or rejected.
       const newerWaiting = replaced && !counted;
       if (newerWaiting && doubt)
-        keepClaimedInDoubt.run({ id: row.id, payload: JSON.stringify(input.claimedPayload), now });
+        keepClaimedInDoubt.run({
+          id: row.id,
+          payload: JSON.stringify(input.claimedPayload),
+          lastAttempt: row.last_attempt,
+          now,
+        });
       // A declaration refused for its copy (a 400, a 413…): the newer one goes next. Only without doubt: then nothing is stored
       // under this transactionId, and the refused copy was not.
       const tryNewer = settlement.outcome === 'dead' && newerWaiting && !doubt && refusedDeclaration(input.step, error);

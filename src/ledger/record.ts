@@ -4,7 +4,7 @@
 import type { ContextReads } from './context-reads.js';
 import type { Db } from './db.js';
 import { sentCopyHash } from './hash.js';
-import { QUEUED_NOW, ROW_IN_DOUBT_SQL, ROW_NOTIFY_MAY_STAND_SQL } from './in-doubt.js';
+import { QUEUED_NOW, ROW_IN_DOUBT_SQL, ROW_NOTIFY_MAY_STAND_SQL, UPDATED_AFTER_NOTIFICATION_NOW } from './in-doubt.js';
 import { errorColumns, type SqlLedgerRow, toLedgerRow } from './rows.js';
 import { NEXT_NOTIFY_GENERATION, transactionIdsFor } from './transaction-ids.js';
 import {
@@ -82,7 +82,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0, contextReads?: 
   // what was sent, so a newer version is recorded as an update after notification, not sent.
   // The hash becomes the newer version's (as for a delivered row): seen again, it is no second update.
   const markUpdatedInDoubt = db.prepare(`
-    UPDATE ledger_rows SET updated_after_notification_at = @now,
+    UPDATE ledger_rows SET ${UPDATED_AFTER_NOTIFICATION_NOW},
       updates_after_notification = updates_after_notification + 1, payload_hash = @payloadHash,
       source_ref = @sourceRef, source_version = @sourceVersion, withdrawn_reason = NULL,
       source_fingerprint = @sourceFingerprint, updated_at = @now
@@ -105,7 +105,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0, contextReads?: 
   // resends or OpenCRVS holds; the fingerprint follows, so that content read again (or an office closed and
   // reopened meanwhile) is no second update.
   const markInvalidChanged = db.prepare(`
-    UPDATE ledger_rows SET updated_after_notification_at = @now,
+    UPDATE ledger_rows SET ${UPDATED_AFTER_NOTIFICATION_NOW},
       updates_after_notification = updates_after_notification + 1, source_ref = @sourceRef,
       source_fingerprint = @sourceFingerprint, updated_at = @now
     WHERE id = @id`);
@@ -133,7 +133,7 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0, contextReads?: 
       ${NEXT_NOTIFY_GENERATION}
     WHERE id = @id`);
   const markUpdatedAfterNotification = db.prepare(`
-    UPDATE ledger_rows SET updated_after_notification_at = @now,
+    UPDATE ledger_rows SET ${UPDATED_AFTER_NOTIFICATION_NOW},
       updates_after_notification = updates_after_notification + 1,
       payload_hash = @payloadHash, source_ref = @sourceRef, source_version = @sourceVersion,
       source_fingerprint = @sourceFingerprint, updated_at = @now

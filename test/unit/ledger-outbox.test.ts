@@ -778,6 +778,124 @@ describe('ledger: outbox', () => {
     );
   });
 
+  it('a correction counted in doubt after the clock stepped back past the queueing is still forgotten when the copy is rejected', () => {
+    const timeout = { classification: 'retryable' as const, kind: 'timeout', message: 'timed out' };
+    const rejected = { classification: 'permanent' as const, kind: 'rejected', message: 'rejected the NOTIFY' };
+    /** Row `subject`'s NOTIFY timed out (in doubt), the clock stepped back a minute past its queueing (an NTP
+     * correction), a correction counted, then the resend of the kept copy rejected. */
+    const countedThenRejected = (subject: string, beforeMigration = false) => {
+      const { row } = ledger.recordEvent(eventInput(subject));
+      const first = ledger.claimRow(row.id, 'w1');
+      assert.ok(first);
+      ledger.recordCreated(row.id, 'e', 'T');
+      settleClaimed(first, { outcome: 'retry', error: timeout, nextRunAt: clock.now() });
+      if (!beforeMigration) clock.advance(-60_000);
+      const second = ledger.recordEvent(eventInput(subject, payload('Second'), '2'));
+      assert.equal(second.change, 'updated-after-notification');
+      assert.ok((second.row.updatedAfterNotificationAt ?? 0) < row.queuedAt || beforeMigration);
+      if (beforeMigration) {
+        // Counted by a bridge before migration 026: its time alone.
+        const db = new Database(path);
+        db.prepare('UPDATE ledger_rows SET updated_after_attempt = NULL WHERE id = ?').run(row.id);
+        db.close();
+      }
+      clock.advance(10);
+      const resend = ledger.claimRow(row.id, 'w1');
+      assert.ok(resend);
+      settleClaimed(resend, { outcome: 'dead', error: rejected });
+      return row.id;
+    };
+    const id = countedThenRejected('1');
+    assert.equal(ledger.get(id)?.payloadHash, null, 'the correction held back is forgotten');
+    // Seen again, the correction goes out under the next generation, not kept "unchanged" behind the rejection.
+    const back = ledger.recordEvent(eventInput('1', payload('Second'), '2'));
+    assert.deepEqual([back.change, back.row.state], ['replaced', 'pending']);
+    assert.match(back.row.notifyTransactionId, /:notify:r1$/);
+
+    // A version counted before migration 026 is judged by the clock, as it was: counted since the queueing.
+    const older = countedThenRejected('o', true);
+    assert.equal(ledger.get(older)?.payloadHash, null);
+  });
+
+  it('a version counted while an in-doubt NOTIFY is resent is counted once, though the clock steps back during the attempt', () => {
+    const timeout = { classification: 'retryable' as const, kind: 'timeout', message: 't' };
+    /** Row `subject`: its NOTIFY timed out; the resend under way when a correction comes, the clock stepped back. */
+    const resentWhileCorrected = (subject: string, stepBack: number) => {
+      const { row } = ledger.recordEvent(eventInput(subject));
+      const first = ledger.claimRow(row.id, 'w1');
+      assert.ok(first);
+      ledger.recordCreated(row.id, 'e', 'T');
+      settleClaimed(first, { outcome: 'retry', error: timeout, nextRunAt: clock.now() });
+      clock.advance(10);
+      const resend = ledger.claimRow(row.id, 'w1');
+      assert.ok(resend);
+      const startedAt = clock.now();
+      clock.advance(-stepBack);
+      const correction = eventInput(subject, payload('Newer'), '2');
+      assert.equal(ledger.recordEvent(correction).change, 'updated-after-notification');
+      clock.advance(10);
+      return { id: row.id, resend, startedAt };
+    };
+    const settleAt = (claimed: LedgerRow, startedAt: number, settlement: SettleInput['settlement']) =>
+      ledger.settle({
+        id: claimed.id,
+        workerId: 'w1',
+        step: 'notify',
+        startedAt,
+        claimedAttempts: claimed.attempts,
+        claimedPayloadHash: claimed.payloadHash,
+        ...(claimed.payload ? { claimedPayload: claimed.payload } : {}),
+        settlement,
+      });
+    const delivered = resentWhileCorrected('d', 60_000);
+    settleAt(delivered.resend, delivered.startedAt, { outcome: 'delivered', eventId: 'e', trackingId: 'T' });
+    assert.equal(ledger.get(delivered.id)?.updatesAfterNotification, 1, 'counted once');
+    // Left in doubt again (another timeout), the copy resent is kept and the correction not counted again.
+    const again = resentWhileCorrected('a', 60_000);
+    settleAt(again.resend, again.startedAt, { outcome: 'retry', error: timeout, nextRunAt: clock.now() });
+    assert.deepEqual(
+      [ledger.get(again.id)?.updatesAfterNotification, ledger.get(again.id)?.payload],
+      [1, payload()],
+      'counted once, the copy in doubt kept',
+    );
+
+    // A version counted before migration 026 is judged by the clock, as it was: during this attempt.
+    const older = resentWhileCorrected('o', 0);
+    const db = new Database(path);
+    db.prepare('UPDATE ledger_rows SET updated_after_attempt = NULL WHERE id = ?').run(older.id);
+    db.close();
+    settleAt(older.resend, older.startedAt, { outcome: 'delivered', eventId: 'e', trackingId: 'T' });
+    assert.equal(ledger.get(older.id)?.updatesAfterNotification, 1);
+  });
+
+  it('a version replacing the copy of a row requeued after a withdrawal is counted, whatever an earlier generation counted', () => {
+    const timeout = { classification: 'retryable' as const, kind: 'timeout', message: 't' };
+    const { row } = ledger.recordEvent(eventInput('w'));
+    const first = ledger.claimRow(row.id, 'w1');
+    assert.ok(first);
+    settleClaimed(first, { outcome: 'retry', error: timeout, nextRunAt: clock.now() });
+    assert.equal(ledger.recordEvent(eventInput('w', payload('Second'), '2')).change, 'updated-after-notification');
+    // The source withdraws the record while the resend is claimed; the worker finds nothing in OpenCRVS.
+    const claimed = ledger.claimRow(row.id, 'w1');
+    assert.ok(claimed);
+    ledger.recordSkipped({ ...eventInput('w'), reason: 'withdrawn' });
+    assert.equal(ledger.withdrawClaimed(row.id, 'w1', 'not in OpenCRVS')?.state, 'skipped');
+    // Back in the source: a new generation, with no attempt recorded since the correction was counted.
+    assert.equal(ledger.recordEvent(eventInput('w', payload('Third'), '3')).change, 'replaced');
+    clock.advance(10);
+    const third = ledger.claimRow(row.id, 'w1');
+    assert.ok(third);
+    // Nothing of this generation is in doubt: the newer version replaces the copy in flight, uncounted.
+    assert.equal(ledger.recordEvent(eventInput('w', payload('Fourth'), '4')).change, 'replaced');
+    settleClaimed(third, { outcome: 'delivered', eventId: 'e', trackingId: 'T' });
+    const settled = ledger.get(row.id);
+    assert.deepEqual(
+      [settled?.updatesAfterNotification, settled?.payload],
+      [2, payload('Third')],
+      'the fourth version, never sent, is counted as it is delivered',
+    );
+  });
+
   it('a lock its worker renews is not stale, however long the attempt takes', () => {
     const { row } = ledger.recordEvent(eventInput('1'));
     ledger.claimDue('w1', 1);
@@ -866,7 +984,8 @@ describe('ledger: outbox', () => {
     // pending checks alone (pending-checks.ts): the worker's claims and settles never need them.
     // in_flight_payload is read only when a lock is taken back (SQL alone), read_by_source on its own
     // (Ledger.readBy) for a row's detail, source_fingerprint only by recording (record.ts), single_call_at
-    // and single_call_after only when a lock is taken back, queued_after_attempt only in SQL (in-doubt.ts).
+    // and single_call_after only when a lock is taken back, queued_after_attempt only in SQL (in-doubt.ts),
+    // updated_after_attempt by settle's own read and in SQL.
     const apart = [
       'mapping_warnings',
       'pending_check_at',
@@ -877,6 +996,7 @@ describe('ledger: outbox', () => {
       'single_call_at',
       'single_call_after',
       'queued_after_attempt',
+      'updated_after_attempt',
     ];
     assert.deepEqual(
       LEDGER_ROW_COLUMNS.split(',')

@@ -25,6 +25,7 @@ import { migration022 } from './022-single-call-at.js';
 import { migration023 } from './023-context-reads.js';
 import { migration024 } from './024-single-call-after.js';
 import { migration025 } from './025-queued-after-attempt.js';
+import { migration026 } from './026-updated-after-attempt.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -55,4 +56,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration023,
   migration024,
   migration025,
+  migration026,
 ];
