@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { createLogger } from '../../src/observability/logger.js';
 import type { Dhis2Client } from '../../src/sources/dhis2/client.js';
 import {
+  DHIS2_CONTEXT_BEGUN,
   DHIS2_CONTEXT_CURSOR,
   DHIS2_CONTEXT_READING,
   Dhis2Poller,
@@ -36,8 +37,8 @@ function world(mothers: number, { pageSize = 2, overlapSeconds = 0 } = {}) {
   for (const uid of updatedAt.keys()) rowUpdated.set(uid, bridge.now);
   const asked: Array<{ uids: string[]; updatedAfter: string | undefined; program: string | undefined }> = [];
   // `refuse`: DHIS2 answers the listing by uid with an error (an outage, a version that will not list it);
-  // `time: false`: its system/info fails.
-  const refusal = { refuse: false, time: true };
+  // `uid`: only a listing that asks for that uid; `time: false`: its system/info fails.
+  const refusal: { refuse: boolean; time: boolean; uid?: string } = { refuse: false, time: true };
   const client = {
     async serverTime() {
       if (!refusal.time) throw new Error('system/info failed: HTTP 503');
@@ -48,7 +49,8 @@ function world(mothers: number, { pageSize = 2, overlapSeconds = 0 } = {}) {
       if (params.program) return { entities: [], pageSize: Number(params.pageSize), total: undefined };
       const uids = (params.trackedEntities ?? '').split(',');
       asked.push({ uids, updatedAfter: params.updatedAfter, program: params.program });
-      if (refusal.refuse) throw new Error('list tracked entities failed: HTTP 409');
+      if (refusal.refuse && (refusal.uid === undefined || uids.includes(refusal.uid)))
+        throw new Error('list tracked entities failed: HTTP 409');
       const after = params.updatedAfter ?? '';
       const entities = uids
         .filter((uid) => (updatedAt.get(uid) ?? '') >= after)
@@ -123,6 +125,7 @@ function world(mothers: number, { pageSize = 2, overlapSeconds = 0 } = {}) {
     change,
     behaviour,
     updatedAt,
+    rowUpdated,
     refusal,
     warnings,
   };
@@ -310,11 +313,45 @@ describe('DHIS2 poller: the tracked entities births read as their context', () =
     assert.deepEqual(w.asked.at(-1), { uids: [uidOf(0)], updatedAfter: '2026-12-26T08:59:00.000', program: undefined });
     assert.deepEqual(w.evaluated, [`${uidOf(0)}@2026-12-27T10:00:00.000`]);
     assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-12-26T10:00:00.000', "the reading's start");
-    // The next reading, begun on day 370, leaves her out: her row is untouched for more than a year.
-    w.asked.length = 0;
+    // The next reading asks from day 359's DHIS2 time, so for the rows within the year before day 359: her too.
     w.clock.now = '2027-01-06T10:05:00.000';
     await w.poller.pollOnce();
+    assert.deepEqual(w.asked.at(-1)?.uids, [uidOf(0)]);
+    // The one after it, asking from day 370, leaves her out: her row is untouched for more than a year.
+    w.asked.length = 0;
+    w.clock.now = '2027-01-06T10:10:00.000';
+    await w.poller.pollOnce();
     assert.deepEqual(w.asked, []);
+  });
+
+  it('a reading that passed her before her change, then refused across her row’s year, is followed by one that still asks for her', async () => {
+    const w = world(2, { pageSize: 1, overlapSeconds: 60 });
+    const day0 = w.bridge.now; // her row (uid 0) last updated
+    w.rowUpdated.set(uidOf(1), day0 + 300 * DAY_MS); // another mother's row, well within its year throughout
+    w.cursors.set(DHIS2_CONTEXT_CURSOR, '2026-12-26T09:00:00.000');
+    w.clock.now = '2026-12-26T10:00:00.000';
+    w.bridge.now = day0 + 359 * DAY_MS;
+    w.refusal.refuse = true;
+    w.refusal.uid = uidOf(1);
+    await w.newProcess().pollOnce(); // day 359: her batch answered (unchanged), the next refused
+    assert.deepEqual(
+      w.asked.map((a) => a.uids),
+      [[uidOf(0)], [uidOf(1)]],
+    );
+    w.change(0, '2026-12-27T10:00:00.000'); // day 360, after the reading passed her: within her row's year
+    w.clock.now = '2027-01-02T10:00:00.000';
+    w.bridge.now = day0 + 366 * DAY_MS; // past her row's year, the listing still refused
+    await w.newProcess().pollOnce();
+    w.refusal.refuse = false;
+    w.clock.now = '2027-01-06T10:00:00.000';
+    w.bridge.now = day0 + 370 * DAY_MS;
+    await w.newProcess().pollOnce(); // the reading completes: the cursor is its DHIS2 start, day 359
+    assert.equal(w.cursors.get(DHIS2_CONTEXT_CURSOR), '2026-12-26T10:00:00.000');
+    assert.deepEqual(w.evaluated, [], 'her change came after the reading had read her');
+    w.clock.now = '2027-01-06T10:05:00.000';
+    await w.newProcess().pollOnce();
+    assert.deepEqual(w.asked.at(-1), { uids: [uidOf(1)], updatedAfter: '2026-12-26T09:59:00.000', program: undefined });
+    assert.deepEqual(w.evaluated, [`${uidOf(0)}@2026-12-27T10:00:00.000`], 'her change, made within her row’s year');
   });
 
   it('a stored reading without the time it began is taken as begun now', async () => {
@@ -352,6 +389,19 @@ describe('DHIS2 poller: the tracked entities births read as their context', () =
       [[uidOf(0)], [uidOf(0)]],
       'asked for her still, within the year before it began',
     );
+  });
+
+  it('measures from now when the time stored with the cursor is missing or unreadable, and stores its own when complete', async () => {
+    const w = world(1);
+    w.cursors.set(DHIS2_CONTEXT_CURSOR, '2026-01-01T09:00:00.000');
+    w.bridge.now += 400 * DAY_MS; // her row untouched for more than a year
+    for (const stamp of ['', '-1', 'soon', '1e3']) {
+      w.cursors.set(DHIS2_CONTEXT_BEGUN, stamp);
+      w.cursors.set(DHIS2_CONTEXT_READING, '');
+      await w.newProcess().pollOnce();
+      assert.deepEqual(w.asked, [], `not from the epoch (${JSON.stringify(stamp)})`);
+      assert.equal(w.cursors.get(DHIS2_CONTEXT_BEGUN), String(w.bridge.now), 'its own start, with the cursor');
+    }
   });
 
   it('a stored reading this code cannot read is begun again', async () => {

@@ -42,6 +42,11 @@ export const DHIS2_CONTEXT_CURSOR = 'updatedAt:contextTrackedEntities';
  */
 export const DHIS2_CONTEXT_READING = 'reading:contextTrackedEntities';
 /**
+ * The bridge's time (ms, decimal) when the reading whose DHIS2 time DHIS2_CONTEXT_CURSOR holds began,
+ * written with it: the next reading measures its window of rows from it (ContextReading.windowFrom).
+ */
+export const DHIS2_CONTEXT_BEGUN = 'begunAt:contextTrackedEntities';
+/**
  * Uids asked for in one request of that reading (`trackedEntities=uid1,uid2,…`: 12 characters each, a URL
  * of some 1.3 kB, well within what servers and proxies take), and requests at most per pass: a ledger of
  * more mothers is read across passes, so a pass never grows with the ledger.
@@ -371,9 +376,10 @@ export class Dhis2Poller {
    * results could not all be recorded moves nothing: the next one asks again from the same time. A refused
    * listing ends the pass's part, not the reading: the next pass asks that batch again. The reading's
    * progress is stored (DHIS2_CONTEXT_READING), so a new process goes on with it. It asks for the mothers of
-   * rows updated within CONTEXT_READ_WINDOW_DAYS (and the overlap) of when it began by the bridge's clock,
-   * not of each batch's now: a reading DHIS2 refuses for weeks would otherwise drop a row that passes its
-   * year meanwhile, and complete past a change to her made while the row was within it. Only
+   * rows updated within CONTEXT_READ_WINDOW_DAYS (and the overlap) before the bridge's time when the reading
+   * it asks from began (the one whose DHIS2 time the cursor holds: ContextReading.windowFrom), not of each
+   * batch's now, nor of its own start: a reading DHIS2 refuses for weeks would otherwise drop a row that
+   * passes its year meanwhile, and complete past a change to her made while the row was within it. Only
    * its own rows' mothers are asked: a row's set is kept under the source that last read it
    * (ledger/context-reads.ts), which is the one whose user could read her, and whose reading finds her.
    */
@@ -383,7 +389,7 @@ export class Dhis2Poller {
     const reading = this.contextReading();
     if (!reading) return; // no time to ask from: the next pass asks DHIS2 again
     const batch = Math.max(1, Math.min(CONTEXT_BATCH, poll.pageSize));
-    const since = contextReadWindowStart(reading.begunAt) - poll.overlapSeconds * 1000;
+    const since = contextReadWindowStart(reading.windowFrom) - poll.overlapSeconds * 1000;
     for (let asked = 0; asked < MAX_CONTEXT_BATCHES && !this.stopping; asked++) {
       const refs = contextRefs(reading.after, batch, since);
       const uids = refs.map((ref) => ref.slice(ref.indexOf('/') + 1)).filter(isDhis2Uid);
@@ -442,9 +448,10 @@ export class Dhis2Poller {
       }
       const last = refs.at(-1);
       if (last === undefined || refs.length < batch) {
-        if (!reading.held && reading.startedAt !== undefined)
+        if (!reading.held && reading.startedAt !== undefined) {
           cursors.setCursor(sourceId, DHIS2_CONTEXT_CURSOR, reading.startedAt);
-        else if (reading.held)
+          cursors.setCursor(sourceId, DHIS2_CONTEXT_BEGUN, String(reading.begunAt));
+        } else if (reading.held)
           this.log.warn(
             'some changed tracked entities that births read as their context could not be recorded: they are asked for again from the same time by the next pass',
           );
@@ -465,7 +472,8 @@ export class Dhis2Poller {
    * reading) it asks from DHIS2's time now, or without it the programme's own start (a time at or before
    * that of every row recorded so far), and stores that at once: a first reading that does not complete
    * (refused, held, stopped) is then followed by one from the same time, not from a later one that skips
-   * what changed in between.
+   * what changed in between. Its window of rows is measured from the bridge's time stored with the cursor
+   * (DHIS2_CONTEXT_BEGUN), for the same reason.
    */
   private contextReading(): ContextReading | undefined {
     const { cursors, sourceId, poll } = this.deps;
@@ -481,11 +489,18 @@ export class Dhis2Poller {
     const cursor = cursors.getCursor(sourceId, DHIS2_CONTEXT_CURSOR);
     const from = cursor === undefined ? (this.serverNow ?? this.startBound()) : earlierDefined(cursor, this.serverNow);
     if (from === undefined) return undefined;
-    if (cursor === undefined) cursors.setCursor(sourceId, DHIS2_CONTEXT_CURSOR, from);
+    if (cursor === undefined) {
+      cursors.setCursor(sourceId, DHIS2_CONTEXT_CURSOR, from);
+      cursors.setCursor(sourceId, DHIS2_CONTEXT_BEGUN, String(now));
+    }
+    const stamp = cursors.getCursor(sourceId, DHIS2_CONTEXT_BEGUN);
+    const begun = stamp !== undefined && /^\d{1,15}$/.test(stamp) ? Number(stamp) : Number.NaN;
     const reading: ContextReading = {
       updatedAfter: minusSeconds(from, poll.overlapSeconds) ?? from,
       startedAt: this.serverNow,
       begunAt: now,
+      // A cursor stored without it (before it was kept): from now, as then.
+      windowFrom: Number.isFinite(begun) ? Math.min(begun, now) : now,
       after: '',
       held: false,
     };
@@ -649,8 +664,15 @@ interface ContextReading {
   updatedAfter: string;
   /** DHIS2's time when it began: the cursor it moves to when complete, unless `held`. */
   startedAt: string | undefined;
-  /** The bridge's time (ms) when it began: it asks for the mothers of rows updated in the window before. */
+  /** The bridge's time (ms) when it began: stored with the cursor when it moves it (DHIS2_CONTEXT_BEGUN). */
   begunAt: number;
+  /**
+   * The bridge's time (ms) it asks for the mothers of rows updated in the window before: when the reading
+   * whose DHIS2 time it asks from (the cursor) began. A change made after that reading passed her uid is
+   * this one's to find, and her row was within its year when that reading began; measured from this one's
+   * own start, a reading refused for days across her row's year would leave her out, and her change with her.
+   */
+  windowFrom: number;
   /** The last ref read (keyset), '' before the first. */
   after: string;
   /** Some of its results were not recorded, or a page may have been cut short: it moves no cursor. */
@@ -670,14 +692,17 @@ function parseContextReading(value: string | undefined, now: number): ContextRea
     return undefined;
   }
   if (typeof parsed !== 'object' || parsed === null) return undefined;
-  const { updatedAfter, startedAt, begunAt, after, held } = parsed as Record<string, unknown>;
+  const { updatedAfter, startedAt, begunAt, windowFrom, after, held } = parsed as Record<string, unknown>;
   if (typeof updatedAfter !== 'string' || naiveMillis(updatedAfter) === undefined) return undefined;
   if (startedAt !== undefined && (typeof startedAt !== 'string' || naiveMillis(startedAt) === undefined))
     return undefined;
   if (begunAt !== undefined && (typeof begunAt !== 'number' || !Number.isFinite(begunAt))) return undefined;
+  if (windowFrom !== undefined && (typeof windowFrom !== 'number' || !Number.isFinite(windowFrom))) return undefined;
   if (typeof after !== 'string' || typeof held !== 'boolean') return undefined;
   // Not later than now: a bridge clock put back would otherwise leave out rows now within the window.
-  return { updatedAfter, startedAt, begunAt: Math.min(begunAt ?? now, now), after, held };
+  const begun = Math.min(begunAt ?? now, now);
+  // One stored before `windowFrom` was kept measured its window from its own start.
+  return { updatedAfter, startedAt, begunAt: begun, windowFrom: Math.min(windowFrom ?? begun, now), after, held };
 }
 
 /** The uid a stray is mapped under to tell its event types (see strayResults): never asked of DHIS2. */
