@@ -76,6 +76,9 @@ import {
 } from './sources/writeback/index.js';
 import { pause } from './util/call-signal.js';
 
+/** Refused passes in a row of a DHIS2 source's mothers' listing that /readyz notes (as `source:<id>` fails at). */
+const CONTEXT_LISTING_NOTED = 3;
+
 /** How long a readiness check's answer is kept (OpenCRVS and the EMR are not probed on every request). */
 const CHECK_TTL_MS = 30_000;
 const TOKEN_CHECK_TTL_MS = 300_000;
@@ -900,6 +903,11 @@ export class Bridge {
         if (!Number.isNaN(at)) this.metrics.pollLag.set({ source: id, resource_type: type }, (now - at) / 1000);
       }
     }
+    for (const source of this.dhis2Sources)
+      this.metrics.contextListingFailures.set(
+        { source: source.settings.id },
+        source.poller.contextListing.consecutiveRefusals,
+      );
     for (const source of this.sources) {
       const id = source.settings.id;
       if (!source.settings.subscription) continue;
@@ -1097,6 +1105,17 @@ export class Bridge {
           source.poller.status.consecutiveFailures >= 3
             ? `${source.poller.status.consecutiveFailures} poll passes failed: ${source.poller.status.lastError}`
             : this.cachedCheck(`source:${source.settings.id}`, async () => void (await source.client.systemInfo())),
+      })),
+      // A note: the mothers' listing fails no pass, and births flow without it (Dhis2Poller.contextRecords).
+      ...this.dhis2Sources.map((source) => ({
+        name: `context:${source.settings.id}`,
+        note: true,
+        run: () => {
+          const { consecutiveRefusals, lastError } = source.poller.contextListing;
+          return consecutiveRefusals >= CONTEXT_LISTING_NOTED
+            ? `DHIS2 refused the listing of the mothers (tracked entities births read as their context) ${consecutiveRefusals} passes in a row: ${lastError}; their corrections are not seen meanwhile`
+            : undefined;
+        },
       })),
     ];
   }

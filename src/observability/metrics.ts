@@ -15,6 +15,7 @@ export class BridgeMetrics {
   readonly tokenRenewals: Counter;
   readonly pollLag: Gauge<'source' | 'resource_type'>;
   readonly pollFailures: Gauge<'source'>;
+  readonly contextListingFailures: Gauge<'source'>;
   readonly inboxDepth: Gauge;
   readonly inboxBytes: Gauge;
   readonly held: Gauge;
@@ -72,6 +73,12 @@ export class BridgeMetrics {
     this.pollFailures = new Gauge({
       name: 'bridge_source_poll_consecutive_failures',
       help: 'Consecutive failed poll passes per source',
+      labelNames: ['source'],
+      registers,
+    });
+    this.contextListingFailures = new Gauge({
+      name: 'bridge_source_context_listing_consecutive_failures',
+      help: 'Consecutive poll passes whose listing of the tracked entities births read as their context (the mothers) DHIS2 refused, per DHIS2 source',
       labelNames: ['source'],
       registers,
     });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Dhis2Settings, PollSettings } from '../../config/types.js';
 import { contextReadWindowStart } from '../../ledger/context-reads.js';
 import { type Resource, type ResourceFetcher, trackedEntityResource } from '../../mapping/index.js';
+import { errorMessage } from '../../observability/inner-errors.js';
 import type { Logger } from '../../observability/logger.js';
 import {
   type CursorStore,
@@ -103,6 +104,11 @@ export class Dhis2Poller {
   /** The reading (its `updatedAfter` and `startedAt`) whose refused listing was warned of: once a reading, not every pass. */
   private contextRefusalWarned: string | undefined;
   readonly status: PollerStatus = { consecutiveFailures: 0, watermarks: {} };
+  /**
+   * The listing of the mothers (contextRecords), for /metrics and /readyz: it fails no pass, and is warned
+   * of once a reading, so a DHIS2 that always refuses it would otherwise show nowhere after the first warning.
+   */
+  readonly contextListing: ContextListingStatus = { consecutiveRefusals: 0 };
 
   constructor(private readonly deps: Dhis2PollerDeps) {
     this.log = deps.logger.child({ component: 'dhis2-poller', source: deps.sourceId });
@@ -410,6 +416,10 @@ export class Dhis2Poller {
           // readiness, while births flow. The reading is kept (stored): the next pass asks again from this
           // batch and the same time. Warned once a reading: a DHIS2 that always refuses would warn every pass.
           const which = `${reading.updatedAfter} ${reading.startedAt ?? ''}`;
+          if (!this.stopping) {
+            this.contextListing.consecutiveRefusals++;
+            this.contextListing.lastError = err instanceof Error ? errorMessage(err) : String(err);
+          }
           if (!this.stopping && this.contextRefusalWarned !== which) {
             this.contextRefusalWarned = which;
             this.log.warn(
@@ -419,6 +429,13 @@ export class Dhis2Poller {
           }
           return;
         }
+        if (this.contextListing.consecutiveRefusals > 0)
+          this.log.info(
+            { refusals: this.contextListing.consecutiveRefusals },
+            'the tracked entities births read as their context (mothers) are listed again',
+          );
+        this.contextListing.consecutiveRefusals = 0;
+        this.contextListing.lastError = undefined;
         // A server that serves fewer than the uids asked, a full page of them: some may be left out.
         if (answer.pageSize !== undefined && answer.pageSize < uids.length && answer.entities.length >= answer.pageSize)
           reading.held = true;
@@ -656,6 +673,14 @@ export class Dhis2Poller {
     this.carriedRuns.forgetBefore(at);
     this.runPageCaps.forgetBefore(horizon);
   }
+}
+
+/** How the listing of the contexts' tracked entities by uid fares (Dhis2Poller.contextListing). */
+export interface ContextListingStatus {
+  /** Passes in a row whose listing DHIS2 refused (one refusal ends a pass's part); 0 once one is answered. */
+  consecutiveRefusals: number;
+  /** The last refusal's message (the client's: no record's content), while they continue. */
+  lastError?: string;
 }
 
 /** A reading of the contexts' tracked entities by uid (Dhis2Poller.contextRecords). */
