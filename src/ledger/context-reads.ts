@@ -64,12 +64,14 @@ export function contextReadWindowStart(at: number): number {
  * no sort, each entry's row found by its id (a test reads its plan). Not driven from ledger_rows_updated: a
  * year of rows of every source, joined and sorted in each call (up to 20 a pass), would cost more than one
  * walk of this source's refs a reading. The walk passes the refs of older rows; what DHIS2 is asked no longer
- * grows with them.
+ * grows with them. Nor a row an operator dismissed, as for CONTEXT_READERS_SQL: none of them would be mapped
+ * again for her change, so asking DHIS2 for her is a wasted read.
  */
 export const CONTEXT_READ_REFS_SQL = `
   SELECT DISTINCT c.ref FROM context_reads c
   WHERE c.source_id = @sourceId AND c.ref > @after AND c.ref >= @prefix AND c.ref < @upper
     AND EXISTS (SELECT 1 FROM ledger_rows r WHERE r.id = c.row_id
+      AND NOT (r.state = 'skipped' AND substr(r.skip_reason, 1, ${DISMISSED_PREFIX.length + 1}) = '${DISMISSED_PREFIX}:')
       AND (r.updated_at >= @since OR r.state NOT IN ${SETTLED_STATES}))
   ORDER BY c.ref LIMIT @limit`;
 

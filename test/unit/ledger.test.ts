@@ -2407,6 +2407,32 @@ describe('ledger: context reads (the rows a changed record concerns)', () => {
     }
   });
 
+  it('lists no record read only by rows an operator dismissed (nothing would be mapped again for it)', () => {
+    const { ledger, cleanup } = tempLedger();
+    try {
+      const dhis2 = (child: string, refs: string[]) =>
+        ledger.recordEvent({
+          ...eventInput(child),
+          sourceId: 'hmis',
+          subjectKey: `TrackedEntity/${child}`,
+          contextReads: refs,
+        }).row;
+      const lone = dhis2('c1', ['TrackedEntity/mLone']);
+      const twin = dhis2('c2', ['TrackedEntity/mShared']);
+      dhis2('c3', ['TrackedEntity/mShared']);
+      const refused = { classification: 'permanent', kind: 'bad-request', message: 'no' } as const;
+      for (const row of [lone, twin]) settleRow(ledger, row.id, { outcome: 'dead', error: refused });
+      const refs = () => ledger.contextReadRefs('hmis', 'TrackedEntity/', '', 10);
+      assert.deepEqual(refs(), ['TrackedEntity/mLone', 'TrackedEntity/mShared'], 'dead rows read theirs');
+      assert.deepEqual(ledger.dismiss([lone.id, twin.id], 'test record').dismissed, [lone.id, twin.id]);
+      assert.deepEqual(refs(), ['TrackedEntity/mShared'], 'still read by c3, not dismissed');
+      assert.deepEqual(ledger.undismiss([lone.id]).restored, [lone.id]);
+      assert.deepEqual(refs(), ['TrackedEntity/mLone', 'TrackedEntity/mShared'], 'undone');
+    } finally {
+      cleanup();
+    }
+  });
+
   it('looks a record up through its index, not by reading every row', () => {
     const { ledger, path, cleanup } = tempLedger();
     try {
