@@ -402,6 +402,8 @@ export class Dhis2Poller {
       if (uids.length > 0) {
         let answer: Awaited<ReturnType<typeof client.trackedEntityPage>>;
         try {
+          // Not `includeDeleted`: her deletion corrects no birth, and DHIS2 before DHIS2-16255 does not stamp
+          // it in `updatedAt` (docs/dhis2.md, "Mothers").
           answer = await client.trackedEntityPage({
             trackedEntities: uids.join(','),
             updatedAfter: reading.updatedAfter,
