@@ -2452,6 +2452,21 @@ describe('ledger: context reads (the rows a changed record concerns)', () => {
       cleanup();
     }
   });
+
+  it('binds no LIMIT in the lookup a poll runs for each record it reads, and still stops at the limit', () => {
+    // SQLite plans with a bound LIMIT's value, so a statement binding one is compiled again at every run:
+    // ~8 times the seek's own cost, once for each resource of every page a poll reads.
+    assert.doesNotMatch(CONTEXT_READERS_SQL, /\bLIMIT\s*[@:$?]/i);
+    const { ledger, cleanup } = tempLedger();
+    try {
+      for (const s of ['c1', 'c2', 'c3']) ledger.recordEvent({ ...eventInput(s), contextReads: ['Patient/mother'] });
+      assert.deepEqual(readersOf(ledger, 'Patient/mother', 'emr', 2), ['Patient/c1', 'Patient/c2']);
+      assert.deepEqual(readersOf(ledger, 'Patient/mother', 'emr', 0), []);
+      assert.deepEqual(readersOf(ledger, 'Patient/mother', 'emr', 2.9), ['Patient/c1', 'Patient/c2'], 'floored');
+    } finally {
+      cleanup();
+    }
+  });
 });
 
 describe('ledger: query plans that must not grow with the ledger', () => {
