@@ -39,7 +39,8 @@ export type RetryDecision =
  *   otherwise retry after `min(maxDelayMs, baseDelayMs · 2^(attempts−1))` with "equal jitter" (a
  *   uniform draw in the upper half of that delay, so retries of many rows that failed together spread
  *   out but never come back sooner than half the backoff), raised to `Retry-After` when the server
- *   asked for longer (a floor: it knows when it will be back; the cap does not override it).
+ *   asked for longer (a floor: it knows when it will be back; the cap does not override it), but never
+ *   past `maxAgeMs`: a `Retry-After` reaching past it gets one last try at the deadline instead.
  *
  * With the defaults (base 2 s, cap 1 h, 25 attempts) the delays are about 2 s, 4 s, 8 s … 34 min, then
  * 1 h: the 25th attempt comes about 7–14 hours after the first, well inside the default one-week age limit.
@@ -56,9 +57,16 @@ export function decideRetry(input: RetryInput, policy: RetryPolicy, random: () =
   const backoff = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.min(exponent, 52));
   const r = Math.min(Math.max(random(), 0), 1);
   const jittered = Math.round(backoff / 2 + (backoff / 2) * r);
-  const delayMs = Math.max(jittered, Math.ceil(input.error.retryAfterMs ?? 0));
+  const retryAfterMs = Math.ceil(input.error.retryAfterMs ?? 0);
+  const delayMs = Math.max(jittered, retryAfterMs);
   const deadline = input.firstSeenAt + policy.maxAgeMs;
   if (input.now + delayMs > deadline) {
+    // Past it by the server's Retry-After alone, the backoff fitting before it: one last try at the
+    // deadline, sooner than asked. Dead at once, the row lost a try its budget still had. The try at the
+    // deadline has no time left, and dies if it fails.
+    if (retryAfterMs > jittered && input.now + jittered <= deadline && input.now < deadline) {
+      return { action: 'retry', delayMs: deadline - input.now };
+    }
     const ageHours = Math.round(((input.now - input.firstSeenAt) / 3_600_000) * 10) / 10;
     return { action: 'dead', reason: `gave up after ${input.attempts} attempts over ${ageHours} h (max age reached)` };
   }

@@ -76,6 +76,37 @@ describe('retry policy', () => {
     });
   });
 
+  it('a Retry-After reaching past the maximum age gets one last try at the deadline, then the row dies', () => {
+    const deadline = T0 + policy.maxAgeMs;
+    const now = deadline - 60_000;
+    const busy = { ...retryable, retryAfterMs: 3_600_000 };
+    // The backoff (8 s) fits in the minute left; the hour asked does not: tried at the deadline.
+    assert.deepEqual(decideRetry({ attempts: 3, firstSeenAt: T0, now, error: busy }, policy, fixed(1)), {
+      action: 'retry',
+      delayMs: 60_000,
+    });
+    // That try, failing the same way, has nothing left.
+    assert.equal(
+      decideRetry({ attempts: 4, firstSeenAt: T0, now: deadline, error: busy }, policy, fixed(1)).action,
+      'dead',
+    );
+    // Nor is a try made at the deadline when the backoff itself would not fit before it.
+    const late = deadline - 5000;
+    assert.equal(
+      decideRetry({ attempts: 3, firstSeenAt: T0, now: late, error: busy }, policy, fixed(1)).action,
+      'dead',
+    );
+    // A Retry-After within the deadline is waited out whole, as before.
+    assert.deepEqual(
+      decideRetry(
+        { attempts: 3, firstSeenAt: T0, now, error: { ...retryable, retryAfterMs: 30_000 } },
+        policy,
+        fixed(1),
+      ),
+      { action: 'retry', delayMs: 30_000 },
+    );
+  });
+
   it('sends permanent errors to dead at once and holds for operator errors, whatever the budget', () => {
     assert.equal(
       decideRetry({ attempts: 1, firstSeenAt: T0, now: T0, error: { classification: 'permanent' } }, policy, fixed(0))
