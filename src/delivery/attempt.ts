@@ -72,6 +72,8 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
   let reason: string | undefined;
   /** A single call's NOTIFY stored in another client's event: that client (SendResult.intoEventOf). */
   let intoEventOf: string | undefined;
+  /** The declaration was refused by a proxy in front of OpenCRVS (its page, not OpenCRVS's answer). */
+  let refusedByProxy = false;
 
   if (row.withdrawnReason) {
     // The source withdrew the record while its delivery was under way: find out what OpenCRVS holds.
@@ -185,9 +187,12 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
         decided = (await earlierNotifyStands(deps, row, payload, progress, decided)) ?? decided;
       else if (sending && declarationRefused(decided, progress)) {
         const sent = progress.step;
-        // The refusal is an answer (outage.ts): whatever the lookup meets, OpenCRVS was reached.
-        deps.outage?.reached();
-        const found = await earlierNotifyStands(deps, row, payload, progress, decided, { answered: true });
+        // OpenCRVS's own refusal is an answer (outage.ts): whatever the lookup meets, OpenCRVS was reached.
+        // Not a proxy's (nginx's 413 page): it refuses by size before OpenCRVS is asked, however down.
+        const answered = failure.fromOpenCrvs;
+        if (answered) deps.outage?.reached();
+        else refusedByProxy = true;
+        const found = await earlierNotifyStands(deps, row, payload, progress, decided, { answered });
         // Dead all the same: recorded as the send it was, which stored nothing (settle reads the step).
         if (!found || found.settlement.outcome === 'dead') progress.step = sent;
         decided = found ?? decided;
@@ -196,9 +201,10 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
     }
   }
 
-  // Any answer from OpenCRVS, a refusal too, shows it can be reached (outage.ts).
+  // Any answer from OpenCRVS, a refusal too, shows it can be reached (outage.ts); a proxy's refusal does not.
   const failed = 'error' in settlement ? settlement.error : undefined;
-  if (!failed || (failed.kind !== 'internal' && !unreached({ error: failed }))) deps.outage?.reached();
+  const proxyRefusal = refusedByProxy && settlement.outcome === 'dead';
+  if (!failed || (failed.kind !== 'internal' && !unreached({ error: failed }) && !proxyRefusal)) deps.outage?.reached();
 
   // The settled row comes back from the same write: no second read of the row (and its payload).
   const current = ledger.settle({
@@ -401,8 +407,8 @@ class FacilityChanged extends Error {
  * newer copy it took is an update after notification), as the lookup before a requeued row's NOTIFY would
  * (send.ts). Undefined when none may stand, or none does; a lookup that fails is retried like one before a send,
  * until the row's budget is spent: it dies then for its own cause, its message saying OpenCRVS may hold it.
- * `answered`: OpenCRVS answered this attempt already (it refused the declaration), so a lookup that does not
- * reach it says nothing of an outage (decide).
+ * `answered`: OpenCRVS answered this attempt already (it refused the declaration itself, not a proxy in front
+ * of it), so a lookup that does not reach it says nothing of an outage (decide).
  */
 async function earlierNotifyStands(
   deps: AttemptDeps,
@@ -416,6 +422,7 @@ async function earlierNotifyStands(
   progress.step = 'lookup'; // sends nothing: a failure here leaves no doubt (in-doubt.ts)
   try {
     const found = await findOurNotifies(deps.api, row);
+    deps.outage?.reached(); // OpenCRVS answered the lookup, whatever the row's end (outage.ts)
     const standing = standingNotify(found);
     if (!standing) return undefined;
     // A row with no payload holds nothing OpenCRVS has: the source said otherwise since (an invalid reading).

@@ -9,6 +9,8 @@ export interface ClassifiedFailure {
   classification: ErrorClassification;
   retryAfterMs?: number;
   alreadyNotified: boolean;
+  /** OpenCRVS itself answered with this error (OpenCrvsError.fromOpenCrvs), not a proxy in front of it. */
+  fromOpenCrvs: boolean;
 }
 
 export function classifyFailure(err: unknown): ClassifiedFailure {
@@ -24,6 +26,7 @@ export function classifyFailure(err: unknown): ClassifiedFailure {
       classification: err.classification,
       retryAfterMs: err.retryAfterMs,
       alreadyNotified: err.alreadyNotified,
+      fromOpenCrvs: err.fromOpenCrvs,
     };
   }
   // Not an OpenCRVS answer: a bug or an unexpected runtime failure. Retrying is the safe default (the
@@ -33,5 +36,6 @@ export function classifyFailure(err: unknown): ClassifiedFailure {
     error: { classification: 'retryable', kind: 'internal', message },
     classification: 'retryable',
     alreadyNotified: false,
+    fromOpenCrvs: false,
   };
 }

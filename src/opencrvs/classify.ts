@@ -112,15 +112,31 @@ export function fieldProblemsOf(message: string): unknown[] | undefined {
   }
 }
 
+/**
+ * Whether an error answer's body is OpenCRVS's own (docs/opencrvs-api.md, "Errors"): the events service's
+ * `{message, code, data}` (`code` tRPC's, upper-case), or the gateway's Hapi `{statusCode, error, message}`.
+ * Not a proxy's page in front of it (nginx answers a 413 or a 502 with HTML), nor another JSON.
+ */
+export function isOpenCrvsErrorBody(body: unknown): boolean {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return false;
+  const { message, code, statusCode, error } = body as Record<string, unknown>;
+  if (typeof message !== 'string') return false;
+  return (
+    (typeof code === 'string' && /^[A-Z_]+$/.test(code)) ||
+    (typeof statusCode === 'number' && typeof error === 'string')
+  );
+}
+
 export function classifyHttpFailure(failure: HttpFailure, nowMs: number): OpenCrvsError {
   const { operation, status, body } = failure;
+  const fromOpenCrvs = isOpenCrvsErrorBody(failure.raw === undefined ? body : failure.raw);
   const message = messageOf(body, status);
   // Tested against, never stored. A field problem's `value` is what we sent, not OpenCRVS's words.
   // Cut first: the raw answer is as long as the server made it, and the patterns run on the event loop.
   const said =
     failure.raw === undefined ? message : withoutValues(messageOf(failure.raw, status).slice(0, MAX_CLASSIFIED_CHARS));
   const make = (kind: OpenCrvsErrorKind, classification: ErrorClassification, extra: { body?: unknown } = {}) =>
-    new OpenCrvsError({ kind, classification, message, status, operation, body, ...extra });
+    new OpenCrvsError({ kind, classification, message, status, operation, body, fromOpenCrvs, ...extra });
 
   if (status === 429 || status === 402 || status === 408 || status >= 500) {
     // 402 is how OpenCRVS's own rate limiter answers; 408 is a proxy giving up on a slow upstream.
@@ -133,7 +149,16 @@ export function classifyHttpFailure(failure: HttpFailure, nowMs: number): OpenCr
           : status === 408
             ? 'timeout'
             : 'rate-limited';
-    return new OpenCrvsError({ kind, classification: 'retryable', message, status, operation, body, retryAfterMs });
+    return new OpenCrvsError({
+      kind,
+      classification: 'retryable',
+      message,
+      status,
+      operation,
+      body,
+      retryAfterMs,
+      fromOpenCrvs,
+    });
   }
   // Redirects are never followed (the token would go wherever they point): a 3xx means the configured
   // URL is not the API's (http instead of https, a login page), which no retry or other record fixes.
@@ -162,6 +187,7 @@ export function classifyHttpFailure(failure: HttpFailure, nowMs: number): OpenCr
             status,
             operation,
             body,
+            fromOpenCrvs,
           })
         : make('config', 'operator');
     case 409:
@@ -178,6 +204,7 @@ export function classifyHttpFailure(failure: HttpFailure, nowMs: number): OpenCr
         status,
         operation,
         body,
+        fromOpenCrvs,
       });
     case 415:
       // We always send exactly `application/json`; a 415 means a proxy rewrote it or a bug here.

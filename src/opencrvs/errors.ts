@@ -42,6 +42,11 @@ export interface OpenCrvsErrorInit {
   cause?: unknown;
   /** What the operator should know or do, in the bridge's words (kept apart from OpenCRVS's). */
   hint?: string;
+  /**
+   * The error answer's body has OpenCRVS's own error shape (classify.ts, isOpenCrvsErrorBody): OpenCRVS
+   * itself answered, not a proxy in front of it with its own page (nginx's 413 or 502).
+   */
+  fromOpenCrvs?: boolean;
 }
 
 /** The one error type of the OpenCRVS client. */
@@ -56,6 +61,8 @@ export class OpenCrvsError extends Error {
   readonly opencrvsMessage: string;
   /** See OpenCrvsErrorInit.hint. */
   readonly hint?: string;
+  /** See OpenCrvsErrorInit.fromOpenCrvs; false when the error was made without an error answer. */
+  readonly fromOpenCrvs: boolean;
 
   constructor(init: OpenCrvsErrorInit) {
     super(
@@ -73,6 +80,7 @@ export class OpenCrvsError extends Error {
     this.operation = init.operation;
     this.opencrvsMessage = init.message;
     if (init.hint !== undefined) this.hint = init.hint;
+    this.fromOpenCrvs = init.fromOpenCrvs ?? false;
   }
 
   /** 409 on notify: the event is already in NOTIFIED state (by our earlier attempt). */

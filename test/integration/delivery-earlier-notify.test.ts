@@ -8,6 +8,7 @@ import { createDeliveryWorker, type DeliveryWorker } from '../../src/delivery/in
 import { sendRow } from '../../src/delivery/send.js';
 import { dismissalNote, hashPayload, type RecordSkippedInput } from '../../src/ledger/index.js';
 import { createOpenCrvsClient, LocationResolver, OpenCrvsError } from '../../src/opencrvs/index.js';
+import type { FaultConfig } from '../../src/sandbox/opencrvs/types.js';
 import {
   birthEvent,
   clientSettings,
@@ -154,17 +155,22 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
   });
 
   /**
-   * The client, its NOTIFYs refused with a 400 once `refusing()` says so, each refusal followed by a
-   * `lookupStatus` answer to the next create (the lookup's): faults of the real simulator, set between calls.
+   * The client, its NOTIFYs refused with a 400 (or as `refusal` says) once `refusing()` says so, each refusal
+   * followed by a `lookupStatus` answer to the next create (the lookup's): faults of the real simulator, set
+   * between calls.
    */
-  const refusedThenLookupFails = (refusing: () => boolean, lookupStatus: number) => {
+  const refusedThenLookupFails = (
+    refusing: () => boolean,
+    lookupStatus: number,
+    refusal: Pick<FaultConfig, 'errorStatus' | 'errorEcho'> = { errorStatus: 400 },
+  ) => {
     const api = createOpenCrvsClient(clientSettings(bed.sim));
     return {
       ...api,
       async notify(input: Parameters<typeof api.notify>[0]) {
         if (!refusing()) return api.notify(input);
         await bed.sim.control.configure({
-          faults: { errorRate: 1, errorStatus: 400, operations: ['notify'], times: 1 },
+          faults: { errorRate: 1, ...refusal, operations: ['notify'], times: 1 },
         });
         try {
           return await api.notify(input);
@@ -219,6 +225,27 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
       assert.equal(after?.lastError?.status, 400);
       assert.match(after?.lastError?.message ?? '', /asking it failed: server\)$/);
     }
+  });
+
+  it("a proxy's 413 page to each resend, the lookup after it unreached (502): no answer of OpenCRVS, the queue holds", async () => {
+    // nginx refuses by size before OpenCRVS is asked, and its page is no answer of OpenCRVS, which may be
+    // down behind it, as the lookups' 502s say. Taken for OpenCRVS's refusal, it reset the outage watch,
+    // and the 502s spent each row's maxAttempts: the backlog died in an outage.
+    let refusing = false;
+    const w = worker(
+      { ...fastDelivery, concurrency: 1, maxAttempts: 4, outageHoldSeconds: 1 },
+      { api: refusedThenLookupFails(() => refusing, 502, { errorStatus: 413, errorEcho: 'html' }) },
+    );
+    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 500, operations: ['notify'], times: 3 } });
+    const rows = [1, 2, 3].map((i) => bed.ledger.recordEvent(birthEvent(bed.office, i)).row);
+    await until(w, () => rows.every((r) => settledState(r.id) === 'failed'));
+    refusing = true;
+    await until(w, () => w.held() !== undefined || rows.every((r) => settled(r.id)));
+    const states = rows.map((r) => `${settledState(r.id)} ${bed.ledger.get(r.id)?.lastError?.status}`);
+    const held = w.held();
+    assert.ok(held, `not held: ${states.join(', ')}`);
+    assert.match(held.reason, /^OpenCRVS out of reach: server \(HTTP 502\)/);
+    for (const r of rows) assert.notEqual(settledState(r.id), 'dead');
   });
 
   it('single call stored, then dead on a 400 that OpenCRVS also gives the lookup: a corrected record requeues it, the source withdraws it; delivered', async () => {

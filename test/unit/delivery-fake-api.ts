@@ -41,7 +41,14 @@ export class FakeOpenCrvs implements OpenCrvsApi {
   private seq = 0;
 
   fail(op: string, init: Partial<OpenCrvsErrorInit> & Pick<OpenCrvsErrorInit, 'classification'>, times = 1): void {
-    const full: OpenCrvsErrorInit = { kind: 'server', message: 'boom', operation: op, ...init };
+    // An answer with a status is OpenCRVS's own (its JSON), unless the test says a proxy's.
+    const full: OpenCrvsErrorInit = {
+      kind: 'server',
+      message: 'boom',
+      operation: op,
+      fromOpenCrvs: init.status !== undefined,
+      ...init,
+    };
     this.failures[op] = [...(this.failures[op] ?? []), ...Array.from({ length: times }, () => full)];
   }
 

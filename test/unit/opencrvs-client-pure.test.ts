@@ -209,6 +209,24 @@ describe('error classification', () => {
     );
   });
 
+  it("tells OpenCRVS's own error answers from a proxy's page or another JSON (fromOpenCrvs)", () => {
+    const from = (status: number, body: unknown) => classifyHttpFailure({ operation: 'notify', status, body }, 0);
+    const rest = { message: 'Request body is too large', code: 'PAYLOAD_TOO_LARGE', data: { httpStatus: 413 } };
+    assert.equal(from(413, rest).fromOpenCrvs, true);
+    // The 400 list's body is replaced by the parsed list; the answer it came in was OpenCRVS's.
+    assert.equal(
+      from(400, { message: '[{"message":"Unexpected field","id":"a"}]', code: 'BAD_REQUEST' }).fromOpenCrvs,
+      true,
+    );
+    assert.equal(from(401, { statusCode: 401, error: 'Unauthorized', message: 'Invalid token' }).fromOpenCrvs, true);
+    const nginx = '<html><head><title>413 Request Entity Too Large</title></head><body>nginx</body></html>';
+    assert.equal(from(413, nginx).fromOpenCrvs, false);
+    assert.equal(from(502, nginx.replaceAll('413 Request Entity Too Large', '502 Bad Gateway')).fromOpenCrvs, false);
+    // Another gateway's JSON (Kong's size limit) is not OpenCRVS's either.
+    assert.equal(from(413, { message: 'Request size limit exceeded' }).fromOpenCrvs, false);
+    assert.equal(from(413, '').fromOpenCrvs, false);
+  });
+
   it('recognises a timeout anywhere in a fetch failure chain', () => {
     const timeout = new DOMException('The operation was aborted due to timeout', 'TimeoutError');
     assert.equal(describeTransportFailure(timeout).timedOut, true);
