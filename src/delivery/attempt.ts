@@ -444,9 +444,21 @@ async function earlierNotifyStands(
     // so, and a replay asks again first.
     if (dead.settlement.outcome !== 'dead') return undefined;
     const { error } = dead.settlement;
-    const office = failure.error.kind === 'unknown-office' ? `, office ${row.payload?.office ?? row.office}` : '';
-    const message = `${error.message} (an earlier attempt may have been taken by OpenCRVS; asking it failed: ${failure.error.kind}${office})`;
-    return { ...dead, settlement: { outcome: 'dead', error: { ...error, message } } };
+    // Asked, OpenCRVS answered with another client's event: what to do about it (set previousClientIds, or
+    // rename the source) goes along, else the row says only the kind, and every replay's asking meets it again.
+    const foreign = anotherClientsEvent(row, failure);
+    const detail =
+      foreign?.settlement.outcome === 'dead'
+        ? `: ${foreign.settlement.error.message}`
+        : failure.error.kind === 'unknown-office'
+          ? `, office ${row.payload?.office ?? row.office}`
+          : '';
+    const message = `${error.message} (an earlier attempt may have been taken by OpenCRVS; asking it failed: ${failure.error.kind}${detail})`;
+    return {
+      ...dead,
+      ...(foreign?.reason ? { reason: foreign.reason } : {}),
+      settlement: { outcome: 'dead', error: { ...error, message } },
+    };
   }
 }
 

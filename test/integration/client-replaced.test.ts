@@ -79,6 +79,27 @@ describe("the bridge's OpenCRVS client replaced", () => {
     await assertOneNotify();
   });
 
+  it("the resend refused (400), the asking that follows meets the earlier client's event: dead, naming opencrvs.previousClientIds", async () => {
+    const id = await inDoubtThenReplaced(false);
+    await bed.sim.control.configure({
+      faults: { errorRate: 1, errorStatus: 400, operations: ['createAndNotify'], times: 1 },
+    });
+    await deliverWith();
+    const dead = bed.ledger.get(id);
+    assert.equal(dead?.state, 'dead');
+    // Dead for the refusal, which stored nothing; the asking's answer says what to do about the event.
+    assert.deepEqual([dead?.lastError?.kind, dead?.lastError?.status], ['bad-request', 400]);
+    assert.match(
+      dead?.lastError?.message ?? '',
+      /asking it failed: foreign-event: .*list its id under opencrvs\.previousClientIds and replay/,
+    );
+    // What the message says: the old id listed, and a replay.
+    assert.deepEqual(bed.ledger.replay([id]).requeued, [id]);
+    await deliverWith([bed.sim.clientId]);
+    assert.equal(bed.ledger.get(id)?.state, 'delivered-pending', bed.ledger.get(id)?.lastError?.message);
+    await assertOneNotify();
+  });
+
   it('a rename keeps the transaction ids of a row whose call may be in OpenCRVS', async () => {
     const id = await inDoubtThenReplaced(false);
     await deliverWith();
