@@ -176,7 +176,7 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
         // 409 "cannot be performed on an event in NOTIFIED state": the event is the one created with
         // our deterministic create transactionId, so it was notified by an earlier attempt of ours whose
         // answer was lost, unless another bridge with our transactionIds notified it (alreadyNotified).
-        decided = await alreadyNotified(deps, row, progress);
+        decided = await alreadyNotified(deps, row, progress, failure);
       } else {
         decided =
           (await refusedForItsType(deps, row, failure)) ??
@@ -673,9 +673,16 @@ function refusedForItsOffice(
  * answer was lost): delivered, or pending. Another client's (a bridge with the same source id, so the same
  * transactionIds, whose single call found the event not yet notified): the row is dead, not recorded
  * delivered under an event that holds another record. Neither to be told (a stand-in without NOTIFYs, an
- * answer without `createdBy`): delivered, as the 409 says.
+ * answer without `createdBy`): delivered, as the 409 says. Not to be learnt (the lookup failing till the
+ * budget ends): dead with the 409, saying so and to replay.
  */
-async function alreadyNotified(deps: AttemptDeps, row: LedgerRow, progress: SendProgress): Promise<Decided> {
+async function alreadyNotified(
+  deps: AttemptDeps,
+  row: LedgerRow,
+  progress: SendProgress,
+  conflict: ClassifiedFailure,
+): Promise<Decided> {
+  const sent = progress.step;
   try {
     const event = await ensureEvent(deps.api, deps.ledger, row, row.payload?.office ?? row.office ?? '', progress);
     progress.step = 'lookup'; // sends nothing: a failure here leaves no doubt (in-doubt.ts)
@@ -685,8 +692,29 @@ async function alreadyNotified(deps: AttemptDeps, row: LedgerRow, progress: Send
     if (found.foreign) return foreignNotify(row, new ForeignNotify(event.trackingId, found.foreign.client));
     return { settlement: { outcome: 'delivered', eventId: event.eventId, trackingId: event.trackingId } };
   } catch (err) {
-    // Could not learn the event id: the usual policy for that failure (a retry meets the 409 again).
-    return decide(deps, row, classifyFailure(err));
+    // Could not learn the event id or what it holds: the usual policy for that failure (a retry meets the
+    // 409 again).
+    const decided = decide(deps, row, classifyFailure(err));
+    const { settlement } = decided;
+    if (settlement.outcome !== 'dead' || settlement.error.kind === 'foreign-event') return decided;
+    // Dead with the lookup's error, the row would read "not delivered" for a failed lookup, and say nothing
+    // of OpenCRVS's answer that the event holds a NOTIFY, most likely an earlier attempt's.
+    progress.step = sent; // recorded as the NOTIFY OpenCRVS answered with the 409
+    const event = row.trackingId ? `event ${row.trackingId}` : 'its event';
+    return {
+      settlement: {
+        outcome: 'dead',
+        error: {
+          ...conflict.error,
+          message:
+            `OpenCRVS answered that ${event} was already notified (${errorText(conflict.error)}), most likely by ` +
+            `an earlier attempt of this row whose answer was lost, but the lookup to confirm which NOTIFY it ` +
+            `holds could not be made (${errorText(settlement.error)}). Replay the row once OpenCRVS answers ` +
+            `lookups: it asks OpenCRVS first, and the row is delivered if the NOTIFY is its own`,
+        },
+      },
+      reason: 'already notified in OpenCRVS; the lookup to confirm it could not be made',
+    };
   }
 }
 

@@ -6,11 +6,12 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { createDeliveryWorker, type DeliveryWorker } from '../../src/delivery/index.js';
 import { sendRow } from '../../src/delivery/send.js';
-import { dismissalNote, hashPayload, type RecordSkippedInput } from '../../src/ledger/index.js';
+import { dismissalNote, hashPayload, notifyTransactionId, type RecordSkippedInput } from '../../src/ledger/index.js';
 import { createOpenCrvsClient, LocationResolver, OpenCrvsError } from '../../src/opencrvs/index.js';
 import type { FaultConfig } from '../../src/sandbox/opencrvs/types.js';
 import {
   birthEvent,
+  birthPayload,
   clientSettings,
   fastDelivery,
   otherOffice,
@@ -246,6 +247,42 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
     assert.ok(held, `not held: ${states.join(', ')}`);
     assert.match(held.reason, /^OpenCRVS out of reach: server \(HTTP 502\)/);
     for (const r of rows) assert.notEqual(settledState(r.id), 'dead');
+  });
+
+  it('a 409 "already notified" to the resend, then a 500 to each lookup till the budget ends: dead saying OpenCRVS holds a NOTIFY', async () => {
+    // The first NOTIFY is lost on the way; OpenCRVS holds one of the row's all the same, under the next
+    // generation (a replay's, made after the backup this ledger was restored from). The resend is answered
+    // 409, and the lookup that would tell whose NOTIFY that is fails till the budget ends. Dead with the
+    // lookup's 500, the row read "not delivered" of a birth OpenCRVS has, and said nothing of the 409.
+    await bed.sim.control.configure({ faults: { dropRate: 1, operations: ['notify'], times: 1 } });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    const w = worker({ ...fastDelivery, maxAttempts: 3 });
+    await until(w, () => settledState(row.id) === 'failed');
+    const eventId = bed.ledger.get(row.id)?.eventId;
+    assert.ok(eventId);
+    const { declaration } = birthPayload(bed.office, 1);
+    const transactionId = notifyTransactionId(row.baseTransactionId, 1);
+    const api = createOpenCrvsClient(clientSettings(bed.sim));
+    await api.notify({ eventId, transactionId, createdAtLocation: bed.office, declaration });
+    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 500, operations: ['create'] } });
+    await until(w, () => settled(row.id));
+    const dead = bed.ledger.get(row.id);
+    assert.equal(dead?.state, 'dead');
+    assert.deepEqual([dead?.lastError?.kind, dead?.lastError?.status], ['already-notified', 409]);
+    const message = dead?.lastError?.message ?? '';
+    assert.match(message, /^OpenCRVS answered that event \S+ was already notified \(already-notified \(HTTP 409\)/);
+    assert.match(message, /the lookup to confirm which NOTIFY it holds could not be made \(server \(HTTP 500\)/);
+    assert.match(message, /Replay the row once OpenCRVS answers lookups/);
+    assert.deepEqual(
+      bed.ledger.attempts(row.id).map((a) => a.step),
+      ['notify', 'lookup', 'notify'],
+    );
+    // What the message says: once OpenCRVS answers lookups, a replay finds the NOTIFY and sends nothing.
+    await bed.sim.control.configure({ faults: {} });
+    assert.deepEqual(bed.ledger.replay([row.id]).requeued, [row.id]);
+    await until(w, () => settled(row.id));
+    assert.equal(bed.ledger.get(row.id)?.state, 'delivered', bed.ledger.get(row.id)?.lastError?.message);
+    assert.equal((await acceptedNotifies()).length, 1);
   });
 
   it('single call stored, then dead on a 400 that OpenCRVS also gives the lookup: a corrected record requeues it, the source withdraws it; delivered', async () => {
