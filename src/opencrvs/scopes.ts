@@ -10,8 +10,12 @@ interface ParsedScope {
   events?: string[];
 }
 
+/**
+ * A scope read in `version`'s format only: a server grants by its own format, so a 2.0 scope held by a 1.9
+ * client (a token of mixed formats) grants nothing there, nor a 1.9 one on 2.0.
+ */
 export function parseScope(scope: string, version: OpenCrvsVersion): ParsedScope | undefined {
-  if (version === '2.0' || scope.startsWith('type=')) {
+  if (version === '2.0') {
     const params = new URLSearchParams(scope);
     const type = params.get('type');
     if (!type) return undefined;

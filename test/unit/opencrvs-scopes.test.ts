@@ -33,6 +33,30 @@ describe('missingGrants', () => {
     ]);
   });
 
+  it("reads each scope in the configured version's format only: the other version's grants nothing", () => {
+    // A token of mixed formats (scopeFormat names no version for it): a 1.9 server does not read
+    // `type=record.create`, nor a 2.0 server `record.create[…]`.
+    const mixed = [
+      'record.create[event=birth]',
+      'record.notify[event=birth]',
+      'type=record.create',
+      'type=record.notify',
+    ];
+    assert.deepEqual(missingGrants(mixed, '1.9', ['birth', 'death']), [
+      'record.create for death',
+      'record.notify for death',
+    ]);
+    assert.deepEqual(
+      missingGrants(['type=record.create&event=birth', 'type=record.notify&event=birth'], '1.9', ['birth']),
+      ['record.create for birth', 'record.notify for birth'],
+    );
+    assert.deepEqual(missingGrants(mixed, '2.0', ['birth', 'death']), []);
+    assert.deepEqual(missingGrants(['record.create', 'record.notify[event=birth]'], '2.0', ['birth']), [
+      'record.create for birth',
+      'record.notify for birth',
+    ]);
+  });
+
   it('does not take a similar-looking scope for the one needed', () => {
     assert.deepEqual(missingGrants(['type=record.read&event=birth', 'type=record.notify'], '2.0', ['birth']), [
       'record.create for birth',
