@@ -64,7 +64,8 @@ export async function checkToken(
  * 1.9 only: its locations are on the gateway, so the routing check never asks `eventsUrl`, and a wrong one
  * would show only at the first delivery (held). Asks the events API to create an event from an empty
  * body (OpenCrvsClient.probeEvents): it is refused before anything is created, and the events API refuses
- * it unlike a path that is not the events API (a plain 404).
+ * it unlike a path that is not the events API (a plain 404). Then 1.9's notify route the same way, which a
+ * 2.0 server, answering the create alike, has not.
  */
 export async function checkEventsApi(config: BridgeConfig, client: OpenCrvsClient): Promise<CheckResult> {
   const url = displayUrl(config.opencrvs.eventsUrl ?? '');
@@ -73,6 +74,16 @@ export async function checkEventsApi(config: BridgeConfig, client: OpenCrvsClien
     return ok('opencrvs events', `${url} is the events API`);
   } catch (err) {
     const why = err instanceof Error ? err.message : 'failed';
+    // The events API answered, but not as 1.9's: the version is what to fix (as the scopes line says when
+    // the token's grants show it), not the URL.
+    if (err instanceof OpenCrvsError && err.kind === 'config' && err.operation === 'probeNotifications') {
+      return fail(
+        'opencrvs events',
+        `${url} answers as an events API, but not at POST ${url}/events/notifications, where OpenCRVS 1.9 takes notifications ` +
+          `(${err.opencrvsMessage}, HTTP ${err.status ?? '?'}): is opencrvs.version ('${config.opencrvs.version}') the server's? ` +
+          "A 2.0 server has no such route (set opencrvs.version: '2.0' then)",
+      );
+    }
     if (err instanceof OpenCrvsError && err.kind === 'config') {
       return fail(
         'opencrvs events',

@@ -48,7 +48,9 @@ export interface OpenCrvsClient extends OpenCrvsApi {
    * it refuses before creating anything. Resolves when the events API answered as itself (400 on the body,
    * or 403 for a client without `record.create`); rejects with the classified error otherwise, a plain 404
    * (`config`) meaning `eventsUrl` is not the events API. For doctor: 1.9 lists locations on the gateway,
-   * so nothing else it asks goes to `eventsUrl` before the first delivery does.
+   * so nothing else it asks goes to `eventsUrl` before the first delivery does. On 1.9 its notify route
+   * (`POST {eventsUrl}/events/notifications`) is asked the same way next: a 404 there (operation
+   * `probeNotifications`, kind `config`) is a 2.0 server, which answers the create as 1.9 does.
    */
   probeEvents(options?: CallOptions): Promise<void>;
 }
@@ -171,6 +173,26 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
     }
   }
 
+  /**
+   * Sends an empty POST, which the events API refuses before it does anything: 400 on the body, 403 without
+   * the scope, or (a route keyed on an event) its "Event not found". Any other answer is thrown.
+   */
+  async function refusedEmpty(operation: string, path: string, signal?: AbortSignal): Promise<void> {
+    try {
+      await call(operation, 'POST', `${eventsUrl}${path}`, {}, signal);
+    } catch (err) {
+      if (err instanceof OpenCrvsError && (err.status === 400 || err.status === 403 || err.kind === 'not-found'))
+        return;
+      throw err;
+    }
+    throw new OpenCrvsError({
+      kind: 'invalid-response',
+      classification: 'permanent',
+      operation,
+      message: `an empty POST ${path} was taken, which no OpenCRVS events API does`,
+    });
+  }
+
   async function lookUpLocations(query: LocationQuery, options: CallOptions): Promise<Location[]> {
     if (version === '1.9') {
       const url = fhirLocationsUrl(settings, query.locationType);
@@ -272,20 +294,26 @@ export function createOpenCrvsClient(settings: OpenCrvsSettings, deps: OpenCrvsC
       // documented for 1.9 and 2.0 alike (docs/opencrvs-api.md, "Differences in v1.9.x"). Any other path
       // answers a plain 404 (kind config). A read of an event no one has would prove as much only where
       // GET /events/{id} is served, which is not documented for 1.9.
+      await refusedEmpty('probeEvents', '/events', options.signal);
+      if (version !== '1.9') return;
+      // A 2.0 server answers that create as 1.9 does: 1.9's own notify route, which 2.0 has not (its NOTIFY
+      // is /events/{id}/notify), tells them apart, refused the same way (no eventId, no transactionId).
       try {
-        await call('probeEvents', 'POST', `${eventsUrl}/events`, {}, options.signal);
+        await refusedEmpty('probeNotifications', '/events/notifications', options.signal);
       } catch (err) {
-        if (err instanceof OpenCrvsError && (err.status === 400 || err.status === 403)) return;
-        throw err;
+        if (!(err instanceof OpenCrvsError) || err.status !== 404 || err.kind !== 'config') throw err;
+        throw new OpenCrvsError({
+          kind: 'config',
+          classification: 'operator',
+          message: err.opencrvsMessage,
+          status: err.status,
+          body: err.body,
+          operation: 'probeNotifications',
+          cause: err.cause,
+          hint: `the events API has no POST /events/notifications, where OpenCRVS 1.9 takes notifications (2.0 has none): is opencrvs.version ('${version}') the server's?`,
+        });
       }
-      throw new OpenCrvsError({
-        kind: 'invalid-response',
-        classification: 'permanent',
-        operation: 'probeEvents',
-        message: 'an empty create was taken, which no OpenCRVS events API does',
-      });
     },
-
     tokenState() {
       const refusal = tokens.refusal();
       return { ...(refusal ? { refusal } : {}), obtained: tokens.renewals() };

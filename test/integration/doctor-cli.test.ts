@@ -95,6 +95,10 @@ function runCli(args: string[]): Promise<{ code: number | null; stdout: string; 
   });
 }
 
+/** doctor's events line for a 1.9 configuration whose server has no 1.9 notify route (a 2.0 server). */
+const VERSION_19_EVENTS =
+  /^http:\/\/127\.0\.0\.1:\d+\/api\/events answers as an events API, but not at POST http:[^ ]*\/api\/events\/events\/notifications, where OpenCRVS 1\.9 takes notifications \(.*HTTP 404\): is opencrvs\.version \('1\.9'\) the server's\?/;
+
 function failing(report: { checks: Array<{ name: string; status: string; detail: string }> }) {
   return report.checks.filter((c) => c.status === 'fail');
 }
@@ -374,15 +378,16 @@ describe('doctor checks', () => {
     const failed19 = failing(report19);
     assert.deepEqual(
       failed19.map((c) => c.name),
-      ['opencrvs scopes', 'routing'],
+      ['opencrvs scopes', 'opencrvs events', 'routing'],
       formatReport(report19),
     );
     assert.equal(
       failed19[0]?.detail,
       "the token's scopes are in OpenCRVS v2.0 format: set opencrvs.version: '2.0' (it is '1.9')",
     );
+    assert.match(failed19[1]?.detail ?? '', VERSION_19_EVENTS);
     assert.match(
-      failed19[1]?.detail ?? '',
+      failed19[2]?.detail ?? '',
       /^location lookups fail \(listLocations: HTTP 404: [^)]*\): is opencrvs\.eventsUrl \(http:[^)]*\/api\/events\) the events API, .*, and opencrvs\.version \('1\.9'\) the server's\?$/,
     );
 
@@ -416,6 +421,30 @@ describe('doctor checks', () => {
     } finally {
       await v19.close();
     }
+  });
+
+  it("fails the events probe of a 1.9 configuration against a 2.0 server even when the token's scopes cannot tell", async () => {
+    // Grants in both formats (scopeFormat names no version): the scopes line passes on 1.9's, and the events
+    // API answers the create as 1.9's does; only 1.9's notify route, which 2.0 has not, shows the version.
+    await opencrvs.control.addClient({
+      clientId: 'both-formats',
+      clientSecret: 'both-formats-secret',
+      scopes: [
+        'record.create[event=birth|death]',
+        'record.notify[event=birth|death]',
+        'type=record.create&event=birth,death',
+        'type=record.notify&event=birth,death',
+      ],
+    });
+    const base = configObject({ clientId: 'both-formats', clientSecret: 'both-formats-secret' });
+    const report = await runDoctor({
+      file: writeConfig({ ...base, opencrvs: { ...base.opencrvs, version: '1.9' } }),
+      env: {},
+    });
+    assert.equal(report.checks.find((c) => c.name === 'opencrvs scopes')?.status, 'ok', formatReport(report));
+    const events = report.checks.find((c) => c.name === 'opencrvs events');
+    assert.equal(events?.status, 'fail', formatReport(report));
+    assert.match(events?.detail ?? '', VERSION_19_EVENTS);
   });
 
   it("checks that the server's Subscriptions notify the receiver, for every watched type", async () => {
