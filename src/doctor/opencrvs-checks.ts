@@ -131,11 +131,12 @@ export async function checkRouting(config: BridgeConfig, client: OpenCrvsClient)
       const err: unknown = outcome.reason;
       // The lookup itself is wrong, not the reference: one line naming the setting, not one per route.
       // An error that says itself what to set (its hint) gets no guess of ours beside it, but for a 404's
-      // (the client's: eventsUrl, or the server's version) said here with the URL configured.
+      // (the client's: eventsUrl, or the server's version) said here with the URL configured, shown as every doctor
+      // line shows one (displayUrl: no user info, no query).
       if (err instanceof OpenCrvsError && err.kind === 'config') {
         if (err.hint && err.status !== 404) return [fail('routing', `location lookups fail (${err.message})`)];
         const said = err.hint ? `${err.operation ?? 'listLocations'}: HTTP 404: ${err.opencrvsMessage}` : err.message;
-        const guess = `is opencrvs.eventsUrl (${config.opencrvs.eventsUrl}) the events API, ending in /api/events (register host) or /events (gateway), and opencrvs.version ('${config.opencrvs.version}') the server's?`;
+        const guess = `is opencrvs.eventsUrl (${displayUrl(config.opencrvs.eventsUrl ?? '')}) the events API, ending in /api/events (register host) or /events (gateway), and opencrvs.version ('${config.opencrvs.version}') the server's?`;
         return [fail('routing', `location lookups fail (${said}): ${guess}`)];
       }
       const why =
