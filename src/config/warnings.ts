@@ -22,7 +22,8 @@ export function isLoopbackHost(host: string): boolean {
  * machine can, which in a container is none (its loopback is its own, and the health check still passes).
  * An EMR on loopback itself (the sandboxes) can, so that is no warning. Nor is it wrong behind a TLS proxy
  * on the same host forwarding to 127.0.0.1, which the bridge cannot see: the warning says so, and does not
- * simply say 0.0.0.0, which outside a container would expose plain HTTP.
+ * simply say 0.0.0.0, which outside a container would expose plain HTTP. Start-up logs it where a receiver
+ * listens, and `doctor` reports it.
  */
 export function loopbackSubscriptionWarning(http: HttpSettings, source: SourceSettings): string | undefined {
   if (!source.subscription || !isLoopbackHost(http.host)) return undefined;

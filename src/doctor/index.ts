@@ -1,6 +1,7 @@
 // `opencrvs-bridge doctor`: every live check in order, each a line an operator can act on. Later
 // checks that depend on an earlier one (routing needs a token) are skipped rather than piled on.
 import { ConfigError, type Env } from '../config/index.js';
+import { loopbackSubscriptionWarning } from '../config/warnings.js';
 import type { MappingSet } from '../mapping/index.js';
 import { createOpenCrvsClient } from '../opencrvs/index.js';
 import { unreachableMappingWarnings } from '../sources/dhis2/mapping-codes.js';
@@ -58,11 +59,16 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
 
   const sourceChecks = await Promise.all(
     config.sources.map(async (source, index): Promise<CheckResult[]> => {
-      if (!full && !partial?.sourcesRead) return [skip(`source ${source.id}`, notLoaded)];
+      // What serve warns of at start (config/warnings.ts), from the configuration alone: said whatever the
+      // live checks find (an EMR that cannot call the bridge is no failure of the EMR).
+      const unreachable = loopbackSubscriptionWarning(config.http, source);
+      const said = unreachable ? [warn(`source ${source.id}`, unreachable)] : [];
+      if (!full && !partial?.sourcesRead) return [skip(`source ${source.id}`, notLoaded), ...said];
       const mappings = mappingsBySource.get(source.id);
-      if (source.kind === 'dhis2') return checkDhis2Source(source, mappings?.mappings ?? [], index);
+      if (source.kind === 'dhis2')
+        return [...(await checkDhis2Source(source, mappings?.mappings ?? [], index)), ...said];
       // Without mappings the watched types are unknown; reachability is still worth knowing.
-      return checkFhirSource(source, mappings?.watchedResourceTypes() ?? []);
+      return [...(await checkFhirSource(source, mappings?.watchedResourceTypes() ?? [])), ...said];
     }),
   );
   checks.push(...sourceChecks.flat());

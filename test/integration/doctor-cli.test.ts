@@ -526,6 +526,41 @@ describe('doctor checks', () => {
     assert.equal(openReport.ok, true, 'a warning, not a failure');
   });
 
+  it('warns, as serve does at start, of a subscription an EMR on another machine cannot deliver to a loopback http.host', async () => {
+    // The EMR is not reached (a name that resolves nowhere): the warning needs the configuration alone.
+    const sources = [
+      {
+        id: 'emr',
+        kind: 'fhir',
+        baseUrl: 'http://emr.invalid/fhir',
+        timeoutMs: 1000,
+        subscription: { secret: 'sub-secret-0001' },
+      },
+    ];
+    const unreachable = (report: { checks: Array<{ name: string; status: string; detail: string }> }) =>
+      report.checks.filter((c) => c.detail.startsWith('subscription configured but http.host is'));
+    const onLoopback = await runDoctor({
+      file: writeConfig({ ...configObject({ sources }), http: { host: '127.0.0.1', port: 8081 } }),
+      env: {},
+    });
+    const [line, ...more] = unreachable(onLoopback);
+    assert.deepEqual([line?.name, line?.status, more.length], ['source emr', 'warn', 0], formatReport(onLoopback));
+    assert.match(line?.detail ?? '', /http\.host is 127\.0\.0\.1: .* cannot reach \/fhir-subscription\/emr/);
+
+    const everywhere = await runDoctor({
+      file: writeConfig({ ...configObject({ sources }), http: { host: '0.0.0.0', port: 8081 } }),
+      env: {},
+    });
+    assert.deepEqual(unreachable(everywhere), [], formatReport(everywhere));
+    // An EMR on this machine (the sandboxes) reaches a loopback listener.
+    const local = [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, subscription: { secret: 'sub-secret-0001' } }];
+    const beside = await runDoctor({
+      file: writeConfig({ ...configObject({ sources: local }), http: { host: '127.0.0.1', port: 8081 } }),
+      env: {},
+    });
+    assert.deepEqual(unreachable(beside), [], formatReport(beside));
+  });
+
   it('checks a DHIS2 source with its configured auth', async () => {
     const good = {
       id: 'hmis',
