@@ -60,6 +60,7 @@ import { FhirPoller } from './sources/fhir/poller.js';
 import { SubscriptionReceiver } from './sources/fhir/receiver.js';
 import { fhirRecheck } from './sources/fhir/recheck.js';
 import { reevaluate } from './sources/fhir/reevaluate.js';
+import { identifierLookup } from './sources/identifier-lookup.js';
 import { identityChanges, openCrvsIdentity, recordOpenCrvsIdentity, recordSourceIdentity } from './sources/identity.js';
 import { checkSourceMappings, sourcesSharingRecords, writeBacksOnServer } from './sources/overlap.js';
 import type { PassOptions } from './sources/pass.js';
@@ -960,6 +961,7 @@ export class Bridge {
       counts: this.ledgerCounts,
       held: () => this.worker.held(),
       sourceStatuses: () => this.sourceStatuses(),
+      identifierLookup: (value) => identifierLookup(this.config.sources, value),
       replay: (ids) => this.replay(ids),
       // Through the runner's own store connection; the runner (re)wakes its loop for a re-queued job.
       writeBacks: writeBacks && {

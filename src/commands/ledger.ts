@@ -16,7 +16,7 @@ import {
   type LedgerState,
   openLedger,
 } from '../ledger/index.js';
-import { dhis2SettingsOf } from '../sources/dhis2/settings.js';
+import { identifierLookup } from '../sources/identifier-lookup.js';
 import { type WriteBackItem, WriteBackStore } from '../sources/writeback/index.js';
 import { registerLedgerSources } from './ledger-sources.js';
 import { LOCAL_ONLY, ledgerPlace, loadConfigOrReport } from './options.js';
@@ -201,45 +201,12 @@ function noMatchText(find: string, config: BridgeConfig, lineBreak = '\n'): stri
 /**
  * Identifiers (an MRN, an OpenMRS identifier such as 10001-6) are personal data, which the ledger does not
  * keep, so it cannot be searched by one: the source can, and gives the record's id, or the tracking id
- * written back on it. Each kind of source is asked its own way: a DHIS2 server has no Patient endpoint, and
- * keeps an identifier as a tracked entity attribute, filtered within a programme.
+ * written back on it (sources/identifier-lookup.ts, as the admin page's Find help says it).
  */
 function identifierText(find: string, config: BridgeConfig): string {
-  const value = encodeURIComponent(find);
-  const fhir = config.sources.filter((s) => s.kind === 'fhir');
-  const dhis2 = config.sources.filter((s) => s.kind === 'dhis2');
-  const lookups: string[] = [];
-  const records: string[] = [];
-  if (fhir.length || !dhis2.length) {
-    lookups.push(
-      ...(fhir.length
-        ? fhir.map((s) => `GET ${s.baseUrl.replace(/\/+$/, '')}/Patient?identifier=${value}`)
-        : [`GET <baseUrl>/Patient?identifier=${value}`]),
-    );
-    records.push('Patient/<that id>');
-  }
-  if (dhis2.length) {
-    // `filter=<attribute>:eq:<value>` is the same in 2.40 and later; the attribute is the one of the
-    // identifier in that DHIS2 (the shipped mappings read the National identifier from AuPLng5hLbE).
-    lookups.push(
-      ...dhis2.map(
-        (s) =>
-          `GET ${s.baseUrl.replace(/\/+$/, '').replace(/\/api$/, '')}/api/tracker/trackedEntities?program=${dhis2SettingsOf(s).program}&filter=<attribute uid>:eq:${value}`,
-      ),
-    );
-    records.push('TrackedEntity/<its trackedEntity uid>');
-  }
-  const systems = [
-    ...new Set(
-      fhir.flatMap((s) =>
-        s.writeBack?.enabled !== false && s.writeBack?.target === 'identifier' && s.writeBack.resource === 'subject'
-          ? [s.writeBack.identifierSystem]
-          : [],
-      ),
-    ),
-  ];
-  const tracking = systems.length
-    ? `; once delivered, that Patient also carries the OpenCRVS tracking ID, written back as its identifier of system ${systems.join(' or ')}`
+  const { lookups, records, trackingSystems } = identifierLookup(config.sources, encodeURIComponent(find));
+  const tracking = trackingSystems.length
+    ? `; once delivered, that Patient also carries the OpenCRVS tracking ID, written back as its identifier of system ${trackingSystems.join(' or ')}`
     : '';
   return (
     "Identifiers (a medical record number, an OpenMRS identifier) are not searched: they are personal data, which the ledger does not keep. Find the record's id at the source " +

@@ -35,13 +35,14 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function newBridge(admin: Record<string, unknown>, httpPort = 0): Bridge {
+function newBridge(admin: Record<string, unknown>, httpPort = 0, sources: unknown[] = []): Bridge {
   dbCount += 1;
   const config = configFromObject({
     opencrvs: simulatorOpenCrvs(sim),
     store: { path: join(dir, `bridge-${dbCount}.db`) },
     http: { host: '127.0.0.1', port: httpPort },
     admin,
+    sources,
   });
   return new Bridge(config, { logger: silentLogger, schedule: false, worker: false });
 }
@@ -88,6 +89,43 @@ async function until(what: string, condition: () => boolean, ms = 5_000): Promis
 }
 
 describe('the admin listener', () => {
+  it("gives the Find help as the configured sources' own requests, their base URLs without a query", async () => {
+    // Never polled (schedule: false): the page needs the configuration only.
+    const sources = [
+      {
+        id: 'hospital-emr',
+        kind: 'fhir',
+        baseUrl: 'https://emr.example.org/openmrs/ws/fhir2/R4/?tenant=not-for-the-page',
+        writeBack: {},
+      },
+      {
+        id: 'hospital-hmis',
+        kind: 'dhis2',
+        baseUrl: 'https://hmis.example.org/api/',
+        dhis2: { program: 'SbxDthProg1' },
+      },
+    ];
+    const bridge = newBridge({ token: TOKEN, port: 0 }, 0, sources);
+    try {
+      await bridge.start();
+      const page = await get(bridge.adminPort, '/admin', bearer);
+      assert.equal(page.status, 200, page.text);
+      const help = /<p id="find-help"[^>]*>([\s\S]*?)<\/p>/.exec(page.text)?.[1]?.replace(/\s+/g, ' ') ?? '';
+      assert.match(
+        help,
+        /\(<code>GET https:\/\/emr\.example\.org\/openmrs\/ws\/fhir2\/R4\/Patient\?identifier=&lt;value&gt;<\/code>, or <code>GET https:\/\/hmis\.example\.org\/api\/tracker\/trackedEntities\?program=SbxDthProg1&amp;filter=&lt;attribute uid&gt;:eq:&lt;value&gt;<\/code>\) and find Patient\/&lt;that id&gt; or TrackedEntity\/&lt;its trackedEntity uid&gt;/,
+      );
+      // The system the FHIR source's write-back really uses (its default).
+      assert.match(
+        help,
+        /written back as its identifier of system <code>http:\/\/opencrvs\.org\/tracking-id<\/code>\.$/,
+      );
+      assert.doesNotMatch(help, /&lt;baseUrl&gt;|not-for-the-page/);
+    } finally {
+      await bridge.stop();
+    }
+  });
+
   it('serves /admin on its own port and nothing else; the main port serves no admin path', async () => {
     const bridge = newBridge({ token: TOKEN, port: 0 });
     try {

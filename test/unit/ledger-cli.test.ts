@@ -256,10 +256,12 @@ describe('ledger and replay commands', () => {
   it("says that identifiers (an MRN) are not searched, and how the source finds the record's id", async () => {
     writeFileSync(
       config,
-      `${readFileSync(config, 'utf8')}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: https://emr.example.org/openmrs/ws/fhir2/R4/\n    writeBack: {}\n`,
+      `${readFileSync(config, 'utf8')}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: https://emr.example.org/openmrs/ws/fhir2/R4/?tenant=not-for-output\n    writeBack: {}\n`,
     );
     const mrn = await run(['ledger', '--config', config, '--find', '9932702']);
     assert.equal(mrn.code, 1);
+    // The base URL as every other command shows one: a query may carry a key.
+    assert.doesNotMatch(mrn.out, /not-for-output/);
     assert.match(mrn.out, /Identifiers \(a medical record number, an OpenMRS identifier\) are not searched/);
     assert.match(mrn.out, /GET https:\/\/emr\.example\.org\/openmrs\/ws\/fhir2\/R4\/Patient\?identifier=9932702\)/);
     // The system the write-back really uses (its default), so the tracking id can be read off the Patient.

@@ -106,7 +106,7 @@ export function adminRoutes(
   router.use(requireToken(live, new AuthThrottle(), sessions, hosts, log));
   router.get('/', (req, res) => {
     res.setHeader('Content-Security-Policy', PAGE_CSP);
-    res.type('html').send(renderPage(req.baseUrl));
+    res.type('html').send(renderPage(req.baseUrl, target.identifierLookup?.('<value>')));
   });
   router.get('/app.js', (_req, res) => {
     res.type('text/javascript').send(PAGE_SCRIPT);

@@ -1,6 +1,7 @@
 // The admin page: static HTML and CSS kept as string constants so the build (which copies only .ts
 // to dist/) ships them with no extra step. Everything dynamic is filled in by page-script.ts from
 // the JSON API, with textContent only.
+import type { IdentifierLookup } from '../../sources/identifier-lookup.js';
 import { WRITE_BACK_DETAIL, WRITE_BACK_SECTION, WRITE_BACK_STYLE } from './page-write-backs.js';
 
 /** Text made safe inside an HTML attribute or element (the pages built here, this one and logout's). */
@@ -8,8 +9,32 @@ export function escapeAttribute(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-/** `base` is the mount path of the admin router (`/admin`), so links work with or without a trailing slash. */
-export function renderPage(base: string): string {
+/**
+ * The Find help's way to a record's id: the configured sources' own requests (`ledger --find` gives the
+ * same), or without them (a target that does not say) the general form.
+ */
+function askTheSource(lookup: IdentifierLookup | undefined): string {
+  if (!lookup) {
+    return `Ask the source for the record's id with
+        <code>GET &lt;baseUrl&gt;/Patient?identifier=&lt;value&gt;</code> (a DHIS2 source:
+        <code>GET &lt;baseUrl&gt;/api/tracker/trackedEntities?program=&lt;program&gt;&amp;filter=&lt;attribute uid&gt;:eq:&lt;value&gt;</code>,
+        then find TrackedEntity/&lt;its uid&gt;); once delivered, that Patient also
+        carries the tracking ID where the bridge writes it back (identifier system
+        <code>http://opencrvs.org/tracking-id</code> by default).`;
+  }
+  const code = (text: string) => `<code>${escapeAttribute(text)}</code>`;
+  const { lookups, records, trackingSystems } = lookup;
+  const tracking = trackingSystems.length
+    ? `; once delivered, that Patient also carries the OpenCRVS tracking ID, written back as its identifier of system ${trackingSystems.map(code).join(' or ')}`
+    : '';
+  return `Ask the source for the record's id (${lookups.map(code).join(', or ')}) and find ${records.map(escapeAttribute).join(' or ')}${tracking}.`;
+}
+
+/**
+ * `base` is the mount path of the admin router (`/admin`), so links work with or without a trailing slash.
+ * `lookup`: the Find help's requests to the configured sources, with the placeholder `<value>`.
+ */
+export function renderPage(base: string, lookup?: IdentifierLookup): string {
   const b = escapeAttribute(base);
   return `<!doctype html>
 <html lang="en">
@@ -85,12 +110,7 @@ export function renderPage(base: string): string {
       <p id="find-help" class="muted">Find takes a record of the source (the child's or the deceased's
         Patient/123, or the Encounter that showed the event), its id alone, or an OpenCRVS tracking ID; not the
         mother's record. Identifiers (a medical record number, an OpenMRS identifier) are not searched: they
-        are personal data, which the ledger does not keep. Ask the source for the record's id with
-        <code>GET &lt;baseUrl&gt;/Patient?identifier=&lt;value&gt;</code> (a DHIS2 source:
-        <code>GET &lt;baseUrl&gt;/api/tracker/trackedEntities?program=&lt;program&gt;&amp;filter=&lt;attribute uid&gt;:eq:&lt;value&gt;</code>,
-        then find TrackedEntity/&lt;its uid&gt;); once delivered, that Patient also
-        carries the tracking ID where the bridge writes it back (identifier system
-        <code>http://opencrvs.org/tracking-id</code> by default).</p>
+        are personal data, which the ledger does not keep. ${askTheSource(lookup)}</p>
       <div class="scroll"><table id="events"><caption class="sr-only">Ledger events, newest first</caption>
         <thead><tr><th scope="col">ID</th><th scope="col">Source</th><th scope="col">Event type</th>
           <th scope="col">Source reference</th><th scope="col">State</th><th scope="col">Attempts</th>

@@ -1,6 +1,7 @@
 // What the admin routes need from the running bridge, kept as a narrow interface so the routes know
 // nothing about how sources, the worker or remapping are built (the composition root implements it).
 import type { Ledger } from '../../ledger/index.js';
+import type { IdentifierLookup } from '../../sources/identifier-lookup.js';
 
 export interface SubscriptionStatusView {
   lastNotificationAt?: number;
@@ -77,6 +78,11 @@ export interface AdminTarget {
   writeBacks?: WriteBackQueueView;
   held(): { reason: string; since: number } | undefined;
   sourceStatuses(): SourceStatusView[];
+  /**
+   * The requests that find a record's id at the configured sources by an identifier `value` (the page's Find
+   * help, as `ledger --find` says them); absent: the page gives the general form.
+   */
+  identifierLookup?(value: string): IdentifierLookup;
   /** Puts dead rows back in the queue (re-mapping from the source where it can) and wakes the worker. */
   replay(ids: number[] | 'dead'): Promise<{ requeued: number[]; skipped: Array<{ id: number; reason: string }> }>;
 }

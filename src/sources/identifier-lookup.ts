@@ -1,0 +1,57 @@
+// How to find a record's id at the configured sources by an identifier (an MRN, an OpenMRS identifier):
+// identifiers are personal data, which the ledger does not keep, so it cannot be searched by one; the source
+// can. Said by `ledger --find` and by the admin page's Find help, alike.
+import type { SourceSettings } from '../config/types.js';
+import { dhis2SettingsOf } from './dhis2/settings.js';
+import { normalisedUrl } from './identity.js';
+
+export interface IdentifierLookup {
+  /** One request per source (`GET <base>/Patient?identifier=<value>`), its base URL without credentials or query. */
+  lookups: string[];
+  /** What to look up in the ledger with the id found: `Patient/<that id>`, `TrackedEntity/<its trackedEntity uid>`. */
+  records: string[];
+  /** The identifier systems the tracking id is written back under, on the subject Patient. */
+  trackingSystems: string[];
+}
+
+/**
+ * `value` goes into the requests as given (URL-encode a value typed by someone; the admin page gives a
+ * placeholder). Each kind of source is asked its own way: a DHIS2 server has no Patient endpoint, and keeps
+ * an identifier as a tracked entity attribute, filtered within a programme. No source configured (a bridge
+ * kept for `replay`): the FHIR form, with `<baseUrl>`.
+ */
+export function identifierLookup(sources: readonly SourceSettings[], value: string): IdentifierLookup {
+  const fhir = sources.filter((s) => s.kind === 'fhir');
+  const dhis2 = sources.filter((s) => s.kind === 'dhis2');
+  const lookups: string[] = [];
+  const records: string[] = [];
+  if (fhir.length || !dhis2.length) {
+    lookups.push(
+      ...(fhir.length
+        ? fhir.map((s) => `GET ${normalisedUrl(s.baseUrl)}/Patient?identifier=${value}`)
+        : [`GET <baseUrl>/Patient?identifier=${value}`]),
+    );
+    records.push('Patient/<that id>');
+  }
+  if (dhis2.length) {
+    // `filter=<attribute>:eq:<value>` is the same in 2.40 and later; the attribute is the one of the
+    // identifier in that DHIS2 (the shipped mappings read the National identifier from AuPLng5hLbE).
+    lookups.push(
+      ...dhis2.map(
+        (s) =>
+          `GET ${normalisedUrl(s.baseUrl).replace(/\/api$/, '')}/api/tracker/trackedEntities?program=${dhis2SettingsOf(s).program}&filter=<attribute uid>:eq:${value}`,
+      ),
+    );
+    records.push('TrackedEntity/<its trackedEntity uid>');
+  }
+  const trackingSystems = [
+    ...new Set(
+      fhir.flatMap((s) =>
+        s.writeBack?.enabled !== false && s.writeBack?.target === 'identifier' && s.writeBack.resource === 'subject'
+          ? [s.writeBack.identifierSystem]
+          : [],
+      ),
+    ),
+  ];
+  return { lookups, records, trackingSystems };
+}
