@@ -40,7 +40,7 @@ const configSchema = (): object => {
  * turned into text (a secret `0x1F` would become "31", an office `00123` "123").
  */
 function validateSchema(data: unknown, fromEnv: ReadonlySet<string>) {
-  validator ??= createAjv().compile(configSchema());
+  validator ??= createAjv({ verbose: true }).compile(configSchema());
   let ok = validator(data);
   if (!ok && fromEnv.size > 0) {
     let converted = false;

@@ -35,7 +35,8 @@ export function pointerToPath(pointer: string): string {
 
 /**
  * The key path and a human sentence for one ajv error (unknown keys name the key itself). `data`, the
- * document validated, lets a pattern's sentence quote the value refused (see `patternMessage`).
+ * document validated, lets a pattern's sentence quote the value refused (see `patternMessage`, which needs
+ * the error of a validator compiled with `createAjv({ verbose: true })`).
  */
 export function describeAjvError(
   error: ErrorObject,
@@ -62,9 +63,11 @@ export function describeAjvError(
       return { path: base, problem: `must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}${hint}` };
     }
     case 'pattern': {
-      // A pattern is no sentence: a schema node may say in words what it asks for (`patternMessage`).
-      const node = rootSchema === undefined ? undefined : schemaNode(rootSchema, error.schemaPath);
-      const said = (node as { patternMessage?: unknown } | undefined)?.patternMessage;
+      // A pattern is no sentence: a schema node may say in words what it asks for (`patternMessage`). Read
+      // off the node itself (`parentSchema`, given by a validator compiled `verbose`): ajv's schemaPath starts
+      // again inside a `$ref` it does not inline (a definition with a `$ref` of its own), where it names
+      // no node of the root schema.
+      const said = (error.parentSchema as { patternMessage?: unknown } | undefined)?.patternMessage;
       if (typeof said !== 'string') return { path: base, problem: error.message ?? error.keyword };
       // `{value}`: only where the schema asks for it (a uid), never for a value that may hold a secret.
       if (!said.includes('{value}')) return { path: base, problem: said };
@@ -162,6 +165,10 @@ function editDistance(a: string, b: string): number {
   return previous[b.length] ?? 0;
 }
 
-export function createAjv(): Ajv {
-  return new Ajv({ allErrors: true, useDefaults: true, strict: false });
+/**
+ * `verbose`: each error carries the schema node that failed (`parentSchema`), which describeAjvError reads a
+ * `patternMessage` from. It carries the value refused too (`data`): such errors are described, never logged.
+ */
+export function createAjv(options: { verbose?: boolean } = {}): Ajv {
+  return new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: options.verbose === true });
 }

@@ -4,7 +4,9 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { parse } from 'yaml';
 import { loadConfig } from '../../src/config/index.js';
+import { createAjv, describeAjvError, readProfileJson } from '../../src/config/schema.js';
 import { loadMappings, mappingOptionsFromConfig } from '../../src/mapping/index.js';
 import { configErrorOf, MINIMAL_CONFIG } from './config-helpers.js';
 
@@ -202,6 +204,32 @@ describe('configuration', () => {
     );
     assert.equal(err.path, 'sources[0].baseUrl');
     assert.match(err.problem, /^must start with http:\/\/ or https:\/\//);
+  });
+
+  it("reads a pattern's sentence off the failing schema node, also inside a definition with a $ref of its own", () => {
+    // ajv inlines no definition holding a `$ref`: its errors' schemaPath then starts again from that
+    // definition (`#/pattern`), which names no node of the root schema.
+    const schema = structuredClone(readProfileJson('config.schema.json')) as {
+      definitions: Record<string, Record<string, unknown>>;
+    };
+    schema.definitions.text = { type: 'string', minLength: 1 };
+    for (const name of ['url', 'dhis2Uid']) {
+      const { type: _type, ...rest } = schema.definitions[name] ?? {};
+      schema.definitions[name] = { $ref: '#/definitions/text', ...rest };
+    }
+    const validate = createAjv({ verbose: true }).compile(schema);
+    const data = parse(
+      `${MINIMAL_CONFIG}sources:\n  - id: hmis\n    kind: dhis2\n    baseUrl: 127.0.0.1:8091\n    dhis2: { program: Child-Prog }\n`,
+    );
+    assert.equal(validate(data), false);
+    const said = (validate.errors ?? [])
+      .filter((e) => e.keyword === 'pattern')
+      .map((e) => describeAjvError(e, schema, data))
+      .map((d) => `${d.path}: ${d.problem}`);
+    assert.deepEqual(said, [
+      'sources[0].baseUrl: must start with http:// or https:// (e.g. https://emr.example.org/fhir)',
+      'sources[0].dhis2.program: "Child-Prog" is not a DHIS2 uid (11 characters, a letter then letters or digits)',
+    ]);
   });
 
   it("suggests ./name for a mapping file beside the configuration named bare (a bare name is a shipped mapping's)", () => {
