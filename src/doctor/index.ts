@@ -95,10 +95,18 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
 
 const MARKS: Record<CheckResult['status'], string> = { ok: '✔', fail: '✖', warn: '!', skip: '-' };
 
-/** One line per check: mark, name, detail. */
+/**
+ * One line per check: mark, name, detail; then the count. Warnings are counted too: a bare "all checks
+ * passed" under a first sync that would notify the whole history read as nothing to do.
+ */
 export function formatReport(report: DoctorReport): string {
   const lines = report.checks.map((c) => `${MARKS[c.status]} ${c.name}: ${c.detail}`);
-  const failed = report.checks.filter((c) => c.status === 'fail').length;
-  lines.push(report.ok ? '\nall checks passed' : `\n${failed} check${failed === 1 ? '' : 's'} failed`);
+  const count = (status: CheckResult['status']) => report.checks.filter((c) => c.status === status).length;
+  const failed = count('fail');
+  const warned = count('warn');
+  const warnings = warned > 0 ? `, ${warned} warning${warned === 1 ? '' : 's'} (${MARKS.warn}) to read` : '';
+  lines.push(
+    report.ok ? `\nall checks passed${warnings}` : `\n${failed} check${failed === 1 ? '' : 's'} failed${warnings}`,
+  );
   return lines.join('\n');
 }

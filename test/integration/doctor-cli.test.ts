@@ -137,6 +137,10 @@ describe('opencrvs-bridge doctor (CLI)', () => {
     // The sandbox echoes its search, _sort included, in its self link: nothing to say about sorting.
     assert.ok(!lines.some((l) => l.startsWith('! source emr:')), r.stdout);
     assert.ok(!r.stdout.includes(opencrvs.clientSecret), 'the client secret is printed');
+    // Passed, with the warnings (the example source id, a first sync from the start) counted under it.
+    const warned = lines.filter((l) => l.startsWith('! ')).length;
+    assert.ok(warned > 0, r.stdout);
+    assert.equal(lines.at(-1), `all checks passed, ${warned} warnings (!) to read`);
   });
 
   it('exits 1 with the failing check named when the client secret is wrong, without printing it', async () => {
