@@ -140,10 +140,11 @@ function envOrigin(origins: EnvOrigins, path: string, value: unknown): string {
 }
 
 /** Which secrets a command reads, from a `…File` or a `${NAME}` (LoadConfigOptions.secretFiles). */
-export type SecretFileReading = 'all' | 'sources' | 'none';
+export type SecretFileReading = 'all' | 'calls' | 'sources' | 'none';
 
 /** Whether the secret (or its `…File` key) at `keyPath` is read under `reading`. */
 function readsSecretFile(reading: SecretFileReading, keyPath: string): boolean {
+  if (reading === 'calls') return !keyPath.startsWith('admin.');
   return reading === 'all' || (reading === 'sources' && keyPath.startsWith('sources['));
 }
 
@@ -557,7 +558,8 @@ export interface LoadConfigOptions {
   file?: string;
   env?: Env;
   /**
-   * Which secrets are read: 'all' (the default) for a command that calls OpenCRVS or serves;
+   * Which secrets are read: 'all' (the default) for a command that calls OpenCRVS or serves; 'calls'
+   * (all but the admin page's token) for one that calls OpenCRVS and the sources and serves nothing;
    * 'sources' (only those under sources[]) for one that calls the sources alone; 'none' for one that
    * reads the ledger only. A secret file being rotated (empty for a moment, or for an incident's
    * length) or one this user may not read then does not stop the diagnostic commands, nor a secret

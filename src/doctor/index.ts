@@ -72,21 +72,24 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     }),
   );
   checks.push(...sourceChecks.flat());
-  if (!full) {
+  // Only the admin page's token missing (its variable not exported in this shell): OpenCRVS is checked all
+  // the same, with the secrets it needs, which did load.
+  const live = full ?? (partial?.opencrvsRead ? partial.config : undefined);
+  if (!live) {
     checks.push(skip('opencrvs token', notLoaded), skip('opencrvs scopes', notLoaded), skip('routing', notLoaded));
     return { ok: false, checks };
   }
 
-  const client = createOpenCrvsClient(full.opencrvs);
+  const client = createOpenCrvsClient(live.opencrvs);
   try {
-    const token = await checkToken(full, client, [...eventTypes].sort());
+    const token = await checkToken(live, client, [...eventTypes].sort());
     checks.push(...token.results);
     // 2.0's routing check asks eventsUrl itself (its /locations); 1.9's asks the gateway.
-    if (full.opencrvs.version === '1.9')
+    if (live.opencrvs.version === '1.9')
       checks.push(
-        token.tokenOk ? await checkEventsApi(full, client) : skip('opencrvs events', 'needs an OpenCRVS token'),
+        token.tokenOk ? await checkEventsApi(live, client) : skip('opencrvs events', 'needs an OpenCRVS token'),
       );
-    checks.push(...(token.tokenOk ? await checkRouting(full, client) : [skip('routing', 'needs an OpenCRVS token')]));
+    checks.push(...(token.tokenOk ? await checkRouting(live, client) : [skip('routing', 'needs an OpenCRVS token')]));
   } finally {
     client.close?.();
   }

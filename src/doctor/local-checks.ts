@@ -33,9 +33,10 @@ export interface ConfigCheck {
    * When `config` did not load only because of a secret file (emptied during a rotation, unreadable): the
    * configuration without those files, for the checks that need no secret (the store, the held queue, the
    * mappings), which are what an operator looks at then. `sourcesRead`: the sources' own files did load,
-   * so the sources can be checked live too; OpenCRVS cannot.
+   * so the sources can be checked live too; `opencrvsRead`: only the admin page's token did not (a
+   * `${BRIDGE_ADMIN_TOKEN}` not exported in this shell), so OpenCRVS can be checked too.
    */
-  partial?: { config: BridgeConfig; sourcesRead: boolean };
+  partial?: { config: BridgeConfig; sourcesRead: boolean; opencrvsRead: boolean };
 }
 
 export function checkConfig(file: string | undefined, env: Env): ConfigCheck {
@@ -60,9 +61,13 @@ export function checkConfig(file: string | undefined, env: Env): ConfigCheck {
 }
 
 function withoutSecretFiles(file: string | undefined, env: Env): ConfigCheck['partial'] {
-  for (const secretFiles of ['sources', 'none'] as const) {
+  for (const secretFiles of ['calls', 'sources', 'none'] as const) {
     try {
-      return { config: loadConfig({ file, env, secretFiles }), sourcesRead: secretFiles === 'sources' };
+      return {
+        config: loadConfig({ file, env, secretFiles }),
+        sourcesRead: secretFiles !== 'none',
+        opencrvsRead: secretFiles === 'calls',
+      };
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
     }

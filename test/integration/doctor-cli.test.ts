@@ -185,6 +185,24 @@ describe('opencrvs-bridge doctor (CLI)', () => {
     assert.ok(!r.stdout.includes(opencrvs.clientSecret), 'the client secret is printed');
   });
 
+  it("still checks OpenCRVS when only the admin page's token did not load (its variable not exported here)", async () => {
+    // examples/bridge.yaml takes it from BRIDGE_ADMIN_TOKEN: a newcomer who has not exported it yet was told
+    // that OpenCRVS's checks lacked "a secret it needs", which loaded.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the config's own ${ENV} syntax
+    const admin = { token: '${DOCTOR_TEST_UNSET_ADMIN_TOKEN}' };
+    const report = await runDoctor({ file: writeConfig({ ...configObject({}), admin }), env: {} });
+    assert.equal(report.ok, false);
+    assert.deepEqual(
+      failing(report).map((c) => `${c.name}: ${c.detail}`),
+      [
+        `config: ${join(dir, `bridge-${fileCount}.yaml`)}: admin.token: environment variable DOCTOR_TEST_UNSET_ADMIN_TOKEN is not set`,
+      ],
+      formatReport(report),
+    );
+    for (const name of ['source emr', 'opencrvs token', 'opencrvs scopes', 'routing'])
+      assert.equal(report.checks.find((c) => c.name === name)?.status, 'ok', `${name}\n${formatReport(report)}`);
+  });
+
   it("exits 1 naming sources[i].auth when DHIS2 shows the programme's metadata to its user but not its data", async () => {
     // DHIS2 shares a programme's metadata and its data apart: the user reads /api/programs/<uid>, and 2.42+
     // answers the poller's list 403 "User has no access to program". Doctor passed; every poll then failed.
