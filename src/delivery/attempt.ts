@@ -1,9 +1,10 @@
 // One attempt on one claimed row: send, classify the answer, settle the row, report the outcome.
 import type { HoldState, Ledger, LedgerError, LedgerPayload, LedgerRow, Settlement } from '../ledger/index.js';
 import type { Logger } from '../observability/logger.js';
+import { NotifyRejected } from '../opencrvs/outcome.js';
 import type { OpenCrvsApi } from '../opencrvs/types.js';
 import { type ClassifiedFailure, classifyFailure } from './errors.js';
-import { findOurNotifies, holdsOtherCopy, standingNotify } from './notify-lookup.js';
+import { findOurNotifies, holdsOtherCopy, type NotifyFinding, standingNotify } from './notify-lookup.js';
 import { type OutageWatch, unreached } from './outage.js';
 import { pendingCheckDelay } from './pending-check.js';
 import { decideRetry, type RetryPolicy } from './retry-policy.js';
@@ -196,6 +197,8 @@ export async function runAttempt(deps: AttemptDeps, row: LedgerRow): Promise<Att
         // Dead all the same: recorded as the send it was, which stored nothing (settle reads the step).
         if (!found || found.settlement.outcome === 'dead') progress.step = sent;
         decided = found ?? decided;
+      } else if (err instanceof NotifyRejected) {
+        decided = (await standsBesideRejection(deps, row, payload, err)) ?? decided;
       }
       ({ settlement, delayMs, reason } = decided);
     }
@@ -423,12 +426,7 @@ async function earlierNotifyStands(
   try {
     const found = await findOurNotifies(deps.api, row);
     deps.outage?.reached(); // OpenCRVS answered the lookup, whatever the row's end (outage.ts)
-    const standing = standingNotify(found);
-    if (!standing) return undefined;
-    // A row with no payload holds nothing OpenCRVS has: the source said otherwise since (an invalid reading).
-    const older = payload ? holdsOtherCopy(found, payload) : true;
-    const sent: SendResult = { ...standing, standing: true, ...(older ? { olderCopy: true } : {}) };
-    return undecidedAfterFailedConfirmation(deps, row, sent) ?? { settlement: answered(deps, sent) };
+    return settledByStanding(deps, row, payload, found);
   } catch (err) {
     const failure = classifyFailure(err);
     const forThisRow = failure.classification === 'permanent' || (await lookupRefusedForThisRow(deps, row, failure));
@@ -460,6 +458,52 @@ async function earlierNotifyStands(
       settlement: { outcome: 'dead', error: { ...error, message } },
     };
   }
+}
+
+/**
+ * What a NOTIFY of the row that stands (findOurNotifies) settles it as: delivered, or pending, under that
+ * NOTIFY's event (a newer copy the row took is an update after notification); dead when it is left
+ * undecided by a failed confirmation. Undefined when none stands.
+ */
+function settledByStanding(
+  deps: AttemptDeps,
+  row: LedgerRow,
+  payload: LedgerPayload | undefined,
+  found: NotifyFinding,
+): Decided | undefined {
+  const standing = standingNotify(found);
+  if (!standing) return undefined;
+  // A row with no payload holds nothing OpenCRVS has: the source said otherwise since (an invalid reading).
+  const older = payload ? holdsOtherCopy(found, payload) : true;
+  const sent: SendResult = { ...standing, standing: true, ...(older ? { olderCopy: true } : {}) };
+  return undecidedAfterFailedConfirmation(deps, row, sent) ?? { settlement: answered(deps, sent) };
+}
+
+/**
+ * The country configuration rejected this attempt's NOTIFY, while another NOTIFY of the row stands in the
+ * same event: one of another requeue generation. A ledger restored from a backup (docs/deployment.md)
+ * resends generation 0 with no lookup first (a plain retry of its own NOTIFY, send.ts), though since the
+ * backup that NOTIFY was rejected and the corrected record's, under `…:notify:r1`, accepted: OpenCRVS
+ * answers the resend with the rejection it stored, and the birth stands notified. The answer holds every
+ * action of the event, so no call is made to read it. Ours by transactionId (every generation derives from
+ * the row's base, which derives from the source record: ledger/transaction-ids.ts), and by maker: another
+ * client's NOTIFY (a bridge with the same source id) is not the row's, and leaves it dead for the rejection.
+ */
+async function standsBesideRejection(
+  deps: AttemptDeps,
+  row: LedgerRow,
+  payload: LedgerPayload,
+  rejection: NotifyRejected,
+): Promise<Decided | undefined> {
+  const { event } = rejection;
+  const found = await findOurNotifies(deps.api, { ...row, eventId: event.id }, event);
+  const settled = settledByStanding(deps, row, payload, found);
+  if (settled?.settlement.outcome === 'delivered' || settled?.settlement.outcome === 'delivered-pending')
+    deps.logger.info(
+      { rowId: row.id, trackingId: event.trackingId },
+      "resent NOTIFY rejected, but another of the row's NOTIFYs stands in OpenCRVS: delivered under that one",
+    );
+  return settled;
 }
 
 /**

@@ -6,7 +6,7 @@ import type { EventAction, EventDocument, NotifyResult } from './types.js';
 /**
  * `accepted`: a NOTIFY with our transactionId is Accepted, or an Accepted action points at our
  * Requested one through `originalActionId`; `pending`: only our Requested NOTIFY is there.
- * A Rejected one is thrown as a permanent error.
+ * A Rejected one is thrown as a permanent error (NotifyRejected).
  */
 export function readNotifyOutcome(event: EventDocument, transactionId: string, operation: string): NotifyResult {
   const notifies = event.actions.filter((action) => action.type === 'NOTIFY');
@@ -17,15 +17,7 @@ export function readNotifyOutcome(event: EventDocument, transactionId: string, o
     (typeof action.originalActionId === 'string' && requestedIds.has(action.originalActionId));
 
   const rejected = notifies.find((action) => action.status === 'Rejected' && related(action));
-  if (rejected) {
-    throw new OpenCrvsError({
-      kind: 'rejected',
-      classification: 'permanent',
-      message: 'the country configuration rejected the NOTIFY action',
-      operation,
-      body: { eventId: event.id, trackingId: event.trackingId, actionId: rejected.id },
-    });
-  }
+  if (rejected) throw new NotifyRejected(event, rejected.id, operation);
   const base = { event, eventId: event.id, trackingId: event.trackingId };
   if (notifies.some((action) => action.status === 'Accepted' && related(action)))
     return { outcome: 'accepted', ...base };
@@ -37,4 +29,25 @@ export function readNotifyOutcome(event: EventDocument, transactionId: string, o
     message: 'the answer holds no NOTIFY action with our transactionId',
     operation,
   });
+}
+
+/**
+ * The country configuration rejected the NOTIFY under this transactionId. `event` is the event OpenCRVS
+ * answered with, every action of it: another NOTIFY of the same record (another requeue generation) may
+ * stand beside the rejected one, which the caller can read without asking again. Never logged (personal
+ * data): the logger keeps an error's status fields only (observability/redact.ts).
+ */
+export class NotifyRejected extends OpenCrvsError {
+  readonly event: EventDocument;
+
+  constructor(event: EventDocument, actionId: string, operation: string) {
+    super({
+      kind: 'rejected',
+      classification: 'permanent',
+      message: 'the country configuration rejected the NOTIFY action',
+      operation,
+      body: { eventId: event.id, trackingId: event.trackingId, actionId },
+    });
+    this.event = event;
+  }
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { createDeliveryWorker } from '../../src/delivery/index.js';
@@ -248,6 +249,61 @@ describe('delivery to the OpenCRVS simulator', () => {
       ],
       'no NOTIFY sent from the restored ledger',
     );
+  });
+
+  it('a restored row resends r0, which OpenCRVS rejected since, while r1 stands accepted: delivered, not dead', async () => {
+    // docs/deployment.md: a ledger is restored from a backup no newer than OpenCRVS's. The backup is taken
+    // after a 503 to the first NOTIFY (nothing stored); since then, that NOTIFY was resent and rejected,
+    // the corrected record requeued the row under r1, and r1 was accepted.
+    const api = createOpenCrvsClient(clientSettings(bed.sim));
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 503, operations: ['notify'], times: 1 } });
+    const w = createDeliveryWorker({ ledger: bed.ledger, api, settings: fastDelivery });
+    await until(w, () => bed.ledger.get(row.id)?.state === 'failed' && bed.ledger.get(row.id)?.eventId !== null);
+    await w.stop({ drainMs: 2000 });
+    bed.ledger.close();
+    const backup = join(bed.dir, 'backup.db');
+    copyFileSync(bed.dbPath, backup);
+    let ledger = openLedger(bed.dbPath);
+    try {
+      await bed.sim.control.configure({ actionConfirmation: 'reject', faults: {} });
+      const w1 = createDeliveryWorker({ ledger, api, settings: fastDelivery });
+      await until(w1, () => ledger.get(row.id)?.state === 'dead');
+      await bed.sim.control.configure({ actionConfirmation: 'accept' });
+      ledger.recordEvent(birthEvent(bed.office, 1, { 'child.dob': '2026-01-03' }));
+      await until(w1, () => ledger.get(row.id)?.state === 'delivered');
+      await w1.stop({ drainMs: 2000 });
+      const delivered = ledger.get(row.id);
+      ledger.close();
+      copyFileSync(backup, bed.dbPath);
+      ledger = openLedger(bed.dbPath);
+      const restored = ledger.get(row.id);
+      assert.equal(restored?.state, 'failed');
+      assert.equal(restored?.requeues, 0);
+      const w2 = createDeliveryWorker({ ledger, api, settings: fastDelivery });
+      await until(w2, () => !['failed', 'pending', 'delivering'].includes(ledger.get(row.id)?.state ?? ''));
+      await w2.stop({ drainMs: 2000 });
+      const now = ledger.get(row.id);
+      assert.equal(now?.state, 'delivered', now?.lastError?.message);
+      assert.equal(now?.trackingId, delivered?.trackingId);
+      // OpenCRVS holds the corrected copy, the restored row the first one: an update after notification.
+      assert.notEqual(now?.updatedAfterNotificationAt, null);
+      const events = await bed.sim.control.events();
+      assert.equal(events.length, 1);
+      const notifies = events.flatMap((e) => e.actions).filter((a) => a.type === 'NOTIFY');
+      assert.deepEqual(
+        notifies.map((a) => `${a.status} ${a.transactionId}`),
+        [
+          `Requested ${row.notifyTransactionId}`,
+          `Rejected ${row.notifyTransactionId}`,
+          `Requested ${delivered?.notifyTransactionId}`,
+          `Accepted ${delivered?.notifyTransactionId}`,
+        ],
+        'the resend of r0 answered with its rejection, nothing new stored',
+      );
+    } finally {
+      ledger.close();
+    }
   });
 
   it('sends a notification the country configuration rejects to dead with the reason', async () => {
