@@ -737,8 +737,13 @@ async function alreadyNotified(
     return { settlement: { outcome: 'delivered', eventId: event.eventId, trackingId: event.trackingId } };
   } catch (err) {
     // Could not learn the event id or what it holds: the usual policy for that failure (a retry meets the
-    // 409 again).
-    const decided = decide(deps, row, classifyFailure(err));
+    // 409 again). OpenCRVS has just answered the resend with its 409, as with any other refusal of it
+    // (declarationRefused): a lookup that does not reach it is this row's failure, counted to its budget,
+    // not an outage to hold the queue for or to retry until maxAgeHours. A real outage meets the next
+    // resend first, which counts as any send's.
+    const answeredIt = conflict.fromOpenCrvs;
+    if (answeredIt) deps.outage?.reached();
+    const decided = decide(deps, row, classifyFailure(err), answeredIt);
     const { settlement } = decided;
     if (settlement.outcome !== 'dead' || settlement.error.kind === 'foreign-event') return decided;
     // Dead with the lookup's error, the row would read "not delivered" for a failed lookup, and say nothing

@@ -285,6 +285,37 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
     assert.equal((await acceptedNotifies()).length, 1);
   });
 
+  it('a 409 "already notified" to each resend, the lookup after it unreached (502): no outage hold, the rows keep to their budgets', async () => {
+    // OpenCRVS answered each resend with its 409: the lookup's gateway failure right after is no sign of
+    // an outage, as after any other refusal of the resend. Taken for one, the rows held the queue, or
+    // retried till maxAgeHours, while OpenCRVS answered every NOTIFY.
+    const w = worker({ ...fastDelivery, concurrency: 1, maxAttempts: 4, outageHoldSeconds: 1 });
+    // Each first NOTIFY answered with a 500 (in doubt): an answer, so no outage before the resends.
+    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 500, operations: ['notify'], times: 3 } });
+    const rows = [1, 2, 3].map((i) => bed.ledger.recordEvent(birthEvent(bed.office, i)).row);
+    await until(w, () => rows.every((r) => settledState(r.id) === 'failed'));
+    // OpenCRVS holds a NOTIFY of each row under the next generation (a replay's, after the backup this
+    // ledger was restored from): each resend of generation 0 is answered 409.
+    const api = createOpenCrvsClient(clientSettings(bed.sim));
+    for (const [n, r] of rows.entries()) {
+      const eventId = bed.ledger.get(r.id)?.eventId;
+      assert.ok(eventId);
+      const transactionId = notifyTransactionId(r.baseTransactionId, 1);
+      const { declaration } = birthPayload(bed.office, n + 1);
+      await api.notify({ eventId, transactionId, createdAtLocation: bed.office, declaration });
+    }
+    await bed.sim.control.configure({ faults: { errorRate: 1, errorStatus: 502, operations: ['create'] } });
+    await until(w, () => w.held() !== undefined || rows.every((r) => settled(r.id)));
+    assert.equal(w.held(), undefined, w.held()?.reason);
+    for (const r of rows) {
+      const after = bed.ledger.get(r.id);
+      assert.equal(after?.state, 'dead');
+      assert.deepEqual([after?.lastError?.kind, after?.lastError?.status], ['already-notified', 409]);
+      assert.match(after?.lastError?.message ?? '', /could not be made \(server \(HTTP 502\)/);
+      assert.equal(after?.attempts, 4, 'each lookup that failed after a 409 counted');
+    }
+  });
+
   it('single call stored, then dead on a 400 that OpenCRVS also gives the lookup: a corrected record requeues it, the source withdraws it; delivered', async () => {
     // The single call is stored and accepted, its answer lost; the retry meets a 400 (a form changed
     // meanwhile), and so does the lookup's create: the row dies, saying OpenCRVS may hold it. The single
