@@ -541,8 +541,15 @@ function declarationRefused(decided: Decided, progress: SendProgress): boolean {
   // Not "Event not found" either (the one permanent 404: classify.ts): an event OpenCRVS no longer has holds
   // no NOTIFY (2.0 deletes only an event without one), and the lookup's idempotent create could make a new,
   // empty one the ledger never records.
+  // Nor a 409 "already notified": alreadyNotified has made its lookup already, and a second one only
+  // repeated its failure and added it to the row's message.
   return (
-    classification === 'permanent' && status >= 400 && status < 500 && kind !== 'unknown-office' && kind !== 'not-found'
+    classification === 'permanent' &&
+    status >= 400 &&
+    status < 500 &&
+    kind !== 'unknown-office' &&
+    kind !== 'not-found' &&
+    kind !== 'already-notified'
   );
 }
 
