@@ -14,7 +14,7 @@ import type { DeliveryOutcome } from './types.js';
 const MINUTE_MS = 60_000;
 /**
  * The waits: 5 minutes after the pending answer, then 15 minutes, 1 hour and 3 hours after each check,
- * then every 6 hours, for at most MAX_ASKING_MS after the answer.
+ * then every 6 hours, until MAX_ASKING_MS after the answer and MIN_CHECKS_TO_EXPIRE checks.
  */
 export const PENDING_CHECK_DELAYS_MS: readonly number[] = [5, 15, 60, 180, 360].map((m) => m * MINUTE_MS);
 /** A country configuration that has not decided in 30 days will not: the row is dead, for someone to act. */
@@ -25,6 +25,22 @@ export function pendingCheckDelay(checks: number): number {
   const delays = PENDING_CHECK_DELAYS_MS;
   return delays[Math.min(Math.max(0, checks), delays.length - 1)] ?? MINUTE_MS;
 }
+
+/** How many checks the schedule makes within `span` ms of the pending answer. */
+function checksWithin(span: number): number {
+  let checks = 0;
+  for (let at = pendingCheckDelay(0); at <= span; at += pendingCheckDelay(checks)) checks++;
+  return checks;
+}
+
+/**
+ * The 30 days are also counted in checks, as the slow-record strikes are: the wall clock alone, put
+ * forward a month, would call a NOTIFY answered minutes ago undecided for 30 days. Each check waits its
+ * delay after the one before, so a clock step skips one wait, not the count. The checks of the first 15
+ * days (63 with these delays), so that a NOTIFY really undecided for 30 days qualifies although the bridge
+ * was stopped, or delivery held (no checks then), for up to about half of them.
+ */
+export const MIN_CHECKS_TO_EXPIRE = checksWithin(MAX_ASKING_MS / 2);
 
 export interface PendingCheckDeps {
   ledger: Ledger;
@@ -83,7 +99,8 @@ async function ask(
   startedAt: number,
 ): Promise<{ result: PendingCheckResult; answered: boolean }> {
   const later = { outcome: 'delivered-pending', nextCheckAt: startedAt + pendingCheckDelay(checks + 1) } as const;
-  const expired = row.deliveredAt !== null && startedAt - row.deliveredAt > MAX_ASKING_MS;
+  const expired =
+    row.deliveredAt !== null && startedAt - row.deliveredAt > MAX_ASKING_MS && checks >= MIN_CHECKS_TO_EXPIRE;
   try {
     const found = await findOurNotifies(deps.api, row);
     if (found.accepted) return { result: { outcome: 'delivered' }, answered: true };

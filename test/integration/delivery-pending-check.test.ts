@@ -4,11 +4,12 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { DeliverySettings } from '../../src/config/types.js';
 import { createDeliveryWorker, type DeliveryOutcome } from '../../src/delivery/index.js';
-import { PENDING_CHECK_DELAYS_MS } from '../../src/delivery/pending-check.js';
+import { MIN_CHECKS_TO_EXPIRE, PENDING_CHECK_DELAYS_MS } from '../../src/delivery/pending-check.js';
 import { createOpenCrvsClient } from '../../src/opencrvs/client.js';
-import { birthEvent, clientSettings, fastDelivery, type TestBed, testBed } from './delivery-helpers.js';
+import { birthEvent, clientSettings, fastDelivery, type TestBed, testBed, until } from './delivery-helpers.js';
 
 const MINUTE = 60_000;
+const DAY = 24 * 60 * MINUTE;
 
 describe('delivery: asking again about a NOTIFY left pending', () => {
   let bed: TestBed;
@@ -33,6 +34,23 @@ describe('delivery: asking again about a NOTIFY left pending', () => {
     const next = bed.ledger.nextPendingCheckAt();
     assert.ok(delay !== undefined && next !== undefined, 'a next check is scheduled');
     assert.ok(next >= from + delay && next <= to + delay, `next check ${next - from} ms on, expected ${delay}`);
+  };
+
+  /**
+   * Puts the worker's clock on each next check in turn until the row is decided (at most `max` checks);
+   * how many checks that took.
+   */
+  const checkUntilDecided = async (rowId: number, max = 300) => {
+    const w = worker();
+    let checks = 0;
+    while (bed.ledger.get(rowId)?.state === 'delivered-pending' && checks < max) {
+      const next = bed.ledger.nextPendingCheckAt();
+      assert.ok(next !== undefined, 'a next check is scheduled');
+      ahead = Math.max(ahead, next - Date.now());
+      await w.runUntilIdle({ timeoutMs: 30_000 });
+      checks++;
+    }
+    return checks;
   };
 
   const worker = (settings: DeliverySettings = fastDelivery) =>
@@ -145,12 +163,35 @@ describe('delivery: asking again about a NOTIFY left pending', () => {
     await runExpectingNextCheck(worker(), PENDING_CHECK_DELAYS_MS[1]);
     assert.equal(bed.ledger.get(row.id)?.state, 'delivered-pending');
     await bed.sim.control.configure({ faults: {} });
-    ahead += 31 * 24 * 60 * MINUTE;
-    await worker().runUntilIdle({ timeoutMs: 30_000 });
+    // Asked on schedule (every 6 hours by then), it is dead at the first check after 30 days, not before.
+    await checkUntilDecided(row.id);
+    assert.ok(ahead > 30 * DAY && ahead <= 30 * DAY + 6 * 60 * MINUTE + MINUTE, `dead at ${ahead / DAY} days`);
     const dead = bed.ledger.get(row.id);
     assert.deepEqual([dead?.state, dead?.lastError?.kind], ['dead', 'undecided'], 'OpenCRVS never decided');
     assert.match(dead?.lastError?.message ?? '', /not decided this NOTIFY in 30 days.*then replay/);
     assert.equal(bed.ledger.nextPendingCheckAt(), undefined, 'not asked about again');
+  });
+
+  it('a NOTIFY pending for minutes is not declared undecided for 30 days after a clock step', async () => {
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 9));
+    const w = worker();
+    await until(w, () => bed.ledger.get(row.id)?.state === 'delivered-pending');
+    ahead += 31 * DAY; // the clock put forward a month, minutes after the pending answer
+    await w.runUntilIdle({ timeoutMs: 10_000 }).catch(() => undefined);
+    await w.stop({ drainMs: 2000 });
+    const after = bed.ledger.get(row.id);
+    assert.notEqual(after?.lastError?.kind, 'undecided');
+    assert.equal(after?.state, 'delivered-pending', 'asked again later');
+  });
+
+  it('after a clock step, a NOTIFY is undecided only once it has been asked about as often as in 15 days', async () => {
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 10));
+    await worker().runUntilIdle({ timeoutMs: 30_000 });
+    ahead += 31 * DAY;
+    // Every check is past 30 days on this clock: the one that finds it undecided has MIN_CHECKS_TO_EXPIRE before it.
+    assert.equal(await checkUntilDecided(row.id), MIN_CHECKS_TO_EXPIRE + 1);
+    const dead = bed.ledger.get(row.id);
+    assert.deepEqual([dead?.state, dead?.lastError?.kind], ['dead', 'undecided']);
   });
 
   it('a NOTIFY OpenCRVS no longer holds (restored from a backup) is a dead row to replay, not pending for ever', async () => {
