@@ -9,11 +9,15 @@
 //   with mappings of one event type: each derives its own transaction ids from its own id, so OpenCRVS
 //   registers every record twice. Two sources on one server that split the event types between them
 //   (births from one, deaths from the other) are fine.
+// - Two DHIS2 sources of one server polling different programmes whose mappings can match one event type:
+//   a tracked entity is one record in every programme it is enrolled in, and its ledger row and transaction
+//   ids are keyed by it (TrackedEntity/<uid>), so a child enrolled in both is sent by each. Whatever their
+//   org units: each programme has its own owner org unit for it.
 // - A DHIS2 source none of whose mappings tests the programme it polls: it would poll and notify nothing
 //   (dhis2/mapping-codes.ts; when only some cannot, that is a warning).
 import { ConfigError } from '../config/errors.js';
 import type { BridgeConfig, SourceSettings, WriteBackSettings } from '../config/types.js';
-import type { CodedMapping } from './dhis2/mapping-codes.js';
+import { type CodedMapping, unreachableMappings } from './dhis2/mapping-codes.js';
 import { dhis2SettingsOf } from './dhis2/settings.js';
 
 /** What the check needs of a loaded mapping. */
@@ -28,13 +32,29 @@ export function checkSourceMappings(
   mappingsOf: (index: number) => readonly MappingView[] | undefined,
 ): void {
   const types = config.sources.map((_, i) => oneMappingPerEventType(mappingsOf(i), i));
+  const matching = config.sources.map((source, i) => eventTypesMatching(source, mappingsOf(i)));
   for (const [j, later] of config.sources.entries()) {
     for (const [i, earlier] of config.sources.slice(0, j).entries()) {
-      const shared = [...(types[i] ?? [])].filter((type) => types[j]?.has(type)).sort();
-      const keys = shared.length > 0 ? sameRecords(earlier, later) : undefined;
+      const keys = sameRecords(earlier, later);
       if (!keys) continue;
-      const what = later.kind === 'fhir' ? 'FHIR server' : `DHIS2 programme ${dhis2SettingsOf(later).program}`;
+      // Across programmes only the mappings that can match each programme: a source given both shipped
+      // mappings notifies only its own programme's (the other is warned about, mapping-codes.ts).
+      const [ti, tj] = keys.programmes ? [matching[i], matching[j]] : [types[i], types[j]];
+      const shared = [...(ti ?? [])].filter((type) => tj?.has(type)).sort();
+      if (shared.length === 0) continue;
       const list = shared.join(' and ');
+      if (keys.programmes) {
+        throw new ConfigError(
+          `sources[${j}].${keys.b}`,
+          `reads the same DHIS2 server as sources[${i}] ("${earlier.id}", sources[${i}].${keys.a}) and both map ` +
+            `${list} events, of the tracked entities of sources[${i}].dhis2.program ${keys.programmes[0]} and ` +
+            `sources[${j}].dhis2.program ${keys.programmes[1]}: a tracked entity is one record in every programme it ` +
+            'is enrolled in, so one enrolled in both would be sent by each source under transaction ids of its ' +
+            `own, and OpenCRVS would register it twice. Map ${list} in one of them only (sources[${i}].mappings, ` +
+            `sources[${j}].mappings)`,
+        );
+      }
+      const what = later.kind === 'fhir' ? 'FHIR server' : `DHIS2 programme ${dhis2SettingsOf(later).program}`;
       throw new ConfigError(
         `sources[${j}].${keys.b}`,
         `reads the same ${what} as sources[${i}] ("${earlier.id}", sources[${i}].${keys.a}) and both map ${list} ` +
@@ -63,6 +83,12 @@ function oneMappingPerEventType(mappings: readonly MappingView[] | undefined, in
     byType.set(mapping.eventType, mapping);
   }
   return new Set(byType.keys());
+}
+
+/** The event types of the mappings that can match the programme a DHIS2 source polls (all, for FHIR). */
+function eventTypesMatching(source: SourceSettings, mappings: readonly MappingView[] | undefined): Set<string> {
+  const cannot = new Set(unreachableMappings(source, mappings ?? []).map((u) => u.mapping));
+  return new Set((mappings ?? []).filter((mapping) => !cannot.has(mapping)).map((mapping) => mapping.eventType));
 }
 
 /**
@@ -121,6 +147,8 @@ export function writeBacksOnServer(sources: readonly SourceSettings[]): Map<stri
 interface SameAddress {
   a: string;
   b: string;
+  /** Two DHIS2 sources of one server polling different programmes: the programmes, a's then b's. */
+  programmes?: readonly [string, string];
 }
 
 const BASE_URLS: SameAddress = { a: 'baseUrl', b: 'baseUrl' };
@@ -134,7 +162,9 @@ function sameRecords(a: SourceSettings, b: SourceSettings): SameAddress | undefi
   if (a.kind === 'fhir') return sameFhirServer(a, b);
   if (serverOf(a) !== serverOf(b)) return undefined;
   const [da, db] = [dhis2SettingsOf(a), dhis2SettingsOf(b)];
-  if (da.program !== db.program) return undefined;
+  // A tracked entity is one record across programmes: the same child may be enrolled in both. Their org
+  // units tell nothing then, as each programme has an owner org unit of its own for it.
+  if (da.program !== db.program) return { ...BASE_URLS, programmes: [da.program, db.program] };
   // Org units named on both sides and none in common: a national DHIS2 split by district, one source each.
   // (With orgUnitMode DESCENDANTS one named unit may lie under another: that overlap is not seen here.)
   if (da.orgUnits?.length && db.orgUnits?.length)

@@ -36,6 +36,15 @@ before(async () => {
   // A site's adapted copy of the shipped birth mapping, under its own id (one more birth-weight code).
   const shipped = readFileSync(join(packagePaths.mappings, 'birth.fhir.yaml'), 'utf8');
   writeFileSync(join(dir, 'birth.yaml'), shipped.replace(/^id: birth\.fhir$/m, 'id: birth.site'));
+  // The shipped DHIS2 birth mapping for a second programme of the same server (an immunisation programme
+  // that enrolls the same children).
+  const dhis2Birth = readFileSync(join(packagePaths.mappings, 'birth.dhis2.yaml'), 'utf8');
+  writeFileSync(
+    join(dir, 'birth-epi.yaml'),
+    dhis2Birth
+      .replace(/^id: birth\.dhis2$/m, 'id: birth.epi')
+      .replace('program: [IpHINAT79UW]', 'program: [SbxEpiProg1]'),
+  );
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -87,12 +96,13 @@ describe('two sources reading the same records', () => {
     baseUrl: `http://127.0.0.1:${port}${path}`,
     ...(mappings ? { mappings } : {}),
   });
-  const dhis2 = (id: string, baseUrl: string, settings: Record<string, unknown>) => ({
+  const dhis2 = (id: string, baseUrl: string, settings: Record<string, unknown>, mappings?: string[]) => ({
     id,
     kind: 'dhis2',
     baseUrl: `http://127.0.0.1:${port}${baseUrl}`,
     auth: { type: 'pat', token: 'd2pat_0123456789abcdef' },
     dhis2: settings,
+    ...(mappings ? { mappings } : {}),
   });
 
   it('one FHIR server, both mapping births: refused with both key paths by validate, sync and doctor', () => {
@@ -176,6 +186,36 @@ describe('two sources reading the same records', () => {
     ]);
     const other = runCliSync(['validate', '--config', programmes]);
     assert.equal(other.code, 0, other.stdout + other.stderr);
+  });
+
+  it('two DHIS2 programmes of one server, both mapping births: refused by validate, sync and doctor, whatever their org units', () => {
+    // A tracked entity is one record across programmes: a child enrolled in both would be sent by each.
+    const config = writeConfig('two-birth-programmes.yaml', [
+      dhis2('hmis-births', '', { program: 'IpHINAT79UW', orgUnits: ['ImspTQPwCqd'] }, ['birth.dhis2']),
+      dhis2('hmis-epi', '/api', { program: 'SbxEpiProg1', orgUnits: ['O6uvpzGd5pu'] }, ['./birth-epi.yaml']),
+    ]);
+    const said =
+      /sources\[1\]\.baseUrl: reads the same DHIS2 server as sources\[0\] \("hmis-births", sources\[0\]\.baseUrl\) and both map birth events, of the tracked entities of sources\[0\]\.dhis2\.program IpHINAT79UW and sources\[1\]\.dhis2\.program SbxEpiProg1: a tracked entity is one record in every programme .*register it twice\. Map birth in one of them only \(sources\[0\]\.mappings, sources\[1\]\.mappings\)/;
+    const validate = runCliSync(['validate', '--config', config]);
+    assert.equal(validate.code, 2, validate.stdout + validate.stderr);
+    assert.match(validate.stdout, new RegExp(`error ${said.source}`));
+    const sync = runCliSync(['sync', '--once', '--config', config]);
+    assert.equal(sync.code, 2, sync.stdout + sync.stderr);
+    assert.match(sync.stderr, new RegExp(`configuration error: ${said.source}`));
+    const doctor = runCliSync(['doctor', '--config', config]);
+    assert.equal(doctor.code, 1, doctor.stdout + doctor.stderr);
+    assert.match(doctor.stdout, new RegExp(`✖ sources: ${said.source}`));
+  });
+
+  it('two DHIS2 programmes of one server each given both shipped mappings notify each its own event type: pass', () => {
+    // birth.dhis2 tests the Child Programme, death.dhis2 the death programme: each source can match one.
+    const config = writeConfig('programmes-both-mappings.yaml', [
+      dhis2('hmis-births', '', { program: 'IpHINAT79UW' }, ['birth.dhis2', 'death.dhis2']),
+      dhis2('hmis-deaths', '', { program: 'SbxDthProg1' }, ['birth.dhis2', 'death.dhis2']),
+    ]);
+    const validate = runCliSync(['validate', '--config', config]);
+    assert.equal(validate.code, 0, validate.stdout + validate.stderr);
+    assert.match(validate.stdout, /warn {2}sources\[1\]\.mappings\[0\] \(birth\.dhis2\) tests codes\.program/);
   });
 });
 
