@@ -155,18 +155,23 @@ export async function startDhis2Harness(
   const sources = object.sources;
   assert.ok(Array.isArray(sources));
   options.configure?.({ sources });
-  const config = configFromObject(object);
-  const bridge = new Bridge(config, {
-    logger: options.logger ?? silentLogger,
-    schedule: false,
-    http: false,
-    worker: false,
-  });
+  // A configuration the bridge refuses throws from configFromObject or the constructor: the simulators
+  // are closed then too, or the test process would hang on their open servers.
+  let bridge: Bridge | undefined;
+  let config: ReturnType<typeof configFromObject>;
   try {
+    config = configFromObject(object);
+    bridge = new Bridge(config, {
+      logger: options.logger ?? silentLogger,
+      schedule: false,
+      http: false,
+      worker: false,
+    });
     await bridge.start();
   } catch (err) {
-    await bridge.stop().catch(() => undefined);
+    await bridge?.stop().catch(() => undefined);
     await Promise.all([dhis2.close(), sim.close()]);
+    rmSync(dir, { recursive: true, force: true });
     throw err;
   }
   return {
