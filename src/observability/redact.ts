@@ -62,6 +62,8 @@ const SENSITIVE_KEYS = new Set(
     // `family`, `value`, … which are)
     'valuedate',
     'valuedatetime',
+    'valuetime', // a time of birth on its own (an extension's or an Observation's), as personal as the date
+    'valueinstant',
     'valueaddress',
     'contact', // Patient.contact: next of kin, with their names, phones and addresses
     'declaration',

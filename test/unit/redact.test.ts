@@ -126,13 +126,15 @@ describe('redaction of logged objects', () => {
     assertAbsent(text(), ['cs-1', 'cs-2', 'pw-3', 'hm-4', JWT.slice(0, 30), 's-5', 'at-6', 'tk-7', 'ak-8']);
   });
 
-  it("drops an extension's or an Observation's birth date, address, name, phone or identifier (value[x])", () => {
+  it("drops an extension's or an Observation's birth date or time, address, name, phone or identifier (value[x])", () => {
     const { log, text } = capture();
     log.info(
       {
         extension: [
           { url: 'http://example.org/mother-birth-date', valueDate: '1994-07-02' },
           { url: 'http://example.org/time-of-birth', valueDateTime: '2026-11-03T04:30:00+02:00' },
+          { url: 'http://example.org/birth-time', valueTime: '04:31:07' },
+          { url: 'http://example.org/birth-instant', valueInstant: '2025-06-30T02:30:00.000Z' },
           { url: 'http://example.org/place-of-birth', valueAddress: { line: ['Plot 14'], city: 'Chikobo' } },
           { url: 'http://example.org/father', valueHumanName: { family: 'Mwansa' } },
           { url: 'http://example.org/informant-phone', valueContactPoint: { system: 'phone', value: '0971234567' } },
@@ -142,7 +144,17 @@ describe('redaction of logged objects', () => {
       },
       'extensions',
     );
-    assertAbsent(text(), ['1994-07-02', '2026-11-03', 'Chikobo', 'Plot 14', 'Mwansa', '0971234567', 'NID-987654']);
+    assertAbsent(text(), [
+      '1994-07-02',
+      '2026-11-03',
+      '04:31:07',
+      '2025-06-30T02:30',
+      'Chikobo',
+      'Plot 14',
+      'Mwansa',
+      '0971234567',
+      'NID-987654',
+    ]);
     assert.match(text(), /"unit":"kg"/, 'a measurement is no personal data');
   });
 
