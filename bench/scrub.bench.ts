@@ -127,6 +127,7 @@ const freeText: Array<[string, string]> = [
   ["'eyJ' over and over", fill('eyJ')],
   ["'eyJ's, one dot", `${fill('eyJ', MB / 2)}.${fill('a', MB / 2)}`],
   ["'?a.' (search parameters)", fill('?a.')],
+  ["' //' then 'a:' (no '@')", ` //${fill('a:', MB - 3)}`],
 ];
 for (const [label, text] of freeText) {
   const ms = best(() => scrubString(text));

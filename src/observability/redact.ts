@@ -181,6 +181,11 @@ const STRING_SCRUBBERS: ReadonlyArray<[RegExp, string]> = [
   // after a scheme: `//` and `@` in prose (`docs//faq@v2`) are no URL. The scheme starts where its run
   // of scheme characters does, so `a.a.a.…` is read once, not once from each `a`.
   [/((?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*:\/\/)[^\s/?#"'<>\\`{}|^]*@/g, `$1${REDACTED}@`],
+  // A protocol-relative URL (`//user:password@host`, as a config or an HTML page writes one): its `//`
+  // starts a word (after a space, a quote, `=`, `(`, …, not glued to a word or a scheme's `:` as in
+  // `docs//faq@v2`) and, unlike after a scheme, it counts only with a password: `//x@y` in prose stays.
+  // The user part reads no `:` and the rest no `/`, so each character is read from one `//` only.
+  [/((?<![A-Za-z0-9_+.%:/-])\/\/)[^\s/?#"'<>\\`{}|^:]+:[^\s/?#"'<>\\`{}|^]*@/g, `$1${REDACTED}@`],
   // Search parameters that carry personal data (FHIR `family=`, `birthdate=`, `identifier=`, chained
   // `subject:Patient.name=`, a modifier written `name%3Acontains=` as URLSearchParams does, full-text
   // `_content=`, DHIS2's `filter=attribute:EQ:value` and `phone=`), wherever a URL is logged, after any

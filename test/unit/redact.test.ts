@@ -316,6 +316,22 @@ describe('redaction of message strings', () => {
     for (const prose of ['see docs//faq@v2', 'paths a//b@c and //x@y']) assert.equal(scrubString(prose), prose);
   });
 
+  it('scrubs the userinfo of a protocol-relative URL with a password, and leaves `//` and `@` in prose', () => {
+    assert.equal(scrubString('GET //bridge:p@ss@fhir.example/fhir'), 'GET //[redacted]@fhir.example/fhir');
+    assert.equal(scrubString('{"url":"//u:s3cr3t@h:8443/x"}'), '{"url":"//[redacted]@h:8443/x"}');
+    assert.equal(scrubString("base='//a.b@site.org:pw@h/x'"), "base='//[redacted]@h/x'");
+    assert.equal(scrubString('fhir=//svc:tok3n@emr.local'), 'fhir=//[redacted]@emr.local');
+    for (const prose of [
+      'see docs//faq@v2',
+      'paths a//b@c and //x@y',
+      '// TODO: ask ops@clinic',
+      'ratio 1//2:3@4',
+      'at //x@y: done, then //host:8443/path@v2',
+      'https://fhir.example:8443/p@x?q=a:b@c',
+    ])
+      assert.equal(scrubString(prose), prose);
+  });
+
   it('scrubs Basic and Token credentials in any case, and leaves the words in prose', () => {
     const text = scrubString(
       'basic dXNlcjpwYXNz BASIC dXNlcjpwYXNz Authorization: Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b ' +
@@ -604,7 +620,8 @@ describe('scrubbing time on adversarial text', () => {
         'Token ' + fill('a'), fill('token '), '"password":"' + fill('a'), fill('"token":"'), 'password:' + fill(' '),
         fill('password= '), fill('#token='), fill('a+'), fill('a://'), 'a://' + fill('b:'), 'Basic ' + fill('aB'),
         fill('token a1 '), fill('?key='), fill('_key='), 'client_secret%3D' + fill('%'), fill('%26key%3D'),
-        fill("token: '"), 'token' + fill(' '), fill('x-api-key: ')];
+        fill("token: '"), 'token' + fill(' '), fill('x-api-key: '), ' //' + fill('a:'), fill(' //a:'),
+        ' //' + fill('a'), ' //' + fill('@'), fill(' //a@'), fill('=//'), ' //a:' + fill('@a')];
       const started = performance.now();
       for (const text of inputs) scrubString(text);
       new SecretScrubber().value({ message: 'a'.repeat(65_000), error: 'b'.repeat(65_000) });
