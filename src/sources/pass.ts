@@ -117,6 +117,29 @@ export function rereadStop(
   return times.earlierOf(bound, usual) === bound && bound !== usual ? bound : undefined;
 }
 
+/**
+ * Most versions (type, id, versionId) a poller remembers as mapped. They are forgotten once older than the
+ * overlap, but an overlap of a day (its maximum) on a busy EMR can hold a day of versions: past this many
+ * the oldest go first. One forgotten so and read again in the overlap is only mapped again, and the ledger
+ * records it as unchanged (the same payload).
+ */
+export const SEEN_VERSIONS_MAX = 100_000;
+
+/**
+ * Remembers `key`, a version mapped whose time (lastUpdated, updatedAt) is `at` ms, as the newest of `seen`;
+ * past `max`, the oldest remembered go first, but never one of the same time: that is a member of the run of
+ * equal timestamps being read, which is complete only once a reading of it finds every member remembered
+ * (run-readings.ts), so a run longer than `max` is kept whole, and forgotten after it.
+ */
+export function rememberSeen(seen: Map<string, number>, key: string, at: number, max = SEEN_VERSIONS_MAX): void {
+  seen.delete(key);
+  for (let oldest = seen.entries().next(); seen.size >= max; oldest = seen.entries().next()) {
+    if (oldest.done || oldest.value[1] === at) break;
+    seen.delete(oldest.value[0]);
+  }
+  seen.set(key, at);
+}
+
 /** Where `poll.sinceDays` keeps the start it chose, so a restart before the first page keeps it too. */
 export const FIRST_SYNC_CURSOR = 'first-sync-start';
 

@@ -10,7 +10,7 @@ import { FhirPoller } from '../../src/sources/fhir/poller.js';
 import { FIRST_SYNC_CURSOR, rewoundWatermark } from '../../src/sources/pass.js';
 import { RecordingPipeline, StubFhirClient, stamped } from '../integration/helpers/bridge-stubs.js';
 
-function setup(poll: Partial<PollSettings> = {}, types = ['Patient'], maxPagesPerType?: number) {
+function setup(poll: Partial<PollSettings> = {}, types = ['Patient'], maxPagesPerType?: number, maxSeen?: number) {
   const client = new StubFhirClient();
   const pipeline = new RecordingPipeline();
   const poller = new FhirPoller({
@@ -22,6 +22,7 @@ function setup(poll: Partial<PollSettings> = {}, types = ['Patient'], maxPagesPe
     poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 10, pageSize: 2, ...poll },
     logger: silentLogger,
     maxPagesPerType,
+    maxSeen,
   });
   return { client, pipeline, poller };
 }
@@ -96,6 +97,26 @@ describe('FhirPoller', () => {
     );
     assert.equal(client.followed.length, 0);
     assert.equal(poller.status.watermarks.Patient, '2001-01-01T00:00:03.000Z');
+  });
+
+  it('keeps a run of equal lastUpdated longer than the versions it remembers whole, so that a reading of it completes', async () => {
+    // A reading of a run is complete once it finds nothing new (run-readings.ts): forgetting its first
+    // members for the count made each reading find them new again, and the watermark never passed the run.
+    const { client, pipeline, poller } = setup({ overlapSeconds: 0 }, ['Patient'], undefined, 3);
+    client.maxCount = 2;
+    for (let i = 1; i <= 5; i++) client.put(stamped('Patient', `run${i}`, '2001-01-01T00:00:01.000Z'));
+    client.put(stamped('Patient', 'after', '2001-01-01T00:00:02.000Z'));
+    await poller.pollOnce();
+    assert.equal(poller.status.watermarks.Patient, '2001-01-01T00:00:02.000Z', 'the watermark passed the run');
+    // Each mapped, some twice: the record after the run, remembered on the page past it, pushed out members
+    // remembered before it, which the next reading of the run found new (the ledger records them unchanged).
+    assert.deepEqual([...new Set(pipeline.evaluated)].sort(), [
+      'Patient/after/1',
+      ...Array.from({ length: 5 }, (_, i) => `Patient/run${i + 1}/1`),
+    ]);
+    const mapped = pipeline.evaluated.length;
+    await poller.pollOnce();
+    assert.equal(pipeline.evaluated.length, mapped, 'the next pass maps nothing again');
   });
 
   it('reads at most maxPagesPerType pages of a type in one pass; the next pass goes on from its watermark', async () => {

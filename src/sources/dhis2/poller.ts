@@ -11,6 +11,7 @@ import {
   type PassOptions,
   type PollerStatus,
   readFromEarlier,
+  rememberSeen,
   rereadStop,
   rewoundWatermark,
   type SourceTimes,
@@ -67,6 +68,8 @@ export interface Dhis2PollerDeps {
   logger: Logger;
   /** Upper bound on pages per pass, so one pass always ends. */
   maxPages?: number;
+  /** Most versions remembered as mapped (SEEN_VERSIONS_MAX unless a test's). */
+  maxSeen?: number;
   /**
    * Up to `limit` refs (`TrackedEntity/<uid>`) this source's rows' contexts read, after `after` in ref order
    * (Ledger.contextReadRefs), read by a row updated since `since` (ms, the bridge's clock): the tracked
@@ -662,7 +665,8 @@ export class Dhis2Poller {
   }
 
   private remember(resource: Resource): void {
-    this.seen.set(versionKey(resource), naiveMillis(resource.meta?.versionId ?? '') ?? Date.now());
+    const at = naiveMillis(resource.meta?.versionId ?? '') ?? Date.now();
+    rememberSeen(this.seen, versionKey(resource), at, this.deps.maxSeen);
   }
 
   /** Forgets versions older than the overlap window: they can no longer come back in a poll. */

@@ -10,6 +10,7 @@ import {
   type PassOptions,
   type PollerStatus,
   readFromEarlier,
+  rememberSeen,
   rereadStop,
   rewoundWatermark,
   type SourceTimes,
@@ -42,6 +43,8 @@ export interface FhirPollerDeps {
   logger: Logger;
   /** Upper bound on pages per resource type and pass, so one pass always ends. */
   maxPagesPerType?: number;
+  /** Most versions remembered as mapped (SEEN_VERSIONS_MAX unless a test's). */
+  maxSeen?: number;
 }
 
 const cursorName = (type: string) => `lastUpdated:${type}`;
@@ -568,7 +571,8 @@ export class FhirPoller {
   }
 
   private remember(resource: Resource): void {
-    this.seen.set(versionKey(resource), Date.parse(lastUpdatedOf(resource) ?? '') || Date.now());
+    const at = Date.parse(lastUpdatedOf(resource) ?? '') || Date.now();
+    rememberSeen(this.seen, versionKey(resource), at, this.deps.maxSeen);
   }
 
   /** Forgets versions older than the overlap window: they can no longer come back in a search. */
