@@ -941,8 +941,11 @@ export class Bridge {
    */
   async replay(ids: number[] | 'dead'): Promise<ReplayResult> {
     // Mapping needs the routing table; unresolved, rows with a payload are requeued as stored, and the
-    // worker confirms them at the source before sending (sources/replay.ts).
-    if (!this.locationsReady) await this.resolveLocations().catch(() => undefined);
+    // worker confirms them at the source before sending (sources/replay.ts). The lookup ends with a stop (each
+    // call is within opencrvs.timeoutMs, a group of references after another), and then nothing is replayed:
+    // the stop closes the ledger meanwhile.
+    if (!this.locationsReady) await this.resolveLocations(this.stopSignal.signal).catch(() => undefined);
+    if (this.stopping) throw new Error('the bridge is stopping: nothing was replayed');
     const result = await replayRows({ ledger: this.ledger, runners: this.recheckRunners(), logger: this.log }, ids);
     // The operator looks at the counts next: the replayed rows are no longer dead.
     this.ledgerCounts.reset();
@@ -1262,7 +1265,8 @@ export class Bridge {
   private async resolveLocationsUntilReady(delayMs: number): Promise<void> {
     if (this.stopping) return;
     try {
-      await this.resolveLocations();
+      // Ends with a stop: a SIGTERM during start-up is not held until OpenCRVS answers or the calls time out.
+      await this.resolveLocations(this.stopSignal.signal);
       if (this.stopping) return;
       // Rows recorded meanwhile carry which references were taken unconfirmed (officeUnchecked,
       // facilityUnchecked): the worker looks each up before it is sent, and has the record mapped again
