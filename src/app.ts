@@ -1099,17 +1099,14 @@ export class Bridge {
         run: () =>
           source.poller.status.consecutiveFailures >= 3
             ? `${source.poller.status.consecutiveFailures} poll passes failed: ${source.poller.status.lastError}`
-            : this.cachedCheck(
-                `source:${source.settings.id}`,
-                async () => void (await source.client.capabilityStatement()),
-              ),
+            : this.sourceCheck(source.settings.id, source.client, () => source.client.capabilityStatement()),
       })),
       ...this.dhis2Sources.map((source) => ({
         name: `source:${source.settings.id}`,
         run: () =>
           source.poller.status.consecutiveFailures >= 3
             ? `${source.poller.status.consecutiveFailures} poll passes failed: ${source.poller.status.lastError}`
-            : this.cachedCheck(`source:${source.settings.id}`, async () => void (await source.client.systemInfo())),
+            : this.sourceCheck(source.settings.id, source.client, () => source.client.systemInfo()),
       })),
       // A note: the mothers' listing fails no pass, and births flow without it (Dhis2Poller.contextRecords).
       ...this.dhis2Sources.map((source) => ({
@@ -1167,6 +1164,28 @@ export class Bridge {
     string,
     { at: number; result: Promise<string | undefined>; failed?: boolean }
   >();
+
+  /**
+   * A source's readiness, kept as cachedCheck keeps it, except a failure met while the client holds its token
+   * endpoint's answer (a refused client secret): the client itself fails each call with it at once, asking
+   * nobody, and asks again once the secret file changes. Kept, it said the refusal for up to 30 s after a
+   * rotated secret had lifted it.
+   */
+  private sourceCheck(
+    sourceId: string,
+    client: { authHeld(): boolean },
+    ask: () => Promise<unknown>,
+  ): Promise<string | undefined> {
+    const key = `source:${sourceId}`;
+    return this.cachedCheck(key, async () => {
+      try {
+        await ask();
+      } catch (err) {
+        if (client.authHeld()) this.checkCache.delete(key);
+        throw err;
+      }
+    });
+  }
 
   /** A check's answer, kept `ttlMs` when it passed and 30 s when it failed. */
   private cachedCheck(key: string, run: () => Promise<void>, ttlMs = CHECK_TTL_MS): Promise<string | undefined> {

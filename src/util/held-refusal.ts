@@ -34,6 +34,11 @@ export interface HeldRefusal<T> {
    * the API made (its client's `invalidate`), which left the answer standing.
    */
   standing(): Held<T> | undefined;
+  /**
+   * Whether an answer is held and its backoff runs, without looking at the secret file (standing() does,
+   * when the endpoint would next be asked): a failure it caused may be kept only while it is not.
+   */
+  holds(): boolean;
   /** A token obtained: nothing stands, and the next answer held waits the first backoff. */
   clear(): void;
 }
@@ -62,6 +67,9 @@ export function heldRefusal<T>(
         return undefined;
       }
       return { answer: held.answer, at: held.at, until: held.until };
+    },
+    holds() {
+      return held !== undefined && now() < held.until;
     },
     clear() {
       held = undefined;

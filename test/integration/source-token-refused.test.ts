@@ -98,4 +98,40 @@ describe("a source's OAuth2 token endpoint refusing the client", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("readiness's source check follows a client secret file rewritten at once, not after the failure it kept", {
+    timeout: 60_000,
+  }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'source-token-refused-'));
+    const secretFile = join(dir, 'client-secret');
+    rotate(secretFile, REFUSED_SECRET);
+    const h = await startHarness({
+      source: { auth: { type: 'oauth2', tokenUrl, clientId: 'bridge', clientSecretFile: secretFile } },
+    });
+    const sourceCheck = async () => {
+      const res = await fetch(`${h.bridgeUrl}/readyz`, { signal: AbortSignal.timeout(10_000) });
+      const body = (await res.json()) as { checks: Record<string, { ok: boolean; detail?: string }> };
+      const check = body.checks[`source:${SOURCE_ID}`];
+      assert.ok(check);
+      return check;
+    };
+    try {
+      const refused = await sourceCheck();
+      assert.equal(refused.ok, false);
+      assert.match(refused.detail ?? '', /refused the client: HTTP 401 \(check auth\.clientId/);
+      assert.deepEqual(posted, [REFUSED_SECRET]);
+      // Held: asked again before the rotation, the check fails with the same words, the endpoint not asked.
+      assert.match((await sourceCheck()).detail ?? '', /refused the client: HTTP 401/);
+      assert.deepEqual(posted, [REFUSED_SECRET]);
+
+      rotate(secretFile, ROTATED_SECRET);
+      await sleep(300); // a refused secret's file is looked at at most 4 times a second
+      const ready = await sourceCheck();
+      assert.deepEqual(ready, { ok: true }, 'ready with the new secret, not the refusal kept for 30 s');
+      assert.deepEqual(posted, [REFUSED_SECRET, ROTATED_SECRET]);
+    } finally {
+      await h.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

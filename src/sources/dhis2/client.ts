@@ -100,6 +100,11 @@ export class Dhis2Client {
 
   private readonly closing = new AbortController();
 
+  /** An OAuth2 token endpoint's answer is held: calls fail at once with it (SourceAuthenticator.held). */
+  authHeld(): boolean {
+    return this.auth.held();
+  }
+
   /** Ends every call in flight and refuses new ones (shutdown must not wait out a slow server). */
   close(): void {
     this.closing.abort(new Dhis2SourceError('the bridge is stopping', undefined, false, { cutOff: true }));

@@ -176,6 +176,11 @@ export class FhirSourceClient {
 
   private readonly closing = new AbortController();
 
+  /** An OAuth2 token endpoint's answer is held: calls fail at once with it (SourceAuthenticator.held). */
+  authHeld(): boolean {
+    return this.auth.held();
+  }
+
   /**
    * Ends every call in flight and refuses new ones. At shutdown a slow or hanging EMR must not hold the
    * process: a review's stop took 41 s to over 150 s. What was cut off is read again next time (the

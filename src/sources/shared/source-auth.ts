@@ -27,6 +27,11 @@ export interface SourceAuthenticator {
    * file that may have been rotated (the next call sends its new value).
    */
   invalidate(): void;
+  /**
+   * An OAuth2 token endpoint's answer is held (a refused client secret): each call fails at once with it,
+   * asking nobody, until its backoff ends or the secret file changes. What failed for it is not to be kept.
+   */
+  held(): boolean;
 }
 
 const RENEW_BEFORE_MS = 30_000;
@@ -59,13 +64,17 @@ export function createSourceAuthenticator(
 ): SourceAuthenticator {
   switch (auth.type) {
     case 'none':
-      return { headers: async () => ({}), invalidate: () => {} };
+      return { headers: async () => ({}), invalidate: () => {}, held: () => false };
     case 'bearer':
     case 'pat': {
       // DHIS2 personal access tokens use their own scheme.
       const scheme = auth.type === 'pat' ? 'ApiToken' : 'Bearer';
       const token = liveSecret(auth, 'token', secrets, logger);
-      return { headers: async () => ({ authorization: `${scheme} ${token.current()}` }), invalidate: token.refresh };
+      return {
+        headers: async () => ({ authorization: `${scheme} ${token.current()}` }),
+        invalidate: token.refresh,
+        held: () => false,
+      };
     }
     case 'basic': {
       const password = liveSecret(auth, 'password', secrets, logger, (value) =>
@@ -77,6 +86,7 @@ export function createSourceAuthenticator(
           authorization: `Basic ${Buffer.from(`${auth.username}:${password.current()}`).toString('base64')}`,
         }),
         invalidate: password.refresh,
+        held: () => false,
       };
     }
     case 'oauth2':
@@ -287,5 +297,6 @@ function oauth2ClientCredentials(
       cached = undefined;
       clientSecret.refresh();
     },
+    held: () => held.holds(),
   };
 }
