@@ -1073,6 +1073,9 @@ export class Bridge {
               try {
                 await this.opencrvs.checkToken({ fresh: true });
               } catch (err) {
+                // A refusal this check met itself is not kept either: while it stands, it is said above at
+                // once; kept, a rotated secret that lifted it before the next request was not seen for 30 s.
+                if (this.opencrvs.tokenState?.().refusal) this.checkCache.delete('opencrvs-token');
                 // The kind (network, timeout, unauthorized…) says whose problem it is; messages are scrubbed.
                 throw err instanceof OpenCrvsError ? new Error(`${err.message} (${err.kind})`) : err;
               }

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../../src/config/index.js';
 import { type AdminTarget, adminRoutes } from '../../src/http/admin/index.js';
 import { closeServer, createHttpApp, listen } from '../../src/http/server.js';
@@ -116,6 +117,40 @@ describe('secret files rotated while the bridge runs', () => {
       );
       assert.equal(h.bridge.ledger.getHold(), undefined);
       assert.equal((await h.events()).length, 2);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it("the OpenCRVS client secret rotated: readiness's token check, refused, passes at its next request once clientSecretFile is rewritten", {
+    timeout: 60_000,
+  }, async () => {
+    const secretFile = join(dir, 'opencrvs-client-secret-readiness');
+    rotate(secretFile, 'sandbox-secret');
+    const h = await startHarness({
+      opencrvs: { clientSecret: undefined, clientSecretFile: secretFile },
+      worker: false,
+    });
+    const tokenCheck = async () => {
+      const res = await fetch(`${h.bridgeUrl}/readyz`, { signal: AbortSignal.timeout(10_000) });
+      return ((await res.json()) as { checks: Record<string, { ok: boolean; detail?: string }> }).checks[
+        'opencrvs-token'
+      ];
+    };
+    try {
+      const secret = 'rotated-opencrvs-secret-7Lw2';
+      await h.sim.control.addClient({
+        clientId: h.sim.clientId,
+        clientSecret: secret,
+        scopes: defaultHealthScopes('2.0'),
+      });
+      // The check itself meets the refusal (nothing else asked for a token since).
+      const refused = await tokenCheck();
+      assert.equal(refused?.ok, false);
+      assert.match(refused?.detail ?? '', /401.*\(unauthorized\)$/);
+      rotate(secretFile, secret);
+      await sleep(400); // a refused secret's file is looked at at most 4 times a second
+      assert.deepEqual(await tokenCheck(), { ok: true }, 'the new secret, not the refusal kept for 30 s');
     } finally {
       await h.close();
     }
