@@ -1,0 +1,108 @@
+// A loop that fails every tick (a checkpoint every 0.5 s, write-backs every second) on a full disk wrote a
+// line per tick, about 155 MB a day with stacks, onto the very disk (Docker's json-file logs sit beside
+// /data) the operator was freeing. The inbox's refusals were already logged once a minute with a count
+// (sources/fhir/receiver.ts); this is that, for a loop: the first failure of a kind at once, the same kind
+// again at most once a minute with the repeats since its last line, and one line when the loop recovers.
+import type { Logger } from './logger.js';
+
+/** The same kind of failure is logged at most this often. */
+export const REPEAT_LOG_MS = 60_000;
+
+/** Kinds remembered at once: a loop meets a handful; past this the one logged longest ago is forgotten. */
+const MAX_KINDS = 16;
+
+/**
+ * SQLite's codes for storage that cannot be used now (a full disk, an I/O error, a read-only file, a lock
+ * held past the busy timeout): expected of a loop on a ledger, and its stack says nothing an operator
+ * can use. Any other error may be a bug, and keeps its stack.
+ */
+const EXPECTED_CODE = /^SQLITE_(FULL|IOERR|READONLY|BUSY|LOCKED|CANTOPEN|PERM)(_|$)/;
+
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** What makes two failures the same: the error's code, or its name and message with numbers taken out. */
+export function failureKind(err: unknown): string {
+  const code = codeOf(err);
+  if (code !== undefined) return code;
+  const name = err instanceof Error ? err.name : typeof err;
+  const message = (err as { message?: unknown } | null)?.message;
+  return `${name}: ${String(message ?? err)
+    .replace(/\d+/g, '#')
+    .slice(0, 200)}`;
+}
+
+/** `err` as logged: an expected storage error without its stack (its code and SQLite's words say it all). */
+function shown(err: unknown): unknown {
+  const code = codeOf(err);
+  if (err instanceof Error && !(code !== undefined && EXPECTED_CODE.test(code))) return err;
+  const message = (err as { message?: unknown } | null)?.message;
+  return {
+    ...(err instanceof Error ? { type: err.name } : {}),
+    ...(code !== undefined ? { code } : {}),
+    message: String(message ?? err),
+  };
+}
+
+export interface RepeatedFailureOptions {
+  /** The line's level while failing (recovery is `info`). */
+  level: 'warn' | 'error';
+  now?: () => number;
+  /** Defaults to REPEAT_LOG_MS. */
+  everyMs?: number;
+}
+
+/**
+ * The log of one loop's failures. `failed` for each failure (`err` under `err`, with `fields`); `recovered`
+ * when a round succeeds: one line if anything failed since the last success, nothing otherwise. Fields and
+ * errors go through the logger's redaction like any other line.
+ */
+export class RepeatedFailure {
+  private readonly kinds = new Map<string, { loggedAt: number; repeats: number }>();
+  private failures = 0;
+  private firstAt = 0;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly message: string,
+    private readonly options: RepeatedFailureOptions,
+  ) {}
+
+  /** Whether anything failed since the last success. */
+  get failing(): boolean {
+    return this.failures > 0;
+  }
+
+  failed(err: unknown, fields: Record<string, unknown> = {}): void {
+    const at = (this.options.now ?? Date.now)();
+    if (this.failures === 0) this.firstAt = at;
+    this.failures++;
+    const kind = failureKind(err);
+    const seen = this.kinds.get(kind);
+    if (seen && at - seen.loggedAt < (this.options.everyMs ?? REPEAT_LOG_MS)) {
+      seen.repeats++;
+      return;
+    }
+    this.log[this.options.level](
+      { ...fields, err: shown(err), ...(seen ? { repeats: seen.repeats } : {}) },
+      this.message,
+    );
+    this.kinds.delete(kind);
+    this.kinds.set(kind, { loggedAt: at, repeats: 0 });
+    if (this.kinds.size > MAX_KINDS) this.kinds.delete(this.kinds.keys().next().value as string);
+  }
+
+  /** A round succeeded: says so once after failures, with how many (in all, and unlogged) and for how long. */
+  recovered(message: string, fields: Record<string, unknown> = {}): void {
+    if (this.failures === 0) return;
+    const at = (this.options.now ?? Date.now)();
+    // `repeats`: the failures since each kind's last line, which no line counted yet.
+    let repeats = 0;
+    for (const kind of this.kinds.values()) repeats += kind.repeats;
+    this.log.info({ ...fields, failures: this.failures, repeats, failingMs: at - this.firstAt }, message);
+    this.failures = 0;
+    this.kinds.clear();
+  }
+}
