@@ -9,6 +9,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.js';
+import { RepeatedFailure } from '../observability/repeated-failure.js';
 import type { Db } from './db.js';
 import { storageErrorCode } from './write-health.js';
 
@@ -21,6 +22,8 @@ export interface CheckpointerOptions {
   onFailure?: (code: string, message: string) => void;
   /** The SQLite driver module the worker loads (tests point it at one that fails). */
   driver?: string;
+  /** The clock failures are logged by (at most once a minute per kind). */
+  now?: () => number;
 }
 
 export interface Checkpointer {
@@ -68,6 +71,11 @@ export function startCheckpointer(db: Db, options: CheckpointerOptions): Checkpo
   });
   let completed = 0;
   let failed = false;
+  // Every tick fails while the disk is full: the first failure, then once a minute with the count.
+  const failures = new RepeatedFailure(log, 'checkpoint failed; retrying on the next tick', {
+    level: 'warn',
+    now: options.now,
+  });
   const fallBack = (why: string) => {
     if (failed) return;
     failed = true;
@@ -76,10 +84,14 @@ export function startCheckpointer(db: Db, options: CheckpointerOptions): Checkpo
   };
   worker.on('message', (message: { done?: unknown; error?: string; code?: string }) => {
     if (message.error) {
-      log.warn({ error: message.error, code: message.code }, 'checkpoint failed; retrying on the next tick');
+      // What the worker could post of the error: its code and SQLite's words (a stack would be the worker's).
+      failures.failed({ code: message.code, message: message.error });
       const code = storageErrorCode(message);
       if (code) options.onFailure?.(code, message.error);
-    } else completed++;
+    } else {
+      completed++;
+      failures.recovered('checkpoints succeed again');
+    }
   });
   worker.on('error', (err) => fallBack(err.message));
   worker.on('exit', (code) => {

@@ -633,3 +633,65 @@ describe('write-back backoff', () => {
     );
   });
 });
+
+describe('write-back ticks on a ledger that refuses writes', () => {
+  it('logs the first failure at once, then once a minute with the repeats, and one line when it recovers', async () => {
+    const id = deliveredRow('childQ', 'TRK-Q');
+    const target = new ScriptedTarget(['written']);
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger({
+      level: 'info',
+      destination: { write: (line: string) => lines.push(JSON.parse(line)) },
+    });
+    const wb = new WriteBackRunner({
+      ledger,
+      logger,
+      sources: [{ sourceId: 'dhis2', settings: SETTINGS, target }],
+      now: () => clock,
+      random: () => 0,
+      pollIntervalMs: 2,
+    });
+    wb.onOutcome(delivered(id, 'TRK-Q'));
+    // The store's own connection refuses every write as a read-only file does (SQLITE_READONLY): each
+    // tick's claim fails, as on a full disk.
+    const storeDb = (wb.store as unknown as { db: { pragma(sql: string): unknown } }).db;
+    storeDb.pragma('query_only = 1');
+    const failed = () => lines.filter((l) => l.msg === 'write-back tick failed');
+    wb.start();
+    try {
+      // Many ticks within one minute: one line, at once, without a stack.
+      await until(() => failed().length >= 1);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(failed().length, 1, 'one line for every failing tick within the minute');
+      const [first] = failed();
+      assert.match(String((first?.err as { code?: string })?.code), /^SQLITE_READONLY/);
+      assert.equal((first?.err as { stack?: string })?.stack, undefined, 'no stack for a storage error');
+      assert.equal(first?.repeats, undefined);
+
+      // Three simulated minutes: one line each, with the ticks that failed unlogged since the last.
+      for (let minute = 1; minute <= 3; minute++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        clock += 60_000;
+        await until(() => failed().length === minute + 1);
+        const line = failed()[minute];
+        assert.ok(Number(line?.repeats) > 3, `repeats counted: ${JSON.stringify(line)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(failed().length, 4, 'at most one line a minute');
+
+      storeDb.pragma('query_only = 0'); // space freed
+      await until(() => wb.store.get(id)?.outcome === 'written');
+      await until(() => lines.some((l) => l.msg === 'write-back ticks run again'));
+      const recovered = lines.filter((l) => l.msg === 'write-back ticks run again');
+      const repeats = failed().reduce((sum, l) => sum + Number(l.repeats ?? 0), 0);
+      assert.equal(recovered.length, 1);
+      // Every failing tick is counted: the four logged, the repeats they reported, and those since the last.
+      assert.equal(recovered[0]?.failures, 4 + repeats + Number(recovered[0]?.repeats), JSON.stringify(recovered[0]));
+      assert.ok(Number(recovered[0]?.failingMs) >= 180_000);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(lines.filter((l) => l.msg === 'write-back ticks run again').length, 1, 'said once');
+    } finally {
+      await wb.stop();
+    }
+  });
+});

@@ -156,8 +156,90 @@ describe('checkpoints that fail', () => {
       assert.match(failures[0] ?? '', /^SQLITE_(IOERR|READONLY)/);
       assert.match(
         lines.join(''),
-        /"code":"SQLITE_(IOERR|READONLY)[A-Z_]*","msg":"checkpoint failed; retrying on the next tick"/,
+        /"err":\{"code":"SQLITE_(IOERR|READONLY)[A-Z_]*","message":"[^"]+"\},"msg":"checkpoint failed; retrying on the next tick"/,
       );
+    } finally {
+      checkpointer.stop();
+      ledger.close();
+    }
+  });
+
+  it('a checkpoint failing every tick is logged at once, then once a minute with the repeats, and its recovery once', async () => {
+    // Read-only while the marker file exists (SQLite's own error at each checkpoint); once it is gone the
+    // worker's connection is opened for writing again, as after an operator fixed the file.
+    const marker = join(dir, 'read-only');
+    writeFileSync(marker, '');
+    const driver = join(dir, 'switching-driver.cjs');
+    const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
+    writeFileSync(
+      driver,
+      `const fs = require('node:fs');
+       const Database = require(${JSON.stringify(sqlite)});
+       module.exports = function (path, options) {
+         let db = new Database(path, { ...options, readonly: true });
+         let readOnly = true;
+         return {
+           pragma(sql) {
+             if (readOnly && !fs.existsSync(${JSON.stringify(marker)})) {
+               db.close();
+               db = new Database(path, options);
+               readOnly = false;
+             }
+             return db.pragma(sql);
+           },
+           close: () => db.close(),
+         };
+       };`,
+    );
+    const lines: Array<{ line: Record<string, unknown>; failuresSoFar: number }> = [];
+    let clock = 1_800_000_000_000;
+    const failures: string[] = [];
+    const logger = createLogger({
+      level: 'info',
+      destination: { write: (line: string) => lines.push({ line: JSON.parse(line), failuresSoFar: failures.length }) },
+    });
+    const logged = (msg: string) => lines.filter((l) => l.line.msg === msg);
+    let db: Db | undefined;
+    const ledger = openLedger(join(dir, 'ledger.db'), {
+      onOpen: (opened) => {
+        db = opened;
+      },
+    });
+    const checkpointer = startCheckpointer(db as Db, {
+      intervalMs: 5,
+      logger,
+      driver,
+      now: () => clock,
+      onFailure: (code) => failures.push(code),
+    });
+    const message = 'checkpoint failed; retrying on the next tick';
+    try {
+      await until('checkpoints to fail', () => {
+        ledger.setMeta('k', String(Date.now())); // something in the log to copy back
+        return failures.length >= 10;
+      });
+      assert.equal(logged(message).length, 1, 'ten failures within the minute: one line');
+      const [first] = logged(message);
+      assert.equal(first?.failuresSoFar, 0, 'logged at the first failure (before onFailure heard of it)');
+      const err = first?.line.err as { code?: string; stack?: string } | undefined;
+      assert.match(String(err?.code), /^SQLITE_(IOERR|READONLY)/);
+      assert.equal(err?.stack, undefined, 'no stack for a storage error');
+
+      clock += 60_000;
+      await until('the line of the next minute', () => logged(message).length === 2);
+      const second = logged(message)[1];
+      assert.equal(second?.line.repeats, Number(second?.failuresSoFar) - 1, 'the failures between the two lines');
+
+      rmSync(marker);
+      const completed = checkpointer.completed;
+      await until('a checkpoint to succeed', () => {
+        ledger.setMeta('k', String(Date.now()));
+        return checkpointer.completed > completed;
+      });
+      const recovered = logged('checkpoints succeed again');
+      assert.equal(recovered.length, 1);
+      assert.equal(recovered[0]?.line.failures, failures.length);
+      assert.equal(logged(message).length, 2);
     } finally {
       checkpointer.stop();
       ledger.close();

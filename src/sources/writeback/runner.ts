@@ -5,6 +5,7 @@ import { MAX_TIMER_MS } from '../../config/limits.js';
 import type { WriteBackSettings } from '../../config/types.js';
 import type { Ledger } from '../../ledger/index.js';
 import type { Logger } from '../../observability/logger.js';
+import { RepeatedFailure } from '../../observability/repeated-failure.js';
 import { callSignal } from '../../util/call-signal.js';
 import { lastReaderFirst } from '../shared/last-reader.js';
 import { writeBackDelay } from './policy.js';
@@ -110,11 +111,14 @@ export class WriteBackRunner {
   private stopped = false;
   /** Fired by stop(): the writes in flight are cut off, and handed back uncounted (see run). */
   private readonly stopping = new AbortController();
+  /** A full disk fails every tick: logged at once, then once a minute with the count. */
+  private readonly tickFailures: RepeatedFailure;
 
   constructor(private readonly deps: WriteBackRunnerDeps) {
     this.store = new WriteBackStore(deps.ledger.path);
     this.log = deps.logger.child({ component: 'write-back' });
     this.now = deps.now ?? Date.now;
+    this.tickFailures = new RepeatedFailure(this.log, 'write-back tick failed', { level: 'error', now: this.now });
     this.random = deps.random ?? Math.random;
     for (const source of deps.sources) this.sources.set(source.sourceId, source);
     // Remember when write-back was first enabled per source: the catch-up scan looks no further back, so
@@ -180,7 +184,10 @@ export class WriteBackRunner {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.processDue()
-        .catch((err: unknown) => this.log.error({ err }, 'write-back tick failed'))
+        .then(
+          () => this.tickFailures.recovered('write-back ticks run again'),
+          (err: unknown) => this.tickFailures.failed(err),
+        )
         .finally(() => this.schedule(this.deps.pollIntervalMs ?? 1000));
     }, delayMs);
     this.timer.unref();
