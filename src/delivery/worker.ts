@@ -5,6 +5,7 @@ import { holderGone, hostPrefix, processHolderId } from '../ledger/holders.js';
 import { type HoldState, type LedgerRow, PURGE_CHUNK_ROWS } from '../ledger/index.js';
 import { storageErrorCode } from '../ledger/write-health.js';
 import { silentLogger } from '../observability/logger.js';
+import { RepeatedFailure } from '../observability/repeated-failure.js';
 import { setBounded } from '../util/bounded-map.js';
 import { type AttemptDeps, runAttempt } from './attempt.js';
 import { classifyFailure } from './errors.js';
@@ -653,6 +654,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     // Failures in a row: a full disk or a locked store fails every round, and without a growing wait the
     // loop logged (with stacks) three times a second onto the disk that was full.
     let failures = 0;
+    // Even backed off it failed twice a minute: logged at once, then once a minute with the count.
+    const loopFailures = new RepeatedFailure(logger, 'delivery loop error; backing off', { level: 'error', now });
     while (running) {
       try {
         maintenance();
@@ -666,14 +669,14 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         const free = concurrency - inFlight.size;
         const rows = free > 0 ? ledger.claimDue(workerId, free, now()) : [];
         startRows(rows);
-        if (failures > 0) logger.info({ failures }, 'delivery loop running again');
+        loopFailures.recovered('delivery loop running again');
         failures = 0;
         // Full, or nothing more due: wait for a slot to free up or the next poll.
         if (rows.length === 0 || rows.length >= free) await sleep(settings.pollIntervalMs);
       } catch (err) {
         failures++;
         const waitMs = Math.min(settings.pollIntervalMs * 2 ** Math.min(failures - 1, 16), MAX_LOOP_BACKOFF_MS);
-        logger.error({ err, failures, waitMs }, 'delivery loop error; backing off');
+        loopFailures.failed(err, { failures, waitMs });
         await sleep(waitMs);
       }
     }

@@ -13,6 +13,7 @@
 // start ("schema version N is newer"). Commands without a lease (replay, doctor) do not upgrade a
 // ledger a live process holds either.
 import type { Logger } from '../observability/logger.js';
+import { RepeatedFailure } from '../observability/repeated-failure.js';
 import type { Db, UpgradeGuard } from './db.js';
 import { hasTable } from './has-table.js';
 import { holderGone, hostPrefix, PREDECESSOR_QUIET_MS, processHolderId } from './holders.js';
@@ -159,9 +160,14 @@ export function takeProcessLease(
     ledger.setMeta(PROCESS_LEASE_META, JSON.stringify({ holder, command: options.command, renewedAt: now() }));
   });
   let warned = false;
+  // A full disk fails every renewal: logged at once, then once a minute with the count.
+  const renewFailures = new RepeatedFailure(options.logger, 'the ledger lease could not be renewed; trying again', {
+    level: 'warn',
+    now,
+  });
   const renew = setInterval(() => {
     try {
-      ledger.transaction(() => {
+      const renewed = ledger.transaction(() => {
         const held = read(ledger);
         if (held && held.holder !== holder) {
           // Taken while this process did not renew (its event loop stalled past the lapse): say so once; the
@@ -172,12 +178,14 @@ export function takeProcessLease(
               'another bridge process took over this ledger while this one did not renew its lease: two processes now use it; stop one',
             );
           warned = true;
-          return;
+          return false;
         }
         ledger.setMeta(PROCESS_LEASE_META, JSON.stringify({ holder, command: options.command, renewedAt: now() }));
+        return true;
       });
+      if (renewed) renewFailures.recovered('the ledger lease is renewed again');
     } catch (err) {
-      options.logger.warn({ err }, 'the ledger lease could not be renewed; trying again');
+      renewFailures.failed(err);
     }
   }, options.renewMs ?? RENEW_MS);
   renew.unref();

@@ -1,10 +1,151 @@
-// RepeatedFailure (src/observability/repeated-failure.ts): what a loop failing every round logs.
+// Loops that fail every round on a ledger that cannot be written (a full disk, a read-only file) log the
+// first failure at once, then at most once a minute with the repeats since their last line, and one line
+// when they recover: one line a round filled the disk's remaining space with logs (Docker's json-file logs
+// sit beside /data). The ledger refuses writes for real here: its connection is made query-only, and
+// SQLite answers every write SQLITE_READONLY, as it does for a file made read-only.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { createDeliveryWorker } from '../../src/delivery/index.js';
+import type { Db } from '../../src/ledger/db.js';
+import { type Ledger, openLedger } from '../../src/ledger/index.js';
+import { PROCESS_LEASE_META, takeProcessLease } from '../../src/ledger/process-lease.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { RepeatedFailure } from '../../src/observability/repeated-failure.js';
+import { FakeOpenCrvs, TEST_DELIVERY_SETTINGS } from './delivery-fake-api.js';
+import { eventInput, type TestClock, testClock } from './ledger-helpers.js';
 
 type Line = Record<string, unknown> & { msg: string };
+
+async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+describe('loops failing on a ledger that refuses writes', () => {
+  let dir: string;
+  let clock: TestClock;
+  let ledger: Ledger;
+  let db: Db;
+  /** Each line with the failures counted (by the test) when it was written. */
+  let lines: Array<{ line: Line; failuresSoFar: number }>;
+  let failures: number;
+  const logger = () =>
+    createLogger({
+      level: 'info',
+      destination: { write: (line: string) => lines.push({ line: JSON.parse(line), failuresSoFar: failures }) },
+    });
+  const logged = (msg: string) => lines.filter((l) => l.line.msg === msg);
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'loop-failure-logs-'));
+    clock = testClock();
+    ledger = openLedger(join(dir, 'bridge.db'), {
+      now: clock.now,
+      onOpen: (opened) => {
+        db = opened;
+      },
+    });
+    lines = [];
+    failures = 0;
+  });
+  afterEach(() => {
+    ledger.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the delivery loop: once a minute with the repeats, no stack, one line on recovery, and the row delivered', async () => {
+    const { row } = ledger.recordEvent(eventInput('full'));
+    const api = new FakeOpenCrvs();
+    const worker = createDeliveryWorker({
+      ledger,
+      api,
+      settings: { ...TEST_DELIVERY_SETTINGS, pollIntervalMs: 1 },
+      workerId: 'w-test',
+      now: clock.now,
+      random: () => 1,
+      logger: logger(),
+    });
+    db.pragma('query_only = 1');
+    worker.start();
+    try {
+      const message = 'delivery loop error; backing off';
+      // The loop's own count of rounds failed in a row is on each of its lines.
+      const rounds = () => Number(logged(message).at(-1)?.line.failures ?? 0);
+      await until('the first line', () => logged(message).length === 1);
+      const [first] = logged(message);
+      assert.equal(first?.line.failures, 1, 'the first failure is logged at once');
+      assert.equal(first?.line.repeats, undefined);
+      const err = first?.line.err as { code?: string; stack?: string };
+      assert.match(String(err.code), /^SQLITE_READONLY/);
+      assert.equal(err.stack, undefined, 'no stack for a storage error');
+      // Backing off from 1 ms: several more rounds fail while the clock stands still.
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      assert.equal(logged(message).length, 1, 'the rounds of one minute: one line');
+
+      clock.advance(60_000);
+      await until('the next minute line', () => logged(message).length === 2);
+      const second = logged(message)[1];
+      assert.ok(rounds() > 5, `${rounds()} rounds`);
+      assert.equal(second?.line.repeats, rounds() - 2, 'the rounds since the first line');
+
+      db.pragma('query_only = 0'); // space freed
+      await until('the row to be delivered', () => ledger.get(row.id)?.state === 'delivered');
+      const recovered = logged('delivery loop running again');
+      assert.equal(recovered.length, 1);
+      // Every round failed the same way: the recovery line counts them all, those since the last line too.
+      assert.equal(recovered[0]?.line.failures, rounds() + Number(recovered[0]?.line.repeats));
+      assert.equal(logged(message).length, 2);
+    } finally {
+      await worker.stop({ drainMs: 0 });
+    }
+  });
+
+  it('the lease renewal: once a minute with the repeats over simulated minutes, one line on recovery', async () => {
+    const transaction = ledger.transaction.bind(ledger);
+    ledger.transaction = ((fn: () => unknown) => {
+      try {
+        return transaction(fn);
+      } catch (err) {
+        failures++; // the ledger's own refusal, counted on its way to the renewal
+        throw err;
+      }
+    }) as Ledger['transaction'];
+    const lease = takeProcessLease(ledger, { command: 'serve', logger: logger(), now: clock.now, renewMs: 2 });
+    db.pragma('query_only = 1');
+    try {
+      const message = 'the ledger lease could not be renewed; trying again';
+      await until('renewals to fail', () => failures >= 10);
+      assert.equal(logged(message).length, 1);
+      assert.equal(logged(message)[0]?.failuresSoFar, 1);
+      for (let minute = 1; minute <= 3; minute++) {
+        const seen = failures;
+        await until('some more failures', () => failures >= seen + 5);
+        // 59 s later: still within the minute.
+        clock.advance(59_000);
+        await until('a failure 59 s on', () => failures >= seen + 6);
+        assert.equal(logged(message).length, minute);
+        clock.advance(1_000);
+        await until(`the line of minute ${minute}`, () => logged(message).length === minute + 1);
+        const [previous, line] = logged(message).slice(-2);
+        assert.equal(line?.line.repeats, Number(line?.failuresSoFar) - Number(previous?.failuresSoFar) - 1);
+      }
+      const before = failures;
+      db.pragma('query_only = 0');
+      await until('the recovery line', () => logged('the ledger lease is renewed again').length === 1);
+      assert.equal(logged('the ledger lease is renewed again')[0]?.line.failures, before);
+      const held = JSON.parse(ledger.getMeta(PROCESS_LEASE_META) ?? '{}');
+      assert.equal(held.renewedAt, clock.now(), 'renewed again');
+    } finally {
+      lease.release();
+    }
+  });
+});
 
 describe('RepeatedFailure', () => {
   it('keeps the stack of an unexpected error, and logs another kind of failure at once', () => {
