@@ -67,4 +67,37 @@ describe('DHIS2 source: a mothers’ listing DHIS2 always refuses', () => {
       await proxy.close();
     }
   });
+
+  it('stops counting the refusals once no mother is left to ask, as a dismissal of her birth leaves it', async () => {
+    const { proxy, h } = await startDhis2HarnessBehindProxy({ births: 1, deaths: 0, writeBack: false });
+    try {
+      const source = h.bridge.dhis2Sources.find((s) => s.settings.id === BIRTHS_SOURCE);
+      assert.ok(source);
+      // The birth dies as an OpenCRVS that refuses it leaves it: only a dead row can be dismissed.
+      await h.sim.control.configure({ actionConfirmation: 'reject' });
+      await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 20_000 });
+      const [row] = h.rows();
+      assert.equal(row?.state, 'dead');
+
+      proxy.rules.push(refuseListingByUid);
+      for (let pass = 0; pass < 3; pass++) await source.poller.pollOnce();
+      assert.equal(proxy.seen.filter((s) => s.status === 409).length, 3, 'her listing refused each pass');
+      assert.equal(source.poller.contextListing.consecutiveRefusals, 3);
+
+      // Dismissed, the birth's row asks for its mother no more: the passes after ask DHIS2 nothing to refuse.
+      assert.deepEqual(h.bridge.ledger.dismiss([row.id], 'duplicate').dismissed, [row.id]);
+      proxy.seen.length = 0;
+      await source.poller.pollOnce();
+      await source.poller.pollOnce();
+      const asked = proxy.seen.filter((s) => new URL(s.url, 'http://proxy').searchParams.has('trackedEntities'));
+      assert.deepEqual(asked, [], 'no listing by uid asked');
+      assert.equal(source.poller.contextListing.consecutiveRefusals, 0);
+      assert.equal(source.poller.contextListing.lastError, undefined);
+      const check = h.bridge.readinessChecks().find((c) => c.name === `context:${BIRTHS_SOURCE}`);
+      assert.equal(await check?.run(), undefined, 'no note of refusals on /readyz');
+    } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
 });

@@ -479,11 +479,28 @@ export class Dhis2Poller {
           );
         // After the cursor: a process stopped in between completes the same reading again, which moves it the same.
         cursors.setCursor(sourceId, DHIS2_CONTEXT_READING, '');
+        this.contextListingUnrefused();
         return;
       }
       reading.after = last;
       cursors.setCursor(sourceId, DHIS2_CONTEXT_READING, JSON.stringify(reading));
     }
+    if (!this.stopping) this.contextListingUnrefused();
+  }
+
+  /**
+   * The pass's part of the reading ended with no listing refused. Each one answered already reset the count,
+   * but a part may ask none: its rows' mothers all dismissed or out of the window, it completes with no
+   * request, and a count kept from earlier refusals would report them on the gauge and /readyz for good.
+   */
+  private contextListingUnrefused(): void {
+    if (this.contextListing.consecutiveRefusals > 0)
+      this.log.info(
+        { refusals: this.contextListing.consecutiveRefusals },
+        'no tracked entity births read as their context (mothers) is left to list: the refusals of their listing are no longer counted',
+      );
+    this.contextListing.consecutiveRefusals = 0;
+    this.contextListing.lastError = undefined;
   }
 
   /**
