@@ -725,7 +725,8 @@ function refusedForItsOffice(
  * transactionIds, whose single call found the event not yet notified): the row is dead, not recorded
  * delivered under an event that holds another record. Neither to be told (a stand-in without NOTIFYs, an
  * answer without `createdBy`): delivered, as the 409 says. Not to be learnt (the lookup failing till the
- * budget ends): dead with the 409, saying so and to replay.
+ * budget ends): dead with the 409, saying so and to replay; the lookup refused for good (a 400): dead with
+ * the 409, saying what the refusal was.
  */
 async function alreadyNotified(
   deps: AttemptDeps,
@@ -757,16 +758,34 @@ async function alreadyNotified(
     // of OpenCRVS's answer that the event holds a NOTIFY, most likely an earlier attempt's.
     progress.step = sent; // recorded as the NOTIFY OpenCRVS answered with the 409
     const event = row.trackingId ? `event ${row.trackingId}` : 'its event';
+    const notified =
+      `OpenCRVS answered that ${event} was already notified (${errorText(conflict.error)}), most likely by ` +
+      `an earlier attempt of this row whose answer was lost`;
+    // Refused for good at once, the lookup is not waiting for OpenCRVS to answer: a replay meets the same
+    // refusal until what it names is corrected, so the row says what it was, not to wait and replay.
+    if (settlement.error.classification === 'permanent')
+      return {
+        settlement: {
+          outcome: 'dead',
+          error: {
+            ...conflict.error,
+            message:
+              `${notified}, but OpenCRVS refused the lookup to confirm which NOTIFY it holds ` +
+              `(${errorText(settlement.error)}). A replay asks again and meets the same refusal until what it ` +
+              `names is corrected; once it is, replay the row: the row is delivered if the NOTIFY is its own`,
+          },
+        },
+        reason: 'already notified in OpenCRVS; the lookup to confirm it was refused',
+      };
     return {
       settlement: {
         outcome: 'dead',
         error: {
           ...conflict.error,
           message:
-            `OpenCRVS answered that ${event} was already notified (${errorText(conflict.error)}), most likely by ` +
-            `an earlier attempt of this row whose answer was lost, but the lookup to confirm which NOTIFY it ` +
-            `holds could not be made (${errorText(settlement.error)}). Replay the row once OpenCRVS answers ` +
-            `lookups: it asks OpenCRVS first, and the row is delivered if the NOTIFY is its own`,
+            `${notified}, but the lookup to confirm which NOTIFY it holds could not be made ` +
+            `(${errorText(settlement.error)}). Replay the row once OpenCRVS answers lookups: it asks OpenCRVS ` +
+            `first, and the row is delivered if the NOTIFY is its own`,
         },
       },
       reason: 'already notified in OpenCRVS; the lookup to confirm it could not be made',

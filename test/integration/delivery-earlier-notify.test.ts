@@ -288,6 +288,55 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
     assert.equal((await acceptedNotifies()).length, 1);
   });
 
+  it('a 409 "already notified" to the resend, then a 400 to the lookup: dead at once, saying what refused the lookup, not to wait for lookups', async () => {
+    // A lookup refused for good is not waiting for OpenCRVS to answer: "replay once OpenCRVS answers
+    // lookups" would send the operator to replay into the same refusal.
+    await bed.sim.control.configure({ faults: { dropRate: 1, operations: ['notify'], times: 1 } });
+    const { row } = bed.ledger.recordEvent(birthEvent(bed.office, 1));
+    const api = createOpenCrvsClient(clientSettings(bed.sim));
+    let refuseLookup = false;
+    const w = worker(
+      { ...fastDelivery, maxAttempts: 5 },
+      {
+        api: {
+          ...api,
+          // The create after the 409 (the lookup's) refused with a 400, once: the simulator's fault, set between calls.
+          async notify(input: Parameters<typeof api.notify>[0]) {
+            try {
+              return await api.notify(input);
+            } catch (err) {
+              if (refuseLookup && err instanceof OpenCrvsError && err.status === 409)
+                await bed.sim.control.configure({
+                  faults: { errorRate: 1, errorStatus: 400, operations: ['create'], times: 1 },
+                });
+              throw err;
+            }
+          },
+        },
+      },
+    );
+    await until(w, () => settledState(row.id) === 'failed');
+    const eventId = bed.ledger.get(row.id)?.eventId;
+    assert.ok(eventId);
+    const { declaration } = birthPayload(bed.office, 1);
+    await api.notify({
+      eventId,
+      transactionId: notifyTransactionId(row.baseTransactionId, 1),
+      createdAtLocation: bed.office,
+      declaration,
+    });
+    refuseLookup = true;
+    await until(w, () => settled(row.id));
+    const dead = bed.ledger.get(row.id);
+    assert.equal(dead?.state, 'dead');
+    assert.deepEqual([dead?.lastError?.kind, dead?.lastError?.status], ['already-notified', 409]);
+    const message = dead?.lastError?.message ?? '';
+    assert.match(message, /^OpenCRVS answered that event \S+ was already notified \(already-notified \(HTTP 409\)/);
+    assert.match(message, /OpenCRVS refused the lookup to confirm which NOTIFY it holds \(bad-request \(HTTP 400\)/);
+    assert.doesNotMatch(message, /once OpenCRVS answers lookups|could not be made/);
+    assert.equal(dead?.attempts, 2, 'dead at the first refusal, its budget not spent');
+  });
+
   it('a 409 "already notified" to each resend, the lookup after it unreached (502): no outage hold, the rows keep to their budgets', async () => {
     // OpenCRVS answered each resend with its 409: the lookup's gateway failure right after is no sign of
     // an outage, as after any other refusal of the resend. Taken for one, the rows held the queue, or
