@@ -35,7 +35,7 @@ const SUPPLEMENT = {
   'delivery.concurrency': 'Deliveries in flight at once.',
   'delivery.maxAttempts': 'Attempts before a retryable failure becomes a dead letter.',
   'delivery.maxAgeHours':
-    'A row still failing after this long becomes a dead letter. A Retry-After reaching past it is cut short: the row is tried once more at that time.',
+    'A row still failing after this long becomes a dead letter. A retry (its backoff or a Retry-After) reaching past it is cut short: the row is tried once more at that time.',
   'delivery.baseDelayMs': 'First retry delay (exponential backoff with jitter; Retry-After is honoured).',
   'delivery.maxDelayMs': 'Longest retry delay.',
   'delivery.pollIntervalMs': 'How often the worker looks for due rows when idle.',

@@ -35,12 +35,12 @@ export type RetryDecision =
  * - `operator` → hold (the whole queue waits for a human; the attempt is not burned);
  * - `permanent` → dead at once;
  * - `retryable` → dead when `maxAttempts` is reached (not by a failure that never reached OpenCRVS: an
- *   outage of a weekend would kill the whole backlog) or the next try would fall past `maxAgeMs`;
+ *   outage of a weekend would kill the whole backlog) or `maxAgeMs` is (the failure at or past it);
  *   otherwise retry after `min(maxDelayMs, baseDelayMs · 2^(attempts−1))` with "equal jitter" (a
  *   uniform draw in the upper half of that delay, so retries of many rows that failed together spread
  *   out but never come back sooner than half the backoff), raised to `Retry-After` when the server
  *   asked for longer (a floor: it knows when it will be back; the cap does not override it), but never
- *   past `maxAgeMs`: a `Retry-After` reaching past it gets one last try at the deadline instead.
+ *   past `maxAgeMs`: a delay reaching past it gets one last try at the deadline instead.
  *
  * With the defaults (base 2 s, cap 1 h, 25 attempts) the delays are about 2 s, 4 s, 8 s … 34 min, then
  * 1 h: the 25th attempt comes about 7–14 hours after the first, well inside the default one-week age limit.
@@ -61,12 +61,11 @@ export function decideRetry(input: RetryInput, policy: RetryPolicy, random: () =
   const delayMs = Math.max(jittered, retryAfterMs);
   const deadline = input.firstSeenAt + policy.maxAgeMs;
   if (input.now + delayMs > deadline) {
-    // Past it by the server's Retry-After alone, the backoff fitting before it: one last try at the
-    // deadline, sooner than asked. Dead at once, the row lost a try its budget still had. The try at the
-    // deadline has no time left, and dies if it fails.
-    if (retryAfterMs > jittered && input.now + jittered <= deadline && input.now < deadline) {
-      return { action: 'retry', delayMs: deadline - input.now };
-    }
+    // Past it, by the backoff or by the server's Retry-After: one last try at the deadline, sooner than
+    // either asks. Dead at once, the row lost the time its budget still had (a row at its capped backoff,
+    // failing seconds before the deadline, lost up to maxDelayMs). The try at the deadline has no time
+    // left, and dies if it fails.
+    if (input.now < deadline) return { action: 'retry', delayMs: deadline - input.now };
     const ageHours = Math.round(((input.now - input.firstSeenAt) / 3_600_000) * 10) / 10;
     return { action: 'dead', reason: `gave up after ${input.attempts} attempts over ${ageHours} h (max age reached)` };
   }

@@ -59,21 +59,39 @@ describe('retry policy', () => {
       action: 'retry',
       delayMs: 60_000,
     });
-    const old = T0 + policy.maxAgeMs - 1000;
+    const deadline = T0 + policy.maxAgeMs;
     assert.equal(
-      decideRetry({ attempts: 40, firstSeenAt: T0, now: old, error: unreached }, policy, fixed(1)).action,
+      decideRetry({ attempts: 40, firstSeenAt: T0, now: deadline, error: unreached }, policy, fixed(1)).action,
       'dead',
     );
   });
 
-  it('gives up when the next try would fall past the maximum age', () => {
-    const now = T0 + policy.maxAgeMs - 5000;
-    // attempt 3 with random 1: 8 s > 5 s left → dead; with random 0: 4 s fits → retry.
-    assert.equal(decideRetry({ attempts: 3, firstSeenAt: T0, now, error: retryable }, policy, fixed(1)).action, 'dead');
+  it('a backoff reaching past the maximum age gets one last try at the deadline, then the row dies', () => {
+    const deadline = T0 + policy.maxAgeMs;
+    const now = deadline - 5000;
+    // attempt 3 with random 1: 8 s > 5 s left → tried at the deadline; with random 0: 4 s fits → waited out.
+    assert.deepEqual(decideRetry({ attempts: 3, firstSeenAt: T0, now, error: retryable }, policy, fixed(1)), {
+      action: 'retry',
+      delayMs: 5000,
+    });
     assert.deepEqual(decideRetry({ attempts: 3, firstSeenAt: T0, now, error: retryable }, policy, fixed(0)), {
       action: 'retry',
       delayMs: 4000,
     });
+    // At its capped backoff, failing 10 s before the deadline (a failure that never reached OpenCRVS, so
+    // no count ends it): not dead at once with time left, but tried at the deadline.
+    const unreached = { ...retryable, unreached: true };
+    const late = deadline - 10_000;
+    assert.deepEqual(decideRetry({ attempts: 30, firstSeenAt: T0, now: late, error: unreached }, policy, fixed(1)), {
+      action: 'retry',
+      delayMs: 10_000,
+    });
+    // That try, failing the same way, has nothing left; nor has one that fails later still.
+    for (const at of [deadline, deadline + 1]) {
+      const decision = decideRetry({ attempts: 31, firstSeenAt: T0, now: at, error: unreached }, policy, fixed(0));
+      assert.equal(decision.action, 'dead');
+      assert.match(decision.action === 'dead' ? decision.reason : '', /max age reached/);
+    }
   });
 
   it('a Retry-After reaching past the maximum age gets one last try at the deadline, then the row dies', () => {
@@ -90,12 +108,12 @@ describe('retry policy', () => {
       decideRetry({ attempts: 4, firstSeenAt: T0, now: deadline, error: busy }, policy, fixed(1)).action,
       'dead',
     );
-    // Nor is a try made at the deadline when the backoff itself would not fit before it.
+    // As when the backoff itself would not fit before it: tried at the deadline all the same.
     const late = deadline - 5000;
-    assert.equal(
-      decideRetry({ attempts: 3, firstSeenAt: T0, now: late, error: busy }, policy, fixed(1)).action,
-      'dead',
-    );
+    assert.deepEqual(decideRetry({ attempts: 3, firstSeenAt: T0, now: late, error: busy }, policy, fixed(1)), {
+      action: 'retry',
+      delayMs: 5000,
+    });
     // A Retry-After within the deadline is waited out whole, as before.
     assert.deepEqual(
       decideRetry(
