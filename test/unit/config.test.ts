@@ -259,6 +259,18 @@ describe('configuration', () => {
     assert.match(err.problem, /Docker .* host file given to -v .* does not exist/);
   });
 
+  it('names only the file for a problem with the file as a whole, and the key path for a key', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-config-missing-'));
+    const file = join(dir, 'nonexist.yaml');
+    assert.equal(configErrorOf(() => loadConfig({ file })).message, `${file}: cannot read the file (ENOENT)`);
+    assert.equal(
+      configErrorOf(() => loadConfig({})).message,
+      'no configuration file given (--config or BRIDGE_CONFIG)',
+    );
+    writeFileSync(file, MINIMAL_CONFIG.replace(/\n$/, '\nstore: { path: [a] }\n'));
+    assert.equal(configErrorOf(() => loadConfig({ file })).message, `${file}: store.path: must be string`);
+  });
+
   it('puts a misspelt key before the required key it hides, and lists the other problems', () => {
     const err = configErrorOf(() => loadConfig({ text: 'opencrv:\n  domain: x.org\nstore: { path: [a] }\n' }));
     assert.equal(err.path, 'opencrv');
