@@ -82,7 +82,8 @@ type EnvOrigins = Map<string, string[]>;
 /**
  * Replaces `${NAME}` in every string with the environment value; an unset name is an error, but in a
  * secret key the command does not read (`reading`, as for a `…File`) the key is left out and remembered
- * as given (rememberUnsetSecret): a read-only command still answers while the secret's variable is missing.
+ * as given (rememberUnsetSecret): a read-only command still answers while the secret's variable is missing,
+ * or holds a value serve would refuse.
  * The key paths of values that were one whole reference go into `whole` (see validateSchema), and the
  * names each value used into `origins`.
  */
@@ -111,7 +112,9 @@ function interpolate(
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
       const at = path ? `${path}.${k}` : k;
-      if (SECRET_KEYS.has(k) && typeof v === 'string' && !readsSecretFile(reading, at) && namesUnsetVariable(v, env)) {
+      // Set or not, the variable is not read: a value this command does not use (an admin token of 'x') is
+      // not its to refuse, as a `…File` left unread is not opened.
+      if (SECRET_KEYS.has(k) && typeof v === 'string' && !readsSecretFile(reading, at) && namesVariable(v)) {
         rememberUnsetSecret(out, k);
         continue;
       }
@@ -122,8 +125,8 @@ function interpolate(
   return value;
 }
 
-function namesUnsetVariable(value: string, env: Env): boolean {
-  return [...value.matchAll(ENV_REFERENCE)].some((m) => env[m[1] ?? ''] === undefined);
+function namesVariable(value: string): boolean {
+  return value.search(ENV_REFERENCE) >= 0;
 }
 
 /**

@@ -53,17 +53,17 @@ export function rememberSecretFile(owner: object, key: string, file: SecretFile)
 }
 
 /**
- * Secrets written as a `${NAME}` whose variable is not set, left out (the loader's `secretFiles`) for a
- * command that uses none: like a `…File` left unread, the secret is given, just not read here.
+ * Secrets written as a `${NAME}`, left out unread, set or not (the loader's `secretFiles`) for a command
+ * that uses none: like a `…File` left unread, the secret is given, just not read here.
  */
 const unsetReferences = new WeakMap<object, Set<string>>();
 
-/** Called by the loader for a secret key of `owner` it left out because its variable is not set. */
+/** Called by the loader for a secret key of `owner` written as a `${NAME}` it left out unread. */
 export function rememberUnsetSecret(owner: object, key: string): void {
   unsetReferences.set(owner, (unsetReferences.get(owner) ?? new Set<string>()).add(key));
 }
 
-/** Whether `owner[key]` was given as a `${NAME}` left out because its variable is not set. */
+/** Whether `owner[key]` was given as a `${NAME}` left out unread. */
 export function secretLeftUnset(owner: object, key: string): boolean {
   return unsetReferences.get(owner)?.has(key) ?? false;
 }

@@ -34,7 +34,7 @@ export interface ConfigCheck {
    * configuration without those files, for the checks that need no secret (the store, the held queue, the
    * mappings), which are what an operator looks at then. `sourcesRead`: the sources' own files did load,
    * so the sources can be checked live too; `opencrvsRead`: only the admin page's token did not (a
-   * `${BRIDGE_ADMIN_TOKEN}` not exported in this shell), so OpenCRVS can be checked too.
+   * `${BRIDGE_ADMIN_TOKEN}` not exported in this shell, or set too short), so OpenCRVS can be checked too.
    */
   partial?: { config: BridgeConfig; sourcesRead: boolean; opencrvsRead: boolean };
 }

@@ -203,6 +203,25 @@ describe('opencrvs-bridge doctor (CLI)', () => {
       assert.equal(report.checks.find((c) => c.name === name)?.status, 'ok', `${name}\n${formatReport(report)}`);
   });
 
+  it("still checks OpenCRVS and the sources when the admin page's token from the environment is too short", async () => {
+    // BRIDGE_ADMIN_TOKEN=x exported to try the example: the admin page's token is refused (serve would stop), and
+    // said as the config check's failure; no other check uses it.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the config's own ${ENV} syntax
+    const admin = { token: '${DOCTOR_TEST_SHORT_ADMIN_TOKEN}' };
+    const file = writeConfig({ ...configObject({}), admin });
+    const report = await runDoctor({ file, env: { DOCTOR_TEST_SHORT_ADMIN_TOKEN: 'x' } });
+    assert.equal(report.ok, false);
+    assert.deepEqual(
+      failing(report).map((c) => `${c.name}: ${c.detail}`),
+      [
+        `config: ${file}: admin.token: must NOT have fewer than 16 characters (it comes from the environment variable DOCTOR_TEST_SHORT_ADMIN_TOKEN)`,
+      ],
+      formatReport(report),
+    );
+    for (const name of ['source emr', 'opencrvs token', 'opencrvs scopes', 'routing'])
+      assert.equal(report.checks.find((c) => c.name === name)?.status, 'ok', `${name}\n${formatReport(report)}`);
+  });
+
   it("exits 1 naming sources[i].auth when DHIS2 shows the programme's metadata to its user but not its data", async () => {
     // DHIS2 shares a programme's metadata and its data apart: the user reads /api/programs/<uid>, and 2.42+
     // answers the poller's list 403 "User has no access to program". Doctor passed; every poll then failed.

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { loadConfig } from '../../src/config/index.js';
+import { adminPageOn, loadConfig } from '../../src/config/index.js';
 import { configErrorOf, MINIMAL_CONFIG } from './config-helpers.js';
 
 const TOKEN = 'a-real-admin-token-0123456789';
@@ -85,6 +85,17 @@ describe('admin configuration', () => {
     assert.equal(short.path, 'admin.token');
     assert.match(short.problem, /16 characters \(it comes from the environment variable BRIDGE_ADMIN_TOKEN\)$/);
     assert.doesNotMatch(short.message, /short-secret/, 'the value is not repeated');
+  });
+
+  it("leaves BRIDGE_ADMIN_TOKEN unread, short or not, for a command that does not use the admin page's token", () => {
+    const text = `${MINIMAL_CONFIG}admin: { token: "\${BRIDGE_ADMIN_TOKEN}" }\n`;
+    for (const secretFiles of ['calls', 'sources', 'none'] as const) {
+      const config = loadConfig({ text, env: { BRIDGE_ADMIN_TOKEN: 'x' }, secretFiles });
+      assert.equal(config.admin.token, undefined, secretFiles);
+      // Given all the same: the page serve would run is on.
+      assert.equal(adminPageOn(config.admin), true, secretFiles);
+    }
+    assert.equal(configErrorOf(() => loadConfig({ text, env: { BRIDGE_ADMIN_TOKEN: 'x' } })).path, 'admin.token');
   });
 
   it('takes admin.allowedHosts as host names with a port or without, none by default', () => {
