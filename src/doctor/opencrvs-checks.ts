@@ -4,7 +4,7 @@ import type { BridgeConfig } from '../config/types.js';
 import { type OpenCrvsClient, OpenCrvsError } from '../opencrvs/index.js';
 import { LocationResolver } from '../opencrvs/locations.js';
 import { missingGrants, scopeFormat } from '../opencrvs/scopes.js';
-import { displayUrl } from './source-checks.js';
+import { normalisedUrl } from '../util/url.js';
 import { type CheckResult, fail, ok, skip, warn } from './types.js';
 
 const LOOKUP_CONCURRENCY = 4;
@@ -15,7 +15,7 @@ export async function checkToken(
   eventTypes: string[],
 ): Promise<{ results: CheckResult[]; tokenOk: boolean }> {
   const { tokenUrl, accessToken, version } = config.opencrvs;
-  const from = accessToken ? 'the configured static token' : `a token from ${displayUrl(tokenUrl ?? '')}`;
+  const from = accessToken ? 'the configured static token' : `a token from ${normalisedUrl(tokenUrl ?? '')}`;
   let scopes: string[];
   let expiresAt: number;
   try {
@@ -68,7 +68,7 @@ export async function checkToken(
  * 2.0 server, answering the create alike, has not.
  */
 export async function checkEventsApi(config: BridgeConfig, client: OpenCrvsClient): Promise<CheckResult> {
-  const url = displayUrl(config.opencrvs.eventsUrl ?? '');
+  const url = normalisedUrl(config.opencrvs.eventsUrl ?? '');
   try {
     await client.probeEvents();
     return ok('opencrvs events', `${url} is the events API`);
@@ -132,11 +132,11 @@ export async function checkRouting(config: BridgeConfig, client: OpenCrvsClient)
       // The lookup itself is wrong, not the reference: one line naming the setting, not one per route.
       // An error that says itself what to set (its hint) gets no guess of ours beside it, but for a 404's
       // (the client's: eventsUrl, or the server's version) said here with the URL configured, shown as every doctor
-      // line shows one (displayUrl: no user info, no query).
+      // line shows one (normalisedUrl: no user info, no query).
       if (err instanceof OpenCrvsError && err.kind === 'config') {
         if (err.hint && err.status !== 404) return [fail('routing', `location lookups fail (${err.message})`)];
         const said = err.hint ? `${err.operation ?? 'listLocations'}: HTTP 404: ${err.opencrvsMessage}` : err.message;
-        const guess = `is opencrvs.eventsUrl (${displayUrl(config.opencrvs.eventsUrl ?? '')}) the events API, ending in /api/events (register host) or /events (gateway), and opencrvs.version ('${config.opencrvs.version}') the server's?`;
+        const guess = `is opencrvs.eventsUrl (${normalisedUrl(config.opencrvs.eventsUrl ?? '')}) the events API, ending in /api/events (register host) or /events (gateway), and opencrvs.version ('${config.opencrvs.version}') the server's?`;
         return [fail('routing', `location lookups fail (${said}): ${guess}`)];
       }
       const why =

@@ -21,18 +21,9 @@ import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
 import { sortSignals } from '../sources/fhir/sort-signals.js';
 import { SourceCallError, systemCode } from '../sources/shared/source-error.js';
 import { isRedirect } from '../util/redirect.js';
+import { normalisedUrl } from '../util/url.js';
 import { capabilityGaps, declaresLastUpdated, lacksInstanceHistory, summarizeCapabilities } from './fhir-capability.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
-
-/** scheme://host/path only: no user info, no query (either may carry credentials). */
-export function displayUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.protocol}//${parsed.host}${parsed.pathname.replace(/\/+$/, '')}`;
-  } catch {
-    return '(invalid URL)';
-  }
-}
 
 /** The error's text, with the system's code of a failed connection when the text does not give it. */
 function reason(err: unknown): string {
@@ -62,7 +53,7 @@ async function fhirSourceChecks(
   watchedTypes: string[],
 ): Promise<CheckResult[]> {
   const name = `source ${settings.id}`;
-  const where = displayUrl(settings.baseUrl);
+  const where = normalisedUrl(settings.baseUrl);
   // The server is there, the FHIR API is not at that path: a 404 for <baseUrl>/metadata, or a success that
   // is no CapabilityStatement (a web app's index page served for any path it does not know, other JSON).
   const path =
@@ -231,7 +222,7 @@ async function dhis2SourceChecks(
   at: string,
 ): Promise<CheckResult[]> {
   const name = `source ${settings.id}`;
-  const where = displayUrl(client.baseUrl);
+  const where = normalisedUrl(client.baseUrl);
   let version: string | undefined;
   try {
     version = await client.systemInfo();

@@ -2,8 +2,8 @@
 // identifiers are personal data, which the ledger does not keep, so it cannot be searched by one; the source
 // can. Said by `ledger --find` and by the admin page's Find help, alike.
 import type { SourceSettings } from '../config/types.js';
+import { normalisedUrl } from '../util/url.js';
 import { dhis2SettingsOf } from './dhis2/settings.js';
-import { normalisedUrl } from './identity.js';
 
 export interface IdentifierLookup {
   /** One request per source (`GET <base>/Patient?identifier=<value>`), its base URL without credentials or query. */

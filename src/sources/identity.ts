@@ -5,6 +5,7 @@
 // every birth registered again, or rows recorded delivered that the new OpenCRVS never had.
 import type { BridgeConfig, OpenCrvsSettings, SourceSettings } from '../config/types.js';
 import type { Ledger } from '../ledger/index.js';
+import { normalisedUrl } from '../util/url.js';
 import { dhis2SettingsOf } from './dhis2/settings.js';
 
 /**
@@ -26,16 +27,6 @@ export interface IdentityChange {
   configured: string;
   /** What it means and what to do (docs/deployment.md §8). */
   meaning: string;
-}
-
-/** Origin and path, without a trailing slash: never credentials, a query or a fragment (they may hold secrets). */
-export function normalisedUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.protocol}//${parsed.host}${parsed.pathname.replace(/\/+$/, '')}`;
-  } catch {
-    return url.replace(/[?#].*$/, '').replace(/\/+$/, '');
-  }
 }
 
 /** A FHIR source's base URL; a DHIS2 source's server (with or without `/api`) and programme. */

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { SourceSettings } from '../../src/config/types.js';
-import { normalisedUrl, openCrvsIdentity, sourceIdentity } from '../../src/sources/identity.js';
+import { openCrvsIdentity, sourceIdentity } from '../../src/sources/identity.js';
+import { normalisedUrl } from '../../src/util/url.js';
 
 const source = (kind: 'fhir' | 'dhis2', baseUrl: string, program?: string) =>
   ({ id: 's', kind, baseUrl, ...(program ? { dhis2: { program, fields: '*' } } : {}) }) as SourceSettings;
@@ -18,6 +19,8 @@ describe('source and OpenCRVS identity', () => {
       normalisedUrl('http://emr.example.org:8080/openmrs/ws/fhir2/R4/'),
       'http://emr.example.org:8080/openmrs/ws/fhir2/R4',
     );
+    // What is no URL loses the same parts (doctor shows it, the ledger would record it): never the credentials.
+    assert.equal(normalisedUrl('http://user:secret@emr host/fhir/?token=abc#x'), 'http://emr host/fhir');
   });
 
   it('a DHIS2 source is its server, with or without /api, and its programme', () => {
