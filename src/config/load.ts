@@ -676,7 +676,7 @@ export function loadConfig(options: LoadConfigOptions): BridgeConfig {
     // An unknown key first: a misspelt key ('opencrv:') is usually why a required one is missing.
     const described = errors
       .map((error) => {
-        const d = describeAjvError(error, configSchema(), raw);
+        const d = describeAjvError(error, raw);
         const origin = envOrigin(origins, d.path, atPointer(raw, error.instancePath));
         return origin && d.path === pointerToPath(error.instancePath) ? { ...d, problem: `${d.problem}${origin}` } : d;
       })

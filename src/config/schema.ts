@@ -35,20 +35,17 @@ export function pointerToPath(pointer: string): string {
 
 /**
  * The key path and a human sentence for one ajv error (unknown keys name the key itself). `data`, the
- * document validated, lets a pattern's sentence quote the value refused (see `patternMessage`, which needs
- * the error of a validator compiled with `createAjv({ verbose: true })`).
+ * document validated, lets a pattern's sentence quote the value refused. A pattern's `patternMessage` and an
+ * unknown key's "did you mean" are read off the failing schema node: they need the error of a validator
+ * compiled with `createAjv({ verbose: true })`.
  */
-export function describeAjvError(
-  error: ErrorObject,
-  rootSchema?: unknown,
-  data?: unknown,
-): { path: string; problem: string } {
+export function describeAjvError(error: ErrorObject, data?: unknown): { path: string; problem: string } {
   const base = pointerToPath(error.instancePath);
   const join = (key: string) => (base ? `${base}.${key}` : key);
   switch (error.keyword) {
     case 'additionalProperties': {
       const key = String((error.params as { additionalProperty: string }).additionalProperty);
-      const near = rootSchema === undefined ? undefined : nearestKey(rootSchema, error, key);
+      const near = nearestKey(error, key);
       return { path: join(key), problem: near ? `unknown key (did you mean ${near}?)` : 'unknown key' };
     }
     case 'required': {
@@ -95,49 +92,15 @@ function quoted(value: string): string {
 
 const MAX_QUOTED = 40;
 
-/** The schema node holding the keyword a schema path (`#/properties/a/items/pattern`) ends in. */
-function schemaNode(rootSchema: unknown, schemaPath: string): unknown {
-  let node: unknown = rootSchema;
-  for (const part of schemaPath.replace(/^#\//, '').split('/').slice(0, -1)) {
-    if (!node || typeof node !== 'object') return undefined;
-    node = (node as Record<string, unknown>)[part.replace(/~1/g, '/').replace(/~0/g, '~')];
-  }
-  return node;
-}
-
-/** The object schema describing the value at `instancePath`, following properties, items and local `$ref`s. */
-function schemaAtInstance(rootSchema: unknown, instancePath: string): unknown {
-  const deref = (node: unknown): unknown => {
-    const ref = (node as { $ref?: unknown } | undefined)?.$ref;
-    return typeof ref === 'string' && ref.startsWith('#/') ? schemaNode(rootSchema, `${ref}/x`) : node;
-  };
-  let node = deref(rootSchema);
-  for (const part of pointerParts(instancePath)) {
-    const n = node as { properties?: Record<string, unknown>; items?: unknown; additionalProperties?: unknown };
-    node = deref(
-      n?.properties?.[part] ??
-        (/^\d+$/.test(part)
-          ? n?.items
-          : typeof n?.additionalProperties === 'object'
-            ? n.additionalProperties
-            : undefined),
-    );
-    if (!node) return undefined;
-  }
-  return node;
-}
-
 /**
  * The allowed key a typo most likely meant (`settleSecond` → `settleSeconds`, `clientID` → `clientId`):
  * the keys of the object schema the error is about, within two edits, or equal but for case; failing
  * those, the shortest key a shortened one begins (`user` → `username`).
  */
-function nearestKey(rootSchema: unknown, error: ErrorObject, key: string): string | undefined {
-  // Inside a `$ref` not inlined (sources[].auth) ajv's schemaPath starts again from the definition.
-  const node = error.schemaPath.startsWith('#/additionalProperties')
-    ? schemaAtInstance(rootSchema, error.instancePath)
-    : schemaNode(rootSchema, error.schemaPath);
-  const properties = (node as { properties?: Record<string, unknown> } | undefined)?.properties;
+function nearestKey(error: ErrorObject, key: string): string | undefined {
+  // The object schema itself (`parentSchema`, of a validator compiled `verbose`), not found along ajv's
+  // schemaPath, which starts again inside a `$ref` ajv does not inline (sources[].auth).
+  const properties = (error.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties;
   if (!properties) return undefined;
   let best: { key: string; distance: number } | undefined;
   for (const candidate of Object.keys(properties)) {
@@ -167,7 +130,8 @@ function editDistance(a: string, b: string): number {
 
 /**
  * `verbose`: each error carries the schema node that failed (`parentSchema`), which describeAjvError reads a
- * `patternMessage` from. It carries the value refused too (`data`): such errors are described, never logged.
+ * `patternMessage` and an unknown key's allowed keys from. It carries the value refused too (`data`): such
+ * errors are described, never logged.
  */
 export function createAjv(options: { verbose?: boolean } = {}): Ajv {
   return new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: options.verbose === true });

@@ -165,10 +165,10 @@ type Obj = Record<string, unknown>;
 export function compileMapping(file: string, text: string, options: CompileOptions): CompiledMapping {
   const src = new YamlSource(file, text);
   mappingSchema ??= readProfileJson('mapping.schema.json') as object;
-  structureValidator ??= createAjv().compile(mappingSchema);
+  structureValidator ??= createAjv({ verbose: true }).compile(mappingSchema);
   if (!structureValidator(src.data)) {
     const e = pickError(structureValidator.errors ?? []);
-    const problem = e ? describeAjvError(e, mappingSchema).problem : 'invalid';
+    const problem = e ? describeAjvError(e).problem : 'invalid';
     const keyPath = e ? pointerParts(e.instancePath, e.keyword, e.params as Obj) : [];
     throw src.error(keyPath, problem);
   }

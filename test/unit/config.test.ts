@@ -224,12 +224,32 @@ describe('configuration', () => {
     assert.equal(validate(data), false);
     const said = (validate.errors ?? [])
       .filter((e) => e.keyword === 'pattern')
-      .map((e) => describeAjvError(e, schema, data))
+      .map((e) => describeAjvError(e, data))
       .map((d) => `${d.path}: ${d.problem}`);
     assert.deepEqual(said, [
       'sources[0].baseUrl: must start with http:// or https:// (e.g. https://emr.example.org/fhir)',
       'sources[0].dhis2.program: "Child-Prog" is not a DHIS2 uid (11 characters, a letter then letters or digits)',
     ]);
+  });
+
+  it('suggests the key a typo meant in an object nested inside a definition with a $ref of its own', () => {
+    // sources[].auth (sourceAuth) holds $refs, so ajv does not inline it: the schemaPath of an error in an
+    // object under it (`#/properties/retry/additionalProperties`) starts again from the definition.
+    const schema = structuredClone(readProfileJson('config.schema.json')) as {
+      definitions: { sourceAuth: { properties: Record<string, unknown> } };
+    };
+    schema.definitions.sourceAuth.properties.retry = {
+      type: 'object',
+      additionalProperties: false,
+      properties: { maxAttempts: { type: 'integer' } },
+    };
+    const validate = createAjv({ verbose: true }).compile(schema);
+    const data = parse(
+      `${MINIMAL_CONFIG}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: http://emr.example/fhir\n    auth: { type: bearer, token: t, retry: { maxAttempt: 3 } }\n`,
+    );
+    assert.equal(validate(data), false);
+    const said = (validate.errors ?? []).map((e) => describeAjvError(e, data)).map((d) => `${d.path}: ${d.problem}`);
+    assert.deepEqual(said, ['sources[0].auth.retry.maxAttempt: unknown key (did you mean maxAttempts?)']);
   });
 
   it("suggests ./name for a mapping file beside the configuration named bare (a bare name is a shipped mapping's)", () => {
