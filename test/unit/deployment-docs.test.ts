@@ -2,7 +2,7 @@
 // the reference is what scripts/config-reference.mjs generates, every metric the bridge registers is
 // described, the example configuration it points to is valid, and its backup recipes keep the copy private.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -182,40 +182,80 @@ describe('example locations', () => {
 });
 
 describe('the backup recipes of docs/deployment.md', () => {
-  it('back the ledger up into a file only its owner may read (it holds personal data)', () => {
+  it('copy the ledger while another connection commits, into a file only its owner may read', async () => {
     // Run as written, with /data and /backup in a temporary folder and the usual umask (022): SQLite
-    // creates a new file 0644 unless the recipe says otherwise.
+    // creates a new file 0644 unless the recipe says otherwise. A writer commits every 200 ms meanwhile,
+    // as serve does, and each copy must still be a whole, consistent ledger.
     const dir = mkdtempSync(join(tmpdir(), 'backup-recipe-'));
     const previous = process.umask(0o022);
+    const ledger = join(dir, 'bridge.db');
+    const made = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `const db = require('better-sqlite3')(${JSON.stringify(ledger)}); db.pragma('journal_mode = WAL');
+         db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)');
+         db.exec('WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) INSERT INTO t (body) SELECT randomblob(2000) FROM n');`,
+      ],
+      { cwd: root },
+    );
+    assert.equal(made.status, 0, made.stderr.toString());
+    const writer = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const db = require('better-sqlite3')(${JSON.stringify(ledger)});
+         const add = db.prepare('INSERT INTO t (body) VALUES (randomblob(2000))');
+         setInterval(() => add.run(), 200); setTimeout(() => process.exit(0), 60000);`,
+      ],
+      { cwd: root, stdio: 'ignore' },
+    );
     try {
-      const ledger = join(dir, 'bridge.db');
-      const made = spawnSync(
-        process.execPath,
-        ['-e', `require('better-sqlite3')(${JSON.stringify(ledger)}).exec('CREATE TABLE t (x)')`],
-        { cwd: root },
-      );
-      assert.equal(made.status, 0, made.stderr.toString());
       const section = doc.slice(doc.indexOf('## 8. Backup and restore'), doc.indexOf('### Reclaiming disk space'));
       const node = /docker exec -w \/app opencrvs-bridge node -e "([^"]+)"/.exec(section)?.[1];
       assert.ok(node, "the recipe with the image's Node");
-      const sqlite = [...section.matchAll(/^ *(\(?[^\n]*sqlite3 \/data\/bridge\.db [^\n]+)$/gm)].map((m) => m[1] ?? '');
-      assert.equal(sqlite.length, 2, 'the two sqlite3 recipes');
+      const sqlite = [...section.matchAll(/^ *(\(?[^\n]*sqlite3 [^\n]*\/data\/bridge\.db [^\n]+)$/gm)].map(
+        (m) => m[1] ?? '',
+      );
+      assert.equal(sqlite.length, 1, 'the sqlite3 recipe');
       const local = (text: string) => text.replaceAll('/data/', `${dir}/`).replaceAll('/backup/', `${dir}/`);
       const copies: string[] = [];
-      const byNode = spawnSync(process.execPath, ['-e', local(node)], { cwd: root });
+      const byNode = spawnSync(process.execPath, ['-e', local(node)], { cwd: root, timeout: 30_000 });
       assert.equal(byNode.status, 0, byNode.stderr.toString());
       copies.push(join(dir, 'backup.db'));
       // The sqlite3 CLI is not on every machine that runs the tests (the image has none).
       if (spawnSync('sqlite3', ['-version']).status === 0) {
         for (const [i, line] of sqlite.entries()) {
           const copy = join(dir, `copy-${i}.db`);
-          const run = spawnSync('sh', ['-c', local(line).replaceAll(/bridge-\$\(date \+%F\)\.db/g, `copy-${i}.db`)]);
+          const run = spawnSync('sh', ['-c', local(line).replaceAll(/bridge-\$\(date \+%F\)\.db/g, `copy-${i}.db`)], {
+            timeout: 30_000,
+          });
           assert.equal(run.status, 0, run.stderr.toString());
           copies.push(copy);
         }
       }
-      for (const copy of copies) assert.equal((statSync(copy).mode & 0o777).toString(8), '600', copy);
+      for (const copy of copies) {
+        assert.equal((statSync(copy).mode & 0o777).toString(8), '600', copy);
+        const check = spawnSync(
+          process.execPath,
+          [
+            '-e',
+            `const db = require('better-sqlite3')(${JSON.stringify(copy)}, { readonly: true });
+             console.log(JSON.stringify([db.pragma('integrity_check', { simple: true }), db.prepare('SELECT count(*) AS n FROM t').get().n]));`,
+          ],
+          { cwd: root },
+        );
+        assert.equal(check.status, 0, check.stderr.toString());
+        const [integrity, rows] = JSON.parse(check.stdout.toString()) as [string, number];
+        assert.equal(integrity, 'ok', copy);
+        assert.ok(rows >= 2000, `${copy}: ${rows} rows`);
+      }
+      // The target must not exist: run again, the recipe refuses rather than overwrite or append.
+      const again = spawnSync(process.execPath, ['-e', local(node)], { cwd: root, timeout: 30_000 });
+      assert.notEqual(again.status, 0);
+      assert.match(again.stderr.toString(), /output file already exists/);
     } finally {
+      writer.kill();
       process.umask(previous);
       rmSync(dir, { recursive: true, force: true });
     }
