@@ -1,5 +1,5 @@
 // How to find a record's id at the configured sources by an identifier (an MRN, an OpenMRS identifier):
-// identifiers are personal data, which the ledger does not keep, so it cannot be searched by one; the source
+// identifiers are personal data, which the ledger indexes nowhere, so it cannot be searched by one; the source
 // can. Said by `ledger --find` and by the admin page's Find help, alike.
 import type { SourceSettings } from '../config/types.js';
 import { normalisedUrl } from '../util/url.js';

@@ -415,6 +415,7 @@ describe('admin routes with a token', () => {
     assert.match(page.text, /data-api="\/admin\/api"/);
     // "Did it arrive?" asked with an MRN: the page says identifiers are not searched and how to find the id.
     assert.match(page.text, /Identifiers \(a medical record number, an OpenMRS identifier\) are not searched/);
+    assert.match(page.text, /personal data, which the ledger does not index\./);
     assert.match(page.text, /GET &lt;baseUrl&gt;\/Patient\?identifier=&lt;value&gt;/);
     const script = await request(h, '/admin/app.js', { headers: basic(TOKEN) });
     assert.equal(script.status, 200);

@@ -263,6 +263,9 @@ describe('ledger and replay commands', () => {
     // The base URL as every other command shows one: a query may carry a key.
     assert.doesNotMatch(mrn.out, /not-for-output/);
     assert.match(mrn.out, /Identifiers \(a medical record number, an OpenMRS identifier\) are not searched/);
+    // Not indexed, not "not kept": a declaration the ledger still holds (payloadRetentionHours) carries them.
+    assert.match(mrn.out, /personal data, which the ledger does not index\./);
+    assert.doesNotMatch(mrn.out, /does not keep|keeps no personal data/);
     assert.match(mrn.out, /GET https:\/\/emr\.example\.org\/openmrs\/ws\/fhir2\/R4\/Patient\?identifier=9932702\)/);
     // The system the write-back really uses (its default), so the tracking id can be read off the Patient.
     assert.match(mrn.out, /identifier of system http:\/\/opencrvs\.org\/tracking-id\./);
