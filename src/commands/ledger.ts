@@ -112,13 +112,15 @@ function runLedger(options: LedgerOptions): void {
         return;
       }
     }
-    const rows = ledger.list({
+    // One row more than shown tells whether the listing is cut short, without counting what matches.
+    const read = ledger.list({
       states: states.length ? states : undefined,
       eventType: options.eventType,
       sourceId: options.source,
       find: options.find?.trim() || undefined,
-      limit,
+      limit: limit + 1,
     });
+    const rows = read.slice(0, limit);
     // "Did this one arrive?": one event found, so its history answers it.
     const one = options.find && rows.length === 1 ? rows[0] : undefined;
     // Like grep: a lookup that finds nothing exits 1, so a script can tell "not there" from "there".
@@ -158,6 +160,7 @@ function runLedger(options: LedgerOptions): void {
           : `The ledger at ${ledgerPlace(config.store.path)} is empty: nothing has been recorded there.`,
       );
     if (rows.length) console.log(`\n${table(rows, options.showReasons === true)}`);
+    if (read.length > limit) console.log(`\n${cutShortText(rows.length, counts, states, options)}`);
     else if (options.find) console.log(`\n${noMatchText(options.find.trim(), config)}`);
     // One event looked up: its whole error, which the table cuts to a column.
     const [only] = rows;
@@ -178,6 +181,28 @@ function runLedger(options: LedgerOptions): void {
   } finally {
     ledger.close();
   }
+}
+
+/**
+ * The footer of a listing cut at --limit: the newest rows alone read as the whole ledger. How many match comes
+ * from the per-state counts already read (no second scan of the rows), so only without --source or --find,
+ * which those counts do not split by.
+ */
+function cutShortText(
+  shown: number,
+  counts: ReadonlyArray<{ state: LedgerState; eventType: string; count: number }>,
+  states: readonly LedgerState[],
+  options: LedgerOptions,
+): string {
+  const hint = 'use --limit or --status';
+  if (options.source !== undefined || options.find) return `showing the newest ${shown}, more match; ${hint}`;
+  const matching = counts
+    .filter(
+      (c) =>
+        (states.length === 0 || states.includes(c.state)) && (!options.eventType || c.eventType === options.eventType),
+    )
+    .reduce((sum, c) => sum + c.count, 0);
+  return `showing ${shown} of ${matching.toLocaleString('en')}; ${hint}`;
 }
 
 /**

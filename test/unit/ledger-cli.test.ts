@@ -387,6 +387,34 @@ describe('ledger and replay commands', () => {
     assert.match(help.out.replace(/\s+/g, ' '), /--limit <n> at most this many rows, newest first \(1-10,000\)/);
   });
 
+  it('says when a listing is cut short at --limit, and how many rows match', async () => {
+    const ledger = openLedger(db);
+    for (let i = 3; i <= 105; i++) ledger.recordEvent(eventInput(String(i)));
+    ledger.close();
+    // 104 pending and 1 dead: the default listing shows the newest 100.
+    const all = await run(['ledger', '--config', config]);
+    assert.equal(all.code, 0);
+    assert.match(all.out, /\nshowing 100 of 105; use --limit or --status$/);
+    assert.match(all.out, /emr:Encounter\/6\b/);
+    assert.doesNotMatch(all.out, /emr:Encounter\/5\b/, 'the 101st newest row is not shown');
+    const pending = await run(['ledger', '--config', config, '--status', 'pending,delivering', '--limit', '3']);
+    assert.match(pending.out, /showing 3 of 104; use --limit or --status$/);
+    // By source, which the per-state counts do not split by: said without a total.
+    const bySource = await run(['ledger', '--config', config, '--source', 'emr', '--limit', '2']);
+    assert.match(bySource.out, /showing the newest 2, more match; use --limit or --status$/);
+    // Everything shown: no footer.
+    for (const args of [
+      ['--limit', '105'],
+      ['--status', 'dead'],
+    ]) {
+      const whole = await run(['ledger', '--config', config, ...args]);
+      assert.equal(whole.code, 0);
+      assert.doesNotMatch(whole.out, /showing/, args.join(' '));
+    }
+    const json = await run(['ledger', '--config', config, '--json']);
+    assert.equal((JSON.parse(json.out) as { rows: unknown[] }).rows.length, 100);
+  });
+
   it('rejects an event type or a source that is nowhere, rather than showing nothing', async () => {
     const type = await run(['ledger', '--config', config, '--event-type', 'Birth']);
     assert.equal(type.code, 2);
