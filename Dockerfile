@@ -38,6 +38,10 @@ COPY mappings ./mappings
 COPY profiles ./profiles
 COPY examples ./examples
 COPY LICENSE ./
+# `docker build --build-arg SOURCE_COMMIT=$(git rev-parse HEAD) …`: `--version` then names the commit too
+# (the build context has no .git to read it from; without the argument it is left out).
+ARG SOURCE_COMMIT=
+RUN if [ -n "$SOURCE_COMMIT" ]; then echo "$SOURCE_COMMIT" > /app/BUILD_COMMIT; fi
 # The ledger lives in /data (store.path: /data/bridge.db); the config is mounted read-only in /config.
 # /data is also the working directory, so the default store.path (./bridge.db) lands on the volume,
 # where uid 1000 can write, rather than in the root-owned /app. 0700: the ledger keeps personal data

@@ -14,6 +14,7 @@ import { registerSubscriptions } from './commands/subscriptions.js';
 import { registerSync } from './commands/sync.js';
 import { registerValidate } from './commands/validate.js';
 import { registerWriteBacks } from './commands/write-backs.js';
+import { MIGRATIONS } from './ledger/migrations/index.js';
 import { installCrashHandlers } from './observability/crash.js';
 import { nodeDebugVerdict } from './observability/node-debug.js';
 
@@ -36,6 +37,28 @@ export function packageVersion(): string {
   return 'unknown (no readable package.json above the CLI module)';
 }
 
+/**
+ * What `--version` prints, on one line: the package's version, which stays 0.1.0 from build to build, so also
+ * the ledger schema this build migrates a ledger to (an image with a higher one migrates it, and an older
+ * bridge then refuses it: CHANGELOG.md, docs/deployment.md §7), and the source commit when the build recorded
+ * one in BUILD_COMMIT beside package.json (the image's SOURCE_COMMIT build argument; a checkout or a tarball
+ * has none, and says nothing of it).
+ */
+export function versionText(): string {
+  const schema = Math.max(...MIGRATIONS.map((m) => m.version));
+  const commit = buildCommit();
+  return `${packageVersion()} (ledger schema ${schema}${commit ? `, commit ${commit}` : ''})`;
+}
+
+function buildCommit(): string | undefined {
+  try {
+    const text = readFileSync(new URL('../BUILD_COMMIT', import.meta.url), 'utf8').trim();
+    return /^[0-9a-f]{7,40}$/i.test(text) ? text : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Builds the command line. Each command lives in src/commands/<name>.ts and sets `process.exitCode`. */
 export function buildProgram(): Command {
   const program = new Command('opencrvs-bridge')
@@ -43,7 +66,7 @@ export function buildProgram(): Command {
       'Delivers births and deaths from hospital systems (FHIR R4, DHIS2) to OpenCRVS exactly once.\n' +
         'Configuration: --config FILE or the BRIDGE_CONFIG environment variable.',
     )
-    .version(packageVersion(), '-V, --version', 'print the version of opencrvs-bridge and exit')
+    .version(versionText(), '-V, --version', 'print the version, ledger schema and commit')
     // Program options only before a command: `sandbox --version 1.9` is the sandbox's own option (the
     // OpenCRVS version simulated), not a request for this program's version.
     .enablePositionalOptions()

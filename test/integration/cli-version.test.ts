@@ -1,23 +1,32 @@
 // `opencrvs-bridge --version`: which release runs, for a bug report or an upgrade check, from the package's
 // own package.json (the container image's is checked in container-entrypoint.test.ts).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { finished, runCli, spawnCli } from './helpers/bridge-cli.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+/** The newest ledger migration's number, from the file names (NNN-name.ts). */
+const schema = Math.max(
+  ...readdirSync(new URL('../../src/ledger/migrations/', import.meta.url))
+    .map((file) => /^(\d{3})-/.exec(file)?.[1])
+    .filter((n) => n !== undefined)
+    .map(Number),
+);
 
 describe('opencrvs-bridge --version', () => {
-  it("prints package.json's version and exits 0, as --version or -V", async () => {
+  it("prints package.json's version and the ledger schema it writes, and exits 0, as --version or -V", async () => {
     assert.match(pkg.version, /^\d+\.\d+\.\d+/);
+    assert.ok(schema >= 26, `ledger schema ${schema}`);
     for (const flag of ['--version', '-V']) {
       const r = await runCli([flag]);
       assert.equal(r.code, 0, `${flag}: ${r.stderr}`);
-      assert.equal(r.stdout, `${pkg.version}\n`, flag);
+      // A checkout has no BUILD_COMMIT (the image's SOURCE_COMMIT build argument writes one): no commit.
+      assert.equal(r.stdout, `${pkg.version} (ledger schema ${schema})\n`, flag);
       assert.equal(r.stderr, '');
     }
     const help = await runCli(['--help']);
-    assert.match(help.stdout, /-V, --version\s+print the version of opencrvs-bridge and exit/);
+    assert.match(help.stdout, /-V, --version\s+print the version, ledger schema and commit\n/);
   });
 
   it("after a command, --version is that command's own: sandbox --version 1.9 simulates OpenCRVS 1.9", async () => {

@@ -205,7 +205,26 @@ describe('the container entrypoint from a production install', () => {
     const shipped = JSON.parse(readFileSync(join(appDir, 'package.json'), 'utf8')) as { version: string };
     const source = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string };
     assert.equal(shipped.version, source.version);
-    assert.equal(r.stdout, `${source.version}\n`);
+    assert.match(r.stdout, new RegExp(`^${source.version.replaceAll('.', '\\.')} \\(ledger schema \\d+\\)\n$`));
+    // Built with SOURCE_COMMIT, the image names the commit too (the Dockerfile's RUN line, replayed).
+    const recorded = runtimeStage?.instructions.find((i) => i.op === 'RUN' && /SOURCE_COMMIT/.test(i.args))?.args;
+    assert.ok(recorded, 'the RUN line that records SOURCE_COMMIT');
+    const commit = '0123456789abcdef0123456789abcdef01234567';
+    const write = spawnSync('sh', ['-c', recorded.replaceAll('/app/', `${appDir}/`)], {
+      env: { ...process.env, SOURCE_COMMIT: commit },
+    });
+    assert.equal(write.status, 0, write.stderr?.toString());
+    try {
+      const withCommit = spawnSync(process.execPath, [...args.map(inImage), '--version'], {
+        cwd: dataDir,
+        env: runtimeEnv({}),
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      assert.match(withCommit.stdout, new RegExp(`\\(ledger schema \\d+, commit ${commit}\\)\n$`));
+    } finally {
+      rmSync(join(appDir, 'BUILD_COMMIT'), { force: true });
+    }
   });
 
   it('serves with the config from BRIDGE_CONFIG and passes its HEALTHCHECK', async () => {
