@@ -94,8 +94,14 @@ describe('Dockerfile', () => {
   it('builds on Node 22 slim in two stages and runs as a non-root user with /data, 8080 and a health check', () => {
     assert.equal(dockerfile.length, 2);
     assert.ok(buildStage && runtimeStage);
-    assert.equal(buildStage.from, 'node:22-bookworm-slim');
-    assert.equal(runtimeStage.from, 'node:22-bookworm-slim');
+    // Node 22 LTS pinned to a patch release, the same in both stages (the native module's ABI).
+    assert.match(buildStage.from, /^node:22\.\d+\.\d+-bookworm-slim$/);
+    assert.equal(runtimeStage.from, buildStage.from);
+    // The OCI version label says what package.json says.
+    const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string };
+    const labels = only(runtimeStage, 'LABEL').args;
+    assert.match(labels, new RegExp(`org\\.opencontainers\\.image\\.version="${pkg.version.replaceAll('.', '\\.')}"`));
+    assert.match(labels, /org\.opencontainers\.image\.revision="\$\{SOURCE_COMMIT\}"/);
     const runs = buildStage.instructions.filter((i) => i.op === 'RUN').map((i) => i.args);
     assert.ok(runs.some((r) => /npm ci\b/.test(r) && /npm rebuild better-sqlite3/.test(r)));
     assert.ok(runs.some((r) => /npm run build/.test(r) && /npm prune --omit=dev/.test(r)));
@@ -174,6 +180,9 @@ describe('the container entrypoint from a production install', () => {
       assert.ok(!existsSync(join(modules, dev)), `${dev} is in the production install`);
     for (const dep of ['express', 'pino', 'yaml', 'better-sqlite3/build/Release/better_sqlite3.node'])
       assert.ok(existsSync(join(modules, dep)), `${dep} is missing`);
+    // Its compile leftovers are not (the serve test below opens a ledger through what is left).
+    for (const leftover of ['deps', 'src', 'build/Release/obj', 'build/Release/obj.target', 'build/Release/sqlite3.a'])
+      assert.ok(!existsSync(join(modules, 'better-sqlite3', leftover)), `better-sqlite3/${leftover} is shipped`);
     assert.ok(existsSync(join(appDir, 'dist', 'cli.js')));
     assert.ok(!existsSync(join(appDir, 'src')), 'sources are not shipped');
   });
