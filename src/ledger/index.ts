@@ -58,4 +58,4 @@ export {
   type UndismissResult,
 } from './types.js';
 export type { FreeSpace, WriteFailure } from './write-health.js';
-export { freeSpaceAt, freeSpaceNeeded } from './write-health.js';
+export { freeSpaceAt, freeSpaceNeeded, isCorruptCode, storageErrorCode } from './write-health.js';

@@ -68,6 +68,18 @@ export function freeSpaceNeeded(space: FreeSpace): number {
 /** Failures that more free space fixes; a read-only file or an I/O error is cleared by the proof alone. */
 const FULL_CODE = /^SQLITE_FULL/;
 
+/**
+ * The file holds no sound database (damaged pages, or not SQLite at all): nothing the bridge or a freed disk
+ * mends, only a restore from a backup. A proof write may still fit in pages the damage spared, so it does not
+ * clear such a failure (proveWritable).
+ */
+const CORRUPT_CODE = /^SQLITE_(CORRUPT|NOTADB)/;
+
+/** Whether `code` (a WriteFailure's) says the ledger file is corrupt. */
+export function isCorruptCode(code: string): boolean {
+  return CORRUPT_CODE.test(code);
+}
+
 /** The SQLite error codes that say the file cannot be written (or read) as storage, not a busy lock. */
 const STORAGE_CODE = /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|PERM|CORRUPT|NOTADB)/;
 
@@ -88,8 +100,8 @@ export interface WriteHealth {
   watch<F extends (...args: never[]) => unknown>(fn: F): F;
   /**
    * While a failure is kept: writes and deletes a scratch value of PROOF_BYTES in one transaction, whose
-   * commit, a minute or more after the last failure, clears it. Throws what that write throws (a storage
-   * error is kept). Does nothing otherwise, or inside another transaction (its commit is not this one's).
+   * commit, a minute or more after the last failure, clears it (never a corrupt file's: isCorruptCode).
+   * Throws what that write throws (a storage error is kept). Does nothing otherwise, or inside another transaction (its commit is not this one's).
    */
   proveWritable(): void;
 }
@@ -138,7 +150,7 @@ export function writeHealth(
       if (!kept || db.inTransaction || !db.open) return;
       noting(() => proof.immediate(now()));
       // A failure met meanwhile (another call, a checkpoint) is newer than this proof.
-      if (failure !== kept || now() - kept.at < WRITE_FAILURE_HOLD_MS) return;
+      if (failure !== kept || now() - kept.at < WRITE_FAILURE_HOLD_MS || isCorruptCode(kept.code)) return;
       // An in-memory ledger has no file system to ask; one that cannot say is taken at the proof's word.
       const space = db.memory || !FULL_CODE.test(kept.code) ? undefined : freeSpace(db.name);
       if (space !== undefined && space.free < freeSpaceNeeded(space)) return;

@@ -2,10 +2,11 @@
 // disk lets one small write through (pages the WAL already has) while a delivery's or a poll's fails.
 // `PRAGMA max_page_count` at the file's size stands in for the full disk: SQLite's own SQLITE_FULL.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import type { Db } from '../../src/ledger/db.js';
 import { type Ledger, openLedger } from '../../src/ledger/index.js';
 import { MIN_FREE_BYTES, WRITE_FAILURE_HOLD_MS } from '../../src/ledger/write-health.js';
@@ -191,6 +192,27 @@ describe('ledger: storage errors kept for readiness', () => {
       { code: 'SQLITE_FULL' },
     );
     assert.equal(ledger.writeFailure()?.code, 'SQLITE_FULL');
+  });
+
+  it('keeps a corrupt ledger failing: a proof that fits in pages the damage spared does not clear it', () => {
+    ledger.close();
+    // The index every new row goes into, overwritten on disk (a failing disk, a file copied over the ledger).
+    const path = join(dir, 'bridge.db');
+    const raw = new Database(path);
+    const pageSize = Number(raw.pragma('page_size', { simple: true }));
+    const root = Number(
+      raw.prepare("SELECT rootpage FROM sqlite_schema WHERE name = 'ledger_rows_state'").pluck().get(),
+    );
+    raw.close();
+    const bytes = readFileSync(path);
+    bytes.fill(0xee, (root - 1) * pageSize, root * pageSize);
+    writeFileSync(path, bytes);
+    ledger = openLedger(path, { now: clock.now, freeSpace: () => undefined });
+    assert.throws(() => ledger.recordEvent(eventInput('1')), { code: 'SQLITE_CORRUPT' });
+    assert.equal(ledger.writeFailure()?.code, 'SQLITE_CORRUPT');
+    clock.advance(WRITE_FAILURE_HOLD_MS + 5_000);
+    assert.equal(storeCheck('a'), 'red', 'the proof wrote to the meta table, whose pages are sound');
+    assert.equal(ledger.writeFailure()?.code, 'SQLITE_CORRUPT');
   });
 
   it('keeps what is not a storage error out (a bug, a busy lock)', () => {
