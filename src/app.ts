@@ -27,6 +27,7 @@ import { closeServer, createHttpApp, type MountedRouter } from './http/server.js
 import { subscriptionRoutes } from './http/subscription-routes.js';
 import {
   type HoldState,
+  isCorruptCode,
   LEDGER_STATES,
   type Ledger,
   type LedgerRow,
@@ -34,6 +35,7 @@ import {
   ledgerOwnClients,
   openLedger,
   type ReplayResult,
+  storageErrorCode,
   unaccountedSources,
   unaccountedSourcesMessage,
   type WriteFailure,
@@ -619,7 +621,7 @@ export class Bridge {
       await this.locations.preload(this.routingRefs(), abandoned);
     } catch (err) {
       if (abandoned?.aborted) return;
-      this.locationsError = err instanceof Error ? err.message : String(err);
+      this.locationsError = ledgerFailed(err) ?? (err instanceof Error ? err.message : String(err));
       throw err;
     }
     if (abandoned?.aborted) return;
@@ -1312,19 +1314,21 @@ export class Bridge {
           : 0;
       const waitMs = Math.max(delayMs, refusedMs);
       const retry = `retrying in ${Math.round(waitMs / 1000)} s`;
+      const ledger = ledgerFailed(err);
       if (this.sourcesStarted || this.unconfirmableRoutes().length === 0) {
         if (!this.sourcesStarted) {
           this.unconfirmedRouting = { taken: this.takenRoutes() };
           this.startSources();
         }
         this.log.warn(
-          `routing could not be confirmed in OpenCRVS (${reason}); records are read and recorded with the ` +
-            `offices and facilities it gave last time, delivery waits; ${retry}`,
+          `${ledger ? `routing could not be confirmed: ${ledger}` : `routing could not be confirmed in OpenCRVS (${reason})`}; ` +
+            `records are read and recorded with the offices and facilities OpenCRVS gave last time, delivery waits; ${retry}`,
         );
       } else {
         this.log.error(
           { err },
-          `routing could not be resolved in OpenCRVS (${reason}); polling, notifications and delivery wait; ${retry}`,
+          `${ledger ? `routing could not be resolved: ${ledger}` : `routing could not be resolved in OpenCRVS (${reason})`}; ` +
+            `polling, notifications and delivery wait; ${retry}`,
         );
       }
       this.locationRetry = setTimeout(
@@ -1581,15 +1585,36 @@ export class Bridge {
 
 /** Why a pass sends nothing while OpenCRVS cannot confirm the routing table (SyncSummary.deliverySkipped). */
 function unconfirmedRouting(err: unknown): string {
+  const ledger = ledgerFailed(err);
+  if (ledger) return `the offices and facilities routed to could not be confirmed: ${ledger}`;
   return `OpenCRVS could not confirm the offices and facilities routed to (${err instanceof Error ? err.message : String(err)})`;
+}
+
+/**
+ * A storage error of the ledger met while the routing table was resolved (its answers are kept there), said
+ * as the ledger's: OpenCRVS may have answered, and an operator told it did not looks in the wrong place.
+ */
+function ledgerFailed(err: unknown): string | undefined {
+  const code = storageErrorCode(err);
+  if (!code) return undefined;
+  const message = err instanceof Error ? err.message : code;
+  return `the ledger failed (${code}: ${message}; /readyz store says what to do)`;
 }
 
 /** /readyz `store` for a storage error the ledger's users met (Ledger.writeFailure), else undefined. */
 export function storeWriteProblem(failure: WriteFailure | undefined, now: number): string | undefined {
   if (!failure) return undefined;
   const ago = Math.max(0, Math.round((now - failure.at) / 1000));
+  const met = `${ago} s ago (${failure.code}: ${failure.message}), at ${new Date(failure.at).toISOString()}`;
+  // Free space and permissions mend nothing here: the file's pages are damaged (or it is no database).
+  if (isCorruptCode(failure.code))
+    return (
+      `the ledger is corrupt: a ledger call failed ${met}. Polls, notifications and deliveries that read or write ` +
+      'its damaged pages fail, and nothing the bridge does mends it: stop the bridge and restore the last backup ' +
+      '(deployment.md §8 "Backup and restore"; runbook: "Ledger corrupt"); this stays failing until then'
+    );
   return (
-    `the ledger refused a write ${ago} s ago (${failure.code}: ${failure.message}), at ${new Date(failure.at).toISOString()}: ` +
+    `the ledger refused a write ${met}: ` +
     'polls, notifications and deliveries that write fail until it can. Free space on its disk or make it ' +
     'writable (runbook: "Ledger disk full or unwritable"); this clears once its 64 KiB proof write succeeds a minute after the last failure (when full: with 32 MiB free on its file system too)'
   );

@@ -2,7 +2,17 @@
 // sandbox: ready when everything works, 503 naming the failing check when OpenCRVS refuses the
 // credentials or the queue is held, and metrics that say what happened without any personal data.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  mkdtempSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { createServer } from 'node:http';
 import { type AddressInfo, connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,11 +22,12 @@ import Database from 'better-sqlite3';
 import { Bridge } from '../../src/app.js';
 import { configFromObject } from '../../src/config/index.js';
 import { openLedger } from '../../src/ledger/index.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { createLogger, type Logger, silentLogger } from '../../src/observability/logger.js';
 import { DEMO_FACILITIES, facilityLocation, generateBirth, generateDeath } from '../../src/sandbox/demo/generate.js';
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
 import { MAX_INBOX_BYTES, MAX_INBOX_DEPTH } from '../../src/sources/fhir/receiver.js';
+import { OPENCRVS_IDENTITY_META } from '../../src/sources/identity.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -36,6 +47,7 @@ function newBridge(
   defaultOffice = 'LHUYvwY2Aq1',
   port = 0,
   delivery: Record<string, unknown> = {},
+  options: { storePath?: string; logger?: Logger } = {},
 ): Bridge {
   dbCount += 1;
   const config = configFromObject({
@@ -48,7 +60,7 @@ function newBridge(
         : { clientSecret: opencrvs.clientSecret ?? sim.clientSecret }),
       timeoutMs: 5000,
     },
-    store: { path: join(dir, `bridge-${dbCount}.db`) },
+    store: { path: options.storePath ?? join(dir, `bridge-${dbCount}.db`) },
     http: { host: '127.0.0.1', port },
     // A long probe interval keeps a hold in place while the test looks at it.
     delivery: { baseDelayMs: 20, maxDelayMs: 200, pollIntervalMs: 20, holdProbeSeconds: 3600, ...delivery },
@@ -61,7 +73,7 @@ function newBridge(
       },
     },
   });
-  return new Bridge(config, { logger: silentLogger, schedule: false });
+  return new Bridge(config, { logger: options.logger ?? silentLogger, schedule: false });
 }
 
 /**
@@ -594,6 +606,110 @@ describe('readiness: what alerting needs to see', () => {
       assert.equal(problemIn(6 * 60_000), undefined);
     } finally {
       await sim.control.configure({ faults: {} });
+      await bridge.stop();
+    }
+  });
+});
+
+/**
+ * Overwrites the root pages of `names` (tables, indexes) in the closed ledger at `path` with bytes no b-tree
+ * page starts with, as a disk or a copy over the running ledger damages it; returns PRAGMA quick_check's
+ * answer, which says the file is corrupt.
+ */
+function corruptLedger(path: string, names: string[]): string {
+  const db = new Database(path);
+  const pageSize = Number(db.pragma('page_size', { simple: true }));
+  const roots = names.map((name) => {
+    const root = db.prepare('SELECT rootpage FROM sqlite_schema WHERE name = ?').pluck().get(name);
+    assert.equal(typeof root, 'number', name);
+    return root as number;
+  });
+  db.close();
+  const fd = openSync(path, 'r+');
+  try {
+    for (const root of roots) writeSync(fd, Buffer.alloc(pageSize, 0xee), 0, pageSize, (root - 1) * pageSize);
+  } finally {
+    closeSync(fd);
+  }
+  const check = new Database(path, { readonly: true });
+  try {
+    return String(check.pragma('quick_check', { simple: true }));
+  } catch (err) {
+    return `quick_check failed: ${(err as { code?: string }).code}`; // damage SQLite meets before it can list it
+  } finally {
+    check.close();
+  }
+}
+
+describe('a corrupt ledger', () => {
+  /** A fresh ledger with the pages that a poll's rows (an index of ledger_rows) and routing answers go to damaged. */
+  function corruptFresh(name: string): string {
+    const path = join(dir, name);
+    openLedger(path).close();
+    assert.notEqual(corruptLedger(path, ['ledger_rows_state', 'opencrvs_locations']), 'ok');
+    return path;
+  }
+
+  it('fails /readyz store saying the ledger is corrupt and to restore a backup', async () => {
+    const bridge = newBridge({}, 'LHUYvwY2Aq1', 0, {}, { storePath: corruptFresh('corrupt-readyz.db') });
+    try {
+      await bridge.start();
+      // Opened, and still the file opened: serve runs, and liveness has nothing a restart mends.
+      assert.equal((await get(bridge, '/healthz')).status, 200);
+      const pass = await bridge.syncOnce(undefined, { timeoutMs: 10_000 });
+      assert.equal(pass.sourceErrors.emr, 'database disk image is malformed');
+      const { status, body } = await readyz(bridge);
+      assert.equal(status, 503);
+      assert.deepEqual(body.failed, ['store'], JSON.stringify(body));
+      const detail = body.checks.store?.detail ?? '';
+      assert.match(detail, /^the ledger is corrupt: a ledger call failed \d+ s ago \(SQLITE_CORRUPT: /);
+      assert.match(detail, /stop the bridge and restore the last backup \(deployment\.md §8 "Backup and restore"/);
+      assert.match(detail, /runbook: "Ledger corrupt"/);
+      assert.doesNotMatch(detail, /Free space|writable/);
+    } finally {
+      await bridge.stop();
+    }
+  });
+
+  it('says the ledger failed, not OpenCRVS, when recording what OpenCRVS answered fails on it', async () => {
+    const path = corruptFresh('corrupt-routing.db');
+    // What a read of the damaged pages throws: SQLite's own error, from this file.
+    const db = new Database(path, { readonly: true });
+    const corrupt = (() => {
+      try {
+        db.prepare('SELECT COUNT(*) FROM ledger_rows INDEXED BY ledger_rows_state WHERE state = ?').get('pending');
+      } catch (err) {
+        return err;
+      } finally {
+        db.close();
+      }
+      return undefined;
+    })();
+    assert.equal((corrupt as { code?: string } | undefined)?.code, 'SQLITE_CORRUPT');
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', destination: { write: (line: string) => lines.push(line) } });
+    const bridge = newBridge({}, 'LHUYvwY2Aq1', 0, {}, { storePath: path, logger });
+    // The OpenCRVS address is recorded once its routing answers came (a meta value): the damage met there.
+    // The meta table cannot be damaged in the file itself, as the lease is kept in it too.
+    const setMeta = bridge.ledger.setMeta.bind(bridge.ledger);
+    bridge.ledger.setMeta = (key, value) => {
+      if (key === OPENCRVS_IDENTITY_META) throw corrupt;
+      setMeta(key, value);
+    };
+    try {
+      await bridge.start();
+      const deadline = Date.now() + 5_000;
+      const routing = () =>
+        lines.map((line) => JSON.parse(line) as { msg: string }).filter((l) => l.msg.startsWith('routing could not'));
+      while (routing().length === 0 && Date.now() < deadline) await sleep(20);
+      const said = routing()[0]?.msg ?? '';
+      assert.match(
+        said,
+        /^routing could not be (confirmed|resolved): the ledger failed \(SQLITE_CORRUPT: database disk image is malformed; \/readyz store says what to do\)/,
+      );
+      assert.doesNotMatch(said, /in OpenCRVS \(/);
+      assert.match((await readyz(bridge)).body.checks.store?.detail ?? '', /^the ledger is corrupt/);
+    } finally {
       await bridge.stop();
     }
   });
