@@ -22,7 +22,7 @@ import {
   type SourceStatusView,
 } from './http/admin/index.js';
 import { listenConfigured } from './http/listen-configured.js';
-import { opsRoutes, type ReadinessCheck } from './http/ops-routes.js';
+import { opsRoutes, type ReadinessCheck, readiness } from './http/ops-routes.js';
 import { closeServer, createHttpApp, type MountedRouter } from './http/server.js';
 import { subscriptionRoutes } from './http/subscription-routes.js';
 import {
@@ -837,6 +837,11 @@ export class Bridge {
 
   /** Counts for scrapes and admin tabs: at most about 2% of the event loop on a large ledger. */
   private readonly ledgerCounts = paced(() => this.ledger.counts(), { share: 0.02, maxAgeMs: 15_000 });
+  /** The same for the oldest waiting row (its cost grows with the rows waiting: ledger queries.ts). */
+  private readonly oldestWaitingQueuedAt = paced(() => this.ledger.oldestWaitingQueuedAt(), {
+    share: 0.02,
+    maxAgeMs: 15_000,
+  });
   /** The same for write-back jobs (an index scan that grows with the table). */
   private readonly writeBackCounts = paced(() => this.writeBacks?.store.counts() ?? [], {
     share: 0.02,
@@ -845,6 +850,40 @@ export class Bridge {
 
   /** Mirrors stored state into gauges at scrape time. */
   refreshMetrics(): void {
+    // A ledger that fails reads (corrupt pages, an I/O error) leaves the gauges it feeds as they were: the
+    // scrape still answers, with bridge_store_ok and bridge_ready saying so (the watched call kept the
+    // error for /readyz store). Anything else is a bug, and thrown.
+    const fromLedger = (read: () => void) => {
+      try {
+        read();
+      } catch (err) {
+        if (!storageErrorCode(err)) throw err;
+      }
+    };
+    fromLedger(() => this.refreshLedgerMetrics());
+    fromLedger(() => {
+      const at = this.oldestWaitingQueuedAt();
+      this.metrics.oldestWaiting.set(at === undefined ? 0 : Math.max(0, (Date.now() - at) / 1000));
+    });
+    fromLedger(() => {
+      const backlog = this.ledger.inbox.backlog();
+      this.metrics.inboxDepth.set(backlog.depth);
+      this.metrics.inboxBytes.set(backlog.bytes);
+    });
+    this.refreshProcessMetrics();
+  }
+
+  /** Readiness as /readyz answers it, for bridge_ready and bridge_store_ok. */
+  private async refreshReadinessMetrics(): Promise<void> {
+    const answer = await readiness(this.readinessChecks());
+    this.metrics.ready.set(answer.failed.length === 0 ? 1 : 0);
+    this.metrics.storeOk.set(answer.checks.store?.ok ? 1 : 0);
+  }
+
+  private refreshLedgerMetrics(): void {
+    // Read before any gauge is reset: a read that fails leaves them as they were.
+    const counts = this.ledgerCounts();
+    const writeBackCounts = this.writeBacks ? this.writeBackCounts() : [];
     this.metrics.eventsByState.reset();
     // Every state of every event type the mappings deliver, at 0 when empty, so a dashboard or a threshold
     // shows 0 rather than no series. Not for increase(): this is a gauge, which a replay or a dismissal
@@ -852,7 +891,7 @@ export class Bridge {
     for (const eventType of this.mappedEventTypes()) {
       for (const state of LEDGER_STATES) this.metrics.eventsByState.set({ state, event_type: eventType }, 0);
     }
-    for (const { state, eventType, count } of this.ledgerCounts()) {
+    for (const { state, eventType, count } of counts) {
       this.metrics.eventsByState.set({ state, event_type: eventType }, count);
     }
     const writeBacks = this.writeBacks;
@@ -873,7 +912,7 @@ export class Bridge {
         this.abandonedShown.add(source);
       }
       for (const source of this.abandonedHeld.keys()) this.abandonedShown.add(source);
-      for (const { sourceId, state, count } of this.writeBackCounts())
+      for (const { sourceId, state, count } of writeBackCounts)
         this.metrics.writeBacks.set({ source: sourceId, state }, count);
     }
     // Every source and event type its mappings produce from 0, as for bridge_events: increase() sees a
@@ -888,9 +927,9 @@ export class Bridge {
       this.metrics.deadRows.inc(labels, Math.max(0, count - (this.counted.dead.get(key) ?? 0)));
       this.counted.dead.set(key, count);
     }
-    const backlog = this.ledger.inbox.backlog();
-    this.metrics.inboxDepth.set(backlog.depth);
-    this.metrics.inboxBytes.set(backlog.bytes);
+  }
+
+  private refreshProcessMetrics(): void {
     this.metrics.held.set(this.worker.held() ? 1 : 0);
     this.metrics.configChangedOnDisk.set(this.configOnDisk?.current() ? 1 : 0);
     const renewals = this.opencrvs.tokenRenewals();
@@ -980,7 +1019,10 @@ export class Bridge {
   }
 
   renderMetrics(): Promise<{ contentType: string; body: string }> {
-    return this.metrics.render(() => this.refreshMetrics());
+    return this.metrics.render(async () => {
+      this.refreshMetrics();
+      await this.refreshReadinessMetrics();
+    });
   }
 
   /** The event types the sources' mappings produce. */

@@ -30,6 +30,20 @@ async function runCheck(check: ReadinessCheck): Promise<{ ok: boolean; detail?: 
   }
 }
 
+/** What /readyz answers: every check's result by name, and the failing ones (a note never fails). */
+export async function readiness(
+  checks: ReadinessCheck[],
+): Promise<{ failed: string[]; checks: Record<string, { ok: boolean; detail?: string }> }> {
+  const results = await Promise.all(
+    checks.map(async (check) => {
+      const result = await runCheck(check);
+      return check.note ? { ...result, ok: true } : result;
+    }),
+  );
+  const byName = Object.fromEntries(checks.map((check, i) => [check.name, results[i] ?? { ok: false }]));
+  return { failed: checks.filter((_, i) => !results[i]?.ok).map((check) => check.name), checks: byName };
+}
+
 /**
  * `GET /healthz`: the process answers (liveness), 503 only for what a restart mends (livenessProblem):
  * a restart fixes nothing else, and an orchestrator restarts on it.
@@ -45,15 +59,7 @@ export function opsRoutes(target: OpsTarget): Router {
     else res.json({ status: 'ok', uptimeSeconds });
   });
   router.get('/readyz', async (_req, res) => {
-    const checks = target.readinessChecks();
-    const results = await Promise.all(
-      checks.map(async (check) => {
-        const result = await runCheck(check);
-        return check.note ? { ...result, ok: true } : result;
-      }),
-    );
-    const byName = Object.fromEntries(checks.map((check, i) => [check.name, results[i]]));
-    const failed = checks.filter((_, i) => !results[i]?.ok).map((check) => check.name);
+    const { failed, checks: byName } = await readiness(target.readinessChecks());
     res
       .status(failed.length === 0 ? 200 : 503)
       .json({ status: failed.length === 0 ? 'ready' : 'not ready', failed, checks: byName });

@@ -85,6 +85,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     findByKey: queries.findByKey,
     list: (filter = {}) => queries.list(filter),
     counts: queries.counts,
+    oldestWaitingQueuedAt: queries.oldestWaitingQueuedAt,
     deadExcept: queries.deadExcept,
     attempts: queries.attempts,
     mappingWarnings: queries.mappingWarnings,

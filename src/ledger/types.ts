@@ -509,6 +509,8 @@ export interface Ledger {
   findByKey(sourceId: string, eventType: string, subjectKey: string): LedgerRow | undefined;
   list(filter?: ListFilter): LedgerRow[];
   counts(): Array<{ state: LedgerState; eventType: string; count: number }>;
+  /** When the row waiting longest (pending, failed or delivering) was last queued (ms), or undefined. */
+  oldestWaitingQueuedAt(): number | undefined;
   /** Dead rows other than `ids`, counted in one statement (what a `--dead` replay left for the next one). */
   deadExcept(ids: readonly number[]): number;
   attempts(id: number): AttemptRow[];

@@ -24,6 +24,9 @@ export class BridgeMetrics {
   readonly writeBacksAbandoned: Counter<'source'>;
   readonly configChangedOnDisk: Gauge;
   readonly sharedContextRecords: Counter<'source' | 'resource_type'>;
+  readonly storeOk: Gauge;
+  readonly ready: Gauge;
+  readonly oldestWaiting: Gauge;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -126,11 +129,26 @@ export class BridgeMetrics {
       help: '1 while the configuration or a mapping file differs on disk from what serve read at start (a restart applies it)',
       registers,
     });
+    this.storeOk = new Gauge({
+      name: 'bridge_store_ok',
+      help: "1 while /readyz's store check passes; 0 while the ledger cannot be written (full, read-only, I/O errors), is corrupt, or is no longer the file opened",
+      registers,
+    });
+    this.ready = new Gauge({
+      name: 'bridge_ready',
+      help: '1 while /readyz answers ready (200), 0 while any of its checks fails',
+      registers,
+    });
+    this.oldestWaiting = new Gauge({
+      name: 'bridge_oldest_waiting_seconds',
+      help: 'Age of the row waiting longest to be delivered (pending, failed or delivering), since it was last queued; 0 when none waits',
+      registers,
+    });
   }
 
   /** Prometheus text exposition. `refresh` updates the state-mirroring gauges first. */
-  async render(refresh?: () => void): Promise<{ contentType: string; body: string }> {
-    refresh?.();
+  async render(refresh?: () => void | Promise<void>): Promise<{ contentType: string; body: string }> {
+    await refresh?.();
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }

@@ -449,8 +449,15 @@ describe('health and readiness', () => {
       assert.match(detail, /^the ledger refused a write 12 s ago \(SQLITE_FULL: database or disk is full\), at /);
       assert.ok(detail.includes(new Date(at).toISOString()), detail);
       assert.match(detail, /Ledger disk full or unwritable/);
+      // What an alert sees without asking /readyz: the store failing, and the bridge not ready.
+      const gauges = async () => {
+        const all = samples((await get(bridge, '/metrics')).text);
+        return ['bridge_store_ok', 'bridge_ready'].map((name) => all.find((s) => s.name === name)?.value);
+      };
+      assert.deepEqual(await gauges(), [0, 0]);
       bridge.ledger.writeFailure = () => undefined;
       assert.equal((await readyz(bridge)).status, 200);
+      assert.deepEqual(await gauges(), [1, 1]);
     } finally {
       await bridge.stop();
     }
@@ -595,6 +602,37 @@ describe('readiness: what alerting needs to see', () => {
     }
   });
 
+  it('gives the age of the row waiting longest in bridge_oldest_waiting_seconds, 0 once none waits', async () => {
+    // Retried every 2 s, up to 1,000 times: the rows wait as failed, not dead, while the test looks.
+    const bridge = newBridge({}, 'LHUYvwY2Aq1', 0, { baseDelayMs: 2_000, maxDelayMs: 2_000, maxAttempts: 1000 });
+    const gauges = async () => {
+      const { status, text } = await get(bridge, '/metrics');
+      assert.equal(status, 200);
+      const all = samples(text);
+      const value = (name: string) => all.find((s) => s.name === name)?.value ?? Number.NaN;
+      return {
+        oldest: value('bridge_oldest_waiting_seconds'),
+      };
+    };
+    try {
+      await startThenFailEveryCall(bridge);
+      const started = Date.now();
+      await bridge.syncOnce(undefined, { timeoutMs: 3000 });
+      assert.ok(bridge.ledger.list({ limit: 100 }).some((row) => row.state === 'failed'));
+      await sleep(1_100);
+      const first = await gauges();
+      assert.ok(first.oldest >= 1 && first.oldest <= (Date.now() - started) / 1000, JSON.stringify(first));
+      await sleep(1_000);
+      assert.ok((await gauges()).oldest >= first.oldest + 0.9, 'it grows while the row waits');
+      await sim.control.configure({ faults: {} });
+      await bridge.syncOnce(undefined, { timeoutMs: 15_000 });
+      assert.equal((await gauges()).oldest, 0, 'nothing waits once delivered');
+    } finally {
+      await sim.control.configure({ faults: {} });
+      await bridge.stop();
+    }
+  });
+
   it('names delivery no more once the failing rows are dead: nothing waits for a retry', async () => {
     const bridge = newBridge({}, 'LHUYvwY2Aq1', 0, { maxAttempts: 4 });
     const problemIn = (ms: number) => deliveryProblemIn(bridge, ms);
@@ -650,7 +688,7 @@ describe('a corrupt ledger', () => {
     return path;
   }
 
-  it('fails /readyz store saying the ledger is corrupt and to restore a backup', async () => {
+  it('fails /readyz store saying the ledger is corrupt and to restore a backup; /metrics says so', async () => {
     const bridge = newBridge({}, 'LHUYvwY2Aq1', 0, {}, { storePath: corruptFresh('corrupt-readyz.db') });
     try {
       await bridge.start();
@@ -666,6 +704,12 @@ describe('a corrupt ledger', () => {
       assert.match(detail, /stop the bridge and restore the last backup \(deployment\.md §8 "Backup and restore"/);
       assert.match(detail, /runbook: "Ledger corrupt"/);
       assert.doesNotMatch(detail, /Free space|writable/);
+      const gauges = async () => {
+        const all = samples((await get(bridge, '/metrics')).text);
+        const value = (name: string) => all.find((s) => s.name === name)?.value;
+        return { store: value('bridge_store_ok'), ready: value('bridge_ready') };
+      };
+      assert.deepEqual(await gauges(), { store: 0, ready: 0 });
     } finally {
       await bridge.stop();
     }
@@ -785,6 +829,11 @@ describe('metrics', () => {
     assert.equal(find('bridge_inbox_depth')[0]?.value, 0);
     assert.equal(find('bridge_inbox_bytes')[0]?.value, 0);
     assert.equal(find('bridge_queue_held')[0]?.value, 0);
+    // Every row delivered, and /readyz ready: what an alert on these compares with.
+    assert.equal(find('bridge_oldest_waiting_seconds')[0]?.value, 0);
+    assert.equal(find('bridge_store_ok')[0]?.value, 1);
+    assert.equal((await readyz(bridge())).status, 200);
+    assert.equal(find('bridge_ready')[0]?.value, 1);
     assert.ok(find('bridge_process_cpu_user_seconds_total').length === 1);
     assert.ok(
       find('bridge_process_resident_memory_bytes').length + find('bridge_nodejs_heap_size_used_bytes').length > 0,
