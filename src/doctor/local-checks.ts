@@ -1,6 +1,7 @@
 // Checks that need nothing but this machine: the configuration, the store, the mappings.
-import { existsSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
 import {
   adminPageOn,
   type BridgeConfig,
@@ -16,6 +17,7 @@ import {
   freeSpaceAt,
   freeSpaceNeeded,
   heldSince,
+  isCorruptCode,
   openLedger,
   unaccountedSources,
   unaccountedSourcesMessage,
@@ -112,7 +114,9 @@ export function checkStore(
     ledger.setMeta('doctor:lastCheck', stamp);
     if (ledger.getMeta('doctor:lastCheck') !== stamp)
       return [fail('store', `${path}: a written value did not read back`)];
-    const results = [ok('store', `${shown} is writable`), ...(migrated ? [migrated] : [])];
+    const checked = quickCheck(path);
+    if (checked.problem) return [fail('store', `${shown}: ${checked.problem}`)];
+    const results = [ok('store', `${shown} is writable; ${checked.passed ?? ''}`), ...(migrated ? [migrated] : [])];
     const exposed = exposedLedgerFiles(path);
     if (exposed.length > 0) results.push(exposedWarning(exposed));
     // doctor's one small write fits on a disk all but full (in pages the ledger already has): the file
@@ -145,9 +149,46 @@ export function checkStore(
     if (err instanceof LedgerInUse) return [warn('store', `${err.message}; not checked`)];
     const code = (err as NodeJS.ErrnoException).code;
     const message = err instanceof Error ? err.message : String(err);
-    return [fail('store', `${path}: ${code && !message.includes(code) ? `${code}: ` : ''}${message}`)];
+    const said = `${code && !message.includes(code) ? `${code}: ` : ''}${message}`;
+    if (code && isCorruptCode(code)) return [fail('store', `${path}: ${said}; ${CORRUPT_ADVICE}`)];
+    return [fail('store', `${path}: ${said}`)];
   } finally {
     ledger?.close();
+  }
+}
+
+const CORRUPT_ADVICE =
+  'the ledger is corrupt: stop the bridge and restore the last backup (docs/deployment.md §8 "Backup and restore"; runbook: "Ledger corrupt")';
+
+/**
+ * SQLite's quick_check of the ledger (every page of the file, b-trees and records, no index cross-check), on
+ * a connection of its own: a ledger with damaged pages opens and takes doctor's small write, and only the
+ * polls and deliveries that reach those pages fail. It reads the whole file: about 0.1 s per 100 MB cached,
+ * 2.3 s from a cold disk (measured), so it is run every time. At most 3 problems are listed (SQLite's words
+ * name pages and tables, no row data).
+ */
+function quickCheck(path: string): { passed?: string; problem?: string } {
+  const started = performance.now();
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true, timeout: 5_000 });
+    const rows = db.pragma('quick_check(3)', { simple: false }) as Array<Record<string, unknown>>;
+    // One row per problem, or one row of lines under a `*** in database main ***` heading.
+    const found = rows
+      .flatMap((row) => String(Object.values(row)[0]).split('\n'))
+      .map((line) => line.trim())
+      .filter((line) => line && line !== 'ok' && !line.startsWith('***'));
+    if (found.length > 0) return { problem: `PRAGMA quick_check failed (${found.join('; ')}): ${CORRUPT_ADVICE}` };
+    const mb = Math.round(statSync(path).size / 1_000_000);
+    return { passed: `PRAGMA quick_check ok (${mb} MB in ${((performance.now() - started) / 1000).toFixed(1)} s)` };
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    const message = err instanceof Error ? err.message : String(err);
+    if (typeof code === 'string' && isCorruptCode(code))
+      return { problem: `PRAGMA quick_check failed (${code}: ${message}): ${CORRUPT_ADVICE}` };
+    return { problem: `PRAGMA quick_check could not run (${message})` };
+  } finally {
+    db?.close();
   }
 }
 

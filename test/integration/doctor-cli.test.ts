@@ -1042,6 +1042,40 @@ describe('doctor checks', () => {
     );
   });
 
+  it("fails store on a corrupt ledger that opens and takes doctor's own write, saying to restore the backup", async () => {
+    const store = { path: join(dir, 'corrupt.db') };
+    openLedger(store.path).close();
+    // An index page overwritten (a failing disk, a file copied over the running ledger): the meta table
+    // doctor writes to is intact, and only the polls and deliveries that reach that page would fail.
+    const db = new Database(store.path);
+    const pageSize = Number(db.pragma('page_size', { simple: true }));
+    const root = Number(
+      db.prepare("SELECT rootpage FROM sqlite_schema WHERE name = 'ledger_rows_state'").pluck().get(),
+    );
+    db.close();
+    const bytes = readFileSync(store.path);
+    bytes.fill(0xee, (root - 1) * pageSize, root * pageSize);
+    writeFileSync(store.path, bytes);
+    const r = await runCli(['doctor', '--config', writeConfig({ ...configObject({}), store })]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const line = r.stdout.split('\n').find((l) => l.includes(' store: ')) ?? '';
+    assert.match(line, /^✖ store: .*corrupt\.db: PRAGMA quick_check failed \(.*page \d+.*\): the ledger is corrupt: /);
+    assert.match(
+      line,
+      /stop the bridge and restore the last backup \(docs\/deployment\.md §8 "Backup and restore"; runbook: "Ledger corrupt"\)$/,
+    );
+    // A sound ledger passes it, and says how long it took.
+    openLedger(join(dir, 'sound.db')).close();
+    const sound = await runDoctor({
+      file: writeConfig({ ...configObject({}), store: { path: join(dir, 'sound.db') } }),
+      env: {},
+    });
+    assert.match(
+      sound.checks.find((c) => c.name === 'store')?.detail ?? '',
+      /is writable; PRAGMA quick_check ok \(\d+ MB in \d+\.\d s\)$/,
+    );
+  });
+
   it('skips a source whose own secret file is empty, and still checks the store', async () => {
     writeFileSync(join(dir, 'emr-token'), '');
     const file = writeConfig({
