@@ -127,16 +127,28 @@ export const SEEN_VERSIONS_MAX = 100_000;
 
 /**
  * Remembers `key`, a version mapped whose time (lastUpdated, updatedAt) is `at` ms, as the newest of `seen`;
- * past `max`, the oldest remembered go first, but never one of the same time: that is a member of the run of
- * equal timestamps being read, which is complete only once a reading of it finds every member remembered
- * (run-readings.ts), so a run longer than `max` is kept whole, and forgotten after it.
+ * past `max`, the oldest remembered goes to make room for it, but never one of the same time, nor a member of
+ * the run of equal timestamps being read (its time `runAt`, the poller's bound): such a run is complete only
+ * once a reading of it finds every member remembered (run-readings.ts), so a run longer than `max` is kept
+ * whole. Records after the run on its last page would otherwise push its members out, and the next reading
+ * find them new, reading after reading until the run is given up, every pass.
+ *
+ * One goes for each one remembered, never more: a run kept whole is forgotten as later versions come (or
+ * with the overlap, prune), not all at once for the first of them. `seen` thus holds at most `max` plus the
+ * longest run kept whole and what its last page held after it.
  */
-export function rememberSeen(seen: Map<string, number>, key: string, at: number, max = SEEN_VERSIONS_MAX): void {
+export function rememberSeen(
+  seen: Map<string, number>,
+  key: string,
+  at: number,
+  max = SEEN_VERSIONS_MAX,
+  runAt?: number,
+): void {
   seen.delete(key);
-  for (let oldest = seen.entries().next(); seen.size >= max; oldest = seen.entries().next()) {
-    if (oldest.done || oldest.value[1] === at) break;
+  const oldest = seen.entries().next();
+  // Only the oldest is looked at (no search past a run kept whole): one protected waits for the next call.
+  if (seen.size >= max && !oldest.done && oldest.value[1] !== at && oldest.value[1] !== runAt)
     seen.delete(oldest.value[0]);
-  }
   seen.set(key, at);
 }
 

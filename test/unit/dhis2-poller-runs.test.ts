@@ -36,7 +36,12 @@ function world(
   editsAt: Record<number, string[]>,
   serverDate = '2026-01-02T00:00:00.000',
   later = 3,
-  { ties = 'uid', cap = 2, logger = silentLogger }: { ties?: 'uid' | 'offset'; cap?: number; logger?: Logger } = {},
+  {
+    ties = 'uid',
+    cap = 2,
+    logger = silentLogger,
+    maxSeen,
+  }: { ties?: 'uid' | 'offset'; cap?: number; logger?: Logger; maxSeen?: number } = {},
 ) {
   const updatedAt = new Map<string, string>();
   for (let i = 0; i < runLength; i++) updatedAt.set(`r${String(i).padStart(2, '0')}`, T);
@@ -106,11 +111,24 @@ function world(
     poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 0, pageSize: 2, since: T } as never,
     logger,
     maxPages: 4,
+    maxSeen,
   });
   const missed = () => [...updatedAt.keys()].filter((uid) => !evaluated.has(uid));
   // Versions (uid@updatedAt) evaluated more than once.
   const twice = () => evaluations.filter((version, i) => evaluations.indexOf(version) !== i);
-  return { poller, pipeline, missed, twice, calls: () => calls, updatedAt, cursors, counts, asked, server };
+  return {
+    poller,
+    pipeline,
+    missed,
+    twice,
+    calls: () => calls,
+    updatedAt,
+    cursors,
+    counts,
+    asked,
+    server,
+    evaluations,
+  };
 }
 
 describe('DHIS2 poller: a run of equal updatedAt read by page numbers', () => {
@@ -122,6 +140,22 @@ describe('DHIS2 poller: a run of equal updatedAt read by page numbers', () => {
     const w = world(10, { 3: ['r00'], 7: ['r01', 'r02'] });
     await w.poller.pollOnce();
     assert.deepEqual(w.missed(), []);
+  });
+
+  it('does not forget members of the run being read for the records after it on its last page', async () => {
+    // Pages of 4 (a run of 5 and 3 after it): the run's last page holds the records after it. Remembering
+    // them pushed out the members read before (3 versions remembered), each reading found those new, and
+    // the run was given up, every pass, the watermark held at it for good.
+    const passes = async (maxSeen: number | undefined) => {
+      const w = world(5, {}, undefined, 3, { cap: 4, maxSeen });
+      for (let pass = 0; pass < 20; pass++) await w.poller.pollOnce().catch(() => undefined);
+      return { watermark: w.cursors.get('updatedAt:trackedEntities'), mapped: w.evaluations, twice: w.twice() };
+    };
+    const uncapped = await passes(undefined);
+    const capped = await passes(3);
+    assert.equal(capped.watermark, '2026-01-01T10:03:00.000', 'past the run');
+    assert.deepEqual(capped.twice, [], 'no version mapped twice');
+    assert.equal(capped.mapped.length, uncapped.mapped.length, 'no more mapped than with nothing forgotten');
   });
 
   it('reads a run longer than maxPages pages to its end instead of stopping inside it every pass', async () => {

@@ -7,7 +7,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import type { PollSettings } from '../../src/config/types.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { FhirPoller } from '../../src/sources/fhir/poller.js';
-import { FIRST_SYNC_CURSOR, rewoundWatermark } from '../../src/sources/pass.js';
+import { FIRST_SYNC_CURSOR, rememberSeen, rewoundWatermark } from '../../src/sources/pass.js';
 import { RecordingPipeline, StubFhirClient, stamped } from '../integration/helpers/bridge-stubs.js';
 
 function setup(poll: Partial<PollSettings> = {}, types = ['Patient'], maxPagesPerType?: number, maxSeen?: number) {
@@ -108,15 +108,37 @@ describe('FhirPoller', () => {
     client.put(stamped('Patient', 'after', '2001-01-01T00:00:02.000Z'));
     await poller.pollOnce();
     assert.equal(poller.status.watermarks.Patient, '2001-01-01T00:00:02.000Z', 'the watermark passed the run');
-    // Each mapped, some twice: the record after the run, remembered on the page past it, pushed out members
-    // remembered before it, which the next reading of the run found new (the ledger records them unchanged).
-    assert.deepEqual([...new Set(pipeline.evaluated)].sort(), [
+    // Each mapped once: the record after the run, on the run's last page, is remembered without pushing out
+    // a member of the run being read (the next reading would find it new and map it again).
+    assert.deepEqual([...pipeline.evaluated].sort(), [
       'Patient/after/1',
       ...Array.from({ length: 5 }, (_, i) => `Patient/run${i + 1}/1`),
     ]);
     const mapped = pipeline.evaluated.length;
     await poller.pollOnce();
     assert.equal(pipeline.evaluated.length, mapped, 'the next pass maps nothing again');
+  });
+
+  it('does not forget members of the run being read for the records after it on its last page', async () => {
+    // The run's last page also holds the records after it: remembered, they pushed out the members read
+    // before them, the next reading found those new, and so on until the run was given up (five readings),
+    // every pass, the watermark held at the run for good.
+    const tie = '2001-01-01T00:00:01.000Z';
+    const read = async (maxSeen: number | undefined) => {
+      const { client, pipeline, poller } = setup({ overlapSeconds: 0, pageSize: 4 }, ['Patient'], undefined, maxSeen);
+      client.paging = 'offset';
+      client.maxCount = 4;
+      for (let i = 1; i <= 5; i++) client.put(stamped('Patient', `run${i}`, tie));
+      for (let i = 1; i <= 3; i++) client.put(stamped('Patient', `after${i}`, `2001-01-01T00:00:0${i + 1}.000Z`));
+      for (let i = 0; i < 20; i++) await poller.pollOnce().catch(() => undefined);
+      return { watermark: pipeline.cursors.get('lastUpdated:Patient'), mapped: pipeline.evaluated };
+    };
+    const uncapped = await read(undefined);
+    const capped = await read(3);
+    assert.notEqual(capped.watermark, tie, 'the watermark passed the run');
+    assert.equal(capped.watermark, uncapped.watermark);
+    assert.equal(capped.mapped.length, uncapped.mapped.length, 'no more mapped than with nothing forgotten');
+    assert.deepEqual([...new Set(capped.mapped)].sort(), [...uncapped.mapped].sort(), 'each version once');
   });
 
   it('reads at most maxPagesPerType pages of a type in one pass; the next pass goes on from its watermark', async () => {
@@ -442,5 +464,20 @@ describe('rewoundWatermark: a stored watermark ahead of the source clock', () =>
     );
     // This machine's clock behind the stored time (it was put back too): never forward.
     assert.equal(rewoundWatermark({ watermark, serverTime: server, overlapSeconds: 2, movedAt: now + 5, now }), server);
+  });
+});
+
+describe('rememberSeen: the versions a poller remembers, kept to a count', () => {
+  it('forgets one for each one remembered past the count, never a member of the run being read', () => {
+    const seen = new Map<string, number>();
+    for (let i = 1; i <= 5; i++) rememberSeen(seen, `run${i}`, 1000, 3, 1000);
+    assert.equal(seen.size, 5, 'a run longer than the count is kept whole');
+    // A record after the run on its last page, the run still being read: none of its members goes.
+    rememberSeen(seen, 'after1', 2000, 3, 1000);
+    assert.deepEqual([...seen.keys()], ['run1', 'run2', 'run3', 'run4', 'run5', 'after1']);
+    // Past the run, the oldest go first, one for each remembered: not all the count's excess at once.
+    rememberSeen(seen, 'after2', 3000, 3, 2000);
+    rememberSeen(seen, 'after3', 4000, 3, 3000);
+    assert.deepEqual([...seen.keys()], ['run3', 'run4', 'run5', 'after1', 'after2', 'after3']);
   });
 });

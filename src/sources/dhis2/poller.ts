@@ -285,7 +285,7 @@ export class Dhis2Poller {
       const read = await commitInOrder(pipeline, fetcher, { results, reach, oldest }, earlierOf, (rs, at, whole) =>
         this.commitPage(report, rs, at, whole ? entities.length : 0),
       );
-      if (read) for (const resource of [...fresh, ...freshStrays]) this.remember(resource);
+      if (read) for (const resource of [...fresh, ...freshStrays]) this.remember(resource, at);
       else {
         const at = oldest();
         if (at !== undefined) holdAt = earlierOf(holdAt, at);
@@ -681,9 +681,10 @@ export class Dhis2Poller {
     this.status.watermarks[WATERMARK_KEY] = next;
   }
 
-  private remember(resource: Resource): void {
+  /** `runAt`: the time (ms) of the run being read, the pass's bound, whose members are not forgotten for it. */
+  private remember(resource: Resource, runAt?: number): void {
     const at = naiveMillis(resource.meta?.versionId ?? '') ?? Date.now();
-    rememberSeen(this.seen, versionKey(resource), at, this.deps.maxSeen);
+    rememberSeen(this.seen, versionKey(resource), at, this.deps.maxSeen, runAt);
   }
 
   /** Forgets versions older than the overlap window: they can no longer come back in a poll. */

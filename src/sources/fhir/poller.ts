@@ -334,7 +334,7 @@ export class FhirPoller {
       // between never leaves the watermark past records a server that ignores `_sort` has not yet shown.
       const reach = capped(inRun || !last ? bound : pageMax);
       const unread = await this.commitRead(type, report, results, reach, resources, page, fetcher);
-      if (!unread) for (const resource of fresh) this.remember(resource);
+      if (!unread) for (const resource of fresh) this.remember(resource, at);
       else {
         if (unread.oldest !== undefined) holdAt = earlierOf(holdAt, unread.oldest);
         run.unrecorded(resources.filter(atBound).map((r) => r.id ?? ''));
@@ -570,9 +570,10 @@ export class FhirPoller {
     return read ? undefined : { oldest: oldest() };
   }
 
-  private remember(resource: Resource): void {
+  /** `runAt`: the time (ms) of the run being read, the pass's bound, whose members are not forgotten for it. */
+  private remember(resource: Resource, runAt?: number): void {
     const at = Date.parse(lastUpdatedOf(resource) ?? '') || Date.now();
-    rememberSeen(this.seen, versionKey(resource), at, this.deps.maxSeen);
+    rememberSeen(this.seen, versionKey(resource), at, this.deps.maxSeen, runAt);
   }
 
   /** Forgets versions older than the overlap window: they can no longer come back in a search. */
