@@ -12,7 +12,8 @@
 // - Two DHIS2 sources of one server polling different programmes whose mappings can match one event type:
 //   a tracked entity is one record in every programme it is enrolled in, and its ledger row and transaction
 //   ids are keyed by it (TrackedEntity/<uid>), so a child enrolled in both is sent by each. Whatever their
-//   org units: each programme has its own owner org unit for it.
+//   org units: each programme has its own owner org unit for it. Not when both are filtered to different
+//   tracked entity types (`dhis2.trackedEntityType`): a tracked entity has one type.
 // - A DHIS2 source none of whose mappings tests the programme it polls: it would poll and notify nothing
 //   (dhis2/mapping-codes.ts; when only some cannot, that is a warning).
 import { ConfigError } from '../config/errors.js';
@@ -162,6 +163,9 @@ function sameRecords(a: SourceSettings, b: SourceSettings): SameAddress | undefi
   if (a.kind === 'fhir') return sameFhirServer(a, b);
   if (serverOf(a) !== serverOf(b)) return undefined;
   const [da, db] = [dhis2SettingsOf(a), dhis2SettingsOf(b)];
+  // A tracked entity has one type: two sources filtered to different types never read the same one, whatever
+  // their programmes. A source without the filter reads every type.
+  if (da.trackedEntityType && db.trackedEntityType && da.trackedEntityType !== db.trackedEntityType) return undefined;
   // A tracked entity is one record across programmes: the same child may be enrolled in both. Their org
   // units tell nothing then, as each programme has an owner org unit of its own for it.
   if (da.program !== db.program) return { ...BASE_URLS, programmes: [da.program, db.program] };

@@ -207,6 +207,34 @@ describe('two sources reading the same records', () => {
     assert.match(doctor.stdout, new RegExp(`✖ sources: ${said.source}`));
   });
 
+  it('two DHIS2 sources of one server filtered to different tracked entity types, both mapping births: pass', () => {
+    // A tracked entity has one type: the two cannot read the same one, whatever their programmes.
+    const typed = (program: string, trackedEntityType?: string) => ({
+      program,
+      ...(trackedEntityType ? { trackedEntityType } : {}),
+    });
+    const config = writeConfig('two-types.yaml', [
+      dhis2('hmis-births', '', typed('IpHINAT79UW', 'nEenWmSyUEp'), ['birth.dhis2']),
+      dhis2('hmis-epi', '/api', typed('SbxEpiProg1', 'MotherTEtyp'), ['./birth-epi.yaml']),
+    ]);
+    const validate = runCliSync(['validate', '--config', config]);
+    assert.equal(validate.code, 0, validate.stdout + validate.stderr);
+
+    // One source without the filter reads every type, and the same type is the same records: refused.
+    for (const [name, epiType] of [
+      ['one-type-unset.yaml', undefined],
+      ['same-type.yaml', 'nEenWmSyUEp'],
+    ] as const) {
+      const refused = writeConfig(name, [
+        dhis2('hmis-births', '', typed('IpHINAT79UW', 'nEenWmSyUEp'), ['birth.dhis2']),
+        dhis2('hmis-epi', '/api', typed('SbxEpiProg1', epiType), ['./birth-epi.yaml']),
+      ]);
+      const run = runCliSync(['validate', '--config', refused]);
+      assert.equal(run.code, 2, `${name}: ${run.stdout}${run.stderr}`);
+      assert.match(run.stdout, /error sources\[1\]\.baseUrl: reads the same DHIS2 server as sources\[0\]/);
+    }
+  });
+
   it('two DHIS2 programmes of one server each given both shipped mappings notify each its own event type: pass', () => {
     // birth.dhis2 tests the Child Programme, death.dhis2 the death programme: each source can match one.
     const config = writeConfig('programmes-both-mappings.yaml', [
