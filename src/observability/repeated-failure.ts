@@ -94,6 +94,12 @@ export class RepeatedFailure {
     if (this.kinds.size > MAX_KINDS) this.kinds.delete(this.kinds.keys().next().value as string);
   }
 
+  /** A round succeeded, and another line says so (a whole of which this is a part): forgets without a line. */
+  forget(): void {
+    this.failures = 0;
+    this.kinds.clear();
+  }
+
   /** A round succeeded: says so once after failures, with how many (in all, and unlogged) and for how long. */
   recovered(message: string, fields: Record<string, unknown> = {}): void {
     if (this.failures === 0) return;

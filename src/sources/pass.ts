@@ -1,5 +1,6 @@
 import type { ResourceFetcher } from '../mapping/index.js';
 import type { Logger } from '../observability/logger.js';
+import { RepeatedFailure } from '../observability/repeated-failure.js';
 import type { Evaluation, PassReport, SourcePipeline } from './pipeline.js';
 
 /** What the admin page, readiness and metrics read about a source's polling (no personal data). */
@@ -206,13 +207,28 @@ export async function commitInOrder(
 }
 
 /**
+ * The log of one poller's failed passes; each poller (so each source: its logger names it) has its own.
+ * A source down for hours on a schedule of seconds, or a ledger on a full disk, wrote a line with a stack
+ * at every pass: the first failure is still logged at once, then the same one at most once a minute with
+ * `repeats`, and one line when a pass succeeds again. Readiness and metrics still count every pass.
+ */
+export function passFailures(log: Logger, now?: () => number): RepeatedFailure {
+  return new RepeatedFailure(log, 'poll pass failed; the watermark stays where it was', {
+    level: 'warn',
+    ...(now ? { now } : {}),
+  });
+}
+
+/**
  * Runs one poll pass with the bookkeeping every source shares: start and finish times, the failure
- * count readiness looks at, the last report, and one log line either way. A failed pass rethrows;
- * its watermark was never committed, so the next pass starts where this one did.
+ * count readiness looks at (every failed pass counts), the last report, and the log: a line for each pass
+ * done, a failed one through the poller's `failures` (passFailures). A failed pass rethrows; its watermark
+ * was never committed, so the next pass starts where this one did.
  */
 export async function trackedPass(
   status: PollerStatus,
   log: Logger,
+  failures: RepeatedFailure,
   run: () => Promise<{ report: PassReport; reads: number }>,
 ): Promise<PassReport> {
   status.lastPollStartedAt = Date.now();
@@ -221,6 +237,7 @@ export async function trackedPass(
     status.consecutiveFailures = 0;
     status.lastError = undefined;
     status.lastReport = report;
+    failures.recovered('poll passes succeed again');
     log.info(
       {
         resources: report.resources,
@@ -236,7 +253,7 @@ export async function trackedPass(
   } catch (err) {
     status.consecutiveFailures++;
     status.lastError = err instanceof Error ? err.message : String(err);
-    log.warn({ err, failures: status.consecutiveFailures }, 'poll pass failed; the watermark stays where it was');
+    failures.failed(err, { failures: status.consecutiveFailures });
     throw err;
   } finally {
     status.lastPollFinishedAt = Date.now();

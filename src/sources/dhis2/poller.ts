@@ -4,12 +4,14 @@ import { contextReadWindowStart } from '../../ledger/context-reads.js';
 import { type Resource, type ResourceFetcher, trackedEntityResource } from '../../mapping/index.js';
 import { errorMessage } from '../../observability/inner-errors.js';
 import type { Logger } from '../../observability/logger.js';
+import type { RepeatedFailure } from '../../observability/repeated-failure.js';
 import {
   type CursorStore,
   commitInOrder,
   firstSyncStart,
   type PassOptions,
   type PollerStatus,
+  passFailures,
   readFromEarlier,
   rememberSeen,
   rereadStop,
@@ -107,6 +109,7 @@ export class Dhis2Poller {
   /** The reading (its `updatedAfter` and `startedAt`) whose refused listing was warned of: once a reading, not every pass. */
   private contextRefusalWarned: string | undefined;
   readonly status: PollerStatus = { consecutiveFailures: 0, watermarks: {} };
+  private readonly failures: RepeatedFailure;
   /**
    * The listing of the mothers (contextRecords), for /metrics and /readyz: it fails no pass, and is warned
    * of once a reading, so a DHIS2 that always refuses it would otherwise show nowhere after the first warning.
@@ -115,6 +118,7 @@ export class Dhis2Poller {
 
   constructor(private readonly deps: Dhis2PollerDeps) {
     this.log = deps.logger.child({ component: 'dhis2-poller', source: deps.sourceId });
+    this.failures = passFailures(this.log, deps.now);
     this.status.watermarks[WATERMARK_KEY] = deps.cursors.getCursor(deps.sourceId, DHIS2_CURSOR);
   }
 
@@ -143,7 +147,7 @@ export class Dhis2Poller {
 
   private pass(options: PassOptions): Promise<PassReport> {
     const fetcher = this.deps.pipeline.reading(new Dhis2Fetcher(this.deps.client, this.deps.dhis2.fields));
-    const run = trackedPass(this.status, this.log, async () => {
+    const run = trackedPass(this.status, this.log, this.failures, async () => {
       // The watermark is held at DHIS2's own time (see commitPage); without it this pass holds nothing.
       this.serverNow = await this.deps.client.serverTime().catch(() => undefined);
       const report = await this.pages(fetcher, options);

@@ -2,6 +2,7 @@ import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { sinceHasZone } from '../../config/index.js';
 import type { PollSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
+import { RepeatedFailure } from '../../observability/repeated-failure.js';
 import { PassCoverage, versionKey } from '../coverage.js';
 import {
   type CursorStore,
@@ -9,6 +10,7 @@ import {
   firstSyncStart,
   type PassOptions,
   type PollerStatus,
+  passFailures,
   readFromEarlier,
   rememberSeen,
   rereadStop,
@@ -45,6 +47,8 @@ export interface FhirPollerDeps {
   maxPagesPerType?: number;
   /** Most versions remembered as mapped (SEEN_VERSIONS_MAX unless a test's). */
   maxSeen?: number;
+  /** The clock the failure lines are spaced by (passFailures). Date.now unless a test's. */
+  now?: () => number;
 }
 
 const cursorName = (type: string) => `lastUpdated:${type}`;
@@ -75,12 +79,31 @@ export class FhirPoller {
   private readonly runPageCaps = new Map<string, RunPageCaps>();
   private queued: Promise<PassReport> | undefined;
   readonly status: PollerStatus = { consecutiveFailures: 0, watermarks: {} };
+  private readonly failures: RepeatedFailure;
+  /**
+   * Each type's failures, logged as the pass's are (passFailures): a source that is down fails every type
+   * of every pass. No line says a type recovered: the pass's does, as a pass succeeds only when all do.
+   */
+  private readonly typeFailures = new Map<string, RepeatedFailure>();
 
   constructor(private readonly deps: FhirPollerDeps) {
     this.log = deps.logger.child({ component: 'fhir-poller', source: deps.sourceId });
+    this.failures = passFailures(this.log, deps.now);
     for (const type of deps.resourceTypes) {
       this.status.watermarks[type] = deps.cursors.getCursor(deps.sourceId, cursorName(type));
     }
+  }
+
+  private typeFailuresOf(type: string): RepeatedFailure {
+    let failures = this.typeFailures.get(type);
+    if (!failures) {
+      failures = new RepeatedFailure(this.log, 'a resource type could not be polled; the others go on', {
+        level: 'warn',
+        ...(this.deps.now ? { now: this.deps.now } : {}),
+      });
+      this.typeFailures.set(type, failures);
+    }
+    return failures;
   }
 
   /**
@@ -123,7 +146,7 @@ export class FhirPoller {
   private pass(options: PassOptions): Promise<PassReport> {
     const fetcher = this.deps.pipeline.reading(new CachingFetcher(this.deps.client));
     const coverage = new PassCoverage();
-    const run = trackedPass(this.status, this.log, async () => {
+    const run = trackedPass(this.status, this.log, this.failures, async () => {
       const report = emptyReport();
       // Each type has its own watermark: one the server cannot search (a 404 paging link, a type it
       // refuses) must not stop the others being read. The pass still fails, with the first error.
@@ -132,6 +155,7 @@ export class FhirPoller {
         if (this.stopping) break;
         try {
           const read = await this.pollType(type, fetcher, coverage, options);
+          this.typeFailures.get(type)?.forget();
           addReports(report, read);
           // Each type stopped where it did: going on from the earliest reads none of them short.
           if (read.rereadStoppedAt !== undefined)
@@ -140,7 +164,7 @@ export class FhirPoller {
           // Cut short by shutdown (the client's calls were ended): no failure, the next start reads it.
           if (this.stopping) break;
           failure ??= err;
-          this.log.warn({ err, resourceType: type }, 'a resource type could not be polled; the others go on');
+          this.typeFailuresOf(type).failed(err, { resourceType: type });
         }
       }
       if (failure !== undefined && !this.stopping) throw failure;
