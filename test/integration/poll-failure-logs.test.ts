@@ -1,5 +1,5 @@
 // A source that is down for hours with a schedule of seconds (or a ledger on a full disk) failed every poll
-// pass, and every pass wrote a line with a stack, and so did every resource type of it:
+// pass, and every pass wrote a line with a stack, so did every resource type of it and every catch-up poll:
 // the log grew by the hour and buried what else happened. Each poller (so each source) now logs its first
 // failure at once, the same failure at most once a minute with `repeats`, and one line when a pass succeeds
 // again; readiness and metrics still count every failed pass. The EMR here is the FHIR sandbox behind a proxy
@@ -10,6 +10,8 @@ import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { Dhis2Client } from '../../src/sources/dhis2/client.js';
 import { Dhis2Poller, dhis2SettingsOf } from '../../src/sources/dhis2/index.js';
 import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
+import { fhirInbox } from '../../src/sources/fhir/inbox.js';
+import { InboxProcessor } from '../../src/sources/fhir/inbox-processor.js';
 import { FhirPoller } from '../../src/sources/fhir/poller.js';
 import { type Harness, SOURCE_ID, startHarness } from './helpers/bridge-harness.js';
 import { BIRTHS_SOURCE, type Dhis2Harness } from './helpers/dhis2-harness.js';
@@ -138,6 +140,70 @@ describe('a source that cannot be read, pass after pass', () => {
       logged(PASS_FAILED).map((l) => l.source),
       [SOURCE_ID, 'other-emr'],
     );
+  });
+
+  it('logs failed catch-up polls once a minute with the repeats, and one line when one succeeds', async () => {
+    const emr = poller();
+    const source = h.bridge.sources[0];
+    assert.ok(source);
+    const inbox = fhirInbox(h.bridge.ledger.inbox);
+    const processor = new InboxProcessor({
+      inbox,
+      meta: h.bridge.ledger,
+      logger,
+      now: () => clock,
+      sources: [
+        {
+          id: SOURCE_ID,
+          client: source.client,
+          pipeline: source.pipeline,
+          catchUp: () => emr.pollOnce(),
+          polled: true,
+        },
+      ],
+    });
+    const CATCH_UP_FAILED = 'catch-up poll failed; will retry';
+    down();
+    // A ping: the EMR says something changed without saying what, so the source is polled.
+    inbox.add(SOURCE_ID, { kind: 'ping', style: 'hapi-empty' }, clock, true);
+    await processor.processOnce();
+    // Retried after 1 s, 2 s, 4 s, 8 s and 16 s: six failures within the first minute.
+    for (const wait of [1_000, 2_000, 4_000, 8_000, 16_000]) {
+      clock += wait;
+      await processor.processOnce();
+    }
+    assert.equal(emr.status.consecutiveFailures, 6, 'every catch-up poll was tried');
+    const failed = logged(CATCH_UP_FAILED);
+    assert.equal(failed.length, 1, 'six failures within a minute: one line');
+    assert.equal(failed[0]?.level, 'warn');
+    assert.equal(failed[0]?.source, SOURCE_ID);
+    assert.equal(failed[0]?.failures, 1);
+    assert.equal(logged(PASS_FAILED).length, 1);
+
+    clock += 32_000;
+    await processor.processOnce();
+    assert.deepEqual(
+      logged(CATCH_UP_FAILED).map((l) => [l.failures, l.repeats]),
+      [
+        [1, undefined],
+        [7, 5],
+      ],
+    );
+
+    up();
+    clock += 64_000;
+    await processor.processOnce();
+    const recovered = logged('catch-up polls succeed again');
+    assert.equal(recovered.length, 1);
+    assert.equal(recovered[0]?.source, SOURCE_ID);
+    assert.equal(recovered[0]?.failures, 7);
+    assert.equal(
+      h.bridge.ledger.getMeta(`subscription:${SOURCE_ID}:catchUpOwed`),
+      undefined,
+      'the catch-up is no longer owed',
+    );
+    assert.equal(logged('poll passes succeed again').length, 1);
+    await processor.stop();
   });
 });
 

@@ -1,4 +1,5 @@
 import type { Logger } from '../../observability/logger.js';
+import { RepeatedFailure } from '../../observability/repeated-failure.js';
 import type { SourcePipeline } from '../pipeline.js';
 import type { FhirSourceClient } from './fhir-client.js';
 import type { InboxRow, InboxStore } from './inbox.js';
@@ -97,6 +98,11 @@ export class InboxProcessor {
   /** Set by stop() (not before start(): processOnce may run on its own, as `sync` and tests run it). */
   private stopping = false;
   private readonly owed = new Map<string, OwedCatchUp>();
+  /**
+   * Each source's failed catch-up polls: a source down for hours fails one every 5 minutes (the backoff),
+   * a full disk too; the first is logged at once, then the same failure at most once a minute with `repeats`.
+   */
+  private readonly catchUpFailures = new Map<string, RepeatedFailure>();
   /** The last event number per numbering (eventNumberKey), read from meta when first needed. */
   private readonly eventNumbers = new Map<string, number | undefined>();
 
@@ -105,6 +111,10 @@ export class InboxProcessor {
     this.now = deps.now ?? Date.now;
     for (const source of deps.sources) {
       this.sources.set(source.id, source);
+      this.catchUpFailures.set(
+        source.id,
+        new RepeatedFailure(this.log, 'catch-up poll failed; will retry', { level: 'warn', now: this.now }),
+      );
       const stored = deps.meta.getMeta(eventNumberKey(source.id));
       this.statuses.set(source.id, {
         gaps: 0,
@@ -267,6 +277,7 @@ export class InboxProcessor {
       const generation = owed.generation;
       try {
         await source.catchUp();
+        this.catchUpFailures.get(sourceId)?.recovered('catch-up polls succeed again', { source: sourceId });
         if (this.owed.get(sourceId)?.generation === generation) {
           this.owed.delete(sourceId);
           this.deps.meta.setMeta(catchUpOwedKey(sourceId), null);
@@ -275,7 +286,7 @@ export class InboxProcessor {
         owed.failures++;
         // 1 s, 2 s, 4 s … capped at 5 minutes, like a failing notification.
         owed.notBefore = this.now() + Math.min(1000 * 2 ** (owed.failures - 1), 300_000);
-        this.log.warn({ err, source: sourceId, failures: owed.failures }, 'catch-up poll failed; will retry');
+        this.catchUpFailures.get(sourceId)?.failed(err, { source: sourceId, failures: owed.failures });
       }
     }
   }
