@@ -161,7 +161,7 @@ function runLedger(options: LedgerOptions): void {
       );
     if (rows.length) console.log(`\n${table(rows, options.showReasons === true)}`);
     if (read.length > limit) console.log(`\n${cutShortText(rows.length, counts, states, options)}`);
-    else if (options.find) console.log(`\n${noMatchText(options.find.trim(), config)}`);
+    if (options.find && rows.length === 0) console.log(`\n${noMatchText(options.find.trim(), config)}`);
     // One event looked up: its whole error, which the table cuts to a column.
     const [only] = rows;
     if (

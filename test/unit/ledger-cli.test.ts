@@ -174,6 +174,7 @@ describe('ledger and replay commands', () => {
     assert.match(byRef.out, /^2\s+dead\s+birth\s+emr:Encounter\/2/m);
     assert.doesNotMatch(byRef.out, /emr:Encounter\/1\b/);
     assert.doesNotMatch(byRef.out, /pending: 1/, "the whole ledger's counts are not this event's");
+    assert.doesNotMatch(byRef.out, /No event matches/, 'an event found is not said to be missing');
     assert.match(byRef.out, /ATTEMPT\s+STEP\s+OUTCOME\s+FINISHED\s+ERROR/);
     assert.match(
       byRef.out,
