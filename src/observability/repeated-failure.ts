@@ -23,11 +23,16 @@ function codeOf(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-/** What makes two failures the same: the error's code, or its name and message with numbers taken out. */
+/**
+ * What makes two failures the same: an expected storage code alone (SQLite words it by the operation), else
+ * the code (or the error's name) and the message with numbers taken out. A generic code (SQLITE_ERROR) covers
+ * unrelated bugs, "no such table" then "no such column": the second must not wait a minute behind the first.
+ * Never logged; bounded.
+ */
 export function failureKind(err: unknown): string {
   const code = codeOf(err);
-  if (code !== undefined) return code;
-  const name = err instanceof Error ? err.name : typeof err;
+  if (code !== undefined && EXPECTED_CODE.test(code)) return code;
+  const name = code ?? (err instanceof Error ? err.name : typeof err);
   const message = (err as { message?: unknown } | null)?.message;
   return `${name}: ${String(message ?? err)
     .replace(/\d+/g, '#')

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { createDeliveryWorker } from '../../src/delivery/index.js';
 import type { Db } from '../../src/ledger/db.js';
 import { type Ledger, openLedger } from '../../src/ledger/index.js';
@@ -174,6 +175,48 @@ describe('RepeatedFailure', () => {
       lines.slice(3).map((l) => [l.msg, l.failures, l.repeats, l.failingMs]),
       [['ticks run again', 5, 1, 60_000]],
     );
+  });
+
+  it('logs a second, different bug under the same generic SQLite code at once', () => {
+    const lines: Line[] = [];
+    let now = 0;
+    const log = createLogger({ destination: { write: (line: string) => lines.push(JSON.parse(line)) } });
+    const failures = new RepeatedFailure(log, 'delivery loop error; backing off', { level: 'error', now: () => now });
+    // Real SQLite errors: both SQLITE_ERROR, two unrelated bugs (a migration not run, a column renamed).
+    const db = new Database(':memory:');
+    db.exec('CREATE TABLE attempts (id INTEGER PRIMARY KEY, row_id INTEGER)');
+    const sqliteError = (sql: string) => {
+      try {
+        db.prepare(sql).run();
+      } catch (err) {
+        return err;
+      }
+      assert.fail(`${sql} did not fail`);
+    };
+    try {
+      failures.failed(sqliteError('SELECT * FROM ledger_rows'));
+      now += 1_000;
+      failures.failed(sqliteError('SELECT pending_checks FROM attempts'));
+      now += 1_000;
+      // The same bug again: the same kind, counted.
+      failures.failed(sqliteError('SELECT pending_checks FROM attempts WHERE id = 17'));
+      failures.failed(sqliteError('SELECT pending_checks FROM attempts WHERE id = 23'));
+      failures.failed(Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }));
+      failures.failed(Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }));
+      assert.deepEqual(
+        lines.map((l) => [(l.err as { code?: string }).code, (l.err as { message?: string }).message, l.repeats]),
+        [
+          ['SQLITE_ERROR', 'no such table: ledger_rows', undefined],
+          ['SQLITE_ERROR', 'no such column: pending_checks', undefined],
+          ['SQLITE_FULL', 'database or disk is full', undefined],
+        ],
+      );
+      now += 60_000;
+      failures.failed(sqliteError('SELECT pending_checks FROM attempts'));
+    } finally {
+      db.close();
+    }
+    assert.equal(lines.at(-1)?.repeats, 2, "counted under its own kind, not the first bug's");
   });
 
   it('never logs a personal value a failure carries: the logger redacts it as always', () => {
