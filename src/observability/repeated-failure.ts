@@ -3,6 +3,9 @@
 // /data) the operator was freeing. The inbox's refusals were already logged once a minute with a count
 // (sources/fhir/receiver.ts); this is that, for a loop: the first failure of a kind at once, the same kind
 // again at most once a minute with the repeats since its last line, and one line when the loop recovers.
+// A loop that fails and succeeds in turn (a disk with a little room freed now and then) wrote both lines
+// every round: a kind's last line is kept through a success, and a success is said only after a failure line
+// or a minute after it was last said.
 import type { Logger } from './logger.js';
 
 /** The same kind of failure is logged at most this often. */
@@ -61,19 +64,40 @@ export interface RepeatedFailureOptions {
 
 /**
  * The log of one loop's failures. `failed` for each failure (`err` under `err`, with `fields`); `recovered`
- * when a round succeeds: one line if anything failed since the last success, nothing otherwise. Fields and
- * errors go through the logger's redaction like any other line.
+ * when a round succeeds. Fields and errors go through the logger's redaction like any other line.
+ *
+ * Each failure is logged, or counted once in the `repeats` of a later line: its kind's next failure line, or
+ * the next recovery line. A kind's last line is kept through a success, so a loop failing every other round
+ * logs that failure once a minute, not once a round. A recovery line follows a failure line (after the last
+ * recovery line), or comes a minute after the last one for failures only counted meanwhile; it counts the
+ * failures since the last recovery line, `failingMs` from the first of them to the success. A failure after
+ * a minute or more of success is a new outage: a recovery line still owed is written first, and the failure
+ * is logged at once (its kind's last line is older than that minute).
  */
 export class RepeatedFailure {
   private readonly kinds = new Map<string, { loggedAt: number; repeats: number }>();
+  /** Failures since the last success. */
   private failures = 0;
+  /** Failures since the last recovery line, and when the first of them was. */
+  private unsaid = 0;
   private firstAt = 0;
+  /** While failures are unsaid: when the loop began to succeed again (undefined while it fails). */
+  private recoveredAt: number | undefined;
+  /** The recovery line owed while a success is not said yet. */
+  private owed: { message: string; fields: Record<string, unknown> } | undefined;
+  /** Whether a failure line was written since the last recovery line. */
+  private failureLogged = false;
+  private recoveryLoggedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly log: Logger,
     private readonly message: string,
     private readonly options: RepeatedFailureOptions,
   ) {}
+
+  private get everyMs(): number {
+    return this.options.everyMs ?? REPEAT_LOG_MS;
+  }
 
   /** Whether anything failed since the last success. */
   get failing(): boolean {
@@ -82,11 +106,15 @@ export class RepeatedFailure {
 
   failed(err: unknown, fields: Record<string, unknown> = {}): void {
     const at = (this.options.now ?? Date.now)();
-    if (this.failures === 0) this.firstAt = at;
+    // Healthy for a minute or more: what failed before is said before this new outage.
+    if (this.recoveredAt !== undefined && at - this.recoveredAt >= this.everyMs) this.sayRecovered(at);
+    this.recoveredAt = undefined;
+    if (this.unsaid === 0) this.firstAt = at;
+    this.unsaid++;
     this.failures++;
     const kind = failureKind(err);
     const seen = this.kinds.get(kind);
-    if (seen && at - seen.loggedAt < (this.options.everyMs ?? REPEAT_LOG_MS)) {
+    if (seen && at - seen.loggedAt < this.everyMs) {
       seen.repeats++;
       return;
     }
@@ -94,26 +122,53 @@ export class RepeatedFailure {
       { ...fields, err: shown(err), ...(seen ? { repeats: seen.repeats } : {}) },
       this.message,
     );
+    this.failureLogged = true;
     this.kinds.delete(kind);
     this.kinds.set(kind, { loggedAt: at, repeats: 0 });
     if (this.kinds.size > MAX_KINDS) this.kinds.delete(this.kinds.keys().next().value as string);
   }
 
-  /** A round succeeded, and another line says so (a whole of which this is a part): forgets without a line. */
+  /**
+   * A round succeeded, and another line says so (a whole of which this is a part): no line. Each kind's last
+   * line and unlogged repeats are kept, so a part that fails every other round is still logged once a minute.
+   */
   forget(): void {
     this.failures = 0;
-    this.kinds.clear();
+    this.unsaid = 0;
+    this.recoveredAt = undefined;
+    this.owed = undefined;
+    this.failureLogged = false;
   }
 
-  /** A round succeeded: says so once after failures, with how many (in all, and unlogged) and for how long. */
+  /**
+   * A round succeeded: says so after failures, with how many since the last such line (in all, and unlogged)
+   * and for how long; only after a failure line, or a minute after the last such line (see the class).
+   */
   recovered(message: string, fields: Record<string, unknown> = {}): void {
-    if (this.failures === 0) return;
+    if (this.unsaid === 0) return;
     const at = (this.options.now ?? Date.now)();
-    // `repeats`: the failures since each kind's last line, which no line counted yet.
-    let repeats = 0;
-    for (const kind of this.kinds.values()) repeats += kind.repeats;
-    this.log.info({ ...fields, failures: this.failures, repeats, failingMs: at - this.firstAt }, message);
+    this.recoveredAt ??= at;
     this.failures = 0;
-    this.kinds.clear();
+    this.owed = { message, fields };
+    if (this.failureLogged || at - this.recoveryLoggedAt >= this.everyMs) this.sayRecovered(at);
+  }
+
+  private sayRecovered(at: number): void {
+    if (!this.owed || this.recoveredAt === undefined) return;
+    // `repeats`: the failures since each kind's last line, which no line counted yet; counted now.
+    let repeats = 0;
+    for (const kind of this.kinds.values()) {
+      repeats += kind.repeats;
+      kind.repeats = 0;
+    }
+    this.log.info(
+      { ...this.owed.fields, failures: this.unsaid, repeats, failingMs: this.recoveredAt - this.firstAt },
+      this.owed.message,
+    );
+    this.unsaid = 0;
+    this.owed = undefined;
+    this.recoveredAt = undefined;
+    this.failureLogged = false;
+    this.recoveryLoggedAt = at;
   }
 }

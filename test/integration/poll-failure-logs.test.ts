@@ -121,12 +121,49 @@ describe('a source that cannot be read, pass after pass', () => {
     await emr.pollOnce();
     assert.equal(logged('poll passes succeed again').length, 1, 'once, not at every pass that works');
 
-    // Down again within the same minute: a new outage, seen at once.
+    // Down again within the minute of the last failure line: a source that flaps is logged once a minute
+    // too, not at every pass (a success in between keeps the failure's last line).
     down();
     await assert.rejects(emr.pollOnce());
-    assert.equal(logged(PASS_FAILED).length, 3);
-    assert.equal(logged(PASS_FAILED)[2]?.failures, 1);
+    assert.equal(logged(PASS_FAILED).length, 2);
+    assert.equal(logged(TYPE_FAILED).length, 2 * types);
+    up();
+    await emr.pollOnce();
+    assert.equal(logged('poll passes succeed again').length, 1, 'no failure line since the last: not said yet');
+    down();
+    clock += 30_000;
+    await assert.rejects(emr.pollOnce());
+    assert.equal(logged(PASS_FAILED).length, 2);
+    clock += 30_000;
+    await assert.rejects(emr.pollOnce());
+    assert.deepEqual(
+      logged(PASS_FAILED).map((l) => [l.failures, l.repeats]),
+      [
+        [1, undefined],
+        [6, 4],
+        [2, 2],
+      ],
+    );
     assert.equal(logged(TYPE_FAILED).length, 3 * types);
+    up();
+    clock += 1_000;
+    await emr.pollOnce();
+    assert.deepEqual(
+      logged('poll passes succeed again').map((l) => [l.failures, l.repeats, l.failingMs]),
+      [
+        [6, 0, 65_000],
+        [3, 0, 61_000],
+      ],
+    );
+
+    // Down again after an hour of passes that worked: a new outage, seen at once.
+    clock += 3_600_000;
+    await emr.pollOnce();
+    down();
+    await assert.rejects(emr.pollOnce());
+    assert.equal(logged(PASS_FAILED).length, 4);
+    assert.deepEqual([logged(PASS_FAILED)[3]?.failures, logged(PASS_FAILED)[3]?.repeats], [1, 0]);
+    assert.equal(logged(TYPE_FAILED).length, 4 * types);
   });
 
   it('gives each source its own count: one logged failing says nothing of another', async () => {

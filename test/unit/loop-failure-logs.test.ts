@@ -219,6 +219,98 @@ describe('RepeatedFailure', () => {
     assert.equal(lines.at(-1)?.repeats, 2, "counted under its own kind, not the first bug's");
   });
 
+  it('a loop that fails and succeeds in turn logs each once a minute, and every failure is counted once', () => {
+    const lines: Line[] = [];
+    let now = 0;
+    const log = createLogger({ destination: { write: (line: string) => lines.push(JSON.parse(line)) } });
+    const failures = new RepeatedFailure(log, 'write-back tick failed', { level: 'error', now: () => now });
+    const full = () => Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    const say = () => lines.map((l) => [now, l.msg, l.failures, l.repeats, l.failingMs]);
+    // A tick a second for a minute, every other one failing.
+    for (let i = 0; i < 60; i++) {
+      now += 1_000;
+      if (i % 2 === 0) failures.failed(full());
+      else failures.recovered('write-back ticks run again');
+    }
+    assert.deepEqual(
+      lines.map((l) => [l.msg, l.failures, l.repeats, l.failingMs]),
+      [
+        ['write-back tick failed', undefined, undefined, undefined],
+        ['write-back ticks run again', 1, 0, 1_000],
+      ],
+      JSON.stringify(say()),
+    );
+    // A minute after its last line the failure is logged again, with the 29 not logged since.
+    now += 1_000;
+    failures.failed(full());
+    assert.equal(lines.length, 3);
+    assert.equal(lines[2]?.repeats, 29);
+    // That failure line was written: the success after it is said, with the 30 failures since the last one.
+    now += 1_000;
+    failures.recovered('write-back ticks run again');
+    assert.deepEqual(
+      [lines[3]?.msg, lines[3]?.failures, lines[3]?.repeats, lines[3]?.failingMs],
+      ['write-back ticks run again', 30, 0, 59_000],
+    );
+
+    // Flapping that then stops: the failure counted after the last recovery line is said a minute after it.
+    now += 1_000;
+    failures.failed(full());
+    now += 1_000;
+    failures.recovered('write-back ticks run again');
+    assert.equal(lines.length, 4, 'within the minute: counted');
+    now += 30_000;
+    failures.recovered('write-back ticks run again');
+    assert.equal(lines.length, 4);
+    now += 30_000;
+    failures.recovered('write-back ticks run again');
+    failures.recovered('write-back ticks run again');
+    assert.deepEqual(
+      lines.slice(4).map((l) => [l.msg, l.failures, l.repeats, l.failingMs]),
+      [['write-back ticks run again', 1, 1, 1_000]],
+    );
+
+    // A new outage after a long healthy period is logged at once, its counts its own.
+    now += 3_600_000;
+    failures.failed(full());
+    now += 5_000;
+    failures.failed(full());
+    failures.recovered('write-back ticks run again');
+    assert.deepEqual(
+      lines.slice(5).map((l) => [l.msg, l.failures, l.repeats, l.failingMs]),
+      [
+        ['write-back tick failed', undefined, 0, undefined],
+        ['write-back ticks run again', 2, 1, 5_000],
+      ],
+    );
+  });
+
+  it('says a success owed since a short outage before a new one, when no success came a minute after it', () => {
+    const lines: Line[] = [];
+    let now = 0;
+    const log = createLogger({ destination: { write: (line: string) => lines.push(JSON.parse(line)) } });
+    const failures = new RepeatedFailure(log, 'catch-up poll failed; will retry', { level: 'warn', now: () => now });
+    const down = () => Object.assign(new Error('GET /Patient: 503'), { name: 'FhirSourceError' });
+    failures.failed(down());
+    now += 1_000;
+    failures.recovered('catch-up polls succeed again');
+    now += 1_000;
+    failures.failed(down()); // counted: a minute has not passed since its line
+    now += 1_000;
+    failures.recovered('catch-up polls succeed again'); // not said: no failure line since the last one
+    assert.equal(lines.length, 2);
+    // No success is reported for two hours (catch-up polls run only when owed), then one fails.
+    now += 7_200_000;
+    failures.failed(down());
+    assert.deepEqual(
+      lines.slice(2).map((l) => [l.msg, l.failures, l.repeats, l.failingMs]),
+      [
+        ['catch-up polls succeed again', 1, 1, 1_000],
+        ['catch-up poll failed; will retry', undefined, 0, undefined],
+      ],
+    );
+  });
+
   it('never logs a personal value a failure carries: the logger redacts it as always', () => {
     const lines: string[] = [];
     const log = createLogger({ destination: { write: (line: string) => lines.push(line) } });
