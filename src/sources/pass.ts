@@ -223,21 +223,24 @@ export function passFailures(log: Logger, now?: () => number): RepeatedFailure {
  * Runs one poll pass with the bookkeeping every source shares: start and finish times, the failure
  * count readiness looks at (every failed pass counts), the last report, and the log: a line for each pass
  * done, a failed one through the poller's `failures` (passFailures). A failed pass rethrows; its watermark
- * was never committed, so the next pass starts where this one did.
+ * was never committed, so the next pass starts where this one did. A pass the poller's stop() cut short
+ * (`stopped`) is no success: after failed passes, "poll passes succeed again" at shutdown would be untrue.
  */
 export async function trackedPass(
   status: PollerStatus,
   log: Logger,
   failures: RepeatedFailure,
-  run: () => Promise<{ report: PassReport; reads: number }>,
+  run: () => Promise<{ report: PassReport; reads: number; stopped: boolean }>,
 ): Promise<PassReport> {
   status.lastPollStartedAt = Date.now();
   try {
-    const { report, reads } = await run();
-    status.consecutiveFailures = 0;
-    status.lastError = undefined;
+    const { report, reads, stopped } = await run();
     status.lastReport = report;
-    failures.recovered('poll passes succeed again');
+    if (!stopped) {
+      status.consecutiveFailures = 0;
+      status.lastError = undefined;
+      failures.recovered('poll passes succeed again');
+    }
     log.info(
       {
         resources: report.resources,

@@ -166,6 +166,22 @@ describe('a source that cannot be read, pass after pass', () => {
     assert.equal(logged(TYPE_FAILED).length, 4 * types);
   });
 
+  it('says nothing of passes succeeding again when a pass after failures is cut short by shutdown', async () => {
+    const emr = poller();
+    down();
+    await assert.rejects(emr.pollOnce());
+    up();
+    // The bridge stops while the next pass reads its first page: that page is read, no other.
+    proxy.rules.push(() => {
+      emr.stop();
+      return undefined;
+    });
+    await emr.pollOnce();
+    assert.equal(logged('poll pass done').length, 1, 'the stopped pass ran');
+    assert.deepEqual(logged('poll passes succeed again'), []);
+    assert.equal(emr.status.consecutiveFailures, 1, 'a stopped pass is no success');
+  });
+
   it('gives each source its own count: one logged failing says nothing of another', async () => {
     const emr = poller();
     const other = poller('other-emr');
@@ -298,5 +314,36 @@ describe('a DHIS2 source that cannot be read, pass after pass', () => {
       logged('poll passes succeed again').map((l) => [l.component, l.source, l.failures, l.repeats]),
       [['dhis2-poller', BIRTHS_SOURCE, 5, 0]],
     );
+  });
+
+  it('says nothing of passes succeeding again when a pass after failures is cut short by shutdown', async () => {
+    const source = h.bridge.dhis2Sources.find((s) => s.settings.id === BIRTHS_SOURCE);
+    assert.ok(source);
+    lines.length = 0;
+    const poller = new Dhis2Poller({
+      sourceId: source.settings.id,
+      client: new Dhis2Client(source.settings, { logger: silentLogger, attempts: 1 }),
+      pipeline: source.pipeline,
+      cursors: h.bridge.ledger,
+      dhis2: dhis2SettingsOf(source.settings),
+      poll: source.settings.poll,
+      logger,
+    });
+    proxy.rules.push(() => answerStatus(503));
+    await assert.rejects(poller.pollOnce());
+    proxy.rules.length = 0;
+    // The bridge stops while the next pass reads its first page of tracked entities.
+    proxy.rules.push((req) => {
+      if (req.url?.includes('/trackedEntities')) poller.stop();
+      return undefined;
+    });
+    try {
+      await poller.pollOnce();
+    } finally {
+      proxy.rules.length = 0;
+    }
+    assert.equal(logged('poll pass done').length, 1, 'the stopped pass ran');
+    assert.deepEqual(logged('poll passes succeed again'), []);
+    assert.equal(poller.status.consecutiveFailures, 1, 'a stopped pass is no success');
   });
 });

@@ -152,7 +152,7 @@ export class Dhis2Poller {
       this.serverNow = await this.deps.client.serverTime().catch(() => undefined);
       const report = await this.pages(fetcher, options);
       await this.contextRecords(fetcher, report);
-      return { report, reads: fetcher.reads };
+      return { report, reads: fetcher.reads, stopped: this.stopping };
     });
     // A failed reread was logged; the watermark held for it (see pages), so the next pass redoes it.
     return run.finally(() => this.deps.pipeline.finished(fetcher).catch(() => undefined));

@@ -168,7 +168,7 @@ export class FhirPoller {
         }
       }
       if (failure !== undefined && !this.stopping) throw failure;
-      return { report, reads: fetcher.reads };
+      return { report, reads: fetcher.reads, stopped: this.stopping };
     });
     // A failed reread was logged; the watermark held for it (commitRead), so the next pass redoes it.
     return run.finally(() => this.deps.pipeline.finished(fetcher).catch(() => undefined));
