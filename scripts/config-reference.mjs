@@ -71,8 +71,9 @@ const SUPPLEMENT = {
   'sources[].subscription':
     'Accept push notifications at `POST /fhir-subscription/<id>` (polling still runs as the safety net).',
   'sources[].subscription.secret':
-    'Shared secret the sender puts in `Authorization: Bearer <secret>` (Subscription.channel.header).',
-  'sources[].subscription.hmacSecret': 'Medplum-style HMAC-SHA256 signing secret (`X-Signature`).',
+    'Shared secret the sender puts in `Authorization: Bearer <secret>` (Subscription.channel.header); at least 16 characters, a placeholder such as `change-me` refused, as `admin.token`.',
+  'sources[].subscription.hmacSecret':
+    'Medplum-style HMAC-SHA256 signing secret (`X-Signature`); at least 16 characters, a placeholder refused, as `secret`.',
   'sources[].subscription.heartbeatSeconds': 'Expected heartbeat period; silence for longer triggers a catch-up poll.',
   'sources[].mappings':
     "Mapping names under mappings/, or paths to your own files (with a folder in them, relative to the config file: `./mappings/birth.yaml`; in the container, mount them next to the config, under `/config`). Default: FHIR, `birth.fhir` and `death.fhir`; DHIS2, the shipped mappings whose `codes.program` is `dhis2.program` (`birth.dhis2` for `IpHINAT79UW`, `death.dhis2` for the sandbox's `SbxDthProg1`), and for any other programme all of them, with a warning at start, from `validate` and from `doctor` that none reads the programme: name your own copies (docs/dhis2.md).",

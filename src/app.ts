@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
 import { ConfigError } from './config/errors.js';
+import { subscriptionSecretProblem } from './config/inbound-secret.js';
 import { MAX_TIMER_MS } from './config/limits.js';
 import type { Env } from './config/load.js';
 import { ConfigOnDisk, fileHash, LOADED_FILES_META, type OnDiskVerdict, verifyInWorker } from './config/on-disk.js';
@@ -298,9 +299,10 @@ export class Bridge {
         this.sources
           .filter((s) => s.settings.subscription)
           .map((s) => {
-            // A `…File` secret follows its file (config/secret-files.ts).
+            // A `…File` secret follows its file (config/secret-files.ts); a rotated one too weak to be
+            // taken at start is not taken then either (the value before stays, with a warning).
             const subscription = s.settings.subscription ?? {};
-            const logger = { logger: this.log };
+            const logger = { logger: this.log, check: subscriptionSecretProblem };
             return {
               id: s.settings.id,
               auth: {

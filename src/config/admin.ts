@@ -1,15 +1,7 @@
 import { ConfigError } from './errors.js';
+import { guessableSecretProblem } from './inbound-secret.js';
 import { secretLeftUnset } from './secret-files.js';
 import type { AdminSettings, HttpSettings } from './types.js';
-
-/** The shortest admin token taken (the schema says the same of `admin.token` as written). */
-const MIN_TOKEN_LENGTH = 16;
-/**
- * A placeholder: examples/bridge.yaml once carried `change-me-local-admin-token`, and a running `serve`
- * took it, so whoever had read the example could open the ledger browser. Any token naming itself
- * "change me" is one nobody generated.
- */
-const PLACEHOLDER = /change[-_ ]?me/i;
 
 /**
  * Whether the configuration turns the admin page on: it gives an admin token, inline, from ${ENV} or as
@@ -55,11 +47,5 @@ function checkToken(token: string, file?: string): void {
 
 /** What is wrong with an admin token (never quoting it), or undefined; also asked of a rotated `tokenFile`. */
 export function adminTokenProblem(token: string): string | undefined {
-  const generate = 'generate one: openssl rand -base64 32';
-  if (PLACEHOLDER.test(token))
-    return `is a placeholder ("change me"), of the kind examples and templates carry: anyone who has read one knows it; ${generate}`;
-  // The schema counts the spaces a token is written with; the admin routes compare it trimmed.
-  if (token.trim().length < MIN_TOKEN_LENGTH)
-    return `is shorter than ${MIN_TOKEN_LENGTH} characters without its surrounding spaces: a short token is guessed; ${generate}`;
-  return undefined;
+  return guessableSecretProblem(token, 'token');
 }

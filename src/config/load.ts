@@ -6,6 +6,7 @@ import { dhis2SettingsOf } from '../sources/dhis2/settings.js';
 import { baseUrlKey } from '../util/fhir-base.js';
 import { checkAdmin } from './admin.js';
 import { ConfigError } from './errors.js';
+import { subscriptionSecretProblem } from './inbound-secret.js';
 import { defaultMappings, isMappingPath, packagePaths, shippedMappingFile } from './paths.js';
 import { atPointer, createAjv, describeAjvError, pointerParts, pointerToPath, readProfileJson } from './schema.js';
 import { fileSignature, rememberSecretFile, rememberUnsetSecret, secretLeftUnset } from './secret-files.js';
@@ -334,6 +335,7 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
     }
     checkUrl(source.baseUrl, `sources[${i}].baseUrl`, file);
     checkKindKeys(source, `sources[${i}]`, file);
+    checkSubscriptionSecrets(source, `sources[${i}].subscription`, file);
     if (source.alsoKnownAs !== undefined) source.alsoKnownAs = checkAlsoKnownAs(source, `sources[${i}]`, file);
     if (source.timeZone !== undefined) checkTimeZone(source.timeZone, `sources[${i}].timeZone`, file);
     source.mappings = resolveMappings(source.mappings, `sources[${i}].mappings`, file);
@@ -360,6 +362,18 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
       if (key === 'type' || used.includes(SECRET_FILE_KEYS[key] ?? key)) continue;
       throw new ConfigError(`sources[${i}].auth.${key}`, `is not used by auth type ${auth.type}`, file);
     }
+  }
+}
+
+/**
+ * The bridge compares these, as it does the admin token, and by the same rules: a one-character secret
+ * was taken, and guessed at some thousand tries a second. Refused by path, never quoted.
+ */
+function checkSubscriptionSecrets(source: SourceSettings, path: string, file?: string): void {
+  for (const key of ['secret', 'hmacSecret'] as const) {
+    const value = source.subscription?.[key];
+    const problem = value === undefined ? undefined : subscriptionSecretProblem(value);
+    if (problem) throw new ConfigError(`${path}.${key}`, problem, file);
   }
 }
 

@@ -491,7 +491,7 @@ describe('doctor checks', () => {
   });
 
   it("checks that the server's Subscriptions notify the receiver, for every watched type", async () => {
-    const sources = [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, subscription: { secret: 'sub-secret-0001' } }];
+    const sources = [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, subscription: { secret: 'sub-secret-000001' } }];
     const file = writeConfig(configObject({ sources }));
     const note = async () => {
       const report = await runDoctor({ file, env: {} });
@@ -506,7 +506,7 @@ describe('doctor checks', () => {
     assert.match(none.detail, /no Subscription on the server notifies \/fhir-subscription\/emr: create them/);
 
     // Only Patient is subscribed: the other watched types are named.
-    const secrets = { secret: 'sub-secret-0001' };
+    const secrets = { secret: 'sub-secret-000001' };
     const post = async (types: string[]) => {
       const bundle = subscriptionBundle({
         sourceId: 'emr',
@@ -575,7 +575,7 @@ describe('doctor checks', () => {
         kind: 'fhir',
         baseUrl: 'http://emr.invalid/fhir',
         timeoutMs: 1000,
-        subscription: { secret: 'sub-secret-0001' },
+        subscription: { secret: 'sub-secret-000001' },
       },
     ];
     const unreachable = (report: { checks: Array<{ name: string; status: string; detail: string }> }) =>
@@ -594,7 +594,7 @@ describe('doctor checks', () => {
     });
     assert.deepEqual(unreachable(everywhere), [], formatReport(everywhere));
     // An EMR on this machine (the sandboxes) reaches a loopback listener.
-    const local = [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, subscription: { secret: 'sub-secret-0001' } }];
+    const local = [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, subscription: { secret: 'sub-secret-000001' } }];
     const beside = await runDoctor({
       file: writeConfig({ ...configObject({ sources: local }), http: { host: '127.0.0.1', port: 8081 } }),
       env: {},

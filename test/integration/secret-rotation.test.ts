@@ -14,7 +14,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { type AdminTarget, adminRoutes } from '../../src/http/admin/index.js';
 import { closeServer, createHttpApp, listen } from '../../src/http/server.js';
 import { openLedger } from '../../src/ledger/index.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { defaultHealthScopes } from '../../src/sandbox/opencrvs/index.js';
 import { SOURCE_ID, startHarness } from './helpers/bridge-harness.js';
 import { answerJson, type FaultProxy, startFaultProxy } from './helpers/fault-proxy.js';
@@ -163,9 +163,11 @@ describe('secret files rotated while the bridge runs', () => {
     const hmacFile = join(dir, 'hook-hmac');
     rotate(secretFile, 'hook-secret-first-5Tg1');
     rotate(hmacFile, 'hook-hmac-first-8Jd3');
+    const lines: string[] = [];
     const h = await startHarness({
       worker: false,
       subscription: { secretFile, hmacSecretFile: hmacFile },
+      logger: createLogger({ level: 'info', destination: { write: (line: string) => lines.push(line) } }),
     });
     const post = async (secret: string, hmac: string) => {
       const response = await fetch(h.receiverUrl, {
@@ -198,6 +200,23 @@ describe('secret files rotated while the bridge runs', () => {
       assert.equal(await post('hook-secret-second-3Mn7', 'hook-hmac-first-8Jd3'), 200, 'the EMR switching one first');
       assert.equal(await post('hook-secret-wrong-0000', 'hook-hmac-second-6Vb4'), 401);
       assert.equal(await post('hook-secret-second-3Mn7', 'hook-hmac-wrong-0000'), 401);
+
+      // Refused at start, so not taken later either: the secrets before stay, and the operator is told.
+      await sleep(300);
+      rotate(secretFile, 'change-me-hook-secret');
+      rotate(hmacFile, 'short-hmac');
+      assert.equal(await post('change-me-hook-secret', 'hook-hmac-second-6Vb4'), 401, 'a weak secret is not taken');
+      assert.equal(await post('hook-secret-second-3Mn7', 'short-hmac'), 401, 'nor a weak hmacSecret');
+      assert.equal(await post('hook-secret-second-3Mn7', 'hook-hmac-second-6Vb4'), 200, 'the secrets before stay');
+      const warnings = lines
+        .map((line) => JSON.parse(line))
+        .filter((entry) => entry.msg?.startsWith('a secret file cannot be used'));
+      assert.deepEqual(warnings.map((entry) => entry.key).sort(), [
+        'sources[0].subscription.hmacSecretFile',
+        'sources[0].subscription.secretFile',
+      ]);
+      assert.match(warnings[0].reason, /placeholder|shorter than 16 characters/);
+      assert.ok(!lines.some((line) => /change-me-hook|short-hmac/.test(line)), 'the values are not logged');
     } finally {
       await h.close();
     }

@@ -654,7 +654,7 @@ describe('configuration', () => {
     assert.match(fhir.problem, /is for dhis2 sources; this source is kind fhir/);
     const dhis2 = configErrorOf(() =>
       loadConfig({
-        text: `${MINIMAL_CONFIG}sources:\n  - id: d\n    kind: dhis2\n    baseUrl: http://dhis2.example\n    auth: { type: basic, username: a, password: b }\n    subscription: { secret: abcdefgh }\n`,
+        text: `${MINIMAL_CONFIG}sources:\n  - id: d\n    kind: dhis2\n    baseUrl: http://dhis2.example\n    auth: { type: basic, username: a, password: b }\n    subscription: { secret: abcdefgh-abcdefgh }\n`,
       }),
     );
     assert.equal(dhis2.path, 'sources[0].subscription');

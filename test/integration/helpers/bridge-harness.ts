@@ -11,7 +11,7 @@ import { Bridge, type BridgeOptions } from '../../../src/app.js';
 import { configFromObject } from '../../../src/config/index.js';
 import type { BridgeConfig } from '../../../src/config/types.js';
 import type { LedgerRow } from '../../../src/ledger/index.js';
-import { silentLogger } from '../../../src/observability/logger.js';
+import { type Logger, silentLogger } from '../../../src/observability/logger.js';
 import { DEMO_FACILITIES, facilityLocation, generateBirth, generateDeath } from '../../../src/sandbox/demo/generate.js';
 import {
   type FhirSandbox,
@@ -71,6 +71,8 @@ export interface HarnessOptions {
   schedule?: boolean;
   /** Start the delivery worker (default true). */
   worker?: boolean;
+  /** The bridge's logger (default silent): a test that reads what was logged passes its own. */
+  logger?: Logger;
   /** Resources stored before the emitter starts (no notifications); the facility Locations are always added. */
   seed?: Resource[];
   http?: { bodyLimitBytes?: number };
@@ -229,7 +231,11 @@ async function startHarnessOnce(options: HarnessOptions): Promise<Harness> {
   const fhirPort = await freePort();
   const fhirBaseUrl = `http://127.0.0.1:${fhirPort}/fhir`;
   const config = configFromObject(bridgeConfigObject({ sim, fhirBaseUrl, dbPath: join(dir, 'bridge.db'), options }));
-  const bridgeOptions: BridgeOptions = { logger: silentLogger, schedule: false, worker: options.worker ?? true };
+  const bridgeOptions: BridgeOptions = {
+    logger: options.logger ?? silentLogger,
+    schedule: false,
+    worker: options.worker ?? true,
+  };
   const bridge = new Bridge(config, bridgeOptions);
   let fhir: FhirSandbox | undefined;
   try {
