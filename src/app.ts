@@ -60,7 +60,7 @@ import { FhirSourceClient } from './sources/fhir/fhir-client.js';
 import { fhirInbox } from './sources/fhir/inbox.js';
 import { InboxProcessor, type ProcessorSource } from './sources/fhir/inbox-processor.js';
 import { FhirPoller } from './sources/fhir/poller.js';
-import { SubscriptionReceiver } from './sources/fhir/receiver.js';
+import { REFUSAL_REASONS, SubscriptionReceiver } from './sources/fhir/receiver.js';
 import { fhirRecheck } from './sources/fhir/recheck.js';
 import { reevaluate } from './sources/fhir/reevaluate.js';
 import { identifierLookup } from './sources/identifier-lookup.js';
@@ -315,7 +315,13 @@ export class Bridge {
         inbox,
         options.logger,
         () => this.inbox.wake(),
+        undefined,
+        { onRefused: (source, reason) => this.metrics.notificationsRefused.inc({ source, reason }) },
       );
+      // Present from start at 0, so that increase() sees the first refusal.
+      for (const s of this.sources.filter((source) => source.settings.subscription))
+        for (const reason of REFUSAL_REASONS)
+          this.metrics.notificationsRefused.inc({ source: s.settings.id, reason }, 0);
       this.inbox = new InboxProcessor({
         inbox,
         meta: this.ledger,

@@ -8,6 +8,7 @@ export type IssueCode =
   | 'too-costly'
   | 'exception'
   | 'forbidden'
+  | 'throttled'
   | 'transient';
 
 /** Answers with a FHIR OperationOutcome: what FHIR servers expect back from a subscription endpoint. */

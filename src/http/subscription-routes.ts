@@ -79,11 +79,12 @@ export function subscriptionRoutes(
   router.use('/:sourceId', (req: Request, res: Response, next: NextFunction) => {
     const sourceId = String(req.params.sourceId);
     try {
-      receiver.refuseEarly(sourceId, header(req, 'authorization'));
+      receiver.refuseEarly(sourceId, header(req, 'authorization'), req.socket.remoteAddress);
     } catch (err) {
       if (!(err instanceof NotificationError)) throw err;
       // The body is not read: close the connection after the answer rather than drain it.
       res.setHeader('connection', 'close');
+      if (err.retryAfterSeconds !== undefined) res.setHeader('retry-after', String(err.retryAfterSeconds));
       sendOutcome(res, err.status, err.code, err.message);
       return;
     }
@@ -125,6 +126,7 @@ export function subscriptionRoutes(
         authorization: header(req, 'authorization'),
         signature: header(req, 'x-signature'),
         deletedResource: header(req, 'x-medplum-deleted-resource'),
+        remoteAddress: req.socket.remoteAddress,
       });
       // Written directly, not with res.json(): the ack is the receiver's hot path, and the body is fixed.
       const body = JSON.stringify({ received: true, kind: outcome.kind });

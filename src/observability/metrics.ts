@@ -20,6 +20,7 @@ export class BridgeMetrics {
   readonly inboxBytes: Gauge;
   readonly held: Gauge;
   readonly subscriptionGaps: Counter<'source'>;
+  readonly notificationsRefused: Counter<'source' | 'reason'>;
   readonly writeBacks: Gauge<'source' | 'state'>;
   readonly writeBacksAbandoned: Counter<'source'>;
   readonly configChangedOnDisk: Gauge;
@@ -104,6 +105,12 @@ export class BridgeMetrics {
       name: 'bridge_subscription_gaps_total',
       help: 'Subscription gaps detected since start (each triggers a catch-up poll)',
       labelNames: ['source'],
+      registers,
+    });
+    this.notificationsRefused = new Counter({
+      name: 'bridge_notifications_refused_total',
+      help: 'Subscription notifications refused since start, by source and reason: unauthorized (401), throttled (429), invalid (4xx), unavailable (503)',
+      labelNames: ['source', 'reason'],
       registers,
     });
     this.writeBacks = new Gauge({

@@ -28,7 +28,7 @@ export type ParsedNotification =
 export class NotificationError extends Error {
   constructor(
     readonly status: number,
-    readonly code: 'invalid' | 'security' | 'not-found' | 'not-supported' | 'too-costly' | 'transient',
+    readonly code: 'invalid' | 'security' | 'not-found' | 'not-supported' | 'too-costly' | 'transient' | 'throttled',
     message: string,
     /** Sent as Retry-After: the sender should try again then (a full inbox). */
     readonly retryAfterSeconds?: number,

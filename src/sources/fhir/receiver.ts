@@ -1,4 +1,6 @@
 import { fixedSecret, type Secret } from '../../config/secret-files.js';
+import { addressKey } from '../../http/address-slots.js';
+import { AuthThrottle, type AuthThrottleLimits } from '../../http/admin/auth-throttle.js';
 import { storeUnavailable } from '../../ledger/db.js';
 import type { Logger } from '../../observability/logger.js';
 import type { InboxStore } from './inbox.js';
@@ -25,6 +27,8 @@ export interface ReceiverRequest extends IncomingNotification {
   sourceId: string;
   authorization?: string;
   signature?: string;
+  /** The client's address (req.socket.remoteAddress): wrong secrets are counted by it. */
+  remoteAddress?: string;
 }
 
 export type ReceiverOutcome = { status: number; stored?: number; kind: string };
@@ -64,10 +68,55 @@ export const STORE_UNAVAILABLE_RETRY_AFTER_SECONDS = 30;
 // The inbox is counted at most this often; in between, each stored notification adds one (and its bytes).
 const DEPTH_REFRESH_MS = 1_000;
 
+/**
+ * Wrong subscription secrets, counted per address as wrong admin tokens are (http/admin/auth-throttle.ts):
+ * 3,000 guesses at 1,160 a second were each answered 401. Past 20 wrong secrets from one address within a
+ * minute, that address is answered 429 with Retry-After for a minute, its secrets not compared, the right
+ * one included (so a blocked address learns nothing): at most 20 guesses every 2 minutes per address,
+ * about 14,400 a day, against a secret of 16 characters or more. Laxer than the admin page's 10 and
+ * 5 minutes: the sender is a machine that resends 429, and a block holds back its good notifications too,
+ * so it is kept short (a fixed Subscription flows again within a minute, as a poll would bring its
+ * records) and past what an operator setting up or rotating a secret sends by mistake (a few, each a
+ * 401 to read in the EMR's log). 200 a minute from all addresses together is beyond a few EMRs each
+ * misconfigured and takes ten addresses (IPv6 /64s) to reach; then every address waits for the minute to
+ * end, except those that gave a right secret within 12 hours (the EMRs that notify).
+ */
+export const RECEIVER_AUTH_THROTTLE: AuthThrottleLimits = {
+  maxFailures: 20,
+  windowMs: 60_000,
+  blockMs: 60_000,
+  maxGlobalFailures: 200,
+  maxAddresses: 10_000,
+  trustMs: 12 * 3_600_000,
+};
+
+/** Why a notification to a configured source was refused (the `reason` of bridge_notifications_refused_total). */
+export type RefusalReason = 'unauthorized' | 'throttled' | 'invalid' | 'unavailable';
+export const REFUSAL_REASONS: readonly RefusalReason[] = ['unauthorized', 'throttled', 'invalid', 'unavailable'];
+
+const reasonOf = (err: NotificationError): RefusalReason =>
+  err.status === 401
+    ? 'unauthorized'
+    : err.status === 429
+      ? 'throttled'
+      : err.status >= 500
+        ? 'unavailable'
+        : 'invalid';
+
+export interface ReceiverOptions {
+  /** Wrong secrets per address (default: a throttle with RECEIVER_AUTH_THROTTLE's limits). */
+  throttle?: AuthThrottle;
+  /** Each refusal of a notification to a configured source (a metric). */
+  onRefused?: (sourceId: string, reason: RefusalReason) => void;
+}
+
 type LiveAuth = { secret?: Secret; hmacSecret?: Secret };
 
 const asSecret = (value: string | Secret | undefined): Secret | undefined =>
   typeof value === 'string' ? fixedSecret(value) : value;
+
+/** A source with no secret has nothing to guess: its notifications are neither counted nor throttled. */
+const authenticates = (auth: LiveAuth): boolean => auth.secret !== undefined || auth.hmacSecret !== undefined;
 
 /**
  * Checks `headers` against every value each secret accepts now (the current one, the one it replaced
@@ -119,6 +168,15 @@ export class SubscriptionReceiver {
   private refusedLoggedAt = Number.NEGATIVE_INFINITY;
   private unstored = 0;
   private unstoredLoggedAt = Number.NEGATIVE_INFINITY;
+  private readonly throttle: AuthThrottle;
+  // Wrong secrets (401), throttled requests (429) and blocks started since the last line about them.
+  private unauthorized = {
+    refused: 0,
+    throttled: 0,
+    blocked: 0,
+    allBlocked: false,
+    loggedAt: Number.NEGATIVE_INFINITY,
+  };
 
   constructor(
     sources: ReceiverSource[],
@@ -126,7 +184,9 @@ export class SubscriptionReceiver {
     logger: Logger,
     private readonly onStored?: (sourceId: string) => void,
     private readonly limits: InboxLimits = {},
+    private readonly options: ReceiverOptions = {},
   ) {
+    this.throttle = options.throttle ?? new AuthThrottle(RECEIVER_AUTH_THROTTLE);
     for (const source of sources) {
       const live = { secret: asSecret(source.auth.secret), hmacSecret: asSecret(source.auth.hmacSecret) };
       this.sources.set(source.id, { ...source, live });
@@ -144,14 +204,21 @@ export class SubscriptionReceiver {
   }
 
   /**
-   * What can be refused before the body is read: an unknown source, and a wrong bearer secret (the HMAC
-   * needs the body). Keeps an unauthenticated sender from making the bridge read a megabyte per request.
+   * What can be refused before the body is read: an unknown source, an address blocked for wrong secrets
+   * (429), and a wrong bearer secret (the HMAC needs the body). Keeps an unauthenticated sender from
+   * making the bridge read a megabyte per request.
    */
-  refuseEarly(sourceId: string, authorization: string | undefined): void {
+  refuseEarly(sourceId: string, authorization: string | undefined, remoteAddress?: string): void {
     const source = this.sources.get(sourceId);
     if (!source) throw new NotificationError(404, 'not-found', 'unknown source');
-    if (source.live.secret !== undefined)
-      authenticate({ secret: source.live.secret }, { authorization }, Buffer.alloc(0));
+    this.refusing(source.id, () => {
+      if (!authenticates(source.live)) return;
+      this.notThrottled(source.id, remoteAddress);
+      if (source.live.secret !== undefined)
+        this.counted(source.id, remoteAddress, () =>
+          authenticate({ secret: source.live.secret }, { authorization }, Buffer.alloc(0)),
+        );
+    });
   }
 
   /**
@@ -173,7 +240,16 @@ export class SubscriptionReceiver {
   receive(request: ReceiverRequest, now = Date.now()): ReceiverOutcome {
     const source = this.sources.get(request.sourceId);
     if (!source) throw new NotificationError(404, 'not-found', 'unknown source');
-    authenticate(source.live, request, request.rawBody);
+    return this.refusing(source.id, () => this.accept(source, request, now));
+  }
+
+  private accept(source: ReceiverSource & { live: LiveAuth }, request: ReceiverRequest, now: number): ReceiverOutcome {
+    if (authenticates(source.live)) {
+      // Again: the address may have been blocked while this body was read.
+      this.notThrottled(source.id, request.remoteAddress);
+      this.counted(source.id, request.remoteAddress, () => authenticate(source.live, request, request.rawBody));
+      this.throttle.succeeded(request.remoteAddress);
+    }
     const notification = parseNotification(request);
     const full = this.storing(source.id, now, () => this.full(now));
     if (full) {
@@ -198,6 +274,63 @@ export class SubscriptionReceiver {
     this.log.debug({ source: source.id, kind: notification.kind, inboxId: stored }, 'notification stored');
     this.onStored?.(source.id);
     return { status: 200, stored, kind: notification.kind };
+  }
+
+  /** Counts each refusal of a notification to a configured source, by reason. */
+  private refusing<T>(sourceId: string, call: () => T): T {
+    try {
+      return call();
+    } catch (err) {
+      if (err instanceof NotificationError) this.options.onRefused?.(sourceId, reasonOf(err));
+      throw err;
+    }
+  }
+
+  /** 429 with Retry-After, the secrets not compared, while the address (or every address) is blocked. */
+  private notThrottled(sourceId: string, address: string | undefined): void {
+    const wait = this.throttle.retryAfterSeconds(address);
+    if (wait <= 0) return;
+    this.unauthorized.throttled++;
+    this.logUnauthorized(sourceId, address);
+    throw new NotificationError(429, 'throttled', 'too many wrong secrets from this address; retry later', wait);
+  }
+
+  /** Runs a secret check; a refusal counts against the address (and may block it). */
+  private counted(sourceId: string, address: string | undefined, check: () => void): void {
+    try {
+      check();
+    } catch (err) {
+      if (!(err instanceof NotificationError) || err.status !== 401) throw err;
+      const blocks = this.throttle.failed(address);
+      this.unauthorized.refused++;
+      if (blocks.address) this.unauthorized.blocked++;
+      if (blocks.all) this.unauthorized.allBlocked = true;
+      this.logUnauthorized(sourceId, address);
+      throw err;
+    }
+  }
+
+  /**
+   * One line a minute at most, with the counts since the last one, never the secret: a guesser sends
+   * thousands a second, and a misconfigured EMR one per notification. The address (an IPv6 /64 as
+   * counted) is the client's, not a patient's: the one whose refusal wrote the line, with its source.
+   */
+  private logUnauthorized(sourceId: string, address: string | undefined, now = Date.now()): void {
+    const counts = this.unauthorized;
+    if (now - counts.loggedAt < 60_000) return;
+    this.log.warn(
+      {
+        source: sourceId,
+        remote: address === undefined ? undefined : addressKey(address),
+        refused: counts.refused,
+        throttled: counts.throttled,
+        addressesBlocked: counts.blocked,
+        allAddressesBlocked: counts.allBlocked,
+        retryAfterSeconds: this.throttle.retryAfterSeconds(address),
+      },
+      'notifications refused for a missing or wrong secret (401), or from an address blocked for sending too many (429 with Retry-After)',
+    );
+    this.unauthorized = { refused: 0, throttled: 0, blocked: 0, allBlocked: false, loggedAt: now };
   }
 
   /**

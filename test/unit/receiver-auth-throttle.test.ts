@@ -1,0 +1,158 @@
+// Wrong subscription secrets are counted by address, as wrong admin tokens are: past 20 within a minute,
+// the address is answered 429 with Retry-After and an OperationOutcome, its secrets no longer compared;
+// a right secret from another address is answered as before, and a few mistakes block nothing. Client
+// sockets bind to 127.0.0.2, 127.0.0.3, … so the server sees distinct addresses (Linux routes all of
+// 127/8 to loopback). Refusals are logged once a minute at most, with their counts and never the secret.
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import type { Server } from 'node:http';
+import { request } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { AuthThrottle } from '../../src/http/admin/auth-throttle.js';
+import { closeServer, createHttpApp, listen } from '../../src/http/server.js';
+import { subscriptionRoutes } from '../../src/http/subscription-routes.js';
+import { createLogger, silentLogger } from '../../src/observability/logger.js';
+import { RECEIVER_AUTH_THROTTLE, type RefusalReason, SubscriptionReceiver } from '../../src/sources/fhir/receiver.js';
+import { MemoryInbox } from '../integration/helpers/bridge-stubs.js';
+
+const BEARER = 'hapi-bearer-secret-0123';
+const HMAC = 'medplum-signing-secret-4567';
+
+interface Answer {
+  status: number;
+  retryAfter?: string;
+  body: string;
+}
+
+/** A notification from `localAddress` to `source`, with the bearer secret or the HMAC key given. */
+function notify(port: number, localAddress: string, source: string, secret: { bearer?: string; hmac?: string }) {
+  const body = JSON.stringify({ resourceType: 'Patient', id: 'p1' });
+  const headers: Record<string, string> = { 'content-type': 'application/fhir+json' };
+  if (secret.bearer !== undefined) headers.authorization = `Bearer ${secret.bearer}`;
+  if (secret.hmac !== undefined) headers['x-signature'] = createHmac('sha256', secret.hmac).update(body).digest('hex');
+  return new Promise<Answer>((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        localAddress,
+        agent: false,
+        method: 'PUT',
+        path: `/fhir-subscription/${source}/Patient/p1`,
+        headers,
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (chunk) => {
+          text += chunk;
+        });
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], body: text }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('subscription receiver: wrong secrets', () => {
+  const inbox = new MemoryInbox();
+  let server: Server;
+  let port: number;
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'warn', destination: { write: (line: string) => void lines.push(line) } });
+  let clock = Date.parse('2026-01-01T00:00:00Z');
+  const refused: Array<[string, RefusalReason]> = [];
+  const count = (source: string, reason: RefusalReason) =>
+    refused.filter(([s, r]) => s === source && r === reason).length;
+  before(async () => {
+    const receiver = new SubscriptionReceiver(
+      [
+        { id: 'hapi', auth: { secret: BEARER } },
+        { id: 'medplum', auth: { hmacSecret: HMAC } },
+        { id: 'open', auth: {} },
+      ],
+      inbox,
+      logger,
+      undefined,
+      {},
+      {
+        throttle: new AuthThrottle(RECEIVER_AUTH_THROTTLE, () => clock),
+        onRefused: (source, reason) => refused.push([source, reason]),
+      },
+    );
+    const app = createHttpApp(
+      [{ path: '/fhir-subscription', router: subscriptionRoutes(receiver, 1_048_576, silentLogger) }],
+      silentLogger,
+    );
+    ({ server, port } = await listen(app, 0, '127.0.0.1'));
+  });
+  after(async () => {
+    await closeServer(server, 100);
+  });
+
+  it('answers 429 with Retry-After past 20 wrong bearer secrets from one address, comparing none after', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 25; i++)
+      statuses.push((await notify(port, '127.0.0.2', 'hapi', { bearer: `guess-${i}` })).status);
+    assert.deepEqual(statuses, [...Array<number>(20).fill(401), ...Array<number>(5).fill(429)]);
+    const blocked = await notify(port, '127.0.0.2', 'hapi', { bearer: BEARER });
+    assert.equal(blocked.status, 429, 'the right secret from a blocked address is not compared either');
+    assert.equal(blocked.retryAfter, '60');
+    const outcome = JSON.parse(blocked.body) as { resourceType: string; issue: Array<{ code: string }> };
+    assert.equal(outcome.resourceType, 'OperationOutcome');
+    assert.equal(outcome.issue[0]?.code, 'throttled');
+    assert.equal(inbox.rows.length, 0, 'nothing stored');
+    // The HMAC-only source refuses the blocked address too, before reading its body.
+    assert.equal((await notify(port, '127.0.0.2', 'medplum', { hmac: HMAC })).status, 429);
+    // A source without a secret has nothing to guess: not throttled.
+    assert.equal((await notify(port, '127.0.0.2', 'open', {})).status, 200);
+
+    // Another address with the right secret is answered as before.
+    assert.equal((await notify(port, '127.0.0.3', 'hapi', { bearer: BEARER })).status, 200);
+    assert.deepEqual([count('hapi', 'unauthorized'), count('hapi', 'throttled')], [20, 6]);
+    assert.equal(count('medplum', 'throttled'), 1);
+
+    // Once the block ends (a minute), the address is heard again.
+    clock += 60_000;
+    assert.equal((await notify(port, '127.0.0.2', 'hapi', { bearer: BEARER })).status, 200);
+
+    // Logged once within the minute: the first refusal, never the secret.
+    const warnings = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.equal(warnings.length, 1, lines.join(''));
+    assert.match(String(warnings[0]?.msg), /notifications refused for a missing or wrong secret/);
+    assert.deepEqual([warnings[0]?.source, warnings[0]?.remote, warnings[0]?.refused], ['hapi', '127.0.0.2', 1]);
+    assert.ok(!lines.some((line) => line.includes('guess-') || line.includes(BEARER)), 'no secret logged');
+  });
+
+  it('counts wrong signatures of an HMAC-only source, and blocks nothing for a few mistakes', async () => {
+    // An operator setting up a Subscription: a few wrong signatures, then the right one, again and again.
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 5; i++) {
+        assert.equal((await notify(port, '127.0.0.4', 'medplum', { hmac: `wrong-key-${i}` })).status, 401);
+      }
+      assert.equal((await notify(port, '127.0.0.4', 'medplum', { hmac: HMAC })).status, 200, `round ${round}`);
+    }
+    assert.equal(count('medplum', 'unauthorized'), 15);
+    // Past 20 within the minute the signed source blocks the address as the bearer one does.
+    for (let i = 0; i < 5; i++) await notify(port, '127.0.0.4', 'medplum', { hmac: 'wrong-key' });
+    const blocked = await notify(port, '127.0.0.4', 'medplum', { hmac: HMAC });
+    assert.equal(blocked.status, 429);
+    assert.equal(blocked.retryAfter, '60');
+  });
+
+  it('past 200 wrong secrets a minute from all addresses, keeps answering the addresses that gave a right one', async () => {
+    clock += 120_000; // a new minute, every block above ended
+    const guessers = Array.from({ length: 10 }, (_, i) => `127.0.1.${i + 1}`);
+    for (const address of guessers)
+      for (let i = 0; i < 20; i++) await notify(port, address, 'hapi', { bearer: `guess-${i}` });
+    // 127.0.0.3 gave the right secret in the first test: an EMR that notifies is not held up.
+    assert.equal((await notify(port, '127.0.0.3', 'hapi', { bearer: BEARER })).status, 200);
+    const fresh = await notify(port, '127.0.0.9', 'hapi', { bearer: BEARER });
+    assert.equal(fresh.status, 429, 'an address never seen waits for the minute to end');
+    assert.equal(fresh.retryAfter, '60');
+    clock += 60_000;
+    assert.equal((await notify(port, '127.0.0.9', 'hapi', { bearer: BEARER })).status, 200);
+  });
+});
