@@ -5,7 +5,14 @@ import { ConfigError } from './config/errors.js';
 import { subscriptionSecretProblem } from './config/inbound-secret.js';
 import { MAX_TIMER_MS } from './config/limits.js';
 import type { Env } from './config/load.js';
-import { ConfigOnDisk, fileHash, LOADED_FILES_META, type OnDiskVerdict, verifyInWorker } from './config/on-disk.js';
+import {
+  baseNamesOnly,
+  ConfigOnDisk,
+  fileHash,
+  LOADED_FILES_META,
+  type OnDiskVerdict,
+  verifyInWorker,
+} from './config/on-disk.js';
 import { namedFiles } from './config/on-disk-verify.js';
 import { secretOf } from './config/secret-files.js';
 import type { BridgeConfig, SourceSettings, WriteBackSettings } from './config/types.js';
@@ -1185,7 +1192,10 @@ export class Bridge {
       const change = onDisk.current();
       if (!change) return undefined;
       const verdict = change.problem ? `would NOT load: ${change.problem}` : 'would load';
-      return `${change.files.join(', ')} changed on disk since start; still running the version read at start (validate, then restart to apply); the new version ${verdict}`;
+      // Base names only: /readyz answers anyone (the log names the files in full).
+      return baseNamesOnly(
+        `${change.files.join(', ')} changed on disk since start; still running the version read at start (validate, then restart to apply); the new version ${verdict}`,
+      );
     };
     return [{ name: 'config-on-disk', note: true, run }];
   }

@@ -131,6 +131,16 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
+/**
+ * `text` with each absolute path in it cut to its base name (`/etc/bridge/bridge.yaml: routing…` →
+ * `bridge.yaml: routing…`), for /readyz, which anyone who reaches the port may read: where the
+ * configuration and the secrets live tells an intruder where to look. The log keeps the paths. A URL's
+ * path is left alone: a path counts only at the start or after a space, a bracket or a quote.
+ */
+export function baseNamesOnly(text: string): string {
+  return text.replace(/(^|[\s(['"])\/(?:[^\s/:,;()[\]'"]+\/)*([^\s/:,;()[\]'"]+)/g, '$1$2');
+}
+
 /** The files of `loaded` whose content is no longer what was read. */
 export function changedOnDisk(loaded: readonly LoadedFile[]): string[] {
   return loaded.filter((file) => fileHash(file.path) !== file.hash).map((file) => file.path);

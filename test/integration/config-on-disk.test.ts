@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Bridge } from '../../src/app.js';
 import { loadConfig, packagePaths } from '../../src/config/index.js';
@@ -128,7 +128,9 @@ describe('configuration and mapping files changed on disk while serve runs', () 
       assert.equal(ready.status, 200, ready.text);
       const detail = JSON.parse(ready.text).checks['config-on-disk'];
       assert.equal(detail.ok, true);
-      assert.ok(detail.detail.includes(mapping), detail.detail);
+      // By its base name: /readyz answers anyone, and where the files live is not theirs to know.
+      assert.ok(detail.detail.startsWith(`${basename(mapping)} changed on disk`), detail.detail);
+      assert.ok(!detail.detail.includes(dir), detail.detail);
       assert.match(detail.detail, /would load/);
       assert.match((await get(bridge, '/metrics')).text, /^bridge_config_changed_on_disk 1$/m);
 
@@ -167,6 +169,8 @@ describe('configuration and mapping files changed on disk while serve runs', () 
       const detail = JSON.parse((await get(bridge, '/readyz')).text).checks['config-on-disk'];
       assert.equal(detail.ok, true);
       assert.match(detail.detail, /would NOT load: .*routing\.defaultOfice/);
+      assert.ok(detail.detail.includes(`would NOT load: ${basename(configFile)}: routing.defaultOfice`), detail.detail);
+      assert.ok(!detail.detail.includes(dir), detail.detail);
     } finally {
       await bridge.stop();
     }
@@ -183,6 +187,9 @@ describe('configuration and mapping files changed on disk while serve runs', () 
       assert.deepEqual(missing?.files, [configFile]);
       assert.ok(missing?.problem?.includes(added), JSON.stringify(missing));
       assert.match(missing?.problem ?? '', /sources\[0\]\.mappings\[0\]: no mapping file at/);
+      const missingDetail = JSON.parse((await get(bridge, '/readyz')).text).checks['config-on-disk'].detail;
+      assert.ok(missingDetail.includes(`no mapping file at ${basename(added)}`), missingDetail);
+      assert.ok(!missingDetail.includes(dir), missingDetail);
 
       // Put in place, valid: the verdict follows, on /readyz and in the log.
       copyFileSync(join(packagePaths.mappings, 'birth.fhir.yaml'), added);
