@@ -341,6 +341,8 @@ export class Bridge {
             catchUp: () => this.pollSource(s),
             heartbeatSeconds: s.settings.subscription?.heartbeatSeconds,
             polled: s.settings.poll.enabled,
+            goLive: () => s.poller.goLive(),
+            holds: (ref) => this.ledger.list({ sourceId: s.settings.id, find: ref, limit: 1 }).length > 0,
           }),
         ),
       });

@@ -21,6 +21,13 @@ export interface ProcessorSource {
   heartbeatSeconds?: number;
   /** The source is polled too: what a notification recorded, a poll would record again if lost. */
   polled?: boolean;
+  /**
+   * The source's go-live in epoch ms (poll.since, sinceDays; FhirPoller.goLive), undefined for none: what a
+   * notification names and was last changed before it is not evaluated unless `holds` (reevaluate, `goLive`).
+   */
+  goLive?: () => number | undefined;
+  /** The ledger holds a row of this source naming `ref` (as its subject or its source resource). */
+  holds?: (ref: string) => boolean;
 }
 
 export interface SubscriptionStatus {
@@ -318,9 +325,40 @@ export class InboxProcessor {
     }
   }
 
-  /** See reevaluate: every notified resource is read again; one that is gone withdraws its rows. */
+  /**
+   * See reevaluate: every notified resource is read again; one that is gone withdraws its rows. One last
+   * changed before the source's go-live is left out as a poll leaves it (unrecorded), unless the ledger
+   * holds it: a notification is no way around `poll.since`.
+   */
   private async evaluate(source: ProcessorSource, refs: string[]): Promise<void> {
-    await reevaluate(source, refs, { reconciled: source.polled === true });
+    const notBefore = source.goLive?.();
+    const goLive =
+      notBefore === undefined
+        ? undefined
+        : {
+            notBefore,
+            holds: (ref: string) => source.holds?.(ref) ?? false,
+            leftOut: (count: number) => this.leftOutBeforeGoLive(source.id, count),
+          };
+    await reevaluate(source, refs, { reconciled: source.polled === true, ...(goLive ? { goLive } : {}) });
+  }
+
+  private readonly beforeGoLive = new Map<string, { count: number; loggedAt: number }>();
+
+  /** Counted, and logged once a minute at most per source (a sender can name old records at any rate). */
+  private leftOutBeforeGoLive(sourceId: string, count: number): void {
+    const tally = this.beforeGoLive.get(sourceId) ?? { count: 0, loggedAt: Number.NEGATIVE_INFINITY };
+    this.beforeGoLive.set(sourceId, tally);
+    tally.count += count;
+    const now = this.now();
+    if (now - tally.loggedAt < 60_000) return;
+    // Counts only: which records is not for the log.
+    this.log.info(
+      { source: sourceId, resources: tally.count },
+      "notified resources last changed before the source's go-live (poll.since, poll.sinceDays) were left out, as a poll leaves them: nothing is recorded or sent for them",
+    );
+    tally.count = 0;
+    tally.loggedAt = now;
   }
 
   /**

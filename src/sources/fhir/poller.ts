@@ -94,6 +94,17 @@ export class FhirPoller {
     }
   }
 
+  /**
+   * The source's go-live (`poll.since`, or the start `sinceDays` chose) in epoch ms; undefined when it has
+   * none (its whole history is read). What was last changed before it is never read by a pass: a
+   * notification naming such a record is held to the same bound (reevaluate, `goLive`).
+   */
+  goLive(): number | undefined {
+    const { poll, cursors, sourceId } = this.deps;
+    const start = firstSyncStart(poll, cursors, sourceId);
+    return start === undefined ? undefined : Date.parse(fhirInstant(start));
+  }
+
   private typeFailuresOf(type: string): RepeatedFailure {
     let failures = this.typeFailures.get(type);
     if (!failures) {

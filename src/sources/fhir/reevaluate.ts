@@ -21,6 +21,15 @@ export interface ReevaluateOptions {
    * the rows that read them as context are not mapped with them (SourcePipeline.evaluate `readers`).
    */
   readers?: boolean;
+  /**
+   * The source's go-live (poll.since, sinceDays), for a notification: a resource it names (or a deletion
+   * brings back) whose `meta.lastUpdated` is before `notBefore`, or that has none, is left out, as a pass's
+   * `_lastUpdated=ge…` search never reads it, unless the ledger already `holds` a row naming it (the go-live
+   * keeps out records the bridge never took up, not those it did). Without it a notification naming a
+   * record from before the go-live (forged, or an EMR resending old ones) had it sent: the duplicate of a
+   * paper registration the go-live exists to prevent. `leftOut` hears how many were left out.
+   */
+  goLive?: { notBefore: number; holds: (ref: string) => boolean; leftOut?: (count: number) => void };
 }
 
 /**
@@ -102,7 +111,7 @@ async function evaluateRefs(
     );
   }
   if (recheck.length > 0) resources.push(...(await readAll(recheck)).filter(isResource));
-  const evaluated = await source.pipeline.evaluate(resources, fetcher, undefined, {
+  const evaluated = await source.pipeline.evaluate(sinceGoLive(resources, options.goLive), fetcher, undefined, {
     partial: true,
     stop,
     readers: options.readers !== false,
@@ -131,6 +140,17 @@ async function commitInSteps(
 }
 
 const RECONCILED_COMMIT_ROWS = 8;
+
+/** `resources` less those before the go-live that the ledger does not hold (ReevaluateOptions.goLive). */
+function sinceGoLive(resources: Resource[], goLive: ReevaluateOptions['goLive']): Resource[] {
+  if (!goLive) return resources;
+  const kept = resources.filter((resource) => {
+    const at = Date.parse(resource.meta?.lastUpdated ?? '');
+    return at >= goLive.notBefore || goLive.holds(`${resource.resourceType}/${resource.id}`);
+  });
+  if (kept.length < resources.length) goLive.leftOut?.(resources.length - kept.length);
+  return kept;
+}
 
 /** A read that failed (readAll): neither a resource nor gone. */
 const UNREAD = Symbol('unread');

@@ -66,7 +66,7 @@ export interface HarnessOptions {
     hmacSecretFile?: string;
     heartbeatSeconds?: number;
   };
-  poll?: { enabled?: boolean; schedule?: string; overlapSeconds?: number; pageSize?: number };
+  poll?: { enabled?: boolean; schedule?: string; overlapSeconds?: number; pageSize?: number; since?: string };
   /** Start the cron schedules (off by default: tests call syncOnce or drive by notifications). */
   schedule?: boolean;
   /** Start the delivery worker (default true). */
