@@ -19,6 +19,7 @@ import type { BridgeConfig, SourceSettings, WriteBackSettings } from './config/t
 import {
   loopbackSubscriptionWarning,
   noSourcesWarning,
+  signatureOnlySubscriptionWarning,
   unauthenticatedSubscriptionWarning,
 } from './config/warnings.js';
 import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker, RecheckNotReady } from './delivery/index.js';
@@ -289,7 +290,8 @@ export class Bridge {
       const noSources = noSourcesWarning(config.sources);
       if (noSources) this.log.warn(noSources);
       for (const source of this.sources) {
-        const warning = unauthenticatedSubscriptionWarning(source.settings);
+        const warning =
+          unauthenticatedSubscriptionWarning(source.settings) ?? signatureOnlySubscriptionWarning(source.settings);
         if (warning) this.log.warn({ source: source.settings.id }, warning);
         // Only where the receiver listens (serve, demo): sync and replay open no listener.
         const unreachable = options.http !== false && loopbackSubscriptionWarning(config.http, source.settings);

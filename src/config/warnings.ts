@@ -11,6 +11,21 @@ export function unauthenticatedSubscriptionWarning(source: SourceSettings): stri
   return 'subscription without secret or hmacSecret: anyone who can reach /fhir-subscription/<source> can make the bridge re-read resources';
 }
 
+/**
+ * A subscription authenticated by `hmacSecret` alone: X-Signature covers the body, not the path nor the
+ * headers, so the receiver refuses the path style (`/{Type}/{id}`, HAPI's, which cannot send a signature
+ * anyway) and acts on a Medplum delete's `X-Medplum-Deleted-Resource` only when the resource reads as
+ * deleted (otherwise it polls). Medplum works so, but a bearer `secret` beside it makes every form usable
+ * and is checked before the body is read.
+ */
+export function signatureOnlySubscriptionWarning(source: SourceSettings): string | undefined {
+  const subscription = source.subscription as (SourceSettings['subscription'] & Record<string, unknown>) | undefined;
+  if (!subscription) return undefined;
+  const given = (key: string) => Boolean(subscription[key]) || typeof subscription[`${key}File`] === 'string';
+  if (!given('hmacSecret') || given('secret')) return undefined;
+  return 'subscription with hmacSecret but no secret: X-Signature signs the body only, so /fhir-subscription/<source>/{Type}/{id} notifications are refused (403) and a Medplum delete is acted on only when the resource it names reads as deleted (otherwise a catch-up poll); add a bearer secret too (docs/deployment.md, "Subscriptions on the EMR")';
+}
+
 /** An address only this machine (or container) reaches: 127.0.0.0/8, ::1, localhost. */
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();

@@ -4,7 +4,7 @@
 // its mappings name, and one page of the poller's own list of tracked entities.
 import type { Bundle, Subscription } from '@medplum/fhirtypes';
 import type { SourceSettings } from '../config/types.js';
-import { unauthenticatedSubscriptionWarning } from '../config/warnings.js';
+import { signatureOnlySubscriptionWarning, unauthenticatedSubscriptionWarning } from '../config/warnings.js';
 import { silentLogger } from '../observability/logger.js';
 import type { SecretScrubber } from '../observability/secret-scrubber.js';
 import { Dhis2Client, Dhis2SourceError } from '../sources/dhis2/client.js';
@@ -116,7 +116,8 @@ async function fhirSourceChecks(
   if (undeclared.length > 0 && failedProbes.length === 0) {
     results.push(warn(name, `_lastUpdated not declared for ${undeclared.join(', ')} (the probe search worked)`));
   }
-  const subscriptionWarning = unauthenticatedSubscriptionWarning(settings);
+  const subscriptionWarning =
+    unauthenticatedSubscriptionWarning(settings) ?? signatureOnlySubscriptionWarning(settings);
   if (subscriptionWarning) results.push(warn(name, subscriptionWarning));
   // Deletions arrive only as notifications, so without a subscription the history is never read.
   const historyless = settings.subscription ? watchedTypes.filter((type) => lacksInstanceHistory(summary, type)) : [];

@@ -565,6 +565,13 @@ describe('doctor checks', () => {
     const warning = openReport.checks.find((c) => c.name === 'source emr' && c.detail.includes('without secret'));
     assert.equal(warning?.status, 'warn', formatReport(openReport));
     assert.equal(openReport.ok, true, 'a warning, not a failure');
+
+    const signed = [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, subscription: { hmacSecret: 'sub-hmac-0001' } }];
+    const signedReport = await runDoctor({ file: writeConfig(configObject({ sources: signed })), env: {} });
+    const bodyOnly = signedReport.checks.find(
+      (c) => c.name === 'source emr' && c.detail.includes('hmacSecret but no secret'),
+    );
+    assert.equal(bodyOnly?.status, 'warn', formatReport(signedReport));
   });
 
   it('warns, as serve does at start, of a subscription an EMR on another machine cannot deliver to a loopback http.host', async () => {

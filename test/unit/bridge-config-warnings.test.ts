@@ -48,6 +48,13 @@ describe('construction warnings', () => {
     );
   });
 
+  it('warns when a subscription has an hmacSecret but no bearer secret (the signature covers the body only)', async () => {
+    const said = (msgs: string[]) => msgs.filter((msg) => msg.startsWith('subscription with hmacSecret but no secret'));
+    assert.equal(said(await warningsFor({ hmacSecret: 'shared-hmac-secret' }, 'hmac-only')).length, 1);
+    const both = await warningsFor({ secret: 'shared-bearer-secret', hmacSecret: 'shared-hmac-secret' }, 'both');
+    assert.deepEqual([...said(both), ...said(await warningsFor({}, 'neither'))], []);
+  });
+
   it('warns when a subscription is configured but http.host is loopback and the EMR is elsewhere', async () => {
     const secret = { secret: 'shared-bearer-secret' };
     const emr = 'https://emr.hospital.example/fhir';

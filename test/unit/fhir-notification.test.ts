@@ -163,6 +163,25 @@ describe('subscription notifications', () => {
     }
   });
 
+  it('from a sender authenticated by X-Signature alone, refuses the path style and marks a Medplum delete unsigned', () => {
+    const empty = Buffer.from('{}');
+    for (const method of ['PUT', 'DELETE', 'POST']) {
+      const refused = refusal(() =>
+        parseNotification({ method, pathRef: { type: 'Patient', id: 'abc' }, rawBody: empty, signedBodyOnly: true }),
+      );
+      assert.deepEqual([refused.status, refused.code], [403, 'security'], method);
+    }
+    assert.deepEqual(
+      parseNotification({ method: 'POST', rawBody: empty, deletedResource: 'Patient/abc', signedBodyOnly: true }),
+      { kind: 'event', style: 'medplum-delete', refs: ['Patient/abc'], deleted: true, unsigned: true },
+    );
+    // A bearer secret (or none at all) authenticates the request, not only its body: as before.
+    assert.equal(
+      parseNotification({ method: 'PUT', pathRef: { type: 'Patient', id: 'abc' }, rawBody: empty }).kind,
+      'event',
+    );
+  });
+
   it('refuses an id that is no FHIR id, `.` and `..` included, in every wire style', () => {
     const BAD_IDS = ['..', '.', '..%2F..%2Fadmin?x=1', 'a b', 'x'.repeat(65), ''];
     const refused = (input: Parameters<typeof parseNotification>[0], what: string) => {

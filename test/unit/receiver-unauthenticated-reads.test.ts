@@ -42,7 +42,10 @@ function stalledUpload(port: number, localAddress: string) {
   return { socket, answer };
 }
 
-/** A notification from `localAddress`: signed for the Medplum-style source, with the bearer for the other. */
+/**
+ * A notification from `localAddress`: signed and posted for the Medplum-style source (the signature does not
+ * cover a path, which such a source refuses), HAPI's `PUT …/Patient/<id>` with the bearer for the other.
+ */
 function notify(port: number, localAddress: string, source: 'medplum' | 'hapi', id: string) {
   const body = JSON.stringify({ resourceType: 'Patient', id });
   const headers: Record<string, string> = { 'content-type': 'application/fhir+json' };
@@ -55,8 +58,8 @@ function notify(port: number, localAddress: string, source: 'medplum' | 'hapi', 
         port,
         localAddress,
         agent: false,
-        method: 'PUT',
-        path: `/fhir-subscription/${source}/Patient/${id}`,
+        method: source === 'medplum' ? 'POST' : 'PUT',
+        path: source === 'medplum' ? `/fhir-subscription/${source}` : `/fhir-subscription/${source}/Patient/${id}`,
         headers,
       },
       (res) => {

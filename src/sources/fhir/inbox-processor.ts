@@ -208,7 +208,10 @@ export class InboxProcessor {
   private async round(): Promise<number> {
     this.prune();
     const rows = this.deps.inbox.due(this.deps.batchSize ?? DEFAULT_BATCH_SIZE, this.now());
-    const batches = new Map<string, { source: ProcessorSource; rows: InboxRow[]; refs: Set<string> }>();
+    const batches = new Map<
+      string,
+      { source: ProcessorSource; rows: InboxRow[]; refs: Set<string>; vouched: Set<string> }
+    >();
     const done: number[] = [];
     for (const row of rows) {
       const source = this.sources.get(row.sourceId);
@@ -223,9 +226,17 @@ export class InboxProcessor {
         this.catchUp(source, status, `notification without detail (${notification.style})`);
       if (notification.kind === 'event') {
         // Changed or deleted alike: each is read again, and one that reads as gone is a deletion.
-        const batch = batches.get(source.id) ?? { source, rows: [], refs: new Set<string>() };
+        const batch = batches.get(source.id) ?? {
+          source,
+          rows: [],
+          refs: new Set<string>(),
+          vouched: new Set<string>(),
+        };
         batch.rows.push(row);
-        for (const ref of notification.refs) batch.refs.add(ref);
+        for (const ref of notification.refs) {
+          batch.refs.add(ref);
+          if (!notification.unsigned) batch.vouched.add(ref);
+        }
         batches.set(source.id, batch);
       } else {
         done.push(row.id);
@@ -236,7 +247,8 @@ export class InboxProcessor {
       // Stopping: what is not processed yet stays in the inbox for the next start.
       if (this.stopping) break;
       try {
-        await this.evaluate(batch.source, [...batch.refs]);
+        const unsigned = new Set([...batch.refs].filter((ref) => !batch.vouched.has(ref)));
+        await this.evaluate(batch.source, [...batch.refs], unsigned);
         this.deps.inbox.doneAll(
           batch.rows.map((row) => row.id),
           this.now(),
@@ -308,7 +320,8 @@ export class InboxProcessor {
     const notification = row.notification;
     try {
       // Event numbers and pings were handled when the round took the row; this is its own evaluation.
-      if (notification.kind === 'event') await this.evaluate(source, notification.refs);
+      if (notification.kind === 'event')
+        await this.evaluate(source, notification.refs, new Set(notification.unsigned ? notification.refs : []));
       this.deps.inbox.done(row.id, this.now());
     } catch (err) {
       const attempts = row.attempts + 1;
@@ -328,9 +341,11 @@ export class InboxProcessor {
   /**
    * See reevaluate: every notified resource is read again; one that is gone withdraws its rows. One last
    * changed before the source's go-live is left out as a poll leaves it (unrecorded), unless the ledger
-   * holds it: a notification is no way around `poll.since`.
+   * holds it: a notification is no way around `poll.since`. `unsigned`: refs named outside what
+   * authenticated their notification (a Medplum delete's header, beside the signature of its `{}` body),
+   * acted on only if they read as gone; one that still reads asks for a catch-up poll, as a ping does.
    */
-  private async evaluate(source: ProcessorSource, refs: string[]): Promise<void> {
+  private async evaluate(source: ProcessorSource, refs: string[], unsigned: ReadonlySet<string>): Promise<void> {
     const notBefore = source.goLive?.();
     const goLive =
       notBefore === undefined
@@ -340,7 +355,20 @@ export class InboxProcessor {
             holds: (ref: string) => source.holds?.(ref) ?? false,
             leftOut: (count: number) => this.leftOutBeforeGoLive(source.id, count),
           };
-    await reevaluate(source, refs, { reconciled: source.polled === true, ...(goLive ? { goLive } : {}) });
+    let stillThere = 0;
+    const deletionsOnly = { refs: unsigned, stillThere: () => stillThere++ };
+    try {
+      await reevaluate(source, refs, {
+        reconciled: source.polled === true,
+        ...(goLive ? { goLive } : {}),
+        ...(unsigned.size > 0 ? { deletionsOnly } : {}),
+      });
+    } finally {
+      if (stillThere > 0) {
+        const status = this.statuses.get(source.id) ?? { gaps: 0, catchUps: 0 };
+        this.catchUp(source, status, 'a deletion named outside the signature reads as not deleted');
+      }
+    }
   }
 
   private readonly beforeGoLive = new Map<string, { count: number; loggedAt: number }>();

@@ -18,6 +18,12 @@ export type ParsedNotification =
       style: string;
       refs: string[];
       deleted?: boolean;
+      /**
+       * The refs were named outside what authenticated the notification: `X-Medplum-Deleted-Resource` beside
+       * an `X-Signature` of the `{}` body, the same for every delete. They are acted on only as deletions: a
+       * ref that still reads is evaluated for no one, and a catch-up poll runs instead (InboxProcessor).
+       */
+      unsigned?: boolean;
       /** Backport: the Subscription (relative `Subscription/<id>`) whose numbering eventNumbers follow. */
       subscription?: string;
       eventNumbers?: number[];
@@ -231,12 +237,25 @@ export interface IncomingNotification {
   rawBody: Buffer;
   /** Medplum's `X-Medplum-Deleted-Resource` (`Type/id`), sent with the `{}` body of a delete. */
   deletedResource?: string;
+  /**
+   * The sender was authenticated by `X-Signature` alone (an `hmacSecret`, no bearer `secret`): the signature
+   * covers the body, not the path nor the headers. One captured `{}` delete (Medplum signs the same `{}` for
+   * every delete) would otherwise be valid forever, for any path and any `X-Medplum-Deleted-Resource`.
+   */
+  signedBodyOnly?: boolean;
 }
 
 /** Parses any supported wire style. Throws NotificationError (4xx) for malformed input. */
 export function parseNotification(input: IncomingNotification): ParsedNotification {
   const { method, pathRef, rawBody } = input;
   if (pathRef) {
+    // HAPI's style (the resource acted on is the path's); HAPI does not sign, and Medplum never uses it.
+    if (input.signedBodyOnly)
+      throw new NotificationError(
+        403,
+        'security',
+        'this source is authenticated by X-Signature alone, which does not cover the path: /{Type}/{id} notifications are refused (configure a bearer secret for a server that sends them)',
+      );
     if (!isResourceType(pathRef.type)) throw badType('the path');
     if (!isFhirId(pathRef.id)) throw badId('the path');
     if (method === 'DELETE')
@@ -265,7 +284,13 @@ export function parseNotification(input: IncomingNotification): ParsedNotificati
     if (!deleted) return { kind: 'ping', style: 'medplum-delete' };
     if (!deleted[1] || !isResourceType(deleted[1])) throw badType('X-Medplum-Deleted-Resource');
     if (!deleted[2] || !isFhirId(deleted[2])) throw badId('X-Medplum-Deleted-Resource');
-    return { kind: 'event', style: 'medplum-delete', refs: [deleted[0]], deleted: true };
+    return {
+      kind: 'event',
+      style: 'medplum-delete',
+      refs: [deleted[0]],
+      deleted: true,
+      ...(input.signedBodyOnly ? { unsigned: true } : {}),
+    };
   }
   // R4 backport and R4B send `history` Bundles; R5 names the type `subscription-notification`. The
   // status entry (Parameters or SubscriptionStatus) comes first in both.

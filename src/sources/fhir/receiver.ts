@@ -250,7 +250,8 @@ export class SubscriptionReceiver {
       this.counted(source.id, request.remoteAddress, () => authenticate(source.live, request, request.rawBody));
       this.throttle.succeeded(request.remoteAddress);
     }
-    const notification = parseNotification(request);
+    const signedBodyOnly = source.live.secret === undefined && source.live.hmacSecret !== undefined;
+    const notification = parseNotification({ ...request, signedBodyOnly });
     const full = this.storing(source.id, now, () => this.full(now));
     if (full) {
       // One line a minute with the count, not one per refusal: a flood refused 31,000 in 20 s.

@@ -30,6 +30,12 @@ export interface ReevaluateOptions {
    * paper registration the go-live exists to prevent. `leftOut` hears how many were left out.
    */
   goLive?: { notBefore: number; holds: (ref: string) => boolean; leftOut?: (count: number) => void };
+  /**
+   * Refs to act on only if they read as gone (a deletion named outside a notification's signature): one
+   * that still reads is not evaluated (no deletion, and no change anyone vouched for), and `stillThere`
+   * hears of it.
+   */
+  deletionsOnly?: { refs: ReadonlySet<string>; stillThere: (ref: string) => void };
 }
 
 /**
@@ -91,7 +97,13 @@ async function evaluateRefs(
   // Read together, so they leave as one `_id` search per type (CachingFetcher.read); an id the search
   // does not return is read on its own, and only that read's 404/410 counts as gone.
   const found = await readAll(refs);
-  const resources = found.filter(isResource);
+  const resources = found.filter((resource, i): resource is Resource => {
+    if (!isResource(resource)) return false;
+    const ref = refs[i] ?? '';
+    if (!options.deletionsOnly?.refs.has(ref)) return true;
+    options.deletionsOnly.stillThere(ref);
+    return false;
+  });
   const gone = refs.filter((_, i) => found[i] === undefined);
   // The last version of each, to find the records it was about (a fetal-death report's child, say). A server
   // that keeps no history gives none (OpenMRS); one that cannot answer now gives none either (logged): the
