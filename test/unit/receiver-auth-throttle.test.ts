@@ -37,8 +37,10 @@ function notify(port: number, localAddress: string, source: string, secret: { be
         port,
         localAddress,
         agent: false,
-        method: 'PUT',
-        path: `/fhir-subscription/${source}/Patient/p1`,
+        // A signature vouches for the body alone, so a signed notification posts the resource (as Medplum
+        // does): the /{Type}/{id} form is refused to a source with no bearer secret.
+        method: secret.hmac === undefined ? 'PUT' : 'POST',
+        path: secret.hmac === undefined ? `/fhir-subscription/${source}/Patient/p1` : `/fhir-subscription/${source}`,
         headers,
       },
       (res) => {
