@@ -507,11 +507,25 @@ describe('DHIS2 simulator: tracker export', () => {
     assert.deepEqual(body.trackedEntityType.trackedEntityTypeAttributes, [
       { trackedEntityAttribute: { id: ATTRIBUTES.firstName } },
       { trackedEntityAttribute: { id: ATTRIBUTES.lastName } },
+      { trackedEntityAttribute: { id: ATTRIBUTES.trackingId } },
     ]);
     // Without `fields`, the whole object.
     const whole = await get(sim, `/api/programs/${DEATH_PROGRAMME}`);
     assert.equal(whole.body.displayName, 'Death notification (sandbox)');
     assert.ok(Array.isArray(whole.body.programTrackedEntityAttributes));
+  });
+
+  it('serves the value types of data elements and attributes (doctor judges a write-back target by them)', async () => {
+    const valueType = async (collection: string, uid: string) =>
+      (await get(sim, `/api/${collection}/${uid}?fields=id,valueType`)).body;
+    assert.deepEqual(await valueType('dataElements', BIRTH_DATA_ELEMENTS.weightGrams), {
+      id: BIRTH_DATA_ELEMENTS.weightGrams,
+      valueType: 'NUMBER',
+    });
+    assert.equal((await valueType('dataElements', BIRTH_DATA_ELEMENTS.bcgDose)).valueType, 'BOOLEAN');
+    assert.equal((await valueType('dataElements', BIRTH_DATA_ELEMENTS.trackingId)).valueType, 'TEXT');
+    assert.equal((await valueType('trackedEntityAttributes', ATTRIBUTES.trackingId)).valueType, 'TEXT');
+    assert.equal((await valueType('trackedEntityAttributes', ATTRIBUTES.dateOfBirth)).valueType, 'DATE');
   });
 });
 

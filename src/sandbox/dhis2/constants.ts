@@ -40,6 +40,11 @@ export const ATTRIBUTES = {
   address: 'VqEFza8wbwA',
   /** Sandbox-own "Date of birth" attribute for deceased persons (the SL demo id is not verified). */
   dateOfBirth: 'SbxAttrDob1',
+  /**
+   * Sandbox-own TEXT attribute of the Person type for the OpenCRVS tracking id (`writeBack.attribute`), as
+   * a deployment would add one: the demo database has none, and its National identifier is the child's.
+   */
+  trackingId: 'SbxTrkIdAtt',
 } as const;
 
 /**
@@ -47,7 +52,11 @@ export const ATTRIBUTES = {
  * a `program` (docs GET trackedEntities/{uid}: First name, Last name at the top; National identifier,
  * Gender, Address only under the Child Programme enrollment). The others are programme attributes.
  */
-export const TRACKED_ENTITY_TYPE_ATTRIBUTES: ReadonlySet<string> = new Set([ATTRIBUTES.firstName, ATTRIBUTES.lastName]);
+export const TRACKED_ENTITY_TYPE_ATTRIBUTES: ReadonlySet<string> = new Set([
+  ATTRIBUTES.firstName,
+  ATTRIBUTES.lastName,
+  ATTRIBUTES.trackingId,
+]);
 
 /** Display names and value types the simulator reports for the attributes above. */
 export const ATTRIBUTE_METADATA: Record<string, { displayName: string; valueType: string; code?: string }> = {
@@ -57,6 +66,7 @@ export const ATTRIBUTE_METADATA: Record<string, { displayName: string; valueType
   [ATTRIBUTES.nationalId]: { displayName: 'National identifier', valueType: 'TEXT', code: 'National identifier' },
   [ATTRIBUTES.address]: { displayName: 'Address', valueType: 'TEXT', code: 'MMD_PER_ADR1' },
   [ATTRIBUTES.dateOfBirth]: { displayName: 'Date of birth', valueType: 'DATE' },
+  [ATTRIBUTES.trackingId]: { displayName: 'OpenCRVS tracking id (sandbox)', valueType: 'TEXT' },
 };
 
 /** Birth stage data elements (SL demo). */
@@ -87,6 +97,17 @@ export const DEATH_DATA_ELEMENTS = {
   /** Where the bridge writes the OpenCRVS tracking id back. */
   trackingId: 'SbxDeTrkId1',
 } as const;
+
+/**
+ * Value types the simulator reports for the data elements above (`GET /api/dataElements/<uid>`), as the
+ * demo metadata has them; any data element not listed is TEXT. Imports do not check them.
+ */
+export const DATA_ELEMENT_VALUE_TYPES: Record<string, string> = {
+  [BIRTH_DATA_ELEMENTS.weightGrams]: 'NUMBER',
+  [BIRTH_DATA_ELEMENTS.bcgDose]: 'BOOLEAN',
+  [BIRTH_DATA_ELEMENTS.apgarScore]: 'NUMBER',
+  [DEATH_DATA_ELEMENTS.dateOfDeath]: 'DATE',
+};
 
 /** Sandbox-own relationship type linking a child (from) to its mother (to). */
 export const MOTHER_CHILD_RELATIONSHIP_TYPE = 'SbxRelChMot';

@@ -9,6 +9,7 @@ import {
   BIRTH_DATA_ELEMENTS,
   BIRTH_STAGE,
   CHILD_PROGRAMME,
+  DATA_ELEMENT_VALUE_TYPES,
   DEATH_DATA_ELEMENTS,
   DEATH_PROGRAMME,
   DEATH_STAGE,
@@ -90,7 +91,7 @@ export function metadataProgramTypes(): Array<{ program: string; type: string }>
 const DATA_ELEMENTS: Record<string, Metadata> = Object.fromEntries(
   [...Object.entries(BIRTH_DATA_ELEMENTS), ...Object.entries(DEATH_DATA_ELEMENTS)].map(([name, id]) => [
     id,
-    { id, displayName: name, valueType: 'TEXT' },
+    { id, displayName: name, valueType: DATA_ELEMENT_VALUE_TYPES[id] ?? 'TEXT' },
   ]),
 );
 
