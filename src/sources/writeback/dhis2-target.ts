@@ -1,7 +1,7 @@
 // Write-back to DHIS2: the tracking id into a data element of the event (the trigger event, or the event of
 // a configured program stage), or into a tracked entity attribute, through POST /api/tracker (UPDATE).
 // Idempotent: when DHIS2 already holds the value nothing is written, so a retry after a lost answer does not
-// bump `updatedAt` again.
+// bump `updatedAt` again. Never an overwrite: a field that holds another value is left as it is (occupied).
 import type { WriteBackSettings } from '../../config/types.js';
 import {
   type CallOptions,
@@ -42,6 +42,26 @@ function writable(object: Record<string, unknown>, collections: string[]): Recor
   const body: Record<string, unknown> = { ...object };
   for (const field of [...SERVER_OWNED, ...collections]) delete body[field];
   return body;
+}
+
+/** Whether a value read is there: DHIS2 keeps no empty value, but a client's import may have sent one. */
+function present(value: string | null | undefined): boolean {
+  return typeof value === 'string' && value.trim() !== '';
+}
+
+/**
+ * The target holds a value other than this tracking id: another registration's tracking id (the record
+ * notified twice: a second source, a second deployment, a ledger lost) or the record's own data (a
+ * `writeBack` naming a field that is not there for the tracking id: the national id). Replacing it would
+ * destroy what is there, so the job is abandoned for an operator to look at. Not the value: it may be an
+ * identifier, and the job's error reaches the log.
+ */
+function occupied(target: string): WriteBackError {
+  return new WriteBackError(
+    `${target} already holds another value (not overwritten): a second registration of the record in OpenCRVS, ` +
+      'or the wrong writeBack target; clear it in DHIS2 and re-queue if it should hold this tracking id',
+    true,
+  );
 }
 
 function describeReport(report: ImportReport): string {
@@ -119,9 +139,11 @@ export class Dhis2WriteBack implements WriteBackTarget {
 
   private async writeAttribute(job: WriteBackJob, attribute: string, call: CallOptions): Promise<WriteResult> {
     const uid = this.trackedEntityUid(job);
-    // With the program, DHIS2 includes its program attributes (the tracking id may be one of them).
+    // Read in the program, as the poller reads it: its owner and sharing decide whether the user is shown it.
     const te = await this.readInProgram(uid, '*,!enrollments,!relationships,!programOwners', call, true);
-    if (te.attributes?.some((a) => a.attribute === attribute && a.value === job.trackingId)) return 'already';
+    const held = te.attributes?.find((a) => a.attribute === attribute && present(a.value));
+    if (held?.value === job.trackingId) return 'already';
+    if (held) throw occupied(`attribute ${attribute} of the tracked entity`);
     const body = writable(te, TRACKED_ENTITY_COLLECTIONS);
     body.attributes = [{ attribute, value: job.trackingId }];
     await this.send({ trackedEntities: [body] }, call);
@@ -131,7 +153,9 @@ export class Dhis2WriteBack implements WriteBackTarget {
   private async writeDataValue(job: WriteBackJob, call: CallOptions): Promise<WriteResult> {
     const dataElement = this.settings.dataElement ?? '';
     const event = await this.findEvent(job, call);
-    if (event.dataValues?.some((d) => d.dataElement === dataElement && d.value === job.trackingId)) return 'already';
+    const held = event.dataValues?.find((d) => d.dataElement === dataElement && present(d.value));
+    if (held?.value === job.trackingId) return 'already';
+    if (held) throw occupied(`data element ${dataElement} of the event`);
     const body = writable(event, EVENT_COLLECTIONS);
     body.dataValues = [{ dataElement, value: job.trackingId }];
     await this.send({ events: [body] }, call);
