@@ -337,12 +337,21 @@ async function checkDhis2Metadata(
   if (writeBack?.programStage && !stages.some((stage) => stage.id === writeBack.programStage))
     problems.push(`${at}.writeBack.programStage ${writeBack.programStage} is not a stage of programme ${program}`);
   if (writeBack?.dataElement) {
-    if (!(await client.metadata('dataElements', writeBack.dataElement)))
-      problems.push(`${at}.writeBack.dataElement ${writeBack.dataElement}: no such data element`);
-    else problems.push(...dataElementStageProblems(writeBack.dataElement, writeBack.programStage, program, stages, at));
+    const element = await client.metadata('dataElements', writeBack.dataElement, TARGET_FIELDS);
+    if (!element) problems.push(`${at}.writeBack.dataElement ${writeBack.dataElement}: no such data element`);
+    else {
+      problems.push(...dataElementStageProblems(writeBack.dataElement, writeBack.programStage, program, stages, at));
+      problems.push(...targetProblems(`${at}.writeBack.dataElement`, writeBack.dataElement, element, mappings));
+    }
   }
-  if (writeBack?.attribute && !(await client.metadata('trackedEntityAttributes', writeBack.attribute)))
-    problems.push(`${at}.writeBack.attribute ${writeBack.attribute}: no such tracked entity attribute`);
+  if (writeBack?.attribute) {
+    const attribute = await client.metadata('trackedEntityAttributes', writeBack.attribute, TARGET_FIELDS);
+    if (!attribute) problems.push(`${at}.writeBack.attribute ${writeBack.attribute}: no such tracked entity attribute`);
+    else {
+      problems.push(...attributeTypeProblems(writeBack.attribute, found, program, at));
+      problems.push(...targetProblems(`${at}.writeBack.attribute`, writeBack.attribute, attribute, mappings));
+    }
+  }
   // Each mapping's stage sets, read once. Mappings that cannot match the programme at all are left to the
   // mappings check (sources/overlap.ts): judged are the others.
   const unreachable = new Set(unreachableMappings(settings, mappings).map((u) => u.mapping));
@@ -367,6 +376,67 @@ async function checkDhis2Metadata(
   );
   if (unknown.length > 0) results.push(warn(name, unknown.join('; ')));
   return { results, programMissing: false };
+}
+
+/** What doctor asks of the write-back's data element or attribute. */
+const TARGET_FIELDS = 'id,displayName,valueType';
+
+/** Value types that take the tracking id as it is: DHIS2 refuses it in a number, a date, a file… */
+const TEXT_VALUE_TYPES = new Set(['TEXT', 'LONG_TEXT']);
+
+/**
+ * What makes the write-back's data element or attribute no place for the tracking id: a value type other
+ * than text (the demo database's `uf3svrmp8Oj` is a FILE_RESOURCE on some servers), and a uid a mapping's
+ * `codes` name, which holds the record's own data (the national id): the bridge does not overwrite a value
+ * there, so every write-back would be abandoned, and the tracking id would feed the declaration. Not
+ * judged when DHIS2 does not give the value type (a server that ignores `fields`).
+ */
+function targetProblems(
+  key: string,
+  uid: string,
+  metadata: Record<string, unknown>,
+  mappings: readonly CodedMapping[],
+): string[] {
+  const problems: string[] = [];
+  const { valueType } = metadata;
+  if (typeof valueType === 'string' && !TEXT_VALUE_TYPES.has(valueType))
+    problems.push(`${key} ${uid} has value type ${valueType}: the tracking id needs a TEXT one, made for it`);
+  for (const mapping of mappings) {
+    const sets = Object.entries(mapping.codes ?? {})
+      .filter(([, entries]) => entries.some((entry) => entryUid(String(entry)) === uid))
+      .map(([set]) => `codes.${set}`);
+    if (sets.length > 0)
+      problems.push(
+        `${key} ${uid} is read by mapping ${mapping.id} (${mapping.file}) ${sets.join(', ')}: it holds the ` +
+          "record's own data, no place for the tracking id (a TEXT field made for it is)",
+      );
+  }
+  return problems;
+}
+
+/**
+ * The write-back's attribute against the programme's tracked entity type: the bridge updates the tracked
+ * entity's own attributes, and a programme attribute (the demo's National identifier) belongs to the
+ * record's enrollment and to the programme's form. Not judged when DHIS2 does not list the type's
+ * attributes.
+ */
+function attributeTypeProblems(
+  attribute: string,
+  program: Record<string, unknown>,
+  programUid: string,
+  at: string,
+): string[] {
+  const type =
+    typeof program.trackedEntityType === 'object' && program.trackedEntityType !== null
+      ? (program.trackedEntityType as Record<string, unknown>)
+      : {};
+  const own = referencedIds(type.trackedEntityTypeAttributes, 'trackedEntityAttribute');
+  if (!own || own.includes(attribute)) return [];
+  const typeUid = typeof type.id === 'string' ? ` ${type.id}` : '';
+  return [
+    `${at}.writeBack.attribute ${attribute} is not an attribute of the tracked entity type${typeUid} of programme ` +
+      `${programUid} (a programme attribute, or another type's): use a TEXT attribute of the type, made for the tracking id`,
+  ];
 }
 
 /**
