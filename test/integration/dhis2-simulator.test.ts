@@ -630,6 +630,53 @@ describe("DHIS2 simulator: deleted tracked entities and the user's org units", (
     assert.equal((await read(outside.trackedEntity)).status, 200);
   });
 
+  it('refuses a tracked entity list naming an org unit outside the search scope with 403, as DHIS2 2.41+ does', async () => {
+    const list = (orgUnits: string) =>
+      get(sim, `/api/tracker/trackedEntities?program=${CHILD_PROGRAMME}&orgUnits=${orgUnits}&paging=false`);
+    try {
+      // Search scope Bo (Ngelehun CHC is below it); Gbenikoro MCHP hangs off the root.
+      sim.restrictUser({ organisationUnits: [ORG_UNITS.sierraLeone], teiSearchOrganisationUnits: [ORG_UNITS.bo] });
+      const refused = await list(`${ORG_UNITS.ngelehunChc},${ORG_UNITS.gbenikoroMchp}`);
+      assert.equal(refused.status, 403, 'the whole list, not the others listed');
+      assert.deepEqual(refused.body, {
+        httpStatus: 'Forbidden',
+        httpStatusCode: 403,
+        status: 'ERROR',
+        message: `Organisation unit is not part of the search scope: ${ORG_UNITS.gbenikoroMchp}`,
+      });
+      const inside = await list(ORG_UNITS.ngelehunChc);
+      assert.equal(inside.status, 200);
+      assert.ok(inside.body.trackedEntities.length > 0);
+      // No search org units: the capture ones (DHIS2's fallback).
+      sim.restrictUser({ organisationUnits: [ORG_UNITS.gbenikoroMchp] });
+      assert.equal((await list(ORG_UNITS.gbenikoroMchp)).status, 200);
+      assert.equal((await list(ORG_UNITS.ngelehunChc)).status, 403);
+      const me = await get(sim, '/api/me?fields=authorities,organisationUnits[id],teiSearchOrganisationUnits[id]');
+      assert.deepEqual(me.body, {
+        authorities: ['M_dhis-web-capture'],
+        organisationUnits: [{ id: ORG_UNITS.gbenikoroMchp }],
+        teiSearchOrganisationUnits: [],
+      });
+    } finally {
+      sim.restrictUser(undefined);
+    }
+    assert.equal((await list(ORG_UNITS.gbenikoroMchp)).status, 200, 'the superuser is held to no scope');
+    assert.deepEqual((await get(sim, '/api/me?fields=authorities')).body, { authorities: ['ALL'] });
+  });
+
+  it('serves an org unit with its path, and 404 for one it does not have', async () => {
+    const found = await get(sim, `/api/organisationUnits/${ORG_UNITS.ngelehunChc}?fields=id,path,level,parent`);
+    assert.deepEqual(found.body, {
+      id: ORG_UNITS.ngelehunChc,
+      path: `/${ORG_UNITS.sierraLeone}/${ORG_UNITS.bo}/${ORG_UNITS.badjia}/${ORG_UNITS.ngelehunChc}`,
+      level: 4,
+      parent: { id: ORG_UNITS.badjia },
+    });
+    const missing = await get(sim, '/api/organisationUnits/NoSuchOu01A');
+    assert.equal(missing.status, 404);
+    assert.equal(missing.body.message, 'OrganisationUnit with id NoSuchOu01A could not be found.');
+  });
+
   it("with outOfScopeRead 'forbidden', answers that read 403 OWNERSHIP_ACCESS_DENIED, as DHIS2 before #20280", async () => {
     const older = await startDhis2Simulator({ seed, outOfScopeRead: 'forbidden' });
     try {

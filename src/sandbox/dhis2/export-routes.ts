@@ -159,6 +159,20 @@ export function exportRoutes(
   };
 
   /**
+   * An org unit a tracked entity list names that the user may not search: DHIS2 2.41+ refuses the whole
+   * list, 403 "Organisation unit is not part of the search scope: <uid>" (OperationsParamsValidator
+   * .validateOrgUnits: ForbiddenException; a superuser is not checked), rather than listing the others.
+   */
+  const refuseOutsideSearchScope = (params: URLSearchParams, res: Response): void => {
+    const user = userOf(res);
+    const outside = listParam(params, 'orgUnits', 'orgUnit').find((uid) => !user.inSearchScope(uid));
+    if (outside !== undefined)
+      throw Object.assign(new BadRequestError(`Organisation unit is not part of the search scope: ${outside}`), {
+        status: 403,
+      });
+  };
+
+  /**
    * The tracked entity types a list without a `program` reaches: those of the programmes the user may read
    * (the metadata's, and those of the data, typed by their enrolled tracked entities). dhis2-core's
    * JdbcTrackedEntityStore (2.40–2.42, as read from its source) inner-joins such a list with the programmes
@@ -188,6 +202,7 @@ export function exportRoutes(
     // the program filter looks at deleted enrollments as well.
     const includeDeleted = boolParam(params, 'includeDeleted', false);
     const inScope = orgUnitScope(params, known(), ['orgUnits', 'orgUnit']);
+    refuseOutsideSearchScope(params, res);
     const userScope = userScopeOf(params, res);
     const inWindow = updatedWindow(params);
     const stage = param(params, 'programStage');

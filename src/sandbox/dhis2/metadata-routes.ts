@@ -1,6 +1,6 @@
-// GET /api/{programs,dataElements,trackedEntityAttributes}/{uid}: the metadata the demo data uses, so that
-// `doctor` can check a configured programme, stage, data element or attribute exists, and that the uids a
-// mapping names are the programme's, as against DHIS2.
+// GET /api/{programs,dataElements,trackedEntityAttributes,organisationUnits}/{uid}: the metadata the demo
+// data uses, so that `doctor` can check a configured programme, stage, data element, attribute or org unit
+// exists, and that the uids a mapping names are the programme's, as against DHIS2.
 import { type Request, type Response, Router } from 'express';
 import {
   ATTRIBUTE_METADATA,
@@ -13,6 +13,7 @@ import {
   DEATH_DATA_ELEMENTS,
   DEATH_PROGRAMME,
   DEATH_STAGE,
+  ORG_UNIT_TREE,
   TRACKED_ENTITY_TYPE_ATTRIBUTES,
   TRACKED_ENTITY_TYPE_PERSON,
 } from './constants.js';
@@ -109,7 +110,29 @@ function notFound(res: Response, type: string, uid: string): void {
   });
 }
 
-export function metadataRoutes(): Router {
+/**
+ * An org unit as DHIS2 serves it: `path` lists its ancestors' uids and its own from the root
+ * (`/ImspTQPwCqd/O6uvpzGd5pu/…`), `level` counts from 1 at the root. One the data uses and the tree does not
+ * know hangs nowhere: a root of its own.
+ */
+function orgUnitObject(uid: string): Metadata {
+  const byId = new Map(ORG_UNIT_TREE.map((ou) => [ou.id, ou]));
+  const chain: string[] = [];
+  for (let at = byId.get(uid); at !== undefined && chain.length < ORG_UNIT_TREE.length; at = byId.get(at.parent ?? ''))
+    chain.unshift(at.id);
+  const ids = chain.length > 0 ? chain : [uid];
+  const parent = byId.get(uid)?.parent;
+  return {
+    id: uid,
+    displayName: byId.get(uid)?.name ?? uid,
+    path: `/${ids.join('/')}`,
+    level: ids.length,
+    ...(parent ? { parent: { id: parent } } : {}),
+  };
+}
+
+/** `knownOrgUnit`: the simulator's org units (the tree's and those its data uses). */
+export function metadataRoutes(knownOrgUnit: (uid: string) => boolean = () => false): Router {
   const router = Router();
   const serve = (path: string, type: string, objects: Record<string, Metadata>) =>
     router.get(`/${path}/:uid`, (req: Request<{ uid: string }>, res: Response) => {
@@ -121,5 +144,11 @@ export function metadataRoutes(): Router {
   serve('programs', 'Program', PROGRAMS);
   serve('dataElements', 'DataElement', DATA_ELEMENTS);
   serve('trackedEntityAttributes', 'TrackedEntityAttribute', ATTRIBUTE_OBJECTS);
+  router.get('/organisationUnits/:uid', (req: Request<{ uid: string }>, res: Response) => {
+    if (!knownOrgUnit(req.params.uid)) return notFound(res, 'OrganisationUnit', req.params.uid);
+    const fields = param(new URL(req.originalUrl, 'http://simulator.invalid').searchParams, 'fields');
+    const found = orgUnitObject(req.params.uid);
+    res.json(fields ? applyFields(found, parseFields(fields)) : found);
+  });
   return router;
 }

@@ -5,7 +5,7 @@ import { type Logger, silentLogger } from '../../observability/logger.js';
 import { DEFAULT_SANDBOX_AUTH, type Dhis2AuthOptions, type Dhis2ScopedUser, dhis2Error, requireAuth } from './auth.js';
 import { CHILD_PROGRAMME, DEATH_PROGRAMME, ORG_UNIT_TREE, SIMULATED_DHIS2_VERSION } from './constants.js';
 import { exportRoutes, type OutOfScopeRead } from './export-routes.js';
-import { FieldFilterError } from './fields.js';
+import { applyFields, FieldFilterError, parseFields } from './fields.js';
 import { describeImportPayloadErrors, isTrackerImportPayload } from './import-schema.js';
 import { importTracker } from './importer.js';
 import { metadataRoutes } from './metadata-routes.js';
@@ -165,21 +165,26 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
       systemId: 'opencrvs-bridge-dhis2-simulator',
     });
   });
-  api.use(metadataRoutes());
-  api.get('/me', (_req, res) => {
+  api.use(metadataRoutes(knownOrgUnit));
+  // As DHIS2 2.40–2.42 (MeDto): `authorities` (`ALL` only for the superuser: a narrowed user is held to its
+  // scopes), `organisationUnits` (capture scope) and `teiSearchOrganisationUnits` (search scope) as `{ id }`
+  // references; `fields` selects from it.
+  api.get('/me', (req, res) => {
     const username = String(res.locals.username ?? 'admin');
     const me = userOf(res);
-    res.json({
+    const body = {
       id: 'SbxUserAdm1',
       username,
       firstName: 'Sandbox',
       surname: 'Administrator',
       displayName: 'Sandbox Administrator',
-      authorities: ['ALL'],
+      authorities: me.isSuperuser() ? ['ALL'] : ['M_dhis-web-capture'],
       organisationUnits: me.orgUnits().organisationUnits.map((id) => ({ id })),
       teiSearchOrganisationUnits: me.orgUnits().teiSearchOrganisationUnits.map((id) => ({ id })),
       programs: [CHILD_PROGRAMME, DEATH_PROGRAMME],
-    });
+    };
+    const fields = param(new URL(req.originalUrl, 'http://simulator.invalid').searchParams, 'fields');
+    res.json(fields ? applyFields(body, parseFields(fields)) : body);
   });
   const listing = {
     envelope,

@@ -36,6 +36,11 @@ export class SimulatedUser {
     return !this.programs || this.programs.has(program);
   }
 
+  /** The superuser (DHIS2's `ALL` authority), whom DHIS2 does not hold to any org unit scope. */
+  isSuperuser(): boolean {
+    return !this.scopes;
+  }
+
   /** Org units as `/api/me` lists them. */
   orgUnits(): UserOrgUnits {
     return structuredClone(
