@@ -223,7 +223,7 @@ describe('DHIS2 tracker source: credentials and filters', () => {
       const status = h.bridge.sourceStatuses().find((s) => s.id === BIRTHS_SOURCE);
       assert.match(
         status?.lastError ?? '',
-        /HTTP 400 \(check sources\[\]\.dhis2 of source dhis2-births: program, orgUnits; run doctor\)/,
+        /HTTP 400: DHIS2 said "Organisation unit does not exist: SbxNoSuchOU" \(check sources\[\]\.dhis2 of source dhis2-births: program, orgUnits; run doctor\)/,
       );
     } finally {
       await h.close();

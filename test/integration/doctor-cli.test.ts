@@ -680,7 +680,7 @@ describe('doctor checks', () => {
     assert.equal(unitLine?.status, 'fail', formatReport(unknownUnit));
     assert.equal(
       unitLine?.detail,
-      "the poller's list of tracked entities (sources[0].dhis2: program, orgUnits, fields) failed: list tracked entities failed: HTTP 400 (check sources[].dhis2 of source district: program, orgUnits)",
+      `the poller's list of tracked entities (sources[0].dhis2: program, orgUnits, fields) failed: list tracked entities failed: HTTP 400: DHIS2 said "Organisation unit does not exist: AbCdEfGhIj1" (check sources[].dhis2 of source district: program, orgUnits)`,
     );
     assert.equal(unknownUnit.checks.find((c) => c.name === 'source district metadata')?.status, 'ok');
 

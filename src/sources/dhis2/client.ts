@@ -1,8 +1,9 @@
 // The bridge's calls to a DHIS2 server (Tracker API, 2.40+): auth (personal access token or basic), a
 // timeout on every call, bounded retries with backoff for network errors, timeouts, 408, 429 and 5xx (a
 // 429's or 503's Retry-After waited within sources[].timeoutMs: shared/retry-after.ts), and every
-// response checked against its schema. Errors name the call and the status, never the body or the query
-// (either may hold personal data).
+// response checked against its schema. Errors name the call and the status, never the query nor the body
+// (either may hold personal data), save DHIS2's own message refusing a call that sent no body (it names
+// the uids of the query's metadata), scrubbed and bounded.
 import type { ValidateFunction } from 'ajv';
 import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
@@ -37,6 +38,12 @@ export class Dhis2SourceError extends SourceCallError {
    * says nothing of any record (never "gone": see isGone) nor of the credentials.
    */
   programRefused: 'missing' | 'unshared' | undefined;
+  /**
+   * The org unit of sources[].dhis2.orgUnits DHIS2 refused to search because it is outside the user's search
+   * scope ("Organisation unit is not part of the search scope: <uid>"): the user's org units in DHIS2, or the
+   * key, are to fix; the credentials were accepted.
+   */
+  orgUnitOutOfScope: string | undefined;
 }
 
 export interface Dhis2ClientOptions {
@@ -182,7 +189,7 @@ export class Dhis2Client {
               // taken for its refusal it held the rechecked row dead. Either concerns the source, not the
               // record, and is retried like a 5xx.
               const refusal =
-                status === 404 || status === 403 || (status === 400 && init.program !== undefined)
+                status === 404 || status === 403 || status === 400 || status === 409
                   ? await readBodyCapped(response, 65_536, signal).catch(() => '')
                   : '';
               const notDhis2 = (status === 404 || status === 403) && !isWebMessage(refusal);
@@ -197,6 +204,18 @@ export class Dhis2Client {
               // the credentials are good, and no record was refused.
               const programRefused =
                 init.program === undefined ? undefined : programRefusalOf(status, refusal, init.program);
+              // A list naming an org unit of sources[].dhis2.orgUnits the user may not search: 2.41+ answers
+              // 403 "Organisation unit is not part of the search scope: <uid>" (OperationsParamsValidator
+              // .validateOrgUnits, ForbiddenException), 2.40 the same text as an IllegalQueryException.
+              // The credentials are good: the user's org units in DHIS2, or the key, are to change.
+              const outOfScope = notDhis2 ? undefined : outOfSearchScope(refusal);
+              // DHIS2's own words for a refused query ("Organisation unit does not exist: <uid>") name the
+              // metadata to fix. Only for calls that send no body (an import's message may quote a value),
+              // scrubbed and bounded: a server's text is not trusted to be short or clean.
+              const dhis2Said =
+                init.body === undefined && !notDhis2 && !init.oneRecord && !programRefused && !outOfScope
+                  ? quotedMessage(refusal, this.secrets)
+                  : '';
               await response.body?.cancel().catch(() => undefined);
               const notDhis2Hint =
                 status === 403
@@ -205,7 +224,7 @@ export class Dhis2Client {
               // Refused credentials: a rotated secret file is looked at now, for the next call. Not for a
               // proxy's or firewall's 403: DHIS2 refused nothing, and with OAuth2 every retry would fetch a
               // new token for a block the token does not lift.
-              if (status === 401 || (status === 403 && !init.oneRecord && !notDhis2 && !programRefused))
+              if (status === 401 || (status === 403 && !init.oneRecord && !notDhis2 && !programRefused && !outOfScope))
                 this.auth.invalidate();
               // Name the setting to fix: a refused credential or query is configuration, not an outage.
               const hint =
@@ -213,13 +232,15 @@ export class Dhis2Client {
                   ? ` (DHIS2 has no programme ${init.program}: check sources[].dhis2.program of source ${this.settings.id}; run doctor)`
                   : programRefused === 'unshared'
                     ? ` (DHIS2 does not share programme ${init.program} with the user of sources[].auth of source ${this.settings.id}: give that user data read access to it in DHIS2, or check sources[].dhis2.program; run doctor)`
-                    : status === 403 && init.oneRecord
-                      ? ` (DHIS2 refused this record to the user of sources[].auth of source ${this.settings.id}: outside its search scope or sharing)`
-                      : status === 401 || status === 403
-                        ? ` (DHIS2 refused the credentials in sources[].auth of source ${this.settings.id})`
-                        : status === 400 || status === 404
-                          ? ` (check sources[].dhis2 of source ${this.settings.id}: program, orgUnits; run doctor)`
-                          : '';
+                    : outOfScope
+                      ? ` (DHIS2: org unit ${outOfScope} of sources[].dhis2.orgUnits of source ${this.settings.id} is not in the search scope of the user of sources[].auth: in DHIS2, give that user ${outOfScope}, or an org unit above it, as a search org unit, or remove it from sources[].dhis2.orgUnits; run doctor)`
+                      : status === 403 && init.oneRecord
+                        ? ` (DHIS2 refused this record to the user of sources[].auth of source ${this.settings.id}: outside its search scope or sharing)`
+                        : status === 401 || status === 403
+                          ? ` (DHIS2 refused the credentials in sources[].auth of source ${this.settings.id})`
+                          : status === 400 || status === 404 || (status === 409 && dhis2Said)
+                            ? `${dhis2Said} (check sources[].dhis2 of source ${this.settings.id}: program, orgUnits; run doctor)`
+                            : '';
               const retryAfterMs = retryAfterOf(status, response.headers.get('retry-after'));
               // A 504 (a gateway in front of DHIS2 gave up waiting for it) is timedOut by its status. A 408 (DHIS2
               // or a proxy gave up waiting for the request itself) is a connection's trouble, like a reset:
@@ -231,6 +252,7 @@ export class Dhis2Client {
                 { foreign: notDhis2, retryAfterMs },
               );
               failure.programRefused = programRefused;
+              failure.orgUnitOutOfScope = outOfScope;
               throw failure;
             }
             const text = await readBodyCapped(response, MAX_ANSWER_BYTES, signal);
@@ -537,6 +559,24 @@ function messageOf(text: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The uid in DHIS2's "Organisation unit is not part of the search scope: <uid>", if that is what it said. */
+function outOfSearchScope(text: string): string | undefined {
+  const uid = /^Organisation unit is not part of the search scope: (\S+)$/.exec(messageOf(text)?.trim() ?? '')?.[1];
+  return uid !== undefined && isDhis2Uid(uid) ? uid : undefined;
+}
+
+/** DHIS2's messages are a line naming uids; a longer one is cut here. */
+const MAX_QUOTED = 200;
+
+/** `: DHIS2 said "<message>"`, scrubbed, on one line and bounded; '' when the answer has no message. */
+function quotedMessage(text: string, secrets: SecretScrubber): string {
+  const said = messageOf(text)?.replace(/\s+/g, ' ').trim();
+  if (!said) return '';
+  const clean = secrets.text(said);
+  const cut = clean.length > MAX_QUOTED ? `${clean.slice(0, MAX_QUOTED)}…` : clean;
+  return `: DHIS2 said "${cut}"`;
 }
 
 /** DHIS2's error body: `{httpStatus, httpStatusCode, status: 'ERROR', message}`. */
