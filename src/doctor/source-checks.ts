@@ -1,6 +1,6 @@
 // Live checks of the configured sources: a FHIR server's CapabilityStatement plus one probe search and
 // read per watched resource type; a DHIS2 server's /api/system/info with the configured auth, the
-// programme and write-back metadata its configuration names, the stages, attributes and data elements
+// programme and write-back metadata its configuration names, its org units (dhis2-org-units.ts), the stages, attributes and data elements
 // its mappings name, and one page of the poller's own list of tracked entities.
 import type { Bundle, Subscription } from '@medplum/fhirtypes';
 import type { SourceSettings } from '../config/types.js';
@@ -22,6 +22,7 @@ import { sortSignals } from '../sources/fhir/sort-signals.js';
 import { SourceCallError, systemCode } from '../sources/shared/source-error.js';
 import { isRedirect } from '../util/redirect.js';
 import { normalisedUrl } from '../util/url.js';
+import { checkDhis2OrgUnits } from './dhis2-org-units.js';
 import { capabilityGaps, declaresLastUpdated, lacksInstanceHistory, summarizeCapabilities } from './fhir-capability.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
 
@@ -257,6 +258,12 @@ async function dhis2SourceChecks(
     results.push(...metadata.results);
   } catch (err) {
     results.push(warn(`${name} metadata`, `could not be read: ${reason(err)}`));
+  }
+  try {
+    const orgUnits = await checkDhis2OrgUnits(client, settings, at);
+    if (orgUnits) results.push(orgUnits);
+  } catch (err) {
+    results.push(warn(`${name} org units`, `could not be read: ${reason(err)}`));
   }
   // A programme DHIS2 does not have is failed above, naming the key; its list would say the same again.
   if (!programMissing) results.push(await checkDhis2Poll(client, settings, at));

@@ -470,9 +470,21 @@ export class Dhis2Client {
     return typeof serverDate === 'string' ? serverDate : undefined;
   }
 
+  /**
+   * GET /api/me (doctor): the user's authorities and org units, the capture scope (`organisationUnits`) and
+   * the search scope (`teiSearchOrganisationUnits`), as `{ id }` references (DHIS2 2.40–2.42 MeDto).
+   */
+  async me(): Promise<Record<string, unknown>> {
+    return this.call(
+      'read the user (me)',
+      `me?fields=${encodeURIComponent('authorities,organisationUnits[id],teiSearchOrganisationUnits[id]')}`,
+      isObjectResponse,
+    );
+  }
+
   /** GET /api/{collection}/{uid} (doctor): the object, or undefined when DHIS2 says 404. */
   async metadata(
-    collection: 'programs' | 'dataElements' | 'trackedEntityAttributes',
+    collection: 'programs' | 'dataElements' | 'trackedEntityAttributes' | 'organisationUnits',
     uid: string,
     fields = 'id,displayName',
   ): Promise<Record<string, unknown> | undefined> {
