@@ -566,7 +566,9 @@ describe('doctor checks', () => {
     assert.equal(warning?.status, 'warn', formatReport(openReport));
     assert.equal(openReport.ok, true, 'a warning, not a failure');
 
-    const signed = [{ id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, subscription: { hmacSecret: 'sub-hmac-signing-key-0001' } }];
+    const signed = [
+      { id: 'emr', kind: 'fhir', baseUrl: fhir.baseUrl, subscription: { hmacSecret: 'sub-hmac-signing-key-0001' } },
+    ];
     const signedReport = await runDoctor({ file: writeConfig(configObject({ sources: signed })), env: {} });
     const bodyOnly = signedReport.checks.find(
       (c) => c.name === 'source emr' && c.detail.includes('hmacSecret but no secret'),
