@@ -183,6 +183,48 @@ describe('DHIS2 simulator: tracker export', () => {
     assert.equal(neither.status, 400);
   });
 
+  it('finds a tracked entity by an attribute value (filter=<uid>:eq:<value>, case-insensitive), as ledger --find tells users to', async () => {
+    const deaths = `/api/tracker/trackedEntities?program=${DEATH_PROGRAMME}&orgUnitMode=ACCESSIBLE&paging=false&fields=trackedEntity,attributes`;
+    const all = (await get(sim, deaths)).body.trackedEntities as Array<{
+      trackedEntity: string;
+      attributes: Array<{ attribute: string; value: string }>;
+    }>;
+    const attributeOf = (te: (typeof all)[number], attribute: string) =>
+      te.attributes.find((a) => a.attribute === attribute)?.value ?? '';
+    const wanted = all[1];
+    assert.ok(wanted && all.length === DEATHS);
+    const found = async (filter: string) =>
+      ((await get(sim, `${deaths}&filter=${encodeURIComponent(filter)}`)).body.trackedEntities as typeof all).map(
+        (te) => te.trackedEntity,
+      );
+    const nid = attributeOf(wanted, ATTRIBUTES.nationalId);
+    assert.deepEqual(await found(`${ATTRIBUTES.nationalId}:eq:${nid}`), [wanted.trackedEntity]);
+    assert.deepEqual(await found(`${ATTRIBUTES.nationalId}:eq:000000000`), [], 'a value no one has: nobody');
+    const surname = attributeOf(wanted, ATTRIBUTES.lastName);
+    const sameSurname = all
+      .filter((te) => attributeOf(te, ATTRIBUTES.lastName) === surname)
+      .map((te) => te.trackedEntity);
+    assert.deepEqual(await found(`${ATTRIBUTES.lastName}:EQ:${surname.toUpperCase()}`), sameSurname);
+    assert.deepEqual(
+      await found(
+        `${ATTRIBUTES.lastName}:like:${surname.slice(1, -1).toLowerCase()},${ATTRIBUTES.nationalId}:eq:${nid}`,
+      ),
+      [wanted.trackedEntity],
+      'every filter holds',
+    );
+    assert.deepEqual(
+      await found(`${ATTRIBUTES.nationalId}:like:${nid.slice(2, 6)}`).then((uids) =>
+        uids.includes(wanted.trackedEntity),
+      ),
+      true,
+    );
+    assert.equal(
+      (await get(sim, `${deaths}&filter=${ATTRIBUTES.nationalId}:gt:1`)).status,
+      400,
+      'not simulated: refused',
+    );
+  });
+
   it('nests enrollments, events and relationships only when fields asks for them', async () => {
     const plain = (await get(sim, `${children}&pageSize=1`)).body.trackedEntities[0];
     assert.ok(Array.isArray(plain.attributes));

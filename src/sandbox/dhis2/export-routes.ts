@@ -4,6 +4,7 @@ import { ORG_UNIT_TREE } from './constants.js';
 import { applyFields, parseFields } from './fields.js';
 import { isMetadataProgram, metadataProgramTypes } from './metadata-routes.js';
 import {
+  attributeFilters,
   BadRequestError,
   boolParam,
   comparator,
@@ -208,6 +209,7 @@ export function exportRoutes(
     const stage = param(params, 'programStage');
     const status = param(params, 'enrollmentStatus', 'programStatus');
     const order = orderOf(params, ORDERABLE.trackedEntities, paging);
+    const matches = attributeFilters(params);
     const deleted = { includeDeleted };
     const reachable = program ? undefined : listableTypes(res);
     const rows = store
@@ -219,6 +221,7 @@ export function exportRoutes(
         if (type && te.trackedEntityType !== type) return [];
         if (reachable && !reachable.has(te.trackedEntityType)) return [];
         if (uids.length && !uids.includes(uid)) return [];
+        if (!matches(te.attributes ?? [])) return [];
         if (status && enrollment?.status !== status) return [];
         if (
           stage &&

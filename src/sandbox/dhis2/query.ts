@@ -223,3 +223,49 @@ function compareValues(a: unknown, b: unknown, time: (value: string) => number |
   }
   return String(a) < String(b) ? -1 : 1;
 }
+
+/** The `filter` operators the simulator applies: those a look-up by an identifier (`ledger --find`) uses. */
+const ATTRIBUTE_OPERATORS: Record<string, (value: string, wanted: string) => boolean> = {
+  eq: (value, wanted) => value === wanted,
+  ieq: (value, wanted) => value === wanted,
+  like: (value, wanted) => value.includes(wanted),
+  ilike: (value, wanted) => value.includes(wanted),
+};
+
+/**
+ * The tracked entity attribute filters of `filter=<attribute uid>:<operator>:<value>[:<operator>:<value>]`,
+ * several comma-separated, `/` escaping a comma or colon in a value. As DHIS2 (2.41 tracker export), values
+ * are compared case-insensitively and every filter must hold; an attribute the record lacks holds none.
+ * Operators other than eq, ieq, like and ilike are refused rather than ignored, so no test reads a list the
+ * simulator did not filter as one DHIS2 would have.
+ */
+export function attributeFilters(
+  params: URLSearchParams,
+): (attributes: { attribute?: string; value?: string | null }[]) => boolean {
+  const split = (text: string, separator: string): string[] =>
+    text.split(new RegExp(`(?<!/)${separator}`)).map((part) => part.replaceAll(`/${separator}`, separator));
+  const tests = params
+    .getAll('filter')
+    .flatMap((value) => split(value, ','))
+    .filter((filter) => filter.trim() !== '')
+    .map((filter) => {
+      const [attribute = '', ...pairs] = split(filter.trim(), ':');
+      if (pairs.length === 0 || pairs.length % 2 !== 0)
+        throw new BadRequestError(`Query item or filter is invalid: ${filter}`);
+      const conditions = [];
+      for (let i = 0; i < pairs.length; i += 2) {
+        const operator = (pairs[i] ?? '').toLowerCase();
+        const compare = ATTRIBUTE_OPERATORS[operator];
+        if (!compare)
+          throw new BadRequestError(`Filter operator '${operator}' is not simulated (eq, ieq, like, ilike)`);
+        const wanted = (pairs[i + 1] ?? '').toLowerCase();
+        conditions.push((value: string) => compare(value.toLowerCase(), wanted));
+      }
+      return { attribute, conditions };
+    });
+  return (attributes) =>
+    tests.every(({ attribute, conditions }) => {
+      const value = attributes.find((a) => a.attribute === attribute)?.value;
+      return typeof value === 'string' && conditions.every((holds) => holds(value));
+    });
+}
