@@ -5,7 +5,10 @@
 import type { BridgeConfig } from '../config/index.js';
 import { type CheckResult, warn } from './types.js';
 
-/** The ids examples/, the demo and docs/ use, and the bare kind names: likely to be used elsewhere too. */
+/**
+ * The ids examples/, the demo and docs/ use, and the bare kind names: likely to be used elsewhere too. Every
+ * source id of examples/*.yaml and of docs/*.md's YAML is here (test/unit/deployment-docs.test.ts checks).
+ */
 export const GENERIC_SOURCE_IDS: readonly string[] = [
   'emr',
   'fhir',
@@ -17,6 +20,9 @@ export const GENERIC_SOURCE_IDS: readonly string[] = [
   'dhis2-deaths',
   'sandbox-dhis2-births',
   'sandbox-dhis2-deaths',
+  'ndola-central-emr',
+  'kenema-hmis-births',
+  'kenema-hmis-deaths',
 ];
 
 /** `births`, `deaths`, `births and deaths`: what a source's mappings notify; `records` when unknown. */

@@ -1021,7 +1021,7 @@ describe('doctor checks', () => {
     assert.match(deathsWarning?.detail ?? '', /would have its deaths taken for this one's/, formatReport(deaths));
     assert.equal(deaths.checks.indexOf(deathsWarning as never), 1, 'still right after the config check');
 
-    const sources = [{ id: 'ndola-central-emr', kind: 'fhir', baseUrl: fhir.baseUrl }];
+    const sources = [{ id: 'mansa-general-emr', kind: 'fhir', baseUrl: fhir.baseUrl }];
     const unique = await runDoctor({ file: writeConfig({ ...configObject({ sources }), store }), env: {} });
     assert.deepEqual(
       unique.checks.filter((c) => c.name.startsWith('source id')),
