@@ -110,11 +110,24 @@ async function mapDhis2Ref(
     // In the programme and with the fields the poller lists them with.
     const entity = await client.trackedEntity(entityUid, { program: dhis2.program, fields: dhis2.fields });
     const resource: Resource | undefined = entity ? trackedEntityResource(entity) : undefined;
-    if (!resource) throw notFound(source, 'TrackedEntity', ` in program ${dhis2.program}`);
+    // Polls list the programme's enrollments only: a tracked entity not enrolled in it (a mother, read through
+    // her child's relationship) is never polled, whatever the org units. Read without the programme (its
+    // enrollments, nothing personal) to tell that apart from a record outside the source's other filters.
+    const enrolled = async (): Promise<boolean | undefined> => {
+      const bare = await client.trackedEntity(entityUid, { fields: 'trackedEntity,enrollments[enrollment,program]' });
+      return bare ? (bare.enrollments ?? []).some((en) => en.program === dhis2.program) : undefined;
+    };
+    const notEnrolled = `is not enrolled in programme ${dhis2.program}, the one source ${source.id} polls (a mother is read through her child's relationship, not polled herself)`;
+    if (!resource) {
+      if ((await enrolled()) === false) throw new RefError(`--ref: this TrackedEntity ${notEnrolled}`);
+      throw notFound(source, 'TrackedEntity', ` in program ${dhis2.program}`);
+    }
+    if ((await enrolled()) === false)
+      note(`Note: this tracked entity ${notEnrolled}: serve would not read it. Mapped anyway.`);
     // Read by uid, a record is found wherever the user may see it; `serve` polls only what its list query
     // finds (org units, their mode, the tracked entity type, the enrollment status). The same query narrowed
     // to this uid lets DHIS2 decide the scope as it does for a poll: the dry run still maps it, and says so.
-    if (dhis2.orgUnits?.length || dhis2.orgUnitMode || dhis2.trackedEntityType || dhis2.enrollmentStatus) {
+    else if (dhis2.orgUnits?.length || dhis2.orgUnitMode || dhis2.trackedEntityType || dhis2.enrollmentStatus) {
       const page = await client.trackedEntityPage({
         ...trackedEntityFilter(dhis2),
         trackedEntities: resource.id ?? entityUid,

@@ -291,6 +291,26 @@ describe('opencrvs-bridge map --ref (DHIS2)', () => {
     assert.equal(inside.code, 0, inside.stderr);
     assert.doesNotMatch(inside.stderr, /outside what source/);
 
+    // The mother is read through her child's relationship, never polled: not enrolled is what is said of her,
+    // with or without org units in the source (not that she is outside them).
+    const mother = child.relationships?.[0]?.to?.trackedEntity?.trackedEntity;
+    assert.ok(
+      mother &&
+        mother !== child.trackedEntity &&
+        !enrolledIn(entities, CHILD_PROGRAMME).some((te) => te.trackedEntity === mother),
+    );
+    for (const file of [config, scoped([ORG_UNITS.sierraLeone])]) {
+      const her = await runCli(['map', '--ref', `TrackedEntity/${mother}`, '--config', file, '--json']);
+      assert.match(
+        her.stderr,
+        new RegExp(
+          `this tracked entity is not enrolled in programme ${CHILD_PROGRAMME}, the one source dhis2-births polls .*serve would not read it`,
+        ),
+        her.stderr,
+      );
+      assert.doesNotMatch(her.stderr, /outside what source/);
+    }
+
     const missing = await runCli(['map', '--ref', 'TrackedEntity/Aaaaaaaaaa1', '--config', config]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /source dhis2-births has no such TrackedEntity in program/);
