@@ -1,13 +1,14 @@
 // Live checks of the configured sources: a FHIR server's CapabilityStatement plus one probe search and
 // read per watched resource type; a DHIS2 server's /api/system/info with the configured auth, the
-// programme and write-back metadata its configuration names, its org units (dhis2-org-units.ts), the stages, attributes and data elements
-// its mappings name, and one page of the poller's own list of tracked entities.
+// programme and write-back metadata its configuration names, its org units (dhis2-org-units.ts), the
+// stages, attributes, data elements and relationship types its mappings name, and one page of the poller's
+// own list of tracked entities.
 import type { Bundle, Subscription } from '@medplum/fhirtypes';
 import type { SourceSettings } from '../config/types.js';
 import { signatureOnlySubscriptionWarning, unauthenticatedSubscriptionWarning } from '../config/warnings.js';
 import { silentLogger } from '../observability/logger.js';
 import type { SecretScrubber } from '../observability/secret-scrubber.js';
-import { Dhis2Client, Dhis2SourceError } from '../sources/dhis2/client.js';
+import { Dhis2Client, Dhis2SourceError, isDhis2Uid } from '../sources/dhis2/client.js';
 import {
   type CodedMapping,
   codedUids,
@@ -365,6 +366,11 @@ async function checkDhis2Metadata(
   const tested = mappings.map((mapping) => ({ mapping, stages: codedUids(mapping, 'programStage') }));
   const judged = tested.filter(({ mapping }) => !unreachable.has(mapping));
   problems.push(...stageProblems(judged, program, stages, at));
+  const relationships = await relationshipTypeProblems(
+    client,
+    judged.map((j) => j.mapping),
+  );
+  problems.push(...relationships.missing);
   const results: CheckResult[] = [];
   if (problems.length > 0) results.push(fail(name, problems.join('; ')));
   else {
@@ -381,6 +387,7 @@ async function checkDhis2Metadata(
     found,
     stages,
   );
+  unknown.push(...relationships.partly);
   if (unknown.length > 0) results.push(warn(name, unknown.join('; ')));
   return { results, programMissing: false };
 }
@@ -444,6 +451,46 @@ function attributeTypeProblems(
     `${at}.writeBack.attribute ${attribute} is not an attribute of the tracked entity type${typeUid} of programme ` +
       `${programUid} (a programme attribute, or another type's): use a TEXT attribute of the type, made for the tracking id`,
   ];
+}
+
+/**
+ * The relationship types the mappings find the subject's relationships by (`codes.motherRelationship`: the
+ * mother is the other end of one). A type DHIS2 does not have matches no relationship, so no birth has a
+ * mother, and neither a poll, `map` nor the ledger says why. `missing` (failed): a set none of whose uids
+ * DHIS2 has; `partly` (warned): some of them, as an old uid kept beside its new one would be. Each uid is
+ * read once (GET /api/relationshipTypes/<uid>); an entry that is no uid is missing without asking.
+ */
+async function relationshipTypeProblems(
+  client: Dhis2Client,
+  mappings: readonly CodedMapping[],
+): Promise<{ missing: string[]; partly: string[] }> {
+  const known = new Map<string, boolean>();
+  const exists = async (uid: string): Promise<boolean> => {
+    let found = known.get(uid);
+    if (found === undefined) {
+      found = isDhis2Uid(uid) && (await client.metadata('relationshipTypes', uid)) !== undefined;
+      known.set(uid, found);
+    }
+    return found;
+  };
+  const missing: string[] = [];
+  const partly: string[] = [];
+  for (const mapping of mappings) {
+    for (const { set, entries } of namedUids(mapping, 'relationshipType')) {
+      const absent: string[] = [];
+      for (const entry of entries) if (!(await exists(entryUid(entry)))) absent.push(entry);
+      if (absent.length === 0) continue;
+      const all = absent.length === entries.length;
+      (all ? missing : partly).push(
+        `mapping ${mapping.id} (${mapping.file}) codes.${set} [${absent.join(', ')}]: no such relationship type in DHIS2` +
+          (all
+            ? ', so no relationship matches the set and what the mapping reads through one (the mother) is never there: ' +
+              "set it to your relationship type's uid (GET /api/relationshipTypes?fields=id,displayName)"
+            : ''),
+      );
+    }
+  }
+  return { missing, partly };
 }
 
 /**

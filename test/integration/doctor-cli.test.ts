@@ -936,6 +936,52 @@ describe('doctor checks', () => {
     assert.equal(typos.report.ok, true, 'a warning, not a failure');
   });
 
+  it('fails a mother relationship type DHIS2 does not have, naming the mapping file and its key', async () => {
+    const auth = { type: 'pat', token: DEFAULT_SANDBOX_AUTH.pat };
+    const shipped = readFileSync(new URL('../../mappings/birth.dhis2.yaml', import.meta.url), 'utf8');
+    const metadata = async (motherRelationship: string) => {
+      const copy = join(dir, `birth.rel-${motherRelationship.replace(/\W/g, '')}.yaml`);
+      writeFileSync(
+        copy,
+        shipped
+          .replace(/^id: birth\.dhis2$/m, 'id: birth.site')
+          .replace('motherRelationship: [SbxRelChMot]', `motherRelationship: ${motherRelationship}`),
+      );
+      assert.notEqual(readFileSync(copy, 'utf8'), shipped);
+      const sources = [{ id: 'hmis', kind: 'dhis2', baseUrl: dhis2.baseUrl, auth, mappings: [copy] }];
+      const report = await runDoctor({ file: writeConfig(configObject({ sources })), env: {} });
+      return { copy, report, lines: report.checks.filter((c) => c.name === 'source hmis metadata') };
+    };
+    // A type the server does not have (one copied from the sandbox, or mistyped): no birth would have a mother.
+    const wrong = await metadata('[RelChMot001]');
+    assert.deepEqual(
+      wrong.lines.map((c) => c.status),
+      ['fail'],
+      formatReport(wrong.report),
+    );
+    const detail = wrong.lines[0]?.detail ?? '';
+    assert.ok(
+      detail.startsWith(
+        `mapping birth.site (${wrong.copy}) codes.motherRelationship [RelChMot001]: no such relationship type in DHIS2, so `,
+      ),
+      detail,
+    );
+    assert.match(detail, /\(the mother\) is never there: .*GET \/api\/relationshipTypes/);
+    assert.equal(wrong.report.ok, false);
+    // Beside one it has (an old uid kept with the new): a warning naming only the missing one.
+    const partly = await metadata('[RelChMot001, SbxRelChMot]');
+    assert.deepEqual(
+      partly.lines.map((c) => c.status),
+      ['ok', 'warn'],
+      formatReport(partly.report),
+    );
+    assert.match(
+      partly.lines[1]?.detail ?? '',
+      /codes\.motherRelationship \[RelChMot001\]: no such relationship type in DHIS2$/,
+    );
+    assert.equal(partly.report.ok, true, 'a warning, not a failure');
+  });
+
   it('creates no ledger where there is none, and warns naming the full path of a relative store.path', async () => {
     // Run from another directory, a relative store.path names another file: doctor used to create an empty
     // ledger there and pass it (✔), and `ledger` then said "empty".

@@ -1,6 +1,7 @@
-// GET /api/{programs,dataElements,trackedEntityAttributes,organisationUnits}/{uid}: the metadata the demo
-// data uses, so that `doctor` can check a configured programme, stage, data element, attribute or org unit
-// exists, and that the uids a mapping names are the programme's, as against DHIS2.
+// GET /api/{programs,dataElements,trackedEntityAttributes,organisationUnits,relationshipTypes}/{uid}: the
+// metadata the demo data uses, so that `doctor` can check a configured programme, stage, data element,
+// attribute, org unit or relationship type exists, and that the uids a mapping names are the programme's,
+// as against DHIS2.
 import { type Request, type Response, Router } from 'express';
 import {
   ATTRIBUTE_METADATA,
@@ -13,6 +14,7 @@ import {
   DEATH_DATA_ELEMENTS,
   DEATH_PROGRAMME,
   DEATH_STAGE,
+  MOTHER_CHILD_RELATIONSHIP_TYPE,
   ORG_UNIT_TREE,
   TRACKED_ENTITY_TYPE_ATTRIBUTES,
   TRACKED_ENTITY_TYPE_PERSON,
@@ -100,6 +102,23 @@ const ATTRIBUTE_OBJECTS: Record<string, Metadata> = Object.fromEntries(
   Object.entries(ATTRIBUTE_METADATA).map(([id, meta]) => [id, { id, ...meta }]),
 );
 
+// The sandbox's own mother–child type (the demo database has none): child `from`, mother `to`, as its data.
+const RELATIONSHIP_TYPES: Record<string, Metadata> = {
+  [MOTHER_CHILD_RELATIONSHIP_TYPE]: {
+    id: MOTHER_CHILD_RELATIONSHIP_TYPE,
+    displayName: 'Child to mother (sandbox)',
+    bidirectional: false,
+    fromConstraint: {
+      relationshipEntity: 'TRACKED_ENTITY_INSTANCE',
+      trackedEntityType: { id: TRACKED_ENTITY_TYPE_PERSON },
+    },
+    toConstraint: {
+      relationshipEntity: 'TRACKED_ENTITY_INSTANCE',
+      trackedEntityType: { id: TRACKED_ENTITY_TYPE_PERSON },
+    },
+  },
+};
+
 /** DHIS2's 404 body for a metadata object (dhis2-core NotFoundException: "<Type> with id <uid> could not be found."). */
 function notFound(res: Response, type: string, uid: string): void {
   res.status(404).json({
@@ -150,5 +169,6 @@ export function metadataRoutes(knownOrgUnit: (uid: string) => boolean = () => fa
     const found = orgUnitObject(req.params.uid);
     res.json(fields ? applyFields(found, parseFields(fields)) : found);
   });
+  serve('relationshipTypes', 'RelationshipType', RELATIONSHIP_TYPES);
   return router;
 }

@@ -484,7 +484,7 @@ export class Dhis2Client {
 
   /** GET /api/{collection}/{uid} (doctor): the object, or undefined when DHIS2 says 404. */
   async metadata(
-    collection: 'programs' | 'dataElements' | 'trackedEntityAttributes' | 'organisationUnits',
+    collection: 'programs' | 'dataElements' | 'trackedEntityAttributes' | 'organisationUnits' | 'relationshipTypes',
     uid: string,
     fields = 'id,displayName',
   ): Promise<Record<string, unknown> | undefined> {

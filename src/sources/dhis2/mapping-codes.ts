@@ -65,9 +65,11 @@ export function codedUids(mapping: CodedMapping, key: CodedKey): TestedCodes | u
 const NAMED_PATHS = {
   attribute: new Set(['attributes.attribute', 'enrollments.attributes.attribute']),
   dataElement: new Set(['enrollments.events.dataValues.dataElement']),
+  /** The type of the subject's relationships (the mother's, `codes.motherRelationship`): metadata, not the programme's. */
+  relationshipType: new Set(['relationships.relationshipType']),
 } as const;
 
-/** What a mapping names a value of the subject by: a tracked entity attribute or a data element. */
+/** What a mapping names a value of the subject by: a tracked entity attribute or a data element, or a relationship by its type. */
 export type NamedKind = keyof typeof NAMED_PATHS;
 
 /** A code set a mapping reads the subject's own values by, and its entries as written. */
