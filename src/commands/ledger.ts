@@ -19,7 +19,7 @@ import {
 import { identifierLookup } from '../sources/identifier-lookup.js';
 import { type WriteBackItem, WriteBackStore } from '../sources/writeback/index.js';
 import { registerLedgerSources } from './ledger-sources.js';
-import { LOCAL_ONLY, ledgerPlace, loadConfigOrReport } from './options.js';
+import { elsewhereHint, LOCAL_ONLY, ledgerPlace, loadConfigOrReport } from './options.js';
 
 interface LedgerOptions {
   config?: string;
@@ -82,7 +82,7 @@ function runLedger(options: LedgerOptions): void {
   const config = loadConfigOrReport(options.config, undefined, LOCAL_ONLY);
   if (!config) return;
   if (!existsSync(config.store.path)) {
-    const explanation = `No ledger at ${ledgerPlace(config.store.path)} yet: nothing has been recorded.`;
+    const explanation = `No ledger at ${ledgerPlace(config.store.path)} yet: nothing has been recorded there.${elsewhereHint(config.store.path)}`;
     if (options.json) console.log(JSON.stringify({ hold: null, counts: [], rows: [], explanation }, null, 2));
     else console.log(explanation);
     if (options.find) process.exitCode = 1; // nothing matches: a script asking "did it arrive?" hears no
@@ -157,7 +157,7 @@ function runLedger(options: LedgerOptions): void {
       console.log(
         totals.size
           ? [...totals].map(([state, n]) => `${state}: ${n}`).join('  ')
-          : `The ledger at ${ledgerPlace(config.store.path)} is empty: nothing has been recorded there.`,
+          : `The ledger at ${ledgerPlace(config.store.path)} is empty: nothing has been recorded there.${elsewhereHint(config.store.path)}`,
       );
     if (rows.length) console.log(`\n${table(rows, options.showReasons === true)}`);
     if (read.length > limit) console.log(`\n${cutShortText(rows.length, counts, states, options)}`);

@@ -71,6 +71,17 @@ export function ledgerPlace(path: string): string {
 }
 
 /**
+ * What to do when a relative store.path finds no ledger (or an empty one), as doctor says it: from another
+ * directory than serve's, it is another file, and "nothing recorded" is not "did not arrive". Empty for an
+ * absolute path.
+ */
+export function elsewhereHint(path: string): string {
+  return isAbsolute(path)
+    ? ''
+    : ' If the bridge has run before, this is not its ledger: run from the directory serve runs in, or give store.path as an absolute path.';
+}
+
+/**
  * The configuration of a command that changes an existing ledger (replay, dismiss, ledger rename-source
  * and retire-source), or undefined with the problem said (exit code 2): a bad config, or no ledger where
  * store.path points.
@@ -82,7 +93,7 @@ export function configWithLedgerOrReport(
   const config = loadConfigOrReport(option, undefined, secretFiles);
   if (!config) return undefined;
   if (existsSync(config.store.path)) return config;
-  console.error(`No ledger at ${ledgerPlace(config.store.path)}.`);
+  console.error(`No ledger at ${ledgerPlace(config.store.path)}.${elsewhereHint(config.store.path)}`);
   process.exitCode = 2;
   return undefined;
 }

@@ -341,6 +341,10 @@ describe('ledger and replay commands', () => {
       ),
       shown.out,
     );
+    // Not "did not arrive": the reader is told where serve's ledger would be, as doctor tells it.
+    const hint =
+      /If the bridge has run before, this is not its ledger: run from the directory serve runs in, or give store\.path as an absolute path\./;
+    assert.match(shown.out, hint);
     const shownJson = await run(['ledger', '--config', elsewhere, '--find', 'Patient/1', '--json']);
     assert.equal(shownJson.code, 1, 'nothing matches where nothing is recorded');
     assert.deepEqual(JSON.parse(shownJson.out), {
@@ -365,9 +369,11 @@ describe('ledger and replay commands', () => {
       ),
       none.out,
     );
+    assert.match(none.out, hint);
     const replay = await run(['replay', '--dead', '--config', elsewhere]);
     assert.equal(replay.code, 2);
     assert.match(replay.err, /relative to the working directory/);
+    assert.match(replay.err, hint);
   });
 
   it('rejects an unknown status with exit code 2', async () => {
