@@ -56,12 +56,18 @@ export function checkSourceMappings(
         );
       }
       const what = later.kind === 'fhir' ? 'FHIR server' : `DHIS2 programme ${dhis2SettingsOf(later).program}`;
+      // One programme is usually split by district: what to do then comes first (docs/dhis2.md).
+      const districts =
+        later.kind === 'dhis2'
+          ? `Give them disjoint org units (sources[${i}].dhis2.orgUnits, sources[${j}].dhis2.orgUnits: a server ` +
+            'split by district, no unit under another with orgUnitMode DESCENDANTS), map '
+          : 'Map ';
       throw new ConfigError(
         `sources[${j}].${keys.b}`,
         `reads the same ${what} as sources[${i}] ("${earlier.id}", sources[${i}].${keys.a}) and both map ${list} ` +
           'events: each source sends them under transaction ids of its own, so OpenCRVS would register every one ' +
-          `twice. Map ${list} in one of them only (sources[${i}].mappings, sources[${j}].mappings), or make them ` +
-          'one source',
+          `twice. ${districts}${list} in one of them only (sources[${i}].mappings, sources[${j}].mappings), or make ` +
+          'them one source',
       );
     }
   }

@@ -172,6 +172,11 @@ describe('two sources reading the same records', () => {
       refused.stdout,
       /error sources\[1\]\.baseUrl: reads the same DHIS2 programme IpHINAT79UW as sources\[0\]/,
     );
+    // The usual remedy for one programme, a server split by district, is said first.
+    assert.match(
+      refused.stdout,
+      /register every one twice\. Give them disjoint org units \(sources\[0\]\.dhis2\.orgUnits, sources\[1\]\.dhis2\.orgUnits: .*\), map birth in one of them only \(sources\[0\]\.mappings, sources\[1\]\.mappings\), or make them one source/,
+    );
 
     const districts = writeConfig('districts.yaml', [
       dhis2('hmis-north', '', { program: 'IpHINAT79UW', orgUnits: ['ImspTQPwCqd'] }),
