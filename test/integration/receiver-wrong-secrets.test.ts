@@ -1,5 +1,5 @@
-// Guessing a subscription secret against the running bridge: past 20 wrong secrets from one address in a
-// minute the receiver answers 429 with Retry-After (the EMR resends), and /metrics counts the refusals by
+// Guessing a subscription secret against the running bridge: past 20 wrong secrets for a source from one
+// address in a minute the receiver answers 429 with Retry-After for it, and /metrics counts the refusals by
 // source and reason. Before, 3,000 guesses at 1,160 a second were each answered 401, and nothing counted.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';

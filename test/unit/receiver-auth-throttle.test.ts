@@ -1,6 +1,7 @@
-// Wrong subscription secrets are counted by address, as wrong admin tokens are: past 20 within a minute,
-// the address is answered 429 with Retry-After and an OperationOutcome, its secrets no longer compared;
-// a right secret from another address is answered as before, and a few mistakes block nothing. Client
+// Wrong subscription secrets are counted by source and address: past 20 within a minute, that source is
+// answered 429 with Retry-After and an OperationOutcome from that address, its secrets no longer compared;
+// a right secret from another address, or for another source from the same one, is answered as before,
+// a few mistakes block nothing, and many guessing addresses together block no one. Client
 // sockets bind to 127.0.0.2, 127.0.0.3, … so the server sees distinct addresses (Linux routes all of
 // 127/8 to loopback). Refusals are logged once a minute at most, with their counts and never the secret.
 import assert from 'node:assert/strict';
@@ -17,6 +18,8 @@ import { MemoryInbox } from '../integration/helpers/bridge-stubs.js';
 
 const BEARER = 'hapi-bearer-secret-0123';
 const HMAC = 'medplum-signing-secret-4567';
+const GOOD = 'good-source-secret-0123456';
+const OTHER = 'other-source-secret-98765';
 
 interface Answer {
   status: number;
@@ -74,6 +77,8 @@ describe('subscription receiver: wrong secrets', () => {
         { id: 'hapi', auth: { secret: BEARER } },
         { id: 'medplum', auth: { hmacSecret: HMAC } },
         { id: 'open', auth: {} },
+        { id: 'good', auth: { secret: GOOD } },
+        { id: 'other', auth: { secret: OTHER } },
       ],
       inbox,
       logger,
@@ -94,7 +99,7 @@ describe('subscription receiver: wrong secrets', () => {
     await closeServer(server, 100);
   });
 
-  it('answers 429 with Retry-After past 20 wrong bearer secrets from one address, comparing none after', async () => {
+  it('answers 429 with Retry-After past 20 wrong bearer secrets for a source from one address, comparing none after', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 25; i++)
       statuses.push((await notify(port, '127.0.0.2', 'hapi', { bearer: `guess-${i}` })).status);
@@ -106,15 +111,15 @@ describe('subscription receiver: wrong secrets', () => {
     assert.equal(outcome.resourceType, 'OperationOutcome');
     assert.equal(outcome.issue[0]?.code, 'throttled');
     assert.equal(inbox.rows.length, 0, 'nothing stored');
-    // The HMAC-only source refuses the blocked address too, before reading its body.
-    assert.equal((await notify(port, '127.0.0.2', 'medplum', { hmac: HMAC })).status, 429);
+    // Another source from the same address is not blocked: its secret is its own.
+    assert.equal((await notify(port, '127.0.0.2', 'medplum', { hmac: HMAC })).status, 200);
     // A source without a secret has nothing to guess: not throttled.
     assert.equal((await notify(port, '127.0.0.2', 'open', {})).status, 200);
 
     // Another address with the right secret is answered as before.
     assert.equal((await notify(port, '127.0.0.3', 'hapi', { bearer: BEARER })).status, 200);
     assert.deepEqual([count('hapi', 'unauthorized'), count('hapi', 'throttled')], [20, 6]);
-    assert.equal(count('medplum', 'throttled'), 1);
+    assert.equal(count('medplum', 'throttled'), 0);
 
     // Once the block ends (a minute), the address is heard again.
     clock += 60_000;
@@ -144,17 +149,28 @@ describe('subscription receiver: wrong secrets', () => {
     assert.equal(blocked.retryAfter, '60');
   });
 
-  it('past 200 wrong secrets a minute from all addresses, keeps answering the addresses that gave a right one', async () => {
+  it("blocks a source from an address, never another source's notifications from it (a NAT, a TLS proxy)", async () => {
     clock += 120_000; // a new minute, every block above ended
-    const guessers = Array.from({ length: 10 }, (_, i) => `127.0.1.${i + 1}`);
+    // Every EMR behind the proxy arrives from its address; one has a stale Subscription, or someone sends
+    // wrong secrets to it: the other's right secret is answered as before.
+    const proxy = '127.0.0.5';
+    assert.equal((await notify(port, proxy, 'good', { bearer: GOOD })).status, 200);
+    for (let i = 0; i < 20; i++)
+      assert.equal((await notify(port, proxy, 'other', { bearer: 'old-secret-of-other-0000' })).status, 401);
+    assert.equal((await notify(port, proxy, 'other', { bearer: OTHER })).status, 429, 'the source with wrong ones is');
+    assert.equal((await notify(port, proxy, 'good', { bearer: GOOD })).status, 200, 'another source is not blocked');
+    assert.equal((await notify(port, proxy, 'medplum', { hmac: HMAC })).status, 200);
+  });
+
+  it('has no block of all addresses: many guessing addresses hold up no EMR, even one never heard', async () => {
+    clock += 120_000;
+    const guessers = Array.from({ length: 11 }, (_, i) => `127.0.1.${i + 1}`);
     for (const address of guessers)
       for (let i = 0; i < 20; i++) await notify(port, address, 'hapi', { bearer: `guess-${i}` });
-    // 127.0.0.3 gave the right secret in the first test: an EMR that notifies is not held up.
-    assert.equal((await notify(port, '127.0.0.3', 'hapi', { bearer: BEARER })).status, 200);
-    const fresh = await notify(port, '127.0.0.9', 'hapi', { bearer: BEARER });
-    assert.equal(fresh.status, 429, 'an address never seen waits for the minute to end');
-    assert.equal(fresh.retryAfter, '60');
-    clock += 60_000;
+    assert.equal((await notify(port, '127.0.1.1', 'hapi', { bearer: BEARER })).status, 429, 'each guesser is blocked');
+    // 220 wrong secrets within the minute, for the source itself: a right one from an address that never
+    // notified before (an EMR that notifies a few times a day) is answered.
     assert.equal((await notify(port, '127.0.0.9', 'hapi', { bearer: BEARER })).status, 200);
+    assert.equal((await notify(port, '127.0.0.10', 'good', { bearer: GOOD })).status, 200);
   });
 });

@@ -14,7 +14,10 @@ export interface AuthThrottleLimits {
   windowMs: number;
   /** How long a blocked address is answered 429. */
   blockMs: number;
-  /** Failed authentications all addresses together may make within a `windowMs`; then 429 to all until it ends. */
+  /**
+   * Failed authentications all addresses together may make within a `windowMs`; then 429 to all until it
+   * ends. Infinity: no such block.
+   */
   maxGlobalFailures: number;
   /** Addresses counted at most, and as many blocked (each entry is a few dozen bytes). */
   maxAddresses: number;
@@ -65,17 +68,18 @@ export class AuthThrottle {
   /**
    * Whole seconds until `address` may authenticate again (for Retry-After), or 0 when it may now: the
    * longer of its own block and that of all addresses. An IPv6 address counts by its /64, as the
-   * connection slots do: a host gets a whole /64 to rotate in.
+   * connection slots do: a host gets a whole /64 to rotate in. A `scope` (the subscription receiver's
+   * source) counts apart: wrong secrets for one scope never block another from the same address.
    */
-  retryAfterSeconds(address: string | undefined): number {
-    const key = keyOf(address);
+  retryAfterSeconds(address: string | undefined, scope = ''): number {
+    const key = keyOf(address, scope);
     const trusted = (this.trusted.get(key) ?? 0) > this.now();
     return Math.max(this.addressWait(key), trusted ? 0 : this.globalWait());
   }
 
   /** The right token came from `address`: it is spared the block of all addresses for `trustMs`. */
-  succeeded(address: string | undefined): void {
-    setBounded(this.trusted, keyOf(address), this.now() + this.limits.trustMs, this.limits.maxAddresses);
+  succeeded(address: string | undefined, scope = ''): void {
+    setBounded(this.trusted, keyOf(address, scope), this.now() + this.limits.trustMs, this.limits.maxAddresses);
   }
 
   /** Seconds until all addresses may authenticate again, 0 when they may. */
@@ -86,8 +90,8 @@ export class AuthThrottle {
   }
 
   /** Counts a wrong token (one that was compared: the caller asks retryAfterSeconds first). */
-  failed(address: string | undefined): NewBlocks {
-    const key = keyOf(address);
+  failed(address: string | undefined, scope = ''): NewBlocks {
+    const key = keyOf(address, scope);
     const now = this.now();
     if (now - this.globalStart >= this.limits.windowMs) {
       this.globalStart = now;
@@ -124,5 +128,7 @@ export class AuthThrottle {
   }
 }
 
-// A socket that closed before anyone looked has no address: such requests share one entry.
-const keyOf = (address: string | undefined): string => (address === undefined ? '' : addressKey(address));
+// A socket that closed before anyone looked has no address: such requests share one entry (per scope).
+// No address holds a newline, so the last one parts scope from address: no two pairs share a key.
+const keyOf = (address: string | undefined, scope: string): string =>
+  `${scope}\n${address === undefined ? '' : addressKey(address)}`;

@@ -69,25 +69,28 @@ export const STORE_UNAVAILABLE_RETRY_AFTER_SECONDS = 30;
 const DEPTH_REFRESH_MS = 1_000;
 
 /**
- * Wrong subscription secrets, counted per address as wrong admin tokens are (http/admin/auth-throttle.ts):
- * 3,000 guesses at 1,160 a second were each answered 401. Past 20 wrong secrets from one address within a
- * minute, that address is answered 429 with Retry-After for a minute, its secrets not compared, the right
- * one included (so a blocked address learns nothing): at most 20 guesses every 2 minutes per address,
- * about 14,400 a day, against a secret of 16 characters or more. Laxer than the admin page's 10 and
- * 5 minutes: the sender is a machine that resends 429, and a block holds back its good notifications too,
- * so it is kept short (a fixed Subscription flows again within a minute, as a poll would bring its
- * records) and past what an operator setting up or rotating a secret sends by mistake (a few, each a
- * 401 to read in the EMR's log). 200 a minute from all addresses together is beyond a few EMRs each
- * misconfigured and takes ten addresses (IPv6 /64s) to reach; then every address waits for the minute to
- * end, except those that gave a right secret within 12 hours (the EMRs that notify).
+ * Wrong subscription secrets, counted per source and address (http/admin/auth-throttle.ts, the source as
+ * its scope): 3,000 guesses at 1,160 a second were each answered 401. Past 20 wrong secrets for one source
+ * from one address within a minute, that source is answered 429 with Retry-After for a minute from that
+ * address, its secrets not compared, the right one included (so a blocked sender learns nothing): at most
+ * 20 guesses every 2 minutes per address, about 14,400 a day, against a secret of 16 characters or more.
+ * Per source, because EMRs share addresses (a NAT; a TLS proxy in front makes every sender 127.0.0.1):
+ * one source's stale Subscription, or anyone sending it wrong secrets, must not block another's. A block
+ * costs notifications, not only time: Medplum retries a 429 for about 7 s and HAPI for about a minute,
+ * then drop it; so it is kept short, and past what an operator setting up or rotating a secret sends by
+ * mistake (a few, each a 401 to read in the EMR's log).
+ * No block of all addresses, unlike the admin page: it would shut out every EMR that had not notified
+ * lately, for as long as someone with ten /64s kept sending wrong secrets, and it bounds nothing that
+ * matters: even at the 1,160 a second one bridge answers, all day, guessing a secret of 16 characters
+ * or more online is hopeless.
  */
 export const RECEIVER_AUTH_THROTTLE: AuthThrottleLimits = {
   maxFailures: 20,
   windowMs: 60_000,
   blockMs: 60_000,
-  maxGlobalFailures: 200,
+  maxGlobalFailures: Number.POSITIVE_INFINITY,
   maxAddresses: 10_000,
-  trustMs: 12 * 3_600_000,
+  trustMs: 0,
 };
 
 /** Why a notification to a configured source was refused (the `reason` of bridge_notifications_refused_total). */
@@ -104,7 +107,7 @@ const reasonOf = (err: NotificationError): RefusalReason =>
         : 'invalid';
 
 export interface ReceiverOptions {
-  /** Wrong secrets per address (default: a throttle with RECEIVER_AUTH_THROTTLE's limits). */
+  /** Wrong secrets per source and address (default: a throttle with RECEIVER_AUTH_THROTTLE's limits). */
   throttle?: AuthThrottle;
   /** Each refusal of a notification to a configured source (a metric). */
   onRefused?: (sourceId: string, reason: RefusalReason) => void;
@@ -248,7 +251,6 @@ export class SubscriptionReceiver {
       // Again: the address may have been blocked while this body was read.
       this.notThrottled(source.id, request.remoteAddress);
       this.counted(source.id, request.remoteAddress, () => authenticate(source.live, request, request.rawBody));
-      this.throttle.succeeded(request.remoteAddress);
     }
     const signedBodyOnly = source.live.secret === undefined && source.live.hmacSecret !== undefined;
     const notification = parseNotification({ ...request, signedBodyOnly });
@@ -287,22 +289,27 @@ export class SubscriptionReceiver {
     }
   }
 
-  /** 429 with Retry-After, the secrets not compared, while the address (or every address) is blocked. */
+  /** 429 with Retry-After, the secrets not compared, while the source is blocked from this address. */
   private notThrottled(sourceId: string, address: string | undefined): void {
-    const wait = this.throttle.retryAfterSeconds(address);
+    const wait = this.throttle.retryAfterSeconds(address, sourceId);
     if (wait <= 0) return;
     this.unauthorized.throttled++;
     this.logUnauthorized(sourceId, address);
-    throw new NotificationError(429, 'throttled', 'too many wrong secrets from this address; retry later', wait);
+    throw new NotificationError(
+      429,
+      'throttled',
+      'too many wrong secrets for this source from this address; retry later',
+      wait,
+    );
   }
 
-  /** Runs a secret check; a refusal counts against the address (and may block it). */
+  /** Runs a secret check; a refusal counts against the source from this address (and may block it). */
   private counted(sourceId: string, address: string | undefined, check: () => void): void {
     try {
       check();
     } catch (err) {
       if (!(err instanceof NotificationError) || err.status !== 401) throw err;
-      const blocks = this.throttle.failed(address);
+      const blocks = this.throttle.failed(address, sourceId);
       this.unauthorized.refused++;
       if (blocks.address) this.unauthorized.blocked++;
       if (blocks.all) this.unauthorized.allBlocked = true;
@@ -327,7 +334,7 @@ export class SubscriptionReceiver {
         throttled: counts.throttled,
         addressesBlocked: counts.blocked,
         allAddressesBlocked: counts.allBlocked,
-        retryAfterSeconds: this.throttle.retryAfterSeconds(address),
+        retryAfterSeconds: this.throttle.retryAfterSeconds(address, sourceId),
       },
       'notifications refused for a missing or wrong secret (401), or from an address blocked for sending too many (429 with Retry-After)',
     );
