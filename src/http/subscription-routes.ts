@@ -31,6 +31,9 @@ const READS_FULL_RETRY_AFTER_SECONDS = 10;
 // refused hundreds of times a second, and one line each would bury everything else in the log.
 const READS_FULL_LOG_MS = 60_000;
 
+// What is left of the path after `/{sourceId}` when the route is `/:sourceId/:type/:id` (a trailing `/` matches too).
+const PATH_STYLE = /^\/[^/]+\/[^/]+\/?$/;
+
 /**
  * `POST /fhir-subscription/{sourceId}` and `PUT|DELETE|POST /fhir-subscription/{sourceId}/{Type}/{id}`.
  * The body is read raw (bounded) so the HMAC is computed over exactly the bytes sent, and the secret
@@ -79,7 +82,7 @@ export function subscriptionRoutes(
   router.use('/:sourceId', (req: Request, res: Response, next: NextFunction) => {
     const sourceId = String(req.params.sourceId);
     try {
-      receiver.refuseEarly(sourceId, header(req, 'authorization'), req.socket.remoteAddress);
+      receiver.refuseEarly(sourceId, header(req, 'authorization'), req.socket.remoteAddress, PATH_STYLE.test(req.path));
     } catch (err) {
       if (!(err instanceof NotificationError)) throw err;
       // The body is not read: close the connection after the answer rather than drain it.

@@ -4,6 +4,7 @@
 // refused and a header-named resource is acted on only if it reads as deleted.
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { birthResources, SOURCE_ID, startHarness } from './helpers/bridge-harness.js';
 
@@ -33,6 +34,39 @@ describe('a subscription authenticated by hmacSecret alone', () => {
       await h.bridge.inbox.processOnce();
       assert.equal(h.rows().length, 0);
     } finally {
+      await h.close();
+    }
+  });
+
+  it('refuses a /{Type}/{id} notification before reading its body', async () => {
+    const h = await startHarness({ subscription: { hmacSecret: HMAC }, seed: birthResources(0), worker: false });
+    const url = new URL(h.receiverUrl);
+    const socket = connect({ host: url.hostname, port: Number(url.port) });
+    try {
+      // The head of a 500 kB upload (under the 1 MB limit), and not one byte of its body: read first, the
+      // answer would wait for the body (until the request timeout, 30 s).
+      socket.write(
+        `PUT ${url.pathname}/${CHILD} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/fhir+json\r\n` +
+          `X-Signature: ${CAPTURED_SIGNATURE}\r\nContent-Length: 500000\r\n\r\n`,
+      );
+      const answer = await new Promise<string>((resolve) => {
+        const timer = setTimeout(() => resolve('no answer'), 3_000);
+        let text = '';
+        socket.on('data', (chunk) => {
+          text += chunk;
+          if (text.includes('"OperationOutcome"')) {
+            clearTimeout(timer);
+            resolve(text);
+          }
+        });
+        socket.on('error', () => undefined);
+      });
+      assert.match(answer, /^HTTP\/1\.1 403 /);
+      assert.match(answer, /"code":"security"/);
+      assert.match(answer, /connection: close/i, 'the unread body is not drained');
+      assert.equal(h.bridge.ledger.inbox.prune(Date.now() + 1), 0, 'nothing was stored');
+    } finally {
+      socket.destroy();
       await h.close();
     }
   });

@@ -245,17 +245,25 @@ export interface IncomingNotification {
   signedBodyOnly?: boolean;
 }
 
+/**
+ * The refusal of a `/{Type}/{id}` notification to a source authenticated by `X-Signature` alone, which
+ * does not cover the path (IncomingNotification.signedBodyOnly). Also given before the body is read
+ * (SubscriptionReceiver.refuseEarly).
+ */
+export function pathStyleUnsigned(): NotificationError {
+  return new NotificationError(
+    403,
+    'security',
+    'this source is authenticated by X-Signature alone, which does not cover the path: /{Type}/{id} notifications are refused (configure a bearer secret for a server that sends them)',
+  );
+}
+
 /** Parses any supported wire style. Throws NotificationError (4xx) for malformed input. */
 export function parseNotification(input: IncomingNotification): ParsedNotification {
   const { method, pathRef, rawBody } = input;
   if (pathRef) {
     // HAPI's style (the resource acted on is the path's); HAPI does not sign, and Medplum never uses it.
-    if (input.signedBodyOnly)
-      throw new NotificationError(
-        403,
-        'security',
-        'this source is authenticated by X-Signature alone, which does not cover the path: /{Type}/{id} notifications are refused (configure a bearer secret for a server that sends them)',
-      );
+    if (input.signedBodyOnly) throw pathStyleUnsigned();
     if (!isResourceType(pathRef.type)) throw badType('the path');
     if (!isFhirId(pathRef.id)) throw badId('the path');
     if (method === 'DELETE')

@@ -10,6 +10,7 @@ import {
   type NotificationAuth,
   NotificationError,
   parseNotification,
+  pathStyleUnsigned,
 } from './notification.js';
 
 export interface ReceiverSource {
@@ -121,6 +122,9 @@ const asSecret = (value: string | Secret | undefined): Secret | undefined =>
 /** A source with no secret has nothing to guess: its notifications are neither counted nor throttled. */
 const authenticates = (auth: LiveAuth): boolean => auth.secret !== undefined || auth.hmacSecret !== undefined;
 
+/** Authenticated by X-Signature alone (an hmacSecret, no bearer secret): the path and headers are not covered. */
+const signsBodyOnly = (auth: LiveAuth): boolean => auth.secret === undefined && auth.hmacSecret !== undefined;
+
 /**
  * Checks `headers` against every value each secret accepts now (the current one, the one it replaced
  * during the overlap); throws the first refusal when none passes.
@@ -208,15 +212,17 @@ export class SubscriptionReceiver {
 
   /**
    * What can be refused before the body is read: an unknown source, an address blocked for wrong secrets
-   * (429), and a wrong bearer secret (the HMAC needs the body). Keeps an unauthenticated sender from
-   * making the bridge read a megabyte per request.
+   * (429), the path style (`pathStyle`: `…/{Type}/{id}`) to a source authenticated by X-Signature alone,
+   * which refuses it whatever the body (403), and a wrong bearer secret (the HMAC needs the body). Keeps an
+   * unauthenticated sender from making the bridge read a megabyte per request.
    */
-  refuseEarly(sourceId: string, authorization: string | undefined, remoteAddress?: string): void {
+  refuseEarly(sourceId: string, authorization: string | undefined, remoteAddress?: string, pathStyle = false): void {
     const source = this.sources.get(sourceId);
     if (!source) throw new NotificationError(404, 'not-found', 'unknown source');
     this.refusing(source.id, () => {
       if (!authenticates(source.live)) return;
       this.notThrottled(source.id, remoteAddress);
+      if (pathStyle && signsBodyOnly(source.live)) throw pathStyleUnsigned();
       if (source.live.secret !== undefined)
         this.counted(source.id, remoteAddress, () =>
           authenticate({ secret: source.live.secret }, { authorization }, Buffer.alloc(0)),
@@ -252,8 +258,7 @@ export class SubscriptionReceiver {
       this.notThrottled(source.id, request.remoteAddress);
       this.counted(source.id, request.remoteAddress, () => authenticate(source.live, request, request.rawBody));
     }
-    const signedBodyOnly = source.live.secret === undefined && source.live.hmacSecret !== undefined;
-    const notification = parseNotification({ ...request, signedBodyOnly });
+    const notification = parseNotification({ ...request, signedBodyOnly: signsBodyOnly(source.live) });
     const full = this.storing(source.id, now, () => this.full(now));
     if (full) {
       // One line a minute with the count, not one per refusal: a flood refused 31,000 in 20 s.
