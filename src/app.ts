@@ -1070,14 +1070,18 @@ export class Bridge {
     );
   }
 
-  /** The ledger file deleted or replaced under the process: said once in the log, on every probe. */
+  /**
+   * The ledger file deleted or replaced under the process: said once in the log, on every probe. The
+   * probes (/healthz, /readyz `store`) answer anyone who reaches the port: they name the file by its base
+   * name, the log by its full path.
+   */
   livenessProblem(): string | undefined {
     const problem = this.ledger.fileProblem();
     if (problem && !this.fileProblemLogged) {
       this.fileProblemLogged = true;
       this.log.error(problem);
     }
-    return problem;
+    return problem === undefined ? undefined : baseNamesOnly(problem);
   }
 
   /** Readiness, each check cached briefly so a scraping orchestrator does not hammer OpenCRVS. */

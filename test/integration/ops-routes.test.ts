@@ -16,7 +16,7 @@ import {
 import { createServer } from 'node:http';
 import { type AddressInfo, connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { Bridge } from '../../src/app.js';
@@ -188,7 +188,9 @@ describe('health and readiness', () => {
   it('asks for a restart (/healthz 503, readiness store) once the ledger file is deleted, replaced or overwritten under it', async () => {
     const realNow = Date.now;
     for (const change of ['deleted', 'replaced', 'overwritten'] as const) {
-      const bridge = newBridge();
+      const lines: string[] = [];
+      const logger = createLogger({ level: 'error', destination: { write: (line: string) => void lines.push(line) } });
+      const bridge = newBridge({}, undefined, 0, {}, { logger });
       try {
         await bridge.start();
         assert.equal((await get(bridge, '/healthz')).status, 200);
@@ -213,10 +215,20 @@ describe('health and readiness', () => {
         assert.equal(health.status, 503, health.text);
         const body = JSON.parse(health.text) as { status: string; problem: string };
         assert.equal(body.status, 'restart needed');
-        assert.equal(body.problem.startsWith(`the ledger file ${path} was ${change} while the bridge ran`), true);
+        // Both answer anyone who reaches the port: the file by its base name, not where it lives.
+        const name = basename(path);
+        assert.equal(body.problem.startsWith(`the ledger file ${name} was ${change} while the bridge ran`), true);
+        assert.equal(health.text.includes(dirname(path)), false, health.text);
         const ready = await readyz(bridge);
         assert.equal(ready.status, 503);
         assert.deepEqual(ready.body.failed, ['store']);
+        assert.equal(ready.body.checks.store?.detail, body.problem);
+        // The log, the operator's, keeps the full path.
+        assert.equal(
+          lines.some((line) => line.includes(`the ledger file ${path} was ${change}`)),
+          true,
+          lines.join(''),
+        );
       } finally {
         Date.now = realNow;
         await bridge.stop();
