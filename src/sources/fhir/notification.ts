@@ -70,8 +70,10 @@ export function authenticateNotification(
   rawBody: Buffer,
 ): void {
   if (auth.secret !== undefined) {
+    // Trimmed on both sides: HTTP drops a header value's surrounding spaces, and a secret configured with
+    // them (`secret: " …"` in YAML, spaces after it in its file) could otherwise never match.
     const given = headers.authorization?.match(/^Bearer\s+(.+)$/i)?.[1]?.trim();
-    if (!given || !safeEqual(given, auth.secret)) {
+    if (!given || !safeEqual(given, auth.secret.trim())) {
       throw new NotificationError(401, 'security', 'missing or wrong bearer secret');
     }
   }
