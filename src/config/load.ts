@@ -334,6 +334,7 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
       );
     }
     checkUrl(source.baseUrl, `sources[${i}].baseUrl`, file);
+    if (source.kind === 'dhis2') checkDhis2BaseUrl(source.baseUrl, `sources[${i}].baseUrl`, file);
     checkKindKeys(source, `sources[${i}]`, file);
     checkSubscriptionSecrets(source, `sources[${i}].subscription`, file);
     if (source.alsoKnownAs !== undefined) source.alsoKnownAs = checkAlsoKnownAs(source, `sources[${i}]`, file);
@@ -448,6 +449,22 @@ function checkUrl(value: string | undefined, path: string, file?: string): void 
   }
   if (url.username || url.password) {
     throw new ConfigError(path, 'must not carry credentials (user:password@): give them under auth', file);
+  }
+}
+
+/**
+ * The DHIS2 client appends `/api/<path>` to the server's root (taking it with or without `/api`). A
+ * versioned API path (`…/api/41`) would be called as `…/api/41/api/system/info`: every call answered 404,
+ * and doctor could only say so.
+ */
+function checkDhis2BaseUrl(value: string, path: string, file?: string): void {
+  const version = /\/api\/(\d+)\/*$/.exec(new URL(value).pathname);
+  if (version) {
+    throw new ConfigError(
+      path,
+      `ends in a versioned API path (/api/${version[1]}): give the DHIS2 server's root, with or without /api (e.g. https://dhis2.example.org or https://dhis2.example.org/api); the bridge chooses the API paths itself`,
+      file,
+    );
   }
 }
 

@@ -247,6 +247,15 @@ async function dhis2SourceChecks(
       ];
     if (status === 401 || status === 403)
       return [fail(name, `${where}: HTTP ${status}, the configured ${settings.auth.type} auth was refused`)];
+    // DHIS2's own 404: the server is there, its API is not at that path (a context path left out or
+    // added, a versioned /api/41 the client would call as /api/41/api/…).
+    if (status === 404)
+      return [
+        fail(
+          name,
+          `${where}/api/system/info answered HTTP 404; check the base path of ${at}.baseUrl: the DHIS2 server's root, with or without /api, not a versioned /api/41 (e.g. https://dhis2.example.org or https://dhis2.example.org/dhis)`,
+        ),
+      ];
     if (status !== undefined) return [fail(name, `${where}/api/system/info answered HTTP ${status}`)];
     return [fail(name, `${where} unreachable: ${reason(err)}`)];
   }

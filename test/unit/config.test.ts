@@ -206,6 +206,26 @@ describe('configuration', () => {
     assert.match(err.problem, /^must start with http:\/\/ or https:\/\//);
   });
 
+  it('refuses a DHIS2 baseUrl with a versioned API path (…/api/41), which the client would call as …/api/41/api/…', () => {
+    const dhis2 = (baseUrl: string) =>
+      `${MINIMAL_CONFIG}sources:\n  - id: hmis\n    kind: dhis2\n    baseUrl: ${baseUrl}\n    dhis2: { program: IpHINAT79UW }\n`;
+    for (const baseUrl of ['https://dhis2.example.org/api/41', 'https://dhis2.example.org/dhis/api/40/']) {
+      const err = configErrorOf(() => loadConfig({ text: dhis2(baseUrl) }));
+      assert.equal(err.path, 'sources[0].baseUrl');
+      assert.match(
+        err.problem,
+        /^ends in a versioned API path \(\/api\/4\d\): give the DHIS2 server's root, with or without \/api/,
+      );
+    }
+    for (const baseUrl of [
+      'https://dhis2.example.org',
+      'https://dhis2.example.org/api',
+      'https://dhis2.example.org/dhis/api/',
+    ]) {
+      assert.equal(loadConfig({ text: dhis2(baseUrl) }).sources[0]?.baseUrl, baseUrl);
+    }
+  });
+
   it("reads a pattern's sentence off the failing schema node, also inside a definition with a $ref of its own", () => {
     // ajv inlines no definition holding a `$ref`: its errors' schemaPath then starts again from that
     // definition (`#/pattern`), which names no node of the root schema.
