@@ -53,7 +53,7 @@ export function registerLedger(program: Command): void {
     .option('--source <id>', 'only this source id')
     .option(
       '--find <ref>',
-      "the event of one source record (Patient/123, Encounter/9, emr:Patient/123 as the table prints it, or the id alone), OpenCRVS tracking ID (in any case), or ledger row ('#19' in quotes, as sync prints it); one match also lists its attempts and its write-back (`writeBack` with --json); ATTEMPTS, and the attempt list's ATTEMPT numbers, count from 1 again each time the row is queued under a new transactionId generation (a replay, a corrected record), the earlier generations' attempts staying listed above; exit 1 when nothing matches (with --json, `explanation` says what a lookup matches). Births and deaths are recorded under the child's or deceased's record, the resource that showed the event (SOURCE REF), the tracking ID and the row, not the mother's record: look a birth up by the child's record or its tracking ID. Identifiers (an MRN) are not searched (the ledger indexes none; a declaration it still holds carries them, unsearched): GET <baseUrl>/Patient?identifier=<value> at a FHIR source gives the record's id (a DHIS2 source: GET <baseUrl>/api/tracker/trackedEntities?program=<program>&filter=<attribute uid>:eq:<value>, then TrackedEntity/<uid>)",
+      "the event of one source record (Patient/123, Encounter/9, emr:Patient/123 as the table prints it, or the id alone), OpenCRVS tracking ID (in any case), or ledger row ('#19' in quotes, as sync prints it); one match also lists its attempts and its write-back (`writeBack` with --json); ATTEMPTS, and the attempt list's ATTEMPT numbers, count from 1 again each time the row is queued under a new transactionId generation (a replay, a corrected record), the earlier generations' attempts staying listed above; exit 1 when nothing matches (with --json, `explanation` says what a lookup matches). Births and deaths are recorded under the child's or deceased's record, the resource that showed the event (SOURCE REF), the tracking ID and the row, not the mother's record: look a birth up by the child's record or its tracking ID. Identifiers (an MRN) are not searched (the ledger indexes none; a declaration it still holds carries them, unsearched): GET <baseUrl>/Patient?identifier=<value> at a FHIR source gives the record's id (a DHIS2 source: GET <baseUrl>/api/tracker/trackedEntities?program=<program>&filter=<attribute uid>:eq:<value>, the attribute filled in from its mappings' codes.nationalId, then TrackedEntity/<uid>)",
     )
     .option('--limit <n>', `at most this many rows, newest first (1-${MAX_LEDGER_LIMIT.toLocaleString('en')})`, '100')
     .option('--json', 'print JSON instead of a table')
@@ -230,12 +230,12 @@ function noMatchText(find: string, config: BridgeConfig, lineBreak = '\n'): stri
  * written back on it (sources/identifier-lookup.ts, as the admin page's Find help says it).
  */
 function identifierText(find: string, config: BridgeConfig): string {
-  const { lookups, records, trackingSystems } = identifierLookup(config.sources, encodeURIComponent(find));
+  const { lookups, records, trackingSystems, examples } = identifierLookup(config.sources, encodeURIComponent(find));
   const tracking = trackingSystems.length
     ? `; once delivered, that Patient also carries the OpenCRVS tracking ID, written back as its identifier of system ${trackingSystems.join(' or ')}`
     : '';
   return (
-    "Identifiers (a medical record number, an OpenMRS identifier) are not searched: they are personal data, which the ledger does not index. Find the record's id at the source " +
+    `Identifiers (${examples}) are not searched: they are personal data, which the ledger does not index. Find the record's id at the source ` +
     `(${lookups.join(', or ')}) and look up ${records.join(' or ')}${tracking}.`
   );
 }

@@ -113,7 +113,7 @@ describe('the admin listener', () => {
       const help = /<p id="find-help"[^>]*>([\s\S]*?)<\/p>/.exec(page.text)?.[1]?.replace(/\s+/g, ' ') ?? '';
       assert.match(
         help,
-        /\(<code>GET https:\/\/emr\.example\.org\/openmrs\/ws\/fhir2\/R4\/Patient\?identifier=&lt;value&gt;<\/code>, or <code>GET https:\/\/hmis\.example\.org\/api\/tracker\/trackedEntities\?program=SbxDthProg1&amp;filter=&lt;attribute uid&gt;:eq:&lt;value&gt;<\/code>\) and find Patient\/&lt;that id&gt; or TrackedEntity\/&lt;its trackedEntity uid&gt;/,
+        /\(<code>GET https:\/\/emr\.example\.org\/openmrs\/ws\/fhir2\/R4\/Patient\?identifier=&lt;value&gt;<\/code>, or <code>GET https:\/\/hmis\.example\.org\/api\/tracker\/trackedEntities\?program=SbxDthProg1&amp;filter=AuPLng5hLbE:eq:&lt;value&gt;<\/code>\) and find Patient\/&lt;that id&gt; or TrackedEntity\/&lt;its trackedEntity uid&gt;/,
       );
       // The system the FHIR source's write-back really uses (its default).
       assert.match(

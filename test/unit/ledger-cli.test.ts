@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Command, CommanderError } from 'commander';
 import { registerLedger } from '../../src/commands/ledger.js';
@@ -284,11 +284,34 @@ describe('ledger and replay commands', () => {
     );
     const nid = await run(['ledger', '--config', config, '--find', '1234-5']);
     assert.equal(nid.code, 1);
+    // The attribute the source's mapping (death.dhis2, its default) names the identifier by: codes.nationalId.
     assert.match(
       nid.out,
-      /\(GET https:\/\/hmis\.example\.org\/api\/tracker\/trackedEntities\?program=SbxDthProg1&filter=<attribute uid>:eq:1234-5\) and look up TrackedEntity\/<its trackedEntity uid>\./,
+      /\(GET https:\/\/hmis\.example\.org\/api\/tracker\/trackedEntities\?program=SbxDthProg1&filter=AuPLng5hLbE:eq:1234-5\) and look up TrackedEntity\/<its trackedEntity uid>\./,
     );
     assert.doesNotMatch(nid.out, /Patient\?identifier/);
+    // No EMR is configured: its kinds of identifier are not what DHIS2 keeps.
+    assert.match(
+      nid.out,
+      /Identifiers \(a national identifier, or another tracked entity attribute\) are not searched/,
+    );
+    assert.doesNotMatch(nid.out, /OpenMRS|medical record number/);
+  });
+
+  it('leaves the DHIS2 attribute to fill in when the mappings name more than one identifier attribute', async () => {
+    const shipped = readFileSync(new URL('../../mappings/death.dhis2.yaml', import.meta.url), 'utf8');
+    const mapping = join(dirname(config), 'death.site.yaml');
+    writeFileSync(
+      mapping,
+      shipped.replace(/^id: death\.dhis2$/m, 'id: death.site').replace(/^codes:\n/m, 'codes:\n  mrn: [SbxAttrMrn1]\n'),
+    );
+    writeFileSync(
+      config,
+      `${readFileSync(config, 'utf8')}sources:\n  - id: hmis\n    kind: dhis2\n    baseUrl: https://hmis.example.org\n    dhis2:\n      program: SbxDthProg1\n    mappings: [./death.site.yaml]\n`,
+    );
+    const nid = await run(['ledger', '--config', config, '--find', '1234-5']);
+    assert.equal(nid.code, 1);
+    assert.match(nid.out, /program=SbxDthProg1&filter=<attribute uid>:eq:1234-5\)/);
   });
 
   it("shows a looked-up event's write-back: its state, attempts and last error", async () => {

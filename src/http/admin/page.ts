@@ -109,7 +109,7 @@ export function renderPage(base: string, lookup?: IdentifierLookup): string {
       </form>
       <p id="find-help" class="muted">Find takes a record of the source (the child's or the deceased's
         Patient/123, or the Encounter that showed the event), its id alone, or an OpenCRVS tracking ID; not the
-        mother's record. Identifiers (a medical record number, an OpenMRS identifier) are not searched: they
+        mother's record. Identifiers (${escapeAttribute(lookup?.examples ?? 'a medical record number, an OpenMRS identifier')}) are not searched: they
         are personal data, which the ledger does not index. ${askTheSource(lookup)}</p>
       <div class="scroll"><table id="events"><caption class="sr-only">Ledger events, newest first</caption>
         <thead><tr><th scope="col">ID</th><th scope="col">Source</th><th scope="col">Event type</th>
