@@ -241,7 +241,10 @@ export class Dhis2Poller {
       try {
         answer = await client.trackedEntityPage(params, larger.callOptions);
       } catch (err) {
-        const readWith = this.stopping ? undefined : larger.refused(at);
+        // Cut short by the stop (shutdown, a sync pass's deadline: the client's calls were ended): no
+        // failure, as for a FHIR source; the watermark stays at what was committed, the next pass reads on.
+        if (this.stopping) break;
+        const readWith = larger.refused(at);
         if (readWith === undefined) throw err;
         this.log.warn(
           { err, pageSize: size, readWith },
