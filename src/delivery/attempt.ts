@@ -761,35 +761,24 @@ async function alreadyNotified(
     const notified =
       `OpenCRVS answered that ${event} was already notified (${errorText(conflict.error)}), most likely by ` +
       `an earlier attempt of this row whose answer was lost`;
+    const dead = (message: string, reason: string) => ({
+      settlement: { outcome: 'dead' as const, error: { ...conflict.error, message: `${notified}, but ${message}` } },
+      reason,
+    });
     // Refused for good at once, the lookup is not waiting for OpenCRVS to answer: a replay meets the same
     // refusal until what it names is corrected, so the row says what it was, not to wait and replay.
     if (settlement.error.classification === 'permanent')
-      return {
-        settlement: {
-          outcome: 'dead',
-          error: {
-            ...conflict.error,
-            message:
-              `${notified}, but OpenCRVS refused the lookup to confirm which NOTIFY it holds ` +
-              `(${errorText(settlement.error)}). A replay asks again and meets the same refusal until what it ` +
-              `names is corrected; once it is, replay the row: the row is delivered if the NOTIFY is its own`,
-          },
-        },
-        reason: 'already notified in OpenCRVS; the lookup to confirm it was refused',
-      };
-    return {
-      settlement: {
-        outcome: 'dead',
-        error: {
-          ...conflict.error,
-          message:
-            `${notified}, but the lookup to confirm which NOTIFY it holds could not be made ` +
-            `(${errorText(settlement.error)}). Replay the row once OpenCRVS answers lookups: it asks OpenCRVS ` +
-            `first, and the row is delivered if the NOTIFY is its own`,
-        },
-      },
-      reason: 'already notified in OpenCRVS; the lookup to confirm it could not be made',
-    };
+      return dead(
+        `OpenCRVS refused the lookup to confirm which NOTIFY it holds (${errorText(settlement.error)}). A replay ` +
+          'asks again and meets the same refusal until what it names is corrected; once it is, replay the row: ' +
+          'the row is delivered if the NOTIFY is its own',
+        'already notified in OpenCRVS; the lookup to confirm it was refused',
+      );
+    return dead(
+      `the lookup to confirm which NOTIFY it holds could not be made (${errorText(settlement.error)}). Replay the ` +
+        'row once OpenCRVS answers lookups: it asks OpenCRVS first, and the row is delivered if the NOTIFY is its own',
+      'already notified in OpenCRVS; the lookup to confirm it could not be made',
+    );
   }
 }
 
