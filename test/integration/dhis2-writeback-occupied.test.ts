@@ -125,3 +125,110 @@ describe('a DHIS2 write-back target that already holds another value', () => {
     }
   });
 });
+
+describe("a DHIS2 write-back target that holds the row's own earlier tracking id", () => {
+  // OpenCRVS lost the event (restored from an older backup), the same ledger row was delivered again and
+  // got a new tracking id: the job restarts for it. What DHIS2 holds is the bridge's own write for this
+  // row, an id OpenCRVS no longer has, and the new one replaces it.
+  const NEW_TRACKING_ID = 'BNEWTRACK01';
+
+  it('replaces it in the data element with the new tracking id, saying so without quoting either', async () => {
+    const logLines: string[] = [];
+    const logger = createLogger({ level: 'debug', destination: { write: (line: string) => logLines.push(line) } });
+    const h = await startDhis2Harness({ births: 1, deaths: 0, logger });
+    try {
+      await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 20_000 });
+      const [row] = h.rows();
+      assert.ok(row?.trackingId);
+      const runner = h.bridge.writeBacks;
+      assert.ok(runner);
+      assert.equal(runner.store.get(row.id)?.outcome, 'written');
+      const uid = row.subjectKey.replace('TrackedEntity/', '');
+      const value = () => dataValueOf(h.dhis2, uid, CHILD_PROGRAMME, BIRTH_DATA_ELEMENTS.trackingId);
+      assert.equal(value(), row.trackingId);
+
+      assert.ok(runner.store.enqueue(row.id, BIRTHS_SOURCE, NEW_TRACKING_ID, Date.now()), 'the job restarts');
+      assert.deepEqual(runner.store.get(row.id)?.earlierTrackingIds, [row.trackingId]);
+      const report = await runner.processDue();
+      assert.equal(report.written, 1);
+      assert.equal(report.abandoned, 0);
+      const job = runner.store.get(row.id);
+      assert.equal(job?.outcome, 'written', job?.lastError ?? '');
+      assert.equal(value(), NEW_TRACKING_ID, 'the new tracking id replaced the old one');
+
+      const written = logLines.filter((l) => l.includes('tracking id written back'));
+      assert.equal(written.length, 2, logLines.join(''));
+      assert.match(written[1] ?? '', /"replaced":"earlier tracking id of this row"/);
+      assert.doesNotMatch(written[0] ?? '', /"replaced"/, 'the first write replaced nothing');
+      // The delivery's own line names the tracking id OpenCRVS gave; the write-back's lines name neither.
+      const writeBackLines = logLines.filter((l) => l.includes('"component":"write-back"'));
+      assert.ok(writeBackLines.length >= 2, logLines.join(''));
+      assert.ok(!writeBackLines.some((l) => l.includes(row.trackingId ?? '?')), 'the old id is not quoted');
+      assert.ok(!writeBackLines.some((l) => l.includes(NEW_TRACKING_ID)), 'the new id is not quoted');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it("replaces it in a writeBack.attribute too, and still keeps a value that is not the row's own", async () => {
+    const h = await startDhis2Harness({
+      births: 1,
+      deaths: 0,
+      configure: ({ sources }) => {
+        const [source] = sources;
+        assert.ok(source);
+        source.writeBack = { attribute: ATTRIBUTES.trackingId };
+      },
+    });
+    try {
+      await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 20_000 });
+      const [row] = h.rows();
+      assert.ok(row?.trackingId);
+      const runner = h.bridge.writeBacks;
+      assert.ok(runner);
+      assert.equal(runner.store.get(row.id)?.outcome, 'written');
+      const uid = row.subjectKey.replace('TrackedEntity/', '');
+      const value = () => attributeOf(h.dhis2.trackedEntity(uid), ATTRIBUTES.trackingId);
+      assert.equal(value(), row.trackingId);
+
+      assert.ok(runner.store.enqueue(row.id, BIRTHS_SOURCE, NEW_TRACKING_ID, Date.now()));
+      await runner.processDue();
+      assert.equal(runner.store.get(row.id)?.outcome, 'written', runner.store.get(row.id)?.lastError ?? '');
+      assert.equal(value(), NEW_TRACKING_ID);
+
+      // The row delivered once more: what DHIS2 holds now (NEW_TRACKING_ID) is the row's own and is replaced
+      // too; but a job whose earlier ids do not include the value held (another registration's) leaves it.
+      assert.ok(runner.store.enqueue(row.id, BIRTHS_SOURCE, 'BTHIRDTRK01', Date.now()));
+      assert.deepEqual(runner.store.get(row.id)?.earlierTrackingIds, [row.trackingId, NEW_TRACKING_ID]);
+      await runner.processDue();
+      assert.equal(value(), 'BTHIRDTRK01');
+
+      // Someone else's value in the attribute (a second registration's id, entered in DHIS2): the row's job
+      // restarted once more does not count it as its own, and leaves it.
+      const te = h.dhis2.trackedEntity(uid);
+      assert.ok(te);
+      const other = <T extends { attribute: string }>(a: T): T =>
+        a.attribute === ATTRIBUTES.trackingId ? { ...a, value: 'BOTHERREG01' } : a;
+      const copy = structuredClone(te);
+      h.dhis2.seed([
+        {
+          ...copy,
+          attributes: copy.attributes?.map(other),
+          enrollments: copy.enrollments?.map((en) => ({ ...en, attributes: en.attributes?.map(other) })),
+        },
+      ]);
+      assert.equal(value(), 'BOTHERREG01');
+      const writesBefore = h.dhis2.writes().length;
+      assert.ok(runner.store.enqueue(row.id, BIRTHS_SOURCE, 'BFOURTHTRK1', Date.now()));
+      await runner.processDue();
+      assert.equal(value(), 'BOTHERREG01', "another registration's id stays");
+      assert.equal(h.dhis2.writes().length, writesBefore, 'nothing was sent to DHIS2');
+      const job = runner.store.get(row.id);
+      assert.equal(job?.outcome, 'abandoned');
+      assert.match(job?.lastError ?? '', OCCUPIED);
+      assert.ok(!(job?.lastError ?? '').includes('BOTHERREG01'), 'the value held is not quoted');
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -18,6 +18,7 @@ import {
   type WriteResult,
   writeBackDelay,
 } from '../../src/sources/writeback/index.js';
+import { MAX_EARLIER_TRACKING_IDS } from '../../src/sources/writeback/store.js';
 
 const SETTINGS: WriteBackSettings = {
   enabled: true,
@@ -162,6 +163,7 @@ describe('write-back worker', () => {
       subjectKey: 'TrackedEntity/childA',
       sourceRef: 'Event/childAE',
       trackingId: 'TRK-A',
+      earlierTrackingIds: [],
       eventId: 'ev-childA',
     });
     assert.equal(wb.store.get(id)?.outcome, 'written');
@@ -490,6 +492,52 @@ describe('write-back claims', () => {
       assert.equal(store.get(id)?.outcome, null);
     } finally {
       store.close();
+    }
+  });
+
+  it('a job restarted for a new tracking id keeps the ones it had before, oldest first and bounded', () => {
+    const id = deliveredRow('childE', 'TRK-E0');
+    const store = new WriteBackStore(ledger.path);
+    try {
+      assert.ok(store.enqueue(id, 'dhis2', 'TRK-E0', clock));
+      assert.deepEqual(store.get(id)?.earlierTrackingIds, [], 'a new job has none');
+      assert.equal(store.enqueue(id, 'dhis2', 'TRK-E0', clock), false, 'the same id: no restart');
+      assert.ok(store.enqueue(id, 'dhis2', 'TRK-E1', clock));
+      assert.ok(store.enqueue(id, 'dhis2', 'TRK-E2', clock));
+      assert.deepEqual(store.get(id)?.earlierTrackingIds, ['TRK-E0', 'TRK-E1']);
+      // Back to an id it had: that id is current again, not earlier, and listed once.
+      assert.ok(store.enqueue(id, 'dhis2', 'TRK-E0', clock));
+      assert.deepEqual(store.get(id)?.earlierTrackingIds, ['TRK-E1', 'TRK-E2']);
+      for (let i = 3; i < 3 + MAX_EARLIER_TRACKING_IDS; i++) store.enqueue(id, 'dhis2', `TRK-E${i}`, clock);
+      const earlier = store.get(id)?.earlierTrackingIds ?? [];
+      assert.equal(earlier.length, MAX_EARLIER_TRACKING_IDS);
+      assert.equal(earlier.at(-1), `TRK-E${1 + MAX_EARLIER_TRACKING_IDS}`, 'the one just replaced, last');
+      assert.ok(!earlier.includes('TRK-E1'), 'the oldest forgotten');
+    } finally {
+      store.close();
+    }
+  });
+
+  it('the runner hands the target the tracking ids the job had before', async () => {
+    const id = deliveredRow('childF', 'TRK-F1');
+    const target = new ScriptedTarget(['written', 'replaced']);
+    const r = runner(target);
+    try {
+      r.onOutcome(delivered(id, 'TRK-F1'));
+      await r.drain();
+      r.onOutcome(delivered(id, 'TRK-F2'));
+      const report = await r.drain();
+      assert.deepEqual(
+        target.calls.map((job) => [job.trackingId, job.earlierTrackingIds]),
+        [
+          ['TRK-F1', []],
+          ['TRK-F2', ['TRK-F1']],
+        ],
+      );
+      assert.equal(report.written, 1, 'a replacement counts as written');
+      assert.equal(r.store.get(id)?.outcome, 'written');
+    } finally {
+      await r.stop();
     }
   });
 

@@ -1777,6 +1777,7 @@ describe('ledger: schema', () => {
       { version: 24, name: 'single-call-after' },
       { version: 25, name: 'queued-after-attempt' },
       { version: 26, name: 'updated-after-attempt' },
+      { version: 27, name: 'earlier-tracking-ids' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -1843,13 +1844,14 @@ describe('ledger: schema', () => {
         ALTER TABLE ledger_rows DROP COLUMN source_fingerprint; ALTER TABLE ledger_attempts DROP COLUMN copy_hash;
         ALTER TABLE ledger_rows DROP COLUMN single_call_at; ALTER TABLE ledger_rows DROP COLUMN single_call_after;
         ALTER TABLE ledger_rows DROP COLUMN queued_after_attempt; ALTER TABLE ledger_rows DROP COLUMN updated_after_attempt;
+        ALTER TABLE write_backs DROP COLUMN earlier_tracking_ids;
         DROP INDEX inbox_waiting_bytes; ALTER TABLE inbox DROP COLUMN body_bytes;
         DROP TABLE ledger_identity; DROP TABLE opencrvs_locations; DROP TABLE slow_records; DROP TABLE context_reads;
         UPDATE ledger_rows SET state = 'delivered-pending', event_id = 'e1', tracking_id = 'T1';`);
       db.close();
       assert.throws(
         () => openLedger(path, { inspectOnly: true }),
-        /the ledger .* was written by an older bridge \(schema 9, this one reads 26\): this command only reads it/,
+        /the ledger .* was written by an older bridge \(schema 9, this one reads 27\): this command only reads it/,
       );
       const versions = () => {
         const check = new Database(path, { readonly: true });
@@ -1865,7 +1867,7 @@ describe('ledger: schema', () => {
         [row.id],
       );
       upgraded.close();
-      assert.equal(versions(), 26);
+      assert.equal(versions(), 27);
       openLedger(path, { inspectOnly: true }).close();
     } finally {
       cleanup();

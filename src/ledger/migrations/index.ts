@@ -26,6 +26,7 @@ import { migration023 } from './023-context-reads.js';
 import { migration024 } from './024-single-call-after.js';
 import { migration025 } from './025-queued-after-attempt.js';
 import { migration026 } from './026-updated-after-attempt.js';
+import { migration027 } from './027-earlier-tracking-ids.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -57,4 +58,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration024,
   migration025,
   migration026,
+  migration027,
 ];

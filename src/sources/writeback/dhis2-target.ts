@@ -1,7 +1,9 @@
 // Write-back to DHIS2: the tracking id into a data element of the event (the trigger event, or the event of
 // a configured program stage), or into a tracked entity attribute, through POST /api/tracker (UPDATE).
 // Idempotent: when DHIS2 already holds the value nothing is written, so a retry after a lost answer does not
-// bump `updatedAt` again. Never an overwrite: a field that holds another value is left as it is (occupied).
+// bump `updatedAt` again. Never an overwrite of another value: a field that holds one is left as it is
+// (occupied). The one exception is the bridge's own: a tracking id this row's job wrote before it restarted
+// for a new one (the row delivered again after OpenCRVS lost the event), which the new id replaces.
 import type { WriteBackSettings } from '../../config/types.js';
 import {
   type CallOptions,
@@ -50,11 +52,20 @@ function present(value: string | null | undefined): boolean {
 }
 
 /**
- * The target holds a value other than this tracking id: another registration's tracking id (the record
- * notified twice: a second source, a second deployment, a ledger lost) or the record's own data (a
- * `writeBack` naming a field that is not there for the tracking id: the national id). Replacing it would
- * destroy what is there, so the job is abandoned for an operator to look at. Not the value: it may be an
- * identifier, and the job's error reaches the log.
+ * A value held that this row's job wrote itself, under a tracking id it had before it restarted for this
+ * one (the row delivered again after OpenCRVS lost the event: OpenCRVS no longer knows that id). Only the
+ * row's own: another registration's id, or the record's own data, is never one of them.
+ */
+function ours(job: WriteBackJob, value: string | null | undefined): boolean {
+  return typeof value === 'string' && (job.earlierTrackingIds ?? []).includes(value);
+}
+
+/**
+ * The target holds a value other than this tracking id and the row's earlier ones (see ours): another
+ * registration's tracking id (the record notified twice: a second source, a second deployment, a ledger
+ * lost) or the record's own data (a `writeBack` naming a field that is not there for the tracking id: the
+ * national id). Replacing it would destroy what is there, so the job is abandoned for an operator to look
+ * at. Not the value: it may be an identifier, and the job's error reaches the log.
  */
 function occupied(target: string): WriteBackError {
   return new WriteBackError(
@@ -143,11 +154,11 @@ export class Dhis2WriteBack implements WriteBackTarget {
     const te = await this.readInProgram(uid, '*,!enrollments,!relationships,!programOwners', call, true);
     const held = te.attributes?.find((a) => a.attribute === attribute && present(a.value));
     if (held?.value === job.trackingId) return 'already';
-    if (held) throw occupied(`attribute ${attribute} of the tracked entity`);
+    if (held && !ours(job, held.value)) throw occupied(`attribute ${attribute} of the tracked entity`);
     const body = writable(te, TRACKED_ENTITY_COLLECTIONS);
     body.attributes = [{ attribute, value: job.trackingId }];
     await this.send({ trackedEntities: [body] }, call);
-    return 'written';
+    return held ? 'replaced' : 'written';
   }
 
   private async writeDataValue(job: WriteBackJob, call: CallOptions): Promise<WriteResult> {
@@ -155,11 +166,11 @@ export class Dhis2WriteBack implements WriteBackTarget {
     const event = await this.findEvent(job, call);
     const held = event.dataValues?.find((d) => d.dataElement === dataElement && present(d.value));
     if (held?.value === job.trackingId) return 'already';
-    if (held) throw occupied(`data element ${dataElement} of the event`);
+    if (held && !ours(job, held.value)) throw occupied(`data element ${dataElement} of the event`);
     const body = writable(event, EVENT_COLLECTIONS);
     body.dataValues = [{ dataElement, value: job.trackingId }];
     await this.send({ events: [body] }, call);
-    return 'written';
+    return held ? 'replaced' : 'written';
   }
 
   private async findEvent(job: WriteBackJob, call: CallOptions): Promise<TrackerEvent> {

@@ -289,6 +289,7 @@ export class WriteBackRunner {
       subjectKey: row.subjectKey,
       sourceRef: row.sourceRef,
       trackingId: item.trackingId,
+      earlierTrackingIds: item.earlierTrackingIds,
       eventId: row.eventId,
     };
     // Never the references themselves (see withoutReferences): their resource types say enough.
@@ -300,11 +301,18 @@ export class WriteBackRunner {
       attempt: item.attempts,
     };
     try {
-      const { result, via } = await this.writeThrough(source, job, signal);
+      const { result: wrote, via } = await this.writeThrough(source, job, signal);
+      // A replacement of the row's own earlier tracking id is a write like any other for the job and its
+      // counts; the log line says it (never either value).
+      const result = wrote === 'replaced' ? 'written' : wrote;
       if (!this.store.done(item, result, this.now())) return lost(result);
       report.tried++;
       report[result]++;
-      this.log.info({ ...log, result, ...(via === source.sourceId ? {} : { via }) }, 'tracking id written back');
+      const replaced = wrote === 'replaced' ? { replaced: 'earlier tracking id of this row' } : {};
+      this.log.info(
+        { ...log, result, ...replaced, ...(via === source.sourceId ? {} : { via }) },
+        'tracking id written back',
+      );
     } catch (err) {
       if (signal.aborted) {
         // Cut off by the bridge itself (stopping, the pass's deadline), not failed by the source: counting

@@ -21,6 +21,12 @@ export interface WriteBackItem {
   rowId: number;
   sourceId: string;
   trackingId: string;
+  /**
+   * The tracking ids this job had before it restarted for the current one (the row delivered again after
+   * OpenCRVS lost the event), oldest first, at most MAX_EARLIER_TRACKING_IDS: the bridge's own values for
+   * this row, which the DHIS2 target replaces where it would leave any other value alone.
+   */
+  earlierTrackingIds: string[];
   /** Counted at claim time: the attempt now running is included. */
   attempts: number;
   nextAttemptAt: number;
@@ -35,6 +41,7 @@ interface SqlItem {
   row_id: number;
   source_id: string;
   tracking_id: string;
+  earlier_tracking_ids: string | null;
   attempts: number;
   next_attempt_at: number;
   last_error: string | null;
@@ -48,11 +55,23 @@ function outcomeOf(value: string | null): WriteBackOutcome | null {
   return value === 'written' || value === 'already' || value === 'abandoned' ? value : null;
 }
 
+/** The stored JSON array of earlier tracking ids; anything else (NULL, a damaged value) as none. */
+function earlierOf(value: string | null): string[] {
+  if (value === null) return [];
+  try {
+    const parsed: unknown = JSON.parse(value);
+    return Array.isArray(parsed) ? parsed.filter((id): id is string => typeof id === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
 function toItem(row: SqlItem): WriteBackItem {
   return {
     rowId: row.row_id,
     sourceId: row.source_id,
     trackingId: row.tracking_id,
+    earlierTrackingIds: earlierOf(row.earlier_tracking_ids),
     attempts: row.attempts,
     nextAttemptAt: row.next_attempt_at,
     lastError: row.last_error,
@@ -84,6 +103,11 @@ function claimParams(claim: WriteBackClaim) {
 }
 
 const MAX_ERROR_LENGTH = 500;
+/**
+ * Earlier tracking ids a job keeps: each is one more delivery of the row after OpenCRVS lost it, which
+ * happens once in a while, not in a loop; the oldest are forgotten past this.
+ */
+export const MAX_EARLIER_TRACKING_IDS = 20;
 /** `search()` without a limit returns at most this many jobs: every read stays bounded. */
 const DEFAULT_SEARCH_LIMIT = 100;
 
@@ -102,14 +126,16 @@ export class WriteBackStore {
     this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
     const db = this.db;
     this.stmt = {
-      // A new tracking id for the same row (a replayed, re-created event) restarts the job; the same one is a no-op.
-      enqueue: db.prepare(`
+      // A new tracking id for the same row (a replayed, re-created event) restarts the job, remembering the
+      // one it replaces (see enqueue); the same one is a no-op.
+      insert: db.prepare(`
         INSERT INTO write_backs (row_id, source_id, tracking_id, next_attempt_at, created_at, updated_at)
         VALUES (@rowId, @sourceId, @trackingId, @now, @now, @now)
-        ON CONFLICT (row_id) DO UPDATE SET tracking_id = excluded.tracking_id, attempts = 0,
-          next_attempt_at = excluded.next_attempt_at, last_error = NULL, outcome = NULL, done_at = NULL,
-          updated_at = excluded.updated_at
-        WHERE write_backs.tracking_id <> excluded.tracking_id`),
+        ON CONFLICT (row_id) DO NOTHING`),
+      restart: db.prepare(`
+        UPDATE write_backs SET tracking_id = @trackingId, earlier_tracking_ids = @earlier, attempts = 0,
+          next_attempt_at = @now, last_error = NULL, outcome = NULL, done_at = NULL, updated_at = @now
+        WHERE row_id = @rowId AND tracking_id = @seenTrackingId`),
       due: db.prepare<[number, number], SqlItem>(
         'SELECT * FROM write_backs WHERE done_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at, row_id LIMIT ?',
       ),
@@ -143,9 +169,24 @@ export class WriteBackStore {
     };
   }
 
-  /** Idempotent: true when a job was created (or restarted for a new tracking id). */
+  /**
+   * Idempotent: true when a job was created (or restarted for a new tracking id). A restart keeps the
+   * tracking id it replaces among the job's earlier ones: the source may hold it, written by this job.
+   */
   enqueue(rowId: number, sourceId: string, trackingId: string, now: number): boolean {
-    return this.stmt.enqueue.run({ rowId, sourceId, trackingId, now }).changes === 1;
+    return this.db
+      .transaction(() => {
+        if (this.stmt.insert.run({ rowId, sourceId, trackingId, now }).changes === 1) return true;
+        const job = this.stmt.get.get(rowId);
+        if (!job || job.tracking_id === trackingId) return false;
+        const earlier = [
+          ...earlierOf(job.earlier_tracking_ids).filter((id) => id !== job.tracking_id && id !== trackingId),
+          job.tracking_id,
+        ].slice(-MAX_EARLIER_TRACKING_IDS);
+        const params = { rowId, trackingId, earlier: JSON.stringify(earlier), now, seenTrackingId: job.tracking_id };
+        return this.stmt.restart.run(params).changes === 1;
+      })
+      .immediate();
   }
 
   /**

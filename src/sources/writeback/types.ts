@@ -12,11 +12,19 @@ export interface WriteBackJob {
   /** The resource that triggered it: e.g. `Encounter/<id>` or `Event/<uid>`. */
   sourceRef: string;
   trackingId: string;
+  /**
+   * The tracking ids this row's job had before (WriteBackItem.earlierTrackingIds): values the source may
+   * hold because this job wrote them, which a target that never overwrites another value may replace.
+   */
+  earlierTrackingIds?: readonly string[];
   eventId: string | null;
 }
 
-/** `written`: the source now holds the tracking id; `already`: it held it before (nothing was written). */
-export type WriteResult = 'written' | 'already';
+/**
+ * `written`: the source now holds the tracking id; `already`: it held it before (nothing was written);
+ * `replaced`: written over one of the row's earlier tracking ids (recorded as written, logged as a replacement).
+ */
+export type WriteResult = 'written' | 'already' | 'replaced';
 
 export interface WriteBackTarget {
   /**
