@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import express, { type Express, type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Logger } from '../observability/logger.js';
+import { MinuteTally } from '../observability/minute-tally.js';
 import { AddressSlots } from './address-slots.js';
 import { clientErrorStatus } from './client-error.js';
 import { sendOutcome } from './operation-outcome.js';
@@ -95,8 +96,6 @@ export const SERVER_LIMITS = {
 };
 // Node checks those timeouts on this period (default 30 s, so a slow request lived up to a minute).
 const TIMEOUT_CHECK_MS = 5_000;
-// Refused connections are logged at most this often, with their count: a flood is thousands a second.
-const REFUSED_LOG_MS = 60_000;
 
 /** Listens and resolves with the server and its actual port (0 picks a free one). */
 export function listen(app: Express, port: number, host: string): Promise<{ server: Server; port: number }> {
@@ -130,22 +129,18 @@ function admitConnections(server: Server, limits: typeof SERVER_LIMITS, log: Log
     perAddress: limits.perAddressConnections,
     loopbackReserve: limits.loopbackReserve,
   });
-  let refused = 0;
-  let refusedLoggedAt = Number.NEGATIVE_INFINITY;
+  // Logged at most once a minute, with their count: a flood is thousands a second.
+  const refusals = new MinuteTally();
   server.on('connection', (socket: Socket) => {
     const key = slots.take(socket.remoteAddress);
     if (key === undefined) {
       socket.destroy();
-      refused++;
-      const now = Date.now();
-      if (now - refusedLoggedAt >= REFUSED_LOG_MS) {
+      const refused = refusals.add(Date.now());
+      if (refused !== undefined)
         log?.warn(
           { refused, open: slots.inUse(), perAddress: limits.perAddressConnections, total: limits.maxConnections },
           'connections refused: one address or all clients at their limit',
         );
-        refusedLoggedAt = now;
-        refused = 0;
-      }
       return;
     }
     // bytesRead is counted even though Node's parser reads the socket natively (no 'data' listener,

@@ -1,5 +1,6 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Logger } from '../observability/logger.js';
+import { MinuteTally } from '../observability/minute-tally.js';
 import { NotificationError } from '../sources/fhir/notification.js';
 import type { SubscriptionReceiver } from '../sources/fhir/receiver.js';
 import { AddressSlots, addressKey, type SlotLimits } from './address-slots.js';
@@ -27,9 +28,6 @@ export function unauthenticatedReadLimits(bodyLimitBytes: number): SlotLimits {
 }
 // Slots free within seconds (a stalled upload is cut at requestTimeout, 30 s).
 const READS_FULL_RETRY_AFTER_SECONDS = 10;
-// Refused reads are logged at most this often, with their count: a client that fills the slots can be
-// refused hundreds of times a second, and one line each would bury everything else in the log.
-const READS_FULL_LOG_MS = 60_000;
 
 // What is left of the path after `/{sourceId}` when the route is `/:sourceId/:type/:id` (a trailing `/` matches too).
 const PATH_STYLE = /^\/[^/]+\/[^/]+\/?$/;
@@ -53,13 +51,12 @@ export function subscriptionRoutes(
   // Without this line the operator sees nothing: the EMR gets a 503 and resends, and only its own log
   // says so. One line a minute at most: the count since the last line, and the source and remote
   // address of the refusal that wrote it (a flood from one address names that address). Two numbers
-  // are kept, whatever the flood, never one entry per address.
-  let refused = 0;
-  let refusedLoggedAt = Number.NEGATIVE_INFINITY;
+  // are kept, whatever the flood, never one entry per address. A client that fills the slots can be
+  // refused hundreds of times a second, and one line each would bury everything else in the log.
+  const refusals = new MinuteTally();
   const logReadsFull = (sourceId: string, address: string) => {
-    refused++;
-    const at = now();
-    if (at - refusedLoggedAt < READS_FULL_LOG_MS) return;
+    const refused = refusals.add(now());
+    if (refused === undefined) return;
     const reading = unauthenticatedReads.inUse();
     log.warn(
       {
@@ -75,8 +72,6 @@ export function subscriptionRoutes(
       },
       'notifications refused with 503 before their bodies were read: read slots full, to be resent',
     );
-    refusedLoggedAt = at;
-    refused = 0;
   };
   // Before the body is read: an unknown source or a wrong bearer secret costs the sender nothing more.
   router.use('/:sourceId', (req: Request, res: Response, next: NextFunction) => {

@@ -1,4 +1,5 @@
 import type { Logger } from '../../observability/logger.js';
+import { MinuteTally } from '../../observability/minute-tally.js';
 import { RepeatedFailure } from '../../observability/repeated-failure.js';
 import type { SourcePipeline } from '../pipeline.js';
 import type { FhirSourceClient } from './fhir-client.js';
@@ -371,22 +372,19 @@ export class InboxProcessor {
     }
   }
 
-  private readonly beforeGoLive = new Map<string, { count: number; loggedAt: number }>();
+  private readonly beforeGoLive = new Map<string, MinuteTally>();
 
   /** Counted, and logged once a minute at most per source (a sender can name old records at any rate). */
   private leftOutBeforeGoLive(sourceId: string, count: number): void {
-    const tally = this.beforeGoLive.get(sourceId) ?? { count: 0, loggedAt: Number.NEGATIVE_INFINITY };
+    const tally = this.beforeGoLive.get(sourceId) ?? new MinuteTally();
     this.beforeGoLive.set(sourceId, tally);
-    tally.count += count;
-    const now = this.now();
-    if (now - tally.loggedAt < 60_000) return;
+    const resources = tally.add(this.now(), count);
+    if (resources === undefined) return;
     // Counts only: which records is not for the log.
     this.log.info(
-      { source: sourceId, resources: tally.count },
+      { source: sourceId, resources },
       "notified resources last changed before the source's go-live (poll.since, poll.sinceDays) were left out, as a poll leaves them: nothing is recorded or sent for them",
     );
-    tally.count = 0;
-    tally.loggedAt = now;
   }
 
   /**

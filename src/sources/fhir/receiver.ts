@@ -3,6 +3,7 @@ import { addressKey } from '../../http/address-slots.js';
 import { AuthThrottle, type AuthThrottleLimits } from '../../http/admin/auth-throttle.js';
 import { storeUnavailable } from '../../ledger/db.js';
 import type { Logger } from '../../observability/logger.js';
+import { MinuteTally } from '../../observability/minute-tally.js';
 import type { InboxStore } from './inbox.js';
 import {
   authenticateNotification,
@@ -171,10 +172,8 @@ export class SubscriptionReceiver {
   private depth = 0;
   private bytes = 0;
   private depthCountedAt = Number.NEGATIVE_INFINITY;
-  private refused = 0;
-  private refusedLoggedAt = Number.NEGATIVE_INFINITY;
-  private unstored = 0;
-  private unstoredLoggedAt = Number.NEGATIVE_INFINITY;
+  private readonly refused = new MinuteTally();
+  private readonly unstored = new MinuteTally();
   private readonly throttle: AuthThrottle;
   // Wrong secrets (401), throttled requests (429) and blocks started since the last line about them.
   private unauthorized = {
@@ -262,15 +261,12 @@ export class SubscriptionReceiver {
     const full = this.storing(source.id, now, () => this.full(now));
     if (full) {
       // One line a minute with the count, not one per refusal: a flood refused 31,000 in 20 s.
-      this.refused++;
-      if (now - this.refusedLoggedAt >= 60_000) {
+      const refused = this.refused.add(now);
+      if (refused !== undefined)
         this.log.warn(
-          { source: source.id, depth: full.depth, bytes: full.bytes, limit: full.limit, refused: this.refused },
+          { source: source.id, depth: full.depth, bytes: full.bytes, limit: full.limit, refused },
           'inbox full: notifications refused with 503, to be resent',
         );
-        this.refusedLoggedAt = now;
-        this.refused = 0;
-      }
       throw new NotificationError(503, 'transient', 'too many notifications waiting; retry later', 30);
     }
     const stored = this.storing(source.id, now, () =>
@@ -359,15 +355,12 @@ export class SubscriptionReceiver {
     } catch (err) {
       const code = storeUnavailable(err);
       if (code === undefined) throw err;
-      this.unstored++;
-      if (now - this.unstoredLoggedAt >= 60_000) {
+      const refused = this.unstored.add(now);
+      if (refused !== undefined)
         this.log.error(
-          { source: sourceId, code, refused: this.unstored },
+          { source: sourceId, code, refused },
           'the inbox cannot store notifications (the ledger disk is full, failing, locked or read-only): they are answered 503 with Retry-After, to be resent',
         );
-        this.unstoredLoggedAt = now;
-        this.unstored = 0;
-      }
       throw new NotificationError(
         503,
         'transient',
