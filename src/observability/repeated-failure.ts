@@ -26,6 +26,12 @@ function codeOf(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+/** `err`'s code when it is an expected storage code (EXPECTED_CODE), else undefined. */
+function expectedCode(err: unknown): string | undefined {
+  const code = codeOf(err);
+  return code !== undefined && EXPECTED_CODE.test(code) ? code : undefined;
+}
+
 /**
  * What makes two failures the same: an expected storage code alone (SQLite words it by the operation), else
  * the code (or the error's name) and the message with numbers taken out. A generic code (SQLITE_ERROR) covers
@@ -33,9 +39,9 @@ function codeOf(err: unknown): string | undefined {
  * Never logged; bounded.
  */
 export function failureKind(err: unknown): string {
-  const code = codeOf(err);
-  if (code !== undefined && EXPECTED_CODE.test(code)) return code;
-  const name = code ?? (err instanceof Error ? err.name : typeof err);
+  const expected = expectedCode(err);
+  if (expected !== undefined) return expected;
+  const name = codeOf(err) ?? (err instanceof Error ? err.name : typeof err);
   const message = (err as { message?: unknown } | null)?.message;
   return `${name}: ${String(message ?? err)
     .replace(/\d+/g, '#')
@@ -44,8 +50,8 @@ export function failureKind(err: unknown): string {
 
 /** `err` as logged: an expected storage error without its stack (its code and SQLite's words say it all). */
 function shown(err: unknown): unknown {
+  if (err instanceof Error && expectedCode(err) === undefined) return err;
   const code = codeOf(err);
-  if (err instanceof Error && !(code !== undefined && EXPECTED_CODE.test(code))) return err;
   const message = (err as { message?: unknown } | null)?.message;
   return {
     ...(err instanceof Error ? { type: err.name } : {}),
