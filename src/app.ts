@@ -71,7 +71,7 @@ import { FhirPoller } from './sources/fhir/poller.js';
 import { REFUSAL_REASONS, SubscriptionReceiver } from './sources/fhir/receiver.js';
 import { fhirRecheck } from './sources/fhir/recheck.js';
 import { reevaluate } from './sources/fhir/reevaluate.js';
-import { identifierLookup } from './sources/identifier-lookup.js';
+import { type IdentifierLookup, identifierLookup } from './sources/identifier-lookup.js';
 import { identityChanges, openCrvsIdentity, recordOpenCrvsIdentity, recordSourceIdentity } from './sources/identity.js';
 import { checkSourceMappings, sourcesSharingRecords, writeBacksOnServer } from './sources/overlap.js';
 import type { PassOptions } from './sources/pass.js';
@@ -1024,7 +1024,7 @@ export class Bridge {
       counts: this.ledgerCounts,
       held: () => this.worker.held(),
       sourceStatuses: () => this.sourceStatuses(),
-      identifierLookup: (value) => identifierLookup(this.config.sources, value),
+      identifierLookup: (value) => this.identifierLookupFor(value),
       replay: (ids) => this.replay(ids),
       // Through the runner's own store connection; the runner (re)wakes its loop for a re-queued job.
       writeBacks: writeBacks && {
@@ -1035,6 +1035,19 @@ export class Bridge {
         requeue: (rowId) => writeBacks.requeue(rowId),
       },
     };
+  }
+
+  private identifierHelp: { value: string; lookup: IdentifierLookup } | undefined;
+
+  /**
+   * The admin page's Find help, worked out once: it reads and parses the sources' mapping files, which a
+   * page load need not do again (the page always asks with the same placeholder), and the help then names
+   * what the mappings read at start name, as the bridge runs them.
+   */
+  private identifierLookupFor(value: string): IdentifierLookup {
+    if (this.identifierHelp?.value !== value)
+      this.identifierHelp = { value, lookup: identifierLookup(this.config.sources, value) };
+    return this.identifierHelp.lookup;
   }
 
   renderMetrics(): Promise<{ contentType: string; body: string }> {
