@@ -50,6 +50,10 @@ export const DHIS2_CONTEXT_READING = 'reading:contextTrackedEntities';
  * written with it: the next reading measures its window of rows from it (ContextReading.windowFrom).
  */
 export const DHIS2_CONTEXT_BEGUN = 'begunAt:contextTrackedEntities';
+
+/** Said when a pass's part of the mothers' reading ends with no listing asked after refusals. */
+const NONE_LEFT_TO_LIST =
+  'no tracked entity births read as their context (mothers) is left to list: the refusals of their listing are no longer counted';
 /**
  * Uids asked for in one request of that reading (`trackedEntities=uid1,uid2,…`: 12 characters each, a URL
  * of some 1.3 kB, well within what servers and proxies take), and requests at most per pass: a ledger of
@@ -441,13 +445,7 @@ export class Dhis2Poller {
           }
           return;
         }
-        if (this.contextListing.consecutiveRefusals > 0)
-          this.log.info(
-            { refusals: this.contextListing.consecutiveRefusals },
-            'the tracked entities births read as their context (mothers) are listed again',
-          );
-        this.contextListing.consecutiveRefusals = 0;
-        this.contextListing.lastError = undefined;
+        this.contextListingUnrefused('the tracked entities births read as their context (mothers) are listed again');
         // A server that serves fewer than the uids asked, a full page of them: some may be left out.
         if (answer.pageSize !== undefined && answer.pageSize < uids.length && answer.entities.length >= answer.pageSize)
           reading.held = true;
@@ -486,26 +484,24 @@ export class Dhis2Poller {
           );
         // After the cursor: a process stopped in between completes the same reading again, which moves it the same.
         cursors.setCursor(sourceId, DHIS2_CONTEXT_READING, '');
-        this.contextListingUnrefused();
+        this.contextListingUnrefused(NONE_LEFT_TO_LIST);
         return;
       }
       reading.after = last;
       cursors.setCursor(sourceId, DHIS2_CONTEXT_READING, JSON.stringify(reading));
     }
-    if (!this.stopping) this.contextListingUnrefused();
+    if (!this.stopping) this.contextListingUnrefused(NONE_LEFT_TO_LIST);
   }
 
   /**
-   * The pass's part of the reading ended with no listing refused. Each one answered already reset the count,
-   * but a part may ask none: its rows' mothers all dismissed or out of the window, it completes with no
-   * request, and a count kept from earlier refusals would report them on the gauge and /readyz for good.
+   * The listing's refusals end: one was answered, or the pass's part of the reading ended with none refused
+   * (a part may ask none: its rows' mothers all dismissed or out of the window, it completes with no request,
+   * and a count kept from earlier refusals would report them on the gauge and /readyz for good). `said` is
+   * logged when refusals were counted.
    */
-  private contextListingUnrefused(): void {
+  private contextListingUnrefused(said: string): void {
     if (this.contextListing.consecutiveRefusals > 0)
-      this.log.info(
-        { refusals: this.contextListing.consecutiveRefusals },
-        'no tracked entity births read as their context (mothers) is left to list: the refusals of their listing are no longer counted',
-      );
+      this.log.info({ refusals: this.contextListing.consecutiveRefusals }, said);
     this.contextListing.consecutiveRefusals = 0;
     this.contextListing.lastError = undefined;
   }
