@@ -58,8 +58,9 @@ LABEL org.opencontainers.image.title="opencrvs-bridge" \
       org.opencontainers.image.licenses="MPL-2.0"
 RUN if [ -n "$SOURCE_COMMIT" ]; then echo "$SOURCE_COMMIT" > /app/BUILD_COMMIT; fi
 # The ledger lives in /data (store.path: /data/bridge.db); the config is mounted read-only in /config.
-# /data is also the working directory, so the default store.path (./bridge.db) lands on the volume,
-# where uid 1000 can write, rather than in the root-owned /app. 0700: the ledger keeps personal data
+# A relative store.path starts from the config's folder; /data stays the working directory, where an
+# image that used the default (./bridge.db, read from the working directory before) keeps finding its
+# ledger on the volume, where uid 1000 can write. 0700: the ledger keeps personal data
 # (the bridge creates it 0600 too); a named volume takes this mode when first mounted, a bind mount keeps the host's.
 RUN mkdir -p /data /config && chown node:node /data && chmod 0700 /data
 USER node

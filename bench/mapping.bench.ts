@@ -11,6 +11,7 @@ import { assembleContext, type MappingContext } from '../src/mapping/context.js'
 import { evaluateMapping } from '../src/mapping/evaluate.js';
 import { sourceFingerprint } from '../src/mapping/fingerprint.js';
 import { bundleFetcher, loadMappings } from '../src/mapping/index.js';
+import { toOpenCrvsAddress } from '../src/mapping/transforms/address.js';
 import { toPlainDate } from '../src/mapping/transforms/dates.js';
 import { toOpenCrvsName } from '../src/mapping/transforms/names.js';
 import { toDuration, toKilograms } from '../src/mapping/transforms/units.js';
@@ -115,17 +116,13 @@ const nationality = (p: Json | undefined) =>
     .flatMap((e) => arr(e.valueCodeableConcept?.coding))
     .map((c) => c.code)
     .find((c) => typeof c === 'string' && /^[A-Z]{3}$/.test(c));
-/** A Farajaland (domestic) address as the shipped mappings send it. */
+/**
+ * The home address as the shipped mappings send it: the same transform (as for names, dates and units), so
+ * that the floor does the same work as the engine, countries given by name included.
+ */
 const farAddress = (p: Json | undefined) => {
-  const addr = arr(p?.address)[0];
-  return addr?.country === 'FAR'
-    ? {
-        country: 'FAR',
-        addressType: 'DOMESTIC',
-        administrativeArea: addr.district,
-        streetLevelDetails: { town: addr.city, zipCode: addr.postalCode },
-      }
-    : undefined;
+  const outcome = toOpenCrvsAddress(arr(p?.address), 'FAR', 'Farajaland');
+  return 'value' in outcome ? outcome.value : undefined;
 };
 const OCCUPATION = ['http://loinc.org|11341-5', 'http://loinc.org|21843-8'];
 const ROLE = 'http://hl7.org/fhir/us/bfdr/StructureDefinition/Extension-role';

@@ -25,7 +25,7 @@ const SUPPLEMENT = {
   'opencrvs.tokenRenewBeforeSeconds': 'Fetch a new token this long before the current one expires.',
   store: 'The SQLite ledger.',
   'store.path':
-    'The ledger file (`/data/bridge.db` in the container). Relative paths start from the working directory. WAL mode: the `-wal` and `-shm` files sit next to it.',
+    "The ledger file (`/data/bridge.db` in the container). Relative paths start from the configuration file's folder (a ledger found only from the working directory, as read before, is used with a warning). WAL mode: the `-wal` and `-shm` files sit next to it.",
   http: 'The main HTTP listener, reachable from the EMR: subscriptions, /healthz, /readyz, /metrics (the admin page has its own, `admin.host`/`admin.port`).',
   'http.host': 'Address to listen on.',
   'http.port':

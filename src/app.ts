@@ -1,5 +1,6 @@
+import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
 import { ConfigError } from './config/errors.js';
 import { subscriptionSecretProblem } from './config/inbound-secret.js';
@@ -53,6 +54,7 @@ import { loadMappings, type MapOptions, type MappingSet, sourceMappingOptions } 
 import type { Logger } from './observability/logger.js';
 import { BridgeMetrics } from './observability/metrics.js';
 import { paced } from './observability/paced.js';
+import { RepeatedFailure } from './observability/repeated-failure.js';
 import {
   createOpenCrvsClient,
   type LocationMemory,
@@ -68,23 +70,31 @@ import { FhirSourceClient } from './sources/fhir/fhir-client.js';
 import { fhirInbox } from './sources/fhir/inbox.js';
 import { InboxProcessor, type ProcessorSource } from './sources/fhir/inbox-processor.js';
 import { FhirPoller } from './sources/fhir/poller.js';
-import { REFUSAL_REASONS, SubscriptionReceiver } from './sources/fhir/receiver.js';
+import {
+  REFUSAL_REASONS,
+  SubscriptionReceiver,
+  UNKNOWN_SOURCE_LABEL,
+  UNKNOWN_SOURCE_REASON,
+} from './sources/fhir/receiver.js';
 import { fhirRecheck } from './sources/fhir/recheck.js';
 import { reevaluate } from './sources/fhir/reevaluate.js';
+import { goLiveLaterThanLedger } from './sources/go-live-ledger.js';
 import { type IdentifierLookup, identifierLookup } from './sources/identifier-lookup.js';
 import { identityChanges, openCrvsIdentity, recordOpenCrvsIdentity, recordSourceIdentity } from './sources/identity.js';
 import { checkSourceMappings, sourcesSharingRecords, writeBacksOnServer } from './sources/overlap.js';
-import type { PassOptions } from './sources/pass.js';
+import { firstSyncStart, type PassOptions } from './sources/pass.js';
 import { addReports, emptyReport, OvertakenReadFailed, type PassReport, SourcePipeline } from './sources/pipeline.js';
 import { type SubjectRecheck, sourcesRecheck } from './sources/recheck.js';
 import { replayRows } from './sources/replay.js';
 import { isForeign } from './sources/shared/source-error.js';
 import {
   WRITE_BACK_STATES,
+  type WriteBackItem,
   WriteBackRunner,
   type WriteBackRunReport,
   type WriteBackSource,
   writeBackSourceFor,
+  writeBackTargetText,
 } from './sources/writeback/index.js';
 import { pause } from './util/call-signal.js';
 
@@ -183,6 +193,12 @@ export interface SyncSummary {
    * change a delivery, so they do not count towards `ok`.
    */
   writeBacks?: WriteBackRunReport;
+  /**
+   * A storage error a ledger call of this process met and the ledger keeps (Ledger.writeFailure: damaged
+   * pages, a full disk, a read-only file), what serve's /readyz `store` fails on. It may fail nothing else
+   * the pass counts (a routing answer not kept), so it is a reason of its own. Not done (`ok` false).
+   */
+  storeFailure?: WriteFailure;
   ok: boolean;
 }
 
@@ -234,6 +250,9 @@ export class Bridge {
     private readonly options: BridgeOptions,
   ) {
     this.log = options.logger.child({ component: 'bridge' });
+    // A new ledger starts the bridge's memory afresh (what was delivered, the cursors, write-back jobs): on a
+    // first start that is meant; anywhere else it is a store.path naming another file, or a ledger lost.
+    const created = config.store.path !== ':memory:' && !existsSync(config.store.path);
     this.ledger = openLedger(config.store.path, {
       logger: options.logger,
       payloadRetentionHours: config.store.payloadRetentionHours,
@@ -241,8 +260,13 @@ export class Bridge {
       // A long-running bridge answers senders from its event loop: checkpoints run beside it.
       backgroundCheckpoints: true,
       countDeadRows: true,
+      countUpdatesAfterNotification: true,
       ...(options.lease ? { lease: { command: options.lease, logger: this.log } } : {}),
     });
+    if (created)
+      this.log.warn(
+        `created a new ledger at ${basename(config.store.path)} (store.path): nothing has been recorded before it. On a first start this is expected; if this bridge has run before, its ledger is elsewhere or was lost: stop it, and set store.path to the ledger it has (or restore the last backup)`,
+      );
     try {
       this.refuseUnaccountedSources();
       this.opencrvs = createOpenCrvsClient(config.opencrvs, {
@@ -303,6 +327,8 @@ export class Bridge {
         const { setting, recorded, configured } = change;
         this.log.warn({ setting, recorded, configured }, `${change.name} changed: ${change.meaning}`);
       }
+      for (const later of goLiveLaterThanLedger(config.sources, this.ledger))
+        this.log.warn({ source: later.sourceId, since: later.since, ranFrom: later.ranFrom }, later.message);
       const inbox = fhirInbox(this.ledger.inbox);
       this.receiver = new SubscriptionReceiver(
         this.sources
@@ -315,7 +341,8 @@ export class Bridge {
             return {
               id: s.settings.id,
               auth: {
-                secret: secretOf(subscription, 'secret', logger),
+                // Compared without its surrounding spaces, as the admin token is; an HMAC key as given.
+                secret: secretOf(subscription, 'secret', { ...logger, trim: true }),
                 hmacSecret: secretOf(subscription, 'hmacSecret', logger),
               },
               polled: s.settings.poll.enabled,
@@ -328,9 +355,12 @@ export class Bridge {
         { onRefused: (source, reason) => this.metrics.notificationsRefused.inc({ source, reason }) },
       );
       // Present from start at 0, so that increase() sees the first refusal.
-      for (const s of this.sources.filter((source) => source.settings.subscription))
+      const subscribed = this.sources.filter((source) => source.settings.subscription);
+      for (const s of subscribed)
         for (const reason of REFUSAL_REASONS)
           this.metrics.notificationsRefused.inc({ source: s.settings.id, reason }, 0);
+      if (subscribed.length > 0)
+        this.metrics.notificationsRefused.inc({ source: UNKNOWN_SOURCE_LABEL, reason: UNKNOWN_SOURCE_REASON }, 0);
       this.inbox = new InboxProcessor({
         inbox,
         meta: this.ledger,
@@ -424,6 +454,8 @@ export class Bridge {
       reread: async (refs) => void (await reevaluate({ client, pipeline }, refs)),
       onSharedRecord: (resourceType) =>
         this.metrics.sharedContextRecords.inc({ source: settings.id, resource_type: resourceType }),
+      goLive: () => firstSyncStart(settings.poll, this.ledger, settings.id),
+      ...(settings.timeZone ? { timeZone: settings.timeZone } : {}),
       // The subject read as its related record was: one resource the EMR will not serve (a 403 for a mother
       // in a restricted location) fails that birth only, not the page (SourcePipeline.unreadable).
       probe: async (subjectRef) => {
@@ -438,6 +470,7 @@ export class Bridge {
       pipeline,
       cursors: this.ledger,
       resourceTypes: mappings.watchedResourceTypes(),
+      subjectTypes: mappings.mappings.map((mapping) => mapping.subjectType),
       poll: settings.poll,
       logger: this.options.logger,
     });
@@ -592,14 +625,19 @@ export class Bridge {
    */
   private locationMemory(): LocationMemory {
     const opencrvs = openCrvsIdentity(this.config.opencrvs) ?? this.config.opencrvs.domain ?? '';
+    // A ledger that refuses them (corrupt, full) refuses every routed location's answer at once: one line,
+    // then at most one a minute with how many more, not a warning and a stack for each.
+    const said = 'could not keep an answer of OpenCRVS about a location in the ledger';
+    const failures = new RepeatedFailure(this.log, said, { level: 'warn' });
     return {
       load: () => this.ledger.locationAnswers.load(opencrvs, KNOWN_MAX),
       save: (ref, answer) => {
         try {
           this.ledger.locationAnswers.save(opencrvs, ref, answer, KNOWN_MAX);
+          failures.recovered('answers of OpenCRVS about locations are kept in the ledger again');
         } catch (err) {
           // A hint for the next run only (a busy or closing ledger): the lookup itself succeeded.
-          this.log.warn({ err }, 'could not keep an answer of OpenCRVS about a location in the ledger');
+          failures.failed(err);
         }
       },
     };
@@ -834,7 +872,12 @@ export class Bridge {
   }
 
   /** Counts carried by the runtime since start, moved into their Prometheus counters at scrape time. */
-  private counted = { tokenRenewals: 0, gaps: new Map<string, number>(), dead: new Map<string, number>() };
+  private counted = {
+    tokenRenewals: 0,
+    gaps: new Map<string, number>(),
+    dead: new Map<string, number>(),
+    updated: new Map<string, number>(),
+  };
 
   /**
    * bridge_write_backs_abandoned_total: the sources whose series a scrape has shown (at 0 the first time),
@@ -856,7 +899,7 @@ export class Bridge {
 
   /** Counts for scrapes and admin tabs: at most about 2% of the event loop on a large ledger. */
   private readonly ledgerCounts = paced(() => this.ledger.counts(), { share: 0.02, maxAgeMs: 15_000 });
-  /** The same for the oldest waiting row (its cost grows with the rows waiting: ledger queries.ts). */
+  /** The same for the oldest waiting row (an index seek since migration 028; paced as the other reads). */
   private readonly oldestWaitingQueuedAt = paced(() => this.ledger.oldestWaitingQueuedAt(), {
     share: 0.02,
     maxAgeMs: 15_000,
@@ -938,8 +981,17 @@ export class Bridge {
     // series' first death only if the series was there before it. No error kind as a label for that
     // reason: the kinds are many, and `ledger --status dead` says each row's.
     for (const source of [...this.sources, ...this.dhis2Sources])
-      for (const mapping of source.mappings.mappings)
+      for (const mapping of source.mappings.mappings) {
         this.metrics.deadRows.inc({ source: source.settings.id, event_type: mapping.eventType }, 0);
+        this.metrics.updatesAfterNotification.inc({ source: source.settings.id, event_type: mapping.eventType }, 0);
+      }
+    // The same for source records changed after OpenCRVS was notified (not sent: corrected in OpenCRVS).
+    for (const { sourceId, eventType, count } of this.ledger.updatesAfterNotification()) {
+      const key = JSON.stringify([sourceId, eventType]);
+      const labels = { source: sourceId, event_type: eventType };
+      this.metrics.updatesAfterNotification.inc(labels, Math.max(0, count - (this.counted.updated.get(key) ?? 0)));
+      this.counted.updated.set(key, count);
+    }
     for (const { sourceId, eventType, count } of this.ledger.deadRows()) {
       const key = JSON.stringify([sourceId, eventType]);
       const labels = { source: sourceId, event_type: eventType };
@@ -1029,12 +1081,21 @@ export class Bridge {
       // Through the runner's own store connection; the runner (re)wakes its loop for a re-queued job.
       writeBacks: writeBacks && {
         sourceIds: () => writeBacks.sourceIds(),
-        search: (filter) => writeBacks.store.search(filter),
-        get: (rowId) => writeBacks.store.get(rowId),
+        search: (filter) => writeBacks.store.search(filter).map((job) => this.withTarget(job)),
+        get: (rowId) => {
+          const job = writeBacks.store.get(rowId);
+          return job && this.withTarget(job);
+        },
         counts: this.writeBackCounts,
         requeue: (rowId) => writeBacks.requeue(rowId),
       },
     };
+  }
+
+  /** A write-back job with where its source's write-back puts the id now, for the admin page. */
+  private withTarget(job: WriteBackItem): WriteBackItem & { target: string | null } {
+    const source = this.config.sources.find((s) => s.id === job.sourceId);
+    return { ...job, target: (source && writeBackTargetText(source)) ?? null };
   }
 
   private identifierHelp: { value: string; lookup: IdentifierLookup } | undefined;
@@ -1094,7 +1155,7 @@ export class Bridge {
       this.fileProblemLogged = true;
       this.log.error(problem);
     }
-    return problem === undefined ? undefined : baseNamesOnly(problem);
+    return problem === undefined ? undefined : baseNamesOnly(problem, [this.config.store.path]);
   }
 
   /** Readiness, each check cached briefly so a scraping orchestrator does not hammer OpenCRVS. */
@@ -1216,6 +1277,7 @@ export class Bridge {
       // Base names only: /readyz answers anyone (the log names the files in full).
       return baseNamesOnly(
         `${change.files.join(', ')} changed on disk since start; still running the version read at start (validate, then restart to apply); the new version ${verdict}`,
+        change.files,
       );
     };
     return [{ name: 'config-on-disk', note: true, run }];
@@ -1588,7 +1650,9 @@ export class Bridge {
     const earlier = synced
       .flatMap((sourceId) => this.ledger.list({ sourceId, states: notDone, limit: 1000 }))
       .filter((row) => !ids.has(row.id));
+    const storeFailure = this.ledger.writeFailure();
     const ok =
+      !storeFailure &&
       failedSources.length === 0 &&
       !timedOut &&
       Object.keys(rereadFrom).length === 0 &&
@@ -1609,6 +1673,7 @@ export class Bridge {
       ...(held ? { held } : {}),
       ...(deliverySkipped ? { deliverySkipped } : {}),
       ...(writeBacks ? { writeBacks } : {}),
+      ...(storeFailure ? { storeFailure } : {}),
       ok,
     };
   }

@@ -2,18 +2,6 @@
 import './observability/debug-guard.js';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { registerDemo } from './commands/demo.js';
-import { registerDismiss } from './commands/dismiss.js';
-import { registerDoctor } from './commands/doctor.js';
-import { registerLedger } from './commands/ledger.js';
-import { registerMap } from './commands/map.js';
-import { registerReplay } from './commands/replay.js';
-import { registerSandbox } from './commands/sandbox.js';
-import { registerServe } from './commands/serve.js';
-import { registerSubscriptions } from './commands/subscriptions.js';
-import { registerSync } from './commands/sync.js';
-import { registerValidate } from './commands/validate.js';
-import { registerWriteBacks } from './commands/write-backs.js';
 import { MIGRATIONS } from './ledger/migrations/index.js';
 import { installCrashHandlers } from './observability/crash.js';
 import { nodeDebugVerdict } from './observability/node-debug.js';
@@ -59,8 +47,42 @@ function buildCommit(): string | undefined {
   }
 }
 
-/** Builds the command line. Each command lives in src/commands/<name>.ts and sets `process.exitCode`. */
-export function buildProgram(): Command {
+/**
+ * Each command, in the order `--help` lists them, and where it lives (src/commands/<name>.ts, which sets
+ * `process.exitCode`). A command's module brings its whole dependency tree (the sandbox brings medplum's FHIR
+ * definitions, everything else the config schema, mappings, ledger…): loading all of them took 1.5-3 s before
+ * any command ran, so a command loads only its own (commandsToLoad).
+ */
+const COMMANDS: Record<string, () => Promise<(program: Command) => void>> = {
+  serve: async () => (await import('./commands/serve.js')).registerServe,
+  sync: async () => (await import('./commands/sync.js')).registerSync,
+  map: async () => (await import('./commands/map.js')).registerMap,
+  validate: async () => (await import('./commands/validate.js')).registerValidate,
+  doctor: async () => (await import('./commands/doctor.js')).registerDoctor,
+  subscriptions: async () => (await import('./commands/subscriptions.js')).registerSubscriptions,
+  ledger: async () => (await import('./commands/ledger.js')).registerLedger,
+  replay: async () => (await import('./commands/replay.js')).registerReplay,
+  dismiss: async () => (await import('./commands/dismiss.js')).registerDismiss,
+  'write-backs': async () => (await import('./commands/write-backs.js')).registerWriteBacks,
+  sandbox: async () => (await import('./commands/sandbox.js')).registerSandbox,
+  demo: async () => (await import('./commands/demo.js')).registerDemo,
+};
+
+/**
+ * The commands the program needs for these arguments (argv without node and the script): the one named when
+ * the first argument names one (program options come only before a command: enablePositionalOptions, so a
+ * command's help, options and errors are its own), none for `--version` alone, else all of them (the
+ * program's help, `help <command>`, an unknown command or option, which commander answers from all of them).
+ */
+export function commandsToLoad(args: readonly string[]): string[] {
+  const [first] = args;
+  if (first !== undefined && Object.hasOwn(COMMANDS, first)) return [first];
+  if (args.length > 0 && args.every((arg) => arg === '-V' || arg === '--version')) return [];
+  return Object.keys(COMMANDS);
+}
+
+/** Builds the command line with the named commands (all of them by default), in COMMANDS' order. */
+export async function buildProgram(names: readonly string[] = Object.keys(COMMANDS)): Promise<Command> {
   const program = new Command('opencrvs-bridge')
     .description(
       'Delivers births and deaths from hospital systems (FHIR R4, DHIS2) to OpenCRVS exactly once.\n' +
@@ -72,22 +94,12 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride();
-  for (const register of [
-    registerServe,
-    registerSync,
-    registerMap,
-    registerValidate,
-    registerDoctor,
-    registerSubscriptions,
-    registerLedger,
-    registerReplay,
-    registerDismiss,
-    registerWriteBacks,
-    registerSandbox,
-    registerDemo,
-  ]) {
-    register(program);
-  }
+  const registers = await Promise.all(
+    Object.entries(COMMANDS)
+      .filter(([name]) => names.includes(name))
+      .map(([, load]) => load()),
+  );
+  for (const register of registers) register(program);
   return program;
 }
 
@@ -106,7 +118,7 @@ class RefusedToStart extends Error {}
 export async function main(argv: string[]): Promise<number> {
   installCrashHandlers();
   exitOnSignalsNobodyHandles();
-  const program = buildProgram();
+  const program = await buildProgram(commandsToLoad(argv.slice(2)));
   // Before a command's action runs (help and usage errors are not refused): see node-debug.ts.
   program.hook('preAction', (_program, action) => {
     let command = action;

@@ -4,6 +4,7 @@
 // `--undo` takes a dismissal back (a wrong row id, a patient who was real after all): the row is dead
 // again, and `replay` is the way on from there, as for any dead row.
 import type { Command } from 'commander';
+import type { BridgeConfig } from '../config/index.js';
 import {
   checkDismissReason,
   dismissalNote,
@@ -11,7 +12,7 @@ import {
   MAX_DISMISS_REASON_LENGTH,
   openLedger,
 } from '../ledger/index.js';
-import { configWithLedgerOrReport, LOCAL_ONLY, reportLedgerInUse } from './options.js';
+import { configWithLedgerOrReport, LOCAL_ONLY, reportLedgerInUse, usingLedger } from './options.js';
 
 interface DismissOptions {
   config?: string;
@@ -42,7 +43,7 @@ export function registerDismiss(program: Command): void {
     .action((ids: string[], options: DismissOptions) => runDismiss(ids, options));
 }
 
-function runDismiss(args: string[], options: DismissOptions): void {
+async function runDismiss(args: string[], options: DismissOptions): Promise<void> {
   const ids = args.map(Number);
   const badIds = ids.some((id) => !Number.isInteger(id) || id < 1);
   // An undo with a reason is a dismissal typed with --undo by mistake, or the other way round: say so.
@@ -54,6 +55,12 @@ function runDismiss(args: string[], options: DismissOptions): void {
   }
   const config = configWithLedgerOrReport(options.config, LOCAL_ONLY);
   if (!config) return;
+  const reason = checked && 'reason' in checked ? checked.reason : undefined;
+  await usingLedger('dismiss', config.store.path, () => dismissIn(config, ids, reason));
+}
+
+/** Dismisses `ids` with `reason`, or undoes their dismissal without one. */
+function dismissIn(config: BridgeConfig, ids: number[], reason: string | undefined): void {
   let ledger: Ledger;
   try {
     ledger = openLedger(config.store.path, { payloadRetentionHours: config.store.payloadRetentionHours });
@@ -63,7 +70,7 @@ function runDismiss(args: string[], options: DismissOptions): void {
     return;
   }
   try {
-    if (checked && 'reason' in checked) dismiss(ledger, ids, checked.reason);
+    if (reason !== undefined) dismiss(ledger, ids, reason);
     else undo(ledger, ids);
   } finally {
     ledger.close();

@@ -4,14 +4,14 @@
 // process alone, and refused while another has it open.
 import { type Command, Option } from 'commander';
 import type { BridgeConfig } from '../config/index.js';
-import { type Ledger, openLedger, SourceIdError } from '../ledger/index.js';
-import { configWithLedgerOrReport, LOCAL_ONLY, reportLedgerInUse } from './options.js';
+import { type Ledger, openLedger, SourceIdError, type SourceRenameResult } from '../ledger/index.js';
+import { configWithLedgerOrReport, LOCAL_ONLY, reportLedgerInUse, usingLedger } from './options.js';
 
 /**
  * The `ledger` options that mean nothing to these subcommands (they share the parent's `--config`). Given
  * before the subcommand they are the parent's; after it, commander would answer "unknown option" and
  * print the whole help, which does not say that `--json` is `ledger`'s. So each subcommand accepts them
- * hidden, and openFor refuses them in either place with where they belong, before anything is changed.
+ * hidden, and configFor refuses them in either place with where they belong, before anything is changed.
  */
 const VIEW_OPTIONS = [
   ['status', '--status <states>'],
@@ -36,18 +36,23 @@ export function registerLedgerSources(ledger: Command): void {
     .argument('<old>', 'the id the ledger holds history under')
     .argument('<new>', 'the id in sources[] now')
     .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
-    .action((from: string, to: string, _options: unknown, command: Command) => {
-      const opened = openFor(command);
-      if (!opened) return;
-      const { config, ledger: store } = opened;
-      try {
+    .action(async (from: string, to: string, _options: unknown, command: Command) => {
+      const config = configFor(command);
+      if (!config) return;
+      await usingLedgerAlone(command.name(), config.store.path, (store) => {
         if (config.sources.some((s) => s.id === from)) {
           return refuse(`rename-source: "${from}" is still in sources[]: rename it in the configuration first`);
         }
         if (!config.sources.some((s) => s.id === to)) {
           return refuse(`rename-source: "${to}" is not in sources[]: rename the source in the configuration first`);
         }
-        const result = store.sources.rename(from, to, Date.now());
+        let result: SourceRenameResult;
+        try {
+          result = store.sources.rename(from, to, Date.now());
+        } catch (err) {
+          if (err instanceof SourceIdError) return refuse(`rename-source: ${err.message}`);
+          throw err;
+        }
         const { rows, cursors, notifications, writeBacks } = result.moved;
         console.log(
           `Moved source "${from}" to "${to}": ${rows} events, ${cursors} cursors, ${notifications} notifications, ` +
@@ -59,12 +64,7 @@ export function registerLedgerSources(ledger: Command): void {
               `transaction ids or notified their event, now have the ids of "${to}": \`opencrvs-bridge replay ` +
               `--dead\` sends them.`,
           );
-      } catch (err) {
-        if (err instanceof SourceIdError) return refuse(`rename-source: ${err.message}`);
-        throw err;
-      } finally {
-        store.close();
-      }
+      });
     });
   withViewOptionsHidden(rename);
 
@@ -79,11 +79,10 @@ export function registerLedgerSources(ledger: Command): void {
       '--not-renamed',
       'retire it although sources[] has a source with nothing recorded yet (one that is not this source renamed)',
     )
-    .action((id: string, options: { notRenamed?: boolean }, command: Command) => {
-      const opened = openFor(command);
-      if (!opened) return;
-      const { config, ledger: store } = opened;
-      try {
+    .action(async (id: string, options: { notRenamed?: boolean }, command: Command) => {
+      const config = configFor(command);
+      if (!config) return;
+      await usingLedgerAlone(command.name(), config.store.path, (store) => {
         if (config.sources.some((s) => s.id === id)) {
           return refuse(`retire-source: "${id}" is still in sources[]: take it out of the configuration first`);
         }
@@ -115,15 +114,13 @@ export function registerLedgerSources(ledger: Command): void {
             `${waiting.total} of them are not delivered (${waiting.dead} dead): pending ones are still sent, ` +
               '`sync --once` still counts them, and `opencrvs-bridge replay` sends a dead one as stored.',
           );
-      } finally {
-        store.close();
-      }
+      });
     });
   withViewOptionsHidden(retire);
 }
 
-/** The configuration and the ledger opened for this process alone; undefined (exit code set) if not. */
-function openFor(command: Command): { config: BridgeConfig; ledger: Ledger } | undefined {
+/** The configuration, with a ledger where store.path points; undefined (exit code set) if not. */
+function configFor(command: Command): BridgeConfig | undefined {
   const given = (name: string) =>
     command.getOptionValueSource(name) === 'cli' || command.parent?.getOptionValueSource(name) === 'cli';
   const misplaced = VIEW_OPTIONS.filter(([name]) => given(name)).map(([name]) => `--${kebab(name)}`);
@@ -136,14 +133,29 @@ function openFor(command: Command): { config: BridgeConfig; ledger: Ledger } | u
     );
     return undefined;
   }
-  const config = configWithLedgerOrReport(command.optsWithGlobals<{ config?: string }>().config, LOCAL_ONLY);
-  if (!config) return undefined;
-  try {
-    return { config, ledger: openLedger(config.store.path, { exclusive: true }) };
-  } catch (err) {
-    reportLedgerInUse(command.name(), err);
-    return undefined;
-  }
+  return configWithLedgerOrReport(command.optsWithGlobals<{ config?: string }>().config, LOCAL_ONLY);
+}
+
+/**
+ * Runs `use` on the ledger at `path` opened for this process alone. Refused while another process has it
+ * open; a ledger that cannot be opened (a file that is no database), or whose damaged pages `use` meets
+ * (a source's history, the rows a rename moves), ends the command with usingLedger's one line, not a stack.
+ */
+function usingLedgerAlone(command: string, path: string, use: (ledger: Ledger) => void): Promise<void> {
+  return usingLedger(command, path, () => {
+    let ledger: Ledger;
+    try {
+      ledger = openLedger(path, { exclusive: true });
+    } catch (err) {
+      reportLedgerInUse(command, err);
+      return;
+    }
+    try {
+      use(ledger);
+    } finally {
+      ledger.close();
+    }
+  });
 }
 
 function notDone(ledger: Ledger, sourceId: string): { total: number; dead: number } {

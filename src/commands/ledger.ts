@@ -17,9 +17,9 @@ import {
   openLedger,
 } from '../ledger/index.js';
 import { identifierLookup } from '../sources/identifier-lookup.js';
-import { type WriteBackItem, WriteBackStore } from '../sources/writeback/index.js';
+import { type WriteBackItem, WriteBackStore, writeBackTargetText } from '../sources/writeback/index.js';
 import { registerLedgerSources } from './ledger-sources.js';
-import { elsewhereHint, LOCAL_ONLY, ledgerPlace, loadConfigOrReport } from './options.js';
+import { LOCAL_ONLY, loadConfigOrReport, usingLedger } from './options.js';
 
 interface LedgerOptions {
   config?: string;
@@ -27,6 +27,7 @@ interface LedgerOptions {
   eventType?: string;
   source?: string;
   find?: string;
+  updatedAfterNotification?: boolean;
   limit?: string;
   json?: boolean;
   showReasons?: boolean;
@@ -53,7 +54,11 @@ export function registerLedger(program: Command): void {
     .option('--source <id>', 'only this source id')
     .option(
       '--find <ref>',
-      "the event of one source record (Patient/123, Encounter/9, emr:Patient/123 as the table prints it, or the id alone), OpenCRVS tracking ID (in any case), or ledger row ('#19' in quotes, as sync prints it); one match also lists its attempts and its write-back (`writeBack` with --json); ATTEMPTS, and the attempt list's ATTEMPT numbers, count from 1 again each time the row is queued under a new transactionId generation (a replay, a corrected record), the earlier generations' attempts staying listed above; exit 1 when nothing matches (with --json, `explanation` says what a lookup matches). Births and deaths are recorded under the child's or deceased's record, the resource that showed the event (SOURCE REF), the tracking ID and the row, not the mother's record: look a birth up by the child's record or its tracking ID. Identifiers (an MRN) are not searched (the ledger indexes none; a declaration it still holds carries them, unsearched): GET <baseUrl>/Patient?identifier=<value> at a FHIR source gives the record's id (a DHIS2 source: GET <baseUrl>/api/tracker/trackedEntities?program=<program>&filter=<attribute uid>:eq:<value>, the attribute filled in from its mappings' codes.nationalId, then TrackedEntity/<uid>)",
+      "the event of one source record (Patient/123, Encounter/9, emr:Patient/123 as the table prints it, or the id alone), OpenCRVS tracking ID (in any case), or ledger row ('#19' in quotes, as sync prints it); one match also lists its attempts and its write-back: where the tracking ID is written, the ID, the job's earlier IDs, its state and error or note (`writeBack` with --json); ATTEMPTS, and the attempt list's ATTEMPT numbers, count from 1 again each time the row is queued under a new transactionId generation (a replay, a corrected record), the earlier generations' attempts staying listed above; exit 1 when nothing matches (with --json, `explanation` says what a lookup matches). Births and deaths are recorded under the child's or deceased's record, the resource that showed the event (SOURCE REF), the tracking ID and the row, not the mother's record: look a birth up by the child's record or its tracking ID. Identifiers (an MRN) are not searched (the ledger indexes none; a declaration it still holds carries them, unsearched): GET <baseUrl>/Patient?identifier=<value> at a FHIR source gives the record's id (a DHIS2 source: GET <baseUrl>/api/tracker/trackedEntities?program=<program>&filter=<attribute uid>:eq:<value>, the attribute filled in from its mappings' codes.nationalId, then TrackedEntity/<uid>)",
+    )
+    .option(
+      '--updated-after-notification',
+      'only events whose source record changed after OpenCRVS was notified: the change was not sent, the registrar corrects the record in OpenCRVS (docs/runbook.md)',
     )
     .option('--limit <n>', `at most this many rows, newest first (1-${MAX_LEDGER_LIMIT.toLocaleString('en')})`, '100')
     .option('--json', 'print JSON instead of a table')
@@ -65,7 +70,7 @@ export function registerLedger(program: Command): void {
   registerLedgerSources(ledger);
 }
 
-function runLedger(options: LedgerOptions): void {
+async function runLedger(options: LedgerOptions): Promise<void> {
   const states = parseStates(options.status);
   const limit = Number(options.limit ?? '100');
   if (states === undefined || !Number.isInteger(limit) || limit < 1 || limit > MAX_LEDGER_LIMIT) {
@@ -82,12 +87,17 @@ function runLedger(options: LedgerOptions): void {
   const config = loadConfigOrReport(options.config, undefined, LOCAL_ONLY);
   if (!config) return;
   if (!existsSync(config.store.path)) {
-    const explanation = `No ledger at ${ledgerPlace(config.store.path)} yet: nothing has been recorded there.${elsewhereHint(config.store.path)}`;
+    const explanation = `No ledger at ${config.store.path} (store.path) yet: nothing has been recorded there.`;
     if (options.json) console.log(JSON.stringify({ hold: null, counts: [], rows: [], explanation }, null, 2));
     else console.log(explanation);
     if (options.find) process.exitCode = 1; // nothing matches: a script asking "did it arrive?" hears no
     return;
   }
+  await usingLedger('ledger', config.store.path, () => listLedger(config, options, states, limit));
+}
+
+/** The listing (or the one event looked up) of the ledger at store.path. */
+function listLedger(config: BridgeConfig, options: LedgerOptions, states: LedgerState[], limit: number): void {
   const ledger = openLedger(config.store.path, {
     payloadRetentionHours: config.store.payloadRetentionHours,
     inspectOnly: true,
@@ -118,6 +128,7 @@ function runLedger(options: LedgerOptions): void {
       eventType: options.eventType,
       sourceId: options.source,
       find: options.find?.trim() || undefined,
+      ...(options.updatedAfterNotification ? { updatedAfterNotification: true } : {}),
       limit: limit + 1,
     });
     const rows = read.slice(0, limit);
@@ -129,6 +140,9 @@ function runLedger(options: LedgerOptions): void {
     const warnings = one ? ledger.mappingWarnings(one.id) : [];
     const readBy = one ? ledger.readBy(one.id) : undefined;
     const writeBack = one ? writeBackOf(config.store.path, one.id) : undefined;
+    // Where the job writes, as its source is configured now (undefined: write-back taken out of the config).
+    const oneSource = one && config.sources.find((source) => source.id === one.sourceId);
+    const writeBackTarget = oneSource ? writeBackTargetText(oneSource) : undefined;
     const hold = ledger.getHold();
     const counts = ledger.counts();
     if (options.json) {
@@ -137,12 +151,14 @@ function runLedger(options: LedgerOptions): void {
             attempts: history,
             mappingWarnings: warnings,
             ...(readBy ? { readBySource: readBy } : {}),
-            writeBack: writeBack ? writeBackView(writeBack) : null,
+            writeBack: writeBack ? writeBackView(writeBack, writeBackTarget) : null,
           }
         : {};
       // No match: the text form's explanation, so a script does not read "not there" as "did not arrive".
       const none =
-        options.find && rows.length === 0 ? { explanation: noMatchText(options.find.trim(), config, ' ') } : {};
+        options.find && rows.length === 0
+          ? { explanation: noMatchText(options.find.trim(), config, options.config, ' ') }
+          : {};
       const shown = rows.map((row) => publicView(row, options.showReasons === true));
       const view = { hold: hold ?? null, counts, rows: shown, ...attempts, ...none };
       console.log(JSON.stringify(view, null, 2));
@@ -152,16 +168,16 @@ function runLedger(options: LedgerOptions): void {
     const totals = new Map<string, number>();
     for (const c of counts) totals.set(c.state, (totals.get(c.state) ?? 0) + c.count);
     // The whole ledger's counts above one looked-up event read as that event's: left out with --find. An
-    // empty one is named in full: run from another directory, a relative store.path is another file.
+    // empty one is named in full, so a config pointing at another file than serve's shows it.
     if (!options.find || totals.size === 0)
       console.log(
         totals.size
           ? [...totals].map(([state, n]) => `${state}: ${n}`).join('  ')
-          : `The ledger at ${ledgerPlace(config.store.path)} is empty: nothing has been recorded there.${elsewhereHint(config.store.path)}`,
+          : `The ledger at ${config.store.path} (store.path) is empty: nothing has been recorded there.`,
       );
     if (rows.length) console.log(`\n${table(rows, options.showReasons === true)}`);
     if (read.length > limit) console.log(`\n${cutShortText(rows.length, counts, states, options)}`);
-    if (options.find && rows.length === 0) console.log(`\n${noMatchText(options.find.trim(), config)}`);
+    if (options.find && rows.length === 0) console.log(`\n${noMatchText(options.find.trim(), config, options.config)}`);
     // One event looked up: its whole error, which the table cuts to a column.
     const [only] = rows;
     if (
@@ -177,7 +193,7 @@ function runLedger(options: LedgerOptions): void {
         `\nAlso read by source ${readBy} (same DHIS2 programme: the record moved into its org units); its versions are recorded on this row, never sent as a second event.`,
       );
     if (history) console.log(`\n${attemptsTable(history)}`);
-    if (writeBack) console.log(`\n${writeBackText(writeBack)}`);
+    if (writeBack) console.log(`\n${writeBackText(writeBack, writeBackTarget)}`);
   } finally {
     ledger.close();
   }
@@ -195,7 +211,8 @@ function cutShortText(
   options: LedgerOptions,
 ): string {
   const hint = 'use --limit or --status';
-  if (options.source !== undefined || options.find) return `showing the newest ${shown}, more match; ${hint}`;
+  if (options.source !== undefined || options.find || options.updatedAfterNotification)
+    return `showing the newest ${shown}, more match; ${hint}`;
   const matching = counts
     .filter(
       (c) =>
@@ -211,7 +228,7 @@ function cutShortText(
  * context): asked by the mother's Patient, a delivered birth is not found, and a bare "no match" reads as
  * "it did not arrive". Exit 1 stays (like grep: nothing is recorded under that key), and says no more.
  */
-function noMatchText(find: string, config: BridgeConfig, lineBreak = '\n'): string {
+function noMatchText(find: string, config: BridgeConfig, configFile: string | undefined, lineBreak = '\n'): string {
   const head = `No event matches ${find}.`;
   if (find.startsWith('#')) return head;
   const keys =
@@ -220,7 +237,26 @@ function noMatchText(find: string, config: BridgeConfig, lineBreak = '\n'): stri
     "row ('#19'). A mother's record, and the other records read with an event, are not: no match by one of them " +
     "does not mean the event did not arrive. Look it up by the child's record or the tracking ID.";
   // A reference (Patient/…) is no identifier; a bare value may be one, which is what hospital staff hold.
-  return find.includes('/') ? keys : `${keys} ${identifierText(find, config)}`;
+  return find.includes('/')
+    ? `${keys}${lineBreak}${dryRunText(find, configFile)}`
+    : `${keys} ${identifierText(find, config)}${lineBreak}${dryRunText('Patient/<its id>', configFile)}`;
+}
+
+/**
+ * A record the mappings did not take as an event (no evidence, a stillbirth, a merged duplicate) leaves no
+ * row, nor does one last changed before the source's go-live, which no poll reads: only the dry run on the
+ * live record says which. `ref` is what the operator typed (or a placeholder), nothing from the ledger.
+ */
+function dryRunText(ref: string, configFile: string | undefined): string {
+  const prefixed = /^([A-Za-z0-9_.-]+):([A-Z][A-Za-z]+\/.+)$/.exec(ref);
+  const args = prefixed ? `--source ${prefixed[1]} --ref ${prefixed[2]}` : `--ref ${ref}`;
+  const config = configFile ? ` --config ${configFile}` : '';
+  return (
+    'A record that is at the source but is no event for the mappings (no birth or death evidence, a stillbirth, ' +
+    "a merged duplicate) leaves no row, nor does one last changed before the source's go-live " +
+    `(sources[].poll.since or sinceDays), which is not read: \`opencrvs-bridge map${config} ${args}\` reads it ` +
+    'from the source and says why it was not taken (nothing is sent).'
+  );
 }
 
 /**
@@ -250,18 +286,45 @@ function writeBackOf(path: string, rowId: number): WriteBackItem | undefined {
   }
 }
 
-/** The job as `--json` gives it: its state as the admin page names it, no lease internals. */
-function writeBackView(item: WriteBackItem): Record<string, unknown> {
+/** A done job that was written keeps no error: what the store holds then is the write's note. */
+function noteOf(item: WriteBackItem): string | null {
+  return item.outcome === 'written' || item.outcome === 'already' ? item.lastError : null;
+}
+
+/**
+ * The job as `--json` gives it: its state as the admin page names it, no lease internals. Tracking ids are
+ * OpenCRVS's, not the person's identifiers; `target` is configuration (uids, the identifier system).
+ */
+function writeBackView(item: WriteBackItem, target: string | undefined): Record<string, unknown> {
+  const note = noteOf(item);
   return {
     state: item.outcome ?? 'pending',
+    target: target ?? null,
+    trackingId: item.trackingId,
+    earlierTrackingIds: item.earlierTrackingIds,
     attempts: item.attempts,
-    lastError: item.lastError,
+    lastError: note === null ? item.lastError : null,
+    note,
     nextAttemptAt: item.outcome ? null : item.nextAttemptAt,
     doneAt: item.doneAt,
   };
 }
 
-function writeBackText(item: WriteBackItem): string {
+function writeBackText(item: WriteBackItem, target: string | undefined): string {
+  const details = [
+    `  Tracking id: ${item.trackingId}`,
+    `  Written to: ${target ?? 'nowhere now: write-back is not configured for this source'}`,
+  ];
+  if (item.earlierTrackingIds.length)
+    details.push(
+      `  Earlier tracking ids of this event (delivered again under a new one): ${item.earlierTrackingIds.join(', ')}`,
+    );
+  const note = noteOf(item);
+  if (note) details.push(`  Note: ${note.replace(/\s+/g, ' ')}`);
+  return [writeBackState(item), ...details].join('\n');
+}
+
+function writeBackState(item: WriteBackItem): string {
   const attempts = `${item.attempts} attempt${item.attempts === 1 ? '' : 's'}`;
   const error = item.lastError ? `: ${item.lastError.replace(/\s+/g, ' ')}` : '';
   const head = 'Write-back of the tracking id:';

@@ -4,6 +4,7 @@
 import type { SourceSettings } from '../config/types.js';
 import {
   type Candidate,
+  type DryRunResult,
   type MappingSet,
   type MapResult,
   mapCandidates,
@@ -14,10 +15,11 @@ import {
 import type { Logger } from '../observability/logger.js';
 import { isDhis2Uid } from '../sources/dhis2/client.js';
 import { Dhis2Fetcher } from '../sources/dhis2/fetcher.js';
-import { Dhis2Client, dhis2SettingsOf, trackedEntityFilter } from '../sources/dhis2/index.js';
+import { Dhis2Client, dhis2SettingsOf, isOfTrackedEntityType, trackedEntityFilter } from '../sources/dhis2/index.js';
 import { CachingFetcher } from '../sources/fhir/fetcher.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
 import { isFhirId, isResourceType } from '../sources/fhir/notification.js';
+import { beforeGoLive, goLiveDate, undatedDeath } from '../sources/go-live.js';
 
 /** What `--ref` names that the command cannot map: said as a usage or input error (exit 2). */
 export class RefError extends Error {}
@@ -38,7 +40,7 @@ export async function mapRef(
   ref: string,
   logger: Logger,
   note: (text: string) => void = (text) => console.error(text),
-): Promise<MapResult> {
+): Promise<DryRunResult> {
   const slash = ref.indexOf('/');
   const type = ref.slice(0, slash);
   const id = ref.slice(slash + 1);
@@ -46,10 +48,57 @@ export async function mapRef(
     throw new RefError(
       `--ref takes a record as Type/id (Patient/123${source.kind === 'dhis2' ? ', TrackedEntity/<uid>' : ''})`,
     );
-  return source.kind === 'dhis2'
+  const result = await (source.kind === 'dhis2'
     ? mapDhis2Ref(set, source, type, id, logger, note)
-    : mapFhirRef(set, source, type, id, logger);
+    : mapFhirRef(set, source, type, id, logger));
+  return goLiveAnswer(result, source, note);
 }
+
+/**
+ * An event dated before the source's go-live answered as serve records it on a first reading: skipped, with
+ * its reason (sources/go-live.ts), a record the mapping finds invalid too (serve keeps no dead row for it);
+ * an undated death dead, with its reason. `poll.sinceDays` keeps the start it chose in the ledger, which the
+ * dry run does not open; from the configuration alone that start is at most `sinceDays` days before today,
+ * so an event older than that is answered as mapped (or invalid), with a note that serve may skip it.
+ */
+function goLiveAnswer(result: DryRunResult, source: SourceSettings, note: (text: string) => void): DryRunResult {
+  if (result.status === 'skipped') return result;
+  const { since, sinceDays } = source.poll;
+  const goLive = goLiveDate(since, source.timeZone);
+  const held = `a record the ledger holds a row OpenCRVS has a notification of goes on as that row (ledger --find ${result.subjectRef})`;
+  const reason = beforeGoLive(result, goLive);
+  if (reason)
+    return {
+      status: 'skipped',
+      mappingId: result.mappingId,
+      eventType: result.eventType,
+      subjectRef: result.subjectRef,
+      reason,
+      hint: `serve records it so and sends nothing; ${held}; poll.since set earlier sends it (a back-fill: docs/deployment.md)`,
+    };
+  const undated = result.status === 'mapped' ? undatedDeath(result, goLive) : undefined;
+  if (undated)
+    return {
+      status: 'invalid',
+      mappingId: result.mappingId,
+      eventType: result.eventType,
+      subjectRef: result.subjectRef,
+      sourceRef: result.sourceRef,
+      errors: [{ field: 'eventDetails.date', message: undated }],
+      hint: `serve keeps it as a dead row and sends nothing; ${held}`,
+    };
+  const window =
+    sinceDays === undefined
+      ? undefined
+      : goLiveDate(new Date(Date.now() - sinceDays * DAY_MS).toISOString(), source.timeZone);
+  if (beforeGoLive(result, window) || (result.status === 'mapped' && undatedDeath(result, window)))
+    note(
+      `Note: the ${result.eventType} is ${result.eventDate === undefined ? 'undated' : `dated more than poll.sinceDays (${sinceDays}) days ago`}: serve records it skipped (undated: dead), not sent, if that is before the start its first sync chose (kept in the ledger, which this dry run does not open).`,
+    );
+  return result;
+}
+
+const DAY_MS = 86_400_000;
 
 async function mapFhirRef(
   set: MappingSet,
@@ -126,14 +175,18 @@ async function mapDhis2Ref(
       note(`Note: this tracked entity ${notEnrolled}: serve would not read it. Mapped anyway.`);
     // Read by uid, a record is found wherever the user may see it; `serve` polls only what its list query
     // finds (org units, their mode, the tracked entity type, the enrollment status). The same query narrowed
-    // to this uid lets DHIS2 decide the scope as it does for a poll: the dry run still maps it, and says so.
+    // to this uid lets DHIS2 decide the scope as it does for a poll, the type kept by the bridge as the poller
+    // keeps it (DHIS2 refuses a type with a programme): the dry run still maps it, and says so.
     else if (dhis2.orgUnits?.length || dhis2.orgUnitMode || dhis2.trackedEntityType || dhis2.enrollmentStatus) {
       const page = await client.trackedEntityPage({
         ...trackedEntityFilter(dhis2),
         trackedEntities: resource.id ?? entityUid,
-        fields: 'trackedEntity',
+        fields: 'trackedEntity,trackedEntityType',
       });
-      if (!page.entities.some((te) => te.trackedEntity === (resource.id ?? entityUid)))
+      const polled = page.entities.some(
+        (te) => te.trackedEntity === (resource.id ?? entityUid) && isOfTrackedEntityType(dhis2, te),
+      );
+      if (!polled)
         note(
           `Note: this tracked entity is outside what source ${source.id} polls (sources[].dhis2: orgUnits, orgUnitMode, trackedEntityType, enrollmentStatus): serve would not read it. Mapped anyway.`,
         );

@@ -1,8 +1,14 @@
 import { existsSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { basename } from 'node:path';
 import { InvalidArgumentError } from 'commander';
-import { type BridgeConfig, ConfigError, loadConfig, type SecretFileReading } from '../config/index.js';
-import { LedgerInUseError } from '../ledger/index.js';
+import {
+  type BridgeConfig,
+  ConfigError,
+  loadConfig,
+  type SecretFileReading,
+  storePathWarning,
+} from '../config/index.js';
+import { isCorruptCode, LedgerInUseError, LedgerOpenError, storageErrorCode } from '../ledger/index.js';
 import { LedgerInUse } from '../ledger/process-lease.js';
 import { MappingLoadError } from '../mapping/index.js';
 import { errorLine } from '../observability/crash.js';
@@ -22,14 +28,22 @@ export function loadConfigOrReport(
   alsoReport?: (line: string) => void,
   secretFiles: SecretFileReading = 'all',
 ): BridgeConfig | undefined {
-  return buildOrReport(() => loadConfig({ file: configPath(option), env: process.env, secretFiles }), alsoReport);
+  const config = buildOrReport(
+    () => loadConfig({ file: configPath(option), env: process.env, secretFiles }),
+    alsoReport,
+  );
+  // On standard error, so a `--json` answer stays one document.
+  const warning = config && storePathWarning(config);
+  if (warning) console.error(`warning: ${warning}`);
+  return config;
 }
 
 /**
  * The secrets read by a command that calls neither OpenCRVS nor a source (ledger, write-backs, dismiss,
  * map): none. During a rotation incident (an empty or unreadable secret file), or in a shell where a
  * secret's `${NAME}` is not set, these are the commands that tell what is happening; serve, sync and
- * replay still refuse either, and doctor fails its config check.
+ * replay still refuse either (sync only for a secret it presents: 'outbound'), and doctor fails its config
+ * check.
  */
 export const LOCAL_ONLY: SecretFileReading = 'none';
 
@@ -63,25 +77,6 @@ export function buildOrReport<T>(build: () => T, alsoReport?: (line: string) => 
 }
 
 /**
- * Where the ledger is, for messages: a relative store.path is relative to the working directory (not to
- * the config file), so a command run from elsewhere looks at another file; the full path shows it.
- */
-export function ledgerPlace(path: string): string {
-  return isAbsolute(path) ? path : `${resolve(path)} (store.path ${path}, relative to the working directory)`;
-}
-
-/**
- * What to do when a relative store.path finds no ledger (or an empty one), as doctor says it: from another
- * directory than serve's, it is another file, and "nothing recorded" is not "did not arrive". Empty for an
- * absolute path.
- */
-export function elsewhereHint(path: string): string {
-  return isAbsolute(path)
-    ? ''
-    : ' If the bridge has run before, this is not its ledger: run from the directory serve runs in, or give store.path as an absolute path.';
-}
-
-/**
  * The configuration of a command that changes an existing ledger (replay, dismiss, ledger rename-source
  * and retire-source), or undefined with the problem said (exit code 2): a bad config, or no ledger where
  * store.path points.
@@ -93,7 +88,7 @@ export function configWithLedgerOrReport(
   const config = loadConfigOrReport(option, undefined, secretFiles);
   if (!config) return undefined;
   if (existsSync(config.store.path)) return config;
-  console.error(`No ledger at ${ledgerPlace(config.store.path)}.${elsewhereHint(config.store.path)}`);
+  console.error(`No ledger at ${config.store.path} (store.path).`);
   process.exitCode = 2;
   return undefined;
 }
@@ -108,4 +103,44 @@ export function reportLedgerInUse(command: string, err: unknown): void {
   if (!(err instanceof LedgerInUse || err instanceof LedgerInUseError)) throw err;
   console.error(`${command}: ${errorLine(err)}`);
   process.exitCode = 1;
+}
+
+/**
+ * For the catch around a command's building of the bridge: a ledger that could not be opened (its line names
+ * the file and what to do), or whose pages read while the bridge is built are damaged (SQLite's
+ * SQLITE_CORRUPT or SQLITE_NOTADB from the first read that met them: the kept routing answers, a source's
+ * history), is said in one line after `command`, exit code 1, without the stack of an unexpected error:
+ * nothing in the code failed, and the runbook says what to do. Returns whether `err` was one.
+ */
+export function reportUnusableLedger(command: string, path: string, err: unknown): boolean {
+  const sqlite = err instanceof LedgerOpenError ? err.cause : err;
+  const code = storageErrorCode(sqlite);
+  if (code && isCorruptCode(code)) {
+    const what = code.startsWith('SQLITE_NOTADB') ? 'is no SQLite database (or its header is damaged)' : 'is damaged';
+    console.error(
+      `${command}: the ledger ${basename(path)} (store.path) ${what} (${code}: ${errorLine(sqlite)}): restore the last backup ` +
+        '(docs/deployment.md §8 "Backup and restore"; runbook: "Ledger corrupt"); doctor\'s PRAGMA quick_check names the damaged pages',
+    );
+  } else if (err instanceof LedgerOpenError) {
+    console.error(`${command}: ${errorLine(err)}`);
+  } else {
+    return false;
+  }
+  process.exitCode = 1;
+  return true;
+}
+
+/**
+ * Runs `use`, the part of a one-shot command (ledger, dismiss, write-backs, replay) that opens and reads the
+ * ledger at `path`: a ledger that cannot be opened, or whose damaged pages `use` meets wherever it reads them
+ * (the rows a listing counts, a dismissed row, the kept routing answers), ends the command with
+ * reportUnusableLedger's line, not SQLite's words alone (or, through an entry without bin's catch, a stack).
+ * Anything else is thrown on.
+ */
+export async function usingLedger(command: string, path: string, use: () => unknown): Promise<void> {
+  try {
+    await use();
+  } catch (err) {
+    if (!reportUnusableLedger(command, path, err)) throw err;
+  }
 }

@@ -3,7 +3,9 @@
 // replay can never create a second OpenCRVS event.
 import type { Command } from 'commander';
 import { Bridge } from '../app.js';
-import { buildOrReport, configWithLedgerOrReport, reportLedgerInUse } from './options.js';
+import type { BridgeConfig } from '../config/index.js';
+import type { Logger } from '../observability/logger.js';
+import { buildOrReport, configWithLedgerOrReport, reportLedgerInUse, usingLedger } from './options.js';
 import { type RemoteReplay, replayThroughServe, ServeRefused } from './replay-remote.js';
 import { processLogger } from './runtime.js';
 
@@ -16,7 +18,7 @@ export function registerReplay(program: Command): void {
   program
     .command('replay')
     .description(
-      'Put dead rows back in the delivery queue (by id, or all of them with --dead), each mapped again from its source first; beside a running serve, through its admin API (which refusing admin.token makes it exit 1, replaying nothing). Exits 1 if any row was skipped.',
+      'Put dead rows back in the delivery queue (by id, or all of them with --dead), each mapped again from its source first (a failed row named by id, waiting out its backoff, is made due now instead, its attempts and transactionIds kept); beside a running serve, through its admin API (which refusing admin.token makes it exit 1, replaying nothing). Exits 1 if any row was skipped.',
     )
     .argument('[ids...]', 'ledger row ids (see `opencrvs-bridge ledger --status dead`)')
     .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
@@ -37,6 +39,10 @@ async function runReplay(args: string[], options: ReplayOptions): Promise<void> 
   // (or the next `sync`) delivers what is queued.
   const logger = buildOrReport(() => processLogger(config, { toStderr: true }));
   if (!logger) return;
+  await usingLedger('replay', config.store.path, () => replayWith(config, logger, ids, options));
+}
+
+async function replayWith(config: BridgeConfig, logger: Logger, ids: number[], options: ReplayOptions): Promise<void> {
   let bridge: Bridge | undefined;
   try {
     bridge = buildOrReport(() => new Bridge(config, { logger, http: false, schedule: false, worker: false }));

@@ -119,6 +119,10 @@ const fhir: SimulatorEntry = {
       .option('--fhir-port <port>', 'port of the FHIR R4 sandbox server (default 8090; 0 = any free port)')
       .option('--seed <dir>', 'seed the FHIR sandbox with every *.json resource or Bundle under this folder')
       .option('--demo-seed', 'seed the FHIR sandbox with the demo births and deaths')
+      .option(
+        '--fhir-as-openmrs',
+        'answer as an OpenMRS FHIR2 server: its resource types and search parameters only (no Composition, no Subscription)',
+      )
       .option('--notify <url>', 'send a subscription notification to this URL on every create/update')
       .option(
         '--notify-style <style>',
@@ -151,12 +155,20 @@ const fhir: SimulatorEntry = {
     const sandbox = await startNaming(
       '--fhir-port',
       port,
-      () => startFhirSandbox({ port, host: options.host, seed, notify, logger }),
+      () =>
+        startFhirSandbox({
+          port,
+          host: options.host,
+          seed,
+          notify,
+          logger,
+          ...(options.fhirAsOpenmrs ? { emulate: 'openmrs' as const } : {}),
+        }),
       options.seed,
     );
     return {
       summary: [
-        `FHIR R4 sandbox on ${sandbox.baseUrl}`,
+        `FHIR R4 sandbox on ${sandbox.baseUrl}${options.fhirAsOpenmrs ? ' (answering as OpenMRS FHIR2)' : ''}`,
         ...(notify ? [`  notifications:  ${style} to ${notify.url}`] : []),
       ],
       close: () => sandbox.close(),

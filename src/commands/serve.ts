@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { Bridge } from '../app.js';
 import { errorLine } from '../observability/crash.js';
 import { healthUrl, removeHealthFile, writeHealthFile } from './health-file.js';
-import { buildOrReport, configPath, loadConfigOrReport, reportLedgerInUse } from './options.js';
+import { buildOrReport, configPath, loadConfigOrReport, reportLedgerInUse, reportUnusableLedger } from './options.js';
 import { listenForSignals, openLeased, processLogger } from './runtime.js';
 
 export function registerServe(program: Command): void {
@@ -29,6 +29,8 @@ export function registerServe(program: Command): void {
           logger,
         );
       } catch (err) {
+        // A ledger that cannot be opened, or is damaged where the bridge reads at start: what to do, not a stack.
+        if (reportUnusableLedger('serve', config.store.path, err)) return;
         // Another process serves this ledger, as it should: a line saying so and what to do, not a crash.
         // Refused before the ledger was touched (its schema included).
         reportLedgerInUse('serve', err);

@@ -11,6 +11,7 @@ import { silentLogger } from '../observability/logger.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
 import {
   checkPlan,
+  clearTextBridgeUrlWarning,
   SUBSCRIPTION_STYLES,
   type SubscriptionPlan,
   SubscriptionPlanError,
@@ -58,7 +59,7 @@ function pickSource(config: BridgeConfig, id: string | undefined): SourceSetting
   if (!source) return `no source "${id}" in the configuration`;
   if (source.kind !== 'fhir') return `source "${id}" is ${source.kind}: subscriptions are for FHIR sources`;
   if (!source.subscription) {
-    return `source "${id}" has no subscription section: the bridge would answer 404 (add sources[].subscription with a secret)`;
+    return `source "${id}" has no subscription section: the bridge would refuse its notifications as it does a wrong secret, 401 (add sources[].subscription with a secret)`;
   }
   return source;
 }
@@ -76,6 +77,9 @@ async function runSubscriptions(options: SubscriptionsOptions): Promise<void> {
       `--bridge-url: give the bridge's address without /fhir-subscription/… (that path is added per source), e.g. ${options.bridgeUrl.replace(/\/fhir-subscription(\/.*)?$/, '')}`,
     );
   }
+  // Said, not refused: plain HTTP inside a cluster or on one host can be right (clearTextBridgeUrlWarning).
+  const clearText = clearTextBridgeUrlWarning(options.bridgeUrl);
+  if (clearText) console.error(clearText);
   // It calls the EMR, never OpenCRVS: the sources' secrets are read, the others need not be.
   const config = loadConfigOrReport(options.config, undefined, 'sources');
   if (!config) return;

@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { Bridge, type SyncSummary, syncDone } from '../app.js';
 import { dhis2SinceProblem, isSinceValue, MAX_TIMER_SECONDS } from '../config/index.js';
-import { heldSince } from '../ledger/index.js';
+import { heldSince, isCorruptCode, type WriteFailure } from '../ledger/index.js';
 import { errorLine } from '../observability/crash.js';
 import { isOpenCrvsError } from '../opencrvs/index.js';
-import { buildOrReport, loadConfigOrReport, reportLedgerInUse } from './options.js';
+import { buildOrReport, loadConfigOrReport, reportLedgerInUse, reportUnusableLedger } from './options.js';
 import { listenForSignals, openLeased, processLogger } from './runtime.js';
 
 function printSummary(summary: SyncSummary): void {
@@ -103,14 +103,23 @@ function resultOf(summary: SyncSummary): string {
   if (summary.failedSources.length > 0) reasons.push('a source could not be polled');
   if (Object.keys(summary.rereadFrom).length > 0) reasons.push('the reading from --since did not reach the watermark');
   if (summary.timedOut) reasons.push('the pass reached --timeout');
+  if (summary.storeFailure) reasons.push(storeFailureText(summary.storeFailure));
   return reasons.length > 0 ? reasons.join('; ') : 'something is dead, held or still failing';
+}
+
+/** A storage failure the ledger kept, as serve's /readyz `store` names it, and where the runbook says what to do. */
+function storeFailureText(failure: WriteFailure): string {
+  const met = `(${failure.code}: ${failure.message})`;
+  return isCorruptCode(failure.code)
+    ? `the ledger is corrupt ${met}: restore the last backup (runbook: "Ledger corrupt")`
+    : `the ledger refused a write ${met}: free space or make it writable (runbook: "Ledger disk full or unwritable")`;
 }
 
 export function registerSync(program: Command): void {
   program
     .command('sync')
     .description(
-      'one poll-and-deliver pass for external schedulers (cron, Kubernetes CronJob); exit 0 when everything found was delivered; 1 when anything is dead, failing, waiting or locked (rows of earlier passes included), when delivery is held, when a source could not be polled, or when the pass was stopped (a signal, --timeout) or failed, or when a --since reading did not reach the watermark, or when OpenCRVS could not confirm the routing table, neither before polling nor when asked again after it (the events found are recorded on its earlier answers and sent by a later pass); 2 for wrong arguments or configuration. Write-backs of the tracking id that fail or are abandoned are in the summary but change no delivery, so no exit status',
+      'one poll-and-deliver pass for external schedulers (cron, Kubernetes CronJob); exit 0 when everything found was delivered; 1 when anything is dead, failing, waiting or locked (rows of earlier passes included), when delivery is held, when a source could not be polled, or when the pass was stopped (a signal, --timeout) or failed, or when a --since reading did not reach the watermark, or when OpenCRVS could not confirm the routing table, neither before polling nor when asked again after it (the events found are recorded on its earlier answers and sent by a later pass), or when the ledger failed a read or write (damaged pages, a full disk: what /readyz store reports under serve); 2 for wrong arguments or configuration. Write-backs of the tracking id that fail or are abandoned are in the summary but change no delivery, so no exit status. It reads only the secrets it presents (opencrvs, sources[].auth): opening no listener, it needs neither admin.token nor the subscription secrets',
     )
     .requiredOption('--once', 'run one pass and exit (the only mode; `serve` runs continuously)')
     .option('--source <id>', 'only this source (repeatable)', (value: string, all: string[] = []) => [...all, value])
@@ -127,7 +136,9 @@ export function registerSync(program: Command): void {
     )
     .action(
       async (options: { source?: string[]; config?: string; json?: boolean; timeout: string; since?: string }) => {
-        const config = loadConfigOrReport(options.config);
+        // The secrets the pass presents (OpenCRVS's, the sources'), not those presented to a listener it never
+        // opens (the admin token, the subscriptions'): a CronJob is given only what it uses.
+        const config = loadConfigOrReport(options.config, undefined, 'outbound');
         if (!config) return;
         if (options.since !== undefined && !isSinceValue(options.since)) {
           console.error(
@@ -189,6 +200,8 @@ export function registerSync(program: Command): void {
             logger,
           );
         } catch (err) {
+          // A ledger that cannot be opened, or is damaged where the bridge reads at start: what to do, not a stack.
+          if (reportUnusableLedger('sync failed', config.store.path, err)) return;
           // Another process uses this ledger: refused before the ledger was touched (its schema included).
           reportLedgerInUse('sync failed', err);
           return;
@@ -231,6 +244,9 @@ export function registerSync(program: Command): void {
                 sourceErrors: summary.sourceErrors,
                 timedOut: summary.timedOut,
                 writeBacks: summary.writeBacks ?? null,
+                storeFailure: summary.storeFailure
+                  ? { code: summary.storeFailure.code, message: summary.storeFailure.message }
+                  : null,
                 earlier: summary.earlier.map((row) => ({ id: row.id, eventType: row.eventType, state: row.state })),
                 events: summary.rows.map((row) => ({
                   id: row.id,
@@ -247,6 +263,9 @@ export function registerSync(program: Command): void {
           }
           process.exitCode = summary.ok ? 0 : 1;
         } catch (err) {
+          // Damaged pages the pass met where nothing catches them (the rows of earlier passes it lists):
+          // what to do, as when they are met at start, not SQLite's words alone.
+          if (reportUnusableLedger('sync failed', config.store.path, err)) return;
           // OpenCRVS's words ("invalid_client") name no setting: these do.
           const refused = isOpenCrvsError(err) && err.operation === 'token' && err.kind === 'unauthorized';
           const hint = refused

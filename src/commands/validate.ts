@@ -3,7 +3,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { type BridgeConfig, ConfigError, packagePaths } from '../config/index.js';
+import { type BridgeConfig, ConfigError, loadConfig, packagePaths, type SecretFileReading } from '../config/index.js';
 import { noSourcesWarning } from '../config/warnings.js';
 import {
   type LoadMappingsOptions,
@@ -16,16 +16,37 @@ import {
 } from '../mapping/index.js';
 import { unreachableMappingWarnings } from '../sources/dhis2/mapping-codes.js';
 import { checkSourceMappings } from '../sources/overlap.js';
-import { configPath, loadConfigOrReport } from './options.js';
+import { configPath, LOCAL_ONLY, loadConfigOrReport } from './options.js';
 
 export function registerValidate(program: Command): void {
   program
     .command('validate')
     .description(
-      'Check the configuration and the mappings (field ids, options, value types, FHIRPath) without sending.',
+      'Check the configuration and the mappings (field ids, options, value types, FHIRPath) without sending. Secrets are not needed: one this machine lacks (an unset environment variable, an unreadable file) is a warning.',
     )
     .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG; without one, every mapping in mappings/)')
     .action((options: { config?: string }) => runValidate(options));
+}
+
+/**
+ * What reading the configuration's secrets (`${NAME}`, `…File`) on this machine finds wrong, or undefined:
+ * the first problem, as serve would stop on it, naming the key and the variable or file, never a value.
+ */
+function secretsProblemHere(file: string | undefined): string | undefined {
+  const problem = (secretFiles: SecretFileReading) => {
+    try {
+      loadConfig({ file, env: process.env, secretFiles });
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      return err.message;
+    }
+  };
+  const all = problem('all');
+  if (all === undefined) return undefined;
+  // sync reads only the secrets it presents: the admin token's and the subscriptions' do not stop it.
+  const stopping = problem('outbound') === undefined ? 'serve and replay' : 'serve, sync and replay';
+  return `${all} (on this machine ${stopping} would stop on it: validate checks the configuration without its secrets, and doctor checks them where the bridge runs)`;
 }
 
 function runValidate(options: { config?: string }): void {
@@ -38,9 +59,13 @@ function runValidate(options: { config?: string }): void {
         "a site's own mapping files are checked with --config",
     );
   } else {
-    config = loadConfigOrReport(options.config);
+    // The shape only: validate runs where the bridge does not (CI, a laptop), without its secrets. A secret
+    // this machine lacks is said as a warning; serve, sync, replay and doctor refuse it where they run.
+    config = loadConfigOrReport(options.config, undefined, LOCAL_ONLY);
     if (!config) return;
     console.log(`ok    configuration ${configPath(options.config)}`);
+    const secrets = secretsProblemHere(configPath(options.config));
+    if (secrets) console.log(`warn  ${secrets}`);
     const noSources = noSourcesWarning(config.sources);
     if (noSources) console.log(`warn  ${noSources}`);
     base = mappingOptionsFromConfig(config);

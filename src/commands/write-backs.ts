@@ -9,7 +9,7 @@ import type { BridgeConfig } from '../config/index.js';
 import { openLedger } from '../ledger/index.js';
 import type { Logger } from '../observability/logger.js';
 import { type WriteBackItem, WriteBackStore, writesBack } from '../sources/writeback/index.js';
-import { buildOrReport, configWithLedgerOrReport, LOCAL_ONLY, reportLedgerInUse } from './options.js';
+import { buildOrReport, configWithLedgerOrReport, LOCAL_ONLY, reportLedgerInUse, usingLedger } from './options.js';
 import { processLogger } from './runtime.js';
 
 interface WriteBacksOptions {
@@ -41,7 +41,7 @@ export function registerWriteBacks(program: Command): void {
     .action((options: WriteBacksOptions) => runWriteBacks(options));
 }
 
-function runWriteBacks(options: WriteBacksOptions): void {
+async function runWriteBacks(options: WriteBacksOptions): Promise<void> {
   const ids = (options.requeue ?? []).map((id) => Number(id.replace(/^#/, '')));
   const badIds = ids.some((id) => !Number.isInteger(id) || id < 1);
   // --source narrows a listing or --all-abandoned; with row ids it would be a second, unchecked filter.
@@ -63,6 +63,16 @@ function runWriteBacks(options: WriteBacksOptions): void {
   const acting = options.requeue !== undefined || options.allAbandoned === true;
   const logger = acting ? buildOrReport(() => processLogger(config, { toStderr: true })) : undefined;
   if (acting && !logger) return;
+  await usingLedger('write-backs', config.store.path, () => writeBacksIn(config, options, ids, logger));
+}
+
+/** Lists the jobs, or re-queues them (`logger` given: the audit lines). */
+function writeBacksIn(
+  config: BridgeConfig,
+  options: WriteBacksOptions,
+  ids: number[],
+  logger: Logger | undefined,
+): void {
   // Opened first: it creates or upgrades the tables, and refuses a ledger a running older version holds.
   let ledger: ReturnType<typeof openLedger>;
   try {

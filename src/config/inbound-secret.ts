@@ -1,6 +1,7 @@
 // The secrets other parties present to the bridge (the admin token, a subscription's bearer secret and
 // HMAC key) are compared by the bridge, so their strength is the bridge's to check: a one-character
 // secret, or one copied from an example, is guessed or known.
+import { createHash, timingSafeEqual } from 'node:crypto';
 
 /** The shortest inbound secret taken (the schema says the same of each as written). */
 export const MIN_INBOUND_SECRET_LENGTH = 16;
@@ -27,3 +28,14 @@ export function guessableSecretProblem(value: string, noun: string): string | un
 
 /** A subscription's `secret` or `hmacSecret`; asked at load and of a rotated `secretFile`/`hmacSecretFile`. */
 export const subscriptionSecretProblem = (value: string): string | undefined => guessableSecretProblem(value, 'secret');
+
+/**
+ * Whether a secret sent equals the one expected, the same way for every inbound secret (admin token,
+ * subscription bearer secret and signature): in constant time whatever the lengths, by comparing digests
+ * of fixed length. Neither side is trimmed here: the expected one was when read (secretOf's `trim`).
+ */
+export function sameSecret(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given, 'utf8').digest();
+  const b = createHash('sha256').update(expected, 'utf8').digest();
+  return timingSafeEqual(a, b);
+}

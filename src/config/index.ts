@@ -12,4 +12,5 @@ export {
   sinceHasZone,
 } from './load.js';
 export { packagePaths } from './paths.js';
+export { storePathWarning } from './store-path.js';
 export type * from './types.js';

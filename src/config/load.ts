@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import cron from 'node-cron';
 import { type Document, parseDocument, visit, YAMLError, YAMLParseError } from 'yaml';
@@ -10,6 +10,7 @@ import { subscriptionSecretProblem } from './inbound-secret.js';
 import { defaultMappings, isMappingPath, packagePaths, shippedMappingFile } from './paths.js';
 import { atPointer, createAjv, describeAjvError, pointerParts, pointerToPath, readProfileJson } from './schema.js';
 import { fileSignature, rememberSecretFile, rememberUnsetSecret, secretLeftUnset } from './secret-files.js';
+import { resolveStorePath } from './store-path.js';
 import type { BridgeConfig, PollSettings, SourceSettings } from './types.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -144,11 +145,15 @@ function envOrigin(origins: EnvOrigins, path: string, value: unknown): string {
 }
 
 /** Which secrets a command reads, from a `…File` or a `${NAME}` (LoadConfigOptions.secretFiles). */
-export type SecretFileReading = 'all' | 'calls' | 'sources' | 'none';
+export type SecretFileReading = 'all' | 'calls' | 'outbound' | 'sources' | 'none';
+
+/** A subscription's `secret` or `hmacSecret` (or its `…File`): what an EMR presents to the receiver. */
+const SUBSCRIPTION_SECRET = /^sources\[\d+\]\.subscription\./;
 
 /** Whether the secret (or its `…File` key) at `keyPath` is read under `reading`. */
 function readsSecretFile(reading: SecretFileReading, keyPath: string): boolean {
   if (reading === 'calls') return !keyPath.startsWith('admin.');
+  if (reading === 'outbound') return !keyPath.startsWith('admin.') && !SUBSCRIPTION_SECRET.test(keyPath);
   return reading === 'all' || (reading === 'sources' && keyPath.startsWith('sources['));
 }
 
@@ -190,7 +195,7 @@ function resolveSecretFiles(
       if (!readsSecretFile(reading, keyPath)) continue;
       let text: string;
       let signature: string;
-      // Relative to the config file's folder (not the working directory, as store.path is): said in full.
+      // Relative to the config file's folder, as every path in it is: said in full.
       const secretPath = isAbsolute(value) ? value : resolve(baseDir, value);
       try {
         // Before the read: a change made during it is then seen by the first look (secret-files.ts).
@@ -340,7 +345,8 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
     if (source.alsoKnownAs !== undefined) source.alsoKnownAs = checkAlsoKnownAs(source, `sources[${i}]`, file);
     if (source.timeZone !== undefined) checkTimeZone(source.timeZone, `sources[${i}].timeZone`, file);
     source.mappings = resolveMappings(source.mappings, `sources[${i}].mappings`, file);
-    if (source.dhis2?.fields !== undefined) checkDhis2Fields(source.dhis2.fields, `sources[${i}].dhis2.fields`, file);
+    if (source.dhis2?.fields !== undefined)
+      checkDhis2Fields(source.dhis2.fields, source.dhis2.trackedEntityType, `sources[${i}].dhis2.fields`, file);
     checkUrl(source.auth.tokenUrl, `sources[${i}].auth.tokenUrl`, file);
     const auth = source.auth;
     const need = (key: keyof typeof auth, why: string) => {
@@ -492,19 +498,52 @@ function resolveMappings(entries: string[], path: string, file?: string): string
     const shipped = readdirSync(packagePaths.mappings)
       .filter((f) => f.endsWith('.yaml'))
       .map((f) => f.replace(/\.yaml$/, ''));
+    // A copy's `id:` names it in the ledger and in results, not in `mappings:`: one whose id this is
+    // is pointed to by its path.
+    const copies = filesWithMappingId(entry, file ? dirname(file) : process.cwd());
+    const hint = copies.length
+      ? `${copies.join(', ')} ${copies.length === 1 ? 'has' : 'have'} that id: name it by its path, ${copies[0]} (a mapping of your own is named by its path, not its id)`
+      : 'a mapping of your own is named by its path, not its id: e.g. ./mappings/birth.yaml';
     throw new ConfigError(
       `${path}[${j}]`,
-      `no mapping named "${entry}" (there are: ${shipped.join(', ')}; or give a path to your own file, e.g. ./mappings/birth.yaml)`,
+      `no mapping named "${entry}" (there are: ${shipped.join(', ')}); ${hint}`,
       file,
     );
   });
 }
 
+/** The YAML files beside the configuration and in its mappings/ folder whose `id:` is `id` (`./…` paths). */
+function filesWithMappingId(id: string, base: string): string[] {
+  const found: string[] = [];
+  for (const folder of ['.', './mappings']) {
+    let names: string[];
+    try {
+      names = readdirSync(resolve(base, folder)).filter((n) => /\.ya?ml$/i.test(n));
+    } catch {
+      continue;
+    }
+    for (const name of names.sort().slice(0, 100)) {
+      const relative = `${folder}/${name}`;
+      try {
+        const absolute = resolve(base, relative);
+        if (statSync(absolute).size > 1_000_000) continue;
+        const named = /^id:[ \t]*['"]?([^'"\s#]+)/m.exec(readFileSync(absolute, 'utf8'))?.[1];
+        if (named === id) found.push(relative);
+      } catch {
+        // unreadable: not the file meant
+      }
+    }
+  }
+  return found;
+}
+
 /**
  * The poll's watermark is each tracked entity's `updatedAt` and its key the `trackedEntity` uid: a fields
- * filter without them would keep the watermark still and hide every later change, quietly.
+ * filter without them would keep the watermark still and hide every later change, quietly. With a
+ * `trackedEntityType`, the poller tells each listed record's type itself (DHIS2 will not filter by programme
+ * and type at once), so the list must say it.
  */
-function checkDhis2Fields(fields: string, path: string, file?: string): void {
+function checkDhis2Fields(fields: string, trackedEntityType: string | undefined, path: string, file?: string): void {
   let depth = 0;
   let name = '';
   const top: string[] = [];
@@ -525,6 +564,12 @@ function checkDhis2Fields(fields: string, path: string, file?: string): void {
       file,
     );
   }
+  if (trackedEntityType !== undefined && !top.includes('trackedEntityType'))
+    throw new ConfigError(
+      path,
+      `must include trackedEntityType (or be *), as ${path.replace(/fields$/, 'trackedEntityType')} is set: the poller keeps only the records of that type, since DHIS2 will not filter a programme's list by type`,
+      file,
+    );
 }
 
 function checkTimeZone(zone: string, path: string, file?: string): void {
@@ -593,7 +638,9 @@ export interface LoadConfigOptions {
   env?: Env;
   /**
    * Which secrets are read: 'all' (the default) for a command that calls OpenCRVS or serves; 'calls'
-   * (all but the admin page's token) for one that calls OpenCRVS and the sources and serves nothing;
+   * (all but the admin page's token) for doctor, which looks at the subscriptions too, when a full load fails;
+   * 'outbound' (those the bridge presents, to OpenCRVS and the sources: not the admin token nor the
+   * subscriptions' secrets, which only a listener checks) for a pass that opens no listener (sync);
    * 'sources' (only those under sources[]) for one that calls the sources alone; 'none' for one that
    * reads the ledger only. A secret file being rotated (empty for a moment, or for an incident's
    * length) or one this user may not read then does not stop the diagnostic commands, nor a secret
@@ -730,6 +777,7 @@ export function loadConfig(options: LoadConfigOptions): BridgeConfig {
     if (origin && err instanceof ConfigError) throw new ConfigError(err.path, `${err.problem}${origin}`, err.file);
     throw err;
   }
+  resolveStorePath(config, file);
   return config;
 }
 

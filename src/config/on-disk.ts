@@ -131,14 +131,30 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
+// A path's segment: no slash, space or punctuation that ends a path in a sentence.
+const SEGMENT = `[^\\s/:,;()[\\]'"]+`;
 /**
- * `text` with each absolute path in it cut to its base name (`/etc/bridge/bridge.yaml: routing…` →
- * `bridge.yaml: routing…`), for /readyz, which anyone who reaches the port may read: where the
- * configuration and the secrets live tells an intruder where to look. The log keeps the paths. A URL's
- * path is left alone: a path counts only at the start or after a space, a bracket or a quote.
+ * An absolute path: at the start or after a space, a bracket or a quote (so not a URL's path). Its folders
+ * may hold spaces (`/srv/my data/`): a run of words counts as one only when a `/` follows it at once. The
+ * last segment ends at a space (where the sentence may go on): a base name with a space keeps its words.
  */
-export function baseNamesOnly(text: string): string {
-  return text.replace(/(^|[\s(['"])\/(?:[^\s/:,;()[\]'"]+\/)*([^\s/:,;()[\]'"]+)/g, '$1$2');
+const ABSOLUTE_PATH = new RegExp(`(^|[\\s(['"])\\/(?:${SEGMENT}(?: +${SEGMENT})*\\/)*(${SEGMENT})`, 'g');
+
+/**
+ * `text` with each path in it cut to its base name (`/etc/bridge/bridge.yaml: routing…` →
+ * `bridge.yaml: routing…`), for /readyz and /healthz, which anyone who reaches the port may read: where
+ * the configuration, the ledger and the secrets live tells an intruder where to look. The log keeps the
+ * paths. The paths the caller knows (`known`: the files it read, the ledger's, absolute or relative) are
+ * found as they are written, whatever they hold; any other absolute path by its shape (ABSOLUTE_PATH).
+ */
+export function baseNamesOnly(text: string, known: readonly string[] = []): string {
+  let out = text;
+  // Longest first: `/a/b` inside `/a/b c/d` is a folder, not the path.
+  for (const path of [...known].sort((a, b) => b.length - a.length)) {
+    const base = path.slice(path.lastIndexOf('/') + 1);
+    if (base !== path && base !== '') out = out.split(path).join(base);
+  }
+  return out.replace(ABSOLUTE_PATH, '$1$2');
 }
 
 /** The files of `loaded` whose content is no longer what was read. */

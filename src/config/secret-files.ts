@@ -73,6 +73,13 @@ export interface SecretOptions {
   logger?: Logger;
   /** A problem with a value read (said instead of taking it), or undefined when it is fine. */
   check?: (value: string) => string | undefined;
+  /**
+   * An inbound secret compared with what a client sends (the admin token, a subscription's bearer
+   * secret): its surrounding spaces are dropped once, as configured and as each rotation is read, since
+   * HTTP drops them from a header value. Not for a key whose every byte counts (an HMAC key, an outbound
+   * secret, sent as configured).
+   */
+  trim?: boolean;
   now?: () => number;
 }
 
@@ -88,7 +95,8 @@ export function secretOf(owner: object, key: string, options: SecretOptions = {}
   let secret = secrets.get(key);
   if (!secret) {
     const file = files.get(owner)?.get(key);
-    secret = file ? fileSecret(value, file, options) : fixedSecret(value);
+    const taken = options.trim ? value.trim() : value;
+    secret = file ? fileSecret(taken, file, options) : fixedSecret(taken);
     secrets.set(key, secret);
   }
   return secret;
@@ -157,7 +165,8 @@ function fileSecret(initial: string, file: SecretFile, options: SecretOptions): 
       return false;
     }
     // As the loader reads it (load.ts): a byte-order mark and the trailing newline are no part of it.
-    const read = text.replace(/^\uFEFF/, '').replace(/\r?\n$/, '');
+    const line = text.replace(/^\uFEFF/, '').replace(/\r?\n$/, '');
+    const read = options.trim ? line.trim() : line;
     const problem = !read
       ? 'the file is empty'
       : CONTROL.test(read)

@@ -105,7 +105,11 @@ export interface Dhis2Settings {
   /** Org unit uids to poll; absent = every org unit the user may search (orgUnitMode ACCESSIBLE). */
   orgUnits?: string[];
   orgUnitMode?: Dhis2OrgUnitMode;
-  /** Only with no program filter in DHIS2 terms; sent as `trackedEntityType` when set. */
+  /**
+   * Only tracked entities of this type. Applied by the poller to what the programme's list answers, never
+   * sent: DHIS2 refuses `trackedEntityType` with `program` ("Program and tracked entity cannot be specified
+   * simultaneously"). A programme enrols one type only, so it is that type, or the source reads nothing.
+   */
   trackedEntityType?: string;
   /** Only enrollments in this status (`enrollmentStatus`). */
   enrollmentStatus?: 'ACTIVE' | 'COMPLETED' | 'CANCELLED';
@@ -119,10 +123,19 @@ export interface Dhis2Settings {
  */
 export interface WriteBackSettings {
   enabled: boolean;
-  /** DHIS2: data element that receives the tracking id, on an event of `programStage` (default: the trigger event). */
+  /**
+   * DHIS2: a TEXT or LONG_TEXT data element made for the tracking id, read by no mapping's `codes` (doctor
+   * fails either), on the event of `programStage` (default: the trigger event). A value already there is
+   * never overwritten, except the job's own earlier tracking ids: the job is abandoned instead.
+   */
   dataElement?: string;
   programStage?: string;
-  /** DHIS2: tracked entity attribute that receives the tracking id (instead of a data element). */
+  /**
+   * DHIS2, instead of `dataElement`: a TEXT or LONG_TEXT attribute of the programme's tracked entity type
+   * (not a programme attribute), read by no mapping's `codes` (doctor fails each). One value per tracked
+   * entity, never overwritten except by the job's own earlier tracking ids (the row delivered again under a
+   * new one): another value abandons the job. Births and deaths of one server need one each (doctor warns).
+   */
   attribute?: string;
   /** FHIR: an identifier on a resource (default), or a Task / DocumentReference that carries it. */
   target: 'identifier' | 'task' | 'documentReference';

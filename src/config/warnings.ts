@@ -1,3 +1,4 @@
+import { secretLeftUnset } from './secret-files.js';
 import type { HttpSettings, SourceSettings } from './types.js';
 
 /**
@@ -6,9 +7,14 @@ import type { HttpSettings, SourceSettings } from './types.js';
  */
 export function unauthenticatedSubscriptionWarning(source: SourceSettings): string | undefined {
   const subscription = source.subscription;
-  if (!subscription || subscription.secret || subscription.hmacSecret) return undefined;
+  if (
+    !subscription ||
+    subscriptionSecretGiven(subscription, 'secret') ||
+    subscriptionSecretGiven(subscription, 'hmacSecret')
+  )
+    return undefined;
   // Harmless (a notification is only a hint to re-read the source), but rarely intended.
-  return 'subscription without secret or hmacSecret: anyone who can reach /fhir-subscription/<source> can make the bridge re-read resources';
+  return 'subscription without secret or hmacSecret, so anyone who can reach /fhir-subscription/<source> can make the bridge re-read resources';
 }
 
 /**
@@ -19,11 +25,23 @@ export function unauthenticatedSubscriptionWarning(source: SourceSettings): stri
  * and is checked before the body is read.
  */
 export function signatureOnlySubscriptionWarning(source: SourceSettings): string | undefined {
-  const subscription = source.subscription as (SourceSettings['subscription'] & Record<string, unknown>) | undefined;
+  const subscription = source.subscription;
   if (!subscription) return undefined;
-  const given = (key: string) => Boolean(subscription[key]) || typeof subscription[`${key}File`] === 'string';
-  if (!given('hmacSecret') || given('secret')) return undefined;
-  return 'subscription with hmacSecret but no secret: X-Signature signs the body only, so /fhir-subscription/<source>/{Type}/{id} notifications are refused (403) and a Medplum delete is acted on only when the resource it names reads as deleted (otherwise a catch-up poll); add a bearer secret too (docs/deployment.md, "Subscriptions on the EMR")';
+  if (!subscriptionSecretGiven(subscription, 'hmacSecret') || subscriptionSecretGiven(subscription, 'secret'))
+    return undefined;
+  return 'subscription with hmacSecret but no secret: X-Signature signs the body only, so /fhir-subscription/<source>/{Type}/{id} notifications are refused (403) and a Medplum delete is acted on only when the resource it names reads as deleted (otherwise a catch-up poll); add secret too, which is checked before the body is read (docs/deployment.md, "Subscriptions on the EMR")';
+}
+
+/**
+ * Whether the subscription gives this secret: its value, or, for a command that leaves it unread (sync
+ * opens no receiver: LoadConfigOptions.secretFiles), its `…File` key or a `${NAME}` left out.
+ */
+function subscriptionSecretGiven(subscription: object, key: 'secret' | 'hmacSecret'): boolean {
+  return (
+    Boolean(Reflect.get(subscription, key)) ||
+    typeof Reflect.get(subscription, `${key}File`) === 'string' ||
+    secretLeftUnset(subscription, key)
+  );
 }
 
 /** An address only this machine (or container) reaches: 127.0.0.0/8, ::1, localhost. */

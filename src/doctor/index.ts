@@ -11,6 +11,7 @@ import { checkEventsApi, checkRouting, checkToken } from './opencrvs-checks.js';
 import { checkDhis2Source, checkFhirSource } from './source-checks.js';
 import { checkSourceIds } from './source-ids.js';
 import { type CheckResult, type DoctorReport, fail, skip, warn } from './types.js';
+import { checkWriteBackSharing } from './write-back-sharing.js';
 
 export type { CheckResult, CheckStatus, DoctorReport } from './types.js';
 
@@ -56,6 +57,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   }
   for (const { sourceId, message } of unreachableMappingWarnings(config.sources, loadedOf))
     checks.push(warn(`mappings ${sourceId}`, message));
+  checks.push(...checkWriteBackSharing(config.sources, typesOf));
 
   const sourceChecks = await Promise.all(
     config.sources.map(async (source, index): Promise<CheckResult[]> => {
@@ -68,7 +70,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       if (source.kind === 'dhis2')
         return [...(await checkDhis2Source(source, mappings?.mappings ?? [], index)), ...said];
       // Without mappings the watched types are unknown; reachability is still worth knowing.
-      return [...(await checkFhirSource(source, mappings?.watchedResourceTypes() ?? [])), ...said];
+      return [...(await checkFhirSource(source, mappings?.watchedResourceTypes() ?? [], mappings?.mappings)), ...said];
     }),
   );
   checks.push(...sourceChecks.flat());

@@ -9,6 +9,7 @@ import {
   type Env,
   loadConfig,
   type SourceSettings,
+  storePathWarning,
 } from '../config/index.js';
 import { changedOnDisk, LOADED_FILES_META, type LoadedFile, mappingFilesNamed } from '../config/on-disk.js';
 import { exposedLedgerFiles } from '../ledger/db.js';
@@ -24,6 +25,7 @@ import {
 } from '../ledger/index.js';
 import { currentLeaseHolder, LedgerInUse } from '../ledger/process-lease.js';
 import { loadMappings, MappingLoadError, type MappingSet, sourceMappingOptions } from '../mapping/index.js';
+import { goLiveLaterThanLedger } from '../sources/go-live-ledger.js';
 import { identityChanges } from '../sources/identity.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
 
@@ -83,11 +85,11 @@ function withoutSecretFiles(file: string | undefined, env: Env): ConfigCheck['pa
  * refuses to): the older bridge would refuse it after. A warning, naming that bridge: the ledger's checks
  * are then not run; a copy of it can be checked instead (docs/deployment.md §7).
  *
- * Where there is no ledger yet, none is created: a relative store.path is relative to the working
- * directory, so a doctor run from another directory looked at another file, created an empty ledger
- * there and passed (✔), and `ledger` beside it then said "empty". A warning names the full path instead,
- * and whether serve could create the ledger there: the store's checks need nothing else of a ledger that
- * records nothing.
+ * Where there is no ledger yet, none is created: a doctor pointed at the wrong file would create an empty
+ * ledger there and pass (✔), and `ledger` beside it then said "empty". A warning names the full path
+ * instead, and whether serve could create the ledger there: the store's checks need nothing else of a
+ * ledger that records nothing. A ledger kept at the old, working-directory reading of a relative
+ * store.path is said too (config/store-path.ts).
  */
 export function checkStore(
   config: BridgeConfig,
@@ -96,6 +98,18 @@ export function checkStore(
 ): CheckResult[] {
   const path = config.store.path;
   const shown = isAbsolute(path) ? path : `${resolve(path)} (store.path ${path}, relative to the working directory)`;
+  const moved = storePathWarning(config);
+  if (moved) return [warn('store path', moved), ...checkStoreAt(config, path, shown, now, freeSpace)];
+  return checkStoreAt(config, path, shown, now, freeSpace);
+}
+
+function checkStoreAt(
+  config: BridgeConfig,
+  path: string,
+  shown: string,
+  now: Date,
+  freeSpace: (path: string) => FreeSpace | undefined,
+): CheckResult[] {
   if (!existsSync(path)) return [noLedgerYet(path, shown), ...firstSyncWarnings(config, () => false)];
   let ledger: ReturnType<typeof openLedger> | undefined;
   let migrated: CheckResult | undefined;
@@ -135,6 +149,8 @@ export function checkStore(
     // address (it records it then), so a doctor run before starting it sees what the first pass would do.
     for (const change of identityChanges(ledger, config))
       results.push(warn(`ledger ${change.name}`, `${change.setting} changed: ${change.meaning}`));
+    for (const later of goLiveLaterThanLedger(config.sources, ledger))
+      results.push(warn(`go-live ${later.sourceId}`, later.message));
     // serve and sync refuse to start on it: said here in the same words.
     const configured = config.sources.map((s) => s.id);
     const unaccounted = unaccountedSources(ledger, configured);
@@ -274,7 +290,7 @@ function noLedgerYet(path: string, shown: string): CheckResult {
   }
   return warn(
     'store',
-    `${shown}: no ledger there (doctor created none); serve or sync creates it (the directory is writable). If the bridge has run before, this is not its ledger: run from the directory it runs in, or give store.path as an absolute path`,
+    `${shown}: no ledger there (doctor created none); serve or sync creates it (the directory is writable). If the bridge has run before, this is not its ledger: give store.path as the absolute path of the one it has`,
   );
 }
 

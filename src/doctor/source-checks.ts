@@ -6,6 +6,7 @@
 import type { Bundle, Subscription } from '@medplum/fhirtypes';
 import type { SourceSettings } from '../config/types.js';
 import { signatureOnlySubscriptionWarning, unauthenticatedSubscriptionWarning } from '../config/warnings.js';
+import type { CompiledMapping } from '../mapping/compile.js';
 import { silentLogger } from '../observability/logger.js';
 import type { SecretScrubber } from '../observability/secret-scrubber.js';
 import { Dhis2Client, Dhis2SourceError, isDhis2Uid } from '../sources/dhis2/client.js';
@@ -18,13 +19,20 @@ import {
   unreachableMappings,
 } from '../sources/dhis2/mapping-codes.js';
 import { dhis2SettingsOf, trackedEntityFilter } from '../sources/dhis2/settings.js';
+import {
+  type CapabilitySummary,
+  capabilityGaps,
+  declaresLastUpdated,
+  lacksInstanceHistory,
+  summarizeCapabilities,
+} from '../sources/fhir/capability.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
+import { typeGap } from '../sources/fhir/server-support.js';
 import { sortSignals } from '../sources/fhir/sort-signals.js';
 import { SourceCallError, systemCode } from '../sources/shared/source-error.js';
 import { isRedirect } from '../util/redirect.js';
 import { normalisedUrl } from '../util/url.js';
 import { checkDhis2OrgUnits } from './dhis2-org-units.js';
-import { capabilityGaps, declaresLastUpdated, lacksInstanceHistory, summarizeCapabilities } from './fhir-capability.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
 
 /** The error's text, with the system's code of a failed connection when the text does not give it. */
@@ -43,16 +51,56 @@ function withoutSecrets(secrets: SecretScrubber, results: CheckResult[]): CheckR
   return results.map((result) => ({ ...result, detail: secrets.text(result.detail) }));
 }
 
-export async function checkFhirSource(settings: SourceSettings, watchedTypes: string[]): Promise<CheckResult[]> {
+/** What doctor reads of a FHIR source's mappings: their subject types and context searches. */
+type FhirMapping = Pick<CompiledMapping, 'id' | 'subjectType' | 'context'>;
+
+export async function checkFhirSource(
+  settings: SourceSettings,
+  watchedTypes: string[],
+  mappings: readonly FhirMapping[] = [],
+): Promise<CheckResult[]> {
   // One attempt per call: the doctor reports what it sees rather than retrying it away.
   const client = new FhirSourceClient(settings, { logger: silentLogger, attempts: 1 });
-  return withoutSecrets(client.secrets, await fhirSourceChecks(client, settings, watchedTypes));
+  return withoutSecrets(client.secrets, await fhirSourceChecks(client, settings, watchedTypes, mappings));
+}
+
+/**
+ * The mappings' context searches the server does not serve (its CapabilityStatement does not list their
+ * type: the bridge takes them as empty, ServerSupport), and those whose parameters it does not declare for
+ * a type whose own parameters it lists (a hint: the bridge asks them, and takes them as empty only when the
+ * server answers "not supported"). `mapping context (Type)`, `mapping context (Type: param)`.
+ */
+function contextsOff(
+  summary: CapabilitySummary,
+  mappings: readonly FhirMapping[],
+): { off: string[]; undeclared: string[] } {
+  const off: string[] = [];
+  const undeclared: string[] = [];
+  for (const mapping of mappings) {
+    for (const item of mapping.context) {
+      if (item.kind !== 'search' || !item.type) continue;
+      if (typeGap(summary, item.type)) {
+        off.push(`${mapping.id} ${item.name} (${item.type})`);
+        continue;
+      }
+      // Judged only where the statement lists the type's own parameters (a HAPI server's lists every one its
+      // search methods take); one that lists only `_lastUpdated`, or none, says nothing of the others.
+      const declared = summary.types.get(item.type)?.searchParams ?? new Set<string>();
+      if (![...declared].some((name) => !name.startsWith('_'))) continue;
+      const missing = (item.params ?? [])
+        .map((p) => p.name.split(/[:.]/)[0] ?? p.name)
+        .filter((name) => !name.startsWith('_') && !declared.has(name) && !summary.commonSearchParams.has(name));
+      if (missing.length > 0) undeclared.push(`${mapping.id} ${item.name} (${item.type}: ${missing.join(', ')})`);
+    }
+  }
+  return { off, undeclared };
 }
 
 async function fhirSourceChecks(
   client: FhirSourceClient,
   settings: SourceSettings,
-  watchedTypes: string[],
+  allWatched: string[],
+  mappings: readonly FhirMapping[],
 ): Promise<CheckResult[]> {
   const name = `source ${settings.id}`;
   const where = normalisedUrl(settings.baseUrl);
@@ -75,6 +123,12 @@ async function fhirSourceChecks(
   if (!summary) return [fail(name, `${where}/metadata is not a CapabilityStatement${path}`)];
 
   const results: CheckResult[] = [];
+  // A type only linked to a subject that the server does not serve is not polled (FhirPoller): its
+  // contexts are said below. A subject type must be served.
+  const subjectTypes = new Set(mappings.map((mapping) => mapping.subjectType));
+  const watchedTypes = allWatched.filter(
+    (type) => subjectTypes.size === 0 || subjectTypes.has(type) || !typeGap(summary, type),
+  );
   const gaps = watchedTypes.flatMap((type) => capabilityGaps(summary, type));
   if (gaps.length > 0) results.push(fail(name, `the CapabilityStatement of ${where}: ${gaps.join('; ')}`));
 
@@ -118,6 +172,23 @@ async function fhirSourceChecks(
   if (undeclared.length > 0 && failedProbes.length === 0) {
     results.push(warn(name, `_lastUpdated not declared for ${undeclared.join(', ')} (the probe search worked)`));
   }
+  const { off, undeclared: undeclaredParams } = contextsOff(summary, mappings);
+  if (off.length > 0 || undeclaredParams.length > 0) {
+    const said = [
+      ...(off.length > 0 ? [`mapping contexts the server does not serve, taken as empty: ${off.join('; ')}`] : []),
+      ...(undeclaredParams.length > 0
+        ? [
+            `Search parameters its CapabilityStatement does not declare (taken as empty if the server answers "not supported"): ${undeclaredParams.join('; ')}`,
+          ]
+        : []),
+    ];
+    results.push(
+      warn(
+        name,
+        `${said.join('. ')}. What they would fill stays empty (the rest of each record is delivered); see docs/fhir-sources.md`,
+      ),
+    );
+  }
   const subscriptionWarning =
     unauthenticatedSubscriptionWarning(settings) ?? signatureOnlySubscriptionWarning(settings);
   if (subscriptionWarning) results.push(warn(name, subscriptionWarning));
@@ -136,7 +207,7 @@ async function fhirSourceChecks(
         ? await checkSubscriptions(client, settings.id, watchedTypes)
         : warn(
             name,
-            'subscription configured but the server does not advertise Subscription: set notifications up on the server side (polling still catches up)',
+            `subscription configured, but the server's CapabilityStatement lists no Subscription (OpenMRS has none): no notification will come; poll it (sources[].poll) and remove sources[].subscription of source ${settings.id}`,
           ),
     );
   }
@@ -349,6 +420,7 @@ async function checkDhis2Metadata(
     };
   }
   const problems: string[] = [];
+  problems.push(...trackedEntityTypeProblems(dhis2SettingsOf(settings).trackedEntityType, found, program, at));
   const writeBack = settings.writeBack;
   const stages = Array.isArray(found.programStages) ? (found.programStages as Stage[]) : [];
   if (writeBack?.programStage && !stages.some((stage) => stage.id === writeBack.programStage))
@@ -435,6 +507,26 @@ function targetProblems(
       );
   }
   return problems;
+}
+
+/**
+ * `dhis2.trackedEntityType` against the programme's own: DHIS2 enrols only tracked entities of the
+ * programme's type, and the poller keeps only the listed records of the configured one, so another type
+ * reads nothing, every poll passing. Not judged when DHIS2 does not say the programme's type.
+ */
+function trackedEntityTypeProblems(
+  configured: string | undefined,
+  program: Record<string, unknown>,
+  programUid: string,
+  at: string,
+): string[] {
+  const type = program.trackedEntityType;
+  const own = typeof type === 'object' && type !== null ? (type as Record<string, unknown>).id : undefined;
+  if (configured === undefined || typeof own !== 'string' || own === configured) return [];
+  return [
+    `${at}.dhis2.trackedEntityType ${configured} is not the tracked entity type of programme ${programUid} ` +
+      `(${own}), the only type it enrols: the source would read nothing (set ${own}, or remove the key)`,
+  ];
 }
 
 /**

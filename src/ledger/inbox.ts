@@ -42,8 +42,9 @@ export interface LedgerInbox {
 
 // INDEXED BY: left to itself SQLite walks the table in id order, processed rows included (a review
 // measured 36 ms a round at 191k rows, 310 ms at 1.9M). The partial index holds only waiting rows.
+// `LIMIT +?`, here and in the prune: a bare bound LIMIT is compiled again at every run (db.ts).
 export const DUE_SQL =
-  'SELECT id, source_id, received_at, body, attempts FROM inbox INDEXED BY inbox_due WHERE processed_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?';
+  'SELECT id, source_id, received_at, body, attempts FROM inbox INDEXED BY inbox_due WHERE processed_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT +?';
 
 /**
  * A processed (or abandoned) row's body: nothing reads it again (duplicates are told apart by the ledger's
@@ -97,7 +98,7 @@ export function createInbox(db: Db): LedgerInbox {
   );
   const pruneOld = db.prepare(
     `DELETE FROM inbox WHERE id IN (
-       SELECT id FROM inbox INDEXED BY inbox_processed WHERE processed_at IS NOT NULL AND processed_at < ? LIMIT ?)`,
+       SELECT id FROM inbox INDEXED BY inbox_processed WHERE processed_at IS NOT NULL AND processed_at < ? LIMIT +?)`,
   );
   return {
     add: (sourceId, body, receivedAt, options) => {

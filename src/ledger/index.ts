@@ -1,6 +1,6 @@
 // The ledger/outbox: one SQLite row per source event, the same row the delivery worker claims.
 
-export { LedgerInUseError } from './db.js';
+export { LedgerInUseError, LedgerOpenError } from './db.js';
 export { canonicalJson, hashPayload } from './hash.js';
 export { heldSince } from './hold-text.js';
 export { DECLARATION_STEPS } from './in-doubt.js';

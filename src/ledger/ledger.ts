@@ -14,6 +14,7 @@ import { createRecorder } from './record.js';
 import { createSlowRecords } from './slow-records.js';
 import { createLedgerSources } from './sources.js';
 import { HOLD_META_KEY, type Ledger, type LedgerOptions } from './types.js';
+import { countUpdatesAfterNotification } from './updates-after-notification.js';
 import { watched, writeHealth } from './write-health.js';
 
 const HOUR_MS = 3_600_000;
@@ -60,6 +61,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     : undefined;
   const ledgerId = ledgerIdOf(db);
   const deadRows = options.countDeadRows ? countDeadRows(db) : () => [];
+  const updates = options.countUpdatesAfterNotification ? countUpdatesAfterNotification(db, logger) : undefined;
   const fileIdentity = watchFileIdentity(path, { ledgerId });
 
   // Every call watched: a storage error any user of the ledger meets (a delivery, a poll, the inbox) is
@@ -80,6 +82,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
       options?.reconciled ? relaxed(db, () => db.transaction(fn).immediate()) : db.transaction(fn).immediate(),
     getCursor: queries.getCursor,
     cursorMovedAt: queries.cursorMovedAt,
+    firstSeenAt: queries.firstSeenAt,
     setCursor: (sourceId, name, value) => queries.setCursor(sourceId, name, value, now()),
     get: queries.get,
     findByKey: queries.findByKey,
@@ -94,6 +97,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     readBy: queries.readBy,
     noteReadBy: queries.noteReadBy,
     replay: (ids) => queries.replay(ids, now()),
+    retryNow: (ids) => queries.retryNow(ids, now()),
     dismiss: (ids, reason) => queries.dismiss(ids, reason, now()),
     undismiss: (ids) => queries.undismiss(ids, now()),
     getMeta: queries.getMeta,
@@ -147,6 +151,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     proveWritable: () => health.proveWritable(),
     ledgerId,
     deadRows,
+    updatesAfterNotification: () => updates?.counts() ?? [],
     close: () => {
       checkpointer?.stop();
       // Before the connection closes: the lease is a row of this ledger.
@@ -154,10 +159,30 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
       if (db.open) db.close();
     },
   };
-  const unwatched = new Set<string>(['close', 'fileProblem', 'writeFailure', 'proveWritable', 'deadRows']);
+  // deadRows reads this connection's TEMP table, never the ledger file (a corrupt ledger still answers it), so
+  // its failure would say nothing of the store; the writes that feed it are watched, as is counts(), read
+  // before it at each scrape.
+  const unwatched = new Set<string>([
+    'close',
+    'fileProblem',
+    'writeFailure',
+    'proveWritable',
+    'deadRows',
+    'updatesAfterNotification',
+  ]);
   const ledger: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(parts)) {
-    ledger[key] = typeof value === 'function' && !unwatched.has(key) ? health.watch(value) : value;
+    const call = typeof value === 'function' && !unwatched.has(key) ? health.watch(value) : value;
+    // An update after notification is logged once the call that recorded it has committed (whichever:
+    // a poll's commit, a settle, a withdrawal), not by each of them.
+    ledger[key] =
+      updates && typeof call === 'function'
+        ? (...args: unknown[]) => {
+            const out = (call as (...a: unknown[]) => unknown)(...args);
+            updates.logNew();
+            return out;
+          }
+        : call;
   }
   return ledger as unknown as Ledger;
 }

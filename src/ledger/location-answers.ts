@@ -18,8 +18,9 @@ export interface LedgerLocationAnswers {
 }
 
 export function createLocationAnswers(db: Db): LedgerLocationAnswers {
+  // `LIMIT +?`: a bare bound LIMIT is compiled again at every run (db.ts).
   const load = db.prepare<[string, number], { ref: string; location_id: string | null; location_type: string | null }>(
-    `SELECT ref, location_id, location_type FROM opencrvs_locations WHERE opencrvs = ? ORDER BY rowid DESC LIMIT ?`,
+    `SELECT ref, location_id, location_type FROM opencrvs_locations WHERE opencrvs = ? ORDER BY rowid DESC LIMIT +?`,
   );
   // REPLACE inserts the changed answer again: its rowid then says it changed last.
   const save = db.prepare<{ opencrvs: string; ref: string; id: string | null; type: string | null; now: number }>(`

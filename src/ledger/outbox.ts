@@ -73,12 +73,13 @@ export function createOutbox(db: Db): Outbox {
   // guard on the update would refuse a row claimed since anyway. One `UPDATE … WHERE id IN (SELECT …)
   // RETURNING *` did the same in one statement but cost several times the CPU (SQLite materialises
   // the subquery and the returned rows, ~3 kB of payload each, before handing them over).
-  // Whole rows come back as arrays of LEDGER_ROW_COLUMNS (`raw()`), see rows.ts for why.
+  // Whole rows come back as arrays of LEDGER_ROW_COLUMNS (`raw()`), see rows.ts for why. `LIMIT +?`:
+  // SQLite compiles a statement with a bare bound LIMIT again at every run, here every claim (db.ts).
   const dueIds = db
     .prepare<[number, number], number>(`
       SELECT id FROM ledger_rows INDEXED BY ledger_rows_due
       WHERE state IN ('pending', 'failed') AND next_run_at <= ?
-      ORDER BY next_run_at, id LIMIT ?`)
+      ORDER BY next_run_at, id LIMIT +?`)
     .pluck();
   const claimDueRow = db
     .prepare<{ id: number; workerId: string; now: number }, unknown[]>(`

@@ -16,12 +16,13 @@ export interface PendingChecks {
 }
 
 export function createPendingChecks(db: Db): PendingChecks {
+  // `LIMIT +@limit`: a bare bound LIMIT is compiled again at every run (db.ts).
   const due = db
     .prepare<{ now: number; limit: number }, unknown[]>(`
       SELECT ${LEDGER_ROW_COLUMNS}, pending_checks
       FROM ledger_rows r INDEXED BY ledger_rows_pending_check
       WHERE state = 'delivered-pending' AND pending_check_at <= @now
-      ORDER BY pending_check_at LIMIT @limit`)
+      ORDER BY pending_check_at LIMIT +@limit`)
     .raw();
   const reread = db.prepare<[number], unknown[]>(`SELECT ${LEDGER_ROW_COLUMNS} FROM ledger_rows WHERE id = ?`).raw();
   const nextDue = db.prepare<[], { at: number | null }>(

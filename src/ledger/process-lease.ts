@@ -12,6 +12,7 @@
 // migrate the ledger under it and then exit, leaving the older bridge refusing the ledger at its next
 // start ("schema version N is newer"). Commands without a lease (replay, doctor) do not upgrade a
 // ledger a live process holds either.
+import { existsSync } from 'node:fs';
 import type { Logger } from '../observability/logger.js';
 import { RepeatedFailure } from '../observability/repeated-failure.js';
 import type { Db, UpgradeGuard } from './db.js';
@@ -208,18 +209,35 @@ export function takeProcessLease(
 }
 
 /**
+ * Whether no process has the ledger file open, as far as its files tell, looked at before this process
+ * opens it (its connection makes them). In WAL mode every connection works with the -shm file beside the
+ * ledger (and the -wal) while it is open, and the last to close removes both: a file with neither is no
+ * running bridge's, whatever lease it carries. So is a copy (a backup, `VACUUM INTO`'s, which takes the
+ * running bridge's lease along) and a backup put back (§8 says to remove stale -wal and -shm files): a
+ * lease in it was the original's. A process that crashed leaves them, and its lease is judged as before.
+ */
+function openInNoProcess(path: string): boolean {
+  if (path === '' || path === ':memory:' || path.startsWith('file:') || !existsSync(path)) return false;
+  return !existsSync(`${path}-wal`) && !existsSync(`${path}-shm`);
+}
+
+/**
  * What openLedger does around the schema upgrade (db.ts, UpgradeGuard):
  * - with `lease` (serve, sync): takes the lease before any schema change, so a process refused by a
  *   live holder leaves its ledger as it found it; on a new ledger (no meta table yet) right after the
  *   schema is created. The lease is released when the ledger closes.
  * - without (replay, doctor, tests): upgrades no ledger whose lease a live process holds (an older
- *   bridge would then refuse it); a ledger already up to date opens beside it as before.
+ *   bridge would then refuse it); a ledger already up to date opens beside it as before. A file no
+ *   process has open (openInNoProcess: the copy `doctor` checks an upgrade on, docs/deployment.md §7) is
+ *   upgraded whatever lease it carries. serve and sync still honour such a lease: it lapses 30 s after
+ *   the copy was taken, and a second bridge on the same file must never be let in on a guess.
  */
 export function upgradeGuard(
   path: string,
   lease: { command: string; logger: Logger } | undefined,
 ): UpgradeGuard & { lease(): ProcessLease | undefined } {
   let taken: ProcessLease | undefined;
+  const openNowhere = openInNoProcess(path);
   const take = (db: Db) => {
     if (lease && !taken) taken = takeProcessLease(leaseStoreOf(db), lease);
   };
@@ -232,7 +250,7 @@ export function upgradeGuard(
         return;
       }
       const upgrades = pending();
-      if (upgrades.length === 0) return;
+      if (upgrades.length === 0 || openNowhere) return;
       const held = liveHolder(leaseStoreOf(db), Date.now(), LAPSE_MS);
       if (!held) return;
       const latest = Math.max(...upgrades.map((m) => m.version));

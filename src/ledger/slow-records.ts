@@ -32,10 +32,11 @@ export function createSlowRecords(db: Db): LedgerSlowRecords {
   const forget = db.prepare<{ before: number; after: number }>(
     'DELETE FROM slow_records WHERE struck_at < @before OR struck_at > @after',
   );
+  // `LIMIT +@keep`: a bare bound LIMIT is compiled again at every run (db.ts).
   const trim = db.prepare<{ sourceId: string; keep: number }>(`
     DELETE FROM slow_records WHERE source_id = @sourceId AND (mapping_id, subject_ref) NOT IN (
       SELECT mapping_id, subject_ref FROM slow_records WHERE source_id = @sourceId
-      ORDER BY struck_at DESC LIMIT @keep)`);
+      ORDER BY struck_at DESC LIMIT +@keep)`);
   const list = db.prepare<[string], SlowRecordStrikes>(`
     SELECT mapping_id AS mappingId, subject_ref AS subjectRef, strikes, struck_at AS struckAt
     FROM slow_records WHERE source_id = ? ORDER BY struck_at, mapping_id, subject_ref`);

@@ -244,6 +244,11 @@ export interface ListFilter {
    * or an OpenCRVS tracking ID.
    */
   find?: string;
+  /**
+   * Only rows whose source record changed after OpenCRVS was notified (`updatesAfterNotification` > 0):
+   * the corrections a registrar makes in OpenCRVS, since the bridge does not send them.
+   */
+  updatedAfterNotification?: boolean;
   /** On `updatedAt`, inclusive, epoch milliseconds. */
   since?: number;
   until?: number;
@@ -413,6 +418,11 @@ export interface LedgerOptions {
   /** Count the rows that become dead through this connection (Ledger.deadRows): serve's metrics. */
   countDeadRows?: boolean;
   /**
+   * Count and log the updates after notification recorded through this connection
+   * (Ledger.updatesAfterNotification; updates-after-notification.ts): serve's and sync's.
+   */
+  countUpdatesAfterNotification?: boolean;
+  /**
    * Tests only: runs on the connection once it is open and current, before anything else uses it
    * (`PRAGMA max_page_count` stands in for a full disk: SQLite's own SQLITE_FULL).
    */
@@ -504,6 +514,8 @@ export interface Ledger {
   getCursor(sourceId: string, name: string): string | undefined;
   /** When the cursor was last written, in this machine's epoch ms (the poller's rewoundWatermark). */
   cursorMovedAt(sourceId: string, name: string): number | undefined;
+  /** When the ledger first recorded a row of the source (epoch ms): it ran from then at the latest. */
+  firstSeenAt(sourceId: string): number | undefined;
   setCursor(sourceId: string, name: string, value: string): void;
   get(id: number): LedgerRow | undefined;
   findByKey(sourceId: string, eventType: string, subjectKey: string): LedgerRow | undefined;
@@ -533,6 +545,12 @@ export interface Ledger {
    * sending (a replayed row not rechecked since, see DeliverySettings.recheckAfterSeconds).
    */
   replay(ids: number[] | 'dead'): ReplayResult;
+  /**
+   * Makes failed rows waiting out their backoff due now (an outage over): the ids made so. Nothing else of
+   * the row changes (attempts, payload, transactionIds), so the exactly-once rules of any retry hold; a
+   * held queue still holds it. Rows in another state, or already due, are left as they are.
+   */
+  retryNow(ids: readonly number[]): number[];
   /**
    * Closes dead rows a person decided must never go (a duplicate, a test record): skipped, with
    * `DISMISSED_PREFIX: <reason>`. Nothing is sent or withdrawn in OpenCRVS. Other states are refused.
@@ -691,5 +709,10 @@ export interface Ledger {
   readonly ledgerId: string | undefined;
   /** Rows that became dead through this connection since it opened (LedgerOptions.countDeadRows; else none). */
   deadRows(): DeadCount[];
+  /**
+   * Updates after notification recorded through this connection since it opened, by source and event type
+   * (LedgerOptions.countUpdatesAfterNotification; else none). Each is also logged, by row id, once committed.
+   */
+  updatesAfterNotification(): DeadCount[];
   close(): void;
 }

@@ -99,6 +99,8 @@ export interface CompiledMapping {
   invalid: Array<{ reason: string; expr: CompiledExpr }>;
   when: Array<{ evidence: string; expr: CompiledExpr; source?: CompiledExpr }>;
   fields: CompiledField[];
+  /** Checked on a record that maps: each that holds adds its fixed text to the result's warnings. */
+  warnings: Array<{ warning: string; expr: CompiledExpr }>;
   routing: CompiledRouting;
   /**
    * The fields this mapping fills, from `fields` or from routing's `facilityFields`, that the form shows
@@ -307,6 +309,11 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     source: typeof w.source === 'string' ? expr(w.source, ['trigger', 'when', i, 'source']) : undefined,
   }));
 
+  const warningRules = ((doc.warnings ?? []) as Obj[]).map((w, i) => ({
+    warning: String(w.warning),
+    expr: expr(String(w.if), ['warnings', i, 'if']),
+  }));
+
   const fieldOf = (fieldId: string, path: KeyPath): FormField => {
     const field = profile.fields.get(fieldId);
     if (field) return field;
@@ -416,7 +423,10 @@ export function compileMapping(file: string, text: string, options: CompileOptio
       dateOrders.push({ fieldId, path, spec, order: dateOrder });
       compiled.dateOrder = dateOrder;
     }
-    if (field.type === 'ADDRESS') compiled.options.domesticCountry = profile.domesticCountry;
+    if (field.type === 'ADDRESS') {
+      compiled.options.domesticCountry = profile.domesticCountry;
+      compiled.options.domesticCountryName = profile.country;
+    }
     if ('default' in spec) {
       checkValue(field, spec.default, [...path, 'default'], 'default', compiled.range);
       compiled.default = { value: spec.default };
@@ -579,6 +589,7 @@ export function compileMapping(file: string, text: string, options: CompileOptio
     invalid,
     when,
     fields,
+    warnings: warningRules,
     routing,
     conditionalFields: conditional.map(({ id, shownWhen }) => ({ id, shownWhen })),
     subjectLinks,

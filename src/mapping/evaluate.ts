@@ -8,6 +8,7 @@ import type { MappingContext } from './context.js';
 import { dateOrderWarnings, todayFor } from './date-order.js';
 import { isOpenCrvsEmail } from './email.js';
 import { ExpressionRuntimeError } from './fhirpath/expr.js';
+import { calendarDate } from './fhirpath/functions.js';
 import { meetsCondition } from './profile.js';
 import { type RoutingOutcome, routeRecord } from './routing.js';
 import { applyTransform, type FieldOutcome } from './transforms/index.js';
@@ -175,6 +176,41 @@ function exclusionRule(mapping: CompiledMapping, ctx: MappingContext, withEviden
   return undefined;
 }
 
+/**
+ * The event's date for the source's go-live to be compared with (MapResult.eventDate): the declaration's
+ * (the form's dateOfEvent field), else the first year or year-month the field's sources give. A partial
+ * date is left out of the declaration, but it still dates the event enough to tell one born in 2024-06
+ * from one after a go-live of 2025 (OpenMRS sends a young child's estimated birth date so): undated, such a
+ * record was kept as a dead row, then delivered as a new birth once the EMR completed the date.
+ */
+function eventDateOf(
+  mapping: CompiledMapping,
+  ctx: MappingContext,
+  declaration: Record<string, unknown>,
+): { eventDate?: string } {
+  const id = mapping.profile.dateOfEvent;
+  if (!id) return {};
+  const given = declaration[id];
+  if (typeof given === 'string') return { eventDate: given };
+  const field = mapping.fields.find((f) => f.id === id);
+  if (!field || (field.when && !truthy(field.when.evaluate(ctx.subject, ctx.vars)))) return {};
+  for (const e of field.from) {
+    let items: unknown[];
+    try {
+      items = e.evaluate(ctx.subject, ctx.vars);
+    } catch {
+      continue; // the field's own evaluation says what is wrong with the record
+    }
+    for (const item of items) {
+      const full = calendarDate(item, mapping.timeZone);
+      if (full) return { eventDate: full };
+      const partial = typeof item === 'string' ? /^\d{4}(?:-\d{2})?$/.exec(item) : null;
+      if (partial) return { eventDate: partial[0] };
+    }
+  }
+  return {};
+}
+
 /** The first `invalid` rule that holds. */
 function invalidRule(mapping: CompiledMapping, ctx: MappingContext) {
   for (const rule of mapping.invalid) if (truthy(rule.expr.evaluate(ctx.subject, ctx.vars))) return rule;
@@ -204,7 +240,8 @@ export function evaluateMapping(
       const excluded = exclusionRule(mapping, ctx, true);
       if (excluded) return { result: { status: 'skipped', ...base, reason: excluded.reason }, excluded: true };
       const errors = [{ field: 'trigger', message: unmappable.reason }];
-      return { result: { status: 'invalid', ...base, sourceRef: subjectRef, errors } };
+      const eventDate = eventDateOf(mapping, ctx, {});
+      return { result: { status: 'invalid', ...base, sourceRef: subjectRef, errors, ...eventDate } };
     }
     const checked = mapping.when.map((w) => w.evidence).join('; ');
     return {
@@ -239,6 +276,18 @@ export function evaluateMapping(
     } else if ('error' in out) errors.push({ field: f.id, message: `source value ${out.error} (from ${out.from})` });
     else if (out.skip) warnings.push(out.skip.startsWith(f.id) ? out.skip : `${f.id}: ${out.skip}`);
   }
+
+  // What the fields leave out without a word (a mother not chosen between two women): the mapping says it.
+  // A rule failing on this record's data (several dates for a daysAfter) says so instead: a warning is no
+  // reason to hold the record back. The message names the expression's problem, never the data.
+  mapping.warnings.forEach((rule, i) => {
+    try {
+      if (truthy(rule.expr.evaluate(subject, vars))) warnings.push(rule.warning);
+    } catch (err) {
+      if (!(err instanceof ExpressionRuntimeError)) throw err;
+      warnings.push(`warnings[${i}] could not be checked: ${err.message}`);
+    }
+  });
 
   let today: string | undefined;
   warnings.push(...dateOrderWarnings(mapping.fields, declaration, () => (today ??= todayFor(mapping.timeZone))));
@@ -282,8 +331,9 @@ export function evaluateMapping(
       ? (sourceRoot as { resourceType: string; id?: string; meta?: { versionId?: string } })
       : subject;
   const sourceRef = source.id ? `${source.resourceType}/${source.id}` : subjectRef;
+  const eventDate = eventDateOf(mapping, ctx, declaration);
   // The evidence names the row of a refused record too: "did Encounter/9 arrive?" must find it.
-  if (errors.length) return { result: { status: 'invalid', ...base, sourceRef, errors } };
+  if (errors.length) return { result: { status: 'invalid', ...base, sourceRef, errors, ...eventDate } };
   // Key order is fixed by the mapping (fields in file order, then routing fields), so plain JSON is stable.
   const payloadHash = createHash('sha256')
     .update(JSON.stringify([mapping.eventType, routing.office ?? null, routing.facility ?? null, declaration]))
@@ -296,6 +346,7 @@ export function evaluateMapping(
       sourceVersion: typeof source.meta?.versionId === 'string' ? source.meta.versionId : undefined,
       payloadHash,
       declaration,
+      ...eventDate,
       routing,
       evidence: evidence.evidence,
       warnings,

@@ -96,6 +96,8 @@ export interface FormProfile {
   presentational: ReadonlySet<string>;
   /** Country code of the form's own addresses (DOMESTIC), from the ADDRESS defaults, e.g. 'FAR'. */
   domesticCountry?: string;
+  /** The field holding the event's date (the event configuration's dateOfEvent: child.dob, eventDetails.date). */
+  dateOfEvent?: string;
 }
 
 // Farajaland's streetAddressForm ids; value-shapes.md: other keys make OpenCRVS reject the address.
@@ -268,7 +270,18 @@ export function loadFormProfile(country: string, version: string, eventType: str
       isObject(p) && typeof p.id === 'string' ? [p.id] : [],
     ),
   );
-  const profile: FormProfile = { country, version, eventType, file: path, fields, presentational, domesticCountry };
+  const eventConfig = isObject(raw.eventConfig) ? raw.eventConfig : {};
+  const dateOfEvent = typeof eventConfig.dateOfEvent === 'string' ? eventConfig.dateOfEvent : undefined;
+  const profile: FormProfile = {
+    country,
+    version,
+    eventType,
+    file: path,
+    fields,
+    presentational,
+    domesticCountry,
+    ...(dateOfEvent ? { dateOfEvent } : {}),
+  };
   profileCache.set(path, profile);
   return profile;
 }

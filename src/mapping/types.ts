@@ -117,6 +117,12 @@ export type MapResult =
        */
       ownOnlyFingerprint?: () => string;
       declaration: Record<string, unknown>;
+      /**
+       * The event's date as the declaration gives it (the form's dateOfEvent field: child.dob for a birth,
+       * eventDetails.date for a death; `YYYY-MM-DD`), else the year or year-month its sources give (a partial
+       * date, left out of the declaration): what the source's go-live is compared with (sources/go-live.ts).
+       */
+      eventDate?: string;
       routing: RoutingResult;
       /** Which trigger rule matched (a label from the mapping file, never data). */
       evidence?: string;
@@ -131,6 +137,8 @@ export type MapResult =
       /** The evidence the record was found by (as for a mapped one). */
       sourceRef: string;
       errors: Array<{ field: string; message: string }>;
+      /** As for a mapped record (an `invalid` rule's too: a partial date): an old record is skipped, not dead. */
+      eventDate?: string;
       /**
        * As for a mapped record, when the mapping read the record and its context: a row whose NOTIFY may be
        * in OpenCRVS counts a change of it as an update after notification (ledger/record.ts). Absent when

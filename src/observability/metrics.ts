@@ -9,6 +9,7 @@ export class BridgeMetrics {
   readonly registry = new Registry();
   readonly eventsByState: Gauge<'state' | 'event_type'>;
   readonly deadRows: Counter<'source' | 'event_type'>;
+  readonly updatesAfterNotification: Counter<'source' | 'event_type'>;
   readonly deliveries: Counter<'outcome' | 'event_type'>;
   readonly retries: Counter<'classification' | 'kind'>;
   readonly deliveryLatency: Histogram<'event_type'>;
@@ -41,6 +42,12 @@ export class BridgeMetrics {
     this.deadRows = new Counter({
       name: 'bridge_events_dead_total',
       help: 'Ledger rows that became dead since start (at intake, on delivery, or decided later), by source and event type',
+      labelNames: ['source', 'event_type'],
+      registers,
+    });
+    this.updatesAfterNotification = new Counter({
+      name: 'bridge_updates_after_notification_total',
+      help: 'Source records changed after OpenCRVS was notified of their event, since start, by source and event type: not sent (the registrar corrects the record in OpenCRVS); ledger --updated-after-notification lists the rows',
       labelNames: ['source', 'event_type'],
       registers,
     });
@@ -109,7 +116,7 @@ export class BridgeMetrics {
     });
     this.notificationsRefused = new Counter({
       name: 'bridge_notifications_refused_total',
-      help: 'Subscription notifications refused since start, by source and reason: unauthorized (401), throttled (429), invalid (4xx), unavailable (503)',
+      help: 'Subscription notifications refused since start, by source and reason: unauthorized (401), throttled (429), invalid (4xx), unavailable (503); to a source id not configured, as source "(unknown)" and reason unknown-source (answered 401, or 429, as a wrong secret)',
       labelNames: ['source', 'reason'],
       registers,
     });

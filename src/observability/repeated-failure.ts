@@ -16,10 +16,13 @@ const MAX_KINDS = 16;
 
 /**
  * SQLite's codes for storage that cannot be used now (a full disk, an I/O error, a read-only file, a lock
- * held past the busy timeout): expected of a loop on a ledger, and its stack says nothing an operator
- * can use. Any other error may be a bug, and keeps its stack.
+ * held past the busy timeout) or until it is restored (damaged pages, a file that is no database): expected
+ * of a loop on a ledger, and its stack says nothing an operator can use (where the damage was met is no
+ * more use than where the disk was full: doctor's quick_check names the pages). Any other error may be a bug,
+ * and keeps its stack. Not storeUnavailable (ledger/db.ts), only what a retry may get past (freed space, a
+ * released lock), nor write-health's STORAGE_CODE, what /readyz keeps, which has no lock codes.
  */
-const EXPECTED_CODE = /^SQLITE_(FULL|IOERR|READONLY|BUSY|LOCKED|CANTOPEN|PERM)(_|$)/;
+const EXPECTED_CODE = /^SQLITE_(FULL|IOERR|READONLY|BUSY|LOCKED|CANTOPEN|PERM|CORRUPT|NOTADB)(_|$)/;
 
 function codeOf(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;

@@ -2,6 +2,7 @@
 // gateway does that on every call); it only needs `exp` to renew in time, since the token response
 // carries no `expires_in`, and `scope` for the health check.
 import { Ajv } from 'ajv';
+import { compileOnFirstUse } from '../util/compile-on-first-use.js';
 
 export interface JwtClaims {
   exp: number;
@@ -11,17 +12,18 @@ export interface JwtClaims {
   [key: string]: unknown;
 }
 
-const ajv = new Ajv({ strict: false });
-const validateClaims = ajv.compile<JwtClaims>({
-  type: 'object',
-  required: ['exp'],
-  properties: {
-    exp: { type: 'number' },
-    iat: { type: 'number' },
-    sub: { type: 'string' },
-    scope: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
-  },
-});
+const validateClaims = compileOnFirstUse(() =>
+  new Ajv({ strict: false }).compile<JwtClaims>({
+    type: 'object',
+    required: ['exp'],
+    properties: {
+      exp: { type: 'number' },
+      iat: { type: 'number' },
+      sub: { type: 'string' },
+      scope: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
+    },
+  }),
+);
 
 /** The decoded payload, or undefined when the text is not a JWT with a numeric `exp`. */
 export function readJwtClaims(token: string): JwtClaims | undefined {

@@ -1,10 +1,16 @@
 // JSON Schemas for what OpenCRVS sends back. Responses are checked here before the rest of the
 // bridge sees them as typed values (docs/opencrvs-api.md, "The answer of a NOTIFY" and "Calls"). Unknown
 // extra keys are allowed: newer OpenCRVS versions add fields, and only the ones listed here are relied upon.
-import { Ajv } from 'ajv';
+import { Ajv, type Schema, type ValidateFunction } from 'ajv';
+import { compileOnFirstUse } from '../util/compile-on-first-use.js';
 import type { EventDocument, Location } from './types.js';
 
-const ajv = new Ajv({ strict: false, allErrors: false });
+let ajv: Ajv | undefined;
+function sharedAjv(): Ajv {
+  ajv ??= new Ajv({ strict: false, allErrors: false });
+  return ajv;
+}
+const compile = <T>(schema: Schema): ValidateFunction<T> => compileOnFirstUse(() => sharedAjv().compile<T>(schema));
 
 const nullableString = { anyOf: [{ type: 'string' }, { type: 'null' }] };
 
@@ -72,14 +78,14 @@ export interface FhirLocationBundle {
   entry?: Array<{ resource?: FhirLocation }>;
 }
 
-export const validateEventDocument = ajv.compile<EventDocument>(eventDocumentSchema);
-export const validateLocations = ajv.compile<Location[]>({ type: 'array', items: locationSchema });
-export const validateTokenResponse = ajv.compile<TokenResponse>({
+export const validateEventDocument = compile<EventDocument>(eventDocumentSchema);
+export const validateLocations = compile<Location[]>({ type: 'array', items: locationSchema });
+export const validateTokenResponse = compile<TokenResponse>({
   type: 'object',
   required: ['access_token'],
   properties: { access_token: { type: 'string', minLength: 1 }, token_type: { type: 'string' } },
 });
-export const validateFhirLocationBundle = ajv.compile<FhirLocationBundle>({
+export const validateFhirLocationBundle = compile<FhirLocationBundle>({
   type: 'object',
   required: ['resourceType'],
   properties: {

@@ -61,8 +61,9 @@ export function identityChanges(ledger: IdentityStore, config: BridgeConfig): Id
         `Records with other ${ids} (given new ones by a migration, or another ${dhis2 ? 'programme' : 'EMR'}) ` +
         'are new to the ledger: every birth and death stamped after the watermark, all of them if the migration ' +
         'restamped them, would be notified again. Then stop, and give the source a new id with poll.since set to ' +
-        'when the migration ended (poll.since counts only for a source with no watermark yet; docs/deployment.md ' +
-        `§8, "A source or OpenCRVS moved"). Recorded, and no longer warned about, after a pass against ${configured} succeeds`,
+        "when the migration ended (it is also the new id's go-live: births dated before it are recorded as " +
+        'skipped, so list them after the first pass and have any the old source did not deliver declared; ' +
+        `docs/deployment.md §8, "A source or OpenCRVS moved"). Recorded, and no longer warned about, after a pass against ${configured} succeeds`,
     });
   }
   const recorded = ledger.getMeta(OPENCRVS_IDENTITY_META);

@@ -170,7 +170,8 @@ function sameRecords(a: SourceSettings, b: SourceSettings): SameAddress | undefi
   if (serverOf(a) !== serverOf(b)) return undefined;
   const [da, db] = [dhis2SettingsOf(a), dhis2SettingsOf(b)];
   // A tracked entity has one type: two sources filtered to different types never read the same one, whatever
-  // their programmes. A source without the filter reads every type.
+  // their programmes (the poller keeps only its type's: DHIS2 does not filter a programme's list by type). A
+  // source without the filter reads every type.
   if (da.trackedEntityType && db.trackedEntityType && da.trackedEntityType !== db.trackedEntityType) return undefined;
   // A tracked entity is one record across programmes: the same child may be enrolled in both. Their org
   // units tell nothing then, as each programme has an owner org unit of its own for it.
@@ -206,7 +207,7 @@ function addressKey(n: number): string {
  * The base URL as the server sees it: host case, a default port and trailing slashes make no difference,
  * nor, for DHIS2 (whose baseUrl may name the server root or its /api), a closing /api.
  */
-function serverOf(source: SourceSettings, baseUrl = source.baseUrl): string {
+export function serverOf(source: SourceSettings, baseUrl = source.baseUrl): string {
   const url = new URL(baseUrl);
   let path = url.pathname.replace(/\/+$/, '');
   if (source.kind === 'dhis2') path = path.replace(/\/api$/, '');

@@ -33,6 +33,8 @@ export interface CursorStore {
   setCursor(sourceId: string, name: string, value: string): void;
   /** When the cursor was last written (this machine's epoch ms); without it, see rewoundWatermark. */
   cursorMovedAt?(sourceId: string, name: string): number | undefined;
+  /** When the ledger first recorded a row of the source (epoch ms); without it, see firstSyncStart. */
+  firstSeenAt?(sourceId: string): number | undefined;
 }
 
 /**
@@ -162,6 +164,9 @@ const DAY_MS = 86_400_000;
  * Where a source with no watermark yet starts (an ISO date-time), or undefined for its whole history:
  * `poll.since` as given, or `poll.sinceDays` before the first poll. The latter is stored on first use:
  * computed afresh each time, a first sync that failed and resumed later would quietly move its start.
+ * It is also the go-live (go-live.ts), asked of a source that has run too: one given `sinceDays` after
+ * it went live (none stored) counts the days from its first recorded row, not from today, which would
+ * skip as "before the go-live" every birth of the days between entered late.
  */
 export function firstSyncStart(
   poll: { since?: string; sinceDays?: number },
@@ -173,7 +178,8 @@ export function firstSyncStart(
   if (poll.sinceDays === undefined) return undefined;
   const kept = cursors.getCursor(sourceId, FIRST_SYNC_CURSOR);
   if (kept) return kept;
-  const start = new Date(now - poll.sinceDays * DAY_MS).toISOString();
+  const ranFrom = cursors.firstSeenAt?.(sourceId);
+  const start = new Date(Math.min(now, ranFrom ?? now) - poll.sinceDays * DAY_MS).toISOString();
   cursors.setCursor(sourceId, FIRST_SYNC_CURSOR, start);
   return start;
 }

@@ -13,6 +13,7 @@ import type { Logger } from '../observability/logger.js';
 import { setBounded } from '../util/bounded-map.js';
 import type { PassCoverage } from './coverage.js';
 import { EvaluationOrder, type EvaluationSession } from './evaluation-order.js';
+import { beforeGoLive, goLiveDate, undatedDeath } from './go-live.js';
 import { mayConcernOneRecord, noAnswerInTime, SourceCallError } from './shared/source-error.js';
 
 /** A fetcher that can answer many subjects' context searches at once before they are mapped. */
@@ -119,6 +120,14 @@ export interface PipelineDeps {
   maxContextReaders?: number;
   /** Called with the resource type of each such record a change was skipped for (a metric counts them). */
   onSharedRecord?: (resourceType: string) => void;
+  /**
+   * The source's go-live (`poll.since`, or the start `sinceDays` chose: firstSyncStart), undefined for none.
+   * An event dated before its day that OpenCRVS holds nothing of is recorded as skipped, not notified
+   * (go-live.ts); asked only for a mapped or invalid result.
+   */
+  goLive?: () => string | undefined;
+  /** The source's zone (SourceSettings.timeZone): the go-live's date is its date there (goLiveDate). */
+  timeZone?: string;
 }
 
 const DEFAULT_CONCURRENCY = 64;
@@ -1068,6 +1077,50 @@ export class SourcePipeline {
   }
 
   /**
+   * Why a mapped event is not notified, being dated before the source's go-live (go-live.ts), or undefined;
+   * an invalid one too, which would otherwise be a dead row to alert on for a birth registered otherwise.
+   * For a record the ledger holds no row for, and for one whose row never had a notification reach
+   * OpenCRVS (notifiedRow): a dead row (a year-month birth date, completed later), one excluded at first
+   * (an inactive record reactivated), dismissed or withdrawn, would otherwise go out as a new birth when
+   * its record changed. A row OpenCRVS holds anything of keeps its course: a birth notified before the
+   * go-live was moved later is still an update after notification when its record changes, not a skip that
+   * would hide the OpenCRVS event it has.
+   */
+  private beforeGoLive(
+    owner: string,
+    result: Exclude<MapResult, { status: 'skipped' }>,
+  ): { skip: string } | { dead: string } | undefined {
+    // Asked only for an event that may be before it (sinceDays keeps its start in the ledger, read each time).
+    const undated = result.eventDate === undefined;
+    if (!this.deps.goLive || (undated && !(result.status === 'mapped' && result.eventType === 'death')))
+      return undefined;
+    const goLive = goLiveDate(this.deps.goLive(), this.deps.timeZone);
+    const skip = beforeGoLive(result, goLive);
+    // Only a mapped death: an invalid one is a dead row already, with its own errors.
+    const dead = result.status === 'mapped' ? undatedDeath(result, goLive) : undefined;
+    if (!skip && !dead) return undefined;
+    const row = this.deps.ledger.findByKey(owner, result.eventType, result.subjectRef);
+    if (row && this.notifiedRow(row)) return undefined;
+    return skip ? { skip } : dead ? { dead } : undefined;
+  }
+
+  /**
+   * Whether a notification of the row may have reached OpenCRVS: delivered, being sent, with an OpenCRVS
+   * event, or with any NOTIFY (or single call) ever sent, whatever came of it (a NOTIFY in doubt, or a
+   * rejected one OpenCRVS keeps). Such a row is never skipped by the go-live: that could say "not sent" of
+   * a registration OpenCRVS holds. One refused before OpenCRVS stored anything keeps its course too.
+   */
+  private notifiedRow(row: LedgerRow): boolean {
+    return (
+      row.eventId !== null ||
+      row.state === 'delivered' ||
+      row.state === 'delivered-pending' ||
+      row.state === 'delivering' ||
+      this.deps.ledger.notifySentSince(row.id, 'ever')
+    );
+  }
+
+  /**
    * Records results (and the cursor, if given) in one transaction. `reconciled`: the results came
    * from a subscription hint of a source that also polls, so a commit lost to a power cut is redone by
    * the next poll (under the same transactionIds): it skips the fsync that would stall the event loop
@@ -1094,7 +1147,33 @@ export class SourcePipeline {
             }
             committed.push({ session, subject: subjectOf(result.eventType, result.subjectRef) });
           }
-          if (result.status === 'mapped') {
+          const beforeGoLive = result.status === 'skipped' ? undefined : this.beforeGoLive(owner, result);
+          if (result.status !== 'skipped' && beforeGoLive && 'skip' in beforeGoLive) {
+            const { row, changed } = ledger.recordSkipped({
+              sourceId: owner,
+              eventType: result.eventType,
+              subjectKey: result.subjectRef,
+              sourceRef: result.sourceRef,
+              reason: beforeGoLive.skip,
+            });
+            report.skipped++;
+            if (changed) report.ledgerIds.push(row.id);
+          } else if (result.status === 'mapped' && beforeGoLive && 'dead' in beforeGoLive) {
+            // Kept, with the reason, where an engineer looks for a death that did not arrive (undatedDeath).
+            const { row, changed } = ledger.recordInvalid({
+              sourceId: owner,
+              eventType: result.eventType,
+              subjectKey: result.subjectRef,
+              sourceRef: result.sourceRef,
+              mappingId: result.mappingId,
+              errors: [{ field: 'eventDetails.date', message: beforeGoLive.dead }],
+              ...(result.sourceFingerprint ? { sourceFingerprint: result.sourceFingerprint } : {}),
+              ...(result.ownOnlyFingerprint ? { ownOnlyFingerprint: result.ownOnlyFingerprint } : {}),
+              ...(contextReads ? { contextReads, contextReadBy: sourceId } : {}),
+            });
+            report.invalid++;
+            if (changed) report.ledgerIds.push(row.id);
+          } else if (result.status === 'mapped') {
             const office = result.routing.office;
             if (!office) {
               // mapSubject reports a missing office as invalid; this guards the contract.

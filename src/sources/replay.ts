@@ -63,6 +63,17 @@ export async function replayRows(deps: ReplayDeps, ids: number[] | 'dead'): Prom
     }
   });
   const takenIds = new Set(rows.map((row) => row.id));
+  // A failed row named (an outage over, its backoff up to delivery.maxDelayMs still to wait) is made due
+  // now, nothing else of it changed: its next attempt is the retry it was waiting for, under the same
+  // transactionId, checked at its source first when it waited that long (the worker's recheck). It is not
+  // mapped again here: that is for a row OpenCRVS or the mapping refused, which a failed row is not.
+  const failed = named?.filter((id) => !takenIds.has(id) && ledger.get(id)?.state === 'failed') ?? [];
+  if (failed.length > 0) ledger.retryNow(failed);
+  for (const id of failed) {
+    takenIds.add(id);
+    requeued.push(id);
+    notes.push({ id, note: DUE_NOW_NOTE });
+  }
   const others = named?.filter((id) => !takenIds.has(id)) ?? [];
   const stored: ReplayResult = { requeued: [], skipped: [] };
   await inChunks.each([...stillDead, ...others], (ids) => {
@@ -103,6 +114,9 @@ export async function replayRows(deps: ReplayDeps, ids: number[] | 'dead'): Prom
     ...(leftDead > 0 ? { leftDead } : {}),
   };
 }
+
+const DUE_NOW_NOTE =
+  'failed, waiting for its next retry: due now, with its attempts and transactionId kept (a held queue still waits)';
 
 /** What a replay keeps of a row it takes: not its payload, thousands of which it has no use for. */
 type Taken = Pick<LedgerRow, 'id' | 'sourceId' | 'subjectKey'>;

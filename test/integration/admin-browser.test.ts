@@ -269,6 +269,16 @@ describe('admin page in headless Chromium', {
       await page.locator('#filters button[type="submit"]').click();
       assert.deepEqual(await waitForRows(events, (ids) => ids.length === 1), [String(rowId)], find);
     }
+    // A record with no row: the dry run that says why the mappings did not take it (or go-live), named.
+    await page.locator('#f-find').fill('emr:Patient/not-recorded');
+    await page.locator('#filters button[type="submit"]').click();
+    await waitForText(page.locator('#events tbody'), /opencrvs-bridge map --ref Patient\/not-recorded reads it/);
+    assert.match((await page.locator('#events tbody').textContent()) ?? '', /before the source's go-live/);
+    // Changed after notification: none of these rows.
+    await page.locator('#f-find').fill('');
+    await page.locator('#f-updated').check();
+    await page.locator('#filters button[type="submit"]').click();
+    await waitForText(page.locator('#events tbody'), /^No events match\.$/);
     await page.locator('#filters button[type="reset"]').click();
     await waitForRows(events, (ids) => ids.length > 1);
   });

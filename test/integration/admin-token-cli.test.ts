@@ -1,5 +1,6 @@
 // The example's old admin token, as an operator would run it: `validate` and `serve` refuse it (exit 2,
-// naming admin.token) before anything listens; the example as shipped validates once its token is set.
+// naming admin.token) before anything listens; the example as shipped validates with its token unset too
+// (a warning), while serve needs it.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,8 +29,14 @@ describe('the admin token at start', () => {
   it('takes the shipped example with BRIDGE_ADMIN_TOKEN set, and names the variable when it is not', async () => {
     const set = await runCli(['validate', '--config', example], { BRIDGE_ADMIN_TOKEN: 'x'.repeat(32) }, 60_000);
     assert.equal(set.code, 0, set.stderr || set.stdout);
+    assert.doesNotMatch(set.stdout, /^warn /m);
+    // validate checks a configuration for a machine it need not run on (CI): a secret missing here is a
+    // warning naming the variable (serve, which needs it, stops: test/unit/deployment-docs.test.ts).
     const unset = await runCli(['validate', '--config', example], {}, 60_000);
-    assert.equal(unset.code, 2, unset.stdout);
-    assert.match(unset.stderr, /admin\.token: environment variable BRIDGE_ADMIN_TOKEN is not set/);
+    assert.equal(unset.code, 0, unset.stderr || unset.stdout);
+    assert.match(
+      unset.stdout,
+      /^warn {2}.*bridge\.yaml: admin\.token: environment variable BRIDGE_ADMIN_TOKEN is not set \(on this machine serve and replay would stop on it/m,
+    );
   });
 });

@@ -26,6 +26,7 @@ import {
 } from '../../src/sandbox/dhis2/index.js';
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
+import { eventInput, settleRow } from '../unit/ledger-helpers.js';
 import { simulatorOpenCrvs } from './helpers/bridge-harness.js';
 import { DHIS2_ROUTING } from './helpers/dhis2-harness.js';
 
@@ -433,6 +434,118 @@ describe('admin write-back queue over a bridge writing back to FHIR and DHIS2', 
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });
     assert.match(await patient.text(), new RegExp(escapeRegExp(String(after.trackingId))));
+  });
+
+  it("shows in the event's detail where the id went, the job's earlier ids, and another tracking id kept beside it", async () => {
+    const row = w.bridge.ledger
+      .list({ sourceId: FHIR_SOURCE })
+      .find((r) => r.id !== abandonedRow && r.id !== pendingRow);
+    assert.ok(row?.trackingId);
+    // Another registration's tracking id lands on the Patient (a second deployment, a source renamed)…
+    const patient = obj(
+      await (await fetch(`${w.fhir.baseUrl}/${row.subjectKey}`, { signal: AbortSignal.timeout(TIMEOUT_MS) })).json(),
+    );
+    const system = 'http://opencrvs.org/tracking-id';
+    const identifier = [...list(patient.identifier), { system, value: 'BOTHER01' }];
+    await w.fhir.upsert({ ...patient, identifier } as Resource);
+    // …and the row is delivered again under a new tracking id (OpenCRVS lost the event): the job restarts.
+    assert.ok(w.bridge.writeBacks?.store.enqueue(row.id, FHIR_SOURCE, 'BNEW0001', Date.now()));
+    await w.bridge.writeBacks?.drain();
+
+    const detail = obj((await get(w, `/admin/api/events/${row.id}`)).body);
+    const writeBack = obj(detail.writeBack);
+    assert.equal(writeBack.outcome, 'written');
+    assert.equal(writeBack.target, `FHIR identifier of system ${system} on the subject Patient`);
+    assert.equal(writeBack.trackingId, 'BNEW0001');
+    assert.deepEqual(writeBack.earlierTrackingIds, [row.trackingId]);
+    assert.equal(writeBack.lastError, null);
+    // The row's own earlier id is no duplicate; the other registration's is, and is named for the registrar.
+    assert.match(
+      String(writeBack.note),
+      /^Patient also holds another tracking id of http:\/\/opencrvs\.org\/tracking-id: BOTHER01 \(kept beside this one\)/,
+    );
+    assert.doesNotMatch(String(writeBack.note), new RegExp(escapeRegExp(row.trackingId)));
+    assertNoPersonalData(w, JSON.stringify(detail.writeBack), 'write-back detail');
+    const warned = w.logLines
+      .map((line) => JSON.parse(line))
+      .filter((l) => l.msg === 'tracking id written back beside another of its system: a duplicate registration?');
+    assert.equal(warned.length, 1);
+    assert.equal(warned[0]?.level, 'warn');
+    assert.equal(warned[0]?.rowId, row.id);
+    assert.equal(warned[0]?.eventId, row.eventId);
+    assert.equal(warned[0]?.trackingId, 'BNEW0001');
+    assert.deepEqual(warned[0]?.otherTrackingIds, ['BOTHER01']);
+    assert.doesNotMatch(JSON.stringify(warned[0]), new RegExp(escapeRegExp(row.subjectKey.split('/')[1] ?? '-')));
+  });
+
+  it("names the same person's other event, and warns of nothing, when the tracking id beside is this ledger's own", async () => {
+    const warnings = () => w.logLines.filter((line) => JSON.parse(line).level === 'warn').length;
+    const warnedBefore = warnings();
+    const birth = w.bridge.ledger
+      .list({ sourceId: FHIR_SOURCE })
+      .find((r) => r.eventType === 'birth' && r.subjectKey === 'Patient/awb-birth-1-child');
+    assert.ok(birth?.trackingId);
+    assert.equal(w.bridge.writeBacks?.store.get(birth.id)?.lastError, null, 'its Patient held no other tracking id');
+    // The child, dead in infancy, is notified as a death: its Patient holds the birth's tracking id already.
+    const { row: death } = w.bridge.ledger.recordEvent({
+      ...eventInput('infant'),
+      sourceId: FHIR_SOURCE,
+      eventType: 'death',
+      subjectKey: birth.subjectKey,
+      mappingId: 'death.fhir',
+    });
+    settleRow(w.bridge.ledger, death.id, { outcome: 'delivered', eventId: 'event-infant', trackingId: 'DINFANT1' });
+    assert.ok(w.bridge.writeBacks?.store.enqueue(death.id, FHIR_SOURCE, 'DINFANT1', Date.now()));
+    await w.bridge.writeBacks?.drain();
+
+    const writeBack = obj(obj((await get(w, `/admin/api/events/${death.id}`)).body).writeBack);
+    assert.equal(writeBack.outcome, 'written');
+    assert.equal(
+      writeBack.note,
+      `the record also holds the tracking id of the same person's birth (#${birth.id}): ${birth.trackingId}, kept beside this one (not a duplicate)`,
+    );
+    assert.equal(warnings(), warnedBefore, 'no duplicate registration to warn of');
+    const written = w.logLines
+      .map((line) => JSON.parse(line))
+      .filter((l) => l.msg === 'tracking id written back' && l.rowId === death.id);
+    assert.deepEqual(written[0]?.besideRows, [birth.id]);
+  });
+
+  it("takes a birth delivered again under a new tracking id for the same person's, both its ids, in a death's write", async () => {
+    const warnings = () => w.logLines.filter((line) => JSON.parse(line).level === 'warn').length;
+    const birth = w.bridge.ledger
+      .list({ sourceId: FHIR_SOURCE })
+      .find(
+        (r) =>
+          r.eventType === 'birth' &&
+          r.trackingId &&
+          r.id !== abandonedRow &&
+          r.id !== pendingRow &&
+          r.subjectKey !== 'Patient/awb-birth-1-child' &&
+          w.bridge.writeBacks?.store.get(r.id)?.earlierTrackingIds.length === 0,
+      );
+    assert.ok(birth?.trackingId);
+    // OpenCRVS lost the birth's event and it was delivered again: its job wrote the new id beside the old one.
+    assert.ok(w.bridge.writeBacks?.store.enqueue(birth.id, FHIR_SOURCE, 'BREDO001', Date.now()));
+    await w.bridge.writeBacks?.drain();
+    const warnedBefore = warnings();
+    const { row: death } = w.bridge.ledger.recordEvent({
+      ...eventInput('infant-2'),
+      sourceId: FHIR_SOURCE,
+      eventType: 'death',
+      subjectKey: birth.subjectKey,
+      mappingId: 'death.fhir',
+    });
+    settleRow(w.bridge.ledger, death.id, { outcome: 'delivered', eventId: 'event-infant-2', trackingId: 'DINFANT2' });
+    assert.ok(w.bridge.writeBacks?.store.enqueue(death.id, FHIR_SOURCE, 'DINFANT2', Date.now()));
+    await w.bridge.writeBacks?.drain();
+
+    const note = String(obj(obj((await get(w, `/admin/api/events/${death.id}`)).body).writeBack).note);
+    assert.match(note, new RegExp(`same person's birth \\(#${birth.id}\\)`));
+    assert.match(note, /BREDO001/);
+    assert.match(note, new RegExp(escapeRegExp(birth.trackingId)));
+    assert.match(note, /\(not a duplicate\)$/);
+    assert.equal(warnings(), warnedBefore, "the birth's earlier id is no other registration");
   });
 
   // Last: the job added here would be counted by the tests before.

@@ -17,6 +17,7 @@ import {
 import { closeServer, createHttpApp, listen } from '../../src/http/server.js';
 import { hashPayload, type Ledger, type LedgerPayload, openLedger } from '../../src/ledger/index.js';
 import { createLogger, silentLogger } from '../../src/observability/logger.js';
+import { replayRows } from '../../src/sources/replay.js';
 import { eventInput, settleRow } from '../unit/ledger-helpers.js';
 
 const TOKEN = 'admin-test-token-0123456789';
@@ -458,6 +459,9 @@ describe('admin routes with a token', () => {
     assert.deepEqual(await ids('find=Patient/zz'), []);
     assert.deepEqual(await ids('source=emr'), [h.deathId, h.deliveredId, h.deadId], 'by source');
     assert.deepEqual(await ids('source=emr&eventType=death'), [h.deathId], 'by source and event type');
+    // None of these changed at the source after it was notified (bridge-subscription.test.ts has one that did).
+    assert.deepEqual(await ids('updatedAfterNotification=true'), [], 'changed after notification');
+    assert.deepEqual(await ids('updatedAfterNotification=false'), [h.deathId, h.deliveredId, h.deadId]);
     const future = obj((await request(h, `/admin/api/events?since=${Date.now() + 60_000}`, { headers: bearer })).body);
     assert.equal(list(future.events).length, 0);
     const past = obj((await request(h, '/admin/api/events?until=2000-01-01T00:00:00Z', { headers: bearer })).body);
@@ -491,6 +495,7 @@ describe('admin routes with a token', () => {
       'since=5&until=4',
       'eventType=Birth',
       'source=dhis2',
+      'updatedAfterNotification=yes',
     ]) {
       const res = await request(h, `/admin/api/events?${query}`, { headers: bearer });
       assert.equal(res.status, 400, query);
@@ -919,5 +924,64 @@ describe('admin routes with showPersonalData', () => {
     assert.equal(detail.skipReason, `dismissed by an operator: ${reason}`);
     const listed = obj((await request(h, '/admin/api/events?state=skipped', { headers: bearer })).body);
     assert.equal(obj(list(listed.events)[0]).skipReason, `dismissed by an operator: ${reason}`);
+  });
+});
+
+describe('admin replay of a failed row (an outage over)', () => {
+  let dir: string;
+  let ledger: Ledger;
+  let server: Server;
+  let h: Harness;
+  const logLines: string[] = [];
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'admin-failed-'));
+    ledger = openLedger(join(dir, 'bridge.db'));
+    // The bridge's own replay (sources/replay.ts), with no source to read: a failed row needs none.
+    const target: AdminTarget = {
+      ledger,
+      counts: () => ledger.counts(),
+      held: () => undefined,
+      sourceStatuses: () => [],
+      replay: (ids) => replayRows({ ledger, runners: new Map(), logger: silentLogger }, ids),
+    };
+    const logger = createLogger({ level: 'info', destination: { write: (line: string) => logLines.push(line) } });
+    const app = createHttpApp(
+      [{ path: '/admin', router: adminRoutes(target, { token: TOKEN, showPersonalData: false }, { logger }) }],
+      silentLogger,
+    );
+    const listening = await listen(app, 0, '127.0.0.1');
+    server = listening.server;
+    h = { base: `http://127.0.0.1:${listening.port}` } as Harness;
+  });
+  after(async () => {
+    await closeServer(server, 1000);
+    ledger.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('makes it due now (409 for a row neither dead nor failed), and logs it by row id', async () => {
+    const { row } = ledger.recordEvent(eventInput('f1'));
+    const later = Date.now() + 3_600_000; // its backoff: delivery.maxDelayMs
+    settleRow(ledger, row.id, {
+      outcome: 'retry',
+      nextRunAt: later,
+      error: { classification: 'retryable', kind: 'server', status: 503, message: 'Service Unavailable' },
+    });
+    const waiting = ledger.get(row.id);
+    assert.deepEqual([waiting?.state, waiting?.nextRunAt], ['failed', later]);
+    const res = await request(h, `/admin/api/events/${row.id}/replay`, { method: 'POST', headers: bearer });
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(obj(res.body).requeued, [row.id]);
+    const due = ledger.get(row.id);
+    assert.equal(due?.state, 'failed');
+    assert.ok((due?.nextRunAt ?? Infinity) <= Date.now(), 'due now');
+    assert.equal(due?.attempts, waiting?.attempts, 'its attempts kept: the retry it was waiting for');
+    const audit = logLines.map((line) => JSON.parse(line)).find((l) => l.msg === 'failed row made due now by admin');
+    assert.deepEqual(audit?.rowIds, [row.id]);
+
+    const { row: pending } = ledger.recordEvent(eventInput('f2'));
+    const refused = await request(h, `/admin/api/events/${pending.id}/replay`, { method: 'POST', headers: bearer });
+    assert.equal(refused.status, 409);
+    assert.match(String(obj(refused.body).error), /is pending, not dead or failed/);
   });
 });

@@ -153,14 +153,15 @@ describe('subscription receiver', () => {
       ['missing HMAC', post(h, resource, { signature: null }), 401, 'security'],
       // The secret is checked before the body is parsed: a bad secret with bad JSON is a 401, not a 400.
       ['bad JSON, no bearer', post(h, '{oops', { bearer: null }), 401, 'security'],
-      ['unknown source', post(h, resource, { path: '/fhir-subscription/no-such-source' }), 404, 'not-found'],
+      // As a wrong secret: which source ids exist is not told.
+      ['unknown source', post(h, resource, { path: '/fhir-subscription/no-such-source' }), 401, 'security'],
       // Refused before the body is read: not 413 for an oversize body with a wrong secret or source.
       ['oversize, wrong bearer', post(h, 'x'.repeat(LIMIT + 10), { bearer: 'not-the-secret' }), 401, 'security'],
       [
         'oversize, unknown source',
         post(h, 'x'.repeat(LIMIT + 10), { path: '/fhir-subscription/no-such-source' }),
-        404,
-        'not-found',
+        401,
+        'security',
       ],
       [
         'bad type in the path',

@@ -173,3 +173,48 @@ describe('replaying a dead row', () => {
     }
   });
 });
+
+describe('replaying a failed row (an outage over)', () => {
+  it('makes it due now instead of after its backoff, under the same transactionIds, and it is delivered once', async () => {
+    // A backoff of an hour: what delivery.maxDelayMs leaves a row waiting after OpenCRVS came back.
+    const h = await startHarness({ worker: false, delivery: { baseDelayMs: 3_600_000, maxDelayMs: 3_600_000 } });
+    try {
+      for (const r of birthResources(3)) await h.fhir.upsert(r);
+      await h.sim.control.configure({ faults: { errorRate: 1, errorStatus: 500 } });
+      // The pass waits for its rows until its deadline: a short one, the row's retry being an hour away.
+      const down = await h.bridge.syncOnce(undefined, { timeoutMs: 2_000 });
+      assert.equal(down.ok, false);
+      const [failed] = h.rows();
+      assert.ok(failed);
+      assert.equal(failed.state, 'failed');
+      // Jittered: within the hour, not before a quarter of it.
+      assert.ok(failed.nextRunAt > Date.now() + 600_000, 'waiting out its backoff');
+      await h.sim.control.configure({ faults: {} });
+
+      const result = await h.bridge.replay([failed.id]);
+      assert.deepEqual(result.requeued, [failed.id]);
+      assert.deepEqual(result.skipped, []);
+      assert.match(result.notes?.[0]?.note ?? '', /^failed, waiting for its next retry: due now/);
+      const due = h.bridge.ledger.get(failed.id);
+      assert.ok(due);
+      assert.equal(due.state, 'failed');
+      assert.ok(due.nextRunAt <= Date.now(), 'due now');
+      // Nothing else of the row moved: the retry is the one the backoff would have made.
+      assert.deepEqual(
+        [due.attempts, due.createTransactionId, due.notifyTransactionId, due.payloadHash],
+        [failed.attempts, failed.createTransactionId, failed.notifyTransactionId, failed.payloadHash],
+      );
+
+      const pass = await h.bridge.syncOnce(undefined, { timeoutMs: 20_000 });
+      assert.deepEqual(pass.delivered, [failed.id]);
+      await assertDeliveredOnce(h, 1);
+      assert.equal(h.bridge.ledger.get(failed.id)?.notifyTransactionId, failed.notifyTransactionId);
+      // Delivered, it is neither dead nor failed: a replay leaves it.
+      const again = await h.bridge.replay([failed.id]);
+      assert.deepEqual(again.requeued, []);
+      assert.match(again.skipped[0]?.reason ?? '', /state is delivered, not dead/);
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Resource } from '@medplum/fhirtypes';
+import { createLogger } from '../../src/observability/logger.js';
 import type { NotifyStyle } from '../../src/sandbox/fhir/index.js';
 import {
   assertDeliveredOnce,
@@ -79,14 +80,26 @@ describe('bridge subscription faults', () => {
     subscription: { secret: BEARER, heartbeatSeconds },
   });
 
-  it('an update announced after delivery creates no second event; the row shows the update', async () => {
-    const h = await startHarness({ notify: { style: 'medplum', secret: HMAC }, subscription: { hmacSecret: HMAC } });
+  it('an update announced after delivery creates no second event; the row shows it, a metric counts it, the log names the row', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', destination: { write: (line: string) => lines.push(line) } });
+    const h = await startHarness({
+      notify: { style: 'medplum', secret: HMAC },
+      subscription: { hmacSecret: HMAC },
+      logger,
+    });
+    const counted = async () =>
+      /bridge_updates_after_notification_total\{source="emr",event_type="birth"\} (\d+)/.exec(
+        (await h.bridge.renderMetrics()).body,
+      )?.[1];
     try {
       const resources = birthResources(0);
       await h.transaction(resources);
       await h.waitForEvents(1);
       await settle(h);
       await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
+      assert.equal(await counted(), '0', 'the series is there before the first update');
+      assert.deepEqual(h.bridge.ledger.list({ updatedAfterNotification: true }), []);
       const child = resources.find((r) => r.resourceType === 'Patient' && r.id?.endsWith('-child'));
       assert.ok(child?.resourceType === 'Patient');
       await h.fhir.upsert({ ...child, name: [{ use: 'official', family: 'Renamed', given: ['Corrected'] }] });
@@ -95,7 +108,22 @@ describe('bridge subscription faults', () => {
       const [event] = await assertDeliveredOnce(h, 1);
       assert.ok(event);
       assert.notDeepEqual(notifiedDeclaration(event)['child.name'], { firstname: 'Corrected', surname: 'Renamed' });
-      assert.equal(h.rows()[0]?.updatesAfterNotification, 1);
+      const [row] = h.rows();
+      assert.equal(row?.updatesAfterNotification, 1);
+      // Recorded by the inbox, which no poll pass reports: the metric, the log and the listing say it.
+      assert.equal(await counted(), '1');
+      assert.deepEqual(
+        h.bridge.ledger.list({ updatedAfterNotification: true }).map((r) => r.id),
+        [row.id],
+      );
+      const said = lines
+        .map((line) => JSON.parse(line) as { msg?: string; rows?: number[] })
+        .filter((line) => line.msg?.startsWith('source records changed after OpenCRVS was notified'));
+      assert.deepEqual(
+        said.map((line) => line.rows),
+        [[row.id]],
+      );
+      assert.doesNotMatch(lines.join('\n'), /Renamed|Corrected/, 'no personal data in the log');
     } finally {
       await h.close();
     }

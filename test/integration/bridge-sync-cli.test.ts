@@ -15,6 +15,7 @@ import { closedPort } from '../support/ports.js';
 import { eventInput } from '../unit/ledger-helpers.js';
 import { finished, runCli, spawnCli } from './helpers/bridge-cli.js';
 import { birthResources, type Simulators, startSimulators } from './helpers/bridge-harness.js';
+import { corruptLedger } from './helpers/corrupt-ledger.js';
 
 describe('opencrvs-bridge sync --once', () => {
   let s: Simulators;
@@ -50,6 +51,60 @@ describe('opencrvs-bridge sync --once', () => {
     assert.doesNotMatch(second.stdout, /"level":/);
     assert.match(second.stderr, /"level":"info"/);
     assert.equal((await s.sim.control.events()).length, 2, 'nothing sent twice');
+  });
+
+  it('exits 1, saying so in its result, when the ledger failed where nothing else the pass counts did', async () => {
+    // A fresh ledger whose table of kept routing answers is damaged (its index, read at start, is not): each
+    // answer OpenCRVS gives fails to be kept, and nothing else fails. serve's /readyz fails store on it.
+    const object = s.configObject() as { store: { path: string } };
+    object.store = { path: join(s.dir, 'damaged-answers.db') };
+    openLedger(object.store.path).close();
+    assert.notEqual(corruptLedger(object.store.path, ['opencrvs_locations']), 'ok');
+    const damaged = join(s.dir, 'damaged-answers.yaml');
+    writeFileSync(damaged, stringify(object));
+    const text = await runCli(['sync', '--once', '--config', damaged]);
+    assert.equal(text.code, 1, text.stderr || text.stdout);
+    assert.match(text.stdout, /delivered in this pass: 2\n/, 'the births went out all the same');
+    assert.match(
+      text.stdout,
+      /\nresult: the ledger is corrupt \(SQLITE_CORRUPT: database disk image is malformed\): restore the last backup \(runbook: "Ledger corrupt"\)\n$/,
+    );
+    const json = await runCli(['sync', '--once', '--config', damaged, '--json']);
+    assert.equal(json.code, 1, json.stderr || json.stdout);
+    const summary = JSON.parse(json.stdout) as { ok: boolean; storeFailure: unknown; earlier: unknown[] };
+    assert.deepEqual(
+      [summary.ok, summary.storeFailure, summary.earlier],
+      [false, { code: 'SQLITE_CORRUPT', message: 'database disk image is malformed' }, []],
+    );
+  });
+
+  it('needs only the secrets it presents: no admin token, no subscription secret (it opens no listener)', async () => {
+    // A CronJob given OpenCRVS's secret alone. The admin token's and the subscription's variables are unset and
+    // a subscription's secret file is missing: serve would stop on each, naming the key.
+    const object = s.configObject() as { opencrvs: Record<string, unknown>; sources: Record<string, unknown>[] };
+    const cron = join(s.dir, 'cron.yaml');
+    const ref = (name: string) => `\${${name}}`;
+    writeFileSync(
+      cron,
+      stringify({
+        ...object,
+        opencrvs: { ...object.opencrvs, clientSecret: ref('CRON_OPENCRVS_SECRET') },
+        store: { path: join(s.dir, 'cron.db') },
+        admin: { token: ref('BRIDGE_ADMIN_TOKEN') },
+        sources: [
+          {
+            ...object.sources[0],
+            subscription: { secret: ref('EMR_HOOK_SECRET'), hmacSecretFile: join(s.dir, 'none') },
+          },
+        ],
+      }),
+    );
+    const env = { CRON_OPENCRVS_SECRET: s.sim.clientSecret, BRIDGE_ADMIN_TOKEN: undefined, EMR_HOOK_SECRET: undefined };
+    const run = await runCli(['sync', '--once', '--config', cron], { ...env, LOG_LEVEL: 'warn' });
+    assert.equal(run.code, 0, run.stderr || run.stdout);
+    assert.match(run.stdout, /delivered in this pass: 2\n/);
+    // Left unread, the subscription's secrets are not missing ones: no warning that anyone may notify.
+    assert.doesNotMatch(run.stderr, /admin\.token|subscription without secret/);
   });
 
   it('exits 1 when OpenCRVS rejects a notification (the row is dead)', async () => {

@@ -114,7 +114,8 @@ describe('Dockerfile', () => {
     assert.equal(only(runtimeStage, 'EXPOSE').args, '8080');
     assert.match(only(runtimeStage, 'ENV').args, /BRIDGE_CONFIG=\/config\/bridge\.yaml/);
     assert.deepEqual(jsonArray(only(runtimeStage, 'ENTRYPOINT').args), ['node', '/app/bin/opencrvs-bridge.js']);
-    // The default store.path (./bridge.db) must land on the volume: the last working directory is /data.
+    // An image that used the default store.path (./bridge.db, read from the working directory before it was
+    // read from the config's folder) keeps finding its ledger on the volume: the last working directory is /data.
     assert.equal(runtimeStage.instructions.filter((i) => i.op === 'WORKDIR').at(-1)?.args, '/data');
     assert.deepEqual(jsonArray(only(runtimeStage, 'CMD').args), ['serve']);
     assert.match(only(runtimeStage, 'HEALTHCHECK').args, /CMD \["node", "\/app\/bin\/healthcheck\.js"\]/);
@@ -242,7 +243,8 @@ describe('the container entrypoint from a production install', () => {
       config,
       JSON.stringify({
         opencrvs: simulatorOpenCrvs(sim),
-        // No store.path: the default ./bridge.db must land in the working directory, the /data volume.
+        // As examples/production.yaml gives it: on the volume, absolute (a relative path starts from /config).
+        store: { path: join(dataDir, 'bridge.db') },
         // Port 0, read back from the start-up log: a port reserved beforehand could be taken (by another
         // test file, or an outbound connection) before serve listens on it.
         http: { host: '127.0.0.1', port: 0 },

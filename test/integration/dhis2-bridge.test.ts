@@ -13,6 +13,7 @@ import {
   DEATH_PROGRAMME,
   DEFAULT_SANDBOX_AUTH,
   ORG_UNITS,
+  TRACKED_ENTITY_TYPE_PERSON,
 } from '../../src/sandbox/dhis2/index.js';
 import type { TrackedEntityList } from '../../src/sources/dhis2/client.js';
 import { DHIS2_CURSOR } from '../../src/sources/dhis2/index.js';
@@ -247,6 +248,46 @@ describe('DHIS2 tracker source: credentials and filters', () => {
       assert.match(
         status?.lastError ?? '',
         /HTTP 400 \(DHIS2 has no programme IpHINAT79UX: check sources\[\]\.dhis2\.program of source dhis2-births; run doctor\)/,
+      );
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('keeps only records of dhis2.trackedEntityType, telling their type itself: DHIS2 refuses it with the programme', async () => {
+    let other = '';
+    const h = await startDhis2Harness({
+      births: 3,
+      deaths: 0,
+      writeBack: false,
+      // One child of another type in the programme (DHIS2's import would refuse it; the seed does not check).
+      entities: (entities) => {
+        const child = enrolledIn(entities, CHILD_PROGRAMME)[0];
+        assert.ok(child?.trackedEntity);
+        other = child.trackedEntity;
+        child.trackedEntityType = 'SbxOtherTyp';
+        return entities;
+      },
+      configure: ({ sources }) => {
+        sources[0] = {
+          ...sources[0],
+          dhis2: { program: CHILD_PROGRAMME, trackedEntityType: TRACKED_ENTITY_TYPE_PERSON },
+        };
+      },
+    });
+    try {
+      const summary = await h.bridge.syncOnce([BIRTHS_SOURCE], { timeoutMs: 20_000 });
+      assert.deepEqual(summary.failedSources, []);
+      const expected = enrolledIn(h.seeded, CHILD_PROGRAMME)
+        .map((te) => `TrackedEntity/${te.trackedEntity}`)
+        .filter((key) => key !== `TrackedEntity/${other}`);
+      assert.equal(expected.length, 2);
+      assert.deepEqual(
+        h
+          .rows()
+          .map((r) => r.subjectKey)
+          .sort(),
+        expected.sort(),
       );
     } finally {
       await h.close();

@@ -421,6 +421,20 @@ describe('DHIS2 simulator: tracker export', () => {
     assert.equal(missing.status, 404);
   });
 
+  it('refuses a tracked entity list filtered by programme and type at once, 409 as 2.40 and 2.41 do', async () => {
+    const both = await get(sim, `${children}&trackedEntityType=${TRACKED_ENTITY_TYPE_PERSON}`);
+    assert.equal(both.status, 409);
+    assert.deepEqual(both.body, {
+      httpStatus: 'Conflict',
+      httpStatusCode: 409,
+      status: 'ERROR',
+      message: 'Program and tracked entity cannot be specified simultaneously',
+    });
+    // Each alone is a list.
+    const byType = `/api/tracker/trackedEntities?trackedEntityType=${TRACKED_ENTITY_TYPE_PERSON}&orgUnitMode=ALL&pageSize=1`;
+    assert.equal((await get(sim, byType)).status, 200);
+  });
+
   it('refuses a programme DHIS2 does not have as 2.40 and 2.41 do: 400 to a list, 404 to a read in it', async () => {
     const unknown = 'NoSuchProg1';
     for (const list of ['trackedEntities', 'events']) {

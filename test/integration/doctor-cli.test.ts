@@ -3,11 +3,11 @@
 // process (exit codes, output); the finer cases call runDoctor in-process.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Bundle, Subscription } from '@medplum/fhirtypes';
 import Database from 'better-sqlite3';
@@ -576,6 +576,36 @@ describe('doctor checks', () => {
     assert.equal(bodyOnly?.status, 'warn', formatReport(signedReport));
   });
 
+  it('passes an OpenMRS-like server, naming the mapping contexts it does not serve, and says to poll it', async () => {
+    const openmrs = await startFhirSandbox({ port: 0, emulate: 'openmrs' });
+    try {
+      const sources = [
+        { id: 'emr', kind: 'fhir', baseUrl: openmrs.baseUrl, subscription: { secret: 'sub-secret-000001' } },
+      ];
+      const report = await runDoctor({ file: writeConfig(configObject({ sources })), env: {} });
+      assert.deepEqual(failing(report), [], formatReport(report));
+      const lines = report.checks.filter((c) => c.name === 'source emr');
+      assert.ok(
+        lines.some(
+          (c) => c.status === 'ok' && /read work for Encounter, Observation, Patient, RelatedPerson$/.test(c.detail),
+        ),
+        formatReport(report),
+      );
+      const off = lines.find((c) => c.detail.includes('does not serve'));
+      assert.equal(off?.status, 'warn', formatReport(report));
+      assert.match(
+        off.detail,
+        /^mapping contexts the server does not serve, taken as empty: .*death\.fhir listedIn \(Composition\); birth\.fhir documents \(Composition\)/,
+      );
+      assert.match(off.detail, /birth\.fhir recordedMotherObservations \(Observation: focus\)/);
+      assert.match(off.detail, /birth\.fhir linkedPersons \(RelatedPerson: patient\)/);
+      const subscription = lines.find((c) => c.detail.includes('lists no Subscription'));
+      assert.match(subscription?.detail ?? formatReport(report), /poll it/);
+    } finally {
+      await openmrs.close();
+    }
+  });
+
   it('warns, as serve does at start, of a subscription an EMR on another machine cannot deliver to a loopback http.host', async () => {
     // The EMR is not reached (a name that resolves nowhere): the warning needs the configuration alone.
     const sources = [
@@ -982,17 +1012,17 @@ describe('doctor checks', () => {
     assert.equal(partly.report.ok, true, 'a warning, not a failure');
   });
 
-  it('creates no ledger where there is none, and warns naming the full path of a relative store.path', async () => {
-    // Run from another directory, a relative store.path names another file: doctor used to create an empty
-    // ledger there and pass it (✔), and `ledger` then said "empty".
-    const absent = join(dir, 'not-yet.db');
-    const store = { path: relative(process.cwd(), absent) };
+  it("creates no ledger where there is none, and warns naming the full path of a relative store.path (from the config's folder)", async () => {
+    // A relative store.path is read from the configuration file's folder (dir), not from the working
+    // directory: doctor names the file it looked at, creates none (it used to create an empty one and pass).
+    const store = { path: './not-yet.db' };
+    assert.notEqual(process.cwd(), dir);
     const report = await runDoctor({ file: writeConfig({ ...configObject({}), store }), env: {} });
     const line = report.checks.find((c) => c.name === 'store');
     assert.equal(line?.status, 'warn', formatReport(report));
     assert.ok(
       line?.detail.startsWith(
-        `${join(dir, 'not-yet.db')} (store.path ${store.path}, relative to the working directory): no ledger there (doctor created none); serve or sync creates it (the directory is writable). If the bridge has run before, this is not its ledger`,
+        `${join(dir, 'not-yet.db')}: no ledger there (doctor created none); serve or sync creates it (the directory is writable). If the bridge has run before, this is not its ledger: give store.path as the absolute path of the one it has`,
       ),
       line?.detail,
     );
@@ -1012,6 +1042,21 @@ describe('doctor checks', () => {
     assert.match(
       failed?.detail ?? '',
       /no ledger there, and serve could not create it: that directory does not exist$/,
+    );
+    // A ledger only at the old reading (relative to the working directory; the config a folder down, where
+    // the same text names nothing): doctor checks that one, and says so.
+    const old = join(dir, 'old-reading.db');
+    openLedger(old).close();
+    const file = join(dir, 'etc', 'bridge.yaml');
+    mkdirSync(dirname(file));
+    writeFileSync(file, JSON.stringify({ ...configObject({}), store: { path: relative(process.cwd(), old) } }));
+    const kept = await runDoctor({ file, env: {} });
+    assert.match(kept.checks.find((c) => c.name === 'store')?.detail ?? '', new RegExp(`^${old} is writable`));
+    const moved = kept.checks.find((c) => c.name === 'store path');
+    assert.equal(moved?.status, 'warn', formatReport(kept));
+    assert.match(
+      moved?.detail ?? '',
+      new RegExp(`using the ledger at ${old}, found relative to the working directory`),
     );
   });
 

@@ -15,6 +15,7 @@ import {
   DEFAULT_SANDBOX_AUTH,
   type Dhis2Simulator,
   startDhis2Simulator,
+  TRACKED_ENTITY_TYPE_PERSON,
 } from '../../src/sandbox/dhis2/index.js';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
 
@@ -33,14 +34,17 @@ after(async () => {
 });
 
 /** Doctor's `metadata` line of each source: the Child Programme with the shipped birth mapping, and this writeBack. */
-async function metadataLines(writeBacks: Record<string, Record<string, unknown>>) {
+async function metadataLines(
+  writeBacks: Record<string, Record<string, unknown>>,
+  dhis2Of: Record<string, Record<string, unknown>> = {},
+) {
   const sources = Object.entries(writeBacks).map(([id, writeBack]) => ({
     id,
     kind: 'dhis2',
     baseUrl: dhis2.baseUrl,
     auth: { type: 'pat', token: DEFAULT_SANDBOX_AUTH.pat },
     // Each its own org unit: sources of one programme must not read the same records.
-    dhis2: { program: 'IpHINAT79UW', orgUnits: [`Ou${id.padEnd(9, 'x')}`.slice(0, 11)] },
+    dhis2: dhis2Of[id] ?? { program: 'IpHINAT79UW', orgUnits: [`Ou${id.padEnd(9, 'x')}`.slice(0, 11)] },
     mappings: ['birth.dhis2'],
     writeBack,
   }));
@@ -120,6 +124,30 @@ describe('doctor: the DHIS2 write-back target', () => {
     assert.match(
       line('weight')?.detail ?? '',
       /has value type NUMBER: .*; .* is read by mapping birth\.dhis2 .*codes\.birthWeightGrams:/,
+    );
+  });
+});
+
+describe('doctor: the DHIS2 tracked entity type', () => {
+  it("polls with dhis2.trackedEntityType (never sent beside the programme), and fails one not the programme's", async () => {
+    const target = { attribute: ATTRIBUTES.trackingId };
+    // Two sources of one programme and server, told apart by their types only (sources/overlap.ts).
+    const { report, line } = await metadataLines(
+      { person: target, other: target },
+      {
+        person: { program: 'IpHINAT79UW', trackedEntityType: TRACKED_ENTITY_TYPE_PERSON },
+        other: { program: 'IpHINAT79UW', trackedEntityType: 'SbxOtherTyp' },
+      },
+    );
+    const text = formatReport(report);
+    // DHIS2 answers a list given programme and type 409: the poll line would fail for both.
+    for (const id of ['person', 'other'])
+      assert.equal(report.checks.find((c) => c.name === `source ${id} poll`)?.status, 'ok', text);
+    assert.equal(line('person')?.status, 'ok', text);
+    assert.equal(line('other')?.status, 'fail', text);
+    assert.equal(
+      line('other')?.detail,
+      `sources[1].dhis2.trackedEntityType SbxOtherTyp is not the tracked entity type of programme IpHINAT79UW (${TRACKED_ENTITY_TYPE_PERSON}), the only type it enrols: the source would read nothing (set ${TRACKED_ENTITY_TYPE_PERSON}, or remove the key)`,
     );
   });
 });

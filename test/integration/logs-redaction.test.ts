@@ -299,13 +299,11 @@ describe('logs without personal data or secrets', () => {
       [
         'PUT /fhir-subscription/emr/Patient/{id}',
         'DELETE /fhir-subscription/emr/Patient/{id}',
+        // An unknown source is answered as a wrong secret (its id is not logged either).
+        'POST /fhir-subscription/{source}',
         'PUT /fhir-subscription/emr/{type}/{id}',
         'GET /fhir-subscription/{unknown}',
       ],
-    );
-    assert.ok(
-      requests.some((l) => l.method === 'POST' && l.path === '/fhir-subscription/{source}' && l.status === 404),
-      paths.join(' '),
     );
     assert.ok(
       requests.some((l) => l.method === 'PUT' && l.path === '/{unknown}' && l.status === 404),

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import type { Resource as FhirResource } from '@medplum/fhirtypes';
 import { stringify } from 'yaml';
 import type { Resource } from '../../src/mapping/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
@@ -17,6 +18,7 @@ import {
   type Dhis2Simulator,
   ORG_UNITS,
   startDhis2Simulator,
+  TRACKED_ENTITY_TYPE_PERSON,
 } from '../../src/sandbox/dhis2/index.js';
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import { closedPort } from '../support/ports.js';
@@ -145,6 +147,34 @@ describe('opencrvs-bridge map --ref (FHIR)', () => {
     assert.equal(encounter.code, 0, encounter.stderr);
     assert.equal(JSON.parse(encounter.stdout).subjectRef, CHILD);
     assert.equal(existsSync(ledger), false);
+  });
+
+  it("answers a birth dated before the source's go-live as skipped, as serve records it", async () => {
+    const live = writeConfig('live.yaml', [emr({ poll: { since: '2025-01-01' } })]);
+    const r = await runCli(['map', '--ref', CHILD, '--config', live]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /^SKIPPED \(birth\.fhir, Patient\/patient-child-babyg-quinn\): born before the source's go-live 2025-01-01: registered otherwise\n {2}hint: serve records it so/,
+    );
+    assert.equal(existsSync(ledger), false);
+
+    // Its birth date an estimate (year and month, as OpenMRS sends one): invalid, which serve records
+    // skipped all the same, as a birth of before the go-live's month.
+    const child = demo.find((r) => `${r.resourceType}/${r.id}` === CHILD) as unknown as FhirResource;
+    const estimated: Record<string, unknown> = { ...child, birthDate: '2019-02' };
+    delete estimated._birthDate;
+    await sandbox.upsert(estimated as unknown as FhirResource);
+    try {
+      const partial = await runCli(['map', '--ref', CHILD, '--config', live]);
+      assert.equal(partial.code, 0, partial.stderr);
+      assert.match(
+        partial.stdout,
+        /^SKIPPED \(birth\.fhir, Patient\/patient-child-babyg-quinn\): born before the source's go-live 2025-01-01: registered otherwise\n/,
+      );
+    } finally {
+      await sandbox.upsert(child);
+    }
   });
 
   it('says a record the source does not have clearly, without its id, and exits 2', async () => {
@@ -290,6 +320,20 @@ describe('opencrvs-bridge map --ref (DHIS2)', () => {
     const inside = await runCli(['map', '--ref', ref, '--config', scoped([ORG_UNITS.sierraLeone]), '--json']);
     assert.equal(inside.code, 0, inside.stderr);
     assert.doesNotMatch(inside.stderr, /outside what source/);
+    // So is one of another tracked entity type than the source's (the child is a Person): told by the bridge,
+    // as the poller tells it, since DHIS2 answers a list given the programme and a type 409.
+    assert.equal(child.trackedEntityType, TRACKED_ENTITY_TYPE_PERSON);
+    const typed = join(dir, 'typed.yaml');
+    writeFileSync(
+      typed,
+      readFileSync(config, 'utf8').replace(
+        `program: ${CHILD_PROGRAMME}`,
+        `program: ${CHILD_PROGRAMME}\n      trackedEntityType: SbxOtherTyp`,
+      ),
+    );
+    const ofOther = await runCli(['map', '--ref', ref, '--config', typed, '--json']);
+    assert.equal(ofOther.code, 0, ofOther.stderr);
+    assert.match(ofOther.stderr, /this tracked entity is outside what source dhis2-births polls .*trackedEntityType/);
 
     // The mother is read through her child's relationship, never polled: not enrolled is what is said of her,
     // with or without org units in the source (not that she is outside them).

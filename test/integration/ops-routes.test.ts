@@ -2,17 +2,7 @@
 // sandbox: ready when everything works, 503 naming the failing check when OpenCRVS refuses the
 // credentials or the queue is held, and metrics that say what happened without any personal data.
 import assert from 'node:assert/strict';
-import {
-  closeSync,
-  copyFileSync,
-  mkdtempSync,
-  openSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { type AddressInfo, connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -28,6 +18,7 @@ import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
 import { MAX_INBOX_BYTES, MAX_INBOX_DEPTH } from '../../src/sources/fhir/receiver.js';
 import { OPENCRVS_IDENTITY_META } from '../../src/sources/identity.js';
+import { corruptLedger } from './helpers/corrupt-ledger.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -190,7 +181,10 @@ describe('health and readiness', () => {
     for (const change of ['deleted', 'replaced', 'overwritten'] as const) {
       const lines: string[] = [];
       const logger = createLogger({ level: 'error', destination: { write: (line: string) => void lines.push(line) } });
-      const bridge = newBridge({}, undefined, 0, {}, { logger });
+      // Spaces in its folder and its name: still named by its base name alone.
+      mkdirSync(join(dir, 'site data'), { recursive: true });
+      const storePath = join(dir, 'site data', `bridge ${change}.db`);
+      const bridge = newBridge({}, undefined, 0, {}, { logger, storePath });
       try {
         await bridge.start();
         assert.equal((await get(bridge, '/healthz')).status, 200);
@@ -219,6 +213,7 @@ describe('health and readiness', () => {
         const name = basename(path);
         assert.equal(body.problem.startsWith(`the ledger file ${name} was ${change} while the bridge ran`), true);
         assert.equal(health.text.includes(dirname(path)), false, health.text);
+        assert.equal(health.text.includes('site data'), false, health.text);
         const ready = await readyz(bridge);
         assert.equal(ready.status, 503);
         assert.deepEqual(ready.body.failed, ['store']);
@@ -661,36 +656,6 @@ describe('readiness: what alerting needs to see', () => {
   });
 });
 
-/**
- * Overwrites the root pages of `names` (tables, indexes) in the closed ledger at `path` with bytes no b-tree
- * page starts with, as a disk or a copy over the running ledger damages it; returns PRAGMA quick_check's
- * answer, which says the file is corrupt.
- */
-function corruptLedger(path: string, names: string[]): string {
-  const db = new Database(path);
-  const pageSize = Number(db.pragma('page_size', { simple: true }));
-  const roots = names.map((name) => {
-    const root = db.prepare('SELECT rootpage FROM sqlite_schema WHERE name = ?').pluck().get(name);
-    assert.equal(typeof root, 'number', name);
-    return root as number;
-  });
-  db.close();
-  const fd = openSync(path, 'r+');
-  try {
-    for (const root of roots) writeSync(fd, Buffer.alloc(pageSize, 0xee), 0, pageSize, (root - 1) * pageSize);
-  } finally {
-    closeSync(fd);
-  }
-  const check = new Database(path, { readonly: true });
-  try {
-    return String(check.pragma('quick_check', { simple: true }));
-  } catch (err) {
-    return `quick_check failed: ${(err as { code?: string }).code}`; // damage SQLite meets before it can list it
-  } finally {
-    check.close();
-  }
-}
-
 describe('a corrupt ledger', () => {
   /** A fresh ledger with the pages that a poll's rows (an index of ledger_rows) and routing answers go to damaged. */
   function corruptFresh(name: string): string {
@@ -722,6 +687,24 @@ describe('a corrupt ledger', () => {
         return { store: value('bridge_store_ok'), ready: value('bridge_ready') };
       };
       assert.deepEqual(await gauges(), { store: 0, ready: 0 });
+    } finally {
+      await bridge.stop();
+    }
+  });
+
+  it("warns once, not once per routed location, when the ledger cannot keep OpenCRVS's answers", async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', destination: { write: (line: string) => lines.push(line) } });
+    // The table the answers go to is damaged; the index they are loaded through at start is not.
+    const bridge = newBridge({}, 'LHUYvwY2Aq1', 0, {}, { storePath: corruptFresh('corrupt-answers.db'), logger });
+    try {
+      await bridge.start(); // the routing table looked up once: five offices and facilities, each a new answer
+      assert.ok(bridge.ready, 'OpenCRVS answered for every routed location');
+      const warned = lines
+        .map((line) => JSON.parse(line) as { msg: string; err?: { code?: string } })
+        .filter((l) => l.msg === 'could not keep an answer of OpenCRVS about a location in the ledger');
+      assert.equal(warned.length, 1, JSON.stringify(warned.map((l) => l.msg)));
+      assert.equal(warned[0]?.err?.code, 'SQLITE_CORRUPT');
     } finally {
       await bridge.stop();
     }

@@ -246,10 +246,22 @@ describe('secret files rotated while the bridge runs', () => {
       await response.text();
       return response.status;
     };
+    /** Basic, as the browser sends what the operator typed or pasted into its prompt. */
+    const basic = async (password: string) => {
+      const response = await fetch(`http://127.0.0.1:${port}/admin/api/summary`, {
+        headers: { authorization: `Basic ${Buffer.from(`operator:${password}`).toString('base64')}` },
+        signal: AbortSignal.timeout(5000),
+      });
+      await response.text();
+      return response.status;
+    };
     try {
       assert.equal(await status('admin-token-first-0123456789'), 200);
-      rotate(tokenFile, 'admin-token-second-9876543210');
+      // Compared without surrounding spaces on either side, as a subscription's bearer secret is.
+      assert.equal(await basic(' admin-token-first-0123456789 '), 200, 'a Basic password pasted with spaces');
+      rotate(tokenFile, '  admin-token-second-9876543210 ');
       assert.equal(await status('admin-token-second-9876543210'), 200, 'the new token');
+      assert.equal(await basic('admin-token-second-9876543210'), 200, 'the new token, by Basic');
       assert.equal(await status('admin-token-first-0123456789'), 200, 'the old one, during the overlap');
       assert.equal(await status('admin-token-wrong-000000000000'), 401);
       // Refused at start, so not taken later either: the token before it stays.

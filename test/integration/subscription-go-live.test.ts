@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Resource } from '@medplum/fhirtypes';
+import { generateBirth } from '../../src/sandbox/demo/generate.js';
 import { birthResources, type Harness, SOURCE_ID, startHarness } from './helpers/bridge-harness.js';
 
 const BEARER = 'subscription-bearer-secret';
@@ -65,6 +66,29 @@ describe('subscription notifications and the go-live (poll.since)', () => {
         'nothing is recorded for the record from before the go-live',
       );
       assert.equal((await h.events()).length, 1);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a child born before the go-live, its records written after it, is recorded as skipped, not sent', async () => {
+    const h = await goLiveHarness({ at: Date.now() });
+    try {
+      // A child of 2024 met for the first time now (a vaccination visit): every resource is new to the EMR.
+      await h.transaction(generateBirth(0, { prefix: 'visit', startDate: '2024-06-02' }) as Resource[]);
+      await settle(h);
+      await h.bridge.worker.runUntilIdle({ timeoutMs: 10_000 });
+      assert.deepEqual(
+        h.rows().map((r) => [r.subjectKey, r.state, r.skipReason]),
+        [
+          [
+            'Patient/visit-birth-0-child',
+            'skipped',
+            "born before the source's go-live 2025-01-01: registered otherwise",
+          ],
+        ],
+      );
+      assert.equal((await h.events()).length, 0);
     } finally {
       await h.close();
     }

@@ -53,6 +53,22 @@ describe('opencrvs-bridge subscriptions', () => {
     for (const header of headers ?? [])
       assert.equal(header, `Authorization: Bearer <sources[${SOURCE_ID}].subscription.secret>`);
     assert.match(run.stderr, /placeholders/);
+    assert.doesNotMatch(run.stderr, /plain http/, 'https: no warning');
+  });
+
+  it('warns, without refusing, of a plain-http --bridge-url the EMR would send the secret to in clear', async () => {
+    const run = await runCli(['subscriptions', '--config', config, '--bridge-url', 'http://bridge.example.org']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(
+      run.stderr,
+      /^warning: --bridge-url is plain http: .* in clear; give the bridge's https:\/\/ address/m,
+    );
+    assert.ok(!run.stderr.includes(SECRET), 'the secret is not printed');
+    const bundle = JSON.parse(run.stdout) as Bundle<Subscription>;
+    assert.equal(
+      bundle.entry?.[0]?.resource?.channel.endpoint,
+      `http://bridge.example.org/fhir-subscription/${SOURCE_ID}`,
+    );
   });
 
   it('refuses a --bridge-url that already holds the receiver path, which would come twice', async () => {

@@ -292,6 +292,38 @@ describe('FHIR write-back: conditional update', () => {
     assert.equal(client.updates, 0);
     assert.equal(versionOf(await read(fhir, `Patient/${child.id}`)), before);
   });
+
+  it("keeps another tracking id of the system beside the new one and says so; the row's own earlier ids are not another", async () => {
+    assert.ok(child?.id);
+    const { source, writeBack } = settings();
+    const current = await read(fhir, `Patient/${child.id}`);
+    const others = [
+      { system: SYSTEM, value: 'BOTHER1' },
+      { system: SYSTEM, value: 'TRKOLD1' },
+    ];
+    await fhir.upsert({ ...current, identifier: [...identifiers(current), ...others] } as Resource);
+    const target = new FhirWriteBack(new RacingClient(source, async () => {}), writeBack);
+    const ours = { ...job('TRK0002'), earlierTrackingIds: ['TRKOLD1'] };
+    const answer = await target.write(ours);
+    assert.ok(typeof answer === 'object');
+    assert.equal(answer.result, 'written');
+    assert.deepEqual(answer.othersHeld, ['TRK0001', 'BOTHER1']);
+    assert.match(
+      answer.note,
+      new RegExp(`^Patient also holds another tracking id of ${SYSTEM}: TRK0001, BOTHER1 \\(kept`),
+    );
+    const values = identifiers(await read(fhir, `Patient/${child.id}`)).filter((i) => i.system === SYSTEM);
+    assert.deepEqual(
+      values.map((i) => i.value),
+      ['TRK0001', 'BOTHER1', 'TRKOLD1', 'TRK0002'],
+      'nothing replaced',
+    );
+    // A retry after a lost answer finds its id there already, and says it again.
+    const again = await target.write(ours);
+    assert.ok(typeof again === 'object');
+    assert.equal(again.result, 'already');
+    assert.deepEqual(again.othersHeld, ['TRK0001', 'BOTHER1']);
+  });
 });
 
 describe('FHIR write-back: Task carrying the tracking id', () => {

@@ -40,6 +40,8 @@ describe('construction warnings', () => {
   it('warns once when a subscription accepts notifications without any secret', async () => {
     const open = await warningsFor({}, 'open');
     assert.equal(open.filter((msg) => msg.startsWith('subscription without secret or hmacSecret')).length, 1);
+    // Logged whole: the log's scrubber took `hmacSecret: anyone` for a credential and hid the word.
+    assert.match(open.join('\n'), /hmacSecret, so anyone who can reach/);
     const bearer = await warningsFor({ secret: 'shared-bearer-secret' }, 'bearer');
     const hmac = await warningsFor({ hmacSecret: 'shared-hmac-secret' }, 'hmac');
     assert.deepEqual(
@@ -50,7 +52,10 @@ describe('construction warnings', () => {
 
   it('warns when a subscription has an hmacSecret but no bearer secret (the signature covers the body only)', async () => {
     const said = (msgs: string[]) => msgs.filter((msg) => msg.startsWith('subscription with hmacSecret but no secret'));
-    assert.equal(said(await warningsFor({ hmacSecret: 'shared-hmac-secret' }, 'hmac-only')).length, 1);
+    const hmacOnly = said(await warningsFor({ hmacSecret: 'shared-hmac-secret' }, 'hmac-only'));
+    assert.equal(hmacOnly.length, 1);
+    // Logged whole: the scrubber hides the word after "bearer" (an Authorization header's token).
+    assert.doesNotMatch(hmacOnly[0] ?? '', /redacted/);
     const both = await warningsFor({ secret: 'shared-bearer-secret', hmacSecret: 'shared-hmac-secret' }, 'both');
     assert.deepEqual([...said(both), ...said(await warningsFor({}, 'neither'))], []);
   });
@@ -77,6 +82,15 @@ describe('construction warnings', () => {
     const local = { host: 'localhost', baseUrl: 'http://127.0.0.1:8090/fhir', http: true };
     assert.deepEqual(said(await warningsFor(secret, 'local', local)), []);
     assert.deepEqual(said(await warningsFor(secret, 'sync', { host: '127.0.0.1', baseUrl: emr, http: false })), []);
+  });
+
+  it('says when it created a new ledger (naming the file alone), and not when it opens the one it has', async () => {
+    const created = (msgs: string[]) => msgs.filter((msg) => msg.startsWith('created a new ledger'));
+    const first = created(await warningsFor(undefined, 'fresh'));
+    assert.deepEqual(first, [
+      'created a new ledger at fresh.db (store.path): nothing has been recorded before it. On a first start this is expected; if this bridge has run before, its ledger is elsewhere or was lost: stop it, and set store.path to the ledger it has (or restore the last backup)',
+    ]);
+    assert.deepEqual(created(await warningsFor(undefined, 'fresh')), []);
   });
 
   it('warns that nothing will be read when sources is empty, at start and in validate', async () => {

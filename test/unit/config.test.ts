@@ -29,6 +29,18 @@ describe('configuration', () => {
     const missing = configErrorOf(() => loadConfig({ file }));
     assert.equal(missing.path, 'sources[0].mappings[0]');
     assert.match(missing.message, /no mapping file at .*mappings\/brith\.yaml/);
+
+    // The copy named by its id, as `id:` might suggest: refused, pointing to the path that names it.
+    writeFileSync(file, sources('birth.site'));
+    const byId = configErrorOf(() => loadConfig({ file }));
+    assert.equal(byId.path, 'sources[0].mappings[0]');
+    assert.match(byId.problem, /^no mapping named "birth\.site" \(there are: .*birth\.fhir.*\); /);
+    assert.match(byId.problem, /\.\/mappings\/birth\.yaml has that id: name it by its path, \.\/mappings\/birth\.yaml/);
+    writeFileSync(file, sources('birth.nowhere'));
+    assert.match(
+      configErrorOf(() => loadConfig({ file })).problem,
+      /a mapping of your own is named by its path, not its id: e\.g\. \.\/mappings\/birth\.yaml$/,
+    );
   });
 
   it('derives the token and events URLs from the domain and applies defaults', () => {
@@ -374,6 +386,20 @@ describe('configuration', () => {
         .sources[0]?.dhis2?.fields,
       'trackedEntity,updatedAt,attributes,enrollments[*,events[*]],relationships',
     );
+    // With a type, the poller tells each record's type itself: the list must say it.
+    const typed = (fields: string) =>
+      `${MINIMAL_CONFIG}sources:\n  - id: hmis\n    kind: dhis2\n    baseUrl: http://dhis2.local\n    dhis2: { trackedEntityType: nEenWmSyUEp, fields: '${fields}' }\n`;
+    const noType = configErrorOf(() => loadConfig({ text: typed('trackedEntity,updatedAt,attributes,enrollments') }));
+    assert.equal(noType.path, 'sources[0].dhis2.fields');
+    assert.match(
+      noType.message,
+      /must include trackedEntityType \(or be \*\), as sources\[0\]\.dhis2\.trackedEntityType is set/,
+    );
+    assert.equal(
+      loadConfig({ text: typed('trackedEntity,trackedEntityType,updatedAt,attributes,enrollments') }).sources[0]?.dhis2
+        ?.trackedEntityType,
+      'nEenWmSyUEp',
+    );
     const zone = configErrorOf(() => loadConfig({ text: source('    timeZone: Africa/Nowhere\n') }));
     assert.equal(zone.path, 'sources[0].timeZone');
     assert.match(zone.message, /not an IANA time zone/);
@@ -478,7 +504,7 @@ describe('configuration', () => {
     assert.equal(missing.problem, `cannot read the file ${join(dir, 'nope', 'secret.txt')} (ENOENT)`);
   });
 
-  it("secretFiles 'none' reads no secret file (an empty one mid-rotation), and still checks the keys", () => {
+  it("secretFiles 'none' reads no secret file (an empty one mid-rotation), 'outbound' those the bridge presents, and still checks the keys", () => {
     const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
     for (const name of ['ocrvs', 'emr', 'admin', 'hook']) writeFileSync(join(dir, name), '');
     const file = join(dir, 'bridge.yaml');
@@ -496,6 +522,19 @@ describe('configuration', () => {
     // Only the sources' secrets (subscriptions, which calls the EMR and never OpenCRVS).
     const sourcesOnly = configErrorOf(() => loadConfig({ file, secretFiles: 'sources' }));
     assert.equal(sourcesOnly.path, 'sources[0].auth.tokenFile');
+    // sync's: the secrets it presents (OpenCRVS's first, then the source's), never the admin token nor the
+    // subscription's, which only a listener checks.
+    assert.equal(configErrorOf(() => loadConfig({ file, secretFiles: 'outbound' })).path, 'opencrvs.clientSecretFile');
+    writeFileSync(join(dir, 'ocrvs'), 'ocrvs-secret');
+    assert.equal(configErrorOf(() => loadConfig({ file, secretFiles: 'outbound' })).path, 'sources[0].auth.tokenFile');
+    writeFileSync(join(dir, 'emr'), 'emr-token');
+    const outbound = loadConfig({ file, secretFiles: 'outbound' });
+    assert.deepEqual(
+      [outbound.opencrvs.clientSecret, outbound.sources[0]?.auth.token, outbound.admin.token],
+      ['ocrvs-secret', 'emr-token', undefined],
+    );
+    assert.equal(outbound.sources[0]?.subscription?.secret, undefined);
+    writeFileSync(join(dir, 'ocrvs'), '');
     // A static token from a file, unread, still stands for the client credentials.
     writeFileSync(file, yaml('eventsUrl: "https://register.x.org/api/events", accessTokenFile: ocrvs'));
     assert.equal(loadConfig({ file, secretFiles: 'none' }).opencrvs.accessToken, undefined);

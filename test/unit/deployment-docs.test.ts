@@ -289,3 +289,34 @@ describe('the backup recipes of docs/deployment.md', () => {
     }
   });
 });
+
+// The upgrade steps quote what this build prints (`--version`, the migration line, doctor's): a quote naming
+// an older schema reads as an upgrade that stops short. The changelog's released sections are history.
+describe('the ledger schema the docs quote', () => {
+  it("is the newest migration's, in docs/, README.md and the changelog's unreleased part", () => {
+    const latest = Math.max(
+      ...readdirSync(`${root}src/ledger/migrations`)
+        .map((file) => /^(\d{3})-/.exec(file)?.[1])
+        .filter((n) => n !== undefined)
+        .map(Number),
+    );
+    const changelog = readFileSync(`${root}CHANGELOG.md`, 'utf8');
+    const released = changelog.search(/^## (?!Unreleased)/m);
+    const texts: Record<string, string> = {
+      'CHANGELOG.md': released < 0 ? changelog : changelog.slice(0, released),
+      'README.md': readFileSync(`${root}README.md`, 'utf8'),
+    };
+    for (const file of readdirSync(`${root}docs`).filter((f) => f.endsWith('.md')))
+      texts[`docs/${file}`] = readFileSync(`${root}docs/${file}`, 'utf8');
+    const quotes = /(?:ledger\s+schema|created\s+at\s+schema|from\s+schema\s+\d+\s+to)\s+(\d+)/g;
+    const stale: string[] = [];
+    let seen = 0;
+    for (const [file, text] of Object.entries(texts))
+      for (const match of text.matchAll(quotes)) {
+        seen++;
+        if (Number(match[1]) !== latest) stale.push(`${file}: ${match[0].replace(/\s+/g, ' ')}`);
+      }
+    assert.ok(seen >= 5, `the quotes are found (${seen})`);
+    assert.deepEqual(stale, [], `schema ${latest} is the newest`);
+  });
+});

@@ -8,7 +8,13 @@ import { assembleContext } from '../../src/mapping/context.js';
 import { dhis2TrackedEntities } from '../../src/mapping/dhis2-input.js';
 import { dhis2InputFetcher, loadMappings, mapInput } from '../../src/mapping/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { DHIS2_DEFAULTS, Dhis2Client, dhis2SettingsOf, trackedEntityFilter } from '../../src/sources/dhis2/index.js';
+import {
+  DHIS2_DEFAULTS,
+  Dhis2Client,
+  dhis2SettingsOf,
+  isOfTrackedEntityType,
+  trackedEntityFilter,
+} from '../../src/sources/dhis2/index.js';
 import { isTrackedEntityPage, isTrackerEvent } from '../../src/sources/dhis2/schemas.js';
 import { laterOf, minusSeconds, naiveMillis, plusMillis } from '../../src/sources/dhis2/time.js';
 import { writeBackSourceFor } from '../../src/sources/writeback/index.js';
@@ -123,6 +129,14 @@ describe('DHIS2 poll filter', () => {
       trackedEntityFilter({ ...DHIS2_DEFAULTS, orgUnits: ['DiszpKrYNg8', 'y77LiPqLMoq'], orgUnitMode: 'DESCENDANTS' }),
       { program: 'IpHINAT79UW', fields: '*', orgUnits: 'DiszpKrYNg8,y77LiPqLMoq', orgUnitMode: 'DESCENDANTS' },
     );
+  });
+
+  it('never sends trackedEntityType beside the programme (DHIS2 refuses both), and keeps that type itself', () => {
+    const typed = { ...DHIS2_DEFAULTS, trackedEntityType: 'nEenWmSyUEp' };
+    assert.deepEqual(trackedEntityFilter(typed), { program: 'IpHINAT79UW', fields: '*' });
+    assert.equal(isOfTrackedEntityType(typed, { trackedEntityType: 'nEenWmSyUEp' }), true);
+    assert.equal(isOfTrackedEntityType(typed, { trackedEntityType: 'MCPQUTHX1Ze' }), false);
+    assert.equal(isOfTrackedEntityType(DHIS2_DEFAULTS, { trackedEntityType: 'MCPQUTHX1Ze' }), true);
   });
 });
 

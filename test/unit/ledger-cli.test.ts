@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Command, CommanderError } from 'commander';
 import { registerLedger } from '../../src/commands/ledger.js';
 import { registerReplay } from '../../src/commands/replay.js';
 import { openLedger } from '../../src/ledger/index.js';
 import { WriteBackStore } from '../../src/sources/writeback/index.js';
-import { eventInput, settleRow } from './ledger-helpers.js';
+import { eventInput, payload, settleRow } from './ledger-helpers.js';
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
@@ -168,6 +168,24 @@ describe('ledger and replay commands', () => {
     assert.doesNotMatch(out, /Child/);
   });
 
+  it('lists the events whose record changed after notification with --updated-after-notification', async () => {
+    const ledger = openLedger(db);
+    const { row } = ledger.recordEvent(eventInput('named'));
+    settleRow(ledger, row.id, { outcome: 'delivered', eventId: 'event-n', trackingId: 'TRKNAMED' });
+    ledger.recordEvent(eventInput('named', payload('Mutale'), '2')); // named after delivery
+    ledger.close();
+    const { code, out } = await run(['ledger', '--config', config, '--updated-after-notification', '--json']);
+    assert.equal(code, 0);
+    const rows = (JSON.parse(out) as { rows: Array<{ id: number; updatesAfterNotification: number }> }).rows;
+    assert.deepEqual(
+      rows.map((r) => [r.id, r.updatesAfterNotification]),
+      [[row.id, 1]],
+    );
+    const text = await run(['ledger', '--config', config, '--updated-after-notification']);
+    assert.match(text.out, /updated ×1 after notification/);
+    assert.doesNotMatch(text.out, /Mutale/);
+  });
+
   it('finds one event by its EMR record and lists its attempts', async () => {
     const byRef = await run(['ledger', '--config', config, '--find', 'Patient/2']);
     assert.equal(byRef.code, 0);
@@ -219,6 +237,13 @@ describe('ledger and replay commands', () => {
     assert.equal(none.code, 1, 'a lookup that finds nothing exits 1');
     assert.match(none.out, /No event matches Patient\/9\./);
     assert.doesNotMatch(none.out, /ATTEMPT/);
+    // Not recorded at all may be a record the mappings did not take, or one from before go-live: the dry
+    // run on the live record says which, named with the config given.
+    assert.match(none.out, /no event for the mappings .* leaves no row/);
+    assert.match(none.out, /last changed before the source's go-live \(sources\[\]\.poll\.since or sinceDays\)/);
+    assert.ok(none.out.includes(`\`opencrvs-bridge map --config ${config} --ref Patient/9\``), none.out);
+    const prefixed = await run(['ledger', '--config', config, '--find', 'emr:Patient/9']);
+    assert.ok(prefixed.out.includes(`map --config ${config} --source emr --ref Patient/9\``), prefixed.out);
   });
 
   it("says what events are found by when a lookup by another record (the mother's) finds none", async () => {
@@ -243,7 +268,7 @@ describe('ledger and replay commands', () => {
     assert.deepEqual(Object.keys(view), ['hold', 'counts', 'rows', 'explanation']);
     assert.deepEqual(view.rows, []);
     const said = mother.out.slice(mother.out.indexOf('No event matches'));
-    assert.equal(view.explanation, said.replace('\n', ' '), "the text form's explanation, on one line");
+    assert.equal(view.explanation, said.replaceAll('\n', ' '), "the text form's explanation, on one line");
     const found = JSON.parse((await run(['ledger', '--config', config, '--find', 'Patient/child-5', '--json'])).out);
     assert.equal(found.explanation, undefined, 'a match needs no explanation');
     // A row number is no record: nothing to explain.
@@ -350,53 +375,102 @@ describe('ledger and replay commands', () => {
     );
   });
 
-  it('names the full path of a relative store.path that holds no ledger (run from another directory)', async () => {
-    const elsewhere = join(dir, 'elsewhere.yaml');
+  it("shows a looked-up event's write-back target, tracking id, earlier tracking ids and the write's note", async () => {
     writeFileSync(
-      elsewhere,
-      'opencrvs:\n  domain: example.org\n  clientId: bridge\n  clientSecret: s3cret-value\nstore:\n  path: ./not-here.db\n',
+      config,
+      `${readFileSync(config, 'utf8')}sources:\n  - id: emr\n    kind: fhir\n    baseUrl: https://emr.example.org/fhir\n    writeBack:\n      identifierSystem: urn:test:tracking-id\n`,
     );
+    const ledger = openLedger(db);
+    const { row } = ledger.recordEvent(eventInput('4'));
+    settleRow(ledger, row.id, { outcome: 'delivered', eventId: 'event-4', trackingId: 'TRK0004' });
+    ledger.close();
+    const note = 'Patient also holds another tracking id of urn:test:tracking-id: BOTHER1 (kept beside this one)';
+    const store = new WriteBackStore(db);
+    try {
+      // Delivered again under a new tracking id (OpenCRVS lost the event): the job restarts, keeping the first.
+      store.enqueue(row.id, 'emr', 'TRK0001', 0);
+      store.enqueue(row.id, 'emr', 'TRK0004', 0);
+      const [claim] = store.claimDue(1, 0, 60_000);
+      assert.ok(claim);
+      assert.ok(store.done(claim, 'written', Date.UTC(2026, 0, 2), note));
+    } finally {
+      store.close();
+    }
+    const text = await run(['ledger', '--config', config, '--find', 'Patient/4']);
+    assert.equal(text.code, 0);
+    assert.match(text.out, /^Write-back of the tracking id: written \(2026-01-02T00:00:00Z\)$/m);
+    assert.match(text.out, /^ {2}Tracking id: TRK0004$/m);
+    assert.match(text.out, /^ {2}Written to: FHIR identifier of system urn:test:tracking-id on the subject Patient$/m);
+    assert.match(text.out, /^ {2}Earlier tracking ids of this event \(delivered again under a new one\): TRK0001$/m);
+    assert.match(text.out, /^ {2}Note: Patient also holds another tracking id of urn:test:tracking-id: BOTHER1/m);
+    const json = JSON.parse((await run(['ledger', '--config', config, '--find', 'Patient/4', '--json'])).out);
+    assert.deepEqual(json.writeBack, {
+      state: 'written',
+      target: 'FHIR identifier of system urn:test:tracking-id on the subject Patient',
+      trackingId: 'TRK0004',
+      earlierTrackingIds: ['TRK0001'],
+      attempts: 1,
+      lastError: null,
+      note,
+      nextAttemptAt: null,
+      doneAt: Date.UTC(2026, 0, 2),
+    });
+  });
+
+  it("reads a relative store.path from the configuration file's folder, whatever the working directory", async () => {
+    // The working directory (the repository) is not the config's folder: the old reading found nothing here.
+    assert.notEqual(process.cwd(), dir);
+    const yaml = (path: string) =>
+      `opencrvs:\n  domain: example.org\n  clientId: bridge\n  clientSecret: s3cret-value\nstore:\n  path: ${path}\n`;
+    const beside = join(dir, 'beside.yaml');
+    writeFileSync(beside, yaml('./bridge.db'));
+    const found = await run(['ledger', '--config', beside]);
+    assert.equal(found.code, 0, found.err);
+    assert.match(found.out, /dead: 1/);
+    assert.equal(found.err, '');
+    // No ledger there: named in full, and replay (which changes a ledger) refuses to go on.
+    const elsewhere = join(dir, 'elsewhere.yaml');
+    writeFileSync(elsewhere, yaml('./not-here.db'));
     const shown = await run(['ledger', '--config', elsewhere]);
     assert.equal(shown.code, 0);
-    assert.ok(
-      shown.out.includes(
-        `No ledger at ${join(process.cwd(), 'not-here.db')} (store.path ./not-here.db, relative to the working directory)`,
-      ),
+    assert.equal(
       shown.out,
+      `No ledger at ${join(dir, 'not-here.db')} (store.path) yet: nothing has been recorded there.`,
     );
-    // Not "did not arrive": the reader is told where serve's ledger would be, as doctor tells it.
-    const hint =
-      /If the bridge has run before, this is not its ledger: run from the directory serve runs in, or give store\.path as an absolute path\./;
-    assert.match(shown.out, hint);
     const shownJson = await run(['ledger', '--config', elsewhere, '--find', 'Patient/1', '--json']);
     assert.equal(shownJson.code, 1, 'nothing matches where nothing is recorded');
-    assert.deepEqual(JSON.parse(shownJson.out), {
-      hold: null,
-      counts: [],
-      rows: [],
-      explanation: shown.out,
-    });
-    // A ledger there, but empty (a doctor of an older version created it): named in full as well.
-    const emptyPath = relative(process.cwd(), join(dir, 'empty.db'));
-    openLedger(emptyPath).close();
-    const empty = join(dir, 'empty.yaml');
-    writeFileSync(
-      empty,
-      `opencrvs:\n  domain: example.org\n  clientId: bridge\n  clientSecret: s3cret-value\nstore:\n  path: ${emptyPath}\n`,
-    );
-    const none = await run(['ledger', '--config', empty]);
-    assert.equal(none.code, 0);
-    assert.ok(
-      none.out.includes(
-        `The ledger at ${join(dir, 'empty.db')} (store.path ${emptyPath}, relative to the working directory) is empty`,
-      ),
-      none.out,
-    );
-    assert.match(none.out, hint);
+    assert.deepEqual(JSON.parse(shownJson.out), { hold: null, counts: [], rows: [], explanation: shown.out });
     const replay = await run(['replay', '--dead', '--config', elsewhere]);
     assert.equal(replay.code, 2);
-    assert.match(replay.err, /relative to the working directory/);
-    assert.match(replay.err, hint);
+    assert.equal(replay.err, `No ledger at ${join(dir, 'not-here.db')} (store.path).`);
+  });
+
+  it('keeps a ledger found only relative to the working directory (the old reading), saying how to make it explicit', async () => {
+    // A config one folder down: relative to it, the path names nothing; relative to the working directory, the ledger.
+    mkdirSync(join(dir, 'etc'));
+    const oldReading = relative(process.cwd(), db);
+    const moved = join(dir, 'etc', 'bridge.yaml');
+    writeFileSync(
+      moved,
+      `opencrvs:\n  domain: example.org\n  clientId: bridge\n  clientSecret: s3cret-value\nstore:\n  path: ${oldReading}\n`,
+    );
+    const kept = await run(['ledger', '--config', moved]);
+    assert.equal(kept.code, 0, kept.err);
+    assert.match(kept.out, /dead: 1/, 'the existing ledger, not a new one');
+    assert.equal(
+      kept.err,
+      `warning: store.path ${oldReading}: using the ledger at ${db}, found relative to the working directory; a relative store.path is now read from the configuration file's folder (${resolve(join(dir, 'etc'), oldReading)}, where there is none). Set store.path: ${db} so that every command finds this ledger from any directory`,
+    );
+    // A ledger at both readings: which is the bridge's cannot be told, so the command stops (exit 2).
+    const newReading = resolve(join(dir, 'etc'), oldReading);
+    mkdirSync(dirname(newReading), { recursive: true });
+    openLedger(newReading).close();
+    const both = await run(['replay', '--dead', '--config', moved]);
+    assert.equal(both.code, 2);
+    assert.match(
+      both.err,
+      /^configuration error: .*store\.path: .* names a ledger at .* and another at .*: give store\.path as the absolute path of the one the bridge uses/,
+    );
   });
 
   it('rejects an unknown status with exit code 2', async () => {

@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -10,11 +21,12 @@ import {
   CONTEXT_READ_WINDOW_DAYS,
   CONTEXT_READERS_SQL,
 } from '../../src/ledger/context-reads.js';
-import { watchFileIdentity } from '../../src/ledger/db.js';
+import { migrate, watchFileIdentity } from '../../src/ledger/db.js';
 import { DUE_SQL } from '../../src/ledger/inbox.js';
 import {
   type Ledger,
   type LedgerError,
+  LedgerOpenError,
   type LedgerRow,
   type ListFilter,
   openLedger,
@@ -22,7 +34,9 @@ import {
   transactionIdsFor,
 } from '../../src/ledger/index.js';
 import { MIGRATIONS } from '../../src/ledger/migrations/index.js';
-import { listQuery, PURGE_SQL, timeProbeQuery } from '../../src/ledger/queries.js';
+import { listQuery, OLDEST_WAITING_SQL, PURGE_SQL, timeProbeQuery } from '../../src/ledger/queries.js';
+import { createLogger, type Logger, silentLogger } from '../../src/observability/logger.js';
+import { WriteBackStore } from '../../src/sources/writeback/store.js';
 import { eventInput, OFFICE, payload, settleRow, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
 
 describe('ledger: recording events', () => {
@@ -1729,6 +1743,38 @@ describe('ledger: opening', () => {
     }
   });
 
+  it('creates no ledger where its -wal is left without it (deleted while open, a restore of the -wal alone)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-wal-'));
+    const path = join(dir, 'bridge.db');
+    // A bridge's ledger with commits not yet checkpointed, deleted while it is open.
+    const running = new Database(path);
+    try {
+      running.pragma('journal_mode = WAL');
+      running.pragma('wal_autocheckpoint = 0');
+      running.exec('CREATE TABLE kept (id INTEGER PRIMARY KEY)');
+      running.exec('INSERT INTO kept DEFAULT VALUES');
+      rmSync(path);
+      const wal = readFileSync(`${path}-wal`);
+      assert.throws(
+        () => openLedger(path),
+        (err: Error) => {
+          assert.ok(err instanceof LedgerOpenError);
+          assert.equal(
+            err.message,
+            `no ledger at ${path} (store.path), but its bridge.db-wal is there: the ledger was deleted or moved while a process had it open, or a restore copied the -wal alone. Restore bridge.db from the last backup (docs/deployment.md §8 "Backup and restore"); to start a new, empty ledger instead, stop every bridge using it and remove bridge.db-wal and bridge.db-shm.`,
+          );
+          return true;
+        },
+      );
+      // SQLite would have made an empty ledger and deleted the -wal: both are as they were.
+      assert.equal(existsSync(path), false);
+      assert.deepEqual(readFileSync(`${path}-wal`), wal);
+    } finally {
+      running.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('says a file that is no ledger, or a damaged one, is to be restored from a backup', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ledger-bad-'));
     try {
@@ -1778,6 +1824,7 @@ describe('ledger: schema', () => {
       { version: 25, name: 'queued-after-attempt' },
       { version: 26, name: 'updated-after-attempt' },
       { version: 27, name: 'earlier-tracking-ids' },
+      { version: 28, name: 'waiting-queued-index' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -1851,7 +1898,7 @@ describe('ledger: schema', () => {
       db.close();
       assert.throws(
         () => openLedger(path, { inspectOnly: true }),
-        /the ledger .* was written by an older bridge \(schema 9, this one reads 27\): this command only reads it/,
+        /the ledger .* was written by an older bridge \(schema 9, this one reads 28\): this command only reads it/,
       );
       const versions = () => {
         const check = new Database(path, { readonly: true });
@@ -1867,10 +1914,59 @@ describe('ledger: schema', () => {
         [row.id],
       );
       upgraded.close();
-      assert.equal(versions(), 27);
+      assert.equal(versions(), 28);
       openLedger(path, { inspectOnly: true }).close();
     } finally {
       cleanup();
+    }
+  });
+});
+
+describe('ledger: what opening says of its schema', () => {
+  const latest = Math.max(...MIGRATIONS.map((m) => m.version));
+  /** The messages of what `open` logs at info and above. */
+  function said(open: (logger: Logger) => void): string[] {
+    const lines: string[] = [];
+    open(createLogger({ level: 'info', destination: { write: (line: string) => lines.push(line) } }));
+    return lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
+  }
+
+  it('says a new ledger in one line, not a line per migration', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-new-'));
+    try {
+      const path = join(dir, 'bridge.db');
+      assert.deepEqual(
+        said((logger) => openLedger(path, { logger }).close()),
+        [`ledger created at schema ${latest}`],
+      );
+      assert.deepEqual(
+        said((logger) => openLedger(path, { logger }).close()),
+        [],
+        'nothing once current',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('says an upgrade in one line, naming the migrations it applied (what CHANGELOG.md explains)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-upgrade-'));
+    try {
+      const path = join(dir, 'bridge.db');
+      const db = new Database(path);
+      migrate(db, MIGRATIONS.slice(0, -3), silentLogger, Date.now()); // the ledger of an older release
+      db.close();
+      const applied = MIGRATIONS.slice(-3)
+        .map((m) => `${String(m.version).padStart(3, '0')} ${m.name}`)
+        .join(', ');
+      assert.deepEqual(
+        said((logger) => openLedger(path, { logger }).close()),
+        [
+          `ledger migrated from schema ${latest - 3} to ${latest}: ${applied} (CHANGELOG.md says what each means for an upgrade)`,
+        ],
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
@@ -2538,6 +2634,102 @@ describe('ledger: query plans that must not grow with the ledger', () => {
       const walked = listQuery({ since: 0, until: 5, limit: 100 });
       assert.doesNotMatch(planOf(path, walked.sql, walked.params), /ledger_rows_updated|TEMP B-TREE/);
     } finally {
+      cleanup();
+    }
+  });
+
+  it('finds the oldest waiting row (due, or being delivered) in the first entry of an index, whatever waits', () => {
+    const clock = testClock(1_000);
+    const { ledger, path, cleanup } = tempLedger(clock);
+    try {
+      assert.equal(ledger.oldestWaitingQueuedAt(), undefined, 'none waits');
+      const ids: number[] = [];
+      for (const s of ['a', 'b', 'c', 'd']) {
+        ids.push(ledger.recordEvent(eventInput(s)).row.id);
+        clock.advance(1_000);
+      }
+      const [a, b, c, d] = ids as [number, number, number, number];
+      settleRow(ledger, a, { outcome: 'delivered', eventId: 'e-a', trackingId: 'TA' });
+      assert.equal(ledger.oldestWaitingQueuedAt(), 2_000, 'a delivered row no longer waits');
+      const claimed = ledger.claimRow(b, 'w-test');
+      assert.equal(ledger.oldestWaitingQueuedAt(), 2_000, 'a row being delivered still waits');
+      const error = { classification: 'retryable' as const, kind: 'server', message: 'x' };
+      ledger.settle({
+        id: b,
+        workerId: 'w-test',
+        claimedPayloadHash: claimed?.payloadHash ?? null,
+        step: 'notify',
+        startedAt: clock.now(),
+        settlement: { outcome: 'retry', error, nextRunAt: clock.now() },
+      });
+      assert.equal(ledger.get(b)?.state, 'failed');
+      assert.equal(ledger.oldestWaitingQueuedAt(), 2_000, 'a failed row, to be retried, still waits');
+      settleRow(ledger, b, {
+        outcome: 'dead',
+        error: { classification: 'permanent', kind: 'bad-request', status: 400, message: 'x' },
+      });
+      settleRow(ledger, c, { outcome: 'delivered', eventId: 'e-c', trackingId: 'TC' });
+      assert.equal(ledger.oldestWaitingQueuedAt(), 4_000, 'nor a dead one');
+      settleRow(ledger, d, { outcome: 'delivered', eventId: 'e-d', trackingId: 'TD' });
+      assert.equal(ledger.oldestWaitingQueuedAt(), undefined);
+      ledger.close();
+      // The rows due from the first entry of their index, not from each waiting row as ledger_rows_state_id led
+      // SQLite to (~40 ms at 45,000 waiting); the few being delivered alone through ledger_rows_state_id.
+      const plan = planOf(path, OLDEST_WAITING_SQL);
+      assert.match(plan, /SEARCH ledger_rows USING INDEX ledger_rows_waiting_queued; UNION ALL; /);
+      assert.match(plan, /UNION ALL; SEARCH ledger_rows USING INDEX ledger_rows_state_id \(state=\?\)/);
+      assert.doesNotMatch(plan, /SCAN ledger_rows|TEMP B-TREE/);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('binds no bare LIMIT in the statements run at every claim or tick, and each still stops at its limit', () => {
+    // SQLite plans with a bare bound LIMIT's value, so binding one (at every run) compiled the statement again:
+    // 4 to 25 µs a run (ledger/db.ts). `LIMIT +?` keeps the value bound without that.
+    const bare = /\bLIMIT\s*[?@:$]/;
+    for (const file of ['outbox', 'inbox', 'pending-checks', 'slow-records', 'location-answers']) {
+      const source = readFileSync(new URL(`../../src/ledger/${file}.ts`, import.meta.url), 'utf8');
+      assert.ok(source.includes('LIMIT +'), file);
+      assert.ok(!bare.test(source), `${file} binds a bare LIMIT`);
+    }
+    const store = readFileSync(new URL('../../src/sources/writeback/store.ts', import.meta.url), 'utf8');
+    assert.match(
+      store,
+      /FROM write_backs WHERE done_at IS NULL AND next_attempt_at <= \? ORDER BY next_attempt_at, row_id LIMIT \+\?'/,
+    );
+    const clock = testClock(1_000);
+    const { ledger, path, cleanup } = tempLedger(clock);
+    const writeBacks = new WriteBackStore(path);
+    try {
+      const ids = ['a', 'b', 'c'].map((s) => ledger.recordEvent(eventInput(s)).row.id);
+      for (const id of ids) ledger.inbox.add('emr', { id }, clock.now());
+      for (const id of ids) writeBacks.enqueue(id, 'emr', `T${id}`, clock.now());
+      for (const ref of ['R1', 'R2', 'R3']) ledger.locationAnswers.save('https://a', ref, null, 10);
+      assert.equal(ledger.inbox.due(2, clock.now()).length, 2);
+      assert.equal(ledger.inbox.prune(clock.now() + 1, 1), 0, 'none processed');
+      assert.deepEqual(
+        writeBacks.claimDue(2, clock.now(), 1_000).map((job) => job.rowId),
+        ids.slice(0, 2),
+      );
+      assert.deepEqual(ledger.locationAnswers.load('https://a', 2), [
+        ['R2', null],
+        ['R3', null],
+      ]);
+      const [a, b, c] = ids as [number, number, number];
+      settleRow(ledger, a, { outcome: 'delivered-pending', eventId: 'e-a', trackingId: 'TA' });
+      settleRow(ledger, b, { outcome: 'delivered-pending', eventId: 'e-b', trackingId: 'TB' });
+      assert.deepEqual(
+        ledger.duePendingChecks(1, clock.now()).map((due) => due.row.id),
+        [a],
+      );
+      assert.deepEqual(
+        ledger.claimDue('w', 5).map((row) => row.id),
+        [c],
+        'claims what is due',
+      );
+    } finally {
+      writeBacks.close();
       cleanup();
     }
   });

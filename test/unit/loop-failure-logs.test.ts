@@ -4,7 +4,7 @@
 // sit beside /data). The ledger refuses writes for real here: its connection is made query-only, and
 // SQLite answers every write SQLITE_READONLY, as it does for a file made read-only.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -15,6 +15,7 @@ import { type Ledger, openLedger } from '../../src/ledger/index.js';
 import { PROCESS_LEASE_META, takeProcessLease } from '../../src/ledger/process-lease.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { RepeatedFailure } from '../../src/observability/repeated-failure.js';
+import { corruptLedger } from '../integration/helpers/corrupt-ledger.js';
 import { FakeOpenCrvs, TEST_DELIVERY_SETTINGS } from './delivery-fake-api.js';
 import { eventInput, type TestClock, testClock } from './ledger-helpers.js';
 
@@ -217,6 +218,48 @@ describe('RepeatedFailure', () => {
       db.close();
     }
     assert.equal(lines.at(-1)?.repeats, 2, "counted under its own kind, not the first bug's");
+  });
+
+  it("logs a damaged ledger's failures like a full disk's: its code and SQLite's words, no stack, once a minute", () => {
+    const lines: Line[] = [];
+    const log = createLogger({ destination: { write: (line: string) => lines.push(JSON.parse(line)) } });
+    const failures = new RepeatedFailure(log, 'poll pass failed', { level: 'error', now: () => 0 });
+    const dir = mkdtempSync(join(tmpdir(), 'loop-failure-corrupt-'));
+    const damagedPath = join(dir, 'bridge.db');
+    openLedger(damagedPath).close();
+    assert.notEqual(corruptLedger(damagedPath, ['ledger_rows']), 'ok');
+    const textPath = join(dir, 'text.db');
+    writeFileSync(textPath, 'not an SQLite file, but longer than its 100-byte header. '.repeat(4));
+    // Real SQLite errors, as a loop meets them on a ledger with damaged pages, or on a file that is no database.
+    const damaged = new Database(damagedPath);
+    const text = new Database(textPath);
+    const sqliteError = (db: Database.Database, sql: string) => {
+      try {
+        db.prepare(sql).all();
+      } catch (err) {
+        return err;
+      }
+      assert.fail(`${sql} did not fail`);
+    };
+    try {
+      failures.failed(sqliteError(damaged, 'SELECT * FROM ledger_rows'));
+      failures.failed(sqliteError(damaged, 'SELECT id FROM ledger_rows WHERE id > 17'));
+      failures.failed(sqliteError(text, 'SELECT name FROM sqlite_schema'));
+    } finally {
+      damaged.close();
+      text.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.deepEqual(
+      lines.map((l) => {
+        const err = l.err as { code?: string; message?: string; stack?: string };
+        return [err.code, err.message, typeof err.stack, l.repeats];
+      }),
+      [
+        ['SQLITE_CORRUPT', 'database disk image is malformed', 'undefined', undefined],
+        ['SQLITE_NOTADB', 'file is not a database', 'undefined', undefined],
+      ],
+    );
   });
 
   it('a loop that fails and succeeds in turn logs each once a minute, and every failure is counted once', () => {

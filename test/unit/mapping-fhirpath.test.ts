@@ -2,7 +2,8 @@
 // mappings against every fixture context, and on targeted cases (choice types, primitive extensions, dates).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
+import fhirpath from 'fhirpath';
 import { assembleContext } from '../../src/mapping/context.js';
 import { ExpressionCompiler, ExpressionRuntimeError, withoutValues } from '../../src/mapping/fhirpath/expr.js';
 import {
@@ -134,6 +135,23 @@ describe('fast FHIRPath path', () => {
       assert.deepEqual(compiled.evaluate(env.p, env), compiled.evaluateReference(env.p, env));
     });
   }
+
+  it("leaves fhirpath.js's compile to the first call that needs it: loading mappings parsed each text twice", () => {
+    const compileCalls = mock.method(fhirpath, 'compile');
+    try {
+      const compiled = fast.compile('%p.name.given', vars);
+      assert.equal(compiled.fast, true);
+      assert.deepEqual(compiled.evaluate(env.p, env), ['A', 'B']);
+      assert.equal(compileCalls.mock.callCount(), 0);
+      assert.deepEqual(compiled.evaluateReference(env.p, env), ['A', 'B']);
+      assert.deepEqual(compiled.evaluateReference(env.p, env), ['A', 'B']);
+      assert.equal(compileCalls.mock.callCount(), 1);
+      // A text fhirpath.js cannot parse still fails when compiled, not at its first call.
+      assert.throws(() => fast.compile('%p.name.given(', vars), /FHIRPath does not compile/);
+    } finally {
+      compileCalls.mock.restore();
+    }
+  });
 
   it("runs replace() on the fast path (the death mapping's cause text), all occurrences replaced", () => {
     const compiled = fast.compile("%o.note.text.replace(';', ',')", vars);

@@ -24,6 +24,7 @@ function mapped(result: MapResult): MappedResult {
 const routing = { defaultOffice: 'default-office', facilities: {} };
 const all = loadMappings({ routing });
 const birthOnly = loadMappings({ names: ['birth.fhir'], routing });
+// The CIEL source's FHIR URL OpenMRS sites configure through the Initializer module (its fhir.md).
 
 describe('BFDR live birth report (HL7 BFDR IG example, Baby G Quinn)', () => {
   const bundle = fixture('fhir/bfdr/Bundle-bundle-provider-live-birth-babyg-quinn.json');
@@ -44,7 +45,18 @@ describe('BFDR live birth report (HL7 BFDR IG example, Baby G Quinn)', () => {
     assert.equal(d['mother.dob'], '1985-01-15');
     assert.deepEqual(d['father.name'], { firstname: 'James', middlename: 'Brandon', surname: 'Quinn' });
     assert.equal(d['father.dob'], '1972-11-24');
-    assert.equal(d['mother.address'], undefined, 'a US address cannot be said in the Farajaland shape');
+    // Her home address (not the billing one), country 'US' as alpha-2: another country's street details.
+    assert.deepEqual(d['mother.address'], {
+      country: 'USA',
+      addressType: 'INTERNATIONAL',
+      streetLevelDetails: {
+        state: 'UT',
+        district2: 'Salt Lake',
+        cityOrTown: 'Salt Lake City',
+        addressLine1: '1875 West Morton Avenue',
+        postcodeOrZip: '84116',
+      },
+    });
     // Observations on the child: education by code (57712-2 mother, 87300-0 father: POSTG, doctoral), the
     // present job (11341-5) by its role extension (MTH Carpenter, FTH Lawyer).
     assert.equal(d['mother.educationalAttainment'], 'FIRST_STAGE_TERTIARY_ISCED_5');
@@ -527,6 +539,64 @@ describe('resources the EMR marked entered in error', () => {
 });
 
 describe('OpenMRS-shaped records', () => {
+  describe('a stillborn registered as a Patient, its outcome a CIEL concept (openmrs-stillbirth-bundle.json)', () => {
+    type Bundle = { entry: { resource: Record<string, unknown> }[] };
+    const stillbirth = () => structuredClone(fixture('fhir/openmrs/openmrs-stillbirth-bundle.json')) as Bundle;
+    const outcome = (b: Bundle) => b.entry.find((e) => e.resource.resourceType === 'Observation')?.resource;
+    const deathOnly = loadMappings({ names: ['death.fhir'], routing });
+
+    it('is neither a live birth nor a death, from the UUID coding OpenMRS always sends, with or without a CIEL one', async () => {
+      const uuidOnly = stillbirth();
+      const cielOnly = stillbirth();
+      for (const b of [uuidOnly, cielOnly]) {
+        const obs = outcome(b);
+        assert.ok(obs);
+        const codings = (c: unknown) => (c as { coding: { system?: string }[] }).coding;
+        const keep = (c: { system?: string }) => (b === uuidOnly ? !c.system : !!c.system);
+        (obs.code as { coding: unknown[] }).coding = codings(obs.code).filter(keep);
+        (obs.valueCodeableConcept as { coding: unknown[] }).coding = codings(obs.valueCodeableConcept).filter(keep);
+      }
+      for (const b of [stillbirth(), uuidOnly]) {
+        const birth = await mapInput(birthOnly, b);
+        assert.equal(birth.status, 'skipped', JSON.stringify(birth));
+        assert.match((birth as { reason: string }).reason, /fetal death \(stillbirth\)/);
+        const death = await mapInput(deathOnly, b);
+        assert.equal(death.status, 'skipped', JSON.stringify(death));
+        assert.match((death as { reason: string }).reason, /fetal death \(stillbirth\)/);
+      }
+      // A CIEL system URL alone is no OpenMRS coding: the shipped code list, asked of the EMR in one
+      // `code=` list, stays short (a site adds its own codes: docs/mappings.md "Common changes").
+      assert.notEqual((await mapInput(birthOnly, cielOnly)).status, 'skipped');
+    });
+
+    it('a live birth outcome (CIEL 151849) on the same record is a birth: the answer decides, not the question', async () => {
+      const b = stillbirth();
+      const child = b.entry.find((e) => e.resource.resourceType === 'Patient')?.resource;
+      const obs = outcome(b);
+      assert.ok(child && obs);
+      delete child.deceasedDateTime;
+      obs.valueCodeableConcept = { coding: [{ code: '151849AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }] };
+      assert.equal(mapped(await mapInput(birthOnly, b)).eventType, 'birth');
+    });
+  });
+
+  it('an Apgar score (CIEL 1504) taken at birth is the evidence of a birth', async () => {
+    const bundle = structuredClone(fixture('fhir/openmrs/openmrs-birth-bundle.json')) as {
+      entry: { resource: Record<string, unknown> }[];
+    };
+    // Without its encounter and with no mother's role, only a newborn measurement can show the birth.
+    bundle.entry = bundle.entry.filter(
+      (e) => e.resource.resourceType === 'Patient' || e.resource.resourceType === 'Observation',
+    );
+    const weight = bundle.entry.find((e) => e.resource.resourceType === 'Observation')?.resource;
+    assert.ok(weight);
+    assert.equal((await mapInput(birthOnly, bundle)).status, 'skipped', 'a body weight alone is no evidence');
+    weight.code = { coding: [{ code: '1504AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }] };
+    weight.valueQuantity = { value: 8 };
+    const r = mapped(await mapInput(birthOnly, bundle));
+    assert.match(r.evidence ?? '', /newborn measurement/);
+  });
+
   it('a patient with deceasedDateTime maps as a death on the local calendar date', async () => {
     const r = mapped(await mapInput(all, fixture('fhir/openmrs/openmrs-death-bundle.json')));
     assert.equal(r.eventType, 'death');
@@ -537,6 +607,12 @@ describe('OpenMRS-shaped records', () => {
     assert.equal(r.declaration['eventDetails.date'], '2024-03-06');
     assert.equal(r.sourceVersion, '1709676900000');
     assert.equal(r.routing.sourceLocation, 'Location/8d6c993e-c2cc-11de-8d13-0010c6dffd0f');
+    // OpenMRS writes the country as free text ('Uganda'): read as its alpha-3 code, the address is kept.
+    assert.deepEqual(r.declaration['deceased.address'], {
+      country: 'UGA',
+      addressType: 'INTERNATIONAL',
+      streetLevelDetails: { state: 'Mukono', cityOrTown: 'Kampala' },
+    });
   });
 
   it('the place of death is the facility of an encounter the patient was still in, not of a visit that ended alive', async () => {
@@ -604,9 +680,11 @@ describe('OpenMRS-shaped records', () => {
       );
       return bundle;
     };
+    const MOTHER_LEFT_OUT = /^mother left out: 2 or more women linked to the child, none marked as mother/;
     const sister = mapped(await mapInput(set, withWomen({ name: [{ given: ['Ruth'] }], birthDate: '2019-01-20' })));
     assert.deepEqual(sister.declaration['mother.name'], { firstname: 'Grace', surname: 'John' });
     assert.equal(sister.declaration['mother.dob'], '1998-02-03');
+    assert.ok(!sister.warnings.some((w) => MOTHER_LEFT_OUT.test(w)), sister.warnings.join('; '));
     // Born 11 years and 364 days before the child: still no mother; a date not known: a candidate.
     const young = mapped(await mapInput(set, withWomen({ name: [{ given: ['Ruth'] }], birthDate: '2012-05-15' })));
     assert.deepEqual(young.declaration['mother.name'], { firstname: 'Grace', surname: 'John' });
@@ -615,7 +693,21 @@ describe('OpenMRS-shaped records', () => {
       const two = mapped(await mapInput(set, withWomen({ name: [{ given: ['Ruth'] }], ...other })));
       assert.equal(two.declaration['mother.name'], undefined, JSON.stringify(other));
       assert.equal(two.declaration['mother.dob'], undefined, JSON.stringify(other));
+      // Left out with a word, kept with the ledger row as the mapping's other warnings are; no name in it.
+      const said = two.warnings.filter((w) => MOTHER_LEFT_OUT.test(w));
+      assert.equal(said.length, 1, two.warnings.join('; '));
+      assert.doesNotMatch(said.join(), /Ruth|Grace|John|19|20/);
     }
+    // Marked as the mother, she is taken whoever else is linked: nothing to say.
+    const marked = withWomen({ name: [{ given: ['Ruth'] }] });
+    const grace = marked.entry.find((e) => e.resource.resourceType === 'RelatedPerson' && e.resource.id !== 'rp-0');
+    assert.ok(grace);
+    grace.resource.relationship = [
+      { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-RoleCode', code: 'MTH' }] },
+    ];
+    const withMother = mapped(await mapInput(set, marked));
+    assert.deepEqual(withMother.declaration['mother.name'], { firstname: 'Grace', surname: 'John' });
+    assert.ok(!withMother.warnings.some((w) => MOTHER_LEFT_OUT.test(w)), withMother.warnings.join('; '));
   });
 
   it("reads the mother's own Patient behind the OpenMRS RelatedPerson for what the RelatedPerson lacks", async () => {
@@ -642,6 +734,39 @@ describe('OpenMRS-shaped records', () => {
       addressType: 'DOMESTIC',
       streetLevelDetails: { town: 'Ilanga' },
     });
+  });
+
+  it("reads the mother's country as OpenMRS writes it, a name: the home country's, another, or one unknown", async () => {
+    const withCountry = (country: string) => {
+      const bundle = structuredClone(fixture('fhir/openmrs/openmrs-birth-bundle.json')) as {
+        entry: { resource: Record<string, unknown> }[];
+      };
+      const related = bundle.entry.find((e) => e.resource.resourceType === 'RelatedPerson')?.resource;
+      assert.ok(related);
+      related.address = [{ city: 'Ilanga', country }];
+      return bundle;
+    };
+    const set = loadMappings({ names: ['birth.fhir'], routing });
+    const home = mapped(await mapInput(set, withCountry('Farajaland')));
+    assert.deepEqual(home.declaration['mother.address'], {
+      country: 'FAR',
+      addressType: 'DOMESTIC',
+      streetLevelDetails: { town: 'Ilanga' },
+    });
+    const abroad = mapped(await mapInput(set, withCountry('Zambia')));
+    assert.deepEqual(abroad.declaration['mother.address'], {
+      country: 'ZMB',
+      addressType: 'INTERNATIONAL',
+      streetLevelDetails: { cityOrTown: 'Ilanga' },
+    });
+    const unknown = mapped(await mapInput(set, withCountry('Ilanga Road')));
+    assert.equal(unknown.declaration['mother.address'], undefined);
+    assert.ok(
+      unknown.warnings.includes(
+        'mother.address: address left out: country, free text (not shown), is neither an ISO 3166 code nor a country name the bridge knows',
+      ),
+      unknown.warnings.join('\n'),
+    );
   });
 
   it('an estimated year on the RelatedPerson and a full date on her Patient: the date, with no age beside it', async () => {

@@ -280,8 +280,33 @@ describe('addresses', () => {
     const out = toOpenCrvsAddress([{ line: ['Plot 14'], country: 'c/o Mary Tembo, Kabwe Road' }], 'FAR');
     assert.ok('skip' in out);
     assert.ok(!/Tembo|Kabwe/i.test(out.skip), out.skip);
-    const code = toOpenCrvsAddress([{ country: 'US' }], 'FAR');
-    assert.ok('skip' in code && /'US'/.test(code.skip), 'a 2-letter code is vocabulary and is named');
+    const code = toOpenCrvsAddress([{ country: 'XX' }], 'FAR');
+    assert.ok('skip' in code && /'XX'/.test(code.skip), 'a 2-letter code is vocabulary and is named');
+  });
+
+  it('reads a country given as an alpha-2 code or an English name (any case, any accents) as its alpha-3 code', () => {
+    const country = (given: string) => {
+      const out = toOpenCrvsAddress([{ city: 'Town', country: given }], 'FAR', 'farajaland');
+      return 'value' in out ? String(out.value.country) : out.skip;
+    };
+    assert.equal(country('Uganda'), 'UGA'); // as OpenMRS writes Address.country: free text
+    assert.equal(country('UGANDA'), 'UGA');
+    assert.equal(country('ug'), 'UGA');
+    assert.equal(country('cote d’ivoire'), 'CIV');
+    assert.equal(country('  Côte d’Ivoire '), 'CIV');
+    assert.equal(country('United Republic of Tanzania'), 'TZA');
+    assert.equal(country('UK'), 'GBR', 'no alpha-2 code, but a name the list gives');
+    // Two countries are "Congo": neither is chosen.
+    assert.match(country('Congo'), /free text \(not shown\)/);
+    assert.match(country('Atlantis'), /free text \(not shown\)/);
+  });
+
+  it("knows the form's own country by the OpenCRVS country's name, which no ISO list has", () => {
+    const out = toOpenCrvsAddress([{ city: 'Ilanga', state: 'Sulaka', country: 'Farajaland' }], 'FAR', 'farajaland');
+    assert.deepEqual(out, {
+      value: { country: 'FAR', addressType: 'DOMESTIC', streetLevelDetails: { town: 'Ilanga' } },
+    });
+    assert.ok('skip' in toOpenCrvsAddress([{ country: 'Farajaland' }], 'FAR'), 'without the name, it is unknown');
   });
 
   it('gives a DOMESTIC address with the administrative area when the district is an OpenCRVS UUID', () => {
@@ -316,7 +341,7 @@ describe('addresses', () => {
         streetLevelDetails: { cityOrTown: 'Kampala', addressLine1: '1 Main St' },
       },
     });
-    assert.ok('skip' in toOpenCrvsAddress([{ city: 'Salt Lake City', country: 'US' }], 'FAR'));
+    assert.ok('skip' in toOpenCrvsAddress([{ city: 'Salt Lake City', country: 'XX' }], 'FAR'));
   });
 });
 

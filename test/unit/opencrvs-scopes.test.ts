@@ -1,13 +1,13 @@
 // The doctor's reading of OpenCRVS scopes (both formats) and of FHIR CapabilityStatements.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { missingGrants, scopeFormat } from '../../src/opencrvs/scopes.js';
 import {
   capabilityGaps,
   declaresLastUpdated,
   lacksInstanceHistory,
   summarizeCapabilities,
-} from '../../src/doctor/fhir-capability.js';
-import { missingGrants, scopeFormat } from '../../src/opencrvs/scopes.js';
+} from '../../src/sources/fhir/capability.js';
 
 describe('missingGrants', () => {
   it('accepts v2.0 scopes that list the event types', () => {

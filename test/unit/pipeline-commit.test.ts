@@ -85,4 +85,120 @@ describe('SourcePipeline.commit', () => {
       cleanup();
     }
   });
+
+  it("skips a record dated before the source's go-live that maps invalid, as a mapped one: no dead row to alert on", () => {
+    const { ledger, cleanup } = tempLedger(testClock());
+    try {
+      const pipeline = new SourcePipeline({
+        sourceId: 'emr',
+        mappings: new MappingSet([]),
+        ledger,
+        logger: silentLogger,
+        goLive: () => '2025-01-01T00:00:00+03:00',
+      });
+      const invalid = (subjectRef: string, eventDate: string): Evaluation => ({
+        excluded: false,
+        result: {
+          status: 'invalid',
+          mappingId: 'birth.fhir',
+          eventType: 'birth',
+          subjectRef,
+          sourceRef: subjectRef,
+          errors: [{ field: 'createdAtLocation', message: "office 'X' is not a known, open OpenCRVS office" }],
+          eventDate,
+        },
+      });
+      // The day before the go-live's date is before it; the go-live day itself is not.
+      pipeline.commit([invalid('Patient/old', '2024-12-31'), invalid('Patient/new', '2025-01-01')]);
+      const rows = ledger.list({ limit: 10 }).map((r) => [r.subjectKey, r.state, r.skipReason]);
+      assert.deepEqual(rows.sort(), [
+        ['Patient/new', 'dead', null],
+        ['Patient/old', 'skipped', "born before the source's go-live 2025-01-01: registered otherwise"],
+      ]);
+    } finally {
+      cleanup();
+    }
+  });
+  it('skips an old record whose row never had a notification reach OpenCRVS, not one whose NOTIFY may stand', () => {
+    const clock = testClock();
+    const { ledger, cleanup } = tempLedger(clock);
+    try {
+      const pipeline = new SourcePipeline({
+        sourceId: 'emr',
+        mappings: new MappingSet([]),
+        ledger,
+        logger: silentLogger,
+        goLive: () => '2025-01-01',
+      });
+      // Recorded before the go-live moved later (or before the guard): one never sent, one sent by a single
+      // call whose answer was lost, which OpenCRVS may hold with no event id on the row.
+      const unsent = ledger.recordEvent(eventInput('unsent')).row;
+      const inDoubt = ledger.recordEvent(eventInput('doubt')).row;
+      settleRow(
+        ledger,
+        inDoubt.id,
+        {
+          outcome: 'retry',
+          nextRunAt: clock.now() + 1000,
+          error: { classification: 'retryable', kind: 'server', status: 500, message: 'x' },
+        },
+        { now: clock.now(), step: 'createAndNotify' },
+      );
+      const invalid = (subject: string): Evaluation => ({
+        excluded: false,
+        result: {
+          status: 'invalid',
+          mappingId: 'birth.fhir',
+          eventType: 'birth',
+          subjectRef: `Patient/${subject}`,
+          sourceRef: `Encounter/${subject}`,
+          errors: [{ field: 'createdAtLocation', message: "office 'X' is not a known, open OpenCRVS office" }],
+          eventDate: '2024-06',
+        },
+      });
+      pipeline.commit([invalid('unsent'), invalid('doubt')]);
+      assert.deepEqual(
+        [ledger.get(unsent.id)?.state, ledger.get(unsent.id)?.skipReason],
+        ['skipped', "born before the source's go-live 2025-01-01: registered otherwise"],
+      );
+      assert.equal(ledger.get(inDoubt.id)?.state, 'failed', 'its retry resends the copy OpenCRVS may hold');
+    } finally {
+      cleanup();
+    }
+  });
+  it("dates the go-live where the source is: sinceDays' start written in UTC is already the next day there", () => {
+    const { ledger, cleanup } = tempLedger(testClock());
+    try {
+      const pipeline = new SourcePipeline({
+        sourceId: 'emr',
+        mappings: new MappingSet([]),
+        ledger,
+        logger: silentLogger,
+        // 23:30Z on the 31st: 01:30 on the 1st in Lusaka, where a child born on the 31st was born before it.
+        goLive: () => '2024-12-31T23:30:00.000Z',
+        timeZone: 'Africa/Lusaka',
+      });
+      pipeline.commit([
+        {
+          excluded: false,
+          result: {
+            status: 'invalid',
+            mappingId: 'birth.fhir',
+            eventType: 'birth',
+            subjectRef: 'Patient/eve',
+            sourceRef: 'Patient/eve',
+            errors: [{ field: 'createdAtLocation', message: "office 'X' is not a known, open OpenCRVS office" }],
+            eventDate: '2024-12-31',
+          },
+        },
+      ]);
+      const [row] = ledger.list({ limit: 10 });
+      assert.deepEqual(
+        [row?.state, row?.skipReason],
+        ['skipped', "born before the source's go-live 2025-01-01: registered otherwise"],
+      );
+    } finally {
+      cleanup();
+    }
+  });
 });

@@ -207,18 +207,51 @@ describe('the ledger lease and schema upgrades', () => {
     assert.equal(schemaVersion(path), before, 'the running bridge can still open it after');
   });
 
+  /** The holder's own connection, open as a running bridge keeps it (its -wal and -shm beside the file). */
+  function openedByHolder(path: string): InstanceType<typeof Database> {
+    const db = new Database(path);
+    db.prepare('SELECT COUNT(*) FROM meta').get();
+    return db;
+  }
+
   it('a command without a lease (replay, doctor) upgrades no ledger a live process holds', () => {
     const path = join(dir, 'no-upgrade.db');
     olderLedger(path, live);
-    assert.throws(
-      () => openLedger(path),
-      (err: unknown) =>
-        err instanceof LedgerInUse &&
-        new RegExp(
-          `used by another bridge process \\(serve on other-pod, pid 1, .*upgrade its schema \\(to ${latest}\\)`,
-        ).test(err.message),
-    );
-    assert.equal(schemaVersion(path), before);
+    const holder = openedByHolder(path);
+    try {
+      assert.throws(
+        () => openLedger(path),
+        (err: unknown) =>
+          err instanceof LedgerInUse &&
+          new RegExp(
+            `used by another bridge process \\(serve on other-pod, pid 1, .*upgrade its schema \\(to ${latest}\\)`,
+          ).test(err.message),
+      );
+      assert.equal(schemaVersion(path), before);
+    } finally {
+      holder.close();
+    }
+  });
+
+  it("doctor upgrades a fresh copy of a held ledger (the upgrade check): the holder's lease came with it", () => {
+    // docs/deployment.md §7 step 2: a VACUUM INTO backup taken seconds ago, copied for the check.
+    const path = join(dir, 'held.db');
+    olderLedger(path, live);
+    const holder = openedByHolder(path);
+    const copy = join(dir, 'upgrade-check.db');
+    try {
+      holder.prepare('VACUUM INTO ?').run(copy);
+      assert.equal(JSON.parse(lease(copy) ?? '{}').holder, live.holder, 'the copy carries the live lease');
+      const checked = openLedger(copy);
+      checked.close();
+      assert.equal(schemaVersion(copy), latest);
+      // The original, which the holder has open, is still refused: exactly once rests on it.
+      assert.throws(() => openLedger(path), LedgerInUse);
+      assert.throws(() => openLedger(path, { lease: { command: 'serve' } }), LedgerInUse);
+      assert.equal(schemaVersion(path), before);
+    } finally {
+      holder.close();
+    }
   });
 
   it('upgrades once the holder has lapsed, taking the lease first; a current ledger opens beside a holder', () => {

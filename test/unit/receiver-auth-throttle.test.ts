@@ -13,7 +13,13 @@ import { AuthThrottle } from '../../src/http/admin/auth-throttle.js';
 import { closeServer, createHttpApp, listen } from '../../src/http/server.js';
 import { subscriptionRoutes } from '../../src/http/subscription-routes.js';
 import { createLogger, silentLogger } from '../../src/observability/logger.js';
-import { RECEIVER_AUTH_THROTTLE, type RefusalReason, SubscriptionReceiver } from '../../src/sources/fhir/receiver.js';
+import {
+  RECEIVER_AUTH_THROTTLE,
+  type RefusalReason,
+  SubscriptionReceiver,
+  UNKNOWN_SOURCE_LABEL,
+  UNKNOWN_SOURCE_REASON,
+} from '../../src/sources/fhir/receiver.js';
 import { MemoryInbox } from '../integration/helpers/bridge-stubs.js';
 
 const BEARER = 'hapi-bearer-secret-0123';
@@ -27,8 +33,19 @@ interface Answer {
   body: string;
 }
 
-/** A notification from `localAddress` to `source`, with the bearer secret or the HMAC key given. */
-function notify(port: number, localAddress: string, source: string, secret: { bearer?: string; hmac?: string }) {
+type Reason = RefusalReason | typeof UNKNOWN_SOURCE_REASON;
+
+/**
+ * A notification from `localAddress` to `source`, with the bearer secret or the HMAC key given; by PUT to
+ * `/{Type}/{id}` unless signed or another `method` is given (POST to the source's path, DELETE as PUT).
+ */
+function notify(
+  port: number,
+  localAddress: string,
+  source: string,
+  secret: { bearer?: string; hmac?: string },
+  method = secret.hmac === undefined ? 'PUT' : 'POST',
+) {
   const body = JSON.stringify({ resourceType: 'Patient', id: 'p1' });
   const headers: Record<string, string> = { 'content-type': 'application/fhir+json' };
   if (secret.bearer !== undefined) headers.authorization = `Bearer ${secret.bearer}`;
@@ -42,8 +59,8 @@ function notify(port: number, localAddress: string, source: string, secret: { be
         agent: false,
         // A signature vouches for the body alone, so a signed notification posts the resource (as Medplum
         // does): the /{Type}/{id} form is refused to a source with no bearer secret.
-        method: secret.hmac === undefined ? 'PUT' : 'POST',
-        path: secret.hmac === undefined ? `/fhir-subscription/${source}/Patient/p1` : `/fhir-subscription/${source}`,
+        method,
+        path: method === 'POST' ? `/fhir-subscription/${source}` : `/fhir-subscription/${source}/Patient/p1`,
         headers,
       },
       (res) => {
@@ -68,9 +85,8 @@ describe('subscription receiver: wrong secrets', () => {
   const lines: string[] = [];
   const logger = createLogger({ level: 'warn', destination: { write: (line: string) => void lines.push(line) } });
   let clock = Date.parse('2026-01-01T00:00:00Z');
-  const refused: Array<[string, RefusalReason]> = [];
-  const count = (source: string, reason: RefusalReason) =>
-    refused.filter(([s, r]) => s === source && r === reason).length;
+  const refused: Array<[string, Reason]> = [];
+  const count = (source: string, reason: Reason) => refused.filter(([s, r]) => s === source && r === reason).length;
   before(async () => {
     const receiver = new SubscriptionReceiver(
       [
@@ -86,6 +102,7 @@ describe('subscription receiver: wrong secrets', () => {
       {},
       {
         throttle: new AuthThrottle(RECEIVER_AUTH_THROTTLE, () => clock),
+        unknownThrottle: new AuthThrottle(RECEIVER_AUTH_THROTTLE, () => clock),
         onRefused: (source, reason) => refused.push([source, reason]),
       },
     );
@@ -172,5 +189,52 @@ describe('subscription receiver: wrong secrets', () => {
     // notified before (an EMR that notifies a few times a day) is answered.
     assert.equal((await notify(port, '127.0.0.9', 'hapi', { bearer: BEARER })).status, 200);
     assert.equal((await notify(port, '127.0.0.10', 'good', { bearer: GOOD })).status, 200);
+  });
+
+  it('answers an unknown source as a wrong secret (401, then 429 per id and address), counted apart', async () => {
+    clock += 120_000;
+    const before = [count('hapi', 'unauthorized'), count('hapi', 'throttled')];
+    const unknownBefore = count(UNKNOWN_SOURCE_LABEL, UNKNOWN_SOURCE_REASON);
+    // In each wire style, the same status and the same OperationOutcome: which ids are configured is not told.
+    for (const method of ['POST', 'PUT', 'DELETE']) {
+      const known = await notify(port, '127.0.0.11', 'hapi', { bearer: 'guess' }, method);
+      const unknown = await notify(port, '127.0.0.11', 'no-such-emr', { bearer: 'guess' }, method);
+      assert.equal(known.status, 401, method);
+      assert.deepEqual(unknown, known, method);
+      assert.deepEqual(await notify(port, '127.0.0.11', 'no-such-emr', {}, method), known, `${method}, no secret`);
+    }
+    // Past 20 within a minute from one address, an unknown id is blocked there as a source would be.
+    const statuses: number[] = [];
+    for (let i = 0; i < 21; i++) statuses.push((await notify(port, '127.0.0.12', 'ghost', { bearer: 'g' })).status);
+    for (let i = 0; i < 21; i++) await notify(port, '127.0.0.12', 'hapi', { bearer: 'g' });
+    assert.deepEqual(statuses, [...Array<number>(20).fill(401), 429]);
+    assert.deepEqual(
+      await notify(port, '127.0.0.12', 'ghost', { bearer: 'g' }),
+      await notify(port, '127.0.0.12', 'hapi', { bearer: BEARER }),
+      'blocked: the same 429, Retry-After and OperationOutcome',
+    );
+    // Another id from that address, as another source, is not blocked; nor is the source's right secret elsewhere.
+    assert.equal((await notify(port, '127.0.0.12', 'ghost-2', { bearer: 'g' })).status, 401);
+    assert.equal((await notify(port, '127.0.0.13', 'hapi', { bearer: BEARER })).status, 200);
+    // Counted under one label, never the sender's id; the source's own counts take only its own refusals.
+    assert.equal(count(UNKNOWN_SOURCE_LABEL, UNKNOWN_SOURCE_REASON) - unknownBefore, 6 + 22 + 1);
+    assert.ok(!refused.some(([source]) => source.includes('ghost') || source.includes('no-such')));
+    assert.deepEqual(
+      [count('hapi', 'unauthorized') - (before[0] ?? 0), count('hapi', 'throttled') - (before[1] ?? 0)],
+      [3 + 20, 1 + 1],
+    );
+
+    // The log says "unknown source" (never the id): a receiver of its own, whose first refusal is logged.
+    const logged: string[] = [];
+    const own = new SubscriptionReceiver(
+      [{ id: 'hapi', auth: { secret: BEARER } }],
+      new MemoryInbox(),
+      createLogger({ level: 'warn', destination: { write: (line: string) => void logged.push(line) } }),
+    );
+    assert.throws(() => own.refuseEarly('ghost-emr', undefined, '127.0.0.14'), { status: 401 });
+    const line = JSON.parse(logged[0] ?? '{}') as Record<string, unknown>;
+    assert.match(String(line.msg), /unknown source/);
+    assert.deepEqual([line.source, line.unknownSource, line.refused], [UNKNOWN_SOURCE_LABEL, 1, 1]);
+    assert.ok(!logged.some((l) => l.includes('ghost-emr')), logged.join(''));
   });
 });

@@ -606,8 +606,10 @@ const SCRUBBERS = new URL('../../src/observability/', import.meta.url).href;
 describe('scrubbing time on adversarial text', () => {
   // An answer's body is scrubbed on the event loop: a pattern that reads a long run again from each of its
   // characters held /healthz for 7–8 s per retry with a 64 kB 503 body of 'a'. Run in a child process that
-  // is killed past its time, so that a regression fails this test instead of hanging it; the bound is
-  // generous (the figures are in `npm run bench:scrub`), a quadratic pattern needs minutes for 1 MB.
+  // is killed past its time, so that a regression fails this test instead of hanging it. The kill is the only
+  // bound: linear scrubbing of these 20 MB takes about a second (the figures are in `npm run bench:scrub`), a
+  // quadratic pattern needs minutes for 1 MB, so a loaded CI machine cannot make it fail; a tighter bound
+  // would be a timed assertion, which measures the machine.
   it('scrubs 1 MB built against each pattern in linear time', () => {
     const script = `
       import { scrubString } from ${JSON.stringify(`${SCRUBBERS}redact.ts`)};
@@ -629,11 +631,10 @@ describe('scrubbing time on adversarial text', () => {
     `;
     const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
       encoding: 'utf8',
-      timeout: 30_000,
+      timeout: 60_000,
     });
-    assert.equal(run.signal, null, 'killed at 30 s: some pattern is super-linear');
+    assert.equal(run.signal, null, 'killed at 60 s: some pattern is super-linear');
     assert.equal(run.status, 0, run.stderr);
-    const ms = Number(run.stdout.trim());
-    assert.ok(ms < 4_000, `${ms.toFixed(0)} ms for 20 MB`);
+    assert.ok(Number.isFinite(Number(run.stdout.trim())), `the scrubbing script printed ${run.stdout}`);
   });
 });

@@ -38,8 +38,8 @@ describe('docs/runbook.md', () => {
     for (const name of named) assert.ok(registered.has(name), `${name} is not a metric the bridge registers`);
   });
 
-  it('runs only commands and options the CLI has', () => {
-    const program = buildProgram();
+  it('runs only commands and options the CLI has', async () => {
+    const program = await buildProgram();
     const find = (parent: Command, name: string) => parent.commands.find((c) => c.name() === name);
     // `docker exec opencrvs-bridge node …` (or `df`) names the container, not a command.
     const lines = [...runbook.matchAll(/opencrvs-bridge(?:\.js)? ([a-z-]+(?: [^`\n#]*)?)/g)]

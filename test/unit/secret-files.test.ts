@@ -173,4 +173,25 @@ describe('secret files followed while the bridge runs', () => {
     assert.equal(secret?.current(), 'inline-secret');
     assert.equal(secret?.refresh(), false);
   });
+
+  it('an inbound secret (trim) is taken without its surrounding spaces, configured and rotated; another as written', () => {
+    const file = join(dir, 'admin-token-spaced');
+    writeFileSync(file, '  admin-token-first-0123456789 \n');
+    const config = loadConfig({
+      text: `opencrvs:\n  domain: farajaland.example.org\n  clientId: bridge\n  clientSecret: "  outbound-secret "\nadmin:\n  tokenFile: ${file}\n`,
+    });
+    const clock = { now: 0 };
+    const token = secretOf(config.admin, 'token', { trim: true, now: () => clock.now });
+    assert.deepEqual(token?.accepted(), ['admin-token-first-0123456789']);
+    writeFileSync(file, 'admin-token-second-9876543210\t \n');
+    clock.now += 1000;
+    assert.equal(token?.refresh(), true);
+    assert.deepEqual(token?.accepted(), ['admin-token-second-9876543210', 'admin-token-first-0123456789']);
+    // Spaces added around the same secret are no rotation.
+    writeFileSync(file, ' admin-token-second-9876543210\n');
+    clock.now += 1000;
+    assert.equal(token?.refresh(), false);
+    // Without `trim` (an outbound secret, an HMAC key), the value is used as written.
+    assert.equal(secretOf(config.opencrvs, 'clientSecret')?.current(), '  outbound-secret ');
+  });
 });

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
+  clearTextBridgeUrlWarning,
   MEDPLUM_SECRET_EXTENSION,
   receiverEndpoint,
   type SubscriptionPlan,
@@ -71,5 +72,19 @@ describe('subscription resources', () => {
       /Medplum cuts its headers/,
     );
     assert.throws(() => subscriptionBundle(plan({ types: [] })), /watch no resource type/);
+  });
+
+  it('warns of a bridge URL the EMR would send its secret to in clear, not of one on loopback or https', () => {
+    for (const url of ['http://bridge.example.org', 'http://10.0.0.5:8080/proxy', 'HTTP://bridge.svc.cluster.local'])
+      assert.match(clearTextBridgeUrlWarning(url) ?? '', /plain http: .* bearer secret .* in clear/, url);
+    assert.match(clearTextBridgeUrlWarning('http://bridge.example.org:8080') ?? '', / to bridge\.example\.org:8080,/);
+    for (const url of [
+      'https://bridge.example.org',
+      'http://127.0.0.1:8080',
+      'http://localhost:8080/',
+      'http://[::1]:8080',
+      'http://bridge.localhost',
+    ])
+      assert.equal(clearTextBridgeUrlWarning(url), undefined, url);
   });
 });

@@ -124,12 +124,21 @@ export function adminApi(target: AdminTarget, settings: AdminSettingsView, log: 
     if (id === undefined) return;
     const row = ledger.get(id);
     if (!row) return adminError(res, 404, `no ledger row ${id}`);
-    if (row.state !== 'dead') return adminError(res, 409, `row ${id} is ${row.state}, not dead: only dead rows replay`);
+    // A failed row waiting out its backoff is made due now (sources/replay.ts): the retry it waits for, sooner.
+    if (row.state !== 'dead' && row.state !== 'failed')
+      return adminError(
+        res,
+        409,
+        `row ${id} is ${row.state}, not dead or failed: only dead rows replay, and failed rows are made due now`,
+      );
     const result = await target.replay([id]);
     const skipped = result.skipped.find((s) => s.id === id);
     if (skipped) return adminError(res, 409, `row ${id} not replayed: ${skipped.reason}`);
     // The audit trail of operator actions is the log; ids, counts and the operator's address only.
-    log.info({ rowIds: [id], ...auditFields(req) }, 'dead row replayed by admin');
+    log.info(
+      { rowIds: [id], ...auditFields(req) },
+      row.state === 'failed' ? 'failed row made due now by admin' : 'dead row replayed by admin',
+    );
     const after = ledger.get(id);
     res.json({ ...result, event: after ? listItem(after, pii) : null });
   });

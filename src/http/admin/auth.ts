@@ -2,8 +2,8 @@
 // Basic auth (the browser page: the browser prompts once and re-sends the credentials on every
 // same-origin request, including the page's own fetch() calls), and the session a browser is given
 // once its credentials are accepted (sessions.ts).
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { sameSecret } from '../../config/inbound-secret.js';
 import type { Secret } from '../../config/secret-files.js';
 import type { Logger } from '../../observability/logger.js';
 import { addressKey } from '../address-slots.js';
@@ -16,14 +16,11 @@ export const ADMIN_REALM = 'opencrvs-bridge admin';
 
 export type AuthScheme = 'bearer' | 'basic';
 
-// Comparing fixed-length digests keeps the comparison constant-time whatever the lengths.
-function sameSecret(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given, 'utf8').digest();
-  const b = createHash('sha256').update(expected, 'utf8').digest();
-  return timingSafeEqual(a, b);
-}
-
-/** Which scheme carried the right token, or undefined (absent, malformed or wrong). */
+/**
+ * Which scheme carried the right token, or undefined (absent, malformed or wrong). `token` is the one
+ * configured, its surrounding spaces dropped when read (index.ts); a Basic password is compared without
+ * its own, as a subscription's bearer secret is (a token pasted into the browser's prompt with a space).
+ */
 export function authenticate(authorization: string | undefined, token: string): AuthScheme | undefined {
   if (!authorization) return undefined;
   const match = /^(\S+)\s+(\S+)\s*$/.exec(authorization);
@@ -35,7 +32,7 @@ export function authenticate(authorization: string | undefined, token: string): 
     const colon = decoded.indexOf(':');
     if (colon < 0) return undefined;
     // Any user name: the token is the only secret.
-    return sameSecret(decoded.slice(colon + 1), token) ? 'basic' : undefined;
+    return sameSecret(decoded.slice(colon + 1).trim(), token) ? 'basic' : undefined;
   }
   return undefined;
 }
@@ -97,7 +94,8 @@ export function requireToken(
   hosts: AdminHosts,
   log: Logger,
 ): RequestHandler {
-  const accepted = () => token.accepted().map((value) => value.trim());
+  // Trimmed when read (index.ts: secretOf's `trim`), as a subscription's bearer secret is.
+  const accepted = () => token.accepted();
   /**
    * The scheme that carried a token accepted, and that token. A `tokenFile` follows its file: the new
    * token as soon as it is read (looked at once more when a token is refused, at most 4 times a second),
@@ -109,7 +107,7 @@ export function requireToken(
       if (scheme) return { scheme, value };
     }
     if (!token.refresh()) return undefined;
-    const value = token.current().trim();
+    const value = token.current();
     const scheme = authenticate(authorization, value);
     return scheme && { scheme, value };
   };

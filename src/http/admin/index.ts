@@ -98,7 +98,7 @@ export function adminRoutes(
     return router;
   }
   // `tokenFile` follows its file; a rotated token that would be refused at start is not taken.
-  const live = secretOf(settings, 'token', { logger: log, check: adminTokenProblem }) ?? fixedSecret(token);
+  const live = secretOf(settings, 'token', { logger: log, check: adminTokenProblem, trim: true }) ?? fixedSecret(token);
   // One count of wrong tokens, and one set of sessions, per admin listener.
   const sessions = new AdminSessions();
   // Before the token: logging out needs none, and whatever credentials it carries are not compared.

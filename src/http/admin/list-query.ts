@@ -103,6 +103,10 @@ export function parseListQuery(query: Record<string, QueryValue>): ListQuery {
   if (source !== undefined) filter.sourceId = source;
   const find = single(query, 'find')?.trim();
   if (find) filter.find = find;
+  const updated = single(query, 'updatedAfterNotification');
+  if (updated !== undefined && updated !== 'true' && updated !== 'false')
+    throw new QueryError('updatedAfterNotification: true or false');
+  if (updated === 'true') filter.updatedAfterNotification = true;
   const since = instant(query, 'since');
   if (since !== undefined) filter.since = since;
   const until = instant(query, 'until');

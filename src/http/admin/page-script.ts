@@ -79,10 +79,11 @@ export const PAGE_SCRIPT = `
     return button;
   }
 
-  function replayButton(id) {
-    var button = el('button', 'Replay', 'replay');
+  // label: 'Retry now' for a failed event waiting out its backoff (the same API call makes it due now).
+  function replayButton(id, label) {
+    var button = el('button', label || 'Replay', 'replay');
     button.type = 'button';
-    button.setAttribute('aria-label', 'Replay event ' + id);
+    button.setAttribute('aria-label', (label || 'Replay') + ' event ' + id);
     button.addEventListener('click', function () { replayOne(id, button); });
     return button;
   }
@@ -205,7 +206,14 @@ export const PAGE_SCRIPT = `
     var tbody = $('events').tBodies[0];
     clear(tbody);
     view.hasMore = page.hasMore;
-    if (page.events.length === 0) emptyRow(tbody, 9, 'No events match.');
+    // A record the mappings did not take, or last changed before go-live, leaves no row: the dry run says which.
+    if (page.events.length === 0)
+      emptyRow(tbody, 9, view.filters.find && view.filters.find.charAt(0) !== '#' ?
+        'No events match. A record at the source that is no event for the mappings (no birth or death evidence, ' +
+        "a stillbirth, a merged duplicate) leaves no row, nor does one last changed before the source's go-live " +
+        '(sources[].poll.since or sinceDays), which is not read: opencrvs-bridge map --ref ' +
+        (view.filters.find.indexOf('/') >= 0 ? view.filters.find.replace(/^[A-Za-z0-9_.-]+:(?=[A-Z])/, '') : 'Patient/<its id>') +
+        ' reads it from the source and says why it was not taken.' : 'No events match.');
     page.events.forEach(function (e) {
       var tr = el('tr');
       tr.setAttribute('data-id', e.id);
@@ -244,6 +252,7 @@ export const PAGE_SCRIPT = `
       actions.appendChild(document.createTextNode(' '));
       actions.appendChild(dismissButton(d.id));
     }
+    if (d.state === 'failed') { actions.appendChild(document.createTextNode(' ')); actions.appendChild(replayButton(d.id, 'Retry now')); }
     if (d.dismissed) { actions.appendChild(document.createTextNode(' ')); actions.appendChild(undoDismissButton(d.id)); }
     var dl = $('detail-fields');
     clear(dl);
@@ -436,6 +445,7 @@ ${WRITE_BACK_SCRIPT}
       source: $('f-source').value.trim(),
       since: localDay($('f-since').value, false),
       until: localDay($('f-until').value, true),
+      updatedAfterNotification: $('f-updated').checked ? 'true' : '',
     };
     view.offset = 0;
     refresh();

@@ -104,7 +104,7 @@ export const WRITE_BACK_SCRIPT = `
       cell(tr, j.attempts, 'num');
       cell(tr, fmtTime(j.nextAttemptAt), 'time');
       cell(tr, j.trackingId, 'mono');
-      cell(tr, j.lastError || '', 'err');
+      cell(tr, j.lastError || (j.note ? 'Note: ' + j.note : ''), 'err');
       cell(tr, fmtTime(j.createdAt), 'time');
       cell(tr, fmtTime(j.updatedAt), 'time');
       var action = cell(tr);
@@ -128,7 +128,12 @@ export const WRITE_BACK_SCRIPT = `
     dd.appendChild(wbBadge(job.outcome));
     if (job.outcome === 'abandoned') { dd.appendChild(document.createTextNode(' ')); dd.appendChild(requeueButton(job.rowId)); }
     dl.appendChild(dd);
-    field(dl, 'Tracking ID written', job.trackingId, true);
+    field(dl, 'Written to', job.target || 'write-back is not configured for this source now');
+    field(dl, job.outcome === 'pending' || job.outcome === 'abandoned' ? 'Tracking ID to write' : 'Tracking ID written',
+      job.trackingId, true);
+    field(dl, 'Note', job.note);
+    if (job.earlierTrackingIds && job.earlierTrackingIds.length)
+      field(dl, 'Earlier tracking IDs of this event', job.earlierTrackingIds.join(', '), true);
     field(dl, 'Attempts', String(job.attempts));
     field(dl, 'Next attempt', fmtTime(job.nextAttemptAt));
     field(dl, 'Last error', job.lastError);

@@ -104,6 +104,7 @@ export function renderPage(base: string, lookup?: IdentifierLookup): string {
         <input id="f-since" name="since" type="date">
         <label for="f-until">Updated to</label>
         <input id="f-until" name="until" type="date">
+        <label><input id="f-updated" name="updatedAfterNotification" type="checkbox"> Changed after notification</label>
         <button type="submit">Apply</button>
         <button type="reset">Clear</button>
       </form>

@@ -50,6 +50,10 @@ export interface WriteBackJobRecord {
   doneAt: number | null;
   createdAt: number;
   updatedAt: number;
+  /** The tracking ids the job had before it restarted for this one (migration 027), oldest first. */
+  earlierTrackingIds?: readonly string[];
+  /** Where the source's write-back puts the id (writeBackTargetText); null when it has none configured now. */
+  target?: string | null;
 }
 
 export interface WriteBackSearch {

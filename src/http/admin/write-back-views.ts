@@ -13,8 +13,22 @@ export interface WriteBackJobView {
   attempts: number;
   /** When a pending job runs next; null once it is done. */
   nextAttemptAt: number | null;
+  /** Why the job failed or was abandoned; null once written (see note). */
   lastError: string | null;
+  /**
+   * On a written job (or one the source held already): what the write left beside the id, e.g. another
+   * tracking id of the FHIR identifier system (a duplicate registration?). Null when there is nothing to say.
+   */
+  note: string | null;
+  /** Where the id is written (the source's writeBack settings now); null when it has none configured. */
+  target: string | null;
+  /** The tracking id the job writes (written, once done). */
   trackingId: string;
+  /**
+   * The tracking ids the job had before (the row delivered again under a new one), oldest first, at most
+   * 20: they may be on the record, written by this job; the DHIS2 target replaces them.
+   */
+  earlierTrackingIds: string[];
   createdAt: number;
   updatedAt: number;
   doneAt: number | null;
@@ -31,6 +45,7 @@ export interface WriteBackSummary {
 
 export function writeBackView(job: WriteBackJobRecord): WriteBackJobView {
   const outcome = job.doneAt === null ? 'pending' : (job.outcome ?? 'pending');
+  const written = outcome === 'written' || outcome === 'already';
   return {
     rowId: job.rowId,
     sourceId: job.sourceId,
@@ -38,8 +53,12 @@ export function writeBackView(job: WriteBackJobRecord): WriteBackJobView {
     attempts: job.attempts,
     // A done job keeps the lease time of its last claim in the table: meaningless to an operator.
     nextAttemptAt: outcome === 'pending' ? job.nextAttemptAt : null,
-    lastError: job.lastError,
+    // A done job that was written keeps no error: what the store holds then is the write's note.
+    lastError: written ? null : job.lastError,
+    note: written ? job.lastError : null,
+    target: job.target ?? null,
     trackingId: job.trackingId,
+    earlierTrackingIds: [...(job.earlierTrackingIds ?? [])],
     createdAt: job.createdAt,
     updatedAt: job.updatedAt,
     doneAt: job.doneAt,

@@ -27,6 +27,7 @@ import { migration024 } from './024-single-call-after.js';
 import { migration025 } from './025-queued-after-attempt.js';
 import { migration026 } from './026-updated-after-attempt.js';
 import { migration027 } from './027-earlier-tracking-ids.js';
+import { migration028 } from './028-waiting-queued-index.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -59,4 +60,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration025,
   migration026,
   migration027,
+  migration028,
 ];

@@ -1,5 +1,8 @@
-// FHIR Address → OpenCRVS ADDRESS, only when it can be said in OpenCRVS's shape: a 3-letter country, an
-// administrative area only as a UUID (OpenCRVS location ids), street details under Farajaland's keys.
+import { alpha3Country } from './countries.js';
+
+// FHIR Address → OpenCRVS ADDRESS, only when it can be said in OpenCRVS's shape: a 3-letter country (one
+// given as an alpha-2 code or a name is converted), an administrative area only as a UUID (OpenCRVS
+// location ids), street details under Farajaland's keys.
 export type AddressOutcome = { value: Record<string, unknown> } | { skip: string };
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -20,8 +23,15 @@ function details(entries: Array<[string, string | undefined]>): Record<string, s
   return Object.keys(out).length ? out : undefined;
 }
 
-/** The home address (use=home, else without use, else the first), converted; `domestic` is e.g. 'FAR'. */
-export function toOpenCrvsAddress(items: readonly unknown[], domestic: string | undefined): AddressOutcome {
+/**
+ * The home address (use=home, else without use, else the first), converted; `domestic` is e.g. 'FAR', and
+ * `domesticName` the OpenCRVS country it is the code of ('farajaland'), which an EMR may write instead.
+ */
+export function toOpenCrvsAddress(
+  items: readonly unknown[],
+  domestic: string | undefined,
+  domesticName?: string,
+): AddressOutcome {
   const addresses = items.filter(isObject);
   // An address the EMR marked old is where the person lived before, not now.
   const chosen =
@@ -33,13 +43,15 @@ export function toOpenCrvsAddress(items: readonly unknown[], domestic: string | 
   const lines = (Array.isArray(chosen.line) ? chosen.line : [])
     .map(text)
     .filter((l): l is string => !!l && !NOT_A_LINE.test(l));
-  const countryRaw = text(chosen.country)?.toUpperCase();
-  const country = countryRaw ?? domestic;
-  if (!country) return { skip: 'has no country' };
-  if (!/^[A-Z]{3}$/.test(country)) {
+  const given = text(chosen.country);
+  if (!given && !domestic) return { skip: 'has no country' };
+  const home = domestic && domesticName ? { code: domestic, name: domesticName } : undefined;
+  const country = !given ? domestic : /^[A-Za-z]{3}$/.test(given) ? given.toUpperCase() : alpha3Country(given, home);
+  if (!country) {
     // A code is vocabulary and may be named; free text (a country name, a misplaced address line) is not.
-    const shown = /^[A-Z]{2}$/.test(country) ? `country code '${country}'` : 'country, free text (not shown),';
-    return { skip: `${shown} is not ISO 3166 alpha-3` };
+    return /^[A-Za-z]{2}$/.test(given ?? '')
+      ? { skip: `country code '${given?.toUpperCase()}' is not an ISO 3166 country` }
+      : { skip: 'country, free text (not shown), is neither an ISO 3166 code nor a country name the bridge knows' };
   }
   const district = text(chosen.district);
   const state = text(chosen.state);

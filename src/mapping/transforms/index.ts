@@ -56,6 +56,8 @@ export function inferTransform(fieldType: string): TransformName | undefined {
 export interface TransformOptions {
   asOfDateRef?: string;
   domesticCountry?: string;
+  /** The OpenCRVS country whose code domesticCountry is ('farajaland'): an EMR may write the name. */
+  domesticCountryName?: string;
   /** IANA zone a source's UTC dateTimes are read in (SourceSettings.timeZone). */
   timeZone?: string;
 }
@@ -102,7 +104,7 @@ export function applyTransform(
       return 'skip' in out ? { skip: `interval left out: ${out.skip}` } : out;
     }
     case 'address': {
-      const out = toOpenCrvsAddress(items, options.domesticCountry);
+      const out = toOpenCrvsAddress(items, options.domesticCountry, options.domesticCountryName);
       return 'skip' in out ? { skip: `address left out: ${out.skip}` } : out;
     }
     case 'boolean':

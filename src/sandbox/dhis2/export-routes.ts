@@ -197,6 +197,13 @@ export function exportRoutes(
     const program = programOf(params, res);
     const type = param(params, 'trackedEntityType');
     const uids = listParam(params, 'trackedEntities', 'trackedEntity');
+    // Refused, never one of the two ignored: 2.40 and 2.41 throw IllegalQueryException, answered 409 Conflict
+    // (dhis2-core DefaultTrackedEntityService.validate); 2.42+ check it in TrackedEntityRequestParamsMapper
+    // and answer 400 with the same message.
+    if (program && type)
+      throw Object.assign(new BadRequestError('Program and tracked entity cannot be specified simultaneously'), {
+        status: 409,
+      });
     if (!program && !type && !uids.length)
       throw new BadRequestError('Either a program or tracked entity type must be specified');
     // Soft-deleted tracked entities too, with `deleted: true`; their enrollments were deleted with them, so

@@ -225,8 +225,9 @@ export async function startDhis2Simulator(options: Dhis2SimulatorOptions = {}): 
     const status =
       typeof err === 'object' && err !== null && 'status' in err && typeof err.status === 'number' ? err.status : 500;
     if (err instanceof BadRequestError || err instanceof FieldFilterError) {
-      if (status === 404 || status === 403)
-        return dhis2Error(res, status, status === 404 ? 'Not Found' : 'Forbidden', err.message);
+      const named: Record<number, string> = { 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict' };
+      const httpStatus = named[status];
+      if (httpStatus) return dhis2Error(res, status, httpStatus, err.message);
       return dhis2Error(res, 400, 'Bad Request', err.message);
     }
     if (status >= 400 && status < 500)

@@ -14,6 +14,7 @@ import type { Logger } from '../../observability/logger.js';
 import { capabilityStatement } from './capability.js';
 import { etagOf, HttpFailure, outcomeOf, queryRecord, readBody, sendJson } from './http-util.js';
 import { includedRecords } from './include.js';
+import { openmrsCapabilityStatement, refuseUnknownParams, refuseUnknownType, servesType } from './openmrs.js';
 import type { SandboxRepository } from './repository.js';
 import { searchRecords } from './search.js';
 import { searchsetBundle } from './searchset.js';
@@ -35,6 +36,8 @@ export interface HttpDeps {
   urlLimit?: UrlLimit;
   /** The server's own limit on the values of a search parameter (see FhirSandboxInternals.listLimit). */
   listLimit?: ListLimit;
+  /** Answer as an OpenMRS FHIR2 server would (see FhirSandboxOptions.emulate). */
+  emulate?: 'openmrs';
 }
 
 /**
@@ -137,14 +140,17 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse)
     throw new HttpFailure(404, outcomeOf('not-supported', `Unknown resource type: ${first}`));
   }
 
+  const openmrs = deps.emulate === 'openmrs';
+  if (openmrs && first && isResourceType(first) && !servesType(first)) refuseUnknownType(first);
   if (method === 'GET' && first === 'metadata' && segments.length === 1) {
-    return sendJson(res, 200, capabilityStatement());
+    return sendJson(res, 200, openmrs ? openmrsCapabilityStatement() : capabilityStatement());
   }
   const isTypeSearch = (method === 'GET' && segments.length === 1) || (method === 'POST' && segments[1] === '_search');
   if (first && isTypeSearch && segments.length <= 2) {
     const form = body instanceof URLSearchParams ? body : new URLSearchParams();
     const query = new URLSearchParams([...url.searchParams, ...form]);
     refuseLongList(deps.listLimit, first, query);
+    if (openmrs) refuseUnknownParams(first, query, method);
     await deps.beforeSearch?.(first, query);
     return sendJson(res, 200, search(deps, first, query));
   }

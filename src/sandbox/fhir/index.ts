@@ -38,6 +38,12 @@ export interface FhirSandboxOptions {
     resourceTypes?: string[];
   };
   logger?: Logger;
+  /**
+   * 'openmrs': answer as an OpenMRS FHIR2 server does (openmrs.ts): its resource types only (no Composition,
+   * no Subscription: 404), its search parameters only (another: 400 not-supported), and a CapabilityStatement
+   * that says so. What is stored (the seed, upsert) is kept as given; only HTTP answers change.
+   */
+  emulate?: 'openmrs';
 }
 
 export interface FhirSandbox {
@@ -101,6 +107,7 @@ export async function startFhirSandboxWith(
     beforeSearch: internals.beforeSearch,
     urlLimit: internals.urlLimit,
     listLimit: internals.listLimit,
+    emulate: options.emulate,
   };
 
   if (options.seed !== undefined) {

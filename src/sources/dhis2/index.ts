@@ -4,6 +4,7 @@ import type { RoutingSettings, SourceSettings, WriteBackSettings } from '../../c
 import type { Ledger } from '../../ledger/index.js';
 import { loadMappings, type MapOptions, type MappingSet, sourceMappingOptions } from '../../mapping/index.js';
 import type { Logger } from '../../observability/logger.js';
+import { firstSyncStart } from '../pass.js';
 import { SourcePipeline } from '../pipeline.js';
 import type { SubjectRecheck } from '../recheck.js';
 import { Dhis2Client } from './client.js';
@@ -14,7 +15,7 @@ import { dhis2SettingsOf } from './settings.js';
 export { type CallOptions, Dhis2Client, Dhis2SourceError, type ImportStrategy } from './client.js';
 export { DHIS2_CONTEXT_CURSOR, DHIS2_CURSOR, Dhis2Poller, type Dhis2PollerDeps } from './poller.js';
 export type { ImportReport, TrackerEvent, TrackerTrackedEntity } from './schemas.js';
-export { DHIS2_DEFAULTS, dhis2SettingsOf, trackedEntityFilter } from './settings.js';
+export { DHIS2_DEFAULTS, dhis2SettingsOf, isOfTrackedEntityType, trackedEntityFilter } from './settings.js';
 
 export interface Dhis2SourceRuntime {
   settings: SourceSettings;
@@ -65,6 +66,8 @@ export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2Sourc
     reread: (subjectKeys) => recheck(subjectKeys),
     ...(deps.sharesRecordsWith ? { sharesRecordsWith: deps.sharesRecordsWith } : {}),
     ...(deps.onSharedRecord ? { onSharedRecord: deps.onSharedRecord } : {}),
+    goLive: () => firstSyncStart(settings.poll, deps.ledger, settings.id),
+    ...(settings.timeZone ? { timeZone: settings.timeZone } : {}),
     // A related person is read by uid without the programme (Dhis2Fetcher): the child read the same way
     // tells a person DHIS2 will not serve from a DHIS2 that serves no one.
     probe: async (subjectRef) => {
@@ -81,6 +84,8 @@ export function buildDhis2Source(settings: SourceSettings, deps: BuildDhis2Sourc
     dhis2: dhis2SettingsOf(settings),
     poll: settings.poll,
     logger: deps.logger,
+    // The org units its watermark has covered: ones added later are read back to go-live once (scope.ts).
+    meta: deps.ledger,
     // The mothers this source's births read: read after the programme's pages (Dhis2Poller.contextRecords).
     contextRefs: (after, limit, since) =>
       deps.ledger.contextReadRefs(settings.id, 'TrackedEntity/', after, limit, since),

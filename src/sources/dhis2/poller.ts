@@ -31,7 +31,17 @@ import {
 import { type Dhis2Client, isDhis2Uid } from './client.js';
 import { Dhis2Fetcher } from './fetcher.js';
 import type { TrackerTrackedEntity } from './schemas.js';
-import { trackedEntityFilter } from './settings.js';
+import {
+  configuredScope,
+  type OrgUnitScope,
+  type OrgUnitScopeRecord,
+  orgUnitScopeKey,
+  parseScopeRecord,
+  sameScope,
+  storedObject,
+  unreadScope,
+} from './scope.js';
+import { isOfTrackedEntityType, trackedEntityFilter } from './settings.js';
 import { earlierDefined, earlierOf, formatNaive, laterOf, minusSeconds, naiveMillis, plusMillis } from './time.js';
 
 export const DHIS2_CURSOR = 'updatedAt:trackedEntities';
@@ -84,6 +94,19 @@ export interface Dhis2PollerDeps {
   contextRefs?: (after: string, limit: number, since: number) => string[];
   /** The bridge's clock (ms), as the ledger's: when a reading of those began. Date.now unless a test's. */
   now?: () => number;
+  /**
+   * The ledger's meta, where the org units the watermark has covered are kept (scope.ts): without it, org
+   * units added to the configuration are not read back to go-live.
+   */
+  meta?: { getMeta(key: string): string | undefined; setMeta(key: string, value: string | null): void };
+}
+
+/** A reading of org units the watermark has not covered, from `from` (go-live) up to `until` (the watermark). */
+interface ScopeCatchUp {
+  scope: OrgUnitScope;
+  filter: Record<string, string>;
+  from: string | undefined;
+  until: string;
 }
 
 /**
@@ -154,8 +177,11 @@ export class Dhis2Poller {
     const run = trackedPass(this.status, this.log, this.failures, async () => {
       // The watermark is held at DHIS2's own time (see commitPage); without it this pass holds nothing.
       this.serverNow = await this.deps.client.serverTime().catch(() => undefined);
-      const report = await this.pages(fetcher, options);
+      const widened = this.scopeRecord();
+      const { report } = await this.pages(fetcher, options);
       await this.contextRecords(fetcher, report);
+      // Last: a catch-up DHIS2 refuses fails the pass, but holds back none of the configured scope's births.
+      if (widened) await this.catchUp(fetcher, report, widened);
       return { report, reads: fetcher.reads, stopped: this.stopping };
     });
     // A failed reread was logged; the watermark held for it (see pages), so the next pass redoes it.
@@ -198,20 +224,32 @@ export class Dhis2Poller {
     return movedTo;
   }
 
-  private async pages(fetcher: Dhis2Fetcher, options: PassOptions): Promise<PassReport> {
+  /**
+   * The pass's reading of tracked entities: from the watermark (or, asked, an earlier time), or for
+   * `catchUp`, org units the watermark has not covered from go-live up to it, which moves no watermark and
+   * carries no run to the next pass. `ended`: it read to the end; `held`: some of it was not recorded (a
+   * run given up, a reread that failed); `resumeFrom`: where reading again misses nothing it did not
+   * record (its bound, or earlier where it held).
+   */
+  private async pages(
+    fetcher: Dhis2Fetcher,
+    options: PassOptions,
+    catchUp?: ScopeCatchUp,
+  ): Promise<{ report: PassReport; ended: boolean; held: boolean; resumeFrom: string | undefined }> {
     const { poll, client, pipeline } = this.deps;
     const report = emptyReport();
-    const filter = trackedEntityFilter(this.deps.dhis2);
+    const filter = catchUp?.filter ?? trackedEntityFilter(this.deps.dhis2);
     const maxPages = this.deps.maxPages ?? 1_000;
     const goLive = () => firstSyncStart(this.deps.poll, this.deps.cursors, this.deps.sourceId);
-    const usual = this.startBound();
-    let bound = readFromEarlier(usual, options.from, goLive, DHIS2_TIMES);
+    const usual = catchUp ? undefined : this.startBound();
+    let bound = catchUp ? catchUp.from : readFromEarlier(usual, options.from, goLive, DHIS2_TIMES);
+    const carriedRuns = catchUp ? new CarriedRuns() : this.carriedRuns;
     let ended = false;
     let page = 1;
     // A run of equal `updatedAt` longer than a page is read by page numbers, again until a reading can be
     // trusted (see RunReadings); until then the watermark stays at the run. A run given up is carried to the
     // next pass, which goes on from the members read if DHIS2 counts the run alike (CarriedRuns).
-    let run = new RunReadings(this.carriedRuns);
+    let run = new RunReadings(carriedRuns);
     // Such a run is first asked for in one larger page, which needs no paging inside it: a server whose ties
     // come in no fixed order (PostgreSQL, under DHIS2, with ORDER BY a non-unique column and LIMIT/OFFSET)
     // pages a run unreliably. It is asked once: not answered, the run is read at the size DHIS2 did answer.
@@ -222,7 +260,8 @@ export class Dhis2Poller {
     // After a run that could not be read reliably, the watermark waits at it and the pass reads on past
     // it: a large import that clinicians keep editing would otherwise hold back every later birth.
     let holdAt: string | undefined;
-    const capped = (reach: string | undefined) => (holdAt !== undefined ? earlierOf(reach, holdAt) : reach);
+    const capped = (reach: string | undefined) =>
+      catchUp ? undefined : holdAt !== undefined ? earlierOf(reach, holdAt) : reach;
     // Pages outside runs count against maxPages; a run's pages against their own, larger bound, or a run
     // longer than maxPages pages (one bulk import) would stop every pass inside it, for good.
     let plainPages = 0;
@@ -317,7 +356,7 @@ export class Dhis2Poller {
           );
           if (bound !== undefined) holdAt = earlierOf(holdAt, bound);
           this.runTries += run.varied;
-          run = new RunReadings(this.carriedRuns); // what follows the run is read as plain pages again
+          run = new RunReadings(carriedRuns); // what follows the run is read as plain pages again
         } else {
           // The run is complete: the watermark may pass it.
           const current = this.status.watermarks[WATERMARK_KEY];
@@ -331,6 +370,11 @@ export class Dhis2Poller {
       }
       if (leaves && pageMax) {
         bound = pageMax;
+        // A catch-up ends at the watermark: from there (less the overlap) the usual pages read the whole scope.
+        if (catchUp && (naiveMillis(pageMax) ?? 0) >= (naiveMillis(catchUp.until) ?? Infinity)) {
+          ended = true;
+          break;
+        }
         page = 1;
         size = poll.pageSize;
         served = 0;
@@ -357,7 +401,7 @@ export class Dhis2Poller {
           holdAt = earlierOf(holdAt, bound);
           run.abandon();
           this.runTries += run.varied;
-          run = new RunReadings(this.carriedRuns);
+          run = new RunReadings(carriedRuns);
           // On past the run: it holds nothing later than its own millisecond (updatedAfter is inclusive).
           bound = past;
           page = 1;
@@ -368,10 +412,74 @@ export class Dhis2Poller {
         page++;
       }
     }
-    report.rereadStoppedAt = rereadStop(ended, bound, usual, DHIS2_TIMES);
+    if (!catchUp) report.rereadStoppedAt = rereadStop(ended, bound, usual, DHIS2_TIMES);
     this.prune();
     if (endless) throw endless;
-    return report;
+    const resumeFrom = holdAt === undefined ? bound : earlierOf(bound, holdAt);
+    return { report, ended, held: holdAt !== undefined, resumeFrom };
+  }
+
+  /**
+   * The org-unit scope the watermark has covered, from the ledger's meta, against the configured one: the
+   * catch-up to read when the configured scope holds org units the covered one lacks (unreadScope), going
+   * on from where a catch-up of the same units stopped. Otherwise the configured scope is recorded at once:
+   * a first pass (its watermark starts at go-live), a narrower scope, and a ledger whose watermark moved
+   * before the scope was recorded (an upgrade), whose configured scope is taken as covered.
+   */
+  private scopeRecord(): ScopeCatchUp | undefined {
+    const { meta, sourceId, cursors, dhis2 } = this.deps;
+    if (!meta) return undefined;
+    const key = orgUnitScopeKey(sourceId);
+    const configured = configuredScope(dhis2);
+    const stored = parseScopeRecord(meta.getMeta(key));
+    const watermark = cursors.getCursor(sourceId, DHIS2_CURSOR);
+    const unread = stored && watermark !== undefined ? unreadScope(stored.scope, configured) : undefined;
+    if (!unread) {
+      if (!stored || stored.catchUp || !sameScope(stored.scope, configured))
+        meta.setMeta(key, JSON.stringify({ scope: configured } satisfies OrgUnitScopeRecord));
+      // An upgrade: what the watermark covered before is not known, so nothing is read back; an org unit
+      // added in the same window would never be read unless the operator hears of it (docs/dhis2.md).
+      if (!stored && watermark !== undefined)
+        this.log.info(
+          { orgUnits: configured.orgUnits.length, orgUnitMode: configured.orgUnitMode },
+          `the source's org-unit scope (${configured.orgUnits.length} org units, ${configured.orgUnitMode}) is recorded as covered ` +
+            'by its watermark, as no scope was recorded yet (a ledger from before this version): org units added to ' +
+            `sources[].dhis2 since go-live, before this version, were not read back; read them once with \`sync --once --source ${sourceId} --since <go-live date>\``,
+        );
+      return undefined;
+    }
+    const goLive = firstSyncStart(this.deps.poll, cursors, sourceId);
+    const resumed = stored?.catchUp && sameScope(stored.catchUp.scope, unread) ? stored.catchUp.from : undefined;
+    const from = resumed ?? (goLive === undefined ? undefined : naiveStart(goLive));
+    const filter = trackedEntityFilter({ ...dhis2, orgUnits: unread.orgUnits, orgUnitMode: unread.orgUnitMode });
+    return { scope: unread, filter, from, until: watermark as string };
+  }
+
+  /**
+   * Reads the org units the watermark has not covered (scopeRecord) and, once read to the watermark with
+   * every record recorded, records the configured scope as covered. Stopped short (its page budget, a
+   * shutdown, a run it could not read) it stores where it goes on from; failed, it stores nothing: the next
+   * pass reads again from where the last stored reading stopped, so no part is ever skipped.
+   */
+  private async catchUp(fetcher: Dhis2Fetcher, report: PassReport, reading: ScopeCatchUp): Promise<void> {
+    const { meta, sourceId, dhis2 } = this.deps;
+    if (!meta || this.stopping) return;
+    const key = orgUnitScopeKey(sourceId);
+    const stored = parseScopeRecord(meta.getMeta(key));
+    if (!stored) return;
+    const read = await this.pages(fetcher, {}, reading);
+    addReports(report, read.report);
+    if (read.ended && !read.held) {
+      meta.setMeta(key, JSON.stringify({ scope: configuredScope(dhis2) } satisfies OrgUnitScopeRecord));
+      this.log.info(
+        { orgUnitsAdded: reading.scope.orgUnits.length, orgUnitMode: reading.scope.orgUnitMode },
+        "org units added to sources[].dhis2 (orgUnits, orgUnitMode) were read from go-live up to the watermark, once; the source's scope is recorded as covered",
+      );
+      return;
+    }
+    const from = read.resumeFrom;
+    const catchUp = { scope: reading.scope, ...(from !== undefined ? { from } : {}) };
+    meta.setMeta(key, JSON.stringify({ scope: stored.scope, catchUp } satisfies OrgUnitScopeRecord));
   }
 
   /**
@@ -583,8 +691,22 @@ export class Dhis2Poller {
    * kept in the ledger as a dead row (strayResults), so `ledger` and the admin page show it; failing the
    * pass on it would hold every later birth behind it, pass after pass. The watermark goes past it as past
    * any record read. Only the page's paging reads `entities` whole.
+   *
+   * First, those not of the source's `dhis2.trackedEntityType` are left out: DHIS2 will not filter a list by
+   * programme and type at once (trackedEntityFilter), and two sources of one server filtered to different
+   * types are let through as reading different records (sources/overlap.ts), which holds only if neither
+   * maps a tracked entity of the other's type.
    */
-  private recordable(entities: TrackerTrackedEntity[]): { kept: TrackerTrackedEntity[]; strays: Resource[] } {
+  private recordable(listed: TrackerTrackedEntity[]): { kept: TrackerTrackedEntity[]; strays: Resource[] } {
+    const { dhis2 } = this.deps;
+    const entities = listed.filter((te) => isOfTrackedEntityType(dhis2, te));
+    // Counts and uids of metadata only. DHIS2 enrols only tracked entities of the programme's own type, so
+    // this is a trackedEntityType that is not the programme's, which leaves the source nothing to read.
+    if (entities.length < listed.length)
+      this.log.warn(
+        { trackedEntities: listed.length - entities.length, program: dhis2.program },
+        `DHIS2 listed tracked entities of programme ${dhis2.program} that are not of sources[].dhis2.trackedEntityType ${dhis2.trackedEntityType}: they are left alone, neither mapped nor recorded (if that is not the programme's own tracked entity type, the source reads nothing: run doctor)`,
+      );
     const kept = entities.filter((te) => isDhis2Uid(te.trackedEntity));
     const left = entities.length - kept.length;
     // Counts only: the uid is whatever the answer held.
@@ -736,15 +858,9 @@ interface ContextReading {
  * begins). One stored before `begunAt` was kept is taken as begun `now`, as it was read before.
  */
 function parseContextReading(value: string | undefined, now: number): ContextReading | undefined {
-  if (!value) return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(value);
-  } catch {
-    return undefined;
-  }
-  if (typeof parsed !== 'object' || parsed === null) return undefined;
-  const { updatedAfter, startedAt, begunAt, windowFrom, after, held } = parsed as Record<string, unknown>;
+  const parsed = storedObject(value);
+  if (!parsed) return undefined;
+  const { updatedAfter, startedAt, begunAt, windowFrom, after, held } = parsed;
   if (typeof updatedAfter !== 'string' || naiveMillis(updatedAfter) === undefined) return undefined;
   if (startedAt !== undefined && (typeof startedAt !== 'string' || naiveMillis(startedAt) === undefined))
     return undefined;

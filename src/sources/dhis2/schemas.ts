@@ -2,6 +2,7 @@
 // require only what the bridge uses and let everything else through (DHIS2 adds fields between versions).
 import type { ValidateFunction } from 'ajv';
 import { createAjv } from '../../config/schema.js';
+import { compileOnFirstUse } from '../../util/compile-on-first-use.js';
 
 type Obj = Record<string, unknown>;
 
@@ -127,12 +128,17 @@ const importReport = {
   },
 };
 
-const ajv = createAjv();
-export const isTrackedEntityPage: ValidateFunction<TrackedEntityPage> = ajv.compile<TrackedEntityPage>(page);
-export const isTrackedEntity: ValidateFunction<TrackerTrackedEntity> = ajv.compile<TrackerTrackedEntity>(trackedEntity);
-export const isTrackerEvent: ValidateFunction<TrackerEvent> = ajv.compile<TrackerEvent>(event);
-export const isObjectResponse: ValidateFunction<Obj> = ajv.compile<Obj>({ type: 'object' });
-export const isImportReport: ValidateFunction<ImportReport> = ajv.compile<ImportReport>(importReport);
+let ajv: ReturnType<typeof createAjv> | undefined;
+function sharedAjv(): ReturnType<typeof createAjv> {
+  ajv ??= createAjv();
+  return ajv;
+}
+const compile = <T>(schema: object): ValidateFunction<T> => compileOnFirstUse(() => sharedAjv().compile<T>(schema));
+export const isTrackedEntityPage: ValidateFunction<TrackedEntityPage> = compile<TrackedEntityPage>(page);
+export const isTrackedEntity: ValidateFunction<TrackerTrackedEntity> = compile<TrackerTrackedEntity>(trackedEntity);
+export const isTrackerEvent: ValidateFunction<TrackerEvent> = compile<TrackerEvent>(event);
+export const isObjectResponse: ValidateFunction<Obj> = compile<Obj>({ type: 'object' });
+export const isImportReport: ValidateFunction<ImportReport> = compile<ImportReport>(importReport);
 
 /** The first schema problem, for an error message (a path and a keyword: never the value, which may be personal). */
 export function schemaProblem(validate: ValidateFunction): string {

@@ -10,6 +10,7 @@ import {
 import { setBounded } from '../../util/bounded-map.js';
 import { type FhirSourceClient, FhirSourceError } from './fhir-client.js';
 import { isResourceType } from './notification.js';
+import { serverSupportOf } from './server-support.js';
 import { LengthMemory, StepMemory } from './step-memory.js';
 
 interface ChunkAnswer {
@@ -347,14 +348,30 @@ export class CachingFetcher implements ResourceFetcher {
     const key = searchKey(type, params);
     let found = this.searches.get(key);
     if (!found) {
-      this.reads++;
-      // One subject's search: poll.pageSize does not set its size.
-      found = this.settled(
-        this.client.searchAll(type, params, { timeoutHint: 'raise sources[].timeoutMs', signal: this.signal }),
-      );
+      found = this.settled(this.searchServed(type, params));
       this.rememberSearch(type, key, found);
     }
     return found;
+  }
+
+  /**
+   * One subject's search, or nothing when the server does not serve it (a type, or parameters, it has no
+   * provider for: ServerSupport), as for a search that found nothing. Any other failure is the search's.
+   */
+  private async searchServed(type: string, params: Record<string, string>): Promise<Resource[]> {
+    const support = serverSupportOf(this.client);
+    if (await support.notServed(type, params)) return [];
+    this.reads++;
+    try {
+      // poll.pageSize does not set its size.
+      return await this.client.searchAll(type, params, {
+        timeoutHint: 'raise sources[].timeoutMs',
+        signal: this.signal,
+      });
+    } catch (err) {
+      if (support.learn(type, params, err)) return [];
+      throw err;
+    }
   }
 
   /**
@@ -385,6 +402,8 @@ export class CachingFetcher implements ResourceFetcher {
     }
     const queue: QueuedChunk[] = [];
     for (const { search, refs: refSet } of refsBySearch.values()) {
+      // Not asked: each subject's search is answered empty without a call (searchServed).
+      if (await this.notServed(search)) continue;
       const keyOf = (ref: string) => searchKey(search.type, { ...search.fixed, [search.refParam]: ref });
       const refs = [...refSet].filter((ref) => !this.searches.has(keyOf(ref)));
       if (refs.length > 0) queue.push({ search, refs, keyOf, minStep: 0 });
@@ -626,6 +645,9 @@ export class CachingFetcher implements ResourceFetcher {
         const step = Math.max(this.stepOf(item.search), item.minStep);
         const size = PREFETCH_STEPS[step];
         if (!size) continue;
+        // A subject's own search found the server does not serve it meanwhile (a 400 "not supported" to a
+        // list is halved as any 400: it may refuse the list, not the search): nothing left to ask.
+        if (await this.notServed(item.search)) continue;
         const subjects = prefetchLengths.capped(this.client, item.search.key, size.subjects);
         const refs = item.refs.slice(0, subjects);
         // A half asked in parts (the size went down meanwhile) is not answered as a list of its length.
@@ -679,7 +701,14 @@ export class CachingFetcher implements ResourceFetcher {
         return false;
       }
     }
-    return true;
+    // Answered empty because the server does not serve the search at all: that says nothing of lists.
+    return !(await this.notServed(search));
+  }
+
+  /** Whether the server does not serve this batchable search (ServerSupport): its subjects' searches are empty. */
+  private async notServed(search: BatchableSearch): Promise<boolean> {
+    const params = { ...search.fixed, [search.refParam]: '' };
+    return (await serverSupportOf(this.client).notServed(search.type, params)) !== undefined;
   }
 
   /**

@@ -16,6 +16,23 @@ import { isResourceType } from './notification.js';
 /** A failed call to a FHIR source. */
 export class FhirSourceError extends SourceCallError {
   override readonly name = 'FhirSourceError';
+
+  /**
+   * The server's own OperationOutcome said it does not serve what was asked (saysNotServed): a resource
+   * type or a search parameter it has no provider for. Not an outage and no record's failure: asking
+   * again, for any record, gets the same answer (see ServerSupport).
+   */
+  readonly notSupported: boolean;
+
+  constructor(
+    message: string,
+    status: number | undefined,
+    retryable: boolean,
+    options?: ConstructorParameters<typeof SourceCallError>[3] & { notSupported?: boolean },
+  ) {
+    super(message, status, retryable, options);
+    this.notSupported = options?.notSupported === true;
+  }
 }
 
 /**
@@ -105,6 +122,24 @@ function operationOn(operation: string, type: string): string {
 /** The body of a failed answer as fhir-kit-client parsed it (JSON), or its text. */
 function bodyOf(err: unknown): unknown {
   return isRecord(err) && isRecord(err.response) ? err.response.data : undefined;
+}
+
+/**
+ * The failed answer's OperationOutcome says the server does not serve the request: an issue coded
+ * `not-supported` (HAPI's plain server, which OpenMRS FHIR2 runs on, answers a search no @Search method takes
+ * with 400 HAPI-0303 "… does not know how to handle GET operation[Observation] with parameters [[focus]]"),
+ * or HAPI's 404 for a type it has no provider for (HAPI-0302 "Unknown resource type 'Composition' - Server
+ * knows how to handle: […]", coded `processing`). Only the codes and that phrase are read, never kept.
+ */
+function saysNotServed(status: number | undefined, body: unknown): boolean {
+  if ((status !== 400 && status !== 404) || !isRecord(body) || body.resourceType !== 'OperationOutcome') return false;
+  const issues = Array.isArray(body.issue) ? body.issue.filter(isRecord) : [];
+  return issues.some((issue) => {
+    if (issue.code === 'not-supported') return true;
+    const details = isRecord(issue.details) ? issue.details.text : undefined;
+    const text = [issue.diagnostics, details].filter((t) => typeof t === 'string').join(' ');
+    return status === 404 && /\bUnknown resource type\b/i.test(text);
+  });
 }
 
 /** The failed answer was sent as FHIR (`application/fhir+json`), whatever its body. */
@@ -305,6 +340,7 @@ export class FhirSourceClient {
       foreign: notFhir || frontRefused,
       timedOut,
       retryAfterMs,
+      notSupported: saysNotServed(status, bodyOf(err)),
     });
   }
 

@@ -1,4 +1,5 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { sameSecret } from '../../config/inbound-secret.js';
 import { FHIR_R4_RESOURCE_TYPES } from '../../http/fhir-resource-types.js';
 
 /**
@@ -49,17 +50,6 @@ export interface NotificationAuth {
   hmacSecret?: string;
 }
 
-function safeEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  // timingSafeEqual needs equal lengths; comparing against itself keeps the time constant.
-  if (left.length !== right.length) {
-    timingSafeEqual(left, left);
-    return false;
-  }
-  return timingSafeEqual(left, right);
-}
-
 /**
  * Checks the shared secrets before anything is parsed: `Authorization: Bearer <secret>` (sent by
  * servers through Subscription.channel.header) and/or `X-Signature` = hex HMAC-SHA256 of the raw body.
@@ -71,16 +61,18 @@ export function authenticateNotification(
 ): void {
   if (auth.secret !== undefined) {
     // Trimmed on both sides: HTTP drops a header value's surrounding spaces, and a secret configured with
-    // them (`secret: " …"` in YAML, spaces after it in its file) could otherwise never match.
+    // them (`secret: " …"` in YAML, spaces after it in its file) could otherwise never match. The
+    // configured one was trimmed when read (secretOf's `trim`; the receiver's for an inline value), as
+    // the admin token is.
     const given = headers.authorization?.match(/^Bearer\s+(.+)$/i)?.[1]?.trim();
-    if (!given || !safeEqual(given, auth.secret.trim())) {
+    if (!given || !sameSecret(given, auth.secret)) {
       throw new NotificationError(401, 'security', 'missing or wrong bearer secret');
     }
   }
   if (auth.hmacSecret !== undefined) {
     const given = headers.signature?.trim().toLowerCase();
     const expected = createHmac('sha256', auth.hmacSecret).update(rawBody).digest('hex');
-    if (!given || !safeEqual(given, expected))
+    if (!given || !sameSecret(given, expected))
       throw new NotificationError(401, 'security', 'missing or wrong X-Signature');
   }
 }

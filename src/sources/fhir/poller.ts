@@ -29,7 +29,8 @@ import {
   readingPageSize,
 } from '../shared/run-readings.js';
 import { CachingFetcher } from './fetcher.js';
-import type { FhirSourceClient } from './fhir-client.js';
+import { type FhirSourceClient, FhirSourceError } from './fhir-client.js';
+import { serverSupportOf } from './server-support.js';
 import { sortEchoed } from './sort-signals.js';
 
 export type { CursorStore, PollerStatus } from '../pass.js';
@@ -41,6 +42,12 @@ export interface FhirPollerDeps {
   cursors: CursorStore;
   /** The resource types whose changes can make or change an event (from the mappings). */
   resourceTypes: string[];
+  /**
+   * Of those, the mappings' subject types: always polled. The others (only linked to a subject: a
+   * Composition about the child) are not when the server does not serve them (ServerSupport): their
+   * searches in the mappings' contexts are taken as empty too.
+   */
+  subjectTypes?: readonly string[];
   poll: PollSettings;
   logger: Logger;
   /** Upper bound on pages per resource type and pass, so one pass always ends. */
@@ -164,6 +171,7 @@ export class FhirPoller {
       let failure: unknown;
       for (const type of this.deps.resourceTypes) {
         if (this.stopping) break;
+        if (await this.notServedLink(type)) continue;
         try {
           const read = await this.pollType(type, fetcher, coverage, options);
           this.typeFailures.get(type)?.forget();
@@ -174,6 +182,9 @@ export class FhirPoller {
         } catch (err) {
           // Cut short by shutdown (the client's calls were ended): no failure, the next start reads it.
           if (this.stopping) break;
+          // A 404 "not supported": the server has no such type (learned, and said once).
+          const gone = err instanceof FhirSourceError && err.status === 404;
+          if (gone && this.linkOnly(type) && serverSupportOf(this.deps.client).learn(type, {}, err)) continue;
           failure ??= err;
           this.typeFailuresOf(type).failed(err, { resourceType: type });
         }
@@ -183,6 +194,16 @@ export class FhirPoller {
     });
     // A failed reread was logged; the watermark held for it (commitRead), so the next pass redoes it.
     return run.finally(() => this.deps.pipeline.finished(fetcher).catch(() => undefined));
+  }
+
+  /** A type the mappings link to a subject, none's subject itself. */
+  private linkOnly(type: string): boolean {
+    return this.deps.subjectTypes !== undefined && !this.deps.subjectTypes.includes(type);
+  }
+
+  /** A linked type the server does not serve (ServerSupport.typeNotServed): not polled. */
+  private async notServedLink(type: string): Promise<boolean> {
+    return this.linkOnly(type) && (await serverSupportOf(this.deps.client).typeNotServed(type)) !== undefined;
   }
 
   /** Where this pass starts: the watermark less the overlap, or a first sync's start, or the beginning. */

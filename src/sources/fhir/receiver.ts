@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { fixedSecret, type Secret } from '../../config/secret-files.js';
 import { addressKey } from '../../http/address-slots.js';
 import { AuthThrottle, type AuthThrottleLimits } from '../../http/admin/auth-throttle.js';
@@ -18,7 +19,8 @@ export interface ReceiverSource {
   id: string;
   /**
    * A `Secret` follows its file (config/secret-files.ts): a rotated secret is accepted as soon as it is
-   * read, and the one it replaced for a while longer (the EMR switches at its own time).
+   * read, and the one it replaced for a while longer (the EMR switches at its own time). A bearer
+   * `secret` given as a Secret is trimmed by it (secretOf's `trim`); one given as a string is trimmed here.
    */
   auth: { secret?: string | Secret; hmacSecret?: string | Secret };
   /** The source is polled as well: a notification lost to a power cut is found by the next pass. */
@@ -99,6 +101,17 @@ export const RECEIVER_AUTH_THROTTLE: AuthThrottleLimits = {
 export type RefusalReason = 'unauthorized' | 'throttled' | 'invalid' | 'unavailable';
 export const REFUSAL_REASONS: readonly RefusalReason[] = ['unauthorized', 'throttled', 'invalid', 'unavailable'];
 
+/**
+ * A notification to a source id the receiver does not take (none configured, or one without a
+ * `subscription`) is answered as a wrong bearer secret is, 401 then 429, so that which ids are configured
+ * cannot be found by asking (a 404 told them apart). Counted under this `source` label and `reason`: the
+ * id is the sender's text, and one label per id tried would grow without bound. No configured id holds a
+ * parenthesis (the schema's pattern), so this one names no source.
+ */
+export const UNKNOWN_SOURCE_LABEL = '(unknown)';
+export const UNKNOWN_SOURCE_REASON = 'unknown-source';
+const unknownSource = () => new NotificationError(401, 'security', 'missing or wrong bearer secret');
+
 const reasonOf = (err: NotificationError): RefusalReason =>
   err.status === 401
     ? 'unauthorized'
@@ -111,14 +124,23 @@ const reasonOf = (err: NotificationError): RefusalReason =>
 export interface ReceiverOptions {
   /** Wrong secrets per source and address (default: a throttle with RECEIVER_AUTH_THROTTLE's limits). */
   throttle?: AuthThrottle;
-  /** Each refusal of a notification to a configured source (a metric). */
-  onRefused?: (sourceId: string, reason: RefusalReason) => void;
+  /**
+   * Each refusal of a notification (a metric): to a configured source by its reason, to an unknown one as
+   * UNKNOWN_SOURCE_LABEL and UNKNOWN_SOURCE_REASON.
+   */
+  onRefused?: (sourceId: string, reason: RefusalReason | typeof UNKNOWN_SOURCE_REASON) => void;
+  /**
+   * Refusals of unknown source ids, per id and address (default: RECEIVER_AUTH_THROTTLE's limits). Apart
+   * from `throttle`: ids made up by the thousand push out one another's counts, never a configured source's.
+   */
+  unknownThrottle?: AuthThrottle;
 }
 
 type LiveAuth = { secret?: Secret; hmacSecret?: Secret };
 
-const asSecret = (value: string | Secret | undefined): Secret | undefined =>
-  typeof value === 'string' ? fixedSecret(value) : value;
+/** `trim`: a bearer secret, compared without its surrounding spaces (an HMAC key is used as given). */
+const asSecret = (value: string | Secret | undefined, trim = false): Secret | undefined =>
+  typeof value === 'string' ? fixedSecret(trim ? value.trim() : value) : value;
 
 /** A source with no secret has nothing to guess: its notifications are neither counted nor throttled. */
 const authenticates = (auth: LiveAuth): boolean => auth.secret !== undefined || auth.hmacSecret !== undefined;
@@ -175,9 +197,12 @@ export class SubscriptionReceiver {
   private readonly refused = new MinuteTally();
   private readonly unstored = new MinuteTally();
   private readonly throttle: AuthThrottle;
-  // Wrong secrets (401), throttled requests (429) and blocks started since the last line about them.
+  private readonly unknownThrottle: AuthThrottle;
+  // Wrong secrets (401), throttled requests (429) and blocks started since the last line about them; of
+  // them, those to an unknown source id.
   private unauthorized = {
     refused: 0,
+    unknownSource: 0,
     throttled: 0,
     blocked: 0,
     allBlocked: false,
@@ -193,8 +218,9 @@ export class SubscriptionReceiver {
     private readonly options: ReceiverOptions = {},
   ) {
     this.throttle = options.throttle ?? new AuthThrottle(RECEIVER_AUTH_THROTTLE);
+    this.unknownThrottle = options.unknownThrottle ?? new AuthThrottle(RECEIVER_AUTH_THROTTLE);
     for (const source of sources) {
-      const live = { secret: asSecret(source.auth.secret), hmacSecret: asSecret(source.auth.hmacSecret) };
+      const live = { secret: asSecret(source.auth.secret, true), hmacSecret: asSecret(source.auth.hmacSecret) };
       this.sources.set(source.id, { ...source, live });
     }
     this.log = logger.child({ component: 'subscription-receiver' });
@@ -210,14 +236,15 @@ export class SubscriptionReceiver {
   }
 
   /**
-   * What can be refused before the body is read: an unknown source, an address blocked for wrong secrets
-   * (429), the path style (`pathStyle`: `…/{Type}/{id}`) to a source authenticated by X-Signature alone,
-   * which refuses it whatever the body (403), and a wrong bearer secret (the HMAC needs the body). Keeps an
-   * unauthenticated sender from making the bridge read a megabyte per request.
+   * What can be refused before the body is read: an unknown source (as a wrong secret: refusedUnknown), an
+   * address blocked for wrong secrets (429), the path style (`pathStyle`: `…/{Type}/{id}`) to a source
+   * authenticated by X-Signature alone, which refuses it whatever the body (403), and a wrong bearer secret
+   * (the HMAC needs the body). Keeps an unauthenticated sender from making the bridge read a megabyte per
+   * request.
    */
   refuseEarly(sourceId: string, authorization: string | undefined, remoteAddress?: string, pathStyle = false): void {
     const source = this.sources.get(sourceId);
-    if (!source) throw new NotificationError(404, 'not-found', 'unknown source');
+    if (!source) throw this.refusedUnknown(sourceId, remoteAddress);
     this.refusing(source.id, () => {
       if (!authenticates(source.live)) return;
       this.notThrottled(source.id, remoteAddress);
@@ -247,7 +274,7 @@ export class SubscriptionReceiver {
   /** Throws NotificationError for anything refused (the HTTP layer turns it into an OperationOutcome). */
   receive(request: ReceiverRequest, now = Date.now()): ReceiverOutcome {
     const source = this.sources.get(request.sourceId);
-    if (!source) throw new NotificationError(404, 'not-found', 'unknown source');
+    if (!source) throw this.refusedUnknown(request.sourceId, request.remoteAddress);
     return this.refusing(source.id, () => this.accept(source, request, now));
   }
 
@@ -290,13 +317,41 @@ export class SubscriptionReceiver {
     }
   }
 
+  /**
+   * The refusal of a notification to a source id not taken: what a source with a bearer secret answers to a
+   * wrong one, 401 and, past as many from one address, 429 with Retry-After (the id counted as a source
+   * is, by its own count), so that the answer tells no id apart. The log and the metric say "unknown
+   * source", never the id.
+   */
+  private refusedUnknown(sourceId: string, address: string | undefined): NotificationError {
+    this.options.onRefused?.(UNKNOWN_SOURCE_LABEL, UNKNOWN_SOURCE_REASON);
+    this.unauthorized.unknownSource++;
+    // Counted by a digest: the id is as long as the sender's URL (kilobytes), 10,000 of them remembered.
+    const scope = createHash('sha256').update(sourceId).digest('base64');
+    const throttled = this.throttled(scope, address, this.unknownThrottle, UNKNOWN_SOURCE_LABEL);
+    if (throttled) return throttled;
+    this.countWrong(scope, address, this.unknownThrottle, UNKNOWN_SOURCE_LABEL);
+    return unknownSource();
+  }
+
   /** 429 with Retry-After, the secrets not compared, while the source is blocked from this address. */
   private notThrottled(sourceId: string, address: string | undefined): void {
-    const wait = this.throttle.retryAfterSeconds(address, sourceId);
-    if (wait <= 0) return;
+    const throttled = this.throttled(sourceId, address, this.throttle, sourceId);
+    if (throttled) throw throttled;
+  }
+
+  /** The 429 for `sourceId` from `address` while `throttle` blocks it (counted, logged as `logged`). */
+  private throttled(
+    sourceId: string,
+    address: string | undefined,
+    throttle: AuthThrottle,
+    logged: string,
+  ): NotificationError | undefined {
+    const wait = throttle.retryAfterSeconds(address, sourceId);
+    if (wait <= 0) return undefined;
     this.unauthorized.throttled++;
-    this.logUnauthorized(sourceId, address);
-    throw new NotificationError(
+    this.logUnauthorized(logged, address, wait);
+    return new NotificationError(
       429,
       'throttled',
       'too many wrong secrets for this source from this address; retry later',
@@ -310,21 +365,33 @@ export class SubscriptionReceiver {
       check();
     } catch (err) {
       if (!(err instanceof NotificationError) || err.status !== 401) throw err;
-      const blocks = this.throttle.failed(address, sourceId);
-      this.unauthorized.refused++;
-      if (blocks.address) this.unauthorized.blocked++;
-      if (blocks.all) this.unauthorized.allBlocked = true;
-      this.logUnauthorized(sourceId, address);
+      this.countWrong(sourceId, address, this.throttle, sourceId);
       throw err;
     }
+  }
+
+  /** A wrong secret for `sourceId` from `address`, counted by `throttle` (which may block it), logged as `logged`. */
+  private countWrong(sourceId: string, address: string | undefined, throttle: AuthThrottle, logged: string): void {
+    const blocks = throttle.failed(address, sourceId);
+    this.unauthorized.refused++;
+    if (blocks.address) this.unauthorized.blocked++;
+    if (blocks.all) this.unauthorized.allBlocked = true;
+    this.logUnauthorized(logged, address, throttle.retryAfterSeconds(address, sourceId));
   }
 
   /**
    * One line a minute at most, with the counts since the last one, never the secret: a guesser sends
    * thousands a second, and a misconfigured EMR one per notification. The address (an IPv6 /64 as
-   * counted) is the client's, not a patient's: the one whose refusal wrote the line, with its source.
+   * counted) is the client's, not a patient's: the one whose refusal wrote the line, with its source
+   * (UNKNOWN_SOURCE_LABEL for an id not taken: the sender's text is not logged). `unknownSource` counts
+   * the refusals (401 or 429) of ids not taken, among the others.
    */
-  private logUnauthorized(sourceId: string, address: string | undefined, now = Date.now()): void {
+  private logUnauthorized(
+    sourceId: string,
+    address: string | undefined,
+    retryAfterSeconds: number,
+    now = Date.now(),
+  ): void {
     const counts = this.unauthorized;
     if (now - counts.loggedAt < 60_000) return;
     this.log.warn(
@@ -333,13 +400,14 @@ export class SubscriptionReceiver {
         remote: address === undefined ? undefined : addressKey(address),
         refused: counts.refused,
         throttled: counts.throttled,
+        unknownSource: counts.unknownSource,
         addressesBlocked: counts.blocked,
         allAddressesBlocked: counts.allBlocked,
-        retryAfterSeconds: this.throttle.retryAfterSeconds(address, sourceId),
+        retryAfterSeconds,
       },
-      'notifications refused for a missing or wrong secret (401), or from an address blocked for sending too many (429 with Retry-After)',
+      'notifications refused for a missing or wrong secret or an unknown source (401), or from an address blocked for sending too many (429 with Retry-After)',
     );
-    this.unauthorized = { refused: 0, throttled: 0, blocked: 0, allBlocked: false, loggedAt: now };
+    this.unauthorized = { refused: 0, unknownSource: 0, throttled: 0, blocked: 0, allBlocked: false, loggedAt: now };
   }
 
   /**

@@ -5,6 +5,7 @@
 // a secret held in its own extension.
 import type { Bundle, BundleEntry, Subscription } from '@medplum/fhirtypes';
 import type { SubscriptionSettings } from '../../config/types.js';
+import { isLoopbackHost } from '../../config/warnings.js';
 
 /** The wire styles of `sandbox --notify-style`, minus backport (its topics are defined by each server). */
 export const SUBSCRIPTION_STYLES = ['hapi-empty', 'hapi-payload', 'medplum'] as const;
@@ -30,6 +31,23 @@ export class SubscriptionPlanError extends Error {
 /** Where the receiver listens for this source. */
 export function receiverEndpoint(bridgeUrl: string, sourceId: string): string {
   return `${bridgeUrl.replace(/\/+$/, '')}/fhir-subscription/${encodeURIComponent(sourceId)}`;
+}
+
+/**
+ * What to say of a `bridgeUrl` the EMR would reach without TLS, or undefined: every notification would
+ * carry the bearer secret (and, with a payload, the resource: a birth's personal data) in clear to anyone
+ * on the way. A warning, not a refusal: an EMR in the same cluster, or behind the same host, may reach the
+ * bridge by plain HTTP on a network nobody else reads; on loopback there is no one on the way at all.
+ */
+export function clearTextBridgeUrlWarning(bridgeUrl: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(bridgeUrl);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'http:' || isLoopbackHost(url.hostname)) return undefined;
+  return `warning: --bridge-url is plain http: the EMR would send each notification to ${url.host}, with the subscription's bearer secret and the resources it names, in clear; give the bridge's https:// address (a TLS proxy in front of it, docs/deployment.md), unless only a network nobody else can read (the same cluster or host) lies between the EMR and the bridge`;
 }
 
 /**

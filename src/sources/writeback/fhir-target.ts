@@ -9,6 +9,7 @@ import { type CallOptions, type FhirSourceClient, FhirSourceError } from '../fhi
 import {
   splitRef,
   toWriteBackError,
+  type WriteAnswer,
   WriteBackError,
   type WriteBackJob,
   type WriteBackTarget,
@@ -32,6 +33,40 @@ function holds(identifiers: unknown, system: string, value: string): boolean {
   return list.some((i: IdentifierLike | unknown) => isRecord(i) && i.system === system && i.value === value);
 }
 
+/** Other tracking ids quoted in a job's note at most (each cut to OTHER_ID_LENGTH): the note stays short. */
+const MAX_OTHERS_QUOTED = 3;
+const OTHER_ID_LENGTH = 40;
+
+/**
+ * The values of `system` in the identifiers other than the job's tracking id and its own earlier ones: the
+ * job's earlier ids are the bridge's writes for this very row (delivered again), not another registration.
+ */
+function othersOfSystem(identifiers: unknown[], system: string, job: WriteBackJob): string[] {
+  const own = new Set([job.trackingId, ...(job.earlierTrackingIds ?? [])]);
+  const values = identifiers.flatMap((i) =>
+    isRecord(i) && i.system === system && typeof i.value === 'string' && !own.has(i.value) ? [i.value] : [],
+  );
+  return [...new Set(values)];
+}
+
+/**
+ * The answer of a write that kept other tracking ids beside the job's: the identifier is appended (a
+ * replacement would lose the other registration's id, which the registrar needs to find the duplicate),
+ * and the job says so. The values are tracking ids by the system they are under, not the person's
+ * identifiers; quoted so the registrar can look both up in OpenCRVS.
+ */
+function keptBeside(type: string, system: string, result: 'written' | 'already', others: string[]): WriteAnswer {
+  const quoted = others
+    .slice(0, MAX_OTHERS_QUOTED)
+    .map((id) => (id.length > OTHER_ID_LENGTH ? `${id.slice(0, OTHER_ID_LENGTH)}…` : id));
+  const more = others.length > MAX_OTHERS_QUOTED ? ` and ${others.length - MAX_OTHERS_QUOTED} more` : '';
+  const note =
+    `${type} also holds another tracking id of ${system}: ${quoted.join(', ')}${more} (kept beside this one): ` +
+    'a second registration of the record in OpenCRVS, or another event of the same person (a birth and a ' +
+    'death); look both up in OpenCRVS';
+  return { result, othersHeld: others, note };
+}
+
 /** A FHIR id (64 chars max) that is the same for every attempt of one ledger row. */
 export function writeBackResourceId(job: WriteBackJob): string {
   const digest = createHash('sha256').update(`${job.sourceId}\n${job.eventType}\n${job.subjectKey}`).digest('hex');
@@ -44,7 +79,7 @@ export class FhirWriteBack implements WriteBackTarget {
     private readonly settings: WriteBackSettings,
   ) {}
 
-  async write(job: WriteBackJob, signal?: AbortSignal): Promise<WriteResult> {
+  async write(job: WriteBackJob, signal?: AbortSignal): Promise<WriteResult | WriteAnswer> {
     try {
       if (this.settings.target === 'identifier') return await this.addIdentifier(job, { signal });
       return await this.putCarrier(job, { signal });
@@ -53,7 +88,7 @@ export class FhirWriteBack implements WriteBackTarget {
     }
   }
 
-  private async addIdentifier(job: WriteBackJob, call: CallOptions): Promise<WriteResult> {
+  private async addIdentifier(job: WriteBackJob, call: CallOptions): Promise<WriteResult | WriteAnswer> {
     const ref = this.settings.resource === 'trigger' ? job.sourceRef : job.subjectKey;
     const target = splitRef(ref);
     if (!target) throw new WriteBackError(`cannot address ${ref} on the FHIR server`, true);
@@ -62,7 +97,11 @@ export class FhirWriteBack implements WriteBackTarget {
       const current = await this.client.read(target.type, target.id, call);
       if (!current) throw new WriteBackError(`${target.type} ${target.id} no longer exists`, true);
       const existing: unknown = Reflect.get(current, 'identifier');
-      if (holds(existing, system, job.trackingId)) return 'already';
+      const others = othersOfSystem(Array.isArray(existing) ? existing : [], system, job);
+      const answer = (result: 'written' | 'already') =>
+        others.length > 0 ? keptBeside(target.type, system, result, others) : result;
+      // Also when it held this id already: the retry of a write whose answer was lost says it again.
+      if (holds(existing, system, job.trackingId)) return answer('already');
       if (existing !== undefined && !Array.isArray(existing)) {
         // e.g. Composition.identifier is a single Identifier: we do not overwrite the source's own.
         throw new WriteBackError(`${target.type}.identifier holds one value only; use target: task`, true);
@@ -72,7 +111,7 @@ export class FhirWriteBack implements WriteBackTarget {
       Reflect.set(updated, 'identifier', identifier);
       try {
         await this.client.update({ ...updated, id: target.id }, current.meta?.versionId, call);
-        return 'written';
+        return answer('written');
       } catch (err) {
         // Changed under us: read again. R4 servers answer a stale If-Match with 412; HAPI, and servers
         // following STU3, with 409 (a version conflict), which is no refusal of the write itself.

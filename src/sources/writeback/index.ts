@@ -7,6 +7,7 @@ import { Dhis2WriteBack } from './dhis2-target.js';
 import { FhirWriteBack } from './fhir-target.js';
 import type { WriteBackSource } from './runner.js';
 
+export { writeBackTargetText } from './describe.js';
 export { Dhis2WriteBack } from './dhis2-target.js';
 export { FhirWriteBack, writeBackResourceId } from './fhir-target.js';
 export { writeBackDelay } from './policy.js';
@@ -26,7 +27,13 @@ export {
   type WriteBackState,
   WriteBackStore,
 } from './store.js';
-export { WriteBackError, type WriteBackJob, type WriteBackTarget, type WriteResult } from './types.js';
+export {
+  type WriteAnswer,
+  WriteBackError,
+  type WriteBackJob,
+  type WriteBackTarget,
+  type WriteResult,
+} from './types.js';
 
 /** Whether this source writes tracking ids back (a job of a source that does not is abandoned when it runs). */
 export function writesBack(settings: SourceSettings): boolean {

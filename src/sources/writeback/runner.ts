@@ -90,6 +90,8 @@ function emptyRunReport(): WriteBackRunReport {
   return { tried: 0, written: 0, already: 0, failing: 0, abandoned: 0, cutOff: 0, failures: [] };
 }
 
+/** The event types of one person whose tracking ids may share a record (see otherEvents). */
+const OTHER_EVENT_TYPES = ['birth', 'death'];
 const ENABLED_META = (sourceId: string) => `writeBack.enabledAt:${sourceId}`;
 /** Jobs created per source by one catch-up scan. */
 const CATCH_UP_LIMIT = 1000;
@@ -301,18 +303,42 @@ export class WriteBackRunner {
       attempt: item.attempts,
     };
     try {
-      const { result: wrote, via } = await this.writeThrough(source, job, signal);
+      const { result: answer, via } = await this.writeThrough(source, job, signal);
+      const wrote = typeof answer === 'string' ? answer : answer.result;
       // A replacement of the row's own earlier tracking id is a write like any other for the job and its
       // counts; the log line says it (never either value).
       const result = wrote === 'replaced' ? 'written' : wrote;
-      if (!this.store.done(item, result, this.now())) return lost(result);
+      // Other tracking ids kept beside this one: the job keeps a note (the admin page, `ledger --find`), in
+      // place of the last error a done job does not have.
+      const others = typeof answer === 'string' ? undefined : this.otherEvents(row, answer.othersHeld);
+      const note =
+        typeof answer === 'string' || !others
+          ? undefined
+          : others.unexplained.length > 0
+            ? answer.note
+            : `the record also holds the tracking id of the same person's ${others.ownEvents.map((e) => `${e.eventType} (#${e.rowId}): ${e.trackingId}`).join(', ')}, kept beside this one (not a duplicate)`;
+      if (!this.store.done(item, result, this.now(), note)) return lost(result);
       report.tried++;
       report[result]++;
       const replaced = wrote === 'replaced' ? { replaced: 'earlier tracking id of this row' } : {};
-      this.log.info(
-        { ...log, result, ...replaced, ...(via === source.sourceId ? {} : { via }) },
-        'tracking id written back',
-      );
+      const viaOther = via === source.sourceId ? {} : { via };
+      const besideOwn = others?.ownEvents.length ? { besideRows: others.ownEvents.map((e) => e.rowId) } : {};
+      if (others && others.unexplained.length > 0) {
+        // A sign of a duplicate registration for a registrar to resolve: warned. Tracking ids are no
+        // personal data; the event id finds the event in OpenCRVS.
+        this.log.warn(
+          {
+            ...log,
+            result,
+            ...viaOther,
+            ...besideOwn,
+            eventId: row.eventId,
+            trackingId: job.trackingId,
+            otherTrackingIds: others.unexplained.slice(0, 5).map((id) => id.slice(0, 40)),
+          },
+          'tracking id written back beside another of its system: a duplicate registration?',
+        );
+      } else this.log.info({ ...log, result, ...replaced, ...viaOther, ...besideOwn }, 'tracking id written back');
     } catch (err) {
       if (signal.aborted) {
         // Cut off by the bridge itself (stopping, the pass's deadline), not failed by the source: counting
@@ -375,6 +401,34 @@ export class WriteBackRunner {
       }
       throw err;
     }
+  }
+
+  /**
+   * Which of the other tracking ids a record holds are this ledger's own events of the same subject (a
+   * child's birth and its death in infancy: expected, no duplicate), looked up by key in every source that
+   * writes back (sources of one FHIR server are often split by event type); the rest are unexplained.
+   */
+  private otherEvents(
+    row: { id: number; eventType: string; subjectKey: string },
+    others: readonly string[],
+  ): { ownEvents: Array<{ rowId: number; eventType: string; trackingId: string }>; unexplained: string[] } {
+    const ownEvents: Array<{ rowId: number; eventType: string; trackingId: string }> = [];
+    const types = OTHER_EVENT_TYPES.filter((type) => type !== row.eventType);
+    for (const sourceId of this.sources.keys()) {
+      for (const eventType of types) {
+        const other = this.deps.ledger.findByKey(sourceId, eventType, row.subjectKey);
+        if (!other || other.id === row.id || !other.trackingId) continue;
+        // The other row's earlier tracking ids too: after OpenCRVS lost its event and it was delivered
+        // again, its FHIR write kept the old id beside the new one (a FHIR write never removes one).
+        const job = this.store.get(other.id);
+        const itsIds = [other.trackingId, ...(job ? [job.trackingId, ...job.earlierTrackingIds] : [])];
+        for (const trackingId of itsIds)
+          if (others.includes(trackingId) && !ownEvents.some((e) => e.trackingId === trackingId))
+            ownEvents.push({ rowId: other.id, eventType, trackingId });
+      }
+    }
+    const explained = new Set(ownEvents.map((e) => e.trackingId));
+    return { ownEvents, unexplained: others.filter((id) => !explained.has(id)) };
   }
 
   /** The sources that write back for `source`'s records, the one that last read the row first. */

@@ -136,8 +136,9 @@ export class WriteBackStore {
         UPDATE write_backs SET tracking_id = @trackingId, earlier_tracking_ids = @earlier, attempts = 0,
           next_attempt_at = @now, last_error = NULL, outcome = NULL, done_at = NULL, updated_at = @now
         WHERE row_id = @rowId AND tracking_id = @seenTrackingId`),
+      // `LIMIT +?`: a bare bound LIMIT is compiled again at every run (ledger/db.ts).
       due: db.prepare<[number, number], SqlItem>(
-        'SELECT * FROM write_backs WHERE done_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at, row_id LIMIT ?',
+        'SELECT * FROM write_backs WHERE done_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at, row_id LIMIT +?',
       ),
       claim: db.prepare(`
         UPDATE write_backs SET attempts = attempts + 1, next_attempt_at = @leaseUntil, updated_at = @now

@@ -26,12 +26,24 @@ export interface WriteBackJob {
  */
 export type WriteResult = 'written' | 'already' | 'replaced';
 
+/**
+ * A write that left other tracking ids beside this one (FHIR: identifiers of the write-back system with
+ * another value, which a target that appends keeps): a sign of a second registration of the record in
+ * OpenCRVS, or of another event of the same person. `note` says so for the job (no personal data: the
+ * resource type, the system and the tracking ids); `othersHeld` are those ids, for the log line.
+ */
+export interface WriteAnswer {
+  result: 'written' | 'already';
+  othersHeld: readonly string[];
+  note: string;
+}
+
 export interface WriteBackTarget {
   /**
    * `signal` fires when the bridge wants no answer any more (it is stopping, or the sync pass reached its
    * deadline): the calls in flight end at once, and the write rejects.
    */
-  write(job: WriteBackJob, signal?: AbortSignal): Promise<WriteResult>;
+  write(job: WriteBackJob, signal?: AbortSignal): Promise<WriteResult | WriteAnswer>;
 }
 
 /** A write-back failure; `permanent` ones are not retried (the record is gone, the source refused the shape). */

@@ -86,6 +86,8 @@ export interface HarnessOptions {
   fhirClock?: () => number;
   /** How the FHIR sandbox pages, a hook before each search it answers, a front's URL limit, and the server's list limit. */
   fhirPaging?: Pick<FhirSandboxInternals, 'paging' | 'beforeSearch' | 'urlLimit' | 'listLimit'>;
+  /** The FHIR sandbox answers as this server does (FhirSandboxOptions.emulate). */
+  fhirEmulate?: 'openmrs';
   /**
    * The source's baseUrl, given the sandbox's (a proxy in front of the sandbox), its timeoutMs (default
    * 5000), its `auth` (default none) and its `alsoKnownAs` (default none).
@@ -247,6 +249,7 @@ async function startHarnessOnce(options: HarnessOptions): Promise<Harness> {
         port: fhirPort,
         seed: [...DEMO_FACILITIES.map(facilityLocation), ...(options.seed ?? [])],
         notify: options.notify ? { url: receiverUrl, ...options.notify } : undefined,
+        emulate: options.fhirEmulate,
       },
       { clock: options.fhirClock, ...options.fhirPaging },
     );
