@@ -1012,7 +1012,7 @@ describe('doctor checks', () => {
     assert.equal(partly.report.ok, true, 'a warning, not a failure');
   });
 
-  it("creates no ledger where there is none, and warns naming the full path of a relative store.path (from the config's folder)", async () => {
+  it("creates no ledger where there is none, and warns naming the full path of a relative store.path (from the config's folder)", async (t) => {
     // A relative store.path is read from the configuration file's folder (dir), not from the working
     // directory: doctor names the file it looked at, creates none (it used to create an empty one and pass).
     const store = { path: './not-yet.db' };
@@ -1045,10 +1045,15 @@ describe('doctor checks', () => {
     );
     // A ledger only at the old reading (relative to the working directory; the config a folder down, where
     // the same text names nothing): doctor checks that one, and says so.
+    // Run from the ledger's folder: from the repository, a checkout deep enough lets `../` climb to the root,
+    // where both readings name the same file.
     const old = join(dir, 'old-reading.db');
     openLedger(old).close();
     const file = join(dir, 'etc', 'bridge.yaml');
     mkdirSync(dirname(file));
+    const cwd = process.cwd();
+    process.chdir(dir);
+    t.after(() => process.chdir(cwd));
     writeFileSync(file, JSON.stringify({ ...configObject({}), store: { path: relative(process.cwd(), old) } }));
     const kept = await runDoctor({ file, env: {} });
     assert.match(kept.checks.find((c) => c.name === 'store')?.detail ?? '', new RegExp(`^${old} is writable`));

@@ -445,10 +445,16 @@ describe('ledger and replay commands', () => {
     assert.equal(replay.err, `No ledger at ${join(dir, 'not-here.db')} (store.path).`);
   });
 
-  it('keeps a ledger found only relative to the working directory (the old reading), saying how to make it explicit', async () => {
-    // A config one folder down: relative to it, the path names nothing; relative to the working directory, the ledger.
+  it('keeps a ledger found only relative to the working directory (the old reading), saying how to make it explicit', async (t) => {
+    // A config one folder down: relative to it, the path names nothing; relative to the working directory, the
+    // ledger. The command runs from the ledger's folder (a cron job started there): from the repository, how
+    // deep the checkout sits decides whether `../` climbs to the root, where both readings name one file.
     mkdirSync(join(dir, 'etc'));
+    const cwd = process.cwd();
+    process.chdir(dir);
+    t.after(() => process.chdir(cwd));
     const oldReading = relative(process.cwd(), db);
+    assert.notEqual(resolve(join(dir, 'etc'), oldReading), db, 'the two readings differ');
     const moved = join(dir, 'etc', 'bridge.yaml');
     writeFileSync(
       moved,
