@@ -94,15 +94,29 @@ describe('opencrvs-bridge dismiss of a row whose NOTIFY may stand', () => {
   it('says that OpenCRVS may hold it although the row has no tracking id, and that a replay asks first', async () => {
     s = await startSimulators(birthResources(0));
     const config = join(s.dir, 'bridge.yaml');
-    // A retry 3 s on: after the first pass, so that the second meets the 400 configured between them.
-    const delivery = { mode: 'single-call', baseDelayMs: 3000, maxDelayMs: 3000 };
+    // No retry within a pass: the second pass, after a replay makes the row due, meets the 400 configured
+    // between them. (A short retry and a 1 s pass timed it: under load the pass ended before its call.)
+    const delivery = { mode: 'single-call', baseDelayMs: 600_000, maxDelayMs: 600_000 };
     writeFileSync(config, stringify(s.configObject({ delivery })));
     // The single call is stored and accepted, its answer lost; the retry meets a 400, and so does the
     // lookup it makes then, and the row dies with no event id or tracking id on it: a single call records
     // none until it answers.
     await s.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['createAndNotify'], times: 1 } });
-    assert.equal((await runCli(['sync', '--once', '--config', config, '--timeout', '1'])).code, 1);
-    await new Promise((resolve) => setTimeout(resolve, 3000));
+    // The pass waits for its failed row's retry until its deadline; passes cut off before the call go again.
+    const failed = async () => {
+      const ledger = openLedger(join(s.dir, 'bridge.db'));
+      try {
+        return ledger.list({ states: ['failed'] })[0];
+      } finally {
+        ledger.close();
+      }
+    };
+    for (let pass = 0; pass < 5 && !(await failed()); pass++) {
+      assert.equal((await runCli(['sync', '--once', '--config', config, '--timeout', '3'])).code, 1);
+    }
+    const retrying = await failed();
+    assert.ok(retrying, 'the call was made and its answer lost');
+    assert.equal((await runCli(['replay', String(retrying.id), '--config', config])).code, 0, 'due now');
     await s.sim.control.configure({
       faults: { errorRate: 1, errorStatus: 400, operations: ['createAndNotify', 'create'], times: 2 },
     });
