@@ -12,7 +12,7 @@ import {
   storePathWarning,
 } from '../config/index.js';
 import { changedOnDisk, LOADED_FILES_META, type LoadedFile, mappingFilesNamed } from '../config/on-disk.js';
-import { exposedLedgerFiles } from '../ledger/db.js';
+import { exposedLedgerFiles, staleWalProblem } from '../ledger/db.js';
 import {
   type FreeSpace,
   freeSpaceAt,
@@ -89,7 +89,8 @@ function withoutSecretFiles(file: string | undefined, env: Env): ConfigCheck['pa
  * ledger there and pass (✔), and `ledger` beside it then said "empty". A warning names the full path
  * instead, and whether serve could create the ledger there: the store's checks need nothing else of a
  * ledger that records nothing. A ledger kept at the old, working-directory reading of a relative
- * store.path is said too (config/store-path.ts).
+ * store.path is said too (config/store-path.ts). A -wal there without its ledger fails, in the words serve
+ * and sync stop with.
  */
 export function checkStore(
   config: BridgeConfig,
@@ -110,6 +111,9 @@ function checkStoreAt(
   now: Date,
   freeSpace: (path: string) => FreeSpace | undefined,
 ): CheckResult[] {
+  // Its -wal left without it: serve and sync refuse to open it (creating a ledger would lose that -wal).
+  const staleWal = staleWalProblem(path);
+  if (staleWal) return [fail('store', staleWal)];
   if (!existsSync(path)) return [noLedgerYet(path, shown), ...firstSyncWarnings(config, () => false)];
   let ledger: ReturnType<typeof openLedger> | undefined;
   let migrated: CheckResult | undefined;

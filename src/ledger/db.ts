@@ -113,14 +113,23 @@ export function createPrivately(path: string): void {
  * error" that reads as a full disk. Refused instead, saying what to do.
  */
 function refuseStaleWal(path: string): void {
-  if (path === '' || path === ':memory:' || path.startsWith('file:')) return;
-  if (existsSync(path) || !existsSync(`${path}-wal`)) return;
+  const problem = staleWalProblem(path);
+  if (problem) throw new LedgerOpenError(problem);
+}
+
+/**
+ * What opening the ledger at `path` refuses when its -wal is there without it (refuseStaleWal), or
+ * undefined: `doctor` says the same, rather than "no ledger yet" while serve would stop.
+ */
+export function staleWalProblem(path: string): string | undefined {
+  if (path === '' || path === ':memory:' || path.startsWith('file:')) return undefined;
+  if (existsSync(path) || !existsSync(`${path}-wal`)) return undefined;
   const base = basename(path);
-  throw new LedgerOpenError(
+  return (
     `no ledger at ${path} (store.path), but its ${base}-wal is there: the ledger was deleted or moved while a ` +
-      `process had it open, or a restore copied the -wal alone. Restore ${base} from the last backup ` +
-      `(docs/deployment.md §8 "Backup and restore"); to start a new, empty ledger instead, stop every bridge ` +
-      `using it and remove ${base}-wal and ${base}-shm.`,
+    `process had it open, or a restore copied the -wal alone. Restore ${base} from the last backup ` +
+    `(docs/deployment.md §8 "Backup and restore"; runbook: "Ledger gone, its -wal left"); to start a new, empty ` +
+    `ledger instead, stop every bridge using it and remove ${base}-wal and ${base}-shm.`
   );
 }
 

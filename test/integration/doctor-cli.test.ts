@@ -1065,6 +1065,28 @@ describe('doctor checks', () => {
     );
   });
 
+  it('fails store where a -wal is left without its ledger, as serve and sync refuse it, and creates nothing', async () => {
+    // "no ledger yet, serve creates it" would be wrong: serve stops on it, and a ledger made there loses the -wal.
+    const path = join(dir, 'stale-wal.db');
+    writeFileSync(`${path}-wal`, 'commits not yet checkpointed');
+    const report = await runDoctor({ file: writeConfig({ ...configObject({}), store: { path } }), env: {} });
+    const store = report.checks.filter((c) => c.name === 'store');
+    assert.deepEqual(
+      store,
+      [
+        {
+          name: 'store',
+          status: 'fail',
+          detail: `no ledger at ${path} (store.path), but its stale-wal.db-wal is there: the ledger was deleted or moved while a process had it open, or a restore copied the -wal alone. Restore stale-wal.db from the last backup (docs/deployment.md §8 "Backup and restore"; runbook: "Ledger gone, its -wal left"); to start a new, empty ledger instead, stop every bridge using it and remove stale-wal.db-wal and stale-wal.db-shm.`,
+        },
+      ],
+      formatReport(report),
+    );
+    assert.equal(report.ok, false);
+    assert.equal(existsSync(path), false, 'doctor created a ledger');
+    assert.equal(readFileSync(`${path}-wal`, 'utf8'), 'commits not yet checkpointed');
+  });
+
   it('warns before a first sync that would notify the whole history, until poll.since(Days) is set or rows exist', async () => {
     const store = { path: join(dir, 'first-sync.db') };
     const firstSync = (report: Awaited<ReturnType<typeof runDoctor>>) =>

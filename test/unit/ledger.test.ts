@@ -1761,7 +1761,7 @@ describe('ledger: opening', () => {
           assert.ok(err instanceof LedgerOpenError);
           assert.equal(
             err.message,
-            `no ledger at ${path} (store.path), but its bridge.db-wal is there: the ledger was deleted or moved while a process had it open, or a restore copied the -wal alone. Restore bridge.db from the last backup (docs/deployment.md §8 "Backup and restore"); to start a new, empty ledger instead, stop every bridge using it and remove bridge.db-wal and bridge.db-shm.`,
+            `no ledger at ${path} (store.path), but its bridge.db-wal is there: the ledger was deleted or moved while a process had it open, or a restore copied the -wal alone. Restore bridge.db from the last backup (docs/deployment.md §8 "Backup and restore"; runbook: "Ledger gone, its -wal left"); to start a new, empty ledger instead, stop every bridge using it and remove bridge.db-wal and bridge.db-shm.`,
           );
           return true;
         },
