@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { basename, resolve } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
@@ -150,6 +149,12 @@ export interface BridgeOptions {
    * mapping files are compared with the disk while the bridge runs (config/on-disk.ts).
    */
   configFile?: { path: string; env: Env };
+  /**
+   * The ledger at store.path is made for this process alone (the demo's temporary folder, a bench's run):
+   * creating it is what is meant, so the warning a bridge gives when it creates its ledger (for an operator
+   * whose store.path names another file) is not given; the ledger's own info line says it instead.
+   */
+  scratchLedger?: boolean;
 }
 
 /** What `sync --once` reports: the rows this pass touched, by final state (no personal data). */
@@ -251,9 +256,19 @@ export class Bridge {
   ) {
     this.log = options.logger.child({ component: 'bridge' });
     // A new ledger starts the bridge's memory afresh (what was delivered, the cursors, write-back jobs): on a
-    // first start that is meant; anywhere else it is a store.path naming another file, or a ledger lost.
-    const created = config.store.path !== ':memory:' && !existsSync(config.store.path);
+    // first start that is meant; anywhere else it is a store.path naming another file, or a ledger lost. Said
+    // once, as a warning, in place of the ledger's own `ledger created at schema N`; not for a ledger made
+    // for this process alone (BridgeOptions.scratchLedger), where it would send an operator looking.
+    const told = config.store.path !== ':memory:' && !options.scratchLedger;
+    let createdAt: number | undefined;
     this.ledger = openLedger(config.store.path, {
+      ...(told
+        ? {
+            onCreated: (schema: number) => {
+              createdAt = schema;
+            },
+          }
+        : {}),
       logger: options.logger,
       payloadRetentionHours: config.store.payloadRetentionHours,
       settleSeconds: config.delivery.settleSeconds,
@@ -263,9 +278,10 @@ export class Bridge {
       countUpdatesAfterNotification: true,
       ...(options.lease ? { lease: { command: options.lease, logger: this.log } } : {}),
     });
-    if (created)
+    if (createdAt !== undefined)
       this.log.warn(
-        `created a new ledger at ${basename(config.store.path)} (store.path): nothing has been recorded before it. On a first start this is expected; if this bridge has run before, its ledger is elsewhere or was lost: stop it, and set store.path to the ledger it has (or restore the last backup)`,
+        { schema: createdAt },
+        `created a new ledger at ${basename(config.store.path)} (store.path, schema ${createdAt}): nothing has been recorded before it. On a first start this is expected; if this bridge has run before, its ledger is elsewhere or was lost: stop it, and set store.path to the ledger it has (or restore the last backup)`,
       );
     try {
       this.refuseUnaccountedSources();

@@ -193,7 +193,7 @@ export function registerDemo(program: Command): void {
         // The lease serve takes: `sync` or `serve` on the printed configuration is refused while the demo
         // runs (two processes on one ledger: docs/deployment.md §1), and `replay` goes through its admin
         // API. Its ledger is new, in a folder of its own, so no earlier run's lease is ever in the way.
-        bridge = new Bridge(config, { logger, schedule: false, lease: 'demo' });
+        bridge = new Bridge(config, { logger, schedule: false, lease: 'demo', scratchLedger: true });
         await bridge.start();
         writeFileSync(
           configFile,

@@ -46,6 +46,7 @@ export function openDatabase(
     exclusive?: boolean;
     guard?: UpgradeGuard;
     onMigrated?: (from: number, to: number) => void;
+    onCreated?: (schema: number) => void;
   },
 ): Db {
   let db: Db;
@@ -76,7 +77,7 @@ export function openDatabase(
       db.pragma(`user_version = ${Number(db.pragma('user_version', { simple: true }))}`);
       options.guard?.before(db, () => pendingMigrations(db, MIGRATIONS));
       const from = Math.max(0, ...appliedVersions(db, MIGRATIONS));
-      const done = migrate(db, MIGRATIONS, options.logger, Date.now());
+      const done = migrate(db, MIGRATIONS, options.logger, Date.now(), options.onCreated);
       options.guard?.after(db);
       if (done.length > 0) options.onMigrated?.(from, Math.max(from, ...done));
     }
@@ -343,8 +344,16 @@ function refuseOutdated(db: Db, migrations: readonly Migration[], path: string):
  * Applies the migrations the file lacks, each in its own transaction, and says so in one line: a new ledger
  * took every one (a line each was 27 lines on a first `sync`'s standard error); an upgrade names those it
  * applied, which CHANGELOG.md explains. Also said when one fails part-way: what was applied before it stays.
+ * `onCreated`, when given, is told of a new ledger in place of its line: the caller says it in its own
+ * words (the bridge warns of a ledger it created), and one message is enough.
  */
-export function migrate(db: Db, migrations: readonly Migration[], logger: Logger, now: number): number[] {
+export function migrate(
+  db: Db,
+  migrations: readonly Migration[],
+  logger: Logger,
+  now: number,
+  onCreated?: (schema: number) => void,
+): number[] {
   const applied = appliedVersions(db, migrations);
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
@@ -364,8 +373,9 @@ export function migrate(db: Db, migrations: readonly Migration[], logger: Logger
       done.push(migration);
     }
   } finally {
-    if (done.length > 0)
-      logger.info({ from, to: Math.max(...done.map((m) => m.version)) }, migratedLine(from, done, failed));
+    const to = Math.max(...done.map((m) => m.version));
+    if (done.length > 0 && from === 0 && !failed && onCreated) onCreated(to);
+    else if (done.length > 0) logger.info({ from, to }, migratedLine(from, done, failed));
   }
   return done.map((m) => m.version);
 }

@@ -43,6 +43,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     exclusive: options.exclusive,
     guard,
     onMigrated: options.onMigrated,
+    onCreated: options.onCreated,
   });
   const lease = guard?.lease();
   options.onOpen?.(db);

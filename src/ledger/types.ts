@@ -415,6 +415,11 @@ export interface LedgerOptions {
    * ledger from then on.
    */
   onMigrated?: (from: number, to: number) => void;
+  /**
+   * Told when this open created the ledger (its schema from nothing), in place of the `ledger created at
+   * schema N` info line: for a caller that says so itself (the bridge's warning), so that one line says it.
+   */
+  onCreated?: (schema: number) => void;
   /** Count the rows that become dead through this connection (Ledger.deadRows): serve's metrics. */
   countDeadRows?: boolean;
   /**
