@@ -1,5 +1,5 @@
-import type { Command } from 'commander';
-import { formatReport, runDoctor } from '../doctor/index.js';
+import { type Command, Option } from 'commander';
+import { type DoctorCommand, formatReport, runDoctor } from '../doctor/index.js';
 import { configPath } from './options.js';
 
 export function registerDoctor(program: Command): void {
@@ -10,8 +10,16 @@ export function registerDoctor(program: Command): void {
     )
     .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
     .option('--json', 'print the checks as one JSON object {ok, checks: [{name, status, detail}]}')
-    .action(async (options: { config?: string; json?: boolean }) => {
-      const report = await runDoctor({ file: configPath(options.config), env: process.env });
+    .addOption(
+      new Option(
+        '--for <command>',
+        "the command this host runs: serve reads every secret; sync (a host running only sync --once, a CronJob) only those it presents (OpenCRVS's, sources[].auth), as sync does: admin.token and the subscriptions' secrets are neither needed nor checked",
+      )
+        .choices(['serve', 'sync'])
+        .default('serve'),
+    )
+    .action(async (options: { config?: string; json?: boolean; for: DoctorCommand }) => {
+      const report = await runDoctor({ file: configPath(options.config), env: process.env, for: options.for });
       console.log(options.json ? JSON.stringify(report) : formatReport(report));
       process.exitCode = report.ok ? 0 : 1;
     });

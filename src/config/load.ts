@@ -145,14 +145,13 @@ function envOrigin(origins: EnvOrigins, path: string, value: unknown): string {
 }
 
 /** Which secrets a command reads, from a `…File` or a `${NAME}` (LoadConfigOptions.secretFiles). */
-export type SecretFileReading = 'all' | 'calls' | 'outbound' | 'sources' | 'none';
+export type SecretFileReading = 'all' | 'outbound' | 'sources' | 'none';
 
 /** A subscription's `secret` or `hmacSecret` (or its `…File`): what an EMR presents to the receiver. */
 const SUBSCRIPTION_SECRET = /^sources\[\d+\]\.subscription\./;
 
 /** Whether the secret (or its `…File` key) at `keyPath` is read under `reading`. */
 function readsSecretFile(reading: SecretFileReading, keyPath: string): boolean {
-  if (reading === 'calls') return !keyPath.startsWith('admin.');
   if (reading === 'outbound') return !keyPath.startsWith('admin.') && !SUBSCRIPTION_SECRET.test(keyPath);
   return reading === 'all' || (reading === 'sources' && keyPath.startsWith('sources['));
 }
@@ -637,10 +636,10 @@ export interface LoadConfigOptions {
   file?: string;
   env?: Env;
   /**
-   * Which secrets are read: 'all' (the default) for a command that calls OpenCRVS or serves; 'calls'
-   * (all but the admin page's token) for doctor, which looks at the subscriptions too, when a full load fails;
+   * Which secrets are read: 'all' (the default) for a command that calls OpenCRVS or serves;
    * 'outbound' (those the bridge presents, to OpenCRVS and the sources: not the admin token nor the
-   * subscriptions' secrets, which only a listener checks) for a pass that opens no listener (sync);
+   * subscriptions' secrets, which only a listener checks) for a pass that opens no listener (sync), and for
+   * doctor's checks when a full load fails (none of them uses a secret presented to the bridge);
    * 'sources' (only those under sources[]) for one that calls the sources alone; 'none' for one that
    * reads the ledger only. A secret file being rotated (empty for a moment, or for an incident's
    * length) or one this user may not read then does not stop the diagnostic commands, nor a secret

@@ -6,24 +6,31 @@ import type { MappingSet } from '../mapping/index.js';
 import { createOpenCrvsClient } from '../opencrvs/index.js';
 import { unreachableMappingWarnings } from '../sources/dhis2/mapping-codes.js';
 import { checkSourceMappings } from '../sources/overlap.js';
-import { checkConfig, checkMappings, checkStore } from './local-checks.js';
+import { checkConfig, checkMappings, checkStore, type DoctorCommand } from './local-checks.js';
 import { checkEventsApi, checkRouting, checkToken } from './opencrvs-checks.js';
 import { checkDhis2Source, checkFhirSource } from './source-checks.js';
 import { checkSourceIds } from './source-ids.js';
 import { type CheckResult, type DoctorReport, fail, skip, warn } from './types.js';
 import { checkWriteBackSharing } from './write-back-sharing.js';
 
+export type { DoctorCommand } from './local-checks.js';
 export type { CheckResult, CheckStatus, DoctorReport } from './types.js';
 
 export interface DoctorOptions {
   /** The config file (--config or BRIDGE_CONFIG). */
   file?: string;
   env: Env;
+  /**
+   * The command this host runs (--for): `serve` (the default) or `sync`, which reads only the secrets it
+   * presents and opens no listener, so neither its secrets nor its address are checked (DoctorCommand).
+   */
+  for?: DoctorCommand;
 }
 
 export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const checks: CheckResult[] = [];
-  const { result, config: full, partial } = checkConfig(options.file, options.env);
+  const command = options.for ?? 'serve';
+  const { result, config: full, partial } = checkConfig(options.file, options.env, command);
   checks.push(result);
   // A secret file that cannot be used (a rotation under way), or a secret's ${NAME} not set in this shell,
   // fails the config check, and the checks that need no secret still run on the rest: a held queue is what
@@ -62,8 +69,9 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const sourceChecks = await Promise.all(
     config.sources.map(async (source, index): Promise<CheckResult[]> => {
       // What serve warns of at start (config/warnings.ts), from the configuration alone: said whatever the
-      // live checks find (an EMR that cannot call the bridge is no failure of the EMR).
-      const unreachable = loopbackSubscriptionWarning(config.http, source);
+      // live checks find (an EMR that cannot call the bridge is no failure of the EMR). Not for sync, which
+      // opens no receiver (nor warns of it).
+      const unreachable = command === 'serve' ? loopbackSubscriptionWarning(config.http, source) : undefined;
       const said = unreachable ? [warn(`source ${source.id}`, unreachable)] : [];
       if (!full && !partial?.sourcesRead) return [skip(`source ${source.id}`, notLoaded), ...said];
       const mappings = mappingsBySource.get(source.id);
@@ -74,8 +82,9 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     }),
   );
   checks.push(...sourceChecks.flat());
-  // Only the admin page's token missing (its variable not exported in this shell): OpenCRVS is checked all
-  // the same, with the secrets it needs, which did load.
+  // Only secrets presented to the bridge missing (the admin page's token not exported in this shell, a
+  // subscription's secret file not mounted here): OpenCRVS is checked all the same, with the secrets it
+  // needs, which did load.
   const live = full ?? (partial?.opencrvsRead ? partial.config : undefined);
   if (!live) {
     checks.push(skip('opencrvs token', notLoaded), skip('opencrvs scopes', notLoaded), skip('routing', notLoaded));

@@ -8,6 +8,7 @@ import {
   ConfigError,
   type Env,
   loadConfig,
+  type SecretFileReading,
   type SourceSettings,
   storePathWarning,
 } from '../config/index.js';
@@ -31,27 +32,39 @@ import { type CheckResult, fail, ok, warn } from './types.js';
 
 export interface ConfigCheck {
   result: CheckResult;
-  /** The configuration with every secret file read: every check may run. */
+  /** The configuration with every secret the checked command reads: every check may run. */
   config?: BridgeConfig;
   /**
-   * When `config` did not load only because of a secret file (emptied during a rotation, unreadable): the
-   * configuration without those files, for the checks that need no secret (the store, the held queue, the
-   * mappings), which are what an operator looks at then. `sourcesRead`: the sources' own files did load,
-   * so the sources can be checked live too; `opencrvsRead`: only the admin page's token did not (a
-   * `${BRIDGE_ADMIN_TOKEN}` not exported in this shell, or set too short), so OpenCRVS can be checked too.
+   * When `config` did not load only because of a secret (a file emptied during a rotation, unreadable, a
+   * `${NAME}` not set here): the configuration without those secrets, for the checks that need none (the
+   * store, the held queue, the mappings), which are what an operator looks at then. `sourcesRead`: the
+   * sources' own secrets did load, so the sources can be checked live too; `opencrvsRead`: every secret the
+   * bridge presents did (OpenCRVS's, the sources'), and only one presented to it did not (`admin.token`, a
+   * subscription's), which no check uses: OpenCRVS can be checked too.
    */
   partial?: { config: BridgeConfig; sourcesRead: boolean; opencrvsRead: boolean };
 }
 
-export function checkConfig(file: string | undefined, env: Env): ConfigCheck {
+/**
+ * The command whose secrets doctor reads, as that command reads them (LoadConfigOptions.secretFiles):
+ * `serve` (the default) every one; `sync` only those it presents, which is what a host that runs `sync --once`
+ * alone (a CronJob) is given: the admin token and the subscriptions' secrets belong to a listener it never opens.
+ */
+export type DoctorCommand = 'serve' | 'sync';
+
+const READS: Record<DoctorCommand, SecretFileReading> = { serve: 'all', sync: 'outbound' };
+
+export function checkConfig(file: string | undefined, env: Env, command: DoctorCommand = 'serve'): ConfigCheck {
   try {
-    const config = loadConfig({ file, env });
+    const config = loadConfig({ file, env, secretFiles: READS[command] });
     const sources = config.sources.length;
+    const asSync =
+      command === 'sync' ? ", read as sync reads it (admin.token and the subscriptions' secrets not read)" : '';
     return {
       config,
       result: ok(
         'config',
-        `${file ?? '(inline)'} is valid (OpenCRVS v${config.opencrvs.version} ${config.opencrvs.country}, ${sources} source${sources === 1 ? '' : 's'})`,
+        `${file ?? '(inline)'} is valid (OpenCRVS v${config.opencrvs.version} ${config.opencrvs.country}, ${sources} source${sources === 1 ? '' : 's'})${asSync}`,
       ),
     };
   } catch (err) {
@@ -64,13 +77,17 @@ export function checkConfig(file: string | undefined, env: Env): ConfigCheck {
   }
 }
 
+/**
+ * The configuration with the fewest secrets left unread that loads. No check uses a secret presented to the
+ * bridge (the admin token, a subscription's): 'outbound' reads every one the checks present.
+ */
 function withoutSecretFiles(file: string | undefined, env: Env): ConfigCheck['partial'] {
-  for (const secretFiles of ['calls', 'sources', 'none'] as const) {
+  for (const secretFiles of ['outbound', 'sources', 'none'] as const) {
     try {
       return {
         config: loadConfig({ file, env, secretFiles }),
         sourcesRead: secretFiles !== 'none',
-        opencrvsRead: secretFiles === 'calls',
+        opencrvsRead: secretFiles === 'outbound',
       };
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;

@@ -222,6 +222,46 @@ describe('opencrvs-bridge doctor (CLI)', () => {
       assert.equal(report.checks.find((c) => c.name === name)?.status, 'ok', `${name}\n${formatReport(report)}`);
   });
 
+  it("checks OpenCRVS and the sources when a subscription's secret is not here, and passes as sync with --for sync", async () => {
+    // A host given only what `sync --once` presents (a CronJob: OpenCRVS's secret and the sources' auth): the
+    // admin token and the subscription's secret, which only serve's listeners check, are not set here.
+    const file = writeConfig({
+      ...configObject({
+        sources: [
+          {
+            id: 'emr',
+            kind: 'fhir',
+            baseUrl: fhir.baseUrl,
+            // biome-ignore lint/suspicious/noTemplateCurlyInString: the config's own ${ENV} syntax
+            subscription: { secret: '${DOCTOR_TEST_UNSET_SUBSCRIPTION_SECRET}' },
+          },
+        ],
+      }),
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the config's own ${ENV} syntax
+      admin: { token: '${DOCTOR_TEST_UNSET_ADMIN_TOKEN}' },
+      store: { path: join(dir, 'sync-host.db') },
+    });
+    // As serve: its config check fails (serve would stop), and the checks that use no such secret all run.
+    const asServe = await runDoctor({ file, env: {} });
+    assert.deepEqual(
+      failing(asServe).map((c) => c.name),
+      ['config'],
+      formatReport(asServe),
+    );
+    for (const name of ['source emr', 'opencrvs token', 'opencrvs scopes', 'routing'])
+      assert.equal(asServe.checks.find((c) => c.name === name)?.status, 'ok', `${name}\n${formatReport(asServe)}`);
+    // As sync: nothing to fail or warn about in those secrets, exit 0.
+    const r = await runCli(['doctor', '--for', 'sync', '--config', file]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(
+      r.stdout,
+      /^✔ config: .* read as sync reads it \(admin\.token and the subscriptions' secrets not read\)$/m,
+    );
+    assert.doesNotMatch(r.stdout, /DOCTOR_TEST_UNSET|admin\.token:|subscription\.secret/);
+    assert.match(r.stdout, /^✔ opencrvs token: /m);
+    assert.match(r.stdout, /^✔ routing: /m);
+  });
+
   it("exits 1 naming sources[i].auth when DHIS2 shows the programme's metadata to its user but not its data", async () => {
     // DHIS2 shares a programme's metadata and its data apart: the user reads /api/programs/<uid>, and 2.42+
     // answers the poller's list 403 "User has no access to program". Doctor passed; every poll then failed.

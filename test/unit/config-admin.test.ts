@@ -89,7 +89,7 @@ describe('admin configuration', () => {
 
   it("leaves BRIDGE_ADMIN_TOKEN unread, short or not, for a command that does not use the admin page's token", () => {
     const text = `${MINIMAL_CONFIG}admin: { token: "\${BRIDGE_ADMIN_TOKEN}" }\n`;
-    for (const secretFiles of ['calls', 'sources', 'none'] as const) {
+    for (const secretFiles of ['outbound', 'sources', 'none'] as const) {
       const config = loadConfig({ text, env: { BRIDGE_ADMIN_TOKEN: 'x' }, secretFiles });
       assert.equal(config.admin.token, undefined, secretFiles);
       // Given all the same: the page serve would run is on.
