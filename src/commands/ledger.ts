@@ -286,25 +286,19 @@ function writeBackOf(path: string, rowId: number): WriteBackItem | undefined {
   }
 }
 
-/** A done job that was written keeps no error: what the store holds then is the write's note. */
-function noteOf(item: WriteBackItem): string | null {
-  return item.outcome === 'written' || item.outcome === 'already' ? item.lastError : null;
-}
-
 /**
  * The job as `--json` gives it: its state as the admin page names it, no lease internals. Tracking ids are
  * OpenCRVS's, not the person's identifiers; `target` is configuration (uids, the identifier system).
  */
 function writeBackView(item: WriteBackItem, target: string | undefined): Record<string, unknown> {
-  const note = noteOf(item);
   return {
     state: item.outcome ?? 'pending',
     target: target ?? null,
     trackingId: item.trackingId,
     earlierTrackingIds: item.earlierTrackingIds,
     attempts: item.attempts,
-    lastError: note === null ? item.lastError : null,
-    note,
+    lastError: item.lastError,
+    note: item.note,
     nextAttemptAt: item.outcome ? null : item.nextAttemptAt,
     doneAt: item.doneAt,
   };
@@ -319,8 +313,7 @@ function writeBackText(item: WriteBackItem, target: string | undefined): string 
     details.push(
       `  Earlier tracking ids of this event (delivered again under a new one): ${item.earlierTrackingIds.join(', ')}`,
     );
-  const note = noteOf(item);
-  if (note) details.push(`  Note: ${note.replace(/\s+/g, ' ')}`);
+  if (item.note) details.push(`  Note: ${item.note.replace(/\s+/g, ' ')}`);
   return [writeBackState(item), ...details].join('\n');
 }
 

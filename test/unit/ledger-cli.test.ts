@@ -392,7 +392,7 @@ describe('ledger and replay commands', () => {
       store.enqueue(row.id, 'emr', 'TRK0004', 0);
       const [claim] = store.claimDue(1, 0, 60_000);
       assert.ok(claim);
-      assert.ok(store.done(claim, 'written', Date.UTC(2026, 0, 2), note));
+      assert.ok(store.done(claim, 'written', Date.UTC(2026, 0, 2), undefined, note));
     } finally {
       store.close();
     }

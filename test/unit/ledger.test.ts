@@ -1825,6 +1825,7 @@ describe('ledger: schema', () => {
       { version: 26, name: 'updated-after-attempt' },
       { version: 27, name: 'earlier-tracking-ids' },
       { version: 28, name: 'waiting-queued-index' },
+      { version: 29, name: 'write-back-note' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -1877,6 +1878,56 @@ describe('ledger: schema', () => {
     }
   });
 
+  it("keeps a written write-back job's note in its own column, and moves the notes an older ledger kept as its last error (029)", () => {
+    const { ledger, path, cleanup } = tempLedger();
+    try {
+      const written = ledger.recordEvent(eventInput('Patient/1')).row.id;
+      const abandoned = ledger.recordEvent(eventInput('Patient/2')).row.id;
+      ledger.close();
+      const note = 'Patient also holds another tracking id of urn:test:tracking-id: BOTHER1 (kept beside this one)';
+      const error = 'FHIR write-back: Patient/2 no longer exists';
+      const store = new WriteBackStore(path);
+      try {
+        store.enqueue(written, 'emr', 'TRK0001', 0);
+        store.enqueue(abandoned, 'emr', 'TRK0002', 0);
+        const [first, second] = store.claimDue(2, 0, 60_000);
+        assert.ok(first && second);
+        assert.ok(store.done(first, 'written', 1, undefined, note));
+        assert.ok(store.done(second, 'abandoned', 1, error));
+        // A note is no error: the job that was written has none.
+        assert.deepEqual(
+          [store.get(written), store.get(abandoned)].map((job) => [job?.lastError, job?.note]),
+          [
+            [null, note],
+            [error, null],
+          ],
+        );
+      } finally {
+        store.close();
+      }
+      // As a bridge before 029 left them: the note in last_error.
+      const db = new Database(path);
+      db.exec(`UPDATE write_backs SET last_error = note WHERE note IS NOT NULL;
+        ALTER TABLE write_backs DROP COLUMN note; DELETE FROM schema_migrations WHERE version = 29;`);
+      db.close();
+      openLedger(path).close();
+      const upgraded = new WriteBackStore(path, { readOnly: true });
+      try {
+        assert.deepEqual(
+          [upgraded.get(written), upgraded.get(abandoned)].map((job) => [job?.lastError, job?.note]),
+          [
+            [null, note],
+            [error, null],
+          ],
+        );
+      } finally {
+        upgraded.close();
+      }
+    } finally {
+      cleanup();
+    }
+  });
+
   it('an inspecting open (the ledger command) never upgrades an older ledger under its bridge', () => {
     const { ledger, path, cleanup } = tempLedger();
     try {
@@ -1891,14 +1942,14 @@ describe('ledger: schema', () => {
         ALTER TABLE ledger_rows DROP COLUMN source_fingerprint; ALTER TABLE ledger_attempts DROP COLUMN copy_hash;
         ALTER TABLE ledger_rows DROP COLUMN single_call_at; ALTER TABLE ledger_rows DROP COLUMN single_call_after;
         ALTER TABLE ledger_rows DROP COLUMN queued_after_attempt; ALTER TABLE ledger_rows DROP COLUMN updated_after_attempt;
-        ALTER TABLE write_backs DROP COLUMN earlier_tracking_ids;
+        ALTER TABLE write_backs DROP COLUMN earlier_tracking_ids; ALTER TABLE write_backs DROP COLUMN note;
         DROP INDEX inbox_waiting_bytes; ALTER TABLE inbox DROP COLUMN body_bytes;
         DROP TABLE ledger_identity; DROP TABLE opencrvs_locations; DROP TABLE slow_records; DROP TABLE context_reads;
         UPDATE ledger_rows SET state = 'delivered-pending', event_id = 'e1', tracking_id = 'T1';`);
       db.close();
       assert.throws(
         () => openLedger(path, { inspectOnly: true }),
-        /the ledger .* was written by an older bridge \(schema 9, this one reads 28\): this command only reads it/,
+        /the ledger .* was written by an older bridge \(schema 9, this one reads 29\): this command only reads it/,
       );
       const versions = () => {
         const check = new Database(path, { readonly: true });
@@ -1914,7 +1965,7 @@ describe('ledger: schema', () => {
         [row.id],
       );
       upgraded.close();
-      assert.equal(versions(), 28);
+      assert.equal(versions(), 29);
       openLedger(path, { inspectOnly: true }).close();
     } finally {
       cleanup();

@@ -46,6 +46,8 @@ export interface WriteBackJobRecord {
   attempts: number;
   nextAttemptAt: number;
   lastError: string | null;
+  /** What a written job's write left beside the id (migration 029). */
+  note?: string | null;
   outcome: 'written' | 'already' | 'abandoned' | null;
   doneAt: number | null;
   createdAt: number;

@@ -45,7 +45,6 @@ export interface WriteBackSummary {
 
 export function writeBackView(job: WriteBackJobRecord): WriteBackJobView {
   const outcome = job.doneAt === null ? 'pending' : (job.outcome ?? 'pending');
-  const written = outcome === 'written' || outcome === 'already';
   return {
     rowId: job.rowId,
     sourceId: job.sourceId,
@@ -53,9 +52,8 @@ export function writeBackView(job: WriteBackJobRecord): WriteBackJobView {
     attempts: job.attempts,
     // A done job keeps the lease time of its last claim in the table: meaningless to an operator.
     nextAttemptAt: outcome === 'pending' ? job.nextAttemptAt : null,
-    // A done job that was written keeps no error: what the store holds then is the write's note.
-    lastError: written ? null : job.lastError,
-    note: written ? job.lastError : null,
+    lastError: job.lastError,
+    note: job.note ?? null,
     target: job.target ?? null,
     trackingId: job.trackingId,
     earlierTrackingIds: [...(job.earlierTrackingIds ?? [])],

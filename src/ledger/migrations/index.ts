@@ -28,6 +28,7 @@ import { migration025 } from './025-queued-after-attempt.js';
 import { migration026 } from './026-updated-after-attempt.js';
 import { migration027 } from './027-earlier-tracking-ids.js';
 import { migration028 } from './028-waiting-queued-index.js';
+import { migration029 } from './029-write-back-note.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -61,4 +62,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration026,
   migration027,
   migration028,
+  migration029,
 ];

@@ -308,8 +308,7 @@ export class WriteBackRunner {
       // A replacement of the row's own earlier tracking id is a write like any other for the job and its
       // counts; the log line says it (never either value).
       const result = wrote === 'replaced' ? 'written' : wrote;
-      // Other tracking ids kept beside this one: the job keeps a note (the admin page, `ledger --find`), in
-      // place of the last error a done job does not have.
+      // Other tracking ids kept beside this one: the job keeps a note (the admin page, `ledger --find`).
       const others = typeof answer === 'string' ? undefined : this.otherEvents(row, answer.othersHeld);
       const note =
         typeof answer === 'string' || !others
@@ -317,7 +316,7 @@ export class WriteBackRunner {
           : others.unexplained.length > 0
             ? answer.note
             : `the record also holds the tracking id of the same person's ${others.ownEvents.map((e) => `${e.eventType} (#${e.rowId}): ${e.trackingId}`).join(', ')}, kept beside this one (not a duplicate)`;
-      if (!this.store.done(item, result, this.now(), note)) return lost(result);
+      if (!this.store.done(item, result, this.now(), undefined, note)) return lost(result);
       report.tried++;
       report[result]++;
       const replaced = wrote === 'replaced' ? { replaced: 'earlier tracking id of this row' } : {};

@@ -31,6 +31,11 @@ export interface WriteBackItem {
   attempts: number;
   nextAttemptAt: number;
   lastError: string | null;
+  /**
+   * On a written job (or one the source held already): what the write left beside the id, e.g. another
+   * tracking id on the record (migration 029; before it, kept in last_error). Null when there is nothing to say.
+   */
+  note: string | null;
   outcome: WriteBackOutcome | null;
   doneAt: number | null;
   createdAt: number;
@@ -45,6 +50,7 @@ interface SqlItem {
   attempts: number;
   next_attempt_at: number;
   last_error: string | null;
+  note: string | null;
   outcome: string | null;
   done_at: number | null;
   created_at: number;
@@ -75,6 +81,7 @@ function toItem(row: SqlItem): WriteBackItem {
     attempts: row.attempts,
     nextAttemptAt: row.next_attempt_at,
     lastError: row.last_error,
+    note: row.note,
     outcome: outcomeOf(row.outcome),
     doneAt: row.done_at,
     createdAt: row.created_at,
@@ -134,7 +141,8 @@ export class WriteBackStore {
         ON CONFLICT (row_id) DO NOTHING`),
       restart: db.prepare(`
         UPDATE write_backs SET tracking_id = @trackingId, earlier_tracking_ids = @earlier, attempts = 0,
-          next_attempt_at = @now, last_error = NULL, outcome = NULL, done_at = NULL, updated_at = @now
+          next_attempt_at = @now, last_error = NULL, note = NULL, outcome = NULL, done_at = NULL,
+          updated_at = @now
         WHERE row_id = @rowId AND tracking_id = @seenTrackingId`),
       // `LIMIT +?`: a bare bound LIMIT is compiled again at every run (ledger/db.ts).
       due: db.prepare<[number, number], SqlItem>(
@@ -146,7 +154,8 @@ export class WriteBackStore {
       get: db.prepare<[number], SqlItem>('SELECT * FROM write_backs WHERE row_id = ?'),
       // These three end an attempt, and only while the claim is still this one's (see WriteBackClaim).
       done: db.prepare(`
-        UPDATE write_backs SET done_at = @now, outcome = @outcome, last_error = @error, updated_at = @now
+        UPDATE write_backs SET done_at = @now, outcome = @outcome, last_error = @error, note = @note,
+          updated_at = @now
         WHERE ${THIS_CLAIM}`),
       release: db.prepare(`
         UPDATE write_backs SET attempts = attempts - 1, next_attempt_at = @now, updated_at = @now
@@ -212,9 +221,13 @@ export class WriteBackStore {
       .immediate();
   }
 
-  /** The claimed job's outcome. False, and nothing recorded, when the claim is no longer this one. */
-  done(claim: WriteBackClaim, outcome: WriteBackOutcome, now: number, error?: string): boolean {
-    const params = { ...claimParams(claim), outcome, now, error: error ? error.slice(0, MAX_ERROR_LENGTH) : null };
+  /**
+   * The claimed job's outcome, with why it was abandoned (`error`) or what a write left beside the id
+   * (`note`). False, and nothing recorded, when the claim is no longer this one.
+   */
+  done(claim: WriteBackClaim, outcome: WriteBackOutcome, now: number, error?: string, note?: string): boolean {
+    const bounded = (text: string | undefined) => (text ? text.slice(0, MAX_ERROR_LENGTH) : null);
+    const params = { ...claimParams(claim), outcome, now, error: bounded(error), note: bounded(note) };
     return this.stmt.done.run(params).changes === 1;
   }
 
