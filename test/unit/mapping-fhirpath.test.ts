@@ -128,6 +128,14 @@ describe('fast FHIRPath path', () => {
     "%o.note.text.replace(';', ',')",
     "%o.note.text.replace('; ', ' - ')",
     "%p.gender.replace(';', ',')",
+    // and/or with an operand that cannot fail, skipped when the other decides: the same truth tables.
+    "%rp.where(relationship.coded('mother') and relationship.coded('mother').not()).count()",
+    "%rp.where(relationship.coded('mother') or gender.exists()).count()",
+    "%rp.where(gender.exists() or relationship.coded('mother')).count()",
+    "%rp.where(relationship.coded('mother') and relationship.coding.code = 'MTH').count()",
+    "%rp.where(relationship.coding.code = 'MTH' or relationship.coded('mother')).count()",
+    "%rp.select(relationship.coded('mother') and (relationship.coding.system = 'http://other'))",
+    "%rp.select(relationship.coded('mother') or (relationship.coding.system = 'http://other'))",
   ];
   for (const expr of cases) {
     it(`gives fhirpath.js's answer for ${expr}`, () => {
@@ -250,6 +258,46 @@ describe('fast FHIRPath path', () => {
       // Chosen with first(), it answers.
       const first = fast.compile(expr.replace('.start', '.start.first()'), new Set([...vars, 'two']));
       assert.equal(first.evaluate(env.p, { ...env, two }).length, 1, expr);
+    }
+  });
+
+  it('reads the other operand of and/or only when the one that cannot fail does not decide', () => {
+    // The stillbirth rule asks every observation `code.coded(…) and value.coded(…)`: the value, a choice
+    // element found by a scan of the keys, is read only of an observation with the birth outcome's code.
+    let valueReads = 0;
+    const observation = (code: string) => ({
+      resourceType: 'Observation',
+      code: { coding: [{ code }] },
+      get valueCodeableConcept() {
+        valueReads += 1;
+        return { coding: [{ code: 'STILL' }] };
+      },
+    });
+    const sets = new Map([
+      ['outcome', buildCodeSet(['OUTCOME'])],
+      ['fetal', buildCodeSet(['FETAL', 'STILL'])],
+    ]);
+    const compiler = new ExpressionCompiler('fhir', sets);
+    const rule = compiler.compile(
+      "%obs.where(code.coded('fetal') or (code.coded('outcome') and value.coded('fetal'))).exists()",
+      new Set(['obs']),
+    );
+    assert.deepEqual(rule.evaluate({}, { obs: [observation('WEIGHT'), observation('APGAR')] }), [false]);
+    assert.equal(valueReads, 0);
+    assert.deepEqual(rule.evaluate({}, { obs: [observation('WEIGHT'), observation('OUTCOME')] }), [true]);
+    assert.equal(valueReads, 1);
+    // An operand that may fail is always evaluated, as fhirpath.js does: its error is the record's.
+    const two = [
+      { resourceType: 'Encounter', period: { start: '2019-02-14' } },
+      { resourceType: 'Encounter', period: { start: '2019-02-20' } },
+    ];
+    for (const expr of [
+      "%rp.where(relationship.coded('mother') or %two.period.start.daysAfter(%p.birthDate) <= 3)",
+      "%rp.where(%two.period.start.daysAfter(%p.birthDate) <= 3 and relationship.coded('nothing-here').not())",
+    ]) {
+      const compiled = fast.compile(expr.replace('nothing-here', 'mother'), new Set([...vars, 'two']));
+      assert.throws(() => compiled.evaluate(env.p, { ...env, two }), ExpressionRuntimeError, expr);
+      assert.throws(() => compiled.evaluateReference(env.p, { ...env, two }), expr);
     }
   });
 

@@ -162,7 +162,7 @@ export class ExpressionCompiler {
     private readonly useFastPath = true,
     timeZone?: string,
   ) {
-    this.fastCompiler = new FastCompiler(source === 'fhir' ? FHIR_CHOICE : NO_CHOICE);
+    this.fastCompiler = new FastCompiler(source === 'fhir' ? FHIR_CHOICE : NO_CHOICE, codeSets);
     this.env = { vars: {}, codeSets, ...(timeZone ? { timeZone } : {}) };
     const val = (v: unknown) => fhirpath.util.valData(v);
     // d.daysAfter(other), d.yearsAfter(other): one date each side, counted from `other` to `d`.

@@ -89,9 +89,16 @@ function navigate(items: unknown[], name: string, under: string, choice: ChoiceI
       continue;
     }
     if (!choice.names.has(name)) continue;
+    // A choice element (value[x], effective[x]): the first key, or `_key`, that is the name and a type suffix.
+    // Compared in place: a slice of every key of every observation cost more than the rest of the scan.
     for (const key of Object.keys(o)) {
-      const bare = key.charCodeAt(0) === 95 ? key.slice(1) : key;
-      if (bare.length > name.length && bare.startsWith(name) && choice.suffixes.has(bare.slice(name.length))) {
+      const at = key.charCodeAt(0) === 95 ? 1 : 0;
+      if (
+        key.length - at > name.length &&
+        key.startsWith(name, at) &&
+        choice.suffixes.has(key.slice(at + name.length))
+      ) {
+        const bare = at ? key.slice(1) : key;
         pushMember(out, o[bare], o[`_${bare}`]);
         break;
       }
@@ -184,8 +191,18 @@ function literalNumber(node: AstNode): number {
   return Number(n.text);
 }
 
+/**
+ * What an expression can be shown, from its parse tree alone, to give on any data: `bool` never throws and
+ * gives at most one boolean (so toBool never asks for the reference engine); `safe` never throws.
+ */
+type Total = 'bool' | 'safe' | undefined;
+
 export class FastCompiler {
-  constructor(private readonly choice: ChoiceInfo) {}
+  /** `codeSets`: the sets coded() may name (their names were checked at compile), so coded() cannot fail. */
+  constructor(
+    private readonly choice: ChoiceInfo,
+    private readonly codeSets?: ReadonlyMap<string, CodeSet>,
+  ) {}
 
   compile(ast: AstNode): Fn {
     return this.node(ast);
@@ -237,6 +254,8 @@ export class FastCompiler {
       case 'MembershipExpression':
         return this.binary(n, (a, b) => membership(n.text === 'in' ? a : b, n.text === 'in' ? b : a));
       case 'AndExpression':
+        if (n.text === 'and' && (this.total(child(n, 0)) === 'bool' || this.total(child(n, 1)) === 'bool'))
+          return this.shortCircuit(n, false);
         return this.binary(n, (a, b) => {
           const x = toBool(a);
           const y = toBool(b);
@@ -244,6 +263,8 @@ export class FastCompiler {
           return x === true && y === true ? [true] : [];
         });
       case 'OrExpression':
+        if (n.text === 'or' && (this.total(child(n, 0)) === 'bool' || this.total(child(n, 1)) === 'bool'))
+          return this.shortCircuit(n, true);
         return this.binary(n, (a, b) => {
           const x = toBool(a);
           const y = toBool(b);
@@ -273,6 +294,92 @@ export class FastCompiler {
     const left = this.node(child(n, 0));
     const right = this.node(child(n, 1));
     return (focus, env) => op(left(focus, env), right(focus, env));
+  }
+
+  /**
+   * `and` (decisive false) or `or` (decisive true) with one operand that can neither throw nor need the
+   * reference engine (total: 'bool'): that operand is evaluated only when the other does not decide. The
+   * result is the one evaluating both gives, errors included, as the operand skipped could not have failed.
+   * The stillbirth rule asks `code.coded(…) and value.coded(…)` of every observation of every child: the
+   * value (a choice element, found by a scan of the keys) is read only of a birth-outcome observation.
+   */
+  private shortCircuit(n: AstNode, decisive: boolean): Fn {
+    const rightTotal = this.total(child(n, 1)) === 'bool';
+    const left = this.node(child(n, 0));
+    const right = this.node(child(n, 1));
+    // An operand that may fail first, so that its error is met whether or not it decides; else as written.
+    const [first, second] = rightTotal ? [left, right] : [right, left];
+    return (focus, env) => {
+      const x = toBool(first(focus, env));
+      if (x === decisive) return [decisive];
+      const y = toBool(second(focus, env));
+      if (y === decisive) return [decisive];
+      return x === !decisive && y === !decisive ? [!decisive] : [];
+    };
+  }
+
+  /** What `n` can be shown to give on any data (Total); at the start of an expression the focus is $this. */
+  private total(n: AstNode): Total {
+    switch (n.type) {
+      case 'EntireExpression':
+      case 'TermExpression':
+      case 'ParenthesizedTerm':
+        return n.children?.length === 1 ? this.total(child(n)) : undefined;
+      case 'InvocationTerm':
+        return this.invocationTotal(child(n), 'safe');
+      case 'InvocationExpression':
+        return this.invocationTotal(child(n, 1), this.total(child(n, 0)));
+      case 'LiteralTerm': {
+        const type = child(n).type;
+        if (type === 'BooleanLiteral') return 'bool';
+        return type === 'StringLiteral' || type === 'NumberLiteral' || type === 'NullLiteral' ? 'safe' : undefined;
+      }
+      case 'AndExpression':
+      case 'OrExpression':
+        return this.total(child(n, 0)) === 'bool' && this.total(child(n, 1)) === 'bool' ? 'bool' : undefined;
+      default:
+        return undefined;
+    }
+  }
+
+  private invocationTotal(n: AstNode, left: Total): Total {
+    if (left === undefined) return undefined;
+    if (n.type === 'ThisInvocation') return left;
+    if (n.type === 'MemberInvocation') return 'safe'; // navigate() reads whatever is there, never fails
+    if (n.type !== 'FunctionInvocation') return undefined;
+    const functn = child(n);
+    const name = child(functn, 0).text ?? '';
+    const params = functn.children?.[1]?.children ?? [];
+    const literal = () => {
+      try {
+        return literalString(params[0] as AstNode);
+      } catch {
+        return undefined;
+      }
+    };
+    switch (params.length === 0 ? name : `${name}/${params.length}`) {
+      case 'exists':
+      case 'empty':
+        return 'bool';
+      case 'not':
+        return left === 'bool' ? 'bool' : undefined;
+      case 'first':
+      case 'last':
+      case 'count':
+        return 'safe';
+      case 'exists/1':
+        return this.total(params[0] as AstNode) === 'bool' ? 'bool' : undefined;
+      case 'where/1':
+        return this.total(params[0] as AstNode) === 'bool' ? 'safe' : undefined;
+      case 'extension/1':
+        return literal() !== undefined ? 'safe' : undefined;
+      case 'coded/1': {
+        const set = literal();
+        return set !== undefined && this.codeSets?.has(set) ? 'bool' : undefined;
+      }
+      default:
+        return undefined;
+    }
   }
 
   private literal(n: AstNode): Fn {
