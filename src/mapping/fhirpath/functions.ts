@@ -7,24 +7,34 @@ export interface CodeSet {
   bare: ReadonlySet<string>;
   /** Every code of the set, whatever its system: used for plain `code` values that carry no system. */
   anySystem: ReadonlySet<string>;
+  /**
+   * `qualified` by system: a coding is looked up without building 'system|code' (coded() reads every coding
+   * of every observation of a record, most of them in no set).
+   */
+  bySystem: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 export function buildCodeSet(entries: readonly string[]): CodeSet {
   const qualified = new Set<string>();
   const bare = new Set<string>();
   const anySystem = new Set<string>();
+  const bySystem = new Map<string, Set<string>>();
   for (const entry of entries) {
     const bar = entry.lastIndexOf('|');
     if (bar > 0) {
       qualified.add(entry);
       anySystem.add(entry.slice(bar + 1));
+      const system = entry.slice(0, bar);
+      const codes = bySystem.get(system) ?? new Set<string>();
+      codes.add(entry.slice(bar + 1));
+      bySystem.set(system, codes);
     } else {
       const code = bar === 0 ? entry.slice(1) : entry;
       bare.add(code);
       anySystem.add(code);
     }
   }
-  return { qualified, bare, anySystem };
+  return { qualified, bare, anySystem, bySystem };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -36,7 +46,10 @@ function codingMatches(coding: Record<string, unknown>, set: CodeSet): boolean {
   if (typeof code !== 'string' && typeof code !== 'number') return false;
   const text = String(code);
   if (set.bare.has(text)) return true;
-  return typeof coding.system === 'string' && set.qualified.has(`${coding.system}|${text}`);
+  if (typeof coding.system !== 'string') return false;
+  // A code holding '|' could pair with a shorter system to spell an entry: only the whole text tells.
+  if (text.includes('|')) return set.qualified.has(`${coding.system}|${text}`);
+  return set.bySystem.get(coding.system)?.has(text) === true;
 }
 
 /** True when one item (CodeableConcept, Coding, or a plain code/boolean/number) is in the set. */
