@@ -29,6 +29,21 @@ function dateInZone(ms: number, timeZone: string): string {
  * `poll.since` written as a date or a local date-time, the date as written.
  */
 export function goLiveDate(start: string | undefined, timeZone?: string): string | undefined {
+  const key = `${timeZone ?? ''}\n${start ?? ''}`;
+  if (goLiveDates.has(key)) return goLiveDates.get(key);
+  if (goLiveDates.size >= 64) goLiveDates.clear();
+  const date = goLiveDateOf(start, timeZone);
+  goLiveDates.set(key, date);
+  return date;
+}
+
+/**
+ * goLiveDate by zone and start: the pipeline asks it of every record that has an event date, and the date
+ * in a zone is a formatting (the start only changes when `poll.since` or the ledger's first start does).
+ */
+const goLiveDates = new Map<string, string | undefined>();
+
+function goLiveDateOf(start: string | undefined, timeZone?: string): string | undefined {
   const date = start?.slice(0, 10);
   if (start === undefined || date === undefined || !/^\d{4}-\d{2}-\d{2}$/.test(date)) return undefined;
   if (timeZone && /T.*(?:Z|[+-]\d{2}:?\d{2})$/i.test(start)) {
