@@ -23,6 +23,7 @@ const FIXTURES = [
   'fhir/synthea/Luigi_Wiegand_e27d88b0-c5e5-4042-ad49-184f6a900ee3.json',
   'fhir/openmrs/openmrs-birth-bundle.json',
   'fhir/openmrs/openmrs-death-bundle.json',
+  'fhir/openmrs/openmrs-stillbirth-bundle.json', // the CIEL birth outcome: and/or decided by either side
   'opencrvs-v1/v1.8.0-to-v1.9.x__create-birth-notification-min.json',
   'opencrvs-v1/v1.8.0-to-v1.9.x__create-death-notification-min.json',
 ];
