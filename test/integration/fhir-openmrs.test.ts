@@ -5,12 +5,20 @@
 // server's "not supported" makes a search empty: a 5xx, or a 400 about a value, still fails it.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { Patient, Resource } from '@medplum/fhirtypes';
 import { silentLogger } from '../../src/observability/logger.js';
+import { generateBirth } from '../../src/sandbox/demo/generate.js';
 import { HttpFailure, outcomeOf } from '../../src/sandbox/fhir/http-util.js';
 import { type FhirSandbox, startFhirSandboxWith } from '../../src/sandbox/fhir/index.js';
 import { CachingFetcher } from '../../src/sources/fhir/fetcher.js';
 import { FhirSourceClient, FhirSourceError } from '../../src/sources/fhir/fhir-client.js';
-import { assertDeliveredOnce, eventsBySubject, type Harness, startHarness } from './helpers/bridge-harness.js';
+import {
+  assertDeliveredOnce,
+  eventsBySubject,
+  type Harness,
+  notifiedDeclaration,
+  startHarness,
+} from './helpers/bridge-harness.js';
 
 describe('FHIR source that answers as OpenMRS FHIR2', () => {
   let h: Harness;
@@ -32,6 +40,32 @@ describe('FHIR source that answers as OpenMRS FHIR2', () => {
     const again = await h.bridge.syncOnce();
     assert.ok(again.ok);
     assert.equal(again.report.mapped.inserted, 0);
+  });
+
+  // As FHIR2 shows an OpenMRS "Parent/Child" relationship: a RelatedPerson with the child as patient, no
+  // relationship code, an identifier naming the mother's Person; and no encounter of the mother's: an OpenMRS
+  // encounter's partOf is its visit, whose patient is the encounter's own.
+  it('reaches the mother through the RelatedPerson listing, since the server takes no RelatedPerson?patient=', async () => {
+    // Born days ago: relations are listed for recent births only.
+    const startDate = new Date(Date.now() - 10 * 86_400_000).toISOString().slice(0, 10);
+    const resources = generateBirth(7, { prefix: 'omrs', startDate }).flatMap((r): Resource[] => {
+      if (r.resourceType === 'Encounter') return r.partOf ? [{ ...r, partOf: undefined }] : [];
+      if (r.resourceType !== 'RelatedPerson') return [r];
+      const { relationship: _unrecorded, ...person } = r;
+      return [{ ...person, identifier: [{ system: 'RelatedPerson', value: 'Person/omrs-birth-7-mother' }] }];
+    });
+    for (const r of resources) await h.fhir.upsert(r);
+    assert.ok((await h.bridge.syncOnce()).ok);
+    const event = (await eventsBySubject(h)).get('Patient/omrs-birth-7-child');
+    assert.ok(event, 'the birth reached OpenCRVS');
+    const mother = resources.find((r): r is Patient => r.id === 'omrs-birth-7-mother');
+    const declaration = notifiedDeclaration(event);
+    assert.deepEqual(declaration['mother.name'], {
+      firstname: mother?.name?.[0]?.given?.[0],
+      surname: mother?.name?.[0]?.family,
+    });
+    // From her own Patient, read through the RelatedPerson's identifier (it carries no birth date here).
+    assert.equal(declaration['mother.dob'], mother?.birthDate);
   });
 });
 

@@ -13,7 +13,8 @@ const ADDRESS = ['address-city', 'address-state', 'address-postalcode', 'address
 
 /**
  * The search parameters of the FHIR2 providers the bridge meets (providers/r4/*FhirResourceProvider.java),
- * less the `_` ones. RelatedPerson takes no `patient`; Observation no `focus`; Task no `focus`.
+ * less the `_` ones. RelatedPerson takes no `patient` (a client lists it by `_lastUpdated` and keeps a child's
+ * by `patient`: relations-listing.ts); Observation no `focus`; Task no `focus`.
  */
 export const OPENMRS_SEARCH_PARAMS: Readonly<Record<string, readonly string[]>> = {
   Patient: ['name', 'given', 'family', 'identifier', 'gender', 'birthdate', 'death-date', 'deceased', ...ADDRESS],

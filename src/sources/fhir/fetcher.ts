@@ -10,6 +10,7 @@ import {
 import { setBounded } from '../../util/bounded-map.js';
 import { type FhirSourceClient, FhirSourceError } from './fhir-client.js';
 import { isResourceType } from './notification.js';
+import { LISTING_MAX_PAGES, listingParams, relationsOf, relationsSearchSubject } from './relations-listing.js';
 import { serverSupportOf } from './server-support.js';
 import { LengthMemory, StepMemory } from './step-memory.js';
 
@@ -35,6 +36,8 @@ const ignoresIdLists = new WeakSet<FhirSourceClient>();
  * as if it had no encounter or observation, and the mapping would go on without them.
  */
 const readsOrLists = new WeakSet<FhirSourceClient>();
+/** Sources whose relationship listing was cut short once (said once per source). */
+const listingsCutShort = new WeakSet<FhirSourceClient>();
 
 /**
  * Each source's own absolute references (ResourceFetcher.resolveAbsolute), its base URLs parsed once: a
@@ -360,7 +363,7 @@ export class CachingFetcher implements ResourceFetcher {
    */
   private async searchServed(type: string, params: Record<string, string>): Promise<Resource[]> {
     const support = serverSupportOf(this.client);
-    if (await support.notServed(type, params)) return [];
+    if (await support.notServed(type, params)) return this.unservedAnswer(type, params);
     this.reads++;
     try {
       // poll.pageSize does not set its size.
@@ -369,7 +372,56 @@ export class CachingFetcher implements ResourceFetcher {
         signal: this.signal,
       });
     } catch (err) {
-      if (support.learn(type, params, err)) return [];
+      if (support.learn(type, params, err)) return this.unservedAnswer(type, params);
+      throw err;
+    }
+  }
+
+  /**
+   * What a search the server does not serve answers: nothing, but for a newborn's `RelatedPerson?patient=`,
+   * which is answered from the relationships recorded since the birth (relations-listing.ts: OpenMRS).
+   */
+  private async unservedAnswer(type: string, params: Record<string, string>): Promise<Resource[]> {
+    const patientId = relationsSearchSubject(type, params);
+    if (patientId === undefined) return [];
+    const subject = await this.read('Patient', patientId);
+    const listing = listingParams(subject?.resourceType === 'Patient' ? subject.birthDate : undefined, Date.now());
+    if (!listing) return [];
+    const key = `${searchKey('RelatedPerson', listing)}#listing`;
+    let listed = this.searches.get(key);
+    if (!listed) {
+      listed = this.settled(this.listRelations(listing));
+      this.rememberSearch('RelatedPerson', key, listed);
+    }
+    return relationsOf(await listed, patientId);
+  }
+
+  /**
+   * The relationships recorded in the listing's window; none when the server does not serve the listing
+   * either, or it runs past LISTING_MAX_PAGES (a part of it could leave the mother out and name an aunt as
+   * the one woman linked). Any other failure is the search's: the birth waits for the server.
+   */
+  private async listRelations(listing: Record<string, string>): Promise<Resource[]> {
+    const support = serverSupportOf(this.client);
+    if (await support.notServed('RelatedPerson', listing)) return [];
+    this.reads++;
+    try {
+      const { resources, complete } = await this.client.searchBounded('RelatedPerson', listing, LISTING_MAX_PAGES, {
+        timeoutHint: 'raise sources[].timeoutMs',
+        signal: this.signal,
+      });
+      if (complete) return resources;
+      if (!listingsCutShort.has(this.client)) {
+        listingsCutShort.add(this.client);
+        // The window only: the listing names no one.
+        this.client.log.warn(
+          { search: 'RelatedPerson?_lastUpdated', since: listing._lastUpdated },
+          `the FHIR server does not serve RelatedPerson?patient=, and its relationships recorded since a birth run past ${LISTING_MAX_PAGES} pages: such births are notified without the mother (docs/fhir-sources.md, "OpenMRS")`,
+        );
+      }
+      return [];
+    } catch (err) {
+      if (support.learn('RelatedPerson', listing, err)) return [];
       throw err;
     }
   }
