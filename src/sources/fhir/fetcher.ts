@@ -413,9 +413,9 @@ export class CachingFetcher implements ResourceFetcher {
       if (complete) return resources;
       if (!listingsCutShort.has(this.client)) {
         listingsCutShort.add(this.client);
-        // The window only: the listing names no one.
+        // Not the window: it starts the day before a child's birth date, which is personal data.
         this.client.log.warn(
-          { search: 'RelatedPerson?_lastUpdated', since: listing._lastUpdated },
+          { search: 'RelatedPerson?_lastUpdated' },
           `the FHIR server does not serve RelatedPerson?patient=, and its relationships recorded since a birth run past ${LISTING_MAX_PAGES} pages: such births are notified without the mother (docs/fhir-sources.md, "OpenMRS")`,
         );
       }
