@@ -1096,12 +1096,14 @@ describe('doctor checks', () => {
     t.after(() => process.chdir(cwd));
     writeFileSync(file, JSON.stringify({ ...configObject({}), store: { path: relative(process.cwd(), old) } }));
     const kept = await runDoctor({ file, env: {} });
-    assert.match(kept.checks.find((c) => c.name === 'store')?.detail ?? '', new RegExp(`^${old} is writable`));
+    // Compared as text, not as a RegExp built from the path: a temporary folder may hold `+`, `(` or `.`.
+    const keptStore = kept.checks.find((c) => c.name === 'store')?.detail ?? '';
+    assert.ok(keptStore.startsWith(`${old} is writable`), keptStore);
     const moved = kept.checks.find((c) => c.name === 'store path');
     assert.equal(moved?.status, 'warn', formatReport(kept));
-    assert.match(
-      moved?.detail ?? '',
-      new RegExp(`using the ledger at ${old}, found relative to the working directory`),
+    assert.ok(
+      moved?.detail.includes(`using the ledger at ${old}, found relative to the working directory`),
+      moved?.detail,
     );
   });
 
