@@ -129,7 +129,11 @@ describe('the container entrypoint from a production install', () => {
     // Build stage. COPY from the context = the package's tracked files (what .dockerignore lets through).
     const started = Date.now();
     mkdirSync(buildDir, { recursive: true });
-    const files = execFileSync('git', ['ls-files', '-z'], { cwd: repo, encoding: 'utf8' }).split('\0').filter(Boolean);
+    // safe.directory: a checkout owned by another user than the one running the tests (a CI runner as root
+    // in a clone made by another uid) is otherwise refused by git as of "dubious ownership".
+    const files = execFileSync('git', ['-c', 'safe.directory=*', 'ls-files', '-z'], { cwd: repo, encoding: 'utf8' })
+      .split('\0')
+      .filter(Boolean);
     for (const file of files) {
       if (!existsSync(join(repo, file))) continue; // deleted in the working tree, not yet committed
       mkdirSync(dirname(join(buildDir, file)), { recursive: true });
