@@ -255,7 +255,11 @@ describe('the backup recipes of docs/deployment.md', () => {
       if (spawnSync('sqlite3', ['-version']).status === 0) {
         for (const [i, line] of sqlite.entries()) {
           const copy = join(dir, `copy-${i}.db`);
-          const run = spawnSync('sh', ['-c', local(line).replaceAll(/bridge-\$\(date \+%F\)\.db/g, `copy-${i}.db`)], {
+          // Run from the temporary folder, its paths relative: the shell would split or choke on a folder name
+          // with a space or a parenthesis (TMPDIR) put into the line as it is.
+          const relative = line.replaceAll('/data/', './').replaceAll('/backup/', './');
+          const run = spawnSync('sh', ['-c', relative.replaceAll(/bridge-\$\(date \+%F\)\.db/g, `copy-${i}.db`)], {
+            cwd: dir,
             timeout: 30_000,
           });
           assert.equal(run.status, 0, run.stderr.toString());
