@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -9,6 +9,17 @@ import { loadConfig } from '../../src/config/index.js';
 import { createAjv, describeAjvError, readProfileJson } from '../../src/config/schema.js';
 import { loadMappings, mappingOptionsFromConfig } from '../../src/mapping/index.js';
 import { configErrorOf, MINIMAL_CONFIG } from './config-helpers.js';
+
+/**
+ * Runs a child as nobody (uid 65534). tsx keeps its cache under TMPDIR: a TMPDIR only root may write to (a CI
+ * runner's own, not /tmp's 1777) would stop that child before it loads anything, so it gets a folder of its own.
+ */
+function asNobody(dir: string): { uid: number; gid: number; env: NodeJS.ProcessEnv } {
+  const tmp = join(dir, 'nobody-tmp');
+  mkdirSync(tmp);
+  chownSync(tmp, 65534, 65534);
+  return { uid: 65534, gid: 65534, env: { ...process.env, TMPDIR: tmp } };
+}
 
 describe('configuration', () => {
   it("takes a site's own mapping file by a path relative to the config file, and names a missing one", () => {
@@ -566,7 +577,7 @@ describe('configuration', () => {
     const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', load], {
       encoding: 'utf8',
       timeout: 30_000,
-      ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+      ...(asRoot ? asNobody(dir) : {}),
     });
     const uid = asRoot ? 65534 : process.getuid?.();
     assert.match(
@@ -597,7 +608,7 @@ describe('configuration', () => {
     const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', load], {
       encoding: 'utf8',
       timeout: 30_000,
-      ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+      ...(asRoot ? asNobody(dir) : {}),
     });
     chmodSync(secrets, 0o700);
     const uid = asRoot ? 65534 : process.getuid?.();
