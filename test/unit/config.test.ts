@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config/index.js';
 import { createAjv, describeAjvError, readProfileJson } from '../../src/config/schema.js';
@@ -11,14 +12,37 @@ import { loadMappings, mappingOptionsFromConfig } from '../../src/mapping/index.
 import { configErrorOf, MINIMAL_CONFIG } from './config-helpers.js';
 
 /**
- * Runs a child as nobody (uid 65534). tsx keeps its cache under TMPDIR: a TMPDIR only root may write to (a CI
- * runner's own, not /tmp's 1777) would stop that child before it loads anything, so it gets a folder of its own.
+ * loadConfig(file) in a child process, as nobody (uid 65534) when the tests run as root, who reads any file.
+ * The child loads the config module bundled into a folder of its own (by esbuild, the compiler tsx runs on):
+ * nobody may not be able to enter the checkout (a CI clone under root's 0700 home) nor write tsx's cache
+ * under TMPDIR (a runner's own), and either stopped it before it loaded anything.
  */
-function asNobody(dir: string): { uid: number; gid: number; env: NodeJS.ProcessEnv } {
-  const tmp = join(dir, 'nobody-tmp');
-  mkdirSync(tmp);
-  chownSync(tmp, 65534, 65534);
-  return { uid: 65534, gid: 65534, env: { ...process.env, TMPDIR: tmp } };
+async function loadConfigAs(asRoot: boolean, file: string): Promise<SpawnSyncReturns<string>> {
+  const dir = mkdtempSync(join(tmpdir(), 'bridge-config-bundle-'));
+  chmodSync(dir, 0o755);
+  const bundle = join(dir, 'config.mjs');
+  const { build } = await import('esbuild');
+  await build({
+    entryPoints: [fileURLToPath(new URL('../../src/config/index.ts', import.meta.url))],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    outfile: bundle,
+    logLevel: 'error',
+    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+  });
+  chmodSync(bundle, 0o644);
+  const load = `import(${JSON.stringify(pathToFileURL(bundle).href)}).then((m) => { try { m.loadConfig({ file: ${JSON.stringify(file)} }); } catch (e) { console.log(e.message); } })`;
+  try {
+    return spawnSync(process.execPath, ['-e', load], {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 30_000,
+      ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 describe('configuration', () => {
@@ -563,7 +587,7 @@ describe('configuration', () => {
     assert.match(configErrorOf(() => loadConfig({ file, secretFiles: 'none' })).problem, /not used by auth type none/);
   });
 
-  it('says which user may not read a secret file (a root:0600 file mounted into the uid 1000 image)', () => {
+  it('says which user may not read a secret file (a root:0600 file mounted into the uid 1000 image)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
     chmodSync(dir, 0o755);
     writeFileSync(join(dir, 'secret.txt'), 'kept-from-uid\n', { mode: 0o600 });
@@ -572,13 +596,7 @@ describe('configuration', () => {
     // Root reads any file: the load runs as nobody then, as another user with the file's mode 000.
     const asRoot = process.getuid?.() === 0;
     if (!asRoot) chmodSync(join(dir, 'secret.txt'), 0o000);
-    const configModule = new URL('../../src/config/index.ts', import.meta.url).href;
-    const load = `import(${JSON.stringify(configModule)}).then((m) => { try { m.loadConfig({ file: ${JSON.stringify(file)} }); } catch (e) { console.log(e.message); } })`;
-    const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', load], {
-      encoding: 'utf8',
-      timeout: 30_000,
-      ...(asRoot ? asNobody(dir) : {}),
-    });
+    const child = await loadConfigAs(asRoot, file);
     const uid = asRoot ? 65534 : process.getuid?.();
     assert.match(
       child.stdout,
@@ -589,7 +607,7 @@ describe('configuration', () => {
     assert.doesNotMatch(child.stdout, /kept-from-uid/);
   });
 
-  it('names the folder when it is the folder of a secret the user may not enter (a root 0700 secrets mount)', () => {
+  it('names the folder when it is the folder of a secret the user may not enter (a root 0700 secrets mount)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
     chmodSync(dir, 0o755);
     const secrets = join(dir, 'secrets');
@@ -603,13 +621,7 @@ describe('configuration', () => {
     // Root enters any folder: the load runs as nobody then, for whom root's 0700 is closed.
     const asRoot = process.getuid?.() === 0;
     chmodSync(secrets, asRoot ? 0o700 : 0o000);
-    const configModule = new URL('../../src/config/index.ts', import.meta.url).href;
-    const load = `import(${JSON.stringify(configModule)}).then((m) => { try { m.loadConfig({ file: ${JSON.stringify(file)} }); } catch (e) { console.log(e.message); } })`;
-    const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', load], {
-      encoding: 'utf8',
-      timeout: 30_000,
-      ...(asRoot ? asNobody(dir) : {}),
-    });
+    const child = await loadConfigAs(asRoot, file);
     chmodSync(secrets, 0o700);
     const uid = asRoot ? 65534 : process.getuid?.();
     assert.match(
