@@ -1,47 +1,29 @@
 import assert from 'node:assert/strict';
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config/index.js';
 import { createAjv, describeAjvError, readProfileJson } from '../../src/config/schema.js';
 import { loadMappings, mappingOptionsFromConfig } from '../../src/mapping/index.js';
+import { bundleForNobody } from '../support/bundle-for-nobody.js';
 import { configErrorOf, MINIMAL_CONFIG } from './config-helpers.js';
 
-/**
- * loadConfig(file) in a child process, as nobody (uid 65534) when the tests run as root, who reads any file.
- * The child loads the config module bundled into a folder of its own (by esbuild, the compiler tsx runs on):
- * nobody may not be able to enter the checkout (a CI clone under root's 0700 home) nor write tsx's cache
- * under TMPDIR (a runner's own), and either stopped it before it loaded anything.
- */
+/** loadConfig(file) in a child process: as nobody (uid 65534) when the tests run as root, who reads any file. */
 async function loadConfigAs(asRoot: boolean, file: string): Promise<SpawnSyncReturns<string>> {
-  const dir = mkdtempSync(join(tmpdir(), 'bridge-config-bundle-'));
-  chmodSync(dir, 0o755);
-  const bundle = join(dir, 'config.mjs');
-  const { build } = await import('esbuild');
-  await build({
-    entryPoints: [fileURLToPath(new URL('../../src/config/index.ts', import.meta.url))],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    outfile: bundle,
-    logLevel: 'error',
-    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
-  });
-  chmodSync(bundle, 0o644);
-  const load = `import(${JSON.stringify(pathToFileURL(bundle).href)}).then((m) => { try { m.loadConfig({ file: ${JSON.stringify(file)} }); } catch (e) { console.log(e.message); } })`;
+  const bundle = await bundleForNobody('src/config/index.ts');
+  const load = `import(${JSON.stringify(bundle.url)}).then((m) => { try { m.loadConfig({ file: ${JSON.stringify(file)} }); } catch (e) { console.log(e.message); } })`;
   try {
     return spawnSync(process.execPath, ['-e', load], {
-      cwd: dir,
+      cwd: bundle.dir,
       encoding: 'utf8',
       timeout: 30_000,
       ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
     });
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    bundle.remove();
   }
 }
 

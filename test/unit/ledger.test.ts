@@ -37,6 +37,7 @@ import { MIGRATIONS } from '../../src/ledger/migrations/index.js';
 import { listQuery, OLDEST_WAITING_SQL, PURGE_SQL, timeProbeQuery } from '../../src/ledger/queries.js';
 import { createLogger, type Logger, silentLogger } from '../../src/observability/logger.js';
 import { WriteBackStore } from '../../src/sources/writeback/store.js';
+import { bundleForNobody } from '../support/bundle-for-nobody.js';
 import { eventInput, OFFICE, payload, settleRow, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
 
 describe('ledger: recording events', () => {
@@ -1699,21 +1700,21 @@ describe('ledger: opening', () => {
     );
   });
 
-  it('refuses a file it cannot write at once (SQLite would open it read-only and fail every write later)', () => {
+  it('refuses a file it cannot write at once (SQLite would open it read-only and fail every write later)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ledger-ro-'));
+    const bundle = await bundleForNobody('src/ledger/index.ts');
     try {
       const path = join(dir, 'bridge.db');
       openLedger(path).close();
       chmodSync(path, 0o444);
       chmodSync(dir, 0o777); // the directory stays writable: SQLite's -wal and -shm files can be made
-      // Root may write any file: the opening runs as an ordinary user then (runuser, util-linux).
-      const open = `import { openLedger } from ${JSON.stringify(new URL('../../src/ledger/index.js', import.meta.url).href)};
+      // Root may write any file: the opening runs as nobody then, from a bundle nobody may read.
+      const open = `import { openLedger } from ${JSON.stringify(bundle.url)};
         try { openLedger(${JSON.stringify(path)}).close(); console.log('opened'); } catch (err) { console.log(err.message); }`;
-      const node = [process.execPath, '--import', 'tsx', '--input-type=module', '-e', open];
-      const run =
-        process.getuid?.() === 0
-          ? spawnSync('runuser', ['-u', 'nobody', '--', ...node])
-          : spawnSync(node[0] as string, node.slice(1));
+      const run = spawnSync(process.execPath, ['--input-type=module', '-e', open], {
+        cwd: bundle.dir,
+        ...(process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}),
+      });
       const out = run.stdout.toString();
       assert.match(
         out,
@@ -1722,6 +1723,7 @@ describe('ledger: opening', () => {
       );
       assert.match(out, /writable by this user/);
     } finally {
+      bundle.remove();
       rmSync(dir, { recursive: true, force: true });
     }
   });
