@@ -19,9 +19,11 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
+// A file's whole run is bounded (a hang must not take CI's 90 minutes), at ten minutes: the longest files take
+// about three on a quiet two-core machine, and went past five on a loaded one.
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=300000', '--test-reporter=spec', ...files],
+  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', '--test-reporter=spec', ...files],
   { stdio: 'inherit', env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL?.trim() || 'silent' } },
 );
 process.exit(result.status ?? 1);
