@@ -1,5 +1,5 @@
 import { globalSchema, isResourceType } from '@medplum/core';
-import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
+import type { CapabilityStatement, CapabilityStatementRest, CapabilityStatementRestResource } from '@medplum/fhirtypes';
 
 let cached: CapabilityStatement | undefined;
 
@@ -30,15 +30,24 @@ export function capabilityStatement(): CapabilityStatement {
       interaction: INTERACTIONS.map((code) => ({ code })),
       searchParam: [{ name: '_lastUpdated', type: 'date' }],
     }));
-  cached = {
+  cached = sandboxStatement('opencrvs-bridge FHIR sandbox (@medplum/fhir-router MemoryRepository)', {
+    mode: 'server',
+    interaction: [{ code: 'transaction' }, { code: 'batch' }],
+    resource,
+  });
+  return cached;
+}
+
+/** A CapabilityStatement of the sandbox as `software` (itself, or the server it imitates) serving `rest`. */
+export function sandboxStatement(software: string, rest: CapabilityStatementRest): CapabilityStatement {
+  return {
     resourceType: 'CapabilityStatement',
     status: 'active',
     date: new Date().toISOString(),
     kind: 'instance',
-    software: { name: 'opencrvs-bridge FHIR sandbox (@medplum/fhir-router MemoryRepository)' },
+    software: { name: software },
     fhirVersion: '4.0.1',
     format: ['application/fhir+json', 'application/json'],
-    rest: [{ mode: 'server', interaction: [{ code: 'transaction' }, { code: 'batch' }], resource }],
+    rest: [rest],
   };
-  return cached;
 }

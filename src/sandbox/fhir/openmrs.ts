@@ -7,6 +7,7 @@
 // start with `_` are HAPI's own (_count, _sort, _id, _lastUpdated…) and pass. No Composition, and no
 // Subscription: an OpenMRS site polls.
 import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
+import { sandboxStatement } from './capability.js';
 import { HttpFailure, outcomeOf } from './http-util.js';
 
 const ADDRESS = ['address-city', 'address-state', 'address-postalcode', 'address-country'];
@@ -75,26 +76,15 @@ export function servesType(type: string): boolean {
 
 /** What HAPI generates from the FHIR2 providers: their types, interactions and search parameters. */
 export function openmrsCapabilityStatement(): CapabilityStatement {
-  return {
-    resourceType: 'CapabilityStatement',
-    status: 'active',
-    date: new Date().toISOString(),
-    kind: 'instance',
-    software: { name: 'OpenMRS FHIR2 (imitated by the opencrvs-bridge FHIR sandbox)' },
-    fhirVersion: '4.0.1',
-    format: ['application/fhir+json', 'application/json'],
-    rest: [
-      {
-        mode: 'server',
-        resource: Object.entries(OPENMRS_SEARCH_PARAMS).map(
-          ([type, params]): CapabilityStatementRestResource => ({
-            type: type as CapabilityStatementRestResource['type'],
-            interaction: (['read', 'search-type', 'create', 'update', 'delete'] as const).map((code) => ({ code })),
-            // The bridge reads the names; HAPI gives each its type too, which nothing here needs.
-            searchParam: [...params, '_id', '_lastUpdated'].map((name) => ({ name, type: 'special' })),
-          }),
-        ),
-      },
-    ],
-  };
+  return sandboxStatement('OpenMRS FHIR2 (imitated by the opencrvs-bridge FHIR sandbox)', {
+    mode: 'server',
+    resource: Object.entries(OPENMRS_SEARCH_PARAMS).map(
+      ([type, params]): CapabilityStatementRestResource => ({
+        type: type as CapabilityStatementRestResource['type'],
+        interaction: (['read', 'search-type', 'create', 'update', 'delete'] as const).map((code) => ({ code })),
+        // The bridge reads the names; HAPI gives each its type too, which nothing here needs.
+        searchParam: [...params, '_id', '_lastUpdated'].map((name) => ({ name, type: 'special' })),
+      }),
+    ),
+  });
 }
