@@ -66,13 +66,12 @@ function goLiveAnswer(result: DryRunResult, source: SourceSettings, note: (text:
   const { since, sinceDays } = source.poll;
   const goLive = goLiveDate(since, source.timeZone);
   const held = `a record the ledger holds a row OpenCRVS has a notification of goes on as that row (ledger --find ${result.subjectRef})`;
+  const record = { mappingId: result.mappingId, eventType: result.eventType, subjectRef: result.subjectRef };
   const reason = beforeGoLive(result, goLive);
   if (reason)
     return {
       status: 'skipped',
-      mappingId: result.mappingId,
-      eventType: result.eventType,
-      subjectRef: result.subjectRef,
+      ...record,
       reason,
       hint: `serve records it so and sends nothing; ${held}; poll.since set earlier sends it (a back-fill: docs/deployment.md)`,
     };
@@ -80,9 +79,7 @@ function goLiveAnswer(result: DryRunResult, source: SourceSettings, note: (text:
   if (undated)
     return {
       status: 'invalid',
-      mappingId: result.mappingId,
-      eventType: result.eventType,
-      subjectRef: result.subjectRef,
+      ...record,
       sourceRef: result.sourceRef,
       errors: [{ field: 'eventDetails.date', message: undated }],
       hint: `serve keeps it as a dead row and sends nothing; ${held}`,
