@@ -1122,6 +1122,35 @@ export class SourcePipeline {
   }
 
   /**
+   * Records `result` as a dead row with `errors` (an invalid reading, or an undated death: beforeGoLive),
+   * `unreadable` as a source read's failure. The same dead row again is no change of this pass (sync lists
+   * it among the earlier ones).
+   */
+  private recordDead(
+    owner: string,
+    result: Exclude<MapResult, { status: 'skipped' }>,
+    errors: Array<{ field: string; message: string }>,
+    contextReads: Evaluation['contextReads'],
+    report: PassReport,
+    unreadable = false,
+  ): void {
+    const { row, changed } = this.deps.ledger.recordInvalid({
+      sourceId: owner,
+      eventType: result.eventType,
+      subjectKey: result.subjectRef,
+      sourceRef: result.sourceRef,
+      mappingId: result.mappingId,
+      errors,
+      ...(unreadable ? { kind: 'source-read' as const } : {}),
+      ...(result.sourceFingerprint ? { sourceFingerprint: result.sourceFingerprint } : {}),
+      ...(result.ownOnlyFingerprint ? { ownOnlyFingerprint: result.ownOnlyFingerprint } : {}),
+      ...(contextReads ? { contextReads, contextReadBy: this.deps.sourceId } : {}),
+    });
+    report.invalid++;
+    if (changed) report.ledgerIds.push(row.id);
+  }
+
+  /**
    * Records results (and the cursor, if given) in one transaction. `reconciled`: the results came
    * from a subscription hint of a source that also polls, so a commit lost to a power cut is redone by
    * the next poll (under the same transactionIds): it skips the fsync that would stall the event loop
@@ -1169,19 +1198,8 @@ export class SourcePipeline {
             if (changed) report.ledgerIds.push(row.id);
           } else if (result.status === 'mapped' && beforeGoLive && 'dead' in beforeGoLive) {
             // Kept, with the reason, where an engineer looks for a death that did not arrive (undatedDeath).
-            const { row, changed } = ledger.recordInvalid({
-              sourceId: owner,
-              eventType: result.eventType,
-              subjectKey: result.subjectRef,
-              sourceRef: result.sourceRef,
-              mappingId: result.mappingId,
-              errors: [{ field: 'eventDetails.date', message: beforeGoLive.dead }],
-              ...(result.sourceFingerprint ? { sourceFingerprint: result.sourceFingerprint } : {}),
-              ...(result.ownOnlyFingerprint ? { ownOnlyFingerprint: result.ownOnlyFingerprint } : {}),
-              ...(contextReads ? { contextReads, contextReadBy: sourceId } : {}),
-            });
-            report.invalid++;
-            if (changed) report.ledgerIds.push(row.id);
+            const errors = [{ field: 'eventDetails.date', message: beforeGoLive.dead }];
+            this.recordDead(owner, result, errors, contextReads, report);
           } else if (result.status === 'mapped') {
             const office = result.routing.office;
             if (!office) {
@@ -1218,21 +1236,7 @@ export class SourcePipeline {
             if ((change === 'inserted' && result.warnings.length > 0) || change === 'replaced')
               ledger.setMappingWarnings(row.id, result.warnings);
           } else if (result.status === 'invalid') {
-            const { row, changed } = ledger.recordInvalid({
-              sourceId: owner,
-              eventType: result.eventType,
-              subjectKey: result.subjectRef,
-              sourceRef: result.sourceRef,
-              mappingId: result.mappingId,
-              errors: result.errors,
-              ...(result.unreadable ? { kind: 'source-read' as const } : {}),
-              ...(result.sourceFingerprint ? { sourceFingerprint: result.sourceFingerprint } : {}),
-              ...(result.ownOnlyFingerprint ? { ownOnlyFingerprint: result.ownOnlyFingerprint } : {}),
-              ...(contextReads ? { contextReads, contextReadBy: sourceId } : {}),
-            });
-            report.invalid++;
-            // The same dead row again is no change of this pass (sync lists it among the earlier ones).
-            if (changed) report.ledgerIds.push(row.id);
+            this.recordDead(owner, result, result.errors, contextReads, report, result.unreadable === true);
           } else if (result.eventType && result.subjectRef && (excluded || noEvidence)) {
             const key = {
               sourceId: owner,
