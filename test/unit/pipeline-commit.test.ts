@@ -21,6 +21,35 @@ function recordingLedger() {
   return { ledger, transactions, cursors };
 }
 
+/** A pipeline of source `emr` whose go-live is `goLive` (read in `timeZone`, if given). */
+function goLivePipeline(ledger: Ledger, goLive: string, timeZone?: string): SourcePipeline {
+  const zone = timeZone ? { timeZone } : {};
+  return new SourcePipeline({
+    sourceId: 'emr',
+    mappings: new MappingSet([]),
+    ledger,
+    logger: silentLogger,
+    goLive: () => goLive,
+    ...zone,
+  });
+}
+
+/** A birth the mapping refused (its office unknown), dated `eventDate`. */
+function invalidBirth(subjectRef: string, sourceRef: string, eventDate: string): Evaluation {
+  return {
+    excluded: false,
+    result: {
+      status: 'invalid',
+      mappingId: 'birth.fhir',
+      eventType: 'birth',
+      subjectRef,
+      sourceRef,
+      errors: [{ field: 'createdAtLocation', message: "office 'X' is not a known, open OpenCRVS office" }],
+      eventDate,
+    },
+  };
+}
+
 describe('SourcePipeline.commit', () => {
   it('passes `reconciled` to the ledger, except with a cursor, which always commits durably', () => {
     const { ledger, transactions, cursors } = recordingLedger();
@@ -89,25 +118,8 @@ describe('SourcePipeline.commit', () => {
   it("skips a record dated before the source's go-live that maps invalid, as a mapped one: no dead row to alert on", () => {
     const { ledger, cleanup } = tempLedger(testClock());
     try {
-      const pipeline = new SourcePipeline({
-        sourceId: 'emr',
-        mappings: new MappingSet([]),
-        ledger,
-        logger: silentLogger,
-        goLive: () => '2025-01-01T00:00:00+03:00',
-      });
-      const invalid = (subjectRef: string, eventDate: string): Evaluation => ({
-        excluded: false,
-        result: {
-          status: 'invalid',
-          mappingId: 'birth.fhir',
-          eventType: 'birth',
-          subjectRef,
-          sourceRef: subjectRef,
-          errors: [{ field: 'createdAtLocation', message: "office 'X' is not a known, open OpenCRVS office" }],
-          eventDate,
-        },
-      });
+      const pipeline = goLivePipeline(ledger, '2025-01-01T00:00:00+03:00');
+      const invalid = (subjectRef: string, eventDate: string) => invalidBirth(subjectRef, subjectRef, eventDate);
       // The day before the go-live's date is before it; the go-live day itself is not.
       pipeline.commit([invalid('Patient/old', '2024-12-31'), invalid('Patient/new', '2025-01-01')]);
       const rows = ledger.list({ limit: 10 }).map((r) => [r.subjectKey, r.state, r.skipReason]);
@@ -123,13 +135,7 @@ describe('SourcePipeline.commit', () => {
     const clock = testClock();
     const { ledger, cleanup } = tempLedger(clock);
     try {
-      const pipeline = new SourcePipeline({
-        sourceId: 'emr',
-        mappings: new MappingSet([]),
-        ledger,
-        logger: silentLogger,
-        goLive: () => '2025-01-01',
-      });
+      const pipeline = goLivePipeline(ledger, '2025-01-01');
       // Recorded before the go-live moved later (or before the guard): one never sent, one sent by a single
       // call whose answer was lost, which OpenCRVS may hold with no event id on the row.
       const unsent = ledger.recordEvent(eventInput('unsent')).row;
@@ -144,18 +150,7 @@ describe('SourcePipeline.commit', () => {
         },
         { now: clock.now(), step: 'createAndNotify' },
       );
-      const invalid = (subject: string): Evaluation => ({
-        excluded: false,
-        result: {
-          status: 'invalid',
-          mappingId: 'birth.fhir',
-          eventType: 'birth',
-          subjectRef: `Patient/${subject}`,
-          sourceRef: `Encounter/${subject}`,
-          errors: [{ field: 'createdAtLocation', message: "office 'X' is not a known, open OpenCRVS office" }],
-          eventDate: '2024-06',
-        },
-      });
+      const invalid = (subject: string) => invalidBirth(`Patient/${subject}`, `Encounter/${subject}`, '2024-06');
       pipeline.commit([invalid('unsent'), invalid('doubt')]);
       assert.deepEqual(
         [ledger.get(unsent.id)?.state, ledger.get(unsent.id)?.skipReason],
@@ -169,29 +164,9 @@ describe('SourcePipeline.commit', () => {
   it("dates the go-live where the source is: sinceDays' start written in UTC is already the next day there", () => {
     const { ledger, cleanup } = tempLedger(testClock());
     try {
-      const pipeline = new SourcePipeline({
-        sourceId: 'emr',
-        mappings: new MappingSet([]),
-        ledger,
-        logger: silentLogger,
-        // 23:30Z on the 31st: 01:30 on the 1st in Lusaka, where a child born on the 31st was born before it.
-        goLive: () => '2024-12-31T23:30:00.000Z',
-        timeZone: 'Africa/Lusaka',
-      });
-      pipeline.commit([
-        {
-          excluded: false,
-          result: {
-            status: 'invalid',
-            mappingId: 'birth.fhir',
-            eventType: 'birth',
-            subjectRef: 'Patient/eve',
-            sourceRef: 'Patient/eve',
-            errors: [{ field: 'createdAtLocation', message: "office 'X' is not a known, open OpenCRVS office" }],
-            eventDate: '2024-12-31',
-          },
-        },
-      ]);
+      // 23:30Z on the 31st: 01:30 on the 1st in Lusaka, where a child born on the 31st was born before it.
+      const pipeline = goLivePipeline(ledger, '2024-12-31T23:30:00.000Z', 'Africa/Lusaka');
+      pipeline.commit([invalidBirth('Patient/eve', 'Patient/eve', '2024-12-31')]);
       const [row] = ledger.list({ limit: 10 });
       assert.deepEqual(
         [row?.state, row?.skipReason],
