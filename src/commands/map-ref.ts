@@ -19,7 +19,7 @@ import { Dhis2Client, dhis2SettingsOf, isOfTrackedEntityType, trackedEntityFilte
 import { CachingFetcher } from '../sources/fhir/fetcher.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
 import { isFhirId, isResourceType } from '../sources/fhir/notification.js';
-import { beforeGoLive, goLiveDate, undatedDeath } from '../sources/go-live.js';
+import { goLiveAnswer } from './map-go-live.js';
 
 /** What `--ref` names that the command cannot map: said as a usage or input error (exit 2). */
 export class RefError extends Error {}
@@ -53,49 +53,6 @@ export async function mapRef(
     : mapFhirRef(set, source, type, id, logger));
   return goLiveAnswer(result, source, note);
 }
-
-/**
- * An event dated before the source's go-live answered as serve records it on a first reading: skipped, with
- * its reason (sources/go-live.ts), a record the mapping finds invalid too (serve keeps no dead row for it);
- * an undated death dead, with its reason. `poll.sinceDays` keeps the start it chose in the ledger, which the
- * dry run does not open; from the configuration alone that start is at most `sinceDays` days before today,
- * so an event older than that is answered as mapped (or invalid), with a note that serve may skip it.
- */
-function goLiveAnswer(result: DryRunResult, source: SourceSettings, note: (text: string) => void): DryRunResult {
-  if (result.status === 'skipped') return result;
-  const { since, sinceDays } = source.poll;
-  const goLive = goLiveDate(since, source.timeZone);
-  const held = `a record the ledger holds a row OpenCRVS has a notification of goes on as that row (ledger --find ${result.subjectRef})`;
-  const record = { mappingId: result.mappingId, eventType: result.eventType, subjectRef: result.subjectRef };
-  const reason = beforeGoLive(result, goLive);
-  if (reason)
-    return {
-      status: 'skipped',
-      ...record,
-      reason,
-      hint: `serve records it so and sends nothing; ${held}; poll.since set earlier sends it (a back-fill: docs/deployment.md)`,
-    };
-  const undated = result.status === 'mapped' ? undatedDeath(result, goLive) : undefined;
-  if (undated)
-    return {
-      status: 'invalid',
-      ...record,
-      sourceRef: result.sourceRef,
-      errors: [{ field: 'eventDetails.date', message: undated }],
-      hint: `serve keeps it as a dead row and sends nothing; ${held}`,
-    };
-  const window =
-    sinceDays === undefined
-      ? undefined
-      : goLiveDate(new Date(Date.now() - sinceDays * DAY_MS).toISOString(), source.timeZone);
-  if (beforeGoLive(result, window) || (result.status === 'mapped' && undatedDeath(result, window)))
-    note(
-      `Note: the ${result.eventType} is ${result.eventDate === undefined ? 'undated' : `dated more than poll.sinceDays (${sinceDays}) days ago`}: serve records it skipped (undated: dead), not sent, if that is before the start its first sync chose (kept in the ledger, which this dry run does not open).`,
-    );
-  return result;
-}
-
-const DAY_MS = 86_400_000;
 
 async function mapFhirRef(
   set: MappingSet,

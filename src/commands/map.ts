@@ -12,6 +12,7 @@ import {
   type LoadMappingsOptions,
   loadMappings,
   MappingLoadError,
+  type MappingSet,
   mapInput,
   mappingFile,
   mappingOptionsFromConfig,
@@ -19,6 +20,7 @@ import {
 } from '../mapping/index.js';
 import { errorMessage } from '../observability/inner-errors.js';
 import { SourceCallError } from '../sources/shared/source-error.js';
+import { goLiveAnswer, goLiveNoteForSources } from './map-go-live.js';
 import { mapRef, RefError } from './map-ref.js';
 import { buildOrReport, configPath, LOCAL_ONLY, loadConfigOrReport } from './options.js';
 import { processLogger } from './runtime.js';
@@ -52,11 +54,11 @@ export function registerMap(program: Command): void {
     )
     .option(
       '--config <file>',
-      'configuration: routing, OpenCRVS country and version, and for --ref the sources (default: $BRIDGE_CONFIG)',
+      "configuration: routing, OpenCRVS country and version, the sources' go-live (an event dated before it is answered skipped, as serve records it), and for --ref the sources (default: $BRIDGE_CONFIG)",
     )
     .option(
       '--source <id>',
-      "map as this source of the configuration does: its mappings and its timeZone (without it, the sources' zone when they agree, else UTC); with --ref, the source read",
+      "map as this source of the configuration does: its mappings, its timeZone (without it, the sources' zone when they agree, else UTC) and its go-live (without it, the configuration's one source of the mapping's kind; of several, a note names those that would skip the record); with --ref, the source read",
     )
     .option(
       '--json',
@@ -91,6 +93,8 @@ async function runMap(options: MapCommandOptions): Promise<void> {
   let loadOptions: LoadMappingsOptions = {};
   let config: BridgeConfig | undefined;
   let refSource: SourceSettings | undefined;
+  // The source --source names: an --input is answered as that source records it (its go-live).
+  let chosen: SourceSettings | undefined;
   if (configPath(options.config)) {
     // Said on standard error as every command says it (exit 2), and as the JSON object with --json. --ref
     // calls the source with its credentials; OpenCRVS is called by neither.
@@ -112,6 +116,7 @@ async function runMap(options: MapCommandOptions): Promise<void> {
           `--source ${options.source}: no such source in the configuration (${config.sources.map((s) => s.id).join(', ') || 'none'})`,
         );
       loadOptions = sourceMappingOptions(config.opencrvs, config.routing, source);
+      chosen = source;
       if (options.ref) refSource = source;
     } else {
       loadOptions = mappingOptionsFromConfig(config);
@@ -139,7 +144,7 @@ async function runMap(options: MapCommandOptions): Promise<void> {
   try {
     const set = loadMappings(loadOptions);
     if (options.ref && refSource && logger) result = await mapRef(set, refSource, options.ref, logger);
-    else result = await mapInput(set, input);
+    else result = inputGoLive(await mapInput(set, input), set, config, chosen);
   } catch (err) {
     if (err instanceof MappingLoadError) return usage(`mapping does not load: ${err.message}`);
     if (err instanceof Error && /neither a FHIR resource|^DHIS2 input:/.test(err.message))
@@ -156,6 +161,28 @@ async function runMap(options: MapCommandOptions): Promise<void> {
   }
   console.log(options.json ? JSON.stringify(jsonView(result)) : report(result));
   process.exitCode = result.status === 'invalid' ? 1 : 0;
+}
+
+/**
+ * An --input's answer as serve would record it, where the configuration tells which source's go-live holds:
+ * the one --source names, or the configuration's one source of the mapping's kind (fhir, dhis2), as `map
+ * --ref` answers (map-go-live.ts). Of several, the answer stays the mapping's and a note names those that
+ * would skip it. Without a configuration there is no go-live to say anything of.
+ */
+function inputGoLive(
+  result: DryRunResult,
+  set: MappingSet,
+  config: BridgeConfig | undefined,
+  chosen: SourceSettings | undefined,
+): DryRunResult {
+  const note = (text: string) => console.error(text);
+  if (chosen) return goLiveAnswer(result, chosen, note);
+  const kind = result.mappingId === undefined ? undefined : set.get(result.mappingId)?.source;
+  const sources = config?.sources.filter((s) => s.kind === kind) ?? [];
+  const [only] = sources;
+  if (sources.length === 1 && only) return goLiveAnswer(result, only, note);
+  goLiveNoteForSources(result, sources, note);
+  return result;
 }
 
 function jsonView(result: DryRunResult): Record<string, unknown> {

@@ -134,6 +134,58 @@ describe('opencrvs-bridge map', () => {
     assert.match(unknown.stderr, /--source nope: no such source in the configuration \(lusaka, accra\)/);
   });
 
+  it("answers an event dated before the configured source's go-live as serve records it: skipped", () => {
+    // A VRDR death whose death-date observation (what OpenCRVS is told) is before the go-live, the
+    // patient's deceasedDateTime after it: the go-live follows the date the mapping sends.
+    const death = join(dir, 'death-vrdr.json');
+    const patient = { resourceType: 'Patient', id: 'vrdr', gender: 'male', birthDate: '1950-01-01' };
+    writeFileSync(
+      death,
+      JSON.stringify({
+        resourceType: 'Bundle',
+        type: 'collection',
+        entry: [
+          { ...patient, name: [{ given: ['Adam'], family: 'John' }], deceasedDateTime: '2025-03-01' },
+          {
+            resourceType: 'Observation',
+            id: 'vrdr-death-date',
+            status: 'final',
+            subject: { reference: 'Patient/vrdr' },
+            code: { coding: [{ system: 'http://loinc.org', code: '81956-5' }] },
+            valueDateTime: '2024-06-02T10:00:00Z',
+          },
+        ].map((resource) => ({ resource })),
+      }),
+    );
+    const source = (id: string, since: string) =>
+      `  - { id: ${id}, kind: fhir, baseUrl: http://${id}.example/fhir, poll: { since: '${since}' } }\n`;
+    const live = join(dir, 'live.yaml');
+    writeFileSync(live, `${readFileSync(config, 'utf8')}sources:\n${source('emr', '2025-01-01')}`);
+    const skipped = run(['map', '--input', death, '--config', live, '--json']);
+    assert.equal(skipped.code, 0, skipped.stderr);
+    const out = JSON.parse(skipped.stdout);
+    assert.equal(out.status, 'skipped');
+    assert.equal(out.reason, "died before the source's go-live 2025-01-01: registered otherwise");
+    assert.match(out.hint, /^serve records it so and sends nothing/);
+    const birth = run(['map', '--input', liveBirth, '--config', live]);
+    assert.match(birth.stdout, /^SKIPPED \(birth\.fhir, .*\): born before the source's go-live 2025-01-01/);
+
+    // Of two sources, without --source: the mapping's answer, and a note naming the one that skips it.
+    const two = join(dir, 'two-go-lives.yaml');
+    writeFileSync(
+      two,
+      `${readFileSync(config, 'utf8')}sources:\n${source('early', '2019-01-01')}${source('late', '2025-01-01')}`,
+    );
+    const noted = run(['map', '--input', death, '--config', two, '--json']);
+    assert.equal(JSON.parse(noted.stdout).status, 'mapped');
+    assert.match(noted.stderr, /^Note: late \(go-live 2025-01-01\) would not send this death: dated 2024-06-02/m);
+    assert.doesNotMatch(noted.stderr, /early/);
+    assert.equal(
+      JSON.parse(run(['map', '--input', death, '--config', two, '--source', 'late', '--json']).stdout).status,
+      'skipped',
+    );
+  });
+
   it('exits 2 on usage, input and mapping load errors', () => {
     assert.equal(run(['map', '--json']).code, 2);
     const notJson = join(dir, 'not.json');
