@@ -75,6 +75,14 @@ export function beforeGoLive(
 }
 
 /**
+ * Whether a skipped row's reason is beforeGoLive's: such a row, read again once the go-live is moved
+ * earlier (or removed), is sent; the pass says how many (SourcePipeline.commit).
+ */
+export function skippedBeforeGoLive(reason: string | null | undefined): boolean {
+  return reason != null && /^(?:born|died|\S+ dated) before the source's go-live \d{4}-\d{2}-\d{2}: /.test(reason);
+}
+
+/**
  * Why a death the mapping gives no date for is not notified by a source with a go-live, or undefined. The
  * shipped FHIR mapping takes `Patient.deceasedBoolean = true` alone as a death (an EMR that records no
  * date), and an EMR sets that flag on any record: a patient last seen in 2019, found to have died long

@@ -13,7 +13,7 @@ import type { Logger } from '../observability/logger.js';
 import { setBounded } from '../util/bounded-map.js';
 import type { PassCoverage } from './coverage.js';
 import { EvaluationOrder, type EvaluationSession } from './evaluation-order.js';
-import { beforeGoLive, goLiveDate, undatedDeath } from './go-live.js';
+import { beforeGoLive, goLiveDate, skippedBeforeGoLive, undatedDeath } from './go-live.js';
 import { mayConcernOneRecord, noAnswerInTime, SourceCallError } from './shared/source-error.js';
 
 /** A fetcher that can answer many subjects' context searches at once before they are mapped. */
@@ -46,6 +46,11 @@ export interface PassReport {
   mapped: Record<RecordChange, number>;
   skipped: number;
   invalid: number;
+  /**
+   * Rows skipped as before the go-live that this pass requeued to be sent (the go-live moved earlier or
+   * removed, and their records read again): said in a log line, so that a rollback's sends are seen.
+   */
+  goLiveSkipsSent: number;
   ledgerIds: number[];
   /** A pass that read from an earlier date stopped here, behind the watermark (see rereadStop). */
   rereadStoppedAt?: string;
@@ -58,6 +63,7 @@ export function emptyReport(): PassReport {
     mapped: { inserted: 0, replaced: 0, unchanged: 0, 'updated-after-notification': 0 },
     skipped: 0,
     invalid: 0,
+    goLiveSkipsSent: 0,
     ledgerIds: [],
   };
 }
@@ -68,6 +74,7 @@ export function addReports(into: PassReport, from: PassReport): PassReport {
   for (const key of Object.keys(into.mapped) as RecordChange[]) into.mapped[key] += from.mapped[key];
   into.skipped += from.skipped;
   into.invalid += from.invalid;
+  into.goLiveSkipsSent += from.goLiveSkipsSent;
   into.ledgerIds.push(...from.ledgerIds);
   return into;
 }
@@ -1207,6 +1214,10 @@ export class SourcePipeline {
               report.invalid++;
               continue;
             }
+            // A row skipped as before the go-live that goes out now: the go-live was moved earlier (or
+            // removed). Counted and said, as a rollback's sends must not pass unseen (deployment.md).
+            const prior = ledger.findByKey(owner, result.eventType, result.subjectRef);
+            const wasGoLiveSkip = prior?.state === 'skipped' && skippedBeforeGoLive(prior.skipReason);
             const { row, change } = ledger.recordEvent({
               sourceId: owner,
               eventType: result.eventType,
@@ -1228,6 +1239,7 @@ export class SourcePipeline {
               },
             });
             report.mapped[change]++;
+            if (wasGoLiveSkip && row.state === 'pending') report.goLiveSkipsSent++;
             if (change !== 'unchanged') report.ledgerIds.push(row.id);
             // Said on the row, where an engineer asking "why updated after notification?" looks.
             if (owner !== sourceId) ledger.noteReadBy(row.id, sourceId);
@@ -1269,6 +1281,11 @@ export class SourcePipeline {
     for (const [reading, subjects] of overtaken) this.reread(reading, subjects);
     report.subjects = results.length;
     if (report.invalid > 0) this.log.warn({ invalid: report.invalid }, 'records could not be mapped; see the ledger');
+    if (report.goLiveSkipsSent > 0)
+      this.log.warn(
+        { goLiveSkipsSent: report.goLiveSkipsSent },
+        "rows skipped as before the source's go-live are queued to be sent now: the go-live (poll.since) was moved earlier or removed; if that was not meant, set it back at once (docs/runbook.md, Go-live moved earlier)",
+      );
     return report;
   }
 }

@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Ledger } from '../../src/ledger/index.js';
 import { MappingSet } from '../../src/mapping/index.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { type Evaluation, SourcePipeline } from '../../src/sources/pipeline.js';
-import { eventInput, settleRow, tempLedger, testClock } from './ledger-helpers.js';
+import { eventInput, OFFICE, settleRow, tempLedger, testClock } from './ledger-helpers.js';
 
 function recordingLedger() {
   const transactions: Array<{ reconciled?: boolean }> = [];
@@ -172,6 +172,55 @@ describe('SourcePipeline.commit', () => {
         [row?.state, row?.skipReason],
         ['skipped', "born before the source's go-live 2025-01-01: registered otherwise"],
       );
+    } finally {
+      cleanup();
+    }
+  });
+  it('says how many rows skipped as before the go-live a pass sends, once the go-live is moved earlier', () => {
+    const { ledger, cleanup } = tempLedger(testClock());
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', destination: { write: (line: string) => lines.push(line) } });
+    let since = '2025-01-01';
+    try {
+      const pipeline = new SourcePipeline({
+        sourceId: 'emr',
+        mappings: new MappingSet([]),
+        ledger,
+        logger,
+        goLive: () => since,
+      });
+      const mapped = (subject: string): Evaluation => ({
+        excluded: false,
+        result: {
+          status: 'mapped',
+          mappingId: 'birth.fhir',
+          eventType: 'birth',
+          subjectRef: `Patient/${subject}`,
+          sourceRef: `Encounter/${subject}`,
+          payloadHash: `hash-${subject}`,
+          declaration: { 'child.dob': '2024-06-02' },
+          eventDate: '2024-06-02',
+          routing: { office: OFFICE, via: 'default office' },
+          warnings: [],
+        } as Evaluation['result'],
+      });
+      const first = pipeline.commit([mapped('old')]);
+      assert.deepEqual([first.skipped, first.goLiveSkipsSent], [1, 0]);
+      // An operator skipped another by hand: its reason is no go-live's, and is not counted as one.
+      ledger.recordSkipped({ ...eventInput('other'), reason: 'test record' });
+      since = '2024-01-01'; // moved earlier: the old birth is the source's own now
+      const second = pipeline.commit([mapped('old'), mapped('other')]);
+      assert.equal(second.goLiveSkipsSent, 1);
+      assert.deepEqual(
+        ledger.list({ limit: 10 }).map((r) => r.state),
+        ['pending', 'pending'],
+      );
+      const said = lines.map((line) => JSON.parse(line)).filter((l) => l.goLiveSkipsSent !== undefined);
+      assert.deepEqual(
+        said.map((l) => l.goLiveSkipsSent),
+        [1],
+      );
+      assert.match(said[0].msg, /skipped as before the source's go-live are queued to be sent now/);
     } finally {
       cleanup();
     }
