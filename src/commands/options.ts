@@ -12,6 +12,7 @@ import { isCorruptCode, LedgerInUseError, LedgerOpenError, storageErrorCode } fr
 import { LedgerInUse } from '../ledger/process-lease.js';
 import { MappingLoadError } from '../mapping/index.js';
 import { errorLine } from '../observability/crash.js';
+import type { Logger } from '../observability/logger.js';
 
 /** The config file from --config, else BRIDGE_CONFIG. The CLI is, with config/, a reader of process.env. */
 export function configPath(option: string | undefined): string | undefined {
@@ -28,14 +29,31 @@ export function loadConfigOrReport(
   alsoReport?: (line: string) => void,
   secretFiles: SecretFileReading = 'all',
 ): BridgeConfig | undefined {
-  const config = buildOrReport(
-    () => loadConfig({ file: configPath(option), env: process.env, secretFiles }),
-    alsoReport,
-  );
+  const config = loadConfigForLog(option, secretFiles, alsoReport);
   // On standard error, so a `--json` answer stays one document.
   const warning = config && storePathWarning(config);
   if (warning) console.error(`warning: ${warning}`);
   return config;
+}
+
+/**
+ * loadConfigOrReport for a command whose output is its log (serve, sync): the store.path warning is not
+ * printed but left to logStorePathWarning, once the command's logger exists, so that it is a JSON line
+ * with its level like every other warning of the process (a log pipeline filtering on level=warn sees it).
+ */
+export function loadConfigForLog(
+  option: string | undefined,
+  secretFiles: SecretFileReading = 'all',
+  alsoReport?: (line: string) => void,
+): BridgeConfig | undefined {
+  return buildOrReport(() => loadConfig({ file: configPath(option), env: process.env, secretFiles }), alsoReport);
+}
+
+/** The store.path warning (an old, working-directory reading kept: config/store-path.ts) as a log line. */
+export function logStorePathWarning(config: BridgeConfig, logger: Logger): void {
+  const warning = storePathWarning(config);
+  // Paths only: no personal data, no secret.
+  if (warning) logger.warn({ setting: 'store.path', ledger: config.store.path }, warning);
 }
 
 /**

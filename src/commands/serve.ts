@@ -2,7 +2,14 @@ import type { Command } from 'commander';
 import { Bridge } from '../app.js';
 import { errorLine } from '../observability/crash.js';
 import { healthUrl, removeHealthFile, writeHealthFile } from './health-file.js';
-import { buildOrReport, configPath, loadConfigOrReport, reportLedgerInUse, reportUnusableLedger } from './options.js';
+import {
+  buildOrReport,
+  configPath,
+  loadConfigForLog,
+  logStorePathWarning,
+  reportLedgerInUse,
+  reportUnusableLedger,
+} from './options.js';
 import { listenForSignals, openLeased, processLogger } from './runtime.js';
 
 export function registerServe(program: Command): void {
@@ -11,10 +18,11 @@ export function registerServe(program: Command): void {
     .description('run the subscription receiver, the pollers, the delivery worker and the admin UI until SIGTERM')
     .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
     .action(async (options: { config?: string }) => {
-      const config = loadConfigOrReport(options.config);
+      const config = loadConfigForLog(options.config);
       if (!config) return;
       const logger = buildOrReport(() => processLogger(config));
       if (!logger) return;
+      logStorePathWarning(config, logger);
       // Signals are handled from here on, so a SIGTERM during start-up (a ledger migration, OpenCRVS slow
       // to answer the first location lookups) still stops cleanly.
       const signals = listenForSignals(logger);

@@ -4,7 +4,13 @@ import { dhis2SinceProblem, isSinceValue, MAX_TIMER_SECONDS } from '../config/in
 import { heldSince, isCorruptCode, type WriteFailure } from '../ledger/index.js';
 import { errorLine } from '../observability/crash.js';
 import { isOpenCrvsError } from '../opencrvs/index.js';
-import { buildOrReport, loadConfigOrReport, reportLedgerInUse, reportUnusableLedger } from './options.js';
+import {
+  buildOrReport,
+  loadConfigForLog,
+  logStorePathWarning,
+  reportLedgerInUse,
+  reportUnusableLedger,
+} from './options.js';
 import { listenForSignals, openLeased, processLogger } from './runtime.js';
 
 function printSummary(summary: SyncSummary): void {
@@ -138,7 +144,7 @@ export function registerSync(program: Command): void {
       async (options: { source?: string[]; config?: string; json?: boolean; timeout: string; since?: string }) => {
         // The secrets the pass presents (OpenCRVS's, the sources'), not those presented to a listener it never
         // opens (the admin token, the subscriptions'): a CronJob is given only what it uses.
-        const config = loadConfigOrReport(options.config, undefined, 'outbound');
+        const config = loadConfigForLog(options.config, 'outbound');
         if (!config) return;
         if (options.since !== undefined && !isSinceValue(options.since)) {
           console.error(
@@ -185,6 +191,7 @@ export function registerSync(program: Command): void {
         // cron mail or a CronJob's log still holds both).
         const logger = buildOrReport(() => processLogger(config, { toStderr: true }));
         if (!logger) return;
+        logStorePathWarning(config, logger);
         // A scheduler stops a pass with SIGTERM (a CronJob's deadline, a node drain): rows in flight are
         // handed back rather than left 'delivering' until their lock times out. As PID 1 a signal with no
         // handler would be ignored.

@@ -1,11 +1,11 @@
 // `opencrvs-bridge sync --once` as an external scheduler runs it: a separate process, a YAML config,
 // the simulators in this process. Exit 0 when everything found was delivered, 1 when something is dead.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
@@ -364,6 +364,53 @@ describe('opencrvs-bridge sync --once', () => {
     } finally {
       await s.sim.control.configure({ faults: {} });
     }
+  });
+
+  it("logs the upgrade's store.path warning as a JSON warn line under sync and serve, not as plain text", async () => {
+    // A ledger found only relative to the working directory (the old reading of a relative store.path), the
+    // config a folder down: run from the ledger's folder, as a cron job started there.
+    const old = join(s.dir, 'old-reading', 'bridge.db');
+    mkdirSync(dirname(old), { recursive: true });
+    openLedger(old).close();
+    const file = join(s.dir, 'etc', 'bridge.yaml');
+    mkdirSync(dirname(file), { recursive: true });
+    // No source: the pass has nothing to read and sends nothing the other tests count.
+    const object = { ...s.configObject(), sources: [], store: { path: 'old-reading/bridge.db' } };
+    writeFileSync(file, stringify({ ...object, http: { host: '127.0.0.1', port: 0 } }));
+    /** The line of the warning among the output, parsed: it is JSON. */
+    const warned = (output: string) => {
+      const line = output.split('\n').find((l) => l.includes('using the ledger at'));
+      assert.ok(line, output);
+      assert.doesNotMatch(line, /^warning: /);
+      return JSON.parse(line) as { level: string; msg: string; setting: string; time: string; service: string };
+    };
+    const expected = `store.path old-reading/bridge.db: using the ledger at ${old}, found relative to the working directory`;
+
+    const sync = await runCli(['sync', '--once', '--config', file], { LOG_LEVEL: 'warn' }, 60_000, s.dir);
+    assert.equal(sync.code, 0, sync.stderr || sync.stdout);
+    const fromSync = warned(sync.stderr);
+    assert.equal(fromSync.level, 'warn');
+    assert.equal(fromSync.setting, 'store.path');
+    assert.ok(fromSync.msg.startsWith(expected), fromSync.msg);
+    assert.match(fromSync.msg, new RegExp(`Set store\\.path: ${old} so that every command finds this ledger`));
+    assert.doesNotMatch(sync.stdout, /using the ledger at/, 'the summary is no log');
+
+    // serve logs on standard output: the warning among its lines, before it serves.
+    const child = spawnCli(['serve', '--config', file], { LOG_LEVEL: 'info' }, s.dir);
+    const run = finished(child, 30_000);
+    let serving = false;
+    child.stdout?.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('opencrvs-bridge serving')) serving = true;
+    });
+    for (let waited = 0; !serving && child.exitCode === null && waited < 20_000; waited += 50) await sleep(50);
+    child.kill('SIGTERM');
+    const served = await run;
+    assert.equal(served.code, 0, served.stderr);
+    assert.ok(serving, served.stdout);
+    const fromServe = warned(served.stdout);
+    assert.equal(fromServe.level, 'warn');
+    assert.ok(fromServe.msg.startsWith(expected), fromServe.msg);
+    assert.equal(served.stderr, '', 'nothing said beside the log');
   });
 
   it('writes no FHIR error body through DEBUG=*: the debug output of fhir-kit-client stays off', async () => {

@@ -5,14 +5,20 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 
 const CLI = new URL('../../../src/cli.ts', import.meta.url).href;
+/** tsx as this checkout has it: `--import tsx` alone is looked up from the child's working directory. */
+const TSX = import.meta.resolve('tsx');
 
-/** src/cli.ts exports main() and has no entry guard: a one-line module runs it in a fresh process. */
-export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+/**
+ * src/cli.ts exports main() and has no entry guard: a one-line module runs it in a fresh process. `cwd`: the
+ * working directory it runs in (a cron job's), this process's by default.
+ */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): ChildProcess {
   const entry = `import { main } from ${JSON.stringify(CLI)}; process.exitCode = await main(['node', 'opencrvs-bridge', ...JSON.parse(process.env.CLI_ARGS)]);`;
   const childEnv: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'silent', ...env, CLI_ARGS: JSON.stringify(args) };
   delete childEnv.BRIDGE_CONFIG;
-  return spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', entry], {
+  return spawn(process.execPath, ['--import', TSX, '--input-type=module', '-e', entry], {
     env: childEnv,
+    cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
@@ -43,6 +49,11 @@ export async function finished(child: ChildProcess, timeoutMs = 60_000): Promise
   }
 }
 
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<CliResult> {
-  return finished(spawnCli(args, env), timeoutMs);
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 60_000,
+  cwd?: string,
+): Promise<CliResult> {
+  return finished(spawnCli(args, env, cwd), timeoutMs);
 }
