@@ -184,7 +184,8 @@ function fileSecret(initial: string, file: SecretFile, options: SecretOptions): 
     if (read === value) return false;
     // The overlap counts from when the file changed, not from when this process noticed: a secret is
     // looked at only on the way of a call, so a leaked admin token rotated an hour ago would otherwise be
-    // let in by the attacker's own next request, and for 5 minutes after it.
+    // let in by the attacker's own next request, and for 5 minutes after it. Set here, with a new value
+    // only: a later touch of the file (the value unchanged) returns above and moves it neither way.
     previous = { value, until: Math.min(now(), changedAt) + PREVIOUS_SECRET_ACCEPTED_MS };
     value = read;
     options.logger?.info({ key: file.keyPath }, 'secret file changed: its new value is in use');

@@ -7,6 +7,7 @@ import {
   mkdtempSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   unlinkSync,
   utimesSync,
@@ -150,6 +151,30 @@ describe('secret files followed while the bridge runs', () => {
     utimesSync(file, anHourAgo, anHourAgo);
     clock.now += SECRET_FILE_CHECK_MS;
     assert.deepEqual(secret.accepted(), ['rotated-admin-token'], 'the old token is not let in again');
+  });
+
+  it('sets the end of the overlap when it reads the new value: a later touch of the file, the value unchanged, moves it neither way', () => {
+    const file = join(dir, 'inbound-touched');
+    writeFileSync(file, 'inbound-old-secret');
+    const clock = { now: Date.now() };
+    const secret = followed(file, clock);
+    writeFileSync(file, 'inbound-new-secret');
+    const changed = statSync(file).mtimeMs;
+    clock.now = changed + 1000;
+    assert.equal(secret.refresh(), true);
+    const both = ['inbound-new-secret', 'inbound-old-secret'];
+    assert.deepEqual(secret.accepted(), both);
+    // The file's time moved back 10 minutes, then forward an hour: the same value, so no new overlap.
+    for (const moved of [changed - 600_000, changed + 3_600_000]) {
+      utimesSync(file, moved / 1000, moved / 1000);
+      clock.now += 250;
+      assert.equal(secret.refresh(), false, 'no new value');
+      assert.deepEqual(secret.accepted(), both);
+    }
+    clock.now = changed + PREVIOUS_SECRET_ACCEPTED_MS - 1;
+    assert.deepEqual(secret.accepted(), both);
+    clock.now += 1;
+    assert.deepEqual(secret.accepted(), ['inbound-new-secret'], '5 minutes after the change it read');
   });
 
   it('does not read a file far larger than a secret', () => {
