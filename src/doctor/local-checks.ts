@@ -28,7 +28,7 @@ import { currentLeaseHolder, LedgerInUse } from '../ledger/process-lease.js';
 import { loadMappings, MappingLoadError, type MappingSet, sourceMappingOptions } from '../mapping/index.js';
 import { goLiveLaterThanLedger } from '../sources/go-live-ledger.js';
 import { identityChanges } from '../sources/identity.js';
-import { type CheckResult, fail, ok, warn } from './types.js';
+import { type CheckResult, fail, ok, skip, warn } from './types.js';
 
 export interface ConfigCheck {
   result: CheckResult;
@@ -131,7 +131,14 @@ function checkStoreAt(
   // Its -wal left without it: serve and sync refuse to open it (creating a ledger would lose that -wal).
   const staleWal = staleWalProblem(path);
   if (staleWal) return [fail('store', staleWal)];
-  if (!existsSync(path)) return [noLedgerYet(path, shown), ...firstSyncWarnings(config, () => false)];
+  if (!existsSync(path)) {
+    const none = noLedgerYet(path, shown);
+    // Where serve could not create a ledger either, store.path names no ledger the bridge has or will have
+    // (run from another directory than before an upgrade, a typo): what a first sync there would do says
+    // nothing of the bridge's real ledger. Said as not checked, not as a first sync of the whole history.
+    if (none.status === 'fail') return [none, ...firstSyncNotChecked(config, `no ledger at ${path} (see store)`)];
+    return [none, ...firstSyncWarnings(config, () => false, `no ledger at ${path} yet`)];
+  }
   let ledger: ReturnType<typeof openLedger> | undefined;
   let migrated: CheckResult | undefined;
   try {
@@ -180,7 +187,9 @@ function checkStoreAt(
     const changed = changedSinceServeLoaded(ledger);
     if (changed) results.push(changed);
     const open = ledger;
-    results.push(...firstSyncWarnings(config, (sourceId) => open.list({ sourceId, limit: 1 }).length > 0));
+    results.push(
+      ...firstSyncWarnings(config, (sourceId) => open.list({ sourceId, limit: 1 }).length > 0, 'nothing recorded yet'),
+    );
     return results;
   } catch (err) {
     if (err instanceof LedgerInUse) return [warn('store', `${err.message}; not checked`)];
@@ -318,21 +327,33 @@ function noLedgerYet(path: string, shown: string): CheckResult {
 /**
  * Nothing recorded yet and no start date: the first pass reads the source's whole history, and every birth
  * or death it ever recorded becomes a notification (late registrations by the thousand). Sometimes wanted;
- * better decided on purpose.
+ * better decided on purpose. `why`: what says nothing is recorded (an empty ledger, or none yet where serve
+ * would create it).
  */
-function firstSyncWarnings(config: BridgeConfig, recorded: (sourceId: string) => boolean): CheckResult[] {
+function firstSyncWarnings(config: BridgeConfig, recorded: (sourceId: string) => boolean, why: string): CheckResult[] {
   const results: CheckResult[] = [];
-  for (const [index, source] of config.sources.entries()) {
-    if (!source.poll.enabled || source.poll.since !== undefined || source.poll.sinceDays !== undefined) continue;
+  for (const [index, source] of withoutStart(config)) {
     if (recorded(source.id)) continue;
     results.push(
       warn(
         `first sync ${source.id}`,
-        `no poll.since or poll.sinceDays and nothing recorded yet: every birth and death in the source, however old, will be notified; set sources[${index}].poll.sinceDays (e.g. 30) or poll.since to start later`,
+        `no poll.since or poll.sinceDays and ${why}: every birth and death in the source, however old, will be notified; set sources[${index}].poll.sinceDays (e.g. 30) or poll.since to start later`,
       ),
     );
   }
   return results;
+}
+
+/** The first sync of each polled source without a start date, not checked: no ledger to ask. */
+function firstSyncNotChecked(config: BridgeConfig, why: string): CheckResult[] {
+  return withoutStart(config).map(([, source]) => skip(`first sync ${source.id}`, `not checked: ${why}`));
+}
+
+/** The polled sources without poll.since or poll.sinceDays, with their index in sources. */
+function withoutStart(config: BridgeConfig): Array<[number, SourceSettings]> {
+  return [...config.sources.entries()].filter(
+    ([, source]) => source.poll.enabled && source.poll.since === undefined && source.poll.sinceDays === undefined,
+  );
 }
 
 /** Loads (compiles and statically checks) each source's mappings against the configured form profiles. */

@@ -1074,6 +1074,11 @@ describe('doctor checks', () => {
     );
     assert.equal(report.ok, true, 'a warning, not a failure');
     assert.match(formatReport(report), /^! store: /m);
+    // The first sync warning is of the ledger serve would create there, and says so.
+    assert.match(
+      report.checks.find((c) => c.name === 'first sync emr')?.detail ?? '',
+      new RegExp(`^no poll\\.since or poll\\.sinceDays and no ledger at ${join(dir, 'not-yet.db')} yet: every birth`),
+    );
     // serve could not create one either: a failure.
     const nowhere = { path: join(dir, 'no-such-directory', 'bridge.db') };
     const missing = await runDoctor({ file: writeConfig({ ...configObject({}), store: nowhere }), env: {} });
@@ -1082,6 +1087,13 @@ describe('doctor checks', () => {
     assert.match(
       failed?.detail ?? '',
       /no ledger there, and serve could not create it: that directory does not exist$/,
+    );
+    // No ledger opened, none that serve would create: nothing to say of a first sync (doctor run from another
+    // directory than the bridge's after the upgrade said the whole history would be notified, of the wrong file).
+    assert.deepEqual(
+      missing.checks.filter((c) => c.name.startsWith('first sync')),
+      [{ name: 'first sync emr', status: 'skip', detail: `not checked: no ledger at ${nowhere.path} (see store)` }],
+      formatReport(missing),
     );
     // A ledger only at the old reading (relative to the working directory; the config a folder down, where
     // the same text names nothing): doctor checks that one, and says so.
