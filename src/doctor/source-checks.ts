@@ -27,6 +27,7 @@ import {
   summarizeCapabilities,
 } from '../sources/fhir/capability.js';
 import { FhirSourceClient } from '../sources/fhir/fhir-client.js';
+import { LISTING_MAX_AGE_DAYS } from '../sources/fhir/relations-listing.js';
 import { typeGap } from '../sources/fhir/server-support.js';
 import { sortSignals } from '../sources/fhir/sort-signals.js';
 import { SourceCallError, systemCode } from '../sources/shared/source-error.js';
@@ -68,14 +69,17 @@ export async function checkFhirSource(
  * The mappings' context searches the server does not serve (its CapabilityStatement does not list their
  * type: the bridge takes them as empty, ServerSupport), and those whose parameters it does not declare for
  * a type whose own parameters it lists (a hint: the bridge asks them, and takes them as empty only when the
- * server answers "not supported"). `mapping context (Type)`, `mapping context (Type: param)`.
+ * server answers "not supported"). `mapping context (Type)`, `mapping context (Type: param)`. A
+ * `RelatedPerson?patient=` search left undeclared is said apart (`relations`): the fetcher answers it, when
+ * the server does not serve it, from the RelatedPerson listing by `_lastUpdated` (relations-listing.ts).
  */
-function contextsOff(
+export function contextsOff(
   summary: CapabilitySummary,
   mappings: readonly FhirMapping[],
-): { off: string[]; undeclared: string[] } {
+): { off: string[]; undeclared: string[]; relations: string | undefined } {
   const off: string[] = [];
   const undeclared: string[] = [];
+  const listed: string[] = [];
   for (const mapping of mappings) {
     for (const item of mapping.context) {
       if (item.kind !== 'search' || !item.type) continue;
@@ -90,10 +94,30 @@ function contextsOff(
       const missing = (item.params ?? [])
         .map((p) => p.name.split(/[:.]/)[0] ?? p.name)
         .filter((name) => !name.startsWith('_') && !declared.has(name) && !summary.commonSearchParams.has(name));
-      if (missing.length > 0) undeclared.push(`${mapping.id} ${item.name} (${item.type}: ${missing.join(', ')})`);
+      if (missing.length === 0) continue;
+      if (isRelationsSearch(item)) listed.push(`${mapping.id} ${item.name}`);
+      else undeclared.push(`${mapping.id} ${item.name} (${item.type}: ${missing.join(', ')})`);
     }
   }
-  return { off, undeclared };
+  return { off, undeclared, relations: listed.length > 0 ? relationsSaid(summary, listed) : undefined };
+}
+
+/** A search the fetcher answers from the listing when it is not served: `RelatedPerson?patient=` alone. */
+function isRelationsSearch(item: FhirMapping['context'][number]): boolean {
+  if (item.kind !== 'search' || item.type !== 'RelatedPerson') return false;
+  const names = (item.params ?? []).map((p) => p.name).filter((name) => !name.startsWith('_'));
+  return names.length === 1 && names[0] === 'patient';
+}
+
+/**
+ * What becomes of the relations searches: the listing they fall back on is judged as the statement declares
+ * it, a hint like the others (the fetcher asks it, and takes it as empty only on a "not supported").
+ */
+function relationsSaid(summary: CapabilitySummary, listed: readonly string[]): string {
+  const instead = `RelatedPerson?patient= is not declared, for ${listed.join('; ')}: if the server answers it "not supported" (OpenMRS), the relations of a patient born up to ${LISTING_MAX_AGE_DAYS} days ago are read from the RelatedPerson listing by _lastUpdated instead, and an older patient's taken as empty (the mother comes when the site records her as the child's parent)`;
+  return declaresLastUpdated(summary, 'RelatedPerson')
+    ? instead
+    : `${instead}; its CapabilityStatement does not declare _lastUpdated for RelatedPerson either: if the server refuses that listing too, they stay empty and the mother is left out`;
 }
 
 async function fhirSourceChecks(
@@ -172,8 +196,8 @@ async function fhirSourceChecks(
   if (undeclared.length > 0 && failedProbes.length === 0) {
     results.push(warn(name, `_lastUpdated not declared for ${undeclared.join(', ')} (the probe search worked)`));
   }
-  const { off, undeclared: undeclaredParams } = contextsOff(summary, mappings);
-  if (off.length > 0 || undeclaredParams.length > 0) {
+  const { off, undeclared: undeclaredParams, relations } = contextsOff(summary, mappings);
+  if (off.length > 0 || undeclaredParams.length > 0 || relations) {
     const said = [
       ...(off.length > 0 ? [`mapping contexts the server does not serve, taken as empty: ${off.join('; ')}`] : []),
       ...(undeclaredParams.length > 0
@@ -182,12 +206,11 @@ async function fhirSourceChecks(
           ]
         : []),
     ];
-    results.push(
-      warn(
-        name,
-        `${said.join('. ')}. What they would fill stays empty (the rest of each record is delivered); see docs/fhir-sources.md`,
-      ),
-    );
+    const sentences = [
+      ...(said.length > 0 ? [...said, 'What they would fill stays empty (the rest of each record is delivered)'] : []),
+      ...(relations ? [relations] : []),
+    ];
+    results.push(warn(name, `${sentences.join('. ')}. See docs/fhir-sources.md`));
   }
   const subscriptionWarning =
     unauthenticatedSubscriptionWarning(settings) ?? signatureOnlySubscriptionWarning(settings);
