@@ -75,11 +75,13 @@ export function beforeGoLive(
 }
 
 /**
- * Whether a skipped row's reason is beforeGoLive's: such a row, read again once the go-live is moved
- * earlier (or removed), is sent; the pass says how many (SourcePipeline.commit).
+ * The go-live a skipped row's reason (beforeGoLive's) was decided against, else undefined: such a row, read
+ * again once the go-live is moved earlier (or removed), is sent, and the pass says how many
+ * (SourcePipeline.commit). The date tells that case from a record whose own date was corrected, which is
+ * sent under the same go-live and is no sign of a moved one.
  */
-export function skippedBeforeGoLive(reason: string | null | undefined): boolean {
-  return reason != null && /^(?:born|died|\S+ dated) before the source's go-live \d{4}-\d{2}-\d{2}: /.test(reason);
+export function skippedBeforeGoLive(reason: string | null | undefined): string | undefined {
+  return reason?.match(/^(?:born|died|\S+ dated) before the source's go-live (\d{4}-\d{2}-\d{2}): /)?.[1];
 }
 
 /**

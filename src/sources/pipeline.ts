@@ -1214,10 +1214,13 @@ export class SourcePipeline {
               report.invalid++;
               continue;
             }
-            // A row skipped as before the go-live that goes out now: the go-live was moved earlier (or
-            // removed). Counted and said, as a rollback's sends must not pass unseen (deployment.md).
+            // A row skipped as before the go-live that goes out now because the go-live was moved earlier (or
+            // removed): counted and said, as a rollback's sends must not pass unseen (deployment.md). Not one
+            // whose own date was corrected: the go-live it was skipped against is still the source's.
             const prior = ledger.findByKey(owner, result.eventType, result.subjectRef);
-            const wasGoLiveSkip = prior?.state === 'skipped' && skippedBeforeGoLive(prior.skipReason);
+            const skippedAgainst = prior?.state === 'skipped' ? skippedBeforeGoLive(prior.skipReason) : undefined;
+            const now = skippedAgainst === undefined ? undefined : goLiveOf();
+            const wasGoLiveSkip = skippedAgainst !== undefined && (now === undefined || now < skippedAgainst);
             const { row, change } = ledger.recordEvent({
               sourceId: owner,
               eventType: result.eventType,

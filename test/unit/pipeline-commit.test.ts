@@ -189,7 +189,7 @@ describe('SourcePipeline.commit', () => {
         logger,
         goLive: () => since,
       });
-      const mapped = (subject: string): Evaluation => ({
+      const mapped = (subject: string, dob = '2024-06-02'): Evaluation => ({
         excluded: false,
         result: {
           status: 'mapped',
@@ -197,15 +197,17 @@ describe('SourcePipeline.commit', () => {
           eventType: 'birth',
           subjectRef: `Patient/${subject}`,
           sourceRef: `Encounter/${subject}`,
-          payloadHash: `hash-${subject}`,
-          declaration: { 'child.dob': '2024-06-02' },
-          eventDate: '2024-06-02',
+          payloadHash: `hash-${subject}-${dob}`,
+          declaration: { 'child.dob': dob },
+          eventDate: dob,
           routing: { office: OFFICE, via: 'default office' },
           warnings: [],
         } as Evaluation['result'],
       });
-      const first = pipeline.commit([mapped('old')]);
-      assert.deepEqual([first.skipped, first.goLiveSkipsSent], [1, 0]);
+      const first = pipeline.commit([mapped('old'), mapped('typo', '2014-06-02')]);
+      assert.deepEqual([first.skipped, first.goLiveSkipsSent], [2, 0]);
+      // A clerk corrects a birth date typed years too early: sent under the same go-live, which did not move.
+      assert.equal(pipeline.commit([mapped('typo', '2025-06-02')]).goLiveSkipsSent, 0);
       // An operator skipped another by hand: its reason is no go-live's, and is not counted as one.
       ledger.recordSkipped({ ...eventInput('other'), reason: 'test record' });
       since = '2024-01-01'; // moved earlier: the old birth is the source's own now
@@ -213,7 +215,7 @@ describe('SourcePipeline.commit', () => {
       assert.equal(second.goLiveSkipsSent, 1);
       assert.deepEqual(
         ledger.list({ limit: 10 }).map((r) => r.state),
-        ['pending', 'pending'],
+        ['pending', 'pending', 'pending'],
       );
       const said = lines.map((line) => JSON.parse(line)).filter((l) => l.goLiveSkipsSent !== undefined);
       assert.deepEqual(
