@@ -72,11 +72,13 @@ describe('FHIR source that answers as OpenMRS FHIR2', () => {
 describe('context searches of an OpenMRS-like server', () => {
   let sandbox: FhirSandbox;
   let client: FhirSourceClient;
+  let relationSearches = 0;
   before(async () => {
     sandbox = await startFhirSandboxWith(
       { port: 0, emulate: 'openmrs', logger: silentLogger },
       {
         beforeSearch: (type, query) => {
+          if (type === 'RelatedPerson') relationSearches++;
           if (type === 'Encounter') throw new HttpFailure(503, outcomeOf('transient', 'database unavailable'));
           if (query.get('date') === 'never') throw new HttpFailure(400, outcomeOf('invalid', 'bad date'));
         },
@@ -110,5 +112,26 @@ describe('context searches of an OpenMRS-like server', () => {
     const status = (code: number) => (err: unknown) => err instanceof FhirSourceError && err.status === code;
     await assert.rejects(fetcher.search('Encounter', { subject: 'Patient/a' }), status(503));
     await assert.rejects(fetcher.search('Observation', { subject: 'Patient/a', date: 'never' }), status(400));
+  });
+
+  it("lists relations once for a pass's births, oldest first, not once per birth date", async () => {
+    const born = (days: number) => new Date(Date.now() - days * 86_400_000).toISOString().slice(0, 10);
+    const children = { older: born(9), younger: born(2) };
+    for (const [id, birthDate] of Object.entries(children)) {
+      await sandbox.upsert({ resourceType: 'Patient', id, birthDate });
+      await sandbox.upsert({
+        resourceType: 'RelatedPerson',
+        id: `${id}-mother`,
+        patient: { reference: `Patient/${id}` },
+      });
+    }
+    relationSearches = 0;
+    const fetcher = new CachingFetcher(client);
+    const mothers = async (id: string) =>
+      (await fetcher.search('RelatedPerson', { patient: `Patient/${id}` })).map((r) => r.id);
+    assert.deepEqual(await mothers('older'), ['older-mother']);
+    assert.deepEqual(await mothers('younger'), ['younger-mother'], 'from the older birth listing');
+    // `patient=` not asked (the CapabilityStatement declares no such parameter): one listing for both.
+    assert.equal(relationSearches, 1);
   });
 });

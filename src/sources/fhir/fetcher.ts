@@ -36,6 +36,13 @@ const ignoresIdLists = new WeakSet<FhirSourceClient>();
  * as if it had no encounter or observation, and the mapping would go on without them.
  */
 const readsOrLists = new WeakSet<FhirSourceClient>();
+/** A RelatedPerson listing as read: `complete` when read whole (it then holds any later day's). */
+interface RelationListing {
+  resources: Resource[];
+  complete: boolean;
+}
+/** Listings held by a pass: each is at most LISTING_MAX_PAGES pages. */
+const MAX_RELATION_LISTINGS = 4;
 /** Sources whose relationship listing was cut short once (said once per source). */
 const listingsCutShort = new WeakSet<FhirSourceClient>();
 
@@ -251,6 +258,8 @@ export class CachingFetcher implements ResourceFetcher {
   reads = 0;
   private readonly resources = new Map<string, Promise<Resource | undefined>>();
   private readonly searches = new Map<string, Promise<Resource[]>>();
+  /** The pass's RelatedPerson listings (unservedAnswer), by the `ge<day>` they start at. */
+  private readonly relationListings = new Map<string, Promise<RelationListing>>();
   private readonly queuedReads = new Map<string, Map<string, PendingRead>>();
   /**
    * The cached searches' keys by resource type, for prime: scanning every cached key for each page
@@ -297,6 +306,7 @@ export class CachingFetcher implements ResourceFetcher {
       for (const key of this.searchKeysByType.get(type) ?? []) this.searches.delete(key);
       this.searchKeysByType.delete(type);
     }
+    if (types.has('RelatedPerson')) this.relationListings.clear();
     for (const resource of resources) {
       if (resource.id)
         this.remember(this.resources, `${resource.resourceType}/${resource.id}`, Promise.resolve(resource));
@@ -387,13 +397,22 @@ export class CachingFetcher implements ResourceFetcher {
     const subject = await this.read('Patient', patientId);
     const listing = listingParams(subject?.resourceType === 'Patient' ? subject.birthDate : undefined, Date.now());
     if (!listing) return [];
-    const key = `${searchKey('RelatedPerson', listing)}#listing`;
-    let listed = this.searches.get(key);
+    const from = listing._lastUpdated ?? '';
+    // A listing from an earlier day holds this one, when it was read whole: one listing serves a pass's
+    // births (a first sync reads them oldest first), not one per birth date each held in memory.
+    const earlier = [...this.relationListings.keys()].filter((start) => start <= from).sort();
+    for (const start of earlier.reverse()) {
+      // One that failed is this birth's to ask again, not its failure.
+      const held = await this.relationListings.get(start)?.catch(() => undefined);
+      if (held?.complete) return relationsOf(held.resources, patientId);
+    }
+    let listed = this.relationListings.get(from);
     if (!listed) {
       listed = this.settled(this.listRelations(listing));
-      this.rememberSearch('RelatedPerson', key, listed);
+      setBounded(this.relationListings, from, listed, MAX_RELATION_LISTINGS);
     }
-    return relationsOf(await listed, patientId);
+    const { resources } = await listed;
+    return relationsOf(resources, patientId);
   }
 
   /**
@@ -401,16 +420,16 @@ export class CachingFetcher implements ResourceFetcher {
    * either, or it runs past LISTING_MAX_PAGES (a part of it could leave the mother out and name an aunt as
    * the one woman linked). Any other failure is the search's: the birth waits for the server.
    */
-  private async listRelations(listing: Record<string, string>): Promise<Resource[]> {
+  private async listRelations(listing: Record<string, string>): Promise<RelationListing> {
     const support = serverSupportOf(this.client);
-    if (await support.notServed('RelatedPerson', listing)) return [];
+    if (await support.notServed('RelatedPerson', listing)) return { resources: [], complete: false };
     this.reads++;
     try {
       const { resources, complete } = await this.client.searchBounded('RelatedPerson', listing, LISTING_MAX_PAGES, {
         timeoutHint: 'raise sources[].timeoutMs',
         signal: this.signal,
       });
-      if (complete) return resources;
+      if (complete) return { resources, complete };
       if (!listingsCutShort.has(this.client)) {
         listingsCutShort.add(this.client);
         // Not the window: it starts the day before a child's birth date, which is personal data.
@@ -419,9 +438,9 @@ export class CachingFetcher implements ResourceFetcher {
           `the FHIR server does not serve RelatedPerson?patient=, and its relationships recorded since a birth run past ${LISTING_MAX_PAGES} pages: such births are notified without the mother (docs/fhir-sources.md, "OpenMRS")`,
         );
       }
-      return [];
+      return { resources: [], complete: false };
     } catch (err) {
-      if (support.learn('RelatedPerson', listing, err)) return [];
+      if (support.learn('RelatedPerson', listing, err)) return { resources: [], complete: false };
       throw err;
     }
   }
