@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Patient, Resource } from '@medplum/fhirtypes';
-import { silentLogger } from '../../src/observability/logger.js';
+import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { generateBirth } from '../../src/sandbox/demo/generate.js';
 import { HttpFailure, outcomeOf } from '../../src/sandbox/fhir/http-util.js';
 import { type FhirSandbox, startFhirSandboxWith } from '../../src/sandbox/fhir/index.js';
@@ -73,12 +73,16 @@ describe('context searches of an OpenMRS-like server', () => {
   let sandbox: FhirSandbox;
   let client: FhirSourceClient;
   let relationSearches = 0;
+  let refuseListing = false;
+  const warnings: string[] = [];
   before(async () => {
     sandbox = await startFhirSandboxWith(
       { port: 0, emulate: 'openmrs', logger: silentLogger },
       {
         beforeSearch: (type, query) => {
           if (type === 'RelatedPerson') relationSearches++;
+          if (type === 'RelatedPerson' && refuseListing)
+            throw new HttpFailure(400, outcomeOf('not-supported', '_lastUpdated is not supported'));
           if (type === 'Encounter') throw new HttpFailure(503, outcomeOf('transient', 'database unavailable'));
           if (query.get('date') === 'never') throw new HttpFailure(400, outcomeOf('invalid', 'bad date'));
         },
@@ -94,7 +98,10 @@ describe('context searches of an OpenMRS-like server', () => {
         poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 30, pageSize: 100 },
         mappings: ['birth.fhir'],
       },
-      { logger: silentLogger, attempts: 1 },
+      {
+        logger: createLogger({ level: 'warn', destination: { write: (line: string) => warnings.push(line) } }),
+        attempts: 1,
+      },
     );
   });
   after(async () => {
@@ -133,5 +140,19 @@ describe('context searches of an OpenMRS-like server', () => {
     assert.deepEqual(await mothers('younger'), ['younger-mother'], 'from the older birth listing');
     // `patient=` not asked (the CapabilityStatement declares no such parameter): one listing for both.
     assert.equal(relationSearches, 1);
+  });
+
+  it('says a refused listing leaves the mother out, not that RelatedPerson is no longer polled', async () => {
+    refuseListing = true;
+    warnings.length = 0; // the earlier tests' (the `patient=` search refused)
+    const fetcher = new CachingFetcher(client);
+    assert.deepEqual(await fetcher.search('RelatedPerson', { patient: 'Patient/younger' }), []);
+    const said = warnings.map((line) => JSON.parse(line).msg as string).filter((msg) => msg.includes('RelatedPerson'));
+    assert.equal(said.length, 1, said.join('\n'));
+    assert.match(
+      said[0] ?? '',
+      /does not serve a RelatedPerson listing by _lastUpdated .*births are notified without the mother; RelatedPerson is still polled/,
+    );
+    assert.doesNotMatch(said[0] ?? '', /is not polled/);
   });
 });

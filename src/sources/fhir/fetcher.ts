@@ -41,6 +41,12 @@ interface RelationListing {
   resources: Resource[];
   complete: boolean;
 }
+/** How a refused listing is said (ServerSupport.learn): not as the type's every search. */
+const RELATIONS_LISTING_REFUSED = {
+  what: 'RelatedPerson listing by _lastUpdated',
+  leavesOut:
+    "newborns' relations are read from it, as RelatedPerson?patient= is not served either, so births are notified without the mother; RelatedPerson is still polled",
+};
 /** Listings held by a pass: each is at most LISTING_MAX_PAGES pages. */
 const MAX_RELATION_LISTINGS = 4;
 /** Sources whose relationship listing was cut short once (said once per source). */
@@ -440,7 +446,8 @@ export class CachingFetcher implements ResourceFetcher {
       }
       return { resources: [], complete: false };
     } catch (err) {
-      if (support.learn('RelatedPerson', listing, err)) return { resources: [], complete: false };
+      if (support.learn('RelatedPerson', listing, err, RELATIONS_LISTING_REFUSED))
+        return { resources: [], complete: false };
       throw err;
     }
   }

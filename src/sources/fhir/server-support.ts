@@ -96,24 +96,38 @@ export class ServerSupport {
    * Whether `err`, the answer to this search, says the server does not serve it (FhirSourceError.notSupported):
    * then it is remembered (a 404: the whole type; a 400: searches with these parameters) and said once.
    */
-  learn(type: string, params: Record<string, string>, err: unknown): boolean {
+  /**
+   * `named`: what the search is and what its refusal leaves out, for a search the bridge makes of its own
+   * (the RelatedPerson listing: its parameters are all the server's, so it would be named as the type's
+   * every search, and said to stop polling the type, which it does not).
+   */
+  learn(
+    type: string,
+    params: Record<string, string>,
+    err: unknown,
+    named?: { what: string; leavesOut: string },
+  ): boolean {
     if (!(err instanceof FhirSourceError) || !err.notSupported || err.foreign) return false;
     const key = err.status === 404 ? type : shapeKey(type, params);
+    // A 404 refuses the type itself: said as such, whatever the search.
+    if (err.status === 404) named = undefined;
     const names = paramNames(params);
-    const what = err.status === 404 || names.length === 0 ? `${type} search` : `${type} search by ${names.join(', ')}`;
+    const what =
+      named?.what ??
+      (err.status === 404 || names.length === 0 ? `${type} search` : `${type} search by ${names.join(', ')}`);
     const reason = `the server answered HTTP ${err.status} "not supported" to a ${what}`;
     if (!this.learned.has(key) && this.learned.size < MAX_LEARNED) this.learned.set(key, reason);
-    this.warnOnce(key, what, reason);
+    this.warnOnce(key, what, reason, named?.leavesOut);
     return true;
   }
 
-  private warnOnce(key: string, what: string, reason: string): void {
+  private warnOnce(key: string, what: string, reason: string, leavesOut?: string): void {
     if (this.warned.has(key) || this.warned.size >= MAX_LEARNED) return;
     this.warned.add(key);
     // The type and the parameter names only: the search's values name patients.
     this.client.log.warn(
       { search: key },
-      `the FHIR server does not serve a ${what} (${reason}): the mappings' context searches of it are taken as empty, and a type only linked to a subject is not polled; doctor lists the contexts this leaves out (docs/fhir-sources.md)`,
+      `the FHIR server does not serve a ${what} (${reason}): ${leavesOut ?? "the mappings' context searches of it are taken as empty, and a type only linked to a subject is not polled; doctor lists the contexts this leaves out"} (docs/fhir-sources.md)`,
     );
   }
 }
