@@ -25,6 +25,7 @@ import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
 import { startHarness } from './helpers/bridge-harness.js';
 import { answerJson, type FaultProxy, startFaultProxy } from './helpers/fault-proxy.js';
 import { comparable } from './helpers/map-results.js';
+import { sourceSettings } from './helpers/source-settings.js';
 
 const BIRTHS = 60;
 /**
@@ -100,15 +101,7 @@ describe('FHIR source: batched calls refused as too long are asked smaller', () 
   /** A client of its own: the sizes a source's batches are asked at are kept per client. */
   function newClient(baseUrl = `${proxy.url}${path}`): FhirSourceClient {
     return new FhirSourceClient(
-      {
-        id: 'emr',
-        kind: 'fhir',
-        baseUrl,
-        auth: { type: 'none' },
-        timeoutMs: 10_000,
-        poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 30, pageSize: 100 },
-        mappings: ['birth.fhir', 'death.fhir'],
-      },
+      sourceSettings(baseUrl, { timeoutMs: 10_000, mappings: ['birth.fhir', 'death.fhir'] }),
       { logger: silentLogger },
     );
   }

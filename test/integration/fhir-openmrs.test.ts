@@ -19,6 +19,7 @@ import {
   notifiedDeclaration,
   startHarness,
 } from './helpers/bridge-harness.js';
+import { sourceSettings } from './helpers/source-settings.js';
 
 describe('FHIR source that answers as OpenMRS FHIR2', () => {
   let h: Harness;
@@ -88,21 +89,10 @@ describe('context searches of an OpenMRS-like server', () => {
         },
       },
     );
-    client = new FhirSourceClient(
-      {
-        id: 'emr',
-        kind: 'fhir',
-        baseUrl: sandbox.baseUrl,
-        auth: { type: 'none' },
-        timeoutMs: 5_000,
-        poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 30, pageSize: 100 },
-        mappings: ['birth.fhir'],
-      },
-      {
-        logger: createLogger({ level: 'warn', destination: { write: (line: string) => warnings.push(line) } }),
-        attempts: 1,
-      },
-    );
+    client = new FhirSourceClient(sourceSettings(sandbox.baseUrl, { mappings: ['birth.fhir'] }), {
+      logger: createLogger({ level: 'warn', destination: { write: (line: string) => warnings.push(line) } }),
+      attempts: 1,
+    });
   });
   after(async () => {
     client?.close();

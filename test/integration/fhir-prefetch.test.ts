@@ -7,6 +7,7 @@ import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index
 import { CachingFetcher } from '../../src/sources/fhir/fetcher.js';
 import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
 import { comparable } from './helpers/map-results.js';
+import { sourceSettings } from './helpers/source-settings.js';
 
 const BIRTHS = 30;
 const DEATHS = 10;
@@ -30,15 +31,7 @@ describe('batched context prefetch (live FHIR source)', () => {
     for (let i = 0; i < DEATHS; i++) seed.push(...generateDeath(i));
     sandbox = await startFhirSandbox({ port: 0, seed, logger: silentLogger });
     client = new FhirSourceClient(
-      {
-        id: 'emr',
-        kind: 'fhir',
-        baseUrl: sandbox.baseUrl,
-        auth: { type: 'none' },
-        timeoutMs: 10_000,
-        poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 30, pageSize: 100 },
-        mappings: ['birth.fhir', 'death.fhir'],
-      },
+      sourceSettings(sandbox.baseUrl, { timeoutMs: 10_000, mappings: ['birth.fhir', 'death.fhir'] }),
       { logger: silentLogger },
     );
     set = loadMappings({ names: ['birth.fhir', 'death.fhir'], routing });

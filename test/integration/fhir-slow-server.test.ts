@@ -25,6 +25,7 @@ import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
 import { SLOW_RECORD_STRIKE_GAP_MS } from '../../src/sources/pipeline.js';
 import { eventsBySubject, sleep, startHarness } from './helpers/bridge-harness.js';
 import { movableClocks } from './helpers/clocks.js';
+import { sourceSettings } from './helpers/source-settings.js';
 
 const TIMEOUT_MS = 1200;
 /** The server's time per resource asked for: `_count=500` and 100 time out (up to 3 × TIMEOUT_MS), 20 takes 0.4 s. */
@@ -122,15 +123,7 @@ describe('FHIR source: a slow server', () => {
       },
     );
     const client = new FhirSourceClient(
-      {
-        id: 'emr',
-        kind: 'fhir',
-        baseUrl: sandbox.baseUrl,
-        auth: { type: 'none' },
-        timeoutMs: TIMEOUT_MS,
-        poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 30, pageSize: 100 },
-        mappings: ['birth.fhir'],
-      },
+      sourceSettings(sandbox.baseUrl, { timeoutMs: TIMEOUT_MS, mappings: ['birth.fhir'] }),
       { logger: silentLogger },
     );
     // The 60 Patients of 30 births (child and mother), read side by side as the mapping lanes do.

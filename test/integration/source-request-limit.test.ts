@@ -5,10 +5,10 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import type { SourceSettings } from '../../src/config/types.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { Dhis2Client } from '../../src/sources/dhis2/client.js';
 import { FhirSourceClient } from '../../src/sources/fhir/fhir-client.js';
+import { sourceSettings } from './helpers/source-settings.js';
 
 /**
  * Holds every GET until as many as the test expects are held at once (then 50 ms more, time for a call past the
@@ -47,16 +47,8 @@ async function listen(server: Server): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-const settings = (kind: 'fhir' | 'dhis2', baseUrl: string, maxConcurrentRequests?: number): SourceSettings => ({
-  id: 'emr',
-  kind,
-  baseUrl,
-  auth: { type: 'none' },
-  timeoutMs: 5000,
-  maxConcurrentRequests,
-  poll: { enabled: true, schedule: '* * * * *', overlapSeconds: 30, pageSize: 100 },
-  mappings: [],
-});
+const settings = (kind: 'fhir' | 'dhis2', baseUrl: string, maxConcurrentRequests?: number) =>
+  sourceSettings(baseUrl, { kind, maxConcurrentRequests });
 
 describe('calls in flight to a source are bounded', () => {
   const fhir = slowServer((path) => ({ resourceType: 'Patient', id: path.split('/').pop() }));
