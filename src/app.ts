@@ -96,6 +96,7 @@ import {
   writeBackTargetText,
 } from './sources/writeback/index.js';
 import { pause } from './util/call-signal.js';
+import { isUuid } from './util/uuid.js';
 
 /** Refused passes in a row of a DHIS2 source's mothers' listing that /readyz notes (as `source:<id>` fails at). */
 const CONTEXT_LISTING_NOTED = 3;
@@ -109,7 +110,6 @@ const STORE_WRITE_CHECK_MS = 5_000;
 const DELIVERY_FAILING_MS = 300_000;
 const DELIVERY_FAILING_ATTEMPTS = 3;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Tries to resolve the routing table are this far apart at first, doubling up to ROUTING_RETRY_MAX_MS. */
 const ROUTING_RETRY_MS = 1_000;
 const ROUTING_RETRY_MAX_MS = 30_000;
@@ -574,7 +574,7 @@ export class Bridge {
         this.locations.resolveSync(ref, type) ??
         (this.locations.closedSync(ref)
           ? undefined
-          : (this.unconfirmedRoute(ref, type) ?? (type === 'CRVS_OFFICE' && UUID.test(ref) ? ref : undefined))),
+          : (this.unconfirmedRoute(ref, type) ?? (type === 'CRVS_OFFICE' && isUuid(ref) ? ref : undefined))),
       lookupLocations: (refs) => this.locations.lookUp(refs, this.lookupsGivenUp),
       lastKnownLocation: (ref) => this.locations.lastKnown(ref),
       routingUnconfirmed: () => !this.locationsReady,
@@ -625,7 +625,7 @@ export class Bridge {
     const known = this.locations.lastKnown(ref);
     if (known === null) return undefined;
     if (known) return known.locationType === type ? known.id : undefined;
-    return UUID.test(ref) ? ref : undefined;
+    return isUuid(ref) ? ref : undefined;
   }
 
   /** The routing references unconfirmedRoute cannot stand in for (never answered, or not of their type). */

@@ -3,13 +3,10 @@
 // so a tracked entity becomes `TrackedEntity/<uid>` and its nested enrollments and events `Enrollment/<uid>`
 // and `Event/<uid>` (a trigger rule can then name the birth event as the source of the notification).
 // Used by the DHIS2 poller (on validated payloads) and by `map --input` (on whatever the file holds).
+import { isObject } from '../util/is-object.js';
 import type { Resource, ResourceFetcher } from './types.js';
 
 type Obj = Record<string, unknown>;
-
-function isObject(value: unknown): value is Obj {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 const text = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
 const list = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);

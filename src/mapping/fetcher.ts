@@ -3,6 +3,7 @@
 // use, so a mapping that works in a dry run works the same against a live server.
 import { isFhirId } from '../sources/fhir/notification.js';
 import { baseUrlKey, serverKey } from '../util/fhir-base.js';
+import { isObject } from '../util/is-object.js';
 import { asJson, type Resource, type ResourceFetcher } from './types.js';
 
 /** Search parameters a mapping's context may use, with the element paths they search (per resource type). */
@@ -21,10 +22,6 @@ export const SUPPORTED_SEARCH_PARAMS: ReadonlySet<string> = new Set([
   ...Object.keys(SEARCH_PARAM_PATHS),
   ...Object.keys(TOKEN_PARAM_PATHS),
 ]);
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 export function isResource(value: unknown): value is Resource {
   return isObject(value) && typeof value.resourceType === 'string';

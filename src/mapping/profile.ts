@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { packagePaths } from '../config/paths.js';
+import { isObject } from '../util/is-object.js';
 import { EMAIL_MAX_LENGTH, OPENCRVS_EMAIL_PATTERN } from './email.js';
 
 export interface FormField {
@@ -215,10 +216,6 @@ export function fieldValueSchema(field: FormField): object | undefined {
     default:
       return undefined; // HTTP, readers and presentational types carry nothing a source could send
   }
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 const profileCache = new Map<string, FormProfile>();

@@ -2,6 +2,7 @@
 // source's location (routing.facilities in the config), else what the source itself names in OpenCRVS terms
 // (an OpenCRVS v1 Task regLastOffice, a v1 encounter location), else routing.defaultOffice.
 import type { RoutingSettings } from '../config/types.js';
+import { isUuid } from '../util/uuid.js';
 import type { CompiledMapping } from './compile.js';
 import { normalizeReference } from './fetcher.js';
 import type { CompiledExpr } from './fhirpath/expr.js';
@@ -14,8 +15,6 @@ export interface RoutingOutcome {
   warnings: string[];
   error?: { field: string; message: string };
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function strings(exprs: CompiledExpr[], root: unknown, vars: Record<string, unknown>): string[] {
   const out: string[] = [];
@@ -153,7 +152,7 @@ export function routeRecord(
         );
         const known = options.lastKnownLocation?.(facilityRef);
         if (known !== undefined) facilityRef = known?.locationType === 'HEALTH_FACILITY' ? known.id : undefined;
-        else facilityRef = UUID.test(facilityRef) ? facilityRef : undefined;
+        else facilityRef = isUuid(facilityRef) ? facilityRef : undefined;
       } else {
         if (!facility) warnings.push(`facility '${facilityRef}' is not a known OpenCRVS health facility; left out`);
         facilityRef = facility;

@@ -1,11 +1,11 @@
 // Offices and facilities are configured by reference (a location UUID or the country's CSV id, kept
 // as `externalId`), because location UUIDs are generated per deployment (docs/opencrvs-api.md, "Calls").
 // The resolver turns a reference into the deployment's UUID once and remembers it.
+import { isUuid } from '../util/uuid.js';
 import { OpenCrvsError } from './errors.js';
 import { externalIdMatches } from './locations-v1.js';
 import type { Location, OpenCrvsApi } from './types.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Lookups run at most this many at a time during preload (one id per request is the API's rule). */
 const PRELOAD_CONCURRENCY = 4;
 /**
@@ -269,14 +269,14 @@ export class LocationResolver {
   private async lookup(ref: string, signal?: AbortSignal): Promise<Location> {
     // A UUID is tried as an id first; a country could still use UUID-shaped CSV ids. 1.9 answers any query
     // with its whole v1 location list (filtered here): one download answers both questions.
-    const byId = (list: Location[]) => (UUID.test(ref) ? list.find((l) => l.id === ref) : undefined);
+    const byId = (list: Location[]) => (isUuid(ref) ? list.find((l) => l.id === ref) : undefined);
     const byExternalId = (list: Location[]) => list.find((l) => externalIdMatches(l.externalId, ref));
     let found: Location | undefined;
     if (this.api.version === '1.9') {
       const all = await this.api.listLocations({}, { signal });
       found = byId(all) ?? byExternalId(all);
     } else {
-      found = UUID.test(ref) ? byId(await this.api.listLocations({ id: ref }, { signal })) : undefined;
+      found = isUuid(ref) ? byId(await this.api.listLocations({ id: ref }, { signal })) : undefined;
       found ??= byExternalId(await this.api.listLocations({ externalId: ref }, { signal }));
     }
     if (!found) {

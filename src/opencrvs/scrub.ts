@@ -3,6 +3,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { packagePaths } from '../config/paths.js';
 import { Echoes, scrubDeep } from '../observability/echoes.js';
+import { isUuid } from '../util/uuid.js';
 
 const MAX_DEPTH = 8;
 const REDACTED = '[redacted]';
@@ -14,7 +15,6 @@ const REDACTED = '[redacted]';
  * words it is classified by.
  */
 const MIN_SENT_VALUE = 3;
-const UUID_LIKE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Per field id, the option codes the OpenCRVS form offers it (`child.gender` → male, female, unknown). */
 export type FormCodes = ReadonlyMap<string, ReadonlySet<string>>;
@@ -72,7 +72,7 @@ export function sentValues(declaration: unknown, codes: FormCodes = NO_CODES): s
     if (depth > MAX_DEPTH) return;
     if (typeof value === 'string') {
       const text = value.trim();
-      if (text !== '' && !UUID_LIKE.test(text) && !options?.has(text)) out.add(text);
+      if (text !== '' && !isUuid(text) && !options?.has(text)) out.add(text);
     } else if (typeof value === 'number' && Number.isFinite(value)) {
       out.add(JSON.stringify(value));
     } else if (Array.isArray(value)) {

@@ -4,6 +4,7 @@
 // either at compile time (Unsupported) or per call (NEED_SLOW, e.g. comparing date-typed values, whose
 // FHIRPath semantics depend on the model). A differential test keeps both in agreement on the fixtures.
 // Why: fhirpath.js costs ~3–400 µs per expression on real contexts; this is ~20–100× cheaper.
+import { isObject } from '../../util/is-object.js';
 import {
   type CodeSet,
   calendarDate,
@@ -52,10 +53,6 @@ export interface ChoiceInfo {
 const slow = (): never => {
   throw NEED_SLOW;
 };
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 export function unwrap(item: unknown): unknown {
   return item instanceof Prim ? item.value : item;

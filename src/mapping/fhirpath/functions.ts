@@ -1,5 +1,6 @@
 // The few functions mappings may call beyond standard FHIRPath. Both evaluators (fhirpath.js and the fast
 // path in fast.ts) use these same implementations, so they cannot drift apart.
+import { isObject } from '../../util/is-object.js';
 
 /** A named set of codes: 'system|code' entries match that coding, bare entries match the code in any system. */
 export interface CodeSet {
@@ -35,10 +36,6 @@ export function buildCodeSet(entries: readonly string[]): CodeSet {
     }
   }
   return { qualified, bare, anySystem, bySystem };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function codingMatches(coding: Record<string, unknown>, set: CodeSet): boolean {

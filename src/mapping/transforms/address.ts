@@ -1,3 +1,5 @@
+import { isObject } from '../../util/is-object.js';
+import { isUuid } from '../../util/uuid.js';
 import { alpha3Country } from './countries.js';
 
 // FHIR Address → OpenCRVS ADDRESS, only when it can be said in OpenCRVS's shape: a 3-letter country (one
@@ -5,11 +7,6 @@ import { alpha3Country } from './countries.js';
 // location ids), street details under Farajaland's keys.
 export type AddressOutcome = { value: Record<string, unknown> } | { skip: string };
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // OpenCRVS v1 bundles put an URBAN/RURAL marker in Address.line: it is not a street.
 const NOT_A_LINE = /^(URBAN|RURAL)$/;
 
@@ -56,7 +53,7 @@ export function toOpenCrvsAddress(
   const district = text(chosen.district);
   const state = text(chosen.state);
   if (country === domestic) {
-    const area = [district, state].find((v) => v && UUID.test(v));
+    const area = [district, state].find((v) => v && isUuid(v));
     const value: Record<string, unknown> = { country, addressType: 'DOMESTIC' };
     if (area) value.administrativeArea = area;
     const street = details([
@@ -69,8 +66,8 @@ export function toOpenCrvsAddress(
   }
   const value: Record<string, unknown> = { country, addressType: 'INTERNATIONAL' };
   const street = details([
-    ['state', state && !UUID.test(state) ? state : undefined],
-    ['district2', district && !UUID.test(district) ? district : undefined],
+    ['state', state && !isUuid(state) ? state : undefined],
+    ['district2', district && !isUuid(district) ? district : undefined],
     ['cityOrTown', text(chosen.city)],
     ['addressLine1', lines[0] ?? (lines.length === 0 ? text(chosen.text) : undefined)],
     ['addressLine2', lines[1]],

@@ -1,11 +1,8 @@
 // FHIR date / dateTime / VR partial dates → OpenCRVS DATE ('YYYY-MM-DD').
+import { isObject } from '../../util/is-object.js';
 import { utcInZone } from '../fhirpath/functions.js';
 /** `partial`: no single complete date (a year, a month, a range); the field is left out, with `reason`. */
 export type DateOutcome = { value: string } | { partial: true; reason?: string } | { error: string };
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function validDate(year: number, month: number, day: number): string | undefined {
   if (!Number.isInteger(year) || !Number.isInteger(month) || !Number.isInteger(day)) return undefined;

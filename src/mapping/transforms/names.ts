@@ -1,12 +1,9 @@
 // HumanName(s) → OpenCRVS NAME {firstname, middlename, surname}.
+import { isObject } from '../../util/is-object.js';
 export interface NameValue {
   firstname?: string;
   middlename?: string;
   surname?: string;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function clean(value: unknown): string | undefined {

@@ -1,9 +1,6 @@
 // Quantities → numbers in the unit OpenCRVS expects (birth weight in kg).
+import { isObject } from '../../util/is-object.js';
 export type NumberOutcome = { value: number } | { error: string };
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 const UCUM = 'http://unitsofmeasure.org';
 

@@ -1,4 +1,5 @@
 // Value maps (ConceptMap-like tables: code → OpenCRVS option) and the plain scalar conversions.
+import { isObject } from '../../util/is-object.js';
 import { isDimensionless } from './units.js';
 
 export interface ValueMap {
@@ -25,10 +26,6 @@ export function valueMapOutput(written: unknown): unknown {
 
 /** `warning`: the entry's own words when it leaves the field out (value null). */
 export type LookupOutcome = { value: unknown; warning?: string } | { unmapped: string } | { ambiguous: string };
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function codings(item: unknown): Array<Record<string, unknown>> {
   if (!isObject(item)) return [];

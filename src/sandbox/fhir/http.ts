@@ -11,6 +11,7 @@ import {
 import type { FhirRequest, FhirRouter, HttpMethod } from '@medplum/fhir-router';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import type { Logger } from '../../observability/logger.js';
+import { isObject } from '../../util/is-object.js';
 import { capabilityStatement } from './capability.js';
 import { etagOf, HttpFailure, outcomeOf, queryRecord, readBody, sendJson } from './http-util.js';
 import { includedRecords } from './include.js';
@@ -253,10 +254,6 @@ function addEntryEtags(bundle: Bundle): void {
       if (meta.lastUpdated) entry.response.lastModified = meta.lastUpdated;
     }
   }
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Used by `upsert`: the same router call as an HTTP PUT/POST, failures as OperationOutcomeError. */

@@ -3,13 +3,13 @@
 // checked: no options, no ranges, no custom validators. Object schemas are not strict in zod, so
 // extra keys inside a value are accepted (and dropped by OpenCRVS).
 import { OPENCRVS_EMAIL } from '../../mapping/email.js';
+import { isObject } from '../../util/is-object.js';
 
 type Check = (value: unknown) => boolean;
 
 const isString: Check = (v) => typeof v === 'string';
 const isNumber: Check = (v) => typeof v === 'number' && Number.isFinite(v);
 const isBoolean: Check = (v) => typeof v === 'boolean';
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const optional = (check: Check) => (v: unknown) => v === undefined || check(v);
 const nullish = (check: Check) => (v: unknown) => v === undefined || v === null || check(v);
 
