@@ -340,6 +340,37 @@ describe('UTC date-times in a source time zone', () => {
     }
     assert.deepEqual(zoned.compile('period.start.daysAfter(%birth)', new Set(['birth'])).evaluate(root, vars), [0]);
   });
+
+  // FHIRPath N1 5.2.1: items whose criteria is false are not included. fhirpath.js 5.1.1 kept the items
+  // whose criteria was a boolean read from the data and false; the fast path left them out.
+  it('leaves out the items whose where()/exists() criteria is a false read from the data, on either engine', () => {
+    const names = new Set(['items']);
+    const flags = {
+      items: [
+        { resourceType: 'RelatedPerson', id: 'a', active: false },
+        { id: 'b', active: true },
+      ],
+    };
+    // A value that is no boolean (a string) sends the fast path's call to fhirpath.js, for the whole expression.
+    const mixed = { items: [...flags.items, { id: 'c', active: 'yes' }, { id: 'd' }] };
+    for (const source of ['fhir', 'dhis2'] as const) {
+      const fastPath = new ExpressionCompiler(source, new Map());
+      const reference = new ExpressionCompiler(source, new Map(), false);
+      for (const [text, data, expected] of [
+        ['%items.where(active).id', flags, ['b']],
+        ['%items.where(active).id', mixed, ['b', 'c']],
+        ['%items.exists(active)', { items: flags.items.slice(0, 1) }, [false]],
+        ['%items.where(active.not()).id', flags, ['a']],
+      ] as const) {
+        const compiled = fastPath.compile(text, names);
+        assert.equal(compiled.fast, true, text);
+        const at = `${source}: ${text} on ${JSON.stringify(data)}`;
+        assert.deepEqual(compiled.evaluate({}, data), expected, `fast path, ${at}`);
+        assert.deepEqual(compiled.evaluateReference({}, data), expected, `fhirpath.js, ${at}`);
+        assert.deepEqual(reference.compile(text, names).evaluate({}, data), expected, `without the fast path, ${at}`);
+      }
+    }
+  });
 });
 
 describe('daysBetween (daysAfter)', () => {

@@ -179,7 +179,41 @@ export class ExpressionCompiler {
       },
       arity: { 1: ['Any'] },
     });
+    // where(criteria) keeps only the items whose criteria is true, and exists(criteria) is where(…).exists()
+    // (FHIRPath N1, 5.2.1 and 5.1.2): an item whose criteria is false is left out. fhirpath.js 5.1.1 asks
+    // whether its first result is a JavaScript truthy value, and a boolean read from the data is a node
+    // object there, truthy even when false: `%items.where(flag)` kept the items whose flag is false. The fast
+    // path leaves them out, so one expression gave two answers, by which engine ran it (one falls back to
+    // fhirpath.js on some records' data, and any expression outside the subset runs there). Replaced here by
+    // fhirpath.js's own rule with that one case mended: a false value read from the data is false. Anything
+    // else (a computed result, a non-boolean value, several results) is decided as fhirpath.js decides it.
+    const holds = (result: unknown[]) => Boolean(result[0]) && val(result[0]) !== false;
+    type Criteria = (item: unknown) => unknown[];
     this.userInvocationTable = {
+      where: {
+        fn(this: { $index?: number }, items: unknown[], criteria: Criteria) {
+          return items.filter((item, i) => {
+            this.$index = i; // `$index` inside the criteria, as fhirpath.js sets it
+            return holds(criteria(item));
+          });
+        },
+        arity: { 1: ['Expr'] },
+        internalStructures: true,
+      },
+      exists: {
+        fn(this: { $index?: number }, items: unknown[], criteria?: Criteria) {
+          return [
+            criteria
+              ? items.some((item, i) => {
+                  this.$index = i;
+                  return holds(criteria(item));
+                })
+              : items.length > 0,
+          ];
+        },
+        arity: { 0: [], 1: ['Expr'] },
+        internalStructures: true,
+      },
       coded: {
         fn: (inputs: unknown[], setName: string) => {
           const set = codeSets.get(setName);
