@@ -13,7 +13,7 @@ export function registerDoctor(program: Command): void {
     .addOption(
       new Option(
         '--for <command>',
-        "the command this host runs: serve reads every secret; sync (a host running only sync --once, a CronJob) only those it presents (OpenCRVS's, sources[].auth), as sync does: admin.token and the subscriptions' secrets are neither needed nor checked",
+        "the command this host runs: serve reads every secret; sync (a host running only sync --once, a CronJob) only those it presents (OpenCRVS's, sources[].auth), as sync does: admin.token and the subscriptions' secrets are neither needed nor checked, nor are the subscriptions (no notification reaches sync), and a held queue points to `ledger --status pending,failed` (sync serves no admin page)",
       )
         .choices(['serve', 'sync'])
         .default('serve'),

@@ -6,15 +6,14 @@ import type { MappingSet } from '../mapping/index.js';
 import { createOpenCrvsClient } from '../opencrvs/index.js';
 import { unreachableMappingWarnings } from '../sources/dhis2/mapping-codes.js';
 import { checkSourceMappings } from '../sources/overlap.js';
-import { checkConfig, checkMappings, checkStore, type DoctorCommand } from './local-checks.js';
+import { checkConfig, checkMappings, checkStore } from './local-checks.js';
 import { checkEventsApi, checkRouting, checkToken } from './opencrvs-checks.js';
 import { checkDhis2Source, checkFhirSource } from './source-checks.js';
 import { checkSourceIds } from './source-ids.js';
-import { type CheckResult, type DoctorReport, fail, skip, warn } from './types.js';
+import { type CheckResult, type DoctorCommand, type DoctorReport, fail, skip, warn } from './types.js';
 import { checkWriteBackSharing } from './write-back-sharing.js';
 
-export type { DoctorCommand } from './local-checks.js';
-export type { CheckResult, CheckStatus, DoctorReport } from './types.js';
+export type { CheckResult, CheckStatus, DoctorCommand, DoctorReport } from './types.js';
 
 export interface DoctorOptions {
   /** The config file (--config or BRIDGE_CONFIG). */
@@ -53,7 +52,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   }
   const typesOf = (id: string) => mappingsBySource.get(id)?.mappings.map((m) => m.eventType);
   const loadedOf = (i: number) => mappingsBySource.get(config.sources[i]?.id ?? '')?.mappings;
-  checks.push(...checkSourceIds(config, typesOf), ...checkStore(config), ...mappingResults);
+  checks.push(...checkSourceIds(config, typesOf), ...checkStore(config, command), ...mappingResults);
 
   // Mappings that would notify a record by their order, or twice: serve and sync refuse them (sources/overlap.ts).
   try {
@@ -78,7 +77,10 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       if (source.kind === 'dhis2')
         return [...(await checkDhis2Source(source, mappings?.mappings ?? [], index)), ...said];
       // Without mappings the watched types are unknown; reachability is still worth knowing.
-      return [...(await checkFhirSource(source, mappings?.watchedResourceTypes() ?? [], mappings?.mappings)), ...said];
+      return [
+        ...(await checkFhirSource(source, mappings?.watchedResourceTypes() ?? [], mappings?.mappings, command)),
+        ...said,
+      ];
     }),
   );
   checks.push(...sourceChecks.flat());

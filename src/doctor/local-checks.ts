@@ -28,7 +28,7 @@ import { currentLeaseHolder, LedgerInUse } from '../ledger/process-lease.js';
 import { loadMappings, MappingLoadError, type MappingSet, sourceMappingOptions } from '../mapping/index.js';
 import { goLiveLaterThanLedger } from '../sources/go-live-ledger.js';
 import { identityChanges } from '../sources/identity.js';
-import { type CheckResult, fail, ok, skip, warn } from './types.js';
+import { type CheckResult, type DoctorCommand, fail, ok, skip, warn } from './types.js';
 
 export interface ConfigCheck {
   result: CheckResult;
@@ -45,13 +45,7 @@ export interface ConfigCheck {
   partial?: { config: BridgeConfig; sourcesRead: boolean; opencrvsRead: boolean };
 }
 
-/**
- * The command whose secrets doctor reads, as that command reads them (LoadConfigOptions.secretFiles):
- * `serve` (the default) every one; `sync` only those it presents, which is what a host that runs `sync --once`
- * alone (a CronJob) is given: the admin token and the subscriptions' secrets belong to a listener it never opens.
- */
-export type DoctorCommand = 'serve' | 'sync';
-
+/** The secrets each command reads, as it reads them (LoadConfigOptions.secretFiles). */
 const READS: Record<DoctorCommand, SecretFileReading> = { serve: 'all', sync: 'outbound' };
 
 export function checkConfig(file: string | undefined, env: Env, command: DoctorCommand = 'serve'): ConfigCheck {
@@ -111,26 +105,31 @@ function withoutSecretFiles(file: string | undefined, env: Env): ConfigCheck['pa
  */
 export function checkStore(
   config: BridgeConfig,
+  command: DoctorCommand = 'serve',
   now = new Date(),
   freeSpace: (path: string) => FreeSpace | undefined = freeSpaceAt,
 ): CheckResult[] {
   const path = config.store.path;
   const shown = isAbsolute(path) ? path : `${resolve(path)} (store.path ${path}, relative to the working directory)`;
   const moved = storePathWarning(config);
-  if (moved) return [warn('store path', moved), ...checkStoreAt(config, path, shown, now, freeSpace)];
-  return checkStoreAt(config, path, shown, now, freeSpace);
+  const checked = checkStoreAt(config, command, path, shown, now, freeSpace);
+  return moved ? [warn('store path', moved), ...checked] : checked;
 }
 
 function checkStoreAt(
   config: BridgeConfig,
+  command: DoctorCommand,
   path: string,
   shown: string,
   now: Date,
   freeSpace: (path: string) => FreeSpace | undefined,
 ): CheckResult[] {
+  // A ledger not read (left unopened, damaged, unreadable) says nothing of a first sync: said as not checked,
+  // with why, rather than left out (a reader would take no line for "nothing to fear").
+  const unread = (result: CheckResult, why: string) => [result, ...firstSyncNotChecked(config, `${why} (see store)`)];
   // Its -wal left without it: serve and sync refuse to open it (creating a ledger would lose that -wal).
   const staleWal = staleWalProblem(path);
-  if (staleWal) return [fail('store', staleWal)];
+  if (staleWal) return unread(fail('store', staleWal), `no ledger at ${path}, only its -wal`);
   if (!existsSync(path)) {
     const none = noLedgerYet(path, shown);
     // Where serve could not create a ledger either, store.path names no ledger the bridge has or will have
@@ -155,9 +154,10 @@ function checkStoreAt(
     const stamp = now.toISOString();
     ledger.setMeta('doctor:lastCheck', stamp);
     if (ledger.getMeta('doctor:lastCheck') !== stamp)
-      return [fail('store', `${path}: a written value did not read back`)];
+      return unread(fail('store', `${path}: a written value did not read back`), `the ledger at ${path} is unreliable`);
     const checked = quickCheck(path);
-    if (checked.problem) return [fail('store', `${shown}: ${checked.problem}`)];
+    if (checked.problem)
+      return unread(fail('store', `${shown}: ${checked.problem}`), `the ledger at ${path} is damaged`);
     const results = [ok('store', `${shown} is writable; ${checked.passed ?? ''}`), ...(migrated ? [migrated] : [])];
     const exposed = exposedLedgerFiles(path);
     if (exposed.length > 0) results.push(exposedWarning(exposed));
@@ -168,10 +168,7 @@ function checkStoreAt(
     const hold = ledger.getHold();
     if (hold) {
       // Nothing is being delivered until someone acts: a failure, so a script running doctor sees it.
-      // The admin page is served only with an admin token (docs/admin.md): without one, `ledger` shows the hold.
-      // Asked of the configuration, not of a token read: a partial load leaves admin.tokenFile unread.
-      const see = adminPageOn(config.admin) ? 'see /admin' : 'see `opencrvs-bridge ledger` (the admin page is off)';
-      results.push(fail('queue', `delivery is held ${heldSince(hold)}; ${see}`));
+      results.push(fail('queue', `delivery is held ${heldSince(hold)}; ${whereHeldRows(config, command)}`));
     }
     // A warning, not a failure: the move may be meant. Shown until the bridge has worked against the new
     // address (it records it then), so a doctor run before starting it sees what the first pass would do.
@@ -192,15 +189,29 @@ function checkStoreAt(
     );
     return results;
   } catch (err) {
-    if (err instanceof LedgerInUse) return [warn('store', `${err.message}; not checked`)];
+    if (err instanceof LedgerInUse)
+      return unread(warn('store', `${err.message}; not checked`), `the ledger at ${path} was left unopened`);
     const code = (err as NodeJS.ErrnoException).code;
     const message = err instanceof Error ? err.message : String(err);
     const said = `${code && !message.includes(code) ? `${code}: ` : ''}${message}`;
-    if (code && isCorruptCode(code)) return [fail('store', `${path}: ${said}; ${CORRUPT_ADVICE}`)];
-    return [fail('store', `${path}: ${said}`)];
+    if (code && isCorruptCode(code))
+      return unread(fail('store', `${path}: ${said}; ${CORRUPT_ADVICE}`), `the ledger at ${path} is damaged`);
+    return unread(fail('store', `${path}: ${said}`), `the ledger at ${path} could not be read`);
   } finally {
     ledger?.close();
   }
+}
+
+/**
+ * Where an operator sees the held queue's rows. The admin page is served only by serve, and only with an
+ * admin token (docs/admin.md): asked of the configuration, not of a token read (a partial load leaves
+ * admin.tokenFile unread). A host running only sync (--for sync, a CronJob) serves no page, whatever the
+ * configuration says: the ledger command is what it has.
+ */
+function whereHeldRows(config: BridgeConfig, command: DoctorCommand): string {
+  const rows = 'see `opencrvs-bridge ledger --status pending,failed`';
+  if (command === 'sync') return `${rows} (the hold and the rows waiting on it; sync serves no admin page)`;
+  return adminPageOn(config.admin) ? 'see /admin' : 'see `opencrvs-bridge ledger` (the admin page is off)';
 }
 
 const CORRUPT_ADVICE =

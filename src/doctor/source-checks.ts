@@ -34,7 +34,7 @@ import { SourceCallError, systemCode } from '../sources/shared/source-error.js';
 import { isRedirect } from '../util/redirect.js';
 import { normalisedUrl } from '../util/url.js';
 import { checkDhis2OrgUnits } from './dhis2-org-units.js';
-import { type CheckResult, fail, ok, warn } from './types.js';
+import { type CheckResult, type DoctorCommand, fail, ok, skip, warn } from './types.js';
 
 /** The error's text, with the system's code of a failed connection when the text does not give it. */
 function reason(err: unknown): string {
@@ -59,10 +59,12 @@ export async function checkFhirSource(
   settings: SourceSettings,
   watchedTypes: string[],
   mappings: readonly FhirMapping[] = [],
+  /** The command the host runs (doctor --for): `sync` receives no notification, so its subscription is not checked. */
+  command: DoctorCommand = 'serve',
 ): Promise<CheckResult[]> {
   // One attempt per call: the doctor reports what it sees rather than retrying it away.
   const client = new FhirSourceClient(settings, { logger: silentLogger, attempts: 1 });
-  return withoutSecrets(client.secrets, await fhirSourceChecks(client, settings, watchedTypes, mappings));
+  return withoutSecrets(client.secrets, await fhirSourceChecks(client, settings, watchedTypes, mappings, command));
 }
 
 /**
@@ -125,6 +127,7 @@ async function fhirSourceChecks(
   settings: SourceSettings,
   allWatched: string[],
   mappings: readonly FhirMapping[],
+  command: DoctorCommand,
 ): Promise<CheckResult[]> {
   const name = `source ${settings.id}`;
   const where = normalisedUrl(settings.baseUrl);
@@ -212,28 +215,8 @@ async function fhirSourceChecks(
     ];
     results.push(warn(name, `${sentences.join('. ')}. See docs/fhir-sources.md`));
   }
-  const subscriptionWarning =
-    unauthenticatedSubscriptionWarning(settings) ?? signatureOnlySubscriptionWarning(settings);
-  if (subscriptionWarning) results.push(warn(name, subscriptionWarning));
-  // Deletions arrive only as notifications, so without a subscription the history is never read.
-  const historyless = settings.subscription ? watchedTypes.filter((type) => lacksInstanceHistory(summary, type)) : [];
-  if (historyless.length > 0)
-    results.push(
-      warn(
-        name,
-        `the server does not declare history-instance for ${historyless.join(', ')}: when one is deleted, only ledger rows that name it are evaluated again (a deleted fetal-death report leaves its birth skipped until the child's record changes)`,
-      ),
-    );
-  if (settings.subscription) {
-    results.push(
-      summary.types.has('Subscription')
-        ? await checkSubscriptions(client, settings.id, watchedTypes)
-        : warn(
-            name,
-            `subscription configured, but the server's CapabilityStatement lists no Subscription (OpenMRS has none): no notification will come; poll it (sources[].poll) and remove sources[].subscription of source ${settings.id}`,
-          ),
-    );
-  }
+  if (settings.subscription && command === 'sync') results.push(subscriptionNotChecked(settings.id));
+  else if (settings.subscription) results.push(...(await subscriptionChecks(client, settings, summary, watchedTypes)));
   if (gaps.length === 0 && failedProbes.length === 0) {
     const server = [summary.software, summary.fhirVersion ? `FHIR ${summary.fhirVersion}` : undefined]
       .filter(Boolean)
@@ -245,6 +228,53 @@ async function fhirSourceChecks(
       ),
     );
   }
+  return results;
+}
+
+/**
+ * Under --for sync: a sync pass opens no receiver, so the EMR's Subscriptions, the secrets its notifications
+ * present and the history-instance read of a deleted resource they name are all serve's. Said as not checked,
+ * not left out: the same configuration run by serve elsewhere is checked without --for sync.
+ */
+function subscriptionNotChecked(sourceId: string): CheckResult {
+  return skip(
+    `source ${sourceId} subscription`,
+    'not checked: sync opens no receiver, so no notification reaches it; the Subscriptions on the server, their secrets and history-instance are checked for serve (doctor without --for sync)',
+  );
+}
+
+/**
+ * What serve's receiver needs of a source with `subscription`: secrets that authenticate its notifications,
+ * history-instance for the deletions they name, and Subscriptions on the server that send them.
+ */
+async function subscriptionChecks(
+  client: FhirSourceClient,
+  settings: SourceSettings,
+  summary: CapabilitySummary,
+  watchedTypes: string[],
+): Promise<CheckResult[]> {
+  const name = `source ${settings.id}`;
+  const results: CheckResult[] = [];
+  const subscriptionWarning =
+    unauthenticatedSubscriptionWarning(settings) ?? signatureOnlySubscriptionWarning(settings);
+  if (subscriptionWarning) results.push(warn(name, subscriptionWarning));
+  // Deletions arrive only as notifications, so without a subscription the history is never read.
+  const historyless = watchedTypes.filter((type) => lacksInstanceHistory(summary, type));
+  if (historyless.length > 0)
+    results.push(
+      warn(
+        name,
+        `the server does not declare history-instance for ${historyless.join(', ')}: when one is deleted, only ledger rows that name it are evaluated again (a deleted fetal-death report leaves its birth skipped until the child's record changes)`,
+      ),
+    );
+  results.push(
+    summary.types.has('Subscription')
+      ? await checkSubscriptions(client, settings.id, watchedTypes)
+      : warn(
+          name,
+          `subscription configured, but the server's CapabilityStatement lists no Subscription (OpenMRS has none): no notification will come; poll it (sources[].poll) and remove sources[].subscription of source ${settings.id}`,
+        ),
+  );
   return results;
 }
 

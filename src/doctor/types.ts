@@ -4,6 +4,13 @@
 /** `warn` does not fail the run: something worth knowing that does not stop delivery. */
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
+/**
+ * The command the checked host runs (doctor --for): `serve` (the default) reads every secret; `sync` only
+ * those it presents, which is what a host that runs `sync --once` alone (a CronJob) is given: the admin
+ * token and the subscriptions' secrets belong to a listener it never opens, and no notification reaches it.
+ */
+export type DoctorCommand = 'serve' | 'sync';
+
 export interface CheckResult {
   /** e.g. `config`, `store`, `source demo-emr`, `opencrvs token`, `routing`. */
   name: string;

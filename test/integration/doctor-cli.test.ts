@@ -15,6 +15,7 @@ import { formatReport, runDoctor } from '../../src/doctor/index.js';
 import { migrate } from '../../src/ledger/db.js';
 import { openLedger } from '../../src/ledger/index.js';
 import { MIGRATIONS } from '../../src/ledger/migrations/index.js';
+import { PROCESS_LEASE_META } from '../../src/ledger/process-lease.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import {
   DEATH_PROGRAMME,
@@ -250,6 +251,12 @@ describe('opencrvs-bridge doctor (CLI)', () => {
     );
     for (const name of ['source emr', 'opencrvs token', 'opencrvs scopes', 'routing'])
       assert.equal(asServe.checks.find((c) => c.name === name)?.status, 'ok', `${name}\n${formatReport(asServe)}`);
+    // serve's receiver is what the Subscriptions on the server call: checked (none there yet).
+    assert.match(
+      asServe.checks.find((c) => c.name === 'source emr' && c.detail.includes('/fhir-subscription/emr'))?.detail ?? '',
+      /no Subscription on the server notifies \/fhir-subscription\/emr/,
+      formatReport(asServe),
+    );
     // As sync: nothing to fail or warn about in those secrets, exit 0.
     const r = await runCli(['doctor', '--for', 'sync', '--config', file]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -258,6 +265,12 @@ describe('opencrvs-bridge doctor (CLI)', () => {
       /^✔ config: .* read as sync reads it \(admin\.token and the subscriptions' secrets not read\)$/m,
     );
     assert.doesNotMatch(r.stdout, /DOCTOR_TEST_UNSET|admin\.token:|subscription\.secret/);
+    // No notification reaches sync: the subscription's checks are said as not run, and why, not warned of.
+    assert.match(
+      r.stdout,
+      /^- source emr subscription: not checked: sync opens no receiver, so no notification reaches it; .*\(doctor without --for sync\)$/m,
+    );
+    assert.doesNotMatch(r.stdout, /fhir-subscription|Subscription on the server|history-instance for/);
     assert.match(r.stdout, /^✔ opencrvs token: /m);
     assert.match(r.stdout, /^✔ routing: /m);
   });
@@ -1253,6 +1266,8 @@ describe('doctor checks', () => {
       line,
       /stop the bridge and restore the last backup \(docs\/deployment\.md §8 "Backup and restore"; runbook: "Ledger corrupt"\)$/,
     );
+    // What a first sync would do is not read from a damaged ledger: said as not checked, not left out.
+    assert.match(r.stdout, /^- first sync emr: not checked: the ledger at \S*corrupt\.db is damaged \(see store\)$/m);
     // A sound ledger passes it, and says how long it took.
     openLedger(join(dir, 'sound.db')).close();
     const sound = await runDoctor({
@@ -1262,6 +1277,36 @@ describe('doctor checks', () => {
     assert.match(
       sound.checks.find((c) => c.name === 'store')?.detail ?? '',
       /is writable; PRAGMA quick_check ok \(\d+ MB in \d+\.\d s\)$/,
+    );
+  });
+
+  it('says the first sync is not checked, and why, of a ledger left unopened beside the bridge that holds it', async (t) => {
+    // The ledger of the release before, held by a running bridge elsewhere (its lease, renewed now; the file
+    // open, as that bridge has it): doctor leaves it unmigrated and unread, so it cannot tell whether the
+    // source's first sync is behind it.
+    const path = join(dir, 'held-older.db');
+    const db = new Database(path);
+    t.after(() => db.close());
+    db.pragma('journal_mode = WAL');
+    migrate(db, MIGRATIONS.slice(0, -1), silentLogger, Date.now());
+    const holder = { holder: 'other-pod:1:ns9-abcdef', command: 'serve', renewedAt: Date.now() };
+    db.prepare('INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?)').run(
+      PROCESS_LEASE_META,
+      JSON.stringify(holder),
+      Date.now(),
+    );
+    const report = await runDoctor({ file: writeConfig({ ...configObject({}), store: { path } }), env: {} });
+    assert.match(report.checks.find((c) => c.name === 'store')?.detail ?? '', /another bridge process.*not checked$/);
+    assert.deepEqual(
+      report.checks.filter((c) => c.name.startsWith('first sync')),
+      [
+        {
+          name: 'first sync emr',
+          status: 'skip',
+          detail: `not checked: the ledger at ${path} was left unopened (see store)`,
+        },
+      ],
+      formatReport(report),
     );
   });
 
@@ -1306,6 +1351,14 @@ describe('doctor checks', () => {
     });
     const served = (await runDoctor({ file: withAdmin, env: {} })).checks.find((c) => c.name === 'queue');
     assert.match(served?.detail ?? '', /; see \/admin$/, JSON.stringify(served));
+    // A host running only sync (a CronJob) serves no admin page, whatever admin.token says: the ledger command.
+    const cron = (await runDoctor({ file: withAdmin, env: {}, for: 'sync' })).checks.find((c) => c.name === 'queue');
+    assert.equal(cron?.status, 'fail');
+    assert.match(
+      cron?.detail ?? '',
+      /; see `opencrvs-bridge ledger --status pending,failed` \(the hold and the rows waiting on it; sync serves no admin page\)$/,
+      JSON.stringify(cron),
+    );
   });
 
   it('sends the reader to /admin for an admin token from a file, even when a secret file did not load', async () => {

@@ -23,7 +23,7 @@ describe('doctor: the ledger disk', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
   const config = () => loadConfig({ text: `${MINIMAL_CONFIG}store:\n  path: ${path}\n` });
   const spaceChecks = (free: number, size: number) =>
-    checkStore(config(), new Date(), () => ({ free, size })).filter((check) => check.name === 'store space');
+    checkStore(config(), 'serve', new Date(), () => ({ free, size })).filter((check) => check.name === 'store space');
 
   it('warns when the file system has less room than readiness asks, naming how much', () => {
     const [low] = spaceChecks(3 * MIB, 10_000 * MIB);
@@ -34,7 +34,10 @@ describe('doctor: the ledger disk', () => {
     );
     assert.match(low?.detail ?? '', /until 32 MiB are free/);
     // Still writable: the store line itself passes.
-    assert.equal(checkStore(config(), new Date(), () => ({ free: 3 * MIB, size: 10_000 * MIB }))[0]?.status, 'ok');
+    assert.equal(
+      checkStore(config(), 'serve', new Date(), () => ({ free: 3 * MIB, size: 10_000 * MIB }))[0]?.status,
+      'ok',
+    );
   });
 
   it('asks a small volume for a tenth of it, and says nothing with room enough', () => {
