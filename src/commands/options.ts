@@ -37,7 +37,7 @@ export function loadConfigOrReport(
 }
 
 /**
- * loadConfigOrReport for a command whose output is its log (serve, sync): the store.path warning is not
+ * loadConfigOrReport for a command whose warnings are log lines (serve, sync, replay): the store.path warning is not
  * printed but left to logStorePathWarning, once the command's logger exists, so that it is a JSON line
  * with its level like every other warning of the process (a log pipeline filtering on level=warn sees it).
  */
@@ -104,11 +104,15 @@ export function configWithLedgerOrReport(
   secretFiles: SecretFileReading = 'all',
 ): BridgeConfig | undefined {
   const config = loadConfigOrReport(option, undefined, secretFiles);
-  if (!config) return undefined;
-  if (existsSync(config.store.path)) return config;
+  return config && ledgerThereOrReport(config) ? config : undefined;
+}
+
+/** Whether there is a ledger at store.path, or false with that said (exit code 2): the commands that change one. */
+export function ledgerThereOrReport(config: BridgeConfig): boolean {
+  if (existsSync(config.store.path)) return true;
   console.error(`No ledger at ${config.store.path} (store.path).`);
   process.exitCode = 2;
-  return undefined;
+  return false;
 }
 
 /**

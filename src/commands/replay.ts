@@ -5,7 +5,14 @@ import type { Command } from 'commander';
 import { Bridge } from '../app.js';
 import type { BridgeConfig } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
-import { buildOrReport, configWithLedgerOrReport, reportLedgerInUse, usingLedger } from './options.js';
+import {
+  buildOrReport,
+  ledgerThereOrReport,
+  loadConfigForLog,
+  logStorePathWarning,
+  reportLedgerInUse,
+  usingLedger,
+} from './options.js';
 import { type RemoteReplay, replayThroughServe, ServeRefused } from './replay-remote.js';
 import { processLogger } from './runtime.js';
 
@@ -33,12 +40,16 @@ async function runReplay(args: string[], options: ReplayOptions): Promise<void> 
     process.exitCode = 2;
     return;
   }
-  const config = configWithLedgerOrReport(options.config);
+  const config = loadConfigForLog(options.config);
   if (!config) return;
   // The sources and OpenCRVS's location list are needed to map the records again; the running service
   // (or the next `sync`) delivers what is queued.
   const logger = buildOrReport(() => processLogger(config, { toStderr: true }));
   if (!logger) return;
+  // A JSON line at warn like its other start warnings (the go-live's, a ledger created), as serve and sync
+  // log it: a pipeline filtering on the level sees it, and a person reads one kind of line on stderr.
+  logStorePathWarning(config, logger);
+  if (!ledgerThereOrReport(config)) return;
   await usingLedger('replay', config.store.path, () => replayWith(config, logger, ids, options));
 }
 

@@ -142,25 +142,10 @@ export function registerSync(program: Command): void {
     )
     .action(
       async (options: { source?: string[]; config?: string; json?: boolean; timeout: string; since?: string }) => {
-        // The secrets the pass presents (OpenCRVS's, the sources'), not those presented to a listener it never
-        // opens (the admin token, the subscriptions'): a CronJob is given only what it uses.
-        const config = loadConfigForLog(options.config, 'outbound');
-        if (!config) return;
+        // The arguments that need no configuration first, as commander checks its own: nothing read yet.
         if (options.since !== undefined && !isSinceValue(options.since)) {
           console.error(
             `sync: --since must be an ISO 8601 date or date-time (2026-01-31, 2026-01-31T00:00:00Z), not "${options.since}"`,
-          );
-          process.exitCode = 2;
-          return;
-        }
-        // The rule poll.since follows on a DHIS2 source (config/load.ts).
-        const dhis2 = config.sources.filter(
-          (s) => s.kind === 'dhis2' && (!options.source || options.source.includes(s.id)),
-        );
-        const dhis2Problem = options.since === undefined ? undefined : dhis2SinceProblem(options.since);
-        if (dhis2Problem && dhis2.length > 0) {
-          console.error(
-            `sync: --since for DHIS2 (${dhis2.map((s) => s.id).join(', ')}) ${dhis2Problem}; or sync the FHIR sources alone with --source`,
           );
           process.exitCode = 2;
           return;
@@ -178,6 +163,29 @@ export function registerSync(program: Command): void {
           process.exitCode = 2;
           return;
         }
+        // The secrets the pass presents (OpenCRVS's, the sources'), not those presented to a listener it never
+        // opens (the admin token, the subscriptions'): a CronJob is given only what it uses.
+        const config = loadConfigForLog(options.config, 'outbound');
+        if (!config) return;
+        // Standard output is the summary alone, for a person or for --json: logs go to standard error (a
+        // cron mail or a CronJob's log still holds both).
+        const logger = buildOrReport(() => processLogger(config, { toStderr: true }));
+        if (!logger) return;
+        // Whenever the configuration was read, before the arguments checked against it: a cron job whose
+        // --source names no source still says which ledger its fixed line will use (and how to name it).
+        logStorePathWarning(config, logger);
+        // The rule poll.since follows on a DHIS2 source (config/load.ts).
+        const dhis2 = config.sources.filter(
+          (s) => s.kind === 'dhis2' && (!options.source || options.source.includes(s.id)),
+        );
+        const dhis2Problem = options.since === undefined ? undefined : dhis2SinceProblem(options.since);
+        if (dhis2Problem && dhis2.length > 0) {
+          console.error(
+            `sync: --since for DHIS2 (${dhis2.map((s) => s.id).join(', ')}) ${dhis2Problem}; or sync the FHIR sources alone with --source`,
+          );
+          process.exitCode = 2;
+          return;
+        }
         const known = config.sources.map((s) => s.id);
         const unknown = (options.source ?? []).filter((id) => !known.includes(id));
         if (unknown.length > 0) {
@@ -187,11 +195,6 @@ export function registerSync(program: Command): void {
           process.exitCode = 2;
           return;
         }
-        // Standard output is the summary alone, for a person or for --json: logs go to standard error (a
-        // cron mail or a CronJob's log still holds both).
-        const logger = buildOrReport(() => processLogger(config, { toStderr: true }));
-        if (!logger) return;
-        logStorePathWarning(config, logger);
         // A scheduler stops a pass with SIGTERM (a CronJob's deadline, a node drain): rows in flight are
         // handed back rather than left 'delivering' until their lock times out. As PID 1 a signal with no
         // handler would be ignored.

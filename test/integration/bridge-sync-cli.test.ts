@@ -366,7 +366,7 @@ describe('opencrvs-bridge sync --once', () => {
     }
   });
 
-  it("logs the upgrade's store.path warning as a JSON warn line under sync and serve, not as plain text", async () => {
+  it("logs the upgrade's store.path warning as a JSON warn line under sync, replay and serve, not as plain text", async () => {
     // A ledger found only relative to the working directory (the old reading of a relative store.path), the
     // config a folder down: run from the ledger's folder, as a cron job started there.
     const old = join(s.dir, 'old-reading', 'bridge.db');
@@ -394,6 +394,24 @@ describe('opencrvs-bridge sync --once', () => {
     assert.ok(fromSync.msg.startsWith(expected), fromSync.msg);
     assert.match(fromSync.msg, new RegExp(`Set store\\.path: ${old} so that every command finds this ledger`));
     assert.doesNotMatch(sync.stdout, /using the ledger at/, 'the summary is no log');
+    // Arguments wrong against the configuration (a --source it does not have): the configuration was read,
+    // so the warning is logged all the same, before the refusal.
+    const wrong = await runCli(
+      ['sync', '--once', '--config', file, '--source', 'nosuch'],
+      { LOG_LEVEL: 'warn' },
+      60_000,
+      s.dir,
+    );
+    assert.equal(wrong.code, 2, wrong.stderr || wrong.stdout);
+    assert.equal(warned(wrong.stderr).setting, 'store.path');
+    assert.match(wrong.stderr, /\nsync: no source "nosuch" in the config/);
+    // replay logs it as its other start warnings, a JSON line on standard error; its answer is on stdout.
+    const replay = await runCli(['replay', '--dead', '--config', file], { LOG_LEVEL: 'warn' }, 60_000, s.dir);
+    assert.equal(replay.code, 0, replay.stderr || replay.stdout);
+    const fromReplay = warned(replay.stderr);
+    assert.equal(fromReplay.level, 'warn');
+    assert.ok(fromReplay.msg.startsWith(expected), fromReplay.msg);
+    assert.equal(replay.stdout, 'Nothing requeued.\n');
 
     // serve logs on standard output: the warning among its lines, before it serves.
     const child = spawnCli(['serve', '--config', file], { LOG_LEVEL: 'info' }, s.dir);
