@@ -405,8 +405,9 @@ export class CachingFetcher implements ResourceFetcher {
     if (!listing) return [];
     const from = listing._lastUpdated ?? '';
     // A listing from an earlier day holds this one, when it was read whole: one listing serves a pass's
-    // births (a first sync reads them oldest first), not one per birth date each held in memory.
-    const earlier = [...this.relationListings.keys()].filter((start) => start <= from).sort();
+    // births (a first sync reads them oldest first), not one per birth date each held in memory. This
+    // day's own listing is looked up below: whole or not, and failed too, it is this birth's answer.
+    const earlier = [...this.relationListings.keys()].filter((start) => start < from).sort();
     for (const start of earlier.reverse()) {
       // One that failed is this birth's to ask again, not its failure.
       const held = await this.relationListings.get(start)?.catch(() => undefined);
