@@ -74,6 +74,7 @@ describe('context searches of an OpenMRS-like server', () => {
   let sandbox: FhirSandbox;
   let client: FhirSourceClient;
   let relationSearches = 0;
+  const relationRanges: string[] = [];
   let refuseListing = false;
   const warnings: string[] = [];
   before(async () => {
@@ -81,7 +82,10 @@ describe('context searches of an OpenMRS-like server', () => {
       { port: 0, emulate: 'openmrs', logger: silentLogger },
       {
         beforeSearch: (type, query) => {
-          if (type === 'RelatedPerson') relationSearches++;
+          if (type === 'RelatedPerson') {
+            relationSearches++;
+            relationRanges.push(query.getAll('_lastUpdated').join('&'));
+          }
           if (type === 'RelatedPerson' && refuseListing)
             throw new HttpFailure(400, outcomeOf('not-supported', '_lastUpdated is not supported'));
           if (type === 'Encounter') throw new HttpFailure(503, outcomeOf('transient', 'database unavailable'));
@@ -130,6 +134,43 @@ describe('context searches of an OpenMRS-like server', () => {
     assert.deepEqual(await mothers('younger'), ['younger-mother'], 'from the older birth listing');
     // `patient=` not asked (the CapabilityStatement declares no such parameter): one listing for both.
     assert.equal(relationSearches, 1);
+  });
+
+  it('lists relations for births newest first at about the cost of oldest first: only the older gap is asked', async () => {
+    const born = (days: number) => new Date(Date.now() - days * 86_400_000).toISOString().slice(0, 10);
+    const ages = [3, 6, 12, 20];
+    for (const days of ages) {
+      await sandbox.upsert({ resourceType: 'Patient', id: `desc-${days}`, birthDate: born(days) });
+      await sandbox.upsert({
+        resourceType: 'RelatedPerson',
+        id: `desc-${days}-mother`,
+        patient: { reference: `Patient/desc-${days}` },
+      });
+    }
+    // Others' relationships, recorded since: each listing from a birth holds them, in 3 pages of 100.
+    for (let i = 0; i < 220; i++)
+      await sandbox.upsert({
+        resourceType: 'RelatedPerson',
+        id: `desc-other-${i}`,
+        patient: { reference: 'Patient/x' },
+      });
+    relationSearches = 0;
+    relationRanges.length = 0;
+    const fetcher = new CachingFetcher(client);
+    for (const days of ages)
+      assert.deepEqual(
+        (await fetcher.search('RelatedPerson', { patient: `Patient/desc-${days}` })).map((r) => r.id),
+        [`desc-${days}-mother`],
+      );
+    // The newest birth's listing (3 pages), then one range per older birth, up to the day the one held
+    // starts; each birth its own listing read the 3 pages again (12).
+    assert.equal(relationSearches, 3 + ages.length - 1);
+    // Each from the day before its birth.
+    assert.deepEqual(relationRanges.slice(3), [
+      `ge${born(7)}&lt${born(4)}`,
+      `ge${born(13)}&lt${born(7)}`,
+      `ge${born(21)}&lt${born(13)}`,
+    ]);
   });
 
   it('says a refused listing leaves the mother out, not that RelatedPerson is no longer polled', async () => {

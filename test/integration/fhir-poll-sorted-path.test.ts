@@ -31,7 +31,7 @@ describe('polling the FHIR sandbox: a sorted server stays on the keyset path', (
     client.searchPage = async (type, params) => {
       calls++;
       const page = await searchPage(type, params);
-      if (params._sort?.startsWith('_lastUpdated')) {
+      if (String(params._sort ?? '').startsWith('_lastUpdated')) {
         const self = page.link?.find((l) => l.relation === 'self')?.url;
         pollSearches.push({ type, entries: page.entry?.length ?? 0, self });
       }

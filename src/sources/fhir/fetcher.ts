@@ -10,7 +10,14 @@ import {
 import { setBounded } from '../../util/bounded-map.js';
 import { type FhirSourceClient, FhirSourceError } from './fhir-client.js';
 import { isResourceType } from './notification.js';
-import { LISTING_MAX_PAGES, listingParams, relationsOf, relationsSearchSubject } from './relations-listing.js';
+import {
+  LISTING_MAX_RELATIONS,
+  listingStart,
+  rangeParams,
+  relationsOf,
+  relationsSearchSubject,
+} from './relations-listing.js';
+import { type RangeAnswer, RelationsWindow } from './relations-window.js';
 import { serverSupportOf } from './server-support.js';
 import { LengthMemory, StepMemory } from './step-memory.js';
 
@@ -36,20 +43,13 @@ const ignoresIdLists = new WeakSet<FhirSourceClient>();
  * as if it had no encounter or observation, and the mapping would go on without them.
  */
 const readsOrLists = new WeakSet<FhirSourceClient>();
-/** A RelatedPerson listing as read: `complete` when read whole (it then holds any later day's). */
-interface RelationListing {
-  resources: Resource[];
-  complete: boolean;
-}
 /** How a refused listing is said (ServerSupport.learn): not as the type's every search. */
 const RELATIONS_LISTING_REFUSED = {
   what: 'RelatedPerson listing by _lastUpdated',
   leavesOut:
     "newborns' relations are read from it, as RelatedPerson?patient= is not served either, so births are notified without the mother; RelatedPerson is still polled",
 };
-/** Listings held by a pass: each is at most LISTING_MAX_PAGES pages. */
-const MAX_RELATION_LISTINGS = 4;
-/** Sources whose relationship listing was cut short once (said once per source). */
+/** Sources whose relationships since a birth ran past LISTING_MAX_RELATIONS once (said once per source). */
 const listingsCutShort = new WeakSet<FhirSourceClient>();
 
 /**
@@ -264,8 +264,8 @@ export class CachingFetcher implements ResourceFetcher {
   reads = 0;
   private readonly resources = new Map<string, Promise<Resource | undefined>>();
   private readonly searches = new Map<string, Promise<Resource[]>>();
-  /** The pass's RelatedPerson listings (unservedAnswer), by the `ge<day>` they start at. */
-  private readonly relationListings = new Map<string, Promise<RelationListing>>();
+  /** The pass's RelatedPerson listing (unservedAnswer): at most LISTING_MAX_RELATIONS held. */
+  private relations = this.newRelationsWindow();
   private readonly queuedReads = new Map<string, Map<string, PendingRead>>();
   /**
    * The cached searches' keys by resource type, for prime: scanning every cached key for each page
@@ -312,7 +312,7 @@ export class CachingFetcher implements ResourceFetcher {
       for (const key of this.searchKeysByType.get(type) ?? []) this.searches.delete(key);
       this.searchKeysByType.delete(type);
     }
-    if (types.has('RelatedPerson')) this.relationListings.clear();
+    if (types.has('RelatedPerson')) this.relations = this.newRelationsWindow();
     for (const resource of resources) {
       if (resource.id)
         this.remember(this.resources, `${resource.resourceType}/${resource.id}`, Promise.resolve(resource));
@@ -395,60 +395,59 @@ export class CachingFetcher implements ResourceFetcher {
 
   /**
    * What a search the server does not serve answers: nothing, but for a newborn's `RelatedPerson?patient=`,
-   * which is answered from the relationships recorded since the birth (relations-listing.ts: OpenMRS).
+   * which is answered from the relationships recorded since the birth (relations-listing.ts: OpenMRS), as
+   * the pass holds them (relations-window.ts: whatever order its births come in, each range read once).
    */
   private async unservedAnswer(type: string, params: Record<string, string>): Promise<Resource[]> {
     const patientId = relationsSearchSubject(type, params);
     if (patientId === undefined) return [];
     const subject = await this.read('Patient', patientId);
-    const listing = listingParams(subject?.resourceType === 'Patient' ? subject.birthDate : undefined, Date.now());
-    if (!listing) return [];
-    const from = listing._lastUpdated ?? '';
-    // A listing from an earlier day holds this one, when it was read whole: one listing serves a pass's
-    // births (a first sync reads them oldest first), not one per birth date each held in memory. This
-    // day's own listing is looked up below: whole or not, and failed too, it is this birth's answer.
-    const earlier = [...this.relationListings.keys()].filter((start) => start < from).sort();
-    for (const start of earlier.reverse()) {
-      // One that failed is this birth's to ask again, not its failure.
-      const held = await this.relationListings.get(start)?.catch(() => undefined);
-      if (held?.complete) return relationsOf(held.resources, patientId);
+    const from = listingStart(subject?.resourceType === 'Patient' ? subject.birthDate : undefined, Date.now());
+    if (from === undefined) return [];
+    const listed = await this.relations.from(from);
+    if (listed === 'not served') return [];
+    if (listed !== 'past bound') return relationsOf(listed, patientId);
+    if (!listingsCutShort.has(this.client)) {
+      listingsCutShort.add(this.client);
+      // Not the day: it is the day before a child's birth date, which is personal data.
+      this.client.log.warn(
+        { search: 'RelatedPerson?_lastUpdated' },
+        `the FHIR server does not serve RelatedPerson?patient=, and its relationships recorded since a birth run past ${LISTING_MAX_RELATIONS} (read whole or in ranges, the most held for one birth): such births are notified without the mother (docs/fhir-sources.md, "OpenMRS")`,
+      );
     }
-    let listed = this.relationListings.get(from);
-    if (!listed) {
-      listed = this.settled(this.listRelations(listing));
-      setBounded(this.relationListings, from, listed, MAX_RELATION_LISTINGS);
-    }
-    const { resources } = await listed;
-    return relationsOf(resources, patientId);
+    return [];
+  }
+
+  private newRelationsWindow(): RelationsWindow {
+    return new RelationsWindow(
+      (from, before, budget) => this.listRelations(from, before, budget),
+      LISTING_MAX_RELATIONS,
+    );
   }
 
   /**
-   * The relationships recorded in the listing's window; none when the server does not serve the listing
-   * either, or it runs past LISTING_MAX_PAGES (a part of it could leave the mother out and name an aunt as
-   * the one woman linked). Any other failure is the search's: the birth waits for the server.
+   * The relationships recorded from day `from` up to day `before` (none: up to now), read whole within room
+   * for `budget` of them, or 'not served' when the server does not serve the listing either. Any other
+   * failure is the search's: the birth waits for the server.
    */
-  private async listRelations(listing: Record<string, string>): Promise<RelationListing> {
+  private async listRelations(
+    from: string,
+    before: string | undefined,
+    budget: number,
+  ): Promise<RangeAnswer | 'not served'> {
     const support = serverSupportOf(this.client);
-    if (await support.notServed('RelatedPerson', listing)) return { resources: [], complete: false };
+    // What the server is known not to serve is a shape: the listing's parameters are all the server's own.
+    const shape = { _lastUpdated: `ge${from}` };
+    if (await support.notServed('RelatedPerson', shape)) return 'not served';
+    const { params, pages } = rangeParams(from, before, budget);
     this.reads++;
     try {
-      const { resources, complete } = await this.client.searchBounded('RelatedPerson', listing, LISTING_MAX_PAGES, {
+      return await this.client.searchBounded('RelatedPerson', params, pages, {
         timeoutHint: 'raise sources[].timeoutMs',
         signal: this.signal,
       });
-      if (complete) return { resources, complete };
-      if (!listingsCutShort.has(this.client)) {
-        listingsCutShort.add(this.client);
-        // Not the window: it starts the day before a child's birth date, which is personal data.
-        this.client.log.warn(
-          { search: 'RelatedPerson?_lastUpdated' },
-          `the FHIR server does not serve RelatedPerson?patient=, and its relationships recorded since a birth run past ${LISTING_MAX_PAGES} pages: such births are notified without the mother (docs/fhir-sources.md, "OpenMRS")`,
-        );
-      }
-      return { resources: [], complete: false };
     } catch (err) {
-      if (support.learn('RelatedPerson', listing, err, RELATIONS_LISTING_REFUSED))
-        return { resources: [], complete: false };
+      if (support.learn('RelatedPerson', shape, err, RELATIONS_LISTING_REFUSED)) return 'not served';
       throw err;
     }
   }

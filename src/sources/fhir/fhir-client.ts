@@ -43,6 +43,9 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** A search's parameters; one given several values is sent once per value (`_lastUpdated=ge…&_lastUpdated=lt…`). */
+export type SearchParams = Record<string, string | string[]>;
+
 /**
  * What a caller asks of one search: `attempts` for a page it can do without; `timeoutHint` names the
  * settings; `signal` ends it, its pages and its tries at once (a partial evaluation that stopped).
@@ -413,7 +416,7 @@ export class FhirSourceClient {
    * One search page. `attempts`: for a page the caller can do without (a larger page it can ask for in
    * smaller ones); `timeoutHint`: for a search whose size poll.pageSize does not set.
    */
-  async searchPage(type: string, params: Record<string, string>, options: SearchOptions = {}): Promise<Bundle> {
+  async searchPage(type: string, params: SearchParams, options: SearchOptions = {}): Promise<Bundle> {
     const result: unknown = await this.call(
       `search ${type}`,
       (call) => this.client.search({ resourceType: type, searchParams: params, options: call }),
@@ -485,7 +488,7 @@ export class FhirSourceClient {
   /** Like searchAll, and says whether the answer is complete (no `next` link left unfollowed). */
   async searchBounded(
     type: string,
-    params: Record<string, string>,
+    params: SearchParams,
     maxPages = MAX_SEARCH_PAGES,
     options: SearchOptions = {},
   ): Promise<{ resources: Resource[]; complete: boolean }> {

@@ -14,9 +14,13 @@ import { parseReference } from '../../mapping/index.js';
 
 /** A subject born longer ago than this is not listed for: what was listed for it stays empty. */
 export const LISTING_MAX_AGE_DAYS = 366;
-/** Page size asked (OpenMRS FHIR2's default maximum), and the pages read before the listing counts as cut short. */
-export const LISTING_PAGE_SIZE = '100';
-export const LISTING_MAX_PAGES = 20;
+/** Page size asked (OpenMRS FHIR2's default maximum). */
+export const LISTING_PAGE_SIZE = 100;
+/**
+ * The relationships recorded since a birth read at most (20 pages): past it the birth goes without them (a
+ * part of them could leave the mother out and name an aunt as the one woman linked). What a pass holds.
+ */
+export const LISTING_MAX_RELATIONS = 2_000;
 
 const DAY_MS = 86_400_000;
 
@@ -29,16 +33,29 @@ export function relationsSearchSubject(type: string, params: Record<string, stri
 }
 
 /**
- * The listing's parameters for a subject with this birth date: relationships recorded from the day before
- * it (a server clock in another time zone than the birth's), or undefined when it is no full date, or
- * more than LISTING_MAX_AGE_DAYS ago.
+ * The day a subject with this birth date is listed from: the day before it (a server clock in another time
+ * zone than the birth's), or undefined when it is no full date, or more than LISTING_MAX_AGE_DAYS ago.
  */
-export function listingParams(birthDate: unknown, now: number): Record<string, string> | undefined {
+export function listingStart(birthDate: unknown, now: number): string | undefined {
   if (typeof birthDate !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(birthDate)) return undefined;
   const born = Date.parse(`${birthDate}T00:00:00Z`);
   if (Number.isNaN(born) || now - born > LISTING_MAX_AGE_DAYS * DAY_MS) return undefined;
-  const from = new Date(born - DAY_MS).toISOString().slice(0, 10);
-  return { _lastUpdated: `ge${from}`, _count: LISTING_PAGE_SIZE };
+  return new Date(born - DAY_MS).toISOString().slice(0, 10);
+}
+
+/**
+ * The listing's parameters for the relationships recorded from day `from` up to (not on) day `before` (none:
+ * up to now), `budget` of them at most (in pages of LISTING_PAGE_SIZE, at least one). Days, both read in the
+ * server's time zone: a range ending `lt` a day and one starting `ge` it meet without overlap.
+ */
+export function rangeParams(
+  from: string,
+  before: string | undefined,
+  budget: number,
+): { params: Record<string, string | string[]>; pages: number } {
+  const lastUpdated = before === undefined ? `ge${from}` : [`ge${from}`, `lt${before}`];
+  const pages = Math.max(1, Math.ceil(budget / LISTING_PAGE_SIZE));
+  return { params: { _lastUpdated: lastUpdated, _count: String(LISTING_PAGE_SIZE) }, pages };
 }
 
 /** The listed RelatedPersons whose patient is this Patient. */
