@@ -171,6 +171,14 @@ describe('context searches of an OpenMRS-like server', () => {
       `ge${born(13)}&lt${born(7)}`,
       `ge${born(21)}&lt${born(13)}`,
     ]);
+    // Mapped side by side, as a pass's lanes map a page: one listing, from the oldest birth's day.
+    relationSearches = 0;
+    const sideBySide = new CachingFetcher(client);
+    const found = await Promise.all(
+      ages.map(async (days) => (await sideBySide.search('RelatedPerson', { patient: `Patient/desc-${days}` })).length),
+    );
+    assert.deepEqual(found, [1, 1, 1, 1]);
+    assert.equal(relationSearches, 3);
   });
 
   it('says a refused listing leaves the mother out, not that RelatedPerson is no longer polled', async () => {

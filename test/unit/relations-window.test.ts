@@ -63,7 +63,7 @@ describe('relationships a pass holds for newborns', () => {
     assert.equal(asked.length, 3);
   });
 
-  it('serves births waiting side by side from one range each, and asks again after a failed one', async () => {
+  it('serves births waiting side by side from one range, from the earliest day, and asks again after a failed one', async () => {
     let fail = true;
     const { asked, list } = server({ '2026-03-02': 1, '2026-03-07': 1 });
     const window = new RelationsWindow(async (from, before, budget) => {
@@ -77,11 +77,23 @@ describe('relationships a pass holds for newborns', () => {
     const side = await Promise.all([window.from('2026-03-07'), window.from('2026-03-07'), window.from('2026-03-02')]);
     assert.deepEqual(
       side.map((answer) => (Array.isArray(answer) ? answer.length : answer)),
-      [1, 1, 2],
+      [2, 2, 2], // what is held: the caller keeps its child's
+    );
+    // The first in turn asks from the earliest day waited for: one range for the three.
+    assert.deepEqual(asked, [['2026-03-02', undefined, 10]]);
+  });
+
+  it("asks a later birth's own range when the one for the earliest waiting runs past the bound", async () => {
+    const { asked, list } = server({ '2026-03-01': 8, '2026-03-05': 1, '2026-03-09': 1 });
+    const window = new RelationsWindow(list, 5);
+    const side = await Promise.all([window.from('2026-03-09'), window.from('2026-03-01'), window.from('2026-03-05')]);
+    assert.deepEqual(
+      side.map((answer) => (Array.isArray(answer) ? answer.length : answer)),
+      [2, 'past bound', 2],
     );
     assert.deepEqual(asked, [
-      ['2026-03-07', undefined, 10],
-      ['2026-03-02', '2026-03-07', 9],
+      ['2026-03-01', undefined, 5],
+      ['2026-03-05', undefined, 5],
     ]);
   });
 });

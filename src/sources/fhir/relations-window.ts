@@ -3,8 +3,11 @@
 // birth date holds every later birth's too, so births read oldest first cost one listing; read newest first
 // (a pass over a page sorted so, a subscription burst), each older birth asks only the range from its own day
 // up to the day the one held starts (`_lastUpdated=ge<day>&_lastUpdated=lt<start>`), not the whole listing
-// again. The bound is a birth's, whatever the order: the relationships recorded since its day, the ranges
-// held and the one asked together, at most `bound`; past it that birth and every older one go without.
+// again. Births mapped side by side (the pipeline's lanes) wait for one range at a time, and it is asked from
+// the earliest day any of them waits for: a page of births costs one listing in either order. The bound is a
+// birth's, whatever the order: the relationships recorded since its day, the ranges held and the one asked
+// together, at most `bound`; past it that birth and every older one go without (a range asked for an older
+// birth that runs past it leaves a later one to ask its own).
 import type { Resource } from '@medplum/fhirtypes';
 
 /** What a range asked answers: `complete` when read whole within the budget asked. */
@@ -33,6 +36,8 @@ export class RelationsWindow {
   private pastFrom: string | undefined;
   /** The range being asked: one at a time, so a birth waiting behind an older one is served by its range. */
   private turn: Promise<unknown> = Promise.resolve();
+  /** The days births wait for a range from, and how many wait for each. */
+  private readonly waiting = new Map<string, number>();
 
   constructor(
     private readonly list: ListRange,
@@ -43,9 +48,16 @@ export class RelationsWindow {
   from(from: string): Promise<WindowAnswer> {
     const known = this.known(from);
     if (known) return Promise.resolve(known);
-    const asked = this.turn.then(() => this.widen(from));
+    this.waiting.set(from, (this.waiting.get(from) ?? 0) + 1);
+    const asked = this.turn.then(() => this.widen(from)).finally(() => this.leave(from));
     this.turn = asked.catch(() => undefined);
     return asked;
+  }
+
+  private leave(day: string): void {
+    const left = (this.waiting.get(day) ?? 1) - 1;
+    if (left > 0) this.waiting.set(day, left);
+    else this.waiting.delete(day);
   }
 
   private known(from: string): Resource[] | 'past bound' | undefined {
@@ -55,19 +67,24 @@ export class RelationsWindow {
   }
 
   private async widen(from: string): Promise<WindowAnswer> {
-    const known = this.known(from);
-    if (known) return known;
-    const held = this.held;
-    const holding = held?.resources.length ?? 0;
-    const answer = await this.list(from, held?.start, this.bound - holding);
-    if (answer === 'not served') return answer;
-    if (!answer.complete || holding + answer.resources.length > this.bound) {
-      this.pastFrom = from;
-      return 'past bound';
+    for (;;) {
+      const known = this.known(from);
+      if (known) return known;
+      // The earliest day a birth waits for that is not known yet (this one's at the latest): its range holds
+      // every later one's. Past the bound, the next earliest is asked, down to this birth's own.
+      const start = [...this.waiting.keys()].filter((day) => !this.known(day)).sort()[0] ?? from;
+      const held = this.held;
+      const holding = held?.resources.length ?? 0;
+      const answer = await this.list(start, held?.start, this.bound - holding);
+      if (answer === 'not served') return answer;
+      if (!answer.complete || holding + answer.resources.length > this.bound) {
+        this.pastFrom = start;
+        continue;
+      }
+      // A range read ends where the one held starts (`lt` that day, which the held one took as `ge`): none
+      // is in both, as a relationship's lastUpdated only grows (one changed meanwhile is in neither: the
+      // poll of RelatedPerson brings it to the next pass).
+      this.held = { start, resources: held ? [...answer.resources, ...held.resources] : answer.resources };
     }
-    // A range read ends where the one held starts (`lt` that day, which the held one took as `ge`): none
-    // is in both, as a relationship's lastUpdated only grows.
-    this.held = { start: from, resources: held ? [...answer.resources, ...held.resources] : answer.resources };
-    return this.held.resources;
   }
 }
