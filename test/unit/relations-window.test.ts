@@ -83,6 +83,27 @@ describe('relationships a pass holds for newborns', () => {
     assert.deepEqual(asked, [['2026-03-02', undefined, 10]]);
   });
 
+  it('fails the births waiting with a range that failed, rather than ask it again for each', async () => {
+    let calls = 0;
+    const window = new RelationsWindow(async () => {
+      calls++;
+      throw new Error('timed out');
+    }, 10);
+    const side = await Promise.allSettled([
+      window.from('2026-03-07'),
+      window.from('2026-03-05'),
+      window.from('2026-03-02'),
+    ]);
+    assert.deepEqual(
+      side.map((r) => r.status),
+      ['rejected', 'rejected', 'rejected'],
+    );
+    assert.equal(calls, 1);
+    // A birth that comes later asks again.
+    await assert.rejects(window.from('2026-03-07'), /timed out/);
+    assert.equal(calls, 2);
+  });
+
   it("asks a later birth's own range when the one for the earliest waiting runs past the bound", async () => {
     const { asked, list } = server({ '2026-03-01': 8, '2026-03-05': 1, '2026-03-09': 1 });
     const window = new RelationsWindow(list, 5);

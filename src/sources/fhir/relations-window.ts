@@ -38,6 +38,14 @@ export class RelationsWindow {
   private turn: Promise<unknown> = Promise.resolve();
   /** The days births wait for a range from, and how many wait for each. */
   private readonly waiting = new Map<string, number>();
+  /** Births that came to wait so far (each one's ticket is its number). */
+  private tickets = 0;
+  /**
+   * The last range that failed, and the births waiting then: the range held their days (it was asked from
+   * the earliest), so they fail with it rather than each ask it again in turn (a server that does not answer
+   * would take a page of births one timeout after the other). Births that come later ask again.
+   */
+  private failed: { start: string; upTo: number; err: unknown } | undefined;
 
   constructor(
     private readonly list: ListRange,
@@ -49,7 +57,8 @@ export class RelationsWindow {
     const known = this.known(from);
     if (known) return Promise.resolve(known);
     this.waiting.set(from, (this.waiting.get(from) ?? 0) + 1);
-    const asked = this.turn.then(() => this.widen(from)).finally(() => this.leave(from));
+    const ticket = ++this.tickets;
+    const asked = this.turn.then(() => this.widen(from, ticket)).finally(() => this.leave(from));
     this.turn = asked.catch(() => undefined);
     return asked;
   }
@@ -66,16 +75,24 @@ export class RelationsWindow {
     return undefined;
   }
 
-  private async widen(from: string): Promise<WindowAnswer> {
+  private async widen(from: string, ticket: number): Promise<WindowAnswer> {
     for (;;) {
       const known = this.known(from);
       if (known) return known;
+      const { failed } = this;
+      if (failed && ticket <= failed.upTo && from >= failed.start) throw failed.err;
       // The earliest day a birth waits for that is not known yet (this one's at the latest): its range holds
       // every later one's. Past the bound, the next earliest is asked, down to this birth's own.
       const start = [...this.waiting.keys()].filter((day) => !this.known(day)).sort()[0] ?? from;
       const held = this.held;
       const holding = held?.resources.length ?? 0;
-      const answer = await this.list(start, held?.start, this.bound - holding);
+      let answer: RangeAnswer | 'not served';
+      try {
+        answer = await this.list(start, held?.start, this.bound - holding);
+      } catch (err) {
+        this.failed = { start, upTo: this.tickets, err };
+        throw err;
+      }
       if (answer === 'not served') return answer;
       if (!answer.complete || holding + answer.resources.length > this.bound) {
         this.pastFrom = start;
