@@ -52,6 +52,8 @@ export type SearchParams = Record<string, string | string[]>;
  */
 export interface SearchOptions extends CallOptions {
   attempts?: number;
+  /** Each try's timeout, for a call the caller can do without sooner than `sources[].timeoutMs` allows. */
+  timeoutMs?: number;
   /**
    * What a timed-out search's message advises. By default a poll page's settings: the timeout and
    * `poll.pageSize`; a search whose size the poll settings do not set names its own.
@@ -246,7 +248,7 @@ export class FhirSourceClient {
         // The timeout starts when the call leaves, not while it waits for a free slot.
         return await this.limit([this.closing.signal, caller.signal], async () => {
           if (caller.signal?.aborted) throw caller.signal.reason;
-          const call = callSignal(this.settings.timeoutMs, this.closing.signal, caller.signal);
+          const call = callSignal(caller.timeoutMs ?? this.settings.timeoutMs, this.closing.signal, caller.signal);
           try {
             return await run({ headers, signal: call.signal });
           } finally {
@@ -259,7 +261,7 @@ export class FhirSourceClient {
           ? new FhirSourceError(`${operation}: the bridge is stopping`, undefined, false, { cutOff: true })
           : caller.signal?.aborted
             ? new FhirSourceError(`${operation}: cut off by the bridge`, undefined, false, { cutOff: true })
-            : this.failure(operation, err, caller.timeoutHint);
+            : this.failure(operation, err, caller);
         if (!lastError.retryable || attempt === attempts) break;
         const delay = nextTryDelay(
           this.retryBaseMs * 2 ** (attempt - 1),
@@ -275,7 +277,7 @@ export class FhirSourceClient {
   }
 
   /** What a failed attempt means: its status, whether to retry, and a message without bodies or queries. */
-  private failure(operation: string, err: unknown, timeoutHint?: string): FhirSourceError {
+  private failure(operation: string, err: unknown, caller: SearchOptions = {}): FhirSourceError {
     // The OAuth2 token endpoint, not the FHIR server: a refused client is configuration, no network error.
     if (err instanceof SourceAuthError)
       return new FhirSourceError(this.secrets.text(`${operation} failed: ${err.message}`), undefined, err.retryable, {
@@ -336,7 +338,7 @@ export class FhirSourceClient {
       status !== undefined
         ? `HTTP ${status}${notFhir || frontRefused ? notFhirHint : retryAfterHint(retryAfterMs)}`
         : timedOut
-          ? `timeout: no answer within ${this.settings.timeoutMs} ms (${this.timeoutHint(operation, timeoutHint)})`
+          ? `timeout: no answer within ${caller.timeoutMs ?? this.settings.timeoutMs} ms (${this.timeoutHint(operation, caller.timeoutHint)})`
           : noAnswer(err);
     return new FhirSourceError(`${operation} failed: ${reason}`, status, retryable, {
       cause: status === undefined ? loggableCause(err, this.secrets) : undefined,
@@ -547,8 +549,13 @@ export class FhirSourceClient {
     return result;
   }
 
-  async capabilityStatement(): Promise<Resource> {
-    const result: unknown = await this.call('capabilities', (options) => this.client.capabilityStatement(options));
+  async capabilityStatement(options: SearchOptions = {}): Promise<Resource> {
+    const result: unknown = await this.call(
+      'capabilities',
+      (call) => this.client.capabilityStatement(call),
+      {},
+      options,
+    );
     if (!isResource(result)) throw new FhirSourceError('capabilities: not a FHIR resource', undefined, false);
     return result;
   }

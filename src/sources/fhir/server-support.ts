@@ -2,7 +2,7 @@
 // instead of failing every record. OpenMRS FHIR2 has no Composition provider (a 404), and its Observation and
 // RelatedPerson searches take no `focus` and no `patient` (a 400): the shipped mappings ask for all three,
 // for the EMRs that have them, and every Patient became a dead row there. Two ways to know:
-//   - the server's CapabilityStatement, read once per source (the client's timeout and tries; kept for
+//   - the server's CapabilityStatement, read once per source (one try, within METADATA_TIMEOUT_MS; kept for
 //     STATEMENT_TTL_MS, or FAILED_TTL_MS when it could not be read): a resource type it does not list, while
 //     it lists others, is not asked for at all. Its search parameters are not judged: servers often leave
 //     some out, and a search skipped on a statement's gap would drop what the record holds;
@@ -15,6 +15,14 @@ import { type FhirSourceClient, FhirSourceError } from './fhir-client.js';
 
 const STATEMENT_TTL_MS = 60 * 60_000;
 const FAILED_TTL_MS = 5 * 60_000;
+/**
+ * Each read of the statement is one try of at most this long (or `sources[].timeoutMs`, if shorter). A pass
+ * waits for it before its first context search and before polling a linked type, and a server that never
+ * answers /metadata was asked again every FAILED_TTL_MS with the client's three tries of its full timeout:
+ * about 46 s with the defaults, held by a pass each time. Nothing needs the statement: without it every
+ * search is asked, and one refused as not supported is learned from its answer.
+ */
+export const METADATA_TIMEOUT_MS = 10_000;
 /** Shapes learned per source: the mappings declare a handful of searches, so this bound is never met in use. */
 const MAX_LEARNED = 64;
 
@@ -41,13 +49,15 @@ export class ServerSupport {
   constructor(
     private readonly client: FhirSourceClient,
     private readonly now: () => number = Date.now,
+    private readonly metadataTimeoutMs: number = METADATA_TIMEOUT_MS,
   ) {}
 
   /** The server's CapabilityStatement, summarised; undefined when it could not be read (nothing is skipped then). */
   capabilities(): Promise<CapabilitySummary | undefined> {
     if (this.statement && this.now() < this.statement.until) return Promise.resolve(this.statement.summary);
+    const timeoutMs = Math.min(this.metadataTimeoutMs, this.client.settings.timeoutMs);
     this.loading ??= this.client
-      .capabilityStatement()
+      .capabilityStatement({ attempts: 1, timeoutMs })
       .then(
         (statement) => summarizeCapabilities(statement),
         (err: unknown) => {
