@@ -77,7 +77,7 @@ import {
 } from './sources/fhir/receiver.js';
 import { fhirRecheck } from './sources/fhir/recheck.js';
 import { reevaluate } from './sources/fhir/reevaluate.js';
-import { goLiveLaterThanLedger } from './sources/go-live-ledger.js';
+import { goLiveLaterThanLedger, goLiveRemoved } from './sources/go-live-ledger.js';
 import { type IdentifierLookup, identifierLookup } from './sources/identifier-lookup.js';
 import { identityChanges, openCrvsIdentity, recordOpenCrvsIdentity, recordSourceIdentity } from './sources/identity.js';
 import { checkSourceMappings, sourcesSharingRecords, writeBacksOnServer } from './sources/overlap.js';
@@ -345,6 +345,11 @@ export class Bridge {
       }
       for (const later of goLiveLaterThanLedger(config.sources, this.ledger))
         this.log.warn({ source: later.sourceId, since: later.since, ranFrom: later.ranFrom }, later.message);
+      for (const removed of goLiveRemoved(config.sources, this.ledger))
+        this.log.warn(
+          { source: removed.sourceId, goLive: removed.goLive, goLiveSkips: removed.skipped },
+          removed.message,
+        );
       const inbox = fhirInbox(this.ledger.inbox);
       this.receiver = new SubscriptionReceiver(
         this.sources

@@ -26,7 +26,7 @@ import {
 } from '../ledger/index.js';
 import { currentLeaseHolder, LedgerInUse } from '../ledger/process-lease.js';
 import { loadMappings, MappingLoadError, type MappingSet, sourceMappingOptions } from '../mapping/index.js';
-import { goLiveLaterThanLedger } from '../sources/go-live-ledger.js';
+import { goLiveLaterThanLedger, goLiveRemoved } from '../sources/go-live-ledger.js';
 import { identityChanges } from '../sources/identity.js';
 import { type CheckResult, type DoctorCommand, fail, ok, skip, warn } from './types.js';
 
@@ -176,6 +176,8 @@ function checkStoreAt(
       results.push(warn(`ledger ${change.name}`, `${change.setting} changed: ${change.meaning}`));
     for (const later of goLiveLaterThanLedger(config.sources, ledger))
       results.push(warn(`go-live ${later.sourceId}`, later.message));
+    for (const removed of goLiveRemoved(config.sources, ledger))
+      results.push(warn(`go-live ${removed.sourceId}`, removed.message));
     // serve and sync refuse to start on it: said here in the same words.
     const configured = config.sources.map((s) => s.id);
     const unaccounted = unaccountedSources(ledger, configured);

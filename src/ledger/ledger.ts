@@ -84,6 +84,7 @@ export function openLedger(path: string, options: LedgerOptions = {}): Ledger {
     getCursor: queries.getCursor,
     cursorMovedAt: queries.cursorMovedAt,
     firstSeenAt: queries.firstSeenAt,
+    skippedReasons: queries.skippedReasons,
     setCursor: (sourceId, name, value) => queries.setCursor(sourceId, name, value, now()),
     get: queries.get,
     findByKey: queries.findByKey,

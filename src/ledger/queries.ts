@@ -32,6 +32,7 @@ export interface Queries {
   getCursor(sourceId: string, name: string): string | undefined;
   cursorMovedAt(sourceId: string, name: string): number | undefined;
   firstSeenAt(sourceId: string): number | undefined;
+  skippedReasons(sourceId: string, containing: string): Array<{ reason: string; count: number }>;
   setCursor(sourceId: string, name: string, value: string, now: number): void;
   getMeta(key: string): string | undefined;
   setMeta(key: string, value: string | null, now: number): void;
@@ -230,6 +231,11 @@ export function createQueries(db: Db): Queries {
   const firstSeenAt = db
     .prepare<[string], number>('SELECT first_seen_at FROM ledger_rows WHERE source_id = ? ORDER BY id LIMIT 1')
     .pluck();
+  // Skip reasons are a handful of sentences per source (the go-live's, a mapping's), so grouped they are few.
+  const skippedReasons = db.prepare<[string, string], { reason: string; count: number }>(`
+    SELECT skip_reason AS reason, COUNT(*) AS count FROM ledger_rows
+    WHERE source_id = ? AND state = 'skipped' AND instr(skip_reason, ?) > 0
+    GROUP BY skip_reason`);
   const setCursor = db.prepare(`
     INSERT INTO cursors (source_id, name, value, updated_at) VALUES (@sourceId, @name, @value, @now)
     ON CONFLICT (source_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`);
@@ -394,6 +400,7 @@ export function createQueries(db: Db): Queries {
     getCursor: (sourceId, name) => getCursor.get(sourceId, name)?.value,
     cursorMovedAt: (sourceId, name) => cursorMovedAt.get(sourceId, name)?.updated_at,
     firstSeenAt: (sourceId) => firstSeenAt.get(sourceId) ?? undefined,
+    skippedReasons: (sourceId, containing) => skippedReasons.all(sourceId, containing),
     setCursor: (sourceId, name, value, now) => {
       setCursor.run({ sourceId, name, value, now });
     },

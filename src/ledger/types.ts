@@ -521,6 +521,8 @@ export interface Ledger {
   cursorMovedAt(sourceId: string, name: string): number | undefined;
   /** When the ledger first recorded a row of the source (epoch ms): it ran from then at the latest. */
   firstSeenAt(sourceId: string): number | undefined;
+  /** The source's skipped rows whose reason contains `containing`, counted per reason. */
+  skippedReasons(sourceId: string, containing: string): Array<{ reason: string; count: number }>;
   setCursor(sourceId: string, name: string, value: string): void;
   get(id: number): LedgerRow | undefined;
   findByKey(sourceId: string, eventType: string, subjectKey: string): LedgerRow | undefined;

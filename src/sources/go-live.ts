@@ -74,6 +74,9 @@ export function beforeGoLive(
   return `${what} before the source's go-live ${goLive}: registered otherwise`;
 }
 
+/** What every reason beforeGoLive gives contains: what the ledger is searched by (goLiveRemoved). */
+export const GO_LIVE_SKIP_MARK = " before the source's go-live ";
+
 /**
  * The go-live a skipped row's reason (beforeGoLive's) was decided against, else undefined: such a row, read
  * again once the go-live is moved earlier (or removed), is sent, and the pass says how many

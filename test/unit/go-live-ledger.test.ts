@@ -12,6 +12,7 @@ import { configFromObject } from '../../src/config/index.js';
 import { checkStore } from '../../src/doctor/local-checks.js';
 import { openLedger } from '../../src/ledger/index.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { beforeGoLive } from '../../src/sources/go-live.js';
 import { FIRST_SYNC_CURSOR, firstSyncStart } from '../../src/sources/pass.js';
 import { eventInput } from './ledger-helpers.js';
 
@@ -110,5 +111,70 @@ describe('poll.sinceDays given to a source that already ran', () => {
     } finally {
       ledger.close();
     }
+  });
+});
+
+describe('poll.since removed while the ledger holds go-live skips', () => {
+  /** A ledger of `emr` with two births skipped before the go-live 2025-03-01 and one skipped otherwise. */
+  function skippedLedger(name: string): string {
+    const path = ranLedger(name);
+    const ledger = openLedger(path, { now: () => FIRST_SEEN });
+    try {
+      for (const [child, reason] of [
+        ['old-1', beforeGoLive({ eventType: 'birth', eventDate: '2024-11-02' }, '2025-03-01')],
+        ['old-2', beforeGoLive({ eventType: 'birth', eventDate: '2025-02-27' }, '2025-03-01')],
+        ['test-1', "dismissed: a test record born before the source's go-live 2025-03-01: never sent"],
+      ] as const) {
+        assert.ok(reason);
+        ledger.recordSkipped({
+          sourceId: 'emr',
+          eventType: 'birth',
+          subjectKey: `Patient/${child}`,
+          sourceRef: `Patient/${child}`,
+          reason,
+        });
+      }
+    } finally {
+      ledger.close();
+    }
+    return path;
+  }
+
+  it('doctor warns with how many rows were skipped for the go-live, its date and what to do', () => {
+    const path = skippedLedger('removed');
+    const [check, ...more] = goLiveChecks(path, {});
+    assert.equal(more.length, 0);
+    assert.equal(check?.name, 'go-live emr');
+    assert.equal(check?.status, 'warn');
+    assert.match(
+      check?.detail ?? '',
+      /^sources\[emr\] has no go-live .* holds 2 row\(s\) skipped as before its go-live 2025-03-01: /,
+    );
+    assert.match(check?.detail ?? '', /set it back to 2025-03-01 and restart/);
+    // A go-live given, even an earlier one (the pass says what it sends then), or sinceDays: nothing here.
+    assert.deepEqual(
+      goLiveChecks(path, { since: '2025-03-01' }).filter((c) => /no go-live/.test(c.detail)),
+      [],
+    );
+    assert.deepEqual(goLiveChecks(path, { sinceDays: 30 }), []);
+  });
+
+  it('says nothing for a source without go-live skips', () => {
+    assert.deepEqual(goLiveChecks(ranLedger('never-skipped'), {}), []);
+  });
+
+  it('is logged at start as one warn line with the count and date, no record data', async () => {
+    const path = skippedLedger('removed-at-start');
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', destination: { write: (line: string) => lines.push(line) } });
+    const bridge = new Bridge(config(path, {}), { logger, schedule: false, http: false, worker: false });
+    await bridge.stop();
+    const said = lines.map((line) => JSON.parse(line)).filter((line) => /has no go-live/.test(String(line.msg)));
+    assert.equal(said.length, 1);
+    assert.equal(said[0].level, 'warn');
+    assert.equal(said[0].source, 'emr');
+    assert.equal(said[0].goLive, '2025-03-01');
+    assert.equal(said[0].goLiveSkips, 2);
+    assert.doesNotMatch(JSON.stringify(said[0]), /old-1|old-2|Patient\//);
   });
 });
