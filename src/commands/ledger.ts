@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import type { BridgeConfig } from '../config/types.js';
 import {
   type AttemptRow,
+  countedAttempts,
   DISMISSED_PREFIX,
   type HoldState,
   heldSince,
@@ -46,7 +47,7 @@ export function registerLedger(program: Command): void {
   const ledger = program
     .command('ledger')
     .description(
-      "Show what happened to each event: state, attempts, last error, tracking id, and for one event found with --find the write-back of that id to its source (no personal data: no declaration, and a dismissal's reason only with --show-reasons).",
+      "Show what happened to each event: state, attempts, last error, tracking id, and for one event found with --find the write-back of that id to its source (no personal data: no declaration, and a dismissal's reason only with --show-reasons). ATTEMPTS is the row's total in this budget, with (N counted) when some never reached OpenCRVS (a timeout, a refused connection, a gateway's 502-504): only the N counted go toward delivery.maxAttempts (--json: attempts, countedAttempts, unreachedAttempts).",
     )
     .option('--config <file>', 'configuration file (default: $BRIDGE_CONFIG)')
     .option('--status <states>', `only these states, comma-separated (${LEDGER_STATES.join(', ')})`)
@@ -361,7 +362,12 @@ function holdBanner(hold: HoldState): string {
 /** Everything but the payload (personal data), the lock internals, and a dismissal's reason unless asked. */
 function publicView(row: LedgerRow, showReasons: boolean): Record<string, unknown> {
   const { payload: _payload, payloadHash: _hash, ...rest } = row;
-  return { ...rest, skipReason: skipReasonText(row.skipReason, showReasons), hasPayload: row.payload !== null };
+  return {
+    ...rest,
+    countedAttempts: countedAttempts(row),
+    skipReason: skipReasonText(row.skipReason, showReasons),
+    hasPayload: row.payload !== null,
+  };
 }
 
 /**
@@ -406,12 +412,21 @@ function table(rows: LedgerRow[], showReasons: boolean): string {
       r.state,
       r.eventType,
       `${r.sourceId}:${r.sourceRef}`,
-      String(r.attempts),
+      attemptsText(r),
       trackingText(r),
       isoSeconds(r.updatedAt),
       lastErrorText(r, showReasons),
     ]),
   );
+}
+
+/**
+ * `7 (2 counted)`: of seven attempts, five never reached OpenCRVS (a gateway's 503, a timeout), which end a
+ * row by delivery.maxAgeHours only. Alone, "7" read as past a maxAttempts of 5 on a row still waiting.
+ */
+export function attemptsText(row: Pick<LedgerRow, 'attempts' | 'unreachedAttempts'>): string {
+  const counted = countedAttempts(row);
+  return counted === row.attempts ? String(row.attempts) : `${row.attempts} (${counted} counted)`;
 }
 
 /**

@@ -1,5 +1,13 @@
 // One attempt on one claimed row: send, classify the answer, settle the row, report the outcome.
-import type { HoldState, Ledger, LedgerError, LedgerPayload, LedgerRow, Settlement } from '../ledger/index.js';
+import {
+  countedAttempts,
+  type HoldState,
+  type Ledger,
+  type LedgerError,
+  type LedgerPayload,
+  type LedgerRow,
+  type Settlement,
+} from '../ledger/index.js';
 import type { Logger } from '../observability/logger.js';
 import { NotifyRejected } from '../opencrvs/outcome.js';
 import type { OpenCrvsApi } from '../opencrvs/types.js';
@@ -623,6 +631,7 @@ function decide(deps: AttemptDeps, row: LedgerRow, failure: ClassifiedFailure, a
   const decision = decideRetry(
     {
       attempts: row.attempts,
+      counted: countedAttempts(row),
       firstSeenAt: row.queuedAt,
       now,
       error: { classification: failure.classification, retryAfterMs: failure.retryAfterMs, unreached: outOfReach },
@@ -631,11 +640,16 @@ function decide(deps: AttemptDeps, row: LedgerRow, failure: ClassifiedFailure, a
     deps.random,
   );
   const { error } = failure;
+  // Recorded on the row (unreachedAttempts), so that this attempt is not counted toward maxAttempts later.
+  const notReached = outOfReach ? { unreached: true } : {};
   switch (decision.action) {
     case 'retry':
-      return { settlement: { outcome: 'retry', error, nextRunAt: now + decision.delayMs }, delayMs: decision.delayMs };
+      return {
+        settlement: { outcome: 'retry', error, nextRunAt: now + decision.delayMs, ...notReached },
+        delayMs: decision.delayMs,
+      };
     case 'dead':
-      return { settlement: { outcome: 'dead', error }, reason: decision.reason };
+      return { settlement: { outcome: 'dead', error, ...notReached }, reason: decision.reason };
     case 'hold':
       return {
         settlement: { outcome: 'held', error },

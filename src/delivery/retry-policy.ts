@@ -14,8 +14,14 @@ export interface RetryPolicy {
 }
 
 export interface RetryInput {
-  /** Attempts made so far, the one that just failed included (counted at claim). */
+  /** Attempts made so far, the one that just failed included (counted at claim): the backoff grows with them. */
   attempts: number;
+  /**
+   * Of `attempts`, those that count toward `maxAttempts`: all but the earlier failures that never reached
+   * OpenCRVS (LedgerRow.unreachedAttempts). Judged on every attempt, seven failed calls of a weekend's
+   * flaky gateway and then one 500 made a row dead at once with a limit of 5. Default: `attempts`.
+   */
+  counted?: number;
   /** Start of the retry budget (the row's `queuedAt`: first recorded, replayed or requeued). */
   firstSeenAt: number;
   now: number;
@@ -49,8 +55,11 @@ export function decideRetry(input: RetryInput, policy: RetryPolicy, random: () =
   const { classification } = input.error;
   if (classification === 'operator') return { action: 'hold', reason: 'needs an operator' };
   if (classification === 'permanent') return { action: 'dead', reason: 'permanent error' };
-  if (input.attempts >= policy.maxAttempts && !input.error.unreached) {
-    return { action: 'dead', reason: `gave up after ${input.attempts} attempts (maxAttempts ${policy.maxAttempts})` };
+  const counted = input.counted ?? input.attempts;
+  if (counted >= policy.maxAttempts && !input.error.unreached) {
+    const uncounted = input.attempts - counted;
+    const more = uncounted > 0 ? `; ${uncounted} more did not reach OpenCRVS` : '';
+    return { action: 'dead', reason: `gave up after ${counted} attempts (maxAttempts ${policy.maxAttempts}${more})` };
   }
   const exponent = Math.max(0, input.attempts - 1);
   // 2^exponent overflows to Infinity long before it matters; min() keeps it finite.

@@ -2,7 +2,7 @@
 // `concurrency` at a time, pausing the whole queue while an operator problem lasts.
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { holderGone, hostPrefix, processHolderId } from '../ledger/holders.js';
-import { type HoldState, type LedgerRow, PURGE_CHUNK_ROWS } from '../ledger/index.js';
+import { countedAttempts, type HoldState, type LedgerRow, PURGE_CHUNK_ROWS } from '../ledger/index.js';
 import { storageErrorCode } from '../ledger/write-health.js';
 import { silentLogger } from '../observability/logger.js';
 import { RepeatedFailure } from '../observability/repeated-failure.js';
@@ -276,7 +276,13 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       };
     }
     const decision = decideRetry(
-      { attempts: row.attempts, firstSeenAt: row.queuedAt, now: now(), error: { classification: 'retryable' } },
+      {
+        attempts: row.attempts,
+        counted: countedAttempts(row),
+        firstSeenAt: row.queuedAt,
+        now: now(),
+        error: { classification: 'retryable' },
+      },
       attemptDeps.policy,
       attemptDeps.random,
     );

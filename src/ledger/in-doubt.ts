@@ -42,10 +42,12 @@ const ATTEMPT_IN_DOUBT_SQL = `a.row_id = ? AND ${IN_DOUBT_ATTEMPT_SQL}
 
 /**
  * SET clause of every statement that queues a row anew (a replay, a requeue by a newer version; `@now`):
- * the attempts recorded after it are the current transactionId generation's (SINCE_QUEUED_SQL).
+ * the attempts recorded after it are the current transactionId generation's (SINCE_QUEUED_SQL), and a new
+ * retry budget begins: every statement that sets `attempts = 0` uses it (migration 030's count starts again).
  */
 export const QUEUED_NOW = `queued_at = @now,
-  queued_after_attempt = COALESCE((SELECT MAX(q.id) FROM ledger_attempts q WHERE q.row_id = ledger_rows.id), 0)`;
+  queued_after_attempt = COALESCE((SELECT MAX(q.id) FROM ledger_attempts q WHERE q.row_id = ledger_rows.id), 0),
+  unreached_attempts = 0`;
 
 /**
  * Attempt `a` of row `r` was recorded since the row was last queued: after the attempt it was queued

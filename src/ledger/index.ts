@@ -28,6 +28,7 @@ export {
   type AttemptOutcome,
   type AttemptRow,
   checkDismissReason,
+  countedAttempts,
   DISMISSED_PREFIX,
   type DismissResult,
   type DuePendingCheck,

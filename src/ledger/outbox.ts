@@ -136,7 +136,8 @@ export function createOutbox(db: Db): Outbox {
     .prepare<Record<string, unknown>, unknown[]>(`
     UPDATE ledger_rows SET state = @state, next_run_at = @nextRunAt, locked_by = NULL, locked_at = NULL,
       in_flight_payload = NULL,
-      attempts = attempts - @uncount, last_error_classification = @errClassification, last_error_kind = @errKind,
+      attempts = attempts - @uncount, unreached_attempts = unreached_attempts + @unreached,
+      last_error_classification = @errClassification, last_error_kind = @errKind,
       last_error_status = @errStatus, last_error_message = @errMessage, updated_at = @now
     WHERE id = @id
     RETURNING ${LEDGER_ROW_COLUMNS}`)
@@ -423,6 +424,7 @@ export function createOutbox(db: Db): Outbox {
         state: settlement.outcome === 'dead' && !tryNewer ? 'dead' : held && row.attempts <= 1 ? 'pending' : 'failed',
         nextRunAt: nextRunAt ?? row.next_run_at,
         uncount: held ? 1 : 0,
+        unreached: 'unreached' in settlement && settlement.unreached ? 1 : 0,
         errClassification: err.classification,
         errKind: err.kind,
         errStatus: err.status,

@@ -48,6 +48,7 @@ export interface SqlLedgerRow {
   skip_reason: string | null;
   rechecked_at: number | null;
   withdrawn_reason: string | null;
+  unreached_attempts: number;
 }
 
 export interface SqlAttemptRow {
@@ -152,19 +153,21 @@ export function toLedgerRow(r: SqlLedgerRow): LedgerRow {
     skipReason: r.skip_reason,
     recheckedAt: r.rechecked_at,
     withdrawnReason: r.withdrawn_reason,
+    unreachedAttempts: r.unreached_attempts,
   };
 }
 
 /**
  * The columns of `ledger_rows`, in the order `ledgerRowFromValues` reads them. The worker's statements
- * return exactly these as an array (better-sqlite3 `raw()`): building a 36-property object per row in
+ * return exactly these as an array (better-sqlite3 `raw()`): building a 37-property object per row in
  * the driver costs about as much as the SQLite work of a claim, an array a fraction of it.
  */
 export const LEDGER_ROW_COLUMNS = `id, source_id, event_type, subject_key, source_ref, source_version, mapping_id, state,
   attempts, next_run_at, locked_by, locked_at, base_transaction_id, create_transaction_id, notify_transaction_id,
   requeues, office, facility, payload, payload_hash, event_id, tracking_id, last_error_classification,
   last_error_kind, last_error_status, last_error_message, first_seen_at, queued_at, created_at, updated_at,
-  delivered_at, updated_after_notification_at, updates_after_notification, skip_reason, rechecked_at, withdrawn_reason`;
+  delivered_at, updated_after_notification_at, updates_after_notification, skip_reason, rechecked_at, withdrawn_reason,
+  unreached_attempts`;
 
 function num(v: unknown): number {
   if (typeof v !== 'number') throw new Error('ledger row: expected a number column');
@@ -223,6 +226,7 @@ export function ledgerRowFromValues(v: unknown[]): LedgerRow {
     skip_reason: textOrNull(v[33]),
     rechecked_at: numOrNull(v[34]),
     withdrawn_reason: textOrNull(v[35]),
+    unreached_attempts: num(v[36]),
   });
 }
 

@@ -210,6 +210,12 @@ export interface LedgerRow {
    * the worker settles it once it knows whether OpenCRVS was notified.
    */
   withdrawnReason: string | null;
+  /**
+   * Of `attempts`, those that failed without reaching OpenCRVS (connection, timeout, a gateway's 502–504;
+   * delivery/outage.ts) and were not held: they end the row by `delivery.maxAgeHours` only, so `attempts`
+   * less these is what counts toward `delivery.maxAttempts` (migration 030).
+   */
+  unreachedAttempts: number;
 }
 
 export type AttemptOutcome = 'delivered' | 'delivered-pending' | 'retry' | 'dead' | 'held' | 'abandoned';
@@ -283,6 +289,11 @@ export interface DismissResult {
  */
 export const DISMISSED_PREFIX = 'dismissed by an operator';
 
+/** The attempts that count toward `delivery.maxAttempts`: all but those that never reached OpenCRVS. */
+export function countedAttempts(row: Pick<LedgerRow, 'attempts' | 'unreachedAttempts'>): number {
+  return Math.max(0, row.attempts - row.unreachedAttempts);
+}
+
 export function isDismissed(skipReason: string | null | undefined): boolean {
   return skipReason?.startsWith(`${DISMISSED_PREFIX}:`) === true;
 }
@@ -336,8 +347,9 @@ export type Settlement =
   | { outcome: 'delivered'; eventId: string; trackingId: string; olderCopy?: boolean }
   /** `checkAt`: when to ask OpenCRVS whether the country configuration decided (default: at once). */
   | { outcome: 'delivered-pending'; eventId: string; trackingId: string; checkAt?: number; olderCopy?: boolean }
-  | { outcome: 'retry'; error: LedgerError; nextRunAt: number }
-  | { outcome: 'dead'; error: LedgerError }
+  /** `unreached`: the failure never reached OpenCRVS, and does not count toward maxAttempts (unreachedAttempts). */
+  | { outcome: 'retry'; error: LedgerError; nextRunAt: number; unreached?: boolean }
+  | { outcome: 'dead'; error: LedgerError; unreached?: boolean }
   /**
    * Operator problem, or OpenCRVS out of reach for the queue: the row goes back unlocked, its attempt not
    * counted, the error kept visible, due again when it was due.

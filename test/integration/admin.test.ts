@@ -968,9 +968,17 @@ describe('admin replay of a failed row (an outage over)', () => {
       outcome: 'retry',
       nextRunAt: later,
       error: { classification: 'retryable', kind: 'server', status: 503, message: 'Service Unavailable' },
+      unreached: true,
     });
     const waiting = ledger.get(row.id);
     assert.deepEqual([waiting?.state, waiting?.nextRunAt], ['failed', later]);
+    // The gateway's 503 is an attempt, not one toward delivery.maxAttempts: both shown, in the list and the detail.
+    const shown = obj((await request(h, `/admin/api/events/${row.id}`, { headers: bearer })).body);
+    assert.deepEqual([shown.attempts, shown.countedAttempts], [1, 0]);
+    const listed = list(obj((await request(h, '/admin/api/events?state=failed', { headers: bearer })).body).events)
+      .map(obj)
+      .find((e) => e.id === row.id);
+    assert.deepEqual([listed?.attempts, listed?.countedAttempts], [1, 0]);
     const res = await request(h, `/admin/api/events/${row.id}/replay`, { method: 'POST', headers: bearer });
     assert.equal(res.status, 200, res.text);
     assert.deepEqual(obj(res.body).requeued, [row.id]);

@@ -200,9 +200,10 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
     // Recorded as the NOTIFY refused, which stored nothing: not a retryable failure of it, in doubt.
     const last = bed.ledger.attempts(row.id).at(-1);
     assert.deepEqual([last?.step, last?.error?.classification, last?.error?.status], ['notify', 'permanent', 400]);
+    // The lost NOTIFY (no answer in time) is not counted toward maxAttempts: four after it.
     assert.deepEqual(
       bed.ledger.attempts(row.id).map((a) => a.step),
-      ['notify', 'lookup', 'lookup', 'notify'],
+      ['notify', 'lookup', 'lookup', 'lookup', 'notify'],
     );
   });
 
@@ -276,9 +277,10 @@ describe('a NOTIFY an earlier attempt may have stored', () => {
       message,
       /Replay the row once OpenCRVS answers lookups: it asks OpenCRVS first, and the row is delivered if the NOTIFY is its own$/,
     );
+    // The lost NOTIFY (no answer in time) is not counted toward maxAttempts: three after it.
     assert.deepEqual(
       bed.ledger.attempts(row.id).map((a) => a.step),
-      ['notify', 'lookup', 'notify'],
+      ['notify', 'lookup', 'lookup', 'notify'],
     );
     // What the message says: once OpenCRVS answers lookups, a replay finds the NOTIFY and sends nothing.
     await bed.sim.control.configure({ faults: {} });

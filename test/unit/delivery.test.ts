@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import type { DeliverySettings } from '../../src/config/types.js';
 import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker } from '../../src/delivery/index.js';
-import type { Ledger } from '../../src/ledger/index.js';
+import { countedAttempts, type Ledger } from '../../src/ledger/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { FakeOpenCrvs, TEST_DELIVERY_SETTINGS as settings } from './delivery-fake-api.js';
 import { eventInput, payload, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
@@ -377,6 +377,38 @@ describe('delivery worker', () => {
     assert.equal(dead?.attempts, 5);
     assert.equal(dead?.lastError?.status, 500);
     assert.match(outcomes.at(-1)?.reason ?? '', /5 attempts/);
+  });
+
+  it("counts toward maxAttempts only the failures OpenCRVS answered, not its gateway's 503s, and keeps them apart on the row", async () => {
+    const { row } = ledger.recordEvent(eventInput('flaky-gateway'));
+    // Four 503s of a gateway (one row alone: no outage hold), then OpenCRVS's own 500s.
+    api.fail('create', { classification: 'retryable', kind: 'server', status: 503 }, 4);
+    api.fail('create', { classification: 'retryable', kind: 'server', status: 500 }, 3);
+    const w = worker({ maxAttempts: 3 });
+    const step = async () => {
+      await w.processNext();
+      const current = ledger.get(row.id);
+      if (current?.state === 'failed') clock.set(current.nextRunAt);
+      return current;
+    };
+    for (let i = 0; i < 4; i++) await step();
+    const afterGateway = await step(); // the first 500: one counted attempt of three
+    assert.equal(afterGateway?.state, 'failed', 'not dead at the first answered failure');
+    assert.equal(afterGateway?.attempts, 5);
+    assert.equal(afterGateway?.unreachedAttempts, 4);
+    assert.equal(countedAttempts(afterGateway ?? row), 1);
+    await step();
+    const dead = await step();
+    assert.equal(dead?.state, 'dead');
+    assert.equal(dead?.attempts, 7);
+    assert.equal(countedAttempts(dead ?? row), 3);
+    assert.match(
+      outcomes.at(-1)?.reason ?? '',
+      /gave up after 3 attempts \(maxAttempts 3; 4 more did not reach OpenCRVS\)/,
+    );
+    // A replay starts a new budget: neither count is kept.
+    ledger.replay([row.id]);
+    assert.deepEqual([ledger.get(row.id)?.attempts, ledger.get(row.id)?.unreachedAttempts], [0, 0]);
   });
 
   it('holds the whole queue on an operator error without burning attempts, and resumes after a probe', async () => {

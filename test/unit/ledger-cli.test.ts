@@ -156,6 +156,30 @@ describe('ledger and replay commands', () => {
     assert.match(help.out.replace(/\s+/g, ' '), /a dismissal's reason only with --show-reasons/);
   });
 
+  it('shows of the attempts those counted toward delivery.maxAttempts, apart from those that never reached OpenCRVS', async () => {
+    const ledger = openLedger(db);
+    const gateway = {
+      classification: 'retryable',
+      kind: 'server',
+      status: 503,
+      message: 'Service Unavailable',
+    } as const;
+    settleRow(ledger, 1, { outcome: 'retry', error: gateway, nextRunAt: 0, unreached: true });
+    settleRow(ledger, 1, { outcome: 'retry', error: gateway, nextRunAt: 0, unreached: true });
+    settleRow(ledger, 1, { outcome: 'retry', error: { ...gateway, status: 500, message: 'boom' }, nextRunAt: 0 });
+    ledger.close();
+    const { out } = await run(['ledger', '--config', config, '--status', 'failed']);
+    assert.match(out, /failed\s+birth\s+emr:Encounter\/1\s+3 \(1 counted\)\s/);
+    const json = JSON.parse((await run(['ledger', '--config', config, '--json', '--status', 'failed'])).out);
+    assert.equal(json.rows[0]?.attempts, 3, 'the total, as before');
+    assert.equal(json.rows[0]?.countedAttempts, 1);
+    assert.equal(json.rows[0]?.unreachedAttempts, 2);
+    // A row whose every attempt counted shows its number alone, as before.
+    assert.match((await run(['ledger', '--config', config, '--status', 'dead'])).out, /emr:Encounter\/2\s+1\s+TRK0002/);
+    const help = await run(['ledger', '--help']);
+    assert.match(help.out.replace(/\s+/g, ' '), /\(N counted\)/);
+  });
+
   it('filters by status and prints JSON without payloads', async () => {
     const { code, out } = await run(['ledger', '--config', config, '--status', 'dead', '--json']);
     assert.equal(code, 0);

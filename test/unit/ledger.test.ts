@@ -1828,6 +1828,7 @@ describe('ledger: schema', () => {
       { version: 27, name: 'earlier-tracking-ids' },
       { version: 28, name: 'waiting-queued-index' },
       { version: 29, name: 'write-back-note' },
+      { version: 30, name: 'unreached-attempts' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -1930,6 +1931,40 @@ describe('ledger: schema', () => {
     }
   });
 
+  it("counts a waiting row's failures that never reached OpenCRVS in its current budget when an older ledger is upgraded (030)", () => {
+    const { ledger, path, cleanup } = tempLedger();
+    try {
+      const { row } = ledger.recordEvent(eventInput('Patient/flaky'));
+      const gateway = { classification: 'retryable', kind: 'server', status: 503, message: 'Bad Gateway' } as const;
+      // A budget before a replay: its 503 is not this budget's.
+      settleRow(ledger, row.id, { outcome: 'dead', error: { ...gateway, classification: 'permanent', status: 400 } });
+      ledger.replay([row.id]);
+      settleRow(ledger, row.id, { outcome: 'retry', error: gateway, nextRunAt: 0 });
+      settleRow(ledger, row.id, {
+        outcome: 'retry',
+        error: { ...gateway, kind: 'timeout', status: undefined },
+        nextRunAt: 0,
+      });
+      settleRow(ledger, row.id, { outcome: 'retry', error: { ...gateway, status: 500 }, nextRunAt: 0 });
+      ledger.close();
+      // As a bridge before 030 left it: no count kept.
+      const db = new Database(path);
+      db.exec(
+        'ALTER TABLE ledger_rows DROP COLUMN unreached_attempts; DELETE FROM schema_migrations WHERE version = 30;',
+      );
+      db.close();
+      const upgraded = openLedger(path);
+      try {
+        const found = upgraded.get(row.id);
+        assert.deepEqual([found?.attempts, found?.unreachedAttempts], [3, 2]);
+      } finally {
+        upgraded.close();
+      }
+    } finally {
+      cleanup();
+    }
+  });
+
   it('an inspecting open (the ledger command) never upgrades an older ledger under its bridge', () => {
     const { ledger, path, cleanup } = tempLedger();
     try {
@@ -1944,6 +1979,7 @@ describe('ledger: schema', () => {
         ALTER TABLE ledger_rows DROP COLUMN source_fingerprint; ALTER TABLE ledger_attempts DROP COLUMN copy_hash;
         ALTER TABLE ledger_rows DROP COLUMN single_call_at; ALTER TABLE ledger_rows DROP COLUMN single_call_after;
         ALTER TABLE ledger_rows DROP COLUMN queued_after_attempt; ALTER TABLE ledger_rows DROP COLUMN updated_after_attempt;
+        ALTER TABLE ledger_rows DROP COLUMN unreached_attempts;
         ALTER TABLE write_backs DROP COLUMN earlier_tracking_ids; ALTER TABLE write_backs DROP COLUMN note;
         DROP INDEX inbox_waiting_bytes; ALTER TABLE inbox DROP COLUMN body_bytes;
         DROP TABLE ledger_identity; DROP TABLE opencrvs_locations; DROP TABLE slow_records; DROP TABLE context_reads;
@@ -1951,7 +1987,7 @@ describe('ledger: schema', () => {
       db.close();
       assert.throws(
         () => openLedger(path, { inspectOnly: true }),
-        /the ledger .* was written by an older bridge \(schema 9, this one reads 29\): this command only reads it/,
+        /the ledger .* was written by an older bridge \(schema 9, this one reads 30\): this command only reads it/,
       );
       const versions = () => {
         const check = new Database(path, { readonly: true });
@@ -1967,7 +2003,7 @@ describe('ledger: schema', () => {
         [row.id],
       );
       upgraded.close();
-      assert.equal(versions(), 29);
+      assert.equal(versions(), 30);
       openLedger(path, { inspectOnly: true }).close();
     } finally {
       cleanup();

@@ -40,6 +40,11 @@ export const PAGE_SCRIPT = `
     var head = error.classification + ' / ' + error.kind + (error.status ? ' (HTTP ' + error.status + ')' : '');
     return head + ': ' + error.message;
   }
+  // '7 (2 counted)': five of them never reached OpenCRVS and do not count toward delivery.maxAttempts.
+  function attemptsText(e) {
+    var counted = e.countedAttempts === undefined ? e.attempts : e.countedAttempts;
+    return counted === e.attempts ? String(e.attempts) : e.attempts + ' (' + counted + ' counted)';
+  }
   function badge(state) { return el('span', state, 'badge state-' + state); }
 
   function showMessage(text, isError) {
@@ -193,7 +198,7 @@ export const PAGE_SCRIPT = `
       cell(tr, e.eventType);
       cell(tr, e.sourceRef, 'mono');
       cell(tr, short(errorText(e.lastError) || e.skipReason, 200), 'err');
-      cell(tr, e.attempts, 'num');
+      cell(tr, attemptsText(e), 'num');
       cell(tr, fmtTime(e.updatedAt), 'time');
       var actions = cell(tr, null, 'actions');
       actions.appendChild(replayButton(e.id));
@@ -222,7 +227,7 @@ export const PAGE_SCRIPT = `
       cell(tr, e.eventType);
       cell(tr, e.sourceRef, 'mono');
       cell(tr).appendChild(badge(e.state));
-      cell(tr, e.attempts, 'num');
+      cell(tr, attemptsText(e), 'num');
       cell(tr, e.trackingId || '', 'mono');
       // A dismissed row: the operator's reason, not the error it died with (that is in its detail).
       cell(tr, short(e.dismissed ? e.skipReason : errorText(e.lastError) || e.skipReason, 140), 'err');
@@ -270,6 +275,9 @@ export const PAGE_SCRIPT = `
     field(dl, 'Notify transaction ID', d.transactionIds.notify, true);
     field(dl, 'Single-call transaction ID', d.transactionIds.base, true);
     field(dl, 'Attempts (this budget)', String(d.attempts));
+    if (d.countedAttempts !== undefined && d.countedAttempts !== d.attempts)
+      field(dl, 'Counted toward delivery.maxAttempts', d.countedAttempts + ' (the others never reached OpenCRVS: ' +
+        'a timeout, a refused connection, a gateway 502-504; they end the row by delivery.maxAgeHours only)');
     field(dl, 'Next run', ['pending', 'failed'].indexOf(d.state) >= 0 ? fmtTime(d.nextRunAt) : '');
     field(dl, 'Locked by', d.lockedBy ? d.lockedBy + ' since ' + fmtTime(d.lockedAt) : '');
     field(dl, 'First seen', fmtTime(d.firstSeenAt));

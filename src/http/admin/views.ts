@@ -5,6 +5,7 @@
 
 import {
   type AttemptRow,
+  countedAttempts,
   DISMISSED_PREFIX,
   isDismissed,
   type LedgerError,
@@ -27,7 +28,10 @@ export interface EventListItem {
   sourceRef: string;
   subjectKey: string;
   state: string;
+  /** Attempts in this budget, those that never reached OpenCRVS included. */
   attempts: number;
+  /** Of `attempts`, those that count toward `delivery.maxAttempts` (not the unreached: a gateway's 503, a timeout). */
+  countedAttempts: number;
   nextRunAt: number;
   eventId: string | null;
   trackingId: string | null;
@@ -117,6 +121,7 @@ export function listItem(row: LedgerRow, showPersonalData: boolean): EventListIt
     subjectKey: row.subjectKey,
     state: row.state,
     attempts: row.attempts,
+    countedAttempts: countedAttempts(row),
     nextRunAt: row.nextRunAt,
     eventId: row.eventId,
     trackingId: row.trackingId,

@@ -29,6 +29,7 @@ import { migration026 } from './026-updated-after-attempt.js';
 import { migration027 } from './027-earlier-tracking-ids.js';
 import { migration028 } from './028-waiting-queued-index.js';
 import { migration029 } from './029-write-back-note.js';
+import { migration030 } from './030-unreached-attempts.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
@@ -63,4 +64,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration027,
   migration028,
   migration029,
+  migration030,
 ];
