@@ -83,10 +83,10 @@ describe('relationships a pass holds for newborns', () => {
     assert.deepEqual(asked, [['2026-03-02', undefined, 10]]);
   });
 
-  it('fails the births waiting with a range that failed, rather than ask it again for each', async () => {
-    let calls = 0;
-    const window = new RelationsWindow(async () => {
-      calls++;
+  it('fails the births waiting once the narrowest range fails too, rather than ask it again for each', async () => {
+    const asked: string[] = [];
+    const window = new RelationsWindow(async (from) => {
+      asked.push(from);
       throw new Error('timed out');
     }, 10);
     const side = await Promise.allSettled([
@@ -98,10 +98,35 @@ describe('relationships a pass holds for newborns', () => {
       side.map((r) => r.status),
       ['rejected', 'rejected', 'rejected'],
     );
-    assert.equal(calls, 1);
+    // The widest range, then the narrowest (the latest day waiting): every birth's own range holds it.
+    assert.deepEqual(asked, ['2026-03-02', '2026-03-07']);
     // A birth that comes later asks again.
     await assert.rejects(window.from('2026-03-07'), /timed out/);
-    assert.equal(calls, 2);
+    assert.equal(asked.length, 3);
+  });
+
+  it('serves a later birth whose own range reads well when a range asked for an older one beside it fails', async () => {
+    // The server fails any range holding 2026-01-10 (a relationship it cannot give, say): only the oldest
+    // birth's own range holds that day.
+    const { asked, list } = server({ '2026-01-10': 1, '2026-11-21': 1, '2026-11-24': 1 });
+    const window = new RelationsWindow(async (from, before, budget) => {
+      if (from <= '2026-01-10' && (before === undefined || before > '2026-01-10')) throw new Error('HTTP 500');
+      return list(from, before, budget);
+    }, 10);
+    const side = await Promise.allSettled([
+      window.from('2026-11-23'),
+      window.from('2026-11-20'),
+      window.from('2025-12-20'),
+    ]);
+    assert.deepEqual(
+      side.map((r) => (r.status === 'fulfilled' ? ids(r.value) : String(r.reason))),
+      [['2026-11-24-0'], ['2026-11-21-0', '2026-11-24-0'], 'Error: HTTP 500'],
+    );
+    // Only the ranges that read well reach the server here.
+    assert.deepEqual(asked, [
+      ['2026-11-23', undefined, 10],
+      ['2026-11-20', '2026-11-23', 9],
+    ]);
   });
 
   it("asks a later birth's own range when the one for the earliest waiting runs past the bound", async () => {

@@ -41,11 +41,15 @@ export class RelationsWindow {
   /** Births that came to wait so far (each one's ticket is its number). */
   private tickets = 0;
   /**
-   * The last range that failed, and the births waiting then: the range held their days (it was asked from
-   * the earliest), so they fail with it rather than each ask it again in turn (a server that does not answer
-   * would take a page of births one timeout after the other). Births that come later ask again.
+   * The last range that failed (from `start` up to `before`, the held listing's start then), and the births
+   * waiting then. A birth's own range holds that failed one where its day is no later than `start` and the
+   * held listing has not moved: it fails with it rather than ask it again (a server that does not answer
+   * would take a page of births one timeout after the other). A later day's range may well be read (what
+   * failed may lie before it), the asking birth's own included: the next asked is the latest day waiting,
+   * the narrowest range; if that fails too, every birth waiting fails with it. Births that come later ask
+   * again.
    */
-  private failed: { start: string; upTo: number; err: unknown } | undefined;
+  private failed: { start: string; before: string | undefined; upTo: number; err: unknown } | undefined;
 
   constructor(
     private readonly list: ListRange,
@@ -79,19 +83,23 @@ export class RelationsWindow {
     for (;;) {
       const known = this.known(from);
       if (known) return known;
-      const { failed } = this;
-      if (failed && ticket <= failed.upTo && from >= failed.start) throw failed.err;
-      // The earliest day a birth waits for that is not known yet (this one's at the latest): its range holds
-      // every later one's. Past the bound, the next earliest is asked, down to this birth's own.
-      const start = [...this.waiting.keys()].filter((day) => !this.known(day)).sort()[0] ?? from;
       const held = this.held;
+      const { failed } = this;
+      const sinceFailed = failed && ticket <= failed.upTo && failed.before === held?.start ? failed : undefined;
+      if (sinceFailed && from <= sinceFailed.start) throw sinceFailed.err;
+      // The earliest day a birth waits for that is not known yet (this one's at the latest): its range holds
+      // every later one's. Past the bound, the next earliest is asked, down to this birth's own. After a failed
+      // range, the latest day waiting instead (see `failed`).
+      const days = [...this.waiting.keys()].filter((day) => !this.known(day)).sort();
+      const start = (sinceFailed ? days.at(-1) : days[0]) ?? from;
       const holding = held?.resources.length ?? 0;
       let answer: RangeAnswer | 'not served';
       try {
         answer = await this.list(start, held?.start, this.bound - holding);
       } catch (err) {
-        this.failed = { start, upTo: this.tickets, err };
-        throw err;
+        this.failed = { start, before: held?.start, upTo: this.tickets, err };
+        if (from <= start) throw err;
+        continue;
       }
       if (answer === 'not served') return answer;
       if (!answer.complete || holding + answer.resources.length > this.bound) {
