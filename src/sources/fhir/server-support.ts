@@ -56,8 +56,13 @@ export class ServerSupport {
   capabilities(): Promise<CapabilitySummary | undefined> {
     if (this.statement && this.now() < this.statement.until) return Promise.resolve(this.statement.summary);
     const timeoutMs = Math.min(this.metadataTimeoutMs, this.client.settings.timeoutMs);
+    // Past its own bound, raising sources[].timeoutMs (the default advice) would change nothing.
+    const timeoutHint =
+      timeoutMs < this.client.settings.timeoutMs
+        ? `nothing to raise: read within ${timeoutMs} ms whatever sources[].timeoutMs, and searches go on without the CapabilityStatement`
+        : undefined;
     this.loading ??= this.client
-      .capabilityStatement({ attempts: 1, timeoutMs })
+      .capabilityStatement({ attempts: 1, timeoutMs, ...(timeoutHint ? { timeoutHint } : {}) })
       .then(
         (statement) => summarizeCapabilities(statement),
         (err: unknown) => {
