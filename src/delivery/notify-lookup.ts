@@ -42,6 +42,9 @@ export async function findOurNotifies(api: OpenCrvsApi, row: LedgerRow, known?: 
   const { ours, theirs } = splitByMaker(api, event);
   const foreign = standingOf(theirs);
   if (foreign) finding.foreign = foreign;
+  // An event with no NOTIFY of ours (every first attempt: the create has just made it) holds none under any
+  // of the row's ids: readNotifyOutcome would throw for each, an error built (its stack captured) to be dropped.
+  if (!ours.actions.some((action) => action.type === 'NOTIFY')) return finding;
   for (const transactionId of notifyTransactionIds(row, ours)) {
     try {
       const found = readNotifyOutcome(ours, transactionId, 'notification lookup');
