@@ -51,6 +51,7 @@ export {
   type RecordChange,
   type RecordEventInput,
   type Recorded,
+  type RecordedEvent,
   type RecordInvalidInput,
   type RecordSkippedInput,
   type ReplayResult,

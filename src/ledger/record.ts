@@ -15,6 +15,7 @@ import {
   type RecordChange,
   type RecordEventInput,
   type Recorded,
+  type RecordedEvent,
   type RecordInvalidInput,
   type RecordSkippedInput,
 } from './types.js';
@@ -31,7 +32,7 @@ const DELIVERED = ['delivered', 'delivered-pending'];
 const WITHDRAWABLE = [...UNSENT, 'delivering'];
 
 export interface Recorder {
-  recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };
+  recordEvent(input: RecordEventInput): RecordedEvent;
   recordSkipped(input: RecordSkippedInput): Recorded;
   cancelUnsent(input: RecordSkippedInput): LedgerRow | undefined;
   recordInvalid(input: RecordInvalidInput): Recorded;
@@ -322,13 +323,21 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0, contextReads?: 
       contextReads.keep(row.id, input.contextReadBy ?? input.sourceId, input.contextReads, fresh);
   };
 
-  const recordEvent = db.transaction((input: RecordEventInput): { row: LedgerRow; change: RecordChange } => {
-    const recorded = recordEventRow(input);
+  const recordEvent = db.transaction((input: RecordEventInput): RecordedEvent => {
+    // The reading's fingerprint costs about as much as the mapping's evaluation: computed only where it is
+    // stored or compared, not for the commonest reading, a delivered row read again unchanged. So the row is
+    // looked up before the insert, which stores it (no other writer comes between: the transaction is
+    // immediate).
+    const found = byKey.get(input.sourceId, input.eventType, input.subjectKey);
+    const recorded = recordEventRow(input, found);
     keepReads(recorded.row, input, recorded.change === 'inserted');
-    return recorded;
+    return found?.state === 'skipped' ? { ...recorded, skippedFor: found.skip_reason } : recorded;
   });
 
-  const recordEventRow = (input: RecordEventInput): { row: LedgerRow; change: RecordChange } => {
+  const recordEventRow = (
+    input: RecordEventInput,
+    found: SqlRecordedRow | undefined,
+  ): { row: LedgerRow; change: RecordChange } => {
     const payload = JSON.stringify(input.payload);
     const fields = {
       sourceRef: input.sourceRef,
@@ -339,12 +348,8 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0, contextReads?: 
       payload,
       payloadHash: input.payloadHash,
     };
-    // The reading's fingerprint costs about as much as the mapping's evaluation: computed only where it is
-    // stored or compared, not for the commonest reading, a delivered row read again unchanged. So the row is
-    // looked up before the insert, which stores it (no other writer comes between: the transaction is
-    // immediate).
     const fingerprint = (): string | null => input.sourceFingerprint?.() ?? null;
-    let existing = byKey.get(input.sourceId, input.eventType, input.subjectKey);
+    let existing = found;
     if (!existing) {
       if (insertRow(input, { ...fields, sourceFingerprint: fingerprint(), state: 'pending', seenAt: input.seenAt }))
         return { row: toLedgerRow(reselect(input)), change: 'inserted' };

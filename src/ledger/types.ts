@@ -122,6 +122,17 @@ export interface RecordEventInput {
 export type RecordChange = 'inserted' | 'replaced' | 'unchanged' | 'updated-after-notification';
 
 /**
+ * What `recordEvent` recorded. `skippedFor`: the skip reason of the row as it was before this reading, when
+ * it was skipped (null if it had none): the caller's go-live count reads it (sources/pipeline.ts), with no
+ * second read of the row in the write transaction.
+ */
+export interface RecordedEvent {
+  row: LedgerRow;
+  change: RecordChange;
+  skippedFor?: string | null;
+}
+
+/**
  * A skipped or invalid record's row, and whether this call recorded something new of the record: the same
  * record read again by the next poll (an overlap, a page read twice) leaves it as it was, and `sync` counts
  * only what changed. Bookkeeping a reading of the same content does (a fingerprint noted, a withdrawal
@@ -513,7 +524,7 @@ export interface Ledger {
    * replaces now less that window.
    */
   contextReadRefs(sourceId: string, prefix: string, after: string, limit: number, since?: number): string[];
-  recordEvent(input: RecordEventInput): { row: LedgerRow; change: RecordChange };
+  recordEvent(input: RecordEventInput): RecordedEvent;
   recordSkipped(input: RecordSkippedInput): Recorded;
   /**
    * A record that is no event any more (its evidence was withdrawn): its row, if one is waiting to be

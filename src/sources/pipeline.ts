@@ -1214,14 +1214,7 @@ export class SourcePipeline {
               report.invalid++;
               continue;
             }
-            // A row skipped as before the go-live that goes out now because the go-live was moved earlier (or
-            // removed): counted and said, as a rollback's sends must not pass unseen (deployment.md). Not one
-            // whose own date was corrected: the go-live it was skipped against is still the source's.
-            const prior = ledger.findByKey(owner, result.eventType, result.subjectRef);
-            const skippedAgainst = prior?.state === 'skipped' ? skippedBeforeGoLive(prior.skipReason) : undefined;
-            const now = skippedAgainst === undefined ? undefined : goLiveOf();
-            const wasGoLiveSkip = skippedAgainst !== undefined && (now === undefined || now < skippedAgainst);
-            const { row, change } = ledger.recordEvent({
+            const { row, change, skippedFor } = ledger.recordEvent({
               sourceId: owner,
               eventType: result.eventType,
               subjectKey: result.subjectRef,
@@ -1242,7 +1235,15 @@ export class SourcePipeline {
               },
             });
             report.mapped[change]++;
-            if (wasGoLiveSkip && row.state === 'pending') report.goLiveSkipsSent++;
+            // A row skipped as before the go-live that goes out now because the go-live was moved earlier (or
+            // removed): counted and said, as a rollback's sends must not pass unseen (deployment.md). Not one
+            // whose own date was corrected: the go-live it was skipped against is still the source's. The row
+            // as it was comes with the recording (skippedFor), not from a read of its own per record.
+            if (row.state === 'pending' && skippedFor !== undefined) {
+              const skippedAgainst = skippedBeforeGoLive(skippedFor);
+              const now = skippedAgainst === undefined ? undefined : goLiveOf();
+              if (skippedAgainst !== undefined && (now === undefined || now < skippedAgainst)) report.goLiveSkipsSent++;
+            }
             if (change !== 'unchanged') report.ledgerIds.push(row.id);
             // Said on the row, where an engineer asking "why updated after notification?" looks.
             if (owner !== sourceId) ledger.noteReadBy(row.id, sourceId);
