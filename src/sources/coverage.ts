@@ -18,6 +18,19 @@ import { setBounded } from '../util/bounded-map.js';
  * would pass for the first: a hash of the content tells them apart.
  */
 export function versionKey(resource: Resource): string {
+  let key = keys.get(resource);
+  if (key === undefined) {
+    key = keyOf(resource);
+    keys.set(resource, key);
+  }
+  return key;
+}
+
+// One key per resource object (read as the server sent it, never changed): a pass asks for the same
+// resource's key several times, for each subject it may concern and each subject's context that holds it.
+const keys = new WeakMap<Resource, string>();
+
+function keyOf(resource: Resource): string {
   const { versionId, lastUpdated } = resource.meta ?? {};
   const key = `${resource.resourceType}/${resource.id}/${versionId ?? lastUpdated ?? ''}`;
   const timeOnly =
@@ -25,16 +38,8 @@ export function versionKey(resource: Resource): string {
   return timeOnly ? `${key}#${contentHash(resource)}` : key;
 }
 
-// One hash per resource object: a pass asks for the same resource's key several times.
-const hashes = new WeakMap<Resource, string>();
-
 function contentHash(resource: Resource): string {
-  let hash = hashes.get(resource);
-  if (hash === undefined) {
-    hash = createHash('sha1').update(JSON.stringify(resource)).digest('base64url').slice(0, 16);
-    hashes.set(resource, hash);
-  }
-  return hash;
+  return createHash('sha1').update(JSON.stringify(resource)).digest('base64url').slice(0, 16);
 }
 
 // Subjects remembered per pass. A subject's entry holds a few keys (its context), so 50,000 subjects
