@@ -22,15 +22,16 @@ import {
 } from '../../src/sandbox/dhis2/index.js';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
 import { WriteBackStore } from '../../src/sources/writeback/index.js';
+import { CHILD_NODE_FLAGS, childModule } from '../support/child-source.js';
 import { assertOneEventPerRow, dataValueOf, dhis2ConfigObject, enrolledIn } from './helpers/dhis2-harness.js';
 
-const CLI = new URL('../../src/cli.ts', import.meta.url).href;
+const CLI = childModule('cli.ts');
 
 function serve(configFile: string): { child: ChildProcess; ready: Promise<void>; exited: Promise<unknown> } {
   const entry = `import { main } from ${JSON.stringify(CLI)}; process.exitCode = await main(['node', 'opencrvs-bridge', 'serve', '--config', process.env.BRIDGE_TEST_CONFIG]);`;
   const env: NodeJS.ProcessEnv = { ...process.env, BRIDGE_TEST_CONFIG: configFile, LOG_LEVEL: 'info' };
   delete env.BRIDGE_CONFIG;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', entry], {
+  const child = spawn(process.execPath, [...CHILD_NODE_FLAGS, '--input-type=module', '-e', entry], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

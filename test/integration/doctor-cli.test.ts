@@ -28,10 +28,11 @@ import {
 import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
 import { subscriptionBundle } from '../../src/sources/fhir/subscriptions.js';
+import { CHILD_NODE_FLAGS, childModule } from '../support/child-source.js';
 import { closedPort as findClosedPort } from '../support/ports.js';
 import { dhis2Error, forbiddenPage, startFaultProxy } from './helpers/fault-proxy.js';
 
-const cli = new URL('../../src/cli.ts', import.meta.url).href;
+const cli = childModule('cli.ts');
 const dir = mkdtempSync(join(tmpdir(), 'doctor-cli-'));
 
 let opencrvs: OpenCrvsSimulator;
@@ -78,7 +79,7 @@ function runCli(args: string[]): Promise<{ code: number | null; stdout: string; 
   const env: NodeJS.ProcessEnv = { ...process.env, CLI_ARGS: JSON.stringify(args), LOG_LEVEL: 'silent' };
   delete env.BRIDGE_CONFIG;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', entry], { env });
+    const child = spawn(process.execPath, [...CHILD_NODE_FLAGS, '--input-type=module', '-e', entry], { env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => {

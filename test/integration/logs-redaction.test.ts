@@ -18,8 +18,9 @@ import { demoSeed } from '../../src/sandbox/demo/seed.js';
 import { ATTRIBUTES, buildDemoChildProgramme } from '../../src/sandbox/dhis2/index.js';
 import { startFhirSandbox } from '../../src/sandbox/fhir/index.js';
 import { startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
+import { CHILD_NODE_FLAGS, childModule } from '../support/child-source.js';
 
-const cli = new URL('../../src/cli.ts', import.meta.url).href;
+const cli = childModule('cli.ts');
 const DAY_MS = 86_400_000;
 // LOINC 81956-5: date and time of death (an Observation in the VRDR examples).
 const DEATH_DATE_CODE = '81956-5';
@@ -128,7 +129,7 @@ function runDemo(): Promise<{ code: number | null; output: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'debug' };
   delete env.BRIDGE_CONFIG;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', entry], { env });
+    const child = spawn(process.execPath, [...CHILD_NODE_FLAGS, '--input-type=module', '-e', entry], { env });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => {
       output += chunk.toString('utf8');

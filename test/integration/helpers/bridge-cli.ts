@@ -3,20 +3,20 @@
 // keep answering while the child runs.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { CHILD_NODE_FLAGS, childModule } from '../../support/child-source.js';
 
-const CLI = new URL('../../../src/cli.ts', import.meta.url).href;
-/** tsx as this checkout has it: `--import tsx` alone is looked up from the child's working directory. */
-const TSX = import.meta.resolve('tsx');
+const CLI = childModule('cli.ts');
 
 /**
- * src/cli.ts exports main() and has no entry guard: a one-line module runs it in a fresh process. `cwd`: the
+ * src/cli.ts (compiled once for the run: test/support/child-source.ts) exports main() and has no entry guard:
+ * a one-line module runs it in a fresh process. `cwd`: the
  * working directory it runs in (a cron job's), this process's by default.
  */
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): ChildProcess {
   const entry = `import { main } from ${JSON.stringify(CLI)}; process.exitCode = await main(['node', 'opencrvs-bridge', ...JSON.parse(process.env.CLI_ARGS)]);`;
   const childEnv: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'silent', ...env, CLI_ARGS: JSON.stringify(args) };
   delete childEnv.BRIDGE_CONFIG;
-  return spawn(process.execPath, ['--import', TSX, '--input-type=module', '-e', entry], {
+  return spawn(process.execPath, [...CHILD_NODE_FLAGS, '--input-type=module', '-e', entry], {
     env: childEnv,
     cwd,
     stdio: ['ignore', 'pipe', 'pipe'],

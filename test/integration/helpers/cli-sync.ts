@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import { CHILD_NODE_FLAGS, childModule } from '../../support/child-source.js';
 
-const cli = new URL('../../../src/cli.ts', import.meta.url).href;
+const cli = childModule('cli.ts');
 
 /**
  * Runs `opencrvs-bridge <args>` from source in a fresh process and waits (src/cli.ts exports main() and
@@ -11,7 +12,7 @@ export function runCliSync(args: string[]): { code: number | null; stdout: strin
   const entry = `import { main } from ${JSON.stringify(cli)}; process.exitCode = await main(['node', 'opencrvs-bridge', ...JSON.parse(process.env.CLI_ARGS)]);`;
   const env: NodeJS.ProcessEnv = { ...process.env, CLI_ARGS: JSON.stringify(args), LOG_LEVEL: 'silent' };
   delete env.BRIDGE_CONFIG;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', entry], {
+  const r = spawnSync(process.execPath, [...CHILD_NODE_FLAGS, '--input-type=module', '-e', entry], {
     env,
     encoding: 'utf8',
     timeout: 60_000,

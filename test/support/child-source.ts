@@ -1,0 +1,19 @@
+// How a test starts a child process on src/. scripts/run-tests.mjs compiles src/ once per run
+// (scripts/test-build.mjs) and names the folder in BRIDGE_TEST_SRC: a child imports that JavaScript
+// without tsx's hooks, a second or so less a process. Run without it (`node --import tsx --test <file>`),
+// a child runs the TypeScript through tsx as before.
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const built = process.env.BRIDGE_TEST_SRC?.trim();
+/** tsx as this checkout has it: `--import tsx` alone is looked up from the child's working directory. */
+const TSX = import.meta.resolve('tsx');
+
+/** The node flags a child needs before it imports childModule(): tsx's loader, without a prebuilt src/. */
+export const CHILD_NODE_FLAGS: readonly string[] = built ? [] : ['--import', TSX];
+
+/** file: URL of src/`path` (e.g. 'cli.ts') as a child imports it. */
+export function childModule(path: string): string {
+  if (!built) return new URL(`../../src/${path}`, import.meta.url).href;
+  return pathToFileURL(join(built, path.replace(/\.ts$/, '.js'))).href;
+}
