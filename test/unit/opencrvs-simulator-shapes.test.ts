@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { validateNotifyPayload } from '../../src/sandbox/opencrvs/declaration.js';
 import { loadForms } from '../../src/sandbox/opencrvs/forms.js';
+import { TokenSigner } from '../../src/sandbox/opencrvs/jwt.js';
 import { allowsEvent, defaultHealthScopes, hasScopeType } from '../../src/sandbox/opencrvs/scopes.js';
 import { loadSeededLocations, locationUuid } from '../../src/sandbox/opencrvs/seed.js';
 import { hasValidShape, isEmptyValue } from '../../src/sandbox/opencrvs/value-shapes.js';
@@ -146,5 +147,20 @@ describe('seeded Farajaland locations', () => {
     assert.equal(ibombo?.administrativeAreaId, locationUuid('farajaland', 'RNblUNSnSpQ'));
     const hq = fixture.locations.find((l) => l.externalId === 'LHUYvwY2Aq1');
     assert.equal(hq?.partOf, null);
+  });
+});
+
+describe('simulator tokens', () => {
+  test("a start's tokens are refused by any other start (a restart re-keys), though one key pair signs them all", () => {
+    const first = new TokenSigner();
+    const { token } = first.issue('client', ['record.notify'], 600);
+    assert.equal(first.verify(token).ok, true);
+    assert.deepEqual(new TokenSigner().verify(token), { ok: false, reason: 'signature' });
+    // The key id is signed over: changed, the signature no longer holds.
+    const [, payload, signature] = token.split('.');
+    const header = Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'JWT', kid: 'another-start' })).toString(
+      'base64url',
+    );
+    assert.deepEqual(first.verify(`${header}.${payload}.${signature}`), { ok: false, reason: 'signature' });
   });
 });
