@@ -85,16 +85,20 @@ describe('OpenCRVS client against the 2.0 simulator', () => {
 
   describe('tokens', () => {
     it('caches the token and renews it before expiry without a 401', async () => {
-      await control.addClient({ clientId: 'short-lived', clientSecret: 'short-lived-secret', tokenTtlSeconds: 2 });
+      await control.addClient({ clientId: 'short-lived', clientSecret: 'short-lived-secret', tokenTtlSeconds: 4 });
       const { logger, lines } = capturingLogger();
+      // The bridge's clock stands still while the token is cached, so that calls slowed by a loaded machine do
+      // not reach its renewal time (half its life) early; then it runs on, past the expiry OpenCRVS holds it to.
+      let frozen: number | undefined = Date.now();
       const c = client(
-        { clientId: 'short-lived', clientSecret: 'short-lived-secret', tokenRenewBeforeSeconds: 1 },
-        { logger },
+        { clientId: 'short-lived', clientSecret: 'short-lived-secret', tokenRenewBeforeSeconds: 3 },
+        { logger, now: () => frozen ?? Date.now() },
       );
       await newEvent(c);
       await newEvent(c);
       assert.equal(c.tokenRenewals(), 1);
       const { expiresAt } = await c.checkToken();
+      frozen = undefined;
       await sleep(Math.max(0, expiresAt - Date.now()) + 100);
       await newEvent(c);
       assert.equal(c.tokenRenewals(), 2);
