@@ -551,7 +551,9 @@ export class SourcePipeline {
     this.forgetSlow(run.readInTime);
     const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (rejected) throw rejected.reason;
-    if (run.failUntaken()) {
+    // Not said when the bridge itself cut the reads off (stopping, a caller's deadline): no failure of the
+    // source, and an operator stopping serve mid-round read it as the EMR's.
+    if (run.failUntaken() && !cutOffByBridge(run.stop()?.error)) {
       // Counts only: which records is not for the log.
       this.log.warn(
         { subjects: list.length, failed: run.failures.length + run.timedOut.length, answered: run.answered.size },
@@ -1319,6 +1321,11 @@ function unservedResult(
  * at PARTIAL_STOP_AFTER in a row. Undefined for a failure that may concern one record (a 403, a 404, a
  * 400, an id that is no id of the source) and for an error that is not the source's: they stop nothing.
  */
+/** A call the bridge ended itself (SourceCallError.cutOff): no answer of the source's. */
+function cutOffByBridge(error: unknown): boolean {
+  return error instanceof SourceCallError && error.cutOff;
+}
+
 function sourceFailure(error: unknown): 'source' | 'every-call' | undefined {
   if (!(error instanceof SourceCallError) || error.badId) return undefined;
   if (error.foreign || error.cutOff || error.status === 401 || error.status === 407) return 'source';

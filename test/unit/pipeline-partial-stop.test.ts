@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type Ledger, openLedger } from '../../src/ledger/index.js';
 import { bundleFetcher, loadMappings, type Resource, type ResourceFetcher } from '../../src/mapping/index.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { createLogger, type Logger, silentLogger } from '../../src/observability/logger.js';
 import { generateBirth } from '../../src/sandbox/demo/generate.js';
 import { FhirSourceError } from '../../src/sources/fhir/fhir-client.js';
 import { SourcePipeline } from '../../src/sources/pipeline.js';
@@ -63,12 +63,17 @@ async function withLedger(run: (ledger: Ledger) => Promise<void>): Promise<void>
   }
 }
 
-function pipelineOf(ledger: Ledger, probe: (subjectRef: string | undefined) => Promise<void>, concurrency?: number) {
+function pipelineOf(
+  ledger: Ledger,
+  probe: (subjectRef: string | undefined) => Promise<void>,
+  concurrency?: number,
+  logger: Logger = silentLogger,
+) {
   return new SourcePipeline({
     sourceId: 'emr',
     mappings,
     ledger,
-    logger: silentLogger,
+    logger,
     mapOptions: () => ({ resolveLocation: (ref) => ref }),
     probe,
     ...(concurrency ? { concurrency } : {}),
@@ -114,10 +119,15 @@ describe('SourcePipeline: a partial evaluation stops for the source', () => {
       await withLedger(async (ledger) => {
         const failing = error();
         const { fetcher, counted } = emr(() => error());
+        const lines: string[] = [];
+        const logger = createLogger({ level: 'warn', destination: { write: (line: string) => lines.push(line) } });
         // The probe fails the same way: the source is down, not one record.
-        const pipeline = pipelineOf(ledger, async () => Promise.reject(error()), lanes);
+        const pipeline = pipelineOf(ledger, async () => Promise.reject(error()), lanes, logger);
         const { results, failures } = await pipeline.evaluate(children, fetcher, undefined, { partial: true });
         assert.deepEqual(results, []);
+        // Said as the source's failure, except where the bridge cut its own reads off (stopping).
+        const said = lines.filter((line) => line.includes('the source failed in a way that concerns every call'));
+        assert.equal(said.length, failing instanceof FhirSourceError && failing.cutOff ? 0 : 1, kind);
         assert.deepEqual(
           failures?.map((f) => f.subjectRef),
           children.map((_, i) => childRef(i)),
