@@ -1313,6 +1313,11 @@ function unservedResult(
   };
 }
 
+/** A call the bridge ended itself (SourceCallError.cutOff): no answer of the source's. */
+function cutOffByBridge(error: unknown): boolean {
+  return error instanceof SourceCallError && error.cutOff;
+}
+
 /**
  * What the failure of a partial evaluation's subject (the source's own error) says of the source: 'source'
  * when it is the problem whatever the record (a page that is not the source's, a call the bridge cut off as
@@ -1321,11 +1326,6 @@ function unservedResult(
  * at PARTIAL_STOP_AFTER in a row. Undefined for a failure that may concern one record (a 403, a 404, a
  * 400, an id that is no id of the source) and for an error that is not the source's: they stop nothing.
  */
-/** A call the bridge ended itself (SourceCallError.cutOff): no answer of the source's. */
-function cutOffByBridge(error: unknown): boolean {
-  return error instanceof SourceCallError && error.cutOff;
-}
-
 function sourceFailure(error: unknown): 'source' | 'every-call' | undefined {
   if (!(error instanceof SourceCallError) || error.badId) return undefined;
   if (error.foreign || error.cutOff || error.status === 401 || error.status === 407) return 'source';
