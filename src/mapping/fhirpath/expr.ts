@@ -187,29 +187,26 @@ export class ExpressionCompiler {
     // fhirpath.js on some records' data, and any expression outside the subset runs there). Replaced here by
     // fhirpath.js's own rule with that one case mended: a false value read from the data is false. Anything
     // else (a computed result, a non-boolean value, several results) is decided as fhirpath.js decides it.
-    const holds = (result: unknown[]) => Boolean(result[0]) && val(result[0]) !== false;
     type Criteria = (item: unknown) => unknown[];
+    // Whether an item's criteria holds, with `$index` set for the criteria as fhirpath.js sets it.
+    const holdsFor =
+      (ctx: { $index?: number }, criteria: Criteria) =>
+      (item: unknown, index: number): boolean => {
+        ctx.$index = index;
+        const result = criteria(item);
+        return Boolean(result[0]) && val(result[0]) !== false;
+      };
     this.userInvocationTable = {
       where: {
         fn(this: { $index?: number }, items: unknown[], criteria: Criteria) {
-          return items.filter((item, i) => {
-            this.$index = i; // `$index` inside the criteria, as fhirpath.js sets it
-            return holds(criteria(item));
-          });
+          return items.filter(holdsFor(this, criteria));
         },
         arity: { 1: ['Expr'] },
         internalStructures: true,
       },
       exists: {
         fn(this: { $index?: number }, items: unknown[], criteria?: Criteria) {
-          return [
-            criteria
-              ? items.some((item, i) => {
-                  this.$index = i;
-                  return holds(criteria(item));
-                })
-              : items.length > 0,
-          ];
+          return [criteria ? items.some(holdsFor(this, criteria)) : items.length > 0];
         },
         arity: { 0: [], 1: ['Expr'] },
         internalStructures: true,
