@@ -11,6 +11,7 @@
 // birth, which for an adult is the site's whole history.
 import type { Resource } from '@medplum/fhirtypes';
 import { parseReference } from '../../mapping/index.js';
+import type { SearchParams } from './fhir-client.js';
 
 /** A subject born longer ago than this is not listed for: what was listed for it stays empty. */
 export const LISTING_MAX_AGE_DAYS = 366;
@@ -52,7 +53,7 @@ export function rangeParams(
   from: string,
   before: string | undefined,
   budget: number,
-): { params: Record<string, string | string[]>; pages: number } {
+): { params: SearchParams; pages: number } {
   const lastUpdated = before === undefined ? `ge${from}` : [`ge${from}`, `lt${before}`];
   const pages = Math.max(1, Math.ceil(budget / LISTING_PAGE_SIZE));
   return { params: { _lastUpdated: lastUpdated, _count: String(LISTING_PAGE_SIZE) }, pages };
