@@ -20,7 +20,7 @@ import {
 import { identifierLookup } from '../sources/identifier-lookup.js';
 import { type WriteBackItem, WriteBackStore, writeBackTargetText } from '../sources/writeback/index.js';
 import { registerLedgerSources } from './ledger-sources.js';
-import { LOCAL_ONLY, loadConfigOrReport, usingLedger } from './options.js';
+import { configuredSourcesText, LOCAL_ONLY, loadConfigOrReport, usingLedger } from './options.js';
 
 interface LedgerOptions {
   config?: string;
@@ -112,12 +112,11 @@ function listLedger(config: BridgeConfig, options: LedgerOptions, states: Ledger
       process.exitCode = 2;
       return;
     }
-    const sourceIds = config.sources.map((s) => s.id);
-    if (options.source !== undefined && !sourceIds.includes(options.source)) {
+    if (options.source !== undefined && !config.sources.some((s) => s.id === options.source)) {
       const recorded = ledger.list({ sourceId: options.source, limit: 1 }).length > 0;
       if (!recorded) {
         console.error(
-          `ledger: no source "${options.source}" in the config or the ledger (sources: ${sourceIds.join(', ')})`,
+          `ledger: no source "${options.source}" in the config or the ledger (${configuredSourcesText(config)})`,
         );
         process.exitCode = 2;
         return;

@@ -14,6 +14,15 @@ import { MappingLoadError } from '../mapping/index.js';
 import { errorLine } from '../observability/crash.js';
 import type { Logger } from '../observability/logger.js';
 
+/**
+ * The configured source ids, for an error naming one that is not there: `sources: emr, dhis2`. With
+ * `sources: []` an empty list read `(sources: )`, as if the list had been lost from the message.
+ */
+export function configuredSourcesText(config: Pick<BridgeConfig, 'sources'>): string {
+  const ids = config.sources.map((s) => s.id);
+  return ids.length > 0 ? `sources: ${ids.join(', ')}` : 'the config lists no sources';
+}
+
 /** The config file from --config, else BRIDGE_CONFIG. The CLI is, with config/, a reader of process.env. */
 export function configPath(option: string | undefined): string | undefined {
   return option ?? process.env.BRIDGE_CONFIG;

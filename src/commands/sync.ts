@@ -6,6 +6,7 @@ import { errorLine } from '../observability/crash.js';
 import { isOpenCrvsError } from '../opencrvs/index.js';
 import {
   buildOrReport,
+  configuredSourcesText,
   loadConfigForLog,
   logStorePathWarning,
   reportLedgerInUse,
@@ -190,7 +191,7 @@ export function registerSync(program: Command): void {
         const unknown = (options.source ?? []).filter((id) => !known.includes(id));
         if (unknown.length > 0) {
           console.error(
-            `sync: no source ${unknown.map((id) => `"${id}"`).join(', ')} in the config (sources: ${known.join(', ')})`,
+            `sync: no source ${unknown.map((id) => `"${id}"`).join(', ')} in the config (${configuredSourcesText(config)})`,
           );
           process.exitCode = 2;
           return;

@@ -9,7 +9,14 @@ import type { BridgeConfig } from '../config/index.js';
 import { openLedger } from '../ledger/index.js';
 import type { Logger } from '../observability/logger.js';
 import { type WriteBackItem, WriteBackStore, writesBack } from '../sources/writeback/index.js';
-import { buildOrReport, configWithLedgerOrReport, LOCAL_ONLY, reportLedgerInUse, usingLedger } from './options.js';
+import {
+  buildOrReport,
+  configuredSourcesText,
+  configWithLedgerOrReport,
+  LOCAL_ONLY,
+  reportLedgerInUse,
+  usingLedger,
+} from './options.js';
 import { processLogger } from './runtime.js';
 
 interface WriteBacksOptions {
@@ -53,9 +60,7 @@ async function runWriteBacks(options: WriteBacksOptions): Promise<void> {
   const config = configWithLedgerOrReport(options.config, LOCAL_ONLY);
   if (!config) return;
   if (options.source !== undefined && !config.sources.some((s) => s.id === options.source)) {
-    console.error(
-      `write-backs: no source "${options.source}" in the config (sources: ${config.sources.map((s) => s.id).join(', ')})`,
-    );
+    console.error(`write-backs: no source "${options.source}" in the config (${configuredSourcesText(config)})`);
     process.exitCode = 2;
     return;
   }
