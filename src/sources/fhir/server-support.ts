@@ -55,13 +55,15 @@ export class ServerSupport {
   /** The server's CapabilityStatement, summarised; undefined when it could not be read (nothing is skipped then). */
   capabilities(): Promise<CapabilitySummary | undefined> {
     if (this.statement && this.now() < this.statement.until) return Promise.resolve(this.statement.summary);
+    // A read under way serves every caller meanwhile: one request, and nothing below built for it to drop.
+    if (this.loading) return this.loading;
     const timeoutMs = Math.min(this.metadataTimeoutMs, this.client.settings.timeoutMs);
     // Past its own bound, raising sources[].timeoutMs (the default advice) would change nothing.
     const timeoutHint =
       timeoutMs < this.client.settings.timeoutMs
         ? `nothing to raise: read within ${timeoutMs} ms whatever sources[].timeoutMs, and searches go on without the CapabilityStatement`
         : undefined;
-    this.loading ??= this.client
+    this.loading = this.client
       .capabilityStatement({ attempts: 1, timeoutMs, ...(timeoutHint ? { timeoutHint } : {}) })
       .then(
         (statement) => summarizeCapabilities(statement),
