@@ -13,7 +13,12 @@ const GATEWAY_STATUSES = new Set([502, 503, 504]);
 /** Distinct rows whose calls fail unreached, with no answer between, before the queue holds. */
 export const OUTAGE_ROWS = 3;
 
-/** A failure that says nothing about the row: the call did not reach OpenCRVS (or its upstream). */
+/**
+ * A failure that says nothing about the row: the call did not reach OpenCRVS (or its upstream). A 408 is a
+ * `timeout` (classify.ts) and so counts here: the server or a proxy closed the connection before it had the
+ * whole request (RFC 9110 §15.5.9), so nothing was processed; like a reset, it is the path's trouble, not
+ * the record's, and counted toward maxAttempts it would make rows dead for a slow link.
+ */
 export function unreached(failure: Pick<ClassifiedFailure, 'error'>): boolean {
   const { kind, status } = failure.error;
   if (kind === 'network' || kind === 'timeout') return true;
