@@ -55,7 +55,7 @@ export function registerLedger(program: Command): void {
     .option('--source <id>', 'only this source id')
     .option(
       '--find <ref>',
-      "the event of one source record (Patient/123, Encounter/9, emr:Patient/123 as the table prints it, or the id alone), OpenCRVS tracking ID (in any case), or ledger row ('#19' in quotes, as sync prints it); one match also lists its attempts and its write-back: where the tracking ID is written, the ID, the job's earlier IDs, its state and error or note (`writeBack` with --json); ATTEMPTS, and the attempt list's ATTEMPT numbers, count from 1 again each time the row is queued under a new transactionId generation (a replay, a corrected record), the earlier generations' attempts staying listed above; exit 1 when nothing matches (with --json, `explanation` says what a lookup matches). Births and deaths are recorded under the child's or deceased's record, the resource that showed the event (SOURCE REF), the tracking ID and the row, not the mother's record: look a birth up by the child's record or its tracking ID. Identifiers (an MRN) are not searched (the ledger indexes none; a declaration it still holds carries them, unsearched): GET <baseUrl>/Patient?identifier=<value> at a FHIR source gives the record's id (a DHIS2 source: GET <baseUrl>/api/tracker/trackedEntities?program=<program>&filter=<attribute uid>:eq:<value>, the attribute filled in from its mappings' codes.nationalId, then TrackedEntity/<uid>)",
+      "the event of one source record (Patient/123, Encounter/9, emr:Patient/123 as the table prints it, or the id alone), OpenCRVS tracking ID (in any case), or ledger row ('#19' in quotes, as sync prints it); one match also lists its attempts and its write-back: where the tracking ID is written, the ID, the job's earlier IDs, its state and error or note (`writeBack` with --json); ATTEMPTS, and the attempt list's ATTEMPT numbers, count from 1 again each time the row is queued under a new transactionId generation (a replay, a corrected record), the earlier generations' attempts staying listed above, and an attempt that never reached OpenCRVS reads e.g. '3 (not counted)', one of the ATTEMPTS not counted toward delivery.maxAttempts (--json: unreached); exit 1 when nothing matches (with --json, `explanation` says what a lookup matches). Births and deaths are recorded under the child's or deceased's record, the resource that showed the event (SOURCE REF), the tracking ID and the row, not the mother's record: look a birth up by the child's record or its tracking ID. Identifiers (an MRN) are not searched (the ledger indexes none; a declaration it still holds carries them, unsearched): GET <baseUrl>/Patient?identifier=<value> at a FHIR source gives the record's id (a DHIS2 source: GET <baseUrl>/api/tracker/trackedEntities?program=<program>&filter=<attribute uid>:eq:<value>, the attribute filled in from its mappings' codes.nationalId, then TrackedEntity/<uid>)",
     )
     .option(
       '--updated-after-notification',
@@ -439,12 +439,16 @@ function trackingText(row: LedgerRow): string {
     : `${row.trackingId} (not notified)`;
 }
 
+/**
+ * ATTEMPT numbers every attempt of the budget, as ATTEMPTS totals them: the ones that never reached OpenCRVS
+ * say `(not counted)`, so that a row's `7 (2 counted)` reads the same in its list, not as 7 of a limit of 5.
+ */
 function attemptsTable(attempts: AttemptRow[]): string {
   if (attempts.length === 0) return 'No delivery attempt yet.';
   return columns(
     ['ATTEMPT', 'STEP', 'OUTCOME', 'FINISHED', 'ERROR'],
     attempts.map((a) => [
-      String(a.attempt),
+      a.unreached ? `${a.attempt} (not counted)` : String(a.attempt),
       a.step,
       a.outcome,
       isoSeconds(a.finishedAt),

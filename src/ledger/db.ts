@@ -380,7 +380,7 @@ export function migrate(
   return done.map((m) => m.version);
 }
 
-/** What migrate says: `ledger created at schema 30`, or `ledger migrated from schema 24 to 30: 025 …`. */
+/** What migrate says: `ledger created at schema 32`, or `ledger migrated from schema 24 to 32: 025 …`. */
 function migratedLine(from: number, done: readonly Migration[], failed: Migration | undefined): string {
   const to = Math.max(...done.map((m) => m.version));
   const named = (m: Migration) => `${String(m.version).padStart(3, '0')} ${m.name}`;

@@ -66,6 +66,11 @@ function refusedDeclaration(step: string, error: LedgerError): boolean {
   return error.status !== undefined && COPY_REFUSALS.has(error.status);
 }
 
+/** 1 when the settled attempt never reached OpenCRVS and is not counted toward maxAttempts (unreachedAttempts). */
+function unreachedFlag(settlement: SettleInput['settlement']): 0 | 1 {
+  return 'unreached' in settlement && settlement.unreached ? 1 : 0;
+}
+
 export function createOutbox(db: Db): Outbox {
   // Claiming takes the write lock first (an immediate transaction), then reads the first due ids from
   // the partial index `ledger_rows_due` and updates each by primary key: two workers (even in two
@@ -155,9 +160,9 @@ export function createOutbox(db: Db): Outbox {
     .raw();
   const audit = db.prepare(`
     INSERT INTO ledger_attempts (row_id, attempt, worker_id, step, outcome, started_at, finished_at,
-      error_classification, error_kind, error_status, error_message, next_run_at, copy_hash)
+      error_classification, error_kind, error_status, error_message, next_run_at, copy_hash, unreached)
     VALUES (@id, @attempt, @workerId, @step, @outcome, @startedAt, @now,
-      @errClassification, @errKind, @errStatus, @errMessage, @nextRunAt, @copyHash)`);
+      @errClassification, @errKind, @errStatus, @errMessage, @nextRunAt, @copyHash, @unreached)`);
   // The copy the attempt sent, for a caller that did not pass it: the one set aside when a newer version (or
   // an invalid reading) replaced it in flight, else the payload, which a version counted in doubt leaves.
   const claimedCopyOf = db
@@ -424,7 +429,7 @@ export function createOutbox(db: Db): Outbox {
         state: settlement.outcome === 'dead' && !tryNewer ? 'dead' : held && row.attempts <= 1 ? 'pending' : 'failed',
         nextRunAt: nextRunAt ?? row.next_run_at,
         uncount: held ? 1 : 0,
-        unreached: 'unreached' in settlement && settlement.unreached ? 1 : 0,
+        unreached: unreachedFlag(settlement),
         errClassification: err.classification,
         errKind: err.kind,
         errStatus: err.status,
@@ -459,6 +464,8 @@ export function createOutbox(db: Db): Outbox {
       errMessage: err.message,
       nextRunAt: settlement.outcome === 'retry' ? nextRunAt : null,
       copyHash,
+      // The attempt's part of the row's unreached_attempts (migration 032): its list says which counted.
+      unreached: unreachedFlag(settlement),
     });
     // After the attempt is recorded: the requeue's generation starts after it (in-doubt.ts, QUEUED_NOW).
     if (resendNewer) settled = requeueNewer.get({ id: row.id, now }) ?? settled;

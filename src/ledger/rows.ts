@@ -65,6 +65,7 @@ export interface SqlAttemptRow {
   error_status: number | null;
   error_message: string | null;
   next_run_at: number | null;
+  unreached: number;
 }
 
 const CLASSIFICATIONS: readonly string[] = ['retryable', 'permanent', 'operator'];
@@ -242,6 +243,7 @@ export function toAttemptRow(r: SqlAttemptRow): AttemptRow {
     finishedAt: r.finished_at,
     error: errorOf(r.error_classification, r.error_kind, r.error_status, r.error_message),
     nextRunAt: r.next_run_at,
+    unreached: r.unreached === 1,
   };
 }
 

@@ -249,6 +249,11 @@ export interface AttemptRow {
   error: LedgerError | null;
   /** For `retry`: when the row runs again. */
   nextRunAt: number | null;
+  /**
+   * The failure never reached OpenCRVS (a timeout, a refused connection, a gateway's 502–504), and is one of
+   * the row's unreachedAttempts: not counted toward delivery.maxAttempts (migration 032).
+   */
+  unreached: boolean;
 }
 
 export interface ListFilter {

@@ -975,6 +975,11 @@ describe('admin replay of a failed row (an outage over)', () => {
     // The gateway's 503 is an attempt, not one toward delivery.maxAttempts: both shown, in the list and the detail.
     const shown = obj((await request(h, `/admin/api/events/${row.id}`, { headers: bearer })).body);
     assert.deepEqual([shown.attempts, shown.countedAttempts], [1, 0]);
+    // Its attempt list says which of them was not counted (the page: "1 (not counted)").
+    assert.deepEqual(
+      list(shown.attemptHistory).map((a) => obj(a).unreached),
+      [true],
+    );
     const listed = list(obj((await request(h, '/admin/api/events?state=failed', { headers: bearer })).body).events)
       .map(obj)
       .find((e) => e.id === row.id);

@@ -402,6 +402,11 @@ describe('delivery worker', () => {
     assert.equal(dead?.state, 'dead');
     assert.equal(dead?.attempts, 7);
     assert.equal(countedAttempts(dead ?? row), 3);
+    // Each attempt says whether it was one of them (ledger --find, the admin page's list).
+    assert.deepEqual(
+      ledger.attempts(row.id).map((a) => a.unreached),
+      [true, true, true, true, false, false, false],
+    );
     assert.match(
       outcomes.at(-1)?.reason ?? '',
       /gave up after 3 attempts \(maxAttempts 3; 4 more did not reach OpenCRVS\)/,

@@ -174,6 +174,17 @@ describe('ledger and replay commands', () => {
     assert.equal(json.rows[0]?.attempts, 3, 'the total, as before');
     assert.equal(json.rows[0]?.countedAttempts, 1);
     assert.equal(json.rows[0]?.unreachedAttempts, 2);
+    // Its attempt list says which: numbered 1 to 3 alone, it read as three of a limit beside "3 (1 counted)".
+    const found = (await run(['ledger', '--config', config, '--find', '#1'])).out;
+    assert.match(
+      found,
+      /\n1 \(not counted\)\s+notify\s+retry\s.*\n2 \(not counted\)\s+notify\s+retry\s.*\n3\s+notify\s+retry\s/,
+    );
+    const foundJson = JSON.parse((await run(['ledger', '--config', config, '--find', '#1', '--json'])).out);
+    assert.deepEqual(
+      foundJson.attempts.map((a: { unreached: boolean }) => a.unreached),
+      [true, true, false],
+    );
     // A row whose every attempt counted shows its number alone, as before.
     assert.match((await run(['ledger', '--config', config, '--status', 'dead'])).out, /emr:Encounter\/2\s+1\s+TRK0002/);
     const help = await run(['ledger', '--help']);

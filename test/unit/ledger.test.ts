@@ -1829,6 +1829,7 @@ describe('ledger: schema', () => {
       { version: 28, name: 'waiting-queued-index' },
       { version: 29, name: 'write-back-note' },
       { version: 30, name: 'unreached-attempts' },
+      { version: 32, name: 'attempt-unreached' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
     const plan = db
@@ -1965,6 +1966,40 @@ describe('ledger: schema', () => {
     }
   });
 
+  it('marks the attempts recorded before 032 that never reached OpenCRVS, as 030 counted them (032)', () => {
+    const { ledger, path, cleanup } = tempLedger();
+    try {
+      const { row } = ledger.recordEvent(eventInput('Patient/flaky'));
+      const gateway = { classification: 'retryable', kind: 'server', status: 503, message: 'Bad Gateway' } as const;
+      settleRow(ledger, row.id, { outcome: 'retry', error: gateway, nextRunAt: 0 });
+      settleRow(ledger, row.id, { outcome: 'retry', error: { ...gateway, kind: 'network' }, nextRunAt: 0 });
+      settleRow(ledger, row.id, { outcome: 'retry', error: { ...gateway, status: 500 }, nextRunAt: 0 });
+      settleRow(ledger, row.id, { outcome: 'held', error: { ...gateway, kind: 'timeout' } });
+      ledger.close();
+      // As a bridge before 032 left it: no attempt marked, the row's count kept (030).
+      const db = new Database(path);
+      db.exec('ALTER TABLE ledger_attempts DROP COLUMN unreached; DELETE FROM schema_migrations WHERE version = 32;');
+      db.close();
+      const upgraded = openLedger(path);
+      try {
+        // The held attempt is no attempt of the budget: not one of those not counted either.
+        assert.deepEqual(
+          upgraded.attempts(row.id).map((a) => [a.outcome, a.unreached]),
+          [
+            ['retry', true],
+            ['retry', true],
+            ['retry', false],
+            ['held', false],
+          ],
+        );
+      } finally {
+        upgraded.close();
+      }
+    } finally {
+      cleanup();
+    }
+  });
+
   it('an inspecting open (the ledger command) never upgrades an older ledger under its bridge', () => {
     const { ledger, path, cleanup } = tempLedger();
     try {
@@ -1979,7 +2014,7 @@ describe('ledger: schema', () => {
         ALTER TABLE ledger_rows DROP COLUMN source_fingerprint; ALTER TABLE ledger_attempts DROP COLUMN copy_hash;
         ALTER TABLE ledger_rows DROP COLUMN single_call_at; ALTER TABLE ledger_rows DROP COLUMN single_call_after;
         ALTER TABLE ledger_rows DROP COLUMN queued_after_attempt; ALTER TABLE ledger_rows DROP COLUMN updated_after_attempt;
-        ALTER TABLE ledger_rows DROP COLUMN unreached_attempts;
+        ALTER TABLE ledger_rows DROP COLUMN unreached_attempts; ALTER TABLE ledger_attempts DROP COLUMN unreached;
         ALTER TABLE write_backs DROP COLUMN earlier_tracking_ids; ALTER TABLE write_backs DROP COLUMN note;
         DROP INDEX inbox_waiting_bytes; ALTER TABLE inbox DROP COLUMN body_bytes;
         DROP TABLE ledger_identity; DROP TABLE opencrvs_locations; DROP TABLE slow_records; DROP TABLE context_reads;
@@ -1987,7 +2022,7 @@ describe('ledger: schema', () => {
       db.close();
       assert.throws(
         () => openLedger(path, { inspectOnly: true }),
-        /the ledger .* was written by an older bridge \(schema 9, this one reads 30\): this command only reads it/,
+        /the ledger .* was written by an older bridge \(schema 9, this one reads 32\): this command only reads it/,
       );
       const versions = () => {
         const check = new Database(path, { readonly: true });
@@ -2003,7 +2038,7 @@ describe('ledger: schema', () => {
         [row.id],
       );
       upgraded.close();
-      assert.equal(versions(), 30);
+      assert.equal(versions(), 32);
       openLedger(path, { inspectOnly: true }).close();
     } finally {
       cleanup();
@@ -2043,7 +2078,7 @@ describe('ledger: what opening says of its schema', () => {
     try {
       const path = join(dir, 'bridge.db');
       const db = new Database(path);
-      migrate(db, MIGRATIONS.slice(0, -3), silentLogger, Date.now()); // the ledger of an older release
+      migrate(db, MIGRATIONS.slice(0, -3), silentLogger, Date.now()); // the ledger of an older release (numbers may skip)
       db.close();
       const applied = MIGRATIONS.slice(-3)
         .map((m) => `${String(m.version).padStart(3, '0')} ${m.name}`)
@@ -2051,7 +2086,7 @@ describe('ledger: what opening says of its schema', () => {
       assert.deepEqual(
         said((logger) => openLedger(path, { logger }).close()),
         [
-          `ledger migrated from schema ${latest - 3} to ${latest}: ${applied} (CHANGELOG.md says what each means for an upgrade)`,
+          `ledger migrated from schema ${MIGRATIONS.at(-4)?.version} to ${latest}: ${applied} (CHANGELOG.md says what each means for an upgrade)`,
         ],
       );
     } finally {

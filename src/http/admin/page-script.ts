@@ -301,7 +301,8 @@ export const PAGE_SCRIPT = `
     if (d.attemptHistory.length === 0) emptyRow(tbody, 5, 'No attempts yet.');
     d.attemptHistory.forEach(function (a) {
       var tr = el('tr', null, 'attempt');
-      cell(tr, a.attempt, 'num');
+      // As the row's "7 (2 counted)": the attempts that never reached OpenCRVS say they were not counted.
+      cell(tr, a.unreached ? a.attempt + ' (not counted)' : a.attempt, 'num');
       cell(tr, a.step);
       cell(tr).appendChild(el('span', a.outcome, 'badge outcome-' + a.outcome));
       cell(tr, fmtTime(a.startedAt));

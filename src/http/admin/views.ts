@@ -57,6 +57,8 @@ export interface AttemptView {
   finishedAt: number;
   error: ErrorView | null;
   nextRunAt: number | null;
+  /** Never reached OpenCRVS: not counted toward delivery.maxAttempts (the row's countedAttempts). */
+  unreached: boolean;
 }
 
 export interface EventDetail extends EventListItem {
@@ -147,6 +149,7 @@ function attemptView(attempt: AttemptRow, showPersonalData: boolean): AttemptVie
     finishedAt: attempt.finishedAt,
     error: errorView(attempt.error, showPersonalData),
     nextRunAt: attempt.nextRunAt,
+    unreached: attempt.unreached,
   };
 }
 
