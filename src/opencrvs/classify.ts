@@ -139,7 +139,8 @@ export function classifyHttpFailure(failure: HttpFailure, nowMs: number): OpenCr
     new OpenCrvsError({ kind, classification, message, status, operation, body, fromOpenCrvs, ...extra });
 
   if (status === 429 || status === 402 || status === 408 || status >= 500) {
-    // 402 is how OpenCRVS's own rate limiter answers; 408 is a proxy giving up on a slow upstream.
+    // 402 is how OpenCRVS's own rate limiter answers; 408 is a server or proxy closing the connection before
+    // it had the whole request (RFC 9110 §15.5.9; a proxy giving up on its upstream answers 504).
     const retryAfterMs = parseRetryAfter(failure.retryAfter, nowMs);
     const kind: OpenCrvsErrorKind =
       status === 500 && CONFIRMATION_FAILED.test(said)
