@@ -342,6 +342,8 @@ function checkSemantics(config: BridgeConfig, file?: string): void {
     checkKindKeys(source, `sources[${i}]`, file);
     checkSubscriptionSecrets(source, `sources[${i}].subscription`, file);
     if (source.alsoKnownAs !== undefined) source.alsoKnownAs = checkAlsoKnownAs(source, `sources[${i}]`, file);
+    if (source.openmrs !== undefined)
+      source.openmrs = { restUrl: openmrsRestUrl(source, `sources[${i}].openmrs`, file) };
     if (source.timeZone !== undefined) checkTimeZone(source.timeZone, `sources[${i}].timeZone`, file);
     source.mappings = resolveMappings(source.mappings, `sources[${i}].mappings`, file);
     if (source.dhis2?.fields !== undefined)
@@ -409,6 +411,7 @@ function checkKindKeys(source: SourceSettings, path: string, file?: string): voi
     // (writeBack's FHIR keys have schema defaults, so they are there whatever was written.)
     if (source.subscription !== undefined) foreign.push('subscription');
     if (source.alsoKnownAs !== undefined) foreign.push('alsoKnownAs');
+    if (source.openmrs !== undefined) foreign.push('openmrs');
   }
   const [first] = foreign;
   if (first) {
@@ -438,6 +441,36 @@ function checkAlsoKnownAs(source: SourceSettings, path: string, file?: string): 
     seen.set(key, at);
     return entry.replace(/\/+$/, '');
   });
+}
+
+/** FHIR2's servlet path on an OpenMRS webapp, and the REST API's beside it (same webapp, same context path). */
+const FHIR2_PATH = '/ws/fhir2/R4';
+const REST_PATH = '/ws/rest/v1';
+
+/**
+ * `openmrs.restUrl` as given (checked as any URL the bridge calls), or derived from baseUrl: both APIs are
+ * servlets of the one OpenMRS webapp, so `…/openmrs/ws/fhir2/R4` has its REST API at `…/openmrs/ws/rest/v1`.
+ * A baseUrl of another shape (a proxy that maps FHIR2 elsewhere) says nothing of where REST is: given then.
+ */
+function openmrsRestUrl(source: SourceSettings, path: string, file?: string): string {
+  const given = source.openmrs?.restUrl;
+  if (given !== undefined) {
+    checkUrl(given, `${path}.restUrl`, file);
+    if (/[?#]/.test(given))
+      throw new ConfigError(`${path}.restUrl`, 'must be the REST API root, without a query or fragment', file);
+    return given.replace(/\/+$/, '');
+  }
+  const url = new URL(source.baseUrl);
+  const base = url.pathname.replace(/\/+$/, '');
+  if (url.search || url.hash || !base.endsWith(FHIR2_PATH)) {
+    throw new ConfigError(
+      `${path}.restUrl`,
+      `is required: baseUrl does not end in ${FHIR2_PATH}, so where the OpenMRS REST API is cannot be told (e.g. https://emr.example.org/openmrs${REST_PATH})`,
+      file,
+    );
+  }
+  url.pathname = `${base.slice(0, -FHIR2_PATH.length)}${REST_PATH}`;
+  return url.toString();
 }
 
 /**

@@ -92,8 +92,16 @@ export interface SourceSettings {
   poll: PollSettings;
   subscription?: SubscriptionSettings;
   mappings: string[];
+  /** FHIR on OpenMRS: type a newborn's relationships from the REST API (openmrs-relationships.ts). */
+  openmrs?: OpenmrsSettings;
   dhis2?: Dhis2Settings;
   writeBack?: WriteBackSettings;
+}
+
+/** `sources[].openmrs` (kind: fhir), opt-in: relationship types from the OpenMRS REST API. */
+export interface OpenmrsSettings {
+  /** The REST API root (…/openmrs/ws/rest/v1), without a trailing slash; derived from baseUrl at load when not given. */
+  restUrl: string;
 }
 
 export type Dhis2OrgUnitMode = 'SELECTED' | 'CHILDREN' | 'DESCENDANTS' | 'ACCESSIBLE' | 'CAPTURE' | 'ALL';

@@ -10,6 +10,7 @@ import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { generateBirth } from '../../src/sandbox/demo/generate.js';
 import { HttpFailure, outcomeOf } from '../../src/sandbox/fhir/http-util.js';
 import { type FhirSandbox, startFhirSandboxWith } from '../../src/sandbox/fhir/index.js';
+import { TYPE_EXTENSION } from '../../src/sandbox/fhir/openmrs-rest.js';
 import { CachingFetcher } from '../../src/sources/fhir/fetcher.js';
 import { FhirSourceClient, FhirSourceError } from '../../src/sources/fhir/fhir-client.js';
 import {
@@ -67,6 +68,107 @@ describe('FHIR source that answers as OpenMRS FHIR2', () => {
     });
     // From her own Patient, read through the RelatedPerson's identifier (it carries no birth date here).
     assert.equal(declaration['mother.dob'], mother?.birthDate);
+  });
+});
+
+/** A person linked to the child as person A, as FHIR2 shows it: untyped; `type` is the REST listing's (default Parent/Child). */
+interface Link {
+  id: string;
+  gender: 'female' | 'male';
+  given: string;
+  type?: string;
+}
+
+/**
+ * A birth of days ago as OpenMRS FHIR2 serves it: no encounter partOf, and one RelatedPerson per link, with no
+ * relationship code and an identifier naming its Person (the mother's is her Patient, `<prefix>-birth-<i>-mother`).
+ */
+function openmrsBirth(i: number, prefix: string, links: Link[]): Resource[] {
+  const startDate = new Date(Date.now() - 10 * 86_400_000).toISOString().slice(0, 10);
+  const child = `${prefix}-birth-${i}-child`;
+  const records = generateBirth(i, { prefix, startDate }).flatMap((r): Resource[] => {
+    if (r.resourceType === 'Encounter') return r.partOf ? [{ ...r, partOf: undefined }] : [];
+    return r.resourceType === 'RelatedPerson' ? [] : [r];
+  });
+  const related = links.map(
+    (link): Resource => ({
+      resourceType: 'RelatedPerson',
+      id: link.id,
+      patient: { reference: `Patient/${child}` },
+      gender: link.gender,
+      name: [{ family: 'Banda', given: [link.given] }],
+      identifier: [
+        {
+          system: 'RelatedPerson',
+          value: `Person/${link.id === `${prefix}-${i}-mother` ? `${prefix}-birth-${i}-mother` : link.id}`,
+        },
+      ],
+      ...(link.type ? { extension: [{ url: TYPE_EXTENSION, valueString: link.type }] } : {}),
+    }),
+  );
+  return [...records, ...related];
+}
+
+// sources[].openmrs: the types FHIR2 leaves out, read from OpenMRS's REST relationship listing over HTTP.
+describe('OpenMRS source with relationship types from its REST API (sources[].openmrs)', () => {
+  let h: Harness;
+  const restFailsFor = new Set<string>();
+  before(async () => {
+    h = await startHarness({
+      fhirEmulate: 'openmrs',
+      source: { openmrsRest: true },
+      fhirPaging: {
+        beforeRest: (_path, query) => {
+          if (restFailsFor.has(query.get('person') ?? ''))
+            throw new HttpFailure(500, outcomeOf('exception', 'database unavailable'));
+        },
+      },
+    });
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  const declarationOf = async (child: string) => {
+    const event = (await eventsBySubject(h)).get(`Patient/${child}`);
+    assert.ok(event, `${child} reached OpenCRVS`);
+    return notifiedDeclaration(event);
+  };
+
+  it('takes the woman linked as Parent for the mother, the man as father, and not a clinician woman also linked', async () => {
+    const links: Link[] = [
+      { id: 'rest-21-mother', gender: 'female', given: 'Neema' },
+      { id: 'rest-21-father', gender: 'male', given: 'Jabari' },
+      { id: 'rest-21-midwife', gender: 'female', given: 'Rehema', type: 'Doctor' },
+    ];
+    for (const r of openmrsBirth(21, 'rest', links)) await h.fhir.upsert(r);
+    const sync = await h.bridge.syncOnce();
+    assert.ok(sync.ok, JSON.stringify(sync.rows.map((r) => [r.state, r.lastError])));
+    const declaration = await declarationOf('rest-birth-21-child');
+    // Untyped, two women linked left the mother out, and no father was ever sent.
+    assert.equal((declaration['mother.name'] as { firstname?: string })?.firstname, 'Neema');
+    assert.equal((declaration['father.name'] as { firstname?: string })?.firstname, 'Jabari');
+  });
+
+  it('does not take a clinician, the one woman linked, for the mother', async () => {
+    const links: Link[] = [{ id: 'rest-22-doctor', gender: 'female', given: 'Upendo', type: 'Doctor' }];
+    for (const r of openmrsBirth(22, 'rest', links)) await h.fhir.upsert(r);
+    assert.ok((await h.bridge.syncOnce()).ok);
+    const declaration = await declarationOf('rest-birth-22-child');
+    assert.equal(declaration['mother.name'], undefined, JSON.stringify(declaration['mother.name']));
+  });
+
+  it('sets the birth aside when the REST listing fails, rather than take the one woman linked untyped', async () => {
+    restFailsFor.add('rest-birth-23-child');
+    const links: Link[] = [{ id: 'rest-23-aunt', gender: 'female', given: 'Subira', type: 'Aunt' }];
+    for (const r of openmrsBirth(23, 'rest', links)) await h.fhir.upsert(r);
+    const sync = await h.bridge.syncOnce();
+    assert.equal(sync.ok, false);
+    const row = h.rows().find((r) => r.subjectKey === 'Patient/rest-birth-23-child');
+    assert.equal(row?.state, 'dead');
+    assert.equal(row?.lastError?.kind, 'source-read');
+    assert.match(row?.lastError?.message ?? '', /OpenMRS REST relationship listing failed: HTTP 500/);
+    assert.equal((await eventsBySubject(h)).get('Patient/rest-birth-23-child'), undefined);
   });
 });
 

@@ -770,6 +770,35 @@ describe('configuration', () => {
     );
   });
 
+  it('takes openmrs on a FHIR source, its restUrl derived from an OpenMRS FHIR2 baseUrl or given', () => {
+    const load = (openmrs: string, base = 'https://emr.hospital.org/openmrs/ws/fhir2/R4/', kind = 'fhir') =>
+      loadConfig({
+        text: `${MINIMAL_CONFIG}sources:\n  - { id: emr, kind: ${kind}, baseUrl: "${base}", auth: { type: pat, token: t }, openmrs: ${openmrs} }\n`,
+      }).sources[0]?.openmrs;
+    const refused = (openmrs: string, base?: string, kind?: string) => {
+      const err = configErrorOf(() => load(openmrs, base, kind));
+      return `${err.path}: ${err.problem}`;
+    };
+    // Both APIs are servlets of one OpenMRS webapp.
+    assert.deepEqual(load('{}'), { restUrl: 'https://emr.hospital.org/openmrs/ws/rest/v1' });
+    assert.deepEqual(load('{ restUrl: "http://openmrs:8080/openmrs/ws/rest/v1/" }', 'https://emr.hospital.org/fhir'), {
+      restUrl: 'http://openmrs:8080/openmrs/ws/rest/v1',
+    });
+    // Another baseUrl says nothing of where REST is.
+    assert.match(
+      refused('{}', 'https://emr.hospital.org/fhir'),
+      /^sources\[0\]\.openmrs\.restUrl: is required: baseUrl does not end in \/ws\/fhir2\/R4/,
+    );
+    assert.match(
+      refused('{ restUrl: "http://u:p@openmrs/ws/rest/v1" }'),
+      /^sources\[0\]\.openmrs\.restUrl: must not carry credentials/,
+    );
+    assert.equal(
+      refused('{}', 'http://dhis2.example', 'dhis2'),
+      'sources[0].openmrs: is for fhir sources; this source is kind dhis2 (remove it, or change kind)',
+    );
+  });
+
   it('reports an unset environment variable with its key path', () => {
     const err = configErrorOf(() =>
       // biome-ignore lint/suspicious/noTemplateCurlyInString: the config's own ${ENV} syntax under test

@@ -16,6 +16,7 @@ import { capabilityStatement } from './capability.js';
 import { etagOf, HttpFailure, outcomeOf, queryRecord, readBody, sendJson } from './http-util.js';
 import { includedRecords } from './include.js';
 import { openmrsCapabilityStatement, refuseUnknownParams, refuseUnknownType, servesType } from './openmrs.js';
+import { answerRest, type BeforeRest, isRestPath } from './openmrs-rest.js';
 import type { SandboxRepository } from './repository.js';
 import { searchRecords } from './search.js';
 import { searchsetBundle } from './searchset.js';
@@ -39,6 +40,8 @@ export interface HttpDeps {
   listLimit?: ListLimit;
   /** Answer as an OpenMRS FHIR2 server would (see FhirSandboxOptions.emulate). */
   emulate?: 'openmrs';
+  /** Runs before OpenMRS's REST relationship listing is answered (emulate 'openmrs'; see openmrs-rest.ts). */
+  beforeRest?: BeforeRest;
 }
 
 /**
@@ -129,6 +132,7 @@ export function fhirRequestListener(deps: HttpDeps): (req: IncomingMessage, res:
 
 async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://sandbox.invalid');
+  if (deps.emulate === 'openmrs' && isRestPath(url.pathname)) return answerRest(deps.repo, req, res, deps.beforeRest);
   if (url.pathname !== BASE_PATH && !url.pathname.startsWith(`${BASE_PATH}/`)) {
     throw new HttpFailure(404, outcomeOf('not-found', `Not under ${BASE_PATH}`));
   }

@@ -14,6 +14,7 @@ import {
   writeThroughRouter,
 } from './http.js';
 import type { NotifyStyle } from './notify-styles.js';
+import { type BeforeRest, REST_PATH } from './openmrs-rest.js';
 import { SandboxRepository } from './repository.js';
 import { readSeed, unpackSeed } from './seed.js';
 import { SerialQueue } from './serial-queue.js';
@@ -49,6 +50,8 @@ export interface FhirSandboxOptions {
 export interface FhirSandbox {
   /** http://127.0.0.1:<port>/fhir */
   baseUrl: string;
+  /** Answering as OpenMRS: its REST API root, http://127.0.0.1:<port>/ws/rest/v1 (openmrs-rest.ts). */
+  openmrsRestUrl?: string;
   port: number;
   emitter?: SubscriptionEmitter;
   /** create or update through the same path as HTTP (so notifications fire) */
@@ -80,6 +83,8 @@ export interface FhirSandboxInternals {
    * values (tests of the bridge's batched reads against a FHIR server's list limit): see ListLimit.
    */
   listLimit?: ListLimit;
+  /** Answering as OpenMRS: runs before its REST relationship listing is answered (a test makes it fail). */
+  beforeRest?: BeforeRest;
 }
 
 export function startFhirSandbox(options: FhirSandboxOptions = {}): Promise<FhirSandbox> {
@@ -108,6 +113,7 @@ export async function startFhirSandboxWith(
     urlLimit: internals.urlLimit,
     listLimit: internals.listLimit,
     emulate: options.emulate,
+    beforeRest: internals.beforeRest,
   };
 
   if (options.seed !== undefined) {
@@ -147,6 +153,7 @@ export async function startFhirSandboxWith(
 
   return {
     baseUrl,
+    ...(options.emulate === 'openmrs' ? { openmrsRestUrl: baseUrl.slice(0, -BASE_PATH.length) + REST_PATH } : {}),
     port,
     emitter,
     upsert: (resource) => writeThroughRouter(deps, resource),

@@ -10,6 +10,7 @@ import {
 import { setBounded } from '../../util/bounded-map.js';
 import { type FhirSourceClient, FhirSourceError } from './fhir-client.js';
 import { isResourceType } from './notification.js';
+import { listingUrl, parseListing, type RestListing, typedRelations } from './openmrs-relationships.js';
 import {
   LISTING_MAX_RELATIONS,
   listingStart,
@@ -51,6 +52,8 @@ const RELATIONS_LISTING_REFUSED = {
 };
 /** Sources whose relationships since a birth ran past LISTING_MAX_RELATIONS once (said once per source). */
 const listingsCutShort = new WeakSet<FhirSourceClient>();
+/** Sources whose REST relationship listing of a child had more than one page once (said once per source). */
+const restListingsPaged = new WeakSet<FhirSourceClient>();
 
 /**
  * Each source's own absolute references (ResourceFetcher.resolveAbsolute), its base URLs parsed once: a
@@ -266,6 +269,8 @@ export class CachingFetcher implements ResourceFetcher {
   private readonly searches = new Map<string, Promise<Resource[]>>();
   /** The pass's RelatedPerson listing (unservedAnswer): at most LISTING_MAX_RELATIONS held. */
   private relations = this.newRelationsWindow();
+  /** Each child's OpenMRS REST relationship listing (sources[].openmrs), asked once a pass: typedSearch. */
+  private restListings = new Map<string, Promise<RestListing>>();
   private readonly queuedReads = new Map<string, Map<string, PendingRead>>();
   /**
    * The cached searches' keys by resource type, for prime: scanning every cached key for each page
@@ -312,7 +317,10 @@ export class CachingFetcher implements ResourceFetcher {
       for (const key of this.searchKeysByType.get(type) ?? []) this.searches.delete(key);
       this.searchKeysByType.delete(type);
     }
-    if (types.has('RelatedPerson')) this.relations = this.newRelationsWindow();
+    if (types.has('RelatedPerson')) {
+      this.relations = this.newRelationsWindow();
+      this.restListings = new Map();
+    }
     for (const resource of resources) {
       if (resource.id)
         this.remember(this.resources, `${resource.resourceType}/${resource.id}`, Promise.resolve(resource));
@@ -370,7 +378,52 @@ export class CachingFetcher implements ResourceFetcher {
       found = this.settled(this.searchServed(type, params));
       this.rememberSearch(type, key, found);
     }
-    return found;
+    const childId = this.client.settings.openmrs ? relationsSearchSubject(type, params) : undefined;
+    return childId === undefined ? found : this.typedSearch(childId, found);
+  }
+
+  /**
+   * A child's RelatedPersons on OpenMRS with `sources[].openmrs`: typed from the REST relationship listing
+   * (openmrs-relationships.ts), however they were found (`patient=`, the listing by _lastUpdated, a batch).
+   * The listing is asked only for a child with RelatedPersons, once a pass. A listing that fails fails the
+   * search, as any context read that fails: the birth waits rather than fall back to the untyped rule, which
+   * the site chose this option to be rid of (a clinician linked to the child taken for the mother).
+   */
+  private async typedSearch(childId: string, found: Promise<Resource[]>): Promise<Resource[]> {
+    const related = await found;
+    if (related.length === 0) return related;
+    let listing = this.restListings.get(childId);
+    if (!listing) {
+      listing = this.settled(this.restListing(childId));
+      this.remember(this.restListings, childId, listing);
+    }
+    return typedRelations(related, childId, await listing);
+  }
+
+  private async restListing(childId: string): Promise<RestListing> {
+    const { openmrs } = this.client.settings;
+    if (!openmrs) return { relationships: [], more: false };
+    const operation = 'OpenMRS REST relationship listing';
+    this.reads++;
+    const body = await this.client.getJson(listingUrl(openmrs.restUrl, childId), operation, {
+      timeoutHint: 'raise sources[].timeoutMs',
+      signal: this.signal,
+    });
+    const listing = parseListing(body);
+    if (!listing)
+      throw new FhirSourceError(
+        `${operation}: the answer is no relationship listing (no \`results\`): check sources[].openmrs.restUrl of source ${this.client.settings.id}`,
+        undefined,
+        false,
+      );
+    if (listing.more && !restListingsPaged.has(this.client)) {
+      restListingsPaged.add(this.client);
+      this.client.log.warn(
+        { operation },
+        `the OpenMRS REST API listed a child's relationships over more than one page: only the first is read, and a RelatedPerson of the child not on it is left out (its type unknown) rather than taken as a parent (docs/fhir-sources.md, "OpenMRS")`,
+      );
+    }
+    return listing;
   }
 
   /**

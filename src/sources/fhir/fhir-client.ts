@@ -549,6 +549,20 @@ export class FhirSourceClient {
     return result;
   }
 
+  /**
+   * A GET of `url`, an absolute URL on another API of the same server (OpenMRS's REST API beside FHIR2:
+   * openmrs-relationships.ts), with this source's credentials, timeout, bound on calls in flight and retries;
+   * its JSON answer. `operation` names it in errors, which carry neither the body nor the query.
+   */
+  async getJson(url: string, operation: string, options: SearchOptions = {}): Promise<unknown> {
+    return this.call(
+      operation,
+      (call) => this.client.request(url, { options: call }),
+      { accept: 'application/json' },
+      options,
+    );
+  }
+
   async capabilityStatement(options: SearchOptions = {}): Promise<Resource> {
     const result: unknown = await this.call(
       'capabilities',

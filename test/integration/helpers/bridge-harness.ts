@@ -85,7 +85,7 @@ export interface HarnessOptions {
   /** The FHIR server's clock in epoch ms (freeze it to make every write share one `lastUpdated`). */
   fhirClock?: () => number;
   /** How the FHIR sandbox pages, a hook before each search it answers, a front's URL limit, and the server's list limit. */
-  fhirPaging?: Pick<FhirSandboxInternals, 'paging' | 'beforeSearch' | 'urlLimit' | 'listLimit'>;
+  fhirPaging?: Pick<FhirSandboxInternals, 'paging' | 'beforeSearch' | 'urlLimit' | 'listLimit' | 'beforeRest'>;
   /** The FHIR sandbox answers as this server does (FhirSandboxOptions.emulate). */
   fhirEmulate?: 'openmrs';
   /**
@@ -97,6 +97,8 @@ export interface HarnessOptions {
     timeoutMs?: number;
     auth?: Record<string, unknown>;
     alsoKnownAs?: string[];
+    /** `openmrs.restUrl` at the sandbox's REST API (with fhirEmulate 'openmrs'): relationship types from it. */
+    openmrsRest?: boolean;
   };
 }
 
@@ -199,6 +201,7 @@ export function bridgeConfigObject(input: {
         timeoutMs: options.source?.timeoutMs ?? 5000,
         ...(options.source?.auth ? { auth: options.source.auth } : {}),
         ...(options.source?.alsoKnownAs ? { alsoKnownAs: options.source.alsoKnownAs } : {}),
+        ...(options.source?.openmrsRest ? { openmrs: { restUrl: new URL('/ws/rest/v1', fhirBaseUrl).href } } : {}),
         poll: { schedule: '*/1 * * * * *', overlapSeconds: 2, pageSize: 50, ...(options.poll ?? {}) },
         ...(options.subscription || options.notify ? { subscription: options.subscription ?? {} } : {}),
       },
