@@ -238,6 +238,26 @@ describe('context searches of an OpenMRS-like server', () => {
     assert.equal(relationSearches, 1);
   });
 
+  it('says a REST listing answered 404 names sources[].openmrs.restUrl, not a proxy in front of the FHIR server', async () => {
+    const wrong = new FhirSourceClient(
+      sourceSettings(sandbox.baseUrl, { openmrs: { restUrl: new URL('/openmrs/ws/rest/v1', sandbox.baseUrl).href } }),
+      { logger: silentLogger, attempts: 1 },
+    );
+    try {
+      await assert.rejects(
+        new CachingFetcher(wrong).search('RelatedPerson', { patient: 'Patient/older' }),
+        (err: unknown) =>
+          err instanceof FhirSourceError &&
+          err.status === 404 &&
+          /OpenMRS REST relationship listing failed: HTTP 404: no OpenMRS REST relationship resource at sources\[\]\.openmrs\.restUrl/.test(
+            err.message,
+          ),
+      );
+    } finally {
+      wrong.close();
+    }
+  });
+
   it('lists relations for births newest first at about the cost of oldest first: only the older gap is asked', async () => {
     const born = (days: number) => new Date(Date.now() - days * 86_400_000).toISOString().slice(0, 10);
     const ages = [3, 6, 12, 20];

@@ -56,6 +56,32 @@ const listingsCutShort = new WeakSet<FhirSourceClient>();
 const restListingsPaged = new WeakSet<FhirSourceClient>();
 
 /**
+ * A failed REST listing said for what it is: the FHIR client's words for a status (a proxy in front of the
+ * FHIR server, `baseUrl`) would send the operator to the wrong place. An answer that is no JSON (a login page
+ * answered 200) is no listing; the flags the pipeline judges the failure by (one record's, the source's) stay.
+ */
+function restFailure(err: unknown, notListing: FhirSourceError, sourceId: string): unknown {
+  if (!(err instanceof FhirSourceError) || err.status === undefined) return err;
+  if (err.status === 200) return notListing;
+  const hints: Record<number, string> = {
+    401: `the REST API refused the credentials of sources[].auth of source ${sourceId}`,
+    403: `the OpenMRS user of source ${sourceId} lacks a privilege the listing needs ("Get Relationships", "Get People"), or a proxy in front of sources[].openmrs.restUrl refused the bridge`,
+    404: `no OpenMRS REST relationship resource at sources[].openmrs.restUrl of source ${sourceId} (the REST module missing, or the URL wrong)`,
+  };
+  const hint = hints[err.status];
+  if (!hint) return err;
+  return new FhirSourceError(
+    `OpenMRS REST relationship listing failed: HTTP ${err.status}: ${hint}`,
+    err.status,
+    err.retryable,
+    {
+      foreign: err.foreign,
+      retryAfterMs: err.retryAfterMs,
+    },
+  );
+}
+
+/**
  * Each source's own absolute references (ResourceFetcher.resolveAbsolute), its base URLs parsed once: a
  * fetcher lives for one pass, the client for the source.
  */
@@ -405,17 +431,22 @@ export class CachingFetcher implements ResourceFetcher {
     if (!openmrs) return { relationships: [], more: false };
     const operation = 'OpenMRS REST relationship listing';
     this.reads++;
-    const body = await this.client.getJson(listingUrl(openmrs.restUrl, childId), operation, {
-      timeoutHint: 'raise sources[].timeoutMs',
-      signal: this.signal,
-    });
+    const notListing = new FhirSourceError(
+      `${operation}: the answer is no relationship listing (no JSON \`results\`): check sources[].openmrs.restUrl of source ${this.client.settings.id}`,
+      undefined,
+      false,
+    );
+    let body: unknown;
+    try {
+      body = await this.client.getJson(listingUrl(openmrs.restUrl, childId), operation, {
+        timeoutHint: 'raise sources[].timeoutMs',
+        signal: this.signal,
+      });
+    } catch (err) {
+      throw restFailure(err, notListing, this.client.settings.id);
+    }
     const listing = parseListing(body);
-    if (!listing)
-      throw new FhirSourceError(
-        `${operation}: the answer is no relationship listing (no \`results\`): check sources[].openmrs.restUrl of source ${this.client.settings.id}`,
-        undefined,
-        false,
-      );
+    if (!listing) throw notListing;
     if (listing.more && !restListingsPaged.has(this.client)) {
       restListingsPaged.add(this.client);
       this.client.log.warn(
