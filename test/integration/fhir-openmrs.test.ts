@@ -113,12 +113,15 @@ function openmrsBirth(i: number, prefix: string, links: Link[]): Resource[] {
 describe('OpenMRS source with relationship types from its REST API (sources[].openmrs)', () => {
   let h: Harness;
   const restFailsFor = new Set<string>();
+  const restAsked = new Map<string, number>();
   before(async () => {
     h = await startHarness({
       fhirEmulate: 'openmrs',
       source: { openmrsRest: true },
       fhirPaging: {
         beforeRest: (_path, query) => {
+          const person = query.get('person') ?? '';
+          restAsked.set(person, (restAsked.get(person) ?? 0) + 1);
           if (restFailsFor.has(query.get('person') ?? ''))
             throw new HttpFailure(500, outcomeOf('exception', 'database unavailable'));
         },
@@ -148,6 +151,8 @@ describe('OpenMRS source with relationship types from its REST API (sources[].op
     // Untyped, two women linked left the mother out, and no father was ever sent.
     assert.equal((declaration['mother.name'] as { firstname?: string })?.firstname, 'Neema');
     assert.equal((declaration['father.name'] as { firstname?: string })?.firstname, 'Jabari');
+    // Once for the birth in its pass, although the pass met it on several pages (Patient, RelatedPerson…).
+    assert.equal(restAsked.get('rest-birth-21-child'), 1);
   });
 
   it('does not take a clinician, the one woman linked, for the mother', async () => {
