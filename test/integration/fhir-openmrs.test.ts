@@ -174,6 +174,13 @@ describe('OpenMRS source with relationship types from its REST API (sources[].op
     assert.equal(row?.lastError?.kind, 'source-read');
     assert.match(row?.lastError?.message ?? '', /OpenMRS REST relationship listing failed: HTTP 500/);
     assert.equal((await eventsBySubject(h)).get('Patient/rest-birth-23-child'), undefined);
+    // Replayed once the listing answers: delivered, and the aunt is still no mother.
+    restFailsFor.clear();
+    await h.bridge.replay([row?.id ?? 0]);
+    await h.waitFor('the replayed birth delivered', () =>
+      h.rows().some((r) => r.subjectKey === 'Patient/rest-birth-23-child' && r.state === 'delivered'),
+    );
+    assert.equal((await declarationOf('rest-birth-23-child'))['mother.name'], undefined);
   });
 });
 
