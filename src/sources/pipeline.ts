@@ -1,4 +1,3 @@
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ContextReader } from '../ledger/context-reads.js';
 import type { Ledger, LedgerRow, RecordChange, SlowRecordStrikes } from '../ledger/index.js';
 import {
@@ -11,6 +10,7 @@ import {
 } from '../mapping/index.js';
 import type { Logger } from '../observability/logger.js';
 import { setBounded } from '../util/bounded-map.js';
+import { loopTurns, type TurnBudget } from '../util/turn-budget.js';
 import type { PassCoverage } from './coverage.js';
 import { EvaluationOrder, type EvaluationSession } from './evaluation-order.js';
 import { beforeGoLive, goLiveDate, skippedBeforeGoLive, undatedDeath } from './go-live.js';
@@ -91,6 +91,8 @@ export interface PipelineDeps {
    * lanes mean fewer, larger requests, not more of them; the source client bounds calls in flight.
    */
   concurrency?: number;
+  /** The lanes' turns of the event loop (default: the process's loopTurns, shared by every pipeline). */
+  turns?: TurnBudget;
   /**
    * Evaluates these subjects again with fresh reads and records the outcome (the source's recheck
    * runner): for subjects whose commit another evaluation overtook (evaluation-order.ts).
@@ -391,7 +393,10 @@ export class SourcePipeline {
   /** Versions of shared records already warned of and counted (contextReadersOf): `Type/id version`. */
   private readonly sharedSeen = new Map<string, true>();
 
+  private readonly turns: TurnBudget;
+
   constructor(private readonly deps: PipelineDeps) {
+    this.turns = deps.turns ?? loopTurns;
     this.log = deps.logger.child({ component: 'pipeline', source: deps.sourceId });
   }
 
@@ -661,8 +666,10 @@ export class SourcePipeline {
   private async lane(run: EvaluationRun): Promise<void> {
     for (let taken = run.take(); taken; taken = run.take()) {
       // Mapping from a warm cache never leaves the microtask queue; yielding to I/O between subjects
-      // keeps the receiver's acknowledgements (and health checks) prompt during a large batch.
-      await nextTurn();
+      // keeps the receiver's acknowledgements (and health checks) prompt during a large batch. Not a bare
+      // setImmediate: the lanes resume in one check phase, and a batch of 50 was mapped there back to back
+      // (util/turn-budget.ts).
+      await this.turns.turn();
       // Stopped by another lane while this one yielded.
       const stop = run.stop();
       if (stop) {
@@ -700,7 +707,8 @@ export class SourcePipeline {
     const { mappingId, subjectRef } = subject;
     try {
       const recording = run.coverage?.recording(slowKeyOf(subject), run.fetcher);
-      const reading = recording?.fetcher ?? run.fetcher;
+      // Paced: a lane resumed by a read's answer maps on only within the turn's budget (util/turn-budget.ts).
+      const reading = paced(recording?.fetcher ?? run.fetcher, this.turns);
       const { result, excluded, noEvidence, contextReads } = await this.deps.mappings.mapSubjectDetailed(
         mappingId,
         subjectRef,
@@ -1352,6 +1360,21 @@ function untilStopped(fetcher: ResourceFetcher, stopped: () => unknown): Resourc
   return {
     read: (type, id) => (stopped() ? refused() : fetcher.read(type, id)),
     search: (type, params) => (stopped() ? refused() : fetcher.search(type, params)),
+    resolveAbsolute: (ref) => fetcher.resolveAbsolute?.(ref),
+    otherServerHint: fetcher.otherServerHint,
+  };
+}
+
+/** `fetcher`, its answers handed on within `turns`' budget: one answer can resume many lanes at once. */
+function paced(fetcher: ResourceFetcher, turns: TurnBudget): ResourceFetcher {
+  const within = async <T>(answer: Promise<T>): Promise<T> => {
+    const value = await answer;
+    await turns.pass();
+    return value;
+  };
+  return {
+    read: (type, id) => within(fetcher.read(type, id)),
+    search: (type, params) => within(fetcher.search(type, params)),
     resolveAbsolute: (ref) => fetcher.resolveAbsolute?.(ref),
     otherServerHint: fetcher.otherServerHint,
   };
