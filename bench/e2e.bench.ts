@@ -23,7 +23,7 @@
 // real disk: the fsyncs of synchronous=FULL count. Knobs: BENCH_BIRTHS, BENCH_PAGE_SIZE,
 // BENCH_CONCURRENCY ('4,8'), BENCH_ACK_RATE, BENCH_ACK_SECONDS, BENCH_ACK=0 (or =full, =alone), BENCH_LOG_LEVEL,
 // BENCH_CHILD_NODE_OPTIONS (e.g. '--cpu-prof' for the sandboxes), BENCH_PROFILE_DIR (the bridge's CPU profile
-// over each (a) run, written as e2e-c<N>.cpuprofile).
+// over each (a) run, written as e2e-c<N>.cpuprofile, and over each (d) run, as ack-full and ack-alone.cpuprofile).
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -363,6 +363,7 @@ async function ackLatency(env: Env, receiverOnly: boolean) {
     loopDelay.enable();
     const total = Math.round(ACK_RATE * (ACK_SECONDS + ACK_WARMUP_SECONDS));
     const cpuBefore = await env.cpu();
+    const profile = await startProfile();
     const sendStarted = performance.now();
     const result = await sendOpenLoop({
       url: `http://127.0.0.1:${bridge.httpPort}/fhir-subscription/${SOURCE_ID}`,
@@ -373,6 +374,7 @@ async function ackLatency(env: Env, receiverOnly: boolean) {
       warmupSeconds: ACK_WARMUP_SECONDS,
     });
     loopDelay.disable();
+    await profile?.(receiverOnly ? 'ack-alone' : 'ack-full');
     const cpu = cpuSince(cpuBefore, await env.cpu());
     const cpuSeconds = (performance.now() - sendStarted) / 1000;
     const sorted = [...result.latenciesMs].sort((a, b) => a - b);
