@@ -17,7 +17,8 @@
 //      ack; then the receiver alone (inbox processor stopped, no worker), to separate its own cost.
 //      After the receiver-alone run, the stored notifications are processed as a backlog (re-read, map,
 //      record; no delivery): the inbox path's throughput and its FHIR calls per notification.
-//      With each: CPU seconds per process while sending and the FHIR calls the bridge made.
+//      With each: CPU seconds per process while sending, the FHIR calls the bridge made, the bridge's
+//      event-loop delay (p99, max) and its GC pauses (count, total, longest) while sending.
 // The FHIR sandbox and the OpenCRVS simulator run in child processes (as real servers would run apart
 // from the bridge); the bridge runs in this process. Ledgers live in the OS temp dir (BENCH_DIR), on a
 // real disk: the fsyncs of synchronous=FULL count. Knobs: BENCH_BIRTHS, BENCH_PAGE_SIZE,
@@ -28,7 +29,7 @@ import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Bridge } from '../src/app.js';
 import { configFromObject } from '../src/config/index.js';
@@ -361,6 +362,12 @@ async function ackLatency(env: Env, receiverOnly: boolean) {
     // How long the bridge's event loop was blocked meanwhile: an ack waits behind whatever runs.
     const loopDelay = monitorEventLoopDelay({ resolution: 5 });
     loopDelay.enable();
+    // GC pauses meanwhile: a scavenge holds the loop as a long task does, and the acks wait for it too.
+    const gcPauses: number[] = [];
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) gcPauses.push(entry.duration);
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
     const total = Math.round(ACK_RATE * (ACK_SECONDS + ACK_WARMUP_SECONDS));
     const cpuBefore = await env.cpu();
     const profile = await startProfile();
@@ -374,6 +381,7 @@ async function ackLatency(env: Env, receiverOnly: boolean) {
       warmupSeconds: ACK_WARMUP_SECONDS,
     });
     loopDelay.disable();
+    gcObserver.disconnect();
     await profile?.(receiverOnly ? 'ack-alone' : 'ack-full');
     const cpu = cpuSince(cpuBefore, await env.cpu());
     const cpuSeconds = (performance.now() - sendStarted) / 1000;
@@ -392,6 +400,11 @@ async function ackLatency(env: Env, receiverOnly: boolean) {
       inboxDepth,
       loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
       loopDelayMaxMs: loopDelay.max / 1e6,
+      gc: {
+        pauses: gcPauses.length,
+        totalMs: gcPauses.reduce((sum, ms) => sum + ms, 0),
+        maxMs: Math.max(0, ...gcPauses),
+      },
       recorded,
       cpu,
       cpuSeconds,
@@ -514,7 +527,8 @@ function printAck(label: string, ack: Awaited<ReturnType<typeof ackLatency>>): v
     `  ${label.padEnd(15)} p50 ${f(ack.p50, 2)} ms  p99 ${f(ack.p99, 2)} ms  max ${f(ack.max, 1)} ms  (${ack.measured} measured;\n${' '.repeat(18)}` +
       `statuses ${JSON.stringify(ack.statuses)}; sender lag max ${f(ack.senderLagMaxMs, 1)} ms; ` +
       `ledger rows recorded meanwhile ${ack.recorded}, inbox depth at end ${ack.inboxDepth}; ` +
-      `bridge event-loop delay p99 ${f(ack.loopDelayP99Ms)} ms, max ${f(ack.loopDelayMaxMs)} ms)`,
+      `bridge event-loop delay p99 ${f(ack.loopDelayP99Ms)} ms, max ${f(ack.loopDelayMaxMs)} ms; ` +
+      `GC ${ack.gc.pauses} pauses, ${f(ack.gc.totalMs, 0)} ms in all, longest ${f(ack.gc.maxMs)} ms)`,
   );
   const calls = ack.callsWhileSending
     .filter(([, n]) => n > 0)
