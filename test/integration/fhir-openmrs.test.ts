@@ -114,6 +114,8 @@ describe('OpenMRS source with relationship types from its REST API (sources[].op
   let h: Harness;
   const restFailsFor = new Set<string>();
   const restAsked = new Map<string, number>();
+  /** The query of the bridge's last listing per person, as sent. */
+  const restQueries = new Map<string, string>();
   before(async () => {
     h = await startHarness({
       fhirEmulate: 'openmrs',
@@ -122,6 +124,7 @@ describe('OpenMRS source with relationship types from its REST API (sources[].op
         beforeRest: (_path, query) => {
           const person = query.get('person') ?? '';
           restAsked.set(person, (restAsked.get(person) ?? 0) + 1);
+          restQueries.set(person, query.toString());
           if (restFailsFor.has(query.get('person') ?? ''))
             throw new HttpFailure(500, outcomeOf('exception', 'database unavailable'));
         },
@@ -153,6 +156,22 @@ describe('OpenMRS source with relationship types from its REST API (sources[].op
     assert.equal((declaration['father.name'] as { firstname?: string })?.firstname, 'Jabari');
     // Once for the birth in its pass, although the pass met it on several pages (Patient, RelatedPerson…).
     assert.equal(restAsked.get('rest-birth-21-child'), 1);
+    // Typed from the lean answer the bridge asks for (the sandbox answers only the properties named): the
+    // same listing asked again holds no name, birth date nor address of anyone linked (`v=full`'s do).
+    const restUrl = new URL('/ws/rest/v1', h.fhir.baseUrl).href;
+    const answer = await fetch(`${restUrl}/relationship?${restQueries.get('rest-birth-21-child')}`);
+    assert.equal(answer.status, 200);
+    const text = await answer.text();
+    for (const personal of ['Neema', 'Jabari', 'Rehema', 'Banda', 'display', 'birthdate', 'Address'])
+      assert.ok(!text.includes(personal), `${personal} in ${text}`);
+    const results = (JSON.parse(text) as { results: Record<string, unknown>[] }).results;
+    assert.deepEqual(Object.keys(results[0] ?? {}).sort(), [
+      'personA',
+      'personB',
+      'relationshipType',
+      'uuid',
+      'voided',
+    ]);
   });
 
   it('does not take a clinician, the one woman linked, for the mother', async () => {

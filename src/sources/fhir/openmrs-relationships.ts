@@ -3,9 +3,10 @@
 //
 // What the REST API answers (openmrs-module-webservices.rest): `GET <rest>/relationship?person=<uuid>` is
 // RelationshipSearchHandler's "by person" query, PersonService.getRelationshipsByPerson: the person's unvoided
-// relationships, as person A or as person B, paged (`links` rel `next` past the first page). With `v=full`
-// each result carries `uuid`, `personA` and `personB` (uuid, gender M/F…), `relationshipType` (uuid, aIsToB,
-// bIsToA), `voided`, `startDate`, `endDate`. FHIR2 shows each relationship as a RelatedPerson whose id is the
+// relationships, as person A or as person B, paged (`links` rel `next` past the first page). Each result is
+// asked in a custom representation (LISTING_REPRESENTATION) with only what typing reads: `v=full` would bring
+// every linked person's name, birth date and address (and the relationship's `display`, "<A> is the Parent of
+// <B>"), which the bridge has no use for. FHIR2 shows each relationship as a RelatedPerson whose id is the
 // relationship's uuid, person A the related person and person B the `patient` (RelatedPersonTranslatorImpl).
 // So a child's RelatedPersons are the results with the child as person B, matched by uuid.
 //
@@ -106,8 +107,19 @@ export function typedRelations(related: readonly Resource[], childId: string, li
   return typed;
 }
 
-/** `<restUrl>/relationship?person=<uuid>&v=full`: the person's relationships, both sides, one page. */
+/**
+ * The properties read of each relationship (`v=`): its uuid and `voided`, person A's uuid and gender (mother or
+ * father), the type's uuid (Parent/Child) and aIsToB (its name otherwise), person B's uuid (the child?). No
+ * name, birth date, address nor `display`. A nested `name:(…)` is that property in a custom representation of
+ * its own (openmrs-module-webservices.rest's getCustomRepresentationDescription). `personB:(uuid)` comes last:
+ * the module's older parser (before it counted parentheses character by character) took the properties after
+ * a one-property nested list as part of it, and failed the request.
+ */
+export const LISTING_REPRESENTATION =
+  'custom:(uuid,voided,personA:(uuid,gender),relationshipType:(uuid,aIsToB),personB:(uuid))';
+
+/** `<restUrl>/relationship?person=<uuid>&v=<LISTING_REPRESENTATION>`: the person's relationships, both sides, one page. */
 export function listingUrl(restUrl: string, personUuid: string): string {
-  const query = new URLSearchParams({ person: personUuid, v: 'full' });
+  const query = new URLSearchParams({ person: personUuid, v: LISTING_REPRESENTATION });
   return `${restUrl}/relationship?${query.toString()}`;
 }
