@@ -2,7 +2,7 @@
 // read per watched resource type; a DHIS2 server's /api/system/info with the configured auth, the
 // programme and write-back metadata its configuration names, its org units (dhis2-org-units.ts), the
 // stages, attributes, data elements and relationship types its mappings name, and one page of the poller's
-// own list of tracked entities.
+// own list of tracked entities. An OpenMRS source's REST relationship listing: openmrs-rest.ts.
 import type { Bundle, Subscription } from '@medplum/fhirtypes';
 import type { SourceSettings } from '../config/types.js';
 import { signatureOnlySubscriptionWarning, unauthenticatedSubscriptionWarning } from '../config/warnings.js';
@@ -34,6 +34,7 @@ import { SourceCallError, systemCode } from '../sources/shared/source-error.js';
 import { isRedirect } from '../util/redirect.js';
 import { normalisedUrl } from '../util/url.js';
 import { checkDhis2OrgUnits } from './dhis2-org-units.js';
+import { checkOpenmrsRest } from './openmrs-rest.js';
 import { type CheckResult, type DoctorCommand, fail, ok, skip, warn } from './types.js';
 
 /** The error's text, with the system's code of a failed connection when the text does not give it. */
@@ -64,7 +65,10 @@ export async function checkFhirSource(
 ): Promise<CheckResult[]> {
   // One attempt per call: the doctor reports what it sees rather than retrying it away.
   const client = new FhirSourceClient(settings, { logger: silentLogger, attempts: 1 });
-  return withoutSecrets(client.secrets, await fhirSourceChecks(client, settings, watchedTypes, mappings, command));
+  const results = await fhirSourceChecks(client, settings, watchedTypes, mappings, command);
+  // Its REST API is a servlet of its own (a module FHIR2 does not require): checked whatever FHIR answered.
+  if (settings.openmrs) results.push(await checkOpenmrsRest(client, settings));
+  return withoutSecrets(client.secrets, results);
 }
 
 /**

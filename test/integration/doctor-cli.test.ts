@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Bundle, Subscription } from '@medplum/fhirtypes';
 import Database from 'better-sqlite3';
 import { formatReport, runDoctor } from '../../src/doctor/index.js';
+import { checkFhirSource } from '../../src/doctor/source-checks.js';
 import { migrate } from '../../src/ledger/db.js';
 import { openLedger } from '../../src/ledger/index.js';
 import { MIGRATIONS } from '../../src/ledger/migrations/index.js';
@@ -25,12 +26,14 @@ import {
   ORG_UNITS,
   startDhis2Simulator,
 } from '../../src/sandbox/dhis2/index.js';
-import { type FhirSandbox, startFhirSandbox } from '../../src/sandbox/fhir/index.js';
+import { HttpFailure, outcomeOf } from '../../src/sandbox/fhir/http-util.js';
+import { type FhirSandbox, startFhirSandbox, startFhirSandboxWith } from '../../src/sandbox/fhir/index.js';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
 import { subscriptionBundle } from '../../src/sources/fhir/subscriptions.js';
 import { CHILD_NODE_FLAGS, childModule } from '../support/child-source.js';
 import { closedPort as findClosedPort } from '../support/ports.js';
 import { dhis2Error, forbiddenPage, startFaultProxy } from './helpers/fault-proxy.js';
+import { sourceSettings } from './helpers/source-settings.js';
 
 const cli = childModule('cli.ts');
 const dir = mkdtempSync(join(tmpdir(), 'doctor-cli-'));
@@ -631,13 +634,68 @@ describe('doctor checks', () => {
   });
 
   it('passes an OpenMRS-like server, naming the mapping contexts it does not serve, and says to poll it', async () => {
-    const openmrs = await startFhirSandbox({ port: 0, emulate: 'openmrs' });
+    // Its REST API (sources[].openmrs) refuses what `refuse` names, as OpenMRS refuses a user a privilege.
+    let refuse: ((path: string) => HttpFailure | undefined) | undefined;
+    const restPaths: string[] = [];
+    const openmrs = await startFhirSandboxWith(
+      { port: 0, emulate: 'openmrs' },
+      {
+        beforeRest: (path, query) => {
+          restPaths.push(`${path}?${query}`);
+          const refused = refuse?.(path);
+          if (refused) throw refused;
+        },
+      },
+    );
     try {
+      const restUrl = openmrs.openmrsRestUrl ?? '';
       const sources = [
-        { id: 'emr', kind: 'fhir', baseUrl: openmrs.baseUrl, subscription: { secret: 'sub-secret-000001' } },
+        {
+          id: 'emr',
+          kind: 'fhir',
+          baseUrl: openmrs.baseUrl,
+          subscription: { secret: 'sub-secret-000001' },
+          openmrs: { restUrl },
+        },
       ];
       const report = await runDoctor({ file: writeConfig(configObject({ sources })), env: {} });
       assert.deepEqual(failing(report), [], formatReport(report));
+      const rest = report.checks.find((c) => c.name === 'source emr openmrs');
+      assert.equal(rest?.status, 'ok', formatReport(report));
+      assert.match(rest.detail, /holds "Get People" and "Get Relationships"/);
+      // Of a person no one has: the listing and a read by uuid, nothing of anyone's.
+      assert.equal(restPaths.length, 2, restPaths.join('\n'));
+      const person = new URLSearchParams(restPaths[0]?.split('?')[1]).get('person') ?? '';
+      assert.match(person, /^[0-9a-f-]{36}$/);
+      assert.equal(restPaths[1]?.split('?')[0], `relationship/${person}`);
+
+      // Each privilege the user lacks, and a wrong restUrl, fails the source with what to change.
+      const settings = { ...sourceSettings(openmrs.baseUrl), openmrs: { restUrl } };
+      const restLine = async (restSettings = settings) =>
+        (await checkFhirSource(restSettings, [])).find((c) => c.name === 'source emr openmrs');
+      const forbidden = () => new HttpFailure(403, outcomeOf('forbidden', 'Privileges required'));
+      refuse = (path) => (path === 'relationship' ? forbidden() : undefined);
+      assert.match((await restLine())?.detail ?? '', /HTTP 403: the OpenMRS user lacks the privilege "Get People"/);
+      refuse = (path) => (path.startsWith('relationship/') ? forbidden() : undefined);
+      const noRelationships = await restLine();
+      assert.equal(noRelationships?.status, 'fail');
+      assert.match(noRelationships.detail, /HTTP 403: the OpenMRS user lacks the privilege "Get Relationships"/);
+      refuse = (path) =>
+        path === 'relationship' ? new HttpFailure(401, outcomeOf('login', 'User is not logged in')) : undefined;
+      assert.match(
+        (await restLine())?.detail ?? '',
+        /HTTP 401: the REST API refused the credentials of sources\[\]\.auth/,
+      );
+      refuse = undefined;
+      const wrong = await restLine({
+        ...settings,
+        openmrs: { restUrl: `${new URL(restUrl).origin}/openmrs/ws/rest/v1` },
+      });
+      assert.equal(wrong?.status, 'fail');
+      assert.match(
+        wrong.detail,
+        /HTTP 404: no OpenMRS REST relationship resource there .*sources\[\]\.openmrs\.restUrl wrong/,
+      );
       const lines = report.checks.filter((c) => c.name === 'source emr');
       assert.ok(
         lines.some(
