@@ -121,7 +121,7 @@ const fhir: SimulatorEntry = {
       .option('--demo-seed', 'seed the FHIR sandbox with the demo births and deaths')
       .option(
         '--fhir-as-openmrs',
-        'answer as an OpenMRS FHIR2 server: its resource types and search parameters only (no Composition, no Subscription)',
+        'answer as an OpenMRS FHIR2 server: its resource types and search parameters only (no Composition, no Subscription), and its REST relationship listing (printed: the sources[].openmrs line to use)',
       )
       .option('--notify <url>', 'send a subscription notification to this URL on every create/update')
       .option(
@@ -166,9 +166,17 @@ const fhir: SimulatorEntry = {
         }),
       options.seed,
     );
+    // Its base URL does not end in /ws/fhir2/R4, so a source's restUrl cannot be derived from it: given.
+    const rest = sandbox.openmrsRestUrl;
     return {
       summary: [
-        `FHIR R4 sandbox on ${sandbox.baseUrl}${options.fhirAsOpenmrs ? ' (answering as OpenMRS FHIR2)' : ''}`,
+        `FHIR R4 sandbox on ${sandbox.baseUrl}${rest ? ' (answering as OpenMRS FHIR2)' : ''}`,
+        ...(rest
+          ? [
+              `  OpenMRS REST:   ${rest}   (the relationship listing sources[].openmrs asks)`,
+              `  in a config:    openmrs: { restUrl: ${rest} }   (under the source; given: the base URL does not end in /ws/fhir2/R4)`,
+            ]
+          : []),
         ...(notify ? [`  notifications:  ${style} to ${notify.url}`] : []),
       ],
       close: () => sandbox.close(),

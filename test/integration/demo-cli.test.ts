@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { parse as parseYaml } from 'yaml';
 import { finished, runCli, spawnCli } from './helpers/bridge-cli.js';
 
 describe('opencrvs-bridge demo', () => {
@@ -311,6 +312,42 @@ describe('opencrvs-bridge sandbox', () => {
     assert.equal(code, 0, stderr);
     assert.match(stdout, /Press Ctrl\+C/);
     assert.match(stdout, /"level":"info"/);
+  });
+
+  it('--fhir-as-openmrs prints the REST URL beside the FHIR one, and the openmrs line a config takes, which answers', async () => {
+    const child = spawnCli([
+      'sandbox',
+      '--opencrvs-port',
+      '0',
+      '--fhir-port',
+      '0',
+      '--dhis2-port',
+      '0',
+      '--fhir-as-openmrs',
+    ]);
+    const run = finished(child, 60_000);
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    for (let waited = 0; !out.includes('Press Ctrl+C') && child.exitCode === null && waited < 40_000; waited += 50) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    try {
+      const fhir = out.match(/FHIR R4 sandbox on (http:\/\/\S+\/fhir) \(answering as OpenMRS FHIR2\)/)?.[1];
+      assert.ok(fhir, out);
+      const rest = out.match(/^ {2}OpenMRS REST: +(http:\/\/\S+)/m)?.[1];
+      assert.equal(rest, `${new URL(fhir).origin}/ws/rest/v1`, out);
+      // The line, as YAML under a source, names that URL; and the listing answers there.
+      const line = out.match(/^ {2}in a config: +(openmrs: \{[^}]*\})/m)?.[1] ?? '';
+      assert.deepEqual(parseYaml(line), { openmrs: { restUrl: rest } }, out);
+      const listing = await fetch(`${rest}/relationship?person=nobody&v=default`);
+      assert.equal(listing.status, 200);
+      assert.deepEqual(await listing.json(), { results: [] });
+    } finally {
+      child.kill('SIGTERM');
+      await run;
+    }
   });
 
   it('writes each log line with one component', async () => {
