@@ -13,7 +13,13 @@ import {
   ROW_NOTIFY_MAY_STAND_SQL,
   ROW_NOTIFY_SENT_SQL,
 } from './in-doubt.js';
-import { errorColumns, LEDGER_ROW_COLUMNS, ledgerRowFromValues, type SqlLedgerRow } from './rows.js';
+import {
+  errorColumns,
+  LEDGER_ROW_COLUMNS,
+  LEDGER_ROW_COLUMNS_NO_PAYLOAD,
+  ledgerRowFromValues,
+  type SqlLedgerRow,
+} from './rows.js';
 import { NEXT_NOTIFY_GENERATION } from './transaction-ids.js';
 import type { LedgerError, LedgerPayload, LedgerRow, SettleInput } from './types.js';
 
@@ -101,8 +107,10 @@ export function createOutbox(db: Db): Outbox {
       RETURNING ${LEDGER_ROW_COLUMNS}`)
     .raw();
   // Not conditional on the lock: the event id belongs to our deterministic transactionId whoever asked.
+  // updated_at stays the claim's: the attempt's settle (or a lock taken back) moves it moments later, and
+  // leaving it keeps this write, run before every NOTIFY, to the row and the tracking-id index (WAL pages).
   const recordCreated = db.prepare(`
-    UPDATE ledger_rows SET event_id = @eventId, tracking_id = @trackingId, updated_at = @now
+    UPDATE ledger_rows SET event_id = @eventId, tracking_id = @trackingId
     WHERE id = @id AND (event_id IS NULL OR event_id = @eventId)`);
   // Not conditional on the lock either: a single call begun by a worker that lost it may be stored all the same.
   // With the row's last recorded attempt (migration 024), which takeBack compares, not the clock.
@@ -115,19 +123,31 @@ export function createOutbox(db: Db): Outbox {
     { id: number; workerId: string; attempts: number | null },
     Pick<
       SqlLedgerRow,
-      'id' | 'attempts' | 'next_run_at' | 'payload_hash' | 'withdrawn_reason' | 'updated_after_notification_at'
+      | 'id'
+      | 'attempts'
+      | 'next_run_at'
+      | 'payload_hash'
+      | 'withdrawn_reason'
+      | 'updated_after_notification_at'
+      | 'event_id'
+      | 'tracking_id'
     > & { replaced_in_flight: number; has_payload: number; updated_after_attempt: number | null; last_attempt: number }
   >(
-    `SELECT id, attempts, next_run_at, payload_hash, withdrawn_reason, updated_after_notification_at,
+    `SELECT id, attempts, next_run_at, payload_hash, withdrawn_reason, updated_after_notification_at, event_id, tracking_id,
        in_flight_payload IS NOT NULL AS replaced_in_flight, payload IS NOT NULL AS has_payload, updated_after_attempt,
        COALESCE((SELECT MAX(a.id) FROM ledger_attempts a WHERE a.row_id = ledger_rows.id), 0) AS last_attempt
      FROM ledger_rows
      WHERE id = @id AND locked_by = @workerId AND state = 'delivering' AND (@attempts IS NULL OR attempts = @attempts)`,
   );
   // Both return the settled row, which the worker reports: cheaper than reading it again afterwards.
-  const delivered = db
-    .prepare<Record<string, unknown>, unknown[]>(`
-    UPDATE ledger_rows SET state = @state, event_id = @eventId, tracking_id = @trackingId, delivered_at = @now,
+  // Delivered: two forms. The ids are set only when the row does not hold them already (two-step stored them
+  // before the NOTIFY): SQLite rewrites an index entry for any value assigned to its column, the same too,
+  // so that is one more WAL page (the tracking-id index) per delivery. And the payload is returned only when
+  // it may differ from the copy the worker claimed (a newer version replaced it): else that copy, which the
+  // worker holds parsed, is the row's, and copying out ~3 kB of JSON to parse it again is the settle's
+  // largest cost after its commit.
+  const deliveredSql = (setIds: boolean, payload: boolean) => `
+    UPDATE ledger_rows SET state = @state, ${setIds ? 'event_id = @eventId, tracking_id = @trackingId, ' : ''}delivered_at = @now,
       locked_by = NULL, locked_at = NULL, in_flight_payload = NULL, last_error_classification = NULL, last_error_kind = NULL,
       last_error_status = NULL, last_error_message = NULL, updated_at = @now,
       updated_after_notification_at = CASE WHEN @newer THEN @now ELSE updated_after_notification_at END,
@@ -135,8 +155,21 @@ export function createOutbox(db: Db): Outbox {
       updates_after_notification = updates_after_notification + @newer,
       pending_check_at = @checkAt, pending_checks = 0
     WHERE id = @id
-    RETURNING ${LEDGER_ROW_COLUMNS}`)
-    .raw();
+    RETURNING ${payload ? LEDGER_ROW_COLUMNS : LEDGER_ROW_COLUMNS_NO_PAYLOAD}`;
+  const deliveredForms = {
+    idsAndPayload: db.prepare<Record<string, unknown>, unknown[]>(deliveredSql(true, true)).raw(),
+    ids: db.prepare<Record<string, unknown>, unknown[]>(deliveredSql(true, false)).raw(),
+    payload: db.prepare<Record<string, unknown>, unknown[]>(deliveredSql(false, true)).raw(),
+    neither: db.prepare<Record<string, unknown>, unknown[]>(deliveredSql(false, false)).raw(),
+  };
+  const delivered = (setIds: boolean, payload: boolean) =>
+    setIds
+      ? payload
+        ? deliveredForms.idsAndPayload
+        : deliveredForms.ids
+      : payload
+        ? deliveredForms.payload
+        : deliveredForms.neither;
   const failed = db
     .prepare<Record<string, unknown>, unknown[]>(`
     UPDATE ledger_rows SET state = @state, next_run_at = @nextRunAt, locked_by = NULL, locked_at = NULL,
@@ -354,123 +387,130 @@ export function createOutbox(db: Db): Outbox {
     return copy ? sentCopyHash(copy) : null;
   };
 
-  const settle = db.transaction((input: SettleInput, now: number): unknown[] | undefined => {
-    const row = lockedRow.get({ id: input.id, workerId: input.workerId, attempts: input.claimedAttempts ?? null });
-    if (!row) return undefined;
-    const { settlement } = input;
-    let error: LedgerError | null = null;
-    let nextRunAt: number | null = null;
-    let settled: unknown[] | undefined;
-    let copyHash: string | null = null;
-    let resendNewer = false;
-    const newerVersion = input.claimedPayloadHash !== row.payload_hash;
-    const replaced = newerVersion && input.claimedPayload !== undefined;
-    // Already counted: a version that came during this attempt while an earlier NOTIFY of the row was in
-    // doubt is an update after notification at once (record.ts), its payload never replaced. By attempt ids
-    // (migration 026), not the clock: a clock stepped back during the attempt made the count look older
-    // than the attempt, and the version was counted again. No attempt recorded since the count, and the
-    // NOTIFY still in doubt: the count was this attempt's, or came before it while the copy it resends was
-    // in doubt, when the hash it claimed carries the version (any other met since is counted too). Not a
-    // count an earlier generation made: a row requeued after a withdrawal the worker settled (no attempt
-    // recorded) has nothing in doubt. A count made before 026 is judged by the clock, as it was.
-    const counted =
-      row.updated_after_attempt !== null
-        ? row.updated_after_attempt >= row.last_attempt && Boolean(earlierInDoubt.get(row.id))
-        : row.updated_after_notification_at !== null && row.updated_after_notification_at >= input.startedAt;
-    if (!('error' in settlement)) {
-      // Decided later (a pending check), perhaps after the payload is purged: what was sent is kept now.
-      // Not when OpenCRVS holds an earlier NOTIFY than this copy: which copy that was, the row does not know,
-      // and says so (a NULL would be taken for an answer recorded before migration 019).
-      if (settlement.outcome === 'delivered-pending')
-        copyHash = settlement.olderCopy ? NO_COPY_NAMED : claimedCopyHash(input, row.id);
-      if (replaced) keepClaimedCopy.run({ id: row.id, payload: JSON.stringify(input.claimedPayload) });
-      // Newer: a version the claimed copy does not carry, or a withdrawal by the source meanwhile.
-      const newer = (newerVersion && !counted) || row.withdrawn_reason !== null || settlement.olderCopy ? 1 : 0;
-      settled = delivered.get({
-        id: row.id,
-        state: settlement.outcome,
-        eventId: settlement.eventId,
-        trackingId: settlement.trackingId,
-        newer,
-        lastAttempt: row.last_attempt,
-        // A pending NOTIFY is asked about again from then on (delivery/pending-check.ts).
-        checkAt: settlement.outcome === 'delivered-pending' ? (settlement.checkAt ?? now) : null,
-        now,
-      });
-    } else {
-      error = settlement.error;
-      // In doubt by this attempt, or by an earlier one whose NOTIFY this attempt was resending; unless
-      // this attempt's answer shows what OpenCRVS holds (a rejection).
-      const ended = endsDoubt(error);
-      // What OpenCRVS rejected, kept with the attempt (migration 019): read again as that copy, the record
-      // leaves the row dead (record.ts). Before `failed` below, which drops the copy set aside.
-      if (ended) copyHash = claimedCopyHash(input, row.id);
-      const doubt = !ended && (failedAttemptInDoubt(input.step, error) || Boolean(earlierInDoubt.get(row.id)));
-      // A newer version, never tried, replaced the copy this attempt sent (not counted as an update after
-      // notification): kept aside while in doubt, else sent next when the copy was refused or rejected.
-      const newerWaiting = replaced && !counted;
-      if (newerWaiting && doubt)
-        keepClaimedInDoubt.run({
+  const settle = db.transaction(
+    (input: SettleInput, now: number): { values: unknown[]; claimedIsPayload: boolean } | undefined => {
+      const row = lockedRow.get({ id: input.id, workerId: input.workerId, attempts: input.claimedAttempts ?? null });
+      if (!row) return undefined;
+      const { settlement } = input;
+      let error: LedgerError | null = null;
+      let nextRunAt: number | null = null;
+      let settled: unknown[] | undefined;
+      let copyHash: string | null = null;
+      let resendNewer = false;
+      let claimedIsPayload = false;
+      const newerVersion = input.claimedPayloadHash !== row.payload_hash;
+      const replaced = newerVersion && input.claimedPayload !== undefined;
+      // Already counted: a version that came during this attempt while an earlier NOTIFY of the row was in
+      // doubt is an update after notification at once (record.ts), its payload never replaced. By attempt ids
+      // (migration 026), not the clock: a clock stepped back during the attempt made the count look older
+      // than the attempt, and the version was counted again. No attempt recorded since the count, and the
+      // NOTIFY still in doubt: the count was this attempt's, or came before it while the copy it resends was
+      // in doubt, when the hash it claimed carries the version (any other met since is counted too). Not a
+      // count an earlier generation made: a row requeued after a withdrawal the worker settled (no attempt
+      // recorded) has nothing in doubt. A count made before 026 is judged by the clock, as it was.
+      const counted =
+        row.updated_after_attempt !== null
+          ? row.updated_after_attempt >= row.last_attempt && Boolean(earlierInDoubt.get(row.id))
+          : row.updated_after_notification_at !== null && row.updated_after_notification_at >= input.startedAt;
+      if (!('error' in settlement)) {
+        // Decided later (a pending check), perhaps after the payload is purged: what was sent is kept now.
+        // Not when OpenCRVS holds an earlier NOTIFY than this copy: which copy that was, the row does not know,
+        // and says so (a NULL would be taken for an answer recorded before migration 019).
+        if (settlement.outcome === 'delivered-pending')
+          copyHash = settlement.olderCopy ? NO_COPY_NAMED : claimedCopyHash(input, row.id);
+        if (replaced) keepClaimedCopy.run({ id: row.id, payload: JSON.stringify(input.claimedPayload) });
+        // Newer: a version the claimed copy does not carry, or a withdrawal by the source meanwhile.
+        const newer = (newerVersion && !counted) || row.withdrawn_reason !== null || settlement.olderCopy ? 1 : 0;
+        const setIds = row.event_id !== settlement.eventId || row.tracking_id !== settlement.trackingId;
+        // The claimed copy is the row's payload when the hash did not move and the worker passed that copy.
+        claimedIsPayload = !newerVersion && input.claimedPayload !== undefined;
+        settled = delivered(setIds, !claimedIsPayload).get({
           id: row.id,
-          payload: JSON.stringify(input.claimedPayload),
+          state: settlement.outcome,
+          eventId: settlement.eventId,
+          trackingId: settlement.trackingId,
+          newer,
           lastAttempt: row.last_attempt,
+          // A pending NOTIFY is asked about again from then on (delivery/pending-check.ts).
+          checkAt: settlement.outcome === 'delivered-pending' ? (settlement.checkAt ?? now) : null,
           now,
         });
-      // A declaration refused for its copy (a 400, a 413…): the newer one goes next. Only without doubt: then nothing is stored
-      // under this transactionId, and the refused copy was not.
-      const tryNewer = settlement.outcome === 'dead' && newerWaiting && !doubt && refusedDeclaration(input.step, error);
-      if (ended) forgetHeldBackHash.run(row.id);
+      } else {
+        error = settlement.error;
+        // In doubt by this attempt, or by an earlier one whose NOTIFY this attempt was resending; unless
+        // this attempt's answer shows what OpenCRVS holds (a rejection).
+        const ended = endsDoubt(error);
+        // What OpenCRVS rejected, kept with the attempt (migration 019): read again as that copy, the record
+        // leaves the row dead (record.ts). Before `failed` below, which drops the copy set aside.
+        if (ended) copyHash = claimedCopyHash(input, row.id);
+        const doubt = !ended && (failedAttemptInDoubt(input.step, error) || Boolean(earlierInDoubt.get(row.id)));
+        // A newer version, never tried, replaced the copy this attempt sent (not counted as an update after
+        // notification): kept aside while in doubt, else sent next when the copy was refused or rejected.
+        const newerWaiting = replaced && !counted;
+        if (newerWaiting && doubt)
+          keepClaimedInDoubt.run({
+            id: row.id,
+            payload: JSON.stringify(input.claimedPayload),
+            lastAttempt: row.last_attempt,
+            now,
+          });
+        // A declaration refused for its copy (a 400, a 413…): the newer one goes next. Only without doubt: then nothing is stored
+        // under this transactionId, and the refused copy was not.
+        const tryNewer =
+          settlement.outcome === 'dead' && newerWaiting && !doubt && refusedDeclaration(input.step, error);
+        if (ended) forgetHeldBackHash.run(row.id);
+        const err = errorColumns(error);
+        const held = settlement.outcome === 'held';
+        nextRunAt =
+          settlement.outcome === 'retry' ? settlement.nextRunAt : held ? row.next_run_at : tryNewer ? now : null;
+        settled = failed.get({
+          id: row.id,
+          state: settlement.outcome === 'dead' && !tryNewer ? 'dead' : held && row.attempts <= 1 ? 'pending' : 'failed',
+          nextRunAt: nextRunAt ?? row.next_run_at,
+          uncount: held ? 1 : 0,
+          unreached: unreachedFlag(settlement),
+          errClassification: err.classification,
+          errKind: err.kind,
+          errStatus: err.status,
+          errMessage: err.message,
+          now,
+        });
+        // Rejected (the doubt it ends says OpenCRVS decided on the copy sent): the newer one is sent next,
+        // under the next generation. Only when its payload did replace the copy in flight (a version counted
+        // in doubt changes the hash alone), and the source has not withdrawn the record since. Not when what
+        // replaced it was an invalid reading (record.ts, setAsideInFlight): nothing waits to be sent, and the
+        // row stays dead with the rejection, as it would have had the reading come after it.
+        resendNewer =
+          settlement.outcome === 'dead' &&
+          ended &&
+          newerWaiting &&
+          row.replaced_in_flight === 1 &&
+          row.has_payload === 1 &&
+          row.withdrawn_reason === null;
+      }
       const err = errorColumns(error);
-      const held = settlement.outcome === 'held';
-      nextRunAt =
-        settlement.outcome === 'retry' ? settlement.nextRunAt : held ? row.next_run_at : tryNewer ? now : null;
-      settled = failed.get({
+      audit.run({
         id: row.id,
-        state: settlement.outcome === 'dead' && !tryNewer ? 'dead' : held && row.attempts <= 1 ? 'pending' : 'failed',
-        nextRunAt: nextRunAt ?? row.next_run_at,
-        uncount: held ? 1 : 0,
-        unreached: unreachedFlag(settlement),
+        attempt: row.attempts,
+        workerId: input.workerId,
+        step: input.step,
+        outcome: settlement.outcome,
+        startedAt: input.startedAt,
+        now,
         errClassification: err.classification,
         errKind: err.kind,
         errStatus: err.status,
         errMessage: err.message,
-        now,
+        nextRunAt: settlement.outcome === 'retry' ? nextRunAt : null,
+        copyHash,
+        // The attempt's part of the row's unreached_attempts (migration 032): its list says which counted.
+        unreached: unreachedFlag(settlement),
       });
-      // Rejected (the doubt it ends says OpenCRVS decided on the copy sent): the newer one is sent next,
-      // under the next generation. Only when its payload did replace the copy in flight (a version counted
-      // in doubt changes the hash alone), and the source has not withdrawn the record since. Not when what
-      // replaced it was an invalid reading (record.ts, setAsideInFlight): nothing waits to be sent, and the
-      // row stays dead with the rejection, as it would have had the reading come after it.
-      resendNewer =
-        settlement.outcome === 'dead' &&
-        ended &&
-        newerWaiting &&
-        row.replaced_in_flight === 1 &&
-        row.has_payload === 1 &&
-        row.withdrawn_reason === null;
-    }
-    const err = errorColumns(error);
-    audit.run({
-      id: row.id,
-      attempt: row.attempts,
-      workerId: input.workerId,
-      step: input.step,
-      outcome: settlement.outcome,
-      startedAt: input.startedAt,
-      now,
-      errClassification: err.classification,
-      errKind: err.kind,
-      errStatus: err.status,
-      errMessage: err.message,
-      nextRunAt: settlement.outcome === 'retry' ? nextRunAt : null,
-      copyHash,
-      // The attempt's part of the row's unreached_attempts (migration 032): its list says which counted.
-      unreached: unreachedFlag(settlement),
-    });
-    // After the attempt is recorded: the requeue's generation starts after it (in-doubt.ts, QUEUED_NOW).
-    if (resendNewer) settled = requeueNewer.get({ id: row.id, now }) ?? settled;
-    return settled;
-  });
+      // After the attempt is recorded: the requeue's generation starts after it (in-doubt.ts, QUEUED_NOW).
+      if (resendNewer) settled = requeueNewer.get({ id: row.id, now }) ?? settled;
+      return settled && { values: settled, claimedIsPayload };
+    },
+  );
 
   const claimDueAll = db.transaction((workerId: string, limit: number, now: number): unknown[][] => {
     const rows: unknown[][] = [];
@@ -510,8 +550,10 @@ export function createOutbox(db: Db): Outbox {
       relaxed(db, () => recordSingleCall.run({ id, now }));
     },
     settle: (input, now) => {
-      const row = relaxed(db, () => settle.immediate(input, now));
-      return row ? ledgerRowFromValues(row) : undefined;
+      const settled = relaxed(db, () => settle.immediate(input, now));
+      if (!settled) return undefined;
+      const row = ledgerRowFromValues(settled.values);
+      return settled.claimedIsPayload ? { ...row, payload: input.claimedPayload ?? null } : row;
     },
     handBack: (ids, workerId, now) =>
       ids.length === 0 ? 0 : relaxed(db, () => eachId.immediate(unclaim, ids, { workerId, until: null, now })),

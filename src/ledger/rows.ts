@@ -170,6 +170,9 @@ export const LEDGER_ROW_COLUMNS = `id, source_id, event_type, subject_key, sourc
   delivered_at, updated_after_notification_at, updates_after_notification, skip_reason, rechecked_at, withdrawn_reason,
   unreached_attempts`;
 
+/** LEDGER_ROW_COLUMNS with NULL in the payload's place: for a caller that holds the payload already. */
+export const LEDGER_ROW_COLUMNS_NO_PAYLOAD = LEDGER_ROW_COLUMNS.replace(/\bpayload,/, 'NULL,');
+
 function num(v: unknown): number {
   if (typeof v !== 'number') throw new Error('ledger row: expected a number column');
   return v;
