@@ -58,8 +58,25 @@ function isState(value: string): value is LedgerState {
 }
 
 /**
- * The WHERE term of `ListFilter.find`. A reference is matched exactly, through the lookup indexes of
- * migration 006. A bare id is compared with the id part of each key (keys are `Type/id`, and ids hold no
+ * The ids of the rows whose subject is @find, through the natural key (source_id, event_type, subject_key):
+ * one seek per source and event type the ledger holds, which are found by a loose scan (a seek each), so
+ * no index of the subject alone is needed (migration 031 dropped it: one index entry less per recorded
+ * event). CROSS JOIN keeps the few pairs as the outer loop; left to itself SQLite walked the whole key.
+ */
+const SUBJECT_ROWS_SQL = `WITH RECURSIVE
+    src(s) AS (
+      SELECT MIN(source_id) FROM ledger_rows
+      UNION ALL SELECT (SELECT MIN(source_id) FROM ledger_rows WHERE source_id > src.s) FROM src WHERE src.s IS NOT NULL),
+    pairs(s, e) AS (
+      SELECT s, (SELECT MIN(event_type) FROM ledger_rows WHERE source_id = src.s) FROM src WHERE src.s IS NOT NULL
+      UNION ALL SELECT s, (SELECT MIN(event_type) FROM ledger_rows WHERE source_id = pairs.s AND event_type > pairs.e)
+        FROM pairs WHERE pairs.e IS NOT NULL)
+    SELECT r.id FROM pairs k CROSS JOIN ledger_rows r
+    WHERE k.e IS NOT NULL AND r.source_id = k.s AND r.event_type = k.e AND r.subject_key = @find`;
+
+/**
+ * The WHERE term of `ListFilter.find`. A reference is matched exactly, through the natural key (the
+ * subject: SUBJECT_ROWS_SQL) and the lookup indexes of migration 006 (the source resource, the tracking ID). A bare id is compared with the id part of each key (keys are `Type/id`, and ids hold no
  * '/'): exact and case-sensitive like FHIR ids, but it reads the table, which is fine for an operator's
  * one-off lookup. A tracking ID is OpenCRVS's, all capitals and digits (`[0-9A-Z]{6}` in v2, capitals in
  * v1 too), read aloud or typed from a certificate in any case: matched as given or in capitals, both
@@ -84,7 +101,7 @@ function findClause(text: string, params: Record<string, string | number>): stri
     params.find = prefixed[2];
     return '(source_id = @findSource AND (subject_key = @find OR source_ref = @find))';
   }
-  if (params.find.includes('/')) return '(subject_key = @find OR source_ref = @find OR tracking_id = @find)';
+  if (params.find.includes('/')) return `(id IN (${SUBJECT_ROWS_SQL}) OR source_ref = @find OR tracking_id = @find)`;
   params.findTracking = params.find.toUpperCase();
   const idPart = (column: string) => `substr(${column}, instr(${column}, '/') + 1) = @find`;
   return `(${idPart('subject_key')} OR ${idPart('source_ref')} OR tracking_id IN (@find, @findTracking))`;

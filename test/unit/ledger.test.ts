@@ -40,6 +40,9 @@ import { WriteBackStore } from '../../src/sources/writeback/store.js';
 import { bundleForNobody } from '../support/bundle-for-nobody.js';
 import { eventInput, OFFICE, payload, settleRow, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
 
+/** The schema this build migrates to: its newest migration. */
+const latestSchema = () => Math.max(...MIGRATIONS.map((m) => m.version));
+
 describe('ledger: recording events', () => {
   let clock: TestClock;
   let ledger: Ledger;
@@ -940,6 +943,18 @@ describe('ledger: recording events', () => {
     assert.deepEqual(found('emr:Encounter/123'), ['emr:Patient/123']);
     assert.deepEqual(found('dhis2:TrackedEntity/123'), ['dhis2:TrackedEntity/123']);
     assert.deepEqual(found('dhis2:Patient/123'), [], 'the source must match too');
+    // A subject is found under every source and event type holding it: read through the natural key (031).
+    for (const [sourceId, eventType] of [
+      ['emr', 'death'],
+      ['dhis2', 'death'],
+    ] as const) {
+      ledger.recordSkipped({ sourceId, eventType, subjectKey: 'Patient/12', sourceRef: 'Encounter/d12', reason: 'r' });
+    }
+    assert.deepEqual(found('Patient/12'), ['dhis2:Patient/12', 'emr:Patient/12', 'emr:Patient/12']);
+    assert.deepEqual(
+      ledger.list({ find: 'Patient/12' }).map((r) => r.eventType),
+      ['death', 'death', 'birth'],
+    );
   });
 
   it('cancels a row not sent yet when its record is no event any more, and nothing else', () => {
@@ -1829,6 +1844,7 @@ describe('ledger: schema', () => {
       { version: 28, name: 'waiting-queued-index' },
       { version: 29, name: 'write-back-note' },
       { version: 30, name: 'unreached-attempts' },
+      { version: 31, name: 'subject-through-natural-key' },
       { version: 32, name: 'attempt-unreached' },
     ]);
     // The admin summary's per-source, per-outcome counts read the index alone.
@@ -1839,18 +1855,25 @@ describe('ledger: schema', () => {
       plan.some((step) => step.detail.includes('COVERING INDEX write_backs_outcome')),
       JSON.stringify(plan),
     );
-    // A lookup by reference or tracking ID (ListFilter.find) reads its three indexes, not the table.
-    const lookup = db
-      .prepare(
-        "EXPLAIN QUERY PLAN SELECT * FROM ledger_rows WHERE (subject_key = 'x' OR source_ref = 'x' OR tracking_id = 'x') AND +state IN ('dead')",
-      )
-      .all() as Array<{ detail: string }>;
-    for (const index of ['ledger_rows_subject', 'ledger_rows_source_ref', 'ledger_rows_tracking']) {
+    // A lookup by reference or tracking ID (ListFilter.find) reads the natural key (the subject, no index of
+    // its own since 031) and the indexes of the source resource and the tracking ID, not the table.
+    const find = listQuery({ find: 'Patient/x', states: ['dead'] });
+    const lookup = db.prepare(`EXPLAIN QUERY PLAN ${find.sql}`).all(find.params) as Array<{ detail: string }>;
+    assert.ok(
+      lookup.some((step) =>
+        step.detail.includes(
+          'USING COVERING INDEX ledger_rows_natural_key (source_id=? AND event_type=? AND subject_key=?)',
+        ),
+      ),
+      JSON.stringify(lookup),
+    );
+    for (const index of ['ledger_rows_source_ref', 'ledger_rows_tracking']) {
       assert.ok(
         lookup.some((step) => step.detail.includes(`USING INDEX ${index}`)),
         JSON.stringify(lookup),
       );
     }
+    assert.ok(!lookup.some((step) => /^SCAN (ledger_rows|r)\b/.test(step.detail)), JSON.stringify(lookup));
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
     db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)").run();
     db.close();
@@ -2022,7 +2045,9 @@ describe('ledger: schema', () => {
       db.close();
       assert.throws(
         () => openLedger(path, { inspectOnly: true }),
-        /the ledger .* was written by an older bridge \(schema 9, this one reads 32\): this command only reads it/,
+        new RegExp(
+          `the ledger .* was written by an older bridge \\(schema 9, this one reads ${latestSchema()}\\): this command only reads it`,
+        ),
       );
       const versions = () => {
         const check = new Database(path, { readonly: true });
@@ -2038,7 +2063,7 @@ describe('ledger: schema', () => {
         [row.id],
       );
       upgraded.close();
-      assert.equal(versions(), 32);
+      assert.equal(versions(), latestSchema());
       openLedger(path, { inspectOnly: true }).close();
     } finally {
       cleanup();

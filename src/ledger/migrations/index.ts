@@ -30,6 +30,7 @@ import { migration027 } from './027-earlier-tracking-ids.js';
 import { migration028 } from './028-waiting-queued-index.js';
 import { migration029 } from './029-write-back-note.js';
 import { migration030 } from './030-unreached-attempts.js';
+import { migration031 } from './031-subject-through-natural-key.js';
 import { migration032 } from './032-attempt-unreached.js';
 import type { Migration } from './types.js';
 
@@ -66,5 +67,6 @@ export const MIGRATIONS: readonly Migration[] = [
   migration028,
   migration029,
   migration030,
+  migration031,
   migration032,
 ];
