@@ -5,7 +5,14 @@ import type { ContextReads } from './context-reads.js';
 import type { Db } from './db.js';
 import { sentCopyHash } from './hash.js';
 import { QUEUED_NOW, ROW_IN_DOUBT_SQL, ROW_NOTIFY_MAY_STAND_SQL, UPDATED_AFTER_NOTIFICATION_NOW } from './in-doubt.js';
-import { errorColumns, type SqlLedgerRow, toLedgerRow } from './rows.js';
+import {
+  errorColumns,
+  LEDGER_ROW_COLUMNS_NO_PAYLOAD,
+  ledgerRowFromValues,
+  payloadFrom,
+  type SqlLedgerRow,
+  toLedgerRow,
+} from './rows.js';
 import { NEXT_NOTIFY_GENERATION, transactionIdsFor } from './transaction-ids.js';
 import {
   isDismissed,
@@ -53,7 +60,10 @@ interface KeyInput {
  * versions within the wait replace the pending payload.
  */
 export function createRecorder(db: Db, now: Clock, settleMs = 0, contextReads?: ContextReads): Recorder {
-  const insert = db.prepare(`
+  // The inserted row comes back from the insert itself (nothing on a conflict): no second read of it, nor of
+  // the payload just written, which the caller holds (insertRow).
+  const insert = db
+    .prepare<Record<string, unknown>, unknown[]>(`
     INSERT INTO ledger_rows (source_id, event_type, subject_key, source_ref, source_version, mapping_id, state,
       attempts, next_run_at, base_transaction_id, create_transaction_id, notify_transaction_id, office, facility,
       payload, payload_hash, last_error_classification, last_error_kind, last_error_status, last_error_message,
@@ -62,7 +72,9 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0, contextReads?: 
       0, @runAt, @base, @create, @notify, @office, @facility,
       @payload, @payloadHash, @errClassification, @errKind, @errStatus, @errMessage,
       @seenAt, @now, 0, @now, @now, @skipReason, @sourceFingerprint)
-    ON CONFLICT (source_id, event_type, subject_key) DO NOTHING`);
+    ON CONFLICT (source_id, event_type, subject_key) DO NOTHING
+    RETURNING ${LEDGER_ROW_COLUMNS_NO_PAYLOAD}`)
+    .raw();
   const byKey = db.prepare<[string, string, string], SqlRecordedRow>(
     'SELECT * FROM ledger_rows WHERE source_id = ? AND event_type = ? AND subject_key = ?',
   );
@@ -283,11 +295,13 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0, contextReads?: 
       seenAt?: number;
       sourceFingerprint?: string | null;
     },
-  ): boolean => {
+    /** The payload `fields.payload` holds as JSON, for the row returned. */
+    payloadObject: LedgerPayload | null = null,
+  ): LedgerRow | undefined => {
     const at = now();
     const ids = transactionIdsFor(key.sourceId, key.eventType, key.subjectKey);
     const err = errorColumns(fields.error ?? null);
-    const result = insert.run({
+    const values = insert.get({
       ...key,
       sourceRef: fields.sourceRef,
       sourceVersion: fields.sourceVersion ?? null,
@@ -310,7 +324,8 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0, contextReads?: 
       skipReason: fields.skipReason ?? null,
       sourceFingerprint: fields.sourceFingerprint ?? null,
     });
-    return result.changes === 1;
+    // As parsePayload would read it back: the same checks and shape, without the JSON round trip.
+    return values && { ...ledgerRowFromValues(values), payload: payloadObject && payloadFrom(payloadObject) };
   };
 
   // The reading's context reads (migration 023) replace the row's, in the transaction that records it.
@@ -351,8 +366,12 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0, contextReads?: 
     const fingerprint = (): string | null => input.sourceFingerprint?.() ?? null;
     let existing = found;
     if (!existing) {
-      if (insertRow(input, { ...fields, sourceFingerprint: fingerprint(), state: 'pending', seenAt: input.seenAt }))
-        return { row: toLedgerRow(reselect(input)), change: 'inserted' };
+      const inserted = insertRow(
+        input,
+        { ...fields, sourceFingerprint: fingerprint(), state: 'pending', seenAt: input.seenAt },
+        input.payload,
+      );
+      if (inserted) return { row: inserted, change: 'inserted' };
       existing = reselect(input);
     }
     const id = existing.id;
@@ -518,8 +537,9 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0, contextReads?: 
   };
 
   const recordSkipped = db.transaction((input: RecordSkippedInput): Recorded => {
-    if (insertRow(input, { sourceRef: input.sourceRef, state: 'skipped', skipReason: input.reason })) {
-      return { row: toLedgerRow(reselect(input)), changed: true };
+    const inserted = insertRow(input, { sourceRef: input.sourceRef, state: 'skipped', skipReason: input.reason });
+    if (inserted) {
+      return { row: inserted, changed: true };
     }
     const existing = reselect(input);
     // A later version that is no longer notifiable cancels a delivery that has not happened.
@@ -597,8 +617,9 @@ export function createRecorder(db: Db, now: Clock, settleMs = 0, contextReads?: 
       message: input.errors.map((e) => `${e.field}: ${e.message}`).join('; ') || 'invalid mapping output',
     };
     const err = errorColumns(error);
-    if (insertRow(input, { sourceRef: input.sourceRef, mappingId: input.mappingId, state: 'dead', error })) {
-      return { row: toLedgerRow(reselect(input)), changed: true, inserted: true };
+    const inserted = insertRow(input, { sourceRef: input.sourceRef, mappingId: input.mappingId, state: 'dead', error });
+    if (inserted) {
+      return { row: inserted, changed: true, inserted: true };
     }
     const existing = reselect(input);
     // Not yet delivered: sending the older valid payload would send stale data, so the row becomes a

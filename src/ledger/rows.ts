@@ -96,6 +96,11 @@ export function parsePayload(text: string | null): LedgerPayload | null {
   } catch {
     return null;
   }
+  return payloadFrom(value);
+}
+
+/** A payload as the ledger returns it: its known fields, checked; null when it is none. */
+export function payloadFrom(value: unknown): LedgerPayload | null {
   if (!isRecord(value) || !isRecord(value.declaration) || typeof value.office !== 'string') return null;
   const payload: LedgerPayload = { declaration: value.declaration, office: value.office };
   if (typeof value.facility === 'string') payload.facility = value.facility;
