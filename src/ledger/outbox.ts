@@ -140,9 +140,9 @@ export function createOutbox(db: Db): Outbox {
      WHERE id = @id AND locked_by = @workerId AND state = 'delivering' AND (@attempts IS NULL OR attempts = @attempts)`,
   );
   // Both return the settled row, which the worker reports: cheaper than reading it again afterwards.
-  // Delivered: two forms. The ids are set only when the row does not hold them already (two-step stored them
-  // before the NOTIFY): SQLite rewrites an index entry for any value assigned to its column, the same too,
-  // so that is one more WAL page (the tracking-id index) per delivery. And the payload is returned only when
+  // Delivered: four statements, for two choices. The ids are set only when the row does not hold them
+  // already (two-step stored them before the NOTIFY): SQLite rewrites an index entry for any value assigned
+  // to its column, the same too, one more WAL page (the tracking-id index) per delivery. The payload is returned only when
   // it may differ from the copy the worker claimed (a newer version replaced it): else that copy, which the
   // worker holds parsed, is the row's, and copying out ~3 kB of JSON to parse it again is the settle's
   // largest cost after its commit.
