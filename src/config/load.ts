@@ -8,7 +8,15 @@ import { checkAdmin } from './admin.js';
 import { ConfigError } from './errors.js';
 import { subscriptionSecretProblem } from './inbound-secret.js';
 import { defaultMappings, isMappingPath, packagePaths, shippedMappingFile } from './paths.js';
-import { atPointer, createAjv, describeAjvError, pointerParts, pointerToPath, readProfileJson } from './schema.js';
+import {
+  atPointer,
+  type createAjv,
+  describeAjvError,
+  pointerParts,
+  pointerToPath,
+  readProfileJson,
+  sharedVerboseAjv,
+} from './schema.js';
 import { fileSignature, rememberSecretFile, rememberUnsetSecret, secretLeftUnset } from './secret-files.js';
 import { resolveStorePath } from './store-path.js';
 import type { BridgeConfig, PollSettings, SourceSettings } from './types.js';
@@ -42,7 +50,7 @@ const configSchema = (): object => {
  * turned into text (a secret `0x1F` would become "31", an office `00123` "123").
  */
 function validateSchema(data: unknown, fromEnv: ReadonlySet<string>) {
-  validator ??= createAjv({ verbose: true }).compile(configSchema());
+  validator ??= sharedVerboseAjv().compile(configSchema());
   let ok = validator(data);
   if (!ok && fromEnv.size > 0) {
     let converted = false;

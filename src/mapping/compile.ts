@@ -2,7 +2,7 @@
 // expression compiled once, and the static checks against the OpenCRVS form profile (field ids, option
 // values, transform ↔ field type). Every failure is a MappingLoadError with file, key path and line.
 import type { ValidateFunction } from 'ajv';
-import { createAjv, describeAjvError, readProfileJson } from '../config/schema.js';
+import { describeAjvError, readProfileJson, sharedVerboseAjv } from '../config/schema.js';
 import type { DateOrder } from './date-order.js';
 import { elementProblems } from './element-check.js';
 import { SUPPORTED_SEARCH_PARAMS, TOKEN_PARAM_PATHS } from './fetcher.js';
@@ -167,7 +167,7 @@ type Obj = Record<string, unknown>;
 export function compileMapping(file: string, text: string, options: CompileOptions): CompiledMapping {
   const src = new YamlSource(file, text);
   mappingSchema ??= readProfileJson('mapping.schema.json') as object;
-  structureValidator ??= createAjv({ verbose: true }).compile(mappingSchema);
+  structureValidator ??= sharedVerboseAjv().compile(mappingSchema);
   if (!structureValidator(src.data)) {
     const e = pickError(structureValidator.errors ?? []);
     const problem = e ? describeAjvError(e).problem : 'invalid';
