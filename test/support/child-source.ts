@@ -12,8 +12,12 @@ const TSX = import.meta.resolve('tsx');
 /** The node flags a child needs before it imports childModule(): tsx's loader, without a prebuilt src/. */
 export const CHILD_NODE_FLAGS: readonly string[] = built ? [] : ['--import', TSX];
 
-/** file: URL of src/`path` (e.g. 'cli.ts') as a child imports it. */
+/**
+ * file: URL of src/`path` (e.g. 'cli.ts') as a child imports it. The CLI's is its bundle in the build
+ * (CLI_BUNDLE of scripts/test-build.mjs): the same modules, loaded in a third less CPU.
+ */
 export function childModule(path: string): string {
   if (!built) return new URL(`../../src/${path}`, import.meta.url).href;
+  if (path === 'cli.ts') return pathToFileURL(join(built, '.bundle', 'cli.js')).href;
   return pathToFileURL(join(built, path.replace(/\.ts$/, '.js'))).href;
 }
