@@ -1,7 +1,7 @@
 // Runs node's built-in test runner over TypeScript test files (through tsx), so `npm test`
 // needs no glob support from the shell. Usage: node scripts/run-tests.mjs [dir-or-file …]
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSrc, removeBuild } from './test-build.mjs';
@@ -21,8 +21,52 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
+/** statfs's type of a tmpfs (linux/magic.h). */
+const TMPFS = 0x01021994;
+const SCRATCH_PREFIX = 'opencrvs-bridge-tests-';
+
+/**
+ * A folder in RAM for the files the tests throw away (os.tmpdir(): ledgers, configurations, secret files),
+ * when TMPDIR names none and /dev/shm is a tmpfs with a gigabyte free; else undefined (the system's own).
+ * A new ledger commits each of its 30-odd migrations to disk in turn (synchronous=FULL): 0.1-0.3 s of
+ * waiting a ledger on a busy disk, and a run creates hundreds. No test rests on a write reaching the disk
+ * (a crash test kills the process, not the machine), so none proves less there. World-writable and sticky
+ * like /tmp: a test's child running as another user (test/support/bundle-for-nobody.ts) makes its own
+ * folders in it.
+ */
+function scratchDir() {
+  if (process.env.TMPDIR?.trim()) return undefined;
+  const shm = '/dev/shm';
+  try {
+    const fs = statfsSync(shm);
+    if (fs.type !== TMPFS || fs.bavail * fs.bsize < 2 ** 30) return undefined;
+    for (const name of readdirSync(shm)) {
+      const pid = Number(name.slice(SCRATCH_PREFIX.length));
+      if (name.startsWith(SCRATCH_PREFIX) && Number.isInteger(pid) && pid > 0 && !alive(pid)) {
+        rmSync(join(shm, name), { recursive: true, force: true });
+      }
+    }
+    const dir = join(shm, `${SCRATCH_PREFIX}${process.pid}`);
+    mkdirSync(dir);
+    chmodSync(dir, 0o1777);
+    return dir;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === 'EPERM';
+  }
+}
+
 // src/ compiled once for the CLI processes the tests start (scripts/test-build.mjs; test/support/child-source.ts).
 const built = await buildSrc(fileURLToPath(new URL('..', import.meta.url)));
+const scratch = scratchDir();
 // A file's whole run is bounded (a hang must not take CI's 90 minutes), at ten minutes: the longest files take
 // about three on a quiet two-core machine, and went past five on a loaded one.
 const result = spawnSync(
@@ -30,8 +74,14 @@ const result = spawnSync(
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', '--test-reporter=spec', ...files],
   {
     stdio: 'inherit',
-    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL?.trim() || 'silent', BRIDGE_TEST_SRC: built },
+    env: {
+      ...process.env,
+      LOG_LEVEL: process.env.LOG_LEVEL?.trim() || 'silent',
+      BRIDGE_TEST_SRC: built,
+      ...(scratch ? { TMPDIR: scratch } : {}),
+    },
   },
 );
 removeBuild(built);
+if (scratch) rmSync(scratch, { recursive: true, force: true });
 process.exit(result.status ?? 1);
