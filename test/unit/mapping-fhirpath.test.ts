@@ -385,6 +385,20 @@ describe('daysBetween (daysAfter)', () => {
       assert.equal(daysBetween('2019-02-12', bad), undefined, String(bad));
     }
   });
+
+  it('counts days by arithmetic exactly as Date.UTC does, its roll-overs and 1900s years included', () => {
+    // Every month 00–99 of years across the Gregorian rules (1600, 1700, 1900, 2000, 2100), and 0000–0099,
+    // which Date.UTC reads as 1900–1999; a day enters linearly, so its end values suffice.
+    const years = [0, 1, 4, 99, 100, 101, 400, 1600, 1700, 1899, 1900, 1969, 1970, 2000, 2023, 2024, 2100, 9999];
+    for (const year of years) {
+      for (let month = 0; month <= 99; month++) {
+        for (const day of [0, 1, 28, 29, 30, 31, 99]) {
+          const text = `${String(year).padStart(4, '0')}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}`;
+          assert.equal(daysBetween('1970-01-01', text), Date.UTC(year, month - 1, day) / 86_400_000, text);
+        }
+      }
+    }
+  });
 });
 
 describe('yearsBetween (yearsAfter)', () => {

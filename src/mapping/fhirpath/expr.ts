@@ -25,6 +25,10 @@ export interface CompiledExpr {
   readonly fast: boolean;
   /** Calls the fast path handed to fhirpath.js (a diagnostic for the benchmark and tests). */
   readonly fallbacks: number;
+  /**
+   * The result may be an array of the context itself (`%observations`) or one shared by every call (a
+   * literal): read it, never change it.
+   */
   evaluate(root: unknown, vars: Record<string, unknown>): unknown[];
   /** The reference engine only (used by the differential test and the benchmark). */
   evaluateReference(root: unknown, vars: Record<string, unknown>): unknown[];
@@ -140,8 +144,14 @@ function walk(node: AstNode, visit: (n: AstNode) => void): void {
 }
 
 function finish(items: unknown[]): unknown[] {
-  const out: unknown[] = [];
-  for (const item of items) {
+  // Most results hold no primitive with extensions: given back as they are, not copied (every expression
+  // of every record ends here).
+  let i = 0;
+  while (i < items.length && !(items[i] instanceof Prim)) i++;
+  if (i === items.length) return items;
+  const out: unknown[] = items.slice(0, i);
+  for (; i < items.length; i++) {
+    const item = items[i];
     if (item instanceof Prim) {
       if (item.value !== undefined && item.value !== null) out.push(item.value);
     } else {

@@ -74,7 +74,29 @@ function pushMember(out: unknown[], v: unknown, u: unknown): void {
   }
 }
 
-function navigate(items: unknown[], name: string, under: string, choice: ChoiceInfo): unknown[] {
+/** A choice element's typed keys, each with the element's value key and its primitive-extension key. */
+type ChoiceKeys = ReadonlyMap<string, { bare: string; under: string }>;
+
+/**
+ * Every key that names the choice element `name` with a type suffix ('effectiveDateTime', and
+ * '_effectiveDateTime' for its extensions), built once per name at compile: navigate() then looks each key
+ * of a resource up as it is, where slicing the suffix off every key and joining `_` to the one found made
+ * new strings to hash for every observation a where() reads (the birth triggers read `effective` of each
+ * one several times).
+ */
+function choiceKeys(name: string, choice: ChoiceInfo): ChoiceKeys | undefined {
+  if (!choice.names.has(name)) return undefined;
+  const keys = new Map<string, { bare: string; under: string }>();
+  for (const suffix of choice.suffixes) {
+    if (suffix === '') continue;
+    const hit = { bare: `${name}${suffix}`, under: `_${name}${suffix}` };
+    keys.set(hit.bare, hit);
+    keys.set(hit.under, hit);
+  }
+  return keys;
+}
+
+function navigate(items: unknown[], name: string, under: string, choice: ChoiceKeys | undefined): unknown[] {
   const out: unknown[] = [];
   for (const item of items) {
     const o = item instanceof Prim ? item.ext : item;
@@ -85,18 +107,13 @@ function navigate(items: unknown[], name: string, under: string, choice: ChoiceI
       pushMember(out, v, u);
       continue;
     }
-    if (!choice.names.has(name)) continue;
+    if (choice === undefined) continue;
     // A choice element (value[x], effective[x]): the first key, or `_key`, that is the name and a type suffix.
-    // Compared in place: a slice of every key of every observation cost more than the rest of the scan.
-    for (const key of Object.keys(o)) {
-      const at = key.charCodeAt(0) === 95 ? 1 : 0;
-      if (
-        key.length - at > name.length &&
-        key.startsWith(name, at) &&
-        choice.suffixes.has(key.slice(at + name.length))
-      ) {
-        const bare = at ? key.slice(1) : key;
-        pushMember(out, o[bare], o[`_${bare}`]);
+    // A for-in (own keys checked), not Object.keys: no array of keys allocated for every item.
+    for (const key in o) {
+      const hit = choice.get(key);
+      if (hit !== undefined && Object.hasOwn(o, key)) {
+        pushMember(out, o[hit.bare], o[hit.under]);
         break;
       }
     }
@@ -396,7 +413,7 @@ export class FastCompiler {
     if (n.type === 'MemberInvocation') {
       const name = n.text ?? '';
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Unsupported('quoted identifier');
-      const choice = this.choice;
+      const choice = choiceKeys(name, this.choice);
       // `Patient.name` at the start of an expression filters by resource type, as in fhirpath.js.
       if (atStart && /^[A-Z]/.test(name)) {
         return (focus, env) => left(focus, env).filter((r) => isObject(r) && r.resourceType === name);

@@ -101,8 +101,6 @@ export function calendarDate(value: unknown, timeZone?: string): string | undefi
   return utcInZone(value, timeZone) ?? match[0].slice(0, 10);
 }
 
-const DAY_MS = 86_400_000;
-
 /** The number at `s[from, from + length)` if those are all ASCII digits, else -1. */
 function digitsAt(s: string, from: number, length: number): number {
   let value = 0;
@@ -135,8 +133,28 @@ function dayNumber(value: unknown, timeZone?: string): number | undefined {
   const month = digitsAt(text, 5, 2);
   const day = digitsAt(text, 8, 2);
   if (year < 0 || month < 0 || day < 0) return undefined;
-  const ms = Date.UTC(year, month - 1, day);
-  return Number.isFinite(ms) ? ms / DAY_MS : undefined;
+  return utcDayNumber(year, month, day);
+}
+
+/**
+ * Date.UTC(year, month - 1, day) in days for 4-digit years and 2-digit months and days, by arithmetic:
+ * Date.UTC was most of the cost of daysAfter(), which the birth and death triggers ask of every
+ * observation. The same quirks: a year 0–99 is 1900–1999, and a month or day past its end (13, 00, 45)
+ * rolls over into the next or previous one.
+ */
+export function utcDayNumber(year: number, month: number, day: number): number {
+  let y = year <= 99 ? year + 1900 : year;
+  const m0 = month - 1;
+  const carry = Math.floor(m0 / 12);
+  y += carry;
+  const m = m0 - carry * 12 + 1; // 1–12
+  // Days from 1970-01-01 to the first of that month (the proleptic Gregorian calendar, as Date reads it).
+  if (m <= 2) y -= 1;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const dayOfYear = Math.floor((153 * (m > 2 ? m - 3 : m + 9) + 2) / 5);
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
+  return era * 146_097 + dayOfEra - 719_468 + day - 1;
 }
 
 /** Whole days from `since` to `date` (calendar dates; negative when `date` is earlier), else undefined. */
