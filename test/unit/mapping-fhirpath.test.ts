@@ -230,6 +230,23 @@ describe('fast FHIRPath path', () => {
     assert.ok(performance.now() - started < 1_000, `${(performance.now() - started).toFixed(0)} ms`);
   });
 
+  it('reads what a criterion asks of the context once per evaluation, anew in the next one', () => {
+    // `%p.birthDate` is computed once for all the items of a where(): never carried over to another record.
+    const compiled = fast.compile(
+      '%two.where(period.start.daysAfter(%p.birthDate) <= 3).count()',
+      new Set([...vars, 'two']),
+    );
+    const two = [{ period: { start: '2019-02-14' } }, { period: { start: '2019-02-20' } }];
+    assert.deepEqual(compiled.evaluate(env.p, { ...env, two }), [1]);
+    assert.deepEqual(compiled.evaluate(env.p, { ...env, two, p: { ...env.p, birthDate: '2019-02-18' } }), [2]);
+    assert.deepEqual(compiled.evaluate(env.p, { ...env, two, p: { ...env.p, birthDate: '2019-03-18' } }), [2]);
+    // Several birth dates fail on every evaluation, as they did before the first one was kept.
+    const several = { ...env, two, p: [env.p, env.p] };
+    for (let i = 0; i < 2; i++) assert.throws(() => compiled.evaluate(env.p, several), ExpressionRuntimeError);
+    assert.deepEqual(compiled.evaluate(env.p, { ...env, two }), [1]);
+    assert.equal(compiled.fallbacks, 0);
+  });
+
   it('fails when daysAfter(), yearsAfter() or calendarDate() gets several dates, on both engines', () => {
     // Two encounters: answering empty made `%e.period.start.daysAfter(…) <= 3` miss the birth silently.
     const two = [

@@ -321,6 +321,7 @@ export class ExpressionCompiler {
       evaluate(root, vars) {
         if (fast) {
           env.vars = vars;
+          env.evaluation = (env.evaluation ?? 0) + 1;
           try {
             return finish(fast([root], env));
           } catch (err) {

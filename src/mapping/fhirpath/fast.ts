@@ -39,6 +39,11 @@ export interface FastEnv {
   codeSets: ReadonlyMap<string, CodeSet>;
   /** IANA zone UTC dateTimes are read in (daysAfter, calendarDate); none: dates as written. */
   timeZone?: string;
+  /**
+   * Changed by the caller for every evaluation: what a where() criterion reads of the context alone
+   * (`%subject.birthDate`) is computed once per evaluation, not once per item (memoized()).
+   */
+  evaluation?: number;
 }
 
 type Fn = (focus: unknown[], env: FastEnv) => unknown[];
@@ -222,7 +227,20 @@ export class FastCompiler {
     return this.node(ast);
   }
 
+  /** How many where()/select()/exists() criteria the node being compiled is inside. */
+  private inCriteria = 0;
+
   private node(n: AstNode): Fn {
+    if (this.inCriteria > 0 && n.type !== 'ExternalConstantTerm' && n.type !== 'LiteralTerm' && ofContext(n)) {
+      // Read of the context alone, inside a criterion run for every item: once per evaluation (memoized).
+      const saved = this.inCriteria;
+      this.inCriteria = 0;
+      try {
+        return memoized(this.node(n));
+      } finally {
+        this.inCriteria = saved;
+      }
+    }
     switch (n.type) {
       case 'EntireExpression':
       case 'TermExpression':
@@ -432,21 +450,30 @@ export class FastCompiler {
       if (params.length !== count) throw new Unsupported(`${name}/${params.length}`);
     };
     const p = (i: number) => this.node(params[i] as AstNode);
+    // A criterion or projection, evaluated on each item in turn.
+    const perItem = (i: number) => {
+      this.inCriteria += 1;
+      try {
+        return p(i);
+      } finally {
+        this.inCriteria -= 1;
+      }
+    };
     switch (name) {
       case 'where': {
         arity(1);
-        const crit = p(0);
+        const crit = perItem(0);
         return (focus, env) => left(focus, env).filter((item) => toBool(crit([item], env)) === true);
       }
       case 'select': {
         arity(1);
-        const proj = p(0);
+        const proj = perItem(0);
         return (focus, env) => left(focus, env).flatMap((item) => proj([item], env));
       }
       case 'exists': {
         if (params.length === 0) return (focus, env) => [left(focus, env).length > 0];
         arity(1);
-        const crit = p(0);
+        const crit = perItem(0);
         return (focus, env) => [left(focus, env).some((item) => toBool(crit([item], env)) === true)];
       }
       case 'empty':
@@ -617,6 +644,63 @@ export class FastCompiler {
       return op(v);
     };
   }
+}
+
+/**
+ * Whether a node's value depends on nothing but the context's variables and literals: not on the focus
+ * (a member read at the start, `$this`, iif() and humanName(), which read their arguments at the focus),
+ * so that it is the same for every item a criterion is run on. where(), select() and exists() run their
+ * argument on their own items, not on the focus; any other function's arguments must qualify too.
+ */
+function ofContext(n: AstNode): boolean {
+  switch (n.type) {
+    case 'ExternalConstantTerm':
+    case 'LiteralTerm':
+      return true;
+    case 'EntireExpression':
+    case 'TermExpression':
+    case 'ParenthesizedTerm':
+      return n.children?.length === 1 && ofContext(n.children[0] as AstNode);
+    case 'InvocationExpression': {
+      const [left, invocation] = n.children ?? [];
+      if (!left || !invocation || !ofContext(left)) return false;
+      if (invocation.type === 'MemberInvocation' || invocation.type === 'ThisInvocation') return true;
+      if (invocation.type !== 'FunctionInvocation') return false;
+      const functn = invocation.children?.[0];
+      const name = functn?.children?.[0]?.text;
+      const params = functn?.children?.[1]?.children ?? [];
+      if (name === 'where' || name === 'select' || name === 'exists') return true;
+      return params.every(ofContext);
+    }
+    case 'IndexerExpression':
+    case 'UnionExpression':
+    case 'EqualityExpression':
+    case 'InequalityExpression':
+    case 'MembershipExpression':
+    case 'AndExpression':
+    case 'OrExpression':
+    case 'AdditiveExpression':
+    case 'MultiplicativeExpression':
+      return (n.children?.length ?? 0) > 0 && (n.children ?? []).every(ofContext);
+    default:
+      return false;
+  }
+}
+
+/**
+ * `fn` computed once per evaluation (FastEnv.evaluation); pure, so the result is the one each call would
+ * give. A call that throws (a several-dates error, NEED_SLOW) ends the evaluation, and is not kept.
+ */
+function memoized(fn: Fn): Fn {
+  let evaluation: number | undefined;
+  let value: unknown[] = [];
+  return (focus, env) => {
+    if (env.evaluation === undefined || env.evaluation !== evaluation) {
+      value = fn(focus, env);
+      evaluation = env.evaluation;
+    }
+    return value;
+  };
 }
 
 function compare(op: string, a: unknown[], b: unknown[]): unknown[] {
