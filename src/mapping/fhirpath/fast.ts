@@ -55,6 +55,10 @@ export interface ChoiceInfo {
   suffixes: ReadonlySet<string>;
 }
 
+// coded()'s answers, shared: a result is read, never changed (CompiledExpr.evaluate).
+const TRUE: unknown[] = [true];
+const FALSE: unknown[] = [false];
+
 const slow = (): never => {
   throw NEED_SLOW;
 };
@@ -574,10 +578,17 @@ export class FastCompiler {
       case 'coded': {
         arity(1);
         const setName = literalString(params[0] as AstNode);
+        // The set looked up once per code-set table (one per mapping), not for every item of a where().
+        let setsOf: ReadonlyMap<string, CodeSet> | undefined;
+        let set: CodeSet | undefined;
         return (focus, env) => {
-          const set = env.codeSets.get(setName);
+          if (env.codeSets !== setsOf) {
+            set = env.codeSets.get(setName);
+            setsOf = env.codeSets;
+          }
           if (!set) return slow();
-          return [left(focus, env).some((item) => itemIsCoded(unwrap(item), set))];
+          for (const item of left(focus, env)) if (itemIsCoded(unwrap(item), set)) return TRUE;
+          return FALSE;
         };
       }
       case 'daysAfter':

@@ -55,8 +55,9 @@ export function itemIsCoded(item: unknown, set: CodeSet): boolean {
     return set.anySystem.has(String(item));
   }
   if (!isObject(item)) return false;
-  if (Array.isArray(item.coding)) return item.coding.some((c) => isObject(c) && codingMatches(c, set));
-  return codingMatches(item, set);
+  if (!Array.isArray(item.coding)) return codingMatches(item, set);
+  for (const c of item.coding) if (isObject(c) && codingMatches(c, set)) return true;
+  return false;
 }
 
 /** Formatters by IANA zone name: building one costs far more than using it. */
