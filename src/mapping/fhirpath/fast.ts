@@ -55,7 +55,7 @@ export interface ChoiceInfo {
   suffixes: ReadonlySet<string>;
 }
 
-// coded()'s answers, shared: a result is read, never changed (CompiledExpr.evaluate).
+// Boolean answers (coded(), exists(), empty()), shared: a result is read, never changed (CompiledExpr.evaluate).
 const TRUE: unknown[] = [true];
 const FALSE: unknown[] = [false];
 
@@ -467,7 +467,11 @@ export class FastCompiler {
       case 'where': {
         arity(1);
         const crit = perItem(0);
-        return (focus, env) => left(focus, env).filter((item) => toBool(crit([item], env)) === true);
+        return (focus, env) => {
+          const out: unknown[] = [];
+          for (const item of left(focus, env)) if (toBool(crit([item], env)) === true) out.push(item);
+          return out;
+        };
       }
       case 'select': {
         arity(1);
@@ -475,14 +479,17 @@ export class FastCompiler {
         return (focus, env) => left(focus, env).flatMap((item) => proj([item], env));
       }
       case 'exists': {
-        if (params.length === 0) return (focus, env) => [left(focus, env).length > 0];
+        if (params.length === 0) return (focus, env) => (left(focus, env).length > 0 ? TRUE : FALSE);
         arity(1);
         const crit = perItem(0);
-        return (focus, env) => [left(focus, env).some((item) => toBool(crit([item], env)) === true)];
+        return (focus, env) => {
+          for (const item of left(focus, env)) if (toBool(crit([item], env)) === true) return TRUE;
+          return FALSE;
+        };
       }
       case 'empty':
         arity(0);
-        return (focus, env) => [left(focus, env).length === 0];
+        return (focus, env) => (left(focus, env).length === 0 ? TRUE : FALSE);
       case 'count':
         arity(0);
         return (focus, env) => [left(focus, env).length];
