@@ -18,6 +18,15 @@ export const TURN_BUDGET_MS = 5;
 export class TurnBudget {
   /** When the first task let through in the current turn started; undefined before one was. */
   private turnStartedAt: number | undefined;
+  /** Each wait's number, in the order the waits began. */
+  private nextTicket = 0;
+  /**
+   * The waits turned away at least once and still waiting. A task let through queues its next turn before
+   * the ones turned away queue their retry, so, first in every later check phase, the same tasks would
+   * take each turn's budget until the batch ran dry, and a subject a lane turned away holds would wait for
+   * all of it; while one waits, a younger wait gives way to it.
+   */
+  private readonly turnedAway = new Set<number>();
 
   constructor(
     private readonly budgetMs = TURN_BUDGET_MS,
@@ -27,7 +36,8 @@ export class TurnBudget {
   /**
    * Resolves in a later turn of the loop, the first whose work so far is within the budget. Tasks that
    * resume in the same turn still run side by side up to the budget (the reads they ask in that turn
-   * leave together: fhir/fetcher.ts), and at least one runs in every turn, however long it takes.
+   * leave together: fhir/fetcher.ts), at least one runs in every turn, however long it takes, and a task
+   * turned away goes before those that asked after it.
    */
   async turn(): Promise<void> {
     await nextTurn();
@@ -40,10 +50,19 @@ export class TurnBudget {
    * batched read's answer resolving the reads of 50 lanes): they too ran back to back before.
    */
   async pass(): Promise<void> {
-    while (!this.admitted()) await nextTurn();
+    const ticket = this.nextTicket++;
+    if (this.admitted(ticket)) return;
+    this.turnedAway.add(ticket);
+    try {
+      do await nextTurn();
+      while (!this.admitted(ticket));
+    } finally {
+      this.turnedAway.delete(ticket);
+    }
   }
 
-  private admitted(): boolean {
+  private admitted(ticket: number): boolean {
+    for (const waiting of this.turnedAway) if (waiting < ticket) return false;
     const now = this.now();
     if (this.turnStartedAt === undefined) {
       this.turnStartedAt = now;

@@ -55,6 +55,35 @@ describe('TurnBudget', () => {
     assert.deepEqual(perTurn, [1, 1, 1]);
   });
 
+  it('lets a task turned away go before the tasks let through meanwhile, not after the whole batch', async () => {
+    let clock = 0;
+    const budget = new TurnBudget(3, () => clock);
+    const queue = Array.from({ length: 24 }, (_, i) => i);
+    // Which lane finished each item, in order. A lane takes its item before it waits, as the pipeline's do.
+    const finishedBy: number[] = [];
+    const lane = async (k: number) => {
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+        await budget.turn();
+        clock += 2; // each item's work: 2 ms, so one or two items a turn
+        finishedBy.push(k);
+      }
+    };
+    await Promise.all(Array.from({ length: 6 }, (_, k) => lane(k)));
+    assert.equal(finishedBy.length, 24);
+    // Every lane finished its first item before any lane finished its third. Unfair, the two lanes let
+    // through in the first turn took every later turn too, and the others' items waited for all 20 of theirs.
+    const firstOfEach = Array.from({ length: 6 }, (_, k) => finishedBy.indexOf(k));
+    const counts = new Map<number, number>();
+    const firstThird = finishedBy.findIndex((k) => {
+      counts.set(k, (counts.get(k) ?? 0) + 1);
+      return counts.get(k) === 3;
+    });
+    assert.ok(
+      firstOfEach.every((i) => i >= 0 && i < firstThird),
+      `first items at ${firstOfEach.join(', ')}; a third item at ${firstThird}`,
+    );
+  });
+
   it('pass() goes on in the same turn within the budget, and waits for a later turn past it', async () => {
     let clock = 0;
     const budget = new TurnBudget(3, () => clock);
