@@ -113,6 +113,7 @@ function openmrsBirth(i: number, prefix: string, links: Link[]): Resource[] {
 describe('OpenMRS source with relationship types from its REST API (sources[].openmrs)', () => {
   let h: Harness;
   const restFailsFor = new Set<string>();
+  const restMissingFor = new Set<string>();
   const restAsked = new Map<string, number>();
   /** The query of the bridge's last listing per person, as sent. */
   const restQueries = new Map<string, string>();
@@ -127,6 +128,9 @@ describe('OpenMRS source with relationship types from its REST API (sources[].op
           restQueries.set(person, query.toString());
           if (restFailsFor.has(query.get('person') ?? ''))
             throw new HttpFailure(500, outcomeOf('exception', 'database unavailable'));
+          // As a FHIR server answers a path it does not serve (a restUrl naming the FHIR2 base): a FHIR 404.
+          if (restMissingFor.has(query.get('person') ?? ''))
+            throw new HttpFailure(404, outcomeOf('not-found', 'Unknown resource type relationship'));
         },
       },
     });
@@ -200,6 +204,26 @@ describe('OpenMRS source with relationship types from its REST API (sources[].op
       h.rows().some((r) => r.subjectKey === 'Patient/rest-birth-23-child' && r.state === 'delivered'),
     );
     assert.equal((await declarationOf('rest-birth-23-child'))['mother.name'], undefined);
+  });
+  it('fails the pass when the REST listing answers 404 with a FHIR body, setting no birth aside', async () => {
+    restMissingFor.add('rest-birth-24-child');
+    const links: Link[] = [{ id: 'rest-24-mother', gender: 'female', given: 'Zawadi' }];
+    for (const r of openmrsBirth(24, 'rest', links)) await h.fhir.upsert(r);
+    const sync = await h.bridge.syncOnce();
+    assert.equal(sync.ok, false);
+    // A configuration's fault, not the birth's: nothing dead for it (taken for one record's, the birth and
+    // the child's death evaluation were both set aside as dead), to be read again once the listing answers.
+    const rows = h.rows().filter((r) => r.subjectKey === 'Patient/rest-birth-24-child');
+    assert.deepEqual(
+      rows.filter((r) => r.state === 'dead').map((r) => [r.eventType, r.lastError?.message]),
+      [],
+    );
+    restMissingFor.clear();
+    assert.ok((await h.bridge.syncOnce()).ok);
+    assert.equal(
+      ((await declarationOf('rest-birth-24-child'))['mother.name'] as { firstname?: string })?.firstname,
+      'Zawadi',
+    );
   });
 });
 

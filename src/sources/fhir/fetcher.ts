@@ -74,10 +74,10 @@ function restFailure(err: unknown, notListing: FhirSourceError, sourceId: string
     `OpenMRS REST relationship listing failed: HTTP ${err.status}: ${hint}`,
     err.status,
     err.retryable,
-    {
-      foreign: err.foreign,
-      retryAfterMs: err.retryAfterMs,
-    },
+    // Whatever the body: the listing answers an unknown person 200 (an empty `results`), and OpenMRS grants its
+    // privileges to a user, not per record, so none of these concerns one birth. A 404 that carries a FHIR
+    // OperationOutcome (a restUrl naming the FHIR2 base) was taken for one record's and set every birth aside.
+    { foreign: true, retryAfterMs: err.retryAfterMs },
   );
 }
 
