@@ -5,7 +5,7 @@
 // - the listing `relationship?person=<uuid>` reads the person first (getPersonByUuid: "Get People"); an
 //   unknown one ends the search there, answered 200 with an empty `results` (an EmptySearchResult). So it
 //   shows the REST API is there, takes the credentials, and answers JSON; not that it takes the custom
-//   representation, which an empty result never applies (a REST module refusing it shows at the first birth);
+//   representation, which an empty result never applies (a REST module refusing it sets each birth aside);
 // - `relationship/<uuid>` reads a relationship by uuid (getRelationshipByUuid: "Get Relationships"); an
 //   unknown one is a 404 ("Object with given uuid doesn't exist"), a user without the privilege a 403.
 import { randomUUID } from 'node:crypto';
