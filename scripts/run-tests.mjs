@@ -42,7 +42,10 @@ function scratchDir() {
     if (fs.type !== TMPFS || fs.bavail * fs.bsize < 2 ** 30) return undefined;
     for (const name of readdirSync(shm)) {
       const pid = Number(name.slice(SCRATCH_PREFIX.length));
-      if (name.startsWith(SCRATCH_PREFIX) && Number.isInteger(pid) && pid > 0 && !alive(pid)) {
+      // Another run's, left by a run killed before its end: its pid gone and a day old, since /dev/shm may be
+      // shared with runs in other PID namespaces (containers), whose live pids are not seen from here.
+      const left = name.startsWith(SCRATCH_PREFIX) && Number.isInteger(pid) && pid > 0 && !alive(pid);
+      if (left && Date.now() - statSync(join(shm, name)).mtimeMs > 86_400_000) {
         rmSync(join(shm, name), { recursive: true, force: true });
       }
     }
