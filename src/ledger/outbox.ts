@@ -422,8 +422,9 @@ export function createOutbox(db: Db): Outbox {
         // Newer: a version the claimed copy does not carry, or a withdrawal by the source meanwhile.
         const newer = (newerVersion && !counted) || row.withdrawn_reason !== null || settlement.olderCopy ? 1 : 0;
         const setIds = row.event_id !== settlement.eventId || row.tracking_id !== settlement.trackingId;
-        // The claimed copy is the row's payload when the hash did not move and the worker passed that copy.
-        claimedIsPayload = !newerVersion && input.claimedPayload !== undefined;
+        // The claimed copy is the row's payload when the hash did not move, the worker passed that copy, and
+        // the row still holds one (a reading back on a rejected copy clears it: record.ts setAsideForRejected).
+        claimedIsPayload = !newerVersion && input.claimedPayload !== undefined && row.has_payload === 1;
         settled = delivered(setIds, !claimedIsPayload).get({
           id: row.id,
           state: settlement.outcome,
