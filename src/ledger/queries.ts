@@ -99,7 +99,8 @@ function findClause(text: string, params: Record<string, string | number>): stri
   if (prefixed?.[1] && prefixed[2]) {
     params.findSource = prefixed[1];
     params.find = prefixed[2];
-    return '(source_id = @findSource AND (subject_key = @find OR source_ref = @find))';
+    // The source kept out of the index choice (`+`): by it, the planner read every row of the source.
+    return `((id IN (${SUBJECT_ROWS_SQL}) OR source_ref = @find) AND +source_id = @findSource)`;
   }
   if (params.find.includes('/')) return `(id IN (${SUBJECT_ROWS_SQL}) OR source_ref = @find OR tracking_id = @find)`;
   params.findTracking = params.find.toUpperCase();
