@@ -2098,6 +2098,29 @@ describe('ledger: what opening says of its schema', () => {
     }
   });
 
+  it('creates a new ledger in one commit, so a migration that fails leaves no part of the schema', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-new-'));
+    try {
+      const db = new Database(join(dir, 'bridge.db'));
+      const broken = { version: 999, name: 'broken', sql: 'CREATE TABLE nowhere (a); SELECT no_such_function();' };
+      assert.throws(() => migrate(db, [...MIGRATIONS, broken], silentLogger, Date.now()), /no_such_function/);
+      const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'schema_migrations'");
+      assert.deepEqual(tables.all(), []);
+      assert.deepEqual(db.prepare('SELECT version FROM schema_migrations').all(), []);
+      // An existing ledger keeps each migration it took before the one that failed, as an upgrade did.
+      migrate(db, MIGRATIONS.slice(0, 2), silentLogger, Date.now());
+      assert.throws(() => migrate(db, [...MIGRATIONS, broken], silentLogger, Date.now()), /no_such_function/);
+      const versions = db.prepare('SELECT version FROM schema_migrations ORDER BY version').pluck().all();
+      assert.deepEqual(
+        versions,
+        MIGRATIONS.map((m) => m.version).sort((a, b) => a - b),
+      );
+      db.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('says an upgrade in one line, naming the migrations it applied (what CHANGELOG.md explains)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ledger-upgrade-'));
     try {
