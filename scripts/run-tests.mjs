@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildSrc, removeBuild } from './test-build.mjs';
+import { alive, buildSrc, removeBuild } from './test-build.mjs';
 
 function collect(path, out) {
   if (statSync(path).isDirectory()) {
@@ -55,15 +55,6 @@ function scratchDir() {
     return dir;
   } catch {
     return undefined;
-  }
-}
-
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return err.code === 'EPERM';
   }
 }
 

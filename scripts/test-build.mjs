@@ -80,7 +80,8 @@ function removeLeftovers(root) {
   }
 }
 
-function alive(pid) {
+/** Whether a process of that pid runs (one of another user's too: EPERM). */
+export function alive(pid) {
   try {
     process.kill(pid, 0);
     return true;

@@ -10,6 +10,23 @@ import { describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { finished, runCli, spawnCli } from './helpers/bridge-cli.js';
 
+/**
+ * `sandbox` on free ports with `args` (and `env`), once it said it is up (or ended, or 40 s passed): the
+ * process, its end (code and output), and its standard output so far.
+ */
+async function startedSandbox(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const child = spawnCli(['sandbox', '--opencrvs-port', '0', '--fhir-port', '0', '--dhis2-port', '0', ...args], env);
+  const run = finished(child, 60_000);
+  let out = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  for (let waited = 0; !out.includes('Press Ctrl+C') && child.exitCode === null && waited < 40_000; waited += 50) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { child, run, output: () => out };
+}
+
 describe('opencrvs-bridge demo', () => {
   it('delivers every expected event, says so in one line, and removes its ledger at --exit', async () => {
     // LOG_LEVEL in capitals, as environment variables often are: it once stopped the demo's own config.
@@ -257,27 +274,7 @@ describe('opencrvs-bridge sandbox', () => {
     const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/notify`;
     const run = async (value: string, waitMs: number) => {
       heartbeats = 0;
-      const child = spawnCli([
-        'sandbox',
-        '--opencrvs-port',
-        '0',
-        '--fhir-port',
-        '0',
-        '--dhis2-port',
-        '0',
-        '--notify',
-        url,
-        '--notify-heartbeat',
-        value,
-      ]);
-      const done = finished(child, 60_000);
-      let out = '';
-      child.stdout?.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-      });
-      for (let waited = 0; !out.includes('Press Ctrl+C') && child.exitCode === null && waited < 40_000; waited += 50) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      const { child, run: done } = await startedSandbox(['--notify', url, '--notify-heartbeat', value]);
       await new Promise((resolve) => setTimeout(resolve, waitMs));
       child.kill('SIGTERM');
       const result = await done;
@@ -298,15 +295,7 @@ describe('opencrvs-bridge sandbox', () => {
     assert.equal(bogus.code, 2, bogus.stderr);
     assert.match(bogus.stderr, /configuration error: LOG_LEVEL: verbose is not a log level/);
     // Empty: it starts, at info (pino refused the empty level with a stack trace).
-    const child = spawnCli(args, { LOG_LEVEL: '' });
-    const run = finished(child, 60_000);
-    let out = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-    });
-    for (let waited = 0; !out.includes('Press Ctrl+C') && child.exitCode === null && waited < 40_000; waited += 50) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const { child, run } = await startedSandbox([], { LOG_LEVEL: '' });
     child.kill('SIGTERM');
     const { code, stdout, stderr } = await run;
     assert.equal(code, 0, stderr);
@@ -315,24 +304,8 @@ describe('opencrvs-bridge sandbox', () => {
   });
 
   it('--fhir-as-openmrs prints the REST URL beside the FHIR one, and the openmrs line a config takes, which answers', async () => {
-    const child = spawnCli([
-      'sandbox',
-      '--opencrvs-port',
-      '0',
-      '--fhir-port',
-      '0',
-      '--dhis2-port',
-      '0',
-      '--fhir-as-openmrs',
-    ]);
-    const run = finished(child, 60_000);
-    let out = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-    });
-    for (let waited = 0; !out.includes('Press Ctrl+C') && child.exitCode === null && waited < 40_000; waited += 50) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const { child, run, output } = await startedSandbox(['--fhir-as-openmrs']);
+    const out = output();
     try {
       const fhir = out.match(/FHIR R4 sandbox on (http:\/\/\S+\/fhir) \(answering as OpenMRS FHIR2\)/)?.[1];
       assert.ok(fhir, out);
@@ -351,17 +324,8 @@ describe('opencrvs-bridge sandbox', () => {
   });
 
   it('writes each log line with one component', async () => {
-    const child = spawnCli(['sandbox', '--opencrvs-port', '0', '--fhir-port', '0', '--dhis2-port', '0'], {
-      LOG_LEVEL: 'debug',
-    });
-    const run = finished(child, 60_000);
-    let out = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-    });
-    for (let waited = 0; !out.includes('Press Ctrl+C') && waited < 40_000; waited += 50) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const { child, run, output } = await startedSandbox([], { LOG_LEVEL: 'debug' });
+    const out = output();
     // A request to each, so their request logs are in it too.
     for (const url of out.match(/http:\/\/127\.0\.0\.1:\d+\/(?:fhir|api)\b/g) ?? []) {
       await fetch(`${url}/${url.endsWith('/fhir') ? 'Patient' : 'system/info'}`).catch(() => undefined);
