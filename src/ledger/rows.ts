@@ -1,5 +1,7 @@
 // From SQLite rows to the ledger's types. The columns are ours, but the payload is JSON text: it is
 // checked on the way out rather than trusted.
+
+import { isObject } from '../util/is-object.js';
 import {
   type AttemptOutcome,
   type AttemptRow,
@@ -83,10 +85,6 @@ function isOutcome(value: string): value is AttemptOutcome {
   return OUTCOMES.includes(value);
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /** Parses a stored payload; a damaged one reads as null (the worker then dead-letters the row). */
 export function parsePayload(text: string | null): LedgerPayload | null {
   if (text === null) return null;
@@ -101,13 +99,13 @@ export function parsePayload(text: string | null): LedgerPayload | null {
 
 /** A payload as the ledger returns it: its known fields, checked; null when it is none. */
 export function payloadFrom(value: unknown): LedgerPayload | null {
-  if (!isRecord(value) || !isRecord(value.declaration) || typeof value.office !== 'string') return null;
+  if (!isObject(value) || !isObject(value.declaration) || typeof value.office !== 'string') return null;
   const payload: LedgerPayload = { declaration: value.declaration, office: value.office };
   if (typeof value.facility === 'string') payload.facility = value.facility;
   if (value.officeFromRecord === true) payload.officeFromRecord = true;
   if (typeof value.facilityUnchecked === 'string') payload.facilityUnchecked = value.facilityUnchecked;
   if (typeof value.officeUnchecked === 'string') payload.officeUnchecked = value.officeUnchecked;
-  if (isRecord(value.annotation)) payload.annotation = value.annotation;
+  if (isObject(value.annotation)) payload.annotation = value.annotation;
   return payload;
 }
 

@@ -1,5 +1,6 @@
 // Reads what a FHIR server's CapabilityStatement says about the resource types the bridge needs. The
 // statement crosses a boundary, so it is walked as unknown data: servers omit or vary most fields.
+import { isObject } from '../../util/is-object.js';
 
 export interface TypeSupport {
   listed: boolean;
@@ -16,12 +17,8 @@ export interface CapabilitySummary {
   commonSearchParams: Set<string>;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function records(value: unknown): Record<string, unknown>[] {
-  return Array.isArray(value) ? value.filter(isRecord) : [];
+  return Array.isArray(value) ? value.filter(isObject) : [];
 }
 
 function stringsAt(items: Record<string, unknown>[], key: string): Set<string> {
@@ -31,7 +28,7 @@ function stringsAt(items: Record<string, unknown>[], key: string): Set<string> {
 }
 
 export function summarizeCapabilities(statement: unknown): CapabilitySummary | undefined {
-  if (!isRecord(statement) || statement.resourceType !== 'CapabilityStatement') return undefined;
+  if (!isObject(statement) || statement.resourceType !== 'CapabilityStatement') return undefined;
   const types = new Map<string, TypeSupport>();
   const commonSearchParams = new Set<string>();
   for (const rest of records(statement.rest)) {
@@ -49,7 +46,7 @@ export function summarizeCapabilities(statement: unknown): CapabilitySummary | u
       });
     }
   }
-  const software = isRecord(statement.software) ? statement.software.name : undefined;
+  const software = isObject(statement.software) ? statement.software.name : undefined;
   return {
     fhirVersion: typeof statement.fhirVersion === 'string' ? statement.fhirVersion : undefined,
     software: typeof software === 'string' ? software : undefined,

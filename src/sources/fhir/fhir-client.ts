@@ -4,6 +4,7 @@ import type { SourceSettings } from '../../config/types.js';
 import type { Logger } from '../../observability/logger.js';
 import type { SecretScrubber } from '../../observability/secret-scrubber.js';
 import { callSignal, pause } from '../../util/call-signal.js';
+import { isObject } from '../../util/is-object.js';
 import { isRedirect, NO_REDIRECT, redirectOrigin } from '../../util/redirect.js';
 import { cappedAgent, tooLargeIn } from '../shared/capped-dispatcher.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
@@ -75,8 +76,8 @@ const SEARCH_HEADERS = { 'cache-control': 'no-cache' };
 const MAX_SEARCH_PAGES = 20;
 /** A header fhir-kit-client keeps of a failed answer (on its config), if any. */
 function answerHeader(err: unknown, name: string): string | undefined {
-  const headers = isRecord(err) && isRecord(err.config) ? err.config.headers : undefined;
-  const get = isRecord(headers) ? headers.get : undefined;
+  const headers = isObject(err) && isObject(err.config) ? err.config.headers : undefined;
+  const get = isObject(headers) ? headers.get : undefined;
   const value: unknown = typeof get === 'function' ? get.call(headers, name) : undefined;
   return typeof value === 'string' ? value : undefined;
 }
@@ -89,12 +90,8 @@ const HISTORY_ENTRIES = 5;
  */
 const MAX_ANSWER_BYTES = 64 * 1_048_576;
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null;
-}
-
 function isResource(value: unknown): value is Resource {
-  return isRecord(value) && typeof value.resourceType === 'string';
+  return isObject(value) && typeof value.resourceType === 'string';
 }
 
 function isBundle(value: unknown): value is Bundle {
@@ -126,7 +123,7 @@ function operationOn(operation: string, type: string): string {
 
 /** The body of a failed answer as fhir-kit-client parsed it (JSON), or its text. */
 function bodyOf(err: unknown): unknown {
-  return isRecord(err) && isRecord(err.response) ? err.response.data : undefined;
+  return isObject(err) && isObject(err.response) ? err.response.data : undefined;
 }
 
 /**
@@ -137,11 +134,11 @@ function bodyOf(err: unknown): unknown {
  * knows how to handle: […]", coded `processing`). Only the codes and that phrase are read, never kept.
  */
 function saysNotServed(status: number | undefined, body: unknown): boolean {
-  if ((status !== 400 && status !== 404) || !isRecord(body) || body.resourceType !== 'OperationOutcome') return false;
-  const issues = Array.isArray(body.issue) ? body.issue.filter(isRecord) : [];
+  if ((status !== 400 && status !== 404) || !isObject(body) || body.resourceType !== 'OperationOutcome') return false;
+  const issues = Array.isArray(body.issue) ? body.issue.filter(isObject) : [];
   return issues.some((issue) => {
     if (issue.code === 'not-supported') return true;
-    const details = isRecord(issue.details) ? issue.details.text : undefined;
+    const details = isObject(issue.details) ? issue.details.text : undefined;
     const text = [issue.diagnostics, details].filter((t) => typeof t === 'string').join(' ');
     return status === 404 && /\bUnknown resource type\b/i.test(text);
   });
@@ -165,7 +162,7 @@ function htmlPage(err: unknown): boolean {
 }
 
 function statusOf(err: unknown): number | undefined {
-  if (isRecord(err) && isRecord(err.response) && typeof err.response.status === 'number') return err.response.status;
+  if (isObject(err) && isObject(err.response) && typeof err.response.status === 'number') return err.response.status;
   return undefined;
 }
 

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { sameSecret } from '../../config/inbound-secret.js';
 import { FHIR_R4_RESOURCE_TYPES } from '../../http/fhir-resource-types.js';
+import { isObject } from '../../util/is-object.js';
 
 /**
  * Subscription notifications, whatever wire style the server uses (docs/deployment.md, "Subscriptions on
@@ -132,12 +133,8 @@ function badType(where: string): NotificationError {
   return new NotificationError(400, 'invalid', `${where}: not a FHIR R4 resource type`);
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function partsNamed(parameters: unknown[], name: string): Record<string, unknown>[] {
-  return parameters.filter((p): p is Record<string, unknown> => isRecord(p) && p.name === name);
+  return parameters.filter((p): p is Record<string, unknown> => isObject(p) && p.name === name);
 }
 
 function numberOf(value: unknown): number | undefined {
@@ -153,9 +150,9 @@ function paramValue(param: Record<string, unknown> | undefined): unknown {
 
 /** Backport IG notification Bundle (R4 `Parameters` status, or R4B `SubscriptionStatus`). */
 function parseBackport(bundle: Record<string, unknown>): ParsedNotification {
-  const entries = Array.isArray(bundle.entry) ? bundle.entry.filter(isRecord) : [];
+  const entries = Array.isArray(bundle.entry) ? bundle.entry.filter(isObject) : [];
   const status = entries[0]?.resource;
-  if (!isRecord(status))
+  if (!isObject(status))
     throw new NotificationError(400, 'invalid', 'history Bundle without a subscription status entry');
   let type: unknown;
   let eventsSinceStart: number | undefined;
@@ -173,19 +170,19 @@ function parseBackport(bundle: Record<string, unknown>): ParsedNotification {
       if (number !== undefined) eventNumbers.push(number);
       const focus = paramValue(partsNamed(parts, 'focus')[0]);
       const ref =
-        isRecord(focus) && typeof focus.reference === 'string' ? resourceRef(focus.reference, 'focus') : undefined;
+        isObject(focus) && typeof focus.reference === 'string' ? resourceRef(focus.reference, 'focus') : undefined;
       if (ref) refs.add(ref);
     }
   } else if (status.resourceType === 'SubscriptionStatus') {
     type = status.type;
     subscriptionRef = status.subscription;
     eventsSinceStart = numberOf(status.eventsSinceSubscriptionStart);
-    for (const event of Array.isArray(status.notificationEvent) ? status.notificationEvent.filter(isRecord) : []) {
+    for (const event of Array.isArray(status.notificationEvent) ? status.notificationEvent.filter(isObject) : []) {
       const number = numberOf(event.eventNumber);
       if (number !== undefined) eventNumbers.push(number);
       const focus = event.focus;
       const ref =
-        isRecord(focus) && typeof focus.reference === 'string' ? resourceRef(focus.reference, 'focus') : undefined;
+        isObject(focus) && typeof focus.reference === 'string' ? resourceRef(focus.reference, 'focus') : undefined;
       if (ref) refs.add(ref);
     }
   } else {
@@ -195,7 +192,7 @@ function parseBackport(bundle: Record<string, unknown>): ParsedNotification {
   // numberings to one receiver, so gaps are tracked per subscription.
   // Only a Subscription reference: the sender chooses the text, which is logged and kept as a key.
   const named =
-    isRecord(subscriptionRef) && typeof subscriptionRef.reference === 'string'
+    isObject(subscriptionRef) && typeof subscriptionRef.reference === 'string'
       ? relativeRef(subscriptionRef.reference)
       : undefined;
   const subscription = named?.startsWith('Subscription/') ? named : undefined;
@@ -208,11 +205,11 @@ function parseBackport(bundle: Record<string, unknown>): ParsedNotification {
   // id-only and full-resource payloads also list the resources as entries after the status.
   for (const entry of entries.slice(1)) {
     const url =
-      typeof entry.fullUrl === 'string' ? entry.fullUrl : isRecord(entry.request) ? entry.request.url : undefined;
+      typeof entry.fullUrl === 'string' ? entry.fullUrl : isObject(entry.request) ? entry.request.url : undefined;
     const resource = entry.resource;
     // The same Type/id check as every other wire style: anything else would be read from the EMR as is.
     const ref =
-      isRecord(resource) && typeof resource.resourceType === 'string' && typeof resource.id === 'string'
+      isObject(resource) && typeof resource.resourceType === 'string' && typeof resource.id === 'string'
         ? resourceRef(`${resource.resourceType}/${resource.id}`, 'entry resource')
         : typeof url === 'string'
           ? resourceRef(url, 'entry')
@@ -278,7 +275,7 @@ export function parseNotification(input: IncomingNotification): ParsedNotificati
   } catch {
     throw new NotificationError(400, 'invalid', 'body is not valid JSON');
   }
-  if (!isRecord(body)) throw new NotificationError(400, 'invalid', 'body must be a JSON object');
+  if (!isObject(body)) throw new NotificationError(400, 'invalid', 'body must be a JSON object');
   if (Object.keys(body).length === 0) {
     // Medplum names what it deleted in a header; an older server says only that something was.
     // One that names no resource says only that something was, too; one that names it by a bad id is refused.

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { Resource } from '@medplum/fhirtypes';
 import type { WriteBackSettings } from '../../config/types.js';
+import { isObject } from '../../util/is-object.js';
 import { type CallOptions, type FhirSourceClient, FhirSourceError } from '../fhir/fhir-client.js';
 import {
   splitRef,
@@ -24,13 +25,9 @@ interface IdentifierLike {
   value?: unknown;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function holds(identifiers: unknown, system: string, value: string): boolean {
-  const list: unknown[] = Array.isArray(identifiers) ? identifiers : isRecord(identifiers) ? [identifiers] : [];
-  return list.some((i: IdentifierLike | unknown) => isRecord(i) && i.system === system && i.value === value);
+  const list: unknown[] = Array.isArray(identifiers) ? identifiers : isObject(identifiers) ? [identifiers] : [];
+  return list.some((i: IdentifierLike | unknown) => isObject(i) && i.system === system && i.value === value);
 }
 
 /** Other tracking ids quoted in a job's note at most (each cut to OTHER_ID_LENGTH): the note stays short. */
@@ -44,7 +41,7 @@ const OTHER_ID_LENGTH = 40;
 function othersOfSystem(identifiers: unknown[], system: string, job: WriteBackJob): string[] {
   const own = new Set([job.trackingId, ...(job.earlierTrackingIds ?? [])]);
   const values = identifiers.flatMap((i) =>
-    isRecord(i) && i.system === system && typeof i.value === 'string' && !own.has(i.value) ? [i.value] : [],
+    isObject(i) && i.system === system && typeof i.value === 'string' && !own.has(i.value) ? [i.value] : [],
   );
   return [...new Set(values)];
 }
