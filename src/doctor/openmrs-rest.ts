@@ -11,12 +11,15 @@
 import { randomUUID } from 'node:crypto';
 import type { SourceSettings } from '../config/types.js';
 import type { FhirSourceClient } from '../sources/fhir/fhir-client.js';
-import { LISTING_REPRESENTATION, listingUrl, parseListing } from '../sources/fhir/openmrs-relationships.js';
+import {
+  LISTING_OPERATION,
+  LISTING_REPRESENTATION,
+  listingUrl,
+  parseListing,
+} from '../sources/fhir/openmrs-relationships.js';
 import { SourceCallError } from '../sources/shared/source-error.js';
 import { normalisedUrl } from '../util/url.js';
 import { type CheckResult, fail, ok, warn } from './types.js';
-
-const OPERATION = 'OpenMRS REST relationship listing';
 
 function statusOf(err: unknown): number | undefined {
   return err instanceof SourceCallError ? err.status : undefined;
@@ -34,7 +37,7 @@ export async function checkOpenmrsRest(client: FhirSourceClient, settings: Sourc
   const person = randomUUID();
   let body: unknown;
   try {
-    body = await client.getJson(listingUrl(restUrl, person), OPERATION);
+    body = await client.getJson(listingUrl(restUrl, person), LISTING_OPERATION);
   } catch (err) {
     const status = statusOf(err);
     if (status === 401)

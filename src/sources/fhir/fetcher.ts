@@ -10,7 +10,13 @@ import {
 import { setBounded } from '../../util/bounded-map.js';
 import { type FhirSourceClient, FhirSourceError } from './fhir-client.js';
 import { isResourceType } from './notification.js';
-import { listingUrl, parseListing, type RestListing, typedRelations } from './openmrs-relationships.js';
+import {
+  LISTING_OPERATION,
+  listingUrl,
+  parseListing,
+  type RestListing,
+  typedRelations,
+} from './openmrs-relationships.js';
 import {
   LISTING_MAX_RELATIONS,
   listingStart,
@@ -71,7 +77,7 @@ function restFailure(err: unknown, notListing: FhirSourceError, sourceId: string
   const hint = hints[err.status];
   if (!hint) return err;
   return new FhirSourceError(
-    `OpenMRS REST relationship listing failed: HTTP ${err.status}: ${hint}`,
+    `${LISTING_OPERATION} failed: HTTP ${err.status}: ${hint}`,
     err.status,
     err.retryable,
     // Whatever the body: the listing answers an unknown person 200 (an empty `results`), and OpenMRS grants its
@@ -404,8 +410,9 @@ export class CachingFetcher implements ResourceFetcher {
       found = this.settled(this.searchServed(type, params));
       this.rememberSearch(type, key, found);
     }
-    const childId = this.client.settings.openmrs ? relationsSearchSubject(type, params) : undefined;
-    return childId === undefined ? found : this.typedSearch(childId, found);
+    const { openmrs } = this.client.settings;
+    const childId = openmrs ? relationsSearchSubject(type, params) : undefined;
+    return openmrs && childId !== undefined ? this.typedSearch(openmrs.restUrl, childId, found) : found;
   }
 
   /**
@@ -415,30 +422,27 @@ export class CachingFetcher implements ResourceFetcher {
    * search, as any context read that fails: the birth waits rather than fall back to the untyped rule, which
    * the site chose this option to be rid of (a clinician linked to the child taken for the mother).
    */
-  private async typedSearch(childId: string, found: Promise<Resource[]>): Promise<Resource[]> {
+  private async typedSearch(restUrl: string, childId: string, found: Promise<Resource[]>): Promise<Resource[]> {
     const related = await found;
     if (related.length === 0) return related;
     let listing = this.restListings.get(childId);
     if (!listing) {
-      listing = this.settled(this.restListing(childId));
+      listing = this.settled(this.restListing(restUrl, childId));
       this.remember(this.restListings, childId, listing);
     }
     return typedRelations(related, childId, await listing);
   }
 
-  private async restListing(childId: string): Promise<RestListing> {
-    const { openmrs } = this.client.settings;
-    if (!openmrs) return { relationships: [], more: false };
-    const operation = 'OpenMRS REST relationship listing';
+  private async restListing(restUrl: string, childId: string): Promise<RestListing> {
     this.reads++;
     const notListing = new FhirSourceError(
-      `${operation}: the answer is no relationship listing (no JSON \`results\`): check sources[].openmrs.restUrl of source ${this.client.settings.id}`,
+      `${LISTING_OPERATION}: the answer is no relationship listing (no JSON \`results\`): check sources[].openmrs.restUrl of source ${this.client.settings.id}`,
       undefined,
       false,
     );
     let body: unknown;
     try {
-      body = await this.client.getJson(listingUrl(openmrs.restUrl, childId), operation, {
+      body = await this.client.getJson(listingUrl(restUrl, childId), LISTING_OPERATION, {
         timeoutHint: 'raise sources[].timeoutMs',
         signal: this.signal,
       });
@@ -450,7 +454,7 @@ export class CachingFetcher implements ResourceFetcher {
     if (listing.more && !restListingsPaged.has(this.client)) {
       restListingsPaged.add(this.client);
       this.client.log.warn(
-        { operation },
+        { operation: LISTING_OPERATION },
         `the OpenMRS REST API listed a child's relationships over more than one page: only the first is read, and a RelatedPerson of the child not on it is left out (its type unknown) rather than taken as a parent (docs/fhir-sources.md, "OpenMRS")`,
       );
     }

@@ -15,6 +15,7 @@
 // Any other type keeps its name as the relationship's text and no parental code: the mapping takes a woman so
 // linked (a clinician in "Doctor/Patient", an aunt) neither as the mother nor as the one untyped woman linked.
 import type { Resource } from '@medplum/fhirtypes';
+import { isObject } from '../../util/is-object.js';
 
 /** OpenMRS core's "Parent/Child" relationship type (A is the parent of B). */
 export const PARENT_CHILD_TYPE = '8d91a210-c2cc-11de-8d13-0010c6dffd0f';
@@ -39,10 +40,6 @@ export interface RestListing {
   more: boolean;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null;
-}
-
 function text(value: unknown): string {
   return typeof value === 'string' ? value : '';
 }
@@ -53,13 +50,13 @@ function text(value: unknown): string {
  * override might), and so is a result without its uuids.
  */
 export function parseListing(body: unknown): RestListing | undefined {
-  if (!isRecord(body) || !Array.isArray(body.results)) return undefined;
+  if (!isObject(body) || !Array.isArray(body.results)) return undefined;
   const relationships: RestRelationship[] = [];
   for (const result of body.results) {
-    if (!isRecord(result) || result.voided === true) continue;
-    const a = isRecord(result.personA) ? result.personA : {};
-    const b = isRecord(result.personB) ? result.personB : {};
-    const type = isRecord(result.relationshipType) ? result.relationshipType : {};
+    if (!isObject(result) || result.voided === true) continue;
+    const a = isObject(result.personA) ? result.personA : {};
+    const b = isObject(result.personB) ? result.personB : {};
+    const type = isObject(result.relationshipType) ? result.relationshipType : {};
     const relationship = {
       uuid: text(result.uuid),
       personA: text(a.uuid),
@@ -71,7 +68,7 @@ export function parseListing(body: unknown): RestListing | undefined {
     if (relationship.uuid && relationship.personA && relationship.personB) relationships.push(relationship);
   }
   const links = Array.isArray(body.links) ? body.links : [];
-  const more = links.some((link) => isRecord(link) && link.rel === 'next');
+  const more = links.some((link) => isObject(link) && link.rel === 'next');
   return { relationships, more };
 }
 
@@ -117,6 +114,9 @@ export function typedRelations(related: readonly Resource[], childId: string, li
  */
 export const LISTING_REPRESENTATION =
   'custom:(uuid,voided,personA:(uuid,gender),relationshipType:(uuid,aIsToB),personB:(uuid))';
+
+/** What errors and logs call the listing (the fetcher's, doctor's). */
+export const LISTING_OPERATION = 'OpenMRS REST relationship listing';
 
 /** `<restUrl>/relationship?person=<uuid>&v=<LISTING_REPRESENTATION>`: the person's relationships, both sides, one page. */
 export function listingUrl(restUrl: string, personUuid: string): string {
