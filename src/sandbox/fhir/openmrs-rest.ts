@@ -15,7 +15,7 @@
 // The extension is the sandbox's own: nothing else reads it, and the FHIR answers stay untyped.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RelatedPerson } from '@medplum/fhirtypes';
-import { HttpFailure, outcomeOf } from './http-util.js';
+import { HttpFailure, outcomeOf, sendJson } from './http-util.js';
 import { project, type Representation, representationOf } from './openmrs-representation.js';
 import type { SandboxRepository } from './repository.js';
 
@@ -65,10 +65,9 @@ export async function answerRest(
   sendRest(res, { results });
 }
 
+/** JSON as OpenMRS's REST API sends it, not as FHIR. */
 function sendRest(res: ServerResponse, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(200, { 'Content-Type': 'application/json;charset=UTF-8', 'Content-Length': Buffer.byteLength(text) });
-  res.end(text);
+  sendJson(res, 200, body, { 'Content-Type': 'application/json;charset=UTF-8' });
 }
 
 function personB(rp: RelatedPerson): string {
