@@ -46,6 +46,7 @@ export {
   type LedgerState,
   type ListFilter,
   MAX_DISMISS_REASON_LENGTH,
+  notReplayable,
   type PendingCheckInput,
   type PendingCheckResult,
   type RecordChange,

@@ -305,6 +305,14 @@ export interface DismissResult {
  */
 export const DISMISSED_PREFIX = 'dismissed by an operator';
 
+/**
+ * Why a row named to `replay` is not replayed: neither dead (mapped again and requeued) nor failed (made due
+ * now). One text whether the command replays in its own process or through serve's admin API.
+ */
+export function notReplayable(state: LedgerState): string {
+  return `is ${state}, not dead or failed: only dead rows replay, and failed rows are made due now`;
+}
+
 /** The attempts that count toward `delivery.maxAttempts`: all but those that never reached OpenCRVS. */
 export function countedAttempts(row: Pick<LedgerRow, 'attempts' | 'unreachedAttempts'>): number {
   return Math.max(0, row.attempts - row.unreachedAttempts);

@@ -4,7 +4,7 @@
 // record itself), and the only way a record the mapping refused, stored without a payload, can go out.
 // The rows keep their transactionIds either way, so a replay never creates a second OpenCRVS event.
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type { Ledger, LedgerRow, ReplayResult } from '../ledger/index.js';
+import { type Ledger, type LedgerRow, notReplayable, type ReplayResult } from '../ledger/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { SubjectRecheck } from './recheck.js';
 
@@ -91,6 +91,9 @@ export async function replayRows(deps: ReplayDeps, ids: number[] | 'dead'): Prom
           ? `the source still does not serve what the record needs: ${row.lastError.message}`
           : `the record still cannot be mapped: ${row.lastError?.message ?? 'no reason kept'}`);
       skipped.push({ id: item.id, reason: why });
+    } else if (named && row && row.state !== 'dead') {
+      // Named but neither dead nor failed (failed rows were made due above): said as serve's admin API says it.
+      skipped.push({ id: item.id, reason: notReplayable(row.state) });
     } else skipped.push(item);
   });
   await inChunks(stored.requeued, (id) => {

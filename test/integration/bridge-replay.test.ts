@@ -212,7 +212,7 @@ describe('replaying a failed row (an outage over)', () => {
       // Delivered, it is neither dead nor failed: a replay leaves it.
       const again = await h.bridge.replay([failed.id]);
       assert.deepEqual(again.requeued, []);
-      assert.match(again.skipped[0]?.reason ?? '', /state is delivered, not dead/);
+      assert.match(again.skipped[0]?.reason ?? '', /^is delivered, not dead or failed: only dead rows replay/);
     } finally {
       await h.close();
     }

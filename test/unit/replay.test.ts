@@ -90,7 +90,12 @@ describe('replay', () => {
     ]);
     assert.deepEqual(result, {
       requeued: [asStored.id, fixed.id].sort((a, b) => a - b),
-      skipped: [{ id: notDead.id, reason: 'state is pending, not dead' }],
+      skipped: [
+        {
+          id: notDead.id,
+          reason: 'is pending, not dead or failed: only dead rows replay, and failed rows are made due now',
+        },
+      ],
     });
     assert.deepEqual([ledger.get(asStored.id)?.requeues, ledger.get(fixed.id)?.requeues], [1, 1]);
   });

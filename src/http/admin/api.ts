@@ -1,6 +1,6 @@
 // The JSON API behind the admin page (`/admin/api/...`), usable by scripts with a Bearer token.
 import express, { type Request, type Response, type Router } from 'express';
-import { checkDismissReason, dismissalNote, LEDGER_STATES } from '../../ledger/index.js';
+import { checkDismissReason, dismissalNote, LEDGER_STATES, notReplayable } from '../../ledger/index.js';
 import type { Logger } from '../../observability/logger.js';
 import { adminError } from './auth.js';
 import { parseListQuery } from './list-query.js';
@@ -126,11 +126,7 @@ export function adminApi(target: AdminTarget, settings: AdminSettingsView, log: 
     if (!row) return adminError(res, 404, `no ledger row ${id}`);
     // A failed row waiting out its backoff is made due now (sources/replay.ts): the retry it waits for, sooner.
     if (row.state !== 'dead' && row.state !== 'failed')
-      return adminError(
-        res,
-        409,
-        `row ${id} is ${row.state}, not dead or failed: only dead rows replay, and failed rows are made due now`,
-      );
+      return adminError(res, 409, `row ${id} ${notReplayable(row.state)}`);
     const result = await target.replay([id]);
     const skipped = result.skipped.find((s) => s.id === id);
     if (skipped) return adminError(res, 409, `row ${id} not replayed: ${skipped.reason}`);
