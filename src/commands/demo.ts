@@ -71,7 +71,7 @@ export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description(
-      'run everything on embedded defaults: an OpenCRVS simulator, a FHIR server seeded with births and deaths, the bridge; print a summary, then keep serving (Ctrl-C stops)',
+      'run everything on embedded defaults: an OpenCRVS simulator, a FHIR server seeded with births and deaths, a DHIS2 tracker simulator, the bridge; print a summary, then keep serving (Ctrl-C stops)',
     )
     .option('--exit', 'exit after the summary: status 0 only if every expected event was delivered')
     .option(

@@ -169,9 +169,13 @@ describe('opencrvs-bridge demo', () => {
     });
   }
 
-  it('says in --help that a port of 0 is any free port, for each of its ports', async () => {
+  it('says in --help what it starts, the DHIS2 simulator too, and that a port of 0 is any free port', async () => {
     const help = await runCli(['demo', '--help'], {}, 30_000);
     assert.equal(help.code, 0, help.stderr);
+    assert.match(
+      help.stdout.replace(/\s+/g, ' '),
+      /a FHIR server seeded with births and deaths, a DHIS2 tracker simulator,/,
+    );
     // Each option's text runs to the next option's line (commander wraps long ones).
     const texts = new Map(
       [...help.stdout.matchAll(/^ {2}(--[a-z0-9-]+)[^\n]*(?:\n {4,}[^\n]*)*/gm)].map((m) => [
