@@ -147,10 +147,15 @@ export function reportUnusableLedger(command: string, path: string, err: unknown
   const sqlite = err instanceof LedgerOpenError ? err.cause : err;
   const code = storageErrorCode(sqlite);
   if (code && isCorruptCode(code)) {
-    const what = code.startsWith('SQLITE_NOTADB') ? 'is no SQLite database (or its header is damaged)' : 'is damaged';
+    const notADatabase = code.startsWith('SQLITE_NOTADB');
+    const what = notADatabase ? 'is no SQLite database (or its header is damaged)' : 'is damaged';
+    // doctor cannot open a file that is no database either: its quick_check helps only with damaged pages.
+    const then = notADatabase
+      ? 'first check that store.path names the ledger and no other file'
+      : "doctor's PRAGMA quick_check names the damaged pages";
     console.error(
       `${command}: the ledger ${basename(path)} (store.path) ${what} (${code}: ${errorLine(sqlite)}): restore the last backup ` +
-        '(docs/deployment.md §8 "Backup and restore"; runbook: "Ledger corrupt"); doctor\'s PRAGMA quick_check names the damaged pages',
+        `(docs/deployment.md §8 "Backup and restore"; runbook: "Ledger corrupt"); ${then}`,
     );
   } else if (err instanceof LedgerOpenError) {
     console.error(`${command}: ${errorLine(err)}`);
