@@ -105,7 +105,7 @@ const openCrvs: SimulatorEntry = {
         `  events URL:     ${sim.eventsUrl}   (create: POST /events, notify: ${notifyPath})`,
         `  client id:      ${sim.clientId}`,
         `  client secret:  ${sim.clientSecret}   (sandbox credentials, not for real use)`,
-        `  control API:    ${sim.baseUrl}/_sandbox/{events,reset,clients,config,locations}`,
+        `  control API:    ${sim.baseUrl}/_sandbox/{events,reset,clients,config,requests,locations}`,
         '  location UUIDs are derived from the Farajaland CSV ids; real deployments differ, use externalId.',
       ],
       close: () => sim.close(),
