@@ -18,7 +18,9 @@ import {
   openLedger,
 } from '../ledger/index.js';
 import { identifierLookup } from '../sources/identifier-lookup.js';
-import { type WriteBackItem, WriteBackStore, writeBackTargetText } from '../sources/writeback/index.js';
+// The store and the text alone: the index brings the write-back targets, and with them the source clients.
+import { writeBackTargetText } from '../sources/writeback/describe.js';
+import { type WriteBackItem, WriteBackStore } from '../sources/writeback/store.js';
 import { registerLedgerSources } from './ledger-sources.js';
 import { configuredSourcesText, LOCAL_ONLY, loadConfigOrReport, usingLedger } from './options.js';
 

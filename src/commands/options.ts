@@ -10,7 +10,8 @@ import {
 } from '../config/index.js';
 import { isCorruptCode, LedgerInUseError, LedgerOpenError, storageErrorCode } from '../ledger/index.js';
 import { LedgerInUse } from '../ledger/process-lease.js';
-import { MappingLoadError } from '../mapping/index.js';
+// The error alone: the mapping index brings the compiler, FHIRPath and Ajv to every command.
+import { MappingLoadError } from '../mapping/yaml-source.js';
 import { errorLine } from '../observability/crash.js';
 import type { Logger } from '../observability/logger.js';
 

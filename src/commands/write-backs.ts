@@ -8,7 +8,9 @@ import type { Command } from 'commander';
 import type { BridgeConfig } from '../config/index.js';
 import { openLedger } from '../ledger/index.js';
 import type { Logger } from '../observability/logger.js';
-import { type WriteBackItem, WriteBackStore, writesBack } from '../sources/writeback/index.js';
+// Not the index: it brings the write-back targets, and with them the source clients.
+import { type WriteBackItem, WriteBackStore } from '../sources/writeback/store.js';
+import { writesBack } from '../sources/writeback/writes-back.js';
 import {
   buildOrReport,
   configuredSourcesText,

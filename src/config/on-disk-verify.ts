@@ -3,12 +3,13 @@
 // worker thread (config/on-disk-worker.ts) so that acknowledgements and deliveries do not wait on it. The
 // answer is plain data, for postMessage.
 import { resolve } from 'node:path';
-import { loadMappings, mappingFile, sourceMappingOptions } from '../mapping/load.js';
+import { loadMappings, sourceMappingOptions } from '../mapping/load.js';
 import { MappingLoadError } from '../mapping/yaml-source.js';
 import { checkSourceMappings } from '../sources/overlap.js';
 import { ConfigError } from './errors.js';
 import { type Env, loadConfig } from './load.js';
 import { mappingFilesNamed } from './on-disk.js';
+import { mappingFile } from './paths.js';
 import type { BridgeConfig } from './types.js';
 
 /** The files a configuration makes serve read: itself and the mapping files its sources name. */

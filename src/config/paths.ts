@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 
@@ -25,6 +25,17 @@ export function isMappingPath(entry: string): boolean {
 /** The file of a shipped mapping named by a `sources[].mappings` entry (`birth.fhir` → `<dir>/birth.fhir.yaml`). */
 export function shippedMappingFile(name: string, dir: string = packagePaths.mappings): string {
   return join(dir, name.endsWith('.yaml') ? name : `${name}.yaml`);
+}
+
+/**
+ * The file a mapping entry names: one with a folder in it is a path (a site's own mapping, see the
+ * config), anything else a file of `dir` (`birth.fhir` → `<dir>/birth.fhir.yaml`). Here, not beside the
+ * compiler (mapping/load.ts): commands that only read the files (`ledger --find`'s lookup hint) need the
+ * path without loading the compiler, FHIRPath and Ajv.
+ */
+export function mappingFile(entry: string, dir: string = packagePaths.mappings): string {
+  if (isMappingPath(entry)) return resolve(entry);
+  return shippedMappingFile(entry, dir);
 }
 
 /** The shipped mappings a source of each kind uses when it names none (`sources[].mappings`). */

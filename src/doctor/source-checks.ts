@@ -10,10 +10,10 @@ import type { CompiledMapping } from '../mapping/compile.js';
 import { silentLogger } from '../observability/logger.js';
 import type { SecretScrubber } from '../observability/secret-scrubber.js';
 import { Dhis2Client, Dhis2SourceError, isDhis2Uid } from '../sources/dhis2/client.js';
+import { entryUid } from '../sources/dhis2/entry-uid.js';
 import {
   type CodedMapping,
   codedUids,
-  entryUid,
   namedUids,
   type TestedCodes,
   unreachableMappings,

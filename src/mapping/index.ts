@@ -1,11 +1,11 @@
 // The mapping layer's public API: load mappings, assemble context through a fetcher, map a subject.
+export { mappingFile } from '../config/paths.js';
 export { ContextReadError } from './context.js';
 export { dhis2InputFetcher, relatedTrackedEntities, trackedEntityResource } from './dhis2-input.js';
 export { bundleFetcher, normalizeReference, parseReference, referencesOf, referenceUnderBase } from './fetcher.js';
 export {
   type LoadMappingsOptions,
   loadMappings,
-  mappingFile,
   mappingOptionsFromConfig,
   sourceMappingOptions,
 } from './load.js';

@@ -1,7 +1,7 @@
 // Loads mapping files (by name from mappings/, or by path) into a MappingSet for one country and version.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DEFAULT_MAPPINGS, isMappingPath, packagePaths, shippedMappingFile } from '../config/paths.js';
+import { DEFAULT_MAPPINGS, mappingFile, packagePaths } from '../config/paths.js';
 import type { BridgeConfig, RoutingSettings, SourceSettings, WriteBackSettings } from '../config/types.js';
 import { type CompiledMapping, compileMapping } from './compile.js';
 import { ownWritesOf } from './fingerprint.js';
@@ -48,13 +48,6 @@ function readText(file: string): string {
       code === 'ENOENT' ? 'file not found' : `cannot read the file (${code ?? 'error'})`,
     );
   }
-}
-
-/** The file a mapping entry names: one with a folder in it is a path (a site's own mapping, see the
- * config), anything else a file of `dir` (`birth.fhir` → `<dir>/birth.fhir.yaml`). */
-export function mappingFile(entry: string, dir: string = packagePaths.mappings): string {
-  if (isMappingPath(entry)) return resolve(entry);
-  return shippedMappingFile(entry, dir);
 }
 
 /** Compiles the mappings and runs the static checks; throws MappingLoadError (file + key path + line). */

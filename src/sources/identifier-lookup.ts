@@ -3,10 +3,10 @@
 // can. Said by `ledger --find` and by the admin page's Find help, alike.
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
+import { mappingFile } from '../config/paths.js';
 import type { SourceSettings } from '../config/types.js';
-import { mappingFile } from '../mapping/load.js';
 import { normalisedUrl } from '../util/url.js';
-import { entryUid } from './dhis2/mapping-codes.js';
+import { entryUid } from './dhis2/entry-uid.js';
 import { dhis2SettingsOf } from './dhis2/settings.js';
 
 export interface IdentifierLookup {

@@ -374,6 +374,23 @@ describe('ledger and replay commands', () => {
     assert.match(nid.out, /program=SbxDthProg1&filter=<attribute uid>:eq:1234-5\)/);
   });
 
+  it('answers beside a mapping that does not load, which it never compiles; a mapping file not there stops it by key', async () => {
+    // An operator looking into a broken deployment (serve refusing a mapping edited in place) needs the ledger.
+    writeFileSync(join(dirname(config), 'birth.site.yaml'), 'id: birth.site\nfields: [[[\n');
+    const base = readFileSync(config, 'utf8');
+    const source = '  - id: emr\n    kind: fhir\n    baseUrl: https://emr.example.org/fhir\n    auth: { type: none }\n';
+    writeFileSync(config, `${base}sources:\n${source}    mappings: [./birth.site.yaml]\n`);
+    const found = await run(['ledger', '--config', config, '--find', 'Patient/1']);
+    assert.equal(found.code, 0, found.err);
+    assert.match(found.out, /emr:Encounter\/1/);
+    assert.doesNotMatch(found.err, /configuration error|birth\.site/);
+    // The configuration itself is still validated: a key naming no file is a configuration error (exit 2).
+    writeFileSync(config, `${base}sources:\n${source}    mappings: [./birth.gone.yaml]\n`);
+    const missing = await run(['ledger', '--config', config, '--find', 'Patient/1']);
+    assert.equal(missing.code, 2);
+    assert.match(missing.err, /configuration error: .*: sources\[0\]\.mappings\[0\]: no mapping file at /);
+  });
+
   it("shows a looked-up event's write-back: its state, attempts and last error", async () => {
     const ledger = openLedger(db);
     const { row } = ledger.recordEvent(eventInput('4'));

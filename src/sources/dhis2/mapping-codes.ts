@@ -7,10 +7,11 @@
 // triggers on nothing: nothing is notified and no error is ever raised. Checked where the mappings are
 // loaded (sources/overlap.ts) and, for the stages, against the live metadata by `doctor`, which also checks
 // the attributes and data elements a mapping reads of the subject (namedUids) against the programme's.
+
+import { mappingFile } from '../../config/paths.js';
 import type { SourceSettings } from '../../config/types.js';
 import { type CodedTestsInput, codedTests, triggerSets } from '../../mapping/coded-tests.js';
 import { buildCodeSet, itemIsCoded } from '../../mapping/fhirpath/functions.js';
-import { mappingFile } from '../../mapping/load.js';
 import { dhis2SettingsOf } from './settings.js';
 
 /** What these checks need of a loaded mapping. */
@@ -87,11 +88,6 @@ export function namedUids(mapping: CodedMapping, kind: NamedKind): NamedSet[] {
   const paths = NAMED_PATHS[kind];
   const sets = codedTests(mapping).flatMap((test) => (test.path && paths.has(test.path.join('.')) ? [test.set] : []));
   return [...new Set(sets)].map((set) => ({ set, entries: (mapping.codes?.[set] ?? []).map(String) }));
-}
-
-/** The uid an entry names as `coded()` reads it: `system|uid` names `uid` (mapping/fhirpath buildCodeSet). */
-export function entryUid(entry: string): string {
-  return entry.slice(entry.lastIndexOf('|') + 1);
 }
 
 /** A mapping of a DHIS2 source that cannot match the programme the source polls. */

@@ -6,6 +6,7 @@ import type { FhirSourceClient } from '../fhir/fhir-client.js';
 import { Dhis2WriteBack } from './dhis2-target.js';
 import { FhirWriteBack } from './fhir-target.js';
 import type { WriteBackSource } from './runner.js';
+import { writesBack } from './writes-back.js';
 
 export { writeBackTargetText } from './describe.js';
 export { Dhis2WriteBack } from './dhis2-target.js';
@@ -34,11 +35,7 @@ export {
   type WriteBackTarget,
   type WriteResult,
 } from './types.js';
-
-/** Whether this source writes tracking ids back (a job of a source that does not is abandoned when it runs). */
-export function writesBack(settings: SourceSettings): boolean {
-  return settings.writeBack?.enabled === true;
-}
+export { writesBack } from './writes-back.js';
 
 /** The write-back of one source, or undefined when it has none (or it is disabled). Throws on a bad combination. */
 export function writeBackSourceFor(
