@@ -1,22 +1,16 @@
 import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import type { ValidateFunction } from 'ajv';
 import cron from 'node-cron';
 import { type Document, parseDocument, visit, YAMLError, YAMLParseError } from 'yaml';
 import { dhis2SettingsOf } from '../sources/dhis2/settings.js';
 import { baseUrlKey } from '../util/fhir-base.js';
 import { checkAdmin } from './admin.js';
+import validateConfig from './config-validator.generated.js';
 import { ConfigError } from './errors.js';
 import { subscriptionSecretProblem } from './inbound-secret.js';
 import { defaultMappings, isMappingPath, packagePaths, shippedMappingFile } from './paths.js';
-import {
-  atPointer,
-  type createAjv,
-  describeAjvError,
-  pointerParts,
-  pointerToPath,
-  readProfileJson,
-  sharedVerboseAjv,
-} from './schema.js';
+import { atPointer, describeAjvError, pointerParts, pointerToPath } from './schema.js';
 import { fileSignature, rememberSecretFile, rememberUnsetSecret, secretLeftUnset } from './secret-files.js';
 import { resolveStorePath } from './store-path.js';
 import type { BridgeConfig, PollSettings, SourceSettings } from './types.js';
@@ -36,12 +30,12 @@ const SECRET_FILE_KEYS: Readonly<Record<string, string>> = {
   hmacSecretFile: 'hmacSecret',
 };
 
-let validator: ReturnType<ReturnType<typeof createAjv>['compile']> | undefined;
-let schemaJson: object | undefined;
-const configSchema = (): object => {
-  schemaJson ??= readProfileJson('config.schema.json') as object;
-  return schemaJson;
-};
+/**
+ * profiles/config.schema.json compiled ahead by scripts/config-validator.mjs (Ajv's standalone code, with the
+ * options of createAjv({ verbose: true })): compiling it at each start cost every command, `ledger --find`
+ * included, 0.15 s of CPU. test/unit/config-validator.test.ts fails when it is out of date.
+ */
+const validator = validateConfig as unknown as ValidateFunction;
 
 /**
  * Validates against the schema. A value that was one whole `${NAME}` is text after interpolation, which
@@ -50,7 +44,6 @@ const configSchema = (): object => {
  * turned into text (a secret `0x1F` would become "31", an office `00123` "123").
  */
 function validateSchema(data: unknown, fromEnv: ReadonlySet<string>) {
-  validator ??= sharedVerboseAjv().compile(configSchema());
   let ok = validator(data);
   if (!ok && fromEnv.size > 0) {
     let converted = false;

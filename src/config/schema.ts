@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Ajv, type ErrorObject } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { packagePaths } from './paths.js';
 
 /** Loads a JSON Schema from profiles/ (shared by config, mappings and OpenCRVS form profiles). */
@@ -126,32 +126,4 @@ function editDistance(a: string, b: string): number {
     previous = current;
   }
   return previous[b.length] ?? 0;
-}
-
-/**
- * `verbose`: each error carries the schema node that failed (`parentSchema`), which describeAjvError reads a
- * `patternMessage` and an unknown key's allowed keys from. It carries the value refused too (`data`): such
- * errors are described, never logged.
- */
-export function createAjv(options: { verbose?: boolean; validateSchema?: boolean } = {}): Ajv {
-  return new Ajv({
-    allErrors: true,
-    useDefaults: true,
-    strict: false,
-    verbose: options.verbose === true,
-    validateSchema: options.validateSchema ?? true,
-  });
-}
-
-let verbose: Ajv | undefined;
-/**
- * One `createAjv({ verbose: true })` for the configuration's and the mappings' schemas
- * (profiles/config.schema.json, profiles/mapping.schema.json). It does not check them against the JSON Schema
- * meta-schema, which an Ajv instance compiles before its first schema: 60-80 ms of every command's start-up,
- * `ledger --find` included, to re-check two files of this package that do not change after its build
- * (test/unit/config-schema-meta.test.ts checks them once).
- */
-export function sharedVerboseAjv(): Ajv {
-  verbose ??= createAjv({ verbose: true, validateSchema: false });
-  return verbose;
 }

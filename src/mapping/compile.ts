@@ -2,7 +2,8 @@
 // expression compiled once, and the static checks against the OpenCRVS form profile (field ids, option
 // values, transform ↔ field type). Every failure is a MappingLoadError with file, key path and line.
 import type { ValidateFunction } from 'ajv';
-import { describeAjvError, readProfileJson, sharedVerboseAjv } from '../config/schema.js';
+import { sharedVerboseAjv } from '../config/ajv.js';
+import { describeAjvError, readProfileJson } from '../config/schema.js';
 import type { DateOrder } from './date-order.js';
 import { elementProblems } from './element-check.js';
 import { SUPPORTED_SEARCH_PARAMS, TOKEN_PARAM_PATHS } from './fetcher.js';

@@ -1,7 +1,7 @@
 // The commands that map no record (the ledger's readers and the operator actions on it) load neither the
-// mapping compiler nor the source clients: FHIRPath, the form profiles' validators (ajv-formats), undici,
-// express and medplum cost an operator asking "did this one arrive?" half a second of CPU before anything
-// ran, and every such child of the test suite as much. Read off the modules' static imports, which is what
+// mapping compiler nor the source clients nor Ajv (the configuration's validator is compiled ahead):
+// FHIRPath, Ajv and its formats, undici, express and medplum cost an operator asking "did this one
+// arrive?" half a second of CPU before anything ran, and every such child of the test suite as much. Read off the modules' static imports, which is what
 // a command loads before its action runs (a dynamic import() is loaded only when it is reached).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -13,6 +13,8 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 /** Packages, and modules of src/, that only mapping, serving or calling a source needs. */
 const HEAVY = [
   /^fhirpath(\/|$)/,
+  // Ajv itself: the configuration's validator is compiled ahead (its runtime helpers are all it imports).
+  /^ajv$/,
   /^ajv-formats(\/|$)/,
   /^undici(\/|$)/,
   /^express(\/|$)/,

@@ -1,7 +1,7 @@
 // What the bridge accepts from a DHIS2 server, checked with ajv before anything reads it. The schemas
 // require only what the bridge uses and let everything else through (DHIS2 adds fields between versions).
 import type { ValidateFunction } from 'ajv';
-import { createAjv } from '../../config/schema.js';
+import { createAjv } from '../../config/ajv.js';
 import { compileOnFirstUse } from '../../util/compile-on-first-use.js';
 
 type Obj = Record<string, unknown>;
