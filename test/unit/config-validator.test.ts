@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createAjv, sharedVerboseAjv } from '../../src/config/ajv.js';
 import { readProfileJson } from '../../src/config/schema.js';
+import { declarationSchema, loadFormProfile } from '../../src/mapping/profile.js';
 
 describe('shipped JSON schemas', () => {
   for (const file of ['config.schema.json', 'mapping.schema.json']) {
@@ -15,6 +16,18 @@ describe('shipped JSON schemas', () => {
       const ok = ajv.validateSchema(readProfileJson(file) as object);
       assert.equal(ok, true, ajv.errorsText(ajv.errors));
     });
+  }
+
+  // What the mapping layer validates declarations with, built from each shipped OpenCRVS form profile: its
+  // Ajv instance does not check them either (mapping/profile.ts sharedAjv).
+  for (const version of ['2.0', '1.9']) {
+    for (const event of ['birth', 'death']) {
+      it(`the declaration schema of farajaland ${version} ${event} is a valid draft-07 schema`, () => {
+        const ajv = createAjv();
+        const ok = ajv.validateSchema(declarationSchema(loadFormProfile('farajaland', version, event)));
+        assert.equal(ok, true, ajv.errorsText(ajv.errors));
+      });
+    }
   }
 
   it('are compiled at start without the meta-schema check', () => {
