@@ -31,9 +31,9 @@ const SECRET_FILE_KEYS: Readonly<Record<string, string>> = {
 };
 
 /**
- * profiles/config.schema.json compiled ahead by scripts/config-validator.mjs (Ajv's standalone code, with the
+ * profiles/config.schema.json compiled ahead by scripts/schema-validators.mjs (Ajv's standalone code, with the
  * options of createAjv({ verbose: true })): compiling it at each start cost every command, `ledger --find`
- * included, 0.15 s of CPU. test/unit/config-validator.test.ts fails when it is out of date.
+ * included, 0.15 s of CPU. test/unit/schema-validators.test.ts fails when it is out of date.
  */
 const validator = validateConfig as unknown as ValidateFunction;
 

@@ -1,6 +1,6 @@
 // The configuration as the rest of the code sees it: validated, defaults applied, secrets resolved
 // (the `…File` keys are read and folded into their plain counterparts). Mirrors
-// profiles/config.schema.json; keep the two together (and run scripts/config-validator.mjs --write after a schema edit).
+// profiles/config.schema.json; keep the two together (and run scripts/schema-validators.mjs --write after a schema edit).
 
 export type OpenCrvsVersion = '2.0' | '1.9';
 

@@ -2,8 +2,7 @@
 // expression compiled once, and the static checks against the OpenCRVS form profile (field ids, option
 // values, transform ↔ field type). Every failure is a MappingLoadError with file, key path and line.
 import type { ValidateFunction } from 'ajv';
-import { sharedVerboseAjv } from '../config/ajv.js';
-import { describeAjvError, readProfileJson } from '../config/schema.js';
+import { describeAjvError } from '../config/schema.js';
 import type { DateOrder } from './date-order.js';
 import { elementProblems } from './element-check.js';
 import { SUPPORTED_SEARCH_PARAMS, TOKEN_PARAM_PATHS } from './fetcher.js';
@@ -11,6 +10,7 @@ import { child, functionName, functionParams, itemsOf } from './fhirpath/ast.js'
 import { type CompiledExpr, ExpressionCompiler, ExpressionError, type SourceKind } from './fhirpath/expr.js';
 import type { AstNode } from './fhirpath/fast.js';
 import { buildCodeSet, type CodeSet } from './fhirpath/functions.js';
+import validateMapping from './mapping-validator.generated.js';
 import {
   declarationValidator,
   type FormField,
@@ -135,8 +135,11 @@ export interface CompileOptions {
 // %names fhirpath.js reserves or that the engine sets itself.
 const RESERVED = new Set(['subject', 'subjectRef', 'context', 'resource', 'rootResource', 'ucum', 'sct', 'loinc']);
 
-let structureValidator: ValidateFunction | undefined;
-let mappingSchema: object | undefined;
+/**
+ * profiles/mapping.schema.json compiled ahead by scripts/schema-validators.mjs (with createAjv({ verbose: true
+ * })'s options): compiling it took every command that maps 0.09 s of CPU at start.
+ */
+const structureValidator = validateMapping as unknown as ValidateFunction;
 
 /** Problems shown with the first one, at most. */
 const MAX_FIELD_ERRORS = 20;
@@ -167,8 +170,6 @@ type Obj = Record<string, unknown>;
 
 export function compileMapping(file: string, text: string, options: CompileOptions): CompiledMapping {
   const src = new YamlSource(file, text);
-  mappingSchema ??= readProfileJson('mapping.schema.json') as object;
-  structureValidator ??= sharedVerboseAjv().compile(mappingSchema);
   if (!structureValidator(src.data)) {
     const e = pickError(structureValidator.errors ?? []);
     const problem = e ? describeAjvError(e).problem : 'invalid';

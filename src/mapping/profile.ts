@@ -289,7 +289,7 @@ let ajv: Ajv | undefined;
  * costs: 0.2-0.3 s a profile, and every command that maps compiles two. Ajv's optimisation passes over the
  * generated code took a third of that for no measurable gain in validation, and checking the schemas
  * against the JSON Schema meta-schema (compiled first, 40-60 ms) re-checked what fieldValueSchema builds
- * the same way every time (test/unit/config-validator.test.ts checks the shipped profiles' once).
+ * the same way every time (test/unit/schema-validators.test.ts checks the shipped profiles' once).
  */
 function sharedAjv(): Ajv {
   if (!ajv) {
