@@ -23,17 +23,12 @@ import {
   unauthenticatedSubscriptionWarning,
 } from './config/warnings.js';
 import { createDeliveryWorker, type DeliveryOutcome, type DeliveryWorker, RecheckNotReady } from './delivery/index.js';
-import {
-  type AdminTarget,
-  adminElsewhere,
-  adminListenerFallback,
-  adminRoutes,
-  type SourceStatusView,
-} from './http/admin/index.js';
-import { listenConfigured } from './http/listen-configured.js';
-import { opsRoutes, type ReadinessCheck, readiness } from './http/ops-routes.js';
-import { closeServer, createHttpApp, type MountedRouter } from './http/server.js';
-import { subscriptionRoutes } from './http/subscription-routes.js';
+// Types only: the listeners' modules (express) are imported by openListeners, which sync --once and replay
+// never reach.
+import type { AdminTarget, SourceStatusView } from './http/admin/index.js';
+import { closeServer } from './http/close-server.js';
+import { type ReadinessCheck, readiness } from './http/readiness.js';
+import type { MountedRouter } from './http/server.js';
 import {
   type HoldState,
   isCorruptCode,
@@ -1403,13 +1398,22 @@ export class Bridge {
    * Both are open, or neither: a port that cannot be used fails start-up naming its key.
    */
   private async openListeners(): Promise<void> {
+    // Here, not at the module's top: express and the routes load only where a listener opens (serve, demo).
+    const [adminHttp, { listenConfigured }, { opsRoutes }, { createHttpApp }, { subscriptionRoutes }] =
+      await Promise.all([
+        import('./http/admin/index.js'),
+        import('./http/listen-configured.js'),
+        import('./http/ops-routes.js'),
+        import('./http/server.js'),
+        import('./http/subscription-routes.js'),
+      ]);
     const routers: MountedRouter[] = [
       {
         path: '/fhir-subscription',
         router: subscriptionRoutes(this.receiver, this.config.http.bodyLimitBytes, this.options.logger),
       },
       { path: '/', router: opsRoutes(this) },
-      { path: '/admin', router: adminElsewhere() },
+      { path: '/admin', router: adminHttp.adminElsewhere() },
       ...(this.options.routers?.(this) ?? []),
     ];
     const { logger } = this.options;
@@ -1428,8 +1432,8 @@ export class Bridge {
     if (!admin.token?.trim()) return;
     const adminApp = createHttpApp(
       [
-        { path: '/admin', router: adminRoutes(this.adminTarget(), admin, { logger }) },
-        { path: '/', router: adminListenerFallback(admin) },
+        { path: '/admin', router: adminHttp.adminRoutes(this.adminTarget(), admin, { logger }) },
+        { path: '/', router: adminHttp.adminListenerFallback(admin) },
       ],
       logger,
     );

@@ -9,6 +9,8 @@ import { clientErrorStatus } from './client-error.js';
 import { sendOutcome } from './operation-outcome.js';
 import { type RouteShapeOptions, routeShape } from './route-shape.js';
 
+export { closeServer } from './close-server.js';
+
 export interface MountedRouter {
   path: string;
   router: Router;
@@ -153,18 +155,5 @@ function admitConnections(server: Server, limits: typeof SERVER_LIMITS, log: Log
       clearTimeout(silent);
       slots.release(key);
     });
-  });
-}
-
-/** Stops accepting, lets in-flight requests finish, then drops idle keep-alive connections. */
-export function closeServer(server: Server, graceMs = 5_000): Promise<void> {
-  return new Promise((resolve) => {
-    const force = setTimeout(() => server.closeAllConnections(), graceMs);
-    force.unref();
-    server.close(() => {
-      clearTimeout(force);
-      resolve();
-    });
-    server.closeIdleConnections();
   });
 }

@@ -68,6 +68,16 @@ describe('what a command that maps nothing loads at start', () => {
     );
   });
 
+  for (const command of ['sync', 'replay']) {
+    it(`${command}: no express (it opens no listener; serve's are loaded as they open)`, async () => {
+      const loaded = [...(await staticImports(`src/commands/${command}.ts`))];
+      assert.deepEqual(
+        loaded.filter((path) => /^express(\/|$)/.test(path)),
+        [],
+      );
+    });
+  }
+
   it('map still loads the compiler (a command that maps compiles everything before it starts)', async () => {
     const loaded = await staticImports('src/commands/map.ts');
     assert.ok(loaded.has('src/mapping/compile.ts'));
