@@ -62,6 +62,12 @@ const SUPPLEMENT = {
     'Timeout of every call to the source. An answer larger than 64 MB is refused, not retried (the pass fails; lower `poll.pageSize`).',
   'sources[].maxConcurrentRequests':
     'Calls to the source in flight at once, over polling, notifications and write-back; more wait their turn (their timeout starts when they are sent).',
+  'sources[].retry':
+    'How a call to the source that gets no answer in time, a network error, a 408, a 429 or a 5xx is tried again within the call (the pass, or the inbox round, is run again on top). Default: 3 attempts, 0.5 s then 1 s apart.',
+  'sources[].retry.attempts':
+    'Tries per call, the first included. Each may wait out `timeoutMs`: fewer bound how long one unanswered call holds a page (a `sync --once` run from cron against a slow EMR); more ride out a flaky link.',
+  'sources[].retry.baseDelayMs':
+    "Wait before the second try, doubled before each next one; a 429's or 503's `Retry-After` within `timeoutMs` is waited instead.",
   'sources[].poll':
     'Incremental polling by `_lastUpdated` (FHIR) or `updatedAfter` (DHIS2). Default: enabled, every minute.',
   'sources[].poll.enabled': 'Poll on the schedule (`sync --once` polls regardless).',

@@ -58,6 +58,14 @@ export interface SourceAuth {
   scope?: string;
 }
 
+/** `sources[].retry`: a retryable failure's further tries within one call. */
+export interface SourceRetrySettings {
+  /** Tries per call, the first included. */
+  attempts?: number;
+  /** The wait before the second try, doubled per try. */
+  baseDelayMs?: number;
+}
+
 export interface PollSettings {
   enabled: boolean;
   schedule: string;
@@ -87,6 +95,8 @@ export interface SourceSettings {
   timeoutMs: number;
   /** Calls to the source in flight at once (default 8): an EMR is a hospital's production system. */
   maxConcurrentRequests?: number;
+  /** How each call is tried again within itself (the source clients' defaults: 3 attempts, 500 ms doubled). */
+  retry?: SourceRetrySettings;
   /** IANA zone the source's UTC date-times are read in (an EMR that stores UTC); unset: as written. */
   timeZone?: string;
   poll: PollSettings;

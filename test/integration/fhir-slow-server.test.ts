@@ -28,6 +28,14 @@ import { movableClocks } from './helpers/clocks.js';
 import { sourceSettings } from './helpers/source-settings.js';
 
 const TIMEOUT_MS = 1200;
+/**
+ * sources[].retry where a test waits out the timeout on purpose, pass after pass: a second try (one more
+ * timeout) at once, not the default's third and its 0.5 s + 1 s of backoff. The tries within a call are the
+ * client's business (fhir-source-retries.test.ts); what these prove is what the passes make of a call that
+ * failed through all of them. Two, not one: an ordinary search of the pass that a loaded machine holds up
+ * past the timeout once is still answered.
+ */
+const RETRY = { attempts: 2, baseDelayMs: 10 };
 /** The server's time per resource asked for: `_count=500` and 100 time out (up to 3 × TIMEOUT_MS), 20 takes 0.4 s. */
 const MS_PER_RESOURCE = 20;
 
@@ -169,7 +177,7 @@ describe('FHIR source: a slow server', () => {
     let slowSearches = 0;
     const h = await startHarness({
       poll: { pageSize: 10 },
-      source: { timeoutMs: TIMEOUT_MS },
+      source: { timeoutMs: TIMEOUT_MS, retry: RETRY },
       fhirPaging: {
         beforeSearch: async (_type, query) => {
           // Its context searches, batched or its own; not its read by _id (the patient itself is small).
@@ -247,7 +255,7 @@ describe('FHIR source: a slow server', () => {
     let slow = true;
     const h = await startHarness({
       poll: { pageSize: 10 },
-      source: { timeoutMs: TIMEOUT_MS },
+      source: { timeoutMs: TIMEOUT_MS, retry: RETRY },
       worker: false,
       fhirPaging: {
         beforeSearch: async (_type, query) => {
@@ -305,13 +313,19 @@ describe('FHIR source: a slow server', () => {
     }
   });
 
-  it('names the settings to change when a poll page times out', { timeout: 60_000 }, async () => {
+  it('names the settings to change when a poll page times out, asked as often as sources[].retry says', {
+    timeout: 60_000,
+  }, async () => {
+    let pageAsked = 0;
     const h = await startHarness({
       poll: { pageSize: 10 },
-      source: { timeoutMs: TIMEOUT_MS },
+      source: { timeoutMs: TIMEOUT_MS, retry: RETRY },
       fhirPaging: {
         beforeSearch: async (type, query) => {
-          if (type === 'Patient' && query.has('_sort')) await sleep(3 * TIMEOUT_MS);
+          if (type === 'Patient' && query.has('_sort')) {
+            pageAsked++;
+            await sleep(3 * TIMEOUT_MS);
+          }
         },
       },
     });
@@ -319,6 +333,7 @@ describe('FHIR source: a slow server', () => {
       await h.writeBirths(0, 1);
       const pass = await h.bridge.syncOnce(undefined, { timeoutMs: 30_000 });
       assert.deepEqual(pass.failedSources, ['emr']);
+      assert.equal(pageAsked, RETRY.attempts, 'the page tried sources[].retry.attempts times, not the default 3');
       assert.equal(
         h.bridge.sourceStatuses()[0]?.lastError,
         `search Patient failed: timeout: no answer within ${TIMEOUT_MS} ms (raise sources[].timeoutMs or lower sources[].poll.pageSize of source emr)`,

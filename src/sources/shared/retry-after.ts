@@ -4,6 +4,10 @@
 // the server said, or hold a pass for it. Shared by the FHIR and DHIS2 clients.
 import { parseRetryAfter } from '../../opencrvs/retry-after.js';
 
+/** Tries per call and the first backoff when neither the caller nor sources[].retry says (the schema's defaults). */
+export const DEFAULT_ATTEMPTS = 3;
+export const DEFAULT_RETRY_BASE_MS = 500;
+
 /** How long a 429 or 503 asks to be left alone, in ms; undefined for another status or no readable header. */
 export function retryAfterOf(status: number | undefined, header: string | null | undefined): number | undefined {
   return status === 429 || status === 503 ? parseRetryAfter(header, Date.now()) : undefined;

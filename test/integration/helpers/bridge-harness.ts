@@ -99,6 +99,8 @@ export interface HarnessOptions {
     alsoKnownAs?: string[];
     /** `openmrs.restUrl` at the sandbox's REST API (with fhirEmulate 'openmrs'): relationship types from it. */
     openmrsRest?: boolean;
+    /** `sources[].retry` (default none: the clients' 3 attempts, 0.5 s then 1 s apart). */
+    retry?: { attempts?: number; baseDelayMs?: number };
   };
 }
 
@@ -201,6 +203,7 @@ export function bridgeConfigObject(input: {
         timeoutMs: options.source?.timeoutMs ?? 5000,
         ...(options.source?.auth ? { auth: options.source.auth } : {}),
         ...(options.source?.alsoKnownAs ? { alsoKnownAs: options.source.alsoKnownAs } : {}),
+        ...(options.source?.retry ? { retry: options.source.retry } : {}),
         ...(options.source?.openmrsRest ? { openmrs: { restUrl: new URL('/ws/rest/v1', fhirBaseUrl).href } } : {}),
         poll: { schedule: '*/1 * * * * *', overlapSeconds: 2, pageSize: 50, ...(options.poll ?? {}) },
         ...(options.subscription || options.notify ? { subscription: options.subscription ?? {} } : {}),
