@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { Dhis2SourceError } from '../../src/sources/dhis2/client.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { Dhis2Client, Dhis2SourceError } from '../../src/sources/dhis2/client.js';
 import { mayConcernOneRecord } from '../../src/sources/shared/source-error.js';
 import { type Dhis2BehindProxy, startDhis2BehindProxy } from './helpers/dhis2-proxy.js';
 import { answerStatus } from './helpers/fault-proxy.js';
@@ -56,6 +57,23 @@ describe('DHIS2 client: a 408, and a Retry-After', () => {
     assert.equal(err.retryable, true);
     assert.equal(err.timedOut, false);
     assert.equal(mayConcernOneRecord(err), false);
+  });
+
+  it("tries as often, and as far apart, as the source's sources[].retry says when its caller does not", async () => {
+    callsAnswered(answerStatus(408));
+    const client = new Dhis2Client(
+      { ...setup.source, retry: { attempts: 2, baseDelayMs: 300 } },
+      { logger: silentLogger },
+    );
+    try {
+      const err = await failure(client.systemInfo());
+      assert.equal(err.status, 408);
+      assert.equal(arrivals.length, 2, 'two tries, not the default three');
+      const [first = 0, second = 0] = arrivals;
+      assert.ok(second - first >= 250, `asked again after ${Math.round(second - first)} ms`);
+    } finally {
+      client.close();
+    }
   });
 
   it('waits the Retry-After of a 429 before the next try', async () => {
