@@ -56,6 +56,7 @@ async function heldBirthVoided(
   refusal: Refusal,
   fixed = true,
   lockTimeoutSeconds?: number,
+  attempts?: number,
 ): Promise<{ h: Harness; proxy: FaultProxy; held: LedgerRow }> {
   const proxy = await startFaultProxy();
   const h = await startHarness({
@@ -71,6 +72,9 @@ async function heldBirthVoided(
         proxy.target = sandbox;
         return `${proxy.url}${new URL(sandbox).pathname}`;
       },
+      // A read the proxy fails is tried its three times 10 ms apart, not 0.5 s then 1 s: what these prove is
+      // what a probe makes of a recheck that failed through its tries.
+      retry: { baseDelayMs: 10, ...(attempts ? { attempts } : {}) },
     },
   });
   try {
@@ -174,8 +178,10 @@ describe('bridge: the hold probe re-tries a row that waited only after its reche
       const [credentials] = refusals;
       assert.ok(credentials);
       // A lease (the lock timeout) long enough to outlast two probes on a busy machine: the harness's 2 s did
-      // not always, and the held birth was then re-tried by the second probe instead of waiting.
-      const { h, proxy, held } = await heldBirthVoided(credentials, true, 6);
+      // not always, and the held birth was then re-tried by the second probe instead of waiting. Those probes
+      // waited out their reads' backoff (0.5 s + 1 s each); tried 10 ms apart (sources[].retry above), the two
+      // take 0.1-0.3 s at a load of 10 on two cores. The test waits out the lease after them: 3 s, not 6.
+      const { h, proxy, held } = await heldBirthVoided(credentials, true, 3);
       try {
         let met = 0;
         proxy.rules.push(() => {
@@ -220,8 +226,9 @@ describe('bridge: the hold probe re-tries a row that waited only after its reche
   it("a recheck that fails only after the row's lease ran out: the held birth is not sent by that probe either", async () => {
     const [credentials] = refusals;
     assert.ok(credentials);
-    // A lease (the lock timeout) of 2 s, and an EMR that answers each read with a gateway's 502 after 2.5 s.
-    const { h, proxy, held } = await heldBirthVoided(credentials, true, 2);
+    // A lease (the lock timeout) of 2 s, and an EMR that answers each read with a gateway's 502 after 2.5 s,
+    // tried once (sources[].retry): the recheck fails past the lease all the same, 2.5 s in rather than 7.5.
+    const { h, proxy, held } = await heldBirthVoided(credentials, true, 2, 1);
     try {
       let met = 0;
       proxy.rules.push(() => {
