@@ -6,7 +6,7 @@ import type { SourceSettings } from '../../../src/config/types.js';
 import type { Ledger } from '../../../src/ledger/index.js';
 import { MappingSet, type ResourceFetcher } from '../../../src/mapping/index.js';
 import { silentLogger } from '../../../src/observability/logger.js';
-import { FhirSourceClient } from '../../../src/sources/fhir/fhir-client.js';
+import { FhirSourceClient, FhirSourceError } from '../../../src/sources/fhir/fhir-client.js';
 import type { InboxRow, InboxStore } from '../../../src/sources/fhir/inbox.js';
 import type { MetaStore } from '../../../src/sources/fhir/inbox-processor.js';
 import type { ParsedNotification } from '../../../src/sources/fhir/notification.js';
@@ -77,6 +77,14 @@ export class StubFhirClient extends FhirSourceClient {
    */
   override async lastVersion(): Promise<Resource | undefined> {
     return undefined;
+  }
+
+  /**
+   * The stub serves no CapabilityStatement: the call fails at once, as a server that never answers it ends
+   * (searches then go on without it), instead of waiting out the 1 s timeout against STUB_SETTINGS' baseUrl.
+   */
+  override async capabilityStatement(): Promise<Resource> {
+    throw new FhirSourceError('capabilities failed: the stub serves no CapabilityStatement', undefined, true);
   }
 
   override async searchPage(type: string, params: Record<string, string>): Promise<Bundle> {
