@@ -167,7 +167,15 @@ describe('opencrvs-bridge sync --once', () => {
       broken,
       stringify({
         ...object,
-        sources: [{ ...source, baseUrl: `http://127.0.0.1:${await closedPort()}/fhir`, timeoutMs: 500 }],
+        // Refused through every try, the tries 10 ms apart (sources[].retry), not 0.5 s then 1 s.
+        sources: [
+          {
+            ...source,
+            baseUrl: `http://127.0.0.1:${await closedPort()}/fhir`,
+            timeoutMs: 500,
+            retry: { baseDelayMs: 10 },
+          },
+        ],
       }),
     );
     const result = await runCli(['sync', '--once', '--config', broken]);
@@ -446,7 +454,8 @@ describe('opencrvs-bridge sync --once', () => {
     const port = (emr.address() as AddressInfo).port;
     const failing = join(s.dir, 'failing-emr.yaml');
     const object = s.configObject() as { sources: Array<Record<string, unknown>>; store: { path: string } };
-    object.sources = [{ ...object.sources[0], baseUrl: `http://127.0.0.1:${port}/fhir` }];
+    // Its 500 through every try (each logged at debug), the tries 10 ms apart (sources[].retry).
+    object.sources = [{ ...object.sources[0], baseUrl: `http://127.0.0.1:${port}/fhir`, retry: { baseDelayMs: 10 } }];
     object.store = { path: join(s.dir, 'failing-emr.db') };
     writeFileSync(failing, stringify(object));
     try {
