@@ -30,7 +30,9 @@ describe('opencrvs-bridge --version', () => {
   });
 
   it("after a command, --version is that command's own: sandbox --version 1.9 simulates OpenCRVS 1.9", async () => {
-    const child = spawnCli(['sandbox', '--version', '1.9', '--opencrvs-port', '0', '--fhir-port', '0']);
+    // Every port a free one: the default DHIS2 simulator port may be taken by another sandbox on the machine.
+    const ports = ['--opencrvs-port', '0', '--fhir-port', '0', '--dhis2-port', '0'];
+    const child = spawnCli(['sandbox', '--version', '1.9', ...ports]);
     const run = finished(child, 60_000);
     let out = '';
     child.stdout?.on('data', (chunk: Buffer) => {
