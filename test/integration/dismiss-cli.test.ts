@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { openLedger } from '../../src/ledger/index.js';
-import { runCli } from './helpers/bridge-cli.js';
-import { birthResources, type Simulators, startSimulators } from './helpers/bridge-harness.js';
+import { finished, runCli, spawnCli } from './helpers/bridge-cli.js';
+import { birthResources, type Simulators, startSimulators, waitUntil } from './helpers/bridge-harness.js';
 
 describe('opencrvs-bridge dismiss', () => {
   let s: Simulators;
@@ -102,8 +102,7 @@ describe('opencrvs-bridge dismiss of a row whose NOTIFY may stand', () => {
     // lookup it makes then, and the row dies with no event id or tracking id on it: a single call records
     // none until it answers.
     await s.sim.control.configure({ faults: { commitThenFailRate: 1, operations: ['createAndNotify'], times: 1 } });
-    // The pass waits for its failed row's retry until its deadline; passes cut off before the call go again.
-    const failed = async () => {
+    const failed = () => {
       const ledger = openLedger(join(s.dir, 'bridge.db'));
       try {
         return ledger.list({ states: ['failed'] })[0];
@@ -111,10 +110,22 @@ describe('opencrvs-bridge dismiss of a row whose NOTIFY may stand', () => {
         ledger.close();
       }
     };
-    for (let pass = 0; pass < 5 && !(await failed()); pass++) {
-      assert.equal((await runCli(['sync', '--once', '--config', config, '--timeout', '3'])).code, 1);
-    }
-    const retrying = await failed();
+    // The pass would wait for its failed row's retry until its --timeout (a bound here): it is stopped once
+    // the ledger shows the call made. (Passes of 3 s timed it: under load they ended before the call.)
+    const pass = spawnCli(['sync', '--once', '--config', config, '--timeout', '120']);
+    const passEnded = finished(pass, 180_000);
+    await waitUntil(
+      'the call made and its answer lost',
+      async () => {
+        assert.equal(pass.exitCode, null, 'the pass runs until the row has failed');
+        // Opened once the call was made: by then the pass has created the ledger.
+        return ((await s.sim.control.requests()).createAndNotify ?? 0) > 0 && failed() !== undefined;
+      },
+      120_000,
+    );
+    pass.kill('SIGTERM');
+    assert.equal((await passEnded).code, 1, 'stopped, the row not delivered');
+    const retrying = failed();
     assert.ok(retrying, 'the call was made and its answer lost');
     assert.equal((await runCli(['replay', String(retrying.id), '--config', config])).code, 0, 'due now');
     await s.sim.control.configure({
