@@ -349,8 +349,8 @@ describe('OpenCRVS out of reach', () => {
     await bed.sim.control.configure({ faults: { dropRate: 1 } });
     const worker = createDeliveryWorker({
       ledger: bed.ledger,
-      // Each call may take 10 s: the probe below would be answered within it.
-      api: createOpenCrvsClient(clientSettings(bed.sim, { timeoutMs: 10_000 })),
+      // Each call may take 120 s: the probe below would be answered within it.
+      api: createOpenCrvsClient(clientSettings(bed.sim, { timeoutMs: 120_000 })),
       settings: { ...fastDelivery, concurrency: 2, outageHoldSeconds: 1 },
     });
     const waitFor = async (what: string, check: () => boolean | Promise<boolean>) => {
@@ -364,16 +364,15 @@ describe('OpenCRVS out of reach', () => {
     try {
       worker.start();
       await waitFor('the queue held for the outage', () => bed.ledger.getHold()?.outage === true);
-      // OpenCRVS answers again, slowly: the probe's call (the location list) is answered after 4.8 s.
-      await bed.sim.control.configure({ faults: { delayMs: 4_800, operations: ['locations'] } });
+      // OpenCRVS answers again, slowly: the probe's call (the location list) is answered after 60 s, far
+      // later than any stop here takes, whatever the machine's load.
+      await bed.sim.control.configure({ faults: { delayMs: 60_000, operations: ['locations'] } });
       const asked = (await bed.sim.control.requests()).locations ?? 0;
       await waitFor('the probe sent', async () => ((await bed.sim.control.requests()).locations ?? 0) > asked);
-      const started = performance.now();
       await worker.stop({ drainMs: 0 });
       stopped = true;
-      const took = performance.now() - started;
-      assert.ok(took < 1_000, `the stop took ${Math.round(took)} ms`);
-      // Cut off, not left to run on: OpenCRVS sees the call closed.
+      // Neither waited for nor left to run on: OpenCRVS sees the call closed before it answered (a call
+      // answered is never counted so, and waitFor gives up long before the answer).
       await waitFor('the probe closed', async () => ((await bed.sim.control.abandonedRequests()).locations ?? 0) > 0);
     } finally {
       if (!stopped) await worker.stop({ drainMs: 0 });
