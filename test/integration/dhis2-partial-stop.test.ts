@@ -1,19 +1,21 @@
 // A DHIS2 recheck evaluates what it read partially: it stops reading once a failure shows the source itself is
 // the problem (here a proxy's page for one mother's read). The mothers' reads already under way then end at
 // once, tries and all, as a FHIR source's (fhir-partial-stop.test.ts). Before, only the reads not yet asked
-// were saved: each one in flight waited out sources[].timeoutMs and the client's every try (here 3 × 4 s)
+// were saved: each one in flight waited out sources[].timeoutMs and the client's every try (here 3 × 20 s)
 // while the recheck's rows stayed locked. Against the DHIS2 simulator behind the fault proxy.
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { describe, it } from 'node:test';
 import { CHILD_PROGRAMME } from '../../src/sandbox/dhis2/index.js';
-import { sleep } from './helpers/bridge-harness.js';
+import { sleep, waitUntil } from './helpers/bridge-harness.js';
 import { BIRTHS_SOURCE, enrolledIn } from './helpers/dhis2-harness.js';
 import { startDhis2HarnessBehindProxy } from './helpers/dhis2-proxy.js';
 import { forbiddenPage } from './helpers/fault-proxy.js';
 
 const READ = '/api/tracker/trackedEntities/';
-const TIMEOUT_MS = 4000;
+// Far longer than the page's own tries take under any load: a read under way closed unanswered was ended by
+// the recheck, not by its timeout, and a read waited out would be tried again (each try seen by the proxy).
+const TIMEOUT_MS = 20_000;
 
 describe('DHIS2 recheck: a partial evaluation that stops ends the reads under way', () => {
   it("a proxy's page for one mother's read ends the others' reads at once; the rows wait", async () => {
@@ -62,16 +64,12 @@ describe('DHIS2 recheck: a partial evaluation that stops ends the reads under wa
       });
       await sleep(1_100); // past recheckAfterSeconds
       const metPage = () => proxy.seen.some((s) => s.status === 403 && s.url.startsWith(`${READ}${paged}`));
-      const started = performance.now();
       for (let round = 0; round < 5 && !metPage(); round++) await h.bridge.worker.processNext();
-      const took = performance.now() - started;
 
       assert.ok(metPage(), "the first mother's read met the page");
       assert.deepEqual([...held].sort(), [...others].sort(), "the other mothers' reads were under way");
-      // The page's own tries (backoffs of 0.5 s and 1 s) and no more: not one timeout of the reads under way.
-      assert.ok(took < TIMEOUT_MS, `the recheck took ${Math.round(took)} ms`);
-      // The proxy sees a connection closed a moment after the client ended it.
-      for (let i = 0; i < 50 && closedUnanswered.length < others.length; i++) await sleep(20);
+      // The proxy sees a connection closed a moment after the client ended it (bounded well within a timeout).
+      await waitUntil('the reads under way closed', () => closedUnanswered.length >= others.length, TIMEOUT_MS / 2);
       assert.deepEqual(closedUnanswered.sort(), [...others].sort(), 'the reads under way were ended unanswered');
       assert.equal(
         proxy.seen.filter((s) => others.some((uid) => s.url.startsWith(`${READ}${uid}`))).length,
