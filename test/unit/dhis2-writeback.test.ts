@@ -624,10 +624,9 @@ describe('write-back attempts the bridge cuts off itself', () => {
     clock += SETTINGS.maxDelayMs; // due again
     const running = wb.drain();
     await until(() => hanging.calls === 1);
-    const started = Date.now();
+    // Waited for, the write would end in the source's timeout, counted with its error (asserted below).
     await wb.stop();
     await running;
-    assert.ok(Date.now() - started < 500, 'the stop did not wait for the source');
     const store = new WriteBackStore(ledger.path);
     try {
       const job = store.get(id);
@@ -649,13 +648,11 @@ describe('write-back drain with a time limit', () => {
     ids.forEach((id, i) => {
       wb.onOutcome(delivered(id, `TRK-${i}`));
     });
-    const started = Date.now();
+    // Waited for past the time limit, the write would end in the source's timeout, counted with its error.
     const report = await wb.drain({ timeoutMs: 100 });
-    const took = Date.now() - started;
     assert.equal(report.tried, 1);
     assert.equal(report.cutOff, 1, 'reported as cut off');
     assert.deepEqual(report.failures, [], 'not as a failure');
-    assert.ok(took < 600, `the drain took ${took} ms with 100 ms left`);
     assert.equal(hanging.calls, 1, 'no job claimed after the time limit');
     for (const id of ids) {
       const job = wb.store.get(id);
