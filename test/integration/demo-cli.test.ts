@@ -232,7 +232,11 @@ describe('opencrvs-bridge sandbox', () => {
     const address = busy.address();
     const port = typeof address === 'object' && address ? address.port : 0;
     try {
-      const taken = await runCli(['sandbox', '--opencrvs-port', String(port)], {}, 60_000);
+      const taken = await runCli(
+        ['sandbox', '--opencrvs-port', String(port), '--fhir-port', '0', '--dhis2-port', '0'],
+        {},
+        60_000,
+      );
       assert.equal(taken.code, 2, taken.stderr);
       assert.match(taken.stderr, new RegExp(`--opencrvs-port ${port}: the port is in use`));
     } finally {
