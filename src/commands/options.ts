@@ -150,13 +150,14 @@ export function reportUnusableLedger(command: string, path: string, err: unknown
   if (code && isCorruptCode(code)) {
     const notADatabase = code.startsWith('SQLITE_NOTADB');
     const what = notADatabase ? 'is no SQLite database (or its header is damaged)' : 'is damaged';
-    // doctor cannot open a file that is no database either: its quick_check helps only with damaged pages.
-    const then = notADatabase
-      ? 'first check that store.path names the ledger and no other file'
-      : "doctor's PRAGMA quick_check names the damaged pages";
+    // doctor cannot open a file that is no database either (its quick_check helps only with damaged pages);
+    // such a file is more often another file named by mistake than a damaged ledger.
+    const restore = 'restore the last backup (docs/deployment.md §8 "Backup and restore"; runbook: "Ledger corrupt")';
+    const advice = notADatabase
+      ? `if store.path names the ledger and no other file, ${restore}`
+      : `${restore}; doctor's PRAGMA quick_check names the damaged pages`;
     console.error(
-      `${command}: the ledger ${basename(path)} (store.path) ${what} (${code}: ${errorLine(sqlite)}): restore the last backup ` +
-        `(docs/deployment.md §8 "Backup and restore"; runbook: "Ledger corrupt"); ${then}`,
+      `${command}: the ledger ${basename(path)} (store.path) ${what} (${code}: ${errorLine(sqlite)}): ${advice}`,
     );
   } else if (err instanceof LedgerOpenError) {
     console.error(`${command}: ${errorLine(err)}`);

@@ -45,7 +45,7 @@ const RESTORE =
   /: restore the last backup \(docs\/deployment\.md §8 "Backup and restore"; runbook: "Ledger corrupt"\); doctor's PRAGMA quick_check names the damaged pages$/;
 /** A file that is no database: doctor cannot open it either, so the line does not send the operator there. */
 const RESTORE_NOT_A_DATABASE =
-  /: restore the last backup \(docs\/deployment\.md §8 "Backup and restore"; runbook: "Ledger corrupt"\); first check that store\.path names the ledger and no other file$/;
+  /: if store\.path names the ledger and no other file, restore the last backup \(docs\/deployment\.md §8 "Backup and restore"; runbook: "Ledger corrupt"\)$/;
 
 /**
  * One damaged ledger for every command: the index the routing answers kept from the last run are read through
