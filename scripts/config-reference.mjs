@@ -67,7 +67,7 @@ const SUPPLEMENT = {
   'sources[].retry.attempts':
     'Tries per call, the first included. Each may wait out `timeoutMs`: fewer bound how long one unanswered call holds a page (a `sync --once` run from cron against a slow EMR); more ride out a flaky link.',
   'sources[].retry.baseDelayMs':
-    "Wait before the second try, doubled before each next one; a 429's or 503's `Retry-After` within `timeoutMs` is waited instead.",
+    "Wait before the second try, doubled before each next one up to 60 s; a 429's or 503's `Retry-After` within `timeoutMs` is waited instead.",
   'sources[].poll':
     'Incremental polling by `_lastUpdated` (FHIR) or `updatedAfter` (DHIS2). Default: enabled, every minute.',
   'sources[].poll.enabled': 'Poll on the schedule (`sync --once` polls regardless).',

@@ -8,6 +8,13 @@ import { parseRetryAfter } from '../../opencrvs/retry-after.js';
 export const DEFAULT_ATTEMPTS = 3;
 export const DEFAULT_RETRY_BASE_MS = 500;
 
+/**
+ * The longest backoff between two tries of one call, however many `sources[].retry.attempts` double
+ * `baseDelayMs`: 10 attempts from 60 s would otherwise wait 4 hours before the last, holding the pass (and a
+ * cron `sync --once`) that long. A Retry-After within `timeoutMs` may still ask for longer.
+ */
+export const MAX_SOURCE_BACKOFF_MS = 60_000;
+
 /** How long a 429 or 503 asks to be left alone, in ms; undefined for another status or no readable header. */
 export function retryAfterOf(status: number | undefined, header: string | null | undefined): number | undefined {
   return status === 429 || status === 503 ? parseRetryAfter(header, Date.now()) : undefined;
@@ -20,7 +27,7 @@ export function nextTryDelay(
   timeoutMs: number,
 ): number | undefined {
   const asked = retryAfterMs ?? 0;
-  return asked > timeoutMs ? undefined : Math.max(backoffMs, asked);
+  return asked > timeoutMs ? undefined : Math.max(Math.min(backoffMs, MAX_SOURCE_BACKOFF_MS), asked);
 }
 
 /** What a failure's message says of a Retry-After: the wait, in whole seconds. */
