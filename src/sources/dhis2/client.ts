@@ -12,13 +12,7 @@ import { callSignal, pause } from '../../util/call-signal.js';
 import { isRedirect, NO_REDIRECT, redirectOrigin } from '../../util/redirect.js';
 import { ResponseTooLargeError, readBodyCapped } from '../shared/read-body.js';
 import { sourceRequestLimit } from '../shared/request-limit.js';
-import {
-  DEFAULT_ATTEMPTS,
-  DEFAULT_RETRY_BASE_MS,
-  nextTryDelay,
-  retryAfterHint,
-  retryAfterOf,
-} from '../shared/retry-after.js';
+import { callTries, nextTryDelay, retryAfterHint, retryAfterOf } from '../shared/retry-after.js';
 import { createSourceAuthenticator, SourceAuthError, type SourceAuthenticator } from '../shared/source-auth.js';
 import { loggableCause, noAnswer, SourceCallError } from '../shared/source-error.js';
 import { sourceSecrets } from '../shared/source-secrets.js';
@@ -107,9 +101,7 @@ export class Dhis2Client {
       this.log,
     );
     this.limit = sourceRequestLimit(settings);
-    // A caller's own (doctor asks once) over the source's sources[].retry.
-    this.attempts = options.attempts ?? settings.retry?.attempts ?? DEFAULT_ATTEMPTS;
-    this.retryBaseMs = options.retryBaseMs ?? settings.retry?.baseDelayMs ?? DEFAULT_RETRY_BASE_MS;
+    ({ attempts: this.attempts, retryBaseMs: this.retryBaseMs } = callTries(options, settings.retry));
   }
 
   private readonly closing = new AbortController();

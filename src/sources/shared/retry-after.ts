@@ -2,11 +2,23 @@
 // within sources[].timeoutMs, no longer than one more try may take anyway. A longer one ends the call's tries
 // (the error is still retryable: the next pass, the inbox's next round), rather than ask again sooner than
 // the server said, or hold a pass for it. Shared by the FHIR and DHIS2 clients.
+import type { SourceRetrySettings } from '../../config/types.js';
 import { parseRetryAfter } from '../../opencrvs/retry-after.js';
 
 /** Tries per call and the first backoff when neither the caller nor sources[].retry says (the schema's defaults). */
-export const DEFAULT_ATTEMPTS = 3;
-export const DEFAULT_RETRY_BASE_MS = 500;
+const DEFAULT_ATTEMPTS = 3;
+const DEFAULT_RETRY_BASE_MS = 500;
+
+/** A source client's tries per call and first backoff: a caller's own (doctor asks once) over sources[].retry. */
+export function callTries(
+  own: { attempts?: number; retryBaseMs?: number },
+  retry: SourceRetrySettings | undefined,
+): { attempts: number; retryBaseMs: number } {
+  return {
+    attempts: own.attempts ?? retry?.attempts ?? DEFAULT_ATTEMPTS,
+    retryBaseMs: own.retryBaseMs ?? retry?.baseDelayMs ?? DEFAULT_RETRY_BASE_MS,
+  };
+}
 
 /**
  * The longest backoff between two tries of one call, however many `sources[].retry.attempts` double
