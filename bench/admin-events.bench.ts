@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { hashPayload, type LedgerPayload, type ListFilter, openLedger } from '../src/ledger/index.js';
 import { listQuery, TIME_INDEX_MAX_ROWS, timeNewestQuery, timeProbeQuery } from '../src/ledger/queries.js';
+import { median } from './helpers/median.js';
 
 const ROWS = Number(process.env.BENCH_ADMIN_ROWS ?? 220_000);
 const RUNS = Number(process.env.BENCH_ADMIN_RUNS ?? 5);
@@ -51,11 +52,6 @@ function build(path: string, start: number): void {
   // A few old rows touched lately (replayed, dismissed): `since` cannot stop at the newest ids.
   db.prepare('UPDATE ledger_rows SET updated_at = @now WHERE id % 20011 = 0').run({ now: start + 366 * 24 * HOUR });
   db.close();
-}
-
-function median(samples: number[]): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
 function main(): void {

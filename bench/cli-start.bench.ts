@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openLedger } from '../src/ledger/index.js';
 import { eventInput } from '../test/unit/ledger-helpers.js';
+import { median } from './helpers/median.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 /** CLI_ROOT: another built checkout's root, to compare (e.g. a worktree at the commit before a change). */
@@ -59,8 +60,6 @@ async function run(args: string[]): Promise<{ wall: number; cpu: number }> {
   await once(child, 'close');
   return { wall: performance.now() - start, cpu: Number(cpu) };
 }
-
-const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
 
 try {
   console.log(`command                      wall ms (median of ${RUNS})   CPU ms`);

@@ -20,6 +20,7 @@ import {
 } from '../src/ledger/index.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { replayRows } from '../src/sources/replay.js';
+import { median } from './helpers/median.js';
 
 const OFFICE = '028d2c85-ca31-426d-b5d1-2cef545a4902';
 const ENQUEUES = Number(process.env.BENCH_ENQUEUES ?? 3000);
@@ -123,11 +124,6 @@ function claimCompleteRate(dir: string): number {
   const seconds = (performance.now() - t0) / 1000;
   ledger.close();
   return done / seconds;
-}
-
-function median(samples: number[]): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
 class Rollback extends Error {}
