@@ -1,8 +1,6 @@
 import express, { type Router } from 'express';
 import { type OpsTarget, readiness } from './readiness.js';
 
-export { type OpsTarget, type ReadinessCheck, readiness } from './readiness.js';
-
 /**
  * `GET /healthz`: the process answers (liveness), 503 only for what a restart mends (livenessProblem):
  * a restart fixes nothing else, and an orchestrator restarts on it.
