@@ -48,17 +48,24 @@ describe('SourcePipeline: overtaken commits', () => {
       const older = [fetcher(), fetcher(), fetcher(), fetcher()].map((f) => pipeline.reading(f));
       const later = pipeline.reading(fetcher());
       pipeline.commit((await pipeline.evaluate([patient], later)).results);
-      const outcomes = older.map(async (f) => {
-        const { results } = await pipeline.evaluate([patient], f);
-        assert.equal(pipeline.overtakes(results), true);
-        pipeline.commit(results);
-        return pipeline.finished(f).then(
+      // All four commit before any reread ends (waiting a turn of the event loop instead was not enough on a
+      // loaded machine: the fourth commit then came after the release and found a round free).
+      const committed = await Promise.all(
+        older.map(async (f) => {
+          const { results } = await pipeline.evaluate([patient], f);
+          assert.equal(pipeline.overtakes(results), true);
+          pipeline.commit(results);
+          return f;
+        }),
+      );
+      await new Promise((resolve) => setImmediate(resolve)); // the rereads begin in a microtask of each commit
+      assert.equal(rereads.length, 3, 'three rounds in flight at once');
+      const outcomes = committed.map((f) =>
+        pipeline.finished(f).then(
           () => 'read again',
           (err: unknown) => (err instanceof OvertakenReadFailed ? 'not read again' : String(err)),
-        );
-      });
-      await new Promise((resolve) => setImmediate(resolve));
-      assert.equal(rereads.length, 3, 'three rounds in flight at once');
+        ),
+      );
       release();
       assert.deepEqual((await Promise.all(outcomes)).sort(), [
         'not read again',
