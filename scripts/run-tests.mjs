@@ -1,10 +1,11 @@
-// Runs node's built-in test runner over TypeScript test files (through tsx), so `npm test`
-// needs no glob support from the shell. Usage: node scripts/run-tests.mjs [dir-or-file …]
+// Runs node's built-in test runner over the TypeScript test files, compiled ahead (scripts/test-build.mjs),
+// so `npm test` needs no glob support from the shell. Usage: node scripts/run-tests.mjs [dir-or-file …]
+// A single file also runs as it is, through tsx: `node --import tsx --test test/unit/x.test.ts`.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, rmSync, statfsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { alive, buildSrc, removeBuild } from './test-build.mjs';
+import { alive, buildTestRun, removeBuild } from './test-build.mjs';
 
 function collect(path, out) {
   if (statSync(path).isDirectory()) {
@@ -58,20 +59,40 @@ function scratchDir() {
   }
 }
 
-// src/ compiled once for the CLI processes the tests start (scripts/test-build.mjs; test/support/child-source.ts).
-const built = await buildSrc(fileURLToPath(new URL('..', import.meta.url)));
+const root = fileURLToPath(new URL('..', import.meta.url));
+// Each test file's place in the build: the same path below it, .js for .ts.
+const inCheckout = files.map((file) => {
+  const path = relative(root, resolve(file));
+  if (path === '..' || path.startsWith(`..${sep}`) || isAbsolute(path)) {
+    console.error(`${file} is not in this checkout (${root})`);
+    process.exit(1);
+  }
+  return path.replace(/\.ts$/, '.js');
+});
+const built = await buildTestRun(root);
 const scratch = scratchDir();
 // A file's whole run is bounded (a hang must not take CI's 90 minutes), at ten minutes: the longest files take
-// about three on a quiet two-core machine, and went past five on a loaded one.
+// about three on a quiet two-core machine, and went past five on a loaded one. Source maps: tsx turned them on,
+// a failure's stack names the .ts file and line.
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', '--test-reporter=spec', ...files],
+  [
+    '--enable-source-maps',
+    '--test',
+    '--test-concurrency=2',
+    '--test-timeout=600000',
+    '--test-reporter=spec',
+    ...inCheckout.map((path) => join(built, path)),
+  ],
   {
     stdio: 'inherit',
     env: {
       ...process.env,
       LOG_LEVEL: process.env.LOG_LEVEL?.trim() || 'silent',
-      BRIDGE_TEST_SRC: built,
+      // Where the children the tests start load src/ from (test/support/child-source.ts), and where the
+      // checkout is for a test that reads its TypeScript or copies it (test/support/checkout.ts).
+      BRIDGE_TEST_SRC: join(built, 'src'),
+      BRIDGE_TEST_CHECKOUT: root,
       ...(scratch ? { TMPDIR: scratch } : {}),
     },
   },

@@ -13,11 +13,11 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { type OpenCrvsSimulator, startOpenCrvsSimulator } from '../../src/sandbox/opencrvs/index.js';
+import { CHECKOUT } from '../support/checkout.js';
 import { simulatorOpenCrvs } from './helpers/bridge-harness.js';
 
-const repo = fileURLToPath(new URL('../../', import.meta.url));
+const repo = CHECKOUT;
 const REAL_NPM_CI = process.env.BRIDGE_TEST_NPM_CI === '1';
 
 interface Instruction {

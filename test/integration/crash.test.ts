@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { afterEach, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { testChild } from '../support/child-source.js';
 import { assertExactlyOnce, birthEvent, type TestBed, testBed } from './delivery-helpers.js';
 
-const CHILD = fileURLToPath(new URL('./helpers/worker-child.ts', import.meta.url));
+const CHILD = testChild(new URL('./helpers/worker-child.ts', import.meta.url));
 const EVENTS = 500;
 const KILLS = 12;
 
@@ -18,7 +18,7 @@ function startChild(bed: TestBed): { child: ChildProcess; ready: Promise<void>; 
   const { sim } = bed;
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', CHILD, bed.dbPath, sim.tokenUrl, sim.eventsUrl, sim.clientId, sim.clientSecret, '2'],
+    [...CHILD.flags, CHILD.file, bed.dbPath, sim.tokenUrl, sim.eventsUrl, sim.clientId, sim.clientSecret, '2'],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'silent' } },
   );
   const exit = once(child, 'exit').then(([code]) => (typeof code === 'number' ? code : null));

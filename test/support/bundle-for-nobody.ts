@@ -7,6 +7,7 @@ import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync, statSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { CHECKOUT } from './checkout.js';
 
 const modules = fileURLToPath(new URL('../../node_modules/', import.meta.url));
 const SQLITE_FILES = [
@@ -30,7 +31,7 @@ export async function bundleForNobody(entry: string): Promise<NobodyBundle> {
   const outfile = join(dir, 'module.mjs');
   const { build } = await import('esbuild');
   await build({
-    entryPoints: [fileURLToPath(new URL(`../../${entry}`, import.meta.url))],
+    entryPoints: [join(CHECKOUT, entry)],
     bundle: true,
     platform: 'node',
     format: 'esm',

@@ -5,10 +5,10 @@
 // a command loads before its action runs (a dynamic import() is loaded only when it is reached).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { build, type Metafile } from 'esbuild';
+import { CHECKOUT } from '../support/checkout.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
+const root = CHECKOUT;
 
 /** Packages, and modules of src/, that only mapping, serving or calling a source needs. */
 const HEAVY = [

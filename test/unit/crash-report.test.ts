@@ -3,13 +3,14 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { errorLine } from '../../src/observability/crash.js';
+import { CHILD_NODE_FLAGS, childModule } from '../support/child-source.js';
 
-const CRASH = new URL('../../src/observability/crash.ts', import.meta.url).href;
+const CRASH = childModule('observability/crash.ts');
 
 /** Runs `body` in a fresh process with the crash handlers installed. */
 function crashWith(body: string) {
   const entry = `import { installCrashHandlers } from ${JSON.stringify(CRASH)}; installCrashHandlers(); ${body}`;
-  return spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', entry], {
+  return spawnSync(process.execPath, [...CHILD_NODE_FLAGS, '--input-type=module', '-e', entry], {
     encoding: 'utf8',
     timeout: 30_000,
   });

@@ -7,7 +7,6 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config/index.js';
 import { checkSourceIds, GENERIC_SOURCE_IDS } from '../../src/doctor/source-ids.js';
@@ -16,8 +15,9 @@ import { BridgeMetrics } from '../../src/observability/metrics.js';
 import { CHILD_PROGRAMME, DEATH_PROGRAMME } from '../../src/sandbox/dhis2/constants.js';
 import { unreachableMappingWarnings } from '../../src/sources/dhis2/mapping-codes.js';
 import { checkSourceMappings } from '../../src/sources/overlap.js';
+import { CHECKOUT } from '../support/checkout.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
+const root = CHECKOUT;
 const doc = readFileSync(`${root}docs/deployment.md`, 'utf8');
 const schema: unknown = JSON.parse(readFileSync(`${root}profiles/config.schema.json`, 'utf8'));
 

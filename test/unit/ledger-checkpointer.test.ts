@@ -12,6 +12,7 @@ import { startCheckpointer } from '../../src/ledger/checkpointer.js';
 import { type Db, openDatabase, relaxed } from '../../src/ledger/db.js';
 import { openLedger } from '../../src/ledger/index.js';
 import { createLogger, silentLogger } from '../../src/observability/logger.js';
+import { CHILD_NODE_FLAGS, childModule } from '../support/child-source.js';
 
 const autocheckpoint = (db: Db) => db.pragma('wal_autocheckpoint', { simple: true });
 
@@ -59,9 +60,9 @@ describe('background WAL checkpoints', () => {
   });
 
   it('runs in a process started with --input-type=module -e (the worker does not take its flags)', () => {
-    const checkpointer = new URL('../../src/ledger/checkpointer.ts', import.meta.url).href;
-    const dbModule = new URL('../../src/ledger/db.ts', import.meta.url).href;
-    const logger = new URL('../../src/observability/logger.ts', import.meta.url).href;
+    const checkpointer = childModule('ledger/checkpointer.ts');
+    const dbModule = childModule('ledger/db.ts');
+    const logger = childModule('observability/logger.ts');
     const script = `
       import { startCheckpointer } from ${JSON.stringify(checkpointer)};
       import { openDatabase } from ${JSON.stringify(dbModule)};
@@ -73,7 +74,7 @@ describe('background WAL checkpoints', () => {
       console.log('completed', c.completed);
       c.stop();
       db.close();`;
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    const r = spawnSync(process.execPath, [...CHILD_NODE_FLAGS, '--input-type=module', '-e', script], {
       encoding: 'utf8',
       timeout: 30_000,
     });

@@ -38,6 +38,7 @@ import { listQuery, OLDEST_WAITING_SQL, PURGE_SQL, timeProbeQuery } from '../../
 import { createLogger, type Logger, silentLogger } from '../../src/observability/logger.js';
 import { WriteBackStore } from '../../src/sources/writeback/store.js';
 import { bundleForNobody } from '../support/bundle-for-nobody.js';
+import { CHECKOUT } from '../support/checkout.js';
 import { eventInput, OFFICE, payload, settleRow, type TestClock, tempLedger, testClock } from './ledger-helpers.js';
 
 /** The schema this build migrates to: its newest migration. */
@@ -2861,11 +2862,11 @@ describe('ledger: query plans that must not grow with the ledger', () => {
     // 4 to 25 µs a run (ledger/db.ts). `LIMIT +?` keeps the value bound without that.
     const bare = /\bLIMIT\s*[?@:$]/;
     for (const file of ['outbox', 'inbox', 'pending-checks', 'slow-records', 'location-answers']) {
-      const source = readFileSync(new URL(`../../src/ledger/${file}.ts`, import.meta.url), 'utf8');
+      const source = readFileSync(`${CHECKOUT}src/ledger/${file}.ts`, 'utf8');
       assert.ok(source.includes('LIMIT +'), file);
       assert.ok(!bare.test(source), `${file} binds a bare LIMIT`);
     }
-    const store = readFileSync(new URL('../../src/sources/writeback/store.ts', import.meta.url), 'utf8');
+    const store = readFileSync(`${CHECKOUT}src/sources/writeback/store.ts`, 'utf8');
     assert.match(
       store,
       /FROM write_backs WHERE done_at IS NULL AND next_attempt_at <= \? ORDER BY next_attempt_at, row_id LIMIT \+\?'/,

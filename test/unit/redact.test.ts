@@ -10,6 +10,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { redactDeep, scrubString } from '../../src/observability/redact.js';
 import { scrubbedError } from '../../src/observability/scrubbed-error.js';
 import { SecretScrubber } from '../../src/observability/secret-scrubber.js';
+import { CHILD_NODE_FLAGS, childModule } from '../support/child-source.js';
 
 const JWT =
   'eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzY29wZSI6WyJ0eXBlPXJlY29yZC5jcmVhdGUiXSwiZXhwIjoxNzAwMDAwMDAwfQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ';
@@ -601,8 +602,6 @@ describe('the secret scrubber (OpenCRVS client, sources)', () => {
   });
 });
 
-const SCRUBBERS = new URL('../../src/observability/', import.meta.url).href;
-
 describe('scrubbing time on adversarial text', () => {
   // An answer's body is scrubbed on the event loop: a pattern that reads a long run again from each of its
   // characters held /healthz for 7–8 s per retry with a 64 kB 503 body of 'a'. Run in a child process that
@@ -612,8 +611,8 @@ describe('scrubbing time on adversarial text', () => {
   // would be a timed assertion, which measures the machine.
   it('scrubs 1 MB built against each pattern in linear time', () => {
     const script = `
-      import { scrubString } from ${JSON.stringify(`${SCRUBBERS}redact.ts`)};
-      import { SecretScrubber } from ${JSON.stringify(`${SCRUBBERS}secret-scrubber.ts`)};
+      import { scrubString } from ${JSON.stringify(childModule('observability/redact.ts'))};
+      import { SecretScrubber } from ${JSON.stringify(childModule('observability/secret-scrubber.ts'))};
       const MB = 1 << 20;
       const fill = (unit) => unit.repeat(Math.ceil(MB / unit.length)).slice(0, MB);
       const inputs = [fill('a'), fill('eyJ'), 'eyJ'.repeat(MB / 6) + '.' + fill('a').slice(MB / 2),
@@ -629,7 +628,7 @@ describe('scrubbing time on adversarial text', () => {
       new SecretScrubber().value({ message: 'a'.repeat(65_000), error: 'b'.repeat(65_000) });
       console.log(performance.now() - started);
     `;
-    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    const run = spawnSync(process.execPath, [...CHILD_NODE_FLAGS, '--input-type=module', '-e', script], {
       encoding: 'utf8',
       timeout: 60_000,
     });

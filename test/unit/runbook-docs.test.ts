@@ -3,12 +3,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { buildProgram } from '../../src/cli.js';
 import { BridgeMetrics } from '../../src/observability/metrics.js';
+import { CHECKOUT } from '../support/checkout.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
+const root = CHECKOUT;
 const read = (file: string) => readFileSync(`${root}docs/${file}`, 'utf8');
 const runbook = read('runbook.md');
 
