@@ -394,7 +394,9 @@ describe('a facility the record names, which OpenCRVS is slow to look up', () =>
           await h.sim.control.configure({ faults: {} });
         }
       },
-      options,
+      // No worker beside the passes, as under `sync --once`: serve's would take the row and wait on its
+      // facility's slow lookup, and the stop at the end of the test waited out its 30 s drain for it.
+      { ...options, worker: false },
     ));
 
   it('serve: a stop while a poll pass waits on the lookup ends at once, the record kept with its facility unchecked', () =>
