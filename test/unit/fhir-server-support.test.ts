@@ -14,6 +14,9 @@ describe('ServerSupport reading the CapabilityStatement', () => {
   let server: Server;
   let origin = '';
   const asked: string[] = [];
+  /** Connections the server accepted, and a hook called on each. */
+  let connections = 0;
+  let onConnection = () => {};
 
   before(async () => {
     // `/failing/metadata` answers 503 (retried by the client's other calls); `/silent/metadata` never answers.
@@ -24,6 +27,10 @@ describe('ServerSupport reading the CapabilityStatement', () => {
         res.writeHead(503, { 'content-type': 'text/plain' });
         res.end('unavailable');
       }
+    });
+    server.on('connection', () => {
+      connections++;
+      onConnection();
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -59,6 +66,10 @@ describe('ServerSupport reading the CapabilityStatement', () => {
     timeout: 20_000,
   }, async () => {
     asked.length = 0;
+    connections = 0;
+    const connected = new Promise<void>((resolve) => {
+      onConnection = resolve;
+    });
     const lines: string[] = [];
     // sources[].timeoutMs of ten minutes: a statement read with it holds the test until its own timeout.
     const source = client('/silent', 600_000, lines);
@@ -67,7 +78,17 @@ describe('ServerSupport reading the CapabilityStatement', () => {
     assert.match(JSON.stringify(warned?.err), /no answer within 50 ms/);
     // Raising sources[].timeoutMs would not lengthen this read: the message does not advise it.
     assert.doesNotMatch(JSON.stringify(warned?.err), /raise sources/);
-    assert.deepEqual(asked, ['/silent/metadata']);
+    // One try, one connection. Counted as the server accepts them, not by the requests it read: on a loaded
+    // machine the 50 ms ran out before the server (in this same event loop) had read the request, or before
+    // the client had written it. Every try's connection was opened before the read gave up, so the server
+    // accepts them together, in the poll phase that accepts the first; a turn later all are counted.
+    await connected;
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(connections, 1, 'one try, not the client tries');
+    assert.ok(
+      asked.every((url) => url === '/silent/metadata'),
+      asked.join(', '),
+    );
     source.close();
   });
 });
