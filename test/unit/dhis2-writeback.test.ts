@@ -702,11 +702,31 @@ describe('write-back ticks on a ledger that refuses writes', () => {
     const storeDb = (wb.store as unknown as { db: { pragma(sql: string): unknown } }).db;
     storeDb.pragma('query_only = 1');
     const failed = () => lines.filter((l) => l.msg === 'write-back tick failed');
+    // Every tick claims first, and a failing tick fails there: counted as they come, so the test waits for
+    // ticks, not for a time in which a loaded machine ran too few of them to show a repeat.
+    let ticks = 0;
+    let failedTicks = 0;
+    const claimDue = wb.store.claimDue.bind(wb.store);
+    wb.store.claimDue = (...args) => {
+      ticks++;
+      try {
+        return claimDue(...args);
+      } catch (err) {
+        failedTicks++;
+        throw err;
+      }
+    };
+    /** Resolves once `n` more ticks (failing ones, with `failing`) have run. */
+    const moreTicks = async (n: number, failing = true) => {
+      const count = () => (failing ? failedTicks : ticks);
+      const seen = count();
+      await until(() => count() >= seen + n);
+    };
     wb.start();
     try {
       // Many ticks within one minute: one line, at once, without a stack.
       await until(() => failed().length >= 1);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await moreTicks(5);
       assert.equal(failed().length, 1, 'one line for every failing tick within the minute');
       const [first] = failed();
       assert.match(String((first?.err as { code?: string })?.code), /^SQLITE_READONLY/);
@@ -715,13 +735,13 @@ describe('write-back ticks on a ledger that refuses writes', () => {
 
       // Three simulated minutes: one line each, with the ticks that failed unlogged since the last.
       for (let minute = 1; minute <= 3; minute++) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await moreTicks(4);
         clock += 60_000;
         await until(() => failed().length === minute + 1);
         const line = failed()[minute];
         assert.ok(Number(line?.repeats) > 3, `repeats counted: ${JSON.stringify(line)}`);
       }
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await moreTicks(4);
       assert.equal(failed().length, 4, 'at most one line a minute');
 
       storeDb.pragma('query_only = 0'); // space freed
@@ -733,7 +753,7 @@ describe('write-back ticks on a ledger that refuses writes', () => {
       // Every failing tick is counted: the four logged, the repeats they reported, and those since the last.
       assert.equal(recovered[0]?.failures, 4 + repeats + Number(recovered[0]?.repeats), JSON.stringify(recovered[0]));
       assert.ok(Number(recovered[0]?.failingMs) >= 180_000);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await moreTicks(4, false);
       assert.equal(lines.filter((l) => l.msg === 'write-back ticks run again').length, 1, 'said once');
     } finally {
       await wb.stop();
