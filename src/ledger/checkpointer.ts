@@ -45,7 +45,10 @@ db.pragma('wal_autocheckpoint = 0');
 const timer = setInterval(() => {
   try {
     const [result] = db.pragma('wal_checkpoint(PASSIVE)');
-    parentPort.postMessage({ done: result });
+    // SQLITE_BUSY (busy, and no log read): this checkpoint did not start, another connection held its
+    // lock. Neither done nor failed: on a read-only file it came between failures as a success.
+    if (result && result.busy && result.log === -1) parentPort.postMessage({ busy: true });
+    else parentPort.postMessage({ done: result });
   } catch (err) {
     parentPort.postMessage({ error: String(err && err.message), code: err && typeof err.code === 'string' ? err.code : undefined });
   }
@@ -82,7 +85,9 @@ export function startCheckpointer(db: Db, options: CheckpointerOptions): Checkpo
     if (db.open) db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
     log.warn({ why }, 'background checkpoints stopped; the ledger checkpoints on commit again');
   };
-  worker.on('message', (message: { done?: unknown; error?: string; code?: string }) => {
+  worker.on('message', (message: { done?: unknown; busy?: true; error?: string; code?: string }) => {
+    // A checkpoint SQLite could not start (busy) completed nothing and recovered nothing: the next tick tries.
+    if (message.busy) return;
     if (message.error) {
       // What the worker could post of the error: its code and SQLite's words (a stack would be the worker's).
       failures.failed({ code: message.code, message: message.error });

@@ -247,6 +247,60 @@ describe('checkpoints that fail', () => {
     }
   });
 
+  it('a checkpoint SQLite could not start (busy) between failures is no success: not counted, no recovery line', async () => {
+    // A read-only connection's checkpoint now and then answers SQLITE_BUSY (busy 1, log -1) instead of its
+    // error: seen under load, where it was logged as `checkpoints succeed again` amid the failures. Here
+    // every other tick answers so; the others reach SQLite's own error on the read-only file.
+    const driver = join(dir, 'busy-driver.cjs');
+    const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
+    writeFileSync(
+      driver,
+      `const Database = require(${JSON.stringify(sqlite)});
+       module.exports = function (path, options) {
+         const db = new Database(path, { ...options, readonly: true });
+         let ticks = 0;
+         return {
+           pragma(sql) {
+             if (sql.startsWith('wal_checkpoint') && ticks++ % 2 === 1) return [{ busy: 1, log: -1, checkpointed: -1 }];
+             return db.pragma(sql);
+           },
+           close: () => db.close(),
+         };
+       };`,
+    );
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', destination: { write: (line: string) => lines.push(line) } });
+    let db: Db | undefined;
+    const ledger = openLedger(join(dir, 'ledger.db'), {
+      onOpen: (opened) => {
+        db = opened;
+      },
+    });
+    const failures: string[] = [];
+    const checkpointer = startCheckpointer(db as Db, {
+      intervalMs: 5,
+      logger,
+      driver,
+      onFailure: (code) => failures.push(code),
+    });
+    try {
+      // Five failures: four busy ticks came between them.
+      await until('checkpoints to fail', () => {
+        ledger.setMeta('k', String(Date.now())); // something in the log to copy back
+        return failures.length >= 5;
+      });
+      assert.equal(checkpointer.completed, 0, 'a busy checkpoint completed nothing');
+      assert.deepEqual(
+        lines.filter((l) => l.includes('checkpoints succeed again')),
+        [],
+        'no recovery while every checkpoint that ran failed',
+      );
+    } finally {
+      checkpointer.stop();
+      ledger.close();
+    }
+  });
+
   it('logs as component ledger-checkpointer alone, not also as ledger (a JSON key twice)', async () => {
     const lines: string[] = [];
     const logger = createLogger({ level: 'warn', destination: { write: (line: string) => lines.push(line) } });
