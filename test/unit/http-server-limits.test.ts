@@ -4,7 +4,7 @@
 // 127.0.0.3, … (Linux routes all of 127/8 to loopback), which the server counts as distinct addresses;
 // only 127.0.0.1 and ::1 get the loopback reserve.
 import assert from 'node:assert/strict';
-import { get } from 'node:http';
+import { get, type Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { after, afterEach, describe, it } from 'node:test';
 import express from 'express';
@@ -39,10 +39,26 @@ async function until(what: string, condition: () => boolean, ms = 5_000): Promis
 }
 
 /**
- * GET /healthz on a new connection from `localAddress`: its status, or the error's code. Resolves a
- * moment after the answer, once the server has closed its side and given the slot back.
+ * The server's side of the connections it accepted, each until it closes. Listening after the server's own
+ * listeners, so a connection leaves the set after the server gave its slot back.
+ */
+const open = new Set<Socket>();
+function tracked<T extends { server: Server }>(served: T): T {
+  served.server.on('connection', (socket: Socket) => {
+    if (socket.destroyed) return; // refused: the server took no slot for it
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+  });
+  return served;
+}
+
+/**
+ * GET /healthz on a new connection from `localAddress`: its status, or the error's code. Resolves once the
+ * server has closed its side and given the slot back (waited for: a fixed 100 ms was not always enough on a
+ * loaded machine, where the server runs in this same event loop).
  */
 async function healthz(port: number, localAddress = '127.0.0.1'): Promise<number | string> {
+  let localPort: number | undefined;
   const result = await new Promise<number | string>((resolve) => {
     const req = get(
       { host: '127.0.0.1', port, path: '/healthz', localAddress, agent: false, timeout: 3_000 },
@@ -51,10 +67,13 @@ async function healthz(port: number, localAddress = '127.0.0.1'): Promise<number
         res.on('end', () => resolve(res.statusCode ?? 0));
       },
     );
+    req.on('socket', (socket) => socket.once('connect', () => (localPort = socket.localPort)));
     req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
     req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
   });
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await until('the server to close the health check connection', () =>
+    [...open].every((socket) => localPort === undefined || socket.remotePort !== localPort),
+  );
   return result;
 }
 
@@ -126,7 +145,10 @@ describe('HTTP server limits', () => {
   });
 
   it('refuses connections past the per-address cap and keeps serving others and the loopback health check', async () => {
-    const { server, port } = await serve({ maxConnections: 6, perAddressConnections: 3, loopbackReserve: 2 });
+    // The idle connections are held for the whole test: not closed as silent (5 s) on a slow machine.
+    const { server, port } = tracked(
+      await serve({ maxConnections: 6, perAddressConnections: 3, loopbackReserve: 2, firstByteTimeoutMs: 60_000 }),
+    );
     servers.push(server);
     // One address opens far more than its share, and sends nothing.
     const flood = await Promise.all(Array.from({ length: 10 }, () => idle(port, '127.0.0.2')));
@@ -147,8 +169,9 @@ describe('HTTP server limits', () => {
     // The reserve is bounded as well: two idle loopback connections fill it.
     const local = await Promise.all([idle(port, '127.0.0.1'), idle(port, '127.0.0.1')]);
     assert.notEqual(await healthz(port), 200, 'past the reserve even loopback is refused');
+    const held = open.size;
     for (const c of [...local, ...second]) c.socket.destroy();
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await until('the server to close its side of them', () => open.size <= held - 5);
     assert.equal(await healthz(port, '127.0.0.4'), 200, 'slots given back are taken again');
   });
 
