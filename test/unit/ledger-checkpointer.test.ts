@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { startCheckpointer } from '../../src/ledger/checkpointer.js';
 import { type Db, openDatabase, relaxed } from '../../src/ledger/db.js';
 import { openLedger } from '../../src/ledger/index.js';
-import { createLogger, silentLogger } from '../../src/observability/logger.js';
+import { createLogger, type Logger, silentLogger } from '../../src/observability/logger.js';
 import { CHILD_NODE_FLAGS, childModule } from '../support/child-source.js';
 
 const autocheckpoint = (db: Db) => db.pragma('wal_autocheckpoint', { simple: true });
@@ -125,30 +125,40 @@ describe('checkpoints that fail', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('a checkpoint that fails on storage is a ledger write failure (readiness), with SQLite code', async () => {
-    // The worker's connection may read the file but not write it: SQLite's own error at each checkpoint.
-    const driver = join(dir, 'read-only-driver.cjs');
+  /** Writes a driver for the checkpointer's worker (`body`: a CommonJS module with better-sqlite3 as `Database`). */
+  function driverFile(name: string, body: string): string {
+    const driver = join(dir, name);
     const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
-    writeFileSync(
-      driver,
-      `const Database = require(${JSON.stringify(sqlite)});
-       module.exports = function (path, options) { return new Database(path, { ...options, readonly: true }); };`,
-    );
-    const lines: string[] = [];
-    const logger = createLogger({ level: 'warn', destination: { write: (line: string) => lines.push(line) } });
+    writeFileSync(driver, `const Database = require(${JSON.stringify(sqlite)});\n${body}`);
+    return driver;
+  }
+
+  /** A ledger in `dir` and a checkpointer on its connection whose worker opens the file through `driver`. */
+  function checkpointedLedger(
+    driver: string,
+    options: { intervalMs: number; logger: Logger; now?: () => number },
+    failures: string[],
+  ) {
     let db: Db | undefined;
     const ledger = openLedger(join(dir, 'ledger.db'), {
       onOpen: (opened) => {
         db = opened;
       },
     });
+    const checkpointer = startCheckpointer(db as Db, { ...options, driver, onFailure: (code) => failures.push(code) });
+    return { ledger, checkpointer };
+  }
+
+  it('a checkpoint that fails on storage is a ledger write failure (readiness), with SQLite code', async () => {
+    // The worker's connection may read the file but not write it: SQLite's own error at each checkpoint.
+    const driver = driverFile(
+      'read-only-driver.cjs',
+      'module.exports = function (path, options) { return new Database(path, { ...options, readonly: true }); };',
+    );
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', destination: { write: (line: string) => lines.push(line) } });
     const failures: string[] = [];
-    const checkpointer = startCheckpointer(db as Db, {
-      intervalMs: 20,
-      logger,
-      driver,
-      onFailure: (code) => failures.push(code),
-    });
+    const { ledger, checkpointer } = checkpointedLedger(driver, { intervalMs: 20, logger }, failures);
     try {
       await until('a failed checkpoint', () => {
         ledger.setMeta('k', String(Date.now())); // something in the log to copy back
@@ -170,12 +180,9 @@ describe('checkpoints that fail', () => {
     // worker's connection is opened for writing again, as after an operator fixed the file.
     const marker = join(dir, 'read-only');
     writeFileSync(marker, '');
-    const driver = join(dir, 'switching-driver.cjs');
-    const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
-    writeFileSync(
-      driver,
+    const driver = driverFile(
+      'switching-driver.cjs',
       `const fs = require('node:fs');
-       const Database = require(${JSON.stringify(sqlite)});
        module.exports = function (path, options) {
          let db = new Database(path, { ...options, readonly: true });
          let readOnly = true;
@@ -200,19 +207,7 @@ describe('checkpoints that fail', () => {
       destination: { write: (line: string) => lines.push({ line: JSON.parse(line), failuresSoFar: failures.length }) },
     });
     const logged = (msg: string) => lines.filter((l) => l.line.msg === msg);
-    let db: Db | undefined;
-    const ledger = openLedger(join(dir, 'ledger.db'), {
-      onOpen: (opened) => {
-        db = opened;
-      },
-    });
-    const checkpointer = startCheckpointer(db as Db, {
-      intervalMs: 5,
-      logger,
-      driver,
-      now: () => clock,
-      onFailure: (code) => failures.push(code),
-    });
+    const { ledger, checkpointer } = checkpointedLedger(driver, { intervalMs: 5, logger, now: () => clock }, failures);
     const message = 'checkpoint failed; retrying on the next tick';
     try {
       await until('checkpoints to fail', () => {
@@ -251,12 +246,9 @@ describe('checkpoints that fail', () => {
     // A read-only connection's checkpoint now and then answers SQLITE_BUSY (busy 1, log -1) instead of its
     // error: seen under load, where it was logged as `checkpoints succeed again` amid the failures. Here
     // every other tick answers so; the others reach SQLite's own error on the read-only file.
-    const driver = join(dir, 'busy-driver.cjs');
-    const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
-    writeFileSync(
-      driver,
-      `const Database = require(${JSON.stringify(sqlite)});
-       module.exports = function (path, options) {
+    const driver = driverFile(
+      'busy-driver.cjs',
+      `module.exports = function (path, options) {
          const db = new Database(path, { ...options, readonly: true });
          let ticks = 0;
          return {
@@ -270,19 +262,8 @@ describe('checkpoints that fail', () => {
     );
     const lines: string[] = [];
     const logger = createLogger({ level: 'info', destination: { write: (line: string) => lines.push(line) } });
-    let db: Db | undefined;
-    const ledger = openLedger(join(dir, 'ledger.db'), {
-      onOpen: (opened) => {
-        db = opened;
-      },
-    });
     const failures: string[] = [];
-    const checkpointer = startCheckpointer(db as Db, {
-      intervalMs: 5,
-      logger,
-      driver,
-      onFailure: (code) => failures.push(code),
-    });
+    const { ledger, checkpointer } = checkpointedLedger(driver, { intervalMs: 5, logger }, failures);
     try {
       // Five failures: four busy ticks came between them.
       await until('checkpoints to fail', () => {
