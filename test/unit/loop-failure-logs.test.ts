@@ -43,6 +43,19 @@ describe('loops failing on a ledger that refuses writes', () => {
       destination: { write: (line: string) => lines.push({ line: JSON.parse(line), failuresSoFar: failures }) },
     });
   const logged = (msg: string) => lines.filter((l) => l.line.msg === msg);
+  /** Counts in `failures` each refusal the ledger's `method` throws, on its way to the loop that called it. */
+  const countRefusals = (method: 'claimDue' | 'transaction') => {
+    const original = ledger[method].bind(ledger) as (...args: unknown[]) => unknown;
+    const counting = (...args: unknown[]) => {
+      try {
+        return original(...args);
+      } catch (err) {
+        failures++;
+        throw err;
+      }
+    };
+    Object.assign(ledger, { [method]: counting });
+  };
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'loop-failure-logs-'));
@@ -74,15 +87,7 @@ describe('loops failing on a ledger that refuses writes', () => {
       logger: logger(),
     });
     // Rounds that reach their claim fail there: counted as they fail (the loop's own count is only on its lines).
-    const claimDue = ledger.claimDue.bind(ledger);
-    ledger.claimDue = ((...args: Parameters<Ledger['claimDue']>) => {
-      try {
-        return claimDue(...args);
-      } catch (err) {
-        failures++;
-        throw err;
-      }
-    }) as Ledger['claimDue'];
+    countRefusals('claimDue');
     db.pragma('query_only = 1');
     worker.start();
     try {
@@ -120,15 +125,7 @@ describe('loops failing on a ledger that refuses writes', () => {
   });
 
   it('the lease renewal: once a minute with the repeats over simulated minutes, one line on recovery', async () => {
-    const transaction = ledger.transaction.bind(ledger);
-    ledger.transaction = ((fn: () => unknown) => {
-      try {
-        return transaction(fn);
-      } catch (err) {
-        failures++; // the ledger's own refusal, counted on its way to the renewal
-        throw err;
-      }
-    }) as Ledger['transaction'];
+    countRefusals('transaction'); // the ledger's own refusal, counted on its way to the renewal
     const lease = takeProcessLease(ledger, { command: 'serve', logger: logger(), now: clock.now, renewMs: 2 });
     db.pragma('query_only = 1');
     try {
