@@ -632,12 +632,21 @@ describe('delivery worker', () => {
       [['create', 'stale-lock']],
     );
     assert.equal(ledger.findByKey('emr', 'birth', 'Patient/1')?.state, 'delivered');
+    // The late attempt's look at its lock before the NOTIFY: what it was told decides whether it sends.
+    const lockAnswers: boolean[] = [];
+    const holdsLock = ledger.holdsLock.bind(ledger);
+    ledger.holdsLock = (id, ...rest) => {
+      const held = holdsLock(id, ...rest);
+      if (id === slow.id) lockAnswers.push(held);
+      return held;
+    };
     release();
     // The late attempt creates (idempotent), then finds its lock gone: no NOTIFY after the stop.
     const created = () => api.calls.some((c) => c.op === 'create' && c.transactionId === slow.createTransactionId);
-    for (let waited = 0; !created() && waited < 2000; waited += 5) await new Promise((r) => setTimeout(r, 5));
+    for (let waited = 0; lockAnswers.length === 0 && waited < 10_000; waited += 5)
+      await new Promise((r) => setTimeout(r, 5));
     assert.ok(created(), 'the late attempt went on');
-    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(lockAnswers, [false], 'the late attempt looked at its lock before the NOTIFY, and found it gone');
     assert.ok(!api.calls.some((c) => c.op === 'notify' && c.transactionId === slow.notifyTransactionId));
     assert.equal(ledger.get(slow.id)?.state, 'failed', 'the late settle does not overwrite the row');
   });
