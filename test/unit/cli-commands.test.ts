@@ -37,10 +37,12 @@ describe('the CLI loads only the command it runs', () => {
     assert.ok(names.length >= 12, names.join(', '));
     for (const name of names) {
       assert.deepEqual(commandsToLoad([name, '--help']), [name]);
+      assert.deepEqual(commandsToLoad(['help', name]), [name]);
       const alone = await buildProgram(commandsToLoad([name]));
+      // The others are listed, in the same order; the one named is the command itself (its help says so).
       assert.deepEqual(
         alone.commands.map((c) => c.name()),
-        [name],
+        names,
       );
       const command = (program: Command) => program.commands.find((c) => c.name() === name) as Command;
       assert.deepEqual(helps(command(alone), name), helps(command(full), name), name);
@@ -49,11 +51,19 @@ describe('the CLI loads only the command it runs', () => {
     }
   });
 
-  it('loads no command for --version alone, and every command when none is named first', async () => {
-    const all = (await buildProgram()).commands.map((c) => c.name());
-    assert.deepEqual(commandsToLoad(['--version']), []);
-    assert.deepEqual(commandsToLoad(['-V']), []);
-    for (const args of [[], ['--help'], ['help', 'ledger'], ['--version', 'ledger'], ['ledgers'], ['-V', '--help']])
-      assert.deepEqual(commandsToLoad(args), all, args.join(' '));
+  it("loads no command for the program's help, --version or an unknown command", () => {
+    for (const args of [[], ['--help'], ['-h'], ['help'], ['--version'], ['-V'], ['--version', 'ledger'], ['ledgers']])
+      assert.deepEqual(commandsToLoad(args), [], args.join(' '));
+  });
+
+  it("lists every command, unloaded, exactly as the loaded commands' summaries and arguments do", async () => {
+    const listed = await buildProgram(commandsToLoad(['--help']));
+    const loaded = await buildProgram();
+    assert.equal(listed.helpInformation(), loaded.helpInformation());
+    // Each command's summary is one line of the listing's, not its whole description.
+    for (const command of loaded.commands.filter((c) => c.name() !== 'help'))
+      assert.ok(command.summary() && command.summary() !== command.description(), command.name());
+    for (const args of [['ledgers'], ['--no-such-option']])
+      assert.deepEqual(await usageError(listed, args), await usageError(await buildProgram(), args), args.join(' '));
   });
 });
