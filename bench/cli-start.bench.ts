@@ -34,6 +34,9 @@ const birth = join(root, 'test', 'fixtures', 'fhir', 'bfdr', 'Bundle-bundle-prov
 
 const COMMANDS: Array<[string, string[]]> = [
   ['--version', ['--version']],
+  // The listing of every command, made without loading them (src/cli.ts, LISTED); `help ledger` loads one.
+  ['--help', ['--help']],
+  ['help ledger', ['help', 'ledger']],
   ['ledger', ['ledger', '--config', config]],
   ['ledger --find', ['ledger', '--config', config, '--find', 'Patient/3']],
   ['dismiss (a row not dead)', ['dismiss', '3', '--reason', 'bench', '--config', config]],
