@@ -23,6 +23,7 @@
 // from the bridge); the bridge runs in this process. Ledgers live in the OS temp dir (BENCH_DIR), on a
 // real disk: the fsyncs of synchronous=FULL count. Knobs: BENCH_BIRTHS, BENCH_PAGE_SIZE,
 // BENCH_CONCURRENCY ('4,8'), BENCH_ACK_RATE, BENCH_ACK_SECONDS, BENCH_ACK=0 (or =full, =alone), BENCH_LOG_LEVEL,
+// BENCH_PIN ('0/1': the bridge on CPU 0, the sandboxes and the sender on CPU 1; bench/helpers/pin.ts),
 // BENCH_CHILD_NODE_OPTIONS (e.g. '--cpu-prof' for the sandboxes), BENCH_PROFILE_DIR (the bridge's CPU profile
 // over each (a) run, written as e2e-c<N>.cpuprofile, and over each (d) run, as ack-full and ack-alone.cpuprofile).
 import { fork } from 'node:child_process';
@@ -38,6 +39,7 @@ import { createLogger } from '../src/observability/logger.js';
 import { createOpenCrvsClient } from '../src/opencrvs/index.js';
 import { generateBirth } from '../src/sandbox/demo/generate.js';
 import { OpenCrvsSandboxControl } from '../src/sandbox/opencrvs/index.js';
+import { pinBridge, pinChild } from './helpers/pin.js';
 import { type OpenCrvsEndpoints, startFhirProcess, startOpenCrvsProcess } from './helpers/sandboxes.js';
 
 const BIRTHS = Number(process.env.BENCH_BIRTHS ?? 2000);
@@ -310,6 +312,7 @@ function sendOpenLoop(job: Record<string, unknown>): Promise<SenderResult> {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  pinChild(child.pid);
   return new Promise((resolve, reject) => {
     child.once('message', (message) => resolve(message as SenderResult));
     child.once('exit', (code) => {
@@ -434,6 +437,7 @@ const f = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'e2e-bench-'));
+  const pinned = pinBridge();
   const started = performance.now();
   const [opencrvs, fhir] = await Promise.all([startOpenCrvsProcess(), startFhirProcess(BIRTHS)]);
   const env: Env = {
@@ -449,7 +453,8 @@ async function main(): Promise<void> {
   };
   console.log(
     `e2e benchmark: ${BIRTHS} births (${fhir.info.resources} resources seeded in ${f(fhir.info.seedMs / 1000)} s), ` +
-      `page size ${PAGE_SIZE}, node ${process.version}, load average ${loadavg()[0]?.toFixed(1)} on ${CORES} cores shared`,
+      `page size ${PAGE_SIZE}, node ${process.version}, load average ${loadavg()[0]?.toFixed(1)} on ${CORES} cores ` +
+      (pinned ? `(BENCH_PIN: ${pinned})` : 'shared'),
   );
   try {
     const rows: string[][] = [];

@@ -1,6 +1,7 @@
 // Starts the benchmark's sandbox servers in child processes (see sandbox-process.ts) and stops them.
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { pinChild } from './pin.js';
 
 const ENTRY = fileURLToPath(new URL('./sandbox-process.ts', import.meta.url));
 const START_TIMEOUT_MS = 120_000;
@@ -32,6 +33,7 @@ function start<T>(args: string[]): Promise<SandboxProcess<T>> {
     execArgv: ['--import', 'tsx', ...(process.env.BENCH_CHILD_NODE_OPTIONS?.split(' ').filter(Boolean) ?? [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  pinChild(child.pid);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill();
