@@ -198,7 +198,7 @@ describe('health and readiness', () => {
           // `cp other.db bridge.db` while it runs: the same file (inode), another ledger's pages in it.
           const other = join(dir, `other-${dbCount}.db`);
           openLedger(other).close();
-          await sleep(1_500); // the bridge's background checkpoints have put its own pages in its file
+          await checkpointedAway(path);
           const inode = statSync(path).ino;
           copyFileSync(other, path);
           assert.equal(statSync(path).ino, inode, 'the same inode: the device and inode alone do not tell');
@@ -527,6 +527,26 @@ describe('health and readiness', () => {
     }
   });
 });
+
+/**
+ * Puts a running ledger's pages in its file, none left in its -wal (a reader takes a page there over the
+ * file's), as a ledger that has run a while has them: done here, not waited for from the bridge's background
+ * checkpoints, whose worker thread a loaded machine starts late. Asked again while that worker checkpoints
+ * at the same moment (SQLite answers busy at once then, without waiting).
+ */
+async function checkpointedAway(path: string): Promise<void> {
+  const db = new Database(path, { timeout: 10_000 });
+  try {
+    let result: unknown;
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(10)) {
+      result = db.pragma('wal_checkpoint(TRUNCATE)');
+      if ((result as [{ busy: number }])[0].busy === 0) return;
+    }
+    assert.fail(`the ledger could not be checkpointed: ${JSON.stringify(result)}`);
+  } finally {
+    db.close();
+  }
+}
 
 /** The delivery check as it will read `ms` from now (it reads the clock; minutes are asked of it directly). */
 function deliveryProblemIn(bridge: Bridge, ms: number): string | undefined {
