@@ -349,18 +349,15 @@ describe('opencrvs-bridge sync --once', () => {
     const startup = join(s.dir, 'startup-signal.yaml');
     writeFileSync(startup, stringify(object));
     try {
+      const lookups = async () => (await s.sim.control.requests()).locations ?? 0;
+      const before = await lookups();
       const child = spawnCli(['serve', '--config', startup], { LOG_LEVEL: 'debug' });
       const run = finished(child, 30_000);
-      // Once it logs, it listens for signals (installed before the bridge is built); the location lookup
-      // then waits on the slow OpenCRVS for seconds.
-      let logged = false;
-      const seen = (chunk: Buffer) => {
-        if (chunk.toString().includes('"level"')) logged = true;
-      };
-      child.stdout?.on('data', seen);
-      child.stderr?.on('data', seen);
-      for (let waited = 0; !logged && waited < 20_000; waited += 50) await sleep(50);
-      await sleep(500);
+      // Signalled once OpenCRVS holds its first location lookup (for 4 s), not a fixed time after it first
+      // logs: on a loaded machine the lookup may not have begun by then, and the test would prove nothing.
+      for (const deadline = Date.now() + 20_000; (await lookups()) === before; await sleep(50)) {
+        assert.ok(Date.now() < deadline && child.exitCode === null, 'serve looked up its routing table');
+      }
       child.kill('SIGTERM');
       const { code, stdout, stderr } = await run;
       assert.equal(code, 0, stderr);
