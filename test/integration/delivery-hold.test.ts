@@ -294,8 +294,9 @@ describe('OpenCRVS out of reach', () => {
         // three calls have failed, not for a fixed time a loaded machine may probe less in. No try is in flight
         // when the hold is seen (processNext waited for its batch), so the three are probes a second apart, and
         // take two seconds at least (a queue not held calls again every 20-200 ms).
-        const fired = await faultsFired(bed);
+        // Before the count is read: every call it does not include came after this moment.
         const since = Date.now();
+        const fired = await faultsFired(bed);
         for (let calls = 0; calls < 3; calls = (await faultsFired(bed)) - fired) {
           assert.ok(Date.now() - since < 30_000, `calls to OpenCRVS while held: ${calls} in 30 s`);
           const next = Date.now() + 100;
