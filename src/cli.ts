@@ -53,7 +53,7 @@ function buildCommit(): string | undefined {
  * definitions, everything else the config schema, mappings, ledger…): loading all of them took 1.5-3 s before
  * any command ran, so a command loads only its own (commandsToLoad).
  */
-const COMMANDS: Record<string, () => Promise<(program: Command) => void>> = {
+const COMMANDS = {
   serve: async () => (await import('./commands/serve.js')).registerServe,
   sync: async () => (await import('./commands/sync.js')).registerSync,
   map: async () => (await import('./commands/map.js')).registerMap,
@@ -66,7 +66,8 @@ const COMMANDS: Record<string, () => Promise<(program: Command) => void>> = {
   'write-backs': async () => (await import('./commands/write-backs.js')).registerWriteBacks,
   sandbox: async () => (await import('./commands/sandbox.js')).registerSandbox,
   demo: async () => (await import('./commands/demo.js')).registerDemo,
-};
+} satisfies Record<string, () => Promise<(program: Command) => void>>;
+type CommandName = keyof typeof COMMANDS;
 
 /**
  * What the program's `--help` says of each command: one line (the command's own `--help` gives its whole
@@ -74,7 +75,8 @@ const COMMANDS: Record<string, () => Promise<(program: Command) => void>> = {
  * made from these alone, without loading the commands (the program's help took 1.6 s loading all twelve,
  * 0.15 s now: bench:cli-start); a test checks that it is exactly the listing the loaded commands give.
  */
-const LISTED: Record<keyof typeof COMMANDS, { summary: string; args?: string[] }> = {
+// Typed by COMMANDS' names: a command added there without its line here does not compile.
+const LISTED: Record<CommandName, { summary: string; args?: string[] }> = {
   serve: { summary: 'run the receiver, the pollers, the delivery worker and the admin UI until SIGTERM' },
   sync: { summary: 'one poll-and-deliver pass, for cron or a Kubernetes CronJob (exit statuses: sync --help)' },
   map: { summary: 'dry run: map a record to an OpenCRVS declaration and office (nothing is sent)' },
@@ -119,14 +121,14 @@ export async function buildProgram(names: readonly string[] = Object.keys(COMMAN
     .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride();
+  const all = Object.keys(COMMANDS) as CommandName[];
   const loaded = new Map(
     await Promise.all(
-      Object.entries(COMMANDS)
-        .filter(([name]) => names.includes(name))
-        .map(async ([name, load]) => [name, await load()] as const),
+      all.filter((name) => names.includes(name)).map(async (name) => [name, await COMMANDS[name]()] as const),
     ),
   );
-  for (const [name, { summary, args = [] }] of Object.entries(LISTED)) {
+  for (const name of all) {
+    const { summary, args = [] }: { summary: string; args?: string[] } = LISTED[name];
     const register = loaded.get(name);
     if (register) {
       register(program);
