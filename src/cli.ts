@@ -128,7 +128,7 @@ export async function buildProgram(names: readonly string[] = Object.keys(COMMAN
     ),
   );
   for (const name of all) {
-    const { summary, args = [] }: { summary: string; args?: string[] } = LISTED[name];
+    const { summary, args = [] } = LISTED[name];
     const register = loaded.get(name);
     if (register) {
       register(program);
