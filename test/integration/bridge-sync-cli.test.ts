@@ -14,7 +14,7 @@ import { openLedger } from '../../src/ledger/index.js';
 import { closedPort } from '../support/ports.js';
 import { eventInput } from '../unit/ledger-helpers.js';
 import { finished, runCli, spawnCli } from './helpers/bridge-cli.js';
-import { birthResources, type Simulators, startSimulators } from './helpers/bridge-harness.js';
+import { birthResources, type Simulators, startSimulators, waitUntil } from './helpers/bridge-harness.js';
 import { corruptLedger } from './helpers/corrupt-ledger.js';
 
 describe('opencrvs-bridge sync --once', () => {
@@ -355,9 +355,14 @@ describe('opencrvs-bridge sync --once', () => {
       const run = finished(child, 30_000);
       // Signalled once OpenCRVS holds its first location lookup (for 4 s), not a fixed time after it first
       // logs: on a loaded machine the lookup may not have begun by then, and the test would prove nothing.
-      for (const deadline = Date.now() + 20_000; (await lookups()) === before; await sleep(50)) {
-        assert.ok(Date.now() < deadline && child.exitCode === null, 'serve looked up its routing table');
-      }
+      await waitUntil(
+        'serve to look up its routing table',
+        async () => {
+          assert.equal(child.exitCode, null, 'serve exited before it looked up its routing table');
+          return (await lookups()) !== before;
+        },
+        20_000,
+      );
       child.kill('SIGTERM');
       const { code, stdout, stderr } = await run;
       assert.equal(code, 0, stderr);

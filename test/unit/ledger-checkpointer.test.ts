@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { startCheckpointer } from '../../src/ledger/checkpointer.js';
 import { type Db, openDatabase, relaxed } from '../../src/ledger/db.js';
-import { openLedger } from '../../src/ledger/index.js';
+import { type Ledger, openLedger } from '../../src/ledger/index.js';
 import { createLogger, type Logger, silentLogger } from '../../src/observability/logger.js';
 import { CHILD_NODE_FLAGS, childModule } from '../support/child-source.js';
 
@@ -149,6 +149,14 @@ describe('checkpoints that fail', () => {
     return { ledger, checkpointer };
   }
 
+  /** Waits until `failures` holds `count`, writing to the ledger at each look so that a checkpoint has a log to copy back. */
+  function failuresReach(what: string, ledger: Ledger, failures: string[], count: number): Promise<void> {
+    return until(what, () => {
+      ledger.setMeta('k', String(Date.now()));
+      return failures.length >= count;
+    });
+  }
+
   it('a checkpoint that fails on storage is a ledger write failure (readiness), with SQLite code', async () => {
     // The worker's connection may read the file but not write it: SQLite's own error at each checkpoint.
     const driver = driverFile(
@@ -160,10 +168,7 @@ describe('checkpoints that fail', () => {
     const failures: string[] = [];
     const { ledger, checkpointer } = checkpointedLedger(driver, { intervalMs: 20, logger }, failures);
     try {
-      await until('a failed checkpoint', () => {
-        ledger.setMeta('k', String(Date.now())); // something in the log to copy back
-        return failures.length > 0;
-      });
+      await failuresReach('a failed checkpoint', ledger, failures, 1);
       assert.match(failures[0] ?? '', /^SQLITE_(IOERR|READONLY)/);
       assert.match(
         lines.join(''),
@@ -210,10 +215,7 @@ describe('checkpoints that fail', () => {
     const { ledger, checkpointer } = checkpointedLedger(driver, { intervalMs: 5, logger, now: () => clock }, failures);
     const message = 'checkpoint failed; retrying on the next tick';
     try {
-      await until('checkpoints to fail', () => {
-        ledger.setMeta('k', String(Date.now())); // something in the log to copy back
-        return failures.length >= 10;
-      });
+      await failuresReach('checkpoints to fail', ledger, failures, 10);
       assert.equal(logged(message).length, 1, 'ten failures within the minute: one line');
       const [first] = logged(message);
       assert.equal(first?.failuresSoFar, 0, 'logged at the first failure (before onFailure heard of it)');
@@ -266,10 +268,7 @@ describe('checkpoints that fail', () => {
     const { ledger, checkpointer } = checkpointedLedger(driver, { intervalMs: 5, logger }, failures);
     try {
       // Five failures: four busy ticks came between them.
-      await until('checkpoints to fail', () => {
-        ledger.setMeta('k', String(Date.now())); // something in the log to copy back
-        return failures.length >= 5;
-      });
+      await failuresReach('checkpoints to fail', ledger, failures, 5);
       assert.equal(checkpointer.completed, 0, 'a busy checkpoint completed nothing');
       assert.deepEqual(
         lines.filter((l) => l.includes('checkpoints succeed again')),
